@@ -1,0 +1,1 @@
+//! The build engine, its events and its controller.

@@ -1,0 +1,1 @@
+//! Layer cache and base-image cache directory (issue 3).

@@ -1,0 +1,223 @@
+//! Content digests (`sha256:<hex>`) and I/O adapters that hash what passes through them.
+//!
+//! Every blob trowel reads or writes is hashed while it streams, never after being buffered:
+//! a layer's compressed digest and its uncompressed diff_id come out of one pass.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// A validated `sha256:<64 lowercase hex>` digest.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Digest(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid digest {0:?}: expected sha256:<64 hex digits>")]
+pub struct InvalidDigest(pub String);
+
+impl Digest {
+    /// Digest of a byte slice.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest::from_hasher(Sha256::new_with_prefix(bytes))
+    }
+
+    fn from_hasher(h: Sha256) -> Digest {
+        Digest(format!("sha256:{}", hex::encode(h.finalize())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hex part, used as a file name in blob stores.
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+
+    /// `sha256:abcdef123456` — short form for logs and the TUI.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min("sha256:".len() + 12)]
+    }
+}
+
+impl FromStr for Digest {
+    type Err = InvalidDigest;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| InvalidDigest(s.to_string()))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(InvalidDigest(s.to_string()));
+        }
+        Ok(Digest(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = InvalidDigest;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.0)
+    }
+}
+
+/// Running SHA-256 with a byte count.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    inner: Sha256,
+    len: u64,
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.inner.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn finish(self) -> Digest {
+        Digest::from_hasher(self.inner)
+    }
+}
+
+/// A writer that hashes and counts everything written through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter { inner, hasher: Hasher::new() }
+    }
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+    pub fn finish(self) -> (W, Digest, u64) {
+        let len = self.hasher.len();
+        (self.inner, self.hasher.finish(), len)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A reader that hashes and counts everything read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Hasher::new() }
+    }
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+    pub fn finish(self) -> (R, Digest, u64) {
+        let len = self.hasher.len();
+        (self.inner, self.hasher.finish(), len)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Hash a whole reader (streamed in 256 KiB chunks).
+pub fn digest_reader<R: Read>(mut r: R) -> io::Result<(Digest, u64)> {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let len = h.len();
+    Ok((h.finish(), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_digest_is_well_known() {
+        assert_eq!(Digest::of(b"").as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn parse_rejects_malformed() {
+        assert!("sha256:abc".parse::<Digest>().is_err());
+        assert!("md5:d41d8cd98f00b204e9800998ecf8427e".parse::<Digest>().is_err());
+        let upper = format!("sha256:{}", "A".repeat(64));
+        assert!(upper.parse::<Digest>().is_err());
+        let ok = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(ok.parse::<Digest>().unwrap().hex(), "a".repeat(64));
+    }
+
+    #[test]
+    fn writer_and_reader_agree() {
+        let data = b"hello layer".repeat(1000);
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(&data).unwrap();
+        let (_, d1, n1) = w.finish();
+        let (d2, n2) = digest_reader(&data[..]).unwrap();
+        assert_eq!((d1.clone(), n1), (d2, n2));
+        assert_eq!(d1, Digest::of(&data));
+    }
+}

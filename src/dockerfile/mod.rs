@@ -1,0 +1,1 @@
+//! Dockerfile parsing, expansion, .dockerignore and the stage graph.

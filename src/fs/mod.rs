@@ -1,0 +1,1 @@
+//! Filesystem: the in-root file operations, layer unpacking, snapshots and layer writing.

@@ -1,0 +1,6 @@
+//! Image data: the config (raw JSON), manifests and descriptors, the local blob store, and the
+//! outputs a build writes (registry push, docker-archive tarball, OCI layout, digest files).
+
+pub mod config;
+pub mod manifest;
+pub mod store;

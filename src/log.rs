@@ -1,0 +1,1 @@
+//! The plain-log front end.

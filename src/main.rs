@@ -1,0 +1,3 @@
+fn main() {
+    println!("trowel {}", env!("CARGO_PKG_VERSION"));
+}

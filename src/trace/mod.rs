@@ -1,0 +1,1 @@
+//! Trace recording and loading for `trowel replay` (issue 4).

@@ -1,0 +1,288 @@
+//! Shared integration-test harness: the local registries, the trowel binary, and independent
+//! clients (skopeo, umoci, crun) to check what trowel produced.
+//!
+//! The registries come from `scripts/testenv.sh`. `scripts/test.sh` starts them once and exports
+//! `TROWEL_TEST_*`; a test binary run on its own (`cargo test --test x`) starts its own set,
+//! watched so they stop when the test process ends.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub struct TestEnv {
+    /// Plain HTTP, anonymous; holds busybox:{1.35,latest} (OCI) and busybox:docker (schema2).
+    pub registry: String,
+    /// Plain HTTP with htpasswd basic auth.
+    pub auth_registry: String,
+    pub auth_user: String,
+    pub auth_password: String,
+    /// HTTPS with a self-signed CA, by a non-loopback name.
+    pub tls_registry: String,
+    pub ca: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl TestEnv {
+    /// `127.0.0.1:port/busybox:1.35`
+    pub fn busybox(&self) -> String {
+        format!("{}/busybox:1.35", self.registry)
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn env() -> &'static TestEnv {
+    static ENV: OnceLock<TestEnv> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut vars: HashMap<String, String> =
+            std::env::vars().filter(|(k, _)| k.starts_with("TROWEL_TEST_")).collect();
+        if !vars.contains_key("TROWEL_TEST_REGISTRY") {
+            let dir = tempfile::Builder::new().prefix("trowel-testenv-").tempdir().unwrap().keep();
+            let out = Command::new(repo_root().join("scripts/testenv.sh"))
+                .arg("up")
+                .arg(&dir)
+                .arg(std::process::id().to_string())
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/testenv.sh");
+            assert!(out.status.success(), "scripts/testenv.sh up failed");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    vars.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        let get = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("{k} not set by testenv"));
+        TestEnv {
+            registry: get("TROWEL_TEST_REGISTRY"),
+            auth_registry: get("TROWEL_TEST_AUTH_REGISTRY"),
+            auth_user: get("TROWEL_TEST_AUTH_USER"),
+            auth_password: get("TROWEL_TEST_AUTH_PASSWORD"),
+            tls_registry: get("TROWEL_TEST_TLS_REGISTRY"),
+            ca: PathBuf::from(get("TROWEL_TEST_CA")),
+            dir: PathBuf::from(get("TROWEL_TEST_DIR")),
+        }
+    })
+}
+
+/// A unique repository name for one test, so tests never see each other's pushes.
+pub fn unique_repo(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}-{}",
+        prefix.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The trowel binary under test.
+pub fn trowel() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trowel"));
+    c.env_remove("DOCKER_CONFIG");
+    c
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "command failed ({}):\n--- stdout\n{}\n--- stderr\n{}", o.status, stdout(o), stderr(o));
+}
+
+/// `skopeo inspect` (config view) of a reference on the plain registry.
+pub fn skopeo_inspect(reference: &str) -> serde_json::Value {
+    skopeo_json(&["inspect", "--tls-verify=false", &format!("docker://{reference}")])
+}
+
+/// `skopeo inspect --config`: the raw image config.
+pub fn skopeo_config(reference: &str) -> serde_json::Value {
+    skopeo_json(&["inspect", "--tls-verify=false", "--config", &format!("docker://{reference}")])
+}
+
+/// `skopeo inspect --raw`: the raw manifest.
+pub fn skopeo_manifest(reference: &str) -> serde_json::Value {
+    skopeo_json(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")])
+}
+
+fn skopeo_json(args: &[&str]) -> serde_json::Value {
+    let o = run(Command::new("skopeo").args(args));
+    assert_ok(&o);
+    serde_json::from_slice(&o.stdout).expect("skopeo prints JSON")
+}
+
+/// An image pulled with skopeo into an OCI layout and unpacked with umoci.
+pub struct Unpacked {
+    pub dir: tempfile::TempDir,
+}
+
+impl Unpacked {
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle().join("rootfs")
+    }
+    pub fn tree(&self) -> Tree {
+        Tree::read(&self.rootfs())
+    }
+    /// Runs the image's own process (or `args` instead) with crun; returns (exit code, stdout).
+    pub fn crun(&self, args: Option<&[&str]>) -> (i32, String, String) {
+        crun_run(&self.bundle(), args)
+    }
+}
+
+/// Pulls `reference` from a registry with skopeo and unpacks it with umoci.
+pub fn pull_and_unpack(reference: &str) -> Unpacked {
+    let dir = tempfile::Builder::new().prefix("trowel-unpack-").tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:img", layout.display()),
+    ]));
+    assert_ok(&o);
+    unpack_layout(dir, &layout, "img")
+}
+
+/// Unpacks tag `tag` of an OCI layout with umoci into `dir/bundle`.
+pub fn unpack_layout(dir: tempfile::TempDir, layout: &Path, tag: &str) -> Unpacked {
+    let o = run(Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:{tag}", layout.display()),
+        dir.path().join("bundle").to_str().unwrap(),
+    ]));
+    assert_ok(&o);
+    Unpacked { dir }
+}
+
+/// Runs an umoci bundle with crun (host network, no terminal).
+pub fn crun_run(bundle: &Path, args: Option<&[&str]>) -> (i32, String, String) {
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    if let Some(a) = args {
+        cfg["process"]["args"] = serde_json::json!(a);
+    }
+    // umoci writes a rootless-incompatible network namespace request only when asked; drop the
+    // network namespace so the container shares the host's loopback (tests only use 127.0.0.1).
+    if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network");
+    }
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let id = unique_repo("crun");
+    let o = run(Command::new("crun").args(["run", "--bundle", bundle.to_str().unwrap(), &id]).stdin(Stdio::null()));
+    let _ = Command::new("crun").args(["delete", "-f", &id]).output();
+    (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
+}
+
+/// What a file tree holds, for assertions independent of trowel: type, mode, owner, size,
+/// content digest and link target of every path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub kind: char, // f d l c b p s
+    pub mode: u32,  // permission bits incl. setuid/setgid/sticky
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub link: Option<String>,
+    pub ino: u64,
+    pub nlink: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tree(pub BTreeMap<String, FileInfo>);
+
+impl Tree {
+    pub fn read(root: &Path) -> Tree {
+        use sha2::Digest as _;
+        let mut map = BTreeMap::new();
+        for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(root).unwrap();
+            let key = format!("/{}", rel.display());
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            let ft = m.file_type();
+            use std::os::unix::fs::FileTypeExt;
+            let kind = if ft.is_file() {
+                'f'
+            } else if ft.is_dir() {
+                'd'
+            } else if ft.is_symlink() {
+                'l'
+            } else if ft.is_char_device() {
+                'c'
+            } else if ft.is_block_device() {
+                'b'
+            } else if ft.is_fifo() {
+                'p'
+            } else {
+                's'
+            };
+            let sha256 = (kind == 'f').then(|| hex(&sha2::Sha256::digest(std::fs::read(e.path()).unwrap())));
+            let link = (kind == 'l').then(|| std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned());
+            map.insert(
+                key,
+                FileInfo {
+                    kind,
+                    mode: m.mode() & 0o7777,
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    size: if kind == 'f' { m.len() } else { 0 },
+                    sha256,
+                    link,
+                    ino: m.ino(),
+                    nlink: m.nlink(),
+                },
+            );
+        }
+        Tree(map)
+    }
+
+    #[track_caller]
+    pub fn get(&self, path: &str) -> &FileInfo {
+        self.0.get(path).unwrap_or_else(|| panic!("{path} missing from image; have: {:?}", self.paths_under("/")))
+    }
+
+    pub fn has(&self, path: &str) -> bool {
+        self.0.contains_key(path)
+    }
+
+    pub fn paths_under(&self, prefix: &str) -> Vec<String> {
+        self.0.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+    }
+
+    /// File content as UTF-8 (reads from `root`).
+    pub fn content(root: &Path, path: &str) -> String {
+        std::fs::read_to_string(root.join(path.trim_start_matches('/'))).unwrap()
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(b))
+}
