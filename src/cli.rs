@@ -1,1 +1,386 @@
-//! Command-line interface.
+//! Command-line interface. `trowel build` takes kaniko's executor flags with kaniko's meanings,
+//! so a CI job written for kaniko only needs the binary path changed: trowel run without a
+//! subcommand but with flags (`trowel --context … --destination …`) is `trowel build`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::build::BuildOptions;
+use crate::fs::snapshot::SnapshotMode;
+use crate::image::manifest::{Compression, Platform};
+use crate::registry::RegistryOptions;
+use crate::sandbox::Isolation;
+
+#[derive(Debug, Parser)]
+#[command(name = "trowel", version, about = "Build container images from a Dockerfile without a daemon, and debug the build")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile and push it (kaniko's executor).
+    Build(Box<BuildArgs>),
+}
+
+/// A kaniko-style boolean flag: `--flag`, `--flag=true`, `--flag=false`.
+macro_rules! bool_flag {
+    () => {
+        "true"
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SnapshotModeArg {
+    Full,
+    Redo,
+    Time,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationArg {
+    Auto,
+    Chroot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Verbosity {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+    Panic,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Path to the Dockerfile: absolute, relative to the working directory, or relative to the context.
+    #[arg(short = 'f', long, default_value = "Dockerfile")]
+    pub dockerfile: PathBuf,
+    /// Build context: a directory (`dir://` prefix allowed).
+    #[arg(short = 'c', long, default_value = ".")]
+    pub context: String,
+    /// Subdirectory of the context to use as the context.
+    #[arg(long)]
+    pub context_sub_path: Option<String>,
+    /// Registry location to push to (repeatable).
+    #[arg(short = 'd', long = "destination")]
+    pub destinations: Vec<String>,
+    /// Build-time variable `K=V`, or `K` to take the value from the environment (repeatable).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Stage to build (default: the last).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Platform `os/arch[/variant]` to pull base images for and to record in the image.
+    #[arg(long, alias = "customPlatform", alias = "platform")]
+    pub custom_platform: Option<String>,
+    /// Build without pushing.
+    #[arg(long, env = "KANIKO_NO_PUSH", num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub no_push: bool,
+    /// Write the image as a docker-archive tarball.
+    #[arg(long, alias = "tarPath")]
+    pub tar_path: Option<PathBuf>,
+    /// Write the image as an OCI layout directory.
+    #[arg(long)]
+    pub oci_layout_path: Option<PathBuf>,
+    /// Write the pushed image's digest to this file.
+    #[arg(long)]
+    pub digest_file: Option<PathBuf>,
+    /// Write `repo@digest` for each destination to this file.
+    #[arg(long)]
+    pub image_name_with_digest_file: Option<PathBuf>,
+    /// Write `repo:tag@digest` for each destination to this file.
+    #[arg(long)]
+    pub image_name_tag_with_digest_file: Option<PathBuf>,
+    /// Zero all timestamps so identical inputs give identical images.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub reproducible: bool,
+    /// How to detect changed files: full (metadata + content), redo (metadata), time (mtime only).
+    #[arg(long, alias = "snapshotMode", value_enum, default_value = "full")]
+    pub snapshot_mode: SnapshotModeArg,
+    /// Take one snapshot per stage, at its end.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub single_snapshot: bool,
+    /// Label `k=v` added to the image (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Path never snapshotted (repeatable).
+    #[arg(long = "ignore-path")]
+    pub ignore_paths: Vec<String>,
+    /// Ignore /var/run when snapshotting (kaniko's default).
+    #[arg(long, alias = "whitelist-var-run", num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    pub ignore_var_run: bool,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 1-9, zstd 1-22); default: gzip 6, zstd 3.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub compression_level: i32,
+    /// Accepted for kaniko compatibility; trowel always streams layers and never caches them in memory.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    pub compressed_caching: bool,
+    /// Push over plain HTTP.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub insecure: bool,
+    /// Pull over plain HTTP.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub insecure_pull: bool,
+    /// Registry to reach over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Push without verifying TLS certificates.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub skip_tls_verify: bool,
+    /// Pull without verifying TLS certificates.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub skip_tls_verify_pull: bool,
+    /// Registry whose TLS certificate is not verified (repeatable).
+    #[arg(long = "skip-tls-verify-registry")]
+    pub skip_tls_verify_registries: Vec<String>,
+    /// CA certificate for a registry: `host[:port]=/path/ca.pem` (repeatable).
+    #[arg(long = "registry-certificate")]
+    pub registry_certificates: Vec<String>,
+    /// Mirror for docker.io images (repeatable, tried in order).
+    #[arg(long = "registry-mirror", env = "KANIKO_REGISTRY_MIRROR", value_delimiter = ';')]
+    pub registry_mirrors: Vec<String>,
+    /// Retries for pushes.
+    #[arg(long, default_value_t = 3)]
+    pub push_retry: u32,
+    /// Retries for image downloads.
+    #[arg(long, default_value_t = 3)]
+    pub image_download_retry: u32,
+    /// Accepted for kaniko compatibility (extraction is not retried; downloads are).
+    #[arg(long, default_value_t = 0)]
+    pub image_fs_extract_retry: u32,
+    /// Skip checking push access before building.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub skip_push_permission_check: bool,
+    /// Add layers even for steps that changed no files.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub force_build_metadata: bool,
+    /// Accepted for kaniko compatibility: trowel always builds only the stages the target needs.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    pub skip_unused_stages: bool,
+    /// Accepted for kaniko compatibility: trowel's RUN snapshot is always a metadata walk.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub use_new_run: bool,
+    /// Accepted for kaniko compatibility: build roots are always removed after the build.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub cleanup: bool,
+    /// Working directory for build roots and blobs.
+    #[arg(long, alias = "kaniko-dir", env = "TROWEL_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// How RUN is isolated.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub isolation: IsolationArg,
+    /// Kill a RUN step after this many seconds.
+    #[arg(long)]
+    pub run_timeout: Option<u64>,
+    /// Log level (kaniko's -v).
+    #[arg(short = 'v', long, value_enum, default_value = "info")]
+    pub verbosity: Verbosity,
+    /// Log format: text or color (kaniko's; json is not supported).
+    #[arg(long, default_value = "color")]
+    pub log_format: String,
+    /// Prefix log lines with a timestamp.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub log_timestamp: bool,
+    /// Directory holding config.json for registry credentials (default: $DOCKER_CONFIG, ~/.docker, /kaniko/.docker).
+    #[arg(long)]
+    pub docker_config: Option<PathBuf>,
+}
+
+/// Inserts `build` when trowel is invoked the kaniko way (flags without a subcommand).
+pub fn normalize_args(mut args: Vec<String>) -> Vec<String> {
+    if let Some(first) = args.get(1)
+        && first.starts_with('-')
+        && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
+    {
+        args.insert(1, "build".to_string());
+    }
+    args
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(pub String);
+
+/// `KEY=VALUE` or `KEY` (value from the environment; skipped if unset, as kaniko does).
+pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => return Err(CliError(format!("invalid --build-arg {a:?}: expected KEY=VALUE or KEY"))),
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    out.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_kv(flag: &str, raw: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    raw.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(CliError(format!("invalid --{flag} {a:?}: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+/// Finds the Dockerfile the way kaniko does: as given if it exists (absolute or relative to
+/// the working directory), else relative to the context.
+pub fn resolve_dockerfile(dockerfile: &Path, context: &Path) -> Result<PathBuf, CliError> {
+    if dockerfile.is_file() {
+        return Ok(dockerfile.to_path_buf());
+    }
+    let in_ctx = context.join(dockerfile);
+    if in_ctx.is_file() {
+        return Ok(in_ctx);
+    }
+    Err(CliError(format!(
+        "Dockerfile {} not found (looked in the working directory and in the context {})",
+        dockerfile.display(),
+        context.display()
+    )))
+}
+
+impl BuildArgs {
+    pub fn to_options(&self) -> Result<BuildOptions, CliError> {
+        let ctx = self.context.strip_prefix("dir://").unwrap_or(&self.context);
+        if ctx.contains("://") {
+            return Err(CliError(format!(
+                "unsupported build context {:?}: trowel reads a local directory (dir:// or a path)",
+                self.context
+            )));
+        }
+        let mut context = PathBuf::from(ctx);
+        if let Some(sub) = &self.context_sub_path {
+            context = context.join(sub);
+        }
+        if !context.is_dir() {
+            return Err(CliError(format!("build context {} is not a directory", context.display())));
+        }
+        let dockerfile = resolve_dockerfile(&self.dockerfile, &context)?;
+        if self.destinations.is_empty() && !self.no_push {
+            return Err(CliError("no --destination given: add one, or use --no-push".into()));
+        }
+        let platform = match &self.custom_platform {
+            Some(p) => Some(Platform::parse(p).map_err(CliError)?),
+            None => None,
+        };
+        let registry_certificates = parse_kv("registry-certificate", &self.registry_certificates)?
+            .into_iter()
+            .map(|(h, p)| (h, PathBuf::from(p)))
+            .collect();
+        let mut registry = RegistryOptions {
+            insecure: self.insecure,
+            insecure_pull: self.insecure_pull,
+            insecure_registries: self.insecure_registries.clone(),
+            skip_tls_verify: self.skip_tls_verify,
+            skip_tls_verify_pull: self.skip_tls_verify_pull,
+            skip_tls_verify_registries: self.skip_tls_verify_registries.clone(),
+            registry_certificates,
+            registry_mirrors: self.registry_mirrors.iter().filter(|m| !m.is_empty()).cloned().collect(),
+            retries: self.push_retry.max(self.image_download_retry),
+            docker_config: self.docker_config.clone(),
+            ..RegistryOptions::default()
+        };
+        registry.user_agent = format!("trowel/{}", env!("CARGO_PKG_VERSION"));
+        let mut o = BuildOptions::new(dockerfile, context);
+        o.destinations = self.destinations.clone();
+        o.build_args = parse_build_args(&self.build_args)?;
+        o.target = self.target.clone();
+        o.platform = platform;
+        o.no_push = self.no_push;
+        o.tar_path = self.tar_path.clone();
+        o.oci_layout_path = self.oci_layout_path.clone();
+        o.digest_file = self.digest_file.clone();
+        o.image_name_with_digest_file = self.image_name_with_digest_file.clone();
+        o.image_name_tag_with_digest_file = self.image_name_tag_with_digest_file.clone();
+        o.reproducible = self.reproducible;
+        o.snapshot_mode = match self.snapshot_mode {
+            SnapshotModeArg::Full => SnapshotMode::Full,
+            SnapshotModeArg::Redo => SnapshotMode::Redo,
+            SnapshotModeArg::Time => SnapshotMode::Time,
+        };
+        o.single_snapshot = self.single_snapshot;
+        o.labels = parse_kv("label", &self.labels)?;
+        o.ignore_paths = self.ignore_paths.clone();
+        o.ignore_var_run = self.ignore_var_run;
+        o.compression = match self.compression {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+        };
+        o.compression_level = (self.compression_level > 0).then_some(self.compression_level);
+        o.registry = registry;
+        if let Some(w) = &self.work_dir {
+            o.work_dir = w.clone();
+        }
+        o.isolation = match self.isolation {
+            IsolationArg::Auto | IsolationArg::Chroot => Isolation::Chroot,
+        };
+        o.force_build_metadata = self.force_build_metadata;
+        o.skip_push_permission_check = self.skip_push_permission_check;
+        o.run_timeout = self.run_timeout.map(std::time::Duration::from_secs);
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Cli::try_parse_from(normalize_args(v)).unwrap()
+    }
+
+    #[test]
+    fn kaniko_style_invocation_is_build() {
+        let cli = parse(&["trowel", "--context", "/ws", "--destination", "r/x:1", "--cache=true", "--no-push"]);
+        let Command::Build(b) = cli.command;
+        assert_eq!(b.context, "/ws");
+        assert!(b.no_push);
+        assert_eq!(b.destinations, vec!["r/x:1"]);
+    }
+
+    #[test]
+    fn kaniko_bool_flags_take_values() {
+        let cli = parse(&["trowel", "build", "--reproducible=false", "--single-snapshot", "--ignore-var-run=false"]);
+        let Command::Build(b) = cli.command;
+        assert!(!b.reproducible);
+        assert!(b.single_snapshot);
+        assert!(!b.ignore_var_run);
+    }
+
+    #[test]
+    fn build_args_from_env_and_values() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("TROWEL_TEST_ARG_FROM_ENV", "from-env") };
+        let m = parse_build_args(&["A=1".into(), "B=x=y".into(), "TROWEL_TEST_ARG_FROM_ENV".into(), "UNSET_ARG_XYZ".into()])
+            .unwrap();
+        assert_eq!(m.get("A").unwrap(), "1");
+        assert_eq!(m.get("B").unwrap(), "x=y");
+        assert_eq!(m.get("TROWEL_TEST_ARG_FROM_ENV").unwrap(), "from-env");
+        assert!(!m.contains_key("UNSET_ARG_XYZ"));
+        assert!(parse_build_args(&["=1".into()]).is_err());
+    }
+}

@@ -1,1 +1,265 @@
-//! The plain-log front end.
+//! The plain-log front end: kaniko-style lines (`INFO[0003] RUN make`) on stderr, RUN output
+//! passed through untouched on stdout, and, when stderr is a terminal, progress bars for pulls
+//! and pushes.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::build::event::{BaseSource, BlobPushAction, Envelope, Event, EventSink, OutputStream, StepStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+pub struct LogPrinter {
+    level: Level,
+    color: bool,
+    timestamps: bool,
+    bars: Option<MultiProgress>,
+    active: HashMap<String, ProgressBar>,
+    /// Bytes reused from base images vs written, for the summary line.
+    layers_built: u64,
+    bytes_built: u64,
+}
+
+impl LogPrinter {
+    pub fn new(level: Level, color: bool, timestamps: bool) -> LogPrinter {
+        let tty = std::io::stderr().is_terminal();
+        LogPrinter {
+            level,
+            color: color && tty,
+            timestamps,
+            bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            active: HashMap::new(),
+            layers_built: 0,
+            bytes_built: 0,
+        }
+    }
+
+    fn line(&self, level: Level, ms: u64, msg: &str) {
+        if level < self.level {
+            return;
+        }
+        let (tag, color) = match level {
+            Level::Debug => ("DEBU", "\x1b[37m"),
+            Level::Info => ("INFO", "\x1b[36m"),
+            Level::Warn => ("WARN", "\x1b[33m"),
+            Level::Error => ("ERRO", "\x1b[31m"),
+        };
+        let stamp = if self.timestamps {
+            format!("{} ", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"))
+        } else {
+            String::new()
+        };
+        let text = if self.color {
+            format!("{stamp}{color}{tag}\x1b[0m[{:04}] {msg}", ms / 1000)
+        } else {
+            format!("{stamp}{tag}[{:04}] {msg}", ms / 1000)
+        };
+        match &self.bars {
+            Some(mp) => {
+                let _ = mp.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn bar(&mut self, key: &str, label: &str, total: u64) -> Option<&ProgressBar> {
+        let mp = self.bars.as_ref()?;
+        if !self.active.contains_key(key) {
+            let pb = mp.add(ProgressBar::new(total));
+            pb.set_style(
+                ProgressStyle::with_template("{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            pb.set_message(label.to_string());
+            self.active.insert(key.to_string(), pb);
+        }
+        self.active.get(key)
+    }
+
+    fn finish_bar(&mut self, key: &str) {
+        if let Some(pb) = self.active.remove(key) {
+            pb.finish_and_clear();
+            if let Some(mp) = &self.bars {
+                mp.remove(&pb);
+            }
+        }
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+impl EventSink for LogPrinter {
+    fn event(&mut self, env: &Envelope) {
+        let ms = env.ms;
+        match &env.event {
+            Event::BuildStarted { dockerfile_path, context, destinations, platform, isolation, stages, .. } => {
+                self.line(Level::Info, ms, &format!("Building {dockerfile_path} (context {context}) for {platform}"));
+                self.line(Level::Info, ms, &format!("RUN isolation: {isolation}"));
+                let needed = stages.iter().filter(|s| s.needed).count();
+                self.line(Level::Debug, ms, &format!("{} stage(s), {needed} needed", stages.len()));
+                if !destinations.is_empty() {
+                    self.line(Level::Debug, ms, &format!("destinations: {}", destinations.join(", ")));
+                }
+            }
+            Event::Warning { message } => self.line(Level::Warn, ms, message),
+            Event::StageStarted { stage, name, base } => {
+                let n = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+                self.line(Level::Info, ms, &format!("Stage {stage}{n}: FROM {base}"));
+            }
+            Event::BaseResolved { source, layers, .. } => match source {
+                BaseSource::Registry { reference, manifest_digest, .. } => self.line(
+                    Level::Info,
+                    ms,
+                    &format!("Retrieved image {reference}@{manifest_digest} ({} layers)", layers.len()),
+                ),
+                BaseSource::CacheDir { reference, manifest_digest } => self.line(
+                    Level::Info,
+                    ms,
+                    &format!("Found {reference}@{manifest_digest} in the local cache directory"),
+                ),
+                BaseSource::Stage { index } => self.line(Level::Info, ms, &format!("Base is stage {index}")),
+                BaseSource::Scratch => self.line(Level::Debug, ms, "Base is scratch"),
+            },
+            Event::PullProgress { reference, digest, done, total } => {
+                let key = format!("pull {digest}");
+                let label = format!("pull {}", digest.short());
+                if let Some(pb) = self.bar(&key, &label, *total) {
+                    pb.set_position(*done);
+                }
+                if done >= total {
+                    self.finish_bar(&key);
+                    self.line(Level::Debug, ms, &format!("Pulled {} from {reference} ({})", digest.short(), human(*total)));
+                }
+            }
+            Event::BaseUnpacked { layers, entries, bytes, duration_ms, .. } => self.line(
+                Level::Info,
+                ms,
+                &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", human(*bytes)),
+            ),
+            Event::StepStarted { expanded, line, .. } => {
+                self.line(Level::Info, ms, expanded);
+                self.line(Level::Debug, ms, &format!("(Dockerfile line {line})"));
+            }
+            Event::Output { data, stream, .. } => {
+                // RUN output is the user's program talking: pass it through as is.
+                let write = |w: &mut dyn Write| {
+                    let _ = w.write_all(data.as_bytes());
+                    let _ = w.flush();
+                };
+                match (&self.bars, stream) {
+                    (Some(mp), _) => mp.suspend(|| write(&mut std::io::stdout())),
+                    (None, OutputStream::Stdout) => write(&mut std::io::stdout()),
+                    (None, OutputStream::Stderr) => write(&mut std::io::stderr()),
+                }
+            }
+            Event::Snapshot { changes, stats, .. } => self.line(
+                Level::Info,
+                ms,
+                &format!(
+                    "Snapshot: {} changed path(s), {} files walked in {} ms",
+                    changes.len(),
+                    stats.files_walked,
+                    stats.duration_ms
+                ),
+            ),
+            Event::LayerWritten { layer, .. } => {
+                self.layers_built += 1;
+                self.bytes_built += layer.size;
+                self.line(
+                    Level::Info,
+                    ms,
+                    &format!(
+                        "Layer {} ({}, {} uncompressed)",
+                        layer.digest.short(),
+                        human(layer.size),
+                        human(layer.uncompressed_size.unwrap_or(0))
+                    ),
+                )
+            }
+            Event::StepFinished { status, duration_ms, .. } => {
+                let what = match status {
+                    StepStatus::Built => "done",
+                    StepStatus::Cached => "cached",
+                    StepStatus::Metadata => "config only",
+                    StepStatus::Failed => "failed",
+                    StepStatus::Skipped => "skipped",
+                };
+                self.line(Level::Debug, ms, &format!("step {what} in {duration_ms} ms"));
+            }
+            Event::StageFinished { stage, duration_ms, .. } => {
+                self.line(Level::Debug, ms, &format!("Stage {stage} finished in {duration_ms} ms"))
+            }
+            Event::ImageAssembled { manifest_digest, layers, size, .. } => self.line(
+                Level::Info,
+                ms,
+                &format!("Image {manifest_digest}: {} layers, {}", layers.len(), human(*size)),
+            ),
+            Event::PushStarted { destination } => self.line(Level::Info, ms, &format!("Pushing image to {destination}")),
+            Event::PushProgress { destination, digest, sent, total } => {
+                let key = format!("push {destination} {digest}");
+                let label = format!("push {}", digest.short());
+                if let Some(pb) = self.bar(&key, &label, *total) {
+                    pb.set_position(*sent);
+                }
+            }
+            Event::BlobPushed { destination, digest, action, size } => {
+                self.finish_bar(&format!("push {destination} {digest}"));
+                let a = match action {
+                    BlobPushAction::Uploaded => "uploaded",
+                    BlobPushAction::Existed => "already exists",
+                    BlobPushAction::Mounted => "mounted",
+                };
+                self.line(Level::Debug, ms, &format!("{}: {a} ({})", digest.short(), human(*size)));
+            }
+            Event::PushFinished { destination, digest, .. } => {
+                let repo = destination.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(destination.as_str(), |(r, _)| r);
+                self.line(Level::Info, ms, &format!("Pushed {repo}@{digest}"))
+            }
+            Event::OutputWritten { kind, path } => self.line(Level::Info, ms, &format!("Wrote {kind} {path}")),
+            Event::BuildFailed { error, .. } => self.line(Level::Error, ms, &format!("error building image: {error}")),
+            Event::BuildFinished { duration_ms, digest, .. } => {
+                let d = digest.as_ref().map(|d| format!(" {d}")).unwrap_or_default();
+                self.line(
+                    Level::Info,
+                    ms,
+                    &format!(
+                        "Built{d} in {:.1}s ({} new layer(s), {})",
+                        *duration_ms as f64 / 1000.0,
+                        self.layers_built,
+                        human(self.bytes_built)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(999), "999 B");
+        assert_eq!(human(1500), "1.5 kB");
+        assert_eq!(human(2_500_000), "2.5 MB");
+    }
+}

@@ -1,1 +1,23 @@
 //! The build engine, its events and its controller.
+//!
+//! [`engine::build`] runs a whole build: plan the stages, build the ones the target needs (one
+//! step per instruction, each reported as events and each a point where the controller may
+//! pause), assemble the image, write local outputs and push. The steps themselves live in
+//! [`steps`], one file per kind of instruction.
+
+pub mod controller;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod options;
+mod base;
+mod publish;
+mod stage;
+mod steps;
+mod vars;
+
+pub use controller::{Continue, Controller, Decision};
+pub use engine::{BuildResult, build};
+pub use error::{BuildError, Location};
+pub use event::{Emitter, Envelope, Event, EventSink, StepId};
+pub use options::BuildOptions;

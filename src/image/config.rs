@@ -301,6 +301,10 @@ impl ImageConfig {
         hist.as_array_mut().unwrap().push(serde_json::to_value(h).unwrap());
     }
 
+    pub fn set_author(&mut self, author: &str) {
+        self.top().insert("author".into(), json!(author));
+    }
+
     pub fn created(&self) -> Option<&str> {
         self.raw.get("created").and_then(Value::as_str)
     }

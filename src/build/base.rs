@@ -1,0 +1,277 @@
+//! Starting a stage from its base (scratch, a registry image, or an earlier stage) and
+//! materialising its build root only when a step first needs files.
+
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use crate::build::engine::Engine;
+use crate::build::error::{BuildError, Location};
+use crate::build::event::{BaseSource, Event, LayerSummary};
+use crate::build::stage::{BuildRoot, LayerOrigin, StageLayer, StageState};
+use crate::dockerfile::{ArgScope, Base};
+use crate::fs::ignore::IgnoreList;
+use crate::fs::root::Root;
+use crate::fs::snapshot::Snapshotter;
+use crate::fs::unpack::{UnpackOptions, open_layer, unpack_layer};
+use crate::image::config::ImageConfig;
+use crate::image::manifest::{Descriptor, ManifestFormat};
+use crate::registry::{Reference, ResolvedImage};
+
+/// How many blobs download at once.
+const PARALLEL_PULLS: usize = 3;
+
+impl Engine<'_> {
+    /// Resolves the base and returns the stage's initial state (no root yet).
+    pub(crate) fn start_stage(&mut self, idx: usize, loc: &Location) -> Result<StageState, BuildError> {
+        let planned = self.plan.stages[idx].clone();
+        let mut args = ArgScope::new(&self.plan, &self.opts.build_args);
+        let comp = self.opts.compression;
+        let (config, format, layers, base_digest) = match &planned.base {
+            Base::Scratch => {
+                self.emitter.emit(Event::BaseResolved {
+                    stage: idx,
+                    source: BaseSource::Scratch,
+                    config_digest: None,
+                    layers: vec![],
+                });
+                (ImageConfig::scratch(&self.platform), ManifestFormat::Oci, Vec::new(), None)
+            }
+            Base::Image(r) => {
+                let img = self.resolve_image(r, loc)?;
+                let config = ImageConfig::from_bytes(&img.config_bytes).map_err(|e| BuildError::Pull {
+                    reference: r.clone(),
+                    message: e.to_string(),
+                })?;
+                let layers = base_layers(&img, &config, r)?;
+                self.emitter.emit(Event::BaseResolved {
+                    stage: idx,
+                    source: BaseSource::Registry {
+                        reference: img.reference.to_string(),
+                        manifest_digest: img.manifest_digest.clone(),
+                        index_digest: img.index_digest.clone(),
+                    },
+                    config_digest: Some(img.config_digest.clone()),
+                    layers: layers.iter().map(|l| summary(l, None)).collect(),
+                });
+                let format = ManifestFormat::from_manifest_media_type(&img.media_type);
+                (config, format, layers, Some(img.manifest_digest))
+            }
+            Base::Stage(p) => {
+                let parent = self.stages[*p].as_ref().expect("parent stage built first (plan order)");
+                self.emitter.emit(Event::BaseResolved {
+                    stage: idx,
+                    source: BaseSource::Stage { index: *p },
+                    config_digest: None,
+                    layers: parent.layers.iter().map(|l| summary(l, None)).collect(),
+                });
+                (parent.config.clone(), parent.format, parent.layers.clone(), parent.base_digest.clone())
+            }
+        };
+        let format = format.for_compression(comp);
+        let mut config = config;
+        if config.env_var("PATH").is_none() {
+            config.set_env("PATH", crate::image::config::DEFAULT_PATH);
+        }
+        for (k, v) in &self.opts.labels {
+            config.set_label(k, v);
+        }
+        args.enter_stage();
+        Ok(StageState {
+            index: idx,
+            name: planned.name.clone(),
+            config,
+            format,
+            layers,
+            root: None,
+            args,
+            cmd_set: false,
+            base_display: match &planned.base {
+                Base::Scratch => "scratch".into(),
+                Base::Image(r) => r.clone(),
+                Base::Stage(p) => format!("stage {p}"),
+            },
+            base_digest,
+        })
+    }
+
+    /// Resolves an image reference in the registry.
+    pub(crate) fn resolve_image(&self, reference: &str, loc: &Location) -> Result<ResolvedImage, BuildError> {
+        let r = Reference::parse(reference).map_err(|e| BuildError::Step {
+            location: loc.clone(),
+            message: format!("invalid image reference {reference:?}: {e}"),
+            exit_code: None,
+        })?;
+        self.rt
+            .block_on(self.registry.resolve(&r, &self.platform))
+            .map_err(|e| BuildError::Pull { reference: reference.to_string(), message: e.to_string() })
+    }
+
+    /// Downloads every listed blob that is not already in the store, a few at a time.
+    pub(crate) fn fetch_blobs(&self, layers: &[StageLayer]) -> Result<(), BuildError> {
+        let missing: Vec<&StageLayer> = layers.iter().filter(|l| !self.store.contains(&l.descriptor.digest)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let registry = &self.registry;
+        let store = &self.store;
+        let emitter = &self.emitter;
+        self.rt.block_on(async {
+            let results: Vec<Result<(), BuildError>> = futures_util::stream::iter(missing)
+                .map(|l| async move {
+                    let LayerOrigin::Base(repo) = &l.origin else {
+                        return Err(BuildError::Setup(format!(
+                            "layer {} was built in this run but is missing from the local store",
+                            l.descriptor.digest
+                        )));
+                    };
+                    let last = std::sync::Mutex::new(0u64);
+                    let digest = l.descriptor.digest.clone();
+                    let reference = repo.to_string();
+                    let progress = |done: u64, total: u64| {
+                        let mut last = last.lock().unwrap();
+                        // Throttle: every 4 MiB and at the end.
+                        if done == total || done >= *last + (4 << 20) {
+                            *last = done;
+                            emitter.emit(Event::PullProgress {
+                                reference: reference.clone(),
+                                digest: digest.clone(),
+                                done,
+                                total,
+                            });
+                        }
+                    };
+                    registry
+                        .fetch_blob(repo, &l.descriptor, store, &progress)
+                        .await
+                        .map_err(|e| BuildError::Pull { reference: repo.to_string(), message: e.to_string() })
+                })
+                .buffer_unordered(PARALLEL_PULLS)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+        })
+    }
+
+    /// Makes sure the stage has a build root with its layers unpacked and indexed.
+    pub(crate) fn ensure_root(&mut self, st: &mut StageState) -> Result<(), BuildError> {
+        if st.root.is_some() {
+            return Ok(());
+        }
+        // A child stage may take over its parent's root when nothing else reads the parent.
+        if let Base::Stage(p) = self.plan.stages[st.index].base {
+            let only_consumer = self.consumers[p].iter().all(|(c, copies)| *c == st.index && !copies);
+            if only_consumer
+                && p != self.plan.target
+                && let Some(parent) = self.stages[p].as_mut()
+                && let Some(root) = parent.root.take()
+            {
+                st.root = Some(root);
+                return Ok(());
+            }
+        }
+        let root = self.materialize(&st.layers, &format!("stage{}", st.index), Some(st.index))?;
+        st.root = Some(root);
+        Ok(())
+    }
+
+    /// Unpacks `layers` into a fresh directory and indexes it.
+    pub(crate) fn materialize(
+        &self,
+        layers: &[StageLayer],
+        name: &str,
+        stage: Option<usize>,
+    ) -> Result<BuildRoot, BuildError> {
+        let t0 = Instant::now();
+        self.fetch_blobs(layers)?;
+        let dir = self.scratch_dir(name)?.join("rootfs");
+        std::fs::create_dir(&dir).map_err(|e| BuildError::Setup(format!("create {}: {e}", dir.display())))?;
+        let root = Root::open(&dir).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let opts = UnpackOptions {
+            ignore: IgnoreList::default(),
+            allow_devices: true,
+            preserve_owner: true,
+            max_entry_size: None,
+            max_total_size: None,
+        };
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for l in layers {
+            let file = self.store.open_blob(&l.descriptor.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
+            let reader = open_layer(file).map_err(|e| unpack_err(&l.descriptor, e))?;
+            let stats = unpack_layer(&root, reader, &opts).map_err(|e| unpack_err(&l.descriptor, e))?;
+            entries += stats.entries;
+            bytes += stats.bytes;
+        }
+        let mut snap = Snapshotter::new(root, self.opts.snapshot_mode, self.snapshot_ignore.clone());
+        snap.scan_initial().map_err(|e| BuildError::Setup(format!("index build root: {e}")))?;
+        if let Some(stage) = stage {
+            self.emitter.emit(Event::BaseUnpacked {
+                stage,
+                layers: layers.len(),
+                entries,
+                bytes,
+                duration_ms: t0.elapsed().as_millis() as u64,
+            });
+        }
+        Ok(BuildRoot { dir, snap })
+    }
+
+    /// Fails early, before building, if a destination cannot be pushed to (kaniko's
+    /// CheckPushPermissions).
+    pub(crate) fn check_push_access(&self) -> Result<(), BuildError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &self.opts.destinations {
+            let r = Reference::parse(d)
+                .map_err(|e| BuildError::Setup(format!("invalid --destination {d:?}: {e}")))?;
+            if !seen.insert(r.repo_ref()) {
+                continue;
+            }
+            self.rt
+                .block_on(self.registry.check_push_access(&r))
+                .map_err(|e| BuildError::Push { destination: d.clone(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+}
+
+fn unpack_err(desc: &Descriptor, e: impl std::fmt::Display) -> BuildError {
+    BuildError::Setup(format!("unpack layer {}: {e}", desc.digest))
+}
+
+fn summary(l: &StageLayer, step: Option<crate::build::event::StepId>) -> LayerSummary {
+    LayerSummary {
+        digest: l.descriptor.digest.clone(),
+        diff_id: Some(l.diff_id.clone()),
+        size: l.descriptor.size,
+        uncompressed_size: l.uncompressed_size,
+        media_type: l.descriptor.media_type.clone(),
+        step,
+    }
+}
+
+/// Pairs the manifest's layers with the config's diff_ids; they must agree.
+fn base_layers(img: &ResolvedImage, config: &ImageConfig, reference: &str) -> Result<Vec<StageLayer>, BuildError> {
+    let diff_ids = config.diff_ids();
+    if diff_ids.len() != img.manifest.layers.len() {
+        return Err(BuildError::Pull {
+            reference: reference.to_string(),
+            message: format!(
+                "image is inconsistent: manifest lists {} layers but config has {} diff_ids",
+                img.manifest.layers.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    Ok(img
+        .manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(d, diff_id)| StageLayer {
+            descriptor: d.clone(),
+            diff_id,
+            origin: LayerOrigin::Base(img.reference.clone()),
+            uncompressed_size: None,
+        })
+        .collect())
+}

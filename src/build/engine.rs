@@ -1,0 +1,385 @@
+//! The build engine: plans the stages, builds the ones the target needs in order, assembles the
+//! image, writes local outputs and pushes. Every step is reported as events and every step
+//! boundary is a point where the [`Controller`] may pause or abort.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::build::controller::{Controller, Decision, StepContext};
+use crate::build::error::{BuildError, Location};
+use crate::build::event::{Emitter, Event, StagePlan, StepId, StepPlan, StepStatus};
+use crate::build::options::BuildOptions;
+use crate::build::stage::StageState;
+use crate::build::steps::{self, StepCtx, StepOutcome};
+use crate::build::vars::StepVars;
+use crate::digest::Digest;
+use crate::dockerfile::{self, Base, DockerIgnore, Dockerfile, Instruction, Plan};
+use crate::fs::ignore::IgnoreList;
+use crate::fs::root::Root;
+use crate::image::manifest::Platform;
+use crate::image::outputs::FinalImage;
+use crate::image::store::BlobStore;
+use crate::registry::Registry;
+
+/// What a successful build produced.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub image: FinalImage,
+    /// Destinations pushed to (`registry/repo:tag`).
+    pub pushed: Vec<String>,
+}
+
+impl BuildResult {
+    pub fn digest(&self) -> &Digest {
+        &self.image.manifest_digest
+    }
+}
+
+/// Runs a whole build. Failures are reported as a `BuildFailed` event and returned.
+pub fn build(
+    opts: &BuildOptions,
+    emitter: &Emitter,
+    controller: &mut dyn Controller,
+) -> Result<BuildResult, BuildError> {
+    let started = Instant::now();
+    let result = Engine::new(opts, emitter.clone(), controller).and_then(|mut e| e.run());
+    match &result {
+        Ok(r) => emitter.emit(Event::BuildFinished {
+            duration_ms: started.elapsed().as_millis() as u64,
+            digest: Some(r.image.manifest_digest.clone()),
+            pushed: r.pushed.clone(),
+        }),
+        Err(e) => {
+            let line = e.location().map(|l| l.line);
+            emitter.emit(Event::BuildFailed { error: e.to_string(), step: None, line });
+        }
+    }
+    result
+}
+
+pub(crate) struct Engine<'a> {
+    pub opts: &'a BuildOptions,
+    pub emitter: Emitter,
+    pub controller: &'a mut dyn Controller,
+    pub rt: tokio::runtime::Runtime,
+    pub registry: Registry,
+    pub store: BlobStore,
+    /// Build roots, downloads and scratch files; removed when the build ends.
+    pub work: tempfile::TempDir,
+    pub df: Dockerfile,
+    pub plan: Plan,
+    pub platform: Platform,
+    pub context: Root,
+    pub dockerignore: DockerIgnore,
+    /// Built stages by index (taken out while the stage itself is building).
+    pub stages: Vec<Option<StageState>>,
+    /// Roots of images used by `COPY --from=<image>`, by reference.
+    pub external: HashMap<String, crate::build::steps::copy::ExternalRoot>,
+    /// For each stage, the later stages that read it (FROM or COPY --from), in build order.
+    pub consumers: Vec<Vec<(usize, bool)>>,
+    pub snapshot_ignore: IgnoreList,
+}
+
+impl<'a> Engine<'a> {
+    fn new(opts: &'a BuildOptions, emitter: Emitter, controller: &'a mut dyn Controller) -> Result<Engine<'a>, BuildError> {
+        let text = std::fs::read_to_string(&opts.dockerfile)
+            .map_err(|e| BuildError::Setup(format!("read Dockerfile {}: {e}", opts.dockerfile.display())))?;
+        let df = dockerfile::parse(&opts.dockerfile, &text)?;
+        let platform = opts.target_platform();
+        let plan = dockerfile::plan(
+            &df,
+            opts.target.as_deref(),
+            &opts.build_args,
+            &dockerfile::PlatformArgs::new(&platform, &Platform::host()),
+        )?;
+        let context = Root::open(&opts.context)
+            .map_err(|e| BuildError::Setup(format!("open build context {}: {e}", opts.context.display())))?;
+        let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile)
+            .map_err(|e| BuildError::Setup(format!("read .dockerignore: {e}")))?;
+        std::fs::create_dir_all(&opts.work_dir)
+            .map_err(|e| BuildError::Setup(format!("create work dir {}: {e}", opts.work_dir.display())))?;
+        let work = tempfile::Builder::new()
+            .prefix("trowel-build-")
+            .tempdir_in(&opts.work_dir)
+            .map_err(|e| BuildError::Setup(format!("create work dir in {}: {e}", opts.work_dir.display())))?;
+        let store = BlobStore::open(work.path().join("blobs")).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| BuildError::Setup(format!("start async runtime: {e}")))?;
+        let registry = Registry::new(opts.registry.clone()).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let mut snapshot_ignore = IgnoreList::new(opts.ignore_paths.iter().map(String::as_str));
+        if opts.ignore_var_run {
+            snapshot_ignore.add("/var/run");
+        }
+        let consumers = consumers_of(&plan);
+        let stages = (0..plan.stages.len()).map(|_| None).collect();
+        Ok(Engine {
+            opts,
+            emitter,
+            controller,
+            rt,
+            registry,
+            store,
+            work,
+            df,
+            plan,
+            platform,
+            context,
+            dockerignore,
+            stages,
+            external: HashMap::new(),
+            consumers,
+            snapshot_ignore,
+        })
+    }
+
+    fn run(&mut self) -> Result<BuildResult, BuildError> {
+        self.emit_plan();
+        for a in &self.plan.unused_build_args {
+            self.emitter.warn(format!("build arg {a} was given but not used by any stage"));
+        }
+        if !self.opts.no_push && !self.opts.skip_push_permission_check {
+            self.check_push_access()?;
+        }
+        let order = self.plan.order.clone();
+        for idx in order {
+            self.build_stage(idx)?;
+        }
+        let target = self.plan.target;
+        let image = self.assemble(target)?;
+        let pushed = self.publish(&image)?;
+        Ok(BuildResult { image, pushed })
+    }
+
+    fn emit_plan(&self) {
+        let stages = self
+            .plan
+            .stages
+            .iter()
+            .map(|ps| {
+                let st = &self.df.stages[ps.index];
+                let steps = std::iter::once(&st.from)
+                    .chain(st.instructions.iter())
+                    .enumerate()
+                    .map(|(i, ins)| step_plan(StepId { stage: ps.index, step: i }, ins, false))
+                    .collect();
+                StagePlan {
+                    index: ps.index,
+                    name: ps.name.clone(),
+                    base: match &ps.base {
+                        Base::Scratch => "scratch".to_string(),
+                        Base::Image(r) => r.clone(),
+                        Base::Stage(i) => self.plan.stages[*i].name.clone().unwrap_or_else(|| i.to_string()),
+                    },
+                    needed: ps.needed,
+                    steps,
+                }
+            })
+            .collect();
+        self.emitter.emit(Event::BuildStarted {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            dockerfile_path: self.opts.dockerfile.display().to_string(),
+            dockerfile_text: self.df.text.clone(),
+            context: self.opts.context.display().to_string(),
+            target: self.opts.target.clone(),
+            destinations: self.opts.destinations.clone(),
+            platform: self.platform.to_string(),
+            isolation: self.opts.isolation.to_string(),
+            stages,
+        });
+    }
+
+    pub fn location(&self, ins: &Instruction) -> Location {
+        Location {
+            file: self.opts.dockerfile.display().to_string(),
+            line: ins.line,
+            instruction: ins.source.lines().next().unwrap_or_default().trim().to_string(),
+        }
+    }
+
+    /// Runs every step of one stage.
+    fn build_stage(&mut self, idx: usize) -> Result<(), BuildError> {
+        let t0 = Instant::now();
+        let from = self.df.stages[idx].from.clone();
+        let instructions = self.df.stages[idx].instructions.clone();
+        let from_id = StepId { stage: idx, step: 0 };
+        let loc = self.location(&from);
+        self.emitter.emit(Event::StageStarted {
+            stage: idx,
+            name: self.plan.stages[idx].name.clone(),
+            base: self.base_display(idx),
+        });
+        self.emitter.emit(Event::StepStarted {
+            id: from_id,
+            line: from.line,
+            end_line: from.end_line,
+            keyword: from.keyword.to_string(),
+            source: from.source.clone(),
+            expanded: format!("FROM {}", self.base_display(idx)),
+        });
+        let mut st = self.start_stage(idx, &loc)?;
+        let triggers = st.config.onbuild();
+        st.config.set_onbuild(Vec::new());
+        self.emitter.emit(Event::StepFinished {
+            id: from_id,
+            status: StepStatus::Metadata,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            layer: None,
+            exit_code: None,
+        });
+
+        // ONBUILD triggers of the base image run before the stage's own instructions.
+        let mut steps: Vec<(StepId, Instruction)> = Vec::new();
+        let first_trigger_id = instructions.len() + 1;
+        for (i, t) in triggers.iter().enumerate() {
+            let mut ins = dockerfile::parse_instruction_line(&self.opts.dockerfile, t).map_err(|e| BuildError::Step {
+                location: loc.clone(),
+                message: format!("ONBUILD trigger {t:?} from the base image: {e}"),
+                exit_code: None,
+            })?;
+            ins.line = from.line;
+            ins.end_line = from.end_line;
+            steps.push((StepId { stage: idx, step: first_trigger_id + i }, ins));
+        }
+        if !steps.is_empty() {
+            self.emitter.emit(Event::Warning {
+                message: format!("stage {idx}: running {} ONBUILD trigger(s) from the base image", steps.len()),
+            });
+        }
+        for (i, ins) in instructions.into_iter().enumerate() {
+            steps.push((StepId { stage: idx, step: i + 1 }, ins));
+        }
+
+        for (id, ins) in steps {
+            self.run_step(&mut st, id, &ins)?;
+        }
+        if self.opts.single_snapshot {
+            let last = StepId { stage: idx, step: self.df.stages[idx].instructions.len() };
+            steps::layer::single_snapshot(self, &mut st, last)?;
+        }
+        self.emitter.emit(Event::StageFinished {
+            stage: idx,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            layers: st.layers.len(),
+        });
+        self.stages[idx] = Some(st);
+        self.release_roots_after(idx);
+        Ok(())
+    }
+
+    fn run_step(&mut self, st: &mut StageState, id: StepId, ins: &Instruction) -> Result<(), BuildError> {
+        let loc = self.location(ins);
+        let t0 = Instant::now();
+        let expanded = {
+            let vars = StepVars { config: &st.config, args: &st.args };
+            ins.expand(&vars, self.df.escape)?
+        };
+        let display = expanded.display();
+        let ctx_info = StepContext { id, line: ins.line, keyword: ins.keyword, expanded: &display };
+        if let Decision::Abort(why) = self.controller.before_step(&ctx_info) {
+            return Err(BuildError::Aborted(why));
+        }
+        self.emitter.emit(Event::StepStarted {
+            id,
+            line: ins.line,
+            end_line: ins.end_line,
+            keyword: ins.keyword.to_string(),
+            source: ins.source.clone(),
+            expanded: display.clone(),
+        });
+        let ctx = StepCtx { id, loc: loc.clone(), instruction: ins, display: display.clone() };
+        let result = steps::execute(self, st, &ctx, expanded);
+        let (status, layer, exit_code) = match &result {
+            Ok(StepOutcome { status, layer }) => (*status, layer.clone(), None),
+            Err(e) => (StepStatus::Failed, None, match e {
+                BuildError::Step { exit_code, .. } => *exit_code,
+                _ => None,
+            }),
+        };
+        self.emitter.emit(Event::StepFinished {
+            id,
+            status,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            layer,
+            exit_code,
+        });
+        let ctx_info = StepContext { id, line: ins.line, keyword: ins.keyword, expanded: &display };
+        let decision = self.controller.after_step(&ctx_info, result.is_err());
+        result?;
+        if let Decision::Abort(why) = decision {
+            return Err(BuildError::Aborted(why));
+        }
+        Ok(())
+    }
+
+    fn base_display(&self, idx: usize) -> String {
+        match &self.plan.stages[idx].base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Image(r) => r.clone(),
+            Base::Stage(p) => self.plan.stages[*p].name.clone().unwrap_or_else(|| format!("stage {p}")),
+        }
+    }
+
+    /// Frees build roots no later stage needs any more (they can be large).
+    fn release_roots_after(&mut self, built: usize) {
+        let pos = |s: usize| self.plan.order.iter().position(|&x| x == s).unwrap_or(usize::MAX);
+        let now = pos(built);
+        for s in 0..self.stages.len() {
+            let still_needed = s == self.plan.target || self.consumers[s].iter().any(|(c, _)| pos(*c) > now);
+            if !still_needed
+                && let Some(st) = self.stages[s].as_mut()
+                && let Some(root) = st.root.take()
+            {
+                let _ = std::fs::remove_dir_all(&root.dir);
+            }
+        }
+    }
+
+    /// A fresh directory under the work dir.
+    pub fn scratch_dir(&self, name: &str) -> Result<PathBuf, BuildError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(self.work.path())
+            .map_err(|e| BuildError::Setup(format!("create {name} dir: {e}")))?
+            .keep();
+        Ok(dir)
+    }
+
+    pub fn work_path(&self) -> &Path {
+        self.work.path()
+    }
+}
+
+fn step_plan(id: StepId, ins: &Instruction, onbuild: bool) -> StepPlan {
+    StepPlan {
+        id,
+        line: ins.line,
+        end_line: ins.end_line,
+        keyword: ins.keyword.to_string(),
+        source: ins.source.clone(),
+        onbuild,
+    }
+}
+
+/// For every stage, which stages read it and whether they only use it as `FROM` (false) or
+/// copy from it (true).
+fn consumers_of(plan: &Plan) -> Vec<Vec<(usize, bool)>> {
+    let mut out = vec![Vec::new(); plan.stages.len()];
+    for s in &plan.stages {
+        if !s.needed {
+            continue;
+        }
+        if let Base::Stage(p) = s.base {
+            out[p].push((s.index, false));
+        }
+        for dep in &s.copy_from {
+            if let dockerfile::StageOrImage::Stage(p) = dep {
+                out[*p].push((s.index, true));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,94 @@
+//! Everything a build needs to know, independent of how it was asked for (CLI flags, tests).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::fs::snapshot::SnapshotMode;
+use crate::image::manifest::{Compression, Platform};
+use crate::registry::RegistryOptions;
+use crate::sandbox::Isolation;
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Path of the Dockerfile (already resolved against the working directory or context).
+    pub dockerfile: PathBuf,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// Push targets (`registry/repo:tag`).
+    pub destinations: Vec<String>,
+    /// `--build-arg` values (those given as bare `K` already resolved from the environment).
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// `--custom-platform`; the host platform when unset.
+    pub platform: Option<Platform>,
+    pub no_push: bool,
+    pub tar_path: Option<PathBuf>,
+    pub oci_layout_path: Option<PathBuf>,
+    pub digest_file: Option<PathBuf>,
+    pub image_name_with_digest_file: Option<PathBuf>,
+    pub image_name_tag_with_digest_file: Option<PathBuf>,
+    /// Zero every timestamp so repeated builds give byte-identical images.
+    pub reproducible: bool,
+    pub snapshot_mode: SnapshotMode,
+    /// One layer per stage, taken at its end.
+    pub single_snapshot: bool,
+    /// `--label k=v`, applied to every stage.
+    pub labels: Vec<(String, String)>,
+    /// Extra image paths never snapshotted (`--ignore-path`).
+    pub ignore_paths: Vec<String>,
+    /// Ignore `/var/run` as kaniko does by default.
+    pub ignore_var_run: bool,
+    pub compression: Compression,
+    pub compression_level: Option<i32>,
+    pub registry: RegistryOptions,
+    /// Where build roots and blobs live while building (removed afterwards).
+    pub work_dir: PathBuf,
+    pub isolation: Isolation,
+    /// The trowel binary that hosts the sandbox helper (`/proc/self/exe` normally).
+    pub helper_exe: PathBuf,
+    /// Add a layer even for steps that changed nothing.
+    pub force_build_metadata: bool,
+    pub skip_push_permission_check: bool,
+    /// Optional limit per RUN.
+    pub run_timeout: Option<Duration>,
+}
+
+impl BuildOptions {
+    /// Options with kaniko's defaults for a Dockerfile and context.
+    pub fn new(dockerfile: impl Into<PathBuf>, context: impl Into<PathBuf>) -> BuildOptions {
+        BuildOptions {
+            dockerfile: dockerfile.into(),
+            context: context.into(),
+            destinations: Vec::new(),
+            build_args: BTreeMap::new(),
+            target: None,
+            platform: None,
+            no_push: false,
+            tar_path: None,
+            oci_layout_path: None,
+            digest_file: None,
+            image_name_with_digest_file: None,
+            image_name_tag_with_digest_file: None,
+            reproducible: false,
+            snapshot_mode: SnapshotMode::Full,
+            single_snapshot: false,
+            labels: Vec::new(),
+            ignore_paths: Vec::new(),
+            ignore_var_run: true,
+            compression: Compression::Gzip,
+            compression_level: None,
+            registry: RegistryOptions::default(),
+            work_dir: std::env::temp_dir(),
+            isolation: Isolation::Chroot,
+            helper_exe: PathBuf::from("/proc/self/exe"),
+            force_build_metadata: false,
+            skip_push_permission_check: false,
+            run_timeout: None,
+        }
+    }
+
+    pub fn target_platform(&self) -> Platform {
+        self.platform.clone().unwrap_or_else(Platform::host)
+    }
+}

@@ -1,0 +1,216 @@
+//! The end of a build: assemble the target stage into an image (config, manifest), write the
+//! local outputs, pass the controller's push gate, and push to every destination.
+
+use std::time::Instant;
+
+use crate::build::controller::Decision;
+use crate::build::engine::Engine;
+use crate::build::error::BuildError;
+use crate::build::event::{BlobPushAction, Event, LayerSummary};
+use crate::build::stage::{LayerOrigin, StageLayer};
+use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, media};
+use crate::image::outputs::{self, FinalImage};
+use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, Reference};
+
+/// The timestamp `--reproducible` writes everywhere.
+pub const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+impl Engine<'_> {
+    pub(crate) fn now_rfc3339(&self) -> String {
+        if self.opts.reproducible {
+            EPOCH.to_string()
+        } else {
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
+    }
+
+    /// Turns the target stage into an image in the local store.
+    pub(crate) fn assemble(&mut self, target: usize) -> Result<FinalImage, BuildError> {
+        let st = self.stages[target].as_ref().expect("target stage built");
+        let mut config = st.config.clone();
+        config.set_created(&self.now_rfc3339());
+        if self.opts.platform.is_some() || config.raw().get("architecture").is_none() {
+            config.set_platform(&self.platform);
+        }
+        if self.opts.reproducible {
+            config.strip_host_fields();
+        }
+        let config_bytes = config.to_bytes();
+        let config_digest = self.store.put(&config_bytes).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let format = st.format;
+        let layers: Vec<Descriptor> = st.layers.iter().map(|l| layer_descriptor(l, format)).collect();
+        let manifest = Manifest::new(
+            format,
+            Descriptor::new(format.config_media_type(), config_digest.clone(), config_bytes.len() as u64),
+            layers,
+        );
+        let manifest_bytes = manifest.to_bytes();
+        let manifest_digest = self.store.put(&manifest_bytes).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let size = config_bytes.len() as u64 + st.layers.iter().map(|l| l.descriptor.size).sum::<u64>();
+        self.emitter.emit(Event::ImageAssembled {
+            manifest_digest: manifest_digest.clone(),
+            config_digest: config_digest.clone(),
+            media_type: format.manifest_media_type().to_string(),
+            size,
+            layers: st
+                .layers
+                .iter()
+                .map(|l| LayerSummary {
+                    digest: l.descriptor.digest.clone(),
+                    diff_id: Some(l.diff_id.clone()),
+                    size: l.descriptor.size,
+                    uncompressed_size: l.uncompressed_size,
+                    media_type: layer_descriptor(l, format).media_type,
+                    step: match l.origin {
+                        LayerOrigin::Built(id) => Some(id),
+                        LayerOrigin::Base(_) => None,
+                    },
+                })
+                .collect(),
+            config: config.raw().clone(),
+        });
+        Ok(FinalImage { manifest, manifest_bytes, manifest_digest, config_bytes, config_digest })
+    }
+
+    /// Local outputs, the push gate, then the pushes. Returns the destinations pushed.
+    pub(crate) fn publish(&mut self, image: &FinalImage) -> Result<Vec<String>, BuildError> {
+        let target = self.plan.target;
+        let layers = self.stages[target].as_ref().expect("target built").layers.clone();
+        let needs_all_blobs = self.opts.tar_path.is_some() || self.opts.oci_layout_path.is_some();
+        if needs_all_blobs {
+            self.fetch_blobs(&layers)?;
+        }
+        let dests: Vec<Reference> = self
+            .opts
+            .destinations
+            .iter()
+            .map(|d| Reference::parse(d).map_err(|e| BuildError::Setup(format!("invalid --destination {d:?}: {e}"))))
+            .collect::<Result<_, _>>()?;
+        if let Some(p) = &self.opts.tar_path {
+            let tags: Vec<String> = if dests.is_empty() {
+                // kaniko's placeholder name when there is nothing to tag the archive with.
+                vec!["unset-repo/unset-image-name:latest".to_string()]
+            } else {
+                dests.iter().map(|d| d.to_string()).collect()
+            };
+            outputs::write_docker_archive(p, image, &self.store, &tags).map_err(|e| out_err("tarball", p, e))?;
+            self.emitter.emit(Event::OutputWritten { kind: "tarball".into(), path: p.display().to_string() });
+        }
+        if let Some(p) = &self.opts.oci_layout_path {
+            let name = dests.first().map(|d| d.to_string());
+            outputs::write_oci_layout(p, image, &self.store, name.as_deref()).map_err(|e| out_err("OCI layout", p, e))?;
+            self.emitter.emit(Event::OutputWritten { kind: "OCI layout".into(), path: p.display().to_string() });
+        }
+        let mut pushed = Vec::new();
+        if !self.opts.no_push && !dests.is_empty() {
+            if let Decision::Abort(why) = self.controller.before_push(&image.manifest_digest) {
+                return Err(BuildError::Aborted(why));
+            }
+            // Blobs a destination may lack must be local to upload them.
+            self.fetch_blobs(&layers)?;
+            for (dest, raw) in dests.iter().zip(&self.opts.destinations) {
+                self.push_one(dest, raw, image, &layers)?;
+                pushed.push(raw.clone());
+            }
+        }
+        let names: Vec<(String, Option<String>)> = dests.iter().map(|d| (d.repo_ref(), d.tag.clone())).collect();
+        if let Some(p) = &self.opts.digest_file {
+            outputs::write_digest_file(p, image).map_err(|e| out_err("digest file", p, e))?;
+        }
+        if let Some(p) = &self.opts.image_name_with_digest_file {
+            outputs::write_image_name_with_digest_file(p, &names, image).map_err(|e| out_err("digest file", p, e))?;
+        }
+        if let Some(p) = &self.opts.image_name_tag_with_digest_file {
+            outputs::write_image_name_tag_with_digest_file(p, &names, image)
+                .map_err(|e| out_err("digest file", p, e))?;
+        }
+        Ok(pushed)
+    }
+
+    fn push_one(
+        &self,
+        dest: &Reference,
+        raw: &str,
+        image: &FinalImage,
+        layers: &[StageLayer],
+    ) -> Result<(), BuildError> {
+        let t0 = Instant::now();
+        self.emitter.emit(Event::PushStarted { destination: raw.to_string() });
+        let mut blobs = vec![PushBlob { descriptor: image.manifest.config.clone(), mount_from: None }];
+        for (l, desc) in layers.iter().zip(&image.manifest.layers) {
+            let mount_from = match &l.origin {
+                LayerOrigin::Base(src) if src.registry == dest.registry && src.repository != dest.repository => {
+                    Some(src.clone())
+                }
+                _ => None,
+            };
+            blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
+        }
+        let push = PushImage {
+            manifest_bytes: image.manifest_bytes.clone(),
+            manifest_media_type: image.manifest_media_type().to_string(),
+            blobs,
+        };
+        let emitter = &self.emitter;
+        let last = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, u64>::new());
+        let progress = |p: PushProgress| match p {
+            PushProgress::Blob { digest, sent, total } => {
+                let mut last = last.lock().unwrap();
+                let prev = last.entry(digest.clone()).or_insert(0);
+                if sent == total || sent >= *prev + (4 << 20) {
+                    *prev = sent;
+                    emitter.emit(Event::PushProgress { destination: raw.to_string(), digest, sent, total });
+                }
+            }
+            PushProgress::BlobDone { .. } => {}
+        };
+        let report = self
+            .rt
+            .block_on(self.registry.push_image(dest, &push, &self.store, &progress))
+            .map_err(|e| BuildError::Push { destination: raw.to_string(), message: e.to_string() })?;
+        for (digest, action, size) in &report.blobs {
+            self.emitter.emit(Event::BlobPushed {
+                destination: raw.to_string(),
+                digest: digest.clone(),
+                action: match action {
+                    BlobAction::Uploaded => BlobPushAction::Uploaded,
+                    BlobAction::Existed => BlobPushAction::Existed,
+                    BlobAction::Mounted => BlobPushAction::Mounted,
+                },
+                size: *size,
+            });
+        }
+        if report.manifest_digest != image.manifest_digest {
+            return Err(BuildError::Push {
+                destination: raw.to_string(),
+                message: format!(
+                    "registry reports manifest digest {} but trowel pushed {}",
+                    report.manifest_digest, image.manifest_digest
+                ),
+            });
+        }
+        self.emitter.emit(Event::PushFinished {
+            destination: raw.to_string(),
+            digest: report.manifest_digest,
+            duration_ms: t0.elapsed().as_millis() as u64,
+        });
+        Ok(())
+    }
+}
+
+fn out_err(what: &str, path: &std::path::Path, e: impl std::fmt::Display) -> BuildError {
+    BuildError::Output { what: what.into(), path: path.display().to_string(), message: e.to_string() }
+}
+
+/// A layer's descriptor in the output format: Docker and OCI gzip layers are the same bytes
+/// under different media types, so a Docker base's layers are relabelled when the result is OCI.
+fn layer_descriptor(l: &StageLayer, format: ManifestFormat) -> Descriptor {
+    let mut d = l.descriptor.clone();
+    d.media_type = match (format, d.media_type.as_str()) {
+        (ManifestFormat::Oci, media::DOCKER_LAYER_GZIP) => media::OCI_LAYER_GZIP.to_string(),
+        (ManifestFormat::Oci, media::DOCKER_LAYER_FOREIGN) => media::OCI_LAYER_NONDIST_GZIP.to_string(),
+        (ManifestFormat::Docker, media::OCI_LAYER_GZIP) => media::DOCKER_LAYER_GZIP.to_string(),
+        (_, other) => other.to_string(),
+    };
+    d
+}

@@ -1,0 +1,192 @@
+//! What ADD does beyond COPY: remote URLs and local archive extraction; plus heredoc files,
+//! which both share.
+
+use std::io::{Read, Write};
+
+use futures_util::StreamExt;
+
+use crate::build::engine::Engine;
+use crate::digest::{Digest, Hasher};
+use crate::fs::copy::{CopyOptions, copy_tree};
+use crate::fs::ignore::IgnoreList;
+use crate::fs::root::Root;
+use crate::fs::unpack::{UnpackOptions, unpack_layer};
+
+/// Writes a heredoc source as a file.
+pub fn write_inline(dst: &Root, target: &str, content: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<(), String> {
+    let owner = owner.unwrap_or((0, 0));
+    if let Some((parent, _)) = target.rsplit_once('/')
+        && !parent.is_empty()
+    {
+        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(|e| format!("create {parent}: {e}"))?;
+    }
+    let mut f = dst.create_file(target, mode).map_err(|e| format!("create {target}: {e}"))?;
+    f.write_all(content).map_err(|e| format!("write {target}: {e}"))?;
+    drop(f);
+    dst.set_mode(target, mode).map_err(|e| format!("chmod {target}: {e}"))?;
+    dst.set_owner(target, owner.0, owner.1).map_err(|e| format!("chown {target}: {e}"))?;
+    Ok(())
+}
+
+/// Downloads `url` into the root. Returns the path written (the snapshot scope).
+#[allow(clippy::too_many_arguments)]
+pub fn download(
+    engine: &Engine<'_>,
+    dst: &Root,
+    url: &str,
+    dest: &str,
+    dest_is_dir: bool,
+    checksum: Option<&str>,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+) -> Result<String, String> {
+    let want = match checksum {
+        Some(c) => Some(c.parse::<Digest>().map_err(|e| format!("--checksum: {e}"))?),
+        None => None,
+    };
+    let name = url
+        .split(['?', '#'])
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| !n.is_empty() && !n.contains(':'))
+        .unwrap_or("download")
+        .to_string();
+    let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.to_string() };
+    let tmp_dir = engine.scratch_dir("add-url").map_err(|e| e.to_string())?;
+    let tmp_path = tmp_dir.join("download");
+    let (digest, mtime) = engine.rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .user_agent(format!("trowel/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("ADD {url}: {e}"))?;
+        let resp = client.get(url).send().await.map_err(|e| format!("ADD {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("ADD {url}: HTTP {}", resp.status()));
+        }
+        let mtime = resp
+            .headers()
+            .get(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| chrono::DateTime::parse_from_rfc2822(s).ok())
+            .map(|t| t.timestamp());
+        let mut file = std::fs::File::create(&tmp_path).map_err(|e| format!("ADD {url}: {e}"))?;
+        let mut hasher = Hasher::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| format!("ADD {url}: {e}"))?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).map_err(|e| format!("ADD {url}: {e}"))?;
+        }
+        Ok::<_, String>((hasher.finish(), mtime))
+    })?;
+    if let Some(want) = want
+        && want != digest
+    {
+        return Err(format!("ADD {url}: checksum mismatch: expected {want}, got {digest}"));
+    }
+    let scope = super::scope_path(dst, &target)?;
+    let owner = owner.unwrap_or((0, 0));
+    if let Some((parent, _)) = target.rsplit_once('/')
+        && !parent.is_empty()
+    {
+        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(|e| format!("create {parent}: {e}"))?;
+    }
+    let mode = mode.unwrap_or(0o600);
+    let mut out = dst.create_file(&target, mode).map_err(|e| format!("create {target}: {e}"))?;
+    let mut src = std::fs::File::open(&tmp_path).map_err(|e| e.to_string())?;
+    std::io::copy(&mut src, &mut out).map_err(|e| format!("write {target}: {e}"))?;
+    drop(out);
+    dst.set_mode(&target, mode).map_err(|e| format!("chmod {target}: {e}"))?;
+    dst.set_owner(&target, owner.0, owner.1).map_err(|e| format!("chown {target}: {e}"))?;
+    if let Some(t) = mtime {
+        let ts = crate::fs::root::Timespec { sec: t, nsec: 0 };
+        dst.set_times(&target, ts, ts).map_err(|e| format!("set times on {target}: {e}"))?;
+    }
+    let _ = std::fs::remove_dir_all(&tmp_dir);
+    Ok(scope)
+}
+
+/// Compression formats ADD recognises by their magic bytes.
+fn decompressor<'a>(magic: &[u8], r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, String> {
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if magic.starts_with(b"BZh") {
+        return Err("bzip2 archives are not supported".into());
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(xz2::read::XzDecoder::new(r))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(r).map_err(|e| e.to_string())?)
+    } else {
+        r
+    })
+}
+
+/// Is this file a tar archive (possibly compressed)? Decides by content, as Docker does.
+pub fn is_archive(src: &Root, rel: &str) -> Result<bool, String> {
+    let mut f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+    let mut magic = [0u8; 6];
+    let n = read_full(&mut f, &mut magic).map_err(|e| format!("{rel}: {e}"))?;
+    let f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+    let mut r = match decompressor(&magic[..n], Box::new(f)) {
+        Ok(r) => r,
+        Err(_) => return Ok(false),
+    };
+    let mut block = [0u8; 512];
+    let n = read_full(&mut r, &mut block).unwrap_or(0);
+    if n < 512 {
+        return Ok(false);
+    }
+    // POSIX ustar / GNU magic, or a valid v7 header checksum.
+    if &block[257..262] == b"ustar" {
+        return Ok(true);
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok());
+    let sum: u32 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
+    Ok(stored == Some(sum) && block[0] != 0)
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Extracts a local archive into `dest` (a directory). The archive is hostile input: it is
+/// unpacked with the same safe unpacker as layers into a scratch root, then copied over.
+pub fn extract(
+    engine: &Engine<'_>,
+    src: &Root,
+    rel: &str,
+    dst: &Root,
+    dest: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<(), String> {
+    let mut f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+    let mut magic = [0u8; 6];
+    let n = read_full(&mut f, &mut magic).map_err(|e| format!("{rel}: {e}"))?;
+    let f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+    let reader = decompressor(&magic[..n], Box::new(f))?;
+    let scratch = engine.scratch_dir("add-extract").map_err(|e| e.to_string())?;
+    let tmp_root = Root::open(&scratch).map_err(|e| e.to_string())?;
+    let opts = UnpackOptions {
+        ignore: IgnoreList::default(),
+        allow_devices: true,
+        preserve_owner: true,
+        max_entry_size: None,
+        max_total_size: None,
+    };
+    unpack_layer(&tmp_root, reader, &opts).map_err(|e| format!("extract {rel}: {e}"))?;
+    dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(|e| format!("create {dest}: {e}"))?;
+    let no_exclude = |_: &str| false;
+    let opts = CopyOptions { owner, mode: None, preserve_times: true, exclude: &no_exclude };
+    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(|e| format!("extract {rel} into {dest}: {e}"))?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! COPY and ADD, with Docker's rules for sources and destinations:
+//!
+//! - sources are relative to the context (after `.dockerignore`), to another stage's root
+//!   (`--from=<stage|index>`, no `.dockerignore`) or to an image (`--from=<ref>`); wildcards match
+//!   per path segment; a directory source copies its *contents*;
+//! - the destination is a directory when it ends with `/`, when there are several sources, or when
+//!   it already is a directory in the image; relative destinations are relative to WORKDIR;
+//! - files are owned by 0:0 unless `--chown` (names resolved in the destination image; a user
+//!   without a group gets gid = uid), keep their mode unless `--chmod`, keep their mtime;
+//! - `--parents` keeps each source's path (below a `/./` pivot if present), `--exclude` drops
+//!   matching paths;
+//! - ADD also downloads http(s) URLs (`--checksum` verified, mode 0600) and extracts local tar
+//!   archives (plain, gzip, bzip2, xz, zstd) into the destination directory.
+
+use crate::build::engine::Engine;
+use crate::build::error::BuildError;
+use crate::build::event::StepStatus;
+use crate::build::stage::{BuildRoot, StageState};
+use crate::build::steps::layer::{Scope, commit};
+use crate::build::steps::workdir::join_clean;
+use crate::build::steps::{StepCtx, StepOutcome};
+use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
+use crate::fs::copy::{CopyOptions, copy_tree};
+use crate::fs::root::Root;
+
+mod add;
+mod sources;
+
+pub use sources::SourceKind;
+
+/// The root of an image used only as a `COPY --from` source.
+pub struct ExternalRoot {
+    pub root: BuildRoot,
+}
+
+/// Where the sources of one COPY come from.
+enum From<'e> {
+    Context,
+    Root(&'e Root),
+}
+
+pub fn copy(
+    engine: &mut Engine<'_>,
+    st: &mut StageState,
+    ctx: &StepCtx<'_>,
+    c: ExpandedCopy,
+    is_add: bool,
+) -> Result<StepOutcome, BuildError> {
+    let kw = if is_add { "ADD" } else { "COPY" };
+    if !is_add && (c.checksum.is_some() || c.keep_git_dir) {
+        return Err(ctx.fail("--checksum and --keep-git-dir are only valid for ADD"));
+    }
+    if c.sources.is_empty() {
+        return Err(ctx.fail(format!("{kw} requires at least one source and a destination")));
+    }
+    engine.ensure_root(st)?;
+    if let Some(from) = &c.from {
+        prepare_from(engine, st, ctx, from)?;
+    }
+    let owner = match &c.chown {
+        Some(spec) => Some(chown_ids(st, ctx, spec)?),
+        None => None,
+    };
+    let mode = match &c.chmod {
+        Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| ctx.fail(format!("invalid --chmod {m:?}: expected octal")))?),
+        None => None,
+    };
+    let excludes = if c.excludes.is_empty() {
+        None
+    } else {
+        Some(DockerIgnore::from_patterns(&c.excludes).map_err(|e| ctx.fail(format!("invalid --exclude: {e}")))?)
+    };
+    let workdir = st.config.working_dir().unwrap_or("/").to_string();
+    let dest_raw = c.dest.clone();
+    let dest = join_clean(&workdir, &dest_raw);
+    let dest_has_slash = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+
+    let from = match &c.from {
+        None => From::Context,
+        Some(f) => From::Root(source_root(engine, st, f)),
+    };
+    let src_root: &Root = match &from {
+        From::Context => &engine.context,
+        From::Root(r) => r,
+    };
+    let ignore = match from {
+        From::Context => Some(&engine.dockerignore),
+        From::Root(_) => None,
+    };
+
+    // Expand every source into concrete paths first, so "several sources" is known.
+    let mut items: Vec<sources::Item> = Vec::new();
+    for s in &c.sources {
+        match s {
+            ExpandedSource::Heredoc { name, content } => items.push(sources::Item::Inline { name: name.clone(), content: content.clone() }),
+            ExpandedSource::Path(p) if is_add && is_url(p) => items.push(sources::Item::Url(p.clone())),
+            ExpandedSource::Path(p) => {
+                if !is_add && is_url(p) {
+                    return Err(ctx.fail(format!("source can't be a URL for COPY: {p} (use ADD)")));
+                }
+                let found = sources::expand(src_root, p, ignore, matches!(from, From::Context), c.parents)
+                    .map_err(|e| ctx.fail(e))?;
+                items.extend(found);
+            }
+        }
+    }
+    if c.checksum.is_some() && !items.iter().all(|i| matches!(i, sources::Item::Url(_))) {
+        return Err(ctx.fail("--checksum can only be used with URL sources"));
+    }
+    let multiple = items.len() > 1 || c.sources.len() > 1;
+    if multiple && !dest_has_slash {
+        return Err(ctx.fail(format!(
+            "When using {kw} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
+
+    let dst = st.root.as_ref().expect("root ensured").root();
+    let dest_is_dir = dest_has_slash
+        || multiple
+        || dst.stat(&dest).map_err(|e| ctx.fail(format!("{dest}: {e}")))?.is_some_and(|s| s.is_dir());
+    let mut written: Vec<String> = Vec::new();
+    let exclude_fn = |rel: &str| -> bool {
+        excludes.as_ref().is_some_and(|x| x.is_excluded(rel)) || ignore.is_some_and(|i| i.is_excluded(rel))
+    };
+    for item in items {
+        match item {
+            sources::Item::Inline { name, content } => {
+                let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
+                let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
+                add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner).map_err(|e| ctx.fail(e))?;
+                written.push(scope);
+            }
+            sources::Item::Url(url) => {
+                let target = add::download(engine, dst, &url, &dest, dest_is_dir, c.checksum.as_deref(), mode, owner)
+                    .map_err(|e| ctx.fail(e))?;
+                written.push(target);
+            }
+            sources::Item::Path { rel, kind, name, target_rel } => {
+                if is_add && kind == SourceKind::File && add::is_archive(src_root, &rel).map_err(|e| ctx.fail(e))? {
+                    let scope = scope_path(dst, &dest).map_err(|e| ctx.fail(e))?;
+                    add::extract(engine, src_root, &rel, dst, &dest, owner).map_err(|e| ctx.fail(e))?;
+                    written.push(scope);
+                    continue;
+                }
+                let target = match (&kind, &target_rel) {
+                    (_, Some(t)) => format!("{}/{t}", dest.trim_end_matches('/')),
+                    (SourceKind::Dir, None) => dest.clone(),
+                    (_, None) if dest_is_dir => format!("{}/{name}", dest.trim_end_matches('/')),
+                    (_, None) => dest.clone(),
+                };
+                let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
+                let prefix = rel.clone();
+                let excl = |sub: &str| -> bool {
+                    let full = if sub.is_empty() { prefix.clone() } else { format!("{prefix}/{sub}") };
+                    exclude_fn(full.trim_start_matches('/'))
+                };
+                let opts = CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, exclude: &excl };
+                copy_tree(src_root, &rel, dst, &target, &opts)
+                    .map_err(|e| ctx.fail(format!("copy {rel} to {target}: {e}")))?;
+                written.push(scope);
+            }
+        }
+    }
+    written.sort();
+    written.dedup();
+    let layer = commit(engine, st, ctx.id, Scope::Paths(written), &ctx.display)?;
+    Ok(StepOutcome { status: StepStatus::Built, layer })
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The path a snapshot must cover after writing `target`: its highest ancestor that does not
+/// exist yet (those get created), or `target` itself.
+fn scope_path(root: &Root, target: &str) -> Result<String, String> {
+    let clean = join_clean("/", target);
+    let mut scope = clean.clone();
+    let mut cur = clean.as_str();
+    while let Some((parent, _)) = cur.rsplit_once('/') {
+        let parent = if parent.is_empty() { "/" } else { parent };
+        if parent == "/" {
+            break;
+        }
+        match root.lstat(parent).map_err(|e| format!("{parent}: {e}"))? {
+            Some(_) => break,
+            None => scope = parent.to_string(),
+        }
+        cur = parent;
+    }
+    Ok(scope)
+}
+
+/// `--chown=user[:group]`: names resolved in the destination image; no group means gid = uid.
+fn chown_ids(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result<(u32, u32), BuildError> {
+    let root = st.root.as_ref().expect("root ensured").root();
+    let read = |p: &str| root.read_to_string(p).map_err(|e| ctx.fail(format!("read {p}: {e}")));
+    let passwd = read("/etc/passwd")?;
+    let group = read("/etc/group")?;
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &Option<String>, name: &str, what: &str| -> Result<u32, BuildError> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Ok(n);
+        }
+        file.as_deref()
+            .and_then(|f| {
+                f.lines().find_map(|l| {
+                    let mut parts = l.split(':');
+                    (parts.next() == Some(name)).then(|| parts.nth(1).and_then(|id| id.parse().ok())).flatten()
+                })
+            })
+            .ok_or_else(|| ctx.fail(format!("--chown={spec}: unable to find {what} {name} in the image's /etc/{what_file}", what_file = if what == "user" { "passwd" } else { "group" })))
+    };
+    let uid = lookup(&passwd, u, "user")?;
+    let gid = match g {
+        Some(g) if !g.is_empty() => lookup(&group, g, "group")?,
+        _ => uid,
+    };
+    Ok((uid, gid))
+}
+
+/// Makes the root of `--from=<stage|index|image>` available for reading.
+fn prepare_from(engine: &mut Engine<'_>, st: &StageState, ctx: &StepCtx<'_>, from: &str) -> Result<(), BuildError> {
+    match stage_index(engine, st.index, from) {
+        Some(p) => {
+            let has_root = engine.stages[p].as_ref().is_some_and(|s| s.root.is_some());
+            if !has_root {
+                let layers = engine.stages[p].as_ref().expect("earlier stage built").layers.clone();
+                let root = engine.materialize(&layers, &format!("stage{p}-copy"), None)?;
+                engine.stages[p].as_mut().expect("stage").root = Some(root);
+            }
+            Ok(())
+        }
+        None => {
+            if engine.external.contains_key(from) {
+                return Ok(());
+            }
+            let img = engine.resolve_image(from, &ctx.loc)?;
+            let config = crate::image::config::ImageConfig::from_bytes(&img.config_bytes)
+                .map_err(|e| ctx.fail(format!("--from={from}: {e}")))?;
+            let layers: Vec<_> = img
+                .manifest
+                .layers
+                .iter()
+                .zip(config.diff_ids())
+                .map(|(d, diff_id)| crate::build::stage::StageLayer {
+                    descriptor: d.clone(),
+                    diff_id,
+                    origin: crate::build::stage::LayerOrigin::Base(img.reference.clone()),
+                    uncompressed_size: None,
+                })
+                .collect();
+            let root = engine.materialize(&layers, "copy-from-image", None)?;
+            engine.external.insert(from.to_string(), ExternalRoot { root });
+            Ok(())
+        }
+    }
+}
+
+fn stage_index(engine: &Engine<'_>, current: usize, from: &str) -> Option<usize> {
+    let lower = from.to_ascii_lowercase();
+    if let Some(i) = engine.plan.stages[..current].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+        return Some(i);
+    }
+    from.parse::<usize>().ok().filter(|&i| i < current)
+}
+
+fn source_root<'e>(engine: &'e Engine<'_>, st: &StageState, from: &str) -> &'e Root {
+    match stage_index(engine, st.index, from) {
+        Some(p) => engine.stages[p].as_ref().and_then(|s| s.root.as_ref()).expect("prepared").root(),
+        None => engine.external.get(from).expect("prepared").root.root(),
+    }
+}
+

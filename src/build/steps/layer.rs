@@ -1,0 +1,113 @@
+//! Turning what a step changed into a layer and a history entry.
+
+use std::time::Instant;
+
+use crate::build::engine::Engine;
+use crate::build::error::BuildError;
+use crate::build::event::{Event, LayerSummary, StepId};
+use crate::build::stage::{LayerOrigin, StageLayer, StageState};
+use crate::digest::Digest;
+use crate::fs::layer::{LayerOptions, write_layer};
+use crate::image::config::History;
+use crate::image::manifest::Descriptor;
+
+/// Which part of the root a step may have changed.
+pub enum Scope {
+    /// Anything (RUN): walk the whole root.
+    Full,
+    /// Only these subtrees (COPY, ADD, WORKDIR).
+    Paths(Vec<String>),
+}
+
+/// Adds a history entry for a step that changed no files.
+pub fn empty_history(engine: &Engine<'_>, st: &mut StageState, created_by: &str) {
+    st.config.push_history(History {
+        created: Some(engine.now_rfc3339()),
+        created_by: Some(created_by.to_string()),
+        comment: Some("trowel".into()),
+        empty_layer: true,
+        ..History::default()
+    });
+}
+
+/// Snapshots what the step changed and, if anything did, writes it as a layer of the stage.
+/// With `--single-snapshot` nothing is snapshotted here (the stage gets one layer at its end).
+pub fn commit(
+    engine: &mut Engine<'_>,
+    st: &mut StageState,
+    id: StepId,
+    scope: Scope,
+    created_by: &str,
+) -> Result<Option<Digest>, BuildError> {
+    if engine.opts.single_snapshot {
+        empty_history(engine, st, created_by);
+        return Ok(None);
+    }
+    take_layer(engine, st, id, scope, created_by)
+}
+
+/// `--single-snapshot`: one layer with everything the stage changed.
+pub fn single_snapshot(engine: &mut Engine<'_>, st: &mut StageState, last: StepId) -> Result<(), BuildError> {
+    if st.root.is_none() {
+        return Ok(());
+    }
+    take_layer(engine, st, last, Scope::Full, "trowel: single snapshot of the stage").map(|_| ())
+}
+
+fn take_layer(
+    engine: &mut Engine<'_>,
+    st: &mut StageState,
+    id: StepId,
+    scope: Scope,
+    created_by: &str,
+) -> Result<Option<Digest>, BuildError> {
+    let root = st.root.as_mut().expect("a file-changing step materialised the root");
+    let snap_err = |e: crate::fs::FsError| BuildError::Setup(format!("snapshot after step {id}: {e}"));
+    let mut changes = match scope {
+        Scope::Full => root.snap.snapshot().map_err(snap_err)?,
+        Scope::Paths(p) => root.snap.snapshot_paths(&p).map_err(snap_err)?,
+    };
+    if changes.entries.is_empty() && !engine.opts.force_build_metadata {
+        engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
+        empty_history(engine, st, created_by);
+        return Ok(None);
+    }
+    let t0 = Instant::now();
+    let opts = LayerOptions {
+        compression: engine.opts.compression,
+        level: engine.opts.compression_level,
+        mtime: engine.opts.reproducible.then_some(0),
+    };
+    let info = write_layer(root.snap.root(), &mut changes, &engine.store, &opts)
+        .map_err(|e| BuildError::Setup(format!("write layer for step {id}: {e}")))?;
+    engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
+    let media_type = st.format.layer_media_type(info.compression).to_string();
+    let descriptor = Descriptor::new(media_type.clone(), info.digest.clone(), info.size);
+    engine.emitter.emit(Event::LayerWritten {
+        id,
+        layer: LayerSummary {
+            digest: info.digest.clone(),
+            diff_id: Some(info.diff_id.clone()),
+            size: info.size,
+            uncompressed_size: Some(info.uncompressed_size),
+            media_type,
+            step: Some(id),
+        },
+        entries: info.entries,
+        duration_ms: t0.elapsed().as_millis() as u64,
+    });
+    st.config.push_diff_id(&info.diff_id);
+    st.config.push_history(History {
+        created: Some(engine.now_rfc3339()),
+        created_by: Some(created_by.to_string()),
+        comment: Some("trowel".into()),
+        ..History::default()
+    });
+    st.layers.push(StageLayer {
+        descriptor,
+        diff_id: info.diff_id,
+        origin: LayerOrigin::Built(id),
+        uncompressed_size: Some(info.uncompressed_size),
+    });
+    Ok(Some(info.digest))
+}

@@ -1,0 +1,166 @@
+//! Steps that change only the image config: ENV, ARG, LABEL, EXPOSE, VOLUME, USER, CMD,
+//! ENTRYPOINT, SHELL, STOPSIGNAL, HEALTHCHECK, ONBUILD, MAINTAINER. Each gets a history entry
+//! marked `empty_layer`, except ARG (as BuildKit does).
+
+use serde_json::json;
+
+use crate::build::engine::Engine;
+use crate::build::error::BuildError;
+use crate::build::stage::StageState;
+use crate::build::steps::layer::empty_history;
+use crate::build::steps::{StepCtx, StepOutcome};
+use crate::dockerfile::{CommandForm, Expanded};
+
+pub fn apply(
+    engine: &mut Engine<'_>,
+    st: &mut StageState,
+    ctx: &StepCtx<'_>,
+    expanded: Expanded,
+) -> Result<StepOutcome, BuildError> {
+    match expanded {
+        Expanded::Arg(args) => {
+            for (name, default) in args {
+                st.args.declare(&name, default);
+            }
+            return Ok(StepOutcome::metadata());
+        }
+        Expanded::Env(pairs) => {
+            for (k, v) in pairs {
+                st.config.set_env(&k, &v);
+            }
+        }
+        Expanded::Label(pairs) => {
+            for (k, v) in pairs {
+                st.config.set_label(&k, &v);
+            }
+        }
+        Expanded::Expose(ports) => {
+            for p in ports {
+                st.config.add_exposed_port(&p);
+            }
+        }
+        Expanded::Volume(vols) => {
+            for v in vols {
+                if v.is_empty() {
+                    return Err(ctx.fail("VOLUME path must not be empty"));
+                }
+                st.config.add_volume(&v);
+            }
+        }
+        Expanded::User(u) => {
+            if u.is_empty() {
+                return Err(ctx.fail("USER requires a user name or uid"));
+            }
+            st.config.set_user(&u);
+        }
+        Expanded::Cmd(c) => {
+            let argv = command_argv(st, c);
+            st.config.set_cmd(Some(argv));
+            st.cmd_set = true;
+        }
+        Expanded::Entrypoint(c) => {
+            let argv = command_argv(st, c);
+            st.config.set_entrypoint(Some(argv));
+            // Docker: a new ENTRYPOINT resets a CMD inherited from the base, but keeps one set
+            // earlier in this stage.
+            if !st.cmd_set {
+                st.config.set_cmd(None);
+            }
+        }
+        Expanded::Shell(sh) => {
+            if sh.is_empty() {
+                return Err(ctx.fail("SHELL requires at least one argument"));
+            }
+            st.config.set_shell(sh);
+        }
+        Expanded::Stopsignal(sig) => {
+            validate_signal(&sig).map_err(|e| ctx.fail(e))?;
+            st.config.set_stop_signal(&sig);
+        }
+        Expanded::Healthcheck(hc) => match hc {
+            None => st.config.set_healthcheck(json!({"Test": ["NONE"]})),
+            Some(h) => {
+                let mut v = json!({"Test": h.test});
+                let o = v.as_object_mut().unwrap();
+                for (k, val) in [
+                    ("Interval", h.interval_ns),
+                    ("Timeout", h.timeout_ns),
+                    ("StartPeriod", h.start_period_ns),
+                    ("StartInterval", h.start_interval_ns),
+                    ("Retries", h.retries),
+                ] {
+                    if let Some(x) = val {
+                        o.insert(k.into(), json!(x));
+                    }
+                }
+                st.config.set_healthcheck(v);
+            }
+        },
+        Expanded::Onbuild(trigger) => {
+            let mut t = st.config.onbuild();
+            t.push(trigger);
+            st.config.set_onbuild(t);
+        }
+        Expanded::Maintainer(m) => st.config.set_author(&m),
+        Expanded::From { .. } | Expanded::Run { .. } | Expanded::Copy(_) | Expanded::Add(_) | Expanded::Workdir(_) => {
+            unreachable!("dispatched elsewhere")
+        }
+    }
+    empty_history(engine, st, &ctx.display);
+    Ok(StepOutcome::metadata())
+}
+
+/// Exec form as is; shell form wrapped in the stage's SHELL.
+pub fn command_argv(st: &StageState, c: CommandForm) -> Vec<String> {
+    match c {
+        CommandForm::Exec(v) => v,
+        CommandForm::Shell(s) => {
+            let mut argv = st.config.shell().unwrap_or_else(default_shell);
+            argv.push(s);
+            argv
+        }
+    }
+}
+
+pub fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".to_string(), "-c".to_string()]
+}
+
+const SIGNALS: &[&str] = &[
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
+    "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
+    "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+];
+
+/// Docker accepts `SIGTERM`, `TERM`, `15` and `SIGRTMIN+3`-style names.
+fn validate_signal(sig: &str) -> Result<(), String> {
+    if let Ok(n) = sig.parse::<u32>() {
+        return if (1..=64).contains(&n) { Ok(()) } else { Err(format!("invalid signal number {n}")) };
+    }
+    let name = sig.strip_prefix("SIG").unwrap_or(sig).to_ascii_uppercase();
+    let rt_ok = |base: &str| -> bool {
+        name.strip_prefix(base).is_some_and(|rest| {
+            rest.is_empty() || rest.strip_prefix(['+', '-']).is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n <= 15))
+        })
+    };
+    if SIGNALS.contains(&name.as_str()) || rt_ok("RTMIN") || rt_ok("RTMAX") {
+        Ok(())
+    } else {
+        Err(format!("invalid signal {sig:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_signal;
+
+    #[test]
+    fn signals() {
+        for ok in ["SIGTERM", "TERM", "9", "SIGRTMIN+3", "sigusr1"] {
+            assert!(validate_signal(ok).is_ok(), "{ok}");
+        }
+        for bad in ["SIGFOO", "0", "99", "RTMIN+99"] {
+            assert!(validate_signal(bad).is_err(), "{bad}");
+        }
+    }
+}

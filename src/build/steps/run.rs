@@ -1,0 +1,185 @@
+//! RUN: execute a command in the build root (through the sandbox), stream its output as
+//! events, fail the build with the command's exit code, and snapshot what it changed.
+
+use crate::build::engine::Engine;
+use crate::build::error::BuildError;
+use crate::build::event::{Event, OutputStream, StepStatus};
+use crate::build::stage::StageState;
+use crate::build::steps::layer::{Scope, commit};
+use crate::build::steps::metadata::default_shell;
+use crate::build::steps::{StepCtx, StepOutcome};
+use crate::build::vars::run_env;
+use crate::dockerfile::{Flag, RunScript};
+use crate::sandbox::{self, ResolvedUser, RunSpec, StdioMode, Stream};
+
+pub fn run(
+    engine: &mut Engine<'_>,
+    st: &mut StageState,
+    ctx: &StepCtx<'_>,
+    flags: &[Flag],
+    script: RunScript,
+) -> Result<StepOutcome, BuildError> {
+    check_flags(ctx, flags)?;
+    engine.ensure_root(st)?;
+    let user = resolve_stage_user(st, ctx)?;
+    let cwd = st.config.working_dir().unwrap_or("/").to_string();
+    let root = st.root.as_ref().expect("root ensured");
+    let r = root.root();
+    // The working directory of a base image may not exist yet (runc creates it too).
+    r.mkdir_all(&cwd, 0o755, None).map_err(|e| ctx.fail(format!("create working directory {cwd}: {e}")))?;
+
+    let shell = st.config.shell().unwrap_or_else(default_shell);
+    let mut script_file: Option<String> = None;
+    let argv = match script {
+        RunScript::Shell(s) => [shell, vec![s]].concat(),
+        RunScript::Exec(v) => v,
+        RunScript::Script { content, shebang: false } => [shell, vec![content]].concat(),
+        RunScript::Script { content, shebang: true } => {
+            // BuildKit runs a `#!` heredoc as a file; it lives in the root only for this RUN.
+            let path = format!("/.trowel-heredoc-{}-{}", ctx.id.stage, ctx.id.step);
+            let mut f = r.create_file(&path, 0o755).map_err(|e| ctx.fail(format!("write heredoc script: {e}")))?;
+            std::io::Write::write_all(&mut f, content.as_bytes())
+                .map_err(|e| ctx.fail(format!("write heredoc script: {e}")))?;
+            script_file = Some(path.clone());
+            vec![path]
+        }
+    };
+    let env = run_env(&st.config, &st.args, &user.home);
+    let spec = RunSpec {
+        root: root.dir.clone(),
+        argv,
+        env,
+        cwd,
+        user: user.ids.clone(),
+        hostname: "trowel".to_string(),
+        isolation: engine.opts.isolation,
+        stdio: StdioMode::Piped,
+        timeout: engine.opts.run_timeout,
+        helper_exe: engine.opts.helper_exe.clone(),
+        extra_hosts: Vec::new(),
+    };
+    let emitter = engine.emitter.clone();
+    let id = ctx.id;
+    let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut on_output = |stream: Stream, bytes: &[u8]| {
+        let (slot, s) = match stream {
+            Stream::Stdout => (0, OutputStream::Stdout),
+            Stream::Stderr => (1, OutputStream::Stderr),
+        };
+        let buf = &mut carry[slot];
+        buf.extend_from_slice(bytes);
+        // Hold back an incomplete UTF-8 sequence at the end for the next chunk.
+        let cut = utf8_boundary(buf);
+        if cut > 0 {
+            let data = String::from_utf8_lossy(&buf[..cut]).into_owned();
+            buf.drain(..cut);
+            emitter.emit(Event::Output { id, stream: s, data });
+        }
+    };
+    let outcome = sandbox::run(&spec, &mut on_output);
+    for (slot, s) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
+        if !carry[slot].is_empty() {
+            let data = String::from_utf8_lossy(&carry[slot]).into_owned();
+            engine.emitter.emit(Event::Output { id, stream: s, data });
+        }
+    }
+    if let Some(p) = script_file {
+        let _ = st.root.as_ref().expect("root").root().remove_all(&p);
+    }
+    let outcome = outcome.map_err(|e| ctx.fail(e.to_string()))?;
+    if outcome.timed_out {
+        return Err(BuildError::Step {
+            location: ctx.loc.clone(),
+            message: format!("timed out after {}s", engine.opts.run_timeout.map(|d| d.as_secs()).unwrap_or(0)),
+            exit_code: Some(outcome.exit_code),
+        });
+    }
+    if outcome.exit_code != 0 {
+        return Err(BuildError::Step {
+            location: ctx.loc.clone(),
+            message: format!("exit code {}", outcome.exit_code),
+            exit_code: Some(outcome.exit_code),
+        });
+    }
+    let layer = commit(engine, st, ctx.id, Scope::Full, &ctx.display)?;
+    Ok(StepOutcome { status: StepStatus::Built, layer })
+}
+
+/// The longest prefix of `buf` that does not end inside a UTF-8 sequence.
+fn utf8_boundary(buf: &[u8]) -> usize {
+    let n = buf.len();
+    for back in 1..=3.min(n) {
+        let b = buf[n - back];
+        if b & 0b1100_0000 == 0b1000_0000 {
+            continue; // continuation byte: keep looking for the lead byte
+        }
+        let need = if b >= 0xF0 {
+            4
+        } else if b >= 0xE0 {
+            3
+        } else if b >= 0xC0 {
+            2
+        } else {
+            1
+        };
+        return if need > back { n - back } else { n };
+    }
+    n
+}
+
+fn check_flags(ctx: &StepCtx<'_>, flags: &[Flag]) -> Result<(), BuildError> {
+    for f in flags {
+        match (f.name.as_str(), f.value.as_deref()) {
+            ("network", Some("default" | "host")) => {}
+            ("network", v) => {
+                return Err(ctx.fail(format!(
+                    "RUN --network={} is not supported (trowel runs RUN on the host network)",
+                    v.unwrap_or("")
+                )));
+            }
+            ("mount", _) => return Err(ctx.fail("RUN --mount is not supported yet")),
+            ("security", Some("sandbox")) => {}
+            ("security", v) => {
+                return Err(ctx.fail(format!("RUN --security={} is not supported", v.unwrap_or(""))));
+            }
+            (other, _) => return Err(ctx.fail(format!("unknown flag --{other} for RUN"))),
+        }
+    }
+    Ok(())
+}
+
+/// The stage's USER resolved against the root's /etc/passwd and /etc/group.
+pub fn resolve_stage_user(st: &StageState, ctx: &StepCtx<'_>) -> Result<ResolvedUser, BuildError> {
+    let spec = st.config.user().unwrap_or("").to_string();
+    resolve_user_in(st, ctx, &spec)
+}
+
+/// Resolves `spec` (`name`, `uid`, `name:group`, …) against the stage's root.
+pub fn resolve_user_in(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result<ResolvedUser, BuildError> {
+    let (passwd, group) = match &st.root {
+        Some(root) => {
+            let r = root.root();
+            let read = |p: &str| r.read_to_string(p).map_err(|e| ctx.fail(format!("read {p}: {e}")));
+            (read("/etc/passwd")?, read("/etc/group")?)
+        }
+        None => (None, None),
+    };
+    sandbox::resolve_user(spec, passwd.as_deref(), group.as_deref()).map_err(|e| ctx.fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8_boundary;
+
+    #[test]
+    fn holds_back_split_sequences() {
+        let s = "añ€😀".as_bytes();
+        for cut in 0..=s.len() {
+            let b = utf8_boundary(&s[..cut]);
+            assert!(std::str::from_utf8(&s[..b]).is_ok(), "cut {cut} -> {b}");
+            assert!(cut - b < 4);
+        }
+        assert_eq!(utf8_boundary(s), s.len());
+        assert_eq!(utf8_boundary(b"\xff\xfe"), 2, "invalid bytes are passed on, not held forever");
+    }
+}
