@@ -1,0 +1,356 @@
+//! The Dockerfile corpus: every case under `testdata/corpus/<name>/` is built with trowel against
+//! the local registry, then checked with independent tools only: `skopeo inspect` for the
+//! manifest and config, `umoci unpack` for the file tree, `crun` to run it.
+//!
+//! A case is a build context holding a `Dockerfile` and an `expect.json`:
+//! ```json
+//! { "build_args": {"K": "v"}, "flags": ["--reproducible"], "target": "stage",
+//!   "files": {"/app/x": {"type": "f", "mode": "0644", "uid": 0, "gid": 0, "content": "hi\n"}},
+//!   "absent": ["/tmp/gone"],
+//!   "config": {"User": "app", "Cmd": ["sh"]},          // subset of the config's "config" object
+//!   "image": {"architecture": "amd64"},                 // subset of the whole config
+//!   "layers": 3, "history": 9, "manifest_media_type": "...", "layer_media_types": ["..."],
+//!   "run": {"args": ["cat", "/x"], "stdout": "hi\n", "exit_code": 0},
+//!   "fail": {"exit_code": 3, "message": "Dockerfile:4: RUN exit 3: exit code 3"},
+//!   "log_contains": ["..."], "log_lacks": ["..."] }
+//! ```
+//! Every build gets `--build-arg REGISTRY=<plain registry>` (corpus Dockerfiles start with
+//! `ARG REGISTRY` and `FROM ${REGISTRY}/busybox:1.35`) and `HTTP=<url of a local HTTP server
+//! serving testdata/http>`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+    #[serde(default)]
+    flags: Vec<String>,
+    target: Option<String>,
+    #[serde(default)]
+    files: BTreeMap<String, FileExpect>,
+    #[serde(default)]
+    absent: Vec<String>,
+    #[serde(default)]
+    config: Option<Value>,
+    #[serde(default)]
+    image: Option<Value>,
+    layers: Option<usize>,
+    history: Option<usize>,
+    manifest_media_type: Option<String>,
+    layer_media_types: Option<Vec<String>>,
+    run: Option<RunExpect>,
+    fail: Option<FailExpect>,
+    #[serde(default)]
+    log_contains: Vec<String>,
+    #[serde(default)]
+    log_lacks: Vec<String>,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileExpect {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    mode: Option<String>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    content: Option<String>,
+    sha256: Option<String>,
+    size: Option<u64>,
+    link: Option<String>,
+    same_inode_as: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunExpect {
+    args: Option<Vec<String>>,
+    stdout: String,
+    #[serde(default)]
+    exit_code: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailExpect {
+    exit_code: Option<i32>,
+    message: String,
+}
+
+fn case_dir(name: &str) -> PathBuf {
+    repo_root().join("testdata/corpus").join(name)
+}
+
+/// A tiny HTTP server over `testdata/http` for ADD URL cases (one thread, GET only).
+fn http_server() -> &'static str {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::OnceLock;
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+                let file = repo_root().join("testdata/http").join(&path);
+                let resp = match std::fs::read(&file) {
+                    Ok(body) if !path.contains("..") => {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 02 Jan 2024 03:04:05 GMT\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        r.extend(body);
+                        r
+                    }
+                    _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                };
+                let _ = conn.write_all(&resp);
+            }
+        });
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// Replaces `{registry}` and `{http}` placeholders.
+fn fill(s: &str) -> String {
+    s.replace("{registry}", &env().registry).replace("{http}", http_server())
+}
+
+#[track_caller]
+fn assert_subset(path: &str, want: &Value, got: &Value) {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let gv = g.get(k).unwrap_or(&Value::Null);
+                assert_subset(&format!("{path}.{k}"), wv, gv);
+            }
+        }
+        (Value::String(w), _) => assert_eq!(&Value::String(fill(w)), got, "{path}"),
+        _ => assert_eq!(want, got, "{path}"),
+    }
+}
+
+fn check_file(rootfs: &Path, tree: &Tree, path: &str, want: &FileExpect) {
+    let got = tree.get(path);
+    if let Some(k) = &want.kind {
+        assert_eq!(got.kind.to_string(), *k, "{path}: type");
+    }
+    if let Some(m) = &want.mode {
+        assert_eq!(format!("{:04o}", got.mode), *m, "{path}: mode");
+    }
+    if let Some(u) = want.uid {
+        assert_eq!(got.uid, u, "{path}: uid");
+    }
+    if let Some(g) = want.gid {
+        assert_eq!(got.gid, g, "{path}: gid");
+    }
+    if let Some(c) = &want.content {
+        assert_eq!(Tree::content(rootfs, path), fill(c), "{path}: content");
+    }
+    if let Some(s) = &want.sha256 {
+        assert_eq!(got.sha256.as_deref(), Some(s.as_str()), "{path}: sha256");
+    }
+    if let Some(s) = want.size {
+        assert_eq!(got.size, s, "{path}: size");
+    }
+    if let Some(l) = &want.link {
+        assert_eq!(got.link.as_deref(), Some(l.as_str()), "{path}: link target");
+    }
+    if let Some(other) = &want.same_inode_as {
+        assert_eq!(got.ino, tree.get(other).ino, "{path} should be a hardlink of {other}");
+    }
+}
+
+fn run_case(name: &str) {
+    let dir = case_dir(name);
+    let expect: Expect = serde_json::from_slice(&std::fs::read(dir.join("expect.json")).unwrap())
+        .unwrap_or_else(|e| panic!("{name}/expect.json: {e}"));
+    let env = env();
+    let dest = format!("{}/corpus/{}:latest", env.registry, unique_repo(name));
+    let mut cmd = trowel();
+    cmd.arg("build")
+        .arg("--context")
+        .arg(&dir)
+        .arg("--dockerfile")
+        .arg(dir.join("Dockerfile"))
+        .arg("--destination")
+        .arg(&dest)
+        .arg("--build-arg")
+        .arg(format!("REGISTRY={}", env.registry))
+        .arg("--build-arg")
+        .arg(format!("HTTP={}", http_server()));
+    for (k, v) in &expect.build_args {
+        cmd.arg("--build-arg").arg(format!("{k}={}", fill(v)));
+    }
+    if let Some(t) = &expect.target {
+        cmd.arg("--target").arg(t);
+    }
+    for f in &expect.flags {
+        cmd.arg(fill(f));
+    }
+    let out = run(&mut cmd);
+    let log = format!("{}{}", stdout(&out), stderr(&out));
+    for s in &expect.log_contains {
+        assert!(log.contains(&fill(s)), "{name}: log lacks {s:?}:\n{log}");
+    }
+    for s in &expect.log_lacks {
+        assert!(!log.contains(&fill(s)), "{name}: log contains {s:?}:\n{log}");
+    }
+    if let Some(fail) = &expect.fail {
+        assert!(!out.status.success(), "{name}: build should fail:\n{log}");
+        if let Some(c) = fail.exit_code {
+            assert_eq!(out.status.code(), Some(c), "{name}: exit code\n{log}");
+        }
+        assert!(stderr(&out).contains(&fill(&fail.message)), "{name}: error should contain {:?}:\n{log}", fail.message);
+        let probe = run(std::process::Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{dest}"),
+        ]));
+        assert!(!probe.status.success(), "{name}: a failed build must push nothing");
+        return;
+    }
+    assert_ok(&out);
+
+    let manifest = skopeo_manifest(&dest);
+    let config = skopeo_config(&dest);
+    if let Some(mt) = &expect.manifest_media_type {
+        assert_eq!(manifest["mediaType"].as_str(), Some(mt.as_str()), "{name}: manifest media type");
+    }
+    let layers = manifest["layers"].as_array().unwrap();
+    if let Some(n) = expect.layers {
+        assert_eq!(layers.len(), n, "{name}: layer count; manifest: {manifest:#}");
+    }
+    if let Some(types) = &expect.layer_media_types {
+        let got: Vec<&str> = layers.iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+        assert_eq!(got, *types, "{name}: layer media types");
+    }
+    assert_eq!(
+        config["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        layers.len(),
+        "{name}: diff_ids and layers must agree"
+    );
+    if let Some(n) = expect.history {
+        assert_eq!(config["history"].as_array().map(Vec::len), Some(n), "{name}: history: {:#}", config["history"]);
+    }
+    let non_empty = config["history"].as_array().unwrap().iter().filter(|h| h["empty_layer"] != true).count();
+    assert_eq!(non_empty, layers.len(), "{name}: history entries with layers must match layers");
+    if let Some(c) = &expect.config {
+        assert_subset("config", c, &config["config"]);
+    }
+    if let Some(i) = &expect.image {
+        assert_subset("image", i, &config);
+    }
+
+    let unpacked = pull_and_unpack(&dest);
+    let tree = unpacked.tree();
+    for (path, want) in &expect.files {
+        check_file(&unpacked.rootfs(), &tree, path, want);
+    }
+    for path in &expect.absent {
+        assert!(!tree.has(path), "{name}: {path} should not be in the image");
+    }
+    if let Some(r) = &expect.run {
+        let args: Option<Vec<String>> = r.args.as_ref().map(|a| a.iter().map(|s| fill(s)).collect());
+        let argv: Option<Vec<&str>> = args.as_ref().map(|a| a.iter().map(String::as_str).collect());
+        let (code, out, err) = unpacked.crun(argv.as_deref());
+        assert_eq!(code, r.exit_code, "{name}: crun exit code; stderr: {err}");
+        assert_eq!(out, fill(&r.stdout), "{name}: crun stdout; stderr: {err}");
+    }
+}
+
+macro_rules! corpus {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run_case(&stringify!($name).replace('_', "-"));
+            }
+        )*
+
+        /// Every directory under testdata/corpus has a test above.
+        #[test]
+        fn every_case_is_listed() {
+            let listed: Vec<String> = vec![$(stringify!($name).replace('_', "-")),*];
+            for e in std::fs::read_dir(repo_root().join("testdata/corpus")).unwrap() {
+                let n = e.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(listed.contains(&n), "testdata/corpus/{n} has no test in tests/corpus.rs");
+            }
+        }
+    };
+}
+
+corpus! {
+    add_local_archives,
+    add_url,
+    arg_from,
+    arg_scope,
+    cmd_entrypoint,
+    copy_basic,
+    copy_chown_chmod,
+    copy_exclude,
+    copy_from_image,
+    copy_heredoc,
+    copy_parents,
+    copy_symlinks,
+    copy_wildcards,
+    docker_base,
+    dockerignore,
+    entrypoint_keeps_cmd,
+    entrypoint_resets_cmd,
+    env_forms,
+    escape_directive,
+    expose_volume_stopsignal,
+    fail_add_checksum,
+    fail_bad_user,
+    fail_copy_missing,
+    fail_copy_outside_context,
+    fail_multiple_sources_dest,
+    fail_run_exit,
+    fail_unknown_instruction,
+    hardlinks,
+    healthcheck,
+    healthcheck_none,
+    labels,
+    long_names,
+    multistage,
+    multistage_chain,
+    onbuild,
+    opaque_dir,
+    predefined_platform_args,
+    run_basic,
+    run_heredoc,
+    scratch,
+    shell_instruction,
+    special_files,
+    target,
+    user_and_groups,
+    whiteouts,
+    workdir,
+    zstd,
+}
