@@ -101,6 +101,14 @@ async fn ping(client: reqwest::Client, base: String) -> Result<Endpoint, ProbeEr
         None
     };
     let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+    if status == 400 {
+        // Not a registry answer: most often a TLS server spoken to in plain HTTP.
+        let hint = if base.starts_with("http://") { " (does it serve HTTPS? then drop --insecure for it)" } else { "" };
+        return Err(ProbeError {
+            message: format!("{base}/v2/: {}{hint}", error_message(status, &body)),
+            retryable: false,
+        });
+    }
     if status >= 500 {
         return Err(ProbeError {
             message: format!("{base}/v2/: {}", error_message(status, &body)),
@@ -237,11 +245,16 @@ pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
                 .collect();
             let s = s.trim().to_string();
             if s.is_empty() || s.starts_with('<') {
-                reqwest::StatusCode::from_u16(status)
-                    .ok()
-                    .and_then(|c| c.canonical_reason())
-                    .unwrap_or("error")
-                    .to_ascii_lowercase()
+                // HEAD answers have no body; say what the registry would have said.
+                match status {
+                    401 => "authentication required".to_string(),
+                    403 => "requested access to the resource is denied".to_string(),
+                    _ => reqwest::StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|c| c.canonical_reason())
+                        .unwrap_or("error")
+                        .to_ascii_lowercase(),
+                }
             } else {
                 s
             }
@@ -267,5 +280,7 @@ mod tests {
         assert_eq!(error_message(403, br#"{"errors":[{"code":"DENIED"}]}"#), "denied: denied");
         assert_eq!(error_message(502, b"<html>bad gateway</html>"), "bad gateway (502)");
         assert_eq!(error_message(500, b"boom\n"), "boom (500)");
+        assert_eq!(error_message(401, b""), "unauthorized: authentication required");
+        assert_eq!(error_message(404, b""), "not found (404)");
     }
 }
