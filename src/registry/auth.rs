@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -86,7 +86,8 @@ pub(crate) struct Keychain {
     config: DockerConfig,
     /// `PATH` to search for helpers; `None` means the process environment's.
     search_path: Option<OsString>,
-    cache: Mutex<HashMap<String, Option<Credential>>>,
+    /// One cell per host, so concurrent requests run a helper once, not once each.
+    cache: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Credential>>>>>,
 }
 
 impl Keychain {
@@ -134,12 +135,8 @@ impl Keychain {
     /// cached for the life of the keychain (helpers can be slow cloud calls).
     pub(crate) async fn credential(&self, host: &str) -> Result<Option<Credential>, RegistryError> {
         let host = normalise_host(host);
-        if let Some(c) = self.cache.lock().expect("keychain cache").get(&host) {
-            return Ok(c.clone());
-        }
-        let found = self.lookup(&host).await?;
-        self.cache.lock().expect("keychain cache").insert(host, found.clone());
-        Ok(found)
+        let cell = self.cache.lock().expect("keychain cache").entry(host.clone()).or_default().clone();
+        cell.get_or_try_init(|| self.lookup(&host)).await.cloned()
     }
 
     async fn lookup(&self, host: &str) -> Result<Option<Credential>, RegistryError> {
@@ -248,6 +245,9 @@ impl Keychain {
             // A failing helper prints an error message, never the secret; keep it short anyway.
             let err = String::from_utf8_lossy(&out.stderr);
             let text = if msg.trim().is_empty() { err.trim().to_string() } else { msg.trim().to_string() };
+            if text.is_empty() {
+                return Err(fail(format!("failed without a message ({})", out.status)));
+            }
             return Err(fail(format!("{} ({})", text.chars().take(300).collect::<String>(), out.status)));
         }
         #[derive(Deserialize)]
