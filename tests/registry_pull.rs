@@ -143,7 +143,12 @@ fn push_index_with_skopeo(dest: &str) -> Vec<(Platform, Digest)> {
             "mediaType": media::OCI_MANIFEST, "digest": digest.to_string(),
             "size": img.push.manifest_bytes.len(), "platform": platform,
         }));
-        let p = Platform { architecture: arch.into(), os: "linux".into(), os_version: None, variant: variant.map(Into::into) };
+        let p = Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            os_version: None,
+            variant: variant.map(Into::into),
+        };
         want.push((p, digest));
     }
     let index = serde_json::to_vec(&serde_json::json!({

@@ -26,8 +26,7 @@ fn pushed_image_is_readable_by_independent_tools() {
     let img = tiny_image(&store, ManifestFormat::Oci, "hello from trowel\n", ("amd64", None), 6 << 20);
     let r = dest("push", "v1");
     let events = Mutex::new(Vec::new());
-    let report =
-        rt().block_on(reg.push_image(&r, &img.push, &store, &|p| events.lock().unwrap().push(p))).unwrap();
+    let report = rt().block_on(reg.push_image(&r, &img.push, &store, &|p| events.lock().unwrap().push(p))).unwrap();
     assert_eq!(report.manifest_digest, Digest::of(&img.push.manifest_bytes));
     assert_eq!(
         report.blobs,
@@ -88,7 +87,10 @@ fn blobs_are_mounted_across_repositories() {
     let target = dest("mount-dst", "app");
     let report = rt.block_on(reg.push_image(&target, &push, &store, &|_| {})).unwrap();
     assert!(report.blobs.iter().all(|(_, a, _)| *a == BlobAction::Mounted), "{report:?}");
-    assert_eq!(common::skopeo_inspect(&target.to_string())["Digest"].as_str().unwrap(), report.manifest_digest.as_str());
+    assert_eq!(
+        common::skopeo_inspect(&target.to_string())["Digest"].as_str().unwrap(),
+        report.manifest_digest.as_str()
+    );
 
     // A mount source that lacks the blob falls back to an upload.
     let img2 = tiny_image(&store, ManifestFormat::Oci, "not in source", ("amd64", None), 0);
@@ -145,7 +147,10 @@ fn push_manifest_by_digest_and_push_check() {
     rt.block_on(reg.push_image(&r, &img.push, &store, &|_| {})).unwrap();
     let digest = Digest::of(&img.push.manifest_bytes);
     let untagged = Reference { tag: None, digest: Some(digest.clone()), ..r.clone() };
-    assert_eq!(rt.block_on(reg.push_manifest(&untagged, &img.push.manifest_bytes, media::OCI_MANIFEST)).unwrap(), digest);
+    assert_eq!(
+        rt.block_on(reg.push_manifest(&untagged, &img.push.manifest_bytes, media::OCI_MANIFEST)).unwrap(),
+        digest
+    );
     let (bytes, mt, d) = rt.block_on(reg.fetch_manifest(&untagged)).unwrap().unwrap();
     assert_eq!((bytes, mt.as_str(), d), (img.push.manifest_bytes.clone(), media::OCI_MANIFEST, digest));
     // A digest that does not match the bytes is refused before anything is sent.

@@ -31,10 +31,8 @@ fn push_and_resolve(reg: &Registry, registry_host: &str) -> Result<(), trowel::r
 #[test]
 fn registry_certificate_makes_the_tls_registry_trusted() {
     let env = common::env();
-    let reg = registry(RegistryOptions {
-        registry_certificates: vec![(env.tls_registry.clone(), env.ca.clone())],
-        ..opts()
-    });
+    let reg =
+        registry(RegistryOptions { registry_certificates: vec![(env.tls_registry.clone(), env.ca.clone())], ..opts() });
     push_and_resolve(&reg, &env.tls_registry).unwrap();
     // The bare host name (without port) selects the CA too.
     let host = env.tls_registry.split(':').next().unwrap().to_string();

@@ -147,7 +147,9 @@ impl Keychain {
             .get(&server)
             .or_else(|| self.config.cred_helpers.iter().find(|(k, _)| key_host(k) == host).map(|(_, v)| v))
             .map(|h| (h, HelperSource::CredHelpers))
-            .or_else(|| self.config.creds_store.as_ref().filter(|s| !s.is_empty()).map(|s| (s, HelperSource::CredsStore)));
+            .or_else(|| {
+                self.config.creds_store.as_ref().filter(|s| !s.is_empty()).map(|s| (s, HelperSource::CredsStore))
+            });
         if let Some((name, source)) = helper {
             return self.run_helper(name, source, &server).await;
         }
@@ -157,12 +159,12 @@ impl Keychain {
             .get(&server)
             .or_else(|| self.config.auths.iter().find(|(k, _)| key_host(k) == host).map(|(_, v)| v));
         match entry {
-            Some(e) => self.from_entry(e, host),
+            Some(e) => self.entry_credential(e, host),
             None => Ok(None),
         }
     }
 
-    fn from_entry(&self, e: &AuthEntry, host: &str) -> Result<Option<Credential>, RegistryError> {
+    fn entry_credential(&self, e: &AuthEntry, host: &str) -> Result<Option<Credential>, RegistryError> {
         if let Some(t) = e.identitytoken.as_deref().filter(|t| !t.is_empty()) {
             return Ok(Some(Credential::IdentityToken(Secret::new(t))));
         }
@@ -202,9 +204,18 @@ impl Keychain {
             HelperSource::CredsStore => "credsStore".to_string(),
         };
         let cfg = self.path.as_deref().map_or_else(|| "docker config".to_string(), |p| p.display().to_string());
-        let not_found = || RegistryError::CredentialHelper(format!("credential helper {bin} not found in PATH (from {origin} in {cfg})"));
-        let exe = find_in_path(&bin, self.search_path.clone().or_else(|| std::env::var_os("PATH"))).ok_or_else(not_found)?;
-        let fail = |why: String| RegistryError::CredentialHelper(format!("credential helper {bin} (from {origin} in {cfg}) for {server}: {why}"));
+        let not_found = || {
+            RegistryError::CredentialHelper(format!(
+                "credential helper {bin} not found in PATH (from {origin} in {cfg})"
+            ))
+        };
+        let exe =
+            find_in_path(&bin, self.search_path.clone().or_else(|| std::env::var_os("PATH"))).ok_or_else(not_found)?;
+        let fail = |why: String| {
+            RegistryError::CredentialHelper(format!(
+                "credential helper {bin} (from {origin} in {cfg}) for {server}: {why}"
+            ))
+        };
         let mut attempt = 0;
         let mut child = loop {
             let spawned = tokio::process::Command::new(&exe)

@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn certificates_and_mirrors() {
         let o = RegistryOptions {
-            registry_certificates: vec![("reg.example".into(), "/a.pem".into()), ("other:5000".into(), "/b.pem".into())],
+            registry_certificates: vec![
+                ("reg.example".into(), "/a.pem".into()),
+                ("other:5000".into(), "/b.pem".into()),
+            ],
             registry_mirrors: vec!["mirror.gcr.io".into(), "https://m.example/hub/".into()],
             ..Default::default()
         };

@@ -1,6 +1,6 @@
 //! Pulling: manifests (index → platform manifest), configs, and blobs streamed into the store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 
@@ -22,8 +22,10 @@ const MAX_CONFIG: u64 = 32 << 20;
 /// Downloaded bytes are handed to the blocking writer in batches of this size.
 const WRITE_BATCH: usize = 1 << 20;
 
-const SCHEMA1: &[&str] =
-    &["application/vnd.docker.distribution.manifest.v1+json", "application/vnd.docker.distribution.manifest.v1+prettyjws"];
+const SCHEMA1: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
 
 impl Registry {
     /// Resolves an image for `platform`: the manifest named by `r` (choosing from an index by
@@ -82,7 +84,9 @@ impl Registry {
         let manifest: Manifest =
             serde_json::from_slice(&bytes).map_err(|e| ctx.error(format!("invalid manifest {digest}: {e}")))?;
         if manifest.schema_version != 2 {
-            return Err(ctx.error(format!("manifest {digest} has unsupported schemaVersion {}", manifest.schema_version)));
+            return Err(
+                ctx.error(format!("manifest {digest} has unsupported schemaVersion {}", manifest.schema_version))
+            );
         }
         let config_bytes = self.get_small_blob(&ctx, &manifest.config).await?;
         Ok(ResolvedImage {
@@ -121,7 +125,8 @@ impl Registry {
         accept_404: bool,
     ) -> Result<Option<(Vec<u8>, String, Digest)>, RegistryError> {
         let accept = media::ACCEPT_MANIFESTS.join(", ");
-        let build = |ep: &_| Ok(self.client_get(ep, ctx.reference, &format!("manifests/{reference}")).header(ACCEPT, &accept));
+        let build =
+            |ep: &_| Ok(self.client_get(ep, ctx.reference, &format!("manifests/{reference}")).header(ACCEPT, &accept));
         let mut backoff = Backoff::new(self.session.opts.retries);
         let (body, header_type) = loop {
             let resp = self.session.send(ctx, accept_404, &build).await?;
@@ -323,9 +328,8 @@ impl Registry {
         writer = flush(writer, &mut batch, &dir).await.map_err(store_err)?;
         progress(writer.written(), desc.size);
         let (digest, size) = (desc.digest.clone(), desc.size);
-        let committed = tokio::task::spawn_blocking(move || writer.commit(Some((&digest, Some(size)))))
-            .await
-            .expect("commit task");
+        let committed =
+            tokio::task::spawn_blocking(move || writer.commit(Some((&digest, Some(size))))).await.expect("commit task");
         match committed {
             Ok(_) => Ok(()),
             Err(e @ (StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. })) => {
@@ -342,18 +346,15 @@ impl Registry {
 }
 
 /// Writes the batch on a blocking thread (disk I/O must not stall the async workers).
-async fn flush(mut writer: BlobWriter, batch: &mut Vec<u8>, dir: &PathBuf) -> Result<BlobWriter, StoreError> {
+async fn flush(mut writer: BlobWriter, batch: &mut Vec<u8>, dir: &Path) -> Result<BlobWriter, StoreError> {
     if batch.is_empty() {
         return Ok(writer);
     }
     let data = std::mem::replace(batch, Vec::with_capacity(WRITE_BATCH));
-    let dir = dir.clone();
+    let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
-        writer
-            .write_all(&data)
-            .map(|()| writer)
-            .map_err(|source| StoreError::Io { path: dir, source })
+        writer.write_all(&data).map(|()| writer).map_err(|source| StoreError::Io { path: dir, source })
     })
     .await
     .expect("write task")
@@ -395,7 +396,8 @@ mod tests {
 
     #[test]
     fn media_type_detection() {
-        let oci = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+        let oci =
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
         assert_eq!(manifest_media_type(oci, Some("application/json")).unwrap(), media::OCI_MANIFEST);
         let bare_index = br#"{"schemaVersion":2,"manifests":[]}"#;
         assert_eq!(manifest_media_type(bare_index, None).unwrap(), media::OCI_INDEX);

@@ -86,14 +86,15 @@ impl Registry {
     ) -> Result<BlobAction, RegistryError> {
         let desc = &blob.descriptor;
         let ctx = Ctx::push(Op::Push, dest);
-        let local = store
-            .size(&desc.digest)
-            .map_err(|source| RegistryError::Store { op: Op::Push, reference: dest.to_string(), source })?;
+        let local = store.size(&desc.digest).map_err(|source| RegistryError::Store {
+            op: Op::Push,
+            reference: dest.to_string(),
+            source,
+        })?;
         if local != desc.size {
-            return Err(ctx.error(format!(
-                "local blob {} is {local} bytes but its descriptor says {}",
-                desc.digest, desc.size
-            )));
+            return Err(
+                ctx.error(format!("local blob {} is {local} bytes but its descriptor says {}", desc.digest, desc.size))
+            );
         }
         let done = |action| {
             progress(PushProgress::BlobDone { digest: desc.digest.clone(), action });
@@ -125,8 +126,7 @@ impl Registry {
 
     async fn head_blob(&self, ctx: &Ctx<'_>, digest: &Digest) -> Result<bool, RegistryError> {
         let path = format!("blobs/{digest}");
-        let resp =
-            self.session.send(ctx, true, &|ep| Ok(ep.client.head(v2_url(ep, ctx.reference, &path)))).await?;
+        let resp = self.session.send(ctx, true, &|ep| Ok(ep.client.head(v2_url(ep, ctx.reference, &path)))).await?;
         Ok(resp.status().is_success())
     }
 
@@ -138,9 +138,7 @@ impl Registry {
         let query = format!("blobs/uploads/?mount={digest}&from={}", src.repository);
         let resp = self
             .session
-            .send(&ctx, false, &|ep| {
-                Ok(ep.client.post(v2_url(ep, ctx.reference, &query)).header(CONTENT_LENGTH, "0"))
-            })
+            .send(&ctx, false, &|ep| Ok(ep.client.post(v2_url(ep, ctx.reference, &query)).header(CONTENT_LENGTH, "0")))
             .await?;
         match resp.status().as_u16() {
             201 => Ok(Mount::Mounted),
@@ -237,7 +235,12 @@ impl Registry {
     }
 
     /// Uploads a manifest under `dest`'s tag (else its digest) and returns the manifest digest.
-    pub async fn push_manifest(&self, dest: &Reference, bytes: &[u8], media_type: &str) -> Result<Digest, RegistryError> {
+    pub async fn push_manifest(
+        &self,
+        dest: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
         let ctx = Ctx::push(Op::Push, dest);
         let digest = Digest::of(bytes);
         if let Some(d) = &dest.digest

@@ -74,7 +74,8 @@ impl Reference {
         if !valid_repository(repository) {
             return Err(bad(&format!("invalid repository name {repository:?}")));
         }
-        let (registry, repository) = if registry.is_empty() || registry == DOCKER_HUB_DISPLAY || registry == DOCKER_HUB {
+        let (registry, repository) = if registry.is_empty() || registry == DOCKER_HUB_DISPLAY || registry == DOCKER_HUB
+        {
             let repo = if repository.contains('/') { repository.to_string() } else { format!("library/{repository}") };
             (DOCKER_HUB.to_string(), repo)
         } else {
@@ -275,7 +276,10 @@ mod tests {
     #[test]
     fn registries_with_ports_and_digests() {
         let r = p("localhost:5000/x");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("localhost:5000", "x", Some("latest")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("localhost:5000", "x", Some("latest"))
+        );
         let r = p(&format!("127.0.0.1:5000/a/b:t@{D}"));
         assert_eq!(r.registry, "127.0.0.1:5000");
         assert_eq!(r.repository, "a/b");

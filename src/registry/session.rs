@@ -150,7 +150,8 @@ impl Session {
         let mut reauthenticated = false;
         loop {
             let auth = self.authorization(&ep, ctx).await?;
-            let mut req = build(&ep)?.build().map_err(|e| ctx.error(format!("bad request: {}", transport::describe(&e))))?;
+            let mut req =
+                build(&ep)?.build().map_err(|e| ctx.error(format!("bad request: {}", transport::describe(&e))))?;
             // Credentials go only to the registry itself, never to a host a Location header
             // or a blob URL points at (CVE-2020-15157).
             if let Some(a) = auth
@@ -174,7 +175,8 @@ impl Session {
             }
             if status == 401 && !reauthenticated {
                 reauthenticated = true;
-                let fresh = resp.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(parse_challenge);
+                let fresh =
+                    resp.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(parse_challenge);
                 if let Some(ch) = fresh {
                     *ep.challenge.write().expect("challenge") = Some(ch);
                 }
@@ -201,7 +203,8 @@ impl Session {
         let challenge = ep.challenge.read().expect("challenge").clone();
         let Some(challenge) = challenge else { return Ok(None) };
         let cred = self.credential(ctx).await?;
-        let auth_err = |detail: String| RegistryError::Auth { op: ctx.op, reference: ctx.reference.to_string(), detail };
+        let auth_err =
+            |detail: String| RegistryError::Auth { op: ctx.op, reference: ctx.reference.to_string(), detail };
         match (challenge, cred) {
             (_, Some(Credential::RegistryToken(t))) => Ok(bearer_header(&t)),
             (Challenge::Basic, Some(Credential::Basic { username, password })) => {

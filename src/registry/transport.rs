@@ -227,22 +227,20 @@ struct EnvelopeError {
 /// `unauthorized: authentication required`, `denied: requested access to the resource is denied`.
 pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
     let text = match serde_json::from_slice::<Envelope>(body) {
-        Ok(env) if !env.errors.is_empty() => env
-            .errors
-            .iter()
-            .map(|e| {
-                if e.message.is_empty() { e.code.to_ascii_lowercase().replace('_', " ") } else { e.message.clone() }
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
+        Ok(env) if !env.errors.is_empty() => {
+            env.errors
+                .iter()
+                .map(|e| {
+                    if e.message.is_empty() { e.code.to_ascii_lowercase().replace('_', " ") } else { e.message.clone() }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
         _ => {
             // Not the distribution error format (a proxy page, a token server): keep a short,
             // printable excerpt.
-            let s: String = String::from_utf8_lossy(body)
-                .chars()
-                .filter(|c| !c.is_control() || *c == ' ')
-                .take(200)
-                .collect();
+            let s: String =
+                String::from_utf8_lossy(body).chars().filter(|c| !c.is_control() || *c == ' ').take(200).collect();
             let s = s.trim().to_string();
             if s.is_empty() || s.starts_with('<') {
                 // HEAD answers have no body; say what the registry would have said.

@@ -32,7 +32,13 @@ pub struct TinyImage {
     pub layer: Descriptor,
 }
 
-pub fn tiny_image(store: &BlobStore, format: ManifestFormat, content: &str, arch: (&str, Option<&str>), extra: usize) -> TinyImage {
+pub fn tiny_image(
+    store: &BlobStore,
+    format: ManifestFormat,
+    content: &str,
+    arch: (&str, Option<&str>),
+    extra: usize,
+) -> TinyImage {
     // Layer: a tar with one file, gzip-compressed, streamed into the store.
     let mut tar_bytes = Vec::new();
     {
@@ -62,7 +68,8 @@ pub fn tiny_image(store: &BlobStore, format: ManifestFormat, content: &str, arch
     }
     let size = w.written();
     let layer_digest = w.commit(None).unwrap();
-    let layer = Descriptor::new(format.layer_media_type(trowel::image::manifest::Compression::Gzip), layer_digest, size);
+    let layer =
+        Descriptor::new(format.layer_media_type(trowel::image::manifest::Compression::Gzip), layer_digest, size);
 
     let mut cfg = serde_json::json!({
         "architecture": arch.0,
@@ -114,7 +121,12 @@ pub fn docker_config_with_auths(dir: &Path, host: &str, user: &str, password: &s
 
 /// The registry's storage directory (the testenv's `plain` registry).
 pub fn registry_blob_file(env_dir: &Path, name: &str, digest: &Digest) -> std::path::PathBuf {
-    env_dir.join(name).join("data/docker/registry/v2/blobs/sha256").join(&digest.hex()[..2]).join(digest.hex()).join("data")
+    env_dir
+        .join(name)
+        .join("data/docker/registry/v2/blobs/sha256")
+        .join(&digest.hex()[..2])
+        .join(digest.hex())
+        .join("data")
 }
 
 pub fn media_is_oci_manifest(mt: &str) -> bool {
