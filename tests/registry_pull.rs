@@ -86,8 +86,10 @@ fn blob_corrupted_on_the_registry_is_rejected_after_retries() {
     let rt = rt();
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open(dir.path()).unwrap();
-    let img = tiny_image(&store, ManifestFormat::Oci, "to be corrupted", ("amd64", None), 4096);
-    let r = Reference::parse(&format!("{}/{}:1", env.registry, common::unique_repo("corrupt"))).unwrap();
+    let repo = common::unique_repo("corrupt");
+    // Content unique to this run: the registry's blob store is shared by every test and run.
+    let img = tiny_image(&store, ManifestFormat::Oci, &format!("to be corrupted in {repo}"), ("amd64", None), 4096);
+    let r = Reference::parse(&format!("{}/{repo}:1", env.registry)).unwrap();
     rt.block_on(reg.push_image(&r, &img.push, &store, &|_| {})).unwrap();
     // Damage the registry's copy in place, keeping its size: the registry serves it as is.
     let on_registry = util::registry_blob_file(&env.dir, "plain", &img.layer.digest);
