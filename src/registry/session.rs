@@ -146,7 +146,8 @@ impl Session {
         accept_404: bool,
         build: &Build<'_>,
     ) -> Result<reqwest::Response, Failure> {
-        let ep = self.endpoint(ctx).await.map_err(Failure::transient)?;
+        // `endpoint` has already retried what was worth retrying.
+        let ep = self.endpoint(ctx).await.map_err(Failure::fatal)?;
         let mut reauthenticated = false;
         loop {
             let auth = self.authorization(&ep, ctx).await?;
