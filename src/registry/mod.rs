@@ -1,1 +1,27 @@
 //! Registry client: references, auth, pull and push.
+//!
+//! [`Registry`] is the one entry point: `resolve` (index → platform manifest → config),
+//! `fetch_blob` (streamed into the [`BlobStore`](crate::image::store::BlobStore), verified),
+//! `push_image` (blobs, then the manifest), plus the smaller calls around them. It speaks the
+//! distribution API over reqwest (see `session.rs` for why not through oci-client), with
+//! per-host TLS settings, Docker's loopback rule (TLS if offered, else plain HTTP), credentials
+//! from the Docker config and credential helpers, bearer tokens, and bounded retries.
+//! Nothing outside this module sees an HTTP type.
+
+mod auth;
+mod client;
+pub mod error;
+pub mod options;
+mod pull;
+mod push;
+pub mod reference;
+mod retry;
+mod secret;
+mod session;
+mod token;
+mod transport;
+
+pub use client::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Registry, ResolvedImage};
+pub use error::{Op, RegistryError};
+pub use options::{Direction, RegistryOptions};
+pub use reference::Reference;

@@ -1,0 +1,180 @@
+//! [`Registry`]: the handle the rest of trowel uses for every registry operation.
+//!
+//! The operations themselves live in `pull.rs` and `push.rs`; this file holds the handle, its
+//! construction, and the result types.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::error::RegistryError;
+use super::options::RegistryOptions;
+use super::reference::Reference;
+use super::session::Session;
+use super::transport;
+use crate::digest::Digest;
+use crate::image::manifest::{Descriptor, Manifest};
+
+/// A registry client. Cheap to clone (clones share the endpoint, credential and token caches);
+/// all operations are `async` and `Send`, for use from any tokio runtime.
+#[derive(Clone)]
+pub struct Registry {
+    pub(crate) session: Arc<Session>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry").field("options", &self.session.opts).finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Creates a client. Reads the Docker config (a malformed one is an error now, not at the
+    /// first pull) and checks that every `--registry-certificate` file is a usable CA bundle.
+    pub fn new(opts: RegistryOptions) -> Result<Registry, RegistryError> {
+        for (host, path) in &opts.registry_certificates {
+            if host.trim().is_empty() {
+                return Err(RegistryError::Options(format!(
+                    "--registry-certificate {}: expected host[:port]=path",
+                    path.display()
+                )));
+            }
+            transport::build_client(&opts, host, true)?;
+        }
+        Ok(Registry { session: Arc::new(Session::new(opts)?) })
+    }
+
+    /// The references to try for a pull, in order: each `--registry-mirror` for Docker Hub
+    /// images, then the reference itself.
+    pub(crate) fn pull_candidates(&self, r: &Reference) -> Vec<Reference> {
+        let mut out = Vec::new();
+        if r.is_docker_hub() {
+            for (host, prefix) in self.session.opts.mirrors() {
+                let repository =
+                    if prefix.is_empty() { r.repository.clone() } else { format!("{prefix}/{}", r.repository) };
+                out.push(Reference { registry: host, repository, ..r.clone() });
+            }
+        }
+        out.push(r.clone());
+        out
+    }
+}
+
+/// A resolved image: the platform manifest and its config, as the registry sent them.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// The reference as asked for (not the mirror it may have come from).
+    pub reference: Reference,
+    pub manifest: Manifest,
+    /// The manifest's exact bytes (its digest is their hash).
+    pub manifest_bytes: Vec<u8>,
+    pub manifest_digest: Digest,
+    /// The manifest's media type (Docker schema2 or OCI).
+    pub media_type: String,
+    pub config_bytes: Vec<u8>,
+    pub config_digest: Digest,
+    /// Digest of the index / manifest list the manifest was chosen from, if any.
+    pub index_digest: Option<Digest>,
+}
+
+/// An image to push: its manifest and the blobs it references (config first).
+#[derive(Debug, Clone)]
+pub struct PushImage {
+    pub manifest_bytes: Vec<u8>,
+    pub manifest_media_type: String,
+    pub blobs: Vec<PushBlob>,
+}
+
+/// One blob of a push, and where it may be mounted from instead of uploaded.
+#[derive(Debug, Clone)]
+pub struct PushBlob {
+    pub descriptor: Descriptor,
+    /// A repository known to hold the blob (e.g. the base image's); used for a cross-repository
+    /// mount when it is on the destination's registry.
+    pub mount_from: Option<Reference>,
+}
+
+/// Progress of a push, reported per blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushProgress {
+    /// Bytes of an upload handed to the network so far.
+    Blob { digest: Digest, sent: u64, total: u64 },
+    /// A blob is on the registry.
+    BlobDone { digest: Digest, action: BlobAction },
+}
+
+/// How a blob got onto the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobAction {
+    Uploaded,
+    /// It was already there.
+    Existed,
+    /// Cross-repository mount.
+    Mounted,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    pub manifest_digest: Digest,
+    /// Every blob, in the order given, with what happened and its size.
+    pub blobs: Vec<(Digest, BlobAction, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::manifest::Platform;
+    use crate::image::store::BlobStore;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The engine drives these futures from plain threads through a runtime handle.
+    #[test]
+    fn operations_are_send() {
+        let reg = Registry::new(RegistryOptions { docker_config: Some("/nonexistent".into()), ..Default::default() })
+            .unwrap();
+        let r = Reference::parse("127.0.0.1:1/x:1").unwrap();
+        let d = crate::digest::Digest::of(b"");
+        let desc = Descriptor::new("application/octet-stream", d.clone(), 0);
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let img = PushImage { manifest_bytes: vec![], manifest_media_type: String::new(), blobs: vec![] };
+        assert_send(&reg.resolve(&r, &Platform::host()));
+        assert_send(&reg.fetch_blob(&r, &desc, &store, &|_, _| {}));
+        assert_send(&reg.blob_exists(&r, &d));
+        assert_send(&reg.push_image(&r, &img, &store, &|_| {}));
+        assert_send(&reg.push_manifest(&r, b"", ""));
+        assert_send(&reg.fetch_manifest(&r));
+        assert_send(&reg.check_push_access(&r));
+    }
+
+    #[test]
+    fn mirrors_apply_to_docker_hub_only() {
+        let reg = Registry::new(RegistryOptions {
+            registry_mirrors: vec!["mirror.example".into(), "m2.example/hub".into()],
+            docker_config: Some("/nonexistent".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let hub = Reference::parse("alpine:3").unwrap();
+        let got: Vec<String> = reg.pull_candidates(&hub).iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            got,
+            ["mirror.example/library/alpine:3", "m2.example/hub/library/alpine:3", "docker.io/library/alpine:3"]
+        );
+        let other = Reference::parse("quay.io/x/y:1").unwrap();
+        assert_eq!(reg.pull_candidates(&other), vec![other.clone()]);
+    }
+
+    #[test]
+    fn bad_certificate_file_is_reported_at_construction() {
+        let e = Registry::new(RegistryOptions {
+            registry_certificates: vec![("reg.example".into(), "/nonexistent/ca.pem".into())],
+            docker_config: Some("/nonexistent".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/nonexistent/ca.pem") && e.contains("reg.example"), "{e}");
+    }
+}

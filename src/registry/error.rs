@@ -1,0 +1,101 @@
+//! The registry module's error type.
+//!
+//! Every variant that concerns a remote names the operation and the reference it was working
+//! on, so a failed build says e.g. `pull 127.0.0.1:5000/nope:1: manifest unknown (404)`.
+//! Nothing here ever holds a credential: registry and token-server messages are kept, request
+//! URLs and `Authorization` headers are not.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::image::store::StoreError;
+
+/// What trowel was doing when a registry call failed; the first word of the error message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Resolving or downloading an image, a manifest or a blob.
+    Pull,
+    /// Uploading blobs or a manifest, or checking for their presence before doing so.
+    Push,
+    /// The early push-permission check.
+    CheckPush,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Pull => "pull",
+            Op::Push => "push",
+            Op::CheckPush => "check push access to",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A reference string that Docker would also reject.
+    #[error("invalid reference {input:?}: {reason}")]
+    InvalidReference { input: String, reason: String },
+
+    /// A bad option value (e.g. an unreadable `--registry-certificate`).
+    #[error("registry options: {0}")]
+    Options(String),
+
+    /// A CA file given with `--registry-certificate` could not be read or parsed.
+    #[error("registry certificate {path} for {host}: {reason}")]
+    Certificate { host: String, path: PathBuf, reason: String },
+
+    /// The Docker config file exists but cannot be read or parsed.
+    #[error("docker config {path}: {reason}")]
+    DockerConfig { path: PathBuf, reason: String },
+
+    /// A `docker-credential-<name>` helper is missing or failed.
+    #[error("{0}")]
+    CredentialHelper(String),
+
+    /// The registry answered with an error status. `detail` is the registry's own message.
+    #[error("{op} {reference}: {detail}")]
+    Registry { op: Op, reference: String, status: u16, detail: String },
+
+    /// The connection failed (refused, reset, TLS, timeout) after all retries.
+    #[error("{op} {reference}: {detail}")]
+    Transport { op: Op, reference: String, detail: String },
+
+    /// Authentication with the registry or its token server failed.
+    #[error("{op} {reference}: {detail}")]
+    Auth { op: Op, reference: String, detail: String },
+
+    /// The registry sent something that breaks the distribution spec or trowel's limits
+    /// (bad digest, oversized manifest, unknown media type, no matching platform…).
+    #[error("{op} {reference}: {detail}")]
+    Protocol { op: Op, reference: String, detail: String },
+
+    /// A downloaded blob did not hash to its descriptor's digest, on every attempt.
+    #[error("{op} {reference}: blob {expected} failed verification: {detail}")]
+    BlobVerification { op: Op, reference: String, expected: Digest, detail: String },
+
+    /// The local blob store failed (disk full, permissions, missing blob to push…).
+    #[error("{op} {reference}: {source}")]
+    Store {
+        op: Op,
+        reference: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl RegistryError {
+    /// HTTP status of a registry error response, if this is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RegistryError::Registry { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True for a 404 from the registry (unknown manifest, blob or repository).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}

@@ -1,0 +1,204 @@
+//! Registry options: kaniko's registry flags, and the per-host decisions derived from them.
+
+use std::path::PathBuf;
+
+use super::reference::DOCKER_HUB;
+
+/// kaniko's registry flags. The `*_pull` flags apply to pulls (base images); the plain ones to
+/// pushes and to the existence checks and manifest lookups made around them (kaniko's layer
+/// cache uses the push-side flags too). The per-registry lists apply to both directions.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// `--insecure`: push over plain HTTP.
+    pub insecure: bool,
+    /// `--insecure-pull`: pull over plain HTTP.
+    pub insecure_pull: bool,
+    /// `--insecure-registry`: these registries are always plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// `--skip-tls-verify`: push without verifying certificates.
+    pub skip_tls_verify: bool,
+    /// `--skip-tls-verify-pull`: pull without verifying certificates.
+    pub skip_tls_verify_pull: bool,
+    /// `--skip-tls-verify-registry`: never verify these registries' certificates.
+    pub skip_tls_verify_registries: Vec<String>,
+    /// `--registry-certificate host[:port]=/path/ca.pem`: extra trusted CAs, per registry.
+    pub registry_certificates: Vec<(String, PathBuf)>,
+    /// `--registry-mirror host[/path]`: tried in order for Docker Hub images before Docker Hub.
+    pub registry_mirrors: Vec<String>,
+    /// How many times a failed idempotent request (or a whole blob download/upload) is retried.
+    pub retries: u32,
+    /// Directory holding `config.json`; else `$DOCKER_CONFIG`, `~/.docker`, `/kaniko/.docker`.
+    pub docker_config: Option<PathBuf>,
+    pub user_agent: String,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: false,
+            insecure_pull: false,
+            insecure_registries: Vec::new(),
+            skip_tls_verify: false,
+            skip_tls_verify_pull: false,
+            skip_tls_verify_registries: Vec::new(),
+            registry_certificates: Vec::new(),
+            registry_mirrors: Vec::new(),
+            retries: 3,
+            docker_config: None,
+            user_agent: format!("trowel/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Which side of kaniko's flags a request falls under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Pull,
+    Push,
+}
+
+/// How to reach one registry host in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Protocol {
+    /// HTTPS; `verify` false accepts any certificate.
+    Https { verify: bool },
+    /// Plain HTTP, by flag.
+    Http,
+    /// A loopback registry: HTTPS without verification if it speaks TLS, else plain HTTP.
+    /// Decided by probing once, then cached.
+    LoopbackProbe,
+}
+
+impl RegistryOptions {
+    /// The protocol the flags ask for, before any probing.
+    pub(crate) fn protocol(&self, host: &str, dir: Direction) -> Protocol {
+        let host = normalise_host(host);
+        let listed = |list: &[String]| list.iter().any(|e| normalise_host(e) == host);
+        let plain = listed(&self.insecure_registries)
+            || match dir {
+                Direction::Pull => self.insecure_pull,
+                Direction::Push => self.insecure,
+            };
+        if plain {
+            return Protocol::Http;
+        }
+        let skip = listed(&self.skip_tls_verify_registries)
+            || match dir {
+                Direction::Pull => self.skip_tls_verify_pull,
+                Direction::Push => self.skip_tls_verify,
+            };
+        if is_loopback(&host) && !self.registry_certificates.iter().any(|(h, _)| normalise_host(h) == host) {
+            return Protocol::LoopbackProbe;
+        }
+        Protocol::Https { verify: !skip }
+    }
+
+    /// The CA files configured for `host` (exact `host:port` match, or the bare host name).
+    pub(crate) fn certificates_for(&self, host: &str) -> Vec<(String, PathBuf)> {
+        let host = normalise_host(host);
+        let bare = strip_port(&host);
+        self.registry_certificates
+            .iter()
+            .filter(|(h, _)| {
+                let h = normalise_host(h);
+                h == host || h == bare
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Mirrors as `(registry host, repository prefix)`, e.g. `mirror.gcr.io` → `("mirror.gcr.io", "")`.
+    pub(crate) fn mirrors(&self) -> Vec<(String, String)> {
+        self.registry_mirrors
+            .iter()
+            .map(|m| {
+                let m = m.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+                match m.split_once('/') {
+                    Some((h, p)) => (h.to_string(), p.trim_matches('/').to_string()),
+                    None => (m.to_string(), String::new()),
+                }
+            })
+            .filter(|(h, _)| !h.is_empty())
+            .collect()
+    }
+}
+
+/// `https://docker.io/` → `index.docker.io`; flag values may carry a scheme or a trailing slash.
+pub(crate) fn normalise_host(h: &str) -> String {
+    let h = h.trim_start_matches("https://").trim_start_matches("http://");
+    let h = h.split('/').next().unwrap_or(h);
+    match h {
+        "docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
+        _ => h.to_string(),
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// `localhost`, `127.0.0.0/8` and `::1`: Docker's always-insecure registries.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let h = strip_port(host);
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["registry.trowel.test:5000", "10.0.0.1:5000", "localhost.example.com"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn protocol_per_direction() {
+        let o = RegistryOptions {
+            insecure_pull: true,
+            skip_tls_verify: true,
+            insecure_registries: vec!["plain.example:5000".into()],
+            skip_tls_verify_registries: vec!["https://docker.io/".into()],
+            ..Default::default()
+        };
+        assert_eq!(o.protocol("reg.example", Direction::Pull), Protocol::Http);
+        assert_eq!(o.protocol("reg.example", Direction::Push), Protocol::Https { verify: false });
+        assert_eq!(o.protocol("plain.example:5000", Direction::Push), Protocol::Http);
+        let d = RegistryOptions::default();
+        assert_eq!(d.protocol("reg.example", Direction::Push), Protocol::Https { verify: true });
+        assert_eq!(d.protocol("127.0.0.1:5000", Direction::Pull), Protocol::LoopbackProbe);
+        let hub = RegistryOptions { skip_tls_verify_registries: vec!["docker.io".into()], ..Default::default() };
+        assert_eq!(hub.protocol(DOCKER_HUB, Direction::Pull), Protocol::Https { verify: false });
+    }
+
+    #[test]
+    fn certificates_and_mirrors() {
+        let o = RegistryOptions {
+            registry_certificates: vec![
+                ("reg.example".into(), "/a.pem".into()),
+                ("other:5000".into(), "/b.pem".into()),
+            ],
+            registry_mirrors: vec!["mirror.gcr.io".into(), "https://m.example/hub/".into()],
+            ..Default::default()
+        };
+        assert_eq!(o.certificates_for("reg.example:443").len(), 1);
+        assert_eq!(o.certificates_for("other:5000").len(), 1);
+        assert_eq!(o.certificates_for("other:6000").len(), 0);
+        assert_eq!(
+            o.mirrors(),
+            vec![("mirror.gcr.io".to_string(), String::new()), ("m.example".to_string(), "hub".to_string())]
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Pushing: blobs (existence check, cross-repository mount, monolithic upload streamed from the
+//! store), then the manifest, and the early push-permission check.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
+use super::client::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Registry};
+use super::error::{Op, RegistryError};
+use super::options::Direction;
+use super::reference::Reference;
+use super::retry::Backoff;
+use super::session::{Ctx, Failure, location, v2_url};
+use crate::digest::Digest;
+use crate::image::store::BlobStore;
+
+/// Blobs uploaded at the same time; a few streams fill a link without thrashing the registry.
+const PARALLEL_BLOBS: usize = 3;
+/// Read size when streaming a blob file into an upload.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+/// How often upload progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+impl Registry {
+    /// Pushes an image to `dest`: every blob (a few in parallel) is checked with HEAD and
+    /// skipped if present, else mounted from its `mount_from` repository when that is on the
+    /// same registry, else uploaded from `store` in one monolithic PUT streamed from the file.
+    /// The manifest goes last, and only if every blob made it. `dest`'s tag (else its digest)
+    /// names the manifest.
+    pub async fn push_image(
+        &self,
+        dest: &Reference,
+        image: &PushImage,
+        store: &BlobStore,
+        progress: &(dyn Fn(PushProgress) + Send + Sync),
+    ) -> Result<PushReport, RegistryError> {
+        let mut results: Vec<Option<BlobAction>> = vec![None; image.blobs.len()];
+        {
+            // A hand-rolled bounded pool rather than `buffer_unordered`: closures returning
+            // borrowing futures there make the whole push future lose `Send`.
+            let mut queue = image.blobs.iter().enumerate();
+            let mut running = futures_util::stream::FuturesUnordered::new();
+            loop {
+                while running.len() < PARALLEL_BLOBS {
+                    let Some((i, b)) = queue.next() else { break };
+                    running.push(self.push_indexed(i, dest, b, store, progress));
+                }
+                // Returning on the first failure drops the other uploads in flight.
+                match running.next().await {
+                    Some((i, r)) => results[i] = Some(r?),
+                    None => break,
+                }
+            }
+        }
+        let manifest_digest = self.push_manifest(dest, &image.manifest_bytes, &image.manifest_media_type).await?;
+        let blobs = image
+            .blobs
+            .iter()
+            .zip(results)
+            .map(|(b, a)| (b.descriptor.digest.clone(), a.expect("every blob finished"), b.descriptor.size))
+            .collect();
+        Ok(PushReport { manifest_digest, blobs })
+    }
+
+    async fn push_indexed(
+        &self,
+        i: usize,
+        dest: &Reference,
+        blob: &PushBlob,
+        store: &BlobStore,
+        progress: &(dyn Fn(PushProgress) + Send + Sync),
+    ) -> (usize, Result<BlobAction, RegistryError>) {
+        (i, self.push_blob(dest, blob, store, progress).await)
+    }
+
+    async fn push_blob(
+        &self,
+        dest: &Reference,
+        blob: &PushBlob,
+        store: &BlobStore,
+        progress: &(dyn Fn(PushProgress) + Send + Sync),
+    ) -> Result<BlobAction, RegistryError> {
+        let desc = &blob.descriptor;
+        let ctx = Ctx::push(Op::Push, dest);
+        let local = store.size(&desc.digest).map_err(|source| RegistryError::Store {
+            op: Op::Push,
+            reference: dest.to_string(),
+            source,
+        })?;
+        if local != desc.size {
+            return Err(
+                ctx.error(format!("local blob {} is {local} bytes but its descriptor says {}", desc.digest, desc.size))
+            );
+        }
+        let done = |action| {
+            progress(PushProgress::BlobDone { digest: desc.digest.clone(), action });
+            Ok(action)
+        };
+        if self.head_blob(&ctx, &desc.digest).await? {
+            return done(BlobAction::Existed);
+        }
+        let mut session = None;
+        if let Some(src) = &blob.mount_from
+            && src.registry == dest.registry
+            && src.repository != dest.repository
+        {
+            match self.mount(dest, src, &desc.digest).await {
+                Ok(Mount::Mounted) => return done(BlobAction::Mounted),
+                Ok(Mount::Refused(upload)) => session = upload,
+                // The mount is an optimisation: any failure falls back to a plain upload.
+                Err(_) => {}
+            }
+        }
+        self.upload(&ctx, desc.digest.clone(), desc.size, store, session, progress).await?;
+        done(BlobAction::Uploaded)
+    }
+
+    /// True if the registry has the blob in `dest`'s repository (HEAD; uses the push-side flags).
+    pub async fn blob_exists(&self, repo: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
+        self.head_blob(&Ctx::pull(Op::Push, repo, Direction::Push), digest).await
+    }
+
+    async fn head_blob(&self, ctx: &Ctx<'_>, digest: &Digest) -> Result<bool, RegistryError> {
+        let path = format!("blobs/{digest}");
+        let resp = self.session.send(ctx, true, &|ep| Ok(ep.client.head(v2_url(ep, ctx.reference, &path)))).await?;
+        Ok(resp.status().is_success())
+    }
+
+    /// Asks the registry to mount `digest` from `src` into `dest`. The token covers both
+    /// repositories, which a token registry needs to allow it.
+    async fn mount(&self, dest: &Reference, src: &Reference, digest: &Digest) -> Result<Mount, RegistryError> {
+        let mut ctx = Ctx::push(Op::Push, dest);
+        ctx.scopes.push(format!("repository:{}:pull", src.repository));
+        let query = format!("blobs/uploads/?mount={digest}&from={}", src.repository);
+        let resp = self
+            .session
+            .send(&ctx, false, &|ep| Ok(ep.client.post(v2_url(ep, ctx.reference, &query)).header(CONTENT_LENGTH, "0")))
+            .await?;
+        match resp.status().as_u16() {
+            201 => Ok(Mount::Mounted),
+            // Not mounted (e.g. the source is not readable), but an upload session was opened.
+            202 => Ok(Mount::Refused(location(&resp))),
+            s => Err(ctx.error(format!("unexpected status {s} to a mount request"))),
+        }
+    }
+
+    /// Opens an upload session (`POST …/blobs/uploads/`) and returns its location.
+    async fn start_upload(&self, ctx: &Ctx<'_>) -> Result<reqwest::Url, RegistryError> {
+        let resp = self
+            .session
+            .send(ctx, false, &|ep| {
+                Ok(ep.client.post(v2_url(ep, ctx.reference, "blobs/uploads/")).header(CONTENT_LENGTH, "0"))
+            })
+            .await?;
+        if resp.status().as_u16() != 202 {
+            return Err(ctx.error(format!("starting an upload: expected 202, got {}", resp.status().as_u16())));
+        }
+        location(&resp).ok_or_else(|| ctx.error("the registry opened an upload without a Location"))
+    }
+
+    /// Uploads a blob from the store in one PUT streamed from the file. A failure restarts
+    /// from a fresh session and the first byte (a half-written session cannot be trusted).
+    async fn upload(
+        &self,
+        ctx: &Ctx<'_>,
+        digest: Digest,
+        size: u64,
+        store: &BlobStore,
+        mut session: Option<reqwest::Url>,
+        progress: &(dyn Fn(PushProgress) + Send + Sync),
+    ) -> Result<(), RegistryError> {
+        let mut backoff = Backoff::new(self.session.opts.retries);
+        loop {
+            let loc = match session.take() {
+                Some(l) => l,
+                None => self.start_upload(ctx).await?,
+            };
+            match self.put_blob(ctx, loc, &digest, size, store, progress).await {
+                Ok(()) => return Ok(()),
+                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
+                Err(f) => return Err(f.err),
+            }
+        }
+    }
+
+    async fn put_blob(
+        &self,
+        ctx: &Ctx<'_>,
+        mut url: reqwest::Url,
+        digest: &Digest,
+        size: u64,
+        store: &BlobStore,
+        progress: &(dyn Fn(PushProgress) + Send + Sync),
+    ) -> Result<(), Failure> {
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let sent = Arc::new(AtomicU64::new(0));
+        let build = |ep: &super::transport::Endpoint| {
+            let file = store.open_blob(digest).map_err(|source| RegistryError::Store {
+                op: ctx.op,
+                reference: ctx.reference.to_string(),
+                source,
+            })?;
+            sent.store(0, Ordering::Relaxed);
+            Ok(ep
+                .client
+                .put(url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, size.to_string())
+                .body(reqwest::Body::wrap_stream(file_stream(tokio::fs::File::from_std(file), sent.clone()))))
+        };
+        let request = self.session.send_once(ctx, false, &build);
+        tokio::pin!(request);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let resp = loop {
+            tokio::select! {
+                r = &mut request => break r?,
+                _ = tick.tick() => progress(PushProgress::Blob {
+                    digest: digest.clone(),
+                    sent: sent.load(Ordering::Relaxed).min(size),
+                    total: size,
+                }),
+            }
+        };
+        progress(PushProgress::Blob { digest: digest.clone(), sent: size, total: size });
+        if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok())
+            && d != digest.as_str()
+        {
+            return Err(Failure::fatal(ctx.error(format!("uploaded blob {digest}, but the registry stored {d}"))));
+        }
+        Ok(())
+    }
+
+    /// Uploads a manifest under `dest`'s tag (else its digest) and returns the manifest digest.
+    pub async fn push_manifest(
+        &self,
+        dest: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let ctx = Ctx::push(Op::Push, dest);
+        let digest = Digest::of(bytes);
+        if let Some(d) = &dest.digest
+            && d != &digest
+        {
+            return Err(ctx.error(format!("manifest hashes to {digest}, not to the destination's digest {d}")));
+        }
+        let target = dest.tag.clone().unwrap_or_else(|| digest.to_string());
+        let body = Bytes::copy_from_slice(bytes);
+        let path = format!("manifests/{target}");
+        let resp = self
+            .session
+            .send(&ctx, false, &|ep| {
+                Ok(ep.client.put(v2_url(ep, ctx.reference, &path)).header(CONTENT_TYPE, media_type).body(body.clone()))
+            })
+            .await?;
+        if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok())
+            && d != digest.as_str()
+        {
+            return Err(ctx.error(format!("pushed manifest {digest}, but the registry says it stored {d}")));
+        }
+        Ok(digest)
+    }
+
+    /// Fails early when `dest` cannot be pushed to, as kaniko's `CheckPushPermissions` does:
+    /// opens a blob upload (which needs push rights) and cancels it.
+    pub async fn check_push_access(&self, dest: &Reference) -> Result<(), RegistryError> {
+        let ctx = Ctx::push(Op::CheckPush, dest);
+        let loc = self.start_upload(&ctx).await?;
+        // Cancelling is a courtesy; an upload left open expires on the registry by itself.
+        let _ = self.session.send_once(&ctx, true, &|ep| Ok(ep.client.delete(loc.clone()))).await;
+        Ok(())
+    }
+}
+
+enum Mount {
+    Mounted,
+    /// Refused; carries the upload session the registry opened instead, if any.
+    Refused(Option<reqwest::Url>),
+}
+
+/// A file as a stream of chunks, counting the bytes read into `sent`.
+fn file_stream(
+    file: tokio::fs::File,
+    sent: Arc<AtomicU64>,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold(Some(file), move |state| {
+        let sent = sent.clone();
+        async move {
+            use tokio::io::AsyncReadExt as _;
+            let mut file = state?;
+            let mut buf = bytes::BytesMut::with_capacity(UPLOAD_CHUNK);
+            match file.read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    sent.fetch_add(n as u64, Ordering::Relaxed);
+                    Some((Ok(buf.freeze()), Some(file)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+}

@@ -1,0 +1,270 @@
+//! The request core shared by pull and push: endpoints per host, authorization, retries, and
+//! turning error responses into [`RegistryError`]s that name the operation and reference.
+//!
+//! This is written on reqwest rather than on oci-client because oci-client cannot express what
+//! trowel needs here: it keeps one credential per registry (not per repository scope), swallows
+//! token-server failures and then retries anonymously, exposes neither status codes nor
+//! `Retry-After` for the retry policy, has no OAuth2 refresh-token grant for identity tokens,
+//! requests only single-repository scopes (so cross-repository mounts fail on token
+//! registries) and treats a `202` answer to a mount as an error.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+
+use super::auth::{Credential, Keychain};
+use super::error::{Op, RegistryError};
+use super::options::{Direction, RegistryOptions, normalise_host};
+use super::reference::Reference;
+use super::retry::{Backoff, retry_after, retryable_status};
+use super::token::{Challenge, Token, TokenError, basic_header, bearer_header, fetch_token, parse_challenge};
+use super::transport::{self, Endpoint, read_limited};
+
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Who a request is for: the operation and reference errors name, which side of the flags
+/// applies, and the token scopes it needs.
+pub(crate) struct Ctx<'a> {
+    pub(crate) op: Op,
+    pub(crate) reference: &'a Reference,
+    pub(crate) dir: Direction,
+    pub(crate) scopes: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A read of `reference`'s repository.
+    pub(crate) fn pull(op: Op, reference: &'a Reference, dir: Direction) -> Ctx<'a> {
+        Ctx { op, reference, dir, scopes: vec![format!("repository:{}:pull", reference.repository)] }
+    }
+
+    /// A write to `reference`'s repository.
+    pub(crate) fn push(op: Op, reference: &'a Reference) -> Ctx<'a> {
+        Ctx {
+            op,
+            reference,
+            dir: Direction::Push,
+            scopes: vec![format!("repository:{}:pull,push", reference.repository)],
+        }
+    }
+
+    pub(crate) fn error(&self, detail: impl Into<String>) -> RegistryError {
+        RegistryError::Protocol { op: self.op, reference: self.reference.to_string(), detail: detail.into() }
+    }
+
+    fn transport(&self, detail: impl Into<String>) -> RegistryError {
+        RegistryError::Transport { op: self.op, reference: self.reference.to_string(), detail: detail.into() }
+    }
+}
+
+/// A failed attempt, with what the retry policy needs to know about it.
+pub(crate) struct Failure {
+    pub(crate) err: RegistryError,
+    pub(crate) retryable: bool,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Failure {
+    pub(crate) fn fatal(err: RegistryError) -> Failure {
+        Failure { err, retryable: false, retry_after: None }
+    }
+    pub(crate) fn transient(err: RegistryError) -> Failure {
+        Failure { err, retryable: true, retry_after: None }
+    }
+}
+
+impl From<RegistryError> for Failure {
+    fn from(err: RegistryError) -> Failure {
+        Failure::fatal(err)
+    }
+}
+
+/// Builds one attempt's request from the endpoint (called again for every attempt, so bodies
+/// are fresh).
+pub(crate) type Build<'b> = dyn Fn(&Endpoint) -> Result<reqwest::RequestBuilder, RegistryError> + Send + Sync + 'b;
+
+type EndpointCell = Arc<tokio::sync::OnceCell<Arc<Endpoint>>>;
+
+pub(crate) struct Session {
+    pub(crate) opts: RegistryOptions,
+    keychain: Keychain,
+    endpoints: Mutex<HashMap<(String, Direction), EndpointCell>>,
+    tokens: Mutex<HashMap<(String, String), Token>>,
+}
+
+impl Session {
+    pub(crate) fn new(opts: RegistryOptions) -> Result<Session, RegistryError> {
+        let keychain = Keychain::load(opts.docker_config.as_deref())?;
+        Ok(Session { opts, keychain, endpoints: Mutex::default(), tokens: Mutex::default() })
+    }
+
+    /// The endpoint for the context's registry and direction: probed on first use (with
+    /// retries), then cached. A failed probe is not cached, so a later call probes again.
+    pub(crate) async fn endpoint(&self, ctx: &Ctx<'_>) -> Result<Arc<Endpoint>, RegistryError> {
+        let host = ctx.reference.registry.clone();
+        let cell = self.endpoints.lock().expect("endpoint cache").entry((host.clone(), ctx.dir)).or_default().clone();
+        cell.get_or_try_init(|| async {
+            let protocol = self.opts.protocol(&host, ctx.dir);
+            let mut backoff = Backoff::new(self.opts.retries);
+            loop {
+                match transport::probe(&self.opts, &host, protocol).await {
+                    Ok(ep) => return Ok(Arc::new(ep)),
+                    Err(e) if e.retryable && backoff.wait(None).await => continue,
+                    Err(e) => return Err(ctx.transport(e.message)),
+                }
+            }
+        })
+        .await
+        .cloned()
+    }
+
+    /// Sends a request, retrying transient failures per the options; see [`Session::send_once`].
+    pub(crate) async fn send(
+        &self,
+        ctx: &Ctx<'_>,
+        accept_404: bool,
+        build: &Build<'_>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut backoff = Backoff::new(self.opts.retries);
+        loop {
+            match self.send_once(ctx, accept_404, build).await {
+                Ok(r) => return Ok(r),
+                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
+                Err(f) => return Err(f.err),
+            }
+        }
+    }
+
+    /// Sends one request with authorization. Answers below 400 (and 404 when `accept_404`) are
+    /// returned; anything else becomes an error carrying the registry's message. A 401 is
+    /// answered once by re-authenticating (expired token, or a repository that wants
+    /// credentials although `/v2/` did not) before it counts as a failure.
+    pub(crate) async fn send_once(
+        &self,
+        ctx: &Ctx<'_>,
+        accept_404: bool,
+        build: &Build<'_>,
+    ) -> Result<reqwest::Response, Failure> {
+        // `endpoint` has already retried what was worth retrying.
+        let ep = self.endpoint(ctx).await.map_err(Failure::fatal)?;
+        let mut reauthenticated = false;
+        loop {
+            let auth = self.authorization(&ep, ctx).await?;
+            let mut req =
+                build(&ep)?.build().map_err(|e| ctx.error(format!("bad request: {}", transport::describe(&e))))?;
+            // Credentials go only to the registry itself, never to a host a Location header
+            // or a blob URL points at (CVE-2020-15157).
+            if let Some(a) = auth
+                && same_origin(req.url(), &ep.base)
+            {
+                req.headers_mut().insert(AUTHORIZATION, a);
+            }
+            let resp = match ep.client.execute(req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(Failure {
+                        err: ctx.transport(transport::describe(&e)),
+                        retryable: transport::is_retryable(&e),
+                        retry_after: None,
+                    });
+                }
+            };
+            let status = resp.status().as_u16();
+            if status < 400 || (status == 404 && accept_404) {
+                return Ok(resp);
+            }
+            if status == 401 && !reauthenticated {
+                reauthenticated = true;
+                let fresh =
+                    resp.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(parse_challenge);
+                if let Some(ch) = fresh {
+                    *ep.challenge.write().expect("challenge") = Some(ch);
+                }
+                self.tokens.lock().expect("token cache").remove(&token_key(ctx));
+                continue;
+            }
+            let wait = retry_after(resp.headers());
+            let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+            let mut detail = transport::error_message(status, &body);
+            if status == 401 && self.credential(ctx).await?.is_none() {
+                detail.push_str(&format!(" (no credentials for {} in the docker config)", ctx.reference.registry));
+            }
+            let err = RegistryError::Registry { op: ctx.op, reference: ctx.reference.to_string(), status, detail };
+            return Err(Failure { err, retryable: retryable_status(status), retry_after: wait });
+        }
+    }
+
+    async fn credential(&self, ctx: &Ctx<'_>) -> Result<Option<Credential>, Failure> {
+        self.keychain.credential(&normalise_host(&ctx.reference.registry)).await.map_err(Failure::fatal)
+    }
+
+    /// The `Authorization` header for a request, per the host's challenge.
+    async fn authorization(&self, ep: &Endpoint, ctx: &Ctx<'_>) -> Result<Option<HeaderValue>, Failure> {
+        let challenge = ep.challenge.read().expect("challenge").clone();
+        let Some(challenge) = challenge else { return Ok(None) };
+        let cred = self.credential(ctx).await?;
+        let auth_err =
+            |detail: String| RegistryError::Auth { op: ctx.op, reference: ctx.reference.to_string(), detail };
+        match (challenge, cred) {
+            (_, Some(Credential::RegistryToken(t))) => Ok(bearer_header(&t)),
+            (Challenge::Basic, Some(Credential::Basic { username, password })) => {
+                Ok(Some(basic_header(&username, &password)))
+            }
+            (Challenge::Basic, Some(Credential::IdentityToken(_))) => Err(Failure::fatal(auth_err(format!(
+                "{} asks for username and password, but the docker config has an identity token for it",
+                ctx.reference.registry
+            )))),
+            (Challenge::Basic, None) => Ok(None),
+            (Challenge::Bearer { realm, service }, cred) => {
+                let key = token_key(ctx);
+                if let Some(t) = self.tokens.lock().expect("token cache").get(&key).filter(|t| t.fresh()) {
+                    return Ok(bearer_header(&t.value));
+                }
+                let realm_host = reqwest::Url::parse(&realm)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_else(|| realm.clone());
+                let token = fetch_token(&ep.client, &realm, service.as_deref(), &ctx.scopes, cred.as_ref())
+                    .await
+                    .map_err(|e| match e {
+                        TokenError::Refused { status, message } => Failure {
+                            err: auth_err(format!("token server {realm_host} refused: {message}")),
+                            retryable: retryable_status(status),
+                            retry_after: None,
+                        },
+                        TokenError::Transport { message, retryable } => Failure {
+                            err: ctx.transport(format!("token server {realm_host}: {message}")),
+                            retryable,
+                            retry_after: None,
+                        },
+                        TokenError::Malformed(m) => Failure::fatal(auth_err(format!("token server {realm_host}: {m}"))),
+                    })?;
+                let header = bearer_header(&token.value);
+                self.tokens.lock().expect("token cache").insert(key, token);
+                Ok(header)
+            }
+        }
+    }
+}
+
+fn token_key(ctx: &Ctx<'_>) -> (String, String) {
+    let mut scopes = ctx.scopes.clone();
+    scopes.sort();
+    (ctx.reference.registry.clone(), scopes.join(" "))
+}
+
+fn same_origin(url: &reqwest::Url, base: &str) -> bool {
+    reqwest::Url::parse(base).is_ok_and(|b| b.origin() == url.origin())
+}
+
+/// `{base}/v2/{repository}/{rest}`
+pub(crate) fn v2_url(ep: &Endpoint, r: &Reference, rest: &str) -> String {
+    format!("{}/v2/{}/{}", ep.base, r.repository, rest)
+}
+
+/// Resolves a `Location` header against the URL of the response that carried it.
+pub(crate) fn location(resp: &reqwest::Response) -> Option<reqwest::Url> {
+    let loc = resp.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
+    resp.url().join(loc).ok()
+}

@@ -1,0 +1,284 @@
+//! Connections: one HTTP client per registry host and direction, with that host's TLS settings,
+//! and the one-time probe that decides the scheme and learns the auth challenge.
+//!
+//! Per-host clients are needed because `--registry-certificate` and `--skip-tls-verify-registry`
+//! are per host, and reqwest fixes trust roots per client.
+
+use std::error::Error as _;
+
+use futures_util::StreamExt as _;
+use reqwest::header::WWW_AUTHENTICATE;
+use serde::Deserialize;
+
+use super::error::RegistryError;
+use super::options::{Protocol, RegistryOptions};
+use super::token::{Challenge, parse_challenge};
+
+/// Longest error body kept from a registry (they are small JSON envelopes).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// How a host is reached, once decided.
+pub(crate) struct Endpoint {
+    /// `https://host:port` or `http://host:port`.
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    /// What `/v2/` answered; `None` when it allowed anonymous access.
+    pub(crate) challenge: std::sync::RwLock<Option<Challenge>>,
+}
+
+/// A failed probe: the message, and whether trying again could help.
+pub(crate) struct ProbeError {
+    pub(crate) message: String,
+    pub(crate) retryable: bool,
+}
+
+/// Builds the client for a host: user agent, timeouts, the host's CA files, verification.
+pub(crate) fn build_client(opts: &RegistryOptions, host: &str, verify: bool) -> Result<reqwest::Client, RegistryError> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(opts.user_agent.clone())
+        .connect_timeout(std::time::Duration::from_secs(30))
+        // A stalled transfer must fail (and be retried) rather than hang the build.
+        .read_timeout(std::time::Duration::from_secs(300))
+        .tls_danger_accept_invalid_certs(!verify);
+    for (h, path) in opts.certificates_for(host) {
+        let pem = std::fs::read(&path).map_err(|e| RegistryError::Certificate {
+            host: h.clone(),
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Certificate {
+            host: h.clone(),
+            path: path.clone(),
+            reason: format!("not a PEM certificate bundle: {}", chain(&e)),
+        })?;
+        if certs.is_empty() {
+            return Err(RegistryError::Certificate { host: h, path, reason: "no certificate in file".into() });
+        }
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().map_err(|e| RegistryError::Options(format!("HTTP client for {host}: {}", chain(&e))))
+}
+
+/// Decides how to reach `host` and what auth it wants by calling `GET /v2/`.
+pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol) -> Result<Endpoint, ProbeError> {
+    let setup = |e: RegistryError| ProbeError { message: e.to_string(), retryable: false };
+    match protocol {
+        Protocol::Http => {
+            let client = build_client(opts, host, true).map_err(setup)?;
+            ping(client, format!("http://{host}")).await
+        }
+        Protocol::Https { verify } => {
+            let client = build_client(opts, host, verify).map_err(setup)?;
+            ping(client, format!("https://{host}")).await.map_err(|mut e| {
+                e.message = with_hint(e.message, host);
+                e
+            })
+        }
+        Protocol::LoopbackProbe => {
+            // Docker's rule for loopback registries: TLS if the server speaks it (certificate
+            // not checked), plain HTTP otherwise.
+            let client = build_client(opts, host, false).map_err(setup)?;
+            match ping(client.clone(), format!("https://{host}")).await {
+                Ok(ep) => Ok(ep),
+                Err(tls_err) => match ping(client, format!("http://{host}")).await {
+                    Ok(ep) => Ok(ep),
+                    Err(_) => Err(tls_err),
+                },
+            }
+        }
+    }
+}
+
+async fn ping(client: reqwest::Client, base: String) -> Result<Endpoint, ProbeError> {
+    let resp = client.get(format!("{base}/v2/")).send().await.map_err(|e| ProbeError {
+        message: format!("cannot reach {base}: {}", describe(&e)),
+        retryable: is_retryable(&e),
+    })?;
+    let status = resp.status().as_u16();
+    let challenge = if status == 401 {
+        resp.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(parse_challenge)
+    } else {
+        None
+    };
+    let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+    if status == 400 {
+        // Not a registry answer: most often a TLS server spoken to in plain HTTP.
+        let hint = if base.starts_with("http://") { " (does it serve HTTPS? then drop --insecure for it)" } else { "" };
+        return Err(ProbeError {
+            message: format!("{base}/v2/: {}{hint}", error_message(status, &body)),
+            retryable: false,
+        });
+    }
+    if status >= 500 {
+        return Err(ProbeError {
+            message: format!("{base}/v2/: {}", error_message(status, &body)),
+            retryable: super::retry::retryable_status(status),
+        });
+    }
+    Ok(Endpoint { base, client, challenge: std::sync::RwLock::new(challenge) })
+}
+
+fn with_hint(message: String, host: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("certificate") {
+        format!(
+            "{message} (TLS certificate of {host} not trusted: add its CA with --registry-certificate {host}=<ca.pem>, or use --skip-tls-verify-registry {host})"
+        )
+    } else if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
+        format!("{message} ({host} does not speak TLS: use --insecure-registry {host} for plain HTTP)")
+    } else {
+        message
+    }
+}
+
+/// A reqwest error as text without the URL: the chain of causes, e.g.
+/// `client error (Connect): invalid peer certificate: UnknownIssuer`.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if e.is_timeout() {
+        parts.push("timed out".into());
+    }
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.without_url_ref());
+    }
+    parts.join(": ")
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut s = self.to_string();
+        if let Some(u) = self.url() {
+            s = s.replace(&format!(" for url ({u})"), "");
+        }
+        s
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+/// Connection problems heal; a certificate the client rejects, or a server that does not
+/// speak TLS, does not.
+pub(crate) fn is_retryable(e: &reqwest::Error) -> bool {
+    if e.is_builder() || e.is_redirect() {
+        return false;
+    }
+    let text = describe(e).to_ascii_lowercase();
+    !(text.contains("certificate") || text.contains("corrupt message") || text.contains("invalidcontenttype"))
+}
+
+pub(crate) enum LimitedRead {
+    TooLarge,
+    Failed(reqwest::Error),
+}
+
+/// Reads a whole (small) response body, refusing one larger than `max`: registry content is
+/// hostile input and must not be able to exhaust memory.
+pub(crate) async fn read_limited(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, LimitedRead> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(LimitedRead::TooLarge);
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(LimitedRead::Failed)?;
+        if out.len() + chunk.len() > max {
+            return Err(LimitedRead::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    errors: Vec<EnvelopeError>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// The registry's own explanation of an error status, e.g. `manifest unknown (404)`,
+/// `unauthorized: authentication required`, `denied: requested access to the resource is denied`.
+pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<Envelope>(body) {
+        Ok(env) if !env.errors.is_empty() => {
+            env.errors
+                .iter()
+                .map(|e| {
+                    if e.message.is_empty() { e.code.to_ascii_lowercase().replace('_', " ") } else { e.message.clone() }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+        _ => {
+            // Not the distribution error format (a proxy page, a token server): keep a short,
+            // printable excerpt.
+            let s: String =
+                String::from_utf8_lossy(body).chars().filter(|c| !c.is_control() || *c == ' ').take(200).collect();
+            let s = s.trim().to_string();
+            if s.is_empty() || s.starts_with('<') {
+                // HEAD answers have no body; say what the registry would have said.
+                match status {
+                    401 => "authentication required".to_string(),
+                    403 => "requested access to the resource is denied".to_string(),
+                    _ => reqwest::StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|c| c.canonical_reason())
+                        .unwrap_or("error")
+                        .to_ascii_lowercase(),
+                }
+            } else {
+                s
+            }
+        }
+    };
+    match status {
+        401 => format!("unauthorized: {text}"),
+        403 => format!("denied: {text}"),
+        _ => format!("{text} ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages() {
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"1"}}]}"#;
+        assert_eq!(error_message(404, body), "manifest unknown (404)");
+        let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#;
+        assert_eq!(error_message(401, body), "unauthorized: authentication required");
+        assert_eq!(error_message(403, br#"{"errors":[{"code":"DENIED"}]}"#), "denied: denied");
+        assert_eq!(error_message(502, b"<html>bad gateway</html>"), "bad gateway (502)");
+        assert_eq!(error_message(500, b"boom\n"), "boom (500)");
+        assert_eq!(error_message(401, b""), "unauthorized: authentication required");
+        assert_eq!(error_message(404, b""), "not found (404)");
+    }
+}
