@@ -47,13 +47,27 @@ fn prepare(cmd: &CommandSpec, tty: Option<OwnedFd>) -> Step<()> {
     rustix::process::chdir(cmd.cwd.as_str())
         .context(|| format!("cannot change to the working directory {} inside the root", cmd.cwd))?;
     caps::restrict_to_defaults().context(|| "restrict capabilities".into())?;
-    let groups: Vec<Gid> = cmd.user.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-    nix::unistd::setgroups(&groups).context(|| format!("set supplementary groups {:?}", cmd.user.groups))?;
+    let groups = supplementary_groups(cmd.user.gid, &cmd.user.groups);
+    nix::unistd::setgroups(&groups).context(|| format!("set supplementary groups {groups:?}"))?;
     nix::unistd::setgid(Gid::from_raw(cmd.user.gid)).context(|| format!("set gid {}", cmd.user.gid))?;
     nix::unistd::setuid(Uid::from_raw(cmd.user.uid)).context(|| format!("set uid {}", cmd.user.uid))?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     sys::cloexec_from(3).context(|| "mark inherited descriptors close-on-exec".into())?;
     Ok(())
+}
+
+/// The primary gid followed by the supplementary groups, without duplicates. Docker and
+/// BuildKit always include the primary gid (since CVE-2022-36109): without it, a file whose
+/// group permissions are *lower* than its "other" permissions would be more accessible to the
+/// command than intended.
+fn supplementary_groups(gid: u32, groups: &[u32]) -> Vec<Gid> {
+    let mut all = vec![gid];
+    for &g in groups {
+        if !all.contains(&g) {
+            all.push(g);
+        }
+    }
+    all.into_iter().map(Gid::from_raw).collect()
 }
 
 /// Looks `argv[0]` up and executes it; only returns (as the report to send) on failure.

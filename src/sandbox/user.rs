@@ -24,7 +24,8 @@ use super::SandboxError;
 pub struct UserIds {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups, set with `setgroups`; the primary gid need not be repeated here.
+    /// Supplementary groups. The sandbox always adds `gid` in front when it calls `setgroups`,
+    /// as Docker does, so it need not be repeated here.
     pub groups: Vec<u32>,
 }
 
