@@ -3,8 +3,8 @@
 //! They need root, like trowel's chroot isolation itself.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use trowel::sandbox::{RunOutcome, RunSpec, SandboxError, Stream, resolve_user, run};
