@@ -269,6 +269,11 @@ fn timeout_kills_the_whole_namespace() {
         assert!(Instant::now() < deadline, "a sleep survived the timeout");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The mount-point stubs are cleaned up after a timeout as well.
+    for stub in ["proc", "dev", "sys", "etc/hosts"] {
+        assert!(!root.path().join(stub).exists(), "/{stub} left behind");
+    }
+    assert!(host_mounts_under(root.path()).is_empty());
 }
 
 fn peak_rss_kib() -> u64 {
@@ -346,4 +351,9 @@ fn a_helper_that_is_not_trowel_is_reported() {
     let err = run_collect(&s).err().unwrap();
     assert!(matches!(err, SandboxError::HelperDied { .. }), "{err}");
     assert!(!root.path().join("proc").exists(), "the stubs are removed on failure too");
+    s.helper_exe = root.path().join("no-such-helper");
+    let err = run_collect(&s).err().unwrap();
+    assert!(matches!(err, SandboxError::Spawn { .. }), "{err}");
+    assert!(err.to_string().contains("no-such-helper"), "{err}");
+    assert!(!root.path().join("proc").exists());
 }

@@ -89,6 +89,9 @@ fn validate(spec: &RunSpec, root: &Path) -> Result<(), SandboxError> {
             return Err(invalid(root, format!("environment variable {k:?} has an invalid name or value")));
         }
     }
+    if root.to_str().is_none() {
+        return Err(invalid(root, "the build root's path is not valid UTF-8"));
+    }
     if !spec.cwd.starts_with('/') || spec.cwd.contains('\0') {
         return Err(invalid(root, format!("working directory {:?} is not an absolute path", spec.cwd)));
     }
@@ -133,6 +136,11 @@ fn chroot_plan(spec: &RunSpec, root: &Path, mp: &mut MountPoints) -> Result<Chro
     Ok(ChrootPlan { hostname: spec.hostname.clone(), sys, files })
 }
 
+/// `fd` itself, or a close-on-exec duplicate numbered 3 or higher.
+fn above_stdio(fd: OwnedFd) -> rustix::io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 { Ok(fd) } else { rustix::io::fcntl_dupfd_cloexec(&fd, 3) }
+}
+
 /// A started helper.
 struct Launch {
     child: Child,
@@ -157,6 +165,10 @@ impl Launch {
         let (spec_r, spec_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(io_err("create the spec pipe"))?;
         let (report_r, report_w) =
             rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(io_err("create the report pipe"))?;
+        // With a standard descriptor closed in trowel, a pipe could land on 0-2 and be
+        // replaced by the helper's stdio.
+        let spec_r = above_stdio(spec_r).map_err(io_err("move the spec pipe"))?;
+        let report_w = above_stdio(report_w).map_err(io_err("move the report pipe"))?;
         let piped = spec.stdio == StdioMode::Piped;
         let terminal = match spec.stdio {
             StdioMode::Inherit => rustix::termios::tcgetattr(io::stdin()).ok(),
@@ -203,7 +215,8 @@ impl Launch {
             terminal,
         };
 
-        let json = serde_json::to_vec(helper_spec).expect("the helper spec always serializes");
+        // Strings and a UTF-8 path (checked by validate) always serialize.
+        let json = serde_json::to_vec(helper_spec).map_err(|e| invalid(root, e.to_string()))?;
         // If this fails the helper died before reading its spec; finish() diagnoses its exit.
         let _ = sys::write_all(spec_w.as_fd(), &json);
         drop(spec_w);

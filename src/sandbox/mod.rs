@@ -22,10 +22,11 @@
 //! namespace.
 //!
 //! # Isolation
-//! [`Isolation::Chroot`] (the default on a workstation; see [`chroot`](self) module docs in
-//! `chroot.rs`): private mount, PID, IPC and UTS namespaces, the host network, `/proc`, `/sys`
-//! (read-only), a minimal `/dev`, `/etc/hosts` and `/etc/resolv.conf`. A second isolation fits
-//! beside it as another variant of [`Isolation`] and of the helper's set-up plan.
+//! [`Isolation::Chroot`], the default on a workstation (details in `chroot.rs`): private mount,
+//! PID, IPC and UTS namespaces, the host network, `/proc`, `/sys` (read-only), a minimal `/dev`,
+//! `/etc/hosts` and `/etc/resolv.conf`, Docker's default capabilities. A second isolation (such
+//! as a `container` mode without namespaces) fits beside it as another variant of [`Isolation`]
+//! and of the helper's set-up plan (`wire::Setup`), reusing the helper, init and exec steps.
 //!
 //! Mount points the root lacked are created before the run and removed afterwards if they are
 //! still empty (see `stubs.rs`), so the snapshot that follows sees only what the command did.
@@ -127,6 +128,9 @@ impl RunOutcome {
         self.exit_code == 0 && !self.timed_out
     }
 }
+
+/// The usual [`RunSpec::helper_exe`]: the running trowel binary.
+pub const DEFAULT_HELPER: &str = "/proc/self/exe";
 
 /// The default `PATH` for looking up `argv[0]` when the environment has none (Docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -83,7 +83,7 @@ pub(super) fn thread_count() -> io::Result<usize> {
 /// the Rust runtime (SIGPIPE ignored) and init (SIGCHLD blocked, SIGTTOU ignored) changed;
 /// ignored dispositions and the mask survive `execve`.
 pub(super) fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
+    for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
