@@ -3,7 +3,7 @@
 //! They need root, like trowel's chroot isolation itself.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -356,4 +356,32 @@ fn a_helper_that_is_not_trowel_is_reported() {
     assert!(matches!(err, SandboxError::Spawn { .. }), "{err}");
     assert!(err.to_string().contains("no-such-helper"), "{err}");
     assert!(!root.path().join("proc").exists());
+}
+
+#[test]
+fn only_the_sandbox_mounts_are_visible_inside() {
+    let root = busybox_root(true);
+    let out = ok(&sh(root.path(), "cat /proc/self/mountinfo"));
+    let allowed = ["/", "/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf"];
+    for line in out.stdout.lines() {
+        let mount_point = line.split(' ').nth(4).unwrap();
+        assert!(
+            allowed.iter().any(|a| mount_point == *a || (*a != "/" && mount_point.starts_with(&format!("{a}/")))),
+            "unexpected mount {mount_point} in {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn hostile_symlinks_never_lead_the_sandbox_onto_the_host() {
+    let root = busybox_root(false);
+    let outside = tempfile::tempdir().unwrap();
+    // Joined naively, /etc/hosts would be created in a host directory.
+    symlink(outside.path(), root.path().join("etc")).unwrap();
+    symlink("/", root.path().join("dev")).unwrap();
+    let out = run_collect(&sh(root.path(), "ls /dev/null && cat /etc/hosts")).unwrap();
+    assert_ne!(out.outcome.exit_code, 0, "the image's /etc leads nowhere inside the root");
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert!(host_mounts_under(outside.path()).is_empty());
 }

@@ -349,3 +349,38 @@ fn verdict(
     }
     Err(SandboxError::HelperDied { helper: helper.into(), status: status.to_string() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn judge(reports: &[Report], timed_out: bool) -> Result<RunOutcome, SandboxError> {
+        verdict(reports, timed_out, Path::new("/r"), Path::new("/h"), std::process::ExitStatus::from_raw(0))
+    }
+
+    #[test]
+    fn exit_statuses_become_outcomes() {
+        assert_eq!(judge(&[Report::Exited { code: 3 }], false).unwrap(), RunOutcome { exit_code: 3, timed_out: false });
+        assert_eq!(judge(&[Report::Signaled { signal: 9 }], false).unwrap().exit_code, 137);
+    }
+
+    #[test]
+    fn sandbox_failures_win_over_the_exit_status_they_cause() {
+        let r = judge(&[Report::NotFound { program: "foo".into() }, Report::Exited { code: 127 }], false);
+        assert_eq!(r.unwrap_err().to_string(), "executable not found in PATH: foo");
+        let r = judge(&[Report::Setup { message: "mount proc on /proc: EPERM".into() }], false);
+        assert_eq!(r.unwrap_err().to_string(), "sandbox set-up for build root /r failed: mount proc on /proc: EPERM");
+    }
+
+    #[test]
+    fn a_timeout_without_a_status_is_137_and_a_late_status_is_kept() {
+        assert_eq!(judge(&[], true).unwrap(), RunOutcome { exit_code: 137, timed_out: true });
+        assert_eq!(judge(&[Report::Exited { code: 0 }], true).unwrap(), RunOutcome { exit_code: 0, timed_out: false });
+    }
+
+    #[test]
+    fn silence_without_a_timeout_means_the_helper_died() {
+        assert!(matches!(judge(&[], false), Err(SandboxError::HelperDied { .. })));
+    }
+}
