@@ -344,6 +344,33 @@ fn invalid_specs_are_rejected_before_anything_runs() {
 }
 
 #[test]
+fn a_large_environment_reaches_the_command() {
+    let root = busybox_root(true);
+    let mut s = sh(root.path(), "printf %s \"$BIG\" | wc -c");
+    s.env.push(("BIG".into(), "x".repeat(100_000)));
+    // More than a pipe holds (64 KiB): the spec is written while the helper reads it.
+    assert_eq!(ok(&s).stdout.trim(), "100000");
+}
+
+#[test]
+fn a_chatty_impostor_helper_cannot_deadlock_the_launch() {
+    let root = busybox_root(true);
+    let fake = root.path().join("fake-helper");
+    // Writes more than a pipe holds before (never) reading its spec, which is also too big
+    // for a pipe: writing the spec blockingly would deadlock.
+    fs::write(&fake, "#!/bin/sh\nhead -c 1000000 /dev/zero\n").unwrap();
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut s = spec(root.path(), &["true"]);
+    s.helper_exe = fake;
+    s.env.push(("BIG".into(), "x".repeat(1_000_000)));
+    s.timeout = Some(Duration::from_secs(60));
+    let mut seen = 0;
+    let err = run(&s, &mut |_, chunk| seen += chunk.len()).err().unwrap();
+    assert!(matches!(err, SandboxError::HelperDied { .. }), "{err}");
+    assert_eq!(seen, 1_000_000);
+}
+
+#[test]
 fn a_helper_that_is_not_trowel_is_reported() {
     let root = busybox_root(true);
     let mut s = spec(root.path(), &["true"]);

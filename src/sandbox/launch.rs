@@ -7,7 +7,7 @@
 //! inherits another run's pipe (which would keep it from ever seeing end-of-file).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -147,6 +147,9 @@ struct Launch {
     root: PathBuf,
     helper: PathBuf,
     report: Option<OwnedFd>,
+    /// The spec still to be written (non-blocking, from the output loop, so that a helper that
+    /// writes before reading can never deadlock with us) and how much of it is written.
+    spec: Option<(OwnedFd, Vec<u8>, usize)>,
     deadline: Option<Instant>,
     /// The terminal settings to put back if the helper dies while the terminal is raw.
     terminal: Option<rustix::termios::Termios>,
@@ -203,24 +206,21 @@ impl Launch {
                 Ok(())
             });
         }
+        // Strings and a UTF-8 path (checked by validate) always serialize.
+        let json = serde_json::to_vec(helper_spec).map_err(|e| invalid(root, e.to_string()))?;
+        rustix::fs::fcntl_setfl(&spec_w, rustix::fs::OFlags::NONBLOCK).map_err(io_err("configure the spec pipe"))?;
         let child = cmd.spawn().map_err(|source| SandboxError::Spawn { helper: spec.helper_exe.clone(), source })?;
         drop(spec_r);
         drop(report_w);
-        let launch = Launch {
+        Ok(Launch {
             child,
             root: root.to_path_buf(),
             helper: spec.helper_exe.clone(),
             report: Some(report_r),
+            spec: Some((spec_w, json, 0)),
             deadline: spec.timeout.map(|t| Instant::now() + t),
             terminal,
-        };
-
-        // Strings and a UTF-8 path (checked by validate) always serialize.
-        let json = serde_json::to_vec(helper_spec).map_err(|e| invalid(root, e.to_string()))?;
-        // If this fails the helper died before reading its spec; finish() diagnoses its exit.
-        let _ = sys::write_all(spec_w.as_fd(), &json);
-        drop(spec_w);
-        Ok(launch)
+        })
     }
 
     /// Streams output until every pipe is closed, then reaps the helper and reads its verdict.
@@ -257,7 +257,13 @@ impl Launch {
             };
             let mut fds: Vec<libc::pollfd> =
                 streams.iter().map(|(_, fd)| sys::pollfd(fd.as_raw_fd(), libc::POLLIN)).collect();
+            if let Some((fd, _, _)) = &self.spec {
+                fds.push(sys::pollfd(fd.as_raw_fd(), libc::POLLOUT));
+            }
             sys::poll(&mut fds, timeout_ms).map_err(|e| self.io("poll the helper's pipes", e))?;
+            if self.spec.is_some() && fds.pop().is_some_and(|p| p.revents != 0) {
+                self.write_spec();
+            }
             let mut closed = Vec::new();
             for (i, pfd) in fds.iter().enumerate() {
                 if pfd.revents == 0 {
@@ -282,6 +288,29 @@ impl Launch {
         let status = self.wait()?;
         self.restore_terminal();
         verdict(&wire::parse_reports(&reports), timed_out, &self.root, &self.helper, status)
+    }
+
+    /// Writes as much of the spec as the pipe takes; closes it when done, or when the helper
+    /// is gone (its exit is diagnosed from the missing reports).
+    fn write_spec(&mut self) {
+        let Some((fd, json, written)) = &mut self.spec else { return };
+        loop {
+            match rustix::io::write(&*fd, &json[*written..]) {
+                Ok(n) => {
+                    *written += n;
+                    if *written == json.len() {
+                        self.spec = None;
+                        return;
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => {
+                    self.spec = None;
+                    return;
+                }
+            }
+        }
     }
 
     fn wait(&mut self) -> Result<std::process::ExitStatus, SandboxError> {
