@@ -39,8 +39,8 @@ const TIMEOUT_EXIT_CODE: i32 = 128 + libc::SIGKILL;
 /// `spawn_blocking`. The calling thread must stay alive until it returns (the helper is tied to
 /// it with `PR_SET_PDEATHSIG`), which a blocking call guarantees. Runs in different roots may
 /// proceed concurrently; one root must not have two runs at a time (their mount-point stubs
-/// would collide), which the engine's step order ensures. Needs root (real, or in a user
-/// namespace that owns the mounts).
+/// would collide), which the engine's step order ensures. Needs real root (rootless operation
+/// in a user namespace is not implemented).
 pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<RunOutcome, SandboxError> {
     let root =
         std::fs::canonicalize(&spec.root).map_err(|source| SandboxError::Root { root: spec.root.clone(), source })?;
