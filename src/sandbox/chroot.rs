@@ -1,0 +1,254 @@
+//! The `chroot` isolation: turning init's fresh mount namespace into the command's world.
+//!
+//! Runs in init (PID 1 of the new PID namespace, single-threaded, still real root with every
+//! capability) after the helper made all mounts private, so nothing here is visible on the host
+//! and all of it disappears with the namespace.
+//!
+//! The root is entered with `pivot_root`, not `chroot`: afterwards the host's filesystem is
+//! detached from the namespace entirely, so no `..`, no leftover descriptor and no
+//! chroot-in-chroot trick can reach it, and every path below (mount targets included) is
+//! resolved by the kernel inside the root, whatever symlinks the image contains. Only when
+//! `pivot_root` is impossible (the host root is an initramfs) does it fall back to moving the
+//! root over `/` and `chroot`. Host device nodes are captured as detached mount clones
+//! (`open_tree`) before the pivot and attached inside afterwards.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, symlink};
+use std::path::Path;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use rustix::fs::{CWD, StatVfsMountFlags};
+use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+
+use super::helper::{Context, Failure, Step};
+use super::wire::{ChrootPlan, EtcFile};
+
+/// Host device nodes bind-mounted into the sandbox's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// `/dev` symlinks every Linux userland expects.
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+/// `/proc` entries that would let root in the sandbox change the host kernel: made read-only
+/// (Docker's list).
+const PROC_READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Entries that leak host kernel state: hidden (Docker's list).
+const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+fn flags_nosuid_nodev_noexec() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+/// Sets up the namespace and makes `root` the process's `/`.
+pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
+    nix::unistd::sethostname(&plan.hostname).context(|| format!("set hostname {:?}", plan.hostname))?;
+    let devices = clone_host_devices()?;
+
+    mount(Some(root), root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .context(|| format!("bind-mount the build root {}", root.display()))?;
+    // Device nodes anywhere in the root (from layers, or made by a RUN with CAP_MKNOD) must
+    // not open host devices; /dev gets its own mounts below. A bind remount resets the flags
+    // it is not given, so the ones the root already has are carried over.
+    let current = rustix::fs::statvfs(root).context(|| format!("statvfs {}", root.display()))?.f_flag;
+    mount(
+        None::<&str>,
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | preserved_flags(current),
+        None::<&str>,
+    )
+    .context(|| format!("remount the build root {} nodev", root.display()))?;
+
+    pivot_into(root)?;
+    mount_dev(devices)?;
+    mount_proc()?;
+    if plan.sys {
+        mount_sys()?;
+    }
+    for file in &plan.files {
+        bind_generated(file)?;
+    }
+    Ok(())
+}
+
+/// The per-mount flags of a `statvfs` result, as mount flags.
+fn preserved_flags(f: StatVfsMountFlags) -> MsFlags {
+    let pairs = [
+        (StatVfsMountFlags::RDONLY, MsFlags::MS_RDONLY),
+        (StatVfsMountFlags::NOSUID, MsFlags::MS_NOSUID),
+        (StatVfsMountFlags::NOEXEC, MsFlags::MS_NOEXEC),
+        (StatVfsMountFlags::NOATIME, MsFlags::MS_NOATIME),
+        (StatVfsMountFlags::NODIRATIME, MsFlags::MS_NODIRATIME),
+        (StatVfsMountFlags::RELATIME, MsFlags::MS_RELATIME),
+    ];
+    pairs.iter().filter(|(s, _)| f.contains(*s)).fold(MsFlags::empty(), |acc, (_, m)| acc | *m)
+}
+
+/// Detached clones of the host's device nodes, taken while the host's `/dev` is reachable.
+fn clone_host_devices() -> Step<Vec<(&'static str, OwnedFd)>> {
+    let mut out = Vec::new();
+    for name in DEVICES {
+        let path = format!("/dev/{name}");
+        match rustix::mount::open_tree(
+            CWD,
+            path.as_str(),
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        ) {
+            Ok(fd) => out.push((*name, fd)),
+            // A host without a controlling-terminal device node still gets the others.
+            Err(rustix::io::Errno::NOENT) if *name == "tty" => {}
+            Err(e) => return Err(e).context(|| format!("clone the host's {path}")),
+        }
+    }
+    Ok(out)
+}
+
+fn pivot_into(root: &Path) -> Step<()> {
+    let old_root =
+        rustix::fs::open("/", rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .context(|| "open /".into())?;
+    nix::unistd::chdir(root).context(|| format!("enter the build root {}", root.display()))?;
+    match nix::unistd::pivot_root(".", ".") {
+        Ok(()) => {
+            // The old root is now stacked on top of the new one; step onto it and detach it.
+            rustix::process::fchdir(&old_root).context(|| "enter the old root".into())?;
+            umount2(".", MntFlags::MNT_DETACH).context(|| "detach the host's filesystem".into())?;
+        }
+        Err(nix::errno::Errno::EINVAL) => {
+            // An initramfs root cannot be pivoted away from.
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .context(|| "move the build root over /".into())?;
+            nix::unistd::chroot(".").context(|| "chroot into the build root".into())?;
+        }
+        Err(e) => return Err(e).context(|| format!("pivot_root into {}", root.display())),
+    }
+    nix::unistd::chdir("/").context(|| "chdir /".into())
+}
+
+fn mkdir(path: &str, mode: u32) -> Step<()> {
+    match DirBuilder::new().mode(mode).create(path) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e).context(|| format!("create {path}")),
+        _ => Ok(()),
+    }
+}
+
+fn create_file(path: &str, mode: u32, content: &[u8]) -> Step<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .context(|| format!("create {path}"))?;
+    f.write_all(content).context(|| format!("write {path}"))
+}
+
+fn mount_dev(devices: Vec<(&'static str, OwnedFd)>) -> Step<()> {
+    mount(Some("tmpfs"), "/dev", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755,size=65536k"))
+        .context(|| "mount a tmpfs on /dev".into())?;
+    for (name, fd) in devices {
+        let target = format!("/dev/{name}");
+        create_file(&target, 0o666, b"")?;
+        rustix::mount::move_mount(&fd, "", CWD, target.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .context(|| format!("bind the host's {target}"))?;
+    }
+    for (name, target) in DEV_LINKS {
+        symlink(target, format!("/dev/{name}")).context(|| format!("create /dev/{name}"))?;
+    }
+    mkdir("/dev/pts", 0o755)?;
+    mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )
+    .context(|| "mount devpts on /dev/pts".into())?;
+    mkdir("/dev/shm", 0o1777)?;
+    mount(Some("shm"), "/dev/shm", Some("tmpfs"), flags_nosuid_nodev_noexec(), Some("mode=1777,size=65536k"))
+        .context(|| "mount a tmpfs on /dev/shm".into())?;
+    // POSIX message queues of the sandbox's own IPC namespace; a kernel without them is fine.
+    mkdir("/dev/mqueue", 0o755)?;
+    if mount(Some("mqueue"), "/dev/mqueue", Some("mqueue"), flags_nosuid_nodev_noexec(), None::<&str>).is_err() {
+        let _ = fs::remove_dir("/dev/mqueue");
+    }
+    Ok(())
+}
+
+fn mount_proc() -> Step<()> {
+    mount(Some("proc"), "/proc", Some("proc"), flags_nosuid_nodev_noexec(), None::<&str>)
+        .context(|| "mount proc on /proc".into())?;
+    for path in PROC_READONLY {
+        if fs::symlink_metadata(path).is_err() {
+            continue;
+        }
+        mount(Some(*path), *path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .context(|| format!("bind {path}"))?;
+        remount_readonly(path)?;
+    }
+    mask(MASKED.iter().filter(|p| p.starts_with("/proc/")))
+}
+
+fn mount_sys() -> Step<()> {
+    let flags = MsFlags::MS_RDONLY | flags_nosuid_nodev_noexec();
+    match mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None::<&str>) {
+        Ok(()) => mask(MASKED.iter().filter(|p| p.starts_with("/sys/"))),
+        // Inside some containers sysfs may not be mounted; /sys then stays empty, which
+        // builds cope with (it is optional in Docker's runtime spec too).
+        Err(nix::errno::Errno::EPERM | nix::errno::Errno::EACCES) => Ok(()),
+        Err(e) => Err(e).context(|| "mount sysfs on /sys".into()),
+    }
+}
+
+fn remount_readonly(path: &str) -> Step<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags_nosuid_nodev_noexec();
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>).context(|| format!("make {path} read-only"))
+}
+
+/// Hides files behind `/dev/null` and directories behind an empty read-only tmpfs.
+fn mask<'a>(paths: impl Iterator<Item = &'a &'a str>) -> Step<()> {
+    for path in paths {
+        let Ok(meta) = fs::metadata(path) else { continue };
+        let result = if meta.is_dir() {
+            mount(Some("tmpfs"), *path, Some("tmpfs"), MsFlags::MS_RDONLY | flags_nosuid_nodev_noexec(), Some("size=0"))
+        } else {
+            mount(Some("/dev/null"), *path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        };
+        result.context(|| format!("mask {path}"))?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts generated content read-only over `file.target`. The content is staged in the
+/// sandbox's `/dev` tmpfs and unlinked once mounted; the mount keeps it alive.
+fn bind_generated(file: &EtcFile) -> Step<()> {
+    let name = Path::new(&file.target).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staged = format!("/dev/.trowel-{name}");
+    create_file(&staged, 0o644, file.content.as_bytes())?;
+    mount(Some(staged.as_str()), file.target.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .context(|| format!("bind-mount {}", file.target))?;
+    remount_readonly(&file.target)?;
+    fs::remove_file(&staged).map_err(|e| Failure(format!("remove {staged}: {e}")))
+}

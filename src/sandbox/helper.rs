@@ -1,0 +1,132 @@
+//! The re-executed helper: `trowel __sandbox-init <spec fd> <report fd> <parent pid>`.
+//!
+//! It is a fresh single-threaded process, so unlike trowel it may fork and change process-wide
+//! state. It reads the spec, unshares the namespaces the isolation asks for, makes every mount
+//! private (nothing done inside may propagate to the host), forks init (PID 1 of the new PID
+//! namespace) and waits for it. It is itself outside the new PID namespace: `unshare` moves
+//! only its future children there.
+
+use std::fmt::Display;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::ForkResult;
+
+use super::init;
+use super::wire::{self, HelperSpec, Report, Setup};
+
+/// A failure on the helper side, already phrased for the user.
+#[derive(Debug)]
+pub(super) struct Failure(pub String);
+
+pub(super) type Step<T> = Result<T, Failure>;
+
+/// Attaches what was being done to an error.
+pub(super) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Step<T>;
+}
+
+impl<T, E: Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> Step<T> {
+        self.map_err(|e| Failure(format!("{}: {e}", what())))
+    }
+}
+
+/// Exit status of the helper and init when set-up failed (the report says why).
+pub(super) const SETUP_FAILED: i32 = 125;
+
+/// Largest spec accepted from trowel (the environment dominates; real ones are a few KiB).
+const SPEC_LIMIT: usize = 16 << 20;
+
+/// Entry point of `trowel __sandbox-init`; `main()` must call it before anything else (in
+/// particular before any thread exists). Never returns.
+pub fn helper_main() -> ! {
+    let args: Vec<String> = std::env::args().collect();
+    let parsed = (|| {
+        let spec_fd: i32 = args.get(2)?.parse().ok()?;
+        let report_fd: i32 = args.get(3)?.parse().ok()?;
+        let parent: i32 = args.get(4)?.parse().ok()?;
+        (spec_fd > 2 && report_fd > 2 && spec_fd != report_fd).then_some((spec_fd, report_fd, parent))
+    })();
+    let Some((spec_fd, report_fd, parent)) = parsed else {
+        eprintln!("trowel: {} is internal to trowel's sandbox and not meant to be run by hand", super::HELPER_ARG);
+        std::process::exit(SETUP_FAILED);
+    };
+    // SAFETY: trowel's launcher passes these two descriptors, open, for this process to own.
+    let (spec_fd, report) = unsafe { (OwnedFd::from_raw_fd(spec_fd), OwnedFd::from_raw_fd(report_fd)) };
+    // The launcher cleared close-on-exec to pass them; nothing exec'd later may inherit them.
+    for fd in [&spec_fd, &report] {
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+    }
+    // The launcher asked for SIGKILL when it dies; if it died before that took effect we have
+    // been reparented and must not go on.
+    if nix::unistd::getppid().as_raw() != parent {
+        std::process::exit(SETUP_FAILED);
+    }
+    let code = match run_helper(spec_fd, report.as_fd()) {
+        Ok(code) => code,
+        Err(Failure(message)) => {
+            Report::Setup { message }.send(report.as_fd());
+            SETUP_FAILED
+        }
+    };
+    std::process::exit(code)
+}
+
+fn run_helper(spec_fd: OwnedFd, report: BorrowedFd<'_>) -> Step<i32> {
+    let bytes = wire::read_all(spec_fd.as_fd(), SPEC_LIMIT).context(|| "read the sandbox spec".into())?;
+    drop(spec_fd);
+    let spec: HelperSpec = serde_json::from_slice(&bytes).context(|| "parse the sandbox spec".into())?;
+
+    let threads = super::sys::thread_count().context(|| "count the helper's threads".into())?;
+    if threads != 1 {
+        return Err(Failure(format!(
+            "the sandbox helper has {threads} threads; main() must hand `{}` to helper_main() before starting any",
+            super::HELPER_ARG
+        )));
+    }
+
+    match &spec.setup {
+        Setup::Chroot(_) => {
+            nix::sched::unshare(
+                CloneFlags::CLONE_NEWNS
+                    | CloneFlags::CLONE_NEWPID
+                    | CloneFlags::CLONE_NEWIPC
+                    | CloneFlags::CLONE_NEWUTS,
+            )
+            .context(|| "unshare mount, PID, IPC and UTS namespaces".into())?;
+            nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                .context(|| "make all mounts private".into())?;
+        }
+    }
+
+    // Init learns that the helper died early through this pipe reaching end-of-file.
+    let (alive_r, alive_w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context(|| "create a pipe".into())?;
+    // SAFETY: the helper is single-threaded (checked above), so the child may run arbitrary code.
+    match unsafe { nix::unistd::fork() }.context(|| "fork the sandbox init".into())? {
+        ForkResult::Child => {
+            drop(alive_w);
+            init::init_main(&spec, report, alive_r)
+        }
+        ForkResult::Parent { child } => {
+            drop(alive_r);
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other.context(|| "wait for the sandbox init".into())?,
+                }
+            };
+            drop(alive_w);
+            match status {
+                WaitStatus::Exited(_, code) => Ok(code),
+                WaitStatus::Signaled(_, sig, _) => {
+                    Err(Failure(format!("the sandbox init was killed by {sig} (out of memory?)")))
+                }
+                other => Err(Failure(format!("unexpected wait status of the sandbox init: {other:?}"))),
+            }
+        }
+    }
+}
