@@ -90,8 +90,7 @@ pub fn trowel() -> Command {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    out
+    cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
 }
 
 pub fn stdout(o: &Output) -> String {
