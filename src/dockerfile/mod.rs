@@ -1,1 +1,31 @@
-//! Dockerfile parsing, expansion, .dockerignore and the stage graph.
+//! Dockerfile parsing, expansion, `.dockerignore` and the stage graph.
+//!
+//! - [`parse`] turns Dockerfile text into typed, *raw* [`Instruction`]s with exact line spans.
+//!   It follows BuildKit's parser: `# escape=`/`# syntax=` directives, line continuations with
+//!   comment lines inside, heredocs (`RUN <<EOF`, `RUN cmd <<A <<B`, `COPY <<EOF /dst`), JSON and
+//!   shell forms, `--flags`, and the split of ENV/LABEL/ARG pairs. The `parse-dockerfile` crate
+//!   parses each instruction's structure; this module does the line-level work around it.
+//! - [`Instruction::expand`] resolves variables with BuildKit's word-expansion rules.
+//! - [`DockerIgnore`] implements `.dockerignore` with moby's pattern semantics.
+//! - [`plan`] resolves the stage graph: global ARGs, `--target`, which stages are needed and in
+//!   which order; [`ArgScope`] gives the engine the per-stage ARG visibility rules.
+//!
+//! The build engine executes instructions from these types and never re-parses text.
+
+mod display;
+mod error;
+mod expand;
+mod flags;
+mod heredoc;
+mod lex;
+mod parse;
+mod scan;
+mod types;
+mod words;
+
+pub use error::DockerfileError;
+pub use expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, NoVars, RunScript, Vars};
+pub use parse::{parse, parse_instruction_line};
+pub use types::{
+    CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, KEYWORDS, Stage,
+};
