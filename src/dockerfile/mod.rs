@@ -17,6 +17,7 @@ mod error;
 mod expand;
 mod flags;
 mod heredoc;
+mod ignore;
 mod lex;
 mod parse;
 mod scan;
@@ -25,6 +26,7 @@ mod words;
 
 pub use error::DockerfileError;
 pub use expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, NoVars, RunScript, Vars};
+pub use ignore::DockerIgnore;
 pub use parse::{parse, parse_instruction_line};
 pub use types::{
     CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, KEYWORDS, Stage,
