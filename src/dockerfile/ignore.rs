@@ -176,7 +176,7 @@ fn read_class(chars: &[char], i: &mut usize) -> String {
         *i += 1;
         c
     };
-    while !(chars[*i] == ']' && !items.is_empty()) {
+    while chars[*i] != ']' || items.is_empty() {
         let lo = take(i);
         let hi = if chars.get(*i) == Some(&'-') && chars.get(*i + 1) != Some(&']') {
             *i += 1;
