@@ -12,6 +12,7 @@
 //!
 //! The build engine executes instructions from these types and never re-parses text.
 
+mod args;
 mod display;
 mod error;
 mod expand;
@@ -21,13 +22,16 @@ mod ignore;
 mod lex;
 mod parse;
 mod scan;
+mod stages;
 mod types;
 mod words;
 
+pub use args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs};
 pub use error::DockerfileError;
 pub use expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, NoVars, RunScript, Vars};
 pub use ignore::DockerIgnore;
 pub use parse::{parse, parse_instruction_line};
+pub use stages::{Base, Plan, PlannedStage, StageOrImage, plan};
 pub use types::{
     CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, KEYWORDS, Stage,
 };
