@@ -51,7 +51,7 @@ fn run_vars(df: &Dockerfile, stage: usize, scope: &mut ArgScope) -> Vec<BTreeMap
     seen
 }
 
-fn find<'a>(df: &'a Dockerfile, stage: usize, line: usize) -> &'a Instruction {
+fn find(df: &Dockerfile, stage: usize, line: usize) -> &Instruction {
     df.stages[stage]
         .instructions
         .iter()
