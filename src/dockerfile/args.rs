@@ -120,7 +120,7 @@ pub(crate) fn global_scope(
 /// [`apply`](ArgScope::apply) (or [`declare`](ArgScope::declare)) for every ARG instruction. A
 /// name's value is the `--build-arg` if given, else the ARG's default, else the global value
 /// (global ARG or predefined platform ARG); an undeclared name is not visible at all.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArgScope {
     build_args: BTreeMap<String, String>,
     global: BTreeMap<String, String>,
@@ -218,6 +218,27 @@ impl ArgScope {
         let mut used = self.used.clone();
         used.extend(PROXY_ARGS.iter().filter(|p| self.build_args.contains_key(**p)).map(|p| p.to_string()));
         used
+    }
+}
+
+/// `--build-arg` values may carry credentials (a proxy URL with a password, a token): Debug
+/// output shows their names only, and hides every value that came from one.
+pub(crate) fn redact<'a>(
+    values: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    build_args: &BTreeMap<String, String>,
+) -> Vec<(&'a str, Option<&'a str>)> {
+    values.map(|(k, v)| (k, if build_args.contains_key(k) { v.map(|_| "<redacted>") } else { v })).collect()
+}
+
+impl std::fmt::Debug for ArgScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = &self.build_args;
+        f.debug_struct("ArgScope")
+            .field("build_args", &b.keys().collect::<Vec<_>>())
+            .field("global", &redact(self.global.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), b))
+            .field("declared", &redact(self.declared(), b))
+            .field("used", &self.used)
+            .finish()
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs, global_scope};
+use super::args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs, global_scope, redact};
 use super::error::DockerfileError;
 use super::expand::Expanded;
 use super::flags;
@@ -60,7 +60,7 @@ pub struct PlannedStage {
 }
 
 /// The build plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub stages: Vec<PlannedStage>,
     /// Index of the target stage.
@@ -75,6 +75,20 @@ pub struct Plan {
     pub unused_build_args: Vec<String>,
     /// The `--build-arg`s the plan was made with.
     pub build_args: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = &self.build_args;
+        f.debug_struct("Plan")
+            .field("stages", &self.stages)
+            .field("target", &self.target)
+            .field("order", &self.order)
+            .field("global_args", &redact(self.global_args.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), b))
+            .field("unused_build_args", &self.unused_build_args)
+            .field("build_args", &b.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Plan {
@@ -132,15 +146,22 @@ pub fn plan(
                 lex.process_word(raw, env).map_err(|e| instruction.error(e))
             };
             match &instruction.kind {
-                InstructionKind::Arg(_) => {
-                    for (name, value) in scope.apply(instruction, &env, df.escape)? {
+                // ARG and ENV only feed `--from` values here. Their expansion may depend on the
+                // base image's environment, unknown before the build, so a failure is not an
+                // error of the plan: the engine reports it when it runs the instruction.
+                InstructionKind::Arg(pairs) => {
+                    let declared = match scope.apply(instruction, &env, df.escape) {
+                        Ok(declared) => declared,
+                        Err(_) => pairs.iter().map(|(name, _)| (name.clone(), scope.declare(name, None))).collect(),
+                    };
+                    for (name, value) in declared {
                         if let Some(v) = value {
                             env.insert(name, v);
                         }
                     }
                 }
                 InstructionKind::Env(_) => {
-                    if let Expanded::Env(pairs) = instruction.expand(&env, df.escape)? {
+                    if let Ok(Expanded::Env(pairs)) = instruction.expand(&env, df.escape) {
                         env.extend(pairs);
                     }
                 }

@@ -123,8 +123,20 @@ fn build_arg_skips_a_failing_default() {
         scope.apply(&d.stages[0].instructions[0], &NoVars, '\\').unwrap(),
         [("X".to_string(), Some("given".to_string()))]
     );
-    let e = plan(&d, None, &BTreeMap::new(), &amd64()).unwrap_err();
+    // Without the build arg the default fails, but only when the engine runs the ARG: the
+    // planner cannot know the base image's environment.
+    let p = plan(&d, None, &BTreeMap::new(), &amd64()).unwrap();
+    let mut scope = p.arg_scope();
+    let e = scope.apply(&d.stages[0].instructions[0], &NoVars, '\\').unwrap_err();
     assert!(e.to_string().contains("UNSET: required"), "{e}");
+}
+
+#[test]
+fn unknown_base_image_env_does_not_fail_the_plan() {
+    let text = "FROM golang AS build\nENV CACHE=${GOCACHE:?set_by_the_image}\nARG X=${GOPATH:?also} Y\nFROM scratch\nCOPY --from=build /x /x\n";
+    let p = plan_of(text, None, &[("Y", "1")]);
+    assert_eq!(p.order, [0, 1]);
+    assert!(p.unused_build_args.is_empty());
 }
 
 #[test]
@@ -278,4 +290,22 @@ fn scope_declare_api() {
     assert_eq!(crate::dockerfile::Vars::get(&scope, "D").as_deref(), Some("default"));
     let json = serde_json::to_string(&scope).unwrap();
     assert_eq!(serde_json::from_str::<ArgScope>(&json).unwrap(), scope);
+}
+
+#[test]
+fn debug_output_hides_build_arg_values() {
+    let text = "ARG HTTP_PROXY\nFROM a\nARG TOKEN\nARG PUBLIC=visible\n";
+    let d = df(text);
+    let p = plan(&d, None, &args(&[("HTTP_PROXY", "http://user:s3cret@proxy:3128"), ("TOKEN", "t0ken")]), &amd64())
+        .unwrap();
+    let mut scope = p.arg_scope();
+    for i in &d.stages[0].instructions {
+        scope.apply(i, &NoVars, '\\').unwrap();
+    }
+    assert_eq!(scope.value("TOKEN"), Some("t0ken"));
+    for debug in [format!("{p:?}"), format!("{scope:?}"), format!("{scope:#?}")] {
+        assert!(!debug.contains("s3cret") && !debug.contains("t0ken"), "{debug}");
+        assert!(debug.contains("HTTP_PROXY") && debug.contains("<redacted>"), "{debug}");
+    }
+    assert!(format!("{scope:?}").contains("visible"));
 }
