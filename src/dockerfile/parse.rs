@@ -311,8 +311,12 @@ fn prevalidate(ctx: &Ctx, keyword: &str, rest: &str) -> Result<(), DockerfileErr
             _ => return Err(ctx.err("SHELL requires the arguments to be in JSON form")),
         },
         "HEALTHCHECK" => {
-            let kind = rest.split(char::is_whitespace).next().unwrap_or("");
-            if !kind.eq_ignore_ascii_case("CMD") && !kind.eq_ignore_ascii_case("NONE") {
+            let (kind, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            if kind.eq_ignore_ascii_case("NONE") {
+                if !args.trim().is_empty() {
+                    return Err(ctx.err("HEALTHCHECK NONE takes no arguments"));
+                }
+            } else if !kind.eq_ignore_ascii_case("CMD") {
                 return Err(ctx.err(format!("Unknown type {kind:?} in HEALTHCHECK (try CMD)")));
             }
         }
@@ -397,9 +401,6 @@ fn healthcheck(
     let (kind, args) = rest.split_once(char::is_whitespace).map_or((rest, ""), |(k, a)| (k, a.trim()));
     let command = match (&parsed.arguments, kind.to_ascii_uppercase().as_str()) {
         (pd::HealthcheckArguments::None { .. }, "NONE") => {
-            if !args.is_empty() {
-                return Err(ctx.err("HEALTHCHECK NONE takes no arguments"));
-            }
             if !flag_list.is_empty() {
                 return Err(ctx.err("HEALTHCHECK NONE takes no flags"));
             }

@@ -383,6 +383,10 @@ fn error_messages() {
         "bad/Dockerfile:2: HEALTHCHECK CHECK true: Unknown type \"CHECK\" in HEALTHCHECK (try CMD)"
     );
     assert_eq!(
+        err("FROM busybox\nHEALTHCHECK NONE now\n"),
+        "bad/Dockerfile:2: HEALTHCHECK NONE now: HEALTHCHECK NONE takes no arguments"
+    );
+    assert_eq!(
         err("FROM busybox\nHEALTHCHECK CMD\n"),
         "bad/Dockerfile:2: HEALTHCHECK CMD: Missing command after HEALTHCHECK CMD"
     );

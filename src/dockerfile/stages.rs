@@ -110,6 +110,9 @@ pub fn plan(
     build_args: &BTreeMap<String, String>,
     platforms: &PlatformArgs,
 ) -> Result<Plan, DockerfileError> {
+    if df.stages.is_empty() {
+        return Err(DockerfileError::file(&df.path, "dockerfile contains no stages to build (no FROM instruction)"));
+    }
     let (global_args, global_declared) = global_scope(&df.global_args, build_args, platforms, df.escape)?;
     let names: Vec<Option<&str>> = df.stages.iter().map(|s| s.name.as_deref()).collect();
     let by_name = |name: &str| {
