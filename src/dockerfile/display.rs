@@ -5,7 +5,7 @@
 //! contains whitespace or control characters, or starts with a character that has a meaning here
 //! (`"`, `<`, `-`, `[`) is written as a JSON string. Free text at the end of a line (a shell
 //! command, a USER value) is written as is unless it contains a control character (a newline of a
-//! heredoc, say) or starts with `"`, in which case it is a JSON string too.
+//! heredoc, say) or starts with `"` or `<`, in which case it is a JSON string too.
 
 use super::expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, RunScript};
 use super::flags::format_go_duration;
@@ -29,7 +29,7 @@ fn word(s: &str) -> String {
 
 /// Trailing free text.
 fn text(s: &str) -> String {
-    if s.starts_with('"') || s.chars().any(char::is_control) { json(s) } else { s.to_string() }
+    if s.starts_with(['"', '<']) || s.chars().any(char::is_control) { json(s) } else { s.to_string() }
 }
 
 fn command(c: &CommandForm) -> String {
@@ -277,6 +277,8 @@ mod tests {
         let a = Expanded::Run { flags: vec![], script: RunScript::Shell("a\nb".into()) };
         let b = Expanded::Run { flags: vec![], script: RunScript::Shell("\"a\\nb\"".into()) };
         let c = Expanded::Run { flags: vec![], script: RunScript::Script { content: "a\nb".into(), shebang: false } };
+        let d = Expanded::Run { flags: vec![], script: RunScript::Shell("<<EOF \"a\\nb\"".into()) };
+        assert_ne!(c.display(), d.display());
         assert_ne!(a.display(), b.display());
         assert_ne!(a.display(), c.display());
         let p1 = Expanded::Volume(vec!["a b".into()]);
