@@ -10,7 +10,37 @@
 //! - [`plan`] resolves the stage graph: global ARGs, `--target`, which stages are needed and in
 //!   which order; [`ArgScope`] gives the engine the per-stage ARG visibility rules.
 //!
-//! The build engine executes instructions from these types and never re-parses text.
+//! The build engine executes instructions from these types and never re-parses text. In outline:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::path::Path;
+//! use trowel::dockerfile::{Expanded, InstructionKind, PlatformArgs, parse, plan};
+//!
+//! let text = "ARG TAG=1.36\nFROM busybox:${TAG} AS base\nARG NAME=world\nENV GREETING=\"hello $NAME\"\n";
+//! let df = parse(Path::new("Dockerfile"), text)?;
+//! let plan = plan(&df, None, &BTreeMap::new(), &PlatformArgs::host())?;
+//! for stage in plan.stages_in_order() {
+//!     // The FROM line sees the global ARGs; the base is already resolved in `stage.base`.
+//!     let mut scope = plan.arg_scope();
+//!     // The stage's variables: the base image's ENV (empty here), then ARG and ENV in order.
+//!     let mut vars: BTreeMap<String, String> = BTreeMap::new();
+//!     for instruction in &df.stages[stage.index].instructions {
+//!         if let InstructionKind::Arg(_) = instruction.kind {
+//!             for (name, value) in scope.apply(instruction, &vars, df.escape)? {
+//!                 vars.extend(value.map(|v| (name, v)));
+//!             }
+//!             continue;
+//!         }
+//!         let expanded = instruction.expand(&vars, df.escape)?;
+//!         if let Expanded::Env(pairs) = &expanded {
+//!             vars.extend(pairs.iter().cloned());
+//!         }
+//!         assert_eq!(expanded.display(), "ENV GREETING=\"hello world\"");
+//!     }
+//! }
+//! # Ok::<(), trowel::dockerfile::DockerfileError>(())
+//! ```
 
 mod args;
 mod display;
