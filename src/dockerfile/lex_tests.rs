@@ -239,3 +239,39 @@ fn closures_as_vars() {
     let f = |name: &str| (name == "X").then(|| "42".to_string());
     assert_eq!(Lexer::new('\\').process_word("${X}-${Y:-n}", &f).unwrap(), "42-n");
 }
+
+#[test]
+fn wildcards_stop_at_newlines() {
+    let v: BTreeMap<String, String> = [("V".to_string(), "a1\nb2\nc3".to_string())].into();
+    let lex = Lexer::new('\\');
+    assert_eq!(lex.process_word("${V#*\n}", &v).unwrap(), "b2\nc3");
+    assert_eq!(lex.process_word("${V##*1}", &v).unwrap(), "\nb2\nc3");
+    assert_eq!(lex.process_word("${V%\n*}", &v).unwrap(), "a1\nb2");
+    // The longest suffix "newline, then anything" cannot reach across the second newline.
+    assert_eq!(lex.process_word("${V%%\n*}", &v).unwrap(), "a1\nb2");
+    assert_eq!(lex.process_word("${V//?2/X}", &v).unwrap(), "a1\nX\nc3");
+    assert_eq!(lex.process_word("${V//*/-}", &v).unwrap(), "-\n-\n-");
+    assert_eq!(lex.process_word("${V/a*c/X}", &v).unwrap(), "a1\nb2\nc3");
+}
+
+#[test]
+fn leftmost_then_longest() {
+    let v: BTreeMap<String, String> = [("V".to_string(), "xaXbYbZ".to_string())].into();
+    let lex = Lexer::new('\\');
+    assert_eq!(lex.process_word("${V/a*b/-}", &v).unwrap(), "x-Z");
+    assert_eq!(lex.process_word("${V//b?/-}", &v).unwrap(), "xaX--");
+    assert_eq!(lex.process_word("${V//[/-}", &v).unwrap(), "xaXbYbZ");
+}
+
+#[test]
+fn long_values_stay_fast() {
+    let long = "a".repeat(200_000);
+    let v: BTreeMap<String, String> = [("V".to_string(), long.clone())].into();
+    let lex = Lexer::new('\\');
+    let started = std::time::Instant::now();
+    assert_eq!(lex.process_word("${V//a*b/x}", &v).unwrap(), long);
+    assert_eq!(lex.process_word("${V%%*b}", &v).unwrap(), long);
+    assert_eq!(lex.process_word("${V#*a}", &v).unwrap().len(), 199_999);
+    assert_eq!(lex.process_word("${V//a/b}", &v).unwrap(), "b".repeat(200_000));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}
