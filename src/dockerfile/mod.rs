@@ -51,6 +51,7 @@ mod heredoc;
 mod ignore;
 mod lex;
 mod parse;
+mod pattern;
 mod scan;
 mod stages;
 mod types;
