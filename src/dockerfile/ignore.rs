@@ -276,7 +276,7 @@ fn classify(p: &str) -> (Vec<Piece>, &'static str) {
 }
 
 /// Globset globs equivalent to the pieces (several when `**` sits inside a component).
-fn globs(pieces: &[Piece]) -> Vec<String> {
+fn globs(pieces: &[Piece]) -> Result<Vec<String>, String> {
     let mut alternatives = vec![String::new()];
     for piece in pieces {
         let after_slash = |s: &String| s.is_empty() || s.ends_with('/');
@@ -306,9 +306,12 @@ fn globs(pieces: &[Piece]) -> Vec<String> {
                 }
             }
         }
+        if next.len() > MAX_ALTERNATIVES {
+            return Err("too many `**` inside path components".into());
+        }
         alternatives = next;
     }
-    alternatives
+    Ok(alternatives)
 }
 
 fn glob_set(globs: &[String]) -> Result<GlobSet, String> {
@@ -337,13 +340,7 @@ impl Pattern {
             "exact" => Matcher::Exact(text.clone()),
             "prefix" => Matcher::Prefix(text[..text.len() - 2].to_string()),
             "suffix" => Matcher::Suffix(text[2..].to_string()),
-            _ => {
-                let alternatives = globs(&pieces);
-                if alternatives.len() > MAX_ALTERNATIVES {
-                    return Err("too many `**` inside path components".into());
-                }
-                Matcher::Glob(glob_set(&alternatives)?)
-            }
+            _ => Matcher::Glob(glob_set(&globs(&pieces)?)?),
         };
         let components = text
             .split('/')
@@ -353,7 +350,7 @@ impl Pattern {
                     return Ok(None);
                 }
                 let (pieces, _) = classify(c);
-                glob_set(&globs(&pieces)).map(Some)
+                glob_set(&globs(&pieces)?).map(Some)
             })
             .collect::<Result<_, String>>()?;
         Ok(Pattern { text, exclusion, matcher, components })

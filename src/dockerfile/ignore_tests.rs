@@ -135,6 +135,9 @@ fn errors() {
     let e = DockerIgnore::parse("x\\\n").unwrap_err();
     assert!(e.to_string().contains("trailing backslash"));
     assert!(DockerIgnore::parse("[]a]\n").is_err());
+    // `**` inside components multiplies globs; a hostile pattern is refused, not expanded.
+    let e = DockerIgnore::parse(&"a**".repeat(40)).unwrap_err();
+    assert!(e.to_string().contains("too many `**`"), "{e}");
     let e = DockerIgnore::from_patterns(&["[z".into()]).unwrap_err();
     assert_eq!(e.to_string(), "exclude patterns: pattern \"[z\": unclosed character class");
 }

@@ -45,8 +45,14 @@ impl Lexer {
     }
 
     fn run(&self, word: &str, vars: &dyn Vars) -> Result<(String, Vec<String>), String> {
-        let mut sw =
-            ShellWord { lex: self, chars: word.chars().collect(), pos: 0, vars, raw_escapes: self.raw_escapes };
+        let mut sw = ShellWord {
+            lex: self,
+            chars: word.chars().collect(),
+            pos: 0,
+            vars,
+            raw_escapes: self.raw_escapes,
+            depth: 0,
+        };
         sw.process_stop_on(None, self.raw_escapes).map_err(|e| format!("failed to process {word:?}: {e}"))
     }
 }
@@ -57,7 +63,12 @@ struct ShellWord<'a> {
     pos: usize,
     vars: &'a dyn Vars,
     raw_escapes: bool,
+    /// Nesting of `${…}` being processed.
+    depth: usize,
 }
+
+/// `${a:-${b:-…}}` nests by recursion; deeper than this is refused rather than risking the stack.
+const MAX_NESTING: usize = 64;
 
 /// Accumulates the word-split form next to the plain result.
 #[derive(Default)]
@@ -284,6 +295,16 @@ impl ShellWord<'_> {
     }
 
     fn process_dollar(&mut self) -> Result<String, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!("variable substitutions nested more than {MAX_NESTING} deep"));
+        }
+        self.depth += 1;
+        let out = self.process_dollar_inner();
+        self.depth -= 1;
+        out
+    }
+
+    fn process_dollar_inner(&mut self) -> Result<String, String> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.process_name();

@@ -275,3 +275,11 @@ fn long_values_stay_fast() {
     assert_eq!(lex.process_word("${V//a/b}", &v).unwrap(), "b".repeat(200_000));
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }
+
+#[test]
+fn deep_nesting_is_refused() {
+    let ok = format!("{}x{}", "${U:-".repeat(60), "}".repeat(60));
+    assert_eq!(word(&ok), "x");
+    let deep = format!("{}x{}", "${U:-".repeat(100_000), "}".repeat(100_000));
+    assert!(word_err(&deep).contains("nested more than 64 deep"));
+}
