@@ -1,0 +1,361 @@
+//! Which `--flags` each instruction accepts, and the value syntaxes that are checked:
+//! booleans, octal `--chmod`, Go durations for HEALTHCHECK, `--checksum` digests.
+
+use super::types::Flag;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// `--flag`, `--flag=true`, `--flag=false`.
+    Bool,
+    /// `--flag=value`, at most once.
+    Str,
+    /// `--flag=value`, repeatable.
+    Multi,
+}
+
+fn spec(keyword: &str) -> &'static [(&'static str, Kind)] {
+    use Kind::*;
+    match keyword {
+        "FROM" => &[("platform", Str)],
+        "RUN" => &[("mount", Multi), ("network", Str), ("security", Str)],
+        "COPY" => {
+            &[("from", Str), ("chown", Str), ("chmod", Str), ("link", Bool), ("parents", Bool), ("exclude", Multi)]
+        }
+        "ADD" => &[
+            ("chown", Str),
+            ("chmod", Str),
+            ("link", Bool),
+            ("checksum", Str),
+            ("keep-git-dir", Bool),
+            ("exclude", Multi),
+        ],
+        "HEALTHCHECK" => {
+            &[("interval", Str), ("timeout", Str), ("start-period", Str), ("start-interval", Str), ("retries", Str)]
+        }
+        _ => &[],
+    }
+}
+
+/// Checks `flags` against what `keyword` accepts, with BuildKit's messages.
+pub(crate) fn validate(keyword: &str, flags: &[Flag]) -> Result<(), String> {
+    let allowed = spec(keyword);
+    let mut seen: Vec<&str> = Vec::new();
+    for flag in flags {
+        let Some(&(_, kind)) = allowed.iter().find(|(name, _)| *name == flag.name) else {
+            let hint = if allowed.is_empty() {
+                format!(" ({keyword} accepts no flags)")
+            } else {
+                let names: Vec<String> = allowed.iter().map(|(n, _)| format!("--{n}")).collect();
+                format!(" ({keyword} accepts {})", names.join(", "))
+            };
+            return Err(format!("unknown flag: --{}{hint}", flag.name));
+        };
+        if kind != Kind::Multi && seen.contains(&flag.name.as_str()) {
+            return Err(format!("duplicate flag specified: --{}", flag.name));
+        }
+        seen.push(&flag.name);
+        match (kind, flag.value.as_deref()) {
+            (Kind::Bool, None) => {}
+            (Kind::Bool, Some(v)) => {
+                parse_bool(&flag.name, v)?;
+            }
+            (_, None) => return Err(format!("missing a value on flag: --{}", flag.name)),
+            (_, Some(_)) => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "" => Err(format!("missing a value on flag: --{name}")),
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("expecting boolean value for flag --{name}, not: {value}")),
+    }
+}
+
+/// The value of a (validated) boolean flag; absent means `false`.
+pub(crate) fn bool_flag(flags: &[Flag], name: &str) -> bool {
+    flags.iter().rev().find(|f| f.name == name).is_some_and(|f| match &f.value {
+        None => true,
+        Some(v) => parse_bool(name, v).unwrap_or(false),
+    })
+}
+
+/// The value of a single-valued flag.
+pub(crate) fn str_flag<'a>(flags: &'a [Flag], name: &str) -> Option<&'a str> {
+    flags.iter().rev().find(|f| f.name == name).and_then(|f| f.value.as_deref())
+}
+
+/// All values of a repeatable flag, in order.
+pub(crate) fn multi_flag<'a>(flags: &'a [Flag], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    flags.iter().filter(move |f| f.name == name).filter_map(|f| f.value.as_deref())
+}
+
+/// Validates a `--chmod` value: an octal mode up to `7777`.
+pub(crate) fn check_chmod(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 5
+        && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        && u32::from_str_radix(value, 8).is_ok_and(|m| m <= 0o7777);
+    if ok { Ok(()) } else { Err(format!("invalid --chmod value {value:?}: expected an octal mode such as 0755")) }
+}
+
+/// Validates an `ADD --checksum` digest (`sha256:`, `sha384:` or `sha512:` and hex).
+pub(crate) fn check_checksum(value: &str) -> Result<(), String> {
+    let valid = value.split_once(':').is_some_and(|(algo, hex)| {
+        let len = match algo {
+            "sha256" => 64,
+            "sha384" => 96,
+            "sha512" => 128,
+            _ => return false,
+        };
+        hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid --checksum value {value:?}: expected sha256:<64 hex>, sha384:<96 hex> or sha512:<128 hex>"
+        ))
+    }
+}
+
+/// Parses a Go duration (`1m30s`, `500ms`, `1.5h`, `0`) into nanoseconds.
+pub(crate) fn parse_go_duration(s: &str) -> Result<i128, String> {
+    let bad = || format!("time: invalid duration {s:?}");
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let int_part = &rest[..int_len];
+        rest = &rest[int_len..];
+        let mut frac_part = "";
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            let frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
+            frac_part = &after_dot[..frac_len];
+            rest = &after_dot[frac_len..];
+        }
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(bad());
+        }
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit: i128 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(format!("time: missing unit in duration {s:?}")),
+            other => return Err(format!("time: unknown unit {other:?} in duration {s:?}")),
+        };
+        rest = &rest[unit_len..];
+        let whole: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
+        let mut value = whole.checked_mul(unit).ok_or_else(bad)?;
+        let mut scale = unit;
+        for digit in frac_part.bytes() {
+            scale /= 10;
+            if scale == 0 {
+                break;
+            }
+            value += i128::from(digit - b'0') * scale;
+        }
+        total = total.checked_add(value).ok_or_else(bad)?;
+        if total > i128::from(i64::MAX) {
+            return Err(bad());
+        }
+    }
+    Ok(if neg { -total } else { total })
+}
+
+/// Formats nanoseconds like Go's `time.Duration.String` (`1m30s`, `500ms`).
+pub(crate) fn format_go_duration(ns: u64) -> String {
+    fn frac(value: u64, unit: u64) -> String {
+        let whole = value / unit;
+        let rem = value % unit;
+        if rem == 0 {
+            return whole.to_string();
+        }
+        let width = unit.to_string().len() - 1;
+        let digits = format!("{rem:0width$}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+    const S: u64 = 1_000_000_000;
+    match ns {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => format!("{}µs", frac(n, 1_000)),
+        n if n < S => format!("{}ms", frac(n, 1_000_000)),
+        n => {
+            let hours = n / (3600 * S);
+            let minutes = n % (3600 * S) / (60 * S);
+            let seconds = frac(n % (60 * S), S);
+            if hours > 0 {
+                format!("{hours}h{minutes}m{seconds}s")
+            } else if minutes > 0 {
+                format!("{minutes}m{seconds}s")
+            } else {
+                format!("{seconds}s")
+            }
+        }
+    }
+}
+
+/// A HEALTHCHECK interval flag: `None` when absent or zero (the runtime default), an error below
+/// one millisecond, as BuildKit.
+pub(crate) fn healthcheck_interval(flags: &[Flag], name: &str) -> Result<Option<u64>, String> {
+    let Some(value) = str_flag(flags, name) else { return Ok(None) };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let ns = parse_go_duration(value).map_err(|e| format!("--{name}: {e}"))?;
+    if ns == 0 {
+        return Ok(None);
+    }
+    if ns < 1_000_000 {
+        return Err(format!("Interval \"{name}\" cannot be less than 1ms"));
+    }
+    Ok(Some(ns as u64))
+}
+
+/// The HEALTHCHECK `--retries` flag: `None` when absent or zero.
+pub(crate) fn healthcheck_retries(flags: &[Flag]) -> Result<Option<u64>, String> {
+    let Some(value) = str_flag(flags, "retries") else { return Ok(None) };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let n: i64 = value.parse().map_err(|_| format!("--retries: invalid number {value:?}"))?;
+    if n < 0 {
+        return Err(format!("--retries cannot be negative ({n})"));
+    }
+    if n > i64::from(i32::MAX) {
+        return Err(format!("--retries: value {n} out of range"));
+    }
+    Ok((n > 0).then_some(n as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str, value: Option<&str>) -> Flag {
+        Flag { name: name.into(), value: value.map(Into::into) }
+    }
+
+    #[test]
+    fn per_instruction_flags() {
+        assert!(
+            validate(
+                "COPY",
+                &[f("from", Some("a")), f("link", None), f("exclude", Some("x")), f("exclude", Some("y"))]
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            validate("COPY", &[f("checksum", Some("x"))]).unwrap_err(),
+            "unknown flag: --checksum (COPY accepts --from, --chown, --chmod, --link, --parents, --exclude)"
+        );
+        assert_eq!(validate("ENV", &[f("x", Some("1"))]).unwrap_err(), "unknown flag: --x (ENV accepts no flags)");
+        assert_eq!(
+            validate("COPY", &[f("from", Some("a")), f("from", Some("b"))]).unwrap_err(),
+            "duplicate flag specified: --from"
+        );
+        assert_eq!(validate("COPY", &[f("from", None)]).unwrap_err(), "missing a value on flag: --from");
+        assert_eq!(validate("ADD", &[f("link", Some(""))]).unwrap_err(), "missing a value on flag: --link");
+        assert_eq!(
+            validate("ADD", &[f("link", Some("yes"))]).unwrap_err(),
+            "expecting boolean value for flag --link, not: yes"
+        );
+        assert!(
+            validate("RUN", &[f("mount", Some("type=cache,target=/c")), f("mount", Some("type=tmpfs,target=/t"))])
+                .is_ok()
+        );
+        assert!(validate("HEALTHCHECK", &[f("interval", Some("5s")), f("retries", Some("3"))]).is_ok());
+    }
+
+    #[test]
+    fn bools() {
+        let flags = [f("link", None), f("parents", Some("FALSE")), f("keep-git-dir", Some("True"))];
+        assert!(bool_flag(&flags, "link"));
+        assert!(!bool_flag(&flags, "parents"));
+        assert!(bool_flag(&flags, "keep-git-dir"));
+        assert!(!bool_flag(&flags, "absent"));
+    }
+
+    #[test]
+    fn chmod() {
+        assert!(check_chmod("755").is_ok());
+        assert!(check_chmod("0644").is_ok());
+        assert!(check_chmod("7777").is_ok());
+        assert!(check_chmod("17777").is_err());
+        assert!(check_chmod("0o755").is_err());
+        assert!(check_chmod("u+x").is_err());
+        assert!(check_chmod("").is_err());
+        assert!(check_chmod("89").is_err());
+    }
+
+    #[test]
+    fn checksum() {
+        assert!(check_checksum(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(check_checksum(&format!("sha512:{}", "0".repeat(128))).is_ok());
+        assert!(check_checksum(&format!("sha256:{}", "A".repeat(64))).is_err());
+        assert!(check_checksum("sha256:abc").is_err());
+        assert!(check_checksum(&format!("md5:{}", "a".repeat(32))).is_err());
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(parse_go_duration("500ms").unwrap(), 500_000_000);
+        assert_eq!(parse_go_duration("1.5h").unwrap(), 5_400_000_000_000);
+        assert_eq!(parse_go_duration(".5s").unwrap(), 500_000_000);
+        assert_eq!(parse_go_duration("1h2m3s4ms5us6ns").unwrap(), 3_723_004_005_006);
+        assert_eq!(parse_go_duration("2µs").unwrap(), 2_000);
+        assert_eq!(parse_go_duration("0").unwrap(), 0);
+        assert_eq!(parse_go_duration("-1s").unwrap(), -1_000_000_000);
+        assert!(parse_go_duration("10").unwrap_err().contains("missing unit"));
+        assert!(parse_go_duration("5d").unwrap_err().contains("unknown unit \"d\""));
+        assert!(parse_go_duration("").is_err());
+        assert!(parse_go_duration("s").is_err());
+        assert!(parse_go_duration("1.s").is_ok());
+        assert!(parse_go_duration("99999999999999h").is_err());
+    }
+
+    #[test]
+    fn go_duration_format() {
+        assert_eq!(format_go_duration(0), "0s");
+        assert_eq!(format_go_duration(90_000_000_000), "1m30s");
+        assert_eq!(format_go_duration(500_000_000), "500ms");
+        assert_eq!(format_go_duration(1_500_000), "1.5ms");
+        assert_eq!(format_go_duration(999), "999ns");
+        assert_eq!(format_go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(format_go_duration(1_500_000_000), "1.5s");
+    }
+
+    #[test]
+    fn healthcheck_values() {
+        let flags = [f("interval", Some("30s")), f("timeout", Some("0s")), f("start-period", Some("100us"))];
+        assert_eq!(healthcheck_interval(&flags, "interval").unwrap(), Some(30_000_000_000));
+        assert_eq!(healthcheck_interval(&flags, "timeout").unwrap(), None);
+        assert_eq!(healthcheck_interval(&flags, "start-interval").unwrap(), None);
+        assert_eq!(
+            healthcheck_interval(&flags, "start-period").unwrap_err(),
+            "Interval \"start-period\" cannot be less than 1ms"
+        );
+        assert_eq!(healthcheck_retries(&[f("retries", Some("3"))]).unwrap(), Some(3));
+        assert_eq!(healthcheck_retries(&[f("retries", Some("-1"))]).unwrap_err(), "--retries cannot be negative (-1)");
+        assert!(healthcheck_retries(&[f("retries", Some("x"))]).is_err());
+    }
+}

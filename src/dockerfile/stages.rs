@@ -1,0 +1,322 @@
+//! The stage graph: which stage is built from what, which stages the target needs, and in which
+//! order to build them.
+//!
+//! Rules (Docker/BuildKit): FROM lines see only the global ARGs; `FROM <name>` where `<name>` is
+//! an earlier stage (case-insensitive) builds on that stage, `scratch` is empty, anything else is
+//! an image. `COPY --from=<name|index>` and `RUN --mount=…,from=<name>` name a stage or, failing
+//! that, an image; a stage may not refer to itself, nor to a later stage by index or through a
+//! mount. `--target` picks a stage by name (default: the last one), and only the stages it needs,
+//! transitively, are built.
+//!
+//! `--from` values may use variables. The planner resolves them with what it can know before the
+//! build: the stage's ARGs (with `--build-arg`s) and the ENV set in the Dockerfile along the
+//! stage's FROM chain. ENV inherited from a base image is not known here; ONBUILD triggers of
+//! base images are the engine's to resolve.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs, global_scope, redact};
+use super::error::DockerfileError;
+use super::expand::Expanded;
+use super::flags;
+use super::lex::Lexer;
+use super::types::{Dockerfile, Instruction, InstructionKind};
+
+/// What a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Base {
+    /// `FROM scratch`.
+    Scratch,
+    /// An image reference, variables expanded.
+    Image(String),
+    /// An earlier stage, by index.
+    Stage(usize),
+}
+
+/// A source named by `COPY --from` or a mount's `from=`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StageOrImage {
+    Stage(usize),
+    Image(String),
+}
+
+/// One stage as planned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStage {
+    pub index: usize,
+    /// Lower-cased name.
+    pub name: Option<String>,
+    pub base: Base,
+    /// The expanded `FROM --platform` value.
+    pub platform: Option<String>,
+    /// Whether the target needs this stage.
+    pub needed: bool,
+    /// `COPY --from` sources, in instruction order, duplicates removed.
+    pub copy_from: Vec<StageOrImage>,
+    /// `RUN --mount=…,from=` sources, in instruction order, duplicates removed.
+    pub mount_from: Vec<StageOrImage>,
+}
+
+/// The build plan.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub stages: Vec<PlannedStage>,
+    /// Index of the target stage.
+    pub target: usize,
+    /// Indices of the stages to build, dependencies first (ties in file order).
+    pub order: Vec<usize>,
+    /// The global scope FROM lines see: predefined platform ARGs and the ARGs before the first
+    /// FROM, after `--build-arg`s.
+    pub global_args: BTreeMap<String, String>,
+    /// `--build-arg` names no needed stage (nor the global scope) declares, sorted; predefined
+    /// and proxy ARGs are never reported.
+    pub unused_build_args: Vec<String>,
+    /// The `--build-arg`s the plan was made with.
+    pub build_args: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = &self.build_args;
+        f.debug_struct("Plan")
+            .field("stages", &self.stages)
+            .field("target", &self.target)
+            .field("order", &self.order)
+            .field("global_args", &redact(self.global_args.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), b))
+            .field("unused_build_args", &self.unused_build_args)
+            .field("build_args", &b.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Plan {
+    /// A fresh ARG scope for executing one stage.
+    pub fn arg_scope(&self) -> ArgScope {
+        ArgScope::new(self.global_args.clone(), self.build_args.clone())
+    }
+
+    /// The planned stages to build, in build order.
+    pub fn stages_in_order(&self) -> impl Iterator<Item = &PlannedStage> {
+        self.order.iter().map(|&i| &self.stages[i])
+    }
+}
+
+/// Plans the build of `df` for `target` (a stage name; `None` = the last stage).
+pub fn plan(
+    df: &Dockerfile,
+    target: Option<&str>,
+    build_args: &BTreeMap<String, String>,
+    platforms: &PlatformArgs,
+) -> Result<Plan, DockerfileError> {
+    if df.stages.is_empty() {
+        return Err(DockerfileError::file(&df.path, "dockerfile contains no stages to build (no FROM instruction)"));
+    }
+    let (global_args, global_declared) = global_scope(&df.global_args, build_args, platforms, df.escape)?;
+    let names: Vec<Option<&str>> = df.stages.iter().map(|s| s.name.as_deref()).collect();
+    let by_name = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        names.iter().position(|n| *n == Some(lower.as_str()))
+    };
+
+    let mut stages: Vec<PlannedStage> = Vec::with_capacity(df.stages.len());
+    // The statically known variables at the end of each stage, for stages built on it.
+    let mut stage_env: Vec<BTreeMap<String, String>> = Vec::with_capacity(df.stages.len());
+    let mut declared: Vec<BTreeSet<String>> = Vec::with_capacity(df.stages.len());
+    for (i, stage) in df.stages.iter().enumerate() {
+        let Expanded::From { image, platform, .. } = stage.from.expand(&global_args, df.escape)? else {
+            return Err(stage.from.error("internal error: not a FROM instruction"));
+        };
+        let base = if image.eq_ignore_ascii_case("scratch") {
+            Base::Scratch
+        } else {
+            match by_name(&image).filter(|&j| j < i) {
+                Some(j) => Base::Stage(j),
+                None => Base::Image(image),
+            }
+        };
+        let mut env = match base {
+            Base::Stage(j) => stage_env[j].clone(),
+            _ => BTreeMap::new(),
+        };
+        let mut scope = ArgScope::new(global_args.clone(), build_args.clone());
+        let mut copy_from = Vec::new();
+        let mut mount_from = Vec::new();
+        let lex = Lexer::new(df.escape);
+        for instruction in &stage.instructions {
+            let word = |raw: &str, env: &BTreeMap<String, String>| {
+                lex.process_word(raw, env).map_err(|e| instruction.error(e))
+            };
+            match &instruction.kind {
+                // ARG and ENV only feed `--from` values here. Their expansion may depend on the
+                // base image's environment, unknown before the build, so a failure is not an
+                // error of the plan: the engine reports it when it runs the instruction.
+                InstructionKind::Arg(pairs) => {
+                    let declared = match scope.apply(instruction, &env, df.escape) {
+                        Ok(declared) => declared,
+                        Err(_) => pairs.iter().map(|(name, _)| (name.clone(), scope.declare(name, None))).collect(),
+                    };
+                    for (name, value) in declared {
+                        if let Some(v) = value {
+                            env.insert(name, v);
+                        }
+                    }
+                }
+                InstructionKind::Env(_) => {
+                    if let Ok(Expanded::Env(pairs)) = instruction.expand(&env, df.escape) {
+                        env.extend(pairs);
+                    }
+                }
+                InstructionKind::Copy(args) => {
+                    if let Some(raw) = flags::str_flag(&args.flags, "from") {
+                        let from = word(raw, &env)?;
+                        push_unique(&mut copy_from, resolve_copy_from(instruction, &from, i, &by_name)?);
+                    }
+                }
+                InstructionKind::Run { flags: run_flags, .. } => {
+                    for raw in flags::multi_flag(run_flags, "mount") {
+                        let spec = word(raw, &env)?;
+                        if let Some(from) = mount_source(&spec) {
+                            push_unique(&mut mount_from, resolve_mount_from(instruction, &from, i, &by_name)?);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        stage_env.push(env);
+        declared.push(scope.declared().map(|(n, _)| n.to_string()).collect());
+        stages.push(PlannedStage {
+            index: i,
+            name: stage.name.clone(),
+            base,
+            platform,
+            needed: false,
+            copy_from,
+            mount_from,
+        });
+    }
+
+    let target = match target {
+        None => stages.len() - 1,
+        Some(t) => by_name(t).ok_or_else(|| {
+            let available: Vec<&str> = names.iter().flatten().copied().collect();
+            let list = if available.is_empty() { "none (no stage is named)".to_string() } else { available.join(", ") };
+            DockerfileError::file(&df.path, format!("target stage {t:?} could not be found; available stages: {list}"))
+        })?,
+    };
+    let order = build_order(df, &mut stages, target)?;
+
+    let mut used: BTreeSet<&str> = global_declared.iter().map(String::as_str).collect();
+    for &i in &order {
+        used.extend(declared[i].iter().map(String::as_str));
+    }
+    let unused_build_args = build_args
+        .keys()
+        .filter(|k| {
+            !used.contains(k.as_str()) && !PREDEFINED_ARGS.contains(&k.as_str()) && !PROXY_ARGS.contains(&k.as_str())
+        })
+        .cloned()
+        .collect();
+
+    Ok(Plan { stages, target, order, global_args, unused_build_args, build_args: build_args.clone() })
+}
+
+fn push_unique(list: &mut Vec<StageOrImage>, item: StageOrImage) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// `COPY --from=<value>` in stage `current`: an index, a stage name, or an image.
+fn resolve_copy_from(
+    instruction: &Instruction,
+    from: &str,
+    current: usize,
+    by_name: &dyn Fn(&str) -> Option<usize>,
+) -> Result<StageOrImage, DockerfileError> {
+    if !from.is_empty() && from.bytes().all(|b| b.is_ascii_digit()) {
+        let index: usize = from.parse().map_err(|_| instruction.error(format!("invalid stage index {from}")))?;
+        if index >= current {
+            return Err(instruction.error(format!(
+                "--from={from}: a stage can only copy from an earlier stage by index (this is stage {current})"
+            )));
+        }
+        return Ok(StageOrImage::Stage(index));
+    }
+    match by_name(from) {
+        Some(j) if j == current => Err(instruction.error(format!("--from={from}: a stage cannot copy from itself"))),
+        Some(j) => Ok(StageOrImage::Stage(j)),
+        None => Ok(StageOrImage::Image(from.to_string())),
+    }
+}
+
+/// A mount's `from=`: a stage name (which must be an earlier stage) or an image.
+fn resolve_mount_from(
+    instruction: &Instruction,
+    from: &str,
+    current: usize,
+    by_name: &dyn Fn(&str) -> Option<usize>,
+) -> Result<StageOrImage, DockerfileError> {
+    match by_name(from) {
+        Some(j) if j >= current => Err(instruction
+            .error(format!("cannot mount from stage {from:?}: the stage must be defined before the current one"))),
+        Some(j) => Ok(StageOrImage::Stage(j)),
+        None => Ok(StageOrImage::Image(from.to_string())),
+    }
+}
+
+/// The `from=` field of a `--mount` spec (`type=bind,from=build,source=/out,target=/in`).
+fn mount_source(spec: &str) -> Option<String> {
+    spec.split(',').find_map(|field| {
+        let (key, value) = field.split_once('=')?;
+        let value = value.trim_matches('"');
+        (key.trim().eq_ignore_ascii_case("from") && !value.is_empty()).then(|| value.to_string())
+    })
+}
+
+/// Marks what `target` needs and orders it, dependencies first, ties in file order.
+fn build_order(df: &Dockerfile, stages: &mut [PlannedStage], target: usize) -> Result<Vec<usize>, DockerfileError> {
+    let deps = |s: &PlannedStage| -> BTreeSet<usize> {
+        let mut d = BTreeSet::new();
+        if let Base::Stage(j) = s.base {
+            d.insert(j);
+        }
+        for src in s.copy_from.iter().chain(&s.mount_from) {
+            if let StageOrImage::Stage(j) = src {
+                d.insert(*j);
+            }
+        }
+        d
+    };
+    let mut stack = vec![target];
+    while let Some(i) = stack.pop() {
+        if stages[i].needed {
+            continue;
+        }
+        stages[i].needed = true;
+        stack.extend(deps(&stages[i]));
+    }
+    let needed: Vec<usize> = (0..stages.len()).filter(|&i| stages[i].needed).collect();
+    let mut pending: BTreeMap<usize, BTreeSet<usize>> = needed.iter().map(|&i| (i, deps(&stages[i]))).collect();
+    let mut order = Vec::with_capacity(needed.len());
+    while let Some(&ready) = pending.iter().find(|(_, d)| d.is_empty()).map(|(i, _)| i) {
+        pending.remove(&ready);
+        for d in pending.values_mut() {
+            d.remove(&ready);
+        }
+        order.push(ready);
+    }
+    if !pending.is_empty() {
+        let cycle: Vec<String> =
+            pending.keys().map(|&i| stages[i].name.clone().unwrap_or_else(|| format!("stage {i}"))).collect();
+        let first = &df.stages[*pending.keys().next().unwrap_or(&0)].from;
+        return Err(first.error(format!("circular dependency between stages: {}", cycle.join(", "))));
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+#[path = "stages_tests.rs"]
+mod tests;

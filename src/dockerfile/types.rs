@@ -1,0 +1,245 @@
+//! The parsed form of a Dockerfile: raw, unexpanded instructions with their line spans.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::DockerfileError;
+
+/// Every instruction keyword trowel knows, upper case.
+pub const KEYWORDS: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+/// `&'static str` under another name: serde would otherwise tie deserialisation to `'static`
+/// input because it borrows `&str` fields implicitly.
+pub type StaticStr = &'static str;
+
+/// The static keyword for `word` (any case), if it is one.
+pub fn keyword(word: &str) -> Option<&'static str> {
+    KEYWORDS.iter().copied().find(|k| k.eq_ignore_ascii_case(word))
+}
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dockerfile {
+    /// The path as given to [`parse`](super::parse), used in errors.
+    pub path: PathBuf,
+    /// The full original text (the debugger shows it).
+    pub text: String,
+    /// The escape character from `# escape=` (default `\`).
+    pub escape: char,
+    /// The `# syntax=` directive, recorded but not used for building.
+    pub syntax: Option<String>,
+    /// `ARG` instructions before the first `FROM` (all of kind [`InstructionKind::Arg`]).
+    pub global_args: Vec<Instruction>,
+    /// The build stages, in file order.
+    pub stages: Vec<Stage>,
+}
+
+impl Dockerfile {
+    /// The stage called `name` (case-insensitive).
+    pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
+        let name = name.to_ascii_lowercase();
+        self.stages.iter().find(|s| s.name.as_deref() == Some(name.as_str()))
+    }
+
+    /// All instructions in file order: global ARGs, then each stage's FROM and body.
+    pub fn instructions(&self) -> impl Iterator<Item = &Instruction> {
+        self.global_args
+            .iter()
+            .chain(self.stages.iter().flat_map(|s| std::iter::once(&s.from).chain(s.instructions.iter())))
+    }
+
+    /// The instruction whose span covers the 1-based `line` (for breakpoints set on a line).
+    pub fn instruction_at_line(&self, line: usize) -> Option<&Instruction> {
+        self.instructions().find(|i| i.line <= line && line <= i.end_line)
+    }
+}
+
+/// One build stage: a `FROM` and the instructions up to the next `FROM`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    /// 0-based position in the file (what `COPY --from=<n>` refers to).
+    pub index: usize,
+    /// The `AS` name, lower-cased (Docker matches stage names case-insensitively).
+    pub name: Option<String>,
+    /// The `FROM` instruction (kind [`InstructionKind::From`]).
+    pub from: Instruction,
+    /// The instructions after `FROM`.
+    pub instructions: Vec<Instruction>,
+}
+
+/// One instruction, raw: no variable has been expanded yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instruction {
+    /// Upper-case keyword: `"RUN"`, `"COPY"`, …
+    #[serde(with = "keyword_serde")]
+    pub keyword: StaticStr,
+    /// The Dockerfile this instruction came from (for error messages).
+    pub path: PathBuf,
+    /// 1-based first line of the instruction.
+    pub line: usize,
+    /// 1-based last line, inclusive, counting continuation lines and heredoc bodies.
+    pub end_line: usize,
+    /// The original text of the instruction, heredoc bodies included (for display and cache keys).
+    /// For an `ONBUILD` trigger this is the trigger expression as stored in an image config.
+    pub source: String,
+    /// What the instruction says.
+    pub kind: InstructionKind,
+}
+
+impl Instruction {
+    /// The first physical line of the instruction, trimmed (how errors name it).
+    pub fn first_line(&self) -> &str {
+        self.source.lines().next().unwrap_or("").trim()
+    }
+
+    /// An error attributed to this instruction.
+    pub fn error(&self, reason: impl Into<String>) -> DockerfileError {
+        DockerfileError::at(&self.path, self.line, Some(self.first_line()), reason)
+    }
+
+    /// The Dockerfile path this instruction came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The typed content of an instruction. Words are raw: quotes, escapes and `$VARS` are still
+/// there; [`Instruction::expand`] resolves them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InstructionKind {
+    /// `FROM [--platform=p] image [AS alias]`; `alias` as written.
+    From {
+        image: String,
+        platform: Option<String>,
+        alias: Option<String>,
+    },
+    /// `RUN`; for heredoc forms `command` is the command line (e.g. `cat <<EOF >x`) and the
+    /// bodies are in `heredocs`, in marker order.
+    Run {
+        flags: Vec<Flag>,
+        command: CommandForm,
+        heredocs: Vec<Heredoc>,
+    },
+    Cmd(CommandForm),
+    Entrypoint(CommandForm),
+    /// `SHELL ["executable", "param"…]` (JSON form only, as Docker requires).
+    Shell(Vec<String>),
+    Copy(CopyArgs),
+    Add(CopyArgs),
+    /// `ENV` pairs; the legacy `ENV key value with spaces` form gives one pair.
+    Env(Vec<(String, String)>),
+    /// `ARG` names with optional defaults.
+    Arg(Vec<(String, Option<String>)>),
+    Label(Vec<(String, String)>),
+    Expose(Vec<String>),
+    Volume(Vec<String>),
+    User(String),
+    Workdir(String),
+    Stopsignal(String),
+    /// `HEALTHCHECK [flags] CMD …`; `command` is `None` for `HEALTHCHECK NONE`.
+    Healthcheck {
+        flags: Vec<Flag>,
+        command: Option<CommandForm>,
+    },
+    /// `ONBUILD <trigger>`, the trigger parsed.
+    Onbuild(Box<Instruction>),
+    Maintainer(String),
+}
+
+/// Shell form or exec (JSON array) form of a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CommandForm {
+    /// The command text with line continuations and comment lines removed.
+    Shell(String),
+    /// The JSON array elements.
+    Exec(Vec<String>),
+}
+
+/// A `--name[=value]` flag. Quotes around the value have been removed (as BuildKit does);
+/// variables have not been expanded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    /// The name without the leading `--`.
+    pub name: String,
+    /// `None` for a bare `--flag`.
+    pub value: Option<String>,
+}
+
+/// A here-document attached to `RUN`, `COPY` or `ADD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heredoc {
+    /// The delimiter word with quotes removed (`EOF` for `<<"EOF"`); COPY uses it as file name.
+    pub delimiter: String,
+    /// The body exactly as written: every line with its line ending, leading tabs kept, the
+    /// terminator line excluded.
+    pub content: String,
+    /// `false` when the delimiter was quoted: the body must not be expanded.
+    pub expand: bool,
+    /// `<<-`: leading tabs are stripped from every line of the body.
+    pub strip_tabs: bool,
+}
+
+impl Heredoc {
+    /// The body with leading tabs stripped when the marker was `<<-`.
+    pub fn body(&self) -> String {
+        if !self.strip_tabs {
+            return self.content.clone();
+        }
+        let mut out = String::with_capacity(self.content.len());
+        for line in self.content.split_inclusive('\n') {
+            out.push_str(line.trim_start_matches('\t'));
+        }
+        out
+    }
+}
+
+/// Arguments of `COPY` and `ADD`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CopyArgs {
+    pub flags: Vec<Flag>,
+    pub sources: Vec<CopySource>,
+    pub dest: String,
+}
+
+/// One source of `COPY`/`ADD`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CopySource {
+    /// A path in the context (or stage/image), or a URL for `ADD`.
+    Path(String),
+    /// An inline file.
+    Heredoc(Heredoc),
+}
+
+/// `&'static str` keywords in traces: stored as text, mapped back to the static keyword.
+mod keyword_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(keyword: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(keyword)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let word = String::deserialize(d)?;
+        super::keyword(&word).ok_or_else(|| serde::de::Error::custom(format!("unknown instruction keyword {word:?}")))
+    }
+}
