@@ -13,7 +13,6 @@
 //! - [`copy`]: copy a tree between two roots (COPY/ADD, cross-stage copies).
 
 pub mod copy;
-mod sys;
 mod error;
 pub mod ignore;
 pub mod layer;
@@ -21,16 +20,17 @@ mod path;
 pub mod root;
 pub mod snapshot;
 mod snapshot_index;
+mod sys;
 mod tar_header;
 mod types;
 pub mod unpack;
 mod unpack_whiteout;
 
-
+pub use copy::{CopyOptions, CopyStats, copy_tree};
 pub use error::FsError;
 pub use ignore::IgnoreList;
-
+pub use layer::{LayerInfo, LayerOptions, write_layer};
 pub use root::Root;
-
+pub use snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats, Snapshotter};
 pub use types::{FileType, NodeKind, Stat, Timespec};
 pub use unpack::{UnpackOptions, UnpackStats, open_layer, unpack_layer};

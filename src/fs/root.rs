@@ -74,10 +74,6 @@ impl Root {
         &self.host
     }
 
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
     pub(crate) fn io_err(&self, op: &'static str, path: &str, e: impl Into<io::Error>) -> FsError {
         FsError::Io { op, path: path::clean(path), root: self.host.display().to_string(), source: e.into() }
     }
@@ -176,7 +172,7 @@ impl Root {
                 }
                 Err(e) => return Err(self.io_err("stat", &joined(&stack), e)),
             };
-            let ft = FileType::from_mode(st.st_mode as u32);
+            let ft = Stat::from_raw(&st).map(|s| s.file_type);
             if ft == Some(FileType::Symlink) && (!is_last || follow_final) {
                 links += 1;
                 if links > MAX_SYMLINKS {
@@ -251,10 +247,8 @@ impl Root {
     pub fn read_link(&self, p: &str) -> Result<String, FsError> {
         let (dfd, name) = self.parent(p)?;
         let t = rustix::fs::readlinkat(&dfd, name, Vec::new()).map_err(|e| self.io_err("read link", p, e))?;
-        String::from_utf8(t.into_bytes()).map_err(|_| FsError::InvalidPath {
-            path: path::clean(p),
-            reason: "symlink target is not UTF-8".into(),
-        })
+        String::from_utf8(t.into_bytes())
+            .map_err(|_| FsError::InvalidPath { path: path::clean(p), reason: "symlink target is not UTF-8".into() })
     }
 
     /// Opens a regular file for reading, following symlinks inside the root.
@@ -318,7 +312,9 @@ impl Root {
     pub fn read_dir(&self, p: &str) -> Result<Vec<String>, FsError> {
         path::check(p)?;
         let rel = path::clean(p);
-        let fd = self.open_in_root(&rel[1..], OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.io_err("open directory", p, e))?;
+        let fd = self
+            .open_in_root(&rel[1..], OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(|e| self.io_err("open directory", p, e))?;
         let names = sys::read_dir_fd(fd.as_fd()).map_err(|e| self.io_err("read directory", p, e))?;
         names
             .into_iter()
@@ -367,7 +363,8 @@ impl Root {
             return Err(FsError::InvalidPath { path: p.to_string(), reason: "\"..\" is not allowed here".into() });
         }
         let mut created = Vec::new();
-        let mut parent_fd = self.open_in_root("", OFlags::PATH | OFlags::DIRECTORY).map_err(|e| self.io_err("open", "/", e))?;
+        let mut parent_fd =
+            self.open_in_root("", OFlags::PATH | OFlags::DIRECTORY).map_err(|e| self.io_err("open", "/", e))?;
         for i in 0..comps.len() {
             let prefix = comps[..=i].join("/");
             let shown = format!("/{prefix}");
@@ -450,7 +447,8 @@ impl Root {
     pub fn remove_all(&self, p: &str) -> Result<(), FsError> {
         let Some((dfd, name)) = self.parent_if_exists(p)? else { return Ok(()) };
         if name == "." {
-            let fd = self.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.io_err("open", "/", e))?;
+            let fd =
+                self.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.io_err("open", "/", e))?;
             return remove_children(fd.as_fd()).map_err(|e| self.io_err("remove contents of", "/", e));
         }
         let st = match rustix::fs::statat(&dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -458,7 +456,7 @@ impl Root {
             Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(()),
             Err(e) => return Err(self.io_err("lstat", p, e)),
         };
-        remove_entry(dfd.as_fd(), OsStr::new(name), FileType::from_mode(st.st_mode as u32) == Some(FileType::Dir))
+        remove_entry(dfd.as_fd(), OsStr::new(name), Stat::from_raw(&st).is_some_and(|s| s.is_dir()))
             .map_err(|e| self.io_err("remove", p, e))
     }
 
@@ -487,7 +485,7 @@ impl Root {
         let fd = rustix::fs::openat(dfd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| self.io_err("open", p, e))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.io_err("stat", p, e))?;
-        if FileType::from_mode(st.st_mode as u32) == Some(FileType::Symlink) {
+        if Stat::from_raw(&st).is_some_and(|s| s.file_type == FileType::Symlink) {
             return Ok(());
         }
         sys::chmod_fd(fd.as_fd(), mode).map_err(|e| self.io_err("chmod", p, e))
@@ -510,7 +508,8 @@ impl Root {
     /// Names of the extended attributes of `p` itself, sorted.
     pub fn list_xattrs(&self, p: &str) -> Result<Vec<String>, FsError> {
         let (dfd, fname) = self.parent(p)?;
-        let names = sys::list_xattrs_at(dfd.as_fd(), fname.as_bytes()).map_err(|e| self.io_err("list xattrs of", p, e))?;
+        let names =
+            sys::list_xattrs_at(dfd.as_fd(), fname.as_bytes()).map_err(|e| self.io_err("list xattrs of", p, e))?;
         Ok(names.into_iter().map(|n| String::from_utf8_lossy(&n).into_owned()).collect())
     }
 
@@ -521,7 +520,7 @@ impl Root {
     }
 
     /// All extended attributes of `p` itself as sorted (name, value) pairs.
-    pub(crate) fn xattrs(&self, p: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, FsError> {
+    pub(crate) fn xattrs(&self, p: &str) -> Result<super::sys::Xattrs, FsError> {
         let (dfd, fname) = self.parent(p)?;
         sys::xattrs_at(dfd.as_fd(), fname.as_bytes()).map_err(|e| self.io_err("read xattrs of", p, e))
     }
@@ -549,7 +548,7 @@ fn remove_children(fd: BorrowedFd<'_>) -> io::Result<()> {
         let is_dir = match ent.dir_hint {
             Some(d) => d,
             None => match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => FileType::from_mode(st.st_mode as u32) == Some(FileType::Dir),
+                Ok(st) => Stat::from_raw(&st).is_some_and(|s| s.is_dir()),
                 Err(Errno::NOENT) => continue,
                 Err(e) => return Err(e.into()),
             },

@@ -9,6 +9,9 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{AtFlags, CWD, Dir, Mode, OFlags};
 
+/// Extended attributes as sorted (name, value) pairs.
+pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One directory entry: its name and the type hint from `getdents` (may be `None` when the
 /// filesystem does not report types).
 pub(crate) struct DirName {
@@ -123,7 +126,7 @@ pub(crate) fn get_xattr_at(dirfd: BorrowedFd<'_>, name: &[u8], attr: &[u8]) -> i
 }
 
 /// All extended attributes of `name` in `dirfd` as sorted (name, value) pairs.
-pub(crate) fn xattrs_at(dirfd: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn xattrs_at(dirfd: BorrowedFd<'_>, name: &[u8]) -> io::Result<Xattrs> {
     let mut out = Vec::new();
     for attr in list_xattrs_at(dirfd, name)? {
         if let Some(v) = get_xattr_at(dirfd, name, &attr)? {

@@ -78,7 +78,9 @@ pub struct Stat {
 }
 
 impl Stat {
-    /// Converts a raw stat; `None` for an unknown file type.
+    /// Converts a raw stat; `None` for an unknown file type. The casts are needed because
+    /// the field types of `struct stat` differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
     pub(crate) fn from_raw(st: &rustix::fs::Stat) -> Option<Stat> {
         Some(Stat {
             file_type: FileType::from_mode(st.st_mode as u32)?,

@@ -224,7 +224,8 @@ impl Applier<'_> {
             }
             EntryType::Link => {
                 self.dir_times.remove(&target);
-                let link = entry.link_name_bytes().ok_or_else(|| unsafe_entry(raw_name, "hardlink without a target"))?;
+                let link =
+                    entry.link_name_bytes().ok_or_else(|| unsafe_entry(raw_name, "hardlink without a target"))?;
                 self.hardlink(&target, &link, raw_name)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -247,12 +248,16 @@ impl Applier<'_> {
         let h = entry.header();
         let bad = |what: &str, e: io::Error| unsafe_entry(raw_name, format!("bad {what} field: {e}"));
         let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
-        let uid = u32::try_from(h.uid().map_err(|e| bad("uid", e))?).map_err(|_| unsafe_entry(raw_name, "uid too large"))?;
-        let gid = u32::try_from(h.gid().map_err(|e| bad("gid", e))?).map_err(|_| unsafe_entry(raw_name, "gid too large"))?;
+        let uid =
+            u32::try_from(h.uid().map_err(|e| bad("uid", e))?).map_err(|_| unsafe_entry(raw_name, "uid too large"))?;
+        let gid =
+            u32::try_from(h.gid().map_err(|e| bad("gid", e))?).map_err(|_| unsafe_entry(raw_name, "gid too large"))?;
         let secs = h.mtime().map_err(|e| bad("mtime", e))?;
         let mut mtime = Timespec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0);
         let mut xattrs = Vec::new();
-        if let Some(exts) = entry.pax_extensions().map_err(|source| FsError::Layer { entry: Some(raw_name.into()), source })? {
+        if let Some(exts) =
+            entry.pax_extensions().map_err(|source| FsError::Layer { entry: Some(raw_name.into()), source })?
+        {
             for ext in exts {
                 let ext = ext.map_err(|source| FsError::Layer { entry: Some(raw_name.into()), source })?;
                 let Ok(key) = ext.key() else { continue };
@@ -387,7 +392,9 @@ impl Applier<'_> {
 
     fn hardlink(&mut self, target: &str, link: &[u8], raw_name: &str) -> Result<(), FsError> {
         let link_logical = entry_path(link, raw_name).map_err(|e| match e {
-            FsError::UnsafeEntry { entry, reason } => FsError::UnsafeEntry { entry, reason: format!("hardlink target: {reason}") },
+            FsError::UnsafeEntry { entry, reason } => {
+                FsError::UnsafeEntry { entry, reason: format!("hardlink target: {reason}") }
+            }
             e => e,
         })?;
         if self.opts.ignore.is_ignored(&link_logical) {
