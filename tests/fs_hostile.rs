@@ -195,7 +195,13 @@ fn lib64_symlink_layer_lands_in_root_lib() {
     assert_eq!(fs::read(host(&r, "lib/ld.so")).unwrap(), b"ELF");
     assert_eq!(fs::read_link(host(&r, "lib64")).unwrap().to_str().unwrap(), "/lib");
     // A relative variant, and a chain of symlinks, both inside the root.
-    let tar = TarMaker::new().symlink("usrlib", "usr/lib").dir("usr").dir("usr/lib").symlink("l2", "usrlib").file("l2/x", b"y").finish();
+    let tar = TarMaker::new()
+        .symlink("usrlib", "usr/lib")
+        .dir("usr")
+        .dir("usr/lib")
+        .symlink("l2", "usrlib")
+        .file("l2/x", b"y")
+        .finish();
     unpack(&s, tar).unwrap();
     assert_eq!(fs::read(host(&r, "usr/lib/x")).unwrap(), b"y");
     s.assert_canary_untouched();
@@ -217,11 +223,7 @@ fn ignored_paths_are_never_written_or_whited_out() {
     let s = Scratch::new();
     fs::create_dir_all(host(&s.root(), "proc")).unwrap();
     fs::write(host(&s.root(), "proc/keep"), b"mount").unwrap();
-    let tar = TarMaker::new()
-        .file("proc/evil", b"x")
-        .file(".wh.proc", b"")
-        .file("processes", b"not ignored")
-        .finish();
+    let tar = TarMaker::new().file("proc/evil", b"x").file(".wh.proc", b"").file("processes", b"not ignored").finish();
     let o = UnpackOptions { ignore: IgnoreList::new(["/proc"]), ..opts() };
     unpack_layer(&s.root(), &tar[..], &o).unwrap();
     let r = s.root();
