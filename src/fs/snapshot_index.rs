@@ -13,8 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
-use rustix::fs::{AtFlags, Mode, OFlags};
-use rustix::io::Errno;
+use rustix::fs::{Mode, OFlags};
 use sha2::{Digest as _, Sha256};
 
 use super::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats};
@@ -31,6 +30,9 @@ pub(crate) struct Meta {
     mtime: (i64, u32),
     ctime: (i64, u32),
     ino: u64,
+    /// Birth time where the filesystem has one ((0, 0) otherwise): with the inode number it
+    /// tells a re-created directory from the old one even when the inode number was reused.
+    birth: (i64, u32),
     /// Hash of the sorted xattr list (0: none, or not tracked in this mode).
     xattrs: u64,
     /// Truncated SHA-256 of a regular file's content (`Full` mode only).
@@ -80,8 +82,9 @@ impl<'a> Walker<'a> {
         self.root.io_err(op, p, e)
     }
 
-    fn convert(&self, st: &rustix::fs::Stat, p: &str) -> Result<Stat, FsError> {
-        Stat::from_raw(st).ok_or_else(|| FsError::WrongType {
+    fn convert(&self, st: &rustix::fs::Statx, p: &str) -> Result<(Stat, (i64, u32)), FsError> {
+        let birth = |b: Option<super::Timespec>| b.map(|t| (t.sec, t.nsec)).unwrap_or((0, 0));
+        Stat::from_statx(st).map(|(s, b)| (s, birth(b))).ok_or_else(|| FsError::WrongType {
             path: p.to_string(),
             root: self.root.host_path().display().to_string(),
             reason: "unknown file type".into(),
@@ -92,7 +95,7 @@ impl<'a> Walker<'a> {
     pub(crate) fn scan_root(&mut self, old: Option<Node>) -> Result<Node, FsError> {
         let fd =
             self.root.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.err("open", "/", e))?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| self.err("stat", "/", e))?;
+        let st = sys::statx_nofollow(fd.as_fd(), b"").map_err(|e| self.err("stat", "/", e))?;
         let st = self.convert(&st, "/")?;
         self.stats.files_walked += 1;
         let meta = self.build_meta(fd.as_fd(), b".", "/", &st, FileType::Dir, old.as_ref().map(|o| &o.meta))?;
@@ -117,21 +120,28 @@ impl<'a> Walker<'a> {
         for (i, c) in comps.iter().enumerate() {
             let child = path::join(&cur, c);
             if i + 1 < comps.len() {
-                let disk = match rustix::fs::statat(&dirfd, *c, AtFlags::SYMLINK_NOFOLLOW) {
+                let disk = match sys::statx_nofollow(dirfd.as_fd(), c.as_bytes()) {
                     Ok(st) => Some(self.convert(&st, &child)?),
-                    Err(Errno::NOENT) => None,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
                     Err(e) => return Err(self.err("lstat", &child, e)),
                 };
                 let pos = node.children.binary_search_by(|n| n.name.as_bytes().cmp(c.as_bytes()));
-                if let (Some(st), Ok(ix)) = (disk, pos)
+                if let (Some((st, birth)), Ok(ix)) = (disk, pos)
                     && st.file_type == FileType::Dir
                     && node.children[ix].meta.kind == FileType::Dir
                     && node.children[ix].meta.ino == st.ino
+                    && node.children[ix].meta.birth == birth
                 {
                     self.stats.files_walked += 1;
                     let entry = &mut node.children[ix];
-                    let meta =
-                        self.build_meta(dirfd.as_fd(), c.as_bytes(), &child, &st, FileType::Dir, Some(&entry.meta))?;
+                    let meta = self.build_meta(
+                        dirfd.as_fd(),
+                        c.as_bytes(),
+                        &child,
+                        &(st, birth),
+                        FileType::Dir,
+                        Some(&entry.meta),
+                    )?;
                     if self.changed(&entry.meta, &meta) {
                         self.emit(&child, ChangeKind::Modified, &meta, Some(&entry.meta), false, None);
                     }
@@ -198,9 +208,9 @@ impl<'a> Walker<'a> {
         if self.ignore.is_ignored(&p) {
             return Ok(None);
         }
-        let st = match rustix::fs::statat(dirfd, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
+        let st = match sys::statx_nofollow(dirfd, name) {
             Ok(st) => self.convert(&st, &p)?,
-            Err(Errno::NOENT) => {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 if let Some(o) = &old {
                     self.deleted(dir, o);
                 }
@@ -209,7 +219,7 @@ impl<'a> Walker<'a> {
             Err(e) => return Err(self.err("lstat", &p, e)),
         };
         self.stats.files_walked += 1;
-        let kind = match st.file_type {
+        let kind = match st.0.file_type {
             FileType::Socket => {
                 if let Some(o) = &old {
                     self.deleted(dir, o);
@@ -219,7 +229,7 @@ impl<'a> Walker<'a> {
             k => k,
         };
         let meta = self.build_meta(dirfd, name, &p, &st, kind, old.as_ref().map(|o| &o.meta))?;
-        let devino = (kind == FileType::File && st.nlink > 1).then_some((st.dev, st.ino));
+        let devino = (kind == FileType::File && st.0.nlink > 1).then_some((st.0.dev, st.0.ino));
         let mut children = Vec::new();
         match old {
             None => {
@@ -235,7 +245,7 @@ impl<'a> Walker<'a> {
                 }
             }
             Some(o) if kind == FileType::Dir => {
-                if o.meta.ino != meta.ino {
+                if o.meta.ino != meta.ino || o.meta.birth != meta.birth {
                     // Removed and re-created: nothing below it survives from lower layers.
                     self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), true, None);
                     children = self.walk_dir(dirfd, name, &p, Vec::new())?;
@@ -274,10 +284,11 @@ impl<'a> Walker<'a> {
         dirfd: BorrowedFd<'_>,
         name: &[u8],
         p: &str,
-        st: &Stat,
+        st: &(Stat, (i64, u32)),
         kind: FileType,
         old: Option<&Meta>,
     ) -> Result<Meta, FsError> {
+        let (st, birth) = st;
         let mut m = Meta {
             kind,
             mode: st.mode,
@@ -287,6 +298,7 @@ impl<'a> Walker<'a> {
             mtime: (st.mtime.sec, st.mtime.nsec),
             ctime: (st.ctime.sec, st.ctime.nsec),
             ino: st.ino,
+            birth: *birth,
             xattrs: 0,
             content: None,
             link: None,
@@ -307,27 +319,37 @@ impl<'a> Walker<'a> {
             m.content = o.content;
             return Ok(m);
         }
-        let attrs = sys::xattrs_at(dirfd, name).map_err(|e| self.err("read xattrs of", p, e))?;
+        // A regular file is opened once for both its xattrs and its content; other types go
+        // through the /proc path of their directory (they cannot be opened safely).
+        let file = if kind == FileType::File {
+            let fd = rustix::fs::openat(
+                dirfd,
+                OsStr::from_bytes(name),
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| self.err("open", p, e))?;
+            Some(std::fs::File::from(fd))
+        } else {
+            None
+        };
+        let attrs = match &file {
+            Some(f) => sys::fxattrs(f.as_fd()),
+            None => sys::xattrs_at(dirfd, name),
+        }
+        .map_err(|e| self.err("read xattrs of", p, e))?;
         if !attrs.is_empty() {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             attrs.hash(&mut h);
             m.xattrs = h.finish() | 1;
         }
-        if kind == FileType::File {
-            m.content = Some(self.hash_content(dirfd, name, p)?);
+        if let Some(f) = file {
+            m.content = Some(self.hash_content(f, p)?);
         }
         Ok(m)
     }
 
-    fn hash_content(&mut self, dirfd: BorrowedFd<'_>, name: &[u8], p: &str) -> Result<[u8; 16], FsError> {
-        let fd = rustix::fs::openat(
-            dirfd,
-            OsStr::from_bytes(name),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.err("open", p, e))?;
-        let mut f = std::fs::File::from(fd);
+    fn hash_content(&mut self, mut f: std::fs::File, p: &str) -> Result<[u8; 16], FsError> {
         if self.buf.is_empty() {
             self.buf = vec![0u8; 256 * 1024];
         }

@@ -69,6 +69,64 @@ pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::chmodat(CWD, p.as_str(), Mode::from_raw_mode(mode & 0o7777), AtFlags::empty())?)
 }
 
+/// `statx` of `name` in `dirfd` without following a symlink (`name` empty: `dirfd` itself),
+/// asking for the birth time too.
+pub(crate) fn statx_nofollow(dirfd: BorrowedFd<'_>, name: &[u8]) -> io::Result<rustix::fs::Statx> {
+    let flags = if name.is_empty() { AtFlags::EMPTY_PATH } else { AtFlags::SYMLINK_NOFOLLOW };
+    let mask = rustix::fs::StatxFlags::BASIC_STATS | rustix::fs::StatxFlags::BTIME;
+    Ok(rustix::fs::statx(dirfd, OsStr::from_bytes(name), flags, mask)?)
+}
+
+/// All extended attributes of an open file, sorted by name.
+pub(crate) fn fxattrs(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
+    let mut buf = Vec::new();
+    loop {
+        let size = match rustix::fs::flistxattr_query(fd) {
+            Ok(n) => n,
+            Err(e) if e == rustix::io::Errno::NOTSUP => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        buf.resize(size, 0);
+        match rustix::fs::flistxattr(fd, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                break;
+            }
+            Err(e) if e == rustix::io::Errno::RANGE => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut names: Vec<&[u8]> = buf.split(|b| *b == 0).filter(|n| !n.is_empty()).collect();
+    names.sort_unstable();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let attr = OsStr::from_bytes(name);
+        let mut v = Vec::new();
+        loop {
+            let size = match rustix::fs::fgetxattr_query(fd, attr) {
+                Ok(n) => n,
+                Err(e) if e == rustix::io::Errno::NODATA => break,
+                Err(e) => return Err(e.into()),
+            };
+            v.resize(size, 0);
+            match rustix::fs::fgetxattr(fd, attr, &mut v[..]) {
+                Ok(n) => {
+                    v.truncate(n);
+                    out.push((name.to_vec(), std::mem::take(&mut v)));
+                    break;
+                }
+                Err(e) if e == rustix::io::Errno::RANGE => continue,
+                Err(e) if e == rustix::io::Errno::NODATA => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Names of the extended attributes of `name` in `dirfd` (symlinks not followed), sorted.
 pub(crate) fn list_xattrs_at(dirfd: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<Vec<u8>>> {
     let p = OsStr::from_bytes(&proc_path(dirfd, name)).to_owned();

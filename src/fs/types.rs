@@ -98,6 +98,27 @@ impl Stat {
         })
     }
 
+    /// Converts a `statx` result, with the birth time when the filesystem reports one.
+    pub(crate) fn from_statx(st: &rustix::fs::Statx) -> Option<(Stat, Option<Timespec>)> {
+        let t = |x: &rustix::fs::StatxTimestamp| Timespec::new(x.tv_sec, x.tv_nsec);
+        let stat = Stat {
+            file_type: FileType::from_mode(u32::from(st.stx_mode))?,
+            mode: u32::from(st.stx_mode) & 0o7777,
+            uid: st.stx_uid,
+            gid: st.stx_gid,
+            size: st.stx_size,
+            nlink: u64::from(st.stx_nlink),
+            dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            rdev: rustix::fs::makedev(st.stx_rdev_major, st.stx_rdev_minor),
+            atime: t(&st.stx_atime),
+            mtime: t(&st.stx_mtime),
+            ctime: t(&st.stx_ctime),
+        };
+        let has_btime = st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0;
+        Some((stat, has_btime.then(|| t(&st.stx_btime))))
+    }
+
     pub fn is_dir(&self) -> bool {
         self.file_type == FileType::Dir
     }
