@@ -17,7 +17,8 @@ use trowel::fs::{
 use trowel::image::manifest::Compression;
 use trowel::image::store::BlobStore;
 
-const LONG_DIR: &str = "a-directory-name-that-is-quite-long-0123456789/another-long-directory-name-abcdefghijklmnopqrstuvwxyz";
+const LONG_DIR: &str =
+    "a-directory-name-that-is-quite-long-0123456789/another-long-directory-name-abcdefghijklmnopqrstuvwxyz";
 
 fn set_times(root: &Root, p: &str, sec: i64) {
     root.set_times(p, Timespec::new(sec, 0), Timespec::new(sec, 0)).unwrap();
@@ -26,7 +27,9 @@ fn set_times(root: &Root, p: &str, sec: i64) {
 /// A tree with every kind of entry and metadata a layer must carry.
 fn populate(root: &Root, mtime: i64) {
     let h = |p: &str| root.host_path().join(p);
-    for (d, mode) in [("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("srv", 0o2775), ("root", 0o700), ("data", 0o755)] {
+    for (d, mode) in
+        [("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("srv", 0o2775), ("root", 0o700), ("data", 0o755)]
+    {
         fs::create_dir(h(d)).unwrap();
         fs::set_permissions(h(d), fs::Permissions::from_mode(mode)).unwrap();
     }
@@ -46,8 +49,12 @@ fn populate(root: &Root, mtime: i64) {
     fs::write(h("srv/bigids"), b"ids").unwrap();
     lchown(h("srv/bigids"), Some(3_000_000), Some(3_000_001)).unwrap();
     fs::write(h("bin/ping"), b"ping").unwrap();
-    root.set_xattr("/bin/ping", "security.capability", &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
-        .unwrap();
+    root.set_xattr(
+        "/bin/ping",
+        "security.capability",
+        &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    )
+    .unwrap();
     root.set_xattr("/etc/shadow", "user.note", b"kept").unwrap();
     symlink("busybox", h("bin/cat")).unwrap();
     symlink("/etc/shadow", h("etc/abs-link")).unwrap();
@@ -168,7 +175,8 @@ fn gzip_zstd_and_plain_share_the_diff_id() {
     for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
         let mut snap = Snapshotter::new(a.try_clone().unwrap(), SnapshotMode::Full, IgnoreList::default());
         let mut changes = snap.snapshot().unwrap();
-        let info = write_layer(&a, &mut changes, &st, &LayerOptions { compression: c, level: None, mtime: None }).unwrap();
+        let info =
+            write_layer(&a, &mut changes, &st, &LayerOptions { compression: c, level: None, mtime: None }).unwrap();
         let bytes = blob_bytes(&st, &info.digest);
         assert_eq!(info.size, bytes.len() as u64);
         assert_eq!(Digest::of(&bytes), info.digest);
@@ -275,7 +283,7 @@ fn empty_changes_make_an_empty_tar() {
     let s = Scratch::new();
     let st = store(&s);
     let mut changes = Changes::default();
-    let info = write_layer(&s.root(), &mut changes, &st, &LayerOptions { compression: Compression::None, ..gz() })
-        .unwrap();
+    let info =
+        write_layer(&s.root(), &mut changes, &st, &LayerOptions { compression: Compression::None, ..gz() }).unwrap();
     assert_eq!((info.entries, info.uncompressed_size), (0, 1024));
 }

@@ -353,15 +353,18 @@ impl Root {
     }
 
     /// Creates `p` and its missing ancestors as directories with `mode` (exactly; no umask),
-    /// owned by `owner` when given. Existing components (including symlinks to directories,
-    /// resolved inside the root) are kept untouched. Returns the image paths of the directories
-    /// created, outermost first, with symlinks in their parents resolved.
+    /// owned by `owner` when given. Symlinks on the way are followed inside the root (a
+    /// dangling one gets its target created); existing directories are kept untouched. Returns the image paths of the directories
+    /// created, outermost first, with symlinks resolved.
     pub fn mkdir_all(&self, p: &str, mode: u32, owner: Option<(u32, u32)>) -> Result<Vec<String>, FsError> {
         path::check(p)?;
-        let comps: Vec<&str> = components(p).collect();
-        if comps.contains(&"..") {
+        if components(p).any(|c| c == "..") {
             return Err(FsError::InvalidPath { path: p.to_string(), reason: "\"..\" is not allowed here".into() });
         }
+        // Resolve first so that a dangling symlink on the way (say `/out -> /srv/out`) gets
+        // its target created, inside the root, instead of failing on the link itself.
+        let resolved = self.resolve(p)?;
+        let comps: Vec<&str> = components(&resolved).collect();
         let mut created = Vec::new();
         let mut parent_fd =
             self.open_in_root("", OFlags::PATH | OFlags::DIRECTORY).map_err(|e| self.io_err("open", "/", e))?;
@@ -396,7 +399,7 @@ impl Root {
                         .map_err(|e| self.io_err("chown", &shown, e))?;
                     }
                     sys::chmod_fd(fd.as_fd(), mode).map_err(|e| self.io_err("chmod", &shown, e))?;
-                    created.push(self.resolve(&shown)?);
+                    created.push(shown.clone());
                     fd
                 }
                 Err(e) if errno_is(&e, Errno::NOTDIR) => {
