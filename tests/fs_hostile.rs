@@ -240,3 +240,32 @@ fn ignored_paths_are_never_written_or_whited_out() {
     assert_eq!(fs::read(host(&r, "var/run/sock")).unwrap(), b"live");
     s.assert_canary_untouched();
 }
+
+#[test]
+fn huge_extension_headers_are_refused_without_buffering_them() {
+    let s = Scratch::new();
+    // A 64 MiB PAX record compresses to almost nothing; the tar crate would buffer it whole
+    // (and a real attack would use gigabytes).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let size: u64 = 64 << 20;
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(size);
+    h.set_cksum();
+    std::io::Write::write_all(&mut gz, h.as_bytes()).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..(size >> 20) {
+        std::io::Write::write_all(&mut gz, &chunk).unwrap();
+    }
+    let blob = gz.finish().unwrap();
+    assert!(blob.len() < 1 << 20, "{}", blob.len());
+    let path = s.dir.path().join("root-bomb.gz");
+    fs::write(&path, &blob).unwrap();
+    let r = trowel::fs::open_layer(fs::File::open(&path).unwrap()).unwrap();
+    match unpack_layer(&s.root(), r, &opts()) {
+        Err(FsError::Layer { source, .. }) => assert!(source.to_string().contains("exceeds"), "{source}"),
+        other => panic!("expected a refused extension header, got {other:?}"),
+    }
+    fs::remove_file(&path).unwrap();
+    s.assert_canary_untouched();
+}

@@ -21,6 +21,7 @@ pub mod root;
 pub mod snapshot;
 mod snapshot_index;
 mod sys;
+mod tar_guard;
 mod tar_header;
 mod types;
 pub mod unpack;

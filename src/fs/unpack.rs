@@ -11,8 +11,9 @@
 //!    no-follow final components make an escape impossible even if step 2 were wrong.
 //!
 //! OCI whiteouts are applied (see `unpack_whiteout.rs`) and never written to disk. Memory does
-//! not grow with the layer's size: file data is copied with one fixed buffer. It grows with the
-//! number of entries (the set of paths this layer wrote, needed for opaque whiteouts).
+//! not grow with the layer's size: file data is copied with one fixed buffer, and tar extension
+//! headers, which the `tar` crate buffers, are bounded by `tar_guard.rs`. Memory grows only with
+//! the number of entries (the set of paths this layer wrote, needed for opaque whiteouts).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
 use super::path;
+use super::tar_guard::TarGuard;
 use super::unpack_whiteout::{clear_lower, remove_respecting};
 use super::{FileType, FsError, IgnoreList, NodeKind, Root, Timespec};
 
@@ -93,7 +95,7 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         total: 0,
         buf: vec![0u8; 256 * 1024],
     };
-    let mut archive = tar::Archive::new(tar_stream);
+    let mut archive = tar::Archive::new(TarGuard::new(tar_stream));
     let entries = archive.entries().map_err(|source| FsError::Layer { entry: None, source })?;
     let mut last: Option<String> = None;
     for entry in entries {
