@@ -341,3 +341,17 @@ fn timing_of_a_100k_file_tree() {
         );
     }
 }
+
+#[test]
+fn snapshot_paths_follows_a_final_symlink_to_a_directory() {
+    let (sc, mut snap) = setup(SnapshotMode::Redo);
+    let r = sc.root_path();
+    symlink("/tree/sub", r.join("app")).unwrap();
+    snap.snapshot().unwrap();
+    fs::write(r.join("tree/sub/copied"), b"c").unwrap();
+    let c = snap.snapshot_paths(&["/app/".to_string()]).unwrap();
+    assert_eq!(
+        summary(&c),
+        vec![s("/tree/sub", Modified, FileType::Dir), s("/tree/sub/copied", Added, FileType::File)]
+    );
+}

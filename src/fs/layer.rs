@@ -14,13 +14,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 
 use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
 use super::snapshot::{ChangeKind, Changes};
 use super::tar_header::{self, EntryMeta};
-use super::{FileType, FsError, Root, Stat, path};
+use super::{FileType, FsError, Root, Stat, path, sys};
 use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::image::manifest::Compression;
 use crate::image::store::{BlobStore, BlobWriter};
@@ -336,7 +337,8 @@ impl LayerWriter<'_> {
         if st.ino != lst.ino || st.dev != lst.dev {
             return Err(FsError::ChangedWhileReading { path: p.to_string(), reason: "it was replaced".into() });
         }
-        let xattrs = self.xattrs(p)?;
+        let mut xattrs = sys::fxattrs(f.as_fd()).map_err(|e| self.root.io_err("read xattrs of", p, e))?;
+        xattrs.retain(|(name, _)| name.as_slice() != b"security.selinux");
         let tp = tar_path(p, false);
         let entry = tar_header::build(&EntryMeta {
             kind: EntryType::Regular,

@@ -177,7 +177,8 @@ impl Snapshotter {
     }
 
     /// Diffs only the subtrees at `paths` (image paths; symlinks in their parents are
-    /// followed inside the root, a final symlink is not). No full walk happens, and deletions
+    /// followed inside the root). A final symlink is diffed as itself and, when it leads to a
+    /// directory, that directory's subtree is diffed too. No full walk happens, and deletions
     /// are found only inside these subtrees. Ancestors of a path are compared too (a new
     /// parent directory makes the diff start there).
     pub fn snapshot_paths(&mut self, paths: &[String]) -> Result<Changes, FsError> {
@@ -195,9 +196,21 @@ impl Snapshotter {
                 let parent = self.root.resolve(path::parent(&cleaned))?;
                 path::join(&parent, path::file_name(&cleaned))
             };
-            if !self.ignore.is_ignored(&target) {
-                targets.push(target);
+            if self.ignore.is_ignored(&target) {
+                continue;
             }
+            // A symlink to a directory (COPY into `/app/` where `/app -> /srv/app`): the link
+            // itself and the directory it leads to are both looked at.
+            if target != "/" && self.root.lstat(&target)?.is_some_and(|st| st.file_type == FileType::Symlink) {
+                let resolved = self.root.resolve(&target)?;
+                if resolved != target
+                    && !self.ignore.is_ignored(&resolved)
+                    && self.root.lstat(&resolved)?.is_some_and(|st| st.is_dir())
+                {
+                    targets.push(resolved);
+                }
+            }
+            targets.push(target);
         }
         targets.sort();
         targets.dedup();

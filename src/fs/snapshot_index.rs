@@ -431,7 +431,8 @@ impl<'a> Walker<'a> {
             path: p.to_string(),
             kind,
             file_type: meta.kind,
-            size: meta.size,
+            // A directory's st_size is a filesystem detail, not content.
+            size: if meta.kind == FileType::Dir { 0 } else { meta.size },
             mode: meta.mode,
             uid: meta.uid,
             gid: meta.gid,
