@@ -472,15 +472,25 @@ impl Applier<'_> {
     }
 
     fn whiteout(&mut self, logical: &str, hidden: &str, raw_name: &str) -> Result<(), FsError> {
+        let opaque = hidden == ".wh..opq";
+        if !opaque && (hidden.is_empty() || hidden == "." || hidden == ".." || hidden.starts_with(".wh.")) {
+            return Err(unsafe_entry(raw_name, format!("invalid whiteout name {hidden:?}")));
+        }
         self.stats.whiteouts += 1;
         self.stats.entries += 1;
-        let parent = self.resolve_parent(logical, raw_name, false)?;
-        self.parents.clear();
-        if hidden == ".wh..opq" {
-            return clear_lower(self.root, &parent, &self.layer_paths, &self.opts.ignore);
+        // Unlike other entries, a whiteout whose parent is gone or no longer a directory is
+        // fine (umoci writes `d` as a file, then `d/.wh.x`): there is nothing left to hide.
+        let res = self.root.resolve_impl(path::parent(logical), true, true)?;
+        if let Some(why) = res.escape {
+            return Err(unsafe_entry(raw_name, format!("its parent leaves the root through a symlink ({why})")));
         }
-        if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.starts_with(".wh.") {
-            return Err(unsafe_entry(raw_name, format!("invalid whiteout name {hidden:?}")));
+        if !self.root.lstat(&res.path)?.is_some_and(|st| st.is_dir()) {
+            return Ok(());
+        }
+        let parent = res.path;
+        self.parents.clear();
+        if opaque {
+            return clear_lower(self.root, &parent, &self.layer_paths, &self.opts.ignore);
         }
         let victim = path::join(&parent, hidden);
         if self.opts.ignore.is_ignored(&victim) {
