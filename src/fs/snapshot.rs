@@ -39,6 +39,29 @@ pub enum SnapshotMode {
     Time,
 }
 
+impl std::str::FromStr for SnapshotMode {
+    type Err = String;
+    /// `full`, `redo` or `time` (kaniko's `--snapshot-mode` values).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(SnapshotMode::Full),
+            "redo" => Ok(SnapshotMode::Redo),
+            "time" => Ok(SnapshotMode::Time),
+            _ => Err(format!("invalid snapshot mode {s:?}: expected full, redo or time")),
+        }
+    }
+}
+
+impl std::fmt::Display for SnapshotMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SnapshotMode::Full => "full",
+            SnapshotMode::Redo => "redo",
+            SnapshotMode::Time => "time",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
@@ -229,5 +252,47 @@ impl Snapshotter {
             }
         }
         Ok(w.finish(start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_print() {
+        for m in [SnapshotMode::Full, SnapshotMode::Redo, SnapshotMode::Time] {
+            assert_eq!(m.to_string().parse::<SnapshotMode>().unwrap(), m);
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{m}\""));
+        }
+        assert!("fast".parse::<SnapshotMode>().is_err());
+    }
+
+    #[test]
+    fn changes_serialize_for_traces() {
+        let c = Change {
+            path: "/etc/x".into(),
+            kind: ChangeKind::Modified,
+            file_type: FileType::Symlink,
+            size: 3,
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            link_target: Some("/y".into()),
+            digest: None,
+            opaque: false,
+            previous: Some(PrevMeta {
+                file_type: FileType::File,
+                size: 1,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                link_target: None,
+            }),
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"kind\":\"modified\"") && json.contains("\"file_type\":\"symlink\""), "{json}");
+        assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), c);
     }
 }
