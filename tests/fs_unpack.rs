@@ -228,3 +228,22 @@ fn gnu_tar_archives_apply_exactly() {
         fs::remove_file(&tarfile).unwrap();
     }
 }
+
+#[test]
+fn aufs_metadata_is_skipped() {
+    let s = Scratch::new();
+    lower(&s);
+    let st = apply(
+        &s,
+        TarMaker::new()
+            .file(".wh..wh.aufs", b"")
+            .dir(".wh..wh.plnk")
+            .file(".wh..wh.plnk/123.456", b"x")
+            .dir(".wh..wh.orph")
+            .file("etc/added", b"a")
+            .finish(),
+    );
+    assert_eq!((st.entries, st.whiteouts), (1, 0));
+    assert!(tree(&s.root_path()).keys().all(|p| !p.contains(".wh.")));
+    assert!(host(&s.root(), "etc/added").exists());
+}

@@ -199,6 +199,13 @@ impl Applier<'_> {
             return Ok(());
         }
         let name = path::file_name(&logical).to_string();
+        // AUFS bookkeeping (`.wh..wh.aufs`, `.wh..wh.plnk/…`) found in old Docker layers is not
+        // image content; only the opaque marker among `.wh..wh.` names means something.
+        if path::components(&logical).any(|c| c.starts_with(".wh..wh.")) && name != ".wh..wh..opq"
+            || path::components(path::parent(&logical)).any(|c| c.starts_with(".wh..wh."))
+        {
+            return Ok(());
+        }
         if let Some(hidden) = name.strip_prefix(".wh.") {
             return self.whiteout(&logical, hidden, raw_name);
         }
@@ -473,7 +480,7 @@ impl Applier<'_> {
 
     fn whiteout(&mut self, logical: &str, hidden: &str, raw_name: &str) -> Result<(), FsError> {
         let opaque = hidden == ".wh..opq";
-        if !opaque && (hidden.is_empty() || hidden == "." || hidden == ".." || hidden.starts_with(".wh.")) {
+        if !opaque && (hidden.is_empty() || hidden == "." || hidden == "..") {
             return Err(unsafe_entry(raw_name, format!("invalid whiteout name {hidden:?}")));
         }
         self.stats.whiteouts += 1;
