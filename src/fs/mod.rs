@@ -1,1 +1,37 @@
 //! Filesystem: the in-root file operations, layer unpacking, snapshots and layer writing.
+//!
+//! Everything here works on a *build root*: a plain host directory that holds an image's root
+//! filesystem. Paths handed to this module are *image paths* (`/etc/passwd`), always interpreted
+//! inside the root: symlinks in the image (often absolute, like `lib64 -> /lib`) resolve relative
+//! to the root, never to the host. [`Root`] is the only way this module touches a root; it opens
+//! parents with `openat2(RESOLVE_IN_ROOT)` and acts on final components with `*at` syscalls that do
+//! not follow symlinks, so no image content can redirect a write onto the host.
+//!
+//! - [`unpack`]: apply a (hostile) layer tar to a root, with OCI whiteouts.
+//! - [`snapshot`]: index a root and report what changed since the last snapshot.
+//! - [`layer`]: turn those changes into a deterministic, compressed layer blob.
+//! - [`copy`]: copy a tree between two roots (COPY/ADD, cross-stage copies).
+
+pub mod copy;
+mod error;
+pub mod ignore;
+pub mod layer;
+mod path;
+pub mod root;
+pub mod snapshot;
+mod snapshot_index;
+mod sys;
+mod tar_guard;
+mod tar_header;
+mod types;
+pub mod unpack;
+mod unpack_whiteout;
+
+pub use copy::{CopyOptions, CopyStats, copy_tree};
+pub use error::FsError;
+pub use ignore::IgnoreList;
+pub use layer::{LayerInfo, LayerOptions, write_layer};
+pub use root::Root;
+pub use snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats, Snapshotter};
+pub use types::{FileType, NodeKind, Stat, Timespec};
+pub use unpack::{UnpackOptions, UnpackStats, open_layer, unpack_layer};

@@ -1,0 +1,242 @@
+//! Copying a tree from one root to another (COPY/ADD from the context, cross-stage copies).
+//!
+//! The source is walked without ever following a symlink (symlinks are copied as symlinks);
+//! both sides resolve inside their roots. Hardlinks inside the copied set stay hardlinks;
+//! xattrs (except the host's `security.selinux` labels) and setuid/setgid/sticky bits are
+//! kept. Docker's destination rules (trailing slashes, "copy into" versus "copy as") are the
+//! engine's business: this is the primitive that copies `src_path` *as* `dst_path`.
+
+use std::collections::HashMap;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use super::{FileType, FsError, NodeKind, Root, Stat, Timespec, path};
+
+/// How [`copy_tree`] copies.
+pub struct CopyOptions<'a> {
+    /// Owner of everything copied and of created parents (`--chown`); `None` keeps the source
+    /// owner (created parents then belong to 0:0).
+    pub owner: Option<(u32, u32)>,
+    /// Permission bits for copied files and directories (`--chmod`); `None` keeps the source's.
+    pub mode: Option<u32>,
+    /// Keep the source's atime/mtime (otherwise the copies get the current time).
+    pub preserve_times: bool,
+    /// Called with each path relative to `src_path` (`sub/file`); true skips it (and, for a
+    /// directory, everything below it).
+    pub exclude: &'a dyn Fn(&str) -> bool,
+}
+
+impl std::fmt::Debug for CopyOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyOptions")
+            .field("owner", &self.owner)
+            .field("mode", &self.mode.map(|m| format!("{m:o}")))
+            .field("preserve_times", &self.preserve_times)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Device nodes and FIFOs.
+    pub specials: u64,
+    /// Bytes of file content copied.
+    pub bytes: u64,
+}
+
+/// Copies the file, symlink or directory at `src_path` in `src` to `dst_path` in `dst`.
+///
+/// - A directory is copied recursively and merged into an existing directory at `dst_path`
+///   (an existing symlink to a directory, resolved inside `dst`, is merged into too, as with
+///   merged-`/usr` images). Directories that already existed keep their own metadata.
+/// - Any other existing non-directory at a destination path is replaced; a directory in the
+///   way of a non-directory is an error.
+/// - Missing parents of `dst_path` are created with mode 0755, owned by `opts.owner` or 0:0.
+pub fn copy_tree(
+    src: &Root,
+    src_path: &str,
+    dst: &Root,
+    dst_path: &str,
+    opts: &CopyOptions<'_>,
+) -> Result<CopyStats, FsError> {
+    let src_path = path::clean(src_path);
+    let dst_path = path::clean(dst_path);
+    let Some(st) = src.lstat(&src_path)? else {
+        return Err(FsError::NotFound { path: src_path, root: src.host_path().display().to_string() });
+    };
+    let parent_owner = opts.owner.or_else(|| rustix::process::geteuid().is_root().then_some((0, 0)));
+    if dst_path != "/" {
+        dst.mkdir_all(path::parent(&dst_path), 0o755, parent_owner)?;
+    }
+    let mut c = Copier { src, dst, opts, links: HashMap::new(), stats: CopyStats::default(), dir_times: Vec::new() };
+    c.entry(&src_path, &dst_path, &st, "")?;
+    for (p, atime, mtime) in c.dir_times.iter().rev() {
+        dst.set_times(p, *atime, *mtime)?;
+    }
+    Ok(c.stats)
+}
+
+struct Copier<'a> {
+    src: &'a Root,
+    dst: &'a Root,
+    opts: &'a CopyOptions<'a>,
+    /// Source (dev, ino) → first destination path, to recreate hardlinks.
+    links: HashMap<(u64, u64), String>,
+    stats: CopyStats,
+    /// Directory times, set after everything inside them is written.
+    dir_times: Vec<(String, Timespec, Timespec)>,
+}
+
+impl Copier<'_> {
+    fn entry(&mut self, sp: &str, dp: &str, st: &Stat, rel: &str) -> Result<(), FsError> {
+        match st.file_type {
+            FileType::Dir => self.dir(sp, dp, st, rel),
+            FileType::File => self.file(sp, dp, st),
+            FileType::Symlink => {
+                let target = self.src.read_link(sp)?;
+                self.clear_nondir(dp)?;
+                self.dst.symlink(&target, dp)?;
+                let (uid, gid) = self.opts.owner.unwrap_or((st.uid, st.gid));
+                self.dst.set_owner(dp, uid, gid)?;
+                self.finish_nondir(sp, dp, st)?;
+                self.stats.symlinks += 1;
+                Ok(())
+            }
+            FileType::CharDevice | FileType::BlockDevice | FileType::Fifo => {
+                let kind = match st.file_type {
+                    FileType::CharDevice => NodeKind::CharDevice,
+                    FileType::BlockDevice => NodeKind::BlockDevice,
+                    _ => NodeKind::Fifo,
+                };
+                self.clear_nondir(dp)?;
+                self.dst.mknod(dp, kind, st.mode, st.rdev)?;
+                self.owner_and_mode(dp, st)?;
+                self.finish_nondir(sp, dp, st)?;
+                self.stats.specials += 1;
+                Ok(())
+            }
+            // Sockets cannot be copied meaningfully; Stat never reports Hardlink.
+            FileType::Socket | FileType::Hardlink => Ok(()),
+        }
+    }
+
+    fn dir(&mut self, sp: &str, dp: &str, st: &Stat, rel: &str) -> Result<(), FsError> {
+        let mut created = false;
+        let target = match self.dst.lstat(dp)? {
+            Some(d) if d.is_dir() => dp.to_string(),
+            Some(l) if l.file_type == FileType::Symlink && self.dst.stat(dp)?.is_some_and(|s| s.is_dir()) => {
+                self.dst.resolve(dp)?
+            }
+            Some(_) => {
+                self.dst.remove_all(dp)?;
+                created = true;
+                dp.to_string()
+            }
+            None => {
+                created = true;
+                dp.to_string()
+            }
+        };
+        if created {
+            self.dst.mkdir_all(&target, 0o700, None)?;
+            self.owner_and_mode(&target, st)?;
+            self.xattrs(sp, &target)?;
+            self.stats.dirs += 1;
+        }
+        for name in self.src.read_dir(sp)? {
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if (self.opts.exclude)(&child_rel) {
+                continue;
+            }
+            let csp = path::join(sp, &name);
+            let Some(cst) = self.src.lstat(&csp)? else { continue };
+            self.entry(&csp, &path::join(&target, &name), &cst, &child_rel)?;
+        }
+        if created && self.opts.preserve_times {
+            self.dir_times.push((target, st.atime, st.mtime));
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, sp: &str, dp: &str, st: &Stat) -> Result<(), FsError> {
+        if st.nlink > 1
+            && let Some(first) = self.links.get(&(st.dev, st.ino)).cloned()
+        {
+            self.clear_nondir(dp)?;
+            self.dst.hardlink(&first, dp)?;
+            self.stats.hardlinks += 1;
+            return Ok(());
+        }
+        let (mut from, fst) = self.src.open_file_nofollow(sp)?;
+        let mode = self.opts.mode.unwrap_or(fst.mode);
+        self.clear_nondir(dp)?;
+        let mut to = self.dst.create_file(dp, mode)?;
+        // std::io::copy between two files uses copy_file_range: no user-space buffer at all.
+        let n = io::copy(&mut from, &mut to).map_err(|e| self.dst.io_err("copy into", dp, e))?;
+        self.stats.bytes += n;
+        let (uid, gid) = self.opts.owner.unwrap_or((fst.uid, fst.gid));
+        rustix::fs::fchown(&to, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| self.dst.io_err("chown", dp, e))?;
+        // After the chown, which clears setuid/setgid.
+        rustix::fs::fchmod(&to, rustix::fs::Mode::from_raw_mode(mode & 0o7777))
+            .map_err(|e| self.dst.io_err("chmod", dp, e))?;
+        drop(to);
+        self.finish_nondir(sp, dp, &fst)?;
+        if st.nlink > 1 {
+            self.links.insert((st.dev, st.ino), dp.to_string());
+        }
+        self.stats.files += 1;
+        Ok(())
+    }
+
+    /// Makes room for a non-directory at `dp`: an existing non-directory goes, a directory is
+    /// an error (silently deleting a whole tree is never what a COPY meant).
+    fn clear_nondir(&self, dp: &str) -> Result<(), FsError> {
+        match self.dst.lstat(dp)? {
+            Some(st) if st.is_dir() => Err(FsError::WrongType {
+                path: dp.to_string(),
+                root: self.dst.host_path().display().to_string(),
+                reason: "is a directory; refusing to replace it with a non-directory".into(),
+            }),
+            Some(_) => self.dst.remove_all(dp),
+            None => Ok(()),
+        }
+    }
+
+    fn owner_and_mode(&self, dp: &str, st: &Stat) -> Result<(), FsError> {
+        let (uid, gid) = self.opts.owner.unwrap_or((st.uid, st.gid));
+        self.dst.set_owner(dp, uid, gid)?;
+        self.dst.set_mode(dp, self.opts.mode.unwrap_or(st.mode))
+    }
+
+    fn finish_nondir(&self, sp: &str, dp: &str, st: &Stat) -> Result<(), FsError> {
+        if st.file_type != FileType::Symlink {
+            self.xattrs(sp, dp)?;
+        }
+        if self.opts.preserve_times {
+            self.dst.set_times(dp, st.atime, st.mtime)?;
+        }
+        Ok(())
+    }
+
+    fn xattrs(&self, sp: &str, dp: &str) -> Result<(), FsError> {
+        for (name, value) in self.src.xattrs(sp)? {
+            if name.as_slice() == b"security.selinux" {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&name);
+            match self.dst.set_xattr(dp, &name, &value) {
+                Ok(()) => {}
+                Err(e) if e.is_errno(libc::EOPNOTSUPP) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,562 @@
+//! [`Root`]: every file operation trowel performs inside a build root.
+//!
+//! A `Root` holds an `O_PATH` descriptor of the root directory. Parents of the paths it acts on
+//! are opened with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so symlinks (absolute or
+//! with `..`) resolve as they would inside the image and can never reach the host; the final
+//! component is then handled by an `*at` syscall that does not follow symlinks. No operation
+//! that writes ever joins host path strings. Requires Linux 5.6+ (openat2) and a mounted `/proc`
+//! (for the no-follow chmod and xattr calls, which go through `/proc/self/fd`).
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use super::path::{self, components};
+use super::sys;
+use super::{FileType, FsError, NodeKind, Stat, Timespec};
+
+/// Symlinks followed in one resolution before giving up with `ELOOP` (the kernel's limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// A build root: a host directory whose contents are addressed by image paths.
+pub struct Root {
+    fd: OwnedFd,
+    host: PathBuf,
+}
+
+impl fmt::Debug for Root {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Root").field("host", &self.host).finish()
+    }
+}
+
+/// The outcome of resolving an image path component by component.
+pub(crate) struct Resolved {
+    /// The logical image path after following symlinks (absolute, cleaned).
+    pub path: String,
+    /// Set when the path tried to climb above the root (a `..` at the root, possibly via a
+    /// symlink target). In strict mode resolution stops there.
+    pub escape: Option<String>,
+}
+
+fn errno_is(e: &io::Error, errno: Errno) -> bool {
+    e.raw_os_error() == Some(errno.raw_os_error())
+}
+
+impl Root {
+    /// Opens a root directory on the host.
+    pub fn open(host_path: &Path) -> Result<Root, FsError> {
+        let fd = rustix::fs::open(host_path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| FsError::Io {
+                op: "open root",
+                path: "/".into(),
+                root: host_path.display().to_string(),
+                source: e.into(),
+            })?;
+        Ok(Root { fd, host: host_path.to_path_buf() })
+    }
+
+    /// A second handle on the same root (duplicated descriptor).
+    pub fn try_clone(&self) -> Result<Root, FsError> {
+        let fd = self.fd.try_clone().map_err(|e| self.io_err("dup root", "/", e))?;
+        Ok(Root { fd, host: self.host.clone() })
+    }
+
+    /// The root's directory on the host (for messages and for handing to sandboxes).
+    pub fn host_path(&self) -> &Path {
+        &self.host
+    }
+
+    pub(crate) fn io_err(&self, op: &'static str, path: &str, e: impl Into<io::Error>) -> FsError {
+        FsError::Io { op, path: path::clean(path), root: self.host.display().to_string(), source: e.into() }
+    }
+
+    /// `openat2` from the root with in-root resolution. `rel` may be empty (the root itself).
+    pub(crate) fn open_in_root(&self, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
+        let rel = if rel.is_empty() { "." } else { rel };
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        // openat2 with RESOLVE_IN_ROOT returns EAGAIN when a concurrent rename could have made
+        // `..` resolution unsafe; the kernel's advice is to retry.
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(&self.fd, rel, flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+                Err(Errno::AGAIN) if tries < 16 => tries += 1,
+                r => return r.map_err(Into::into),
+            }
+        }
+    }
+
+    /// Opens the directory containing `p` and returns it with the final component. For the root
+    /// itself the name is `.`.
+    pub(crate) fn parent<'p>(&self, p: &'p str) -> Result<(OwnedFd, &'p str), FsError> {
+        let (rel, name) = path::split_parent(p)?;
+        let fd = self
+            .open_in_root(&rel, OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| self.io_err("open parent directory of", p, e))?;
+        Ok((fd, if name.is_empty() { "." } else { name }))
+    }
+
+    /// Like [`Root::parent`] but `Ok(None)` when the parent does not exist or is not a directory.
+    fn parent_if_exists<'p>(&self, p: &'p str) -> Result<Option<(OwnedFd, &'p str)>, FsError> {
+        match self.parent(p) {
+            Ok(x) => Ok(Some(x)),
+            Err(e) if e.is_errno(libc::ENOENT) || e.is_errno(libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn named_parent<'p>(&self, p: &'p str, op: &'static str) -> Result<(OwnedFd, &'p str), FsError> {
+        let (fd, name) = self.parent(p)?;
+        if name == "." {
+            return Err(FsError::InvalidPath { path: p.to_string(), reason: format!("cannot {op} the root itself") });
+        }
+        Ok((fd, name))
+    }
+
+    /// The logical image path of `p` after following every symlink inside the root (`..` at the
+    /// root is clamped, as in the kernel's chroot semantics). Missing components are kept as
+    /// given, so the result names where `p` would be created.
+    pub fn resolve(&self, p: &str) -> Result<String, FsError> {
+        Ok(self.resolve_impl(p, true, false)?.path)
+    }
+
+    /// Component-wise resolution. `follow_final`: follow a symlink in the last component.
+    /// `strict`: stop and report an escape instead of clamping `..` at the root.
+    pub(crate) fn resolve_impl(&self, p: &str, follow_final: bool, strict: bool) -> Result<Resolved, FsError> {
+        path::check(p)?;
+        let mut todo: Vec<String> = components(p).rev().map(str::to_string).collect();
+        let mut stack: Vec<String> = Vec::new();
+        // Open descriptors of the directories in `stack` (shorter than `stack` once a
+        // component is missing and the rest is handled lexically).
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        let mut missing = false;
+        let mut links = 0;
+        let joined = |stack: &[String]| {
+            if stack.is_empty() { "/".to_string() } else { format!("/{}", stack.join("/")) }
+        };
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                if stack.pop().is_none() {
+                    if strict {
+                        return Ok(Resolved {
+                            path: "/".into(),
+                            escape: Some(format!("{p:?} resolves above the root")),
+                        });
+                    }
+                    continue;
+                }
+                if fds.len() > stack.len() {
+                    fds.pop();
+                }
+                continue;
+            }
+            if missing {
+                stack.push(c);
+                continue;
+            }
+            let is_last = todo.is_empty();
+            let cur = fds.last().map(|f| f.as_fd()).unwrap_or(self.fd.as_fd());
+            let st = match rustix::fs::statat(cur, c.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => {
+                    missing = true;
+                    stack.push(c);
+                    continue;
+                }
+                Err(e) => return Err(self.io_err("stat", &joined(&stack), e)),
+            };
+            let ft = Stat::from_raw(&st).map(|s| s.file_type);
+            if ft == Some(FileType::Symlink) && (!is_last || follow_final) {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(self.io_err("resolve", p, Errno::LOOP));
+                }
+                let target = rustix::fs::readlinkat(cur, c.as_str(), Vec::new())
+                    .map_err(|e| self.io_err("read link", &format!("{}/{c}", joined(&stack)), e))?;
+                let target = target.to_bytes();
+                let target = std::str::from_utf8(target).map_err(|_| FsError::NonUtf8Name {
+                    parent: joined(&stack),
+                    root: self.host.display().to_string(),
+                })?;
+                if target.starts_with('/') {
+                    stack.clear();
+                    fds.clear();
+                }
+                todo.extend(components(target).rev().map(str::to_string));
+                continue;
+            }
+            if ft == Some(FileType::Dir) && !is_last {
+                let fd = rustix::fs::openat(
+                    cur,
+                    c.as_str(),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.io_err("open directory", &format!("{}/{c}", joined(&stack)), e))?;
+                fds.push(fd);
+            } else if !is_last {
+                // A non-directory in the middle: nothing below it can exist. Keep the rest
+                // lexically; operations on the result fail with ENOTDIR.
+                missing = true;
+            }
+            stack.push(c);
+        }
+        Ok(Resolved { path: joined(&stack), escape: None })
+    }
+
+    /// Metadata of `p` without following a final symlink; `None` if it does not exist.
+    pub fn lstat(&self, p: &str) -> Result<Option<Stat>, FsError> {
+        let Some((dfd, name)) = self.parent_if_exists(p)? else { return Ok(None) };
+        match rustix::fs::statat(&dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => self.convert_stat(p, &st).map(Some),
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(self.io_err("lstat", p, e)),
+        }
+    }
+
+    /// Metadata of `p`, following symlinks inside the root; `None` if it (or a symlink's target)
+    /// does not exist.
+    pub fn stat(&self, p: &str) -> Result<Option<Stat>, FsError> {
+        path::check(p)?;
+        let rel = path::clean(p);
+        let fd = match self.open_in_root(&rel[1..], OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(e) if errno_is(&e, Errno::NOENT) || errno_is(&e, Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(self.io_err("stat", p, e)),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.io_err("stat", p, e))?;
+        self.convert_stat(p, &st).map(Some)
+    }
+
+    fn convert_stat(&self, p: &str, st: &rustix::fs::Stat) -> Result<Stat, FsError> {
+        Stat::from_raw(st).ok_or_else(|| FsError::WrongType {
+            path: path::clean(p),
+            root: self.host.display().to_string(),
+            reason: format!("unknown file type (mode {:o})", st.st_mode),
+        })
+    }
+
+    /// The target of the symlink `p`, verbatim.
+    pub fn read_link(&self, p: &str) -> Result<String, FsError> {
+        let (dfd, name) = self.parent(p)?;
+        let t = rustix::fs::readlinkat(&dfd, name, Vec::new()).map_err(|e| self.io_err("read link", p, e))?;
+        String::from_utf8(t.into_bytes())
+            .map_err(|_| FsError::InvalidPath { path: path::clean(p), reason: "symlink target is not UTF-8".into() })
+    }
+
+    /// Opens a regular file for reading, following symlinks inside the root.
+    pub fn open_file(&self, p: &str) -> Result<File, FsError> {
+        path::check(p)?;
+        let rel = path::clean(p);
+        // O_NONBLOCK keeps a FIFO from blocking the open; non-regular files are refused below.
+        let fd = self.open_in_root(&rel[1..], OFlags::RDONLY | OFlags::NONBLOCK).map_err(|e| {
+            if errno_is(&e, Errno::NOENT) {
+                FsError::NotFound { path: rel.clone(), root: self.host.display().to_string() }
+            } else {
+                self.io_err("open", p, e)
+            }
+        })?;
+        self.regular_file(p, fd).map(|(f, _)| f)
+    }
+
+    /// Opens a regular file for reading without following a final symlink, returning the
+    /// metadata of the opened inode.
+    pub fn open_file_nofollow(&self, p: &str) -> Result<(File, Stat), FsError> {
+        let (dfd, name) = self.parent(p)?;
+        let fd = rustix::fs::openat(
+            &dfd,
+            name,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.io_err("open", p, e))?;
+        self.regular_file(p, fd)
+    }
+
+    fn regular_file(&self, p: &str, fd: OwnedFd) -> Result<(File, Stat), FsError> {
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.io_err("stat", p, e))?;
+        let st = self.convert_stat(p, &st)?;
+        if st.file_type != FileType::File {
+            return Err(FsError::WrongType {
+                path: path::clean(p),
+                root: self.host.display().to_string(),
+                reason: format!("not a regular file ({:?})", st.file_type),
+            });
+        }
+        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| self.io_err("fcntl", p, e))?;
+        rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK).map_err(|e| self.io_err("fcntl", p, e))?;
+        Ok((File::from(fd), st))
+    }
+
+    /// The contents of a text file (e.g. `/etc/passwd`); `None` if it does not exist.
+    pub fn read_to_string(&self, p: &str) -> Result<Option<String>, FsError> {
+        let mut f = match self.open_file(p) {
+            Ok(f) => f,
+            Err(FsError::NotFound { .. }) => return Ok(None),
+            Err(e) if e.is_errno(libc::ENOENT) || e.is_errno(libc::ENOTDIR) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut s = String::new();
+        f.read_to_string(&mut s).map_err(|e| self.io_err("read", p, e))?;
+        Ok(Some(s))
+    }
+
+    /// Names in directory `p` (symlinks followed inside the root), sorted; `.`/`..` excluded.
+    pub fn read_dir(&self, p: &str) -> Result<Vec<String>, FsError> {
+        path::check(p)?;
+        let rel = path::clean(p);
+        let fd = self
+            .open_in_root(&rel[1..], OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(|e| self.io_err("open directory", p, e))?;
+        let names = sys::read_dir_fd(fd.as_fd()).map_err(|e| self.io_err("read directory", p, e))?;
+        names
+            .into_iter()
+            .map(|n| {
+                String::from_utf8(n.name)
+                    .map_err(|_| FsError::NonUtf8Name { parent: rel.clone(), root: self.host.display().to_string() })
+            })
+            .collect()
+    }
+
+    /// Creates (or replaces) the regular file `p` with exactly `mode` (the umask is not
+    /// applied). The parent must exist. Any existing non-directory at `p` is unlinked first, so
+    /// the write never goes through a symlink or into an inode shared with other hardlinks.
+    pub fn create_file(&self, p: &str, mode: u32) -> Result<File, FsError> {
+        let (dfd, name) = self.named_parent(p, "create a file at")?;
+        match rustix::fs::unlinkat(&dfd, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(Errno::ISDIR) => {
+                return Err(FsError::WrongType {
+                    path: path::clean(p),
+                    root: self.host.display().to_string(),
+                    reason: "is a directory".into(),
+                });
+            }
+            Err(e) => return Err(self.io_err("remove", p, e)),
+        }
+        let fd = rustix::fs::openat(
+            &dfd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )
+        .map_err(|e| self.io_err("create", p, e))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777)).map_err(|e| self.io_err("chmod", p, e))?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates `p` and its missing ancestors as directories with `mode` (exactly; no umask),
+    /// owned by `owner` when given. Symlinks on the way are followed inside the root (a
+    /// dangling one gets its target created); existing directories are kept untouched. Returns the image paths of the directories
+    /// created, outermost first, with symlinks resolved.
+    pub fn mkdir_all(&self, p: &str, mode: u32, owner: Option<(u32, u32)>) -> Result<Vec<String>, FsError> {
+        path::check(p)?;
+        if components(p).any(|c| c == "..") {
+            return Err(FsError::InvalidPath { path: p.to_string(), reason: "\"..\" is not allowed here".into() });
+        }
+        // Resolve first so that a dangling symlink on the way (say `/out -> /srv/out`) gets
+        // its target created, inside the root, instead of failing on the link itself.
+        let resolved = self.resolve(p)?;
+        let comps: Vec<&str> = components(&resolved).collect();
+        let mut created = Vec::new();
+        let mut parent_fd =
+            self.open_in_root("", OFlags::PATH | OFlags::DIRECTORY).map_err(|e| self.io_err("open", "/", e))?;
+        for i in 0..comps.len() {
+            let prefix = comps[..=i].join("/");
+            let shown = format!("/{prefix}");
+            let fd = match self.open_in_root(&prefix, OFlags::PATH | OFlags::DIRECTORY) {
+                Ok(fd) => fd,
+                Err(e) if errno_is(&e, Errno::NOENT) => {
+                    let name = comps[i];
+                    match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(mode & 0o777)) {
+                        Ok(()) => {}
+                        // Someone else created it in the meantime: use theirs.
+                        Err(Errno::EXIST) => {}
+                        Err(e) => return Err(self.io_err("mkdir", &shown, e)),
+                    }
+                    let fd = rustix::fs::openat(
+                        &parent_fd,
+                        name,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| self.io_err("open", &shown, e))?;
+                    if let Some((uid, gid)) = owner {
+                        rustix::fs::chownat(
+                            &parent_fd,
+                            name,
+                            Some(rustix::fs::Uid::from_raw(uid)),
+                            Some(rustix::fs::Gid::from_raw(gid)),
+                            AtFlags::SYMLINK_NOFOLLOW,
+                        )
+                        .map_err(|e| self.io_err("chown", &shown, e))?;
+                    }
+                    sys::chmod_fd(fd.as_fd(), mode).map_err(|e| self.io_err("chmod", &shown, e))?;
+                    created.push(shown.clone());
+                    fd
+                }
+                Err(e) if errno_is(&e, Errno::NOTDIR) => {
+                    return Err(FsError::WrongType {
+                        path: shown,
+                        root: self.host.display().to_string(),
+                        reason: "exists and is not a directory".into(),
+                    });
+                }
+                Err(e) => return Err(self.io_err("open directory", &shown, e)),
+            };
+            parent_fd = fd;
+        }
+        Ok(created)
+    }
+
+    /// Creates the symlink `p` with `target` stored verbatim (absolute targets are fine: they
+    /// are resolved inside the root whenever trowel follows them). Fails if `p` exists.
+    pub fn symlink(&self, target: &str, p: &str) -> Result<(), FsError> {
+        path::check(target)?;
+        let (dfd, name) = self.named_parent(p, "create a symlink at")?;
+        rustix::fs::symlinkat(target, &dfd, name).map_err(|e| self.io_err("symlink", p, e))
+    }
+
+    /// Creates `p` as a hardlink to `existing` (both inside this root; a symlink `existing` is
+    /// linked itself, not its target). Fails if `p` exists.
+    pub fn hardlink(&self, existing: &str, p: &str) -> Result<(), FsError> {
+        let (efd, ename) = self.named_parent(existing, "hardlink")?;
+        let (dfd, name) = self.named_parent(p, "create a hardlink at")?;
+        rustix::fs::linkat(&efd, ename, &dfd, name, AtFlags::empty()).map_err(|e| self.io_err("hardlink", p, e))
+    }
+
+    /// Creates a device node or FIFO with exactly `mode`. Fails if `p` exists.
+    pub fn mknod(&self, p: &str, kind: NodeKind, mode: u32, rdev: u64) -> Result<(), FsError> {
+        let (dfd, name) = self.named_parent(p, "mknod")?;
+        let ft = match kind {
+            NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
+            NodeKind::BlockDevice => rustix::fs::FileType::BlockDevice,
+            NodeKind::Fifo => rustix::fs::FileType::Fifo,
+        };
+        rustix::fs::mknodat(&dfd, name, ft, Mode::from_raw_mode(mode & 0o777), rdev)
+            .map_err(|e| self.io_err("mknod", p, e))?;
+        self.chmod_at(&dfd, name, p, mode)
+    }
+
+    /// Removes `p` and, for a directory, everything below it. Symlinks are removed, never
+    /// followed. A missing `p` is not an error. `remove_all("/")` empties the root.
+    pub fn remove_all(&self, p: &str) -> Result<(), FsError> {
+        let Some((dfd, name)) = self.parent_if_exists(p)? else { return Ok(()) };
+        if name == "." {
+            let fd =
+                self.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.io_err("open", "/", e))?;
+            return remove_children(fd.as_fd()).map_err(|e| self.io_err("remove contents of", "/", e));
+        }
+        let st = match rustix::fs::statat(&dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(()),
+            Err(e) => return Err(self.io_err("lstat", p, e)),
+        };
+        remove_entry(dfd.as_fd(), OsStr::new(name), Stat::from_raw(&st).is_some_and(|s| s.is_dir()))
+            .map_err(|e| self.io_err("remove", p, e))
+    }
+
+    /// Changes the owner of `p` itself (lchown semantics: a symlink's own owner).
+    pub fn set_owner(&self, p: &str, uid: u32, gid: u32) -> Result<(), FsError> {
+        let (dfd, name) = self.parent(p)?;
+        rustix::fs::chownat(
+            &dfd,
+            name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| self.io_err("chown", p, e))
+    }
+
+    /// Sets the permission bits of `p`, including setuid/setgid/sticky. A no-op on symlinks
+    /// (Linux symlinks have no meaningful mode). Apply it after [`Root::set_owner`]: a chown
+    /// clears setuid/setgid.
+    pub fn set_mode(&self, p: &str, mode: u32) -> Result<(), FsError> {
+        let (dfd, name) = self.parent(p)?;
+        self.chmod_at(&dfd, name, p, mode)
+    }
+
+    pub(crate) fn chmod_at(&self, dfd: &OwnedFd, name: &str, p: &str, mode: u32) -> Result<(), FsError> {
+        let fd = rustix::fs::openat(dfd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| self.io_err("open", p, e))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.io_err("stat", p, e))?;
+        if Stat::from_raw(&st).is_some_and(|s| s.file_type == FileType::Symlink) {
+            return Ok(());
+        }
+        sys::chmod_fd(fd.as_fd(), mode).map_err(|e| self.io_err("chmod", p, e))
+    }
+
+    /// Sets access and modification times of `p` itself (a symlink's own times).
+    pub fn set_times(&self, p: &str, atime: Timespec, mtime: Timespec) -> Result<(), FsError> {
+        let (dfd, name) = self.parent(p)?;
+        let ts = rustix::fs::Timestamps { last_access: atime.to_rustix(), last_modification: mtime.to_rustix() };
+        rustix::fs::utimensat(&dfd, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.io_err("set times of", p, e))
+    }
+
+    /// Sets an extended attribute on `p` itself (symlinks not followed).
+    pub fn set_xattr(&self, p: &str, name: &str, value: &[u8]) -> Result<(), FsError> {
+        let (dfd, fname) = self.parent(p)?;
+        sys::set_xattr_at(dfd.as_fd(), fname.as_bytes(), name.as_bytes(), value)
+            .map_err(|e| self.io_err("set xattr on", p, e))
+    }
+
+    /// Names of the extended attributes of `p` itself, sorted.
+    pub fn list_xattrs(&self, p: &str) -> Result<Vec<String>, FsError> {
+        let (dfd, fname) = self.parent(p)?;
+        let names =
+            sys::list_xattrs_at(dfd.as_fd(), fname.as_bytes()).map_err(|e| self.io_err("list xattrs of", p, e))?;
+        Ok(names.into_iter().map(|n| String::from_utf8_lossy(&n).into_owned()).collect())
+    }
+
+    /// One extended attribute of `p` itself; `None` when not set.
+    pub fn get_xattr(&self, p: &str, name: &str) -> Result<Option<Vec<u8>>, FsError> {
+        let (dfd, fname) = self.parent(p)?;
+        sys::get_xattr_at(dfd.as_fd(), fname.as_bytes(), name.as_bytes()).map_err(|e| self.io_err("get xattr of", p, e))
+    }
+
+    /// All extended attributes of `p` itself as sorted (name, value) pairs.
+    pub(crate) fn xattrs(&self, p: &str) -> Result<super::sys::Xattrs, FsError> {
+        let (dfd, fname) = self.parent(p)?;
+        sys::xattrs_at(dfd.as_fd(), fname.as_bytes()).map_err(|e| self.io_err("read xattrs of", p, e))
+    }
+}
+
+/// Removes `name` in `dirfd`; a directory is emptied first, through descriptors only.
+fn remove_entry(dirfd: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> io::Result<()> {
+    if is_dir {
+        let fd = sys::open_dir_nofollow(dirfd, name)?;
+        remove_children(fd.as_fd())?;
+        return Ok(rustix::fs::unlinkat(dirfd, name, AtFlags::REMOVEDIR)?);
+    }
+    match rustix::fs::unlinkat(dirfd, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        // The type hint was stale (or missing): it is a directory after all.
+        Err(Errno::ISDIR) => remove_entry(dirfd, name, true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes everything inside the directory `fd` (opened for reading).
+fn remove_children(fd: BorrowedFd<'_>) -> io::Result<()> {
+    for ent in sys::read_dir_fd(fd)? {
+        let name = OsStr::from_bytes(&ent.name);
+        let is_dir = match ent.dir_hint {
+            Some(d) => d,
+            None => match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Stat::from_raw(&st).is_some_and(|s| s.is_dir()),
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        remove_entry(fd, name, is_dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! Snapshots: what changed in a root since the previous snapshot.
+//!
+//! A [`Snapshotter`] keeps an index of the root (a tree of per-path metadata, no file contents)
+//! and diffs the root against it: [`Snapshotter::snapshot`] walks everything (after a RUN),
+//! [`Snapshotter::snapshot_paths`] only the given subtrees (after COPY or WORKDIR). Each diff
+//! updates the index, so the next one is relative to this one.
+//!
+//! Change rules, per [`SnapshotMode`] (a path present in only one of index and disk is always
+//! Added or Deleted; a type change is always Modified with the new type; a directory whose inode
+//! changed was removed and re-created, so it is always reported `opaque` with all its current
+//! contents Added):
+//! - `Full`: type, permission bits (incl. setuid/setgid/sticky), uid, gid, size, mtime (ns),
+//!   symlink target, inode and the set of xattrs are compared. When all of those are equal but
+//!   a regular file's ctime changed, its content is hashed and compared with the hash taken at
+//!   the previous snapshot, so a content change that preserved size and mtime is caught while a
+//!   chmod-and-back or a touch to the same time is not a change. This mode hashes every regular
+//!   file once at [`Snapshotter::scan_initial`] (and new or changed files afterwards).
+//! - `Redo`: permission bits, size, mtime, uid and gid only (no hashing, no xattrs).
+//! - `Time`: mtime only.
+//!
+//! Deletions are reported only at the top-most deleted path. Ignored paths are never walked;
+//! sockets are skipped. Directories are walked in byte order of their names; the resulting
+//! changes are sorted by path.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::snapshot_index::{Node, Walker};
+use super::{FileType, FsError, IgnoreList, Root, path};
+use crate::digest::Digest;
+
+/// kaniko's `--snapshot-mode`; see the module documentation for the exact rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    Full,
+    Redo,
+    Time,
+}
+
+impl std::str::FromStr for SnapshotMode {
+    type Err = String;
+    /// `full`, `redo` or `time` (kaniko's `--snapshot-mode` values).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(SnapshotMode::Full),
+            "redo" => Ok(SnapshotMode::Redo),
+            "time" => Ok(SnapshotMode::Time),
+            _ => Err(format!("invalid snapshot mode {s:?}: expected full, redo or time")),
+        }
+    }
+}
+
+impl std::fmt::Display for SnapshotMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SnapshotMode::Full => "full",
+            SnapshotMode::Redo => "redo",
+            SnapshotMode::Time => "time",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// Metadata of a path before a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrevMeta {
+    pub file_type: FileType,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub link_target: Option<String>,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Absolute image path, e.g. `/etc/x`.
+    pub path: String,
+    pub kind: ChangeKind,
+    /// The current type (for `Deleted`: the type it had). `Hardlink` marks a regular file
+    /// that is another name of an earlier file in the same change set (`link_target`).
+    pub file_type: FileType,
+    pub size: u64,
+    /// Permission bits including setuid/setgid/sticky.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Modification time, seconds.
+    pub mtime: i64,
+    /// Symlink target, or for `Hardlink` the image path of the first name.
+    pub link_target: Option<String>,
+    /// Content digest of a regular file; filled by [`crate::fs::write_layer`].
+    pub digest: Option<Digest>,
+    /// A directory that was removed and re-created: lower-layer contents must not show through.
+    pub opaque: bool,
+    /// The metadata before, for `Modified` and `Deleted`.
+    pub previous: Option<PrevMeta>,
+}
+
+/// Counters for one scan or snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    /// Paths stat'ed.
+    pub files_walked: u64,
+    /// Bytes of file content read to hash.
+    pub bytes_hashed: u64,
+    pub duration_ms: u64,
+}
+
+/// The result of a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Sorted by path.
+    pub entries: Vec<Change>,
+    pub stats: SnapshotStats,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Keeps the index of a root and reports what changed since the previous snapshot.
+pub struct Snapshotter {
+    root: Root,
+    mode: SnapshotMode,
+    ignore: IgnoreList,
+    /// The root directory's own node; `None` before the first scan.
+    index: Option<Node>,
+}
+
+impl std::fmt::Debug for Snapshotter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshotter")
+            .field("root", &self.root)
+            .field("mode", &self.mode)
+            .field("ignore", &self.ignore)
+            .field("indexed", &self.index.as_ref().map(Node::count))
+            .finish()
+    }
+}
+
+impl Snapshotter {
+    pub fn new(root: Root, mode: SnapshotMode, ignore: IgnoreList) -> Self {
+        Snapshotter { root, mode, ignore, index: None }
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    pub fn mode(&self) -> SnapshotMode {
+        self.mode
+    }
+
+    /// Paths in the index (the root included); 0 before the first scan.
+    pub fn indexed_paths(&self) -> u64 {
+        self.index.as_ref().map(Node::count).unwrap_or(0)
+    }
+
+    /// Indexes the root as it is now (after the base image is unpacked). Reports nothing.
+    pub fn scan_initial(&mut self) -> Result<SnapshotStats, FsError> {
+        let start = Instant::now();
+        let mut w = Walker::new(&self.root, self.mode, &self.ignore, false);
+        let node = w.scan_root(None)?;
+        self.index = Some(node);
+        let mut stats = w.stats;
+        stats.duration_ms = start.elapsed().as_millis() as u64;
+        Ok(stats)
+    }
+
+    /// Walks the whole root and reports every change since the previous snapshot (or since
+    /// [`Snapshotter::scan_initial`]; without one, everything is Added).
+    pub fn snapshot(&mut self) -> Result<Changes, FsError> {
+        let start = Instant::now();
+        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true);
+        // Without a previous index everything is reported as Added.
+        let old = self.index.take();
+        match w.scan_root(old) {
+            Ok(node) => self.index = Some(node),
+            Err(e) => {
+                // The old index was consumed; force a clean rescan next time rather than diff
+                // against a half-updated tree.
+                self.index = None;
+                return Err(e);
+            }
+        }
+        Ok(w.finish(start))
+    }
+
+    /// Diffs only the subtrees at `paths` (image paths; symlinks in their parents are
+    /// followed inside the root). A final symlink is diffed as itself and, when it leads to a
+    /// directory, that directory's subtree is diffed too. No full walk happens, and deletions
+    /// are found only inside these subtrees. Ancestors of a path are compared too (a new
+    /// parent directory makes the diff start there).
+    pub fn snapshot_paths(&mut self, paths: &[String]) -> Result<Changes, FsError> {
+        let start = Instant::now();
+        if self.index.is_none() {
+            return self.snapshot();
+        }
+        let mut targets = Vec::new();
+        for p in paths {
+            path::check(p)?;
+            let cleaned = path::clean(p);
+            let target = if cleaned == "/" {
+                cleaned
+            } else {
+                let parent = self.root.resolve(path::parent(&cleaned))?;
+                path::join(&parent, path::file_name(&cleaned))
+            };
+            if self.ignore.is_ignored(&target) {
+                continue;
+            }
+            // A symlink to a directory (COPY into `/app/` where `/app -> /srv/app`): the link
+            // itself and the directory it leads to are both looked at.
+            if target != "/" && self.root.lstat(&target)?.is_some_and(|st| st.file_type == FileType::Symlink) {
+                let resolved = self.root.resolve(&target)?;
+                if resolved != target
+                    && !self.ignore.is_ignored(&resolved)
+                    && self.root.lstat(&resolved)?.is_some_and(|st| st.is_dir())
+                {
+                    targets.push(resolved);
+                }
+            }
+            targets.push(target);
+        }
+        targets.sort();
+        targets.dedup();
+        let mut kept: Vec<String> = Vec::new();
+        for t in targets {
+            if !kept.iter().any(|k| path::is_within(&t, k)) {
+                kept.push(t);
+            }
+        }
+        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true);
+        let index = self.index.as_mut().expect("checked above");
+        for t in &kept {
+            if let Err(e) = w.diff_path(index, t) {
+                self.index = None;
+                return Err(e);
+            }
+        }
+        Ok(w.finish(start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_print() {
+        for m in [SnapshotMode::Full, SnapshotMode::Redo, SnapshotMode::Time] {
+            assert_eq!(m.to_string().parse::<SnapshotMode>().unwrap(), m);
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{m}\""));
+        }
+        assert!("fast".parse::<SnapshotMode>().is_err());
+    }
+
+    #[test]
+    fn changes_serialize_for_traces() {
+        let c = Change {
+            path: "/etc/x".into(),
+            kind: ChangeKind::Modified,
+            file_type: FileType::Symlink,
+            size: 3,
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            link_target: Some("/y".into()),
+            digest: None,
+            opaque: false,
+            previous: Some(PrevMeta {
+                file_type: FileType::File,
+                size: 1,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                link_target: None,
+            }),
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"kind\":\"modified\"") && json.contains("\"file_type\":\"symlink\""), "{json}");
+        assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), c);
+    }
+}

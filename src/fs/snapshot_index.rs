@@ -1,0 +1,493 @@
+//! The snapshot index and the walker that diffs a root against it.
+//!
+//! The index is a tree mirroring the root: each directory node holds its children sorted by
+//! name bytes, so a directory is diffed by merging its sorted listing with the sorted old
+//! children, with no path hashing and no global map. A node costs 136 bytes plus its
+//! name; no file contents are kept (only a 128-bit content hash in `Full` mode).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::hash::{Hash, Hasher as _};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
+
+use rustix::fs::{Mode, OFlags};
+use sha2::{Digest as _, Sha256};
+
+use super::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats};
+use super::{FileType, FsError, IgnoreList, Root, Stat, path, sys};
+
+/// Recorded metadata of one path.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    kind: FileType,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    /// Times as nanoseconds since the epoch (saturating; 8 bytes instead of 16 each).
+    mtime: i64,
+    ctime: i64,
+    ino: u64,
+    /// Birth time where the filesystem has one (0 otherwise): with the inode number it
+    /// tells a re-created directory from the old one even when the inode number was reused.
+    birth: i64,
+    /// Hash of the sorted xattr list (0: none, or not tracked in this mode).
+    xattrs: u64,
+    /// Truncated SHA-256 of a regular file's content (`Full` mode only).
+    content: Option<[u8; 16]>,
+    link: Option<Box<str>>,
+}
+
+/// One path in the index; `children` (sorted by name) only for directories.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    name: Box<str>,
+    meta: Meta,
+    children: Vec<Node>,
+}
+
+impl Node {
+    /// Number of paths in this subtree, this node included.
+    pub(crate) fn count(&self) -> u64 {
+        1 + self.children.iter().map(Node::count).sum::<u64>()
+    }
+}
+
+/// A timestamp as nanoseconds since the epoch, saturating outside ±292 years.
+fn ns(t: super::Timespec) -> i64 {
+    t.sec.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nsec))
+}
+
+/// A change plus the identity of its inode, used to spot hardlinks within one change set.
+struct RawChange {
+    change: Change,
+    devino: Option<(u64, u64)>,
+}
+
+/// One diff pass over (part of) a root.
+pub(crate) struct Walker<'a> {
+    root: &'a Root,
+    mode: SnapshotMode,
+    ignore: &'a IgnoreList,
+    /// False for the initial scan, which only builds the index.
+    record: bool,
+    out: Vec<RawChange>,
+    pub(crate) stats: SnapshotStats,
+    buf: Vec<u8>,
+}
+
+impl<'a> Walker<'a> {
+    pub(crate) fn new(root: &'a Root, mode: SnapshotMode, ignore: &'a IgnoreList, record: bool) -> Walker<'a> {
+        Walker { root, mode, ignore, record, out: Vec::new(), stats: SnapshotStats::default(), buf: Vec::new() }
+    }
+
+    fn err(&self, op: &'static str, p: &str, e: impl Into<io::Error>) -> FsError {
+        self.root.io_err(op, p, e)
+    }
+
+    fn convert(&self, st: &rustix::fs::Statx, p: &str) -> Result<(Stat, i64), FsError> {
+        let birth = |b: Option<super::Timespec>| b.map(ns).unwrap_or(0);
+        Stat::from_statx(st).map(|(s, b)| (s, birth(b))).ok_or_else(|| FsError::WrongType {
+            path: p.to_string(),
+            root: self.root.host_path().display().to_string(),
+            reason: "unknown file type".into(),
+        })
+    }
+
+    /// Diffs the whole root against `old` (its root node) and returns the new root node.
+    pub(crate) fn scan_root(&mut self, old: Option<Node>) -> Result<Node, FsError> {
+        let fd =
+            self.root.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.err("open", "/", e))?;
+        let st = sys::statx_nofollow(fd.as_fd(), b"").map_err(|e| self.err("stat", "/", e))?;
+        let st = self.convert(&st, "/")?;
+        self.stats.files_walked += 1;
+        let meta = self.build_meta(fd.as_fd(), b".", "/", &st, FileType::Dir, old.as_ref().map(|o| &o.meta))?;
+        let children = self.diff_children(fd.as_fd(), "/", old.map(|o| o.children).unwrap_or_default())?;
+        Ok(Node { name: "".into(), meta, children })
+    }
+
+    /// Diffs the subtree at `target` (absolute, cleaned, parents resolved), descending the
+    /// index along its ancestors as long as they are unchanged directories.
+    pub(crate) fn diff_path(&mut self, root_node: &mut Node, target: &str) -> Result<(), FsError> {
+        if target == "/" {
+            let old = std::mem::take(&mut root_node.children);
+            let old_root = Node { name: "".into(), meta: root_node.meta.clone(), children: old };
+            *root_node = self.scan_root(Some(old_root))?;
+            return Ok(());
+        }
+        let comps: Vec<&str> = path::components(target).collect();
+        let mut dirfd: OwnedFd =
+            self.root.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.err("open", "/", e))?;
+        let mut node = root_node;
+        let mut cur = "/".to_string();
+        for (i, c) in comps.iter().enumerate() {
+            let child = path::join(&cur, c);
+            if i + 1 < comps.len() {
+                let disk = match sys::statx_nofollow(dirfd.as_fd(), c.as_bytes()) {
+                    Ok(st) => Some(self.convert(&st, &child)?),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+                    Err(e) => return Err(self.err("lstat", &child, e)),
+                };
+                let pos = node.children.binary_search_by(|n| n.name.as_bytes().cmp(c.as_bytes()));
+                if let (Some((st, birth)), Ok(ix)) = (disk, pos)
+                    && st.file_type == FileType::Dir
+                    && node.children[ix].meta.kind == FileType::Dir
+                    && node.children[ix].meta.ino == st.ino
+                    && node.children[ix].meta.birth == birth
+                {
+                    self.stats.files_walked += 1;
+                    let entry = &mut node.children[ix];
+                    let meta = self.build_meta(
+                        dirfd.as_fd(),
+                        c.as_bytes(),
+                        &child,
+                        &(st, birth),
+                        FileType::Dir,
+                        Some(&entry.meta),
+                    )?;
+                    if self.changed(&entry.meta, &meta) {
+                        self.emit(&child, ChangeKind::Modified, &meta, Some(&entry.meta), false, None);
+                    }
+                    entry.meta = meta;
+                    dirfd = sys::open_dir_nofollow(dirfd.as_fd(), OsStr::new(c))
+                        .map_err(|e| self.err("open", &child, e))?;
+                    node = entry;
+                    cur = child;
+                    continue;
+                }
+            }
+            // The first component that is not an unchanged directory: diff it as a subtree.
+            let pos = node.children.binary_search_by(|n| n.name.as_bytes().cmp(c.as_bytes()));
+            let old = pos.ok().map(|ix| node.children.remove(ix));
+            if let Some(new) = self.diff_entry(dirfd.as_fd(), &cur, c.as_bytes(), old)? {
+                let at = node.children.binary_search_by(|n| n.name.as_bytes().cmp(c.as_bytes())).unwrap_or_else(|i| i);
+                node.children.insert(at, new);
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Merges the sorted listing of directory `dirfd` (image path `dir`) with its old children.
+    fn diff_children(&mut self, dirfd: BorrowedFd<'_>, dir: &str, old: Vec<Node>) -> Result<Vec<Node>, FsError> {
+        let names = sys::read_dir_fd(dirfd).map_err(|e| self.err("read directory", dir, e))?;
+        let mut old = old.into_iter().peekable();
+        let mut out = Vec::with_capacity(names.len());
+        for dn in names {
+            while let Some(o) = old.peek()
+                && o.name.as_bytes() < dn.name.as_slice()
+            {
+                let o = old.next().expect("peeked");
+                self.deleted(dir, &o);
+            }
+            let matching = match old.peek() {
+                Some(o) if o.name.as_bytes() == dn.name.as_slice() => old.next(),
+                _ => None,
+            };
+            if let Some(n) = self.diff_entry(dirfd, dir, &dn.name, matching)? {
+                out.push(n);
+            }
+        }
+        for o in old {
+            self.deleted(dir, &o);
+        }
+        Ok(out)
+    }
+
+    /// Diffs one name of directory `dirfd` against its old node; returns the new node (None
+    /// when it no longer exists, is ignored or is a socket).
+    fn diff_entry(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        dir: &str,
+        name: &[u8],
+        old: Option<Node>,
+    ) -> Result<Option<Node>, FsError> {
+        let name_str = std::str::from_utf8(name).map_err(|_| FsError::NonUtf8Name {
+            parent: dir.to_string(),
+            root: self.root.host_path().display().to_string(),
+        })?;
+        let p = path::join(dir, name_str);
+        if self.ignore.is_ignored(&p) {
+            return Ok(None);
+        }
+        let st = match sys::statx_nofollow(dirfd, name) {
+            Ok(st) => self.convert(&st, &p)?,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                if let Some(o) = &old {
+                    self.deleted(dir, o);
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(self.err("lstat", &p, e)),
+        };
+        self.stats.files_walked += 1;
+        let kind = match st.0.file_type {
+            FileType::Socket => {
+                if let Some(o) = &old {
+                    self.deleted(dir, o);
+                }
+                return Ok(None);
+            }
+            k => k,
+        };
+        let meta = self.build_meta(dirfd, name, &p, &st, kind, old.as_ref().map(|o| &o.meta))?;
+        let devino = (kind == FileType::File && st.0.nlink > 1).then_some((st.0.dev, st.0.ino));
+        let mut children = Vec::new();
+        match old {
+            None => {
+                self.emit(&p, ChangeKind::Added, &meta, None, false, devino);
+                if kind == FileType::Dir {
+                    children = self.walk_dir(dirfd, name, &p, Vec::new())?;
+                }
+            }
+            Some(o) if o.meta.kind != kind => {
+                self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, devino);
+                if kind == FileType::Dir {
+                    children = self.walk_dir(dirfd, name, &p, Vec::new())?;
+                }
+            }
+            Some(o) if kind == FileType::Dir => {
+                if o.meta.ino != meta.ino || o.meta.birth != meta.birth {
+                    // Removed and re-created: nothing below it survives from lower layers.
+                    self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), true, None);
+                    children = self.walk_dir(dirfd, name, &p, Vec::new())?;
+                } else {
+                    if self.changed(&o.meta, &meta) {
+                        self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, None);
+                    }
+                    children = self.walk_dir(dirfd, name, &p, o.children)?;
+                }
+            }
+            Some(o) => {
+                if self.changed(&o.meta, &meta) {
+                    self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, devino);
+                }
+            }
+        }
+        Ok(Some(Node { name: name_str.into(), meta, children }))
+    }
+
+    fn walk_dir(&mut self, dirfd: BorrowedFd<'_>, name: &[u8], p: &str, old: Vec<Node>) -> Result<Vec<Node>, FsError> {
+        let fd = match sys::open_dir_nofollow(dirfd, OsStr::from_bytes(name)) {
+            Ok(fd) => fd,
+            // Replaced by a non-directory since the stat: the next snapshot sees it.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) || e.raw_os_error() == Some(libc::ELOOP) => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(self.err("open directory", p, e)),
+        };
+        self.diff_children(fd.as_fd(), p, old)
+    }
+
+    /// The metadata to record for `name`; reuses the old xattr and content hashes when the
+    /// inode and its ctime are unchanged (neither can change without touching ctime).
+    fn build_meta(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        name: &[u8],
+        p: &str,
+        st: &(Stat, i64),
+        kind: FileType,
+        old: Option<&Meta>,
+    ) -> Result<Meta, FsError> {
+        let (st, birth) = st;
+        let mut m = Meta {
+            kind,
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+            size: st.size,
+            mtime: ns(st.mtime),
+            ctime: ns(st.ctime),
+            ino: st.ino,
+            birth: *birth,
+            xattrs: 0,
+            content: None,
+            link: None,
+        };
+        if kind == FileType::Symlink {
+            let t = rustix::fs::readlinkat(dirfd, OsStr::from_bytes(name), Vec::new())
+                .map_err(|e| self.err("read link", p, e))?;
+            m.link = Some(String::from_utf8_lossy(t.to_bytes()).into());
+        }
+        if self.mode != SnapshotMode::Full {
+            return Ok(m);
+        }
+        let same_inode = old.filter(|o| {
+            o.kind == kind && o.ino == m.ino && o.ctime == m.ctime && o.size == m.size && o.mtime == m.mtime
+        });
+        if let Some(o) = same_inode {
+            m.xattrs = o.xattrs;
+            m.content = o.content;
+            return Ok(m);
+        }
+        // A regular file is opened once for both its xattrs and its content; other types go
+        // through the /proc path of their directory (they cannot be opened safely).
+        let file = if kind == FileType::File {
+            let fd = rustix::fs::openat(
+                dirfd,
+                OsStr::from_bytes(name),
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| self.err("open", p, e))?;
+            Some(std::fs::File::from(fd))
+        } else {
+            None
+        };
+        let attrs = match &file {
+            Some(f) => sys::fxattrs(f.as_fd()),
+            None => sys::xattrs_at(dirfd, name),
+        }
+        .map_err(|e| self.err("read xattrs of", p, e))?;
+        if !attrs.is_empty() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            attrs.hash(&mut h);
+            m.xattrs = h.finish() | 1;
+        }
+        if let Some(f) = file {
+            m.content = Some(self.hash_content(f, p)?);
+        }
+        Ok(m)
+    }
+
+    fn hash_content(&mut self, mut f: std::fs::File, p: &str) -> Result<[u8; 16], FsError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; 256 * 1024];
+        }
+        let mut h = Sha256::new();
+        loop {
+            let n = match f.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.err("read", p, e)),
+            };
+            h.update(&self.buf[..n]);
+            self.stats.bytes_hashed += n as u64;
+        }
+        let full = h.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        Ok(out)
+    }
+
+    /// Whether two records of the same type (and, for directories, the same inode) differ
+    /// under this walker's mode. See the module documentation of `snapshot` for the rules.
+    fn changed(&self, old: &Meta, new: &Meta) -> bool {
+        match self.mode {
+            SnapshotMode::Time => old.mtime != new.mtime,
+            SnapshotMode::Redo => {
+                old.mode != new.mode
+                    || old.size != new.size
+                    || old.mtime != new.mtime
+                    || old.uid != new.uid
+                    || old.gid != new.gid
+            }
+            SnapshotMode::Full => {
+                if old.mode != new.mode
+                    || old.uid != new.uid
+                    || old.gid != new.gid
+                    || old.size != new.size
+                    || old.mtime != new.mtime
+                    || old.link != new.link
+                    || old.ino != new.ino
+                    || old.xattrs != new.xattrs
+                {
+                    return true;
+                }
+                new.kind == FileType::File && old.ctime != new.ctime && old.content != new.content
+            }
+        }
+    }
+
+    fn deleted(&mut self, dir: &str, old: &Node) {
+        let p = path::join(dir, &old.name);
+        if self.ignore.is_ignored(&p) {
+            return;
+        }
+        self.emit(&p, ChangeKind::Deleted, &old.meta, Some(&old.meta), false, None);
+    }
+
+    fn emit(
+        &mut self,
+        p: &str,
+        kind: ChangeKind,
+        meta: &Meta,
+        prev: Option<&Meta>,
+        opaque: bool,
+        devino: Option<(u64, u64)>,
+    ) {
+        if !self.record {
+            return;
+        }
+        let previous = prev.map(|o| PrevMeta {
+            file_type: o.kind,
+            size: o.size,
+            mode: o.mode,
+            uid: o.uid,
+            gid: o.gid,
+            link_target: o.link.as_deref().map(str::to_string),
+        });
+        let change = Change {
+            path: p.to_string(),
+            kind,
+            file_type: meta.kind,
+            // A directory's st_size is a filesystem detail, not content.
+            size: if meta.kind == FileType::Dir { 0 } else { meta.size },
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: meta.mtime.div_euclid(1_000_000_000),
+            link_target: meta.link.as_deref().map(str::to_string),
+            digest: None,
+            opaque,
+            previous,
+        };
+        self.out.push(RawChange { change, devino });
+    }
+
+    /// Sorts the changes, marks second names of hardlinked files, and adds the timing.
+    pub(crate) fn finish(self, start: Instant) -> Changes {
+        let mut out = self.out;
+        out.sort_by(|a, b| a.change.path.cmp(&b.change.path));
+        let mut first: HashMap<(u64, u64), String> = HashMap::new();
+        for rc in &mut out {
+            let Some(key) = rc.devino else { continue };
+            match first.get(&key) {
+                Some(target) => {
+                    rc.change.file_type = FileType::Hardlink;
+                    rc.change.link_target = Some(target.clone());
+                }
+                None => {
+                    first.insert(key, rc.change.path.clone());
+                }
+            }
+        }
+        let mut stats = self.stats;
+        stats.duration_ms = start.elapsed().as_millis() as u64;
+        Changes { entries: out.into_iter().map(|rc| rc.change).collect(), stats }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_nodes_stay_lean() {
+        // 800k paths must fit comfortably: keep a node (plus its name) around 150 bytes.
+        assert!(std::mem::size_of::<Node>() <= 136, "{}", std::mem::size_of::<Node>());
+    }
+
+    #[test]
+    fn nanosecond_times() {
+        assert_eq!(ns(super::super::Timespec::new(1, 5)), 1_000_000_005);
+        assert_eq!(ns(super::super::Timespec::new(-1, 500_000_000)), -500_000_000);
+        assert_eq!(ns(super::super::Timespec::new(i64::MAX, 0)), i64::MAX);
+    }
+}

@@ -1,0 +1,541 @@
+//! Applying a layer tar to a root. This is a security boundary: layers are hostile input.
+//!
+//! The applier walks `tar::Archive::entries()` itself (never `Archive::unpack`, whose host-side
+//! `canonicalize` check both races and rejects legitimate `lib64 -> /lib` layers). For every
+//! entry it:
+//! 1. refuses absolute paths and `..` components outright;
+//! 2. resolves the entry's parent component by component inside the root, following symlinks
+//!    as the image would, and refuses the entry if that resolution climbs above the root
+//!    (instead of silently clamping it);
+//! 3. performs the write through [`Root`], whose `openat2(RESOLVE_IN_ROOT)` parents and
+//!    no-follow final components make an escape impossible even if step 2 were wrong.
+//!
+//! OCI whiteouts are applied (see `unpack_whiteout.rs`) and never written to disk. Memory does
+//! not grow with the layer's size: file data is copied with one fixed buffer, and tar extension
+//! headers, which the `tar` crate buffers, are bounded by `tar_guard.rs`. Memory grows only with
+//! the number of entries (the set of paths this layer wrote, needed for opaque whiteouts).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+
+use serde::{Deserialize, Serialize};
+use tar::EntryType;
+
+use super::path;
+use super::tar_guard::TarGuard;
+use super::unpack_whiteout::{clear_lower, remove_respecting};
+use super::{FileType, FsError, IgnoreList, NodeKind, Root, Timespec};
+
+/// How a layer is applied.
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// Entries at or below these image paths are skipped, and whiteouts never delete them.
+    pub ignore: IgnoreList,
+    /// Create char/block device nodes (FIFOs are always allowed). When false, a device entry
+    /// fails the unpack with [`FsError::DeviceNotAllowed`].
+    pub allow_devices: bool,
+    /// Apply the entries' uid/gid (true when running as root).
+    pub preserve_owner: bool,
+    /// Refuse any entry whose data is larger than this.
+    pub max_entry_size: Option<u64>,
+    /// Refuse the layer once the entries' data adds up to more than this.
+    pub max_total_size: Option<u64>,
+}
+
+impl Default for UnpackOptions {
+    /// Nothing ignored, devices refused, owners kept when running as root, no size limits.
+    fn default() -> Self {
+        UnpackOptions {
+            ignore: IgnoreList::default(),
+            allow_devices: false,
+            preserve_owner: rustix::process::geteuid().is_root(),
+            max_entry_size: None,
+            max_total_size: None,
+        }
+    }
+}
+
+/// What an unpack did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpackStats {
+    /// Tar entries applied (whiteouts included, skipped entries not).
+    pub entries: u64,
+    /// Bytes of regular-file data written.
+    pub bytes: u64,
+    /// Whiteout entries (`.wh.<name>` and opaque markers) applied.
+    pub whiteouts: u64,
+}
+
+/// Wraps a layer blob in the right decompressor, sniffing the magic bytes: gzip (`1f 8b`),
+/// zstd (`28 b5 2f fd`), otherwise plain tar.
+pub fn open_layer(file: File) -> Result<Box<dyn Read + Send>, FsError> {
+    let mut r = BufReader::with_capacity(256 * 1024, file);
+    let head = r.fill_buf().map_err(|source| FsError::Layer { entry: None, source })?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let d = zstd::stream::read::Decoder::with_buffer(r).map_err(|source| FsError::Layer { entry: None, source })?;
+        Ok(Box::new(d))
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
+/// Applies one layer (an uncompressed tar stream; see [`open_layer`]) to `root`.
+pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) -> Result<UnpackStats, FsError> {
+    let mut ap = Applier {
+        root,
+        opts,
+        layer_paths: HashSet::new(),
+        dir_times: HashMap::new(),
+        parents: HashMap::new(),
+        stats: UnpackStats::default(),
+        total: 0,
+        buf: vec![0u8; 256 * 1024],
+    };
+    let mut archive = tar::Archive::new(TarGuard::new(tar_stream));
+    let entries = archive.entries().map_err(|source| FsError::Layer { entry: None, source })?;
+    let mut last: Option<String> = None;
+    for entry in entries {
+        let mut entry = entry.map_err(|source| FsError::Layer { entry: last.clone(), source })?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        ap.apply(&mut entry, &name)?;
+        last = Some(name);
+    }
+    for (p, t) in &ap.dir_times {
+        match root.set_times(p, *t, *t) {
+            Ok(()) => {}
+            // Removed again later in the same layer.
+            Err(e) if e.is_errno(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ap.stats)
+}
+
+/// The state of one unpack.
+struct Applier<'a> {
+    root: &'a Root,
+    opts: &'a UnpackOptions,
+    /// Resolved image paths written by this layer: opaque whiteouts keep these.
+    layer_paths: HashSet<String>,
+    /// Directory mtimes, applied once all their children are written.
+    dir_times: HashMap<String, Timespec>,
+    /// Cache of parent path → resolved parent path. Cleared whenever a symlink appears or
+    /// anything is removed, the only operations that change how a path resolves.
+    parents: HashMap<String, String>,
+    stats: UnpackStats,
+    total: u64,
+    buf: Vec<u8>,
+}
+
+/// Metadata of an entry, gathered from its header and PAX records.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+fn unsafe_entry(entry: &str, reason: impl Into<String>) -> FsError {
+    FsError::UnsafeEntry { entry: entry.to_string(), reason: reason.into() }
+}
+
+/// Validates a path from a layer and returns its cleaned absolute form. `./` prefixes are fine;
+/// absolute paths and `..` are refused.
+pub(crate) fn entry_path(raw: &[u8], entry: &str) -> Result<String, FsError> {
+    let s = std::str::from_utf8(raw).map_err(|_| unsafe_entry(entry, "path is not UTF-8"))?;
+    if s.starts_with('/') {
+        return Err(unsafe_entry(entry, "absolute path"));
+    }
+    if s.as_bytes().contains(&0) {
+        return Err(unsafe_entry(entry, "path contains a NUL byte"));
+    }
+    if path::components(s).any(|c| c == "..") {
+        return Err(unsafe_entry(entry, "path contains a \"..\" component"));
+    }
+    Ok(path::clean(s))
+}
+
+/// Parses a PAX time (`1700000000.123456789`, possibly negative).
+fn parse_pax_time(v: &str) -> Option<Timespec> {
+    let (s, frac) = v.split_once('.').unwrap_or((v, ""));
+    let sec: i64 = s.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nsec: u32 = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
+    if sec < 0 && nsec > 0 {
+        // -1.25 means 1.25 s before the epoch.
+        return Some(Timespec::new(sec - 1, 1_000_000_000 - nsec));
+    }
+    Some(Timespec::new(sec, nsec))
+}
+
+impl Applier<'_> {
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw_name: &str) -> Result<(), FsError> {
+        let etype = entry.header().entry_type();
+        if matches!(etype, EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let logical = entry_path(&entry.path_bytes(), raw_name)?;
+        let size = entry.size();
+        if let Some(limit) = self.opts.max_entry_size
+            && size > limit
+        {
+            return Err(FsError::TooLarge { entry: raw_name.to_string(), size, limit });
+        }
+        self.total = self.total.saturating_add(size);
+        if let Some(limit) = self.opts.max_total_size
+            && self.total > limit
+        {
+            return Err(FsError::TooLarge { entry: raw_name.to_string(), size: self.total, limit });
+        }
+        if self.opts.ignore.is_ignored(&logical) {
+            return Ok(());
+        }
+        let name = path::file_name(&logical).to_string();
+        // AUFS bookkeeping (`.wh..wh.aufs`, `.wh..wh.plnk/…`) found in old Docker layers is not
+        // image content; only the opaque marker among `.wh..wh.` names means something.
+        if path::components(&logical).any(|c| c.starts_with(".wh..wh.")) && name != ".wh..wh..opq"
+            || path::components(path::parent(&logical)).any(|c| c.starts_with(".wh..wh."))
+        {
+            return Ok(());
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            return self.whiteout(&logical, hidden, raw_name);
+        }
+        let parent = self.resolve_parent(&logical, raw_name, true)?;
+        let target = if logical == "/" { "/".to_string() } else { path::join(&parent, &name) };
+        if self.opts.ignore.is_ignored(&target) {
+            return Ok(());
+        }
+        let meta = self.meta(entry, raw_name)?;
+        self.layer_paths.insert(target.clone());
+        self.stats.entries += 1;
+        match etype {
+            EntryType::Directory => self.dir(&target, &meta),
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.dir_times.remove(&target);
+                self.file(entry, &target, &meta, raw_name)
+            }
+            EntryType::Symlink => {
+                self.dir_times.remove(&target);
+                let link = entry.link_name_bytes().ok_or_else(|| unsafe_entry(raw_name, "symlink without a target"))?;
+                let link = std::str::from_utf8(&link)
+                    .map_err(|_| unsafe_entry(raw_name, "symlink target is not UTF-8"))?
+                    .to_string();
+                self.symlink(&target, &link, &meta, raw_name)
+            }
+            EntryType::Link => {
+                self.dir_times.remove(&target);
+                let link =
+                    entry.link_name_bytes().ok_or_else(|| unsafe_entry(raw_name, "hardlink without a target"))?;
+                self.hardlink(&target, &link, raw_name)
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                self.dir_times.remove(&target);
+                let h = entry.header();
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                let kind = match etype {
+                    EntryType::Char => NodeKind::CharDevice,
+                    EntryType::Block => NodeKind::BlockDevice,
+                    _ => NodeKind::Fifo,
+                };
+                self.node(&target, kind, rustix::fs::makedev(major, minor), &meta, raw_name)
+            }
+            other => Err(FsError::UnsupportedEntry { entry: raw_name.to_string(), kind: format!("{other:?}") }),
+        }
+    }
+
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, raw_name: &str) -> Result<Meta, FsError> {
+        let h = entry.header();
+        let bad = |what: &str, e: io::Error| unsafe_entry(raw_name, format!("bad {what} field: {e}"));
+        let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
+        let uid =
+            u32::try_from(h.uid().map_err(|e| bad("uid", e))?).map_err(|_| unsafe_entry(raw_name, "uid too large"))?;
+        let gid =
+            u32::try_from(h.gid().map_err(|e| bad("gid", e))?).map_err(|_| unsafe_entry(raw_name, "gid too large"))?;
+        let secs = h.mtime().map_err(|e| bad("mtime", e))?;
+        let mut mtime = Timespec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0);
+        let mut xattrs = Vec::new();
+        if let Some(exts) =
+            entry.pax_extensions().map_err(|source| FsError::Layer { entry: Some(raw_name.into()), source })?
+        {
+            for ext in exts {
+                let ext = ext.map_err(|source| FsError::Layer { entry: Some(raw_name.into()), source })?;
+                let Ok(key) = ext.key() else { continue };
+                if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+                    xattrs.push((attr.to_string(), ext.value_bytes().to_vec()));
+                } else if key == "mtime"
+                    && let Some(t) = ext.value().ok().and_then(parse_pax_time)
+                {
+                    mtime = t;
+                }
+            }
+        }
+        Ok(Meta { mode, uid, gid, mtime, xattrs })
+    }
+
+    /// Resolves the parent of `logical` inside the root, refusing escapes, and makes sure it
+    /// is a directory (creating missing ones: layers may omit parent entries).
+    fn resolve_parent(&mut self, logical: &str, raw_name: &str, create: bool) -> Result<String, FsError> {
+        let parent = path::parent(logical);
+        if let Some(r) = self.parents.get(parent) {
+            return Ok(r.clone());
+        }
+        let res = self.root.resolve_impl(parent, true, true)?;
+        if let Some(why) = res.escape {
+            return Err(unsafe_entry(raw_name, format!("its parent leaves the root through a symlink ({why})")));
+        }
+        if self.opts.ignore.is_ignored(&res.path) {
+            // The caller checks the target against the ignore list and skips it.
+            return Ok(res.path);
+        }
+        match self.root.lstat(&res.path)? {
+            Some(st) if st.is_dir() => {}
+            Some(st) => {
+                return Err(unsafe_entry(
+                    raw_name,
+                    format!("parent {} is a {:?}, not a directory", res.path, st.file_type),
+                ));
+            }
+            None if create => {
+                self.root.mkdir_all(&res.path, 0o755, None)?;
+            }
+            None => return Ok(res.path),
+        }
+        self.parents.insert(parent.to_string(), res.path.clone());
+        Ok(res.path)
+    }
+
+    /// Clears what is at `target` so a non-directory can be created there.
+    fn clear_for_nondir(&mut self, target: &str) -> Result<Option<super::Stat>, FsError> {
+        let existing = self.root.lstat(target)?;
+        if let Some(st) = &existing {
+            if st.is_dir() {
+                remove_respecting(self.root, target, &self.opts.ignore)?;
+                if self.root.lstat(target)?.is_some() {
+                    return Err(FsError::WrongType {
+                        path: target.to_string(),
+                        root: self.root.host_path().display().to_string(),
+                        reason: "a directory holding ignored paths cannot be replaced by a non-directory".into(),
+                    });
+                }
+            } else {
+                self.root.remove_all(target)?;
+            }
+            self.parents.clear();
+        }
+        Ok(existing)
+    }
+
+    fn dir(&mut self, target: &str, meta: &Meta) -> Result<(), FsError> {
+        match self.root.lstat(target)? {
+            Some(st) if st.is_dir() => {}
+            Some(_) => {
+                self.root.remove_all(target)?;
+                self.parents.clear();
+                self.root.mkdir_all(target, meta.mode, None)?;
+            }
+            None => {
+                self.root.mkdir_all(target, meta.mode, None)?;
+            }
+        }
+        self.apply_meta(target, meta, FileType::Dir)?;
+        self.dir_times.insert(target.to_string(), meta.mtime);
+        Ok(())
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        target: &str,
+        meta: &Meta,
+        raw_name: &str,
+    ) -> Result<(), FsError> {
+        self.clear_for_nondir(target)?;
+        let mut f = self.root.create_file(target, meta.mode)?;
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(FsError::Layer { entry: Some(raw_name.to_string()), source }),
+            };
+            f.write_all(&self.buf[..n]).map_err(|e| self.root.io_err("write", target, e))?;
+            self.stats.bytes += n as u64;
+        }
+        if self.opts.preserve_owner {
+            rustix::fs::fchown(
+                &f,
+                Some(rustix::fs::Uid::from_raw(meta.uid)),
+                Some(rustix::fs::Gid::from_raw(meta.gid)),
+            )
+            .map_err(|e| self.root.io_err("chown", target, e))?;
+        }
+        // After the chown, which clears setuid/setgid.
+        rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(meta.mode))
+            .map_err(|e| self.root.io_err("chmod", target, e))?;
+        self.set_xattrs(target, meta)?;
+        let t = meta.mtime.to_rustix();
+        rustix::fs::futimens(f.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
+            .map_err(|e| self.root.io_err("set times of", target, e))?;
+        Ok(())
+    }
+
+    fn symlink(&mut self, target: &str, link: &str, meta: &Meta, raw_name: &str) -> Result<(), FsError> {
+        if link.is_empty() || link.as_bytes().contains(&0) {
+            return Err(unsafe_entry(raw_name, "empty or invalid symlink target"));
+        }
+        self.clear_for_nondir(target)?;
+        self.parents.clear();
+        self.root.symlink(link, target)?;
+        self.apply_meta(target, meta, FileType::Symlink)
+    }
+
+    fn hardlink(&mut self, target: &str, link: &[u8], raw_name: &str) -> Result<(), FsError> {
+        let link_logical = entry_path(link, raw_name).map_err(|e| match e {
+            FsError::UnsafeEntry { entry, reason } => {
+                FsError::UnsafeEntry { entry, reason: format!("hardlink target: {reason}") }
+            }
+            e => e,
+        })?;
+        if self.opts.ignore.is_ignored(&link_logical) {
+            return Ok(());
+        }
+        let parent = self.resolve_parent(&link_logical, raw_name, false)?;
+        let source = path::join(&parent, path::file_name(&link_logical));
+        let Some(src) = self.root.lstat(&source)? else {
+            return Err(unsafe_entry(raw_name, format!("hardlink target {link_logical} does not exist")));
+        };
+        if src.is_dir() {
+            return Err(unsafe_entry(raw_name, format!("hardlink target {link_logical} is a directory")));
+        }
+        if let Some(st) = self.root.lstat(target)?
+            && st.dev == src.dev
+            && st.ino == src.ino
+        {
+            return Ok(());
+        }
+        self.clear_for_nondir(target)?;
+        self.parents.clear();
+        self.root.hardlink(&source, target)
+    }
+
+    fn node(&mut self, target: &str, kind: NodeKind, rdev: u64, meta: &Meta, raw_name: &str) -> Result<(), FsError> {
+        if kind != NodeKind::Fifo && !self.opts.allow_devices {
+            return Err(FsError::DeviceNotAllowed {
+                entry: raw_name.to_string(),
+                reason: "device nodes are not allowed for this unpack".into(),
+            });
+        }
+        self.clear_for_nondir(target)?;
+        match self.root.mknod(target, kind, meta.mode, rdev) {
+            Ok(()) => {}
+            Err(e) if e.is_errno(libc::EPERM) => {
+                return Err(FsError::DeviceNotAllowed {
+                    entry: raw_name.to_string(),
+                    reason: "mknod was refused (EPERM): not root, or inside a user namespace".into(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        self.apply_meta(target, meta, FileType::Fifo)
+    }
+
+    /// Owner, mode (not for symlinks), xattrs and times (not for directories, whose mtimes
+    /// are set at the end), by path without following.
+    fn apply_meta(&mut self, target: &str, meta: &Meta, ft: FileType) -> Result<(), FsError> {
+        if self.opts.preserve_owner {
+            self.root.set_owner(target, meta.uid, meta.gid)?;
+        }
+        if ft != FileType::Symlink {
+            self.root.set_mode(target, meta.mode)?;
+        }
+        self.set_xattrs(target, meta)?;
+        if ft != FileType::Dir {
+            self.root.set_times(target, meta.mtime, meta.mtime)?;
+        }
+        Ok(())
+    }
+
+    fn set_xattrs(&self, target: &str, meta: &Meta) -> Result<(), FsError> {
+        for (name, value) in &meta.xattrs {
+            match self.root.set_xattr(target, name, value) {
+                Ok(()) => {}
+                // The filesystem under the root cannot store this namespace (e.g. user.* on
+                // a symlink, or a tmpfs without xattr support): the layer still applies.
+                Err(e) if e.is_errno(libc::EOPNOTSUPP) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn whiteout(&mut self, logical: &str, hidden: &str, raw_name: &str) -> Result<(), FsError> {
+        let opaque = hidden == ".wh..opq";
+        if !opaque && (hidden.is_empty() || hidden == "." || hidden == "..") {
+            return Err(unsafe_entry(raw_name, format!("invalid whiteout name {hidden:?}")));
+        }
+        self.stats.whiteouts += 1;
+        self.stats.entries += 1;
+        // Unlike other entries, a whiteout whose parent is gone or no longer a directory is
+        // fine (umoci writes `d` as a file, then `d/.wh.x`): there is nothing left to hide.
+        let res = self.root.resolve_impl(path::parent(logical), true, true)?;
+        if let Some(why) = res.escape {
+            return Err(unsafe_entry(raw_name, format!("its parent leaves the root through a symlink ({why})")));
+        }
+        if !self.root.lstat(&res.path)?.is_some_and(|st| st.is_dir()) {
+            return Ok(());
+        }
+        let parent = res.path;
+        self.parents.clear();
+        if opaque {
+            return clear_lower(self.root, &parent, &self.layer_paths, &self.opts.ignore);
+        }
+        let victim = path::join(&parent, hidden);
+        if self.opts.ignore.is_ignored(&victim) {
+            return Ok(());
+        }
+        if self.layer_paths.contains(&victim) {
+            // Whiteouts only hide lower layers: this layer's own entry stays.
+            if self.root.lstat(&victim)?.is_some_and(|s| s.is_dir()) {
+                return clear_lower(self.root, &victim, &self.layer_paths, &self.opts.ignore);
+            }
+            return Ok(());
+        }
+        self.dir_times.retain(|p, _| !path::is_within(p, &victim));
+        remove_respecting(self.root, &victim, &self.opts.ignore)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths() {
+        assert_eq!(entry_path(b"./etc/passwd", "x").unwrap(), "/etc/passwd");
+        assert_eq!(entry_path(b"./", "x").unwrap(), "/");
+        assert_eq!(entry_path(b"usr/bin/", "x").unwrap(), "/usr/bin");
+        assert!(matches!(entry_path(b"/etc/passwd", "x"), Err(FsError::UnsafeEntry { .. })));
+        assert!(matches!(entry_path(b"a/../../b", "x"), Err(FsError::UnsafeEntry { .. })));
+        assert!(matches!(entry_path(b"..", "x"), Err(FsError::UnsafeEntry { .. })));
+        assert!(matches!(entry_path(b"a\xffb", "x"), Err(FsError::UnsafeEntry { .. })));
+    }
+
+    #[test]
+    fn pax_times() {
+        assert_eq!(parse_pax_time("1700000000"), Some(Timespec::new(1_700_000_000, 0)));
+        assert_eq!(parse_pax_time("1700000000.5"), Some(Timespec::new(1_700_000_000, 500_000_000)));
+        assert_eq!(parse_pax_time("1.123456789123"), Some(Timespec::new(1, 123_456_789)));
+        assert_eq!(parse_pax_time("-1.25"), Some(Timespec::new(-2, 750_000_000)));
+        assert_eq!(parse_pax_time("x"), None);
+    }
+}

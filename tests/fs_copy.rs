@@ -1,0 +1,119 @@
+//! `copy_tree` between two real roots.
+
+mod fs_support;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
+
+use fs_support::{Scratch, assert_same_tree, tree};
+use trowel::fs::{CopyOptions, FsError, Root, copy_tree};
+
+fn keep_all(_: &str) -> bool {
+    false
+}
+
+fn opts(exclude: &dyn Fn(&str) -> bool) -> CopyOptions<'_> {
+    CopyOptions { owner: None, mode: None, preserve_times: true, exclude }
+}
+
+/// A source tree in `root/ctx`.
+fn source(s: &Scratch) -> Root {
+    let r = s.root_path();
+    let h = |p: &str| r.join(p);
+    fs::create_dir_all(h("src/app/lib")).unwrap();
+    fs::write(h("src/app/main"), b"main").unwrap();
+    fs::set_permissions(h("src/app/main"), fs::Permissions::from_mode(0o4750)).unwrap();
+    lchown(h("src/app/main"), Some(12), Some(34)).unwrap();
+    fs::write(h("src/app/lib/a.so"), b"a").unwrap();
+    fs::hard_link(h("src/app/lib/a.so"), h("src/app/lib/a.so.1")).unwrap();
+    symlink("../main", h("src/app/lib/escape-looking-link")).unwrap();
+    symlink("/etc/passwd", h("src/app/abs")).unwrap();
+    fs::write(h("src/app/skip.log"), b"excluded").unwrap();
+    fs::create_dir(h("src/app/node_modules")).unwrap();
+    fs::write(h("src/app/node_modules/x"), b"excluded").unwrap();
+    let root = s.root();
+    root.set_xattr("/src/app/main", "user.mark", b"1").unwrap();
+    root
+}
+
+#[test]
+fn copies_a_tree_with_links_modes_and_xattrs() {
+    let s = Scratch::new();
+    let src = source(&s);
+    let dst = s.other_root("root-dst");
+    let ex = |p: &str| p.ends_with(".log") || p == "node_modules";
+    let st = copy_tree(&src, "src/app", &dst, "/opt/app", &opts(&ex)).unwrap();
+    assert_eq!((st.files, st.hardlinks, st.symlinks, st.dirs, st.bytes), (2, 1, 2, 2, 5));
+    let mut want = tree(&s.root_path().join("src/app"));
+    want.retain(|p, _| !p.ends_with(".log") && !p.starts_with("/node_modules"));
+    assert_same_tree(&want, &tree(&dst.host_path().join("opt/app")));
+    let md = fs::metadata(dst.host_path().join("opt")).unwrap();
+    assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o755, 0, 0), "created parent");
+    // Symlinks were copied verbatim, not followed.
+    assert_eq!(fs::read_link(dst.host_path().join("opt/app/abs")).unwrap().to_str().unwrap(), "/etc/passwd");
+}
+
+#[test]
+fn chown_and_chmod_override() {
+    let s = Scratch::new();
+    let src = source(&s);
+    let dst = s.other_root("root-dst");
+    let o = CopyOptions { owner: Some((1000, 1001)), mode: Some(0o640), preserve_times: false, exclude: &keep_all };
+    copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
+    for p in ["app", "app/main", "app/lib", "app/lib/a.so"] {
+        let md = fs::symlink_metadata(dst.host_path().join(p)).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o640, 1000, 1001), "{p}");
+    }
+    let md = fs::symlink_metadata(dst.host_path().join("app/abs")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000, 1001));
+}
+
+#[test]
+fn merges_into_existing_dirs_and_through_dir_symlinks() {
+    let s = Scratch::new();
+    let src = source(&s);
+    let dst = s.other_root("root-dst");
+    let d = dst.host_path().to_path_buf();
+    fs::create_dir_all(d.join("usr/lib")).unwrap();
+    fs::set_permissions(d.join("usr/lib"), fs::Permissions::from_mode(0o711)).unwrap();
+    fs::write(d.join("usr/lib/existing"), b"stays").unwrap();
+    symlink("usr/lib", d.join("lib")).unwrap();
+    copy_tree(&src, "/src/app/lib", &dst, "/lib", &opts(&keep_all)).unwrap();
+    assert!(fs::symlink_metadata(d.join("lib")).unwrap().file_type().is_symlink());
+    assert_eq!(fs::read(d.join("usr/lib/a.so")).unwrap(), b"a");
+    assert_eq!(fs::read(d.join("usr/lib/existing")).unwrap(), b"stays");
+    assert_eq!(fs::metadata(d.join("usr/lib")).unwrap().mode() & 0o7777, 0o711, "existing dir keeps its mode");
+    // An existing file is replaced; a directory in the way of a file is an error.
+    copy_tree(&src, "/src/app/main", &dst, "/usr/lib/existing", &opts(&keep_all)).unwrap();
+    assert_eq!(fs::read(d.join("usr/lib/existing")).unwrap(), b"main");
+    let err = copy_tree(&src, "/src/app/main", &dst, "/usr", &opts(&keep_all)).unwrap_err();
+    assert!(matches!(err, FsError::WrongType { .. }), "{err}");
+}
+
+#[test]
+fn destination_symlinks_never_lead_out_of_the_root() {
+    let s = Scratch::new();
+    let src = source(&s);
+    let dst = s.other_root("root-dst");
+    let d = dst.host_path().to_path_buf();
+    symlink(s.canary_path(), d.join("out")).unwrap();
+    symlink("../canary/secret", d.join("secretlink")).unwrap();
+    copy_tree(&src, "/src/app/main", &dst, "/secretlink", &opts(&keep_all)).unwrap();
+    assert!(fs::symlink_metadata(d.join("secretlink")).unwrap().is_file());
+    // `out` is an absolute symlink: it resolves inside the destination root.
+    copy_tree(&src, "/src/app", &dst, "/out/app", &opts(&keep_all)).unwrap();
+    let inside = d.join(s.canary_path().strip_prefix("/").unwrap()).join("app/main");
+    assert_eq!(fs::read(inside).unwrap(), b"main");
+    s.assert_canary_untouched();
+}
+
+#[test]
+fn missing_source_is_reported() {
+    let s = Scratch::new();
+    let src = source(&s);
+    let dst = s.other_root("root-dst");
+    match copy_tree(&src, "/nope", &dst, "/x", &opts(&keep_all)) {
+        Err(FsError::NotFound { path, .. }) => assert_eq!(path, "/nope"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}

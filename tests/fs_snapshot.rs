@@ -1,0 +1,357 @@
+//! Snapshot classification in each mode, on real files.
+
+mod fs_support;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, lchown, symlink};
+use std::path::Path;
+use std::time::Instant;
+
+use fs_support::Scratch;
+use trowel::fs::{ChangeKind, Changes, FileType, IgnoreList, SnapshotMode, Snapshotter};
+
+use ChangeKind::*;
+
+fn summary(c: &Changes) -> Vec<(String, ChangeKind, FileType)> {
+    c.entries.iter().map(|e| (e.path.clone(), e.kind, e.file_type)).collect()
+}
+
+fn s(p: &str, k: ChangeKind, t: FileType) -> (String, ChangeKind, FileType) {
+    (p.to_string(), k, t)
+}
+
+/// A root with a small base tree, indexed.
+fn setup(mode: SnapshotMode) -> (Scratch, Snapshotter) {
+    let sc = Scratch::new();
+    let r = sc.root_path();
+    fs::create_dir_all(r.join("etc")).unwrap();
+    fs::write(r.join("etc/conf"), b"aaaa").unwrap();
+    fs::create_dir_all(r.join("tree/sub/deeper")).unwrap();
+    fs::write(r.join("tree/sub/deeper/f"), b"x").unwrap();
+    fs::write(r.join("tree/top"), b"y").unwrap();
+    symlink("/etc/conf", r.join("link")).unwrap();
+    let mut snap = Snapshotter::new(sc.root(), mode, IgnoreList::new(["/proc"]));
+    let st = snap.scan_initial().unwrap();
+    assert_eq!(st.files_walked, 9, "root + 8 paths");
+    assert_eq!(snap.indexed_paths(), 9);
+    if mode == SnapshotMode::Full {
+        assert_eq!(st.bytes_hashed, 6);
+    }
+    (sc, snap)
+}
+
+fn set_mtime(p: &Path, sec: i64, nsec: i64) {
+    let ts = rustix::fs::Timespec { tv_sec: sec, tv_nsec: nsec };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &rustix::fs::Timestamps { last_access: ts, last_modification: ts },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+}
+
+fn mtime(p: &Path) -> (i64, i64) {
+    let st = rustix::fs::lstat(p).unwrap();
+    (st.st_mtime, st.st_mtime_nsec as i64)
+}
+
+const MODES: [SnapshotMode; 3] = [SnapshotMode::Full, SnapshotMode::Redo, SnapshotMode::Time];
+
+#[test]
+fn unchanged_root_reports_nothing() {
+    for mode in MODES {
+        let (_sc, mut snap) = setup(mode);
+        assert!(snap.snapshot().unwrap().is_empty(), "{mode:?}");
+    }
+}
+
+#[test]
+fn added_file_and_its_directory() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        fs::write(sc.root_path().join("etc/new"), b"n").unwrap();
+        let c = snap.snapshot().unwrap();
+        assert_eq!(
+            summary(&c),
+            vec![s("/etc", Modified, FileType::Dir), s("/etc/new", Added, FileType::File)],
+            "{mode:?}"
+        );
+        assert_eq!(c.entries[1].size, 1);
+        assert!(snap.snapshot().unwrap().is_empty(), "index updated ({mode:?})");
+    }
+}
+
+#[test]
+fn content_change_with_preserved_mtime() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        let p = sc.root_path().join("etc/conf");
+        let (sec, nsec) = mtime(&p);
+        fs::write(&p, b"bbbb").unwrap();
+        set_mtime(&p, sec, nsec);
+        let c = snap.snapshot().unwrap();
+        let expect = if mode == SnapshotMode::Full { vec![s("/etc/conf", Modified, FileType::File)] } else { vec![] };
+        assert_eq!(summary(&c), expect, "{mode:?}");
+    }
+}
+
+#[test]
+fn chmod_chown_and_back() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        let p = sc.root_path().join("etc/conf");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o4755)).unwrap();
+        let c = snap.snapshot().unwrap();
+        let expect = if mode == SnapshotMode::Time { vec![] } else { vec![s("/etc/conf", Modified, FileType::File)] };
+        assert_eq!(summary(&c), expect, "chmod {mode:?}");
+        if mode != SnapshotMode::Time {
+            let e = &c.entries[0];
+            assert_eq!((e.mode, e.previous.as_ref().unwrap().mode), (0o4755, 0o644));
+        }
+        lchown(&p, Some(1000), Some(1000)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o4755)).unwrap();
+        let c = snap.snapshot().unwrap();
+        let expect = if mode == SnapshotMode::Time { vec![] } else { vec![s("/etc/conf", Modified, FileType::File)] };
+        assert_eq!(summary(&c), expect, "chown {mode:?}");
+        // Change and restore: ctime moves, nothing else does.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        lchown(&p, Some(0), Some(0)).unwrap();
+        lchown(&p, Some(1000), Some(1000)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o4755)).unwrap();
+        let (sec, nsec) = mtime(&p);
+        set_mtime(&p, sec, nsec);
+        assert!(snap.snapshot().unwrap().is_empty(), "chmod-and-back / touch-to-same-time {mode:?}");
+    }
+}
+
+#[test]
+fn deleted_tree_reports_only_the_top() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        fs::remove_dir_all(sc.root_path().join("tree")).unwrap();
+        let c = snap.snapshot().unwrap();
+        assert_eq!(summary(&c), vec![s("/tree", Deleted, FileType::Dir)], "{mode:?}");
+        assert_eq!(c.entries[0].previous.as_ref().unwrap().file_type, FileType::Dir);
+    }
+}
+
+#[test]
+fn replaced_directory_is_opaque() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        let t = sc.root_path().join("tree");
+        fs::remove_dir_all(&t).unwrap();
+        fs::create_dir_all(t.join("sub")).unwrap();
+        fs::write(t.join("sub/new"), b"n").unwrap();
+        let c = snap.snapshot().unwrap();
+        assert_eq!(
+            summary(&c),
+            vec![
+                s("/tree", Modified, FileType::Dir),
+                s("/tree/sub", Added, FileType::Dir),
+                s("/tree/sub/new", Added, FileType::File)
+            ],
+            "{mode:?}"
+        );
+        assert!(c.entries[0].opaque);
+        assert!(!c.entries[1].opaque);
+    }
+}
+
+#[test]
+fn type_changes_are_modifications() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        let r = sc.root_path();
+        fs::remove_file(r.join("tree/top")).unwrap();
+        fs::create_dir(r.join("tree/top")).unwrap();
+        fs::remove_dir_all(r.join("tree/sub")).unwrap();
+        symlink("/etc", r.join("tree/sub")).unwrap();
+        let c = snap.snapshot().unwrap();
+        assert_eq!(
+            summary(&c),
+            vec![
+                s("/tree", Modified, FileType::Dir),
+                s("/tree/sub", Modified, FileType::Symlink),
+                s("/tree/top", Modified, FileType::Dir)
+            ],
+            "{mode:?}"
+        );
+        assert_eq!(c.entries[1].previous.as_ref().unwrap().file_type, FileType::Dir);
+        assert_eq!(c.entries[1].link_target.as_deref(), Some("/etc"));
+    }
+}
+
+#[test]
+fn hardlinks_and_symlink_retarget() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        let r = sc.root_path();
+        fs::write(r.join("etc/h1"), b"same").unwrap();
+        fs::hard_link(r.join("etc/h1"), r.join("etc/h2")).unwrap();
+        fs::remove_file(r.join("link")).unwrap();
+        symlink("/tree/top", r.join("link")).unwrap();
+        let c = snap.snapshot().unwrap();
+        assert_eq!(
+            summary(&c),
+            vec![
+                s("/", Modified, FileType::Dir),
+                s("/etc", Modified, FileType::Dir),
+                s("/etc/h1", Added, FileType::File),
+                s("/etc/h2", Added, FileType::Hardlink),
+                s("/link", Modified, FileType::Symlink)
+            ]
+            .into_iter()
+            .filter(|x| x.0 != "/")
+            .collect::<Vec<_>>(),
+            "{mode:?}"
+        );
+        assert_eq!(c.entries[2].link_target.as_deref(), Some("/etc/h1"));
+        let l = &c.entries[3];
+        assert_eq!(l.link_target.as_deref(), Some("/tree/top"));
+        assert_eq!(l.previous.as_ref().unwrap().link_target.as_deref(), Some("/etc/conf"));
+    }
+}
+
+#[test]
+fn ignored_paths_and_sockets_are_not_reported() {
+    let (sc, mut snap) = setup(SnapshotMode::Full);
+    let r = sc.root_path();
+    fs::create_dir_all(r.join("proc/1")).unwrap();
+    fs::write(r.join("proc/1/status"), b"x").unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(r.join("etc/sock")).unwrap();
+    let c = snap.snapshot().unwrap();
+    assert_eq!(summary(&c), vec![s("/etc", Modified, FileType::Dir)]);
+}
+
+#[test]
+fn xattr_change_is_seen_in_full_mode_only() {
+    for mode in MODES {
+        let (sc, mut snap) = setup(mode);
+        let p = sc.root_path().join("etc/conf");
+        rustix::fs::lsetxattr(&p, "user.k", b"v", rustix::fs::XattrFlags::empty()).unwrap();
+        let c = snap.snapshot().unwrap();
+        let expect = if mode == SnapshotMode::Full { vec![s("/etc/conf", Modified, FileType::File)] } else { vec![] };
+        assert_eq!(summary(&c), expect, "{mode:?}");
+    }
+}
+
+#[test]
+fn snapshot_paths_looks_only_at_the_given_subtrees() {
+    let (sc, mut snap) = setup(SnapshotMode::Full);
+    let r = sc.root_path();
+    fs::write(r.join("etc/outside"), b"not looked at").unwrap();
+    fs::remove_file(r.join("tree/sub/deeper/f")).unwrap();
+    fs::write(r.join("tree/sub/added"), b"a").unwrap();
+    fs::create_dir_all(r.join("app/bin")).unwrap();
+    fs::write(r.join("app/bin/tool"), b"t").unwrap();
+    let c = snap.snapshot_paths(&["/tree/sub".to_string(), "/app/bin/tool".to_string()]).unwrap();
+    assert_eq!(
+        summary(&c),
+        vec![
+            s("/app", Added, FileType::Dir),
+            s("/app/bin", Added, FileType::Dir),
+            s("/app/bin/tool", Added, FileType::File),
+            s("/tree/sub", Modified, FileType::Dir),
+            s("/tree/sub/added", Added, FileType::File),
+            s("/tree/sub/deeper", Modified, FileType::Dir),
+            s("/tree/sub/deeper/f", Deleted, FileType::File),
+        ]
+    );
+    // A path through a symlinked parent is diffed where it really lives.
+    symlink("/tree", r.join("tl")).unwrap();
+    fs::write(r.join("tree/viasym"), b"v").unwrap();
+    let c = snap.snapshot_paths(&["/tl/viasym".to_string()]).unwrap();
+    // The unchanged ancestors on the way are compared too: /tree's mtime moved.
+    assert_eq!(summary(&c), vec![s("/tree", Modified, FileType::Dir), s("/tree/viasym", Added, FileType::File)]);
+    // The full walk now finds only what the targeted ones skipped.
+    let c = snap.snapshot().unwrap();
+    assert_eq!(
+        summary(&c),
+        vec![
+            s("/etc", Modified, FileType::Dir),
+            s("/etc/outside", Added, FileType::File),
+            s("/tl", Added, FileType::Symlink),
+        ]
+    );
+}
+
+#[test]
+fn snapshot_without_initial_scan_reports_everything() {
+    let sc = Scratch::new();
+    fs::create_dir(sc.root_path().join("a")).unwrap();
+    fs::write(sc.root_path().join("a/b"), b"b").unwrap();
+    let mut snap = Snapshotter::new(sc.root(), SnapshotMode::Redo, IgnoreList::default());
+    let c = snap.snapshot().unwrap();
+    assert_eq!(summary(&c), vec![s("/a", Added, FileType::Dir), s("/a/b", Added, FileType::File)]);
+}
+
+#[test]
+fn timing_of_a_100k_file_tree() {
+    let sc = Scratch::new();
+    let r = sc.root_path();
+    for d in 0..100 {
+        let dir = r.join(format!("d{d:03}"));
+        fs::create_dir(&dir).unwrap();
+        for sub in 0..10 {
+            let sd = dir.join(format!("s{sub}"));
+            fs::create_dir(&sd).unwrap();
+            for f in 0..100 {
+                let mut file = fs::File::create(sd.join(format!("f{f:03}"))).unwrap();
+                file.write_all(b"content").unwrap();
+            }
+        }
+    }
+    // Baseline: a plain std stat walk of the same tree, in the same build profile.
+    fn stat_walk(p: &Path) -> u64 {
+        let mut n = 0;
+        for e in fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            let md = fs::symlink_metadata(e.path()).unwrap();
+            n += 1;
+            if md.is_dir() {
+                n += stat_walk(&e.path());
+            }
+        }
+        n
+    }
+    let t = Instant::now();
+    assert_eq!(stat_walk(&r), 101_100);
+    println!("baseline std stat walk: {:?}", t.elapsed());
+    for mode in MODES {
+        let mut snap = Snapshotter::new(sc.root(), mode, IgnoreList::default());
+        let t = Instant::now();
+        let init = snap.scan_initial().unwrap();
+        let t_init = t.elapsed();
+        fs::write(r.join("d050/s5/f050"), b"changed!").unwrap();
+        let t = Instant::now();
+        let c = snap.snapshot().unwrap();
+        let t_snap = t.elapsed();
+        assert_eq!(init.files_walked, 101_101);
+        assert!(c.entries.iter().any(|e| e.path == "/d050/s5/f050" && e.kind == Modified));
+        println!(
+            "{mode:?}: scan_initial of {} paths in {:?} ({} bytes hashed), snapshot in {:?} ({} changes)",
+            init.files_walked,
+            t_init,
+            init.bytes_hashed,
+            t_snap,
+            c.entries.len()
+        );
+    }
+}
+
+#[test]
+fn snapshot_paths_follows_a_final_symlink_to_a_directory() {
+    let (sc, mut snap) = setup(SnapshotMode::Redo);
+    let r = sc.root_path();
+    symlink("/tree/sub", r.join("app")).unwrap();
+    snap.snapshot().unwrap();
+    fs::write(r.join("tree/sub/copied"), b"c").unwrap();
+    let c = snap.snapshot_paths(&["/app/".to_string()]).unwrap();
+    assert_eq!(
+        summary(&c),
+        vec![s("/tree/sub", Modified, FileType::Dir), s("/tree/sub/copied", Added, FileType::File)]
+    );
+}

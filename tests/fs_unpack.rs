@@ -1,0 +1,249 @@
+//! Layer application semantics: OCI whiteouts and opaque directories, metadata, hardlinks,
+//! compression sniffing.
+
+mod fs_support;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+
+use fs_support::{Scratch, TarMaker, host, tree};
+use trowel::fs::{UnpackOptions, open_layer, unpack_layer};
+
+fn opts() -> UnpackOptions {
+    UnpackOptions { preserve_owner: true, allow_devices: true, ..UnpackOptions::default() }
+}
+
+fn apply(s: &Scratch, tar: Vec<u8>) -> trowel::fs::UnpackStats {
+    unpack_layer(&s.root(), &tar[..], &opts()).unwrap()
+}
+
+fn paths(s: &Scratch) -> Vec<String> {
+    tree(&s.root_path()).into_keys().collect()
+}
+
+fn lower(s: &Scratch) {
+    apply(
+        s,
+        TarMaker::new()
+            .dir("etc")
+            .file("etc/keep", b"k")
+            .file("etc/gone", b"g")
+            .dir("opt")
+            .dir("opt/tree")
+            .file("opt/tree/a", b"a")
+            .dir("opt/tree/sub")
+            .file("opt/tree/sub/b", b"b")
+            .dir("d")
+            .file("d/lower1", b"1")
+            .dir("d/sub")
+            .file("d/sub/lower2", b"2")
+            .finish(),
+    );
+}
+
+#[test]
+fn whiteouts_delete_lower_files_and_trees() {
+    let s = Scratch::new();
+    lower(&s);
+    let st = apply(&s, TarMaker::new().file("etc/.wh.gone", b"").file("opt/.wh.tree", b"").finish());
+    assert_eq!(st.whiteouts, 2);
+    assert_eq!(paths(&s), vec!["/d", "/d/lower1", "/d/sub", "/d/sub/lower2", "/etc", "/etc/keep", "/opt"]);
+    // Whiteout of something that does not exist is fine.
+    apply(&s, TarMaker::new().file("etc/.wh.never", b"").file("nodir/.wh.x", b"").finish());
+    assert!(!host(&s.root(), "nodir").exists());
+}
+
+#[test]
+fn opaque_marker_before_children() {
+    let s = Scratch::new();
+    lower(&s);
+    apply(&s, TarMaker::new().dir("d").file("d/.wh..wh..opq", b"").file("d/new", b"n").finish());
+    assert_eq!(paths(&s).into_iter().filter(|p| p.starts_with("/d")).collect::<Vec<_>>(), vec!["/d", "/d/new"]);
+}
+
+#[test]
+fn opaque_marker_after_children_keeps_same_layer_entries() {
+    let s = Scratch::new();
+    lower(&s);
+    let tar = TarMaker::new()
+        .dir("d")
+        .file("d/new", b"n")
+        .dir("d/sub")
+        .file("d/sub/new2", b"n2")
+        .file("d/.wh..wh..opq", b"")
+        .finish();
+    apply(&s, tar);
+    // d/sub was re-declared by this layer, but its lower child must still disappear.
+    assert_eq!(
+        paths(&s).into_iter().filter(|p| p.starts_with("/d")).collect::<Vec<_>>(),
+        vec!["/d", "/d/new", "/d/sub", "/d/sub/new2"]
+    );
+}
+
+#[test]
+fn whiteout_only_hides_lower_layers() {
+    let s = Scratch::new();
+    lower(&s);
+    // Same layer writes x then whites it out: the layer's own x stays. The whiteout of the
+    // lower etc/keep before a re-add replaces it.
+    apply(
+        &s,
+        TarMaker::new()
+            .file("x", b"mine")
+            .file(".wh.x", b"")
+            .file("etc/.wh.keep", b"")
+            .file("etc/keep", b"new")
+            .finish(),
+    );
+    assert_eq!(fs::read(host(&s.root(), "x")).unwrap(), b"mine");
+    assert_eq!(fs::read(host(&s.root(), "etc/keep")).unwrap(), b"new");
+    assert!(!host(&s.root(), ".wh.x").exists());
+}
+
+#[test]
+fn type_replacement_rules() {
+    let s = Scratch::new();
+    lower(&s);
+    let tar = TarMaker::new().file("opt/tree", b"file now").dir("etc/keep").symlink("d", "/opt").finish();
+    apply(&s, tar);
+    let r = s.root();
+    assert_eq!(fs::read(host(&r, "opt/tree")).unwrap(), b"file now");
+    assert!(host(&r, "etc/keep").is_dir());
+    assert_eq!(fs::read_link(host(&r, "d")).unwrap().to_str().unwrap(), "/opt");
+}
+
+#[test]
+fn metadata_is_applied_exactly() {
+    let s = Scratch::new();
+    let big = 3_000_000u64;
+    let cap: &[u8] = &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let tar = TarMaker::new()
+        .dir_with("dir", 0o1777, 1_500_000_000)
+        .file_with("dir/suid", b"s", 0o4755, 0, 0, 1_400_000_000)
+        .file_with("dir/sgid", b"g", 0o2711, 10, 20, 1_400_000_001)
+        .pax(&[("uid", big.to_string().as_bytes()), ("gid", b"3000001")])
+        .file_with("dir/bigid", b"b", 0o600, 0, 0, 1_400_000_002)
+        .pax(&[
+            ("SCHILY.xattr.security.capability", cap),
+            ("SCHILY.xattr.user.note", b"hi"),
+            ("mtime", b"1400000003.25"),
+        ])
+        .file_with("dir/caps", b"c", 0o755, 0, 0, 1)
+        .finish();
+    apply(&s, tar);
+    let t = tree(&s.root_path());
+    let d = &t["/dir"];
+    assert_eq!((d.mode, d.mtime), (0o1777, 1_500_000_000), "dir mtime is set after its children");
+    assert_eq!(t["/dir/suid"].mode, 0o4755);
+    assert_eq!((t["/dir/sgid"].mode, t["/dir/sgid"].uid, t["/dir/sgid"].gid), (0o2711, 10, 20));
+    assert_eq!((t["/dir/bigid"].uid, t["/dir/bigid"].gid), (3_000_000, 3_000_001));
+    let caps = &t["/dir/caps"];
+    assert_eq!(caps.xattrs["security.capability"], cap);
+    assert_eq!(caps.xattrs["user.note"], b"hi");
+    let md = fs::metadata(host(&s.root(), "dir/caps")).unwrap();
+    assert_eq!((md.mtime(), md.mtime_nsec()), (1_400_000_003, 250_000_000));
+}
+
+#[test]
+fn hardlinks_share_inodes() {
+    let s = Scratch::new();
+    let tar = TarMaker::new()
+        .dir("bin")
+        .file_with("bin/busybox", b"BB", 0o755, 0, 0, 1)
+        .hardlink("bin/sh", "bin/busybox")
+        .hardlink("bin/ls", "./bin/busybox")
+        .finish();
+    let st = apply(&s, tar);
+    assert_eq!((st.entries, st.bytes), (4, 2));
+    let ino = |p: &str| fs::metadata(host(&s.root(), p)).unwrap().ino();
+    assert_eq!(ino("bin/sh"), ino("bin/busybox"));
+    assert_eq!(ino("bin/ls"), ino("bin/busybox"));
+    // Re-applying the same layer keeps them linked.
+    apply(&s, TarMaker::new().hardlink("bin/sh", "bin/busybox").finish());
+    assert_eq!(ino("bin/sh"), ino("bin/busybox"));
+}
+
+#[test]
+fn open_layer_sniffs_compression() {
+    let s = Scratch::new();
+    let tar = TarMaker::new().dir("a").file("a/b", &vec![42u8; 100_000]).finish();
+    let dir = s.dir.path();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    fs::write(dir.join("l.gz"), gz.finish().unwrap()).unwrap();
+    fs::write(dir.join("l.zst"), zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+    fs::write(dir.join("l.tar"), &tar).unwrap();
+    for (i, name) in ["l.gz", "l.zst", "l.tar"].iter().enumerate() {
+        let root = s.other_root(&format!("root{i}"));
+        let r = open_layer(fs::File::open(dir.join(name)).unwrap()).unwrap();
+        let st = unpack_layer(&root, r, &opts()).unwrap();
+        assert_eq!(st.bytes, 100_000, "{name}");
+        assert_eq!(fs::read(host(&root, "a/b")).unwrap().len(), 100_000);
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+}
+
+/// Archives written by GNU tar itself (posix with long names and xattrs; gnu with long names
+/// and a sparse file) apply exactly.
+#[test]
+fn gnu_tar_archives_apply_exactly() {
+    let s = Scratch::new();
+    let src = s.dir.path().join("root-src");
+    let long = "d".repeat(60) + "/" + &"e".repeat(60) + "/" + &"f".repeat(80);
+    fs::create_dir_all(src.join(&long)).unwrap();
+    fs::write(src.join(&long).join("file-".repeat(20)), b"deep").unwrap();
+    std::os::unix::fs::symlink(format!("/{long}"), src.join("ln")).unwrap();
+    let sparse = fs::File::create(src.join("sparse")).unwrap();
+    sparse.set_len(8 << 20).unwrap();
+    // More data segments than a GNU header holds inline: sparse extension blocks follow it.
+    for k in 1..12u64 {
+        std::os::unix::fs::FileExt::write_at(&sparse, b"segment", k * (600 << 10)).unwrap();
+    }
+    drop(sparse);
+    rustix::fs::lsetxattr(src.join("ln").as_path(), "trusted.x", b"1", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::lsetxattr(src.join("sparse").as_path(), "user.y", b"2", rustix::fs::XattrFlags::empty()).unwrap();
+    for (i, args) in
+        [vec!["--format=posix", "--xattrs", "--xattrs-include=*"], vec!["--format=gnu", "-S"]].iter().enumerate()
+    {
+        let tarfile = s.dir.path().join(format!("root-{i}.tar"));
+        let out = std::process::Command::new("tar")
+            .args(args)
+            .arg("-cf")
+            .arg(&tarfile)
+            .arg("-C")
+            .arg(&src)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let dst = s.other_root(&format!("root-dst{i}"));
+        unpack_layer(&dst, open_layer(fs::File::open(&tarfile).unwrap()).unwrap(), &opts()).unwrap();
+        let mut want = tree(&src);
+        if i == 1 {
+            // The gnu format carries no xattrs.
+            want.values_mut().for_each(|n| n.xattrs.clear());
+        }
+        fs_support::assert_same_tree(&want, &tree(dst.host_path()));
+        fs::remove_file(&tarfile).unwrap();
+    }
+}
+
+#[test]
+fn aufs_metadata_is_skipped() {
+    let s = Scratch::new();
+    lower(&s);
+    let st = apply(
+        &s,
+        TarMaker::new()
+            .file(".wh..wh.aufs", b"")
+            .dir(".wh..wh.plnk")
+            .file(".wh..wh.plnk/123.456", b"x")
+            .dir(".wh..wh.orph")
+            .file("etc/added", b"a")
+            .finish(),
+    );
+    assert_eq!((st.entries, st.whiteouts), (1, 0));
+    assert!(tree(&s.root_path()).keys().all(|p| !p.contains(".wh.")));
+    assert!(host(&s.root(), "etc/added").exists());
+}
