@@ -31,5 +31,4 @@ c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != 
 json.dump(c, open(p, "w"))
 PY
 echo "==> running it with crun"
-crun run --bundle "$envdir/bundle" "trowel-demo-$$"
-crun delete -f "trowel-demo-$$" >/dev/null 2>&1 || true
+scripts/crun-run.sh "$envdir/bundle" "trowel-demo-$$"

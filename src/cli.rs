@@ -14,7 +14,11 @@ use crate::registry::RegistryOptions;
 use crate::sandbox::Isolation;
 
 #[derive(Debug, Parser)]
-#[command(name = "trowel", version, about = "Build container images from a Dockerfile without a daemon, and debug the build")]
+#[command(
+    name = "trowel",
+    version,
+    about = "Build container images from a Dockerfile without a daemon, and debug the build"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -375,8 +379,13 @@ mod tests {
     fn build_args_from_env_and_values() {
         // SAFETY: tests in this module do not read this variable concurrently.
         unsafe { std::env::set_var("TROWEL_TEST_ARG_FROM_ENV", "from-env") };
-        let m = parse_build_args(&["A=1".into(), "B=x=y".into(), "TROWEL_TEST_ARG_FROM_ENV".into(), "UNSET_ARG_XYZ".into()])
-            .unwrap();
+        let m = parse_build_args(&[
+            "A=1".into(),
+            "B=x=y".into(),
+            "TROWEL_TEST_ARG_FROM_ENV".into(),
+            "UNSET_ARG_XYZ".into(),
+        ])
+        .unwrap();
         assert_eq!(m.get("A").unwrap(), "1");
         assert_eq!(m.get("B").unwrap(), "x=y");
         assert_eq!(m.get("TROWEL_TEST_ARG_FROM_ENV").unwrap(), "from-env");

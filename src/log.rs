@@ -146,7 +146,11 @@ impl EventSink for LogPrinter {
                 }
                 if done >= total {
                     self.finish_bar(&key);
-                    self.line(Level::Debug, ms, &format!("Pulled {} from {reference} ({})", digest.short(), human(*total)));
+                    self.line(
+                        Level::Debug,
+                        ms,
+                        &format!("Pulled {} from {reference} ({})", digest.short(), human(*total)),
+                    );
                 }
             }
             Event::BaseUnpacked { layers, entries, bytes, duration_ms, .. } => self.line(
@@ -212,7 +216,9 @@ impl EventSink for LogPrinter {
                 ms,
                 &format!("Image {manifest_digest}: {} layers, {}", layers.len(), human(*size)),
             ),
-            Event::PushStarted { destination } => self.line(Level::Info, ms, &format!("Pushing image to {destination}")),
+            Event::PushStarted { destination } => {
+                self.line(Level::Info, ms, &format!("Pushing image to {destination}"))
+            }
             Event::PushProgress { destination, digest, sent, total } => {
                 let key = format!("push {destination} {digest}");
                 let label = format!("push {}", digest.short());
@@ -230,7 +236,10 @@ impl EventSink for LogPrinter {
                 self.line(Level::Debug, ms, &format!("{}: {a} ({})", digest.short(), human(*size)));
             }
             Event::PushFinished { destination, digest, .. } => {
-                let repo = destination.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(destination.as_str(), |(r, _)| r);
+                let repo = destination
+                    .rsplit_once(':')
+                    .filter(|(_, t)| !t.contains('/'))
+                    .map_or(destination.as_str(), |(r, _)| r);
                 self.line(Level::Info, ms, &format!("Pushed {repo}@{digest}"))
             }
             Event::OutputWritten { kind, path } => self.line(Level::Info, ms, &format!("Wrote {kind} {path}")),

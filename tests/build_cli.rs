@@ -14,7 +14,10 @@ fn write_context(dir: &Path, dockerfile: &str) {
 }
 
 fn simple_dockerfile() -> String {
-    format!("FROM {}\nRUN echo hello > /hello.txt\nCOPY ctx.txt /ctx.txt\nCMD [\"cat\", \"/hello.txt\"]\n", env().busybox())
+    format!(
+        "FROM {}\nRUN echo hello > /hello.txt\nCOPY ctx.txt /ctx.txt\nCMD [\"cat\", \"/hello.txt\"]\n",
+        env().busybox()
+    )
 }
 
 fn context_with(dockerfile: &str) -> tempfile::TempDir {
@@ -129,7 +132,6 @@ fn kaniko_style_invocation_without_subcommand() {
         .arg("Dockerfile")
         .arg("--destination")
         .arg(&dest)
-        .arg("--cache=false")
         .arg("--snapshot-mode=redo"));
     assert_ok(&o);
     assert_eq!(skopeo_inspect(&dest)["Layers"].as_array().unwrap().len(), 3);
@@ -189,10 +191,11 @@ fn push_to_basic_auth_registry_with_docker_config() {
     // Without credentials the push check fails before anything is built, with a clear error.
     let dest2 = format!("{}/{}:1", e.auth_registry, unique_repo("noauth"));
     let empty = tempfile::tempdir().unwrap();
-    let o = run(trowel().env("DOCKER_CONFIG", empty.path()).args(["build", "--context"]).arg(ctx.path()).args([
-        "--destination",
-        &dest2,
-    ]));
+    let o = run(trowel()
+        .env("DOCKER_CONFIG", empty.path())
+        .args(["build", "--context"])
+        .arg(ctx.path())
+        .args(["--destination", &dest2]));
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains(&dest2) && err.to_lowercase().contains("unauthorized"), "{err}");
@@ -211,10 +214,8 @@ fn tls_registry_needs_its_ca() {
     assert!(err.contains("certificate") || err.contains("tls"), "{err}");
     // With --registry-certificate it works.
     let host = e.tls_registry.clone();
-    let o = build(
-        ctx.path(),
-        &["--destination", &dest, "--registry-certificate", &format!("{host}={}", e.ca.display())],
-    );
+    let o =
+        build(ctx.path(), &["--destination", &dest, "--registry-certificate", &format!("{host}={}", e.ca.display())]);
     assert_ok(&o);
     let i = run(Command::new("skopeo").args([
         "inspect",

@@ -53,8 +53,9 @@ struct Expect {
     log_contains: Vec<String>,
     #[serde(default)]
     log_lacks: Vec<String>,
-    #[serde(default)]
-    comment: Option<String>,
+    /// What the case is about (documentation only).
+    #[serde(default, rename = "comment")]
+    _comment: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

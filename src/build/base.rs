@@ -25,7 +25,7 @@ impl Engine<'_> {
     /// Resolves the base and returns the stage's initial state (no root yet).
     pub(crate) fn start_stage(&mut self, idx: usize, loc: &Location) -> Result<StageState, BuildError> {
         let planned = self.plan.stages[idx].clone();
-        let mut args = ArgScope::new(&self.plan, &self.opts.build_args);
+        let args: ArgScope = self.plan.arg_scope();
         let comp = self.opts.compression;
         let (config, format, layers, base_digest) = match &planned.base {
             Base::Scratch => {
@@ -39,10 +39,8 @@ impl Engine<'_> {
             }
             Base::Image(r) => {
                 let img = self.resolve_image(r, loc)?;
-                let config = ImageConfig::from_bytes(&img.config_bytes).map_err(|e| BuildError::Pull {
-                    reference: r.clone(),
-                    message: e.to_string(),
-                })?;
+                let config = ImageConfig::from_bytes(&img.config_bytes)
+                    .map_err(|e| BuildError::Pull { reference: r.clone(), message: e.to_string() })?;
                 let layers = base_layers(&img, &config, r)?;
                 self.emitter.emit(Event::BaseResolved {
                     stage: idx,
@@ -76,23 +74,7 @@ impl Engine<'_> {
         for (k, v) in &self.opts.labels {
             config.set_label(k, v);
         }
-        args.enter_stage();
-        Ok(StageState {
-            index: idx,
-            name: planned.name.clone(),
-            config,
-            format,
-            layers,
-            root: None,
-            args,
-            cmd_set: false,
-            base_display: match &planned.base {
-                Base::Scratch => "scratch".into(),
-                Base::Image(r) => r.clone(),
-                Base::Stage(p) => format!("stage {p}"),
-            },
-            base_digest,
-        })
+        Ok(StageState { index: idx, config, format, layers, root: None, args, cmd_set: false, base_digest })
     }
 
     /// Resolves an image reference in the registry.
@@ -221,8 +203,7 @@ impl Engine<'_> {
     pub(crate) fn check_push_access(&self) -> Result<(), BuildError> {
         let mut seen = std::collections::BTreeSet::new();
         for d in &self.opts.destinations {
-            let r = Reference::parse(d)
-                .map_err(|e| BuildError::Setup(format!("invalid --destination {d:?}: {e}")))?;
+            let r = Reference::parse(d).map_err(|e| BuildError::Setup(format!("invalid --destination {d:?}: {e}")))?;
             if !seen.insert(r.repo_ref()) {
                 continue;
             }

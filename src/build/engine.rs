@@ -3,7 +3,7 @@
 //! boundary is a point where the [`Controller`] may pause or abort.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::build::controller::{Controller, Decision, StepContext};
@@ -82,7 +82,11 @@ pub(crate) struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    fn new(opts: &'a BuildOptions, emitter: Emitter, controller: &'a mut dyn Controller) -> Result<Engine<'a>, BuildError> {
+    fn new(
+        opts: &'a BuildOptions,
+        emitter: Emitter,
+        controller: &'a mut dyn Controller,
+    ) -> Result<Engine<'a>, BuildError> {
         let text = std::fs::read_to_string(&opts.dockerfile)
             .map_err(|e| BuildError::Setup(format!("read Dockerfile {}: {e}", opts.dockerfile.display())))?;
         let df = dockerfile::parse(&opts.dockerfile, &text)?;
@@ -91,7 +95,7 @@ impl<'a> Engine<'a> {
             &df,
             opts.target.as_deref(),
             &opts.build_args,
-            &dockerfile::PlatformArgs::new(&platform, &Platform::host()),
+            &dockerfile::PlatformArgs { target: platform.clone(), build: Platform::host() },
         )?;
         let context = Root::open(&opts.context)
             .map_err(|e| BuildError::Setup(format!("open build context {}: {e}", opts.context.display())))?;
@@ -235,11 +239,12 @@ impl<'a> Engine<'a> {
         let mut steps: Vec<(StepId, Instruction)> = Vec::new();
         let first_trigger_id = instructions.len() + 1;
         for (i, t) in triggers.iter().enumerate() {
-            let mut ins = dockerfile::parse_instruction_line(&self.opts.dockerfile, t).map_err(|e| BuildError::Step {
-                location: loc.clone(),
-                message: format!("ONBUILD trigger {t:?} from the base image: {e}"),
-                exit_code: None,
-            })?;
+            let mut ins =
+                dockerfile::parse_instruction_line(&self.opts.dockerfile, t).map_err(|e| BuildError::Step {
+                    location: loc.clone(),
+                    message: format!("ONBUILD trigger {t:?} from the base image: {e}"),
+                    exit_code: None,
+                })?;
             ins.line = from.line;
             ins.end_line = from.end_line;
             steps.push((StepId { stage: idx, step: first_trigger_id + i }, ins));
@@ -294,10 +299,14 @@ impl<'a> Engine<'a> {
         let result = steps::execute(self, st, &ctx, expanded);
         let (status, layer, exit_code) = match &result {
             Ok(StepOutcome { status, layer }) => (*status, layer.clone(), None),
-            Err(e) => (StepStatus::Failed, None, match e {
-                BuildError::Step { exit_code, .. } => *exit_code,
-                _ => None,
-            }),
+            Err(e) => (
+                StepStatus::Failed,
+                None,
+                match e {
+                    BuildError::Step { exit_code, .. } => *exit_code,
+                    _ => None,
+                },
+            ),
         };
         self.emitter.emit(Event::StepFinished {
             id,
@@ -346,10 +355,6 @@ impl<'a> Engine<'a> {
             .map_err(|e| BuildError::Setup(format!("create {name} dir: {e}")))?
             .keep();
         Ok(dir)
-    }
-
-    pub fn work_path(&self) -> &Path {
-        self.work.path()
     }
 }
 

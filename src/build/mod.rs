@@ -5,12 +5,12 @@
 //! pause), assemble the image, write local outputs and push. The steps themselves live in
 //! [`steps`], one file per kind of instruction.
 
+mod base;
 pub mod controller;
 pub mod engine;
 pub mod error;
 pub mod event;
 pub mod options;
-mod base;
 mod publish;
 mod stage;
 mod steps;

@@ -98,7 +98,8 @@ impl Engine<'_> {
         }
         if let Some(p) = &self.opts.oci_layout_path {
             let name = dests.first().map(|d| d.to_string());
-            outputs::write_oci_layout(p, image, &self.store, name.as_deref()).map_err(|e| out_err("OCI layout", p, e))?;
+            outputs::write_oci_layout(p, image, &self.store, name.as_deref())
+                .map_err(|e| out_err("OCI layout", p, e))?;
             self.emitter.emit(Event::OutputWritten { kind: "OCI layout".into(), path: p.display().to_string() });
         }
         let mut pushed = Vec::new();

@@ -43,7 +43,6 @@ impl BuildRoot {
 
 pub struct StageState {
     pub index: usize,
-    pub name: Option<String>,
     pub config: ImageConfig,
     pub format: ManifestFormat,
     pub layers: Vec<StageLayer>,
@@ -51,8 +50,6 @@ pub struct StageState {
     pub args: ArgScope,
     /// CMD was set in this stage (an ENTRYPOINT then keeps it, as Docker does).
     pub cmd_set: bool,
-    /// The base as shown to people.
-    pub base_display: String,
     /// Manifest digest of the base image, for cache keys and traces.
     pub base_digest: Option<Digest>,
 }

@@ -11,7 +11,7 @@ pub struct StepVars<'a> {
 
 impl Vars for StepVars<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        self.config.env_var(name).or_else(|| self.args.value(name))
+        self.config.env_var(name).or_else(|| self.args.value(name).map(str::to_string))
     }
 }
 
@@ -19,7 +19,7 @@ impl Vars for StepVars<'_> {
 /// process but are never written to the image), plus `PATH` and `HOME` defaults.
 pub fn run_env(config: &ImageConfig, args: &ArgScope, home: &str) -> Vec<(String, String)> {
     let mut env = config.env();
-    for (k, v) in args.visible() {
+    for (k, v) in args.run_env() {
         if !env.iter().any(|(ek, _)| ek == &k) {
             env.push((k, v));
         }

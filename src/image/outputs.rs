@@ -109,7 +109,12 @@ fn blob_path(d: &Digest) -> String {
 /// layout (`oci-layout`, `index.json`, `blobs/sha256/…`) plus the legacy `manifest.json` that
 /// names the config and layer files, so `docker load`, `podman load` and
 /// `skopeo copy docker-archive:` all read it. Layers stay compressed, as in the registry.
-pub fn write_docker_archive(path: &Path, image: &FinalImage, store: &BlobStore, tags: &[String]) -> Result<(), OutputError> {
+pub fn write_docker_archive(
+    path: &Path,
+    image: &FinalImage,
+    store: &BlobStore,
+    tags: &[String],
+) -> Result<(), OutputError> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(io_at(&dir))?;
     let tmp = tempfile::Builder::new().prefix(".trowel-").tempfile_in(&dir).map_err(io_at(path))?;
@@ -177,7 +182,12 @@ fn oci_index(image: &FinalImage, ref_name: Option<&str>) -> serde_json::Value {
 
 /// `--oci-layout-path`: an OCI image layout directory. If the directory already holds a layout,
 /// the image is added to its index (replacing an entry with the same ref name), as kaniko does.
-pub fn write_oci_layout(dir: &Path, image: &FinalImage, store: &BlobStore, ref_name: Option<&str>) -> Result<(), OutputError> {
+pub fn write_oci_layout(
+    dir: &Path,
+    image: &FinalImage,
+    store: &BlobStore,
+    ref_name: Option<&str>,
+) -> Result<(), OutputError> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_at(&blobs))?;
     let put = |d: &Digest, bytes: &[u8]| write_atomic(&dir.join(blob_path(d)), bytes);

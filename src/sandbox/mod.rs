@@ -67,6 +67,14 @@ pub enum Isolation {
     Chroot,
 }
 
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isolation::Chroot => "chroot",
+        })
+    }
+}
+
 /// Where the command's standard streams go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StdioMode {

@@ -112,7 +112,7 @@ pub fn skopeo_inspect(reference: &str) -> serde_json::Value {
 
 /// `skopeo inspect --config`: the raw image config.
 pub fn skopeo_config(reference: &str) -> serde_json::Value {
-    skopeo_json(&["inspect", "--tls-verify=false", "--config", &format!("docker://{reference}")])
+    skopeo_json(&["inspect", "--tls-verify=false", "--config", "--raw", &format!("docker://{reference}")])
 }
 
 /// `skopeo inspect --raw`: the raw manifest.
@@ -151,13 +151,20 @@ impl Unpacked {
 pub fn pull_and_unpack(reference: &str) -> Unpacked {
     let dir = tempfile::Builder::new().prefix("trowel-unpack-").tempdir().unwrap();
     let layout = dir.path().join("layout");
-    let o = run(Command::new("skopeo").args([
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        &format!("docker://{reference}"),
-        &format!("oci:{}:img", layout.display()),
-    ]));
+    // umoci 0.4.7 cannot read zstd layers: let skopeo (an independent zstd reader) recompress
+    // them as gzip on the way into the layout.
+    let manifest = skopeo_manifest(reference);
+    let zstd = manifest["layers"]
+        .as_array()
+        .is_some_and(|ls| ls.iter().any(|l| l["mediaType"].as_str().is_some_and(|m| m.ends_with("zstd"))));
+    let mut args = vec!["copy", "-q", "--src-tls-verify=false"];
+    if zstd {
+        args.extend(["--dest-compress", "--dest-compress-format", "gzip"]);
+    }
+    let src = format!("docker://{reference}");
+    let dst = format!("oci:{}:img", layout.display());
+    args.extend([src.as_str(), dst.as_str()]);
+    let o = run(Command::new("skopeo").args(&args));
     assert_ok(&o);
     unpack_layout(dir, &layout, "img")
 }
@@ -189,8 +196,7 @@ pub fn crun_run(bundle: &Path, args: Option<&[&str]>) -> (i32, String, String) {
     }
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
     let id = unique_repo("crun");
-    let o = run(Command::new("crun").args(["run", "--bundle", bundle.to_str().unwrap(), &id]).stdin(Stdio::null()));
-    let _ = Command::new("crun").args(["delete", "-f", &id]).output();
+    let o = run(Command::new(repo_root().join("scripts/crun-run.sh")).arg(bundle).arg(&id).stdin(Stdio::null()));
     (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
 }
 

@@ -18,10 +18,13 @@ pub fn apply(
     expanded: Expanded,
 ) -> Result<StepOutcome, BuildError> {
     match expanded {
-        Expanded::Arg(args) => {
-            for (name, default) in args {
-                st.args.declare(&name, default);
-            }
+        Expanded::Arg(_) => {
+            // ARG defaults are expanded only when no --build-arg replaces them (BuildKit), so
+            // the scope applies the raw instruction rather than the pre-expanded words.
+            let before = st.args.clone();
+            let vars = crate::build::vars::StepVars { config: &st.config, args: &before };
+            let escape = engine.df.escape;
+            st.args.apply(ctx.instruction, &vars, escape)?;
             return Ok(StepOutcome::metadata());
         }
         Expanded::Env(pairs) => {

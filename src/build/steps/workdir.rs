@@ -3,11 +3,11 @@
 
 use crate::build::engine::Engine;
 use crate::build::error::BuildError;
+use crate::build::event::StepStatus;
 use crate::build::stage::StageState;
 use crate::build::steps::layer::{Scope, commit, empty_history};
 use crate::build::steps::run::resolve_stage_user;
 use crate::build::steps::{StepCtx, StepOutcome};
-use crate::build::event::StepStatus;
 
 pub fn workdir(
     engine: &mut Engine<'_>,

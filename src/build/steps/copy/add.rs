@@ -13,7 +13,13 @@ use crate::fs::root::Root;
 use crate::fs::unpack::{UnpackOptions, unpack_layer};
 
 /// Writes a heredoc source as a file.
-pub fn write_inline(dst: &Root, target: &str, content: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<(), String> {
+pub fn write_inline(
+    dst: &Root,
+    target: &str,
+    content: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), String> {
     let owner = owner.unwrap_or((0, 0));
     if let Some((parent, _)) = target.rsplit_once('/')
         && !parent.is_empty()
@@ -99,7 +105,7 @@ pub fn download(
     dst.set_mode(&target, mode).map_err(|e| format!("chmod {target}: {e}"))?;
     dst.set_owner(&target, owner.0, owner.1).map_err(|e| format!("chown {target}: {e}"))?;
     if let Some(t) = mtime {
-        let ts = crate::fs::root::Timespec { sec: t, nsec: 0 };
+        let ts = crate::fs::Timespec::new(t, 0);
         dst.set_times(&target, ts, ts).map_err(|e| format!("set times on {target}: {e}"))?;
     }
     let _ = std::fs::remove_dir_all(&tmp_dir);

@@ -62,7 +62,9 @@ pub fn copy(
         None => None,
     };
     let mode = match &c.chmod {
-        Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| ctx.fail(format!("invalid --chmod {m:?}: expected octal")))?),
+        Some(m) => {
+            Some(u32::from_str_radix(m, 8).map_err(|_| ctx.fail(format!("invalid --chmod {m:?}: expected octal")))?)
+        }
         None => None,
     };
     let excludes = if c.excludes.is_empty() {
@@ -92,7 +94,9 @@ pub fn copy(
     let mut items: Vec<sources::Item> = Vec::new();
     for s in &c.sources {
         match s {
-            ExpandedSource::Heredoc { name, content } => items.push(sources::Item::Inline { name: name.clone(), content: content.clone() }),
+            ExpandedSource::Heredoc { name, content } => {
+                items.push(sources::Item::Inline { name: name.clone(), content: content.clone() })
+            }
             ExpandedSource::Path(p) if is_add && is_url(p) => items.push(sources::Item::Url(p.clone())),
             ExpandedSource::Path(p) => {
                 if !is_add && is_url(p) {
@@ -119,15 +123,17 @@ pub fn copy(
         || multiple
         || dst.stat(&dest).map_err(|e| ctx.fail(format!("{dest}: {e}")))?.is_some_and(|s| s.is_dir());
     let mut written: Vec<String> = Vec::new();
-    let exclude_fn = |rel: &str| -> bool {
-        excludes.as_ref().is_some_and(|x| x.is_excluded(rel)) || ignore.is_some_and(|i| i.is_excluded(rel))
-    };
+    // `--exclude` patterns are relative to the copied directory (or, for a single file, to the
+    // context); `.dockerignore` patterns are always relative to the context.
+    let excluded_by_flag = |rel: &str| excludes.as_ref().is_some_and(|x| x.is_excluded(rel));
+    let ignored = |ctx_rel: &str| ignore.is_some_and(|i| i.is_excluded(ctx_rel));
     for item in items {
         match item {
             sources::Item::Inline { name, content } => {
                 let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
                 let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
-                add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner).map_err(|e| ctx.fail(e))?;
+                add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner)
+                    .map_err(|e| ctx.fail(e))?;
                 written.push(scope);
             }
             sources::Item::Url(url) => {
@@ -148,13 +154,20 @@ pub fn copy(
                     (_, None) if dest_is_dir => format!("{}/{name}", dest.trim_end_matches('/')),
                     (_, None) => dest.clone(),
                 };
+                if kind != SourceKind::Dir && excluded_by_flag(&rel) {
+                    continue;
+                }
                 let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
                 let prefix = rel.clone();
                 let excl = |sub: &str| -> bool {
-                    let full = if sub.is_empty() { prefix.clone() } else { format!("{prefix}/{sub}") };
-                    exclude_fn(full.trim_start_matches('/'))
+                    if sub.is_empty() {
+                        return false;
+                    }
+                    let ctx_rel = if prefix.is_empty() { sub.to_string() } else { format!("{prefix}/{sub}") };
+                    excluded_by_flag(sub) || ignored(&ctx_rel)
                 };
-                let opts = CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, exclude: &excl };
+                let opts =
+                    CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, exclude: &excl };
                 copy_tree(src_root, &rel, dst, &target, &opts)
                     .map_err(|e| ctx.fail(format!("copy {rel} to {target}: {e}")))?;
                 written.push(scope);
@@ -212,7 +225,12 @@ fn chown_ids(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result<(u32, u32
                     (parts.next() == Some(name)).then(|| parts.nth(1).and_then(|id| id.parse().ok())).flatten()
                 })
             })
-            .ok_or_else(|| ctx.fail(format!("--chown={spec}: unable to find {what} {name} in the image's /etc/{what_file}", what_file = if what == "user" { "passwd" } else { "group" })))
+            .ok_or_else(|| {
+                ctx.fail(format!(
+                    "--chown={spec}: unable to find {what} {name} in the image's /etc/{what_file}",
+                    what_file = if what == "user" { "passwd" } else { "group" }
+                ))
+            })
     };
     let uid = lookup(&passwd, u, "user")?;
     let gid = match g {
@@ -274,4 +292,3 @@ fn source_root<'e>(engine: &'e Engine<'_>, st: &StageState, from: &str) -> &'e R
         None => engine.external.get(from).expect("prepared").root.root(),
     }
 }
-

@@ -105,7 +105,7 @@ pub fn expand(
         };
         let kind = if stat.is_dir() {
             SourceKind::Dir
-        } else if stat.is_file() {
+        } else if stat.file_type == crate::fs::FileType::File {
             SourceKind::File
         } else {
             SourceKind::Other
@@ -133,7 +133,8 @@ pub fn expand(
 }
 
 fn list_dir(root: &Root, dir: &str) -> Result<Vec<String>, String> {
-    let resolved = if dir.is_empty() { "/".to_string() } else { root.resolve(dir).map_err(|e| format!("{dir}: {e}"))? };
+    let resolved =
+        if dir.is_empty() { "/".to_string() } else { root.resolve(dir).map_err(|e| format!("{dir}: {e}"))? };
     let host = root.host_path().join(resolved.trim_start_matches('/'));
     let rd = match std::fs::read_dir(&host) {
         Ok(rd) => rd,
