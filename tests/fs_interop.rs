@@ -4,6 +4,7 @@
 
 mod fs_support;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, lchown, symlink};
 use std::path::Path;
@@ -85,7 +86,18 @@ fn trowel_applies_umoci_layers() {
         whiteouts += unpack_layer(&dst, open_layer(fs::File::open(l).unwrap()).unwrap(), &opts).unwrap().whiteouts;
     }
     assert!(whiteouts >= 2, "umoci's second layer carries whiteouts");
-    assert_same_tree(&tree(&src), &tree(dst.host_path()));
+    // The reference is umoci applying its own layers (not the bundle it packed: umoci rounds
+    // mtimes to the second when writing them). A directory that a layer's whiteouts change
+    // without the layer declaring it gets the time of the unpack, so directory mtimes are
+    // only comparable with the source.
+    let strip = |mut t: BTreeMap<String, fs_support::Node>, all: bool| {
+        t.values_mut().filter(|n| all || n.kind == "dir").for_each(|n| n.mtime = 0);
+        t
+    };
+    umoci(&["unpack", "--image", "root-layout:t", "root-reference"], work);
+    assert_same_tree(&strip(tree(&work.join("root-reference/rootfs")), false), &strip(tree(dst.host_path()), false));
+    // And apart from mtimes, it is the tree that was packed.
+    assert_same_tree(&strip(tree(&src), true), &strip(tree(dst.host_path()), true));
 }
 
 fn put_json(store: &BlobStore, v: &serde_json::Value) -> (Digest, u64) {

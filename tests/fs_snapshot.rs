@@ -31,6 +31,13 @@ fn setup(mode: SnapshotMode) -> (Scratch, Snapshotter) {
     fs::write(r.join("tree/sub/deeper/f"), b"x").unwrap();
     fs::write(r.join("tree/top"), b"y").unwrap();
     symlink("/etc/conf", r.join("link")).unwrap();
+    // Old times everywhere, so any change made by a test moves them whatever the clock's
+    // granularity.
+    let mut all: Vec<String> = fs_support::tree(&r).into_keys().collect();
+    all.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in all {
+        set_mtime(&r.join(p.trim_start_matches('/')), 1_500_000_000, 0);
+    }
     let mut snap = Snapshotter::new(sc.root(), mode, IgnoreList::new(["/proc"]));
     let st = snap.scan_initial().unwrap();
     assert_eq!(st.files_walked, 9, "root + 8 paths");
