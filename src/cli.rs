@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn kaniko_style_invocation_is_build() {
-        let cli = parse(&["trowel", "--context", "/ws", "--destination", "r/x:1", "--cache=true", "--no-push"]);
+        let cli = parse(&["trowel", "--context", "/ws", "--destination", "r/x:1", "--no-push=true"]);
         let Command::Build(b) = cli.command;
         assert_eq!(b.context, "/ws");
         assert!(b.no_push);

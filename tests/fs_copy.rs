@@ -6,14 +6,14 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 
 use fs_support::{Scratch, assert_same_tree, tree};
-use trowel::fs::{CopyOptions, FsError, Root, copy_tree};
+use trowel::fs::{CopyOptions, Filter, FsError, Root, copy_tree};
 
-fn keep_all(_: &str) -> bool {
-    false
+fn keep_all(_: &str) -> Filter {
+    Filter::Copy
 }
 
-fn opts(exclude: &dyn Fn(&str) -> bool) -> CopyOptions<'_> {
-    CopyOptions { owner: None, mode: None, preserve_times: true, exclude }
+fn opts(filter: &dyn Fn(&str) -> Filter) -> CopyOptions<'_> {
+    CopyOptions { owner: None, mode: None, preserve_times: true, filter }
 }
 
 /// A source tree in `root/ctx`.
@@ -41,7 +41,7 @@ fn copies_a_tree_with_links_modes_and_xattrs() {
     let s = Scratch::new();
     let src = source(&s);
     let dst = s.other_root("root-dst");
-    let ex = |p: &str| p.ends_with(".log") || p == "node_modules";
+    let ex = |p: &str| Filter::from_excluded(p.ends_with(".log") || p == "node_modules");
     let st = copy_tree(&src, "src/app", &dst, "/opt/app", &opts(&ex)).unwrap();
     assert_eq!((st.files, st.hardlinks, st.symlinks, st.dirs, st.bytes), (2, 1, 2, 2, 5));
     let mut want = tree(&s.root_path().join("src/app"));
@@ -58,7 +58,7 @@ fn chown_and_chmod_override() {
     let s = Scratch::new();
     let src = source(&s);
     let dst = s.other_root("root-dst");
-    let o = CopyOptions { owner: Some((1000, 1001)), mode: Some(0o640), preserve_times: false, exclude: &keep_all };
+    let o = CopyOptions { owner: Some((1000, 1001)), mode: Some(0o640), preserve_times: false, filter: &keep_all };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     for p in ["app", "app/main", "app/lib", "app/lib/a.so"] {
         let md = fs::symlink_metadata(dst.host_path().join(p)).unwrap();
@@ -116,4 +116,31 @@ fn missing_source_is_reported() {
         Err(FsError::NotFound { path, .. }) => assert_eq!(path, "/nope"),
         other => panic!("expected NotFound, got {other:?}"),
     }
+}
+
+/// An excluded directory with an exception below it (`.dockerignore`: `docs` then
+/// `!docs/keep.md`) is walked: only what the exception re-includes is copied, and a walked
+/// directory with nothing copied inside is not created.
+#[test]
+fn descend_copies_only_exceptions_below_excluded_dirs() {
+    let s = Scratch::new();
+    let r = s.root_path();
+    fs::create_dir_all(r.join("ctx/docs/deep")).unwrap();
+    fs::create_dir_all(r.join("ctx/empty-walked")).unwrap();
+    fs::write(r.join("ctx/docs/keep.md"), b"keep").unwrap();
+    fs::write(r.join("ctx/docs/drop.md"), b"drop").unwrap();
+    fs::write(r.join("ctx/docs/deep/drop.md"), b"drop").unwrap();
+    fs::write(r.join("ctx/empty-walked/drop.md"), b"drop").unwrap();
+    fs::write(r.join("ctx/top.txt"), b"top").unwrap();
+    let src = s.root();
+    let dst = s.other_root("root-dst");
+    let f = |p: &str| match p {
+        "docs" | "docs/deep" | "empty-walked" => Filter::Descend,
+        "docs/keep.md" | "top.txt" => Filter::Copy,
+        _ => Filter::Skip,
+    };
+    copy_tree(&src, "/ctx", &dst, "/out", &opts(&f)).unwrap();
+    let got = tree(&dst.host_path().join("out"));
+    let paths: Vec<&str> = got.keys().map(String::as_str).collect();
+    assert_eq!(paths, vec!["/docs", "/docs/keep.md", "/top.txt"]);
 }

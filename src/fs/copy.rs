@@ -22,9 +22,27 @@ pub struct CopyOptions<'a> {
     pub mode: Option<u32>,
     /// Keep the source's atime/mtime (otherwise the copies get the current time).
     pub preserve_times: bool,
-    /// Called with each path relative to `src_path` (`sub/file`); true skips it (and, for a
-    /// directory, everything below it).
-    pub exclude: &'a dyn Fn(&str) -> bool,
+    /// Called with each path relative to `src_path` (`sub/file`) to decide whether to copy it.
+    pub filter: &'a dyn Fn(&str) -> Filter,
+}
+
+/// What [`copy_tree`] does with one path below the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    Copy,
+    /// Skip it and everything below it.
+    Skip,
+    /// Skip it, but walk a directory anyway because something below may be copied (a
+    /// `.dockerignore` `!` exception under an excluded directory): the directory is created only
+    /// if something inside it is.
+    Descend,
+}
+
+impl Filter {
+    /// A filter from a plain "is it excluded" predicate (excluded directories are skipped whole).
+    pub fn from_excluded(excluded: bool) -> Filter {
+        if excluded { Filter::Skip } else { Filter::Copy }
+    }
 }
 
 impl std::fmt::Debug for CopyOptions<'_> {
@@ -127,6 +145,15 @@ impl Copier<'_> {
     }
 
     fn dir(&mut self, sp: &str, dp: &str, st: &Stat, rel: &str) -> Result<(), FsError> {
+        self.dir_inner(sp, dp, st, rel, false)
+    }
+
+    /// Copies a directory; with `lazy`, the destination directory is made only once a child is
+    /// actually copied (see [`Filter::Descend`]).
+    fn dir_inner(&mut self, sp: &str, dp: &str, st: &Stat, rel: &str, lazy: bool) -> Result<(), FsError> {
+        if lazy && !self.copies_something_below(sp, rel)? {
+            return Ok(());
+        }
         let mut created = false;
         let target = match self.dst.lstat(dp)? {
             Some(d) if d.is_dir() => dp.to_string(),
@@ -151,17 +178,43 @@ impl Copier<'_> {
         }
         for name in self.src.read_dir(sp)? {
             let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            if (self.opts.exclude)(&child_rel) {
+            let decision = (self.opts.filter)(&child_rel);
+            if decision == Filter::Skip {
                 continue;
             }
             let csp = path::join(sp, &name);
             let Some(cst) = self.src.lstat(&csp)? else { continue };
-            self.entry(&csp, &path::join(&target, &name), &cst, &child_rel)?;
+            let cdp = path::join(&target, &name);
+            match decision {
+                Filter::Descend if cst.is_dir() => self.dir_inner(&csp, &cdp, &cst, &child_rel, true)?,
+                Filter::Descend => {}
+                _ => self.entry(&csp, &cdp, &cst, &child_rel)?,
+            }
         }
         if created && self.opts.preserve_times {
             self.dir_times.push((target, st.atime, st.mtime));
         }
         Ok(())
+    }
+
+    /// Whether the filter lets anything below directory `sp` be copied.
+    fn copies_something_below(&self, sp: &str, rel: &str) -> Result<bool, FsError> {
+        for name in self.src.read_dir(sp)? {
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            match (self.opts.filter)(&child_rel) {
+                Filter::Skip => {}
+                Filter::Copy => return Ok(true),
+                Filter::Descend => {
+                    let csp = path::join(sp, &name);
+                    if self.src.lstat(&csp)?.is_some_and(|s| s.is_dir())
+                        && self.copies_something_below(&csp, &child_rel)?
+                    {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
     }
 
     fn file(&mut self, sp: &str, dp: &str, st: &Stat) -> Result<(), FsError> {

@@ -27,7 +27,7 @@ mod types;
 pub mod unpack;
 mod unpack_whiteout;
 
-pub use copy::{CopyOptions, CopyStats, copy_tree};
+pub use copy::{CopyOptions, CopyStats, Filter, copy_tree};
 pub use error::FsError;
 pub use ignore::IgnoreList;
 pub use layer::{LayerInfo, LayerOptions, write_layer};

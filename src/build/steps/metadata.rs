@@ -140,7 +140,8 @@ fn validate_signal(sig: &str) -> Result<(), String> {
     if let Ok(n) = sig.parse::<u32>() {
         return if (1..=64).contains(&n) { Ok(()) } else { Err(format!("invalid signal number {n}")) };
     }
-    let name = sig.strip_prefix("SIG").unwrap_or(sig).to_ascii_uppercase();
+    let upper = sig.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper).to_string();
     let rt_ok = |base: &str| -> bool {
         name.strip_prefix(base).is_some_and(|rest| {
             rest.is_empty() || rest.strip_prefix(['+', '-']).is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n <= 15))

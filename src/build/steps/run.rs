@@ -113,7 +113,9 @@ fn utf8_boundary(buf: &[u8]) -> usize {
         if b & 0b1100_0000 == 0b1000_0000 {
             continue; // continuation byte: keep looking for the lead byte
         }
-        let need = if b >= 0xF0 {
+        let need = if b >= 0xF8 {
+            1 // not a lead byte of any valid sequence: nothing to wait for
+        } else if b >= 0xF0 {
             4
         } else if b >= 0xE0 {
             3

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use crate::build::engine::Engine;
 use crate::digest::{Digest, Hasher};
-use crate::fs::copy::{CopyOptions, copy_tree};
+use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::fs::unpack::{UnpackOptions, unpack_layer};
@@ -190,8 +190,8 @@ pub fn extract(
     };
     unpack_layer(&tmp_root, reader, &opts).map_err(|e| format!("extract {rel}: {e}"))?;
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(|e| format!("create {dest}: {e}"))?;
-    let no_exclude = |_: &str| false;
-    let opts = CopyOptions { owner, mode: None, preserve_times: true, exclude: &no_exclude };
+    let all = |_: &str| Filter::Copy;
+    let opts = CopyOptions { owner, mode: None, preserve_times: true, filter: &all };
     copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(|e| format!("extract {rel} into {dest}: {e}"))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())

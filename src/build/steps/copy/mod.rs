@@ -20,7 +20,7 @@ use crate::build::steps::layer::{Scope, commit};
 use crate::build::steps::workdir::join_clean;
 use crate::build::steps::{StepCtx, StepOutcome};
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
-use crate::fs::copy::{CopyOptions, copy_tree};
+use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
 
 mod add;
@@ -126,7 +126,6 @@ pub fn copy(
     // `--exclude` patterns are relative to the copied directory (or, for a single file, to the
     // context); `.dockerignore` patterns are always relative to the context.
     let excluded_by_flag = |rel: &str| excludes.as_ref().is_some_and(|x| x.is_excluded(rel));
-    let ignored = |ctx_rel: &str| ignore.is_some_and(|i| i.is_excluded(ctx_rel));
     for item in items {
         match item {
             sources::Item::Inline { name, content } => {
@@ -159,15 +158,27 @@ pub fn copy(
                 }
                 let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
                 let prefix = rel.clone();
-                let excl = |sub: &str| -> bool {
+                let excl = |sub: &str| -> Filter {
                     if sub.is_empty() {
-                        return false;
+                        return Filter::Copy;
                     }
                     let ctx_rel = if prefix.is_empty() { sub.to_string() } else { format!("{prefix}/{sub}") };
-                    excluded_by_flag(sub) || ignored(&ctx_rel)
+                    if excluded_by_flag(sub) {
+                        return Filter::Skip;
+                    }
+                    match ignore {
+                        Some(i) if i.is_excluded(&ctx_rel) => {
+                            if i.can_skip_dir(&ctx_rel) {
+                                Filter::Skip
+                            } else {
+                                Filter::Descend
+                            }
+                        }
+                        _ => Filter::Copy,
+                    }
                 };
                 let opts =
-                    CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, exclude: &excl };
+                    CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, filter: &excl };
                 copy_tree(src_root, &rel, dst, &target, &opts)
                     .map_err(|e| ctx.fail(format!("copy {rel} to {target}: {e}")))?;
                 written.push(scope);
