@@ -251,3 +251,93 @@ fn base64_encode(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[test]
+fn every_destination_gets_the_image_and_base_layers_are_mounted() {
+    let ctx = context_with(&simple_dockerfile());
+    let reg = &env().registry;
+    let d1 = format!("{reg}/{}:a", unique_repo("multi"));
+    let d2 = format!("{reg}/{}:b", unique_repo("multi"));
+    let o = build(ctx.path(), &["-v", "debug", "--destination", &d1, "--destination", &d2]);
+    assert_ok(&o);
+    let (i1, i2) = (skopeo_inspect(&d1), skopeo_inspect(&d2));
+    assert_eq!(i1["Digest"], i2["Digest"]);
+    // The busybox layer lives in another repository of the same registry: it is mounted, not
+    // uploaded again.
+    let base_layer = skopeo_manifest(&env().busybox())["layers"][0]["digest"].as_str().unwrap().to_string();
+    let short = &base_layer[..19];
+    assert!(stderr(&o).contains(&format!("{short}: mounted")), "{}", stderr(&o));
+}
+
+#[test]
+fn onbuild_triggers_of_a_pushed_base_image_run_in_the_child() {
+    let reg = &env().registry;
+    let base_ref = format!("{reg}/{}:1", unique_repo("onbuild-base"));
+    let base = context_with(&format!(
+        "FROM {}\nONBUILD COPY ctx.txt /from-child-context.txt\nONBUILD RUN echo triggered > /triggered.txt\n",
+        env().busybox()
+    ));
+    assert_ok(&build(base.path(), &["--destination", &base_ref]));
+    assert_eq!(skopeo_config(&base_ref)["config"]["OnBuild"].as_array().unwrap().len(), 2);
+
+    let child = context_with(&format!("FROM {base_ref}\nRUN cat /triggered.txt > /seen.txt\n"));
+    std::fs::write(child.path().join("ctx.txt"), "child context\n").unwrap();
+    let dest = format!("{reg}/{}:1", unique_repo("onbuild-child"));
+    let o = build(child.path(), &["--destination", &dest]);
+    assert_ok(&o);
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/from-child-context.txt"), "child context\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/seen.txt"), "triggered\n");
+    assert!(skopeo_config(&dest)["config"]["OnBuild"].is_null(), "triggers are not inherited");
+}
+
+/// `credHelpers` naming a `docker-credential-<name>` program on PATH that speaks the real
+/// protocol (server URL on stdin, JSON on stdout).
+#[test]
+fn credential_helper_on_path_supplies_push_credentials() {
+    let e = env();
+    let ctx = context_with(&simple_dockerfile());
+    let bin = tempfile::tempdir().unwrap();
+    let log = bin.path().join("calls");
+    let helper = bin.path().join("docker-credential-trowel-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" >> {log}\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{}\",\"Secret\":\"{}\"}}' \"$server\"\n",
+            e.auth_user,
+            e.auth_password,
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"trowel-test"}}}}"#, e.auth_registry),
+    )
+    .unwrap();
+    let dest = format!("{}/{}:1", e.auth_registry, unique_repo("credhelper"));
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
+    let o = run(trowel()
+        .env("DOCKER_CONFIG", cfg.path())
+        .env("PATH", path)
+        .args(["build", "--context"])
+        .arg(ctx.path())
+        .args(["--destination", &dest]));
+    assert_ok(&o);
+    assert!(std::fs::read_to_string(&log).unwrap().contains(&e.auth_registry), "the helper was asked");
+    assert!(!format!("{}{}", stdout(&o), stderr(&o)).contains(&e.auth_password));
+
+    // A helper that is not installed is named in the error.
+    std::fs::write(cfg.path().join("config.json"), format!(r#"{{"credsStore":"ecr-login"}}"#)).unwrap();
+    let o = run(trowel()
+        .env("DOCKER_CONFIG", cfg.path())
+        .args(["build", "--context"])
+        .arg(ctx.path())
+        .args(["--destination", &dest]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("docker-credential-ecr-login"), "{}", stderr(&o));
+}
