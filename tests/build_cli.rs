@@ -332,7 +332,7 @@ fn credential_helper_on_path_supplies_push_credentials() {
     assert!(!format!("{}{}", stdout(&o), stderr(&o)).contains(&e.auth_password));
 
     // A helper that is not installed is named in the error.
-    std::fs::write(cfg.path().join("config.json"), format!(r#"{{"credsStore":"ecr-login"}}"#)).unwrap();
+    std::fs::write(cfg.path().join("config.json"), r#"{"credsStore":"ecr-login"}"#).unwrap();
     let o = run(trowel()
         .env("DOCKER_CONFIG", cfg.path())
         .args(["build", "--context"])
