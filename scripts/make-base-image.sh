@@ -4,7 +4,8 @@
 #
 #   scripts/make-base-image.sh REGISTRY [REPO]       e.g. 127.0.0.1:5000  (REPO defaults to busybox)
 #
-# Pushes REPO:1.35 and REPO:latest as OCI manifests and REPO:docker as a Docker schema2 manifest.
+# Pushes REPO:1.35 and REPO:latest as OCI manifests, REPO:docker as a Docker schema2 manifest and
+# REPO:multi as an index over linux/amd64 and linux/arm64/v8.
 # The rootfs has the applet symlinks, /etc/passwd and /etc/group (with a non-root user "app" in a
 # supplementary group), /root, /home/app and a sticky /tmp.
 set -euo pipefail
@@ -58,8 +59,35 @@ umoci config --image "$layout:base" --no-history \
   --created 2024-01-01T00:00:00Z \
   --author trowel-tests
 
+# A two-platform index (busybox:multi): the real linux/amd64 image and a linux/arm64/v8 twin
+# (same rootfs, arm64 config) for FROM --platform and --custom-platform tests. The index is
+# written by hand into the layout and pushed with skopeo --all.
+umoci config --image "$layout:base" --tag arm64 --no-history --architecture arm64 --created 2024-01-01T00:00:00Z
+python3 - "$layout" <<'PY'
+import hashlib, json, os, sys
+layout = sys.argv[1]
+top = json.load(open(os.path.join(layout, "index.json")))
+refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in top["manifests"]}
+entries = []
+for tag, arch, variant in (("base", "amd64", None), ("arm64", "arm64", "v8")):
+    m = dict(refs[tag])
+    m.pop("annotations", None)
+    m["platform"] = {"architecture": arch, "os": "linux"}
+    if variant:
+        m["platform"]["variant"] = variant
+    entries.append(m)
+index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": entries}, separators=(",", ":")).encode()
+digest = hashlib.sha256(index).hexdigest()
+open(os.path.join(layout, "blobs", "sha256", digest), "wb").write(index)
+top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + digest,
+                         "size": len(index), "annotations": {"org.opencontainers.image.ref.name": "multi"}})
+json.dump(top, open(os.path.join(layout, "index.json"), "w"))
+PY
+
 dest=(--dest-tls-verify=false)
 skopeo copy -q "${dest[@]}" "oci:$layout:base" "docker://$registry/$repo:1.35"
 skopeo copy -q "${dest[@]}" "oci:$layout:base" "docker://$registry/$repo:latest"
 skopeo copy -q "${dest[@]}" --format v2s2 "oci:$layout:base" "docker://$registry/$repo:docker"
-echo "pushed $registry/$repo:{1.35,latest,docker}"
+skopeo copy -q --all "${dest[@]}" "oci:$layout:multi" "docker://$registry/$repo:multi"
+echo "pushed $registry/$repo:{1.35,latest,docker,multi}"

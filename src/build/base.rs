@@ -15,7 +15,7 @@ use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::unpack::{UnpackOptions, open_layer, unpack_layer};
 use crate::image::config::ImageConfig;
-use crate::image::manifest::{Descriptor, ManifestFormat};
+use crate::image::manifest::{Descriptor, ManifestFormat, Platform};
 use crate::registry::{Reference, ResolvedImage};
 
 /// How many blobs download at once.
@@ -38,7 +38,16 @@ impl Engine<'_> {
                 (ImageConfig::scratch(&self.platform), ManifestFormat::Oci, Vec::new(), None)
             }
             Base::Image(r) => {
-                let img = self.resolve_image(r, loc)?;
+                // `FROM --platform=…` picks that platform from an index; otherwise the target's.
+                let platform = match &planned.platform {
+                    Some(p) if !p.is_empty() => Platform::parse(p).map_err(|e| BuildError::Step {
+                        location: loc.clone(),
+                        message: format!("FROM --platform: {e}"),
+                        exit_code: None,
+                    })?,
+                    _ => self.platform.clone(),
+                };
+                let img = self.resolve_image(r, &platform, loc)?;
                 let config = ImageConfig::from_bytes(&img.config_bytes)
                     .map_err(|e| BuildError::Pull { reference: r.clone(), message: e.to_string() })?;
                 let layers = base_layers(&img, &config, r)?;
@@ -78,14 +87,19 @@ impl Engine<'_> {
     }
 
     /// Resolves an image reference in the registry.
-    pub(crate) fn resolve_image(&self, reference: &str, loc: &Location) -> Result<ResolvedImage, BuildError> {
+    pub(crate) fn resolve_image(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        loc: &Location,
+    ) -> Result<ResolvedImage, BuildError> {
         let r = Reference::parse(reference).map_err(|e| BuildError::Step {
             location: loc.clone(),
             message: format!("invalid image reference {reference:?}: {e}"),
             exit_code: None,
         })?;
         self.rt
-            .block_on(self.registry.resolve(&r, &self.platform))
+            .block_on(self.registry.resolve(&r, platform))
             .map_err(|e| BuildError::Pull { reference: reference.to_string(), message: e.to_string() })
     }
 

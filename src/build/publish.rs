@@ -30,7 +30,13 @@ impl Engine<'_> {
         let mut config = st.config.clone();
         config.set_created(&self.now_rfc3339());
         if self.opts.platform.is_some() || config.raw().get("architecture").is_none() {
-            config.set_platform(&self.platform);
+            let mut p = self.platform.clone();
+            // `--custom-platform=linux/arm64` does not drop a base's `v8` variant.
+            let base = config.platform();
+            if p.variant.is_none() && base.architecture == p.architecture {
+                p.variant = base.variant;
+            }
+            config.set_platform(&p);
         }
         if self.opts.reproducible {
             config.strip_host_fields();

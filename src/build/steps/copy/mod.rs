@@ -267,7 +267,7 @@ fn prepare_from(engine: &mut Engine<'_>, st: &StageState, ctx: &StepCtx<'_>, fro
             if engine.external.contains_key(from) {
                 return Ok(());
             }
-            let img = engine.resolve_image(from, &ctx.loc)?;
+            let img = engine.resolve_image(from, &engine.platform, &ctx.loc)?;
             let config = crate::image::config::ImageConfig::from_bytes(&img.config_bytes)
                 .map_err(|e| ctx.fail(format!("--from={from}: {e}")))?;
             let layers: Vec<_> = img
