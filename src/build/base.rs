@@ -183,13 +183,7 @@ impl Engine<'_> {
         let dir = self.scratch_dir(name)?.join("rootfs");
         std::fs::create_dir(&dir).map_err(|e| BuildError::Setup(format!("create {}: {e}", dir.display())))?;
         let root = Root::open(&dir).map_err(|e| BuildError::Setup(e.to_string()))?;
-        let opts = UnpackOptions {
-            ignore: IgnoreList::default(),
-            allow_devices: true,
-            preserve_owner: true,
-            max_entry_size: None,
-            max_total_size: None,
-        };
+        let opts = self.unpack_options();
         let (mut entries, mut bytes) = (0u64, 0u64);
         for l in layers {
             let file = self.store.open_blob(&l.descriptor.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
@@ -210,6 +204,19 @@ impl Engine<'_> {
             });
         }
         Ok(BuildRoot { dir, snap })
+    }
+
+    /// How layers and ADD archives are unpacked into build roots.
+    pub(crate) fn unpack_options(&self) -> UnpackOptions {
+        UnpackOptions {
+            ignore: IgnoreList::default(),
+            // Build roots are private to the build (RUN mounts them nodev), and base images may
+            // legitimately carry device nodes.
+            allow_devices: true,
+            preserve_owner: true,
+            max_entry_size: None,
+            max_total_size: None,
+        }
     }
 
     /// Fails early, before building, if a destination cannot be pushed to (kaniko's

@@ -8,9 +8,8 @@ use futures_util::StreamExt;
 use crate::build::engine::Engine;
 use crate::digest::{Digest, Hasher};
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
-use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
-use crate::fs::unpack::{UnpackOptions, unpack_layer};
+use crate::fs::unpack::unpack_layer;
 
 /// Writes a heredoc source as a file.
 pub fn write_inline(
@@ -181,13 +180,7 @@ pub fn extract(
     let reader = decompressor(&magic[..n], Box::new(f))?;
     let scratch = engine.scratch_dir("add-extract").map_err(|e| e.to_string())?;
     let tmp_root = Root::open(&scratch).map_err(|e| e.to_string())?;
-    let opts = UnpackOptions {
-        ignore: IgnoreList::default(),
-        allow_devices: true,
-        preserve_owner: true,
-        max_entry_size: None,
-        max_total_size: None,
-    };
+    let opts = engine.unpack_options();
     unpack_layer(&tmp_root, reader, &opts).map_err(|e| format!("extract {rel}: {e}"))?;
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(|e| format!("create {dest}: {e}"))?;
     let all = |_: &str| Filter::Copy;
