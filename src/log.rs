@@ -158,8 +158,14 @@ impl EventSink for LogPrinter {
                 ms,
                 &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", human(*bytes)),
             ),
-            Event::StepStarted { expanded, line, .. } => {
-                self.line(Level::Info, ms, expanded);
+            Event::StepStarted { expanded, line, end_line, source, .. } => {
+                // Heredoc bodies are shown as the Dockerfile has them, not as one escaped line.
+                if source.contains("<<") && end_line > line {
+                    let first = source.lines().next().unwrap_or_default().trim_end();
+                    self.line(Level::Info, ms, &format!("{first} … ({} more lines)", end_line - line));
+                } else {
+                    self.line(Level::Info, ms, expanded);
+                }
                 self.line(Level::Debug, ms, &format!("(Dockerfile line {line})"));
             }
             Event::Output { data, stream, .. } => {
