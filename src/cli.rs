@@ -183,6 +183,27 @@ pub struct BuildArgs {
     /// Accepted for kaniko compatibility: build roots are always removed after the build.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub cleanup: bool,
+    /// Use the layer cache (and the base-image cache directory).
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub cache: bool,
+    /// Repository for cached layers (default: the first destination's repository + /cache).
+    #[arg(long)]
+    pub cache_repo: Option<String>,
+    /// Cached layers older than this are not used (Go duration, e.g. 336h, 30m).
+    #[arg(long, default_value = "336h")]
+    pub cache_ttl: String,
+    /// Cache RUN (and WORKDIR) layers.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    pub cache_run_layers: bool,
+    /// Cache COPY and ADD layers.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub cache_copy_layers: bool,
+    /// Local base-image cache filled by `trowel warm`.
+    #[arg(long, default_value = "/cache")]
+    pub cache_dir: PathBuf,
+    /// Look up cached layers but never push new ones.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub no_push_cache: bool,
     /// Working directory for build roots and blobs.
     #[arg(long, alias = "kaniko-dir", env = "TROWEL_DIR")]
     pub work_dir: Option<PathBuf>,
@@ -344,8 +365,55 @@ impl BuildArgs {
         o.force_build_metadata = self.force_build_metadata;
         o.skip_push_permission_check = self.skip_push_permission_check;
         o.run_timeout = self.run_timeout.map(std::time::Duration::from_secs);
+        if self.cache {
+            let ttl = parse_go_duration(&self.cache_ttl)
+                .ok_or_else(|| CliError(format!("invalid --cache-ttl {:?}: expected a duration like 336h or 30m", self.cache_ttl)))?;
+            o.cache = Some(crate::build::CacheOptions {
+                repo: self.cache_repo.clone(),
+                ttl,
+                ttl_text: self.cache_ttl.clone(),
+                run_layers: self.cache_run_layers,
+                copy_layers: self.cache_copy_layers,
+                dir: Some(self.cache_dir.clone()).filter(|d| d.is_dir()),
+                no_push: self.no_push_cache,
+            });
+            if self.cache_repo.is_none() && self.destinations.is_empty() {
+                return Err(CliError("--cache needs --cache-repo or a --destination to derive it from".into()));
+            }
+        }
         Ok(o)
     }
+}
+
+/// Go's `time.ParseDuration` subset kaniko users write: `336h`, `1h30m`, `90s`, `500ms`.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_end);
+        let value: f64 = num.parse().ok()?;
+        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    Some(std::time::Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]

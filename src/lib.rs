@@ -17,5 +17,6 @@ pub mod image;
 pub mod log;
 pub mod registry;
 pub mod sandbox;
+pub mod secrets;
 pub mod trace;
 pub mod tui;

@@ -7,7 +7,9 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::build::event::{BaseSource, BlobPushAction, Envelope, Event, EventSink, OutputStream, StepStatus};
+use crate::build::event::{
+    BaseSource, BlobPushAction, CacheResult, Envelope, Event, EventSink, OutputStream, StepStatus,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -214,6 +216,25 @@ impl EventSink for LogPrinter {
                 };
                 self.line(Level::Debug, ms, &format!("step {what} in {duration_ms} ms"));
             }
+            Event::CacheLookup { result, key, .. } => match result {
+                CacheResult::Hit { layer: Some(l), .. } => self.line(
+                    Level::Info,
+                    ms,
+                    &format!("Using cached layer {} ({})", l.digest.short(), human(l.size)),
+                ),
+                CacheResult::Hit { layer: None, .. } => self.line(Level::Info, ms, "Cached (no file changes)"),
+                CacheResult::Miss { explanation } => {
+                    self.line(Level::Info, ms, &format!("Cache miss: {explanation}"));
+                    self.line(Level::Debug, ms, &format!("cache key {key}"));
+                }
+                CacheResult::Error { message } => self.line(Level::Warn, ms, &format!("Cache lookup failed: {message}")),
+            },
+            Event::CacheStored { reference, .. } => self.line(Level::Debug, ms, &format!("Cached layer as {reference}")),
+            Event::CacheSummary { hits, misses, bytes_reused } => self.line(
+                Level::Info,
+                ms,
+                &format!("Cache: {hits} hit(s), {misses} miss(es), {} reused", human(*bytes_reused)),
+            ),
             Event::StageFinished { stage, duration_ms, .. } => {
                 self.line(Level::Debug, ms, &format!("Stage {stage} finished in {duration_ms} ms"))
             }

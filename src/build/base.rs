@@ -1,6 +1,7 @@
 //! Starting a stage from its base (scratch, a registry image, or an earlier stage) and
 //! materialising its build root only when a step first needs files.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -83,7 +84,24 @@ impl Engine<'_> {
         for (k, v) in &self.opts.labels {
             config.set_label(k, v);
         }
-        Ok(StageState { index: idx, config, format, layers, root: None, args, cmd_set: false, base_digest })
+        Ok(StageState {
+            index: idx,
+            config,
+            format,
+            layers,
+            root: None,
+            args,
+            cmd_set: false,
+            base_digest,
+            base_ref: match &planned.base {
+                Base::Scratch => "scratch".into(),
+                Base::Image(r) => r.clone(),
+                Base::Stage(p) => self.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string()),
+            },
+            planned: HashMap::new(),
+            lookups: HashMap::new(),
+            final_key: None,
+        })
     }
 
     /// Resolves an image reference in the registry.
@@ -101,6 +119,22 @@ impl Engine<'_> {
         self.rt
             .block_on(self.registry.resolve(&r, platform))
             .map_err(|e| BuildError::Pull { reference: reference.to_string(), message: e.to_string() })
+    }
+
+    /// Resolves an image once per build (with the target platform): the same reference means
+    /// the same digest for cache keys and for the copy itself.
+    pub(crate) fn resolve_cached(&self, reference: &str) -> Result<ResolvedImage, BuildError> {
+        if let Some(img) = self.resolved.lock().unwrap().get(reference) {
+            return Ok(img.clone());
+        }
+        let r = Reference::parse(reference)
+            .map_err(|e| BuildError::Pull { reference: reference.to_string(), message: e.to_string() })?;
+        let img = self
+            .rt
+            .block_on(self.registry.resolve(&r, &self.platform))
+            .map_err(|e| BuildError::Pull { reference: reference.to_string(), message: e.to_string() })?;
+        self.resolved.lock().unwrap().insert(reference.to_string(), img.clone());
+        Ok(img)
     }
 
     /// Downloads every listed blob that is not already in the store, a few at a time.

@@ -79,6 +79,12 @@ pub(crate) struct Engine<'a> {
     /// For each stage, the later stages that read it (FROM or COPY --from), in build order.
     pub consumers: Vec<Vec<(usize, bool)>>,
     pub snapshot_ignore: IgnoreList,
+    /// ADD URL downloads by URL (shared by the cache-key planner and the step).
+    pub downloads: std::sync::Mutex<HashMap<String, crate::build::steps::copy::Download>>,
+    /// The layer cache, with `--cache`.
+    pub cache: Option<crate::build::cache::CacheCtx>,
+    /// Images resolved in this build, so a reference means one digest throughout.
+    pub resolved: std::sync::Mutex<HashMap<String, crate::registry::ResolvedImage>>,
 }
 
 impl<'a> Engine<'a> {
@@ -119,6 +125,25 @@ impl<'a> Engine<'a> {
             snapshot_ignore.add("/var/run");
         }
         let consumers = consumers_of(&plan);
+        let cache = match &opts.cache {
+            Some(c) if opts.single_snapshot => {
+                let _ = c;
+                emitter.warn("--cache is ignored with --single-snapshot: a stage has only one layer");
+                None
+            }
+            Some(c) => {
+                let repo = crate::build::cache::cache_repo(c, &opts.destinations).map_err(BuildError::Setup)?;
+                let remote = crate::cache::registry::RegistryCache::new(
+                    registry.clone(),
+                    repo,
+                    c.ttl,
+                    c.ttl_text.clone(),
+                    platform.clone(),
+                );
+                Some(crate::build::cache::CacheCtx::new(c, remote, dockerfile_id(&opts.dockerfile, &opts.context)))
+            }
+            None => None,
+        };
         let stages = (0..plan.stages.len()).map(|_| None).collect();
         Ok(Engine {
             opts,
@@ -137,10 +162,20 @@ impl<'a> Engine<'a> {
             external: HashMap::new(),
             consumers,
             snapshot_ignore,
+            cache,
+            downloads: std::sync::Mutex::new(HashMap::new()),
+            resolved: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
     fn run(&mut self) -> Result<BuildResult, BuildError> {
+        let result = self.run_inner();
+        // Layers of steps that succeeded are worth caching even when a later step failed.
+        self.finish_cache();
+        result
+    }
+
+    fn run_inner(&mut self) -> Result<BuildResult, BuildError> {
         self.emit_plan();
         for a in &self.plan.unused_build_args {
             self.emitter.warn(format!("build arg {a} was given but not used by any stage"));
@@ -258,6 +293,7 @@ impl<'a> Engine<'a> {
             steps.push((StepId { stage: idx, step: i + 1 }, ins));
         }
 
+        self.plan_keys(&mut st, &from, &steps)?;
         for (id, ins) in steps {
             self.run_step(&mut st, id, &ins)?;
         }
@@ -296,7 +332,35 @@ impl<'a> Engine<'a> {
             expanded: display.clone(),
         });
         let ctx = StepCtx { id, loc: loc.clone(), instruction: ins, display: display.clone() };
-        let result = steps::execute(self, st, &ctx, expanded);
+        // A planned key is only trusted if the plan saw exactly this instruction.
+        let planned = st.planned.get(&id).filter(|p| p.display == display).cloned();
+        let cached = match &planned {
+            Some(p) if p.cacheable => self.try_cache(st, id, p, &display)?,
+            _ => None,
+        };
+        let result = match cached {
+            Some(outcome) => {
+                // A cached WORKDIR still sets the working directory.
+                if let crate::dockerfile::Expanded::Workdir(_) = &expanded {
+                    let _ = crate::build::steps::metadata::apply_to_state(
+                        &mut st.config,
+                        &mut st.args,
+                        &mut st.cmd_set,
+                        ins,
+                        self.df.escape,
+                        expanded,
+                    );
+                }
+                Ok(outcome)
+            }
+            None => {
+                let r = steps::execute(self, st, &ctx, expanded);
+                if let (Ok(outcome), Some(p)) = (&r, &planned) {
+                    self.store_in_cache(st, id, p, outcome);
+                }
+                r
+            }
+        };
         let (status, layer, exit_code) = match &result {
             Ok(StepOutcome { status, layer }) => (*status, layer.clone(), None),
             Err(e) => (
@@ -355,6 +419,15 @@ impl<'a> Engine<'a> {
             .map_err(|e| BuildError::Setup(format!("create {name} dir: {e}")))?
             .keep();
         Ok(dir)
+    }
+}
+
+/// Identifies a Dockerfile across builds: its path inside the context, else its file name.
+fn dockerfile_id(dockerfile: &std::path::Path, context: &std::path::Path) -> String {
+    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    match abs(dockerfile).strip_prefix(abs(context)) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
     }
 }
 

@@ -177,6 +177,25 @@ pub enum Event {
         /// For failed RUNs.
         exit_code: Option<i32>,
     },
+    /// A cacheable step's lookup (with `--cache`).
+    CacheLookup {
+        id: StepId,
+        key: String,
+        components: Box<crate::cache::key::KeyComponents>,
+        result: CacheResult,
+    },
+    /// A step's layer was written to the cache repository.
+    CacheStored {
+        id: StepId,
+        key: String,
+        reference: String,
+    },
+    /// At the end of a build with `--cache`.
+    CacheSummary {
+        hits: usize,
+        misses: usize,
+        bytes_reused: u64,
+    },
     StageFinished {
         stage: usize,
         duration_ms: u64,
@@ -224,6 +243,17 @@ pub enum Event {
         digest: Option<Digest>,
         pushed: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CacheResult {
+    /// The cached layer was used (`layer` is `None` for a step that changed no files).
+    Hit { reference: String, layer: Option<LayerSummary> },
+    /// Not in the cache; `explanation` says why.
+    Miss { explanation: String },
+    /// The lookup itself failed; the step ran normally.
+    Error { message: String },
 }
 
 /// An event with its sequence number and time since the build started.

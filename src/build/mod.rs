@@ -6,6 +6,8 @@
 //! [`steps`], one file per kind of instruction.
 
 mod base;
+mod cache;
+mod keys;
 pub mod controller;
 pub mod engine;
 pub mod error;
@@ -20,4 +22,4 @@ pub use controller::{Continue, Controller, Decision};
 pub use engine::{BuildResult, build};
 pub use error::{BuildError, Location};
 pub use event::{Emitter, Envelope, Event, EventSink, StepId};
-pub use options::BuildOptions;
+pub use options::{BuildOptions, CacheOptions};

@@ -52,6 +52,41 @@ pub struct BuildOptions {
     pub skip_push_permission_check: bool,
     /// Optional limit per RUN.
     pub run_timeout: Option<Duration>,
+    /// The layer cache (`--cache`); `None` when disabled.
+    pub cache: Option<CacheOptions>,
+}
+
+/// kaniko's cache flags.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// `--cache-repo`; default: the first destination's repository + `/cache`.
+    pub repo: Option<String>,
+    /// `--cache-ttl`: older entries are misses.
+    pub ttl: Duration,
+    /// `--cache-ttl` as written, for messages.
+    pub ttl_text: String,
+    /// `--cache-run-layers` (RUN and WORKDIR steps).
+    pub run_layers: bool,
+    /// `--cache-copy-layers` (COPY and ADD steps).
+    pub copy_layers: bool,
+    /// `--cache-dir`: the base-image cache filled by `trowel warm`.
+    pub dir: Option<PathBuf>,
+    /// `--no-push-cache`: look up, never write.
+    pub no_push: bool,
+}
+
+impl Default for CacheOptions {
+    fn default() -> CacheOptions {
+        CacheOptions {
+            repo: None,
+            ttl: Duration::from_secs(336 * 3600),
+            ttl_text: "336h".into(),
+            run_layers: true,
+            copy_layers: false,
+            dir: None,
+            no_push: false,
+        }
+    }
 }
 
 impl BuildOptions {
@@ -85,6 +120,7 @@ impl BuildOptions {
             force_build_metadata: false,
             skip_push_permission_check: false,
             run_timeout: None,
+            cache: None,
         }
     }
 

@@ -1,9 +1,12 @@
 //! One stage's state while it builds: its config, its layers so far, and (once some step needs
 //! files) its build root with the snapshotter that tracks it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::build::event::StepId;
+use crate::cache::key::KeyComponents;
+use crate::cache::registry::{CacheError, Lookup};
 use crate::digest::Digest;
 use crate::dockerfile::ArgScope;
 use crate::fs::root::Root;
@@ -52,4 +55,23 @@ pub struct StageState {
     pub cmd_set: bool,
     /// Manifest digest of the base image, for cache keys and traces.
     pub base_digest: Option<Digest>,
+    /// The base as written (`busybox:1.35`), for cache explanations.
+    pub base_ref: String,
+    /// Cache keys of this stage's steps, planned when the stage starts (empty without --cache).
+    pub planned: HashMap<StepId, PlannedStep>,
+    /// Cache lookups started when the stage started, by step.
+    pub lookups: HashMap<StepId, tokio::task::JoinHandle<Result<Lookup, CacheError>>>,
+    /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
+    pub final_key: Option<String>,
+}
+
+/// A step's cache key, planned ahead of execution.
+#[derive(Debug, Clone)]
+pub struct PlannedStep {
+    pub components: KeyComponents,
+    pub key: String,
+    /// The expanded instruction the plan saw; execution must see the same.
+    pub display: String,
+    /// Whether the step's layer is looked up in and stored to the cache.
+    pub cacheable: bool,
 }

@@ -1,1 +1,9 @@
-//! Layer cache and base-image cache directory (issue 3).
+//! The layer cache (in a registry repository) and the local base-image cache directory.
+//!
+//! - [`key`]: composite cache keys and their components;
+//! - [`explain`]: why a step missed;
+//! - [`registry`]: cache entries in a registry repository, with per-step pointer tags.
+
+pub mod explain;
+pub mod key;
+pub mod registry;

@@ -66,6 +66,9 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// Whiteout entries (`.wh.<name>` and opaque markers) applied.
     pub whiteouts: u64,
+    /// The top-most image paths the layer wrote, removed or cleared (resolved inside the root),
+    /// sorted: what a snapshot must look at to see everything the layer changed.
+    pub touched: Vec<String>,
 }
 
 /// Wraps a layer blob in the right decompressor, sniffing the magic bytes: gzip (`1f 8b`),
@@ -92,6 +95,7 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         dir_times: HashMap::new(),
         parents: HashMap::new(),
         stats: UnpackStats::default(),
+        removed: Vec::new(),
         total: 0,
         buf: vec![0u8; 256 * 1024],
     };
@@ -104,6 +108,7 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         ap.apply(&mut entry, &name)?;
         last = Some(name);
     }
+    ap.stats.touched = top_most(ap.layer_paths.iter().chain(ap.removed.iter()));
     for (p, t) in &ap.dir_times {
         match root.set_times(p, *t, *t) {
             Ok(()) => {}
@@ -127,6 +132,8 @@ struct Applier<'a> {
     /// anything is removed, the only operations that change how a path resolves.
     parents: HashMap<String, String>,
     stats: UnpackStats,
+    /// Paths removed by whiteouts and directories cleared by opaque markers.
+    removed: Vec<String>,
     total: u64,
     buf: Vec<u8>,
 }
@@ -497,9 +504,11 @@ impl Applier<'_> {
         let parent = res.path;
         self.parents.clear();
         if opaque {
+            self.removed.push(parent.clone());
             return clear_lower(self.root, &parent, &self.layer_paths, &self.opts.ignore);
         }
         let victim = path::join(&parent, hidden);
+        self.removed.push(victim.clone());
         if self.opts.ignore.is_ignored(&victim) {
             return Ok(());
         }
@@ -515,9 +524,30 @@ impl Applier<'_> {
     }
 }
 
+/// The paths of `all` that have no ancestor (or themselves) earlier in the set, sorted.
+fn top_most<'a>(all: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut v: Vec<&String> = all.collect();
+    v.sort();
+    v.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for p in v {
+        if out.last().is_some_and(|last| path::is_within(p, last)) {
+            continue;
+        }
+        out.push(p.clone());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_most_paths() {
+        let v: Vec<String> = ["/a/b", "/a", "/c/d", "/c/d/e", "/ab"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(top_most(v.iter()), vec!["/a", "/ab", "/c/d"]);
+    }
 
     #[test]
     fn entry_paths() {

@@ -9,7 +9,8 @@ use crate::build::error::BuildError;
 use crate::build::stage::StageState;
 use crate::build::steps::layer::empty_history;
 use crate::build::steps::{StepCtx, StepOutcome};
-use crate::dockerfile::{CommandForm, Expanded};
+use crate::dockerfile::{ArgScope, CommandForm, Expanded, Instruction};
+use crate::image::config::ImageConfig;
 
 pub fn apply(
     engine: &mut Engine<'_>,
@@ -17,71 +18,97 @@ pub fn apply(
     ctx: &StepCtx<'_>,
     expanded: Expanded,
 ) -> Result<StepOutcome, BuildError> {
+    let is_arg = matches!(expanded, Expanded::Arg(_));
+    apply_to_state(&mut st.config, &mut st.args, &mut st.cmd_set, ctx.instruction, engine.df.escape, expanded)
+        .map_err(|e| match e {
+            MetaError::Dockerfile(e) => BuildError::Dockerfile(e),
+            MetaError::Invalid(m) => ctx.fail(m),
+        })?;
+    if !is_arg {
+        empty_history(engine, st, &ctx.display);
+    }
+    Ok(StepOutcome::metadata())
+}
+
+pub enum MetaError {
+    Dockerfile(crate::dockerfile::DockerfileError),
+    Invalid(String),
+}
+
+/// What a metadata instruction does to a stage's config and ARG scope. Pure (no I/O, no
+/// events), so the cache-key planner replays exactly what execution will do.
+pub fn apply_to_state(
+    config: &mut ImageConfig,
+    args: &mut ArgScope,
+    cmd_set: &mut bool,
+    instruction: &Instruction,
+    escape: char,
+    expanded: Expanded,
+) -> Result<(), MetaError> {
+    let invalid = |m: &str| Err(MetaError::Invalid(m.to_string()));
     match expanded {
         Expanded::Arg(_) => {
             // ARG defaults are expanded only when no --build-arg replaces them (BuildKit), so
             // the scope applies the raw instruction rather than the pre-expanded words.
-            let before = st.args.clone();
-            let vars = crate::build::vars::StepVars { config: &st.config, args: &before };
-            let escape = engine.df.escape;
-            st.args.apply(ctx.instruction, &vars, escape)?;
-            return Ok(StepOutcome::metadata());
+            let before = args.clone();
+            let vars = crate::build::vars::StepVars { config, args: &before };
+            args.apply(instruction, &vars, escape).map_err(MetaError::Dockerfile)?;
         }
         Expanded::Env(pairs) => {
             for (k, v) in pairs {
-                st.config.set_env(&k, &v);
+                config.set_env(&k, &v);
             }
         }
         Expanded::Label(pairs) => {
             for (k, v) in pairs {
-                st.config.set_label(&k, &v);
+                config.set_label(&k, &v);
             }
         }
         Expanded::Expose(ports) => {
             for p in ports {
-                st.config.add_exposed_port(&p);
+                config.add_exposed_port(&p);
             }
         }
         Expanded::Volume(vols) => {
             for v in vols {
                 if v.is_empty() {
-                    return Err(ctx.fail("VOLUME path must not be empty"));
+                    return invalid("VOLUME path must not be empty");
                 }
-                st.config.add_volume(&v);
+                config.add_volume(&v);
             }
         }
         Expanded::User(u) => {
             if u.is_empty() {
-                return Err(ctx.fail("USER requires a user name or uid"));
+                return invalid("USER requires a user name or uid");
             }
-            st.config.set_user(&u);
+            config.set_user(&u);
         }
         Expanded::Cmd(c) => {
-            let argv = command_argv(st, c);
-            st.config.set_cmd(Some(argv));
-            st.cmd_set = true;
+            let argv = command_argv(config, c);
+            config.set_cmd(Some(argv));
+            *cmd_set = true;
         }
         Expanded::Entrypoint(c) => {
-            let argv = command_argv(st, c);
-            st.config.set_entrypoint(Some(argv));
+            let argv = command_argv(config, c);
+            config.set_entrypoint(Some(argv));
             // Docker: a new ENTRYPOINT resets a CMD inherited from the base, but keeps one set
             // earlier in this stage.
-            if !st.cmd_set {
-                st.config.set_cmd(None);
+            if !*cmd_set {
+                config.set_cmd(None);
             }
         }
         Expanded::Shell(sh) => {
             if sh.is_empty() {
-                return Err(ctx.fail("SHELL requires at least one argument"));
+                return invalid("SHELL requires at least one argument");
             }
-            st.config.set_shell(sh);
+            config.set_shell(sh);
         }
         Expanded::Stopsignal(sig) => {
-            validate_signal(&sig).map_err(|e| ctx.fail(e))?;
-            st.config.set_stop_signal(&sig);
+            validate_signal(&sig).map_err(MetaError::Invalid)?;
+            config.set_stop_signal(&sig);
         }
         Expanded::Healthcheck(hc) => match hc {
-            None => st.config.set_healthcheck(json!({"Test": ["NONE"]})),
+            None => config.set_healthcheck(json!({"Test": ["NONE"]})),
             Some(h) => {
                 let mut v = json!({"Test": h.test});
                 let o = v.as_object_mut().unwrap();
@@ -96,29 +123,30 @@ pub fn apply(
                         o.insert(k.into(), json!(x));
                     }
                 }
-                st.config.set_healthcheck(v);
+                config.set_healthcheck(v);
             }
         },
         Expanded::Onbuild(trigger) => {
-            let mut t = st.config.onbuild();
+            let mut t = config.onbuild();
             t.push(trigger);
-            st.config.set_onbuild(t);
+            config.set_onbuild(t);
         }
-        Expanded::Maintainer(m) => st.config.set_author(&m),
-        Expanded::From { .. } | Expanded::Run { .. } | Expanded::Copy(_) | Expanded::Add(_) | Expanded::Workdir(_) => {
-            unreachable!("dispatched elsewhere")
+        Expanded::Maintainer(m) => config.set_author(&m),
+        Expanded::Workdir(dir) => {
+            let base = config.working_dir().unwrap_or("/").to_string();
+            config.set_working_dir(&crate::build::steps::workdir::join_clean(&base, &dir));
         }
+        Expanded::From { .. } | Expanded::Run { .. } | Expanded::Copy(_) | Expanded::Add(_) => {}
     }
-    empty_history(engine, st, &ctx.display);
-    Ok(StepOutcome::metadata())
+    Ok(())
 }
 
 /// Exec form as is; shell form wrapped in the stage's SHELL.
-pub fn command_argv(st: &StageState, c: CommandForm) -> Vec<String> {
+pub fn command_argv(config: &ImageConfig, c: CommandForm) -> Vec<String> {
     match c {
         CommandForm::Exec(v) => v,
         CommandForm::Shell(s) => {
-            let mut argv = st.config.shell().unwrap_or_else(default_shell);
+            let mut argv = config.shell().unwrap_or_else(default_shell);
             argv.push(s);
             argv
         }

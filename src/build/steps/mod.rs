@@ -9,7 +9,7 @@ use crate::dockerfile::{Expanded, Instruction};
 
 pub mod copy;
 pub mod layer;
-mod metadata;
+pub(crate) mod metadata;
 mod run;
 mod workdir;
 

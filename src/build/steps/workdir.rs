@@ -21,11 +21,16 @@ pub fn workdir(
     let base = st.config.working_dir().unwrap_or("/").to_string();
     let path = join_clean(&base, dir);
     st.config.set_working_dir(&path);
+    create(engine, st, ctx, &path)
+}
+
+/// Creates the working directory, owned by the current USER, if the image lacks it.
+fn create(engine: &mut Engine<'_>, st: &mut StageState, ctx: &StepCtx<'_>, path: &str) -> Result<StepOutcome, BuildError> {
     engine.ensure_root(st)?;
     let user = resolve_stage_user(st, ctx)?;
     let root = st.root.as_ref().expect("root ensured").root();
     let created = root
-        .mkdir_all(&path, 0o755, Some((user.ids.uid, user.ids.gid)))
+        .mkdir_all(path, 0o755, Some((user.ids.uid, user.ids.gid)))
         .map_err(|e| ctx.fail(format!("create {path}: {e}")))?;
     if created.is_empty() {
         empty_history(engine, st, &ctx.display);

@@ -33,22 +33,42 @@ pub fn write_inline(
     Ok(())
 }
 
-/// Downloads `url` into the root. Returns the path written (the snapshot scope).
-#[allow(clippy::too_many_arguments)]
-pub fn download(
-    engine: &Engine<'_>,
-    dst: &Root,
-    url: &str,
-    dest: &str,
-    dest_is_dir: bool,
-    checksum: Option<&str>,
-    mode: Option<u32>,
-    owner: Option<(u32, u32)>,
-) -> Result<String, String> {
+/// A file ADD downloaded, kept in the work dir for the rest of the build (the cache key
+/// planner and the step itself use the same download).
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub path: std::path::PathBuf,
+    pub digest: Digest,
+    /// From `Last-Modified`.
+    pub mtime: Option<i64>,
+    /// The file name a destination directory gets (last URL path segment).
+    pub name: String,
+}
+
+/// Downloads `url` once per build, verifying `--checksum` when given.
+pub fn fetch_url(engine: &Engine<'_>, url: &str, checksum: Option<&str>) -> Result<Download, String> {
     let want = match checksum {
         Some(c) => Some(c.parse::<Digest>().map_err(|e| format!("--checksum: {e}"))?),
         None => None,
     };
+    let cached = engine.downloads.lock().unwrap().get(url).cloned();
+    let dl = match cached {
+        Some(d) => d,
+        None => {
+            let d = download(engine, url)?;
+            engine.downloads.lock().unwrap().insert(url.to_string(), d.clone());
+            d
+        }
+    };
+    if let Some(want) = want
+        && want != dl.digest
+    {
+        return Err(format!("ADD {url}: checksum mismatch: expected {want}, got {}", dl.digest));
+    }
+    Ok(dl)
+}
+
+fn download(engine: &Engine<'_>, url: &str) -> Result<Download, String> {
     let name = url
         .split(['?', '#'])
         .next()
@@ -56,9 +76,8 @@ pub fn download(
         .filter(|n| !n.is_empty() && !n.contains(':'))
         .unwrap_or("download")
         .to_string();
-    let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.to_string() };
     let tmp_dir = engine.scratch_dir("add-url").map_err(|e| e.to_string())?;
-    let tmp_path = tmp_dir.join("download");
+    let path = tmp_dir.join("download");
     let (digest, mtime) = engine.rt.block_on(async {
         let client = reqwest::Client::builder()
             .user_agent(format!("trowel/{}", env!("CARGO_PKG_VERSION")))
@@ -74,7 +93,7 @@ pub fn download(
             .and_then(|v| v.to_str().ok())
             .and_then(|s| chrono::DateTime::parse_from_rfc2822(s).ok())
             .map(|t| t.timestamp());
-        let mut file = std::fs::File::create(&tmp_path).map_err(|e| format!("ADD {url}: {e}"))?;
+        let mut file = std::fs::File::create(&path).map_err(|e| format!("ADD {url}: {e}"))?;
         let mut hasher = Hasher::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -84,11 +103,20 @@ pub fn download(
         }
         Ok::<_, String>((hasher.finish(), mtime))
     })?;
-    if let Some(want) = want
-        && want != digest
-    {
-        return Err(format!("ADD {url}: checksum mismatch: expected {want}, got {digest}"));
-    }
+    Ok(Download { path, digest, mtime, name })
+}
+
+/// Writes a downloaded file into the root (mode 0600 unless `--chmod`, as Docker). Returns the
+/// path a snapshot must cover.
+pub fn install_download(
+    dst: &Root,
+    dl: &Download,
+    dest: &str,
+    dest_is_dir: bool,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+) -> Result<String, String> {
+    let target = if dest_is_dir { format!("{}/{}", dest.trim_end_matches('/'), dl.name) } else { dest.to_string() };
     let scope = super::scope_path(dst, &target)?;
     let owner = owner.unwrap_or((0, 0));
     if let Some((parent, _)) = target.rsplit_once('/')
@@ -98,16 +126,15 @@ pub fn download(
     }
     let mode = mode.unwrap_or(0o600);
     let mut out = dst.create_file(&target, mode).map_err(|e| format!("create {target}: {e}"))?;
-    let mut src = std::fs::File::open(&tmp_path).map_err(|e| e.to_string())?;
+    let mut src = std::fs::File::open(&dl.path).map_err(|e| e.to_string())?;
     std::io::copy(&mut src, &mut out).map_err(|e| format!("write {target}: {e}"))?;
     drop(out);
     dst.set_mode(&target, mode).map_err(|e| format!("chmod {target}: {e}"))?;
     dst.set_owner(&target, owner.0, owner.1).map_err(|e| format!("chown {target}: {e}"))?;
-    if let Some(t) = mtime {
+    if let Some(t) = dl.mtime {
         let ts = crate::fs::Timespec::new(t, 0);
         dst.set_times(&target, ts, ts).map_err(|e| format!("set times on {target}: {e}"))?;
     }
-    let _ = std::fs::remove_dir_all(&tmp_dir);
     Ok(scope)
 }
 

@@ -20,12 +20,15 @@ use crate::build::steps::layer::{Scope, commit};
 use crate::build::steps::workdir::join_clean;
 use crate::build::steps::{StepCtx, StepOutcome};
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
-use crate::fs::copy::{CopyOptions, Filter, copy_tree};
+use crate::fs::copy::{CopyOptions, copy_tree};
 use crate::fs::root::Root;
 
 mod add;
+mod filter;
+pub mod keyfiles;
 mod sources;
 
+pub use add::Download;
 pub use sources::SourceKind;
 
 /// The root of an image used only as a `COPY --from` source.
@@ -136,8 +139,8 @@ pub fn copy(
                 written.push(scope);
             }
             sources::Item::Url(url) => {
-                let target = add::download(engine, dst, &url, &dest, dest_is_dir, c.checksum.as_deref(), mode, owner)
-                    .map_err(|e| ctx.fail(e))?;
+                let dl = add::fetch_url(engine, &url, c.checksum.as_deref()).map_err(|e| ctx.fail(e))?;
+                let target = add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| ctx.fail(e))?;
                 written.push(target);
             }
             sources::Item::Path { rel, kind, name, target_rel } => {
@@ -157,26 +160,7 @@ pub fn copy(
                     continue;
                 }
                 let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
-                let prefix = rel.clone();
-                let excl = |sub: &str| -> Filter {
-                    if sub.is_empty() {
-                        return Filter::Copy;
-                    }
-                    let ctx_rel = if prefix.is_empty() { sub.to_string() } else { format!("{prefix}/{sub}") };
-                    if excluded_by_flag(sub) {
-                        return Filter::Skip;
-                    }
-                    match ignore {
-                        Some(i) if i.is_excluded(&ctx_rel) => {
-                            if i.can_skip_dir(&ctx_rel) {
-                                Filter::Skip
-                            } else {
-                                Filter::Descend
-                            }
-                        }
-                        _ => Filter::Copy,
-                    }
-                };
+                let excl = filter::for_dir(&rel, excludes.as_ref(), ignore);
                 let opts =
                     CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, filter: &excl };
                 copy_tree(src_root, &rel, dst, &target, &opts)
@@ -191,7 +175,7 @@ pub fn copy(
     Ok(StepOutcome { status: StepStatus::Built, layer })
 }
 
-fn is_url(s: &str) -> bool {
+pub(crate) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
@@ -267,7 +251,7 @@ fn prepare_from(engine: &mut Engine<'_>, st: &StageState, ctx: &StepCtx<'_>, fro
             if engine.external.contains_key(from) {
                 return Ok(());
             }
-            let img = engine.resolve_image(from, &engine.platform, &ctx.loc)?;
+            let img = engine.resolve_cached(from)?;
             let config = crate::image::config::ImageConfig::from_bytes(&img.config_bytes)
                 .map_err(|e| ctx.fail(format!("--from={from}: {e}")))?;
             let layers: Vec<_> = img
@@ -289,9 +273,11 @@ fn prepare_from(engine: &mut Engine<'_>, st: &StageState, ctx: &StepCtx<'_>, fro
     }
 }
 
-fn stage_index(engine: &Engine<'_>, current: usize, from: &str) -> Option<usize> {
+/// The stage `--from` names: any other stage by name (the plan builds it first), or an earlier
+/// stage by index; `None` for an image reference.
+pub(crate) fn stage_index(engine: &Engine<'_>, current: usize, from: &str) -> Option<usize> {
     let lower = from.to_ascii_lowercase();
-    if let Some(i) = engine.plan.stages[..current].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+    if let Some(i) = engine.plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()) && s.index != current) {
         return Some(i);
     }
     from.parse::<usize>().ok().filter(|&i| i < current)

@@ -1,0 +1,230 @@
+//! The engine's side of the layer cache: starting the planned lookups, using a hit, explaining
+//! a miss, and writing new layers to the cache repository in the background.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::build::engine::Engine;
+use crate::build::error::BuildError;
+use crate::build::event::{CacheResult, Event, LayerSummary, StepId, StepStatus};
+use crate::build::options::CacheOptions;
+use crate::build::stage::{LayerOrigin, PlannedStep, StageLayer, StageState};
+use crate::build::steps::StepOutcome;
+use crate::build::steps::layer::empty_history;
+use crate::cache::explain::explain;
+use crate::cache::registry::{CachedLayer, Lookup, RegistryCache, pointer_tag};
+use crate::fs::unpack::{open_layer, unpack_layer};
+use crate::image::config::History;
+use crate::registry::Reference;
+
+/// Lookups running at once against the cache repository.
+const PARALLEL_LOOKUPS: usize = 8;
+
+pub(crate) struct CacheCtx {
+    pub remote: RegistryCache,
+    pub opts: CacheOptions,
+    /// Identifies the Dockerfile across builds (for pointer tags).
+    pub dockerfile_id: String,
+    /// Keys of steps of this build that missed, with their lines (for "parent step missed").
+    pub missed: BTreeMap<String, usize>,
+    pub pushes: Vec<(StepId, String, tokio::task::JoinHandle<Result<String, String>>)>,
+    pub hits: usize,
+    pub misses: usize,
+    pub bytes_reused: u64,
+    pub limiter: Arc<tokio::sync::Semaphore>,
+}
+
+impl CacheCtx {
+    pub fn new(opts: &CacheOptions, remote: RegistryCache, dockerfile_id: String) -> CacheCtx {
+        CacheCtx {
+            remote,
+            opts: opts.clone(),
+            dockerfile_id,
+            missed: BTreeMap::new(),
+            pushes: Vec::new(),
+            hits: 0,
+            misses: 0,
+            bytes_reused: 0,
+            limiter: Arc::new(tokio::sync::Semaphore::new(PARALLEL_LOOKUPS)),
+        }
+    }
+}
+
+/// The cache repository for these options: `--cache-repo`, else the first destination's
+/// repository + `/cache` (kaniko's default).
+pub(crate) fn cache_repo(opts: &CacheOptions, destinations: &[String]) -> Result<Reference, String> {
+    if let Some(r) = &opts.repo {
+        return Reference::parse(r).map_err(|e| format!("invalid --cache-repo {r:?}: {e}"));
+    }
+    let first = destinations.first().ok_or("--cache needs --cache-repo or a --destination")?;
+    let d = Reference::parse(first).map_err(|e| format!("invalid --destination {first:?}: {e}"))?;
+    Ok(Reference { repository: format!("{}/cache", d.repository), tag: None, digest: None, ..d })
+}
+
+impl Engine<'_> {
+    /// Starts the lookups of a stage's cacheable steps, all at once (bounded).
+    pub(crate) fn start_lookups(&mut self, st: &mut StageState) {
+        let Some(cache) = &self.cache else { return };
+        for (id, p) in st.planned.iter().filter(|(_, p)| p.cacheable) {
+            let remote = cache.remote.clone();
+            let key = p.key.clone();
+            let pointer = pointer_tag(&cache.dockerfile_id, id.stage, id.step);
+            let store = self.store.clone();
+            let limiter = cache.limiter.clone();
+            let h = self.rt.spawn(async move {
+                let _permit = limiter.acquire_owned().await;
+                remote.lookup(&key, &pointer, &store).await
+            });
+            st.lookups.insert(*id, h);
+        }
+    }
+
+    /// Uses the cache for a planned step if it hits. `Ok(None)`: run the step.
+    pub(crate) fn try_cache(
+        &mut self,
+        st: &mut StageState,
+        id: StepId,
+        planned: &PlannedStep,
+        display: &str,
+    ) -> Result<Option<StepOutcome>, BuildError> {
+        let Some(handle) = st.lookups.remove(&id) else { return Ok(None) };
+        let result = self.rt.block_on(handle).map_err(|e| BuildError::Setup(format!("cache lookup: {e}")))?;
+        let cache = self.cache.as_mut().expect("lookups imply a cache");
+        let components = Box::new(planned.components.clone());
+        match result {
+            Ok(Lookup::Hit(hit)) => {
+                cache.hits += 1;
+                if let Some((d, _)) = &hit.layer {
+                    cache.bytes_reused += d.size;
+                }
+                let outcome = self.apply_hit(st, id, *hit.clone(), display)?;
+                let layer = hit.layer.as_ref().map(|(d, diff_id)| LayerSummary {
+                    digest: d.digest.clone(),
+                    diff_id: Some(diff_id.clone()),
+                    size: d.size,
+                    uncompressed_size: None,
+                    media_type: d.media_type.clone(),
+                    step: Some(id),
+                });
+                let reference = format!("{}:{}", hit.repo, planned.key);
+                self.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Hit { reference, layer },
+                });
+                Ok(Some(outcome))
+            }
+            Ok(Lookup::Miss(prev)) => {
+                cache.misses += 1;
+                let explanation = explain(&prev, &planned.components, &cache.missed);
+                cache.missed.insert(planned.key.clone(), planned.components.line);
+                self.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Miss { explanation },
+                });
+                Ok(None)
+            }
+            Err(e) => {
+                cache.misses += 1;
+                cache.missed.insert(planned.key.clone(), planned.components.line);
+                self.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Error { message: e.to_string() },
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies a cached step: its layer joins the stage, and (when the stage already has a
+    /// root) is unpacked into it so later steps see its files.
+    fn apply_hit(
+        &mut self,
+        st: &mut StageState,
+        id: StepId,
+        hit: CachedLayer,
+        display: &str,
+    ) -> Result<StepOutcome, BuildError> {
+        let Some((desc, diff_id)) = hit.layer else {
+            empty_history(self, st, display);
+            return Ok(StepOutcome { status: StepStatus::Cached, layer: None });
+        };
+        let layer = StageLayer {
+            descriptor: desc.clone(),
+            diff_id: diff_id.clone(),
+            origin: LayerOrigin::Base(hit.repo.clone()),
+            uncompressed_size: None,
+        };
+        if let Some(root) = st.root.as_mut() {
+            self.fetch_blobs(std::slice::from_ref(&layer))?;
+            let file = self.store.open_blob(&desc.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
+            let err = |e: crate::fs::FsError| BuildError::Setup(format!("apply cached layer {}: {e}", desc.digest));
+            let reader = open_layer(file).map_err(err)?;
+            let stats = unpack_layer(root.snap.root(), reader, &self.unpack_options()).map_err(err)?;
+            // What the layer changed, as a snapshot sees it; this also brings the index up to date.
+            let changes = root.snap.snapshot_paths(&stats.touched).map_err(err)?;
+            self.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
+        }
+        st.config.push_diff_id(&diff_id);
+        st.config.push_history(History {
+            created: Some(self.now_rfc3339()),
+            created_by: Some(display.to_string()),
+            comment: Some("trowel".into()),
+            ..History::default()
+        });
+        st.layers.push(layer);
+        Ok(StepOutcome { status: StepStatus::Cached, layer: Some(desc.digest) })
+    }
+
+    /// Writes a step that ran (and succeeded) to the cache, in the background.
+    pub(crate) fn store_in_cache(&mut self, st: &StageState, id: StepId, planned: &PlannedStep, outcome: &StepOutcome) {
+        let Some(cache) = &mut self.cache else { return };
+        if cache.opts.no_push || !planned.cacheable {
+            return;
+        }
+        let layer = match &outcome.layer {
+            Some(d) => match st.layers.iter().rev().find(|l| &l.descriptor.digest == d) {
+                Some(l) => Some((l.descriptor.clone(), l.diff_id.clone())),
+                None => return,
+            },
+            None => None,
+        };
+        let remote = cache.remote.clone();
+        let pointer = pointer_tag(&cache.dockerfile_id, id.stage, id.step);
+        let store = self.store.clone();
+        let key = planned.key.clone();
+        let components = planned.components.clone();
+        let created_by = planned.display.clone();
+        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let reference = format!("{}:{}", remote.repo(), key);
+        let h = self.rt.spawn(async move {
+            remote
+                .store(&key, &pointer, &components, &created_by, layer.as_ref().map(|(d, i)| (d, i)), &store, &created)
+                .await
+                .map(|_| reference)
+                .map_err(|e| e.to_string())
+        });
+        cache.pushes.push((id, planned.key.clone(), h));
+    }
+
+    /// Waits for the background cache writes and reports the summary. Cache write failures are
+    /// warnings: the image itself does not depend on them.
+    pub(crate) fn finish_cache(&mut self) {
+        let Some(cache) = &mut self.cache else { return };
+        let pushes = std::mem::take(&mut cache.pushes);
+        let (hits, misses, bytes) = (cache.hits, cache.misses, cache.bytes_reused);
+        for (id, key, h) in pushes {
+            match self.rt.block_on(h) {
+                Ok(Ok(reference)) => self.emitter.emit(Event::CacheStored { id, key, reference }),
+                Ok(Err(e)) => self.emitter.warn(format!("step {id}: could not write the cache entry: {e}")),
+                Err(e) => self.emitter.warn(format!("step {id}: cache write task failed: {e}")),
+            }
+        }
+        self.emitter.emit(Event::CacheSummary { hits, misses, bytes_reused: bytes });
+    }
+}

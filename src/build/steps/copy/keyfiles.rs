@@ -1,0 +1,120 @@
+//! What a COPY/ADD contributes to its cache key: every source file (path, type, mode, owner,
+//! link target, content digest) exactly as the copy will see it — after `.dockerignore` and
+//! `--exclude`, with wildcards expanded — or, for `--from`, the source stage's key or the
+//! source image's digest.
+
+use std::collections::BTreeMap;
+
+use crate::build::engine::Engine;
+use crate::build::steps::copy::{add, filter, is_url, sources, stage_index};
+use crate::cache::key::FileEntry;
+use crate::digest::digest_reader;
+use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
+use crate::fs::copy::Filter;
+use crate::fs::{FileType, Root, Stat};
+
+pub struct KeyInputs {
+    pub files: Vec<FileEntry>,
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Gathers the key inputs of a COPY/ADD run by stage `stage`.
+pub fn key_inputs(engine: &Engine<'_>, stage: usize, c: &ExpandedCopy, is_add: bool) -> Result<KeyInputs, String> {
+    let mut files = Vec::new();
+    let mut srcs = BTreeMap::new();
+    if let Some(from) = &c.from {
+        match stage_index(engine, stage, from) {
+            Some(p) => {
+                let key = engine.stages[p]
+                    .as_ref()
+                    .and_then(|s| s.final_key.clone())
+                    .ok_or_else(|| format!("stage {from} has no cache key"))?;
+                srcs.insert(format!("stage:{from}"), key);
+            }
+            None => {
+                let img = engine.resolve_cached(from).map_err(|e| e.to_string())?;
+                srcs.insert(format!("image:{from}"), img.manifest_digest.to_string());
+            }
+        }
+        return Ok(KeyInputs { files, sources: srcs });
+    }
+    let excludes = if c.excludes.is_empty() {
+        None
+    } else {
+        Some(DockerIgnore::from_patterns(&c.excludes).map_err(|e| format!("invalid --exclude: {e}"))?)
+    };
+    let root = &engine.context;
+    let ignore = Some(&engine.dockerignore);
+    for s in &c.sources {
+        match s {
+            ExpandedSource::Heredoc { .. } => {}
+            ExpandedSource::Path(p) if is_add && is_url(p) => {
+                let dl = add::fetch_url(engine, p, c.checksum.as_deref())?;
+                files.push(FileEntry {
+                    path: p.clone(),
+                    kind: 'f',
+                    mode: 0o600,
+                    uid: 0,
+                    gid: 0,
+                    link: None,
+                    digest: Some(dl.digest),
+                });
+            }
+            ExpandedSource::Path(p) => {
+                for item in sources::expand(root, p, ignore, true, c.parents)? {
+                    let sources::Item::Path { rel, .. } = item else { continue };
+                    if excludes.as_ref().is_some_and(|x| x.is_excluded(&rel))
+                        && root.lstat(&rel).ok().flatten().is_some_and(|s| !s.is_dir())
+                    {
+                        continue;
+                    }
+                    let f = filter::for_dir(&rel, excludes.as_ref(), ignore);
+                    walk(root, &rel, "", &f, &mut files)?;
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup();
+    Ok(KeyInputs { files, sources: srcs })
+}
+
+fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, String> {
+    let kind = match st.file_type {
+        FileType::File | FileType::Hardlink => 'f',
+        FileType::Dir => 'd',
+        FileType::Symlink => 'l',
+        FileType::CharDevice => 'c',
+        FileType::BlockDevice => 'b',
+        FileType::Fifo => 'p',
+        FileType::Socket => 's',
+    };
+    let link = if kind == 'l' { Some(root.read_link(path).map_err(|e| format!("{path}: {e}"))?) } else { None };
+    let digest = if kind == 'f' {
+        let f = root.open_file(path).map_err(|e| format!("{path}: {e}"))?;
+        Some(digest_reader(std::io::BufReader::new(f)).map_err(|e| format!("read {path}: {e}"))?.0)
+    } else {
+        None
+    };
+    Ok(FileEntry { path: path.trim_start_matches('/').to_string(), kind, mode: st.mode, uid: st.uid, gid: st.gid, link, digest })
+}
+
+/// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
+fn walk(root: &Root, rel: &str, sub: &str, f: &dyn Fn(&str) -> Filter, out: &mut Vec<FileEntry>) -> Result<(), String> {
+    let path = if sub.is_empty() { rel.to_string() } else { format!("{rel}/{sub}") };
+    let decision = f(sub);
+    if decision == Filter::Skip {
+        return Ok(());
+    }
+    let Some(st) = root.lstat(&path).map_err(|e| format!("{path}: {e}"))? else { return Ok(()) };
+    if decision == Filter::Copy {
+        out.push(entry(root, &path, &st)?);
+    }
+    if st.is_dir() {
+        for name in root.read_dir(&path).map_err(|e| format!("{path}: {e}"))? {
+            let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
+            walk(root, rel, &child, f, out)?;
+        }
+    }
+    Ok(())
+}

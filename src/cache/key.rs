@@ -1,0 +1,252 @@
+//! Composite cache keys.
+//!
+//! A step's key is the SHA-256 of a *structured* (JSON, fixed field order, every string escaped)
+//! encoding of everything that determines its layer: the cache format version, the platform, how
+//! layers are written, the parent step's key (the chain starts at the base image's manifest
+//! digest, or at the parent stage's last key), the fully expanded instruction with its flags, the
+//! variables in effect, and for COPY/ADD every source file (path, type, mode, owner, link target,
+//! content digest) or the source stage's key / image digest.
+//!
+//! This avoids kaniko's four key bugs: keys use the *expanded* instruction (a changed
+//! `--build-arg` used by COPY/ADD/WORKDIR changes the key), file *names* are hashed (a rename
+//! changes the key), there is no ambiguous `-` join, and a stage with no instructions still passes
+//! its base digest on to the stages built from it.
+//!
+//! Besides the hashed part, [`KeyComponents`] carries context used only to explain a miss: the
+//! Dockerfile line, the chain of ancestor steps and the base image. It is stored in every cache
+//! entry, so a later build (another CI job, with no local state) can say what changed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+
+/// Bump when the encoding or the meaning of a component changes: old entries then never hit.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where a variable in effect came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VarKind {
+    #[serde(rename = "ARG")]
+    Arg,
+    #[serde(rename = "ENV")]
+    Env,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Var {
+    pub kind: VarKind,
+    /// The value, or a short fingerprint for secret-looking names (see [`crate::secrets`]).
+    pub value: Option<String>,
+}
+
+/// One source file of a COPY/ADD, as hashed into the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the context (or source root), `/`-separated.
+    pub path: String,
+    /// `f`, `d`, `l`, `c`, `b`, `p`.
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// An ancestor step in the key chain (for "what changed before this step").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    pub line: usize,
+    pub instruction: String,
+    pub key: String,
+}
+
+/// The image a chain starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseInfo {
+    pub reference: String,
+    pub digest: Option<Digest>,
+}
+
+/// Everything a key is made of, plus explanation context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyComponents {
+    pub version: u32,
+    pub platform: String,
+    /// How layers are written (compression, `--reproducible`): a cached layer must be the layer
+    /// this build would have written.
+    pub layer_format: String,
+    pub parent: String,
+    pub instruction: String,
+    pub vars: BTreeMap<String, Var>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
+    /// `stage:<name>` → that stage's last key; `image:<ref>` → manifest digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
+    // ---- not hashed: context for explanations ----
+    pub line: usize,
+    #[serde(default)]
+    pub chain: Vec<ChainLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseInfo>,
+}
+
+/// The hashed part, in a fixed order.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    version: u32,
+    platform: &'a str,
+    layer_format: &'a str,
+    parent: &'a str,
+    instruction: &'a str,
+    vars: &'a BTreeMap<String, Var>,
+    files: &'a [FileEntry],
+    sources: &'a BTreeMap<String, String>,
+}
+
+impl KeyComponents {
+    /// The key: 64 hex digits (also a valid registry tag).
+    pub fn key(&self) -> String {
+        let h = Hashed {
+            version: self.version,
+            platform: &self.platform,
+            layer_format: &self.layer_format,
+            parent: &self.parent,
+            instruction: &self.instruction,
+            vars: &self.vars,
+            files: &self.files,
+            sources: &self.sources,
+        };
+        let bytes = serde_json::to_vec(&h).expect("key components serialise");
+        Digest::of(&bytes).hex().to_string()
+    }
+}
+
+/// The key a chain starts from for a base image, `scratch`, or a parent stage.
+pub fn root_key(platform: &str, base: &RootOf<'_>) -> String {
+    #[derive(Serialize)]
+    struct Root<'a> {
+        version: u32,
+        platform: &'a str,
+        base: &'a str,
+    }
+    match base {
+        RootOf::Stage(parent_key) => parent_key.to_string(),
+        RootOf::Scratch => {
+            let b = serde_json::to_vec(&Root { version: FORMAT_VERSION, platform, base: "scratch" }).unwrap();
+            Digest::of(&b).hex().to_string()
+        }
+        RootOf::Image(d) => {
+            let b = serde_json::to_vec(&Root { version: FORMAT_VERSION, platform, base: d.as_str() }).unwrap();
+            Digest::of(&b).hex().to_string()
+        }
+    }
+}
+
+pub enum RootOf<'a> {
+    Scratch,
+    Image(&'a Digest),
+    /// The last key of the stage this one is built `FROM`.
+    Stage(&'a str),
+}
+
+/// Names referenced by `$NAME` / `${NAME…}` in an instruction's raw text. Used to record, for
+/// non-RUN steps, only the variables the step actually uses (an unrelated ARG must not miss).
+pub fn referenced_names(raw: &str) -> Vec<String> {
+    let b = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let start = if b.get(i + 1) == Some(&b'{') { i + 2 } else { i + 1 };
+            let mut j = start;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                j += 1;
+            }
+            if j > start && !b[start].is_ascii_digit() {
+                let name = raw[start..j].to_string();
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            i = j.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comps() -> KeyComponents {
+        KeyComponents {
+            version: FORMAT_VERSION,
+            platform: "linux/amd64".into(),
+            layer_format: "gzip".into(),
+            parent: "p".into(),
+            instruction: "RUN make".into(),
+            vars: BTreeMap::new(),
+            files: vec![],
+            sources: BTreeMap::new(),
+            line: 3,
+            chain: vec![],
+            base: None,
+        }
+    }
+
+    #[test]
+    fn explanation_context_is_not_hashed() {
+        let a = comps();
+        let mut b = comps();
+        b.line = 99;
+        b.chain.push(ChainLink { line: 1, instruction: "FROM x".into(), key: "k".into() });
+        assert_eq!(a.key(), b.key());
+    }
+
+    /// kaniko joined parts with "-": `A=x-B=z` and `A=x`,`B=z` collided. Structured encoding
+    /// cannot.
+    #[test]
+    fn no_join_collisions() {
+        let mut a = comps();
+        a.vars.insert("A".into(), Var { kind: VarKind::Arg, value: Some("x-B=z".into()) });
+        let mut b = comps();
+        b.vars.insert("A".into(), Var { kind: VarKind::Arg, value: Some("x".into()) });
+        b.vars.insert("B".into(), Var { kind: VarKind::Arg, value: Some("z".into()) });
+        assert_ne!(a.key(), b.key());
+        let mut c = comps();
+        c.instruction = "RUN make\",\"vars\":{}".into();
+        assert_ne!(comps().key(), c.key());
+    }
+
+    #[test]
+    fn file_names_are_hashed() {
+        let f = |p: &str| FileEntry { path: p.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest: None };
+        let mut a = comps();
+        a.files = vec![f("src/a.rs")];
+        let mut b = comps();
+        b.files = vec![f("src/b.rs")];
+        assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn roots() {
+        let d = Digest::of(b"x");
+        assert_ne!(root_key("linux/amd64", &RootOf::Image(&d)), root_key("linux/arm64", &RootOf::Image(&d)));
+        assert_ne!(root_key("linux/amd64", &RootOf::Image(&d)), root_key("linux/amd64", &RootOf::Scratch));
+        assert_eq!(root_key("linux/amd64", &RootOf::Stage("abc")), "abc");
+    }
+
+    #[test]
+    fn referenced() {
+        assert_eq!(referenced_names("COPY ${SRC:-x} /$DEST/$1 $$ ${A}b"), vec!["SRC", "DEST", "A"]);
+        assert!(referenced_names("RUN echo hi").is_empty());
+    }
+}

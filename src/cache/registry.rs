@@ -1,0 +1,208 @@
+//! The layer cache in a registry repository (`--cache-repo`, default `<destination>/cache`).
+//!
+//! Each entry is a small OCI image tagged with its key (64 hex digits): one layer (or none, for
+//! a step that changed no files) and a config that records the key's components under
+//! `dev.trowel.cache`. Every write also moves the step's *pointer tag*
+//! (`step-<hash of Dockerfile, stage, step>`) to the new entry, so a later build that misses can
+//! find the most recent entry for the same step — with no local state, as in two CI jobs — and
+//! explain the difference. Entries are pushed manifest-last (the registry only shows an entry
+//! once all its blobs are there), so a failed or killed build never leaves a half-written entry.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::cache::explain::Previous;
+use crate::cache::key::KeyComponents;
+use crate::digest::Digest;
+use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform};
+use crate::image::store::BlobStore;
+use crate::registry::{PushBlob, PushImage, Reference, Registry, RegistryError};
+
+/// The config field holding the key and its components.
+const FIELD: &str = "dev.trowel.cache";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache {reference}: {source}")]
+    Registry { reference: String, source: RegistryError },
+    #[error("cache {reference}: not a trowel cache entry: {reason}")]
+    Invalid { reference: String, reason: String },
+    #[error("cache: {0}")]
+    Store(#[from] crate::image::store::StoreError),
+}
+
+/// What a cache entry's config says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryInfo {
+    pub key: String,
+    pub components: KeyComponents,
+    pub created_by: String,
+}
+
+/// A usable cached step.
+#[derive(Debug, Clone)]
+pub struct CachedLayer {
+    /// The cache repository (for fetching and cross-repository mounts).
+    pub repo: Reference,
+    /// `None` for a step that changed no files.
+    pub layer: Option<(Descriptor, Digest)>,
+    pub info: EntryInfo,
+}
+
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Hit(Box<CachedLayer>),
+    Miss(Previous),
+}
+
+#[derive(Clone)]
+pub struct RegistryCache {
+    registry: Registry,
+    repo: Reference,
+    ttl: Duration,
+    ttl_text: String,
+    platform: Platform,
+}
+
+impl RegistryCache {
+    /// `repo` is a repository reference (any tag is ignored).
+    pub fn new(registry: Registry, repo: Reference, ttl: Duration, ttl_text: String, platform: Platform) -> Self {
+        RegistryCache { registry, repo: Reference { tag: None, digest: None, ..repo }, ttl, ttl_text, platform }
+    }
+
+    pub fn repo(&self) -> &Reference {
+        &self.repo
+    }
+
+    fn tagged(&self, tag: &str) -> Reference {
+        Reference { tag: Some(tag.to_string()), digest: None, ..self.repo.clone() }
+    }
+
+    fn err(&self, r: &Reference) -> impl FnOnce(RegistryError) -> CacheError + '_ {
+        let reference = r.to_string();
+        move |source| CacheError::Registry { reference, source }
+    }
+
+    /// Reads the entry a tag points to: its manifest and its config's cache record.
+    async fn read_entry(
+        &self,
+        tag: &str,
+        store: &BlobStore,
+    ) -> Result<Option<(Manifest, EntryInfo, Option<String>)>, CacheError> {
+        let r = self.tagged(tag);
+        let Some((bytes, _mt, _digest)) = self.registry.fetch_manifest(&r).await.map_err(self.err(&r))? else {
+            return Ok(None);
+        };
+        let invalid = |reason: String| CacheError::Invalid { reference: r.to_string(), reason };
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
+        if manifest.layers.len() > 1 {
+            return Err(invalid(format!("{} layers", manifest.layers.len())));
+        }
+        self.registry.fetch_blob(&self.repo, &manifest.config, store, &|_, _| {}).await.map_err(self.err(&r))?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&store.read(&manifest.config.digest)?).map_err(|e| invalid(format!("config: {e}")))?;
+        let info: EntryInfo = serde_json::from_value(config.get(FIELD).cloned().unwrap_or(serde_json::Value::Null))
+            .map_err(|e| invalid(format!("{FIELD}: {e}")))?;
+        let created = config.get("created").and_then(|c| c.as_str()).map(str::to_string);
+        Ok(Some((manifest, info, created)))
+    }
+
+    /// Looks a key up. On a miss, finds the step's most recent entry to explain it.
+    pub async fn lookup(&self, key: &str, pointer: &str, store: &BlobStore) -> Result<Lookup, CacheError> {
+        if let Some((manifest, info, created)) = self.read_entry(key, store).await? {
+            // An entry must be what its tag says: never trust a mislabelled layer.
+            if info.key != key || info.components.key() != key {
+                return Err(CacheError::Invalid {
+                    reference: self.tagged(key).to_string(),
+                    reason: "recorded key does not match the tag".into(),
+                });
+            }
+            let expired = created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).is_none_or(|c| {
+                let age = chrono::Utc::now().signed_duration_since(c);
+                age.to_std().is_ok_and(|a| a > self.ttl)
+            });
+            if expired {
+                return Ok(Lookup::Miss(Previous::Expired {
+                    created: created.unwrap_or_else(|| "at an unknown time".into()),
+                    ttl: self.ttl_text.clone(),
+                }));
+            }
+            let diff_ids = info_diff_ids(store, &manifest)?;
+            let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
+            return Ok(Lookup::Hit(Box::new(CachedLayer { repo: self.repo.clone(), layer, info })));
+        }
+        match self.read_entry(pointer, store).await {
+            Ok(Some((_, info, _))) => Ok(Lookup::Miss(Previous::Entry(Box::new(info.components)))),
+            Ok(None) => Ok(Lookup::Miss(Previous::None)),
+            // A broken pointer only costs the explanation.
+            Err(_) => Ok(Lookup::Miss(Previous::None)),
+        }
+    }
+
+    /// Stores a step's layer (or its absence) under `key` and moves the step's pointer to it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn store(
+        &self,
+        key: &str,
+        pointer: &str,
+        components: &KeyComponents,
+        created_by: &str,
+        layer: Option<(&Descriptor, &Digest)>,
+        store: &BlobStore,
+        created: &str,
+    ) -> Result<Digest, CacheError> {
+        let info = EntryInfo { key: key.to_string(), components: components.clone(), created_by: created_by.to_string() };
+        let mut config = json!({
+            "created": created,
+            "architecture": self.platform.architecture,
+            "os": self.platform.os,
+            "config": {"Labels": {FIELD: "1"}},
+            "rootfs": {"type": "layers", "diff_ids": layer.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>()},
+            "history": [{"created": created, "created_by": created_by, "empty_layer": layer.is_none()}],
+        });
+        config[FIELD] = serde_json::to_value(&info).expect("entry serialises");
+        let config_bytes = serde_json::to_vec(&config).expect("config serialises");
+        let config_digest = store.put(&config_bytes)?;
+        let format = ManifestFormat::Oci;
+        let config_desc = Descriptor::new(format.config_media_type(), config_digest, config_bytes.len() as u64);
+        let layers: Vec<Descriptor> = layer.iter().map(|(d, _)| (*d).clone()).collect();
+        let manifest = Manifest::new(format, config_desc.clone(), layers.clone());
+        let manifest_bytes = manifest.to_bytes();
+        let mut blobs = vec![PushBlob { descriptor: config_desc, mount_from: None }];
+        blobs.extend(layers.into_iter().map(|d| PushBlob { descriptor: d, mount_from: None }));
+        let image = PushImage { manifest_bytes: manifest_bytes.clone(), manifest_media_type: format.manifest_media_type().into(), blobs };
+        let entry = self.tagged(key);
+        let report = self.registry.push_image(&entry, &image, store, &|_| {}).await.map_err(self.err(&entry))?;
+        let ptr = self.tagged(pointer);
+        self.registry
+            .push_manifest(&ptr, &manifest_bytes, format.manifest_media_type())
+            .await
+            .map_err(self.err(&ptr))?;
+        Ok(report.manifest_digest)
+    }
+}
+
+/// The diff_ids a cache entry's config lists (read back from the store).
+fn info_diff_ids(store: &BlobStore, manifest: &Manifest) -> Result<Vec<Digest>, CacheError> {
+    let config: serde_json::Value = serde_json::from_slice(&store.read(&manifest.config.digest)?).unwrap_or_default();
+    let ids: Vec<Digest> = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    if ids.len() != manifest.layers.len() {
+        return Err(CacheError::Invalid {
+            reference: manifest.config.digest.to_string(),
+            reason: "diff_ids do not match the layers".into(),
+        });
+    }
+    Ok(ids)
+}
+
+/// The pointer tag of a step: stable across builds of the same Dockerfile.
+pub fn pointer_tag(dockerfile_id: &str, stage: usize, step: usize) -> String {
+    let d = Digest::of(format!("{dockerfile_id}\0{stage}\0{step}").as_bytes());
+    format!("step-{}", &d.hex()[..40])
+}
