@@ -213,6 +213,9 @@ pub struct BuildArgs {
     /// Kill a RUN step after this many seconds.
     #[arg(long)]
     pub run_timeout: Option<u64>,
+    /// Record every build event to this file (JSON Lines) for `trowel replay`.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
     /// Log level (kaniko's -v).
     #[arg(short = 'v', long, value_enum, default_value = "info")]
     pub verbosity: Verbosity,
@@ -366,8 +369,9 @@ impl BuildArgs {
         o.skip_push_permission_check = self.skip_push_permission_check;
         o.run_timeout = self.run_timeout.map(std::time::Duration::from_secs);
         if self.cache {
-            let ttl = parse_go_duration(&self.cache_ttl)
-                .ok_or_else(|| CliError(format!("invalid --cache-ttl {:?}: expected a duration like 336h or 30m", self.cache_ttl)))?;
+            let ttl = parse_go_duration(&self.cache_ttl).ok_or_else(|| {
+                CliError(format!("invalid --cache-ttl {:?}: expected a duration like 336h or 30m", self.cache_ttl))
+            })?;
             o.cache = Some(crate::build::CacheOptions {
                 repo: self.cache_repo.clone(),
                 ttl,

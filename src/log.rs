@@ -217,19 +217,21 @@ impl EventSink for LogPrinter {
                 self.line(Level::Debug, ms, &format!("step {what} in {duration_ms} ms"));
             }
             Event::CacheLookup { result, key, .. } => match result {
-                CacheResult::Hit { layer: Some(l), .. } => self.line(
-                    Level::Info,
-                    ms,
-                    &format!("Using cached layer {} ({})", l.digest.short(), human(l.size)),
-                ),
+                CacheResult::Hit { layer: Some(l), .. } => {
+                    self.line(Level::Info, ms, &format!("Using cached layer {} ({})", l.digest.short(), human(l.size)))
+                }
                 CacheResult::Hit { layer: None, .. } => self.line(Level::Info, ms, "Cached (no file changes)"),
                 CacheResult::Miss { explanation } => {
                     self.line(Level::Info, ms, &format!("Cache miss: {explanation}"));
                     self.line(Level::Debug, ms, &format!("cache key {key}"));
                 }
-                CacheResult::Error { message } => self.line(Level::Warn, ms, &format!("Cache lookup failed: {message}")),
+                CacheResult::Error { message } => {
+                    self.line(Level::Warn, ms, &format!("Cache lookup failed: {message}"))
+                }
             },
-            Event::CacheStored { reference, .. } => self.line(Level::Debug, ms, &format!("Cached layer as {reference}")),
+            Event::CacheStored { reference, .. } => {
+                self.line(Level::Debug, ms, &format!("Cached layer as {reference}"))
+            }
             Event::CacheSummary { hits, misses, bytes_reused } => self.line(
                 Level::Info,
                 ms,

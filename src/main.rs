@@ -33,7 +33,16 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         Verbosity::Error | Verbosity::Fatal | Verbosity::Panic => Level::Error,
     };
     let printer = LogPrinter::new(level, args.log_format != "text", args.log_timestamp);
-    let sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
+    let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
+    if let Some(path) = &args.trace {
+        match trowel::trace::TraceWriter::create(path) {
+            Ok(w) => sinks.push(Box::new(w)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
     let emitter = Emitter::new(sinks);
     match build::build(&opts, &emitter, &mut Continue) {
         Ok(_) => 0,

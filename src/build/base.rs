@@ -93,10 +93,11 @@ impl Engine<'_> {
             args,
             cmd_set: false,
             base_digest,
+            // A stage built from a stage chains from the image at the bottom of it all.
             base_ref: match &planned.base {
                 Base::Scratch => "scratch".into(),
                 Base::Image(r) => r.clone(),
-                Base::Stage(p) => self.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string()),
+                Base::Stage(p) => self.stages[*p].as_ref().map(|s| s.base_ref.clone()).unwrap_or_default(),
             },
             planned: HashMap::new(),
             lookups: HashMap::new(),

@@ -20,6 +20,10 @@ use crate::registry::Reference;
 /// Lookups running at once against the cache repository.
 const PARALLEL_LOOKUPS: usize = 8;
 
+/// A cache entry being written in the background: the step, its key, and the task (which
+/// yields the entry's reference).
+pub(crate) type PendingWrite = (StepId, String, tokio::task::JoinHandle<Result<String, String>>);
+
 pub(crate) struct CacheCtx {
     pub remote: RegistryCache,
     pub opts: CacheOptions,
@@ -27,7 +31,7 @@ pub(crate) struct CacheCtx {
     pub dockerfile_id: String,
     /// Keys of steps of this build that missed, with their lines (for "parent step missed").
     pub missed: BTreeMap<String, usize>,
-    pub pushes: Vec<(StepId, String, tokio::task::JoinHandle<Result<String, String>>)>,
+    pub pushes: Vec<PendingWrite>,
     pub hits: usize,
     pub misses: usize,
     pub bytes_reused: u64,

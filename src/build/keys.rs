@@ -14,7 +14,9 @@ use crate::build::stage::{PlannedStep, StageState};
 use crate::build::steps::copy::keyfiles::key_inputs;
 use crate::build::steps::metadata::apply_to_state;
 use crate::build::vars::{StepVars, run_env};
-use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, referenced_names, root_key};
+use crate::cache::key::{
+    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, referenced_names, root_key,
+};
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::image::config::ImageConfig;
 
@@ -64,7 +66,11 @@ impl Engine<'_> {
             }
         };
         let base = BaseInfo { reference: st.base_ref.clone(), digest: st.base_digest.clone() };
-        let mut chain = vec![ChainLink { line: from.line, instruction: format!("FROM {}", st.base_ref), key: root.clone() }];
+        let from_display = match &self.plan.stages[st.index].base {
+            Base::Stage(p) => format!("FROM {}", self.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
+            _ => format!("FROM {}", st.base_ref),
+        };
+        let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone() }];
         let mut parent = root;
         // Replay on copies: execution mutates the real state.
         let mut config = st.config.clone();
@@ -155,6 +161,7 @@ fn used_vars(ins: &Instruction, config: &ImageConfig, args: &crate::dockerfile::
 }
 
 fn var(kind: VarKind, name: &str, value: Option<String>) -> Var {
-    let value = if crate::secrets::is_secret_name(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
+    let value =
+        if crate::secrets::is_secret_name(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
     Var { kind, value }
 }

@@ -7,11 +7,11 @@
 
 mod base;
 mod cache;
-mod keys;
 pub mod controller;
 pub mod engine;
 pub mod error;
 pub mod event;
+mod keys;
 pub mod options;
 mod publish;
 mod stage;

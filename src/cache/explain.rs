@@ -2,8 +2,8 @@
 //!
 //! A miss is explained by comparing the step's [`KeyComponents`] with those stored in the most
 //! recent cache entry for the same step of the same Dockerfile (found through the step's pointer
-//! tag, see [`super::registry`]). The step's own inputs are checked first (instruction text,
-//! variables, source files, source stages), then the chain of steps before it.
+//! tag, see [`super::registry`]). The step's own inputs are checked first (variables,
+//! instruction text, source files, source stages), then the chain of steps before it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,12 +29,14 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, u
         }
         Previous::Entry(p) => p,
     };
-    if p.instruction != cur.instruction {
-        return "instruction text changed".to_string();
-    }
+    // Variables first: a changed ARG also changes the expanded text of the steps using it, and
+    // the ARG is the cause worth naming.
     let vars = var_changes(&p.vars, &cur.vars);
     if !vars.is_empty() {
         return vars.join(", ");
+    }
+    if p.instruction != cur.instruction {
+        return "instruction text changed".to_string();
     }
     if p.files != cur.files {
         return files_changed(&cur.instruction, &p.files, &cur.files);
@@ -149,7 +151,7 @@ fn chain_changed(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<Strin
     // The first link of the chain that differs is where the change came in.
     let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
     match first {
-        Some((0, _)) => base_changed(p, cur),
+        Some((0, link)) => base_changed(p, cur, &link.instruction),
         Some((_, link)) => match missed.get(&link.key) {
             Some(line) => format!("parent step missed (line {line})"),
             None => format!("parent step changed (line {}: {})", link.line, link.instruction),
@@ -161,11 +163,14 @@ fn chain_changed(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<Strin
     }
 }
 
-fn base_changed(p: &KeyComponents, cur: &KeyComponents) -> String {
+fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str) -> String {
     match (&p.base, &cur.base) {
         (Some(pb), Some(cb)) if pb.reference == cb.reference => match (&pb.digest, &cb.digest) {
-            (Some(a), Some(b)) if a != b => format!("base image {} now {} (was {})", cb.reference, short(b.as_str()), short(a.as_str())),
-            _ => format!("base image {} changed", cb.reference),
+            (Some(a), Some(b)) if a != b => {
+                format!("base image {} now {} (was {})", cb.reference, short(b.as_str()), short(a.as_str()))
+            }
+            // Same image at the bottom: the stage this one is built FROM changed.
+            _ => format!("base stage changed ({from})"),
         },
         (Some(pb), Some(cb)) => format!("base image changed: {} (was {})", cb.reference, pb.reference),
         _ => "base image changed".to_string(),
@@ -195,7 +200,15 @@ mod tests {
     }
 
     fn file(p: &str, content: &[u8]) -> FileEntry {
-        FileEntry { path: p.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest: Some(Digest::of(content)) }
+        FileEntry {
+            path: p.into(),
+            kind: 'f',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            link: None,
+            digest: Some(Digest::of(content)),
+        }
     }
 
     #[test]

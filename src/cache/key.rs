@@ -228,7 +228,8 @@ mod tests {
 
     #[test]
     fn file_names_are_hashed() {
-        let f = |p: &str| FileEntry { path: p.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest: None };
+        let f =
+            |p: &str| FileEntry { path: p.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest: None };
         let mut a = comps();
         a.files = vec![f("src/a.rs")];
         let mut b = comps();

@@ -101,8 +101,8 @@ impl RegistryCache {
             return Err(invalid(format!("{} layers", manifest.layers.len())));
         }
         self.registry.fetch_blob(&self.repo, &manifest.config, store, &|_, _| {}).await.map_err(self.err(&r))?;
-        let config: serde_json::Value =
-            serde_json::from_slice(&store.read(&manifest.config.digest)?).map_err(|e| invalid(format!("config: {e}")))?;
+        let config: serde_json::Value = serde_json::from_slice(&store.read(&manifest.config.digest)?)
+            .map_err(|e| invalid(format!("config: {e}")))?;
         let info: EntryInfo = serde_json::from_value(config.get(FIELD).cloned().unwrap_or(serde_json::Value::Null))
             .map_err(|e| invalid(format!("{FIELD}: {e}")))?;
         let created = config.get("created").and_then(|c| c.as_str()).map(str::to_string);
@@ -119,10 +119,11 @@ impl RegistryCache {
                     reason: "recorded key does not match the tag".into(),
                 });
             }
-            let expired = created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).is_none_or(|c| {
-                let age = chrono::Utc::now().signed_duration_since(c);
-                age.to_std().is_ok_and(|a| a > self.ttl)
-            });
+            let expired =
+                created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).is_none_or(|c| {
+                    let age = chrono::Utc::now().signed_duration_since(c);
+                    age.to_std().is_ok_and(|a| a > self.ttl)
+                });
             if expired {
                 return Ok(Lookup::Miss(Previous::Expired {
                     created: created.unwrap_or_else(|| "at an unknown time".into()),
@@ -153,7 +154,8 @@ impl RegistryCache {
         store: &BlobStore,
         created: &str,
     ) -> Result<Digest, CacheError> {
-        let info = EntryInfo { key: key.to_string(), components: components.clone(), created_by: created_by.to_string() };
+        let info =
+            EntryInfo { key: key.to_string(), components: components.clone(), created_by: created_by.to_string() };
         let mut config = json!({
             "created": created,
             "architecture": self.platform.architecture,
@@ -172,7 +174,11 @@ impl RegistryCache {
         let manifest_bytes = manifest.to_bytes();
         let mut blobs = vec![PushBlob { descriptor: config_desc, mount_from: None }];
         blobs.extend(layers.into_iter().map(|d| PushBlob { descriptor: d, mount_from: None }));
-        let image = PushImage { manifest_bytes: manifest_bytes.clone(), manifest_media_type: format.manifest_media_type().into(), blobs };
+        let image = PushImage {
+            manifest_bytes: manifest_bytes.clone(),
+            manifest_media_type: format.manifest_media_type().into(),
+            blobs,
+        };
         let entry = self.tagged(key);
         let report = self.registry.push_image(&entry, &image, store, &|_| {}).await.map_err(self.err(&entry))?;
         let ptr = self.tagged(pointer);

@@ -1,1 +1,102 @@
-//! Trace recording and loading for `trowel replay` (issue 4).
+//! Recorded traces: every engine event of a build as JSON Lines, for `trowel replay` and for
+//! reading what a CI build did after the fact.
+//!
+//! The first line is a header (`{"trowel_trace": VERSION, ...}`); every following line is one
+//! [`Envelope`] (sequence number, milliseconds since the start, the event). Lines are flushed as
+//! they are written, so a build killed half way leaves a readable trace.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::event::{Envelope, EventSink};
+
+/// Bumped when the meaning of a field changes; readers refuse newer major versions.
+pub const TRACE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub trowel_trace: u32,
+    pub trowel_version: String,
+    pub started: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("trace {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("trace {path}:{line}: {message}")]
+    Format { path: String, line: usize, message: String },
+}
+
+/// An event sink writing a trace file.
+pub struct TraceWriter {
+    out: BufWriter<File>,
+    path: String,
+    failed: bool,
+}
+
+impl TraceWriter {
+    pub fn create(path: &Path) -> Result<TraceWriter, TraceError> {
+        let p = path.display().to_string();
+        let io = |source| TraceError::Io { path: p.clone(), source };
+        let file = File::create(path).map_err(io)?;
+        let mut out = BufWriter::new(file);
+        let header = Header {
+            trowel_trace: TRACE_VERSION,
+            trowel_version: env!("CARGO_PKG_VERSION").to_string(),
+            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        serde_json::to_writer(&mut out, &header).map_err(|e| io(e.into()))?;
+        out.write_all(b"\n").map_err(io)?;
+        out.flush().map_err(io)?;
+        Ok(TraceWriter { out, path: p, failed: false })
+    }
+}
+
+impl EventSink for TraceWriter {
+    fn event(&mut self, e: &Envelope) {
+        if self.failed {
+            return;
+        }
+        let r = serde_json::to_writer(&mut self.out, e)
+            .map_err(std::io::Error::from)
+            .and_then(|_| self.out.write_all(b"\n"))
+            .and_then(|_| self.out.flush());
+        if let Err(err) = r {
+            // A full disk must not fail the build; the trace just stops.
+            eprintln!("warning: trace {}: {err}; no further events recorded", self.path);
+            self.failed = true;
+        }
+    }
+}
+
+/// Reads a trace: the header and every complete event line. A truncated last line (a build
+/// killed mid-write) is ignored.
+pub fn read(path: &Path) -> Result<(Header, Vec<Envelope>), TraceError> {
+    let p = path.display().to_string();
+    let file = File::open(path).map_err(|source| TraceError::Io { path: p.clone(), source })?;
+    let mut lines = BufReader::new(file).lines().enumerate().peekable();
+    let fmt = |line: usize, message: String| TraceError::Format { path: p.clone(), line, message };
+    let (_, first) = lines.next().ok_or_else(|| fmt(1, "empty trace".into()))?;
+    let first = first.map_err(|source| TraceError::Io { path: p.clone(), source })?;
+    let header: Header = serde_json::from_str(&first).map_err(|e| fmt(1, format!("not a trowel trace header: {e}")))?;
+    if header.trowel_trace > TRACE_VERSION {
+        return Err(fmt(
+            1,
+            format!("trace version {} is newer than this trowel ({TRACE_VERSION})", header.trowel_trace),
+        ));
+    }
+    let mut events = Vec::new();
+    while let Some((i, line)) = lines.next() {
+        let line = line.map_err(|source| TraceError::Io { path: p.clone(), source })?;
+        match serde_json::from_str::<Envelope>(&line) {
+            Ok(e) => events.push(e),
+            Err(_) if lines.peek().is_none() => break,
+            Err(e) => return Err(fmt(i + 1, e.to_string())),
+        }
+    }
+    Ok((header, events))
+}

@@ -25,7 +25,12 @@ pub fn workdir(
 }
 
 /// Creates the working directory, owned by the current USER, if the image lacks it.
-fn create(engine: &mut Engine<'_>, st: &mut StageState, ctx: &StepCtx<'_>, path: &str) -> Result<StepOutcome, BuildError> {
+fn create(
+    engine: &mut Engine<'_>,
+    st: &mut StageState,
+    ctx: &StepCtx<'_>,
+    path: &str,
+) -> Result<StepOutcome, BuildError> {
     engine.ensure_root(st)?;
     let user = resolve_stage_user(st, ctx)?;
     let root = st.root.as_ref().expect("root ensured").root();

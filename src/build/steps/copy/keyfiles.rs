@@ -96,7 +96,15 @@ fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, String> {
     } else {
         None
     };
-    Ok(FileEntry { path: path.trim_start_matches('/').to_string(), kind, mode: st.mode, uid: st.uid, gid: st.gid, link, digest })
+    Ok(FileEntry {
+        path: path.trim_start_matches('/').to_string(),
+        kind,
+        mode: st.mode,
+        uid: st.uid,
+        gid: st.gid,
+        link,
+        digest,
+    })
 }
 
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.

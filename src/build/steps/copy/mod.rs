@@ -140,7 +140,8 @@ pub fn copy(
             }
             sources::Item::Url(url) => {
                 let dl = add::fetch_url(engine, &url, c.checksum.as_deref()).map_err(|e| ctx.fail(e))?;
-                let target = add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| ctx.fail(e))?;
+                let target =
+                    add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| ctx.fail(e))?;
                 written.push(target);
             }
             sources::Item::Path { rel, kind, name, target_rel } => {
@@ -277,7 +278,9 @@ fn prepare_from(engine: &mut Engine<'_>, st: &StageState, ctx: &StepCtx<'_>, fro
 /// stage by index; `None` for an image reference.
 pub(crate) fn stage_index(engine: &Engine<'_>, current: usize, from: &str) -> Option<usize> {
     let lower = from.to_ascii_lowercase();
-    if let Some(i) = engine.plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()) && s.index != current) {
+    if let Some(i) =
+        engine.plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()) && s.index != current)
+    {
         return Some(i);
     }
     from.parse::<usize>().ok().filter(|&i| i < current)

@@ -1,0 +1,303 @@
+//! The layer cache against a real registry: correct keys first (kaniko's four key bugs, and every
+//! kind of change that must or must not miss), then explanations, asserted word for word. Every
+//! build starts with fresh local state (trowel keeps none between builds), so the cache and the
+//! explanations live only in the registry, as between two CI jobs.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+struct Ctx {
+    dir: tempfile::TempDir,
+    cache_repo: String,
+    dest: String,
+}
+
+impl Ctx {
+    fn new(name: &str, dockerfile: &str) -> Ctx {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        let repo = unique_repo(name);
+        Ctx {
+            dir,
+            cache_repo: format!("{}/{repo}/cache", env().registry),
+            dest: format!("{}/{repo}:latest", env().registry),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// Builds with the cache (COPY layers too) and returns what happened per cacheable step.
+    fn build(&self, extra: &[&str]) -> Outcome {
+        let trace = self.path().join("..").join(format!("{}.trace", unique_repo("t")));
+        let mut c = trowel();
+        c.args(["build", "--cache", "--cache-copy-layers", "--reproducible", "--cache-repo", &self.cache_repo])
+            .args(["--destination", &self.dest, "--context"])
+            .arg(self.path())
+            .arg("--trace")
+            .arg(&trace)
+            .args(extra);
+        let out = run(&mut c);
+        assert_ok(&out);
+        let text = std::fs::read_to_string(&trace).unwrap();
+        let _ = std::fs::remove_file(&trace);
+        let events: Vec<Value> = text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+        let steps = events
+            .iter()
+            .filter(|e| e["event"] == "cache_lookup")
+            .map(|e| {
+                let r = &e["result"];
+                let what = match r["kind"].as_str().unwrap() {
+                    "hit" => "hit".to_string(),
+                    "miss" => format!("miss: {}", r["explanation"].as_str().unwrap()),
+                    other => format!("{other}: {}", r["message"]),
+                };
+                (e["components"]["line"].as_u64().unwrap() as usize, what)
+            })
+            .collect();
+        let digest = events
+            .iter()
+            .find(|e| e["event"] == "image_assembled")
+            .map(|e| e["manifest_digest"].as_str().unwrap().to_string())
+            .unwrap();
+        Outcome { steps, digest, log: stderr(&out) }
+    }
+}
+
+struct Outcome {
+    /// (Dockerfile line, "hit" | "miss: <explanation>") per cacheable step, in order.
+    steps: Vec<(usize, String)>,
+    digest: String,
+    log: String,
+}
+
+impl Outcome {
+    #[track_caller]
+    fn all_hit(&self) {
+        assert!(!self.steps.is_empty());
+        for (line, r) in &self.steps {
+            assert_eq!(r, "hit", "line {line}: {self:?}", self = self.steps);
+        }
+    }
+
+    #[track_caller]
+    fn at(&self, line: usize) -> &str {
+        &self
+            .steps
+            .iter()
+            .find(|(l, _)| *l == line)
+            .unwrap_or_else(|| panic!("no step at line {line}: {:?}", self.steps))
+            .1
+    }
+}
+
+fn from() -> String {
+    format!("FROM {}\n", env().busybox())
+}
+
+#[test]
+fn unchanged_context_hits_every_step_with_the_same_digest_and_files() {
+    let c = Ctx::new(
+        "repeat",
+        &format!(
+            "{}WORKDIR /app\nCOPY src/ ./src/\nRUN cat src/*.txt > all.txt && date > /build-time\nCOPY <<EOF /etc/note\nnote\nEOF\n",
+            from()
+        ),
+    );
+    c.write("src/a.txt", "a\n");
+    c.write("src/b.txt", "b\n");
+    let first = c.build(&[]);
+    assert!(first.steps.iter().all(|(_, r)| r == "miss: no cache entry for this step yet"), "{:?}", first.steps);
+    let second = c.build(&[]);
+    second.all_hit();
+    assert_eq!(first.digest, second.digest, "a cached build of the same inputs gives the same image");
+    assert!(second.log.contains("Cache: 4 hit(s), 0 miss(es)"), "{}", second.log);
+    assert!(!second.log.contains("Unpacked"), "a fully cached stage needs no build root");
+    // The same files as a build without the cache (the RUN output is taken from the cache).
+    let cached = pull_and_unpack(&c.dest).tree();
+    let plain_dest = format!("{}/{}:plain", env().registry, unique_repo("plain"));
+    assert_ok(&run(trowel()
+        .args(["build", "--reproducible", "--destination", &plain_dest, "--context"])
+        .arg(c.path())));
+    let plain = pull_and_unpack(&plain_dest).tree();
+    let strip = |t: &Tree| -> Vec<(String, char, u32, u32, u32, Option<String>)> {
+        t.0.iter()
+            .filter(|(p, _)| p.as_str() != "/build-time")
+            .map(|(p, f)| (p.clone(), f.kind, f.mode, f.uid, f.gid, f.sha256.clone()))
+            .collect()
+    };
+    assert_eq!(strip(&cached), strip(&plain));
+}
+
+/// kaniko bug 1: keys hashed the unexpanded text, so a changed --build-arg used by
+/// COPY/ADD/WORKDIR gave a stale hit.
+#[test]
+fn build_arg_used_in_copy_and_workdir_misses() {
+    let c = Ctx::new("argcopy", &format!("{}ARG DEST=/one\nWORKDIR $DEST\nCOPY f.txt $DEST/f.txt\n", from()));
+    c.write("f.txt", "f\n");
+    c.build(&["--build-arg", "DEST=/one"]);
+    let o = c.build(&["--build-arg", "DEST=/two"]);
+    assert_eq!(o.at(3), "miss: ARG DEST /one → /two");
+    assert_eq!(o.at(4), "miss: ARG DEST /one → /two");
+    let t = pull_and_unpack(&c.dest).tree();
+    assert!(t.has("/two/f.txt") && !t.has("/one"));
+}
+
+/// kaniko bug 2: file names were not hashed, so a rename inside a copied directory hit.
+#[test]
+fn rename_inside_copied_directory_misses() {
+    let c = Ctx::new("rename", &format!("{}COPY src/ /app/\nRUN ls /app > /listing\n", from()));
+    c.write("src/a.txt", "same\n");
+    c.build(&[]);
+    std::fs::rename(c.path().join("src/a.txt"), c.path().join("src/b.txt")).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "miss: COPY src/: 1 added (src/b.txt), 1 removed (src/a.txt)");
+    assert_eq!(o.at(3), "miss: parent step missed (line 2)");
+    let u = pull_and_unpack(&c.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/listing"), "b.txt\n");
+}
+
+/// kaniko bug 3: key parts were joined with "-", so A="x-B=z" and A=x,B=z collided.
+#[test]
+fn no_collision_between_build_arg_sets() {
+    let c = Ctx::new("join", &format!("{}ARG A\nARG B\nRUN echo \"$A|$B\" > /ab\n", from()));
+    c.build(&["--build-arg", "A=x-B=z"]);
+    let o = c.build(&["--build-arg", "A=x", "--build-arg", "B=z"]);
+    assert_eq!(o.at(4), "miss: ARG A x-B=z → x, ARG B (unset) → z");
+    let u = pull_and_unpack(&c.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/ab"), "x|z\n");
+}
+
+/// Pushes `src` (an image on the plain registry) as `dest` with skopeo.
+fn retag(src: &str, dest: &str) {
+    assert_ok(&run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{src}"),
+        &format!("docker://{dest}"),
+    ])));
+}
+
+/// kaniko bug 4 (kaniko#1833): a base stage with no instructions dropped the base digest from
+/// the child stage's key, so changing the base kept hitting.
+#[test]
+fn empty_base_stage_still_carries_the_base_digest() {
+    let base = format!("{}/{}:1", env().registry, unique_repo("emptybase"));
+    retag(&env().busybox(), &base);
+    let c = Ctx::new("emptystage", &format!("FROM {base} AS base\nFROM base\nRUN echo hi > /hi\n"));
+    c.build(&[]);
+    assert_eq!(c.build(&[]).at(3), "hit");
+    // Same tag, different image (the schema2 copy has another manifest digest).
+    retag(&format!("{}/busybox:docker", env().registry), &base);
+    let new_digest = skopeo_inspect(&base)["Digest"].as_str().unwrap().to_string();
+    let o = c.build(&[]);
+    let expl = o.at(3).to_string();
+    assert!(expl.starts_with(&format!("miss: base image {base} now {}…", &new_digest[..19])), "{expl}");
+}
+
+#[test]
+fn file_content_and_mode_changes_miss() {
+    let c = Ctx::new("content", &format!("{}COPY app.txt /app.txt\nCOPY run.sh /run.sh\n", from()));
+    c.write("app.txt", "v1\n");
+    c.write("run.sh", "#!/bin/sh\n");
+    c.build(&[]);
+    c.write("app.txt", "v2\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(c.path().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "miss: COPY app.txt: 1 file changed (app.txt)");
+    assert_eq!(o.at(3), "miss: COPY run.sh: 1 file changed (run.sh)");
+}
+
+#[test]
+fn dockerignored_and_unused_changes_still_hit() {
+    let c = Ctx::new(
+        "ignored",
+        &format!(
+            "ARG GLOBAL_ONLY\n{}COPY . /ctx/\nRUN ls /ctx > /listing\nARG LATER\nRUN echo \"$LATER\" > /later\n",
+            from()
+        ),
+    );
+    c.write(".dockerignore", "*.log\n");
+    c.write("keep.txt", "keep\n");
+    c.write("noise.log", "1\n");
+    c.build(&["--build-arg", "GLOBAL_ONLY=1", "--build-arg", "LATER=same", "--build-arg", "UNRELATED=1"]);
+    c.write("noise.log", "2, changed but ignored\n");
+    let o = c.build(&["--build-arg", "GLOBAL_ONLY=2", "--build-arg", "LATER=same", "--build-arg", "UNRELATED=2"]);
+    o.all_hit();
+}
+
+#[test]
+fn retagged_base_misses_everything() {
+    let base = format!("{}/{}:1", env().registry, unique_repo("retag"));
+    retag(&env().busybox(), &base);
+    let c = Ctx::new("retag", &format!("FROM {base}\nRUN echo one > /one\nCOPY f.txt /f.txt\nRUN echo two > /two\n"));
+    c.write("f.txt", "f\n");
+    let first = c.build(&[]);
+    retag(&format!("{}/busybox:docker", env().registry), &base);
+    let o = c.build(&[]);
+    assert_eq!(o.steps.len(), 3);
+    for (line, r) in &o.steps {
+        assert!(r.starts_with(&format!("miss: base image {base} now sha256:")), "line {line}: {r}");
+    }
+    assert_ne!(first.digest, o.digest);
+}
+
+#[test]
+fn changed_instruction_and_parent_are_explained() {
+    let c = Ctx::new("instr", &format!("{}RUN echo a > /a\nRUN echo b > /b\n", from()));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), format!("{}RUN echo A > /a\nRUN echo b > /b\n", from())).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "miss: instruction text changed");
+    assert_eq!(o.at(3), "miss: parent step missed (line 2)");
+    // An ENV before a RUN is named as the change.
+    std::fs::write(c.path().join("Dockerfile"), format!("{}ENV MODE=dev\nRUN echo A > /a\n", from())).unwrap();
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), format!("{}ENV MODE=prod\nRUN echo A > /a\n", from())).unwrap();
+    assert_eq!(c.build(&[]).at(3), "miss: ENV MODE dev → prod");
+}
+
+#[test]
+fn expired_entries_miss() {
+    let c = Ctx::new("ttl", &format!("{}RUN echo x > /x\n", from()));
+    c.build(&[]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let o = c.build(&["--cache-ttl", "1s"]);
+    let r = o.at(2);
+    assert!(
+        r.starts_with("miss: cached layer expired (created ") && r.ends_with(", older than --cache-ttl 1s)"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_changed_parent_stage_is_named() {
+    let c = Ctx::new(
+        "stagechain",
+        &format!("{} AS builder\nRUN echo v1 > /v\nFROM builder\nRUN cat /v > /copy\n", from().trim_end()),
+    );
+    c.build(&[]);
+    std::fs::write(
+        c.path().join("Dockerfile"),
+        format!("{} AS builder\nRUN echo v2 > /v\nFROM builder\nRUN cat /v > /copy\n", from().trim_end()),
+    )
+    .unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "miss: instruction text changed");
+    assert_eq!(o.at(4), "miss: base stage changed (FROM builder)");
+}
