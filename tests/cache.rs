@@ -301,3 +301,62 @@ fn a_changed_parent_stage_is_named() {
     assert_eq!(o.at(2), "miss: instruction text changed");
     assert_eq!(o.at(4), "miss: base stage changed (FROM builder)");
 }
+
+/// A cached step's files are in the build root for the steps that run after it.
+#[test]
+fn later_steps_see_files_of_cached_steps() {
+    let c = Ctx::new(
+        "seefiles",
+        &format!(
+            "{}COPY a.txt /a.txt\nRUN echo hi > /hi\nARG V\nRUN cat /a.txt /hi > /both && echo $V >> /both\n",
+            from()
+        ),
+    );
+    c.write("a.txt", "from-context\n");
+    c.build(&["--build-arg", "V=1"]);
+    let o = c.build(&["--build-arg", "V=2"]);
+    assert_eq!(o.at(2), "hit");
+    assert_eq!(o.at(3), "hit");
+    assert_eq!(o.at(5), "miss: ARG V 1 → 2");
+    let u = pull_and_unpack(&c.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/both"), "from-context\nhi\n2\n");
+}
+
+/// Only steps that succeeded are written to the cache, and the cache stays usable.
+#[test]
+fn failed_steps_are_not_cached() {
+    let c = Ctx::new("failing", &format!("{}RUN echo ok > /ok\nRUN echo boom; exit 5\n", from()));
+    let mut cmd = trowel();
+    cmd.args(["build", "--cache", "--cache-repo", &c.cache_repo, "--destination", &c.dest, "--context"]).arg(c.path());
+    let o = run(&mut cmd);
+    assert_eq!(o.status.code(), Some(5));
+    let tags =
+        run(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{}", c.cache_repo)]));
+    assert_ok(&tags);
+    let v: Value = serde_json::from_slice(&tags.stdout).unwrap();
+    let tags: Vec<&str> = v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    // One entry (the key) and its step pointer, for the RUN that succeeded.
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert_eq!(tags.iter().filter(|t| t.starts_with("step-")).count(), 1, "{tags:?}");
+    // Fixing the Dockerfile: the first RUN hits.
+    std::fs::write(c.path().join("Dockerfile"), format!("{}RUN echo ok > /ok\nRUN echo fixed\n", from())).unwrap();
+    let out = c.build(&[]);
+    assert_eq!(out.at(2), "hit");
+}
+
+#[test]
+fn copy_from_a_changed_stage_misses() {
+    let df = |v: &str| {
+        format!(
+            "{} AS builder\nRUN echo {v} > /v\nFROM {}\nCOPY --from=builder /v /v\n",
+            from().trim_end(),
+            env().busybox()
+        )
+    };
+    let c = Ctx::new("copyfrom", &df("v1"));
+    c.build(&[]);
+    assert_eq!(c.build(&[]).at(4), "hit");
+    std::fs::write(c.path().join("Dockerfile"), df("v2")).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(4), "miss: stage builder changed");
+}
