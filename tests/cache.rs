@@ -327,7 +327,17 @@ fn later_steps_see_files_of_cached_steps() {
 fn failed_steps_are_not_cached() {
     let c = Ctx::new("failing", &format!("{}RUN echo ok > /ok\nRUN echo boom; exit 5\n", from()));
     let mut cmd = trowel();
-    cmd.args(["build", "--cache", "--cache-repo", &c.cache_repo, "--destination", &c.dest, "--context"]).arg(c.path());
+    cmd.args([
+        "build",
+        "--cache",
+        "--reproducible",
+        "--cache-repo",
+        &c.cache_repo,
+        "--destination",
+        &c.dest,
+        "--context",
+    ])
+    .arg(c.path());
     let o = run(&mut cmd);
     assert_eq!(o.status.code(), Some(5));
     let tags =
