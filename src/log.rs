@@ -245,6 +245,29 @@ impl EventSink for LogPrinter {
                 ms,
                 &format!("Image {manifest_digest}: {} layers, {}", layers.len(), human(*size)),
             ),
+            Event::PushReview { review } => {
+                self.line(
+                    Level::Info,
+                    ms,
+                    &format!("Push review: {} to {}", review.manifest_digest, review.destinations.join(", ")),
+                );
+            }
+            Event::ShellStarted { argv, interactive, .. } => {
+                let how = if *interactive { "interactive shell" } else { "command" };
+                self.line(Level::Info, ms, &format!("Debug {how} in the build root: {}", argv.join(" ")));
+            }
+            Event::ShellFinished { exit_code, changes, .. } => self.line(
+                Level::Info,
+                ms,
+                &format!("Shell exited with {exit_code}; it changed {} path(s)", changes.len()),
+            ),
+            Event::ShellResolved { kept, layer, .. } => match (kept, layer) {
+                (true, Some(l)) => {
+                    self.line(Level::Info, ms, &format!("Kept the shell's changes as layer {}", l.digest.short()))
+                }
+                (true, None) => self.line(Level::Info, ms, "Kept the shell's changes (no layer: nothing changed)"),
+                (false, _) => self.line(Level::Info, ms, "Discarded the shell's changes"),
+            },
             Event::PushStarted { destination } => {
                 self.line(Level::Info, ms, &format!("Pushing image to {destination}"))
             }

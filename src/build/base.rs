@@ -102,6 +102,7 @@ impl Engine<'_> {
             planned: HashMap::new(),
             lookups: HashMap::new(),
             final_key: None,
+            last_changes: Vec::new(),
         })
     }
 

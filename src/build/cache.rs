@@ -172,7 +172,9 @@ impl Engine<'_> {
             let stats = unpack_layer(root.snap.root(), reader, &self.unpack_options()).map_err(err)?;
             // What the layer changed, as a snapshot sees it; this also brings the index up to date.
             let changes = root.snap.snapshot_paths(&stats.touched).map_err(err)?;
+            let paths = changes.entries.iter().map(|c| c.path.clone()).collect();
             self.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
+            st.last_changes = paths;
         }
         st.config.push_diff_id(&diff_id);
         st.config.push_history(History {

@@ -1,36 +1,121 @@
-//! The controller the engine consults between steps. The plain `build` command uses
-//! [`Continue`], which never pauses; the debugger's controller can pause, step and abort.
+//! The controller the engine consults at every step boundary and before the push.
+//!
+//! The plain `build` command uses [`Continue`], which never stops. The debugger
+//! ([`super::debugger::Debugger`]) pauses on breakpoints and stepping, and lets a front end (the
+//! TUI, a terminal prompt, a test script) decide what happens next: continue, open a shell in
+//! the build root, or abort.
 
-use crate::build::event::StepId;
+use serde::{Deserialize, Serialize};
 
-/// What the engine should do at a decision point.
+use crate::build::event::{StepId, StepStatus};
+use crate::digest::Digest;
+use crate::fs::Change;
+
+/// Where the engine is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    BeforeStep,
+    AfterStep,
+}
+
+/// A step boundary: what the controller knows about the step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub when: When,
+    pub id: StepId,
+    pub line: usize,
+    pub stage_name: Option<String>,
+    pub keyword: String,
+    pub expanded: String,
+    /// Set after the step.
+    pub report: Option<StepReport>,
+}
+
+/// What a finished step did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepReport {
+    pub status: StepStatus,
+    /// The error, for a failed step.
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    /// Compressed size of the layer the step added.
+    pub layer_size: Option<u64>,
+    /// Paths the step added, modified or deleted (when known).
+    pub changed_paths: Vec<String>,
+    /// The step missed the layer cache.
+    pub cache_miss: bool,
+}
+
+/// What to do at a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Continue,
+    /// Open a shell in the build root (as the step would run: env, user, working directory,
+    /// isolation), then ask again. `Some(argv)` runs that command instead of an interactive
+    /// shell.
+    Shell(Option<Vec<String>>),
+    Abort(String),
+}
+
+/// What to do with what a shell session changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShellChoice {
+    /// Add the changes as a layer (recorded in history as a manual step).
+    Keep,
+    /// Throw them away: the build root is exactly as before the session.
+    Discard,
+}
+
+/// Everything about the image before it is pushed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushReview {
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub media_type: String,
+    pub destinations: Vec<String>,
+    pub layers: Vec<ReviewLayer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewLayer {
+    pub digest: Digest,
+    pub size: u64,
+    pub uncompressed_size: Option<u64>,
+    pub media_type: String,
+    /// The step that made it (`None`: a base-image layer).
+    pub step: Option<StepId>,
+    /// For each destination (same order as `destinations`): whether it already has the blob
+    /// (`None` if that could not be determined).
+    pub present: Vec<Option<bool>>,
+}
+
+/// Yes or no at the push gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Continue,
     Abort(String),
 }
 
-/// What the engine knows at a step boundary.
-#[derive(Debug, Clone)]
-pub struct StepContext<'a> {
-    pub id: StepId,
-    pub line: usize,
-    pub keyword: &'a str,
-    pub expanded: &'a str,
-}
-
 pub trait Controller: Send {
-    /// Before a step runs.
-    fn before_step(&mut self, _step: &StepContext<'_>) -> Decision {
+    /// Called before and after every step, cached or not. `Shell` makes the engine open a
+    /// shell and call again at the same checkpoint.
+    fn checkpoint(&mut self, _at: &Checkpoint) -> Command {
+        Command::Continue
+    }
+    /// After a shell session, with what it changed.
+    fn shell_changes(&mut self, _at: &Checkpoint, _changes: &[Change]) -> ShellChoice {
+        ShellChoice::Discard
+    }
+    /// Before pushing; `Abort` pushes nothing.
+    fn review_push(&mut self, _review: &PushReview) -> Decision {
         Decision::Continue
     }
-    /// After a step finished (successfully or not).
-    fn after_step(&mut self, _step: &StepContext<'_>, _failed: bool) -> Decision {
-        Decision::Continue
-    }
-    /// Before pushing the final image; returning `Abort` pushes nothing.
-    fn before_push(&mut self, _manifest_digest: &crate::digest::Digest) -> Decision {
-        Decision::Continue
+    /// Whether the engine should prepare a push review (checking which blobs each destination
+    /// has costs registry round trips).
+    fn wants_push_review(&self) -> bool {
+        false
     }
 }
 

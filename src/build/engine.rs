@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::build::controller::{Controller, Decision, StepContext};
+use crate::build::controller::{Checkpoint, Command, Controller, StepReport, When};
 use crate::build::error::{BuildError, Location};
 use crate::build::event::{Emitter, Event, StagePlan, StepId, StepPlan, StepStatus};
 use crate::build::options::BuildOptions;
@@ -260,6 +260,16 @@ impl<'a> Engine<'a> {
             expanded: format!("FROM {}", self.base_display(idx)),
         });
         let mut st = self.start_stage(idx, &loc)?;
+        let mut cp = Checkpoint {
+            when: When::BeforeStep,
+            id: from_id,
+            line: from.line,
+            stage_name: self.plan.stages[idx].name.clone(),
+            keyword: "FROM".into(),
+            expanded: format!("FROM {}", self.base_display(idx)),
+            report: None,
+        };
+        self.checkpoint(&mut st, &cp)?;
         let triggers = st.config.onbuild();
         st.config.set_onbuild(Vec::new());
         self.emitter.emit(Event::StepFinished {
@@ -269,6 +279,16 @@ impl<'a> Engine<'a> {
             layer: None,
             exit_code: None,
         });
+        cp.when = When::AfterStep;
+        cp.report = Some(StepReport {
+            status: StepStatus::Metadata,
+            error: None,
+            exit_code: None,
+            layer_size: None,
+            changed_paths: Vec::new(),
+            cache_miss: false,
+        });
+        self.checkpoint(&mut st, &cp)?;
 
         // ONBUILD triggers of the base image run before the stage's own instructions.
         let mut steps: Vec<(StepId, Instruction)> = Vec::new();
@@ -319,10 +339,6 @@ impl<'a> Engine<'a> {
             ins.expand(&vars, self.df.escape)?
         };
         let display = expanded.display();
-        let ctx_info = StepContext { id, line: ins.line, keyword: ins.keyword, expanded: &display };
-        if let Decision::Abort(why) = self.controller.before_step(&ctx_info) {
-            return Err(BuildError::Aborted(why));
-        }
         self.emitter.emit(Event::StepStarted {
             id,
             line: ins.line,
@@ -331,6 +347,17 @@ impl<'a> Engine<'a> {
             source: ins.source.clone(),
             expanded: display.clone(),
         });
+        let mut cp = Checkpoint {
+            when: When::BeforeStep,
+            id,
+            line: ins.line,
+            stage_name: self.plan.stages[id.stage].name.clone(),
+            keyword: ins.keyword.to_string(),
+            expanded: display.clone(),
+            report: None,
+        };
+        self.checkpoint(st, &cp)?;
+        st.last_changes.clear();
         let ctx = StepCtx { id, loc: loc.clone(), instruction: ins, display: display.clone() };
         // A planned key is only trusted if the plan saw exactly this instruction.
         let planned = st.planned.get(&id).filter(|p| p.display == display).cloned();
@@ -338,6 +365,7 @@ impl<'a> Engine<'a> {
             Some(p) if p.cacheable => self.try_cache(st, id, p, &display)?,
             _ => None,
         };
+        let cache_miss = planned.as_ref().is_some_and(|p| p.cacheable) && cached.is_none();
         let result = match cached {
             Some(outcome) => {
                 // A cached WORKDIR still sets the working directory.
@@ -376,16 +404,40 @@ impl<'a> Engine<'a> {
             id,
             status,
             duration_ms: t0.elapsed().as_millis() as u64,
-            layer,
+            layer: layer.clone(),
             exit_code,
         });
-        let ctx_info = StepContext { id, line: ins.line, keyword: ins.keyword, expanded: &display };
-        let decision = self.controller.after_step(&ctx_info, result.is_err());
+        cp.when = When::AfterStep;
+        cp.report = Some(StepReport {
+            status,
+            error: result.as_ref().err().map(|e| e.to_string()),
+            exit_code,
+            layer_size: layer
+                .as_ref()
+                .and_then(|d| st.layers.iter().rev().find(|l| &l.descriptor.digest == d))
+                .map(|l| l.descriptor.size),
+            changed_paths: std::mem::take(&mut st.last_changes),
+            cache_miss,
+        });
+        let after = self.checkpoint(st, &cp);
         result?;
-        if let Decision::Abort(why) = decision {
-            return Err(BuildError::Aborted(why));
+        after
+    }
+
+    /// Consults the controller at a checkpoint until it lets the build go on, running the shell
+    /// sessions it asks for.
+    pub(crate) fn checkpoint(&mut self, st: &mut StageState, cp: &Checkpoint) -> Result<(), BuildError> {
+        loop {
+            match self.controller.checkpoint(cp) {
+                Command::Continue => return Ok(()),
+                Command::Abort(why) => return Err(BuildError::Aborted(why)),
+                Command::Shell(argv) => {
+                    if let Err(e) = self.shell_session(st, cp, argv) {
+                        self.emitter.warn(format!("shell session at line {}: {e}", cp.line));
+                    }
+                }
+            }
         }
-        Ok(())
     }
 
     fn base_display(&self, idx: usize) -> String {

@@ -209,6 +209,28 @@ pub enum Event {
         layers: Vec<LayerSummary>,
         config: serde_json::Value,
     },
+    /// The push gate's view of the image (when a controller reviews the push).
+    PushReview {
+        review: Box<crate::build::controller::PushReview>,
+    },
+    /// A debugger shell session started at a pause.
+    ShellStarted {
+        id: StepId,
+        argv: Vec<String>,
+        interactive: bool,
+    },
+    /// The session ended; `changes` is what it changed in the build root.
+    ShellFinished {
+        id: StepId,
+        exit_code: i32,
+        changes: Vec<Change>,
+    },
+    /// What happened to the session's changes.
+    ShellResolved {
+        id: StepId,
+        kept: bool,
+        layer: Option<LayerSummary>,
+    },
     PushStarted {
         destination: String,
     },

@@ -8,12 +8,14 @@
 mod base;
 mod cache;
 pub mod controller;
+pub mod debugger;
 pub mod engine;
 pub mod error;
 pub mod event;
 mod keys;
 pub mod options;
 mod publish;
+mod shell;
 mod stage;
 mod steps;
 mod vars;

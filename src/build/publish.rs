@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::build::controller::Decision;
+use crate::build::controller::{Decision, PushReview, ReviewLayer};
 use crate::build::engine::Engine;
 use crate::build::error::BuildError;
 use crate::build::event::{BlobPushAction, Event, LayerSummary};
@@ -110,8 +110,12 @@ impl Engine<'_> {
         }
         let mut pushed = Vec::new();
         if !self.opts.no_push && !dests.is_empty() {
-            if let Decision::Abort(why) = self.controller.before_push(&image.manifest_digest) {
-                return Err(BuildError::Aborted(why));
+            if self.controller.wants_push_review() {
+                let review = self.push_review(image, &dests, &layers);
+                self.emitter.emit(Event::PushReview { review: Box::new(review.clone()) });
+                if let Decision::Abort(why) = self.controller.review_push(&review) {
+                    return Err(BuildError::Aborted(why));
+                }
             }
             // Blobs a destination may lack must be local to upload them.
             self.fetch_blobs(&layers)?;
@@ -132,6 +136,44 @@ impl Engine<'_> {
                 .map_err(|e| out_err("digest file", p, e))?;
         }
         Ok(pushed)
+    }
+
+    /// What the push gate shows: digests, destinations, and for each layer whether each
+    /// destination already has it (HEAD requests, all at once).
+    fn push_review(&self, image: &FinalImage, dests: &[Reference], layers: &[StageLayer]) -> PushReview {
+        let present: Vec<Vec<Option<bool>>> = self.rt.block_on(async {
+            let mut out = Vec::new();
+            for desc in &image.manifest.layers {
+                let checks = dests.iter().map(|d| self.registry.blob_exists(d, &desc.digest));
+                let r = futures_util::future::join_all(checks).await;
+                out.push(r.into_iter().map(|x| x.ok()).collect());
+            }
+            out
+        });
+        PushReview {
+            manifest_digest: image.manifest_digest.clone(),
+            config_digest: image.config_digest.clone(),
+            media_type: image.manifest_media_type().to_string(),
+            destinations: self.opts.destinations.clone(),
+            layers: image
+                .manifest
+                .layers
+                .iter()
+                .zip(layers)
+                .zip(present)
+                .map(|((desc, l), present)| ReviewLayer {
+                    digest: desc.digest.clone(),
+                    size: desc.size,
+                    uncompressed_size: l.uncompressed_size,
+                    media_type: desc.media_type.clone(),
+                    step: match l.origin {
+                        LayerOrigin::Built(id) => Some(id),
+                        LayerOrigin::Base(_) => None,
+                    },
+                    present,
+                })
+                .collect(),
+        }
     }
 
     fn push_one(

@@ -63,6 +63,8 @@ pub struct StageState {
     pub lookups: HashMap<StepId, tokio::task::JoinHandle<Result<Lookup, CacheError>>>,
     /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
     pub final_key: Option<String>,
+    /// Paths the current step changed (for breakpoints on changed paths).
+    pub last_changes: Vec<String>,
 }
 
 /// A step's cache key, planned ahead of execution.

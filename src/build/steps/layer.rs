@@ -7,6 +7,7 @@ use crate::build::error::BuildError;
 use crate::build::event::{Event, LayerSummary, StepId};
 use crate::build::stage::{LayerOrigin, StageLayer, StageState};
 use crate::digest::Digest;
+use crate::fs::Changes;
 use crate::fs::layer::{LayerOptions, write_layer};
 use crate::image::config::History;
 use crate::image::manifest::Descriptor;
@@ -63,10 +64,25 @@ fn take_layer(
 ) -> Result<Option<Digest>, BuildError> {
     let root = st.root.as_mut().expect("a file-changing step materialised the root");
     let snap_err = |e: crate::fs::FsError| BuildError::Setup(format!("snapshot after step {id}: {e}"));
-    let mut changes = match scope {
+    let changes = match scope {
         Scope::Full => root.snap.snapshot().map_err(snap_err)?,
         Scope::Paths(p) => root.snap.snapshot_paths(&p).map_err(snap_err)?,
     };
+    commit_changes(engine, st, id, changes, created_by, "trowel")
+}
+
+/// Writes snapshotted changes as a layer of the stage (or an empty history entry when there
+/// are none) and reports them.
+pub fn commit_changes(
+    engine: &mut Engine<'_>,
+    st: &mut StageState,
+    id: StepId,
+    mut changes: Changes,
+    created_by: &str,
+    comment: &str,
+) -> Result<Option<Digest>, BuildError> {
+    let root = st.root.as_mut().expect("a file-changing step materialised the root");
+    st.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
     if changes.entries.is_empty() && !engine.opts.force_build_metadata {
         engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
         empty_history(engine, st, created_by);
@@ -100,7 +116,7 @@ fn take_layer(
     st.config.push_history(History {
         created: Some(engine.now_rfc3339()),
         created_by: Some(created_by.to_string()),
-        comment: Some("trowel".into()),
+        comment: Some(comment.into()),
         ..History::default()
     });
     st.layers.push(StageLayer {

@@ -1,0 +1,257 @@
+//! The debugger's controller: breakpoints and stepping on top of the engine's checkpoints.
+//!
+//! [`Debugger`] decides *when* to pause (breakpoints by line, stage, failure, cache miss, layer
+//! size, changed-path glob; stepping; run to a line) and hands the pause to a [`Frontend`] —
+//! the TUI, a terminal prompt, or a test script — which decides *what* happens next.
+//! Breakpoints live behind a shared handle so a front end can change them while the build runs.
+
+use std::sync::{Arc, Mutex};
+
+use globset::{Glob, GlobMatcher};
+
+use crate::build::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice, When};
+use crate::fs::Change;
+
+/// A reason to pause.
+#[derive(Debug, Clone)]
+pub enum Breakpoint {
+    /// Before the step at this Dockerfile line.
+    Line(usize),
+    /// When the stage with this name (or index) starts.
+    Stage(String),
+    /// After a step fails (on by default when debugging).
+    Failure,
+    /// After a step misses the layer cache.
+    CacheMiss,
+    /// After a step whose layer is larger than this many bytes (compressed).
+    LayerLarger(u64),
+    /// After a step that changed a path matching this glob (`/etc/**`, `**/*.so`).
+    Path(PathGlob),
+}
+
+#[derive(Debug, Clone)]
+pub struct PathGlob {
+    pub pattern: String,
+    matcher: GlobMatcher,
+}
+
+impl PathGlob {
+    pub fn new(pattern: &str) -> Result<PathGlob, String> {
+        let g = Glob::new(pattern).map_err(|e| format!("invalid path glob {pattern:?}: {e}"))?;
+        Ok(PathGlob { pattern: pattern.to_string(), matcher: g.compile_matcher() })
+    }
+    pub fn matches(&self, path: &str) -> bool {
+        self.matcher.is_match(path)
+    }
+}
+
+impl Breakpoint {
+    /// Parses the CLI forms: `42` (line), `stage:NAME`, `failure`, `cache-miss`,
+    /// `size:50MB`, `path:GLOB`.
+    pub fn parse(s: &str) -> Result<Breakpoint, String> {
+        if let Ok(n) = s.parse::<usize>() {
+            return Ok(Breakpoint::Line(n));
+        }
+        match s.split_once(':') {
+            Some(("line", n)) => n.parse().map(Breakpoint::Line).map_err(|_| format!("invalid line {n:?}")),
+            Some(("stage", n)) => Ok(Breakpoint::Stage(n.to_ascii_lowercase())),
+            Some(("size", n)) => parse_size(n).map(Breakpoint::LayerLarger),
+            Some(("path", g)) => PathGlob::new(g).map(Breakpoint::Path),
+            None if s == "failure" => Ok(Breakpoint::Failure),
+            None if s == "cache-miss" => Ok(Breakpoint::CacheMiss),
+            _ => Err(format!(
+                "invalid breakpoint {s:?}: expected a line number, stage:NAME, failure, cache-miss, size:SIZE or path:GLOB"
+            )),
+        }
+    }
+
+    /// Why this breakpoint stops at `at`, if it does.
+    fn hit(&self, at: &Checkpoint) -> Option<String> {
+        match (self, at.when, &at.report) {
+            (Breakpoint::Line(l), When::BeforeStep, _) if *l == at.line => Some(format!("breakpoint at line {l}")),
+            (Breakpoint::Stage(name), When::BeforeStep, _) if at.id.step == 0 => {
+                let matches =
+                    at.stage_name.as_deref() == Some(name.as_str()) || name.parse::<usize>().ok() == Some(at.id.stage);
+                matches.then(|| format!("stage {name} starts"))
+            }
+            (Breakpoint::Failure, When::AfterStep, Some(r)) => r.error.as_ref().map(|e| format!("step failed: {e}")),
+            (Breakpoint::CacheMiss, When::AfterStep, Some(r)) if r.cache_miss => Some("cache miss".to_string()),
+            (Breakpoint::LayerLarger(max), When::AfterStep, Some(r)) => {
+                r.layer_size.filter(|s| s > max).map(|s| format!("layer of {s} bytes is larger than {max}"))
+            }
+            (Breakpoint::Path(g), When::AfterStep, Some(r)) => {
+                r.changed_paths.iter().find(|p| g.matches(p)).map(|p| format!("{p} changed (matches {})", g.pattern))
+            }
+            _ => None,
+        }
+    }
+
+    /// Human form for lists and help.
+    pub fn describe(&self) -> String {
+        match self {
+            Breakpoint::Line(l) => format!("line {l}"),
+            Breakpoint::Stage(s) => format!("stage {s}"),
+            Breakpoint::Failure => "on failure".into(),
+            Breakpoint::CacheMiss => "on cache miss".into(),
+            Breakpoint::LayerLarger(n) => format!("layer > {n} bytes"),
+            Breakpoint::Path(g) => format!("path {}", g.pattern),
+        }
+    }
+}
+
+/// `123`, `10k`, `50MB`, `1GiB` (decimal and binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("invalid size unit in {s:?}")),
+    };
+    Ok((n * mult) as u64)
+}
+
+/// The breakpoints, shared between the debugger and its front end.
+pub type Breakpoints = Arc<Mutex<Vec<Breakpoint>>>;
+
+/// A pause, as a front end sees it.
+#[derive(Debug, Clone)]
+pub struct Pause<'a> {
+    pub at: &'a Checkpoint,
+    /// Why the build stopped here (one or more breakpoints, or stepping).
+    pub reasons: Vec<String>,
+}
+
+/// What the user chose at a pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Run until the next breakpoint.
+    Continue,
+    /// Stop before the next step.
+    Step,
+    /// Run until the step at this line (or a breakpoint before it).
+    RunToLine(usize),
+    /// Open a shell here (or run this command), then pause again.
+    Shell(Option<Vec<String>>),
+    Abort(String),
+}
+
+/// Where the debugger's pauses go.
+pub trait Frontend: Send {
+    fn paused(&mut self, pause: &Pause<'_>) -> Resume;
+    fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice;
+    /// Before the push, if [`Frontend::gates_push`].
+    fn review_push(&mut self, review: &PushReview) -> Decision;
+    fn gates_push(&self) -> bool;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    Step,
+    RunTo(usize),
+}
+
+pub struct Debugger<F> {
+    frontend: F,
+    breakpoints: Breakpoints,
+    mode: Mode,
+}
+
+impl<F: Frontend> Debugger<F> {
+    /// A debugger that starts by running (`step_first`: pausing before the first step).
+    pub fn new(frontend: F, breakpoints: Vec<Breakpoint>, step_first: bool) -> Debugger<F> {
+        Debugger {
+            frontend,
+            breakpoints: Arc::new(Mutex::new(breakpoints)),
+            mode: if step_first { Mode::Step } else { Mode::Run },
+        }
+    }
+
+    pub fn breakpoints(&self) -> Breakpoints {
+        self.breakpoints.clone()
+    }
+
+    pub fn frontend(&mut self) -> &mut F {
+        &mut self.frontend
+    }
+
+    fn reasons(&self, at: &Checkpoint) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if at.when == When::BeforeStep {
+            match self.mode {
+                Mode::Step => reasons.push("step".to_string()),
+                Mode::RunTo(l) if at.line >= l && at.id.step > 0 => reasons.push(format!("reached line {l}")),
+                _ => {}
+            }
+        }
+        for b in self.breakpoints.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if let Some(r) = b.hit(at) {
+                reasons.push(r);
+            }
+        }
+        reasons
+    }
+}
+
+impl<F: Frontend> Controller for Debugger<F> {
+    fn checkpoint(&mut self, at: &Checkpoint) -> Command {
+        let reasons = self.reasons(at);
+        if reasons.is_empty() {
+            return Command::Continue;
+        }
+        match self.frontend.paused(&Pause { at, reasons }) {
+            Resume::Continue => {
+                self.mode = Mode::Run;
+                Command::Continue
+            }
+            Resume::Step => {
+                self.mode = Mode::Step;
+                Command::Continue
+            }
+            Resume::RunToLine(l) => {
+                self.mode = Mode::RunTo(l);
+                Command::Continue
+            }
+            Resume::Shell(cmd) => Command::Shell(cmd),
+            Resume::Abort(why) => Command::Abort(why),
+        }
+    }
+
+    fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice {
+        self.frontend.shell_changes(at, changes)
+    }
+
+    fn review_push(&mut self, review: &PushReview) -> Decision {
+        if self.frontend.gates_push() { self.frontend.review_push(review) } else { Decision::Continue }
+    }
+
+    fn wants_push_review(&self) -> bool {
+        self.frontend.gates_push()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_breakpoints() {
+        assert!(matches!(Breakpoint::parse("12"), Ok(Breakpoint::Line(12))));
+        assert!(matches!(Breakpoint::parse("stage:Builder"), Ok(Breakpoint::Stage(s)) if s == "builder"));
+        assert!(matches!(Breakpoint::parse("size:10MB"), Ok(Breakpoint::LayerLarger(10_000_000))));
+        assert!(matches!(Breakpoint::parse("size:1KiB"), Ok(Breakpoint::LayerLarger(1024))));
+        assert!(matches!(Breakpoint::parse("cache-miss"), Ok(Breakpoint::CacheMiss)));
+        assert!(matches!(Breakpoint::parse("failure"), Ok(Breakpoint::Failure)));
+        let Ok(Breakpoint::Path(g)) = Breakpoint::parse("path:/etc/**") else { panic!() };
+        assert!(g.matches("/etc/ssl/certs/x.pem") && !g.matches("/usr/etc"));
+        assert!(Breakpoint::parse("nonsense").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! Shell sessions at a debugger pause: a shell (or a command) inside the build root, as the
+//! step runs (environment, user, working directory, isolation), on an overlay so that what it
+//! changes can be kept as a layer or discarded with the root left exactly as it was.
+
+use crate::build::controller::{Checkpoint, ShellChoice};
+use crate::build::engine::Engine;
+use crate::build::error::BuildError;
+use crate::build::event::{Event, LayerSummary, OutputStream};
+use crate::build::stage::StageState;
+use crate::build::steps::layer::commit_changes;
+use crate::build::vars::run_env;
+use crate::fs::Root;
+use crate::fs::overlay::{self, Overlay};
+use crate::sandbox::{self, RunSpec, StdioMode, Stream};
+
+impl Engine<'_> {
+    pub(crate) fn shell_session(
+        &mut self,
+        st: &mut StageState,
+        at: &Checkpoint,
+        argv: Option<Vec<String>>,
+    ) -> Result<(), BuildError> {
+        self.ensure_root(st)?;
+        let fail = |m: String| BuildError::Setup(m);
+        let root_dir = st.root.as_ref().expect("root ensured").dir.clone();
+        let scratch = self.scratch_dir("shell")?;
+        let result = self.session_in(st, at, argv, &root_dir, &scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
+        result.map_err(fail)
+    }
+
+    fn session_in(
+        &mut self,
+        st: &mut StageState,
+        at: &Checkpoint,
+        argv: Option<Vec<String>>,
+        root_dir: &std::path::Path,
+        scratch: &std::path::Path,
+    ) -> Result<(), String> {
+        let root = st.root.as_ref().expect("root ensured").root();
+        let read = |p: &str| root.read_to_string(p).map_err(|e| format!("read {p}: {e}"));
+        let user = sandbox::resolve_user(
+            st.config.user().unwrap_or(""),
+            read("/etc/passwd")?.as_deref(),
+            read("/etc/group")?.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        let interactive = argv.is_none();
+        let argv = match argv {
+            Some(a) => a,
+            None => vec![default_shell(root)],
+        };
+        let cwd = st.config.working_dir().unwrap_or("/").to_string();
+        let mut ov = Overlay::mount(root_dir, scratch).map_err(|e| e.to_string())?;
+        self.emitter.emit(Event::ShellStarted { id: at.id, argv: argv.clone(), interactive });
+        let spec = RunSpec {
+            root: ov.merged.clone(),
+            argv,
+            env: run_env(&st.config, &st.args, &user.home),
+            cwd,
+            user: user.ids.clone(),
+            hostname: "trowel-debug".into(),
+            isolation: self.opts.isolation,
+            stdio: if interactive { StdioMode::Inherit } else { StdioMode::Piped },
+            timeout: None,
+            helper_exe: self.opts.helper_exe.clone(),
+            extra_hosts: Vec::new(),
+        };
+        let emitter = self.emitter.clone();
+        let id = at.id;
+        let mut on_output = |s: Stream, bytes: &[u8]| {
+            let stream = match s {
+                Stream::Stdout => OutputStream::Stdout,
+                Stream::Stderr => OutputStream::Stderr,
+            };
+            emitter.emit(Event::Output { id, stream, data: String::from_utf8_lossy(bytes).into_owned() });
+        };
+        let outcome = sandbox::run(&spec, &mut on_output);
+        ov.unmount().map_err(|e| e.to_string())?;
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        let upper = Root::open(&ov.upper).map_err(|e| e.to_string())?;
+        let changes = overlay::diff(&upper, root).map_err(|e| format!("what the shell changed: {e}"))?;
+        self.emitter.emit(Event::ShellFinished { id, exit_code: outcome.exit_code, changes: changes.clone() });
+        let choice =
+            if changes.is_empty() { ShellChoice::Discard } else { self.controller.shell_changes(at, &changes) };
+        if choice == ShellChoice::Discard {
+            self.emitter.emit(Event::ShellResolved { id, kept: false, layer: None });
+            return Ok(());
+        }
+        let touched = overlay::apply(&upper, root).map_err(|e| format!("keep the shell's changes: {e}"))?;
+        let snap = &mut st.root.as_mut().expect("root").snap;
+        let changes = snap.snapshot_paths(&touched).map_err(|e| format!("snapshot the shell's changes: {e}"))?;
+        let created_by = format!(
+            "trowel debug shell at line {} ({} {})",
+            at.line,
+            at.keyword,
+            match at.when {
+                crate::build::controller::When::BeforeStep => "before",
+                crate::build::controller::When::AfterStep => "after",
+            }
+        );
+        let layer =
+            commit_changes(self, st, id, changes, &created_by, "trowel: manual step").map_err(|e| e.to_string())?;
+        let summary =
+            layer.and_then(|d| st.layers.iter().rev().find(|l| l.descriptor.digest == d)).map(|l| LayerSummary {
+                digest: l.descriptor.digest.clone(),
+                diff_id: Some(l.diff_id.clone()),
+                size: l.descriptor.size,
+                uncompressed_size: l.uncompressed_size,
+                media_type: l.descriptor.media_type.clone(),
+                step: Some(id),
+            });
+        self.emitter.emit(Event::ShellResolved { id, kept: true, layer: summary });
+        Ok(())
+    }
+}
+
+/// The image's bash if it has one, else its /bin/sh.
+fn default_shell(root: &Root) -> String {
+    for s in ["/bin/bash", "/bin/sh"] {
+        if root.stat(s).ok().flatten().is_some() {
+            return s.to_string();
+        }
+    }
+    "/bin/sh".to_string()
+}
