@@ -33,6 +33,8 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         Verbosity::Error | Verbosity::Fatal | Verbosity::Panic => Level::Error,
     };
     let printer = LogPrinter::new(level, args.log_format != "text", args.log_timestamp);
+    let mut opts = opts;
+    opts.describe_cached_layers = args.trace.is_some();
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
     if let Some(path) = &args.trace {
         match trowel::trace::TraceWriter::create(path) {

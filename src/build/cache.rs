@@ -164,6 +164,15 @@ impl Engine<'_> {
             origin: LayerOrigin::Base(hit.repo.clone()),
             uncompressed_size: None,
         };
+        if st.root.is_none() && (self.opts.describe_cached_layers || self.controller.wants_changed_paths()) {
+            // No root to apply it to (the stage is cached so far): list the layer instead.
+            self.fetch_blobs(std::slice::from_ref(&layer))?;
+            let file = self.store.open_blob(&desc.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
+            let err = |e: crate::fs::FsError| BuildError::Setup(format!("list cached layer {}: {e}", desc.digest));
+            let entries = crate::fs::listing::list_layer(open_layer(file).map_err(err)?).map_err(err)?;
+            st.last_changes = entries.iter().map(|c| c.path.clone()).collect();
+            self.emitter.emit(Event::Snapshot { id, changes: entries, stats: Default::default() });
+        }
         if let Some(root) = st.root.as_mut() {
             self.fetch_blobs(std::slice::from_ref(&layer))?;
             let file = self.store.open_blob(&desc.digest).map_err(|e| BuildError::Setup(e.to_string()))?;

@@ -30,6 +30,8 @@ pub struct Checkpoint {
     pub expanded: String,
     /// Set after the step.
     pub report: Option<StepReport>,
+    /// The build root on the host, once the stage has one (to browse files at a pause).
+    pub root_dir: Option<std::path::PathBuf>,
 }
 
 /// What a finished step did.
@@ -115,6 +117,11 @@ pub trait Controller: Send {
     /// Whether the engine should prepare a push review (checking which blobs each destination
     /// has costs registry round trips).
     fn wants_push_review(&self) -> bool {
+        false
+    }
+    /// Whether steps served from the cache should still report the paths they change even
+    /// when no build root exists (this downloads and lists the cached layer).
+    fn wants_changed_paths(&self) -> bool {
         false
     }
 }

@@ -236,6 +236,10 @@ impl<F: Frontend> Controller for Debugger<F> {
     fn wants_push_review(&self) -> bool {
         self.frontend.gates_push()
     }
+
+    fn wants_changed_paths(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -268,6 +268,7 @@ impl<'a> Engine<'a> {
             keyword: "FROM".into(),
             expanded: format!("FROM {}", self.base_display(idx)),
             report: None,
+            root_dir: None,
         };
         self.checkpoint(&mut st, &cp)?;
         let triggers = st.config.onbuild();
@@ -355,6 +356,7 @@ impl<'a> Engine<'a> {
             keyword: ins.keyword.to_string(),
             expanded: display.clone(),
             report: None,
+            root_dir: None,
         };
         self.checkpoint(st, &cp)?;
         st.last_changes.clear();
@@ -427,7 +429,10 @@ impl<'a> Engine<'a> {
     /// Consults the controller at a checkpoint until it lets the build go on, running the shell
     /// sessions it asks for.
     pub(crate) fn checkpoint(&mut self, st: &mut StageState, cp: &Checkpoint) -> Result<(), BuildError> {
+        let mut cp = cp.clone();
         loop {
+            cp.root_dir = st.root.as_ref().map(|r| r.dir.clone());
+            let cp = &cp;
             match self.controller.checkpoint(cp) {
                 Command::Continue => return Ok(()),
                 Command::Abort(why) => return Err(BuildError::Aborted(why)),

@@ -54,6 +54,8 @@ pub struct BuildOptions {
     pub run_timeout: Option<Duration>,
     /// The layer cache (`--cache`); `None` when disabled.
     pub cache: Option<CacheOptions>,
+    /// Report the paths of cached layers even when they are not unpacked (for traces).
+    pub describe_cached_layers: bool,
 }
 
 /// kaniko's cache flags.
@@ -121,6 +123,7 @@ impl BuildOptions {
             skip_push_permission_check: false,
             run_timeout: None,
             cache: None,
+            describe_cached_layers: false,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod copy;
 mod error;
 pub mod ignore;
 pub mod layer;
+pub mod listing;
 pub mod overlay;
 mod path;
 pub mod root;

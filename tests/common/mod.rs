@@ -213,6 +213,7 @@ pub struct FileInfo {
     pub link: Option<String>,
     pub ino: u64,
     pub nlink: u64,
+    pub mtime_ns: i128,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +259,7 @@ impl Tree {
                     link,
                     ino: m.ino(),
                     nlink: m.nlink(),
+                    mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
                 },
             );
         }

@@ -1,0 +1,82 @@
+//! Listing what a layer contains without applying it: the paths of a cached layer that was
+//! not unpacked (a fully cached stage has no build root), for breakpoints on changed paths,
+//! the debugger's change view and traces.
+//!
+//! Without the layers below, a listed path cannot be told apart as added or modified: every
+//! entry is reported `Added`, whiteouts as `Deleted`, opaque markers set `opaque` on their
+//! directory.
+
+use std::io::Read;
+
+use super::snapshot::{Change, ChangeKind};
+use super::tar_guard::TarGuard;
+use super::unpack::entry_path;
+use super::{FileType, FsError, path};
+
+/// The entries of an (uncompressed) layer stream, sorted by path.
+pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
+    let mut archive = tar::Archive::new(TarGuard::new(tar_stream));
+    let mut out: Vec<Change> = Vec::new();
+    let mut opaque_dirs = Vec::new();
+    let entries = archive.entries().map_err(|source| FsError::Layer { entry: None, source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| FsError::Layer { entry: None, source })?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let p = entry_path(&entry.path_bytes(), &raw)?;
+        if p == "/" {
+            continue;
+        }
+        let name = path::file_name(&p).to_string();
+        let h = entry.header();
+        let base = |kind: ChangeKind, path: String, file_type: FileType| Change {
+            path,
+            kind,
+            file_type,
+            size: 0,
+            mode: h.mode().unwrap_or(0) & 0o7777,
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
+            mtime: h.mtime().unwrap_or(0) as i64,
+            link_target: None,
+            digest: None,
+            opaque: false,
+            previous: None,
+        };
+        if name == ".wh..wh..opq" {
+            opaque_dirs.push(path::parent(&p).to_string());
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            if hidden.starts_with(".wh.") {
+                continue; // AUFS bookkeeping
+            }
+            out.push(base(ChangeKind::Deleted, path::join(path::parent(&p), hidden), FileType::File));
+            continue;
+        }
+        let et = h.entry_type();
+        let file_type = match et {
+            tar::EntryType::Directory => FileType::Dir,
+            tar::EntryType::Symlink => FileType::Symlink,
+            tar::EntryType::Link => FileType::Hardlink,
+            tar::EntryType::Char => FileType::CharDevice,
+            tar::EntryType::Block => FileType::BlockDevice,
+            tar::EntryType::Fifo => FileType::Fifo,
+            _ => FileType::File,
+        };
+        let mut c = base(ChangeKind::Added, p, file_type);
+        if file_type == FileType::File {
+            c.size = entry.size();
+        }
+        if matches!(file_type, FileType::Symlink | FileType::Hardlink) {
+            c.link_target = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+        }
+        out.push(c);
+    }
+    for d in opaque_dirs {
+        if let Some(c) = out.iter_mut().find(|c| c.path == d) {
+            c.opaque = true;
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
