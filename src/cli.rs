@@ -28,6 +28,17 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile and push it (kaniko's executor).
     Build(Box<BuildArgs>),
+    /// Look at a recorded trace (`trowel build --trace FILE`).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The trace file.
+    pub trace: PathBuf,
+    /// Print a plain-text post-mortem instead of opening the terminal UI.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 /// A kaniko-style boolean flag: `--flag`, `--flag=true`, `--flag=false`.

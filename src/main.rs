@@ -14,6 +14,7 @@ fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args().collect()));
     let code = match cli.command {
         Command::Build(args) => run_build(&args),
+        Command::Replay(args) => run_replay(&args),
     };
     std::process::exit(code);
 }
@@ -50,4 +51,20 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         Ok(_) => 0,
         Err(e) => e.exit_code(),
     }
+}
+
+fn run_replay(args: &trowel::cli::ReplayArgs) -> i32 {
+    let (header, events) = match trowel::trace::read(&args.trace) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if args.summary {
+        print!("{}", trowel::trace::summary::summarize(&header, &events));
+        return 0;
+    }
+    eprintln!("error: the replay UI is not built yet; use --summary");
+    2
 }

@@ -259,7 +259,19 @@ impl<'a> Engine<'a> {
             source: from.source.clone(),
             expanded: format!("FROM {}", self.base_display(idx)),
         });
-        let mut st = self.start_stage(idx, &loc)?;
+        let mut st = match self.start_stage(idx, &loc) {
+            Ok(st) => st,
+            Err(e) => {
+                self.emitter.emit(Event::StepFinished {
+                    id: from_id,
+                    status: StepStatus::Failed,
+                    duration_ms: t0.elapsed().as_millis() as u64,
+                    layer: None,
+                    exit_code: None,
+                });
+                return Err(e);
+            }
+        };
         let mut cp = Checkpoint {
             when: When::BeforeStep,
             id: from_id,

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::event::{Envelope, EventSink};
 
+pub mod summary;
+
 /// Bumped when the meaning of a field changes; readers refuse newer major versions.
 pub const TRACE_VERSION: u32 = 1;
 
