@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn kaniko_style_invocation_is_build() {
         let cli = parse(&["trowel", "--context", "/ws", "--destination", "r/x:1", "--no-push=true"]);
-        let Command::Build(b) = cli.command;
+        let Command::Build(b) = cli.command else { panic!("expected build") };
         assert_eq!(b.context, "/ws");
         assert!(b.no_push);
         assert_eq!(b.destinations, vec!["r/x:1"]);
@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn kaniko_bool_flags_take_values() {
         let cli = parse(&["trowel", "build", "--reproducible=false", "--single-snapshot", "--ignore-var-run=false"]);
-        let Command::Build(b) = cli.command;
+        let Command::Build(b) = cli.command else { panic!("expected build") };
         assert!(!b.reproducible);
         assert!(b.single_snapshot);
         assert!(!b.ignore_var_run);
