@@ -224,6 +224,19 @@ pub struct BuildArgs {
     /// Kill a RUN step after this many seconds.
     #[arg(long)]
     pub run_timeout: Option<u64>,
+    /// Pause at this breakpoint and ask on the terminal: a line number, stage:NAME, failure,
+    /// cache-miss, size:SIZE or path:GLOB (repeatable).
+    #[arg(long = "break", value_name = "BREAKPOINT")]
+    pub breakpoints: Vec<String>,
+    /// Pause when a step fails.
+    #[arg(long)]
+    pub break_on_failure: bool,
+    /// When a step fails, open a shell in its build root (then fail the build).
+    #[arg(long)]
+    pub shell_on_failure: bool,
+    /// Show the image and ask on the terminal before pushing; without a terminal, refuse to push.
+    #[arg(long)]
+    pub require_approval: bool,
     /// Record every build event to this file (JSON Lines) for `trowel replay`.
     #[arg(long)]
     pub trace: Option<PathBuf>,

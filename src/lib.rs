@@ -15,6 +15,7 @@ pub mod dockerfile;
 pub mod fs;
 pub mod image;
 pub mod log;
+pub mod prompt;
 pub mod registry;
 pub mod sandbox;
 pub mod secrets;

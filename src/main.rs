@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+use trowel::build::debugger::{Breakpoint, Debugger};
 use trowel::build::{self, Continue, Emitter, EventSink};
 use trowel::cli::{Cli, Command, Verbosity, normalize_args};
 use trowel::log::{Level, LogPrinter};
@@ -47,7 +48,28 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         }
     }
     let emitter = Emitter::new(sinks);
-    match build::build(&opts, &emitter, &mut Continue) {
+    let mut breakpoints = Vec::new();
+    for b in &args.breakpoints {
+        match Breakpoint::parse(b) {
+            Ok(b) => breakpoints.push(b),
+            Err(e) => {
+                eprintln!("error: --break: {e}");
+                return 2;
+            }
+        }
+    }
+    if args.break_on_failure || args.shell_on_failure {
+        breakpoints.push(Breakpoint::Failure);
+    }
+    let debugging = !breakpoints.is_empty() || args.require_approval;
+    let result = if debugging {
+        let frontend = trowel::prompt::TerminalFrontend::new(args.shell_on_failure, args.require_approval);
+        let mut dbg = Debugger::new(frontend, breakpoints, false);
+        build::build(&opts, &emitter, &mut dbg)
+    } else {
+        build::build(&opts, &emitter, &mut Continue)
+    };
+    match result {
         Ok(_) => 0,
         Err(e) => e.exit_code(),
     }

@@ -1,0 +1,142 @@
+//! Headless debugging on the terminal, for `trowel build`: `--break…` flags pause the build and
+//! ask what to do on the controlling terminal, `--shell-on-failure` opens a shell in the failed
+//! step's root (what kaniko users asked for in kaniko#1727), and `--require-approval` asks before
+//! pushing. Prompts go to `/dev/tty`, so they work while stdout is piped into a CI log; with no
+//! terminal at all, trowel never waits for an answer that cannot come.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+
+use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice, When};
+use crate::build::debugger::{Frontend, Pause, Resume};
+use crate::fs::{Change, ChangeKind};
+
+pub struct TerminalFrontend {
+    tty: Option<(BufReader<File>, File)>,
+    shell_on_failure: bool,
+    require_approval: bool,
+    /// A failure already had its shell: the next pause there aborts.
+    shelled_failure: Option<(usize, usize)>,
+}
+
+impl TerminalFrontend {
+    pub fn new(shell_on_failure: bool, require_approval: bool) -> TerminalFrontend {
+        let tty = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()
+            .and_then(|r| r.try_clone().ok().map(|w| (BufReader::new(r), w)));
+        TerminalFrontend { tty, shell_on_failure, require_approval, shelled_failure: None }
+    }
+
+    /// Asks a question; `None` without a terminal.
+    fn ask(&mut self, question: &str) -> Option<String> {
+        let (r, w) = self.tty.as_mut()?;
+        let _ = write!(w, "{question}");
+        let _ = w.flush();
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim().to_lowercase()),
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        match self.tty.as_mut() {
+            Some((_, w)) => {
+                let _ = writeln!(w, "{text}");
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+fn is_failure(at: &Checkpoint) -> bool {
+    at.when == When::AfterStep && at.report.as_ref().is_some_and(|r| r.error.is_some())
+}
+
+impl Frontend for TerminalFrontend {
+    fn paused(&mut self, pause: &Pause<'_>) -> Resume {
+        let at = pause.at;
+        let here = (at.id.stage, at.id.step);
+        if is_failure(at) && self.shell_on_failure && self.shelled_failure != Some(here) {
+            self.shelled_failure = Some(here);
+            self.say(&format!(
+                "\n*** line {}: {} failed — opening a shell in its build root (exit the shell to end the build)",
+                at.line, at.expanded
+            ));
+            return Resume::Shell(None);
+        }
+        if is_failure(at) && self.shelled_failure == Some(here) {
+            return Resume::Abort("the step failed".into());
+        }
+        let when = match at.when {
+            When::BeforeStep => "before",
+            When::AfterStep => "after",
+        };
+        self.say(&format!("\n*** paused {when} line {}: {} ({})", at.line, at.expanded, pause.reasons.join("; ")));
+        loop {
+            let Some(answer) = self.ask("[c]ontinue, [n]ext step, [s]hell, [a]bort? ") else {
+                // Nobody to ask: carry on (a failure still fails the build).
+                return Resume::Continue;
+            };
+            match answer.as_str() {
+                "c" | "continue" | "" => return Resume::Continue,
+                "n" | "next" => return Resume::Step,
+                "s" | "shell" => return Resume::Shell(None),
+                "a" | "abort" | "q" => return Resume::Abort("aborted at the prompt".into()),
+                _ => self.say("answer c, n, s or a"),
+            }
+        }
+    }
+
+    fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice {
+        self.say(&format!("The shell changed {} path(s):", changes.len()));
+        for c in changes.iter().take(30) {
+            let k = match c.kind {
+                ChangeKind::Added => '+',
+                ChangeKind::Modified => '~',
+                ChangeKind::Deleted => '-',
+            };
+            self.say(&format!("  {k} {}", c.path));
+        }
+        if changes.len() > 30 {
+            self.say(&format!("  … and {} more", changes.len() - 30));
+        }
+        if is_failure(at) {
+            self.say("(discarded: the build stops at this failure)");
+            return ShellChoice::Discard;
+        }
+        match self.ask("Keep them as a layer? [y/N] ").as_deref() {
+            Some("y" | "yes") => ShellChoice::Keep,
+            _ => ShellChoice::Discard,
+        }
+    }
+
+    fn review_push(&mut self, review: &PushReview) -> Decision {
+        if self.tty.is_none() {
+            return Decision::Abort(
+                "--require-approval needs a terminal to ask on, and there is none: nothing was pushed".into(),
+            );
+        }
+        self.say(&format!("\nReady to push {} ({})", review.manifest_digest, review.media_type));
+        self.say(&format!("  config {}", review.config_digest));
+        for (i, d) in review.destinations.iter().enumerate() {
+            let have = review.layers.iter().filter(|l| l.present.get(i).copied().flatten() == Some(true)).count();
+            self.say(&format!("  → {d} (already has {have} of {} layers)", review.layers.len()));
+        }
+        for l in &review.layers {
+            let origin = l.step.map(|s| format!("step {s}")).unwrap_or_else(|| "base".into());
+            self.say(&format!("    {} {:>12} bytes  {origin}", l.digest.short(), l.size));
+        }
+        match self.ask("Push? [y/N] ").as_deref() {
+            Some("y" | "yes") => Decision::Continue,
+            _ => Decision::Abort("push refused at the prompt".into()),
+        }
+    }
+
+    fn gates_push(&self) -> bool {
+        self.require_approval
+    }
+}
