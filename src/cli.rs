@@ -237,9 +237,16 @@ pub struct BuildArgs {
     /// Show the image and ask on the terminal before pushing; without a terminal, refuse to push.
     #[arg(long)]
     pub require_approval: bool,
+    /// A build arg whose value is secret (masked in logs and traces); names containing TOKEN,
+    /// PASSWORD, SECRET, KEY… are secret already (repeatable).
+    #[arg(long = "secret-arg", value_name = "NAME")]
+    pub secret_args: Vec<String>,
     /// Record every build event to this file (JSON Lines) for `trowel replay`.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// With --trace: record the content before and after of changed text files up to this size.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size_arg)]
+    pub trace_content_limit: u64,
     /// Log level (kaniko's -v).
     #[arg(short = 'v', long, value_enum, default_value = "info")]
     pub verbosity: Verbosity,
@@ -411,6 +418,10 @@ impl BuildArgs {
         }
         Ok(o)
     }
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::build::debugger::parse_size(s)
 }
 
 /// Go's `time.ParseDuration` subset kaniko users write: `336h`, `1h30m`, `90s`, `500ms`.

@@ -192,6 +192,9 @@ impl EventSink for LogPrinter {
                     stats.duration_ms
                 ),
             ),
+            Event::FileContents { files, .. } => {
+                self.line(Level::Debug, ms, &format!("recorded the content of {} changed text file(s)", files.len()))
+            }
             Event::LayerWritten { layer, .. } => {
                 self.layers_built += 1;
                 self.bytes_built += layer.size;

@@ -37,6 +37,9 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     let printer = LogPrinter::new(level, args.log_format != "text", args.log_timestamp);
     let mut opts = opts;
     opts.describe_cached_layers = args.trace.is_some();
+    if args.trace.is_some() {
+        opts.capture_contents = Some(args.trace_content_limit);
+    }
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
     if let Some(path) = &args.trace {
         match trowel::trace::TraceWriter::create(path) {
@@ -47,7 +50,8 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
             }
         }
     }
-    let emitter = Emitter::new(sinks);
+    opts.secret_args = args.secret_args.clone();
+    let emitter = Emitter::with_redactor(sinks, opts.redactor());
     let mut breakpoints = Vec::new();
     for b in &args.breakpoints {
         match Breakpoint::parse(b) {

@@ -41,3 +41,97 @@ mod tests {
         assert_eq!(fingerprint("a").len(), "sha256:".len() + 8 + "…".len());
     }
 }
+
+/// Replaces secret values in everything the engine reports (events, hence logs and traces).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so a secret containing another is replaced whole.
+    values: Vec<String>,
+}
+
+/// What a secret is replaced with.
+pub const MASK: &str = "***";
+
+impl Redactor {
+    /// Secrets shorter than this are not redacted: masking every "1" or "on" would destroy the
+    /// log without protecting anything.
+    pub const MIN_LEN: usize = 4;
+
+    pub fn new(values: impl IntoIterator<Item = String>) -> Redactor {
+        let mut values: Vec<String> = values.into_iter().filter(|v| v.len() >= Self::MIN_LEN).collect();
+        // Secrets also show up JSON-escaped (inside serialised configs).
+        let escaped: Vec<String> = values
+            .iter()
+            .filter_map(|v| serde_json::to_string(v).ok().map(|s| s[1..s.len() - 1].to_string()))
+            .filter(|e| !values.contains(e))
+            .collect();
+        values.extend(escaped);
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Redactor { values }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Length of the longest secret (streamed output holds back this much minus one byte so a
+    /// secret split across two chunks is still caught).
+    pub fn max_len(&self) -> usize {
+        self.values.first().map(String::len).unwrap_or(0)
+    }
+
+    pub fn redact(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), MASK);
+            }
+        }
+        out
+    }
+
+    /// Redacts every string inside a JSON value.
+    pub fn redact_json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => {
+                if self.values.iter().any(|x| s.contains(x.as_str())) {
+                    *s = self.redact(s);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.redact_json(x)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.redact_json(x)),
+            _ => {}
+        }
+    }
+}
+
+/// The secret values among build args: those whose names look secret, and those named with
+/// `--secret-arg`.
+pub fn secret_build_args<'a>(
+    build_args: impl IntoIterator<Item = (&'a String, &'a String)>,
+    extra_names: &[String],
+) -> Vec<String> {
+    build_args
+        .into_iter()
+        .filter(|(k, _)| is_secret_name(k) || extra_names.iter().any(|n| n == *k))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod redactor_tests {
+    use super::*;
+
+    #[test]
+    fn redacts_plain_and_escaped() {
+        let r = Redactor::new(vec!["hunter2-secret".to_string(), "a\"b\\c-token".to_string(), "x".to_string()]);
+        assert_eq!(r.redact("pw=hunter2-secret!"), "pw=***!");
+        let mut v = serde_json::json!({"env": ["T=a\"b\\c-token"], "n": 1, "short": "x"});
+        r.redact_json(&mut v);
+        assert_eq!(v["env"][0], "T=***");
+        assert_eq!(v["short"], "x", "values under the minimum length are left alone");
+        let json = serde_json::to_string(&serde_json::json!("a\"b\\c-token")).unwrap();
+        assert_eq!(r.redact(&json), "\"***\"");
+    }
+}

@@ -182,13 +182,15 @@ impl Engine<'_> {
             // What the layer changed, as a snapshot sees it; this also brings the index up to date.
             let changes = root.snap.snapshot_paths(&stats.touched).map_err(err)?;
             let paths = changes.entries.iter().map(|c| c.path.clone()).collect();
+            let entries = changes.entries.clone();
             self.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
             st.last_changes = paths;
+            self.capture_contents(st, id, &entries);
         }
         st.config.push_diff_id(&diff_id);
         st.config.push_history(History {
             created: Some(self.now_rfc3339()),
-            created_by: Some(display.to_string()),
+            created_by: Some(self.redactor.redact(display)),
             comment: Some("trowel".into()),
             ..History::default()
         });
@@ -214,7 +216,7 @@ impl Engine<'_> {
         let store = self.store.clone();
         let key = planned.key.clone();
         let components = planned.components.clone();
-        let created_by = planned.display.clone();
+        let created_by = self.redactor.redact(&planned.display);
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let reference = format!("{}:{}", remote.repo(), key);
         let h = self.rt.spawn(async move {

@@ -81,6 +81,10 @@ pub(crate) struct Engine<'a> {
     pub snapshot_ignore: IgnoreList,
     /// ADD URL downloads by URL (shared by the cache-key planner and the step).
     pub downloads: std::sync::Mutex<HashMap<String, crate::build::steps::copy::Download>>,
+    /// Masks secret build-arg values in history and cache entries.
+    pub redactor: crate::secrets::Redactor,
+    /// Content capture for diffs, when asked for.
+    pub contents: Option<crate::build::contents::ContentCapture>,
     /// The layer cache, with `--cache`.
     pub cache: Option<crate::build::cache::CacheCtx>,
     /// Images resolved in this build, so a reference means one digest throughout.
@@ -125,6 +129,13 @@ impl<'a> Engine<'a> {
             snapshot_ignore.add("/var/run");
         }
         let consumers = consumers_of(&plan);
+        let contents = match opts.capture_contents {
+            Some(limit) => Some(crate::build::contents::ContentCapture::new(
+                limit,
+                BlobStore::open(work.path().join("contents")).map_err(|e| BuildError::Setup(e.to_string()))?,
+            )),
+            None => None,
+        };
         let cache = match &opts.cache {
             Some(c) if opts.single_snapshot => {
                 let _ = c;
@@ -162,6 +173,8 @@ impl<'a> Engine<'a> {
             external: HashMap::new(),
             consumers,
             snapshot_ignore,
+            redactor: opts.redactor(),
+            contents,
             cache,
             downloads: std::sync::Mutex::new(HashMap::new()),
             resolved: std::sync::Mutex::new(HashMap::new()),

@@ -162,6 +162,11 @@ pub enum Event {
         changes: Vec<Change>,
         stats: SnapshotStats,
     },
+    /// Small text files' content before and after a step (see `--trace-content-limit`).
+    FileContents {
+        id: StepId,
+        files: Vec<crate::build::contents::FileContent>,
+    },
     LayerWritten {
         id: StepId,
         layer: LayerSummary,
@@ -309,15 +314,36 @@ struct EmitterInner {
     sinks: Vec<Box<dyn EventSink>>,
     seq: u64,
     start: Instant,
+    redactor: crate::secrets::Redactor,
 }
 
 impl Emitter {
     pub fn new(sinks: Vec<Box<dyn EventSink>>) -> Emitter {
-        Emitter { inner: Arc::new(Mutex::new(EmitterInner { sinks, seq: 0, start: Instant::now() })) }
+        Emitter::with_redactor(sinks, crate::secrets::Redactor::default())
+    }
+
+    /// An emitter that masks secret values in every event before any sink sees it, so no log,
+    /// trace or viewer ever holds them.
+    pub fn with_redactor(sinks: Vec<Box<dyn EventSink>>, redactor: crate::secrets::Redactor) -> Emitter {
+        Emitter { inner: Arc::new(Mutex::new(EmitterInner { sinks, seq: 0, start: Instant::now(), redactor })) }
+    }
+
+    /// How many trailing bytes of streamed output to hold back so a secret split across two
+    /// chunks is still masked.
+    pub fn holdback(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.redactor.max_len().saturating_sub(1)
     }
 
     pub fn emit(&self, event: Event) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let event = if inner.redactor.is_empty() {
+            event
+        } else {
+            let mut v = serde_json::to_value(&event).expect("events serialise");
+            inner.redactor.redact_json(&mut v);
+            serde_json::from_value(v).unwrap_or(event)
+        };
         let env = Envelope { seq: inner.seq, ms: inner.start.elapsed().as_millis() as u64, event };
         inner.seq += 1;
         for s in inner.sinks.iter_mut() {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use crate::build::engine::Engine;
 use crate::build::error::BuildError;
 use crate::build::event::StepId;
+use crate::build::options::BuildOptions;
 use crate::build::stage::{PlannedStep, StageState};
 use crate::build::steps::copy::keyfiles::key_inputs;
 use crate::build::steps::metadata::apply_to_state;
@@ -89,16 +90,16 @@ impl Engine<'_> {
             let display = expanded.display();
             let cacheable = self.cacheable(&expanded);
             let (vars, files, sources) = match &expanded {
-                Expanded::Run { .. } => (run_vars(&config, &args), Vec::new(), BTreeMap::new()),
+                Expanded::Run { .. } => (run_vars(&config, &args, self.opts), Vec::new(), BTreeMap::new()),
                 Expanded::Copy(c) | Expanded::Add(c) => {
                     let is_add = matches!(expanded, Expanded::Add(_));
                     match key_inputs(self, st.index, c, is_add) {
-                        Ok(k) => (used_vars(ins, &config, &args), k.files, k.sources),
+                        Ok(k) => (used_vars(ins, &config, &args, self.opts), k.files, k.sources),
                         // The step itself will fail with the real error.
                         Err(_) => break,
                     }
                 }
-                _ => (used_vars(ins, &config, &args), Vec::new(), BTreeMap::new()),
+                _ => (used_vars(ins, &config, &args, self.opts), Vec::new(), BTreeMap::new()),
             };
             let components = KeyComponents {
                 version: FORMAT_VERSION,
@@ -114,6 +115,9 @@ impl Engine<'_> {
                 base: Some(base.clone()),
             };
             let key = components.key();
+            // The key hashes the real text; what is recorded (and compared when explaining a
+            // miss) never holds a secret.
+            let components = self.redact_components(components);
             if apply_to_state(&mut config, &mut args, &mut cmd_set, ins, self.df.escape, expanded).is_err() {
                 break;
             }
@@ -131,7 +135,7 @@ impl Engine<'_> {
 
 /// A RUN sees every ENV and every ARG in scope (Docker: ARGs are implicitly used by RUN), but
 /// proxy args are left out of the cache key, as Docker does.
-fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope) -> BTreeMap<String, Var> {
+fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope, opts: &BuildOptions) -> BTreeMap<String, Var> {
     let env_names: Vec<String> = config.env().into_iter().map(|(k, _)| k).collect();
     let mut out = BTreeMap::new();
     for (k, v) in run_env(config, args, "") {
@@ -142,26 +146,43 @@ fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope) -> BTreeMa
             continue; // defaults trowel adds, not inputs
         }
         let kind = if env_names.contains(&k) { VarKind::Env } else { VarKind::Arg };
-        out.insert(k.clone(), var(kind, &k, Some(v)));
+        out.insert(k.clone(), var(opts, kind, &k, Some(v)));
     }
     out
 }
 
 /// Other steps: only the variables their text refers to (an unrelated ARG must not miss).
-fn used_vars(ins: &Instruction, config: &ImageConfig, args: &crate::dockerfile::ArgScope) -> BTreeMap<String, Var> {
+fn used_vars(
+    ins: &Instruction,
+    config: &ImageConfig,
+    args: &crate::dockerfile::ArgScope,
+    opts: &BuildOptions,
+) -> BTreeMap<String, Var> {
     let mut out = BTreeMap::new();
     for name in referenced_names(&ins.source) {
         if let Some(v) = config.env_var(&name) {
-            out.insert(name.clone(), var(VarKind::Env, &name, Some(v)));
+            out.insert(name.clone(), var(opts, VarKind::Env, &name, Some(v)));
         } else if args.is_declared(&name) {
-            out.insert(name.clone(), var(VarKind::Arg, &name, args.value(&name).map(str::to_string)));
+            out.insert(name.clone(), var(opts, VarKind::Arg, &name, args.value(&name).map(str::to_string)));
         }
     }
     out
 }
 
-fn var(kind: VarKind, name: &str, value: Option<String>) -> Var {
-    let value =
-        if crate::secrets::is_secret_name(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
+fn var(opts: &BuildOptions, kind: VarKind, name: &str, value: Option<String>) -> Var {
+    let value = if opts.is_secret_arg(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
     Var { kind, value }
+}
+
+impl Engine<'_> {
+    fn redact_components(&self, mut c: KeyComponents) -> KeyComponents {
+        if self.redactor.is_empty() {
+            return c;
+        }
+        c.instruction = self.redactor.redact(&c.instruction);
+        for link in &mut c.chain {
+            link.instruction = self.redactor.redact(&link.instruction);
+        }
+        c
+    }
 }

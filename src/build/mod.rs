@@ -7,6 +7,7 @@
 
 mod base;
 mod cache;
+pub mod contents;
 pub mod controller;
 pub mod debugger;
 pub mod engine;

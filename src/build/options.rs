@@ -56,6 +56,10 @@ pub struct BuildOptions {
     pub cache: Option<CacheOptions>,
     /// Report the paths of cached layers even when they are not unpacked (for traces).
     pub describe_cached_layers: bool,
+    /// Report small text files' content before and after each step, up to this size.
+    pub capture_contents: Option<u64>,
+    /// Build args whose values are secret besides those with secret-looking names.
+    pub secret_args: Vec<String>,
 }
 
 /// kaniko's cache flags.
@@ -124,7 +128,19 @@ impl BuildOptions {
             run_timeout: None,
             cache: None,
             describe_cached_layers: false,
+            capture_contents: None,
+            secret_args: Vec::new(),
         }
+    }
+
+    /// Masks this build's secret values (for events, history and cache entries).
+    pub fn redactor(&self) -> crate::secrets::Redactor {
+        crate::secrets::Redactor::new(crate::secrets::secret_build_args(&self.build_args, &self.secret_args))
+    }
+
+    /// Whether a build arg's value is secret.
+    pub fn is_secret_arg(&self, name: &str) -> bool {
+        crate::secrets::is_secret_name(name) || self.secret_args.iter().any(|n| n == name)
     }
 
     pub fn target_platform(&self) -> Platform {

@@ -24,7 +24,7 @@ pub enum Scope {
 pub fn empty_history(engine: &Engine<'_>, st: &mut StageState, created_by: &str) {
     st.config.push_history(History {
         created: Some(engine.now_rfc3339()),
-        created_by: Some(created_by.to_string()),
+        created_by: Some(engine.redactor.redact(created_by)),
         comment: Some("trowel".into()),
         empty_layer: true,
         ..History::default()
@@ -81,8 +81,9 @@ pub fn commit_changes(
     created_by: &str,
     comment: &str,
 ) -> Result<Option<Digest>, BuildError> {
-    let root = st.root.as_mut().expect("a file-changing step materialised the root");
     st.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
+    engine.capture_contents(st, id, &changes.entries);
+    let root = st.root.as_mut().expect("a file-changing step materialised the root");
     if changes.entries.is_empty() && !engine.opts.force_build_metadata {
         engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
         empty_history(engine, st, created_by);
@@ -115,7 +116,7 @@ pub fn commit_changes(
     st.config.push_diff_id(&info.diff_id);
     st.config.push_history(History {
         created: Some(engine.now_rfc3339()),
-        created_by: Some(created_by.to_string()),
+        created_by: Some(engine.redactor.redact(created_by)),
         comment: Some(comment.into()),
         ..History::default()
     });

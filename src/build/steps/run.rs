@@ -59,6 +59,7 @@ pub fn run(
         extra_hosts: Vec::new(),
     };
     let emitter = engine.emitter.clone();
+    let holdback = emitter.holdback();
     let id = ctx.id;
     let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut on_output = |stream: Stream, bytes: &[u8]| {
@@ -68,8 +69,10 @@ pub fn run(
         };
         let buf = &mut carry[slot];
         buf.extend_from_slice(bytes);
-        // Hold back an incomplete UTF-8 sequence at the end for the next chunk.
-        let cut = utf8_boundary(buf);
+        // Hold back an incomplete UTF-8 sequence at the end for the next chunk, and enough bytes
+        // that a secret split across two chunks is still masked whole.
+        let keep = buf.len().saturating_sub(holdback);
+        let cut = utf8_boundary(&buf[..keep]);
         if cut > 0 {
             let data = String::from_utf8_lossy(&buf[..cut]).into_owned();
             buf.drain(..cut);

@@ -1,0 +1,253 @@
+//! Recorded traces: the format (golden files of normalised traces of testdata builds), traces of
+//! killed builds, `replay --summary`, and secrets that must never reach a trace or a log.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn corpus(name: &str) -> std::path::PathBuf {
+    repo_root().join("testdata/corpus").join(name)
+}
+
+/// Fields that change from run to run (times, ports, temp paths) are normalised; everything
+/// else — steps, expanded instructions, changed paths, digests of reproducible layers, cache
+/// keys — must stay exactly as recorded.
+fn normalise(v: &mut Value, registry: &str) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                match k.as_str() {
+                    "ms" | "duration_ms" | "started" | "mtime" | "created" => *x = Value::from("<t>"),
+                    "context" | "dockerfile_path" => *x = Value::from("<path>"),
+                    _ => normalise(x, registry),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| normalise(x, registry)),
+        Value::String(s) => {
+            *s = s.replace(registry, "{registry}");
+            // The engine's version appears in the header and BuildStarted.
+            *s = s.replace(env!("CARGO_PKG_VERSION"), "<version>");
+        }
+        _ => {}
+    }
+}
+
+fn traced_build(ctx: &Path, dest: &str, extra: &[&str]) -> (std::process::Output, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let o = run(trowel()
+        .args(["build", "--reproducible", "--context"])
+        .arg(ctx)
+        .args(["--destination", dest, "--build-arg", &format!("REGISTRY={}", env().registry), "--trace"])
+        .arg(&trace)
+        .args(extra));
+    (o, std::fs::read_to_string(&trace).unwrap())
+}
+
+fn normalised(trace: &str) -> String {
+    trace
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            normalise(&mut v, &env().registry);
+            serde_json::to_string(&v).unwrap()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Golden traces are recorded with `--no-push`: pushes run blobs in parallel, so their events'
+/// order varies (push events are checked in the tests that push).
+#[test]
+fn golden_trace_of_a_multistage_build() {
+    let dest = format!("{}/golden/multistage:1", env().registry);
+    let (o, trace) = traced_build(&corpus("multistage"), &dest, &["--no-push"]);
+    assert_ok(&o);
+    insta::assert_snapshot!("multistage_trace", normalised(&trace));
+}
+
+#[test]
+fn golden_trace_of_a_failed_build() {
+    let dest = format!("{}/golden/failed:1", env().registry);
+    let (o, trace) = traced_build(&corpus("fail-run-exit"), &dest, &["--no-push"]);
+    assert_eq!(o.status.code(), Some(3));
+    insta::assert_snapshot!("failed_trace", normalised(&trace));
+}
+
+#[test]
+fn trace_records_changes_contents_and_the_image() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN sed -i 's/busybox-test/renamed/' /etc/hostname && echo new > /new.txt && rm /etc/group\n",
+            env().busybox()
+        ),
+    )
+    .unwrap();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("contents"));
+    let (o, trace) = traced_build(ctx.path(), &dest, &[]);
+    assert_ok(&o);
+    let events: Vec<Value> = trace.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let snap = events.iter().find(|e| e["event"] == "snapshot" && e["id"]["step"] == 1).unwrap();
+    let kinds: Vec<(String, String)> = snap["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap().to_string(), c["kind"].as_str().unwrap().to_string()))
+        .collect();
+    for want in [("/etc/group", "deleted"), ("/etc/hostname", "modified"), ("/new.txt", "added")] {
+        assert!(kinds.contains(&(want.0.to_string(), want.1.to_string())), "{want:?} in {kinds:?}");
+    }
+    let contents = events.iter().find(|e| e["event"] == "file_contents").unwrap();
+    let file = |p: &str| contents["files"].as_array().unwrap().iter().find(|f| f["path"] == p).cloned().unwrap();
+    assert_eq!(file("/etc/hostname")["before"], "busybox-test\n");
+    assert_eq!(file("/etc/hostname")["after"], "renamed\n");
+    assert_eq!(file("/new.txt")["after"], "new\n");
+    assert!(file("/etc/group")["before"].as_str().unwrap().starts_with("root:x:0:"));
+    let image = events.iter().find(|e| e["event"] == "image_assembled").unwrap();
+    assert_eq!(image["manifest_digest"], skopeo_inspect(&dest)["Digest"]);
+}
+
+#[test]
+fn a_killed_build_leaves_a_replayable_trace() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nRUN echo first > /first\nRUN echo started-sleeping && sleep 60\n", env().busybox()),
+    )
+    .unwrap();
+    let trace = ctx.path().join("killed.jsonl");
+    let mut child = trowel()
+        .args(["build", "--no-push", "--context"])
+        .arg(ctx.path())
+        .arg("--trace")
+        .arg(&trace)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let sleeping = |t: &str| t.lines().any(|l| l.contains(r#""event":"output""#) && l.contains("started-sleeping"));
+    while !sleeping(&std::fs::read_to_string(&trace).unwrap_or_default()) {
+        assert!(t0.elapsed().as_secs() < 30, "the build never reached the sleeping RUN");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SIGKILL: no chance to write anything more.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = run(trowel().arg("replay").arg(&trace).arg("--summary"));
+    assert_ok(&o);
+    let s = stdout(&o);
+    assert!(s.contains("INTERRUPTED: the trace ends at"), "{s}");
+    assert!(s.contains(":3: RUN echo started-sleeping && sleep 60"), "{s}");
+    assert!(s.contains("| started-sleeping"), "{s}");
+    assert!(s.contains("line 2    built"), "{s}");
+}
+
+#[test]
+fn replay_summary_of_a_failed_build_shows_what_failed_and_why() {
+    let dest = format!("{}/{}:1", env().registry, unique_repo("summary"));
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let o = run(trowel()
+        .args(["build", "--context"])
+        .arg(corpus("fail-run-exit"))
+        .args(["--destination", &dest, "--build-arg", &format!("REGISTRY={}", env().registry), "--trace"])
+        .arg(&trace));
+    assert_eq!(o.status.code(), Some(3));
+    let s = stdout(&run(trowel().arg("replay").arg(&trace).arg("--summary")));
+    assert!(s.contains("line 3    FAILED"), "{s}");
+    assert!(s.contains("FAILED: ") && s.contains("Dockerfile:3: RUN echo before && exit 3: exit code 3"), "{s}");
+    assert!(s.contains("  | before"), "{s}");
+}
+
+/// Registry passwords, secret-looking build args and `--secret-arg` values appear nowhere: not
+/// in the log, the trace, the cache entries in the registry, or the image.
+#[test]
+fn secrets_never_reach_logs_traces_or_cache_entries() {
+    let e = env();
+    let token = "ghp_abcdefSECRETtoken1234";
+    let custom = "very-private-value-42";
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nARG GITHUB_TOKEN\nARG CUSTOM\nRUN echo \"token=$GITHUB_TOKEN custom=$CUSTOM\" && echo $GITHUB_TOKEN | wc -c > /len\nCOPY <<EOF /note\nbuilt with ${{CUSTOM}}\nEOF\n",
+            e.busybox()
+        ),
+    )
+    .unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", e.auth_user, e.auth_password));
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, e.auth_registry),
+    )
+    .unwrap();
+    let dest = format!("{}/{}:1", e.auth_registry, unique_repo("secrets"));
+    let trace = ctx.path().join("t.jsonl");
+    let o = run(trowel()
+        .env("DOCKER_CONFIG", cfg.path())
+        .args(["build", "-v", "debug", "--cache", "--cache-copy-layers", "--context"])
+        .arg(ctx.path())
+        .args(["--destination", &dest, "--build-arg", &format!("GITHUB_TOKEN={token}")])
+        .args(["--build-arg", &format!("CUSTOM={custom}"), "--secret-arg", "CUSTOM", "--trace"])
+        .arg(&trace));
+    assert_ok(&o);
+    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    for (what, text) in [("log", &log), ("trace", &trace_text)] {
+        for secret in [token, custom, e.auth_password.as_str(), auth.as_str()] {
+            assert!(!text.contains(secret), "{what} contains a secret ({secret})");
+        }
+    }
+    assert!(log.contains("token=*** custom=***"), "the RUN output is masked, not dropped: {log}");
+    // Cache entries in the registry: their configs record key components.
+    let creds = format!("{}:{}", e.auth_user, e.auth_password);
+    let cache_repo = format!("{}/cache", dest.rsplit_once(':').unwrap().0);
+    let tags = run(Command::new("skopeo").args([
+        "list-tags",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!("docker://{cache_repo}"),
+    ]));
+    assert_ok(&tags);
+    let tags: Value = serde_json::from_slice(&tags.stdout).unwrap();
+    let mut checked = 0;
+    for t in tags["Tags"].as_array().unwrap() {
+        let c = run(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            "--config",
+            "--raw",
+            &format!("docker://{cache_repo}:{}", t.as_str().unwrap()),
+        ]));
+        assert_ok(&c);
+        let text = stdout(&c);
+        assert!(!text.contains(token) && !text.contains(custom), "a cache entry holds a secret: {text}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "cache entries were written");
+    // The image's history and config do not mention them either (the user never put them there).
+    let img = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        "--config",
+        "--raw",
+        &format!("docker://{dest}"),
+    ]));
+    assert_ok(&img);
+    assert!(!stdout(&img).contains(token));
+}
