@@ -94,10 +94,8 @@ impl Redactor {
     /// Redacts every string inside a JSON value.
     pub fn redact_json(&self, v: &mut serde_json::Value) {
         match v {
-            serde_json::Value::String(s) => {
-                if self.values.iter().any(|x| s.contains(x.as_str())) {
-                    *s = self.redact(s);
-                }
+            serde_json::Value::String(s) if self.values.iter().any(|x| s.contains(x.as_str())) => {
+                *s = self.redact(s);
             }
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.redact_json(x)),
             serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.redact_json(x)),
