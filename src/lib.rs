@@ -19,3 +19,4 @@ pub mod registry;
 pub mod sandbox;
 pub mod trace;
 pub mod tui;
+pub mod warm;

@@ -14,6 +14,7 @@ fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args().collect()));
     let code = match cli.command {
         Command::Build(args) => run_build(&args),
+        Command::Warm(args) => trowel::warm::main(&args),
     };
     std::process::exit(code);
 }

@@ -61,13 +61,14 @@ pub enum CacheDirError {
         source: StoreError,
     },
 
-    /// Resolving or downloading the image failed.
-    #[error("warming {reference} for {platform}: {source}")]
+    /// Resolving or downloading the image failed (the registry error names the reference).
+    #[error("{source} (platform {platform})")]
     Registry {
         reference: String,
         platform: String,
+        // Boxed: the registry error is large and this enum travels through every cache call.
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
 
     /// The registry served an image that cannot be used as a base (e.g. layers and diff_ids

@@ -71,8 +71,11 @@ impl BaseImageCache {
             }
         }
 
-        let registry_err =
-            |source| CacheDirError::Registry { reference: r.to_string(), platform: platform.to_string(), source };
+        let registry_err = |source| CacheDirError::Registry {
+            reference: r.to_string(),
+            platform: platform.to_string(),
+            source: Box::new(source),
+        };
         let img = registry.resolve(r, platform).await.map_err(registry_err)?;
         check_usable(&img).map_err(|detail| CacheDirError::Invalid {
             reference: r.to_string(),
