@@ -8,7 +8,7 @@ mod warm_support;
 use std::time::Duration;
 
 use common::env;
-use trowel::cache::basedir::{BaseImageCache, EntryKey, WarmOutcome};
+use trowel::cache::basedir::{BaseImageCache, EntryKey, Miss, WarmOutcome};
 use trowel::digest::Digest;
 use trowel::image::manifest::Platform;
 use trowel::image::store::BlobStore;
@@ -157,7 +157,8 @@ fn a_corrupt_manifest_or_config_is_a_miss_and_is_deleted() {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[0] ^= 0x20;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(cache.lookup(&r, &host(), TTL).unwrap().is_none(), "corrupt {digest} must not be served");
+        let miss = cache.lookup_explained(&r, &host(), TTL).unwrap().unwrap_err();
+        assert_eq!(miss, Miss::BadBlob((*digest).clone()), "corrupt {digest} must not be served");
         assert!(!path.exists(), "corrupt {digest} must be deleted");
         let again = warm(&cache, &r, &host(), false);
         assert!(matches!(again, WarmOutcome::Warmed { .. }), "{again:?}");
@@ -247,7 +248,7 @@ fn an_index_is_cached_per_platform_and_found_by_tag_index_digest_and_manifest_di
     }
     // A platform that was not warmed misses, by tag and by index digest.
     let ppc = Platform::parse("linux/ppc64le").unwrap();
-    assert!(cache.lookup(&r, &ppc, TTL).unwrap().is_none());
+    assert_eq!(cache.lookup_explained(&r, &ppc, TTL).unwrap().unwrap_err(), Miss::NotCached);
     assert!(cache.lookup(&r.with_digest(index_digest), &ppc, TTL).unwrap().is_none());
     // Both platforms share no config, but the layer (same rootfs) is stored once.
     assert_eq!(assert_blobs_hash_to_their_names(&cache).len(), 5);
@@ -276,7 +277,9 @@ fn expired_entries_are_misses_and_are_refreshed() {
     let first = warm(&cache, &r, &host(), false);
     std::thread::sleep(Duration::from_millis(1100));
     let ttl = Some(Duration::from_secs(1));
-    assert!(cache.lookup(&r, &host(), ttl).unwrap().is_none(), "older than the TTL");
+    let miss = cache.lookup_explained(&r, &host(), ttl).unwrap().unwrap_err();
+    assert!(matches!(miss, Miss::Expired { age, .. } if age >= Duration::from_secs(1)), "{miss:?}");
+    assert!(miss.to_string().contains("older than the cache TTL of 1s"), "{miss}");
     assert!(cache.lookup(&r, &host(), Some(Duration::from_secs(60))).unwrap().is_some());
     assert!(cache.lookup(&r, &host(), None).unwrap().is_some(), "no TTL: never expires");
 
@@ -369,4 +372,26 @@ fn cached_blobs_can_be_handed_to_a_build_store() {
     std::fs::remove_file(cache.store().path(&hit.layers()[0].digest)).unwrap();
     let err = cache.link_into(&hit, &empty).unwrap_err().to_string();
     assert!(err.contains(hit.layers()[0].digest.as_str()), "{err}");
+}
+
+#[test]
+fn a_digest_key_only_ever_serves_that_digest() {
+    let (_g, cache, _) = fresh_cache();
+    let multi = format!("{}/busybox:multi", env().registry);
+    let r = reference(&multi);
+    let amd = warm(&cache, &r, &Platform::parse("linux/amd64").unwrap(), false).base().clone();
+    let arm = warm(&cache, &r, &Platform::parse("linux/arm64").unwrap(), false).base().clone();
+    // Tamper with the amd64 manifest-digest entry: keep its key, point it at the arm64 image
+    // (whose blobs are all present and valid).
+    let amd_path = cache.entry_path(&EntryKey::manifest(&amd.image.manifest_digest));
+    let arm_path = cache.entry_path(&EntryKey::manifest(&arm.image.manifest_digest));
+    let mut forged: serde_json::Value = serde_json::from_slice(&std::fs::read(&arm_path).unwrap()).unwrap();
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&amd_path).unwrap()).unwrap();
+    forged["key"] = original["key"].clone();
+    std::fs::write(&amd_path, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let pinned = r.with_digest(amd.image.manifest_digest.clone());
+    assert_eq!(cache.lookup_explained(&pinned, &host(), TTL).unwrap().unwrap_err(), Miss::NotCached);
+    // The tag entry is a separate file and still serves amd64.
+    let by_tag = cache.lookup(&r, &Platform::parse("linux/amd64").unwrap(), TTL).unwrap().unwrap();
+    assert_eq!(by_tag.image.manifest_digest, amd.image.manifest_digest);
 }

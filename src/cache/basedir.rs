@@ -36,6 +36,8 @@ use std::time::{Duration, SystemTime};
 pub use entry::{EntryKey, platform_key};
 pub use fetch::WarmOutcome;
 
+use std::fmt;
+
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Manifest, Platform};
 use crate::image::store::{BlobStore, StoreError};
@@ -75,6 +77,34 @@ pub enum CacheDirError {
     /// disagree); it is not cached.
     #[error("warming {reference} for {platform}: {detail}")]
     Invalid { reference: String, platform: String, detail: String },
+}
+
+/// Why a lookup found nothing usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// No entry for this reference and platform (or only unreadable ones).
+    NotCached,
+    /// The entry is older than the TTL.
+    Expired { age: Duration, ttl: Duration },
+    /// The entry's manifest or config blob is missing, corrupt (and now deleted), or does not
+    /// match the entry.
+    BadBlob(Digest),
+}
+
+impl fmt::Display for Miss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::cache::duration::format_go_duration as go;
+        match self {
+            Miss::NotCached => f.write_str("not in the cache"),
+            Miss::Expired { age, ttl } => write!(
+                f,
+                "cached {} ago, older than the cache TTL of {}",
+                go(Duration::from_secs(age.as_secs())),
+                go(*ttl)
+            ),
+            Miss::BadBlob(d) => write!(f, "cached blob {d} is missing or corrupt"),
+        }
+    }
 }
 
 /// A base image found in the cache, with everything a registry resolve would have returned.
@@ -153,25 +183,45 @@ impl BaseImageCache {
         platform: &Platform,
         ttl: Option<Duration>,
     ) -> Result<Option<CachedBase>, CacheDirError> {
+        Ok(self.lookup_explained(r, platform, ttl)?.ok())
+    }
+
+    /// [`lookup`](Self::lookup), saying why a miss is a miss (for build logs and events).
+    pub fn lookup_explained(
+        &self,
+        r: &Reference,
+        platform: &Platform,
+        ttl: Option<Duration>,
+    ) -> Result<Result<CachedBase, Miss>, CacheDirError> {
         for (i, key) in lookup_keys(r, platform).into_iter().enumerate() {
             let Some(entry) = read_entry(&self.refs, &key)? else { continue };
             let Some(written_at) = entry.written_at() else { continue };
+            // A digest key must lead to that digest, whatever else the file says.
+            let pinned_ok = match (&r.digest, i) {
+                (Some(d), 0) => entry.index_digest.as_ref() == Some(d),
+                (Some(d), _) => &entry.manifest.digest == d,
+                (None, _) => true,
+            };
+            if !pinned_ok {
+                continue;
+            }
+            let age = SystemTime::now().duration_since(written_at).unwrap_or_default();
             if r.digest.is_none()
                 && let Some(ttl) = ttl
-                && SystemTime::now().duration_since(written_at).unwrap_or_default() > ttl
+                && age > ttl
             {
-                return Ok(None);
+                return Ok(Err(Miss::Expired { age, ttl }));
             }
             let Some(manifest_bytes) = self.read_verified(&entry.manifest.digest, entry.manifest.size, MAX_MANIFEST)?
             else {
-                return Ok(None);
+                return Ok(Err(Miss::BadBlob(entry.manifest.digest)));
             };
-            let Ok(manifest) = serde_json::from_slice::<Manifest>(&manifest_bytes) else { return Ok(None) };
-            if !agrees(&manifest, &entry.config, &entry.layers) {
-                return Ok(None);
-            }
+            let manifest = match serde_json::from_slice::<Manifest>(&manifest_bytes) {
+                Ok(m) if agrees(&m, &entry.config, &entry.layers) => m,
+                _ => return Ok(Err(Miss::BadBlob(entry.manifest.digest))),
+            };
             let Some(config_bytes) = self.read_verified(&entry.config.digest, entry.config.size, MAX_CONFIG)? else {
-                return Ok(None);
+                return Ok(Err(Miss::BadBlob(entry.config.digest)));
             };
             // Mirror what a registry resolve of `r` returns: a manifest-digest reference did not
             // go through an index, an index-digest reference did.
@@ -179,7 +229,7 @@ impl BaseImageCache {
                 (Some(_), 1) => None,
                 _ => entry.index_digest.clone(),
             };
-            return Ok(Some(CachedBase {
+            return Ok(Ok(CachedBase {
                 image: ResolvedImage {
                     reference: r.clone(),
                     manifest,
@@ -195,7 +245,7 @@ impl BaseImageCache {
                 written_at,
             }));
         }
-        Ok(None)
+        Ok(Err(Miss::NotCached))
     }
 
     /// Re-hashes every layer blob of `cached` and returns those that are missing or corrupt
