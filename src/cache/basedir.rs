@@ -24,10 +24,23 @@
 //! warmers (or a warmer and builds) may share a directory without locks: concurrent writes of a
 //! blob produce identical content and the last rename wins; concurrent writes of an entry leave
 //! one complete entry; a reader holding a blob open keeps its inode if it is replaced or deleted.
+//! (The one race, a corrupt blob being deleted just after another warmer replaced it with a good
+//! copy, only makes the blob missing: lookups report it and the next warm fetches it again.)
+//!
+//! How a build uses it, per `FROM` image (with `--cache=true --cache-dir=…`):
+//! 1. [`BaseImageCache::open`] once per build;
+//! 2. [`BaseImageCache::lookup`] (or [`lookup_explained`](BaseImageCache::lookup_explained) to
+//!    log why it missed) with the reference, the stage's platform and the build's TTL;
+//! 3. on a hit, [`BaseImageCache::verify_layers`]; if it returns nothing, take
+//!    `cached.image` as the [`ResolvedImage`] and call [`BaseImageCache::link_into`] to put its
+//!    blobs in the build's own store: no registry request at all, even for a tag;
+//! 4. on a miss (or missing layers), resolve and pull from the registry as without a cache. A
+//!    build does not write to the cache; `trowel warm` does.
 
 mod entry;
 mod fetch;
 
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -35,8 +48,6 @@ use std::time::{Duration, SystemTime};
 
 pub use entry::{EntryKey, platform_key};
 pub use fetch::WarmOutcome;
-
-use std::fmt;
 
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Manifest, Platform};
