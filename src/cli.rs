@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::build::BuildOptions;
+use crate::cache::duration::parse_go_duration;
 use crate::fs::snapshot::SnapshotMode;
 use crate::image::manifest::{Compression, Platform};
 use crate::registry::RegistryOptions;
@@ -30,6 +31,8 @@ pub enum Command {
     Build(Box<BuildArgs>),
     /// Look at a recorded trace (`trowel build --trace FILE`).
     Replay(ReplayArgs),
+    /// Download base images into a cache directory for offline builds (kaniko's warmer).
+    Warm(Box<WarmArgs>),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -261,8 +264,100 @@ pub struct BuildArgs {
     pub docker_config: Option<PathBuf>,
 }
 
-/// Inserts `build` when trowel is invoked the kaniko way (flags without a subcommand).
+/// `trowel warm`: kaniko's warmer flags (`/kaniko/warmer`), pull side only.
+#[derive(Debug, Clone, Args)]
+pub struct WarmArgs {
+    /// Image to cache (repeatable).
+    #[arg(short = 'i', long = "image")]
+    pub images: Vec<String>,
+    /// Also cache the images a Dockerfile builds from: every stage's FROM image and every
+    /// `COPY --from=<image>` (global ARG defaults and --build-arg applied; stages and scratch skipped).
+    #[arg(short = 'd', long)]
+    pub dockerfile: Option<PathBuf>,
+    /// Build-time variable `K=V`, or `K` to take the value from the environment (repeatable).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// The cache directory (created if missing).
+    #[arg(short = 'c', long, default_value = "/cache")]
+    pub cache_dir: PathBuf,
+    /// Re-resolve and re-verify images even when a fresh entry exists.
+    #[arg(short = 'f', long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub force: bool,
+    /// Age (Go duration, e.g. 336h, 1h30m) after which a cached tag is resolved again.
+    #[arg(long, default_value = "336h", value_parser = parse_go_duration)]
+    pub cache_ttl: std::time::Duration,
+    /// Platform `os/arch[/variant]` to cache (default: the host's).
+    #[arg(long, alias = "customPlatform", alias = "platform")]
+    pub custom_platform: Option<String>,
+    /// Pull over plain HTTP.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub insecure_pull: bool,
+    /// Pull without verifying TLS certificates.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub skip_tls_verify_pull: bool,
+    /// Registry to reach over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Registry whose TLS certificate is not verified (repeatable).
+    #[arg(long = "skip-tls-verify-registry")]
+    pub skip_tls_verify_registries: Vec<String>,
+    /// CA certificate for a registry: `host[:port]=/path/ca.pem` (repeatable).
+    #[arg(long = "registry-certificate")]
+    pub registry_certificates: Vec<String>,
+    /// Mirror for docker.io images (repeatable, tried in order).
+    #[arg(long = "registry-mirror", env = "KANIKO_REGISTRY_MIRROR", value_delimiter = ';')]
+    pub registry_mirrors: Vec<String>,
+    /// Retries for image downloads.
+    #[arg(long, default_value_t = 3)]
+    pub image_download_retry: u32,
+    /// Directory holding config.json for registry credentials (default: $DOCKER_CONFIG, ~/.docker, /kaniko/.docker).
+    #[arg(long)]
+    pub docker_config: Option<PathBuf>,
+    /// Log level (kaniko's -v).
+    #[arg(short = 'v', long, value_enum, default_value = "info")]
+    pub verbosity: Verbosity,
+    /// Log format: text or color.
+    #[arg(long, default_value = "color")]
+    pub log_format: String,
+    /// Prefix log lines with a timestamp.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub log_timestamp: bool,
+}
+
+impl WarmArgs {
+    /// The registry options the pull-side flags describe.
+    pub fn registry_options(&self) -> Result<RegistryOptions, CliError> {
+        let registry_certificates = parse_kv("registry-certificate", &self.registry_certificates)?
+            .into_iter()
+            .map(|(h, p)| (h, PathBuf::from(p)))
+            .collect();
+        Ok(RegistryOptions {
+            insecure_pull: self.insecure_pull,
+            insecure_registries: self.insecure_registries.clone(),
+            skip_tls_verify_pull: self.skip_tls_verify_pull,
+            skip_tls_verify_registries: self.skip_tls_verify_registries.clone(),
+            registry_certificates,
+            registry_mirrors: self.registry_mirrors.iter().filter(|m| !m.is_empty()).cloned().collect(),
+            retries: self.image_download_retry,
+            docker_config: self.docker_config.clone(),
+            ..RegistryOptions::default()
+        })
+    }
+
+    /// `--custom-platform`, parsed.
+    pub fn platform(&self) -> Result<Option<Platform>, CliError> {
+        self.custom_platform.as_deref().map(|p| Platform::parse(p).map_err(CliError)).transpose()
+    }
+}
+
+/// Inserts `build` when trowel is invoked the kaniko way (flags without a subcommand), and
+/// `warm` when it is invoked as `warmer` (a link standing in for kaniko's `/kaniko/warmer`).
 pub fn normalize_args(mut args: Vec<String>) -> Vec<String> {
+    let invoked_as = args.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned());
+    if invoked_as.as_deref() == Some("warmer") && args.get(1).is_none_or(|a| a != "warm") {
+        args.insert(1, "warm".to_string());
+        return args;
+    }
     if let Some(first) = args.get(1)
         && first.starts_with('-')
         && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
@@ -400,7 +495,7 @@ impl BuildArgs {
         o.skip_push_permission_check = self.skip_push_permission_check;
         o.run_timeout = self.run_timeout.map(std::time::Duration::from_secs);
         if self.cache {
-            let ttl = parse_go_duration(&self.cache_ttl).ok_or_else(|| {
+            let ttl = parse_go_duration(&self.cache_ttl).map_err(|_| {
                 CliError(format!("invalid --cache-ttl {:?}: expected a duration like 336h or 30m", self.cache_ttl))
             })?;
             o.cache = Some(crate::build::CacheOptions {
@@ -422,37 +517,6 @@ impl BuildArgs {
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     crate::build::debugger::parse_size(s)
-}
-
-/// Go's `time.ParseDuration` subset kaniko users write: `336h`, `1h30m`, `90s`, `500ms`.
-pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    if rest == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_end);
-        let value: f64 = num.parse().ok()?;
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    Some(std::time::Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]
@@ -498,5 +562,56 @@ mod tests {
         assert_eq!(m.get("TROWEL_TEST_ARG_FROM_ENV").unwrap(), "from-env");
         assert!(!m.contains_key("UNSET_ARG_XYZ"));
         assert!(parse_build_args(&["=1".into()]).is_err());
+    }
+
+    #[test]
+    fn warm_takes_kaniko_warmer_flags() {
+        let cli = parse(&[
+            "trowel",
+            "warm",
+            "-i",
+            "busybox:1.35",
+            "--image=alpine",
+            "-d",
+            "Dockerfile",
+            "-c",
+            "/tmp/c",
+            "-f",
+            "--cache-ttl",
+            "1h30m",
+            "--customPlatform",
+            "linux/arm64",
+            "--insecure-pull",
+            "--registry-certificate",
+            "reg.example=/ca.pem",
+        ]);
+        let Command::Warm(w) = cli.command else { panic!("not warm") };
+        assert_eq!(w.images, ["busybox:1.35", "alpine"]);
+        assert_eq!(w.dockerfile.as_deref(), Some(Path::new("Dockerfile")));
+        assert_eq!(w.cache_dir, Path::new("/tmp/c"));
+        assert!(w.force);
+        assert_eq!(w.cache_ttl, std::time::Duration::from_secs(5400));
+        assert_eq!(w.platform().unwrap(), Some(Platform::parse("linux/arm64").unwrap()));
+        let r = w.registry_options().unwrap();
+        assert!(r.insecure_pull && !r.insecure);
+        assert_eq!(r.registry_certificates, vec![("reg.example".to_string(), PathBuf::from("/ca.pem"))]);
+
+        let cli = parse(&["trowel", "warm", "-i", "x"]);
+        let Command::Warm(w) = cli.command else { panic!("not warm") };
+        assert_eq!(w.cache_dir, Path::new("/cache"));
+        assert_eq!(w.cache_ttl, std::time::Duration::from_secs(336 * 3600));
+        assert!(!w.force);
+
+        let bad = Cli::try_parse_from(["trowel", "warm", "-i", "x", "--cache-ttl", "2w"]).unwrap_err().to_string();
+        assert!(bad.contains("2w"), "{bad}");
+    }
+
+    #[test]
+    fn invoked_as_warmer_is_warm() {
+        let cli = parse(&["/kaniko/warmer", "--image", "x", "--cache-dir=/c"]);
+        let Command::Warm(w) = cli.command else { panic!("not warm") };
+        assert_eq!(w.images, ["x"]);
+        let cli = parse(&["/usr/bin/warmer", "warm", "-i", "y"]);
+        assert!(matches!(cli.command, Command::Warm(_)));
     }
 }

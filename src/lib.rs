@@ -21,3 +21,4 @@ pub mod sandbox;
 pub mod secrets;
 pub mod trace;
 pub mod tui;
+pub mod warm;

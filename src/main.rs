@@ -16,6 +16,7 @@ fn main() {
     let code = match cli.command {
         Command::Build(args) => run_build(&args),
         Command::Replay(args) => run_replay(&args),
+        Command::Warm(args) => trowel::warm::main(&args),
     };
     std::process::exit(code);
 }

@@ -48,17 +48,28 @@ impl Engine<'_> {
                     })?,
                     _ => self.platform.clone(),
                 };
-                let img = self.resolve_image(r, &platform, loc)?;
+                let (img, from_cache_dir) = match self.from_cache_dir(r, &platform) {
+                    Some(img) => (img, true),
+                    None => (self.resolve_image(r, &platform, loc)?, false),
+                };
                 let config = ImageConfig::from_bytes(&img.config_bytes)
                     .map_err(|e| BuildError::Pull { reference: r.clone(), message: e.to_string() })?;
                 let layers = base_layers(&img, &config, r)?;
-                self.emitter.emit(Event::BaseResolved {
-                    stage: idx,
-                    source: BaseSource::Registry {
+                let source = if from_cache_dir {
+                    BaseSource::CacheDir {
+                        reference: img.reference.to_string(),
+                        manifest_digest: img.manifest_digest.clone(),
+                    }
+                } else {
+                    BaseSource::Registry {
                         reference: img.reference.to_string(),
                         manifest_digest: img.manifest_digest.clone(),
                         index_digest: img.index_digest.clone(),
-                    },
+                    }
+                };
+                self.emitter.emit(Event::BaseResolved {
+                    stage: idx,
+                    source,
                     config_digest: Some(img.config_digest.clone()),
                     layers: layers.iter().map(|l| summary(l, None)).collect(),
                 });
@@ -104,6 +115,46 @@ impl Engine<'_> {
             final_key: None,
             last_changes: Vec::new(),
         })
+    }
+
+    /// A base image from the local cache directory (`--cache-dir`, filled by `trowel warm`):
+    /// verified, its blobs linked into this build's store, so the build needs no registry at
+    /// all for it — not even to resolve a tag. Anything missing or corrupt there means the
+    /// registry is asked instead (the build never writes to the cache directory).
+    fn from_cache_dir(&self, reference: &str, platform: &Platform) -> Option<ResolvedImage> {
+        let dir = self.base_cache.as_ref()?;
+        let r = Reference::parse(reference).ok()?;
+        let ttl = self.opts.cache.as_ref().map(|c| c.ttl);
+        let cached = match dir.lookup_explained(&r, platform, ttl) {
+            Ok(Ok(c)) => c,
+            Ok(Err(miss)) => {
+                self.emitter.warn(format!("{reference} is not usable from the cache directory: {miss}"));
+                return None;
+            }
+            Err(e) => {
+                self.emitter.warn(format!("cache directory: {e}"));
+                return None;
+            }
+        };
+        match dir.verify_layers(&cached) {
+            Ok(bad) if bad.is_empty() => {}
+            Ok(bad) => {
+                self.emitter.warn(format!(
+                    "{reference} in the cache directory has {} missing or corrupt layer(s); pulling from the registry",
+                    bad.len()
+                ));
+                return None;
+            }
+            Err(e) => {
+                self.emitter.warn(format!("cache directory: {e}"));
+                return None;
+            }
+        }
+        if let Err(e) = dir.link_into(&cached, &self.store) {
+            self.emitter.warn(format!("cache directory: {e}"));
+            return None;
+        }
+        Some(cached.image)
     }
 
     /// Resolves an image reference in the registry.

@@ -81,6 +81,8 @@ pub(crate) struct Engine<'a> {
     pub snapshot_ignore: IgnoreList,
     /// ADD URL downloads by URL (shared by the cache-key planner and the step).
     pub downloads: std::sync::Mutex<HashMap<String, crate::build::steps::copy::Download>>,
+    /// The base-image cache directory (`--cache-dir` with `--cache`).
+    pub base_cache: Option<crate::cache::basedir::BaseImageCache>,
     /// Masks secret build-arg values in history and cache entries.
     pub redactor: crate::secrets::Redactor,
     /// Content capture for diffs, when asked for.
@@ -129,6 +131,16 @@ impl<'a> Engine<'a> {
             snapshot_ignore.add("/var/run");
         }
         let consumers = consumers_of(&plan);
+        let base_cache = match opts.cache.as_ref().and_then(|c| c.dir.as_ref()) {
+            Some(dir) => match crate::cache::basedir::BaseImageCache::open(dir) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    emitter.warn(format!("cache directory {} is not usable: {e}", dir.display()));
+                    None
+                }
+            },
+            None => None,
+        };
         let contents = match opts.capture_contents {
             Some(limit) => Some(crate::build::contents::ContentCapture::new(
                 limit,
@@ -173,6 +185,7 @@ impl<'a> Engine<'a> {
             external: HashMap::new(),
             consumers,
             snapshot_ignore,
+            base_cache,
             redactor: opts.redactor(),
             contents,
             cache,

@@ -2,8 +2,13 @@
 //!
 //! - [`key`]: composite cache keys and their components;
 //! - [`explain`]: why a step missed;
-//! - [`registry`]: cache entries in a registry repository, with per-step pointer tags.
+//! - [`registry`]: cache entries in a registry repository, with per-step pointer tags;
+//! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
+//!   and builds read FROM images from;
+//! - [`duration`]: Go-style durations for `--cache-ttl`.
 
+pub mod basedir;
+pub mod duration;
 pub mod explain;
 pub mod key;
 pub mod registry;

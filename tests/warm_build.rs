@@ -1,0 +1,73 @@
+//! `trowel warm` then `trowel build --cache --cache-dir`: base images come from the cache
+//! directory with no registry involved (even for a tag), and a corrupt entry is detected and
+//! pulled again rather than used.
+
+mod common;
+mod warm_support;
+
+use std::path::Path;
+
+use common::*;
+use warm_support::{PrivateRegistry, skopeo_copy};
+
+fn build(ctx: &Path, cache_dir: &Path, dest: &str) -> std::process::Output {
+    run(trowel()
+        .args(["build", "--cache", "--cache-dir"])
+        .arg(cache_dir)
+        .args(["--destination", dest, "--context"])
+        .arg(ctx))
+}
+
+fn context(base: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("Dockerfile"), format!("FROM {base}\nRUN echo offline > /built-offline\n")).unwrap();
+    d
+}
+
+#[test]
+fn a_warm_cache_dir_builds_with_the_base_registry_down() {
+    let mut private = PrivateRegistry::start();
+    let base = format!("{}/team/busybox:1.35", private.addr);
+    skopeo_copy("busybox:1.35", &base);
+    let cache = tempfile::tempdir().unwrap();
+    let o = run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base]));
+    assert_ok(&o);
+    private.stop();
+
+    let ctx = context(&base);
+    let dest = format!("{}/{}:1", env().registry, unique_repo("offline"));
+    let o = build(ctx.path(), cache.path(), &dest);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("in the local cache directory"), "{}", stderr(&o));
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built-offline"), "offline\n");
+    assert!(u.tree().has("/bin/busybox"), "the base layers came from the cache directory");
+}
+
+#[test]
+fn a_corrupt_cache_dir_entry_is_pulled_again_not_used() {
+    let private = PrivateRegistry::start();
+    let base = format!("{}/team/busybox:1.35", private.addr);
+    skopeo_copy("busybox:1.35", &base);
+    let cache = tempfile::tempdir().unwrap();
+    assert_ok(&run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base])));
+    // Flip a byte of the layer blob in the cache directory.
+    let layer =
+        skopeo_manifest(&base)["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let blob = cache.path().join("blobs/sha256").join(&layer);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+
+    let ctx = context(&base);
+    let dest = format!("{}/{}:1", env().registry, unique_repo("corrupt"));
+    let o = build(ctx.path(), cache.path(), &dest);
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("missing or corrupt layer(s); pulling from the registry"), "{err}");
+    assert!(err.contains(&format!("Retrieved image {base}")), "{err}");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built-offline"), "offline\n");
+    assert_eq!(u.tree().get("/bin/busybox").size, std::fs::metadata("/bin/busybox").unwrap().len());
+}
