@@ -48,7 +48,7 @@ impl Engine<'_> {
                     })?,
                     _ => self.platform.clone(),
                 };
-                let (img, from_cache_dir) = match self.from_cache_dir(r, &platform) {
+                let (img, from_cache_dir) = match self.base_from_cache_dir(r, &platform) {
                     Some(img) => (img, true),
                     None => (self.resolve_image(r, &platform, loc)?, false),
                 };
@@ -121,7 +121,7 @@ impl Engine<'_> {
     /// verified, its blobs linked into this build's store, so the build needs no registry at
     /// all for it — not even to resolve a tag. Anything missing or corrupt there means the
     /// registry is asked instead (the build never writes to the cache directory).
-    fn from_cache_dir(&self, reference: &str, platform: &Platform) -> Option<ResolvedImage> {
+    fn base_from_cache_dir(&self, reference: &str, platform: &Platform) -> Option<ResolvedImage> {
         let dir = self.base_cache.as_ref()?;
         let r = Reference::parse(reference).ok()?;
         let ttl = self.opts.cache.as_ref().map(|c| c.ttl);
