@@ -213,6 +213,7 @@ pub enum Event {
         size: u64,
         layers: Vec<LayerSummary>,
         config: serde_json::Value,
+        manifest: serde_json::Value,
     },
     /// The push gate's view of the image (when a controller reviews the push).
     PushReview {

@@ -74,6 +74,7 @@ impl Engine<'_> {
                 })
                 .collect(),
             config: config.raw().clone(),
+            manifest: serde_json::to_value(&manifest).expect("manifest serialises"),
         });
         Ok(FinalImage { manifest, manifest_bytes, manifest_digest, config_bytes, config_digest })
     }
