@@ -66,8 +66,12 @@ pub enum CompressionArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IsolationArg {
+    /// container inside a container, chroot elsewhere.
     Auto,
+    /// Private namespaces around a build root directory (needs root).
     Chroot,
+    /// The build root is / of this (disposable) container: kaniko's model for unprivileged pods.
+    Container,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,9 +198,12 @@ pub struct BuildArgs {
     /// Accepted for kaniko compatibility: trowel's RUN snapshot is always a metadata walk.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub use_new_run: bool,
-    /// Accepted for kaniko compatibility: build roots are always removed after the build.
+    /// With container isolation: empty / after the build (build roots elsewhere are always removed).
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub cleanup: bool,
+    /// Allow --isolation=container where trowel sees no container (it overwrites /).
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub force: bool,
     /// Use the layer cache (and the base-image cache directory).
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub cache: bool,
@@ -218,9 +225,13 @@ pub struct BuildArgs {
     /// Look up cached layers but never push new ones.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub no_push_cache: bool,
-    /// Working directory for build roots and blobs.
-    #[arg(long, alias = "kaniko-dir", env = "TROWEL_DIR")]
+    /// Working directory for build roots and blobs (default: the system temp dir; with container
+    /// isolation, <trowel dir>/work).
+    #[arg(long, env = "TROWEL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// trowel's own directory in container isolation, never part of the image (kaniko's /kaniko).
+    #[arg(long, alias = "kaniko-dir", env = "TROWEL_DIR", default_value = "/trowel")]
+    pub trowel_dir: PathBuf,
     /// How RUN is isolated.
     #[arg(long, value_enum, default_value = "auto")]
     pub isolation: IsolationArg,
@@ -485,11 +496,19 @@ impl BuildArgs {
         };
         o.compression_level = (self.compression_level > 0).then_some(self.compression_level);
         o.registry = registry;
-        if let Some(w) = &self.work_dir {
-            o.work_dir = w.clone();
-        }
         o.isolation = match self.isolation {
-            IsolationArg::Auto | IsolationArg::Chroot => Isolation::Chroot,
+            IsolationArg::Chroot => Isolation::Chroot,
+            IsolationArg::Container => Isolation::Container,
+            IsolationArg::Auto if crate::sandbox::detect::container_evidence().is_some() => Isolation::Container,
+            IsolationArg::Auto => Isolation::Chroot,
+        };
+        o.trowel_dir = self.trowel_dir.clone();
+        o.force = self.force;
+        o.cleanup = self.cleanup;
+        o.work_dir = match (&self.work_dir, o.isolation) {
+            (Some(w), _) => w.clone(),
+            (None, Isolation::Container) => self.trowel_dir.join("work"),
+            (None, Isolation::Chroot) => std::env::temp_dir(),
         };
         o.force_build_metadata = self.force_build_metadata;
         o.skip_push_permission_check = self.skip_push_permission_check;

@@ -250,12 +250,68 @@ impl Engine<'_> {
                 && let Some(root) = parent.root.take()
             {
                 st.root = Some(root);
+                if let Some(c) = self.container.as_mut() {
+                    c.owner = Some(st.index);
+                }
                 return Ok(());
             }
+        }
+        if self.container.is_some() {
+            let root = self.materialize_at_slash(&st.layers, st.index)?;
+            st.root = Some(root);
+            return Ok(());
         }
         let root = self.materialize(&st.layers, &format!("stage{}", st.index), Some(st.index))?;
         st.root = Some(root);
         Ok(())
+    }
+
+    /// Container isolation: takes `/` from the stage that has it (its files are gone; a later
+    /// `COPY --from` unpacks them elsewhere), empties it but for the ignored paths, and unpacks
+    /// `layers` there.
+    pub(crate) fn materialize_at_slash(
+        &mut self,
+        layers: &[StageLayer],
+        stage: usize,
+    ) -> Result<BuildRoot, BuildError> {
+        let t0 = Instant::now();
+        let previous = self.container.as_mut().and_then(|c| c.owner.replace(stage));
+        if let Some(prev) = previous
+            && prev != stage
+            && let Some(p) = self.stages[prev].as_mut()
+        {
+            p.root = None;
+        }
+        self.fetch_blobs(layers)?;
+        let dir = std::path::PathBuf::from("/");
+        let root = Root::open(&dir).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let keep = self.container.as_ref().expect("container isolation").ignore.clone();
+        crate::fs::clean::clean_root(&root, "/", &keep)
+            .map_err(|e| BuildError::Setup(format!("empty / for stage {stage}: {e}")))?;
+        let (entries, bytes) = self.unpack_all(&root, layers, &self.slash_unpack_options())?;
+        let mut snap = Snapshotter::new(root, self.opts.snapshot_mode, self.snapshot_ignore.clone());
+        snap.scan_initial().map_err(|e| BuildError::Setup(format!("index /: {e}")))?;
+        self.emitter.emit(Event::BaseUnpacked {
+            stage,
+            layers: layers.len(),
+            entries,
+            bytes,
+            duration_ms: t0.elapsed().as_millis() as u64,
+        });
+        Ok(BuildRoot { dir, snap })
+    }
+
+    /// Applies `layers` in order to `root`; returns (entries, bytes).
+    fn unpack_all(&self, root: &Root, layers: &[StageLayer], opts: &UnpackOptions) -> Result<(u64, u64), BuildError> {
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for l in layers {
+            let file = self.store.open_blob(&l.descriptor.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
+            let reader = open_layer(file).map_err(|e| unpack_err(&l.descriptor, e))?;
+            let stats = unpack_layer(root, reader, opts).map_err(|e| unpack_err(&l.descriptor, e))?;
+            entries += stats.entries;
+            bytes += stats.bytes;
+        }
+        Ok((entries, bytes))
     }
 
     /// Unpacks `layers` into a fresh directory and indexes it.
@@ -270,16 +326,10 @@ impl Engine<'_> {
         let dir = self.scratch_dir(name)?.join("rootfs");
         std::fs::create_dir(&dir).map_err(|e| BuildError::Setup(format!("create {}: {e}", dir.display())))?;
         let root = Root::open(&dir).map_err(|e| BuildError::Setup(e.to_string()))?;
-        let opts = self.unpack_options();
-        let (mut entries, mut bytes) = (0u64, 0u64);
-        for l in layers {
-            let file = self.store.open_blob(&l.descriptor.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
-            let reader = open_layer(file).map_err(|e| unpack_err(&l.descriptor, e))?;
-            let stats = unpack_layer(&root, reader, &opts).map_err(|e| unpack_err(&l.descriptor, e))?;
-            entries += stats.entries;
-            bytes += stats.bytes;
-        }
-        let mut snap = Snapshotter::new(root, self.opts.snapshot_mode, self.snapshot_ignore.clone());
+        let (entries, bytes) = self.unpack_all(&root, layers, &self.unpack_options())?;
+        // Roots other than `/` hold no container paths to ignore.
+        let ignore = if self.container.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
+        let mut snap = Snapshotter::new(root, self.opts.snapshot_mode, ignore);
         snap.scan_initial().map_err(|e| BuildError::Setup(format!("index build root: {e}")))?;
         if let Some(stage) = stage {
             self.emitter.emit(Event::BaseUnpacked {
@@ -294,12 +344,21 @@ impl Engine<'_> {
     }
 
     /// How layers and ADD archives are unpacked into build roots.
+    /// Unpacking into `/` in container isolation: what the container runtime owns is never
+    /// written to.
+    pub(crate) fn slash_unpack_options(&self) -> UnpackOptions {
+        UnpackOptions {
+            ignore: self.container.as_ref().map(|c| c.ignore.clone()).unwrap_or_default(),
+            ..self.unpack_options()
+        }
+    }
+
     pub(crate) fn unpack_options(&self) -> UnpackOptions {
         UnpackOptions {
             ignore: IgnoreList::default(),
             // Build roots are private to the build (RUN mounts them nodev), and base images may
-            // legitimately carry device nodes.
-            allow_devices: true,
+            // legitimately carry device nodes; a pod without CAP_MKNOD cannot make them.
+            allow_devices: self.container.is_none() || crate::build::container::can_mknod(),
             preserve_owner: true,
             max_entry_size: None,
             max_total_size: None,

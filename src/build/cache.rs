@@ -178,7 +178,9 @@ impl Engine<'_> {
             let file = self.store.open_blob(&desc.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
             let err = |e: crate::fs::FsError| BuildError::Setup(format!("apply cached layer {}: {e}", desc.digest));
             let reader = open_layer(file).map_err(err)?;
-            let stats = unpack_layer(root.snap.root(), reader, &self.unpack_options()).map_err(err)?;
+            let opts =
+                if root.dir == std::path::Path::new("/") { self.slash_unpack_options() } else { self.unpack_options() };
+            let stats = unpack_layer(root.snap.root(), reader, &opts).map_err(err)?;
             // What the layer changed, as a snapshot sees it; this also brings the index up to date.
             let changes = root.snap.snapshot_paths(&stats.touched).map_err(err)?;
             let paths = changes.entries.iter().map(|c| c.path.clone()).collect();

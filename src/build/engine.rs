@@ -81,6 +81,8 @@ pub(crate) struct Engine<'a> {
     pub snapshot_ignore: IgnoreList,
     /// ADD URL downloads by URL (shared by the cache-key planner and the step).
     pub downloads: std::sync::Mutex<HashMap<String, crate::build::steps::copy::Download>>,
+    /// Container isolation's view of `/` (None in chroot isolation).
+    pub container: Option<crate::build::container::ContainerMode>,
     /// The base-image cache directory (`--cache-dir` with `--cache`).
     pub base_cache: Option<crate::cache::basedir::BaseImageCache>,
     /// Masks secret build-arg values in history and cache entries.
@@ -126,10 +128,22 @@ impl<'a> Engine<'a> {
             .build()
             .map_err(|e| BuildError::Setup(format!("start async runtime: {e}")))?;
         let registry = Registry::new(opts.registry.clone()).map_err(|e| BuildError::Setup(e.to_string()))?;
-        let mut snapshot_ignore = IgnoreList::new(opts.ignore_paths.iter().map(String::as_str));
-        if opts.ignore_var_run {
-            snapshot_ignore.add("/var/run");
-        }
+        let container = match opts.isolation {
+            crate::sandbox::Isolation::Container => {
+                Some(crate::build::container::ContainerMode::setup(opts, work.path())?)
+            }
+            crate::sandbox::Isolation::Chroot => None,
+        };
+        let snapshot_ignore = match &container {
+            Some(c) => c.ignore.clone(),
+            None => {
+                let mut i = IgnoreList::new(opts.ignore_paths.iter().map(String::as_str));
+                if opts.ignore_var_run {
+                    i.add("/var/run");
+                }
+                i
+            }
+        };
         let consumers = consumers_of(&plan);
         let base_cache = match opts.cache.as_ref().and_then(|c| c.dir.as_ref()) {
             Some(dir) => match crate::cache::basedir::BaseImageCache::open(dir) {
@@ -186,6 +200,7 @@ impl<'a> Engine<'a> {
             consumers,
             snapshot_ignore,
             base_cache,
+            container,
             redactor: opts.redactor(),
             contents,
             cache,
@@ -198,6 +213,16 @@ impl<'a> Engine<'a> {
         let result = self.run_inner();
         // Layers of steps that succeeded are worth caching even when a later step failed.
         self.finish_cache();
+        if self.opts.cleanup
+            && let Some(c) = &self.container
+            && c.owner.is_some()
+        {
+            let r = crate::fs::Root::open(std::path::Path::new("/"))
+                .and_then(|root| crate::fs::clean::clean_root(&root, "/", &c.ignore));
+            if let Err(e) = r {
+                self.emitter.warn(format!("--cleanup: {e}"));
+            }
+        }
         result
     }
 
@@ -500,6 +525,9 @@ impl<'a> Engine<'a> {
             if !still_needed
                 && let Some(st) = self.stages[s].as_mut()
                 && let Some(root) = st.root.take()
+                // In container isolation a stage's root may be `/` itself: it is only handed
+                // over, never deleted.
+                && root.dir != std::path::Path::new("/")
             {
                 let _ = std::fs::remove_dir_all(&root.dir);
             }

@@ -7,6 +7,7 @@
 
 mod base;
 mod cache;
+mod container;
 pub mod contents;
 pub mod controller;
 pub mod debugger;

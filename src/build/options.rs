@@ -60,6 +60,12 @@ pub struct BuildOptions {
     pub capture_contents: Option<u64>,
     /// Build args whose values are secret besides those with secret-looking names.
     pub secret_args: Vec<String>,
+    /// trowel's own directory in container isolation (never part of the image).
+    pub trowel_dir: PathBuf,
+    /// Use container isolation even where trowel sees no container.
+    pub force: bool,
+    /// Empty the container's `/` after the build (container isolation).
+    pub cleanup: bool,
 }
 
 /// kaniko's cache flags.
@@ -130,6 +136,9 @@ impl BuildOptions {
             describe_cached_layers: false,
             capture_contents: None,
             secret_args: Vec::new(),
+            trowel_dir: PathBuf::from("/trowel"),
+            force: false,
+            cleanup: false,
         }
     }
 

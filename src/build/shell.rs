@@ -22,11 +22,53 @@ impl Engine<'_> {
     ) -> Result<(), BuildError> {
         self.ensure_root(st)?;
         let fail = |m: String| BuildError::Setup(m);
+        if self.container.is_some() {
+            return self.session_in_container(st, at, argv).map_err(fail);
+        }
         let root_dir = st.root.as_ref().expect("root ensured").dir.clone();
         let scratch = self.scratch_dir("shell")?;
         let result = self.session_in(st, at, argv, &root_dir, &scratch);
         let _ = std::fs::remove_dir_all(&scratch);
         result.map_err(fail)
+    }
+
+    /// Container isolation has no overlay (no mounts in a pod): the shell works on `/` itself,
+    /// a snapshot says what it changed, and discarding puts the stage's layers back (the files
+    /// come back with their content and metadata; only inode numbers differ).
+    fn session_in_container(
+        &mut self,
+        st: &mut StageState,
+        at: &Checkpoint,
+        argv: Option<Vec<String>>,
+    ) -> Result<(), String> {
+        let (spec, interactive) = self.shell_spec(st, at, argv, std::path::PathBuf::from("/"))?;
+        self.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive });
+        let outcome = self.run_shell(at, &spec).map_err(|e| e.to_string())?;
+        let root = st.root.as_mut().expect("root ensured");
+        let changes = root.snap.snapshot().map_err(|e| format!("what the shell changed: {e}"))?;
+        self.emitter.emit(Event::ShellFinished {
+            id: at.id,
+            exit_code: outcome.exit_code,
+            changes: changes.entries.clone(),
+        });
+        let choice = if changes.entries.is_empty() {
+            ShellChoice::Discard
+        } else {
+            self.controller.shell_changes(at, &changes.entries)
+        };
+        if choice == ShellChoice::Discard {
+            if !changes.entries.is_empty() {
+                let layers = st.layers.clone();
+                st.root = Some(self.materialize_at_slash(&layers, st.index).map_err(|e| e.to_string())?);
+            }
+            self.emitter.emit(Event::ShellResolved { id: at.id, kept: false, layer: None });
+            return Ok(());
+        }
+        let created_by = shell_created_by(at);
+        let layer =
+            commit_changes(self, st, at.id, changes, &created_by, "trowel: manual step").map_err(|e| e.to_string())?;
+        self.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: layer_summary(st, layer, at) });
+        Ok(())
     }
 
     fn session_in(
@@ -37,6 +79,39 @@ impl Engine<'_> {
         root_dir: &std::path::Path,
         scratch: &std::path::Path,
     ) -> Result<(), String> {
+        let mut ov = Overlay::mount(root_dir, scratch).map_err(|e| e.to_string())?;
+        let (spec, interactive) = self.shell_spec(st, at, argv, ov.merged.clone())?;
+        self.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive });
+        let outcome = self.run_shell(at, &spec);
+        ov.unmount().map_err(|e| e.to_string())?;
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        let root = st.root.as_ref().expect("root ensured").root();
+        let upper = Root::open(&ov.upper).map_err(|e| e.to_string())?;
+        let changes = overlay::diff(&upper, root).map_err(|e| format!("what the shell changed: {e}"))?;
+        self.emitter.emit(Event::ShellFinished { id: at.id, exit_code: outcome.exit_code, changes: changes.clone() });
+        let choice =
+            if changes.is_empty() { ShellChoice::Discard } else { self.controller.shell_changes(at, &changes) };
+        if choice == ShellChoice::Discard {
+            self.emitter.emit(Event::ShellResolved { id: at.id, kept: false, layer: None });
+            return Ok(());
+        }
+        let touched = overlay::apply(&upper, root).map_err(|e| format!("keep the shell's changes: {e}"))?;
+        let snap = &mut st.root.as_mut().expect("root").snap;
+        let changes = snap.snapshot_paths(&touched).map_err(|e| format!("snapshot the shell's changes: {e}"))?;
+        let layer = commit_changes(self, st, at.id, changes, &shell_created_by(at), "trowel: manual step")
+            .map_err(|e| e.to_string())?;
+        self.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: layer_summary(st, layer, at) });
+        Ok(())
+    }
+
+    /// The shell (or command) as the step would run it: env, user, working directory.
+    fn shell_spec(
+        &self,
+        st: &StageState,
+        _at: &Checkpoint,
+        argv: Option<Vec<String>>,
+        run_root: std::path::PathBuf,
+    ) -> Result<(RunSpec, bool), String> {
         let root = st.root.as_ref().expect("root ensured").root();
         let read = |p: &str| root.read_to_string(p).map_err(|e| format!("read {p}: {e}"));
         let user = sandbox::resolve_user(
@@ -50,14 +125,11 @@ impl Engine<'_> {
             Some(a) => a,
             None => vec![default_shell(root)],
         };
-        let cwd = st.config.working_dir().unwrap_or("/").to_string();
-        let mut ov = Overlay::mount(root_dir, scratch).map_err(|e| e.to_string())?;
-        self.emitter.emit(Event::ShellStarted { id: at.id, argv: argv.clone(), interactive });
         let spec = RunSpec {
-            root: ov.merged.clone(),
+            root: run_root,
             argv,
             env: run_env(&st.config, &st.args, &user.home),
-            cwd,
+            cwd: st.config.working_dir().unwrap_or("/").to_string(),
             user: user.ids.clone(),
             hostname: "trowel-debug".into(),
             isolation: self.opts.isolation,
@@ -66,6 +138,11 @@ impl Engine<'_> {
             helper_exe: self.opts.helper_exe.clone(),
             extra_hosts: Vec::new(),
         };
+        Ok((spec, interactive))
+    }
+
+    /// Runs the session, its output (when not interactive) reported as the checkpoint's.
+    fn run_shell(&self, at: &Checkpoint, spec: &RunSpec) -> Result<sandbox::RunOutcome, sandbox::SandboxError> {
         let emitter = self.emitter.clone();
         let id = at.id;
         let mut on_output = |s: Stream, bytes: &[u8]| {
@@ -75,44 +152,27 @@ impl Engine<'_> {
             };
             emitter.emit(Event::Output { id, stream, data: String::from_utf8_lossy(bytes).into_owned() });
         };
-        let outcome = sandbox::run(&spec, &mut on_output);
-        ov.unmount().map_err(|e| e.to_string())?;
-        let outcome = outcome.map_err(|e| e.to_string())?;
-        let upper = Root::open(&ov.upper).map_err(|e| e.to_string())?;
-        let changes = overlay::diff(&upper, root).map_err(|e| format!("what the shell changed: {e}"))?;
-        self.emitter.emit(Event::ShellFinished { id, exit_code: outcome.exit_code, changes: changes.clone() });
-        let choice =
-            if changes.is_empty() { ShellChoice::Discard } else { self.controller.shell_changes(at, &changes) };
-        if choice == ShellChoice::Discard {
-            self.emitter.emit(Event::ShellResolved { id, kept: false, layer: None });
-            return Ok(());
-        }
-        let touched = overlay::apply(&upper, root).map_err(|e| format!("keep the shell's changes: {e}"))?;
-        let snap = &mut st.root.as_mut().expect("root").snap;
-        let changes = snap.snapshot_paths(&touched).map_err(|e| format!("snapshot the shell's changes: {e}"))?;
-        let created_by = format!(
-            "trowel debug shell at line {} ({} {})",
-            at.line,
-            at.keyword,
-            match at.when {
-                crate::build::controller::When::BeforeStep => "before",
-                crate::build::controller::When::AfterStep => "after",
-            }
-        );
-        let layer =
-            commit_changes(self, st, id, changes, &created_by, "trowel: manual step").map_err(|e| e.to_string())?;
-        let summary =
-            layer.and_then(|d| st.layers.iter().rev().find(|l| l.descriptor.digest == d)).map(|l| LayerSummary {
-                digest: l.descriptor.digest.clone(),
-                diff_id: Some(l.diff_id.clone()),
-                size: l.descriptor.size,
-                uncompressed_size: l.uncompressed_size,
-                media_type: l.descriptor.media_type.clone(),
-                step: Some(id),
-            });
-        self.emitter.emit(Event::ShellResolved { id, kept: true, layer: summary });
-        Ok(())
+        sandbox::run(spec, &mut on_output)
     }
+}
+
+fn shell_created_by(at: &Checkpoint) -> String {
+    let when = match at.when {
+        crate::build::controller::When::BeforeStep => "before",
+        crate::build::controller::When::AfterStep => "after",
+    };
+    format!("trowel debug shell at line {} ({} {when})", at.line, at.keyword)
+}
+
+fn layer_summary(st: &StageState, layer: Option<crate::digest::Digest>, at: &Checkpoint) -> Option<LayerSummary> {
+    layer.and_then(|d| st.layers.iter().rev().find(|l| l.descriptor.digest == d)).map(|l| LayerSummary {
+        digest: l.descriptor.digest.clone(),
+        diff_id: Some(l.diff_id.clone()),
+        size: l.descriptor.size,
+        uncompressed_size: l.uncompressed_size,
+        media_type: l.descriptor.media_type.clone(),
+        step: Some(at.id),
+    })
 }
 
 /// The image's bash if it has one, else its /bin/sh.

@@ -12,6 +12,7 @@
 //! - [`layer`]: turn those changes into a deterministic, compressed layer blob.
 //! - [`copy`]: copy a tree between two roots (COPY/ADD, cross-stage copies).
 
+pub mod clean;
 pub mod copy;
 mod error;
 pub mod ignore;

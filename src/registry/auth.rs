@@ -104,6 +104,8 @@ impl Keychain {
                 if let Some(h) = std::env::var_os("HOME") {
                     v.push(PathBuf::from(h).join(".docker/config.json"));
                 }
+                // trowel's own image keeps it here (kaniko's at /kaniko/.docker).
+                v.push(PathBuf::from("/trowel/.docker/config.json"));
                 v.push(PathBuf::from("/kaniko/.docker/config.json"));
                 v
             }

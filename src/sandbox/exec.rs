@@ -46,7 +46,9 @@ fn prepare(cmd: &CommandSpec, tty: Option<OwnedFd>) -> Step<()> {
     }
     rustix::process::chdir(cmd.cwd.as_str())
         .context(|| format!("cannot change to the working directory {} inside the root", cmd.cwd))?;
-    caps::restrict_to_defaults().context(|| "restrict capabilities".into())?;
+    if cmd.restrict_caps {
+        caps::restrict_to_defaults().context(|| "restrict capabilities".into())?;
+    }
     let groups = supplementary_groups(cmd.user.gid, &cmd.user.groups);
     nix::unistd::setgroups(&groups).context(|| format!("set supplementary groups {groups:?}"))?;
     nix::unistd::setgid(Gid::from_raw(cmd.user.gid)).context(|| format!("set gid {}", cmd.user.gid))?;

@@ -100,6 +100,8 @@ fn run_helper(spec_fd: OwnedFd, report: BorrowedFd<'_>) -> Step<i32> {
             nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
                 .context(|| "make all mounts private".into())?;
         }
+        // No namespaces: init below is a subreaper instead of a PID 1.
+        Setup::Container => {}
     }
 
     // Init learns that the helper died early through this pipe reaching end-of-file.

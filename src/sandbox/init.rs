@@ -45,6 +45,10 @@ fn run_init(spec: &HelperSpec, report: BorrowedFd<'_>, helper_alive: OwnedFd) ->
 
     match &spec.setup {
         Setup::Chroot(plan) => chroot::enter(&spec.root, plan)?,
+        // Without a PID namespace, init becomes the subreaper of everything the command starts,
+        // so what the command leaves running can be found and killed when it exits.
+        Setup::Container => rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .context(|| "become the command's subreaper".into())?,
     }
 
     let relay = match spec.command.stdio {
@@ -59,6 +63,9 @@ fn run_init(spec: &HelperSpec, report: BorrowedFd<'_>, helper_alive: OwnedFd) ->
                 Some(relay) => relay.run(child)?,
                 None => wait_for(child)?,
             };
+            if matches!(spec.setup, Setup::Container) {
+                kill_leftovers();
+            }
             Ok(match status {
                 WaitStatus::Signaled(_, sig, _) => Report::Signaled { signal: sig as i32 },
                 WaitStatus::Exited(_, code) => Report::Exited { code },
@@ -66,6 +73,44 @@ fn run_init(spec: &HelperSpec, report: BorrowedFd<'_>, helper_alive: OwnedFd) ->
             })
         }
     }
+}
+
+/// Kills and reaps every process still below init (daemons a RUN started in the background):
+/// without a PID namespace nobody else would stop them. They were all reparented to init, the
+/// subreaper, so they are init's children.
+fn kill_leftovers() {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    for _ in 0..50 {
+        let children = children_of(me);
+        if children.is_empty() {
+            return;
+        }
+        for pid in children {
+            // SAFETY: plain kill(2) on a pid that is our child (it cannot be reused before we
+            // reap it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        while let Ok(status) = waitpid(None::<Pid>, None) {
+            if matches!(status, WaitStatus::StillAlive) {
+                break;
+            }
+        }
+    }
+}
+
+/// Pids whose parent is `ppid`, from /proc.
+fn children_of(ppid: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|s| {
+                // The command name (2nd field) may contain spaces and parentheses: parse after
+                // the last ')'.
+                s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                    == Some(ppid)
+            })
+        })
+        .collect()
 }
 
 /// Reaps children until `command` has exited; orphans reparented to init are reaped on the way.

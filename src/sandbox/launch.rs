@@ -54,6 +54,12 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
         MountPoints::open(&root).map_err(|source| SandboxError::Root { root: root.clone(), source })?;
     let setup = match spec.isolation {
         Isolation::Chroot => Setup::Chroot(chroot_plan(spec, &root, &mut mount_points)?),
+        Isolation::Container => {
+            if root != Path::new("/") {
+                return Err(invalid(&root, "container isolation runs commands in / (the container's own root)"));
+            }
+            Setup::Container
+        }
     };
     let helper_spec = HelperSpec {
         root: root.clone(),
@@ -64,6 +70,7 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
             cwd: spec.cwd.clone(),
             user: spec.user.clone(),
             stdio: spec.stdio,
+            restrict_caps: spec.isolation == Isolation::Chroot,
         },
     };
 

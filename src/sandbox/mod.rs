@@ -33,6 +33,7 @@
 
 mod caps;
 mod chroot;
+pub mod detect;
 mod error;
 mod etc_files;
 mod exec;
@@ -65,12 +66,19 @@ pub enum Isolation {
     /// `pivot_root`), with `/proc`, `/sys`, a minimal `/dev`, `/etc/hosts` and
     /// `/etc/resolv.conf` provided. The network is the host's.
     Chroot,
+    /// kaniko's model, for unprivileged pods: the build root is `/` of the disposable container
+    /// trowel runs in, and the command runs directly in it — no namespaces, no mounts, no
+    /// capability changes (the container already confines it). Only the capabilities a pod
+    /// grants are needed (CHOWN, DAC_OVERRIDE, FOWNER, SETFCAP, SETGID, SETUID). Processes the
+    /// command leaves behind are killed when it exits (the helper is their subreaper).
+    Container,
 }
 
 impl std::fmt::Display for Isolation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Isolation::Chroot => "chroot",
+            Isolation::Container => "container",
         })
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct HelperSpec {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Setup {
     Chroot(ChrootPlan),
+    /// Nothing to set up: the command runs in trowel's own container, whose `/` is the root.
+    Container,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +54,9 @@ pub(super) struct CommandSpec {
     pub cwd: String,
     pub user: UserIds,
     pub stdio: StdioMode,
+    /// Narrow capabilities to Docker's default set before exec (chroot isolation). A pod's
+    /// container has no CAP_SETPCAP and is already confined, so container isolation does not.
+    pub restrict_caps: bool,
 }
 
 /// A message from the helper side.

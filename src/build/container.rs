@@ -1,0 +1,84 @@
+//! Container isolation in the engine: the build root is `/` of the disposable container trowel
+//! runs in (kaniko's model, for pods that may not mount, chroot or unshare).
+//!
+//! - Paths that are not the image's are never snapshotted, unpacked over or removed: `/proc`,
+//!   `/sys`, `/dev`, `/var/run/secrets`, trowel's own directory (`/trowel`, where its binary,
+//!   credentials and work directory live), the cache directory, every mount point of the
+//!   container (the runtime's `/etc/hosts`, the project checkout, the `/cache` volume…) and
+//!   `--ignore-path`.
+//! - Before a stage's base is unpacked into `/`, `/` is emptied (but for those paths); one
+//!   stage owns `/` at a time. Other stages' files, when `COPY --from` needs them, are unpacked
+//!   into the work directory instead.
+//! - It refuses to run outside a container unless `--force`: it would overwrite the host.
+
+use std::path::{Path, PathBuf};
+
+use crate::build::error::BuildError;
+use crate::build::options::BuildOptions;
+use crate::fs::IgnoreList;
+use crate::sandbox::detect;
+
+pub(crate) struct ContainerMode {
+    /// What `/` keeps through cleaning, unpacking and snapshots.
+    pub ignore: IgnoreList,
+    /// The stage whose root is `/` right now.
+    pub owner: Option<usize>,
+}
+
+impl ContainerMode {
+    pub fn setup(opts: &BuildOptions, work_dir: &Path) -> Result<ContainerMode, BuildError> {
+        match detect::container_evidence() {
+            Some(_) => {}
+            None if opts.force => {}
+            None => {
+                return Err(BuildError::Setup(
+                    "--isolation=container builds in / and would overwrite this machine's files: it is meant for \
+                     a disposable container, and trowel sees no sign of one (no container= or \
+                     KUBERNETES_SERVICE_HOST variable, no /run/.containerenv, no container cgroup). \
+                     Use --isolation=chroot, or --force if this really is a throwaway container"
+                        .into(),
+                ));
+            }
+        }
+        let mut ignore = IgnoreList::new(["/proc", "/sys", "/dev", "/var/run/secrets"]);
+        for p in detect::mount_points() {
+            ignore.add(&p);
+        }
+        let mut own: Vec<PathBuf> = vec![opts.trowel_dir.clone(), work_dir.to_path_buf()];
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(dir) = exe.parent()
+        {
+            own.push(dir.to_path_buf());
+        }
+        if let Some(c) = opts.cache.as_ref().and_then(|c| c.dir.clone()) {
+            own.push(c);
+        }
+        for p in own {
+            let p = std::fs::canonicalize(&p).unwrap_or(p);
+            if p == Path::new("/") {
+                return Err(BuildError::Setup(format!(
+                    "container isolation cannot keep {} out of the image: it is /",
+                    p.display()
+                )));
+            }
+            ignore.add(&p.to_string_lossy());
+        }
+        for p in &opts.ignore_paths {
+            ignore.add(p);
+        }
+        if opts.ignore_var_run {
+            ignore.add("/var/run");
+        }
+        Ok(ContainerMode { ignore, owner: None })
+    }
+}
+
+/// Whether the process may create device nodes (CAP_MKNOD in its effective set).
+pub(crate) fn can_mknod() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 27) != 0)
+}

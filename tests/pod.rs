@@ -1,0 +1,182 @@
+//! trowel where kaniko runs: its own image, built by trowel, run like a pod of a GitLab
+//! Kubernetes runner — unprivileged, only the six capabilities CHOWN, DAC_OVERRIDE, FOWNER,
+//! SETFCAP, SETGID and SETUID in its bounding and effective sets, no new privileges — where it
+//! warms `/cache`, then builds, snapshots and pushes a multi-stage image with
+//! `--isolation=container`, the layer cache in the registry. The result is checked with skopeo,
+//! umoci and crun like every other build.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// The six capabilities of the seed deployment's `cap_add` (everything else dropped).
+const POD_CAPS: [&str; 6] = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETUID"];
+/// Their bit mask, as /proc/self/status prints it.
+const POD_CAP_MASK: &str = "00000000800000cb";
+
+/// Builds trowel's own image (`--target debug`, for its busybox shell) with trowel.
+fn trowel_image() -> String {
+    let ctx = tempfile::tempdir().unwrap();
+    let out = ctx.path().join("context");
+    let o = run(Command::new(repo_root().join("scripts/image-context.sh"))
+        .arg(env!("CARGO_BIN_EXE_trowel"))
+        .arg(&out)
+        .current_dir(repo_root()));
+    assert_ok(&o);
+    let image = format!("{}/{}:debug", env().registry, unique_repo("trowel-image"));
+    let o = run(trowel()
+        .args(["build", "--context"])
+        .arg(&out)
+        .arg("--dockerfile")
+        .arg(repo_root().join("Dockerfile"))
+        .args(["--target", "debug", "--destination", &image]));
+    assert_ok(&o);
+    image
+}
+
+/// Rewrites an umoci bundle's config to run like the seed pod.
+fn podify(bundle: &Path, args: &[String], mounts: &[(&Path, &str)]) {
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["args"] = json!(args);
+    cfg["process"]["terminal"] = json!(false);
+    cfg["process"]["noNewPrivileges"] = json!(true);
+    cfg["process"]["user"] = json!({"uid": 0, "gid": 0});
+    cfg["process"]["capabilities"] = json!({
+        "bounding": POD_CAPS, "effective": POD_CAPS, "permitted": POD_CAPS, "inheritable": [], "ambient": []
+    });
+    let env = cfg["process"]["env"].as_array_mut().unwrap();
+    // What the kubelet puts in every pod's environment.
+    env.push(json!("KUBERNETES_SERVICE_HOST=10.96.0.1"));
+    env.push(json!("HOME=/root"));
+    // The test registries listen on the host's loopback: share the host network, as a
+    // hostNetwork pod would (the isolation under test is about the filesystem and capabilities).
+    if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network");
+    }
+    let list = cfg["mounts"].as_array_mut().unwrap();
+    for (src, dst) in mounts {
+        list.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rw"]}));
+    }
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+}
+
+fn pod_run(image: &str, args: Vec<String>, mounts: &[(&Path, &str)]) -> (i32, String, String, Unpacked) {
+    let u = pull_and_unpack(image);
+    podify(&u.bundle(), &args, mounts);
+    let (code, out, err) = crun_run_raw(&u.bundle());
+    (code, out, err, u)
+}
+
+/// Runs a bundle whose config is already complete (no edits).
+fn crun_run_raw(bundle: &Path) -> (i32, String, String) {
+    let o = run(Command::new(repo_root().join("scripts/crun-run.sh")).arg(bundle).arg(unique_repo("pod")));
+    (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
+}
+
+fn sh(cmd: &str) -> Vec<String> {
+    vec!["/trowel/busybox/sh".into(), "-c".into(), cmd.into()]
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    for e in walkdir::WalkDir::new(src) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(src).unwrap();
+        let t = dst.join(rel);
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&t).unwrap();
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn builds_and_pushes_in_a_pod_with_six_capabilities() {
+    let e = env();
+    let image = trowel_image();
+    let cache = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("testdata/demo"), workspace.path());
+    let mounts: Vec<(&Path, &str)> = vec![(cache.path(), "/cache"), (workspace.path(), "/workspace")];
+
+    // The pod really is that unprivileged.
+    let (code, out, err, _) = pod_run(&image, sh("grep -E '^Cap(Eff|Bnd)' /proc/self/status"), &mounts);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("CapEff:\t{POD_CAP_MASK}")) && out.contains(&format!("CapBnd:\t{POD_CAP_MASK}")),
+        "{out}"
+    );
+
+    // The warmer runs first, filling /cache.
+    let base = e.busybox();
+    let (code, out, err, _) = pod_run(
+        &image,
+        vec!["/trowel/trowel".into(), "warm".into(), "--cache-dir=/cache".into(), format!("--image={base}")],
+        &mounts,
+    );
+    assert_eq!(code, 0, "warm failed:\n{out}\n{err}");
+
+    // Then the build: container isolation is chosen automatically in a pod, and printed.
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-built"));
+    let cache_repo = format!("{}/{}", e.registry, unique_repo("pod-cache"));
+    let build_args: Vec<String> = [
+        "/trowel/trowel",
+        "build",
+        "--context",
+        "/workspace",
+        "--dockerfile",
+        "/workspace/Dockerfile",
+        "--destination",
+        &dest,
+        "--cache=true",
+        "--cache-repo",
+        &cache_repo,
+        "--cache-dir",
+        "/cache",
+        "--build-arg",
+        &format!("REGISTRY={}", e.registry),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out, err, _) = pod_run(&image, build_args.clone(), &mounts);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 0, "build in the pod failed:\n{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    assert!(log.contains("in the local cache directory"), "the base came from the warmed /cache: {log}");
+
+    // Checked from outside with independent tools.
+    let u = pull_and_unpack(&dest);
+    let tree = u.tree();
+    assert_eq!(tree.get("/usr/local/bin/greet").mode, 0o755);
+    assert!(!tree.has("/trowel"), "trowel's own directory never reaches the image");
+    assert!(!tree.has("/workspace/Dockerfile") && !tree.has("/cache"), "mounts never reach the image");
+    let (code, out, err) = u.crun(None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Hello from a trowel-built image!") && out.contains("running as: app in /home/app"), "{out}");
+
+    // A second pod run of the same job hits the layer cache for every RUN.
+    let (code, out, err, _) = pod_run(&image, build_args, &mounts);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("Cache: ") && log.contains(" 0 miss(es)"), "{log}");
+}
+
+#[test]
+fn container_isolation_refuses_to_run_on_a_host() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nRUN true\n", env().busybox())).unwrap();
+    // No container evidence in this environment (the harness runs on a VM, not in a pod).
+    let o = run(trowel()
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("container")
+        .args(["build", "--no-push", "--isolation=container", "--context"])
+        .arg(ctx.path()));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("would overwrite this machine's files"), "{}", stderr(&o));
+}
