@@ -87,9 +87,10 @@ pub enum Verbosity {
 
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
-    /// Path to the Dockerfile: absolute, relative to the working directory, or relative to the context.
-    #[arg(short = 'f', long, default_value = "Dockerfile")]
-    pub dockerfile: PathBuf,
+    /// Path to the Dockerfile: absolute, relative to the working directory, or relative to the
+    /// context (default: the context's Dockerfile).
+    #[arg(short = 'f', long)]
+    pub dockerfile: Option<PathBuf>,
     /// Build context: a directory (`dir://` prefix allowed).
     #[arg(short = 'c', long, default_value = ".")]
     pub context: String,
@@ -443,7 +444,12 @@ impl BuildArgs {
         if !context.is_dir() {
             return Err(CliError(format!("build context {} is not a directory", context.display())));
         }
-        let dockerfile = resolve_dockerfile(&self.dockerfile, &context)?;
+        // Without -f, the context's own Dockerfile: never one that happens to sit in the working
+        // directory.
+        let dockerfile = match &self.dockerfile {
+            Some(d) => resolve_dockerfile(d, &context)?,
+            None => resolve_dockerfile(&context.join("Dockerfile"), &context)?,
+        };
         if self.destinations.is_empty() && !self.no_push {
             return Err(CliError("no --destination given: add one, or use --no-push".into()));
         }
