@@ -125,7 +125,10 @@ fn reproducible_builds_give_identical_digests() {
 fn kaniko_style_invocation_without_subcommand() {
     let ctx = context_with(&simple_dockerfile());
     let dest = format!("{}/{}:latest", env().registry, unique_repo("kaniko-style"));
+    // kaniko resolves a relative --dockerfile against the working directory first.
+    let elsewhere = tempfile::tempdir().unwrap();
     let o = run(trowel()
+        .current_dir(elsewhere.path())
         .arg("--context")
         .arg(format!("dir://{}", ctx.path().display()))
         .arg("--dockerfile")
