@@ -57,6 +57,9 @@ pub struct LayerInfo {
     pub entries: u64,
 }
 
+/// gzip level when none is asked for (kaniko's effective default).
+pub const DEFAULT_GZIP_LEVEL: u32 = 1;
+
 /// The compression stage of the pipeline.
 enum Compressor {
     None(BlobWriter),
@@ -69,7 +72,10 @@ impl Compressor {
         Ok(match c {
             Compression::None => Compressor::None(w),
             Compression::Gzip => {
-                let level = level.unwrap_or(6).clamp(0, 9) as u32;
+                // Level 1 by default, as kaniko (go-containerregistry's tarball layers use
+                // gzip.BestSpeed): gzip is the bottleneck of layer writing, and level 6 costs
+                // ~2.5x the time for ~20% smaller layers. `--compression-level` chooses.
+                let level = level.unwrap_or(DEFAULT_GZIP_LEVEL as i32).clamp(0, 9) as u32;
                 // GzBuilder writes mtime 0 and no file name: the header is constant.
                 Compressor::Gzip(flate2::GzBuilder::new().write(w, flate2::Compression::new(level)))
             }
