@@ -49,13 +49,19 @@ build demo testdata/demo testdata/demo/Dockerfile --destination "$reg/traces/dem
 build tour testdata/traces/tour testdata/traces/tour/Dockerfile --destination "$reg/traces/tour:1"
 build whiteouts testdata/corpus/whiteouts testdata/corpus/whiteouts/Dockerfile --no-push
 
-# The cached pair builds from a copy of the demo context so that one file can change.
+# The cached pair builds from a copy of the demo context so that one file can change; it is
+# built from inside the work directory so the trace names it demo/Dockerfile.
 mkdir -p "$work/demo"
 cp -a testdata/demo/. "$work/demo/"
-cache=(--cache --cache-copy-layers --destination "$reg/traces/cached:1")
-build cache-cold "$work/demo" "$work/demo/Dockerfile" "${cache[@]}"
+cached() { # trace-name
+  echo "==> $1" >&2
+  (cd "$work" && "$trowel" build --context demo --dockerfile demo/Dockerfile --build-arg "REGISTRY=$reg" \
+    --cache --cache-copy-layers --destination "$reg/traces/cached:1" \
+    --trace "$out/$1.jsonl" --work-dir "$work" >"$work/$1.log" 2>&1)
+}
+cached cache-cold
 echo "This message changed, so its COPY and every step after it miss the cache." >"$work/demo/message.txt"
-build cache-rebuild "$work/demo" "$work/demo/Dockerfile" "${cache[@]}"
+cached cache-rebuild
 
 if build fail-run-exit testdata/corpus/fail-run-exit testdata/corpus/fail-run-exit/Dockerfile --no-push; then
   echo "fail-run-exit was expected to fail" >&2
@@ -68,10 +74,10 @@ echo "==> killed" >&2
   >"$work/killed.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
-  grep -q '"long step started' "$out/killed.jsonl" 2>/dev/null && break
+  grep -q '"data":"long step started' "$out/killed.jsonl" 2>/dev/null && break
   sleep 0.1
 done
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
-grep -q '"long step started' "$out/killed.jsonl" || { echo "killed: the build never reached its sleep" >&2; exit 1; }
+grep -q '"data":"long step started' "$out/killed.jsonl" || { echo "killed: the build never reached its sleep" >&2; exit 1; }
 wc -l "$out"/*.jsonl >&2

@@ -17,6 +17,29 @@ pub fn bytes(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
+/// At most five columns: `278B`, `1.2k`, `300k`, `1.1M`, `12G` (for tight table columns).
+pub fn bytes_compact(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "k", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else if v < 10.0 {
+        format!("{v:.1}{}", UNITS[u])
+    } else {
+        format!("{:.0}{}", v.floor(), UNITS[u])
+    }
+}
+
+/// The first 12 hex digits of a digest (what `docker images` shows).
+pub fn digest_short(d: &crate::digest::Digest) -> String {
+    d.hex().chars().take(12).collect()
+}
+
 /// `0.4s`, `12.3s`, `2m05s`.
 pub fn duration_ms(ms: u64) -> String {
     if ms < 60_000 {
@@ -172,6 +195,11 @@ mod tests {
         assert_eq!(bytes(300_000), "300.0 kB");
         assert_eq!(bytes(12_345_678), "12.3 MB");
         assert_eq!(duration_ms(420), "0.4s");
+        assert_eq!(bytes_compact(278), "278B");
+        assert_eq!(bytes_compact(1_234), "1.2k");
+        assert_eq!(bytes_compact(300_400), "300k");
+        assert_eq!(bytes_compact(999_999), "999k");
+        assert_eq!(bytes_compact(1_100_000), "1.1M");
         assert_eq!(duration_ms(125_000), "2m05s");
     }
 

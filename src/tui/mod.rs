@@ -13,14 +13,22 @@
 //!   input reader) and the event loop.
 
 pub mod app;
+mod contents;
 pub mod error;
 pub mod format;
+mod input;
 pub mod keymap;
+mod live;
 pub mod model;
 pub mod panes;
+mod replay;
+mod session;
+mod terminal;
 pub mod theme;
 pub mod ui;
 
 pub use app::{App, Effect, Mode, Msg, Pane};
 pub use error::TuiError;
+pub use live::{DebugConfig, run_debug};
+pub use replay::run_replay;
 pub use theme::Theme;

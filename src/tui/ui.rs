@@ -138,6 +138,17 @@ fn state_text(app: &App, theme: &Theme) -> (String, Style) {
             theme.status_warn,
         );
     }
+    if let Some(Popup::ShellChanges { changes, .. }) = &app.popup
+        && app.waiting == Some(super::app::Waiting::ShellChoice)
+    {
+        return (
+            format!("the shell changed {} path(s): y keeps them as a layer, d discards them", changes.len()),
+            theme.status_warn,
+        );
+    }
+    if app.waiting == Some(super::app::Waiting::Push) {
+        return ("the image is ready: review it, then y pushes or n aborts".into(), theme.status_warn);
+    }
     if app.shell_open {
         return ("shell session open".into(), theme.status_warn);
     }
@@ -146,7 +157,7 @@ fn state_text(app: &App, theme: &Theme) -> (String, Style) {
         return (format!("✗ failed{at}: {}", f.error.lines().next().unwrap_or("")), theme.status_err);
     }
     if let Some(done) = &m.finished {
-        let digest = done.digest.as_ref().map(|d| format!(" {}", d.short())).unwrap_or_default();
+        let digest = done.digest.as_ref().map(|d| format!(" {}", format::digest_short(d))).unwrap_or_default();
         let pushed = if done.pushed.is_empty() { String::new() } else { format!(" → {}", done.pushed.join(", ")) };
         return (format!("✓ built{digest} in {}{pushed}", format::duration_ms(done.duration_ms)), theme.status_ok);
     }
@@ -210,6 +221,10 @@ fn message_line(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         parts.extend(app.other_breakpoints());
         let text = if app.mode == Mode::Live {
             if parts.is_empty() { " no breakpoints".to_string() } else { format!(" breaks: {}", parts.join(" · ")) }
+        } else if let Some(f) = &app.model.failure {
+            let text = format!(" ✗ {}", f.error.lines().next().unwrap_or(""));
+            return frame
+                .render_widget(Paragraph::new(Span::styled(format::truncate(&text, width), theme.status_err)), area);
         } else {
             " read-only replay: no shell, no push".to_string()
         };
@@ -222,8 +237,14 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let mut spans = Vec::new();
     let mut used = 0usize;
     let width = area.width as usize;
+    // y/n in the review only mean something while the engine waits for the answer.
+    let deciding = app.waiting == Some(super::app::Waiting::Push);
     for b in keymap::bindings(&app.contexts()) {
         let Some(hint) = b.hint else { continue };
+        let answer = matches!(b.action, keymap::Action::Yes | keymap::Action::No);
+        if b.context == keymap::Context::Review && (answer != deciding) {
+            continue;
+        }
         let key = b.keys[0].label();
         let w = key.chars().count() + hint.chars().count() + 3;
         if used + w > width {

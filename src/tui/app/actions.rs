@@ -447,9 +447,16 @@ impl App {
                 out.extend(stage.base_layers.iter().cloned());
             }
             for id in &stage.steps {
-                if let Some(l) = self.model.step(*id).and_then(|s| s.layer.clone()) {
-                    out.push(l);
-                }
+                let Some(step) = self.model.step(*id) else { continue };
+                let kept = |before: bool| {
+                    step.shells
+                        .iter()
+                        .filter(move |s| s.kept == Some(true) && s.before_step == before)
+                        .filter_map(|s| s.layer.clone())
+                };
+                out.extend(kept(true));
+                out.extend(step.layer.clone());
+                out.extend(kept(false));
             }
         }
         out

@@ -257,6 +257,8 @@ pub struct App {
     pub waiting: Option<Waiting>,
     /// A shell session has the terminal.
     pub shell_open: bool,
+    /// Said at the next pause (a shell session that changed nothing).
+    shell_note: Option<String>,
     /// The debugger's breakpoints (live only), shared with the engine thread.
     pub breakpoints: Option<Breakpoints>,
     /// The build thread ended.
@@ -294,6 +296,7 @@ impl App {
             pause: None,
             waiting: None,
             shell_open: false,
+            shell_note: None,
             breakpoints: None,
             build_done: false,
             message: None,
@@ -322,12 +325,7 @@ impl App {
         app.build_done = true;
         app.follow = false;
         let ids = app.step_ids();
-        let focus = app
-            .model
-            .failed_step()
-            .or(app.model.current)
-            .or_else(|| app.model.steps().filter(|s| s.state.is_done()).last().map(|s| s.id));
-        if let Some(pos) = focus.and_then(|id| ids.iter().position(|&s| s == id)) {
+        if let Some(pos) = app.interesting_step().and_then(|id| ids.iter().position(|&s| s == id)) {
             app.selected = pos;
         }
         if app.model.failure.is_some() {
@@ -336,6 +334,21 @@ impl App {
         app.logs.follow = false;
         app.logs.scroll = 0;
         app
+    }
+
+    /// Where a replay opens: the failed step, else the step a killed build was running,
+    /// else (in a rebuild with hits) the first cache miss, else the last step that wrote a
+    /// layer, else the last step that ran.
+    fn interesting_step(&self) -> Option<StepId> {
+        let m = &self.model;
+        m.failed_step()
+            .or(m.current)
+            .or_else(|| {
+                let hits = m.steps().any(|s| s.cache.as_ref().is_some_and(|c| c.is_hit()));
+                m.steps().find(|s| hits && s.cache.as_ref().is_some_and(|c| c.is_miss())).map(|s| s.id)
+            })
+            .or_else(|| m.steps().filter(|s| s.layer.is_some() && s.state.is_done()).last().map(|s| s.id))
+            .or_else(|| m.steps().filter(|s| s.state.is_done()).last().map(|s| s.id))
     }
 
     /// Every step in display order.
@@ -449,8 +462,10 @@ impl App {
                 self.detail = Pane::Changes;
                 self.changes.cursor = 0;
                 self.changes.scroll = 0;
+                let n = changes.len();
                 self.popup = Some(Popup::ShellChanges { changes, scroll: 0 });
                 self.waiting = Some(Waiting::ShellChoice);
+                self.say(&format!("the shell changed {n} path(s): keep them (y) or discard them (d)"), Severity::Warn);
                 Vec::new()
             }
             Msg::ReviewPush(review) => {
@@ -492,7 +507,12 @@ impl App {
         match &e.event {
             Event::StepStarted { id, .. } if self.follow => self.select_step(*id),
             Event::ShellStarted { .. } => self.shell_open = true,
-            Event::ShellFinished { .. } => self.shell_open = false,
+            Event::ShellFinished { changes, exit_code, .. } => {
+                self.shell_open = false;
+                if changes.is_empty() {
+                    self.shell_note = Some(format!("the shell (exit {exit_code}) changed nothing"));
+                }
+            }
             Event::BuildFailed { .. } => {
                 if let Some(id) = self.model.failed_step() {
                     self.select_step(id);
@@ -513,7 +533,10 @@ impl App {
             crate::build::controller::When::BeforeStep => "before",
             crate::build::controller::When::AfterStep => "after",
         };
-        let text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
+        let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
+        if let Some(note) = self.shell_note.take() {
+            text = format!("{note} · {text}");
+        }
         self.say(&text, if failed { Severity::Error } else { Severity::Warn });
         self.pause = Some(PauseInfo { at, reasons });
         self.waiting = Some(Waiting::Pause);

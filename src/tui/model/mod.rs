@@ -95,6 +95,15 @@ pub struct ShellSession {
     /// `Some(true)`: kept as a layer; `Some(false)`: discarded; `None`: not decided yet.
     pub kept: Option<bool>,
     pub layer: Option<LayerSummary>,
+    /// Opened at a pause before the step ran (its layer then comes before the step's).
+    pub before_step: bool,
+}
+
+impl ShellSession {
+    /// Finished, and its changes are being kept (the engine is committing them).
+    fn committing(&self) -> bool {
+        self.exit_code.is_some() && self.kept.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -335,13 +344,22 @@ impl Model {
             }
             Event::Snapshot { id, changes, stats } => {
                 if let Some(s) = self.steps.get_mut(id) {
-                    s.changes = changes.clone();
-                    s.stats = Some(stats.clone());
+                    // While a shell session's changes are committed, the snapshot is theirs.
+                    match s.shells.last_mut().filter(|sh| sh.committing()) {
+                        Some(sh) => sh.changes = changes.clone(),
+                        None => {
+                            s.changes = changes.clone();
+                            s.stats = Some(stats.clone());
+                        }
+                    }
                 }
             }
             Event::LayerWritten { id, layer, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
-                    s.layer = Some(layer.clone());
+                    match s.shells.last_mut().filter(|sh| sh.committing()) {
+                        Some(sh) => sh.layer = Some(layer.clone()),
+                        None => s.layer = Some(layer.clone()),
+                    }
                 }
             }
             Event::StepFinished { id, status, duration_ms, exit_code, .. } => {
@@ -399,6 +417,7 @@ impl Model {
             Event::PushReview { review } => self.review = Some((**review).clone()),
             Event::ShellStarted { id, argv, interactive } => {
                 if let Some(s) = self.steps.get_mut(id) {
+                    let before_step = !s.state.is_done();
                     s.shells.push(ShellSession {
                         argv: argv.clone(),
                         interactive: *interactive,
@@ -406,6 +425,7 @@ impl Model {
                         changes: Vec::new(),
                         kept: None,
                         layer: None,
+                        before_step,
                     });
                 }
             }
@@ -416,14 +436,10 @@ impl Model {
                 }
             }
             Event::ShellResolved { id, kept, layer } => {
-                if let Some(s) = self.steps.get_mut(id) {
-                    if let Some(sh) = s.shells.last_mut() {
-                        sh.kept = Some(*kept);
+                if let Some(sh) = self.steps.get_mut(id).and_then(|s| s.shells.last_mut()) {
+                    sh.kept = Some(*kept);
+                    if layer.is_some() {
                         sh.layer = layer.clone();
-                    }
-                    // A kept session's layer is the step's last layer in the image.
-                    if let Some(l) = layer {
-                        s.layer = Some(l.clone());
                     }
                 }
             }

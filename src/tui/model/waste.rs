@@ -132,9 +132,14 @@ pub fn analyze(model: &Model) -> WasteReport {
         let Some(view) = model.stage(stage) else { continue };
         for id in &view.steps {
             let Some(step) = model.step(*id) else { continue };
+            // A kept shell session's changes are a layer too, before or after the step's.
+            let kept =
+                |before: bool| step.shells.iter().filter(move |s| s.kept == Some(true) && s.before_step == before);
+            for sh in kept(true) {
+                apply_step(step, &sh.changes, from_line, &mut live, &mut items);
+            }
             apply_step(step, &step.changes, from_line, &mut live, &mut items);
-            // A kept shell session's changes are a layer of this step too.
-            for sh in step.shells.iter().filter(|s| s.kept == Some(true)) {
+            for sh in kept(false) {
                 apply_step(step, &sh.changes, from_line, &mut live, &mut items);
             }
         }

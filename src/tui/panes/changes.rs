@@ -64,6 +64,9 @@ fn header<'a>(app: &App, changes: &[Change], theme: &Theme, width: usize) -> Vec
 /// Why a step shows no changes.
 fn empty_reason(app: &App) -> String {
     let Some(s) = app.selected_step() else { return "no step selected".into() };
+    if app.pause.as_ref().is_some_and(|p| p.at.id == s.id && p.at.report.is_none()) {
+        return "paused before this step ran: n runs it (the previous step's changes are one row up)".into();
+    }
     match s.state {
         StepState::Pending => "not run yet".into(),
         StepState::Running => "running: changes appear when the step's snapshot is taken".into(),

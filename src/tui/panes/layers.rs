@@ -46,49 +46,35 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     let table_h = height.saturating_sub(detail.len() + waste.len() + 1).clamp(3.min(height), layers.len() + 1);
     let rows_h = table_h.saturating_sub(1);
     let scroll = scroll_for(app.layer_cursor, 0, rows_h, layers.len());
-    let size_w = 9;
-    let step_w = 8;
-    let digest_w = width.saturating_sub(3 + 2 * size_w + step_w + 8).clamp(8, 19);
-    let waste_w = 8;
-    let mut out = vec![Line::from(Span::styled(
-        format::truncate(
-            &format!(
-                "{:>2} {} {} {} {} {}",
-                "#",
-                format::fit("digest", digest_w),
-                format::fit_right("size", size_w),
-                format::fit_right("unpacked", size_w),
-                format::fit("step", step_w),
-                format::fit_right("waste", waste_w)
-            ),
-            width,
-        ),
-        theme.header,
-    ))];
+    // Columns: # digest size [unpacked] step waste; "unpacked" only when there is room.
+    let unpacked = width >= 60;
+    let step_w = 9;
+    let mut header = format!("{:>2} {} {}", "#", format::fit("digest", 12), format::fit_right("size", 7));
+    if unpacked {
+        header.push_str(&format!(" {}", format::fit_right("unpacked", 8)));
+    }
+    header.push_str(&format!(" {} {}", format::fit("step", step_w), format::fit_right("waste", 7)));
+    let mut out = vec![Line::from(Span::styled(format::truncate(&header, width), theme.header))];
     let mut hits = Vec::new();
     for (i, l) in layers.iter().enumerate().skip(scroll).take(rows_h) {
         let wasted = l.step.map_or(0, |id| report.added_by(id));
-        let mut line = Line::from(vec![
+        let mut spans = vec![
             Span::styled(format!("{:>2} ", i + 1), theme.line_number),
-            Span::styled(format!("{} ", format::fit(l.digest.short(), digest_w)), theme.text),
-            Span::styled(format::fit_right(&format::bytes(l.size), size_w), theme.text),
-            Span::styled(
-                format!(" {}", format::fit_right(&l.uncompressed_size.map(format::bytes).unwrap_or_default(), size_w)),
-                theme.dim,
-            ),
-            Span::styled(format!(" {}", format::fit(&made_by(app, l), step_w)), theme.dim),
-            Span::styled(
-                format!(
-                    " {}",
-                    format::fit_right(&if wasted > 0 { format::bytes(wasted) } else { String::new() }, waste_w)
-                ),
-                theme.waste,
-            ),
-        ]);
+            Span::styled(format!("{} ", format::digest_short(&l.digest)), theme.text),
+            Span::styled(format::fit_right(&format::bytes_compact(l.size), 7), theme.text),
+        ];
+        if unpacked {
+            let u = l.uncompressed_size.map(format::bytes_compact).unwrap_or_default();
+            spans.push(Span::styled(format!(" {}", format::fit_right(&u, 8)), theme.dim));
+        }
+        spans.push(Span::styled(format!(" {}", format::fit(&made_by(app, l), step_w)), theme.dim));
+        let w = if wasted > 0 { format::bytes_compact(wasted) } else { String::new() };
+        spans.push(Span::styled(format!(" {}", format::fit_right(&w, 7)), theme.waste));
+        let mut line = Line::from(spans);
         if i == app.layer_cursor {
             line = line.patch_style(theme.selection);
         }
-        hits.push((area.y + (out.len()) as u16, i));
+        hits.push((area.y + out.len() as u16, i));
         out.push(line);
     }
     app.hits.layers = hits;
@@ -106,11 +92,10 @@ fn details<'a>(app: &App, l: &LayerSummary, report: &WasteReport, theme: &Theme,
         field(
             "size",
             10,
-            v(format!(
-                "{} compressed, {} unpacked",
-                format::bytes(l.size),
-                l.uncompressed_size.map_or_else(|| "?".into(), format::bytes)
-            )),
+            v(match l.uncompressed_size {
+                Some(u) => format!("{} compressed, {} unpacked", format::bytes(l.size), format::bytes(u)),
+                None => format!("{} compressed", format::bytes(l.size)),
+            }),
             theme.header,
         ),
         field("type", 10, v(format!("{} ({})", short_media(&l.media_type), l.media_type)), theme.header),
@@ -151,6 +136,7 @@ fn waste_lines<'a>(app: &App, report: &WasteReport, theme: &Theme, width: usize)
             theme.dim,
         ),
     ]));
+    let narrow = width < 70;
     for item in report.items.iter().take(WASTE_ROWS) {
         let from = match item.added.step {
             Some(_) => format!("L{}", item.added.line),
@@ -161,13 +147,22 @@ fn waste_lines<'a>(app: &App, report: &WasteReport, theme: &Theme, width: usize)
             Fate::Overwritten => "overwritten",
         };
         let head = format!("{from:>4} → L{:<3} {how:<11} ", item.removed_line);
-        let size = format::bytes(item.bytes);
-        let path_w = width.saturating_sub(head.len() + size.len() + 1);
-        out.push(Line::from(vec![
-            Span::styled(head, theme.dim),
-            Span::styled(format::fit(&format::truncate_start(&item.path, path_w), path_w), theme.text),
-            Span::styled(format!(" {size}"), theme.waste),
-        ]));
+        let size = format::fit_right(&format::bytes(item.bytes), 9);
+        if narrow {
+            out.push(Line::from(vec![Span::styled(head, theme.dim), Span::styled(size, theme.waste)]));
+            let path = format::truncate_start(&format::sanitize(&item.path), width.saturating_sub(6));
+            out.push(Line::from(Span::styled(format!("      {path}"), theme.text)));
+        } else {
+            let path_w = width.saturating_sub(head.len() + size.len() + 1);
+            out.push(Line::from(vec![
+                Span::styled(head, theme.dim),
+                Span::styled(
+                    format::fit(&format::truncate_start(&format::sanitize(&item.path), path_w), path_w),
+                    theme.text,
+                ),
+                Span::styled(format!(" {size}"), theme.waste),
+            ]));
+        }
     }
     if report.items.len() > WASTE_ROWS {
         out.push(Line::from(Span::styled(format!("… and {} more", report.items.len() - WASTE_ROWS), theme.dim)));

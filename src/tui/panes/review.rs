@@ -42,7 +42,7 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
             let mut head = format!(
                 "{:>2} {} {} {} ",
                 "#",
-                format::fit("layer", 19),
+                format::fit("layer", 12),
                 format::fit_right("size", 9),
                 format::fit("step", 8)
             );
@@ -62,7 +62,7 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                 };
                 let mut spans = vec![
                     Span::styled(format!("{:>2} ", i + 1), theme.line_number),
-                    Span::styled(format!("{} ", format::fit(l.digest.short(), 19)), theme.text),
+                    Span::styled(format!("{} ", format::fit(&format::digest_short(&l.digest), 12)), theme.text),
                     Span::styled(format!("{} ", format::fit_right(&format::bytes(l.size), 9)), theme.text),
                     Span::styled(format!("{} ", format::fit(&step, 8)), theme.dim),
                 ];
@@ -92,7 +92,10 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                 theme.dim,
             )));
         }
-        None => out.push(Line::from(Span::styled("this build recorded no push review", theme.dim))),
+        None => {
+            let text = "no review: this build pushed without asking (trowel build); trowel debug asks first";
+            out.extend(wrap(text, width).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))));
+        }
     }
     out.push(Line::default());
     if !decided && app.waiting == Some(Waiting::Push) {
@@ -120,7 +123,7 @@ fn progress<'a>(app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     for p in &app.model.pushes {
         let head = match &p.finished {
             Some((d, ms)) => Span::styled(
-                format!("✓ {} → {} in {}", p.destination, d.short(), format::duration_ms(*ms)),
+                format!("✓ {} → {} in {}", p.destination, format::digest_short(d), format::duration_ms(*ms)),
                 theme.status_ok,
             ),
             None => Span::styled(format!("▶ {}", p.destination), theme.running),
@@ -134,7 +137,11 @@ fn progress<'a>(app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
                 None if b.total > 0 => format!("{}%", b.sent * 100 / b.total),
                 None => "…".to_string(),
             };
-            let text = format!("  {} {} {state}", b.digest.short(), format::fit_right(&format::bytes(b.total), 9));
+            let text = format!(
+                "  {} {} {state}",
+                format::digest_short(&b.digest),
+                format::fit_right(&format::bytes(b.total), 9)
+            );
             out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
         }
     }

@@ -35,6 +35,10 @@ pub fn icon(app: &App, step: &StepView, theme: &Theme) -> (&'static str, Style) 
 
 /// The step's time: its duration, or how long it has run so far.
 pub fn time(app: &App, step: &StepView) -> Option<String> {
+    let paused_before = app.pause.as_ref().is_some_and(|p| p.at.id == step.id && p.at.report.is_none());
+    if paused_before {
+        return None;
+    }
     match (step.duration_ms, step.started_ms, step.state) {
         (Some(d), _, _) => Some(format::duration_ms(d)),
         (None, Some(start), StepState::Running) => Some(format::duration_ms(app.now_ms.saturating_sub(start))),
@@ -51,11 +55,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     // Which optional columns fit.
     let fixed = 7; // marker, line (3), space, icon, space
     let mut text_w = width.saturating_sub(fixed);
-    let show_size = text_w >= MIN_TEXT + 9;
+    let show_size = text_w >= MIN_TEXT + 6;
     if show_size {
-        text_w -= 9;
+        text_w -= 6;
     }
-    let show_badge = text_w >= MIN_TEXT + 5;
+    // The cache badge column only exists when the build uses the layer cache.
+    let cached_build = app.model.steps().any(|s| s.cache.is_some());
+    let show_badge = cached_build && text_w >= MIN_TEXT + 5;
     if show_badge {
         text_w -= 5;
     }
@@ -106,8 +112,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
                 });
             }
             if show_size {
-                let size = step.layer.as_ref().map(|l| format::bytes(l.size)).unwrap_or_default();
-                spans.push(Span::styled(format::fit_right(&size, 9), theme.dim));
+                let size = step.layer.as_ref().map(|l| format::bytes_compact(l.size)).unwrap_or_default();
+                spans.push(Span::styled(format::fit_right(&size, 6), theme.dim));
             }
             if show_time {
                 let t = time(app, step).unwrap_or_default();
