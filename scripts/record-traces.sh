@@ -11,6 +11,8 @@
 #   tour.jsonl            testdata/traces/tour, pushed (what the screenshots show: every pane has
 #                         something, incl. a package cache deleted too late)
 #   whiteouts.jsonl       testdata/corpus/whiteouts (files added, then deleted: layer waste)
+#   overwrites.jsonl      testdata/traces/overwrites (a file rewritten three times, then chmod'ed;
+#                         a directory filled over two steps, then removed: waste counted once)
 #   cache-cold.jsonl      testdata/demo with --cache, first build (every cacheable step misses)
 #   cache-rebuild.jsonl   the same build again after message.txt changed (hits, then misses)
 #   fail-run-exit.jsonl   testdata/corpus/fail-run-exit (a RUN exits 3)
@@ -48,6 +50,7 @@ build multistage testdata/corpus/multistage testdata/corpus/multistage/Dockerfil
 build demo testdata/demo testdata/demo/Dockerfile --destination "$reg/traces/demo:1"
 build tour testdata/traces/tour testdata/traces/tour/Dockerfile --destination "$reg/traces/tour:1"
 build whiteouts testdata/corpus/whiteouts testdata/corpus/whiteouts/Dockerfile --no-push
+build overwrites testdata/traces/overwrites testdata/traces/overwrites/Dockerfile --no-push
 
 # The cached pair builds from a copy of the demo context so that one file can change; it is
 # built from inside the work directory so the trace names it demo/Dockerfile.

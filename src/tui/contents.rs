@@ -82,3 +82,63 @@ fn read_text(root: &Root, path: &str) -> Option<String> {
     }
     String::from_utf8(buf).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::controller::StepReport;
+    use crate::build::event::{StepId, StepStatus};
+
+    fn after(dir: &std::path::Path, paths: &[&str]) -> Checkpoint {
+        Checkpoint {
+            when: When::AfterStep,
+            id: StepId { stage: 0, step: 1 },
+            line: 2,
+            stage_name: None,
+            keyword: "RUN".into(),
+            expanded: "RUN x".into(),
+            report: Some(StepReport {
+                status: StepStatus::Built,
+                error: None,
+                exit_code: None,
+                layer_size: None,
+                changed_paths: paths.iter().map(|p| p.to_string()).collect(),
+                cache_miss: false,
+            }),
+            root_dir: Some(dir.to_path_buf()),
+        }
+    }
+
+    #[test]
+    fn pairs_contents_across_steps_and_reads_only_small_text_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "host secret\n").unwrap();
+        let p = |n: &str| root.path().join(n);
+        std::fs::create_dir(p("etc")).unwrap();
+        std::fs::write(p("etc/app.conf"), "debug = true\n").unwrap();
+        std::fs::write(p("blob"), b"\x7fELF\0\0").unwrap();
+        std::fs::write(p("big"), "x".repeat(MAX_FILE as usize + 1)).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), p("link")).unwrap();
+        let mut probe = ContentProbe::default();
+        let got = probe.probe(&after(root.path(), &["/etc/app.conf", "/blob", "/big", "/link", "/missing"]));
+        assert_eq!(
+            got,
+            vec![FileContent { path: "/etc/app.conf".into(), before: None, after: Some("debug = true\n".into()) }],
+            "binary, large, symlinked and missing files are skipped"
+        );
+        // A later step rewrites the file, then another deletes it.
+        std::fs::write(p("etc/app.conf"), "debug = false\n").unwrap();
+        let got = probe.probe(&after(root.path(), &["/etc/app.conf"]));
+        assert_eq!(got[0].before.as_deref(), Some("debug = true\n"));
+        assert_eq!(got[0].after.as_deref(), Some("debug = false\n"));
+        std::fs::remove_file(p("etc/app.conf")).unwrap();
+        let got = probe.probe(&after(root.path(), &["/etc/app.conf"]));
+        assert_eq!((got[0].before.as_deref(), got[0].after.as_deref()), (Some("debug = false\n"), None));
+        assert_eq!(probe.kept, 0, "forgotten once deleted");
+        // Before a step, or without a root, there is nothing to read.
+        let mut before = after(root.path(), &["/etc/app.conf"]);
+        before.when = When::BeforeStep;
+        assert!(probe.probe(&before).is_empty());
+    }
+}

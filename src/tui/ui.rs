@@ -45,8 +45,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: &Theme) {
         app.areas.detail = right;
         render_pane(frame, steps, app, theme, Pane::Steps);
         if source.height > 0 {
+            let room = (source.width as usize).saturating_sub(16);
             let block = pane_block(theme, false).title(Line::from(Span::styled(
-                format!(" Dockerfile {} ", format::truncate_start(&app.model.dockerfile_path, 30)),
+                format!(" Dockerfile {} ", format::truncate_start(&app.model.dockerfile_path, room)),
                 theme.title,
             )));
             let inner = block.inner(source);
@@ -241,6 +242,9 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let deciding = app.waiting == Some(super::app::Waiting::Push);
     for b in keymap::bindings(&app.contexts()) {
         let Some(hint) = b.hint else { continue };
+        if b.context == keymap::Context::Debug && app.mode == Mode::Replay {
+            continue;
+        }
         let answer = matches!(b.action, keymap::Action::Yes | keymap::Action::No);
         if b.context == keymap::Context::Review && (answer != deciding) {
             continue;

@@ -34,6 +34,8 @@ pub fn key_event(spec: &str) -> KeyEvent {
         "left" => (KeyCode::Left, KeyModifiers::NONE),
         "right" => (KeyCode::Right, KeyModifiers::NONE),
         "pgdn" => (KeyCode::PageDown, KeyModifiers::NONE),
+        "home" => (KeyCode::Home, KeyModifiers::NONE),
+        "end" => (KeyCode::End, KeyModifiers::NONE),
         "pgup" => (KeyCode::PageUp, KeyModifiers::NONE),
         "backspace" => (KeyCode::Backspace, KeyModifiers::NONE),
         "space" => (KeyCode::Char(' '), KeyModifiers::NONE),

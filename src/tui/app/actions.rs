@@ -132,21 +132,17 @@ impl App {
                     return vec![Effect::ShellChoice(if keep { ShellChoice::Keep } else { ShellChoice::Discard })];
                 }
             }
-            (Popup::Review { decided, .. }, Action::Yes) if !decided => {
-                if self.waiting == Some(Waiting::Push) {
-                    self.waiting = None;
-                    self.popup = Some(Popup::Review { scroll: 0, decided: true });
-                    self.say("pushing", Severity::Info);
-                    return vec![Effect::Push(Decision::Continue)];
-                }
+            (Popup::Review { decided: false, .. }, Action::Yes) if self.waiting == Some(Waiting::Push) => {
+                self.waiting = None;
+                self.popup = Some(Popup::Review { scroll: 0, decided: true });
+                self.say("pushing", Severity::Info);
+                return vec![Effect::Push(Decision::Continue)];
             }
-            (Popup::Review { decided, .. }, Action::No) if !decided => {
-                if self.waiting == Some(Waiting::Push) {
-                    self.waiting = None;
-                    self.popup = None;
-                    self.say("push declined: the build is aborted and nothing is pushed", Severity::Warn);
-                    return vec![Effect::Push(Decision::Abort("push declined in the debugger".into()))];
-                }
+            (Popup::Review { decided: false, .. }, Action::No) if self.waiting == Some(Waiting::Push) => {
+                self.waiting = None;
+                self.popup = None;
+                self.say("push declined: the build is aborted and nothing is pushed", Severity::Warn);
+                return vec![Effect::Push(Decision::Abort("push declined in the debugger".into()))];
             }
             (Popup::Review { decided, .. }, Action::Close) => {
                 if *decided || self.waiting != Some(Waiting::Push) {

@@ -400,12 +400,8 @@ impl App {
                 Popup::Review { .. } => Context::Review,
             }];
         }
-        let mut v = vec![self.focus.context()];
-        if self.mode == Mode::Live {
-            v.push(Context::Debug);
-        }
-        v.push(Context::Global);
-        v
+        // Debugging keys are looked up in a replay too, to say that it is read-only.
+        vec![self.focus.context(), Context::Debug, Context::Global]
     }
 
     /// Line breakpoints currently set.

@@ -506,7 +506,7 @@ impl Model {
     /// The step, adding it if the plan did not list it (ONBUILD triggers of a base image are
     /// only known once the base is resolved).
     fn ensure_step(&mut self, id: StepId, line: usize, end_line: usize, keyword: &str, source: &str) -> &mut StepView {
-        if !self.steps.contains_key(&id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.steps.entry(id) {
             let plan = crate::build::event::StepPlan {
                 id,
                 line,
@@ -515,7 +515,7 @@ impl Model {
                 source: source.to_string(),
                 onbuild: true,
             };
-            self.steps.insert(id, StepView::planned(id.stage, &plan, true));
+            slot.insert(StepView::planned(id.stage, &plan, true));
             if self.stage(id.stage).is_none() {
                 self.stages.push(StageView {
                     index: id.stage,

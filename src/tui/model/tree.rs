@@ -194,7 +194,7 @@ mod tests {
             link_target: None,
             digest: None,
             opaque: false,
-            previous: (kind != ChangeKind::Added).then(|| PrevMeta {
+            previous: (kind != ChangeKind::Added).then_some(PrevMeta {
                 file_type: t,
                 size,
                 mode: 0o644,

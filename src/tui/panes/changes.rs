@@ -69,6 +69,9 @@ fn empty_reason(app: &App) -> String {
     }
     match s.state {
         StepState::Pending => "not run yet".into(),
+        StepState::Running if app.mode == crate::tui::app::Mode::Replay => {
+            "the trace ends while this step was running: no changes were recorded".into()
+        }
         StepState::Running => "running: changes appear when the step's snapshot is taken".into(),
         StepState::Skipped => "skipped: the target does not need this stage".into(),
         StepState::Metadata => "changed only the image config (no files)".into(),
@@ -98,7 +101,9 @@ fn lines<'a>(app: &App, rows: &[Row], area: Rect, theme: &Theme) -> (Vec<Line<'a
     let head_rows = lines.len();
     let mut hits = Vec::new();
     if changes.is_empty() {
-        lines.push(Line::from(Span::styled(empty_reason(app), theme.dim)));
+        for l in super::wrap(&empty_reason(app), width) {
+            lines.push(Line::from(Span::styled(l, theme.dim)));
+        }
         return (lines, hits);
     }
     if rows.is_empty() {

@@ -43,7 +43,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     let detail = details(app, &layers[app.layer_cursor], &report, theme, width);
     let waste = waste_lines(app, &report, theme, width);
     // The table gets what the details and waste leave, at least a few rows.
-    let table_h = height.saturating_sub(detail.len() + waste.len() + 1).clamp(3.min(height), layers.len() + 1);
+    let table_h = height.saturating_sub(detail.len() + waste.len() + 1).max(3.min(height)).min(layers.len() + 1);
     let rows_h = table_h.saturating_sub(1);
     let scroll = scroll_for(app.layer_cursor, 0, rows_h, layers.len());
     // Columns: # digest size [unpacked] step waste; "unpacked" only when there is room.

@@ -53,8 +53,8 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                 ));
             }
             out.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
-            let mut upload = 0u64;
-            let mut upload_n = 0usize;
+            // Per destination: the blobs it lacks (unknown counts as to upload).
+            let mut upload = vec![(0usize, 0u64); dests];
             for (i, l) in r.layers.iter().enumerate() {
                 let step = match l.step.and_then(|id| app.model.step(id)) {
                     Some(s) => format!("L{} {}", s.line, s.keyword),
@@ -66,31 +66,33 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                     Span::styled(format!("{} ", format::fit_right(&format::bytes(l.size), 9)), theme.text),
                     Span::styled(format!("{} ", format::fit(&step, 8)), theme.dim),
                 ];
-                for p in &l.present {
+                for (d, p) in l.present.iter().enumerate() {
                     let (t, s) = match p {
                         Some(true) => ("exists", theme.status_ok),
-                        Some(false) => {
-                            upload += l.size;
-                            upload_n += 1;
-                            ("upload", theme.status_warn)
-                        }
+                        Some(false) => ("upload", theme.status_warn),
                         None => ("unknown", theme.dim),
                     };
+                    if *p != Some(true)
+                        && let Some(u) = upload.get_mut(d)
+                    {
+                        u.0 += 1;
+                        u.1 += l.size;
+                    }
                     spans.push(Span::styled(format::fit_right(t, col), s));
                 }
                 out.push(Line::from(spans));
             }
             let total: u64 = r.layers.iter().map(|l| l.size).sum();
             out.push(Line::from(Span::styled(
-                format!(
-                    "{} layer(s), {} in all; to upload: {} blob(s), {}",
-                    r.layers.len(),
-                    format::bytes(total),
-                    upload_n,
-                    format::bytes(upload)
-                ),
+                format!("{} layer(s), {} in all", r.layers.len(), format::bytes(total)),
                 theme.dim,
             )));
+            for (d, (n, bytes)) in upload.iter().enumerate() {
+                let to = if dests > 1 { format!(" to dest {}", d + 1) } else { String::new() };
+                let text =
+                    format!("to upload{to}: {n} layer(s), {} (plus the config and manifest)", format::bytes(*bytes));
+                out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
+            }
         }
         None => {
             let text = "no review: this build pushed without asking (trowel build); trowel debug asks first";
