@@ -300,7 +300,7 @@ fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
         Popup::Review { .. } => panes::review::render(frame, inner, app, theme),
         Popup::ConfirmQuit => {
             let lines = vec![
-                Line::from(Span::styled("The build is still running. Quit and abort it?", theme.text)),
+                Line::from(Span::styled("The build is running. Abort it and quit?", theme.text)),
                 Line::default(),
                 Line::from(vec![
                     Span::styled("y", theme.key),
