@@ -135,7 +135,7 @@ fn state_text(app: &App, theme: &Theme) -> (String, Style) {
             crate::build::controller::When::AfterStep => "after",
         };
         return (
-            format!("⏸ paused {when} L{} {} — {}", p.at.line, p.at.keyword, p.reasons.join(", ")),
+            format!("‖ paused {when} L{} {} — {}", p.at.line, p.at.keyword, p.reasons.join(", ")),
             theme.status_warn,
         );
     }
@@ -268,6 +268,12 @@ fn centered(area: Rect, pct_w: u16, pct_h: u16, min_w: u16, min_h: u16) -> Rect 
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
+/// Shrinks a centered popup to the rows its content needs (it stays centered).
+fn fit_height(area: Rect, r: Rect, needed: usize) -> Rect {
+    let h = (needed as u16).clamp(5.min(r.height), r.height);
+    Rect::new(r.x, area.y + (area.height.saturating_sub(h)) / 2, r.width, h)
+}
+
 fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     let Some(p) = app.popup.clone() else {
         app.areas.popup = Rect::default();
@@ -279,10 +285,15 @@ fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
             (centered(area, 80, 85, 60, 12), format!(" Help: {ctx} pane, debugging, everywhere "))
         }
         Popup::ConfirmQuit => (centered(area, 50, 20, 44, 5), " Quit? ".to_string()),
-        Popup::ShellChanges { .. } => (centered(area, 80, 70, 60, 10), " Shell session changes ".to_string()),
+        Popup::ShellChanges { changes, .. } => {
+            let r = centered(area, 80, 70, 60, 10);
+            (fit_height(area, r, changes.len() + 5), " Shell session changes ".to_string())
+        }
         Popup::Review { decided, .. } => {
             let t = if *decided { " Push " } else { " Push review: nothing is pushed until you answer " };
-            (centered(area, 92, 85, 70, 14), t.to_string())
+            let r = centered(area, 92, 85, 70, 14);
+            let needed = panes::review::lines(app, theme, r.width.saturating_sub(2) as usize, *decided).len() + 2;
+            (fit_height(area, r, needed), t.to_string())
         }
     };
     app.areas.popup = rect;

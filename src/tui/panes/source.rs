@@ -49,15 +49,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
         } else {
             Span::raw(" ")
         };
+        // The line being executed is drawn wholly in its style (so its colours win over the
+        // text's); the selected step's lines get the selection background.
+        let (num_style, text_style) =
+            if within(current) { (theme.current_line, theme.current_line) } else { (theme.line_number, theme.text) };
         let mut line = Line::from(vec![
             mark,
-            Span::styled(format::fit_right(&n.to_string(), num_w), theme.line_number),
-            Span::raw(" "),
-            Span::styled(format::fit(&format::sanitize(text), text_w), theme.text),
+            Span::styled(format::fit_right(&n.to_string(), num_w), num_style),
+            Span::styled(" ", text_style),
+            Span::styled(format::fit(&format::sanitize(text), text_w), text_style),
         ]);
-        if within(current) {
-            line = line.patch_style(theme.current_line);
-        } else if within(selected) {
+        if within(selected) && !within(current) {
             line = line.patch_style(theme.selection);
         }
         hits.push((area.y + (i - top) as u16, n));

@@ -20,7 +20,7 @@ const MIN_TEXT: usize = 14;
 /// The status icon of a step and its style.
 pub fn icon(app: &App, step: &StepView, theme: &Theme) -> (&'static str, Style) {
     if app.pause.as_ref().is_some_and(|p| p.at.id == step.id) {
-        return ("⏸", theme.status_warn);
+        return ("‖", theme.status_warn);
     }
     match step.state {
         StepState::Pending => ("·", theme.pending),
