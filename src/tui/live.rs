@@ -149,14 +149,24 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let started = Instant::now();
     let mut term = Term::enter(cfg.mouse)?;
     let engine = std::thread::Builder::new()
-        .name("trowel-build".into())
+        .name(super::terminal::ENGINE_THREAD.into())
         .spawn(move || {
-            let result = build::build(&options, &emitter, &mut controller);
-            let code = match &result {
-                Ok(_) => 0,
-                Err(e) => e.exit_code(),
+            let run = std::panic::AssertUnwindSafe(|| build::build(&options, &emitter, &mut controller));
+            let (code, done) = match std::panic::catch_unwind(run) {
+                Ok(Ok(_)) => (0, Ok(())),
+                Ok(Err(e)) => (e.exit_code(), Err(e.to_string())),
+                Err(payload) => {
+                    // A bug, not a build failure: show it rather than losing it under the UI.
+                    let what = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    let at = super::terminal::take_engine_panic().map(|a| format!(" at {a}")).unwrap_or_default();
+                    (101, Err(format!("the build thread panicked{at}: {what}")))
+                }
             };
-            let _ = done_tx.send(Incoming::Done(result.map(|_| ()).map_err(|e| e.to_string())));
+            let _ = done_tx.send(Incoming::Done(done));
             code
         })
         .map_err(TuiError::Terminal)?;

@@ -4,8 +4,8 @@
 //! terminal unusable.
 
 use std::io::{self, Stdout, Write};
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once};
 
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -20,6 +20,18 @@ use ratatui::crossterm::terminal::{
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
 
+/// The name of the thread that runs the build under the debugger.
+pub const ENGINE_THREAD: &str = "trowel-build";
+
+/// Where the build thread's last panic happened (its message reaches the UI through
+/// `catch_unwind`; the hook only adds the location).
+static ENGINE_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Takes what the panic hook recorded about the build thread's panic.
+pub fn take_engine_panic() -> Option<String> {
+    ENGINE_PANIC.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 /// Puts the terminal back the way a shell expects it. Safe to call more than once.
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
@@ -30,12 +42,19 @@ pub fn restore() {
     }
 }
 
-/// Restores the terminal before the default panic message is printed, whatever thread
-/// panics (the panic is then readable, and the shell usable).
+/// Restores the terminal before the default panic message is printed (the panic is then
+/// readable, and the shell usable). A panic of the build thread while the debugger draws is
+/// the exception: the debugger catches it and shows it as the build's failure, so the hook
+/// only notes where it happened instead of printing over the screen.
 pub fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if ACTIVE.load(Ordering::SeqCst) && std::thread::current().name() == Some(ENGINE_THREAD) {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+                *ENGINE_PANIC.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+                return;
+            }
             restore();
             previous(info);
         }));
