@@ -29,7 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile and push it (kaniko's executor).
     Build(Box<BuildArgs>),
-    /// Look at a recorded trace (`trowel build --trace FILE`).
+    /// Build in the terminal debugger: step through the Dockerfile, inspect each step's
+    /// changes, cache and layers, open a shell at a pause, and review before pushing.
+    Debug(Box<DebugArgs>),
+    /// Look at a recorded trace (`trowel build --trace FILE`) in the debugger's panes.
     Replay(ReplayArgs),
     /// Download base images into a cache directory for offline builds (kaniko's warmer).
     Warm(Box<WarmArgs>),
@@ -42,6 +45,37 @@ pub struct ReplayArgs {
     /// Print a plain-text post-mortem instead of opening the terminal UI.
     #[arg(long)]
     pub summary: bool,
+    #[command(flatten)]
+    pub ui: UiArgs,
+}
+
+/// How the terminal UI looks and listens.
+#[derive(Debug, Clone, Args)]
+pub struct UiArgs {
+    /// Do not capture the mouse (the terminal's own text selection keeps working).
+    #[arg(long)]
+    pub no_mouse: bool,
+    /// Colour theme: dark (default), light, mono, NAME from ~/.config/trowel/themes/NAME.toml,
+    /// or a path to a .toml theme file. NO_COLOR forces mono.
+    #[arg(long, value_name = "NAME")]
+    pub theme: Option<String>,
+}
+
+/// `trowel debug`: every `trowel build` flag, plus the debugger's. Breakpoints are the
+/// build's `--break` (repeatable): a line number, stage:NAME, failure, cache-miss, size:SIZE
+/// or path:GLOB.
+#[derive(Debug, Clone, Args)]
+pub struct DebugArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Do not pause when a step fails (trowel debug pauses at failures by default).
+    #[arg(long)]
+    pub no_break_on_failure: bool,
+    /// Pause before the first step.
+    #[arg(long)]
+    pub step: bool,
+    #[command(flatten)]
+    pub ui: UiArgs,
 }
 
 /// A kaniko-style boolean flag: `--flag`, `--flag=true`, `--flag=false`.
@@ -569,6 +603,33 @@ mod tests {
         assert!(!b.reproducible);
         assert!(b.single_snapshot);
         assert!(!b.ignore_var_run);
+    }
+
+    #[test]
+    fn debug_takes_build_flags_and_debugger_flags() {
+        let cli = parse(&[
+            "trowel",
+            "debug",
+            "--context",
+            "/ws",
+            "--no-push",
+            "--break",
+            "7",
+            "--break",
+            "cache-miss",
+            "--step",
+            "--no-mouse",
+            "--theme",
+            "light",
+        ]);
+        let Command::Debug(d) = cli.command else { panic!("expected debug") };
+        assert_eq!(d.build.context, "/ws");
+        assert!(d.build.no_push && d.step && d.ui.no_mouse && !d.no_break_on_failure);
+        assert_eq!(d.build.breakpoints, vec!["7", "cache-miss"]);
+        assert_eq!(d.ui.theme.as_deref(), Some("light"));
+        let cli = parse(&["trowel", "replay", "t.jsonl", "--theme", "mono"]);
+        let Command::Replay(r) = cli.command else { panic!("expected replay") };
+        assert!(!r.summary && r.ui.theme.as_deref() == Some("mono"));
     }
 
     #[test]

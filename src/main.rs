@@ -15,6 +15,7 @@ fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args().collect()));
     let code = match cli.command {
         Command::Build(args) => run_build(&args),
+        Command::Debug(args) => run_debug(&args),
         Command::Replay(args) => run_replay(&args),
         Command::Warm(args) => trowel::warm::main(&args),
     };
@@ -92,6 +93,68 @@ fn run_replay(args: &trowel::cli::ReplayArgs) -> i32 {
         print!("{}", trowel::trace::summary::summarize(&header, &events));
         return 0;
     }
-    eprintln!("error: the replay UI is not built yet; use --summary");
-    2
+    let theme = match trowel::tui::Theme::select(args.ui.theme.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match trowel::tui::run_replay(&args.trace, !args.ui.no_mouse, &theme) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// `trowel debug`: the build flags, plus breakpoints (failure by default), in the TUI.
+fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
+    let opts = match args.build.to_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut breakpoints = Vec::new();
+    for b in &args.build.breakpoints {
+        match Breakpoint::parse(b) {
+            Ok(b) => breakpoints.push(b),
+            Err(e) => {
+                eprintln!("error: --break: {e}");
+                return 2;
+            }
+        }
+    }
+    let on_failure = args.build.break_on_failure || !args.no_break_on_failure;
+    if on_failure && !breakpoints.iter().any(|b| matches!(b, Breakpoint::Failure)) {
+        breakpoints.push(Breakpoint::Failure);
+    }
+    let theme = match trowel::tui::Theme::select(args.ui.theme.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut opts = opts;
+    // Cached steps list their paths so that they show changes (and path breakpoints work).
+    opts.describe_cached_layers = true;
+    let cfg = trowel::tui::DebugConfig {
+        options: opts,
+        breakpoints,
+        step_first: args.step,
+        mouse: !args.ui.no_mouse,
+        theme,
+        trace: args.build.trace.clone(),
+    };
+    match trowel::tui::run_debug(cfg) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }

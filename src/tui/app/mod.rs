@@ -1,0 +1,562 @@
+//! The debugger's state, as a reducer: [`App::update`] takes one [`Msg`] (an engine event, a
+//! key, a mouse event, a pause, a question from the engine) and returns the [`Effect`]s the
+//! session must carry out (answer the engine, open a shell, quit). It touches no terminal and
+//! no thread, so every interaction can be tested by feeding messages and looking at the state
+//! or at a rendered `TestBackend` buffer.
+
+use std::collections::HashSet;
+
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
+use ratatui::layout::Rect;
+
+use super::keymap::Context;
+use super::model::tree::{ChangeTree, Sort};
+use super::model::{FileContent, Model, StepView};
+use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice};
+use crate::build::debugger::{Breakpoint, Breakpoints, Resume};
+use crate::build::event::{Envelope, Event, StepId};
+use crate::fs::Change;
+
+mod actions;
+mod keys;
+mod mouse;
+mod popups;
+
+/// Live debugging, or a read-only replay of a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Replay,
+}
+
+/// The panes. Steps is always on the left; the others share the right side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pane {
+    Steps,
+    Changes,
+    File,
+    Cache,
+    Layers,
+    Logs,
+}
+
+impl Pane {
+    /// In `tab` order; the number key of each is its position + 1.
+    pub const ALL: [Pane; 6] = [Pane::Steps, Pane::Changes, Pane::File, Pane::Cache, Pane::Layers, Pane::Logs];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Steps => "Steps",
+            Pane::Changes => "Changes",
+            Pane::File => "File",
+            Pane::Cache => "Cache",
+            Pane::Layers => "Layers",
+            Pane::Logs => "Logs",
+        }
+    }
+
+    pub fn number(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0) + 1
+    }
+
+    pub fn context(self) -> Context {
+        match self {
+            Pane::Steps => Context::Steps,
+            Pane::Changes => Context::Changes,
+            Pane::File => Context::File,
+            Pane::Cache => Context::Cache,
+            Pane::Layers => Context::Layers,
+            Pane::Logs => Context::Logs,
+        }
+    }
+}
+
+/// What the session feeds the app.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Event(Box<Envelope>),
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    /// The engine paused and waits for a [`Effect::Resume`] (or [`Effect::OpenShell`]).
+    Paused {
+        at: Box<Checkpoint>,
+        reasons: Vec<String>,
+    },
+    /// A shell session changed files; the engine waits for [`Effect::ShellChoice`].
+    ShellChanges {
+        at: Box<Checkpoint>,
+        changes: Vec<Change>,
+    },
+    /// The engine waits for [`Effect::Push`].
+    ReviewPush(Box<PushReview>),
+    /// Small text files' contents before and after a step.
+    Contents {
+        id: StepId,
+        files: Vec<FileContent>,
+    },
+    /// The build thread ended (`error`: how it failed).
+    BuildDone {
+        error: Option<String>,
+    },
+    /// Time passes (ms since the build started), for the running step's clock.
+    Tick {
+        ms: u64,
+    },
+}
+
+/// What the session must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Answer the pause.
+    Resume(Resume),
+    /// Leave the terminal to a shell in the build root, then answer the pause with
+    /// `Resume::Shell(None)`.
+    OpenShell,
+    ShellChoice(ShellChoice),
+    Push(Decision),
+    /// Restore the terminal and exit (aborting the build if it still runs).
+    Quit,
+}
+
+/// What the engine is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    Pause,
+    ShellChoice,
+    Push,
+}
+
+#[derive(Debug, Clone)]
+pub struct PauseInfo {
+    pub at: Checkpoint,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warn,
+    Error,
+}
+
+/// A line of text being typed (filter, search).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub target: InputTarget,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputTarget {
+    ChangesFilter,
+    LogSearch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Popup {
+    Help {
+        filter: String,
+        selected: usize,
+    },
+    /// Quit while a build runs?
+    ConfirmQuit,
+    /// Keep or discard what a shell session changed.
+    ShellChanges {
+        changes: Vec<Change>,
+        scroll: usize,
+    },
+    /// The push review (and, once approved, the push's progress).
+    Review {
+        scroll: usize,
+        decided: bool,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChangesUi {
+    pub cursor: usize,
+    pub scroll: usize,
+    pub collapsed: HashSet<String>,
+    pub sort: Sort,
+    pub filter: String,
+    /// The tree, and what it was built from.
+    pub tree: Option<(TreeKey, ChangeTree)>,
+}
+
+/// What a cached change tree was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeKey {
+    pub step: Option<StepId>,
+    pub count: usize,
+    /// A shell session's changes rather than the step's.
+    pub shell: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogsUi {
+    /// First visible line (of the lines in scope).
+    pub scroll: usize,
+    /// Keep the newest output in view.
+    pub follow: bool,
+    pub query: String,
+    /// The current match (line index in scope).
+    pub current: Option<usize>,
+    /// Only the selected step's output.
+    pub step_only: bool,
+}
+
+/// Where the panes were drawn last (for the mouse and for page sizes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Areas {
+    pub steps: Rect,
+    pub source: Rect,
+    pub detail: Rect,
+    pub tabs: Rect,
+    pub popup: Rect,
+}
+
+/// What was drawn where, row by row (for mouse clicks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hits {
+    /// Screen row → step, in the Steps pane.
+    pub steps: Vec<(u16, StepId)>,
+    /// Screen row → Dockerfile line, in the source view.
+    pub source: Vec<(u16, usize)>,
+    /// Screen row → change-tree row, in the Changes pane.
+    pub changes: Vec<(u16, usize)>,
+    /// Screen row → layer index, in the Layers pane.
+    pub layers: Vec<(u16, usize)>,
+    /// The pane tabs.
+    pub tabs: Vec<(Rect, Pane)>,
+}
+
+pub struct App {
+    pub model: Model,
+    pub mode: Mode,
+    /// What the top bar names: the trace file or the Dockerfile.
+    pub title: String,
+    pub focus: Pane,
+    /// The pane shown on the right (the last focused one other than Steps).
+    pub detail: Pane,
+    pub zoom: bool,
+    /// Index into [`App::step_ids`].
+    pub selected: usize,
+    /// The selection follows the running step until the user picks one.
+    pub follow: bool,
+    /// First visible row of the Steps pane.
+    pub steps_scroll: usize,
+    pub changes: ChangesUi,
+    /// The file open in the File pane, and its scroll.
+    pub file: Option<String>,
+    pub file_scroll: usize,
+    pub cache_scroll: usize,
+    pub layer_cursor: usize,
+    pub logs: LogsUi,
+    pub popup: Option<Popup>,
+    pub input: Option<Input>,
+    pub pause: Option<PauseInfo>,
+    pub waiting: Option<Waiting>,
+    /// A shell session has the terminal.
+    pub shell_open: bool,
+    /// Said at the next pause (a shell session that changed nothing).
+    shell_note: Option<String>,
+    /// The debugger's breakpoints (live only), shared with the engine thread.
+    pub breakpoints: Option<Breakpoints>,
+    /// The build thread ended.
+    pub build_done: bool,
+    pub message: Option<(String, Severity)>,
+    pub quit: bool,
+    /// The first `g` of `gg` was pressed.
+    pub pending_g: bool,
+    pub areas: Areas,
+    pub hits: Hits,
+    /// Clock of the running build (ms since start), from ticks and events.
+    pub now_ms: u64,
+}
+
+impl App {
+    fn new(mode: Mode, title: String) -> App {
+        App {
+            model: Model::default(),
+            mode,
+            title,
+            focus: Pane::Steps,
+            detail: Pane::Changes,
+            zoom: false,
+            selected: 0,
+            follow: true,
+            steps_scroll: 0,
+            changes: ChangesUi::default(),
+            file: None,
+            file_scroll: 0,
+            cache_scroll: 0,
+            layer_cursor: 0,
+            logs: LogsUi { follow: true, ..LogsUi::default() },
+            popup: None,
+            input: None,
+            pause: None,
+            waiting: None,
+            shell_open: false,
+            shell_note: None,
+            breakpoints: None,
+            build_done: false,
+            message: None,
+            quit: false,
+            pending_g: false,
+            areas: Areas::default(),
+            hits: Hits::default(),
+            now_ms: 0,
+        }
+    }
+
+    /// A live debugging session over the debugger's shared breakpoints.
+    pub fn live(title: String, breakpoints: Breakpoints) -> App {
+        let mut app = App::new(Mode::Live, title);
+        app.breakpoints = Some(breakpoints);
+        app
+    }
+
+    /// A read-only view of a recorded build: every event is applied, and the view starts on
+    /// the failed step (if any) or the last step that ran.
+    pub fn replay(title: String, events: &[Envelope]) -> App {
+        let mut app = App::new(Mode::Replay, title);
+        for e in events {
+            app.apply_event(e);
+        }
+        app.build_done = true;
+        app.follow = false;
+        let ids = app.step_ids();
+        if let Some(pos) = app.interesting_step().and_then(|id| ids.iter().position(|&s| s == id)) {
+            app.selected = pos;
+        }
+        if app.model.failure.is_some() {
+            app.detail = Pane::Logs;
+        }
+        app.logs.follow = false;
+        app.logs.scroll = 0;
+        app
+    }
+
+    /// Where a replay opens: the failed step, else the step a killed build was running,
+    /// else (in a rebuild with hits) the first cache miss, else the last step that wrote a
+    /// layer, else the last step that ran.
+    fn interesting_step(&self) -> Option<StepId> {
+        let m = &self.model;
+        m.failed_step()
+            .or(m.current)
+            .or_else(|| {
+                let hits = m.steps().any(|s| s.cache.as_ref().is_some_and(|c| c.is_hit()));
+                m.steps().find(|s| hits && s.cache.as_ref().is_some_and(|c| c.is_miss())).map(|s| s.id)
+            })
+            .or_else(|| m.steps().filter(|s| s.layer.is_some() && s.state.is_done()).last().map(|s| s.id))
+            .or_else(|| m.steps().filter(|s| s.state.is_done()).last().map(|s| s.id))
+    }
+
+    /// Every step in display order.
+    pub fn step_ids(&self) -> Vec<StepId> {
+        self.model.steps().map(|s| s.id).collect()
+    }
+
+    pub fn selected_id(&self) -> Option<StepId> {
+        self.step_ids().get(self.selected).copied()
+    }
+
+    pub fn selected_step(&self) -> Option<&StepView> {
+        self.selected_id().and_then(|id| self.model.step(id))
+    }
+
+    /// The changes the Changes pane shows: the selected step's, or, when a shell session
+    /// at that step changed files, the last session's.
+    pub fn shown_changes(&self) -> &[Change] {
+        match self.selected_step() {
+            Some(s) => match &self.popup {
+                Some(Popup::ShellChanges { changes, .. }) => changes,
+                _ => &s.changes,
+            },
+            None => &[],
+        }
+    }
+
+    /// The change tree the Changes pane shows (built once per step).
+    pub fn tree(&mut self) -> &ChangeTree {
+        let key = TreeKey {
+            step: self.selected_id(),
+            count: self.shown_changes().len(),
+            shell: matches!(self.popup, Some(Popup::ShellChanges { .. })),
+        };
+        if self.changes.tree.as_ref().map(|(k, _)| *k) != Some(key) {
+            let tree = ChangeTree::build(self.shown_changes());
+            self.changes.tree = Some((key, tree));
+        }
+        &self.changes.tree.as_ref().expect("just built").1
+    }
+
+    /// The contexts whose keys apply now, most specific first.
+    pub fn contexts(&self) -> Vec<Context> {
+        if let Some(p) = &self.popup {
+            return vec![match p {
+                Popup::Help { .. } => Context::Help,
+                Popup::ConfirmQuit => Context::Confirm,
+                Popup::ShellChanges { .. } => Context::ShellChanges,
+                Popup::Review { .. } => Context::Review,
+            }];
+        }
+        // Debugging keys are looked up in a replay too, to say that it is read-only.
+        vec![self.focus.context(), Context::Debug, Context::Global]
+    }
+
+    /// Line breakpoints currently set.
+    pub fn breakpoint_lines(&self) -> Vec<usize> {
+        self.with_breakpoints(|b| {
+            b.iter()
+                .filter_map(|b| match b {
+                    Breakpoint::Line(l) => Some(*l),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Descriptions of the other breakpoints (failure, cache miss, size, path, stage).
+    pub fn other_breakpoints(&self) -> Vec<String> {
+        self.with_breakpoints(|b| {
+            b.iter().filter(|b| !matches!(b, Breakpoint::Line(_))).map(|b| b.describe()).collect()
+        })
+        .unwrap_or_default()
+    }
+
+    pub(crate) fn with_breakpoints<T>(&self, f: impl FnOnce(&mut Vec<Breakpoint>) -> T) -> Option<T> {
+        let b = self.breakpoints.as_ref()?;
+        let mut guard = b.lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&mut guard))
+    }
+
+    /// Whether quitting would abort a build.
+    pub fn build_running(&self) -> bool {
+        self.mode == Mode::Live && !self.build_done
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Event(e) => {
+                self.apply_event(&e);
+                Vec::new()
+            }
+            Msg::Key(k) => self.on_key(k),
+            Msg::Mouse(m) => {
+                self.on_mouse(m);
+                Vec::new()
+            }
+            Msg::Paused { at, reasons } => {
+                self.on_paused(*at, reasons);
+                Vec::new()
+            }
+            Msg::ShellChanges { at, changes } => {
+                self.shell_open = false;
+                self.select_step(at.id);
+                self.focus = Pane::Changes;
+                self.detail = Pane::Changes;
+                self.changes.cursor = 0;
+                self.changes.scroll = 0;
+                let n = changes.len();
+                self.popup = Some(Popup::ShellChanges { changes, scroll: 0 });
+                self.waiting = Some(Waiting::ShellChoice);
+                self.say(&format!("the shell changed {n} path(s): keep them (y) or discard them (d)"), Severity::Warn);
+                Vec::new()
+            }
+            Msg::ReviewPush(review) => {
+                self.model.review = Some(*review);
+                self.popup = Some(Popup::Review { scroll: 0, decided: false });
+                self.waiting = Some(Waiting::Push);
+                self.say("review the image before it is pushed: y pushes, n aborts", Severity::Warn);
+                Vec::new()
+            }
+            Msg::Contents { id, files } => {
+                self.model.add_contents(id, files);
+                Vec::new()
+            }
+            Msg::BuildDone { error } => {
+                self.build_done = true;
+                self.shell_open = false;
+                self.waiting = None;
+                self.pause = None;
+                match error {
+                    Some(e) => self.say(&format!("build failed: {e}"), Severity::Error),
+                    None => self.say("build finished", Severity::Info),
+                }
+                Vec::new()
+            }
+            Msg::Tick { ms } => {
+                self.now_ms = self.now_ms.max(ms);
+                Vec::new()
+            }
+        }
+    }
+
+    pub fn say(&mut self, text: &str, severity: Severity) {
+        self.message = Some((text.to_string(), severity));
+    }
+
+    fn apply_event(&mut self, e: &Envelope) {
+        self.model.apply(e);
+        self.now_ms = self.now_ms.max(e.ms);
+        match &e.event {
+            Event::StepStarted { id, .. } if self.follow => self.select_step(*id),
+            Event::ShellStarted { .. } => self.shell_open = true,
+            Event::ShellFinished { changes, exit_code, .. } => {
+                self.shell_open = false;
+                if changes.is_empty() {
+                    self.shell_note = Some(format!("the shell (exit {exit_code}) changed nothing"));
+                }
+            }
+            Event::BuildFailed { .. } => {
+                if let Some(id) = self.model.failed_step() {
+                    self.select_step(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_paused(&mut self, at: Checkpoint, reasons: Vec<String>) {
+        self.shell_open = false;
+        self.select_step(at.id);
+        let failed = at.report.as_ref().is_some_and(|r| r.error.is_some());
+        if failed && self.focus == Pane::Steps {
+            self.detail = Pane::Logs;
+        }
+        let when = match at.when {
+            crate::build::controller::When::BeforeStep => "before",
+            crate::build::controller::When::AfterStep => "after",
+        };
+        let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
+        if let Some(note) = self.shell_note.take() {
+            text = format!("{note} · {text}");
+        }
+        self.say(&text, if failed { Severity::Error } else { Severity::Warn });
+        self.pause = Some(PauseInfo { at, reasons });
+        self.waiting = Some(Waiting::Pause);
+    }
+
+    /// Selects a step, resetting what the detail panes show for the previous one.
+    pub fn select_step(&mut self, id: StepId) {
+        let Some(pos) = self.step_ids().iter().position(|&s| s == id) else { return };
+        if pos != self.selected {
+            self.selected = pos;
+            self.step_changed();
+        }
+    }
+
+    pub(crate) fn step_changed(&mut self) {
+        self.changes.cursor = 0;
+        self.changes.scroll = 0;
+        self.changes.collapsed.clear();
+        self.file = None;
+        self.file_scroll = 0;
+        self.cache_scroll = 0;
+        if self.logs.step_only {
+            self.logs.scroll = 0;
+        }
+    }
+}

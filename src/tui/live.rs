@@ -1,0 +1,188 @@
+//! `trowel debug`: the build runs on its own thread under the debugger's controller, its
+//! events and questions reach the UI thread over one channel, and the UI answers.
+//!
+//! Quitting (or `ctrl-c`) while the build runs answers any pending question with "abort",
+//! makes the controller abort at the next step boundary, restores the terminal and waits for
+//! the engine to clean up its build roots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::time::Instant;
+
+use super::app::App;
+use super::contents::ContentProbe;
+use super::error::TuiError;
+use super::input::InputReader;
+use super::session::{self, Incoming};
+use super::terminal::Term;
+use super::theme::Theme;
+use crate::build::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice};
+use crate::build::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
+use crate::build::event::{Envelope, EventSink};
+use crate::build::{self, BuildOptions, Emitter};
+use crate::fs::Change;
+
+/// Everything `trowel debug` needs.
+pub struct DebugConfig {
+    pub options: BuildOptions,
+    pub breakpoints: Vec<Breakpoint>,
+    /// Pause before the first step.
+    pub step_first: bool,
+    pub mouse: bool,
+    pub theme: Theme,
+    /// Also record the session's events to this trace file.
+    pub trace: Option<PathBuf>,
+}
+
+/// Forwards engine events to the UI thread.
+struct ChannelSink(Sender<Incoming>);
+
+impl EventSink for ChannelSink {
+    fn event(&mut self, e: &Envelope) {
+        let _ = self.0.send(Incoming::Engine(Box::new(e.clone())));
+    }
+}
+
+/// The debugger's front end, on the engine thread: every question goes to the UI thread and
+/// blocks until it answers (or is gone, which means abort).
+struct TuiFrontend {
+    tx: Sender<Incoming>,
+}
+
+impl Frontend for TuiFrontend {
+    fn paused(&mut self, pause: &Pause<'_>) -> Resume {
+        let (reply, answer) = channel();
+        let msg = Incoming::Paused { at: Box::new(pause.at.clone()), reasons: pause.reasons.clone(), reply };
+        if self.tx.send(msg).is_err() {
+            return Resume::Abort("the debugger closed".into());
+        }
+        answer.recv().unwrap_or_else(|_| Resume::Abort("the debugger closed".into()))
+    }
+
+    fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice {
+        let (reply, answer) = channel();
+        let msg = Incoming::ShellChanges { at: Box::new(at.clone()), changes: changes.to_vec(), reply };
+        if self.tx.send(msg).is_err() {
+            return ShellChoice::Discard;
+        }
+        answer.recv().unwrap_or(ShellChoice::Discard)
+    }
+
+    fn review_push(&mut self, review: &PushReview) -> Decision {
+        let (reply, answer) = channel();
+        if self.tx.send(Incoming::ReviewPush { review: Box::new(review.clone()), reply }).is_err() {
+            return Decision::Abort("the debugger closed before the push was confirmed".into());
+        }
+        answer.recv().unwrap_or_else(|_| Decision::Abort("the debugger closed before the push was confirmed".into()))
+    }
+
+    fn gates_push(&self) -> bool {
+        true
+    }
+}
+
+/// The debugger plus what the TUI adds at every checkpoint: reading changed files' contents
+/// for the diff view, and aborting once the user has quit.
+struct TuiController {
+    debugger: Debugger<TuiFrontend>,
+    quit: Arc<AtomicBool>,
+    probe: ContentProbe,
+    tx: Sender<Incoming>,
+}
+
+impl Controller for TuiController {
+    fn checkpoint(&mut self, at: &Checkpoint) -> Command {
+        if self.quit.load(Ordering::SeqCst) {
+            return Command::Abort("quit from the debugger".into());
+        }
+        let files = self.probe.probe(at);
+        if !files.is_empty() {
+            let _ = self.tx.send(Incoming::Contents { id: at.id, files });
+        }
+        self.debugger.checkpoint(at)
+    }
+
+    fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice {
+        self.debugger.shell_changes(at, changes)
+    }
+
+    fn review_push(&mut self, review: &PushReview) -> Decision {
+        if self.quit.load(Ordering::SeqCst) {
+            return Decision::Abort("quit from the debugger".into());
+        }
+        self.debugger.review_push(review)
+    }
+
+    fn wants_push_review(&self) -> bool {
+        self.debugger.wants_push_review()
+    }
+
+    fn wants_changed_paths(&self) -> bool {
+        true
+    }
+}
+
+/// Runs `trowel debug`; returns the build's exit code.
+pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(TuiError::NoTerminal {
+            what: "trowel debug",
+            hint: "; without one, use trowel build --break … (prompts on /dev/tty) or record a trace with --trace",
+        });
+    }
+    let (tx, rx) = channel::<Incoming>();
+    let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(ChannelSink(tx.clone()))];
+    if let Some(path) = &cfg.trace {
+        sinks.push(Box::new(crate::trace::TraceWriter::create(path)?));
+    }
+    let emitter = Emitter::new(sinks);
+    let debugger = Debugger::new(TuiFrontend { tx: tx.clone() }, cfg.breakpoints, cfg.step_first);
+    let breakpoints = debugger.breakpoints();
+    let quit = Arc::new(AtomicBool::new(false));
+    let mut controller = TuiController { debugger, quit: quit.clone(), probe: ContentProbe::default(), tx: tx.clone() };
+    let title = cfg.options.dockerfile.display().to_string();
+    let options = cfg.options;
+    let done_tx = tx.clone();
+    let started = Instant::now();
+    let mut term = Term::enter(cfg.mouse)?;
+    let engine = std::thread::Builder::new()
+        .name(super::terminal::ENGINE_THREAD.into())
+        .spawn(move || {
+            let run = std::panic::AssertUnwindSafe(|| build::build(&options, &emitter, &mut controller));
+            let (code, done) = match std::panic::catch_unwind(run) {
+                Ok(Ok(_)) => (0, Ok(())),
+                Ok(Err(e)) => (e.exit_code(), Err(e.to_string())),
+                Err(payload) => {
+                    // A bug, not a build failure: show it rather than losing it under the UI.
+                    let what = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    let at = super::terminal::take_engine_panic().map(|a| format!(" at {a}")).unwrap_or_default();
+                    (101, Err(format!("the build thread panicked{at}: {what}")))
+                }
+            };
+            let _ = done_tx.send(Incoming::Done(done));
+            code
+        })
+        .map_err(TuiError::Terminal)?;
+    let mut input = InputReader::spawn(tx.clone(), Incoming::input);
+    drop(tx);
+    let mut app = App::live(title, breakpoints);
+    let outcome = session::run(&mut term, &mut app, &cfg.theme, &rx, &input, started);
+    quit.store(true, Ordering::SeqCst);
+    input.stop();
+    drop(term);
+    // Unanswered questions now fail on the engine side (their reply channels are gone).
+    drop(rx);
+    if !engine.is_finished() {
+        eprintln!("trowel debug: stopping the build (at the end of the running step; ctrl-c again kills it)");
+    }
+    let code = engine.join().map_err(|_| TuiError::EnginePanicked)?;
+    outcome?;
+    Ok(code)
+}

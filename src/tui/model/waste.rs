@@ -1,0 +1,222 @@
+//! Layer waste: bytes that an earlier layer of the image carries but the final filesystem no
+//! longer shows, because a later step deleted or overwrote them.
+//!
+//! The analysis replays the image's steps in order (the target stage and the stages it is
+//! built `FROM`) and tracks, for every regular file, which step wrote its current version.
+//! When a later step deletes that path (or a directory above it, or re-creates a directory
+//! over it) or writes it again (new content, or only new metadata: a layer always carries the
+//! whole file), the old version becomes one [`WasteItem`]: its bytes, the line that added them
+//! and the line that made them dead. Each obsolete version is one item, so the total counts
+//! every wasted byte exactly once; the final version of a file is never waste. (dive sums the
+//! sizes of *all* copies of a path, the surviving one included, and so over-reports: dive#684.)
+//!
+//! Files of the base image that a step overwrites or deletes are waste too; their "added" side
+//! is the base image (the stage's FROM line). A deleted base *directory*'s contents are not
+//! known from the build's events, so only its top entry counts there.
+
+use std::collections::BTreeMap;
+
+use super::{Model, StepView};
+use crate::build::event::{BaseSource, StepId};
+use crate::fs::{Change, ChangeKind, FileType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Deleted,
+    Overwritten,
+}
+
+/// Where a wasted version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// `None`: a file of the base image.
+    pub step: Option<StepId>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasteItem {
+    pub path: String,
+    pub bytes: u64,
+    pub added: Origin,
+    /// The step (and its line) that deleted or overwrote it.
+    pub removed_by: StepId,
+    pub removed_line: usize,
+    pub fate: Fate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WasteReport {
+    /// Largest first.
+    pub items: Vec<WasteItem>,
+    pub total: u64,
+}
+
+impl WasteReport {
+    /// Bytes wasted per Dockerfile line, as `(added here, made dead here)`. A line's two sums
+    /// are views of the same items: adding either column over all lines gives `total`.
+    pub fn by_line(&self) -> BTreeMap<usize, (u64, u64)> {
+        let mut m: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+        for i in &self.items {
+            m.entry(i.added.line).or_default().0 += i.bytes;
+            m.entry(i.removed_line).or_default().1 += i.bytes;
+        }
+        m
+    }
+
+    /// Bytes a step's layer carries that the final image hides.
+    pub fn added_by(&self, step: StepId) -> u64 {
+        self.items.iter().filter(|i| i.added.step == Some(step)).map(|i| i.bytes).sum()
+    }
+}
+
+/// A live version of a file.
+#[derive(Debug, Clone, Copy)]
+struct Version {
+    bytes: u64,
+    origin: Origin,
+}
+
+/// The stages whose layers make up the image, root ancestor first.
+pub fn image_stages(model: &Model) -> Vec<usize> {
+    let Some(last) = target_stage(model) else { return Vec::new() };
+    let mut chain = vec![last];
+    let mut cur = last;
+    while let Some(parent) = parent_stage(model, cur) {
+        if chain.contains(&parent) {
+            break;
+        }
+        chain.push(parent);
+        cur = parent;
+    }
+    chain.reverse();
+    chain
+}
+
+fn target_stage(model: &Model) -> Option<usize> {
+    match &model.target {
+        Some(t) => model
+            .stages
+            .iter()
+            .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)) || s.index.to_string() == *t)
+            .map(|s| s.index),
+        None => model.stages.iter().map(|s| s.index).max(),
+    }
+}
+
+fn parent_stage(model: &Model, stage: usize) -> Option<usize> {
+    let s = model.stage(stage)?;
+    if let Some(BaseSource::Stage { index }) = &s.source {
+        return Some(*index);
+    }
+    model
+        .stages
+        .iter()
+        .filter(|p| p.index < stage)
+        .find(|p| p.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&s.base)))
+        .map(|p| p.index)
+}
+
+/// Computes the waste of the image the model's build produces (as far as it got).
+pub fn analyze(model: &Model) -> WasteReport {
+    let mut live: BTreeMap<String, Version> = BTreeMap::new();
+    let mut items = Vec::new();
+    let stages = image_stages(model);
+    let from_line = stages
+        .first()
+        .and_then(|&s| model.stage(s))
+        .and_then(|s| s.steps.first())
+        .and_then(|&id| model.step(id))
+        .map_or(0, |s| s.line);
+    for stage in stages {
+        let Some(view) = model.stage(stage) else { continue };
+        for id in &view.steps {
+            let Some(step) = model.step(*id) else { continue };
+            // A kept shell session's changes are a layer too, before or after the step's.
+            let kept =
+                |before: bool| step.shells.iter().filter(move |s| s.kept == Some(true) && s.before_step == before);
+            for sh in kept(true) {
+                apply_step(step, &sh.changes, from_line, &mut live, &mut items);
+            }
+            apply_step(step, &step.changes, from_line, &mut live, &mut items);
+            for sh in kept(false) {
+                apply_step(step, &sh.changes, from_line, &mut live, &mut items);
+            }
+        }
+    }
+    items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+    let total = items.iter().map(|i| i.bytes).sum();
+    WasteReport { items, total }
+}
+
+fn apply_step(
+    step: &StepView,
+    changes: &[Change],
+    from_line: usize,
+    live: &mut BTreeMap<String, Version>,
+    items: &mut Vec<WasteItem>,
+) {
+    let origin = Origin { step: Some(step.id), line: step.line };
+    let base = Origin { step: None, line: from_line };
+    let dead = |path: &str, v: Version, fate: Fate, items: &mut Vec<WasteItem>| {
+        if v.bytes > 0 {
+            items.push(WasteItem {
+                path: path.to_string(),
+                bytes: v.bytes,
+                added: v.origin,
+                removed_by: step.id,
+                removed_line: step.line,
+                fate,
+            });
+        }
+    };
+    for c in changes {
+        let below = |live: &BTreeMap<String, Version>| -> Vec<String> {
+            let prefix = format!("{}/", c.path.trim_end_matches('/'));
+            live.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.clone()).collect()
+        };
+        let removes_subtree = c.kind == ChangeKind::Deleted || c.opaque || c.file_type != FileType::Dir;
+        if removes_subtree {
+            for p in below(live) {
+                let v = live.remove(&p).expect("listed from the map");
+                dead(&p, v, Fate::Deleted, items);
+            }
+        }
+        let replaced = live.remove(&c.path);
+        match c.kind {
+            ChangeKind::Deleted => match replaced {
+                Some(v) => dead(&c.path, v, Fate::Deleted, items),
+                None => {
+                    if let Some(prev) = base_file(c) {
+                        dead(&c.path, Version { bytes: prev, origin: base }, Fate::Deleted, items);
+                    }
+                }
+            },
+            ChangeKind::Added | ChangeKind::Modified => {
+                let fate = if c.file_type == FileType::File { Fate::Overwritten } else { Fate::Deleted };
+                match replaced {
+                    Some(v) => dead(&c.path, v, fate, items),
+                    None if c.kind == ChangeKind::Modified => {
+                        if let Some(prev) = base_file(c) {
+                            dead(&c.path, Version { bytes: prev, origin: base }, fate, items);
+                        }
+                    }
+                    None => {}
+                }
+                if c.file_type == FileType::File {
+                    live.insert(c.path.clone(), Version { bytes: c.size, origin });
+                }
+            }
+        }
+    }
+}
+
+/// The size of the regular file a change replaced, when it was one.
+fn base_file(c: &Change) -> Option<u64> {
+    match &c.previous {
+        Some(p) if p.file_type == FileType::File => Some(p.size),
+        Some(_) => None,
+        None if c.kind == ChangeKind::Deleted && c.file_type == FileType::File => Some(c.size),
+        None => None,
+    }
+}

@@ -1,0 +1,105 @@
+//! The Cache pane: the selected step's cache key, whether it hit or missed and why, and the
+//! components the key is made of (instruction, parent key, variables, source files, the chain
+//! of ancestor steps).
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{field, wrap};
+use crate::build::event::CacheResult;
+use crate::cache::key::VarKind;
+use crate::tui::app::App;
+use crate::tui::format;
+use crate::tui::theme::Theme;
+
+const LABEL: usize = 12;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let lines = lines(app, theme, area.width as usize);
+    let max = lines.len().saturating_sub(area.height as usize);
+    app.cache_scroll = app.cache_scroll.min(max);
+    let visible: Vec<Line> = lines.into_iter().skip(app.cache_scroll).take(area.height as usize).collect();
+    frame.render_widget(Paragraph::new(visible), area);
+}
+
+fn short_key(k: &str) -> String {
+    k.chars().take(12).collect()
+}
+
+pub fn lines<'a>(app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let Some(step) = app.selected_step() else { return vec![] };
+    let Some(cache) = &step.cache else {
+        let why = if app.model.steps().any(|s| s.cache.is_some()) {
+            "this step was not looked up in the layer cache (only RUN, WORKDIR and, with --cache-copy-layers, COPY/ADD are cached)"
+        } else {
+            "no layer cache in this build (trowel build --cache)"
+        };
+        return wrap(why, width).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))).collect();
+    };
+    let value_w = width.saturating_sub(LABEL).max(10);
+    let mut out = Vec::new();
+    let multi = |out: &mut Vec<Line<'a>>, label: &str, text: &str, style| {
+        for (i, l) in wrap(text, value_w).into_iter().enumerate() {
+            out.push(field(if i == 0 { label } else { "" }, LABEL, vec![Span::styled(l, style)], theme.header));
+        }
+    };
+    match &cache.result {
+        CacheResult::Hit { reference, layer } => {
+            out.push(field("result", LABEL, vec![Span::styled(" hit ", theme.cache_hit)], theme.header));
+            multi(&mut out, "from", reference, theme.text);
+            if let Some(l) = layer {
+                multi(&mut out, "layer", &format!("{} ({})", l.digest.short(), format::bytes(l.size)), theme.text);
+            }
+        }
+        CacheResult::Miss { explanation } => {
+            out.push(field("result", LABEL, vec![Span::styled(" miss ", theme.cache_miss)], theme.header));
+            multi(&mut out, "why", explanation, theme.status_warn);
+        }
+        CacheResult::Error { message } => {
+            out.push(field("result", LABEL, vec![Span::styled("lookup failed", theme.status_err)], theme.header));
+            multi(&mut out, "error", message, theme.status_err);
+        }
+    }
+    multi(&mut out, "key", &cache.key, theme.text);
+    if let Some(s) = &cache.stored {
+        multi(&mut out, "stored as", s, theme.dim);
+    }
+    out.push(Line::default());
+    out.push(Line::from(Span::styled("what the key is made of", theme.header)));
+    let c = &cache.components;
+    multi(&mut out, "instruction", &c.instruction, theme.text);
+    multi(&mut out, "parent", &short_key(&c.parent), theme.text);
+    multi(&mut out, "platform", &c.platform, theme.text);
+    multi(&mut out, "layers", &c.layer_format, theme.text);
+    multi(&mut out, "format", &format!("v{}", c.version), theme.dim);
+    if c.vars.is_empty() {
+        multi(&mut out, "variables", "none used", theme.dim);
+    }
+    for (i, (k, v)) in c.vars.iter().enumerate() {
+        let kind = match v.kind {
+            VarKind::Arg => "ARG",
+            VarKind::Env => "ENV",
+        };
+        let val = v.value.as_deref().unwrap_or("(unset)");
+        multi(&mut out, if i == 0 { "variables" } else { "" }, &format!("{kind} {k}={val}"), theme.text);
+    }
+    for (i, f) in c.files.iter().enumerate() {
+        let digest = f.digest.as_ref().map(|d| d.short().to_string()).unwrap_or_default();
+        let text = format!("{} {} {} {}:{} {digest}", f.kind, format::octal(f.mode), f.path, f.uid, f.gid);
+        multi(&mut out, if i == 0 { "files" } else { "" }, &text, theme.text);
+    }
+    for (i, (k, v)) in c.sources.iter().enumerate() {
+        multi(&mut out, if i == 0 { "sources" } else { "" }, &format!("{k} → {}", short_key(v)), theme.text);
+    }
+    if let Some(b) = &c.base {
+        let d = b.digest.as_ref().map(|d| format!(" @ {}", d.short())).unwrap_or_default();
+        multi(&mut out, "base", &format!("{}{d}", b.reference), theme.text);
+    }
+    for (i, link) in c.chain.iter().enumerate() {
+        let text = format!("L{} {} ({})", link.line, format::one_line(&link.instruction), short_key(&link.key));
+        multi(&mut out, if i == 0 { "chain" } else { "" }, &text, theme.dim);
+    }
+    out
+}

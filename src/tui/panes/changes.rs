@@ -1,0 +1,165 @@
+//! The Changes pane: the selected step's added, modified and deleted paths as a collapsible
+//! tree with sizes (cumulative per directory), sortable by name or size and filterable with
+//! `/`, under a header with the counts and the snapshot's statistics.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::scroll_for;
+use crate::fs::{Change, ChangeKind, FileType};
+use crate::tui::app::{App, InputTarget, Popup};
+use crate::tui::format;
+use crate::tui::model::StepState;
+use crate::tui::model::tree::Row;
+use crate::tui::theme::Theme;
+
+/// The one-letter kind of a change and its style.
+pub fn kind(c: &Change, theme: &Theme) -> (&'static str, Style) {
+    match c.kind {
+        ChangeKind::Added => ("A", theme.added),
+        ChangeKind::Modified => ("M", theme.modified),
+        ChangeKind::Deleted => ("D", theme.deleted),
+    }
+}
+
+fn header<'a>(app: &App, changes: &[Change], theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let count = |k: ChangeKind| changes.iter().filter(|c| c.kind == k).count();
+    let added: u64 =
+        changes.iter().filter(|c| c.kind != ChangeKind::Deleted && c.file_type == FileType::File).map(|c| c.size).sum();
+    let shell = matches!(app.popup, Some(Popup::ShellChanges { .. }));
+    let mut first = vec![
+        Span::styled(if shell { "shell: " } else { "" }, theme.status_warn),
+        Span::styled(format!("+{}", count(ChangeKind::Added)), theme.added),
+        Span::raw(" "),
+        Span::styled(format!("~{}", count(ChangeKind::Modified)), theme.modified),
+        Span::raw(" "),
+        Span::styled(format!("-{}", count(ChangeKind::Deleted)), theme.deleted),
+        Span::styled(format!(" · {} written", format::bytes(added)), theme.dim),
+    ];
+    let sort = format!(" · by {}", app.changes.sort.label());
+    first.push(Span::styled(sort, theme.dim));
+    let editing = app.input.as_ref().filter(|i| i.target == InputTarget::ChangesFilter);
+    if let Some(i) = editing {
+        first.push(Span::styled(format!(" /{}▏", i.text), theme.search_match));
+    } else if !app.changes.filter.is_empty() {
+        first.push(Span::styled(format!(" /{}", app.changes.filter), theme.search_match));
+    }
+    let mut lines = vec![Line::from(first)];
+    let stats = app.selected_step().and_then(|s| s.stats.clone()).filter(|_| !shell);
+    if let Some(st) = stats {
+        let text = format!(
+            "snapshot: {} paths walked, {} hashed, {}",
+            st.files_walked,
+            format::bytes(st.bytes_hashed),
+            format::duration_ms(st.duration_ms)
+        );
+        lines.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
+    }
+    lines
+}
+
+/// Why a step shows no changes.
+fn empty_reason(app: &App) -> String {
+    let Some(s) = app.selected_step() else { return "no step selected".into() };
+    if app.pause.as_ref().is_some_and(|p| p.at.id == s.id && p.at.report.is_none()) {
+        return "paused before this step ran: n runs it (the previous step's changes are one row up)".into();
+    }
+    match s.state {
+        StepState::Pending => "not run yet".into(),
+        StepState::Running if app.mode == crate::tui::app::Mode::Replay => {
+            "the trace ends while this step was running: no changes were recorded".into()
+        }
+        StepState::Running => "running: changes appear when the step's snapshot is taken".into(),
+        StepState::Skipped => "skipped: the target does not need this stage".into(),
+        StepState::Metadata => "changed only the image config (no files)".into(),
+        StepState::Failed => "failed before its snapshot: no changes were recorded".into(),
+        StepState::Cached if s.stats.is_none() => "served from the cache; its paths were not listed".into(),
+        _ => "changed no files".into(),
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let rows = app.change_rows();
+    let shell = matches!(app.popup, Some(Popup::ShellChanges { .. }));
+    let head_rows = if !shell && app.selected_step().is_some_and(|s| s.stats.is_some()) { 2 } else { 1 };
+    let height = (area.height as usize).saturating_sub(head_rows);
+    app.changes.cursor = app.changes.cursor.min(rows.len().saturating_sub(1));
+    app.changes.scroll = scroll_for(app.changes.cursor, app.changes.scroll, height, rows.len());
+    let (lines, hits) = lines(app, &rows, area, theme);
+    app.hits.changes = hits;
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// The pane's lines, and the screen row of each tree row shown.
+fn lines<'a>(app: &App, rows: &[Row], area: Rect, theme: &Theme) -> (Vec<Line<'a>>, Vec<(u16, usize)>) {
+    let width = area.width as usize;
+    let changes = app.shown_changes();
+    let mut lines = header(app, changes, theme, width);
+    let head_rows = lines.len();
+    let mut hits = Vec::new();
+    if changes.is_empty() {
+        for l in super::wrap(&empty_reason(app), width) {
+            lines.push(Line::from(Span::styled(l, theme.dim)));
+        }
+        return (lines, hits);
+    }
+    if rows.is_empty() {
+        lines.push(Line::from(Span::styled("no path matches the filter (esc clears it)", theme.dim)));
+    }
+    let Some((_, tree)) = &app.changes.tree else { return (lines, hits) };
+    let height = (area.height as usize).saturating_sub(head_rows);
+    let (scroll, cursor) = (app.changes.scroll, app.changes.cursor);
+    let size_w = 10;
+    for (i, row) in rows.iter().enumerate().skip(scroll).take(height) {
+        let node = &tree.nodes[row.node];
+        let change = node.change.map(|k| &changes[k]);
+        let arrow = match row.expanded {
+            Some(true) => "▾",
+            Some(false) => "▸",
+            None => " ",
+        };
+        let (k, kstyle) = change.map_or((" ", theme.dim), |c| kind(c, theme));
+        let is_dir = !node.children.is_empty() || change.is_some_and(|c| c.file_type == FileType::Dir);
+        let mut name = node.name.clone();
+        if is_dir {
+            name.push('/');
+        }
+        if let Some(c) = change
+            && let Some(t) = &c.link_target
+            && c.kind != ChangeKind::Deleted
+        {
+            let arrow = if c.file_type == FileType::Hardlink { "⇒" } else { "→" };
+            name.push_str(&format!(" {arrow} {t}"));
+        }
+        let size = match change {
+            Some(c) if c.kind == ChangeKind::Deleted => String::new(),
+            Some(c) if c.file_type == FileType::File => format::bytes(c.size),
+            _ if node.size > 0 => format::bytes(node.size),
+            _ => String::new(),
+        };
+        let indent = "  ".repeat(row.depth);
+        let name_w = width.saturating_sub(indent.len() + 3 + size_w);
+        let name_style = match change {
+            Some(c) if c.kind == ChangeKind::Deleted => theme.deleted,
+            _ if is_dir => theme.header,
+            _ => theme.text,
+        };
+        let mut line = Line::from(vec![
+            Span::raw(indent),
+            Span::styled(arrow, theme.dim),
+            Span::styled(k, kstyle),
+            Span::raw(" "),
+            Span::styled(format::fit(&format::sanitize(&name), name_w), name_style),
+            Span::styled(format::fit_right(&size, size_w), theme.dim),
+        ]);
+        if i == cursor {
+            line = line.patch_style(theme.selection);
+        }
+        hits.push((area.y + (head_rows + i - scroll) as u16, i));
+        lines.push(line);
+    }
+    (lines, hits)
+}

@@ -1,0 +1,212 @@
+//! The File pane: one changed path's metadata before and after the step (type, size, mode,
+//! owner, link target, digest) and, when the content of a small text file was recorded, a
+//! diff with the changed words emphasised. Without recorded content (binaries, large files,
+//! traces that carry none) the metadata summary is what there is.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{field, wrap};
+use crate::fs::{Change, ChangeKind, FileType};
+use crate::tui::app::App;
+use crate::tui::format;
+use crate::tui::model::FileContent;
+use crate::tui::model::diff::{self, DiffLine};
+use crate::tui::theme::Theme;
+
+const LABEL: usize = 8;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let lines = lines(app, theme, area.width as usize);
+    let max = lines.len().saturating_sub(area.height as usize);
+    app.file_scroll = app.file_scroll.min(max);
+    let visible: Vec<Line> = lines.into_iter().skip(app.file_scroll).take(area.height as usize).collect();
+    frame.render_widget(Paragraph::new(visible), area);
+}
+
+/// Every line of the pane (the caller scrolls).
+pub fn lines<'a>(app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let Some(path) = app.file.clone() else {
+        return vec![Line::from(Span::styled("pick a path in Changes (2) and press enter", theme.dim))];
+    };
+    let Some(change) = app.shown_changes().iter().find(|c| c.path == path) else {
+        return vec![Line::from(Span::styled(format!("{path}: not changed by the selected step"), theme.dim))];
+    };
+    let step = app.selected_step();
+    let content = step.and_then(|s| s.contents.get(&path));
+    let mut out = Vec::new();
+    let (k, kstyle) = super::changes::kind(change, theme);
+    out.push(Line::from(vec![
+        Span::styled(format!("{k} "), kstyle),
+        Span::styled(format::sanitize(&path), theme.title_focus),
+    ]));
+    if let Some(s) = step {
+        let what = match change.kind {
+            ChangeKind::Added => "added",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Deleted => "deleted",
+        };
+        let text =
+            format!("{what} by line {}: {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source)));
+        out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
+    }
+    out.push(Line::default());
+    out.extend(metadata(change, theme, width));
+    out.push(Line::default());
+    out.extend(body(change, content, theme, width));
+    out
+}
+
+/// The before/after table.
+fn metadata<'a>(c: &Change, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let col = width.saturating_sub(LABEL) / 2;
+    let prev = c.previous.as_ref();
+    let (before_exists, after_exists) = match c.kind {
+        ChangeKind::Added => (false, true),
+        ChangeKind::Modified => (true, true),
+        ChangeKind::Deleted => (true, false),
+    };
+    let none = "—".to_string();
+    let row = |label: &str, before: String, after: String| -> Line<'a> {
+        let style = if before != after && before_exists && after_exists { theme.modified } else { theme.text };
+        field(
+            label,
+            LABEL,
+            vec![Span::styled(format::fit(&before, col), theme.dim), Span::styled(format::fit(&after, col), style)],
+            theme.header,
+        )
+    };
+    let b = |f: &dyn Fn(&crate::fs::PrevMeta) -> String| -> String {
+        if !before_exists {
+            return none.clone();
+        }
+        prev.map_or_else(|| "?".to_string(), f)
+    };
+    let a = |v: String| if after_exists { v } else { none.clone() };
+    let size = |t: FileType, s: u64| if t == FileType::File { format::bytes(s) } else { none.clone() };
+    let mut lines = vec![field(
+        "",
+        LABEL,
+        vec![
+            Span::styled(format::fit("before", col), theme.header),
+            Span::styled(format::fit("after", col), theme.header),
+        ],
+        theme.header,
+    )];
+    lines.push(row("type", b(&|p| format::file_type(p.file_type).into()), a(format::file_type(c.file_type).into())));
+    lines.push(row("size", b(&|p| size(p.file_type, p.size)), a(size(c.file_type, c.size))));
+    lines.push(row(
+        "mode",
+        b(&|p| format!("{} {}", format::mode(p.mode), format::octal(p.mode))),
+        a(format!("{} {}", format::mode(c.mode), format::octal(c.mode))),
+    ));
+    lines.push(row("owner", b(&|p| format!("{}:{}", p.uid, p.gid)), a(format!("{}:{}", c.uid, c.gid))));
+    let link_before = b(&|p| p.link_target.clone().unwrap_or_else(|| none.clone()));
+    let link_after = a(c.link_target.clone().unwrap_or_else(|| none.clone()));
+    if link_before != none || link_after != none {
+        lines.push(row("link", format::sanitize(&link_before), format::sanitize(&link_after)));
+    }
+    if let Some(d) = &c.digest {
+        let after = if after_exists { d.short().to_string() } else { none.clone() };
+        // The snapshot keeps only the new digest; the old content's digest is not recorded.
+        lines.push(row("digest", if before_exists { "(not recorded)".into() } else { none.clone() }, after));
+    }
+    if c.opaque {
+        lines.push(Line::from(Span::styled(
+            "re-created directory: nothing from lower layers shows through",
+            theme.status_warn,
+        )));
+    }
+    lines
+}
+
+/// The content part: a diff, or why there is none.
+fn body<'a>(c: &Change, content: Option<&FileContent>, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let note = |text: String, style: Style| -> Vec<Line<'a>> {
+        wrap(&text, width).into_iter().map(|l| Line::from(Span::styled(l, style))).collect()
+    };
+    match c.file_type {
+        FileType::Dir => return note("a directory: its own changes are the metadata above".into(), theme.dim),
+        FileType::Symlink => return note("a symbolic link: its content is the link target above".into(), theme.dim),
+        FileType::Hardlink => {
+            return note(
+                format!("another name of {} (a hard link): same content", c.link_target.as_deref().unwrap_or("?")),
+                theme.dim,
+            );
+        }
+        FileType::File => {}
+        _ => return note("a special file: no content".into(), theme.dim),
+    }
+    let Some(content) = content else {
+        let what = match c.kind {
+            ChangeKind::Deleted => "the file was deleted".to_string(),
+            _ => format!("{} of content", format::bytes(c.size)),
+        };
+        return note(
+            format!(
+                "content not recorded ({what}): the debugger shows a diff for small text files whose content the build recorded"
+            ),
+            theme.dim,
+        );
+    };
+    let before = content.before.as_deref().filter(|s| diff::is_text(s));
+    let after = content.after.as_deref().filter(|s| diff::is_text(s));
+    let binary = content.before.as_deref().is_some_and(|s| !diff::is_text(s))
+        || content.after.as_deref().is_some_and(|s| !diff::is_text(s));
+    if binary {
+        return note("binary content: compare the sizes and digests above".into(), theme.dim);
+    }
+    let lines = diff::diff(before, after);
+    let (added, removed) = diff::stats(&lines);
+    let mut out = vec![Line::from(vec![
+        Span::styled("content ", theme.header),
+        Span::styled(format!("+{added}"), theme.diff_add),
+        Span::raw(" "),
+        Span::styled(format!("-{removed}"), theme.diff_del),
+    ])];
+    if lines.is_empty() {
+        out.push(Line::from(Span::styled("same content (only metadata changed)", theme.dim)));
+    }
+    let num = |n: usize| if n == 0 { "    ".to_string() } else { format::fit_right(&n.to_string(), 4) };
+    for l in lines {
+        out.push(match l {
+            DiffLine::Context { old, new, text } => Line::from(vec![
+                Span::styled(format!("{}{} ", num(old), num(new)), theme.line_number),
+                Span::styled(format!("  {}", format::sanitize(&text)), theme.diff_context),
+            ]),
+            DiffLine::Removed { old, segments } => {
+                let mut spans = vec![
+                    Span::styled(format!("{}{} ", num(old), num(0)), theme.line_number),
+                    Span::styled("- ", theme.diff_del),
+                ];
+                for (emph, s) in segments {
+                    spans.push(Span::styled(
+                        format::sanitize(&s),
+                        if emph { theme.diff_del_emph } else { theme.diff_del },
+                    ));
+                }
+                Line::from(spans)
+            }
+            DiffLine::Added { new, segments } => {
+                let mut spans = vec![
+                    Span::styled(format!("{}{} ", num(0), num(new)), theme.line_number),
+                    Span::styled("+ ", theme.diff_add),
+                ];
+                for (emph, s) in segments {
+                    spans.push(Span::styled(
+                        format::sanitize(&s),
+                        if emph { theme.diff_add_emph } else { theme.diff_add },
+                    ));
+                }
+                Line::from(spans)
+            }
+            DiffLine::Skipped { lines } => {
+                Line::from(Span::styled(format!("        ⋯ {lines} unchanged line(s)"), theme.dim))
+            }
+        });
+    }
+    out
+}

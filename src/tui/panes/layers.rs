@@ -1,0 +1,171 @@
+//! The Layers pane: each layer of the image (digest, diff_id, compressed and uncompressed size,
+//! media type, the step that made it), the selected layer's details, and the waste: bytes a
+//! layer carries that a later line deleted or overwrote, with both line numbers, each wasted
+//! byte counted once.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{field, scroll_for};
+use crate::build::event::LayerSummary;
+use crate::tui::app::App;
+use crate::tui::format;
+use crate::tui::model::waste::{self, Fate, WasteReport};
+use crate::tui::theme::Theme;
+
+/// Waste items listed (the largest first).
+const WASTE_ROWS: usize = 8;
+
+fn short_media(m: &str) -> String {
+    m.rsplit(['.', '/']).next().unwrap_or(m).to_string()
+}
+
+fn made_by(app: &App, l: &LayerSummary) -> String {
+    match l.step.and_then(|id| app.model.step(id)) {
+        Some(s) => format!("L{} {}", s.line, format::one_line(&s.keyword)),
+        None => "base".into(),
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let layers = app.layers();
+    let report = waste::analyze(&app.model);
+    let width = area.width as usize;
+    let height = area.height as usize;
+    if layers.is_empty() {
+        let p = Paragraph::new(Span::styled("no layers yet", theme.dim));
+        frame.render_widget(p, area);
+        return;
+    }
+    app.layer_cursor = app.layer_cursor.min(layers.len() - 1);
+    let detail = details(app, &layers[app.layer_cursor], &report, theme, width);
+    let waste = waste_lines(app, &report, theme, width);
+    // The table gets what the details and waste leave, at least a few rows.
+    let table_h = height.saturating_sub(detail.len() + waste.len() + 1).max(3.min(height)).min(layers.len() + 1);
+    let rows_h = table_h.saturating_sub(1);
+    let scroll = scroll_for(app.layer_cursor, 0, rows_h, layers.len());
+    // Columns: # digest size [unpacked] step waste; "unpacked" only when there is room.
+    let unpacked = width >= 60;
+    let step_w = 9;
+    let mut header = format!("{:>2} {} {}", "#", format::fit("digest", 12), format::fit_right("size", 7));
+    if unpacked {
+        header.push_str(&format!(" {}", format::fit_right("unpacked", 8)));
+    }
+    header.push_str(&format!(" {} {}", format::fit("step", step_w), format::fit_right("waste", 7)));
+    let mut out = vec![Line::from(Span::styled(format::truncate(&header, width), theme.header))];
+    let mut hits = Vec::new();
+    for (i, l) in layers.iter().enumerate().skip(scroll).take(rows_h) {
+        let wasted = l.step.map_or(0, |id| report.added_by(id));
+        let mut spans = vec![
+            Span::styled(format!("{:>2} ", i + 1), theme.line_number),
+            Span::styled(format!("{} ", format::digest_short(&l.digest)), theme.text),
+            Span::styled(format::fit_right(&format::bytes_compact(l.size), 7), theme.text),
+        ];
+        if unpacked {
+            let u = l.uncompressed_size.map(format::bytes_compact).unwrap_or_default();
+            spans.push(Span::styled(format!(" {}", format::fit_right(&u, 8)), theme.dim));
+        }
+        spans.push(Span::styled(format!(" {}", format::fit(&made_by(app, l), step_w)), theme.dim));
+        let w = if wasted > 0 { format::bytes_compact(wasted) } else { String::new() };
+        spans.push(Span::styled(format!(" {}", format::fit_right(&w, 7)), theme.waste));
+        let mut line = Line::from(spans);
+        if i == app.layer_cursor {
+            line = line.patch_style(theme.selection);
+        }
+        hits.push((area.y + out.len() as u16, i));
+        out.push(line);
+    }
+    app.hits.layers = hits;
+    out.push(Line::default());
+    out.extend(detail);
+    out.extend(waste);
+    frame.render_widget(Paragraph::new(out), area);
+}
+
+fn details<'a>(app: &App, l: &LayerSummary, report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let v = |s: String| vec![Span::styled(format::truncate(&s, width.saturating_sub(10)), theme.text)];
+    let mut out = vec![
+        field("digest", 10, v(l.digest.to_string()), theme.header),
+        field("diff_id", 10, v(l.diff_id.as_ref().map_or_else(|| "—".into(), |d| d.to_string())), theme.header),
+        field(
+            "size",
+            10,
+            v(match l.uncompressed_size {
+                Some(u) => format!("{} compressed, {} unpacked", format::bytes(l.size), format::bytes(u)),
+                None => format!("{} compressed", format::bytes(l.size)),
+            }),
+            theme.header,
+        ),
+        field("type", 10, v(format!("{} ({})", short_media(&l.media_type), l.media_type)), theme.header),
+    ];
+    let by = match l.step.and_then(|id| app.model.step(id)) {
+        Some(s) => format!("line {}: {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source))),
+        None => "the base image".into(),
+    };
+    out.push(field("made by", 10, v(by), theme.header));
+    if let Some(id) = l.step {
+        let w = report.added_by(id);
+        if w > 0 {
+            out.push(field("wasted", 10, vec![Span::styled(format::bytes(w), theme.waste)], theme.header));
+        }
+    }
+    out
+}
+
+fn waste_lines<'a>(app: &App, report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let mut out = vec![Line::default()];
+    if report.items.is_empty() {
+        out.push(Line::from(Span::styled(
+            "no waste: no step deleted or overwrote what an earlier one added",
+            theme.dim,
+        )));
+        return out;
+    }
+    let image: u64 = app.layers().iter().map(|l| l.size).sum();
+    out.push(Line::from(vec![
+        Span::styled("waste ", theme.header),
+        Span::styled(format::bytes(report.total), theme.waste),
+        Span::styled(
+            format!(
+                " in {} version(s) hidden by later lines (image: {} compressed)",
+                report.items.len(),
+                format::bytes(image)
+            ),
+            theme.dim,
+        ),
+    ]));
+    let narrow = width < 70;
+    for item in report.items.iter().take(WASTE_ROWS) {
+        let from = match item.added.step {
+            Some(_) => format!("L{}", item.added.line),
+            None => "base".into(),
+        };
+        let how = match item.fate {
+            Fate::Deleted => "deleted",
+            Fate::Overwritten => "overwritten",
+        };
+        let head = format!("{from:>4} → L{:<3} {how:<11} ", item.removed_line);
+        let size = format::fit_right(&format::bytes(item.bytes), 9);
+        if narrow {
+            out.push(Line::from(vec![Span::styled(head, theme.dim), Span::styled(size, theme.waste)]));
+            let path = format::truncate_start(&format::sanitize(&item.path), width.saturating_sub(6));
+            out.push(Line::from(Span::styled(format!("      {path}"), theme.text)));
+        } else {
+            let path_w = width.saturating_sub(head.len() + size.len() + 1);
+            out.push(Line::from(vec![
+                Span::styled(head, theme.dim),
+                Span::styled(
+                    format::fit(&format::truncate_start(&format::sanitize(&item.path), path_w), path_w),
+                    theme.text,
+                ),
+                Span::styled(format!(" {size}"), theme.waste),
+            ]));
+        }
+    }
+    if report.items.len() > WASTE_ROWS {
+        out.push(Line::from(Span::styled(format!("… and {} more", report.items.len() - WASTE_ROWS), theme.dim)));
+    }
+    out
+}

@@ -1,0 +1,156 @@
+//! The push review: before anything is pushed, the final manifest and config digests, the
+//! destinations, and each layer with whether each destination already has it (so what will
+//! actually be uploaded). `y` pushes, `n` aborts; once pushing, the same popup shows each
+//! blob's progress and the result per destination.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{field, wrap};
+use crate::build::event::BlobPushAction;
+use crate::tui::app::{App, Popup, Waiting};
+use crate::tui::format;
+use crate::tui::theme::Theme;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let Some(Popup::Review { scroll, decided }) = app.popup.clone() else { return };
+    let lines = lines(app, theme, area.width as usize, decided);
+    let max = lines.len().saturating_sub(area.height as usize);
+    let scroll = scroll.min(max);
+    app.popup = Some(Popup::Review { scroll, decided });
+    let visible: Vec<Line> = lines.into_iter().skip(scroll).take(area.height as usize).collect();
+    frame.render_widget(Paragraph::new(visible), area);
+}
+
+pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<Line<'a>> {
+    let mut out = Vec::new();
+    let v = |s: String| vec![Span::styled(format::truncate(&s, width.saturating_sub(10)), theme.text)];
+    match &app.model.review {
+        Some(r) => {
+            out.push(field("manifest", 10, v(r.manifest_digest.to_string()), theme.header));
+            out.push(field("config", 10, v(r.config_digest.to_string()), theme.header));
+            out.push(field("type", 10, v(r.media_type.clone()), theme.header));
+            for (i, d) in r.destinations.iter().enumerate() {
+                out.push(field(if i == 0 { "push to" } else { "" }, 10, v(d.clone()), theme.header));
+            }
+            out.push(Line::default());
+            // One presence column per destination (numbered when there are several).
+            let dests = r.destinations.len();
+            let col = 9;
+            let mut head = format!(
+                "{:>2} {} {} {} ",
+                "#",
+                format::fit("layer", 12),
+                format::fit_right("size", 9),
+                format::fit("step", 8)
+            );
+            for i in 0..dests {
+                head.push_str(&format::fit_right(
+                    &if dests > 1 { format!("dest {}", i + 1) } else { "registry".into() },
+                    col,
+                ));
+            }
+            out.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
+            // Per destination: the blobs it lacks (unknown counts as to upload).
+            let mut upload = vec![(0usize, 0u64); dests];
+            for (i, l) in r.layers.iter().enumerate() {
+                let step = match l.step.and_then(|id| app.model.step(id)) {
+                    Some(s) => format!("L{} {}", s.line, s.keyword),
+                    None => "base".into(),
+                };
+                let mut spans = vec![
+                    Span::styled(format!("{:>2} ", i + 1), theme.line_number),
+                    Span::styled(format!("{} ", format::fit(&format::digest_short(&l.digest), 12)), theme.text),
+                    Span::styled(format!("{} ", format::fit_right(&format::bytes(l.size), 9)), theme.text),
+                    Span::styled(format!("{} ", format::fit(&step, 8)), theme.dim),
+                ];
+                for (d, p) in l.present.iter().enumerate() {
+                    let (t, s) = match p {
+                        Some(true) => ("exists", theme.status_ok),
+                        Some(false) => ("upload", theme.status_warn),
+                        None => ("unknown", theme.dim),
+                    };
+                    if *p != Some(true)
+                        && let Some(u) = upload.get_mut(d)
+                    {
+                        u.0 += 1;
+                        u.1 += l.size;
+                    }
+                    spans.push(Span::styled(format::fit_right(t, col), s));
+                }
+                out.push(Line::from(spans));
+            }
+            let total: u64 = r.layers.iter().map(|l| l.size).sum();
+            out.push(Line::from(Span::styled(
+                format!("{} layer(s), {} in all", r.layers.len(), format::bytes(total)),
+                theme.dim,
+            )));
+            for (d, (n, bytes)) in upload.iter().enumerate() {
+                let to = if dests > 1 { format!(" to dest {}", d + 1) } else { String::new() };
+                let text =
+                    format!("to upload{to}: {n} layer(s), {} (plus the config and manifest)", format::bytes(*bytes));
+                out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
+            }
+        }
+        None => {
+            let text = "no review: this build pushed without asking (trowel build); trowel debug asks first";
+            out.extend(wrap(text, width).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))));
+        }
+    }
+    out.push(Line::default());
+    if !decided && app.waiting == Some(Waiting::Push) {
+        out.push(Line::from(vec![
+            Span::styled("Push now? ", theme.status_warn),
+            Span::styled("y", theme.key),
+            Span::styled(" push   ", theme.text),
+            Span::styled("n", theme.key),
+            Span::styled(" abort the build (nothing is pushed)", theme.text),
+        ]));
+        return out;
+    }
+    out.extend(progress(app, theme, width));
+    out
+}
+
+/// Per destination: each blob's upload and the final result.
+fn progress<'a>(app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let mut out = Vec::new();
+    if app.model.pushes.is_empty() {
+        let text = if app.model.is_over() { "nothing was pushed" } else { "waiting for the push to start…" };
+        out.push(Line::from(Span::styled(text, theme.dim)));
+        return out;
+    }
+    for p in &app.model.pushes {
+        let head = match &p.finished {
+            Some((d, ms)) => Span::styled(
+                format!("✓ {} → {} in {}", p.destination, format::digest_short(d), format::duration_ms(*ms)),
+                theme.status_ok,
+            ),
+            None => Span::styled(format!("▶ {}", p.destination), theme.running),
+        };
+        out.push(Line::from(head));
+        for b in &p.blobs {
+            let state = match b.done {
+                Some(BlobPushAction::Uploaded) => "uploaded".to_string(),
+                Some(BlobPushAction::Existed) => "already there".to_string(),
+                Some(BlobPushAction::Mounted) => "mounted".to_string(),
+                None if b.total > 0 => format!("{}%", b.sent * 100 / b.total),
+                None => "…".to_string(),
+            };
+            let text = format!(
+                "  {} {} {state}",
+                format::digest_short(&b.digest),
+                format::fit_right(&format::bytes(b.total), 9)
+            );
+            out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
+        }
+    }
+    if let Some(f) = &app.model.failure {
+        for l in wrap(&f.error, width) {
+            out.push(Line::from(Span::styled(l, theme.status_err)));
+        }
+    }
+    out
+}

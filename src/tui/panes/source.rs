@@ -1,0 +1,70 @@
+//! The Dockerfile as written, with the line being executed (or paused at) highlighted, the
+//! selected step marked and breakpoints shown. It scrolls to keep the interesting line in the
+//! middle.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::tui::app::App;
+use crate::tui::format;
+use crate::tui::theme::Theme;
+
+/// The lines of the step that is running or paused at, if any.
+fn current_lines(app: &App) -> Option<(usize, usize)> {
+    if let Some(p) = &app.pause {
+        let s = app.model.step(p.at.id)?;
+        return Some((s.line, s.end_line.max(s.line)));
+    }
+    let s = app.model.step(app.model.current?)?;
+    Some((s.line, s.end_line.max(s.line)))
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let lines_src = &app.model.dockerfile_lines;
+    if lines_src.is_empty() {
+        frame.render_widget(Paragraph::new(Span::styled("no Dockerfile yet", theme.dim)), area);
+        app.hits.source.clear();
+        return;
+    }
+    let bps = app.breakpoint_lines();
+    let current = current_lines(app);
+    let selected = app.selected_step().map(|s| (s.line, s.end_line.max(s.line)));
+    let height = area.height as usize;
+    let focus_line = selected.or(current).map_or(1, |(l, _)| l);
+    let len = lines_src.len();
+    let top = focus_line.saturating_sub(1).saturating_sub(height / 3).min(len.saturating_sub(height));
+    let num_w = len.to_string().len().max(2);
+    let text_w = (area.width as usize).saturating_sub(num_w + 3);
+    let mut out = Vec::new();
+    let mut hits = Vec::new();
+    for (i, text) in lines_src.iter().enumerate().skip(top).take(height) {
+        let n = i + 1;
+        let within = |r: Option<(usize, usize)>| r.is_some_and(|(a, b)| a <= n && n <= b);
+        let mark = if bps.contains(&n) {
+            Span::styled("●", theme.breakpoint)
+        } else if within(selected) {
+            Span::styled("›", theme.title_focus)
+        } else {
+            Span::raw(" ")
+        };
+        // The line being executed is drawn wholly in its style (so its colours win over the
+        // text's); the selected step's lines get the selection background.
+        let (num_style, text_style) =
+            if within(current) { (theme.current_line, theme.current_line) } else { (theme.line_number, theme.text) };
+        let mut line = Line::from(vec![
+            mark,
+            Span::styled(format::fit_right(&n.to_string(), num_w), num_style),
+            Span::styled(" ", text_style),
+            Span::styled(format::fit(&format::sanitize(text), text_w), text_style),
+        ]);
+        if within(selected) && !within(current) {
+            line = line.patch_style(theme.selection);
+        }
+        hits.push((area.y + (i - top) as u16, n));
+        out.push(line);
+    }
+    app.hits.source = hits;
+    frame.render_widget(Paragraph::new(out), area);
+}

@@ -1,0 +1,181 @@
+//! The event loop: one channel brings everything the UI reacts to (terminal input from the
+//! reader thread, events and questions from the engine thread); the loop feeds it to the
+//! [`App`] reducer, carries out the effects (answers to the engine, handing the terminal to a
+//! shell and taking it back) and redraws. The engine is never kept waiting on drawing: its
+//! events queue in the channel and are applied in batches between frames.
+
+use std::io::Write;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::Event as TermEvent;
+
+use super::app::{App, Effect, Msg};
+use super::error::TuiError;
+use super::input::InputReader;
+use super::model::FileContent;
+use super::terminal::Term;
+use super::theme::Theme;
+use super::ui;
+use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice};
+use crate::build::debugger::Resume;
+use crate::build::event::{Envelope, Event, StepId};
+use crate::fs::Change;
+
+/// How often the screen refreshes without input (the running step's clock).
+const TICK: Duration = Duration::from_millis(250);
+/// Messages applied before the next frame is drawn.
+const BATCH: usize = 512;
+
+/// Everything that reaches the UI thread.
+pub enum Incoming {
+    Input(TermEvent),
+    Engine(Box<Envelope>),
+    Paused {
+        at: Box<Checkpoint>,
+        reasons: Vec<String>,
+        reply: Sender<Resume>,
+    },
+    ShellChanges {
+        at: Box<Checkpoint>,
+        changes: Vec<Change>,
+        reply: Sender<ShellChoice>,
+    },
+    ReviewPush {
+        review: Box<PushReview>,
+        reply: Sender<Decision>,
+    },
+    Contents {
+        id: StepId,
+        files: Vec<FileContent>,
+    },
+    /// The build thread ended (`Err`: its error message).
+    Done(Result<(), String>),
+}
+
+impl Incoming {
+    pub fn input(e: TermEvent) -> Incoming {
+        Incoming::Input(e)
+    }
+}
+
+/// Answers the engine is waiting for.
+#[derive(Default)]
+struct Replies {
+    pause: Option<Sender<Resume>>,
+    shell: Option<Sender<ShellChoice>>,
+    push: Option<Sender<Decision>>,
+}
+
+/// Runs the UI until the user quits (or until every sender is gone).
+pub fn run(
+    term: &mut Term,
+    app: &mut App,
+    theme: &Theme,
+    rx: &Receiver<Incoming>,
+    input: &InputReader,
+    started: Instant,
+) -> Result<(), TuiError> {
+    let mut replies = Replies::default();
+    loop {
+        if !term.is_suspended() {
+            term.terminal.draw(|f| ui::draw(f, app, theme))?;
+        }
+        let first = match rx.recv_timeout(TICK) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            // The engine and the input reader are both gone: nothing can happen any more.
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let mut batch: Vec<Incoming> = first.into_iter().collect();
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        app.update(Msg::Tick { ms: started.elapsed().as_millis() as u64 });
+        for m in batch {
+            let effects = handle(term, app, input, &mut replies, m)?;
+            for e in effects {
+                if apply(term, app, input, &mut replies, e)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn handle(
+    term: &mut Term,
+    app: &mut App,
+    input: &InputReader,
+    replies: &mut Replies,
+    m: Incoming,
+) -> Result<Vec<Effect>, TuiError> {
+    // Anything but the shell's own start means the shell session is over: take the
+    // terminal back before showing it.
+    let shell_start = matches!(&m, Incoming::Engine(e) if matches!(e.event, Event::ShellStarted { .. }));
+    if term.is_suspended() && !shell_start && !matches!(m, Incoming::Input(_)) {
+        term.resume()?;
+        input.resume();
+    }
+    Ok(match m {
+        Incoming::Input(TermEvent::Key(k)) => app.update(Msg::Key(k)),
+        Incoming::Input(TermEvent::Mouse(mo)) => app.update(Msg::Mouse(mo)),
+        Incoming::Input(_) => Vec::new(),
+        Incoming::Engine(e) => app.update(Msg::Event(e)),
+        Incoming::Paused { at, reasons, reply } => {
+            replies.pause = Some(reply);
+            app.update(Msg::Paused { at, reasons })
+        }
+        Incoming::ShellChanges { at, changes, reply } => {
+            replies.shell = Some(reply);
+            app.update(Msg::ShellChanges { at, changes })
+        }
+        Incoming::ReviewPush { review, reply } => {
+            replies.push = Some(reply);
+            app.update(Msg::ReviewPush(review))
+        }
+        Incoming::Contents { id, files } => app.update(Msg::Contents { id, files }),
+        Incoming::Done(r) => app.update(Msg::BuildDone { error: r.err() }),
+    })
+}
+
+/// Carries out one effect; `true` means quit.
+fn apply(term: &mut Term, app: &App, input: &InputReader, replies: &mut Replies, e: Effect) -> Result<bool, TuiError> {
+    match e {
+        Effect::Resume(r) => {
+            if let Some(tx) = replies.pause.take() {
+                let _ = tx.send(r);
+            }
+        }
+        Effect::OpenShell => {
+            // The shell inherits the terminal: stop reading it and give it back first.
+            input.park();
+            term.suspend();
+            let at = app.selected_step().map(|s| format!("line {} ({})", s.line, s.keyword)).unwrap_or_default();
+            let mut out = std::io::stdout();
+            let _ = writeln!(
+                out,
+                "\ntrowel debug: a shell in the build root at {at}. What you change can be kept as a layer.\nExit the shell (exit or ctrl-d) to return to the debugger.\n"
+            );
+            let _ = out.flush();
+            if let Some(tx) = replies.pause.take() {
+                let _ = tx.send(Resume::Shell(None));
+            }
+        }
+        Effect::ShellChoice(c) => {
+            if let Some(tx) = replies.shell.take() {
+                let _ = tx.send(c);
+            }
+        }
+        Effect::Push(d) => {
+            if let Some(tx) = replies.push.take() {
+                let _ = tx.send(d);
+            }
+        }
+        Effect::Quit => return Ok(true),
+    }
+    Ok(false)
+}

@@ -1,0 +1,326 @@
+//! The whole screen: a top bar (what is being debugged and where the build is), the Steps
+//! pane over the Dockerfile on the left, the detail panes (tabs 2-6) on the right, a message
+//! line and a key-hint bar at the bottom, and popups on top. In a narrow or short terminal
+//! the left column shrinks first; `z` zooms the focused pane to the whole body.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+
+use super::app::{App, Mode, Pane, Popup, Severity};
+use super::format;
+use super::keymap;
+use super::model::StepState;
+use super::panes;
+use super::theme::Theme;
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &mut App, theme: &Theme) {
+    let area = frame.area();
+    frame.render_widget(Block::new().style(theme.text), area);
+    let [top, body, message, hints] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
+            .areas(area);
+    top_bar(frame, top, app, theme);
+    app.hits.tabs.clear();
+    if app.zoom {
+        let pane = app.focus;
+        app.areas.steps = if pane == Pane::Steps { body } else { Rect::default() };
+        app.areas.source = Rect::default();
+        app.areas.detail = if pane == Pane::Steps { Rect::default() } else { body };
+        if pane == Pane::Steps {
+            render_pane(frame, body, app, theme, Pane::Steps);
+        } else {
+            render_detail(frame, body, app, theme);
+        }
+    } else {
+        let left_w = (body.width * 45 / 100).clamp(30.min(body.width), 64);
+        let [left, right] = Layout::horizontal([Constraint::Length(left_w), Constraint::Min(10)]).areas(body);
+        let source_h = if left.height >= 16 { left.height * 2 / 5 } else { 0 };
+        let [steps, source] = Layout::vertical([Constraint::Min(3), Constraint::Length(source_h)]).areas(left);
+        app.areas.steps = steps;
+        app.areas.source = source;
+        app.areas.detail = right;
+        render_pane(frame, steps, app, theme, Pane::Steps);
+        if source.height > 0 {
+            let room = (source.width as usize).saturating_sub(16);
+            let block = pane_block(theme, false).title(Line::from(Span::styled(
+                format!(" Dockerfile {} ", format::truncate_start(&app.model.dockerfile_path, room)),
+                theme.title,
+            )));
+            let inner = block.inner(source);
+            frame.render_widget(block, source);
+            panes::source::render(frame, inner, app, theme);
+        }
+        render_detail(frame, right, app, theme);
+    }
+    message_line(frame, message, app, theme);
+    hint_bar(frame, hints, app, theme);
+    popup(frame, area, app, theme);
+}
+
+fn pane_block(theme: &Theme, focused: bool) -> Block<'static> {
+    Block::new().borders(Borders::ALL).border_style(if focused { theme.border_focus } else { theme.border })
+}
+
+/// Draws one pane with its border and title (as the whole screen does, and for tests).
+pub fn render_pane(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme, pane: Pane) {
+    let focused = app.focus == pane;
+    let title_style = if focused { theme.title_focus } else { theme.title };
+    let mut title = format!(" {} {} ", pane.number(), pane.title());
+    if pane == Pane::Steps {
+        let done = app.model.steps().filter(|s| s.state.is_done() && s.state != StepState::Skipped).count();
+        let total = app.model.steps().filter(|s| s.state != StepState::Skipped).count();
+        title = format!(" 1 Steps {done}/{total} ");
+    }
+    let block = pane_block(theme, focused).title(Line::from(Span::styled(title, title_style)));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    render_content(frame, inner, app, theme, pane);
+}
+
+fn render_content(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme, pane: Pane) {
+    match pane {
+        Pane::Steps => panes::steps::render(frame, area, app, theme),
+        Pane::Changes => panes::changes::render(frame, area, app, theme),
+        Pane::File => panes::file::render(frame, area, app, theme),
+        Pane::Cache => panes::cache::render(frame, area, app, theme),
+        Pane::Layers => panes::layers::render(frame, area, app, theme),
+        Pane::Logs => panes::logs::render(frame, area, app, theme),
+    }
+}
+
+/// The right side: tabs for panes 2-6 in the border, the shown pane inside.
+fn render_detail(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let shown = app.detail;
+    let focused = app.focus == shown;
+    let block = pane_block(theme, focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    // Tabs on the top border; short names when the border is narrow.
+    let avail = area.width.saturating_sub(2) as usize;
+    let long: usize = Pane::ALL[1..].iter().map(|p| p.title().len() + 4).sum();
+    let mut x = area.x + 1;
+    for p in &Pane::ALL[1..] {
+        let label = if long <= avail {
+            format!(" {} {} ", p.number(), p.title())
+        } else {
+            format!("{} {}", p.number(), p.title())
+        };
+        let w = label.chars().count() as u16;
+        if x + w > area.x + area.width.saturating_sub(1) {
+            break;
+        }
+        let style = match (*p == shown, focused) {
+            (true, true) => theme.title_focus.patch(Style::new().add_modifier(ratatui::style::Modifier::REVERSED)),
+            (true, false) => theme.title.patch(Style::new().add_modifier(ratatui::style::Modifier::REVERSED)),
+            _ => theme.title,
+        };
+        let r = Rect::new(x, area.y, w, 1);
+        frame.render_widget(Paragraph::new(Span::styled(label, style)), r);
+        app.hits.tabs.push((r, *p));
+        x += w + if long <= avail { 0 } else { 1 };
+    }
+    render_content(frame, inner, app, theme, shown);
+}
+
+/// What the build is doing, in one line.
+fn state_text(app: &App, theme: &Theme) -> (String, Style) {
+    let m = &app.model;
+    if let Some(p) = &app.pause {
+        let when = match p.at.when {
+            crate::build::controller::When::BeforeStep => "before",
+            crate::build::controller::When::AfterStep => "after",
+        };
+        return (
+            format!("‖ paused {when} L{} {} — {}", p.at.line, p.at.keyword, p.reasons.join(", ")),
+            theme.status_warn,
+        );
+    }
+    if let Some(Popup::ShellChanges { changes, .. }) = &app.popup
+        && app.waiting == Some(super::app::Waiting::ShellChoice)
+    {
+        return (
+            format!("the shell changed {} path(s): y keeps them as a layer, d discards them", changes.len()),
+            theme.status_warn,
+        );
+    }
+    if app.waiting == Some(super::app::Waiting::Push) {
+        return ("the image is ready: review it, then y pushes or n aborts".into(), theme.status_warn);
+    }
+    if app.shell_open {
+        return ("shell session open".into(), theme.status_warn);
+    }
+    if let Some(f) = &m.failure {
+        let at = f.line.map(|l| format!(" at L{l}")).unwrap_or_default();
+        return (format!("✗ failed{at}: {}", f.error.lines().next().unwrap_or("")), theme.status_err);
+    }
+    if let Some(done) = &m.finished {
+        let digest = done.digest.as_ref().map(|d| format!(" {}", format::digest_short(d))).unwrap_or_default();
+        let pushed = if done.pushed.is_empty() { String::new() } else { format!(" → {}", done.pushed.join(", ")) };
+        return (format!("✓ built{digest} in {}{pushed}", format::duration_ms(done.duration_ms)), theme.status_ok);
+    }
+    if let Some(id) = m.current
+        && let Some(s) = m.step(id)
+    {
+        if app.mode == Mode::Replay {
+            return (
+                format!(
+                    "⚠ the trace ends while L{} {} was running (the build was killed or is still running)",
+                    s.line, s.keyword
+                ),
+                theme.status_warn,
+            );
+        }
+        return (
+            format!("▶ running L{} {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source))),
+            theme.running,
+        );
+    }
+    if app.mode == Mode::Replay {
+        return ("⚠ the trace ends before the build did".into(), theme.status_warn);
+    }
+    if m.events == 0 { ("starting…".into(), theme.dim) } else { ("running".into(), theme.running) }
+}
+
+fn top_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let what = match app.mode {
+        Mode::Live => "trowel debug",
+        Mode::Replay => "trowel replay",
+    };
+    let (state, style) = state_text(app, theme);
+    let width = area.width as usize;
+    let title = format::truncate_start(&app.title, (width / 3).max(10));
+    let head = format!(" {what} · {title} · ");
+    let rest = width.saturating_sub(head.chars().count());
+    let line = Line::from(vec![
+        Span::styled(head, theme.bar),
+        Span::styled(format::fit(&state, rest), theme.bar.patch(style)),
+    ]);
+    frame.render_widget(Paragraph::new(line).style(theme.bar), area);
+}
+
+fn message_line(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let width = area.width as usize;
+    let line = if let Some((text, sev)) = &app.message {
+        let style = match sev {
+            Severity::Info => theme.text,
+            Severity::Warn => theme.status_warn,
+            Severity::Error => theme.status_err,
+        };
+        Line::from(Span::styled(format::truncate(&format!(" {text}"), width), style))
+    } else {
+        let mut parts = Vec::new();
+        let lines = app.breakpoint_lines();
+        if !lines.is_empty() {
+            let mut ls = lines.clone();
+            ls.sort_unstable();
+            parts.push(format!("line {}", ls.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")));
+        }
+        parts.extend(app.other_breakpoints());
+        let text = if app.mode == Mode::Live {
+            if parts.is_empty() { " no breakpoints".to_string() } else { format!(" breaks: {}", parts.join(" · ")) }
+        } else if let Some(f) = &app.model.failure {
+            let text = format!(" ✗ {}", f.error.lines().next().unwrap_or(""));
+            return frame
+                .render_widget(Paragraph::new(Span::styled(format::truncate(&text, width), theme.status_err)), area);
+        } else {
+            " read-only replay: no shell, no push".to_string()
+        };
+        Line::from(Span::styled(format::truncate(&text, width), theme.dim))
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut spans = Vec::new();
+    let mut used = 0usize;
+    let width = area.width as usize;
+    // y/n in the review only mean something while the engine waits for the answer.
+    let deciding = app.waiting == Some(super::app::Waiting::Push);
+    for b in keymap::bindings(&app.contexts()) {
+        let Some(hint) = b.hint else { continue };
+        if b.context == keymap::Context::Debug && app.mode == Mode::Replay {
+            continue;
+        }
+        let answer = matches!(b.action, keymap::Action::Yes | keymap::Action::No);
+        if b.context == keymap::Context::Review && (answer != deciding) {
+            continue;
+        }
+        let key = b.keys[0].label();
+        let w = key.chars().count() + hint.chars().count() + 3;
+        if used + w > width {
+            break;
+        }
+        spans.push(Span::styled(format!(" {key}"), theme.bar.patch(theme.key)));
+        spans.push(Span::styled(format!(" {hint} "), theme.bar));
+        used += w;
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar), area);
+}
+
+/// A centered rectangle of the given percentage size, at least `min` cells.
+fn centered(area: Rect, pct_w: u16, pct_h: u16, min_w: u16, min_h: u16) -> Rect {
+    let w = (area.width * pct_w / 100).max(min_w).min(area.width);
+    let h = (area.height * pct_h / 100).max(min_h).min(area.height);
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+/// Shrinks a centered popup to the rows its content needs (it stays centered).
+fn fit_height(area: Rect, r: Rect, needed: usize) -> Rect {
+    let h = (needed as u16).clamp(5.min(r.height), r.height);
+    Rect::new(r.x, area.y + (area.height.saturating_sub(h)) / 2, r.width, h)
+}
+
+fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+    let Some(p) = app.popup.clone() else {
+        app.areas.popup = Rect::default();
+        return;
+    };
+    let (rect, title) = match &p {
+        Popup::Help { .. } => {
+            let ctx = app.focus.title();
+            (centered(area, 80, 85, 60, 12), format!(" Help: {ctx} pane, debugging, everywhere "))
+        }
+        Popup::ConfirmQuit => (centered(area, 50, 20, 44, 5), " Quit? ".to_string()),
+        Popup::ShellChanges { changes, .. } => {
+            let r = centered(area, 80, 70, 60, 10);
+            (fit_height(area, r, changes.len() + 5), " Shell session changes ".to_string())
+        }
+        Popup::Review { decided, .. } => {
+            let t = if *decided { " Push " } else { " Push review: nothing is pushed until you answer " };
+            let r = centered(area, 92, 85, 70, 14);
+            let needed = panes::review::lines(app, theme, r.width.saturating_sub(2) as usize, *decided).len() + 2;
+            (fit_height(area, r, needed), t.to_string())
+        }
+    };
+    app.areas.popup = rect;
+    frame.render_widget(Clear, rect);
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(theme.popup_border)
+        .title(Line::from(Span::styled(title, theme.title_focus)))
+        .style(theme.text);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    match p {
+        Popup::Help { .. } => panes::help::render(frame, inner, app, theme),
+        Popup::ShellChanges { .. } => panes::shell::render(frame, inner, app, theme),
+        Popup::Review { .. } => panes::review::render(frame, inner, app, theme),
+        Popup::ConfirmQuit => {
+            let lines = vec![
+                Line::from(Span::styled("The build is running. Abort it and quit?", theme.text)),
+                Line::default(),
+                Line::from(vec![
+                    Span::styled("y", theme.key),
+                    Span::styled(" quit and abort   ", theme.text),
+                    Span::styled("n", theme.key),
+                    Span::styled(" keep debugging", theme.text),
+                ]),
+            ];
+            frame.render_widget(Paragraph::new(lines), inner);
+        }
+    }
+}

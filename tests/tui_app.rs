@@ -1,0 +1,429 @@
+//! Scenario tests of the debugger's key handling on the app state alone (no terminal): the
+//! app is fed the events of real recorded builds (testdata/traces/) plus the pauses and
+//! questions a live engine sends, and each test checks the state and the effects (answers to
+//! the engine) that keys produce.
+
+mod tui_support;
+
+use std::sync::{Arc, Mutex};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use trowel::build::controller::{Checkpoint, Decision, PushReview, ReviewLayer, ShellChoice, StepReport, When};
+use trowel::build::debugger::{Breakpoint, Resume};
+use trowel::build::event::{Event, StepId, StepStatus};
+use trowel::tui::app::{Popup, Severity, Waiting};
+use trowel::tui::{App, Effect, Msg, Pane, Theme};
+use tui_support::*;
+
+fn selected_line(app: &App) -> usize {
+    app.selected_step().unwrap().line
+}
+
+/// A live session fed the tour trace's events up to (not including) the event `stop` says.
+fn live_until(stop: impl Fn(&Event) -> bool) -> (App, Arc<Mutex<Vec<Breakpoint>>>) {
+    let bps = Arc::new(Mutex::new(vec![Breakpoint::Failure]));
+    let mut app = App::live("testdata/traces/tour/Dockerfile".into(), bps.clone());
+    for e in events("tour") {
+        if stop(&e.event) {
+            break;
+        }
+        app.update(Msg::Event(Box::new(e)));
+    }
+    (app, bps)
+}
+
+fn started_line(e: &Event, line: usize) -> bool {
+    matches!(e, Event::StepStarted { line: l, .. } if *l == line)
+}
+
+fn finished_line_13(e: &Event) -> bool {
+    matches!(e, Event::StepFinished { id, .. } if *id == StepId { stage: 1, step: 1 })
+}
+
+fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
+    let step = app.model.steps().find(|s| s.line == line).unwrap();
+    Checkpoint {
+        when,
+        id: step.id,
+        line,
+        stage_name: None,
+        keyword: step.keyword.clone(),
+        expanded: step.expanded.clone().unwrap_or_default(),
+        report: (when == When::AfterStep).then(|| StepReport {
+            status: StepStatus::Built,
+            error: None,
+            exit_code: None,
+            layer_size: None,
+            changed_paths: vec![],
+            cache_miss: false,
+        }),
+        root_dir: None,
+    }
+}
+
+fn pause(app: &mut App, line: usize, when: When, reason: &str) {
+    let at = checkpoint(app, line, when);
+    app.update(Msg::Paused { at: Box::new(at), reasons: vec![reason.to_string()] });
+}
+
+#[test]
+fn vim_keys_arrows_gg_and_pane_numbers_navigate() {
+    let mut app = replay("tour");
+    assert_eq!(selected_line(&app), 19, "a replay opens on the last step that wrote a layer");
+    assert_eq!(app.focus, Pane::Steps);
+    press(&mut app, "k k");
+    assert_eq!(selected_line(&app), 16);
+    press(&mut app, "down");
+    assert_eq!(selected_line(&app), 17);
+    press(&mut app, "g");
+    assert_eq!(selected_line(&app), 17, "a single g waits for the second");
+    press(&mut app, "g");
+    assert_eq!(selected_line(&app), 5);
+    press(&mut app, "G");
+    assert_eq!(selected_line(&app), 21);
+    press(&mut app, "home");
+    assert_eq!(selected_line(&app), 5);
+    press(&mut app, "6");
+    assert_eq!((app.focus, app.detail), (Pane::Logs, Pane::Logs));
+    press(&mut app, "tab");
+    assert_eq!(app.focus, Pane::Steps, "tab wraps around");
+    assert_eq!(app.detail, Pane::Logs, "the right side keeps the last detail pane");
+    press(&mut app, "backtab backtab");
+    assert_eq!(app.focus, Pane::Layers);
+    press(&mut app, "1 enter");
+    assert_eq!(app.focus, Pane::Layers, "enter on a step focuses the detail pane shown");
+    press(&mut app, "z");
+    assert!(app.zoom);
+    press(&mut app, "esc");
+    assert!(!app.zoom, "esc leaves zoom");
+}
+
+#[test]
+fn changes_tree_collapses_filters_sorts_and_opens_files() {
+    let mut app = replay("tour");
+    press(&mut app, "k 2"); // line 17: sed, ln -s, chmod
+    let rows = app.change_rows();
+    let paths: Vec<String> = rows.iter().map(|r| app.tree().nodes[r.node].path.clone()).collect();
+    assert_eq!(paths, ["/bin", "/bin/app-link", "/etc", "/etc/app", "/etc/app/config.ini"]);
+    // Collapse /bin with h on its row; l expands it again.
+    press(&mut app, "h");
+    assert_eq!(app.change_rows().len(), 4);
+    press(&mut app, "l");
+    assert_eq!(app.change_rows().len(), 5);
+    // h on a child goes to its parent row.
+    press(&mut app, "j h");
+    assert_eq!(app.changes.cursor, 0);
+    // Filter by typing after /; esc clears it.
+    press(&mut app, "/");
+    type_text(&mut app, "CONFIG");
+    press(&mut app, "enter");
+    assert_eq!(app.changes.filter, "CONFIG");
+    assert_eq!(app.change_rows().len(), 3, "the match and its ancestors");
+    press(&mut app, "esc");
+    assert!(app.changes.filter.is_empty());
+    // Collapse all, expand all.
+    press(&mut app, "-");
+    assert_eq!(app.change_rows().len(), 2);
+    press(&mut app, "+");
+    assert_eq!(app.change_rows().len(), 5);
+    // Sort by size: /etc (the config file) outweighs /bin (a symlink).
+    press(&mut app, "s");
+    let first = app.change_rows()[0];
+    assert_eq!(app.tree().nodes[first.node].path, "/etc");
+    press(&mut app, "s");
+    // Enter on the file opens the File pane; h goes back.
+    press(&mut app, "G enter");
+    assert_eq!(app.focus, Pane::File);
+    assert_eq!(app.file.as_deref(), Some("/etc/app/config.ini"));
+    press(&mut app, "h");
+    assert_eq!(app.focus, Pane::Changes);
+    // Selecting another step resets the file.
+    press(&mut app, "1 k");
+    assert_eq!(app.file, None);
+}
+
+#[test]
+fn log_search_moves_between_matches_and_scope_narrows_to_the_step() {
+    let mut app = replay("tour");
+    press(&mut app, "6 /");
+    type_text(&mut app, "unit");
+    press(&mut app, "enter");
+    let line_of = |app: &App| {
+        let scope = app.log_scope();
+        app.model.logs.get(scope[app.logs.current.unwrap()]).unwrap().text.clone()
+    };
+    assert_eq!(line_of(&app), "  unit 1 ok");
+    press(&mut app, "n");
+    assert_eq!(line_of(&app), "  unit 2 ok");
+    press(&mut app, "n n");
+    assert_eq!(line_of(&app), "  unit 1 ok", "search wraps around");
+    press(&mut app, "N");
+    assert_eq!(line_of(&app), "  unit 3 ok");
+    assert!(app.message.as_ref().unwrap().0.contains("match 3 of 3"));
+    press(&mut app, "esc");
+    assert!(app.logs.query.is_empty());
+    // Without a search, n in a replay says so (there is no stepping).
+    press(&mut app, "n");
+    assert!(app.message.as_ref().unwrap().0.contains("no search"));
+    // Scope: the selected step (line 19) printed one line.
+    press(&mut app, "a");
+    assert!(app.logs.step_only);
+    assert_eq!(app.log_scope().len(), 1);
+    press(&mut app, "a");
+    assert_eq!(app.log_scope().len(), app.model.logs.len());
+}
+
+#[test]
+fn a_replay_is_read_only() {
+    let mut app = replay("fail-run-exit");
+    assert_eq!(selected_line(&app), 3, "a failed build opens on the failed step");
+    assert_eq!(app.detail, Pane::Logs, "with its output");
+    for k in ["c", "!", "b", "r", "F", "M"] {
+        let fx = press(&mut app, k);
+        assert!(fx.is_empty(), "{k} in a replay");
+        assert!(app.message.as_ref().unwrap().0.contains("read-only"), "{k}");
+    }
+    let fx = press(&mut app, "q");
+    assert_eq!(fx, vec![Effect::Quit], "a replay quits without asking");
+}
+
+#[test]
+fn a_killed_build_opens_on_the_step_it_was_running() {
+    let app = replay("killed");
+    assert_eq!(selected_line(&app), 6);
+    assert!(app.model.finished.is_none() && app.model.failure.is_none());
+    assert_eq!(app.model.current, Some(app.selected_id().unwrap()));
+}
+
+#[test]
+fn stepping_continuing_and_run_to_cursor_answer_the_pause() {
+    let (mut app, _) = live_until(|e| started_line(e, 13));
+    // Keys that need a pause say so while the build runs.
+    assert!(press(&mut app, "n").is_empty());
+    assert!(app.message.as_ref().unwrap().0.contains("the build is running"));
+    pause(&mut app, 12, When::BeforeStep, "step");
+    assert_eq!(app.waiting, Some(Waiting::Pause));
+    assert_eq!(selected_line(&app), 12, "the pause selects its step");
+    assert_eq!(press(&mut app, "n"), vec![Effect::Resume(Resume::Step)]);
+    assert_eq!(app.waiting, None);
+    assert!(press(&mut app, "c").is_empty(), "answered already");
+    pause(&mut app, 12, When::BeforeStep, "step");
+    assert_eq!(press(&mut app, "c"), vec![Effect::Resume(Resume::Continue)]);
+    // Run to cursor: pick a later step first; an earlier one is refused.
+    pause(&mut app, 12, When::BeforeStep, "step");
+    press(&mut app, "j j j");
+    assert_eq!(selected_line(&app), 16);
+    assert_eq!(press(&mut app, "r"), vec![Effect::Resume(Resume::RunToLine(16))]);
+    pause(&mut app, 12, When::BeforeStep, "step");
+    press(&mut app, "k");
+    assert!(press(&mut app, "r").is_empty());
+    assert_eq!(app.message.as_ref().unwrap().1, Severity::Warn);
+    // In the Logs pane, n steps when there is no search.
+    press(&mut app, "6");
+    assert_eq!(press(&mut app, "n"), vec![Effect::Resume(Resume::Step)]);
+}
+
+#[test]
+fn breakpoints_are_edited_in_the_shared_list() {
+    let (mut app, bps) = live_until(|e| started_line(e, 13));
+    press(&mut app, "k k b"); // line 7
+    assert_eq!(selected_line(&app), 7);
+    let lines = |b: &Arc<Mutex<Vec<Breakpoint>>>| {
+        b.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| if let Breakpoint::Line(l) = b { Some(*l) } else { None })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lines(&bps), [7]);
+    assert_eq!(app.breakpoint_lines(), [7]);
+    press(&mut app, "b");
+    assert!(lines(&bps).is_empty(), "b again removes it");
+    press(&mut app, "F M");
+    let kinds: Vec<String> = bps.lock().unwrap().iter().map(|b| b.describe()).collect();
+    assert_eq!(kinds, ["on cache miss"], "F turned failure off, M turned cache-miss on");
+}
+
+#[test]
+fn the_shell_hands_off_and_its_changes_are_kept_or_discarded() {
+    let (mut app, _) = live_until(finished_line_13);
+    pause(&mut app, 13, When::AfterStep, "breakpoint at line 13");
+    assert_eq!(press(&mut app, "!"), vec![Effect::OpenShell]);
+    assert!(app.shell_open);
+    // The engine runs the shell, then reports what it changed and asks.
+    let step = app.model.steps().find(|s| s.line == 13).unwrap().clone();
+    let changed = step.changes.clone();
+    let at = checkpoint(&app, 13, When::AfterStep);
+    app.update(Msg::ShellChanges { at: Box::new(at.clone()), changes: changed.clone() });
+    assert!(!app.shell_open);
+    assert!(matches!(app.popup, Some(Popup::ShellChanges { .. })));
+    assert_eq!(app.shown_changes().len(), changed.len(), "the Changes pane shows the shell's changes");
+    assert!(press(&mut app, "q").is_empty(), "q is not an answer");
+    assert_eq!(press(&mut app, "y"), vec![Effect::ShellChoice(ShellChoice::Keep)]);
+    assert!(app.popup.is_none());
+    app.update(Msg::ShellChanges { at: Box::new(at), changes: changed });
+    assert_eq!(press(&mut app, "d"), vec![Effect::ShellChoice(ShellChoice::Discard)]);
+}
+
+fn review(app: &App) -> PushReview {
+    let img = events("tour")
+        .into_iter()
+        .find_map(|e| match e.event {
+            Event::ImageAssembled { manifest_digest, config_digest, media_type, layers, .. } => {
+                Some((manifest_digest, config_digest, media_type, layers))
+            }
+            _ => None,
+        })
+        .unwrap();
+    let _ = app;
+    PushReview {
+        manifest_digest: img.0,
+        config_digest: img.1,
+        media_type: img.2,
+        destinations: vec!["127.0.0.1:5000/tour:1".into()],
+        layers: img
+            .3
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ReviewLayer {
+                digest: l.digest.clone(),
+                size: l.size,
+                uncompressed_size: l.uncompressed_size,
+                media_type: l.media_type.clone(),
+                step: l.step,
+                present: vec![Some(i == 0)],
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn the_push_review_gates_the_push() {
+    let (mut app, _) = live_until(|e| matches!(e, Event::PushStarted { .. }));
+    let r = review(&app);
+    app.update(Msg::ReviewPush(Box::new(r.clone())));
+    assert_eq!(app.waiting, Some(Waiting::Push));
+    assert!(press(&mut app, "esc").is_empty(), "esc does not decide");
+    assert!(matches!(app.popup, Some(Popup::Review { decided: false, .. })));
+    assert_eq!(press(&mut app, "y"), vec![Effect::Push(Decision::Continue)]);
+    assert!(matches!(app.popup, Some(Popup::Review { decided: true, .. })), "progress shows in the same popup");
+    press(&mut app, "esc");
+    assert!(app.popup.is_none());
+    // Declining aborts.
+    app.update(Msg::ReviewPush(Box::new(r)));
+    let fx = press(&mut app, "n");
+    assert!(matches!(&fx[..], [Effect::Push(Decision::Abort(_))]), "{fx:?}");
+    assert!(app.popup.is_none());
+}
+
+#[test]
+fn quitting_asks_while_the_build_runs_and_aborts_what_it_waits_for() {
+    let (mut app, _) = live_until(|e| started_line(e, 13));
+    assert!(press(&mut app, "q").is_empty());
+    assert_eq!(app.popup, Some(Popup::ConfirmQuit));
+    press(&mut app, "n");
+    assert!(app.popup.is_none());
+    assert_eq!(press(&mut app, "q y"), vec![Effect::Quit]);
+    // At a pause, quitting answers the pause with an abort first.
+    let (mut app, _) = live_until(|e| started_line(e, 13));
+    pause(&mut app, 12, When::BeforeStep, "step");
+    let fx = press(&mut app, "q y");
+    assert!(matches!(&fx[..], [Effect::Resume(Resume::Abort(_)), Effect::Quit]), "{fx:?}");
+    // ctrl-c exits at once, from a popup or while typing a filter too.
+    let (mut app, _) = live_until(|e| started_line(e, 13));
+    press(&mut app, "2 /");
+    assert!(app.input.is_some());
+    assert_eq!(press(&mut app, "ctrl-c"), vec![Effect::Quit]);
+    let (mut app, _) = live_until(|e| matches!(e, Event::PushStarted { .. }));
+    let r = review(&app);
+    app.update(Msg::ReviewPush(Box::new(r)));
+    let fx = press(&mut app, "ctrl-c");
+    assert!(matches!(&fx[..], [Effect::Push(Decision::Abort(_)), Effect::Quit]), "{fx:?}");
+    // Once the build is over, q quits without asking.
+    let (mut app, _) = live_until(|_| false);
+    app.update(Msg::BuildDone { error: None });
+    assert_eq!(press(&mut app, "q"), vec![Effect::Quit]);
+}
+
+#[test]
+fn the_selection_follows_the_running_step_until_the_user_moves() {
+    let (mut app, _) = live_until(|e| started_line(e, 15));
+    assert_eq!(selected_line(&app), 13);
+    press(&mut app, "k");
+    assert!(!app.follow);
+    let rest: Vec<_> = events("tour").into_iter().skip_while(|e| !started_line(&e.event, 15)).take(1).collect();
+    app.update(Msg::Event(Box::new(rest[0].clone())));
+    assert_eq!(selected_line(&app), 12, "the user's selection stays");
+    press(&mut app, "f");
+    assert!(app.follow);
+    assert_eq!(selected_line(&app), 15, "f jumps back to the running step");
+}
+
+#[test]
+fn help_lists_the_panes_keys_filters_and_runs_the_selection() {
+    let mut app = replay("tour");
+    press(&mut app, "2 ?");
+    let rows = app.help_rows("");
+    assert_eq!(rows[0].context, trowel::tui::keymap::Context::Changes, "the focused pane's keys come first");
+    type_text(&mut app, "logs pane");
+    let Some(Popup::Help { filter, .. }) = &app.popup else { panic!("help is open") };
+    assert_eq!(app.help_rows(filter).len(), 1);
+    press(&mut app, "enter");
+    assert!(app.popup.is_none());
+    assert_eq!(app.focus, Pane::Logs, "enter ran the binding");
+    press(&mut app, "?");
+    press(&mut app, "?");
+    assert!(app.popup.is_none(), "? closes help again");
+}
+
+#[test]
+fn the_mouse_selects_rows_and_tabs_and_scrolls() {
+    let mut app = replay("tour");
+    let theme = Theme::dark();
+    screen(&mut app, 100, 30, &theme);
+    let click = |x: u16, y: u16| {
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let (row, id) = app
+        .hits
+        .steps
+        .iter()
+        .find(|(_, id)| app.model.step(*id).unwrap().line == 8)
+        .copied()
+        .unwrap_or_else(|| panic!("line 8 in {:?}", app.hits.steps));
+    app.update(click(5, row));
+    assert_eq!(app.selected_id(), Some(id));
+    assert!(!app.follow);
+    let (rect, _) = app.hits.tabs.iter().find(|(_, p)| *p == Pane::Logs).copied().unwrap();
+    app.update(click(rect.x + 1, rect.y));
+    assert_eq!(app.focus, Pane::Logs);
+    // The wheel over the Steps pane moves the selection without moving the focus.
+    let steps = app.areas.steps;
+    app.update(Msg::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: steps.x + 2,
+        row: steps.y + 2,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(selected_line(&app), 15);
+    assert_eq!(app.focus, Pane::Logs);
+    // Clicking a Dockerfile line selects its step.
+    screen(&mut app, 100, 30, &theme);
+    let (row, _) = app.hits.source.iter().find(|(_, l)| *l == 14).copied().unwrap();
+    app.update(click(app.areas.source.x + 3, row));
+    assert_eq!(selected_line(&app), 13, "line 14 is a continuation of the RUN at line 13");
+}
+
+#[test]
+fn key_release_events_are_ignored() {
+    let mut app = replay("tour");
+    let mut release = KeyEvent::new(KeyCode::Char('k'), KeyModifiers::NONE);
+    release.kind = ratatui::crossterm::event::KeyEventKind::Release;
+    app.update(Msg::Key(release));
+    assert_eq!(selected_line(&app), 19);
+}

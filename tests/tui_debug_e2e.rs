@@ -1,0 +1,215 @@
+//! `trowel debug` end to end, in a real terminal (tmux), through a real build against the
+//! local registry: stop at a breakpoint, step, inspect a file's diff, open a shell in the
+//! build root and keep what it changed, confirm the push, quit — then check the pushed image
+//! with skopeo and umoci, and that the terminal was given back.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A command running in a detached tmux session of a fixed size.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str, width: u16, height: u16) -> Tmux {
+        let name = unique_repo("trowel-tui");
+        // Keep the pane after the command ends so its exit code can be read.
+        let wrapped = format!("{cmd}; echo \"EXIT=$?\"; sleep 600");
+        let o = run(Command::new("tmux").args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            &wrapped,
+        ]));
+        assert_ok(&o);
+        Tmux { name }
+    }
+
+    fn screen(&self) -> String {
+        stdout(&run(Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name])))
+    }
+
+    #[track_caller]
+    fn wait_for(&self, text: &str) -> String {
+        let t0 = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(90), "timed out waiting for {text:?}; screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends keys as typed (`-l`: no key-name lookup).
+    fn keys(&self, keys: &str) {
+        assert_ok(&run(Command::new("tmux").args(["send-keys", "-t", &self.name, "-l", keys])));
+        // Give the UI a frame to take each batch, as a person typing would.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn key(&self, name: &str) {
+        assert_ok(&run(Command::new("tmux").args(["send-keys", "-t", &self.name, name])));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).output();
+    }
+}
+
+fn context(dir: &Path) {
+    let df = format!(
+        "FROM {}\nCOPY app.conf /etc/app.conf\nRUN sed -i 's/^debug = true/debug = false/' /etc/app.conf && echo configured\nRUN echo done > /done\n",
+        env().busybox()
+    );
+    std::fs::write(dir.join("Dockerfile"), df).unwrap();
+    std::fs::write(dir.join("app.conf"), "name = e2e\ndebug = true\nworkers = 4\n").unwrap();
+}
+
+#[test]
+fn break_step_diff_shell_and_confirmed_push() {
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path());
+    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-e2e"));
+    let trace = ctx.path().join("session.jsonl");
+    let cmd = format!(
+        "{} debug --context {} --destination {dest} --break 3 --trace {}",
+        env!("CARGO_BIN_EXE_trowel"),
+        ctx.path().display(),
+        trace.display()
+    );
+    let t = Tmux::start(&cmd, 110, 32);
+
+    // The breakpoint stops before line 3; n runs it and stops before line 4.
+    t.wait_for("paused before L3 RUN");
+    t.keys("n");
+    let s = t.wait_for("paused before L4 RUN");
+    assert!(s.contains("configured") || s.contains("3 ✓"), "line 3 ran:\n{s}");
+
+    // Inspect line 3's change to /etc/app.conf: a word-level diff against line 2's copy.
+    t.keys("k");
+    t.keys("2");
+    t.keys("G");
+    t.key("Enter");
+    let s = t.wait_for("+ debug = false");
+    assert!(s.contains("M /etc/app.conf"), "{s}");
+    assert!(s.contains("- debug = true"), "{s}");
+    assert!(s.contains("name = e2e"), "context lines: {s}");
+
+    // A shell in the build root, paused before line 4: make a change and keep it.
+    t.key("Escape");
+    t.keys("1");
+    t.keys("!");
+    t.wait_for("a shell in the build root");
+    t.keys("cat /etc/app.conf; echo from-shell > /shell.txt; exit");
+    t.key("Enter");
+    let s = t.wait_for("Shell session changes");
+    assert!(s.contains("A /shell.txt"), "{s}");
+    t.keys("y");
+    t.wait_for("paused before L4 RUN");
+
+    // Continue to the push review, and push.
+    t.keys("c");
+    let s = t.wait_for("Push now?");
+    assert!(s.contains(&dest), "the destination is named: {s}");
+    assert!(s.contains("upload"), "{s}");
+    t.keys("y");
+    let s = t.wait_for("✓ built");
+    assert!(s.contains(&format!("✓ {dest}")) || s.contains("pushed") || s.contains(&dest), "{s}");
+    t.key("Escape");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+    // The terminal was given back: the alternate screen is gone, so the pane shows the shell
+    // session's output that was printed on the normal screen, not the debugger.
+    assert!(!s.contains("1 Steps"), "the debugger's screen is gone:\n{s}");
+    assert!(s.contains("debug = false"), "the shell's cat ran on the normal screen:\n{s}");
+
+    // The image landed, with the kept shell layer before line 4's layer.
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/etc/app.conf"), "name = e2e\ndebug = false\nworkers = 4\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/shell.txt"), "from-shell\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/done"), "done\n");
+    let cfg = skopeo_config(&dest);
+    let history: Vec<String> = cfg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
+        .collect();
+    assert!(history.iter().any(|h| h == "trowel debug shell at line 4 (RUN before)"), "{history:?}");
+
+    // The session was recorded too, and replays.
+    let (_, events) = trowel::trace::read(&trace).unwrap();
+    let app = trowel::tui::App::replay("session".into(), &events);
+    assert!(app.model.finished.is_some());
+    assert_eq!(app.model.steps().find(|s| s.line == 4).unwrap().shells.len(), 1);
+}
+
+#[test]
+fn quitting_at_a_pause_aborts_the_build_and_pushes_nothing() {
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path());
+    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-quit"));
+    let cmd = format!(
+        "{} debug --context {} --destination {dest} --step",
+        env!("CARGO_BIN_EXE_trowel"),
+        ctx.path().display()
+    );
+    let t = Tmux::start(&cmd, 80, 24);
+    t.wait_for("paused before L1 FROM");
+    t.keys("q");
+    t.wait_for("Abort it and quit?");
+    t.keys("y");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=1"), "an aborted build fails: {s}");
+    let probe = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{dest}")]));
+    assert!(!probe.status.success(), "nothing was pushed");
+}
+
+#[test]
+fn ctrl_c_exits_and_restores_the_terminal() {
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path());
+    let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/tour.jsonl");
+    let t = Tmux::start(&format!("{} replay {}", env!("CARGO_BIN_EXE_trowel"), trace.display()), 80, 24);
+    t.wait_for("trowel replay");
+    t.keys("2");
+    t.key("C-c");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert!(!s.contains("1 Steps"), "{s}");
+    // Raw mode is off again: the shell echoes what is typed and a line ends with Enter.
+    t.keys("echo typed-after-exit");
+    t.key("Enter");
+    t.wait_for("typed-after-exit");
+}
+
+#[test]
+fn debug_and_replay_refuse_to_run_without_a_terminal() {
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path());
+    let o = run(trowel().args(["debug", "--no-push", "--context"]).arg(ctx.path()).stdin(std::process::Stdio::null()));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("trowel debug needs a terminal"), "{}", stderr(&o));
+    let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/tour.jsonl");
+    let o = run(trowel().arg("replay").arg(&trace).stdin(std::process::Stdio::null()));
+    assert!(stderr(&o).contains("use trowel replay --summary"), "{}", stderr(&o));
+    let o = run(trowel().args(["replay", "/nonexistent/trace.jsonl"]));
+    assert!(stderr(&o).contains("/nonexistent/trace.jsonl"), "{}", stderr(&o));
+}

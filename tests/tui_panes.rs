@@ -1,0 +1,187 @@
+//! Snapshots of every pane, rendered with ratatui's `TestBackend` from real recorded builds
+//! (testdata/traces/, made by scripts/record-traces.sh). `cargo insta review` shows changes.
+
+mod tui_support;
+
+use insta::assert_snapshot;
+use trowel::tui::model::FileContent;
+use trowel::tui::{App, Msg, Pane};
+use tui_support::*;
+
+fn select_line(app: &mut App, line: usize) {
+    let id = app.model.steps().find(|s| s.line == line).unwrap().id;
+    app.select_step(id);
+}
+
+#[test]
+fn steps_of_a_multistage_build_with_a_skipped_stage() {
+    let mut app = replay("multistage");
+    assert_snapshot!(pane(&mut app, Pane::Steps, 60, 12).backend());
+}
+
+#[test]
+fn steps_with_cache_badges_sizes_and_times() {
+    let mut app = replay("cache-rebuild");
+    assert_snapshot!(pane(&mut app, Pane::Steps, 64, 15).backend());
+}
+
+#[test]
+fn steps_narrow_keeps_the_instruction_readable() {
+    let mut app = replay("cache-rebuild");
+    assert_snapshot!(pane(&mut app, Pane::Steps, 34, 15).backend());
+}
+
+#[test]
+fn steps_of_failed_and_killed_builds() {
+    let mut app = replay("fail-run-exit");
+    assert_snapshot!("steps_failed", pane(&mut app, Pane::Steps, 50, 6).backend());
+    let mut app = replay("killed");
+    assert_snapshot!("steps_killed", pane(&mut app, Pane::Steps, 50, 7).backend());
+}
+
+#[test]
+fn changes_tree_with_sizes_and_stats() {
+    let mut app = replay("tour");
+    select_line(&mut app, 17);
+    press(&mut app, "2");
+    assert_snapshot!(pane(&mut app, Pane::Changes, 56, 10).backend());
+}
+
+#[test]
+fn changes_of_a_deletion_and_of_a_copy_into_a_new_directory() {
+    let mut app = replay("tour");
+    assert_snapshot!("changes_deletion", pane(&mut app, Pane::Changes, 56, 8).backend());
+    select_line(&mut app, 15);
+    assert_snapshot!("changes_copy", pane(&mut app, Pane::Changes, 56, 10).backend());
+}
+
+#[test]
+fn changes_filtered_and_sorted_by_size() {
+    let mut app = replay("overwrites");
+    select_line(&mut app, 9);
+    press(&mut app, "2 s");
+    assert_snapshot!("changes_by_size", pane(&mut app, Pane::Changes, 50, 9).backend());
+    press(&mut app, "/");
+    type_text(&mut app, "two");
+    assert_snapshot!("changes_filter_typing", pane(&mut app, Pane::Changes, 50, 7).backend());
+}
+
+#[test]
+fn changes_of_steps_without_files() {
+    let mut app = replay("tour");
+    select_line(&mut app, 20);
+    assert_snapshot!("changes_metadata_step", pane(&mut app, Pane::Changes, 50, 4).backend());
+    let mut app = replay("fail-run-exit");
+    assert_snapshot!("changes_failed_step", pane(&mut app, Pane::Changes, 60, 4).backend());
+}
+
+/// The tour's config.ini before and after line 17's `sed`, made by running that sed on the
+/// real file (what the live debugger reads from the build root).
+fn config_contents() -> FileContent {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/tour/config.ini");
+    let before = std::fs::read_to_string(&src).unwrap();
+    let out = std::process::Command::new("sed")
+        .args(["-e", "s/^debug = true/debug = false/", "-e", "s/^workers = 2/workers = 8/"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    FileContent {
+        path: "/etc/app/config.ini".into(),
+        before: Some(before),
+        after: Some(String::from_utf8(out.stdout).unwrap()),
+    }
+}
+
+#[test]
+fn file_with_a_word_level_diff() {
+    let mut app = replay("tour");
+    select_line(&mut app, 17);
+    let id = app.selected_id().unwrap();
+    app.update(Msg::Contents { id, files: vec![config_contents()] });
+    press(&mut app, "2 G enter");
+    assert_eq!(app.file.as_deref(), Some("/etc/app/config.ini"));
+    let t = pane(&mut app, Pane::File, 60, 22);
+    assert_snapshot!(t.backend());
+    // The changed words carry the emphasis style, the rest of the line the plain one.
+    let theme = trowel::tui::Theme::dark();
+    let buf = t.backend().buffer();
+    let row = (0..buf.area.height).find(|&y| {
+        let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        line.contains("+ debug = false")
+    });
+    let y = row.expect("the added line is shown");
+    let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect();
+    let x = line.find("false").unwrap();
+    let x = line[..x].chars().count() as u16;
+    assert_eq!(buf[(x, y)].bg, theme.diff_add_emph.bg.unwrap());
+    assert_ne!(buf[(x - 3, y)].bg, theme.diff_add_emph.bg.unwrap());
+}
+
+#[test]
+fn file_without_recorded_content_shows_metadata() {
+    let mut app = replay("tour");
+    select_line(&mut app, 17);
+    press(&mut app, "2 G enter");
+    assert_snapshot!("file_mode_change", pane(&mut app, Pane::File, 60, 14).backend());
+    press(&mut app, "2 g g j enter");
+    assert_eq!(app.file.as_deref(), Some("/bin/app-link"));
+    assert_snapshot!("file_symlink", pane(&mut app, Pane::File, 60, 12).backend());
+    press(&mut app, "1 G k k 2 G enter");
+    assert_eq!(app.file.as_deref(), Some("/var/cache/pkgs"));
+    assert_snapshot!("file_deleted_directory", pane(&mut app, Pane::File, 60, 12).backend());
+}
+
+#[test]
+fn cache_miss_with_its_explanation_and_key_components() {
+    let mut app = replay("cache-rebuild");
+    assert_eq!(app.selected_step().unwrap().line, 16, "a rebuild opens on its first miss");
+    assert_snapshot!(pane(&mut app, Pane::Cache, 64, 24).backend());
+}
+
+#[test]
+fn cache_hit_and_no_cache() {
+    let mut app = replay("cache-rebuild");
+    select_line(&mut app, 6);
+    assert_snapshot!("cache_hit", pane(&mut app, Pane::Cache, 64, 14).backend());
+    let mut app = replay("tour");
+    assert_snapshot!("cache_none", pane(&mut app, Pane::Cache, 64, 4).backend());
+}
+
+#[test]
+fn layers_with_waste_attributed_to_lines() {
+    let mut app = replay("overwrites");
+    assert_snapshot!(pane(&mut app, Pane::Layers, 80, 30).backend());
+}
+
+#[test]
+fn layers_narrow() {
+    let mut app = replay("tour");
+    press(&mut app, "5 j");
+    assert_snapshot!(pane(&mut app, Pane::Layers, 48, 24).backend());
+}
+
+#[test]
+fn logs_all_steps_and_one_step() {
+    let mut app = replay("tour");
+    press(&mut app, "6");
+    assert_snapshot!("logs_all", pane(&mut app, Pane::Logs, 60, 10).backend());
+    press(&mut app, "a");
+    assert_snapshot!("logs_step", pane(&mut app, Pane::Logs, 60, 4).backend());
+}
+
+#[test]
+fn logs_search() {
+    let mut app = replay("tour");
+    press(&mut app, "6 /");
+    type_text(&mut app, "unit");
+    press(&mut app, "enter n");
+    assert_snapshot!(pane(&mut app, Pane::Logs, 60, 10).backend());
+}
+
+#[test]
+fn logs_of_a_killed_build() {
+    let mut app = replay("killed");
+    press(&mut app, "6");
+    assert_snapshot!(pane(&mut app, Pane::Logs, 50, 5).backend());
+}
