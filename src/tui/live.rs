@@ -12,7 +12,6 @@ use std::sync::mpsc::{Sender, channel};
 use std::time::Instant;
 
 use super::app::App;
-use super::contents::ContentProbe;
 use super::error::TuiError;
 use super::input::InputReader;
 use super::session::{self, Incoming};
@@ -88,18 +87,12 @@ impl Frontend for TuiFrontend {
 struct TuiController {
     debugger: Debugger<TuiFrontend>,
     quit: Arc<AtomicBool>,
-    probe: ContentProbe,
-    tx: Sender<Incoming>,
 }
 
 impl Controller for TuiController {
     fn checkpoint(&mut self, at: &Checkpoint) -> Command {
         if self.quit.load(Ordering::SeqCst) {
             return Command::Abort("quit from the debugger".into());
-        }
-        let files = self.probe.probe(at);
-        if !files.is_empty() {
-            let _ = self.tx.send(Incoming::Contents { id: at.id, files });
         }
         self.debugger.checkpoint(at)
     }
@@ -138,13 +131,18 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     if let Some(path) = &cfg.trace {
         sinks.push(Box::new(crate::trace::TraceWriter::create(path)?));
     }
-    let emitter = Emitter::new(sinks);
+    // The same masking as `trowel build`: secrets never reach the screen or the trace.
+    let emitter = Emitter::with_redactor(sinks, cfg.options.redactor());
     let debugger = Debugger::new(TuiFrontend { tx: tx.clone() }, cfg.breakpoints, cfg.step_first);
     let breakpoints = debugger.breakpoints();
     let quit = Arc::new(AtomicBool::new(false));
-    let mut controller = TuiController { debugger, quit: quit.clone(), probe: ContentProbe::default(), tx: tx.clone() };
+    let mut controller = TuiController { debugger, quit: quit.clone() };
     let title = cfg.options.dockerfile.display().to_string();
-    let options = cfg.options;
+    let mut options = cfg.options;
+    // What the panes show: text files' content before and after each step (the engine reads the
+    // base image's side from its layers), and the paths of cached layers.
+    options.capture_contents.get_or_insert(64 * 1024);
+    options.describe_cached_layers = true;
     let done_tx = tx.clone();
     let started = Instant::now();
     let mut term = Term::enter(cfg.mouse)?;

@@ -13,7 +13,6 @@
 //!   input reader) and the event loop.
 
 pub mod app;
-mod contents;
 pub mod error;
 pub mod format;
 mod input;

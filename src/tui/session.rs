@@ -13,13 +13,12 @@ use ratatui::crossterm::event::Event as TermEvent;
 use super::app::{App, Effect, Msg};
 use super::error::TuiError;
 use super::input::InputReader;
-use super::model::FileContent;
 use super::terminal::Term;
 use super::theme::Theme;
 use super::ui;
 use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice};
 use crate::build::debugger::Resume;
-use crate::build::event::{Envelope, Event, StepId};
+use crate::build::event::{Envelope, Event};
 use crate::fs::Change;
 
 /// How often the screen refreshes without input (the running step's clock).
@@ -44,10 +43,6 @@ pub enum Incoming {
     ReviewPush {
         review: Box<PushReview>,
         reply: Sender<Decision>,
-    },
-    Contents {
-        id: StepId,
-        files: Vec<FileContent>,
     },
     /// The build thread ended (`Err`: its error message).
     Done(Result<(), String>),
@@ -137,7 +132,6 @@ fn handle(
             replies.push = Some(reply);
             app.update(Msg::ReviewPush(review))
         }
-        Incoming::Contents { id, files } => app.update(Msg::Contents { id, files }),
         Incoming::Done(r) => app.update(Msg::BuildDone { error: r.err() }),
     })
 }

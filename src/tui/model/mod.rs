@@ -75,15 +75,10 @@ impl CacheView {
     }
 }
 
-/// A small text file's content before and after a step (for the File pane's diff). `None`
-/// means the file did not exist on that side, or its content was not recorded (binary, too
-/// large).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileContent {
-    pub path: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
+/// A small text file's content before and after a step (for the File pane's diff), as the
+/// engine reports it in `FileContents` events. `None` means the file did not exist on that
+/// side, or its content was not recorded (binary, too large).
+pub use crate::build::contents::FileContent;
 
 /// A debugger shell session at a step.
 #[derive(Debug, Clone, PartialEq)]
@@ -354,6 +349,7 @@ impl Model {
                     }
                 }
             }
+            Event::FileContents { id, files } => self.add_contents(*id, files.clone()),
             Event::LayerWritten { id, layer, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     match s.shells.last_mut().filter(|sh| sh.committing()) {
@@ -404,7 +400,7 @@ impl Model {
                     s.finished = true;
                 }
             }
-            Event::ImageAssembled { manifest_digest, config_digest, media_type, size, layers, config } => {
+            Event::ImageAssembled { manifest_digest, config_digest, media_type, size, layers, config, .. } => {
                 self.image = Some(ImageView {
                     manifest_digest: manifest_digest.clone(),
                     config_digest: config_digest.clone(),
