@@ -3,13 +3,16 @@
 //! SETFCAP, SETGID and SETUID in its bounding and effective sets, no new privileges — where it
 //! warms `/cache`, then builds, snapshots and pushes a multi-stage image with
 //! `--isolation=container`, the layer cache in the registry. The result is checked with skopeo,
-//! umoci and crun like every other build.
+//! umoci and crun like every other build. Then the same pod, entered the way
+//! `kubectl exec -it … -- trowel debug …` enters the debug Pod of `deploy/`, runs the debugger
+//! in a real terminal (tmux): one breakpoint, then the push review.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
+use common::tmux::Tmux;
 use common::*;
 use serde_json::{Value, json};
 
@@ -18,8 +21,14 @@ const POD_CAPS: [&str; 6] = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP
 /// Their bit mask, as /proc/self/status prints it.
 const POD_CAP_MASK: &str = "00000000800000cb";
 
-/// Builds trowel's own image (`--target debug`, for its busybox shell) with trowel.
+/// Builds trowel's own image (`--target debug`, for its busybox shell) with trowel, once per
+/// test binary.
 fn trowel_image() -> String {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(build_trowel_image).clone()
+}
+
+fn build_trowel_image() -> String {
     let ctx = tempfile::tempdir().unwrap();
     let out = ctx.path().join("context");
     let o = run(Command::new(repo_root().join("scripts/image-context.sh"))
@@ -76,6 +85,35 @@ fn pod_run(image: &str, args: Vec<String>, mounts: &[(&Path, &str)]) -> (i32, St
 fn crun_run_raw(bundle: &Path) -> (i32, String, String) {
     let o = run(Command::new(repo_root().join("scripts/crun-run.sh")).arg(bundle).arg(unique_repo("pod")));
     (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
+}
+
+/// A pod left running, as `deploy/kubernetes/debug-pod.yaml`'s `sleep infinity` is, for
+/// `crun exec` to enter like `kubectl exec`.
+struct RunningPod {
+    id: String,
+    _unpacked: Unpacked,
+}
+
+impl RunningPod {
+    fn start(image: &str, mounts: &[(&Path, &str)]) -> RunningPod {
+        let u = pull_and_unpack(image);
+        podify(&u.bundle(), &["/trowel/busybox/sleep".into(), "900".into()], mounts);
+        let id = unique_repo("debug-pod");
+        let o = run(Command::new(repo_root().join("scripts/crun-run.sh")).arg("-d").arg(u.bundle()).arg(&id));
+        assert_ok(&o);
+        RunningPod { id, _unpacked: u }
+    }
+
+    /// The command line that runs `args` in the pod with a terminal (`kubectl exec -it`).
+    fn exec_tty(&self, args: &[String]) -> String {
+        format!("crun exec -t {} {}", self.id, args.join(" "))
+    }
+}
+
+impl Drop for RunningPod {
+    fn drop(&mut self) {
+        let _ = Command::new("crun").args(["delete", "-f", &self.id]).output();
+    }
 }
 
 fn sh(cmd: &str) -> Vec<String> {
@@ -179,4 +217,62 @@ fn container_isolation_refuses_to_run_on_a_host() {
         .arg(ctx.path()));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("would overwrite this machine's files"), "{}", stderr(&o));
+}
+
+#[test]
+fn debugs_in_a_pod_through_a_breakpoint_and_the_push_review() {
+    let e = env();
+    let image = trowel_image();
+    let cache = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("testdata/demo"), workspace.path());
+    let mounts: Vec<(&Path, &str)> = vec![(cache.path(), "/cache"), (workspace.path(), "/workspace")];
+    let pod = RunningPod::start(&image, &mounts);
+
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-debugged"));
+    let cache_repo = format!("{}/{}", e.registry, unique_repo("pod-debug-cache"));
+    let args: Vec<String> = [
+        "/trowel/trowel",
+        "debug",
+        "--context=/workspace",
+        "--dockerfile=/workspace/Dockerfile",
+        &format!("--destination={dest}"),
+        "--cache=true",
+        &format!("--cache-repo={cache_repo}"),
+        "--cache-dir=/cache",
+        &format!("--build-arg=REGISTRY={}", e.registry),
+        // testdata/demo line 15: COPY --from=builder, in the second stage.
+        "--break=15",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let t = Tmux::start(&pod.exec_tty(&args), 120, 36);
+
+    // Stopped at the breakpoint, with the first stage built in the container's own root.
+    let s = t.wait_for("paused before L15 COPY");
+    assert!(s.contains("isolation container"), "the pod's isolation is shown:\n{s}");
+    assert!(s.contains("✓ RUN"), "the builder stage's RUN ran before the breakpoint:\n{s}");
+
+    // Continue to the review before the push; nothing is pushed until it is confirmed.
+    t.keys("c");
+    let s = t.wait_for("Push now?");
+    assert!(s.contains(&dest), "the review names the destination:\n{s}");
+    let probe = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{dest}")]));
+    assert!(!probe.status.success(), "nothing is pushed while the review waits");
+    t.keys("y");
+    t.wait_for("✓ built");
+    t.key("Escape");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+
+    // The pushed image, checked from outside like every other build.
+    let u = pull_and_unpack(&dest);
+    let tree = u.tree();
+    assert_eq!(tree.get("/usr/local/bin/greet").mode, 0o755);
+    assert!(!tree.has("/trowel") && !tree.has("/workspace/Dockerfile") && !tree.has("/cache"));
+    let (code, out, err) = u.crun(None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Hello from a trowel-built image!"), "{out}");
 }

@@ -193,7 +193,13 @@ fn top_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let (state, style) = state_text(app, theme);
     let width = area.width as usize;
     let title = format::truncate_start(&app.title, (width / 3).max(10));
-    let head = format!(" {what} · {title} · ");
+    // Which isolation RUN got matters most in a pod, where `container` means the build
+    // writes over the container's own `/`; it yields to the build's state on narrow screens.
+    let head = if width >= 100 && !app.model.isolation.is_empty() {
+        format!(" {what} · {title} · isolation {} · ", app.model.isolation)
+    } else {
+        format!(" {what} · {title} · ")
+    };
     let rest = width.saturating_sub(head.chars().count());
     let line = Line::from(vec![
         Span::styled(head, theme.bar),

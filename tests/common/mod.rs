@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod tmux;
+
 pub struct TestEnv {
     /// Plain HTTP, anonymous; holds busybox:{1.35,latest} (OCI) and busybox:docker (schema2).
     pub registry: String,

@@ -227,6 +227,8 @@ pub struct Model {
     pub target: Option<String>,
     pub destinations: Vec<String>,
     pub platform: String,
+    /// How RUN steps are isolated (`chroot`, `container`), as the engine chose it.
+    pub isolation: String,
     pub stages: Vec<StageView>,
     steps: BTreeMap<StepId, StepView>,
     pub logs: LogBuffer,
@@ -302,6 +304,7 @@ impl Model {
                 target,
                 destinations,
                 platform,
+                isolation,
                 stages,
                 ..
             } => {
@@ -311,6 +314,7 @@ impl Model {
                 self.target = target.clone();
                 self.destinations = destinations.clone();
                 self.platform = platform.clone();
+                self.isolation = isolation.clone();
                 self.plan(stages);
             }
             Event::Warning { message } => self.warnings.push(message.clone()),
