@@ -1,9 +1,10 @@
 //! What each [`Action`] does to the app state.
 
-use super::{App, Effect, Input, InputTarget, Mode, Pane, Popup, Severity, Waiting};
+use super::{App, Effect, Input, InputTarget, Mode, Pane, Popup, RowsKey, Severity, Waiting};
 use crate::build::controller::{Decision, ShellChoice};
 use crate::build::debugger::{Breakpoint, Resume};
 use crate::tui::keymap::Action;
+use std::sync::Arc;
 
 impl App {
     /// Runs an action in the current context.
@@ -338,10 +339,23 @@ impl App {
     }
 
     /// The visible rows of the change tree.
-    pub fn change_rows(&mut self) -> Vec<crate::tui::model::tree::Row> {
-        let (collapsed, sort, filter) =
-            (self.changes.collapsed.clone(), self.changes.sort, self.changes.filter.clone());
-        self.tree().rows(&collapsed, sort, &filter)
+    pub fn change_rows(&mut self) -> Arc<Vec<crate::tui::model::tree::Row>> {
+        self.tree();
+        let tree_key = self.changes.tree.as_ref().map(|(k, _)| *k).expect("tree() just built it");
+        if let Some((k, rows)) = &self.changes.rows
+            && k.tree == tree_key
+            && k.sort == self.changes.sort
+            && k.filter == self.changes.filter
+            && k.collapsed == self.changes.collapsed
+        {
+            return rows.clone();
+        }
+        let c = &self.changes;
+        let tree = &c.tree.as_ref().expect("tree() just built it").1;
+        let rows = Arc::new(tree.rows(&c.collapsed, c.sort, &c.filter));
+        let key = RowsKey { tree: tree_key, sort: c.sort, filter: c.filter.clone(), collapsed: c.collapsed.clone() };
+        self.changes.rows = Some((key, rows.clone()));
+        rows
     }
 
     /// The tree row under the cursor: its node's path, whether it has children, whether

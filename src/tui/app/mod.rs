@@ -5,12 +5,13 @@
 //! or at a rendered `TestBackend` buffer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::layout::Rect;
 
 use super::keymap::Context;
-use super::model::tree::{ChangeTree, Sort};
+use super::model::tree::{ChangeTree, Row, Sort};
 use super::model::{FileContent, Model, StepView};
 use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice};
 use crate::build::debugger::{Breakpoint, Breakpoints, Resume};
@@ -181,6 +182,18 @@ pub struct ChangesUi {
     pub filter: String,
     /// The tree, and what it was built from.
     pub tree: Option<(TreeKey, ChangeTree)>,
+    /// The visible rows, and what they were computed from: a step of 100,000 changed files
+    /// has as many rows, too many to re-sort on every frame and every key.
+    pub rows: Option<(RowsKey, Arc<Vec<Row>>)>,
+}
+
+/// What cached tree rows were computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsKey {
+    pub tree: TreeKey,
+    pub sort: Sort,
+    pub filter: String,
+    pub collapsed: HashSet<String>,
 }
 
 /// What a cached change tree was built from.

@@ -5,7 +5,8 @@
 //! added, and rows can be sorted by name or size and filtered by a substring of the path.
 
 use std::cmp::Reverse;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use crate::fs::{Change, ChangeKind, FileType};
 
@@ -62,21 +63,28 @@ pub struct Row {
 pub struct ChangeTree {
     /// Node 0 is the root `/` (never shown as a row).
     pub nodes: Vec<Node>,
+    /// Each node's path in lower case, for the case-insensitive filter (computed on first
+    /// use, not on every key typed into it).
+    lower: OnceLock<Vec<String>>,
 }
 
 impl ChangeTree {
     pub fn build(changes: &[Change]) -> ChangeTree {
         let mut t = ChangeTree {
             nodes: vec![Node { name: "/".into(), path: "/".into(), change: None, children: vec![], size: 0, count: 0 }],
+            lower: OnceLock::new(),
         };
+        // Nodes by path: scanning siblings for each component is quadratic in a directory of
+        // thousands of changed files.
+        let mut by_name: HashMap<(usize, &str), usize> = HashMap::with_capacity(changes.len() + 1);
         for (i, c) in changes.iter().enumerate() {
             let mut cur = 0;
-            let mut path = String::new();
+            let mut path = String::with_capacity(c.path.len());
             for comp in c.path.split('/').filter(|s| !s.is_empty()) {
                 path.push('/');
                 path.push_str(comp);
-                cur = match t.nodes[cur].children.iter().copied().find(|&k| t.nodes[k].name == comp) {
-                    Some(k) => k,
+                cur = match by_name.get(&(cur, comp)) {
+                    Some(&k) => k,
                     None => {
                         t.nodes.push(Node {
                             name: comp.to_string(),
@@ -88,6 +96,7 @@ impl ChangeTree {
                         });
                         let k = t.nodes.len() - 1;
                         t.nodes[cur].children.push(k);
+                        by_name.insert((cur, comp), k);
                         k
                     }
                 };
@@ -106,8 +115,8 @@ impl ChangeTree {
         let mut size =
             own.filter(|c| c.kind != ChangeKind::Deleted && c.file_type == FileType::File).map_or(0, |c| c.size);
         let mut count = usize::from(own.is_some());
-        for k in self.nodes[n].children.clone() {
-            let (s, c) = self.sum(k, changes);
+        for i in 0..self.nodes[n].children.len() {
+            let (s, c) = self.sum(self.nodes[n].children[i], changes);
             size += s;
             count += c;
         }
@@ -140,7 +149,10 @@ impl ChangeTree {
             self.nodes[n].children.iter().copied().filter(|&k| keep.is_none_or(|m| m[k])).collect();
         match sort {
             Sort::Name => kids.sort_by(|&a, &b| self.nodes[a].name.cmp(&self.nodes[b].name)),
-            Sort::Size => kids.sort_by_key(|&k| (Reverse(self.nodes[k].size), self.nodes[k].name.clone())),
+            Sort::Size => kids.sort_by(|&a, &b| {
+                let (a, b) = (&self.nodes[a], &self.nodes[b]);
+                (Reverse(a.size), &a.name).cmp(&(Reverse(b.size), &b.name))
+            }),
         }
         for k in kids {
             let has_kids = !self.nodes[k].children.is_empty();
@@ -161,7 +173,8 @@ impl ChangeTree {
     }
 
     fn mark(&self, n: usize, filter: &str, ancestor_matched: bool, m: &mut [bool]) -> bool {
-        let own = n != 0 && self.nodes[n].path.to_lowercase().contains(filter);
+        let lower = self.lower.get_or_init(|| self.nodes.iter().map(|n| n.path.to_lowercase()).collect());
+        let own = n != 0 && lower[n].contains(filter);
         let mut any = own || ancestor_matched;
         for &k in &self.nodes[n].children {
             any |= self.mark(k, filter, own || ancestor_matched, m);
