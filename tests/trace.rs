@@ -32,6 +32,8 @@ fn normalise(v: &mut Value, registry: &str) {
         Value::Array(a) => a.iter_mut().for_each(|x| normalise(x, registry)),
         Value::String(s) => {
             *s = s.replace(registry, "{registry}");
+            // Error messages name the Dockerfile by its path in this checkout.
+            *s = s.replace(&format!("{}/", repo_root().display()), "<repo>/");
             // The engine's version appears in the header and BuildStarted.
             *s = s.replace(env!("CARGO_PKG_VERSION"), "<version>");
         }
