@@ -25,3 +25,11 @@ pub use client::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Regi
 pub use error::{Op, RegistryError};
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
+
+/// What the fuzz targets in `fuzz/` reach beyond the public API (compiled only with
+/// `--cfg fuzzing`, which cargo-fuzz sets).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::pull::manifest_media_type;
+}
