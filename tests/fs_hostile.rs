@@ -154,7 +154,7 @@ fn size_limits_are_enforced_before_reading() {
     let chunk = vec![7u8; 600 * 1024];
     let tar = TarMaker::new().file("a", &chunk).file("b", &chunk).finish();
     let o = UnpackOptions { max_total_size: Some(1 << 20), ..opts() };
-    assert!(matches!(unpack_layer(&s.root(), &tar[..], &o), Err(FsError::TooLarge { entry, .. }) if entry == "b"));
+    assert!(matches!(unpack_layer(&s.root(), &tar[..], &o), Err(FsError::LayerTooLarge { entry, .. }) if entry == "b"));
     // Without limits a truncated entry is a read error, never a silent short file.
     let tar = TarMaker::new().lying_file("short", 4096, 10).finish();
     assert!(matches!(unpack(&s, tar), Err(FsError::Layer { .. })));
