@@ -32,6 +32,9 @@ pub enum Fault {
     LieAboutDigest,
     /// Forward (the registry acts on the request), then close without relaying the answer.
     LoseResponse,
+    /// Hold the request this long before forwarding it (a registry that hangs; tests kill
+    /// trowel while it waits).
+    Hold { pause: Duration },
     /// Read this many bytes of the request body, then close (an upload cut off). Only requests
     /// whose body is longer match.
     CutUpload { after: usize },
@@ -95,6 +98,16 @@ impl FaultProxy {
     /// The faults applied so far, as `METHOD path -> Fault`.
     pub fn applied(&self) -> Vec<String> {
         self.state.lock().unwrap().applied.clone()
+    }
+
+    /// Waits until a fault whose description contains `needle` has been applied.
+    #[track_caller]
+    pub fn wait_applied(&self, needle: &str, timeout: Duration) {
+        let t0 = std::time::Instant::now();
+        while !self.applied().iter().any(|a| a.contains(needle)) {
+            assert!(t0.elapsed() < timeout, "no fault {needle:?} applied within {timeout:?}: {:?}", self.seen());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Rules that never matched as often as asked (a test whose faults were not exercised
@@ -186,6 +199,10 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
             let mut buf = vec![0u8; after];
             let _ = client.read_exact(&mut buf);
             let _ = client.shutdown(Shutdown::Both);
+        }
+        Some(Fault::Hold { pause }) => {
+            std::thread::sleep(pause);
+            forward(client, upstream, &text, None);
         }
         other => forward(client, upstream, &text, other),
     }
