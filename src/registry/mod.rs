@@ -26,9 +26,7 @@ pub use error::{Op, RegistryError};
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
 
-/// What the fuzz targets in `fuzz/` reach beyond the public API (compiled only with
-/// `--cfg fuzzing`, which cargo-fuzz sets).
-#[cfg(fuzzing)]
+/// Internals the fuzz targets in `fuzz/` (and their seed replay in the tests) reach; not API.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use super::pull::manifest_media_type;
