@@ -2,9 +2,8 @@
 //! materialising its build root only when a step first needs files.
 
 use std::collections::HashMap;
-use std::time::Instant;
-
 use std::io::Read as _;
+use std::time::Instant;
 
 use futures_util::StreamExt;
 
