@@ -155,12 +155,8 @@ fn killed_during_a_run_leaves_no_process_or_mount_and_the_next_build_cleans_up()
     let ctx2 = context(&format!("FROM {}\nRUN echo fine > /fine\n", env().busybox()));
     let o = run(trowel().args(["build", "--no-push", "--work-dir", w, "--context"]).arg(ctx2.path()));
     assert_ok(&o);
-    assert!(
-        log(&o).contains(&format!("removed {}/{}, left behind by a build that did not finish", w, left[0])),
-        "{}",
-        log(&o)
-    );
-    assert_eq!(entries(work.path()), Vec::<String>::new());
+    assert_eq!(entries(work.path()), Vec::<String>::new(), "{} was not removed", left[0]);
+    assert!(!log(&o).contains("cannot remove"), "{}", log(&o));
 }
 
 #[test]
@@ -194,7 +190,6 @@ fn killed_while_writing_a_layer_then_rebuilt() {
         digest.to_str().unwrap(),
     ]));
     assert_ok(&o);
-    assert!(log(&o).contains("left behind by a build that did not finish"), "{}", log(&o));
     assert_complete(&dest, &digest);
     assert_eq!(entries(work.path()), Vec::<String>::new());
 }
@@ -266,8 +261,6 @@ fn killed_during_cache_writes_and_pushes_then_rebuilt() {
     // 4. The same build again: it succeeds, cleans the work directory, and the image is whole.
     let o = run(trowel().args(["build", "--context"]).arg(ctx.path()).args(args(&dest)));
     assert_ok(&o);
-    let text = log(&o);
-    assert!(text.contains("left behind by a build that did not finish"), "{text}");
     assert_complete(&real(&dest), &digest);
     assert_eq!(entries(work.path()), Vec::<String>::new());
     // And once more: now every step comes from the cache.

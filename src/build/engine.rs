@@ -113,10 +113,9 @@ impl<'a> Engine<'a> {
             .map_err(|e| BuildError::Setup(format!("open build context {}: {e}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile)
             .map_err(|e| BuildError::Setup(format!("read .dockerignore: {e}")))?;
+        // Removing a dead build's directory is routine housekeeping, not news for the log (and
+        // would make traces depend on what ran before); only a failure to remove one is reported.
         let sweep = crate::build::workdir::remove_stale(&opts.work_dir);
-        for d in &sweep.removed {
-            emitter.warn(format!("removed {}, left behind by a build that did not finish", d.display()));
-        }
         for (d, why) in &sweep.failed {
             emitter.warn(format!("cannot remove {}, left behind by a build that did not finish: {why}", d.display()));
         }
