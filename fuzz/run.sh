@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (default 60), one after the other, starting from the
 # committed seeds (fuzz/seeds/<target>) plus what earlier runs found (fuzz/corpus/<target>, not
-# committed). Crashes land in fuzz/artifacts/<target>/; a summary line per target (executions,
+# committed). Crashes land in fuzz/artifacts/<target>/ (cargo-fuzz's choice); a summary line per target (executions,
 # coverage, crashes) goes to stdout and fuzz/logs/summary.txt.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
@@ -36,7 +36,7 @@ for t in "${targets[@]}"; do
   set +e
   "${fuzz[@]}" run -O --sanitizer "$sanitizer" "$t" "corpus/$t" "seeds/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1
+    -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
