@@ -4,6 +4,8 @@
 //! path) must keep its exact files, contents, modes and link counts (a hardlink into it would
 //! raise them), and nothing else may appear next to the roots.
 //!
+//! The root is then indexed for snapshots, as the engine does with a base image's root.
+//!
 //! The first input byte chooses options (devices allowed, owners kept, an ignored path); the
 //! rest is the layer. Sizes are capped so the fuzzer cannot fill the disk.
 //!
@@ -17,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use trowel::fs::{IgnoreList, Root, UnpackOptions, open_layer, unpack_layer};
+use trowel::fs::{IgnoreList, Root, SnapshotMode, Snapshotter, UnpackOptions, open_layer, unpack_layer};
 
 /// Fixed, so seeds can aim absolute symlinks and hardlinks at the canary.
 const SCRATCH: &str = "/tmp/trowel-fuzz";
@@ -85,7 +87,11 @@ pub fn check(data: &[u8]) {
     if let Ok(reader) = open_layer(fs::File::open(&blob).unwrap()) {
         let _ = unpack_layer(&root, reader, &opts);
     }
-    drop(root);
+    // What the engine does next with a base's root: index it for snapshots. Whatever tree the
+    // layer made, that must fail cleanly or succeed, never panic or hang.
+    let mut snap = Snapshotter::new(root, SnapshotMode::Full, IgnoreList::default());
+    let _ = snap.scan_initial();
+    drop(snap);
 
     assert_eq!(&snapshot(&canary()), expected, "the canary next to the root changed");
     for e in fs::read_dir(SCRATCH).unwrap() {
