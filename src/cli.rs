@@ -273,6 +273,14 @@ pub struct BuildArgs {
     /// Kill a RUN step after this many seconds.
     #[arg(long)]
     pub run_timeout: Option<u64>,
+    /// Refuse a layer (base image, cached layer, ADD archive) holding a file larger than this
+    /// (e.g. 2GiB, 500MB; 0: no limit).
+    #[arg(long, default_value = "16GiB", value_parser = parse_size_arg)]
+    pub max_file_size: u64,
+    /// Refuse a layer whose files add up to more than this once unpacked, e.g. a decompression
+    /// bomb (e.g. 10GiB; 0: no limit).
+    #[arg(long, default_value = "32GiB", value_parser = parse_size_arg)]
+    pub max_layer_size: u64,
     /// Pause at this breakpoint and ask on the terminal: a line number, stage:NAME, failure,
     /// cache-miss, size:SIZE or path:GLOB (repeatable).
     #[arg(long = "break", value_name = "BREAKPOINT")]
@@ -553,6 +561,8 @@ impl BuildArgs {
         o.force_build_metadata = self.force_build_metadata;
         o.skip_push_permission_check = self.skip_push_permission_check;
         o.run_timeout = self.run_timeout.map(std::time::Duration::from_secs);
+        o.max_file_size = (self.max_file_size > 0).then_some(self.max_file_size);
+        o.max_layer_size = (self.max_layer_size > 0).then_some(self.max_layer_size);
         if self.cache {
             let ttl = parse_go_duration(&self.cache_ttl).map_err(|_| {
                 CliError(format!("invalid --cache-ttl {:?}: expected a duration like 336h or 30m", self.cache_ttl))
@@ -690,6 +700,23 @@ mod tests {
 
         let bad = Cli::try_parse_from(["trowel", "warm", "-i", "x", "--cache-ttl", "2w"]).unwrap_err().to_string();
         assert!(bad.contains("2w"), "{bad}");
+    }
+
+    #[test]
+    fn layer_size_limits() {
+        let cli = parse(&["trowel", "build", "--no-push"]);
+        let Command::Build(b) = cli.command else { panic!("expected build") };
+        assert_eq!(b.max_file_size, crate::build::options::DEFAULT_MAX_FILE_SIZE);
+        assert_eq!(b.max_layer_size, crate::build::options::DEFAULT_MAX_LAYER_SIZE);
+        let cli = parse(&["trowel", "build", "--max-file-size=1MiB", "--max-layer-size", "0"]);
+        let Command::Build(b) = cli.command else { panic!("expected build") };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let mut b = *b;
+        b.context = dir.path().display().to_string();
+        b.no_push = true;
+        let o = b.to_options().unwrap();
+        assert_eq!((o.max_file_size, o.max_layer_size), (Some(1 << 20), None));
     }
 
     #[test]

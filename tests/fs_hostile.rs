@@ -154,7 +154,7 @@ fn size_limits_are_enforced_before_reading() {
     let chunk = vec![7u8; 600 * 1024];
     let tar = TarMaker::new().file("a", &chunk).file("b", &chunk).finish();
     let o = UnpackOptions { max_total_size: Some(1 << 20), ..opts() };
-    assert!(matches!(unpack_layer(&s.root(), &tar[..], &o), Err(FsError::TooLarge { entry, .. }) if entry == "b"));
+    assert!(matches!(unpack_layer(&s.root(), &tar[..], &o), Err(FsError::LayerTooLarge { entry, .. }) if entry == "b"));
     // Without limits a truncated entry is a read error, never a silent short file.
     let tar = TarMaker::new().lying_file("short", 4096, 10).finish();
     assert!(matches!(unpack(&s, tar), Err(FsError::Layer { .. })));
@@ -266,6 +266,66 @@ fn huge_extension_headers_are_refused_without_buffering_them() {
         Err(FsError::Layer { source, .. }) => assert!(source.to_string().contains("exceeds"), "{source}"),
         other => panic!("expected a refused extension header, got {other:?}"),
     }
+    fs::remove_file(&path).unwrap();
+    s.assert_canary_untouched();
+}
+
+#[test]
+fn huge_gnu_long_names_are_refused_without_buffering_them() {
+    let s = Scratch::new();
+    // GNU `L` (long name) and `K` (long link) entries are buffered whole by the tar crate too.
+    for kind in [b'L', b'K'] {
+        let mut tar = Vec::new();
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_size(16 << 20);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.resize(tar.len() + (16 << 20), b'n');
+        tar.extend_from_slice(&[0u8; 1024]);
+        match unpack(&s, tar) {
+            Err(FsError::Layer { source, .. }) => assert!(source.to_string().contains("exceeds"), "{source}"),
+            other => panic!("expected a refused {:?} header, got {other:?}", kind as char),
+        }
+    }
+    s.assert_canary_untouched();
+}
+
+#[test]
+fn a_zstd_bomb_is_stopped_by_the_layer_limit() {
+    let s = Scratch::new();
+    // 64 files of 16 MiB of zeros: 1 GiB once unpacked, a few KiB of zstd.
+    let path = s.dir.path().join("root-bomb.zst");
+    {
+        let mut z = zstd::stream::write::Encoder::new(fs::File::create(&path).unwrap(), 3).unwrap();
+        let zeros = vec![0u8; 16 << 20];
+        for i in 0..64 {
+            let mut h = tar::Header::new_ustar();
+            h.set_path(format!("z{i}")).unwrap();
+            h.set_size(zeros.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            std::io::Write::write_all(&mut z, h.as_bytes()).unwrap();
+            std::io::Write::write_all(&mut z, &zeros).unwrap();
+        }
+        std::io::Write::write_all(&mut z, &[0u8; 1024]).unwrap();
+        z.finish().unwrap();
+    }
+    assert!(fs::metadata(&path).unwrap().len() < 1 << 20);
+    let o = UnpackOptions { max_total_size: Some(100 << 20), ..opts() };
+    let r = trowel::fs::open_layer(fs::File::open(&path).unwrap()).unwrap();
+    match unpack_layer(&s.root(), r, &o) {
+        Err(FsError::LayerTooLarge { entry, size, limit }) => {
+            assert_eq!((entry.as_str(), size, limit), ("z6", 7 * (16 << 20), 100 << 20));
+        }
+        other => panic!("expected LayerTooLarge, got {other:?}"),
+    }
+    // What was written before the limit stays inside the root (the build root is discarded).
+    assert!(!host(&s.root(), "z6").exists());
     fs::remove_file(&path).unwrap();
     s.assert_canary_untouched();
 }

@@ -2,6 +2,7 @@
 //! materialising its build root only when a step first needs files.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -10,13 +11,14 @@ use crate::build::engine::Engine;
 use crate::build::error::{BuildError, Location};
 use crate::build::event::{BaseSource, Event, LayerSummary};
 use crate::build::stage::{BuildRoot, LayerOrigin, StageLayer, StageState};
+use crate::digest::HashingReader;
 use crate::dockerfile::{ArgScope, Base};
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::unpack::{UnpackOptions, open_layer, unpack_layer};
 use crate::image::config::ImageConfig;
-use crate::image::manifest::{Descriptor, ManifestFormat, Platform};
+use crate::image::manifest::{ManifestFormat, Platform};
 use crate::registry::{Reference, ResolvedImage};
 
 /// How many blobs download at once.
@@ -305,9 +307,7 @@ impl Engine<'_> {
     fn unpack_all(&self, root: &Root, layers: &[StageLayer], opts: &UnpackOptions) -> Result<(u64, u64), BuildError> {
         let (mut entries, mut bytes) = (0u64, 0u64);
         for l in layers {
-            let file = self.store.open_blob(&l.descriptor.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
-            let reader = open_layer(file).map_err(|e| unpack_err(&l.descriptor, e))?;
-            let stats = unpack_layer(root, reader, opts).map_err(|e| unpack_err(&l.descriptor, e))?;
+            let stats = self.unpack_verified(root, l, opts, "unpack")?;
             entries += stats.entries;
             bytes += stats.bytes;
         }
@@ -343,6 +343,43 @@ impl Engine<'_> {
         Ok(BuildRoot { dir, snap })
     }
 
+    /// Unpacks one layer from the store into `root`, checking that its uncompressed content
+    /// hashes to the layer's diff_id. The registry checked the compressed digest; the diff_id
+    /// comes from the image config, and a layer that does not match it is not the layer the
+    /// image claims (an altered base or cache entry). Building on it would also push an image
+    /// that Docker and containerd refuse to pull. `what` starts the error message.
+    pub(crate) fn unpack_verified(
+        &self,
+        root: &Root,
+        l: &StageLayer,
+        opts: &UnpackOptions,
+        what: &str,
+    ) -> Result<crate::fs::UnpackStats, BuildError> {
+        let name = match &l.origin {
+            LayerOrigin::Base(r) => format!("{what} layer {} of {r}", l.descriptor.digest),
+            LayerOrigin::Built(_) => format!("{what} layer {}", l.descriptor.digest),
+        };
+        let fail = |e: &dyn std::fmt::Display| BuildError::Setup(format!("{name}: {e}"));
+        let file = self.store.open_blob(&l.descriptor.digest).map_err(|e| fail(&e))?;
+        let mut reader = HashingReader::new(open_layer(file).map_err(|e| fail(&e))?);
+        let stats = unpack_layer(root, &mut reader, opts).map_err(|e| fail(&e))?;
+        // The tar reader stops at the end-of-archive marker; the diff_id covers the whole stream.
+        let limit = opts.max_total_size.unwrap_or(u64::MAX);
+        let rest = std::io::copy(&mut (&mut reader).take(limit), &mut std::io::sink())
+            .map_err(|e| fail(&format!("reading after the end of the archive: {e}")))?;
+        if rest >= limit {
+            return Err(fail(&format!("more than {limit} bytes follow the end of the archive")));
+        }
+        let (_, digest, _) = reader.finish();
+        if digest != l.diff_id {
+            return Err(fail(&format!(
+                "its content hashes to {digest}, but the image config gives diff_id {}",
+                l.diff_id
+            )));
+        }
+        Ok(stats)
+    }
+
     /// How layers and ADD archives are unpacked into build roots.
     /// Unpacking into `/` in container isolation: what the container runtime owns is never
     /// written to.
@@ -360,8 +397,8 @@ impl Engine<'_> {
             // legitimately carry device nodes; a pod without CAP_MKNOD cannot make them.
             allow_devices: self.container.is_none() || crate::build::container::can_mknod(),
             preserve_owner: true,
-            max_entry_size: None,
-            max_total_size: None,
+            max_entry_size: self.opts.max_file_size,
+            max_total_size: self.opts.max_layer_size,
         }
     }
 
@@ -380,10 +417,6 @@ impl Engine<'_> {
         }
         Ok(())
     }
-}
-
-fn unpack_err(desc: &Descriptor, e: impl std::fmt::Display) -> BuildError {
-    BuildError::Setup(format!("unpack layer {}: {e}", desc.digest))
 }
 
 fn summary(l: &StageLayer, step: Option<crate::build::event::StepId>) -> LayerSummary {

@@ -13,7 +13,7 @@ use crate::build::steps::StepOutcome;
 use crate::build::steps::layer::empty_history;
 use crate::cache::explain::explain;
 use crate::cache::registry::{CachedLayer, Lookup, RegistryCache, pointer_tag};
-use crate::fs::unpack::{open_layer, unpack_layer};
+use crate::fs::unpack::open_layer;
 use crate::image::config::History;
 use crate::registry::Reference;
 
@@ -175,12 +175,10 @@ impl Engine<'_> {
         }
         if let Some(root) = st.root.as_mut() {
             self.fetch_blobs(std::slice::from_ref(&layer))?;
-            let file = self.store.open_blob(&desc.digest).map_err(|e| BuildError::Setup(e.to_string()))?;
             let err = |e: crate::fs::FsError| BuildError::Setup(format!("apply cached layer {}: {e}", desc.digest));
-            let reader = open_layer(file).map_err(err)?;
             let opts =
                 if root.dir == std::path::Path::new("/") { self.slash_unpack_options() } else { self.unpack_options() };
-            let stats = unpack_layer(root.snap.root(), reader, &opts).map_err(err)?;
+            let stats = self.unpack_verified(root.snap.root(), &layer, &opts, "apply cached")?;
             // What the layer changed, as a snapshot sees it; this also brings the index up to date.
             let changes = root.snap.snapshot_paths(&stats.touched).map_err(err)?;
             let paths = changes.entries.iter().map(|c| c.path.clone()).collect();

@@ -66,7 +66,7 @@ pub(crate) struct Engine<'a> {
     pub registry: Registry,
     pub store: BlobStore,
     /// Build roots, downloads and scratch files; removed when the build ends.
-    pub work: tempfile::TempDir,
+    pub work: crate::build::workdir::WorkDir,
     pub df: Dockerfile,
     pub plan: Plan,
     pub platform: Platform,
@@ -115,11 +115,13 @@ impl<'a> Engine<'a> {
             .map_err(|e| BuildError::Setup(format!("open build context {}: {e}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile)
             .map_err(|e| BuildError::Setup(format!("read .dockerignore: {e}")))?;
-        std::fs::create_dir_all(&opts.work_dir)
-            .map_err(|e| BuildError::Setup(format!("create work dir {}: {e}", opts.work_dir.display())))?;
-        let work = tempfile::Builder::new()
-            .prefix("trowel-build-")
-            .tempdir_in(&opts.work_dir)
+        // Removing a dead build's directory is routine housekeeping, not news for the log (and
+        // would make traces depend on what ran before); only a failure to remove one is reported.
+        let sweep = crate::build::workdir::remove_stale(&opts.work_dir);
+        for (d, why) in &sweep.failed {
+            emitter.warn(format!("cannot remove {}, left behind by a build that did not finish: {why}", d.display()));
+        }
+        let work = crate::build::workdir::WorkDir::create(&opts.work_dir)
             .map_err(|e| BuildError::Setup(format!("create work dir in {}: {e}", opts.work_dir.display())))?;
         let store = BlobStore::open(work.path().join("blobs")).map_err(|e| BuildError::Setup(e.to_string()))?;
         let rt = tokio::runtime::Builder::new_multi_thread()

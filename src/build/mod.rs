@@ -21,6 +21,7 @@ mod shell;
 mod stage;
 mod steps;
 mod vars;
+mod workdir;
 
 pub use controller::{Continue, Controller, Decision};
 pub use engine::{BuildResult, build};

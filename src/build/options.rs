@@ -9,6 +9,13 @@ use crate::image::manifest::{Compression, Platform};
 use crate::registry::RegistryOptions;
 use crate::sandbox::Isolation;
 
+/// Default `--max-file-size`: larger than any file real images carry (model weights included),
+/// small enough that one hostile entry cannot fill a CI runner's disk.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 30;
+/// Default `--max-layer-size`: real layers stay far below it, while a gzip bomb (1000:1) needs
+/// only a few tens of megabytes to reach it.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
+
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     /// Path of the Dockerfile (already resolved against the working directory or context).
@@ -52,6 +59,11 @@ pub struct BuildOptions {
     pub skip_push_permission_check: bool,
     /// Optional limit per RUN.
     pub run_timeout: Option<Duration>,
+    /// Largest file a layer (base image, cached layer or ADD archive) may hold; `None`: no limit.
+    pub max_file_size: Option<u64>,
+    /// Most bytes of file data one layer may unpack to; `None`: no limit. Stops decompression
+    /// bombs before they fill the disk.
+    pub max_layer_size: Option<u64>,
     /// The layer cache (`--cache`); `None` when disabled.
     pub cache: Option<CacheOptions>,
     /// Report the paths of cached layers even when they are not unpacked (for traces).
@@ -132,6 +144,8 @@ impl BuildOptions {
             force_build_metadata: false,
             skip_push_permission_check: false,
             run_timeout: None,
+            max_file_size: Some(DEFAULT_MAX_FILE_SIZE),
+            max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
             cache: None,
             describe_cached_layers: false,
             capture_contents: None,

@@ -32,9 +32,14 @@ pub enum FsError {
     #[error("unsafe layer entry {entry:?}: {reason}")]
     UnsafeEntry { entry: String, reason: String },
 
-    /// A layer entry over `max_entry_size`, or a layer over `max_total_size`.
+    /// A layer entry over `max_entry_size`.
     #[error("layer entry {entry:?} is too large: {size} bytes (limit {limit})")]
     TooLarge { entry: String, size: u64, limit: u64 },
+
+    /// A layer whose entries add up to more than `max_total_size` (a decompression bomb, or a
+    /// layer bigger than this build allows); `entry` is the one that crossed the limit.
+    #[error("layer is too large once unpacked: {size} bytes by entry {entry:?} (limit {limit})")]
+    LayerTooLarge { entry: String, size: u64, limit: u64 },
 
     /// A device node in a layer when devices are not allowed, or mknod was refused.
     #[error("layer entry {entry:?}: cannot create device node: {reason}")]

@@ -200,7 +200,7 @@ impl Applier<'_> {
         if let Some(limit) = self.opts.max_total_size
             && self.total > limit
         {
-            return Err(FsError::TooLarge { entry: raw_name.to_string(), size: self.total, limit });
+            return Err(FsError::LayerTooLarge { entry: raw_name.to_string(), size: self.total, limit });
         }
         if self.opts.ignore.is_ignored(&logical) {
             return Ok(());

@@ -270,8 +270,20 @@ impl Keychain {
             #[serde(rename = "Secret", default)]
             secret: String,
         }
-        let reply: HelperReply = serde_json::from_slice(&out.stdout)
-            .map_err(|e| fail(format!("unreadable answer (expected JSON with Username and Secret): {e}")))?;
+        // Not serde's message: it quotes the offending value, which here may be the secret.
+        let reply: HelperReply = serde_json::from_slice(&out.stdout).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Io => "unreadable",
+                serde_json::error::Category::Syntax => "not JSON",
+                serde_json::error::Category::Data => "a value of the wrong type",
+                serde_json::error::Category::Eof => "cut short",
+            };
+            fail(format!(
+                "unreadable answer (expected JSON with Username and Secret strings; {what} at line {} column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         if reply.secret.is_empty() {
             return Ok(None);
         }

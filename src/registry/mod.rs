@@ -25,3 +25,9 @@ pub use client::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Regi
 pub use error::{Op, RegistryError};
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
+
+/// Internals the fuzz targets in `fuzz/` (and their seed replay in the tests) reach; not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::pull::manifest_media_type;
+}

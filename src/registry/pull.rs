@@ -362,7 +362,7 @@ async fn flush(mut writer: BlobWriter, batch: &mut Vec<u8>, dir: &Path) -> Resul
 
 /// The media type of a manifest: its own `mediaType` field, else the `Content-Type` the
 /// registry sent, else inferred from its shape. Schema1 and unknown types are refused.
-fn manifest_media_type(body: &[u8], header: Option<&str>) -> Result<String, String> {
+pub fn manifest_media_type(body: &[u8], header: Option<&str>) -> Result<String, String> {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType", default)]

@@ -11,6 +11,7 @@ use crate::build::steps::{StepCtx, StepOutcome};
 use crate::build::vars::run_env;
 use crate::dockerfile::{Flag, RunScript};
 use crate::sandbox::{self, ResolvedUser, RunSpec, StdioMode, Stream};
+use crate::secrets::Redactor;
 
 pub fn run(
     engine: &mut Engine<'_>,
@@ -59,7 +60,7 @@ pub fn run(
         extra_hosts: Vec::new(),
     };
     let emitter = engine.emitter.clone();
-    let holdback = emitter.holdback();
+    let redactor = engine.redactor.clone();
     let id = ctx.id;
     let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut on_output = |stream: Stream, bytes: &[u8]| {
@@ -69,20 +70,14 @@ pub fn run(
         };
         let buf = &mut carry[slot];
         buf.extend_from_slice(bytes);
-        // Hold back an incomplete UTF-8 sequence at the end for the next chunk, and enough bytes
-        // that a secret split across two chunks is still masked whole.
-        let keep = buf.len().saturating_sub(holdback);
-        let cut = utf8_boundary(&buf[..keep]);
-        if cut > 0 {
-            let data = String::from_utf8_lossy(&buf[..cut]).into_owned();
-            buf.drain(..cut);
+        if let Some(data) = take_ready(buf, &redactor) {
             emitter.emit(Event::Output { id, stream: s, data });
         }
     };
     let outcome = sandbox::run(&spec, &mut on_output);
     for (slot, s) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
         if !carry[slot].is_empty() {
-            let data = String::from_utf8_lossy(&carry[slot]).into_owned();
+            let data = engine.redactor.redact(&String::from_utf8_lossy(&carry[slot]));
             engine.emitter.emit(Event::Output { id, stream: s, data });
         }
     }
@@ -106,6 +101,29 @@ pub fn run(
     }
     let layer = commit(engine, st, ctx.id, Scope::Full, &ctx.display)?;
     Ok(StepOutcome { status: StepStatus::Built, layer })
+}
+
+/// Takes the part of a stream's pending bytes that can be shown now, with secrets masked.
+///
+/// Secrets are masked in all the pending text *before* it is cut: the emitter masks each event
+/// on its own, so a secret that began in the part shown now and ended in the part kept for later
+/// would reach no sink whole (and so would reach them all unmasked). After masking, the last
+/// `longest secret - 1` bytes stay pending, since they may be the start of a secret that the next
+/// chunk completes, and so does an incomplete UTF-8 sequence at the very end.
+fn take_ready(buf: &mut Vec<u8>, redactor: &Redactor) -> Option<String> {
+    let valid = utf8_boundary(buf);
+    if valid == 0 {
+        return None;
+    }
+    let text = redactor.redact(&String::from_utf8_lossy(&buf[..valid]));
+    let mut cut = text.len().saturating_sub(redactor.max_len().saturating_sub(1));
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut rest = text.as_bytes()[cut..].to_vec();
+    rest.extend_from_slice(&buf[valid..]);
+    *buf = rest;
+    (cut > 0).then(|| text[..cut].to_string())
 }
 
 /// The longest prefix of `buf` that does not end inside a UTF-8 sequence.
@@ -174,7 +192,45 @@ pub fn resolve_user_in(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::utf8_boundary;
+    use super::{Redactor, take_ready, utf8_boundary};
+
+    /// Feeds `chunks` through [`take_ready`] as the RUN output loop does, each emitted piece
+    /// masked again on its own (as the emitter does); returns what the sinks would see.
+    fn stream(redactor: &Redactor, chunks: &[&[u8]]) -> Vec<String> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            buf.extend_from_slice(c);
+            out.extend(take_ready(&mut buf, redactor).map(|s| redactor.redact(&s)));
+        }
+        out.push(redactor.redact(&String::from_utf8_lossy(&buf)));
+        out
+    }
+
+    #[test]
+    fn secrets_split_across_chunks_or_at_the_end_are_masked() {
+        let r = Redactor::new(["custom-secret-value-77".to_string(), "ghp_FAILtoken0123456789".to_string()]);
+        // The case that leaked: the shown part ended inside a secret that the kept part finished.
+        let seen = stream(&r, &[b"t=ghp_FAILtoken0123456789 c=custom-secret-value-77\n"]);
+        assert!(seen.iter().all(|s| !s.contains("custom") || s.contains("***")), "{seen:?}");
+        assert_eq!(seen.concat(), "t=*** c=***\n");
+        // Split at every position of a two-chunk stream.
+        let text = b"head ghp_FAILtoken0123456789 mid custom-secret-value-77 tail\n";
+        for cut in 0..text.len() {
+            let seen = stream(&r, &[&text[..cut], &text[cut..]]);
+            let all = seen.concat();
+            assert_eq!(all, "head *** mid *** tail\n", "cut at {cut}: {seen:?}");
+            for piece in &seen {
+                for secret in ["ghp_", "custom-s"] {
+                    assert!(!piece.contains(secret), "cut at {cut}: {piece:?}");
+                }
+            }
+        }
+        // Without secrets everything complete is shown at once.
+        let mut buf = b"abc\xe2\x82".to_vec();
+        assert_eq!(take_ready(&mut buf, &Redactor::default()).as_deref(), Some("abc"));
+        assert_eq!(buf, b"\xe2\x82");
+    }
 
     #[test]
     fn holds_back_split_sequences() {

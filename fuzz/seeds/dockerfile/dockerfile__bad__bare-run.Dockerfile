@@ -1,0 +1,4 @@
+FROM busybox
+RUN echo ok
+# nothing to run:
+RUN

@@ -1,0 +1,319 @@
+//! Crash safety: trowel killed with SIGKILL during a RUN, while writing a layer, during a cache
+//! write, during a push (blob and manifest) and during `trowel warm`. Afterwards: no process of
+//! the build and no mount survives, nothing half-written is visible (no tag in the destination
+//! or the cache repository, no entry in the cache directory), and the next run with the same
+//! work directory, cache directory, cache repository and destination succeeds with a complete
+//! image, removing what the killed build left in the work directory.
+
+mod common;
+mod faults;
+mod hardening_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_ok, env, run, trowel, unique_repo};
+use faults::{Fault, FaultProxy};
+use hardening_support::{context, log};
+
+const HOLD: Fault = Fault::Hold { pause: Duration::from_secs(40) };
+
+/// A build started in the background, its log going to a file.
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn start<S: AsRef<std::ffi::OsStr>>(ctx: &Path, args: &[S]) -> Running {
+        let log = ctx.join("killed.log");
+        let f = std::fs::File::create(&log).unwrap();
+        let child = trowel()
+            .args(["build", "--context"])
+            .arg(ctx)
+            .args(args)
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Running { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn wait_for_log(&mut self, needle: &str) {
+        let t0 = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(self.child.try_wait().unwrap().is_none(), "the build ended early:\n{}", self.log());
+            assert!(t0.elapsed() < Duration::from_secs(60), "{needle:?} never appeared:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(mut self) -> String {
+        assert!(self.child.try_wait().unwrap().is_none(), "the build ended before it was killed:\n{}", self.log());
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        self.log()
+    }
+}
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) {
+                out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+/// Mounts at or below `dir`.
+fn mounts_below(dir: &Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
+        .map(str::to_string)
+        .collect()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// The image is complete in the registry: skopeo copies every blob, verifying digests, and
+/// the manifest is the one trowel reported.
+#[track_caller]
+fn assert_complete(reference: &str, digest_file: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:x", dir.path().join("l").display()),
+    ])));
+    let digest = std::fs::read_to_string(digest_file).unwrap();
+    assert_eq!(common::skopeo_inspect(reference)["Digest"].as_str().unwrap(), digest.trim());
+}
+
+#[track_caller]
+fn assert_no_tag(reference: &str) {
+    let o = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{reference}")]));
+    assert!(!o.status.success(), "{reference} is tagged after a killed push");
+}
+
+/// Tags of a repository on the real registry (none if it does not exist).
+fn tags(repo: &str) -> Vec<String> {
+    let o = run(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")]));
+    if !o.status.success() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn killed_during_a_run_leaves_no_process_or_mount_and_the_next_build_cleans_up() {
+    let work = tempfile::tempdir().unwrap();
+    let marker = format!("sleep {}", 5000 + std::process::id() % 1000);
+    let ctx = context(&format!("FROM {}\nRUN ({marker} &) ; echo started-run ; {marker}\n", env().busybox()));
+    let w = work.path().to_str().unwrap();
+    let mut b = Running::start(ctx.path(), &["--no-push", "--work-dir", w]);
+    b.wait_for_log("started-run");
+    let t0 = Instant::now();
+    while processes_with(&marker).len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the RUN's processes never showed up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.kill();
+    // The sandbox dies with trowel (parent-death signal, PID namespace), and its mounts with it.
+    let t0 = Instant::now();
+    while !processes_with(&marker).is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "left running: {:?}", processes_with(&marker));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(mounts_below(work.path()), Vec::<String>::new());
+    let left = entries(work.path());
+    assert_eq!(left.len(), 1, "the killed build's directory: {left:?}");
+
+    // The next build in the same work directory removes it, and leaves nothing itself.
+    let ctx2 = context(&format!("FROM {}\nRUN echo fine > /fine\n", env().busybox()));
+    let o = run(trowel().args(["build", "--no-push", "--work-dir", w, "--context"]).arg(ctx2.path()));
+    assert_ok(&o);
+    assert_eq!(entries(work.path()), Vec::<String>::new(), "{} was not removed", left[0]);
+    assert!(!log(&o).contains("cannot remove"), "{}", log(&o));
+}
+
+#[test]
+fn killed_while_writing_a_layer_then_rebuilt() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().to_str().unwrap();
+    let repo = unique_repo("killed-layer");
+    let dest = format!("{}/{repo}:1", env().registry);
+    // 150 MB of incompressible data: snapshotting and compressing it takes a while.
+    let ctx = context(&format!(
+        "FROM {}\nRUN head -c 150000000 /dev/urandom > /big && echo wrote-big\nRUN echo after > /after\n",
+        env().busybox()
+    ));
+    let trace = ctx.path().join("trace.jsonl");
+    let args = ["--destination", &dest, "--work-dir", w, "--trace", trace.to_str().unwrap()];
+    let mut b = Running::start(ctx.path(), &args);
+    b.wait_for_log("wrote-big");
+    std::thread::sleep(Duration::from_millis(300));
+    b.kill();
+    let recorded = std::fs::read_to_string(&trace).unwrap();
+    assert!(!recorded.contains("\"layer_written\""), "the kill came after the layer was written");
+    assert_no_tag(&dest);
+
+    let digest = ctx.path().join("digest");
+    let o = run(trowel().args(["build", "--context"]).arg(ctx.path()).args([
+        "--destination",
+        &dest,
+        "--work-dir",
+        w,
+        "--digest-file",
+        digest.to_str().unwrap(),
+    ]));
+    assert_ok(&o);
+    assert_complete(&dest, &digest);
+    assert_eq!(entries(work.path()), Vec::<String>::new());
+}
+
+/// A build with the layer cache and the base-image cache directory, through a proxy whose
+/// faults hold a cache write or a push until trowel is killed; then the same build again.
+#[test]
+fn killed_during_cache_writes_and_pushes_then_rebuilt() {
+    let proxy = FaultProxy::start(&env().registry);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let base = format!("{}/busybox:1.35", proxy.addr);
+    assert_ok(&run(trowel().args(["warm", "--image", &base, "--cache-dir"]).arg(cache_dir.path())));
+    let work = tempfile::tempdir().unwrap();
+    let repo = unique_repo("killed-push");
+    let cache_repo = format!("{}/{repo}/cache", proxy.addr);
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let ctx = context(&format!("FROM {base}\nRUN head -c 2000000 /dev/urandom > /data\nRUN echo second > /second\n"));
+    let digest = ctx.path().join("digest");
+    let cache_dir_s = cache_dir.path().to_str().unwrap().to_string();
+    let work_s = work.path().to_str().unwrap().to_string();
+    let args = |dest: &str| -> Vec<String> {
+        let a = ["--cache", "--cache-dir", &cache_dir_s, "--cache-repo", &cache_repo, "--destination", dest];
+        let b = ["--work-dir", &work_s, "--digest-file", digest.to_str().unwrap()];
+        a.iter().chain(b.iter()).map(|s| s.to_string()).collect()
+    };
+    let real = |r: &str| r.replacen(&proxy.addr, &env().registry, 1);
+    // Whatever runs got as far as writing, every cache tag names a complete entry.
+    let assert_cache_complete = || {
+        for t in tags(&real(&cache_repo)) {
+            let dir = tempfile::tempdir().unwrap();
+            assert_ok(&run(Command::new("skopeo").args([
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                &format!("docker://{}:{t}", real(&cache_repo)),
+                &format!("oci:{}:x", dir.path().join("l").display()),
+            ])));
+        }
+    };
+
+    // 1. Killed while a cache entry's blob is being uploaded (it waits for the cache writes
+    //    before it ends).
+    proxy.inject("PUT", &format!("/{repo}/cache/blobs/uploads/"), HOLD, 1);
+    let b = Running::start(ctx.path(), &args(&format!("{}/{repo}:cache-kill", proxy.addr)));
+    proxy.wait_applied("Hold", Duration::from_secs(60));
+    let text = b.kill();
+    assert!(text.contains("Found") && text.contains("in the local cache directory"), "{text}");
+    assert_cache_complete();
+    proxy.clear();
+
+    // 2. Killed while the image's blobs are being uploaded: no tag.
+    proxy.inject("PUT", &format!("/{repo}/blobs/uploads/"), HOLD, 1);
+    let b = Running::start(ctx.path(), &args(&dest));
+    proxy.wait_applied(&format!("PUT /v2/{repo}/blobs/uploads/"), Duration::from_secs(60));
+    b.kill();
+    assert_no_tag(&real(&dest));
+    assert_cache_complete();
+    proxy.clear();
+
+    // 3. Killed while the manifest is on its way: the registry never got it.
+    proxy.inject("PUT", &format!("/{repo}/manifests/1"), HOLD, 1);
+    let b = Running::start(ctx.path(), &args(&dest));
+    proxy.wait_applied(&format!("PUT /v2/{repo}/manifests/1"), Duration::from_secs(60));
+    b.kill();
+    assert_no_tag(&real(&dest));
+    assert_cache_complete();
+    proxy.clear();
+
+    // 4. The same build again: it succeeds, cleans the work directory, and the image is whole.
+    let o = run(trowel().args(["build", "--context"]).arg(ctx.path()).args(args(&dest)));
+    assert_ok(&o);
+    assert_complete(&real(&dest), &digest);
+    assert_eq!(entries(work.path()), Vec::<String>::new());
+    // And once more: now every step comes from the cache.
+    let o = run(trowel().args(["build", "--context"]).arg(ctx.path()).args(args(&dest)));
+    assert_ok(&o);
+    assert_eq!(log(&o).matches("Using cached layer").count(), 2, "{}", log(&o));
+    assert_complete(&real(&dest), &digest);
+}
+
+#[test]
+fn killed_warm_leaves_nothing_a_build_would_use() {
+    let proxy = FaultProxy::start(&env().registry);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let base = format!("{}/busybox:1.35", proxy.addr);
+    let layer = common::skopeo_manifest(&env().busybox())["layers"][0]["digest"].as_str().unwrap().to_string();
+    // The layer download stalls half way (headers and half the body sent); warm is killed then.
+    proxy.inject("GET", &layer, Fault::Stall { pause: Duration::from_secs(40) }, 1);
+    let mut warm = trowel()
+        .args(["warm", "--image", &base, "--cache-dir"])
+        .arg(cache_dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    proxy.wait_applied("Stall", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    warm.kill().unwrap();
+    warm.wait().unwrap();
+    // The partial blob is there under a temporary name only, and no entry names the image.
+    let blobs = cache_dir.path().join("blobs/sha256");
+    assert!(!blobs.join(layer.trim_start_matches("sha256:")).exists(), "a partial layer under its digest");
+    let refs = cache_dir.path().join("refs");
+    let entries = if refs.exists() { entries(&refs) } else { Vec::new() };
+    assert!(entries.iter().all(|e| e.starts_with('.')), "an entry was written: {entries:?}");
+
+    // A build with that cache directory does not use it (not cached) and pulls instead; a new
+    // warm completes the entry and the next build uses it.
+    let ctx = context(&format!("FROM {base}\nRUN test -x /bin/busybox\n"));
+    let o = run(trowel()
+        .args(["build", "--no-push", "--cache", "--cache-repo", &format!("{}/unused/cache", proxy.addr)])
+        .args(["--no-push-cache", "--cache-dir"])
+        .arg(cache_dir.path())
+        .arg("--context")
+        .arg(ctx.path()));
+    assert_ok(&o);
+    assert!(log(&o).contains("is not usable from the cache directory: not in the cache"), "{}", log(&o));
+    assert_ok(&run(trowel().args(["warm", "--image", &base, "--cache-dir"]).arg(cache_dir.path())));
+    let o = run(trowel()
+        .args(["build", "--no-push", "--cache", "--cache-repo", &format!("{}/unused/cache", proxy.addr)])
+        .args(["--no-push-cache", "--cache-dir"])
+        .arg(cache_dir.path())
+        .arg("--context")
+        .arg(ctx.path()));
+    assert_ok(&o);
+    assert!(log(&o).contains("in the local cache directory"), "{}", log(&o));
+}

@@ -1,0 +1,241 @@
+//! Whole `trowel build` runs through a fault-injecting proxy (`faults/mod.rs`) in front of the
+//! real registry: base pulls, pushes, cache lookups and cache writes meet dropped connections,
+//! 429/500/502/503 (with `Retry-After`), cut and stalled bodies, corrupted blobs and lost
+//! answers. A build either succeeds — and then the image in the registry is complete, which
+//! skopeo checks by copying every blob with digest verification — or fails with a clear error
+//! and pushes no manifest. (`registry_retry.rs` checks the same mechanisms call by call.)
+
+mod common;
+mod faults;
+mod hardening_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{assert_ok, env, run, skopeo_manifest, trowel, unique_repo};
+use faults::{Fault, FaultProxy};
+use hardening_support::{context, log};
+
+const FOREVER: usize = usize::MAX;
+
+fn busybox_layer() -> String {
+    skopeo_manifest(&env().busybox())["layers"][0]["digest"].as_str().unwrap().to_string()
+}
+
+fn busybox_config() -> String {
+    skopeo_manifest(&env().busybox())["config"]["digest"].as_str().unwrap().to_string()
+}
+
+/// A Dockerfile from the busybox base behind `proxy`, with a 3 MB layer (so cut and stalled
+/// uploads happen mid-body) and a small one.
+fn dockerfile(proxy: &FaultProxy) -> String {
+    format!("FROM {}/busybox:1.35\nRUN head -c 3000000 /dev/urandom > /big\nRUN echo ok > /ok\n", proxy.addr)
+}
+
+fn build(ctx: &std::path::Path, args: &[&str]) -> std::process::Output {
+    run(trowel().args(["build", "--context"]).arg(ctx).args(args))
+}
+
+/// The image at `reference` (on the real registry) is complete: skopeo copies every blob,
+/// verifying each digest, and its manifest digest is `digest`.
+#[track_caller]
+fn assert_complete(reference: &str, digest: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:x", dir.path().join("l").display()),
+    ]));
+    assert_ok(&o);
+    assert_eq!(common::skopeo_inspect(reference)["Digest"].as_str().unwrap(), digest.trim());
+}
+
+/// No manifest is tagged `reference` on the real registry.
+#[track_caller]
+fn assert_no_manifest(reference: &str) {
+    let o = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{reference}")]));
+    assert!(!o.status.success(), "{reference} exists although the push failed");
+}
+
+#[test]
+fn pull_and_push_survive_a_flaky_registry() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("flaky");
+    proxy
+        .inject("GET", "/v2/", Fault::Status { code: 503, retry_after: Some(1) }, 1)
+        .inject("GET", "/busybox/manifests/1.35", Fault::Status { code: 429, retry_after: Some(1) }, 1)
+        .inject("GET", "/busybox/manifests/1.35", Fault::Drop, 1)
+        .inject("GET", &busybox_config(), Fault::Corrupt, 1)
+        .inject("GET", &busybox_layer(), Fault::Truncate { after: 300_000 }, 1)
+        .inject("GET", &busybox_layer(), Fault::Stall { pause: Duration::from_secs(2) }, 1)
+        .inject("HEAD", &format!("/{repo}/blobs/"), Fault::Status { code: 502, retry_after: None }, 1)
+        .inject("POST", &format!("/{repo}/blobs/uploads/"), Fault::Status { code: 503, retry_after: Some(1) }, 1)
+        .inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::CutUpload { after: 100_000 }, 1)
+        .inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::LoseResponse, 1)
+        .inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::Status { code: 500, retry_after: None }, 1)
+        .inject("PUT", &format!("/{repo}/manifests/1"), Fault::Status { code: 502, retry_after: None }, 1)
+        .inject("PUT", &format!("/{repo}/manifests/1"), Fault::LoseResponse, 1);
+    let ctx = context(&dockerfile(&proxy));
+    let digest_file = ctx.path().join("digest");
+    let o = build(
+        ctx.path(),
+        &["--destination", &format!("{}/{repo}:1", proxy.addr), "--digest-file", digest_file.to_str().unwrap()],
+    );
+    assert_ok(&o);
+    eprintln!("faults applied: {:#?}", proxy.applied());
+    assert!(proxy.unused().is_empty(), "faults never triggered: {:?}", proxy.unused());
+    let digest = std::fs::read_to_string(&digest_file).unwrap();
+    assert_complete(&format!("{}/{repo}:1", env().registry), &digest);
+}
+
+#[test]
+fn a_push_that_cannot_complete_fails_and_tags_nothing() {
+    let proxy = FaultProxy::start(&env().registry);
+    // Blob uploads fail for good: the manifest must never be sent.
+    let repo = unique_repo("noblobs");
+    proxy.inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::Status { code: 500, retry_after: None }, FOREVER);
+    let ctx = context(&dockerfile(&proxy));
+    let digest_file = ctx.path().join("digest");
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let o = build(
+        ctx.path(),
+        &["--destination", &dest, "--push-retry", "1", "--digest-file", digest_file.to_str().unwrap()],
+    );
+    let text = log(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains(&format!("push {dest}")) && text.contains("(500)"), "{text}");
+    assert!(!proxy.seen().iter().any(|r| r.starts_with(&format!("PUT /v2/{repo}/manifests/"))), "a manifest was sent");
+    assert!(!digest_file.exists(), "a digest file was written for a failed push");
+    assert_no_manifest(&format!("{}/{repo}:1", env().registry));
+
+    // The manifest upload fails for good: the build fails (never "pushed"), nothing is tagged.
+    let repo = unique_repo("nomanifest");
+    proxy.inject("PUT", &format!("/{repo}/manifests/"), Fault::Status { code: 503, retry_after: None }, FOREVER);
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let o = build(
+        ctx.path(),
+        &["--destination", &dest, "--push-retry", "1", "--digest-file", digest_file.to_str().unwrap()],
+    );
+    let text = log(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains(&format!("push {dest}")) && text.contains("(503)"), "{text}");
+    assert!(!text.contains("Pushed"), "{text}");
+    assert!(!digest_file.exists(), "a digest file was written for a failed push");
+    assert_no_manifest(&format!("{}/{repo}:1", env().registry));
+}
+
+#[test]
+fn a_registry_that_misreports_an_upload_fails_the_push() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("liar");
+    proxy.inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::LieAboutDigest, FOREVER);
+    let ctx = context(&dockerfile(&proxy));
+    let o = build(ctx.path(), &["--destination", &format!("{}/{repo}:1", proxy.addr)]);
+    let text = log(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("but the registry stored sha256:0000"), "{text}");
+    assert_no_manifest(&format!("{}/{repo}:1", env().registry));
+}
+
+#[test]
+fn a_base_blob_that_never_verifies_fails_the_build_clearly() {
+    let proxy = FaultProxy::start(&env().registry);
+    let layer = busybox_layer();
+    proxy.inject("GET", &layer, Fault::Corrupt, FOREVER);
+    let ctx = context(&dockerfile(&proxy));
+    let o = build(ctx.path(), &["--no-push", "--image-download-retry", "2", "--push-retry", "0"]);
+    let text = log(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains(&format!("blob {layer} failed verification")), "{text}");
+    let gets = proxy.seen().iter().filter(|r| r.starts_with("GET") && r.contains(&layer)).count();
+    assert_eq!(gets, 3, "one download and two retries");
+}
+
+/// The layer cache through the proxy: writes that meet faults still produce complete entries,
+/// lookups that meet faults still hit, and a cache that fails for good only costs time.
+#[test]
+fn the_layer_cache_survives_faults_and_never_holds_partial_entries() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("cached");
+    let cache = format!("{}/{repo}/cache", proxy.addr);
+    let ctx = context(&dockerfile(&proxy));
+    let args = |dest: &str| -> Vec<String> {
+        ["--reproducible", "--cache", "--cache-repo", &cache, "--destination", dest, "--digest-file"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([ctx.path().join("digest").display().to_string()])
+            .collect()
+    };
+
+    // 1. Cache writes meet cut uploads, lost answers and 503s on their manifests.
+    proxy
+        .inject("PUT", &format!("/{repo}/cache/blobs/uploads/"), Fault::CutUpload { after: 100_000 }, 1)
+        .inject("PUT", &format!("/{repo}/cache/blobs/uploads/"), Fault::LoseResponse, 1)
+        .inject("PUT", &format!("/{repo}/cache/manifests/"), Fault::Status { code: 503, retry_after: Some(1) }, 2);
+    let dest1 = format!("{}/{repo}:1", proxy.addr);
+    let o = run(trowel().arg("build").arg("--context").arg(ctx.path()).args(args(&dest1)));
+    assert_ok(&o);
+    assert!(!log(&o).contains("could not write the cache entry"), "{}", log(&o));
+    assert!(proxy.unused().is_empty(), "faults never triggered: {:?}", proxy.unused());
+    let first = std::fs::read_to_string(ctx.path().join("digest")).unwrap();
+    assert_cache_entries_complete(&format!("{}/{repo}/cache", env().registry), 4);
+
+    // 2. Lookups meet a 503 with Retry-After, a dropped connection and corrupt entry configs,
+    //    and still hit: the same image, with no step run again.
+    proxy
+        .inject("GET", &format!("/{repo}/cache/manifests/"), Fault::Status { code: 503, retry_after: Some(1) }, 1)
+        .inject("GET", &format!("/{repo}/cache/manifests/"), Fault::Drop, 1)
+        .inject("GET", &format!("/{repo}/cache/blobs/"), Fault::Corrupt, 2);
+    let dest2 = format!("{}/{repo}:2", proxy.addr);
+    let o = run(trowel().arg("build").arg("--context").arg(ctx.path()).args(args(&dest2)));
+    assert_ok(&o);
+    let text = log(&o);
+    assert_eq!(text.matches("Using cached layer").count(), 2, "{text}");
+    assert!(proxy.unused().is_empty(), "faults never triggered: {:?}", proxy.unused());
+    let second = std::fs::read_to_string(ctx.path().join("digest")).unwrap();
+    assert_eq!(first, second, "a cached build reproduces the image");
+    assert_complete(&format!("{}/{repo}:2", env().registry), &second);
+
+    // 3. The cache fails for good (lookups and writes): the build runs every step, warns, and
+    //    pushes a complete image; the cache gains no entry.
+    proxy.inject("GET", &format!("/{repo}/cache/"), Fault::Status { code: 500, retry_after: None }, FOREVER);
+    proxy.inject("HEAD", &format!("/{repo}/cache/"), Fault::Status { code: 500, retry_after: None }, FOREVER);
+    proxy.inject("PUT", &format!("/{repo}/cache/"), Fault::Status { code: 500, retry_after: None }, FOREVER);
+    let ctx3 = context(&format!("{}RUN echo changed > /changed\n", dockerfile(&proxy)));
+    let dest3 = format!("{}/{repo}:3", proxy.addr);
+    let digest3 = ctx3.path().join("digest");
+    let o = run(trowel()
+        .args(["build", "--cache", "--cache-repo", &cache, "--push-retry", "1", "--context"])
+        .arg(ctx3.path())
+        .args(["--destination", &dest3, "--digest-file", digest3.to_str().unwrap()]));
+    assert_ok(&o);
+    let text = log(&o);
+    assert!(text.contains("Cache lookup failed"), "{text}");
+    assert!(text.contains("could not write the cache entry"), "{text}");
+    assert_complete(&format!("{}/{repo}:3", env().registry), &std::fs::read_to_string(&digest3).unwrap());
+    assert_cache_entries_complete(&format!("{}/{repo}/cache", env().registry), 4);
+}
+
+/// Every tag of the cache repository names a complete entry (skopeo copies all its blobs), and
+/// there are `expected` of them (an entry tag and a pointer tag per step).
+#[track_caller]
+fn assert_cache_entries_complete(cache_repo: &str, expected: usize) {
+    let o = run(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{cache_repo}")]));
+    assert_ok(&o);
+    let tags: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tags = tags["Tags"].as_array().unwrap();
+    assert_eq!(tags.len(), expected, "{tags:?}");
+    for t in tags {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run(Command::new("skopeo").args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{cache_repo}:{}", t.as_str().unwrap()),
+            &format!("oci:{}:x", dir.path().join("l").display()),
+        ]));
+        assert_ok(&o);
+    }
+}

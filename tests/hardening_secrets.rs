@@ -1,0 +1,150 @@
+//! Secrets on error paths: a wrong registry password, a push that fails after authenticating, a
+//! failing RUN that prints secret build args, a failing COPY whose path holds one, and a
+//! credential helper with a malformed answer. In every case the log (at debug level), the trace
+//! and the `replay --summary` post-mortem must not contain the secret in any form (plain,
+//! base64 in a basic-auth header, JSON-escaped). (`trace.rs` checks the successful build.)
+
+mod common;
+mod faults;
+mod hardening_support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use base64::Engine as _;
+use common::{env, run, trowel, unique_repo};
+use faults::{Fault, FaultProxy};
+use hardening_support::{context, log};
+
+/// A Docker config directory with basic-auth credentials for `host`.
+fn docker_config(host: &str, user: &str, password: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(dir.path().join("config.json"), format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#)).unwrap();
+    dir
+}
+
+/// Every form in which `secret` could leak.
+fn forms(secret: &str, user: &str) -> Vec<String> {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    vec![secret.to_string(), b64(&format!("{user}:{secret}")), b64(secret), serde_json::to_string(secret).unwrap()]
+}
+
+/// Runs a traced build at debug level; returns (succeeded, everything it printed or recorded).
+fn traced(ctx: &Path, config: Option<&Path>, args: &[&str]) -> (bool, String) {
+    let trace = ctx.join("trace.jsonl");
+    let mut cmd = trowel();
+    if let Some(c) = config {
+        cmd.env("DOCKER_CONFIG", c);
+    }
+    let o = run(cmd.args(["build", "-v", "debug", "--context"]).arg(ctx).arg("--trace").arg(&trace).args(args));
+    let summary = run(trowel().arg("replay").arg(&trace).arg("--summary"));
+    let all = format!(
+        "{}\n--- trace\n{}\n--- summary\n{}",
+        log(&o),
+        std::fs::read_to_string(&trace).unwrap_or_default(),
+        log(&summary)
+    );
+    (o.status.success(), all)
+}
+
+#[track_caller]
+fn assert_absent(text: &str, secrets: &[String]) {
+    for s in secrets {
+        assert!(!text.contains(s.as_str()), "{s:?} leaked:\n{text}");
+    }
+}
+
+#[test]
+fn a_wrong_registry_password_is_never_printed() {
+    let e = env();
+    let wrong = format!("Wr0ng-{}-passw0rd", std::process::id());
+    let cfg = docker_config(&e.auth_registry, &e.auth_user, &wrong);
+    let ctx = context(&format!("FROM {}\nRUN true\n", e.busybox()));
+    let dest = format!("{}/{}:1", e.auth_registry, unique_repo("wrongpw"));
+    let (ok, text) = traced(ctx.path(), Some(cfg.path()), &["--destination", &dest]);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&format!("check push access to {dest}: unauthorized")), "{text}");
+    assert_absent(&text, &forms(&wrong, &e.auth_user));
+}
+
+#[test]
+fn a_push_failing_after_authentication_does_not_print_the_credentials() {
+    let e = env();
+    let proxy = FaultProxy::start(&e.auth_registry);
+    let repo = unique_repo("failpush");
+    proxy.inject("PUT", &format!("/{repo}/manifests/"), Fault::Status { code: 500, retry_after: None }, usize::MAX);
+    let cfg = docker_config(&proxy.addr, &e.auth_user, &e.auth_password);
+    let ctx = context(&format!("FROM {}\nRUN echo x > /x\n", e.busybox()));
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let (ok, text) = traced(ctx.path(), Some(cfg.path()), &["--destination", &dest, "--push-retry", "0"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&format!("push {dest}")) && text.contains("(500)"), "{text}");
+    assert_absent(&text, &forms(&e.auth_password, &e.auth_user));
+}
+
+#[test]
+fn a_failing_run_that_prints_secret_build_args_is_masked() {
+    let token = "ghp_FAILtoken0123456789";
+    let custom = "custom-secret-value-77";
+    let ctx = context(&format!(
+        "FROM {}\nARG GITHUB_TOKEN\nARG CUSTOM\nRUN echo \"t=$GITHUB_TOKEN c=$CUSTOM\" && echo \"$GITHUB_TOKEN\" >&2 && exit 7\n",
+        env().busybox()
+    ));
+    let (ok, text) = traced(
+        ctx.path(),
+        None,
+        &["--no-push", "--build-arg", &format!("GITHUB_TOKEN={token}"), "--build-arg", &format!("CUSTOM={custom}")]
+            .into_iter()
+            .chain(["--secret-arg", "CUSTOM"])
+            .collect::<Vec<_>>(),
+    );
+    assert!(!ok, "{text}");
+    assert!(text.contains("t=*** c=***"), "the output is masked, not dropped:\n{text}");
+    assert!(text.contains("exit code 7"), "{text}");
+    assert_absent(&text, &[token.to_string(), custom.to_string()]);
+}
+
+#[test]
+fn a_failing_copy_naming_a_secret_is_masked() {
+    let key = "deploy-key-Zk39sLq0";
+    let ctx = context(&format!("FROM {}\nARG DEPLOY_KEY\nCOPY ${{DEPLOY_KEY}}/id_rsa /root/.ssh/\n", env().busybox()));
+    let (ok, text) = traced(ctx.path(), None, &["--no-push", "--build-arg", &format!("DEPLOY_KEY={key}")]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("***/id_rsa"), "{text}");
+    assert_absent(&text, &[key.to_string()]);
+}
+
+#[test]
+fn a_credential_helper_with_a_malformed_answer_is_not_quoted() {
+    let e = env();
+    let bin = tempfile::tempdir().unwrap();
+    // A broken helper answering with the secret as a JSON number: a parser error message would
+    // quote it.
+    let secret = "73198264501928374";
+    let helper = bin.path().join("docker-credential-broken");
+    std::fs::write(&helper, format!("#!/bin/sh\ncat >/dev/null\necho '{{\"Username\":\"u\",\"Secret\":{secret}}}'\n"))
+        .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(cfg.path().join("config.json"), format!(r#"{{"credHelpers":{{"{}":"broken"}}}}"#, e.auth_registry))
+        .unwrap();
+    let ctx = context(&format!("FROM {}\nRUN true\n", e.busybox()));
+    let dest = format!("{}/{}:1", e.auth_registry, unique_repo("helper"));
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let trace = ctx.path().join("trace.jsonl");
+    let o = run(trowel()
+        .env("DOCKER_CONFIG", cfg.path())
+        .env("PATH", &path)
+        .args(["build", "-v", "debug", "--context"])
+        .arg(ctx.path())
+        .args(["--destination", &dest, "--trace"])
+        .arg(&trace));
+    let text = format!("{}{}", log(&o), std::fs::read_to_string(&trace).unwrap_or_default());
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("credential helper docker-credential-broken") && text.contains("unreadable answer"),
+        "{text}"
+    );
+    assert_absent(&text, &[secret.to_string()]);
+}
