@@ -120,6 +120,49 @@ fn trace_records_changes_contents_and_the_image() {
     assert_eq!(image["manifest_digest"], skopeo_inspect(&dest)["Digest"]);
 }
 
+/// "Before" comes from the base image as its last layer left each file, and from the build's
+/// own earlier steps once they changed it.
+#[test]
+fn file_contents_before_come_from_the_last_base_layer_and_earlier_steps() {
+    // A base of three layers in which /a.txt changes twice and /b.txt is deleted.
+    let base_ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        base_ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo one > /a.txt && echo keep > /b.txt\nRUN echo two > /a.txt\nRUN rm /b.txt && echo bin > /c.txt\n",
+            env().busybox()
+        ),
+    )
+    .unwrap();
+    let base = format!("{}/{}:1", env().registry, unique_repo("layered-base"));
+    assert_ok(&run(trowel().args(["build", "--destination", &base, "--context"]).arg(base_ctx.path())));
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo three > /a.txt && echo back > /b.txt\nRUN echo four > /a.txt && rm /c.txt\n"),
+    )
+    .unwrap();
+    let (o, trace) = traced_build(ctx.path(), "unused/x:1", &["--no-push"]);
+    assert_ok(&o);
+    let events: Vec<Value> = trace.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let file = |step: u64, p: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "file_contents" && e["id"]["step"] == step)
+            .flat_map(|e| e["files"].as_array().unwrap().clone())
+            .find(|f| f["path"] == p)
+            .unwrap_or_else(|| panic!("no content of {p} at step {step}: {trace}"))
+    };
+    assert_eq!(file(1, "/a.txt")["before"], "two\n", "the last base layer's version");
+    assert_eq!(file(1, "/a.txt")["after"], "three\n");
+    assert_eq!(file(1, "/b.txt")["before"], Value::Null, "deleted in the base, so added here");
+    assert_eq!(file(1, "/b.txt")["after"], "back\n");
+    assert_eq!(file(2, "/a.txt")["before"], "three\n", "what the previous step left");
+    assert_eq!(file(2, "/c.txt")["before"], "bin\n");
+    assert_eq!(file(2, "/c.txt")["after"], Value::Null);
+}
+
 #[test]
 fn a_killed_build_leaves_a_replayable_trace() {
     let ctx = tempfile::tempdir().unwrap();

@@ -3,10 +3,11 @@
 //!
 //! "After" is read from the build root once a step is snapshotted. "Before" is what an earlier
 //! step of this build left (remembered here) or, for a file the base image provided, read from
-//! the stage's base layers — indexed in one pass per stage, only the first time a step changes
-//! a base file. Contents are kept on disk (content-addressed), so memory holds only paths and
-//! digests. Binary files and files over the limit are left out: the viewer shows their
-//! metadata instead.
+//! the stage's base layers. Only the base files a step changed are looked up, in one pass over
+//! the base layers per step that needs any: copying every small file of a Debian base aside
+//! just in case cost seconds on each traced build. Contents are kept on disk
+//! (content-addressed), so memory holds only paths and digests. Binary files and files over the
+//! limit are left out: the viewer shows their metadata instead.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -31,25 +32,24 @@ pub struct FileContent {
 pub(crate) struct ContentCapture {
     limit: u64,
     store: BlobStore,
-    /// (stage, path) → digest of the content as the build last saw it.
-    known: HashMap<(usize, String), Digest>,
-    /// Stages whose base layers were indexed (once per stage).
-    indexed: Vec<usize>,
+    /// (stage, path) → digest of the content as the build last saw it, or `None` when it was
+    /// absent, binary or too large. Paths not in here are as the base image left them.
+    known: HashMap<(usize, String), Option<Digest>>,
 }
 
 impl ContentCapture {
     pub fn new(limit: u64, store: BlobStore) -> ContentCapture {
-        ContentCapture { limit, store, known: HashMap::new(), indexed: Vec::new() }
+        ContentCapture { limit, store, known: HashMap::new() }
     }
 
-    fn put(&mut self, stage: usize, path: &str, text: &str) {
-        if let Ok(d) = self.store.put(text.as_bytes()) {
-            self.known.insert((stage, path.to_string()), d);
-        }
+    /// Records a path's content (`None`: absent, binary or too large).
+    fn set(&mut self, stage: usize, path: &str, text: Option<&str>) {
+        let digest = text.and_then(|t| self.store.put(t.as_bytes()).ok());
+        self.known.insert((stage, path.to_string()), digest);
     }
 
     fn get(&self, stage: usize, path: &str) -> Option<String> {
-        let d = self.known.get(&(stage, path.to_string()))?;
+        let d = self.known.get(&(stage, path.to_string()))?.as_ref()?;
         String::from_utf8(self.store.read(d).ok()?).ok()
     }
 }
@@ -78,13 +78,15 @@ impl Engine<'_> {
         if relevant.is_empty() {
             return;
         }
-        // A file this build has not seen yet came from the base image: index the base once.
-        let needs_base = relevant.iter().any(|c| {
-            c.kind != ChangeKind::Added
-                && self.contents.as_ref().is_some_and(|cap| !cap.known.contains_key(&(st.index, c.path.clone())))
-        });
-        if needs_base && !self.contents.as_ref().is_some_and(|c| c.indexed.contains(&st.index)) {
-            self.index_base(st);
+        // Files this build has not seen yet are as the base image left them.
+        let from_base: Vec<String> = relevant
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Added)
+            .filter(|c| self.contents.as_ref().is_some_and(|cap| !cap.known.contains_key(&(st.index, c.path.clone()))))
+            .map(|c| c.path.clone())
+            .collect();
+        if !from_base.is_empty() {
+            self.read_base(st, &from_base);
         }
         let root = st.root.as_ref().map(|r| r.root());
         let mut files = Vec::new();
@@ -103,12 +105,7 @@ impl Engine<'_> {
                     .and_then(as_text),
                 _ => None,
             };
-            match &after {
-                Some(t) => cap.put(st.index, &c.path, t),
-                None => {
-                    cap.known.remove(&(st.index, c.path.clone()));
-                }
-            }
+            cap.set(st.index, &c.path, after.as_deref());
             if before.is_some() || after.is_some() {
                 files.push(FileContent { path: c.path.clone(), before, after });
             }
@@ -118,50 +115,56 @@ impl Engine<'_> {
         }
     }
 
-    /// Remembers the small text files of the layers a stage started from.
-    fn index_base(&mut self, st: &StageState) {
+    /// Records what the layers a stage started from hold at `paths`, in one pass over them.
+    fn read_base(&mut self, st: &StageState, paths: &[String]) {
         let base: Vec<StageLayer> = st
             .layers
             .iter()
             .filter(|l| !matches!(l.origin, crate::build::stage::LayerOrigin::Built(id) if id.stage == st.index))
             .cloned()
             .collect();
-        if self.fetch_blobs(&base).is_err() {
-            return;
-        }
         let limit = self.contents.as_ref().map(|c| c.limit).unwrap_or(0);
-        for l in &base {
-            let Ok(file) = self.store.open_blob(&l.descriptor.digest) else { continue };
-            let Ok(reader) = crate::fs::unpack::open_layer(file) else { continue };
-            let mut archive = tar::Archive::new(reader);
-            let Ok(entries) = archive.entries() else { continue };
-            for entry in entries {
-                let Ok(mut entry) = entry else { break };
-                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                let path = format!("/{}", raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'));
-                let name = path.rsplit('/').next().unwrap_or_default().to_string();
-                let cap = self.contents.as_mut().expect("capturing");
-                if let Some(hidden) = name.strip_prefix(".wh.") {
-                    let victim = format!("{}/{hidden}", path.rsplit_once('/').map(|(p, _)| p).unwrap_or(""));
-                    cap.known.retain(|(s, p), _| {
-                        !(*s == st.index && (p == &victim || p.starts_with(&format!("{victim}/"))))
-                    });
-                    continue;
-                }
-                if entry.header().entry_type() != tar::EntryType::Regular || entry.size() > limit {
-                    continue;
-                }
-                let mut buf = Vec::new();
-                if entry.read_to_end(&mut buf).is_err() {
-                    break;
-                }
-                if let Some(t) = as_text(buf) {
-                    cap.put(st.index, &path, &t);
+        let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
+        // Later layers override earlier ones; an entry that is not a small text file (or a
+        // whiteout of the path or of a directory above it) leaves no content.
+        let mut found: HashMap<&str, Option<String>> = HashMap::new();
+        if self.fetch_blobs(&base).is_ok() {
+            for l in &base {
+                let Ok(file) = self.store.open_blob(&l.descriptor.digest) else { continue };
+                let Ok(reader) = crate::fs::unpack::open_layer(file) else { continue };
+                let mut archive = tar::Archive::new(reader);
+                let Ok(entries) = archive.entries() else { continue };
+                for entry in entries {
+                    let Ok(mut entry) = entry else { break };
+                    let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                    let path =
+                        format!("/{}", raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'));
+                    let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
+                    if let Some(hidden) = name.strip_prefix(".wh.") {
+                        // `.wh..wh..opq` hides everything below `dir`; `.wh.x` hides `dir/x`.
+                        let victim = if hidden == ".wh..opq" { dir.to_string() } else { format!("{dir}/{hidden}") };
+                        for p in &wanted {
+                            if victim.is_empty() || *p == victim || p.starts_with(&format!("{victim}/")) {
+                                found.insert(p, None);
+                            }
+                        }
+                        continue;
+                    }
+                    let Some(&p) = wanted.get(path.as_str()) else { continue };
+                    let text = (entry.header().entry_type() == tar::EntryType::Regular && entry.size() <= limit)
+                        .then(|| {
+                            let mut buf = Vec::new();
+                            entry.read_to_end(&mut buf).ok().map(|_| buf)
+                        })
+                        .flatten()
+                        .and_then(as_text);
+                    found.insert(p, text);
                 }
             }
         }
-        if let Some(cap) = self.contents.as_mut() {
-            cap.indexed.push(st.index);
+        let cap = self.contents.as_mut().expect("capturing");
+        for p in paths {
+            cap.set(st.index, p, found.get(p.as_str()).cloned().flatten().as_deref());
         }
     }
 }
