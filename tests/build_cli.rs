@@ -250,11 +250,6 @@ fn failing_run_reports_location_and_pushes_nothing() {
     assert!(!probe.status.success(), "nothing may be pushed after a failed step");
 }
 
-fn base64_encode(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 #[test]
 fn every_destination_gets_the_image_and_base_layers_are_mounted() {
     let ctx = context_with(&simple_dockerfile());

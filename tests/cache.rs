@@ -370,3 +370,75 @@ fn copy_from_a_changed_stage_misses() {
     let o = c.build(&[]);
     assert_eq!(o.at(4), "miss: stage builder changed");
 }
+
+/// A fully cached build needs no base layer locally: a destination on the base's registry
+/// mounts it, one that already has it skips it, and only a destination on another registry gets
+/// it downloaded, during its push. Each image is checked with skopeo.
+#[test]
+fn base_layers_are_downloaded_only_for_a_destination_that_needs_them() {
+    let e = env();
+    let c = Ctx::new("lazy-base", &format!("{}RUN echo hi > /hi\n", from()));
+    c.build(&[]).steps.iter().for_each(|(_, r)| assert!(r.starts_with("miss"), "{r}"));
+
+    let traced = |dest: &str, docker_config: &Path| -> Vec<Value> {
+        let trace = c.path().join("..").join(format!("{}.trace", unique_repo("t")));
+        let o = run(trowel()
+            .env("DOCKER_CONFIG", docker_config)
+            .args(["build", "--cache", "--cache-copy-layers", "--reproducible", "--cache-repo", &c.cache_repo])
+            .args(["--destination", dest, "--context"])
+            .arg(c.path())
+            .arg("--trace")
+            .arg(&trace));
+        assert_ok(&o);
+        assert!(stderr(&o).contains("Cache: 1 hit(s), 0 miss(es)"), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&trace).unwrap();
+        let _ = std::fs::remove_file(&trace);
+        text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    // (The cached layer itself is downloaded to list its files in the trace.)
+    let base_pulls = |events: &[Value]| {
+        events.iter().filter(|x| x["event"] == "pull_progress" && x["reference"] == e.busybox().as_str()).count()
+    };
+    let actions = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|x| x["event"] == "blob_pushed")
+            .map(|x| x["action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let no_config = tempfile::tempdir().unwrap();
+
+    // Same registry, new repository: the base layer is mounted, never downloaded.
+    let mounted = format!("{}/{}:1", e.registry, unique_repo("lazy-mounted"));
+    let events = traced(&mounted, no_config.path());
+    assert_eq!(base_pulls(&events), 0, "the base is not downloaded");
+    assert!(actions(&events).contains(&"mounted".to_string()), "{:?}", actions(&events));
+    assert_eq!(skopeo_manifest(&mounted)["layers"].as_array().unwrap().len(), 2);
+
+    // Pushed again: everything is already there.
+    let events = traced(&mounted, no_config.path());
+    assert_eq!(base_pulls(&events), 0);
+    assert!(actions(&events).iter().all(|a| a == "existed"), "{:?}", actions(&events));
+
+    // Another registry: the base layer is downloaded for the upload, and the image is whole.
+    let cfg = tempfile::tempdir().unwrap();
+    let auth = base64_encode(&format!("{}:{}", e.auth_user, e.auth_password));
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, e.auth_registry),
+    )
+    .unwrap();
+    let elsewhere = format!("{}/{}:1", e.auth_registry, unique_repo("lazy-elsewhere"));
+    let events = traced(&elsewhere, cfg.path());
+    assert!(actions(&events).iter().filter(|a| *a == "uploaded").count() >= 2, "{:?}", actions(&events));
+    let out = tempfile::tempdir().unwrap();
+    let copied = run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &format!("{}:{}", e.auth_user, e.auth_password),
+        &format!("docker://{elsewhere}"),
+        &format!("dir:{}", out.path().join("img").display()),
+    ]));
+    assert_ok(&copied);
+}

@@ -118,8 +118,8 @@ impl Engine<'_> {
                     return Err(BuildError::Aborted(why));
                 }
             }
-            // Blobs a destination may lack must be local to upload them.
-            self.fetch_blobs(&layers)?;
+            // Base layers are downloaded during the push only if a destination lacks them and
+            // cannot mount them (see `Registry::push_image`).
             for (dest, raw) in dests.iter().zip(&self.opts.destinations) {
                 self.push_one(dest, raw, image, &layers)?;
                 pushed.push(raw.clone());
@@ -189,10 +189,8 @@ impl Engine<'_> {
         let mut blobs = vec![PushBlob { descriptor: image.manifest.config.clone(), mount_from: None }];
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = match &l.origin {
-                LayerOrigin::Base(src) if src.registry == dest.registry && src.repository != dest.repository => {
-                    Some(src.clone())
-                }
-                _ => None,
+                LayerOrigin::Base(src) => Some(src.clone()),
+                LayerOrigin::Built(_) => None,
             };
             blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
         }

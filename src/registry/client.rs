@@ -88,8 +88,9 @@ pub struct PushImage {
 #[derive(Debug, Clone)]
 pub struct PushBlob {
     pub descriptor: Descriptor,
-    /// A repository known to hold the blob (e.g. the base image's); used for a cross-repository
-    /// mount when it is on the destination's registry.
+    /// A repository known to hold the blob (e.g. the base image's): mounted from when it is on
+    /// the destination's registry, and downloaded from into the store when the blob has to be
+    /// uploaded but the store does not have it (a base layer no step needed locally).
     pub mount_from: Option<Reference>,
 }
 

@@ -28,7 +28,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 impl Registry {
     /// Pushes an image to `dest`: every blob (a few in parallel) is checked with HEAD and
     /// skipped if present, else mounted from its `mount_from` repository when that is on the
-    /// same registry, else uploaded from `store` in one monolithic PUT streamed from the file.
+    /// same registry, else uploaded from `store` in one monolithic PUT streamed from the file
+    /// (downloaded from `mount_from` into the store first if it is not there).
     /// The manifest goes last, and only if every blob made it. `dest`'s tag (else its digest)
     /// names the manifest.
     pub async fn push_image(
@@ -86,16 +87,6 @@ impl Registry {
     ) -> Result<BlobAction, RegistryError> {
         let desc = &blob.descriptor;
         let ctx = Ctx::push(Op::Push, dest);
-        let local = store.size(&desc.digest).map_err(|source| RegistryError::Store {
-            op: Op::Push,
-            reference: dest.to_string(),
-            source,
-        })?;
-        if local != desc.size {
-            return Err(
-                ctx.error(format!("local blob {} is {local} bytes but its descriptor says {}", desc.digest, desc.size))
-            );
-        }
         let done = |action| {
             progress(PushProgress::BlobDone { digest: desc.digest.clone(), action });
             Ok(action)
@@ -114,6 +105,23 @@ impl Registry {
                 // The mount is an optimisation: any failure falls back to a plain upload.
                 Err(_) => {}
             }
+        }
+        // Only now is the blob needed locally: a base layer the destination already has (or
+        // could mount) is never downloaded.
+        if !store.contains(&desc.digest)
+            && let Some(src) = &blob.mount_from
+        {
+            self.fetch_blob(src, desc, store, &|_, _| {}).await?;
+        }
+        let local = store.size(&desc.digest).map_err(|source| RegistryError::Store {
+            op: Op::Push,
+            reference: dest.to_string(),
+            source,
+        })?;
+        if local != desc.size {
+            return Err(
+                ctx.error(format!("local blob {} is {local} bytes but its descriptor says {}", desc.digest, desc.size))
+            );
         }
         self.upload(&ctx, desc.digest.clone(), desc.size, store, session, progress).await?;
         done(BlobAction::Uploaded)

@@ -295,3 +295,9 @@ pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
     hex(&sha2::Sha256::digest(b))
 }
+
+/// Standard base64, as docker config `auth` fields hold `user:password`.
+pub fn base64_encode(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
