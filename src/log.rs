@@ -48,22 +48,7 @@ impl LogPrinter {
         if level < self.level {
             return;
         }
-        let (tag, color) = match level {
-            Level::Debug => ("DEBU", "\x1b[37m"),
-            Level::Info => ("INFO", "\x1b[36m"),
-            Level::Warn => ("WARN", "\x1b[33m"),
-            Level::Error => ("ERRO", "\x1b[31m"),
-        };
-        let stamp = if self.timestamps {
-            format!("{} ", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"))
-        } else {
-            String::new()
-        };
-        let text = if self.color {
-            format!("{stamp}{color}{tag}\x1b[0m[{:04}] {msg}", ms / 1000)
-        } else {
-            format!("{stamp}{tag}[{:04}] {msg}", ms / 1000)
-        };
+        let text = format_line(level, self.color, self.timestamps, ms / 1000, msg);
         match &self.bars {
             Some(mp) => {
                 let _ = mp.println(text);
@@ -97,7 +82,8 @@ impl LogPrinter {
     }
 }
 
-fn human(bytes: u64) -> String {
+/// Bytes in decimal units, as kaniko and the registry tools print them (`116.6 MB`).
+pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = bytes as f64;
     let mut u = 0;
@@ -106,6 +92,20 @@ fn human(bytes: u64) -> String {
         u += 1;
     }
     if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// One kaniko-style line: `INFO[0003] msg`, with an optional RFC 3339 stamp in front and the
+/// level tag coloured for terminals. Shared by the build log and `trowel warm`.
+pub fn format_line(level: Level, color: bool, timestamps: bool, secs: u64, msg: &str) -> String {
+    let (tag, code) = match level {
+        Level::Debug => ("DEBU", "\x1b[37m"),
+        Level::Info => ("INFO", "\x1b[36m"),
+        Level::Warn => ("WARN", "\x1b[33m"),
+        Level::Error => ("ERRO", "\x1b[31m"),
+    };
+    let stamp =
+        if timestamps { format!("{} ", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")) } else { String::new() };
+    if color { format!("{stamp}{code}{tag}\x1b[0m[{secs:04}] {msg}") } else { format!("{stamp}{tag}[{secs:04}] {msg}") }
 }
 
 impl EventSink for LogPrinter {

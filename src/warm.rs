@@ -292,23 +292,8 @@ impl Printer {
         if level < self.level {
             return;
         }
-        let (tag, color) = match level {
-            Level::Debug => ("DEBU", "\x1b[37m"),
-            Level::Info => ("INFO", "\x1b[36m"),
-            Level::Warn => ("WARN", "\x1b[33m"),
-            Level::Error => ("ERRO", "\x1b[31m"),
-        };
-        let stamp = if self.timestamps {
-            format!("{} ", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"))
-        } else {
-            String::new()
-        };
         let secs = self.start.elapsed().as_secs();
-        if self.color {
-            eprintln!("{stamp}{color}{tag}\x1b[0m[{secs:04}] {msg}");
-        } else {
-            eprintln!("{stamp}{tag}[{secs:04}] {msg}");
-        }
+        eprintln!("{}", crate::log::format_line(level, self.color, self.timestamps, secs, msg));
     }
 }
 

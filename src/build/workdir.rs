@@ -107,33 +107,10 @@ fn remove_dir(dir: &Path) -> io::Result<()> {
     std::fs::remove_dir_all(dir)
 }
 
-/// Mount points at or below `dir`, from `/proc/self/mountinfo`.
+/// Mount points at or below `dir`.
 fn mounts_below(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let dir = std::fs::canonicalize(dir)?;
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
-        .filter(|p| p.starts_with(&dir))
-        .collect())
-}
-
-/// Mountinfo writes space, tab, newline and backslash in paths as `\ooo` octal escapes.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(crate::sandbox::detect::mount_points().into_iter().map(PathBuf::from).filter(|p| p.starts_with(&dir)).collect())
 }
 
 #[cfg(test)]
@@ -163,11 +140,5 @@ mod tests {
         let live_path = live.path().to_path_buf();
         drop(live);
         assert!(!live_path.exists());
-    }
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo(r"/tmp/a\040b\134c"), r"/tmp/a b\c");
-        assert_eq!(unescape_mountinfo(r"/plain\0"), r"/plain\0");
     }
 }

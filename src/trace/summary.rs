@@ -25,17 +25,6 @@ struct Step {
     started_at: u64,
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
-
 fn secs(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
@@ -121,11 +110,14 @@ pub fn summarize(header: &Header, events: &[Envelope]) -> String {
             }
             Event::Output { id, data, .. } => steps.entry(*id).or_default().output.push_str(data),
             Event::CacheSummary { hits, misses, bytes_reused } => {
-                cache_summary =
-                    Some(format!("Cache: {hits} hit(s), {misses} miss(es), {} reused", human(*bytes_reused)));
+                cache_summary = Some(format!(
+                    "Cache: {hits} hit(s), {misses} miss(es), {} reused",
+                    crate::log::human(*bytes_reused)
+                ));
             }
             Event::ImageAssembled { manifest_digest, layers, size, .. } => {
-                image = Some(format!("Image: {manifest_digest}, {} layer(s), {}", layers.len(), human(*size)));
+                image =
+                    Some(format!("Image: {manifest_digest}, {} layer(s), {}", layers.len(), crate::log::human(*size)));
             }
             Event::PushFinished { destination, .. } => pushed.push(destination.clone()),
             Event::Warning { message } => warnings.push(message.clone()),
@@ -161,7 +153,7 @@ pub fn summarize(header: &Header, events: &[Envelope]) -> String {
             truncate(&s.text, 48)
         );
         if let Some(l) = s.layer {
-            let _ = write!(line, "  layer {}", human(l));
+            let _ = write!(line, "  layer {}", crate::log::human(l));
         }
         if let Some(c) = &s.cache {
             let _ = write!(line, "  {c}");
