@@ -12,6 +12,7 @@ Usually started by bench/run.sh, which prepares the registry, base images and tr
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -73,6 +74,7 @@ def trace_stats(path):
     if not os.path.exists(path):
         return None
     steps, snapshots, layers, unpacked, pushes, total = [], [], [], [], [], None
+    last_ms, tail = 0, None
     with open(path) as f:
         for line in f:
             try:
@@ -97,8 +99,41 @@ def trace_stats(path):
                 pushes.append({"ms": ev.get("duration_ms")})
             elif kind == "build_finished":
                 total = ev.get("duration_ms")
+                # From the last event before it (push, cache summary) to the end: removing build roots.
+                tail = ev.get("ms", 0) - last_ms
+            last_ms = ev.get("ms", last_ms)
     return {"steps": steps, "snapshots": snapshots, "layers": layers, "base_unpacked": unpacked,
-            "pushes": pushes, "total_ms": total}
+            "pushes": pushes, "total_ms": total, "finish_tail_ms": tail}
+
+
+LOG_PATTERNS = {
+    "unpacked": re.compile(r"Unpacked (\d+) layer\(s\): (\d+) entries, .* in (\d+) ms"),
+    "snapshot": re.compile(r"Snapshot: (\d+) changed path\(s\), (\d+) files walked in (\d+) ms"),
+    "cache": re.compile(r"Cache: (\d+) hit\(s\), (\d+) miss\(es\)"),
+    "built": re.compile(r"Built sha256:\S+ in ([\d.]+)s"),
+}
+
+
+def log_stats(path):
+    """What trowel's own log says: unpack and snapshot timings, cache hits (no trace needed)."""
+    if not os.path.exists(path):
+        return None
+    stats = {"unpacked": [], "snapshots": [], "cache": None, "built_s": None}
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = LOG_PATTERNS["unpacked"].search(line)
+            if m:
+                stats["unpacked"].append({"layers": int(m[1]), "entries": int(m[2]), "ms": int(m[3])})
+            m = LOG_PATTERNS["snapshot"].search(line)
+            if m:
+                stats["snapshots"].append({"changes": int(m[1]), "files_walked": int(m[2]), "ms": int(m[3])})
+            m = LOG_PATTERNS["cache"].search(line)
+            if m:
+                stats["cache"] = {"hits": int(m[1]), "misses": int(m[2])}
+            m = LOG_PATTERNS["built"].search(line)
+            if m:
+                stats["built_s"] = float(m[1])
+    return stats
 
 
 def main():
@@ -113,12 +148,14 @@ def main():
     ap.add_argument("--workloads", default="W1,W2,W3,W4,W5")
     ap.add_argument("--modes", default="cold,warm,nocache")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tools", default="trowel,buildah,kaniko",
+                    help="among trowel, buildah, kaniko (when --kaniko/KANIKO_EXECUTOR), trowel-trace")
     ap.add_argument("--no-verify", action="store_true")
     args = ap.parse_args()
 
-    tool_list = [tools.Trowel(args.trowel), tools.Buildah()]
-    if args.kaniko:
-        tool_list.append(tools.Kaniko(args.kaniko))
+    available = {"trowel": lambda: tools.Trowel(args.trowel), "trowel-trace": lambda: tools.Trowel(args.trowel, True),
+                 "buildah": tools.Buildah, "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
+    tool_list = [t for t in (available[n]() for n in args.tools.split(",")) if t is not None]
     modes = args.modes.split(",")
     if "warm" in modes and "cold" not in modes:
         sys.exit("warm mode needs cold mode (warm is the second run of the cold build)")
@@ -171,7 +208,8 @@ def main():
                                     rec["verified"] = "ok"
                             except verify.VerifyError as e:
                                 rec["verified"] = "FAILED: %s" % e
-                        if tool.name == "trowel":
+                        if tool.name.startswith("trowel"):
+                            rec["log"] = log_stats(os.path.join(out_dir, "log-0-build+push.txt"))
                             rec["trace"] = trace_stats(os.path.join(out_dir, "trace.jsonl"))
                         results.write(json.dumps(rec) + "\n")
                         results.flush()

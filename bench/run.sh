@@ -10,6 +10,10 @@
 #                  the base), run in cold mode on ext4 (default 3; 0 skips them)
 #   --no-readme    leave bench/README.md alone (results still go to the results directory)
 #
+# After the ext4 table, a profiling pass runs trowel alone with --trace once per workload (cold,
+# warm): its traces give the time breakdown and snapshot statistics; tracing is not free, so the
+# timed comparison runs trowel without it.
+#
 # Environment: BENCH_WORK (work dir, default /var/tmp/trowel-bench: registry, base images,
 # contexts, tool state, results; it must be on ext4 for the ext4 table), KANIKO_EXECUTOR,
 # DEBIAN_MIRROR (default: the machine's apt mirror), CARGO_TARGET_DIR.
@@ -110,10 +114,14 @@ if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
   [ "$fstype" = ext2/ext3 ] || echo "warning: $work is $fstype, not ext4" >&2
   echo "==> ext4: $wls × $modes × $reps"
   bench ext4 "$work/ext4" --workloads "$wls" --modes "$modes" --reps "$reps"
+  extra=""
   if [ "$extra_reps" -gt 0 ]; then
+    extra=,BIG,MANY
     echo "==> ext4 extras: BIG, MANY (cold) × $extra_reps"
     bench ext4 "$work/ext4" --workloads BIG,MANY --modes cold --reps "$extra_reps"
   fi
+  echo "==> ext4 profiling pass: trowel with --trace, once per workload (cold, warm)"
+  bench ext4 "$work/ext4" --tools trowel-trace --workloads "$wls$extra" --modes cold,warm --reps 1
 fi
 if [ "$fs" = tmpfs ] || [ "$fs" = both ]; then
   mkdir -p "$tmpfs_dir"

@@ -49,16 +49,21 @@ class Run:
 
 
 class Trowel:
-    name = "trowel"
+    """trowel as CI runs it. With trace=True ("trowel-trace") it also records --trace FILE: the
+    profiling pass. Tracing is kept out of the timed comparison because it is not free: it records
+    the before/after content of small text files a step changed, and when a step modifies or
+    deletes a base image file it first indexes the base layers' text files."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, trace=False):
         self.binary = binary
+        self.trace = trace
+        self.name = "trowel-trace" if trace else "trowel"
 
     def version(self):
         return subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout.strip()
 
     def flags(self, mode):
-        common = "--isolation chroot --work-dir STATE/work --trace FILE"
+        common = "--isolation chroot --work-dir STATE/work" + (" --trace FILE" if self.trace else "")
         if mode == "nocache":
             return common
         return common + " --cache=true --cache-repo REG/bench-cache/... --cache-copy-layers=true --cache-dir STATE/cache-dir"
@@ -70,8 +75,9 @@ class Trowel:
         os.makedirs(os.path.join(run.state, "cache-dir"), exist_ok=True)
         argv = [self.binary, "build", "--context", run.ctx, "--dockerfile", run.dockerfile,
                 "--destination", run.destination, "--build-arg", run.build_arg,
-                "--isolation", "chroot", "--work-dir", os.path.join(run.state, "work"),
-                "--trace", os.path.join(run.out_dir, "trace.jsonl"), "--log-format", "text"]
+                "--isolation", "chroot", "--work-dir", os.path.join(run.state, "work"), "--log-format", "text"]
+        if self.trace:
+            argv += ["--trace", os.path.join(run.out_dir, "trace.jsonl")]
         if run.caching:
             argv += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-copy-layers=true",
                      "--cache-dir", os.path.join(run.state, "cache-dir")]
