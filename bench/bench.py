@@ -136,6 +136,21 @@ def log_stats(path):
     return stats
 
 
+def perf_top(data, text_out):
+    """The flat profile (self time per command and symbol) of a perf.data, top entries."""
+    p = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "comm,dso,symbol",
+                        "--percent-limit", "1", "-g", "none"], capture_output=True, text=True)
+    with open(text_out, "w") as f:
+        f.write(p.stdout)
+    top = []
+    for line in p.stdout.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "%" in line:
+            top.append(" ".join(line.split()))
+    os.unlink(data)
+    return top[:25]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registry", required=True)
@@ -154,6 +169,7 @@ def main():
     args = ap.parse_args()
 
     available = {"trowel": lambda: tools.Trowel(args.trowel), "trowel-trace": lambda: tools.Trowel(args.trowel, True),
+                 "trowel-perf": lambda: tools.Trowel(args.trowel, perf=True),
                  "buildah": tools.Buildah, "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
     tool_list = [t for t in (available[n]() for n in args.tools.split(",")) if t is not None]
     modes = args.modes.split(",")
@@ -211,6 +227,9 @@ def main():
                         if tool.name.startswith("trowel"):
                             rec["log"] = log_stats(os.path.join(out_dir, "log-0-build+push.txt"))
                             rec["trace"] = trace_stats(os.path.join(out_dir, "trace.jsonl"))
+                        perf_data = os.path.join(out_dir, "perf.data")
+                        if os.path.exists(perf_data):
+                            rec["perf_top"] = perf_top(perf_data, os.path.join(out_dir, "perf.txt"))
                         results.write(json.dumps(rec) + "\n")
                         results.flush()
                         print("%-5s %-4s %-7s %-7s r%d  %7.2fs  %6s MB  %s" % (

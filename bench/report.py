@@ -18,6 +18,7 @@ MODES = ["cold", "warm", "nocache"]
 PEERS = ["buildah", "kaniko"]
 RSS_TARGET_MB = 64
 RATIO_TARGET = 0.5
+PROFILED = ("trowel-trace", "trowel-perf")  # the profiling pass: trowel with --trace (and perf)
 
 
 def load(results_dir):
@@ -110,7 +111,7 @@ def snapshot_stats(runs, wl="W4"):
             continue
         if r["tool"] == "trowel" and r.get("log"):
             snaps += r["log"]["snapshots"]
-        if r["tool"] == "trowel-trace" and r.get("trace"):
+        if r["tool"] in PROFILED and r.get("trace"):
             hashed += [s["bytes_hashed"] for s in r["trace"]["snapshots"]]
     return snaps, hashed
 
@@ -171,7 +172,7 @@ def breakdown(runs):
     lines = [head, "|" + "---|" * 11]
     for wl in ORDER:
         for mode in MODES:
-            rs = [r for r in runs if r["tool"] == "trowel-trace" and r["workload"] == wl and r["mode"] == mode
+            rs = [r for r in runs if r["tool"] in PROFILED and r["workload"] == wl and r["mode"] == mode
                   and r["fs"] == "ext4" and r["ok"] and r.get("trace")]
             if not rs:
                 continue
@@ -216,7 +217,7 @@ def render(results_dir):
                          refs["entries"], refs["bytes"] / 1e6, refs["find_stat_walk_s"], refs["read_all_s"],
                          refs["sha256_all_s"], refs["tar_s"], refs["tar_gzip6_s"]))
     parts.append("### Targets\n\n" + targets(runs, summaries, refs) + "\n")
-    if any(r["tool"] == "trowel-trace" for r in runs):
+    if any(r["tool"] in PROFILED for r in runs):
         parts.append("### Where trowel's time goes (ext4, from `--trace` of a separate profiling pass)\n\n"
                      "Step times include the base unpack (done lazily by the first step that needs the "
                      "root) and, with `--trace`, the capture of changed text files' contents.\n\n"

@@ -16,7 +16,11 @@
 #
 # Environment: BENCH_WORK (work dir, default /var/tmp/trowel-bench: registry, base images,
 # contexts, tool state, results; it must be on ext4 for the ext4 table), KANIKO_EXECUTOR,
-# DEBIAN_MIRROR (default: the machine's apt mirror), CARGO_TARGET_DIR.
+# DEBIAN_MIRROR (default: the machine's apt mirror), CARGO_TARGET_DIR, TROWEL_BIN (a trowel
+# binary to measure instead of building one).
+#
+# A full run takes about an hour on 2 cores. Do not edit these files while it runs (bash and
+# each bench.py pass read them as they go): run a copy, e.g. `git archive HEAD | tar -x -C DIR`.
 #
 # Every run's raw data lands in $BENCH_WORK/results/<timestamp>/ (results.jsonl with uptime
 # before/after every build, /usr/bin/time -v reports, logs, trowel traces); bench/results/latest/
@@ -53,9 +57,13 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-echo "==> building trowel (release, optimised like the shipped binary)"
-(cd "$repo" && cargo build --release --quiet)
-trowel=${CARGO_TARGET_DIR:-$repo/target}/release/trowel
+if [ -n "${TROWEL_BIN:-}" ]; then
+  trowel=$TROWEL_BIN
+else
+  echo "==> building trowel (release, optimised like the shipped binary)"
+  (cd "$repo" && cargo build --release --quiet)
+  trowel=${CARGO_TARGET_DIR:-$repo/target}/release/trowel
+fi
 
 # --- registry ----------------------------------------------------------------------------------
 run_id=$(date +%Y%m%d-%H%M%S)
@@ -120,8 +128,11 @@ if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
     echo "==> ext4 extras: BIG, MANY (cold) × $extra_reps"
     bench ext4 "$work/ext4" --workloads BIG,MANY --modes cold --reps "$extra_reps"
   fi
-  echo "==> ext4 profiling pass: trowel with --trace, once per workload (cold, warm)"
-  bench ext4 "$work/ext4" --tools trowel-trace --workloads "$wls$extra" --modes cold,warm --reps 1
+  # perf (Debian's linux-perf) adds a sampled CPU profile to the traces when it is installed.
+  prof=trowel-trace
+  perf record -q -o /dev/null -- true >/dev/null 2>&1 && prof=trowel-perf
+  echo "==> ext4 profiling pass: $prof, once per workload (cold, warm)"
+  bench ext4 "$work/ext4" --tools "$prof" --workloads "$wls$extra" --modes cold,warm --reps 1
 fi
 if [ "$fs" = tmpfs ] || [ "$fs" = both ]; then
   mkdir -p "$tmpfs_dir"

@@ -54,10 +54,11 @@ class Trowel:
     the before/after content of small text files a step changed, and when a step modifies or
     deletes a base image file it first indexes the base layers' text files."""
 
-    def __init__(self, binary, trace=False):
+    def __init__(self, binary, trace=False, perf=False):
         self.binary = binary
-        self.trace = trace
-        self.name = "trowel-trace" if trace else "trowel"
+        self.trace = trace or perf
+        self.perf = perf
+        self.name = "trowel-perf" if perf else "trowel-trace" if trace else "trowel"
 
     def version(self):
         return subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout.strip()
@@ -78,6 +79,9 @@ class Trowel:
                 "--isolation", "chroot", "--work-dir", os.path.join(run.state, "work"), "--log-format", "text"]
         if self.trace:
             argv += ["--trace", os.path.join(run.out_dir, "trace.jsonl")]
+        if self.perf:
+            # Sampled on-CPU profile of trowel and its children (RUN's shell shows up as such).
+            argv = ["perf", "record", "-q", "-F", "499", "-g", "-o", os.path.join(run.out_dir, "perf.data"), "--"] + argv
         if run.caching:
             argv += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-copy-layers=true",
                      "--cache-dir", os.path.join(run.state, "cache-dir")]
