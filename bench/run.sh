@@ -50,7 +50,8 @@ work=$(cd "$work" && pwd)
 # --- tools -------------------------------------------------------------------------------------
 need=()
 for pair in buildah:buildah skopeo:skopeo umoci:umoci docker-registry:docker-registry \
-            debootstrap:debootstrap busybox:busybox-static /usr/bin/time:time crun:crun curl:curl; do
+            debootstrap:debootstrap busybox:busybox-static /usr/bin/time:time crun:crun curl:curl \
+            python3:python3; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
