@@ -204,8 +204,16 @@ def main():
                         os.makedirs(out_dir, exist_ok=True)
                         run = tools.Run(tool.name, wl, mode, rep, args.fs_name, args.registry, ctx, dockerfile,
                                         state, out_dir)
+                        phases = tool.phases(run)  # also deletes the tool's previous state
+                        # This machine's ext4 has no journal: then every inode allocation skips
+                        # inodes deleted in the last dirty_expire interval (30 s) whose inode
+                        # table block is still dirty (ext4's recently_deleted()), which makes file
+                        # creation many times slower right after a big deletion — such as the
+                        # previous build's cleanup. Writing back first gives every build the same
+                        # clean start a fresh CI machine has.
+                        os.sync()
                         before = uptime()
-                        res = run_phases(tool.phases(run), out_dir)
+                        res = run_phases(phases, out_dir)
                         after = uptime()
                         rec = {"kind": "run", "fs": args.fs_name, "workload": wl, "tool": tool.name, "mode": mode,
                                "rep": rep, "destination": run.destination, "uptime_before": before,
