@@ -159,6 +159,7 @@ def main():
     ap.add_argument("--cache-dir", required=True, help="generated contexts (kept between runs)")
     ap.add_argument("--fs-dir", required=True, help="where the tools keep their state (the fs under test)")
     ap.add_argument("--fs-name", required=True, help="label of that file system: ext4, tmpfs")
+    ap.add_argument("--fs-desc", default="", help="what that file system is, for the report")
     ap.add_argument("--out", required=True, help="results directory (results.jsonl, logs, traces)")
     ap.add_argument("--workloads", default="W1,W2,W3,W4,W5")
     ap.add_argument("--modes", default="cold,warm,nocache")
@@ -177,7 +178,7 @@ def main():
         sys.exit("warm mode needs cold mode (warm is the second run of the cold build)")
     os.makedirs(args.out, exist_ok=True)
     results = open(os.path.join(args.out, "results.jsonl"), "a")
-    meta = {"kind": "meta", "fs": args.fs_name, "fs_dir": args.fs_dir, "registry": args.registry,
+    meta = {"kind": "meta", "fs": args.fs_name, "fs_desc": args.fs_desc, "fs_dir": args.fs_dir, "registry": args.registry,
             "versions": {t.name: t.version() for t in tool_list},
             "flags": {t.name: {m: t.flags(m) for m in modes} for t in tool_list},
             "uptime": uptime(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -210,7 +210,8 @@ def render(results_dir):
             continue
         t, s = table(runs, fs)
         summaries[fs] = s
-        parts.append("### %s\n\n%s\n" % (fs, t))
+        desc = next((m.get("fs_desc") for m in metas if m["fs"] == fs and m.get("fs_desc")), "")
+        parts.append("### %s%s\n\n%s\n" % (fs, " — " + desc if desc else "", t))
     if refs:
         parts.append("Physical references (Debian minbase root, %d entries, %.0f MB, warm page cache, medians of 5): "
                      "stat-only walk %.3f s, read all %.2f s, sha256 all %.2f s, tar %.2f s, tar | gzip -6 %.2f s.\n" % (

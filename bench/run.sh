@@ -3,12 +3,20 @@
 # from a fresh Debian machine to the results table.
 #
 #   bench/run.sh [--reps N] [--fs ext4|tmpfs|both] [--workloads W1,W2,...] [--modes cold,warm,nocache]
-#                [--extra-reps N] [--no-extra] [--quick] [--no-readme]
+#                [--extra-reps N] [--no-extra] [--no-profile-extras] [--ext4 image|root]
+#                [--quick] [--no-readme]
 #
 #   --quick        1 repetition of W1 and W2 in cold/warm/nocache on ext4, no extras (a smoke test)
 #   --extra-reps   repetitions of the extra workloads (BIG: one 2 GiB file; MANY: 100,000 files in
 #                  the base), run in cold mode on ext4 (default 3; 0 skips them)
 #   --no-readme    leave bench/README.md alone (results still go to the results directory)
+#   --no-profile-extras  the profiling pass skips BIG and MANY (saves ~5 minutes)
+#   --ext4 image|root  where the ext4 table keeps the tools' state: `image` (default) is a fresh
+#                  journaled ext4 (mkfs.ext4 defaults) in a loop-mounted file under BENCH_WORK;
+#                  `root` is BENCH_WORK's own file system as it is. On a journal-less ext4 (as this
+#                  machine kind's root is) the kernel skips inodes deleted in the last 60-360 s on
+#                  every file creation (ext4's recently_deleted()), so each build's timing depends
+#                  on how many files the previous one deleted.
 #
 # After the ext4 table, a profiling pass runs trowel alone with --trace once per workload (cold,
 # warm): its traces give the time breakdown and snapshot statistics; tracing is not free, so the
@@ -29,7 +37,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-reps=3 fs=both wls=W1,W2,W3,W4,W5 modes=cold,warm,nocache extra_reps=3 readme=1
+reps=3 fs=both wls=W1,W2,W3,W4,W5 modes=cold,warm,nocache extra_reps=3 readme=1 ext4=image pextras=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps=$2; shift 2;;
@@ -40,6 +48,8 @@ while [ $# -gt 0 ]; do
     --no-extra) extra_reps=0; shift;;
     --quick) reps=1 fs=ext4 wls=W1,W2 extra_reps=0 readme=0; shift;;
     --no-readme) readme=0; shift;;
+    --ext4) ext4=$2; shift 2;;
+    --no-profile-extras) pextras=0; shift;;
     *) sed -n '2,20p' "$0"; exit 2;;
   esac
 done
@@ -92,8 +102,14 @@ Y
 docker-registry serve "$regdir/config.yml" >"$regdir/log" 2>&1 &
 regpid=$!
 tmpfs_dir=$work/tmpfs
+ext4_dir=$work/ext4
 cleanup() {
   kill "$regpid" 2>/dev/null || true
+  if [ "$ext4" = image ] && mountpoint -q "$ext4_dir" 2>/dev/null; then
+    python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import tools; tools._umount_under(sys.argv[2] + "/state")' \
+      "$here" "$ext4_dir" || true
+    umount "$ext4_dir" || true
+  fi
   if mountpoint -q "$tmpfs_dir" 2>/dev/null; then
     python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import tools; tools._umount_under(sys.argv[2] + "/state")' \
       "$here" "$tmpfs_dir" || true
@@ -119,27 +135,41 @@ bench() { # fs-name fs-dir extra-args...
     --fs-dir "$dir" --fs-name "$name" --out "$out" "$@"
 }
 if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
-  fstype=$(stat -f -c %T "$work")
-  [ "$fstype" = ext2/ext3 ] || echo "warning: $work is $fstype, not ext4" >&2
-  echo "==> ext4: $wls × $modes × $reps"
-  bench ext4 "$work/ext4" --workloads "$wls" --modes "$modes" --reps "$reps"
+  mkdir -p "$ext4_dir"
+  if [ "$ext4" = image ]; then
+    mountpoint -q "$ext4_dir" && umount "$ext4_dir"
+    rm -f "$work/ext4.img"
+    truncate -s 32G "$work/ext4.img"
+    mkfs.ext4 -q -F "$work/ext4.img"
+    mount -o loop "$work/ext4.img" "$ext4_dir"
+  fi
+  src=$(findmnt -n -o SOURCE --target "$ext4_dir")
+  fstype=$(findmnt -n -o FSTYPE --target "$ext4_dir")
+  [ "$fstype" = ext4 ] || echo "warning: $ext4_dir is $fstype, not ext4" >&2
+  journal=no
+  dumpe2fs -h "$src" 2>/dev/null | grep -q has_journal && journal=yes
+  [ "$ext4" = image ] && desc="ext4 with a journal, a fresh loop-mounted image" ||
+    desc="$fstype ($src, journal: $journal)"
+  echo "==> ext4 ($desc): $wls × $modes × $reps"
+  bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads "$wls" --modes "$modes" --reps "$reps"
   extra=""
   if [ "$extra_reps" -gt 0 ]; then
     extra=,BIG,MANY
+    [ "$pextras" = 1 ] && profile_extra=$extra
     echo "==> ext4 extras: BIG, MANY (cold) × $extra_reps"
-    bench ext4 "$work/ext4" --workloads BIG,MANY --modes cold --reps "$extra_reps"
+    bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads BIG,MANY --modes cold --reps "$extra_reps"
   fi
   # perf (Debian's linux-perf) adds a sampled CPU profile to the traces when it is installed.
   prof=trowel-trace
   perf record -q -o /dev/null -- true >/dev/null 2>&1 && prof=trowel-perf
   echo "==> ext4 profiling pass: $prof, once per workload (cold, warm)"
-  bench ext4 "$work/ext4" --tools "$prof" --workloads "$wls$extra" --modes cold,warm --reps 1
+  bench ext4 "$ext4_dir" --fs-desc "$desc" --tools "$prof" --workloads "$wls${profile_extra:-}" --modes cold,warm --reps 1
 fi
 if [ "$fs" = tmpfs ] || [ "$fs" = both ]; then
   mkdir -p "$tmpfs_dir"
   mountpoint -q "$tmpfs_dir" || mount -t tmpfs -o size=16g,mode=0755 bench-tmpfs "$tmpfs_dir"
   echo "==> tmpfs: $wls × $modes × $reps"
-  bench tmpfs "$tmpfs_dir" --workloads "$wls" --modes "$modes" --reps "$reps"
+  bench tmpfs "$tmpfs_dir" --fs-desc "tmpfs (16 GB)" --workloads "$wls" --modes "$modes" --reps "$reps"
 fi
 
 # --- tables --------------------------------------------------------------------------------------
