@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Turns a results directory (results.jsonl, references.json) into Markdown tables: medians,
+per-pair trowel/peer ratios, peak RSS, pushed sizes, the targets (met or not, with numbers) and
+where trowel's time went according to its traces.
+
+    report.py RESULTS_DIR                      print the tables
+    report.py RESULTS_DIR --readme README.md   replace the README's results section with them
+"""
+
+import json
+import os
+import re
+import statistics
+import sys
+
+ORDER = ["W1", "W2", "W3", "W4", "W5", "BIG", "MANY"]
+MODES = ["cold", "warm", "nocache"]
+PEERS = ["buildah", "kaniko"]
+RSS_TARGET_MB = 64
+RATIO_TARGET = 0.5
+PROFILED = ("trowel-trace", "trowel-perf")  # the profiling pass: trowel with --trace (and perf)
+
+
+def load(results_dir):
+    runs, metas, ends = [], [], []
+    with open(os.path.join(results_dir, "results.jsonl")) as f:
+        for line in f:
+            rec = json.loads(line)
+            {"run": runs, "meta": metas, "end": ends}[rec["kind"]].append(rec)
+    refs = None
+    p = os.path.join(results_dir, "references.json")
+    if os.path.exists(p):
+        with open(p) as f:
+            refs = json.load(f)
+    return runs, metas, ends, refs
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt_s(x):
+    return "—" if x is None else ("%.2f" % x if x < 100 else "%.0f" % x)
+
+
+def fmt_r(x):
+    return "—" if x is None else "%.2f" % x
+
+
+def fmt_mb(kb):
+    return "—" if kb is None else "%d" % round(kb / 1024)
+
+
+def ok_runs(runs, fs, wl, tool, mode):
+    return [r for r in runs if r["fs"] == fs and r["workload"] == wl and r["tool"] == tool and r["mode"] == mode
+            and r["ok"] and str(r.get("verified", "")).startswith(("ok", "same", "skipped"))]
+
+
+def pair_ratios(runs, fs, wl, mode, peer):
+    """trowel/peer wall time for each repetition both tools completed (the same pair of runs)."""
+    t = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, "trowel", mode)}
+    p = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, peer, mode)}
+    return [t[k] / p[k] for k in sorted(t) if k in p and p[k] > 0]
+
+
+def cell(runs, fs, wl, tool, mode):
+    rs = ok_runs(runs, fs, wl, tool, mode)
+    failed = [r for r in runs if r["fs"] == fs and r["workload"] == wl and r["tool"] == tool and r["mode"] == mode
+              and r not in rs]
+    return rs, failed
+
+
+def table(runs, fs):
+    tools = ["trowel"] + [p for p in PEERS if any(r["tool"] == p and r["fs"] == fs for r in runs)]
+    peers = tools[1:]
+    head = ["workload", "mode", "n"] + ["%s s" % t for t in tools] + ["trowel/%s" % p for p in peers]
+    head += ["%s MB" % t for t in tools] + ["pushed MB " + "/".join(tools)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    summary = {}
+    for wl in ORDER:
+        for mode in MODES:
+            cells = {t: cell(runs, fs, wl, t, mode) for t in tools}
+            if not any(c[0] or c[1] for c in cells.values()):
+                continue
+            n = min(len(cells[t][0]) for t in tools)
+            walls = {t: med([r["wall_s"] for r in cells[t][0]]) for t in tools}
+            rss = {t: max([r["max_rss_kb"] for r in cells[t][0] if r["max_rss_kb"]], default=None) for t in tools}
+            size = {t: med([r.get("pushed_bytes") for r in cells[t][0]]) for t in tools}
+            ratios = {p: med(pair_ratios(runs, fs, wl, mode, p)) for p in peers}
+            summary[(wl, mode)] = {"walls": walls, "rss": rss, "ratios": ratios}
+            row = [wl, mode, str(n)]
+            for t in tools:
+                v = fmt_s(walls[t])
+                if cells[t][1]:
+                    v += " (%d failed)" % len(cells[t][1])
+                row.append(v)
+            row += [fmt_r(ratios[p]) for p in peers]
+            row += [fmt_mb(rss[t]) for t in tools]
+            row.append("/".join("—" if size[t] is None else "%.1f" % (size[t] / 1e6) for t in tools))
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines), summary
+
+
+def snapshot_stats(runs, wl="W4"):
+    """W4's snapshots: timings and files walked from the timed trowel runs' logs (cold and nocache
+    builds run the three RUNs; warm ones hit the cache), bytes hashed from the traced pass."""
+    snaps, hashed = [], []
+    for r in runs:
+        if r["workload"] != wl or r["fs"] != "ext4" or not r["ok"]:
+            continue
+        if r["tool"] == "trowel" and r.get("log"):
+            snaps += r["log"]["snapshots"]
+        if r["tool"] in PROFILED and r.get("trace"):
+            hashed += [s["bytes_hashed"] for s in r["trace"]["snapshots"]]
+    return snaps, hashed
+
+
+def targets(runs, summaries, refs):
+    out = []
+    for fs, summary in summaries.items():
+        met, missed = [], []
+        for (wl, mode), s in summary.items():
+            if mode not in ("cold", "warm") or wl not in ("W1", "W2", "W3", "W4", "W5"):
+                continue
+            peer_walls = {p: w for p, w in s["walls"].items() if p != "trowel" and w is not None}
+            if not peer_walls or s["walls"]["trowel"] is None:
+                missed.append("%s %s: no comparable result" % (wl, mode))
+                continue
+            faster = min(peer_walls, key=peer_walls.get)
+            r = s["ratios"].get(faster)
+            text = "%s %s: %.2f× %s (%s s vs %s s)" % (wl, mode, r, faster, fmt_s(s["walls"]["trowel"]),
+                                                     fmt_s(peer_walls[faster]))
+            (met if r is not None and r <= RATIO_TARGET else missed).append(text)
+        out.append("- **trowel ≤ %.1f× the faster peer, cold and warm (%s)**: %s — %d of %d met." % (
+            RATIO_TARGET, fs, "MET" if not missed else "NOT MET", len(met), len(met) + len(missed)))
+        for t in missed:
+            out.append("  - not met: " + t)
+        for t in met:
+            out.append("  - met: " + t)
+    rss = [(r["max_rss_kb"], r) for r in runs if r["tool"] == "trowel" and r["ok"] and r["max_rss_kb"]]
+    if rss:
+        worst = {}
+        for kb, r in rss:
+            key = r["workload"]
+            if key not in worst or kb > worst[key][0]:
+                worst[key] = (kb, r)
+        over = {k: v for k, v in worst.items() if v[0] > RSS_TARGET_MB * 1024}
+        out.append("- **peak RSS ≤ %d MB on every workload**: %s — worst per workload: %s." % (
+            RSS_TARGET_MB, "MET" if not over else "NOT MET",
+            ", ".join("%s %s MB (%s %s)" % (k, fmt_mb(v[0]), v[1]["fs"], v[1]["mode"])
+                      for k, v in sorted(worst.items(), key=lambda kv: ORDER.index(kv[0])))))
+    snaps, hashed = snapshot_stats(runs)
+    if snaps and refs:
+        # A RUN that touches one file leaves the root essentially unchanged: every W4 snapshot.
+        ms = med([s["ms"] for s in snaps])
+        floor = refs["find_stat_walk_s"] * 1000
+        out.append("- **snapshot of an unchanged W4 root ≤ 2× a stat-only walk**: %s — median snapshot %.0f ms "
+                   "(%d snapshots, max %d ms; %d files walked, %s bytes hashed per snapshot, medians) vs "
+                   "`find -printf` %.0f ms → %.2f×." % (
+                       "MET" if ms <= 2 * floor else "NOT MET", ms, len(snaps), max(s["ms"] for s in snaps),
+                       med([s["files_walked"] for s in snaps]), "?" if not hashed else "%d" % med(hashed),
+                       floor, ms / floor))
+    return "\n".join(out)
+
+
+def breakdown(runs):
+    """Where trowel's time goes, per workload and mode, from the traced pass (ext4), next to the
+    untraced median of the timed runs."""
+    head = ("| workload | mode | untraced s | traced s (engine) | base unpack s | RUN/COPY steps s | snapshots s (files walked)"
+            " | layers written s (MB uncompressed) | push s | after push s | slowest step |")
+    lines = [head, "|" + "---|" * 11]
+    for wl in ORDER:
+        for mode in MODES:
+            rs = [r for r in runs if r["tool"] in PROFILED and r["workload"] == wl and r["mode"] == mode
+                  and r["fs"] == "ext4" and r["ok"] and r.get("trace")]
+            if not rs:
+                continue
+            tr = [r["trace"] for r in rs]
+            unpack = med([sum(u["ms"] or 0 for u in t["base_unpacked"]) for t in tr])
+            snap = med([sum(s["ms"] or 0 for s in t["snapshots"]) for t in tr])
+            walked = med([sum(s["files_walked"] or 0 for s in t["snapshots"]) for t in tr])
+            layer = med([sum(x["ms"] or 0 for x in t["layers"]) for t in tr])
+            mb = med([sum(x["uncompressed"] or 0 for x in t["layers"]) for t in tr])
+            steps = med([sum(s["ms"] or 0 for s in t["steps"] if s["id"]["step"] > 0) for t in tr])
+            push = med([sum(p["ms"] or 0 for p in t["pushes"]) for t in tr])
+            tail = med([t.get("finish_tail_ms") for t in tr]) or 0
+            slow = max(tr[0]["steps"], key=lambda s: s["ms"] or 0, default=None)
+            untraced = med([r["wall_s"] for r in ok_runs(runs, "ext4", wl, "trowel", mode)])
+            lines.append("| %s | %s | %s | %s | %.2f | %.2f | %.2f (%d) | %.2f (%.1f) | %.2f | %.2f | %s |" % (
+                wl, mode, fmt_s(untraced), fmt_s(med([(t["total_ms"] or 0) / 1000 for t in tr])), unpack / 1000, steps / 1000,
+                snap / 1000, walked, layer / 1000, mb / 1e6, push / 1000, tail / 1000,
+                "—" if slow is None else "stage %d step %d: %.2f s (%s)" % (
+                    slow["id"]["stage"], slow["id"]["step"], (slow["ms"] or 0) / 1000, slow["status"])))
+    return "\n".join(lines)
+
+
+def render(results_dir):
+    runs, metas, ends, refs = load(results_dir)
+    parts, summaries = [], {}
+    m0 = metas[0] if metas else {}
+    parts.append("Run `%s` (%s → %s).\n" % (os.path.basename(os.path.normpath(results_dir)), m0.get("started", "?"),
+                                          ends[-1]["finished"] if ends else "unfinished"))
+    parts.append("Versions: " + "; ".join("%s" % v for v in m0.get("versions", {}).values()) + ".\n")
+    parts.append("Load (`uptime`) at the start of each table and at the end: " + "; ".join(
+        "%s: %s" % (m["fs"], m["uptime"].split("load average:")[-1].strip()) for m in metas) +
+        ("; end: " + ends[-1]["uptime"].split("load average:")[-1].strip() if ends else "") + ".\n")
+    for fs in ("ext4", "tmpfs"):
+        if not any(r["fs"] == fs for r in runs):
+            continue
+        t, s = table(runs, fs)
+        summaries[fs] = s
+        desc = next((m.get("fs_desc") for m in metas if m["fs"] == fs and m.get("fs_desc")), "")
+        parts.append("### %s%s\n\n%s\n" % (fs, " — " + desc if desc else "", t))
+    if refs:
+        parts.append("Physical references (Debian minbase root, %d entries, %.0f MB, warm page cache, medians of 5): "
+                     "stat-only walk %.3f s, read all %.2f s, sha256 all %.2f s, tar %.2f s, tar | gzip -6 %.2f s.\n" % (
+                         refs["entries"], refs["bytes"] / 1e6, refs["find_stat_walk_s"], refs["read_all_s"],
+                         refs["sha256_all_s"], refs["tar_s"], refs["tar_gzip6_s"]))
+    parts.append("### Targets\n\n" + targets(runs, summaries, refs) + "\n")
+    if any(r["tool"] in PROFILED for r in runs):
+        parts.append("### Where trowel's time goes (ext4, from `--trace` of a separate profiling pass)\n\n"
+                     "*untraced s*: median wall time of the timed runs; *traced s (engine)*: the profiled "
+                     "build's own duration (`build_finished.duration_ms`, process start-up and perf "
+                     "excluded). Step times include the base unpack (done lazily by the first step that "
+                     "needs the root) and, with `--trace`, the capture of changed text files' contents; "
+                     "*after push*: from the last push/cache event to the end of the build (deleting the "
+                     "work dir: build roots and blobs).\n\n"
+                     + breakdown(runs) + "\n")
+    failed = [r for r in runs if not r["ok"] or not str(r.get("verified", "")).startswith(("ok", "same", "skipped"))]
+    if failed:
+        parts.append("### Failed or unverified runs\n\n" + "\n".join(
+            "- %s %s %s %s r%d: %s" % (r["fs"], r["workload"], r["tool"], r["mode"], r["rep"],
+                                       (r.get("error") or r.get("verified", "")).strip().splitlines()[-1][:300])
+            for r in failed) + "\n")
+    return "\n".join(parts)
+
+
+def main():
+    results_dir = sys.argv[1]
+    text = render(results_dir)
+    if len(sys.argv) > 3 and sys.argv[2] == "--readme":
+        path = sys.argv[3]
+        with open(path) as f:
+            readme = f.read()
+        new, n = re.subn(r"(<!-- results:start -->\n).*?(<!-- results:end -->)",
+                         lambda m: m.group(1) + text + "\n" + m.group(2), readme, flags=re.S)
+        if n != 1:
+            sys.exit("%s has no <!-- results:start --> … <!-- results:end --> section" % path)
+        with open(path, "w") as f:
+            f.write(new)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# trowel vs buildah (and kaniko when KANIKO_EXECUTOR points at its executor binary): one command
+# from a fresh Debian machine to the results table.
+#
+#   bench/run.sh [--reps N] [--fs ext4|tmpfs|both] [--workloads W1,W2,...] [--modes cold,warm,nocache]
+#                [--extra-reps N] [--no-extra] [--no-profile-extras] [--ext4 image|root]
+#                [--quick] [--no-readme]
+#
+#   --quick        1 repetition of W1 and W2 in cold/warm/nocache on ext4, no extras (a smoke test)
+#   --extra-reps   repetitions of the extra workloads (BIG: one 2 GiB file; MANY: 100,000 files in
+#                  the base), run in cold mode on ext4 (default 3; 0 skips them)
+#   --no-readme    leave bench/README.md alone (results still go to the results directory)
+#   --no-profile-extras  the profiling pass skips BIG and MANY (saves ~5 minutes)
+#   --ext4 image|root  where the ext4 table keeps the tools' state: `image` (default) is a fresh
+#                  journaled ext4 (mkfs.ext4 defaults) in a loop-mounted file under BENCH_WORK;
+#                  `root` is BENCH_WORK's own file system as it is. On a journal-less ext4 (as this
+#                  machine kind's root is) the kernel skips inodes deleted in the last 60-360 s on
+#                  every file creation (ext4's recently_deleted()), so each build's timing depends
+#                  on how many files the previous one deleted.
+#
+# After the ext4 table, a profiling pass runs trowel alone with --trace once per workload (cold,
+# warm): its traces give the time breakdown and snapshot statistics; tracing is not free, so the
+# timed comparison runs trowel without it.
+#
+# Environment: BENCH_WORK (work dir, default /var/tmp/trowel-bench: registry, base images,
+# contexts, tool state, results; it must be on ext4 for the ext4 table), KANIKO_EXECUTOR,
+# DEBIAN_MIRROR (default: the machine's apt mirror), CARGO_TARGET_DIR, TROWEL_BIN (a trowel
+# binary to measure instead of building one).
+#
+# A full run takes about an hour on 2 cores. Do not edit these files while it runs (bash and
+# each bench.py pass read them as they go): run a copy, e.g. `git archive HEAD | tar -x -C DIR`.
+#
+# Every run's raw data lands in $BENCH_WORK/results/<timestamp>/ (results.jsonl with uptime
+# before/after every build, /usr/bin/time -v reports, logs, trowel traces); bench/results/latest/
+# keeps the JSON Lines and the rendered tables of the latest full run, and bench/README.md's
+# results section is regenerated from them.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+reps=3 fs=both wls=W1,W2,W3,W4,W5 modes=cold,warm,nocache extra_reps=3 readme=1 ext4=image pextras=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --reps) reps=$2; shift 2;;
+    --fs) fs=$2; shift 2;;
+    --workloads) wls=$2; shift 2;;
+    --modes) modes=$2; shift 2;;
+    --extra-reps) extra_reps=$2; shift 2;;
+    --no-extra) extra_reps=0; shift;;
+    --quick) reps=1 fs=ext4 wls=W1,W2 extra_reps=0 readme=0; shift;;
+    --no-readme) readme=0; shift;;
+    --ext4) ext4=$2; shift 2;;
+    --no-profile-extras) pextras=0; shift;;
+    *) sed -n '2,20p' "$0"; exit 2;;
+  esac
+done
+work=${BENCH_WORK:-/var/tmp/trowel-bench}
+mkdir -p "$work/cache"
+work=$(cd "$work" && pwd)
+
+# --- tools -------------------------------------------------------------------------------------
+need=()
+for pair in buildah:buildah skopeo:skopeo umoci:umoci docker-registry:docker-registry \
+            debootstrap:debootstrap busybox:busybox-static /usr/bin/time:time crun:crun curl:curl \
+            python3:python3; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -n "${TROWEL_BIN:-}" ]; then
+  trowel=$TROWEL_BIN
+else
+  echo "==> building trowel (release, optimised like the shipped binary)"
+  (cd "$repo" && cargo build --release --quiet)
+  trowel=${CARGO_TARGET_DIR:-$repo/target}/release/trowel
+fi
+
+# --- registry ----------------------------------------------------------------------------------
+run_id=$(date +%Y%m%d-%H%M%S)
+out=$work/results/$run_id
+mkdir -p "$out"
+regdir=$work/registry
+rm -rf "$regdir"
+mkdir -p "$regdir/data"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$regdir/config.yml" <<Y
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $regdir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  secret: trowel-bench
+Y
+docker-registry serve "$regdir/config.yml" >"$regdir/log" 2>&1 &
+regpid=$!
+tmpfs_dir=$work/tmpfs
+ext4_dir=$work/ext4
+cleanup() {
+  kill "$regpid" 2>/dev/null || true
+  if [ "$ext4" = image ] && mountpoint -q "$ext4_dir" 2>/dev/null; then
+    python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import tools; tools._umount_under(sys.argv[2] + "/state")' \
+      "$here" "$ext4_dir" || true
+    umount "$ext4_dir" || true
+  fi
+  if mountpoint -q "$tmpfs_dir" 2>/dev/null; then
+    python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import tools; tools._umount_under(sys.argv[2] + "/state")' \
+      "$here" "$tmpfs_dir" || true
+    umount "$tmpfs_dir" || true
+  fi
+}
+trap cleanup EXIT
+reg=127.0.0.1:$port
+for _ in $(seq 1 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+echo "==> registry $reg; pushing base images (umoci + skopeo)"
+"$here/lib/base-images.sh" "$reg" "$work/cache"
+
+# --- physical references -----------------------------------------------------------------------
+echo "==> physical references (Debian minbase root on ext4)"
+"$here/lib/references.sh" "$work/cache/debian-bookworm-minbase.tar" "$work/refroot" > "$out/references.json"
+cat "$out/references.json"
+
+# --- the matrix ----------------------------------------------------------------------------------
+bench() { # fs-name fs-dir extra-args...
+  local name=$1 dir=$2; shift 2
+  mkdir -p "$dir"
+  python3 "$here/bench.py" --registry "$reg" --trowel "$trowel" --cache-dir "$work/cache" \
+    --fs-dir "$dir" --fs-name "$name" --out "$out" "$@"
+}
+if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
+  mkdir -p "$ext4_dir"
+  if [ "$ext4" = image ]; then
+    mountpoint -q "$ext4_dir" && umount "$ext4_dir"
+    rm -f "$work/ext4.img"
+    truncate -s 32G "$work/ext4.img"
+    mkfs.ext4 -q -F "$work/ext4.img"
+    mount -o loop "$work/ext4.img" "$ext4_dir"
+  fi
+  src=$(findmnt -n -o SOURCE --target "$ext4_dir")
+  fstype=$(findmnt -n -o FSTYPE --target "$ext4_dir")
+  [ "$fstype" = ext4 ] || echo "warning: $ext4_dir is $fstype, not ext4" >&2
+  journal=no
+  dumpe2fs -h "$src" 2>/dev/null | grep -q has_journal && journal=yes
+  [ "$ext4" = image ] && desc="ext4 with a journal, a fresh loop-mounted image" ||
+    desc="$fstype ($src, journal: $journal)"
+  echo "==> ext4 ($desc): $wls × $modes × $reps"
+  bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads "$wls" --modes "$modes" --reps "$reps"
+  extra=""
+  if [ "$extra_reps" -gt 0 ]; then
+    extra=,BIG,MANY
+    [ "$pextras" = 1 ] && profile_extra=$extra
+    echo "==> ext4 extras: BIG, MANY (cold) × $extra_reps"
+    bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads BIG,MANY --modes cold --reps "$extra_reps"
+  fi
+  # perf (Debian's linux-perf) adds a sampled CPU profile to the traces when it is installed.
+  prof=trowel-trace
+  perf record -q -o /dev/null -- true >/dev/null 2>&1 && prof=trowel-perf
+  echo "==> ext4 profiling pass: $prof, once per workload (cold, warm)"
+  bench ext4 "$ext4_dir" --fs-desc "$desc" --tools "$prof" --workloads "$wls${profile_extra:-}" --modes cold,warm --reps 1
+fi
+if [ "$fs" = tmpfs ] || [ "$fs" = both ]; then
+  mkdir -p "$tmpfs_dir"
+  mountpoint -q "$tmpfs_dir" || mount -t tmpfs -o size=16g,mode=0755 bench-tmpfs "$tmpfs_dir"
+  echo "==> tmpfs: $wls × $modes × $reps"
+  bench tmpfs "$tmpfs_dir" --fs-desc "tmpfs (16 GB)" --workloads "$wls" --modes "$modes" --reps "$reps"
+fi
+
+# --- tables --------------------------------------------------------------------------------------
+python3 "$here/report.py" "$out" > "$out/tables.md"
+cat "$out/tables.md"
+if [ "$readme" = 1 ]; then
+  mkdir -p "$here/results/latest"
+  cp "$out/results.jsonl" "$out/references.json" "$out/tables.md" "$here/results/latest/"
+  python3 "$here/report.py" "$out" --readme "$here/README.md"
+  echo "==> bench/README.md updated from $out"
+fi
+echo "==> raw results: $out"
