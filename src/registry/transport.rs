@@ -34,6 +34,8 @@ pub(crate) struct ProbeError {
 
 /// Builds the client for a host: user agent, timeouts, the host's CA files, verification.
 pub(crate) fn build_client(opts: &RegistryOptions, host: &str, verify: bool) -> Result<reqwest::Client, RegistryError> {
+    // Fails only when a provider is already installed (by an earlier client): that one is ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder()
         .user_agent(opts.user_agent.clone())
         .connect_timeout(std::time::Duration::from_secs(30))
