@@ -20,6 +20,7 @@ pub mod layer;
 pub mod listing;
 pub mod overlay;
 mod path;
+pub mod pgzip;
 pub mod root;
 pub mod snapshot;
 mod snapshot_index;
