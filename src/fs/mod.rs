@@ -21,6 +21,7 @@ pub mod listing;
 pub mod overlay;
 mod path;
 pub mod pgzip;
+mod readahead;
 pub mod root;
 pub mod snapshot;
 mod snapshot_index;

@@ -76,11 +76,16 @@ pub struct UnpackStats {
 pub fn open_layer(file: File) -> Result<Box<dyn Read + Send>, FsError> {
     let mut r = BufReader::with_capacity(256 * 1024, file);
     let head = r.fill_buf().map_err(|source| FsError::Layer { entry: None, source })?;
+    // Decompression runs on its own thread, ahead of whoever applies the tar.
+    let ahead = |d: Box<dyn Read + Send>| -> Result<Box<dyn Read + Send>, FsError> {
+        let r = super::readahead::Readahead::new(d).map_err(|source| FsError::Layer { entry: None, source })?;
+        Ok(Box::new(r))
+    };
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
+        ahead(Box::new(flate2::read::MultiGzDecoder::new(r)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let d = zstd::stream::read::Decoder::with_buffer(r).map_err(|source| FsError::Layer { entry: None, source })?;
-        Ok(Box::new(d))
+        ahead(Box::new(d))
     } else {
         Ok(Box::new(r))
     }
