@@ -93,6 +93,8 @@ pub(crate) struct Engine<'a> {
     pub cache: Option<crate::build::cache::CacheCtx>,
     /// Images resolved in this build, so a reference means one digest throughout.
     pub resolved: std::sync::Mutex<HashMap<String, crate::registry::ResolvedImage>>,
+    /// Threads deleting build roots no longer needed; joined before the build returns.
+    pub reapers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl<'a> Engine<'a> {
@@ -208,6 +210,7 @@ impl<'a> Engine<'a> {
             cache,
             downloads: std::sync::Mutex::new(HashMap::new()),
             resolved: std::sync::Mutex::new(HashMap::new()),
+            reapers: Vec::new(),
         })
     }
 
@@ -215,6 +218,10 @@ impl<'a> Engine<'a> {
         let result = self.run_inner();
         // Layers of steps that succeeded are worth caching even when a later step failed.
         self.finish_cache();
+        // Deleting roots must be over before the work dir itself goes.
+        for r in std::mem::take(&mut self.reapers) {
+            let _ = r.join();
+        }
         if self.opts.cleanup
             && let Some(c) = &self.container
             && c.owner.is_some()
@@ -242,6 +249,9 @@ impl<'a> Engine<'a> {
         }
         let target = self.plan.target;
         let image = self.assemble(target)?;
+        // Every layer is written and the push review has no shell: no root is needed any
+        // more, and deleting them (tens of thousands of files) overlaps the push.
+        self.release_roots(|_| true);
         let pushed = self.publish(&image)?;
         Ok(BuildResult { image, pushed })
     }
@@ -520,19 +530,40 @@ impl<'a> Engine<'a> {
 
     /// Frees build roots no later stage needs any more (they can be large).
     fn release_roots_after(&mut self, built: usize) {
-        let pos = |s: usize| self.plan.order.iter().position(|&x| x == s).unwrap_or(usize::MAX);
+        let (order, target, consumers) = (self.plan.order.clone(), self.plan.target, self.consumers.clone());
+        let pos = |s: usize| order.iter().position(|&x| x == s).unwrap_or(usize::MAX);
         let now = pos(built);
+        self.release_roots(|s| s != target && !consumers[s].iter().any(|(c, _)| pos(*c) > now));
+    }
+
+    /// Deletes the roots of the stages `unneeded` selects on a background thread: the build
+    /// goes on meanwhile (deleting a root is unlink-bound kernel work, one call per file).
+    fn release_roots(&mut self, unneeded: impl Fn(usize) -> bool) {
+        let mut dirs = Vec::new();
         for s in 0..self.stages.len() {
-            let still_needed = s == self.plan.target || self.consumers[s].iter().any(|(c, _)| pos(*c) > now);
-            if !still_needed
+            if unneeded(s)
                 && let Some(st) = self.stages[s].as_mut()
                 && let Some(root) = st.root.take()
+            {
                 // In container isolation a stage's root may be `/` itself: it is only handed
                 // over, never deleted.
-                && root.dir != std::path::Path::new("/")
-            {
-                let _ = std::fs::remove_dir_all(&root.dir);
+                if root.dir != std::path::Path::new("/") {
+                    dirs.push(root.dir.clone());
+                }
             }
+        }
+        if dirs.is_empty() {
+            return;
+        }
+        let reaper = std::thread::Builder::new().name("reaper".into()).spawn(move || {
+            for d in dirs {
+                let _ = std::fs::remove_dir_all(&d);
+            }
+        });
+        match reaper {
+            Ok(h) => self.reapers.push(h),
+            // No thread to be had: the work dir's own removal at the end deletes them.
+            Err(e) => self.emitter.warn(format!("could not start a thread to delete build roots: {e}")),
         }
     }
 
