@@ -247,3 +247,53 @@ fn aufs_metadata_is_skipped() {
     assert!(tree(&s.root_path()).keys().all(|p| !p.contains(".wh.")));
     assert!(host(&s.root(), "etc/added").exists());
 }
+
+/// Files of one directory are created through one cached descriptor of it; whatever moves,
+/// replaces or removes a directory in between must send the next file to the right place.
+#[test]
+fn files_land_where_their_path_resolves_when_directories_change_mid_layer() {
+    let s = Scratch::new();
+    lower(&s);
+    let tar = TarMaker::new()
+        // Existing files are replaced (the fast create finds the name taken).
+        .file_with("d/lower1", b"new", 0o640, 0, 0, 7)
+        .file("d/fresh", b"f")
+        // The directory the last files went to becomes a symlink to another one...
+        .symlink("d", "opt/tree")
+        // ...so the next file in "d" lands in opt/tree, not in the old directory.
+        .file("d/after", b"via link")
+        // A file replaces a directory, then files go to a sibling.
+        .file("opt/tree/sub", b"was a dir")
+        .file("opt/tree/z", b"z")
+        .file("etc/.wh.keep", b"")
+        .file("etc/new", b"n")
+        // Same path, new directory: a descriptor of the old one would point at nothing.
+        .file("opt/x/one", b"1")
+        .file("opt/.wh.x", b"")
+        .dir("opt/x")
+        .file("opt/x/two", b"2")
+        .finish();
+    apply(&s, tar);
+    let r = s.root();
+    let t = tree(&s.root_path());
+    assert_eq!(fs::read(host(&r, "opt/tree/after")).unwrap(), b"via link");
+    assert_eq!(fs::read(host(&r, "opt/tree/sub")).unwrap(), b"was a dir");
+    assert_eq!(fs::read(host(&r, "opt/tree/z")).unwrap(), b"z");
+    assert!(!t.contains_key("/d/lower1"), "d is a symlink now: {:?}", t.keys().collect::<Vec<_>>());
+    assert!(!t.contains_key("/etc/keep"));
+    assert_eq!(fs::read(host(&r, "etc/new")).unwrap(), b"n");
+    assert_eq!(fs::read_link(host(&r, "d")).unwrap().to_str().unwrap(), "opt/tree");
+    assert_eq!(fs::read(host(&r, "opt/x/two")).unwrap(), b"2");
+    assert!(!t.contains_key("/opt/x/one"));
+}
+
+#[test]
+fn a_replaced_file_gets_the_new_content_mode_and_time() {
+    let s = Scratch::new();
+    lower(&s);
+    apply(&s, TarMaker::new().file_with("etc/keep", b"replaced", 0o4711, 5, 6, 1_234_567).finish());
+    let t = tree(&s.root_path());
+    let k = &t["/etc/keep"];
+    assert_eq!((k.mode, k.uid, k.gid, k.mtime), (0o4711, 5, 6, 1_234_567));
+    assert_eq!(fs::read(host(&s.root(), "etc/keep")).unwrap(), b"replaced");
+}
