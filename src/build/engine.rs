@@ -557,7 +557,7 @@ impl<'a> Engine<'a> {
         }
         let reaper = std::thread::Builder::new().name("reaper".into()).spawn(move || {
             for d in dirs {
-                let _ = std::fs::remove_dir_all(&d);
+                let _ = crate::fs::remove::remove_tree(&d);
             }
         });
         match reaper {

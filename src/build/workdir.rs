@@ -104,7 +104,7 @@ fn remove_dir(dir: &Path) -> io::Result<()> {
         rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH)
             .map_err(|e| io::Error::other(format!("unmount {}: {e}", m.display())))?;
     }
-    std::fs::remove_dir_all(dir)
+    crate::fs::remove::remove_tree(dir)
 }
 
 /// Mount points at or below `dir`.

@@ -22,6 +22,7 @@ pub mod overlay;
 mod path;
 pub mod pgzip;
 mod readahead;
+pub mod remove;
 pub mod root;
 pub mod snapshot;
 mod snapshot_index;
