@@ -68,7 +68,7 @@ impl Pool {
             let rx = Arc::clone(&jobs_rx);
             let tx = done_tx.clone();
             let t = std::thread::Builder::new().name(format!("gzip-{i}")).spawn(move || {
-                let mut c = Compress::new(Compression::new(level), false);
+                let mut c = Chunker::new(level);
                 loop {
                     // The lock is held only to take the next job, never while compressing.
                     let job = match rx.lock() {
@@ -76,7 +76,7 @@ impl Pool {
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let out = deflate_chunk(&mut c, &job.data, &job.dict, job.last).map(|out| {
+                    let out = c.chunk(&job.data, &job.dict, job.last).map(|out| {
                         let mut crc = Crc::new();
                         crc.update(&job.data);
                         (out, crc)
@@ -100,6 +100,56 @@ impl Drop for Pool {
             let _ = t.join();
         }
     }
+}
+
+/// Compresses chunks, storing the ones deflate cannot shrink.
+///
+/// Random bytes and data that is already compressed (tarballs, images, archives) make up much
+/// of many large layers. deflate spends as long on them as on text only to emit a little
+/// *more* than it was given (zlib-rs's fastest level uses fixed Huffman codes: +5% on random
+/// bytes). A chunk whose byte entropy is near 8 bits is stored instead, without trying; any
+/// other chunk that still came out bigger than stored is redone stored. Either way the
+/// decision depends only on the chunk, so the output stays deterministic.
+struct Chunker {
+    deflate: Compress,
+    store: Compress,
+}
+
+/// Bits per byte above which a chunk is stored without trying deflate: random data measures
+/// 7.999, gzip and JPEG data 7.99+, executables 5–6.5, text 4–5.
+const STORE_ENTROPY: f64 = 7.95;
+
+impl Chunker {
+    fn new(level: u32) -> Chunker {
+        Chunker {
+            deflate: Compress::new(Compression::new(level), false),
+            store: Compress::new(Compression::none(), false),
+        }
+    }
+
+    fn chunk(&mut self, data: &[u8], dict: &[u8], last: bool) -> io::Result<Vec<u8>> {
+        if entropy(data) < STORE_ENTROPY {
+            let out = deflate_chunk(&mut self.deflate, data, dict, last)?;
+            // Stored costs 5 bytes per 64 KiB block; beyond that, deflate lost.
+            if out.len() <= data.len() + data.len() / 8192 + 16 {
+                return Ok(out);
+            }
+        }
+        deflate_chunk(&mut self.store, data, &[], last)
+    }
+}
+
+/// Shannon entropy of the bytes of `data`, in bits per byte (0 for empty data).
+fn entropy(data: &[u8]) -> f64 {
+    if data.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u64; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    -counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n).map(|p| p * p.log2()).sum::<f64>()
 }
 
 /// Raw deflate of one chunk, primed with `dict`; sync-flushed, or finished when `last`.
@@ -242,8 +292,7 @@ impl<W: Write> ParallelGzip<W> {
         let dict = std::mem::take(&mut self.dict);
         if self.pool.is_none() {
             // Everything fit in one chunk: no threads for a small layer.
-            let mut c = Compress::new(Compression::new(self.level), false);
-            let out = deflate_chunk(&mut c, &data, &dict, true)?;
+            let out = Chunker::new(self.level).chunk(&data, &dict, true)?;
             let mut crc = Crc::new();
             crc.update(&data);
             self.ready.insert(self.next_seq, (out, crc));
@@ -351,6 +400,31 @@ mod tests {
         let data: Vec<u8> = b"abcdefghij0123456789".iter().cycle().take(4 * CHUNK).copied().collect();
         let gz = gzip(&data, 6, 2, 1 << 16);
         assert!(gz.len() < 40_000, "{} bytes", gz.len());
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_not_expanded() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let random: Vec<u8> = (0..3 * CHUNK + 5)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        assert!(entropy(&random) > STORE_ENTROPY);
+        let gz = gzip(&random, 1, 2, 1 << 16);
+        // Stored blocks: 5 bytes per 64 KiB, plus header and trailer.
+        assert!(gz.len() <= random.len() + random.len() / 8192 + 64, "{} > {}", gz.len(), random.len());
+        assert_eq!(gunzip(&gz), random);
+        // Text in between still compresses.
+        let text: Vec<u8> = (0..).flat_map(|i| format!("line {i} of a log\n").into_bytes()).take(CHUNK).collect();
+        assert!(entropy(&text) < STORE_ENTROPY);
+        let mixed = [&random[..CHUNK], &text[..]].concat();
+        let gz = gzip(&mixed, 1, 2, 1 << 16);
+        assert!(gz.len() < CHUNK + CHUNK / 4, "{}", gz.len());
+        assert_eq!(gunzip(&gz), mixed);
     }
 
     #[test]
