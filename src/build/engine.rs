@@ -125,7 +125,7 @@ impl<'a> Engine<'a> {
         }
         let work = crate::build::workdir::WorkDir::create(&opts.work_dir)
             .map_err(|e| BuildError::Setup(format!("create work dir in {}: {e}", opts.work_dir.display())))?;
-        let store = BlobStore::open(work.path().join("blobs")).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let store = BlobStore::open_scratch(work.path().join("blobs")).map_err(|e| BuildError::Setup(e.to_string()))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -162,7 +162,7 @@ impl<'a> Engine<'a> {
         let contents = match opts.capture_contents {
             Some(limit) => Some(crate::build::contents::ContentCapture::new(
                 limit,
-                BlobStore::open(work.path().join("contents")).map_err(|e| BuildError::Setup(e.to_string()))?,
+                BlobStore::open_scratch(work.path().join("contents")).map_err(|e| BuildError::Setup(e.to_string()))?,
             )),
             None => None,
         };

@@ -31,14 +31,26 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
+    /// Whether a committed blob is flushed to disk before it is renamed into place.
+    durable: bool,
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) a store rooted at `root`.
+    /// Opens (creating if needed) a store rooted at `root` that outlives the process (the base
+    /// image cache dir): every blob is on disk before it gets its name, so a crash never
+    /// leaves a named but truncated blob.
     pub fn open(root: impl Into<PathBuf>) -> Result<BlobStore, StoreError> {
         let dir = root.into().join("sha256");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        Ok(BlobStore { dir })
+        Ok(BlobStore { dir, durable: true })
+    }
+
+    /// Opens a store that lives only as long as one build (in its work dir): no fsync. A
+    /// crash loses the build and the whole work dir with it (the next build sweeps it), so
+    /// flushing each layer would only make every build wait for the disk: one journal commit
+    /// per blob, and the whole of a large layer's writeback.
+    pub fn open_scratch(root: impl Into<PathBuf>) -> Result<BlobStore, StoreError> {
+        Ok(BlobStore { durable: false, ..BlobStore::open(root)? })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -112,8 +124,8 @@ impl BlobWriter {
         self.inner.len()
     }
 
-    /// Finishes the blob: checks it against `expected` (if given), fsyncs and renames it into
-    /// place. On a mismatch the partial file is removed and nothing is stored.
+    /// Finishes the blob: checks it against `expected` (if given), fsyncs (durable stores)
+    /// and renames it into place. On a mismatch the partial file is removed and nothing is stored.
     pub fn commit(self, expected: Option<(&Digest, Option<u64>)>) -> Result<Digest, StoreError> {
         let (buf, digest, size) = self.inner.finish();
         let tmp =
@@ -128,7 +140,9 @@ impl BlobWriter {
                 return Err(StoreError::DigestMismatch { expected: want.clone(), actual: digest, size });
             }
         }
-        tmp.as_file().sync_data().map_err(io_err(&self.store.dir))?;
+        if self.store.durable {
+            tmp.as_file().sync_data().map_err(io_err(&self.store.dir))?;
+        }
         let dest = self.store.path(&digest);
         tmp.persist(&dest).map_err(|e| StoreError::Io { path: dest.clone(), source: e.error })?;
         Ok(digest)
