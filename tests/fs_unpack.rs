@@ -297,3 +297,56 @@ fn a_replaced_file_gets_the_new_content_mode_and_time() {
     assert_eq!((k.mode, k.uid, k.gid, k.mtime), (0o4711, 5, 6, 1_234_567));
     assert_eq!(fs::read(host(&s.root(), "etc/keep")).unwrap(), b"replaced");
 }
+
+/// Hundreds of small files are created on several threads in batches; whatever the batching,
+/// the result is what a sequential unpack in layer order gives: replaced lower files, the last
+/// of two entries for one path, a lower directory replaced by a file, a directory's metadata
+/// re-stated after its files.
+#[test]
+fn batched_small_files_give_the_sequential_result() {
+    let s = Scratch::new();
+    let mut lower = TarMaker::new().dir("x").file("x/y", b"lower");
+    for d in 0..10 {
+        lower = lower.dir(&format!("d{d}"));
+        for f in 0..30 {
+            lower = lower.file(&format!("d{d}/f{f}"), b"lower");
+        }
+    }
+    apply(&s, lower.finish());
+    let mut upper = TarMaker::new();
+    for d in 0..10 {
+        upper = upper.dir(&format!("d{d}"));
+        for f in 0..30 {
+            upper = upper.file_with(&format!("d{d}/f{f}"), format!("new {d}/{f}").as_bytes(), 0o640, 7, 8, 1_000 + f);
+        }
+        for g in 0..20 {
+            upper = upper.file(&format!("d{d}/g{g}"), format!("added {d}/{g}").as_bytes());
+        }
+    }
+    upper = upper
+        .file("d0/g0", b"second entry wins")
+        .file("x", b"a file where a directory was")
+        .dir_with("d1", 0o700, 1_600_000_000)
+        .file("d1/late", b"after the re-stated directory");
+    let stats = apply(&s, upper.finish());
+    assert_eq!(stats.entries, 10 + 10 * 50 + 4);
+    let r = s.root();
+    let t = tree(&s.root_path());
+    for d in 0..10 {
+        for f in 0..30u64 {
+            let p = format!("d{d}/f{f}");
+            assert_eq!(fs::read(host(&r, &p)).unwrap(), format!("new {d}/{f}").as_bytes(), "{p}");
+            let m = &t[&format!("/{p}")];
+            assert_eq!((m.mode, m.uid, m.gid, m.mtime), (0o640, 7, 8, 1_000 + f as i64), "{p}");
+        }
+        for g in 1..20 {
+            let p = format!("d{d}/g{g}");
+            assert_eq!(fs::read(host(&r, &p)).unwrap(), format!("added {d}/{g}").as_bytes(), "{p}");
+        }
+    }
+    assert_eq!(fs::read(host(&r, "d0/g0")).unwrap(), b"second entry wins");
+    assert_eq!(fs::read(host(&r, "x")).unwrap(), b"a file where a directory was");
+    assert!(!t.contains_key("/x/y"));
+    assert_eq!((t["/d1"].mode, t["/d1"].mtime), (0o700, 1_600_000_000));
+    assert_eq!(fs::read(host(&r, "d1/late")).unwrap(), b"after the re-stated directory");
+}

@@ -31,6 +31,7 @@ mod tar_guard;
 mod tar_header;
 mod types;
 pub mod unpack;
+mod unpack_batch;
 mod unpack_whiteout;
 
 pub use copy::{CopyOptions, CopyStats, Filter, copy_tree};

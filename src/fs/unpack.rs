@@ -18,13 +18,15 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
 use super::path;
 use super::tar_guard::TarGuard;
+use super::unpack_batch::{Batch, Job, SMALL_FILE};
 use super::unpack_whiteout::{clear_lower, remove_respecting};
 use super::{FileType, FsError, IgnoreList, NodeKind, Root, Timespec};
 
@@ -103,7 +105,10 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         removed: Vec::new(),
         total: 0,
         buf: vec![0u8; 256 * 1024],
-        dir_fd: None,
+        dir_fds: HashMap::new(),
+        batch: Batch::default(),
+        pending_targets: HashSet::new(),
+        pending_dirs: HashSet::new(),
     };
     let mut archive = tar::Archive::new(TarGuard::new(tar_stream));
     let entries = archive.entries().map_err(|source| FsError::Layer { entry: None, source })?;
@@ -114,6 +119,7 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         ap.apply(&mut entry, &name)?;
         last = Some(name);
     }
+    ap.flush()?;
     ap.stats.touched = top_most(ap.layer_paths.iter().chain(ap.removed.iter()));
     for (p, t) in &ap.dir_times {
         match root.set_times(p, *t, *t) {
@@ -142,8 +148,13 @@ struct Applier<'a> {
     removed: Vec<String>,
     total: u64,
     buf: Vec<u8>,
-    /// The directory the previous regular file went into (resolved path, descriptor).
-    dir_fd: Option<(String, std::os::fd::OwnedFd)>,
+    /// Descriptors of the directories files went into (by resolved path). Dropped whenever
+    /// a directory may have been replaced or moved.
+    dir_fds: HashMap<String, Arc<OwnedFd>>,
+    /// Small files waiting to be created together, with their paths and directories.
+    batch: Batch,
+    pending_targets: HashSet<String>,
+    pending_dirs: HashSet<String>,
 }
 
 /// Metadata of an entry, gathered from its header and PAX records.
@@ -222,8 +233,23 @@ impl Applier<'_> {
             return Ok(());
         }
         if let Some(hidden) = name.strip_prefix(".wh.") {
-            self.dir_fd = None;
+            self.flush()?;
+            self.dir_fds.clear();
             return self.whiteout(&logical, hidden, raw_name);
+        }
+        let small_file = matches!(etype, EntryType::Regular | EntryType::Continuous) && size <= SMALL_FILE;
+        let is_dir = etype == EntryType::Directory;
+        // Small files and directories may join (or pass) the pending batch when their parent
+        // is known and nothing pending is in their way; everything else waits for the batch.
+        match self.parents.get(path::parent(&logical)) {
+            Some(parent) if small_file || is_dir => {
+                let would_be = if logical == "/" { "/".to_string() } else { path::join(parent, &name) };
+                let parent = parent.clone();
+                if self.conflicts_with_batch(&would_be, &parent, is_dir) {
+                    self.flush()?;
+                }
+            }
+            _ => self.flush()?,
         }
         let parent = self.resolve_parent(&logical, raw_name, true)?;
         let target = if logical == "/" { "/".to_string() } else { path::join(&parent, &name) };
@@ -233,14 +259,25 @@ impl Applier<'_> {
         let meta = self.meta(entry, raw_name)?;
         self.layer_paths.insert(target.clone());
         self.stats.entries += 1;
-        if !matches!(etype, EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse) {
-            // Anything but a new file may replace or move a directory: the next file
-            // resolves its parent afresh.
-            self.dir_fd = None;
+        if !matches!(etype, EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse | EntryType::Directory) {
+            // Links and nodes may replace a directory: the next file opens its parent afresh.
+            self.dir_fds.clear();
         }
         match etype {
-            EntryType::Directory => self.dir(&target, &meta),
+            EntryType::Directory => {
+                self.dir(&target, &meta)?;
+                // Its files follow: they find their parent resolved (and may be batched).
+                if logical != "/" {
+                    self.parents.insert(logical.clone(), target.clone());
+                }
+                Ok(())
+            }
+            EntryType::Regular | EntryType::Continuous if small_file && meta.xattrs.is_empty() => {
+                self.dir_times.remove(&target);
+                self.enqueue(entry, &target, &meta, raw_name)
+            }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.flush()?;
                 self.dir_times.remove(&target);
                 self.file(entry, &target, &meta, raw_name)
             }
@@ -352,7 +389,7 @@ impl Applier<'_> {
                 self.root.remove_all(target)?;
             }
             self.parents.clear();
-            self.dir_fd = None;
+            self.dir_fds.clear();
         }
         Ok(existing)
     }
@@ -363,6 +400,7 @@ impl Applier<'_> {
             Some(_) => {
                 self.root.remove_all(target)?;
                 self.parents.clear();
+                self.dir_fds.clear();
                 self.root.mkdir_all(target, meta.mode, None)?;
             }
             None => {
@@ -421,14 +459,92 @@ impl Applier<'_> {
     /// resolving the parent inside the root for each of 100,000 files is most of the cost of
     /// unpacking them. `None` when the name is taken.
     fn create_new(&mut self, target: &str) -> Result<Option<std::fs::File>, FsError> {
-        let (dir, name) = (path::parent(target), path::file_name(target));
-        let cached = matches!(&self.dir_fd, Some((d, _)) if d == dir);
-        if !cached {
-            let (fd, _) = self.root.parent(target)?;
-            self.dir_fd = Some((dir.to_string(), fd));
+        let fd = self.dir_of(target)?;
+        self.root.create_new_in(&fd, path::file_name(target), target)
+    }
+
+    /// A descriptor of the directory `target` goes in (resolved inside the root).
+    fn dir_of(&mut self, target: &str) -> Result<Arc<OwnedFd>, FsError> {
+        let dir = path::parent(target);
+        if let Some(fd) = self.dir_fds.get(dir) {
+            return Ok(Arc::clone(fd));
         }
-        let (_, fd) = self.dir_fd.as_ref().expect("set above");
-        self.root.create_new_in(fd, name, target)
+        let (fd, _) = self.root.parent(target)?;
+        let fd = Arc::new(fd);
+        self.dir_fds.insert(dir.to_string(), Arc::clone(&fd));
+        Ok(fd)
+    }
+
+    /// Whether an entry at `target` (in directory `parent`) must wait for the pending batch:
+    /// a pending file would replace a directory on its path, it would replace or change a
+    /// directory that pending files go in, or it is a directory where a file is pending.
+    fn conflicts_with_batch(&self, target: &str, parent: &str, is_dir: bool) -> bool {
+        if self.batch.is_empty() {
+            return false;
+        }
+        let mut p = parent;
+        loop {
+            if self.pending_targets.contains(p) {
+                return true;
+            }
+            if p == "/" || p.is_empty() {
+                break;
+            }
+            p = path::parent(p);
+        }
+        if is_dir && self.pending_targets.contains(target) {
+            return true;
+        }
+        let below = format!("{}/", target.trim_end_matches('/'));
+        self.pending_dirs.iter().any(|d| d == target || d.starts_with(&below))
+    }
+
+    /// Adds a small file to the pending batch (its content read into memory).
+    fn enqueue<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        target: &str,
+        meta: &Meta,
+        raw_name: &str,
+    ) -> Result<(), FsError> {
+        let dir = self.dir_of(target)?;
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data).map_err(|source| FsError::Layer { entry: Some(raw_name.to_string()), source })?;
+        self.stats.bytes += data.len() as u64;
+        let dir_path = path::parent(target).to_string();
+        self.pending_targets.insert(target.to_string());
+        self.pending_dirs.insert(dir_path.clone());
+        self.batch.push(Job {
+            dir,
+            dir_path,
+            name: path::file_name(target).to_string(),
+            target: target.to_string(),
+            data,
+            mode: meta.mode,
+            owner: self.opts.preserve_owner.then_some((meta.uid, meta.gid)),
+            mtime: meta.mtime,
+        });
+        if self.batch.is_full() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Creates the pending files; those whose name was taken are then replaced one by one, in
+    /// layer order.
+    fn flush(&mut self) -> Result<(), FsError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let taken = self.batch.create_all(self.root)?;
+        self.pending_targets.clear();
+        self.pending_dirs.clear();
+        for job in taken {
+            self.clear_for_nondir(&job.target)?;
+            let f = self.root.create_file(&job.target, job.mode)?;
+            super::unpack_batch::finish(self.root, f, &job)?;
+        }
+        Ok(())
     }
 
     fn symlink(&mut self, target: &str, link: &str, meta: &Meta, raw_name: &str) -> Result<(), FsError> {

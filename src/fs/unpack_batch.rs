@@ -1,0 +1,160 @@
+//! Creating a layer's small files on several threads.
+//!
+//! A base image is mostly small files, and creating each is a handful of system calls that
+//! are all kernel time (create, write, chown, chmod, set times, close). The kernel serialises
+//! them within one directory but not across directories, so the unpacker collects runs of
+//! consecutive small regular files into a batch and creates the batch on every core, one
+//! directory per thread at a time. A batch ends before any entry that is not a small regular
+//! file (directories, links, whiteouts, devices, large files): those can change what a path
+//! resolves to, so they run alone, after everything before them is done, exactly as in a
+//! sequential unpack.
+//!
+//! Each file is created relative to a descriptor of its (already resolved) directory with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW`, so nothing is followed or overwritten. A name that is
+//! already taken (a lower layer's file, or the same path twice in this layer) is handed back
+//! and replaced afterwards, in layer order, by the sequential path: the last entry wins, as
+//! in any tar.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{FsError, Root, Timespec};
+
+/// Largest file whose content is held in memory in a batch.
+pub(super) const SMALL_FILE: u64 = 256 * 1024;
+/// A batch is created once it holds this many files...
+const MAX_FILES: usize = 4096;
+/// ...or this many bytes of content.
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Below this many files a batch is created on the calling thread.
+const PARALLEL_FROM: usize = 64;
+
+/// One small regular file to create.
+pub(super) struct Job {
+    /// The directory it goes in, and that directory's resolved image path.
+    pub dir: Arc<OwnedFd>,
+    pub dir_path: String,
+    pub name: String,
+    /// Resolved image path (for errors and for the sequential retry).
+    pub target: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
+    /// Owner to set, when owners are preserved.
+    pub owner: Option<(u32, u32)>,
+    pub mtime: Timespec,
+}
+
+/// Files waiting to be created.
+#[derive(Default)]
+pub(super) struct Batch {
+    jobs: Vec<Job>,
+    bytes: usize,
+}
+
+impl Batch {
+    pub fn push(&mut self, job: Job) {
+        self.bytes += job.data.len();
+        self.jobs.push(job);
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.jobs.len() >= MAX_FILES || self.bytes >= MAX_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Creates every file of the batch. Returns, in layer order, the jobs whose name was
+    /// already taken (nothing was done for them).
+    pub fn create_all(&mut self, root: &Root) -> Result<Vec<Job>, FsError> {
+        let jobs = std::mem::take(&mut self.jobs);
+        self.bytes = 0;
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+        if jobs.len() < PARALLEL_FROM || threads == 1 {
+            let mut taken = Vec::new();
+            for job in jobs {
+                if !create(root, &job)? {
+                    taken.push(job);
+                }
+            }
+            return Ok(taken);
+        }
+        // Files of one directory stay on one thread, in order; directories are shared out.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let g = *group_of.entry(job.dir_path.as_str()).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[g].push(i);
+        }
+        let next = AtomicUsize::new(0);
+        let taken_idx: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let first_err: Mutex<Option<(usize, FsError)>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..threads.min(groups.len()) {
+                s.spawn(|| {
+                    loop {
+                        let g = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(group) = groups.get(g) else { break };
+                        for &i in group {
+                            match create(root, &jobs[i]) {
+                                Ok(true) => {}
+                                Ok(false) => taken_idx.lock().expect("not poisoned").push(i),
+                                Err(e) => {
+                                    let mut slot = first_err.lock().expect("not poisoned");
+                                    // Report the earliest failing entry, as a sequential unpack would.
+                                    if slot.as_ref().is_none_or(|(j, _)| i < *j) {
+                                        *slot = Some((i, e));
+                                    }
+                                    // The rest of this directory's files are not tried.
+                                    break;
+                                }
+                            }
+                        }
+                        if first_err.lock().expect("not poisoned").is_some() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some((_, e)) = first_err.into_inner().expect("not poisoned") {
+            return Err(e);
+        }
+        let mut taken_idx = taken_idx.into_inner().expect("not poisoned");
+        taken_idx.sort_unstable();
+        let mut jobs: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+        Ok(taken_idx.into_iter().filter_map(|i| jobs[i].take()).collect())
+    }
+}
+
+/// Creates one file with its content and metadata; `false` when the name is taken.
+fn create(root: &Root, job: &Job) -> Result<bool, FsError> {
+    let Some(f) = root.create_new_in(&job.dir, &job.name, &job.target)? else {
+        return Ok(false);
+    };
+    finish(root, f, job)?;
+    Ok(true)
+}
+
+/// Writes a job's content and metadata into its newly created file.
+pub(super) fn finish(root: &Root, mut f: std::fs::File, job: &Job) -> Result<(), FsError> {
+    f.write_all(&job.data).map_err(|e| root.io_err("write", &job.target, e))?;
+    if let Some((uid, gid)) = job.owner {
+        rustix::fs::fchown(&f, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| root.io_err("chown", &job.target, e))?;
+    }
+    // After the chown, which clears setuid/setgid.
+    rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(job.mode))
+        .map_err(|e| root.io_err("chmod", &job.target, e))?;
+    let t = job.mtime.to_rustix();
+    rustix::fs::futimens(f.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
+        .map_err(|e| root.io_err("set times of", &job.target, e))?;
+    Ok(())
+}
