@@ -27,7 +27,7 @@
 # DEBIAN_MIRROR (default: the machine's apt mirror), CARGO_TARGET_DIR, TROWEL_BIN (a trowel
 # binary to measure instead of building one).
 #
-# A full run takes about an hour on 2 cores. Do not edit these files while it runs (bash and
+# A full run takes about 40 minutes on 2 cores. Do not edit these files while it runs (bash and
 # each bench.py pass read them as they go): run a copy, e.g. `git archive HEAD | tar -x -C DIR`.
 #
 # Every run's raw data lands in $BENCH_WORK/results/<timestamp>/ (results.jsonl with uptime
