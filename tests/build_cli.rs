@@ -203,6 +203,20 @@ fn push_to_basic_auth_registry_with_docker_config() {
     let err = stderr(&o);
     assert!(err.contains(&dest2) && err.to_lowercase().contains("unauthorized"), "{err}");
     assert!(!err.contains("RUN echo hello"), "the push check must fail before building: {err}");
+
+    // With the cache on, cache lookups run alongside the check, but a step that misses waits
+    // for it: nothing is built and nothing reaches the cache repository.
+    let cache_repo = format!("{}/{}", e.registry, unique_repo("deniedcache"));
+    let o = run(trowel()
+        .env("DOCKER_CONFIG", empty.path())
+        .args(["build", "--context"])
+        .arg(ctx.path())
+        .args(["--destination", &dest2, "--cache=true", "--cache-repo", &cache_repo]));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains(&dest2) && err.to_lowercase().contains("unauthorized"), "{err}");
+    let tags = run(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{cache_repo}")]));
+    assert!(!tags.status.success(), "the cache was written: {}", stdout(&tags));
 }
 
 #[test]

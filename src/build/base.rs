@@ -404,16 +404,33 @@ impl Engine<'_> {
 
     /// Fails early, before building, if a destination cannot be pushed to (kaniko's
     /// CheckPushPermissions).
-    pub(crate) fn check_push_access(&self) -> Result<(), BuildError> {
+    /// Starts checking that every destination accepts a push (kaniko's push permission check),
+    /// in the background: base resolution and cache lookups go on meanwhile, and
+    /// [`Engine::finish_push_check`] waits for the answer before anything is built or pushed.
+    pub(crate) fn start_push_check(&mut self) -> Result<(), BuildError> {
         let mut seen = std::collections::BTreeSet::new();
+        let mut checks = Vec::new();
         for d in &self.opts.destinations {
             let r = Reference::parse(d).map_err(|e| BuildError::Setup(format!("invalid --destination {d:?}: {e}")))?;
             if !seen.insert(r.repo_ref()) {
                 continue;
             }
-            self.rt
-                .block_on(self.registry.check_push_access(&r))
-                .map_err(|e| BuildError::Push { destination: d.clone(), message: e.to_string() })?;
+            let registry = self.registry.clone();
+            let h = self.rt.spawn(async move { registry.check_push_access(&r).await.map_err(|e| e.to_string()) });
+            checks.push((d.clone(), h));
+        }
+        self.push_check = checks;
+        Ok(())
+    }
+
+    /// Waits for the push check started by [`Engine::start_push_check`], if it is still out.
+    pub(crate) fn finish_push_check(&mut self) -> Result<(), BuildError> {
+        for (destination, h) in std::mem::take(&mut self.push_check) {
+            match self.rt.block_on(h) {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => return Err(BuildError::Push { destination, message }),
+                Err(e) => return Err(BuildError::Push { destination, message: format!("push check failed: {e}") }),
+            }
         }
         Ok(())
     }

@@ -95,6 +95,8 @@ pub(crate) struct Engine<'a> {
     pub resolved: std::sync::Mutex<HashMap<String, crate::registry::ResolvedImage>>,
     /// Threads deleting build roots no longer needed; joined before the build returns.
     pub reapers: Vec<std::thread::JoinHandle<()>>,
+    /// Push permission checks still running, by destination.
+    pub push_check: Vec<(String, tokio::task::JoinHandle<Result<(), String>>)>,
 }
 
 impl<'a> Engine<'a> {
@@ -211,6 +213,7 @@ impl<'a> Engine<'a> {
             downloads: std::sync::Mutex::new(HashMap::new()),
             resolved: std::sync::Mutex::new(HashMap::new()),
             reapers: Vec::new(),
+            push_check: Vec::new(),
         })
     }
 
@@ -241,7 +244,7 @@ impl<'a> Engine<'a> {
             self.emitter.warn(format!("build arg {a} was given but not used by any stage"));
         }
         if !self.opts.no_push && !self.opts.skip_push_permission_check {
-            self.check_push_access()?;
+            self.start_push_check()?;
         }
         let order = self.plan.order.clone();
         for idx in order {
@@ -252,6 +255,7 @@ impl<'a> Engine<'a> {
         // Every layer is written and the push review has no shell: no root is needed any
         // more, and deleting them (tens of thousands of files) overlaps the push.
         self.release_roots(|_| true);
+        self.finish_push_check()?;
         let pushed = self.publish(&image)?;
         Ok(BuildResult { image, pushed })
     }
@@ -415,6 +419,14 @@ impl<'a> Engine<'a> {
             ins.expand(&vars, self.df.escape)?
         };
         let display = expanded.display();
+        // A step that will do work waits for the push check first, so a destination that
+        // refuses the push fails the build before anything is built; a step the cache may
+        // serve waits only if it misses (below).
+        let does_work = matches!(&*ins.keyword.to_string(), "RUN" | "COPY" | "ADD");
+        let may_be_cached = self.cache.is_some() && st.planned.get(&id).is_some_and(|p| p.cacheable);
+        if does_work && !may_be_cached {
+            self.finish_push_check()?;
+        }
         self.emitter.emit(Event::StepStarted {
             id,
             line: ins.line,
@@ -459,6 +471,7 @@ impl<'a> Engine<'a> {
                 Ok(outcome)
             }
             None => {
+                self.finish_push_check()?;
                 let r = steps::execute(self, st, &ctx, expanded);
                 if let (Ok(outcome), Some(p)) = (&r, &planned) {
                     self.store_in_cache(st, id, p, outcome);
