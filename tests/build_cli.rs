@@ -207,11 +207,13 @@ fn push_to_basic_auth_registry_with_docker_config() {
     // With the cache on, cache lookups run alongside the check, but a step that misses waits
     // for it: nothing is built and nothing reaches the cache repository.
     let cache_repo = format!("{}/{}", e.registry, unique_repo("deniedcache"));
-    let o = run(trowel()
-        .env("DOCKER_CONFIG", empty.path())
-        .args(["build", "--context"])
-        .arg(ctx.path())
-        .args(["--destination", &dest2, "--cache=true", "--cache-repo", &cache_repo]));
+    let o = run(trowel().env("DOCKER_CONFIG", empty.path()).args(["build", "--context"]).arg(ctx.path()).args([
+        "--destination",
+        &dest2,
+        "--cache=true",
+        "--cache-repo",
+        &cache_repo,
+    ]));
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains(&dest2) && err.to_lowercase().contains("unauthorized"), "{err}");
