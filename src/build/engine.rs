@@ -422,7 +422,7 @@ impl<'a> Engine<'a> {
         // A step that will do work waits for the push check first, so a destination that
         // refuses the push fails the build before anything is built; a step the cache may
         // serve waits only if it misses (below).
-        let does_work = matches!(&*ins.keyword.to_string(), "RUN" | "COPY" | "ADD");
+        let does_work = matches!(ins.keyword, "RUN" | "COPY" | "ADD");
         let may_be_cached = self.cache.is_some() && st.planned.get(&id).is_some_and(|p| p.cacheable);
         if does_work && !may_be_cached {
             self.finish_push_check()?;

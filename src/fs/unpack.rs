@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -436,22 +436,10 @@ impl Applier<'_> {
             f.write_all(&self.buf[..n]).map_err(|e| self.root.io_err("write", target, e))?;
             self.stats.bytes += n as u64;
         }
-        if self.opts.preserve_owner {
-            rustix::fs::fchown(
-                &f,
-                Some(rustix::fs::Uid::from_raw(meta.uid)),
-                Some(rustix::fs::Gid::from_raw(meta.gid)),
-            )
-            .map_err(|e| self.root.io_err("chown", target, e))?;
-        }
-        // After the chown, which clears setuid/setgid.
-        rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(meta.mode))
-            .map_err(|e| self.root.io_err("chmod", target, e))?;
-        self.set_xattrs(target, meta)?;
-        let t = meta.mtime.to_rustix();
-        rustix::fs::futimens(f.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
-            .map_err(|e| self.root.io_err("set times of", target, e))?;
-        Ok(())
+        let owner = self.opts.preserve_owner.then_some((meta.uid, meta.gid));
+        super::unpack_batch::set_file_meta(self.root, &f, target, owner, meta.mode, meta.mtime)?;
+        // After the chown (which clears security.capability); setting xattrs leaves mtime alone.
+        self.set_xattrs(target, meta)
     }
 
     /// Creates `target` when nothing is there yet, in the directory of the previous regular

@@ -146,15 +146,26 @@ fn create(root: &Root, job: &Job) -> Result<bool, FsError> {
 /// Writes a job's content and metadata into its newly created file.
 pub(super) fn finish(root: &Root, mut f: std::fs::File, job: &Job) -> Result<(), FsError> {
     f.write_all(&job.data).map_err(|e| root.io_err("write", &job.target, e))?;
-    if let Some((uid, gid)) = job.owner {
-        rustix::fs::fchown(&f, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
-            .map_err(|e| root.io_err("chown", &job.target, e))?;
+    set_file_meta(root, &f, &job.target, job.owner, job.mode, job.mtime)
+}
+
+/// Owner, mode and times of a regular file just written, through its descriptor: the chown
+/// first, because it clears setuid/setgid.
+pub(super) fn set_file_meta(
+    root: &Root,
+    f: &std::fs::File,
+    target: &str,
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    mtime: Timespec,
+) -> Result<(), FsError> {
+    if let Some((uid, gid)) = owner {
+        rustix::fs::fchown(f, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| root.io_err("chown", target, e))?;
     }
-    // After the chown, which clears setuid/setgid.
-    rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(job.mode))
-        .map_err(|e| root.io_err("chmod", &job.target, e))?;
-    let t = job.mtime.to_rustix();
+    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(mode)).map_err(|e| root.io_err("chmod", target, e))?;
+    let t = mtime.to_rustix();
     rustix::fs::futimens(f.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
-        .map_err(|e| root.io_err("set times of", &job.target, e))?;
+        .map_err(|e| root.io_err("set times of", target, e))?;
     Ok(())
 }
