@@ -290,12 +290,13 @@ impl EventSink for LogPrinter {
                 };
                 self.line(Level::Debug, ms, &format!("{}: {a} ({})", digest.short(), human(*size)));
             }
-            Event::PushFinished { destination, digest, .. } => {
+            Event::PushFinished { destination, digest, unchanged, .. } => {
                 let repo = destination
                     .rsplit_once(':')
                     .filter(|(_, t)| !t.contains('/'))
                     .map_or(destination.as_str(), |(r, _)| r);
-                self.line(Level::Info, ms, &format!("Pushed {repo}@{digest}"))
+                let note = if *unchanged { " (unchanged: the registry already had it)" } else { "" };
+                self.line(Level::Info, ms, &format!("Pushed {repo}@{digest}{note}"))
             }
             Event::OutputWritten { kind, path } => self.line(Level::Info, ms, &format!("Wrote {kind} {path}")),
             Event::BuildFailed { error, .. } => self.line(Level::Error, ms, &format!("error building image: {error}")),

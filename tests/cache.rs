@@ -41,9 +41,19 @@ impl Ctx {
 
     /// Builds with the cache (COPY layers too) and returns what happened per cacheable step.
     fn build(&self, extra: &[&str]) -> Outcome {
+        self.build_with(&["--reproducible"], extra)
+    }
+
+    /// `build` without `--reproducible`: history entries carry real times.
+    fn build_timed(&self, extra: &[&str]) -> Outcome {
+        self.build_with(&[], extra)
+    }
+
+    fn build_with(&self, mode: &[&str], extra: &[&str]) -> Outcome {
         let trace = self.path().join("..").join(format!("{}.trace", unique_repo("t")));
         let mut c = trowel();
-        c.args(["build", "--cache", "--cache-copy-layers", "--reproducible", "--cache-repo", &self.cache_repo])
+        c.args(["build", "--cache", "--cache-copy-layers", "--cache-repo", &self.cache_repo])
+            .args(mode)
             .args(["--destination", &self.dest, "--context"])
             .arg(self.path())
             .arg("--trace")
@@ -441,4 +451,67 @@ fn base_layers_are_downloaded_only_for_a_destination_that_needs_them() {
         &format!("dir:{}", out.path().join("img").display()),
     ]));
     assert_ok(&copied);
+}
+
+/// History times follow where each step's result came from: a rebuild in which nothing ran
+/// reproduces the previous image, digest included, and pushes nothing; a step that runs is
+/// stamped with the time of its build, and the steps served from the cache keep theirs.
+#[test]
+fn a_rebuild_in_which_nothing_ran_is_the_same_image_and_sends_nothing() {
+    let c = Ctx::new(
+        "stamps",
+        &format!("{}ENV A=1\nRUN echo x > /x\nLABEL l=1\nCOPY f.txt /f.txt\nCMD [\"sh\"]\n", from()),
+    );
+    c.write("f.txt", "one\n");
+    let first = c.build_timed(&[]);
+    let config = skopeo_config(&c.dest);
+    let base = skopeo_config(&env().busybox());
+    let created = |h: &Value| h["created"].as_str().unwrap().to_string();
+    let history = config["history"].as_array().unwrap().clone();
+    let ours = &history[history.len() - 5..];
+    // ENV took the base's time: nothing of the stage had been made yet.
+    assert_eq!(created(&ours[0]), base["created"].as_str().unwrap(), "{ours:?}");
+    // LABEL and CMD take the time of the step before them.
+    assert_eq!(created(&ours[2]), created(&ours[1]));
+    assert_eq!(created(&ours[4]), created(&ours[3]));
+    assert_eq!(config["created"].as_str().unwrap(), created(&ours[3]), "the image is as new as its newest step");
+
+    // Timestamps have a resolution of a second: make sure the clock has moved on.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = c.build_timed(&[]);
+    second.all_hit();
+    assert_eq!(second.digest, first.digest, "nothing ran: the same image");
+    assert!(second.log.contains("(unchanged: the registry already had it)"), "{}", second.log);
+    assert_eq!(skopeo_inspect(&c.dest)["Digest"].as_str().unwrap(), first.digest);
+
+    c.write("f.txt", "two\n");
+    let third = c.build_timed(&[]);
+    assert_eq!(third.at(3), "hit");
+    assert!(third.at(5).starts_with("miss"), "{:?}", third.steps);
+    assert_ne!(third.digest, first.digest);
+    assert!(!third.log.contains("unchanged"), "{}", third.log);
+    let config3 = skopeo_config(&c.dest);
+    let h3 = config3["history"].as_array().unwrap();
+    let ours3 = &h3[h3.len() - 5..];
+    assert_eq!(created(&ours3[1]), created(&ours[1]), "the cached RUN keeps its time");
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(t(&created(&ours3[3])) > t(&created(&ours[3])), "the COPY ran again: {ours3:?}");
+    assert_eq!(config3["created"].as_str().unwrap(), created(&ours3[3]));
+}
+
+/// Config-only steps at the top of a `FROM scratch` stage have no earlier time to take: they get
+/// the time of the first step that makes something.
+#[test]
+fn scratch_stage_config_steps_take_the_time_of_the_first_layer() {
+    let c = Ctx::new("scratchstamps", "FROM scratch\nENV A=1\nLABEL x=y\nCOPY f.txt /f.txt\n");
+    c.write("f.txt", "f\n");
+    let first = c.build_timed(&[]);
+    let config = skopeo_config(&c.dest);
+    let h = config["history"].as_array().unwrap();
+    assert_eq!(h.len(), 3, "{h:?}");
+    let copy_time = h[2]["created"].as_str().unwrap();
+    assert_eq!(h[0]["created"].as_str().unwrap(), copy_time);
+    assert_eq!(h[1]["created"].as_str().unwrap(), copy_time);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(c.build_timed(&[]).digest, first.digest);
 }

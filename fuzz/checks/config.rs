@@ -34,7 +34,10 @@ pub fn check(data: &[u8]) {
     cfg.set_created("1970-01-01T00:00:00Z");
     cfg.set_platform(&Platform::host());
     cfg.strip_host_fields();
-    cfg.set_history_times("1970-01-01T00:00:00Z");
+    let _ = cfg.newest_history_time();
+    let last = cfg.history_len() - 1;
+    cfg.set_history_created(last, "1970-01-01T00:00:00Z");
+    assert_eq!(cfg.history().last().and_then(|h| h.created.clone()).as_deref(), Some("1970-01-01T00:00:00Z"));
 
     let back = ImageConfig::from_bytes(&cfg.to_bytes()).expect("a config the engine wrote parses again");
     let new_ids = back.diff_ids();

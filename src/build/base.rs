@@ -97,6 +97,14 @@ impl Engine<'_> {
         for (k, v) in &self.opts.labels {
             config.set_label(k, v);
         }
+        let (clock, unstamped) = match &planned.base {
+            Base::Scratch => (None, Vec::new()),
+            Base::Image(_) => (config.created().map(str::to_string), Vec::new()),
+            Base::Stage(p) => {
+                let parent = self.stages[*p].as_ref().expect("parent stage built first (plan order)");
+                (parent.clock.clone(), parent.unstamped.clone())
+            }
+        };
         Ok(StageState {
             index: idx,
             config,
@@ -116,6 +124,8 @@ impl Engine<'_> {
             lookups: HashMap::new(),
             final_key: None,
             last_changes: Vec::new(),
+            clock,
+            unstamped,
         })
     }
 

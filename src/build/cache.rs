@@ -10,11 +10,10 @@ use crate::build::event::{CacheResult, Event, LayerSummary, StepId, StepStatus};
 use crate::build::options::CacheOptions;
 use crate::build::stage::{LayerOrigin, PlannedStep, StageLayer, StageState};
 use crate::build::steps::StepOutcome;
-use crate::build::steps::layer::empty_history;
+use crate::build::steps::layer::{Stamp, empty_history, push_history};
 use crate::cache::explain::explain;
 use crate::cache::registry::{CachedLayer, Lookup, RegistryCache, pointer_tag};
 use crate::fs::unpack::open_layer;
-use crate::image::config::History;
 use crate::registry::Reference;
 
 /// Lookups running at once against the cache repository.
@@ -155,7 +154,7 @@ impl Engine<'_> {
         display: &str,
     ) -> Result<StepOutcome, BuildError> {
         let Some((desc, diff_id)) = hit.layer else {
-            empty_history(self, st, display);
+            empty_history(self, st, display, Stamp::At(hit.created));
             return Ok(StepOutcome { status: StepStatus::Cached, layer: None });
         };
         let layer = StageLayer {
@@ -188,12 +187,7 @@ impl Engine<'_> {
             self.capture_contents(st, id, &entries);
         }
         st.config.push_diff_id(&diff_id);
-        st.config.push_history(History {
-            created: Some(self.now_rfc3339()),
-            created_by: Some(self.redactor.redact(display)),
-            comment: Some("trowel".into()),
-            ..History::default()
-        });
+        push_history(self, st, Stamp::At(hit.created.clone()), display, "trowel", false);
         st.layers.push(layer);
         Ok(StepOutcome { status: StepStatus::Cached, layer: Some(desc.digest) })
     }
@@ -217,7 +211,13 @@ impl Engine<'_> {
         let key = planned.key.clone();
         let components = planned.components.clone();
         let created_by = self.redactor.redact(&planned.display);
-        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        // The entry carries the time the step's history entry got, so that a later build served
+        // from it stamps the same time (see `Stamp`). A reproducible build's entries still say
+        // when they were made: `--cache-ttl` is measured from it.
+        let created = match &st.clock {
+            Some(t) if !self.opts.reproducible => t.clone(),
+            _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
         let reference = format!("{}:{}", remote.repo(), key);
         let h = self.rt.spawn(async move {
             remote

@@ -256,6 +256,10 @@ pub enum Event {
         destination: String,
         digest: Digest,
         duration_ms: u64,
+        /// The destination already named this exact image (a rebuild in which nothing ran):
+        /// nothing was sent.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unchanged: bool,
     },
     OutputWritten {
         kind: String,

@@ -28,7 +28,18 @@ impl Engine<'_> {
     pub(crate) fn assemble(&mut self, target: usize) -> Result<FinalImage, BuildError> {
         let st = self.stages[target].as_ref().expect("target stage built");
         let mut config = st.config.clone();
-        config.set_created(&self.now_rfc3339());
+        let now = self.now_rfc3339();
+        for &i in &st.unstamped {
+            config.set_history_created(i, &now);
+        }
+        // The image is as new as its newest history entry: a rebuild in which nothing ran keeps
+        // the previous image's time (and so its digest); see `Stamp`.
+        let created = if self.opts.reproducible || !st.unstamped.is_empty() {
+            now
+        } else {
+            config.newest_history_time().unwrap_or(now)
+        };
+        config.set_created(&created);
         if self.opts.platform.is_some() || config.raw().get("architecture").is_none() {
             let mut p = self.platform.clone();
             // `--custom-platform=linux/arm64` does not drop a base's `v8` variant.
@@ -186,6 +197,23 @@ impl Engine<'_> {
     ) -> Result<(), BuildError> {
         let t0 = Instant::now();
         self.emitter.emit(Event::PushStarted { destination: raw.to_string() });
+        if self.already_pushed(dest, image, layers) {
+            for desc in std::iter::once(&image.manifest.config).chain(&image.manifest.layers) {
+                self.emitter.emit(Event::BlobPushed {
+                    destination: raw.to_string(),
+                    digest: desc.digest.clone(),
+                    action: BlobPushAction::Existed,
+                    size: desc.size,
+                });
+            }
+            self.emitter.emit(Event::PushFinished {
+                destination: raw.to_string(),
+                digest: image.manifest_digest.clone(),
+                duration_ms: t0.elapsed().as_millis() as u64,
+                unchanged: true,
+            });
+            return Ok(());
+        }
         let mut blobs = vec![PushBlob { descriptor: image.manifest.config.clone(), mount_from: None }];
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = match &l.origin {
@@ -241,8 +269,22 @@ impl Engine<'_> {
             destination: raw.to_string(),
             digest: report.manifest_digest,
             duration_ms: t0.elapsed().as_millis() as u64,
+            unchanged: false,
         });
         Ok(())
+    }
+}
+
+impl Engine<'_> {
+    /// True if `dest` already names exactly this image. Only asked when no layer was built in
+    /// this build: a rebuild served entirely from the cache reproduces the previous image (see
+    /// `Stamp`), and its push then has nothing to do. Any doubt means a normal push.
+    fn already_pushed(&self, dest: &Reference, image: &FinalImage, layers: &[StageLayer]) -> bool {
+        if layers.iter().any(|l| matches!(l.origin, LayerOrigin::Built(_))) {
+            return false;
+        }
+        let named = self.rt.block_on(self.registry.manifest_digest(dest));
+        matches!(named, Ok(Some(d)) if d == image.manifest_digest)
     }
 }
 

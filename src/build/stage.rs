@@ -65,6 +65,12 @@ pub struct StageState {
     pub final_key: Option<String>,
     /// Paths the current step changed (for breakpoints on changed paths).
     pub last_changes: Vec<String>,
+    /// When the stage's contents so far were made: the base image's `created`, then the time of
+    /// the latest step that ran or came from the cache. Config-only steps are stamped with it.
+    pub clock: Option<String>,
+    /// History entries pushed while `clock` was unknown (config-only steps at the top of a
+    /// `FROM scratch` stage); they get the time of the first step that sets it.
+    pub unstamped: Vec<usize>,
 }
 
 /// A step's cache key, planned ahead of execution.

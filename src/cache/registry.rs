@@ -49,6 +49,8 @@ pub struct CachedLayer {
     /// `None` for a step that changed no files.
     pub layer: Option<(Descriptor, Digest)>,
     pub info: EntryInfo,
+    /// When the entry was made (its config's `created`).
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +135,7 @@ impl RegistryCache {
             }
             let diff_ids = info_diff_ids(store, &manifest)?;
             let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
-            return Ok(Lookup::Hit(Box::new(CachedLayer { repo: self.repo.clone(), layer, info })));
+            return Ok(Lookup::Hit(Box::new(CachedLayer { repo: self.repo.clone(), layer, info, created })));
         }
         match self.read_entry(pointer, store).await {
             Ok(Some((_, info, _))) => Ok(Lookup::Miss(Previous::Entry(Box::new(info.components)))),

@@ -323,15 +323,32 @@ impl ImageConfig {
         self.inner_mut().remove("Hostname");
     }
 
-    /// Sets every history timestamp to `ts` (for `--reproducible`).
-    pub fn set_history_times(&mut self, ts: &str) {
-        if let Some(h) = self.top().get_mut("history").and_then(Value::as_array_mut) {
-            for e in h {
-                if let Some(o) = e.as_object_mut() {
-                    o.insert("created".into(), json!(ts));
-                }
-            }
+    /// Sets the time of history entry `index` (one pushed before its time was known).
+    pub fn set_history_created(&mut self, index: usize, ts: &str) {
+        if let Some(o) = self
+            .top()
+            .get_mut("history")
+            .and_then(Value::as_array_mut)
+            .and_then(|h| h.get_mut(index))
+            .and_then(Value::as_object_mut)
+        {
+            o.insert("created".into(), json!(ts));
         }
+    }
+
+    /// The newest `created` among the history entries (RFC 3339 times compared as instants).
+    pub fn newest_history_time(&self) -> Option<String> {
+        let hist = self.raw.get("history")?.as_array()?;
+        hist.iter()
+            .filter_map(|e| e.get("created")?.as_str())
+            .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| (d, t)))
+            .max_by_key(|(d, _)| *d)
+            .map(|(_, t)| t.to_string())
+    }
+
+    /// Number of history entries.
+    pub fn history_len(&self) -> usize {
+        self.raw.get("history").and_then(Value::as_array).map_or(0, Vec::len)
     }
 }
 

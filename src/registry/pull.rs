@@ -108,6 +108,26 @@ impl Registry {
         self.get_manifest_opt(&ctx, &r.manifest_ref(), r.digest.as_ref(), true).await
     }
 
+    /// The digest `r` (a tag or a digest) names on its registry, from a `HEAD` of the manifest;
+    /// `None` when it names nothing or the registry does not say.
+    pub async fn manifest_digest(&self, r: &Reference) -> Result<Option<Digest>, RegistryError> {
+        let ctx = Ctx::pull(Op::Pull, r, Direction::Push);
+        let accept = media::ACCEPT_MANIFESTS.join(", ");
+        let path = format!("manifests/{}", r.manifest_ref());
+        let resp = self
+            .session
+            .send(&ctx, true, &|ep| Ok(ep.client.head(v2_url(ep, ctx.reference, &path)).header(ACCEPT, &accept)))
+            .await?;
+        if !resp.status().is_success() {
+            return Ok(None);
+        }
+        Ok(resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok()))
+    }
+
     async fn get_manifest(
         &self,
         ctx: &Ctx<'_>,

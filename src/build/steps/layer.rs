@@ -20,15 +20,65 @@ pub enum Scope {
     Paths(Vec<String>),
 }
 
-/// Adds a history entry for a step that changed no files.
-pub fn empty_history(engine: &Engine<'_>, st: &mut StageState, created_by: &str) {
+/// Which time a history entry gets. Times are all that tells a rebuild from the image it
+/// rebuilds, so they follow where a step's result came from: a step that ran is stamped now, a
+/// step served from the cache keeps the time its entry was built, and a step that only changes
+/// the config takes the time of what came before it. A build in which nothing ran therefore
+/// reproduces the previous image byte for byte, digest included (as BuildKit does), and its
+/// push has nothing to send; one step that runs makes the image new again.
+pub enum Stamp {
+    /// The step ran in this build.
+    Now,
+    /// The step's result came from a cache entry made at this time (if it says).
+    At(Option<String>),
+    /// The step changed only the config: the stage's clock.
+    Inherit,
+}
+
+impl Engine<'_> {
+    /// The `created` of a history entry about to be pushed as entry `index` of the stage's
+    /// history, moving the stage's clock along. `None`: not known yet (see `unstamped`).
+    fn stamp(&self, st: &mut StageState, stamp: Stamp) -> Option<String> {
+        let at = match stamp {
+            Stamp::Now => Some(self.now_rfc3339()),
+            Stamp::At(t) => Some(t.filter(|_| !self.opts.reproducible).unwrap_or_else(|| self.now_rfc3339())),
+            Stamp::Inherit if self.opts.reproducible => Some(self.now_rfc3339()),
+            Stamp::Inherit => return st.clock.clone(),
+        };
+        let t = at.expect("set above");
+        for i in std::mem::take(&mut st.unstamped) {
+            st.config.set_history_created(i, &t);
+        }
+        st.clock = Some(t.clone());
+        Some(t)
+    }
+}
+
+/// Adds a history entry for a step, stamped as `stamp` says.
+pub fn push_history(
+    engine: &Engine<'_>,
+    st: &mut StageState,
+    stamp: Stamp,
+    created_by: &str,
+    comment: &str,
+    empty_layer: bool,
+) {
+    let created = engine.stamp(st, stamp);
+    if created.is_none() {
+        st.unstamped.push(st.config.history_len());
+    }
     st.config.push_history(History {
-        created: Some(engine.now_rfc3339()),
+        created,
         created_by: Some(engine.redactor.redact(created_by)),
-        comment: Some("trowel".into()),
-        empty_layer: true,
+        comment: Some(comment.into()),
+        empty_layer,
         ..History::default()
     });
+}
+
+/// Adds a history entry for a step that changed no files.
+pub fn empty_history(engine: &Engine<'_>, st: &mut StageState, created_by: &str, stamp: Stamp) {
+    push_history(engine, st, stamp, created_by, "trowel", true);
 }
 
 /// Snapshots what the step changed and, if anything did, writes it as a layer of the stage.
@@ -41,7 +91,7 @@ pub fn commit(
     created_by: &str,
 ) -> Result<Option<Digest>, BuildError> {
     if engine.opts.single_snapshot {
-        empty_history(engine, st, created_by);
+        empty_history(engine, st, created_by, Stamp::Now);
         return Ok(None);
     }
     take_layer(engine, st, id, scope, created_by)
@@ -86,7 +136,7 @@ pub fn commit_changes(
     let root = st.root.as_mut().expect("a file-changing step materialised the root");
     if changes.entries.is_empty() && !engine.opts.force_build_metadata {
         engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
-        empty_history(engine, st, created_by);
+        empty_history(engine, st, created_by, Stamp::Now);
         return Ok(None);
     }
     let t0 = Instant::now();
@@ -114,12 +164,7 @@ pub fn commit_changes(
         duration_ms: t0.elapsed().as_millis() as u64,
     });
     st.config.push_diff_id(&info.diff_id);
-    st.config.push_history(History {
-        created: Some(engine.now_rfc3339()),
-        created_by: Some(engine.redactor.redact(created_by)),
-        comment: Some(comment.into()),
-        ..History::default()
-    });
+    push_history(engine, st, Stamp::Now, created_by, comment, false);
     st.layers.push(StageLayer {
         descriptor,
         diff_id: info.diff_id,

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::build::engine::Engine;
 use crate::build::error::BuildError;
 use crate::build::stage::StageState;
-use crate::build::steps::layer::empty_history;
+use crate::build::steps::layer::{Stamp, empty_history};
 use crate::build::steps::{StepCtx, StepOutcome};
 use crate::dockerfile::{ArgScope, CommandForm, Expanded, Instruction};
 use crate::image::config::ImageConfig;
@@ -25,7 +25,7 @@ pub fn apply(
             MetaError::Invalid(m) => ctx.fail(m),
         })?;
     if !is_arg {
-        empty_history(engine, st, &ctx.display);
+        empty_history(engine, st, &ctx.display, Stamp::Inherit);
     }
     Ok(StepOutcome::metadata())
 }

@@ -5,7 +5,7 @@ use crate::build::engine::Engine;
 use crate::build::error::BuildError;
 use crate::build::event::StepStatus;
 use crate::build::stage::StageState;
-use crate::build::steps::layer::{Scope, commit, empty_history};
+use crate::build::steps::layer::{Scope, Stamp, commit, empty_history};
 use crate::build::steps::run::resolve_stage_user;
 use crate::build::steps::{StepCtx, StepOutcome};
 
@@ -38,7 +38,7 @@ fn create(
         .mkdir_all(path, 0o755, Some((user.ids.uid, user.ids.gid)))
         .map_err(|e| ctx.fail(format!("create {path}: {e}")))?;
     if created.is_empty() {
-        empty_history(engine, st, &ctx.display);
+        empty_history(engine, st, &ctx.display, Stamp::Inherit);
         return Ok(StepOutcome::metadata());
     }
     let top = created[0].clone();

@@ -455,7 +455,7 @@ impl Model {
                 b.total = *size;
                 b.sent = *size;
             }
-            Event::PushFinished { destination, digest, duration_ms } => {
+            Event::PushFinished { destination, digest, duration_ms, .. } => {
                 self.push_mut(destination);
                 if let Some(p) = self.pushes.iter_mut().find(|p| &p.destination == destination) {
                     p.finished = Some((digest.clone(), *duration_ms));
