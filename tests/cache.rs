@@ -82,7 +82,7 @@ impl Ctx {
             .find(|e| e["event"] == "image_assembled")
             .map(|e| e["manifest_digest"].as_str().unwrap().to_string())
             .unwrap();
-        Outcome { steps, digest, log: stderr(&out) }
+        Outcome { steps, digest, log: stderr(&out), events }
     }
 }
 
@@ -91,6 +91,7 @@ struct Outcome {
     steps: Vec<(usize, String)>,
     digest: String,
     log: String,
+    events: Vec<Value>,
 }
 
 impl Outcome {
@@ -514,4 +515,36 @@ fn scratch_stage_config_steps_take_the_time_of_the_first_layer() {
     assert_eq!(h[1]["created"].as_str().unwrap(), copy_time);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(c.build_timed(&[]).digest, first.digest);
+}
+
+/// A layer a step built goes to the registry once: the cache write uploads it while the build
+/// goes on, and the destination, on the same registry, mounts it from the cache repository.
+#[test]
+fn built_layers_are_mounted_from_the_cache_repo() {
+    let c = Ctx::new("mount-built", &format!("{}RUN head -c 300000 /dev/urandom > /r\nCOPY f.txt /f.txt\n", from()));
+    c.write("f.txt", "f\n");
+    let o = c.build(&[]);
+    let built: Vec<&str> = o
+        .events
+        .iter()
+        .filter(|e| e["event"] == "layer_written")
+        .map(|e| e["layer"]["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(built.len(), 2, "{:?}", o.events);
+    for d in &built {
+        let pushed = o
+            .events
+            .iter()
+            .find(|e| e["event"] == "blob_pushed" && e["digest"] == *d)
+            .unwrap_or_else(|| panic!("{d} not pushed"));
+        assert_eq!(pushed["action"], "mounted", "{pushed}");
+    }
+    let stored = o.events.iter().position(|e| e["event"] == "cache_stored").unwrap();
+    let pushed = o.events.iter().position(|e| e["event"] == "blob_pushed").unwrap();
+    assert!(stored < pushed, "the cache writes finish before the push mounts from them");
+    // Independent clients see a whole image.
+    assert_eq!(skopeo_inspect(&c.dest)["Digest"].as_str().unwrap(), o.digest);
+    let t = pull_and_unpack(&c.dest).tree();
+    assert_eq!(t.get("/r").size, 300000);
+    assert!(t.has("/f.txt"));
 }

@@ -31,6 +31,8 @@ pub(crate) struct CacheCtx {
     /// Keys of steps of this build that missed, with their lines (for "parent step missed").
     pub missed: BTreeMap<String, usize>,
     pub pushes: Vec<PendingWrite>,
+    /// Steps whose entries were written (their layers can be mounted from the cache repo).
+    pub stored: std::collections::HashSet<StepId>,
     pub hits: usize,
     pub misses: usize,
     pub bytes_reused: u64,
@@ -45,6 +47,7 @@ impl CacheCtx {
             dockerfile_id,
             missed: BTreeMap::new(),
             pushes: Vec::new(),
+            stored: Default::default(),
             hits: 0,
             misses: 0,
             bytes_reused: 0,
@@ -229,19 +232,43 @@ impl Engine<'_> {
         cache.pushes.push((id, planned.key.clone(), h));
     }
 
-    /// Waits for the background cache writes and reports the summary. Cache write failures are
-    /// warnings: the image itself does not depend on them.
-    pub(crate) fn finish_cache(&mut self) {
+    /// Waits for the background cache writes, reporting each.
+    pub(crate) fn await_cache_writes(&mut self) {
         let Some(cache) = &mut self.cache else { return };
-        let pushes = std::mem::take(&mut cache.pushes);
-        let (hits, misses, bytes) = (cache.hits, cache.misses, cache.bytes_reused);
-        for (id, key, h) in pushes {
+        for (id, key, h) in std::mem::take(&mut cache.pushes) {
             match self.rt.block_on(h) {
-                Ok(Ok(reference)) => self.emitter.emit(Event::CacheStored { id, key, reference }),
+                Ok(Ok(reference)) => {
+                    cache.stored.insert(id);
+                    self.emitter.emit(Event::CacheStored { id, key, reference });
+                }
                 Ok(Err(e)) => self.emitter.warn(format!("step {id}: could not write the cache entry: {e}")),
                 Err(e) => self.emitter.warn(format!("step {id}: cache write task failed: {e}")),
             }
         }
+    }
+
+    /// The cache repository holding the layer a step of this build wrote, when a push to `dest`
+    /// can mount it from there instead of uploading it again (same registry). Waits for the
+    /// cache writes first: they started as each step finished, so by the push they are mostly
+    /// done, and one upload of a big layer is better than two at once to the same registry.
+    pub(crate) fn mountable_from_cache(&mut self, dest: &Reference, id: StepId) -> Option<Reference> {
+        let cache = self.cache.as_ref()?;
+        if cache.remote.repo().registry != dest.registry {
+            return None;
+        }
+        if !cache.pushes.is_empty() {
+            self.await_cache_writes();
+        }
+        let cache = self.cache.as_ref()?;
+        cache.stored.contains(&id).then(|| cache.remote.repo().clone())
+    }
+
+    /// Waits for the background cache writes and reports the summary. Cache write failures are
+    /// warnings: the image itself does not depend on them.
+    pub(crate) fn finish_cache(&mut self) {
+        self.await_cache_writes();
+        let Some(cache) = &self.cache else { return };
+        let (hits, misses, bytes) = (cache.hits, cache.misses, cache.bytes_reused);
         self.emitter.emit(Event::CacheSummary { hits, misses, bytes_reused: bytes });
     }
 }

@@ -189,7 +189,7 @@ impl Engine<'_> {
     }
 
     fn push_one(
-        &self,
+        &mut self,
         dest: &Reference,
         raw: &str,
         image: &FinalImage,
@@ -218,7 +218,7 @@ impl Engine<'_> {
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = match &l.origin {
                 LayerOrigin::Base(src) => Some(src.clone()),
-                LayerOrigin::Built(_) => None,
+                LayerOrigin::Built(id) => self.mountable_from_cache(dest, *id),
             };
             blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
         }
