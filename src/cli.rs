@@ -191,33 +191,14 @@ pub struct BuildArgs {
     /// Push over plain HTTP.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub insecure: bool,
-    /// Pull over plain HTTP.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub insecure_pull: bool,
-    /// Registry to reach over plain HTTP (repeatable).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Push without verifying TLS certificates.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub skip_tls_verify: bool,
-    /// Pull without verifying TLS certificates.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub skip_tls_verify_pull: bool,
-    /// Registry whose TLS certificate is not verified (repeatable).
-    #[arg(long = "skip-tls-verify-registry")]
-    pub skip_tls_verify_registries: Vec<String>,
-    /// CA certificate for a registry: `host[:port]=/path/ca.pem` (repeatable).
-    #[arg(long = "registry-certificate")]
-    pub registry_certificates: Vec<String>,
-    /// Mirror for docker.io images (repeatable, tried in order).
-    #[arg(long = "registry-mirror", env = "KANIKO_REGISTRY_MIRROR", value_delimiter = ';')]
-    pub registry_mirrors: Vec<String>,
     /// Retries for pushes.
     #[arg(long, default_value_t = 3)]
     pub push_retry: u32,
-    /// Retries for image downloads.
-    #[arg(long, default_value_t = 3)]
-    pub image_download_retry: u32,
     /// Accepted for kaniko compatibility (extraction is not retried; downloads are).
     #[arg(long, default_value_t = 0)]
     pub image_fs_extract_retry: u32,
@@ -313,9 +294,57 @@ pub struct BuildArgs {
     /// Prefix log lines with a timestamp.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub log_timestamp: bool,
+}
+
+/// The registry flags `build` and `warm` share: how to reach and trust registries when pulling,
+/// and where credentials are (kaniko's names).
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Pull over plain HTTP.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub insecure_pull: bool,
+    /// Pull without verifying TLS certificates.
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    pub skip_tls_verify_pull: bool,
+    /// Registry to reach over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Registry whose TLS certificate is not verified (repeatable).
+    #[arg(long = "skip-tls-verify-registry")]
+    pub skip_tls_verify_registries: Vec<String>,
+    /// CA certificate for a registry: `host[:port]=/path/ca.pem` (repeatable).
+    #[arg(long = "registry-certificate")]
+    pub registry_certificates: Vec<String>,
+    /// Mirror for docker.io images (repeatable, tried in order).
+    #[arg(long = "registry-mirror", env = "KANIKO_REGISTRY_MIRROR", value_delimiter = ';')]
+    pub registry_mirrors: Vec<String>,
+    /// Retries for image downloads.
+    #[arg(long, default_value_t = 3)]
+    pub image_download_retry: u32,
     /// Directory holding config.json for registry credentials (default: $DOCKER_CONFIG, ~/.docker, /kaniko/.docker).
     #[arg(long)]
     pub docker_config: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// The registry options these flags describe (pull side; `build` adds its push flags).
+    pub fn options(&self) -> Result<RegistryOptions, CliError> {
+        let registry_certificates = parse_kv("registry-certificate", &self.registry_certificates)?
+            .into_iter()
+            .map(|(h, p)| (h, PathBuf::from(p)))
+            .collect();
+        Ok(RegistryOptions {
+            insecure_pull: self.insecure_pull,
+            insecure_registries: self.insecure_registries.clone(),
+            skip_tls_verify_pull: self.skip_tls_verify_pull,
+            skip_tls_verify_registries: self.skip_tls_verify_registries.clone(),
+            registry_certificates,
+            registry_mirrors: self.registry_mirrors.iter().filter(|m| !m.is_empty()).cloned().collect(),
+            retries: self.image_download_retry,
+            docker_config: self.docker_config.clone(),
+            ..RegistryOptions::default()
+        })
+    }
 }
 
 /// `trowel warm`: kaniko's warmer flags (`/kaniko/warmer`), pull side only.
@@ -343,30 +372,8 @@ pub struct WarmArgs {
     /// Platform `os/arch[/variant]` to cache (default: the host's).
     #[arg(long, alias = "customPlatform", alias = "platform")]
     pub custom_platform: Option<String>,
-    /// Pull over plain HTTP.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub insecure_pull: bool,
-    /// Pull without verifying TLS certificates.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub skip_tls_verify_pull: bool,
-    /// Registry to reach over plain HTTP (repeatable).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// Registry whose TLS certificate is not verified (repeatable).
-    #[arg(long = "skip-tls-verify-registry")]
-    pub skip_tls_verify_registries: Vec<String>,
-    /// CA certificate for a registry: `host[:port]=/path/ca.pem` (repeatable).
-    #[arg(long = "registry-certificate")]
-    pub registry_certificates: Vec<String>,
-    /// Mirror for docker.io images (repeatable, tried in order).
-    #[arg(long = "registry-mirror", env = "KANIKO_REGISTRY_MIRROR", value_delimiter = ';')]
-    pub registry_mirrors: Vec<String>,
-    /// Retries for image downloads.
-    #[arg(long, default_value_t = 3)]
-    pub image_download_retry: u32,
-    /// Directory holding config.json for registry credentials (default: $DOCKER_CONFIG, ~/.docker, /kaniko/.docker).
-    #[arg(long)]
-    pub docker_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Log level (kaniko's -v).
     #[arg(short = 'v', long, value_enum, default_value = "info")]
     pub verbosity: Verbosity,
@@ -381,21 +388,7 @@ pub struct WarmArgs {
 impl WarmArgs {
     /// The registry options the pull-side flags describe.
     pub fn registry_options(&self) -> Result<RegistryOptions, CliError> {
-        let registry_certificates = parse_kv("registry-certificate", &self.registry_certificates)?
-            .into_iter()
-            .map(|(h, p)| (h, PathBuf::from(p)))
-            .collect();
-        Ok(RegistryOptions {
-            insecure_pull: self.insecure_pull,
-            insecure_registries: self.insecure_registries.clone(),
-            skip_tls_verify_pull: self.skip_tls_verify_pull,
-            skip_tls_verify_registries: self.skip_tls_verify_registries.clone(),
-            registry_certificates,
-            registry_mirrors: self.registry_mirrors.iter().filter(|m| !m.is_empty()).cloned().collect(),
-            retries: self.image_download_retry,
-            docker_config: self.docker_config.clone(),
-            ..RegistryOptions::default()
-        })
+        self.registry.options()
     }
 
     /// `--custom-platform`, parsed.
@@ -499,22 +492,11 @@ impl BuildArgs {
             Some(p) => Some(Platform::parse(p).map_err(CliError)?),
             None => None,
         };
-        let registry_certificates = parse_kv("registry-certificate", &self.registry_certificates)?
-            .into_iter()
-            .map(|(h, p)| (h, PathBuf::from(p)))
-            .collect();
         let mut registry = RegistryOptions {
             insecure: self.insecure,
-            insecure_pull: self.insecure_pull,
-            insecure_registries: self.insecure_registries.clone(),
             skip_tls_verify: self.skip_tls_verify,
-            skip_tls_verify_pull: self.skip_tls_verify_pull,
-            skip_tls_verify_registries: self.skip_tls_verify_registries.clone(),
-            registry_certificates,
-            registry_mirrors: self.registry_mirrors.iter().filter(|m| !m.is_empty()).cloned().collect(),
-            retries: self.push_retry.max(self.image_download_retry),
-            docker_config: self.docker_config.clone(),
-            ..RegistryOptions::default()
+            retries: self.push_retry.max(self.registry.image_download_retry),
+            ..self.registry.options()?
         };
         registry.user_agent = format!("trowel/{}", env!("CARGO_PKG_VERSION"));
         let mut o = BuildOptions::new(dockerfile, context);
