@@ -517,8 +517,8 @@ fn scratch_stage_config_steps_take_the_time_of_the_first_layer() {
     assert_eq!(c.build_timed(&[]).digest, first.digest);
 }
 
-/// A layer a step built goes to the registry once: the cache write uploads it while the build
-/// goes on, and the destination, on the same registry, mounts it from the cache repository.
+/// A layer a step built goes to the registry once: it is uploaded to the cache repository while
+/// it is written, and the destination, on the same registry, mounts it from there.
 #[test]
 fn built_layers_are_mounted_from_the_cache_repo() {
     let c = Ctx::new("mount-built", &format!("{}RUN head -c 300000 /dev/urandom > /r\nCOPY f.txt /f.txt\n", from()));
@@ -539,6 +539,10 @@ fn built_layers_are_mounted_from_the_cache_repo() {
             .unwrap_or_else(|| panic!("{d} not pushed"));
         assert_eq!(pushed["action"], "mounted", "{pushed}");
     }
+    // Both layers were uploaded to the cache repository while they were being written.
+    let stored: Vec<&Value> = o.events.iter().filter(|e| e["event"] == "cache_stored").collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.iter().all(|e| e["streamed"] == true), "{stored:?}");
     let stored = o.events.iter().position(|e| e["event"] == "cache_stored").unwrap();
     let pushed = o.events.iter().position(|e| e["event"] == "blob_pushed").unwrap();
     assert!(stored < pushed, "the cache writes finish before the push mounts from them");

@@ -169,8 +169,11 @@ fn the_layer_cache_survives_faults_and_never_holds_partial_entries() {
             .collect()
     };
 
-    // 1. Cache writes meet cut uploads, lost answers and 503s on their manifests.
+    // 1. Cache writes meet a dropped streamed upload (the 3 MB layer, sent while it was written;
+    //    the entry then uploads it from the store), cut uploads, lost answers and 503s on their
+    //    manifests.
     proxy
+        .inject("PATCH", &format!("/{repo}/cache/blobs/uploads/"), Fault::Drop, 1)
         .inject("PUT", &format!("/{repo}/cache/blobs/uploads/"), Fault::CutUpload { after: 100_000 }, 1)
         .inject("PUT", &format!("/{repo}/cache/blobs/uploads/"), Fault::LoseResponse, 1)
         .inject("PUT", &format!("/{repo}/cache/manifests/"), Fault::Status { code: 503, retry_after: Some(1) }, 2);

@@ -84,3 +84,16 @@ fn no_credentials_says_so() {
         )
     );
 }
+
+/// A streamed upload (the layer cache's, while a layer is written) authenticates like any push.
+#[test]
+fn streamed_uploads_use_the_credentials() {
+    let env = common::env();
+    let (_cfg, o) = options_with_password(&env.auth_password);
+    let reg = registry(o);
+    let r = auth_dest("streamed");
+    let data = vec![42u8; 1_500_000];
+    let digest = trowel::digest::Digest::of(&data);
+    assert_eq!(util::upload_streamed(&reg, &r, &data, 100_000, Some(digest.clone())).unwrap(), digest);
+    assert!(rt().block_on(reg.blob_exists(&r, &digest)).unwrap());
+}

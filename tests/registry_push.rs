@@ -157,3 +157,38 @@ fn push_manifest_by_digest_and_push_check() {
     let wrong = Reference { tag: None, digest: Some(Digest::of(b"other")), ..r };
     assert!(rt.block_on(reg.push_manifest(&wrong, &img.push.manifest_bytes, media::OCI_MANIFEST)).is_err());
 }
+
+/// A blob uploaded while it is written (one chunked PATCH, committed with the digest at the
+/// end) is stored under that digest and reads back byte for byte.
+#[test]
+fn a_streamed_upload_is_stored_under_its_digest() {
+    let reg = registry(opts());
+    let r = dest("streamed", "x");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let digest = Digest::of(&data);
+    assert_eq!(util::upload_streamed(&reg, &r, &data, 70_000, Some(digest.clone())).unwrap(), digest);
+    assert!(rt().block_on(reg.blob_exists(&r, &digest)).unwrap());
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("blob");
+    // Read back over the registry API with curl (skopeo reads images, not single blobs).
+    let url = format!("http://{}/v2/{}/blobs/{digest}", common::env().registry, r.repository);
+    let o = common::run(std::process::Command::new("curl").args(["-fsSL", "-o"]).arg(&file).arg(&url));
+    common::assert_ok(&o);
+    assert_eq!(std::fs::read(&file).unwrap(), data);
+}
+
+/// A stream the writer abandons (no digest) or commits under a digest that is not what was
+/// sent leaves nothing in the registry under any name.
+#[test]
+fn an_abandoned_or_misdigested_streamed_upload_stores_nothing() {
+    let reg = registry(opts());
+    let r = dest("streamed-bad", "x");
+    let data = vec![7u8; 500_000];
+    let right = Digest::of(&data);
+    let err = util::upload_streamed(&reg, &r, &data, 64_000, None).unwrap_err();
+    assert!(err.to_string().contains("upload cancelled"), "{err}");
+    let wrong = Digest::of(b"something else");
+    assert!(util::upload_streamed(&reg, &r, &data, 64_000, Some(wrong.clone())).is_err());
+    assert!(!rt().block_on(reg.blob_exists(&r, &right)).unwrap());
+    assert!(!rt().block_on(reg.blob_exists(&r, &wrong)).unwrap());
+}

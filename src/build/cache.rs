@@ -13,15 +13,20 @@ use crate::build::steps::StepOutcome;
 use crate::build::steps::layer::{Stamp, empty_history, push_history};
 use crate::cache::explain::explain;
 use crate::cache::registry::{CachedLayer, Lookup, RegistryCache, pointer_tag};
+use crate::digest::Digest;
 use crate::fs::unpack::open_layer;
+use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::Reference;
 
 /// Lookups running at once against the cache repository.
 const PARALLEL_LOOKUPS: usize = 8;
 
+/// A layer upload running alongside its writer.
+pub(crate) type StreamedUpload = tokio::task::JoinHandle<Result<Digest, crate::cache::registry::CacheError>>;
+
 /// A cache entry being written in the background: the step, its key, and the task (which
-/// yields the entry's reference).
-pub(crate) type PendingWrite = (StepId, String, tokio::task::JoinHandle<Result<String, String>>);
+/// yields the entry's reference and whether its layer was streamed).
+pub(crate) type PendingWrite = (StepId, String, tokio::task::JoinHandle<Result<(String, bool), String>>);
 
 pub(crate) struct CacheCtx {
     pub remote: RegistryCache,
@@ -31,6 +36,9 @@ pub(crate) struct CacheCtx {
     /// Keys of steps of this build that missed, with their lines (for "parent step missed").
     pub missed: BTreeMap<String, usize>,
     pub pushes: Vec<PendingWrite>,
+    /// Layers being uploaded to the cache repository while they are written, by step; the
+    /// step's cache write waits for its upload before it looks for the blob.
+    pub streamed: std::collections::HashMap<StepId, StreamedUpload>,
     /// Steps whose entries were written (their layers can be mounted from the cache repo).
     pub stored: std::collections::HashSet<StepId>,
     pub hits: usize,
@@ -47,6 +55,7 @@ impl CacheCtx {
             dockerfile_id,
             missed: BTreeMap::new(),
             pushes: Vec::new(),
+            streamed: Default::default(),
             stored: Default::default(),
             hits: 0,
             misses: 0,
@@ -195,6 +204,26 @@ impl Engine<'_> {
         Ok(StepOutcome { status: StepStatus::Cached, layer: Some(desc.digest) })
     }
 
+    /// For a step whose layer will be written to the cache: starts uploading it to the cache
+    /// repository as it is written. Returns the tap for the layer writer and where to send the
+    /// layer's digest once it is whole (not sending it cancels the upload).
+    pub(crate) fn start_streamed_upload(
+        &mut self,
+        st: &StageState,
+        id: StepId,
+    ) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
+        let cache = self.cache.as_mut()?;
+        if cache.opts.no_push || self.opts.single_snapshot || !st.planned.get(&id).is_some_and(|p| p.cacheable) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
+        let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
+        let remote = cache.remote.clone();
+        let h = self.rt.spawn(async move { remote.upload_streamed(rx, digest_rx).await });
+        cache.streamed.insert(id, h);
+        Some((BlobTap::new(tx), digest_tx))
+    }
+
     /// Writes a step that ran (and succeeded) to the cache, in the background.
     pub(crate) fn store_in_cache(&mut self, st: &StageState, id: StepId, planned: &PlannedStep, outcome: &StepOutcome) {
         let Some(cache) = &mut self.cache else { return };
@@ -222,11 +251,17 @@ impl Engine<'_> {
             _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         let reference = format!("{}:{}", remote.repo(), key);
+        let streamed = cache.streamed.remove(&id);
         let h = self.rt.spawn(async move {
+            // If the layer was streamed, the blob is there by now (or the entry uploads it).
+            let streamed = match streamed {
+                Some(s) => matches!(s.await, Ok(Ok(_))),
+                None => false,
+            };
             remote
                 .store(&key, &pointer, &components, &created_by, layer.as_ref().map(|(d, i)| (d, i)), &store, &created)
                 .await
-                .map(|_| reference)
+                .map(|_| (reference, streamed))
                 .map_err(|e| e.to_string())
         });
         cache.pushes.push((id, planned.key.clone(), h));
@@ -235,11 +270,15 @@ impl Engine<'_> {
     /// Waits for the background cache writes, reporting each.
     pub(crate) fn await_cache_writes(&mut self) {
         let Some(cache) = &mut self.cache else { return };
+        // Uploads no entry waited for (their step failed after all): let them end.
+        for (_, h) in std::mem::take(&mut cache.streamed) {
+            let _ = self.rt.block_on(h);
+        }
         for (id, key, h) in std::mem::take(&mut cache.pushes) {
             match self.rt.block_on(h) {
-                Ok(Ok(reference)) => {
+                Ok(Ok((reference, streamed))) => {
                     cache.stored.insert(id);
-                    self.emitter.emit(Event::CacheStored { id, key, reference });
+                    self.emitter.emit(Event::CacheStored { id, key, reference, streamed });
                 }
                 Ok(Err(e)) => self.emitter.warn(format!("step {id}: could not write the cache entry: {e}")),
                 Err(e) => self.emitter.warn(format!("step {id}: cache write task failed: {e}")),

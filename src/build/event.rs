@@ -194,6 +194,9 @@ pub enum Event {
         id: StepId,
         key: String,
         reference: String,
+        /// The layer was uploaded while it was being written (else after, from the store).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        streamed: bool,
     },
     /// At the end of a build with `--cache`.
     CacheSummary {

@@ -65,8 +65,8 @@ impl Engine<'_> {
             return Ok(());
         }
         let created_by = shell_created_by(at);
-        let layer =
-            commit_changes(self, st, at.id, changes, &created_by, "trowel: manual step").map_err(|e| e.to_string())?;
+        let layer = commit_changes(self, st, at.id, changes, &created_by, "trowel: manual step", false)
+            .map_err(|e| e.to_string())?;
         self.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: layer_summary(st, layer, at) });
         Ok(())
     }
@@ -98,7 +98,7 @@ impl Engine<'_> {
         let touched = overlay::apply(&upper, root).map_err(|e| format!("keep the shell's changes: {e}"))?;
         let snap = &mut st.root.as_mut().expect("root").snap;
         let changes = snap.snapshot_paths(&touched).map_err(|e| format!("snapshot the shell's changes: {e}"))?;
-        let layer = commit_changes(self, st, at.id, changes, &shell_created_by(at), "trowel: manual step")
+        let layer = commit_changes(self, st, at.id, changes, &shell_created_by(at), "trowel: manual step", false)
             .map_err(|e| e.to_string())?;
         self.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: layer_summary(st, layer, at) });
         Ok(())

@@ -78,6 +78,16 @@ impl RegistryCache {
         &self.repo
     }
 
+    /// Uploads a layer to the cache repository while it is being written (see
+    /// `Registry::upload_streamed`); the entry that later refers to it finds it there.
+    pub async fn upload_streamed(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+        digest: tokio::sync::oneshot::Receiver<Digest>,
+    ) -> Result<Digest, CacheError> {
+        self.registry.upload_streamed(&self.repo, chunks, digest).await.map_err(self.err(&self.repo))
+    }
+
     fn tagged(&self, tag: &str) -> Reference {
         Reference { tag: Some(tag.to_string()), digest: None, ..self.repo.clone() }
     }

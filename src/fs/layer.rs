@@ -26,6 +26,7 @@ use super::{FileType, FsError, Root, Stat, path, sys};
 use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::image::manifest::Compression;
 use crate::image::store::{BlobStore, BlobWriter};
+use crate::image::tap::BlobTap;
 
 /// How a layer is encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +127,22 @@ pub fn write_layer(
     store: &BlobStore,
     opts: &LayerOptions,
 ) -> Result<LayerInfo, FsError> {
-    let blob = store.writer()?;
+    write_layer_tapped(root, changes, store, opts, None).map(|(info, _)| info)
+}
+
+/// [`write_layer`], sending a copy of the compressed bytes to `tap` as they are produced (for
+/// an upload running alongside). The flag says whether every byte went out through the tap.
+pub fn write_layer_tapped(
+    root: &Root,
+    changes: &mut Changes,
+    store: &BlobStore,
+    opts: &LayerOptions,
+    tap: Option<BlobTap>,
+) -> Result<(LayerInfo, bool), FsError> {
+    let mut blob = store.writer()?;
+    if let Some(t) = tap {
+        blob.set_tap(t);
+    }
     let comp = Compressor::new(blob, opts.compression, opts.level)
         .map_err(|source| FsError::LayerWrite { path: "(compressor)".into(), source })?;
     let mut w = LayerWriter {
@@ -144,10 +160,13 @@ pub fn write_layer(
     let fin = |source| FsError::LayerWrite { path: "(end of archive)".into(), source };
     let hashing = w.tar.into_inner().map_err(fin)?;
     let (comp, diff_id, uncompressed_size) = hashing.finish();
-    let blob = comp.finish().map_err(fin)?;
+    let mut blob = comp.finish().map_err(fin)?;
     let size = blob.written();
+    let tapped = blob.take_tap().is_some_and(BlobTap::finish);
     let digest = blob.commit(None)?;
-    Ok(LayerInfo { digest, diff_id, size, uncompressed_size, compression: opts.compression, entries: w.entries })
+    let info =
+        LayerInfo { digest, diff_id, size, uncompressed_size, compression: opts.compression, entries: w.entries };
+    Ok((info, tapped))
 }
 
 struct LayerWriter<'a> {

@@ -5,3 +5,4 @@ pub mod config;
 pub mod manifest;
 pub mod outputs;
 pub mod store;
+pub mod tap;

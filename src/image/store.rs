@@ -10,6 +10,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::tap::BlobTap;
 use crate::digest::{Digest, HashingWriter};
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +98,11 @@ impl BlobStore {
     /// A writer for a blob whose digest is computed while it is written.
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
         let tmp = tempfile::Builder::new().prefix(".partial-").tempfile_in(&self.dir).map_err(io_err(&self.dir))?;
-        Ok(BlobWriter { store: self.clone(), inner: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp)) })
+        Ok(BlobWriter {
+            store: self.clone(),
+            inner: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp)),
+            tap: None,
+        })
     }
 
     /// Re-hashes a stored blob and deletes it if it does not match its name.
@@ -116,12 +121,23 @@ impl BlobStore {
 pub struct BlobWriter {
     store: BlobStore,
     inner: HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
+    tap: Option<BlobTap>,
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.inner.len()
+    }
+
+    /// Sends a copy of everything written from now on to `tap`.
+    pub fn set_tap(&mut self, tap: BlobTap) {
+        self.tap = Some(tap);
+    }
+
+    /// The tap, for its [`BlobTap::finish`] once the blob is whole.
+    pub fn take_tap(&mut self) -> Option<BlobTap> {
+        self.tap.take()
     }
 
     /// Finishes the blob: checks it against `expected` (if given), fsyncs (durable stores)
@@ -151,7 +167,11 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        if let Some(t) = &mut self.tap {
+            t.push(&buf[..n]);
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()

@@ -18,6 +18,7 @@ pub mod reference;
 mod retry;
 mod secret;
 mod session;
+mod stream_upload;
 mod token;
 mod transport;
 

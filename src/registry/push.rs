@@ -157,7 +157,7 @@ impl Registry {
     }
 
     /// Opens an upload session (`POST …/blobs/uploads/`) and returns its location.
-    async fn start_upload(&self, ctx: &Ctx<'_>) -> Result<reqwest::Url, RegistryError> {
+    pub(super) async fn start_upload(&self, ctx: &Ctx<'_>) -> Result<reqwest::Url, RegistryError> {
         let resp = self
             .session
             .send(ctx, false, &|ep| {
@@ -278,9 +278,14 @@ impl Registry {
     pub async fn check_push_access(&self, dest: &Reference) -> Result<(), RegistryError> {
         let ctx = Ctx::push(Op::CheckPush, dest);
         let loc = self.start_upload(&ctx).await?;
-        // Cancelling is a courtesy; an upload left open expires on the registry by itself.
-        let _ = self.session.send_once(&ctx, true, &|ep| Ok(ep.client.delete(loc.clone()))).await;
+        self.cancel(&ctx, &loc).await;
         Ok(())
+    }
+
+    /// Cancels an upload session. A courtesy: an upload left open expires on the registry by
+    /// itself, so failures are ignored.
+    pub(super) async fn cancel(&self, ctx: &Ctx<'_>, loc: &reqwest::Url) {
+        let _ = self.session.send_once(ctx, true, &|ep| Ok(ep.client.delete(loc.clone()))).await;
     }
 }
 

@@ -132,3 +132,30 @@ pub fn registry_blob_file(env_dir: &Path, name: &str, digest: &Digest) -> std::p
 pub fn media_is_oci_manifest(mt: &str) -> bool {
     mt == media::OCI_MANIFEST
 }
+
+/// Uploads `data` with `Registry::upload_streamed`, in pieces of `piece` bytes, then sends
+/// `commit` as the digest (or drops the digest sender when `None`).
+pub fn upload_streamed(
+    reg: &Registry,
+    repo: &trowel::registry::Reference,
+    data: &[u8],
+    piece: usize,
+    commit: Option<Digest>,
+) -> Result<Digest, trowel::registry::RegistryError> {
+    let rt = rt();
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+    let (dtx, drx) = tokio::sync::oneshot::channel();
+    let upload = rt.spawn({
+        let (reg, repo) = (reg.clone(), repo.clone());
+        async move { reg.upload_streamed(&repo, rx, drx).await }
+    });
+    for p in data.chunks(piece) {
+        tx.blocking_send(bytes::Bytes::copy_from_slice(p)).unwrap();
+    }
+    drop(tx);
+    match commit {
+        Some(d) => dtx.send(d).unwrap(),
+        None => drop(dtx),
+    }
+    rt.block_on(upload).unwrap()
+}

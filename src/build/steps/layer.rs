@@ -8,7 +8,7 @@ use crate::build::event::{Event, LayerSummary, StepId};
 use crate::build::stage::{LayerOrigin, StageLayer, StageState};
 use crate::digest::Digest;
 use crate::fs::Changes;
-use crate::fs::layer::{LayerOptions, write_layer};
+use crate::fs::layer::{LayerOptions, write_layer_tapped};
 use crate::image::config::History;
 use crate::image::manifest::Descriptor;
 
@@ -118,11 +118,12 @@ fn take_layer(
         Scope::Full => root.snap.snapshot().map_err(snap_err)?,
         Scope::Paths(p) => root.snap.snapshot_paths(&p).map_err(snap_err)?,
     };
-    commit_changes(engine, st, id, changes, created_by, "trowel")
+    commit_changes(engine, st, id, changes, created_by, "trowel", true)
 }
 
 /// Writes snapshotted changes as a layer of the stage (or an empty history entry when there
-/// are none) and reports them.
+/// are none) and reports them. `stream`: the step's layer goes to the cache, so it may be
+/// uploaded there while it is written.
 pub fn commit_changes(
     engine: &mut Engine<'_>,
     st: &mut StageState,
@@ -130,10 +131,10 @@ pub fn commit_changes(
     mut changes: Changes,
     created_by: &str,
     comment: &str,
+    stream: bool,
 ) -> Result<Option<Digest>, BuildError> {
     st.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
     engine.capture_contents(st, id, &changes.entries);
-    let root = st.root.as_mut().expect("a file-changing step materialised the root");
     if changes.entries.is_empty() && !engine.opts.force_build_metadata {
         engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
         empty_history(engine, st, created_by, Stamp::Now);
@@ -145,8 +146,18 @@ pub fn commit_changes(
         level: engine.opts.compression_level,
         mtime: engine.opts.reproducible.then_some(0),
     };
-    let info = write_layer(root.snap.root(), &mut changes, &engine.store, &opts)
+    let (tap, digest_to) = match stream.then(|| engine.start_streamed_upload(st, id)).flatten() {
+        Some((t, d)) => (Some(t), Some(d)),
+        None => (None, None),
+    };
+    let root = st.root.as_mut().expect("a file-changing step materialised the root");
+    let (info, streamed) = write_layer_tapped(root.snap.root(), &mut changes, &engine.store, &opts, tap)
         .map_err(|e| BuildError::Setup(format!("write layer for step {id}: {e}")))?;
+    // The upload commits only a stream that got every byte (the registry checks the digest
+    // anyway); otherwise the digest is not sent and the upload is cancelled.
+    if let Some(d) = digest_to.filter(|_| streamed) {
+        let _ = d.send(info.digest.clone());
+    }
     engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
     let media_type = st.format.layer_media_type(info.compression).to_string();
     let descriptor = Descriptor::new(media_type.clone(), info.digest.clone(), info.size);

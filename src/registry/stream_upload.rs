@@ -1,0 +1,74 @@
+//! Uploading a blob while it is still being written.
+//!
+//! A layer used to be written (tar, compressed, hashed into the store) and only then uploaded:
+//! for a big layer the two phases took about as long as each other, one after the other. Here
+//! the compressed bytes are sent as they are produced, in one chunked `PATCH`, and the upload is
+//! committed (`PUT ?digest=`) once the writer knows the digest. The registry checks that digest
+//! against what it received, so a stream that went wrong can never be stored under it.
+//!
+//! This is an optimisation only: whoever uploads the blob afterwards first asks whether the
+//! registry has it (`HEAD`), and uploads it from the store the ordinary way (with retries) when
+//! the streamed attempt did not make it. So a streamed upload is never retried, and any
+//! failure just ends it.
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
+use super::client::Registry;
+use super::error::{Op, RegistryError};
+use super::reference::Reference;
+use super::session::{Ctx, location};
+use crate::digest::Digest;
+
+impl Registry {
+    /// Uploads to `repo` the bytes arriving on `chunks` (until its senders are dropped), then
+    /// commits them under the digest arriving on `digest`. A writer that fails drops `digest`
+    /// without sending, and the session is cancelled.
+    pub async fn upload_streamed(
+        &self,
+        repo: &Reference,
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        digest: tokio::sync::oneshot::Receiver<Digest>,
+    ) -> Result<Digest, RegistryError> {
+        let ctx = Ctx::push(Op::Push, repo);
+        // The POST settles the endpoint and the credentials, so the PATCH below (whose body
+        // can be sent only once) normally goes through on its first try.
+        let loc = self.start_upload(&ctx).await?;
+        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(futures_util::stream::unfold(
+            chunks,
+            |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) },
+        ))));
+        let patch = self
+            .session
+            .send_once(&ctx, false, &|ep| {
+                let body =
+                    body.lock().unwrap().take().ok_or_else(|| ctx.error("a streamed upload cannot be resent"))?;
+                Ok(ep.client.patch(loc.clone()).header(CONTENT_TYPE, "application/octet-stream").body(body))
+            })
+            .await;
+        let resp = match patch {
+            Ok(r) => r,
+            Err(f) => {
+                self.cancel(&ctx, &loc).await;
+                return Err(f.err);
+            }
+        };
+        let next = location(&resp).unwrap_or(loc);
+        let Ok(digest) = digest.await else {
+            self.cancel(&ctx, &next).await;
+            return Err(ctx.error("the layer was not written; upload cancelled"));
+        };
+        let mut url = next.clone();
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let put =
+            self.session.send_once(&ctx, false, &|ep| Ok(ep.client.put(url.clone()).header(CONTENT_LENGTH, "0"))).await;
+        match put {
+            Ok(r) if r.status().as_u16() == 201 => Ok(digest),
+            Ok(r) => Err(ctx.error(format!("committing a streamed upload: expected 201, got {}", r.status().as_u16()))),
+            Err(f) => {
+                self.cancel(&ctx, &next).await;
+                Err(f.err)
+            }
+        }
+    }
+}
