@@ -36,16 +36,15 @@ pub enum Stamp {
 }
 
 impl Engine<'_> {
-    /// The `created` of a history entry about to be pushed as entry `index` of the stage's
-    /// history, moving the stage's clock along. `None`: not known yet (see `unstamped`).
+    /// The `created` of the history entry about to be pushed to the stage, moving the stage's
+    /// clock along. `None`: not known yet (see `StageState::unstamped`).
     fn stamp(&self, st: &mut StageState, stamp: Stamp) -> Option<String> {
-        let at = match stamp {
-            Stamp::Now => Some(self.now_rfc3339()),
-            Stamp::At(t) => Some(t.filter(|_| !self.opts.reproducible).unwrap_or_else(|| self.now_rfc3339())),
-            Stamp::Inherit if self.opts.reproducible => Some(self.now_rfc3339()),
+        let t = match stamp {
+            Stamp::Now => self.now_rfc3339(),
+            Stamp::At(t) => t.filter(|_| !self.opts.reproducible).unwrap_or_else(|| self.now_rfc3339()),
+            Stamp::Inherit if self.opts.reproducible => self.now_rfc3339(),
             Stamp::Inherit => return st.clock.clone(),
         };
-        let t = at.expect("set above");
         for i in std::mem::take(&mut st.unstamped) {
             st.config.set_history_created(i, &t);
         }
