@@ -40,6 +40,19 @@ fn registry_certificate_makes_the_tls_registry_trusted() {
     push_and_resolve(&reg, &env.tls_registry).unwrap();
 }
 
+/// A streamed upload (the layer cache's, while a layer is written) goes over TLS like any push.
+#[test]
+fn streamed_uploads_go_over_tls() {
+    let env = common::env();
+    let reg =
+        registry(RegistryOptions { registry_certificates: vec![(env.tls_registry.clone(), env.ca.clone())], ..opts() });
+    let r = Reference::parse(&format!("{}/{}:1", env.tls_registry, common::unique_repo("tls-streamed"))).unwrap();
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+    let digest = trowel::digest::Digest::of(&data);
+    assert_eq!(util::upload_streamed(&reg, &r, &data, 90_000, Some(digest.clone())).unwrap(), digest);
+    assert!(rt().block_on(reg.blob_exists(&r, &digest)).unwrap());
+}
+
 #[test]
 fn untrusted_certificate_is_a_clear_tls_error() {
     let env = common::env();

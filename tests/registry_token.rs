@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use trowel::digest::Digest;
 use trowel::image::manifest::{ManifestFormat, Platform};
 use trowel::image::store::BlobStore;
 use trowel::registry::{BlobAction, Reference, Registry, RegistryOptions};
@@ -203,6 +204,14 @@ fn token_registry_end_to_end() {
         "{:?}",
         log_lines(&t)
     );
+
+    // A streamed upload (the layer cache's) to a repository with no token yet: the POST that
+    // opens it gets the token, and the chunked PATCH (which cannot be sent twice) uses it.
+    let streamed = Reference::parse(&format!("{}/team/streamed:1", t.host)).unwrap();
+    let data = vec![9u8; 700_000];
+    let digest = Digest::of(&data);
+    assert_eq!(util::upload_streamed(&reg, &streamed, &data, 50_000, Some(digest.clone())).unwrap(), digest);
+    assert!(rt.block_on(reg.blob_exists(&streamed, &digest)).unwrap());
 
     // Identity token: exchanged with the refresh-token grant (POST), then used for pull.
     let cfg2 = tempfile::tempdir().unwrap();
