@@ -285,6 +285,13 @@ pub struct BuildArgs {
     /// With --trace: record the content before and after of changed text files up to this size.
     #[arg(long, default_value = "64KiB", value_parser = parse_size_arg)]
     pub trace_content_limit: u64,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The log flags `build` and `warm` share (kaniko's names).
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
     /// Log level (kaniko's -v).
     #[arg(short = 'v', long, value_enum, default_value = "info")]
     pub verbosity: Verbosity,
@@ -294,6 +301,19 @@ pub struct BuildArgs {
     /// Prefix log lines with a timestamp.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub log_timestamp: bool,
+}
+
+impl LogArgs {
+    /// The lowest level printed: kaniko's seven levels folded onto trowel's four.
+    pub fn level(&self) -> crate::log::Level {
+        use crate::log::Level;
+        match self.verbosity {
+            Verbosity::Trace | Verbosity::Debug => Level::Debug,
+            Verbosity::Info => Level::Info,
+            Verbosity::Warn => Level::Warn,
+            Verbosity::Error | Verbosity::Fatal | Verbosity::Panic => Level::Error,
+        }
+    }
 }
 
 /// The registry flags `build` and `warm` share: how to reach and trust registries when pulling,
@@ -374,15 +394,8 @@ pub struct WarmArgs {
     pub custom_platform: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Log level (kaniko's -v).
-    #[arg(short = 'v', long, value_enum, default_value = "info")]
-    pub verbosity: Verbosity,
-    /// Log format: text or color.
-    #[arg(long, default_value = "color")]
-    pub log_format: String,
-    /// Prefix log lines with a timestamp.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub log_timestamp: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl WarmArgs {

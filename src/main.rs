@@ -4,8 +4,8 @@ use clap::Parser;
 
 use trowel::build::debugger::{Breakpoint, Debugger};
 use trowel::build::{self, Continue, Emitter, EventSink};
-use trowel::cli::{Cli, Command, Verbosity, normalize_args};
-use trowel::log::{Level, LogPrinter};
+use trowel::cli::{Cli, Command, normalize_args};
+use trowel::log::LogPrinter;
 
 fn main() {
     // The RUN sandbox re-executes this binary as its init process.
@@ -30,13 +30,7 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
             return 2;
         }
     };
-    let level = match args.verbosity {
-        Verbosity::Trace | Verbosity::Debug => Level::Debug,
-        Verbosity::Info => Level::Info,
-        Verbosity::Warn => Level::Warn,
-        Verbosity::Error | Verbosity::Fatal | Verbosity::Panic => Level::Error,
-    };
-    let printer = LogPrinter::new(level, args.log_format != "text", args.log_timestamp);
+    let printer = LogPrinter::new(args.log.level(), args.log.log_format != "text", args.log.log_timestamp);
     let mut opts = opts;
     opts.describe_cached_layers = args.trace.is_some();
     if args.trace.is_some() {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::basedir::{BaseImageCache, CacheDirError, WarmOutcome, platform_key};
 use crate::cache::duration::format_go_duration;
-use crate::cli::{Verbosity, WarmArgs, parse_build_args};
+use crate::cli::{WarmArgs, parse_build_args};
 use crate::dockerfile::{self, Base, DockerfileError, PlatformArgs, StageOrImage};
 use crate::image::config::ImageConfig;
 use crate::image::manifest::Platform;
@@ -274,17 +274,11 @@ struct Printer {
 
 impl Printer {
     fn new(args: &WarmArgs) -> Printer {
-        let level = match args.verbosity {
-            Verbosity::Trace | Verbosity::Debug => Level::Debug,
-            Verbosity::Info => Level::Info,
-            Verbosity::Warn => Level::Warn,
-            Verbosity::Error | Verbosity::Fatal | Verbosity::Panic => Level::Error,
-        };
         Printer {
             start: Instant::now(),
-            level,
-            color: args.log_format == "color" && std::io::stderr().is_terminal(),
-            timestamps: args.log_timestamp,
+            level: args.log.level(),
+            color: args.log.log_format == "color" && std::io::stderr().is_terminal(),
+            timestamps: args.log.log_timestamp,
         }
     }
 
