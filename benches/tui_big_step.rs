@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use trowel::build::event::{Envelope, Event};
-use trowel::fs::{Change, ChangeKind, FileType};
 use trowel::tui::{App, Msg, Theme};
+use trowel_engine::engine::event::{Envelope, Event};
+use trowel_engine::fs::{Change, ChangeKind, FileType};
 
 const FILES: usize = 100_000;
 const DIRS: usize = 1_000;
@@ -97,7 +97,7 @@ fn main() {
 
 /// Replaces the snapshot of the tour's biggest RUN with a synthetic 100,000-file one and returns
 /// that step.
-fn inflate(events: &mut [Envelope]) -> trowel::build::event::StepId {
+fn inflate(events: &mut [Envelope]) -> trowel_engine::engine::event::StepId {
     let snap = events
         .iter_mut()
         .filter_map(|e| match &mut e.event {

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::build::BuildOptions;
-use crate::cache::duration::parse_go_duration;
-use crate::fs::snapshot::SnapshotMode;
-use crate::image::manifest::{Compression, Platform};
-use crate::registry::RegistryOptions;
-use crate::sandbox::Isolation;
+use trowel_engine::cache::duration::parse_go_duration;
+use trowel_engine::engine::BuildOptions;
+use trowel_engine::fs::snapshot::SnapshotMode;
+use trowel_engine::image::manifest::{Compression, Platform};
+use trowel_engine::registry::RegistryOptions;
+use trowel_engine::sandbox::Isolation;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -542,7 +542,9 @@ impl BuildArgs {
         o.isolation = match self.isolation {
             IsolationArg::Chroot => Isolation::Chroot,
             IsolationArg::Container => Isolation::Container,
-            IsolationArg::Auto if crate::sandbox::detect::container_evidence().is_some() => Isolation::Container,
+            IsolationArg::Auto if trowel_engine::sandbox::detect::container_evidence().is_some() => {
+                Isolation::Container
+            }
             IsolationArg::Auto => Isolation::Chroot,
         };
         o.trowel_dir = self.trowel_dir.clone();
@@ -562,7 +564,7 @@ impl BuildArgs {
             let ttl = parse_go_duration(&self.cache_ttl).map_err(|_| {
                 CliError(format!("invalid --cache-ttl {:?}: expected a duration like 336h or 30m", self.cache_ttl))
             })?;
-            o.cache = Some(crate::build::CacheOptions {
+            o.cache = Some(trowel_engine::engine::CacheOptions {
                 repo: self.cache_repo.clone(),
                 ttl,
                 ttl_text: self.cache_ttl.clone(),
@@ -580,7 +582,7 @@ impl BuildArgs {
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
-    crate::build::debugger::parse_size(s)
+    crate::debugger::parse_size(s)
 }
 
 #[cfg(test)]
@@ -701,8 +703,8 @@ mod tests {
     fn layer_size_limits() {
         let cli = parse(&["trowel", "build", "--no-push"]);
         let Command::Build(b) = cli.command else { panic!("expected build") };
-        assert_eq!(b.max_file_size, crate::build::options::DEFAULT_MAX_FILE_SIZE);
-        assert_eq!(b.max_layer_size, crate::build::options::DEFAULT_MAX_LAYER_SIZE);
+        assert_eq!(b.max_file_size, trowel_engine::engine::options::DEFAULT_MAX_FILE_SIZE);
+        assert_eq!(b.max_layer_size, trowel_engine::engine::options::DEFAULT_MAX_LAYER_SIZE);
         let cli = parse(&["trowel", "build", "--max-file-size=1MiB", "--max-layer-size", "0"]);
         let Command::Build(b) = cli.command else { panic!("expected build") };
         let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::build::event::{
+use trowel_engine::engine::event::{
     BaseSource, BlobPushAction, CacheResult, Envelope, Event, EventSink, OutputStream, StepStatus,
 };
 

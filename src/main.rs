@@ -2,15 +2,15 @@
 
 use clap::Parser;
 
-use trowel::build::debugger::{Breakpoint, Debugger};
-use trowel::build::{self, Continue, Emitter, EventSink};
 use trowel::cli::{Cli, Command, normalize_args};
+use trowel::debugger::{Breakpoint, Debugger};
 use trowel::log::LogPrinter;
+use trowel_engine::engine::{self, Continue, Emitter, EventSink};
 
 fn main() {
     // The RUN sandbox re-executes this binary as its init process.
     if std::env::args().nth(1).as_deref() == Some("__sandbox-init") {
-        trowel::sandbox::helper_main();
+        trowel_engine::sandbox::helper_main();
     }
     let cli = Cli::parse_from(normalize_args(std::env::args().collect()));
     let code = match cli.command {
@@ -65,9 +65,9 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     let result = if debugging {
         let frontend = trowel::prompt::TerminalFrontend::new(args.shell_on_failure, args.require_approval);
         let mut dbg = Debugger::new(frontend, breakpoints, false);
-        build::build(&opts, &emitter, &mut dbg)
+        engine::build(&opts, &emitter, &mut dbg)
     } else {
-        build::build(&opts, &emitter, &mut Continue)
+        engine::build(&opts, &emitter, &mut Continue)
     };
     match result {
         Ok(_) => 0,

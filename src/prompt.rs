@@ -7,9 +7,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 
-use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice, When};
-use crate::build::debugger::{Frontend, Pause, Resume};
-use crate::fs::{Change, ChangeKind};
+use crate::debugger::{Frontend, Pause, Resume};
+use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice, When};
+use trowel_engine::fs::{Change, ChangeKind};
 
 pub struct TerminalFrontend {
     tty: Option<(BufReader<File>, File)>,

@@ -12,14 +12,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cache::basedir::{BaseImageCache, CacheDirError, WarmOutcome, platform_key};
-use crate::cache::duration::format_go_duration;
 use crate::cli::{WarmArgs, parse_build_args};
-use crate::dockerfile::{self, Base, DockerfileError, PlatformArgs, StageOrImage};
-use crate::image::config::ImageConfig;
-use crate::image::manifest::Platform;
 use crate::log::Level;
-use crate::registry::{Reference, Registry, RegistryError, RegistryOptions};
+use trowel_engine::cache::basedir::{BaseImageCache, CacheDirError, WarmOutcome, platform_key};
+use trowel_engine::cache::duration::format_go_duration;
+use trowel_engine::dockerfile::{self, Base, DockerfileError, PlatformArgs, StageOrImage};
+use trowel_engine::image::config::ImageConfig;
+use trowel_engine::image::manifest::Platform;
+use trowel_engine::registry::{Reference, Registry, RegistryError, RegistryOptions};
 
 /// Temporary files younger than this may belong to a warmer still running on the same volume.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);

@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use trowel::build::controller::{Checkpoint, Decision, PushReview, ShellChoice, When};
-use trowel::build::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
-use trowel::build::event::{Envelope, Event, EventSink};
-use trowel::build::{BuildOptions, CacheOptions, Emitter};
-use trowel::fs::Change;
+use trowel::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
+use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice, When};
+use trowel_engine::engine::event::{Envelope, Event, EventSink};
+use trowel_engine::engine::{BuildOptions, CacheOptions, Emitter};
+use trowel_engine::fs::Change;
 
 /// What the scripted front end saw and did.
 #[derive(Default)]
@@ -89,8 +89,9 @@ fn debug_build<S: FnMut(usize, &Pause<'_>) -> Resume + Send>(
     let fe = Scripted { log: log.clone(), script, shell_choice, push };
     let mut dbg = Debugger::new(fe, breakpoints, step_first);
     let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);
-    let result =
-        trowel::build::build(opts, &emitter, &mut dbg).map(|r| r.digest().to_string()).map_err(|e| e.to_string());
+    let result = trowel_engine::engine::build(opts, &emitter, &mut dbg)
+        .map(|r| r.digest().to_string())
+        .map_err(|e| e.to_string());
     drop(dbg);
     let log = Arc::try_unwrap(log).ok().unwrap().into_inner().unwrap();
     let events = events.lock().unwrap().clone();

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use trowel::dockerfile::DockerIgnore;
+use trowel_engine::dockerfile::DockerIgnore;
 use walkdir::WalkDir;
 
 const FILES: &[&str] = &[

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use trowel::dockerfile::{
+use trowel_engine::dockerfile::{
     ArgScope, Base, CommandForm, CopySource, Dockerfile, Expanded, ExpandedSource, Instruction, InstructionKind,
     NoVars, PlatformArgs, RunScript, StageOrImage, parse, parse_instruction_line, plan,
 };
-use trowel::image::manifest::Platform;
+use trowel_engine::image::manifest::Platform;
 
 /// The fixture's path as tests name it (relative, so messages are stable).
 fn rel(name: &str) -> PathBuf {

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 
 use fs_support::{Scratch, assert_same_tree, tree};
-use trowel::fs::{CopyOptions, Filter, FsError, Root, copy_tree};
+use trowel_engine::fs::{CopyOptions, Filter, FsError, Root, copy_tree};
 
 fn keep_all(_: &str) -> Filter {
     Filter::Copy

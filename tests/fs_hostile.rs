@@ -9,17 +9,17 @@ use std::fs;
 use std::os::unix::fs::FileTypeExt;
 
 use fs_support::{Scratch, TarMaker, host};
-use trowel::fs::{FsError, IgnoreList, UnpackOptions, unpack_layer};
+use trowel_engine::fs::{FsError, IgnoreList, UnpackOptions, unpack_layer};
 
 fn opts() -> UnpackOptions {
     UnpackOptions { preserve_owner: true, ..UnpackOptions::default() }
 }
 
-fn unpack(s: &Scratch, tar: Vec<u8>) -> Result<trowel::fs::UnpackStats, FsError> {
+fn unpack(s: &Scratch, tar: Vec<u8>) -> Result<trowel_engine::fs::UnpackStats, FsError> {
     unpack_layer(&s.root(), &tar[..], &opts())
 }
 
-fn assert_unsafe(r: Result<trowel::fs::UnpackStats, FsError>, needle: &str) {
+fn assert_unsafe(r: Result<trowel_engine::fs::UnpackStats, FsError>, needle: &str) {
     match r {
         Err(FsError::UnsafeEntry { entry, reason }) => {
             assert!(
@@ -261,7 +261,7 @@ fn huge_extension_headers_are_refused_without_buffering_them() {
     assert!(blob.len() < 1 << 20, "{}", blob.len());
     let path = s.dir.path().join("root-bomb.gz");
     fs::write(&path, &blob).unwrap();
-    let r = trowel::fs::open_layer(fs::File::open(&path).unwrap()).unwrap();
+    let r = trowel_engine::fs::open_layer(fs::File::open(&path).unwrap()).unwrap();
     match unpack_layer(&s.root(), r, &opts()) {
         Err(FsError::Layer { source, .. }) => assert!(source.to_string().contains("exceeds"), "{source}"),
         other => panic!("expected a refused extension header, got {other:?}"),
@@ -317,7 +317,7 @@ fn a_zstd_bomb_is_stopped_by_the_layer_limit() {
     }
     assert!(fs::metadata(&path).unwrap().len() < 1 << 20);
     let o = UnpackOptions { max_total_size: Some(100 << 20), ..opts() };
-    let r = trowel::fs::open_layer(fs::File::open(&path).unwrap()).unwrap();
+    let r = trowel_engine::fs::open_layer(fs::File::open(&path).unwrap()).unwrap();
     match unpack_layer(&s.root(), r, &o) {
         Err(FsError::LayerTooLarge { entry, size, limit }) => {
             assert_eq!((entry.as_str(), size, limit), ("z6", 7 * (16 << 20), 100 << 20));

@@ -11,12 +11,12 @@ use std::path::Path;
 use std::process::Command;
 
 use fs_support::{Scratch, assert_same_tree, tree};
-use trowel::digest::Digest;
-use trowel::fs::{
+use trowel_engine::digest::Digest;
+use trowel_engine::fs::{
     IgnoreList, LayerInfo, LayerOptions, SnapshotMode, Snapshotter, UnpackOptions, open_layer, unpack_layer,
     write_layer,
 };
-use trowel::image::store::BlobStore;
+use trowel_engine::image::store::BlobStore;
 
 fn umoci(args: &[&str], dir: &Path) {
     let out = Command::new("umoci").args(args).current_dir(dir).output().expect("umoci is installed");

@@ -9,13 +9,13 @@ use std::path::Path;
 use std::process::Command;
 
 use fs_support::{Scratch, assert_same_tree, tree};
-use trowel::digest::Digest;
-use trowel::fs::{
+use trowel_engine::digest::Digest;
+use trowel_engine::fs::{
     Change, ChangeKind, Changes, FileType, FsError, IgnoreList, LayerInfo, LayerOptions, NodeKind, Root, SnapshotMode,
     Snapshotter, Timespec, UnpackOptions, open_layer, unpack_layer, write_layer,
 };
-use trowel::image::manifest::Compression;
-use trowel::image::store::BlobStore;
+use trowel_engine::image::manifest::Compression;
+use trowel_engine::image::store::BlobStore;
 
 const LONG_DIR: &str =
     "a-directory-name-that-is-quite-long-0123456789/another-long-directory-name-abcdefghijklmnopqrstuvwxyz";

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
 use fs_support::{Scratch, host};
-use trowel::fs::{FileType, FsError, NodeKind, Timespec};
+use trowel_engine::fs::{FileType, FsError, NodeKind, Timespec};
 
 #[test]
 fn resolve_follows_symlinks_inside_the_root() {

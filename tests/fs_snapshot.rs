@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use fs_support::Scratch;
-use trowel::fs::{ChangeKind, Changes, FileType, IgnoreList, SnapshotMode, Snapshotter};
+use trowel_engine::fs::{ChangeKind, Changes, FileType, IgnoreList, SnapshotMode, Snapshotter};
 
 use ChangeKind::*;
 

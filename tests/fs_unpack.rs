@@ -8,13 +8,13 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
 use fs_support::{Scratch, TarMaker, host, tree};
-use trowel::fs::{UnpackOptions, open_layer, unpack_layer};
+use trowel_engine::fs::{UnpackOptions, open_layer, unpack_layer};
 
 fn opts() -> UnpackOptions {
     UnpackOptions { preserve_owner: true, allow_devices: true, ..UnpackOptions::default() }
 }
 
-fn apply(s: &Scratch, tar: Vec<u8>) -> trowel::fs::UnpackStats {
+fn apply(s: &Scratch, tar: Vec<u8>) -> trowel_engine::fs::UnpackStats {
     unpack_layer(&s.root(), &tar[..], &opts()).unwrap()
 }
 

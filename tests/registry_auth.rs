@@ -6,9 +6,9 @@ mod common;
 #[path = "registry_util/mod.rs"]
 mod util;
 
-use trowel::image::manifest::{ManifestFormat, Platform};
-use trowel::image::store::BlobStore;
-use trowel::registry::{Reference, RegistryError, RegistryOptions};
+use trowel_engine::image::manifest::{ManifestFormat, Platform};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{Reference, RegistryError, RegistryOptions};
 use util::{docker_config_with_auths, opts, registry, rt, tiny_image};
 
 fn options_with_password(password: &str) -> (tempfile::TempDir, RegistryOptions) {
@@ -93,7 +93,7 @@ fn streamed_uploads_use_the_credentials() {
     let reg = registry(o);
     let r = auth_dest("streamed");
     let data = vec![42u8; 1_500_000];
-    let digest = trowel::digest::Digest::of(&data);
+    let digest = trowel_engine::digest::Digest::of(&data);
     assert_eq!(util::upload_streamed(&reg, &r, &data, 100_000, Some(digest.clone())).unwrap(), digest);
     assert!(rt().block_on(reg.blob_exists(&r, &digest)).unwrap());
 }

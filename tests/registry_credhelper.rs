@@ -12,9 +12,9 @@ mod util;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use trowel::image::manifest::{ManifestFormat, Platform};
-use trowel::image::store::BlobStore;
-use trowel::registry::{Reference, RegistryOptions};
+use trowel_engine::image::manifest::{ManifestFormat, Platform};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{Reference, RegistryOptions};
 use util::{opts, registry, rt, tiny_image};
 
 /// A helper in the real protocol: answers `get` for `host` only, logs what it was asked.

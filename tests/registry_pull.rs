@@ -8,10 +8,10 @@ mod util;
 
 use std::process::Command;
 
-use trowel::digest::Digest;
-use trowel::image::manifest::{ManifestFormat, Platform, media};
-use trowel::image::store::BlobStore;
-use trowel::registry::{Reference, RegistryError, RegistryOptions};
+use trowel_engine::digest::Digest;
+use trowel_engine::image::manifest::{ManifestFormat, Platform, media};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{Reference, RegistryError, RegistryOptions};
 use util::{opts, registry, rt, tiny_image};
 
 fn amd64() -> Platform {

@@ -7,10 +7,10 @@ mod util;
 
 use std::sync::Mutex;
 
-use trowel::digest::Digest;
-use trowel::image::manifest::{ManifestFormat, Platform, media};
-use trowel::image::store::BlobStore;
-use trowel::registry::{BlobAction, PushBlob, PushProgress, Reference, RegistryError};
+use trowel_engine::digest::Digest;
+use trowel_engine::image::manifest::{ManifestFormat, Platform, media};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{BlobAction, PushBlob, PushProgress, Reference, RegistryError};
 use util::{opts, registry, rt, tiny_image};
 
 fn dest(name: &str, tag: &str) -> Reference {
@@ -125,7 +125,7 @@ fn manifest_is_not_pushed_when_a_blob_fails() {
     let mut push = img.push.clone();
     let ghost = Digest::of(b"a blob that is nowhere");
     push.blobs.push(PushBlob {
-        descriptor: trowel::image::manifest::Descriptor::new(media::OCI_LAYER_GZIP, ghost.clone(), 22),
+        descriptor: trowel_engine::image::manifest::Descriptor::new(media::OCI_LAYER_GZIP, ghost.clone(), 22),
         mount_from: None,
     });
     let r = dest("incomplete", "1");

@@ -11,9 +11,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use trowel::image::manifest::{ManifestFormat, Platform};
-use trowel::image::store::BlobStore;
-use trowel::registry::{BlobAction, Reference, RegistryOptions};
+use trowel_engine::image::manifest::{ManifestFormat, Platform};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{BlobAction, Reference, RegistryOptions};
 use util::{opts, registry, rt, tiny_image};
 
 /// What the proxy does to the next request whose head contains `matching`.

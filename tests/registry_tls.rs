@@ -6,9 +6,9 @@ mod common;
 #[path = "registry_util/mod.rs"]
 mod util;
 
-use trowel::image::manifest::{ManifestFormat, Platform};
-use trowel::image::store::BlobStore;
-use trowel::registry::{Reference, Registry, RegistryOptions};
+use trowel_engine::image::manifest::{ManifestFormat, Platform};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{Reference, Registry, RegistryOptions};
 use util::{opts, registry, rt, tiny_image};
 
 fn amd64() -> Platform {
@@ -16,7 +16,7 @@ fn amd64() -> Platform {
 }
 
 /// Pushes a tiny image to `registry_host` and resolves it back with the same client.
-fn push_and_resolve(reg: &Registry, registry_host: &str) -> Result<(), trowel::registry::RegistryError> {
+fn push_and_resolve(reg: &Registry, registry_host: &str) -> Result<(), trowel_engine::registry::RegistryError> {
     let rt = rt();
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open(dir.path()).unwrap();
@@ -48,7 +48,7 @@ fn streamed_uploads_go_over_tls() {
         registry(RegistryOptions { registry_certificates: vec![(env.tls_registry.clone(), env.ca.clone())], ..opts() });
     let r = Reference::parse(&format!("{}/{}:1", env.tls_registry, common::unique_repo("tls-streamed"))).unwrap();
     let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
-    let digest = trowel::digest::Digest::of(&data);
+    let digest = trowel_engine::digest::Digest::of(&data);
     assert_eq!(util::upload_streamed(&reg, &r, &data, 90_000, Some(digest.clone())).unwrap(), digest);
     assert!(rt().block_on(reg.blob_exists(&r, &digest)).unwrap());
 }

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use trowel::digest::Digest;
-use trowel::image::manifest::{ManifestFormat, Platform};
-use trowel::image::store::BlobStore;
-use trowel::registry::{BlobAction, Reference, Registry, RegistryOptions};
+use trowel_engine::digest::Digest;
+use trowel_engine::image::manifest::{ManifestFormat, Platform};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{BlobAction, Reference, Registry, RegistryOptions};
 use util::{opts, rt, tiny_image};
 
 const USER: &str = "token-user";

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::pty::{Winsize, openpty};
 use rustix::termios::LocalModes;
-use trowel::sandbox::{StdioMode, run};
+use trowel_engine::sandbox::{StdioMode, run};
 
 mod sandbox_support;
 use sandbox_support::{busybox_root, sh};

@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use trowel::sandbox::{RunOutcome, RunSpec, SandboxError, Stream, resolve_user, run};
+use trowel_engine::sandbox::{RunOutcome, RunSpec, SandboxError, Stream, resolve_user, run};
 
 mod sandbox_support;
 use sandbox_support::{GROUP, PASSWD, busybox_root, sh, spec};

@@ -8,11 +8,11 @@ mod tui_support;
 use std::sync::{Arc, Mutex};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use trowel::build::controller::{Checkpoint, Decision, PushReview, ReviewLayer, ShellChoice, StepReport, When};
-use trowel::build::debugger::{Breakpoint, Resume};
-use trowel::build::event::{Event, StepId, StepStatus};
+use trowel::debugger::{Breakpoint, Resume};
 use trowel::tui::app::{Popup, Severity, Waiting};
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
+use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ReviewLayer, ShellChoice, StepReport, When};
+use trowel_engine::engine::event::{Event, StepId, StepStatus};
 use tui_support::*;
 
 fn selected_line(app: &App) -> usize {

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use insta::assert_snapshot;
 use ratatui::style::Color;
-use trowel::build::controller::{Checkpoint, PushReview, ReviewLayer, When};
-use trowel::build::event::Event;
 use trowel::tui::{App, Msg, Theme};
+use trowel_engine::engine::controller::{Checkpoint, PushReview, ReviewLayer, When};
+use trowel_engine::engine::event::Event;
 use tui_support::*;
 
 #[test]

@@ -8,11 +8,11 @@ mod warm_support;
 use std::time::Duration;
 
 use common::env;
-use trowel::cache::basedir::{BaseImageCache, EntryKey, Miss, WarmOutcome};
-use trowel::digest::Digest;
-use trowel::image::manifest::Platform;
-use trowel::image::store::BlobStore;
-use trowel::registry::Reference;
+use trowel_engine::cache::basedir::{BaseImageCache, EntryKey, Miss, WarmOutcome};
+use trowel_engine::digest::Digest;
+use trowel_engine::image::manifest::Platform;
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::Reference;
 use warm_support::*;
 
 const TTL: Option<Duration> = Some(Duration::from_secs(3600));

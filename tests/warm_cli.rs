@@ -9,9 +9,9 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::{assert_ok, env, run, stderr, trowel, unique_repo};
-use trowel::cache::basedir::BaseImageCache;
-use trowel::image::manifest::Platform;
-use trowel::registry::Reference;
+use trowel_engine::cache::basedir::BaseImageCache;
+use trowel_engine::image::manifest::Platform;
+use trowel_engine::registry::Reference;
 use warm_support::*;
 
 fn warm(cache: &Path, args: &[&str]) -> Output {
@@ -23,7 +23,7 @@ fn warm(cache: &Path, args: &[&str]) -> Output {
         .args(args))
 }
 
-fn lookup(cache: &Path, image: &str, platform: &Platform) -> Option<trowel::cache::basedir::CachedBase> {
+fn lookup(cache: &Path, image: &str, platform: &Platform) -> Option<trowel_engine::cache::basedir::CachedBase> {
     let cache = BaseImageCache::open(cache).unwrap();
     cache.lookup(&Reference::parse(image).unwrap(), platform, None).unwrap()
 }

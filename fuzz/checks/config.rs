@@ -7,9 +7,9 @@
 //! Shared by the fuzz target `fuzz/fuzz_targets/config.rs` and by `tests/hardening_fuzz_seeds.rs`,
 //! which runs it over the committed seeds in the normal test suite.
 
-use trowel::digest::Digest;
-use trowel::image::config::{History, ImageConfig};
-use trowel::image::manifest::Platform;
+use trowel_engine::digest::Digest;
+use trowel_engine::image::config::{History, ImageConfig};
+use trowel_engine::image::manifest::Platform;
 
 /// Checks one input; panics on a finding.
 pub fn check(data: &[u8]) {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use trowel::dockerfile::{self, Expanded, InstructionKind, PlatformArgs};
+use trowel_engine::dockerfile::{self, Expanded, InstructionKind, PlatformArgs};
 
 /// Checks one input; panics on a finding.
 pub fn check(data: &[u8]) {

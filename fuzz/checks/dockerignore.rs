@@ -6,7 +6,7 @@
 //! Shared by the fuzz target `fuzz/fuzz_targets/dockerignore.rs` and by `tests/hardening_fuzz_seeds.rs`,
 //! which runs it over the committed seeds in the normal test suite.
 
-use trowel::dockerfile::DockerIgnore;
+use trowel_engine::dockerfile::DockerIgnore;
 
 /// Checks one input; panics on a finding.
 pub fn check(data: &[u8]) {

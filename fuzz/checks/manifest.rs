@@ -7,9 +7,9 @@
 //! Shared by the fuzz target `fuzz/fuzz_targets/manifest.rs` and by `tests/hardening_fuzz_seeds.rs`,
 //! which runs it over the committed seeds in the normal test suite.
 
-use trowel::digest::Digest;
-use trowel::image::manifest::{Descriptor, Index, Manifest, Platform, is_index};
-use trowel::registry::fuzzing::manifest_media_type;
+use trowel_engine::digest::Digest;
+use trowel_engine::image::manifest::{Descriptor, Index, Manifest, Platform, is_index};
+use trowel_engine::registry::fuzzing::manifest_media_type;
 
 fn check_descriptor(d: &Descriptor) {
     let hex = d.digest.hex();

@@ -19,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use trowel::fs::{IgnoreList, Root, SnapshotMode, Snapshotter, UnpackOptions, open_layer, unpack_layer};
+use trowel_engine::fs::{IgnoreList, Root, SnapshotMode, Snapshotter, UnpackOptions, open_layer, unpack_layer};
 
 /// Fixed, so seeds can aim absolute symlinks and hardlinks at the canary.
 const SCRATCH: &str = "/tmp/trowel-fuzz";

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::event::{Envelope, EventSink};
+use trowel_engine::engine::event::{Envelope, EventSink};
 
 pub mod summary;
 

@@ -17,11 +17,11 @@ use super::input::InputReader;
 use super::session::{self, Incoming};
 use super::terminal::Term;
 use super::theme::Theme;
-use crate::build::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice};
-use crate::build::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
-use crate::build::event::{Envelope, EventSink};
-use crate::build::{self, BuildOptions, Emitter};
-use crate::fs::Change;
+use crate::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
+use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice};
+use trowel_engine::engine::event::{Envelope, EventSink};
+use trowel_engine::engine::{self, BuildOptions, Emitter};
+use trowel_engine::fs::Change;
 
 /// Everything `trowel debug` needs.
 pub struct DebugConfig {
@@ -149,7 +149,7 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let engine = std::thread::Builder::new()
         .name(super::terminal::ENGINE_THREAD.into())
         .spawn(move || {
-            let run = std::panic::AssertUnwindSafe(|| build::build(&options, &emitter, &mut controller));
+            let run = std::panic::AssertUnwindSafe(|| engine::build(&options, &emitter, &mut controller));
             let (code, done) = match std::panic::catch_unwind(run) {
                 Ok(Ok(_)) => (0, Ok(())),
                 Ok(Err(e)) => (e.exit_code(), Err(e.to_string())),

@@ -16,10 +16,10 @@ use super::input::InputReader;
 use super::terminal::Term;
 use super::theme::Theme;
 use super::ui;
-use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice};
-use crate::build::debugger::Resume;
-use crate::build::event::{Envelope, Event};
-use crate::fs::Change;
+use crate::debugger::Resume;
+use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice};
+use trowel_engine::engine::event::{Envelope, Event};
+use trowel_engine::fs::Change;
 
 /// How often the screen refreshes without input (the running step's clock).
 const TICK: Duration = Duration::from_millis(250);

@@ -131,8 +131,8 @@ fn state_text(app: &App, theme: &Theme) -> (String, Style) {
     let m = &app.model;
     if let Some(p) = &app.pause {
         let when = match p.at.when {
-            crate::build::controller::When::BeforeStep => "before",
-            crate::build::controller::When::AfterStep => "after",
+            trowel_engine::engine::controller::When::BeforeStep => "before",
+            trowel_engine::engine::controller::When::AfterStep => "after",
         };
         return (
             format!("‖ paused {when} L{} {} — {}", p.at.line, p.at.keyword, p.reasons.join(", ")),

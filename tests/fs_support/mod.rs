@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use trowel::fs::Root;
+use trowel_engine::fs::Root;
 
 /// A scratch directory holding `root/` (the build root) and `canary/` next to it.
 pub struct Scratch {

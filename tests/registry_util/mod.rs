@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use trowel::digest::Digest;
-use trowel::image::manifest::{Descriptor, Manifest, ManifestFormat, media};
-use trowel::image::store::BlobStore;
-use trowel::registry::{PushBlob, PushImage, Registry, RegistryOptions};
+use trowel_engine::digest::Digest;
+use trowel_engine::image::manifest::{Descriptor, Manifest, ManifestFormat, media};
+use trowel_engine::image::store::BlobStore;
+use trowel_engine::registry::{PushBlob, PushImage, Registry, RegistryOptions};
 
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -69,7 +69,7 @@ pub fn tiny_image(
     let size = w.written();
     let layer_digest = w.commit(None).unwrap();
     let layer =
-        Descriptor::new(format.layer_media_type(trowel::image::manifest::Compression::Gzip), layer_digest, size);
+        Descriptor::new(format.layer_media_type(trowel_engine::image::manifest::Compression::Gzip), layer_digest, size);
 
     let mut cfg = serde_json::json!({
         "architecture": arch.0,
@@ -137,11 +137,11 @@ pub fn media_is_oci_manifest(mt: &str) -> bool {
 /// `commit` as the digest (or drops the digest sender when `None`).
 pub fn upload_streamed(
     reg: &Registry,
-    repo: &trowel::registry::Reference,
+    repo: &trowel_engine::registry::Reference,
     data: &[u8],
     piece: usize,
     commit: Option<Digest>,
-) -> Result<Digest, trowel::registry::RegistryError> {
+) -> Result<Digest, trowel_engine::registry::RegistryError> {
     let rt = rt();
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
     let (dtx, drx) = tokio::sync::oneshot::channel();

@@ -7,7 +7,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use trowel::sandbox::{DEFAULT_PATH, Isolation, RunSpec, StdioMode, UserIds};
+use trowel_engine::sandbox::{DEFAULT_PATH, Isolation, RunSpec, StdioMode, UserIds};
 
 pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n";
 pub const GROUP: &str = "root:x:0:\napp:x:1000:\nextra:x:2000:app\ntty:x:5:\n";

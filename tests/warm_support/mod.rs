@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use trowel::cache::basedir::BaseImageCache;
-use trowel::registry::{Registry, RegistryOptions};
+use trowel_engine::cache::basedir::BaseImageCache;
+use trowel_engine::registry::{Registry, RegistryOptions};
 
 use crate::common::{assert_ok, env, run};
 

@@ -1,10 +1,10 @@
 //! What each [`Action`] does to the app state.
 
 use super::{App, Effect, Input, InputTarget, Mode, Pane, Popup, RowsKey, Severity, Waiting};
-use crate::build::controller::{Decision, ShellChoice};
-use crate::build::debugger::{Breakpoint, Resume};
+use crate::debugger::{Breakpoint, Resume};
 use crate::tui::keymap::Action;
 use std::sync::Arc;
+use trowel_engine::engine::controller::{Decision, ShellChoice};
 
 impl App {
     /// Runs an action in the current context.
@@ -446,14 +446,18 @@ impl App {
 
     /// The layers the Layers pane lists: the image's once assembled, else those of the
     /// image's stages so far (base layers, then each step's).
-    pub fn layers(&self) -> Vec<crate::build::event::LayerSummary> {
+    pub fn layers(&self) -> Vec<trowel_engine::engine::event::LayerSummary> {
         if let Some(img) = &self.model.image {
             return img.layers.clone();
         }
         let mut out = Vec::new();
         for s in crate::tui::model::waste::image_stages(&self.model) {
             let Some(stage) = self.model.stage(s) else { continue };
-            if stage.source.as_ref().is_some_and(|src| !matches!(src, crate::build::event::BaseSource::Stage { .. })) {
+            if stage
+                .source
+                .as_ref()
+                .is_some_and(|src| !matches!(src, trowel_engine::engine::event::BaseSource::Stage { .. }))
+            {
                 out.extend(stage.base_layers.iter().cloned());
             }
             for id in &stage.steps {

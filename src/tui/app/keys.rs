@@ -4,9 +4,9 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::{App, Effect, InputTarget, Popup, Waiting};
-use crate::build::controller::{Decision, ShellChoice};
-use crate::build::debugger::Resume;
+use crate::debugger::Resume;
 use crate::tui::keymap::Action;
+use trowel_engine::engine::controller::{Decision, ShellChoice};
 
 impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {

@@ -13,10 +13,10 @@ use ratatui::layout::Rect;
 use super::keymap::Context;
 use super::model::tree::{ChangeTree, Row, Sort};
 use super::model::{FileContent, Model, StepView};
-use crate::build::controller::{Checkpoint, Decision, PushReview, ShellChoice};
-use crate::build::debugger::{Breakpoint, Breakpoints, Resume};
-use crate::build::event::{Envelope, Event, StepId};
-use crate::fs::Change;
+use crate::debugger::{Breakpoint, Breakpoints, Resume};
+use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice};
+use trowel_engine::engine::event::{Envelope, Event, StepId};
+use trowel_engine::fs::Change;
 
 mod actions;
 mod keys;
@@ -540,8 +540,8 @@ impl App {
             self.detail = Pane::Logs;
         }
         let when = match at.when {
-            crate::build::controller::When::BeforeStep => "before",
-            crate::build::controller::When::AfterStep => "after",
+            trowel_engine::engine::controller::When::BeforeStep => "before",
+            trowel_engine::engine::controller::When::AfterStep => "after",
         };
         let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
         if let Some(note) = self.shell_note.take() {

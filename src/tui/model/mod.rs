@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::controller::PushReview;
-use crate::build::event::{
+use trowel_engine::cache::key::KeyComponents;
+use trowel_engine::digest::Digest;
+use trowel_engine::engine::controller::PushReview;
+use trowel_engine::engine::event::{
     BaseSource, BlobPushAction, CacheResult, Envelope, Event, LayerSummary, StagePlan, StepId, StepStatus,
 };
-use crate::cache::key::KeyComponents;
-use crate::digest::Digest;
-use crate::fs::{Change, SnapshotStats};
+use trowel_engine::fs::{Change, SnapshotStats};
 
 pub mod diff;
 pub mod logs;
@@ -78,7 +78,7 @@ impl CacheView {
 /// A small text file's content before and after a step (for the File pane's diff), as the
 /// engine reports it in `FileContents` events. `None` means the file did not exist on that
 /// side, or its content was not recorded (binary, too large).
-pub use crate::build::contents::FileContent;
+pub use trowel_engine::engine::contents::FileContent;
 
 /// A debugger shell session at a step.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +125,7 @@ pub struct StepView {
 }
 
 impl StepView {
-    fn planned(stage: usize, p: &crate::build::event::StepPlan, needed: bool) -> StepView {
+    fn planned(stage: usize, p: &trowel_engine::engine::event::StepPlan, needed: bool) -> StepView {
         StepView {
             id: StepId { stage, step: p.id.step },
             line: p.line,
@@ -151,7 +151,9 @@ impl StepView {
     pub fn added_bytes(&self) -> u64 {
         self.changes
             .iter()
-            .filter(|c| c.kind != crate::fs::ChangeKind::Deleted && c.file_type == crate::fs::FileType::File)
+            .filter(|c| {
+                c.kind != trowel_engine::fs::ChangeKind::Deleted && c.file_type == trowel_engine::fs::FileType::File
+            })
             .map(|c| c.size)
             .sum()
     }
@@ -507,7 +509,7 @@ impl Model {
     /// only known once the base is resolved).
     fn ensure_step(&mut self, id: StepId, line: usize, end_line: usize, keyword: &str, source: &str) -> &mut StepView {
         if let std::collections::btree_map::Entry::Vacant(slot) = self.steps.entry(id) {
-            let plan = crate::build::event::StepPlan {
+            let plan = trowel_engine::engine::event::StepPlan {
                 id,
                 line,
                 end_line,

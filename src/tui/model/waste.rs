@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use super::{Model, StepView};
-use crate::build::event::{BaseSource, StepId};
-use crate::fs::{Change, ChangeKind, FileType};
+use trowel_engine::engine::event::{BaseSource, StepId};
+use trowel_engine::fs::{Change, ChangeKind, FileType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {

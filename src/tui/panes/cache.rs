@@ -8,11 +8,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{field, wrap};
-use crate::build::event::CacheResult;
-use crate::cache::key::VarKind;
 use crate::tui::app::App;
 use crate::tui::format;
 use crate::tui::theme::Theme;
+use trowel_engine::cache::key::VarKind;
+use trowel_engine::engine::event::CacheResult;
 
 const LABEL: usize = 12;
 

@@ -9,12 +9,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::scroll_for;
-use crate::fs::{Change, ChangeKind, FileType};
 use crate::tui::app::{App, InputTarget, Popup};
 use crate::tui::format;
 use crate::tui::model::StepState;
 use crate::tui::model::tree::Row;
 use crate::tui::theme::Theme;
+use trowel_engine::fs::{Change, ChangeKind, FileType};
 
 /// The one-letter kind of a change and its style.
 pub fn kind(c: &Change, theme: &Theme) -> (&'static str, Style) {

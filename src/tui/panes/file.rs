@@ -10,12 +10,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{field, wrap};
-use crate::fs::{Change, ChangeKind, FileType};
 use crate::tui::app::App;
 use crate::tui::format;
 use crate::tui::model::FileContent;
 use crate::tui::model::diff::{self, DiffLine};
 use crate::tui::theme::Theme;
+use trowel_engine::fs::{Change, ChangeKind, FileType};
 
 const LABEL: usize = 8;
 
@@ -79,7 +79,7 @@ fn metadata<'a>(c: &Change, theme: &Theme, width: usize) -> Vec<Line<'a>> {
             theme.header,
         )
     };
-    let b = |f: &dyn Fn(&crate::fs::PrevMeta) -> String| -> String {
+    let b = |f: &dyn Fn(&trowel_engine::fs::PrevMeta) -> String| -> String {
         if !before_exists {
             return none.clone();
         }

@@ -9,11 +9,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{field, scroll_for};
-use crate::build::event::LayerSummary;
 use crate::tui::app::App;
 use crate::tui::format;
 use crate::tui::model::waste::{self, Fate, WasteReport};
 use crate::tui::theme::Theme;
+use trowel_engine::engine::event::LayerSummary;
 
 /// Waste items listed (the largest first).
 const WASTE_ROWS: usize = 8;

@@ -7,10 +7,10 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::build::event::OutputStream;
 use crate::tui::app::{App, InputTarget};
 use crate::tui::format;
 use crate::tui::theme::Theme;
+use trowel_engine::engine::event::OutputStream;
 
 const GUTTER: usize = 5;
 

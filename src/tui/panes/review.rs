@@ -9,10 +9,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{field, wrap};
-use crate::build::event::BlobPushAction;
 use crate::tui::app::{App, Popup, Waiting};
 use crate::tui::format;
 use crate::tui::theme::Theme;
+use trowel_engine::engine::event::BlobPushAction;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     let Some(Popup::Review { scroll, decided }) = app.popup.clone() else { return };

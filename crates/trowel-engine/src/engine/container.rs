@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::error::BuildError;
-use crate::build::options::BuildOptions;
+use crate::engine::error::BuildError;
+use crate::engine::options::BuildOptions;
 use crate::fs::IgnoreList;
 use crate::sandbox::detect;
 

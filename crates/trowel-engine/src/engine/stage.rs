@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::build::event::StepId;
 use crate::cache::key::KeyComponents;
 use crate::cache::registry::{CacheError, Lookup};
 use crate::digest::Digest;
 use crate::dockerfile::ArgScope;
+use crate::engine::event::StepId;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::image::config::ImageConfig;

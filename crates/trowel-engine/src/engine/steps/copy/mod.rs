@@ -12,14 +12,14 @@
 //! - ADD also downloads http(s) URLs (`--checksum` verified, mode 0600) and extracts local tar
 //!   archives (plain, gzip, bzip2, xz, zstd) into the destination directory.
 
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::StepStatus;
-use crate::build::stage::{BuildRoot, StageState};
-use crate::build::steps::layer::{Scope, commit};
-use crate::build::steps::workdir::join_clean;
-use crate::build::steps::{StepCtx, StepOutcome};
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
+use crate::engine::build::Engine;
+use crate::engine::error::BuildError;
+use crate::engine::event::StepStatus;
+use crate::engine::stage::{BuildRoot, StageState};
+use crate::engine::steps::layer::{Scope, commit};
+use crate::engine::steps::workdir::join_clean;
+use crate::engine::steps::{StepCtx, StepOutcome};
 use crate::fs::copy::{CopyOptions, copy_tree};
 use crate::fs::root::Root;
 
@@ -260,10 +260,10 @@ fn prepare_from(engine: &mut Engine<'_>, st: &StageState, ctx: &StepCtx<'_>, fro
                 .layers
                 .iter()
                 .zip(config.diff_ids())
-                .map(|(d, diff_id)| crate::build::stage::StageLayer {
+                .map(|(d, diff_id)| crate::engine::stage::StageLayer {
                     descriptor: d.clone(),
                     diff_id,
-                    origin: crate::build::stage::LayerOrigin::Base(img.reference.clone()),
+                    origin: crate::engine::stage::LayerOrigin::Base(img.reference.clone()),
                     uncompressed_size: None,
                 })
                 .collect();

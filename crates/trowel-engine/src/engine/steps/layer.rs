@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::{Event, LayerSummary, StepId};
-use crate::build::stage::{LayerOrigin, StageLayer, StageState};
 use crate::digest::Digest;
+use crate::engine::build::Engine;
+use crate::engine::error::BuildError;
+use crate::engine::event::{Event, LayerSummary, StepId};
+use crate::engine::stage::{LayerOrigin, StageLayer, StageState};
 use crate::fs::Changes;
 use crate::fs::layer::{LayerOptions, write_layer_tapped};
 use crate::image::config::History;

@@ -4,16 +4,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::{CacheResult, Event, LayerSummary, StepId, StepStatus};
-use crate::build::options::CacheOptions;
-use crate::build::stage::{LayerOrigin, PlannedStep, StageLayer, StageState};
-use crate::build::steps::StepOutcome;
-use crate::build::steps::layer::{Stamp, empty_history, push_history};
 use crate::cache::explain::explain;
 use crate::cache::registry::{CachedLayer, Lookup, RegistryCache, pointer_tag};
 use crate::digest::Digest;
+use crate::engine::build::Engine;
+use crate::engine::error::BuildError;
+use crate::engine::event::{CacheResult, Event, LayerSummary, StepId, StepStatus};
+use crate::engine::options::CacheOptions;
+use crate::engine::stage::{LayerOrigin, PlannedStep, StageLayer, StageState};
+use crate::engine::steps::StepOutcome;
+use crate::engine::steps::layer::{Stamp, empty_history, push_history};
 use crate::fs::unpack::open_layer;
 use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::Reference;

@@ -14,10 +14,10 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::engine::Engine;
-use crate::build::event::{Event, StepId};
-use crate::build::stage::{StageLayer, StageState};
 use crate::digest::Digest;
+use crate::engine::build::Engine;
+use crate::engine::event::{Event, StepId};
+use crate::engine::stage::{StageLayer, StageState};
 use crate::fs::{Change, ChangeKind, FileType};
 use crate::image::store::BlobStore;
 
@@ -120,7 +120,7 @@ impl Engine<'_> {
         let base: Vec<StageLayer> = st
             .layers
             .iter()
-            .filter(|l| !matches!(l.origin, crate::build::stage::LayerOrigin::Built(id) if id.stage == st.index))
+            .filter(|l| !matches!(l.origin, crate::engine::stage::LayerOrigin::Built(id) if id.stage == st.index))
             .cloned()
             .collect();
         let limit = self.contents.as_ref().map(|c| c.limit).unwrap_or(0);

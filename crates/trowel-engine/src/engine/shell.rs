@@ -2,13 +2,13 @@
 //! step runs (environment, user, working directory, isolation), on an overlay so that what it
 //! changes can be kept as a layer or discarded with the root left exactly as it was.
 
-use crate::build::controller::{Checkpoint, ShellChoice};
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::{Event, LayerSummary, OutputStream};
-use crate::build::stage::StageState;
-use crate::build::steps::layer::commit_changes;
-use crate::build::vars::run_env;
+use crate::engine::build::Engine;
+use crate::engine::controller::{Checkpoint, ShellChoice};
+use crate::engine::error::BuildError;
+use crate::engine::event::{Event, LayerSummary, OutputStream};
+use crate::engine::stage::StageState;
+use crate::engine::steps::layer::commit_changes;
+use crate::engine::vars::run_env;
 use crate::fs::Root;
 use crate::fs::overlay::{self, Overlay};
 use crate::sandbox::{self, RunSpec, StdioMode, Stream};
@@ -158,8 +158,8 @@ impl Engine<'_> {
 
 fn shell_created_by(at: &Checkpoint) -> String {
     let when = match at.when {
-        crate::build::controller::When::BeforeStep => "before",
-        crate::build::controller::When::AfterStep => "after",
+        crate::engine::controller::When::BeforeStep => "before",
+        crate::engine::controller::When::AfterStep => "after",
     };
     format!("trowel debug shell at line {} ({} {when})", at.line, at.keyword)
 }

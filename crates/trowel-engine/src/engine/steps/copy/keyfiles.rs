@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::engine::Engine;
-use crate::build::steps::copy::{add, filter, is_url, sources, stage_index};
 use crate::cache::key::FileEntry;
 use crate::digest::digest_reader;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
+use crate::engine::build::Engine;
+use crate::engine::steps::copy::{add, filter, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
 use crate::fs::{FileType, Root, Stat};
 

@@ -1,15 +1,15 @@
 //! RUN: execute a command in the build root (through the sandbox), stream its output as
 //! events, fail the build with the command's exit code, and snapshot what it changed.
 
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::{Event, OutputStream, StepStatus};
-use crate::build::stage::StageState;
-use crate::build::steps::layer::{Scope, commit};
-use crate::build::steps::metadata::default_shell;
-use crate::build::steps::{StepCtx, StepOutcome};
-use crate::build::vars::run_env;
 use crate::dockerfile::{Flag, RunScript};
+use crate::engine::build::Engine;
+use crate::engine::error::BuildError;
+use crate::engine::event::{Event, OutputStream, StepStatus};
+use crate::engine::stage::StageState;
+use crate::engine::steps::layer::{Scope, commit};
+use crate::engine::steps::metadata::default_shell;
+use crate::engine::steps::{StepCtx, StepOutcome};
+use crate::engine::vars::run_env;
 use crate::sandbox::{self, ResolvedUser, RunSpec, StdioMode, Stream};
 use crate::secrets::Redactor;
 

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 
 use futures_util::StreamExt;
 
-use crate::build::engine::Engine;
 use crate::digest::{Digest, Hasher};
+use crate::engine::build::Engine;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
 use crate::fs::unpack::unpack_layer;

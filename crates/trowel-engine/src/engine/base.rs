@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 
-use crate::build::engine::Engine;
-use crate::build::error::{BuildError, Location};
-use crate::build::event::{BaseSource, Event, LayerSummary};
-use crate::build::stage::{BuildRoot, LayerOrigin, StageLayer, StageState};
 use crate::digest::HashingReader;
 use crate::dockerfile::{ArgScope, Base};
+use crate::engine::build::Engine;
+use crate::engine::error::{BuildError, Location};
+use crate::engine::event::{BaseSource, Event, LayerSummary};
+use crate::engine::stage::{BuildRoot, LayerOrigin, StageLayer, StageState};
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
@@ -405,7 +405,7 @@ impl Engine<'_> {
             ignore: IgnoreList::default(),
             // Build roots are private to the build (RUN mounts them nodev), and base images may
             // legitimately carry device nodes; a pod without CAP_MKNOD cannot make them.
-            allow_devices: self.container.is_none() || crate::build::container::can_mknod(),
+            allow_devices: self.container.is_none() || crate::engine::container::can_mknod(),
             preserve_owner: true,
             max_entry_size: self.opts.max_file_size,
             max_total_size: self.opts.max_layer_size,
@@ -446,7 +446,7 @@ impl Engine<'_> {
     }
 }
 
-fn summary(l: &StageLayer, step: Option<crate::build::event::StepId>) -> LayerSummary {
+fn summary(l: &StageLayer, step: Option<crate::engine::event::StepId>) -> LayerSummary {
     LayerSummary {
         digest: l.descriptor.digest.clone(),
         diff_id: Some(l.diff_id.clone()),

@@ -165,7 +165,7 @@ pub enum Event {
     /// Small text files' content before and after a step (see `--trace-content-limit`).
     FileContents {
         id: StepId,
-        files: Vec<crate::build::contents::FileContent>,
+        files: Vec<crate::engine::contents::FileContent>,
     },
     LayerWritten {
         id: StepId,
@@ -220,7 +220,7 @@ pub enum Event {
     },
     /// The push gate's view of the image (when a controller reviews the push).
     PushReview {
-        review: Box<crate::build::controller::PushReview>,
+        review: Box<crate::engine::controller::PushReview>,
     },
     /// A debugger shell session started at a pause.
     ShellStarted {

@@ -15,7 +15,7 @@
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::path::Path;
-//! use trowel::dockerfile::{Expanded, InstructionKind, PlatformArgs, parse, plan};
+//! use trowel_engine::dockerfile::{Expanded, InstructionKind, PlatformArgs, parse, plan};
 //!
 //! let text = "ARG TAG=1.36\nFROM busybox:${TAG} AS base\nARG NAME=world\nENV GREETING=\"hello $NAME\"\n";
 //! let df = parse(Path::new("Dockerfile"), text)?;
@@ -39,7 +39,7 @@
 //!         assert_eq!(expanded.display(), "ENV GREETING=\"hello world\"");
 //!     }
 //! }
-//! # Ok::<(), trowel::dockerfile::DockerfileError>(())
+//! # Ok::<(), trowel_engine::dockerfile::DockerfileError>(())
 //! ```
 
 mod args;

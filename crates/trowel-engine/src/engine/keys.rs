@@ -7,18 +7,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::StepId;
-use crate::build::options::BuildOptions;
-use crate::build::stage::{PlannedStep, StageState};
-use crate::build::steps::copy::keyfiles::key_inputs;
-use crate::build::steps::metadata::apply_to_state;
-use crate::build::vars::{StepVars, run_env};
 use crate::cache::key::{
     BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, referenced_names, root_key,
 };
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
+use crate::engine::build::Engine;
+use crate::engine::error::BuildError;
+use crate::engine::event::StepId;
+use crate::engine::options::BuildOptions;
+use crate::engine::stage::{PlannedStep, StageState};
+use crate::engine::steps::copy::keyfiles::key_inputs;
+use crate::engine::steps::metadata::apply_to_state;
+use crate::engine::vars::{StepVars, run_env};
 use crate::image::config::ImageConfig;
 
 impl Engine<'_> {

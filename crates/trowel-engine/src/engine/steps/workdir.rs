@@ -1,13 +1,13 @@
 //! WORKDIR: set the working directory (relative to the previous one) and create it, owned by
 //! the current USER as BuildKit does, if the image lacks it.
 
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::StepStatus;
-use crate::build::stage::StageState;
-use crate::build::steps::layer::{Scope, Stamp, commit, empty_history};
-use crate::build::steps::run::resolve_stage_user;
-use crate::build::steps::{StepCtx, StepOutcome};
+use crate::engine::build::Engine;
+use crate::engine::error::BuildError;
+use crate::engine::event::StepStatus;
+use crate::engine::stage::StageState;
+use crate::engine::steps::layer::{Scope, Stamp, commit, empty_history};
+use crate::engine::steps::run::resolve_stage_user;
+use crate::engine::steps::{StepCtx, StepOutcome};
 
 pub fn workdir(
     engine: &mut Engine<'_>,

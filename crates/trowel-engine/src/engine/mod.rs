@@ -6,12 +6,11 @@
 //! [`steps`], one file per kind of instruction.
 
 mod base;
+pub mod build;
 mod cache;
 mod container;
 pub mod contents;
 pub mod controller;
-pub mod debugger;
-pub mod engine;
 pub mod error;
 pub mod event;
 mod keys;
@@ -23,8 +22,8 @@ mod steps;
 mod vars;
 mod workdir;
 
+pub use build::{BuildResult, build};
 pub use controller::{Continue, Controller, Decision};
-pub use engine::{BuildResult, build};
 pub use error::{BuildError, Location};
 pub use event::{Emitter, Envelope, Event, EventSink, StepId};
 pub use options::{BuildOptions, CacheOptions};

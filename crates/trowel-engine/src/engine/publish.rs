@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
-use crate::build::controller::{Decision, PushReview, ReviewLayer};
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::event::{BlobPushAction, Event, LayerSummary};
-use crate::build::stage::{LayerOrigin, StageLayer};
+use crate::engine::build::Engine;
+use crate::engine::controller::{Decision, PushReview, ReviewLayer};
+use crate::engine::error::BuildError;
+use crate::engine::event::{BlobPushAction, Event, LayerSummary};
+use crate::engine::stage::{LayerOrigin, StageLayer};
 use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, media};
 use crate::image::outputs::{self, FinalImage};
 use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, Reference};

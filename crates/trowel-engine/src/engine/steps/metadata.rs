@@ -4,12 +4,12 @@
 
 use serde_json::json;
 
-use crate::build::engine::Engine;
-use crate::build::error::BuildError;
-use crate::build::stage::StageState;
-use crate::build::steps::layer::{Stamp, empty_history};
-use crate::build::steps::{StepCtx, StepOutcome};
 use crate::dockerfile::{ArgScope, CommandForm, Expanded, Instruction};
+use crate::engine::build::Engine;
+use crate::engine::error::BuildError;
+use crate::engine::stage::StageState;
+use crate::engine::steps::layer::{Stamp, empty_history};
+use crate::engine::steps::{StepCtx, StepOutcome};
 use crate::image::config::ImageConfig;
 
 pub fn apply(
@@ -51,7 +51,7 @@ pub fn apply_to_state(
             // ARG defaults are expanded only when no --build-arg replaces them (BuildKit), so
             // the scope applies the raw instruction rather than the pre-expanded words.
             let before = args.clone();
-            let vars = crate::build::vars::StepVars { config, args: &before };
+            let vars = crate::engine::vars::StepVars { config, args: &before };
             args.apply(instruction, &vars, escape).map_err(MetaError::Dockerfile)?;
         }
         Expanded::Env(pairs) => {
@@ -134,7 +134,7 @@ pub fn apply_to_state(
         Expanded::Maintainer(m) => config.set_author(&m),
         Expanded::Workdir(dir) => {
             let base = config.working_dir().unwrap_or("/").to_string();
-            config.set_working_dir(&crate::build::steps::workdir::join_clean(&base, &dir));
+            config.set_working_dir(&crate::engine::steps::workdir::join_clean(&base, &dir));
         }
         Expanded::From { .. } | Expanded::Run { .. } | Expanded::Copy(_) | Expanded::Add(_) => {}
     }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobMatcher};
 
-use crate::build::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice, When};
-use crate::fs::Change;
+use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice, When};
+use trowel_engine::fs::Change;
 
 /// A reason to pause.
 #[derive(Debug, Clone)]

@@ -1,11 +1,11 @@
 //! One file per kind of step. [`execute`] dispatches an expanded instruction to its step.
 
-use crate::build::engine::Engine;
-use crate::build::error::{BuildError, Location};
-use crate::build::event::{StepId, StepStatus};
-use crate::build::stage::StageState;
 use crate::digest::Digest;
 use crate::dockerfile::{Expanded, Instruction};
+use crate::engine::build::Engine;
+use crate::engine::error::{BuildError, Location};
+use crate::engine::event::{StepId, StepStatus};
+use crate::engine::stage::StageState;
 
 pub mod copy;
 pub mod layer;

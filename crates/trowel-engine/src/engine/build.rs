@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::build::controller::{Checkpoint, Command, Controller, StepReport, When};
-use crate::build::error::{BuildError, Location};
-use crate::build::event::{Emitter, Event, StagePlan, StepId, StepPlan, StepStatus};
-use crate::build::options::BuildOptions;
-use crate::build::stage::StageState;
-use crate::build::steps::{self, StepCtx, StepOutcome};
-use crate::build::vars::StepVars;
 use crate::digest::Digest;
 use crate::dockerfile::{self, Base, DockerIgnore, Dockerfile, Instruction, Plan};
+use crate::engine::controller::{Checkpoint, Command, Controller, StepReport, When};
+use crate::engine::error::{BuildError, Location};
+use crate::engine::event::{Emitter, Event, StagePlan, StepId, StepPlan, StepStatus};
+use crate::engine::options::BuildOptions;
+use crate::engine::stage::StageState;
+use crate::engine::steps::{self, StepCtx, StepOutcome};
+use crate::engine::vars::StepVars;
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::image::manifest::Platform;
@@ -66,7 +66,7 @@ pub(crate) struct Engine<'a> {
     pub registry: Registry,
     pub store: BlobStore,
     /// Build roots, downloads and scratch files; removed when the build ends.
-    pub work: crate::build::workdir::WorkDir,
+    pub work: crate::engine::workdir::WorkDir,
     pub df: Dockerfile,
     pub plan: Plan,
     pub platform: Platform,
@@ -75,22 +75,22 @@ pub(crate) struct Engine<'a> {
     /// Built stages by index (taken out while the stage itself is building).
     pub stages: Vec<Option<StageState>>,
     /// Roots of images used by `COPY --from=<image>`, by reference.
-    pub external: HashMap<String, crate::build::steps::copy::ExternalRoot>,
+    pub external: HashMap<String, crate::engine::steps::copy::ExternalRoot>,
     /// For each stage, the later stages that read it (FROM or COPY --from), in build order.
     pub consumers: Vec<Vec<(usize, bool)>>,
     pub snapshot_ignore: IgnoreList,
     /// ADD URL downloads by URL (shared by the cache-key planner and the step).
-    pub downloads: std::sync::Mutex<HashMap<String, crate::build::steps::copy::Download>>,
+    pub downloads: std::sync::Mutex<HashMap<String, crate::engine::steps::copy::Download>>,
     /// Container isolation's view of `/` (None in chroot isolation).
-    pub container: Option<crate::build::container::ContainerMode>,
+    pub container: Option<crate::engine::container::ContainerMode>,
     /// The base-image cache directory (`--cache-dir` with `--cache`).
     pub base_cache: Option<crate::cache::basedir::BaseImageCache>,
     /// Masks secret build-arg values in history and cache entries.
     pub redactor: crate::secrets::Redactor,
     /// Content capture for diffs, when asked for.
-    pub contents: Option<crate::build::contents::ContentCapture>,
+    pub contents: Option<crate::engine::contents::ContentCapture>,
     /// The layer cache, with `--cache`.
-    pub cache: Option<crate::build::cache::CacheCtx>,
+    pub cache: Option<crate::engine::cache::CacheCtx>,
     /// Images resolved in this build, so a reference means one digest throughout.
     pub resolved: std::sync::Mutex<HashMap<String, crate::registry::ResolvedImage>>,
     /// Threads deleting build roots no longer needed; joined before the build returns.
@@ -121,11 +121,11 @@ impl<'a> Engine<'a> {
             .map_err(|e| BuildError::Setup(format!("read .dockerignore: {e}")))?;
         // Removing a dead build's directory is routine housekeeping, not news for the log (and
         // would make traces depend on what ran before); only a failure to remove one is reported.
-        let sweep = crate::build::workdir::remove_stale(&opts.work_dir);
+        let sweep = crate::engine::workdir::remove_stale(&opts.work_dir);
         for (d, why) in &sweep.failed {
             emitter.warn(format!("cannot remove {}, left behind by a build that did not finish: {why}", d.display()));
         }
-        let work = crate::build::workdir::WorkDir::create(&opts.work_dir)
+        let work = crate::engine::workdir::WorkDir::create(&opts.work_dir)
             .map_err(|e| BuildError::Setup(format!("create work dir in {}: {e}", opts.work_dir.display())))?;
         let store = BlobStore::open_scratch(work.path().join("blobs")).map_err(|e| BuildError::Setup(e.to_string()))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -136,7 +136,7 @@ impl<'a> Engine<'a> {
         let registry = Registry::new(opts.registry.clone()).map_err(|e| BuildError::Setup(e.to_string()))?;
         let container = match opts.isolation {
             crate::sandbox::Isolation::Container => {
-                Some(crate::build::container::ContainerMode::setup(opts, work.path())?)
+                Some(crate::engine::container::ContainerMode::setup(opts, work.path())?)
             }
             crate::sandbox::Isolation::Chroot => None,
         };
@@ -162,7 +162,7 @@ impl<'a> Engine<'a> {
             None => None,
         };
         let contents = match opts.capture_contents {
-            Some(limit) => Some(crate::build::contents::ContentCapture::new(
+            Some(limit) => Some(crate::engine::contents::ContentCapture::new(
                 limit,
                 BlobStore::open_scratch(work.path().join("contents")).map_err(|e| BuildError::Setup(e.to_string()))?,
             )),
@@ -175,7 +175,7 @@ impl<'a> Engine<'a> {
                 None
             }
             Some(c) => {
-                let repo = crate::build::cache::cache_repo(c, &opts.destinations).map_err(BuildError::Setup)?;
+                let repo = crate::engine::cache::cache_repo(c, &opts.destinations).map_err(BuildError::Setup)?;
                 let remote = crate::cache::registry::RegistryCache::new(
                     registry.clone(),
                     repo,
@@ -183,7 +183,7 @@ impl<'a> Engine<'a> {
                     c.ttl_text.clone(),
                     platform.clone(),
                 );
-                Some(crate::build::cache::CacheCtx::new(c, remote, dockerfile_id(&opts.dockerfile, &opts.context)))
+                Some(crate::engine::cache::CacheCtx::new(c, remote, dockerfile_id(&opts.dockerfile, &opts.context)))
             }
             None => None,
         };
@@ -459,7 +459,7 @@ impl<'a> Engine<'a> {
             Some(outcome) => {
                 // A cached WORKDIR still sets the working directory.
                 if let crate::dockerfile::Expanded::Workdir(_) = &expanded {
-                    let _ = crate::build::steps::metadata::apply_to_state(
+                    let _ = crate::engine::steps::metadata::apply_to_state(
                         &mut st.config,
                         &mut st.args,
                         &mut st.cmd_set,

@@ -1,14 +1,14 @@
 //! The controller the engine consults at every step boundary and before the push.
 //!
-//! The plain `build` command uses [`Continue`], which never stops. The debugger
-//! ([`super::debugger::Debugger`]) pauses on breakpoints and stepping, and lets a front end (the
+//! The plain `build` command uses [`Continue`], which never stops. The debugger (in the
+//! binary crate) pauses on breakpoints and stepping, and lets a front end (the
 //! TUI, a terminal prompt, a test script) decide what happens next: continue, open a shell in
 //! the build root, or abort.
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::event::{StepId, StepStatus};
 use crate::digest::Digest;
+use crate::engine::event::{StepId, StepStatus};
 use crate::fs::Change;
 
 /// Where the engine is.

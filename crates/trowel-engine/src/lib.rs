@@ -1,0 +1,20 @@
+//! trowel's build engine: a Dockerfile in, an OCI image out, entirely in userspace.
+//!
+//! A build flows Dockerfile → [`dockerfile`] (parse, expand, stage graph) → [`engine`] (stages
+//! and steps in order, consulting a controller at every step boundary) → [`sandbox`] (RUN),
+//! [`fs`] (unpack, snapshot, layer) and [`image`] (config, manifest, outputs) → [`registry`]
+//! (pull and push), with [`cache`] keeping layers and base images between builds. Everything the
+//! engine does is reported as an event; how those reach a person (a log, a trace, a terminal
+//! UI) is the `trowel` binary's business, and this crate depends on no terminal crate.
+
+pub mod cache;
+pub mod digest;
+pub mod dockerfile;
+pub mod engine;
+pub mod fs;
+pub mod image;
+pub mod registry;
+pub mod sandbox;
+pub mod secrets;
+
+pub use engine::{BuildError, BuildOptions, BuildResult, build};
