@@ -15,8 +15,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use trowel::tui::{App, Msg, Theme};
-use trowel_engine::engine::event::{Envelope, Event};
-use trowel_engine::fs::{Change, ChangeKind, FileType};
+use trowel_events::{Change, ChangeKind, FileType};
+use trowel_events::{Envelope, Event};
 
 const FILES: usize = 100_000;
 const DIRS: usize = 1_000;
@@ -97,7 +97,7 @@ fn main() {
 
 /// Replaces the snapshot of the tour's biggest RUN with a synthetic 100,000-file one and returns
 /// that step.
-fn inflate(events: &mut [Envelope]) -> trowel_engine::engine::event::StepId {
+fn inflate(events: &mut [Envelope]) -> trowel_events::StepId {
     let snap = events
         .iter_mut()
         .filter_map(|e| match &mut e.event {

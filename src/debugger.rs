@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobMatcher};
 
-use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice, When};
-use trowel_engine::fs::Change;
+use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
+use trowel_events::Change;
+use trowel_events::{PushReview, When};
 
 /// A reason to pause.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use trowel_engine::engine::event::{
-    BaseSource, BlobPushAction, CacheResult, Envelope, Event, EventSink, OutputStream, StepStatus,
+use trowel_events::{
+    BaseSource, BlobPushAction, CacheResult, Envelope, Event, EventSink, OutputStream, ResumeAction, StepStatus, When,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -299,6 +299,32 @@ impl EventSink for LogPrinter {
                 self.line(Level::Info, ms, &format!("Pushed {repo}@{digest}{note}"))
             }
             Event::OutputWritten { kind, path } => self.line(Level::Info, ms, &format!("Wrote {kind} {path}")),
+            Event::Paused { line, when, reasons, .. } => {
+                let side = match when {
+                    When::BeforeStep => "before",
+                    When::AfterStep => "after",
+                };
+                let why: Vec<&str> = reasons.iter().map(|r| r.message.as_str()).collect();
+                self.line(Level::Info, ms, &format!("Paused {side} line {line}: {}", why.join(", ")));
+            }
+            Event::Resumed { action, paused_ms, .. } => {
+                let how = match action {
+                    ResumeAction::Continue => "continuing".to_string(),
+                    ResumeAction::Step => "stepping".to_string(),
+                    ResumeAction::RunTo { line } => format!("running to line {line}"),
+                    ResumeAction::Abort { reason } => format!("aborting: {reason}"),
+                };
+                self.line(Level::Info, ms, &format!("Resumed after {:.1}s, {how}", *paused_ms as f64 / 1000.0));
+            }
+            Event::PushDecided { approved: true, .. } => self.line(Level::Info, ms, "Push approved"),
+            Event::PushDecided { approved: false, reason } => self.line(
+                Level::Warn,
+                ms,
+                &format!("Push refused{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
+            ),
+            Event::Redacted { withheld, reason } => {
+                self.line(Level::Warn, ms, &format!("a {withheld} event was withheld: {reason}"))
+            }
             Event::BuildFailed { error, .. } => self.line(Level::Error, ms, &format!("error building image: {error}")),
             Event::BuildFinished { duration_ms, digest, .. } => {
                 let d = digest.as_ref().map(|d| format!(" {d}")).unwrap_or_default();

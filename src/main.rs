@@ -5,7 +5,8 @@ use clap::Parser;
 use trowel::cli::{Cli, Command, normalize_args};
 use trowel::debugger::{Breakpoint, Debugger};
 use trowel::log::LogPrinter;
-use trowel_engine::engine::{self, Continue, Emitter, EventSink};
+use trowel_engine::engine::{self, Continue, Emitter};
+use trowel_events::EventSink;
 
 fn main() {
     // The RUN sandbox re-executes this binary as its init process.

@@ -8,8 +8,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 
 use crate::debugger::{Frontend, Pause, Resume};
-use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice, When};
-use trowel_engine::fs::{Change, ChangeKind};
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
+use trowel_events::{Change, ChangeKind};
+use trowel_events::{PushReview, When};
 
 pub struct TerminalFrontend {
     tty: Option<(BufReader<File>, File)>,

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use trowel::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
-use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice, When};
-use trowel_engine::engine::event::{Envelope, Event, EventSink};
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
 use trowel_engine::engine::{BuildOptions, CacheOptions, Emitter};
-use trowel_engine::fs::Change;
+use trowel_events::Change;
+use trowel_events::{Envelope, Event, EventSink};
+use trowel_events::{PushReview, When};
 
 /// What the scripted front end saw and did.
 #[derive(Default)]

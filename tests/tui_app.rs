@@ -11,8 +11,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, Mo
 use trowel::debugger::{Breakpoint, Resume};
 use trowel::tui::app::{Popup, Severity, Waiting};
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
-use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ReviewLayer, ShellChoice, StepReport, When};
-use trowel_engine::engine::event::{Event, StepId, StepStatus};
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice, StepReport};
+use trowel_events::{Event, StepId, StepStatus};
+use trowel_events::{PushReview, ReviewLayer, When};
 use tui_support::*;
 
 fn selected_line(app: &App) -> usize {

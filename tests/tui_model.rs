@@ -6,7 +6,7 @@ mod tui_support;
 
 use trowel::tui::model::waste::{self, Fate};
 use trowel::tui::model::{Model, StepState};
-use trowel_engine::fs::ChangeKind;
+use trowel_events::ChangeKind;
 use tui_support::*;
 
 fn model(name: &str) -> Model {
@@ -48,7 +48,7 @@ fn a_cached_rebuild_knows_its_hits_misses_and_why() {
     let cache: Vec<(usize, bool)> = m.steps().filter_map(|s| s.cache.as_ref().map(|c| (s.line, c.is_hit()))).collect();
     assert_eq!(cache, [(4, true), (5, true), (6, true), (15, true), (16, false), (18, false)]);
     let why = |line: usize| match &m.steps().find(|s| s.line == line).unwrap().cache.as_ref().unwrap().result {
-        trowel_engine::engine::event::CacheResult::Miss { explanation } => explanation.clone(),
+        trowel_events::CacheResult::Miss { explanation } => explanation.clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(why(16), "COPY message.txt: 1 file changed (message.txt)");
@@ -90,13 +90,7 @@ fn output_keeps_streams_apart() {
     let lines: Vec<(usize, String, bool)> = m
         .logs
         .iter()
-        .map(|l| {
-            (
-                m.step(l.step).unwrap().line,
-                l.text.clone(),
-                l.stream == trowel_engine::engine::event::OutputStream::Stderr,
-            )
-        })
+        .map(|l| (m.step(l.step).unwrap().line, l.text.clone(), l.stream == trowel_events::OutputStream::Stderr))
         .collect();
     assert_eq!(
         &lines[..5],

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use insta::assert_snapshot;
 use ratatui::style::Color;
 use trowel::tui::{App, Msg, Theme};
-use trowel_engine::engine::controller::{Checkpoint, PushReview, ReviewLayer, When};
-use trowel_engine::engine::event::Event;
+use trowel_engine::engine::controller::Checkpoint;
+use trowel_events::Event;
+use trowel_events::{PushReview, ReviewLayer, When};
 use tui_support::*;
 
 #[test]

@@ -11,12 +11,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use trowel_engine::engine::event::{Envelope, EventSink};
+use trowel_events::{Envelope, EventSink};
 
 pub mod summary;
 
-/// Bumped when the meaning of a field changes; readers refuse newer major versions.
-pub const TRACE_VERSION: u32 = 1;
+/// The format version this trowel writes: the event schema's ([`trowel_events::SCHEMA_VERSION`]).
+/// Traces of every earlier version are read (their events parse as today's); newer ones are
+/// refused.
+pub const TRACE_VERSION: u32 = trowel_events::SCHEMA_VERSION;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::trace::Header;
-use trowel_engine::engine::event::{CacheResult, Envelope, Event, StepId, StepStatus};
+use trowel_events::{CacheResult, Envelope, Event, StepId, StepStatus};
 
 /// Output lines kept per step for the failure report.
 const TAIL_LINES: usize = 20;

@@ -3,7 +3,7 @@
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use trowel_engine::fs::FileType;
+use trowel_events::FileType;
 
 /// `512 B`, `3.4 kB`, `12.0 MB` (decimal units, as registries and `docker images` report).
 pub fn bytes(n: u64) -> String {
@@ -36,7 +36,7 @@ pub fn bytes_compact(n: u64) -> String {
 }
 
 /// The first 12 hex digits of a digest (what `docker images` shows).
-pub fn digest_short(d: &trowel_engine::digest::Digest) -> String {
+pub fn digest_short(d: &trowel_events::Digest) -> String {
     d.hex().chars().take(12).collect()
 }
 

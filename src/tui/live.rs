@@ -18,10 +18,11 @@ use super::session::{self, Incoming};
 use super::terminal::Term;
 use super::theme::Theme;
 use crate::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
-use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, PushReview, ShellChoice};
-use trowel_engine::engine::event::{Envelope, EventSink};
+use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
 use trowel_engine::engine::{self, BuildOptions, Emitter};
-use trowel_engine::fs::Change;
+use trowel_events::Change;
+use trowel_events::PushReview;
+use trowel_events::{Envelope, EventSink};
 
 /// Everything `trowel debug` needs.
 pub struct DebugConfig {

@@ -17,9 +17,10 @@ use super::terminal::Term;
 use super::theme::Theme;
 use super::ui;
 use crate::debugger::Resume;
-use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice};
-use trowel_engine::engine::event::{Envelope, Event};
-use trowel_engine::fs::Change;
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
+use trowel_events::Change;
+use trowel_events::PushReview;
+use trowel_events::{Envelope, Event};
 
 /// How often the screen refreshes without input (the running step's clock).
 const TICK: Duration = Duration::from_millis(250);

@@ -131,8 +131,8 @@ fn state_text(app: &App, theme: &Theme) -> (String, Style) {
     let m = &app.model;
     if let Some(p) = &app.pause {
         let when = match p.at.when {
-            trowel_engine::engine::controller::When::BeforeStep => "before",
-            trowel_engine::engine::controller::When::AfterStep => "after",
+            trowel_events::When::BeforeStep => "before",
+            trowel_events::When::AfterStep => "after",
         };
         return (
             format!("‖ paused {when} L{} {} — {}", p.at.line, p.at.keyword, p.reasons.join(", ")),

@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
-use trowel_engine::engine::event::Envelope;
+use trowel_events::Envelope;
 
 pub fn trace_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/traces").join(format!("{name}.jsonl"))

@@ -191,6 +191,20 @@ pub fn digest_reader<R: Read>(mut r: R) -> io::Result<(Digest, u64)> {
     Ok((h.finish(), len))
 }
 
+/// How a digest is reported in events (the contract's own type: same text, no hashing).
+impl From<&Digest> for trowel_events::Digest {
+    fn from(d: &Digest) -> trowel_events::Digest {
+        // Both types accept exactly `sha256:<64 lowercase hex>`.
+        d.0.parse().expect("an engine digest is a valid event digest")
+    }
+}
+
+impl From<Digest> for trowel_events::Digest {
+    fn from(d: Digest) -> trowel_events::Digest {
+        (&d).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,15 +91,28 @@ impl Redactor {
         out
     }
 
-    /// Redacts every string inside a JSON value.
-    pub fn redact_json(&self, v: &mut serde_json::Value) {
+    /// Masks every secret inside a JSON value, in strings and in object keys alike. Returns
+    /// whether anything was masked.
+    pub fn redact_json(&self, v: &mut serde_json::Value) -> bool {
+        let hit = |s: &str| self.values.iter().any(|x| s.contains(x.as_str()));
         match v {
-            serde_json::Value::String(s) if self.values.iter().any(|x| s.contains(x.as_str())) => {
+            serde_json::Value::String(s) if hit(s) => {
                 *s = self.redact(s);
+                true
             }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.redact_json(x)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.redact_json(x)),
-            _ => {}
+            serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| self.redact_json(x) | acc),
+            serde_json::Value::Object(o) => {
+                let mut changed = false;
+                if o.keys().any(|k| hit(k)) {
+                    let entries = std::mem::take(o);
+                    for (k, val) in entries {
+                        o.insert(if hit(&k) { self.redact(&k) } else { k }, val);
+                    }
+                    changed = true;
+                }
+                o.values_mut().fold(changed, |acc, x| self.redact_json(x) | acc)
+            }
+            _ => false,
         }
     }
 }
@@ -126,10 +139,14 @@ mod redactor_tests {
         let r = Redactor::new(vec!["hunter2-secret".to_string(), "a\"b\\c-token".to_string(), "x".to_string()]);
         assert_eq!(r.redact("pw=hunter2-secret!"), "pw=***!");
         let mut v = serde_json::json!({"env": ["T=a\"b\\c-token"], "n": 1, "short": "x"});
-        r.redact_json(&mut v);
+        assert!(r.redact_json(&mut v));
         assert_eq!(v["env"][0], "T=***");
         assert_eq!(v["short"], "x", "values under the minimum length are left alone");
         let json = serde_json::to_string(&serde_json::json!("a\"b\\c-token")).unwrap();
         assert_eq!(r.redact(&json), "\"***\"");
+        let mut keyed = serde_json::json!({"hunter2-secret": 1, "clean": ["x"]});
+        assert!(r.redact_json(&mut keyed));
+        assert_eq!(keyed, serde_json::json!({"***": 1, "clean": ["x"]}));
+        assert!(!r.redact_json(&mut serde_json::json!({"nothing": "here"})));
     }
 }

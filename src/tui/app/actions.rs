@@ -446,18 +446,14 @@ impl App {
 
     /// The layers the Layers pane lists: the image's once assembled, else those of the
     /// image's stages so far (base layers, then each step's).
-    pub fn layers(&self) -> Vec<trowel_engine::engine::event::LayerSummary> {
+    pub fn layers(&self) -> Vec<trowel_events::LayerSummary> {
         if let Some(img) = &self.model.image {
             return img.layers.clone();
         }
         let mut out = Vec::new();
         for s in crate::tui::model::waste::image_stages(&self.model) {
             let Some(stage) = self.model.stage(s) else { continue };
-            if stage
-                .source
-                .as_ref()
-                .is_some_and(|src| !matches!(src, trowel_engine::engine::event::BaseSource::Stage { .. }))
-            {
+            if stage.source.as_ref().is_some_and(|src| !matches!(src, trowel_events::BaseSource::Stage { .. })) {
                 out.extend(stage.base_layers.iter().cloned());
             }
             for id in &stage.steps {

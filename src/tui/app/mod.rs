@@ -14,9 +14,10 @@ use super::keymap::Context;
 use super::model::tree::{ChangeTree, Row, Sort};
 use super::model::{FileContent, Model, StepView};
 use crate::debugger::{Breakpoint, Breakpoints, Resume};
-use trowel_engine::engine::controller::{Checkpoint, Decision, PushReview, ShellChoice};
-use trowel_engine::engine::event::{Envelope, Event, StepId};
-use trowel_engine::fs::Change;
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
+use trowel_events::Change;
+use trowel_events::PushReview;
+use trowel_events::{Envelope, Event, StepId};
 
 mod actions;
 mod keys;
@@ -540,8 +541,8 @@ impl App {
             self.detail = Pane::Logs;
         }
         let when = match at.when {
-            trowel_engine::engine::controller::When::BeforeStep => "before",
-            trowel_engine::engine::controller::When::AfterStep => "after",
+            trowel_events::When::BeforeStep => "before",
+            trowel_events::When::AfterStep => "after",
         };
         let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
         if let Some(note) = self.shell_note.take() {

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use trowel_engine::engine::event::{OutputStream, StepId};
+use trowel_events::{OutputStream, StepId};
 
 /// Lines kept; older lines are dropped (and counted).
 pub const MAX_LINES: usize = 50_000;

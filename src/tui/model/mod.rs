@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use trowel_engine::cache::key::KeyComponents;
-use trowel_engine::digest::Digest;
-use trowel_engine::engine::controller::PushReview;
-use trowel_engine::engine::event::{
+use trowel_events::Digest;
+use trowel_events::KeyComponents;
+use trowel_events::PushReview;
+use trowel_events::{
     BaseSource, BlobPushAction, CacheResult, Envelope, Event, LayerSummary, StagePlan, StepId, StepStatus,
 };
-use trowel_engine::fs::{Change, SnapshotStats};
+use trowel_events::{Change, SnapshotStats};
 
 pub mod diff;
 pub mod logs;
@@ -78,7 +78,7 @@ impl CacheView {
 /// A small text file's content before and after a step (for the File pane's diff), as the
 /// engine reports it in `FileContents` events. `None` means the file did not exist on that
 /// side, or its content was not recorded (binary, too large).
-pub use trowel_engine::engine::contents::FileContent;
+pub use trowel_events::FileContent;
 
 /// A debugger shell session at a step.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +125,7 @@ pub struct StepView {
 }
 
 impl StepView {
-    fn planned(stage: usize, p: &trowel_engine::engine::event::StepPlan, needed: bool) -> StepView {
+    fn planned(stage: usize, p: &trowel_events::StepPlan, needed: bool) -> StepView {
         StepView {
             id: StepId { stage, step: p.id.step },
             line: p.line,
@@ -151,9 +151,7 @@ impl StepView {
     pub fn added_bytes(&self) -> u64 {
         self.changes
             .iter()
-            .filter(|c| {
-                c.kind != trowel_engine::fs::ChangeKind::Deleted && c.file_type == trowel_engine::fs::FileType::File
-            })
+            .filter(|c| c.kind != trowel_events::ChangeKind::Deleted && c.file_type == trowel_events::FileType::File)
             .map(|c| c.size)
             .sum()
     }
@@ -417,7 +415,7 @@ impl Model {
                 });
             }
             Event::PushReview { review } => self.review = Some((**review).clone()),
-            Event::ShellStarted { id, argv, interactive } => {
+            Event::ShellStarted { id, argv, interactive, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     let before_step = !s.state.is_done();
                     s.shells.push(ShellSession {
@@ -463,7 +461,7 @@ impl Model {
                     p.finished = Some((digest.clone(), *duration_ms));
                 }
             }
-            Event::BuildFailed { error, step, line } => {
+            Event::BuildFailed { error, step, line, .. } => {
                 let step = step.or_else(|| self.steps().find(|s| s.state == StepState::Failed).map(|s| s.id));
                 self.failure = Some(Failure { error: error.clone(), step, line: *line });
                 self.current = None;
@@ -473,7 +471,15 @@ impl Model {
                     Some(Finished { duration_ms: *duration_ms, digest: digest.clone(), pushed: pushed.clone() });
                 self.current = None;
             }
-            Event::PullProgress { .. } | Event::BaseUnpacked { .. } | Event::OutputWritten { .. } => {}
+            Event::Redacted { withheld, reason } => {
+                self.warnings.push(format!("a {withheld} event was withheld: {reason}"))
+            }
+            Event::PullProgress { .. }
+            | Event::BaseUnpacked { .. }
+            | Event::OutputWritten { .. }
+            | Event::Paused { .. }
+            | Event::Resumed { .. }
+            | Event::PushDecided { .. } => {}
         }
     }
 
@@ -509,7 +515,7 @@ impl Model {
     /// only known once the base is resolved).
     fn ensure_step(&mut self, id: StepId, line: usize, end_line: usize, keyword: &str, source: &str) -> &mut StepView {
         if let std::collections::btree_map::Entry::Vacant(slot) = self.steps.entry(id) {
-            let plan = trowel_engine::engine::event::StepPlan {
+            let plan = trowel_events::StepPlan {
                 id,
                 line,
                 end_line,

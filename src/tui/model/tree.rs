@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use trowel_engine::fs::{Change, ChangeKind, FileType};
+use trowel_events::{Change, ChangeKind, FileType};
 
 /// Row order among siblings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -192,7 +192,7 @@ impl ChangeTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trowel_engine::fs::PrevMeta;
+    use trowel_events::PrevMeta;
 
     fn change(path: &str, kind: ChangeKind, t: FileType, size: u64) -> Change {
         Change {

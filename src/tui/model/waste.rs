@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use super::{Model, StepView};
-use trowel_engine::engine::event::{BaseSource, StepId};
-use trowel_engine::fs::{Change, ChangeKind, FileType};
+use trowel_events::{BaseSource, StepId};
+use trowel_events::{Change, ChangeKind, FileType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {

@@ -11,8 +11,8 @@ use super::{field, wrap};
 use crate::tui::app::App;
 use crate::tui::format;
 use crate::tui::theme::Theme;
-use trowel_engine::cache::key::VarKind;
-use trowel_engine::engine::event::CacheResult;
+use trowel_events::CacheResult;
+use trowel_events::VarKind;
 
 const LABEL: usize = 12;
 

@@ -14,7 +14,7 @@ use crate::tui::format;
 use crate::tui::model::StepState;
 use crate::tui::model::tree::Row;
 use crate::tui::theme::Theme;
-use trowel_engine::fs::{Change, ChangeKind, FileType};
+use trowel_events::{Change, ChangeKind, FileType};
 
 /// The one-letter kind of a change and its style.
 pub fn kind(c: &Change, theme: &Theme) -> (&'static str, Style) {

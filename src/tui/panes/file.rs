@@ -15,7 +15,7 @@ use crate::tui::format;
 use crate::tui::model::FileContent;
 use crate::tui::model::diff::{self, DiffLine};
 use crate::tui::theme::Theme;
-use trowel_engine::fs::{Change, ChangeKind, FileType};
+use trowel_events::{Change, ChangeKind, FileType};
 
 const LABEL: usize = 8;
 
@@ -79,7 +79,7 @@ fn metadata<'a>(c: &Change, theme: &Theme, width: usize) -> Vec<Line<'a>> {
             theme.header,
         )
     };
-    let b = |f: &dyn Fn(&trowel_engine::fs::PrevMeta) -> String| -> String {
+    let b = |f: &dyn Fn(&trowel_events::PrevMeta) -> String| -> String {
         if !before_exists {
             return none.clone();
         }

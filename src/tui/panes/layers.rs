@@ -13,7 +13,7 @@ use crate::tui::app::App;
 use crate::tui::format;
 use crate::tui::model::waste::{self, Fate, WasteReport};
 use crate::tui::theme::Theme;
-use trowel_engine::engine::event::LayerSummary;
+use trowel_events::LayerSummary;
 
 /// Waste items listed (the largest first).
 const WASTE_ROWS: usize = 8;

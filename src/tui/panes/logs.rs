@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 use crate::tui::app::{App, InputTarget};
 use crate::tui::format;
 use crate::tui::theme::Theme;
-use trowel_engine::engine::event::OutputStream;
+use trowel_events::OutputStream;
 
 const GUTTER: usize = 5;
 

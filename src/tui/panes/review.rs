@@ -12,7 +12,7 @@ use super::{field, wrap};
 use crate::tui::app::{App, Popup, Waiting};
 use crate::tui::format;
 use crate::tui::theme::Theme;
-use trowel_engine::engine::event::BlobPushAction;
+use trowel_events::BlobPushAction;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     let Some(Popup::Review { scroll, decided }) = app.popup.clone() else { return };

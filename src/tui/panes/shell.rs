@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 use crate::tui::app::{App, Popup};
 use crate::tui::format;
 use crate::tui::theme::Theme;
-use trowel_engine::fs::{ChangeKind, FileType};
+use trowel_events::{ChangeKind, FileType};
 
 pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     let Some(Popup::ShellChanges { changes, scroll }) = app.popup.clone() else { return };

@@ -70,7 +70,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
         text_w -= 7;
     }
     let mut lines: Vec<Line> = Vec::new();
-    let mut rows: Vec<Option<trowel_engine::engine::event::StepId>> = Vec::new();
+    let mut rows: Vec<Option<trowel_events::StepId>> = Vec::new();
     let mut cursor_row = 0;
     for stage in &app.model.stages {
         let name = stage.label();

@@ -11,7 +11,6 @@ use crate::digest::HashingReader;
 use crate::dockerfile::{ArgScope, Base};
 use crate::engine::build::Engine;
 use crate::engine::error::{BuildError, Location};
-use crate::engine::event::{BaseSource, Event, LayerSummary};
 use crate::engine::stage::{BuildRoot, LayerOrigin, StageLayer, StageState};
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
@@ -20,6 +19,7 @@ use crate::fs::unpack::{UnpackOptions, open_layer, unpack_layer};
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{ManifestFormat, Platform};
 use crate::registry::{Reference, ResolvedImage};
+use trowel_events::{BaseSource, Event, LayerSummary};
 
 /// How many blobs download at once.
 const PARALLEL_PULLS: usize = 3;
@@ -60,19 +60,19 @@ impl Engine<'_> {
                 let source = if from_cache_dir {
                     BaseSource::CacheDir {
                         reference: img.reference.to_string(),
-                        manifest_digest: img.manifest_digest.clone(),
+                        manifest_digest: img.manifest_digest.clone().into(),
                     }
                 } else {
                     BaseSource::Registry {
                         reference: img.reference.to_string(),
-                        manifest_digest: img.manifest_digest.clone(),
-                        index_digest: img.index_digest.clone(),
+                        manifest_digest: img.manifest_digest.clone().into(),
+                        index_digest: img.index_digest.as_ref().map(Into::into),
                     }
                 };
                 self.emitter.emit(Event::BaseResolved {
                     stage: idx,
                     source,
-                    config_digest: Some(img.config_digest.clone()),
+                    config_digest: Some(img.config_digest.clone().into()),
                     layers: layers.iter().map(|l| summary(l, None)).collect(),
                 });
                 let format = ManifestFormat::from_manifest_media_type(&img.media_type);
@@ -230,7 +230,7 @@ impl Engine<'_> {
                             *last = done;
                             emitter.emit(Event::PullProgress {
                                 reference: reference.clone(),
-                                digest: digest.clone(),
+                                digest: digest.clone().into(),
                                 done,
                                 total,
                             });
@@ -446,10 +446,10 @@ impl Engine<'_> {
     }
 }
 
-fn summary(l: &StageLayer, step: Option<crate::engine::event::StepId>) -> LayerSummary {
+fn summary(l: &StageLayer, step: Option<trowel_events::StepId>) -> LayerSummary {
     LayerSummary {
-        digest: l.descriptor.digest.clone(),
-        diff_id: Some(l.diff_id.clone()),
+        digest: l.descriptor.digest.clone().into(),
+        diff_id: Some(l.diff_id.clone().into()),
         size: l.descriptor.size,
         uncompressed_size: l.uncompressed_size,
         media_type: l.descriptor.media_type.clone(),

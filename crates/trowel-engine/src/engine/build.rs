@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use crate::digest::Digest;
 use crate::dockerfile::{self, Base, DockerIgnore, Dockerfile, Instruction, Plan};
-use crate::engine::controller::{Checkpoint, Command, Controller, StepReport, When};
+use crate::engine::controller::{Checkpoint, Command, Controller, StepReport};
+use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, Location};
-use crate::engine::event::{Emitter, Event, StagePlan, StepId, StepPlan, StepStatus};
 use crate::engine::options::BuildOptions;
 use crate::engine::stage::StageState;
 use crate::engine::steps::{self, StepCtx, StepOutcome};
@@ -21,6 +21,8 @@ use crate::image::manifest::Platform;
 use crate::image::outputs::FinalImage;
 use crate::image::store::BlobStore;
 use crate::registry::Registry;
+use trowel_events::When;
+use trowel_events::{Event, StagePlan, StepId, StepPlan, StepStatus};
 
 /// What a successful build produced.
 #[derive(Debug, Clone)]
@@ -47,12 +49,17 @@ pub fn build(
     match &result {
         Ok(r) => emitter.emit(Event::BuildFinished {
             duration_ms: started.elapsed().as_millis() as u64,
-            digest: Some(r.image.manifest_digest.clone()),
+            digest: Some(r.image.manifest_digest.clone().into()),
             pushed: r.pushed.clone(),
         }),
         Err(e) => {
             let line = e.location().map(|l| l.line);
-            emitter.emit(Event::BuildFailed { error: e.to_string(), step: None, line });
+            emitter.emit(Event::BuildFailed {
+                error: e.to_string(),
+                step: None,
+                line,
+                aborted: matches!(e, BuildError::Aborted(_)),
+            });
         }
     }
     result
@@ -333,6 +340,7 @@ impl<'a> Engine<'a> {
                     id: from_id,
                     status: StepStatus::Failed,
                     duration_ms: t0.elapsed().as_millis() as u64,
+                    paused_ms: 0,
                     layer: None,
                     exit_code: None,
                 });
@@ -356,6 +364,7 @@ impl<'a> Engine<'a> {
             id: from_id,
             status: StepStatus::Metadata,
             duration_ms: t0.elapsed().as_millis() as u64,
+            paused_ms: 0,
             layer: None,
             exit_code: None,
         });
@@ -494,7 +503,8 @@ impl<'a> Engine<'a> {
             id,
             status,
             duration_ms: t0.elapsed().as_millis() as u64,
-            layer: layer.clone(),
+            paused_ms: 0,
+            layer: layer.as_ref().map(Into::into),
             exit_code,
         });
         cp.when = When::AfterStep;

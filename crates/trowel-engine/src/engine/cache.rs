@@ -9,14 +9,15 @@ use crate::cache::registry::{CachedLayer, Lookup, RegistryCache, pointer_tag};
 use crate::digest::Digest;
 use crate::engine::build::Engine;
 use crate::engine::error::BuildError;
-use crate::engine::event::{CacheResult, Event, LayerSummary, StepId, StepStatus};
 use crate::engine::options::CacheOptions;
+use crate::engine::report;
 use crate::engine::stage::{LayerOrigin, PlannedStep, StageLayer, StageState};
 use crate::engine::steps::StepOutcome;
 use crate::engine::steps::layer::{Stamp, empty_history, push_history};
 use crate::fs::unpack::open_layer;
 use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::Reference;
+use trowel_events::{CacheResult, Event, LayerSummary, StepId, StepStatus};
 
 /// Lookups running at once against the cache repository.
 const PARALLEL_LOOKUPS: usize = 8;
@@ -105,7 +106,7 @@ impl Engine<'_> {
         let Some(handle) = st.lookups.remove(&id) else { return Ok(None) };
         let result = self.rt.block_on(handle).map_err(|e| BuildError::Setup(format!("cache lookup: {e}")))?;
         let cache = self.cache.as_mut().expect("lookups imply a cache");
-        let components = Box::new(planned.components.clone());
+        let components = Box::new(crate::engine::report::key_components(&planned.components));
         match result {
             Ok(Lookup::Hit(hit)) => {
                 cache.hits += 1;
@@ -114,8 +115,8 @@ impl Engine<'_> {
                 }
                 let outcome = self.apply_hit(st, id, *hit.clone(), display)?;
                 let layer = hit.layer.as_ref().map(|(d, diff_id)| LayerSummary {
-                    digest: d.digest.clone(),
-                    diff_id: Some(diff_id.clone()),
+                    digest: d.digest.clone().into(),
+                    diff_id: Some(diff_id.clone().into()),
                     size: d.size,
                     uncompressed_size: None,
                     media_type: d.media_type.clone(),
@@ -182,7 +183,7 @@ impl Engine<'_> {
             let err = |e: crate::fs::FsError| BuildError::Setup(format!("list cached layer {}: {e}", desc.digest));
             let entries = crate::fs::listing::list_layer(open_layer(file).map_err(err)?).map_err(err)?;
             st.last_changes = entries.iter().map(|c| c.path.clone()).collect();
-            self.emitter.emit(Event::Snapshot { id, changes: entries, stats: Default::default() });
+            self.emitter.emit(Event::Snapshot { id, changes: report::changes(&entries), stats: Default::default() });
         }
         if let Some(root) = st.root.as_mut() {
             self.fetch_blobs(std::slice::from_ref(&layer))?;
@@ -194,7 +195,11 @@ impl Engine<'_> {
             let changes = root.snap.snapshot_paths(&stats.touched).map_err(err)?;
             let paths = changes.entries.iter().map(|c| c.path.clone()).collect();
             let entries = changes.entries.clone();
-            self.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
+            self.emitter.emit(Event::Snapshot {
+                id,
+                changes: report::changes(&changes.entries),
+                stats: report::snapshot_stats(&changes.stats),
+            });
             st.last_changes = paths;
             self.capture_contents(st, id, &entries);
         }

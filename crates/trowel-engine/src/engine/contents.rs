@@ -12,22 +12,13 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use serde::{Deserialize, Serialize};
-
 use crate::digest::Digest;
 use crate::engine::build::Engine;
-use crate::engine::event::{Event, StepId};
 use crate::engine::stage::{StageLayer, StageState};
 use crate::fs::{Change, ChangeKind, FileType};
 use crate::image::store::BlobStore;
-
-/// One file's content around a step (`None`: absent, binary, or too large).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileContent {
-    pub path: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
+use trowel_events::FileContent;
+use trowel_events::{Event, StepId};
 
 pub(crate) struct ContentCapture {
     limit: u64,

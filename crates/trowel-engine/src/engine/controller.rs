@@ -7,17 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
-use crate::engine::event::{StepId, StepStatus};
-use crate::fs::Change;
-
-/// Where the engine is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum When {
-    BeforeStep,
-    AfterStep,
-}
+use trowel_events::{Change, PushReview, StepId, StepStatus, When};
 
 /// A step boundary: what the controller knows about the step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,29 +58,6 @@ pub enum ShellChoice {
     Keep,
     /// Throw them away: the build root is exactly as before the session.
     Discard,
-}
-
-/// Everything about the image before it is pushed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushReview {
-    pub manifest_digest: Digest,
-    pub config_digest: Digest,
-    pub media_type: String,
-    pub destinations: Vec<String>,
-    pub layers: Vec<ReviewLayer>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReviewLayer {
-    pub digest: Digest,
-    pub size: u64,
-    pub uncompressed_size: Option<u64>,
-    pub media_type: String,
-    /// The step that made it (`None`: a base-image layer).
-    pub step: Option<StepId>,
-    /// For each destination (same order as `destinations`): whether it already has the blob
-    /// (`None` if that could not be determined).
-    pub present: Vec<Option<bool>>,
 }
 
 /// Yes or no at the push gate.

@@ -13,13 +13,13 @@ use crate::cache::key::{
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::engine::build::Engine;
 use crate::engine::error::BuildError;
-use crate::engine::event::StepId;
 use crate::engine::options::BuildOptions;
 use crate::engine::stage::{PlannedStep, StageState};
 use crate::engine::steps::copy::keyfiles::key_inputs;
 use crate::engine::steps::metadata::apply_to_state;
 use crate::engine::vars::{StepVars, run_env};
 use crate::image::config::ImageConfig;
+use trowel_events::StepId;
 
 impl Engine<'_> {
     /// Whether a step's layer goes through the cache.

@@ -4,13 +4,14 @@
 use std::time::Instant;
 
 use crate::engine::build::Engine;
-use crate::engine::controller::{Decision, PushReview, ReviewLayer};
+use crate::engine::controller::Decision;
 use crate::engine::error::BuildError;
-use crate::engine::event::{BlobPushAction, Event, LayerSummary};
 use crate::engine::stage::{LayerOrigin, StageLayer};
 use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, media};
 use crate::image::outputs::{self, FinalImage};
 use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, Reference};
+use trowel_events::{BlobPushAction, Event, LayerSummary};
+use trowel_events::{PushReview, ReviewLayer};
 
 /// The timestamp `--reproducible` writes everywhere.
 pub const EPOCH: &str = "1970-01-01T00:00:00Z";
@@ -65,16 +66,16 @@ impl Engine<'_> {
         let manifest_digest = self.store.put(&manifest_bytes).map_err(|e| BuildError::Setup(e.to_string()))?;
         let size = config_bytes.len() as u64 + st.layers.iter().map(|l| l.descriptor.size).sum::<u64>();
         self.emitter.emit(Event::ImageAssembled {
-            manifest_digest: manifest_digest.clone(),
-            config_digest: config_digest.clone(),
+            manifest_digest: manifest_digest.clone().into(),
+            config_digest: config_digest.clone().into(),
             media_type: format.manifest_media_type().to_string(),
             size,
             layers: st
                 .layers
                 .iter()
                 .map(|l| LayerSummary {
-                    digest: l.descriptor.digest.clone(),
-                    diff_id: Some(l.diff_id.clone()),
+                    digest: l.descriptor.digest.clone().into(),
+                    diff_id: Some(l.diff_id.clone().into()),
                     size: l.descriptor.size,
                     uncompressed_size: l.uncompressed_size,
                     media_type: layer_descriptor(l, format).media_type,
@@ -163,8 +164,8 @@ impl Engine<'_> {
             out
         });
         PushReview {
-            manifest_digest: image.manifest_digest.clone(),
-            config_digest: image.config_digest.clone(),
+            manifest_digest: image.manifest_digest.clone().into(),
+            config_digest: image.config_digest.clone().into(),
             media_type: image.manifest_media_type().to_string(),
             destinations: self.opts.destinations.clone(),
             layers: image
@@ -174,7 +175,7 @@ impl Engine<'_> {
                 .zip(layers)
                 .zip(present)
                 .map(|((desc, l), present)| ReviewLayer {
-                    digest: desc.digest.clone(),
+                    digest: desc.digest.clone().into(),
                     size: desc.size,
                     uncompressed_size: l.uncompressed_size,
                     media_type: desc.media_type.clone(),
@@ -201,14 +202,14 @@ impl Engine<'_> {
             for desc in std::iter::once(&image.manifest.config).chain(&image.manifest.layers) {
                 self.emitter.emit(Event::BlobPushed {
                     destination: raw.to_string(),
-                    digest: desc.digest.clone(),
+                    digest: desc.digest.clone().into(),
                     action: BlobPushAction::Existed,
                     size: desc.size,
                 });
             }
             self.emitter.emit(Event::PushFinished {
                 destination: raw.to_string(),
-                digest: image.manifest_digest.clone(),
+                digest: image.manifest_digest.clone().into(),
                 duration_ms: t0.elapsed().as_millis() as u64,
                 unchanged: true,
             });
@@ -235,7 +236,12 @@ impl Engine<'_> {
                 let prev = last.entry(digest.clone()).or_insert(0);
                 if sent == total || sent >= *prev + (4 << 20) {
                     *prev = sent;
-                    emitter.emit(Event::PushProgress { destination: raw.to_string(), digest, sent, total });
+                    emitter.emit(Event::PushProgress {
+                        destination: raw.to_string(),
+                        digest: digest.into(),
+                        sent,
+                        total,
+                    });
                 }
             }
             PushProgress::BlobDone { .. } => {}
@@ -247,7 +253,7 @@ impl Engine<'_> {
         for (digest, action, size) in &report.blobs {
             self.emitter.emit(Event::BlobPushed {
                 destination: raw.to_string(),
-                digest: digest.clone(),
+                digest: digest.clone().into(),
                 action: match action {
                     BlobAction::Uploaded => BlobPushAction::Uploaded,
                     BlobAction::Existed => BlobPushAction::Existed,
@@ -267,7 +273,7 @@ impl Engine<'_> {
         }
         self.emitter.emit(Event::PushFinished {
             destination: raw.to_string(),
-            digest: report.manifest_digest,
+            digest: (&report.manifest_digest).into(),
             duration_ms: t0.elapsed().as_millis() as u64,
             unchanged: false,
         });

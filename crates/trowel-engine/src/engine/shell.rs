@@ -5,13 +5,14 @@
 use crate::engine::build::Engine;
 use crate::engine::controller::{Checkpoint, ShellChoice};
 use crate::engine::error::BuildError;
-use crate::engine::event::{Event, LayerSummary, OutputStream};
+use crate::engine::report;
 use crate::engine::stage::StageState;
 use crate::engine::steps::layer::commit_changes;
 use crate::engine::vars::run_env;
 use crate::fs::Root;
 use crate::fs::overlay::{self, Overlay};
 use crate::sandbox::{self, RunSpec, StdioMode, Stream};
+use trowel_events::{Event, LayerSummary, OutputStream};
 
 impl Engine<'_> {
     pub(crate) fn shell_session(
@@ -42,19 +43,19 @@ impl Engine<'_> {
         argv: Option<Vec<String>>,
     ) -> Result<(), String> {
         let (spec, interactive) = self.shell_spec(st, at, argv, std::path::PathBuf::from("/"))?;
-        self.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive });
+        self.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive, when: Some(at.when) });
         let outcome = self.run_shell(at, &spec).map_err(|e| e.to_string())?;
         let root = st.root.as_mut().expect("root ensured");
         let changes = root.snap.snapshot().map_err(|e| format!("what the shell changed: {e}"))?;
         self.emitter.emit(Event::ShellFinished {
             id: at.id,
             exit_code: outcome.exit_code,
-            changes: changes.entries.clone(),
+            changes: report::changes(&changes.entries),
         });
         let choice = if changes.entries.is_empty() {
             ShellChoice::Discard
         } else {
-            self.controller.shell_changes(at, &changes.entries)
+            self.controller.shell_changes(at, &report::changes(&changes.entries))
         };
         if choice == ShellChoice::Discard {
             if !changes.entries.is_empty() {
@@ -81,16 +82,23 @@ impl Engine<'_> {
     ) -> Result<(), String> {
         let mut ov = Overlay::mount(root_dir, scratch).map_err(|e| e.to_string())?;
         let (spec, interactive) = self.shell_spec(st, at, argv, ov.merged.clone())?;
-        self.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive });
+        self.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive, when: Some(at.when) });
         let outcome = self.run_shell(at, &spec);
         ov.unmount().map_err(|e| e.to_string())?;
         let outcome = outcome.map_err(|e| e.to_string())?;
         let root = st.root.as_ref().expect("root ensured").root();
         let upper = Root::open(&ov.upper).map_err(|e| e.to_string())?;
         let changes = overlay::diff(&upper, root).map_err(|e| format!("what the shell changed: {e}"))?;
-        self.emitter.emit(Event::ShellFinished { id: at.id, exit_code: outcome.exit_code, changes: changes.clone() });
-        let choice =
-            if changes.is_empty() { ShellChoice::Discard } else { self.controller.shell_changes(at, &changes) };
+        self.emitter.emit(Event::ShellFinished {
+            id: at.id,
+            exit_code: outcome.exit_code,
+            changes: report::changes(&changes),
+        });
+        let choice = if changes.is_empty() {
+            ShellChoice::Discard
+        } else {
+            self.controller.shell_changes(at, &report::changes(&changes))
+        };
         if choice == ShellChoice::Discard {
             self.emitter.emit(Event::ShellResolved { id: at.id, kept: false, layer: None });
             return Ok(());
@@ -158,16 +166,16 @@ impl Engine<'_> {
 
 fn shell_created_by(at: &Checkpoint) -> String {
     let when = match at.when {
-        crate::engine::controller::When::BeforeStep => "before",
-        crate::engine::controller::When::AfterStep => "after",
+        trowel_events::When::BeforeStep => "before",
+        trowel_events::When::AfterStep => "after",
     };
     format!("trowel debug shell at line {} ({} {when})", at.line, at.keyword)
 }
 
 fn layer_summary(st: &StageState, layer: Option<crate::digest::Digest>, at: &Checkpoint) -> Option<LayerSummary> {
     layer.and_then(|d| st.layers.iter().rev().find(|l| l.descriptor.digest == d)).map(|l| LayerSummary {
-        digest: l.descriptor.digest.clone(),
-        diff_id: Some(l.diff_id.clone()),
+        digest: l.descriptor.digest.clone().into(),
+        diff_id: Some(l.diff_id.clone().into()),
         size: l.descriptor.size,
         uncompressed_size: l.uncompressed_size,
         media_type: l.descriptor.media_type.clone(),

@@ -8,12 +8,12 @@ use crate::cache::key::KeyComponents;
 use crate::cache::registry::{CacheError, Lookup};
 use crate::digest::Digest;
 use crate::dockerfile::ArgScope;
-use crate::engine::event::StepId;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{Descriptor, ManifestFormat};
 use crate::registry::Reference;
+use trowel_events::StepId;
 
 /// Where a layer of a stage came from.
 #[derive(Debug, Clone)]

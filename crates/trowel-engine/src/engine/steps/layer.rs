@@ -5,12 +5,13 @@ use std::time::Instant;
 use crate::digest::Digest;
 use crate::engine::build::Engine;
 use crate::engine::error::BuildError;
-use crate::engine::event::{Event, LayerSummary, StepId};
+use crate::engine::report;
 use crate::engine::stage::{LayerOrigin, StageLayer, StageState};
 use crate::fs::Changes;
 use crate::fs::layer::{LayerOptions, write_layer_tapped};
 use crate::image::config::History;
 use crate::image::manifest::Descriptor;
+use trowel_events::{Event, LayerSummary, StepId};
 
 /// Which part of the root a step may have changed.
 pub enum Scope {
@@ -135,7 +136,11 @@ pub fn commit_changes(
     st.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
     engine.capture_contents(st, id, &changes.entries);
     if changes.entries.is_empty() && !engine.opts.force_build_metadata {
-        engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
+        engine.emitter.emit(Event::Snapshot {
+            id,
+            changes: report::changes(&changes.entries),
+            stats: report::snapshot_stats(&changes.stats),
+        });
         empty_history(engine, st, created_by, Stamp::Now);
         return Ok(None);
     }
@@ -157,14 +162,18 @@ pub fn commit_changes(
     if let Some(d) = digest_to.filter(|_| streamed) {
         let _ = d.send(info.digest.clone());
     }
-    engine.emitter.emit(Event::Snapshot { id, changes: changes.entries, stats: changes.stats });
+    engine.emitter.emit(Event::Snapshot {
+        id,
+        changes: report::changes(&changes.entries),
+        stats: report::snapshot_stats(&changes.stats),
+    });
     let media_type = st.format.layer_media_type(info.compression).to_string();
     let descriptor = Descriptor::new(media_type.clone(), info.digest.clone(), info.size);
     engine.emitter.emit(Event::LayerWritten {
         id,
         layer: LayerSummary {
-            digest: info.digest.clone(),
-            diff_id: Some(info.diff_id.clone()),
+            digest: info.digest.clone().into(),
+            diff_id: Some(info.diff_id.clone().into()),
             size: info.size,
             uncompressed_size: Some(info.uncompressed_size),
             media_type,

@@ -4,8 +4,8 @@ use crate::digest::Digest;
 use crate::dockerfile::{Expanded, Instruction};
 use crate::engine::build::Engine;
 use crate::engine::error::{BuildError, Location};
-use crate::engine::event::{StepId, StepStatus};
 use crate::engine::stage::StageState;
+use trowel_events::{StepId, StepStatus};
 
 pub mod copy;
 pub mod layer;

@@ -4,7 +4,6 @@
 use crate::dockerfile::{Flag, RunScript};
 use crate::engine::build::Engine;
 use crate::engine::error::BuildError;
-use crate::engine::event::{Event, OutputStream, StepStatus};
 use crate::engine::stage::StageState;
 use crate::engine::steps::layer::{Scope, commit};
 use crate::engine::steps::metadata::default_shell;
@@ -12,6 +11,7 @@ use crate::engine::steps::{StepCtx, StepOutcome};
 use crate::engine::vars::run_env;
 use crate::sandbox::{self, ResolvedUser, RunSpec, StdioMode, Stream};
 use crate::secrets::Redactor;
+use trowel_events::{Event, OutputStream, StepStatus};
 
 pub fn run(
     engine: &mut Engine<'_>,

@@ -3,11 +3,11 @@
 
 use crate::engine::build::Engine;
 use crate::engine::error::BuildError;
-use crate::engine::event::StepStatus;
 use crate::engine::stage::StageState;
 use crate::engine::steps::layer::{Scope, Stamp, commit, empty_history};
 use crate::engine::steps::run::resolve_stage_user;
 use crate::engine::steps::{StepCtx, StepOutcome};
+use trowel_events::StepStatus;
 
 pub fn workdir(
     engine: &mut Engine<'_>,

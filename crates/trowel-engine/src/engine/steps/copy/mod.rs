@@ -15,13 +15,13 @@
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
 use crate::engine::build::Engine;
 use crate::engine::error::BuildError;
-use crate::engine::event::StepStatus;
 use crate::engine::stage::{BuildRoot, StageState};
 use crate::engine::steps::layer::{Scope, commit};
 use crate::engine::steps::workdir::join_clean;
 use crate::engine::steps::{StepCtx, StepOutcome};
 use crate::fs::copy::{CopyOptions, copy_tree};
 use crate::fs::root::Root;
+use trowel_events::StepStatus;
 
 mod add;
 mod filter;

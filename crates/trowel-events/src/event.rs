@@ -1,21 +1,21 @@
-//! The events a build emits.
+//! The events themselves: one enum, each variant a moment of the build with everything a
+//! viewer needs to show it (so a replay from a trace shows what the live session showed).
 //!
-//! Events are the only way the engine talks to the outside world: the plain log, the trace
-//! recorder and the TUI all consume this one stream, so a live session, a CI log and a replay
-//! always agree. Each event carries everything a viewer needs (changed paths, sizes, digests,
-//! timings) so that a recorded trace can show what the live session showed.
-
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+//! Serialised with `"event": "<snake_case name>"` beside the variant's fields; see
+//! `docs/trace-format.md`, which is generated from these types.
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
-use crate::fs::snapshot::{Change, SnapshotStats};
+use crate::{CacheResult, Digest};
+use crate::{Change, FileContent, KeyComponents, PauseReason, PushReview, ResumeAction, SnapshotStats, When};
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// Identifies a step: the stage index and the step's position in that stage (0 = FROM).
 /// ONBUILD triggers inherited from a base image run as steps too; they come first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepId {
     pub stage: usize,
     pub step: usize,
@@ -28,7 +28,7 @@ impl std::fmt::Display for StepId {
 }
 
 /// A stage as planned, before anything runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StagePlan {
     pub index: usize,
     pub name: Option<String>,
@@ -39,7 +39,7 @@ pub struct StagePlan {
     pub steps: Vec<StepPlan>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepPlan {
     pub id: StepId,
     /// 1-based Dockerfile lines (inclusive). ONBUILD triggers carry the FROM line.
@@ -52,7 +52,7 @@ pub struct StepPlan {
     pub onbuild: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Ran and produced (maybe) a layer.
@@ -65,7 +65,7 @@ pub enum StepStatus {
     Skipped,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputStream {
     Stdout,
@@ -73,7 +73,7 @@ pub enum OutputStream {
 }
 
 /// Where a base image came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum BaseSource {
     Scratch,
@@ -83,7 +83,7 @@ pub enum BaseSource {
 }
 
 /// A layer of the image being built (base layer or a new one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LayerSummary {
     pub digest: Digest,
     pub diff_id: Option<Digest>,
@@ -94,7 +94,7 @@ pub struct LayerSummary {
     pub step: Option<StepId>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlobPushAction {
     Uploaded,
@@ -102,7 +102,7 @@ pub enum BlobPushAction {
     Mounted,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum Event {
     BuildStarted {
@@ -165,7 +165,7 @@ pub enum Event {
     /// Small text files' content before and after a step (see `--trace-content-limit`).
     FileContents {
         id: StepId,
-        files: Vec<crate::engine::contents::FileContent>,
+        files: Vec<FileContent>,
     },
     LayerWritten {
         id: StepId,
@@ -176,7 +176,12 @@ pub enum Event {
     StepFinished {
         id: StepId,
         status: StepStatus,
+        /// Time the step itself took: pauses and debugger shell sessions at its boundaries are
+        /// not in it (they are `paused_ms`). Version 1 traces counted them in.
         duration_ms: u64,
+        /// Time spent paused at this step's boundaries (and in shell sessions there).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        paused_ms: u64,
         /// Digest of the layer this step added, if any.
         layer: Option<Digest>,
         /// For failed RUNs.
@@ -186,7 +191,7 @@ pub enum Event {
     CacheLookup {
         id: StepId,
         key: String,
-        components: Box<crate::cache::key::KeyComponents>,
+        components: Box<KeyComponents>,
         result: CacheResult,
     },
     /// A step's layer was written to the cache repository.
@@ -220,13 +225,16 @@ pub enum Event {
     },
     /// The push gate's view of the image (when a controller reviews the push).
     PushReview {
-        review: Box<crate::engine::controller::PushReview>,
+        review: Box<PushReview>,
     },
     /// A debugger shell session started at a pause.
     ShellStarted {
         id: StepId,
         argv: Vec<String>,
         interactive: bool,
+        /// Which side of the step the pause was on (absent in version 1 traces).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<When>,
     },
     /// The session ended; `changes` is what it changed in the build root.
     ShellFinished {
@@ -272,94 +280,40 @@ pub enum Event {
         error: String,
         step: Option<StepId>,
         line: Option<usize>,
+        /// The build was stopped (from the debugger, or a refused push), not broken.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        aborted: bool,
+    },
+    /// The build paused at a step boundary (a breakpoint fired, or the person is stepping).
+    Paused {
+        id: StepId,
+        line: usize,
+        when: When,
+        reasons: Vec<PauseReason>,
+    },
+    /// The pause at `id` ended; `paused_ms` is how long it lasted (shell sessions included).
+    Resumed {
+        id: StepId,
+        action: ResumeAction,
+        paused_ms: u64,
+    },
+    /// The answer at the push gate (after `push_review`).
+    PushDecided {
+        approved: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An event that could not be masked safely (a secret value occurred where masking breaks
+    /// the event's shape, e.g. inside a digest): it was withheld from every sink, and this
+    /// stands in for it.
+    Redacted {
+        /// The kind of the withheld event (`layer_written`, …).
+        withheld: String,
+        reason: String,
     },
     BuildFinished {
         duration_ms: u64,
         digest: Option<Digest>,
         pushed: Vec<String>,
     },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum CacheResult {
-    /// The cached layer was used (`layer` is `None` for a step that changed no files).
-    Hit { reference: String, layer: Option<LayerSummary> },
-    /// Not in the cache; `explanation` says why.
-    Miss { explanation: String },
-    /// The lookup itself failed; the step ran normally.
-    Error { message: String },
-}
-
-/// An event with its sequence number and time since the build started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    pub seq: u64,
-    pub ms: u64,
-    #[serde(flatten)]
-    pub event: Event,
-}
-
-/// A consumer of events. Sinks are called on the engine's thread, in order; they must be quick
-/// (hand work to another thread if needed).
-pub trait EventSink: Send {
-    fn event(&mut self, e: &Envelope);
-}
-
-impl<F: FnMut(&Envelope) + Send> EventSink for F {
-    fn event(&mut self, e: &Envelope) {
-        self(e)
-    }
-}
-
-/// Fans events out to every sink. Cheap to clone; shared by the engine and its worker threads.
-#[derive(Clone)]
-pub struct Emitter {
-    inner: Arc<Mutex<EmitterInner>>,
-}
-
-struct EmitterInner {
-    sinks: Vec<Box<dyn EventSink>>,
-    seq: u64,
-    start: Instant,
-    redactor: crate::secrets::Redactor,
-}
-
-impl Emitter {
-    pub fn new(sinks: Vec<Box<dyn EventSink>>) -> Emitter {
-        Emitter::with_redactor(sinks, crate::secrets::Redactor::default())
-    }
-
-    /// An emitter that masks secret values in every event before any sink sees it, so no log,
-    /// trace or viewer ever holds them.
-    pub fn with_redactor(sinks: Vec<Box<dyn EventSink>>, redactor: crate::secrets::Redactor) -> Emitter {
-        Emitter { inner: Arc::new(Mutex::new(EmitterInner { sinks, seq: 0, start: Instant::now(), redactor })) }
-    }
-
-    /// How many trailing bytes of streamed output to hold back so a secret split across two
-    /// chunks is still masked.
-    pub fn holdback(&self) -> usize {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.redactor.max_len().saturating_sub(1)
-    }
-
-    pub fn emit(&self, event: Event) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let event = if inner.redactor.is_empty() {
-            event
-        } else {
-            let mut v = serde_json::to_value(&event).expect("events serialise");
-            inner.redactor.redact_json(&mut v);
-            serde_json::from_value(v).unwrap_or(event)
-        };
-        let env = Envelope { seq: inner.seq, ms: inner.start.elapsed().as_millis() as u64, event };
-        inner.seq += 1;
-        for s in inner.sinks.iter_mut() {
-            s.event(&env);
-        }
-    }
-
-    pub fn warn(&self, message: impl Into<String>) {
-        self.emit(Event::Warning { message: message.into() });
-    }
 }

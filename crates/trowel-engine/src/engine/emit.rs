@@ -1,0 +1,150 @@
+//! Emitting events: the [`Emitter`] numbers and times each event, masks secrets in it, and
+//! hands it to every sink.
+//!
+//! Masking fails closed. An event is masked by serialising it, masking every string (and map
+//! key) that holds a secret, and reading it back; when the masked form is no longer a valid
+//! event (a secret occurred inside a digest, whose masked form is no digest), the sinks get an
+//! [`Event::Redacted`] placeholder naming the kind of event that was withheld, never the
+//! original.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use trowel_events::{Detail, Envelope, Event, EventSink};
+
+use crate::secrets::Redactor;
+
+/// Fans events out to every sink. Cheap to clone; shared by the engine and its worker threads.
+#[derive(Clone)]
+pub struct Emitter {
+    inner: Arc<Mutex<EmitterInner>>,
+    /// What the sinks asked for, fixed when the emitter is made.
+    detail: Detail,
+}
+
+struct EmitterInner {
+    sinks: Vec<Box<dyn EventSink>>,
+    seq: u64,
+    start: Instant,
+    redactor: Redactor,
+}
+
+impl Emitter {
+    pub fn new(sinks: Vec<Box<dyn EventSink>>) -> Emitter {
+        Emitter::with_redactor(sinks, Redactor::default())
+    }
+
+    /// An emitter that masks secret values in every event before any sink sees it, so no log,
+    /// trace or viewer ever holds them.
+    pub fn with_redactor(sinks: Vec<Box<dyn EventSink>>, redactor: Redactor) -> Emitter {
+        let detail = sinks.iter().fold(Detail::default(), |d, s| d.union(s.detail()));
+        Emitter { inner: Arc::new(Mutex::new(EmitterInner { sinks, seq: 0, start: Instant::now(), redactor })), detail }
+    }
+
+    /// The extra detail the sinks want (the engine does that work only when asked).
+    pub fn detail(&self) -> Detail {
+        self.detail
+    }
+
+    /// How many trailing bytes of streamed output to hold back so a secret split across two
+    /// chunks is still masked.
+    pub fn holdback(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.redactor.max_len().saturating_sub(1)
+    }
+
+    pub fn emit(&self, event: Event) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let event = mask(&inner.redactor, event);
+        let env = Envelope { seq: inner.seq, ms: inner.start.elapsed().as_millis() as u64, event };
+        inner.seq += 1;
+        for s in inner.sinks.iter_mut() {
+            s.event(&env);
+        }
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.emit(Event::Warning { message: message.into() });
+    }
+}
+
+/// The event with every secret masked, or a placeholder when masking cannot give a valid event.
+fn mask(redactor: &Redactor, event: Event) -> Event {
+    if redactor.is_empty() {
+        return event;
+    }
+    let withheld = |reason: String| {
+        let v = serde_json::to_value(&event).ok();
+        let kind = v.as_ref().and_then(|v| v["event"].as_str()).unwrap_or("unknown").to_string();
+        Event::Redacted { withheld: kind, reason: redactor.redact(&reason) }
+    };
+    let mut v = match serde_json::to_value(&event) {
+        Ok(v) => v,
+        Err(e) => return withheld(format!("the event could not be serialised to mask it: {e}")),
+    };
+    if !redactor.redact_json(&mut v) {
+        return event;
+    }
+    match serde_json::from_value::<Event>(v) {
+        Ok(masked) => masked,
+        Err(e) => withheld(format!("a secret value occurred where masking breaks the event ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trowel_events::{Digest, LayerSummary, StepId};
+
+    fn collect(redactor: Redactor, events: Vec<Event>) -> Vec<Envelope> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let sink = move |e: &Envelope| s.lock().unwrap().push(e.clone());
+        let emitter = Emitter::with_redactor(vec![Box::new(sink)], redactor);
+        for e in events {
+            emitter.emit(e);
+        }
+        seen.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_secret_inside_a_digest_withholds_the_event() {
+        // 8 hex digits that occur in the digest below: masking them leaves no valid digest.
+        let digest: Digest = format!("sha256:{}c0ffee42{}", "0".repeat(28), "1".repeat(28)).parse().unwrap();
+        let secret = "c0ffee42".to_string();
+        let layer = LayerSummary {
+            digest: digest.clone(),
+            diff_id: None,
+            size: 1,
+            uncompressed_size: None,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            step: None,
+        };
+        let id = StepId { stage: 0, step: 1 };
+        let seen = collect(
+            Redactor::new([secret.clone()]),
+            vec![
+                Event::LayerWritten { id, layer, entries: 1, duration_ms: 0 },
+                Event::Warning { message: format!("token {secret} leaked?") },
+            ],
+        );
+        let all = serde_json::to_string(&seen).unwrap();
+        assert!(!all.contains(&secret), "{all}");
+        match &seen[0].event {
+            Event::Redacted { withheld, reason } => {
+                assert_eq!(withheld, "layer_written");
+                assert!(reason.contains("masking"), "{reason}");
+            }
+            other => panic!("the event reached the sink: {other:?}"),
+        }
+        assert_eq!(seen[1].event, Event::Warning { message: "token *** leaked?".into() });
+        assert_eq!((seen[0].seq, seen[1].seq), (0, 1));
+    }
+
+    #[test]
+    fn events_without_secrets_pass_unchanged() {
+        let e = Event::Warning { message: "nothing to hide".into() };
+        let seen = collect(Redactor::new(["s3cr3t-value".to_string()]), vec![e.clone()]);
+        assert_eq!(seen[0].event, e);
+    }
+}

@@ -1,0 +1,147 @@
+//! Engine values as events report them: the conversions from the engine's own types (fs
+//! changes, cache key components) to the contract's (`trowel_events`). Kept in one place so
+//! that a change to either side shows up here, as a compile error, rather than in the trace
+//! format.
+
+use trowel_events as ev;
+
+use crate::cache::key::{KeyComponents, VarKind};
+use crate::fs::{Change, ChangeKind, FileType, PrevMeta};
+
+pub(crate) fn file_type(t: FileType) -> ev::FileType {
+    match t {
+        FileType::File => ev::FileType::File,
+        FileType::Dir => ev::FileType::Dir,
+        FileType::Symlink => ev::FileType::Symlink,
+        FileType::Hardlink => ev::FileType::Hardlink,
+        FileType::CharDevice => ev::FileType::CharDevice,
+        FileType::BlockDevice => ev::FileType::BlockDevice,
+        FileType::Fifo => ev::FileType::Fifo,
+        FileType::Socket => ev::FileType::Socket,
+    }
+}
+
+fn previous(p: &PrevMeta) -> ev::PrevMeta {
+    ev::PrevMeta {
+        file_type: file_type(p.file_type),
+        size: p.size,
+        mode: p.mode,
+        uid: p.uid,
+        gid: p.gid,
+        link_target: p.link_target.clone(),
+    }
+}
+
+pub(crate) fn change(c: &Change) -> ev::Change {
+    ev::Change {
+        path: c.path.clone(),
+        kind: match c.kind {
+            ChangeKind::Added => ev::ChangeKind::Added,
+            ChangeKind::Modified => ev::ChangeKind::Modified,
+            ChangeKind::Deleted => ev::ChangeKind::Deleted,
+        },
+        file_type: file_type(c.file_type),
+        size: c.size,
+        mode: c.mode,
+        uid: c.uid,
+        gid: c.gid,
+        mtime: c.mtime,
+        link_target: c.link_target.clone(),
+        digest: c.digest.as_ref().map(Into::into),
+        opaque: c.opaque,
+        previous: c.previous.as_ref().map(previous),
+    }
+}
+
+pub(crate) fn changes(cs: &[Change]) -> Vec<ev::Change> {
+    cs.iter().map(change).collect()
+}
+
+pub(crate) fn snapshot_stats(s: &crate::fs::SnapshotStats) -> ev::SnapshotStats {
+    ev::SnapshotStats { files_walked: s.files_walked, bytes_hashed: s.bytes_hashed, duration_ms: s.duration_ms }
+}
+
+pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
+    ev::KeyComponents {
+        version: k.version,
+        platform: k.platform.clone(),
+        layer_format: k.layer_format.clone(),
+        parent: k.parent.clone(),
+        instruction: k.instruction.clone(),
+        vars: k
+            .vars
+            .iter()
+            .map(|(name, v)| {
+                let kind = match v.kind {
+                    VarKind::Arg => ev::VarKind::Arg,
+                    VarKind::Env => ev::VarKind::Env,
+                };
+                (name.clone(), ev::Var { kind, value: v.value.clone() })
+            })
+            .collect(),
+        files: k
+            .files
+            .iter()
+            .map(|f| ev::KeyFile {
+                path: f.path.clone(),
+                kind: f.kind,
+                mode: f.mode,
+                uid: f.uid,
+                gid: f.gid,
+                link: f.link.clone(),
+                digest: f.digest.as_ref().map(Into::into),
+            })
+            .collect(),
+        sources: k.sources.clone(),
+        line: k.line,
+        chain: k
+            .chain
+            .iter()
+            .map(|l| ev::ChainLink { line: l.line, instruction: l.instruction.clone(), key: l.key.clone() })
+            .collect(),
+        base: k
+            .base
+            .as_ref()
+            .map(|b| ev::BaseInfo { reference: b.reference.clone(), digest: b.digest.as_ref().map(Into::into) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract mirrors these engine types field for field: their JSON must be the same, or
+    /// traces would change when engine types do (or the other way round).
+    #[test]
+    fn reported_values_serialise_as_the_engine_values_do() {
+        let c = Change {
+            path: "/etc/x".into(),
+            kind: ChangeKind::Modified,
+            file_type: FileType::CharDevice,
+            size: 3,
+            mode: 0o4755,
+            uid: 1,
+            gid: 2,
+            mtime: 99,
+            link_target: Some("y".into()),
+            digest: Some(crate::digest::Digest::of(b"x")),
+            opaque: true,
+            previous: Some(PrevMeta {
+                file_type: FileType::Symlink,
+                size: 1,
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                link_target: Some("z".into()),
+            }),
+        };
+        assert_eq!(serde_json::to_value(change(&c)).unwrap(), serde_json::to_value(&c).unwrap());
+        let text = r#"{"version":1,"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"COPY a b",
+            "vars":{"V":{"kind":"ARG","value":"1"}},"files":[{"path":"a","kind":"f","mode":420,"uid":0,"gid":0,
+            "digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}],
+            "sources":{"stage:b":"k"},"line":3,"chain":[{"line":1,"instruction":"FROM x","key":"r"}],
+            "base":{"reference":"x","digest":null}}"#;
+        let k: KeyComponents = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_value(key_components(&k)).unwrap(), serde_json::to_value(&k).unwrap());
+    }
+}

@@ -1,0 +1,92 @@
+//! The layer cache as events describe it: a step's key, what it is made of, and what the
+//! lookup found.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Digest, LayerSummary};
+
+/// Where a variable in effect came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum VarKind {
+    #[serde(rename = "ARG")]
+    Arg,
+    #[serde(rename = "ENV")]
+    Env,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Var {
+    pub kind: VarKind,
+    /// The value, or a short fingerprint (`sha256:1a2b3c4d…`) for secret build args.
+    pub value: Option<String>,
+}
+
+/// One source file of a COPY or ADD, as it went into the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KeyFile {
+    /// Path relative to the context (or the source stage's root), `/`-separated.
+    pub path: String,
+    /// `f`, `d`, `l`, `c`, `b`, `p`.
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// An earlier step of the key chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChainLink {
+    pub line: usize,
+    pub instruction: String,
+    pub key: String,
+}
+
+/// The image a key chain starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BaseInfo {
+    pub reference: String,
+    pub digest: Option<Digest>,
+}
+
+/// Everything a step's cache key is made of (the first eight fields are hashed), plus the
+/// context used to explain a miss.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KeyComponents {
+    pub version: u32,
+    pub platform: String,
+    /// How layers are written (compression, level, `+reproducible`).
+    pub layer_format: String,
+    /// The previous step's key.
+    pub parent: String,
+    /// The expanded instruction.
+    pub instruction: String,
+    pub vars: BTreeMap<String, Var>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<KeyFile>,
+    /// `stage:<name>` → that stage's last key; `image:<ref>` → its manifest digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
+    pub line: usize,
+    #[serde(default)]
+    pub chain: Vec<ChainLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseInfo>,
+}
+
+/// What a cache lookup found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CacheResult {
+    /// The cached layer was used (`layer` is `None` for a step that changed no files).
+    Hit { reference: String, layer: Option<LayerSummary> },
+    /// Not in the cache; `explanation` says why.
+    Miss { explanation: String },
+    /// The lookup itself failed; the step ran.
+    Error { message: String },
+}

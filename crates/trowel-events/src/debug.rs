@@ -1,0 +1,62 @@
+//! The debugger's side of a build: pauses, what the person chose, shell sessions and the push
+//! review. They are events like any other, so a replay shows the whole session.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Digest, StepId};
+
+/// Which side of a step a pause (or a shell session) is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    BeforeStep,
+    AfterStep,
+}
+
+/// One reason the build paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PauseReason {
+    /// The breakpoint that fired, as the person wrote it (`12`, `stage:build`, `cache-miss`,
+    /// `size:10MB`, `path:/etc/**`, `failure`); `None` when stepping or running to a line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakpoint: Option<String>,
+    /// What happened, in words (`breakpoint at line 12`, `step`, `cache miss`).
+    pub message: String,
+}
+
+/// How a pause ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ResumeAction {
+    /// Run until the next breakpoint.
+    Continue,
+    /// Stop before the next step.
+    Step,
+    /// Run until the step at this line.
+    RunTo { line: usize },
+    /// Stop the build.
+    Abort { reason: String },
+}
+
+/// The image as it is about to be pushed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PushReview {
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub media_type: String,
+    pub destinations: Vec<String>,
+    pub layers: Vec<ReviewLayer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReviewLayer {
+    pub digest: Digest,
+    pub size: u64,
+    pub uncompressed_size: Option<u64>,
+    pub media_type: String,
+    /// The step that made it (`None`: a base-image layer).
+    pub step: Option<StepId>,
+    /// Per destination (in `destinations` order): whether it already has the blob (`None`:
+    /// could not be told).
+    pub present: Vec<Option<bool>>,
+}

@@ -1,0 +1,38 @@
+//! The events of a trowel build: the contract between the engine that emits them and
+//! everything that shows them — the plain log, the trace recorder, the debugger, `trowel
+//! replay` — live or read back from a trace years later.
+//!
+//! These are dedicated types: nothing here is an engine type, so an engine refactor cannot
+//! change the trace format by accident. A change to them is a change to the format: additive
+//! ones (a new event, a new optional field) keep [`SCHEMA_VERSION`]; a change in what an
+//! existing field means bumps it, and readers keep reading older versions (version 1 traces
+//! parse as version 2: every later addition has a default). `docs/trace-format.md` is generated
+//! from [`schema`], and a test keeps the two equal.
+
+mod cache;
+mod change;
+mod debug;
+mod digest;
+mod event;
+mod sink;
+
+pub use cache::{BaseInfo, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
+pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
+pub use debug::{PauseReason, PushReview, ResumeAction, ReviewLayer, When};
+pub use digest::{Digest, InvalidDigest};
+pub use event::{
+    BaseSource, BlobPushAction, Event, LayerSummary, OutputStream, StagePlan, StepId, StepPlan, StepStatus,
+};
+pub use sink::{Detail, Envelope, EventSink};
+
+/// The version of the event schema (and of trace files, whose header carries it).
+///
+/// - 1: the first format.
+/// - 2: `step_finished.duration_ms` no longer counts time paused in the debugger (that is
+///   `paused_ms`); pauses, resumes, push decisions and withheld events are recorded.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The JSON Schema of one envelope (what each line of a trace after the header is).
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Envelope)).expect("a schema serialises")
+}
