@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use trowel_engine::cache::duration::parse_go_duration;
-use trowel_engine::engine::BuildOptions;
+use trowel_engine::engine::{BuildOptions, LayerOptions, OutputOptions, RunOptions};
 use trowel_engine::fs::snapshot::SnapshotMode;
 use trowel_engine::image::manifest::{Compression, Platform};
 use trowel_engine::registry::RegistryOptions;
@@ -512,34 +512,7 @@ impl BuildArgs {
             ..self.registry.options()?
         };
         registry.user_agent = format!("trowel/{}", env!("CARGO_PKG_VERSION"));
-        let mut o = BuildOptions::new(dockerfile, context);
-        o.destinations = self.destinations.clone();
-        o.build_args = parse_build_args(&self.build_args)?;
-        o.target = self.target.clone();
-        o.platform = platform;
-        o.no_push = self.no_push;
-        o.tar_path = self.tar_path.clone();
-        o.oci_layout_path = self.oci_layout_path.clone();
-        o.digest_file = self.digest_file.clone();
-        o.image_name_with_digest_file = self.image_name_with_digest_file.clone();
-        o.image_name_tag_with_digest_file = self.image_name_tag_with_digest_file.clone();
-        o.reproducible = self.reproducible;
-        o.snapshot_mode = match self.snapshot_mode {
-            SnapshotModeArg::Full => SnapshotMode::Full,
-            SnapshotModeArg::Redo => SnapshotMode::Redo,
-            SnapshotModeArg::Time => SnapshotMode::Time,
-        };
-        o.single_snapshot = self.single_snapshot;
-        o.labels = parse_kv("label", &self.labels)?;
-        o.ignore_paths = self.ignore_paths.clone();
-        o.ignore_var_run = self.ignore_var_run;
-        o.compression = match self.compression {
-            CompressionArg::Gzip => Compression::Gzip,
-            CompressionArg::Zstd => Compression::Zstd,
-        };
-        o.compression_level = (self.compression_level > 0).then_some(self.compression_level);
-        o.registry = registry;
-        o.isolation = match self.isolation {
+        let isolation = match self.isolation {
             IsolationArg::Chroot => Isolation::Chroot,
             IsolationArg::Container => Isolation::Container,
             IsolationArg::Auto if trowel_engine::sandbox::detect::container_evidence().is_some() => {
@@ -547,19 +520,55 @@ impl BuildArgs {
             }
             IsolationArg::Auto => Isolation::Chroot,
         };
-        o.trowel_dir = self.trowel_dir.clone();
-        o.force = self.force;
-        o.cleanup = self.cleanup;
-        o.work_dir = match (&self.work_dir, o.isolation) {
+        let mut o = BuildOptions::new(dockerfile, context);
+        o.build_args = parse_build_args(&self.build_args)?;
+        o.secret_args = self.secret_args.clone();
+        o.target = self.target.clone();
+        o.platform = platform;
+        o.labels = parse_kv("label", &self.labels)?;
+        o.registry = registry;
+        o.work_dir = match (&self.work_dir, isolation) {
             (Some(w), _) => w.clone(),
             (None, Isolation::Container) => self.trowel_dir.join("work"),
             (None, Isolation::Chroot) => std::env::temp_dir(),
         };
-        o.force_build_metadata = self.force_build_metadata;
-        o.skip_push_permission_check = self.skip_push_permission_check;
-        o.run_timeout = self.run_timeout.map(std::time::Duration::from_secs);
-        o.max_file_size = (self.max_file_size > 0).then_some(self.max_file_size);
-        o.max_layer_size = (self.max_layer_size > 0).then_some(self.max_layer_size);
+        o.output = OutputOptions {
+            destinations: self.destinations.clone(),
+            no_push: self.no_push,
+            skip_push_permission_check: self.skip_push_permission_check,
+            tar_path: self.tar_path.clone(),
+            oci_layout_path: self.oci_layout_path.clone(),
+            digest_file: self.digest_file.clone(),
+            image_name_with_digest_file: self.image_name_with_digest_file.clone(),
+            image_name_tag_with_digest_file: self.image_name_tag_with_digest_file.clone(),
+        };
+        o.layers = LayerOptions {
+            reproducible: self.reproducible,
+            snapshot_mode: match self.snapshot_mode {
+                SnapshotModeArg::Full => SnapshotMode::Full,
+                SnapshotModeArg::Redo => SnapshotMode::Redo,
+                SnapshotModeArg::Time => SnapshotMode::Time,
+            },
+            single_snapshot: self.single_snapshot,
+            compression: match self.compression {
+                CompressionArg::Gzip => Compression::Gzip,
+                CompressionArg::Zstd => Compression::Zstd,
+            },
+            compression_level: (self.compression_level > 0).then_some(self.compression_level),
+            force_build_metadata: self.force_build_metadata,
+            ignore_paths: self.ignore_paths.clone(),
+            ignore_var_run: self.ignore_var_run,
+            max_file_size: (self.max_file_size > 0).then_some(self.max_file_size),
+            max_layer_size: (self.max_layer_size > 0).then_some(self.max_layer_size),
+        };
+        o.run = RunOptions {
+            isolation,
+            timeout: self.run_timeout.map(std::time::Duration::from_secs),
+            trowel_dir: self.trowel_dir.clone(),
+            force: self.force,
+            cleanup: self.cleanup,
+            ..RunOptions::default()
+        };
         if self.cache {
             let ttl = parse_go_duration(&self.cache_ttl).map_err(|_| {
                 CliError(format!("invalid --cache-ttl {:?}: expected a duration like 336h or 30m", self.cache_ttl))
@@ -713,7 +722,7 @@ mod tests {
         b.context = dir.path().display().to_string();
         b.no_push = true;
         let o = b.to_options().unwrap();
-        assert_eq!((o.max_file_size, o.max_layer_size), (Some(1 << 20), None));
+        assert_eq!((o.layers.max_file_size, o.layers.max_layer_size), (Some(1 << 20), None));
     }
 
     #[test]

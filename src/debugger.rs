@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use globset::{Glob, GlobMatcher};
 
 use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
-use trowel_events::Change;
-use trowel_events::{PushReview, When};
+use trowel_events::{Change, Detail, PauseReason, PushReview, ResumeAction, When};
 
 /// A reason to pause.
 #[derive(Debug, Clone)]
@@ -84,6 +83,19 @@ impl Breakpoint {
                 r.changed_paths.iter().find(|p| g.matches(p)).map(|p| format!("{p} changed (matches {})", g.pattern))
             }
             _ => None,
+        }
+    }
+
+    /// The breakpoint as it is written on the command line (`12`, `stage:build`, `failure`,
+    /// `cache-miss`, `size:10000000`, `path:/etc/**`).
+    pub fn spec(&self) -> String {
+        match self {
+            Breakpoint::Line(l) => l.to_string(),
+            Breakpoint::Stage(s) => format!("stage:{s}"),
+            Breakpoint::Failure => "failure".into(),
+            Breakpoint::CacheMiss => "cache-miss".into(),
+            Breakpoint::LayerLarger(n) => format!("size:{n}"),
+            Breakpoint::Path(g) => format!("path:{}", g.pattern),
         }
     }
 
@@ -184,18 +196,20 @@ impl<F: Frontend> Debugger<F> {
         &mut self.frontend
     }
 
-    fn reasons(&self, at: &Checkpoint) -> Vec<String> {
+    /// Why to pause at `at`: stepping, a line reached, every breakpoint that fires.
+    fn reasons(&self, at: &Checkpoint) -> Vec<PauseReason> {
         let mut reasons = Vec::new();
         if at.when == When::BeforeStep {
-            match self.mode {
-                Mode::Step => reasons.push("step".to_string()),
-                Mode::RunTo(l) if at.line >= l && at.id.step > 0 => reasons.push(format!("reached line {l}")),
-                _ => {}
-            }
+            let stepping = match self.mode {
+                Mode::Step => Some("step".to_string()),
+                Mode::RunTo(l) if at.line >= l && at.id.step > 0 => Some(format!("reached line {l}")),
+                _ => None,
+            };
+            reasons.extend(stepping.map(|message| PauseReason { breakpoint: None, message }));
         }
         for b in self.breakpoints.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            if let Some(r) = b.hit(at) {
-                reasons.push(r);
+            if let Some(message) = b.hit(at) {
+                reasons.push(PauseReason { breakpoint: Some(b.spec()), message });
             }
         }
         reasons
@@ -203,27 +217,21 @@ impl<F: Frontend> Debugger<F> {
 }
 
 impl<F: Frontend> Controller for Debugger<F> {
-    fn checkpoint(&mut self, at: &Checkpoint) -> Command {
-        let reasons = self.reasons(at);
-        if reasons.is_empty() {
-            return Command::Continue;
-        }
-        match self.frontend.paused(&Pause { at, reasons }) {
-            Resume::Continue => {
-                self.mode = Mode::Run;
-                Command::Continue
-            }
-            Resume::Step => {
-                self.mode = Mode::Step;
-                Command::Continue
-            }
-            Resume::RunToLine(l) => {
-                self.mode = Mode::RunTo(l);
-                Command::Continue
-            }
-            Resume::Shell(cmd) => Command::Shell(cmd),
-            Resume::Abort(why) => Command::Abort(why),
-        }
+    fn pause_reasons(&mut self, at: &Checkpoint) -> Vec<PauseReason> {
+        self.reasons(at)
+    }
+
+    fn paused(&mut self, at: &Checkpoint, reasons: &[PauseReason]) -> Command {
+        let reasons = reasons.iter().map(|r| r.message.clone()).collect();
+        let (mode, action) = match self.frontend.paused(&Pause { at, reasons }) {
+            Resume::Continue => (Mode::Run, ResumeAction::Continue),
+            Resume::Step => (Mode::Step, ResumeAction::Step),
+            Resume::RunToLine(line) => (Mode::RunTo(line), ResumeAction::RunTo { line }),
+            Resume::Shell(cmd) => return Command::Shell(cmd),
+            Resume::Abort(reason) => return Command::Resume(ResumeAction::Abort { reason }),
+        };
+        self.mode = mode;
+        Command::Resume(action)
     }
 
     fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice {
@@ -238,8 +246,9 @@ impl<F: Frontend> Controller for Debugger<F> {
         self.frontend.gates_push()
     }
 
-    fn wants_changed_paths(&self) -> bool {
-        true
+    /// Steps served from the cache report their paths, so path breakpoints see them too.
+    fn detail(&self) -> Detail {
+        Detail { cached_listings: true, ..Detail::default() }
     }
 }
 

@@ -32,14 +32,9 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         }
     };
     let printer = LogPrinter::new(args.log.level(), args.log.log_format != "text", args.log.log_timestamp);
-    let mut opts = opts;
-    opts.describe_cached_layers = args.trace.is_some();
-    if args.trace.is_some() {
-        opts.capture_contents = Some(args.trace_content_limit);
-    }
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
     if let Some(path) = &args.trace {
-        match trowel::trace::TraceWriter::create(path) {
+        match trowel::trace::TraceWriter::create(path, args.trace_content_limit) {
             Ok(w) => sinks.push(Box::new(w)),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -47,7 +42,6 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
             }
         }
     }
-    opts.secret_args = args.secret_args.clone();
     let emitter = Emitter::with_redactor(sinks, opts.redactor());
     let mut breakpoints = Vec::new();
     for b in &args.breakpoints {
@@ -134,9 +128,6 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
             return 2;
         }
     };
-    let mut opts = opts;
-    // Cached steps list their paths so that they show changes (and path breakpoints work).
-    opts.describe_cached_layers = true;
     let cfg = trowel::tui::DebugConfig {
         options: opts,
         breakpoints,

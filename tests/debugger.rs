@@ -65,8 +65,8 @@ impl EventSink for Collect {
 
 fn options(ctx: &Path, dest: &str) -> BuildOptions {
     let mut o = BuildOptions::new(ctx.join("Dockerfile"), ctx);
-    o.destinations = vec![dest.to_string()];
-    o.helper_exe = env!("CARGO_BIN_EXE_trowel").into();
+    o.output.destinations = vec![dest.to_string()];
+    o.run.helper_exe = env!("CARGO_BIN_EXE_trowel").into();
     o.registry.user_agent = "trowel-tests".into();
     o
 }
@@ -206,7 +206,7 @@ fn failure_size_and_path_breakpoints_stop_after_their_step() {
     let probe = run(std::process::Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
-        &format!("docker://{}", opts.destinations[0]),
+        &format!("docker://{}", opts.output.destinations[0]),
     ]));
     assert!(!probe.status.success());
 }
@@ -297,7 +297,7 @@ fn discarded_shell_changes_leave_the_root_byte_identical() {
     for p in ["/bin", "/etc/passwd", "/home", "/new-file", "/one"] {
         assert!(paths.contains(&p.to_string()), "{p} in {paths:?}");
     }
-    let tree = pull_and_unpack(&opts.destinations[0]).tree();
+    let tree = pull_and_unpack(&opts.output.destinations[0]).tree();
     assert!(tree.has("/etc/passwd") && tree.has("/home/app") && !tree.has("/new-file"));
     assert_eq!(tree.get("/bin").mode, 0o755);
 }
@@ -311,7 +311,7 @@ fn kept_shell_changes_become_a_layer() {
         _ => Resume::Continue,
     });
     r.result.unwrap();
-    let cfg = skopeo_config(&opts.destinations[0]);
+    let cfg = skopeo_config(&opts.output.destinations[0]);
     let history: Vec<String> = cfg["history"]
         .as_array()
         .unwrap()
@@ -319,7 +319,7 @@ fn kept_shell_changes_become_a_layer() {
         .filter_map(|h| h["created_by"].as_str().map(str::to_string))
         .collect();
     assert!(history.iter().any(|h| h == "trowel debug shell at line 6 (RUN before)"), "{history:?}");
-    let u = pull_and_unpack(&opts.destinations[0]);
+    let u = pull_and_unpack(&opts.output.destinations[0]);
     assert_eq!(Tree::content(&u.rootfs(), "/manual.txt"), "manual\n");
     assert!(!u.tree().has("/one"));
     assert!(u.tree().has("/big"), "the step after the pause still ran");
@@ -335,18 +335,18 @@ fn abort_at_the_push_gate_pushes_nothing() {
         });
     assert_eq!(r.result.unwrap_err(), "build aborted: not today");
     let review = r.log.review.expect("the push was reviewed");
-    assert_eq!(review.destinations, opts.destinations);
+    assert_eq!(review.destinations, opts.output.destinations);
     assert_eq!(review.layers.len(), 5);
     // The destination is a fresh repository on the same registry: nothing is there yet.
     assert!(review.layers.iter().all(|l| l.present == vec![Some(false)]), "{:?}", review.layers);
     let probe = run(std::process::Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
-        &format!("docker://{}", opts.destinations[0]),
+        &format!("docker://{}", opts.output.destinations[0]),
     ]));
     assert!(!probe.status.success(), "an aborted push pushes nothing");
     // Confirming pushes.
     let r = debug_build(&opts, vec![], false, ShellChoice::Discard, Some(Decision::Continue), |_, _| Resume::Continue);
     let digest = r.result.unwrap();
-    assert_eq!(skopeo_inspect(&opts.destinations[0])["Digest"].as_str().unwrap(), digest);
+    assert_eq!(skopeo_inspect(&opts.output.destinations[0])["Digest"].as_str().unwrap(), digest);
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use trowel_events::{Envelope, EventSink};
+use trowel_events::{Detail, Envelope, EventSink};
 
 pub mod summary;
 
@@ -40,10 +40,13 @@ pub struct TraceWriter {
     out: BufWriter<File>,
     path: String,
     failed: bool,
+    content_limit: u64,
 }
 
 impl TraceWriter {
-    pub fn create(path: &Path) -> Result<TraceWriter, TraceError> {
+    /// A trace at `path`; small text files a step changed are recorded up to `content_limit`
+    /// bytes each (`--trace-content-limit`), so a replay can show their diffs.
+    pub fn create(path: &Path, content_limit: u64) -> Result<TraceWriter, TraceError> {
         let p = path.display().to_string();
         let io = |source| TraceError::Io { path: p.clone(), source };
         let file = File::create(path).map_err(io)?;
@@ -56,11 +59,17 @@ impl TraceWriter {
         serde_json::to_writer(&mut out, &header).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)?;
         out.flush().map_err(io)?;
-        Ok(TraceWriter { out, path: p, failed: false })
+        Ok(TraceWriter { out, path: p, failed: false, content_limit })
     }
 }
 
 impl EventSink for TraceWriter {
+    /// A trace shows what the live session showed: file contents, and the paths of layers
+    /// taken from the cache.
+    fn detail(&self) -> Detail {
+        Detail { file_contents: Some(self.content_limit), cached_listings: true }
+    }
+
     fn event(&mut self, e: &Envelope) {
         if self.failed {
             return;

@@ -22,7 +22,7 @@ use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decisio
 use trowel_engine::engine::{self, BuildOptions, Emitter};
 use trowel_events::Change;
 use trowel_events::PushReview;
-use trowel_events::{Envelope, EventSink};
+use trowel_events::{Detail, Envelope, EventSink, PauseReason};
 
 /// Everything `trowel debug` needs.
 pub struct DebugConfig {
@@ -39,9 +39,18 @@ pub struct DebugConfig {
 /// Forwards engine events to the UI thread.
 struct ChannelSink(Sender<Incoming>);
 
+/// How much of a changed text file the panes show before and after a step.
+const CONTENT_LIMIT: u64 = 64 * 1024;
+
 impl EventSink for ChannelSink {
     fn event(&mut self, e: &Envelope) {
         let _ = self.0.send(Incoming::Engine(Box::new(e.clone())));
+    }
+
+    /// What the panes show: text files' content before and after each step (the engine reads
+    /// the base image's side from its layers), and the paths of cached layers.
+    fn detail(&self) -> Detail {
+        Detail { file_contents: Some(CONTENT_LIMIT), cached_listings: true }
     }
 }
 
@@ -91,11 +100,16 @@ struct TuiController {
 }
 
 impl Controller for TuiController {
-    fn checkpoint(&mut self, at: &Checkpoint) -> Command {
-        if self.quit.load(Ordering::SeqCst) {
-            return Command::Abort("quit from the debugger".into());
-        }
-        self.debugger.checkpoint(at)
+    fn abort_requested(&mut self) -> Option<String> {
+        self.quit.load(Ordering::SeqCst).then(|| "quit from the debugger".to_string())
+    }
+
+    fn pause_reasons(&mut self, at: &Checkpoint) -> Vec<PauseReason> {
+        self.debugger.pause_reasons(at)
+    }
+
+    fn paused(&mut self, at: &Checkpoint, reasons: &[PauseReason]) -> Command {
+        self.debugger.paused(at, reasons)
     }
 
     fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice {
@@ -113,8 +127,8 @@ impl Controller for TuiController {
         self.debugger.wants_push_review()
     }
 
-    fn wants_changed_paths(&self) -> bool {
-        true
+    fn detail(&self) -> Detail {
+        self.debugger.detail()
     }
 }
 
@@ -130,7 +144,7 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let (tx, rx) = channel::<Incoming>();
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(ChannelSink(tx.clone()))];
     if let Some(path) = &cfg.trace {
-        sinks.push(Box::new(crate::trace::TraceWriter::create(path)?));
+        sinks.push(Box::new(crate::trace::TraceWriter::create(path, CONTENT_LIMIT)?));
     }
     // The same masking as `trowel build`: secrets never reach the screen or the trace.
     let emitter = Emitter::with_redactor(sinks, cfg.options.redactor());
@@ -139,11 +153,7 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let quit = Arc::new(AtomicBool::new(false));
     let mut controller = TuiController { debugger, quit: quit.clone() };
     let title = cfg.options.dockerfile.display().to_string();
-    let mut options = cfg.options;
-    // What the panes show: text files' content before and after each step (the engine reads the
-    // base image's side from its layers), and the paths of cached layers.
-    options.capture_contents.get_or_insert(64 * 1024);
-    options.describe_cached_layers = true;
+    let options = cfg.options;
     let done_tx = tx.clone();
     let started = Instant::now();
     let mut term = Term::enter(cfg.mouse)?;

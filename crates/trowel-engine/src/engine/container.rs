@@ -18,59 +18,52 @@ use crate::engine::options::BuildOptions;
 use crate::fs::IgnoreList;
 use crate::sandbox::detect;
 
-pub(crate) struct ContainerMode {
-    /// What `/` keeps through cleaning, unpacking and snapshots.
-    pub ignore: IgnoreList,
-    /// The stage whose root is `/` right now.
-    pub owner: Option<usize>,
-}
-
-impl ContainerMode {
-    pub fn setup(opts: &BuildOptions, work_dir: &Path) -> Result<ContainerMode, BuildError> {
-        match detect::container_evidence() {
-            Some(_) => {}
-            None if opts.force => {}
-            None => {
-                return Err(BuildError::Setup(
-                    "--isolation=container builds in / and would overwrite this machine's files: it is meant for \
-                     a disposable container, and trowel sees no sign of one (no container= or \
-                     KUBERNETES_SERVICE_HOST variable, no /run/.containerenv, no container cgroup). \
-                     Use --isolation=chroot, or --force if this really is a throwaway container"
-                        .into(),
-                ));
-            }
+/// The paths of `/` that are not the image's: what container isolation keeps through
+/// cleaning, unpacking and snapshots. Refuses to run outside a container unless `--force`.
+pub(crate) fn slash_keep(opts: &BuildOptions, work_dir: &Path) -> Result<IgnoreList, BuildError> {
+    match detect::container_evidence() {
+        Some(_) => {}
+        None if opts.run.force => {}
+        None => {
+            return Err(BuildError::Options(
+                "--isolation=container builds in / and would overwrite this machine's files: it is meant for \
+                 a disposable container, and trowel sees no sign of one (no container= or \
+                 KUBERNETES_SERVICE_HOST variable, no /run/.containerenv, no container cgroup). \
+                 Use --isolation=chroot, or --force if this really is a throwaway container"
+                    .into(),
+            ));
         }
-        let mut ignore = IgnoreList::new(["/proc", "/sys", "/dev", "/var/run/secrets"]);
-        for p in detect::mount_points() {
-            ignore.add(&p);
-        }
-        let mut own: Vec<PathBuf> = vec![opts.trowel_dir.clone(), work_dir.to_path_buf()];
-        if let Ok(exe) = std::env::current_exe()
-            && let Some(dir) = exe.parent()
-        {
-            own.push(dir.to_path_buf());
-        }
-        if let Some(c) = opts.cache.as_ref().and_then(|c| c.dir.clone()) {
-            own.push(c);
-        }
-        for p in own {
-            let p = std::fs::canonicalize(&p).unwrap_or(p);
-            if p == Path::new("/") {
-                return Err(BuildError::Setup(format!(
-                    "container isolation cannot keep {} out of the image: it is /",
-                    p.display()
-                )));
-            }
-            ignore.add(&p.to_string_lossy());
-        }
-        for p in &opts.ignore_paths {
-            ignore.add(p);
-        }
-        if opts.ignore_var_run {
-            ignore.add("/var/run");
-        }
-        Ok(ContainerMode { ignore, owner: None })
     }
+    let mut ignore = IgnoreList::new(["/proc", "/sys", "/dev", "/var/run/secrets"]);
+    for p in detect::mount_points() {
+        ignore.add(&p);
+    }
+    let mut own: Vec<PathBuf> = vec![opts.run.trowel_dir.clone(), work_dir.to_path_buf()];
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        own.push(dir.to_path_buf());
+    }
+    if let Some(c) = opts.cache.as_ref().and_then(|c| c.dir.clone()) {
+        own.push(c);
+    }
+    for p in own {
+        let p = std::fs::canonicalize(&p).unwrap_or(p);
+        if p == Path::new("/") {
+            return Err(BuildError::Options(format!(
+                "container isolation cannot keep {} out of the image: it is /",
+                p.display()
+            )));
+        }
+        ignore.add(&p.to_string_lossy());
+    }
+    for p in &opts.layers.ignore_paths {
+        ignore.add(p);
+    }
+    if opts.layers.ignore_var_run {
+        ignore.add("/var/run");
+    }
+    Ok(ignore)
 }
 
 /// Whether the process may create device nodes (CAP_MKNOD in its effective set).

@@ -13,8 +13,10 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::digest::Digest;
-use crate::engine::build::Engine;
-use crate::engine::stage::{StageLayer, StageState};
+use crate::engine::context::BuildContext;
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::shared::Shared;
+use crate::engine::stage::StageRunner;
 use crate::fs::{Change, ChangeKind, FileType};
 use crate::image::store::BlobStore;
 use trowel_events::FileContent;
@@ -53,10 +55,11 @@ fn as_text(bytes: Vec<u8>) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-impl Engine<'_> {
+impl StageRunner {
     /// Reports the before/after content of the small text files a step changed.
-    pub(crate) fn capture_contents(&mut self, st: &StageState, id: StepId, changes: &[Change]) {
-        let Some(cap) = self.contents.as_ref() else { return };
+    pub(crate) fn capture_contents(&self, s: &mut Shared<'_, '_>, id: StepId, changes: &[Change]) {
+        let ctx = s.ctx;
+        let Some(cap) = s.contents.as_deref_mut() else { return };
         let limit = cap.limit;
         let relevant: Vec<&Change> = changes
             .iter()
@@ -73,17 +76,22 @@ impl Engine<'_> {
         let from_base: Vec<String> = relevant
             .iter()
             .filter(|c| c.kind != ChangeKind::Added)
-            .filter(|c| self.contents.as_ref().is_some_and(|cap| !cap.known.contains_key(&(st.index, c.path.clone()))))
+            .filter(|c| !cap.known.contains_key(&(self.index, c.path.clone())))
             .map(|c| c.path.clone())
             .collect();
         if !from_base.is_empty() {
-            self.read_base(st, &from_base);
+            let base: Vec<StageLayer> = self
+                .layers
+                .iter()
+                .filter(|l| !matches!(l.origin, LayerOrigin::Built(id) if id.stage == self.index))
+                .cloned()
+                .collect();
+            cap.read_base(ctx, self.index, &base, &from_base);
         }
-        let root = st.root.as_ref().map(|r| r.root());
+        let root = self.files.existing().map(|r| r.root());
         let mut files = Vec::new();
-        let cap = self.contents.as_mut().expect("checked above");
         for c in relevant {
-            let before = if c.kind == ChangeKind::Added { None } else { cap.get(st.index, &c.path) };
+            let before = if c.kind == ChangeKind::Added { None } else { cap.get(self.index, &c.path) };
             let after = match (c.kind, root) {
                 (ChangeKind::Deleted, _) | (_, None) => None,
                 (_, Some(r)) if c.file_type == FileType::File && c.size <= limit => r
@@ -96,32 +104,28 @@ impl Engine<'_> {
                     .and_then(as_text),
                 _ => None,
             };
-            cap.set(st.index, &c.path, after.as_deref());
+            cap.set(self.index, &c.path, after.as_deref());
             if before.is_some() || after.is_some() {
                 files.push(FileContent { path: c.path.clone(), before, after });
             }
         }
         if !files.is_empty() {
-            self.emitter.emit(Event::FileContents { id, files });
+            ctx.emitter.emit(Event::FileContents { id, files });
         }
     }
+}
 
+impl ContentCapture {
     /// Records what the layers a stage started from hold at `paths`, in one pass over them.
-    fn read_base(&mut self, st: &StageState, paths: &[String]) {
-        let base: Vec<StageLayer> = st
-            .layers
-            .iter()
-            .filter(|l| !matches!(l.origin, crate::engine::stage::LayerOrigin::Built(id) if id.stage == st.index))
-            .cloned()
-            .collect();
-        let limit = self.contents.as_ref().map(|c| c.limit).unwrap_or(0);
+    fn read_base(&mut self, ctx: &BuildContext<'_>, stage: usize, base: &[StageLayer], paths: &[String]) {
+        let limit = self.limit;
         let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
         // Later layers override earlier ones; an entry that is not a small text file (or a
         // whiteout of the path or of a directory above it) leaves no content.
         let mut found: HashMap<&str, Option<String>> = HashMap::new();
-        if self.fetch_blobs(&base).is_ok() {
-            for l in &base {
-                let Ok(file) = self.store.open_blob(&l.descriptor.digest) else { continue };
+        if ctx.fetch_blobs(base).is_ok() {
+            for l in base {
+                let Ok(file) = ctx.store.open_blob(&l.descriptor.digest) else { continue };
                 let Ok(reader) = crate::fs::unpack::open_layer(file) else { continue };
                 let mut archive = tar::Archive::new(reader);
                 let Ok(entries) = archive.entries() else { continue };
@@ -153,9 +157,8 @@ impl Engine<'_> {
                 }
             }
         }
-        let cap = self.contents.as_mut().expect("capturing");
         for p in paths {
-            cap.set(st.index, p, found.get(p.as_str()).cloned().flatten().as_deref());
+            self.set(stage, p, found.get(p.as_str()).cloned().flatten().as_deref());
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use trowel_events::{Change, PushReview, StepId, StepStatus, When};
+use trowel_events::{Change, Detail, PauseReason, PushReview, ResumeAction, StepId, StepStatus, When};
 
 /// A step boundary: what the controller knows about the step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,15 +39,15 @@ pub struct StepReport {
     pub cache_miss: bool,
 }
 
-/// What to do at a checkpoint.
+/// What to do at a pause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Continue,
+    /// End the pause: go on (continuing, stepping, running to a line) or abort the build.
+    Resume(ResumeAction),
     /// Open a shell in the build root (as the step would run: env, user, working directory,
     /// isolation), then ask again. `Some(argv)` runs that command instead of an interactive
     /// shell.
     Shell(Option<Vec<String>>),
-    Abort(String),
 }
 
 /// What to do with what a shell session changed.
@@ -67,11 +67,22 @@ pub enum Decision {
     Abort(String),
 }
 
+/// How a build is steered. Every method has a default that never pauses, so a controller
+/// says only what it cares about. The engine reports what the controller decides (`paused`,
+/// `resumed`, `push_decided` events), so a trace shows the whole session.
 pub trait Controller: Send {
-    /// Called before and after every step, cached or not. `Shell` makes the engine open a
-    /// shell and call again at the same checkpoint.
-    fn checkpoint(&mut self, _at: &Checkpoint) -> Command {
-        Command::Continue
+    /// Asked at every checkpoint before anything else: `Some(reason)` stops the build there
+    /// (the person quit the debugger).
+    fn abort_requested(&mut self) -> Option<String> {
+        None
+    }
+    /// Whether to pause at this checkpoint, and why (nothing: go on).
+    fn pause_reasons(&mut self, _at: &Checkpoint) -> Vec<PauseReason> {
+        Vec::new()
+    }
+    /// The build is paused at `at`: what now. Called again after each shell session.
+    fn paused(&mut self, _at: &Checkpoint, _reasons: &[PauseReason]) -> Command {
+        Command::Resume(ResumeAction::Continue)
     }
     /// After a shell session, with what it changed.
     fn shell_changes(&mut self, _at: &Checkpoint, _changes: &[Change]) -> ShellChoice {
@@ -86,10 +97,10 @@ pub trait Controller: Send {
     fn wants_push_review(&self) -> bool {
         false
     }
-    /// Whether steps served from the cache should still report the paths they change even
-    /// when no build root exists (this downloads and lists the cached layer).
-    fn wants_changed_paths(&self) -> bool {
-        false
+    /// Extra detail the controller needs, as a sink would ask for it (a breakpoint on changed
+    /// paths needs the paths of steps served from the cache).
+    fn detail(&self) -> Detail {
+        Detail::default()
     }
 }
 

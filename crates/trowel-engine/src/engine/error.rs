@@ -1,12 +1,21 @@
-//! Build errors. A failure inside a step always names the Dockerfile, the line and the
-//! instruction (`Dockerfile:7: RUN make: exit code 2`), because that is what a person reading a
-//! CI log needs first.
+//! Build errors. Each keeps the typed error it came from (fs, registry, sandbox, cache, store)
+//! as its `source`, so a caller can tell a refused push from a full disk without parsing
+//! text; and a failure inside a step always names the Dockerfile, the line and the instruction
+//! (`Dockerfile:7: RUN make: exit code 2`), because that is what a person reading a CI log
+//! needs first.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dockerfile::DockerfileError;
+use crate::fs::FsError;
+use crate::image::config::ConfigError;
+use crate::image::outputs::OutputError;
+use crate::image::store::StoreError;
+use crate::registry::RegistryError;
+use crate::sandbox::SandboxError;
 
 /// Where in the Dockerfile something happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,29 +36,148 @@ impl fmt::Display for Location {
 pub enum BuildError {
     #[error(transparent)]
     Dockerfile(#[from] DockerfileError),
-    /// A step failed; `exit_code` is set when a RUN exited non-zero (trowel exits with it).
-    #[error("{location}: {message}")]
-    Step { location: Location, message: String, exit_code: Option<i32> },
-    /// Bad options or environment, found before anything was built.
+    /// A step failed.
+    #[error("{location}: {source}")]
+    Step {
+        location: Location,
+        #[source]
+        source: Box<StepError>,
+    },
+    /// The options or the machine do not allow this build; found before anything was built.
     #[error("{0}")]
-    Setup(String),
-    #[error("pull {reference}: {message}")]
-    Pull { reference: String, message: String },
-    #[error("push {destination}: {message}")]
-    Push { destination: String, message: String },
-    #[error("write {what} {path}: {message}")]
-    Output { what: String, path: String, message: String },
+    Options(String),
+    /// Reading or writing trowel's own files (the work dir, the Dockerfile) failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A build root or the build context could not be read or changed.
+    #[error("{what}: {source}")]
+    Fs {
+        what: String,
+        #[source]
+        source: FsError,
+    },
+    /// The build's blob store failed.
+    #[error("{what}: {source}")]
+    Store {
+        what: String,
+        #[source]
+        source: StoreError,
+    },
+    /// A base image (or a `COPY --from` image) could not be had.
+    #[error("pull {reference}: {source}")]
+    Pull {
+        reference: String,
+        #[source]
+        source: PullError,
+    },
+    #[error("push {destination}: {source}")]
+    Push {
+        destination: String,
+        #[source]
+        source: PushError,
+    },
+    /// A layer is not what its image says it is (its content does not hash to its diff_id, or
+    /// goes on past the end of its archive): an altered base image or cache entry.
+    #[error("{what}: {reason}")]
+    Corrupt { what: String, reason: String },
+    /// `--tar-path`, `--oci-layout-path` or a digest file could not be written.
+    #[error("write {what} {}: {source}", path.display())]
+    Output {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: OutputError,
+    },
     /// Stopped by the controller (debugger quit, push refused).
     #[error("build aborted: {0}")]
     Aborted(String),
 }
 
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A RUN exited non-zero.
+    #[error("exit code {0}")]
+    Exit(i32),
+    /// A RUN ran longer than `--run-timeout` and was killed.
+    #[error("timed out after {secs}s")]
+    TimedOut { secs: u64, exit_code: i32 },
+    /// The instruction cannot be carried out as written (a bad flag value, a source that does
+    /// not exist, a user the image does not know…).
+    #[error("{0}")]
+    Invalid(String),
+    /// The sandbox could not run the command.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// Reading or writing the build root (or a source root) failed.
+    #[error("{what}: {source}")]
+    Fs {
+        what: String,
+        #[source]
+        source: FsError,
+    },
+    /// Something the step needs from elsewhere failed (an image to copy from, a root to unpack).
+    #[error(transparent)]
+    Build(Box<BuildError>),
+}
+
+impl From<BuildError> for StepError {
+    fn from(e: BuildError) -> StepError {
+        StepError::Build(Box::new(e))
+    }
+}
+
+/// Why an image could not be pulled.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The image's config is not a config trowel can read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The blob store refused a downloaded blob.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The image contradicts itself (manifest and config disagree).
+    #[error("image is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The registry stored the image under another digest than the one trowel built.
+    #[error("registry reports manifest digest {reported} but trowel pushed {pushed}")]
+    DigestMismatch { reported: String, pushed: String },
+    /// The background task checking push access died.
+    #[error("push check failed: {0}")]
+    Check(String),
+}
+
 impl BuildError {
     /// The process exit code for this error: a failed RUN's own code, else 1.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            BuildError::Step { exit_code: Some(c), .. } if *c > 0 => *c,
+        match self.step_exit_code() {
+            Some(c) if c > 0 => c,
             _ => 1,
+        }
+    }
+
+    /// The exit code of the RUN that failed, if a RUN failed.
+    pub fn step_exit_code(&self) -> Option<i32> {
+        match self {
+            BuildError::Step { source, .. } => match **source {
+                StepError::Exit(c) => Some(c),
+                StepError::TimedOut { exit_code, .. } => Some(exit_code),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -58,5 +186,41 @@ impl BuildError {
             BuildError::Step { location, .. } => Some(location),
             _ => None,
         }
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        matches!(self, BuildError::Aborted(_))
+    }
+
+    /// A failed build-root operation.
+    pub(crate) fn fs(what: impl Into<String>) -> impl FnOnce(FsError) -> BuildError {
+        let what = what.into();
+        move |source| BuildError::Fs { what, source }
+    }
+
+    /// A failed I/O operation on trowel's own files.
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let what = what.into();
+        move |source| BuildError::Io { what, source }
+    }
+
+    /// A failed blob store operation.
+    pub(crate) fn store(what: impl Into<String>) -> impl FnOnce(StoreError) -> BuildError {
+        let what = what.into();
+        move |source| BuildError::Store { what, source }
+    }
+
+    /// A pull failure of `reference`.
+    pub(crate) fn pull<E: Into<PullError>>(reference: impl Into<String>) -> impl FnOnce(E) -> BuildError {
+        let reference = reference.into();
+        move |e| BuildError::Pull { reference, source: e.into() }
+    }
+}
+
+impl StepError {
+    /// A failed operation on a build root or source root.
+    pub(crate) fn fs(what: impl Into<String>) -> impl FnOnce(FsError) -> StepError {
+        let what = what.into();
+        move |source| StepError::Fs { what, source }
     }
 }

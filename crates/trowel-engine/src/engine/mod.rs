@@ -1,30 +1,47 @@
-//! The build engine, its events and its controller.
+//! The build engine: [`build`] turns a Dockerfile into an image, reporting every step as an
+//! event and letting a [`Controller`] pause it between steps.
 //!
-//! [`engine::build`] runs a whole build: plan the stages, build the ones the target needs (one
-//! step per instruction, each reported as events and each a point where the controller may
-//! pause), assemble the image, write local outputs and push. The steps themselves live in
-//! [`steps`], one file per kind of instruction.
+//! How it is put together (docs/architecture.md has the whole map):
+//! - [`build()`](build::build) — the entry point and the [`build::Build`] it runs: stages in
+//!   plan order, then [`publish`] (assemble the image, local outputs, push gate, push);
+//! - `context` — the read-only [`BuildContext`](context::BuildContext) every part shares
+//!   (options, parsed Dockerfile and plan, registry client, blob store, work dir, emitter);
+//! - `stage` — one [`StageRunner`](stage::StageRunner) per stage: it owns the stage's config,
+//!   layers, build root and cache keys, and runs each step the same way (events, checkpoints,
+//!   cache, snapshot, layer, history);
+//! - `steps` — one file per kind of instruction behind a narrow interface;
+//! - `stages` — what finished stages leave for later ones (roots, keys), and root hand-over;
+//! - `layer_cache` — the build's use of the layer cache: key planning, hits, misses, writes;
+//! - `checkpoint`, `debug_shell`, [`controller`] — pauses, shells at a pause, the controller;
+//! - [`emit`], `report` — events out (masking secrets, failing closed) and the conversions to
+//!   the event contract; `contents` — file contents recorded for viewers that ask;
+//! - [`options`], [`error`] — what a build is asked to do, and how it fails.
 
-mod base;
 pub mod build;
-mod cache;
+mod checkpoint;
 mod container;
-pub mod contents;
+mod contents;
+mod context;
 pub mod controller;
+mod debug_shell;
 pub mod emit;
 pub mod error;
-mod keys;
+mod layer;
+mod layer_cache;
 pub mod options;
 mod publish;
+mod push_check;
 mod report;
-mod shell;
+mod root;
+mod scratch;
+mod shared;
 mod stage;
+mod stages;
 mod steps;
 mod vars;
-mod workdir;
 
 pub use build::{BuildResult, build};
-pub use controller::{Continue, Controller, Decision};
+pub use controller::{Checkpoint, Command, Continue, Controller, Decision, ShellChoice, StepReport};
 pub use emit::Emitter;
-pub use error::{BuildError, Location};
-pub use options::{BuildOptions, CacheOptions};
+pub use error::{BuildError, Location, PullError, PushError, StepError};
+pub use options::{BuildOptions, CacheOptions, LayerOptions, OutputOptions, RunOptions};

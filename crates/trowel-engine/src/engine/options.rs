@@ -1,4 +1,11 @@
 //! Everything a build needs to know, independent of how it was asked for (CLI flags, tests).
+//!
+//! Options are grouped by who reads them, so each part of the engine is handed only its group:
+//! the stage runner and the layer writer read [`LayerOptions`], RUN and the debug shell
+//! [`RunOptions`], the end of the build [`OutputOptions`], the registry client its
+//! [`RegistryOptions`], the layer cache [`CacheOptions`]. What a build *reports* (file contents,
+//! listings of cached layers) is not an option: the event sinks say what detail they want
+//! ([`trowel_events::Detail`]), and the engine does that work only when one asks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,62 +29,76 @@ pub struct BuildOptions {
     pub dockerfile: PathBuf,
     /// The build context directory.
     pub context: PathBuf,
-    /// Push targets (`registry/repo:tag`).
-    pub destinations: Vec<String>,
     /// `--build-arg` values (those given as bare `K` already resolved from the environment).
     pub build_args: BTreeMap<String, String>,
+    /// Build args whose values are secret besides those with secret-looking names.
+    pub secret_args: Vec<String>,
     pub target: Option<String>,
     /// `--custom-platform`; the host platform when unset.
     pub platform: Option<Platform>,
-    pub no_push: bool,
-    pub tar_path: Option<PathBuf>,
-    pub oci_layout_path: Option<PathBuf>,
-    pub digest_file: Option<PathBuf>,
-    pub image_name_with_digest_file: Option<PathBuf>,
-    pub image_name_tag_with_digest_file: Option<PathBuf>,
+    /// `--label k=v`, applied to every stage.
+    pub labels: Vec<(String, String)>,
+    /// Where build roots and blobs live while building (removed afterwards).
+    pub work_dir: PathBuf,
+    pub layers: LayerOptions,
+    pub run: RunOptions,
+    pub output: OutputOptions,
+    pub registry: RegistryOptions,
+    /// The layer cache (`--cache`); `None` when disabled.
+    pub cache: Option<CacheOptions>,
+}
+
+/// How changes are found and written as layers.
+#[derive(Debug, Clone)]
+pub struct LayerOptions {
     /// Zero every timestamp so repeated builds give byte-identical images.
     pub reproducible: bool,
     pub snapshot_mode: SnapshotMode,
     /// One layer per stage, taken at its end.
     pub single_snapshot: bool,
-    /// `--label k=v`, applied to every stage.
-    pub labels: Vec<(String, String)>,
+    pub compression: Compression,
+    pub compression_level: Option<i32>,
+    /// Add a layer even for steps that changed nothing.
+    pub force_build_metadata: bool,
     /// Extra image paths never snapshotted (`--ignore-path`).
     pub ignore_paths: Vec<String>,
     /// Ignore `/var/run` as kaniko does by default.
     pub ignore_var_run: bool,
-    pub compression: Compression,
-    pub compression_level: Option<i32>,
-    pub registry: RegistryOptions,
-    /// Where build roots and blobs live while building (removed afterwards).
-    pub work_dir: PathBuf,
-    pub isolation: Isolation,
-    /// The trowel binary that hosts the sandbox helper (`/proc/self/exe` normally).
-    pub helper_exe: PathBuf,
-    /// Add a layer even for steps that changed nothing.
-    pub force_build_metadata: bool,
-    pub skip_push_permission_check: bool,
-    /// Optional limit per RUN.
-    pub run_timeout: Option<Duration>,
     /// Largest file a layer (base image, cached layer or ADD archive) may hold; `None`: no limit.
     pub max_file_size: Option<u64>,
     /// Most bytes of file data one layer may unpack to; `None`: no limit. Stops decompression
     /// bombs before they fill the disk.
     pub max_layer_size: Option<u64>,
-    /// The layer cache (`--cache`); `None` when disabled.
-    pub cache: Option<CacheOptions>,
-    /// Report the paths of cached layers even when they are not unpacked (for traces).
-    pub describe_cached_layers: bool,
-    /// Report small text files' content before and after each step, up to this size.
-    pub capture_contents: Option<u64>,
-    /// Build args whose values are secret besides those with secret-looking names.
-    pub secret_args: Vec<String>,
+}
+
+/// Where and how RUN (and a debugger shell) runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub isolation: Isolation,
+    /// The trowel binary that hosts the sandbox helper (`/proc/self/exe` normally).
+    pub helper_exe: PathBuf,
+    /// Optional limit per RUN.
+    pub timeout: Option<Duration>,
     /// trowel's own directory in container isolation (never part of the image).
     pub trowel_dir: PathBuf,
     /// Use container isolation even where trowel sees no container.
     pub force: bool,
     /// Empty the container's `/` after the build (container isolation).
     pub cleanup: bool,
+}
+
+/// What the build produces besides the image in its store.
+#[derive(Debug, Clone, Default)]
+pub struct OutputOptions {
+    /// Push targets (`registry/repo:tag`).
+    pub destinations: Vec<String>,
+    pub no_push: bool,
+    pub skip_push_permission_check: bool,
+    pub tar_path: Option<PathBuf>,
+    pub oci_layout_path: Option<PathBuf>,
+    pub digest_file: Option<PathBuf>,
+    pub image_name_with_digest_file: Option<PathBuf>,
+    pub image_name_tag_with_digest_file: Option<PathBuf>,
 }
 
 /// kaniko's cache flags.
@@ -113,46 +134,53 @@ impl Default for CacheOptions {
     }
 }
 
+impl Default for LayerOptions {
+    fn default() -> LayerOptions {
+        LayerOptions {
+            reproducible: false,
+            snapshot_mode: SnapshotMode::Full,
+            single_snapshot: false,
+            compression: Compression::Gzip,
+            compression_level: None,
+            force_build_metadata: false,
+            ignore_paths: Vec::new(),
+            ignore_var_run: true,
+            max_file_size: Some(DEFAULT_MAX_FILE_SIZE),
+            max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
+        }
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            isolation: Isolation::Chroot,
+            helper_exe: PathBuf::from("/proc/self/exe"),
+            timeout: None,
+            trowel_dir: PathBuf::from("/trowel"),
+            force: false,
+            cleanup: false,
+        }
+    }
+}
+
 impl BuildOptions {
     /// Options with kaniko's defaults for a Dockerfile and context.
     pub fn new(dockerfile: impl Into<PathBuf>, context: impl Into<PathBuf>) -> BuildOptions {
         BuildOptions {
             dockerfile: dockerfile.into(),
             context: context.into(),
-            destinations: Vec::new(),
             build_args: BTreeMap::new(),
+            secret_args: Vec::new(),
             target: None,
             platform: None,
-            no_push: false,
-            tar_path: None,
-            oci_layout_path: None,
-            digest_file: None,
-            image_name_with_digest_file: None,
-            image_name_tag_with_digest_file: None,
-            reproducible: false,
-            snapshot_mode: SnapshotMode::Full,
-            single_snapshot: false,
             labels: Vec::new(),
-            ignore_paths: Vec::new(),
-            ignore_var_run: true,
-            compression: Compression::Gzip,
-            compression_level: None,
-            registry: RegistryOptions::default(),
             work_dir: std::env::temp_dir(),
-            isolation: Isolation::Chroot,
-            helper_exe: PathBuf::from("/proc/self/exe"),
-            force_build_metadata: false,
-            skip_push_permission_check: false,
-            run_timeout: None,
-            max_file_size: Some(DEFAULT_MAX_FILE_SIZE),
-            max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
+            layers: LayerOptions::default(),
+            run: RunOptions::default(),
+            output: OutputOptions::default(),
+            registry: RegistryOptions::default(),
             cache: None,
-            describe_cached_layers: false,
-            capture_contents: None,
-            secret_args: Vec::new(),
-            trowel_dir: PathBuf::from("/trowel"),
-            force: false,
-            cleanup: false,
         }
     }
 

@@ -3,46 +3,36 @@
 
 use std::time::Instant;
 
-use crate::engine::build::Engine;
+use trowel_events::{BlobPushAction, Event, LayerSummary, PushReview, ReviewLayer};
+
+use crate::engine::build::Build;
 use crate::engine::controller::Decision;
-use crate::engine::error::BuildError;
-use crate::engine::stage::{LayerOrigin, StageLayer};
-use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, media};
-use crate::image::outputs::{self, FinalImage};
+use crate::engine::error::{BuildError, PushError};
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::image::manifest::{Descriptor, Manifest};
+use crate::image::outputs::{self, FinalImage, OutputError};
 use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, Reference};
-use trowel_events::{BlobPushAction, Event, LayerSummary};
-use trowel_events::{PushReview, ReviewLayer};
 
-/// The timestamp `--reproducible` writes everywhere.
-pub const EPOCH: &str = "1970-01-01T00:00:00Z";
-
-impl Engine<'_> {
-    pub(crate) fn now_rfc3339(&self) -> String {
-        if self.opts.reproducible {
-            EPOCH.to_string()
-        } else {
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        }
-    }
-
+impl Build<'_> {
     /// Turns the target stage into an image in the local store.
     pub(crate) fn assemble(&mut self, target: usize) -> Result<FinalImage, BuildError> {
-        let st = self.stages[target].as_ref().expect("target stage built");
+        let ctx = &self.ctx;
+        let st = self.stages.get(target).ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
         let mut config = st.config.clone();
-        let now = self.now_rfc3339();
+        let now = ctx.now_rfc3339();
         for &i in &st.unstamped {
             config.set_history_created(i, &now);
         }
         // The image is as new as its newest history entry: a rebuild in which nothing ran keeps
         // the previous image's time (and so its digest); see `Stamp`.
-        let created = if self.opts.reproducible || !st.unstamped.is_empty() {
+        let created = if ctx.opts.layers.reproducible || !st.unstamped.is_empty() {
             now
         } else {
             config.newest_history_time().unwrap_or(now)
         };
         config.set_created(&created);
-        if self.opts.platform.is_some() || config.raw().get("architecture").is_none() {
-            let mut p = self.platform.clone();
+        if ctx.opts.platform.is_some() || config.raw().get("architecture").is_none() {
+            let mut p = ctx.platform.clone();
             // `--custom-platform=linux/arm64` does not drop a base's `v8` variant.
             let base = config.platform();
             if p.variant.is_none() && base.architecture == p.architecture {
@@ -50,40 +40,30 @@ impl Engine<'_> {
             }
             config.set_platform(&p);
         }
-        if self.opts.reproducible {
+        if ctx.opts.layers.reproducible {
             config.strip_host_fields();
         }
         let config_bytes = config.to_bytes();
-        let config_digest = self.store.put(&config_bytes).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let config_digest = ctx.store.put(&config_bytes).map_err(BuildError::store("store the image config"))?;
         let format = st.format;
-        let layers: Vec<Descriptor> = st.layers.iter().map(|l| layer_descriptor(l, format)).collect();
+        let layers: Vec<Descriptor> = st.layers.iter().map(|l| l.descriptor_in(format)).collect();
         let manifest = Manifest::new(
             format,
             Descriptor::new(format.config_media_type(), config_digest.clone(), config_bytes.len() as u64),
             layers,
         );
         let manifest_bytes = manifest.to_bytes();
-        let manifest_digest = self.store.put(&manifest_bytes).map_err(|e| BuildError::Setup(e.to_string()))?;
+        let manifest_digest = ctx.store.put(&manifest_bytes).map_err(BuildError::store("store the image manifest"))?;
         let size = config_bytes.len() as u64 + st.layers.iter().map(|l| l.descriptor.size).sum::<u64>();
-        self.emitter.emit(Event::ImageAssembled {
-            manifest_digest: manifest_digest.clone().into(),
-            config_digest: config_digest.clone().into(),
+        ctx.emitter.emit(Event::ImageAssembled {
+            manifest_digest: (&manifest_digest).into(),
+            config_digest: (&config_digest).into(),
             media_type: format.manifest_media_type().to_string(),
             size,
             layers: st
                 .layers
                 .iter()
-                .map(|l| LayerSummary {
-                    digest: l.descriptor.digest.clone().into(),
-                    diff_id: Some(l.diff_id.clone().into()),
-                    size: l.descriptor.size,
-                    uncompressed_size: l.uncompressed_size,
-                    media_type: layer_descriptor(l, format).media_type,
-                    step: match l.origin {
-                        LayerOrigin::Built(id) => Some(id),
-                        LayerOrigin::Base(_) => None,
-                    },
-                })
+                .map(|l| LayerSummary { media_type: l.descriptor_in(format).media_type, ..l.summary(l.step()) })
                 .collect(),
             config: config.raw().clone(),
             manifest: serde_json::to_value(&manifest).expect("manifest serialises"),
@@ -93,60 +73,70 @@ impl Engine<'_> {
 
     /// Local outputs, the push gate, then the pushes. Returns the destinations pushed.
     pub(crate) fn publish(&mut self, image: &FinalImage) -> Result<Vec<String>, BuildError> {
-        let target = self.plan.target;
-        let layers = self.stages[target].as_ref().expect("target built").layers.clone();
-        let needs_all_blobs = self.opts.tar_path.is_some() || self.opts.oci_layout_path.is_some();
-        if needs_all_blobs {
-            self.fetch_blobs(&layers)?;
+        let target = self.ctx.plan.target;
+        let layers = self
+            .stages
+            .get(target)
+            .map(|s| s.layers.clone())
+            .ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
+        let out = &self.ctx.opts.output;
+        if out.tar_path.is_some() || out.oci_layout_path.is_some() {
+            self.ctx.fetch_blobs(&layers)?;
         }
-        let dests: Vec<Reference> = self
-            .opts
+        let dests: Vec<Reference> = out
             .destinations
             .iter()
-            .map(|d| Reference::parse(d).map_err(|e| BuildError::Setup(format!("invalid --destination {d:?}: {e}"))))
+            .map(|d| Reference::parse(d).map_err(|e| BuildError::Options(format!("invalid --destination {d:?}: {e}"))))
             .collect::<Result<_, _>>()?;
-        if let Some(p) = &self.opts.tar_path {
+        if let Some(p) = &out.tar_path {
             let tags: Vec<String> = if dests.is_empty() {
                 // kaniko's placeholder name when there is nothing to tag the archive with.
                 vec!["unset-repo/unset-image-name:latest".to_string()]
             } else {
                 dests.iter().map(|d| d.to_string()).collect()
             };
-            outputs::write_docker_archive(p, image, &self.store, &tags).map_err(|e| out_err("tarball", p, e))?;
-            self.emitter.emit(Event::OutputWritten { kind: "tarball".into(), path: p.display().to_string() });
+            outputs::write_docker_archive(p, image, &self.ctx.store, &tags).map_err(out_err("tarball", p))?;
+            self.ctx.emitter.emit(Event::OutputWritten { kind: "tarball".into(), path: p.display().to_string() });
         }
-        if let Some(p) = &self.opts.oci_layout_path {
+        if let Some(p) = &out.oci_layout_path {
             let name = dests.first().map(|d| d.to_string());
-            outputs::write_oci_layout(p, image, &self.store, name.as_deref())
-                .map_err(|e| out_err("OCI layout", p, e))?;
-            self.emitter.emit(Event::OutputWritten { kind: "OCI layout".into(), path: p.display().to_string() });
+            outputs::write_oci_layout(p, image, &self.ctx.store, name.as_deref()).map_err(out_err("OCI layout", p))?;
+            self.ctx.emitter.emit(Event::OutputWritten { kind: "OCI layout".into(), path: p.display().to_string() });
         }
         let mut pushed = Vec::new();
-        if !self.opts.no_push && !dests.is_empty() {
+        if !out.no_push && !dests.is_empty() {
+            if let Some(why) = self.controller.abort_requested() {
+                return Err(BuildError::Aborted(why));
+            }
             if self.controller.wants_push_review() {
                 let review = self.push_review(image, &dests, &layers);
-                self.emitter.emit(Event::PushReview { review: Box::new(review.clone()) });
-                if let Decision::Abort(why) = self.controller.review_push(&review) {
+                self.ctx.emitter.emit(Event::PushReview { review: Box::new(review.clone()) });
+                let decision = self.controller.review_push(&review);
+                let (approved, reason) = match &decision {
+                    Decision::Continue => (true, None),
+                    Decision::Abort(why) => (false, Some(why.clone())),
+                };
+                self.ctx.emitter.emit(Event::PushDecided { approved, reason });
+                if let Decision::Abort(why) = decision {
                     return Err(BuildError::Aborted(why));
                 }
             }
             // Base layers are downloaded during the push only if a destination lacks them and
             // cannot mount them (see `Registry::push_image`).
-            for (dest, raw) in dests.iter().zip(&self.opts.destinations) {
+            for (dest, raw) in dests.iter().zip(&out.destinations) {
                 self.push_one(dest, raw, image, &layers)?;
                 pushed.push(raw.clone());
             }
         }
         let names: Vec<(String, Option<String>)> = dests.iter().map(|d| (d.repo_ref(), d.tag.clone())).collect();
-        if let Some(p) = &self.opts.digest_file {
-            outputs::write_digest_file(p, image).map_err(|e| out_err("digest file", p, e))?;
+        if let Some(p) = &out.digest_file {
+            outputs::write_digest_file(p, image).map_err(out_err("digest file", p))?;
         }
-        if let Some(p) = &self.opts.image_name_with_digest_file {
-            outputs::write_image_name_with_digest_file(p, &names, image).map_err(|e| out_err("digest file", p, e))?;
+        if let Some(p) = &out.image_name_with_digest_file {
+            outputs::write_image_name_with_digest_file(p, &names, image).map_err(out_err("digest file", p))?;
         }
-        if let Some(p) = &self.opts.image_name_tag_with_digest_file {
-            outputs::write_image_name_tag_with_digest_file(p, &names, image)
-                .map_err(|e| out_err("digest file", p, e))?;
+        if let Some(p) = &out.image_name_tag_with_digest_file {
+            outputs::write_image_name_tag_with_digest_file(p, &names, image).map_err(out_err("digest file", p))?;
         }
         Ok(pushed)
     }
@@ -154,10 +144,11 @@ impl Engine<'_> {
     /// What the push gate shows: digests, destinations, and for each layer whether each
     /// destination already has it (HEAD requests, all at once).
     fn push_review(&self, image: &FinalImage, dests: &[Reference], layers: &[StageLayer]) -> PushReview {
-        let present: Vec<Vec<Option<bool>>> = self.rt.block_on(async {
+        let ctx = &self.ctx;
+        let present: Vec<Vec<Option<bool>>> = ctx.rt.block_on(async {
             let mut out = Vec::new();
             for desc in &image.manifest.layers {
-                let checks = dests.iter().map(|d| self.registry.blob_exists(d, &desc.digest));
+                let checks = dests.iter().map(|d| ctx.registry.blob_exists(d, &desc.digest));
                 let r = futures_util::future::join_all(checks).await;
                 out.push(r.into_iter().map(|x| x.ok()).collect());
             }
@@ -167,7 +158,7 @@ impl Engine<'_> {
             manifest_digest: image.manifest_digest.clone().into(),
             config_digest: image.config_digest.clone().into(),
             media_type: image.manifest_media_type().to_string(),
-            destinations: self.opts.destinations.clone(),
+            destinations: ctx.opts.output.destinations.clone(),
             layers: image
                 .manifest
                 .layers
@@ -179,10 +170,7 @@ impl Engine<'_> {
                     size: desc.size,
                     uncompressed_size: l.uncompressed_size,
                     media_type: desc.media_type.clone(),
-                    step: match l.origin {
-                        LayerOrigin::Built(id) => Some(id),
-                        LayerOrigin::Base(_) => None,
-                    },
+                    step: l.step(),
                     present,
                 })
                 .collect(),
@@ -197,17 +185,17 @@ impl Engine<'_> {
         layers: &[StageLayer],
     ) -> Result<(), BuildError> {
         let t0 = Instant::now();
-        self.emitter.emit(Event::PushStarted { destination: raw.to_string() });
+        self.ctx.emitter.emit(Event::PushStarted { destination: raw.to_string() });
         if self.already_pushed(dest, image, layers) {
             for desc in std::iter::once(&image.manifest.config).chain(&image.manifest.layers) {
-                self.emitter.emit(Event::BlobPushed {
+                self.ctx.emitter.emit(Event::BlobPushed {
                     destination: raw.to_string(),
                     digest: desc.digest.clone().into(),
                     action: BlobPushAction::Existed,
                     size: desc.size,
                 });
             }
-            self.emitter.emit(Event::PushFinished {
+            self.ctx.emitter.emit(Event::PushFinished {
                 destination: raw.to_string(),
                 digest: image.manifest_digest.clone().into(),
                 duration_ms: t0.elapsed().as_millis() as u64,
@@ -219,7 +207,10 @@ impl Engine<'_> {
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = match &l.origin {
                 LayerOrigin::Base(src) => Some(src.clone()),
-                LayerOrigin::Built(id) => self.mountable_from_cache(dest, *id),
+                LayerOrigin::Built(id) => {
+                    let ctx = &self.ctx;
+                    self.cache.as_mut().and_then(|c| c.mountable_for(ctx, dest, *id))
+                }
             };
             blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
         }
@@ -228,7 +219,7 @@ impl Engine<'_> {
             manifest_media_type: image.manifest_media_type().to_string(),
             blobs,
         };
-        let emitter = &self.emitter;
+        let emitter = &self.ctx.emitter;
         let last = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, u64>::new());
         let progress = |p: PushProgress| match p {
             PushProgress::Blob { digest, sent, total } => {
@@ -247,11 +238,12 @@ impl Engine<'_> {
             PushProgress::BlobDone { .. } => {}
         };
         let report = self
+            .ctx
             .rt
-            .block_on(self.registry.push_image(dest, &push, &self.store, &progress))
-            .map_err(|e| BuildError::Push { destination: raw.to_string(), message: e.to_string() })?;
+            .block_on(self.ctx.registry.push_image(dest, &push, &self.ctx.store, &progress))
+            .map_err(|e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) })?;
         for (digest, action, size) in &report.blobs {
-            self.emitter.emit(Event::BlobPushed {
+            self.ctx.emitter.emit(Event::BlobPushed {
                 destination: raw.to_string(),
                 digest: digest.clone().into(),
                 action: match action {
@@ -265,13 +257,13 @@ impl Engine<'_> {
         if report.manifest_digest != image.manifest_digest {
             return Err(BuildError::Push {
                 destination: raw.to_string(),
-                message: format!(
-                    "registry reports manifest digest {} but trowel pushed {}",
-                    report.manifest_digest, image.manifest_digest
-                ),
+                source: PushError::DigestMismatch {
+                    reported: report.manifest_digest.to_string(),
+                    pushed: image.manifest_digest.to_string(),
+                },
             });
         }
-        self.emitter.emit(Event::PushFinished {
+        self.ctx.emitter.emit(Event::PushFinished {
             destination: raw.to_string(),
             digest: (&report.manifest_digest).into(),
             duration_ms: t0.elapsed().as_millis() as u64,
@@ -281,7 +273,7 @@ impl Engine<'_> {
     }
 }
 
-impl Engine<'_> {
+impl Build<'_> {
     /// True if `dest` already names exactly this image. Only asked when no layer was built in
     /// this build: a rebuild served entirely from the cache reproduces the previous image (see
     /// `Stamp`), and its push then has nothing to do. Any doubt means a normal push.
@@ -289,24 +281,11 @@ impl Engine<'_> {
         if layers.iter().any(|l| matches!(l.origin, LayerOrigin::Built(_))) {
             return false;
         }
-        let named = self.rt.block_on(self.registry.manifest_digest(dest));
+        let named = self.ctx.rt.block_on(self.ctx.registry.manifest_digest(dest));
         matches!(named, Ok(Some(d)) if d == image.manifest_digest)
     }
 }
 
-fn out_err(what: &str, path: &std::path::Path, e: impl std::fmt::Display) -> BuildError {
-    BuildError::Output { what: what.into(), path: path.display().to_string(), message: e.to_string() }
-}
-
-/// A layer's descriptor in the output format: Docker and OCI gzip layers are the same bytes
-/// under different media types, so a Docker base's layers are relabelled when the result is OCI.
-fn layer_descriptor(l: &StageLayer, format: ManifestFormat) -> Descriptor {
-    let mut d = l.descriptor.clone();
-    d.media_type = match (format, d.media_type.as_str()) {
-        (ManifestFormat::Oci, media::DOCKER_LAYER_GZIP) => media::OCI_LAYER_GZIP.to_string(),
-        (ManifestFormat::Oci, media::DOCKER_LAYER_FOREIGN) => media::OCI_LAYER_NONDIST_GZIP.to_string(),
-        (ManifestFormat::Docker, media::OCI_LAYER_GZIP) => media::DOCKER_LAYER_GZIP.to_string(),
-        (_, other) => other.to_string(),
-    };
-    d
+fn out_err<'p>(what: &'static str, path: &'p std::path::Path) -> impl FnOnce(OutputError) -> BuildError + 'p {
+    move |source| BuildError::Output { what, path: path.to_path_buf(), source }
 }

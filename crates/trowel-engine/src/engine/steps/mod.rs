@@ -1,20 +1,32 @@
-//! One file per kind of step. [`execute`] dispatches an expanded instruction to its step.
+//! The steps, one file per kind of instruction, behind one narrow interface.
+//!
+//! An instruction either changes only the stage's config ([`config`]: ENV, LABEL, USER, CMD…,
+//! a pure function the cache-key planner replays too), or it works on files: a [`FileStep`]
+//! (RUN, COPY/ADD, WORKDIR) gets exactly what it may touch — the build root, the stage's
+//! config, where its sources come from — and says what it changed. Everything around a step
+//! (events, the cache, the snapshot, the layer and its history entry, pauses) is the stage
+//! runner's, so no step can forget one of them or do one twice.
 
-use crate::digest::Digest;
-use crate::dockerfile::{Expanded, Instruction};
-use crate::engine::build::Engine;
-use crate::engine::error::{BuildError, Location};
-use crate::engine::stage::StageState;
 use trowel_events::{StepId, StepStatus};
 
-pub mod copy;
-pub mod layer;
-pub(crate) mod metadata;
+use crate::digest::Digest;
+use crate::dockerfile::{DockerIgnore, Expanded, Instruction};
+use crate::engine::context::BuildContext;
+use crate::engine::error::{BuildError, Location, StepError};
+use crate::engine::root::BuildRoot;
+use crate::engine::stage::StageConfig;
+use crate::fs::root::Root;
+
+pub(crate) mod config;
+pub(crate) mod copy;
 mod run;
 mod workdir;
 
-/// What a step is working on.
-pub struct StepCtx<'a> {
+pub(crate) use run::resolve_user;
+pub(crate) use workdir::join_clean;
+
+/// The step being run: which one, where it is written, and how it reads once expanded.
+pub(crate) struct StepAt<'a> {
     pub id: StepId,
     pub loc: Location,
     pub instruction: &'a Instruction,
@@ -22,14 +34,20 @@ pub struct StepCtx<'a> {
     pub display: String,
 }
 
-impl StepCtx<'_> {
+impl StepAt<'_> {
     /// A step error at this instruction.
-    pub fn fail(&self, message: impl Into<String>) -> BuildError {
-        BuildError::Step { location: self.loc.clone(), message: message.into(), exit_code: None }
+    pub fn fail(&self, source: impl Into<StepError>) -> BuildError {
+        BuildError::Step { location: self.loc.clone(), source: Box::new(source.into()) }
+    }
+
+    /// The instruction cannot be carried out as written.
+    pub fn invalid(&self, message: impl Into<String>) -> BuildError {
+        self.fail(StepError::Invalid(message.into()))
     }
 }
 
-pub struct StepOutcome {
+/// What a step did, as its `step_finished` event reports it.
+pub(crate) struct StepOutcome {
     pub status: StepStatus,
     pub layer: Option<Digest>,
 }
@@ -40,17 +58,64 @@ impl StepOutcome {
     }
 }
 
-pub fn execute(
-    engine: &mut Engine<'_>,
-    st: &mut StageState,
-    ctx: &StepCtx<'_>,
-    expanded: Expanded,
-) -> Result<StepOutcome, BuildError> {
-    match expanded {
-        Expanded::Run { flags, script } => run::run(engine, st, ctx, &flags, script),
-        Expanded::Copy(c) => copy::copy(engine, st, ctx, c, false),
-        Expanded::Add(c) => copy::copy(engine, st, ctx, c, true),
-        Expanded::Workdir(dir) => workdir::workdir(engine, st, ctx, &dir),
-        other => metadata::apply(engine, st, ctx, other),
+/// Which part of the root a step may have changed: what the snapshot after it walks.
+pub(crate) enum Scope {
+    /// Anything (RUN): walk the whole root.
+    Full,
+    /// Only these subtrees (COPY, ADD, WORKDIR).
+    Paths(Vec<String>),
+}
+
+/// What a file step changed.
+pub(crate) enum Changed {
+    /// Nothing on disk (a WORKDIR that exists): the step is config only.
+    Nothing,
+    /// Files, somewhere in this scope.
+    Files(Scope),
+}
+
+/// Where a COPY's sources are read from.
+pub(crate) enum Source<'a> {
+    /// The build context, filtered by `.dockerignore`.
+    Context { root: &'a Root, ignore: &'a DockerIgnore },
+    /// Another stage's root or an image's (`--from`): read as is.
+    Root(&'a Root),
+}
+
+/// What a file step may touch.
+pub(crate) struct FileCx<'a, 'o> {
+    pub ctx: &'a BuildContext<'o>,
+    pub at: &'a StepAt<'a>,
+    pub config: &'a mut StageConfig,
+    pub root: &'a mut BuildRoot,
+    pub source: Source<'a>,
+}
+
+/// A step that works on the stage's files.
+pub(crate) trait FileStep {
+    /// `--from`: the stage or image the step reads its sources from (the context otherwise).
+    fn from(&self) -> Option<&str> {
+        None
+    }
+
+    fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError>;
+}
+
+/// An expanded instruction as the runner executes it.
+pub(crate) enum Step {
+    /// Changes only the config.
+    Config(Expanded),
+    Files(Box<dyn FileStep>),
+}
+
+impl Step {
+    pub fn of(expanded: Expanded) -> Step {
+        match expanded {
+            Expanded::Run { flags, script } => Step::Files(Box::new(run::Run { flags, script })),
+            Expanded::Copy(c) => Step::Files(Box::new(copy::Copy { args: c, is_add: false })),
+            Expanded::Add(c) => Step::Files(Box::new(copy::Copy { args: c, is_add: true })),
+            Expanded::Workdir(dir) => Step::Files(Box::new(workdir::Workdir { dir })),
+            other => Step::Config(other),
+        }
     }
 }

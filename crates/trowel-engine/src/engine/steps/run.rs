@@ -1,106 +1,101 @@
 //! RUN: execute a command in the build root (through the sandbox), stream its output as
-//! events, fail the build with the command's exit code, and snapshot what it changed.
+//! events (secrets masked even across chunk boundaries), and fail the build with the command's
+//! exit code. What it changed is the whole root's business: the runner snapshots it all.
+
+use trowel_events::{Event, OutputStream};
 
 use crate::dockerfile::{Flag, RunScript};
-use crate::engine::build::Engine;
-use crate::engine::error::BuildError;
-use crate::engine::stage::StageState;
-use crate::engine::steps::layer::{Scope, commit};
-use crate::engine::steps::metadata::default_shell;
-use crate::engine::steps::{StepCtx, StepOutcome};
+use crate::engine::error::{BuildError, StepError};
+use crate::engine::stage::StageConfig;
+use crate::engine::steps::config::default_shell;
+use crate::engine::steps::{Changed, FileCx, FileStep, Scope, StepAt};
 use crate::engine::vars::run_env;
+use crate::fs::root::Root;
 use crate::sandbox::{self, ResolvedUser, RunSpec, StdioMode, Stream};
 use crate::secrets::Redactor;
-use trowel_events::{Event, OutputStream, StepStatus};
 
-pub fn run(
-    engine: &mut Engine<'_>,
-    st: &mut StageState,
-    ctx: &StepCtx<'_>,
-    flags: &[Flag],
-    script: RunScript,
-) -> Result<StepOutcome, BuildError> {
-    check_flags(ctx, flags)?;
-    engine.ensure_root(st)?;
-    let user = resolve_stage_user(st, ctx)?;
-    let cwd = st.config.working_dir().unwrap_or("/").to_string();
-    let root = st.root.as_ref().expect("root ensured");
-    let r = root.root();
-    // The working directory of a base image may not exist yet (runc creates it too).
-    r.mkdir_all(&cwd, 0o755, None).map_err(|e| ctx.fail(format!("create working directory {cwd}: {e}")))?;
+pub(crate) struct Run {
+    pub flags: Vec<Flag>,
+    pub script: RunScript,
+}
 
-    let shell = st.config.shell().unwrap_or_else(default_shell);
-    let mut script_file: Option<String> = None;
-    let argv = match script {
-        RunScript::Shell(s) => [shell, vec![s]].concat(),
-        RunScript::Exec(v) => v,
-        RunScript::Script { content, shebang: false } => [shell, vec![content]].concat(),
-        RunScript::Script { content, shebang: true } => {
-            // BuildKit runs a `#!` heredoc as a file; it lives in the root only for this RUN.
-            let path = format!("/.trowel-heredoc-{}-{}", ctx.id.stage, ctx.id.step);
-            let mut f = r.create_file(&path, 0o755).map_err(|e| ctx.fail(format!("write heredoc script: {e}")))?;
-            std::io::Write::write_all(&mut f, content.as_bytes())
-                .map_err(|e| ctx.fail(format!("write heredoc script: {e}")))?;
-            script_file = Some(path.clone());
-            vec![path]
-        }
-    };
-    let env = run_env(&st.config, &st.args, &user.home);
-    let spec = RunSpec {
-        root: root.dir.clone(),
-        argv,
-        env,
-        cwd,
-        user: user.ids.clone(),
-        hostname: "trowel".to_string(),
-        isolation: engine.opts.isolation,
-        stdio: StdioMode::Piped,
-        timeout: engine.opts.run_timeout,
-        helper_exe: engine.opts.helper_exe.clone(),
-        extra_hosts: Vec::new(),
-    };
-    let emitter = engine.emitter.clone();
-    let redactor = engine.redactor.clone();
-    let id = ctx.id;
-    let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut on_output = |stream: Stream, bytes: &[u8]| {
-        let (slot, s) = match stream {
-            Stream::Stdout => (0, OutputStream::Stdout),
-            Stream::Stderr => (1, OutputStream::Stderr),
+impl FileStep for Run {
+    fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
+        let FileCx { ctx, at, config, root, .. } = cx;
+        check_flags(at, &self.flags)?;
+        let user = stage_user(config, root.root(), at)?;
+        let cwd = config.image.working_dir().unwrap_or("/").to_string();
+        let r = root.root();
+        // The working directory of a base image may not exist yet (runc creates it too).
+        r.mkdir_all(&cwd, 0o755, None)
+            .map_err(|e| at.fail(StepError::fs(format!("create working directory {cwd}"))(e)))?;
+
+        let shell = config.image.shell().unwrap_or_else(default_shell);
+        let mut script_file: Option<String> = None;
+        let argv = match self.script.clone() {
+            RunScript::Shell(s) => [shell, vec![s]].concat(),
+            RunScript::Exec(v) => v,
+            RunScript::Script { content, shebang: false } => [shell, vec![content]].concat(),
+            RunScript::Script { content, shebang: true } => {
+                // BuildKit runs a `#!` heredoc as a file; it lives in the root only for this RUN.
+                let path = format!("/.trowel-heredoc-{}-{}", at.id.stage, at.id.step);
+                let mut f =
+                    r.create_file(&path, 0o755).map_err(|e| at.fail(StepError::fs("write heredoc script")(e)))?;
+                std::io::Write::write_all(&mut f, content.as_bytes())
+                    .map_err(|e| at.invalid(format!("write heredoc script: {e}")))?;
+                script_file = Some(path.clone());
+                vec![path]
+            }
         };
-        let buf = &mut carry[slot];
-        buf.extend_from_slice(bytes);
-        if let Some(data) = take_ready(buf, &redactor) {
-            emitter.emit(Event::Output { id, stream: s, data });
+        let env = run_env(&config.image, &config.args, &user.home);
+        let spec = RunSpec {
+            root: root.dir.clone(),
+            argv,
+            env,
+            cwd,
+            user: user.ids.clone(),
+            hostname: "trowel".to_string(),
+            isolation: ctx.opts.run.isolation,
+            stdio: StdioMode::Piped,
+            timeout: ctx.opts.run.timeout,
+            helper_exe: ctx.opts.run.helper_exe.clone(),
+            extra_hosts: Vec::new(),
+        };
+        let emitter = ctx.emitter.clone();
+        let redactor = ctx.redactor.clone();
+        let id = at.id;
+        let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        let mut on_output = |stream: Stream, bytes: &[u8]| {
+            let (slot, s) = match stream {
+                Stream::Stdout => (0, OutputStream::Stdout),
+                Stream::Stderr => (1, OutputStream::Stderr),
+            };
+            let buf = &mut carry[slot];
+            buf.extend_from_slice(bytes);
+            if let Some(data) = take_ready(buf, &redactor) {
+                emitter.emit(Event::Output { id, stream: s, data });
+            }
+        };
+        let outcome = sandbox::run(&spec, &mut on_output);
+        for (slot, s) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
+            if !carry[slot].is_empty() {
+                let data = ctx.redactor.redact(&String::from_utf8_lossy(&carry[slot]));
+                ctx.emitter.emit(Event::Output { id, stream: s, data });
+            }
         }
-    };
-    let outcome = sandbox::run(&spec, &mut on_output);
-    for (slot, s) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
-        if !carry[slot].is_empty() {
-            let data = engine.redactor.redact(&String::from_utf8_lossy(&carry[slot]));
-            engine.emitter.emit(Event::Output { id, stream: s, data });
+        if let Some(p) = script_file {
+            let _ = root.root().remove_all(&p);
         }
+        let outcome = outcome.map_err(|e| at.fail(e))?;
+        if outcome.timed_out {
+            let secs = ctx.opts.run.timeout.map(|d| d.as_secs()).unwrap_or(0);
+            return Err(at.fail(StepError::TimedOut { secs, exit_code: outcome.exit_code }));
+        }
+        if outcome.exit_code != 0 {
+            return Err(at.fail(StepError::Exit(outcome.exit_code)));
+        }
+        Ok(Changed::Files(Scope::Full))
     }
-    if let Some(p) = script_file {
-        let _ = st.root.as_ref().expect("root").root().remove_all(&p);
-    }
-    let outcome = outcome.map_err(|e| ctx.fail(e.to_string()))?;
-    if outcome.timed_out {
-        return Err(BuildError::Step {
-            location: ctx.loc.clone(),
-            message: format!("timed out after {}s", engine.opts.run_timeout.map(|d| d.as_secs()).unwrap_or(0)),
-            exit_code: Some(outcome.exit_code),
-        });
-    }
-    if outcome.exit_code != 0 {
-        return Err(BuildError::Step {
-            location: ctx.loc.clone(),
-            message: format!("exit code {}", outcome.exit_code),
-            exit_code: Some(outcome.exit_code),
-        });
-    }
-    let layer = commit(engine, st, ctx.id, Scope::Full, &ctx.display)?;
-    Ok(StepOutcome { status: StepStatus::Built, layer })
 }
 
 /// Takes the part of a stream's pending bytes that can be shown now, with secrets masked.
@@ -150,44 +145,37 @@ fn utf8_boundary(buf: &[u8]) -> usize {
     n
 }
 
-fn check_flags(ctx: &StepCtx<'_>, flags: &[Flag]) -> Result<(), BuildError> {
+fn check_flags(at: &StepAt<'_>, flags: &[Flag]) -> Result<(), BuildError> {
     for f in flags {
         match (f.name.as_str(), f.value.as_deref()) {
             ("network", Some("default" | "host")) => {}
             ("network", v) => {
-                return Err(ctx.fail(format!(
+                return Err(at.invalid(format!(
                     "RUN --network={} is not supported (trowel runs RUN on the host network)",
                     v.unwrap_or("")
                 )));
             }
-            ("mount", _) => return Err(ctx.fail("RUN --mount is not supported yet")),
+            ("mount", _) => return Err(at.invalid("RUN --mount is not supported yet")),
             ("security", Some("sandbox")) => {}
             ("security", v) => {
-                return Err(ctx.fail(format!("RUN --security={} is not supported", v.unwrap_or(""))));
+                return Err(at.invalid(format!("RUN --security={} is not supported", v.unwrap_or(""))));
             }
-            (other, _) => return Err(ctx.fail(format!("unknown flag --{other} for RUN"))),
+            (other, _) => return Err(at.invalid(format!("unknown flag --{other} for RUN"))),
         }
     }
     Ok(())
 }
 
 /// The stage's USER resolved against the root's /etc/passwd and /etc/group.
-pub fn resolve_stage_user(st: &StageState, ctx: &StepCtx<'_>) -> Result<ResolvedUser, BuildError> {
-    let spec = st.config.user().unwrap_or("").to_string();
-    resolve_user_in(st, ctx, &spec)
+fn stage_user(config: &StageConfig, root: &Root, at: &StepAt<'_>) -> Result<ResolvedUser, BuildError> {
+    resolve_user(root, config.image.user().unwrap_or(""), at)
 }
 
-/// Resolves `spec` (`name`, `uid`, `name:group`, …) against the stage's root.
-pub fn resolve_user_in(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result<ResolvedUser, BuildError> {
-    let (passwd, group) = match &st.root {
-        Some(root) => {
-            let r = root.root();
-            let read = |p: &str| r.read_to_string(p).map_err(|e| ctx.fail(format!("read {p}: {e}")));
-            (read("/etc/passwd")?, read("/etc/group")?)
-        }
-        None => (None, None),
-    };
-    sandbox::resolve_user(spec, passwd.as_deref(), group.as_deref()).map_err(|e| ctx.fail(e.to_string()))
+/// Resolves `spec` (`name`, `uid`, `name:group`, …) against a root's /etc/passwd and /etc/group.
+pub(crate) fn resolve_user(root: &Root, spec: &str, at: &StepAt<'_>) -> Result<ResolvedUser, BuildError> {
+    let read = |p: &str| root.read_to_string(p).map_err(|e| at.fail(StepError::fs(format!("read {p}"))(e)));
+    let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
+    sandbox::resolve_user(spec, passwd.as_deref(), group.as_deref()).map_err(|e| at.fail(e))
 }
 
 #[cfg(test)]

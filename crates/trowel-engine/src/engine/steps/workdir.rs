@@ -1,49 +1,33 @@
 //! WORKDIR: set the working directory (relative to the previous one) and create it, owned by
 //! the current USER as BuildKit does, if the image lacks it.
 
-use crate::engine::build::Engine;
-use crate::engine::error::BuildError;
-use crate::engine::stage::StageState;
-use crate::engine::steps::layer::{Scope, Stamp, commit, empty_history};
-use crate::engine::steps::run::resolve_stage_user;
-use crate::engine::steps::{StepCtx, StepOutcome};
-use trowel_events::StepStatus;
+use crate::engine::error::{BuildError, StepError};
+use crate::engine::steps::{Changed, FileCx, FileStep, Scope, resolve_user};
 
-pub fn workdir(
-    engine: &mut Engine<'_>,
-    st: &mut StageState,
-    ctx: &StepCtx<'_>,
-    dir: &str,
-) -> Result<StepOutcome, BuildError> {
-    if dir.is_empty() {
-        return Err(ctx.fail("WORKDIR requires a path"));
-    }
-    let base = st.config.working_dir().unwrap_or("/").to_string();
-    let path = join_clean(&base, dir);
-    st.config.set_working_dir(&path);
-    create(engine, st, ctx, &path)
+pub(crate) struct Workdir {
+    pub dir: String,
 }
 
-/// Creates the working directory, owned by the current USER, if the image lacks it.
-fn create(
-    engine: &mut Engine<'_>,
-    st: &mut StageState,
-    ctx: &StepCtx<'_>,
-    path: &str,
-) -> Result<StepOutcome, BuildError> {
-    engine.ensure_root(st)?;
-    let user = resolve_stage_user(st, ctx)?;
-    let root = st.root.as_ref().expect("root ensured").root();
-    let created = root
-        .mkdir_all(path, 0o755, Some((user.ids.uid, user.ids.gid)))
-        .map_err(|e| ctx.fail(format!("create {path}: {e}")))?;
-    if created.is_empty() {
-        empty_history(engine, st, &ctx.display, Stamp::Inherit);
-        return Ok(StepOutcome::metadata());
+impl FileStep for Workdir {
+    fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
+        let FileCx { at, config, root, .. } = cx;
+        if self.dir.is_empty() {
+            return Err(at.invalid("WORKDIR requires a path"));
+        }
+        let base = config.image.working_dir().unwrap_or("/").to_string();
+        let path = join_clean(&base, &self.dir);
+        config.image.set_working_dir(&path);
+        // Created owned by the current USER, as BuildKit does, if the image lacks it.
+        let user = resolve_user(root.root(), config.image.user().unwrap_or(""), at)?;
+        let created = root
+            .root()
+            .mkdir_all(&path, 0o755, Some((user.ids.uid, user.ids.gid)))
+            .map_err(|e| at.fail(StepError::fs(format!("create {path}"))(e)))?;
+        Ok(match created.into_iter().next() {
+            Some(top) => Changed::Files(Scope::Paths(vec![top])),
+            None => Changed::Nothing,
+        })
     }
-    let top = created[0].clone();
-    let layer = commit(engine, st, ctx.id, Scope::Paths(vec![top]), &ctx.display)?;
-    Ok(StepOutcome { status: StepStatus::Built, layer })
 }
 
 /// Joins `p` onto `base` (when relative) and normalises it like Go's `path.Clean`.

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use futures_util::StreamExt;
 
 use crate::digest::{Digest, Hasher};
-use crate::engine::build::Engine;
+use crate::engine::context::BuildContext;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
 use crate::fs::unpack::unpack_layer;
@@ -36,7 +36,7 @@ pub fn write_inline(
 /// A file ADD downloaded, kept in the work dir for the rest of the build (the cache key
 /// planner and the step itself use the same download).
 #[derive(Debug, Clone)]
-pub struct Download {
+pub(crate) struct Download {
     pub path: std::path::PathBuf,
     pub digest: Digest,
     /// From `Last-Modified`.
@@ -46,17 +46,16 @@ pub struct Download {
 }
 
 /// Downloads `url` once per build, verifying `--checksum` when given.
-pub fn fetch_url(engine: &Engine<'_>, url: &str, checksum: Option<&str>) -> Result<Download, String> {
+pub(crate) fn fetch_url(ctx: &BuildContext<'_>, url: &str, checksum: Option<&str>) -> Result<Download, String> {
     let want = match checksum {
         Some(c) => Some(c.parse::<Digest>().map_err(|e| format!("--checksum: {e}"))?),
         None => None,
     };
-    let cached = engine.downloads.lock().unwrap().get(url).cloned();
-    let dl = match cached {
+    let dl = match ctx.download(url) {
         Some(d) => d,
         None => {
-            let d = download(engine, url)?;
-            engine.downloads.lock().unwrap().insert(url.to_string(), d.clone());
+            let d = download(ctx, url)?;
+            ctx.remember_download(url, d.clone());
             d
         }
     };
@@ -68,7 +67,7 @@ pub fn fetch_url(engine: &Engine<'_>, url: &str, checksum: Option<&str>) -> Resu
     Ok(dl)
 }
 
-fn download(engine: &Engine<'_>, url: &str) -> Result<Download, String> {
+fn download(ctx: &BuildContext<'_>, url: &str) -> Result<Download, String> {
     let name = url
         .split(['?', '#'])
         .next()
@@ -76,9 +75,9 @@ fn download(engine: &Engine<'_>, url: &str) -> Result<Download, String> {
         .filter(|n| !n.is_empty() && !n.contains(':'))
         .unwrap_or("download")
         .to_string();
-    let tmp_dir = engine.scratch_dir("add-url").map_err(|e| e.to_string())?;
+    let tmp_dir = ctx.scratch_dir("add-url").map_err(|e| e.to_string())?;
     let path = tmp_dir.join("download");
-    let (digest, mtime) = engine.rt.block_on(async {
+    let (digest, mtime) = ctx.rt.block_on(async {
         let client = reqwest::Client::builder()
             .user_agent(format!("trowel/{}", env!("CARGO_PKG_VERSION")))
             .build()
@@ -192,8 +191,8 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Extracts a local archive into `dest` (a directory). The archive is hostile input: it is
 /// unpacked with the same safe unpacker as layers into a scratch root, then copied over.
-pub fn extract(
-    engine: &Engine<'_>,
+pub(crate) fn extract(
+    ctx: &BuildContext<'_>,
     src: &Root,
     rel: &str,
     dst: &Root,
@@ -205,9 +204,9 @@ pub fn extract(
     let n = read_full(&mut f, &mut magic).map_err(|e| format!("{rel}: {e}"))?;
     let f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
     let reader = decompressor(&magic[..n], Box::new(f))?;
-    let scratch = engine.scratch_dir("add-extract").map_err(|e| e.to_string())?;
+    let scratch = ctx.scratch_dir("add-extract").map_err(|e| e.to_string())?;
     let tmp_root = Root::open(&scratch).map_err(|e| e.to_string())?;
-    let opts = engine.unpack_options();
+    let opts = ctx.unpack_options();
     unpack_layer(&tmp_root, reader, &opts).map_err(|e| format!("extract {rel}: {e}"))?;
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(|e| format!("create {dest}: {e}"))?;
     let all = |_: &str| Filter::Copy;

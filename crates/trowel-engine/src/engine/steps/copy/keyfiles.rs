@@ -8,31 +8,38 @@ use std::collections::BTreeMap;
 use crate::cache::key::FileEntry;
 use crate::digest::digest_reader;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
-use crate::engine::build::Engine;
+use crate::engine::context::BuildContext;
+use crate::engine::stages::Stages;
 use crate::engine::steps::copy::{add, filter, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
 use crate::fs::{FileType, Root, Stat};
 
-pub struct KeyInputs {
+pub(crate) struct KeyInputs {
     pub files: Vec<FileEntry>,
     pub sources: BTreeMap<String, String>,
 }
 
 /// Gathers the key inputs of a COPY/ADD run by stage `stage`.
-pub fn key_inputs(engine: &Engine<'_>, stage: usize, c: &ExpandedCopy, is_add: bool) -> Result<KeyInputs, String> {
+pub(crate) fn key_inputs(
+    ctx: &BuildContext<'_>,
+    stages: &Stages,
+    stage: usize,
+    c: &ExpandedCopy,
+    is_add: bool,
+) -> Result<KeyInputs, String> {
     let mut files = Vec::new();
     let mut srcs = BTreeMap::new();
     if let Some(from) = &c.from {
-        match stage_index(engine, stage, from) {
+        match stage_index(&ctx.plan, stage, from) {
             Some(p) => {
-                let key = engine.stages[p]
-                    .as_ref()
+                let key = stages
+                    .get(p)
                     .and_then(|s| s.final_key.clone())
                     .ok_or_else(|| format!("stage {from} has no cache key"))?;
                 srcs.insert(format!("stage:{from}"), key);
             }
             None => {
-                let img = engine.resolve_cached(from).map_err(|e| e.to_string())?;
+                let img = ctx.resolve_once(from).map_err(|e| e.to_string())?;
                 srcs.insert(format!("image:{from}"), img.manifest_digest.to_string());
             }
         }
@@ -43,13 +50,13 @@ pub fn key_inputs(engine: &Engine<'_>, stage: usize, c: &ExpandedCopy, is_add: b
     } else {
         Some(DockerIgnore::from_patterns(&c.excludes).map_err(|e| format!("invalid --exclude: {e}"))?)
     };
-    let root = &engine.context;
-    let ignore = Some(&engine.dockerignore);
+    let root = &ctx.context;
+    let ignore = Some(&ctx.dockerignore);
     for s in &c.sources {
         match s {
             ExpandedSource::Heredoc { .. } => {}
             ExpandedSource::Path(p) if is_add && is_url(p) => {
-                let dl = add::fetch_url(engine, p, c.checksum.as_deref())?;
+                let dl = add::fetch_url(ctx, p, c.checksum.as_deref())?;
                 files.push(FileEntry {
                     path: p.clone(),
                     kind: 'f',

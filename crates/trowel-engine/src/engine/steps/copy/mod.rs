@@ -12,168 +12,151 @@
 //! - ADD also downloads http(s) URLs (`--checksum` verified, mode 0600) and extracts local tar
 //!   archives (plain, gzip, bzip2, xz, zstd) into the destination directory.
 
-use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
-use crate::engine::build::Engine;
-use crate::engine::error::BuildError;
-use crate::engine::stage::{BuildRoot, StageState};
-use crate::engine::steps::layer::{Scope, commit};
-use crate::engine::steps::workdir::join_clean;
-use crate::engine::steps::{StepCtx, StepOutcome};
+use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource, Plan};
+use crate::engine::error::{BuildError, StepError};
+use crate::engine::steps::join_clean;
+use crate::engine::steps::{Changed, FileCx, FileStep, Scope, Source, StepAt};
 use crate::fs::copy::{CopyOptions, copy_tree};
 use crate::fs::root::Root;
-use trowel_events::StepStatus;
 
 mod add;
 mod filter;
-pub mod keyfiles;
+pub(crate) mod keyfiles;
 mod sources;
 
-pub use add::Download;
+pub(crate) use add::Download;
 pub use sources::SourceKind;
 
-/// The root of an image used only as a `COPY --from` source.
-pub struct ExternalRoot {
-    pub root: BuildRoot,
+pub(crate) struct Copy {
+    pub args: ExpandedCopy,
+    pub is_add: bool,
 }
 
-/// Where the sources of one COPY come from.
-enum From<'e> {
-    Context,
-    Root(&'e Root),
-}
+impl FileStep for Copy {
+    fn from(&self) -> Option<&str> {
+        self.args.from.as_deref()
+    }
 
-pub fn copy(
-    engine: &mut Engine<'_>,
-    st: &mut StageState,
-    ctx: &StepCtx<'_>,
-    c: ExpandedCopy,
-    is_add: bool,
-) -> Result<StepOutcome, BuildError> {
-    let kw = if is_add { "ADD" } else { "COPY" };
-    if !is_add && (c.checksum.is_some() || c.keep_git_dir) {
-        return Err(ctx.fail("--checksum and --keep-git-dir are only valid for ADD"));
-    }
-    if c.sources.is_empty() {
-        return Err(ctx.fail(format!("{kw} requires at least one source and a destination")));
-    }
-    engine.ensure_root(st)?;
-    if let Some(from) = &c.from {
-        prepare_from(engine, st, ctx, from)?;
-    }
-    let owner = match &c.chown {
-        Some(spec) => Some(chown_ids(st, ctx, spec)?),
-        None => None,
-    };
-    let mode = match &c.chmod {
-        Some(m) => {
-            Some(u32::from_str_radix(m, 8).map_err(|_| ctx.fail(format!("invalid --chmod {m:?}: expected octal")))?)
+    fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
+        let FileCx { ctx, at, config, root, source } = cx;
+        let c = &self.args;
+        let is_add = self.is_add;
+        let kw = if is_add { "ADD" } else { "COPY" };
+        if !is_add && (c.checksum.is_some() || c.keep_git_dir) {
+            return Err(at.invalid("--checksum and --keep-git-dir are only valid for ADD"));
         }
-        None => None,
-    };
-    let excludes = if c.excludes.is_empty() {
-        None
-    } else {
-        Some(DockerIgnore::from_patterns(&c.excludes).map_err(|e| ctx.fail(format!("invalid --exclude: {e}")))?)
-    };
-    let workdir = st.config.working_dir().unwrap_or("/").to_string();
-    let dest_raw = c.dest.clone();
-    let dest = join_clean(&workdir, &dest_raw);
-    let dest_has_slash = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+        if c.sources.is_empty() {
+            return Err(at.invalid(format!("{kw} requires at least one source and a destination")));
+        }
+        let dst = root.root();
+        let owner = match &c.chown {
+            Some(spec) => Some(chown_ids(dst, at, spec)?),
+            None => None,
+        };
+        let mode = match &c.chmod {
+            Some(m) => Some(
+                u32::from_str_radix(m, 8).map_err(|_| at.invalid(format!("invalid --chmod {m:?}: expected octal")))?,
+            ),
+            None => None,
+        };
+        let excludes = if c.excludes.is_empty() {
+            None
+        } else {
+            Some(DockerIgnore::from_patterns(&c.excludes).map_err(|e| at.invalid(format!("invalid --exclude: {e}")))?)
+        };
+        let workdir = config.image.working_dir().unwrap_or("/").to_string();
+        let dest_raw = c.dest.clone();
+        let dest = join_clean(&workdir, &dest_raw);
+        let dest_has_slash = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+        let (src_root, ignore, is_context) = match source {
+            Source::Context { root, ignore } => (root, Some(ignore), true),
+            Source::Root(r) => (r, None, false),
+        };
 
-    let from = match &c.from {
-        None => From::Context,
-        Some(f) => From::Root(source_root(engine, st, f)),
-    };
-    let src_root: &Root = match &from {
-        From::Context => &engine.context,
-        From::Root(r) => r,
-    };
-    let ignore = match from {
-        From::Context => Some(&engine.dockerignore),
-        From::Root(_) => None,
-    };
-
-    // Expand every source into concrete paths first, so "several sources" is known.
-    let mut items: Vec<sources::Item> = Vec::new();
-    for s in &c.sources {
-        match s {
-            ExpandedSource::Heredoc { name, content } => {
-                items.push(sources::Item::Inline { name: name.clone(), content: content.clone() })
-            }
-            ExpandedSource::Path(p) if is_add && is_url(p) => items.push(sources::Item::Url(p.clone())),
-            ExpandedSource::Path(p) => {
-                if !is_add && is_url(p) {
-                    return Err(ctx.fail(format!("source can't be a URL for COPY: {p} (use ADD)")));
+        // Expand every source into concrete paths first, so "several sources" is known.
+        let mut items: Vec<sources::Item> = Vec::new();
+        for s in &c.sources {
+            match s {
+                ExpandedSource::Heredoc { name, content } => {
+                    items.push(sources::Item::Inline { name: name.clone(), content: content.clone() })
                 }
-                let found = sources::expand(src_root, p, ignore, matches!(from, From::Context), c.parents)
-                    .map_err(|e| ctx.fail(e))?;
-                items.extend(found);
+                ExpandedSource::Path(p) if is_add && is_url(p) => items.push(sources::Item::Url(p.clone())),
+                ExpandedSource::Path(p) => {
+                    if !is_add && is_url(p) {
+                        return Err(at.invalid(format!("source can't be a URL for COPY: {p} (use ADD)")));
+                    }
+                    let found =
+                        sources::expand(src_root, p, ignore, is_context, c.parents).map_err(|e| at.invalid(e))?;
+                    items.extend(found);
+                }
             }
         }
-    }
-    if c.checksum.is_some() && !items.iter().all(|i| matches!(i, sources::Item::Url(_))) {
-        return Err(ctx.fail("--checksum can only be used with URL sources"));
-    }
-    let multiple = items.len() > 1 || c.sources.len() > 1;
-    if multiple && !dest_has_slash {
-        return Err(ctx.fail(format!(
-            "When using {kw} with more than one source file, the destination must be a directory and end with a /"
-        )));
-    }
+        if c.checksum.is_some() && !items.iter().all(|i| matches!(i, sources::Item::Url(_))) {
+            return Err(at.invalid("--checksum can only be used with URL sources"));
+        }
+        let multiple = items.len() > 1 || c.sources.len() > 1;
+        if multiple && !dest_has_slash {
+            return Err(at.invalid(format!(
+                "When using {kw} with more than one source file, the destination must be a directory and end with a /"
+            )));
+        }
 
-    let dst = st.root.as_ref().expect("root ensured").root();
-    let dest_is_dir = dest_has_slash
-        || multiple
-        || dst.stat(&dest).map_err(|e| ctx.fail(format!("{dest}: {e}")))?.is_some_and(|s| s.is_dir());
-    let mut written: Vec<String> = Vec::new();
-    // `--exclude` patterns are relative to the copied directory (or, for a single file, to the
-    // context); `.dockerignore` patterns are always relative to the context.
-    let excluded_by_flag = |rel: &str| excludes.as_ref().is_some_and(|x| x.is_excluded(rel));
-    for item in items {
-        match item {
-            sources::Item::Inline { name, content } => {
-                let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
-                let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
-                add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner)
-                    .map_err(|e| ctx.fail(e))?;
-                written.push(scope);
-            }
-            sources::Item::Url(url) => {
-                let dl = add::fetch_url(engine, &url, c.checksum.as_deref()).map_err(|e| ctx.fail(e))?;
-                let target =
-                    add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| ctx.fail(e))?;
-                written.push(target);
-            }
-            sources::Item::Path { rel, kind, name, target_rel } => {
-                if is_add && kind == SourceKind::File && add::is_archive(src_root, &rel).map_err(|e| ctx.fail(e))? {
-                    let scope = scope_path(dst, &dest).map_err(|e| ctx.fail(e))?;
-                    add::extract(engine, src_root, &rel, dst, &dest, owner).map_err(|e| ctx.fail(e))?;
+        let dest_is_dir = dest_has_slash
+            || multiple
+            || dst.stat(&dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?.is_some_and(|s| s.is_dir());
+        let mut written: Vec<String> = Vec::new();
+        // `--exclude` patterns are relative to the copied directory (or, for a single file, to the
+        // context); `.dockerignore` patterns are always relative to the context.
+        let excluded_by_flag = |rel: &str| excludes.as_ref().is_some_and(|x| x.is_excluded(rel));
+        for item in items {
+            match item {
+                sources::Item::Inline { name, content } => {
+                    let target =
+                        if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
+                    let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
+                    add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner)
+                        .map_err(|e| at.invalid(e))?;
                     written.push(scope);
-                    continue;
                 }
-                let target = match (&kind, &target_rel) {
-                    (_, Some(t)) => format!("{}/{t}", dest.trim_end_matches('/')),
-                    (SourceKind::Dir, None) => dest.clone(),
-                    (_, None) if dest_is_dir => format!("{}/{name}", dest.trim_end_matches('/')),
-                    (_, None) => dest.clone(),
-                };
-                if kind != SourceKind::Dir && excluded_by_flag(&rel) {
-                    continue;
+                sources::Item::Url(url) => {
+                    let dl = add::fetch_url(ctx, &url, c.checksum.as_deref()).map_err(|e| at.invalid(e))?;
+                    let target =
+                        add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| at.invalid(e))?;
+                    written.push(target);
                 }
-                let scope = scope_path(dst, &target).map_err(|e| ctx.fail(e))?;
-                let excl = filter::for_dir(&rel, excludes.as_ref(), ignore);
-                let opts =
-                    CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, filter: &excl };
-                copy_tree(src_root, &rel, dst, &target, &opts)
-                    .map_err(|e| ctx.fail(format!("copy {rel} to {target}: {e}")))?;
-                written.push(scope);
+                sources::Item::Path { rel, kind, name, target_rel } => {
+                    if is_add
+                        && kind == SourceKind::File
+                        && add::is_archive(src_root, &rel).map_err(|e| at.invalid(e))?
+                    {
+                        let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
+                        add::extract(ctx, src_root, &rel, dst, &dest, owner).map_err(|e| at.invalid(e))?;
+                        written.push(scope);
+                        continue;
+                    }
+                    let target = match (&kind, &target_rel) {
+                        (_, Some(t)) => format!("{}/{t}", dest.trim_end_matches('/')),
+                        (SourceKind::Dir, None) => dest.clone(),
+                        (_, None) if dest_is_dir => format!("{}/{name}", dest.trim_end_matches('/')),
+                        (_, None) => dest.clone(),
+                    };
+                    if kind != SourceKind::Dir && excluded_by_flag(&rel) {
+                        continue;
+                    }
+                    let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
+                    let excl = filter::for_dir(&rel, excludes.as_ref(), ignore);
+                    let opts =
+                        CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, filter: &excl };
+                    copy_tree(src_root, &rel, dst, &target, &opts)
+                        .map_err(|e| at.fail(StepError::fs(format!("copy {rel} to {target}"))(e)))?;
+                    written.push(scope);
+                }
             }
         }
+        written.sort();
+        written.dedup();
+        Ok(Changed::Files(Scope::Paths(written)))
     }
-    written.sort();
-    written.dedup();
-    let layer = commit(engine, st, ctx.id, Scope::Paths(written), &ctx.display)?;
-    Ok(StepOutcome { status: StepStatus::Built, layer })
 }
 
 pub(crate) fn is_url(s: &str) -> bool {
@@ -201,9 +184,8 @@ fn scope_path(root: &Root, target: &str) -> Result<String, String> {
 }
 
 /// `--chown=user[:group]`: names resolved in the destination image; no group means gid = uid.
-fn chown_ids(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result<(u32, u32), BuildError> {
-    let root = st.root.as_ref().expect("root ensured").root();
-    let read = |p: &str| root.read_to_string(p).map_err(|e| ctx.fail(format!("read {p}: {e}")));
+fn chown_ids(root: &Root, at: &StepAt<'_>, spec: &str) -> Result<(u32, u32), BuildError> {
+    let read = |p: &str| root.read_to_string(p).map_err(|e| at.fail(StepError::fs(format!("read {p}"))(e)));
     let passwd = read("/etc/passwd")?;
     let group = read("/etc/group")?;
     let (u, g) = match spec.split_once(':') {
@@ -222,7 +204,7 @@ fn chown_ids(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result<(u32, u32
                 })
             })
             .ok_or_else(|| {
-                ctx.fail(format!(
+                at.invalid(format!(
                     "--chown={spec}: unable to find {what} {name} in the image's /etc/{what_file}",
                     what_file = if what == "user" { "passwd" } else { "group" }
                 ))
@@ -236,59 +218,12 @@ fn chown_ids(st: &StageState, ctx: &StepCtx<'_>, spec: &str) -> Result<(u32, u32
     Ok((uid, gid))
 }
 
-/// Makes the root of `--from=<stage|index|image>` available for reading.
-fn prepare_from(engine: &mut Engine<'_>, st: &StageState, ctx: &StepCtx<'_>, from: &str) -> Result<(), BuildError> {
-    match stage_index(engine, st.index, from) {
-        Some(p) => {
-            let has_root = engine.stages[p].as_ref().is_some_and(|s| s.root.is_some());
-            if !has_root {
-                let layers = engine.stages[p].as_ref().expect("earlier stage built").layers.clone();
-                let root = engine.materialize(&layers, &format!("stage{p}-copy"), None)?;
-                engine.stages[p].as_mut().expect("stage").root = Some(root);
-            }
-            Ok(())
-        }
-        None => {
-            if engine.external.contains_key(from) {
-                return Ok(());
-            }
-            let img = engine.resolve_cached(from)?;
-            let config = crate::image::config::ImageConfig::from_bytes(&img.config_bytes)
-                .map_err(|e| ctx.fail(format!("--from={from}: {e}")))?;
-            let layers: Vec<_> = img
-                .manifest
-                .layers
-                .iter()
-                .zip(config.diff_ids())
-                .map(|(d, diff_id)| crate::engine::stage::StageLayer {
-                    descriptor: d.clone(),
-                    diff_id,
-                    origin: crate::engine::stage::LayerOrigin::Base(img.reference.clone()),
-                    uncompressed_size: None,
-                })
-                .collect();
-            let root = engine.materialize(&layers, "copy-from-image", None)?;
-            engine.external.insert(from.to_string(), ExternalRoot { root });
-            Ok(())
-        }
-    }
-}
-
 /// The stage `--from` names: any other stage by name (the plan builds it first), or an earlier
 /// stage by index; `None` for an image reference.
-pub(crate) fn stage_index(engine: &Engine<'_>, current: usize, from: &str) -> Option<usize> {
+pub(crate) fn stage_index(plan: &Plan, current: usize, from: &str) -> Option<usize> {
     let lower = from.to_ascii_lowercase();
-    if let Some(i) =
-        engine.plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()) && s.index != current)
-    {
+    if let Some(i) = plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()) && s.index != current) {
         return Some(i);
     }
     from.parse::<usize>().ok().filter(|&i| i < current)
-}
-
-fn source_root<'e>(engine: &'e Engine<'_>, st: &StageState, from: &str) -> &'e Root {
-    match stage_index(engine, st.index, from) {
-        Some(p) => engine.stages[p].as_ref().and_then(|s| s.root.as_ref()).expect("prepared").root(),
-        None => engine.external.get(from).expect("prepared").root.root(),
-    }
 }

@@ -7,99 +7,98 @@
 
 use std::collections::BTreeMap;
 
+use trowel_events::StepId;
+
 use crate::cache::key::{
     BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, referenced_names, root_key,
 };
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
-use crate::engine::build::Engine;
+use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
+use crate::engine::layer_cache::PlannedStep;
 use crate::engine::options::BuildOptions;
-use crate::engine::stage::{PlannedStep, StageState};
+use crate::engine::shared::Shared;
+use crate::engine::stage::StageRunner;
+use crate::engine::steps::config::apply_to;
 use crate::engine::steps::copy::keyfiles::key_inputs;
-use crate::engine::steps::metadata::apply_to_state;
-use crate::engine::vars::{StepVars, run_env};
+use crate::engine::vars::run_env;
 use crate::image::config::ImageConfig;
-use trowel_events::StepId;
 
-impl Engine<'_> {
-    /// Whether a step's layer goes through the cache.
-    fn cacheable(&self, e: &Expanded) -> bool {
-        let Some(c) = &self.opts.cache else { return false };
-        match e {
-            Expanded::Run { .. } | Expanded::Workdir(_) => c.run_layers,
-            Expanded::Copy(_) | Expanded::Add(_) => c.copy_layers,
-            _ => false,
-        }
+/// Whether a step's layer goes through the cache.
+fn cacheable(opts: &BuildOptions, e: &Expanded) -> bool {
+    let Some(c) = &opts.cache else { return false };
+    match e {
+        Expanded::Run { .. } | Expanded::Workdir(_) => c.run_layers,
+        Expanded::Copy(_) | Expanded::Add(_) => c.copy_layers,
+        _ => false,
     }
+}
 
-    fn layer_format(&self) -> String {
-        let mut f = format!("{:?}", self.opts.compression).to_lowercase();
-        if let Some(l) = self.opts.compression_level {
-            f.push_str(&format!("-{l}"));
-        }
-        if self.opts.reproducible {
-            f.push_str("+reproducible");
-        }
-        f
+/// How layers are written, as far as a cached layer must match it.
+fn layer_format(opts: &BuildOptions) -> String {
+    let mut f = format!("{:?}", opts.layers.compression).to_lowercase();
+    if let Some(l) = opts.layers.compression_level {
+        f.push_str(&format!("-{l}"));
     }
+    if opts.layers.reproducible {
+        f.push_str("+reproducible");
+    }
+    f
+}
 
-    /// Computes the keys of every step of a stage (FROM is `from`) and starts the lookups of
-    /// the cacheable ones. Also sets the stage's `final_key`.
+impl StageRunner {
+    /// Computes the keys of every step of the stage (FROM is `from`) and starts the lookups of
+    /// the cacheable ones. Also sets the stage's final key.
     pub(crate) fn plan_keys(
         &mut self,
-        st: &mut StageState,
+        s: &mut Shared<'_, '_>,
         from: &Instruction,
         steps: &[(StepId, Instruction)],
     ) -> Result<(), BuildError> {
-        if self.opts.cache.is_none() {
-            return Ok(());
-        }
-        let platform = self.platform.to_string();
-        let root = match &self.plan.stages[st.index].base {
+        let ctx = s.ctx;
+        let Some(cache) = s.cache.as_deref() else { return Ok(()) };
+        let platform = ctx.platform.to_string();
+        let root = match &ctx.plan.stages[self.index].base {
             Base::Scratch => root_key(&platform, &RootOf::Scratch),
-            Base::Image(_) => {
-                let d = st.base_digest.clone().expect("an image base has a digest");
-                root_key(&platform, &RootOf::Image(&d))
-            }
-            Base::Stage(p) => {
-                let k = self.stages[*p].as_ref().and_then(|s| s.final_key.clone()).expect("parent stage keyed");
-                root_key(&platform, &RootOf::Stage(&k))
-            }
+            Base::Image(_) => match &self.base_digest {
+                Some(d) => root_key(&platform, &RootOf::Image(d)),
+                None => return Ok(()),
+            },
+            Base::Stage(p) => match s.stages.get(*p).and_then(|s| s.final_key.clone()) {
+                Some(k) => root_key(&platform, &RootOf::Stage(&k)),
+                // The parent was not fully keyed (a step of it could not be): neither is this.
+                None => return Ok(()),
+            },
         };
-        let base = BaseInfo { reference: st.base_ref.clone(), digest: st.base_digest.clone() };
-        let from_display = match &self.plan.stages[st.index].base {
-            Base::Stage(p) => format!("FROM {}", self.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
-            _ => format!("FROM {}", st.base_ref),
+        let base = BaseInfo { reference: self.base_ref.clone(), digest: self.base_digest.clone() };
+        let from_display = match &ctx.plan.stages[self.index].base {
+            Base::Stage(p) => format!("FROM {}", ctx.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
+            _ => format!("FROM {}", self.base_ref),
         };
         let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone() }];
         let mut parent = root;
-        // Replay on copies: execution mutates the real state.
-        let mut config = st.config.clone();
-        let mut args = st.args.clone();
-        let mut cmd_set = st.cmd_set;
-        let layer_format = self.layer_format();
+        // Replay on a copy: execution changes the real config.
+        let mut config = self.config.clone();
+        let layer_format = layer_format(ctx.opts);
         for (id, ins) in steps {
-            let expanded = {
-                let vars = StepVars { config: &config, args: &args };
-                match ins.expand(&vars, self.df.escape) {
-                    Ok(e) => e,
-                    // Execution reports the error at this step; nothing after it is keyed.
-                    Err(_) => break,
-                }
+            let expanded = match ins.expand(&config.vars(), ctx.df.escape) {
+                Ok(e) => e,
+                // Execution reports the error at this step; nothing after it is keyed.
+                Err(_) => break,
             };
             let display = expanded.display();
-            let cacheable = self.cacheable(&expanded);
+            let cacheable = cacheable(ctx.opts, &expanded);
             let (vars, files, sources) = match &expanded {
-                Expanded::Run { .. } => (run_vars(&config, &args, self.opts), Vec::new(), BTreeMap::new()),
+                Expanded::Run { .. } => (run_vars(&config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
                 Expanded::Copy(c) | Expanded::Add(c) => {
                     let is_add = matches!(expanded, Expanded::Add(_));
-                    match key_inputs(self, st.index, c, is_add) {
-                        Ok(k) => (used_vars(ins, &config, &args, self.opts), k.files, k.sources),
+                    match key_inputs(ctx, s.stages, self.index, c, is_add) {
+                        Ok(k) => (used_vars(ins, &config.image, &config.args, ctx.opts), k.files, k.sources),
                         // The step itself will fail with the real error.
                         Err(_) => break,
                     }
                 }
-                _ => (used_vars(ins, &config, &args, self.opts), Vec::new(), BTreeMap::new()),
+                _ => (used_vars(ins, &config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
             };
             let components = KeyComponents {
                 version: FORMAT_VERSION,
@@ -117,18 +116,18 @@ impl Engine<'_> {
             let key = components.key();
             // The key hashes the real text; what is recorded (and compared when explaining a
             // miss) never holds a secret.
-            let components = self.redact_components(components);
-            if apply_to_state(&mut config, &mut args, &mut cmd_set, ins, self.df.escape, expanded).is_err() {
+            let components = redact_components(ctx, components);
+            if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
                 break;
             }
             chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: key.clone() });
             parent = key.clone();
-            st.planned.insert(*id, PlannedStep { components, key, display, cacheable });
+            self.keys.planned.insert(*id, PlannedStep { components, key, display, cacheable });
         }
-        if st.planned.len() == steps.len() {
-            st.final_key = Some(parent);
+        if self.keys.planned.len() == steps.len() {
+            self.keys.final_key = Some(parent);
         }
-        self.start_lookups(st);
+        cache.start_lookups(ctx, &mut self.keys);
         Ok(())
     }
 }
@@ -174,15 +173,13 @@ fn var(opts: &BuildOptions, kind: VarKind, name: &str, value: Option<String>) ->
     Var { kind, value }
 }
 
-impl Engine<'_> {
-    fn redact_components(&self, mut c: KeyComponents) -> KeyComponents {
-        if self.redactor.is_empty() {
-            return c;
-        }
-        c.instruction = self.redactor.redact(&c.instruction);
-        for link in &mut c.chain {
-            link.instruction = self.redactor.redact(&link.instruction);
-        }
-        c
+fn redact_components(ctx: &BuildContext<'_>, mut c: KeyComponents) -> KeyComponents {
+    if ctx.redactor.is_empty() {
+        return c;
     }
+    c.instruction = ctx.redactor.redact(&c.instruction);
+    for link in &mut c.chain {
+        link.instruction = ctx.redactor.redact(&link.instruction);
+    }
+    c
 }

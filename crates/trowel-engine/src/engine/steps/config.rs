@@ -4,55 +4,48 @@
 
 use serde_json::json;
 
-use crate::dockerfile::{ArgScope, CommandForm, Expanded, Instruction};
-use crate::engine::build::Engine;
+use crate::dockerfile::{CommandForm, Expanded, Instruction};
 use crate::engine::error::BuildError;
-use crate::engine::stage::StageState;
-use crate::engine::steps::layer::{Stamp, empty_history};
-use crate::engine::steps::{StepCtx, StepOutcome};
+use crate::engine::stage::StageConfig;
+use crate::engine::steps::StepAt;
 use crate::image::config::ImageConfig;
 
-pub fn apply(
-    engine: &mut Engine<'_>,
-    st: &mut StageState,
-    ctx: &StepCtx<'_>,
+/// Applies a config-only instruction to the stage (the runner records its history entry).
+pub(crate) fn apply(
+    stage: &mut StageConfig,
+    at: &StepAt<'_>,
+    escape: char,
     expanded: Expanded,
-) -> Result<StepOutcome, BuildError> {
-    let is_arg = matches!(expanded, Expanded::Arg(_));
-    apply_to_state(&mut st.config, &mut st.args, &mut st.cmd_set, ctx.instruction, engine.df.escape, expanded)
-        .map_err(|e| match e {
-            MetaError::Dockerfile(e) => BuildError::Dockerfile(e),
-            MetaError::Invalid(m) => ctx.fail(m),
-        })?;
-    if !is_arg {
-        empty_history(engine, st, &ctx.display, Stamp::Inherit);
-    }
-    Ok(StepOutcome::metadata())
+) -> Result<(), BuildError> {
+    apply_to(stage, at.instruction, escape, expanded).map_err(|e| match e {
+        ConfigError::Dockerfile(e) => BuildError::Dockerfile(e),
+        ConfigError::Invalid(m) => at.invalid(m),
+    })
 }
 
-pub enum MetaError {
+/// Why a config instruction could not be applied.
+pub(crate) enum ConfigError {
     Dockerfile(crate::dockerfile::DockerfileError),
     Invalid(String),
 }
 
-/// What a metadata instruction does to a stage's config and ARG scope. Pure (no I/O, no
-/// events), so the cache-key planner replays exactly what execution will do.
-pub fn apply_to_state(
-    config: &mut ImageConfig,
-    args: &mut ArgScope,
-    cmd_set: &mut bool,
+/// What a config instruction does to a stage's config and ARG scope. Pure (no I/O, no events),
+/// so the cache-key planner replays exactly what execution will do.
+pub(crate) fn apply_to(
+    stage: &mut StageConfig,
     instruction: &Instruction,
     escape: char,
     expanded: Expanded,
-) -> Result<(), MetaError> {
-    let invalid = |m: &str| Err(MetaError::Invalid(m.to_string()));
+) -> Result<(), ConfigError> {
+    let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+    let StageConfig { image: config, args, cmd_set } = stage;
     match expanded {
         Expanded::Arg(_) => {
             // ARG defaults are expanded only when no --build-arg replaces them (BuildKit), so
             // the scope applies the raw instruction rather than the pre-expanded words.
             let before = args.clone();
             let vars = crate::engine::vars::StepVars { config, args: &before };
-            args.apply(instruction, &vars, escape).map_err(MetaError::Dockerfile)?;
+            args.apply(instruction, &vars, escape).map_err(ConfigError::Dockerfile)?;
         }
         Expanded::Env(pairs) => {
             for (k, v) in pairs {
@@ -104,7 +97,7 @@ pub fn apply_to_state(
             config.set_shell(sh);
         }
         Expanded::Stopsignal(sig) => {
-            validate_signal(&sig).map_err(MetaError::Invalid)?;
+            validate_signal(&sig).map_err(ConfigError::Invalid)?;
             config.set_stop_signal(&sig);
         }
         Expanded::Healthcheck(hc) => match hc {
@@ -134,7 +127,7 @@ pub fn apply_to_state(
         Expanded::Maintainer(m) => config.set_author(&m),
         Expanded::Workdir(dir) => {
             let base = config.working_dir().unwrap_or("/").to_string();
-            config.set_working_dir(&crate::engine::steps::workdir::join_clean(&base, &dir));
+            config.set_working_dir(&crate::engine::steps::join_clean(&base, &dir));
         }
         Expanded::From { .. } | Expanded::Run { .. } | Expanded::Copy(_) | Expanded::Add(_) => {}
     }

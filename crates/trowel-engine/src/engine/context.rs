@@ -1,0 +1,257 @@
+//! The build context: everything about a build that is fixed once it starts and shared by every
+//! stage and step, read-only — the options, the parsed Dockerfile and its plan, the build
+//! context directory, the registry client, the blob store, the scratch directory, the emitter.
+//!
+//! What changes while the build runs lives elsewhere: one stage's state in its
+//! [`StageRunner`](super::stage::StageRunner), what stages share in
+//! [`Stages`](super::stages::Stages), the layer cache's bookkeeping in
+//! [`LayerCache`](super::layer_cache::LayerCache). The two maps here that fill in as the build
+//! goes (images resolved, files downloaded) are memos behind a lock: asking twice gives the
+//! same answer, which is what makes them safe to share.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use futures_util::StreamExt;
+use trowel_events::{Detail, Event};
+
+use crate::cache::basedir::BaseImageCache;
+use crate::dockerfile::{self, DockerIgnore, Dockerfile, Instruction, Plan};
+use crate::engine::container;
+use crate::engine::emit::Emitter;
+use crate::engine::error::{BuildError, Location};
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::options::BuildOptions;
+use crate::engine::scratch::{self, WorkDir};
+use crate::engine::steps::copy::Download;
+use crate::fs::ignore::IgnoreList;
+use crate::fs::root::Root;
+use crate::image::manifest::Platform;
+use crate::image::store::BlobStore;
+use crate::registry::{Reference, Registry, ResolvedImage};
+use crate::sandbox::Isolation;
+use crate::secrets::Redactor;
+
+/// How many blobs download at once.
+const PARALLEL_PULLS: usize = 3;
+
+/// The timestamp `--reproducible` writes everywhere.
+pub const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+pub(crate) struct BuildContext<'o> {
+    pub opts: &'o BuildOptions,
+    pub emitter: Emitter,
+    /// The extra detail the event sinks (and the controller) asked for.
+    pub detail: Detail,
+    pub rt: tokio::runtime::Runtime,
+    pub registry: Registry,
+    pub store: BlobStore,
+    /// Build roots, downloads and scratch files; removed when the build ends.
+    pub work: WorkDir,
+    pub df: Dockerfile,
+    pub plan: Plan,
+    pub platform: Platform,
+    /// The build context directory.
+    pub context: Root,
+    pub dockerignore: DockerIgnore,
+    /// What snapshots of a stage's root never look at.
+    pub snapshot_ignore: IgnoreList,
+    /// Container isolation: what `/` keeps through cleaning, unpacking and snapshots (`None`
+    /// in chroot isolation, where build roots are private directories).
+    pub slash_keep: Option<IgnoreList>,
+    /// The base-image cache directory (`--cache-dir` with `--cache`).
+    pub base_cache: Option<BaseImageCache>,
+    /// Masks secret build-arg values in history and cache entries.
+    pub redactor: Redactor,
+    /// Images resolved in this build, so a reference means one digest throughout.
+    resolved: Mutex<HashMap<String, ResolvedImage>>,
+    /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
+    downloads: Mutex<HashMap<String, Download>>,
+}
+
+impl<'o> BuildContext<'o> {
+    /// Reads and plans the Dockerfile, opens the context, and sets up the work dir, the blob
+    /// store, the registry client and the isolation. Nothing is pulled yet.
+    pub fn new(opts: &'o BuildOptions, emitter: Emitter, detail: Detail) -> Result<BuildContext<'o>, BuildError> {
+        let text = std::fs::read_to_string(&opts.dockerfile)
+            .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))?;
+        let df = dockerfile::parse(&opts.dockerfile, &text)?;
+        let platform = opts.target_platform();
+        let plan = dockerfile::plan(
+            &df,
+            opts.target.as_deref(),
+            &opts.build_args,
+            &dockerfile::PlatformArgs { target: platform.clone(), build: Platform::host() },
+        )?;
+        let context = Root::open(&opts.context)
+            .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
+        let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;
+        // Removing a dead build's directory is routine housekeeping, not news for the log (and
+        // would make traces depend on what ran before); only a failure to remove one is reported.
+        let sweep = scratch::remove_stale(&opts.work_dir);
+        for (d, why) in &sweep.failed {
+            emitter.warn(format!("cannot remove {}, left behind by a build that did not finish: {why}", d.display()));
+        }
+        let work = WorkDir::create(&opts.work_dir)
+            .map_err(BuildError::io(format!("create work dir in {}", opts.work_dir.display())))?;
+        let store = BlobStore::open_scratch(work.path().join("blobs")).map_err(BuildError::store("open blob store"))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(BuildError::io("start async runtime"))?;
+        let registry = Registry::new(opts.registry.clone()).map_err(|e| BuildError::Options(e.to_string()))?;
+        let slash_keep = match opts.run.isolation {
+            Isolation::Container => Some(container::slash_keep(opts, work.path())?),
+            Isolation::Chroot => None,
+        };
+        let snapshot_ignore = match &slash_keep {
+            Some(keep) => keep.clone(),
+            None => {
+                let mut i = IgnoreList::new(opts.layers.ignore_paths.iter().map(String::as_str));
+                if opts.layers.ignore_var_run {
+                    i.add("/var/run");
+                }
+                i
+            }
+        };
+        let base_cache = match opts.cache.as_ref().and_then(|c| c.dir.as_ref()) {
+            Some(dir) => match BaseImageCache::open(dir) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    emitter.warn(format!("cache directory {} is not usable: {e}", dir.display()));
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(BuildContext {
+            opts,
+            redactor: opts.redactor(),
+            emitter,
+            detail,
+            rt,
+            registry,
+            store,
+            work,
+            df,
+            plan,
+            platform,
+            context,
+            dockerignore,
+            snapshot_ignore,
+            slash_keep,
+            base_cache,
+            resolved: Mutex::new(HashMap::new()),
+            downloads: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Where an instruction is, for errors.
+    pub fn location(&self, ins: &Instruction) -> Location {
+        Location {
+            file: self.opts.dockerfile.display().to_string(),
+            line: ins.line,
+            instruction: ins.first_line().to_string(),
+        }
+    }
+
+    /// A fresh directory under the work dir.
+    pub fn scratch_dir(&self, name: &str) -> Result<PathBuf, BuildError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(self.work.path())
+            .map_err(BuildError::io(format!("create {name} dir")))?
+            .keep();
+        Ok(dir)
+    }
+
+    /// The time a step that runs now is stamped with (the epoch with `--reproducible`).
+    pub fn now_rfc3339(&self) -> String {
+        if self.opts.layers.reproducible {
+            EPOCH.to_string()
+        } else {
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
+    }
+
+    /// A stage's name as the plan has it, else its index (`builder`, `stage 2`).
+    pub fn stage_label(&self, idx: usize) -> String {
+        self.plan.stages[idx].name.clone().unwrap_or_else(|| format!("stage {idx}"))
+    }
+
+    /// Resolves an image reference in the registry for `platform`.
+    pub fn resolve_image(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, BuildError> {
+        let r = Reference::parse(reference).map_err(BuildError::pull(reference))?;
+        self.rt.block_on(self.registry.resolve(&r, platform)).map_err(BuildError::pull(reference))
+    }
+
+    /// Resolves an image once per build (with the target platform): the same reference means
+    /// the same digest for cache keys and for the copy itself.
+    pub fn resolve_once(&self, reference: &str) -> Result<ResolvedImage, BuildError> {
+        if let Some(img) = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(reference) {
+            return Ok(img.clone());
+        }
+        let img = self.resolve_image(reference, &self.platform)?;
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(reference.to_string(), img.clone());
+        Ok(img)
+    }
+
+    /// The download of `url` if this build already made it.
+    pub fn download(&self, url: &str) -> Option<Download> {
+        self.downloads.lock().unwrap_or_else(|p| p.into_inner()).get(url).cloned()
+    }
+
+    /// Remembers the download of `url` for the rest of the build.
+    pub fn remember_download(&self, url: &str, d: Download) {
+        self.downloads.lock().unwrap_or_else(|p| p.into_inner()).insert(url.to_string(), d);
+    }
+
+    /// Downloads every listed blob that is not already in the store, a few at a time.
+    pub fn fetch_blobs(&self, layers: &[StageLayer]) -> Result<(), BuildError> {
+        let missing: Vec<&StageLayer> = layers.iter().filter(|l| !self.store.contains(&l.descriptor.digest)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let registry = &self.registry;
+        let store = &self.store;
+        let emitter = &self.emitter;
+        self.rt.block_on(async {
+            let results: Vec<Result<(), BuildError>> = futures_util::stream::iter(missing)
+                .map(|l| async move {
+                    let LayerOrigin::Base(repo) = &l.origin else {
+                        // A built layer is written to the store before anything can refer to it.
+                        return Err(BuildError::Store {
+                            what: "a layer built in this build".into(),
+                            source: crate::image::store::StoreError::Missing(l.descriptor.digest.clone()),
+                        });
+                    };
+                    let last = std::sync::Mutex::new(0u64);
+                    let digest: trowel_events::Digest = (&l.descriptor.digest).into();
+                    let reference = repo.to_string();
+                    let progress = |done: u64, total: u64| {
+                        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                        // Throttle: every 4 MiB and at the end.
+                        if done == total || done >= *last + (4 << 20) {
+                            *last = done;
+                            emitter.emit(Event::PullProgress {
+                                reference: reference.clone(),
+                                digest: digest.clone(),
+                                done,
+                                total,
+                            });
+                        }
+                    };
+                    registry
+                        .fetch_blob(repo, &l.descriptor, store, &progress)
+                        .await
+                        .map_err(BuildError::pull(repo.to_string()))
+                })
+                .buffer_unordered(PARALLEL_PULLS)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+        })
+    }
+}

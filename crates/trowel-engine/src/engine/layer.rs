@@ -1,0 +1,60 @@
+//! A layer of a stage and where it came from: what the push needs to mount it, the cache to
+//! reuse it, and the debugger to credit it to a step.
+
+use trowel_events::{LayerSummary, StepId};
+
+use crate::digest::Digest;
+use crate::image::manifest::{Descriptor, ManifestFormat, media};
+use crate::registry::Reference;
+
+/// Where a layer of a stage came from.
+#[derive(Debug, Clone)]
+pub(crate) enum LayerOrigin {
+    /// A base-image layer (or a cached one); the repository it can be fetched or mounted from.
+    Base(Reference),
+    /// Made by a step of this build.
+    Built(StepId),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StageLayer {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    pub origin: LayerOrigin,
+    pub uncompressed_size: Option<u64>,
+}
+
+impl StageLayer {
+    /// The step that made it, for a layer built in this build.
+    pub fn step(&self) -> Option<StepId> {
+        match self.origin {
+            LayerOrigin::Built(id) => Some(id),
+            LayerOrigin::Base(_) => None,
+        }
+    }
+
+    /// How events describe it (`step`: the step it is credited to, if any).
+    pub fn summary(&self, step: Option<StepId>) -> LayerSummary {
+        LayerSummary {
+            digest: (&self.descriptor.digest).into(),
+            diff_id: Some((&self.diff_id).into()),
+            size: self.descriptor.size,
+            uncompressed_size: self.uncompressed_size,
+            media_type: self.descriptor.media_type.clone(),
+            step,
+        }
+    }
+
+    /// Its descriptor in the output format: Docker and OCI gzip layers are the same bytes under
+    /// different media types, so a Docker base's layers are relabelled when the result is OCI.
+    pub fn descriptor_in(&self, format: ManifestFormat) -> Descriptor {
+        let mut d = self.descriptor.clone();
+        d.media_type = match (format, d.media_type.as_str()) {
+            (ManifestFormat::Oci, media::DOCKER_LAYER_GZIP) => media::OCI_LAYER_GZIP.to_string(),
+            (ManifestFormat::Oci, media::DOCKER_LAYER_FOREIGN) => media::OCI_LAYER_NONDIST_GZIP.to_string(),
+            (ManifestFormat::Docker, media::OCI_LAYER_GZIP) => media::DOCKER_LAYER_GZIP.to_string(),
+            (_, other) => other.to_string(),
+        };
+        d
+    }
+}

@@ -1,0 +1,395 @@
+//! The engine's side of the layer cache (`--cache`): each stage's keys planned up front and
+//! their lookups started at once ([`plan`]), a hit applied to the stage, a miss explained, and
+//! new layers written to the cache repository in the background — streamed while they are
+//! written when they can be.
+//!
+//! The cache itself (keys, entries in a registry repository, explanations) is
+//! [`crate::cache`]'s; this is the bookkeeping of one build: counters, writes in flight, which
+//! steps' layers the push can mount from the cache repository.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use trowel_events::{CacheResult, Event, LayerSummary, StepId, StepStatus};
+
+use crate::cache::explain::explain;
+use crate::cache::key::KeyComponents;
+use crate::cache::registry::{CacheError, CachedLayer, Lookup, RegistryCache, pointer_tag};
+use crate::digest::Digest;
+use crate::engine::context::BuildContext;
+use crate::engine::error::BuildError;
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::options::CacheOptions;
+use crate::engine::report;
+use crate::engine::shared::Shared;
+use crate::engine::stage::{StageRunner, Stamp};
+use crate::engine::steps::StepOutcome;
+use crate::fs::unpack::open_layer;
+use crate::image::tap::{BlobTap, CHUNKS};
+use crate::registry::Reference;
+
+mod plan;
+
+/// Lookups running at once against the cache repository.
+const PARALLEL_LOOKUPS: usize = 8;
+
+/// A layer upload running alongside its writer.
+type StreamedUpload = tokio::task::JoinHandle<Result<Digest, CacheError>>;
+
+/// A cache entry being written in the background: the step, its key, and the task (which
+/// yields the entry's reference and whether its layer was streamed).
+type PendingWrite = (StepId, String, tokio::task::JoinHandle<Result<(String, bool), CacheError>>);
+
+/// A step's cache key, planned before the stage runs.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedStep {
+    pub components: KeyComponents,
+    pub key: String,
+    /// The expanded instruction the plan saw; execution must see the same.
+    pub display: String,
+    /// Whether the step's layer is looked up in and stored to the cache.
+    pub cacheable: bool,
+}
+
+/// One stage's keys and the lookups started for them.
+#[derive(Default)]
+pub(crate) struct StageKeys {
+    planned: HashMap<StepId, PlannedStep>,
+    lookups: HashMap<StepId, tokio::task::JoinHandle<Result<Lookup, CacheError>>>,
+    /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
+    pub final_key: Option<String>,
+}
+
+impl StageKeys {
+    /// The planned key of a step, if the plan saw exactly this expanded instruction.
+    pub fn planned(&self, id: StepId, display: &str) -> Option<PlannedStep> {
+        self.planned.get(&id).filter(|p| p.display == display).cloned()
+    }
+
+    /// Whether the step's layer goes through the cache.
+    pub fn cacheable(&self, id: StepId) -> bool {
+        self.planned.get(&id).is_some_and(|p| p.cacheable)
+    }
+}
+
+/// The layer cache's bookkeeping for one build.
+pub(crate) struct LayerCache {
+    remote: RegistryCache,
+    opts: CacheOptions,
+    /// Identifies the Dockerfile across builds (for pointer tags).
+    dockerfile_id: String,
+    /// Keys of steps of this build that missed, with their lines (for "parent step missed").
+    missed: BTreeMap<String, usize>,
+    pushes: Vec<PendingWrite>,
+    /// Layers being uploaded to the cache repository while they are written, by step; the
+    /// step's cache write waits for its upload before it looks for the blob.
+    streamed: HashMap<StepId, StreamedUpload>,
+    /// Steps whose entries were written (their layers can be mounted from the cache repo).
+    stored: HashSet<StepId>,
+    hits: usize,
+    misses: usize,
+    bytes_reused: u64,
+    limiter: Arc<tokio::sync::Semaphore>,
+}
+
+impl LayerCache {
+    /// The layer cache of a build, or `None` when the build does not use one (no `--cache`,
+    /// or `--single-snapshot`, where a stage has only one layer).
+    pub fn new(ctx: &BuildContext<'_>) -> Result<Option<LayerCache>, BuildError> {
+        let Some(c) = &ctx.opts.cache else { return Ok(None) };
+        if ctx.opts.layers.single_snapshot {
+            ctx.emitter.warn("--cache is ignored with --single-snapshot: a stage has only one layer");
+            return Ok(None);
+        }
+        let repo = cache_repo(c, &ctx.opts.output.destinations).map_err(BuildError::Options)?;
+        let remote = RegistryCache::new(ctx.registry.clone(), repo, c.ttl, c.ttl_text.clone(), ctx.platform.clone());
+        Ok(Some(LayerCache {
+            remote,
+            opts: c.clone(),
+            dockerfile_id: dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context),
+            missed: BTreeMap::new(),
+            pushes: Vec::new(),
+            streamed: HashMap::new(),
+            stored: HashSet::new(),
+            hits: 0,
+            misses: 0,
+            bytes_reused: 0,
+            limiter: Arc::new(tokio::sync::Semaphore::new(PARALLEL_LOOKUPS)),
+        }))
+    }
+
+    /// Starts the lookups of a stage's cacheable steps, all at once (bounded).
+    fn start_lookups(&self, ctx: &BuildContext<'_>, keys: &mut StageKeys) {
+        for (id, p) in keys.planned.iter().filter(|(_, p)| p.cacheable) {
+            let remote = self.remote.clone();
+            let key = p.key.clone();
+            let pointer = pointer_tag(&self.dockerfile_id, id.stage, id.step);
+            let store = ctx.store.clone();
+            let limiter = self.limiter.clone();
+            let h = ctx.rt.spawn(async move {
+                let _permit = limiter.acquire_owned().await;
+                remote.lookup(&key, &pointer, &store).await
+            });
+            keys.lookups.insert(*id, h);
+        }
+    }
+
+    /// Waits for the background cache writes, reporting each.
+    fn await_writes(&mut self, ctx: &BuildContext<'_>) {
+        // Uploads no entry waited for (their step failed after all): let them end.
+        for (_, h) in std::mem::take(&mut self.streamed) {
+            let _ = ctx.rt.block_on(h);
+        }
+        for (id, key, h) in std::mem::take(&mut self.pushes) {
+            match ctx.rt.block_on(h) {
+                Ok(Ok((reference, streamed))) => {
+                    self.stored.insert(id);
+                    ctx.emitter.emit(Event::CacheStored { id, key, reference, streamed });
+                }
+                Ok(Err(e)) => ctx.emitter.warn(format!("step {id}: could not write the cache entry: {e}")),
+                Err(e) => ctx.emitter.warn(format!("step {id}: cache write task failed: {e}")),
+            }
+        }
+    }
+
+    /// The cache repository holding the layer a step of this build wrote, when a push to `dest`
+    /// can mount it from there instead of uploading it again (same registry). Waits for the
+    /// cache writes first: they started as each step finished, so by the push they are mostly
+    /// done, and one upload of a big layer is better than two at once to the same registry.
+    pub fn mountable_for(&mut self, ctx: &BuildContext<'_>, dest: &Reference, id: StepId) -> Option<Reference> {
+        if self.remote.repo().registry != dest.registry {
+            return None;
+        }
+        if !self.pushes.is_empty() {
+            self.await_writes(ctx);
+        }
+        self.stored.contains(&id).then(|| self.remote.repo().clone())
+    }
+
+    /// Waits for the background cache writes and reports the summary. Cache write failures are
+    /// warnings: the image itself does not depend on them.
+    pub fn finish(&mut self, ctx: &BuildContext<'_>) {
+        self.await_writes(ctx);
+        ctx.emitter.emit(Event::CacheSummary { hits: self.hits, misses: self.misses, bytes_reused: self.bytes_reused });
+    }
+}
+
+/// The cache repository for these options: `--cache-repo`, else the first destination's
+/// repository + `/cache` (kaniko's default).
+fn cache_repo(opts: &CacheOptions, destinations: &[String]) -> Result<Reference, String> {
+    if let Some(r) = &opts.repo {
+        return Reference::parse(r).map_err(|e| format!("invalid --cache-repo {r:?}: {e}"));
+    }
+    let first = destinations.first().ok_or("--cache needs --cache-repo or a --destination")?;
+    let d = Reference::parse(first).map_err(|e| format!("invalid --destination {first:?}: {e}"))?;
+    Ok(Reference { repository: format!("{}/cache", d.repository), tag: None, digest: None, ..d })
+}
+
+/// Identifies a Dockerfile across builds: its path inside the context, else its file name.
+fn dockerfile_id(dockerfile: &std::path::Path, context: &std::path::Path) -> String {
+    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    match abs(dockerfile).strip_prefix(abs(context)) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    }
+}
+
+impl StageRunner {
+    /// Uses the cache for a planned step if it hits. `Ok(None)`: run the step.
+    pub(crate) fn try_cache(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        planned: &PlannedStep,
+        display: &str,
+    ) -> Result<Option<StepOutcome>, BuildError> {
+        let ctx = s.ctx;
+        let Some(handle) = self.keys.lookups.remove(&id) else { return Ok(None) };
+        let Some(cache) = s.cache.as_deref_mut() else { return Ok(None) };
+        // A lookup task that died is a lookup that failed: the step runs.
+        let result = ctx.rt.block_on(handle).unwrap_or_else(|e| {
+            Err(CacheError::Invalid { reference: planned.key.clone(), reason: format!("lookup task failed: {e}") })
+        });
+        let components = Box::new(report::key_components(&planned.components));
+        match result {
+            Ok(Lookup::Hit(hit)) => {
+                cache.hits += 1;
+                if let Some((d, _)) = &hit.layer {
+                    cache.bytes_reused += d.size;
+                }
+                let reference = format!("{}:{}", hit.repo, planned.key);
+                let layer = hit.layer.as_ref().map(|(d, diff_id)| LayerSummary {
+                    digest: (&d.digest).into(),
+                    diff_id: Some(diff_id.into()),
+                    size: d.size,
+                    uncompressed_size: None,
+                    media_type: d.media_type.clone(),
+                    step: Some(id),
+                });
+                let outcome = self.apply_hit(s, id, *hit, display)?;
+                ctx.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Hit { reference, layer },
+                });
+                Ok(Some(outcome))
+            }
+            Ok(Lookup::Miss(prev)) => {
+                cache.misses += 1;
+                let explanation = explain(&prev, &planned.components, &cache.missed);
+                cache.missed.insert(planned.key.clone(), planned.components.line);
+                ctx.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Miss { explanation },
+                });
+                Ok(None)
+            }
+            Err(e) => {
+                cache.misses += 1;
+                cache.missed.insert(planned.key.clone(), planned.components.line);
+                ctx.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Error { message: e.to_string() },
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies a cached step: its layer joins the stage, and (when the stage already has a
+    /// root) is unpacked into it so later steps see its files.
+    fn apply_hit(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        hit: CachedLayer,
+        display: &str,
+    ) -> Result<StepOutcome, BuildError> {
+        let ctx = s.ctx;
+        let Some((desc, diff_id)) = hit.layer else {
+            self.empty_history(s, display, Stamp::At(hit.created));
+            return Ok(StepOutcome { status: StepStatus::Cached, layer: None });
+        };
+        let layer = StageLayer {
+            descriptor: desc.clone(),
+            diff_id: diff_id.clone(),
+            origin: LayerOrigin::Base(hit.repo.clone()),
+            uncompressed_size: None,
+        };
+        let what = format!("apply cached layer {}", desc.digest);
+        let applied = match self.files.existing_mut() {
+            Some(root) => {
+                ctx.fetch_blobs(std::slice::from_ref(&layer))?;
+                let opts = match &ctx.slash_keep {
+                    Some(keep) if root.is_slash() => ctx.slash_unpack_options(keep),
+                    _ => ctx.unpack_options(),
+                };
+                let stats = ctx.unpack_verified(root.snap.root(), &layer, &opts, "apply cached")?;
+                // What the layer changed, as a snapshot sees it; this also brings the index up
+                // to date.
+                let changes = root.snap.snapshot_paths(&stats.touched).map_err(BuildError::fs(what))?;
+                ctx.emitter.emit(Event::Snapshot {
+                    id,
+                    changes: report::changes(&changes.entries),
+                    stats: report::snapshot_stats(&changes.stats),
+                });
+                Some(changes.entries)
+            }
+            None if ctx.detail.cached_listings || s.controller.detail().cached_listings => {
+                // No root to apply it to (the stage is cached so far): list the layer instead.
+                ctx.fetch_blobs(std::slice::from_ref(&layer))?;
+                let what = format!("list cached layer {}", desc.digest);
+                let file = ctx.store.open_blob(&desc.digest).map_err(BuildError::store(what.clone()))?;
+                let reader = open_layer(file).map_err(BuildError::fs(what.clone()))?;
+                let entries = crate::fs::listing::list_layer(reader).map_err(BuildError::fs(what))?;
+                self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
+                ctx.emitter.emit(Event::Snapshot { id, changes: report::changes(&entries), stats: Default::default() });
+                None
+            }
+            None => None,
+        };
+        if let Some(entries) = applied {
+            self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
+            self.capture_contents(s, id, &entries);
+        }
+        self.config.image.push_diff_id(&diff_id);
+        self.push_history(s, Stamp::At(hit.created.clone()), display, "trowel", false);
+        self.layers.push(layer);
+        Ok(StepOutcome { status: StepStatus::Cached, layer: Some(desc.digest) })
+    }
+
+    /// For a step whose layer will be written to the cache: starts uploading it to the cache
+    /// repository as it is written. Returns the tap for the layer writer and where to send the
+    /// layer's digest once it is whole (not sending it cancels the upload).
+    pub(crate) fn start_streamed_upload(
+        &self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+    ) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
+        let ctx = s.ctx;
+        let cache = s.cache.as_deref_mut()?;
+        if cache.opts.no_push || !self.keys.cacheable(id) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
+        let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
+        let remote = cache.remote.clone();
+        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx).await });
+        cache.streamed.insert(id, h);
+        Some((BlobTap::new(tx), digest_tx))
+    }
+
+    /// Writes a step that ran (and succeeded) to the cache, in the background.
+    pub(crate) fn store_in_cache(
+        &self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        planned: &PlannedStep,
+        outcome: &StepOutcome,
+    ) {
+        let ctx = s.ctx;
+        let Some(cache) = s.cache.as_deref_mut() else { return };
+        if cache.opts.no_push || !planned.cacheable {
+            return;
+        }
+        let layer = match &outcome.layer {
+            Some(d) => match self.layers.iter().rev().find(|l| &l.descriptor.digest == d) {
+                Some(l) => Some((l.descriptor.clone(), l.diff_id.clone())),
+                None => return,
+            },
+            None => None,
+        };
+        let remote = cache.remote.clone();
+        let pointer = pointer_tag(&cache.dockerfile_id, id.stage, id.step);
+        let store = ctx.store.clone();
+        let key = planned.key.clone();
+        let components = planned.components.clone();
+        let created_by = ctx.redactor.redact(&planned.display);
+        // The entry carries the time the step's history entry got, so that a later build served
+        // from it stamps the same time (see `Stamp`). A reproducible build's entries still say
+        // when they were made: `--cache-ttl` is measured from it.
+        let created = match &self.clock {
+            Some(t) if !ctx.opts.layers.reproducible => t.clone(),
+            _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let reference = format!("{}:{}", remote.repo(), key);
+        let streamed = cache.streamed.remove(&id);
+        let h = ctx.rt.spawn(async move {
+            // If the layer was streamed, the blob is there by now (or the entry uploads it).
+            let streamed = match streamed {
+                Some(s) => matches!(s.await, Ok(Ok(_))),
+                None => false,
+            };
+            remote
+                .store(&key, &pointer, &components, &created_by, layer.as_ref().map(|(d, i)| (d, i)), &store, &created)
+                .await
+                .map(|_| (reference, streamed))
+        });
+        cache.pushes.push((id, planned.key.clone(), h));
+    }
+}

@@ -1,0 +1,162 @@
+//! Build roots: a directory holding a stage's files, with the snapshotter that indexes it.
+//!
+//! A root is made only when a step first needs files (a stage served entirely from the cache
+//! never unpacks its base): its layers are fetched, unpacked with every layer's content checked
+//! against its diff_id, and indexed. In chroot isolation each root is a fresh directory in the
+//! work dir; in container isolation it is `/` itself, emptied first but for what the container
+//! owns (which stage holds `/` is [`Stages`](super::stages::Stages)' business).
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use trowel_events::Event;
+
+use crate::digest::HashingReader;
+use crate::engine::context::BuildContext;
+use crate::engine::error::BuildError;
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::fs::ignore::IgnoreList;
+use crate::fs::root::Root;
+use crate::fs::snapshot::Snapshotter;
+use crate::fs::unpack::{UnpackOptions, UnpackStats, open_layer, unpack_layer};
+
+/// A materialised build root: the directory and the snapshotter indexing it.
+pub(crate) struct BuildRoot {
+    pub dir: PathBuf,
+    pub snap: Snapshotter,
+}
+
+impl BuildRoot {
+    pub fn root(&self) -> &Root {
+        self.snap.root()
+    }
+
+    /// Whether this root is `/` of the container trowel runs in (container isolation).
+    pub fn is_slash(&self) -> bool {
+        self.dir == std::path::Path::new("/")
+    }
+}
+
+impl BuildContext<'_> {
+    /// Unpacks `layers` into a fresh directory named after `name` and indexes it. `stage`: the
+    /// stage whose root this is, reported as `base_unpacked` (none for a `COPY --from` source).
+    pub fn materialize(
+        &self,
+        layers: &[StageLayer],
+        name: &str,
+        stage: Option<usize>,
+    ) -> Result<BuildRoot, BuildError> {
+        let t0 = Instant::now();
+        self.fetch_blobs(layers)?;
+        let dir = self.scratch_dir(name)?.join("rootfs");
+        std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;
+        let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
+        let (entries, bytes) = self.unpack_all(&root, layers, &self.unpack_options())?;
+        // Roots other than `/` hold no container paths to ignore.
+        let ignore = if self.slash_keep.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
+        let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
+        snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
+        if let Some(stage) = stage {
+            self.emitter.emit(Event::BaseUnpacked {
+                stage,
+                layers: layers.len(),
+                entries,
+                bytes,
+                duration_ms: t0.elapsed().as_millis() as u64,
+            });
+        }
+        Ok(BuildRoot { dir, snap })
+    }
+
+    /// Container isolation: empties `/` but for what the container owns, unpacks `layers`
+    /// there and indexes it. The caller makes sure no other stage still counts on `/`.
+    pub fn materialize_at_slash(
+        &self,
+        keep: &IgnoreList,
+        layers: &[StageLayer],
+        stage: usize,
+    ) -> Result<BuildRoot, BuildError> {
+        let t0 = Instant::now();
+        self.fetch_blobs(layers)?;
+        let dir = PathBuf::from("/");
+        let root = Root::open(&dir).map_err(BuildError::fs("open /"))?;
+        crate::fs::clean::clean_root(&root, "/", keep).map_err(BuildError::fs(format!("empty / for stage {stage}")))?;
+        let (entries, bytes) = self.unpack_all(&root, layers, &self.slash_unpack_options(keep))?;
+        let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, self.snapshot_ignore.clone());
+        snap.scan_initial().map_err(BuildError::fs("index /"))?;
+        self.emitter.emit(Event::BaseUnpacked {
+            stage,
+            layers: layers.len(),
+            entries,
+            bytes,
+            duration_ms: t0.elapsed().as_millis() as u64,
+        });
+        Ok(BuildRoot { dir, snap })
+    }
+
+    /// Applies `layers` in order to `root`; returns (entries, bytes).
+    fn unpack_all(&self, root: &Root, layers: &[StageLayer], opts: &UnpackOptions) -> Result<(u64, u64), BuildError> {
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for l in layers {
+            let stats = self.unpack_verified(root, l, opts, "unpack")?;
+            entries += stats.entries;
+            bytes += stats.bytes;
+        }
+        Ok((entries, bytes))
+    }
+
+    /// Unpacks one layer from the store into `root`, checking that its uncompressed content
+    /// hashes to the layer's diff_id. The registry checked the compressed digest; the diff_id
+    /// comes from the image config, and a layer that does not match it is not the layer the
+    /// image claims (an altered base or cache entry). Building on it would also push an image
+    /// that Docker and containerd refuse to pull. `what` starts the error message.
+    pub fn unpack_verified(
+        &self,
+        root: &Root,
+        l: &StageLayer,
+        opts: &UnpackOptions,
+        what: &str,
+    ) -> Result<UnpackStats, BuildError> {
+        let name = match &l.origin {
+            LayerOrigin::Base(r) => format!("{what} layer {} of {r}", l.descriptor.digest),
+            LayerOrigin::Built(_) => format!("{what} layer {}", l.descriptor.digest),
+        };
+        let file = self.store.open_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
+        let mut reader = HashingReader::new(open_layer(file).map_err(BuildError::fs(name.clone()))?);
+        let stats = unpack_layer(root, &mut reader, opts).map_err(BuildError::fs(name.clone()))?;
+        // The tar reader stops at the end-of-archive marker; the diff_id covers the whole stream.
+        let limit = opts.max_total_size.unwrap_or(u64::MAX);
+        let rest = std::io::copy(&mut (&mut reader).take(limit), &mut std::io::sink())
+            .map_err(BuildError::io(format!("{name}: reading after the end of the archive")))?;
+        if rest >= limit {
+            let reason = format!("more than {limit} bytes follow the end of the archive");
+            return Err(BuildError::Corrupt { what: name, reason });
+        }
+        let (_, digest, _) = reader.finish();
+        if digest != l.diff_id {
+            let reason = format!("its content hashes to {digest}, but the image config gives diff_id {}", l.diff_id);
+            return Err(BuildError::Corrupt { what: name, reason });
+        }
+        Ok(stats)
+    }
+
+    /// How layers and ADD archives are unpacked into build roots.
+    pub fn unpack_options(&self) -> UnpackOptions {
+        UnpackOptions {
+            ignore: IgnoreList::default(),
+            // Build roots are private to the build (RUN mounts them nodev), and base images may
+            // legitimately carry device nodes; a pod without CAP_MKNOD cannot make them.
+            allow_devices: self.slash_keep.is_none() || crate::engine::container::can_mknod(),
+            preserve_owner: true,
+            max_entry_size: self.opts.layers.max_file_size,
+            max_total_size: self.opts.layers.max_layer_size,
+        }
+    }
+
+    /// Unpacking into `/` in container isolation: what the container runtime owns is never
+    /// written to.
+    pub fn slash_unpack_options(&self, keep: &IgnoreList) -> UnpackOptions {
+        UnpackOptions { ignore: keep.clone(), ..self.unpack_options() }
+    }
+}

@@ -1,0 +1,195 @@
+//! Turning what a step changed into a layer of the stage and a history entry, and stamping
+//! history entries with the right time.
+
+use std::time::Instant;
+
+use trowel_events::{Event, LayerSummary, StepId};
+
+use crate::digest::Digest;
+use crate::engine::error::BuildError;
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::report;
+use crate::engine::shared::Shared;
+use crate::engine::stage::StageRunner;
+use crate::engine::steps::Scope;
+use crate::fs::Changes;
+use crate::fs::layer::{LayerOptions, write_layer_tapped};
+use crate::image::config::History;
+use crate::image::manifest::Descriptor;
+
+/// Which time a history entry gets. Times are all that tells a rebuild from the image it
+/// rebuilds, so they follow where a step's result came from: a step that ran is stamped now, a
+/// step served from the cache keeps the time its entry was built, and a step that only changes
+/// the config takes the time of what came before it. A build in which nothing ran therefore
+/// reproduces the previous image byte for byte, digest included (as BuildKit does), and its
+/// push has nothing to send; one step that runs makes the image new again.
+pub(crate) enum Stamp {
+    /// The step ran in this build.
+    Now,
+    /// The step's result came from a cache entry made at this time (if it says).
+    At(Option<String>),
+    /// The step changed only the config: the stage's clock.
+    Inherit,
+}
+
+/// How the history entry of a layer made by a debugger shell differs from a step's.
+pub(crate) const SHELL_COMMENT: &str = "trowel: manual step";
+
+impl StageRunner {
+    /// The `created` of the history entry about to be pushed to the stage, moving the stage's
+    /// clock along. `None`: not known yet (see `unstamped`).
+    fn stamp(&mut self, s: &Shared<'_, '_>, stamp: Stamp) -> Option<String> {
+        let reproducible = s.ctx.opts.layers.reproducible;
+        let t = match stamp {
+            Stamp::Now => s.ctx.now_rfc3339(),
+            Stamp::At(t) => t.filter(|_| !reproducible).unwrap_or_else(|| s.ctx.now_rfc3339()),
+            Stamp::Inherit if reproducible => s.ctx.now_rfc3339(),
+            Stamp::Inherit => return self.clock.clone(),
+        };
+        for i in std::mem::take(&mut self.unstamped) {
+            self.config.image.set_history_created(i, &t);
+        }
+        self.clock = Some(t.clone());
+        Some(t)
+    }
+
+    /// Adds a history entry for a step, stamped as `stamp` says.
+    pub(crate) fn push_history(
+        &mut self,
+        s: &Shared<'_, '_>,
+        stamp: Stamp,
+        created_by: &str,
+        comment: &str,
+        empty_layer: bool,
+    ) {
+        let created = self.stamp(s, stamp);
+        if created.is_none() {
+            self.unstamped.push(self.config.image.history_len());
+        }
+        self.config.image.push_history(History {
+            created,
+            created_by: Some(s.ctx.redactor.redact(created_by)),
+            comment: Some(comment.into()),
+            empty_layer,
+            ..History::default()
+        });
+    }
+
+    /// Adds a history entry for a step that changed no files.
+    pub(crate) fn empty_history(&mut self, s: &Shared<'_, '_>, created_by: &str, stamp: Stamp) {
+        self.push_history(s, stamp, created_by, "trowel", true);
+    }
+
+    /// Snapshots what a step changed and, if anything did, writes it as a layer of the stage.
+    /// With `--single-snapshot` nothing is snapshotted here (the stage gets one layer at its end).
+    pub(crate) fn commit(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        scope: Scope,
+        created_by: &str,
+    ) -> Result<Option<Digest>, BuildError> {
+        if s.ctx.opts.layers.single_snapshot {
+            self.empty_history(s, created_by, Stamp::Now);
+            return Ok(None);
+        }
+        self.take_layer(s, id, scope, created_by)
+    }
+
+    /// `--single-snapshot`: one layer with everything the stage changed.
+    pub(crate) fn single_snapshot(&mut self, s: &mut Shared<'_, '_>, last: StepId) -> Result<(), BuildError> {
+        if self.files.existing().is_none() {
+            return Ok(());
+        }
+        self.take_layer(s, last, Scope::Full, "trowel: single snapshot of the stage").map(|_| ())
+    }
+
+    fn take_layer(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        scope: Scope,
+        created_by: &str,
+    ) -> Result<Option<Digest>, BuildError> {
+        let root = self.files.get(s, self.index, &self.layers)?;
+        let what = format!("snapshot after step {id}");
+        let changes = match scope {
+            Scope::Full => root.snap.snapshot().map_err(BuildError::fs(what))?,
+            Scope::Paths(p) => root.snap.snapshot_paths(&p).map_err(BuildError::fs(what))?,
+        };
+        self.commit_changes(s, id, changes, created_by, "trowel", true)
+    }
+
+    /// Writes snapshotted changes as a layer of the stage (or an empty history entry when there
+    /// are none) and reports them. `stream`: the step's layer goes to the cache, so it may be
+    /// uploaded there while it is written.
+    pub(crate) fn commit_changes(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        mut changes: Changes,
+        created_by: &str,
+        comment: &str,
+        stream: bool,
+    ) -> Result<Option<Digest>, BuildError> {
+        let ctx = s.ctx;
+        self.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
+        self.capture_contents(s, id, &changes.entries);
+        if changes.entries.is_empty() && !ctx.opts.layers.force_build_metadata {
+            ctx.emitter.emit(Event::Snapshot {
+                id,
+                changes: Vec::new(),
+                stats: report::snapshot_stats(&changes.stats),
+            });
+            self.empty_history(s, created_by, Stamp::Now);
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        let opts = LayerOptions {
+            compression: ctx.opts.layers.compression,
+            level: ctx.opts.layers.compression_level,
+            mtime: ctx.opts.layers.reproducible.then_some(0),
+        };
+        let (tap, digest_to) = match stream.then(|| self.start_streamed_upload(s, id)).flatten() {
+            Some((t, d)) => (Some(t), Some(d)),
+            None => (None, None),
+        };
+        let root = self.files.get(s, self.index, &self.layers)?;
+        let (info, streamed) = write_layer_tapped(root.snap.root(), &mut changes, &ctx.store, &opts, tap)
+            .map_err(BuildError::fs(format!("write layer for step {id}")))?;
+        // The upload commits only a stream that got every byte (the registry checks the digest
+        // anyway); otherwise the digest is not sent and the upload is cancelled.
+        if let Some(d) = digest_to.filter(|_| streamed) {
+            let _ = d.send(info.digest.clone());
+        }
+        ctx.emitter.emit(Event::Snapshot {
+            id,
+            changes: report::changes(&changes.entries),
+            stats: report::snapshot_stats(&changes.stats),
+        });
+        let media_type = self.format.layer_media_type(info.compression).to_string();
+        let descriptor = Descriptor::new(media_type.clone(), info.digest.clone(), info.size);
+        ctx.emitter.emit(Event::LayerWritten {
+            id,
+            layer: LayerSummary {
+                digest: (&info.digest).into(),
+                diff_id: Some((&info.diff_id).into()),
+                size: info.size,
+                uncompressed_size: Some(info.uncompressed_size),
+                media_type,
+                step: Some(id),
+            },
+            entries: info.entries,
+            duration_ms: t0.elapsed().as_millis() as u64,
+        });
+        self.config.image.push_diff_id(&info.diff_id);
+        self.push_history(s, Stamp::Now, created_by, comment, false);
+        self.layers.push(StageLayer {
+            descriptor,
+            diff_id: info.diff_id,
+            origin: LayerOrigin::Built(id),
+            uncompressed_size: Some(info.uncompressed_size),
+        });
+        Ok(Some(info.digest))
+    }
+}

@@ -1,0 +1,330 @@
+//! One stage, start to end: the [`StageRunner`] owns everything about the stage being built —
+//! its config, its layers so far, its build root and the snapshotter indexing it, the cache keys
+//! of its steps, the clock its history is stamped with — and runs its steps in order.
+//!
+//! Around every step it does the same things, here and nowhere else: expand the instruction,
+//! report it, consult the controller before and after it, serve it from the layer cache or run
+//! it, snapshot what it changed into a layer with its history entry, and report the result.
+//! Steps themselves ([`crate::engine::steps`]) only do their own work.
+
+use std::time::{Duration, Instant};
+
+use trowel_events::{Event, StepId, StepStatus, When};
+
+use crate::digest::Digest;
+use crate::dockerfile::{ArgScope, Expanded, Instruction, InstructionKind};
+use crate::engine::controller::{Checkpoint, StepReport};
+use crate::engine::error::BuildError;
+use crate::engine::layer::StageLayer;
+use crate::engine::layer_cache::StageKeys;
+use crate::engine::shared::Shared;
+use crate::engine::stages::BuiltStage;
+use crate::engine::steps::{Changed, FileCx, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
+use crate::engine::vars::StepVars;
+use crate::image::config::ImageConfig;
+use crate::image::manifest::ManifestFormat;
+
+mod commit;
+mod files;
+mod start;
+
+pub(crate) use commit::{SHELL_COMMENT, Stamp};
+pub(crate) use files::StageFiles;
+
+/// A stage's image config and ARG scope, as its instructions change them.
+#[derive(Clone)]
+pub(crate) struct StageConfig {
+    pub image: ImageConfig,
+    pub args: ArgScope,
+    /// CMD was set in this stage (an ENTRYPOINT then keeps it, as Docker does).
+    pub cmd_set: bool,
+}
+
+impl StageConfig {
+    /// The variables a step's text is expanded with.
+    pub fn vars(&self) -> StepVars<'_> {
+        StepVars { config: &self.image, args: &self.args }
+    }
+}
+
+pub(crate) struct StageRunner {
+    pub index: usize,
+    pub config: StageConfig,
+    pub format: ManifestFormat,
+    pub layers: Vec<StageLayer>,
+    /// The build root, made when a step first needs files.
+    pub files: StageFiles,
+    /// Manifest digest of the image at the bottom of the stage, for cache keys and traces.
+    pub base_digest: Option<Digest>,
+    /// That image as written (`busybox:1.35`), for cache explanations.
+    pub base_ref: String,
+    /// Cache keys of this stage's steps and their lookups (empty without `--cache`).
+    pub keys: StageKeys,
+    /// Paths the current step changed (for breakpoints on changed paths).
+    pub last_changes: Vec<String>,
+    /// When the stage's contents so far were made: the base image's `created`, then the time of
+    /// the latest step that ran or came from the cache. Config-only steps are stamped with it.
+    pub clock: Option<String>,
+    /// History entries pushed while `clock` was unknown (config-only steps at the top of a
+    /// `FROM scratch` stage); they get the time of the first step that sets it.
+    pub unstamped: Vec<usize>,
+    /// Time spent paused (and in debugger shells) since the current step started: it is not
+    /// the step's run time.
+    pub paused: Duration,
+}
+
+/// Builds stage `idx` (its base, then every step) and returns what it leaves.
+pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltStage, BuildError> {
+    let t0 = Instant::now();
+    let ctx = s.ctx;
+    let from = ctx.df.stages[idx].from.clone();
+    let instructions = ctx.df.stages[idx].instructions.clone();
+    let from_id = StepId { stage: idx, step: 0 };
+    let loc = ctx.location(&from);
+    let base = base_display(s, idx);
+    ctx.emitter.emit(Event::StageStarted { stage: idx, name: ctx.plan.stages[idx].name.clone(), base: base.clone() });
+    ctx.emitter.emit(Event::StepStarted {
+        id: from_id,
+        line: from.line,
+        end_line: from.end_line,
+        keyword: from.keyword.to_string(),
+        source: from.source.clone(),
+        expanded: format!("FROM {base}"),
+    });
+    let mut runner = match StageRunner::start(s, idx, &loc) {
+        Ok(r) => r,
+        Err(e) => {
+            finished(s, from_id, StepStatus::Failed, t0.elapsed(), Duration::ZERO, None, None);
+            return Err(e);
+        }
+    };
+    let mut cp = Checkpoint {
+        when: When::BeforeStep,
+        id: from_id,
+        line: from.line,
+        stage_name: ctx.plan.stages[idx].name.clone(),
+        keyword: "FROM".into(),
+        expanded: format!("FROM {base}"),
+        report: None,
+        root_dir: None,
+    };
+    runner.checkpoint(s, &cp)?;
+    let triggers = runner.config.image.onbuild();
+    runner.config.image.set_onbuild(Vec::new());
+    finished(s, from_id, StepStatus::Metadata, t0.elapsed(), runner.paused, None, None);
+    cp.when = When::AfterStep;
+    cp.report = Some(StepReport {
+        status: StepStatus::Metadata,
+        error: None,
+        exit_code: None,
+        layer_size: None,
+        changed_paths: Vec::new(),
+        cache_miss: false,
+    });
+    runner.checkpoint(s, &cp)?;
+
+    // ONBUILD triggers of the base image run before the stage's own instructions.
+    let mut steps: Vec<(StepId, Instruction)> = Vec::new();
+    let first_trigger_id = instructions.len() + 1;
+    for (i, t) in triggers.iter().enumerate() {
+        let mut ins = crate::dockerfile::parse_instruction_line(&ctx.opts.dockerfile, t).map_err(|e| {
+            let at = StepAt { id: from_id, loc: loc.clone(), instruction: &from, display: String::new() };
+            at.invalid(format!("ONBUILD trigger {t:?} from the base image: {e}"))
+        })?;
+        ins.line = from.line;
+        ins.end_line = from.end_line;
+        steps.push((StepId { stage: idx, step: first_trigger_id + i }, ins));
+    }
+    if !steps.is_empty() {
+        ctx.emitter.warn(format!("stage {idx}: running {} ONBUILD trigger(s) from the base image", steps.len()));
+    }
+    for (i, ins) in instructions.into_iter().enumerate() {
+        steps.push((StepId { stage: idx, step: i + 1 }, ins));
+    }
+
+    runner.plan_keys(s, &from, &steps)?;
+    let mut stage_paused = runner.paused;
+    for (id, ins) in steps {
+        runner.run_step(s, id, &ins)?;
+        stage_paused += runner.paused;
+    }
+    if ctx.opts.layers.single_snapshot {
+        let last = StepId { stage: idx, step: ctx.df.stages[idx].instructions.len() };
+        runner.single_snapshot(s, last)?;
+    }
+    ctx.emitter.emit(Event::StageFinished {
+        stage: idx,
+        duration_ms: t0.elapsed().saturating_sub(stage_paused).as_millis() as u64,
+        layers: runner.layers.len(),
+    });
+    Ok(runner.finish())
+}
+
+/// Reports the end of a step: its run time is the time it took minus the time it was paused.
+fn finished(
+    s: &Shared<'_, '_>,
+    id: StepId,
+    status: StepStatus,
+    took: Duration,
+    paused: Duration,
+    layer: Option<&Digest>,
+    exit_code: Option<i32>,
+) {
+    s.ctx.emitter.emit(Event::StepFinished {
+        id,
+        status,
+        duration_ms: took.saturating_sub(paused).as_millis() as u64,
+        paused_ms: paused.as_millis() as u64,
+        layer: layer.map(Into::into),
+        exit_code,
+    });
+}
+
+/// How a stage's base is shown: the image as written, `scratch`, or the parent stage's name.
+fn base_display(s: &Shared<'_, '_>, idx: usize) -> String {
+    match &s.ctx.plan.stages[idx].base {
+        crate::dockerfile::Base::Scratch => "scratch".to_string(),
+        crate::dockerfile::Base::Image(r) => r.clone(),
+        crate::dockerfile::Base::Stage(p) => s.ctx.stage_label(*p),
+    }
+}
+
+impl StageRunner {
+    /// What the stage leaves for the stages after it and for the image.
+    fn finish(self) -> BuiltStage {
+        BuiltStage {
+            config: self.config.image,
+            format: self.format,
+            layers: self.layers,
+            root: self.files.into_root(),
+            base_digest: self.base_digest,
+            base_ref: self.base_ref,
+            final_key: self.keys.final_key,
+            clock: self.clock,
+            unstamped: self.unstamped,
+        }
+    }
+
+    fn run_step(&mut self, s: &mut Shared<'_, '_>, id: StepId, ins: &Instruction) -> Result<(), BuildError> {
+        let ctx = s.ctx;
+        let t0 = Instant::now();
+        self.paused = Duration::ZERO;
+        let expanded = ins.expand(&self.config.vars(), ctx.df.escape)?;
+        let display = expanded.display();
+        // A step that will do work waits for the push check first, so a destination that
+        // refuses the push fails the build before anything is built; a step the cache may
+        // serve waits only if it misses (below).
+        let does_work =
+            matches!(ins.kind, InstructionKind::Run { .. } | InstructionKind::Copy(_) | InstructionKind::Add(_));
+        let may_be_cached = s.cache.is_some() && self.keys.cacheable(id);
+        if does_work && !may_be_cached {
+            s.push_check.finish(ctx)?;
+        }
+        ctx.emitter.emit(Event::StepStarted {
+            id,
+            line: ins.line,
+            end_line: ins.end_line,
+            keyword: ins.keyword.to_string(),
+            source: ins.source.clone(),
+            expanded: display.clone(),
+        });
+        let mut cp = Checkpoint {
+            when: When::BeforeStep,
+            id,
+            line: ins.line,
+            stage_name: ctx.plan.stages[id.stage].name.clone(),
+            keyword: ins.keyword.to_string(),
+            expanded: display.clone(),
+            report: None,
+            root_dir: None,
+        };
+        self.checkpoint(s, &cp)?;
+        self.last_changes.clear();
+        let at = StepAt { id, loc: ctx.location(ins), instruction: ins, display };
+        // A planned key is only trusted if the plan saw exactly this instruction.
+        let planned = self.keys.planned(id, &at.display);
+        let cached = match &planned {
+            Some(p) if p.cacheable => self.try_cache(s, id, p, &at.display)?,
+            _ => None,
+        };
+        let cache_miss = planned.as_ref().is_some_and(|p| p.cacheable) && cached.is_none();
+        let result = match cached {
+            Some(outcome) => {
+                // A cached WORKDIR still sets the working directory.
+                if let Expanded::Workdir(_) = &expanded {
+                    let _ = config::apply_to(&mut self.config, ins, ctx.df.escape, expanded);
+                }
+                Ok(outcome)
+            }
+            None => {
+                s.push_check.finish(ctx)?;
+                let r = self.execute(s, &at, expanded);
+                if let (Ok(outcome), Some(p)) = (&r, &planned) {
+                    self.store_in_cache(s, id, p, outcome);
+                }
+                r
+            }
+        };
+        let (status, layer, exit_code) = match &result {
+            Ok(StepOutcome { status, layer }) => (*status, layer.clone(), None),
+            Err(e) => (StepStatus::Failed, None, e.step_exit_code()),
+        };
+        finished(s, id, status, t0.elapsed(), self.paused, layer.as_ref(), exit_code);
+        cp.when = When::AfterStep;
+        cp.report = Some(StepReport {
+            status,
+            error: result.as_ref().err().map(|e| e.to_string()),
+            exit_code,
+            layer_size: layer
+                .as_ref()
+                .and_then(|d| self.layers.iter().rev().find(|l| &l.descriptor.digest == d))
+                .map(|l| l.descriptor.size),
+            changed_paths: std::mem::take(&mut self.last_changes),
+            cache_miss,
+        });
+        let after = self.checkpoint(s, &cp);
+        result?;
+        after
+    }
+
+    /// Runs a step that the cache did not serve.
+    fn execute(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        at: &StepAt<'_>,
+        expanded: Expanded,
+    ) -> Result<StepOutcome, BuildError> {
+        let ctx = s.ctx;
+        let step = match Step::of(expanded) {
+            Step::Config(e) => {
+                let is_arg = matches!(e, Expanded::Arg(_));
+                config::apply(&mut self.config, at, ctx.df.escape, e)?;
+                // ARG leaves no history entry (as BuildKit).
+                if !is_arg {
+                    self.empty_history(s, &at.display, Stamp::Inherit);
+                }
+                return Ok(StepOutcome::metadata());
+            }
+            Step::Files(step) => step,
+        };
+        let root = self.files.get(s, self.index, &self.layers)?;
+        let source = match step.from() {
+            None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
+            Some(from) => match stage_index(&ctx.plan, self.index, from) {
+                Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
+                None => Source::Root(s.stages.image_files(ctx, from).map_err(|e| at.fail(e))?),
+            },
+        };
+        let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source })?;
+        match changed {
+            Changed::Nothing => {
+                self.empty_history(s, &at.display, Stamp::Inherit);
+                Ok(StepOutcome::metadata())
+            }
+            Changed::Files(scope) => {
+                let layer = self.commit(s, at.id, scope, &at.display)?;
+                Ok(StepOutcome { status: StepStatus::Built, layer })
+            }
+        }
+    }
+}

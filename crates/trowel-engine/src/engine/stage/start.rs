@@ -1,0 +1,186 @@
+//! Starting a stage from its base — scratch, a registry image (or the base-image cache
+//! directory `trowel warm` fills), or an earlier stage — without touching a file: the root is
+//! made later, when a step first needs files.
+
+use std::time::Duration;
+
+use trowel_events::{BaseSource, Event};
+
+use crate::dockerfile::Base;
+use crate::engine::context::BuildContext;
+use crate::engine::error::{BuildError, Location, PullError, StepError};
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::layer_cache::StageKeys;
+use crate::engine::shared::Shared;
+use crate::engine::stage::{StageConfig, StageFiles, StageRunner};
+use crate::image::config::ImageConfig;
+use crate::image::manifest::{ManifestFormat, Platform};
+use crate::registry::{Reference, ResolvedImage};
+
+impl StageRunner {
+    /// Resolves the stage's base and reports it (`base_resolved`).
+    pub(super) fn start(s: &mut Shared<'_, '_>, idx: usize, loc: &Location) -> Result<StageRunner, BuildError> {
+        let ctx = s.ctx;
+        let planned = &ctx.plan.stages[idx];
+        let fail = |m: String| BuildError::Step { location: loc.clone(), source: Box::new(StepError::Invalid(m)) };
+        let (config, format, layers, base_digest, base_ref, clock, unstamped) = match &planned.base {
+            Base::Scratch => {
+                ctx.emitter.emit(Event::BaseResolved {
+                    stage: idx,
+                    source: BaseSource::Scratch,
+                    config_digest: None,
+                    layers: vec![],
+                });
+                let config = ImageConfig::scratch(&ctx.platform);
+                (config, ManifestFormat::Oci, Vec::new(), None, "scratch".to_string(), None, Vec::new())
+            }
+            Base::Image(r) => {
+                // `FROM --platform=…` picks that platform from an index; otherwise the target's.
+                let platform = match &planned.platform {
+                    Some(p) if !p.is_empty() => {
+                        Platform::parse(p).map_err(|e| fail(format!("FROM --platform: {e}")))?
+                    }
+                    _ => ctx.platform.clone(),
+                };
+                let reference = Reference::parse(r).map_err(|e| fail(format!("invalid image reference {r:?}: {e}")))?;
+                let (img, from_cache_dir) = match from_cache_dir(ctx, &reference, r, &platform) {
+                    Some(img) => (img, true),
+                    None => (ctx.resolve_image(r, &platform)?, false),
+                };
+                let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(r.clone()))?;
+                let layers = base_layers(&img, &config, r)?;
+                let source = if from_cache_dir {
+                    BaseSource::CacheDir {
+                        reference: img.reference.to_string(),
+                        manifest_digest: (&img.manifest_digest).into(),
+                    }
+                } else {
+                    BaseSource::Registry {
+                        reference: img.reference.to_string(),
+                        manifest_digest: (&img.manifest_digest).into(),
+                        index_digest: img.index_digest.as_ref().map(Into::into),
+                    }
+                };
+                ctx.emitter.emit(Event::BaseResolved {
+                    stage: idx,
+                    source,
+                    config_digest: Some((&img.config_digest).into()),
+                    layers: layers.iter().map(|l| l.summary(None)).collect(),
+                });
+                let format = ManifestFormat::from_manifest_media_type(&img.media_type);
+                let clock = config.created().map(str::to_string);
+                (config, format, layers, Some(img.manifest_digest), r.clone(), clock, Vec::new())
+            }
+            Base::Stage(p) => {
+                let parent = s
+                    .stages
+                    .get(*p)
+                    .ok_or_else(|| fail(format!("{} is used before it was built", ctx.stage_label(*p))))?;
+                ctx.emitter.emit(Event::BaseResolved {
+                    stage: idx,
+                    source: BaseSource::Stage { index: *p },
+                    config_digest: None,
+                    layers: parent.layers.iter().map(|l| l.summary(None)).collect(),
+                });
+                // A stage built from a stage chains from the image at the bottom of it all.
+                (
+                    parent.config.clone(),
+                    parent.format,
+                    parent.layers.clone(),
+                    parent.base_digest.clone(),
+                    parent.base_ref.clone(),
+                    parent.clock.clone(),
+                    parent.unstamped.clone(),
+                )
+            }
+        };
+        let format = format.for_compression(ctx.opts.layers.compression);
+        let mut config = config;
+        if config.env_var("PATH").is_none() {
+            config.set_env("PATH", crate::image::config::DEFAULT_PATH);
+        }
+        for (k, v) in &ctx.opts.labels {
+            config.set_label(k, v);
+        }
+        Ok(StageRunner {
+            index: idx,
+            config: StageConfig { image: config, args: ctx.plan.arg_scope(), cmd_set: false },
+            format,
+            layers,
+            files: StageFiles::default(),
+            base_digest,
+            base_ref,
+            keys: StageKeys::default(),
+            last_changes: Vec::new(),
+            clock,
+            unstamped,
+            paused: Duration::ZERO,
+        })
+    }
+}
+
+/// A base image from the local cache directory (`--cache-dir`, filled by `trowel warm`):
+/// verified, its blobs linked into this build's store, so the build needs no registry at all
+/// for it — not even to resolve a tag. Anything missing or corrupt there means the registry is
+/// asked instead (the build never writes to the cache directory).
+fn from_cache_dir(ctx: &BuildContext<'_>, r: &Reference, written: &str, platform: &Platform) -> Option<ResolvedImage> {
+    let dir = ctx.base_cache.as_ref()?;
+    let ttl = ctx.opts.cache.as_ref().map(|c| c.ttl);
+    let cached = match dir.lookup_explained(r, platform, ttl) {
+        Ok(Ok(c)) => c,
+        Ok(Err(miss)) => {
+            ctx.emitter.warn(format!("{written} is not usable from the cache directory: {miss}"));
+            return None;
+        }
+        Err(e) => {
+            ctx.emitter.warn(format!("cache directory: {e}"));
+            return None;
+        }
+    };
+    match dir.verify_layers(&cached) {
+        Ok(bad) if bad.is_empty() => {}
+        Ok(bad) => {
+            ctx.emitter.warn(format!(
+                "{written} in the cache directory has {} missing or corrupt layer(s); pulling from the registry",
+                bad.len()
+            ));
+            return None;
+        }
+        Err(e) => {
+            ctx.emitter.warn(format!("cache directory: {e}"));
+            return None;
+        }
+    }
+    if let Err(e) = dir.link_into(&cached, &ctx.store) {
+        ctx.emitter.warn(format!("cache directory: {e}"));
+        return None;
+    }
+    Some(cached.image)
+}
+
+/// Pairs the manifest's layers with the config's diff_ids; they must agree.
+fn base_layers(img: &ResolvedImage, config: &ImageConfig, reference: &str) -> Result<Vec<StageLayer>, BuildError> {
+    let diff_ids = config.diff_ids();
+    if diff_ids.len() != img.manifest.layers.len() {
+        return Err(BuildError::Pull {
+            reference: reference.to_string(),
+            source: PullError::Inconsistent(format!(
+                "manifest lists {} layers but config has {} diff_ids",
+                img.manifest.layers.len(),
+                diff_ids.len()
+            )),
+        });
+    }
+    Ok(img
+        .manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(d, diff_id)| StageLayer {
+            descriptor: d.clone(),
+            diff_id,
+            origin: LayerOrigin::Base(img.reference.clone()),
+            uncompressed_size: None,
+        })
+        .collect())
+}

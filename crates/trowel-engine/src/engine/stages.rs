@@ -1,0 +1,223 @@
+//! What stages leave for each other: each finished stage's result ([`BuiltStage`]), the roots
+//! other stages and `COPY --from=<image>` read files from, who holds `/` in container
+//! isolation, and the background deletion of roots nobody needs any more.
+//!
+//! Roots are large (a Debian base is tens of thousands of files), so they are handed on rather
+//! than copied: a stage built `FROM` another takes its parent's root when nothing else reads
+//! the parent, and a root no later stage reads is deleted on a background thread while the
+//! build goes on.
+
+use std::collections::HashMap;
+
+use crate::digest::Digest;
+use crate::dockerfile::{Base, Plan, StageOrImage};
+use crate::engine::context::BuildContext;
+use crate::engine::error::BuildError;
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::root::BuildRoot;
+use crate::fs::root::Root;
+use crate::image::config::ImageConfig;
+use crate::image::manifest::ManifestFormat;
+
+/// What a finished stage leaves: enough to build `FROM` it, copy from it, key steps after it,
+/// and assemble it as the image.
+pub(crate) struct BuiltStage {
+    pub config: ImageConfig,
+    pub format: ManifestFormat,
+    pub layers: Vec<StageLayer>,
+    /// Its files, while some later stage may still read them (none once released, or if the
+    /// stage never needed files).
+    pub root: Option<BuildRoot>,
+    /// Manifest digest of the image at the bottom of it (for cache keys).
+    pub base_digest: Option<Digest>,
+    /// That image as written (`busybox:1.35`), for cache explanations.
+    pub base_ref: String,
+    /// The cache key of its last step: what `FROM <stage>` and `COPY --from` chain from.
+    pub final_key: Option<String>,
+    /// When its contents were made (see `Stamp`).
+    pub clock: Option<String>,
+    /// History entries still waiting for a time (config-only steps of a `FROM scratch` stage
+    /// before anything was made).
+    pub unstamped: Vec<usize>,
+}
+
+pub(crate) struct Stages {
+    built: Vec<Option<BuiltStage>>,
+    /// Roots of images used by `COPY --from=<image>`, by reference.
+    external: HashMap<String, BuildRoot>,
+    /// For each stage, the later stages that read it, and whether they copy from it (true) or
+    /// are built `FROM` it (false).
+    consumers: Vec<Vec<(usize, bool)>>,
+    /// Container isolation: the stage whose root is `/` right now.
+    slash_owner: Option<usize>,
+    /// Threads deleting roots no longer needed; joined before the build returns.
+    reapers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Stages {
+    pub fn new(plan: &Plan) -> Stages {
+        Stages {
+            built: (0..plan.stages.len()).map(|_| None).collect(),
+            external: HashMap::new(),
+            consumers: consumers_of(plan),
+            slash_owner: None,
+            reapers: Vec::new(),
+        }
+    }
+
+    /// A finished stage (the plan builds every stage before the stages that read it).
+    pub fn get(&self, idx: usize) -> Option<&BuiltStage> {
+        self.built.get(idx).and_then(Option::as_ref)
+    }
+
+    pub fn finish(&mut self, idx: usize, stage: BuiltStage) {
+        self.built[idx] = Some(stage);
+    }
+
+    /// The parent's root, for a stage built `FROM` it, when nothing else reads the parent and
+    /// it is not the image: the child can change those files in place.
+    pub fn take_parent_root(&mut self, plan: &Plan, child: usize) -> Option<BuildRoot> {
+        let Base::Stage(p) = plan.stages[child].base else { return None };
+        let only_consumer = self.consumers[p].iter().all(|(c, copies)| *c == child && !copies);
+        if !only_consumer || p == plan.target {
+            return None;
+        }
+        let root = self.built[p].as_mut()?.root.take()?;
+        if root.is_slash() {
+            self.slash_owner = Some(child);
+        }
+        Some(root)
+    }
+
+    /// Container isolation: `stage` is about to unpack its files into `/`. Whichever stage had
+    /// `/` loses its root (its files are gone; a later `COPY --from` unpacks them elsewhere).
+    pub fn claim_slash(&mut self, stage: usize) {
+        if let Some(prev) = self.slash_owner.replace(stage)
+            && prev != stage
+            && let Some(p) = self.built[prev].as_mut()
+        {
+            p.root = None;
+        }
+    }
+
+    /// The files of finished stage `p`, for `COPY --from`: its root if it still has one, else
+    /// its layers unpacked into a scratch directory (kept for later copies from it).
+    pub fn stage_files(&mut self, ctx: &BuildContext, p: usize) -> Result<&Root, BuildError> {
+        let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
+        let root = match stage.root.take() {
+            Some(r) => r,
+            None => ctx.materialize(&stage.layers, &format!("stage{p}-copy"), None)?,
+        };
+        Ok(stage.root.insert(root).root())
+    }
+
+    /// The files of an image, for `COPY --from=<image>`: resolved once per build, unpacked once.
+    pub fn image_files(&mut self, ctx: &BuildContext, reference: &str) -> Result<&Root, BuildError> {
+        let root = match self.external.remove(reference) {
+            Some(r) => r,
+            None => {
+                let img = ctx.resolve_once(reference)?;
+                let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(reference))?;
+                let layers: Vec<StageLayer> = img
+                    .manifest
+                    .layers
+                    .iter()
+                    .zip(config.diff_ids())
+                    .map(|(d, diff_id)| StageLayer {
+                        descriptor: d.clone(),
+                        diff_id,
+                        origin: LayerOrigin::Base(img.reference.clone()),
+                        uncompressed_size: None,
+                    })
+                    .collect();
+                ctx.materialize(&layers, "copy-from-image", None)?
+            }
+        };
+        Ok(self.external.entry(reference.to_string()).or_insert(root).root())
+    }
+
+    /// Frees the roots no stage after `built` reads (they can be large).
+    pub fn release_after(&mut self, ctx: &BuildContext, built: usize) {
+        let order = &ctx.plan.order;
+        let pos = |s: usize| order.iter().position(|&x| x == s).unwrap_or(usize::MAX);
+        let now = pos(built);
+        let target = ctx.plan.target;
+        let unneeded: Vec<bool> = (0..self.built.len())
+            .map(|s| s != target && !self.consumers[s].iter().any(|(c, _)| pos(*c) > now))
+            .collect();
+        self.release(ctx, |s| unneeded[s]);
+    }
+
+    /// Frees every root: the image is assembled and nothing reads files any more.
+    pub fn release_all(&mut self, ctx: &BuildContext) {
+        self.release(ctx, |_| true);
+    }
+
+    /// Deletes the roots of the stages `unneeded` selects on a background thread: the build
+    /// goes on meanwhile (deleting a root is unlink-bound kernel work, one call per file).
+    fn release(&mut self, ctx: &BuildContext, unneeded: impl Fn(usize) -> bool) {
+        let mut dirs = Vec::new();
+        for (s, stage) in self.built.iter_mut().enumerate() {
+            if unneeded(s)
+                && let Some(st) = stage.as_mut()
+                && let Some(root) = st.root.take()
+                // In container isolation a stage's root may be `/` itself: it is only handed
+                // over, never deleted.
+                && !root.is_slash()
+            {
+                dirs.push(root.dir);
+            }
+        }
+        if dirs.is_empty() {
+            return;
+        }
+        let reaper = std::thread::Builder::new().name("reaper".into()).spawn(move || {
+            for d in dirs {
+                let _ = crate::fs::remove::remove_tree(&d);
+            }
+        });
+        match reaper {
+            Ok(h) => self.reapers.push(h),
+            // No thread to be had: the work dir's own removal at the end deletes them.
+            Err(e) => ctx.emitter.warn(format!("could not start a thread to delete build roots: {e}")),
+        }
+    }
+
+    /// Waits for the roots being deleted (before the work dir itself goes).
+    pub fn join_reapers(&mut self) {
+        for r in std::mem::take(&mut self.reapers) {
+            let _ = r.join();
+        }
+    }
+
+    /// Whether trowel emptied and filled `/` for some stage (container isolation).
+    pub fn used_slash(&self) -> bool {
+        self.slash_owner.is_some()
+    }
+}
+
+fn not_built(ctx: &BuildContext, p: usize) -> BuildError {
+    // The plan orders every stage before its readers; reaching this is a planning bug, said
+    // plainly rather than with a panic.
+    BuildError::Options(format!("{} is read before it was built", ctx.stage_label(p)))
+}
+
+/// For every stage, which stages read it and whether they only use it as `FROM` (false) or
+/// copy from it (true).
+fn consumers_of(plan: &Plan) -> Vec<Vec<(usize, bool)>> {
+    let mut out = vec![Vec::new(); plan.stages.len()];
+    for s in &plan.stages {
+        if !s.needed {
+            continue;
+        }
+        if let Base::Stage(p) = s.base {
+            out[p].push((s.index, false));
+        }
+        for dep in &s.copy_from {
+            if let StageOrImage::Stage(p) = dep {
+                out[*p].push((s.index, true));
+            }
+        }
+    }
+    out
+}
