@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use trowel_engine::cache::duration::parse_go_duration;
+use trowel_engine::duration::parse_go_duration;
 use trowel_engine::engine::{BuildOptions, LayerOptions, OutputOptions, RunOptions};
 use trowel_engine::fs::snapshot::SnapshotMode;
 use trowel_engine::image::manifest::{Compression, Platform};

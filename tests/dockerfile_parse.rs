@@ -132,7 +132,7 @@ fn node_app() {
         Expanded::Env(vec![("NODE_ENV".into(), "production".into())])
     );
     let hc = df.instruction_at_line(14).unwrap();
-    assert_eq!((hc.keyword, hc.line, hc.end_line), ("HEALTHCHECK", 13, 14));
+    assert_eq!((hc.keyword().as_str(), hc.line, hc.end_line), ("HEALTHCHECK", 13, 14));
     let Expanded::Healthcheck(Some(h)) = hc.expand(&NoVars, df.escape).unwrap() else { panic!() };
     assert_eq!(h.test, ["CMD-SHELL", "wget -qO- http://127.0.0.1:3000/healthz || exit 1"]);
     assert_eq!(
@@ -321,7 +321,7 @@ fn onbuild_triggers_round_trip() {
         let InstructionKind::Onbuild(inner) = &instruction.kind else { panic!() };
         let reparsed = parse_instruction_line(Path::new("<onbuild>"), trigger).unwrap();
         assert_eq!(reparsed.kind, inner.kind);
-        assert_eq!(reparsed.keyword, inner.keyword);
+        assert_eq!(reparsed.keyword(), inner.keyword());
     }
     assert_eq!(body[4].kind, InstructionKind::Maintainer("Jane Doe <jane@example.com>".into()));
 }

@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod digest;
 pub mod dockerfile;
+pub mod duration;
 pub mod engine;
 pub mod fs;
 pub mod image;

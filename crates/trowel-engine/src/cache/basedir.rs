@@ -104,7 +104,7 @@ pub enum Miss {
 
 impl fmt::Display for Miss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::cache::duration::format_go_duration as go;
+        use crate::duration::format_go_duration as go;
         match self {
             Miss::NotCached => f.write_str("not in the cache"),
             Miss::Expired { age, ttl } => write!(

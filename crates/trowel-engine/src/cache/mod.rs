@@ -4,11 +4,9 @@
 //! - [`explain`]: why a step missed;
 //! - [`registry`]: cache entries in a registry repository, with per-step pointer tags;
 //! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
-//!   and builds read FROM images from;
-//! - [`duration`]: Go-style durations for `--cache-ttl`.
+//!   and builds read FROM images from.
 
 pub mod basedir;
-pub mod duration;
 pub mod explain;
 pub mod key;
 pub mod registry;

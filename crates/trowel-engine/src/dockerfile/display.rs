@@ -8,8 +8,8 @@
 //! heredoc, say) or starts with `"` or `<`, in which case it is a JSON string too.
 
 use super::expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, RunScript};
-use super::flags::format_go_duration;
 use super::types::{CommandForm, Flag};
+use crate::duration::format_go_duration;
 
 fn json(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
@@ -114,7 +114,7 @@ fn healthcheck(h: &Healthcheck) -> String {
     ];
     for (name, ns) in durations {
         if let Some(ns) = ns {
-            flag(&mut out, name, Some(&format_go_duration(ns)));
+            flag(&mut out, name, Some(&format_go_duration(std::time::Duration::from_nanos(ns))));
         }
     }
     if let Some(r) = h.retries {

@@ -249,7 +249,7 @@ impl Instruction {
         for (k, v) in pairs {
             let key = word(k)?;
             if key.is_empty() {
-                return Err(self.error(format!("{} names can not be blank", self.keyword)));
+                return Err(self.error(format!("{} names can not be blank", self.keyword())));
             }
             out.push((key, word(v)?));
         }

@@ -1,7 +1,7 @@
 //! Which `--flags` each instruction accepts, and the value syntaxes that are checked:
 //! booleans, octal `--chmod`, Go durations for HEALTHCHECK, `--checksum` digests.
 
-use super::types::Flag;
+use super::types::{Flag, Keyword};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -13,15 +13,15 @@ enum Kind {
     Multi,
 }
 
-fn spec(keyword: &str) -> &'static [(&'static str, Kind)] {
+fn spec(keyword: Keyword) -> &'static [(&'static str, Kind)] {
     use Kind::*;
     match keyword {
-        "FROM" => &[("platform", Str)],
-        "RUN" => &[("mount", Multi), ("network", Str), ("security", Str)],
-        "COPY" => {
+        Keyword::From => &[("platform", Str)],
+        Keyword::Run => &[("mount", Multi), ("network", Str), ("security", Str)],
+        Keyword::Copy => {
             &[("from", Str), ("chown", Str), ("chmod", Str), ("link", Bool), ("parents", Bool), ("exclude", Multi)]
         }
-        "ADD" => &[
+        Keyword::Add => &[
             ("chown", Str),
             ("chmod", Str),
             ("link", Bool),
@@ -29,7 +29,7 @@ fn spec(keyword: &str) -> &'static [(&'static str, Kind)] {
             ("keep-git-dir", Bool),
             ("exclude", Multi),
         ],
-        "HEALTHCHECK" => {
+        Keyword::Healthcheck => {
             &[("interval", Str), ("timeout", Str), ("start-period", Str), ("start-interval", Str), ("retries", Str)]
         }
         _ => &[],
@@ -37,7 +37,7 @@ fn spec(keyword: &str) -> &'static [(&'static str, Kind)] {
 }
 
 /// Checks `flags` against what `keyword` accepts, with BuildKit's messages.
-pub(crate) fn validate(keyword: &str, flags: &[Flag]) -> Result<(), String> {
+pub(crate) fn validate(keyword: Keyword, flags: &[Flag]) -> Result<(), String> {
     let allowed = spec(keyword);
     let mut seen: Vec<&str> = Vec::new();
     for flag in flags {
@@ -122,97 +122,6 @@ pub(crate) fn check_checksum(value: &str) -> Result<(), String> {
     }
 }
 
-/// Parses a Go duration (`1m30s`, `500ms`, `1.5h`, `0`) into nanoseconds.
-pub(crate) fn parse_go_duration(s: &str) -> Result<i128, String> {
-    let bad = || format!("time: invalid duration {s:?}");
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: i128 = 0;
-    while !rest.is_empty() {
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let int_part = &rest[..int_len];
-        rest = &rest[int_len..];
-        let mut frac_part = "";
-        if let Some(after_dot) = rest.strip_prefix('.') {
-            let frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-            frac_part = &after_dot[..frac_len];
-            rest = &after_dot[frac_len..];
-        }
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err(bad());
-        }
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit: i128 = match &rest[..unit_len] {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("time: missing unit in duration {s:?}")),
-            other => return Err(format!("time: unknown unit {other:?} in duration {s:?}")),
-        };
-        rest = &rest[unit_len..];
-        let whole: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
-        let mut value = whole.checked_mul(unit).ok_or_else(bad)?;
-        let mut scale = unit;
-        for digit in frac_part.bytes() {
-            scale /= 10;
-            if scale == 0 {
-                break;
-            }
-            value += i128::from(digit - b'0') * scale;
-        }
-        total = total.checked_add(value).ok_or_else(bad)?;
-        if total > i128::from(i64::MAX) {
-            return Err(bad());
-        }
-    }
-    Ok(if neg { -total } else { total })
-}
-
-/// Formats nanoseconds like Go's `time.Duration.String` (`1m30s`, `500ms`).
-pub(crate) fn format_go_duration(ns: u64) -> String {
-    fn frac(value: u64, unit: u64) -> String {
-        let whole = value / unit;
-        let rem = value % unit;
-        if rem == 0 {
-            return whole.to_string();
-        }
-        let width = unit.to_string().len() - 1;
-        let digits = format!("{rem:0width$}");
-        format!("{whole}.{}", digits.trim_end_matches('0'))
-    }
-    const S: u64 = 1_000_000_000;
-    match ns {
-        0 => "0s".into(),
-        n if n < 1_000 => format!("{n}ns"),
-        n if n < 1_000_000 => format!("{}µs", frac(n, 1_000)),
-        n if n < S => format!("{}ms", frac(n, 1_000_000)),
-        n => {
-            let hours = n / (3600 * S);
-            let minutes = n % (3600 * S) / (60 * S);
-            let seconds = frac(n % (60 * S), S);
-            if hours > 0 {
-                format!("{hours}h{minutes}m{seconds}s")
-            } else if minutes > 0 {
-                format!("{minutes}m{seconds}s")
-            } else {
-                format!("{seconds}s")
-            }
-        }
-    }
-}
-
 /// A HEALTHCHECK interval flag: `None` when absent or zero (the runtime default), an error below
 /// one millisecond, as BuildKit.
 pub(crate) fn healthcheck_interval(flags: &[Flag], name: &str) -> Result<Option<u64>, String> {
@@ -220,7 +129,7 @@ pub(crate) fn healthcheck_interval(flags: &[Flag], name: &str) -> Result<Option<
     if value.is_empty() {
         return Ok(None);
     }
-    let ns = parse_go_duration(value).map_err(|e| format!("--{name}: {e}"))?;
+    let ns = crate::duration::parse_nanos(value).map_err(|e| format!("--{name}: {e}"))?;
     if ns == 0 {
         return Ok(None);
     }
@@ -258,31 +167,37 @@ mod tests {
     fn per_instruction_flags() {
         assert!(
             validate(
-                "COPY",
+                Keyword::Copy,
                 &[f("from", Some("a")), f("link", None), f("exclude", Some("x")), f("exclude", Some("y"))]
             )
             .is_ok()
         );
         assert_eq!(
-            validate("COPY", &[f("checksum", Some("x"))]).unwrap_err(),
+            validate(Keyword::Copy, &[f("checksum", Some("x"))]).unwrap_err(),
             "unknown flag: --checksum (COPY accepts --from, --chown, --chmod, --link, --parents, --exclude)"
         );
-        assert_eq!(validate("ENV", &[f("x", Some("1"))]).unwrap_err(), "unknown flag: --x (ENV accepts no flags)");
         assert_eq!(
-            validate("COPY", &[f("from", Some("a")), f("from", Some("b"))]).unwrap_err(),
+            validate(Keyword::Env, &[f("x", Some("1"))]).unwrap_err(),
+            "unknown flag: --x (ENV accepts no flags)"
+        );
+        assert_eq!(
+            validate(Keyword::Copy, &[f("from", Some("a")), f("from", Some("b"))]).unwrap_err(),
             "duplicate flag specified: --from"
         );
-        assert_eq!(validate("COPY", &[f("from", None)]).unwrap_err(), "missing a value on flag: --from");
-        assert_eq!(validate("ADD", &[f("link", Some(""))]).unwrap_err(), "missing a value on flag: --link");
+        assert_eq!(validate(Keyword::Copy, &[f("from", None)]).unwrap_err(), "missing a value on flag: --from");
+        assert_eq!(validate(Keyword::Add, &[f("link", Some(""))]).unwrap_err(), "missing a value on flag: --link");
         assert_eq!(
-            validate("ADD", &[f("link", Some("yes"))]).unwrap_err(),
+            validate(Keyword::Add, &[f("link", Some("yes"))]).unwrap_err(),
             "expecting boolean value for flag --link, not: yes"
         );
         assert!(
-            validate("RUN", &[f("mount", Some("type=cache,target=/c")), f("mount", Some("type=tmpfs,target=/t"))])
-                .is_ok()
+            validate(
+                Keyword::Run,
+                &[f("mount", Some("type=cache,target=/c")), f("mount", Some("type=tmpfs,target=/t"))]
+            )
+            .is_ok()
         );
-        assert!(validate("HEALTHCHECK", &[f("interval", Some("5s")), f("retries", Some("3"))]).is_ok());
+        assert!(validate(Keyword::Healthcheck, &[f("interval", Some("5s")), f("retries", Some("3"))]).is_ok());
     }
 
     #[test]
@@ -313,35 +228,6 @@ mod tests {
         assert!(check_checksum(&format!("sha256:{}", "A".repeat(64))).is_err());
         assert!(check_checksum("sha256:abc").is_err());
         assert!(check_checksum(&format!("md5:{}", "a".repeat(32))).is_err());
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("1m30s").unwrap(), 90_000_000_000);
-        assert_eq!(parse_go_duration("500ms").unwrap(), 500_000_000);
-        assert_eq!(parse_go_duration("1.5h").unwrap(), 5_400_000_000_000);
-        assert_eq!(parse_go_duration(".5s").unwrap(), 500_000_000);
-        assert_eq!(parse_go_duration("1h2m3s4ms5us6ns").unwrap(), 3_723_004_005_006);
-        assert_eq!(parse_go_duration("2µs").unwrap(), 2_000);
-        assert_eq!(parse_go_duration("0").unwrap(), 0);
-        assert_eq!(parse_go_duration("-1s").unwrap(), -1_000_000_000);
-        assert!(parse_go_duration("10").unwrap_err().contains("missing unit"));
-        assert!(parse_go_duration("5d").unwrap_err().contains("unknown unit \"d\""));
-        assert!(parse_go_duration("").is_err());
-        assert!(parse_go_duration("s").is_err());
-        assert!(parse_go_duration("1.s").is_ok());
-        assert!(parse_go_duration("99999999999999h").is_err());
-    }
-
-    #[test]
-    fn go_duration_format() {
-        assert_eq!(format_go_duration(0), "0s");
-        assert_eq!(format_go_duration(90_000_000_000), "1m30s");
-        assert_eq!(format_go_duration(500_000_000), "500ms");
-        assert_eq!(format_go_duration(1_500_000), "1.5ms");
-        assert_eq!(format_go_duration(999), "999ns");
-        assert_eq!(format_go_duration(3_600_000_000_000), "1h0m0s");
-        assert_eq!(format_go_duration(1_500_000_000), "1.5s");
     }
 
     #[test]

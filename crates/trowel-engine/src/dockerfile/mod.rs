@@ -64,5 +64,5 @@ pub use ignore::DockerIgnore;
 pub use parse::{parse, parse_instruction_line};
 pub use stages::{Base, Plan, PlannedStage, StageOrImage, plan};
 pub use types::{
-    CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, KEYWORDS, Stage,
+    CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, Keyword, Stage,
 };

@@ -16,7 +16,9 @@ use super::expand;
 use super::flags;
 use super::heredoc::Marker;
 use super::scan::{self, RawInstruction, json_array};
-use super::types::{self, CommandForm, CopyArgs, CopySource, Dockerfile, Heredoc, Instruction, InstructionKind, Stage};
+use super::types::{
+    self, CommandForm, CopyArgs, CopySource, Dockerfile, Heredoc, Instruction, InstructionKind, Keyword, Stage,
+};
 use super::words::{self, split_blank, split_command};
 
 /// Parses a Dockerfile. `path` is only used in error messages and recorded in the result.
@@ -44,7 +46,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, DockerfileError> {
         }
         match stages.last_mut() {
             Some(stage) => stage.instructions.push(instruction),
-            None if instruction.keyword == "ARG" => global_args.push(instruction),
+            None if instruction.keyword() == Keyword::Arg => global_args.push(instruction),
             None => {
                 return Err(instruction
                     .error("no build stage in current context: only ARG instructions may come before the first FROM"));
@@ -103,9 +105,8 @@ impl Ctx<'_> {
 
 fn convert(path: &Path, text: &str, escape: char, raw: &RawInstruction) -> Result<Instruction, DockerfileError> {
     let ctx = Ctx { path, line: raw.line, end_line: raw.end_line, first_line: first_line(text, raw), escape };
-    let (keyword, kind) = build(&ctx, &raw.logical, 0, &raw.heredocs)?;
+    let kind = build(&ctx, &raw.logical, 0, &raw.heredocs)?;
     Ok(Instruction {
-        keyword,
         path: path.to_path_buf(),
         line: raw.line,
         end_line: raw.end_line,
@@ -142,64 +143,72 @@ fn build(
     line: &str,
     offset: usize,
     heredocs: &[(Marker, Heredoc)],
-) -> Result<(&'static str, InstructionKind), DockerfileError> {
+) -> Result<InstructionKind, DockerfileError> {
     let split = split_command(line, ctx.escape);
-    let keyword = types::keyword(split.keyword)
+    let keyword = Keyword::parse(split.keyword)
         .ok_or_else(|| ctx.err(format!("unknown instruction {}", split.keyword.to_uppercase())))?;
     flags::validate(keyword, &split.flags).map_err(|e| ctx.err(e))?;
     let rest = split.rest;
     let docs = heredocs_in(heredocs, offset + split.rest_offset, rest);
 
-    if keyword == "ONBUILD" {
+    if keyword == Keyword::Onbuild {
         if rest.is_empty() {
             return Err(ctx.err("ONBUILD requires at least one argument"));
         }
         let inner = split_command(rest, ctx.escape);
         check_trigger_keyword(inner.keyword).map_err(|e| ctx.err(e))?;
-        let (inner_keyword, inner_kind) = build(ctx, rest, offset + split.rest_offset, heredocs)?;
+        let inner_kind = build(ctx, rest, offset + split.rest_offset, heredocs)?;
         let mut trigger = rest.to_string();
         for (_, _, doc) in &docs {
             trigger.push('\n');
             trigger.push_str(&doc.content);
             trigger.push_str(&doc.delimiter);
         }
-        return Ok((
-            "ONBUILD",
-            InstructionKind::Onbuild(Box::new(Instruction {
-                keyword: inner_keyword,
-                path: ctx.path.to_path_buf(),
-                line: ctx.line,
-                end_line: ctx.end_line,
-                source: trigger,
-                kind: inner_kind,
-            })),
-        ));
+        return Ok(InstructionKind::Onbuild(Box::new(Instruction {
+            path: ctx.path.to_path_buf(),
+            line: ctx.line,
+            end_line: ctx.end_line,
+            source: trigger,
+            kind: inner_kind,
+        })));
     }
 
     if rest.is_empty() {
         return Err(ctx.err(match keyword {
-            "FROM" => "FROM requires either one or three arguments".to_string(),
-            "COPY" | "ADD" => two_args(keyword),
-            "USER" | "WORKDIR" | "STOPSIGNAL" | "MAINTAINER" => format!("{keyword} requires exactly one argument"),
+            Keyword::From => "FROM requires either one or three arguments".to_string(),
+            Keyword::Copy | Keyword::Add => two_args(keyword),
+            Keyword::User | Keyword::Workdir | Keyword::Stopsignal | Keyword::Maintainer => {
+                format!("{keyword} requires exactly one argument")
+            }
             _ => format!("{keyword} requires at least one argument"),
         }));
     }
     if let Some(Err(())) = json_array(rest)
-        && matches!(keyword, "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "COPY" | "ADD" | "VOLUME")
+        && matches!(
+            keyword,
+            Keyword::Run
+                | Keyword::Cmd
+                | Keyword::Entrypoint
+                | Keyword::Shell
+                | Keyword::Copy
+                | Keyword::Add
+                | Keyword::Volume
+        )
     {
         return Err(ctx.err("when using JSON array syntax, arrays must be comprised of strings only"));
     }
     prevalidate(ctx, keyword, rest)?;
-    if matches!(keyword, "CMD" | "ENTRYPOINT")
+    if matches!(keyword, Keyword::Cmd | Keyword::Entrypoint)
         && let Some(Ok(args)) = json_array(rest)
         && args.is_empty()
     {
         // `ENTRYPOINT []` resets the entrypoint; the crate would reject it.
         let form = CommandForm::Exec(Vec::new());
-        return Ok((
-            keyword,
-            if keyword == "CMD" { InstructionKind::Cmd(form) } else { InstructionKind::Entrypoint(form) },
-        ));
+        return Ok(if keyword == Keyword::Cmd {
+            InstructionKind::Cmd(form)
+        } else {
+            InstructionKind::Entrypoint(form)
+        });
     }
 
     // The crate parses the instruction alone, flags removed and heredoc markers neutralised
@@ -216,7 +225,7 @@ fn build(
     };
     let base = prefix.len();
     let kind = match (keyword, parsed) {
-        ("FROM", pd::Instruction::From(from)) => {
+        (Keyword::From, pd::Instruction::From(from)) => {
             let alias = from.as_.map(|(_, name)| name.value.into_owned());
             if let Some(a) = &alias {
                 check_stage_name(a).map_err(|e| ctx.err(e))?;
@@ -227,7 +236,7 @@ fn build(
                 alias,
             }
         }
-        ("RUN", pd::Instruction::Run(_)) => {
+        (Keyword::Run, pd::Instruction::Run(_)) => {
             let command = match json_array(rest) {
                 Some(Ok(args)) => CommandForm::Exec(args),
                 _ => CommandForm::Shell(rest.to_string()),
@@ -235,32 +244,32 @@ fn build(
             let heredocs = docs.iter().map(|(_, _, h)| (*h).clone()).collect();
             InstructionKind::Run { flags: split.flags.clone(), command, heredocs }
         }
-        ("CMD", pd::Instruction::Cmd(_)) => InstructionKind::Cmd(command_form(rest)),
-        ("ENTRYPOINT", pd::Instruction::Entrypoint(_)) => InstructionKind::Entrypoint(command_form(rest)),
-        ("SHELL", pd::Instruction::Shell(_)) => match json_array(rest) {
+        (Keyword::Cmd, pd::Instruction::Cmd(_)) => InstructionKind::Cmd(command_form(rest)),
+        (Keyword::Entrypoint, pd::Instruction::Entrypoint(_)) => InstructionKind::Entrypoint(command_form(rest)),
+        (Keyword::Shell, pd::Instruction::Shell(_)) => match json_array(rest) {
             Some(Ok(args)) if !args.is_empty() => InstructionKind::Shell(args),
             Some(Ok(_)) => return Err(ctx.err("SHELL requires at least one argument")),
             _ => return Err(ctx.err("SHELL requires the arguments to be in JSON form")),
         },
-        ("COPY", pd::Instruction::Copy(c)) => {
+        (Keyword::Copy, pd::Instruction::Copy(c)) => {
             InstructionKind::Copy(copy_args(ctx, keyword, &split.flags, rest, base, &c.src, &c.dest, &docs)?)
         }
-        ("ADD", pd::Instruction::Add(a)) => {
+        (Keyword::Add, pd::Instruction::Add(a)) => {
             InstructionKind::Add(copy_args(ctx, keyword, &split.flags, rest, base, &a.src, &a.dest, &docs)?)
         }
-        ("ENV", pd::Instruction::Env(e)) => InstructionKind::Env(
+        (Keyword::Env, pd::Instruction::Env(e)) => InstructionKind::Env(
             words::parse_name_values(&e.arguments.value, "ENV", ctx.escape).map_err(|e| ctx.err(e))?,
         ),
-        ("LABEL", pd::Instruction::Label(l)) => InstructionKind::Label(
+        (Keyword::Label, pd::Instruction::Label(l)) => InstructionKind::Label(
             words::parse_name_values(&l.arguments.value, "LABEL", ctx.escape).map_err(|e| ctx.err(e))?,
         ),
-        ("ARG", pd::Instruction::Arg(a)) => {
+        (Keyword::Arg, pd::Instruction::Arg(a)) => {
             InstructionKind::Arg(words::parse_args(&a.arguments.value, ctx.escape).map_err(|e| ctx.err(e))?)
         }
-        ("EXPOSE", pd::Instruction::Expose(e)) => {
+        (Keyword::Expose, pd::Instruction::Expose(e)) => {
             InstructionKind::Expose(e.arguments.iter().map(|a| a.value.to_string()).collect())
         }
-        ("VOLUME", pd::Instruction::Volume(_)) => {
+        (Keyword::Volume, pd::Instruction::Volume(_)) => {
             let volumes = match json_array(rest) {
                 Some(Ok(v)) => v,
                 _ => split_blank(rest).into_iter().map(str::to_string).collect(),
@@ -270,26 +279,28 @@ fn build(
             }
             InstructionKind::Volume(volumes)
         }
-        ("USER", pd::Instruction::User(u)) => InstructionKind::User(u.arguments.value.into_owned()),
-        ("WORKDIR", pd::Instruction::Workdir(w)) => InstructionKind::Workdir(w.arguments.value.into_owned()),
-        ("STOPSIGNAL", pd::Instruction::Stopsignal(s)) => InstructionKind::Stopsignal(s.arguments.value.into_owned()),
-        ("MAINTAINER", pd::Instruction::Maintainer(m)) => InstructionKind::Maintainer(m.name.value.into_owned()),
-        ("HEALTHCHECK", pd::Instruction::Healthcheck(h)) => healthcheck(ctx, &split.flags, rest, &h)?,
+        (Keyword::User, pd::Instruction::User(u)) => InstructionKind::User(u.arguments.value.into_owned()),
+        (Keyword::Workdir, pd::Instruction::Workdir(w)) => InstructionKind::Workdir(w.arguments.value.into_owned()),
+        (Keyword::Stopsignal, pd::Instruction::Stopsignal(s)) => {
+            InstructionKind::Stopsignal(s.arguments.value.into_owned())
+        }
+        (Keyword::Maintainer, pd::Instruction::Maintainer(m)) => InstructionKind::Maintainer(m.name.value.into_owned()),
+        (Keyword::Healthcheck, pd::Instruction::Healthcheck(h)) => healthcheck(ctx, &split.flags, rest, &h)?,
         (kw, _) => return Err(ctx.err(format!("internal error: {kw} parsed as a different instruction"))),
     };
-    Ok((keyword, kind))
+    Ok(kind)
 }
 
 /// Checks Docker makes that the crate would report differently (or not at all).
-fn prevalidate(ctx: &Ctx, keyword: &str, rest: &str) -> Result<(), DockerfileError> {
+fn prevalidate(ctx: &Ctx, keyword: Keyword, rest: &str) -> Result<(), DockerfileError> {
     match keyword {
-        "FROM" => {
+        Keyword::From => {
             let words = split_blank(rest);
             if !(words.len() == 1 || (words.len() == 3 && words[1].eq_ignore_ascii_case("AS"))) {
                 return Err(ctx.err("FROM requires either one or three arguments"));
             }
         }
-        "COPY" | "ADD" => {
+        Keyword::Copy | Keyword::Add => {
             let count = match json_array(rest) {
                 Some(Ok(args)) => args.len(),
                 _ => split_blank(rest).len(),
@@ -298,19 +309,19 @@ fn prevalidate(ctx: &Ctx, keyword: &str, rest: &str) -> Result<(), DockerfileErr
                 return Err(ctx.err(two_args(keyword)));
             }
         }
-        "RUN" => {
+        Keyword::Run => {
             if let Some(Ok(args)) = json_array(rest)
                 && args.is_empty()
             {
                 return Err(ctx.err("RUN requires at least one argument"));
             }
         }
-        "SHELL" => match json_array(rest) {
+        Keyword::Shell => match json_array(rest) {
             Some(Ok(args)) if args.is_empty() => return Err(ctx.err("SHELL requires at least one argument")),
             Some(Ok(_)) => {}
             _ => return Err(ctx.err("SHELL requires the arguments to be in JSON form")),
         },
-        "HEALTHCHECK" => {
+        Keyword::Healthcheck => {
             let (kind, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             if kind.eq_ignore_ascii_case("NONE") {
                 if !args.trim().is_empty() {
@@ -325,7 +336,7 @@ fn prevalidate(ctx: &Ctx, keyword: &str, rest: &str) -> Result<(), DockerfileErr
     Ok(())
 }
 
-fn two_args(keyword: &str) -> String {
+fn two_args(keyword: Keyword) -> String {
     format!("{keyword} requires at least two arguments, but only one was provided. Destination could not be determined")
 }
 
@@ -353,7 +364,7 @@ fn command_form(rest: &str) -> CommandForm {
 #[allow(clippy::too_many_arguments)]
 fn copy_args(
     ctx: &Ctx,
-    keyword: &str,
+    keyword: Keyword,
     flag_list: &[types::Flag],
     rest: &str,
     base: usize,

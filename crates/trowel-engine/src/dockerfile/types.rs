@@ -6,35 +6,87 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DockerfileError;
 
-/// Every instruction keyword trowel knows, upper case.
-pub const KEYWORDS: [&str; 18] = [
-    "ADD",
-    "ARG",
-    "CMD",
-    "COPY",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "FROM",
-    "HEALTHCHECK",
-    "LABEL",
-    "MAINTAINER",
-    "ONBUILD",
-    "RUN",
-    "SHELL",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
-];
+/// An instruction keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Keyword {
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    From,
+    Healthcheck,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    Stopsignal,
+    User,
+    Volume,
+    Workdir,
+}
 
-/// `&'static str` under another name: serde would otherwise tie deserialisation to `'static`
-/// input because it borrows `&str` fields implicitly.
-pub type StaticStr = &'static str;
+impl Keyword {
+    /// Every keyword trowel knows, in alphabetical order.
+    pub const ALL: [Keyword; 18] = [
+        Keyword::Add,
+        Keyword::Arg,
+        Keyword::Cmd,
+        Keyword::Copy,
+        Keyword::Entrypoint,
+        Keyword::Env,
+        Keyword::Expose,
+        Keyword::From,
+        Keyword::Healthcheck,
+        Keyword::Label,
+        Keyword::Maintainer,
+        Keyword::Onbuild,
+        Keyword::Run,
+        Keyword::Shell,
+        Keyword::Stopsignal,
+        Keyword::User,
+        Keyword::Volume,
+        Keyword::Workdir,
+    ];
 
-/// The static keyword for `word` (any case), if it is one.
-pub fn keyword(word: &str) -> Option<&'static str> {
-    KEYWORDS.iter().copied().find(|k| k.eq_ignore_ascii_case(word))
+    /// Upper case, as Dockerfiles conventionally write it (`RUN`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Keyword::Add => "ADD",
+            Keyword::Arg => "ARG",
+            Keyword::Cmd => "CMD",
+            Keyword::Copy => "COPY",
+            Keyword::Entrypoint => "ENTRYPOINT",
+            Keyword::Env => "ENV",
+            Keyword::Expose => "EXPOSE",
+            Keyword::From => "FROM",
+            Keyword::Healthcheck => "HEALTHCHECK",
+            Keyword::Label => "LABEL",
+            Keyword::Maintainer => "MAINTAINER",
+            Keyword::Onbuild => "ONBUILD",
+            Keyword::Run => "RUN",
+            Keyword::Shell => "SHELL",
+            Keyword::Stopsignal => "STOPSIGNAL",
+            Keyword::User => "USER",
+            Keyword::Volume => "VOLUME",
+            Keyword::Workdir => "WORKDIR",
+        }
+    }
+
+    /// The keyword `word` is (in any case), if it is one.
+    pub fn parse(word: &str) -> Option<Keyword> {
+        Keyword::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(word))
+    }
+}
+
+impl std::fmt::Display for Keyword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A parsed Dockerfile.
@@ -90,9 +142,6 @@ pub struct Stage {
 /// One instruction, raw: no variable has been expanded yet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instruction {
-    /// Upper-case keyword: `"RUN"`, `"COPY"`, …
-    #[serde(with = "keyword_serde")]
-    pub keyword: StaticStr,
     /// The Dockerfile this instruction came from (for error messages).
     pub path: PathBuf,
     /// 1-based first line of the instruction.
@@ -107,6 +156,11 @@ pub struct Instruction {
 }
 
 impl Instruction {
+    /// Which instruction this is (what its kind says).
+    pub fn keyword(&self) -> Keyword {
+        self.kind.keyword()
+    }
+
     /// The first physical line of the instruction, trimmed (how errors name it).
     pub fn first_line(&self) -> &str {
         self.source.lines().next().unwrap_or("").trim()
@@ -164,6 +218,31 @@ pub enum InstructionKind {
     /// `ONBUILD <trigger>`, the trigger parsed.
     Onbuild(Box<Instruction>),
     Maintainer(String),
+}
+
+impl InstructionKind {
+    pub fn keyword(&self) -> Keyword {
+        match self {
+            InstructionKind::From { .. } => Keyword::From,
+            InstructionKind::Run { .. } => Keyword::Run,
+            InstructionKind::Cmd(_) => Keyword::Cmd,
+            InstructionKind::Entrypoint(_) => Keyword::Entrypoint,
+            InstructionKind::Shell(_) => Keyword::Shell,
+            InstructionKind::Copy(_) => Keyword::Copy,
+            InstructionKind::Add(_) => Keyword::Add,
+            InstructionKind::Env(_) => Keyword::Env,
+            InstructionKind::Arg(_) => Keyword::Arg,
+            InstructionKind::Label(_) => Keyword::Label,
+            InstructionKind::Expose(_) => Keyword::Expose,
+            InstructionKind::Volume(_) => Keyword::Volume,
+            InstructionKind::User(_) => Keyword::User,
+            InstructionKind::Workdir(_) => Keyword::Workdir,
+            InstructionKind::Stopsignal(_) => Keyword::Stopsignal,
+            InstructionKind::Healthcheck { .. } => Keyword::Healthcheck,
+            InstructionKind::Onbuild(_) => Keyword::Onbuild,
+            InstructionKind::Maintainer(_) => Keyword::Maintainer,
+        }
+    }
 }
 
 /// Shell form or exec (JSON array) form of a command.
@@ -228,18 +307,4 @@ pub enum CopySource {
     Path(String),
     /// An inline file.
     Heredoc(Heredoc),
-}
-
-/// `&'static str` keywords in traces: stored as text, mapped back to the static keyword.
-mod keyword_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(keyword: &&'static str, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(keyword)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-        let word = String::deserialize(d)?;
-        super::keyword(&word).ok_or_else(|| serde::de::Error::custom(format!("unknown instruction keyword {word:?}")))
-    }
 }

@@ -197,7 +197,7 @@ fn step_plan(id: StepId, ins: &Instruction) -> StepPlan {
         id,
         line: ins.line,
         end_line: ins.end_line,
-        keyword: ins.keyword.to_string(),
+        keyword: ins.keyword().to_string(),
         source: ins.source.clone(),
         onbuild: false,
     }

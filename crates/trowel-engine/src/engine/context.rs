@@ -101,7 +101,7 @@ impl<'o> BuildContext<'o> {
             .enable_all()
             .build()
             .map_err(BuildError::io("start async runtime"))?;
-        let registry = Registry::new(opts.registry.clone()).map_err(|e| BuildError::Options(e.to_string()))?;
+        let registry = Registry::new(opts.registry.clone()).map_err(BuildError::Registry)?;
         let slash_keep = match opts.run.isolation {
             Isolation::Container => Some(container::slash_keep(opts, work.path())?),
             Isolation::Chroot => None,

@@ -46,6 +46,9 @@ pub enum BuildError {
     /// The options or the machine do not allow this build; found before anything was built.
     #[error("{0}")]
     Options(String),
+    /// The registry client could not be set up (a bad certificate, an unreadable Docker config).
+    #[error(transparent)]
+    Registry(RegistryError),
     /// Reading or writing trowel's own files (the work dir, the Dockerfile) failed.
     #[error("{what}: {source}")]
     Io {
@@ -119,6 +122,20 @@ pub enum StepError {
         what: String,
         #[source]
         source: FsError,
+    },
+    /// Reading or writing a file outside the roots (a download, a scratch file) failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An `ADD <url>` download failed.
+    #[error("ADD {url}: {source}")]
+    Download {
+        url: String,
+        #[source]
+        source: reqwest::Error,
     },
     /// Something the step needs from elsewhere failed (an image to copy from, a root to unpack).
     #[error(transparent)]
@@ -222,5 +239,11 @@ impl StepError {
     pub(crate) fn fs(what: impl Into<String>) -> impl FnOnce(FsError) -> StepError {
         let what = what.into();
         move |source| StepError::Fs { what, source }
+    }
+
+    /// A failed I/O operation outside the roots.
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
+        let what = what.into();
+        move |source| StepError::Io { what, source }
     }
 }

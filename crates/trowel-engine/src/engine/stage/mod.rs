@@ -87,7 +87,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         id: from_id,
         line: from.line,
         end_line: from.end_line,
-        keyword: from.keyword.to_string(),
+        keyword: from.keyword().to_string(),
         source: from.source.clone(),
         expanded: format!("FROM {base}"),
     });
@@ -224,7 +224,7 @@ impl StageRunner {
             id,
             line: ins.line,
             end_line: ins.end_line,
-            keyword: ins.keyword.to_string(),
+            keyword: ins.keyword().to_string(),
             source: ins.source.clone(),
             expanded: display.clone(),
         });
@@ -233,7 +233,7 @@ impl StageRunner {
             id,
             line: ins.line,
             stage_name: ctx.plan.stages[id.stage].name.clone(),
-            keyword: ins.keyword.to_string(),
+            keyword: ins.keyword().to_string(),
             expanded: display.clone(),
             report: None,
             root_dir: None,

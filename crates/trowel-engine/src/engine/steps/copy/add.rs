@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 
 use crate::digest::{Digest, Hasher};
 use crate::engine::context::BuildContext;
+use crate::engine::error::StepError;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
 use crate::fs::unpack::unpack_layer;
@@ -18,18 +19,18 @@ pub fn write_inline(
     content: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let owner = owner.unwrap_or((0, 0));
     if let Some((parent, _)) = target.rsplit_once('/')
         && !parent.is_empty()
     {
-        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(|e| format!("create {parent}: {e}"))?;
+        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(StepError::fs(format!("create {parent}")))?;
     }
-    let mut f = dst.create_file(target, mode).map_err(|e| format!("create {target}: {e}"))?;
-    f.write_all(content).map_err(|e| format!("write {target}: {e}"))?;
+    let mut f = dst.create_file(target, mode).map_err(StepError::fs(format!("create {target}")))?;
+    f.write_all(content).map_err(StepError::io(format!("write {target}")))?;
     drop(f);
-    dst.set_mode(target, mode).map_err(|e| format!("chmod {target}: {e}"))?;
-    dst.set_owner(target, owner.0, owner.1).map_err(|e| format!("chown {target}: {e}"))?;
+    dst.set_mode(target, mode).map_err(StepError::fs(format!("chmod {target}")))?;
+    dst.set_owner(target, owner.0, owner.1).map_err(StepError::fs(format!("chown {target}")))?;
     Ok(())
 }
 
@@ -46,9 +47,9 @@ pub(crate) struct Download {
 }
 
 /// Downloads `url` once per build, verifying `--checksum` when given.
-pub(crate) fn fetch_url(ctx: &BuildContext<'_>, url: &str, checksum: Option<&str>) -> Result<Download, String> {
+pub(crate) fn fetch_url(ctx: &BuildContext<'_>, url: &str, checksum: Option<&str>) -> Result<Download, StepError> {
     let want = match checksum {
-        Some(c) => Some(c.parse::<Digest>().map_err(|e| format!("--checksum: {e}"))?),
+        Some(c) => Some(c.parse::<Digest>().map_err(|e| StepError::Invalid(format!("--checksum: {e}")))?),
         None => None,
     };
     let dl = match ctx.download(url) {
@@ -62,12 +63,12 @@ pub(crate) fn fetch_url(ctx: &BuildContext<'_>, url: &str, checksum: Option<&str
     if let Some(want) = want
         && want != dl.digest
     {
-        return Err(format!("ADD {url}: checksum mismatch: expected {want}, got {}", dl.digest));
+        return Err(StepError::Invalid(format!("ADD {url}: checksum mismatch: expected {want}, got {}", dl.digest)));
     }
     Ok(dl)
 }
 
-fn download(ctx: &BuildContext<'_>, url: &str) -> Result<Download, String> {
+fn download(ctx: &BuildContext<'_>, url: &str) -> Result<Download, StepError> {
     let name = url
         .split(['?', '#'])
         .next()
@@ -75,16 +76,16 @@ fn download(ctx: &BuildContext<'_>, url: &str) -> Result<Download, String> {
         .filter(|n| !n.is_empty() && !n.contains(':'))
         .unwrap_or("download")
         .to_string();
-    let tmp_dir = ctx.scratch_dir("add-url").map_err(|e| e.to_string())?;
+    let tmp_dir = ctx.scratch_dir("add-url")?;
     let path = tmp_dir.join("download");
     let (digest, mtime) = ctx.rt.block_on(async {
         let client = reqwest::Client::builder()
             .user_agent(format!("trowel/{}", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("ADD {url}: {e}"))?;
-        let resp = client.get(url).send().await.map_err(|e| format!("ADD {url}: {e}"))?;
+            .map_err(http(url))?;
+        let resp = client.get(url).send().await.map_err(http(url))?;
         if !resp.status().is_success() {
-            return Err(format!("ADD {url}: HTTP {}", resp.status()));
+            return Err(StepError::Invalid(format!("ADD {url}: HTTP {}", resp.status())));
         }
         let mtime = resp
             .headers()
@@ -92,15 +93,15 @@ fn download(ctx: &BuildContext<'_>, url: &str) -> Result<Download, String> {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| chrono::DateTime::parse_from_rfc2822(s).ok())
             .map(|t| t.timestamp());
-        let mut file = std::fs::File::create(&path).map_err(|e| format!("ADD {url}: {e}"))?;
+        let mut file = std::fs::File::create(&path).map_err(StepError::io(format!("ADD {url}: save")))?;
         let mut hasher = Hasher::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("ADD {url}: {e}"))?;
+            let chunk = chunk.map_err(http(url))?;
             hasher.update(&chunk);
-            file.write_all(&chunk).map_err(|e| format!("ADD {url}: {e}"))?;
+            file.write_all(&chunk).map_err(StepError::io(format!("ADD {url}: save")))?;
         }
-        Ok::<_, String>((hasher.finish(), mtime))
+        Ok::<_, StepError>((hasher.finish(), mtime))
     })?;
     Ok(Download { path, digest, mtime, name })
 }
@@ -114,50 +115,50 @@ pub fn install_download(
     dest_is_dir: bool,
     mode: Option<u32>,
     owner: Option<(u32, u32)>,
-) -> Result<String, String> {
+) -> Result<String, StepError> {
     let target = if dest_is_dir { format!("{}/{}", dest.trim_end_matches('/'), dl.name) } else { dest.to_string() };
-    let scope = super::scope_path(dst, &target)?;
+    let scope = super::scope_path(dst, &target).map_err(StepError::Invalid)?;
     let owner = owner.unwrap_or((0, 0));
     if let Some((parent, _)) = target.rsplit_once('/')
         && !parent.is_empty()
     {
-        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(|e| format!("create {parent}: {e}"))?;
+        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(StepError::fs(format!("create {parent}")))?;
     }
     let mode = mode.unwrap_or(0o600);
-    let mut out = dst.create_file(&target, mode).map_err(|e| format!("create {target}: {e}"))?;
-    let mut src = std::fs::File::open(&dl.path).map_err(|e| e.to_string())?;
-    std::io::copy(&mut src, &mut out).map_err(|e| format!("write {target}: {e}"))?;
+    let mut out = dst.create_file(&target, mode).map_err(StepError::fs(format!("create {target}")))?;
+    let mut src = std::fs::File::open(&dl.path).map_err(StepError::io(format!("ADD: read download of {}", dl.name)))?;
+    std::io::copy(&mut src, &mut out).map_err(StepError::io(format!("write {target}")))?;
     drop(out);
-    dst.set_mode(&target, mode).map_err(|e| format!("chmod {target}: {e}"))?;
-    dst.set_owner(&target, owner.0, owner.1).map_err(|e| format!("chown {target}: {e}"))?;
+    dst.set_mode(&target, mode).map_err(StepError::fs(format!("chmod {target}")))?;
+    dst.set_owner(&target, owner.0, owner.1).map_err(StepError::fs(format!("chown {target}")))?;
     if let Some(t) = dl.mtime {
         let ts = crate::fs::Timespec::new(t, 0);
-        dst.set_times(&target, ts, ts).map_err(|e| format!("set times on {target}: {e}"))?;
+        dst.set_times(&target, ts, ts).map_err(StepError::fs(format!("set times on {target}")))?;
     }
     Ok(scope)
 }
 
 /// Compression formats ADD recognises by their magic bytes.
-fn decompressor<'a>(magic: &[u8], r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, String> {
+fn decompressor<'a>(magic: &[u8], r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, StepError> {
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(r))
     } else if magic.starts_with(b"BZh") {
-        return Err("bzip2 archives are not supported".into());
+        return Err(StepError::Invalid("bzip2 archives are not supported".into()));
     } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         Box::new(xz2::read::XzDecoder::new(r))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(r).map_err(|e| e.to_string())?)
+        Box::new(zstd::stream::read::Decoder::new(r).map_err(StepError::io("start a zstd decoder"))?)
     } else {
         r
     })
 }
 
 /// Is this file a tar archive (possibly compressed)? Decides by content, as Docker does.
-pub fn is_archive(src: &Root, rel: &str) -> Result<bool, String> {
-    let mut f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+pub fn is_archive(src: &Root, rel: &str) -> Result<bool, StepError> {
+    let mut f = src.open_file(rel).map_err(StepError::fs(rel))?;
     let mut magic = [0u8; 6];
-    let n = read_full(&mut f, &mut magic).map_err(|e| format!("{rel}: {e}"))?;
-    let f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+    let n = read_full(&mut f, &mut magic).map_err(StepError::io(rel))?;
+    let f = src.open_file(rel).map_err(StepError::fs(rel))?;
     let mut r = match decompressor(&magic[..n], Box::new(f)) {
         Ok(r) => r,
         Err(_) => return Ok(false),
@@ -198,20 +199,25 @@ pub(crate) fn extract(
     dst: &Root,
     dest: &str,
     owner: Option<(u32, u32)>,
-) -> Result<(), String> {
-    let mut f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+) -> Result<(), StepError> {
+    let mut f = src.open_file(rel).map_err(StepError::fs(rel))?;
     let mut magic = [0u8; 6];
-    let n = read_full(&mut f, &mut magic).map_err(|e| format!("{rel}: {e}"))?;
-    let f = src.open_file(rel).map_err(|e| format!("{rel}: {e}"))?;
+    let n = read_full(&mut f, &mut magic).map_err(StepError::io(rel))?;
+    let f = src.open_file(rel).map_err(StepError::fs(rel))?;
     let reader = decompressor(&magic[..n], Box::new(f))?;
-    let scratch = ctx.scratch_dir("add-extract").map_err(|e| e.to_string())?;
-    let tmp_root = Root::open(&scratch).map_err(|e| e.to_string())?;
+    let scratch = ctx.scratch_dir("add-extract")?;
+    let tmp_root = Root::open(&scratch).map_err(StepError::fs("open the extraction directory"))?;
     let opts = ctx.unpack_options();
-    unpack_layer(&tmp_root, reader, &opts).map_err(|e| format!("extract {rel}: {e}"))?;
-    dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(|e| format!("create {dest}: {e}"))?;
+    unpack_layer(&tmp_root, reader, &opts).map_err(StepError::fs(format!("extract {rel}")))?;
+    dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(StepError::fs(format!("create {dest}")))?;
     let all = |_: &str| Filter::Copy;
     let opts = CopyOptions { owner, mode: None, preserve_times: true, filter: &all };
-    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(|e| format!("extract {rel} into {dest}: {e}"))?;
+    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
+}
+
+/// A failed download of `url`.
+fn http(url: &str) -> impl Fn(reqwest::Error) -> StepError + '_ {
+    move |source| StepError::Download { url: url.to_string(), source }
 }

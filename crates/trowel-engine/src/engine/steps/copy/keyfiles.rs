@@ -9,6 +9,7 @@ use crate::cache::key::FileEntry;
 use crate::digest::digest_reader;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
+use crate::engine::error::StepError;
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::{add, filter, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
@@ -26,7 +27,7 @@ pub(crate) fn key_inputs(
     stage: usize,
     c: &ExpandedCopy,
     is_add: bool,
-) -> Result<KeyInputs, String> {
+) -> Result<KeyInputs, StepError> {
     let mut files = Vec::new();
     let mut srcs = BTreeMap::new();
     if let Some(from) = &c.from {
@@ -35,11 +36,11 @@ pub(crate) fn key_inputs(
                 let key = stages
                     .get(p)
                     .and_then(|s| s.final_key.clone())
-                    .ok_or_else(|| format!("stage {from} has no cache key"))?;
+                    .ok_or_else(|| StepError::Invalid(format!("stage {from} has no cache key")))?;
                 srcs.insert(format!("stage:{from}"), key);
             }
             None => {
-                let img = ctx.resolve_once(from).map_err(|e| e.to_string())?;
+                let img = ctx.resolve_once(from)?;
                 srcs.insert(format!("image:{from}"), img.manifest_digest.to_string());
             }
         }
@@ -48,7 +49,10 @@ pub(crate) fn key_inputs(
     let excludes = if c.excludes.is_empty() {
         None
     } else {
-        Some(DockerIgnore::from_patterns(&c.excludes).map_err(|e| format!("invalid --exclude: {e}"))?)
+        Some(
+            DockerIgnore::from_patterns(&c.excludes)
+                .map_err(|e| StepError::Invalid(format!("invalid --exclude: {e}")))?,
+        )
     };
     let root = &ctx.context;
     let ignore = Some(&ctx.dockerignore);
@@ -86,7 +90,7 @@ pub(crate) fn key_inputs(
     Ok(KeyInputs { files, sources: srcs })
 }
 
-fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, String> {
+fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
     let kind = match st.file_type {
         FileType::File | FileType::Hardlink => 'f',
         FileType::Dir => 'd',
@@ -96,10 +100,10 @@ fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, String> {
         FileType::Fifo => 'p',
         FileType::Socket => 's',
     };
-    let link = if kind == 'l' { Some(root.read_link(path).map_err(|e| format!("{path}: {e}"))?) } else { None };
+    let link = if kind == 'l' { Some(root.read_link(path).map_err(StepError::fs(path))?) } else { None };
     let digest = if kind == 'f' {
-        let f = root.open_file(path).map_err(|e| format!("{path}: {e}"))?;
-        Some(digest_reader(std::io::BufReader::new(f)).map_err(|e| format!("read {path}: {e}"))?.0)
+        let f = root.open_file(path).map_err(StepError::fs(path))?;
+        Some(digest_reader(std::io::BufReader::new(f)).map_err(StepError::io(format!("read {path}")))?.0)
     } else {
         None
     };
@@ -115,18 +119,24 @@ fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, String> {
 }
 
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
-fn walk(root: &Root, rel: &str, sub: &str, f: &dyn Fn(&str) -> Filter, out: &mut Vec<FileEntry>) -> Result<(), String> {
+fn walk(
+    root: &Root,
+    rel: &str,
+    sub: &str,
+    f: &dyn Fn(&str) -> Filter,
+    out: &mut Vec<FileEntry>,
+) -> Result<(), StepError> {
     let path = if sub.is_empty() { rel.to_string() } else { format!("{rel}/{sub}") };
     let decision = f(sub);
     if decision == Filter::Skip {
         return Ok(());
     }
-    let Some(st) = root.lstat(&path).map_err(|e| format!("{path}: {e}"))? else { return Ok(()) };
+    let Some(st) = root.lstat(&path).map_err(StepError::fs(path.clone()))? else { return Ok(()) };
     if decision == Filter::Copy {
         out.push(entry(root, &path, &st)?);
     }
     if st.is_dir() {
-        for name in root.read_dir(&path).map_err(|e| format!("{path}: {e}"))? {
+        for name in root.read_dir(&path).map_err(StepError::fs(path.clone()))? {
             let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
             walk(root, rel, &child, f, out)?;
         }

@@ -85,8 +85,7 @@ impl FileStep for Copy {
                     if !is_add && is_url(p) {
                         return Err(at.invalid(format!("source can't be a URL for COPY: {p} (use ADD)")));
                     }
-                    let found =
-                        sources::expand(src_root, p, ignore, is_context, c.parents).map_err(|e| at.invalid(e))?;
+                    let found = sources::expand(src_root, p, ignore, is_context, c.parents).map_err(|e| at.fail(e))?;
                     items.extend(found);
                 }
             }
@@ -115,22 +114,19 @@ impl FileStep for Copy {
                         if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
                     let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
                     add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner)
-                        .map_err(|e| at.invalid(e))?;
+                        .map_err(|e| at.fail(e))?;
                     written.push(scope);
                 }
                 sources::Item::Url(url) => {
-                    let dl = add::fetch_url(ctx, &url, c.checksum.as_deref()).map_err(|e| at.invalid(e))?;
+                    let dl = add::fetch_url(ctx, &url, c.checksum.as_deref()).map_err(|e| at.fail(e))?;
                     let target =
-                        add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| at.invalid(e))?;
+                        add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| at.fail(e))?;
                     written.push(target);
                 }
                 sources::Item::Path { rel, kind, name, target_rel } => {
-                    if is_add
-                        && kind == SourceKind::File
-                        && add::is_archive(src_root, &rel).map_err(|e| at.invalid(e))?
-                    {
+                    if is_add && kind == SourceKind::File && add::is_archive(src_root, &rel).map_err(|e| at.fail(e))? {
                         let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
-                        add::extract(ctx, src_root, &rel, dst, &dest, owner).map_err(|e| at.invalid(e))?;
+                        add::extract(ctx, src_root, &rel, dst, &dest, owner).map_err(|e| at.fail(e))?;
                         written.push(scope);
                         continue;
                     }

@@ -3,6 +3,7 @@
 //! refusal of paths outside the context.
 
 use crate::dockerfile::DockerIgnore;
+use crate::engine::error::StepError;
 use crate::fs::root::Root;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,18 +52,19 @@ pub fn expand(
     ignore: Option<&DockerIgnore>,
     is_context: bool,
     parents: bool,
-) -> Result<Vec<Item>, String> {
+) -> Result<Vec<Item>, StepError> {
+    let invalid = StepError::Invalid;
     // `--parents` pivot: `a/./b/c` keeps only `b/c` below the destination.
     let (base_part, kept_part) = match raw.find("/./") {
         Some(i) if parents => (&raw[..i], Some(&raw[i + 3..])),
         _ => ("", None),
     };
     let Some(segs) = normalize(raw) else {
-        return Err(if is_context {
+        return Err(invalid(if is_context {
             format!("forbidden path outside the build context: {raw}")
         } else {
             format!("source path {raw} climbs above the root of the source")
-        });
+        }));
     };
     let base_len = if kept_part.is_some() { normalize(base_part).map(|b| b.len()).unwrap_or(0) } else { 0 };
     let excluded = |rel: &str| is_context && ignore.is_some_and(|i| !rel.is_empty() && i.is_excluded(rel));
@@ -74,7 +76,7 @@ pub fn expand(
             if has_wildcard(seg) {
                 let dir = m.join("/");
                 for name in list_dir(root, &dir)? {
-                    if go_match(seg, &name).map_err(|e| format!("bad pattern {raw:?}: {e}"))? {
+                    if go_match(seg, &name).map_err(|e| invalid(format!("bad pattern {raw:?}: {e}")))? {
                         let mut p = m.clone();
                         p.push(name);
                         next.push(p);
@@ -96,12 +98,12 @@ pub fn expand(
         if excluded(&rel) {
             continue;
         }
-        let stat = root.stat(&rel).map_err(|e| format!("{rel}: {e}"))?;
+        let stat = root.stat(&rel).map_err(StepError::fs(rel.clone()))?;
         let Some(stat) = stat else {
             if wildcard {
                 continue;
             }
-            return Err(format!("\"/{rel}\": not found"));
+            return Err(invalid(format!("\"/{rel}\": not found")));
         };
         let kind = if stat.is_dir() {
             SourceKind::Dir
@@ -117,35 +119,34 @@ pub fn expand(
             None
         };
         // Docker follows a symlink named as a source: copy what it points to, under its own name.
-        let resolved = root.resolve(&rel).map_err(|e| format!("{rel}: {e}"))?;
+        let resolved = root.resolve(&rel).map_err(StepError::fs(rel.clone()))?;
         let resolved = resolved.trim_start_matches('/').to_string();
         let name = m.last().cloned().unwrap_or_default();
         items.push(Item::Path { rel: resolved, kind, name, target_rel: target_rel.filter(|t| !t.is_empty()) });
     }
     if items.is_empty() {
-        return Err(if wildcard {
+        return Err(invalid(if wildcard {
             format!("no source files were specified: nothing matches {raw:?}")
         } else {
             format!("\"/{}\": not found (excluded by .dockerignore)", segs.join("/"))
-        });
+        }));
     }
     Ok(items)
 }
 
-fn list_dir(root: &Root, dir: &str) -> Result<Vec<String>, String> {
-    let resolved =
-        if dir.is_empty() { "/".to_string() } else { root.resolve(dir).map_err(|e| format!("{dir}: {e}"))? };
+fn list_dir(root: &Root, dir: &str) -> Result<Vec<String>, StepError> {
+    let resolved = if dir.is_empty() { "/".to_string() } else { root.resolve(dir).map_err(StepError::fs(dir))? };
     let host = root.host_path().join(resolved.trim_start_matches('/'));
     let rd = match std::fs::read_dir(&host) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
             return Ok(Vec::new());
         }
-        Err(e) => return Err(format!("list {dir}: {e}")),
+        Err(e) => return Err(StepError::Io { what: format!("list {dir}"), source: e }),
     };
     let mut names = Vec::new();
     for e in rd {
-        let e = e.map_err(|e| format!("list {dir}: {e}"))?;
+        let e = e.map_err(StepError::io(format!("list {dir}")))?;
         names.push(e.file_name().to_string_lossy().into_owned());
     }
     names.sort();

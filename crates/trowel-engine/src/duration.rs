@@ -1,9 +1,9 @@
-//! Go-style durations (`336h`, `1h30m`, `1.5s`, `250ms`), as kaniko's `--cache-ttl` takes them.
+//! Go-style durations (`336h`, `1h30m`, `1.5s`, `250ms`): kaniko's `--cache-ttl` and the
+//! Dockerfile's HEALTHCHECK flags both take them, so there is one parser and one formatter.
 //!
-//! The grammar is Go's `time.ParseDuration`: an optional `+`, then one or more decimal numbers
+//! The grammar is Go's `time.ParseDuration`: an optional sign, then one or more decimal numbers
 //! (with an optional fraction) each followed by a unit (`ns`, `us`/`µs`/`μs`, `ms`, `s`, `m`,
-//! `h`); a bare `0` is allowed. Negative durations parse in Go but make no sense for a TTL, so
-//! they are refused here rather than silently meaning "always expired".
+//! `h`); a bare `0` is allowed; the total fits Go's int64 of nanoseconds.
 
 use std::time::Duration;
 
@@ -28,17 +28,17 @@ const NANOS_PER: [(&str, u128); 9] = [
     ("d", 0),
 ];
 
-/// Parses a Go duration string (see the module documentation).
-pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
+/// Parses a Go duration string into signed nanoseconds, exactly as Go's `time.ParseDuration`
+/// does (HEALTHCHECK flags are checked against this: BuildKit parses them with Go).
+pub fn parse_nanos(input: &str) -> Result<i128, DurationError> {
     let err = |reason: &str| DurationError { input: input.to_string(), reason: reason.to_string() };
-    let mut s = input;
-    if let Some(rest) = s.strip_prefix('+') {
-        s = rest;
-    } else if s.starts_with('-') {
-        return Err(err("negative durations are not allowed"));
-    }
+    let (negative, mut s) = match input.as_bytes().first() {
+        Some(b'-') => (true, &input[1..]),
+        Some(b'+') => (false, &input[1..]),
+        _ => (false, input),
+    };
     if s == "0" {
-        return Ok(Duration::ZERO);
+        return Ok(0);
     }
     if s.is_empty() {
         return Err(err("empty duration"));
@@ -77,10 +77,23 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
             value += digits * per / 10u128.pow(frac.len() as u32);
         }
         total = total.checked_add(value).ok_or_else(too_big)?;
+        // Go's durations are an int64 of nanoseconds.
+        if total > i64::MAX as u128 {
+            return Err(too_big());
+        }
         s = rest;
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err("duration is too large"))?;
-    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+    let total = total as i128;
+    Ok(if negative { -total } else { total })
+}
+
+/// Parses a Go duration that must not be negative (kaniko's `--cache-ttl`: a negative TTL
+/// parses in Go but would silently mean "always expired", so it is refused).
+pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
+    let nanos = parse_nanos(input)?;
+    let nanos = u128::try_from(nanos)
+        .map_err(|_| DurationError { input: input.to_string(), reason: "negative durations are not allowed".into() })?;
+    Ok(Duration::new((nanos / 1_000_000_000) as u64, (nanos % 1_000_000_000) as u32))
 }
 
 /// Formats a duration the way Go prints one: `336h0m0s`, `1h30m0s`, `1m30s`, `1.5s`, `250ms`, `0s`.
@@ -175,5 +188,34 @@ mod tests {
         for s in ["336h0m0s", "1h30m0s", "1m30s", "1.5s", "250ms", "2h0m0.000000001s"] {
             assert_eq!(format_go_duration(parse_go_duration(s).unwrap()), s);
         }
+    }
+
+    #[test]
+    fn signed_nanos_as_go_parses_them() {
+        assert_eq!(parse_nanos("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(parse_nanos("500ms").unwrap(), 500_000_000);
+        assert_eq!(parse_nanos("1.5h").unwrap(), 5_400_000_000_000);
+        assert_eq!(parse_nanos(".5s").unwrap(), 500_000_000);
+        assert_eq!(parse_nanos("1h2m3s4ms5us6ns").unwrap(), 3_723_004_005_006);
+        assert_eq!(parse_nanos("2µs").unwrap(), 2_000);
+        assert_eq!(parse_nanos("0").unwrap(), 0);
+        assert_eq!(parse_nanos("-1s").unwrap(), -1_000_000_000);
+        assert!(parse_nanos("10").unwrap_err().to_string().contains("missing unit"));
+        assert!(parse_nanos("5d").unwrap_err().to_string().contains("unknown unit \"d\""));
+        assert!(parse_nanos("").is_err());
+        assert!(parse_nanos("s").is_err());
+        assert!(parse_nanos("1.s").is_ok());
+        assert!(parse_nanos("99999999999999h").is_err());
+    }
+
+    #[test]
+    fn formats_nanos_like_go() {
+        assert_eq!(format_go_duration(Duration::from_nanos(0)), "0s");
+        assert_eq!(format_go_duration(Duration::from_nanos(90_000_000_000)), "1m30s");
+        assert_eq!(format_go_duration(Duration::from_nanos(500_000_000)), "500ms");
+        assert_eq!(format_go_duration(Duration::from_nanos(1_500_000)), "1.5ms");
+        assert_eq!(format_go_duration(Duration::from_nanos(999)), "999ns");
+        assert_eq!(format_go_duration(Duration::from_nanos(3_600_000_000_000)), "1h0m0s");
+        assert_eq!(format_go_duration(Duration::from_nanos(1_500_000_000)), "1.5s");
     }
 }
