@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use trowel::debugger::{Breakpoint, Resume};
 use trowel::tui::app::{Popup, Severity, Waiting};
+use trowel::tui::panes::View;
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
 use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice, StepReport};
 use trowel_events::{Event, StepId, StepStatus};
@@ -419,6 +420,32 @@ fn the_mouse_selects_rows_and_tabs_and_scrolls() {
     let (row, _) = app.panes().steps.source_hits().iter().find(|(_, l)| *l == 14).copied().unwrap();
     app.update(click(app.areas.source.x + 3, row));
     assert_eq!(selected_line(&app), 13, "line 14 is a continuation of the RUN at line 13");
+}
+
+#[test]
+fn drawing_changes_nothing_and_says_what_it_showed() {
+    let mut app = replay("tour");
+    press(&mut app, "k 2 G");
+    let theme = Theme::dark();
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    let mut frames = Vec::new();
+    for _ in 0..2 {
+        let mut drawn = None;
+        t.draw(|f| drawn = Some(trowel::tui::ui::draw(f, &app, &theme))).unwrap();
+        frames.push((drawn.unwrap(), t.backend().buffer().clone()));
+    }
+    assert_eq!(frames[0], frames[1], "the same app draws the same frame");
+    let (drawn, _) = frames.remove(0);
+    let shown = drawn.views.iter().find_map(|v| match v {
+        View::Changes(c) => Some(c.clone()),
+        _ => None,
+    });
+    let shown = shown.expect("the Changes pane was drawn");
+    assert_eq!(shown.cursor, 4, "G went to the last of the five rows");
+    assert_eq!(shown.hits.len(), 5, "every row is on screen, where the mouse finds it");
+    assert!(app.panes().changes.hits().is_empty(), "nothing is stored until the app is told");
+    app.update(Msg::Drawn(Box::new(drawn)));
+    assert_eq!(app.panes().changes.hits(), shown.hits);
 }
 
 #[test]
