@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use trowel::debugger::{Breakpoint, Resume};
 use trowel::tui::app::{Popup, Severity, Waiting};
+use trowel::tui::panes::View;
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
 use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice, StepReport};
 use trowel_events::{Event, StepId, StepStatus};
@@ -103,44 +104,44 @@ fn vim_keys_arrows_gg_and_pane_numbers_navigate() {
 fn changes_tree_collapses_filters_sorts_and_opens_files() {
     let mut app = replay("tour");
     press(&mut app, "k 2"); // line 17: sed, ln -s, chmod
-    let rows = app.change_rows();
-    let paths: Vec<String> = rows.iter().map(|r| app.tree().nodes[r.node].path.clone()).collect();
+    let changes = &app.panes().changes;
+    let paths: Vec<String> = changes.rows().iter().map(|r| changes.tree().nodes[r.node].path.clone()).collect();
     assert_eq!(paths, ["/bin", "/bin/app-link", "/etc", "/etc/app", "/etc/app/config.ini"]);
     // Collapse /bin with h on its row; l expands it again.
     press(&mut app, "h");
-    assert_eq!(app.change_rows().len(), 4);
+    assert_eq!(app.panes().changes.rows().len(), 4);
     press(&mut app, "l");
-    assert_eq!(app.change_rows().len(), 5);
+    assert_eq!(app.panes().changes.rows().len(), 5);
     // h on a child goes to its parent row.
     press(&mut app, "j h");
-    assert_eq!(app.changes.cursor, 0);
+    assert_eq!(app.panes().changes.cursor(), 0);
     // Filter by typing after /; esc clears it.
     press(&mut app, "/");
     type_text(&mut app, "CONFIG");
     press(&mut app, "enter");
-    assert_eq!(app.changes.filter, "CONFIG");
-    assert_eq!(app.change_rows().len(), 3, "the match and its ancestors");
+    assert_eq!(app.panes().changes.filter(), "CONFIG");
+    assert_eq!(app.panes().changes.rows().len(), 3, "the match and its ancestors");
     press(&mut app, "esc");
-    assert!(app.changes.filter.is_empty());
+    assert!(app.panes().changes.filter().is_empty());
     // Collapse all, expand all.
     press(&mut app, "-");
-    assert_eq!(app.change_rows().len(), 2);
+    assert_eq!(app.panes().changes.rows().len(), 2);
     press(&mut app, "+");
-    assert_eq!(app.change_rows().len(), 5);
+    assert_eq!(app.panes().changes.rows().len(), 5);
     // Sort by size: /etc (the config file) outweighs /bin (a symlink).
     press(&mut app, "s");
-    let first = app.change_rows()[0];
-    assert_eq!(app.tree().nodes[first.node].path, "/etc");
+    let first = app.panes().changes.rows()[0];
+    assert_eq!(app.panes().changes.tree().nodes[first.node].path, "/etc");
     press(&mut app, "s");
     // Enter on the file opens the File pane; h goes back.
     press(&mut app, "G enter");
     assert_eq!(app.focus, Pane::File);
-    assert_eq!(app.file.as_deref(), Some("/etc/app/config.ini"));
+    assert_eq!(app.panes().file.path(), Some("/etc/app/config.ini"));
     press(&mut app, "h");
     assert_eq!(app.focus, Pane::Changes);
     // Selecting another step resets the file.
     press(&mut app, "1 k");
-    assert_eq!(app.file, None);
+    assert_eq!(app.panes().file.path(), None);
 }
 
 #[test]
@@ -151,7 +152,7 @@ fn log_search_moves_between_matches_and_scope_narrows_to_the_step() {
     press(&mut app, "enter");
     let line_of = |app: &App| {
         let scope = app.log_scope();
-        app.model.logs.get(scope[app.logs.current.unwrap()]).unwrap().text.clone()
+        app.model.logs.get(scope[app.panes().logs.current().unwrap()]).unwrap().text.clone()
     };
     assert_eq!(line_of(&app), "  unit 1 ok");
     press(&mut app, "n");
@@ -162,13 +163,13 @@ fn log_search_moves_between_matches_and_scope_narrows_to_the_step() {
     assert_eq!(line_of(&app), "  unit 3 ok");
     assert!(app.message.as_ref().unwrap().0.contains("match 3 of 3"));
     press(&mut app, "esc");
-    assert!(app.logs.query.is_empty());
+    assert!(app.panes().logs.query().is_empty());
     // Without a search, n in a replay says so (there is no stepping).
     press(&mut app, "n");
     assert!(app.message.as_ref().unwrap().0.contains("no search"));
     // Scope: the selected step (line 19) printed one line.
     press(&mut app, "a");
-    assert!(app.logs.step_only);
+    assert!(app.panes().logs.step_only());
     assert_eq!(app.log_scope().len(), 1);
     press(&mut app, "a");
     assert_eq!(app.log_scope().len(), app.model.logs.len());
@@ -351,12 +352,12 @@ fn the_selection_follows_the_running_step_until_the_user_moves() {
     let (mut app, _) = live_until(|e| started_line(e, 15));
     assert_eq!(selected_line(&app), 13);
     press(&mut app, "k");
-    assert!(!app.follow);
+    assert!(!app.panes().steps.following());
     let rest: Vec<_> = events("tour").into_iter().skip_while(|e| !started_line(&e.event, 15)).take(1).collect();
     app.update(Msg::Event(Box::new(rest[0].clone())));
     assert_eq!(selected_line(&app), 12, "the user's selection stays");
     press(&mut app, "f");
-    assert!(app.follow);
+    assert!(app.panes().steps.following());
     assert_eq!(selected_line(&app), 15, "f jumps back to the running step");
 }
 
@@ -391,16 +392,17 @@ fn the_mouse_selects_rows_and_tabs_and_scrolls() {
         })
     };
     let (row, id) = app
-        .hits
+        .panes()
         .steps
+        .hits()
         .iter()
         .find(|(_, id)| app.model.step(*id).unwrap().line == 8)
         .copied()
-        .unwrap_or_else(|| panic!("line 8 in {:?}", app.hits.steps));
+        .unwrap_or_else(|| panic!("line 8 in {:?}", app.panes().steps.hits()));
     app.update(click(5, row));
     assert_eq!(app.selected_id(), Some(id));
-    assert!(!app.follow);
-    let (rect, _) = app.hits.tabs.iter().find(|(_, p)| *p == Pane::Logs).copied().unwrap();
+    assert!(!app.panes().steps.following());
+    let (rect, _) = app.areas.tabs.iter().find(|(_, p)| *p == Pane::Logs).copied().unwrap();
     app.update(click(rect.x + 1, rect.y));
     assert_eq!(app.focus, Pane::Logs);
     // The wheel over the Steps pane moves the selection without moving the focus.
@@ -415,9 +417,35 @@ fn the_mouse_selects_rows_and_tabs_and_scrolls() {
     assert_eq!(app.focus, Pane::Logs);
     // Clicking a Dockerfile line selects its step.
     screen(&mut app, 100, 30, &theme);
-    let (row, _) = app.hits.source.iter().find(|(_, l)| *l == 14).copied().unwrap();
+    let (row, _) = app.panes().steps.source_hits().iter().find(|(_, l)| *l == 14).copied().unwrap();
     app.update(click(app.areas.source.x + 3, row));
     assert_eq!(selected_line(&app), 13, "line 14 is a continuation of the RUN at line 13");
+}
+
+#[test]
+fn drawing_changes_nothing_and_says_what_it_showed() {
+    let mut app = replay("tour");
+    press(&mut app, "k 2 G");
+    let theme = Theme::dark();
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    let mut frames = Vec::new();
+    for _ in 0..2 {
+        let mut drawn = None;
+        t.draw(|f| drawn = Some(trowel::tui::ui::draw(f, &app, &theme))).unwrap();
+        frames.push((drawn.unwrap(), t.backend().buffer().clone()));
+    }
+    assert_eq!(frames[0], frames[1], "the same app draws the same frame");
+    let (drawn, _) = frames.remove(0);
+    let shown = drawn.views.iter().find_map(|v| match v {
+        View::Changes(c) => Some(c.clone()),
+        _ => None,
+    });
+    let shown = shown.expect("the Changes pane was drawn");
+    assert_eq!(shown.cursor, 4, "G went to the last of the five rows");
+    assert_eq!(shown.hits.len(), 5, "every row is on screen, where the mouse finds it");
+    assert!(app.panes().changes.hits().is_empty(), "nothing is stored until the app is told");
+    app.update(Msg::Drawn(Box::new(drawn)));
+    assert_eq!(app.panes().changes.hits(), shown.hits);
 }
 
 #[test]

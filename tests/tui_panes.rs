@@ -100,7 +100,7 @@ fn file_with_a_word_level_diff() {
     let id = app.selected_id().unwrap();
     app.update(Msg::Contents { id, files: vec![config_contents()] });
     press(&mut app, "2 G enter");
-    assert_eq!(app.file.as_deref(), Some("/etc/app/config.ini"));
+    assert_eq!(app.panes().file.path(), Some("/etc/app/config.ini"));
     let t = pane(&mut app, Pane::File, 60, 22);
     assert_snapshot!(t.backend());
     // The changed words carry the emphasis style, the rest of the line the plain one.
@@ -125,10 +125,10 @@ fn file_without_recorded_content_shows_metadata() {
     press(&mut app, "2 G enter");
     assert_snapshot!("file_mode_change", pane(&mut app, Pane::File, 60, 14).backend());
     press(&mut app, "2 g g j enter");
-    assert_eq!(app.file.as_deref(), Some("/bin/app-link"));
+    assert_eq!(app.panes().file.path(), Some("/bin/app-link"));
     assert_snapshot!("file_symlink", pane(&mut app, Pane::File, 60, 12).backend());
     press(&mut app, "1 G k k 2 G enter");
-    assert_eq!(app.file.as_deref(), Some("/var/cache/pkgs"));
+    assert_eq!(app.panes().file.path(), Some("/var/cache/pkgs"));
     assert_snapshot!("file_deleted_directory", pane(&mut app, Pane::File, 60, 12).backend());
 }
 

@@ -4,9 +4,12 @@
 //! Layers, each testable on its own:
 //! - [`model`]: the build as the views see it, folded from engine events (live or recorded);
 //!   derived views: the change tree, layer waste, file diffs.
-//! - [`app`]: the UI state as a pure reducer of messages (events, keys, mouse, pauses) that
-//!   returns effects (answer the engine, open a shell, quit).
-//! - [`ui`] and [`panes`]: drawing the state with ratatui, one file per pane or popup.
+//! - [`app`]: the UI state as a pure reducer of messages (events, keys, mouse, pauses, what a
+//!   frame showed) that returns effects (answer the engine, open a shell, quit).
+//! - [`panes`]: one component per pane, gitui style, owning its state (cursor, scroll, filter),
+//!   its actions and its drawing; what crosses panes goes through the app.
+//! - [`ui`]: the screen's layout, bars and popups; drawing reads the app and changes nothing,
+//!   it returns what it showed where ([`app::Drawn`]).
 //! - [`keymap`] and [`theme`]: every key binding in one table (also the help), colours from
 //!   `themes/*.toml`.
 //! - `session`, `terminal`, `input`, `live`, `replay`: the terminal, the threads (engine,

@@ -75,7 +75,11 @@ pub fn run(
     let mut replies = Replies::default();
     loop {
         if !term.is_suspended() {
-            term.terminal.draw(|f| ui::draw(f, app, theme))?;
+            let mut drawn = None;
+            term.terminal.draw(|f| drawn = Some(ui::draw(f, app, theme)))?;
+            if let Some(d) = drawn {
+                app.update(Msg::Drawn(Box::new(d)));
+            }
         }
         let first = match rx.recv_timeout(TICK) {
             Ok(m) => Some(m),

@@ -2,6 +2,10 @@
 //! pane over the Dockerfile on the left, the detail panes (tabs 2-6) on the right, a message
 //! line and a key-hint bar at the bottom, and popups on top. In a narrow or short terminal
 //! the left column shrinks first; `z` zooms the focused pane to the whole body.
+//!
+//! Drawing reads the app and changes nothing: what it showed where (the layout, each pane's
+//! scroll position, the rows under the mouse) comes back as a [`Drawn`] for the session to
+//! hand to the reducer.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,41 +13,42 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::app::{App, Mode, Pane, Popup, Severity};
+use super::app::{App, Areas, Drawn, Mode, Pane, Popup, Severity};
 use super::format;
 use super::keymap;
 use super::model::StepState;
-use super::panes;
+use super::panes::{self, Ctx, View};
 use super::theme::Theme;
 
-/// Draws the whole screen.
-pub fn draw(frame: &mut Frame, app: &mut App, theme: &Theme) {
+/// Draws the whole screen; returns what it showed where.
+pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) -> Drawn {
+    let ctx = app.ctx();
     let area = frame.area();
     frame.render_widget(Block::new().style(theme.text), area);
     let [top, body, message, hints] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
             .areas(area);
     top_bar(frame, top, app, theme);
-    app.hits.tabs.clear();
+    let mut areas = Areas::default();
+    let mut views = Vec::new();
     if app.zoom {
         let pane = app.focus;
-        app.areas.steps = if pane == Pane::Steps { body } else { Rect::default() };
-        app.areas.source = Rect::default();
-        app.areas.detail = if pane == Pane::Steps { Rect::default() } else { body };
+        areas.steps = if pane == Pane::Steps { body } else { Rect::default() };
+        areas.detail = if pane == Pane::Steps { Rect::default() } else { body };
         if pane == Pane::Steps {
-            render_pane(frame, body, app, theme, Pane::Steps);
+            views.push(pane_in(frame, body, app, &ctx, theme, Pane::Steps));
         } else {
-            render_detail(frame, body, app, theme);
+            views.push(detail(frame, body, app, &ctx, theme, &mut areas.tabs));
         }
     } else {
         let left_w = (body.width * 45 / 100).clamp(30.min(body.width), 64);
         let [left, right] = Layout::horizontal([Constraint::Length(left_w), Constraint::Min(10)]).areas(body);
         let source_h = if left.height >= 16 { left.height * 2 / 5 } else { 0 };
         let [steps, source] = Layout::vertical([Constraint::Min(3), Constraint::Length(source_h)]).areas(left);
-        app.areas.steps = steps;
-        app.areas.source = source;
-        app.areas.detail = right;
-        render_pane(frame, steps, app, theme, Pane::Steps);
+        areas.steps = steps;
+        areas.source = source;
+        areas.detail = right;
+        views.push(pane_in(frame, steps, app, &ctx, theme, Pane::Steps));
         if source.height > 0 {
             let room = (source.width as usize).saturating_sub(16);
             let block = pane_block(theme, false).title(Line::from(Span::styled(
@@ -52,21 +57,29 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: &Theme) {
             )));
             let inner = block.inner(source);
             frame.render_widget(block, source);
-            panes::source::render(frame, inner, app, theme);
+            views.push(View::Source(panes::source::render(frame, inner, &ctx, theme)));
         }
-        render_detail(frame, right, app, theme);
+        views.push(detail(frame, right, app, &ctx, theme, &mut areas.tabs));
     }
     message_line(frame, message, app, theme);
     hint_bar(frame, hints, app, theme);
-    popup(frame, area, app, theme);
+    let (popup_area, popup_scroll) = popup(frame, area, app, theme);
+    areas.popup = popup_area;
+    Drawn { areas: Some(areas), views, popup_scroll }
 }
 
 fn pane_block(theme: &Theme, focused: bool) -> Block<'static> {
     Block::new().borders(Borders::ALL).border_style(if focused { theme.border_focus } else { theme.border })
 }
 
-/// Draws one pane with its border and title (as the whole screen does, and for tests).
-pub fn render_pane(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme, pane: Pane) {
+/// Draws one pane with its border and title, on its own (for tests).
+pub fn render_pane(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, pane: Pane) -> Drawn {
+    let view = pane_in(frame, area, app, &app.ctx(), theme, pane);
+    Drawn { views: vec![view], ..Drawn::default() }
+}
+
+/// Draws one pane with its border and title.
+fn pane_in(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx, theme: &Theme, pane: Pane) -> View {
     let focused = app.focus == pane;
     let title_style = if focused { theme.title_focus } else { theme.title };
     let mut title = format!(" {} {} ", pane.number(), pane.title());
@@ -78,22 +91,12 @@ pub fn render_pane(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme, 
     let block = pane_block(theme, focused).title(Line::from(Span::styled(title, title_style)));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    render_content(frame, inner, app, theme, pane);
+    app.panes().get(pane).render(frame, inner, ctx, theme)
 }
 
-fn render_content(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme, pane: Pane) {
-    match pane {
-        Pane::Steps => panes::steps::render(frame, area, app, theme),
-        Pane::Changes => panes::changes::render(frame, area, app, theme),
-        Pane::File => panes::file::render(frame, area, app, theme),
-        Pane::Cache => panes::cache::render(frame, area, app, theme),
-        Pane::Layers => panes::layers::render(frame, area, app, theme),
-        Pane::Logs => panes::logs::render(frame, area, app, theme),
-    }
-}
-
-/// The right side: tabs for panes 2-6 in the border, the shown pane inside.
-fn render_detail(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
+/// The right side: tabs for panes 2-6 in the border (where each went goes to `tabs`), the
+/// shown pane inside.
+fn detail(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx, theme: &Theme, tabs: &mut Vec<(Rect, Pane)>) -> View {
     let shown = app.detail;
     let focused = app.focus == shown;
     let block = pane_block(theme, focused);
@@ -120,10 +123,10 @@ fn render_detail(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
         };
         let r = Rect::new(x, area.y, w, 1);
         frame.render_widget(Paragraph::new(Span::styled(label, style)), r);
-        app.hits.tabs.push((r, *p));
+        tabs.push((r, *p));
         x += w + if long <= avail { 0 } else { 1 };
     }
-    render_content(frame, inner, app, theme, shown);
+    app.panes().get(shown).render(frame, inner, ctx, theme)
 }
 
 /// What the build is doing, in one line.
@@ -280,12 +283,10 @@ fn fit_height(area: Rect, r: Rect, needed: usize) -> Rect {
     Rect::new(r.x, area.y + (area.height.saturating_sub(h)) / 2, r.width, h)
 }
 
-fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let Some(p) = app.popup.clone() else {
-        app.areas.popup = Rect::default();
-        return;
-    };
-    let (rect, title) = match &p {
+/// Draws the popup, if one is open; returns where, and the first line of its content shown.
+fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Option<usize>) {
+    let Some(p) = &app.popup else { return (Rect::default(), None) };
+    let (rect, title) = match p {
         Popup::Help { .. } => {
             let ctx = app.focus.title();
             (centered(area, 80, 85, 60, 12), format!(" Help: {ctx} pane, debugging, everywhere "))
@@ -302,7 +303,6 @@ fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
             (fit_height(area, r, needed), t.to_string())
         }
     };
-    app.areas.popup = rect;
     frame.render_widget(Clear, rect);
     let block = Block::new()
         .borders(Borders::ALL)
@@ -311,8 +311,11 @@ fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
         .style(theme.text);
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
-    match p {
-        Popup::Help { .. } => panes::help::render(frame, inner, app, theme),
+    let scroll = match p {
+        Popup::Help { .. } => {
+            panes::help::render(frame, inner, app, theme);
+            None
+        }
         Popup::ShellChanges { .. } => panes::shell::render(frame, inner, app, theme),
         Popup::Review { .. } => panes::review::render(frame, inner, app, theme),
         Popup::ConfirmQuit => {
@@ -327,6 +330,8 @@ fn popup(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
                 ]),
             ];
             frame.render_widget(Paragraph::new(lines), inner);
+            None
         }
-    }
+    };
+    (rect, scroll)
 }

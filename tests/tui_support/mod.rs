@@ -65,10 +65,12 @@ pub fn type_text(app: &mut App, text: &str) {
     }
 }
 
-/// The whole screen at a size.
+/// The whole screen at a size; the app then learns what the frame showed, as in a session.
 pub fn screen(app: &mut App, w: u16, h: u16, theme: &Theme) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| trowel::tui::ui::draw(f, app, theme)).unwrap();
+    let mut drawn = None;
+    t.draw(|f| drawn = Some(trowel::tui::ui::draw(f, app, theme))).unwrap();
+    app.update(Msg::Drawn(Box::new(drawn.unwrap())));
     t
 }
 
@@ -76,10 +78,12 @@ pub fn screen(app: &mut App, w: u16, h: u16, theme: &Theme) -> Terminal<TestBack
 pub fn pane(app: &mut App, pane: Pane, w: u16, h: u16) -> Terminal<TestBackend> {
     let theme = Theme::dark();
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut drawn = None;
     t.draw(|f| {
         let area = f.area();
-        trowel::tui::ui::render_pane(f, area, app, &theme, pane)
+        drawn = Some(trowel::tui::ui::render_pane(f, area, app, &theme, pane));
     })
     .unwrap();
+    app.update(Msg::Drawn(Box::new(drawn.unwrap())));
     t
 }

@@ -1,9 +1,11 @@
-//! What each [`Action`] does to the app state.
+//! What each [`Action`] does: the app's own (quit, help, panes, zoom, debugging, popups) here;
+//! a pane's go to the focused pane ([`App::dispatch`]), and what it asks for in return
+//! ([`Outcome`]) is carried out here.
 
-use super::{App, Effect, Input, InputTarget, Mode, Pane, Popup, RowsKey, Severity, Waiting};
+use super::{App, Effect, Input, Mode, Pane, Popup, Severity, Waiting};
 use crate::debugger::{Breakpoint, Resume};
 use crate::tui::keymap::Action;
-use std::sync::Arc;
+use crate::tui::panes::Outcome;
 use trowel_engine::engine::controller::{Decision, ShellChoice};
 
 impl App {
@@ -23,7 +25,19 @@ impl App {
             }
             Action::ForceQuit => return self.quit_now(),
             Action::Help => self.popup = Some(Popup::Help { filter: String::new(), selected: 0 }),
-            Action::Close => self.close(),
+            Action::Close => {
+                if self.zoom {
+                    self.zoom = false;
+                } else {
+                    let focus = self.focus;
+                    let (ctx, panes) = self.split();
+                    let outcome = panes.get_mut(focus).handle(action, &ctx);
+                    if outcome == Outcome::Ignored {
+                        self.message = None;
+                    }
+                    return self.carry_out(outcome);
+                }
+            }
             Action::NextPane | Action::PrevPane => {
                 let i = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
                 let n = Pane::ALL.len();
@@ -44,66 +58,6 @@ impl App {
                     self.say("nothing to push yet: the review appears when the image is assembled", Severity::Info);
                 }
             }
-            Action::Up => self.move_by(-1),
-            Action::Down => self.move_by(1),
-            Action::PageUp => self.move_by(-(self.page() as isize)),
-            Action::PageDown => self.move_by(self.page() as isize),
-            Action::HalfPageUp => self.move_by(-(self.page() as isize / 2).max(1)),
-            Action::HalfPageDown => self.move_by((self.page() as isize / 2).max(1)),
-            Action::Top => self.move_to(0),
-            Action::Bottom => self.move_to(usize::MAX),
-            Action::Collapse => self.collapse(),
-            Action::Expand => self.expand(),
-            Action::Toggle => self.toggle_dir(),
-            Action::Open => self.open(),
-            Action::Filter => {
-                let (target, text) = match self.focus {
-                    Pane::Logs => (InputTarget::LogSearch, self.logs.query.clone()),
-                    _ => (InputTarget::ChangesFilter, self.changes.filter.clone()),
-                };
-                self.input = Some(Input { target, text });
-            }
-            Action::Sort => {
-                self.changes.sort = self.changes.sort.toggle();
-                self.changes.cursor = 0;
-                self.changes.scroll = 0;
-            }
-            Action::CollapseAll => {
-                let dirs: Vec<String> = self.tree().directories().map(str::to_string).collect();
-                self.changes.collapsed.extend(dirs);
-                self.changes.cursor = 0;
-                self.changes.scroll = 0;
-            }
-            Action::ExpandAll => self.changes.collapsed.clear(),
-            Action::NextMatch | Action::PrevMatch => {
-                if self.logs.query.is_empty() {
-                    if action == Action::NextMatch && self.mode == Mode::Live {
-                        return self.debug(Action::StepNext);
-                    }
-                    self.say("no search: press / to search the output", Severity::Info);
-                } else {
-                    self.next_match(action == Action::NextMatch, false);
-                }
-            }
-            Action::Follow => {
-                if self.focus == Pane::Logs {
-                    self.logs.follow = !self.logs.follow;
-                    if self.logs.follow {
-                        self.logs.scroll = usize::MAX;
-                    }
-                } else {
-                    self.follow = true;
-                    if let Some(id) = self.model.current {
-                        self.select_step(id);
-                    }
-                    self.say("following the running step", Severity::Info);
-                }
-            }
-            Action::Scope => {
-                self.logs.step_only = !self.logs.step_only;
-                self.logs.scroll = if self.logs.step_only { 0 } else { usize::MAX };
-                self.logs.current = None;
-            }
             Action::StepNext
             | Action::Continue
             | Action::RunToCursor
@@ -112,6 +66,64 @@ impl App {
             | Action::BreakOnFailure
             | Action::BreakOnCacheMiss => return self.debug(action),
             Action::Yes | Action::No => {}
+            _ => return self.dispatch(self.focus, action),
+        }
+        Vec::new()
+    }
+
+    /// Runs a pane's action in `pane`, then what the pane asks for.
+    pub(crate) fn dispatch(&mut self, pane: Pane, action: Action) -> Vec<Effect> {
+        // A step selected earlier in this message may have left the Changes tree to rebuild.
+        self.sync();
+        let before = self.panes.steps.position();
+        let outcome = {
+            let (ctx, panes) = self.split();
+            panes.get_mut(pane).handle(action, &ctx)
+        };
+        self.after(before, outcome)
+    }
+
+    /// A click on a screen row of `pane`.
+    pub(crate) fn click(&mut self, pane: Pane, row: u16) -> Vec<Effect> {
+        self.sync();
+        let before = self.panes.steps.position();
+        let outcome = {
+            let (ctx, panes) = self.split();
+            panes.get_mut(pane).click(row, &ctx)
+        };
+        self.after(before, outcome)
+    }
+
+    /// After a pane acted: if the Steps pane selected another step, the detail panes start
+    /// over; then what the pane asked for.
+    fn after(&mut self, position_before: usize, outcome: Outcome) -> Vec<Effect> {
+        if self.panes.steps.position() != position_before {
+            self.step_changed();
+        }
+        self.carry_out(outcome)
+    }
+
+    /// Does what a pane asked for.
+    pub(super) fn carry_out(&mut self, outcome: Outcome) -> Vec<Effect> {
+        match outcome {
+            Outcome::Done | Outcome::Ignored => {}
+            Outcome::Focus(pane) => self.focus_pane(pane),
+            Outcome::ShowDetail => {
+                let target = if self.detail == Pane::Steps { Pane::Changes } else { self.detail };
+                self.focus_pane(target);
+            }
+            Outcome::OpenFile(path) => {
+                self.panes.file.open(path);
+                self.focus_pane(Pane::File);
+            }
+            Outcome::ShowStep(id) => {
+                self.panes.steps.set_following(false);
+                self.select_step(id);
+                self.focus_pane(Pane::Changes);
+            }
+            Outcome::Input(target, text) => self.input = Some(Input { target, text }),
+            Outcome::Act(action) => return self.act(action),
+            Outcome::Say(text, severity) => self.say(&text, severity),
         }
         Vec::new()
     }
@@ -124,7 +136,7 @@ impl App {
             (Popup::ShellChanges { .. }, Action::Yes | Action::No) => {
                 let keep = action == Action::Yes;
                 self.popup = None;
-                self.changes.tree = None;
+                self.panes.changes.invalidate();
                 if self.waiting == Some(Waiting::ShellChoice) {
                     self.waiting = None;
                     let text =
@@ -251,24 +263,9 @@ impl App {
         };
         self.waiting = None;
         self.pause = None;
-        self.follow = true;
+        self.panes.steps.set_following(true);
         self.message = None;
         vec![Effect::Resume(resume)]
-    }
-
-    fn close(&mut self) {
-        if self.zoom {
-            self.zoom = false;
-        } else if self.focus == Pane::Changes && !self.changes.filter.is_empty() {
-            self.changes.filter.clear();
-        } else if self.focus == Pane::Logs && !self.logs.query.is_empty() {
-            self.logs.query.clear();
-            self.logs.current = None;
-        } else if self.focus == Pane::File {
-            self.focus_pane(Pane::Changes);
-        } else {
-            self.message = None;
-        }
     }
 
     pub(crate) fn focus_pane(&mut self, pane: Pane) {
@@ -282,241 +279,5 @@ impl App {
     pub(crate) fn page(&self) -> usize {
         let area = if self.focus == Pane::Steps { self.areas.steps } else { self.areas.detail };
         (area.height as usize).saturating_sub(3).max(1)
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        let apply = |v: usize| -> usize {
-            if delta < 0 { v.saturating_sub(delta.unsigned_abs()) } else { v.saturating_add(delta as usize) }
-        };
-        match self.focus {
-            Pane::Steps => {
-                let n = self.step_ids().len();
-                let next = apply(self.selected).min(n.saturating_sub(1));
-                if next != self.selected {
-                    self.selected = next;
-                    self.follow = false;
-                    self.step_changed();
-                }
-            }
-            Pane::Changes => {
-                let n = self.change_rows().len();
-                self.changes.cursor = apply(self.changes.cursor).min(n.saturating_sub(1));
-            }
-            Pane::File => self.file_scroll = apply(self.file_scroll),
-            Pane::Cache => self.cache_scroll = apply(self.cache_scroll),
-            Pane::Layers => {
-                let n = self.layer_count();
-                self.layer_cursor = apply(self.layer_cursor).min(n.saturating_sub(1));
-            }
-            Pane::Logs => {
-                self.logs.follow = false;
-                let base = self.logs.scroll.min(self.log_scope().len().saturating_sub(1));
-                self.logs.scroll = apply(base);
-            }
-        }
-    }
-
-    fn move_to(&mut self, pos: usize) {
-        match self.focus {
-            Pane::Steps => {
-                let n = self.step_ids().len();
-                let next = pos.min(n.saturating_sub(1));
-                if next != self.selected {
-                    self.selected = next;
-                    self.follow = false;
-                    self.step_changed();
-                }
-            }
-            Pane::Changes => self.changes.cursor = pos.min(self.change_rows().len().saturating_sub(1)),
-            Pane::File => self.file_scroll = pos,
-            Pane::Cache => self.cache_scroll = pos,
-            Pane::Layers => self.layer_cursor = pos.min(self.layer_count().saturating_sub(1)),
-            Pane::Logs => {
-                self.logs.scroll = pos;
-                self.logs.follow = pos == usize::MAX;
-            }
-        }
-    }
-
-    /// The visible rows of the change tree.
-    pub fn change_rows(&mut self) -> Arc<Vec<crate::tui::model::tree::Row>> {
-        self.tree();
-        let tree_key = self.changes.tree.as_ref().map(|(k, _)| *k).expect("tree() just built it");
-        if let Some((k, rows)) = &self.changes.rows
-            && k.tree == tree_key
-            && k.sort == self.changes.sort
-            && k.filter == self.changes.filter
-            && k.collapsed == self.changes.collapsed
-        {
-            return rows.clone();
-        }
-        let c = &self.changes;
-        let tree = &c.tree.as_ref().expect("tree() just built it").1;
-        let rows = Arc::new(tree.rows(&c.collapsed, c.sort, &c.filter));
-        let key = RowsKey { tree: tree_key, sort: c.sort, filter: c.filter.clone(), collapsed: c.collapsed.clone() };
-        self.changes.rows = Some((key, rows.clone()));
-        rows
-    }
-
-    /// The tree row under the cursor: its node's path, whether it has children, whether
-    /// they are shown, and the row's depth.
-    fn cursor_row(&mut self) -> Option<(String, Option<bool>, usize, bool)> {
-        let rows = self.change_rows();
-        let row = *rows.get(self.changes.cursor)?;
-        let node = &self.tree().nodes[row.node];
-        Some((node.path.clone(), row.expanded, row.depth, node.change.is_some()))
-    }
-
-    fn collapse(&mut self) {
-        match self.focus {
-            Pane::Changes => {
-                let Some((path, expanded, depth, _)) = self.cursor_row() else { return };
-                if expanded == Some(true) {
-                    self.changes.collapsed.insert(path);
-                } else if depth > 0 {
-                    // Go to the parent directory's row.
-                    let rows = self.change_rows();
-                    if let Some(i) = rows[..self.changes.cursor].iter().rposition(|r| r.depth < depth) {
-                        self.changes.cursor = i;
-                    }
-                }
-            }
-            Pane::File => self.focus_pane(Pane::Changes),
-            _ => {}
-        }
-    }
-
-    fn expand(&mut self) {
-        match self.focus {
-            Pane::Changes => {
-                if let Some((path, Some(false), _, _)) = self.cursor_row() {
-                    self.changes.collapsed.remove(&path);
-                }
-            }
-            Pane::Steps => self.open(),
-            _ => {}
-        }
-    }
-
-    fn toggle_dir(&mut self) {
-        if let Some((path, Some(open), _, _)) = self.cursor_row() {
-            if open {
-                self.changes.collapsed.insert(path);
-            } else {
-                self.changes.collapsed.remove(&path);
-            }
-        }
-    }
-
-    fn open(&mut self) {
-        match self.focus {
-            Pane::Steps => {
-                let target = if self.detail == Pane::Steps { Pane::Changes } else { self.detail };
-                self.focus_pane(target);
-            }
-            Pane::Changes => {
-                let Some((path, expanded, _, changed)) = self.cursor_row() else { return };
-                if changed && expanded.is_none() {
-                    self.file = Some(path);
-                    self.file_scroll = 0;
-                    self.focus_pane(Pane::File);
-                } else if changed && expanded.is_some() {
-                    // A changed directory: show its metadata; its children stay in the tree.
-                    self.file = Some(path);
-                    self.file_scroll = 0;
-                    self.focus_pane(Pane::File);
-                } else {
-                    self.toggle_dir();
-                }
-            }
-            Pane::Layers => {
-                let step = self.layers().get(self.layer_cursor).and_then(|l| l.step);
-                match step {
-                    Some(id) => {
-                        self.follow = false;
-                        self.select_step(id);
-                        self.focus_pane(Pane::Changes);
-                    }
-                    None => self.say("a base-image layer: no step of this Dockerfile made it", Severity::Info),
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// The layers the Layers pane lists: the image's once assembled, else those of the
-    /// image's stages so far (base layers, then each step's).
-    pub fn layers(&self) -> Vec<trowel_events::LayerSummary> {
-        if let Some(img) = &self.model.image {
-            return img.layers.clone();
-        }
-        let mut out = Vec::new();
-        for s in crate::tui::model::waste::image_stages(&self.model) {
-            let Some(stage) = self.model.stage(s) else { continue };
-            if stage.source.as_ref().is_some_and(|src| !matches!(src, trowel_events::BaseSource::Stage { .. })) {
-                out.extend(stage.base_layers.iter().cloned());
-            }
-            for id in &stage.steps {
-                let Some(step) = self.model.step(*id) else { continue };
-                let kept = |before: bool| {
-                    step.shells
-                        .iter()
-                        .filter(move |s| s.kept == Some(true) && s.before_step == before)
-                        .filter_map(|s| s.layer.clone())
-                };
-                out.extend(kept(true));
-                out.extend(step.layer.clone());
-                out.extend(kept(false));
-            }
-        }
-        out
-    }
-
-    fn layer_count(&self) -> usize {
-        self.layers().len()
-    }
-
-    /// Indices (into the log buffer) of the lines the Logs pane shows.
-    pub fn log_scope(&self) -> Vec<usize> {
-        let step = self.selected_id();
-        self.model
-            .logs
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| !self.logs.step_only || Some(l.step) == step)
-            .map(|(i, _)| i)
-            .collect()
-    }
-
-    /// Moves to the next (or previous) line matching the search, wrapping around.
-    pub(crate) fn next_match(&mut self, forward: bool, include_current: bool) {
-        let q = self.logs.query.to_lowercase();
-        let scope = self.log_scope();
-        let hits: Vec<usize> = scope
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| self.model.logs.get(**i).is_some_and(|l| l.text.to_lowercase().contains(&q)))
-            .map(|(pos, _)| pos)
-            .collect();
-        if hits.is_empty() {
-            self.logs.current = None;
-            self.say(&format!("no output matches {:?}", self.logs.query), Severity::Warn);
-            return;
-        }
-        let from = self.logs.current.unwrap_or(self.logs.scroll.min(scope.len()));
-        let pick = if forward {
-            hits.iter()
-                .copied()
-                .find(|&h| if include_current || self.logs.current.is_none() { h >= from } else { h > from })
-                .unwrap_or(hits[0])
-        } else {
-            hits.iter().rev().copied().find(|&h| h < from).unwrap_or(*hits.last().expect("not empty"))
-        };
-        let n = hits.iter().position(|&h| h == pick).unwrap_or(0) + 1;
-        self.logs.current = Some(pick);
-        self.logs.follow = false;
-        let page = self.page();
-        self.logs.scroll = pick.saturating_sub(page / 2);
-        self.say(&format!("match {n} of {} for {:?}", hits.len(), self.logs.query), Severity::Info);
     }
 }

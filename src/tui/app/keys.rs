@@ -62,19 +62,14 @@ impl App {
         }
     }
 
+    /// The typed line so far goes to the pane it filters or searches.
     fn set_query(&mut self, target: InputTarget, q: String) {
         match target {
-            InputTarget::ChangesFilter => {
-                self.changes.filter = q;
-                self.changes.cursor = 0;
-                self.changes.scroll = 0;
-            }
+            InputTarget::ChangesFilter => self.panes.changes.set_filter(q),
             InputTarget::LogSearch => {
-                self.logs.query = q;
-                self.logs.current = None;
-                if !self.logs.query.is_empty() {
-                    self.next_match(true, true);
-                }
+                let (ctx, panes) = self.split();
+                let outcome = panes.logs.search(q, &ctx);
+                self.carry_out(outcome);
             }
         }
     }

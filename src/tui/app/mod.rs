@@ -1,18 +1,19 @@
 //! The debugger's state, as a reducer: [`App::update`] takes one [`Msg`] (an engine event, a
-//! key, a mouse event, a pause, a question from the engine) and returns the [`Effect`]s the
-//! session must carry out (answer the engine, open a shell, quit). It touches no terminal and
-//! no thread, so every interaction can be tested by feeding messages and looking at the state
-//! or at a rendered `TestBackend` buffer.
-
-use std::collections::HashSet;
-use std::sync::Arc;
+//! key, a mouse event, a pause, a question from the engine, what a frame showed) and returns
+//! the [`Effect`]s the session must carry out (answer the engine, open a shell, quit). It
+//! touches no terminal and no thread, so every interaction can be tested by feeding messages
+//! and looking at the state or at a rendered `TestBackend` buffer.
+//!
+//! The panes own their state and keys ([`Panes`]); the app holds what they share (the model,
+//! the focus, popups, the pause, the typed line), routes actions to the focused pane and carries
+//! out what a pane cannot do alone ([`Outcome`](super::panes::Outcome)), such as resetting the
+//! detail panes when another step is selected.
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
-use ratatui::layout::Rect;
 
 use super::keymap::Context;
-use super::model::tree::{ChangeTree, Row, Sort};
 use super::model::{FileContent, Model, StepView};
+use super::panes::{Ctx, Panes};
 use crate::debugger::{Breakpoint, Breakpoints, Resume};
 use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
 use trowel_events::Change;
@@ -20,9 +21,12 @@ use trowel_events::PushReview;
 use trowel_events::{Envelope, Event, StepId};
 
 mod actions;
+mod drawn;
 mod keys;
 mod mouse;
 mod popups;
+
+pub use drawn::{Areas, Drawn};
 
 /// Live debugging, or a read-only replay of a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +108,8 @@ pub enum Msg {
     Tick {
         ms: u64,
     },
+    /// What the last frame showed (drawing changes nothing; the session sends this after it).
+    Drawn(Box<Drawn>),
 }
 
 /// What the session must do.
@@ -174,76 +180,6 @@ pub enum Popup {
     },
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ChangesUi {
-    pub cursor: usize,
-    pub scroll: usize,
-    pub collapsed: HashSet<String>,
-    pub sort: Sort,
-    pub filter: String,
-    /// The tree, and what it was built from.
-    pub tree: Option<(TreeKey, ChangeTree)>,
-    /// The visible rows, and what they were computed from: a step of 100,000 changed files
-    /// has as many rows, too many to re-sort on every frame and every key.
-    pub rows: Option<(RowsKey, Arc<Vec<Row>>)>,
-}
-
-/// What cached tree rows were computed from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowsKey {
-    pub tree: TreeKey,
-    pub sort: Sort,
-    pub filter: String,
-    pub collapsed: HashSet<String>,
-}
-
-/// What a cached change tree was built from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TreeKey {
-    pub step: Option<StepId>,
-    pub count: usize,
-    /// A shell session's changes rather than the step's.
-    pub shell: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct LogsUi {
-    /// First visible line (of the lines in scope).
-    pub scroll: usize,
-    /// Keep the newest output in view.
-    pub follow: bool,
-    pub query: String,
-    /// The current match (line index in scope).
-    pub current: Option<usize>,
-    /// Only the selected step's output.
-    pub step_only: bool,
-}
-
-/// Where the panes were drawn last (for the mouse and for page sizes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Areas {
-    pub steps: Rect,
-    pub source: Rect,
-    pub detail: Rect,
-    pub tabs: Rect,
-    pub popup: Rect,
-}
-
-/// What was drawn where, row by row (for mouse clicks).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hits {
-    /// Screen row → step, in the Steps pane.
-    pub steps: Vec<(u16, StepId)>,
-    /// Screen row → Dockerfile line, in the source view.
-    pub source: Vec<(u16, usize)>,
-    /// Screen row → change-tree row, in the Changes pane.
-    pub changes: Vec<(u16, usize)>,
-    /// Screen row → layer index, in the Layers pane.
-    pub layers: Vec<(u16, usize)>,
-    /// The pane tabs.
-    pub tabs: Vec<(Rect, Pane)>,
-}
-
 pub struct App {
     pub model: Model,
     pub mode: Mode,
@@ -253,19 +189,8 @@ pub struct App {
     /// The pane shown on the right (the last focused one other than Steps).
     pub detail: Pane,
     pub zoom: bool,
-    /// Index into [`App::step_ids`].
-    pub selected: usize,
-    /// The selection follows the running step until the user picks one.
-    pub follow: bool,
-    /// First visible row of the Steps pane.
-    pub steps_scroll: usize,
-    pub changes: ChangesUi,
-    /// The file open in the File pane, and its scroll.
-    pub file: Option<String>,
-    pub file_scroll: usize,
-    pub cache_scroll: usize,
-    pub layer_cursor: usize,
-    pub logs: LogsUi,
+    /// Each pane's own state.
+    panes: Panes,
     pub popup: Option<Popup>,
     pub input: Option<Input>,
     pub pause: Option<PauseInfo>,
@@ -282,10 +207,38 @@ pub struct App {
     pub quit: bool,
     /// The first `g` of `gg` was pressed.
     pub pending_g: bool,
+    /// Where the last frame put the panes (for the mouse and for page sizes).
     pub areas: Areas,
-    pub hits: Hits,
     /// Clock of the running build (ms since start), from ticks and events.
     pub now_ms: u64,
+}
+
+/// The panes' view of the app ([`Ctx`]), borrowed field by field so that a pane can be borrowed
+/// mutably beside it.
+macro_rules! ctx {
+    ($app:expr) => {{
+        let step = $app.panes.steps.selected_id(&$app.model).and_then(|id| $app.model.step(id));
+        let shell = match &$app.popup {
+            Some(Popup::ShellChanges { changes, .. }) => Some(changes.as_slice()),
+            _ => None,
+        };
+        Ctx {
+            model: &$app.model,
+            mode: $app.mode,
+            step,
+            changes: match (step, shell) {
+                (Some(_), Some(c)) => c,
+                (Some(s), None) => &s.changes,
+                (None, _) => &[],
+            },
+            shell: shell.is_some(),
+            pause: $app.pause.as_ref(),
+            input: $app.input.as_ref(),
+            breakpoints: $app.breakpoints.as_ref(),
+            now_ms: $app.now_ms,
+            page: $app.page(),
+        }
+    }};
 }
 
 impl App {
@@ -297,15 +250,7 @@ impl App {
             focus: Pane::Steps,
             detail: Pane::Changes,
             zoom: false,
-            selected: 0,
-            follow: true,
-            steps_scroll: 0,
-            changes: ChangesUi::default(),
-            file: None,
-            file_scroll: 0,
-            cache_scroll: 0,
-            layer_cursor: 0,
-            logs: LogsUi { follow: true, ..LogsUi::default() },
+            panes: Panes::default(),
             popup: None,
             input: None,
             pause: None,
@@ -318,7 +263,6 @@ impl App {
             quit: false,
             pending_g: false,
             areas: Areas::default(),
-            hits: Hits::default(),
             now_ms: 0,
         }
     }
@@ -327,6 +271,7 @@ impl App {
     pub fn live(title: String, breakpoints: Breakpoints) -> App {
         let mut app = App::new(Mode::Live, title);
         app.breakpoints = Some(breakpoints);
+        app.sync();
         app
     }
 
@@ -338,16 +283,15 @@ impl App {
             app.apply_event(e);
         }
         app.build_done = true;
-        app.follow = false;
-        let ids = app.step_ids();
-        if let Some(pos) = app.interesting_step().and_then(|id| ids.iter().position(|&s| s == id)) {
-            app.selected = pos;
+        app.panes.steps.set_following(false);
+        if let Some(id) = app.interesting_step() {
+            app.select_step(id);
         }
         if app.model.failure.is_some() {
             app.detail = Pane::Logs;
         }
-        app.logs.follow = false;
-        app.logs.scroll = 0;
+        app.panes.logs.from_the_top();
+        app.sync();
         app
     }
 
@@ -366,13 +310,29 @@ impl App {
             .or_else(|| m.steps().filter(|s| s.state.is_done()).last().map(|s| s.id))
     }
 
+    /// The panes' own state (read-only: keys and messages change it).
+    pub fn panes(&self) -> &Panes {
+        &self.panes
+    }
+
+    /// What the panes see of the app.
+    pub fn ctx(&self) -> Ctx<'_> {
+        ctx!(self)
+    }
+
+    /// The panes, and what they see of the rest of the app.
+    fn split(&mut self) -> (Ctx<'_>, &mut Panes) {
+        let ctx = ctx!(self);
+        (ctx, &mut self.panes)
+    }
+
     /// Every step in display order.
     pub fn step_ids(&self) -> Vec<StepId> {
         self.model.steps().map(|s| s.id).collect()
     }
 
     pub fn selected_id(&self) -> Option<StepId> {
-        self.step_ids().get(self.selected).copied()
+        self.panes.steps.selected_id(&self.model)
     }
 
     pub fn selected_step(&self) -> Option<&StepView> {
@@ -382,27 +342,12 @@ impl App {
     /// The changes the Changes pane shows: the selected step's, or, when a shell session
     /// at that step changed files, the last session's.
     pub fn shown_changes(&self) -> &[Change] {
-        match self.selected_step() {
-            Some(s) => match &self.popup {
-                Some(Popup::ShellChanges { changes, .. }) => changes,
-                _ => &s.changes,
-            },
-            None => &[],
-        }
+        self.ctx().changes
     }
 
-    /// The change tree the Changes pane shows (built once per step).
-    pub fn tree(&mut self) -> &ChangeTree {
-        let key = TreeKey {
-            step: self.selected_id(),
-            count: self.shown_changes().len(),
-            shell: matches!(self.popup, Some(Popup::ShellChanges { .. })),
-        };
-        if self.changes.tree.as_ref().map(|(k, _)| *k) != Some(key) {
-            let tree = ChangeTree::build(self.shown_changes());
-            self.changes.tree = Some((key, tree));
-        }
-        &self.changes.tree.as_ref().expect("just built").1
+    /// Indices (into the log buffer) of the lines the Logs pane shows.
+    pub fn log_scope(&self) -> Vec<usize> {
+        self.panes.logs.scope(&self.ctx())
     }
 
     /// The contexts whose keys apply now, most specific first.
@@ -421,23 +366,12 @@ impl App {
 
     /// Line breakpoints currently set.
     pub fn breakpoint_lines(&self) -> Vec<usize> {
-        self.with_breakpoints(|b| {
-            b.iter()
-                .filter_map(|b| match b {
-                    Breakpoint::Line(l) => Some(*l),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+        self.ctx().breakpoint_lines()
     }
 
     /// Descriptions of the other breakpoints (failure, cache miss, size, path, stage).
     pub fn other_breakpoints(&self) -> Vec<String> {
-        self.with_breakpoints(|b| {
-            b.iter().filter(|b| !matches!(b, Breakpoint::Line(_))).map(|b| b.describe()).collect()
-        })
-        .unwrap_or_default()
+        self.ctx().other_breakpoints()
     }
 
     pub(crate) fn with_breakpoints<T>(&self, f: impl FnOnce(&mut Vec<Breakpoint>) -> T) -> Option<T> {
@@ -452,6 +386,12 @@ impl App {
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let effects = self.reduce(msg);
+        self.sync();
+        effects
+    }
+
+    fn reduce(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Event(e) => {
                 self.apply_event(&e);
@@ -471,8 +411,8 @@ impl App {
                 self.select_step(at.id);
                 self.focus = Pane::Changes;
                 self.detail = Pane::Changes;
-                self.changes.cursor = 0;
-                self.changes.scroll = 0;
+                self.panes.changes.to_top();
+                self.panes.changes.invalidate();
                 let n = changes.len();
                 self.popup = Some(Popup::ShellChanges { changes, scroll: 0 });
                 self.waiting = Some(Waiting::ShellChoice);
@@ -505,7 +445,18 @@ impl App {
                 self.now_ms = self.now_ms.max(ms);
                 Vec::new()
             }
+            Msg::Drawn(d) => {
+                self.drawn(*d);
+                Vec::new()
+            }
         }
+    }
+
+    /// Brings what the panes derive from the rest of the app up to date (the Changes pane's
+    /// tree, when the shown changes are no longer those it was built from).
+    fn sync(&mut self) {
+        let (ctx, panes) = self.split();
+        panes.changes.sync(&ctx);
     }
 
     pub fn say(&mut self, text: &str, severity: Severity) {
@@ -516,7 +467,7 @@ impl App {
         self.model.apply(e);
         self.now_ms = self.now_ms.max(e.ms);
         match &e.event {
-            Event::StepStarted { id, .. } if self.follow => self.select_step(*id),
+            Event::StepStarted { id, .. } if self.panes.steps.following() => self.select_step(*id),
             Event::ShellStarted { .. } => self.shell_open = true,
             Event::ShellFinished { changes, exit_code, .. } => {
                 self.shell_open = false;
@@ -555,22 +506,17 @@ impl App {
 
     /// Selects a step, resetting what the detail panes show for the previous one.
     pub fn select_step(&mut self, id: StepId) {
-        let Some(pos) = self.step_ids().iter().position(|&s| s == id) else { return };
-        if pos != self.selected {
-            self.selected = pos;
+        if self.panes.steps.select(id, &self.model) {
             self.step_changed();
         }
+        self.sync();
     }
 
+    /// Another step is selected: the detail panes start over.
     pub(crate) fn step_changed(&mut self) {
-        self.changes.cursor = 0;
-        self.changes.scroll = 0;
-        self.changes.collapsed.clear();
-        self.file = None;
-        self.file_scroll = 0;
-        self.cache_scroll = 0;
-        if self.logs.step_only {
-            self.logs.scroll = 0;
-        }
+        self.panes.changes.step_changed();
+        self.panes.file.step_changed();
+        self.panes.cache.step_changed();
+        self.panes.logs.step_changed();
     }
 }

@@ -31,23 +31,21 @@ impl App {
         let pane = self.pane_at(x, y);
         match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                if let Some(&(_, p)) = self.hits.tabs.iter().find(|(r, _)| inside(*r, x, y)) {
+                if let Some(&(_, p)) = self.areas.tabs.iter().find(|(r, _)| inside(*r, x, y)) {
                     self.focus_pane(p);
                     return;
                 }
                 let Some(pane) = pane else { return };
                 self.focus_pane(pane);
-                self.click_row(pane, y);
+                self.click(pane, y);
             }
             MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                // The pane under the pointer scrolls; the focus stays where it is.
                 let Some(pane) = pane else { return };
-                let keep = self.focus;
-                self.focus = pane;
                 let action = if m.kind == MouseEventKind::ScrollUp { Action::Up } else { Action::Down };
                 for _ in 0..WHEEL_ROWS {
-                    self.act(action);
+                    self.dispatch(pane, action);
                 }
-                self.focus = keep;
             }
             _ => {}
         }
@@ -60,37 +58,6 @@ impl App {
             Some(if self.focus == Pane::Steps || self.zoom { self.detail } else { self.focus })
         } else {
             None
-        }
-    }
-
-    fn click_row(&mut self, pane: Pane, y: u16) {
-        match pane {
-            Pane::Steps => {
-                let hit = self.hits.steps.iter().find(|(row, _)| *row == y).map(|(_, id)| *id).or_else(|| {
-                    let line = self.hits.source.iter().find(|(row, _)| *row == y).map(|(_, l)| *l)?;
-                    self.model.steps().find(|s| s.line <= line && line <= s.end_line.max(s.line)).map(|s| s.id)
-                });
-                if let Some(id) = hit {
-                    self.follow = false;
-                    self.select_step(id);
-                }
-            }
-            Pane::Changes => {
-                if let Some(&(_, row)) = self.hits.changes.iter().find(|(r, _)| *r == y) {
-                    if self.changes.cursor == row {
-                        // A second click on the selected row opens it.
-                        self.act(Action::Open);
-                    } else {
-                        self.changes.cursor = row;
-                    }
-                }
-            }
-            Pane::Layers => {
-                if let Some(&(_, i)) = self.hits.layers.iter().find(|(r, _)| *r == y) {
-                    self.layer_cursor = i;
-                }
-            }
-            _ => {}
         }
     }
 }

@@ -7,31 +7,64 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{field, wrap};
-use crate::tui::app::App;
+use super::{Component, Ctx, Motion, Outcome, View, field, wrap};
 use crate::tui::format;
+use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
 use trowel_events::CacheResult;
 use trowel_events::VarKind;
 
 const LABEL: usize = 12;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let lines = lines(app, theme, area.width as usize);
-    let max = lines.len().saturating_sub(area.height as usize);
-    app.cache_scroll = app.cache_scroll.min(max);
-    let visible: Vec<Line> = lines.into_iter().skip(app.cache_scroll).take(area.height as usize).collect();
-    frame.render_widget(Paragraph::new(visible), area);
+/// The pane's own state: how far it is scrolled (the step is the Steps pane's).
+#[derive(Debug, Clone, Default)]
+pub struct CachePane {
+    /// First visible line; past the end until a frame clamps it.
+    scroll: usize,
+}
+
+impl CachePane {
+    pub fn step_changed(&mut self) {
+        self.scroll = 0;
+    }
+}
+
+impl Component for CachePane {
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        match Motion::of(action, ctx.page) {
+            Some(m) => {
+                self.scroll = m.apply(self.scroll);
+                Outcome::Done
+            }
+            None => Outcome::Ignored,
+        }
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> View {
+        let lines = lines(ctx, theme, area.width as usize);
+        let max = lines.len().saturating_sub(area.height as usize);
+        let scroll = self.scroll.min(max);
+        let visible: Vec<Line> = lines.into_iter().skip(scroll).take(area.height as usize).collect();
+        frame.render_widget(Paragraph::new(visible), area);
+        View::Cache(scroll)
+    }
+
+    fn drawn(&mut self, view: View) {
+        if let View::Cache(scroll) = view {
+            self.scroll = scroll;
+        }
+    }
 }
 
 fn short_key(k: &str) -> String {
     k.chars().take(12).collect()
 }
 
-pub fn lines<'a>(app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
-    let Some(step) = app.selected_step() else { return vec![] };
+/// Every line of the pane (the caller scrolls).
+pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let Some(step) = ctx.step else { return vec![] };
     let Some(cache) = &step.cache else {
-        let why = if app.model.steps().any(|s| s.cache.is_some()) {
+        let why = if ctx.model.steps().any(|s| s.cache.is_some()) {
             "this step was not looked up in the layer cache (only RUN, WORKDIR and, with --cache-copy-layers, COPY/ADD are cached)"
         } else {
             "no layer cache in this build (trowel build --cache)"

@@ -2,6 +2,9 @@
 //! owner, link target, digest) and, when the content of a small text file was recorded, a
 //! diff with the changed words emphasised. Without recorded content (binaries, large files,
 //! traces that carry none) the metadata summary is what there is.
+//!
+//! The pane owns which path it shows (the Changes pane asks the app to open one) and its
+//! scroll position.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -9,9 +12,10 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{field, wrap};
-use crate::tui::app::App;
+use super::{Component, Ctx, Motion, Outcome, View, field, wrap};
+use crate::tui::app::Pane;
 use crate::tui::format;
+use crate::tui::keymap::Action;
 use crate::tui::model::FileContent;
 use crate::tui::model::diff::{self, DiffLine};
 use crate::tui::theme::Theme;
@@ -19,45 +23,90 @@ use trowel_events::{Change, ChangeKind, FileType};
 
 const LABEL: usize = 8;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let lines = lines(app, theme, area.width as usize);
-    let max = lines.len().saturating_sub(area.height as usize);
-    app.file_scroll = app.file_scroll.min(max);
-    let visible: Vec<Line> = lines.into_iter().skip(app.file_scroll).take(area.height as usize).collect();
-    frame.render_widget(Paragraph::new(visible), area);
+#[derive(Debug, Clone, Default)]
+pub struct FilePane {
+    /// The path shown (one of the shown changes).
+    path: Option<String>,
+    /// First visible line; past the end until a frame clamps it.
+    scroll: usize,
 }
 
-/// Every line of the pane (the caller scrolls).
-pub fn lines<'a>(app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
-    let Some(path) = app.file.clone() else {
-        return vec![Line::from(Span::styled("pick a path in Changes (2) and press enter", theme.dim))];
-    };
-    let Some(change) = app.shown_changes().iter().find(|c| c.path == path) else {
-        return vec![Line::from(Span::styled(format!("{path}: not changed by the selected step"), theme.dim))];
-    };
-    let step = app.selected_step();
-    let content = step.and_then(|s| s.contents.get(&path));
-    let mut out = Vec::new();
-    let (k, kstyle) = super::changes::kind(change, theme);
-    out.push(Line::from(vec![
-        Span::styled(format!("{k} "), kstyle),
-        Span::styled(format::sanitize(&path), theme.title_focus),
-    ]));
-    if let Some(s) = step {
-        let what = match change.kind {
-            ChangeKind::Added => "added",
-            ChangeKind::Modified => "modified",
-            ChangeKind::Deleted => "deleted",
-        };
-        let text =
-            format!("{what} by line {}: {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source)));
-        out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
+impl FilePane {
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
     }
-    out.push(Line::default());
-    out.extend(metadata(change, theme, width));
-    out.push(Line::default());
-    out.extend(body(change, content, theme, width));
-    out
+
+    pub fn open(&mut self, path: String) {
+        self.path = Some(path);
+        self.scroll = 0;
+    }
+
+    /// Another step is selected: its changes do not have this path.
+    pub fn step_changed(&mut self) {
+        self.path = None;
+        self.scroll = 0;
+    }
+
+    /// Every line of the pane (the caller scrolls).
+    pub fn lines<'a>(&self, ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+        let Some(path) = self.path.clone() else {
+            return vec![Line::from(Span::styled("pick a path in Changes (2) and press enter", theme.dim))];
+        };
+        let Some(change) = ctx.changes.iter().find(|c| c.path == path) else {
+            return vec![Line::from(Span::styled(format!("{path}: not changed by the selected step"), theme.dim))];
+        };
+        let step = ctx.step;
+        let content = step.and_then(|s| s.contents.get(&path));
+        let mut out = Vec::new();
+        let (k, kstyle) = super::changes::kind(change, theme);
+        out.push(Line::from(vec![
+            Span::styled(format!("{k} "), kstyle),
+            Span::styled(format::sanitize(&path), theme.title_focus),
+        ]));
+        if let Some(s) = step {
+            let what = match change.kind {
+                ChangeKind::Added => "added",
+                ChangeKind::Modified => "modified",
+                ChangeKind::Deleted => "deleted",
+            };
+            let text =
+                format!("{what} by line {}: {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source)));
+            out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
+        }
+        out.push(Line::default());
+        out.extend(metadata(change, theme, width));
+        out.push(Line::default());
+        out.extend(body(change, content, theme, width));
+        out
+    }
+}
+
+impl Component for FilePane {
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        if let Some(m) = Motion::of(action, ctx.page) {
+            self.scroll = m.apply(self.scroll);
+            return Outcome::Done;
+        }
+        match action {
+            Action::Collapse | Action::Close => Outcome::Focus(Pane::Changes),
+            _ => Outcome::Ignored,
+        }
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> View {
+        let lines = self.lines(ctx, theme, area.width as usize);
+        let max = lines.len().saturating_sub(area.height as usize);
+        let scroll = self.scroll.min(max);
+        let visible: Vec<Line> = lines.into_iter().skip(scroll).take(area.height as usize).collect();
+        frame.render_widget(Paragraph::new(visible), area);
+        View::File(scroll)
+    }
+
+    fn drawn(&mut self, view: View) {
+        if let View::File(scroll) = view {
+            self.scroll = scroll;
+        }
+    }
 }
 
 /// The before/after table.

@@ -12,9 +12,10 @@ use crate::tui::format;
 use crate::tui::keymap::{self, Context};
 use crate::tui::theme::Theme;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let Some(Popup::Help { filter, selected }) = app.popup.clone() else { return };
-    let rows = app.help_rows(&filter);
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let Some(Popup::Help { filter, selected }) = &app.popup else { return };
+    let selected = *selected;
+    let rows = app.help_rows(filter);
     let width = area.width as usize;
     let mut lines = vec![Line::from(vec![
         Span::styled("filter: ", theme.dim),

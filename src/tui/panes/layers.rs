@@ -8,83 +8,168 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{field, scroll_for};
-use crate::tui::app::App;
+use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, field, scroll_for};
 use crate::tui::format;
+use crate::tui::keymap::Action;
+use crate::tui::model::Model;
 use crate::tui::model::waste::{self, Fate, WasteReport};
 use crate::tui::theme::Theme;
-use trowel_events::LayerSummary;
+use trowel_events::{BaseSource, LayerSummary};
 
 /// Waste items listed (the largest first).
 const WASTE_ROWS: usize = 8;
+
+#[derive(Debug, Clone, Default)]
+pub struct LayersPane {
+    /// The selected layer.
+    cursor: usize,
+    /// Screen row → layer index, as last drawn.
+    hits: Vec<(u16, usize)>,
+}
+
+/// What a frame of the pane showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub cursor: usize,
+    pub hits: Vec<(u16, usize)>,
+}
+
+/// The layers the pane lists: the image's once assembled, else those of the image's stages so
+/// far (base layers, then each step's).
+pub fn layers(model: &Model) -> Vec<LayerSummary> {
+    if let Some(img) = &model.image {
+        return img.layers.clone();
+    }
+    let mut out = Vec::new();
+    for s in waste::image_stages(model) {
+        let Some(stage) = model.stage(s) else { continue };
+        if stage.source.as_ref().is_some_and(|src| !matches!(src, BaseSource::Stage { .. })) {
+            out.extend(stage.base_layers.iter().cloned());
+        }
+        for id in &stage.steps {
+            let Some(step) = model.step(*id) else { continue };
+            let kept = |before: bool| {
+                step.shells
+                    .iter()
+                    .filter(move |s| s.kept == Some(true) && s.before_step == before)
+                    .filter_map(|s| s.layer.clone())
+            };
+            out.extend(kept(true));
+            out.extend(step.layer.clone());
+            out.extend(kept(false));
+        }
+    }
+    out
+}
+
+impl LayersPane {
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// Screen row → layer index, as last drawn.
+    pub fn hits(&self) -> &[(u16, usize)] {
+        &self.hits
+    }
+}
 
 fn short_media(m: &str) -> String {
     m.rsplit(['.', '/']).next().unwrap_or(m).to_string()
 }
 
-fn made_by(app: &App, l: &LayerSummary) -> String {
-    match l.step.and_then(|id| app.model.step(id)) {
+fn made_by(model: &Model, l: &LayerSummary) -> String {
+    match l.step.and_then(|id| model.step(id)) {
         Some(s) => format!("L{} {}", s.line, format::one_line(&s.keyword)),
         None => "base".into(),
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let layers = app.layers();
-    let report = waste::analyze(&app.model);
-    let width = area.width as usize;
-    let height = area.height as usize;
-    if layers.is_empty() {
-        let p = Paragraph::new(Span::styled("no layers yet", theme.dim));
-        frame.render_widget(p, area);
-        return;
+impl Component for LayersPane {
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        if let Some(m) = Motion::of(action, ctx.page) {
+            self.cursor = m.clamped(self.cursor, layers(ctx.model).len());
+            return Outcome::Done;
+        }
+        match action {
+            Action::Open => match layers(ctx.model).get(self.cursor).and_then(|l| l.step) {
+                Some(id) => Outcome::ShowStep(id),
+                None => Outcome::Say("a base-image layer: no step of this Dockerfile made it".into(), Severity::Info),
+            },
+            _ => Outcome::Ignored,
+        }
     }
-    app.layer_cursor = app.layer_cursor.min(layers.len() - 1);
-    let detail = details(app, &layers[app.layer_cursor], &report, theme, width);
-    let waste = waste_lines(app, &report, theme, width);
-    // The table gets what the details and waste leave, at least a few rows.
-    let table_h = height.saturating_sub(detail.len() + waste.len() + 1).max(3.min(height)).min(layers.len() + 1);
-    let rows_h = table_h.saturating_sub(1);
-    let scroll = scroll_for(app.layer_cursor, 0, rows_h, layers.len());
-    // Columns: # digest size [unpacked] step waste; "unpacked" only when there is room.
-    let unpacked = width >= 60;
-    let step_w = 9;
-    let mut header = format!("{:>2} {} {}", "#", format::fit("digest", 12), format::fit_right("size", 7));
-    if unpacked {
-        header.push_str(&format!(" {}", format::fit_right("unpacked", 8)));
+
+    fn click(&mut self, row: u16, _ctx: &Ctx) -> Outcome {
+        if let Some(&(_, i)) = self.hits.iter().find(|(r, _)| *r == row) {
+            self.cursor = i;
+        }
+        Outcome::Done
     }
-    header.push_str(&format!(" {} {}", format::fit("step", step_w), format::fit_right("waste", 7)));
-    let mut out = vec![Line::from(Span::styled(format::truncate(&header, width), theme.header))];
-    let mut hits = Vec::new();
-    for (i, l) in layers.iter().enumerate().skip(scroll).take(rows_h) {
-        let wasted = l.step.map_or(0, |id| report.added_by(id));
-        let mut spans = vec![
-            Span::styled(format!("{:>2} ", i + 1), theme.line_number),
-            Span::styled(format!("{} ", format::digest_short(&l.digest)), theme.text),
-            Span::styled(format::fit_right(&format::bytes_compact(l.size), 7), theme.text),
-        ];
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> PaneView {
+        let layers = layers(ctx.model);
+        let report = waste::analyze(ctx.model);
+        let width = area.width as usize;
+        let height = area.height as usize;
+        if layers.is_empty() {
+            let p = Paragraph::new(Span::styled("no layers yet", theme.dim));
+            frame.render_widget(p, area);
+            return PaneView::Layers(View { cursor: self.cursor, hits: self.hits.clone() });
+        }
+        let cursor = self.cursor.min(layers.len() - 1);
+        let detail = details(ctx, &layers[cursor], &report, theme, width);
+        let waste = waste_lines(&layers, &report, theme, width);
+        // The table gets what the details and waste leave, at least a few rows.
+        let table_h = height.saturating_sub(detail.len() + waste.len() + 1).max(3.min(height)).min(layers.len() + 1);
+        let rows_h = table_h.saturating_sub(1);
+        let scroll = scroll_for(cursor, 0, rows_h, layers.len());
+        // Columns: # digest size [unpacked] step waste; "unpacked" only when there is room.
+        let unpacked = width >= 60;
+        let step_w = 9;
+        let mut header = format!("{:>2} {} {}", "#", format::fit("digest", 12), format::fit_right("size", 7));
         if unpacked {
-            let u = l.uncompressed_size.map(format::bytes_compact).unwrap_or_default();
-            spans.push(Span::styled(format!(" {}", format::fit_right(&u, 8)), theme.dim));
+            header.push_str(&format!(" {}", format::fit_right("unpacked", 8)));
         }
-        spans.push(Span::styled(format!(" {}", format::fit(&made_by(app, l), step_w)), theme.dim));
-        let w = if wasted > 0 { format::bytes_compact(wasted) } else { String::new() };
-        spans.push(Span::styled(format!(" {}", format::fit_right(&w, 7)), theme.waste));
-        let mut line = Line::from(spans);
-        if i == app.layer_cursor {
-            line = line.patch_style(theme.selection);
+        header.push_str(&format!(" {} {}", format::fit("step", step_w), format::fit_right("waste", 7)));
+        let mut out = vec![Line::from(Span::styled(format::truncate(&header, width), theme.header))];
+        let mut hits = Vec::new();
+        for (i, l) in layers.iter().enumerate().skip(scroll).take(rows_h) {
+            let wasted = l.step.map_or(0, |id| report.added_by(id));
+            let mut spans = vec![
+                Span::styled(format!("{:>2} ", i + 1), theme.line_number),
+                Span::styled(format!("{} ", format::digest_short(&l.digest)), theme.text),
+                Span::styled(format::fit_right(&format::bytes_compact(l.size), 7), theme.text),
+            ];
+            if unpacked {
+                let u = l.uncompressed_size.map(format::bytes_compact).unwrap_or_default();
+                spans.push(Span::styled(format!(" {}", format::fit_right(&u, 8)), theme.dim));
+            }
+            spans.push(Span::styled(format!(" {}", format::fit(&made_by(ctx.model, l), step_w)), theme.dim));
+            let w = if wasted > 0 { format::bytes_compact(wasted) } else { String::new() };
+            spans.push(Span::styled(format!(" {}", format::fit_right(&w, 7)), theme.waste));
+            let mut line = Line::from(spans);
+            if i == cursor {
+                line = line.patch_style(theme.selection);
+            }
+            hits.push((area.y + out.len() as u16, i));
+            out.push(line);
         }
-        hits.push((area.y + out.len() as u16, i));
-        out.push(line);
+        out.push(Line::default());
+        out.extend(detail);
+        out.extend(waste);
+        frame.render_widget(Paragraph::new(out), area);
+        PaneView::Layers(View { cursor, hits })
     }
-    app.hits.layers = hits;
-    out.push(Line::default());
-    out.extend(detail);
-    out.extend(waste);
-    frame.render_widget(Paragraph::new(out), area);
+
+    fn drawn(&mut self, view: PaneView) {
+        if let PaneView::Layers(v) = view {
+            self.cursor = v.cursor;
+            self.hits = v.hits;
+        }
+    }
 }
 
-fn details<'a>(app: &App, l: &LayerSummary, report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+fn details<'a>(ctx: &Ctx, l: &LayerSummary, report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let v = |s: String| vec![Span::styled(format::truncate(&s, width.saturating_sub(10)), theme.text)];
     let mut out = vec![
         field("digest", 10, v(l.digest.to_string()), theme.header),
@@ -100,7 +185,7 @@ fn details<'a>(app: &App, l: &LayerSummary, report: &WasteReport, theme: &Theme,
         ),
         field("type", 10, v(format!("{} ({})", short_media(&l.media_type), l.media_type)), theme.header),
     ];
-    let by = match l.step.and_then(|id| app.model.step(id)) {
+    let by = match l.step.and_then(|id| ctx.model.step(id)) {
         Some(s) => format!("line {}: {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source))),
         None => "the base image".into(),
     };
@@ -114,7 +199,7 @@ fn details<'a>(app: &App, l: &LayerSummary, report: &WasteReport, theme: &Theme,
     out
 }
 
-fn waste_lines<'a>(app: &App, report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+fn waste_lines<'a>(layers: &[LayerSummary], report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let mut out = vec![Line::default()];
     if report.items.is_empty() {
         out.push(Line::from(Span::styled(
@@ -123,7 +208,7 @@ fn waste_lines<'a>(app: &App, report: &WasteReport, theme: &Theme, width: usize)
         )));
         return out;
     }
-    let image: u64 = app.layers().iter().map(|l| l.size).sum();
+    let image: u64 = layers.iter().map(|l| l.size).sum();
     out.push(Line::from(vec![
         Span::styled("waste ", theme.header),
         Span::styled(format::bytes(report.total), theme.waste),

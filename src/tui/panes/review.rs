@@ -14,14 +14,15 @@ use crate::tui::format;
 use crate::tui::theme::Theme;
 use trowel_events::BlobPushAction;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let Some(Popup::Review { scroll, decided }) = app.popup.clone() else { return };
+/// Draws the popup's content; returns the first line shown (the scroll, clamped).
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Option<usize> {
+    let Some(Popup::Review { scroll, decided }) = app.popup else { return None };
     let lines = lines(app, theme, area.width as usize, decided);
     let max = lines.len().saturating_sub(area.height as usize);
     let scroll = scroll.min(max);
-    app.popup = Some(Popup::Review { scroll, decided });
     let visible: Vec<Line> = lines.into_iter().skip(scroll).take(area.height as usize).collect();
     frame.render_widget(Paragraph::new(visible), area);
+    Some(scroll)
 }
 
 pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<Line<'a>> {

@@ -12,8 +12,9 @@ use crate::tui::format;
 use crate::tui::theme::Theme;
 use trowel_events::{ChangeKind, FileType};
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let Some(Popup::ShellChanges { changes, scroll }) = app.popup.clone() else { return };
+/// Draws the popup's content; returns the first change listed (the scroll, clamped).
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Option<usize> {
+    let Some(Popup::ShellChanges { changes, scroll }) = &app.popup else { return None };
     let width = area.width as usize;
     let where_ = app
         .selected_step()
@@ -31,8 +32,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
     ];
     let head = lines.len();
     let height = (area.height as usize).saturating_sub(head);
-    let scroll = scroll.min(changes.len().saturating_sub(height));
-    app.popup = Some(Popup::ShellChanges { changes: changes.clone(), scroll });
+    let scroll = (*scroll).min(changes.len().saturating_sub(height));
     for c in changes.iter().skip(scroll).take(height) {
         let (k, ks) = super::changes::kind(c, theme);
         let size = if c.file_type == FileType::File && c.kind != ChangeKind::Deleted {
@@ -48,4 +48,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
         ]));
     }
     frame.render_widget(Paragraph::new(lines), area);
+    Some(scroll)
 }

@@ -1,36 +1,37 @@
 //! The Dockerfile as written, with the line being executed (or paused at) highlighted, the
 //! selected step marked and breakpoints shown. It scrolls to keep the interesting line in the
-//! middle.
+//! middle. It belongs to the Steps pane: a click on a line selects its step, so what this
+//! draws where goes to [`StepsPane`](super::StepsPane).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::tui::app::App;
+use super::Ctx;
 use crate::tui::format;
 use crate::tui::theme::Theme;
 
 /// The lines of the step that is running or paused at, if any.
-fn current_lines(app: &App) -> Option<(usize, usize)> {
-    if let Some(p) = &app.pause {
-        let s = app.model.step(p.at.id)?;
+fn current_lines(ctx: &Ctx) -> Option<(usize, usize)> {
+    if let Some(p) = ctx.pause {
+        let s = ctx.model.step(p.at.id)?;
         return Some((s.line, s.end_line.max(s.line)));
     }
-    let s = app.model.step(app.model.current?)?;
+    let s = ctx.model.step(ctx.model.current?)?;
     Some((s.line, s.end_line.max(s.line)))
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let lines_src = &app.model.dockerfile_lines;
+/// Draws the Dockerfile; returns the screen row of each line shown.
+pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> Vec<(u16, usize)> {
+    let lines_src = &ctx.model.dockerfile_lines;
     if lines_src.is_empty() {
         frame.render_widget(Paragraph::new(Span::styled("no Dockerfile yet", theme.dim)), area);
-        app.hits.source.clear();
-        return;
+        return Vec::new();
     }
-    let bps = app.breakpoint_lines();
-    let current = current_lines(app);
-    let selected = app.selected_step().map(|s| (s.line, s.end_line.max(s.line)));
+    let bps = ctx.breakpoint_lines();
+    let current = current_lines(ctx);
+    let selected = ctx.step.map(|s| (s.line, s.end_line.max(s.line)));
     let height = area.height as usize;
     let focus_line = selected.or(current).map_or(1, |(l, _)| l);
     let len = lines_src.len();
@@ -65,6 +66,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
         hits.push((area.y + (i - top) as u16, n));
         out.push(line);
     }
-    app.hits.source = hits;
     frame.render_widget(Paragraph::new(out), area);
+    hits
 }

@@ -1,6 +1,10 @@
 //! The Steps pane: every stage and instruction with its Dockerfile line, status, cache badge,
 //! layer size and duration, and breakpoint markers. Narrow terminals drop the duration, then
 //! the size, so the instruction text keeps room.
+//!
+//! It owns the selection, the step every other pane is about (the app resets them when it
+//! changes), and whether it follows the running step. Clicks on the Dockerfile drawn below it
+//! (panes/source.rs) select steps too.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,18 +12,234 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::scroll_for;
-use crate::tui::app::App;
+use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, scroll_for};
 use crate::tui::format;
-use crate::tui::model::{StepState, StepView};
+use crate::tui::keymap::Action;
+use crate::tui::model::{Model, StepState, StepView};
 use crate::tui::theme::Theme;
+use trowel_events::StepId;
 
 /// Columns the instruction keeps before optional columns are dropped.
 const MIN_TEXT: usize = 14;
 
+#[derive(Debug, Clone)]
+pub struct StepsPane {
+    /// Index of the selected step among all steps, in display order.
+    selected: usize,
+    /// The selection follows the running step until the user picks one.
+    follow: bool,
+    /// First visible row.
+    scroll: usize,
+    /// Screen row → step, as last drawn.
+    hits: Vec<(u16, StepId)>,
+    /// Screen row → Dockerfile line, as last drawn below the pane.
+    source_hits: Vec<(u16, usize)>,
+}
+
+impl Default for StepsPane {
+    fn default() -> StepsPane {
+        StepsPane { selected: 0, follow: true, scroll: 0, hits: Vec::new(), source_hits: Vec::new() }
+    }
+}
+
+/// What a frame of the pane showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub scroll: usize,
+    pub hits: Vec<(u16, StepId)>,
+}
+
+impl StepsPane {
+    /// The selected step's position among all steps (it changes when the selection does).
+    pub fn position(&self) -> usize {
+        self.selected
+    }
+
+    pub fn selected_id(&self, model: &Model) -> Option<StepId> {
+        model.steps().nth(self.selected).map(|s| s.id)
+    }
+
+    /// Selects a step; whether the selection changed.
+    pub fn select(&mut self, id: StepId, model: &Model) -> bool {
+        let Some(pos) = model.steps().position(|s| s.id == id) else { return false };
+        let changed = pos != self.selected;
+        self.selected = pos;
+        changed
+    }
+
+    pub fn following(&self) -> bool {
+        self.follow
+    }
+
+    pub fn set_following(&mut self, follow: bool) {
+        self.follow = follow;
+    }
+
+    /// Screen row → step, as last drawn.
+    pub fn hits(&self) -> &[(u16, StepId)] {
+        &self.hits
+    }
+
+    /// Screen row → Dockerfile line, as last drawn.
+    pub fn source_hits(&self) -> &[(u16, usize)] {
+        &self.source_hits
+    }
+}
+
+impl Component for StepsPane {
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        if let Some(m) = Motion::of(action, ctx.page) {
+            let next = m.clamped(self.selected, ctx.model.steps().count());
+            if next != self.selected {
+                self.selected = next;
+                self.follow = false;
+            }
+            return Outcome::Done;
+        }
+        match action {
+            Action::Open | Action::Expand => Outcome::ShowDetail,
+            Action::Follow => {
+                self.follow = true;
+                if let Some(id) = ctx.model.current {
+                    self.select(id, ctx.model);
+                }
+                Outcome::Say("following the running step".into(), Severity::Info)
+            }
+            _ => Outcome::Ignored,
+        }
+    }
+
+    /// A click on a step, or on a line of the Dockerfile below: selects that step.
+    fn click(&mut self, row: u16, ctx: &Ctx) -> Outcome {
+        let hit = self.hits.iter().find(|(r, _)| *r == row).map(|(_, id)| *id).or_else(|| {
+            let line = self.source_hits.iter().find(|(r, _)| *r == row).map(|(_, l)| *l)?;
+            ctx.model.steps().find(|s| s.line <= line && line <= s.end_line.max(s.line)).map(|s| s.id)
+        });
+        if let Some(id) = hit {
+            self.follow = false;
+            self.select(id, ctx.model);
+        }
+        Outcome::Done
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> PaneView {
+        let width = area.width as usize;
+        let bps = ctx.breakpoint_lines();
+        let selected = ctx.selected_id();
+        let stage_bp: Vec<String> = ctx
+            .other_breakpoints()
+            .into_iter()
+            .filter_map(|d| d.strip_prefix("stage ").map(str::to_lowercase))
+            .collect();
+        // Which optional columns fit.
+        let fixed = 7; // marker, line (3), space, icon, space
+        let mut text_w = width.saturating_sub(fixed);
+        let show_size = text_w >= MIN_TEXT + 6;
+        if show_size {
+            text_w -= 6;
+        }
+        // The cache badge column only exists when the build uses the layer cache.
+        let cached_build = ctx.model.steps().any(|s| s.cache.is_some());
+        let show_badge = cached_build && text_w >= MIN_TEXT + 5;
+        if show_badge {
+            text_w -= 5;
+        }
+        let show_time = text_w >= MIN_TEXT + 7;
+        if show_time {
+            text_w -= 7;
+        }
+        let mut lines: Vec<Line> = Vec::new();
+        let mut rows: Vec<Option<StepId>> = Vec::new();
+        let mut cursor_row = 0;
+        for stage in &ctx.model.stages {
+            let name = stage.label();
+            let marker = if stage_bp.iter().any(|s| *s == name.to_lowercase() || *s == stage.index.to_string()) {
+                "● "
+            } else {
+                ""
+            };
+            let style = if stage.needed { theme.header } else { theme.skipped };
+            let suffix = if stage.needed { String::new() } else { " (not needed: skipped)".into() };
+            let head = format!("{marker}{name} · FROM {}{suffix}", stage.base);
+            lines.push(Line::from(Span::styled(format::truncate(&head, width), style)));
+            rows.push(None);
+            for id in &stage.steps {
+                let Some(step) = ctx.model.step(*id) else { continue };
+                if Some(*id) == selected {
+                    cursor_row = lines.len();
+                }
+                let (ic, ic_style) = icon(ctx, step, theme);
+                let bp = if bps.contains(&step.line) { Span::styled("●", theme.breakpoint) } else { Span::raw(" ") };
+                let text = format::one_line(step.expanded.as_deref().unwrap_or(&step.source));
+                let text = if step.onbuild { format!("(ONBUILD) {text}") } else { text };
+                let text_style = if step.state == StepState::Skipped { theme.skipped } else { theme.text };
+                let mut spans = vec![
+                    bp,
+                    Span::styled(format::fit_right(&step.line.to_string(), 3), theme.line_number),
+                    Span::raw(" "),
+                    Span::styled(ic, ic_style),
+                    Span::raw(" "),
+                    Span::styled(format::fit(&text, text_w), text_style),
+                ];
+                if show_badge {
+                    spans.push(Span::raw(" "));
+                    spans.push(match step.cache.as_ref() {
+                        Some(c) if c.is_hit() => Span::styled("hit ", theme.cache_hit),
+                        Some(c) if c.is_miss() => Span::styled("miss", theme.cache_miss),
+                        Some(_) => Span::styled("err ", theme.status_err),
+                        None => Span::raw("    "),
+                    });
+                }
+                if show_size {
+                    let size = step.layer.as_ref().map(|l| format::bytes_compact(l.size)).unwrap_or_default();
+                    spans.push(Span::styled(format::fit_right(&size, 6), theme.dim));
+                }
+                if show_time {
+                    let t = time(ctx, step).unwrap_or_default();
+                    spans.push(Span::styled(format::fit_right(&t, 7), theme.dim));
+                }
+                let mut line = Line::from(spans);
+                if Some(*id) == selected {
+                    line = line.patch_style(theme.selection);
+                }
+                lines.push(line);
+                rows.push(Some(*id));
+            }
+        }
+        if lines.is_empty() {
+            let text = if ctx.model.events == 0 { "waiting for the build to start…" } else { "no steps" };
+            frame.render_widget(Paragraph::new(Span::styled(text, theme.dim)), area);
+            return PaneView::Steps(View { scroll: self.scroll, hits: self.hits.clone() });
+        }
+        let height = area.height as usize;
+        let scroll = scroll_for(cursor_row, self.scroll, height, lines.len());
+        let hits = rows
+            .iter()
+            .enumerate()
+            .skip(scroll)
+            .take(height)
+            .filter_map(|(i, id)| id.map(|id| (area.y + (i - scroll) as u16, id)))
+            .collect();
+        let visible: Vec<Line> = lines.into_iter().skip(scroll).take(height).collect();
+        frame.render_widget(Paragraph::new(visible), area);
+        PaneView::Steps(View { scroll, hits })
+    }
+
+    fn drawn(&mut self, view: PaneView) {
+        match view {
+            PaneView::Steps(v) => {
+                self.scroll = v.scroll;
+                self.hits = v.hits;
+            }
+            PaneView::Source(hits) => self.source_hits = hits,
+            _ => {}
+        }
+    }
+}
+
 /// The status icon of a step and its style.
-pub fn icon(app: &App, step: &StepView, theme: &Theme) -> (&'static str, Style) {
-    if app.pause.as_ref().is_some_and(|p| p.at.id == step.id) {
+pub fn icon(ctx: &Ctx, step: &StepView, theme: &Theme) -> (&'static str, Style) {
+    if ctx.pause.is_some_and(|p| p.at.id == step.id) {
         return ("‖", theme.status_warn);
     }
     match step.state {
@@ -34,114 +254,14 @@ pub fn icon(app: &App, step: &StepView, theme: &Theme) -> (&'static str, Style) 
 }
 
 /// The step's time: its duration, or how long it has run so far.
-pub fn time(app: &App, step: &StepView) -> Option<String> {
-    let paused_before = app.pause.as_ref().is_some_and(|p| p.at.id == step.id && p.at.report.is_none());
+pub fn time(ctx: &Ctx, step: &StepView) -> Option<String> {
+    let paused_before = ctx.pause.is_some_and(|p| p.at.id == step.id && p.at.report.is_none());
     if paused_before {
         return None;
     }
     match (step.duration_ms, step.started_ms, step.state) {
         (Some(d), _, _) => Some(format::duration_ms(d)),
-        (None, Some(start), StepState::Running) => Some(format::duration_ms(app.now_ms.saturating_sub(start))),
+        (None, Some(start), StepState::Running) => Some(format::duration_ms(ctx.now_ms.saturating_sub(start))),
         _ => None,
     }
-}
-
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let width = area.width as usize;
-    let bps = app.breakpoint_lines();
-    let selected = app.selected_id();
-    let stage_bp: Vec<String> =
-        app.other_breakpoints().into_iter().filter_map(|d| d.strip_prefix("stage ").map(str::to_lowercase)).collect();
-    // Which optional columns fit.
-    let fixed = 7; // marker, line (3), space, icon, space
-    let mut text_w = width.saturating_sub(fixed);
-    let show_size = text_w >= MIN_TEXT + 6;
-    if show_size {
-        text_w -= 6;
-    }
-    // The cache badge column only exists when the build uses the layer cache.
-    let cached_build = app.model.steps().any(|s| s.cache.is_some());
-    let show_badge = cached_build && text_w >= MIN_TEXT + 5;
-    if show_badge {
-        text_w -= 5;
-    }
-    let show_time = text_w >= MIN_TEXT + 7;
-    if show_time {
-        text_w -= 7;
-    }
-    let mut lines: Vec<Line> = Vec::new();
-    let mut rows: Vec<Option<trowel_events::StepId>> = Vec::new();
-    let mut cursor_row = 0;
-    for stage in &app.model.stages {
-        let name = stage.label();
-        let marker = if stage_bp.iter().any(|s| *s == name.to_lowercase() || *s == stage.index.to_string()) {
-            "● "
-        } else {
-            ""
-        };
-        let style = if stage.needed { theme.header } else { theme.skipped };
-        let suffix = if stage.needed { String::new() } else { " (not needed: skipped)".into() };
-        let head = format!("{marker}{name} · FROM {}{suffix}", stage.base);
-        lines.push(Line::from(Span::styled(format::truncate(&head, width), style)));
-        rows.push(None);
-        for id in &stage.steps {
-            let Some(step) = app.model.step(*id) else { continue };
-            if Some(*id) == selected {
-                cursor_row = lines.len();
-            }
-            let (ic, ic_style) = icon(app, step, theme);
-            let bp = if bps.contains(&step.line) { Span::styled("●", theme.breakpoint) } else { Span::raw(" ") };
-            let text = format::one_line(step.expanded.as_deref().unwrap_or(&step.source));
-            let text = if step.onbuild { format!("(ONBUILD) {text}") } else { text };
-            let text_style = if step.state == StepState::Skipped { theme.skipped } else { theme.text };
-            let mut spans = vec![
-                bp,
-                Span::styled(format::fit_right(&step.line.to_string(), 3), theme.line_number),
-                Span::raw(" "),
-                Span::styled(ic, ic_style),
-                Span::raw(" "),
-                Span::styled(format::fit(&text, text_w), text_style),
-            ];
-            if show_badge {
-                spans.push(Span::raw(" "));
-                spans.push(match step.cache.as_ref() {
-                    Some(c) if c.is_hit() => Span::styled("hit ", theme.cache_hit),
-                    Some(c) if c.is_miss() => Span::styled("miss", theme.cache_miss),
-                    Some(_) => Span::styled("err ", theme.status_err),
-                    None => Span::raw("    "),
-                });
-            }
-            if show_size {
-                let size = step.layer.as_ref().map(|l| format::bytes_compact(l.size)).unwrap_or_default();
-                spans.push(Span::styled(format::fit_right(&size, 6), theme.dim));
-            }
-            if show_time {
-                let t = time(app, step).unwrap_or_default();
-                spans.push(Span::styled(format::fit_right(&t, 7), theme.dim));
-            }
-            let mut line = Line::from(spans);
-            if Some(*id) == selected {
-                line = line.patch_style(theme.selection);
-            }
-            lines.push(line);
-            rows.push(Some(*id));
-        }
-    }
-    if lines.is_empty() {
-        let text = if app.model.events == 0 { "waiting for the build to start…" } else { "no steps" };
-        frame.render_widget(Paragraph::new(Span::styled(text, theme.dim)), area);
-        return;
-    }
-    let height = area.height as usize;
-    app.steps_scroll = scroll_for(cursor_row, app.steps_scroll, height, lines.len());
-    let scroll = app.steps_scroll;
-    app.hits.steps = rows
-        .iter()
-        .enumerate()
-        .skip(scroll)
-        .take(height)
-        .filter_map(|(i, id)| id.map(|id| (area.y + (i - scroll) as u16, id)))
-        .collect();
-    let visible: Vec<Line> = lines.into_iter().skip(scroll).take(height).collect();
-    frame.render_widget(Paragraph::new(visible), area);
 }

@@ -1,6 +1,5 @@
-//! The Changes pane: the selected step's added, modified and deleted paths as a collapsible
-//! tree with sizes (cumulative per directory), sortable by name or size and filterable with
-//! `/`, under a header with the counts and the snapshot's statistics.
+//! Drawing the Changes pane from its state: the header, then the visible rows of the tree
+//! around the cursor.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,11 +7,11 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::scroll_for;
-use crate::tui::app::{App, InputTarget, Popup};
+use super::{ChangesPane, View};
+use crate::tui::app::{InputTarget, Mode};
 use crate::tui::format;
 use crate::tui::model::StepState;
-use crate::tui::model::tree::Row;
+use crate::tui::panes::{Ctx, scroll_for, wrap};
 use crate::tui::theme::Theme;
 use trowel_events::{Change, ChangeKind, FileType};
 
@@ -25,13 +24,25 @@ pub fn kind(c: &Change, theme: &Theme) -> (&'static str, Style) {
     }
 }
 
-fn header<'a>(app: &App, changes: &[Change], theme: &Theme, width: usize) -> Vec<Line<'a>> {
+pub(super) fn render(pane: &ChangesPane, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> View {
+    let rows = &pane.rows;
+    let head_rows = if !ctx.shell && ctx.step.is_some_and(|s| s.stats.is_some()) { 2 } else { 1 };
+    let height = (area.height as usize).saturating_sub(head_rows);
+    let cursor = pane.cursor.min(rows.len().saturating_sub(1));
+    let scroll = scroll_for(cursor, pane.scroll, height, rows.len());
+    let view = View { cursor, scroll, hits: Vec::new() };
+    let (lines, hits) = lines(pane, &view, ctx, area, theme);
+    frame.render_widget(Paragraph::new(lines), area);
+    View { hits, ..view }
+}
+
+fn header<'a>(pane: &ChangesPane, ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let changes = ctx.changes;
     let count = |k: ChangeKind| changes.iter().filter(|c| c.kind == k).count();
     let added: u64 =
         changes.iter().filter(|c| c.kind != ChangeKind::Deleted && c.file_type == FileType::File).map(|c| c.size).sum();
-    let shell = matches!(app.popup, Some(Popup::ShellChanges { .. }));
     let mut first = vec![
-        Span::styled(if shell { "shell: " } else { "" }, theme.status_warn),
+        Span::styled(if ctx.shell { "shell: " } else { "" }, theme.status_warn),
         Span::styled(format!("+{}", count(ChangeKind::Added)), theme.added),
         Span::raw(" "),
         Span::styled(format!("~{}", count(ChangeKind::Modified)), theme.modified),
@@ -39,16 +50,15 @@ fn header<'a>(app: &App, changes: &[Change], theme: &Theme, width: usize) -> Vec
         Span::styled(format!("-{}", count(ChangeKind::Deleted)), theme.deleted),
         Span::styled(format!(" · {} written", format::bytes(added)), theme.dim),
     ];
-    let sort = format!(" · by {}", app.changes.sort.label());
+    let sort = format!(" · by {}", pane.sort.label());
     first.push(Span::styled(sort, theme.dim));
-    let editing = app.input.as_ref().filter(|i| i.target == InputTarget::ChangesFilter);
-    if let Some(i) = editing {
-        first.push(Span::styled(format!(" /{}▏", i.text), theme.search_match));
-    } else if !app.changes.filter.is_empty() {
-        first.push(Span::styled(format!(" /{}", app.changes.filter), theme.search_match));
+    if let Some(text) = ctx.typing(InputTarget::ChangesFilter) {
+        first.push(Span::styled(format!(" /{text}▏"), theme.search_match));
+    } else if !pane.filter.is_empty() {
+        first.push(Span::styled(format!(" /{}", pane.filter), theme.search_match));
     }
     let mut lines = vec![Line::from(first)];
-    let stats = app.selected_step().and_then(|s| s.stats.clone()).filter(|_| !shell);
+    let stats = ctx.step.and_then(|s| s.stats.clone()).filter(|_| !ctx.shell);
     if let Some(st) = stats {
         let text = format!(
             "snapshot: {} paths walked, {} hashed, {}",
@@ -62,14 +72,14 @@ fn header<'a>(app: &App, changes: &[Change], theme: &Theme, width: usize) -> Vec
 }
 
 /// Why a step shows no changes.
-fn empty_reason(app: &App) -> String {
-    let Some(s) = app.selected_step() else { return "no step selected".into() };
-    if app.pause.as_ref().is_some_and(|p| p.at.id == s.id && p.at.report.is_none()) {
+fn empty_reason(ctx: &Ctx) -> String {
+    let Some(s) = ctx.step else { return "no step selected".into() };
+    if ctx.pause.is_some_and(|p| p.at.id == s.id && p.at.report.is_none()) {
         return "paused before this step ran: n runs it (the previous step's changes are one row up)".into();
     }
     match s.state {
         StepState::Pending => "not run yet".into(),
-        StepState::Running if app.mode == crate::tui::app::Mode::Replay => {
+        StepState::Running if ctx.mode == Mode::Replay => {
             "the trace ends while this step was running: no changes were recorded".into()
         }
         StepState::Running => "running: changes appear when the step's snapshot is taken".into(),
@@ -81,37 +91,32 @@ fn empty_reason(app: &App) -> String {
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, theme: &Theme) {
-    let rows = app.change_rows();
-    let shell = matches!(app.popup, Some(Popup::ShellChanges { .. }));
-    let head_rows = if !shell && app.selected_step().is_some_and(|s| s.stats.is_some()) { 2 } else { 1 };
-    let height = (area.height as usize).saturating_sub(head_rows);
-    app.changes.cursor = app.changes.cursor.min(rows.len().saturating_sub(1));
-    app.changes.scroll = scroll_for(app.changes.cursor, app.changes.scroll, height, rows.len());
-    let (lines, hits) = lines(app, &rows, area, theme);
-    app.hits.changes = hits;
-    frame.render_widget(Paragraph::new(lines), area);
-}
-
 /// The pane's lines, and the screen row of each tree row shown.
-fn lines<'a>(app: &App, rows: &[Row], area: Rect, theme: &Theme) -> (Vec<Line<'a>>, Vec<(u16, usize)>) {
+fn lines<'a>(
+    pane: &ChangesPane,
+    view: &View,
+    ctx: &Ctx,
+    area: Rect,
+    theme: &Theme,
+) -> (Vec<Line<'a>>, Vec<(u16, usize)>) {
     let width = area.width as usize;
-    let changes = app.shown_changes();
-    let mut lines = header(app, changes, theme, width);
+    let changes = ctx.changes;
+    let mut lines = header(pane, ctx, theme, width);
     let head_rows = lines.len();
     let mut hits = Vec::new();
     if changes.is_empty() {
-        for l in super::wrap(&empty_reason(app), width) {
+        for l in wrap(&empty_reason(ctx), width) {
             lines.push(Line::from(Span::styled(l, theme.dim)));
         }
         return (lines, hits);
     }
+    let rows = &pane.rows;
     if rows.is_empty() {
         lines.push(Line::from(Span::styled("no path matches the filter (esc clears it)", theme.dim)));
     }
-    let Some((_, tree)) = &app.changes.tree else { return (lines, hits) };
+    let tree = &pane.tree;
     let height = (area.height as usize).saturating_sub(head_rows);
-    let (scroll, cursor) = (app.changes.scroll, app.changes.cursor);
+    let (scroll, cursor) = (view.scroll, view.cursor);
     let size_w = 10;
     for (i, row) in rows.iter().enumerate().skip(scroll).take(height) {
         let node = &tree.nodes[row.node];
