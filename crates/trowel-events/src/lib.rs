@@ -8,6 +8,9 @@
 //! existing field means bumps it, and readers keep reading older versions (version 1 traces
 //! parse as version 2: every later addition has a default). `docs/trace-format.md` is generated
 //! from [`schema`], and a test keeps the two equal.
+//!
+//! [`BuildState`] is the build as these events describe it: the one fold of the stream that the
+//! log, the summary and the debugger share.
 
 mod cache;
 mod change;
@@ -15,6 +18,7 @@ mod debug;
 mod digest;
 mod event;
 mod sink;
+pub mod state;
 
 pub use cache::{BaseInfo, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
 pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
@@ -24,6 +28,7 @@ pub use event::{
     BaseSource, BlobPushAction, Event, LayerSummary, OutputStream, StagePlan, StepId, StepPlan, StepStatus,
 };
 pub use sink::{Detail, Envelope, EventSink};
+pub use state::BuildState;
 
 /// The version of the event schema (and of trace files, whose header carries it).
 ///
