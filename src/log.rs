@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::units::bytes;
 use trowel_events::{
     BaseSource, BlobPushAction, CacheResult, Envelope, Event, EventSink, OutputStream, ResumeAction, StepStatus, When,
 };
@@ -82,18 +83,6 @@ impl LogPrinter {
     }
 }
 
-/// Bytes in decimal units, as kaniko and the registry tools print them (`116.6 MB`).
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
-
 /// One kaniko-style line: `INFO[0003] msg`, with an optional RFC 3339 stamp in front and the
 /// level tag coloured for terminals. Shared by the build log and `trowel warm`.
 pub fn format_line(level: Level, color: bool, timestamps: bool, secs: u64, msg: &str) -> String {
@@ -151,14 +140,14 @@ impl EventSink for LogPrinter {
                     self.line(
                         Level::Debug,
                         ms,
-                        &format!("Pulled {} from {reference} ({})", digest.short(), human(*total)),
+                        &format!("Pulled {} from {reference} ({})", digest.short(), bytes(*total)),
                     );
                 }
             }
-            Event::BaseUnpacked { layers, entries, bytes, duration_ms, .. } => self.line(
+            Event::BaseUnpacked { layers, entries, bytes: size, duration_ms, .. } => self.line(
                 Level::Info,
                 ms,
-                &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", human(*bytes)),
+                &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(*size)),
             ),
             Event::StepStarted { expanded, line, end_line, source, .. } => {
                 // Heredoc bodies are shown as the Dockerfile has them, not as one escaped line.
@@ -204,8 +193,8 @@ impl EventSink for LogPrinter {
                     &format!(
                         "Layer {} ({}, {} uncompressed)",
                         layer.digest.short(),
-                        human(layer.size),
-                        human(layer.uncompressed_size.unwrap_or(0))
+                        bytes(layer.size),
+                        bytes(layer.uncompressed_size.unwrap_or(0))
                     ),
                 )
             }
@@ -221,7 +210,7 @@ impl EventSink for LogPrinter {
             }
             Event::CacheLookup { result, key, .. } => match result {
                 CacheResult::Hit { layer: Some(l), .. } => {
-                    self.line(Level::Info, ms, &format!("Using cached layer {} ({})", l.digest.short(), human(l.size)))
+                    self.line(Level::Info, ms, &format!("Using cached layer {} ({})", l.digest.short(), bytes(l.size)))
                 }
                 CacheResult::Hit { layer: None, .. } => self.line(Level::Info, ms, "Cached (no file changes)"),
                 CacheResult::Miss { explanation } => {
@@ -238,7 +227,7 @@ impl EventSink for LogPrinter {
             Event::CacheSummary { hits, misses, bytes_reused } => self.line(
                 Level::Info,
                 ms,
-                &format!("Cache: {hits} hit(s), {misses} miss(es), {} reused", human(*bytes_reused)),
+                &format!("Cache: {hits} hit(s), {misses} miss(es), {} reused", bytes(*bytes_reused)),
             ),
             Event::StageFinished { stage, duration_ms, .. } => {
                 self.line(Level::Debug, ms, &format!("Stage {stage} finished in {duration_ms} ms"))
@@ -246,7 +235,7 @@ impl EventSink for LogPrinter {
             Event::ImageAssembled { manifest_digest, layers, size, .. } => self.line(
                 Level::Info,
                 ms,
-                &format!("Image {manifest_digest}: {} layers, {}", layers.len(), human(*size)),
+                &format!("Image {manifest_digest}: {} layers, {}", layers.len(), bytes(*size)),
             ),
             Event::PushReview { review } => {
                 self.line(
@@ -288,7 +277,7 @@ impl EventSink for LogPrinter {
                     BlobPushAction::Existed => "already exists",
                     BlobPushAction::Mounted => "mounted",
                 };
-                self.line(Level::Debug, ms, &format!("{}: {a} ({})", digest.short(), human(*size)));
+                self.line(Level::Debug, ms, &format!("{}: {a} ({})", digest.short(), bytes(*size)));
             }
             Event::PushFinished { destination, digest, unchanged, .. } => {
                 let repo = destination
@@ -335,22 +324,10 @@ impl EventSink for LogPrinter {
                         "Built{d} in {:.1}s ({} new layer(s), {})",
                         *duration_ms as f64 / 1000.0,
                         self.layers_built,
-                        human(self.bytes_built)
+                        bytes(self.bytes_built)
                     ),
                 );
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(999), "999 B");
-        assert_eq!(human(1500), "1.5 kB");
-        assert_eq!(human(2_500_000), "2.5 MB");
     }
 }

@@ -112,12 +112,15 @@ pub fn summarize(header: &Header, events: &[Envelope]) -> String {
             Event::CacheSummary { hits, misses, bytes_reused } => {
                 cache_summary = Some(format!(
                     "Cache: {hits} hit(s), {misses} miss(es), {} reused",
-                    crate::log::human(*bytes_reused)
+                    crate::units::bytes(*bytes_reused)
                 ));
             }
             Event::ImageAssembled { manifest_digest, layers, size, .. } => {
-                image =
-                    Some(format!("Image: {manifest_digest}, {} layer(s), {}", layers.len(), crate::log::human(*size)));
+                image = Some(format!(
+                    "Image: {manifest_digest}, {} layer(s), {}",
+                    layers.len(),
+                    crate::units::bytes(*size)
+                ));
             }
             Event::PushFinished { destination, .. } => pushed.push(destination.clone()),
             Event::Warning { message } => warnings.push(message.clone()),
@@ -153,7 +156,7 @@ pub fn summarize(header: &Header, events: &[Envelope]) -> String {
             truncate(&s.text, 48)
         );
         if let Some(l) = s.layer {
-            let _ = write!(line, "  layer {}", crate::log::human(l));
+            let _ = write!(line, "  layer {}", crate::units::bytes(l));
         }
         if let Some(c) = &s.cache {
             let _ = write!(line, "  {c}");
