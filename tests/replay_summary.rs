@@ -141,8 +141,8 @@ fn pauses_shell_sessions_and_the_push_decision_are_in_the_summary() {
         "    shell before the step: sh (interactive), exit 0, changed 1 path(s), kept as layer sha256:aaaaaaaaaaaa (512 B)",
         "    paused after the step (step) for 0.5s, then continued",
         "warning: a cache_stored event was withheld: a secret in a digest",
-        "Push approved",
         &format!("Image: {}, 2 layer(s), 2.4 kB", digest('c')),
+        "Push approved",
         "Pushed to registry.example/app:1",
         "Built in 4.3s (2.5s of it paused in the debugger)",
     ];

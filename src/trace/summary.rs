@@ -66,18 +66,22 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
     if let Some((hits, misses, reused)) = state.cache_summary {
         let _ = writeln!(out, "Cache: {hits} hit(s), {misses} miss(es), {} reused", bytes(reused));
     }
-    match &state.push_decision {
-        Some(d) => {
-            let verdict = if d.approved { "approved" } else { "refused" };
-            let _ = writeln!(out, "Push {verdict}{}", d.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
-        }
+    let decision = match &state.push_decision {
+        Some(d) => Some(format!(
+            "Push {}{}",
+            if d.approved { "approved" } else { "refused" },
+            d.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+        )),
         None if state.review.is_some() && !state.is_over() => {
-            let _ = writeln!(out, "Push review: the trace ends while it waits for an answer");
+            Some("Push review: the trace ends while it waits for an answer".to_string())
         }
-        None => {}
-    }
+        None => None,
+    };
     match (state.outcome(), &state.failure, &state.finished) {
         (Outcome::Failed | Outcome::Aborted, Some(f), _) => {
+            if let Some(d) = &decision {
+                let _ = writeln!(out, "{d}");
+            }
             let _ = writeln!(out, "{}: {}", if f.aborted { "ABORTED" } else { "FAILED" }, f.error);
             if let Some(s) = state.failed_step().and_then(|id| state.step(id)) {
                 tail(&mut out, s);
@@ -86,6 +90,9 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
         (Outcome::Finished, _, Some(f)) => {
             if let Some(i) = &state.image {
                 let _ = writeln!(out, "Image: {}, {} layer(s), {}", i.manifest_digest, i.layers.len(), bytes(i.size));
+            }
+            if let Some(d) = &decision {
+                let _ = writeln!(out, "{d}");
             }
             let pushed: Vec<&str> =
                 state.pushes.iter().filter(|p| p.finished.is_some()).map(|p| p.destination.as_str()).collect();
@@ -103,6 +110,9 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
             );
         }
         _ => {
+            if let Some(d) = &decision {
+                let _ = writeln!(out, "{d}");
+            }
             let _ = writeln!(
                 out,
                 "INTERRUPTED: the trace ends at {} without the build finishing (killed?)",

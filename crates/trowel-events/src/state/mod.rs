@@ -30,6 +30,7 @@ pub use push::{BlobProgress, ImageView, PushDecision, PushView};
 pub use stage::StageView;
 pub use step::{CacheView, Pause, Resume, ShellSession, StepState, StepView};
 
+/// The build so far: everything its events said, folded in order.
 #[derive(Debug, Clone, Default)]
 pub struct BuildState {
     /// The trowel that ran the build.

@@ -2,15 +2,18 @@
 
 use crate::{Digest, StepId};
 
+/// Why the build did not finish (its `build_failed`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub error: String,
+    /// The step that failed: as the event says, or else the step that finished `failed`.
     pub step: Option<StepId>,
     pub line: Option<usize>,
     /// Stopped on purpose (from the debugger, or a refused push) rather than broken.
     pub aborted: bool,
 }
 
+/// The build finished (its `build_finished`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
     pub duration_ms: u64,

@@ -2,6 +2,7 @@
 
 use crate::{BlobPushAction, Digest, LayerSummary};
 
+/// The image the build assembled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageView {
     pub manifest_digest: Digest,
@@ -28,6 +29,7 @@ pub struct BlobProgress {
     pub done: Option<BlobPushAction>,
 }
 
+/// The push to one destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushView {
     pub destination: String,

@@ -2,6 +2,7 @@
 
 use crate::{BaseSource, LayerSummary, StepId};
 
+/// A stage: as planned, then as it ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageView {
     pub index: usize,
@@ -12,6 +13,7 @@ pub struct StageView {
     pub needed: bool,
     /// Its steps in the order they run (FROM, ONBUILD triggers, then its instructions).
     pub steps: Vec<StepId>,
+    /// Where its base came from, once resolved.
     pub source: Option<BaseSource>,
     pub base_layers: Vec<LayerSummary>,
     pub started: bool,

@@ -117,6 +117,7 @@ pub struct Pause {
     pub resumed: Option<Resume>,
 }
 
+/// A step: as planned, then as it ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepView {
     pub id: StepId,
