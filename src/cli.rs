@@ -42,7 +42,8 @@ pub enum Command {
 pub struct ReplayArgs {
     /// The trace file.
     pub trace: PathBuf,
-    /// Print a plain-text post-mortem instead of opening the terminal UI.
+    /// Print a plain-text post-mortem instead of opening the terminal UI; exits as the build
+    /// did (0 when it finished, non-zero when it failed, was aborted or never finished).
     #[arg(long)]
     pub summary: bool,
     #[command(flatten)]

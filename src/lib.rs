@@ -3,7 +3,8 @@
 //! The build itself is [`trowel_engine`]'s; this crate turns flags into its options once
 //! ([`cli`]), and consumes its events: the plain log ([`log`]), recorded traces and their
 //! replay ([`trace`]), the terminal debugger ([`tui`]) and its controller ([`debugger`]), the
-//! prompt a `trowel build --break` pauses at ([`prompt`]), and `trowel warm` ([`warm`]).
+//! prompt a `trowel build --break` pauses at ([`prompt`]), and `trowel warm` ([`warm`]); they
+//! write sizes with [`units`].
 //! `src/main.rs` only dispatches.
 
 pub mod cli;
@@ -12,4 +13,5 @@ pub mod log;
 pub mod prompt;
 pub mod trace;
 pub mod tui;
+pub mod units;
 pub mod warm;

@@ -1,12 +1,19 @@
 //! The plain-log front end: kaniko-style lines (`INFO[0003] RUN make`) on stderr, RUN output
 //! passed through untouched on stdout, and, when stderr is a terminal, progress bars for pulls
 //! and pushes.
+//!
+//! The printer folds every event into a [`BuildState`] (the fold the summary and the debugger
+//! share) before it prints, so lines that sum up (the new layers, the time paused) say what the
+//! others say; [`lines`] is what an event prints, kept apart from the terminal so it can be
+//! tested.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::units::bytes;
+use trowel_events::state::BuildState;
 use trowel_events::{
     BaseSource, BlobPushAction, CacheResult, Envelope, Event, EventSink, OutputStream, ResumeAction, StepStatus, When,
 };
@@ -25,9 +32,9 @@ pub struct LogPrinter {
     timestamps: bool,
     bars: Option<MultiProgress>,
     active: HashMap<String, ProgressBar>,
-    /// Bytes reused from base images vs written, for the summary line.
-    layers_built: u64,
-    bytes_built: u64,
+    /// The build so far (the fold every viewer shares), for lines that say more than their
+    /// event: the closing line's count of new layers, say.
+    state: BuildState,
 }
 
 impl LogPrinter {
@@ -39,8 +46,7 @@ impl LogPrinter {
             timestamps,
             bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             active: HashMap::new(),
-            layers_built: 0,
-            bytes_built: 0,
+            state: BuildState::default(),
         }
     }
 
@@ -82,18 +88,6 @@ impl LogPrinter {
     }
 }
 
-/// Bytes in decimal units, as kaniko and the registry tools print them (`116.6 MB`).
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
-
 /// One kaniko-style line: `INFO[0003] msg`, with an optional RFC 3339 stamp in front and the
 /// level tag coloured for terminals. Shared by the build log and `trowel warm`.
 pub fn format_line(level: Level, color: bool, timestamps: bool, secs: u64, msg: &str) -> String {
@@ -110,66 +104,9 @@ pub fn format_line(level: Level, color: bool, timestamps: bool, secs: u64, msg: 
 
 impl EventSink for LogPrinter {
     fn event(&mut self, env: &Envelope) {
-        let ms = env.ms;
+        self.state.apply(env);
+        // What the terminal shows besides log lines: RUN output as it is, and progress bars.
         match &env.event {
-            Event::BuildStarted { dockerfile_path, context, destinations, platform, isolation, stages, .. } => {
-                self.line(Level::Info, ms, &format!("Building {dockerfile_path} (context {context}) for {platform}"));
-                self.line(Level::Info, ms, &format!("RUN isolation: {isolation}"));
-                let needed = stages.iter().filter(|s| s.needed).count();
-                self.line(Level::Debug, ms, &format!("{} stage(s), {needed} needed", stages.len()));
-                if !destinations.is_empty() {
-                    self.line(Level::Debug, ms, &format!("destinations: {}", destinations.join(", ")));
-                }
-            }
-            Event::Warning { message } => self.line(Level::Warn, ms, message),
-            Event::StageStarted { stage, name, base } => {
-                let n = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
-                self.line(Level::Info, ms, &format!("Stage {stage}{n}: FROM {base}"));
-            }
-            Event::BaseResolved { source, layers, .. } => match source {
-                BaseSource::Registry { reference, manifest_digest, .. } => self.line(
-                    Level::Info,
-                    ms,
-                    &format!("Retrieved image {reference}@{manifest_digest} ({} layers)", layers.len()),
-                ),
-                BaseSource::CacheDir { reference, manifest_digest } => self.line(
-                    Level::Info,
-                    ms,
-                    &format!("Found {reference}@{manifest_digest} in the local cache directory"),
-                ),
-                BaseSource::Stage { index } => self.line(Level::Info, ms, &format!("Base is stage {index}")),
-                BaseSource::Scratch => self.line(Level::Debug, ms, "Base is scratch"),
-            },
-            Event::PullProgress { reference, digest, done, total } => {
-                let key = format!("pull {digest}");
-                let label = format!("pull {}", digest.short());
-                if let Some(pb) = self.bar(&key, &label, *total) {
-                    pb.set_position(*done);
-                }
-                if done >= total {
-                    self.finish_bar(&key);
-                    self.line(
-                        Level::Debug,
-                        ms,
-                        &format!("Pulled {} from {reference} ({})", digest.short(), human(*total)),
-                    );
-                }
-            }
-            Event::BaseUnpacked { layers, entries, bytes, duration_ms, .. } => self.line(
-                Level::Info,
-                ms,
-                &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", human(*bytes)),
-            ),
-            Event::StepStarted { expanded, line, end_line, source, .. } => {
-                // Heredoc bodies are shown as the Dockerfile has them, not as one escaped line.
-                if source.contains("<<") && end_line > line {
-                    let first = source.lines().next().unwrap_or_default().trim_end();
-                    self.line(Level::Info, ms, &format!("{first} … ({} more lines)", end_line - line));
-                } else {
-                    self.line(Level::Info, ms, expanded);
-                }
-                self.line(Level::Debug, ms, &format!("(Dockerfile line {line})"));
-            }
             Event::Output { data, stream, .. } => {
                 // RUN output is the user's program talking: pass it through as is.
                 let write = |w: &mut dyn Write| {
@@ -182,97 +119,15 @@ impl EventSink for LogPrinter {
                     (None, OutputStream::Stderr) => write(&mut std::io::stderr()),
                 }
             }
-            Event::Snapshot { changes, stats, .. } => self.line(
-                Level::Info,
-                ms,
-                &format!(
-                    "Snapshot: {} changed path(s), {} files walked in {} ms",
-                    changes.len(),
-                    stats.files_walked,
-                    stats.duration_ms
-                ),
-            ),
-            Event::FileContents { files, .. } => {
-                self.line(Level::Debug, ms, &format!("recorded the content of {} changed text file(s)", files.len()))
-            }
-            Event::LayerWritten { layer, .. } => {
-                self.layers_built += 1;
-                self.bytes_built += layer.size;
-                self.line(
-                    Level::Info,
-                    ms,
-                    &format!(
-                        "Layer {} ({}, {} uncompressed)",
-                        layer.digest.short(),
-                        human(layer.size),
-                        human(layer.uncompressed_size.unwrap_or(0))
-                    ),
-                )
-            }
-            Event::StepFinished { status, duration_ms, .. } => {
-                let what = match status {
-                    StepStatus::Built => "done",
-                    StepStatus::Cached => "cached",
-                    StepStatus::Metadata => "config only",
-                    StepStatus::Failed => "failed",
-                    StepStatus::Skipped => "skipped",
-                };
-                self.line(Level::Debug, ms, &format!("step {what} in {duration_ms} ms"));
-            }
-            Event::CacheLookup { result, key, .. } => match result {
-                CacheResult::Hit { layer: Some(l), .. } => {
-                    self.line(Level::Info, ms, &format!("Using cached layer {} ({})", l.digest.short(), human(l.size)))
+            Event::PullProgress { digest, done, total, .. } => {
+                let key = format!("pull {digest}");
+                let label = format!("pull {}", digest.short());
+                if let Some(pb) = self.bar(&key, &label, *total) {
+                    pb.set_position(*done);
                 }
-                CacheResult::Hit { layer: None, .. } => self.line(Level::Info, ms, "Cached (no file changes)"),
-                CacheResult::Miss { explanation } => {
-                    self.line(Level::Info, ms, &format!("Cache miss: {explanation}"));
-                    self.line(Level::Debug, ms, &format!("cache key {key}"));
+                if done >= total {
+                    self.finish_bar(&key);
                 }
-                CacheResult::Error { message } => {
-                    self.line(Level::Warn, ms, &format!("Cache lookup failed: {message}"))
-                }
-            },
-            Event::CacheStored { reference, .. } => {
-                self.line(Level::Debug, ms, &format!("Cached layer as {reference}"))
-            }
-            Event::CacheSummary { hits, misses, bytes_reused } => self.line(
-                Level::Info,
-                ms,
-                &format!("Cache: {hits} hit(s), {misses} miss(es), {} reused", human(*bytes_reused)),
-            ),
-            Event::StageFinished { stage, duration_ms, .. } => {
-                self.line(Level::Debug, ms, &format!("Stage {stage} finished in {duration_ms} ms"))
-            }
-            Event::ImageAssembled { manifest_digest, layers, size, .. } => self.line(
-                Level::Info,
-                ms,
-                &format!("Image {manifest_digest}: {} layers, {}", layers.len(), human(*size)),
-            ),
-            Event::PushReview { review } => {
-                self.line(
-                    Level::Info,
-                    ms,
-                    &format!("Push review: {} to {}", review.manifest_digest, review.destinations.join(", ")),
-                );
-            }
-            Event::ShellStarted { argv, interactive, .. } => {
-                let how = if *interactive { "interactive shell" } else { "command" };
-                self.line(Level::Info, ms, &format!("Debug {how} in the build root: {}", argv.join(" ")));
-            }
-            Event::ShellFinished { exit_code, changes, .. } => self.line(
-                Level::Info,
-                ms,
-                &format!("Shell exited with {exit_code}; it changed {} path(s)", changes.len()),
-            ),
-            Event::ShellResolved { kept, layer, .. } => match (kept, layer) {
-                (true, Some(l)) => {
-                    self.line(Level::Info, ms, &format!("Kept the shell's changes as layer {}", l.digest.short()))
-                }
-                (true, None) => self.line(Level::Info, ms, "Kept the shell's changes (no layer: nothing changed)"),
-                (false, _) => self.line(Level::Info, ms, "Discarded the shell's changes"),
-            },
-            Event::PushStarted { destination } => {
-                self.line(Level::Info, ms, &format!("Pushing image to {destination}"))
             }
             Event::PushProgress { destination, digest, sent, total } => {
                 let key = format!("push {destination} {digest}");
@@ -281,76 +136,273 @@ impl EventSink for LogPrinter {
                     pb.set_position(*sent);
                 }
             }
-            Event::BlobPushed { destination, digest, action, size } => {
-                self.finish_bar(&format!("push {destination} {digest}"));
-                let a = match action {
-                    BlobPushAction::Uploaded => "uploaded",
-                    BlobPushAction::Existed => "already exists",
-                    BlobPushAction::Mounted => "mounted",
-                };
-                self.line(Level::Debug, ms, &format!("{}: {a} ({})", digest.short(), human(*size)));
-            }
-            Event::PushFinished { destination, digest, unchanged, .. } => {
-                let repo = destination
-                    .rsplit_once(':')
-                    .filter(|(_, t)| !t.contains('/'))
-                    .map_or(destination.as_str(), |(r, _)| r);
-                let note = if *unchanged { " (unchanged: the registry already had it)" } else { "" };
-                self.line(Level::Info, ms, &format!("Pushed {repo}@{digest}{note}"))
-            }
-            Event::OutputWritten { kind, path } => self.line(Level::Info, ms, &format!("Wrote {kind} {path}")),
-            Event::Paused { line, when, reasons, .. } => {
-                let side = match when {
-                    When::BeforeStep => "before",
-                    When::AfterStep => "after",
-                };
-                let why: Vec<&str> = reasons.iter().map(|r| r.message.as_str()).collect();
-                self.line(Level::Info, ms, &format!("Paused {side} line {line}: {}", why.join(", ")));
-            }
-            Event::Resumed { action, paused_ms, .. } => {
-                let how = match action {
-                    ResumeAction::Continue => "continuing".to_string(),
-                    ResumeAction::Step => "stepping".to_string(),
-                    ResumeAction::RunTo { line } => format!("running to line {line}"),
-                    ResumeAction::Abort { reason } => format!("aborting: {reason}"),
-                };
-                self.line(Level::Info, ms, &format!("Resumed after {:.1}s, {how}", *paused_ms as f64 / 1000.0));
-            }
-            Event::PushDecided { approved: true, .. } => self.line(Level::Info, ms, "Push approved"),
-            Event::PushDecided { approved: false, reason } => self.line(
-                Level::Warn,
-                ms,
-                &format!("Push refused{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
-            ),
-            Event::Redacted { withheld, reason } => {
-                self.line(Level::Warn, ms, &format!("a {withheld} event was withheld: {reason}"))
-            }
-            Event::BuildFailed { error, .. } => self.line(Level::Error, ms, &format!("error building image: {error}")),
-            Event::BuildFinished { duration_ms, digest, .. } => {
-                let d = digest.as_ref().map(|d| format!(" {d}")).unwrap_or_default();
-                self.line(
-                    Level::Info,
-                    ms,
-                    &format!(
-                        "Built{d} in {:.1}s ({} new layer(s), {})",
-                        *duration_ms as f64 / 1000.0,
-                        self.layers_built,
-                        human(self.bytes_built)
-                    ),
-                );
-            }
+            Event::BlobPushed { destination, digest, .. } => self.finish_bar(&format!("push {destination} {digest}")),
+            _ => {}
+        }
+        for (level, msg) in lines(&self.state, &env.event) {
+            self.line(level, env.ms, &msg);
         }
     }
+}
+
+/// The log lines an event makes, at their levels, given the build so far (`state`, which the
+/// event has been applied to).
+pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
+    let mut say = |level: Level, msg: &str| out.push((level, msg.to_string()));
+    match event {
+        Event::BuildStarted { dockerfile_path, context, destinations, platform, isolation, stages, .. } => {
+            say(Level::Info, &format!("Building {dockerfile_path} (context {context}) for {platform}"));
+            say(Level::Info, &format!("RUN isolation: {isolation}"));
+            let needed = stages.iter().filter(|s| s.needed).count();
+            say(Level::Debug, &format!("{} stage(s), {needed} needed", stages.len()));
+            if !destinations.is_empty() {
+                say(Level::Debug, &format!("destinations: {}", destinations.join(", ")));
+            }
+        }
+        Event::Warning { message } => say(Level::Warn, message),
+        Event::StageStarted { stage, name, base } => {
+            let n = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+            say(Level::Info, &format!("Stage {stage}{n}: FROM {base}"));
+        }
+        Event::BaseResolved { source, layers, .. } => match source {
+            BaseSource::Registry { reference, manifest_digest, .. } => {
+                say(Level::Info, &format!("Retrieved image {reference}@{manifest_digest} ({} layers)", layers.len()))
+            }
+            BaseSource::CacheDir { reference, manifest_digest } => {
+                say(Level::Info, &format!("Found {reference}@{manifest_digest} in the local cache directory"))
+            }
+            BaseSource::Stage { index } => say(Level::Info, &format!("Base is stage {index}")),
+            BaseSource::Scratch => say(Level::Debug, "Base is scratch"),
+        },
+        Event::PullProgress { reference, digest, done, total } => {
+            if done >= total {
+                say(Level::Debug, &format!("Pulled {} from {reference} ({})", digest.short(), bytes(*total)));
+            }
+        }
+        Event::BaseUnpacked { layers, entries, bytes: size, duration_ms, .. } => say(
+            Level::Info,
+            &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(*size)),
+        ),
+        Event::StepStarted { expanded, line, end_line, source, .. } => {
+            // Heredoc bodies are shown as the Dockerfile has them, not as one escaped line.
+            if source.contains("<<") && end_line > line {
+                let first = source.lines().next().unwrap_or_default().trim_end();
+                say(Level::Info, &format!("{first} … ({} more lines)", end_line - line));
+            } else {
+                say(Level::Info, expanded);
+            }
+            say(Level::Debug, &format!("(Dockerfile line {line})"));
+        }
+        // Shown as they are, not as log lines.
+        Event::Output { .. } | Event::PushProgress { .. } => {}
+        Event::Snapshot { changes, stats, .. } => say(
+            Level::Info,
+            &format!(
+                "Snapshot: {} changed path(s), {} files walked in {} ms",
+                changes.len(),
+                stats.files_walked,
+                stats.duration_ms
+            ),
+        ),
+        Event::FileContents { files, .. } => {
+            say(Level::Debug, &format!("recorded the content of {} changed text file(s)", files.len()))
+        }
+        Event::LayerWritten { layer, .. } => say(
+            Level::Info,
+            &format!(
+                "Layer {} ({}, {} uncompressed)",
+                layer.digest.short(),
+                bytes(layer.size),
+                bytes(layer.uncompressed_size.unwrap_or(0))
+            ),
+        ),
+        Event::StepFinished { id, status, duration_ms, .. } => {
+            let what = match status {
+                StepStatus::Built => "done",
+                StepStatus::Cached => "cached",
+                StepStatus::Metadata => "config only",
+                StepStatus::Failed => "failed",
+                StepStatus::Skipped => "skipped",
+            };
+            let paused = state.step(*id).map_or(0, |s| s.paused_ms);
+            let paused = if paused > 0 { format!(" (and {paused} ms paused)") } else { String::new() };
+            say(Level::Debug, &format!("step {what} in {duration_ms} ms{paused}"));
+        }
+        Event::CacheLookup { result, key, .. } => match result {
+            CacheResult::Hit { layer: Some(l), .. } => {
+                say(Level::Info, &format!("Using cached layer {} ({})", l.digest.short(), bytes(l.size)))
+            }
+            CacheResult::Hit { layer: None, .. } => say(Level::Info, "Cached (no file changes)"),
+            CacheResult::Miss { explanation } => {
+                say(Level::Info, &format!("Cache miss: {explanation}"));
+                say(Level::Debug, &format!("cache key {key}"));
+            }
+            CacheResult::Error { message } => say(Level::Warn, &format!("Cache lookup failed: {message}")),
+        },
+        Event::CacheStored { reference, .. } => say(Level::Debug, &format!("Cached layer as {reference}")),
+        Event::CacheSummary { hits, misses, bytes_reused } => {
+            say(Level::Info, &format!("Cache: {hits} hit(s), {misses} miss(es), {} reused", bytes(*bytes_reused)))
+        }
+        Event::StageFinished { stage, duration_ms, .. } => {
+            say(Level::Debug, &format!("Stage {stage} finished in {duration_ms} ms"))
+        }
+        Event::ImageAssembled { manifest_digest, layers, size, .. } => {
+            say(Level::Info, &format!("Image {manifest_digest}: {} layers, {}", layers.len(), bytes(*size)))
+        }
+        Event::PushReview { review } => {
+            say(Level::Info, &format!("Push review: {} to {}", review.manifest_digest, review.destinations.join(", ")));
+        }
+        Event::ShellStarted { argv, interactive, .. } => {
+            let how = if *interactive { "interactive shell" } else { "command" };
+            say(Level::Info, &format!("Debug {how} in the build root: {}", argv.join(" ")));
+        }
+        Event::ShellFinished { exit_code, changes, .. } => {
+            say(Level::Info, &format!("Shell exited with {exit_code}; it changed {} path(s)", changes.len()))
+        }
+        Event::ShellResolved { kept, layer, .. } => match (kept, layer) {
+            (true, Some(l)) => say(Level::Info, &format!("Kept the shell's changes as layer {}", l.digest.short())),
+            (true, None) => say(Level::Info, "Kept the shell's changes (no layer: nothing changed)"),
+            (false, _) => say(Level::Info, "Discarded the shell's changes"),
+        },
+        Event::PushStarted { destination } => say(Level::Info, &format!("Pushing image to {destination}")),
+        Event::BlobPushed { digest, action, size, .. } => {
+            let a = match action {
+                BlobPushAction::Uploaded => "uploaded",
+                BlobPushAction::Existed => "already exists",
+                BlobPushAction::Mounted => "mounted",
+            };
+            say(Level::Debug, &format!("{}: {a} ({})", digest.short(), bytes(*size)));
+        }
+        Event::PushFinished { destination, digest, unchanged, .. } => {
+            let repo =
+                destination.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(destination.as_str(), |(r, _)| r);
+            let note = if *unchanged { " (unchanged: the registry already had it)" } else { "" };
+            say(Level::Info, &format!("Pushed {repo}@{digest}{note}"))
+        }
+        Event::OutputWritten { kind, path } => say(Level::Info, &format!("Wrote {kind} {path}")),
+        Event::Paused { line, when, reasons, .. } => {
+            let side = match when {
+                When::BeforeStep => "before",
+                When::AfterStep => "after",
+            };
+            let why: Vec<&str> = reasons.iter().map(|r| r.message.as_str()).collect();
+            say(Level::Info, &format!("Paused {side} line {line}: {}", why.join(", ")));
+        }
+        Event::Resumed { action, paused_ms, .. } => {
+            let how = match action {
+                ResumeAction::Continue => "continuing".to_string(),
+                ResumeAction::Step => "stepping".to_string(),
+                ResumeAction::RunTo { line } => format!("running to line {line}"),
+                ResumeAction::Abort { reason } => format!("aborting: {reason}"),
+            };
+            say(Level::Info, &format!("Resumed after {:.1}s, {how}", *paused_ms as f64 / 1000.0));
+        }
+        Event::PushDecided { approved: true, .. } => say(Level::Info, "Push approved"),
+        Event::PushDecided { approved: false, reason } => {
+            say(Level::Warn, &format!("Push refused{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()))
+        }
+        // Said as the state words it, so the log and the summary agree.
+        Event::Redacted { .. } => {
+            if let Some(w) = state.warnings.last() {
+                say(Level::Warn, w);
+            }
+        }
+        Event::BuildFailed { error, .. } => say(Level::Error, &format!("error building image: {error}")),
+        Event::BuildFinished { duration_ms, digest, .. } => {
+            let d = digest.as_ref().map(|d| format!(" {d}")).unwrap_or_default();
+            let written = &state.written_layers;
+            let paused = match state.paused_ms() {
+                0 => String::new(),
+                p => format!("; {:.1}s of it paused in the debugger", p as f64 / 1000.0),
+            };
+            say(
+                Level::Info,
+                &format!(
+                    "Built{d} in {:.1}s ({} new layer(s), {}{paused})",
+                    *duration_ms as f64 / 1000.0,
+                    written.len(),
+                    bytes(written.iter().map(|l| l.size).sum())
+                ),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Applies each event (one JSON line each) and returns what the last one prints.
+    fn last_lines(state: &mut BuildState, events: &[&str]) -> Vec<(Level, String)> {
+        let mut said = Vec::new();
+        for e in events {
+            let env: Envelope = serde_json::from_str(e).unwrap_or_else(|err| panic!("{e}: {err}"));
+            state.apply(&env);
+            said = lines(state, &env.event);
+        }
+        said
+    }
+
+    const STARTED: &str = r#"{"seq":0,"ms":0,"event":"build_started","version":"0.1.0","dockerfile_path":"Dockerfile","dockerfile_text":"FROM busybox\nRUN make\n","context":".","target":null,"destinations":[],"platform":"linux/amd64","isolation":"chroot","stages":[{"index":0,"name":null,"base":"busybox","needed":true,"steps":[{"id":{"stage":0,"step":1},"line":2,"end_line":2,"keyword":"RUN","source":"RUN make","onbuild":false}]}]}"#;
+
     #[test]
-    fn human_sizes() {
-        assert_eq!(human(999), "999 B");
-        assert_eq!(human(1500), "1.5 kB");
-        assert_eq!(human(2_500_000), "2.5 MB");
+    fn pauses_and_the_push_gate() {
+        let mut s = BuildState::default();
+        let paused = r#"{"seq":1,"ms":5,"event":"paused","id":{"stage":0,"step":1},"line":2,"when":"before_step","reasons":[{"breakpoint":"2","message":"breakpoint at line 2"}]}"#;
+        assert_eq!(
+            last_lines(&mut s, &[STARTED, paused]),
+            [(Level::Info, "Paused before line 2: breakpoint at line 2".to_string())]
+        );
+        let resumed = r#"{"seq":2,"ms":2005,"event":"resumed","id":{"stage":0,"step":1},"action":{"kind":"run_to","line":9},"paused_ms":2000}"#;
+        assert_eq!(
+            last_lines(&mut s, &[resumed]),
+            [(Level::Info, "Resumed after 2.0s, running to line 9".to_string())]
+        );
+        let refused = r#"{"seq":3,"ms":2006,"event":"push_decided","approved":false,"reason":"not today"}"#;
+        assert_eq!(last_lines(&mut s, &[refused]), [(Level::Warn, "Push refused: not today".to_string())]);
+        let withheld =
+            r#"{"seq":4,"ms":2007,"event":"redacted","withheld":"layer_written","reason":"a secret in a digest"}"#;
+        assert_eq!(
+            last_lines(&mut s, &[withheld]),
+            [(Level::Warn, "a layer_written event was withheld: a secret in a digest".to_string())]
+        );
+    }
+
+    #[test]
+    fn the_closing_line_sums_up_the_build() {
+        let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let layer = |c: char, size: u64| {
+            format!(
+                r#"{{"digest":"{}","diff_id":null,"size":{size},"uncompressed_size":null,"media_type":"m","step":{{"stage":0,"step":1}}}}"#,
+                digest(c)
+            )
+        };
+        let mut s = BuildState::default();
+        let events = [
+            STARTED.to_string(),
+            r#"{"seq":1,"ms":1,"event":"step_started","id":{"stage":0,"step":1},"line":2,"end_line":2,"keyword":"RUN","source":"RUN make","expanded":"RUN make"}"#.to_string(),
+            // A cached layer is reused, not new.
+            format!(r#"{{"seq":2,"ms":2,"event":"cache_lookup","id":{{"stage":0,"step":1}},"key":"k","components":{{"version":1,"platform":"p","layer_format":"gzip","parent":"","instruction":"RUN make","vars":{{}},"line":2}},"result":{{"kind":"hit","reference":"r","layer":{}}}}}"#, layer('c', 9000)),
+            format!(r#"{{"seq":3,"ms":3,"event":"layer_written","id":{{"stage":0,"step":1}},"layer":{},"entries":1,"duration_ms":1}}"#, layer('a', 1500)),
+            r#"{"seq":4,"ms":3000,"event":"step_finished","id":{"stage":0,"step":1},"status":"built","duration_ms":500,"paused_ms":2500,"layer":null,"exit_code":null}"#.to_string(),
+        ];
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        assert_eq!(
+            last_lines(&mut s, &events),
+            [(Level::Debug, "step done in 500 ms (and 2500 ms paused)".to_string())]
+        );
+        let finished = format!(
+            r#"{{"seq":5,"ms":3100,"event":"build_finished","duration_ms":3100,"digest":"{}","pushed":[]}}"#,
+            digest('d')
+        );
+        assert_eq!(
+            last_lines(&mut s, &[&finished]),
+            [(
+                Level::Info,
+                format!("Built {} in 3.1s (1 new layer(s), 1.5 kB; 2.5s of it paused in the debugger)", digest('d'))
+            )]
+        );
     }
 }

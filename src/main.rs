@@ -79,8 +79,9 @@ fn run_replay(args: &trowel::cli::ReplayArgs) -> i32 {
         }
     };
     if args.summary {
-        print!("{}", trowel::trace::summary::summarize(&header, &events));
-        return 0;
+        let state = trowel_events::BuildState::from_events(&events);
+        print!("{}", trowel::trace::summary::summarize(&header, &state));
+        return trowel::trace::summary::exit_code(&state);
     }
     let theme = match trowel::tui::Theme::select(args.ui.theme.as_deref()) {
         Ok(t) => t,

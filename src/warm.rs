@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{WarmArgs, parse_build_args};
 use crate::log::Level;
+use crate::units::bytes;
 use trowel_engine::cache::basedir::{BaseImageCache, CacheDirError, WarmOutcome, platform_key};
 use trowel_engine::dockerfile::{self, Base, DockerfileError, PlatformArgs, StageOrImage};
 use trowel_engine::duration::format_go_duration;
@@ -199,7 +200,7 @@ fn warm_one(
 fn describe(image: &str, outcome: &WarmOutcome) -> String {
     let base = outcome.base();
     let n = base.layers().len();
-    let summary = format!("{n} {}, {}", plural(n, "layer"), megabytes(base.layers_size()));
+    let summary = format!("{n} {}, {}", plural(n, "layer"), bytes(base.layers_size()));
     match outcome {
         WarmOutcome::AlreadyCached(_) => format!(
             "Image {image} already cached as {} ({summary}; warmed {} ago)",
@@ -214,17 +215,13 @@ fn describe(image: &str, outcome: &WarmOutcome) -> String {
             "Image {image} cached as {} ({summary}; downloaded {b} {}, {})",
             base.image.manifest_digest,
             plural(*b, "layer"),
-            megabytes(*downloaded_bytes)
+            bytes(*downloaded_bytes)
         ),
     }
 }
 
 fn plural(n: usize, word: &str) -> String {
     if n == 1 { word.to_string() } else { format!("{word}s") }
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// kaniko's rule: the warmer fails only if every image failed (and it had some to warm).
@@ -384,7 +381,6 @@ mod tests {
 
     #[test]
     fn messages() {
-        assert_eq!(megabytes(1_234_567), "1.2 MB");
         assert_eq!(plural(1, "layer"), "layer");
         assert_eq!(plural(0, "layer"), "layers");
     }

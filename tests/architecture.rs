@@ -30,3 +30,14 @@ fn the_engine_knows_nothing_of_terminals() {
     let binary = crate_names(&normal_deps("trowel"));
     assert!(binary.iter().any(|d| d == "ratatui") && binary.iter().any(|d| d == "clap"), "{binary:?}");
 }
+
+/// The contract and its fold (`BuildState`) are plain data: an engine refactor cannot reach
+/// them, and every viewer can depend on them.
+#[test]
+fn the_event_contract_depends_on_no_other_trowel_crate() {
+    let deps = crate_names(&normal_deps("trowel-events"));
+    assert!(deps.iter().any(|d| d == "serde"), "the tree was read: {deps:?}");
+    for other in ["trowel", "trowel-engine", "tokio", "ratatui"] {
+        assert!(!deps.iter().any(|d| d == other), "trowel-events depends on {other}: {deps:?}");
+    }
+}

@@ -191,8 +191,8 @@ fn a_killed_build_leaves_a_replayable_trace() {
     child.kill().unwrap();
     child.wait().unwrap();
     let o = run(trowel().arg("replay").arg(&trace).arg("--summary"));
-    assert_ok(&o);
     let s = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "a build that never finished: {s}");
     assert!(s.contains("INTERRUPTED: the trace ends at"), "{s}");
     assert!(s.contains(":3: RUN echo started-sleeping && sleep 60"), "{s}");
     assert!(s.contains("| started-sleeping"), "{s}");
@@ -210,7 +210,9 @@ fn replay_summary_of_a_failed_build_shows_what_failed_and_why() {
         .args(["--destination", &dest, "--build-arg", &format!("REGISTRY={}", env().registry), "--trace"])
         .arg(&trace));
     assert_eq!(o.status.code(), Some(3));
-    let s = stdout(&run(trowel().arg("replay").arg(&trace).arg("--summary")));
+    let o = run(trowel().arg("replay").arg(&trace).arg("--summary"));
+    let s = stdout(&o);
+    assert_eq!(o.status.code(), Some(3), "the summary exits as the build did: {s}");
     assert!(s.contains("line 3    FAILED"), "{s}");
     assert!(s.contains("FAILED: ") && s.contains("Dockerfile:3: RUN echo before && exit 3: exit code 3"), "{s}");
     assert!(s.contains("  | before"), "{s}");

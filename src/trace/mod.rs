@@ -99,7 +99,11 @@ pub fn read(path: &Path) -> Result<(Header, Vec<Envelope>), TraceError> {
     if header.trowel_trace > TRACE_VERSION {
         return Err(fmt(
             1,
-            format!("trace version {} is newer than this trowel ({TRACE_VERSION})", header.trowel_trace),
+            format!(
+                "written in trace format {}, newer than this trowel reads (1 to {TRACE_VERSION}): replay it with a \
+                 newer trowel",
+                header.trowel_trace
+            ),
         ));
     }
     let mut events = Vec::new();

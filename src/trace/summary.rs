@@ -1,221 +1,256 @@
 //! `trowel replay FILE --summary`: a plain-text post-mortem of a recorded build, for CI logs.
 //!
-//! It lists every step with its line, status, time, layer size and cache result, then the
-//! failure (with the failing step's last output lines) or the image and where it went. A trace
-//! that stops mid-build (the build was killed) says so and shows where it stopped.
+//! It lists every step that ran with its line, status, run time, layer size and cache result,
+//! and under it the debugger's pauses and shell sessions there (time paused is shown apart from
+//! the run time); then the push decision, and the failure (with the failing step's last output
+//! lines) or the image and where it went. A trace that stops mid-build (the build was killed)
+//! says so and shows where it stopped. Everything comes from the shared fold,
+//! [`BuildState`], so the summary says what the log and the debugger said.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::trace::Header;
-use trowel_events::{CacheResult, Envelope, Event, StepId, StepStatus};
+use crate::units::bytes;
+use trowel_events::state::{BuildState, Outcome, Pause, ShellSession, StepState, StepView};
+use trowel_events::{CacheResult, ResumeAction, When};
 
-/// Output lines kept per step for the failure report.
+/// Output lines shown for the step that failed (or was running when the trace ends).
 const TAIL_LINES: usize = 20;
-
-#[derive(Default)]
-struct Step {
-    line: usize,
-    text: String,
-    status: Option<StepStatus>,
-    ms: Option<u64>,
-    layer: Option<u64>,
-    cache: Option<String>,
-    output: String,
-    started_at: u64,
-}
 
 fn secs(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 /// Renders the summary of a trace.
-pub fn summarize(header: &Header, events: &[Envelope]) -> String {
+pub fn summarize(header: &Header, state: &BuildState) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "trowel trace (format {}, trowel {}, started {})",
         header.trowel_trace, header.trowel_version, header.started
     );
-    let mut steps: BTreeMap<StepId, Step> = BTreeMap::new();
-    let mut order: Vec<StepId> = Vec::new();
-    let mut stage_names: BTreeMap<usize, String> = BTreeMap::new();
-    let mut layer_sizes: BTreeMap<String, u64> = BTreeMap::new();
-    let mut failure: Option<(String, Option<StepId>)> = None;
-    let mut finished: Option<u64> = None;
-    let mut image: Option<String> = None;
-    let mut pushed: Vec<String> = Vec::new();
-    let mut cache_summary: Option<String> = None;
-    let mut warnings: Vec<String> = Vec::new();
-    let mut dockerfile = String::new();
-    let mut last_running: Option<StepId> = None;
-    for e in events {
-        match &e.event {
-            Event::BuildStarted { dockerfile_path, platform, destinations, stages, .. } => {
-                dockerfile = dockerfile_path.clone();
-                let _ = writeln!(
-                    out,
-                    "Dockerfile: {dockerfile_path} ({} stage(s)), platform {platform}{}",
-                    stages.len(),
-                    if destinations.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", destinations: {}", destinations.join(", "))
-                    }
-                );
-                for s in stages {
-                    let name = s.name.clone().unwrap_or_else(|| s.index.to_string());
-                    stage_names.insert(
-                        s.index,
-                        format!(
-                            "Stage {name}: FROM {}{}",
-                            s.base,
-                            if s.needed { "" } else { " (not needed, skipped)" }
-                        ),
-                    );
-                }
+    if state.events > 0 {
+        let _ = writeln!(
+            out,
+            "Dockerfile: {} ({} stage(s)), platform {}{}",
+            state.dockerfile_path,
+            state.stages.len(),
+            state.platform,
+            if state.destinations.is_empty() {
+                String::new()
+            } else {
+                format!(", destinations: {}", state.destinations.join(", "))
             }
-            Event::StepStarted { id, line, source, .. } => {
-                let s = steps.entry(*id).or_default();
-                s.line = *line;
-                s.text = source.lines().next().unwrap_or_default().trim().to_string();
-                s.started_at = e.ms;
-                order.push(*id);
-                last_running = Some(*id);
-            }
-            Event::StepFinished { id, status, duration_ms, .. } => {
-                let s = steps.entry(*id).or_default();
-                s.status = Some(*status);
-                s.ms = Some(*duration_ms);
-                if last_running == Some(*id) {
-                    last_running = None;
-                }
-            }
-            Event::LayerWritten { id, layer, .. } => {
-                steps.entry(*id).or_default().layer = Some(layer.size);
-                layer_sizes.insert(layer.digest.to_string(), layer.size);
-            }
-            Event::CacheLookup { id, result, .. } => {
-                let s = steps.entry(*id).or_default();
-                s.cache = Some(match result {
-                    CacheResult::Hit { layer, .. } => {
-                        if let Some(l) = layer {
-                            s.layer = Some(l.size);
-                        }
-                        "cache hit".to_string()
-                    }
-                    CacheResult::Miss { explanation } => format!("cache miss: {explanation}"),
-                    CacheResult::Error { message } => format!("cache error: {message}"),
-                });
-            }
-            Event::Output { id, data, .. } => steps.entry(*id).or_default().output.push_str(data),
-            Event::CacheSummary { hits, misses, bytes_reused } => {
-                cache_summary = Some(format!(
-                    "Cache: {hits} hit(s), {misses} miss(es), {} reused",
-                    crate::log::human(*bytes_reused)
-                ));
-            }
-            Event::ImageAssembled { manifest_digest, layers, size, .. } => {
-                image =
-                    Some(format!("Image: {manifest_digest}, {} layer(s), {}", layers.len(), crate::log::human(*size)));
-            }
-            Event::PushFinished { destination, .. } => pushed.push(destination.clone()),
-            Event::Warning { message } => warnings.push(message.clone()),
-            Event::BuildFailed { error, step, .. } => failure = Some((error.clone(), *step)),
-            Event::BuildFinished { duration_ms, .. } => finished = Some(*duration_ms),
-            _ => {}
-        }
-    }
-    let mut current_stage = None;
-    for id in &order {
-        let s = &steps[id];
-        if current_stage != Some(id.stage) {
-            current_stage = Some(id.stage);
-            let _ = writeln!(
-                out,
-                "{}",
-                stage_names.get(&id.stage).cloned().unwrap_or_else(|| format!("Stage {}", id.stage))
-            );
-        }
-        let status = match s.status {
-            Some(StepStatus::Built) => "built",
-            Some(StepStatus::Cached) => "cached",
-            Some(StepStatus::Metadata) => "config",
-            Some(StepStatus::Failed) => "FAILED",
-            Some(StepStatus::Skipped) => "skipped",
-            None => "running",
-        };
-        let mut line = format!(
-            "  line {:<4} {:<7} {:>6}  {:<48}",
-            s.line,
-            status,
-            s.ms.map(secs).unwrap_or_else(|| "-".into()),
-            truncate(&s.text, 48)
         );
-        if let Some(l) = s.layer {
-            let _ = write!(line, "  layer {}", crate::log::human(l));
-        }
-        if let Some(c) = &s.cache {
-            let _ = write!(line, "  {c}");
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
     }
-    for w in &warnings {
+    for stage in &state.stages {
+        let ran: Vec<&StepView> =
+            stage.steps.iter().filter_map(|id| state.step(*id)).filter(|s| s.started_ms.is_some()).collect();
+        if ran.is_empty() {
+            continue;
+        }
+        let name = stage.name.clone().unwrap_or_else(|| stage.index.to_string());
+        let _ = writeln!(
+            out,
+            "Stage {name}: FROM {}{}",
+            stage.base,
+            if stage.needed { "" } else { " (not needed, skipped)" }
+        );
+        for s in ran {
+            step_lines(&mut out, s, state.is_over());
+        }
+    }
+    for w in &state.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    if let Some(c) = &cache_summary {
-        let _ = writeln!(out, "{c}");
+    if let Some((hits, misses, reused)) = state.cache_summary {
+        let _ = writeln!(out, "Cache: {hits} hit(s), {misses} miss(es), {} reused", bytes(reused));
     }
-    let failed_step = order.iter().rev().find(|id| steps[id].status == Some(StepStatus::Failed)).copied();
-    match (&failure, finished) {
-        (Some((error, _)), _) => {
-            let _ = writeln!(out, "FAILED: {error}");
-            if let Some(id) = failed_step {
-                tail(&mut out, &steps[&id].output);
+    let decision = match &state.push_decision {
+        Some(d) => Some(format!(
+            "Push {}{}",
+            if d.approved { "approved" } else { "refused" },
+            d.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+        )),
+        None if state.review.is_some() && !state.is_over() => {
+            Some("Push review: the trace ends while it waits for an answer".to_string())
+        }
+        None => None,
+    };
+    match (state.outcome(), &state.failure, &state.finished) {
+        (Outcome::Failed | Outcome::Aborted, Some(f), _) => {
+            if let Some(d) = &decision {
+                let _ = writeln!(out, "{d}");
+            }
+            let _ = writeln!(out, "{}: {}", if f.aborted { "ABORTED" } else { "FAILED" }, f.error);
+            if let Some(s) = state.failed_step().and_then(|id| state.step(id)) {
+                tail(&mut out, s);
             }
         }
-        (None, Some(ms)) => {
-            if let Some(i) = &image {
-                let _ = writeln!(out, "{i}");
+        (Outcome::Finished, _, Some(f)) => {
+            if let Some(i) = &state.image {
+                let _ = writeln!(out, "Image: {}, {} layer(s), {}", i.manifest_digest, i.layers.len(), bytes(i.size));
             }
+            if let Some(d) = &decision {
+                let _ = writeln!(out, "{d}");
+            }
+            let pushed: Vec<&str> =
+                state.pushes.iter().filter(|p| p.finished.is_some()).map(|p| p.destination.as_str()).collect();
             if pushed.is_empty() {
                 let _ = writeln!(out, "Not pushed");
             } else {
                 let _ = writeln!(out, "Pushed to {}", pushed.join(", "));
             }
-            let _ = writeln!(out, "Built in {}", secs(ms));
+            let paused = state.paused_ms();
+            let _ = writeln!(
+                out,
+                "Built in {}{}",
+                secs(f.duration_ms),
+                if paused > 0 { format!(" ({} of it paused in the debugger)", secs(paused)) } else { String::new() }
+            );
         }
-        (None, None) => {
-            let last_ms = events.last().map(|e| e.ms).unwrap_or(0);
-            let _ =
-                writeln!(out, "INTERRUPTED: the trace ends at {} without the build finishing (killed?)", secs(last_ms));
-            if let Some(id) = last_running {
-                let s = &steps[&id];
-                let _ = writeln!(
-                    out,
-                    "It was running {dockerfile}:{}: {} (started at {})",
-                    s.line,
-                    s.text,
-                    secs(s.started_at)
-                );
-                tail(&mut out, &s.output);
+        _ => {
+            if let Some(d) = &decision {
+                let _ = writeln!(out, "{d}");
             }
+            let _ = writeln!(
+                out,
+                "INTERRUPTED: the trace ends at {} without the build finishing (killed?)",
+                secs(state.last_ms)
+            );
+            let (what, s, since) = match (state.open_pause(), state.current.and_then(|id| state.step(id))) {
+                (Some((s, p)), _) => (format!("paused {}", side(p.when)), s, format!("since {}", secs(p.started_ms))),
+                (None, Some(s)) => {
+                    ("running".to_string(), s, format!("started at {}", secs(s.started_ms.unwrap_or_default())))
+                }
+                (None, None) => return out,
+            };
+            let _ = writeln!(out, "It was {what} {}:{}: {} ({since})", state.dockerfile_path, s.line, s.first_line());
+            tail(&mut out, s);
         }
     }
     out
+}
+
+/// How `trowel replay --summary` exits: as the build did (0, or a failed RUN's exit code), and
+/// 1 for a build that was aborted, failed otherwise, or never finished.
+pub fn exit_code(state: &BuildState) -> i32 {
+    match state.outcome() {
+        Outcome::Finished => 0,
+        Outcome::Failed => {
+            state.failed_step().and_then(|id| state.step(id)).and_then(|s| s.exit_code).filter(|&c| c > 0).unwrap_or(1)
+        }
+        Outcome::Aborted | Outcome::Unfinished => 1,
+    }
+}
+
+/// A step's line, then its pauses and shell sessions in the order they happened.
+fn step_lines(out: &mut String, s: &StepView, build_over: bool) {
+    let status = match s.state {
+        StepState::Failed => "FAILED",
+        // Aborted at a pause before it ran, or left when the build failed elsewhere.
+        StepState::Running if build_over => "stopped",
+        other => other.label(),
+    };
+    let mut line = format!(
+        "  line {:<4} {:<7} {:>6}  {:<48}",
+        s.line,
+        status,
+        s.duration_ms.map(secs).unwrap_or_else(|| "-".into()),
+        truncate(s.first_line(), 48)
+    );
+    if let Some(l) = &s.layer {
+        let _ = write!(line, "  layer {}", bytes(l.size));
+    }
+    if s.paused_ms > 0 {
+        let _ = write!(line, "  paused {}", secs(s.paused_ms));
+    }
+    if let Some(c) = &s.cache {
+        let _ = match &c.result {
+            CacheResult::Hit { .. } => write!(line, "  cache hit"),
+            CacheResult::Miss { explanation } => write!(line, "  cache miss: {explanation}"),
+            CacheResult::Error { message } => write!(line, "  cache error: {message}"),
+        };
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+    let mut moments: Vec<(u64, String)> = s.pauses.iter().map(|p| (p.started_ms, pause_line(p))).collect();
+    moments.extend(s.shells.iter().map(|sh| (sh.started_ms, shell_line(sh))));
+    // Stable: a shell opened in the same millisecond as its pause stays after it.
+    moments.sort_by_key(|(ms, _)| *ms);
+    for (_, m) in moments {
+        let _ = writeln!(out, "    {m}");
+    }
+}
+
+fn side(when: When) -> &'static str {
+    match when {
+        When::BeforeStep => "before",
+        When::AfterStep => "after",
+    }
+}
+
+/// `paused before the step (breakpoint at line 3 [3]) for 2.5s, then stepped`.
+fn pause_line(p: &Pause) -> String {
+    let why: Vec<String> = p
+        .reasons
+        .iter()
+        .map(|r| match &r.breakpoint {
+            Some(b) => format!("{} [{b}]", r.message),
+            None => r.message.clone(),
+        })
+        .collect();
+    let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join(", ")) };
+    let how = match &p.resumed {
+        None => return format!("paused {} the step{why}: still paused when the trace ends", side(p.when)),
+        Some(r) => {
+            let then = match &r.action {
+                ResumeAction::Continue => "continued".to_string(),
+                ResumeAction::Step => "stepped".to_string(),
+                ResumeAction::RunTo { line } => format!("ran to line {line}"),
+                ResumeAction::Abort { reason } => format!("aborted: {reason}"),
+            };
+            format!(" for {}, then {then}", secs(r.paused_ms))
+        }
+    };
+    format!("paused {} the step{why}{how}", side(p.when))
+}
+
+/// `shell after the step: sh (interactive), exit 0, changed 2 path(s), kept as layer sha256:… (1.2 kB)`.
+fn shell_line(sh: &ShellSession) -> String {
+    let mut line = format!(
+        "shell {} the step: {} ({})",
+        if sh.before_step { "before" } else { "after" },
+        sh.argv.join(" "),
+        if sh.interactive { "interactive" } else { "command" }
+    );
+    let Some(code) = sh.exit_code else {
+        line.push_str(", still running when the trace ends");
+        return line;
+    };
+    let _ = write!(line, ", exit {code}, changed {} path(s)", sh.changes.len());
+    let _ = match (sh.kept, &sh.layer) {
+        (Some(true), Some(l)) => write!(line, ", kept as layer {} ({})", l.digest.short(), bytes(l.size)),
+        (Some(true), None) => write!(line, ", kept (no layer: nothing changed)"),
+        (Some(false), _) => write!(line, ", discarded"),
+        (None, _) => write!(line, ", no decision to keep or discard the changes"),
+    };
+    line
 }
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
 }
 
-fn tail(out: &mut String, output: &str) {
-    let lines: Vec<&str> = output.lines().collect();
+/// The step's last output lines.
+fn tail(out: &mut String, s: &StepView) {
+    let lines: Vec<&str> = s.output.lines().collect();
     if lines.is_empty() {
         return;
     }
     let skip = lines.len().saturating_sub(TAIL_LINES);
-    let _ = writeln!(out, "  output{}:", if skip > 0 { format!(" (last {TAIL_LINES} lines)") } else { String::new() });
+    let shown = lines.len() - skip;
+    let more = skip > 0 || s.output.is_truncated();
+    let _ = writeln!(out, "  output{}:", if more { format!(" (last {shown} lines)") } else { String::new() });
     for l in &lines[skip..] {
         let _ = writeln!(out, "  | {l}");
     }

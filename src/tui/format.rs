@@ -5,17 +5,8 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use trowel_events::FileType;
 
-/// `512 B`, `3.4 kB`, `12.0 MB` (decimal units, as registries and `docker images` report).
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
+/// `512 B`, `3.4 kB`, `12.0 MB`: the one byte formatter, shared with the log and the summary.
+pub use crate::units::bytes;
 
 /// At most five columns: `278B`, `1.2k`, `300k`, `1.1M`, `12G` (for tight table columns).
 pub fn bytes_compact(n: u64) -> String {
@@ -190,10 +181,6 @@ mod tests {
 
     #[test]
     fn sizes_and_durations() {
-        assert_eq!(bytes(999), "999 B");
-        assert_eq!(bytes(1000), "1.0 kB");
-        assert_eq!(bytes(300_000), "300.0 kB");
-        assert_eq!(bytes(12_345_678), "12.3 MB");
         assert_eq!(duration_ms(420), "0.4s");
         assert_eq!(bytes_compact(278), "278B");
         assert_eq!(bytes_compact(1_234), "1.2k");

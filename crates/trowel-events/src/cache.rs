@@ -16,6 +16,7 @@ pub enum VarKind {
     Env,
 }
 
+/// A variable in effect at a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Var {
     pub kind: VarKind,
@@ -28,13 +29,15 @@ pub struct Var {
 pub struct KeyFile {
     /// Path relative to the context (or the source stage's root), `/`-separated.
     pub path: String,
-    /// `f`, `d`, `l`, `c`, `b`, `p`.
+    /// `f` file, `d` directory, `l` symlink, `c` character device, `b` block device, `p` fifo.
     pub kind: char,
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// A symlink's target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// A regular file's content digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
 }
@@ -58,6 +61,7 @@ pub struct BaseInfo {
 /// context used to explain a miss.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyComponents {
+    /// The key scheme's version (a new trowel with a new scheme misses every old entry).
     pub version: u32,
     pub platform: String,
     /// How layers are written (compression, level, `+reproducible`).
@@ -66,13 +70,17 @@ pub struct KeyComponents {
     pub parent: String,
     /// The expanded instruction.
     pub instruction: String,
+    /// The ARG and ENV variables in effect, by name.
     pub vars: BTreeMap<String, Var>,
+    /// A COPY or ADD's sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<KeyFile>,
     /// `stage:<name>` → that stage's last key; `image:<ref>` → its manifest digest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
+    /// The step's Dockerfile line.
     pub line: usize,
+    /// The ancestor steps the key chains through, with their keys.
     #[serde(default)]
     pub chain: Vec<ChainLink>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,7 +91,7 @@ pub struct KeyComponents {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum CacheResult {
-    /// The cached layer was used (`layer` is `None` for a step that changed no files).
+    /// The cached layer was used (`layer` is `null` for a step that changed no files).
     Hit { reference: String, layer: Option<LayerSummary> },
     /// Not in the cache; `explanation` says why.
     Miss { explanation: String },

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Digest;
 
-/// The type of a filesystem object. `Hardlink` marks a regular file that is another name of an
+/// The type of a filesystem object. `hardlink` marks a regular file that is another name of an
 /// earlier file in the same change set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -19,6 +19,7 @@ pub enum FileType {
     Socket,
 }
 
+/// What happened to a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
@@ -46,6 +47,7 @@ pub struct Change {
     pub kind: ChangeKind,
     /// The current type (for `deleted`: the type it had).
     pub file_type: FileType,
+    /// Bytes of a regular file's content (0 for other types).
     pub size: u64,
     /// Permission bits including setuid, setgid and sticky.
     pub mode: u32,
@@ -59,7 +61,7 @@ pub struct Change {
     pub digest: Option<Digest>,
     /// A directory that was removed and re-created: what lower layers had below it is gone.
     pub opaque: bool,
-    /// The metadata before, for `modified` and `deleted`.
+    /// The metadata before, for `modified` and `deleted` (else `null`).
     pub previous: Option<PrevMeta>,
 }
 
@@ -73,7 +75,7 @@ pub struct SnapshotStats {
     pub duration_ms: u64,
 }
 
-/// A small text file's content before and after a step (`None`: absent on that side, binary or
+/// A small text file's content before and after a step (`null`: absent on that side, binary or
 /// larger than the recording limit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileContent {

@@ -17,7 +17,7 @@ pub enum When {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PauseReason {
     /// The breakpoint that fired, as the person wrote it (`12`, `stage:build`, `cache-miss`,
-    /// `size:10MB`, `path:/etc/**`, `failure`); `None` when stepping or running to a line.
+    /// `size:10MB`, `path:/etc/**`, `failure`); absent when stepping or running to a line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakpoint: Option<String>,
     /// What happened, in words (`breakpoint at line 12`, `step`, `cache miss`).
@@ -48,15 +48,16 @@ pub struct PushReview {
     pub layers: Vec<ReviewLayer>,
 }
 
+/// One layer of the image under review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReviewLayer {
     pub digest: Digest,
     pub size: u64,
     pub uncompressed_size: Option<u64>,
     pub media_type: String,
-    /// The step that made it (`None`: a base-image layer).
+    /// The step that made it (`null`: a base-image layer).
     pub step: Option<StepId>,
-    /// Per destination (in `destinations` order): whether it already has the blob (`None`:
+    /// Per destination (in `destinations` order): whether it already has the blob (`null`:
     /// could not be told).
     pub present: Vec<Option<bool>>,
 }

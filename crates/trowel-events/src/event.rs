@@ -13,11 +13,14 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Identifies a step: the stage index and the step's position in that stage (0 = FROM).
-/// ONBUILD triggers inherited from a base image run as steps too; they come first.
+/// Identifies a step: its stage and its position in that stage. ONBUILD triggers inherited
+/// from a base image run as steps too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepId {
+    /// The stage's index in the Dockerfile (0 = the first `FROM`).
     pub stage: usize,
+    /// 0 = the stage's `FROM`, then one per instruction; ONBUILD triggers get the numbers after
+    /// the stage's own instructions (and run right after `FROM`).
     pub step: usize,
 }
 
@@ -31,6 +34,7 @@ impl std::fmt::Display for StepId {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StagePlan {
     pub index: usize,
+    /// The name given with `AS`, if any.
     pub name: Option<String>,
     /// The base as written after ARG expansion (`busybox:1.35`, `scratch`, a stage name).
     pub base: String,
@@ -39,12 +43,15 @@ pub struct StagePlan {
     pub steps: Vec<StepPlan>,
 }
 
+/// A step as planned: one Dockerfile instruction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepPlan {
     pub id: StepId,
-    /// 1-based Dockerfile lines (inclusive). ONBUILD triggers carry the FROM line.
+    /// The instruction's first Dockerfile line (1-based). ONBUILD triggers carry the FROM line.
     pub line: usize,
+    /// Its last line (inclusive; later than `line` for continuation lines and heredocs).
     pub end_line: usize,
+    /// The instruction in capitals (`RUN`, `COPY`, …).
     pub keyword: String,
     /// The instruction as written (first line for display; full text incl. heredocs).
     pub source: String,
@@ -52,6 +59,7 @@ pub struct StepPlan {
     pub onbuild: bool,
 }
 
+/// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
@@ -59,12 +67,16 @@ pub enum StepStatus {
     Built,
     /// Served from the layer cache.
     Cached,
-    /// Changed only the config.
+    /// Changed only the image config (`ENV`, `WORKDIR`, `FROM`, …).
     Metadata,
+    /// The build stops here.
     Failed,
+    /// Not run. (Steps of stages the target does not need get no events at all: the plan in
+    /// `build_started` marks those stages.)
     Skipped,
 }
 
+/// Which of a RUN's output streams a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputStream {
@@ -76,103 +88,123 @@ pub enum OutputStream {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum BaseSource {
+    /// `FROM scratch`: no base layers.
     Scratch,
+    /// Pulled from a registry; `index_digest` is the multi-platform index it was chosen from.
     Registry { reference: String, manifest_digest: Digest, index_digest: Option<Digest> },
+    /// Read from the base-image cache directory (`--cache-dir`, filled by `trowel warm`).
     CacheDir { reference: String, manifest_digest: Digest },
+    /// An earlier stage of this build.
     Stage { index: usize },
 }
 
 /// A layer of the image being built (base layer or a new one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LayerSummary {
+    /// The compressed blob's digest (what the manifest lists).
     pub digest: Digest,
+    /// The uncompressed tar's digest (what the image config lists), when known.
     pub diff_id: Option<Digest>,
+    /// Compressed bytes.
     pub size: u64,
     pub uncompressed_size: Option<u64>,
     pub media_type: String,
-    /// Which step made it (None for base-image layers).
+    /// Which step made it (`null` for base-image layers).
     pub step: Option<StepId>,
 }
 
+/// What pushing one blob to a destination took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlobPushAction {
+    /// Sent.
     Uploaded,
+    /// The destination already had it.
     Existed,
+    /// Mounted from another repository of the same registry (the cache repository, a base).
     Mounted,
 }
 
+/// One moment of a build. The variant's name, in snake case, is the `event` field of its line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum Event {
+    /// The first event: what is built, from what, and the plan of every stage and step.
     BuildStarted {
+        /// The trowel that ran the build.
         version: String,
         dockerfile_path: String,
+        /// The whole Dockerfile.
         dockerfile_text: String,
+        /// The build context directory.
         context: String,
+        /// `--target`, if given.
         target: Option<String>,
+        /// Where the image is pushed (none with `--no-push`).
         destinations: Vec<String>,
+        /// `os/arch[/variant]`.
         platform: String,
+        /// How RUN steps are isolated: `chroot` or `container`.
         isolation: String,
         stages: Vec<StagePlan>,
     },
-    Warning {
-        message: String,
-    },
+    /// Something the person should know; the build goes on.
+    Warning { message: String },
+    /// A stage begins (stages the target does not need never do).
     StageStarted {
         stage: usize,
         name: Option<String>,
+        /// The base as written after ARG expansion.
         base: String,
     },
+    /// A stage's base image is known.
     BaseResolved {
         stage: usize,
         source: BaseSource,
+        /// `null` for `scratch` and stage bases.
         config_digest: Option<Digest>,
         layers: Vec<LayerSummary>,
     },
-    PullProgress {
-        reference: String,
-        digest: Digest,
-        done: u64,
-        total: u64,
-    },
+    /// A base layer is downloading (sent often; `done` of `total` bytes).
+    PullProgress { reference: String, digest: Digest, done: u64, total: u64 },
+    /// A stage's build root was made from its base layers.
     BaseUnpacked {
         stage: usize,
         layers: usize,
+        /// Files, directories and links created.
         entries: u64,
         bytes: u64,
         duration_ms: u64,
     },
+    /// A step begins.
     StepStarted {
         id: StepId,
         line: usize,
         end_line: usize,
         keyword: String,
+        /// The instruction as written.
         source: String,
         /// The instruction after variable expansion, as shown in logs and history.
         expanded: String,
     },
-    Output {
-        id: StepId,
-        stream: OutputStream,
-        data: String,
-    },
-    Snapshot {
-        id: StepId,
-        changes: Vec<Change>,
-        stats: SnapshotStats,
-    },
-    /// Small text files' content before and after a step (see `--trace-content-limit`).
-    FileContents {
-        id: StepId,
-        files: Vec<FileContent>,
-    },
+    /// A chunk of a RUN's output (or of a debugger shell session's), as it came: a line may be
+    /// split across chunks.
+    Output { id: StepId, stream: OutputStream, data: String },
+    /// What a step changed in the build root (after every step that can change files). For a
+    /// cached layer that was not unpacked, the layer's entries: all `added`, whiteouts `deleted`.
+    Snapshot { id: StepId, changes: Vec<Change>, stats: SnapshotStats },
+    /// Small text files' content before and after a step (`--trace-content-limit`, default
+    /// 64KiB per file).
+    FileContents { id: StepId, files: Vec<FileContent> },
+    /// A step (or a kept shell session) made a layer.
     LayerWritten {
         id: StepId,
         layer: LayerSummary,
+        /// Tar entries in it.
         entries: u64,
         duration_ms: u64,
     },
+    /// A step ended.
     StepFinished {
         id: StepId,
         status: StepStatus,
@@ -184,12 +216,13 @@ pub enum Event {
         paused_ms: u64,
         /// Digest of the layer this step added, if any.
         layer: Option<Digest>,
-        /// For failed RUNs.
+        /// A failed RUN's exit code.
         exit_code: Option<i32>,
     },
     /// A cacheable step's lookup (with `--cache`).
     CacheLookup {
         id: StepId,
+        /// The cache key (the tag of the entry in the cache repository).
         key: String,
         components: Box<KeyComponents>,
         result: CacheResult,
@@ -198,6 +231,7 @@ pub enum Event {
     CacheStored {
         id: StepId,
         key: String,
+        /// The cache entry's image reference.
         reference: String,
         /// The layer was uploaded while it was being written (else after, from the store).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -207,64 +241,64 @@ pub enum Event {
     CacheSummary {
         hits: usize,
         misses: usize,
+        /// Compressed bytes of the cached layers used.
         bytes_reused: u64,
     },
+    /// A stage's steps are done.
     StageFinished {
         stage: usize,
         duration_ms: u64,
+        /// Layers of the stage's image (its base's included).
         layers: usize,
     },
+    /// The final image exists locally (before any push).
     ImageAssembled {
         manifest_digest: Digest,
         config_digest: Digest,
+        /// The manifest's media type.
         media_type: String,
+        /// Bytes of its config and (compressed) layers.
         size: u64,
         layers: Vec<LayerSummary>,
+        /// The image config, as written.
         config: serde_json::Value,
+        /// The manifest, as written.
         manifest: serde_json::Value,
     },
-    /// The push gate's view of the image (when a controller reviews the push).
-    PushReview {
-        review: Box<PushReview>,
-    },
+    /// The image as the push gate shows it (`--require-approval`, the debugger), before it is
+    /// pushed.
+    PushReview { review: Box<PushReview> },
     /// A debugger shell session started at a pause.
     ShellStarted {
         id: StepId,
+        /// The command run in the build root (a shell, or one command).
         argv: Vec<String>,
+        /// A terminal session (else one command whose output is `output` events).
         interactive: bool,
         /// Which side of the step the pause was on (absent in version 1 traces).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         when: Option<When>,
     },
     /// The session ended; `changes` is what it changed in the build root.
-    ShellFinished {
-        id: StepId,
-        exit_code: i32,
-        changes: Vec<Change>,
-    },
-    /// What happened to the session's changes.
+    ShellFinished { id: StepId, exit_code: i32, changes: Vec<Change> },
+    /// What happened to the session's changes: kept as a layer of the image (recorded in its
+    /// history), or discarded with the build root left as it was.
     ShellResolved {
         id: StepId,
         kept: bool,
+        /// The layer they became (`null`: discarded, or nothing had changed).
         layer: Option<LayerSummary>,
     },
-    PushStarted {
-        destination: String,
-    },
-    PushProgress {
-        destination: String,
-        digest: Digest,
-        sent: u64,
-        total: u64,
-    },
-    BlobPushed {
-        destination: String,
-        digest: Digest,
-        action: BlobPushAction,
-        size: u64,
-    },
+    /// Pushing to one destination begins.
+    PushStarted { destination: String },
+    /// A blob is uploading (sent often; `sent` of `total` bytes).
+    PushProgress { destination: String, digest: Digest, sent: u64, total: u64 },
+    /// A blob is at the destination.
+    BlobPushed { destination: String, digest: Digest, action: BlobPushAction, size: u64 },
+    /// The destination names the image.
     PushFinished {
         destination: String,
+        /// The manifest digest.
         digest: Digest,
         duration_ms: u64,
         /// The destination already named this exact image (a rebuild in which nothing ran):
@@ -272,34 +306,32 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unchanged: bool,
     },
+    /// A local output was written (`--tar-path`, `--oci-layout-path`).
     OutputWritten {
+        /// `tarball` or `OCI layout`.
         kind: String,
         path: String,
     },
+    /// The last event of a build that did not finish.
     BuildFailed {
+        /// `Dockerfile:LINE: INSTRUCTION: reason`, or what else went wrong.
         error: String,
         step: Option<StepId>,
+        /// The Dockerfile line it failed at.
         line: Option<usize>,
         /// The build was stopped (from the debugger, or a refused push), not broken.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         aborted: bool,
     },
     /// The build paused at a step boundary (a breakpoint fired, or the person is stepping).
-    Paused {
-        id: StepId,
-        line: usize,
-        when: When,
-        reasons: Vec<PauseReason>,
-    },
+    Paused { id: StepId, line: usize, when: When, reasons: Vec<PauseReason> },
     /// The pause at `id` ended; `paused_ms` is how long it lasted (shell sessions included).
-    Resumed {
-        id: StepId,
-        action: ResumeAction,
-        paused_ms: u64,
-    },
-    /// The answer at the push gate (after `push_review`).
+    Resumed { id: StepId, action: ResumeAction, paused_ms: u64 },
+    /// The answer at the push gate (after `push_review`). A refused push ends the build with an
+    /// aborted `build_failed`.
     PushDecided {
         approved: bool,
+        /// Why, when the person (or the gate) said.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
@@ -311,9 +343,13 @@ pub enum Event {
         withheld: String,
         reason: String,
     },
+    /// The last event of a build that finished.
     BuildFinished {
+        /// Wall-clock time of the whole build, pauses included.
         duration_ms: u64,
+        /// The image's manifest digest.
         digest: Option<Digest>,
+        /// The destinations it was pushed to.
         pushed: Vec<String>,
     },
 }

@@ -6,15 +6,20 @@
 //! change the trace format by accident. A change to them is a change to the format: additive
 //! ones (a new event, a new optional field) keep [`SCHEMA_VERSION`]; a change in what an
 //! existing field means bumps it, and readers keep reading older versions (version 1 traces
-//! parse as version 2: every later addition has a default). `docs/trace-format.md` is generated
-//! from [`schema`], and a test keeps the two equal.
+//! parse as version 2: every later addition has a default). `docs/trace-format.md`'s reference
+//! is generated from [`schema`] by [`reference_markdown`], and a test keeps the two equal.
+//!
+//! [`BuildState`] is the build as these events describe it: the one fold of the stream that the
+//! log, the summary and the debugger share.
 
 mod cache;
 mod change;
 mod debug;
 mod digest;
 mod event;
+mod reference;
 mod sink;
+pub mod state;
 
 pub use cache::{BaseInfo, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
 pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
@@ -23,7 +28,9 @@ pub use digest::{Digest, InvalidDigest};
 pub use event::{
     BaseSource, BlobPushAction, Event, LayerSummary, OutputStream, StagePlan, StepId, StepPlan, StepStatus,
 };
+pub use reference::reference_markdown;
 pub use sink::{Detail, Envelope, EventSink};
+pub use state::BuildState;
 
 /// The version of the event schema (and of trace files, whose header carries it).
 ///

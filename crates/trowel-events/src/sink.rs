@@ -8,7 +8,9 @@ use crate::Event;
 /// An event with its sequence number and the milliseconds since the build started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope {
+    /// 0, 1, 2… in the order the events were emitted.
     pub seq: u64,
+    /// Milliseconds since the build started.
     pub ms: u64,
     #[serde(flatten)]
     pub event: Event,

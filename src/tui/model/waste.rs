@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Model, StepView};
+use trowel_events::state::{BuildState, StepView};
 use trowel_events::{BaseSource, StepId};
 use trowel_events::{Change, ChangeKind, FileType};
 
@@ -78,7 +78,7 @@ struct Version {
 }
 
 /// The stages whose layers make up the image, root ancestor first.
-pub fn image_stages(model: &Model) -> Vec<usize> {
+pub fn image_stages(model: &BuildState) -> Vec<usize> {
     let Some(last) = target_stage(model) else { return Vec::new() };
     let mut chain = vec![last];
     let mut cur = last;
@@ -93,7 +93,7 @@ pub fn image_stages(model: &Model) -> Vec<usize> {
     chain
 }
 
-fn target_stage(model: &Model) -> Option<usize> {
+fn target_stage(model: &BuildState) -> Option<usize> {
     match &model.target {
         Some(t) => model
             .stages
@@ -104,7 +104,7 @@ fn target_stage(model: &Model) -> Option<usize> {
     }
 }
 
-fn parent_stage(model: &Model, stage: usize) -> Option<usize> {
+fn parent_stage(model: &BuildState, stage: usize) -> Option<usize> {
     let s = model.stage(stage)?;
     if let Some(BaseSource::Stage { index }) = &s.source {
         return Some(*index);
@@ -118,7 +118,7 @@ fn parent_stage(model: &Model, stage: usize) -> Option<usize> {
 }
 
 /// Computes the waste of the image the model's build produces (as far as it got).
-pub fn analyze(model: &Model) -> WasteReport {
+pub fn analyze(model: &BuildState) -> WasteReport {
     let mut live: BTreeMap<String, Version> = BTreeMap::new();
     let mut items = Vec::new();
     let stages = image_stages(model);

@@ -1,0 +1,442 @@
+//! The build as its events describe it: one fold that every viewer shares.
+//!
+//! [`BuildState::apply`] takes envelopes one at a time, in order, exactly as they arrive live or
+//! as a trace recorded them, so the plain log, `trowel replay --summary` and the debugger agree
+//! on what happened: which steps ran and how, what they changed and wrote, what the cache said,
+//! the debugger's pauses and shell sessions, the image and where it went, and how the build
+//! ended. Views that only one viewer needs (the debugger's change tree and scrollable log, say)
+//! are derived from it by that viewer.
+//!
+//! It reads any trace this crate can parse: events of version 1 traces simply lack what version
+//! 2 added (pauses, resumes, push decisions), and events it does not expect (a step id that was
+//! never planned, a resume without a pause) are kept as far as they make sense, never a panic.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
+use crate::{
+    CacheResult, Digest, Envelope, Event, FileContent, LayerSummary, PushReview, StagePlan, StepId, StepPlan, When,
+};
+
+mod outcome;
+mod output;
+mod push;
+mod stage;
+mod step;
+
+pub use outcome::{Failure, Finished, Outcome};
+pub use output::{OutputTail, TAIL_BYTES, TAIL_LINES};
+pub use push::{BlobProgress, ImageView, PushDecision, PushView};
+pub use stage::StageView;
+pub use step::{CacheView, Pause, Resume, ShellSession, StepState, StepView};
+
+/// The build so far: everything its events said, folded in order.
+#[derive(Debug, Clone, Default)]
+pub struct BuildState {
+    /// The trowel that ran the build.
+    pub version: String,
+    pub dockerfile_path: String,
+    pub dockerfile_lines: Vec<String>,
+    pub context: String,
+    pub target: Option<String>,
+    pub destinations: Vec<String>,
+    pub platform: String,
+    /// How RUN steps are isolated (`chroot`, `container`), as the engine chose it.
+    pub isolation: String,
+    pub stages: Vec<StageView>,
+    steps: BTreeMap<StepId, StepView>,
+    /// Warnings, and events withheld because they could not be masked safely.
+    pub warnings: Vec<String>,
+    /// Every layer the build wrote (steps' and kept shell sessions'), in order; cached layers
+    /// are not in it.
+    pub written_layers: Vec<LayerSummary>,
+    pub image: Option<ImageView>,
+    pub review: Option<PushReview>,
+    pub push_decision: Option<PushDecision>,
+    pub pushes: Vec<PushView>,
+    /// `(hits, misses, bytes reused)`.
+    pub cache_summary: Option<(usize, usize, u64)>,
+    pub failure: Option<Failure>,
+    pub finished: Option<Finished>,
+    /// Time of the latest event, ms since the build started.
+    pub last_ms: u64,
+    /// The step that started last and has not finished.
+    pub current: Option<StepId>,
+    /// Events applied so far.
+    pub events: usize,
+}
+
+impl BuildState {
+    /// The state after a whole recorded build.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> BuildState {
+        let mut s = BuildState::default();
+        for e in events {
+            s.apply(e);
+        }
+        s
+    }
+
+    pub fn step(&self, id: StepId) -> Option<&StepView> {
+        self.steps.get(&id)
+    }
+
+    /// Every step, in build order (stage by stage, steps in order).
+    pub fn steps(&self) -> impl Iterator<Item = &StepView> {
+        self.stages.iter().flat_map(|s| s.steps.iter()).filter_map(|id| self.steps.get(id))
+    }
+
+    pub fn stage(&self, index: usize) -> Option<&StageView> {
+        self.stages.iter().find(|s| s.index == index)
+    }
+
+    /// The build ended (finished or failed).
+    pub fn is_over(&self) -> bool {
+        self.finished.is_some() || self.failure.is_some()
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match (&self.failure, &self.finished) {
+            (Some(f), _) if f.aborted => Outcome::Aborted,
+            (Some(_), _) => Outcome::Failed,
+            (None, Some(_)) => Outcome::Finished,
+            (None, None) => Outcome::Unfinished,
+        }
+    }
+
+    /// The step that failed, if any.
+    pub fn failed_step(&self) -> Option<StepId> {
+        self.failure
+            .as_ref()
+            .and_then(|f| f.step)
+            .or_else(|| self.steps().find(|s| s.state == StepState::Failed).map(|s| s.id))
+    }
+
+    /// The pause the build is stopped in, with its step.
+    pub fn open_pause(&self) -> Option<(&StepView, &Pause)> {
+        self.steps().find_map(|s| s.open_pause().map(|p| (s, p)))
+    }
+
+    /// Time paused in the debugger over the whole build, shell sessions included.
+    pub fn paused_ms(&self) -> u64 {
+        self.steps.values().map(|s| s.paused_ms).sum()
+    }
+
+    /// Records small files' contents for a step (the debugger's file diff).
+    pub fn add_contents(&mut self, id: StepId, files: Vec<FileContent>) {
+        if let Some(s) = self.steps.get_mut(&id) {
+            for f in files {
+                s.contents.insert(f.path.clone(), f);
+            }
+        }
+    }
+
+    pub fn apply(&mut self, env: &Envelope) {
+        self.events += 1;
+        self.last_ms = self.last_ms.max(env.ms);
+        match &env.event {
+            Event::BuildStarted {
+                version,
+                dockerfile_path,
+                dockerfile_text,
+                context,
+                target,
+                destinations,
+                platform,
+                isolation,
+                stages,
+            } => {
+                self.version = version.clone();
+                self.dockerfile_path = dockerfile_path.clone();
+                self.dockerfile_lines = dockerfile_text.lines().map(str::to_string).collect();
+                self.context = context.clone();
+                self.target = target.clone();
+                self.destinations = destinations.clone();
+                self.platform = platform.clone();
+                self.isolation = isolation.clone();
+                self.plan(stages);
+            }
+            Event::Warning { message } => self.warnings.push(message.clone()),
+            Event::StageStarted { stage, .. } => {
+                if let Some(s) = self.stage_mut(*stage) {
+                    s.started = true;
+                }
+            }
+            Event::BaseResolved { stage, source, layers, .. } => {
+                if let Some(s) = self.stage_mut(*stage) {
+                    s.source = Some(source.clone());
+                    s.base_layers = layers.clone();
+                }
+            }
+            Event::StepStarted { id, line, end_line, keyword, source, expanded } => {
+                let step = self.ensure_step(*id, *line, *end_line, keyword, source);
+                step.expanded = Some(expanded.clone());
+                step.state = StepState::Running;
+                step.started_ms = Some(env.ms);
+                self.current = Some(*id);
+            }
+            Event::Output { id, data, .. } => {
+                if let Some(s) = self.steps.get_mut(id).filter(|s| !s.in_shell()) {
+                    s.output.push(data);
+                }
+            }
+            Event::Snapshot { id, changes, stats } => {
+                if let Some(s) = self.steps.get_mut(id) {
+                    // While a shell session's changes are committed, the snapshot is theirs.
+                    match s.shells.last_mut().filter(|sh| sh.committing()) {
+                        Some(sh) => sh.changes = changes.clone(),
+                        None => {
+                            s.changes = changes.clone();
+                            s.stats = Some(stats.clone());
+                        }
+                    }
+                }
+            }
+            Event::FileContents { id, files } => self.add_contents(*id, files.clone()),
+            Event::LayerWritten { id, layer, .. } => {
+                self.written_layers.push(layer.clone());
+                if let Some(s) = self.steps.get_mut(id) {
+                    match s.shells.last_mut().filter(|sh| sh.committing()) {
+                        Some(sh) => sh.layer = Some(layer.clone()),
+                        None => s.layer = Some(layer.clone()),
+                    }
+                }
+            }
+            Event::StepFinished { id, status, duration_ms, paused_ms, exit_code, .. } => {
+                if let Some(s) = self.steps.get_mut(id) {
+                    s.state = (*status).into();
+                    s.duration_ms = Some(*duration_ms);
+                    // The resumes seen so far count the same pauses; an engine that reports
+                    // the time without them is counted too.
+                    s.paused_ms = s.paused_ms.max(*paused_ms);
+                    s.exit_code = *exit_code;
+                }
+                if self.current == Some(*id) {
+                    self.current = None;
+                }
+            }
+            Event::CacheLookup { id, key, components, result } => {
+                if let Some(s) = self.steps.get_mut(id) {
+                    if let CacheResult::Hit { layer: Some(l), .. } = result {
+                        s.layer = Some(l.clone());
+                    }
+                    s.cache = Some(CacheView {
+                        key: key.clone(),
+                        components: (**components).clone(),
+                        result: result.clone(),
+                        stored: None,
+                    });
+                }
+            }
+            Event::CacheStored { id, reference, .. } => {
+                if let Some(c) = self.steps.get_mut(id).and_then(|s| s.cache.as_mut()) {
+                    c.stored = Some(reference.clone());
+                }
+            }
+            Event::CacheSummary { hits, misses, bytes_reused } => {
+                self.cache_summary = Some((*hits, *misses, *bytes_reused));
+            }
+            Event::StageFinished { stage, .. } => {
+                if let Some(s) = self.stage_mut(*stage) {
+                    s.finished = true;
+                }
+            }
+            Event::ImageAssembled { manifest_digest, config_digest, media_type, size, layers, config, .. } => {
+                self.image = Some(ImageView {
+                    manifest_digest: manifest_digest.clone(),
+                    config_digest: config_digest.clone(),
+                    media_type: media_type.clone(),
+                    size: *size,
+                    layers: layers.clone(),
+                    config: config.clone(),
+                });
+            }
+            Event::PushReview { review } => self.review = Some((**review).clone()),
+            Event::PushDecided { approved, reason } => {
+                self.push_decision = Some(PushDecision { approved: *approved, reason: reason.clone() });
+            }
+            Event::Paused { id, line, when, reasons } => {
+                if let Some(s) = self.steps.get_mut(id) {
+                    s.pauses.push(Pause {
+                        when: *when,
+                        line: *line,
+                        reasons: reasons.clone(),
+                        started_ms: env.ms,
+                        resumed: None,
+                    });
+                }
+            }
+            Event::Resumed { id, action, paused_ms } => {
+                if let Some(s) = self.steps.get_mut(id) {
+                    s.paused_ms += paused_ms;
+                    if let Some(p) = s.pauses.iter_mut().rev().find(|p| p.resumed.is_none()) {
+                        p.resumed = Some(Resume { action: action.clone(), paused_ms: *paused_ms });
+                    }
+                }
+            }
+            Event::ShellStarted { id, argv, interactive, when } => {
+                if let Some(s) = self.steps.get_mut(id) {
+                    // Version 1 traces do not say; a step that has not finished is the best guess.
+                    let before_step = when.map_or(!s.state.is_done(), |w| w == When::BeforeStep);
+                    s.shells.push(ShellSession {
+                        argv: argv.clone(),
+                        interactive: *interactive,
+                        exit_code: None,
+                        changes: Vec::new(),
+                        kept: None,
+                        layer: None,
+                        before_step,
+                        started_ms: env.ms,
+                    });
+                }
+            }
+            Event::ShellFinished { id, exit_code, changes } => {
+                if let Some(sh) = self.steps.get_mut(id).and_then(|s| s.shells.last_mut()) {
+                    sh.exit_code = Some(*exit_code);
+                    sh.changes = changes.clone();
+                }
+            }
+            Event::ShellResolved { id, kept, layer } => {
+                if let Some(sh) = self.steps.get_mut(id).and_then(|s| s.shells.last_mut()) {
+                    sh.kept = Some(*kept);
+                    if layer.is_some() {
+                        sh.layer = layer.clone();
+                    }
+                }
+            }
+            Event::PushStarted { destination } => {
+                self.push_mut(destination);
+            }
+            Event::PushProgress { destination, digest, sent, total } => {
+                let b = self.blob_mut(destination, digest);
+                b.sent = *sent;
+                b.total = *total;
+            }
+            Event::BlobPushed { destination, digest, action, size } => {
+                let b = self.blob_mut(destination, digest);
+                b.done = Some(*action);
+                b.total = *size;
+                b.sent = *size;
+            }
+            Event::PushFinished { destination, digest, duration_ms, unchanged } => {
+                let p = self.push_mut(destination);
+                p.finished = Some((digest.clone(), *duration_ms));
+                p.unchanged = *unchanged;
+            }
+            Event::BuildFailed { error, step, line, aborted } => {
+                let step = step.or_else(|| self.steps().find(|s| s.state == StepState::Failed).map(|s| s.id));
+                self.failure = Some(Failure { error: error.clone(), step, line: *line, aborted: *aborted });
+                self.current = None;
+            }
+            Event::BuildFinished { duration_ms, digest, pushed } => {
+                self.finished =
+                    Some(Finished { duration_ms: *duration_ms, digest: digest.clone(), pushed: pushed.clone() });
+                self.current = None;
+            }
+            Event::Redacted { withheld, reason } => {
+                self.warnings.push(format!("a {withheld} event was withheld: {reason}"))
+            }
+            // Progress that is over once the build moves on, and files the log names as they
+            // are written.
+            Event::PullProgress { .. } | Event::BaseUnpacked { .. } | Event::OutputWritten { .. } => {}
+        }
+    }
+
+    fn plan(&mut self, stages: &[StagePlan]) {
+        self.stages.clear();
+        self.steps.clear();
+        for s in stages {
+            let mut view = StageView {
+                index: s.index,
+                name: s.name.clone(),
+                base: s.base.clone(),
+                needed: s.needed,
+                steps: Vec::new(),
+                source: None,
+                base_layers: Vec::new(),
+                started: false,
+                finished: false,
+            };
+            for p in &s.steps {
+                let step = StepView::planned(s.index, p, s.needed);
+                view.steps.push(step.id);
+                self.steps.insert(step.id, step);
+            }
+            self.stages.push(view);
+        }
+    }
+
+    fn stage_mut(&mut self, index: usize) -> Option<&mut StageView> {
+        self.stages.iter_mut().find(|s| s.index == index)
+    }
+
+    /// The step, adding it if the plan did not list it (ONBUILD triggers of a base image are
+    /// only known once the base is resolved).
+    fn ensure_step(&mut self, id: StepId, line: usize, end_line: usize, keyword: &str, source: &str) -> &mut StepView {
+        if let Entry::Vacant(slot) = self.steps.entry(id) {
+            let plan = StepPlan {
+                id,
+                line,
+                end_line,
+                keyword: keyword.to_string(),
+                source: source.to_string(),
+                onbuild: true,
+            };
+            slot.insert(StepView::planned(id.stage, &plan, true));
+            if self.stage(id.stage).is_none() {
+                self.stages.push(StageView {
+                    index: id.stage,
+                    name: None,
+                    base: String::new(),
+                    needed: true,
+                    steps: Vec::new(),
+                    source: None,
+                    base_layers: Vec::new(),
+                    started: true,
+                    finished: false,
+                });
+            }
+            // Triggers run right after FROM (and earlier triggers), before the stage's own
+            // instructions.
+            let steps = &self.steps;
+            let stage = self.stages.iter_mut().find(|s| s.index == id.stage).expect("stage exists");
+            let at = stage
+                .steps
+                .iter()
+                .take_while(|s| s.step == 0 || (s.step < id.step && steps.get(s).is_some_and(|v| v.onbuild)))
+                .count();
+            stage.steps.insert(at, id);
+        }
+        self.steps.get_mut(&id).expect("step exists")
+    }
+
+    fn push_mut(&mut self, destination: &str) -> &mut PushView {
+        let i = match self.pushes.iter().position(|p| p.destination == destination) {
+            Some(i) => i,
+            None => {
+                self.pushes.push(PushView {
+                    destination: destination.to_string(),
+                    blobs: Vec::new(),
+                    finished: None,
+                    unchanged: false,
+                });
+                self.pushes.len() - 1
+            }
+        };
+        &mut self.pushes[i]
+    }
+
+    fn blob_mut(&mut self, destination: &str, digest: &Digest) -> &mut BlobProgress {
+        let p = self.push_mut(destination);
+        let i = match p.blobs.iter().position(|b| &b.digest == digest) {
+            Some(i) => i,
+            None => {
+                p.blobs.push(BlobProgress { digest: digest.clone(), sent: 0, total: 0, done: None });
+                p.blobs.len() - 1
+            }
+        };
+        &mut p.blobs[i]
+    }
+}
+
+#[cfg(test)]
+mod tests;

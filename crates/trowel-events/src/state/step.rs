@@ -1,0 +1,200 @@
+//! One step as the events describe it: where it is, what it changed and wrote, what the cache
+//! said, what it printed, and the debugger's pauses and shell sessions at its boundaries.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    CacheResult, Change, ChangeKind, FileContent, FileType, KeyComponents, LayerSummary, PauseReason, ResumeAction,
+    SnapshotStats, StepId, StepPlan, StepStatus, When,
+};
+
+use super::OutputTail;
+
+/// Where a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    /// Planned, not started.
+    Pending,
+    Running,
+    Built,
+    Cached,
+    /// Changed only the image config.
+    Metadata,
+    Failed,
+    /// In a stage the target does not need.
+    Skipped,
+}
+
+impl StepState {
+    pub fn label(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Built => "built",
+            StepState::Cached => "cached",
+            StepState::Metadata => "config",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+        }
+    }
+
+    pub fn is_done(self) -> bool {
+        !matches!(self, StepState::Pending | StepState::Running)
+    }
+}
+
+impl From<StepStatus> for StepState {
+    fn from(s: StepStatus) -> StepState {
+        match s {
+            StepStatus::Built => StepState::Built,
+            StepStatus::Cached => StepState::Cached,
+            StepStatus::Metadata => StepState::Metadata,
+            StepStatus::Failed => StepState::Failed,
+            StepStatus::Skipped => StepState::Skipped,
+        }
+    }
+}
+
+/// A step's layer-cache lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheView {
+    pub key: String,
+    pub components: KeyComponents,
+    pub result: CacheResult,
+    /// Where this build stored the step's layer afterwards (a miss that was filled).
+    pub stored: Option<String>,
+}
+
+impl CacheView {
+    pub fn is_hit(&self) -> bool {
+        matches!(self.result, CacheResult::Hit { .. })
+    }
+    pub fn is_miss(&self) -> bool {
+        matches!(self.result, CacheResult::Miss { .. })
+    }
+}
+
+/// A debugger shell session at a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellSession {
+    pub argv: Vec<String>,
+    pub interactive: bool,
+    pub exit_code: Option<i32>,
+    pub changes: Vec<Change>,
+    /// `Some(true)`: kept as a layer; `Some(false)`: discarded; `None`: not decided yet.
+    pub kept: Option<bool>,
+    pub layer: Option<LayerSummary>,
+    /// Opened at a pause before the step ran (its layer then comes before the step's).
+    pub before_step: bool,
+    /// When it started, ms since the build started.
+    pub started_ms: u64,
+}
+
+impl ShellSession {
+    /// Finished, and its changes are being kept (the engine is committing them).
+    pub(super) fn committing(&self) -> bool {
+        self.exit_code.is_some() && self.kept.is_none()
+    }
+}
+
+/// How a pause ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub action: ResumeAction,
+    /// How long the pause lasted (shell sessions in it included).
+    pub paused_ms: u64,
+}
+
+/// The build stopped at one of the step's boundaries, in the debugger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    pub when: When,
+    pub line: usize,
+    pub reasons: Vec<PauseReason>,
+    /// When it began, ms since the build started.
+    pub started_ms: u64,
+    /// `None`: still paused (or the trace ends during the pause).
+    pub resumed: Option<Resume>,
+}
+
+/// A step: as planned, then as it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepView {
+    pub id: StepId,
+    pub line: usize,
+    pub end_line: usize,
+    pub keyword: String,
+    pub source: String,
+    /// The instruction after variable expansion (once the step started).
+    pub expanded: Option<String>,
+    pub onbuild: bool,
+    pub state: StepState,
+    pub started_ms: Option<u64>,
+    /// How long the step ran. Pauses are not in it (they are [`StepView::paused_ms`]), except
+    /// in version 1 traces, which counted the pauses before a step's end in.
+    pub duration_ms: Option<u64>,
+    /// Time paused in the debugger at this step's boundaries, shell sessions included.
+    pub paused_ms: u64,
+    /// The layer the step added (written, or taken from the cache).
+    pub layer: Option<LayerSummary>,
+    pub exit_code: Option<i32>,
+    pub changes: Vec<Change>,
+    pub stats: Option<SnapshotStats>,
+    pub cache: Option<CacheView>,
+    pub contents: BTreeMap<String, FileContent>,
+    pub pauses: Vec<Pause>,
+    pub shells: Vec<ShellSession>,
+    /// What the step itself printed (not its shell sessions), the last lines of it.
+    pub output: OutputTail,
+}
+
+impl StepView {
+    pub(super) fn planned(stage: usize, p: &StepPlan, needed: bool) -> StepView {
+        StepView {
+            id: StepId { stage, step: p.id.step },
+            line: p.line,
+            end_line: p.end_line,
+            keyword: p.keyword.clone(),
+            source: p.source.clone(),
+            expanded: None,
+            onbuild: p.onbuild,
+            state: if needed { StepState::Pending } else { StepState::Skipped },
+            started_ms: None,
+            duration_ms: None,
+            paused_ms: 0,
+            layer: None,
+            exit_code: None,
+            changes: Vec::new(),
+            stats: None,
+            cache: None,
+            contents: BTreeMap::new(),
+            pauses: Vec::new(),
+            shells: Vec::new(),
+            output: OutputTail::default(),
+        }
+    }
+
+    /// Bytes this step's snapshot added or rewrote (regular files).
+    pub fn added_bytes(&self) -> u64 {
+        self.changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Deleted && c.file_type == FileType::File)
+            .map(|c| c.size)
+            .sum()
+    }
+
+    /// The instruction's first line as written (what one-line listings show).
+    pub fn first_line(&self) -> &str {
+        self.source.lines().next().unwrap_or_default().trim()
+    }
+
+    /// A shell session is running at this step.
+    pub fn in_shell(&self) -> bool {
+        self.shells.last().is_some_and(|sh| sh.exit_code.is_none())
+    }
+
+    /// The pause the build is stopped in at this step, if any.
+    pub fn open_pause(&self) -> Option<&Pause> {
+        self.pauses.last().filter(|p| p.resumed.is_none())
+    }
+}

@@ -1,0 +1,313 @@
+//! The fold, on hand-made event sequences: what the engine emits today, what version 2 added
+//! (pauses, resumes, push decisions, withheld events, aborts) before the engine emits it, and
+//! what version 1 traces lack.
+
+use super::*;
+use crate::{
+    BaseSource, CacheResult, Change, ChangeKind, Event, FileType, KeyComponents, LayerSummary, OutputStream,
+    PauseReason, PushReview, ResumeAction, SnapshotStats, StepPlan, StepStatus, When,
+};
+
+const FROM: StepId = StepId { stage: 0, step: 0 };
+const RUN: StepId = StepId { stage: 0, step: 1 };
+const COPY: StepId = StepId { stage: 0, step: 2 };
+
+fn digest(n: u8) -> Digest {
+    format!("sha256:{}", format!("{n:02x}").repeat(32)).parse().unwrap()
+}
+
+fn layer(n: u8, size: u64, step: Option<StepId>) -> LayerSummary {
+    LayerSummary {
+        digest: digest(n),
+        diff_id: None,
+        size,
+        uncompressed_size: None,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        step,
+    }
+}
+
+fn change(path: &str) -> Change {
+    Change {
+        path: path.into(),
+        kind: ChangeKind::Added,
+        file_type: FileType::File,
+        size: 10,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        link_target: None,
+        digest: None,
+        opaque: false,
+        previous: None,
+    }
+}
+
+fn plan(id: StepId, line: usize, source: &str) -> StepPlan {
+    StepPlan {
+        id,
+        line,
+        end_line: line,
+        keyword: source.split(' ').next().unwrap().into(),
+        source: source.into(),
+        onbuild: false,
+    }
+}
+
+/// Envelopes numbered in order, at the given times.
+#[derive(Default)]
+struct Trace(Vec<Envelope>);
+
+impl Trace {
+    fn at(mut self, ms: u64, event: Event) -> Trace {
+        self.0.push(Envelope { seq: self.0.len() as u64, ms, event });
+        self
+    }
+
+    fn state(&self) -> BuildState {
+        BuildState::from_events(&self.0)
+    }
+}
+
+/// `FROM busybox` (line 1), `RUN make` (line 2), `COPY . /src` (line 3), started.
+fn build() -> Trace {
+    Trace::default().at(
+        0,
+        Event::BuildStarted {
+            version: "0.1.0".into(),
+            dockerfile_path: "Dockerfile".into(),
+            dockerfile_text: "FROM busybox\nRUN make\nCOPY . /src\n".into(),
+            context: ".".into(),
+            target: None,
+            destinations: vec!["registry.example/app:1".into()],
+            platform: "linux/amd64".into(),
+            isolation: "chroot".into(),
+            stages: vec![StagePlan {
+                index: 0,
+                name: None,
+                base: "busybox".into(),
+                needed: true,
+                steps: vec![plan(FROM, 1, "FROM busybox"), plan(RUN, 2, "RUN make"), plan(COPY, 3, "COPY . /src")],
+            }],
+        },
+    )
+}
+
+fn started(id: StepId, line: usize, source: &str) -> Event {
+    Event::StepStarted {
+        id,
+        line,
+        end_line: line,
+        keyword: source.split(' ').next().unwrap().into(),
+        source: source.into(),
+        expanded: source.into(),
+    }
+}
+
+fn finished(id: StepId, status: StepStatus, duration_ms: u64, paused_ms: u64) -> Event {
+    Event::StepFinished { id, status, duration_ms, paused_ms, layer: None, exit_code: None }
+}
+
+fn components() -> Box<KeyComponents> {
+    Box::new(KeyComponents {
+        version: 1,
+        platform: "linux/amd64".into(),
+        layer_format: "gzip".into(),
+        parent: "p".into(),
+        instruction: "COPY . /src".into(),
+        vars: Default::default(),
+        files: Vec::new(),
+        sources: Default::default(),
+        line: 3,
+        chain: Vec::new(),
+        base: None,
+    })
+}
+
+#[test]
+fn steps_layers_and_the_cache() {
+    let s = build()
+        .at(1, Event::StageStarted { stage: 0, name: None, base: "busybox".into() })
+        .at(2, started(FROM, 1, "FROM busybox"))
+        .at(
+            3,
+            Event::BaseResolved {
+                stage: 0,
+                source: BaseSource::Scratch,
+                config_digest: None,
+                layers: vec![layer(9, 1000, None)],
+            },
+        )
+        .at(4, finished(FROM, StepStatus::Metadata, 2, 0))
+        .at(5, started(RUN, 2, "RUN make"))
+        .at(6, Event::Output { id: RUN, stream: OutputStream::Stdout, data: "compiling\nlin".into() })
+        .at(7, Event::Output { id: RUN, stream: OutputStream::Stderr, data: "ked\n".into() })
+        .at(8, Event::Snapshot { id: RUN, changes: vec![change("/app")], stats: SnapshotStats::default() })
+        .at(9, Event::LayerWritten { id: RUN, layer: layer(1, 500, Some(RUN)), entries: 1, duration_ms: 1 })
+        .at(10, finished(RUN, StepStatus::Built, 5, 0))
+        .at(11, started(COPY, 3, "COPY . /src"))
+        .at(
+            12,
+            Event::CacheLookup {
+                id: COPY,
+                key: "k".into(),
+                components: components(),
+                result: CacheResult::Hit { reference: "r/cache:k".into(), layer: Some(layer(2, 70, Some(COPY))) },
+            },
+        )
+        .at(13, finished(COPY, StepStatus::Cached, 1, 0))
+        .at(14, Event::CacheSummary { hits: 1, misses: 0, bytes_reused: 70 })
+        .at(15, Event::BuildFinished { duration_ms: 15, digest: Some(digest(7)), pushed: Vec::new() })
+        .state();
+    let states: Vec<(usize, StepState)> = s.steps().map(|s| (s.line, s.state)).collect();
+    assert_eq!(states, [(1, StepState::Metadata), (2, StepState::Built), (3, StepState::Cached)]);
+    assert_eq!(s.stage(0).unwrap().base_layers.len(), 1);
+    let run = s.step(RUN).unwrap();
+    assert_eq!(run.output.lines().collect::<Vec<_>>(), ["compiling", "linked"]);
+    assert_eq!((run.layer.as_ref().unwrap().size, run.added_bytes()), (500, 10));
+    let copy = s.step(COPY).unwrap();
+    assert!(copy.cache.as_ref().unwrap().is_hit());
+    assert_eq!(copy.layer.as_ref().unwrap().digest, digest(2), "the cached layer is the step's");
+    assert_eq!(s.written_layers, [layer(1, 500, Some(RUN))], "a cached layer was not written");
+    assert_eq!(s.cache_summary, Some((1, 0, 70)));
+    assert_eq!((s.outcome(), s.current, s.paused_ms()), (Outcome::Finished, None, 0));
+    assert_eq!(s.events, 16);
+}
+
+#[test]
+fn pauses_shell_sessions_and_how_they_resumed() {
+    let reason = PauseReason { breakpoint: Some("2".into()), message: "breakpoint at line 2".into() };
+    let before = build()
+        .at(10, started(RUN, 2, "RUN make"))
+        .at(11, Event::Paused { id: RUN, line: 2, when: When::BeforeStep, reasons: vec![reason.clone()] });
+    let s = before.state();
+    let (step, pause) = s.open_pause().expect("paused");
+    assert_eq!((step.id, pause.when, pause.started_ms, &pause.reasons), (RUN, When::BeforeStep, 11, &vec![reason]));
+    assert_eq!(s.current, Some(RUN));
+
+    let s = before
+        .at(
+            12,
+            Event::ShellStarted { id: RUN, argv: vec!["sh".into()], interactive: true, when: Some(When::BeforeStep) },
+        )
+        .at(13, Event::Output { id: RUN, stream: OutputStream::Stdout, data: "in the shell\n".into() })
+        .at(14, Event::ShellFinished { id: RUN, exit_code: 0, changes: vec![change("/tool")] })
+        // Committing the session's changes: the snapshot and layer are the session's.
+        .at(15, Event::Snapshot { id: RUN, changes: vec![change("/tool")], stats: SnapshotStats::default() })
+        .at(16, Event::LayerWritten { id: RUN, layer: layer(3, 40, Some(RUN)), entries: 1, duration_ms: 1 })
+        .at(17, Event::ShellResolved { id: RUN, kept: true, layer: Some(layer(3, 40, Some(RUN))) })
+        .at(2011, Event::Resumed { id: RUN, action: ResumeAction::Step, paused_ms: 2000 })
+        .at(2012, Event::Output { id: RUN, stream: OutputStream::Stdout, data: "the step\n".into() })
+        .at(2013, Event::LayerWritten { id: RUN, layer: layer(1, 500, Some(RUN)), entries: 1, duration_ms: 1 })
+        .at(2015, finished(RUN, StepStatus::Built, 4, 2000))
+        .at(2016, Event::Paused { id: RUN, line: 2, when: When::AfterStep, reasons: Vec::new() })
+        .at(2516, Event::Resumed { id: RUN, action: ResumeAction::RunTo { line: 3 }, paused_ms: 500 })
+        .state();
+    let run = s.step(RUN).unwrap();
+    assert_eq!(run.output.lines().collect::<Vec<_>>(), ["the step"], "the shell's output is not the step's");
+    assert_eq!(run.layer.as_ref().unwrap().digest, digest(1));
+    assert!(run.changes.is_empty(), "the step's own snapshot never came");
+    let sh = &run.shells[0];
+    assert_eq!((sh.before_step, sh.kept, sh.exit_code, sh.started_ms), (true, Some(true), Some(0), 12));
+    assert_eq!((sh.changes.len(), sh.layer.as_ref().unwrap().digest.clone()), (1, digest(3)));
+    let resumed: Vec<_> = run.pauses.iter().map(|p| (p.when, p.resumed.clone())).collect();
+    assert_eq!(
+        resumed,
+        [
+            (When::BeforeStep, Some(Resume { action: ResumeAction::Step, paused_ms: 2000 })),
+            (When::AfterStep, Some(Resume { action: ResumeAction::RunTo { line: 3 }, paused_ms: 500 })),
+        ]
+    );
+    // The run time stays the step's; the pause before it is not counted twice.
+    assert_eq!((run.duration_ms, run.paused_ms, s.paused_ms()), (Some(4), 2500, 2500));
+    assert!(s.open_pause().is_none());
+    assert_eq!(s.written_layers.len(), 2, "the session's layer and the step's");
+}
+
+#[test]
+fn paused_time_without_pause_events_is_still_counted() {
+    let s = build()
+        .at(1, started(RUN, 2, "RUN make"))
+        .at(9, finished(RUN, StepStatus::Built, 3, 5))
+        // A resume whose pause was not recorded.
+        .at(20, Event::Resumed { id: RUN, action: ResumeAction::Continue, paused_ms: 7 })
+        .state();
+    let run = s.step(RUN).unwrap();
+    assert_eq!((run.paused_ms, run.pauses.len()), (12, 0));
+}
+
+#[test]
+fn a_version_1_shell_session_is_placed_by_the_step_state() {
+    let shell = |id| Event::ShellStarted { id, argv: vec!["sh".into()], interactive: true, when: None };
+    let s = build()
+        .at(1, started(RUN, 2, "RUN make"))
+        .at(2, shell(RUN))
+        .at(3, finished(RUN, StepStatus::Failed, 3, 0))
+        .at(4, shell(RUN))
+        .state();
+    let sides: Vec<bool> = s.step(RUN).unwrap().shells.iter().map(|sh| sh.before_step).collect();
+    assert_eq!(sides, [true, false]);
+    assert_eq!(s.outcome(), Outcome::Unfinished);
+    assert_eq!(s.failed_step(), Some(RUN));
+}
+
+#[test]
+fn the_push_gate_an_abort_and_withheld_events() {
+    let review = PushReview {
+        manifest_digest: digest(7),
+        config_digest: digest(8),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        destinations: vec!["registry.example/app:1".into()],
+        layers: Vec::new(),
+    };
+    let s = build()
+        .at(1, Event::Redacted { withheld: "layer_written".into(), reason: "a secret in a digest".into() })
+        .at(2, Event::PushReview { review: Box::new(review.clone()) })
+        .at(3, Event::PushDecided { approved: false, reason: Some("too big".into()) })
+        .at(4, Event::BuildFailed { error: "push refused: too big".into(), step: None, line: None, aborted: true })
+        .state();
+    assert_eq!(s.warnings, ["a layer_written event was withheld: a secret in a digest"]);
+    assert_eq!(s.review, Some(review));
+    assert_eq!(s.push_decision, Some(PushDecision { approved: false, reason: Some("too big".into()) }));
+    assert_eq!(s.outcome(), Outcome::Aborted);
+    assert!(s.is_over());
+    let broken = build().at(1, Event::BuildFailed { error: "x".into(), step: None, line: None, aborted: false });
+    assert_eq!(broken.state().outcome(), Outcome::Failed);
+}
+
+#[test]
+fn pushes_follow_their_blobs() {
+    let dest = "registry.example/app:1".to_string();
+    let s = build()
+        .at(1, Event::PushStarted { destination: dest.clone() })
+        .at(2, Event::PushProgress { destination: dest.clone(), digest: digest(1), sent: 10, total: 500 })
+        .at(
+            3,
+            Event::BlobPushed {
+                destination: dest.clone(),
+                digest: digest(1),
+                action: crate::BlobPushAction::Uploaded,
+                size: 500,
+            },
+        )
+        .at(4, Event::PushFinished { destination: dest.clone(), digest: digest(7), duration_ms: 3, unchanged: true })
+        .state();
+    assert_eq!(s.pushes.len(), 1);
+    let p = &s.pushes[0];
+    assert_eq!((p.finished.clone(), p.unchanged), (Some((digest(7), 3)), true));
+    assert_eq!((p.blobs[0].sent, p.blobs[0].total, p.blobs[0].done), (500, 500, Some(crate::BlobPushAction::Uploaded)));
+}
+
+#[test]
+fn onbuild_triggers_run_after_from() {
+    let trigger = StepId { stage: 0, step: 4 };
+    let s = build().at(1, started(FROM, 1, "FROM busybox")).at(2, started(trigger, 1, "RUN echo trigger")).state();
+    let order: Vec<StepId> = s.steps().map(|s| s.id).collect();
+    assert_eq!(order, [FROM, trigger, RUN, COPY]);
+    assert!(s.step(trigger).unwrap().onbuild);
+    // Events about steps nobody planned are ignored, not a panic.
+    let s = build()
+        .at(1, Event::Output { id: StepId { stage: 5, step: 1 }, stream: OutputStream::Stdout, data: "x".into() });
+    assert_eq!(s.state().steps().count(), 3);
+}

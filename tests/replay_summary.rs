@@ -1,0 +1,227 @@
+//! `trowel replay FILE --summary` on hand-written traces of what version 2 records and the
+//! engine does not emit yet (pauses and how they ended, shell sessions, the push decision,
+//! aborted builds), and how it exits: as the build did.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{run, stdout, trowel};
+use serde_json::{Value, json};
+
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+fn layer(c: char, size: u64, step: usize) -> Value {
+    json!({"digest": digest(c), "diff_id": null, "size": size, "uncompressed_size": null,
+           "media_type": "application/vnd.oci.image.layer.v1.tar+gzip", "step": {"stage": 0, "step": step}})
+}
+
+fn id(step: usize) -> Value {
+    json!({"stage": 0, "step": step})
+}
+
+/// A trace file: the header, then `(ms, event)` lines numbered in order.
+fn trace(events: &[(u64, Value)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let mut text = String::from(r#"{"trowel_trace":2,"trowel_version":"0.1.0","started":"2026-01-01T00:00:00.000Z"}"#);
+    text.push('\n');
+    for (seq, (ms, e)) in events.iter().enumerate() {
+        let mut line = json!({"seq": seq, "ms": ms});
+        line.as_object_mut().unwrap().extend(e.as_object().unwrap().clone());
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// `FROM busybox` (line 1) and `RUN make` (line 2), pushed to registry.example/app:1; the FROM
+/// done, the RUN started at 10 ms.
+fn started() -> Vec<(u64, Value)> {
+    let plan = |step: usize, line: usize, source: &str| {
+        json!({"id": id(step), "line": line, "end_line": line, "keyword": source.split(' ').next().unwrap(),
+               "source": source, "onbuild": false})
+    };
+    let step_started = |step: usize, line: usize, source: &str| {
+        json!({"event": "step_started", "id": id(step), "line": line, "end_line": line,
+               "keyword": source.split(' ').next().unwrap(), "source": source, "expanded": source})
+    };
+    vec![
+        (
+            0,
+            json!({"event": "build_started", "version": "0.1.0", "dockerfile_path": "Dockerfile",
+                   "dockerfile_text": "FROM busybox\nRUN make\n", "context": ".", "target": null,
+                   "destinations": ["registry.example/app:1"], "platform": "linux/amd64", "isolation": "chroot",
+                   "stages": [{"index": 0, "name": null, "base": "busybox", "needed": true,
+                               "steps": [plan(0, 1, "FROM busybox"), plan(1, 2, "RUN make")]}]}),
+        ),
+        (1, json!({"event": "stage_started", "stage": 0, "name": null, "base": "busybox"})),
+        (2, step_started(0, 1, "FROM busybox")),
+        (
+            3,
+            json!({"event": "step_finished", "id": id(0), "status": "metadata", "duration_ms": 1, "layer": null,
+                   "exit_code": null}),
+        ),
+        (10, step_started(1, 2, "RUN make")),
+    ]
+}
+
+fn paused_before(ms: u64) -> (u64, Value) {
+    (
+        ms,
+        json!({"event": "paused", "id": id(1), "line": 2, "when": "before_step",
+               "reasons": [{"breakpoint": "2", "message": "breakpoint at line 2"}]}),
+    )
+}
+
+/// (summary, exit code) through the command line.
+fn replay(events: &[(u64, Value)]) -> (String, i32) {
+    let (_dir, path) = trace(events);
+    let o = run(trowel().arg("replay").arg(&path).arg("--summary"));
+    (stdout(&o), o.status.code().expect("exited"))
+}
+
+#[test]
+fn pauses_shell_sessions_and_the_push_decision_are_in_the_summary() {
+    let mut events = started();
+    events.extend([
+        paused_before(11),
+        (100, json!({"event": "shell_started", "id": id(1), "argv": ["sh"], "interactive": true, "when": "before_step"})),
+        (
+            900,
+            json!({"event": "shell_finished", "id": id(1), "exit_code": 0, "changes": [
+                {"path": "/tool", "kind": "added", "file_type": "file", "size": 10, "mode": 420, "uid": 0, "gid": 0,
+                 "mtime": 0, "link_target": null, "digest": null, "opaque": false, "previous": null}]}),
+        ),
+        (950, json!({"event": "layer_written", "id": id(1), "layer": layer('a', 512, 1), "entries": 1, "duration_ms": 1})),
+        (1000, json!({"event": "shell_resolved", "id": id(1), "kept": true, "layer": layer('a', 512, 1)})),
+        (2011, json!({"event": "resumed", "id": id(1), "action": {"kind": "step"}, "paused_ms": 2000})),
+        (2100, json!({"event": "output", "id": id(1), "stream": "stdout", "data": "compiled\n"})),
+        (3000, json!({"event": "layer_written", "id": id(1), "layer": layer('b', 1500, 1), "entries": 3, "duration_ms": 5})),
+        (
+            3011,
+            json!({"event": "step_finished", "id": id(1), "status": "built", "duration_ms": 1000, "paused_ms": 2000,
+                   "layer": digest('b'), "exit_code": null}),
+        ),
+        (3012, json!({"event": "paused", "id": id(1), "line": 2, "when": "after_step", "reasons": [{"message": "step"}]})),
+        (3512, json!({"event": "resumed", "id": id(1), "action": {"kind": "continue"}, "paused_ms": 500})),
+        (3513, json!({"event": "redacted", "withheld": "cache_stored", "reason": "a secret in a digest"})),
+        (
+            3600,
+            json!({"event": "image_assembled", "manifest_digest": digest('c'), "config_digest": digest('d'),
+                   "media_type": "application/vnd.oci.image.manifest.v1+json", "size": 2400,
+                   "layers": [layer('a', 512, 1), layer('b', 1500, 1)], "config": {}, "manifest": {}}),
+        ),
+        (
+            3601,
+            json!({"event": "push_review", "review": {"manifest_digest": digest('c'), "config_digest": digest('d'),
+                   "media_type": "application/vnd.oci.image.manifest.v1+json",
+                   "destinations": ["registry.example/app:1"], "layers": []}}),
+        ),
+        (4000, json!({"event": "push_decided", "approved": true})),
+        (4001, json!({"event": "push_started", "destination": "registry.example/app:1"})),
+        (
+            4200,
+            json!({"event": "push_finished", "destination": "registry.example/app:1", "digest": digest('c'),
+                   "duration_ms": 199}),
+        ),
+        (4300, json!({"event": "build_finished", "duration_ms": 4300, "digest": digest('c'), "pushed": ["registry.example/app:1"]})),
+    ]);
+    let (summary, code) = replay(&events);
+    let want = [
+        "trowel trace (format 2, trowel 0.1.0, started 2026-01-01T00:00:00.000Z)",
+        "Dockerfile: Dockerfile (1 stage(s)), platform linux/amd64, destinations: registry.example/app:1",
+        "Stage 0: FROM busybox",
+        "  line 1    config    0.0s  FROM busybox",
+        "  line 2    built     1.0s  RUN make                                          layer 1.5 kB  paused 2.5s",
+        "    paused before the step (breakpoint at line 2 [2]) for 2.0s, then stepped",
+        "    shell before the step: sh (interactive), exit 0, changed 1 path(s), kept as layer sha256:aaaaaaaaaaaa (512 B)",
+        "    paused after the step (step) for 0.5s, then continued",
+        "warning: a cache_stored event was withheld: a secret in a digest",
+        &format!("Image: {}, 2 layer(s), 2.4 kB", digest('c')),
+        "Push approved",
+        "Pushed to registry.example/app:1",
+        "Built in 4.3s (2.5s of it paused in the debugger)",
+    ];
+    assert_eq!(summary.lines().collect::<Vec<_>>(), want, "{summary}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn an_aborted_build_says_aborted_and_exits_non_zero() {
+    // Aborted at the pause before the RUN: the step never ran.
+    let mut events = started();
+    events.extend([
+        paused_before(11),
+        (311, json!({"event": "resumed", "id": id(1), "action": {"kind": "abort", "reason": "wrong base"}, "paused_ms": 300})),
+        (312, json!({"event": "build_failed", "error": "build aborted: wrong base", "step": null, "line": 2, "aborted": true})),
+    ]);
+    let (summary, code) = replay(&events);
+    let lines: Vec<&str> = summary.lines().skip(3).collect();
+    assert_eq!(
+        lines,
+        [
+            "  line 1    config    0.0s  FROM busybox",
+            "  line 2    stopped      -  RUN make                                          paused 0.3s",
+            "    paused before the step (breakpoint at line 2 [2]) for 0.3s, then aborted: wrong base",
+            "ABORTED: build aborted: wrong base",
+        ],
+        "{summary}"
+    );
+    assert_eq!(code, 1);
+
+    // A refused push.
+    let mut events = started();
+    events.extend([
+        (20, json!({"event": "step_finished", "id": id(1), "status": "built", "duration_ms": 10, "layer": null, "exit_code": null})),
+        (30, json!({"event": "push_decided", "approved": false, "reason": "not today"})),
+        (31, json!({"event": "build_failed", "error": "push refused: not today", "step": null, "line": null, "aborted": true})),
+    ]);
+    let (summary, code) = replay(&events);
+    assert!(summary.ends_with("Push refused: not today\nABORTED: push refused: not today\n"), "{summary}");
+    assert!(!summary.contains("FAILED"), "{summary}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_failed_build_exits_with_the_failed_run_s_code() {
+    let mut events = started();
+    events.extend([
+        (11, json!({"event": "output", "id": id(1), "stream": "stderr", "data": "make: *** no rule\n"})),
+        (20, json!({"event": "step_finished", "id": id(1), "status": "failed", "duration_ms": 9, "layer": null, "exit_code": 2})),
+        (21, json!({"event": "build_failed", "error": "Dockerfile:2: RUN make: exit code 2", "step": null, "line": 2})),
+    ]);
+    let (summary, code) = replay(&events);
+    assert!(
+        summary.ends_with("FAILED: Dockerfile:2: RUN make: exit code 2\n  output:\n  | make: *** no rule\n"),
+        "{summary}"
+    );
+    assert_eq!(code, 2, "as `trowel build` exited");
+}
+
+#[test]
+fn a_killed_build_exits_non_zero_and_says_where_it_stopped() {
+    let mut events = started();
+    events.push((500, json!({"event": "output", "id": id(1), "stream": "stdout", "data": "working\n"})));
+    let (summary, code) = replay(&events);
+    assert!(summary.contains("INTERRUPTED: the trace ends at 0.5s"), "{summary}");
+    assert!(
+        summary.contains("It was running Dockerfile:2: RUN make (started at 0.0s)\n  output:\n  | working\n"),
+        "{summary}"
+    );
+    assert_eq!(code, 1);
+
+    // Killed while paused.
+    let mut events = started();
+    events.push(paused_before(1500));
+    let (summary, code) = replay(&events);
+    assert!(
+        summary.contains("    paused before the step (breakpoint at line 2 [2]): still paused when the trace ends\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("It was paused before Dockerfile:2: RUN make (since 1.5s)"), "{summary}");
+    assert_eq!(code, 1);
+}
