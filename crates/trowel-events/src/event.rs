@@ -208,10 +208,11 @@ pub enum Event {
     StepFinished {
         id: StepId,
         status: StepStatus,
-        /// Time the step itself took: pauses and debugger shell sessions at its boundaries are
-        /// not in it (they are `paused_ms`). Version 1 traces counted them in.
+        /// Time the step itself took: the pause before it (and debugger shell sessions in that
+        /// pause) is not in it, it is `paused_ms`. Version 1 traces counted it in.
         duration_ms: u64,
-        /// Time spent paused at this step's boundaries (and in shell sessions there).
+        /// Time spent paused before the step ran (shell sessions included). A pause after the
+        /// step comes after this event: its `resumed` event says how long it lasted.
         #[serde(default, skip_serializing_if = "is_zero")]
         paused_ms: u64,
         /// Digest of the layer this step added, if any.

@@ -57,7 +57,7 @@ pub fn build(
         }),
         Err(e) => emitter.emit(Event::BuildFailed {
             error: e.to_string(),
-            step: None,
+            step: e.step(),
             line: e.location().map(|l| l.line),
             aborted: e.is_aborted(),
         }),

@@ -40,6 +40,9 @@ pub enum BuildError {
     #[error("{location}: {source}")]
     Step {
         location: Location,
+        /// Which step (`None` when it failed before it was one: an ONBUILD trigger that does not
+        /// parse, a base that cannot be resolved).
+        step: Option<trowel_events::StepId>,
         #[source]
         source: Box<StepError>,
     },
@@ -194,6 +197,14 @@ impl BuildError {
                 StepError::TimedOut { exit_code, .. } => Some(exit_code),
                 _ => None,
             },
+            _ => None,
+        }
+    }
+
+    /// The step that failed, when a step did.
+    pub fn step(&self) -> Option<trowel_events::StepId> {
+        match self {
+            BuildError::Step { step, .. } => *step,
             _ => None,
         }
     }

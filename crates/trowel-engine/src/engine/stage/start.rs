@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use trowel_events::{BaseSource, Event};
+use trowel_events::{BaseSource, Event, StepId};
 
 use crate::dockerfile::Base;
 use crate::engine::context::BuildContext;
@@ -22,7 +22,11 @@ impl StageRunner {
     pub(super) fn start(s: &mut Shared<'_, '_>, idx: usize, loc: &Location) -> Result<StageRunner, BuildError> {
         let ctx = s.ctx;
         let planned = &ctx.plan.stages[idx];
-        let fail = |m: String| BuildError::Step { location: loc.clone(), source: Box::new(StepError::Invalid(m)) };
+        let fail = |m: String| BuildError::Step {
+            location: loc.clone(),
+            step: Some(StepId { stage: idx, step: 0 }),
+            source: Box::new(StepError::Invalid(m)),
+        };
         let (config, format, layers, base_digest, base_ref, clock, unstamped) = match &planned.base {
             Base::Scratch => {
                 ctx.emitter.emit(Event::BaseResolved {

@@ -37,7 +37,7 @@ pub(crate) struct StepAt<'a> {
 impl StepAt<'_> {
     /// A step error at this instruction.
     pub fn fail(&self, source: impl Into<StepError>) -> BuildError {
-        BuildError::Step { location: self.loc.clone(), source: Box::new(source.into()) }
+        BuildError::Step { location: self.loc.clone(), step: Some(self.id), source: Box::new(source.into()) }
     }
 
     /// The instruction cannot be carried out as written.
