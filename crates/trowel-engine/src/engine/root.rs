@@ -52,21 +52,9 @@ impl BuildContext<'_> {
         let dir = self.scratch_dir(name)?.join("rootfs");
         std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;
         let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
-        let (entries, bytes) = self.unpack_all(&root, layers, &self.unpack_options())?;
         // Roots other than `/` hold no container paths to ignore.
         let ignore = if self.slash_keep.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
-        let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
-        snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
-        if let Some(stage) = stage {
-            self.emitter.emit(Event::BaseUnpacked {
-                stage,
-                layers: layers.len(),
-                entries,
-                bytes,
-                duration_ms: t0.elapsed().as_millis() as u64,
-            });
-        }
-        Ok(BuildRoot { dir, snap })
+        self.fill(dir, root, layers, &self.unpack_options(), ignore, stage, t0)
     }
 
     /// Container isolation: empties `/` but for what the container owns, unpacks `layers`
@@ -82,16 +70,34 @@ impl BuildContext<'_> {
         let dir = PathBuf::from("/");
         let root = Root::open(&dir).map_err(BuildError::fs("open /"))?;
         crate::fs::clean::clean_root(&root, "/", keep).map_err(BuildError::fs(format!("empty / for stage {stage}")))?;
-        let (entries, bytes) = self.unpack_all(&root, layers, &self.slash_unpack_options(keep))?;
-        let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, self.snapshot_ignore.clone());
-        snap.scan_initial().map_err(BuildError::fs("index /"))?;
-        self.emitter.emit(Event::BaseUnpacked {
-            stage,
-            layers: layers.len(),
-            entries,
-            bytes,
-            duration_ms: t0.elapsed().as_millis() as u64,
-        });
+        let opts = self.slash_unpack_options(keep);
+        self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), Some(stage), t0)
+    }
+
+    /// Unpacks `layers` into an empty `root`, indexes it, and reports it for `stage`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        dir: PathBuf,
+        root: Root,
+        layers: &[StageLayer],
+        opts: &UnpackOptions,
+        ignore: IgnoreList,
+        stage: Option<usize>,
+        t0: Instant,
+    ) -> Result<BuildRoot, BuildError> {
+        let (entries, bytes) = self.unpack_all(&root, layers, opts)?;
+        let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
+        snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
+        if let Some(stage) = stage {
+            self.emitter.emit(Event::BaseUnpacked {
+                stage,
+                layers: layers.len(),
+                entries,
+                bytes,
+                duration_ms: t0.elapsed().as_millis() as u64,
+            });
+        }
         Ok(BuildRoot { dir, snap })
     }
 
