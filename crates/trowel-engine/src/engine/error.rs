@@ -74,7 +74,7 @@ pub enum BuildError {
         source: StoreError,
     },
     /// A base image (or a `COPY --from` image) could not be had.
-    #[error("pull {reference}: {source}")]
+    #[error("{}", pull_message(reference, source))]
     Pull {
         reference: String,
         #[source]
@@ -178,6 +178,15 @@ pub enum PushError {
     /// The background task checking push access died.
     #[error("push check failed: {0}")]
     Check(String),
+}
+
+/// A registry error already says what it was doing to which image (`pull x:1: manifest
+/// unknown`); the other causes get that prefix here.
+fn pull_message(reference: &str, source: &PullError) -> String {
+    match source {
+        PullError::Registry(e) => e.to_string(),
+        other => format!("pull {reference}: {other}"),
+    }
 }
 
 impl BuildError {

@@ -1,0 +1,126 @@
+//! What a person reading a CI log sees when a build fails: the exact error line for a dozen
+//! kinds of bad input, each naming the Dockerfile, the line and the instruction, and the exit
+//! code. Errors are typed inside the engine (they keep their sources); these tests pin that the
+//! words that reach the log stay as clear as they are.
+
+mod common;
+
+use common::*;
+
+/// Builds `dockerfile` (with `a.txt` beside it) and returns the `error building image` text and
+/// the exit code.
+fn fail(dockerfile: &str, extra: &[&str]) -> (String, String, i32) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+    let o = run(trowel().arg("build").arg("--context").arg(dir.path()).arg("--no-push").args(extra));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find_map(|l| l.split_once("error building image: ").map(|(_, m)| m.to_string()))
+        .unwrap_or_else(|| panic!("no error line in:\n{err}"));
+    let path = format!("{}/Dockerfile", dir.path().display());
+    (line.replace(&path, "Dockerfile"), err, o.status.code().unwrap_or(-1))
+}
+
+fn assert_fails(dockerfile: &str, extra: &[&str], want: &str, code: i32) {
+    let (got, all, exit) = fail(dockerfile, extra);
+    assert_eq!(got, want, "full stderr:\n{all}");
+    assert_eq!(exit, code, "exit code; full stderr:\n{all}");
+}
+
+#[test]
+fn dockerfile_mistakes_name_the_line_and_instruction() {
+    let b = env().busybox();
+    assert_fails(&format!("FROM {b}\nFOO bar\n"), &[], "Dockerfile:2: FOO bar: unknown instruction FOO", 1);
+    assert_fails(
+        &format!("FROM {b}\nCOPY --nope a.txt /x\n"),
+        &[],
+        "Dockerfile:2: COPY --nope a.txt /x: unknown flag: --nope (COPY accepts --from, --chown, --chmod, --link, \
+         --parents, --exclude)",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\n"),
+        &["--target", "nope"],
+        "Dockerfile: target stage \"nope\" could not be found; available stages: none (no stage is named)",
+        1,
+    );
+    assert_fails(
+        "FROM UPPER/Case:1\n",
+        &[],
+        "Dockerfile:1: FROM UPPER/Case:1: invalid image reference \"UPPER/Case:1\": invalid reference \
+         \"UPPER/Case:1\": repository name must be lowercase",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\nADD --checksum=sha256:abc http://127.0.0.1:1/x /x\n"),
+        &[],
+        "Dockerfile:2: ADD --checksum=sha256:abc http://127.0.0.1:1/x /x: invalid --checksum value \"sha256:abc\": \
+         expected sha256:<64 hex>, sha384:<96 hex> or sha512:<128 hex>",
+        1,
+    );
+}
+
+#[test]
+fn copy_problems_say_which_source() {
+    let b = env().busybox();
+    assert_fails(
+        &format!("FROM {b}\nCOPY nope.txt /x\n"),
+        &[],
+        "Dockerfile:2: COPY nope.txt /x: \"/nope.txt\": not found",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\nCOPY *.nope /x/\n"),
+        &[],
+        "Dockerfile:2: COPY *.nope /x/: no source files were specified: nothing matches \"*.nope\"",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\nCOPY ../x /x\n"),
+        &[],
+        "Dockerfile:2: COPY ../x /x: forbidden path outside the build context: ../x",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\nCOPY --chown=nobodyhere a.txt /x\n"),
+        &[],
+        "Dockerfile:2: COPY --chown=nobodyhere a.txt /x: --chown=nobodyhere: unable to find user nobodyhere in the \
+         image's /etc/passwd",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\nCOPY --chmod=9z9 a.txt /x\n"),
+        &[],
+        "Dockerfile:2: COPY --chmod=9z9 a.txt /x: invalid --chmod value \"9z9\": expected an octal mode such as 0755",
+        1,
+    );
+}
+
+#[test]
+fn run_failures_keep_the_command_exit_code() {
+    let b = env().busybox();
+    assert_fails(&format!("FROM {b}\nRUN echo x; exit 7\n"), &[], "Dockerfile:2: RUN echo x; exit 7: exit code 7", 7);
+    assert_fails(
+        &format!("FROM {b}\nUSER nosuchuser\nRUN true\n"),
+        &[],
+        "Dockerfile:3: RUN true: unable to find user nosuchuser: no matching entries in passwd file",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\nRUN --mount=type=cache,target=/c true\n"),
+        &[],
+        "Dockerfile:2: RUN --mount=type=cache,target=/c true: RUN --mount is not supported yet",
+        1,
+    );
+    let (got, all, code) = fail(&format!("FROM {b}\nRUN sleep 5\n"), &["--run-timeout", "1"]);
+    assert_eq!(got, "Dockerfile:2: RUN sleep 5: timed out after 1s", "{all}");
+    assert_ne!(code, 0, "{all}");
+}
+
+#[test]
+fn registry_failures_name_the_image_once() {
+    let r = &env().registry;
+    assert_fails(&format!("FROM {r}/nope:1\n"), &[], &format!("pull {r}/nope:1: manifest unknown (404)"), 1);
+}
