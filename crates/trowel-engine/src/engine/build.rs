@@ -1,10 +1,10 @@
 //! A whole build: the stages the target needs, in plan order, then the image, its local
 //! outputs and the push. [`build`] is the engine's entry point.
 //!
-//! [`Build`] holds the parts of a build by how they are used: the read-only
-//! [`BuildContext`], what stages share ([`Stages`]), the layer cache's and the recorded file
-//! contents' bookkeeping, the controller, the push check. A stage gets them all as one
-//! [`Shared`], and is built by its own [`StageRunner`](super::stage::StageRunner).
+//! `Build` holds the parts of a build by how they are used: the read-only `BuildContext`, what
+//! stages share (`Stages`), the layer cache's and the recorded file contents' bookkeeping, the
+//! controller, the push check. A stage gets them all as one `Shared`, and is built by its own
+//! `StageRunner`.
 
 use std::time::Instant;
 

@@ -1,12 +1,12 @@
-//! The build engine: [`build`] turns a Dockerfile into an image, reporting every step as an
+//! The build engine: [`build()`](build::build) turns a Dockerfile into an image, reporting every step as an
 //! event and letting a [`Controller`] pause it between steps.
 //!
 //! How it is put together (docs/architecture.md has the whole map):
-//! - [`build()`](build::build) — the entry point and the [`build::Build`] it runs: stages in
-//!   plan order, then [`publish`] (assemble the image, local outputs, push gate, push);
-//! - `context` — the read-only [`BuildContext`](context::BuildContext) every part shares
+//! - [`build()`](build::build) — the entry point and the `Build` it runs: stages in plan order,
+//!   then `publish` (assemble the image, local outputs, push gate, push);
+//! - `context` — the read-only `BuildContext` every part shares
 //!   (options, parsed Dockerfile and plan, registry client, blob store, work dir, emitter);
-//! - `stage` — one [`StageRunner`](stage::StageRunner) per stage: it owns the stage's config,
+//! - `stage` — one `StageRunner` per stage: it owns the stage's config,
 //!   layers, build root and cache keys, and runs each step the same way (events, checkpoints,
 //!   cache, snapshot, layer, history);
 //! - `steps` — one file per kind of instruction behind a narrow interface;
