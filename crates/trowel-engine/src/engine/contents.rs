@@ -15,8 +15,7 @@ use std::io::Read;
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::engine::layer::{LayerOrigin, StageLayer};
-use crate::engine::shared::Shared;
-use crate::engine::stage::StageRunner;
+use crate::fs::root::Root;
 use crate::fs::{Change, ChangeKind, FileType};
 use crate::image::store::BlobStore;
 use trowel_events::FileContent;
@@ -55,12 +54,20 @@ fn as_text(bytes: Vec<u8>) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-impl StageRunner {
-    /// Reports the before/after content of the small text files a step changed.
-    pub(crate) fn capture_contents(&self, s: &mut Shared<'_, '_>, id: StepId, changes: &[Change]) {
-        let ctx = s.ctx;
-        let Some(cap) = s.contents.as_deref_mut() else { return };
-        let limit = cap.limit;
+impl ContentCapture {
+    /// Reports the before/after content of the small text files step `id` of stage `stage`
+    /// changed. `layers`: the stage's layers so far (its base's are read for "before");
+    /// `root`: the stage's root, if it has one (read for "after").
+    pub(crate) fn capture(
+        &mut self,
+        ctx: &BuildContext<'_>,
+        stage: usize,
+        layers: &[StageLayer],
+        root: Option<&Root>,
+        id: StepId,
+        changes: &[Change],
+    ) {
+        let limit = self.limit;
         let relevant: Vec<&Change> = changes
             .iter()
             .filter(|c| {
@@ -76,22 +83,20 @@ impl StageRunner {
         let from_base: Vec<String> = relevant
             .iter()
             .filter(|c| c.kind != ChangeKind::Added)
-            .filter(|c| !cap.known.contains_key(&(self.index, c.path.clone())))
+            .filter(|c| !self.known.contains_key(&(stage, c.path.clone())))
             .map(|c| c.path.clone())
             .collect();
         if !from_base.is_empty() {
-            let base: Vec<StageLayer> = self
-                .layers
+            let base: Vec<StageLayer> = layers
                 .iter()
-                .filter(|l| !matches!(l.origin, LayerOrigin::Built(id) if id.stage == self.index))
+                .filter(|l| !matches!(l.origin, LayerOrigin::Built(id) if id.stage == stage))
                 .cloned()
                 .collect();
-            cap.read_base(ctx, self.index, &base, &from_base);
+            self.read_base(ctx, stage, &base, &from_base);
         }
-        let root = self.files.existing().map(|r| r.root());
         let mut files = Vec::new();
         for c in relevant {
-            let before = if c.kind == ChangeKind::Added { None } else { cap.get(self.index, &c.path) };
+            let before = if c.kind == ChangeKind::Added { None } else { self.get(stage, &c.path) };
             let after = match (c.kind, root) {
                 (ChangeKind::Deleted, _) | (_, None) => None,
                 (_, Some(r)) if c.file_type == FileType::File && c.size <= limit => r
@@ -104,7 +109,7 @@ impl StageRunner {
                     .and_then(as_text),
                 _ => None,
             };
-            cap.set(self.index, &c.path, after.as_deref());
+            self.set(stage, &c.path, after.as_deref());
             if before.is_some() || after.is_some() {
                 files.push(FileContent { path: c.path.clone(), before, after });
             }
@@ -113,9 +118,7 @@ impl StageRunner {
             ctx.emitter.emit(Event::FileContents { id, files });
         }
     }
-}
 
-impl ContentCapture {
     /// Records what the layers a stage started from hold at `paths`, in one pass over them.
     fn read_base(&mut self, ctx: &BuildContext<'_>, stage: usize, base: &[StageLayer], paths: &[String]) {
         let limit = self.limit;

@@ -12,18 +12,17 @@
 //! - `steps` — one file per kind of instruction behind a narrow interface;
 //! - `stages` — what finished stages leave for later ones (roots, keys), and root hand-over;
 //! - `layer_cache` — the build's use of the layer cache: key planning, hits, misses, writes;
-//! - `checkpoint`, `debug_shell`, [`controller`] — pauses, shells at a pause, the controller;
+//! - [`controller`] — what steers a build (pauses, shells at a pause and the push gate are the
+//!   stage runner's `stage/checkpoint.rs` and `stage/debug_shell.rs`);
 //! - [`emit`], `report` — events out (masking secrets, failing closed) and the conversions to
 //!   the event contract; `contents` — file contents recorded for viewers that ask;
 //! - [`options`], [`error`] — what a build is asked to do, and how it fails.
 
 pub mod build;
-mod checkpoint;
 mod container;
 mod contents;
 mod context;
 pub mod controller;
-mod debug_shell;
 pub mod emit;
 pub mod error;
 mod layer;

@@ -10,25 +10,22 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use trowel_events::{CacheResult, Event, LayerSummary, StepId, StepStatus};
+use trowel_events::{Event, StepId};
 
-use crate::cache::explain::explain;
+use crate::cache::explain::{Previous, explain};
 use crate::cache::key::KeyComponents;
-use crate::cache::registry::{CacheError, CachedLayer, Lookup, RegistryCache, pointer_tag};
+use crate::cache::registry::{CacheError, Lookup, RegistryCache, pointer_tag};
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
-use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::options::CacheOptions;
-use crate::engine::report;
-use crate::engine::shared::Shared;
-use crate::engine::stage::{StageRunner, Stamp};
-use crate::engine::steps::StepOutcome;
-use crate::fs::unpack::open_layer;
+use crate::image::manifest::Descriptor;
 use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::Reference;
 
 mod plan;
+
+pub(crate) use plan::{StageInputs, plan};
 
 /// Lookups running at once against the cache repository.
 const PARALLEL_LOOKUPS: usize = 8;
@@ -51,11 +48,14 @@ pub(crate) struct PlannedStep {
     pub cacheable: bool,
 }
 
+/// A lookup running against the cache repository.
+pub(crate) type PendingLookup = tokio::task::JoinHandle<Result<Lookup, CacheError>>;
+
 /// One stage's keys and the lookups started for them.
 #[derive(Default)]
 pub(crate) struct StageKeys {
     planned: HashMap<StepId, PlannedStep>,
-    lookups: HashMap<StepId, tokio::task::JoinHandle<Result<Lookup, CacheError>>>,
+    lookups: HashMap<StepId, PendingLookup>,
     /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
     pub final_key: Option<String>,
 }
@@ -69,6 +69,11 @@ impl StageKeys {
     /// Whether the step's layer goes through the cache.
     pub fn cacheable(&self, id: StepId) -> bool {
         self.planned.get(&id).is_some_and(|p| p.cacheable)
+    }
+
+    /// The lookup started for a step (taken: a step is looked up once).
+    pub fn take_lookup(&mut self, id: StepId) -> Option<PendingLookup> {
+        self.lookups.remove(&id)
     }
 }
 
@@ -134,6 +139,80 @@ impl LayerCache {
         }
     }
 
+    /// A lookup hit: its layer (if any) is reused.
+    pub fn hit(&mut self, reused: Option<u64>) {
+        self.hits += 1;
+        self.bytes_reused += reused.unwrap_or(0);
+    }
+
+    /// A lookup missed (`prev`: the closest earlier entry, if any): why, in words.
+    pub fn miss(&mut self, prev: &Previous, planned: &PlannedStep) -> String {
+        self.misses += 1;
+        let explanation = explain(prev, &planned.components, &self.missed);
+        self.missed.insert(planned.key.clone(), planned.components.line);
+        explanation
+    }
+
+    /// A lookup that failed: the step runs, and counts as a miss.
+    pub fn lookup_failed(&mut self, planned: &PlannedStep) {
+        self.misses += 1;
+        self.missed.insert(planned.key.clone(), planned.components.line);
+    }
+
+    /// For a step whose layer will be written to the cache: starts uploading it to the cache
+    /// repository as it is written. Returns the tap for the layer writer and where to send the
+    /// layer's digest once it is whole (not sending it cancels the upload).
+    pub fn start_stream(
+        &mut self,
+        ctx: &BuildContext<'_>,
+        id: StepId,
+    ) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
+        if self.opts.no_push {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
+        let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
+        let remote = self.remote.clone();
+        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx).await });
+        self.streamed.insert(id, h);
+        Some((BlobTap::new(tx), digest_tx))
+    }
+
+    /// Writes a step's entry to the cache repository in the background. `created`: the time
+    /// the step's history entry got (a later build served from it stamps the same time).
+    pub fn store(
+        &mut self,
+        ctx: &BuildContext<'_>,
+        id: StepId,
+        planned: &PlannedStep,
+        layer: Option<(Descriptor, Digest)>,
+        created: String,
+    ) {
+        if self.opts.no_push || !planned.cacheable {
+            return;
+        }
+        let remote = self.remote.clone();
+        let pointer = pointer_tag(&self.dockerfile_id, id.stage, id.step);
+        let store = ctx.store.clone();
+        let key = planned.key.clone();
+        let components = planned.components.clone();
+        let created_by = ctx.redactor.redact(&planned.display);
+        let reference = format!("{}:{}", remote.repo(), key);
+        let streamed = self.streamed.remove(&id);
+        let h = ctx.rt.spawn(async move {
+            // If the layer was streamed, the blob is there by now (or the entry uploads it).
+            let streamed = match streamed {
+                Some(s) => matches!(s.await, Ok(Ok(_))),
+                None => false,
+            };
+            remote
+                .store(&key, &pointer, &components, &created_by, layer.as_ref().map(|(d, i)| (d, i)), &store, &created)
+                .await
+                .map(|_| (reference, streamed))
+        });
+        self.pushes.push((id, planned.key.clone(), h));
+    }
+
     /// Waits for the background cache writes, reporting each.
     fn await_writes(&mut self, ctx: &BuildContext<'_>) {
         // Uploads no entry waited for (their step failed after all): let them end.
@@ -191,205 +270,5 @@ fn dockerfile_id(dockerfile: &std::path::Path, context: &std::path::Path) -> Str
     match abs(dockerfile).strip_prefix(abs(context)) {
         Ok(rel) => rel.display().to_string(),
         Err(_) => dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-    }
-}
-
-impl StageRunner {
-    /// Uses the cache for a planned step if it hits. `Ok(None)`: run the step.
-    pub(crate) fn try_cache(
-        &mut self,
-        s: &mut Shared<'_, '_>,
-        id: StepId,
-        planned: &PlannedStep,
-        display: &str,
-    ) -> Result<Option<StepOutcome>, BuildError> {
-        let ctx = s.ctx;
-        let Some(handle) = self.keys.lookups.remove(&id) else { return Ok(None) };
-        let Some(cache) = s.cache.as_deref_mut() else { return Ok(None) };
-        // A lookup task that died is a lookup that failed: the step runs.
-        let result = ctx.rt.block_on(handle).unwrap_or_else(|e| {
-            Err(CacheError::Invalid { reference: planned.key.clone(), reason: format!("lookup task failed: {e}") })
-        });
-        let components = Box::new(report::key_components(&planned.components));
-        match result {
-            Ok(Lookup::Hit(hit)) => {
-                cache.hits += 1;
-                if let Some((d, _)) = &hit.layer {
-                    cache.bytes_reused += d.size;
-                }
-                let reference = format!("{}:{}", hit.repo, planned.key);
-                let layer = hit.layer.as_ref().map(|(d, diff_id)| LayerSummary {
-                    digest: (&d.digest).into(),
-                    diff_id: Some(diff_id.into()),
-                    size: d.size,
-                    uncompressed_size: None,
-                    media_type: d.media_type.clone(),
-                    step: Some(id),
-                });
-                let outcome = self.apply_hit(s, id, *hit, display)?;
-                ctx.emitter.emit(Event::CacheLookup {
-                    id,
-                    key: planned.key.clone(),
-                    components,
-                    result: CacheResult::Hit { reference, layer },
-                });
-                Ok(Some(outcome))
-            }
-            Ok(Lookup::Miss(prev)) => {
-                cache.misses += 1;
-                let explanation = explain(&prev, &planned.components, &cache.missed);
-                cache.missed.insert(planned.key.clone(), planned.components.line);
-                ctx.emitter.emit(Event::CacheLookup {
-                    id,
-                    key: planned.key.clone(),
-                    components,
-                    result: CacheResult::Miss { explanation },
-                });
-                Ok(None)
-            }
-            Err(e) => {
-                cache.misses += 1;
-                cache.missed.insert(planned.key.clone(), planned.components.line);
-                ctx.emitter.emit(Event::CacheLookup {
-                    id,
-                    key: planned.key.clone(),
-                    components,
-                    result: CacheResult::Error { message: e.to_string() },
-                });
-                Ok(None)
-            }
-        }
-    }
-
-    /// Applies a cached step: its layer joins the stage, and (when the stage already has a
-    /// root) is unpacked into it so later steps see its files.
-    fn apply_hit(
-        &mut self,
-        s: &mut Shared<'_, '_>,
-        id: StepId,
-        hit: CachedLayer,
-        display: &str,
-    ) -> Result<StepOutcome, BuildError> {
-        let ctx = s.ctx;
-        let Some((desc, diff_id)) = hit.layer else {
-            self.empty_history(s, display, Stamp::At(hit.created));
-            return Ok(StepOutcome { status: StepStatus::Cached, layer: None });
-        };
-        let layer = StageLayer {
-            descriptor: desc.clone(),
-            diff_id: diff_id.clone(),
-            origin: LayerOrigin::Base(hit.repo.clone()),
-            uncompressed_size: None,
-        };
-        let what = format!("apply cached layer {}", desc.digest);
-        let applied = match self.files.existing_mut() {
-            Some(root) => {
-                ctx.fetch_blobs(std::slice::from_ref(&layer))?;
-                let opts = match &ctx.slash_keep {
-                    Some(keep) if root.is_slash() => ctx.slash_unpack_options(keep),
-                    _ => ctx.unpack_options(),
-                };
-                let stats = ctx.unpack_verified(root.snap.root(), &layer, &opts, "apply cached")?;
-                // What the layer changed, as a snapshot sees it; this also brings the index up
-                // to date.
-                let changes = root.snap.snapshot_paths(&stats.touched).map_err(BuildError::fs(what))?;
-                ctx.emitter.emit(Event::Snapshot {
-                    id,
-                    changes: report::changes(&changes.entries),
-                    stats: report::snapshot_stats(&changes.stats),
-                });
-                Some(changes.entries)
-            }
-            None if ctx.detail.cached_listings || s.controller.detail().cached_listings => {
-                // No root to apply it to (the stage is cached so far): list the layer instead.
-                ctx.fetch_blobs(std::slice::from_ref(&layer))?;
-                let what = format!("list cached layer {}", desc.digest);
-                let file = ctx.store.open_blob(&desc.digest).map_err(BuildError::store(what.clone()))?;
-                let reader = open_layer(file).map_err(BuildError::fs(what.clone()))?;
-                let entries = crate::fs::listing::list_layer(reader).map_err(BuildError::fs(what))?;
-                self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
-                ctx.emitter.emit(Event::Snapshot { id, changes: report::changes(&entries), stats: Default::default() });
-                None
-            }
-            None => None,
-        };
-        if let Some(entries) = applied {
-            self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
-            self.capture_contents(s, id, &entries);
-        }
-        self.config.image.push_diff_id(&diff_id);
-        self.push_history(s, Stamp::At(hit.created.clone()), display, "trowel", false);
-        self.layers.push(layer);
-        Ok(StepOutcome { status: StepStatus::Cached, layer: Some(desc.digest) })
-    }
-
-    /// For a step whose layer will be written to the cache: starts uploading it to the cache
-    /// repository as it is written. Returns the tap for the layer writer and where to send the
-    /// layer's digest once it is whole (not sending it cancels the upload).
-    pub(crate) fn start_streamed_upload(
-        &self,
-        s: &mut Shared<'_, '_>,
-        id: StepId,
-    ) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
-        let ctx = s.ctx;
-        let cache = s.cache.as_deref_mut()?;
-        if cache.opts.no_push || !self.keys.cacheable(id) {
-            return None;
-        }
-        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
-        let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
-        let remote = cache.remote.clone();
-        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx).await });
-        cache.streamed.insert(id, h);
-        Some((BlobTap::new(tx), digest_tx))
-    }
-
-    /// Writes a step that ran (and succeeded) to the cache, in the background.
-    pub(crate) fn store_in_cache(
-        &self,
-        s: &mut Shared<'_, '_>,
-        id: StepId,
-        planned: &PlannedStep,
-        outcome: &StepOutcome,
-    ) {
-        let ctx = s.ctx;
-        let Some(cache) = s.cache.as_deref_mut() else { return };
-        if cache.opts.no_push || !planned.cacheable {
-            return;
-        }
-        let layer = match &outcome.layer {
-            Some(d) => match self.layers.iter().rev().find(|l| &l.descriptor.digest == d) {
-                Some(l) => Some((l.descriptor.clone(), l.diff_id.clone())),
-                None => return,
-            },
-            None => None,
-        };
-        let remote = cache.remote.clone();
-        let pointer = pointer_tag(&cache.dockerfile_id, id.stage, id.step);
-        let store = ctx.store.clone();
-        let key = planned.key.clone();
-        let components = planned.components.clone();
-        let created_by = ctx.redactor.redact(&planned.display);
-        // The entry carries the time the step's history entry got, so that a later build served
-        // from it stamps the same time (see `Stamp`). A reproducible build's entries still say
-        // when they were made: `--cache-ttl` is measured from it.
-        let created = match &self.clock {
-            Some(t) if !ctx.opts.layers.reproducible => t.clone(),
-            _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        };
-        let reference = format!("{}:{}", remote.repo(), key);
-        let streamed = cache.streamed.remove(&id);
-        let h = ctx.rt.spawn(async move {
-            // If the layer was streamed, the blob is there by now (or the entry uploads it).
-            let streamed = match streamed {
-                Some(s) => matches!(s.await, Ok(Ok(_))),
-                None => false,
-            };
-            remote
-                .store(&key, &pointer, &components, &created_by, layer.as_ref().map(|(d, i)| (d, i)), &store, &created)
-                .await
-                .map(|_| (reference, streamed))
-        });
-        cache.pushes.push((id, planned.key.clone(), h));
     }
 }

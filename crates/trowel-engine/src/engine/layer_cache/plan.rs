@@ -14,11 +14,10 @@ use crate::cache::key::{
 };
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::engine::context::BuildContext;
-use crate::engine::error::BuildError;
-use crate::engine::layer_cache::PlannedStep;
+use crate::engine::layer_cache::{LayerCache, PlannedStep, StageKeys};
 use crate::engine::options::BuildOptions;
-use crate::engine::shared::Shared;
-use crate::engine::stage::StageRunner;
+use crate::engine::stage::StageConfig;
+use crate::engine::stages::Stages;
 use crate::engine::steps::config::apply_to;
 use crate::engine::steps::copy::keyfiles::key_inputs;
 use crate::engine::vars::run_env;
@@ -46,90 +45,100 @@ fn layer_format(opts: &BuildOptions) -> String {
     f
 }
 
-impl StageRunner {
-    /// Computes the keys of every step of the stage (FROM is `from`) and starts the lookups of
-    /// the cacheable ones. Also sets the stage's final key.
-    pub(crate) fn plan_keys(
-        &mut self,
-        s: &mut Shared<'_, '_>,
-        from: &Instruction,
-        steps: &[(StepId, Instruction)],
-    ) -> Result<(), BuildError> {
-        let ctx = s.ctx;
-        let Some(cache) = s.cache.as_deref() else { return Ok(()) };
-        let platform = ctx.platform.to_string();
-        let root = match &ctx.plan.stages[self.index].base {
-            Base::Scratch => root_key(&platform, &RootOf::Scratch),
-            Base::Image(_) => match &self.base_digest {
-                Some(d) => root_key(&platform, &RootOf::Image(d)),
-                None => return Ok(()),
-            },
-            Base::Stage(p) => match s.stages.get(*p).and_then(|s| s.final_key.clone()) {
-                Some(k) => root_key(&platform, &RootOf::Stage(&k)),
-                // The parent was not fully keyed (a step of it could not be): neither is this.
-                None => return Ok(()),
-            },
+/// What a stage's keys are computed from.
+pub(crate) struct StageInputs<'a> {
+    pub index: usize,
+    /// Manifest digest of the image at the bottom of the stage.
+    pub base_digest: Option<&'a crate::digest::Digest>,
+    /// That image as written.
+    pub base_ref: &'a str,
+    /// The stage's config as it starts.
+    pub config: &'a StageConfig,
+}
+
+/// Computes the keys of every step of a stage (FROM is `from`) and starts the lookups of the
+/// cacheable ones. The stage's final key is set only when every step could be keyed.
+pub(crate) fn plan(
+    ctx: &BuildContext<'_>,
+    stages: &Stages,
+    cache: &LayerCache,
+    stage: StageInputs<'_>,
+    from: &Instruction,
+    steps: &[(StepId, Instruction)],
+) -> StageKeys {
+    let mut keys = StageKeys::default();
+    let platform = ctx.platform.to_string();
+    let root = match &ctx.plan.stages[stage.index].base {
+        Base::Scratch => root_key(&platform, &RootOf::Scratch),
+        Base::Image(_) => match stage.base_digest {
+            Some(d) => root_key(&platform, &RootOf::Image(d)),
+            None => return keys,
+        },
+        Base::Stage(p) => match stages.get(*p).and_then(|s| s.final_key.clone()) {
+            Some(k) => root_key(&platform, &RootOf::Stage(&k)),
+            // The parent was not fully keyed (a step of it could not be): neither is this.
+            None => return keys,
+        },
+    };
+    let base = BaseInfo { reference: stage.base_ref.to_string(), digest: stage.base_digest.cloned() };
+    let from_display = match &ctx.plan.stages[stage.index].base {
+        Base::Stage(p) => format!("FROM {}", ctx.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
+        _ => format!("FROM {}", stage.base_ref),
+    };
+    let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone() }];
+    let mut parent = root;
+    // Replay on a copy: execution changes the real config.
+    let mut config = stage.config.clone();
+    let layer_format = layer_format(ctx.opts);
+    for (id, ins) in steps {
+        let expanded = match ins.expand(&config.vars(), ctx.df.escape) {
+            Ok(e) => e,
+            // Execution reports the error at this step; nothing after it is keyed.
+            Err(_) => break,
         };
-        let base = BaseInfo { reference: self.base_ref.clone(), digest: self.base_digest.clone() };
-        let from_display = match &ctx.plan.stages[self.index].base {
-            Base::Stage(p) => format!("FROM {}", ctx.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
-            _ => format!("FROM {}", self.base_ref),
-        };
-        let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone() }];
-        let mut parent = root;
-        // Replay on a copy: execution changes the real config.
-        let mut config = self.config.clone();
-        let layer_format = layer_format(ctx.opts);
-        for (id, ins) in steps {
-            let expanded = match ins.expand(&config.vars(), ctx.df.escape) {
-                Ok(e) => e,
-                // Execution reports the error at this step; nothing after it is keyed.
-                Err(_) => break,
-            };
-            let display = expanded.display();
-            let cacheable = cacheable(ctx.opts, &expanded);
-            let (vars, files, sources) = match &expanded {
-                Expanded::Run { .. } => (run_vars(&config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
-                Expanded::Copy(c) | Expanded::Add(c) => {
-                    let is_add = matches!(expanded, Expanded::Add(_));
-                    match key_inputs(ctx, s.stages, self.index, c, is_add) {
-                        Ok(k) => (used_vars(ins, &config.image, &config.args, ctx.opts), k.files, k.sources),
-                        // The step itself will fail with the real error.
-                        Err(_) => break,
-                    }
+        let display = expanded.display();
+        let cacheable = cacheable(ctx.opts, &expanded);
+        let (vars, files, sources) = match &expanded {
+            Expanded::Run { .. } => (run_vars(&config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
+            Expanded::Copy(c) | Expanded::Add(c) => {
+                let is_add = matches!(expanded, Expanded::Add(_));
+                match key_inputs(ctx, stages, stage.index, c, is_add) {
+                    Ok(k) => (used_vars(ins, &config.image, &config.args, ctx.opts), k.files, k.sources),
+                    // The step itself will fail with the real error.
+                    Err(_) => break,
                 }
-                _ => (used_vars(ins, &config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
-            };
-            let components = KeyComponents {
-                version: FORMAT_VERSION,
-                platform: platform.clone(),
-                layer_format: layer_format.clone(),
-                parent: parent.clone(),
-                instruction: display.clone(),
-                vars,
-                files,
-                sources,
-                line: ins.line,
-                chain: chain.clone(),
-                base: Some(base.clone()),
-            };
-            let key = components.key();
-            // The key hashes the real text; what is recorded (and compared when explaining a
-            // miss) never holds a secret.
-            let components = redact_components(ctx, components);
-            if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
-                break;
             }
-            chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: key.clone() });
-            parent = key.clone();
-            self.keys.planned.insert(*id, PlannedStep { components, key, display, cacheable });
+            _ => (used_vars(ins, &config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
+        };
+        let components = KeyComponents {
+            version: FORMAT_VERSION,
+            platform: platform.clone(),
+            layer_format: layer_format.clone(),
+            parent: parent.clone(),
+            instruction: display.clone(),
+            vars,
+            files,
+            sources,
+            line: ins.line,
+            chain: chain.clone(),
+            base: Some(base.clone()),
+        };
+        let key = components.key();
+        // The key hashes the real text; what is recorded (and compared when explaining a miss)
+        // never holds a secret.
+        let components = redact_components(ctx, components);
+        if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
+            break;
         }
-        if self.keys.planned.len() == steps.len() {
-            self.keys.final_key = Some(parent);
-        }
-        cache.start_lookups(ctx, &mut self.keys);
-        Ok(())
+        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: key.clone() });
+        parent = key.clone();
+        keys.planned.insert(*id, PlannedStep { components, key, display, cacheable });
     }
+    if keys.planned.len() == steps.len() {
+        keys.final_key = Some(parent);
+    }
+    cache.start_lookups(ctx, &mut keys);
+    keys
 }
 
 /// A RUN sees every ENV and every ARG in scope (Docker: ARGs are implicitly used by RUN), but

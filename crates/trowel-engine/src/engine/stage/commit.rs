@@ -134,7 +134,10 @@ impl StageRunner {
     ) -> Result<Option<Digest>, BuildError> {
         let ctx = s.ctx;
         self.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
-        self.capture_contents(s, id, &changes.entries);
+        if let Some(cap) = s.contents.as_deref_mut() {
+            let root = self.files.existing().map(|r| r.root());
+            cap.capture(s.ctx, self.index, &self.layers, root, id, &changes.entries);
+        }
         if changes.entries.is_empty() && !ctx.opts.layers.force_build_metadata {
             ctx.emitter.emit(Event::Snapshot {
                 id,

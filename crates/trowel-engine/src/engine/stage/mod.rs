@@ -6,6 +6,11 @@
 //! report it, consult the controller before and after it, serve it from the layer cache or run
 //! it, snapshot what it changed into a layer with its history entry, and report the result.
 //! Steps themselves ([`crate::engine::steps`]) only do their own work.
+//!
+//! One file per concern of the runner: `start.rs` (the base), `files.rs` (the root, made on
+//! demand), `commit.rs` (changes into a layer and a history entry, and its time), `cache.rs`
+//! (hits, misses, writing back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause);
+//! this file runs the steps.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +21,7 @@ use crate::dockerfile::{ArgScope, Expanded, Instruction, InstructionKind};
 use crate::engine::controller::{Checkpoint, StepReport};
 use crate::engine::error::BuildError;
 use crate::engine::layer::StageLayer;
-use crate::engine::layer_cache::StageKeys;
+use crate::engine::layer_cache::{self, StageInputs, StageKeys};
 use crate::engine::shared::Shared;
 use crate::engine::stages::BuiltStage;
 use crate::engine::steps::{Changed, FileCx, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
@@ -24,7 +29,10 @@ use crate::engine::vars::StepVars;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::ManifestFormat;
 
+mod cache;
+mod checkpoint;
 mod commit;
+mod debug_shell;
 mod files;
 mod start;
 
@@ -142,7 +150,15 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         steps.push((StepId { stage: idx, step: i + 1 }, ins));
     }
 
-    runner.plan_keys(s, &from, &steps)?;
+    if let Some(cache) = s.cache.as_deref() {
+        let inputs = StageInputs {
+            index: runner.index,
+            base_digest: runner.base_digest.as_ref(),
+            base_ref: &runner.base_ref,
+            config: &runner.config,
+        };
+        runner.keys = layer_cache::plan(ctx, s.stages, cache, inputs, &from, &steps);
+    }
     let mut stage_paused = runner.paused;
     for (id, ins) in steps {
         runner.run_step(s, id, &ins)?;

@@ -1,0 +1,184 @@
+//! A stage's use of the layer cache: a hit becomes a layer of the stage (unpacked into its root
+//! when it has one), a miss is explained, and a step that ran is written back, streamed while
+//! its layer is written when it can be. The build-wide bookkeeping is `LayerCache`'s.
+
+use trowel_events::{CacheResult, Event, LayerSummary, StepId, StepStatus};
+
+use crate::cache::registry::{CacheError, CachedLayer, Lookup};
+use crate::digest::Digest;
+use crate::engine::error::BuildError;
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::layer_cache::PlannedStep;
+use crate::engine::report;
+use crate::engine::shared::Shared;
+use crate::engine::stage::{StageRunner, Stamp};
+use crate::engine::steps::StepOutcome;
+use crate::fs::unpack::open_layer;
+use crate::image::tap::BlobTap;
+
+impl StageRunner {
+    /// Uses the cache for a planned step if it hits. `Ok(None)`: run the step.
+    pub(crate) fn try_cache(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        planned: &PlannedStep,
+        display: &str,
+    ) -> Result<Option<StepOutcome>, BuildError> {
+        let ctx = s.ctx;
+        let Some(handle) = self.keys.take_lookup(id) else { return Ok(None) };
+        let Some(cache) = s.cache.as_deref_mut() else { return Ok(None) };
+        // A lookup task that died is a lookup that failed: the step runs.
+        let result = ctx.rt.block_on(handle).unwrap_or_else(|e| {
+            Err(CacheError::Invalid { reference: planned.key.clone(), reason: format!("lookup task failed: {e}") })
+        });
+        let components = Box::new(report::key_components(&planned.components));
+        match result {
+            Ok(Lookup::Hit(hit)) => {
+                cache.hit(hit.layer.as_ref().map(|(d, _)| d.size));
+                let reference = format!("{}:{}", hit.repo, planned.key);
+                let layer = hit.layer.as_ref().map(|(d, diff_id)| LayerSummary {
+                    digest: (&d.digest).into(),
+                    diff_id: Some(diff_id.into()),
+                    size: d.size,
+                    uncompressed_size: None,
+                    media_type: d.media_type.clone(),
+                    step: Some(id),
+                });
+                let outcome = self.apply_hit(s, id, *hit, display)?;
+                ctx.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Hit { reference, layer },
+                });
+                Ok(Some(outcome))
+            }
+            Ok(Lookup::Miss(prev)) => {
+                let explanation = cache.miss(&prev, planned);
+                ctx.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Miss { explanation },
+                });
+                Ok(None)
+            }
+            Err(e) => {
+                cache.lookup_failed(planned);
+                ctx.emitter.emit(Event::CacheLookup {
+                    id,
+                    key: planned.key.clone(),
+                    components,
+                    result: CacheResult::Error { message: e.to_string() },
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies a cached step: its layer joins the stage, and (when the stage already has a
+    /// root) is unpacked into it so later steps see its files.
+    fn apply_hit(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        hit: CachedLayer,
+        display: &str,
+    ) -> Result<StepOutcome, BuildError> {
+        let ctx = s.ctx;
+        let Some((desc, diff_id)) = hit.layer else {
+            self.empty_history(s, display, Stamp::At(hit.created));
+            return Ok(StepOutcome { status: StepStatus::Cached, layer: None });
+        };
+        let layer = StageLayer {
+            descriptor: desc.clone(),
+            diff_id: diff_id.clone(),
+            origin: LayerOrigin::Base(hit.repo.clone()),
+            uncompressed_size: None,
+        };
+        let what = format!("apply cached layer {}", desc.digest);
+        let applied = match self.files.existing_mut() {
+            Some(root) => {
+                ctx.fetch_blobs(std::slice::from_ref(&layer))?;
+                let opts = match &ctx.slash_keep {
+                    Some(keep) if root.is_slash() => ctx.slash_unpack_options(keep),
+                    _ => ctx.unpack_options(),
+                };
+                let stats = ctx.unpack_verified(root.snap.root(), &layer, &opts, "apply cached")?;
+                // What the layer changed, as a snapshot sees it; this also brings the index up
+                // to date.
+                let changes = root.snap.snapshot_paths(&stats.touched).map_err(BuildError::fs(what))?;
+                ctx.emitter.emit(Event::Snapshot {
+                    id,
+                    changes: report::changes(&changes.entries),
+                    stats: report::snapshot_stats(&changes.stats),
+                });
+                Some(changes.entries)
+            }
+            None if ctx.detail.cached_listings || s.controller.detail().cached_listings => {
+                // No root to apply it to (the stage is cached so far): list the layer instead.
+                ctx.fetch_blobs(std::slice::from_ref(&layer))?;
+                let what = format!("list cached layer {}", desc.digest);
+                let file = ctx.store.open_blob(&desc.digest).map_err(BuildError::store(what.clone()))?;
+                let reader = open_layer(file).map_err(BuildError::fs(what.clone()))?;
+                let entries = crate::fs::listing::list_layer(reader).map_err(BuildError::fs(what))?;
+                self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
+                ctx.emitter.emit(Event::Snapshot { id, changes: report::changes(&entries), stats: Default::default() });
+                None
+            }
+            None => None,
+        };
+        if let Some(entries) = applied {
+            self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
+            if let Some(cap) = s.contents.as_deref_mut() {
+                let root = self.files.existing().map(|r| r.root());
+                cap.capture(s.ctx, self.index, &self.layers, root, id, &entries);
+            }
+        }
+        self.config.image.push_diff_id(&diff_id);
+        self.push_history(s, Stamp::At(hit.created.clone()), display, "trowel", false);
+        self.layers.push(layer);
+        Ok(StepOutcome { status: StepStatus::Cached, layer: Some(desc.digest) })
+    }
+
+    /// For a step whose layer will be written to the cache: starts uploading it to the cache
+    /// repository as it is written (see `LayerCache::start_stream`).
+    pub(crate) fn start_streamed_upload(
+        &self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+    ) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
+        if !self.keys.cacheable(id) {
+            return None;
+        }
+        s.cache.as_deref_mut()?.start_stream(s.ctx, id)
+    }
+
+    /// Writes a step that ran (and succeeded) to the cache, in the background.
+    pub(crate) fn store_in_cache(
+        &self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        planned: &PlannedStep,
+        outcome: &StepOutcome,
+    ) {
+        let ctx = s.ctx;
+        let Some(cache) = s.cache.as_deref_mut() else { return };
+        let layer = match &outcome.layer {
+            Some(d) => match self.layers.iter().rev().find(|l| &l.descriptor.digest == d) {
+                Some(l) => Some((l.descriptor.clone(), l.diff_id.clone())),
+                None => return,
+            },
+            None => None,
+        };
+        // The entry carries the time the step's history entry got, so that a later build served
+        // from it stamps the same time (see `Stamp`). A reproducible build's entries still say
+        // when they were made: `--cache-ttl` is measured from it.
+        let created = match &self.clock {
+            Some(t) if !ctx.opts.layers.reproducible => t.clone(),
+            _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        cache.store(ctx, id, planned, layer, created);
+    }
+}
