@@ -46,7 +46,7 @@ impl LogPrinter {
             timestamps,
             bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             active: HashMap::new(),
-            state: BuildState::default(),
+            state: BuildState::lean(),
         }
     }
 

@@ -355,7 +355,7 @@ fn invalid_dockerfiles() {
         ("unterminated-heredoc", "2: RUN <<EOF: unterminated heredoc EOF"),
         (
             "copy-one-arg",
-            "2: COPY \\: COPY requires at least two arguments, but only one was provided. Destination could not be determined",
+            "2: COPY app: COPY requires at least two arguments, but only one was provided. Destination could not be determined",
         ),
         ("healthcheck-none-flags", "2: HEALTHCHECK --retries=3 NONE: HEALTHCHECK NONE takes no flags"),
         (

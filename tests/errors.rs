@@ -124,3 +124,32 @@ fn registry_failures_name_the_image_once() {
     let r = &env().registry;
     assert_fails(&format!("FROM {r}/nope:1\n"), &[], &format!("pull {r}/nope:1: manifest unknown (404)"), 1);
 }
+
+#[test]
+fn what_the_dockerfile_shows_is_refused_before_anything_is_pulled() {
+    // The base does not exist and the first RUN would print: neither is reached. The whole
+    // instruction is quoted, continuation lines included.
+    let r = &env().registry;
+    let top = format!("FROM {r}/never-pulled:1\nRUN echo first-step-ran\n");
+    for (rest, want) in [
+        (
+            "RUN \\\n  --mount=type=cache,target=/c,colour=red \\\n  true\n",
+            "Dockerfile:3: RUN --mount=type=cache,target=/c,colour=red true: --mount=type=cache,target=/c,colour=red: \
+             unexpected key 'colour' in 'colour=red' (one of type, from, source, target, readonly, id, sharing, \
+             required, size, mode, uid, gid, env)",
+        ),
+        (
+            "RUN --network=bogus true\n",
+            "Dockerfile:3: RUN --network=bogus true: unsupported network mode \"bogus\" (one of default, none, host)",
+        ),
+        (
+            "RUN --mount=type=cache,target=/c \\\n    make\n",
+            "Dockerfile:3: RUN --mount=type=cache,target=/c make: RUN --mount is not supported yet",
+        ),
+    ] {
+        let (got, all, code) = fail(&format!("{top}{rest}"), &[]);
+        assert_eq!(got, want, "{all}");
+        assert_eq!(code, 1);
+        assert!(!all.contains("first-step-ran") && !all.contains("never-pulled:1@"), "{all}");
+    }
+}

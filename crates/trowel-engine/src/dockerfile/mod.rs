@@ -50,11 +50,13 @@ mod flags;
 mod heredoc;
 mod ignore;
 mod lex;
+pub mod mount;
 mod parse;
 mod pattern;
 mod scan;
 mod stages;
 mod types;
+mod validate;
 mod words;
 
 pub use args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs};
@@ -66,3 +68,4 @@ pub use stages::{Base, Plan, PlannedStage, StageOrImage, plan};
 pub use types::{
     CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, Keyword, Stage,
 };
+pub use validate::{NETWORK_MODES, SECURITY_MODES, validate};

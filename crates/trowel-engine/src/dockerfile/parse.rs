@@ -79,13 +79,13 @@ pub fn parse_instruction_line(path: &Path, line_text: &str) -> Result<Instructio
         return Err(DockerfileError::at(path, 1, None, "an ONBUILD trigger must be exactly one instruction"));
     };
     let split = split_command(&raw.logical, scanned.directives.escape);
-    check_trigger_keyword(split.keyword)
-        .map_err(|e| DockerfileError::at(path, raw.line, Some(first_line(line_text, raw)), e))?;
+    check_trigger_keyword(split.keyword).map_err(|e| DockerfileError::at(path, raw.line, Some(&quoted(raw)), e))?;
     convert(path, line_text, scanned.directives.escape, raw)
 }
 
-fn first_line<'t>(text: &'t str, raw: &RawInstruction) -> &'t str {
-    text[raw.start..raw.end].lines().next().unwrap_or("").trim()
+/// How errors quote the instruction: all of it, on one line (heredoc bodies left out).
+fn quoted(raw: &RawInstruction) -> String {
+    types::one_line(raw.logical.trim())
 }
 
 /// Where errors point, and the file-wide escape character.
@@ -93,23 +93,24 @@ struct Ctx<'a> {
     path: &'a Path,
     line: usize,
     end_line: usize,
-    first_line: &'a str,
+    first_line: String,
     escape: char,
 }
 
 impl Ctx<'_> {
     fn err(&self, reason: impl Into<String>) -> DockerfileError {
-        DockerfileError::at(self.path, self.line, Some(self.first_line), reason)
+        DockerfileError::at(self.path, self.line, Some(&self.first_line), reason)
     }
 }
 
 fn convert(path: &Path, text: &str, escape: char, raw: &RawInstruction) -> Result<Instruction, DockerfileError> {
-    let ctx = Ctx { path, line: raw.line, end_line: raw.end_line, first_line: first_line(text, raw), escape };
+    let ctx = Ctx { path, line: raw.line, end_line: raw.end_line, first_line: quoted(raw), escape };
     let kind = build(&ctx, &raw.logical, 0, &raw.heredocs)?;
     Ok(Instruction {
         path: path.to_path_buf(),
         line: raw.line,
         end_line: raw.end_line,
+        logical: raw.logical.clone(),
         source: text[raw.start..raw.end].to_string(),
         kind,
     })
@@ -168,6 +169,7 @@ fn build(
             path: ctx.path.to_path_buf(),
             line: ctx.line,
             end_line: ctx.end_line,
+            logical: rest.to_string(),
             source: trigger,
             kind: inner_kind,
         })));

@@ -356,7 +356,7 @@ fn error_messages() {
     assert_eq!(err("FROM busybox\nRUN\n"), "bad/Dockerfile:2: RUN: RUN requires at least one argument");
     assert_eq!(
         err("FROM busybox\nRUN --mount=type=cache,target=/x \\\n\n"),
-        "bad/Dockerfile:2: RUN --mount=type=cache,target=/x \\: RUN requires at least one argument"
+        "bad/Dockerfile:2: RUN --mount=type=cache,target=/x: RUN requires at least one argument"
     );
     assert_eq!(
         err("FROM busybox\nCOPY onlyone\n"),

@@ -148,6 +148,10 @@ pub struct Instruction {
     pub line: usize,
     /// 1-based last line, inclusive, counting continuation lines and heredoc bodies.
     pub end_line: usize,
+    /// The instruction on one line: its physical lines joined, continuations and comment lines
+    /// removed, heredoc bodies left out. This is how errors quote it.
+    #[serde(default)]
+    pub logical: String,
     /// The original text of the instruction, heredoc bodies included (for display and cache keys).
     /// For an `ONBUILD` trigger this is the trigger expression as stored in an image config.
     pub source: String,
@@ -166,15 +170,27 @@ impl Instruction {
         self.source.lines().next().unwrap_or("").trim()
     }
 
+    /// The whole instruction on one line (see `logical`), for messages.
+    pub fn quoted(&self) -> String {
+        let l = self.logical.trim();
+        one_line(if l.is_empty() { self.first_line() } else { l })
+    }
+
     /// An error attributed to this instruction.
     pub fn error(&self, reason: impl Into<String>) -> DockerfileError {
-        DockerfileError::at(&self.path, self.line, Some(self.first_line()), reason)
+        DockerfileError::at(&self.path, self.line, Some(&self.quoted()), reason)
     }
 
     /// The Dockerfile path this instruction came from.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// An instruction as messages quote it: runs of blanks (where continuation lines were joined)
+/// shown as one space.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// The typed content of an instruction. Words are raw: quotes, escapes and `$VARS` are still

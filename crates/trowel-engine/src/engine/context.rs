@@ -84,6 +84,8 @@ impl<'o> BuildContext<'o> {
             &opts.build_args,
             &dockerfile::PlatformArgs { target: platform.clone(), build: Platform::host() },
         )?;
+        // Before anything is pulled: what the Dockerfile alone shows cannot work.
+        crate::engine::preflight::check(&df, &plan)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;
@@ -150,11 +152,7 @@ impl<'o> BuildContext<'o> {
 
     /// Where an instruction is, for errors.
     pub fn location(&self, ins: &Instruction) -> Location {
-        Location {
-            file: self.opts.dockerfile.display().to_string(),
-            line: ins.line,
-            instruction: ins.first_line().to_string(),
-        }
+        Location { file: self.opts.dockerfile.display().to_string(), line: ins.line, instruction: ins.quoted() }
     }
 
     /// A fresh directory under the work dir.

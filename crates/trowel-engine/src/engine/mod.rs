@@ -28,6 +28,7 @@ pub mod error;
 mod layer;
 mod layer_cache;
 pub mod options;
+mod preflight;
 mod publish;
 mod push_check;
 mod report;

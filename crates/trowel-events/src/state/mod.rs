@@ -64,9 +64,18 @@ pub struct BuildState {
     pub current: Option<StepId>,
     /// Events applied so far.
     pub events: usize,
+    /// Changed paths and file contents are not kept (see [`BuildState::lean`]).
+    lean: bool,
 }
 
 impl BuildState {
+    /// A state for a consumer that prints as events come and never looks back at what a step
+    /// changed (the plain log): steps' changed paths and file contents are not kept, so a step
+    /// that touches 100,000 files costs no memory here.
+    pub fn lean() -> BuildState {
+        BuildState { lean: true, ..BuildState::default() }
+    }
+
     /// The state after a whole recorded build.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> BuildState {
         let mut s = BuildState::default();
@@ -179,6 +188,7 @@ impl BuildState {
                     s.output.push(data);
                 }
             }
+            Event::Snapshot { .. } | Event::FileContents { .. } if self.lean => {}
             Event::Snapshot { id, changes, stats } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     // While a shell session's changes are committed, the snapshot is theirs.

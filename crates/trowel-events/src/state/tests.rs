@@ -311,3 +311,28 @@ fn onbuild_triggers_run_after_from() {
         .at(1, Event::Output { id: StepId { stage: 5, step: 1 }, stream: OutputStream::Stdout, data: "x".into() });
     assert_eq!(s.state().steps().count(), 3);
 }
+
+#[test]
+fn a_lean_state_keeps_no_changed_paths() {
+    let t = build()
+        .at(1, started(RUN, 2, "RUN make"))
+        .at(2, Event::Snapshot { id: RUN, changes: vec![change("/a"), change("/b")], stats: Default::default() })
+        .at(
+            3,
+            Event::FileContents {
+                id: RUN,
+                files: vec![crate::FileContent { path: "/a".into(), before: None, after: Some("x".into()) }],
+            },
+        )
+        .at(4, finished(RUN, StepStatus::Built, 5, 0));
+    let full = t.state();
+    assert_eq!(full.step(RUN).unwrap().changes.len(), 2);
+    assert_eq!(full.step(RUN).unwrap().contents.len(), 1);
+    let mut lean = BuildState::lean();
+    for e in &t.0 {
+        lean.apply(e);
+    }
+    let step = lean.step(RUN).unwrap();
+    assert!(step.changes.is_empty() && step.contents.is_empty());
+    assert_eq!((step.state, step.duration_ms), (StepState::Built, Some(5)));
+}
