@@ -167,8 +167,8 @@ impl StageRunner {
         }
         ctx.emitter.emit(Event::Snapshot {
             id,
-            changes: report::changes(&changes.entries),
             stats: report::snapshot_stats(&changes.stats),
+            changes: report::into_changes(changes.entries),
         });
         let media_type = self.format.layer_media_type(info.compression).to_string();
         let descriptor = Descriptor::new(media_type.clone(), info.digest.clone(), info.size);
