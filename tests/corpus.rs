@@ -310,6 +310,7 @@ corpus! {
     add_local_archives,
     add_url,
     arg_from,
+    arg_inherit,
     arg_scope,
     cmd_entrypoint,
     copy_basic,
