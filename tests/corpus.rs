@@ -325,6 +325,7 @@ corpus! {
     custom_platform,
     docker_base,
     dockerignore,
+    empty_chown_user,
     entrypoint_keeps_cmd,
     entrypoint_resets_cmd,
     env_forms,
