@@ -363,6 +363,7 @@ corpus! {
     target,
     user_and_groups,
     user_numeric,
+    user_scratch,
     whiteouts,
     workdir,
     workdir_relative_copy,

@@ -15,7 +15,7 @@
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource, Plan};
 use crate::engine::error::{BuildError, StepError};
 use crate::engine::steps::join_clean;
-use crate::engine::steps::{Changed, FileCx, FileStep, Scope, Source, StepAt};
+use crate::engine::steps::{Changed, FileCx, FileStep, Scope, Source, owner};
 use crate::fs::copy::{CopyOptions, copy_tree};
 use crate::fs::root::Root;
 
@@ -50,7 +50,7 @@ impl FileStep for Copy {
         }
         let dst = root.root();
         let owner = match &c.chown {
-            Some(spec) => Some(chown_ids(dst, at, spec)?),
+            Some(spec) => Some(owner::chown(dst, at, spec)?),
             None => None,
         };
         let mode = match &c.chmod {
@@ -177,41 +177,6 @@ fn scope_path(root: &Root, target: &str) -> Result<String, String> {
         cur = parent;
     }
     Ok(scope)
-}
-
-/// `--chown=user[:group]`: names resolved in the destination image; no group means gid = uid.
-fn chown_ids(root: &Root, at: &StepAt<'_>, spec: &str) -> Result<(u32, u32), BuildError> {
-    let read = |p: &str| root.read_to_string(p).map_err(|e| at.fail(StepError::fs(format!("read {p}"))(e)));
-    let passwd = read("/etc/passwd")?;
-    let group = read("/etc/group")?;
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let lookup = |file: &Option<String>, name: &str, what: &str| -> Result<u32, BuildError> {
-        if let Ok(n) = name.parse::<u32>() {
-            return Ok(n);
-        }
-        file.as_deref()
-            .and_then(|f| {
-                f.lines().find_map(|l| {
-                    let mut parts = l.split(':');
-                    (parts.next() == Some(name)).then(|| parts.nth(1).and_then(|id| id.parse().ok())).flatten()
-                })
-            })
-            .ok_or_else(|| {
-                at.invalid(format!(
-                    "--chown={spec}: unable to find {what} {name} in the image's /etc/{what_file}",
-                    what_file = if what == "user" { "passwd" } else { "group" }
-                ))
-            })
-    };
-    let uid = lookup(&passwd, u, "user")?;
-    let gid = match g {
-        Some(g) if !g.is_empty() => lookup(&group, g, "group")?,
-        _ => uid,
-    };
-    Ok((uid, gid))
 }
 
 /// The stage `--from` names: any other stage by name (the plan builds it first), or an earlier
