@@ -307,6 +307,7 @@ macro_rules! corpus {
 }
 
 corpus! {
+    add_archive_dirs,
     add_local_archives,
     add_url,
     arg_from,
@@ -334,6 +335,7 @@ corpus! {
     env_forms,
     escape_directive,
     expose_volume_stopsignal,
+    fail_add_bzip2_bomb,
     fail_add_checksum,
     fail_bad_user,
     fail_copy_missing,
