@@ -219,7 +219,10 @@ pub(crate) fn extract(
     let all = |_: &str| Filter::Copy;
     let opts = CopyOptions { owner, mode: None, preserve_times: true, filter: &all };
     copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
-    settle_dirs(&tmp_root, dst, &dirs, owner).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
+    // In container isolation `/` holds what the container owns (its mounts, /proc…): the archive
+    // never changes those directories.
+    let kept = |p: &str| ctx.slash_keep.as_ref().is_some_and(|k| k.is_ignored(p));
+    settle_dirs(&tmp_root, dst, &dirs, owner, &kept).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
@@ -258,9 +261,15 @@ fn archive_dirs(tmp: &Root, dst: &Root, dest: &str, implied: &[String]) -> Resul
 /// and times; a directory the archive only implies is created 0755 and owned by 0:0 even with
 /// `--chown`, and an existing one is left as it was. The archive's own root entry (`./`) never
 /// changes the destination directory.
-fn settle_dirs(tmp: &Root, dst: &Root, dirs: &[ArchiveDir], owner: Option<(u32, u32)>) -> Result<(), FsError> {
+fn settle_dirs(
+    tmp: &Root,
+    dst: &Root,
+    dirs: &[ArchiveDir],
+    owner: Option<(u32, u32)>,
+    kept: &dyn Fn(&str) -> bool,
+) -> Result<(), FsError> {
     let mut times = Vec::new();
-    for d in dirs {
+    for d in dirs.iter().filter(|d| !kept(&d.target)) {
         match (d.implied, d.existed) {
             (false, true) => {
                 let Some(st) = tmp.lstat(&d.scratch)? else { continue };
