@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 pub use error::SandboxError;
 pub use helper::helper_main;
 pub use launch::run;
-pub use user::{ResolvedUser, UserIds, resolve_user};
+pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
 
 /// The first argument that makes the trowel binary act as the sandbox helper.
 pub const HELPER_ARG: &str = "__sandbox-init";
