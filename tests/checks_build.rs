@@ -62,7 +62,7 @@ fn findings_are_warnings_in_the_log_the_trace_and_the_summary() {
     // Summed up where the log ends.
     let tail: Vec<&str> = log.lines().rev().take(5).collect();
     assert!(tail[4].ends_with("] 4 build check warnings found:"), "{tail:?}");
-    let last = "] - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 6)";
+    let last = "  - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 6)";
     assert!(tail[0].ends_with(last), "{tail:?}");
     assert_eq!(
         checks(&evs),
