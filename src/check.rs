@@ -195,17 +195,21 @@ pub fn json_report(name: &str, outcome: &CheckOutcome) -> serde_json::Value {
         .findings
         .iter()
         .map(|f| {
-            json!({
+            let mut w = json!({
                 "ruleName": f.rule.name,
                 "description": f.rule.description,
-                "url": f.rule.url,
                 "detail": f.message,
                 "level": level,
                 "location": {
                     "sourceIndex": 0,
                     "ranges": [{ "start": { "line": f.line }, "end": { "line": f.end_line.max(f.line) } }],
                 },
-            })
+            });
+            // BuildKit leaves out a page it does not have.
+            if let Some(u) = f.rule.url {
+                w["url"] = json!(u);
+            }
+            w
         })
         .collect();
     let mut v = json!({

@@ -76,7 +76,7 @@ fn findings_are_warnings_in_the_log_the_trace_and_the_summary() {
     // What the Dockerfile alone decides comes before anything is resolved; what depends on the
     // base (its ENV, its SHELL) right after it is.
     let k = kinds(&evs);
-    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| evs.iter().position(|e| pred(e)).unwrap();
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| evs.iter().position(pred).unwrap();
     let resolved = pos(&|e| e["event"] == "base_resolved");
     assert!(pos(&|e| e["rule"] == "LegacyKeyValueFormat") < resolved, "{k:?}");
     assert!(pos(&|e| e["rule"] == "UndefinedVar") > resolved, "{k:?}");

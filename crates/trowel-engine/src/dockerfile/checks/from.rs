@@ -108,21 +108,23 @@ pub(super) fn check(out: &mut Findings, df: &Dockerfile, opts: &CheckOptions) ->
         let (expanded, lookups) = scope::word(raw, df.escape, &global);
         undeclared(out, &lookups.unmatched);
         let value = expanded.as_deref().unwrap_or_default().to_string();
-        if lookups.matched.len() == 1 && lookups.unmatched.is_empty() && lookups.matched[0] == "TARGETPLATFORM" {
-            if global.get("TARGETPLATFORM").is_some_and(|(v, _)| v == value) {
-                let finding =
-                    Finding::at(&rules::REDUNDANT_TARGET_PLATFORM, &stage.from, rules::redundant_target_platform(raw));
-                out.report(&config, finding);
-            }
+        // `$TARGETPLATFORM` alone, giving what the target platform is anyway.
+        let only_target_platform =
+            lookups.matched.len() == 1 && lookups.unmatched.is_empty() && lookups.matched[0] == "TARGETPLATFORM";
+        if only_target_platform && global.get("TARGETPLATFORM").is_some_and(|(v, _)| v == value) {
+            let finding =
+                Finding::at(&rules::REDUNDANT_TARGET_PLATFORM, &stage.from, rules::redundant_target_platform(raw));
+            out.report(&config, finding);
         }
-        if lookups.matched.is_empty() && lookups.unmatched.is_empty() {
-            // A constant platform is fine in a stage whose name says which platform it is for.
-            if let Some((os, arch)) = parse_platform(&value) {
-                let stage_name = stage.name.as_deref().unwrap_or("");
-                if !stage_name.contains(&os) && !stage_name.contains(&arch) {
-                    let message = rules::from_platform_flag_const_disallowed(&value);
-                    out.report(&config, Finding::at(&rules::FROM_PLATFORM_FLAG_CONST_DISALLOWED, &stage.from, message));
-                }
+        // A constant platform is fine in a stage whose name says which platform it is for.
+        if lookups.matched.is_empty()
+            && lookups.unmatched.is_empty()
+            && let Some((os, arch)) = parse_platform(&value)
+        {
+            let stage_name = stage.name.as_deref().unwrap_or("");
+            if !stage_name.contains(&os) && !stage_name.contains(&arch) {
+                let message = rules::from_platform_flag_const_disallowed(&value);
+                out.report(&config, Finding::at(&rules::FROM_PLATFORM_FLAG_CONST_DISALLOWED, &stage.from, message));
             }
         }
         expanded.map_err(|e| stage.from.error(e))?;

@@ -136,7 +136,7 @@ pub fn check(req: &CheckRequest) -> CheckOutcome {
     let refusal = refused
         .map(|e| e.to_string())
         .or_else(|| report.error.map(|e| e.to_string()))
-        .or_else(|| plan.as_ref().and_then(|p| dockerfile::validate(&df, p).err()).map(|e| e.to_string()));
+        .or_else(|| plan.as_ref().and_then(|p| crate::engine::preflight::check(&df, p).err()).map(|e| e.to_string()));
     if let Some(r) = refusal {
         out.failure = Some(r);
     }
