@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use trowel_events::{Detail, Event};
 
 use crate::cache::basedir::BaseImageCache;
+use crate::dockerfile::checks::CheckConfig;
 use crate::dockerfile::{self, DockerIgnore, Dockerfile, Instruction, Plan};
 use crate::engine::container;
 use crate::engine::emit::Emitter;
@@ -64,6 +65,8 @@ pub(crate) struct BuildContext<'o> {
     pub base_cache: Option<BaseImageCache>,
     /// Masks secret build-arg values in history and cache entries.
     pub redactor: Redactor,
+    /// Which build checks run, and whether a finding fails the build.
+    pub checks: CheckConfig,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
@@ -86,6 +89,7 @@ impl<'o> BuildContext<'o> {
         )?;
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
         crate::engine::preflight::check(&df, &plan)?;
+        let checks = crate::engine::checks::config(&df, &opts.build_args)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;
@@ -131,6 +135,7 @@ impl<'o> BuildContext<'o> {
         Ok(BuildContext {
             opts,
             redactor: opts.redactor(),
+            checks,
             emitter,
             detail,
             rt,
