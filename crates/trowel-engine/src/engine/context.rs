@@ -22,6 +22,7 @@ use crate::engine::container;
 use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, Location};
 use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::mounts::MountService;
 use crate::engine::options::BuildOptions;
 use crate::engine::scratch::{self, WorkDir};
 use crate::engine::steps::copy::Download;
@@ -64,6 +65,8 @@ pub(crate) struct BuildContext<'o> {
     pub base_cache: Option<BaseImageCache>,
     /// Masks secret build-arg values in history and cache entries.
     pub redactor: Redactor,
+    /// What `RUN --mount` needs across the build: the cache-mount store, memos, ssh agents.
+    pub mounts: MountService,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
@@ -85,7 +88,7 @@ impl<'o> BuildContext<'o> {
             &dockerfile::PlatformArgs { target: platform.clone(), build: Platform::host() },
         )?;
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
-        crate::engine::preflight::check(&df, &plan)?;
+        crate::engine::preflight::check(&df, &plan, opts)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;
@@ -128,9 +131,11 @@ impl<'o> BuildContext<'o> {
             },
             None => None,
         };
+        let mounts = MountService::new(opts.run.mounts.cache_dir.as_deref(), work.path());
         Ok(BuildContext {
             opts,
             redactor: opts.redactor(),
+            mounts,
             emitter,
             detail,
             rt,

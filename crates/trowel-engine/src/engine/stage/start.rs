@@ -119,6 +119,7 @@ impl StageRunner {
             clock,
             unstamped,
             paused: Duration::ZERO,
+            step_mounts: None,
         })
     }
 }
