@@ -119,7 +119,9 @@ fn run_failures_keep_the_command_exit_code() {
     assert_fails(
         &format!("FROM {b}\nRUN --mount=from={r}/no-such-image:1,target=/c true\n"),
         &[],
-        &format!("Dockerfile:2: RUN --mount=from={r}/no-such-image:1,target=/c true: pull {r}/no-such-image:1: manifest unknown (404)"),
+        &format!(
+            "Dockerfile:2: RUN --mount=from={r}/no-such-image:1,target=/c true: pull {r}/no-such-image:1: manifest unknown (404)"
+        ),
         1,
     );
     let (got, all, code) = fail(&format!("FROM {b}\nRUN sleep 5\n"), &["--run-timeout", "1"]);

@@ -1,0 +1,258 @@
+//! `RUN --mount` (bind, cache, tmpfs), `--network=none` and cache sharing, built with trowel
+//! (chroot isolation) against the local registry and checked with independent tools: skopeo
+//! for the pushed config, umoci for the files, crun to run the image. Secrets are in
+//! `run_secrets.rs`, ssh agents in `run_ssh.rs`, container isolation in `pod.rs`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Writes a build context: `Dockerfile` plus `files` (path, content).
+fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    for (p, c) in files {
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    dir
+}
+
+/// `trowel build` of `ctx` pushed to a fresh repository; returns the destination and the log.
+fn build(ctx: &Path, name: &str, extra: &[&str]) -> (String, String) {
+    let dest = format!("{}/{}:latest", env().registry, unique_repo(name));
+    let out = run(trowel()
+        .args(["build", "--context"])
+        .arg(ctx)
+        .args(["--destination", &dest, "--build-arg", &format!("REGISTRY={}", env().registry)])
+        .args(extra));
+    assert_ok(&out);
+    (dest, format!("{}{}", stdout(&out), stderr(&out)))
+}
+
+/// The paths of every `snapshot` event of a trace.
+fn snapshot_paths(trace: &Path) -> Vec<String> {
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "snapshot")
+        .flat_map(|e| e["changes"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const CACHE_DF: &str = "\
+ARG REGISTRY
+FROM ${REGISTRY}/busybox:1.35
+ARG BUILD
+RUN --mount=type=cache,target=/root/.cache/pkg,mode=0700,uid=1000 \\
+    (cat /root/.cache/pkg/seen 2>/dev/null || echo nothing-cached) > /result \\
+    && stat -c '%a %u' /root/.cache/pkg >> /result \\
+    && echo \"$BUILD\" >> /root/.cache/pkg/seen
+CMD [\"cat\", \"/result\"]
+";
+
+#[test]
+fn a_cache_mount_keeps_what_one_build_wrote_for_the_next_and_stays_out_of_both_images() {
+    let ctx = context(CACHE_DF, &[]);
+    let caches = tempfile::tempdir().unwrap();
+    let cache_flag = format!("--mount-cache-dir={}", caches.path().display());
+    let trace = ctx.path().join("trace.jsonl");
+    let (first, _) = build(
+        ctx.path(),
+        "cache-mount",
+        &[&cache_flag, "--build-arg", "BUILD=one", "--trace", trace.to_str().unwrap()],
+    );
+    let (second, _) = build(ctx.path(), "cache-mount", &[&cache_flag, "--build-arg", "BUILD=two"]);
+
+    let one = pull_and_unpack(&first);
+    assert_eq!(one.crun(None), (0, "nothing-cached\n700 1000\n".into(), String::new()));
+    let two = pull_and_unpack(&second);
+    assert_eq!(two.crun(None).1, "one\n700 1000\n", "the second build sees what the first wrote");
+    for image in [&one, &two] {
+        let tree = image.tree();
+        assert!(!tree.has("/root/.cache"), "the cache target is not left behind: {:?}", tree.paths_under("/root"));
+        assert!(tree.has("/root"), "the image's own /root stays");
+    }
+    assert!(!snapshot_paths(&trace).iter().any(|p| p.starts_with("/root")), "{:?}", snapshot_paths(&trace));
+    // The cache itself has both builds' lines, in the directory trowel owns for it.
+    let seen: Vec<String> = walkdir::WalkDir::new(caches.path())
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() == "seen")
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(seen, ["one\ntwo\n"]);
+}
+
+const BIND_DF: &str = "\
+ARG REGISTRY
+FROM ${REGISTRY}/busybox:1.35 AS build
+RUN mkdir -p /out && echo artifact-from-build > /out/app && echo other > /out/other
+FROM ${REGISTRY}/busybox:1.35
+WORKDIR /work
+RUN --mount=type=bind,from=build,source=/out,target=/in \\
+    --mount=source=src,target=src \\
+    --mount=type=bind,source=src,target=/rw,rw \\
+    cp /in/app /app \\
+    && ls /work/src > /listing \\
+    && (touch /in/x 2>/dev/null && echo writable || echo read-only) > /bind-mode \\
+    && echo scribble > /rw/main.c && cat /rw/main.c > /rw-seen \\
+    && echo beside > /work/beside
+";
+
+#[test]
+fn bind_mounts_show_another_stage_and_the_context_and_leave_nothing_behind() {
+    let ctx = context(
+        BIND_DF,
+        &[("src/main.c", "int main(){}\n"), ("src/secret.env", "IGNORED=1\n"), (".dockerignore", "src/*.env\n")],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let trace = out.path().join("trace.jsonl");
+    let (dest, _) = build(ctx.path(), "bind-mount", &["--trace", trace.to_str().unwrap()]);
+    let image = pull_and_unpack(&dest);
+    let tree = image.tree();
+    let read = |p: &str| Tree::content(&image.rootfs(), p);
+    assert_eq!(read("/app"), "artifact-from-build\n");
+    assert_eq!(read("/listing"), "main.c\n", ".dockerignore applies to a bind of the context");
+    assert_eq!(read("/bind-mode"), "read-only\n");
+    assert_eq!(read("/rw-seen"), "scribble\n");
+    assert_eq!(read("/work/beside"), "beside\n", "what the step wrote beside the mounts is kept");
+    for gone in ["/in", "/rw", "/work/src"] {
+        assert!(!tree.has(gone), "{gone} is a mount target, not part of the image");
+    }
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("src/main.c")).unwrap(),
+        "int main(){}\n",
+        "rw writes are discarded"
+    );
+    let paths = snapshot_paths(&trace);
+    assert!(
+        paths.iter().all(|p| ["/in", "/rw", "/work/src"].iter().all(|t| p != t && !p.starts_with(&format!("{t}/")))),
+        "{paths:?}"
+    );
+    // The step's event names its mounts, resolved.
+    let started: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "step_started" && e["mounts"].is_array())
+        .collect();
+    let mounts = &started[0]["mounts"];
+    assert_eq!(
+        mounts[0],
+        serde_json::json!({"type": "bind", "target": "/in", "from": "stage build", "source": "/out", "options": ["ro"]})
+    );
+    assert_eq!(mounts[1]["target"], "/work/src");
+    assert_eq!(mounts[2]["options"], serde_json::json!(["rw"]));
+}
+
+#[test]
+fn a_tmpfs_is_empty_sized_and_gone_after_the_step() {
+    let df = "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.35\n\
+              RUN --mount=type=tmpfs,target=/var/scratch,size=2m \
+              df -k /var/scratch | awk 'NR==2 {print $1, $2}' > /tmpfs && ls -A /var/scratch | wc -l >> /tmpfs \
+              && dd if=/dev/zero of=/var/scratch/big bs=1k count=4096 2>/dev/null || echo full >> /tmpfs\n";
+    let ctx = context(df, &[]);
+    let (dest, _) = build(ctx.path(), "tmpfs-mount", &[]);
+    let image = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&image.rootfs(), "/tmpfs"), "tmpfs 2048\n0\nfull\n");
+    assert!(!image.tree().has("/var/scratch"));
+    assert!(image.tree().has("/var"), "busybox has /var");
+}
+
+#[test]
+fn network_none_gives_a_step_only_its_own_loopback() {
+    // The registry listens on the host's 127.0.0.1: reachable from a default RUN, not from one
+    // with a network of its own.
+    let port = env().registry.rsplit(':').next().unwrap().to_string();
+    let df = format!(
+        "ARG REGISTRY\nFROM ${{REGISTRY}}/busybox:1.35\n\
+         RUN nc -w 2 127.0.0.1 {port} </dev/null && echo reached > /default\n\
+         RUN --network=none (nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo refused) > /none \
+         && ip -o link | awk '{{print $2, $3}}' >> /none\n\
+         RUN --network=host nc -w 2 127.0.0.1 {port} </dev/null && echo reached > /host\n"
+    );
+    let ctx = context(&df, &[]);
+    let (dest, _) = build(ctx.path(), "network-none", &[]);
+    let image = pull_and_unpack(&dest);
+    let read = |p: &str| Tree::content(&image.rootfs(), p);
+    assert_eq!(read("/default"), "reached\n");
+    assert_eq!(read("/none"), "refused\nlo: <LOOPBACK,UP,LOWER_UP>\n", "only a loopback interface, and it is up");
+    assert_eq!(read("/host"), "reached\n");
+}
+
+const LOCKED_DF: &str = "\
+ARG REGISTRY
+FROM ${REGISTRY}/busybox:1.35
+ARG NAME
+ARG HOLD=2
+RUN --mount=type=cache,id=serialised,target=/c,sharing=locked \\
+    echo start $NAME >> /c/log && sleep $HOLD && echo end $NAME >> /c/log
+";
+
+fn spawn_build(ctx: &Path, caches: &Path, name: &str, hold: u32) -> std::process::Child {
+    trowel()
+        .args(["build", "--no-push", "--context"])
+        .arg(ctx)
+        .arg(format!("--mount-cache-dir={}", caches.display()))
+        .args(["--build-arg", &format!("REGISTRY={}", env().registry), "--build-arg", &format!("NAME={name}")])
+        .args(["--build-arg", &format!("HOLD={hold}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn cache_log(caches: &Path) -> String {
+    walkdir::WalkDir::new(caches)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name() == "log")
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sharing_locked_serialises_two_builds_and_survives_a_killed_holder() {
+    let ctx = context(LOCKED_DF, &[]);
+    let caches = tempfile::tempdir().unwrap();
+    let a = spawn_build(ctx.path(), caches.path(), "a", 2);
+    wait_for("build a to hold the cache", || cache_log(caches.path()).contains("start a"));
+    let b = spawn_build(ctx.path(), caches.path(), "b", 0);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_ok(&a);
+    assert_ok(&b);
+    assert_eq!(cache_log(caches.path()), "start a\nend a\nstart b\nend b\n", "b ran only after a was done");
+    let log_b = format!("{}{}", stdout(&b), stderr(&b));
+    assert!(log_b.contains("waiting for another build using it (sharing=locked)"), "{log_b}");
+
+    // A holder killed with SIGKILL releases the lock with its descriptors.
+    let mut holder = spawn_build(ctx.path(), caches.path(), "killed", 600);
+    wait_for("the holder to start", || cache_log(caches.path()).contains("start killed"));
+    let t0 = Instant::now();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let next = spawn_build(ctx.path(), caches.path(), "after", 0).wait_with_output().unwrap();
+    assert_ok(&next);
+    assert!(t0.elapsed() < Duration::from_secs(60), "the next build got the cache at once");
+    assert!(
+        cache_log(caches.path()).ends_with("start killed\nstart after\nend after\n"),
+        "{}",
+        cache_log(caches.path())
+    );
+}
