@@ -256,3 +256,39 @@ fn sharing_locked_serialises_two_builds_and_survives_a_killed_holder() {
         cache_log(caches.path())
     );
 }
+
+const KEY_DF: &str = "\
+ARG REGISTRY
+FROM ${REGISTRY}/busybox:1.35
+RUN --mount=type=bind,source=src,target=/src --mount=type=cache,target=/c \\
+    cat /src/a > /copied && date +%s%N >> /c/stamp
+";
+
+#[test]
+fn a_runs_key_covers_what_its_bind_mounts_show_never_what_its_cache_holds() {
+    let ctx = context(KEY_DF, &[("src/a", "one\n"), ("other.txt", "unrelated\n")]);
+    let caches = tempfile::tempdir().unwrap();
+    let repo = format!("{}/{}", env().registry, unique_repo("mount-key"));
+    let build = || {
+        let out = run(trowel()
+            .args(["build", "--context"])
+            .arg(ctx.path())
+            .args(["--destination", &format!("{repo}:latest"), "--cache", "--cache-repo", &format!("{repo}/cache")])
+            .args(["--build-arg", &format!("REGISTRY={}", env().registry)])
+            .arg(format!("--mount-cache-dir={}", caches.path().display())));
+        assert_ok(&out);
+        format!("{}{}", stdout(&out), stderr(&out))
+    };
+    assert!(build().contains("Cache: 0 hit(s), 1 miss(es)"));
+    // What the cache mount holds changed (the first build wrote to it), a file outside the
+    // bound directory changed: neither is in the key.
+    std::fs::write(ctx.path().join("other.txt"), "still unrelated\n").unwrap();
+    let log = build();
+    assert!(log.contains("Cache: 1 hit(s), 0 miss(es)"), "{log}");
+    // A file the bind mount shows changed: a miss that names it.
+    std::fs::write(ctx.path().join("src/a"), "two\n").unwrap();
+    let log = build();
+    assert!(log.contains("Cache miss: RUN") && log.contains("1 file changed (src/a)"), "{log}");
+    let image = pull_and_unpack(&format!("{repo}:latest"));
+    assert_eq!(Tree::content(&image.rootfs(), "/copied"), "two\n");
+}
