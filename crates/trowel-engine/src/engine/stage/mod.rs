@@ -347,12 +347,14 @@ impl StageRunner {
             }
             Step::Files(step) => step,
         };
-        // The stages and images a RUN's mounts read, before the root is borrowed.
+        let root = self.files.get(s, self.index, &self.layers)?;
+        // The stages and images a RUN's mounts read: after the stage's own root is made, which
+        // in container isolation may take `/` from the stage a mount reads (that one is then
+        // unpacked elsewhere).
         let mount_roots = match &self.step_mounts {
             Some(m) => MountRoots::gather(ctx, s.stages, m).map_err(|e| at.fail(e))?,
             None => MountRoots::default(),
         };
-        let root = self.files.get(s, self.index, &self.layers)?;
         let source = match step.from() {
             None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
             Some(from) => match stage_index(&ctx.plan, self.index, from) {
