@@ -14,7 +14,7 @@ use crate::engine::report;
 use crate::engine::shared::Shared;
 use crate::engine::stage::SHELL_COMMENT;
 use crate::engine::stage::StageRunner;
-use crate::engine::steps::with_mount_env;
+use crate::engine::steps::{take_ready, with_mount_env};
 use crate::engine::vars::run_env;
 use crate::fs::Root;
 use crate::fs::overlay::{self, Overlay};
@@ -189,15 +189,28 @@ fn run_shell(
     spec: &RunSpec,
 ) -> Result<sandbox::RunOutcome, sandbox::SandboxError> {
     let emitter = s.ctx.emitter.clone();
+    let redactor = &s.ctx.redactor;
     let id = at.id;
+    // Masked as a RUN's output is: a secret split between two chunks is still caught.
+    let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut on_output = |stream: Stream, bytes: &[u8]| {
-        let stream = match stream {
-            Stream::Stdout => OutputStream::Stdout,
-            Stream::Stderr => OutputStream::Stderr,
+        let (slot, stream) = match stream {
+            Stream::Stdout => (0, OutputStream::Stdout),
+            Stream::Stderr => (1, OutputStream::Stderr),
         };
-        emitter.emit(Event::Output { id, stream, data: String::from_utf8_lossy(bytes).into_owned() });
+        carry[slot].extend_from_slice(bytes);
+        if let Some(data) = take_ready(&mut carry[slot], redactor) {
+            emitter.emit(Event::Output { id, stream, data });
+        }
     };
-    sandbox::run(spec, &mut on_output)
+    let outcome = sandbox::run(spec, &mut on_output);
+    for (slot, stream) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
+        if !carry[slot].is_empty() {
+            let data = redactor.redact(&String::from_utf8_lossy(&carry[slot]));
+            s.ctx.emitter.emit(Event::Output { id, stream, data });
+        }
+    }
+    outcome
 }
 
 fn shell_created_by(at: &Checkpoint) -> String {

@@ -118,7 +118,7 @@ impl FileStep for Run {
 /// would reach no sink whole (and so would reach them all unmasked). After masking, the last
 /// `longest secret - 1` bytes stay pending, since they may be the start of a secret that the next
 /// chunk completes, and so does an incomplete UTF-8 sequence at the very end.
-fn take_ready(buf: &mut Vec<u8>, redactor: &Redactor) -> Option<String> {
+pub(crate) fn take_ready(buf: &mut Vec<u8>, redactor: &Redactor) -> Option<String> {
     let valid = utf8_boundary(buf);
     if valid == 0 {
         return None;
