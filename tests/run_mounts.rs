@@ -292,3 +292,27 @@ fn a_runs_key_covers_what_its_bind_mounts_show_never_what_its_cache_holds() {
     let image = pull_and_unpack(&format!("{repo}:latest"));
     assert_eq!(Tree::content(&image.rootfs(), "/copied"), "two\n");
 }
+
+#[test]
+fn security_insecure_keeps_every_capability_only_when_allowed() {
+    let df = "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.35\n\
+              RUN grep CapEff /proc/self/status > /sandbox && (touch /proc/sys/x 2>/dev/null; mount | grep -c ' /proc/sys ' >> /sandbox)\n\
+              RUN --security=insecure grep CapEff /proc/self/status > /insecure && (mount | grep -c ' /proc/sys ' >> /insecure || true)\n";
+    let ctx = context(df, &[]);
+    let refused = run(trowel()
+        .args(["build", "--no-push", "--context"])
+        .arg(ctx.path())
+        .args(["--build-arg", &format!("REGISTRY={}", env().registry)]));
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("needs the entitlement --allow security.insecure"), "{}", stderr(&refused));
+    let (dest, _) = build(ctx.path(), "insecure", &["--allow", "security.insecure"]);
+    let image = pull_and_unpack(&dest);
+    let read = |p: &str| Tree::content(&image.rootfs(), p);
+    // Docker's default set in the sandbox, with /proc/sys read-only; all of them when insecure,
+    // and /proc/sys as the kernel has it.
+    assert_eq!(read("/sandbox"), "CapEff:\t00000000a80425fb\n1\n");
+    let all =
+        u64::from_str_radix(read("/insecure").lines().next().unwrap().trim_start_matches("CapEff:\t"), 16).unwrap();
+    assert!(all.count_ones() >= 38, "every capability: {:x}", all);
+    assert!(read("/insecure").ends_with("\n0\n"), "{}", read("/insecure"));
+}
