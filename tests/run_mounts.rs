@@ -316,3 +316,25 @@ fn security_insecure_keeps_every_capability_only_when_allowed() {
     assert!(all.count_ones() >= 38, "every capability: {:x}", all);
     assert!(read("/insecure").ends_with("\n0\n"), "{}", read("/insecure"));
 }
+
+#[test]
+fn a_mount_inside_another_one_gets_its_mount_point_there() {
+    // Attached parents first whatever the order written; /data/src and /data/token are made
+    // inside the tmpfs, not in the image.
+    let df = "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.35\n\
+              RUN --mount=type=bind,source=src,target=/data/src --mount=type=tmpfs,target=/data \
+              --mount=type=secret,id=tok,target=/data/token,required \
+              (cat /data/src/a; wc -c < /data/token; mount | grep -c ' /data') > /nested\n";
+    let ctx = context(df, &[("src/a", "inside\n")]);
+    let dest = format!("{}/{}:1", env().registry, unique_repo("nested"));
+    let out = run(trowel()
+        .env("NESTED_TOKEN", "nested-secret-value")
+        .args(["build", "--context"])
+        .arg(ctx.path())
+        .args(["--destination", &dest])
+        .args(["--build-arg", &format!("REGISTRY={}", env().registry), "--secret", "id=tok,env=NESTED_TOKEN"]));
+    assert_ok(&out);
+    let image = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&image.rootfs(), "/nested"), "inside\n19\n3\n");
+    assert!(!image.tree().has("/data"));
+}
