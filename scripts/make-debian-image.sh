@@ -7,10 +7,10 @@
 #
 #   FLAVOUR   packages on top of debootstrap's minbase
 #   minbase   (none: apt itself)
-#   python    python3-pip
+#   python    python3-pip ca-certificates
 #   go        golang-go ca-certificates
 #   rust      cargo (with rustc)
-#   node      nodejs npm ca-certificates
+#   node      nodejs npm ca-certificates (installed with apt-get in a chroot)
 #   git       git openssh-client ca-certificates
 #
 # Each image is made once per machine and kept as an OCI layout under
@@ -22,12 +22,14 @@ set -euo pipefail
 reg=${1:?usage: make-debian-image.sh REGISTRY FLAVOUR}
 flavour=${2:?usage: make-debian-image.sh REGISTRY FLAVOUR}
 cache=${TROWEL_FIXTURES:-/var/cache/trowel-tests}
+apt_pkgs=""
 case "$flavour" in
   minbase) pkgs="" ;;
-  python) pkgs="python3-pip" ;;
+  python) pkgs="python3-pip,ca-certificates" ;;
   go) pkgs="golang-go,ca-certificates" ;;
   rust) pkgs="cargo" ;;
-  node) pkgs="nodejs,npm,ca-certificates" ;;
+  # npm's dependencies fail to configure in debootstrap's --include pass: apt installs them.
+  node) pkgs="" apt_pkgs="nodejs npm ca-certificates" ;;
   git) pkgs="git,openssh-client,ca-certificates" ;;
   *) echo "unknown flavour $flavour (minbase, python, go, rust, node, git)" >&2; exit 2 ;;
 esac
@@ -35,7 +37,13 @@ for tool in debootstrap umoci skopeo flock; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
 mkdir -p "$cache/debs"
-layout=$cache/debian-$flavour
+# The images trust what this machine trusts (its CA bundle replaces Debian's, as a company's
+# base images carry its TLS-intercepting proxy's CA): package registries are reached as the
+# machine reaches them. Named after the package list and that bundle: either changing makes a
+# new image.
+host_ca=/etc/ssl/certs/ca-certificates.crt
+ca_sum=$( { [ -f "$host_ca" ] && sha256sum <"$host_ca"; } | cut -c1-12)
+layout=$cache/debian-$flavour-$(printf '%s' "$pkgs${apt_pkgs:+ apt:$apt_pkgs} ca:$ca_sum" | sha256sum | cut -c1-12)
 exec 9>"$cache/.lock-$flavour"
 flock 9
 
@@ -51,11 +59,35 @@ if [ ! -f "$layout/.done" ]; then
   fi
   mirror=${mirror:-http://deb.debian.org/debian}
   work=$(mktemp -d "$cache/build-$flavour.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
   root=$work/root
-  echo "making debian:$flavour (debootstrap minbase bookworm${pkgs:+ + $pkgs}; minutes, once per machine)" >&2
+  # Nothing mounted into the root may outlive the script, and removal never crosses a mount.
+  release() {
+    for m in var/cache/apt/archives dev proc; do
+      if mountpoint -q "$root/$m" 2>/dev/null; then umount "$root/$m" || umount -l "$root/$m"; fi
+      if mountpoint -q "$root/$m" 2>/dev/null; then echo "cannot unmount $root/$m" >&2; return 1; fi
+    done
+  }
+  trap 'release && rm -rf --one-file-system "$work"' EXIT
+  echo "making debian:$flavour (debootstrap minbase bookworm${pkgs:+ + $pkgs}${apt_pkgs:+ + apt: $apt_pkgs}; minutes, once per machine)" >&2
   debootstrap --variant=minbase ${pkgs:+--include=$pkgs} --cache-dir="$cache/debs" bookworm "$root" "$mirror" \
     >"$work/log" 2>&1 || { tail -30 "$work/log" >&2; exit 1; }
+  if [ -n "$apt_pkgs" ]; then
+    mkdir -p "$cache/apt-archives/partial"
+    mount -t proc proc "$root/proc"
+    mount --bind /dev "$root/dev"
+    mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
+    printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+    chmod 755 "$root/usr/sbin/policy-rc.d"
+    { chroot "$root" apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends $apt_pkgs; } \
+      >>"$work/log" 2>&1 || { tail -30 "$work/log" >&2; exit 1; }
+    rm -f "$root/usr/sbin/policy-rc.d"
+    release || exit 1
+  fi
+  if [ -f "$host_ca" ]; then
+    mkdir -p "$root/etc/ssl/certs"
+    cp "$host_ca" "$root/etc/ssl/certs/ca-certificates.crt"
+  fi
   # What an image should not carry (as Debian's own images): package lists, caches, logs.
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
     "$root"/var/log/* "$root"/debootstrap "$root"/dev/* "$root"/proc/* "$root"/sys/* "$root"/run/*
@@ -68,9 +100,11 @@ if [ ! -f "$layout/.done" ]; then
   rm -rf "$work/bundle/rootfs"
   mv "$root" "$work/bundle/rootfs"
   umoci repack --image "$layout:base" --history.created 2024-01-01T00:00:00Z \
-    --history.created_by "debootstrap --variant=minbase bookworm${pkgs:+ --include=$pkgs}" "$work/bundle"
+    --history.created_by "debootstrap --variant=minbase bookworm${pkgs:+ --include=$pkgs}${apt_pkgs:+; apt-get install $apt_pkgs}" "$work/bundle"
+  # node reads its own CA list unless told of the system's.
   umoci config --image "$layout:base" --no-history \
     --config.env 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --config.env 'NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
     --config.cmd bash --created 2024-01-01T00:00:00Z --author trowel-tests
   umoci gc --layout "$layout"
   touch "$layout/.done"
