@@ -62,7 +62,7 @@ if [ ! -f "$layout/.done" ]; then
   root=$work/root
   # Nothing mounted into the root may outlive the script, and removal never crosses a mount.
   release() {
-    for m in var/cache/apt/archives dev proc; do
+    for m in var/cache/apt/archives dev/pts dev proc sys; do
       if mountpoint -q "$root/$m" 2>/dev/null; then umount "$root/$m" || umount -l "$root/$m"; fi
       if mountpoint -q "$root/$m" 2>/dev/null; then echo "cannot unmount $root/$m" >&2; return 1; fi
     done
@@ -84,6 +84,7 @@ if [ ! -f "$layout/.done" ]; then
     rm -f "$root/usr/sbin/policy-rc.d"
     release || exit 1
   fi
+  release || exit 1 # (a failed debootstrap may leave its own mounts behind)
   if [ -f "$host_ca" ]; then
     mkdir -p "$root/etc/ssl/certs"
     cp "$host_ca" "$root/etc/ssl/certs/ca-certificates.crt"

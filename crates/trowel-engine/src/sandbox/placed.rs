@@ -386,6 +386,30 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_on_another_filesystem_gets_the_new_contents_in_one_swap() {
+        // What happens after the step when the cache could only be copied in.
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("cache/0");
+        fs::create_dir_all(&home).unwrap();
+        fs::write(home.join("old"), "from before").unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        let placed = t.path().join("root/var/cache/x");
+        fs::create_dir_all(&placed).unwrap();
+        fs::set_permissions(&placed, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(placed.join("new"), "written by the step").unwrap();
+        copy_back(&placed, &home).unwrap();
+        let names: Vec<String> =
+            fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, ["new"], "the step removed `old` (by not copying it): the cache is what the step left");
+        assert_eq!(fs::metadata(&home).unwrap().mode() & 0o7777, 0o700);
+        let siblings: Vec<String> = fs::read_dir(t.path().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(siblings, ["0"], "no temporary copy is left beside it");
+    }
+
+    #[test]
     fn writes_beside_a_target_are_kept() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("root");
