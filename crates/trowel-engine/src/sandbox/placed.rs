@@ -262,6 +262,11 @@ impl Drop for Placed {
 
 fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
     let t = &item.target;
+    // A command that removed the target itself (a mount point could not be removed) emptied
+    // the cache: it comes back empty rather than not at all.
+    if matches!(item.content, Content::Moved(_) | Content::CopiedBack(_)) && fs::symlink_metadata(t).is_err() {
+        fs::DirBuilder::new().mode(0o755).create(t).map_err(context(format!("re-create {}", t.display())))?;
+    }
     match &item.content {
         Content::Moved(home) => {
             fs::rename(t, home).map_err(context(format!("move {} back to {}", t.display(), home.display())))?
