@@ -9,7 +9,7 @@
 #   minbase   (none: apt itself)
 #   python    python3-pip ca-certificates
 #   go        golang-go ca-certificates
-#   rust      cargo (with rustc)
+#   rust      cargo (with rustc; installed with apt-get in a chroot)
 #   node      nodejs npm ca-certificates (installed with apt-get in a chroot)
 #   git       git openssh-client ca-certificates
 #
@@ -27,9 +27,10 @@ case "$flavour" in
   minbase) pkgs="" ;;
   python) pkgs="python3-pip,ca-certificates" ;;
   go) pkgs="golang-go,ca-certificates" ;;
-  rust) pkgs="cargo" ;;
-  # npm's dependencies fail to configure in debootstrap's --include pass: apt installs them.
-  node) pkgs="" apt_pkgs="nodejs npm ca-certificates" ;;
+  # rustc's and npm's dependencies fail to configure in debootstrap's --include pass: apt
+  # installs them.
+  rust) apt_pkgs="cargo" ;;
+  node) apt_pkgs="nodejs npm ca-certificates" ;;
   git) pkgs="git,openssh-client,ca-certificates" ;;
   *) echo "unknown flavour $flavour (minbase, python, go, rust, node, git)" >&2; exit 2 ;;
 esac
