@@ -22,7 +22,7 @@ set -euo pipefail
 reg=${1:?usage: make-debian-image.sh REGISTRY FLAVOUR}
 flavour=${2:?usage: make-debian-image.sh REGISTRY FLAVOUR}
 cache=${TROWEL_FIXTURES:-/var/cache/trowel-tests}
-apt_pkgs=""
+pkgs="" apt_pkgs=""
 case "$flavour" in
   minbase) pkgs="" ;;
   python) pkgs="python3-pip,ca-certificates" ;;
