@@ -18,6 +18,8 @@
 #   fail-run-exit.jsonl   testdata/corpus/fail-run-exit (a RUN exits 3)
 #   killed.jsonl          testdata/traces/killed, killed with SIGKILL during its sleep
 #   checks.jsonl          testdata/traces/checks (build checks find something on four lines)
+#   mounts.jsonl          testdata/traces/mounts with --cache and a --secret (RUN --mount of
+#                         every kind but ssh: the Steps, Cache and Changes panes show them)
 #
 # Registry ports differ on every run, so after re-recording, review the snapshot changes with
 # `cargo insta review` (or `INSTA_UPDATE=always cargo test --test tui_panes --test tui_screens`).
@@ -72,6 +74,10 @@ if build fail-run-exit testdata/corpus/fail-run-exit testdata/corpus/fail-run-ex
   echo "fail-run-exit was expected to fail" >&2
   exit 1
 fi
+
+TRACE_TOKEN=trace-secret-value-1234 build mounts testdata/traces/mounts testdata/traces/mounts/Dockerfile \
+  --destination "$reg/traces/mounts:1" --cache --secret id=token,env=TRACE_TOKEN \
+  --mount-cache-dir "$work/mount-cache"
 
 echo "==> killed" >&2
 "$trowel" build --context testdata/traces/killed --dockerfile testdata/traces/killed/Dockerfile \

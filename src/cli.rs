@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use trowel_engine::duration::parse_go_duration;
+use trowel_engine::engine::mounts::options::{MountOptions, parse_allow, parse_secret, parse_ssh};
 use trowel_engine::engine::{BuildOptions, LayerOptions, OutputOptions, RunOptions};
 use trowel_engine::fs::snapshot::SnapshotMode;
 use trowel_engine::image::manifest::{Compression, Platform};
@@ -283,6 +284,23 @@ pub struct BuildArgs {
     /// PASSWORD, SECRET, KEY… are secret already (repeatable).
     #[arg(long = "secret-arg", value_name = "NAME")]
     pub secret_args: Vec<String>,
+    /// A secret for `RUN --mount=type=secret` (buildx's syntax): id=ID,src=FILE, id=ID,env=VAR,
+    /// or id=ID for the environment variable ID (repeatable). Masked in logs and traces.
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]")]
+    pub secrets: Vec<String>,
+    /// An ssh agent for `RUN --mount=type=ssh` (buildx's syntax): default or ID for
+    /// $SSH_AUTH_SOCK, ID=SOCKET, or ID=KEYFILE[,KEYFILE…] (repeatable).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET|KEYFILE,…]")]
+    pub ssh: Vec<String>,
+    /// Grant an entitlement a Dockerfile may ask for: security.insecure (`RUN
+    /// --security=insecure`), network.host (repeatable).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+    /// Where `RUN --mount=type=cache` directories persist between builds (default:
+    /// <cache-dir>/mounts when the cache dir exists, else /var/cache/trowel/mounts, or
+    /// <trowel-dir>/mount-cache in container isolation).
+    #[arg(long, env = "TROWEL_MOUNT_CACHE_DIR")]
+    pub mount_cache_dir: Option<PathBuf>,
     /// Record every build event to this file (JSON Lines) for `trowel replay`.
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -571,6 +589,7 @@ impl BuildArgs {
             trowel_dir: self.trowel_dir.clone(),
             force: self.force,
             cleanup: self.cleanup,
+            mounts: self.mount_options(isolation)?,
             ..RunOptions::default()
         };
         if self.cache {
@@ -591,6 +610,41 @@ impl BuildArgs {
             }
         }
         Ok(o)
+    }
+}
+
+impl BuildArgs {
+    /// `--secret`, `--ssh`, `--allow` and where cache mounts persist.
+    fn mount_options(&self, isolation: Isolation) -> Result<MountOptions, CliError> {
+        let env = |k: &str| std::env::var(k).ok();
+        let mut secrets = Vec::new();
+        for flag in &self.secrets {
+            let s = parse_secret(flag, &env).map_err(CliError)?;
+            if secrets.iter().any(|x: &trowel_engine::engine::mounts::Secret| x.id == s.id) {
+                return Err(CliError(format!("--secret id={} is given twice", s.id)));
+            }
+            secrets.push(s);
+        }
+        let mut ssh = Vec::new();
+        for flag in &self.ssh {
+            let a = parse_ssh(flag, &env).map_err(CliError)?;
+            if ssh.iter().any(|x: &trowel_engine::engine::mounts::SshAgent| x.id == a.id) {
+                return Err(CliError(format!("--ssh {} is given twice", a.id)));
+            }
+            ssh.push(a);
+        }
+        let cache_dir = match (&self.mount_cache_dir, isolation) {
+            (Some(d), _) => d.clone(),
+            (None, _) if self.cache_dir.is_dir() => self.cache_dir.join("mounts"),
+            (None, Isolation::Container) => self.trowel_dir.join("mount-cache"),
+            (None, Isolation::Chroot) => PathBuf::from("/var/cache/trowel/mounts"),
+        };
+        Ok(MountOptions {
+            cache_dir: Some(cache_dir),
+            secrets,
+            ssh,
+            allow_insecure: parse_allow(&self.allow).map_err(CliError)?,
+        })
     }
 }
 

@@ -12,11 +12,17 @@
 //!   "layers": 3, "history": 9, "manifest_media_type": "...", "layer_media_types": ["..."],
 //!   "run": {"args": ["cat", "/x"], "stdout": "hi\n", "exit_code": 0},
 //!   "fail": {"exit_code": 3, "message": "Dockerfile:4: RUN exit 3: exit code 3"},
-//!   "log_contains": ["..."], "log_lacks": ["..."] }
+//!   "log_contains": ["..."], "log_lacks": ["..."],
+//!   "debian": "python",                                 // FROM ${DEBIAN}: scripts/make-debian-image.sh
+//!   "secrets": {"id": "value"},                         // --secret id=…: absent from the log and image
+//!   "absent_glob": ["/var/cache/apt/archives/*.deb"] }
 //! ```
 //! Every build gets `--build-arg REGISTRY=<plain registry>` (corpus Dockerfiles start with
 //! `ARG REGISTRY` and `FROM ${REGISTRY}/busybox:1.35`) and `HTTP=<url of a local HTTP server
-//! serving testdata/http>`.
+//! serving testdata/http>`. Cases with real package managers (`"debian"`) build FROM a Debian
+//! base made once per machine; their cache mounts persist in a directory kept on the machine
+//! too (`--mount-cache-dir`), so packages are downloaded once, as on a CI runner with a cache
+//! volume.
 
 mod common;
 
@@ -53,6 +59,14 @@ struct Expect {
     log_contains: Vec<String>,
     #[serde(default)]
     log_lacks: Vec<String>,
+    /// A Debian base for `FROM ${DEBIAN}` (a flavour of scripts/make-debian-image.sh).
+    debian: Option<String>,
+    /// `--secret id=…` values (placeholders filled); none may show in the log or the image.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    /// Glob patterns no path of the image may match.
+    #[serde(default)]
+    absent_glob: Vec<String>,
     /// What the case is about (documentation only).
     #[serde(default, rename = "comment")]
     _comment: Option<String>,
@@ -136,9 +150,16 @@ fn http_server() -> &'static str {
     })
 }
 
-/// Replaces `{registry}` and `{http}` placeholders.
+/// Replaces `{registry}`, `{http}`, `{auth_registry}` and `{auth_basic}` (the auth registry's
+/// `user:password` in base64, as a Basic header holds it) placeholders.
 fn fill(s: &str) -> String {
-    s.replace("{registry}", &env().registry).replace("{http}", http_server())
+    let e = env();
+    let basic = base64_encode(&format!("{}:{}", e.auth_user, e.auth_password));
+    s.replace("{registry}", &e.registry)
+        .replace("{http}", http_server())
+        .replace("{auth_registry}", &e.auth_registry)
+        .replace("{auth_basic_len}", &basic.len().to_string())
+        .replace("{auth_basic}", &basic)
 }
 
 #[track_caller]
@@ -213,8 +234,21 @@ fn run_case(name: &str) {
     for f in &expect.flags {
         cmd.arg(fill(f));
     }
+    if let Some(flavour) = &expect.debian {
+        cmd.arg("--build-arg").arg(format!("DEBIAN={}", debian_image(flavour)));
+        let fixtures = std::env::var("TROWEL_FIXTURES").unwrap_or_else(|_| "/var/cache/trowel-tests".into());
+        cmd.arg(format!("--mount-cache-dir={fixtures}/mount-cache"));
+    }
+    let secrets: Vec<String> = expect.secrets.values().map(|v| fill(v)).collect();
+    for (id, value) in &expect.secrets {
+        let var = format!("TROWEL_CORPUS_SECRET_{}", id.to_uppercase());
+        cmd.env(&var, fill(value)).arg("--secret").arg(format!("id={id},env={var}"));
+    }
     let out = run(&mut cmd);
     let log = format!("{}{}", stdout(&out), stderr(&out));
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "{name}: a secret is in the log:\n{log}");
+    }
     for s in &expect.log_contains {
         assert!(log.contains(&fill(s)), "{name}: log lacks {s:?}:\n{log}");
     }
@@ -275,6 +309,22 @@ fn run_case(name: &str) {
     }
     for path in &expect.absent {
         assert!(!tree.has(path), "{name}: {path} should not be in the image");
+    }
+    for pattern in &expect.absent_glob {
+        let glob = globset::Glob::new(pattern).unwrap().compile_matcher();
+        let hits: Vec<&String> = tree.0.keys().filter(|p| glob.is_match(p.as_str())).collect();
+        assert!(hits.is_empty(), "{name}: {pattern} matches {hits:?}");
+    }
+    for secret in &secrets {
+        let config_text = config.to_string();
+        assert!(!config_text.contains(secret.as_str()), "{name}: a secret is in the image config (history)");
+        for (path, f) in &tree.0 {
+            if f.kind == 'f' && f.size < (1 << 20) {
+                let content = std::fs::read(unpacked.rootfs().join(path.trim_start_matches('/'))).unwrap();
+                let found = content.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "{name}: a secret is in the image at {path}");
+            }
+        }
     }
     if let Some(r) = &expect.run {
         let args: Option<Vec<String>> = r.args.as_ref().map(|a| a.iter().map(|s| fill(s)).collect());
@@ -350,6 +400,12 @@ corpus! {
     json_trailing_text,
     labels,
     long_names,
+    mount_cache_apt,
+    mount_cache_cargo,
+    mount_cache_go,
+    mount_cache_npm,
+    mount_cache_pip,
+    mount_secret_token,
     multistage,
     multistage_chain,
     onbuild,

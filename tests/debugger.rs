@@ -350,3 +350,46 @@ fn abort_at_the_push_gate_pushes_nothing() {
     let digest = r.result.unwrap();
     assert_eq!(skopeo_inspect(&opts.output.destinations[0])["Digest"].as_str().unwrap(), digest);
 }
+
+#[test]
+fn a_shell_at_a_runs_pause_has_the_runs_mounts_in_place() {
+    let df = format!(
+        "FROM {b} AS build\nRUN mkdir /out && echo built > /out/app\nFROM {b}\n\
+         RUN --mount=type=bind,from=build,source=/out,target=/in --mount=type=cache,target=/c \
+         --mount=type=secret,id=tok,env=TOK --mount=type=secret,id=tok --network=none \
+         cat /c/from-shell > /seen-by-run\n",
+        b = env().busybox()
+    );
+    let ctx = context(&df);
+    let caches = tempfile::tempdir().unwrap();
+    let mut opts = options(ctx.path(), &dest("shell-mounts"));
+    opts.run.mounts.cache_dir = Some(caches.path().to_path_buf());
+    opts.run.mounts.secrets = vec![
+        trowel_engine::engine::mounts::options::parse_secret("id=tok,env=SHELL_TEST_TOKEN", &|_| {
+            Some("shell-secret-value".into())
+        })
+        .unwrap(),
+    ];
+    let r = debug_build(&opts, vec![Breakpoint::Line(4)], false, ShellChoice::Discard, None, |n, _| match n {
+        0 => sh(
+            "cat /in/app; cat /run/secrets/tok; echo; echo ${#TOK}; ip -o link | wc -l; echo from-shell > /c/from-shell",
+        ),
+        _ => Resume::Continue,
+    });
+    r.result.unwrap();
+    let outs = outputs_at(&r.events, 1, 1);
+    assert_eq!(outs, ["built\n***\n18\n1\n"], "the bind, the secret (masked), its variable, the network");
+    // The shell changed nothing of the root: the mounts were not its changes.
+    let changes: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ShellFinished { changes, .. } => Some(changes.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, [vec![]], "{changes:?}");
+    let u = pull_and_unpack(&opts.output.destinations[0]);
+    assert_eq!(Tree::content(&u.rootfs(), "/seen-by-run"), "from-shell\n", "the shell wrote into the RUN's cache");
+    assert!(!u.tree().has("/in") && !u.tree().has("/c") && !u.tree().has("/run"));
+}

@@ -106,9 +106,19 @@ fn run_failures_keep_the_command_exit_code() {
         1,
     );
     assert_fails(
-        &format!("FROM {b}\nRUN --mount=type=cache,target=/c true\n"),
+        &format!("FROM {b}\nRUN --mount=type=bind,source=nothing-here,target=/c true\n"),
         &[],
-        "Dockerfile:2: RUN --mount=type=cache,target=/c true: RUN --mount is not supported yet",
+        "Dockerfile:2: RUN --mount=type=bind,source=nothing-here,target=/c true: mount source /nothing-here not found in \
+         the build context",
+        1,
+    );
+    let r = &env().registry;
+    assert_fails(
+        &format!("FROM {b}\nRUN --mount=from={r}/no-such-image:1,target=/c true\n"),
+        &[],
+        &format!(
+            "Dockerfile:2: RUN --mount=from={r}/no-such-image:1,target=/c true: pull {r}/no-such-image:1: manifest unknown (404)"
+        ),
         1,
     );
     let (got, all, code) = fail(&format!("FROM {b}\nRUN sleep 5\n"), &["--run-timeout", "1"]);
@@ -140,8 +150,23 @@ fn what_the_dockerfile_shows_is_refused_before_anything_is_pulled() {
             "Dockerfile:3: RUN --network=bogus true: unsupported network mode \"bogus\" (one of default, none, host)",
         ),
         (
-            "RUN --mount=type=cache,target=/c \\\n    make\n",
-            "Dockerfile:3: RUN --mount=type=cache,target=/c make: RUN --mount is not supported yet",
+            "RUN --mount=type=secret,id=npmrc,required \\\n    npm ci\n",
+            "Dockerfile:3: RUN --mount=type=secret,id=npmrc,required npm ci: secret npmrc is required but was not \
+             given (pass it with --secret id=npmrc,src=FILE or --secret id=npmrc,env=VARIABLE)",
+        ),
+        (
+            "RUN --mount=type=ssh,required git clone git@example.com:x.git\n",
+            "Dockerfile:3: RUN --mount=type=ssh,required git clone git@example.com:x.git: ssh agent default is required \
+             but was not given (pass it with --ssh default for $SSH_AUTH_SOCK, or --ssh default=SOCKET|KEYFILE)",
+        ),
+        (
+            "RUN --security=insecure true\n",
+            "Dockerfile:3: RUN --security=insecure true: RUN --security=insecure needs the entitlement --allow \
+             security.insecure (as with buildx): it runs the command with every capability and /proc and /sys unmasked",
+        ),
+        (
+            "RUN --mount=type=bind,target=/ true\n",
+            "Dockerfile:3: RUN --mount=type=bind,target=/ true: --mount=type=bind,target=/: invalid mount target \"/\"",
         ),
     ] {
         let (got, all, code) = fail(&format!("{top}{rest}"), &[]);

@@ -276,3 +276,102 @@ fn debugs_in_a_pod_through_a_breakpoint_and_the_push_review() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Hello from a trowel-built image!"), "{out}");
 }
+
+/// `RUN --mount` where there is no mount syscall: what would be mounted is put in place before
+/// the step and taken away after it. The cache persists on the pod's `/cache` volume.
+const POD_MOUNTS_DF: &str = "\
+ARG REGISTRY
+FROM ${REGISTRY}/busybox:1.35 AS build
+RUN mkdir -p /out && echo from-build > /out/app
+FROM ${REGISTRY}/busybox:1.35
+ARG BUILD
+RUN --mount=type=cache,target=/root/.cache/pkg,sharing=locked \\
+    --mount=type=bind,from=build,source=/out,target=/home/app \\
+    --mount=type=bind,source=src,target=/src,rw \\
+    --mount=type=tmpfs,target=/tmp/scratch \\
+    --mount=type=secret,id=tok,target=/run/secrets/tok,mode=0400 \\
+    --mount=type=secret,id=tok,env=TOK \\
+    (cat /root/.cache/pkg/seen 2>/dev/null || echo nothing-cached) > /result \\
+    && echo $BUILD >> /root/.cache/pkg/seen \\
+    && cat /home/app/app /src/hello >> /result && ls -A /src >> /result \\
+    && echo scribble > /src/hello && ls -A /tmp/scratch | wc -l >> /result \\
+    && echo x > /tmp/scratch/junk && stat -c '%a' /run/secrets/tok >> /result \\
+    && [ \"$(cat /run/secrets/tok)\" = \"$TOK\" ] && echo ${#TOK} >> /result
+CMD [\"cat\", \"/result\"]
+";
+
+#[test]
+fn run_mounts_are_put_in_place_and_taken_away_in_a_pod() {
+    let e = env();
+    let image = trowel_image();
+    let cache = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("Dockerfile"), POD_MOUNTS_DF).unwrap();
+    std::fs::create_dir(workspace.path().join("src")).unwrap();
+    std::fs::write(workspace.path().join("src/hello"), "hello-from-context\n").unwrap();
+    std::fs::write(workspace.path().join("src/ignored.env"), "X=1\n").unwrap();
+    std::fs::write(workspace.path().join(".dockerignore"), "src/*.env\n").unwrap();
+    let mounts: Vec<(&Path, &str)> = vec![(cache.path(), "/cache"), (workspace.path(), "/workspace")];
+    let build = |n: &str| {
+        let dest = format!("{}/{}:1", e.registry, unique_repo("pod-mounts"));
+        let args: Vec<String> = [
+            "/trowel/busybox/env",
+            "TOK=pod-secret-token-value",
+            "/trowel/trowel",
+            "build",
+            "--context=/workspace",
+            "--dockerfile=/workspace/Dockerfile",
+            &format!("--destination={dest}"),
+            &format!("--build-arg=REGISTRY={}", e.registry),
+            &format!("--build-arg=BUILD={n}"),
+            "--secret=id=tok,env=TOK",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (code, out, err, _) = pod_run(&image, args, &mounts);
+        let log = format!("{out}{err}");
+        assert_eq!(code, 0, "build {n} in the pod failed:\n{log}");
+        assert!(log.contains("RUN isolation: container") && !log.contains("pod-secret-token-value"), "{log}");
+        dest
+    };
+    let (first, second) = (build("one"), build("two"));
+    let base = pull_and_unpack(&e.busybox()).tree();
+    for (dest, cached) in [(&first, "nothing-cached"), (&second, "one")] {
+        let u = pull_and_unpack(dest);
+        let (code, out, err) = u.crun(None);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, format!("{cached}\nfrom-build\nhello-from-context\nhello\n0\n400\n22\n"));
+        let tree = u.tree();
+        for gone in ["/root/.cache", "/src", "/tmp/scratch", "/run", "/home/app/app"] {
+            assert!(!tree.has(gone), "{gone} was only mounted: {:?}", tree.paths_under(gone));
+        }
+        // What a target hid, and the directories around the targets, are exactly as they were.
+        for kept in ["/home/app", "/root", "/tmp", "/"] {
+            let (a, b) = (tree.get(kept), base.get(kept));
+            assert_eq!((a.mode, a.uid, a.mtime_ns), (b.mode, b.uid, b.mtime_ns), "{kept}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(workspace.path().join("src/hello")).unwrap(), "hello-from-context\n");
+    let seen: Vec<String> = walkdir::WalkDir::new(cache.path().join("mounts"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() == "seen")
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(seen, ["one\ntwo\n"], "the cache lives on the /cache volume");
+
+    // A private network cannot be had without CAP_SYS_ADMIN: said before anything is pulled.
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        format!("FROM {}/never-pulled:1\nRUN --network=none true\n", e.registry),
+    )
+    .unwrap();
+    let args = ["/trowel/trowel", "build", "--no-push", "--context=/workspace"].map(String::from).to_vec();
+    let (code, out, err, _) = pod_run(&image, args, &mounts);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("RUN --network=none cannot be honoured in container isolation: making a network namespace needs CAP_SYS_ADMIN"),
+        "{out}{err}"
+    );
+}

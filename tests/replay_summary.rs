@@ -225,3 +225,21 @@ fn a_killed_build_exits_non_zero_and_says_where_it_stopped() {
     assert!(summary.contains("It was paused before Dockerfile:2: RUN make (since 1.5s)"), "{summary}");
     assert_eq!(code, 1);
 }
+
+#[test]
+fn a_runs_mounts_are_listed_under_it() {
+    // testdata/traces/mounts: a real build with RUN --mount of every kind but ssh.
+    let trace = common::repo_root().join("testdata/traces/mounts.jsonl");
+    let o = run(trowel().arg("replay").arg(trace).arg("--summary"));
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}");
+    for want in [
+        "    mount cache /root/.cache/pkg · id=pkg · sharing=locked rw\n",
+        "    mount bind /in · from stage build:/out · ro\n",
+        "    mount secret (environment only) · id=token · env=TOKEN\n",
+        "    mount tmpfs /tmp/scratch\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    assert!(!text.contains("LEAKED") && !text.contains("trace-secret-value"), "{text}");
+}

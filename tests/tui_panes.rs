@@ -185,3 +185,78 @@ fn logs_of_a_killed_build() {
     press(&mut app, "6");
     assert_snapshot!(pane(&mut app, Pane::Logs, 50, 5).backend());
 }
+
+/// The text of a rendered pane, row by row.
+fn text(t: &ratatui::Terminal<ratatui::backend::TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_runs_mounts_in_the_steps_cache_and_changes_panes() {
+    // testdata/traces/mounts: RUN --mount of every kind but ssh, with --cache and a --secret.
+    let mut app = replay("mounts");
+    let steps = text(&pane(&mut app, Pane::Steps, 100, 14));
+    for want in [
+        "⤷ cache /root/.cache/pkg · id=pkg · sharing=locked rw",
+        "⤷ bind /in · from stage build:/out · ro",
+        "⤷ bind /app/src · from context:/src · ro",
+        "⤷ secret (environment only) · id=token",
+        "⤷ tmpfs /tmp/scratch",
+    ] {
+        assert!(steps.contains(want), "{want:?} in\n{steps}");
+    }
+    select_line(&mut app, 6);
+    let cache = text(&pane(&mut app, Pane::Cache, 110, 60));
+    for want in [
+        "mount /in → type=bind,from=build,source=/out,target=/in,ro",
+        "stage-key=",
+        "mount /root/.cache/pkg → type=cache,id=pkg,target=/root/.cache/pkg,sharing=locked,rw",
+        "mount env TOKEN → type=secret,id=token,env=TOKEN,ro",
+        "src/hello",
+        "never       a cache mount's contents, a secret's value",
+    ] {
+        assert!(cache.contains(want), "{want:?} in\n{cache}");
+    }
+    assert!(!cache.contains("trace-secret-value"), "{cache}");
+    let changes = text(&pane(&mut app, Pane::Changes, 110, 8));
+    assert!(
+        changes.contains("mounts ✓ nothing at or under /root/.cache/pkg, /in, /app/src, /tmp/scratch is in the layer"),
+        "{changes}"
+    );
+}
+
+#[test]
+fn a_mount_target_in_the_layer_is_shown_as_a_leak() {
+    use trowel_events::{Change, ChangeKind, Event, FileType, StepId};
+    let mut events = events("mounts");
+    // A layer that (wrongly) holds a path under the cache mount's target.
+    let id = StepId { stage: 1, step: 2 };
+    for e in &mut events {
+        if let Event::Snapshot { id: i, changes, .. } = &mut e.event
+            && *i == id
+        {
+            changes.push(Change {
+                path: "/root/.cache/pkg/x".into(),
+                kind: ChangeKind::Added,
+                file_type: FileType::File,
+                size: 7,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                link_target: None,
+                digest: None,
+                opaque: false,
+                previous: None,
+            });
+        }
+    }
+    let mut app = trowel::tui::App::replay("testdata/traces/mounts.jsonl".into(), &events);
+    select_line(&mut app, 6);
+    let changes = text(&pane(&mut app, Pane::Changes, 110, 8));
+    assert!(changes.contains("mounts ✗ 1 path(s) under a mount target in the layer: /root/.cache/pkg/x"), "{changes}");
+}

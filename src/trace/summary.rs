@@ -182,6 +182,12 @@ fn step_lines(out: &mut String, s: &StepView, build_over: bool) {
         };
     }
     let _ = writeln!(out, "{}", line.trim_end());
+    for m in &s.mounts {
+        let _ = writeln!(out, "    mount {}", crate::tui::format::mount(m));
+    }
+    for (target, paths) in s.mount_leaks().into_iter().filter(|(_, p)| !p.is_empty()) {
+        let _ = writeln!(out, "    LEAKED into the layer under mount target {target}: {}", paths.join(", "));
+    }
     let mut moments: Vec<(u64, String)> = s.pauses.iter().map(|p| (p.started_ms, pause_line(p))).collect();
     moments.extend(s.shells.iter().map(|sh| (sh.started_ms, shell_line(sh))));
     // Stable: a shell opened in the same millisecond as its pause stays after it.

@@ -196,6 +196,27 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
+/// A `RUN --mount` on one line: its type and target, where it comes from, its id and options
+/// (`cache /root/.cache/pip · id=pip · sharing=locked rw`).
+pub fn mount(m: &trowel_events::MountInfo) -> String {
+    let mut parts = vec![match &m.target {
+        Some(t) => format!("{} {t}", m.kind),
+        None => format!("{} (environment only)", m.kind),
+    }];
+    match (&m.from, &m.source) {
+        (Some(f), Some(s)) if s != "/" => parts.push(format!("from {f}:{s}")),
+        (Some(f), _) => parts.push(format!("from {f}")),
+        _ => {}
+    }
+    if let Some(id) = &m.id {
+        parts.push(format!("id={id}"));
+    }
+    if !m.options.is_empty() {
+        parts.push(m.options.join(" "));
+    }
+    sanitize(&parts.join(" · "))
+}
+
 /// Replaces control characters (other than tab, which becomes spaces) so that build output
 /// and file contents can never move the cursor or change the terminal's state.
 pub fn sanitize(s: &str) -> String {

@@ -72,6 +72,27 @@ pub fn env() -> &'static TestEnv {
     })
 }
 
+/// `<registry>/debian:<flavour>` (scripts/make-debian-image.sh: debootstrap's minbase plus a
+/// toolchain), made once per machine and pushed to the test registry once per test process.
+pub fn debian_image(flavour: &str) -> String {
+    use std::sync::Mutex;
+    static PUSHED: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let mut pushed = PUSHED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = pushed.get(flavour) {
+        return r.clone();
+    }
+    let out = Command::new(repo_root().join("scripts/make-debian-image.sh"))
+        .arg(&env().registry)
+        .arg(flavour)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/make-debian-image.sh");
+    assert!(out.status.success(), "scripts/make-debian-image.sh {flavour} failed");
+    let reference = format!("{}/debian:{flavour}", env().registry);
+    pushed.insert(flavour.to_string(), reference.clone());
+    reference
+}
+
 /// A unique repository name for one test, so tests never see each other's pushes.
 pub fn unique_repo(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

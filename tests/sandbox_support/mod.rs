@@ -7,7 +7,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use trowel_engine::sandbox::{DEFAULT_PATH, Isolation, RunSpec, StdioMode, UserIds};
+use trowel_engine::sandbox::{DEFAULT_PATH, Isolation, Network, RunSpec, StdioMode, UserIds};
 
 pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n";
 pub const GROUP: &str = "root:x:0:\napp:x:1000:\nextra:x:2000:app\ntty:x:5:\n";
@@ -53,6 +53,10 @@ pub fn spec(root: &Path, argv: &[&str]) -> RunSpec {
         timeout: Some(Duration::from_secs(120)),
         helper_exe: PathBuf::from(env!("CARGO_BIN_EXE_trowel")),
         extra_hosts: Vec::new(),
+        mounts: Vec::new(),
+        network: Network::Host,
+        privileged: false,
+        work_dir: None,
     }
 }
 

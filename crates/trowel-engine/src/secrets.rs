@@ -75,6 +75,14 @@ impl Redactor {
         self.values.is_empty()
     }
 
+    /// A redactor masking both `self`'s values and `other`'s.
+    pub fn merged(&self, other: &Redactor) -> Redactor {
+        let mut values: Vec<String> = self.values.iter().chain(&other.values).cloned().collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Redactor { values }
+    }
+
     /// Length of the longest secret (streamed output holds back this much minus one byte so a
     /// secret split across two chunks is still caught).
     pub fn max_len(&self) -> usize {

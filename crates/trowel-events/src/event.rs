@@ -59,6 +59,29 @@ pub struct StepPlan {
     pub onbuild: bool,
 }
 
+/// One `RUN --mount` of a step, as the step has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MountInfo {
+    /// `bind`, `cache`, `tmpfs`, `secret` or `ssh`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where it appears, absolute; `null` for a secret given only as an environment variable.
+    pub target: Option<String>,
+    /// What a bind or cache mount is filled from: `context`, `stage NAME` or `image REF`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The path inside `from` (bind and cache mounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// A cache's, secret's or ssh agent's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Options in BuildKit's words: `ro`/`rw`, `sharing=locked`, `size=…`, `env=NAME`,
+    /// `required`, `mode=0400`, `uid=…`/`gid=…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -208,6 +231,10 @@ pub enum Event {
         source: String,
         /// The instruction after variable expansion, as shown in logs and history.
         expanded: String,
+        /// A RUN's `--mount`s, resolved (absolute targets, defaults filled in). Never holds a
+        /// secret's value. Absent when the step has none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mounts: Vec<MountInfo>,
     },
     /// A chunk of a RUN's output (or of a debugger shell session's), as it came: a line may be
     /// split across chunks.

@@ -26,7 +26,7 @@ pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotSt
 pub use debug::{PauseReason, PushReview, ResumeAction, ReviewLayer, When};
 pub use digest::{Digest, InvalidDigest};
 pub use event::{
-    BaseSource, BlobPushAction, Event, LayerSummary, OutputStream, StagePlan, StepId, StepPlan, StepStatus,
+    BaseSource, BlobPushAction, Event, LayerSummary, MountInfo, OutputStream, StagePlan, StepId, StepPlan, StepStatus,
 };
 pub use reference::reference_markdown;
 pub use sink::{Detail, Envelope, EventSink};

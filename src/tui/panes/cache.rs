@@ -63,21 +63,24 @@ fn short_key(k: &str) -> String {
 /// Every line of the pane (the caller scrolls).
 pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let Some(step) = ctx.step else { return vec![] };
+    let value_w = width.saturating_sub(LABEL).max(10);
+    let multi = |out: &mut Vec<Line<'a>>, label: &str, text: &str, style| {
+        for (i, l) in wrap(text, value_w).into_iter().enumerate() {
+            out.push(field(if i == 0 { label } else { "" }, LABEL, vec![Span::styled(l, style)], theme.header));
+        }
+    };
     let Some(cache) = &step.cache else {
         let why = if ctx.model.steps().any(|s| s.cache.is_some()) {
             "this step was not looked up in the layer cache (only RUN, WORKDIR and, with --cache-copy-layers, COPY/ADD are cached)"
         } else {
             "no layer cache in this build (trowel build --cache)"
         };
-        return wrap(why, width).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))).collect();
+        let mut out: Vec<Line<'a>> =
+            wrap(why, width).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))).collect();
+        mounts(&mut out, step, &multi, theme);
+        return out;
     };
-    let value_w = width.saturating_sub(LABEL).max(10);
     let mut out = Vec::new();
-    let multi = |out: &mut Vec<Line<'a>>, label: &str, text: &str, style| {
-        for (i, l) in wrap(text, value_w).into_iter().enumerate() {
-            out.push(field(if i == 0 { label } else { "" }, LABEL, vec![Span::styled(l, style)], theme.header));
-        }
-    };
     match &cache.result {
         CacheResult::Hit { reference, layer } => {
             out.push(field("result", LABEL, vec![Span::styled(" hit ", theme.cache_hit)], theme.header));
@@ -124,7 +127,9 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         multi(&mut out, if i == 0 { "files" } else { "" }, &text, theme.text);
     }
     for (i, (k, v)) in c.sources.iter().enumerate() {
-        multi(&mut out, if i == 0 { "sources" } else { "" }, &format!("{k} → {}", short_key(v)), theme.text);
+        // A mount's entry is its whole spec (and what a bind shows); a stage's, a key.
+        let v = if k.starts_with("mount ") || k == "network" || k == "security" { v.clone() } else { short_key(v) };
+        multi(&mut out, if i == 0 { "sources" } else { "" }, &format!("{k} → {v}"), theme.text);
     }
     if let Some(b) = &c.base {
         let d = b.digest.as_ref().map(|d| format!(" @ {}", d.short())).unwrap_or_default();
@@ -134,5 +139,28 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         let text = format!("L{} {} ({})", link.line, format::one_line(&link.instruction), short_key(&link.key));
         multi(&mut out, if i == 0 { "chain" } else { "" }, &text, theme.dim);
     }
+    mounts(&mut out, step, &multi, theme);
     out
+}
+
+/// Adds a labelled, wrapped value to the pane's lines.
+type Field<'f, 'a> = &'f dyn Fn(&mut Vec<Line<'a>>, &str, &str, ratatui::style::Style);
+
+/// The step's mounts, and what of them its key covers (BuildKit's rules).
+fn mounts<'a>(out: &mut Vec<Line<'a>>, step: &trowel_events::state::StepView, multi: Field<'_, 'a>, theme: &Theme) {
+    if step.mounts.is_empty() {
+        return;
+    }
+    out.push(Line::default());
+    out.push(Line::from(Span::styled("mounts", theme.header)));
+    for (i, m) in step.mounts.iter().enumerate() {
+        multi(out, if i == 0 { "mounted" } else { "" }, &format::mount(m), theme.text);
+    }
+    multi(
+        out,
+        "in the key",
+        "each mount's spec; what a bind mount shows (context files, a stage's key, an image's digest)",
+        theme.dim,
+    );
+    multi(out, "never", "a cache mount's contents, a secret's value", theme.dim);
 }

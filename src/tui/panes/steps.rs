@@ -220,6 +220,15 @@ impl Component for StepsPane {
                 }
                 lines.push(line);
                 rows.push(Some(*id));
+                // A RUN's mounts, one line each under it (not selectable).
+                for m in &step.mounts {
+                    let text = format!("⤷ {}", format::mount(m));
+                    lines.push(Line::from(vec![
+                        Span::raw(" ".repeat(fixed)),
+                        Span::styled(format::truncate(&text, width.saturating_sub(fixed)), theme.dim),
+                    ]));
+                    rows.push(None);
+                }
             }
         }
         if lines.is_empty() {

@@ -304,6 +304,13 @@ impl Parser {
                 return Err("both source and id can't be set".into());
             }
         }
+        // Known without WORKDIR: an absolute target that is the root itself (BuildKit refuses it
+        // when the step runs; relative targets are resolved then).
+        if let Some(t) = m.target.as_deref().filter(|t| t.starts_with('/'))
+            && t.split('/').all(|c| matches!(c, "" | "." | ".."))
+        {
+            return Err("invalid mount target \"/\"".into());
+        }
         if sharing_set && m.kind != MountType::Cache {
             return Err(format!("invalid cache sharing set for {} mount", m.kind));
         }
@@ -424,6 +431,7 @@ mod tests {
             ("type=bind,target=/x,sharing=locked", "invalid cache sharing set for bind mount"),
             ("type=cache,target=/x,ro=maybe", "invalid value for ro: maybe"),
             ("type=cache,target=/x,uid=me", "invalid value me for uid"),
+            ("type=tmpfs,target=/./", "invalid mount target \"/\""),
             ("target", "invalid field 'target' must be a key=value pair"),
             ("\"type=cache", "unterminated quote"),
             ("type=\"cache", "bare \" in non-quoted field"),

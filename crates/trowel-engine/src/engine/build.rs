@@ -48,6 +48,9 @@ pub fn build(
     controller: &mut dyn Controller,
 ) -> Result<BuildResult, BuildError> {
     let started = Instant::now();
+    // Whatever emitter the caller made, this build's secrets are masked in every event: a
+    // forgotten redactor must not mean secrets in clear (failing closed).
+    emitter.mask_also(&opts.redactor());
     let result = Build::new(opts, emitter.clone(), controller).and_then(|mut b| b.run());
     match &result {
         Ok(r) => emitter.emit(Event::BuildFinished {

@@ -47,6 +47,10 @@ pub(crate) fn slash_keep(opts: &BuildOptions, work_dir: &Path) -> Result<IgnoreL
     if let Some(c) = opts.cache.as_ref().and_then(|c| c.dir.clone()) {
         own.push(c);
     }
+    // Where cache mounts persist (on the /cache volume in a pod, usually a mount point anyway).
+    if let Some(c) = opts.run.mounts.cache_dir.clone() {
+        own.push(c);
+    }
     for p in own {
         let p = std::fs::canonicalize(&p).unwrap_or(p);
         if p == Path::new("/") {
@@ -68,10 +72,19 @@ pub(crate) fn slash_keep(opts: &BuildOptions, work_dir: &Path) -> Result<IgnoreL
 
 /// Whether the process may create device nodes (CAP_MKNOD in its effective set).
 pub(crate) fn can_mknod() -> bool {
+    effective_caps() & (1 << 27) != 0
+}
+
+/// Whether the process may make a network namespace (CAP_SYS_ADMIN), for `RUN --network=none`.
+pub(crate) fn can_unshare_net() -> bool {
+    effective_caps() & (1 << 21) != 0
+}
+
+fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .is_some_and(|caps| caps & (1 << 27) != 0)
+        .unwrap_or(0)
 }

@@ -23,6 +23,7 @@ use crate::engine::container;
 use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, Location};
 use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::mounts::MountService;
 use crate::engine::options::BuildOptions;
 use crate::engine::scratch::{self, WorkDir};
 use crate::engine::steps::copy::Download;
@@ -67,6 +68,8 @@ pub(crate) struct BuildContext<'o> {
     pub redactor: Redactor,
     /// Which build checks run, and whether a finding fails the build.
     pub checks: CheckConfig,
+    /// What `RUN --mount` needs across the build: the cache-mount store, memos, ssh agents.
+    pub mounts: MountService,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
@@ -88,7 +91,7 @@ impl<'o> BuildContext<'o> {
             &dockerfile::PlatformArgs { target: platform.clone(), build: Platform::host() },
         )?;
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
-        crate::engine::preflight::check(&df, &plan)?;
+        crate::engine::preflight::check(&df, &plan, opts)?;
         let checks = crate::engine::checks::config(&df, &opts.build_args)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
@@ -132,10 +135,12 @@ impl<'o> BuildContext<'o> {
             },
             None => None,
         };
+        let mounts = MountService::new(opts.run.mounts.cache_dir.as_deref(), work.path());
         Ok(BuildContext {
             opts,
             redactor: opts.redactor(),
             checks,
+            mounts,
             emitter,
             detail,
             rt,

@@ -53,6 +53,13 @@ impl Emitter {
         inner.redactor.max_len().saturating_sub(1)
     }
 
+    /// Masks `more`'s secrets too, from now on (the build's own, whatever the emitter was made
+    /// with).
+    pub fn mask_also(&self, more: &Redactor) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.redactor = inner.redactor.merged(more);
+    }
+
     pub fn emit(&self, event: Event) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let event = mask(&inner.redactor, event);
@@ -139,6 +146,17 @@ mod tests {
         }
         assert_eq!(seen[1].event, Event::Warning { message: "token *** leaked?".into() });
         assert_eq!((seen[0].seq, seen[1].seq), (0, 1));
+    }
+
+    #[test]
+    fn a_builds_secrets_are_masked_by_an_emitter_made_without_them() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let sink = move |e: &Envelope| s.lock().unwrap().push(e.clone());
+        let emitter = Emitter::new(vec![Box::new(sink)]);
+        emitter.mask_also(&Redactor::new(["npm_secret_token".to_string()]));
+        emitter.warn("token npm_secret_token");
+        assert_eq!(seen.lock().unwrap()[0].event, Event::Warning { message: "token ***".into() });
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //!   stage runner's `stage/checkpoint.rs` and `stage/debug_shell.rs`);
 //! - [`emit`], `report` — events out (masking secrets, failing closed) and the conversions to
 //!   the event contract; `contents` — file contents recorded for viewers that ask;
+//! - [`mounts`] — `RUN --mount`, `--network`, `--security`: resolved, prepared for the sandbox,
+//!   keyed; cache mounts kept between builds, secrets, ssh agents;
 //! - [`options`], [`error`] — what a build is asked to do, and how it fails.
 
 pub mod build;
@@ -30,6 +32,7 @@ pub mod emit;
 pub mod error;
 mod layer;
 mod layer_cache;
+pub mod mounts;
 pub mod options;
 mod preflight;
 mod publish;

@@ -85,6 +85,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Empty the container's `/` after the build (container isolation).
     pub cleanup: bool,
+    /// `RUN --mount` inputs: secrets, ssh agents, where cache mounts persist, entitlements.
+    pub mounts: crate::engine::mounts::MountOptions,
 }
 
 /// What the build produces besides the image in its store.
@@ -160,6 +162,7 @@ impl Default for RunOptions {
             trowel_dir: PathBuf::from("/trowel"),
             force: false,
             cleanup: false,
+            mounts: Default::default(),
         }
     }
 }
@@ -184,9 +187,12 @@ impl BuildOptions {
         }
     }
 
-    /// Masks this build's secret values (for events, history and cache entries).
+    /// Masks this build's secret values (for events, history and cache entries): secret build
+    /// args, and every `--secret` (each line of a multi-line one too).
     pub fn redactor(&self) -> crate::secrets::Redactor {
-        crate::secrets::Redactor::new(crate::secrets::secret_build_args(&self.build_args, &self.secret_args))
+        let mut values = crate::secrets::secret_build_args(&self.build_args, &self.secret_args);
+        values.extend(self.run.mounts.secret_values());
+        crate::secrets::Redactor::new(values)
     }
 
     /// Whether a build arg's value is secret.

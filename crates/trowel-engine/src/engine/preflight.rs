@@ -1,14 +1,18 @@
 //! Everything that can be refused before anything is pulled or run: the Dockerfile's own
-//! mistakes (`dockerfile::validate`), `FROM --platform` values, and what this engine does not do
-//! yet. A build that cannot succeed fails at once, naming the file, the line and the whole
+//! mistakes (`dockerfile::validate`), `FROM --platform` values, and what the build was not
+//! given for its RUN flags (a required secret, an entitlement). A build that cannot succeed fails at once, naming the file, the line and the whole
 //! instruction, instead of after the steps before it.
 
+use crate::dockerfile::mount::{MountSpec, MountType};
 use crate::dockerfile::{Base, Dockerfile, InstructionKind, Plan};
 use crate::engine::error::{BuildError, Location, StepError};
+use crate::engine::mounts;
+use crate::engine::options::BuildOptions;
 use crate::image::manifest::Platform;
+use crate::sandbox::Isolation;
 
-/// Checks the stages `plan` builds.
-pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
+/// Checks the stages `plan` builds, with what `opts` provides (secrets, agents, entitlements).
+pub(crate) fn check(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {
     crate::dockerfile::validate(df, plan)?;
     for ps in plan.stages.iter().filter(|s| s.needed) {
         let stage = &df.stages[ps.index];
@@ -20,15 +24,7 @@ pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
         for ins in &stage.instructions {
             if let InstructionKind::Run { flags, .. } = &ins.kind {
                 for f in flags {
-                    let unsupported = match (f.name.as_str(), f.value.as_deref()) {
-                        ("mount", _) => Some("RUN --mount is not supported yet".to_string()),
-                        ("network", Some("none")) => {
-                            Some("RUN --network=none is not supported yet (trowel runs RUN on the host network)".into())
-                        }
-                        ("security", Some("insecure")) => Some("RUN --security=insecure is not supported".into()),
-                        _ => None,
-                    };
-                    if let Some(why) = unsupported {
+                    if let Some(why) = unavailable(f.name.as_str(), f.value.as_deref().unwrap_or(""), opts) {
                         return Err(refuse(ins, why));
                     }
                 }
@@ -36,6 +32,47 @@ pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// What a RUN flag asks for that this build cannot give: a required secret or ssh agent that
+/// was not passed, `--security=insecure` without `--allow security.insecure`, a private
+/// network where container isolation cannot make one. (Values with variables are checked when
+/// the step runs.)
+fn unavailable(name: &str, value: &str, opts: &BuildOptions) -> Option<String> {
+    let m = &opts.run.mounts;
+    match name {
+        "mount" if !value.contains('$') => {
+            let spec = MountSpec::parse(value).ok()?;
+            match spec.kind {
+                MountType::Secret if spec.required => {
+                    let id = mounts::secret_id(&spec)?;
+                    m.secret(&id).is_none().then(|| mounts::missing_secret(&id))
+                }
+                MountType::Ssh if spec.required => {
+                    let id = spec.id.clone().unwrap_or_else(|| "default".into());
+                    m.ssh_agent(&id).is_none().then(|| mounts::missing_ssh(&id))
+                }
+                _ => None,
+            }
+        }
+        "security" if value == "insecure" && !m.allow_insecure => Some(
+            "RUN --security=insecure needs the entitlement --allow security.insecure (as with buildx): it runs \
+             the command with every capability and /proc and /sys unmasked"
+                .into(),
+        ),
+        "network"
+            if value == "none"
+                && opts.run.isolation == Isolation::Container
+                && !crate::engine::container::can_unshare_net() =>
+        {
+            Some(
+                "RUN --network=none cannot be honoured in container isolation: making a network namespace needs \
+                 CAP_SYS_ADMIN, which this container does not have"
+                    .into(),
+            )
+        }
+        _ => None,
+    }
 }
 
 fn refuse(ins: &crate::dockerfile::Instruction, why: String) -> BuildError {

@@ -6,6 +6,8 @@
 use trowel_events as ev;
 
 use crate::cache::key::{KeyComponents, VarKind};
+use crate::dockerfile::Plan;
+use crate::engine::mounts::{From, Resolved, What};
 use crate::fs::{Change, ChangeKind, FileType, PrevMeta};
 
 pub(crate) fn file_type(t: FileType) -> ev::FileType {
@@ -116,6 +118,65 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
             .as_ref()
             .map(|b| ev::BaseInfo { reference: b.reference.clone(), digest: b.digest.as_ref().map(Into::into) }),
     }
+}
+
+/// A mount as events report it: its type, target, where it comes from and its options —
+/// never a secret's value (which the engine does not even hold here).
+pub(crate) fn mount(m: &Resolved, plan: &Plan) -> ev::MountInfo {
+    let stage_label = |i: usize| plan.stages[i].name.clone().unwrap_or_else(|| format!("stage {i}"));
+    let from_label = |f: &From| match f {
+        From::Context => "context".to_string(),
+        From::Stage(i) => format!("stage {}", stage_label(*i)),
+        From::Image(r) => format!("image {r}"),
+    };
+    let mut options = Vec::new();
+    let (from, source, id) = match &m.what {
+        What::Bind { from, source, rw } => {
+            options.push(if *rw { "rw".into() } else { "ro".into() });
+            (Some(from_label(from)), Some(source.clone()), None)
+        }
+        What::Cache { id, sharing, from, source, readonly } => {
+            options.push(format!("sharing={}", sharing.as_str()));
+            options.push(if *readonly { "ro".into() } else { "rw".into() });
+            (from.as_ref().map(from_label), from.as_ref().map(|_| source.clone()), Some(id.clone()))
+        }
+        What::Tmpfs { size } => {
+            if let Some(s) = size {
+                options.push(format!("size={s}"));
+            }
+            (None, None, None)
+        }
+        What::Secret { id, env, required, .. } => {
+            if let Some(e) = env {
+                options.push(format!("env={e}"));
+            }
+            if *required {
+                options.push("required".into());
+            }
+            (None, None, Some(id.clone()))
+        }
+        What::Ssh { id, required, .. } => {
+            if *required {
+                options.push("required".into());
+            }
+            (None, None, Some(id.clone()))
+        }
+    };
+    if let What::Cache { .. } | What::Secret { .. } | What::Ssh { .. } = &m.what {
+        let (mode, uid, gid) = match &m.what {
+            What::Secret { mode, uid, gid, .. } | What::Ssh { mode, uid, gid, .. } => (Some(*mode), *uid, *gid),
+            _ => (m.spec.mode, m.spec.uid.unwrap_or(0), m.spec.gid.unwrap_or(0)),
+        };
+        // A secret given only as an environment variable has no file to have a mode.
+        if let Some(mode) = mode.filter(|_| m.target.is_some()) {
+            options.push(format!("mode={mode:04o}"));
+        }
+        if uid != 0 || gid != 0 {
+            options.push(format!("uid={uid}"));
+            options.push(format!("gid={gid}"));
+        }
+    }
+    ev::MountInfo { kind: m.spec.kind.as_str().to_string(), target: m.target.clone(), from, source, id, options }
 }
 
 #[cfg(test)]

@@ -216,7 +216,8 @@ fn consumers_of(plan: &Plan) -> Vec<Vec<(usize, bool)>> {
         if let Base::Stage(p) = s.base {
             out[p].push((s.index, false));
         }
-        for dep in &s.copy_from {
+        // A stage mounted by a RUN is read like one copied from.
+        for dep in s.copy_from.iter().chain(&s.mount_from) {
             if let StageOrImage::Stage(p) = dep {
                 out[*p].push((s.index, true));
             }

@@ -100,6 +100,21 @@ pub fn copy_tree(
     Ok(c.stats)
 }
 
+/// Copies the host path `src` (a directory, file or symlink) as `dst`, everything kept (owner,
+/// mode, times, xattrs): `copy_tree` between the two parent directories.
+pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyStats> {
+    let split = |p: &std::path::Path| -> io::Result<(Root, String)> {
+        let parent = p.parent().ok_or_else(|| io::Error::other(format!("{} has no parent", p.display())))?;
+        let name = p.file_name().ok_or_else(|| io::Error::other(format!("{} has no name", p.display())))?;
+        Ok((Root::open(parent).map_err(io::Error::other)?, format!("/{}", name.to_string_lossy())))
+    };
+    let (src_root, src_name) = split(src)?;
+    let (dst_root, dst_name) = split(dst)?;
+    let all = |_: &str| Filter::Copy;
+    let opts = CopyOptions { owner: None, mode: None, preserve_times: true, filter: &all };
+    copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
+}
+
 struct Copier<'a> {
     src: &'a Root,
     dst: &'a Root,

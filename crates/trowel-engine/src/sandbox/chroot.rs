@@ -23,6 +23,7 @@ use rustix::fs::{CWD, StatVfsMountFlags};
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 
 use super::helper::{Context, Failure, Step};
+use super::mounts;
 use super::wire::{ChrootPlan, EtcFile};
 
 /// Host device nodes bind-mounted into the sandbox's `/dev`.
@@ -64,6 +65,9 @@ fn flags_nosuid_nodev_noexec() -> MsFlags {
 pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
     nix::unistd::sethostname(&plan.hostname).context(|| format!("set hostname {:?}", plan.hostname))?;
     let devices = clone_host_devices()?;
+    // RUN --mount sources are host paths: detached while the host is still reachable.
+    let order = mounts::in_order(&plan.mounts);
+    let detached = mounts::detach(&order)?;
 
     mount(Some(root), root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .context(|| format!("bind-mount the build root {}", root.display()))?;
@@ -82,18 +86,18 @@ pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
 
     pivot_into(root)?;
     mount_dev(devices)?;
-    mount_proc()?;
+    mount_proc(plan.privileged)?;
     if plan.sys {
-        mount_sys()?;
+        mount_sys(plan.privileged)?;
     }
     for file in &plan.files {
         bind_generated(file)?;
     }
-    Ok(())
+    mounts::attach(&order, detached)
 }
 
 /// The per-mount flags of a `statvfs` result, as mount flags.
-fn preserved_flags(f: StatVfsMountFlags) -> MsFlags {
+pub(super) fn preserved_flags(f: StatVfsMountFlags) -> MsFlags {
     let pairs = [
         (StatVfsMountFlags::RDONLY, MsFlags::MS_RDONLY),
         (StatVfsMountFlags::NOSUID, MsFlags::MS_NOSUID),
@@ -197,9 +201,13 @@ fn mount_dev(devices: Vec<(&'static str, OwnedFd)>) -> Step<()> {
     Ok(())
 }
 
-fn mount_proc() -> Step<()> {
+/// `privileged` (`RUN --security=insecure`): nothing of `/proc` is read-only or hidden.
+fn mount_proc(privileged: bool) -> Step<()> {
     mount(Some("proc"), "/proc", Some("proc"), flags_nosuid_nodev_noexec(), None::<&str>)
         .context(|| "mount proc on /proc".into())?;
+    if privileged {
+        return Ok(());
+    }
     for path in PROC_READONLY {
         if fs::symlink_metadata(path).is_err() {
             continue;
@@ -211,9 +219,11 @@ fn mount_proc() -> Step<()> {
     mask(MASKED.iter().filter(|p| p.starts_with("/proc/")))
 }
 
-fn mount_sys() -> Step<()> {
-    let flags = MsFlags::MS_RDONLY | flags_nosuid_nodev_noexec();
+/// `privileged`: writable and unmasked.
+fn mount_sys(privileged: bool) -> Step<()> {
+    let flags = if privileged { flags_nosuid_nodev_noexec() } else { MsFlags::MS_RDONLY | flags_nosuid_nodev_noexec() };
     match mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None::<&str>) {
+        Ok(()) if privileged => Ok(()),
         Ok(()) => mask(MASKED.iter().filter(|p| p.starts_with("/sys/"))),
         // Inside some containers sysfs may not be mounted; /sys then stays empty, which
         // builds cope with (it is optional in Docker's runtime spec too).

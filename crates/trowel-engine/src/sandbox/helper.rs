@@ -15,6 +15,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::ForkResult;
 
 use super::init;
+use super::mounts::Network;
 use super::wire::{self, HelperSpec, Report, Setup};
 
 /// A failure on the helper side, already phrased for the user.
@@ -88,20 +89,34 @@ fn run_helper(spec_fd: OwnedFd, report: BorrowedFd<'_>) -> Step<i32> {
         )));
     }
 
+    let no_network = spec.network == Network::None;
     match &spec.setup {
         Setup::Chroot(_) => {
+            let net = if no_network { CloneFlags::CLONE_NEWNET } else { CloneFlags::empty() };
             nix::sched::unshare(
                 CloneFlags::CLONE_NEWNS
                     | CloneFlags::CLONE_NEWPID
                     | CloneFlags::CLONE_NEWIPC
-                    | CloneFlags::CLONE_NEWUTS,
+                    | CloneFlags::CLONE_NEWUTS
+                    | net,
             )
-            .context(|| "unshare mount, PID, IPC and UTS namespaces".into())?;
+            .context(|| "unshare mount, PID, IPC, UTS (and network) namespaces".into())?;
             nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
                 .context(|| "make all mounts private".into())?;
         }
-        // No namespaces: init below is a subreaper instead of a PID 1.
+        // No namespaces: init below is a subreaper instead of a PID 1. A network namespace is
+        // the one thing a pod may still be able to make (with CAP_SYS_ADMIN).
+        Setup::Container if no_network => nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
+            Failure(format!(
+                "RUN --network=none cannot be honoured in container isolation: creating a network namespace \
+                 failed ({e}); the pod needs CAP_SYS_ADMIN for it"
+            ))
+        })?,
         Setup::Container => {}
+    }
+    if no_network {
+        // A fresh network namespace has only a loopback interface, and it is down.
+        super::sys::loopback_up().context(|| "bring up the loopback interface".into())?;
     }
 
     // Init learns that the helper died early through this pipe reaching end-of-file.

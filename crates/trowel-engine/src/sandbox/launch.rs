@@ -15,6 +15,8 @@ use std::time::Instant;
 
 use rustix::pipe::PipeFlags;
 
+use super::mounts;
+use super::placed::Placed;
 use super::stubs::{Kind, MountPoints};
 use super::wire::{self, ChrootPlan, CommandSpec, EtcFile, HelperSpec, Report, Setup};
 use super::{HELPER_ARG, Isolation, RunOutcome, RunSpec, SandboxError, StdioMode, Stream, etc_files, sys};
@@ -52,11 +54,18 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
 
     let mut mount_points =
         MountPoints::open(&root).map_err(|source| SandboxError::Root { root: root.clone(), source })?;
+    let mut placed = None;
     let setup = match spec.isolation {
         Isolation::Chroot => Setup::Chroot(chroot_plan(spec, &root, &mut mount_points)?),
         Isolation::Container => {
             if root != Path::new("/") {
                 return Err(invalid(&root, "container isolation runs commands in / (the container's own root)"));
+            }
+            if !spec.mounts.is_empty() {
+                let order = mounts::in_order(&spec.mounts);
+                let p = Placed::place(&order, spec.work_dir.as_deref())
+                    .map_err(|(path, source)| SandboxError::MountPoint { root: root.clone(), path, source })?;
+                placed = Some(p);
             }
             Setup::Container
         }
@@ -64,21 +73,29 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
     let helper_spec = HelperSpec {
         root: root.clone(),
         setup,
+        network: spec.network,
         command: CommandSpec {
             argv: spec.argv.clone(),
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
             user: spec.user.clone(),
             stdio: spec.stdio,
-            restrict_caps: spec.isolation == Isolation::Chroot,
+            restrict_caps: spec.isolation == Isolation::Chroot && !spec.privileged,
         },
     };
 
     let result = Launch::start(spec, &root, &helper_spec).and_then(|launch| launch.finish(on_output));
+    // The command is gone: what container isolation put in place goes, before anything looks
+    // at the root.
+    let unplaced = match placed.as_mut() {
+        Some(p) => p.remove().map_err(|(path, source)| SandboxError::MountPoint { root: root.clone(), path, source }),
+        None => Ok(()),
+    };
     // The helper and its namespace are gone: the stubs are plain files and directories again.
     let cleanup =
         mount_points.cleanup().map_err(|(path, source)| SandboxError::MountPoint { root: root.clone(), path, source });
     let outcome = result?;
+    unplaced?;
     cleanup?;
     Ok(outcome)
 }
@@ -109,6 +126,7 @@ fn validate(spec: &RunSpec, root: &Path) -> Result<(), SandboxError> {
     for (name, ip) in &spec.extra_hosts {
         etc_files::check_extra_host(name, ip).map_err(|r| invalid(root, r))?;
     }
+    mounts::validate(&spec.mounts).map_err(|r| invalid(root, r))?;
     Ok(())
 }
 
@@ -143,7 +161,32 @@ fn chroot_plan(spec: &RunSpec, root: &Path, mp: &mut MountPoints) -> Result<Chro
     {
         files.push(EtcFile { target: "/etc/resolv.conf".into(), content });
     }
-    Ok(ChrootPlan { hostname: spec.hostname.clone(), sys, files })
+    // Mount points of RUN --mount; one inside another mount is made inside it, by the helper.
+    for m in &spec.mounts {
+        if spec.mounts.iter().any(|other| m.is_inside(other)) {
+            continue;
+        }
+        let dir = m.is_dir_target().map_err(|source| SandboxError::MountPoint {
+            root: root.to_path_buf(),
+            path: format!("{} (its source)", m.target),
+            source,
+        })?;
+        if !ensure(&m.target, if dir { Kind::Dir } else { Kind::File })? {
+            let want = if dir { "a directory" } else { "a file" };
+            let source = io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("the image has something other than {want} here (or a symlink that leads nowhere)"),
+            );
+            return Err(SandboxError::MountPoint { root: root.to_path_buf(), path: m.target.clone(), source });
+        }
+    }
+    Ok(ChrootPlan {
+        hostname: spec.hostname.clone(),
+        sys,
+        files,
+        mounts: spec.mounts.clone(),
+        privileged: spec.privileged,
+    })
 }
 
 /// `fd` itself, or a close-on-exec duplicate numbered 3 or higher.

@@ -30,6 +30,12 @@
 //!
 //! Mount points the root lacked are created before the run and removed afterwards if they are
 //! still empty (see `stubs.rs`), so the snapshot that follows sees only what the command did.
+//!
+//! `RUN --mount`s ([`Mount`]) are mounted inside the command's mount namespace in chroot
+//! isolation (`mounts.rs`) and vanish with it; container isolation, which has no mount syscall,
+//! puts them in place before the command and takes them away after it (`placed.rs`). Either
+//! way the root is as it was when [`run`] returns: only the command's own writes beside the
+//! mount targets remain.
 
 mod caps;
 mod chroot;
@@ -40,6 +46,8 @@ mod exec;
 mod helper;
 mod init;
 mod launch;
+mod mounts;
+mod placed;
 mod pty;
 mod stubs;
 mod sys;
@@ -54,6 +62,7 @@ use serde::{Deserialize, Serialize};
 pub use error::SandboxError;
 pub use helper::helper_main;
 pub use launch::run;
+pub use mounts::{HostUse, Mount, MountSource, Network, Sensitive};
 pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
 
 /// The first argument that makes the trowel binary act as the sandbox helper.
@@ -127,6 +136,17 @@ pub struct RunSpec {
     pub helper_exe: PathBuf,
     /// Extra `/etc/hosts` entries as `(name, ip)` (`--add-host name:ip`).
     pub extra_hosts: Vec<(String, String)>,
+    /// `RUN --mount`s.
+    pub mounts: Vec<Mount>,
+    /// `RUN --network`.
+    pub network: Network,
+    /// `RUN --security=insecure`: in chroot isolation the command keeps every capability and
+    /// sees `/proc` and `/sys` unmasked and writable; container isolation has nothing more to
+    /// give than the pod's own capabilities.
+    pub privileged: bool,
+    /// A directory of trowel's own, outside the root's snapshots: container isolation puts
+    /// there what a mount target hides while the command runs (beside the target otherwise).
+    pub work_dir: Option<PathBuf>,
 }
 
 /// How the command ended.

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::mounts::{Mount, Network};
 use super::{StdioMode, UserIds};
 
 /// Everything the helper needs; the parent has validated it and prepared the mount points.
@@ -19,6 +20,8 @@ pub(super) struct HelperSpec {
     /// The build root, absolute and canonical.
     pub root: PathBuf,
     pub setup: Setup,
+    /// `RUN --network=none` gets a network namespace of its own.
+    pub network: Network,
     pub command: CommandSpec,
 }
 
@@ -37,6 +40,11 @@ pub(super) struct ChrootPlan {
     pub sys: bool,
     /// Generated files bind-mounted read-only over paths inside the root.
     pub files: Vec<EtcFile>,
+    /// `RUN --mount`s, attached after everything above.
+    pub mounts: Vec<Mount>,
+    /// `RUN --security=insecure`: `/proc` and `/sys` neither read-only nor masked (the
+    /// capabilities are kept too: see [`CommandSpec::restrict_caps`]).
+    pub privileged: bool,
 }
 
 /// A generated file (`/etc/hosts`, `/etc/resolv.conf`) and where it goes.

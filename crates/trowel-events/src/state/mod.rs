@@ -194,9 +194,10 @@ impl BuildState {
                     s.base_layers = layers.clone();
                 }
             }
-            Event::StepStarted { id, line, end_line, keyword, source, expanded } => {
+            Event::StepStarted { id, line, end_line, keyword, source, expanded, mounts } => {
                 let step = self.ensure_step(*id, *line, *end_line, keyword, source);
                 step.expanded = Some(expanded.clone());
+                step.mounts = mounts.clone();
                 step.state = StepState::Running;
                 step.started_ms = Some(env.ms);
                 self.current = Some(*id);

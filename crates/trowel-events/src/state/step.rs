@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    CacheResult, Change, ChangeKind, FileContent, FileType, KeyComponents, LayerSummary, PauseReason, ResumeAction,
-    SnapshotStats, StepId, StepPlan, StepStatus, When,
+    CacheResult, Change, ChangeKind, FileContent, FileType, KeyComponents, LayerSummary, MountInfo, PauseReason,
+    ResumeAction, SnapshotStats, StepId, StepPlan, StepStatus, When,
 };
 
 use super::OutputTail;
@@ -127,6 +127,8 @@ pub struct StepView {
     pub source: String,
     /// The instruction after variable expansion (once the step started).
     pub expanded: Option<String>,
+    /// A RUN's `--mount`s (once the step started).
+    pub mounts: Vec<MountInfo>,
     pub onbuild: bool,
     pub state: StepState,
     pub started_ms: Option<u64>,
@@ -157,6 +159,7 @@ impl StepView {
             keyword: p.keyword.clone(),
             source: p.source.clone(),
             expanded: None,
+            mounts: Vec::new(),
             onbuild: p.onbuild,
             state: if needed { StepState::Pending } else { StepState::Skipped },
             started_ms: None,
@@ -181,6 +184,19 @@ impl StepView {
             .filter(|c| c.kind != ChangeKind::Deleted && c.file_type == FileType::File)
             .map(|c| c.size)
             .sum()
+    }
+
+    /// For each mount target, the paths of the step's layer at or under it: what leaked from a
+    /// mount into the image (a correct build has none; empty when the step has no mounts).
+    pub fn mount_leaks(&self) -> Vec<(&str, Vec<&str>)> {
+        self.mounts
+            .iter()
+            .filter_map(|m| m.target.as_deref())
+            .map(|t| {
+                let under = |p: &str| p == t || p.strip_prefix(t).is_some_and(|r| r.starts_with('/'));
+                (t, self.changes.iter().map(|c| c.path.as_str()).filter(|p| under(p)).collect())
+            })
+            .collect()
     }
 
     /// The instruction's first line as written (what one-line listings show).

@@ -102,6 +102,7 @@ fn started(id: StepId, line: usize, source: &str) -> Event {
         keyword: source.split(' ').next().unwrap().into(),
         source: source.into(),
         expanded: source.into(),
+        mounts: Vec::new(),
     }
 }
 

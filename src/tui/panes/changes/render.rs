@@ -26,7 +26,7 @@ pub fn kind(c: &Change, theme: &Theme) -> (&'static str, Style) {
 
 pub(super) fn render(pane: &ChangesPane, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> View {
     let rows = &pane.rows;
-    let head_rows = if !ctx.shell && ctx.step.is_some_and(|s| s.stats.is_some()) { 2 } else { 1 };
+    let head_rows = header(pane, ctx, theme, area.width as usize).len();
     let height = (area.height as usize).saturating_sub(head_rows);
     let cursor = pane.cursor.min(rows.len().saturating_sub(1));
     let scroll = scroll_for(cursor, pane.scroll, height, rows.len());
@@ -68,7 +68,31 @@ fn header<'a>(pane: &ChangesPane, ctx: &Ctx, theme: &Theme, width: usize) -> Vec
         );
         lines.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
     }
+    if let Some(line) = ctx.step.filter(|_| !ctx.shell).and_then(|s| mount_check(s, theme, width)) {
+        lines.push(line);
+    }
     lines
+}
+
+/// For a step with mounts whose layer is known: that nothing at or under a mount target
+/// reached it, or what did.
+fn mount_check<'a>(step: &trowel_events::state::StepView, theme: &Theme, width: usize) -> Option<Line<'a>> {
+    let known = step.stats.is_some() || !step.changes.is_empty();
+    if step.mounts.iter().all(|m| m.target.is_none()) || !known || !step.state.is_done() {
+        return None;
+    }
+    let leaks = step.mount_leaks();
+    let leaked: Vec<&str> = leaks.iter().flat_map(|(_, paths)| paths.iter().copied()).collect();
+    let targets: Vec<&str> = leaks.iter().map(|(t, _)| *t).collect();
+    let (text, style) = if leaked.is_empty() {
+        (format!("mounts ✓ nothing at or under {} is in the layer", targets.join(", ")), theme.added)
+    } else {
+        (
+            format!("mounts ✗ {} path(s) under a mount target in the layer: {}", leaked.len(), leaked.join(", ")),
+            theme.status_err,
+        )
+    };
+    Some(Line::from(Span::styled(format::truncate(&text, width), style)))
 }
 
 /// Why a step shows no changes.

@@ -15,6 +15,7 @@ use crate::cache::key::{
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::engine::context::BuildContext;
 use crate::engine::layer_cache::{LayerCache, PlannedStep, StageKeys};
+use crate::engine::mounts;
 use crate::engine::options::BuildOptions;
 use crate::engine::stage::StageConfig;
 use crate::engine::stages::Stages;
@@ -99,7 +100,19 @@ pub(crate) fn plan(
         let display = expanded.display();
         let cacheable = cacheable(ctx.opts, &expanded);
         let (vars, files, sources) = match &expanded {
-            Expanded::Run { .. } => (run_vars(&config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
+            Expanded::Run { flags, .. } => {
+                // The mounts' specs and what bind mounts show; never a cache's contents or a
+                // secret's value.
+                let workdir = config.image.working_dir().unwrap_or("/").to_string();
+                let inputs = mounts::resolve(flags, &workdir, &ctx.plan, stage.index)
+                    .ok()
+                    .and_then(|m| mounts::key::key_inputs(ctx, stages, &m).ok());
+                match inputs {
+                    Some((files, sources)) => (run_vars(&config.image, &config.args, ctx.opts), files, sources),
+                    // The step itself will fail with the real error.
+                    None => break,
+                }
+            }
             Expanded::Copy(c) | Expanded::Add(c) => {
                 let is_add = matches!(expanded, Expanded::Add(_));
                 match key_inputs(ctx, stages, stage.index, c, is_add) {

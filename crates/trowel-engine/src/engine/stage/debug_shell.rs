@@ -1,5 +1,6 @@
 //! Debugger shell sessions at a pause: a shell (or a command) inside the build root, as the
-//! step runs (environment, user, working directory, isolation), on an overlay so that what it
+//! step runs (environment, user, working directory, isolation, and a RUN's mounts, network and
+//! security mode), on an overlay so that what it
 //! changes can be kept as a layer or discarded with the root left exactly as it was.
 
 use std::path::{Path, PathBuf};
@@ -8,10 +9,12 @@ use trowel_events::{Event, OutputStream};
 
 use crate::engine::controller::{Checkpoint, ShellChoice};
 use crate::engine::error::BuildError;
+use crate::engine::mounts::{self, MountRoots, Prepared, StepMounts};
 use crate::engine::report;
 use crate::engine::shared::Shared;
 use crate::engine::stage::SHELL_COMMENT;
 use crate::engine::stage::StageRunner;
+use crate::engine::steps::{take_ready, with_mount_env};
 use crate::engine::vars::run_env;
 use crate::fs::Root;
 use crate::fs::overlay::{self, Overlay};
@@ -30,13 +33,25 @@ impl StageRunner {
         argv: Option<Vec<String>>,
     ) -> Result<(), SessionError> {
         let root_dir = self.files.get(s, self.index, &self.layers).map_err(|e| e.to_string())?.dir.clone();
+        // At a RUN's pause the shell has the RUN's mounts, network and security mode.
+        let mounts = self.shell_mounts(s)?;
         if s.ctx.slash_keep.is_some() {
-            return self.session_in_container(s, at, argv);
+            return self.session_in_container(s, at, argv, mounts.as_ref());
         }
         let scratch = s.ctx.scratch_dir("shell").map_err(|e| e.to_string())?;
-        let result = self.session_on_overlay(s, at, argv, &root_dir, &scratch);
+        let result = self.session_on_overlay(s, at, argv, &root_dir, &scratch, mounts.as_ref());
         let _ = std::fs::remove_dir_all(&scratch);
         result
+    }
+
+    /// The current RUN's mounts, prepared for a shell (locks held, relays running) until the
+    /// returned value is dropped.
+    fn shell_mounts(&self, s: &mut Shared<'_, '_>) -> Result<Option<(StepMounts, Prepared)>, SessionError> {
+        let Some(m) = self.step_mounts.clone() else { return Ok(None) };
+        let roots = MountRoots::gather(s.ctx, s.stages, &m).map_err(|e| format!("the step's mounts: {e}"))?;
+        let p = mounts::prepare(s.ctx, &roots, &m, s.ctx.opts.run.isolation)
+            .map_err(|e| format!("the step's mounts: {e}"))?;
+        Ok(Some((m, p)))
     }
 
     /// Container isolation has no overlay (no mounts in a pod): the shell works on `/` itself,
@@ -47,9 +62,10 @@ impl StageRunner {
         s: &mut Shared<'_, '_>,
         at: &Checkpoint,
         argv: Option<Vec<String>>,
+        mounts: Option<&(StepMounts, Prepared)>,
     ) -> Result<(), SessionError> {
         let ctx = s.ctx;
-        let (spec, interactive) = self.shell_spec(s, argv, PathBuf::from("/"))?;
+        let (spec, interactive) = self.shell_spec(s, argv, PathBuf::from("/"), mounts)?;
         ctx.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive, when: Some(at.when) });
         let outcome = run_shell(s, at, &spec).map_err(|e| e.to_string())?;
         let root = self.files.get(s, self.index, &self.layers).map_err(|e| e.to_string())?;
@@ -81,10 +97,11 @@ impl StageRunner {
         argv: Option<Vec<String>>,
         root_dir: &Path,
         scratch: &Path,
+        mounts: Option<&(StepMounts, Prepared)>,
     ) -> Result<(), SessionError> {
         let ctx = s.ctx;
         let mut ov = Overlay::mount(root_dir, scratch).map_err(|e| e.to_string())?;
-        let (spec, interactive) = self.shell_spec(s, argv, ov.merged.clone())?;
+        let (spec, interactive) = self.shell_spec(s, argv, ov.merged.clone(), mounts)?;
         ctx.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive, when: Some(at.when) });
         let outcome = run_shell(s, at, &spec);
         ov.unmount().map_err(|e| e.to_string())?;
@@ -116,6 +133,7 @@ impl StageRunner {
         s: &mut Shared<'_, '_>,
         argv: Option<Vec<String>>,
         run_root: PathBuf,
+        mounts: Option<&(StepMounts, Prepared)>,
     ) -> Result<(RunSpec, bool), SessionError> {
         let ctx = s.ctx;
         let root = self.files.get(s, self.index, &self.layers).map_err(|e| e.to_string())?.root();
@@ -131,10 +149,14 @@ impl StageRunner {
             Some(a) => a,
             None => vec![default_shell(root)],
         };
+        let mut env = run_env(&self.config.image, &self.config.args, &user.home);
+        if let Some((_, prepared)) = mounts {
+            env = with_mount_env(env, prepared);
+        }
         let spec = RunSpec {
             root: run_root,
             argv,
-            env: run_env(&self.config.image, &self.config.args, &user.home),
+            env,
             cwd: self.config.image.working_dir().unwrap_or("/").to_string(),
             user: user.ids.clone(),
             hostname: "trowel-debug".into(),
@@ -143,6 +165,10 @@ impl StageRunner {
             timeout: None,
             helper_exe: ctx.opts.run.helper_exe.clone(),
             extra_hosts: Vec::new(),
+            mounts: mounts.map(|(_, p)| p.mounts.clone()).unwrap_or_default(),
+            network: mounts.map(|(m, _)| m.network).unwrap_or_default(),
+            privileged: mounts.is_some_and(|(m, _)| m.insecure),
+            work_dir: Some(ctx.work.path().to_path_buf()),
         };
         Ok((spec, interactive))
     }
@@ -163,15 +189,28 @@ fn run_shell(
     spec: &RunSpec,
 ) -> Result<sandbox::RunOutcome, sandbox::SandboxError> {
     let emitter = s.ctx.emitter.clone();
+    let redactor = &s.ctx.redactor;
     let id = at.id;
+    // Masked as a RUN's output is: a secret split between two chunks is still caught.
+    let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut on_output = |stream: Stream, bytes: &[u8]| {
-        let stream = match stream {
-            Stream::Stdout => OutputStream::Stdout,
-            Stream::Stderr => OutputStream::Stderr,
+        let (slot, stream) = match stream {
+            Stream::Stdout => (0, OutputStream::Stdout),
+            Stream::Stderr => (1, OutputStream::Stderr),
         };
-        emitter.emit(Event::Output { id, stream, data: String::from_utf8_lossy(bytes).into_owned() });
+        carry[slot].extend_from_slice(bytes);
+        if let Some(data) = take_ready(&mut carry[slot], redactor) {
+            emitter.emit(Event::Output { id, stream, data });
+        }
     };
-    sandbox::run(spec, &mut on_output)
+    let outcome = sandbox::run(spec, &mut on_output);
+    for (slot, stream) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
+        if !carry[slot].is_empty() {
+            let data = redactor.redact(&String::from_utf8_lossy(&carry[slot]));
+            s.ctx.emitter.emit(Event::Output { id, stream, data });
+        }
+    }
+    outcome
 }
 
 fn shell_created_by(at: &Checkpoint) -> String {

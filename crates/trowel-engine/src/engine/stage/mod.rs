@@ -22,6 +22,7 @@ use crate::engine::controller::{Checkpoint, StepReport};
 use crate::engine::error::BuildError;
 use crate::engine::layer::StageLayer;
 use crate::engine::layer_cache::{self, StageInputs, StageKeys};
+use crate::engine::mounts::{self, MountRoots, StepMounts};
 use crate::engine::shared::Shared;
 use crate::engine::stages::BuiltStage;
 use crate::engine::steps::{Changed, FileCx, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
@@ -79,6 +80,9 @@ pub(crate) struct StageRunner {
     /// Time spent paused (and in debugger shells) since the current step started: it is not
     /// the step's run time.
     pub paused: Duration,
+    /// The current RUN's mounts, network and security mode, resolved (also for debugger shells
+    /// at its pauses).
+    pub step_mounts: Option<StepMounts>,
 }
 
 /// Builds stage `idx` (its base, then every step) and returns what it leaves.
@@ -98,6 +102,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         keyword: from.keyword().to_string(),
         source: from.source.clone(),
         expanded: format!("FROM {base}"),
+        mounts: Vec::new(),
     });
     let mut runner = match StageRunner::start(s, idx, &loc) {
         Ok(r) => r,
@@ -228,6 +233,23 @@ impl StageRunner {
         self.paused = Duration::ZERO;
         let expanded = ins.expand(&self.config.vars(), ctx.df.escape)?;
         let display = expanded.display();
+        self.step_mounts = match &expanded {
+            Expanded::Run { flags, .. } => {
+                let workdir = self.config.image.working_dir().unwrap_or("/");
+                let resolved = mounts::resolve(flags, workdir, &ctx.plan, id.stage).map_err(|e| {
+                    let at = StepAt { id, loc: ctx.location(ins), instruction: ins, display: display.clone() };
+                    at.invalid(e)
+                })?;
+                Some(resolved)
+            }
+            _ => None,
+        };
+        let mount_info: Vec<trowel_events::MountInfo> = self
+            .step_mounts
+            .iter()
+            .flat_map(|m| &m.mounts)
+            .map(|m| crate::engine::report::mount(m, &ctx.plan))
+            .collect();
         // A step that will do work waits for the push check first, so a destination that
         // refuses the push fails the build before anything is built; a step the cache may
         // serve waits only if it misses (below).
@@ -244,6 +266,7 @@ impl StageRunner {
             keyword: ins.keyword().to_string(),
             source: ins.source.clone(),
             expanded: display.clone(),
+            mounts: mount_info,
         });
         let mut cp = Checkpoint {
             when: When::BeforeStep,
@@ -300,6 +323,7 @@ impl StageRunner {
             cache_miss,
         });
         let after = self.checkpoint(s, &cp);
+        self.step_mounts = None;
         result?;
         after
     }
@@ -325,6 +349,13 @@ impl StageRunner {
             Step::Files(step) => step,
         };
         let root = self.files.get(s, self.index, &self.layers)?;
+        // The stages and images a RUN's mounts read: after the stage's own root is made, which
+        // in container isolation may take `/` from the stage a mount reads (that one is then
+        // unpacked elsewhere).
+        let mount_roots = match &self.step_mounts {
+            Some(m) => MountRoots::gather(ctx, s.stages, m).map_err(|e| at.fail(e))?,
+            None => MountRoots::default(),
+        };
         let source = match step.from() {
             None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
             Some(from) => match stage_index(&ctx.plan, self.index, from) {
@@ -332,7 +363,8 @@ impl StageRunner {
                 None => Source::Root(s.stages.image_files(ctx, from).map_err(|e| at.fail(e))?),
             },
         };
-        let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source })?;
+        let mounts = self.step_mounts.as_ref().map(|m| (m, &mount_roots));
+        let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source, mounts })?;
         match changed {
             Changed::Nothing => {
                 self.empty_history(s, &at.display, Stamp::Inherit);

@@ -124,6 +124,7 @@ impl StageRunner {
             clock,
             unstamped,
             paused: Duration::ZERO,
+            step_mounts: None,
         })
     }
 }

@@ -13,6 +13,7 @@ use crate::digest::Digest;
 use crate::dockerfile::{DockerIgnore, Expanded, Instruction};
 use crate::engine::context::BuildContext;
 use crate::engine::error::{BuildError, Location, StepError};
+use crate::engine::mounts::{MountRoots, StepMounts};
 use crate::engine::root::BuildRoot;
 use crate::engine::stage::StageConfig;
 use crate::fs::root::Root;
@@ -23,6 +24,7 @@ mod owner;
 mod run;
 mod workdir;
 
+pub(crate) use run::{resolve_user, take_ready, with_mount_env};
 pub(crate) use workdir::join_clean;
 
 /// The step being run: which one, where it is written, and how it reads once expanded.
@@ -89,6 +91,8 @@ pub(crate) struct FileCx<'a, 'o> {
     pub config: &'a mut StageConfig,
     pub root: &'a mut BuildRoot,
     pub source: Source<'a>,
+    /// A RUN's mounts, resolved, with the roots of the stages and images they read.
+    pub mounts: Option<(&'a StepMounts, &'a MountRoots)>,
 }
 
 /// A step that works on the stage's files.

@@ -1,11 +1,13 @@
-//! RUN: execute a command in the build root (through the sandbox), stream its output as
-//! events (secrets masked even across chunk boundaries), and fail the build with the command's
-//! exit code. What it changed is the whole root's business: the runner snapshots it all.
+//! RUN: execute a command in the build root (through the sandbox) with its mounts, network and
+//! security mode, stream its output as events (secrets masked even across chunk boundaries),
+//! and fail the build with the command's exit code. What it changed is the whole root's
+//! business: the runner snapshots it all (the mounts are gone by then).
 
 use trowel_events::{Event, OutputStream};
 
 use crate::dockerfile::{Flag, RunScript};
 use crate::engine::error::{BuildError, StepError};
+use crate::engine::mounts;
 use crate::engine::stage::StageConfig;
 use crate::engine::steps::config::default_shell;
 use crate::engine::steps::{Changed, FileCx, FileStep, Scope, StepAt};
@@ -21,8 +23,9 @@ pub(crate) struct Run {
 
 impl FileStep for Run {
     fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
-        let FileCx { ctx, at, config, root, .. } = cx;
-        check_flags(at, &self.flags)?;
+        let FileCx { ctx, at, config, root, mounts, .. } = cx;
+        let (mounts, roots) = mounts.ok_or_else(|| at.invalid("internal error: RUN without its mounts"))?;
+        debug_assert_eq!(self.flags.iter().filter(|f| f.name == "mount").count(), mounts.mounts.len());
         let user = stage_user(config, root.root(), at)?;
         let cwd = config.image.working_dir().unwrap_or("/").to_string();
         let r = root.root();
@@ -47,7 +50,11 @@ impl FileStep for Run {
                 vec![path]
             }
         };
-        let env = run_env(&config.image, &config.args, &user.home);
+        let prepared = mounts::prepare(ctx, roots, mounts, ctx.opts.run.isolation).map_err(|e| at.fail(e))?;
+        for note in &prepared.notes {
+            ctx.emitter.warn(format!("{}:{}: {note}", at.loc.file, at.loc.line));
+        }
+        let env = with_mount_env(run_env(&config.image, &config.args, &user.home), &prepared);
         let spec = RunSpec {
             root: root.dir.clone(),
             argv,
@@ -60,6 +67,10 @@ impl FileStep for Run {
             timeout: ctx.opts.run.timeout,
             helper_exe: ctx.opts.run.helper_exe.clone(),
             extra_hosts: Vec::new(),
+            mounts: prepared.mounts.clone(),
+            network: mounts.network,
+            privileged: mounts.insecure,
+            work_dir: Some(ctx.work.path().to_path_buf()),
         };
         let emitter = ctx.emitter.clone();
         let redactor = ctx.redactor.clone();
@@ -83,6 +94,8 @@ impl FileStep for Run {
                 ctx.emitter.emit(Event::Output { id, stream: s, data });
             }
         }
+        // Locks, relays and scratch copies go as soon as the command is done.
+        drop(prepared);
         if let Some(p) = script_file {
             let _ = root.root().remove_all(&p);
         }
@@ -105,7 +118,7 @@ impl FileStep for Run {
 /// would reach no sink whole (and so would reach them all unmasked). After masking, the last
 /// `longest secret - 1` bytes stay pending, since they may be the start of a secret that the next
 /// chunk completes, and so does an incomplete UTF-8 sequence at the very end.
-fn take_ready(buf: &mut Vec<u8>, redactor: &Redactor) -> Option<String> {
+pub(crate) fn take_ready(buf: &mut Vec<u8>, redactor: &Redactor) -> Option<String> {
     let valid = utf8_boundary(buf);
     if valid == 0 {
         return None;
@@ -145,25 +158,19 @@ fn utf8_boundary(buf: &[u8]) -> usize {
     n
 }
 
-fn check_flags(at: &StepAt<'_>, flags: &[Flag]) -> Result<(), BuildError> {
-    for f in flags {
-        match (f.name.as_str(), f.value.as_deref()) {
-            ("network", Some("default" | "host")) => {}
-            ("network", v) => {
-                return Err(at.invalid(format!(
-                    "RUN --network={} is not supported (trowel runs RUN on the host network)",
-                    v.unwrap_or("")
-                )));
-            }
-            ("mount", _) => return Err(at.invalid("RUN --mount is not supported yet")),
-            ("security", Some("sandbox")) => {}
-            ("security", v) => {
-                return Err(at.invalid(format!("RUN --security={} is not supported", v.unwrap_or(""))));
-            }
-            (other, _) => return Err(at.invalid(format!("unknown flag --{other} for RUN"))),
-        }
+/// The command's environment with what its mounts add: `env=` secrets (replacing a variable
+/// of the same name, as BuildKit does) and `SSH_AUTH_SOCK` unless ENV set one.
+pub(crate) fn with_mount_env(mut env: Vec<(String, String)>, prepared: &mounts::Prepared) -> Vec<(String, String)> {
+    for (k, v) in &prepared.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
     }
-    Ok(())
+    if let Some(sock) = &prepared.ssh_auth_sock
+        && !env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK")
+    {
+        env.push(("SSH_AUTH_SOCK".into(), sock.clone()));
+    }
+    env
 }
 
 /// The stage's USER resolved against the root's /etc/passwd and /etc/group.

@@ -90,6 +90,20 @@ pub(crate) fn key_inputs(
     Ok(KeyInputs { files, sources: srcs })
 }
 
+/// Every file under `rel` in the build context as a bind mount from it sees them
+/// (`.dockerignore` applied), for a RUN's cache key: a bind mount's sources are covered as
+/// COPY's are.
+pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<Vec<FileEntry>, StepError> {
+    // A mount follows a symlinked source inside the context, as the mount itself does.
+    let resolved = ctx.context.resolve(rel).map_err(StepError::fs(rel.to_string()))?;
+    let rel = resolved.trim_start_matches('/');
+    let mut files = Vec::new();
+    let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
+    walk(&ctx.context, rel, "", &f, &mut files)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
 fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
     let kind = match st.file_type {
         FileType::File | FileType::Hardlink => 'f',

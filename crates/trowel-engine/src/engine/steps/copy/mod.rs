@@ -24,7 +24,7 @@ use crate::fs::copy::{CopyOptions, copy_tree};
 use crate::fs::root::Root;
 
 mod add;
-mod filter;
+pub(crate) mod filter;
 pub(crate) mod keyfiles;
 mod sources;
 
@@ -42,7 +42,7 @@ impl FileStep for Copy {
     }
 
     fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
-        let FileCx { ctx, at, config, root, source } = cx;
+        let FileCx { ctx, at, config, root, source, .. } = cx;
         let c = &self.args;
         let is_add = self.is_add;
         let kw = if is_add { "ADD" } else { "COPY" };

@@ -1,0 +1,453 @@
+//! `RUN --mount` in container isolation, where there is no mount syscall: what would be mounted
+//! is put in place before the command and taken away after it, leaving `/` exactly as it was
+//! but for what the command itself wrote beside the mount targets.
+//!
+//! - Whatever the image has at a target is moved aside (renamed within its filesystem) and
+//!   moved back afterwards; a target the image lacks is created, and removed again with the
+//!   directories made for it unless the command put something in them.
+//! - A cache directory ([`HostUse::Persist`]) is renamed into place and back when it is on the
+//!   same filesystem; otherwise it is copied in and its new contents copied back out, replacing
+//!   the old ones in one rename.
+//! - Something trowel made for this run alone ([`HostUse::Consume`]: an ssh agent's socket, a
+//!   scratch copy) is renamed into place and removed afterwards; a socket on another filesystem
+//!   is reached through a symlink instead, which `connect(2)` follows.
+//! - A bind mount's source ([`HostUse::Discard`]) is copied in, and the copy removed: writes
+//!   are discarded, as with a mount; read-only cannot be enforced.
+//! - A tmpfs is an empty directory (mode 1777, no size limit), removed with what it holds.
+//! - A secret is a file written with its owner and mode and removed after the command.
+//!
+//! The directories whose entries this changes get their timestamps back when the command did
+//! not change them itself, so the snapshot after the step sees nothing of all this.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Timespec, Timestamps};
+
+use super::mounts::{HostUse, Mount, MountSource};
+use crate::fs::copy::copy_as;
+
+/// What is in place for one run; [`Placed::remove`] takes it all away again.
+pub(super) struct Placed {
+    items: Vec<Item>,
+    /// Directories whose entries were changed here, with their times before and right after.
+    dirs: Vec<DirTimes>,
+}
+
+struct Item {
+    /// Where the mount is, as a path of `/`.
+    target: PathBuf,
+    /// Where what the image had at the target waits.
+    aside: Option<PathBuf>,
+    /// Directories made for the target, outermost first.
+    made: Vec<PathBuf>,
+    content: Content,
+}
+
+enum Content {
+    /// Renamed in from here; renamed back afterwards.
+    Moved(PathBuf),
+    /// Copied in; its contents replace this directory's afterwards.
+    CopiedBack(PathBuf),
+    /// Made for the run (a copy, a file, a directory, a symlink): removed afterwards.
+    Removable,
+}
+
+struct DirTimes {
+    path: PathBuf,
+    before: Timestamps,
+    /// Its mtime once everything was in place: unchanged at the end means the command did not
+    /// touch it.
+    after: Option<Timespec>,
+}
+
+fn mtime(m: &fs::Metadata) -> Timespec {
+    Timespec { tv_sec: m.mtime() as _, tv_nsec: m.mtime_nsec() as _ }
+}
+
+fn times(m: &fs::Metadata) -> Timestamps {
+    Timestamps {
+        last_access: Timespec { tv_sec: m.atime() as _, tv_nsec: m.atime_nsec() as _ },
+        last_modification: mtime(m),
+    }
+}
+
+fn context(what: String) -> impl FnOnce(io::Error) -> (String, io::Error) {
+    move |e| (what, e)
+}
+
+impl Placed {
+    /// Puts every mount in place, parents first. On failure what was placed is taken away
+    /// again, and the error names the path.
+    pub fn place(mounts: &[&Mount], aside_dir: Option<&Path>) -> Result<Placed, (String, io::Error)> {
+        let mut placed = Placed { items: Vec::new(), dirs: Vec::new() };
+        for (i, m) in mounts.iter().enumerate() {
+            if let Err(e) = placed.place_one(i, m, aside_dir) {
+                let _ = placed.remove();
+                return Err(e);
+            }
+        }
+        for d in &mut placed.dirs {
+            d.after = fs::symlink_metadata(&d.path).ok().map(|m| mtime(&m));
+        }
+        Ok(placed)
+    }
+
+    /// Notes the times of a directory before this changes its entries.
+    fn touch_dir(&mut self, dir: &Path) {
+        if self.dirs.iter().any(|d| d.path == dir) {
+            return;
+        }
+        if let Ok(m) = fs::symlink_metadata(dir) {
+            self.dirs.push(DirTimes { path: dir.to_path_buf(), before: times(&m), after: None });
+        }
+    }
+
+    fn place_one(&mut self, i: usize, m: &Mount, aside_dir: Option<&Path>) -> Result<(), (String, io::Error)> {
+        let (target, made) = self.resolve(&m.target)?;
+        let parent = target.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.touch_dir(&parent);
+        let mut item = Item { target: target.clone(), aside: None, made, content: Content::Removable };
+        if fs::symlink_metadata(&target).is_ok() {
+            let aside = self.put_aside(&target, i, aside_dir)?;
+            item.aside = Some(aside);
+        }
+        // From here on, `remove` can undo this item.
+        self.items.push(item);
+        let content = match &m.source {
+            MountSource::Host { path, usage } => self.place_host(path, *usage, &target)?,
+            MountSource::Tmpfs { .. } => {
+                fs::DirBuilder::new()
+                    .mode(0o1777)
+                    .create(&target)
+                    .map_err(context(format!("create {}", target.display())))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o1777))
+                    .map_err(context(format!("chmod {}", target.display())))?;
+                Content::Removable
+            }
+            MountSource::File { content, mode, uid, gid } => {
+                write_file(&target, &content.0, *mode, *uid, *gid)
+                    .map_err(context(format!("write {}", target.display())))?;
+                Content::Removable
+            }
+            MountSource::Overlay { .. } => {
+                let e = io::Error::new(io::ErrorKind::Unsupported, "overlays need a mount");
+                return Err((format!("mount on {}", target.display()), e));
+            }
+        };
+        if let Some(last) = self.items.last_mut() {
+            last.content = content;
+        }
+        Ok(())
+    }
+
+    /// The target as a path of `/` with its existing directories' symlinks followed (as a mount
+    /// would follow them), and the directories made for it.
+    fn resolve(&mut self, target: &str) -> Result<(PathBuf, Vec<PathBuf>), (String, io::Error)> {
+        let mut existing = PathBuf::from("/");
+        let comps: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
+        let mut made = Vec::new();
+        for (n, c) in comps.iter().enumerate() {
+            let next = existing.join(c);
+            let last = n + 1 == comps.len();
+            match fs::metadata(&next) {
+                Ok(meta) if meta.is_dir() && !last => {
+                    existing = fs::canonicalize(&next).map_err(context(format!("resolve {}", next.display())))?;
+                }
+                Ok(_) if last => {
+                    // An existing target (or a symlink to one) is replaced where it really is.
+                    let real = fs::canonicalize(&next).unwrap_or(next);
+                    return Ok((real, made));
+                }
+                Ok(_) => {
+                    let e = io::Error::new(io::ErrorKind::NotADirectory, "not a directory");
+                    return Err((format!("mount target {target}: {}", next.display()), e));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && last => {
+                    // A dangling symlink at the target is put aside like any other entry.
+                    return Ok((next, made));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if fs::symlink_metadata(&next).is_ok() {
+                        let e = io::Error::new(io::ErrorKind::NotFound, "a symlink that leads nowhere");
+                        return Err((format!("mount target {target}: {}", next.display()), e));
+                    }
+                    self.touch_dir(&existing);
+                    fs::DirBuilder::new()
+                        .mode(0o755)
+                        .create(&next)
+                        .map_err(context(format!("create {}", next.display())))?;
+                    fs::set_permissions(&next, fs::Permissions::from_mode(0o755))
+                        .map_err(context(format!("chmod {}", next.display())))?;
+                    made.push(next.clone());
+                    existing = next;
+                }
+                Err(e) => return Err((format!("mount target {target}: {}", next.display()), e)),
+            }
+        }
+        Ok((existing, made))
+    }
+
+    /// Renames what is at `target` out of the way: into `aside_dir` when it is on the same
+    /// filesystem, else beside the target.
+    fn put_aside(&mut self, target: &Path, i: usize, aside_dir: Option<&Path>) -> Result<PathBuf, (String, io::Error)> {
+        let name = format!(".trowel-mount-aside-{}-{i}", std::process::id());
+        if let Some(dir) = aside_dir {
+            let to = dir.join(&name);
+            if fs::rename(target, &to).is_ok() {
+                return Ok(to);
+            }
+        }
+        let to = target.with_file_name(&name);
+        fs::rename(target, &to).map_err(context(format!("move {} aside", target.display())))?;
+        Ok(to)
+    }
+
+    fn place_host(&mut self, source: &Path, usage: HostUse, target: &Path) -> Result<Content, (String, io::Error)> {
+        let what = || format!("put {} at {}", source.display(), target.display());
+        if matches!(usage, HostUse::Persist | HostUse::Consume) {
+            if let Some(p) = source.parent() {
+                self.touch_dir(p);
+            }
+            match fs::rename(source, target) {
+                Ok(()) if usage == HostUse::Persist => return Ok(Content::Moved(source.to_path_buf())),
+                Ok(()) => return Ok(Content::Removable),
+                Err(e) if e.raw_os_error() != Some(libc::EXDEV) => return Err((what(), e)),
+                Err(_) => {}
+            }
+            let meta = fs::symlink_metadata(source).map_err(context(what()))?;
+            if usage == HostUse::Consume && meta.file_type().is_socket_like() {
+                std::os::unix::fs::symlink(source, target).map_err(context(what()))?;
+                return Ok(Content::Removable);
+            }
+        }
+        copy_as(source, target).map(drop).map_err(context(what()))?;
+        Ok(match usage {
+            HostUse::Persist => Content::CopiedBack(source.to_path_buf()),
+            HostUse::Discard | HostUse::Consume => Content::Removable,
+        })
+    }
+
+    /// Takes everything away again, newest first, and gives untouched directories their times
+    /// back. Returns the first failure after trying everything.
+    pub fn remove(&mut self) -> Result<(), (String, io::Error)> {
+        let untouched: Vec<bool> = self
+            .dirs
+            .iter()
+            .map(|d| d.after.is_some() && fs::symlink_metadata(&d.path).ok().map(|m| mtime(&m)) == d.after)
+            .collect();
+        let mut first: Option<(String, io::Error)> = None;
+        for item in std::mem::take(&mut self.items).into_iter().rev() {
+            if let Err(e) = take_away(&item) {
+                first.get_or_insert(e);
+            }
+        }
+        for (d, untouched) in std::mem::take(&mut self.dirs).into_iter().zip(untouched).rev() {
+            if untouched {
+                let _ =
+                    rustix::fs::utimensat(rustix::fs::CWD, &d.path, &d.before, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
+    let t = &item.target;
+    // A command that removed the target itself (a mount point could not be removed) emptied
+    // the cache: it comes back empty rather than not at all.
+    if matches!(item.content, Content::Moved(_) | Content::CopiedBack(_)) && fs::symlink_metadata(t).is_err() {
+        fs::DirBuilder::new().mode(0o755).create(t).map_err(context(format!("re-create {}", t.display())))?;
+    }
+    match &item.content {
+        Content::Moved(home) => {
+            fs::rename(t, home).map_err(context(format!("move {} back to {}", t.display(), home.display())))?
+        }
+        Content::CopiedBack(home) => {
+            copy_back(t, home).map_err(context(format!("copy {} back to {}", t.display(), home.display())))?;
+            crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?;
+        }
+        Content::Removable => crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?,
+    }
+    if let Some(aside) = &item.aside {
+        fs::rename(aside, t).map_err(context(format!("put {} back", t.display())))?;
+    }
+    for d in item.made.iter().rev() {
+        // Kept when the command wrote into it: that is the command's own change.
+        match fs::remove_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTEMPTY) => {}
+            Err(e) => return Err((format!("remove {}", d.display()), e)),
+        }
+    }
+    Ok(())
+}
+
+trait SocketLike {
+    fn is_socket_like(&self) -> bool;
+}
+
+impl SocketLike for fs::FileType {
+    fn is_socket_like(&self) -> bool {
+        std::os::unix::fs::FileTypeExt::is_socket(self)
+    }
+}
+
+/// Replaces the contents of `home` (a cache directory on another filesystem) with `from`'s: a
+/// fresh copy beside it, then two renames, so a crash leaves the old or the new contents.
+fn copy_back(from: &Path, home: &Path) -> io::Result<()> {
+    let name = home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let fresh = home.with_file_name(format!(".{name}.new"));
+    let old = home.with_file_name(format!(".{name}.old"));
+    crate::fs::remove::remove_tree(&fresh)?;
+    crate::fs::remove::remove_tree(&old)?;
+    copy_as(from, &fresh)?;
+    fs::rename(home, &old)?;
+    fs::rename(&fresh, home)?;
+    crate::fs::remove::remove_tree(&old)
+}
+
+fn write_file(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) -> io::Result<()> {
+    let mut f =
+        fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    f.write_all(content)?;
+    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::mounts::Sensitive;
+
+    // Container isolation works on `/` itself; these tests use paths under a temporary
+    // directory, which is how `/` looks from `resolve` when the target starts there.
+    fn tmp_target(dir: &Path, rel: &str) -> String {
+        format!("{}/{rel}", dir.display())
+    }
+
+    fn listing(root: &Path) -> Vec<(String, u32, i64)> {
+        let mut v: Vec<(String, u32, i64)> = walkdir::WalkDir::new(root)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = e.path().symlink_metadata().unwrap();
+                (e.path().strip_prefix(root).unwrap().display().to_string(), m.mode(), m.mtime_nsec())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn everything_placed_is_taken_away_and_times_come_back() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::create_dir_all(root.join("var/cache/apt")).unwrap();
+        fs::write(root.join("var/cache/apt/pkgcache"), "image's").unwrap();
+        let cache = t.path().join("cache");
+        fs::create_dir_all(&cache).unwrap();
+        fs::write(cache.join("kept"), "from an earlier build").unwrap();
+        let before = listing(&root);
+        let mounts = [
+            Mount {
+                target: tmp_target(&root, "var/cache/apt"),
+                source: MountSource::Host { path: cache.clone(), usage: HostUse::Persist },
+                readonly: false,
+            },
+            Mount {
+                target: tmp_target(&root, "run/secrets/tok"),
+                source: MountSource::File { content: Sensitive(b"s3cr3t".to_vec()), mode: 0o400, uid: 0, gid: 0 },
+                readonly: true,
+            },
+            Mount {
+                target: tmp_target(&root, "tmp/scratch"),
+                source: MountSource::Tmpfs { size: None },
+                readonly: false,
+            },
+        ];
+        let order: Vec<&Mount> = mounts.iter().collect();
+        let mut p = Placed::place(&order, Some(t.path())).unwrap();
+        assert_eq!(fs::read_to_string(root.join("var/cache/apt/kept")).unwrap(), "from an earlier build");
+        assert!(!root.join("var/cache/apt/pkgcache").exists(), "the image's files are hidden");
+        assert_eq!(fs::read_to_string(root.join("run/secrets/tok")).unwrap(), "s3cr3t");
+        assert_eq!(fs::metadata(root.join("run/secrets/tok")).unwrap().mode() & 0o7777, 0o400);
+        assert_eq!(fs::metadata(root.join("tmp/scratch")).unwrap().mode() & 0o7777, 0o1777);
+        // The command writes into the cache and the tmpfs.
+        fs::write(root.join("var/cache/apt/new"), "written by the step").unwrap();
+        fs::write(root.join("tmp/scratch/x"), "gone").unwrap();
+        p.remove().unwrap();
+        assert_eq!(listing(&root), before, "the root is exactly as it was");
+        assert_eq!(fs::read_to_string(cache.join("new")).unwrap(), "written by the step", "the cache keeps it");
+    }
+
+    #[test]
+    fn a_cache_on_another_filesystem_gets_the_new_contents_in_one_swap() {
+        // What happens after the step when the cache could only be copied in.
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("cache/0");
+        fs::create_dir_all(&home).unwrap();
+        fs::write(home.join("old"), "from before").unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        let placed = t.path().join("root/var/cache/x");
+        fs::create_dir_all(&placed).unwrap();
+        fs::set_permissions(&placed, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(placed.join("new"), "written by the step").unwrap();
+        copy_back(&placed, &home).unwrap();
+        let names: Vec<String> =
+            fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, ["new"], "the step removed `old` (by not copying it): the cache is what the step left");
+        assert_eq!(fs::metadata(&home).unwrap().mode() & 0o7777, 0o700);
+        let siblings: Vec<String> = fs::read_dir(t.path().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(siblings, ["0"], "no temporary copy is left beside it");
+    }
+
+    #[test]
+    fn writes_beside_a_target_are_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        let m = Mount {
+            target: tmp_target(&root, "app/cache"),
+            source: MountSource::Tmpfs { size: None },
+            readonly: false,
+        };
+        let mut p = Placed::place(&[&m], None).unwrap();
+        fs::write(root.join("app/out"), "built").unwrap();
+        p.remove().unwrap();
+        assert_eq!(fs::read_to_string(root.join("app/out")).unwrap(), "built");
+        assert!(!root.join("app/cache").exists());
+    }
+
+    #[test]
+    fn copies_of_bind_sources_are_discarded() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("main.go"), "package main").unwrap();
+        let m = Mount {
+            target: tmp_target(&root, "src"),
+            source: MountSource::Host { path: src.clone(), usage: HostUse::Discard },
+            readonly: false,
+        };
+        let mut p = Placed::place(&[&m], None).unwrap();
+        fs::write(root.join("src/main.go"), "changed").unwrap();
+        p.remove().unwrap();
+        assert_eq!(fs::read_to_string(src.join("main.go")).unwrap(), "package main");
+        assert!(!root.join("src").exists());
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("hello from a crate built with its target directory on a cache mount");
+}
