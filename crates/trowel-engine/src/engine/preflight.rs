@@ -13,14 +13,9 @@ use crate::sandbox::Isolation;
 
 /// Checks the stages `plan` builds, with what `opts` provides (secrets, agents, entitlements).
 pub(crate) fn check(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {
-    crate::dockerfile::validate(df, plan)?;
+    check_dockerfile(df, plan)?;
     for ps in plan.stages.iter().filter(|s| s.needed) {
         let stage = &df.stages[ps.index];
-        if let (Base::Image(_), Some(p)) = (&ps.base, &ps.platform)
-            && !p.is_empty()
-        {
-            Platform::parse(p).map_err(|e| refuse(&stage.from, format!("FROM --platform: {e}")))?;
-        }
         for ins in &stage.instructions {
             if let InstructionKind::Run { flags, .. } = &ins.kind {
                 for f in flags {
@@ -29,6 +24,20 @@ pub(crate) fn check(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// What the Dockerfile alone shows cannot work, whatever the build is given (what `trowel check`
+/// reports too): the Dockerfile's own mistakes and `FROM --platform` values.
+pub(crate) fn check_dockerfile(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
+    crate::dockerfile::validate(df, plan)?;
+    for ps in plan.stages.iter().filter(|s| s.needed) {
+        if let (Base::Image(_), Some(p)) = (&ps.base, &ps.platform)
+            && !p.is_empty()
+        {
+            Platform::parse(p).map_err(|e| refuse(&df.stages[ps.index].from, format!("FROM --platform: {e}")))?;
         }
     }
     Ok(())

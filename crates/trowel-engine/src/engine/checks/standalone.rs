@@ -133,10 +133,9 @@ pub fn check(req: &CheckRequest) -> CheckOutcome {
     findings.sort_by(|a, b| (a.line, &a.message).cmp(&(b.line, &b.message)));
     findings.dedup();
     // What stops the build, in the order the build meets it.
-    let refusal = refused
-        .map(|e| e.to_string())
-        .or_else(|| report.error.map(|e| e.to_string()))
-        .or_else(|| plan.as_ref().and_then(|p| crate::engine::preflight::check(&df, p).err()).map(|e| e.to_string()));
+    let refusal = refused.map(|e| e.to_string()).or_else(|| report.error.map(|e| e.to_string())).or_else(|| {
+        plan.as_ref().and_then(|p| crate::engine::preflight::check_dockerfile(&df, p).err()).map(|e| e.to_string())
+    });
     if let Some(r) = refusal {
         out.failure = Some(r);
     }

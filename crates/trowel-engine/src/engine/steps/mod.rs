@@ -24,7 +24,7 @@ mod owner;
 mod run;
 mod workdir;
 
-pub(crate) use run::{resolve_user, take_ready, with_mount_env};
+pub(crate) use run::{take_ready, with_mount_env};
 pub(crate) use workdir::join_clean;
 
 /// The step being run: which one, where it is written, and how it reads once expanded.
