@@ -6,12 +6,12 @@
 //! [`StageRunner`](super::stage::StageRunner), what stages share in
 //! [`Stages`](super::stages::Stages), the layer cache's bookkeeping in
 //! [`LayerCache`](super::layer_cache::LayerCache). The two maps here that fill in as the build
-//! goes (images resolved, files downloaded) are memos behind a lock: asking twice gives the
+//! goes (images resolved, files downloaded, git sources checked out) are memos behind a lock: asking twice gives the
 //! same answer, which is what makes them safe to share.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use trowel_events::{Detail, Event};
@@ -27,6 +27,7 @@ use crate::engine::scratch::{self, WorkDir};
 use crate::engine::steps::copy::Download;
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
+use crate::git::{Checkout, GitError};
 use crate::image::manifest::Platform;
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, ResolvedImage};
@@ -68,7 +69,13 @@ pub(crate) struct BuildContext<'o> {
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
     downloads: Mutex<HashMap<String, Download>>,
+    /// ADD git sources by what they ask for, failures included (a source that cannot be
+    /// fetched is tried once, not again by the step after the planner).
+    git: Mutex<HashMap<String, GitCheckout>>,
 }
+
+/// A git source's checkout, or why there is none.
+pub(crate) type GitCheckout = Result<Arc<Checkout>, Arc<GitError>>;
 
 impl<'o> BuildContext<'o> {
     /// Reads and plans the Dockerfile, opens the context, and sets up the work dir, the blob
@@ -76,6 +83,10 @@ impl<'o> BuildContext<'o> {
     pub fn new(opts: &'o BuildOptions, emitter: Emitter, detail: Detail) -> Result<BuildContext<'o>, BuildError> {
         let text = std::fs::read_to_string(&opts.dockerfile)
             .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))?;
+        // Credentials written in the Dockerfile's URLs (an ADD of a private repository) are
+        // masked in everything reported from here on, and in history and cache entries.
+        let url_secrets = crate::secrets::url_credentials(&text);
+        emitter.add_secrets(url_secrets.clone());
         let df = dockerfile::parse(&opts.dockerfile, &text)?;
         let platform = opts.target_platform();
         let plan = dockerfile::plan(
@@ -130,7 +141,7 @@ impl<'o> BuildContext<'o> {
         };
         Ok(BuildContext {
             opts,
-            redactor: opts.redactor(),
+            redactor: opts.redactor().with(url_secrets),
             emitter,
             detail,
             rt,
@@ -147,6 +158,7 @@ impl<'o> BuildContext<'o> {
             base_cache,
             resolved: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
+            git: Mutex::new(HashMap::new()),
         })
     }
 
@@ -204,6 +216,23 @@ impl<'o> BuildContext<'o> {
     /// Remembers the download of `url` for the rest of the build.
     pub fn remember_download(&self, url: &str, d: Download) {
         self.downloads.lock().unwrap_or_else(|p| p.into_inner()).insert(url.to_string(), d);
+    }
+
+    /// The checkout of a git source (by [`crate::engine::steps::copy`]'s key) if this build
+    /// already tried it.
+    pub fn git_checkout(&self, key: &str) -> Option<GitCheckout> {
+        self.git.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    /// Whether a source of the repository `remote` was checked out already in this build.
+    pub fn git_fetched(&self, remote: &str) -> bool {
+        let prefix = format!("{remote}\0");
+        self.git.lock().unwrap_or_else(|p| p.into_inner()).keys().any(|k| k.starts_with(&prefix))
+    }
+
+    /// Remembers a git source's checkout (or failure) for the rest of the build.
+    pub fn remember_git(&self, key: &str, c: GitCheckout) {
+        self.git.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), c);
     }
 
     /// Downloads every listed blob that is not already in the store, a few at a time.

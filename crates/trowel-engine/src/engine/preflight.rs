@@ -3,7 +3,8 @@
 //! yet. A build that cannot succeed fails at once, naming the file, the line and the whole
 //! instruction, instead of after the steps before it.
 
-use crate::dockerfile::{Base, Dockerfile, InstructionKind, Plan};
+use crate::dockerfile::gitref::is_git_source;
+use crate::dockerfile::{Base, CopySource, Dockerfile, InstructionKind, Plan};
 use crate::engine::error::{BuildError, Location, StepError};
 use crate::image::manifest::Platform;
 
@@ -18,6 +19,13 @@ pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
             Platform::parse(p).map_err(|e| refuse(&stage.from, format!("FROM --platform: {e}")))?;
         }
         for ins in &stage.instructions {
+            // A git source needs the git command: say so before the pull, not at the step.
+            if let InstructionKind::Add(args) = &ins.kind
+                && args.sources.iter().any(|s| matches!(s, CopySource::Path(p) if !p.contains('$') && is_git_source(p)))
+                && let Err(e) = crate::git::available()
+            {
+                return Err(refuse(ins, e.to_string()));
+            }
             if let InstructionKind::Run { flags, .. } = &ins.kind {
                 for f in flags {
                     let unsupported = match (f.name.as_str(), f.value.as_deref()) {

@@ -4,13 +4,17 @@
 //! can be keyed up front by replaying what its instructions do to the config and the ARG scope
 //! (with the same pure function execution uses). Every cacheable step's lookup then starts at
 //! once, overlapped, instead of costing one registry round trip per step in sequence.
+//!
+//! A `--link` step's key does not chain from the step before it (its layer is made on an empty
+//! root): it names its resolved destination instead, and the steps after it chain from both.
 
 use std::collections::BTreeMap;
 
 use trowel_events::StepId;
 
 use crate::cache::key::{
-    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, referenced_names, root_key,
+    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, linked_chain_key, referenced_names,
+    root_key,
 };
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::engine::context::BuildContext;
@@ -20,6 +24,7 @@ use crate::engine::stage::StageConfig;
 use crate::engine::stages::Stages;
 use crate::engine::steps::config::apply_to;
 use crate::engine::steps::copy::keyfiles::key_inputs;
+use crate::engine::steps::copy::link_destination;
 use crate::engine::vars::run_env;
 use crate::image::config::ImageConfig;
 
@@ -110,11 +115,16 @@ pub(crate) fn plan(
             }
             _ => (used_vars(ins, &config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
         };
+        let linked = match &expanded {
+            Expanded::Copy(c) | Expanded::Add(c) => link_destination(&config.image, c),
+            _ => None,
+        };
         let components = KeyComponents {
             version: FORMAT_VERSION,
             platform: platform.clone(),
             layer_format: layer_format.clone(),
-            parent: parent.clone(),
+            parent: if linked.is_some() { String::new() } else { parent.clone() },
+            linked: linked.clone(),
             instruction: display.clone(),
             vars,
             files,
@@ -130,9 +140,10 @@ pub(crate) fn plan(
         if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
             break;
         }
-        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: key.clone() });
-        parent = key.clone();
-        keys.planned.insert(*id, PlannedStep { components, key, display, cacheable });
+        let chain_key = if linked.is_some() { linked_chain_key(&parent, &key) } else { key.clone() };
+        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone() });
+        parent = chain_key.clone();
+        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable });
     }
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);

@@ -9,8 +9,9 @@
 //!
 //! One file per concern of the runner: `start.rs` (the base), `files.rs` (the root, made on
 //! demand), `commit.rs` (changes into a layer and a history entry, and its time), `cache.rs`
-//! (hits, misses, writing back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause);
-//! this file runs the steps.
+//! (hits, misses, writing back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause),
+//! `link.rs` (`--link` steps: made on an empty root, laid over the stage); this file runs the
+//! steps.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use crate::engine::layer::StageLayer;
 use crate::engine::layer_cache::{self, StageInputs, StageKeys};
 use crate::engine::shared::Shared;
 use crate::engine::stages::BuiltStage;
-use crate::engine::steps::{Changed, FileCx, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
+use crate::engine::steps::{Changed, FileCx, FileStep, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
 use crate::engine::vars::StepVars;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::ManifestFormat;
@@ -34,6 +35,7 @@ mod checkpoint;
 mod commit;
 mod debug_shell;
 mod files;
+mod link;
 mod start;
 
 pub(crate) use commit::{SHELL_COMMENT, Stamp};
@@ -323,14 +325,12 @@ impl StageRunner {
             }
             Step::Files(step) => step,
         };
-        let root = self.files.get(s, self.index, &self.layers)?;
-        let source = match step.from() {
-            None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
-            Some(from) => match stage_index(&ctx.plan, self.index, from) {
-                Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
-                None => Source::Root(s.stages.image_files(ctx, from).map_err(|e| at.fail(e))?),
-            },
-        };
+        if step.linked() {
+            return self.execute_linked(s, at, step.as_ref());
+        }
+        let index = self.index;
+        let root = self.files.get(s, index, &self.layers)?;
+        let source = Self::source_of(s, index, at, step.as_ref())?;
         let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source })?;
         match changed {
             Changed::Nothing => {
@@ -342,5 +342,22 @@ impl StageRunner {
                 Ok(StepOutcome { status: StepStatus::Built, layer })
             }
         }
+    }
+
+    /// Where a step's sources are read from: the context, another stage's root or an image's.
+    pub(crate) fn source_of<'s>(
+        s: &'s mut Shared<'_, '_>,
+        index: usize,
+        at: &StepAt<'_>,
+        step: &dyn FileStep,
+    ) -> Result<Source<'s>, BuildError> {
+        let ctx = s.ctx;
+        Ok(match step.from() {
+            None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
+            Some(from) => match stage_index(&ctx.plan, index, from) {
+                Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
+                None => Source::Root(s.stages.image_files(ctx, from).map_err(|e| at.fail(e))?),
+            },
+        })
     }
 }
