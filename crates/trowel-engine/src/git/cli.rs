@@ -123,7 +123,7 @@ impl Git<'_> {
             return Err(GitError::Command {
                 what: what.to_string(),
                 status: status.code(),
-                stderr: last_lines(&redact_urls_in(text.trim(), self.remote), 6),
+                stderr: summary(&redact_urls_in(text.trim(), self.remote)),
             });
         }
         Ok(String::from_utf8_lossy(&stdout).into_owned())
@@ -143,10 +143,20 @@ pub(crate) fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// The last `n` lines of `s`, for error messages (git's own explanation is at the end).
-fn last_lines(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+/// What git said went wrong, on one line (an error message is one line of a CI log): its
+/// `fatal:`/`error:` lines, each once, else its last line.
+fn summary(s: &str) -> String {
+    let mut picked: Vec<&str> = Vec::new();
+    for l in s.lines().map(str::trim) {
+        let is_error = ["fatal:", "error:", "remote error", "remote: fatal"].iter().any(|p| l.starts_with(p));
+        if is_error && !picked.contains(&l) {
+            picked.push(l);
+        }
+    }
+    if picked.is_empty() {
+        return s.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("").to_string();
+    }
+    picked.join("; ")
 }
 
 /// Whether the `git` command can be run at all.
@@ -160,9 +170,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_kept_for_errors() {
-        assert_eq!(last_lines("a\n\nb\nc\n", 2), "b\nc");
-        assert_eq!(last_lines("only", 6), "only");
+    fn errors_are_summarised_on_one_line() {
+        let stderr = "Cloning into 'm'...\nfatal: transport 'file' not allowed\nfatal: clone of 'x' failed\n\
+                      Failed to clone 'm'. Retry scheduled\nfatal: transport 'file' not allowed\n";
+        assert_eq!(summary(stderr), "fatal: transport 'file' not allowed; fatal: clone of 'x' failed");
+        assert_eq!(summary("warning: x\nsomething odd\n\n"), "something odd");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! - submodules are checked out too (`?submodules=false` skips them), shallow;
 //! - files get mode 644, or 755 when executable, directories 755 (git under umask 022); times
 //!   are the checkout's (`?mtime=commit`: the commit's); the `.git` directory is kept only with
-//!   `--keep-git-dir` and no subdir, with the remote's credentials masked in its config;
+//!   `--keep-git-dir` and no subdir, with the remote's credentials masked wherever git wrote
+//!   them (`scrub.rs`);
 //! - a subdir must be a directory all the way down (no symlink on the way).
 //!
 //! The repository is hostile input: it is fetched into trowel's work directory, the size of its
@@ -28,6 +29,7 @@ use crate::dockerfile::gitref::{GitRef, Transport, is_commit_sha};
 
 pub(crate) mod cli;
 mod resolve;
+mod scrub;
 mod tree;
 
 use cli::Git;
@@ -131,14 +133,7 @@ pub fn checkout(req: &Request, dir: &Path, limits: Limits) -> Result<Checkout, G
     let include_git_dir = req.keep_git_dir && req.git.subdir.is_none();
     if include_git_dir {
         // What the image keeps: no credentials, no trace of how it was fetched.
-        git.run("remote set-url", &["remote", "set-url", "origin", &req.git.redacted()])?;
-        git.run("reflog expire", &["reflog", "expire", "--all", "--expire=now"])?;
-        match std::fs::remove_file(dir.join(".git/FETCH_HEAD")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(GitError::Io { what: "remove .git/FETCH_HEAD".into(), source: e });
-            }
-            _ => {}
-        }
+        scrub::scrub(&git, dir)?;
     }
     let mtime = if req.git.mtime_commit {
         let t = git.run("log", &["log", "-1", "--format=%ct", &commit])?;
