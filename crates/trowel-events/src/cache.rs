@@ -57,7 +57,7 @@ pub struct BaseInfo {
     pub digest: Option<Digest>,
 }
 
-/// Everything a step's cache key is made of (the first eight fields are hashed), plus the
+/// Everything a step's cache key is made of (the fields before `line` are hashed), plus the
 /// context used to explain a miss.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyComponents {

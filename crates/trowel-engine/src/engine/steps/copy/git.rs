@@ -33,7 +33,7 @@ pub(crate) fn request(src: &str, c: &ExpandedCopy) -> Result<Request, StepError>
         (flag, url) => flag.clone().or_else(|| url.clone()),
     };
     if let Some(sum) = &checksum
-        && !(sum.bytes().all(|b| b.is_ascii_hexdigit()) && !sum.is_empty())
+        && (sum.is_empty() || !sum.bytes().all(|b| b.is_ascii_hexdigit()))
     {
         return Err(StepError::Invalid(format!("invalid checksum {sum} for Git URL, expected hex commit hash")));
     }
