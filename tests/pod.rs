@@ -247,6 +247,24 @@ fn link_steps_in_a_pod() {
     let t = u.tree();
     assert_eq!(t.get("/srv").mode, 0o700, "a --link step touches only the paths it writes");
     assert!(!t.has("/trowel") && !t.has("/workspace/a.txt"));
+
+    // An ADD of a git repository is refused in a pod, before anything is pulled: the git on
+    // PATH there would be the image's.
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        format!("FROM {}\nADD https://127.0.0.1:9/repo.git /src\n", e.busybox()),
+    )
+    .unwrap();
+    let args: Vec<String> =
+        ["/trowel/trowel", "build", "--context", "/workspace", "--no-push"].iter().map(|s| s.to_string()).collect();
+    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("Dockerfile:2: ADD https://127.0.0.1:9/repo.git /src: ADD of a git repository is not supported in container isolation yet"),
+        "{log}"
+    );
+    assert!(!log.contains("Retrieved image"), "{log}");
 }
 
 #[test]

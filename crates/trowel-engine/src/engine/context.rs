@@ -97,6 +97,7 @@ impl<'o> BuildContext<'o> {
         )?;
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
         crate::engine::preflight::check(&df, &plan)?;
+        crate::engine::preflight::check_git(&df, &plan, opts.run.isolation)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;

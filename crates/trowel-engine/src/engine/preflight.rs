@@ -7,6 +7,7 @@ use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{Base, CopySource, Dockerfile, InstructionKind, Plan};
 use crate::engine::error::{BuildError, Location, StepError};
 use crate::image::manifest::Platform;
+use crate::sandbox::Isolation;
 
 /// Checks the stages `plan` builds.
 pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
@@ -19,13 +20,6 @@ pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
             Platform::parse(p).map_err(|e| refuse(&stage.from, format!("FROM --platform: {e}")))?;
         }
         for ins in &stage.instructions {
-            // A git source needs the git command: say so before the pull, not at the step.
-            if let InstructionKind::Add(args) = &ins.kind
-                && args.sources.iter().any(|s| matches!(s, CopySource::Path(p) if !p.contains('$') && is_git_source(p)))
-                && let Err(e) = crate::git::available()
-            {
-                return Err(refuse(ins, e.to_string()));
-            }
             if let InstructionKind::Run { flags, .. } = &ins.kind {
                 for f in flags {
                     let unsupported = match (f.name.as_str(), f.value.as_deref()) {
@@ -41,6 +35,27 @@ pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// ADD of a git repository runs the `git` command: it must be there, and it must not be the
+/// image's. In container isolation `/` is the build root, so a `git` found on PATH would be the
+/// base image's (or one an earlier RUN put there), with helpers from the image's
+/// `/usr/lib/git-core` — an image must not decide what its own sources are. trowel's image has
+/// no git of its own yet, so there it is refused.
+pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, isolation: Isolation) -> Result<(), BuildError> {
+    for ps in plan.stages.iter().filter(|s| s.needed) {
+        for ins in &df.stages[ps.index].instructions {
+            let InstructionKind::Add(args) = &ins.kind else { continue };
+            if !args.sources.iter().any(|s| matches!(s, CopySource::Path(p) if !p.contains('$') && is_git_source(p))) {
+                continue;
+            }
+            if isolation == Isolation::Container {
+                return Err(refuse(ins, crate::git::GitError::ContainerIsolation.to_string()));
+            }
+            crate::git::available().map_err(|e| refuse(ins, e.to_string()))?;
         }
     }
     Ok(())

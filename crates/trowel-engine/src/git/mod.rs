@@ -40,6 +40,11 @@ pub(crate) use cli::available;
 pub enum GitError {
     #[error("ADD of a git repository needs the `git` command, which is not on PATH (install git)")]
     NotInstalled,
+    #[error(
+        "ADD of a git repository is not supported in container isolation yet: the git on PATH would be the \
+         image's own (trowel's image has no git of its own); build in chroot isolation, or clone before the build"
+    )]
+    ContainerIsolation,
     #[error("{}", crate::dockerfile::gitref::ssh_unsupported(remote))]
     SshUnsupported { remote: String },
     /// A git command failed; `stderr` is what git said, credentials masked.

@@ -47,6 +47,11 @@ pub(crate) fn checkout(ctx: &BuildContext<'_>, req: &Request) -> Result<Arc<Chec
     if let Some(done) = ctx.git_checkout(&key) {
         return done.map_err(StepError::Git);
     }
+    // A source named through a variable gets here without the Dockerfile check: see
+    // `preflight::check_git`.
+    if ctx.slash_keep.is_some() {
+        return Err(GitError::ContainerIsolation.into());
+    }
     let dir = ctx.scratch_dir("git")?.join("checkout");
     std::fs::create_dir(&dir).map_err(StepError::io(format!("create {}", dir.display())))?;
     let limits =
