@@ -46,8 +46,10 @@ fn branches_tags_commits_and_subdirs_over_http_and_git() {
          ADD {h}/repo.git#{first} /commit\n\
          ADD {h}/repo.git?branch=dev&subdir=sub/deeper&submodules=false /query\n\
          ADD --chown=1000:50 --chmod=0640 {h}/repo.git?ref=v1&mtime=commit&submodules=false /owned\n\
-         ADD --exclude=*.bin {g}/repo.git#main:/ /excluded/\n",
-        first = s.first
+         ADD --exclude=*.bin {g}/repo.git#main:/ /excluded/\n\
+         ADD {h}/repo.git?fetch-by-commit&branch=dev&checksum={dev}&submodules=false /by-commit\n",
+        first = s.first,
+        dev = s.dev
     );
     let (o, dest) = build(&lines, &[]);
     assert_ok(&o);
@@ -92,6 +94,7 @@ fn branches_tags_commits_and_subdirs_over_http_and_git() {
 
     assert!(!t.has("/excluded/data.bin"));
     assert!(t.has("/excluded/top.txt"));
+    assert_eq!(content("/by-commit/dev.txt"), "dev\n");
 
     // What the image says it was made of: the instruction as written.
     let cfg = skopeo_config(&dest);

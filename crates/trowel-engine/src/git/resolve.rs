@@ -15,6 +15,9 @@ pub(crate) struct Resolved {
     pub sha: String,
     /// For an annotated tag: the tag object (`sha` is then the commit it points to).
     pub tag_object: Option<String>,
+    /// `?fetch-by-commit`: fetch `sha` itself and name it `reference` locally, without asking
+    /// the remote what `reference` is.
+    pub by_commit: bool,
 }
 
 /// Resolves `req`'s ref (or the default branch) to an object id, checking `--checksum`.
@@ -32,7 +35,7 @@ pub(crate) fn resolve(git: &Git<'_>, req: &Request) -> Result<Resolved, GitError
         {
             return Err(mismatch(r));
         }
-        return Ok(Resolved { reference: r.to_string(), sha: r.to_string(), tag_object: None });
+        return Ok(Resolved { reference: r.to_string(), sha: r.to_string(), tag_object: None, by_commit: false });
     }
     if req.git.fetch_by_commit {
         let Some(c) = checksum.clone().filter(|c| is_commit_sha(c)) else {
@@ -46,7 +49,7 @@ pub(crate) fn resolve(git: &Git<'_>, req: &Request) -> Result<Resolved, GitError
             Some(r) => format!("refs/heads/{r}"),
             None => c.clone(),
         };
-        return Ok(Resolved { reference, sha: c, tag_object: None });
+        return Ok(Resolved { reference, sha: c, tag_object: None, by_commit: true });
     }
     let reference = match &req.git.reference {
         Some(r) => r.clone(),
@@ -120,13 +123,14 @@ pub(crate) fn pick(ls_remote: &str, reference: &str) -> Option<Resolved> {
             reference: partial,
             sha: if is_tag { peeled_sha.clone().unwrap_or_else(|| sha.clone()) } else { sha.clone() },
             tag_object: if is_tag && peeled_sha.is_some() { Some(sha) } else { None },
+            by_commit: false,
         }
     } else if let Some(sha) = head_sha {
-        Resolved { reference: head, sha, tag_object: None }
+        Resolved { reference: head, sha, tag_object: None, by_commit: false }
     } else if let Some(sha) = tag_sha {
         match peeled_sha {
-            Some(commit) => Resolved { reference: tag, sha: commit, tag_object: Some(sha) },
-            None => Resolved { reference: tag, sha, tag_object: None },
+            Some(commit) => Resolved { reference: tag, sha: commit, tag_object: Some(sha), by_commit: false },
+            None => Resolved { reference: tag, sha, tag_object: None, by_commit: false },
         }
     } else {
         return None;
@@ -136,17 +140,21 @@ pub(crate) fn pick(ls_remote: &str, reference: &str) -> Option<Resolved> {
 
 /// Fetches what `r` names, one commit deep, into the repository in `git.dir`.
 pub(crate) fn fetch(git: &Git<'_>, r: &Resolved) -> Result<(), GitError> {
-    if is_commit_sha(&r.reference) {
+    if is_commit_sha(&r.reference) || r.by_commit {
         // Servers speaking protocol v2 (git's default) hand out any commit they have; older
         // ones only what a ref points at, so fall back to fetching every branch and tag.
-        let shallow = git.run("fetch", &["fetch", "-q", "--depth=1", "--no-tags", "origin", &r.reference]);
+        let shallow = git.run("fetch", &["fetch", "-q", "--depth=1", "--no-tags", "origin", &r.sha]);
         if shallow.is_err() {
             git.run("fetch", &["fetch", "-q", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*"])?;
         }
-        let probe = format!("{}^{{commit}}", r.reference);
-        return git.run("cat-file", &["cat-file", "-e", &probe]).map(|_| ()).map_err(|_| {
-            GitError::Invalid(format!("{}: commit {} was not found in the repository", git_remote(git), r.reference))
-        });
+        let probe = format!("{}^{{commit}}", r.sha);
+        git.run("cat-file", &["cat-file", "-e", &probe]).map_err(|_| {
+            GitError::Invalid(format!("{}: commit {} was not found in the repository", git_remote(git), r.sha))
+        })?;
+        if r.reference != r.sha {
+            git.run("update-ref", &["update-ref", "--no-deref", &r.reference, &r.sha])?;
+        }
+        return Ok(());
     }
     let refspec = format!("+{}:{}", r.reference, r.reference);
     git.run("fetch", &["fetch", "-q", "--depth=1", "--no-tags", "origin", "--", &refspec])?;
@@ -189,16 +197,16 @@ mod tests {
         // A branch wins over a tag of the same name.
         assert_eq!(
             pick(&out, "v1").unwrap(),
-            Resolved { reference: "refs/heads/v1".into(), sha: A.into(), tag_object: None }
+            Resolved { reference: "refs/heads/v1".into(), sha: A.into(), tag_object: None, by_commit: false }
         );
         // A full tag ref: the annotated tag, peeled.
         assert_eq!(
             pick(&out, "refs/tags/v1").unwrap(),
-            Resolved { reference: "refs/tags/v1".into(), sha: C.into(), tag_object: Some(B.into()) }
+            Resolved { reference: "refs/tags/v1".into(), sha: C.into(), tag_object: Some(B.into()), by_commit: false }
         );
         assert_eq!(
             pick(&out, "light").unwrap(),
-            Resolved { reference: "refs/tags/light".into(), sha: B.into(), tag_object: None }
+            Resolved { reference: "refs/tags/light".into(), sha: B.into(), tag_object: None, by_commit: false }
         );
         assert_eq!(pick(&out, "main").unwrap().reference, "refs/heads/main");
         assert_eq!(pick(&out, "heads/main").unwrap().reference, "refs/heads/main");
