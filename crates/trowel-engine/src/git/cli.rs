@@ -23,7 +23,10 @@ const PROXY_VARS: [&str; 8] =
     ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy"];
 
 /// Configuration every command gets, whatever the repository says.
-const CONFIG: [&str; 9] = [
+const CONFIG: [&str; 11] = [
+    // A server that stops sending is given up after 300 s, as a stalled registry is.
+    "http.lowSpeedLimit=1",
+    "http.lowSpeedTime=300",
     "protocol.allow=never",
     "protocol.http.allow=always",
     "protocol.https.allow=always",
