@@ -309,3 +309,45 @@ fn the_cache_follows_the_commit() {
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/copy"), "two\n");
 }
+
+/// A credential passed in a build arg whatever its name (`https://oauth2:${GIT_CRED}@…`) is a
+/// secret too: masked in the log, the trace and the history, and only fingerprinted in the cache
+/// entry kept in the registry.
+#[test]
+fn credentials_from_a_build_arg_stay_secret() {
+    let s = server();
+    let url = s.http.replace("http://", "http://oauth2:${GIT_CRED}@");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nARG GIT_CRED\nADD {url}/repo.git#v1 /src\n", env().busybox()),
+    )
+    .unwrap();
+    let repo = unique_repo("gitcred");
+    let dest = format!("{}/{repo}:1", env().registry);
+    let cache = format!("{}/{repo}/cache", env().registry);
+    let trace = dir.path().join("trace.jsonl");
+    let o = run(trowel()
+        .args(["build", "--cache", "--cache-copy-layers", "--cache-repo", &cache, "--destination", &dest])
+        .args(["--build-arg", "GIT_CRED=zz-cred-8675309", "--trace", trace.to_str().unwrap(), "--context"])
+        .arg(dir.path()));
+    assert_ok(&o);
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let key = trace
+        .lines()
+        .find(|l| l.contains("\"cache_stored\""))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["key"].as_str().unwrap().to_string())
+        .expect("the ADD was stored in the cache");
+    let entry = skopeo_config(&format!("{cache}:{key}"));
+    let recorded = entry["dev.trowel.cache"]["components"]["vars"]["GIT_CRED"]["value"].as_str().unwrap();
+    assert!(recorded.starts_with("sha256:"), "the value is only fingerprinted in the entry: {recorded}");
+    let entry = entry.to_string();
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/src/top.txt"), "top v1\n");
+    for (what, text) in
+        [("log", stderr(&o)), ("trace", trace), ("history", skopeo_config(&dest).to_string()), ("cache entry", entry)]
+    {
+        assert!(!text.contains("zz-cred-8675309"), "{what} holds the credential:\n{text}");
+    }
+}

@@ -65,6 +65,9 @@ pub(crate) struct BuildContext<'o> {
     pub base_cache: Option<BaseImageCache>,
     /// Masks secret build-arg values in history and cache entries.
     pub redactor: Redactor,
+    /// Build args used in the credentials of a URL in the Dockerfile: secret, whatever their
+    /// names (see [`BuildContext::is_secret_arg`]).
+    url_secret_args: Vec<String>,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
@@ -84,8 +87,13 @@ impl<'o> BuildContext<'o> {
         let text = std::fs::read_to_string(&opts.dockerfile)
             .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))?;
         // Credentials written in the Dockerfile's URLs (an ADD of a private repository) are
-        // masked in everything reported from here on, and in history and cache entries.
-        let url_secrets = crate::secrets::url_credentials(&text);
+        // masked in everything reported from here on, and in history and cache entries; so are
+        // the build args such a credential is made of (`https://oauth2:${CI_TOKEN}@…`), whatever
+        // their names, and their values are fingerprinted in cache keys.
+        let mut url_secrets = crate::secrets::url_credentials(&text);
+        let url_secret_args: Vec<String> =
+            url_secrets.iter().flat_map(|c| crate::cache::key::referenced_names(c)).collect();
+        url_secrets.extend(url_secret_args.iter().filter_map(|n| opts.build_args.get(n).cloned()));
         emitter.add_secrets(url_secrets.clone());
         let df = dockerfile::parse(&opts.dockerfile, &text)?;
         let platform = opts.target_platform();
@@ -143,6 +151,7 @@ impl<'o> BuildContext<'o> {
         Ok(BuildContext {
             opts,
             redactor: opts.redactor().with(url_secrets),
+            url_secret_args,
             emitter,
             detail,
             rt,
@@ -161,6 +170,12 @@ impl<'o> BuildContext<'o> {
             downloads: Mutex::new(HashMap::new()),
             git: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether a build arg's value is secret: by its name, `--secret-arg`, or because a URL's
+    /// credentials are made of it.
+    pub fn is_secret_arg(&self, name: &str) -> bool {
+        self.opts.is_secret_arg(name) || self.url_secret_args.iter().any(|n| n == name)
     }
 
     /// Where an instruction is, for errors.

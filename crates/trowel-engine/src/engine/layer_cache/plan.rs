@@ -104,16 +104,16 @@ pub(crate) fn plan(
         let display = expanded.display();
         let cacheable = cacheable(ctx.opts, &expanded);
         let (vars, files, sources) = match &expanded {
-            Expanded::Run { .. } => (run_vars(&config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
+            Expanded::Run { .. } => (run_vars(&config.image, &config.args, ctx), Vec::new(), BTreeMap::new()),
             Expanded::Copy(c) | Expanded::Add(c) => {
                 let is_add = matches!(expanded, Expanded::Add(_));
                 match key_inputs(ctx, stages, stage.index, c, is_add) {
-                    Ok(k) => (used_vars(ins, &config.image, &config.args, ctx.opts), k.files, k.sources),
+                    Ok(k) => (used_vars(ins, &config.image, &config.args, ctx), k.files, k.sources),
                     // The step itself will fail with the real error.
                     Err(_) => break,
                 }
             }
-            _ => (used_vars(ins, &config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
+            _ => (used_vars(ins, &config.image, &config.args, ctx), Vec::new(), BTreeMap::new()),
         };
         let linked = match &expanded {
             Expanded::Copy(c) | Expanded::Add(c) => link_destination(&config.image, c),
@@ -154,7 +154,7 @@ pub(crate) fn plan(
 
 /// A RUN sees every ENV and every ARG in scope (Docker: ARGs are implicitly used by RUN), but
 /// proxy args are left out of the cache key, as Docker does.
-fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope, opts: &BuildOptions) -> BTreeMap<String, Var> {
+fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope, ctx: &BuildContext<'_>) -> BTreeMap<String, Var> {
     let env_names: Vec<String> = config.env().into_iter().map(|(k, _)| k).collect();
     let mut out = BTreeMap::new();
     for (k, v) in run_env(config, args, "") {
@@ -165,7 +165,7 @@ fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope, opts: &Bui
             continue; // defaults trowel adds, not inputs
         }
         let kind = if env_names.contains(&k) { VarKind::Env } else { VarKind::Arg };
-        out.insert(k.clone(), var(opts, kind, &k, Some(v)));
+        out.insert(k.clone(), var(ctx, kind, &k, Some(v)));
     }
     out
 }
@@ -175,21 +175,21 @@ fn used_vars(
     ins: &Instruction,
     config: &ImageConfig,
     args: &crate::dockerfile::ArgScope,
-    opts: &BuildOptions,
+    ctx: &BuildContext<'_>,
 ) -> BTreeMap<String, Var> {
     let mut out = BTreeMap::new();
     for name in referenced_names(&ins.source) {
         if let Some(v) = config.env_var(&name) {
-            out.insert(name.clone(), var(opts, VarKind::Env, &name, Some(v)));
+            out.insert(name.clone(), var(ctx, VarKind::Env, &name, Some(v)));
         } else if args.is_declared(&name) {
-            out.insert(name.clone(), var(opts, VarKind::Arg, &name, args.value(&name).map(str::to_string)));
+            out.insert(name.clone(), var(ctx, VarKind::Arg, &name, args.value(&name).map(str::to_string)));
         }
     }
     out
 }
 
-fn var(opts: &BuildOptions, kind: VarKind, name: &str, value: Option<String>) -> Var {
-    let value = if opts.is_secret_arg(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
+fn var(ctx: &BuildContext<'_>, kind: VarKind, name: &str, value: Option<String>) -> Var {
+    let value = if ctx.is_secret_arg(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
     Var { kind, value }
 }
 
