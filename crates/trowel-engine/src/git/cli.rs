@@ -5,7 +5,8 @@
 //! hooks (`core.hooksPath=/dev/null`), no terminal prompt, and only the transports trowel
 //! allows (http, https, git — a `.gitmodules` naming `file://`, `ext::` or ssh is refused by git
 //! itself). Each command is its own process group, so a stuck or oversized one is killed with
-//! every helper it started (`git-remote-https`, `index-pack`, submodule clones), and a
+//! every helper it started (`git-remote-https`, `index-pack`, submodule clones), dies with
+//! trowel (`PR_SET_PDEATHSIG`, set by the sandbox module, the only place for `unsafe`), and a
 //! watchdog kills it when the directory it writes grows past the layer size limit: a clone is
 //! bounded while it downloads, not only once it is done. What git prints is passed through
 //! [`redact_urls_in`] before it reaches an error message.
@@ -75,8 +76,10 @@ impl Git<'_> {
                 cmd.env(v, val);
             }
         }
-        // Its own process group: the watchdog kills git and every helper it started.
+        // Its own process group: the watchdog kills git and every helper it started; and it
+        // dies with trowel.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        crate::sandbox::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => GitError::NotInstalled,
             _ => GitError::Io { what: format!("start git {what}"), source: e },

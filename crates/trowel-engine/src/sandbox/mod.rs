@@ -43,6 +43,7 @@ mod launch;
 mod pty;
 mod stubs;
 mod sys;
+mod tether;
 mod user;
 mod wire;
 
@@ -54,6 +55,7 @@ use serde::{Deserialize, Serialize};
 pub use error::SandboxError;
 pub use helper::helper_main;
 pub use launch::run;
+pub(crate) use tether::die_with_parent;
 pub use user::{ResolvedUser, UserIds, resolve_user};
 
 /// The first argument that makes the trowel binary act as the sandbox helper.
