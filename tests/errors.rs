@@ -71,18 +71,15 @@ fn copy_problems_say_which_source() {
         "Dockerfile:2: COPY nope.txt /x: \"/nope.txt\": not found",
         1,
     );
+    // A wildcard may match nothing (BuildKit), but the directory it is matched in must exist.
     assert_fails(
-        &format!("FROM {b}\nCOPY *.nope /x/\n"),
+        &format!("FROM {b}\nCOPY nodir/*.txt /x/\n"),
         &[],
-        "Dockerfile:2: COPY *.nope /x/: no source files were specified: nothing matches \"*.nope\"",
+        "Dockerfile:2: COPY nodir/*.txt /x/: \"/nodir\": not found",
         1,
     );
-    assert_fails(
-        &format!("FROM {b}\nCOPY ../x /x\n"),
-        &[],
-        "Dockerfile:2: COPY ../x /x: forbidden path outside the build context: ../x",
-        1,
-    );
+    // `..` stays at the root of the context (BuildKit): what is missing is the clamped path.
+    assert_fails(&format!("FROM {b}\nCOPY ../x /x\n"), &[], "Dockerfile:2: COPY ../x /x: \"/x\": not found", 1);
     assert_fails(
         &format!("FROM {b}\nCOPY --chown=nobodyhere a.txt /x\n"),
         &[],

@@ -1,5 +1,6 @@
 //! ARG visibility: the global scope (ARGs before the first FROM plus the predefined platform
-//! ARGs) and the per-stage scope the build engine updates as it executes ARG instructions.
+//! ARGs) and the per-stage scope the build engine updates as it executes ARG instructions (a
+//! stage built on another stage inherits that stage's scope).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -116,10 +117,12 @@ pub(crate) fn global_scope(
 
 /// The ARGs a stage has declared so far, with Docker's rules for their values.
 ///
-/// The engine creates one per stage ([`Plan::arg_scope`](super::Plan::arg_scope)) and calls
-/// [`apply`](ArgScope::apply) (or [`declare`](ArgScope::declare)) for every ARG instruction. A
-/// name's value is the `--build-arg` if given, else the ARG's default, else the global value
-/// (global ARG or predefined platform ARG); an undeclared name is not visible at all.
+/// The engine creates one per stage ([`Plan::arg_scope`](super::Plan::arg_scope); a stage built
+/// `FROM` another stage starts with a copy of that stage's scope, as BuildKit appends the base
+/// stage's build args) and calls [`apply`](ArgScope::apply) (or [`declare`](ArgScope::declare))
+/// for every ARG instruction. A name's value is the `--build-arg` if given, else the ARG's
+/// default, else the global value (global ARG or predefined platform ARG), else the value it
+/// already had; an undeclared name is not visible at all.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArgScope {
     build_args: BTreeMap<String, String>,
@@ -145,6 +148,10 @@ impl ArgScope {
             None => default_expanded.or_else(|| self.global.get(name).cloned()),
         };
         match self.declared.iter_mut().find(|(n, _)| n == name) {
+            // Declared again with nothing to give it a value: it keeps the one it has (BuildKit
+            // leaves the variable in the build state untouched), also when the first
+            // declaration was in the stage this one is built on.
+            Some(entry) if value.is_none() => return entry.1.clone(),
             Some(entry) => entry.1 = value.clone(),
             None => self.declared.push((name.to_string(), value.clone())),
         }

@@ -263,7 +263,8 @@ impl Instruction {
         word: &dyn Fn(&str) -> Result<String, DockerfileError>,
     ) -> Result<ExpandedCopy, DockerfileError> {
         let opt = |name: &str| flags::str_flag(&args.flags, name).map(word).transpose();
-        let chmod = opt("chmod")?;
+        // `--chown`/`--chmod` that expand to nothing are ignored, as BuildKit ignores them.
+        let chmod = opt("chmod")?.filter(|m| !m.is_empty());
         if let Some(mode) = &chmod {
             flags::check_chmod(mode).map_err(|e| self.error(e))?;
         }
@@ -299,7 +300,7 @@ impl Instruction {
         }
         Ok(ExpandedCopy {
             from,
-            chown: opt("chown")?,
+            chown: opt("chown")?.filter(|c| !c.is_empty()),
             chmod,
             link: flags::bool_flag(&args.flags, "link"),
             parents: flags::bool_flag(&args.flags, "parents"),

@@ -396,7 +396,7 @@ fn copy_args(
             _ => return Err(ctx.err("internal error: unexpected heredoc source")),
         }
     }
-    if let Some(c) = flags::str_flag(flag_list, "chmod").filter(|c| !c.contains('$')) {
+    if let Some(c) = flags::str_flag(flag_list, "chmod").filter(|c| !c.is_empty() && !c.contains('$')) {
         flags::check_chmod(c).map_err(|e| ctx.err(e))?;
     }
     let paths: Vec<&str> = sources

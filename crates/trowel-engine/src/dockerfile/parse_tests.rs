@@ -240,6 +240,39 @@ fn env_label_arg_pairs() {
     );
 }
 
+/// BuildKit's parser reads a JSON array only when the whole rest of the line is one
+/// (`json.Unmarshal`, since moby/buildkit 80518e2, 2024): anything after the `]` — a `#`
+/// "comment" included, which is no comment there — makes it the shell form. (Older Docker,
+/// kaniko and buildah read the first array and dropped the rest.) BuildKit's own test:
+/// `ENTRYPOINT []random string` gives `["/bin/sh", "-c", "[]random string"]`.
+#[test]
+fn text_after_a_json_array_makes_the_shell_form() {
+    assert_eq!(
+        one("ENTRYPOINT [\"myentrypoint\"] # This should clear out CMD"),
+        InstructionKind::Entrypoint(CommandForm::Shell(s("[\"myentrypoint\"] # This should clear out CMD")))
+    );
+    assert_eq!(
+        one("ENTRYPOINT []random string"),
+        InstructionKind::Entrypoint(CommandForm::Shell(s("[]random string")))
+    );
+    assert_eq!(one("CMD [\"a\"]  b"), InstructionKind::Cmd(CommandForm::Shell(s("[\"a\"]  b"))));
+    assert_eq!(
+        one("RUN [\"echo\", \"hello\"]this is invalid"),
+        InstructionKind::Run {
+            flags: vec![],
+            command: CommandForm::Shell(s("[\"echo\", \"hello\"]this is invalid")),
+            heredocs: vec![]
+        }
+    );
+    // Trailing blanks are not text: still the exec form.
+    assert_eq!(one("CMD [\"a\"]   "), InstructionKind::Cmd(CommandForm::Exec(vec![s("a")])));
+    // SHELL has no shell form to fall back to.
+    assert_eq!(
+        err("FROM scratch\nSHELL [\"/bin/sh\", \"-c\"] # x\n"),
+        "bad/Dockerfile:2: SHELL [\"/bin/sh\", \"-c\"] # x: SHELL requires the arguments to be in JSON form"
+    );
+}
+
 #[test]
 fn simple_instructions() {
     assert_eq!(

@@ -92,7 +92,8 @@ impl std::fmt::Debug for Plan {
 }
 
 impl Plan {
-    /// A fresh ARG scope for executing one stage.
+    /// A fresh ARG scope for executing a stage built on an image or `scratch` (a stage built on
+    /// another stage starts with that stage's scope instead).
     pub fn arg_scope(&self) -> ArgScope {
         ArgScope::new(self.global_args.clone(), self.build_args.clone())
     }
@@ -124,6 +125,7 @@ pub fn plan(
     // The statically known variables at the end of each stage, for stages built on it.
     let mut stage_env: Vec<BTreeMap<String, String>> = Vec::with_capacity(df.stages.len());
     let mut declared: Vec<BTreeSet<String>> = Vec::with_capacity(df.stages.len());
+    let mut scopes: Vec<ArgScope> = Vec::with_capacity(df.stages.len());
     for (i, stage) in df.stages.iter().enumerate() {
         let Expanded::From { image, platform, .. } = stage.from.expand(&global_args, df.escape)? else {
             return Err(stage.from.error("internal error: not a FROM instruction"));
@@ -140,7 +142,11 @@ pub fn plan(
             Base::Stage(j) => stage_env[j].clone(),
             _ => BTreeMap::new(),
         };
-        let mut scope = ArgScope::new(global_args.clone(), build_args.clone());
+        // ARGs carry over to a stage built on a stage, as BuildKit appends the base stage's.
+        let mut scope = match base {
+            Base::Stage(j) => scopes[j].clone(),
+            _ => ArgScope::new(global_args.clone(), build_args.clone()),
+        };
         let mut copy_from = Vec::new();
         let mut mount_from = Vec::new();
         let lex = Lexer::new(df.escape);
@@ -187,6 +193,7 @@ pub fn plan(
         }
         stage_env.push(env);
         declared.push(scope.declared().map(|(n, _)| n.to_string()).collect());
+        scopes.push(scope);
         stages.push(PlannedStage {
             index: i,
             name: stage.name.clone(),

@@ -13,6 +13,10 @@ fn amd64() -> PlatformArgs {
     PlatformArgs { target: p.clone(), build: p }
 }
 
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
 fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -308,4 +312,41 @@ fn debug_output_hides_build_arg_values() {
         assert!(debug.contains("HTTP_PROXY") && debug.contains("<redacted>"), "{debug}");
     }
     assert!(format!("{scope:?}").contains("visible"));
+}
+
+#[test]
+fn a_stage_built_on_a_stage_inherits_its_args() {
+    let text =
+        "FROM busybox AS base\nARG USER=app\nARG KEEP=kept\nFROM base AS child\nARG KEEP\nARG USER=other\nFROM child\n";
+    let d = df(text);
+    let p = plan_of(text, None, &[]);
+    // What the engine does: the child's scope starts as a copy of its base stage's.
+    let mut base = p.arg_scope();
+    for i in &d.stages[0].instructions {
+        base.apply(i, &NoVars, '\\').unwrap();
+    }
+    let mut child = base.clone();
+    assert_eq!(child.value("USER"), Some("app"), "visible without declaring it again");
+    // Declared again without a value: it keeps the one it had (BuildKit leaves it as it was).
+    assert_eq!(child.apply(&d.stages[1].instructions[0], &NoVars, '\\').unwrap(), [(s("KEEP"), Some(s("kept")))]);
+    child.apply(&d.stages[1].instructions[1], &NoVars, '\\').unwrap();
+    assert_eq!(child.value("USER"), Some("other"));
+    assert_eq!(base.value("USER"), Some("app"), "the base stage's own scope is untouched");
+    // The planner resolves `--from` with the inherited values too.
+    let text = "FROM alpine AS tools\nFROM busybox AS base\nARG SRC=tools\nFROM base\nCOPY --from=${SRC} /x /y\n";
+    assert_eq!(plan_of(text, None, &[]).stages[2].copy_from, [StageOrImage::Stage(0)]);
+}
+
+#[test]
+fn arg_names_are_not_expanded() {
+    // BuildKit expands an ARG's default but never its name (Docker's legacy builder did): the
+    // second ARG declares a variable literally called `${NAME}`.
+    let d = df("FROM busybox\nARG NAME=foo\nARG ${NAME}=bar\n");
+    let p = plan(&d, None, &BTreeMap::new(), &amd64()).unwrap();
+    let mut scope = p.arg_scope();
+    for i in &d.stages[0].instructions {
+        scope.apply(i, &NoVars, '\\').unwrap();
+    }
+    assert_eq!(scope.value("${NAME}"), Some("bar"));
+    assert_eq!(scope.value("foo"), None);
 }

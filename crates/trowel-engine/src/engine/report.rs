@@ -33,8 +33,15 @@ fn previous(p: &PrevMeta) -> ev::PrevMeta {
 }
 
 pub(crate) fn change(c: &Change) -> ev::Change {
+    into_change(c.clone())
+}
+
+/// Converts by value: a step's changes can be 100,000 entries, and moving their strings (the
+/// vector is reused in place when the two types have the same layout) keeps a snapshot event
+/// from costing a second copy of them.
+fn into_change(c: Change) -> ev::Change {
     ev::Change {
-        path: c.path.clone(),
+        path: c.path,
         kind: match c.kind {
             ChangeKind::Added => ev::ChangeKind::Added,
             ChangeKind::Modified => ev::ChangeKind::Modified,
@@ -46,8 +53,8 @@ pub(crate) fn change(c: &Change) -> ev::Change {
         uid: c.uid,
         gid: c.gid,
         mtime: c.mtime,
-        link_target: c.link_target.clone(),
-        digest: c.digest.as_ref().map(Into::into),
+        link_target: c.link_target,
+        digest: c.digest.map(Into::into),
         opaque: c.opaque,
         previous: c.previous.as_ref().map(previous),
     }
@@ -55,6 +62,11 @@ pub(crate) fn change(c: &Change) -> ev::Change {
 
 pub(crate) fn changes(cs: &[Change]) -> Vec<ev::Change> {
     cs.iter().map(change).collect()
+}
+
+/// [`changes`], consuming them.
+pub(crate) fn into_changes(cs: Vec<Change>) -> Vec<ev::Change> {
+    cs.into_iter().map(into_change).collect()
 }
 
 pub(crate) fn snapshot_stats(s: &crate::fs::SnapshotStats) -> ev::SnapshotStats {

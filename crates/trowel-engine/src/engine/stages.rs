@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::digest::Digest;
-use crate::dockerfile::{Base, Plan, StageOrImage};
+use crate::dockerfile::{ArgScope, Base, Plan, StageOrImage};
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
@@ -39,6 +39,9 @@ pub(crate) struct BuiltStage {
     /// History entries still waiting for a time (config-only steps of a `FROM scratch` stage
     /// before anything was made).
     pub unstamped: Vec<usize>,
+    /// Its ARGs as they stand at its end: a stage built `FROM` it starts with them (BuildKit
+    /// appends the base stage's build args).
+    pub args: ArgScope,
 }
 
 pub(crate) struct Stages {

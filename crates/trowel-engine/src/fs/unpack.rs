@@ -71,6 +71,10 @@ pub struct UnpackStats {
     /// The top-most image paths the layer wrote, removed or cleared (resolved inside the root),
     /// sorted: what a snapshot must look at to see everything the layer changed.
     pub touched: Vec<String>,
+    /// Directories no entry declared that were created (0755, owned by whoever unpacks) because
+    /// entries below them needed a parent (resolved, sorted). ADD applies an archive's own
+    /// directory entries to directories that exist, but not these.
+    pub implied_dirs: Vec<String>,
 }
 
 /// Wraps a layer blob in the right decompressor, sniffing the magic bytes: gzip (`1f 8b`),
@@ -109,6 +113,7 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         batch: Batch::default(),
         pending_targets: HashSet::new(),
         pending_dirs: HashSet::new(),
+        implied: Vec::new(),
     };
     let mut archive = tar::Archive::new(TarGuard::new(tar_stream));
     let entries = archive.entries().map_err(|source| FsError::Layer { entry: None, source })?;
@@ -121,6 +126,10 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
     }
     ap.flush()?;
     ap.stats.touched = top_most(ap.layer_paths.iter().chain(ap.removed.iter()));
+    let mut implied: Vec<String> = ap.implied.iter().filter(|d| !ap.layer_paths.contains(*d)).cloned().collect();
+    implied.sort();
+    implied.dedup();
+    ap.stats.implied_dirs = implied;
     for (p, t) in &ap.dir_times {
         match root.set_times(p, *t, *t) {
             Ok(()) => {}
@@ -155,6 +164,8 @@ struct Applier<'a> {
     batch: Batch,
     pending_targets: HashSet<String>,
     pending_dirs: HashSet<String>,
+    /// Directories created as missing parents (some may be declared by a later entry).
+    implied: Vec<String>,
 }
 
 /// Metadata of an entry, gathered from its header and PAX records.
@@ -364,7 +375,8 @@ impl Applier<'_> {
                 ));
             }
             None if create => {
-                self.root.mkdir_all(&res.path, 0o755, None)?;
+                let made = self.root.mkdir_all(&res.path, 0o755, None)?;
+                self.implied.extend(made);
             }
             None => return Ok(res.path),
         }

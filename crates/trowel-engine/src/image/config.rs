@@ -195,6 +195,10 @@ impl ImageConfig {
     pub fn set_user(&mut self, user: &str) {
         self.set("User", Some(json!(user)));
     }
+    /// Back to the default user (root): the field is left out, as BuildKit writes it.
+    pub fn clear_user(&mut self) {
+        self.set("User", None);
+    }
     pub fn stop_signal(&self) -> Option<&str> {
         self.get_str("StopSignal")
     }

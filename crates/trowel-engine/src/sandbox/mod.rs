@@ -56,7 +56,7 @@ pub use error::SandboxError;
 pub use helper::helper_main;
 pub use launch::run;
 pub(crate) use tether::die_with_parent;
-pub use user::{ResolvedUser, UserIds, resolve_user};
+pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
 
 /// The first argument that makes the trowel binary act as the sandbox helper.
 pub const HELPER_ARG: &str = "__sandbox-init";

@@ -1,11 +1,17 @@
-//! `USER` resolution the way Docker (runc's `GetExecUser`) does it.
+//! Users and groups the way BuildKit resolves them, which is two different ways:
 //!
-//! The engine reads the image's `/etc/passwd` and `/etc/group` (if present) and calls
-//! [`resolve_user`] with the `USER` value in effect; the resulting [`UserIds`] go into the
-//! [`RunSpec`](super::RunSpec) and the home directory into `$HOME` when the image sets none.
+//! - [`resolve_user`]: who a RUN executes as (BuildKit's `GetUser`, runc's `GetExecUser`). The
+//!   engine reads the image's `/etc/passwd` and `/etc/group` (if present) and calls it with the
+//!   `USER` value in effect; the resulting [`UserIds`] go into the [`RunSpec`](super::RunSpec)
+//!   and the home directory into `$HOME` when the image sets none.
+//! - [`file_owner`]: who owns what a file operation creates — `COPY --chown`, and the
+//!   directories `WORKDIR` makes for the current `USER` (BuildKit's `llb.WithUser` and its file
+//!   operations' `readUser`). Its rules are in its own documentation.
 //!
-//! Rules:
+//! A RUN's rules:
 //! - `""` means root: uid 0, and whatever `/etc/passwd` says about uid 0 (name, gid, home).
+//! - `uid:gid` where each part is a number or `root` needs no `/etc/passwd` (BuildKit's fast
+//!   path): exactly those ids, no supplementary groups.
 //! - A numeric user is always a uid. It need not exist; when it does, its passwd entry supplies
 //!   the primary gid, home and name. When it does not, the gid is 0 and home is `/`.
 //! - A user name must exist in `/etc/passwd`.
@@ -68,13 +74,25 @@ struct GroupEntry<'a> {
 /// Errors name the user or group that could not be found, with Docker's wording
 /// (`unable to find user app: no matching entries in passwd file`).
 pub fn resolve_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<ResolvedUser, SandboxError> {
+    let users = passwd.map(parse_passwd).unwrap_or_default();
+    // BuildKit's fast path: `uid:gid`, each a number or `root`, is taken as is. The passwd entry
+    // of that uid, if any, still gives $HOME.
+    if let Some((u, g)) = spec.split_once(':')
+        && let (Some(uid), Some(gid)) = (root_or_id(u, spec)?, root_or_id(g, spec)?)
+    {
+        let entry = users.iter().find(|e| e.uid == uid);
+        return Ok(ResolvedUser {
+            ids: UserIds { uid, gid, groups: Vec::new() },
+            home: entry.map(|e| e.home).filter(|h| !h.is_empty()).unwrap_or("/").to_string(),
+            name: entry.map(|e| e.name.to_string()),
+        });
+    }
     // runc splits on every ':' and uses the first two fields.
     let mut fields = spec.split(':');
     let user_arg = fields.next().unwrap_or("");
     let group_arg = fields.next().unwrap_or("");
 
     let numeric_uid = parse_id(user_arg, spec)?;
-    let users = passwd.map(parse_passwd).unwrap_or_default();
     let matched = users.iter().find(|u| match (user_arg.is_empty(), numeric_uid) {
         (true, _) => u.uid == 0,
         (false, Some(uid)) => u.uid == uid,
@@ -116,6 +134,60 @@ pub fn resolve_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Re
         }
     }
     Ok(resolved)
+}
+
+/// The owner a file operation gives what it creates, as [`file_owner`] resolves it.
+#[derive(Debug)]
+pub struct FileOwner {
+    pub uid: u32,
+    pub gid: u32,
+    /// Names that are in neither file (the user, then the group). BuildKit does not fail on
+    /// them: an unknown user is taken as 0 (uid and gid), an unknown group leaves the user's
+    /// gid. `uid` and `gid` are that result; whether it may be used is the caller's decision.
+    pub unknown: Vec<SandboxError>,
+}
+
+/// Who owns what a file operation creates, for an owner spec `user[:group]` (`COPY --chown`,
+/// or the `USER` in effect when `WORKDIR` creates directories), by BuildKit's rules
+/// (`llb.WithUser`, then the file operation's `readUser`), which differ from a RUN's:
+/// - the spec is split at its first `:`; an empty group part means no group;
+/// - the user part `root` is uid 0 and a number is that uid, with or without an `/etc/passwd`;
+///   then the gid is the same number (`9999` gives 9999:9999, where a RUN gets gid 0);
+/// - a user name is looked up in `/etc/passwd`: its uid and primary gid;
+/// - a group part `root` is gid 0, a number is that gid, a name is looked up in `/etc/group`.
+///
+/// Names not found are listed in [`FileOwner::unknown`]. Ids beyond Docker's range are an error.
+pub fn file_owner(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<FileOwner, SandboxError> {
+    let (user_arg, group_arg) = match spec.split_once(':') {
+        Some((u, g)) => (u, g),
+        None => (spec, ""),
+    };
+    let mut owner = FileOwner { uid: 0, gid: 0, unknown: Vec::new() };
+    match root_or_id(user_arg, spec)? {
+        Some(id) => (owner.uid, owner.gid) = (id, id),
+        None if user_arg.is_empty() => {}
+        None => match passwd.map(parse_passwd).unwrap_or_default().iter().find(|u| u.name == user_arg) {
+            Some(u) => (owner.uid, owner.gid) = (u.uid, u.gid),
+            None => owner.unknown.push(SandboxError::UnknownUser { user: user_arg.to_string() }),
+        },
+    }
+    match root_or_id(group_arg, spec)? {
+        Some(id) => owner.gid = id,
+        None if group_arg.is_empty() => {}
+        None => match group.map(parse_group).unwrap_or_default().iter().find(|g| g.name == group_arg) {
+            Some(g) => owner.gid = g.gid,
+            None => owner.unknown.push(SandboxError::UnknownGroup { group: group_arg.to_string() }),
+        },
+    }
+    Ok(owner)
+}
+
+/// BuildKit's `parseUID`: `root` is 0, a number is itself, anything else is a name (`None`).
+fn root_or_id(s: &str, spec: &str) -> Result<Option<u32>, SandboxError> {
+    if s == "root" {
+        return Ok(Some(0));
+    }
+    parse_id(s, spec)
 }
 
 /// `Some(id)` when `s` is all digits (checked against Docker's range), `None` when it is a name.
@@ -285,6 +357,52 @@ dupe:x:50:app
         assert!(matches!(resolve("2147483648"), Err(SandboxError::IdOutOfRange { .. })));
         assert!(matches!(resolve("app:99999999999999999999999"), Err(SandboxError::IdOutOfRange { .. })));
         assert_eq!(resolve("2147483647").unwrap().ids.uid, 2147483647);
+    }
+
+    #[test]
+    fn uid_gid_with_root_needs_no_passwd_for_run() {
+        // BuildKit's fast path: both parts numbers or `root`.
+        let r = resolve_user("root:root", None, None).unwrap();
+        assert_eq!(r, ResolvedUser { ids: ids(0, 0, &[]), home: "/".into(), name: None });
+        assert_eq!(resolve_user("root:50", None, None).unwrap().ids, ids(0, 50, &[]));
+        assert_eq!(resolve_user("1000:root", None, None).unwrap().ids, ids(1000, 0, &[]));
+        // With a passwd entry for the uid, HOME still comes from it; no supplementary groups.
+        let r = resolve("1000:1000").unwrap();
+        assert_eq!((r.ids, r.home.as_str()), (ids(1000, 1000, &[]), "/home/app"));
+        // `root` alone (or with a group name) is a name: it needs /etc/passwd, as in BuildKit.
+        assert!(matches!(resolve_user("root", None, None), Err(SandboxError::UnknownUser { .. })));
+        assert!(matches!(resolve_user("root:staff", None, None), Err(SandboxError::UnknownUser { .. })));
+    }
+
+    fn owner(spec: &str, passwd: Option<&str>, group: Option<&str>) -> (u32, u32, Vec<String>) {
+        let o = file_owner(spec, passwd, group).unwrap();
+        (o.uid, o.gid, o.unknown.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn file_owners_follow_buildkit() {
+        let known = |spec| owner(spec, Some(PASSWD), Some(GROUP));
+        // Names: uid and primary gid from passwd; a group replaces the gid.
+        assert_eq!(known("app"), (1000, 1000, vec![]));
+        assert_eq!(known("daemon"), (1, 1, vec![]));
+        assert_eq!(known("app:staff"), (1000, 50, vec![]));
+        assert_eq!(known("app:"), (1000, 1000, vec![]));
+        // Numbers and `root`: no lookup, and the gid is the same number (a RUN would get 0).
+        assert_eq!(known("9999"), (9999, 9999, vec![]));
+        assert_eq!(owner("9999", None, None), (9999, 9999, vec![]));
+        assert_eq!(owner("root", None, None), (0, 0, vec![]));
+        assert_eq!(owner("9999:50", None, None), (9999, 50, vec![]));
+        assert_eq!(owner("app:root", Some(PASSWD), None), (1000, 0, vec![]));
+        // A user whose primary group differs from its uid keeps that group.
+        assert_eq!(owner("svc", Some("svc:x:2000:50::/:/bin/sh\n"), None), (2000, 50, vec![]));
+        // Unknown names are reported with what BuildKit would do instead: user 0:0, group kept.
+        let (u, g, unknown) = owner("ghost", None, None);
+        assert_eq!((u, g), (0, 0));
+        assert_eq!(unknown, ["unable to find user ghost: no matching entries in passwd file"]);
+        let (u, g, unknown) = known("app:nogroup");
+        assert_eq!((u, g), (1000, 1000));
+        assert_eq!(unknown, ["unable to find group nogroup: no matching entries in group file"]);
+        assert!(matches!(file_owner("2147483648", None, None), Err(SandboxError::IdOutOfRange { .. })));
     }
 
     #[test]

@@ -164,8 +164,8 @@ impl StageRunner {
         }
         ctx.emitter.emit(Event::Snapshot {
             id,
-            changes: report::changes(&changes.entries),
             stats: report::snapshot_stats(&changes.stats),
+            changes: report::into_changes(changes.entries),
         });
         let layer = self.built_layer(id, &info);
         Ok(Some(self.record_layer(s, id, layer, info.entries, t0, created_by, comment)))

@@ -220,6 +220,7 @@ impl StageRunner {
             final_key: self.keys.final_key,
             clock: self.clock,
             unstamped: self.unstamped,
+            args: self.config.args,
         }
     }
 

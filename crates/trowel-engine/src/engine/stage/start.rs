@@ -27,6 +27,8 @@ impl StageRunner {
             step: Some(StepId { stage: idx, step: 0 }),
             source: Box::new(StepError::Invalid(m)),
         };
+        // A stage built on another inherits its ARGs (BuildKit); any other starts afresh.
+        let mut args = ctx.plan.arg_scope();
         let (config, format, layers, base_digest, base_ref, clock, unstamped) = match &planned.base {
             Base::Scratch => {
                 ctx.emitter.emit(Event::BaseResolved {
@@ -86,6 +88,7 @@ impl StageRunner {
                     config_digest: None,
                     layers: parent.layers.iter().map(|l| l.summary(None)).collect(),
                 });
+                args = parent.args.clone();
                 // A stage built from a stage chains from the image at the bottom of it all.
                 (
                     parent.config.clone(),
@@ -108,7 +111,7 @@ impl StageRunner {
         }
         Ok(StageRunner {
             index: idx,
-            config: StageConfig { image: config, args: ctx.plan.arg_scope(), cmd_set: false },
+            config: StageConfig { image: config, args, cmd_set: false },
             format,
             layers,
             files: StageFiles::default(),

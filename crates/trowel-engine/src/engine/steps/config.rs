@@ -70,12 +70,10 @@ pub(crate) fn apply_to(
                 config.add_volume(&v);
             }
         }
-        Expanded::User(u) => {
-            if u.is_empty() {
-                return invalid("USER requires a user name or uid");
-            }
-            config.set_user(&u);
-        }
+        // A USER that expands to nothing is no error: BuildKit sets the user to "", the
+        // default (root), for the steps after it and in the image.
+        Expanded::User(u) if u.is_empty() => config.clear_user(),
+        Expanded::User(u) => config.set_user(&u),
         Expanded::Cmd(c) => {
             let argv = command_argv(config, c);
             config.set_cmd(Some(argv));

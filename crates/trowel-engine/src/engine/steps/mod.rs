@@ -19,10 +19,10 @@ use crate::fs::root::Root;
 
 pub(crate) mod config;
 pub(crate) mod copy;
+mod owner;
 mod run;
 mod workdir;
 
-pub(crate) use run::resolve_user;
 pub(crate) use workdir::join_clean;
 
 /// The step being run: which one, where it is written, and how it reads once expanded.

@@ -172,7 +172,7 @@ fn stage_user(config: &StageConfig, root: &Root, at: &StepAt<'_>) -> Result<Reso
 }
 
 /// Resolves `spec` (`name`, `uid`, `name:group`, …) against a root's /etc/passwd and /etc/group.
-pub(crate) fn resolve_user(root: &Root, spec: &str, at: &StepAt<'_>) -> Result<ResolvedUser, BuildError> {
+fn resolve_user(root: &Root, spec: &str, at: &StepAt<'_>) -> Result<ResolvedUser, BuildError> {
     let read = |p: &str| root.read_to_string(p).map_err(|e| at.fail(StepError::fs(format!("read {p}"))(e)));
     let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
     sandbox::resolve_user(spec, passwd.as_deref(), group.as_deref()).map_err(|e| at.fail(e))

@@ -1,8 +1,9 @@
 //! WORKDIR: set the working directory (relative to the previous one) and create it, owned by
-//! the current USER as BuildKit does, if the image lacks it.
+//! the current USER as BuildKit's file operations resolve it (`USER 9999` gives 9999:9999,
+//! `USER root` needs no /etc/passwd), if the image lacks it.
 
 use crate::engine::error::{BuildError, StepError};
-use crate::engine::steps::{Changed, FileCx, FileStep, Scope, resolve_user};
+use crate::engine::steps::{Changed, FileCx, FileStep, Scope, owner};
 
 pub(crate) struct Workdir {
     pub dir: String,
@@ -10,7 +11,7 @@ pub(crate) struct Workdir {
 
 impl FileStep for Workdir {
     fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
-        let FileCx { at, config, root, .. } = cx;
+        let FileCx { ctx, at, config, root, .. } = cx;
         if self.dir.is_empty() {
             return Err(at.invalid("WORKDIR requires a path"));
         }
@@ -18,10 +19,11 @@ impl FileStep for Workdir {
         let path = join_clean(&base, &self.dir);
         config.image.set_working_dir(&path);
         // Created owned by the current USER, as BuildKit does, if the image lacks it.
-        let user = resolve_user(root.root(), config.image.user().unwrap_or(""), at)?;
+        let user = config.image.user().unwrap_or("");
+        let owner = owner::for_user(root.root(), at, user, &|w| ctx.emitter.warn(w))?;
         let created = root
             .root()
-            .mkdir_all(&path, 0o755, Some((user.ids.uid, user.ids.gid)))
+            .mkdir_all(&path, 0o755, Some(owner))
             .map_err(|e| at.fail(StepError::fs(format!("create {path}"))(e)))?;
         Ok(match created.into_iter().next() {
             Some(top) => Changed::Files(Scope::Paths(vec![top])),

@@ -1,5 +1,6 @@
-//! What ADD does beyond COPY: remote URLs and local archive extraction; plus heredoc files,
-//! which both share.
+//! What ADD does beyond COPY: remote URLs and local archive extraction (tar, plain or gzip,
+//! bzip2, xz, zstd compressed, with Docker's rules for directories that exist); plus heredoc
+//! files, which both share.
 
 use std::io::{Read, Write};
 
@@ -8,6 +9,8 @@ use futures_util::StreamExt;
 use crate::digest::{Digest, Hasher};
 use crate::engine::context::BuildContext;
 use crate::engine::error::StepError;
+use crate::engine::steps::join_clean;
+use crate::fs::FsError;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
 use crate::fs::unpack::unpack_layer;
@@ -143,7 +146,8 @@ fn decompressor<'a>(magic: &[u8], r: Box<dyn Read + 'a>) -> Result<Box<dyn Read 
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(r))
     } else if magic.starts_with(b"BZh") {
-        return Err(StepError::Invalid("bzip2 archives are not supported".into()));
+        // Multi-stream: `pbzip2` and `lbzip2` write concatenated streams.
+        Box::new(bzip2::read::MultiBzDecoder::new(r))
     } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         Box::new(xz2::read::XzDecoder::new(r))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -208,12 +212,80 @@ pub(crate) fn extract(
     let scratch = ctx.scratch_dir("add-extract")?;
     let tmp_root = Root::open(&scratch).map_err(StepError::fs("open the extraction directory"))?;
     let opts = ctx.unpack_options();
-    unpack_layer(&tmp_root, reader, &opts).map_err(StepError::fs(format!("extract {rel}")))?;
+    let stats = unpack_layer(&tmp_root, reader, &opts).map_err(StepError::fs(format!("extract {rel}")))?;
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(StepError::fs(format!("create {dest}")))?;
+    let dirs =
+        archive_dirs(&tmp_root, dst, dest, &stats.implied_dirs).map_err(StepError::fs(format!("extract {rel}")))?;
     let all = |_: &str| Filter::Copy;
     let opts = CopyOptions { owner, mode: None, preserve_times: true, filter: &all };
     copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
+    // In container isolation `/` holds what the container owns (its mounts, /proc…): the archive
+    // never changes those directories.
+    let kept = |p: &str| ctx.slash_keep.as_ref().is_some_and(|k| k.is_ignored(p));
+    settle_dirs(&tmp_root, dst, &dirs, owner, &kept).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
     let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// A directory of an extracted archive: where it is in the scratch root and in the destination,
+/// whether the archive declared it, and whether the destination had it before.
+struct ArchiveDir {
+    scratch: String,
+    target: String,
+    implied: bool,
+    existed: bool,
+}
+
+/// Every directory of the unpacked archive below its root (parents first), noting which ones the
+/// destination already has. Called before the copy.
+fn archive_dirs(tmp: &Root, dst: &Root, dest: &str, implied: &[String]) -> Result<Vec<ArchiveDir>, FsError> {
+    let mut out = Vec::new();
+    let mut stack = vec!["/".to_string()];
+    while let Some(dir) = stack.pop() {
+        for name in tmp.read_dir(&dir)? {
+            let p = if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") };
+            if !tmp.lstat(&p)?.is_some_and(|s| s.is_dir()) {
+                continue;
+            }
+            let target = join_clean(dest, p.trim_start_matches('/'));
+            let existed = dst.lstat(&target)?.is_some_and(|s| s.is_dir());
+            out.push(ArchiveDir { implied: implied.binary_search(&p).is_ok(), scratch: p.clone(), target, existed });
+            stack.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// What Docker's (and BuildKit's) untar does to directories that the copy leaves alone: a
+/// directory entry of the archive gives an existing directory its owner (or `--chown`'s), mode
+/// and times; a directory the archive only implies is created 0755 and owned by 0:0 even with
+/// `--chown`, and an existing one is left as it was. The archive's own root entry (`./`) never
+/// changes the destination directory.
+fn settle_dirs(
+    tmp: &Root,
+    dst: &Root,
+    dirs: &[ArchiveDir],
+    owner: Option<(u32, u32)>,
+    kept: &dyn Fn(&str) -> bool,
+) -> Result<(), FsError> {
+    let mut times = Vec::new();
+    for d in dirs.iter().filter(|d| !kept(&d.target)) {
+        match (d.implied, d.existed) {
+            (false, true) => {
+                let Some(st) = tmp.lstat(&d.scratch)? else { continue };
+                let (uid, gid) = owner.unwrap_or((st.uid, st.gid));
+                dst.set_owner(&d.target, uid, gid)?;
+                dst.set_mode(&d.target, st.mode)?;
+                times.push((d.target.as_str(), st.atime, st.mtime));
+            }
+            (true, false) if owner.is_some() => dst.set_owner(&d.target, 0, 0)?,
+            _ => {}
+        }
+    }
+    // Deepest first, so no later change inside a directory moves its mtime again.
+    for (p, atime, mtime) in times.into_iter().rev() {
+        dst.set_times(p, atime, mtime)?;
+    }
     Ok(())
 }
 

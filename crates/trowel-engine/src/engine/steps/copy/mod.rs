@@ -5,8 +5,12 @@
 //!   per path segment; a directory source copies its *contents*;
 //! - the destination is a directory when it ends with `/`, when there are several sources, or when
 //!   it already is a directory in the image; relative destinations are relative to WORKDIR;
-//! - files are owned by 0:0 unless `--chown` (names resolved in the destination image; a user
-//!   without a group gets gid = uid), keep their mode unless `--chmod`, keep their mtime;
+//! - without `--chown`, files from the context are owned by 0:0 and files from a stage or an
+//!   image (`--from`) keep their owners, as in BuildKit; `--chown` is resolved in the destination
+//!   image by BuildKit's rules (`steps/owner.rs`); files keep their mode unless `--chmod`, and
+//!   their mtime;
+//! - a wildcard that matches nothing copies nothing (no error, even when no source matched);
+//!   `..` never leaves the root of the context or stage;
 //! - `--parents` keeps each source's path (below a `/./` pivot if present), `--exclude` drops
 //!   matching paths;
 //! - ADD also downloads http(s) URLs (`--checksum` verified, mode 0600), checks out git
@@ -23,7 +27,7 @@ use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource, Plan, link_chown_error, link_chown_ids};
 use crate::engine::error::{BuildError, StepError};
 use crate::engine::steps::join_clean;
-use crate::engine::steps::{Changed, FileCx, FileStep, Scope, Source, StepAt};
+use crate::engine::steps::{Changed, FileCx, FileStep, Scope, Source, owner};
 use crate::fs::copy::{CopyOptions, copy_tree};
 use crate::fs::root::Root;
 
@@ -64,7 +68,7 @@ impl FileStep for Copy {
         let dst = root.root();
         let owner = match &c.chown {
             Some(spec) if is_linked(c) => Some(link_chown_ids(spec).ok_or_else(|| at.invalid(link_chown_error(spec)))?),
-            Some(spec) => Some(chown_ids(dst, at, spec)?),
+            Some(spec) => Some(owner::chown(dst, at, spec)?),
             None => None,
         };
         let mode = match &c.chmod {
@@ -104,6 +108,9 @@ impl FileStep for Copy {
                         return Err(at.invalid(format!("source can't be a URL for COPY: {p} (use ADD)")));
                     }
                     let found = sources::expand(src_root, p, ignore, is_context, c.parents).map_err(|e| at.fail(e))?;
+                    if found.is_empty() {
+                        ctx.emitter.warn(format!("{}: nothing matches {p:?}; nothing is copied for it", at.loc));
+                    }
                     items.extend(found);
                 }
             }
@@ -118,6 +125,11 @@ impl FileStep for Copy {
                 })
                 .collect();
             crate::dockerfile::check_add_checksum(sum, &paths).map_err(|e| at.invalid(e))?;
+        }
+        if items.is_empty() {
+            // Every source was a wildcard that matched nothing: BuildKit copies nothing and
+            // does not even create the destination.
+            return Ok(Changed::Nothing);
         }
         let multiple = items.len() > 1 || c.sources.len() > 1;
         if multiple && !dest_has_slash {
@@ -175,8 +187,20 @@ impl FileStep for Copy {
                     }
                     let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
                     let excl = filter::for_dir(&rel, excludes.as_ref(), ignore);
-                    let opts =
-                        CopyOptions { owner: Some(owner.unwrap_or((0, 0))), mode, preserve_times: true, filter: &excl };
+                    // Without --chown, context files belong to 0:0 (BuildKit resets the owners of
+                    // what it receives from the client); a stage's or an image's keep theirs.
+                    let owner = owner.or(is_context.then_some((0, 0)));
+                    // A directory's contents go into a destination BuildKit creates itself:
+                    // 0755 (or --chmod), owned by --chown or 0:0, whatever the source directory's
+                    // own mode and owner.
+                    if kind == SourceKind::Dir && target_rel.is_none() {
+                        let missing = dst.lstat(&target).map_err(|e| at.fail(StepError::fs(target.clone())(e)))?;
+                        if missing.is_none() {
+                            dst.mkdir_all(&target, mode.unwrap_or(0o755), Some(owner.unwrap_or((0, 0))))
+                                .map_err(|e| at.fail(StepError::fs(format!("create {target}"))(e)))?;
+                        }
+                    }
+                    let opts = CopyOptions { owner, mode, preserve_times: true, filter: &excl };
                     copy_tree(src_root, &rel, dst, &target, &opts)
                         .map_err(|e| at.fail(StepError::fs(format!("copy {rel} to {target}"))(e)))?;
                     written.push(scope);
@@ -228,41 +252,6 @@ fn scope_path(root: &Root, target: &str) -> Result<String, String> {
         cur = parent;
     }
     Ok(scope)
-}
-
-/// `--chown=user[:group]`: names resolved in the destination image; no group means gid = uid.
-fn chown_ids(root: &Root, at: &StepAt<'_>, spec: &str) -> Result<(u32, u32), BuildError> {
-    let read = |p: &str| root.read_to_string(p).map_err(|e| at.fail(StepError::fs(format!("read {p}"))(e)));
-    let passwd = read("/etc/passwd")?;
-    let group = read("/etc/group")?;
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let lookup = |file: &Option<String>, name: &str, what: &str| -> Result<u32, BuildError> {
-        if let Ok(n) = name.parse::<u32>() {
-            return Ok(n);
-        }
-        file.as_deref()
-            .and_then(|f| {
-                f.lines().find_map(|l| {
-                    let mut parts = l.split(':');
-                    (parts.next() == Some(name)).then(|| parts.nth(1).and_then(|id| id.parse().ok())).flatten()
-                })
-            })
-            .ok_or_else(|| {
-                at.invalid(format!(
-                    "--chown={spec}: unable to find {what} {name} in the image's /etc/{what_file}",
-                    what_file = if what == "user" { "passwd" } else { "group" }
-                ))
-            })
-    };
-    let uid = lookup(&passwd, u, "user")?;
-    let gid = match g {
-        Some(g) if !g.is_empty() => lookup(&group, g, "group")?,
-        _ => uid,
-    };
-    Ok((uid, gid))
 }
 
 /// The stage `--from` names: any other stage by name (the plan builds it first), or an earlier

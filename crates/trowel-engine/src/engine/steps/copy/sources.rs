@@ -1,6 +1,6 @@
 //! Turning COPY/ADD source arguments into concrete paths: wildcards (Go `filepath.Match` per
-//! path segment, as Docker), `.dockerignore`, `--parents` with its `/./` pivot, and Docker's
-//! refusal of paths outside the context.
+//! path segment, as Docker), `.dockerignore`, `--parents` with its `/./` pivot, and `..` kept at
+//! the root of the context, as BuildKit does.
 
 use crate::dockerfile::DockerIgnore;
 use crate::engine::error::StepError;
@@ -28,26 +28,28 @@ pub enum Item {
     Path { rel: String, kind: SourceKind, name: String, target_rel: Option<String> },
 }
 
-/// Normalises a source path; `None` if it climbs above the root.
-fn normalize(p: &str) -> Option<Vec<String>> {
+/// Normalises a source path into its segments. `..` above the root stays at the root: BuildKit
+/// joins every source onto `/` of the context (or of the `--from` stage), so `COPY .. .` copies
+/// the whole context; only Docker's legacy builder refused such paths.
+fn normalize(p: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in p.split('/') {
         match c {
             "" | "." => {}
             ".." => {
-                out.pop()?;
+                out.pop();
             }
             c => out.push(c.to_string()),
         }
     }
-    Some(out)
+    out
 }
 
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Expands one source argument.
+/// Expands one source argument. A wildcard may match nothing (an empty list), as in BuildKit.
 pub fn expand(
     root: &Root,
     raw: &str,
@@ -61,15 +63,24 @@ pub fn expand(
         Some(i) if parents => (&raw[..i], Some(&raw[i + 3..])),
         _ => ("", None),
     };
-    let Some(segs) = normalize(raw) else {
-        return Err(invalid(if is_context {
-            format!("forbidden path outside the build context: {raw}")
-        } else {
-            format!("source path {raw} climbs above the root of the source")
-        }));
-    };
-    let base_len = if kept_part.is_some() { normalize(base_part).map(|b| b.len()).unwrap_or(0) } else { 0 };
+    let segs = normalize(raw);
+    let base_len = if kept_part.is_some() { normalize(base_part).len() } else { 0 };
     let excluded = |rel: &str| is_context && ignore.is_some_and(|i| !rel.is_empty() && i.is_excluded(rel));
+    let wildcard = segs.iter().any(|s| has_wildcard(s));
+    if wildcard {
+        // The directory a wildcard is matched in must exist (BuildKit walks it); a wildcard that
+        // matches nothing in it is not an error (BuildKit's AllowEmptyWildcard).
+        let prefix = segs.iter().take_while(|s| !has_wildcard(s)).cloned().collect::<Vec<_>>().join("/");
+        let hidden = is_context
+            && !prefix.is_empty()
+            && ignore.is_some_and(|i| i.is_excluded(&prefix) && i.can_skip_dir(&prefix));
+        if hidden {
+            return Err(invalid(format!("\"/{prefix}\": not found (excluded by .dockerignore)")));
+        }
+        if !prefix.is_empty() && root.stat(&prefix).map_err(StepError::fs(prefix.clone()))?.is_none() {
+            return Err(invalid(format!("\"/{prefix}\": not found")));
+        }
+    }
 
     let mut matches: Vec<Vec<String>> = vec![Vec::new()];
     for seg in &segs {
@@ -93,7 +104,6 @@ pub fn expand(
         next.sort();
         matches = next;
     }
-    let wildcard = segs.iter().any(|s| has_wildcard(s));
     let mut items = Vec::new();
     for m in matches {
         let rel = m.join("/");
@@ -126,12 +136,8 @@ pub fn expand(
         let name = m.last().cloned().unwrap_or_default();
         items.push(Item::Path { rel: resolved, kind, name, target_rel: target_rel.filter(|t| !t.is_empty()) });
     }
-    if items.is_empty() {
-        return Err(invalid(if wildcard {
-            format!("no source files were specified: nothing matches {raw:?}")
-        } else {
-            format!("\"/{}\": not found (excluded by .dockerignore)", segs.join("/"))
-        }));
+    if items.is_empty() && !wildcard {
+        return Err(invalid(format!("\"/{}\": not found (excluded by .dockerignore)", segs.join("/"))));
     }
     Ok(items)
 }
