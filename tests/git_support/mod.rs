@@ -73,7 +73,8 @@ pub fn server() -> &'static GitServer {
 
 impl GitServer {
     fn start() -> GitServer {
-        let root = tempfile::Builder::new().prefix("trowel-git-").tempdir().unwrap().keep();
+        // Under the test environment's directory, removed with the registries.
+        let root = tempfile::Builder::new().prefix("git-").tempdir_in(&crate::common::env().dir).unwrap().keep();
         let base = root.join("srv");
         let work = root.join("work");
         std::fs::create_dir_all(&base).unwrap();
