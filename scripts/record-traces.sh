@@ -17,6 +17,7 @@
 #   cache-rebuild.jsonl   the same build again after message.txt changed (hits, then misses)
 #   fail-run-exit.jsonl   testdata/corpus/fail-run-exit (a RUN exits 3)
 #   killed.jsonl          testdata/traces/killed, killed with SIGKILL during its sleep
+#   checks.jsonl          testdata/traces/checks (build checks find something on four lines)
 #
 # Registry ports differ on every run, so after re-recording, review the snapshot changes with
 # `cargo insta review` (or `INSTA_UPDATE=always cargo test --test tui_panes --test tui_screens`).
@@ -51,6 +52,7 @@ build demo testdata/demo testdata/demo/Dockerfile --destination "$reg/traces/dem
 build tour testdata/traces/tour testdata/traces/tour/Dockerfile --destination "$reg/traces/tour:1"
 build whiteouts testdata/corpus/whiteouts testdata/corpus/whiteouts/Dockerfile --no-push
 build overwrites testdata/traces/overwrites testdata/traces/overwrites/Dockerfile --no-push
+build checks testdata/traces/checks testdata/traces/checks/Dockerfile --no-push
 
 # The cached pair builds from a copy of the demo context so that one file can change; it is
 # built from inside the work directory so the trace names it demo/Dockerfile.

@@ -36,6 +36,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Download base images into a cache directory for offline builds (kaniko's warmer).
     Warm(Box<WarmArgs>),
+    /// Run BuildKit's build checks on a Dockerfile without building it (`docker build
+    /// --check`): every finding with its file, line, rule and documentation page.
+    Check(Box<crate::check::CheckArgs>),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -161,6 +161,14 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             }
         }
         Event::Warning { message } => say(Level::Warn, message),
+        // As BuildKit shortens a finding; `trowel check` shows it with its lines.
+        Event::Check { rule, message, line, url, error, .. } => {
+            let level = if *error { Level::Error } else { Level::Warn };
+            say(level, &format!("{rule}: {message} (line {line})"));
+            if let Some(u) = url {
+                say(Level::Debug, &format!("{rule}: {u}"));
+            }
+        }
         Event::StageStarted { stage, name, base } => {
             let n = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
             say(Level::Info, &format!("Stage {stage}{n}: FROM {base}"));
@@ -325,6 +333,14 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                     bytes(written.iter().map(|l| l.size).sum())
                 ),
             );
+            // The findings again, where a long log ends (as `docker build` sums them up).
+            if !state.checks.is_empty() {
+                let n = state.checks.len();
+                say(Level::Warn, &format!("{n} build check warning{} found:", if n == 1 { "" } else { "s" }));
+                for c in &state.checks {
+                    say(Level::Warn, &format!(" - {}", c.short()));
+                }
+            }
         }
     }
     out
@@ -403,6 +419,34 @@ mod tests {
                 Level::Info,
                 format!("Built {} in 3.1s (1 new layer(s), 1.5 kB; 2.5s of it paused in the debugger)", digest('d'))
             )]
+        );
+    }
+
+    #[test]
+    fn check_findings_as_they_come_and_where_the_log_ends() {
+        let mut s = BuildState::default();
+        let warning = r#"{"seq":1,"ms":0,"event":"check","rule":"JSONArgsRecommended","description":"d","url":"https://docs.docker.com/go/dockerfile/rule/json-args-recommended/","message":"JSON arguments recommended for CMD to prevent unintended behavior related to OS signals","line":2,"end_line":2}"#;
+        assert_eq!(
+            last_lines(&mut s, &[STARTED, warning]),
+            [
+                (
+                    Level::Warn,
+                    "JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 2)".to_string()
+                ),
+                (Level::Debug, "JSONArgsRecommended: https://docs.docker.com/go/dockerfile/rule/json-args-recommended/".to_string()),
+            ]
+        );
+        let error = r#"{"seq":2,"ms":0,"event":"check","rule":"InvalidBaseImagePlatform","description":"d","message":"m","line":1,"end_line":1,"error":true}"#;
+        assert_eq!(last_lines(&mut s, &[error]), [(Level::Error, "InvalidBaseImagePlatform: m (line 1)".to_string())]);
+        let finished = r#"{"seq":3,"ms":9,"event":"build_finished","duration_ms":9,"digest":null,"pushed":[]}"#;
+        let said = last_lines(&mut s, &[finished]);
+        assert_eq!(
+            said[1..],
+            [
+                (Level::Warn, "2 build check warnings found:".to_string()),
+                (Level::Warn, " - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 2)".to_string()),
+                (Level::Warn, " - InvalidBaseImagePlatform: m (line 1)".to_string()),
+            ]
         );
     }
 }

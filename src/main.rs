@@ -19,6 +19,7 @@ fn main() {
         Command::Debug(args) => run_debug(&args),
         Command::Replay(args) => run_replay(&args),
         Command::Warm(args) => trowel::warm::main(&args),
+        Command::Check(args) => trowel::check::main(&args),
     };
     std::process::exit(code);
 }

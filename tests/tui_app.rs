@@ -456,3 +456,20 @@ fn key_release_events_are_ignored() {
     app.update(Msg::Key(release));
     assert_eq!(selected_line(&app), 19);
 }
+
+#[test]
+fn a_live_build_says_what_its_checks_found() {
+    let mut app = App::live("testdata/traces/checks/Dockerfile".into(), Arc::new(Mutex::new(vec![])));
+    for e in events("checks") {
+        let check = matches!(&e.event, Event::Check { line: 4, .. });
+        app.update(Msg::Event(Box::new(e)));
+        if check {
+            break;
+        }
+    }
+    let (text, severity) = app.message.clone().unwrap();
+    assert_eq!(text, "build check warning: LegacyKeyValueFormat on line 4 (2 in all, marked ! in the Dockerfile)");
+    assert_eq!(severity, Severity::Warn);
+    // A replay of the same build shows the markers, not a message.
+    assert!(replay("checks").message.is_none());
+}

@@ -159,6 +159,20 @@ fn push_review_and_progress_120x40() {
     assert_snapshot!("push_progress", screen(&mut app, 120, 40, &Theme::dark()).backend());
 }
 
+/// Build checks on the Dockerfile's lines: `!` on the instructions a check found something in
+/// (in the Steps pane and the Dockerfile below it), their count in the pane's title, and the
+/// selected step's findings under its line.
+#[test]
+fn build_checks_on_dockerfile_lines_80x24() {
+    let mut app = replay("checks");
+    let env = app.model.steps().position(|s| s.keyword == "ENV").unwrap();
+    let at = app.step_ids().iter().position(|id| Some(*id) == app.selected_id()).unwrap();
+    let moves = if env >= at { vec!["j"; env - at] } else { vec!["k"; at - env] }.join(" ");
+    press(&mut app, &moves);
+    assert_eq!(app.selected_step().unwrap().line, 4);
+    assert_snapshot!(screen(&mut app, 80, 24, &Theme::dark()).backend());
+}
+
 #[test]
 fn confirm_quit_80x24() {
     let mut app = live_paused();

@@ -1,6 +1,7 @@
-//! Dockerfile parser and expander on arbitrary text: `parse`, `plan`, ARG scoping and
-//! `Instruction::expand` (BuildKit's word expansion) must return errors, never panic, loop or
-//! blow the stack; and what they return must be self-consistent (spans inside the text).
+//! Dockerfile parser and expander on arbitrary text: `parse`, `plan`, ARG scoping,
+//! `Instruction::expand` (BuildKit's word expansion) and the build checks must return errors,
+//! never panic, loop or blow the stack; and what they return must be self-consistent (spans and
+//! findings inside the text).
 //!
 //! Shared by the fuzz target `fuzz/fuzz_targets/dockerfile.rs` and by `tests/hardening_fuzz_seeds.rs`,
 //! which runs it over the committed seeds in the normal test suite.
@@ -8,7 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use trowel_engine::dockerfile::{self, Expanded, InstructionKind, PlatformArgs};
+use trowel_engine::dockerfile::checks::{self, BaseInfo, CheckConfig, CheckOptions};
+use trowel_engine::dockerfile::{self, DockerIgnore, Expanded, InstructionKind, PlatformArgs};
 
 /// Checks one input; panics on a finding.
 pub fn check(data: &[u8]) {
@@ -58,6 +60,44 @@ pub fn check(data: &[u8]) {
     for ins in df.instructions() {
         if let Ok(e) = ins.expand(&vars, df.escape) {
             let _ = e.display();
+        }
+    }
+    build_checks(text, &args);
+}
+
+/// Every build check (experimental ones too), with the base images known and not, and once
+/// each base is: findings lie within the text.
+fn build_checks(text: &str, args: &BTreeMap<String, String>) {
+    let Ok((df, _)) = dockerfile::parse_keeping_duplicates(Path::new("Dockerfile"), text) else { return };
+    let lines = text.lines().count().max(1) + 1;
+    let directive = CheckConfig::for_build(text, args).map(|(c, _)| c).unwrap_or_default();
+    let config = CheckConfig { experimental_all: true, ..directive };
+    let ignore = DockerIgnore::parse("*.log\nsecret*\n**/tmp\n").expect("valid patterns");
+    let platforms = PlatformArgs::host();
+    let target = df.stages.last().and_then(|s| s.name.clone());
+    for t in [None, target.as_deref()] {
+        let opts = CheckOptions {
+            config: &config,
+            build_args: args,
+            target: t,
+            platforms: &platforms,
+            dockerignore: &ignore,
+            all_stages: t.is_none(),
+        };
+        let base = BaseInfo { env: vec![("HOME".into(), "/root".into()), ("A".into(), "$A".into())], shell: false };
+        let all: BTreeMap<usize, BaseInfo> = (0..df.stages.len()).map(|i| (i, base.clone())).collect();
+        for bases in [BTreeMap::new(), all] {
+            let report = checks::check(&df, &opts, &bases);
+            for f in &report.findings {
+                assert!(1 <= f.line && f.line <= f.end_line && f.end_line <= lines, "{f:?} outside {lines} lines");
+            }
+        }
+        if let Ok(plan) = dockerfile::plan(&df, t, args, &platforms) {
+            for root in checks::image_roots(&df, &plan, opts.all_stages) {
+                for f in checks::check_base(&df, &opts, &plan, root, &base) {
+                    assert!(1 <= f.line && f.end_line <= lines, "{f:?} outside {lines} lines");
+                }
+            }
         }
     }
 }

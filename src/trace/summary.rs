@@ -1,6 +1,6 @@
 //! `trowel replay FILE --summary`: a plain-text post-mortem of a recorded build, for CI logs.
 //!
-//! It lists every step that ran with its line, status, run time, layer size and cache result,
+//! It lists the build checks' findings, then every step that ran with its line, status, run time, layer size and cache result,
 //! and under it the debugger's pauses and shell sessions there (time paused is shown apart from
 //! the run time); then the push decision, and the failure (with the failing step's last output
 //! lines) or the image and where it went. A trace that stops mid-build (the build was killed)
@@ -42,6 +42,15 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
                 format!(", destinations: {}", state.destinations.join(", "))
             }
         );
+    }
+    // Build checks first: they were reported before anything ran (or as a base was resolved).
+    if !state.checks.is_empty() {
+        let _ = writeln!(out, "Build checks: {} finding(s)", state.checks.len());
+        for c in &state.checks {
+            let kind = if c.error { "error" } else { "warning" };
+            let url = c.url.as_ref().map(|u| format!(" ({u})")).unwrap_or_default();
+            let _ = writeln!(out, "  line {:>3}  {kind}  {}: {}{url}", c.line, c.rule, c.message);
+        }
     }
     for stage in &state.stages {
         let ran: Vec<&StepView> =

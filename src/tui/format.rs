@@ -124,6 +124,41 @@ pub fn truncate_start(s: &str, width: usize) -> String {
     out
 }
 
+/// Breaks `s` into lines of at most `width` columns, between words where it can (a word
+/// longer than a line is cut).
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        let sep = usize::from(!cur.is_empty());
+        if cur.width() + sep + word.width() <= width {
+            if sep == 1 {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+            continue;
+        }
+        if !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+        }
+        let mut w = 0;
+        for c in word.chars() {
+            let cw = c.width().unwrap_or(0);
+            if w + cw > width {
+                lines.push(std::mem::take(&mut cur));
+                w = 0;
+            }
+            cur.push(c);
+            w += cw;
+        }
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
 /// Pads (or cuts) to exactly `width` columns.
 pub fn fit(s: &str, width: usize) -> String {
     let t = truncate(s, width);
@@ -188,6 +223,17 @@ mod tests {
         assert_eq!(bytes_compact(999_999), "999k");
         assert_eq!(bytes_compact(1_100_000), "1.1M");
         assert_eq!(duration_ms(125_000), "2m05s");
+    }
+
+    #[test]
+    fn wrapping_between_words() {
+        assert_eq!(
+            wrap("Usage of undefined variable '$VERSION'", 16),
+            ["Usage of", "undefined", "variable", "'$VERSION'"]
+        );
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("a b", 10), ["a b"]);
+        assert_eq!(wrap("", 3), [""]);
     }
 
     #[test]

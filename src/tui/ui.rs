@@ -87,6 +87,11 @@ fn pane_in(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx, theme: &Theme, p
         let done = app.model.steps().filter(|s| s.state.is_done() && s.state != StepState::Skipped).count();
         let total = app.model.steps().filter(|s| s.state != StepState::Skipped).count();
         title = format!(" 1 Steps {done}/{total} ");
+        match app.model.checks.len() {
+            0 => {}
+            1 => title.push_str("· 1 check "),
+            n => title.push_str(&format!("· {n} checks ")),
+        }
     }
     let block = pane_block(theme, focused).title(Line::from(Span::styled(title, title_style)));
     let inner = block.inner(area);

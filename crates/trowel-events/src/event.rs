@@ -150,6 +150,28 @@ pub enum Event {
     },
     /// Something the person should know; the build goes on.
     Warning { message: String },
+    /// A build check found something (BuildKit's rules, as `docker build --check` and `trowel
+    /// check` report them): before anything is pulled for what the Dockerfile alone decides,
+    /// when a stage's base image is resolved for what depends on it (its ENV, SHELL, platform).
+    Check {
+        /// The rule's name (`JSONArgsRecommended`), as `# check=skip=` takes it.
+        rule: String,
+        /// What the rule is about.
+        description: String,
+        /// The rule's documentation page (absent for `InvalidBaseImagePlatform`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// What is wrong, in BuildKit's words.
+        message: String,
+        /// The first Dockerfile line it is about (1-based).
+        line: usize,
+        /// Its last line (inclusive).
+        end_line: usize,
+        /// With `check=error=true`: findings are errors and fail the build (a `build_failed`
+        /// follows the last of them).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        error: bool,
+    },
     /// A stage begins (stages the target does not need never do).
     StageStarted {
         stage: usize,

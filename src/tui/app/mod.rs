@@ -480,6 +480,15 @@ impl App {
                     self.select_step(id);
                 }
             }
+            // A live build says so as it happens; the markers on the Dockerfile stay.
+            Event::Check { rule, line, error, .. } if self.mode == Mode::Live => {
+                let (what, severity) = if *error { ("error", Severity::Error) } else { ("warning", Severity::Warn) };
+                let n = self.model.checks.len();
+                self.say(
+                    &format!("build check {what}: {rule} on line {line} ({n} in all, marked ! in the Dockerfile)"),
+                    severity,
+                );
+            }
             _ => {}
         }
     }

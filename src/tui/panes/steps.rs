@@ -1,5 +1,6 @@
 //! The Steps pane: every stage and instruction with its Dockerfile line, status, cache badge,
-//! layer size and duration, and breakpoint markers. Narrow terminals drop the duration, then
+//! layer size and duration, breakpoint markers, and `!` on instructions a build check found
+//! something in. Narrow terminals drop the duration, then
 //! the size, so the instruction text keeps room.
 //!
 //! It owns the selection, the step every other pane is about (the app resets them when it
@@ -169,7 +170,22 @@ impl Component for StepsPane {
                     cursor_row = lines.len();
                 }
                 let (ic, ic_style) = icon(ctx, step, theme);
-                let bp = if bps.contains(&step.line) { Span::styled("●", theme.breakpoint) } else { Span::raw(" ") };
+                let mut checks = ctx
+                    .model
+                    .checks
+                    .iter()
+                    .filter(|c| step.line <= c.line && c.line <= step.end_line.max(step.line))
+                    .peekable();
+                let bp = if bps.contains(&step.line) {
+                    Span::styled("●", theme.breakpoint)
+                } else if checks.peek().is_some() {
+                    // A build check found something in this instruction (the Dockerfile below
+                    // says what when it is selected).
+                    let error = checks.any(|c| c.error);
+                    Span::styled("!", if error { theme.status_err } else { theme.status_warn })
+                } else {
+                    Span::raw(" ")
+                };
                 let text = format::one_line(step.expanded.as_deref().unwrap_or(&step.source));
                 let text = if step.onbuild { format!("(ONBUILD) {text}") } else { text };
                 let text_style = if step.state == StepState::Skipped { theme.skipped } else { theme.text };

@@ -9,6 +9,8 @@
 //! - [`DockerIgnore`] implements `.dockerignore` with moby's pattern semantics.
 //! - [`plan`] resolves the stage graph: global ARGs, `--target`, which stages are needed and in
 //!   which order; [`ArgScope`] gives the engine the per-stage ARG visibility rules.
+//! - [`checks`] are BuildKit's build checks (`docker build --check`) and the `# check=`
+//!   directive.
 //!
 //! The build engine executes instructions from these types and never re-parses text. In outline:
 //!
@@ -43,6 +45,7 @@
 //! ```
 
 mod args;
+pub mod checks;
 mod display;
 mod error;
 mod expand;
@@ -65,9 +68,10 @@ pub use error::DockerfileError;
 pub use expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, NoVars, RunScript, Vars};
 pub use flags::{check_add_checksum, link_chown_error, link_chown_ids};
 pub use ignore::DockerIgnore;
-pub use parse::{parse, parse_instruction_line};
+pub use parse::{parse, parse_instruction_line, parse_keeping_duplicates};
 pub use stages::{Base, Plan, PlannedStage, StageOrImage, plan};
 pub use types::{
-    CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, Keyword, Stage,
+    AsWritten, CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, Keyword,
+    Stage,
 };
 pub use validate::{NETWORK_MODES, SECURITY_MODES, validate};

@@ -17,12 +17,32 @@ use super::flags;
 use super::heredoc::Marker;
 use super::scan::{self, RawInstruction, json_array};
 use super::types::{
-    self, CommandForm, CopyArgs, CopySource, Dockerfile, Heredoc, Instruction, InstructionKind, Keyword, Stage,
+    self, AsWritten, CommandForm, CopyArgs, CopySource, Dockerfile, Heredoc, Instruction, InstructionKind, Keyword,
+    Stage,
 };
 use super::words::{self, split_blank, split_command};
 
 /// Parses a Dockerfile. `path` is only used in error messages and recorded in the result.
 pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, DockerfileError> {
+    parse_stages(path, text, false).map(|(df, _)| df)
+}
+
+/// Parses a Dockerfile even when two stages have the same name, which trowel refuses (the
+/// error is returned beside the file) and BuildKit only warns about (DuplicateStageName): build
+/// checks report the warning, then the refusal.
+pub fn parse_keeping_duplicates(
+    path: &Path,
+    text: &str,
+) -> Result<(Dockerfile, Option<DockerfileError>), DockerfileError> {
+    parse_stages(path, text, true)
+}
+
+fn parse_stages(
+    path: &Path,
+    text: &str,
+    keep_duplicates: bool,
+) -> Result<(Dockerfile, Option<DockerfileError>), DockerfileError> {
+    let mut duplicate = None;
     let scanned = scan::scan(path, text)?;
     let escape = scanned.directives.escape;
     let mut global_args = Vec::new();
@@ -38,8 +58,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, DockerfileError> {
             let name = alias.as_ref().map(|a| a.to_ascii_lowercase());
             if let Some(n) = &name
                 && stages.iter().any(|s| s.name.as_ref() == Some(n))
+                && duplicate.is_none()
             {
-                return Err(instruction.error(format!("duplicate stage name {n}")));
+                let e = instruction.error(format!("duplicate stage name {n}"));
+                if !keep_duplicates {
+                    return Err(e);
+                }
+                duplicate = Some(e);
             }
             stages.push(Stage { index: stages.len(), name, from: instruction, instructions: Vec::new() });
             continue;
@@ -59,14 +84,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, DockerfileError> {
     if stages.is_empty() {
         return Err(DockerfileError::file(path, "dockerfile contains no stages to build (no FROM instruction)"));
     }
-    Ok(Dockerfile {
+    let df = Dockerfile {
         path: path.to_path_buf(),
         text: text.to_string(),
         escape,
         syntax: scanned.directives.syntax,
         global_args,
         stages,
-    })
+    };
+    Ok((df, duplicate))
 }
 
 /// Parses a single instruction, such as an `ONBUILD` trigger read from a base image's config
@@ -106,6 +132,9 @@ impl Ctx<'_> {
 fn convert(path: &Path, text: &str, escape: char, raw: &RawInstruction) -> Result<Instruction, DockerfileError> {
     let ctx = Ctx { path, line: raw.line, end_line: raw.end_line, first_line: quoted(raw), escape };
     let kind = build(&ctx, &raw.logical, 0, &raw.heredocs)?;
+    let mut written = as_written(&raw.logical, escape, &kind);
+    written.empty_continuation = raw.empty_continuation;
+    written.comments = raw.comments.clone();
     Ok(Instruction {
         path: path.to_path_buf(),
         line: raw.line,
@@ -113,7 +142,25 @@ fn convert(path: &Path, text: &str, escape: char, raw: &RawInstruction) -> Resul
         logical: raw.logical.clone(),
         source: text[raw.start..raw.end].to_string(),
         kind,
+        written,
     })
+}
+
+/// The casing and forms of a logical line that its meaning does not keep.
+fn as_written(line: &str, escape: char, kind: &InstructionKind) -> AsWritten {
+    let split = split_command(line, escape);
+    let words = split_blank(split.rest);
+    AsWritten {
+        keyword: split.keyword.to_string(),
+        as_word: match kind {
+            InstructionKind::From { alias: Some(_), .. } => words.get(1).map(|w| w.to_string()),
+            _ => None,
+        },
+        // The legacy form is one pair whose key is the first word (BuildKit's `NoDelim`).
+        legacy_key_value: matches!(kind, InstructionKind::Env(_) | InstructionKind::Label(_))
+            && !words::parse_words(split.rest, escape).first().is_some_and(|w| w.contains('=')),
+        ..AsWritten::default()
+    }
 }
 
 fn check_trigger_keyword(word: &str) -> Result<(), String> {
@@ -165,6 +212,7 @@ fn build(
             trigger.push_str(&doc.content);
             trigger.push_str(&doc.delimiter);
         }
+        let written = as_written(rest, ctx.escape, &inner_kind);
         return Ok(InstructionKind::Onbuild(Box::new(Instruction {
             path: ctx.path.to_path_buf(),
             line: ctx.line,
@@ -172,6 +220,7 @@ fn build(
             logical: rest.to_string(),
             source: trigger,
             kind: inner_kind,
+            written,
         })));
     }
 

@@ -501,3 +501,22 @@ fn serde_round_trip() {
         assert_eq!(Keyword::parse(&k.as_str().to_lowercase()), Some(k));
     }
 }
+
+#[test]
+fn how_it_was_written_is_kept_beside_what_it_says() {
+    let df = parse(Path::new("Dockerfile"), "from scratch As Base\nEnv A 1\nLABEL b=2\nonbuild Run x\n").unwrap();
+    let from = &df.stages[0].from;
+    assert_eq!((from.written.keyword.as_str(), from.written.as_word.as_deref()), ("from", Some("As")));
+    let env = &df.stages[0].instructions[0];
+    assert_eq!(env.written.keyword, "Env");
+    assert!(env.written.legacy_key_value);
+    assert!(!df.stages[0].instructions[1].written.legacy_key_value);
+    let InstructionKind::Onbuild(trigger) = &df.stages[0].instructions[2].kind else { panic!() };
+    assert_eq!(trigger.written.keyword, "Run");
+    // Duplicate stage names: refused, but a check can still read the file.
+    let text = "FROM scratch AS a\nFROM scratch AS a\n";
+    assert!(parse(Path::new("Dockerfile"), text).unwrap_err().to_string().contains("duplicate stage name a"));
+    let (df, refused) = parse_keeping_duplicates(Path::new("Dockerfile"), text).unwrap();
+    assert_eq!(df.stages.len(), 2);
+    assert!(refused.is_some());
+}

@@ -32,6 +32,11 @@ pub(crate) struct RawInstruction {
     pub logical: String,
     /// The markers found in `logical` and their bodies, in order.
     pub heredocs: Vec<(Marker, Heredoc)>,
+    /// The comment lines since the previous instruction (BuildKit's `PrevComment`).
+    pub comments: Vec<String>,
+    /// Where BuildKit reports an empty line inside the continuation lines, if there is one:
+    /// the continuation's last line.
+    pub empty_continuation: Option<usize>,
 }
 
 /// The result of scanning a whole file.
@@ -116,6 +121,9 @@ pub(crate) fn scan(path: &Path, text: &str) -> Result<Scanned, DockerfileError> 
     let mut directives = Directives { escape: '\\', syntax: None };
     let mut parser = DirectiveParser { done: false, seen: Vec::new() };
     let mut instructions = Vec::new();
+    // Comment lines since the last instruction, as BuildKit keeps them: a bare `#` forgets the
+    // ones before it, blank lines do not.
+    let mut comments: Vec<String> = Vec::new();
     let mut i = 0;
     while i < all.len() {
         let skip = if i == 0 { bom } else { 0 };
@@ -145,7 +153,17 @@ pub(crate) fn scan(path: &Path, text: &str) -> Result<Scanned, DockerfileError> 
                 }
                 continue;
             }
-            None if is_comment(trimmed) => continue,
+            None if is_comment(trimmed) => {
+                // BuildKit drops the line's first character, not the `#` (they differ when the
+                // comment is indented), then trims.
+                let mut rest = content.chars();
+                rest.next();
+                match rest.as_str().trim() {
+                    "" => comments.clear(),
+                    text => comments.push(text.to_string()),
+                }
+                continue;
+            }
             None => {}
         }
         let escape = directives.escape;
@@ -156,17 +174,23 @@ pub(crate) fn scan(path: &Path, text: &str) -> Result<Scanned, DockerfileError> 
         let start = all[line_no - 1].start + skip + (content.len() - trimmed.len());
         let mut logical = first.to_string();
         let mut last = line_no;
+        let mut empty_line = false;
         while !ended && i < all.len() {
             let content = all[i].content;
             i += 1;
             last = i;
-            if is_comment(content) || content.trim().is_empty() {
+            if is_comment(content) {
+                continue;
+            }
+            if content.trim().is_empty() {
+                empty_line = true;
                 continue;
             }
             let (part, end) = trim_continuation(content, escape);
             logical.push_str(part);
             ended = end;
         }
+        let empty_continuation = empty_line.then_some(last);
         let first_line = trimmed;
         let mut heredocs = Vec::new();
         if logical.contains("<<") && can_contain_heredoc(&logical, escape) {
@@ -205,7 +229,16 @@ pub(crate) fn scan(path: &Path, text: &str) -> Result<Scanned, DockerfileError> 
             }
         }
         let end = all[last - 1].start + all[last - 1].content.len();
-        instructions.push(RawInstruction { line: line_no, end_line: last, start, end, logical, heredocs });
+        instructions.push(RawInstruction {
+            line: line_no,
+            end_line: last,
+            start,
+            end,
+            logical,
+            heredocs,
+            comments: std::mem::take(&mut comments),
+            empty_continuation,
+        });
     }
     Ok(Scanned { directives, instructions, line_count: all.len() })
 }

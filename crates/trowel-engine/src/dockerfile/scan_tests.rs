@@ -129,3 +129,18 @@ fn json_detection() {
     assert_eq!(json_array("[ -f x ]"), None);
     assert_eq!(json_array("echo [x]"), None);
 }
+
+#[test]
+fn comments_above_an_instruction_and_empty_continuation_lines() {
+    let text = "# syntax=docker/dockerfile:1\n# check=skip=all\n# first\n\n  # second\nFROM a\n# gone\n#\n# kept\nRUN x \\\n# inside\n\n  y\nCMD z\n";
+    let s = scan_ok(text);
+    // Directives are not comments; blank lines keep what came before; a bare `#` forgets it;
+    // BuildKit drops an indented comment's first character, not its `#`.
+    assert_eq!(s.instructions[0].comments, ["first", "# second"]);
+    assert_eq!(s.instructions[1].comments, ["kept"]);
+    assert!(s.instructions[2].comments.is_empty());
+    // Comment lines inside a continuation are not empty lines; blank ones are, reported at the
+    // continuation's last line.
+    assert_eq!(s.instructions[1].empty_continuation, Some(13));
+    assert_eq!(s.instructions[0].empty_continuation, None);
+}

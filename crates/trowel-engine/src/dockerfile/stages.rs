@@ -71,7 +71,7 @@ pub struct Plan {
     /// FROM, after `--build-arg`s.
     pub global_args: BTreeMap<String, String>,
     /// `--build-arg` names no needed stage (nor the global scope) declares, sorted; predefined
-    /// and proxy ARGs are never reported.
+    /// and proxy ARGs, and `BUILDKIT_DOCKERFILE_CHECK` (the check options), are never reported.
     pub unused_build_args: Vec<String>,
     /// The `--build-arg`s the plan was made with.
     pub build_args: BTreeMap<String, String>,
@@ -222,7 +222,10 @@ pub fn plan(
     let unused_build_args = build_args
         .keys()
         .filter(|k| {
-            !used.contains(k.as_str()) && !PREDEFINED_ARGS.contains(&k.as_str()) && !PROXY_ARGS.contains(&k.as_str())
+            !used.contains(k.as_str())
+                && !PREDEFINED_ARGS.contains(&k.as_str())
+                && !PROXY_ARGS.contains(&k.as_str())
+                && k.as_str() != super::checks::BUILD_ARG
         })
         .cloned()
         .collect();

@@ -157,6 +157,29 @@ pub struct Instruction {
     pub source: String,
     /// What the instruction says.
     pub kind: InstructionKind,
+    /// How it was written, where that differs from what it says (the build never reads it;
+    /// build checks do).
+    #[serde(default)]
+    pub written: AsWritten,
+}
+
+/// What the text of an instruction shows beyond its meaning: BuildKit's build checks
+/// (`dockerfile::checks`) judge the casing of keywords, the legacy `ENV key value` form, empty
+/// continuation lines and the comments above an instruction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsWritten {
+    /// The keyword as written (`FROM`, `from`, `Run`…).
+    pub keyword: String,
+    /// FROM: the `AS` word as written.
+    pub as_word: Option<String>,
+    /// ENV or LABEL in the legacy `KEY value with spaces` form (no `=`).
+    pub legacy_key_value: bool,
+    /// A blank line inside the instruction's continuation lines: the line BuildKit reports it
+    /// at (the last line of the continuation).
+    pub empty_continuation: Option<usize>,
+    /// The comment lines since the previous instruction, `#` removed and trimmed (BuildKit's
+    /// `PrevComment`): where per-instruction `# check=` options and descriptions are.
+    pub comments: Vec<String>,
 }
 
 impl Instruction {

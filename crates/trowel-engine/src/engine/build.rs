@@ -133,6 +133,8 @@ impl<'o> Build<'o> {
         for a in &self.ctx.plan.unused_build_args {
             self.ctx.emitter.warn(format!("build arg {a} was given but not used by any stage"));
         }
+        // Build checks: what the Dockerfile alone decides, before anything is pulled.
+        crate::engine::checks::before_build(&self.ctx)?;
         let out = &self.ctx.opts.output;
         if !out.no_push && !out.skip_push_permission_check {
             self.push_check = PushCheck::start(&self.ctx)?;

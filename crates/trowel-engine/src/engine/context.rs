@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use trowel_events::{Detail, Event};
 
 use crate::cache::basedir::BaseImageCache;
+use crate::dockerfile::checks::CheckConfig;
 use crate::dockerfile::{self, DockerIgnore, Dockerfile, Instruction, Plan};
 use crate::engine::container;
 use crate::engine::emit::Emitter;
@@ -68,6 +69,8 @@ pub(crate) struct BuildContext<'o> {
     /// Build args used in the credentials of a URL in the Dockerfile: secret, whatever their
     /// names (see [`BuildContext::is_secret_arg`]).
     url_secret_args: Vec<String>,
+    /// Which build checks run, and whether a finding fails the build.
+    pub checks: CheckConfig,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
@@ -106,6 +109,7 @@ impl<'o> BuildContext<'o> {
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
         crate::engine::preflight::check(&df, &plan)?;
         crate::engine::preflight::check_git(&df, &plan, opts.run.isolation)?;
+        let checks = crate::engine::checks::config(&df, &opts.build_args)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;
@@ -152,6 +156,7 @@ impl<'o> BuildContext<'o> {
             opts,
             redactor: opts.redactor().with(url_secrets),
             url_secret_args,
+            checks,
             emitter,
             detail,
             rt,

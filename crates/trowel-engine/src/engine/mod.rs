@@ -6,6 +6,8 @@
 //!   then `publish` (assemble the image, local outputs, push gate, push);
 //! - `context` — the read-only `BuildContext` every part shares
 //!   (options, parsed Dockerfile and plan, registry client, blob store, work dir, emitter);
+//! - `checks` — BuildKit's build checks in a build (`check` events; `check=error=true` fails it)
+//!   and without one ([`check_dockerfile`], `trowel check`);
 //! - `stage` — one `StageRunner` per stage: it owns the stage's config,
 //!   layers, build root and cache keys, and runs each step the same way (events, checkpoints,
 //!   cache, snapshot, layer, history);
@@ -19,6 +21,7 @@
 //! - [`options`], [`error`] — what a build is asked to do, and how it fails.
 
 pub mod build;
+mod checks;
 mod container;
 mod contents;
 mod context;
@@ -41,6 +44,7 @@ mod steps;
 mod vars;
 
 pub use build::{BuildResult, build};
+pub use checks::standalone::{CheckOutcome, CheckRequest, check as check_dockerfile};
 pub use controller::{Checkpoint, Command, Continue, Controller, Decision, ShellChoice, StepReport};
 pub use emit::Emitter;
 pub use error::{BuildError, Location, PullError, PushError, StepError};

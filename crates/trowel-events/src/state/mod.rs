@@ -18,12 +18,14 @@ use crate::{
     CacheResult, Digest, Envelope, Event, FileContent, LayerSummary, PushReview, StagePlan, StepId, StepPlan, When,
 };
 
+mod check;
 mod outcome;
 mod output;
 mod push;
 mod stage;
 mod step;
 
+pub use check::CheckView;
 pub use outcome::{Failure, Finished, Outcome};
 pub use output::{OutputTail, TAIL_BYTES, TAIL_LINES};
 pub use push::{BlobProgress, ImageView, PushDecision, PushView};
@@ -47,6 +49,8 @@ pub struct BuildState {
     steps: BTreeMap<StepId, StepView>,
     /// Warnings, and events withheld because they could not be masked safely.
     pub warnings: Vec<String>,
+    /// Build check findings, in the order reported.
+    pub checks: Vec<CheckView>,
     /// Every layer the build wrote (steps' and kept shell sessions'), in order; cached layers
     /// are not in it.
     pub written_layers: Vec<LayerSummary>,
@@ -120,6 +124,11 @@ impl BuildState {
             .or_else(|| self.steps().find(|s| s.state == StepState::Failed).map(|s| s.id))
     }
 
+    /// The build check findings about Dockerfile line `line`.
+    pub fn checks_at(&self, line: usize) -> impl Iterator<Item = &CheckView> {
+        self.checks.iter().filter(move |c| c.covers(line))
+    }
+
     /// The pause the build is stopped in, with its step.
     pub fn open_pause(&self) -> Option<(&StepView, &Pause)> {
         self.steps().find_map(|s| s.open_pause().map(|p| (s, p)))
@@ -165,6 +174,15 @@ impl BuildState {
                 self.plan(stages);
             }
             Event::Warning { message } => self.warnings.push(message.clone()),
+            Event::Check { rule, description, url, message, line, end_line, error } => self.checks.push(CheckView {
+                rule: rule.clone(),
+                description: description.clone(),
+                url: url.clone(),
+                message: message.clone(),
+                line: *line,
+                end_line: *end_line,
+                error: *error,
+            }),
             Event::StageStarted { stage, .. } => {
                 if let Some(s) = self.stage_mut(*stage) {
                     s.started = true;

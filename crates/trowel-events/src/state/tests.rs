@@ -337,3 +337,31 @@ fn a_lean_state_keeps_no_changed_paths() {
     assert!(step.changes.is_empty() && step.contents.is_empty());
     assert_eq!((step.state, step.duration_ms), (StepState::Built, Some(5)));
 }
+
+#[test]
+fn build_check_findings_are_kept_by_line() {
+    let check = |rule: &str, line: usize, end_line: usize| Event::Check {
+        rule: rule.into(),
+        description: "d".into(),
+        url: Some(format!("https://docs.docker.com/go/dockerfile/rule/{rule}/")),
+        message: format!("{rule} says"),
+        line,
+        end_line,
+        error: false,
+    };
+    let s = build().at(1, check("A", 2, 2)).at(2, check("B", 2, 3)).at(3, check("C", 1, 1)).state();
+    assert_eq!(s.checks.len(), 3);
+    let at = |line| s.checks_at(line).map(|c| c.rule.as_str()).collect::<Vec<_>>();
+    assert_eq!(at(2), ["A", "B"]);
+    assert_eq!(at(3), ["B"]);
+    assert_eq!(at(1), ["C"]);
+    assert_eq!(s.checks[0].short(), "A: A says (line 2)");
+    // A line of JSON as a trace holds it: `error` and `url` may be absent.
+    let env: Envelope = serde_json::from_str(
+        r#"{"seq":9,"ms":4,"event":"check","rule":"R","description":"d","message":"m","line":5,"end_line":5}"#,
+    )
+    .unwrap();
+    let mut s = build().state();
+    s.apply(&env);
+    assert_eq!((s.checks[0].error, s.checks[0].url.as_deref()), (false, None));
+}

@@ -73,6 +73,8 @@ impl StageRunner {
                     config_digest: Some((&img.config_digest).into()),
                     layers: layers.iter().map(|l| l.summary(None)).collect(),
                 });
+                // Build checks that depend on this base (its ENV, SHELL, platform).
+                crate::engine::checks::base_resolved(ctx, idx, r, &config, &platform)?;
                 let format = ManifestFormat::from_manifest_media_type(&img.media_type);
                 let clock = config.created().map(str::to_string);
                 (config, format, layers, Some(img.manifest_digest), r.clone(), clock, Vec::new())

@@ -1,0 +1,3 @@
+from scratch as base
+copy app.conf /etc/app.conf
+label org.opencontainers.image.title=app

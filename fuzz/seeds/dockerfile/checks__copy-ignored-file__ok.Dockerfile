@@ -1,0 +1,3 @@
+FROM scratch
+COPY build.log /var/log/
+COPY . /src

@@ -1,0 +1,2 @@
+FROM scratch AS Final
+CMD ["serve"]

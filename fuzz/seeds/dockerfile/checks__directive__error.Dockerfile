@@ -1,0 +1,4 @@
+# check=error=true;skip=MaintainerDeprecated
+FROM scratch
+MAINTAINER someone@example.org
+CMD serve

@@ -1,0 +1,5 @@
+FROM scratch
+COPY a \
+# a comment line inside a continuation is fine
+     b \
+     /dst/

@@ -1,0 +1,3 @@
+ARG SUFFIX
+FROM scratch${SUFFIX} AS base
+FROM --platform=$BUILDPLATFORM scratch

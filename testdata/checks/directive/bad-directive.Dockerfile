@@ -1,0 +1,2 @@
+# check=error=maybe
+FROM scratch

@@ -1,0 +1,5 @@
+# syntax=docker/dockerfile:1
+# check=skip=all
+FROM scratch AS Final
+MAINTAINER someone@example.org
+CMD serve

@@ -1,0 +1,2 @@
+FROM scratch AS build-a
+FROM scratch AS build-b

@@ -1,0 +1,2 @@
+FROM scratch
+EXPOSE 8080 9090/udp 8000-8010/tcp

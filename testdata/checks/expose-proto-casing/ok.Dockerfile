@@ -1,0 +1,2 @@
+FROM scratch
+EXPOSE 53/udp 80 443/tcp 132/sctp

@@ -1,0 +1,2 @@
+FROM scratch
+LABEL org.opencontainers.image.authors="someone@example.org"

@@ -1,0 +1,9 @@
+ARG REGISTRY=localhost:5000
+FROM ${REGISTRY}/busybox:1.35 AS base
+ARG APP_DIR=/srv/app
+ARG EXTRA
+ENV PATH=$PATH:$APP_DIR/bin
+
+FROM base
+COPY config${EXTRA}.toml $APP_DIR/
+RUN echo "$UNSET_IN_A_SHELL_IS_FINE"

@@ -1,0 +1,5 @@
+FROM scratch AS base
+WORKDIR /srv
+
+FROM base
+WORKDIR app
