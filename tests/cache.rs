@@ -552,3 +552,42 @@ fn built_layers_are_mounted_from_the_cache_repo() {
     assert_eq!(t.get("/r").size, 300000);
     assert!(t.has("/f.txt"));
 }
+
+/// `COPY --link`: its layer does not depend on the steps before it, so it hits after an earlier
+/// step changed, while a plain COPY and every step after it miss (they do depend on it); its
+/// own inputs still make it miss, each explained.
+#[test]
+fn link_hits_after_an_earlier_step_changed() {
+    let df = |workdir: &str| {
+        format!(
+            "{}ARG V\nRUN echo $V > /x\nWORKDIR {workdir}\nCOPY --link a.txt rel/\nCOPY a.txt /plain/\n\
+             RUN cat /x {workdir}/rel/a.txt > /both\n",
+            from()
+        )
+    };
+    let c = Ctx::new("linkhit", &df("/w"));
+    c.write("a.txt", "a\n");
+    let first = c.build(&["--build-arg", "V=1"]);
+    assert!(first.steps.iter().all(|(_, r)| r == "miss: no cache entry for this step yet"), "{:?}", first.steps);
+    let o = c.build(&["--build-arg", "V=2"]);
+    assert_eq!(o.at(3), "miss: ARG V 1 → 2");
+    assert_eq!(o.at(5), "hit", "{:?}", o.steps);
+    assert_eq!(o.at(6), "miss: parent step missed (line 3)");
+    // A RUN sees every ARG: the changed one is named first.
+    assert_eq!(o.at(7), "miss: ARG V 1 → 2");
+    // The hit's layer is laid over the new RUN's result: the image has both.
+    let u = pull_and_unpack(&c.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/both"), "2\na\n");
+    // The key says it is not chained, and what it is made of instead.
+    let lookup = o.events.iter().find(|e| e["event"] == "cache_lookup" && e["components"]["line"] == 5).unwrap();
+    assert_eq!(lookup["components"]["parent"], "");
+    assert_eq!(lookup["components"]["linked"], "/w/rel/");
+
+    // Its own inputs: the copied file, and the WORKDIR its relative destination hangs on.
+    c.write("a.txt", "A\n");
+    assert_eq!(c.build(&["--build-arg", "V=2"]).at(5), "miss: COPY a.txt: 1 file changed (a.txt)");
+    std::fs::write(c.path().join("Dockerfile"), df("/v")).unwrap();
+    let o = c.build(&["--build-arg", "V=2"]);
+    assert_eq!(o.at(4), "miss: instruction text changed");
+    assert_eq!(o.at(5), "miss: WORKDIR changed: destination /w/rel/ → /v/rel/");
+}

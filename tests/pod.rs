@@ -205,6 +205,68 @@ fn builds_and_pushes_in_a_pod_with_six_capabilities() {
     assert!(log.contains("Cache: ") && log.contains(" 0 miss(es)"), "{log}");
 }
 
+/// `COPY --link` where the build root is `/` of the pod: the step's layer is made on an empty
+/// root in trowel's work directory and laid over `/`, the image's directory it replaces a
+/// symlink of included, and the steps after it see the result.
+#[test]
+fn link_steps_in_a_pod() {
+    let e = env();
+    let image = trowel_image();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("a.txt"), "linked\n").unwrap();
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN mkdir -p /srv/real && ln -s /srv/real /data && chmod 700 /srv\n\
+             COPY --link a.txt /data/a.txt\nRUN cat /data/a.txt > /seen && ls -ld /data | cut -c1 >> /seen\n",
+            e.busybox()
+        ),
+    )
+    .unwrap();
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-link"));
+    let args: Vec<String> = [
+        "/trowel/trowel",
+        "build",
+        "--context",
+        "/workspace",
+        "--dockerfile",
+        "/workspace/Dockerfile",
+        "--destination",
+        &dest,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    assert!(log.contains("/data was a symlink to /srv/real in the image"), "{log}");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/seen"), "linked\nd\n");
+    let t = u.tree();
+    assert_eq!(t.get("/srv").mode, 0o700, "a --link step touches only the paths it writes");
+    assert!(!t.has("/trowel") && !t.has("/workspace/a.txt"));
+
+    // An ADD of a git repository is refused in a pod, before anything is pulled: the git on
+    // PATH there would be the image's.
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        format!("FROM {}\nADD https://127.0.0.1:9/repo.git /src\n", e.busybox()),
+    )
+    .unwrap();
+    let args: Vec<String> =
+        ["/trowel/trowel", "build", "--context", "/workspace", "--no-push"].iter().map(|s| s.to_string()).collect();
+    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("Dockerfile:2: ADD https://127.0.0.1:9/repo.git /src: ADD of a git repository is not supported in container isolation yet"),
+        "{log}"
+    );
+    assert!(!log.contains("Retrieved image"), "{log}");
+}
+
 #[test]
 fn container_isolation_refuses_to_run_on_a_host() {
     let ctx = tempfile::tempdir().unwrap();

@@ -3,9 +3,10 @@
 //! A build flows Dockerfile → [`dockerfile`] (parse, expand, stage graph) → [`engine`] (stages
 //! and steps in order, consulting a controller at every step boundary) → [`sandbox`] (RUN),
 //! [`fs`] (unpack, snapshot, layer) and [`image`] (config, manifest, outputs) → [`registry`]
-//! (pull and push), with [`cache`] keeping layers and base images between builds. Everything the
-//! engine does is reported as an event; how those reach a person (a log, a trace, a terminal
-//! UI) is the `trowel` binary's business, and this crate depends on no terminal crate.
+//! (pull and push) and [`git`] (ADD of repositories), with [`cache`] keeping layers and base
+//! images between builds. Everything the engine does is reported as an event; how those reach
+//! a person (a log, a trace, a terminal UI) is the `trowel` binary's business, and this crate
+//! depends on no terminal crate.
 
 pub mod cache;
 pub mod digest;
@@ -13,6 +14,7 @@ pub mod dockerfile;
 pub mod duration;
 pub mod engine;
 pub mod fs;
+pub mod git;
 pub mod image;
 pub mod registry;
 pub mod sandbox;

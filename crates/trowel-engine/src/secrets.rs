@@ -2,7 +2,8 @@
 //!
 //! A build arg is treated as secret when its name contains one of the usual markers (TOKEN,
 //! PASSWORD, SECRET, KEY, …), as BuildKit's secrets linter does, or when the user named it with
-//! `--secret-arg`.
+//! `--secret-arg`. Credentials written into a URL (`https://user:token@host/…`, as in an `ADD`
+//! of a private git repository), in any build arg or in the Dockerfile, are secret too.
 
 use sha2::Digest as _;
 
@@ -12,6 +13,32 @@ const MARKERS: &[&str] = &["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CRED
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     MARKERS.iter().any(|m| upper.contains(m))
+}
+
+/// The credentials written into URLs in `text`: the password of `scheme://user:password@`, or
+/// the user of `scheme://user@` (a token passed as the user name, as GitHub and GitLab accept).
+pub fn url_credentials(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let scheme_ok = rest[..i].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric());
+        let after = &rest[i + 3..];
+        let end =
+            after.find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"') || c.is_whitespace()).unwrap_or(after.len());
+        let authority = &after[..end];
+        if scheme_ok && let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            let secret = match userinfo.split_once(':') {
+                Some((_, password)) => password,
+                None => userinfo,
+            };
+            if !secret.is_empty() && !out.iter().any(|o| o == secret) {
+                out.push(secret.to_string());
+            }
+        }
+        rest = &after[end..];
+    }
+    out
 }
 
 /// A short fingerprint of a secret value: enough to tell that it changed, too short to confirm a
@@ -33,6 +60,17 @@ mod tests {
         for s in ["VERSION", "HTTP_PROXY", "TARGETARCH", "NAME"] {
             assert!(!is_secret_name(s), "{s}");
         }
+    }
+
+    #[test]
+    fn credentials_in_urls() {
+        assert_eq!(url_credentials("ADD https://oauth2:glpat-xyz@gitlab.example/g/r.git /src"), ["glpat-xyz"]);
+        assert_eq!(url_credentials("https://ghp_token123@github.com/o/r.git"), ["ghp_token123"]);
+        assert_eq!(
+            url_credentials("a http://u:p1@h/x b git://h/y ssh://git@h:22/z 'http://v:p2@h'"),
+            ["p1", "git", "p2"]
+        );
+        assert!(url_credentials("https://host/path?x=a@b git@github.com:o/r.git").is_empty());
     }
 
     #[test]
@@ -77,10 +115,12 @@ impl Redactor {
 
     /// A redactor masking both `self`'s values and `other`'s.
     pub fn merged(&self, other: &Redactor) -> Redactor {
-        let mut values: Vec<String> = self.values.iter().chain(&other.values).cloned().collect();
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        Redactor { values }
+        self.with(other.values.iter().cloned())
+    }
+
+    /// This redactor masking `more` as well.
+    pub fn with(&self, more: impl IntoIterator<Item = String>) -> Redactor {
+        Redactor::new(self.values.iter().cloned().chain(more))
     }
 
     /// Length of the longest secret (streamed output holds back this much minus one byte so a
@@ -131,11 +171,14 @@ pub fn secret_build_args<'a>(
     build_args: impl IntoIterator<Item = (&'a String, &'a String)>,
     extra_names: &[String],
 ) -> Vec<String> {
-    build_args
-        .into_iter()
-        .filter(|(k, _)| is_secret_name(k) || extra_names.iter().any(|n| n == *k))
-        .map(|(_, v)| v.clone())
-        .collect()
+    let mut out = Vec::new();
+    for (k, v) in build_args {
+        if is_secret_name(k) || extra_names.iter().any(|n| n == k) {
+            out.push(v.clone());
+        }
+        out.extend(url_credentials(v));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub struct BaseInfo {
     pub digest: Option<Digest>,
 }
 
-/// Everything a step's cache key is made of (the first eight fields are hashed), plus the
+/// Everything a step's cache key is made of (the fields before `line` are hashed), plus the
 /// context used to explain a miss.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyComponents {
@@ -66,8 +66,14 @@ pub struct KeyComponents {
     pub platform: String,
     /// How layers are written (compression, level, `+reproducible`).
     pub layer_format: String,
-    /// The previous step's key.
+    /// The previous step's key; empty for a `COPY --link`/`ADD --link` step (see `linked`).
     pub parent: String,
+    /// Set for a `COPY --link`/`ADD --link` step: its destination, resolved against WORKDIR.
+    /// Such a step's layer is made on an empty root, so its key does not chain from the step
+    /// before it and it hits after earlier steps changed (the steps after it still chain from
+    /// both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked: Option<String>,
     /// The expanded instruction.
     pub instruction: String,
     /// The ARG and ENV variables in effect, by name.

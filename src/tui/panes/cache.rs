@@ -106,7 +106,12 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     out.push(Line::from(Span::styled("what the key is made of", theme.header)));
     let c = &cache.components;
     multi(&mut out, "instruction", &c.instruction, theme.text);
-    multi(&mut out, "parent", &short_key(&c.parent), theme.text);
+    match &c.linked {
+        Some(dest) => {
+            multi(&mut out, "linked", &format!("{dest} (--link: not chained to the step before)"), theme.text)
+        }
+        None => multi(&mut out, "parent", &short_key(&c.parent), theme.text),
+    }
     multi(&mut out, "platform", &c.platform, theme.text);
     multi(&mut out, "layers", &c.layer_format, theme.text);
     multi(&mut out, "format", &format!("v{}", c.version), theme.dim);

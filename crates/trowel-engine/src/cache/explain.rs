@@ -38,6 +38,13 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, u
     if p.instruction != cur.instruction {
         return "instruction text changed".to_string();
     }
+    if p.linked != cur.linked {
+        // Same text, another destination: WORKDIR moved under a relative `--link` destination.
+        return match (&p.linked, &cur.linked) {
+            (Some(a), Some(b)) => format!("WORKDIR changed: destination {a} → {b}"),
+            _ => "instruction text changed".to_string(),
+        };
+    }
     if p.files != cur.files {
         return files_changed(&cur.instruction, &p.files, &cur.files);
     }
@@ -133,14 +140,20 @@ fn sources_changed(prev: &BTreeMap<String, String>, cur: &BTreeMap<String, Strin
     for (k, v) in cur {
         match prev.get(k) {
             Some(pv) if pv == v => {}
-            Some(pv) => match k.strip_prefix("image:") {
-                Some(img) => out.push(format!("image {img} now {} (was {})", short(v), short(pv))),
-                None => out.push(format!("{} changed", k.replacen(':', " ", 1))),
+            Some(pv) => match (k.strip_prefix("image:"), k.strip_prefix("git:")) {
+                (Some(img), _) => out.push(format!("image {img} now {} (was {})", short(v), short(pv))),
+                (_, Some(repo)) => out.push(format!("git {repo} now {} (was {})", commit(v), commit(pv))),
+                _ => out.push(format!("{} changed", k.replacen(':', " ", 1))),
             },
             None => out.push(format!("{} is new", k.replacen(':', " ", 1))),
         }
     }
     if out.is_empty() { "source stages or images changed".to_string() } else { out.join(", ") }
+}
+
+/// A commit id as git abbreviates it in messages (12 digits).
+fn commit(s: &str) -> &str {
+    &s[..12.min(s.len())]
 }
 
 fn short(s: &str) -> String {
@@ -189,6 +202,7 @@ mod tests {
             platform: "linux/amd64".into(),
             layer_format: "gzip".into(),
             parent: "p0".into(),
+            linked: None,
             instruction: instr.into(),
             vars: BTreeMap::new(),
             files: vec![],
@@ -232,6 +246,34 @@ mod tests {
         assert_eq!(
             explain(&Previous::Entry(Box::new(a)), &b, &none),
             "COPY src/: 2 files changed (src/lib.rs, src/main.rs), 1 added (src/new.rs), 1 removed (src/old.rs)"
+        );
+    }
+
+    #[test]
+    fn linked_steps_and_git_sources() {
+        let none = BTreeMap::new();
+        let mut a = comps("COPY --link a.txt rel/");
+        a.parent = String::new();
+        a.linked = Some("/srv/rel/".into());
+        let mut b = a.clone();
+        b.linked = Some("/app/rel/".into());
+        assert_eq!(
+            explain(&Previous::Entry(Box::new(a.clone())), &b, &none),
+            "WORKDIR changed: destination /srv/rel/ → /app/rel/"
+        );
+        // A linked step has no parent to blame: a changed chain before it is not a reason.
+        let mut c = a.clone();
+        c.chain.push(ChainLink { line: 2, instruction: "RUN x".into(), key: "other".into() });
+        c.files = vec![file("a.txt", b"2")];
+        assert_eq!(explain(&Previous::Entry(Box::new(a)), &c, &none), "COPY a.txt: 1 added (a.txt)");
+
+        let mut g1 = comps("ADD https://h/r.git#main /src");
+        g1.sources.insert("git:https://h/r.git#main".into(), "1111111111112222".into());
+        let mut g2 = g1.clone();
+        g2.sources.insert("git:https://h/r.git#main".into(), "3333333333334444".into());
+        assert_eq!(
+            explain(&Previous::Entry(Box::new(g1)), &g2, &none),
+            "git https://h/r.git#main now 333333333333 (was 111111111111)"
         );
     }
 

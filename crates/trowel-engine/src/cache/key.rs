@@ -12,6 +12,12 @@
 //! changes the key), there is no ambiguous `-` join, and a stage with no instructions still passes
 //! its base digest on to the stages built from it.
 //!
+//! A `COPY --link`/`ADD --link` step is the exception: its layer is made on an empty root, so
+//! its key leaves the parent out (`parent` is empty) and names the absolute destination
+//! instead (`linked`), and an earlier step that changed does not make it miss. The steps after
+//! it chain from [`linked_chain_key`] of the parent and its key: they do depend on everything
+//! below.
+//!
 //! Besides the hashed part, [`KeyComponents`] carries context used only to explain a miss: the
 //! Dockerfile line, the chain of ancestor steps and the base image. It is stored in every cache
 //! entry, so a later build (another CI job, with no local state) can say what changed.
@@ -80,7 +86,11 @@ pub struct KeyComponents {
     /// How layers are written (compression, `--reproducible`): a cached layer must be the layer
     /// this build would have written.
     pub layer_format: String,
+    /// The previous step's key; empty for a `--link` step.
     pub parent: String,
+    /// A `--link` step: its destination, resolved against WORKDIR (what the parent gave it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked: Option<String>,
     pub instruction: String,
     pub vars: BTreeMap<String, Var>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -103,6 +113,9 @@ struct Hashed<'a> {
     platform: &'a str,
     layer_format: &'a str,
     parent: &'a str,
+    /// Absent for every other step, so their keys are those of before `--link` had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linked: Option<&'a str>,
     instruction: &'a str,
     vars: &'a BTreeMap<String, Var>,
     files: &'a [FileEntry],
@@ -117,6 +130,7 @@ impl KeyComponents {
             platform: &self.platform,
             layer_format: &self.layer_format,
             parent: &self.parent,
+            linked: self.linked.as_deref(),
             instruction: &self.instruction,
             vars: &self.vars,
             files: &self.files,
@@ -125,6 +139,19 @@ impl KeyComponents {
         let bytes = serde_json::to_vec(&h).expect("key components serialise");
         Digest::of(&bytes).hex().to_string()
     }
+}
+
+/// What the steps after a `--link` step chain from: its key (which does not depend on the
+/// steps before it) joined with the key of the step before it (which they do depend on).
+pub fn linked_chain_key(parent: &str, linked_key: &str) -> String {
+    #[derive(Serialize)]
+    struct Chain<'a> {
+        version: u32,
+        parent: &'a str,
+        linked: &'a str,
+    }
+    let b = serde_json::to_vec(&Chain { version: FORMAT_VERSION, parent, linked: linked_key }).unwrap();
+    Digest::of(&b).hex().to_string()
 }
 
 /// The key a chain starts from for a base image, `scratch`, or a parent stage.
@@ -192,6 +219,7 @@ mod tests {
             platform: "linux/amd64".into(),
             layer_format: "gzip".into(),
             parent: "p".into(),
+            linked: None,
             instruction: "RUN make".into(),
             vars: BTreeMap::new(),
             files: vec![],
@@ -235,6 +263,30 @@ mod tests {
         let mut b = comps();
         b.files = vec![f("src/b.rs")];
         assert_ne!(a.key(), b.key());
+    }
+
+    /// Keys of steps without `--link` are what they were before the field existed (the same
+    /// JSON, field for field): entries written by an earlier trowel still hit.
+    #[test]
+    fn keys_without_link_are_unchanged() {
+        let before = r#"{"version":1,"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"RUN make","vars":{},"files":[],"sources":{}}"#;
+        assert_eq!(comps().key(), Digest::of(before.as_bytes()).hex());
+    }
+
+    #[test]
+    fn linked_keys_do_not_chain_but_their_successors_do() {
+        let mut a = comps();
+        a.parent = String::new();
+        a.linked = Some("/app/".into());
+        let mut b = a.clone();
+        b.line = 9;
+        assert_eq!(a.key(), b.key());
+        let mut c = a.clone();
+        c.linked = Some("/srv/".into());
+        assert_ne!(a.key(), c.key(), "the destination is part of the key");
+        assert_ne!(a.key(), comps().key());
+        assert_ne!(linked_chain_key("p1", &a.key()), linked_chain_key("p2", &a.key()));
+        assert_ne!(linked_chain_key("p1", &a.key()), a.key());
     }
 
     #[test]

@@ -269,9 +269,6 @@ impl Instruction {
             flags::check_chmod(mode).map_err(|e| self.error(e))?;
         }
         let checksum = opt("checksum")?;
-        if let Some(sum) = &checksum {
-            flags::check_checksum(sum).map_err(|e| self.error(e))?;
-        }
         let from = opt("from")?;
         if from.as_deref() == Some("") {
             return Err(self.error("--from must not be empty"));
@@ -290,6 +287,16 @@ impl Instruction {
                     ExpandedSource::Heredoc { name: h.delimiter.clone(), content }
                 }
             });
+        }
+        if let Some(sum) = &checksum {
+            let paths: Vec<&str> = sources
+                .iter()
+                .filter_map(|s| match s {
+                    ExpandedSource::Path(p) => Some(p.as_str()),
+                    ExpandedSource::Heredoc { .. } => None,
+                })
+                .collect();
+            flags::check_add_checksum(sum, &paths).map_err(|e| self.error(e))?;
         }
         Ok(ExpandedCopy {
             from,

@@ -1,5 +1,6 @@
 //! Which `--flags` each instruction accepts, and the value syntaxes that are checked:
-//! booleans, octal `--chmod`, Go durations for HEALTHCHECK, `--checksum` digests.
+//! booleans, octal `--chmod`, Go durations for HEALTHCHECK, `--checksum` digests (or commit
+//! prefixes, for git sources).
 
 use super::types::{Flag, Keyword};
 
@@ -100,6 +101,41 @@ pub(crate) fn check_chmod(value: &str) -> Result<(), String> {
         && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
         && u32::from_str_radix(value, 8).is_ok_and(|m| m <= 0o7777);
     if ok { Ok(()) } else { Err(format!("invalid --chmod value {value:?}: expected an octal mode such as 0755")) }
+}
+
+/// Validates `ADD --checksum` for its sources (BuildKit's rules): one source, either a URL
+/// download (a digest, see [`check_checksum`]) or a git repository (a hex prefix of the commit).
+pub fn check_add_checksum(value: &str, path_sources: &[&str]) -> Result<(), String> {
+    let [src] = path_sources else { return Err("checksum can't be specified for multiple sources".into()) };
+    if super::gitref::is_git_source(src) {
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("invalid checksum {value} for Git URL, expected hex commit hash"));
+        }
+        return Ok(());
+    }
+    if !(src.starts_with("http://") || src.starts_with("https://")) {
+        return Err("checksum requires HTTP(S) or Git sources".into());
+    }
+    check_checksum(value)
+}
+
+/// `--chown` with ids only (`root` is 0, as BuildKit reads it): all `COPY --link` can use, since
+/// it cannot look names up in the image. A user alone gives its id as the group too.
+pub fn link_chown_ids(spec: &str) -> Option<(u32, u32)> {
+    let id = |s: &str| if s == "root" { Some(0) } else { s.parse::<u32>().ok() };
+    match spec.split_once(':') {
+        Some((u, g)) if !g.is_empty() => Some((id(u)?, id(g)?)),
+        Some((u, _)) => id(u).map(|u| (u, u)),
+        None => id(spec).map(|u| (u, u)),
+    }
+}
+
+/// Why `--link --chown=<name>` cannot work (BuildKit refuses it as well).
+pub fn link_chown_error(spec: &str) -> String {
+    format!(
+        "--chown={spec} names a user or group, which --link cannot look up (a --link step does not see the \
+         image's /etc/passwd and /etc/group, as in BuildKit): use numeric ids, or drop --link"
+    )
 }
 
 /// Validates an `ADD --checksum` digest (`sha256:`, `sha384:` or `sha512:` and hex).
@@ -219,6 +255,35 @@ mod tests {
         assert!(check_chmod("u+x").is_err());
         assert!(check_chmod("").is_err());
         assert!(check_chmod("89").is_err());
+    }
+
+    #[test]
+    fn link_chown() {
+        assert_eq!(link_chown_ids("1000"), Some((1000, 1000)));
+        assert_eq!(link_chown_ids("1000:50"), Some((1000, 50)));
+        assert_eq!(link_chown_ids("root"), Some((0, 0)));
+        assert_eq!(link_chown_ids("7:root"), Some((7, 0)));
+        assert_eq!(link_chown_ids("7:"), Some((7, 7)));
+        assert_eq!(link_chown_ids("app"), None);
+        assert_eq!(link_chown_ids("1000:staff"), None);
+    }
+
+    #[test]
+    fn checksum_for_its_source() {
+        let sha = format!("sha256:{}", "a".repeat(64));
+        assert!(check_add_checksum(&sha, &["https://h/f.tgz"]).is_ok());
+        assert!(check_add_checksum("be1f38e", &["https://h/r.git#v1"]).is_ok());
+        assert!(check_add_checksum("BE1F38E", &["git@h:r.git"]).is_ok());
+        for (v, srcs, err) in [
+            ("be1f38e", &["https://h/f.tgz"][..], "invalid --checksum value \"be1f38e\""),
+            (sha.as_str(), &["https://h/r.git"][..], "invalid checksum sha256:"),
+            ("abc", &["https://h/a.git", "https://h/b.git"][..], "checksum can't be specified for multiple sources"),
+            ("abc", &[][..], "checksum can't be specified for multiple sources"),
+            ("abc", &["local.tar"][..], "checksum requires HTTP(S) or Git sources"),
+        ] {
+            let e = check_add_checksum(v, srcs).unwrap_err();
+            assert!(e.starts_with(err), "{v} {srcs:?}: {e}");
+        }
     }
 
     #[test]

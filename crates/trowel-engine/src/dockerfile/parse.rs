@@ -448,8 +448,18 @@ fn copy_args(
     if let Some(c) = flags::str_flag(flag_list, "chmod").filter(|c| !c.is_empty() && !c.contains('$')) {
         flags::check_chmod(c).map_err(|e| ctx.err(e))?;
     }
-    if let Some(c) = flags::str_flag(flag_list, "checksum").filter(|c| !c.contains('$')) {
-        flags::check_checksum(c).map_err(|e| ctx.err(e))?;
+    let paths: Vec<&str> = sources
+        .iter()
+        .filter_map(|s| match s {
+            CopySource::Path(p) => Some(p.as_str()),
+            CopySource::Heredoc(_) => None,
+        })
+        .collect();
+    // What a checksum must look like depends on its source: known now unless a variable hides it.
+    if let Some(c) = flags::str_flag(flag_list, "checksum").filter(|c| !c.contains('$'))
+        && !paths.iter().any(|p| p.contains('$'))
+    {
+        flags::check_add_checksum(c, &paths).map_err(|e| ctx.err(e))?;
     }
     Ok(CopyArgs { flags: flag_list.to_vec(), sources, dest: dest.value.to_string() })
 }

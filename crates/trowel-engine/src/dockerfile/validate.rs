@@ -7,10 +7,11 @@
 //! variable are checked after expansion, when the step runs (as BuildKit does).
 
 use super::error::DockerfileError;
-use super::flags::{multi_flag, str_flag};
+use super::flags::{bool_flag, link_chown_error, link_chown_ids, multi_flag, str_flag};
+use super::gitref::{Transport, parse_git_ref, redact_url, ssh_unsupported};
 use super::mount::MountSpec;
 use super::stages::Plan;
-use super::types::{Dockerfile, Instruction, InstructionKind};
+use super::types::{CopyArgs, CopySource, Dockerfile, Instruction, InstructionKind, Keyword};
 
 // Flag syntax (known flags, booleans, octal `--chmod`, `--checksum` digests) is checked by the
 // parser already (`flags.rs`); this is about flag values that need more than syntax.
@@ -46,6 +47,55 @@ pub fn check(ins: &Instruction) -> Result<(), DockerfileError> {
             && !SECURITY_MODES.contains(&s)
         {
             return Err(ins.error(format!("unsupported security mode {s:?} (one of sandbox, insecure)")));
+        }
+    }
+    match &ins.kind {
+        InstructionKind::Copy(args) => check_copy(ins, Keyword::Copy, args)?,
+        InstructionKind::Add(args) => check_copy(ins, Keyword::Add, args)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// COPY/ADD: git sources (the URL's options, what only ADD can fetch, transports trowel cannot
+/// use yet) and what `--link` cannot do, as far as no variable hides it.
+fn check_copy(ins: &Instruction, keyword: Keyword, args: &CopyArgs) -> Result<(), DockerfileError> {
+    let known = |v: &str| !v.contains('$');
+    let link = bool_flag(&args.flags, "link") && str_flag(&args.flags, "chmod").is_none();
+    if let Some(chown) = str_flag(&args.flags, "chown").filter(|c| known(c))
+        && link
+        && link_chown_ids(chown).is_none()
+    {
+        return Err(ins.error(link_chown_error(chown)));
+    }
+    for src in args.sources.iter().filter_map(|s| match s {
+        CopySource::Path(p) if known(p) => Some(p.as_str()),
+        _ => None,
+    }) {
+        let git = match parse_git_ref(src) {
+            Ok(None) => continue,
+            Err(e) if keyword == Keyword::Add => {
+                return Err(ins.error(format!("git source {}: {e}", redact_url(src))));
+            }
+            _ if keyword == Keyword::Copy => {
+                return Err(ins.error(format!("source can't be a git ref for COPY: {} (use ADD)", redact_url(src))));
+            }
+            Ok(Some(g)) => g,
+            Err(_) => continue,
+        };
+        if git.transport == Transport::Ssh {
+            return Err(ins.error(ssh_unsupported(&git.redacted())));
+        }
+        let flag = args.flags.iter().rev().find(|f| f.name == "keep-git-dir");
+        if let (Some(_), Some(url)) = (flag, git.keep_git_dir)
+            && bool_flag(&args.flags, "keep-git-dir") != url
+        {
+            return Err(ins.error("inconsistent keep-git-dir configuration"));
+        }
+        if let (Some(flag), Some(url)) = (str_flag(&args.flags, "checksum").filter(|c| known(c)), &git.checksum)
+            && flag != url
+        {
+            return Err(ins.error(format!("checksum mismatch {flag:?} != {url:?}")));
         }
     }
     Ok(())

@@ -6,12 +6,12 @@
 //! [`StageRunner`](super::stage::StageRunner), what stages share in
 //! [`Stages`](super::stages::Stages), the layer cache's bookkeeping in
 //! [`LayerCache`](super::layer_cache::LayerCache). The two maps here that fill in as the build
-//! goes (images resolved, files downloaded) are memos behind a lock: asking twice gives the
+//! goes (images resolved, files downloaded, git sources checked out) are memos behind a lock: asking twice gives the
 //! same answer, which is what makes them safe to share.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use trowel_events::{Detail, Event};
@@ -29,6 +29,7 @@ use crate::engine::scratch::{self, WorkDir};
 use crate::engine::steps::copy::Download;
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
+use crate::git::{Checkout, GitError};
 use crate::image::manifest::Platform;
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, ResolvedImage};
@@ -66,6 +67,9 @@ pub(crate) struct BuildContext<'o> {
     pub base_cache: Option<BaseImageCache>,
     /// Masks secret build-arg values in history and cache entries.
     pub redactor: Redactor,
+    /// Build args used in the credentials of a URL in the Dockerfile: secret, whatever their
+    /// names (see [`BuildContext::is_secret_arg`]).
+    url_secret_args: Vec<String>,
     /// Which build checks run, and whether a finding fails the build.
     pub checks: CheckConfig,
     /// What `RUN --mount` needs across the build: the cache-mount store, memos, ssh agents.
@@ -74,7 +78,13 @@ pub(crate) struct BuildContext<'o> {
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
     downloads: Mutex<HashMap<String, Download>>,
+    /// ADD git sources by what they ask for, failures included (a source that cannot be
+    /// fetched is tried once, not again by the step after the planner).
+    git: Mutex<HashMap<String, GitCheckout>>,
 }
+
+/// A git source's checkout, or why there is none.
+pub(crate) type GitCheckout = Result<Arc<Checkout>, Arc<GitError>>;
 
 impl<'o> BuildContext<'o> {
     /// Reads and plans the Dockerfile, opens the context, and sets up the work dir, the blob
@@ -82,6 +92,15 @@ impl<'o> BuildContext<'o> {
     pub fn new(opts: &'o BuildOptions, emitter: Emitter, detail: Detail) -> Result<BuildContext<'o>, BuildError> {
         let text = std::fs::read_to_string(&opts.dockerfile)
             .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))?;
+        // Credentials written in the Dockerfile's URLs (an ADD of a private repository) are
+        // masked in everything reported from here on, and in history and cache entries; so are
+        // the build args such a credential is made of (`https://oauth2:${CI_TOKEN}@…`), whatever
+        // their names, and their values are fingerprinted in cache keys.
+        let mut url_secrets = crate::secrets::url_credentials(&text);
+        let url_secret_args: Vec<String> =
+            url_secrets.iter().flat_map(|c| crate::cache::key::referenced_names(c)).collect();
+        url_secrets.extend(url_secret_args.iter().filter_map(|n| opts.build_args.get(n).cloned()));
+        emitter.add_secrets(url_secrets.clone());
         let df = dockerfile::parse(&opts.dockerfile, &text)?;
         let platform = opts.target_platform();
         let plan = dockerfile::plan(
@@ -92,6 +111,7 @@ impl<'o> BuildContext<'o> {
         )?;
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
         crate::engine::preflight::check(&df, &plan, opts)?;
+        crate::engine::preflight::check_git(&df, &plan, opts.run.isolation)?;
         let checks = crate::engine::checks::config(&df, &opts.build_args)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
@@ -138,7 +158,8 @@ impl<'o> BuildContext<'o> {
         let mounts = MountService::new(opts.run.mounts.cache_dir.as_deref(), work.path());
         Ok(BuildContext {
             opts,
-            redactor: opts.redactor(),
+            redactor: opts.redactor().with(url_secrets),
+            url_secret_args,
             checks,
             mounts,
             emitter,
@@ -157,7 +178,14 @@ impl<'o> BuildContext<'o> {
             base_cache,
             resolved: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
+            git: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether a build arg's value is secret: by its name, `--secret-arg`, or because a URL's
+    /// credentials are made of it.
+    pub fn is_secret_arg(&self, name: &str) -> bool {
+        self.opts.is_secret_arg(name) || self.url_secret_args.iter().any(|n| n == name)
     }
 
     /// Where an instruction is, for errors.
@@ -214,6 +242,23 @@ impl<'o> BuildContext<'o> {
     /// Remembers the download of `url` for the rest of the build.
     pub fn remember_download(&self, url: &str, d: Download) {
         self.downloads.lock().unwrap_or_else(|p| p.into_inner()).insert(url.to_string(), d);
+    }
+
+    /// The checkout of a git source (by [`crate::engine::steps::copy`]'s key) if this build
+    /// already tried it.
+    pub fn git_checkout(&self, key: &str) -> Option<GitCheckout> {
+        self.git.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    /// Whether a source of the repository `remote` was checked out already in this build.
+    pub fn git_fetched(&self, remote: &str) -> bool {
+        let prefix = format!("{remote}\0");
+        self.git.lock().unwrap_or_else(|p| p.into_inner()).keys().any(|k| k.starts_with(&prefix))
+    }
+
+    /// Remembers a git source's checkout (or failure) for the rest of the build.
+    pub fn remember_git(&self, key: &str, c: GitCheckout) {
+        self.git.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), c);
     }
 
     /// Downloads every listed blob that is not already in the store, a few at a time.

@@ -70,6 +70,16 @@ impl Emitter {
         }
     }
 
+    /// Masks `values` as well from now on (secrets found once the build has started, such as
+    /// credentials written in the Dockerfile's URLs). Masking only ever grows.
+    pub fn add_secrets(&self, values: Vec<String>) {
+        if values.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.redactor = inner.redactor.with(values);
+    }
+
     pub fn warn(&self, message: impl Into<String>) {
         self.emit(Event::Warning { message: message.into() });
     }

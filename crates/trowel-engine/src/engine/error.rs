@@ -140,6 +140,10 @@ pub enum StepError {
         #[source]
         source: reqwest::Error,
     },
+    /// An `ADD <git repository>` could not be fetched or checked out (shared: the cache-key
+    /// planner and the step see the same failure).
+    #[error(transparent)]
+    Git(std::sync::Arc<crate::git::GitError>),
     /// Something the step needs from elsewhere failed (an image to copy from, a root to unpack).
     #[error(transparent)]
     Build(Box<BuildError>),

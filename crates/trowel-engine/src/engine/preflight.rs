@@ -3,8 +3,9 @@
 //! given for its RUN flags (a required secret, an entitlement). A build that cannot succeed fails at once, naming the file, the line and the whole
 //! instruction, instead of after the steps before it.
 
+use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::mount::{MountSpec, MountType};
-use crate::dockerfile::{Base, Dockerfile, InstructionKind, Plan};
+use crate::dockerfile::{Base, CopySource, Dockerfile, InstructionKind, Plan};
 use crate::engine::error::{BuildError, Location, StepError};
 use crate::engine::mounts;
 use crate::engine::options::BuildOptions;
@@ -82,6 +83,27 @@ fn unavailable(name: &str, value: &str, opts: &BuildOptions) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// ADD of a git repository runs the `git` command: it must be there, and it must not be the
+/// image's. In container isolation `/` is the build root, so a `git` found on PATH would be the
+/// base image's (or one an earlier RUN put there), with helpers from the image's
+/// `/usr/lib/git-core` — an image must not decide what its own sources are. trowel's image has
+/// no git of its own yet, so there it is refused.
+pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, isolation: Isolation) -> Result<(), BuildError> {
+    for ps in plan.stages.iter().filter(|s| s.needed) {
+        for ins in &df.stages[ps.index].instructions {
+            let InstructionKind::Add(args) = &ins.kind else { continue };
+            if !args.sources.iter().any(|s| matches!(s, CopySource::Path(p) if !p.contains('$') && is_git_source(p))) {
+                continue;
+            }
+            if isolation == Isolation::Container {
+                return Err(refuse(ins, crate::git::GitError::ContainerIsolation.to_string()));
+            }
+            crate::git::available().map_err(|e| refuse(ins, e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 fn refuse(ins: &crate::dockerfile::Instruction, why: String) -> BuildError {

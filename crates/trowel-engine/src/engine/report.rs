@@ -81,6 +81,7 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
         platform: k.platform.clone(),
         layer_format: k.layer_format.clone(),
         parent: k.parent.clone(),
+        linked: k.linked.clone(),
         instruction: k.instruction.clone(),
         vars: k
             .vars

@@ -51,6 +51,7 @@ mod placed;
 mod pty;
 mod stubs;
 mod sys;
+mod tether;
 mod user;
 mod wire;
 
@@ -63,6 +64,7 @@ pub use error::SandboxError;
 pub use helper::helper_main;
 pub use launch::run;
 pub use mounts::{HostUse, Mount, MountSource, Network, Sensitive};
+pub(crate) use tether::die_with_parent;
 pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
 
 /// The first argument that makes the trowel binary act as the sandbox helper.

@@ -116,6 +116,7 @@ fn components() -> Box<KeyComponents> {
         platform: "linux/amd64".into(),
         layer_format: "gzip".into(),
         parent: "p".into(),
+        linked: None,
         instruction: "COPY . /src".into(),
         vars: Default::default(),
         files: Vec::new(),

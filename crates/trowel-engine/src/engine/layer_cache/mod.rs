@@ -41,7 +41,11 @@ type PendingWrite = (StepId, String, tokio::task::JoinHandle<Result<(String, boo
 #[derive(Debug, Clone)]
 pub(crate) struct PlannedStep {
     pub components: KeyComponents,
+    /// What the step's layer is looked up and stored by.
     pub key: String,
+    /// What the steps after it chain from: `key`, except for a `--link` step (whose key does
+    /// not depend on the steps before it, while the steps after it do).
+    pub chain_key: String,
     /// The expanded instruction the plan saw; execution must see the same.
     pub display: String,
     /// Whether the step's layer is looked up in and stored to the cache.
@@ -149,14 +153,14 @@ impl LayerCache {
     pub fn miss(&mut self, prev: &Previous, planned: &PlannedStep) -> String {
         self.misses += 1;
         let explanation = explain(prev, &planned.components, &self.missed);
-        self.missed.insert(planned.key.clone(), planned.components.line);
+        self.missed.insert(planned.chain_key.clone(), planned.components.line);
         explanation
     }
 
     /// A lookup that failed: the step runs, and counts as a miss.
     pub fn lookup_failed(&mut self, planned: &PlannedStep) {
         self.misses += 1;
-        self.missed.insert(planned.key.clone(), planned.components.line);
+        self.missed.insert(planned.chain_key.clone(), planned.components.line);
     }
 
     /// For a step whose layer will be written to the cache: starts uploading it to the cache

@@ -4,13 +4,17 @@
 //! can be keyed up front by replaying what its instructions do to the config and the ARG scope
 //! (with the same pure function execution uses). Every cacheable step's lookup then starts at
 //! once, overlapped, instead of costing one registry round trip per step in sequence.
+//!
+//! A `--link` step's key does not chain from the step before it (its layer is made on an empty
+//! root): it names its resolved destination instead, and the steps after it chain from both.
 
 use std::collections::BTreeMap;
 
 use trowel_events::StepId;
 
 use crate::cache::key::{
-    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, referenced_names, root_key,
+    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, linked_chain_key, referenced_names,
+    root_key,
 };
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::engine::context::BuildContext;
@@ -21,6 +25,7 @@ use crate::engine::stage::StageConfig;
 use crate::engine::stages::Stages;
 use crate::engine::steps::config::apply_to;
 use crate::engine::steps::copy::keyfiles::key_inputs;
+use crate::engine::steps::copy::link_destination;
 use crate::engine::vars::run_env;
 use crate::image::config::ImageConfig;
 
@@ -108,7 +113,7 @@ pub(crate) fn plan(
                     .ok()
                     .and_then(|m| mounts::key::key_inputs(ctx, stages, &m).ok());
                 match inputs {
-                    Some((files, sources)) => (run_vars(&config.image, &config.args, ctx.opts), files, sources),
+                    Some((files, sources)) => (run_vars(&config.image, &config.args, ctx), files, sources),
                     // The step itself will fail with the real error.
                     None => break,
                 }
@@ -116,18 +121,23 @@ pub(crate) fn plan(
             Expanded::Copy(c) | Expanded::Add(c) => {
                 let is_add = matches!(expanded, Expanded::Add(_));
                 match key_inputs(ctx, stages, stage.index, c, is_add) {
-                    Ok(k) => (used_vars(ins, &config.image, &config.args, ctx.opts), k.files, k.sources),
+                    Ok(k) => (used_vars(ins, &config.image, &config.args, ctx), k.files, k.sources),
                     // The step itself will fail with the real error.
                     Err(_) => break,
                 }
             }
-            _ => (used_vars(ins, &config.image, &config.args, ctx.opts), Vec::new(), BTreeMap::new()),
+            _ => (used_vars(ins, &config.image, &config.args, ctx), Vec::new(), BTreeMap::new()),
+        };
+        let linked = match &expanded {
+            Expanded::Copy(c) | Expanded::Add(c) => link_destination(&config.image, c),
+            _ => None,
         };
         let components = KeyComponents {
             version: FORMAT_VERSION,
             platform: platform.clone(),
             layer_format: layer_format.clone(),
-            parent: parent.clone(),
+            parent: if linked.is_some() { String::new() } else { parent.clone() },
+            linked: linked.clone(),
             instruction: display.clone(),
             vars,
             files,
@@ -143,9 +153,10 @@ pub(crate) fn plan(
         if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
             break;
         }
-        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: key.clone() });
-        parent = key.clone();
-        keys.planned.insert(*id, PlannedStep { components, key, display, cacheable });
+        let chain_key = if linked.is_some() { linked_chain_key(&parent, &key) } else { key.clone() };
+        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone() });
+        parent = chain_key.clone();
+        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable });
     }
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);
@@ -156,7 +167,7 @@ pub(crate) fn plan(
 
 /// A RUN sees every ENV and every ARG in scope (Docker: ARGs are implicitly used by RUN), but
 /// proxy args are left out of the cache key, as Docker does.
-fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope, opts: &BuildOptions) -> BTreeMap<String, Var> {
+fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope, ctx: &BuildContext<'_>) -> BTreeMap<String, Var> {
     let env_names: Vec<String> = config.env().into_iter().map(|(k, _)| k).collect();
     let mut out = BTreeMap::new();
     for (k, v) in run_env(config, args, "") {
@@ -167,7 +178,7 @@ fn run_vars(config: &ImageConfig, args: &crate::dockerfile::ArgScope, opts: &Bui
             continue; // defaults trowel adds, not inputs
         }
         let kind = if env_names.contains(&k) { VarKind::Env } else { VarKind::Arg };
-        out.insert(k.clone(), var(opts, kind, &k, Some(v)));
+        out.insert(k.clone(), var(ctx, kind, &k, Some(v)));
     }
     out
 }
@@ -177,21 +188,21 @@ fn used_vars(
     ins: &Instruction,
     config: &ImageConfig,
     args: &crate::dockerfile::ArgScope,
-    opts: &BuildOptions,
+    ctx: &BuildContext<'_>,
 ) -> BTreeMap<String, Var> {
     let mut out = BTreeMap::new();
     for name in referenced_names(&ins.source) {
         if let Some(v) = config.env_var(&name) {
-            out.insert(name.clone(), var(opts, VarKind::Env, &name, Some(v)));
+            out.insert(name.clone(), var(ctx, VarKind::Env, &name, Some(v)));
         } else if args.is_declared(&name) {
-            out.insert(name.clone(), var(opts, VarKind::Arg, &name, args.value(&name).map(str::to_string)));
+            out.insert(name.clone(), var(ctx, VarKind::Arg, &name, args.value(&name).map(str::to_string)));
         }
     }
     out
 }
 
-fn var(opts: &BuildOptions, kind: VarKind, name: &str, value: Option<String>) -> Var {
-    let value = if opts.is_secret_arg(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
+fn var(ctx: &BuildContext<'_>, kind: VarKind, name: &str, value: Option<String>) -> Var {
+    let value = if ctx.is_secret_arg(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
     Var { kind, value }
 }
 

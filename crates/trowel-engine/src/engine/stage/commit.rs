@@ -13,6 +13,7 @@ use crate::engine::shared::Shared;
 use crate::engine::stage::StageRunner;
 use crate::engine::steps::Scope;
 use crate::fs::Changes;
+use crate::fs::LayerInfo;
 use crate::fs::layer::{LayerOptions, write_layer_tapped};
 use crate::image::config::History;
 use crate::image::manifest::Descriptor;
@@ -148,11 +149,7 @@ impl StageRunner {
             return Ok(None);
         }
         let t0 = Instant::now();
-        let opts = LayerOptions {
-            compression: ctx.opts.layers.compression,
-            level: ctx.opts.layers.compression_level,
-            mtime: ctx.opts.layers.reproducible.then_some(0),
-        };
+        let opts = Self::layer_options(s);
         let (tap, digest_to) = match stream.then(|| self.start_streamed_upload(s, id)).flatten() {
             Some((t, d)) => (Some(t), Some(d)),
             None => (None, None),
@@ -170,29 +167,60 @@ impl StageRunner {
             stats: report::snapshot_stats(&changes.stats),
             changes: report::into_changes(changes.entries),
         });
+        let layer = self.built_layer(id, &info);
+        Ok(Some(self.record_layer(s, id, layer, info.entries, t0, created_by, comment)))
+    }
+
+    /// The stage layer a step wrote.
+    pub(crate) fn built_layer(&self, id: StepId, info: &LayerInfo) -> StageLayer {
         let media_type = self.format.layer_media_type(info.compression).to_string();
-        let descriptor = Descriptor::new(media_type.clone(), info.digest.clone(), info.size);
-        ctx.emitter.emit(Event::LayerWritten {
-            id,
-            layer: LayerSummary {
-                digest: (&info.digest).into(),
-                diff_id: Some((&info.diff_id).into()),
-                size: info.size,
-                uncompressed_size: Some(info.uncompressed_size),
-                media_type,
-                step: Some(id),
-            },
-            entries: info.entries,
-            duration_ms: t0.elapsed().as_millis() as u64,
-        });
-        self.config.image.push_diff_id(&info.diff_id);
-        self.push_history(s, Stamp::Now, created_by, comment, false);
-        self.layers.push(StageLayer {
-            descriptor,
-            diff_id: info.diff_id,
+        StageLayer {
+            descriptor: Descriptor::new(media_type, info.digest.clone(), info.size),
+            diff_id: info.diff_id.clone(),
             origin: LayerOrigin::Built(id),
             uncompressed_size: Some(info.uncompressed_size),
+        }
+    }
+
+    /// Reports a layer a step wrote (`entries` in it, written since `t0`) and adds it to the
+    /// stage with its history entry.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_layer(
+        &mut self,
+        s: &Shared<'_, '_>,
+        id: StepId,
+        layer: StageLayer,
+        entries: u64,
+        t0: Instant,
+        created_by: &str,
+        comment: &str,
+    ) -> Digest {
+        s.ctx.emitter.emit(Event::LayerWritten {
+            id,
+            layer: LayerSummary {
+                digest: (&layer.descriptor.digest).into(),
+                diff_id: Some((&layer.diff_id).into()),
+                size: layer.descriptor.size,
+                uncompressed_size: layer.uncompressed_size,
+                media_type: layer.descriptor.media_type.clone(),
+                step: Some(id),
+            },
+            entries,
+            duration_ms: t0.elapsed().as_millis() as u64,
         });
-        Ok(Some(info.digest))
+        self.config.image.push_diff_id(&layer.diff_id);
+        self.push_history(s, Stamp::Now, created_by, comment, false);
+        let digest = layer.descriptor.digest.clone();
+        self.layers.push(layer);
+        digest
+    }
+
+    /// How this build writes layers.
+    pub(crate) fn layer_options(s: &Shared<'_, '_>) -> LayerOptions {
+        LayerOptions {
+            compression: s.ctx.opts.layers.compression,
+            level: s.ctx.opts.layers.compression_level,
+            mtime: s.ctx.opts.layers.reproducible.then_some(0),
+        }
     }
 }

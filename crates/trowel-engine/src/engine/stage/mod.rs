@@ -9,8 +9,9 @@
 //!
 //! One file per concern of the runner: `start.rs` (the base), `files.rs` (the root, made on
 //! demand), `commit.rs` (changes into a layer and a history entry, and its time), `cache.rs`
-//! (hits, misses, writing back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause);
-//! this file runs the steps.
+//! (hits, misses, writing back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause),
+//! `link.rs` (`--link` steps: made on an empty root, laid over the stage); this file runs the
+//! steps.
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use crate::engine::layer_cache::{self, StageInputs, StageKeys};
 use crate::engine::mounts::{self, MountRoots, StepMounts};
 use crate::engine::shared::Shared;
 use crate::engine::stages::BuiltStage;
-use crate::engine::steps::{Changed, FileCx, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
+use crate::engine::steps::{Changed, FileCx, FileStep, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
 use crate::engine::vars::StepVars;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::ManifestFormat;
@@ -35,6 +36,7 @@ mod checkpoint;
 mod commit;
 mod debug_shell;
 mod files;
+mod link;
 mod start;
 
 pub(crate) use commit::{SHELL_COMMENT, Stamp};
@@ -348,7 +350,11 @@ impl StageRunner {
             }
             Step::Files(step) => step,
         };
-        let root = self.files.get(s, self.index, &self.layers)?;
+        if step.linked() {
+            return self.execute_linked(s, at, step.as_ref());
+        }
+        let index = self.index;
+        let root = self.files.get(s, index, &self.layers)?;
         // The stages and images a RUN's mounts read: after the stage's own root is made, which
         // in container isolation may take `/` from the stage a mount reads (that one is then
         // unpacked elsewhere).
@@ -356,13 +362,7 @@ impl StageRunner {
             Some(m) => MountRoots::gather(ctx, s.stages, m).map_err(|e| at.fail(e))?,
             None => MountRoots::default(),
         };
-        let source = match step.from() {
-            None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
-            Some(from) => match stage_index(&ctx.plan, self.index, from) {
-                Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
-                None => Source::Root(s.stages.image_files(ctx, from).map_err(|e| at.fail(e))?),
-            },
-        };
+        let source = Self::source_of(s, index, at, step.as_ref())?;
         let mounts = self.step_mounts.as_ref().map(|m| (m, &mount_roots));
         let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source, mounts })?;
         match changed {
@@ -375,5 +375,22 @@ impl StageRunner {
                 Ok(StepOutcome { status: StepStatus::Built, layer })
             }
         }
+    }
+
+    /// Where a step's sources are read from: the context, another stage's root or an image's.
+    pub(crate) fn source_of<'s>(
+        s: &'s mut Shared<'_, '_>,
+        index: usize,
+        at: &StepAt<'_>,
+        step: &dyn FileStep,
+    ) -> Result<Source<'s>, BuildError> {
+        let ctx = s.ctx;
+        Ok(match step.from() {
+            None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
+            Some(from) => match stage_index(&ctx.plan, index, from) {
+                Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
+                None => Source::Root(s.stages.image_files(ctx, from).map_err(|e| at.fail(e))?),
+            },
+        })
     }
 }

@@ -102,6 +102,12 @@ pub(crate) trait FileStep {
         None
     }
 
+    /// `--link`: the step runs on an empty root of its own, whose contents become a layer laid
+    /// over the stage (see `stage/link.rs`), instead of on the stage's root.
+    fn linked(&self) -> bool {
+        false
+    }
+
     fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError>;
 }
 

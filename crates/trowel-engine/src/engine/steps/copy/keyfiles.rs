@@ -1,17 +1,18 @@
 //! What a COPY/ADD contributes to its cache key: every source file (path, type, mode, owner,
 //! link target, content digest) exactly as the copy will see it — after `.dockerignore` and
 //! `--exclude`, with wildcards expanded — or, for `--from`, the source stage's key or the
-//! source image's digest.
+//! source image's digest; for a git repository, the commit it names.
 
 use std::collections::BTreeMap;
 
 use crate::cache::key::FileEntry;
 use crate::digest::digest_reader;
+use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
 use crate::engine::error::StepError;
 use crate::engine::stages::Stages;
-use crate::engine::steps::copy::{add, filter, is_url, sources, stage_index};
+use crate::engine::steps::copy::{add, filter, git, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
 use crate::fs::{FileType, Root, Stat};
 
@@ -59,6 +60,12 @@ pub(crate) fn key_inputs(
     for s in &c.sources {
         match s {
             ExpandedSource::Heredoc { .. } => {}
+            ExpandedSource::Path(p) if is_add && is_git_source(p) => {
+                let req = git::request(p, c)?;
+                let co = git::checkout(ctx, &req)?;
+                let (name, commit) = git::key_source(&req, &co);
+                srcs.insert(name, commit);
+            }
             ExpandedSource::Path(p) if is_add && is_url(p) => {
                 let dl = add::fetch_url(ctx, p, c.checksum.as_deref())?;
                 files.push(FileEntry {

@@ -13,10 +13,18 @@
 //!   `..` never leaves the root of the context or stage;
 //! - `--parents` keeps each source's path (below a `/./` pivot if present), `--exclude` drops
 //!   matching paths;
-//! - ADD also downloads http(s) URLs (`--checksum` verified, mode 0600) and extracts local tar
-//!   archives (plain, gzip, bzip2, xz, zstd) into the destination directory.
+//! - ADD also downloads http(s) URLs (`--checksum` verified, mode 0600), checks out git
+//!   repositories (`git.rs`: BuildKit's URL forms, `--keep-git-dir`, `--checksum` as a commit
+//!   prefix) into the destination directory, and extracts local tar archives (plain, gzip,
+//!   bzip2, xz, zstd) there;
+//! - `--link` (without `--chmod`, as BuildKit) copies into an empty root instead of the image:
+//!   the runner makes that root's contents a layer of their own and lays it over the stage
+//!   (`stage/link.rs`), so nothing below is read — a destination directory is one only when
+//!   written with a trailing `/` or for several sources, `--chown` takes numeric ids (or
+//!   `root`) only, and the parents it creates are 0755, owned by the `--chown` user.
 
-use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource, Plan};
+use crate::dockerfile::gitref::is_git_source;
+use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource, Plan, link_chown_error, link_chown_ids};
 use crate::engine::error::{BuildError, StepError};
 use crate::engine::steps::join_clean;
 use crate::engine::steps::{Changed, FileCx, FileStep, Scope, Source, owner};
@@ -25,6 +33,7 @@ use crate::fs::root::Root;
 
 mod add;
 pub(crate) mod filter;
+pub(crate) mod git;
 pub(crate) mod keyfiles;
 mod sources;
 
@@ -41,6 +50,10 @@ impl FileStep for Copy {
         self.args.from.as_deref()
     }
 
+    fn linked(&self) -> bool {
+        is_linked(&self.args)
+    }
+
     fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
         let FileCx { ctx, at, config, root, source, .. } = cx;
         let c = &self.args;
@@ -54,6 +67,7 @@ impl FileStep for Copy {
         }
         let dst = root.root();
         let owner = match &c.chown {
+            Some(spec) if is_linked(c) => Some(link_chown_ids(spec).ok_or_else(|| at.invalid(link_chown_error(spec)))?),
             Some(spec) => Some(owner::chown(dst, at, spec)?),
             None => None,
         };
@@ -84,8 +98,12 @@ impl FileStep for Copy {
                 ExpandedSource::Heredoc { name, content } => {
                     items.push(sources::Item::Inline { name: name.clone(), content: content.clone() })
                 }
+                ExpandedSource::Path(p) if is_add && is_git_source(p) => items.push(sources::Item::Git(p.clone())),
                 ExpandedSource::Path(p) if is_add && is_url(p) => items.push(sources::Item::Url(p.clone())),
                 ExpandedSource::Path(p) => {
+                    if !is_add && is_git_source(p) {
+                        return Err(at.invalid(format!("source can't be a git ref for COPY: {p} (use ADD)")));
+                    }
                     if !is_add && is_url(p) {
                         return Err(at.invalid(format!("source can't be a URL for COPY: {p} (use ADD)")));
                     }
@@ -97,8 +115,16 @@ impl FileStep for Copy {
                 }
             }
         }
-        if c.checksum.is_some() && !items.iter().all(|i| matches!(i, sources::Item::Url(_))) {
-            return Err(at.invalid("--checksum can only be used with URL sources"));
+        if let Some(sum) = &c.checksum {
+            let paths: Vec<&str> = c
+                .sources
+                .iter()
+                .filter_map(|s| match s {
+                    ExpandedSource::Path(p) => Some(p.as_str()),
+                    ExpandedSource::Heredoc { .. } => None,
+                })
+                .collect();
+            crate::dockerfile::check_add_checksum(sum, &paths).map_err(|e| at.invalid(e))?;
         }
         if items.is_empty() {
             // Every source was a wildcard that matched nothing: BuildKit copies nothing and
@@ -126,6 +152,14 @@ impl FileStep for Copy {
                         if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
                     let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
                     add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner)
+                        .map_err(|e| at.fail(e))?;
+                    written.push(scope);
+                }
+                sources::Item::Git(src) => {
+                    let req = git::request(&src, c).map_err(|e| at.fail(e))?;
+                    let co = git::checkout(ctx, &req).map_err(|e| at.fail(e))?;
+                    let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
+                    git::install(dst, &co, &dest, owner.unwrap_or((0, 0)), mode, excludes.as_ref())
                         .map_err(|e| at.fail(e))?;
                     written.push(scope);
                 }
@@ -181,6 +215,23 @@ impl FileStep for Copy {
 
 pub(crate) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Whether the step is made on an empty root and laid over the stage (`--link`). BuildKit
+/// links only without `--chmod`: with it, `--link` changes nothing.
+pub(crate) fn is_linked(c: &ExpandedCopy) -> bool {
+    c.link && c.chmod.is_none()
+}
+
+/// For a `--link` step, its destination as the key records it: resolved against the stage's
+/// WORKDIR, with the trailing `/` that makes it a directory kept.
+pub(crate) fn link_destination(config: &crate::image::config::ImageConfig, c: &ExpandedCopy) -> Option<String> {
+    if !is_linked(c) {
+        return None;
+    }
+    let dest = join_clean(config.working_dir().unwrap_or("/"), &c.dest);
+    let dir = c.dest.ends_with('/') || c.dest.ends_with("/.") || c.dest == ".";
+    Some(if dir && dest != "/" { format!("{dest}/") } else { dest })
 }
 
 /// The path a snapshot must cover after writing `target`: its highest ancestor that does not

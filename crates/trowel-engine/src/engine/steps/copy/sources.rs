@@ -19,6 +19,8 @@ pub enum Item {
     Inline { name: String, content: String },
     /// An ADD URL.
     Url(String),
+    /// An ADD git repository.
+    Git(String),
     /// A path in the source root (relative, `/`-separated, symlinks in it resolved).
     /// `target_rel` is set with `--parents`: where below the destination it goes.
     /// `name` is the file name a destination directory gets (the source's own name, also when it
