@@ -53,6 +53,7 @@ pub fn spec(root: &Path, argv: &[&str]) -> RunSpec {
         timeout: Some(Duration::from_secs(120)),
         helper_exe: PathBuf::from(env!("CARGO_BIN_EXE_trowel")),
         extra_hosts: Vec::new(),
+        stop: None,
     }
 }
 

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use trowel_events::{Detail, Event};
 
 use crate::cache::basedir::BaseImageCache;
-use crate::dockerfile::{self, DockerIgnore, Dockerfile, Instruction, Plan};
+use crate::dockerfile::{DockerIgnore, Dockerfile, Instruction, Plan};
 use crate::engine::container;
 use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, Location};
@@ -44,6 +44,9 @@ pub(crate) struct BuildContext<'o> {
     pub emitter: Emitter,
     /// The extra detail the event sinks (and the controller) asked for.
     pub detail: Detail,
+    /// What stops a running RUN when the controller aborts the build (see
+    /// [`Controller::stop_handle`](crate::engine::controller::Controller::stop_handle)).
+    pub stop: Option<crate::sandbox::Stop>,
     pub rt: tokio::runtime::Runtime,
     pub registry: Registry,
     pub store: BlobStore,
@@ -74,18 +77,9 @@ impl<'o> BuildContext<'o> {
     /// Reads and plans the Dockerfile, opens the context, and sets up the work dir, the blob
     /// store, the registry client and the isolation. Nothing is pulled yet.
     pub fn new(opts: &'o BuildOptions, emitter: Emitter, detail: Detail) -> Result<BuildContext<'o>, BuildError> {
-        let text = std::fs::read_to_string(&opts.dockerfile)
-            .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))?;
-        let df = dockerfile::parse(&opts.dockerfile, &text)?;
-        let platform = opts.target_platform();
-        let plan = dockerfile::plan(
-            &df,
-            opts.target.as_deref(),
-            &opts.build_args,
-            &dockerfile::PlatformArgs { target: platform.clone(), build: Platform::host() },
-        )?;
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
-        crate::engine::preflight::check(&df, &plan)?;
+        let crate::engine::preflight::Planned { df, plan } = crate::engine::preflight::plan_dockerfile(opts)?;
+        let platform = opts.target_platform();
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
         let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;
@@ -133,6 +127,7 @@ impl<'o> BuildContext<'o> {
             redactor: opts.redactor(),
             emitter,
             detail,
+            stop: None,
             rt,
             registry,
             store,

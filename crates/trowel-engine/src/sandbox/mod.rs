@@ -41,6 +41,7 @@ mod helper;
 mod init;
 mod launch;
 mod pty;
+mod stop;
 mod stubs;
 mod sys;
 mod user;
@@ -54,6 +55,8 @@ use serde::{Deserialize, Serialize};
 pub use error::SandboxError;
 pub use helper::helper_main;
 pub use launch::run;
+pub use pty::check_terminal_in_container;
+pub use stop::{GRACE as STOP_GRACE, Stop};
 pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
 
 /// The first argument that makes the trowel binary act as the sandbox helper.
@@ -127,6 +130,10 @@ pub struct RunSpec {
     pub helper_exe: PathBuf,
     /// Extra `/etc/hosts` entries as `(name, ip)` (`--add-host name:ip`).
     pub extra_hosts: Vec<(String, String)>,
+    /// Asked from another thread, stops the command's whole process tree (SIGTERM, then
+    /// SIGKILL after [`STOP_GRACE`]); the run then ends as a killed command would
+    /// ([`RunOutcome::timed_out`] is set when no exit status arrived).
+    pub stop: Option<Stop>,
 }
 
 /// How the command ended.
@@ -135,7 +142,8 @@ pub struct RunOutcome {
     /// The exit status, or 128 + the signal number when the command was killed by a signal
     /// (137 after a timeout).
     pub exit_code: i32,
-    /// The run was killed because [`RunSpec::timeout`] elapsed.
+    /// The run was killed because [`RunSpec::timeout`] elapsed (or [`RunSpec::stop`] was
+    /// asked for and the command had to be killed).
     pub timed_out: bool,
 }
 

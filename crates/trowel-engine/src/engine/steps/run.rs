@@ -60,6 +60,7 @@ impl FileStep for Run {
             timeout: ctx.opts.run.timeout,
             helper_exe: ctx.opts.run.helper_exe.clone(),
             extra_hosts: Vec::new(),
+            stop: ctx.stop.clone(),
         };
         let emitter = ctx.emitter.clone();
         let redactor = ctx.redactor.clone();
@@ -85,6 +86,11 @@ impl FileStep for Run {
         }
         if let Some(p) = script_file {
             let _ = root.root().remove_all(&p);
+        }
+        // An abort asked for while the command ran: whatever it printed or exited with, the
+        // build stops here as aborted.
+        if let Some(reason) = ctx.stop.as_ref().and_then(|s| s.is_requested().then(|| s.reason()).flatten()) {
+            return Err(BuildError::Aborted(reason));
         }
         let outcome = outcome.map_err(|e| at.fail(e))?;
         if outcome.timed_out {
