@@ -18,6 +18,7 @@
 //!   the event contract; `contents` — file contents recorded for viewers that ask;
 //! - [`options`], [`error`] — what a build is asked to do, and how it fails.
 
+mod before;
 pub mod build;
 mod container;
 mod contents;
@@ -28,7 +29,7 @@ pub mod error;
 mod layer;
 mod layer_cache;
 pub mod options;
-mod preflight;
+pub mod preflight;
 mod publish;
 mod push_check;
 mod report;
@@ -40,8 +41,10 @@ mod stages;
 mod steps;
 mod vars;
 
+pub use crate::sandbox::Stop;
 pub use build::{BuildResult, build};
 pub use controller::{Checkpoint, Command, Continue, Controller, Decision, ShellChoice, StepReport};
 pub use emit::Emitter;
 pub use error::{BuildError, Location, PullError, PushError, StepError};
 pub use options::{BuildOptions, CacheOptions, LayerOptions, OutputOptions, RunOptions};
+pub use preflight::{Planned, plan_dockerfile};

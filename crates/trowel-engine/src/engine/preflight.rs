@@ -3,9 +3,34 @@
 //! yet. A build that cannot succeed fails at once, naming the file, the line and the whole
 //! instruction, instead of after the steps before it.
 
-use crate::dockerfile::{Base, Dockerfile, InstructionKind, Plan};
+use crate::dockerfile::{self, Base, Dockerfile, InstructionKind, Plan};
 use crate::engine::error::{BuildError, Location, StepError};
+use crate::engine::options::BuildOptions;
 use crate::image::manifest::Platform;
+
+/// A Dockerfile read, parsed, planned for the build's target and checked: what a front end
+/// needs to judge its breakpoints (lines, stages) before the build starts.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub df: Dockerfile,
+    pub plan: Plan,
+}
+
+/// Reads, parses, plans and checks the Dockerfile of `opts` exactly as [`build`](super::build)
+/// starts: an error here is the error the build would fail with, before pulling anything.
+pub fn plan_dockerfile(opts: &BuildOptions) -> Result<Planned, BuildError> {
+    let text = std::fs::read_to_string(&opts.dockerfile)
+        .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))?;
+    let df = dockerfile::parse(&opts.dockerfile, &text)?;
+    let plan = dockerfile::plan(
+        &df,
+        opts.target.as_deref(),
+        &opts.build_args,
+        &dockerfile::PlatformArgs { target: opts.target_platform(), build: Platform::host() },
+    )?;
+    check(&df, &plan)?;
+    Ok(Planned { df, plan })
+}
 
 /// Checks the stages `plan` builds.
 pub(crate) fn check(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
