@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use trowel_events::StepId;
 
 use crate::cache::key::{
-    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, referenced_names, root_key,
+    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, LinkInputs, RootOf, Var, VarKind, referenced_names, root_key,
 };
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::engine::context::BuildContext;
@@ -85,7 +85,7 @@ pub(crate) fn plan(
         Base::Stage(p) => format!("FROM {}", ctx.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
         _ => format!("FROM {}", stage.base_ref),
     };
-    let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone() }];
+    let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone(), inputs: None }];
     let mut parent = root;
     // Replay on a copy: execution changes the real config.
     let mut config = stage.config.clone();
@@ -130,7 +130,9 @@ pub(crate) fn plan(
         if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
             break;
         }
-        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: key.clone() });
+        // A step with no cache entry of its own leaves its inputs to the entries after it.
+        let inputs = (!cacheable).then(|| Box::new(LinkInputs::of(&components)));
+        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: key.clone(), inputs });
         parent = key.clone();
         keys.planned.insert(*id, PlannedStep { components, key, display, cacheable });
     }
