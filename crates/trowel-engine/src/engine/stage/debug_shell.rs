@@ -50,6 +50,9 @@ impl StageRunner {
     ) -> Result<(), SessionError> {
         let ctx = s.ctx;
         let (spec, interactive) = self.shell_spec(s, argv, PathBuf::from("/"))?;
+        if interactive && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            sandbox::check_terminal_in_container()?;
+        }
         ctx.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive, when: Some(at.when) });
         let outcome = run_shell(s, at, &spec).map_err(|e| e.to_string())?;
         let root = self.files.get(s, self.index, &self.layers).map_err(|e| e.to_string())?;
@@ -143,6 +146,8 @@ impl StageRunner {
             timeout: None,
             helper_exe: ctx.opts.run.helper_exe.clone(),
             extra_hosts: Vec::new(),
+            // A shell at a pause is ended by the person in it; the UI is not on screen.
+            stop: None,
         };
         Ok((spec, interactive))
     }
