@@ -116,10 +116,15 @@ impl Before {
         Self::fill(changes, before);
     }
 
-    /// Paths whose "before" a step's changes need: modified and deleted ones, or (for a listed
-    /// layer, where everything says added) all of them.
+    /// Paths whose "before" a step's changes need. A snapshot already says everything but the
+    /// old digest, so only modified and deleted regular files are looked up (a directory's
+    /// change alone never costs a pass over the base layers); a listed layer, where everything
+    /// says added, needs all its paths.
     pub fn wanted(changes: &[Change], listed: bool) -> Vec<&str> {
-        changes.iter().filter(|c| listed || c.kind != ChangeKind::Added).map(|c| c.path.as_str()).collect()
+        let file = |c: &Change| {
+            c.file_type == FileType::File || c.previous.as_ref().is_some_and(|p| p.file_type == FileType::File)
+        };
+        changes.iter().filter(|c| listed || c.kind != ChangeKind::Added && file(c)).map(|c| c.path.as_str()).collect()
     }
 
     /// Remembers what a step left at the paths it changed.
