@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobMatcher};
 
+use trowel_engine::engine::Planned;
 use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
 use trowel_events::{Change, Detail, PauseReason, PushReview, ResumeAction, When};
 
@@ -23,8 +24,9 @@ pub enum Breakpoint {
     Failure,
     /// After a step misses the layer cache.
     CacheMiss,
-    /// After a step whose layer is larger than this many bytes (compressed).
-    LayerLarger(u64),
+    /// After a step whose layer is larger than `bytes` (compressed); `text` is the size as the
+    /// user wrote it (`10MB`), which is how it is shown.
+    LayerLarger { bytes: u64, text: String },
     /// After a step that changed a path matching this glob (`/etc/**`, `**/*.so`).
     Path(PathGlob),
 }
@@ -54,8 +56,17 @@ impl Breakpoint {
         }
         match s.split_once(':') {
             Some(("line", n)) => n.parse().map(Breakpoint::Line).map_err(|_| format!("invalid line {n:?}")),
+            Some(("stage", "")) => {
+                Err("invalid breakpoint \"stage:\": name a stage (stage:NAME, or its number)".into())
+            }
             Some(("stage", n)) => Ok(Breakpoint::Stage(n.to_ascii_lowercase())),
-            Some(("size", n)) => parse_size(n).map(Breakpoint::LayerLarger),
+            Some(("size", n)) => {
+                parse_size(n).map(|bytes| Breakpoint::LayerLarger { bytes, text: n.trim().to_string() })
+            }
+            Some(("path", g)) if g.trim().is_empty() => {
+                Err("invalid breakpoint \"path:\": give a glob of paths to watch, e.g. path:/etc/** or path:**/*.so"
+                    .into())
+            }
             Some(("path", g)) => PathGlob::new(g).map(Breakpoint::Path),
             None if s == "failure" => Ok(Breakpoint::Failure),
             None if s == "cache-miss" => Ok(Breakpoint::CacheMiss),
@@ -76,9 +87,10 @@ impl Breakpoint {
             }
             (Breakpoint::Failure, When::AfterStep, Some(r)) => r.error.as_ref().map(|e| format!("step failed: {e}")),
             (Breakpoint::CacheMiss, When::AfterStep, Some(r)) if r.cache_miss => Some("cache miss".to_string()),
-            (Breakpoint::LayerLarger(max), When::AfterStep, Some(r)) => {
-                r.layer_size.filter(|s| s > max).map(|s| format!("layer of {s} bytes is larger than {max}"))
-            }
+            (Breakpoint::LayerLarger { bytes: max, text }, When::AfterStep, Some(r)) => r
+                .layer_size
+                .filter(|s| s > max)
+                .map(|s| format!("layer of {} is larger than {text}", crate::units::bytes(s))),
             (Breakpoint::Path(g), When::AfterStep, Some(r)) => {
                 r.changed_paths.iter().find(|p| g.matches(p)).map(|p| format!("{p} changed (matches {})", g.pattern))
             }
@@ -87,14 +99,14 @@ impl Breakpoint {
     }
 
     /// The breakpoint as it is written on the command line (`12`, `stage:build`, `failure`,
-    /// `cache-miss`, `size:10000000`, `path:/etc/**`).
+    /// `cache-miss`, `size:10MB`, `path:/etc/**`).
     pub fn spec(&self) -> String {
         match self {
             Breakpoint::Line(l) => l.to_string(),
             Breakpoint::Stage(s) => format!("stage:{s}"),
             Breakpoint::Failure => "failure".into(),
             Breakpoint::CacheMiss => "cache-miss".into(),
-            Breakpoint::LayerLarger(n) => format!("size:{n}"),
+            Breakpoint::LayerLarger { text, .. } => format!("size:{text}"),
             Breakpoint::Path(g) => format!("path:{}", g.pattern),
         }
     }
@@ -106,10 +118,76 @@ impl Breakpoint {
             Breakpoint::Stage(s) => format!("stage {s}"),
             Breakpoint::Failure => "on failure".into(),
             Breakpoint::CacheMiss => "on cache miss".into(),
-            Breakpoint::LayerLarger(n) => format!("layer > {n} bytes"),
+            Breakpoint::LayerLarger { text, .. } => format!("layer > {text}"),
             Breakpoint::Path(g) => format!("path {}", g.pattern),
         }
     }
+}
+
+/// Refuses breakpoints that can never fire in this build of `planned`, before it starts: a line
+/// past the end or holding no instruction, a line or stage the target does not build, a stage
+/// that does not exist. A line inside a multi-line instruction becomes the instruction's first
+/// line (where the build pauses).
+pub fn check_breakpoints(bps: &mut [Breakpoint], planned: &Planned) -> Result<(), String> {
+    let df = &planned.df;
+    let file = df.path.display();
+    let target =
+        planned.plan.stages[planned.plan.target].name.clone().unwrap_or_else(|| planned.plan.target.to_string());
+    let stage_name =
+        |i: usize| df.stages[i].name.clone().map(|n| format!("stage {n}")).unwrap_or_else(|| format!("stage {i}"));
+    for b in bps.iter_mut() {
+        match b {
+            Breakpoint::Line(l) => {
+                let lines = df.text.lines().count();
+                if *l == 0 || *l > lines {
+                    return Err(format!("--break {l}: {file} has {lines} lines"));
+                }
+                let Some(ins) = df.instruction_at_line(*l) else {
+                    return Err(format!(
+                        "--break {l}: line {l} of {file} holds no instruction (a blank line or a comment)"
+                    ));
+                };
+                let Some(stage) = df
+                    .stages
+                    .iter()
+                    .find(|s| std::iter::once(&s.from).chain(s.instructions.iter()).any(|i| i.line == ins.line))
+                else {
+                    return Err(format!(
+                        "--break {l}: line {l} of {file} is an ARG before the first FROM, not a build step"
+                    ));
+                };
+                if !planned.plan.stages[stage.index].needed {
+                    return Err(format!(
+                        "--break {l}: line {l} is in {}, which is not built (the target is {target})",
+                        stage_name(stage.index)
+                    ));
+                }
+                *l = ins.line;
+            }
+            Breakpoint::Stage(name) => {
+                let index = df
+                    .stage_by_name(name)
+                    .map(|s| s.index)
+                    .or_else(|| name.parse::<usize>().ok().filter(|i| *i < df.stages.len()));
+                let Some(i) = index else {
+                    let names: Vec<String> =
+                        df.stages.iter().map(|s| s.name.clone().unwrap_or_else(|| s.index.to_string())).collect();
+                    return Err(format!(
+                        "--break stage:{name}: {file} has no stage {name} (its stages: {})",
+                        names.join(", ")
+                    ));
+                };
+                if !planned.plan.stages[i].needed {
+                    return Err(format!(
+                        "--break stage:{name}: {} is not built (the target is {target})",
+                        stage_name(i)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `123`, `10k`, `50MB`, `1GiB` (decimal and binary units).
@@ -260,8 +338,13 @@ mod tests {
     fn parse_breakpoints() {
         assert!(matches!(Breakpoint::parse("12"), Ok(Breakpoint::Line(12))));
         assert!(matches!(Breakpoint::parse("stage:Builder"), Ok(Breakpoint::Stage(s)) if s == "builder"));
-        assert!(matches!(Breakpoint::parse("size:10MB"), Ok(Breakpoint::LayerLarger(10_000_000))));
-        assert!(matches!(Breakpoint::parse("size:1KiB"), Ok(Breakpoint::LayerLarger(1024))));
+        let Ok(b @ Breakpoint::LayerLarger { bytes: 10_000_000, .. }) = Breakpoint::parse("size:10MB") else {
+            panic!()
+        };
+        assert_eq!((b.spec(), b.describe()), ("size:10MB".to_string(), "layer > 10MB".to_string()));
+        assert!(matches!(Breakpoint::parse("size:1KiB"), Ok(Breakpoint::LayerLarger { bytes: 1024, .. })));
+        assert!(Breakpoint::parse("path:").unwrap_err().contains("give a glob"));
+        assert!(Breakpoint::parse("stage:").unwrap_err().contains("name a stage"));
         assert!(matches!(Breakpoint::parse("cache-miss"), Ok(Breakpoint::CacheMiss)));
         assert!(matches!(Breakpoint::parse("failure"), Ok(Breakpoint::Failure)));
         let Ok(Breakpoint::Path(g)) = Breakpoint::parse("path:/etc/**") else { panic!() };

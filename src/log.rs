@@ -242,8 +242,9 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 say(Level::Info, &format!("Using cached layer {} ({})", l.digest.short(), bytes(l.size)))
             }
             CacheResult::Hit { layer: None, .. } => say(Level::Info, "Cached (no file changes)"),
-            CacheResult::Miss { explanation } => {
-                say(Level::Info, &format!("Cache miss: {explanation}"));
+            CacheResult::Miss { explanation, compared_with } => {
+                let against = compared_with.as_ref().map(|c| format!(" (compared with {})", c.describe()));
+                say(Level::Info, &format!("Cache miss: {explanation}{}", against.unwrap_or_default()));
                 say(Level::Debug, &format!("cache key {key}"));
             }
             CacheResult::Error { message } => say(Level::Warn, &format!("Cache lookup failed: {message}")),

@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use trowel::cli::{Cli, Command, normalize_args};
-use trowel::debugger::{Breakpoint, Debugger};
+use trowel::debugger::{Breakpoint, Debugger, check_breakpoints};
 use trowel::log::LogPrinter;
 use trowel_engine::engine::{self, Continue, Emitter};
 use trowel_events::EventSink;
@@ -56,6 +56,15 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     }
     if args.break_on_failure || args.shell_on_failure {
         breakpoints.push(Breakpoint::Failure);
+    }
+    // A breakpoint that can never fire is refused before anything runs. (A Dockerfile that does
+    // not parse is left to the build, which reports it the usual way.)
+    if !breakpoints.is_empty()
+        && let Ok(planned) = engine::plan_dockerfile(&opts)
+        && let Err(e) = check_breakpoints(&mut breakpoints, &planned)
+    {
+        eprintln!("error: {e}");
+        return 2;
     }
     let debugging = !breakpoints.is_empty() || args.require_approval;
     let result = if debugging {
@@ -122,6 +131,18 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
     let on_failure = args.build.break_on_failure || !args.no_break_on_failure;
     if on_failure && !breakpoints.iter().any(|b| matches!(b, Breakpoint::Failure)) {
         breakpoints.push(Breakpoint::Failure);
+    }
+    // Before the UI starts: a Dockerfile that does not parse (or cannot build) is reported as
+    // `trowel build` reports it, file and line included, and recorded in the trace if one was
+    // asked for; a breakpoint that can never fire is refused.
+    match engine::plan_dockerfile(&opts) {
+        Ok(planned) => {
+            if let Err(e) = check_breakpoints(&mut breakpoints, &planned) {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+        Err(_) => return run_build(&args.build),
     }
     let theme = match trowel::tui::Theme::select(args.ui.theme.as_deref()) {
         Ok(t) => t,

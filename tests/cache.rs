@@ -50,9 +50,19 @@ impl Ctx {
     }
 
     fn build_with(&self, mode: &[&str], extra: &[&str]) -> Outcome {
+        self.run_build(&["--cache-copy-layers"], mode, extra)
+    }
+
+    /// kaniko's defaults: RUN layers are cached, COPY/ADD layers are not.
+    fn build_run_layers_only(&self, extra: &[&str]) -> Outcome {
+        self.run_build(&[], &["--reproducible"], extra)
+    }
+
+    fn run_build(&self, cache: &[&str], mode: &[&str], extra: &[&str]) -> Outcome {
         let trace = self.path().join("..").join(format!("{}.trace", unique_repo("t")));
         let mut c = trowel();
-        c.args(["build", "--cache", "--cache-copy-layers", "--cache-repo", &self.cache_repo])
+        c.args(["build", "--cache", "--cache-repo", &self.cache_repo])
+            .args(cache)
             .args(mode)
             .args(["--destination", &self.dest, "--context"])
             .arg(self.path())
@@ -175,7 +185,7 @@ fn rename_inside_copied_directory_misses() {
     std::fs::rename(c.path().join("src/a.txt"), c.path().join("src/b.txt")).unwrap();
     let o = c.build(&[]);
     assert_eq!(o.at(2), "miss: COPY src/: 1 added (src/b.txt), 1 removed (src/a.txt)");
-    assert_eq!(o.at(3), "miss: parent step missed (line 2)");
+    assert_eq!(o.at(3), "miss: parent step missed (line 2: COPY src/: 1 added (src/b.txt), 1 removed (src/a.txt))");
     let u = pull_and_unpack(&c.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/listing"), "b.txt\n");
 }
@@ -231,7 +241,11 @@ fn file_content_and_mode_changes_miss() {
     std::fs::set_permissions(c.path().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let o = c.build(&[]);
     assert_eq!(o.at(2), "miss: COPY app.txt: 1 file changed (app.txt)");
-    assert_eq!(o.at(3), "miss: COPY run.sh: 1 file changed (run.sh)");
+    // Both inputs that differ are named: its own file, and the step before it.
+    assert_eq!(
+        o.at(3),
+        "miss: COPY run.sh: 1 file changed (run.sh), parent step missed (line 2: COPY app.txt: 1 file changed (app.txt))"
+    );
 }
 
 #[test]
@@ -275,7 +289,7 @@ fn changed_instruction_and_parent_are_explained() {
     std::fs::write(c.path().join("Dockerfile"), format!("{}RUN echo A > /a\nRUN echo b > /b\n", from())).unwrap();
     let o = c.build(&[]);
     assert_eq!(o.at(2), "miss: instruction text changed");
-    assert_eq!(o.at(3), "miss: parent step missed (line 2)");
+    assert_eq!(o.at(3), "miss: parent step missed (line 2: instruction text changed)");
     // An ENV before a RUN is named as the change.
     std::fs::write(c.path().join("Dockerfile"), format!("{}ENV MODE=dev\nRUN echo A > /a\n", from())).unwrap();
     c.build(&[]);
@@ -590,4 +604,63 @@ fn link_hits_after_an_earlier_step_changed() {
     let o = c.build(&["--build-arg", "V=2"]);
     assert_eq!(o.at(4), "miss: instruction text changed");
     assert_eq!(o.at(5), "miss: WORKDIR changed: destination /w/rel/ → /v/rel/");
+}
+
+/// The key of the entry a miss was explained against (`compared_with`), by line.
+fn compared_with(o: &Outcome, line: usize) -> Option<(String, Option<String>)> {
+    o.events.iter().find(|e| e["event"] == "cache_lookup" && e["components"]["line"] == line).and_then(|e| {
+        let c = &e["result"]["compared_with"];
+        c["key"].as_str().map(|k| (k.to_string(), c["created"].as_str().map(str::to_string)))
+    })
+}
+
+/// The key a step's lookup was made with, by line.
+fn key_at(o: &Outcome, line: usize) -> String {
+    o.events
+        .iter()
+        .find(|e| e["event"] == "cache_lookup" && e["components"]["line"] == line)
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// Issue 15: built with VERSION=1.0, then 2.0, then a copied file changed and 1.0 again. The
+/// newest entry of the RUN is 2.0's, which differs in the ARG and the parent; the first build's
+/// differs only in the parent (the COPY, whose file changed): that one is compared, and the
+/// miss names the file, not the ARG, and says which entry it compared with.
+#[test]
+fn a_miss_is_explained_against_the_closest_earlier_entry() {
+    let c = Ctx::new(
+        "closest",
+        &format!("{}ARG VERSION\nCOPY app.txt /app.txt\nRUN echo \"$VERSION\" > /version\n", from()),
+    );
+    c.write("app.txt", "one\n");
+    let first = c.build_timed(&["--build-arg", "VERSION=1.0"]);
+    let second = c.build_timed(&["--build-arg", "VERSION=2.0"]);
+    assert_eq!(second.at(4), "miss: ARG VERSION 1.0 → 2.0");
+    assert_eq!(compared_with(&second, 4).unwrap().0, key_at(&first, 4));
+    c.write("app.txt", "two\n");
+    let o = c.build_timed(&["--build-arg", "VERSION=1.0"]);
+    assert_eq!(o.at(3), "miss: COPY app.txt: 1 file changed (app.txt)");
+    assert_eq!(o.at(4), "miss: parent step missed (line 3: COPY app.txt: 1 file changed (app.txt))");
+    let (key, created) = compared_with(&o, 4).expect("the entry compared with is named");
+    assert_eq!(key, key_at(&first, 4), "the first build's entry, not the newest");
+    assert!(created.is_some_and(|t| t.ends_with('Z')), "when it was made");
+    assert!(o.log.contains("(compared with the entry made "), "{}", o.log);
+}
+
+/// Issue 15, with kaniko's default `--cache-copy-layers=false`: a renamed file under a copied
+/// directory is named for the RUN after the COPY (in the log and the trace), from the COPY's
+/// inputs that the RUN's entry recorded.
+#[test]
+fn a_miss_caused_by_an_uncached_copy_names_what_changed_in_it() {
+    let c = Ctx::new("uncached", &format!("{}WORKDIR /app\nCOPY src/ /second/\nRUN ls /second > /listing\n", from()));
+    c.write("src/a.txt", "a\n");
+    c.write("src/b.txt", "b\n");
+    c.build_run_layers_only(&[]);
+    std::fs::rename(c.path().join("src/b.txt"), c.path().join("src/renamed.txt")).unwrap();
+    let o = c.build_run_layers_only(&[]);
+    let want = "COPY src/ at line 3: 1 added (src/renamed.txt), 1 removed (src/b.txt)";
+    assert_eq!(o.at(4), format!("miss: {want}"));
+    assert!(o.log.contains(&format!("Cache miss: {want}")), "{}", o.log);
+    assert_eq!(o.at(2), "hit");
 }

@@ -199,7 +199,7 @@ fn failure_size_and_path_breakpoints_stop_after_their_step() {
     assert!(err.contains("exit code 4"), "{err}");
     let got: Vec<(When, usize)> = r.log.pauses.iter().map(|p| (p.0, p.1)).collect();
     assert_eq!(got, vec![(When::AfterStep, 3), (When::AfterStep, 4), (When::AfterStep, 5)]);
-    assert!(r.log.pauses[0].3[0].starts_with("layer of ") && r.log.pauses[0].3[0].ends_with("is larger than 100000"));
+    assert!(r.log.pauses[0].3[0].starts_with("layer of ") && r.log.pauses[0].3[0].ends_with("is larger than 100kB"));
     assert_eq!(r.log.pauses[1].3, vec!["/etc/app/conf changed (matches /etc/app/*)".to_string()]);
     assert!(r.log.pauses[2].3[0].starts_with("step failed: ") && r.log.pauses[2].3[0].contains("exit code 4"));
     // Nothing was pushed.
@@ -392,4 +392,124 @@ fn a_shell_at_a_runs_pause_has_the_runs_mounts_in_place() {
     let u = pull_and_unpack(&opts.output.destinations[0]);
     assert_eq!(Tree::content(&u.rootfs(), "/seen-by-run"), "from-shell\n", "the shell wrote into the RUN's cache");
     assert!(!u.tree().has("/in") && !u.tree().has("/c") && !u.tree().has("/run"));
+}
+
+/// Asks for what the debugger asks for (contents, listings of cached layers) and keeps the
+/// events.
+struct Detailed(Arc<Mutex<Vec<Event>>>);
+
+impl EventSink for Detailed {
+    fn event(&mut self, e: &Envelope) {
+        self.0.lock().unwrap().push(e.event.clone());
+    }
+    fn detail(&self) -> trowel_events::Detail {
+        trowel_events::Detail { file_contents: Some(64 * 1024), cached_listings: true, cached_diffs: true }
+    }
+}
+
+/// The changes reported for the step at `line` (stage 0).
+fn changes_at(events: &[Event], line: usize) -> Vec<Change> {
+    let id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::StepStarted { id, line: l, .. } if *l == line => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Snapshot { id: i, changes, .. } if *i == id => Some(changes.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Issue 15: a cached step's changes are told apart as added, modified or deleted against the
+/// layers below (they were all "added", read from the layer alone), and a modified file's
+/// digest and a directory's time before the step are reported, for a step that ran and for one
+/// served from the cache.
+#[test]
+fn cached_and_built_steps_report_what_changed_against_their_parent() {
+    let df = format!(
+        "FROM {}\nRUN echo 'extra:x:1:1::/:/bin/sh' >> /etc/passwd && echo new > /new.txt && rm /etc/group\n",
+        env().busybox()
+    );
+    let ctx = context(&df);
+    let mut opts = options(ctx.path(), &dest("before"));
+    opts.cache = Some(CacheOptions::default());
+    let build = || {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone()))]);
+        trowel_engine::engine::build(&opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
+        events.lock().unwrap().clone()
+    };
+    let kinds = |changes: &[Change]| -> Vec<(String, trowel_events::ChangeKind)> {
+        changes.iter().map(|c| (c.path.clone(), c.kind)).collect()
+    };
+    let ran = changes_at(&build(), 2);
+    let cached_events = build();
+    assert!(
+        cached_events
+            .iter()
+            .any(|e| matches!(e, Event::CacheLookup { result: trowel_events::CacheResult::Hit { .. }, .. })),
+        "the second build is served from the cache"
+    );
+    let cached = changes_at(&cached_events, 2);
+    use trowel_events::ChangeKind::{Added, Deleted, Modified};
+    let want = vec![
+        ("/etc".to_string(), Modified),
+        ("/etc/group".to_string(), Deleted),
+        ("/etc/passwd".to_string(), Modified),
+        ("/new.txt".to_string(), Added),
+    ];
+    assert_eq!(kinds(&ran), want, "{ran:#?}");
+    assert_eq!(kinds(&cached), want, "{cached:#?}");
+    for changes in [&ran, &cached] {
+        let passwd = changes.iter().find(|c| c.path == "/etc/passwd").unwrap();
+        let before = passwd.previous.as_ref().unwrap();
+        assert!(before.digest.is_some(), "the old digest is known: {passwd:?}");
+        assert_ne!(before.digest, passwd.digest);
+        let group = changes.iter().find(|c| c.path == "/etc/group").unwrap();
+        assert!(group.previous.as_ref().unwrap().digest.is_some(), "a deleted file's digest: {group:?}");
+        let etc = changes.iter().find(|c| c.path == "/etc").unwrap();
+        assert!(etc.previous.as_ref().unwrap().mtime.is_some(), "a directory's time before: {etc:?}");
+    }
+    let digest = |c: &[Change]| c.iter().find(|c| c.path == "/etc/passwd").unwrap().previous.clone().unwrap().digest;
+    assert_eq!(digest(&ran), digest(&cached), "the same base file either way");
+}
+
+/// Issue 15: breakpoints that can never fire, and a Dockerfile that does not parse, are refused
+/// before the build (and the debugger's UI) starts, with the file and line.
+#[test]
+fn impossible_breakpoints_and_bad_dockerfiles_are_refused_before_the_build() {
+    let ctx = context(&format!(
+        "FROM {} AS base\nRUN echo one\n\nFROM base AS final\nRUN echo two \\\n  three\n",
+        env().busybox()
+    ));
+    let refused = |args: &[&str]| {
+        let o = run(trowel().args(args).arg("--no-push").arg("--context").arg(ctx.path()));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        stderr(&o)
+    };
+    for cmd in ["build", "debug"] {
+        let e = refused(&[cmd, "--break", "99"]);
+        assert!(e.contains("--break 99:") && e.contains("has 6 lines"), "{e}");
+        let e = refused(&[cmd, "--break", "3"]);
+        assert!(e.contains("line 3") && e.contains("holds no instruction"), "{e}");
+        let e = refused(&[cmd, "--break", "stage:nope"]);
+        assert!(e.contains("has no stage nope (its stages: base, final)"), "{e}");
+        let e = refused(&[cmd, "--break", "path:"]);
+        assert!(e.contains("give a glob"), "{e}");
+        let e = refused(&[cmd, "--break", "2", "--target", "base", "--break", "5"]);
+        assert!(e.contains("line 5 is in stage final, which is not built (the target is base)"), "{e}");
+    }
+    // A Dockerfile that does not parse: the error with file and line, before any UI (here
+    // without a terminal, which the UI would need first).
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nRUN\nFROBNICATE x\n", env().busybox())).unwrap();
+    let o = run(trowel().args(["debug", "--no-push", "--context"]).arg(ctx.path()).stdin(std::process::Stdio::null()));
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("Dockerfile:2") || e.contains("Dockerfile:3"), "{e}");
+    assert!(!e.contains("needs a terminal"), "the error comes before the UI: {e}");
 }

@@ -143,7 +143,7 @@ fn pauses_shell_sessions_and_the_push_decision_are_in_the_summary() {
         "warning: a cache_stored event was withheld: a secret in a digest",
         &format!("Image: {}, 2 layer(s), 2.4 kB", digest('c')),
         "Push approved",
-        "Pushed to registry.example/app:1",
+        &format!("Pushed registry.example/app@{}", digest('c')),
         "Built in 4.3s (2.5s of it paused in the debugger)",
     ];
     assert_eq!(summary.lines().collect::<Vec<_>>(), want, "{summary}");

@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use trowel_engine::sandbox::{RunOutcome, RunSpec, SandboxError, Stream, resolve_user, run};
+use trowel_engine::sandbox::{RunOutcome, RunSpec, STOP_GRACE, SandboxError, Stop, Stream, resolve_user, run};
 
 mod sandbox_support;
 use sandbox_support::{GROUP, PASSWD, busybox_root, sh, spec};
@@ -253,6 +253,77 @@ fn missing_working_directory_is_a_setup_error() {
     let err = run_collect(&s).err().unwrap();
     assert!(matches!(err, SandboxError::Setup { .. }), "{err}");
     assert!(err.to_string().contains("/does/not/exist"), "{err}");
+}
+
+/// Stopping (the debugger's abort) while a command runs: SIGTERM reaches the whole tree at
+/// once, so a command that exits on it ends the run straight away with 143.
+#[test]
+fn a_stop_terminates_the_whole_tree_at_once() {
+    let root = busybox_root(true);
+    let mut s = sh(root.path(), "sleep 7654331 & echo started; sleep 7654332");
+    let stop = Stop::new().unwrap();
+    s.stop = Some(stop.clone());
+    let started = Instant::now();
+    let asker = std::thread::spawn(move || {
+        wait_until_running("765433");
+        stop.request("test");
+    });
+    let out = run_collect(&s).unwrap();
+    asker.join().unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.outcome.exit_code, 143, "killed by SIGTERM: {:?} {}", out.outcome, out.stderr);
+    assert!(out.stdout.contains("started"));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    eprintln!("stopped in {took:?}");
+    assert!(mentioning("765433").is_empty(), "the tree is gone");
+}
+
+/// Host processes whose command line mentions `marker` (busybox runs `sleep` inside its shell
+/// processes, so they are not `sleep N`).
+fn mentioning(marker: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+/// Waits until two processes mentioning `marker` run: the shell and what it started in the
+/// background (or the two sleeps, when the shell replaced itself with the last one).
+fn wait_until_running(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mentioning(marker).len() < 2 {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tree that ignores SIGTERM is killed after the grace.
+#[test]
+fn a_stop_kills_what_ignores_sigterm_after_the_grace() {
+    let root = busybox_root(true);
+    let mut s =
+        sh(root.path(), "trap '' TERM; sleep 7654341 & trap '' TERM; echo started; sleep 7654342; echo survived");
+    let stop = Stop::new().unwrap();
+    s.stop = Some(stop.clone());
+    let started = Instant::now();
+    let asker = std::thread::spawn(move || {
+        wait_until_running("765434");
+        stop.request("test");
+    });
+    let out = run_collect(&s).unwrap();
+    asker.join().unwrap();
+    let took = started.elapsed();
+    assert!(out.outcome.exit_code == 137 || out.outcome.timed_out, "killed: {:?}", out.outcome);
+    assert!(!out.stdout.contains("survived"), "{}", out.stdout);
+    assert!(took >= STOP_GRACE && took < Duration::from_secs(10), "took {took:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !mentioning("765434").is_empty() {
+        assert!(Instant::now() < deadline, "a process survived the stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -473,3 +473,25 @@ fn a_live_build_says_what_its_checks_found() {
     // A replay of the same build shows the markers, not a message.
     assert!(replay("checks").message.is_none());
 }
+
+/// Issue 15: `!` where no shell can be opened (a container with no /dev/pts) used to do
+/// nothing visible. The engine's reason (a warning while the shell was asked for) is what the
+/// pause after it says, as an error.
+#[test]
+fn a_shell_that_cannot_be_opened_says_why() {
+    let (mut app, _) = live_until(finished_line_13);
+    pause(&mut app, 13, When::AfterStep, "breakpoint at line 13");
+    assert_eq!(press(&mut app, "!"), vec![Effect::OpenShell]);
+    let why = "shell session at line 13: no new terminal can be opened here: this container has no devpts on \
+               /dev/pts (/dev/ptmx: No such file or directory (os error 2)); run trowel in a container whose \
+               runtime mounts /dev/pts";
+    let warning =
+        trowel_events::Envelope { seq: 10_000, ms: app.now_ms + 1, event: Event::Warning { message: why.to_string() } };
+    app.update(Msg::Event(Box::new(warning)));
+    assert!(!app.shell_open, "no shell is open");
+    pause(&mut app, 13, When::AfterStep, "breakpoint at line 13");
+    let (text, severity) = app.message.clone().unwrap();
+    assert_eq!(severity, Severity::Error);
+    assert_eq!(text, format!("shell not opened: {why}"));
+    assert_eq!(app.waiting, Some(Waiting::Pause), "still paused: another key can be chosen");
+}

@@ -152,3 +152,110 @@ fn debug_and_replay_refuse_to_run_without_a_terminal() {
     let o = run(trowel().args(["replay", "/nonexistent/trace.jsonl"]));
     assert!(stderr(&o).contains("/nonexistent/trace.jsonl"), "{}", stderr(&o));
 }
+
+/// Issue 15: aborting (`q`, `y`) while a long RUN runs stops its whole process tree at once
+/// (SIGTERM, SIGKILL after a short grace) instead of waiting for it; the build fails as
+/// aborted, the trace says so, and what the build ended with is printed after the UI is gone.
+/// The time is measured and shown, not asserted as a benchmark: the bound only tells "stopped"
+/// from "waited for the RUN".
+#[test]
+fn aborting_during_a_long_run_stops_it_and_says_so() {
+    let ctx = tempfile::tempdir().unwrap();
+    let df = format!(
+        "FROM {}\nRUN sleep 7654351 & echo long-run-$((40 + 2)); sleep 7654352\nRUN echo never > /never\n",
+        env().busybox()
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let trace = ctx.path().join("aborted.jsonl");
+    let cmd = format!(
+        "{} debug --context {} --no-push --trace {}",
+        env!("CARGO_BIN_EXE_trowel"),
+        ctx.path().display(),
+        trace.display()
+    );
+    let t = Tmux::start(&cmd, 110, 32);
+    t.wait_for("running L2 RUN");
+    // busybox runs `sleep` inside its shell processes: they are found by the marker in their
+    // command lines.
+    let sleeps = || mentioning("765435");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sleeps().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the RUN never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    t.keys("6");
+    t.wait_for("long-run-42");
+    t.keys("q");
+    t.wait_for("Abort it and quit?");
+    let asked = std::time::Instant::now();
+    t.keys("y");
+    let s = t.wait_for("EXIT=");
+    let took = asked.elapsed();
+    eprintln!("aborted and exited in {took:?}");
+    assert!(took < std::time::Duration::from_secs(15), "the RUN was waited for: {took:?}");
+    assert!(s.contains("EXIT=1"), "an aborted build exits non-zero:\n{s}");
+    assert!(s.contains("ABORTED: build aborted: quit from the debugger"), "the ending is printed:\n{s}");
+    assert!(sleeps().is_empty(), "the RUN's processes are gone");
+    let (_, events) = trowel::trace::read(&trace).unwrap();
+    let failed = events.iter().find_map(|e| match &e.event {
+        trowel_events::Event::BuildFailed { aborted, .. } => Some(*aborted),
+        _ => None,
+    });
+    assert_eq!(failed, Some(true), "the trace says the build was aborted");
+}
+
+/// Issue 15: what `trowel build` ends with is printed once the debugger's UI is gone.
+#[test]
+fn the_result_is_printed_after_the_ui_exits() {
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path());
+    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-result"));
+    let cmd = format!(
+        "{} debug --context {} --destination {dest} --no-break-on-failure",
+        env!("CARGO_BIN_EXE_trowel"),
+        ctx.path().display()
+    );
+    let t = Tmux::start(&cmd, 110, 32);
+    t.wait_for("Push now?");
+    t.keys("y");
+    t.wait_for("✓ built");
+    t.key("Escape");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+    let digest = skopeo_inspect(&dest)["Digest"].as_str().unwrap().to_string();
+    let repo = dest.rsplit_once(':').unwrap().0;
+    let unwrapped = s.replace('\n', "");
+    assert!(unwrapped.contains(&format!("Pushed {repo}@{digest}")), "the pushed reference and digest:\n{s}");
+
+    // A failed RUN: the failure with its line and last output lines, and a non-zero exit.
+    let failing = tempfile::tempdir().unwrap();
+    std::fs::write(
+        failing.path().join("Dockerfile"),
+        format!("FROM {}\nRUN echo about-to-fail && exit 3\n", env().busybox()),
+    )
+    .unwrap();
+    let cmd = format!(
+        "{} debug --context {} --no-push --no-break-on-failure",
+        env!("CARGO_BIN_EXE_trowel"),
+        failing.path().display()
+    );
+    let t = Tmux::start(&cmd, 110, 32);
+    t.wait_for("build failed");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=3"), "the RUN's exit code:\n{s}");
+    assert!(s.contains("FAILED: ") && s.contains("Dockerfile:2"), "the failure and its line:\n{s}");
+    assert!(s.contains("about-to-fail"), "its last output lines:\n{s}");
+}
+
+/// Processes whose command line mentions `marker`.
+fn mentioning(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}

@@ -48,7 +48,7 @@ fn a_cached_rebuild_knows_its_hits_misses_and_why() {
     let cache: Vec<(usize, bool)> = m.steps().filter_map(|s| s.cache.as_ref().map(|c| (s.line, c.is_hit()))).collect();
     assert_eq!(cache, [(4, true), (5, true), (6, true), (15, true), (16, false), (18, false)]);
     let why = |line: usize| match &m.steps().find(|s| s.line == line).unwrap().cache.as_ref().unwrap().result {
-        trowel_events::CacheResult::Miss { explanation } => explanation.clone(),
+        trowel_events::CacheResult::Miss { explanation, .. } => explanation.clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(why(16), "COPY message.txt: 1 file changed (message.txt)");

@@ -260,3 +260,52 @@ fn a_mount_target_in_the_layer_is_shown_as_a_leak() {
     let changes = text(&pane(&mut app, Pane::Changes, 110, 8));
     assert!(changes.contains("mounts ✗ 1 path(s) under a mount target in the layer: /root/.cache/pkg/x"), "{changes}");
 }
+
+/// Issue 15: the File pane shows the digest a file had before the step (the engine now reports
+/// it) and, when it changed, the time before and after: a directory whose entries changed
+/// differs in nothing else. Traces recorded before the engine reported them lack both; these
+/// are the tour's events with them added.
+#[test]
+fn file_before_digest_and_changed_time() {
+    let mut events = events("tour");
+    for e in &mut events {
+        if let trowel_events::Event::Snapshot { changes, .. } = &mut e.event {
+            for c in changes.iter_mut().filter(|c| c.path == "/etc/app/config.ini" || c.path == "/etc/app") {
+                let Some(p) = c.previous.as_mut() else { continue };
+                p.mtime = Some(c.mtime - 3600);
+                if c.path.ends_with(".ini") {
+                    p.digest = Some(format!("sha256:{}", "ab".repeat(32)).parse().unwrap());
+                }
+            }
+        }
+    }
+    let mut app = App::replay("testdata/traces/tour.jsonl".into(), &events);
+    select_line(&mut app, 17);
+    press(&mut app, "2 G enter");
+    assert_eq!(app.panes().file.path(), Some("/etc/app/config.ini"));
+    assert_snapshot!("file_before_digest", pane(&mut app, Pane::File, 60, 14).backend());
+    press(&mut app, "2 G k enter");
+    assert_eq!(app.panes().file.path(), Some("/etc/app"));
+    assert_snapshot!("file_directory_time", pane(&mut app, Pane::File, 60, 12).backend());
+}
+
+/// Issue 15: a miss says which earlier entry it was explained against, and when it was made.
+#[test]
+fn cache_miss_names_the_entry_it_compared_with() {
+    let mut events = events("cache-rebuild");
+    for e in &mut events {
+        if let trowel_events::Event::CacheLookup {
+            result: trowel_events::CacheResult::Miss { compared_with, .. },
+            ..
+        } = &mut e.event
+        {
+            *compared_with = Some(trowel_events::CacheEntryRef {
+                key: "3f2a9c01b2d4e5f60718293a4b5c6d7e8f9012345678901234567890abcdef12".into(),
+                created: Some("2026-01-30T09:15:00Z".into()),
+            });
+        }
+    }
+    let mut app = App::replay("testdata/traces/cache-rebuild.jsonl".into(), &events);
+    assert_eq!(app.selected_step().unwrap().line, 16);
+    assert_snapshot!("cache_miss_compared", pane(&mut app, Pane::Cache, 64, 10).backend());
+}

@@ -67,7 +67,8 @@ impl EventSink for TraceWriter {
     /// A trace shows what the live session showed: file contents, and the paths of layers
     /// taken from the cache.
     fn detail(&self) -> Detail {
-        Detail { file_contents: Some(self.content_limit), cached_listings: true }
+        // Not `cached_diffs`: a fully cached CI build would download its base just for that.
+        Detail { file_contents: Some(self.content_limit), cached_listings: true, cached_diffs: false }
     }
 
     fn event(&mut self, e: &Envelope) {

@@ -75,6 +75,15 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
     if let Some((hits, misses, reused)) = state.cache_summary {
         let _ = writeln!(out, "Cache: {hits} hit(s), {misses} miss(es), {} reused", bytes(reused));
     }
+    out.push_str(&ending(state));
+    out
+}
+
+/// How the build ended: the push decision, then the failure (with the failing step's last
+/// output lines), the image and where it was pushed, or where an unfinished build stopped. It is
+/// the end of the summary, and what `trowel debug` prints once its UI is gone.
+pub fn ending(state: &BuildState) -> String {
+    let mut out = String::new();
     let decision = match &state.push_decision {
         Some(d) => Some(format!(
             "Push {}{}",
@@ -103,12 +112,15 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
             if let Some(d) = &decision {
                 let _ = writeln!(out, "{d}");
             }
-            let pushed: Vec<&str> =
-                state.pushes.iter().filter(|p| p.finished.is_some()).map(|p| p.destination.as_str()).collect();
+            let pushed: Vec<String> = state
+                .pushes
+                .iter()
+                .filter_map(|p| p.finished.as_ref().map(|(d, _)| format!("{}@{d}", repository(&p.destination))))
+                .collect();
             if pushed.is_empty() {
                 let _ = writeln!(out, "Not pushed");
             } else {
-                let _ = writeln!(out, "Pushed to {}", pushed.join(", "));
+                let _ = writeln!(out, "Pushed {}", pushed.join(", "));
             }
             let paused = state.paused_ms();
             let _ = writeln!(
@@ -139,6 +151,11 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
         }
     }
     out
+}
+
+/// `registry/repo:tag` → `registry/repo` (a port's colon is kept).
+fn repository(destination: &str) -> &str {
+    destination.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(destination, |(r, _)| r)
 }
 
 /// How `trowel replay --summary` exits: as the build did (0, or a failed RUN's exit code), and
@@ -177,7 +194,7 @@ fn step_lines(out: &mut String, s: &StepView, build_over: bool) {
     if let Some(c) = &s.cache {
         let _ = match &c.result {
             CacheResult::Hit { .. } => write!(line, "  cache hit"),
-            CacheResult::Miss { explanation } => write!(line, "  cache miss: {explanation}"),
+            CacheResult::Miss { explanation, .. } => write!(line, "  cache miss: {explanation}"),
             CacheResult::Error { message } => write!(line, "  cache error: {message}"),
         };
     }

@@ -64,6 +64,13 @@ pub fn octal(mode: u32) -> String {
     format!("{:04o}", mode & 0o7777)
 }
 
+/// A file time (seconds since the epoch) in UTC: `2026-01-31 12:00:05`.
+pub fn timestamp(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| secs.to_string())
+}
+
 /// One word per file type.
 pub fn file_type(t: FileType) -> &'static str {
     match t {

@@ -1,14 +1,15 @@
 //! `trowel debug`: the build runs on its own thread under the debugger's controller, its
 //! events and questions reach the UI thread over one channel, and the UI answers.
 //!
-//! Quitting (or `ctrl-c`) while the build runs answers any pending question with "abort",
-//! makes the controller abort at the next step boundary, restores the terminal and waits for
-//! the engine to clean up its build roots.
+//! Quitting (or `ctrl-c`) while the build runs answers any pending question with "abort" and
+//! asks the engine to stop: a running RUN's processes get SIGTERM, then SIGKILL after a short
+//! grace, and the build fails as aborted. The terminal is restored at once; once the engine has
+//! cleaned up its build roots, what `trowel build` would have ended with is printed (the pushed
+//! image, or the failure with its line and last output lines), and the exit code is the build's.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::app::App;
@@ -19,10 +20,10 @@ use super::terminal::Term;
 use super::theme::Theme;
 use crate::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
 use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
-use trowel_engine::engine::{self, BuildOptions, Emitter};
+use trowel_engine::engine::{self, BuildOptions, Emitter, Stop};
 use trowel_events::Change;
 use trowel_events::PushReview;
-use trowel_events::{Detail, Envelope, EventSink, PauseReason};
+use trowel_events::{BuildState, Detail, Envelope, EventSink, PauseReason};
 
 /// Everything `trowel debug` needs.
 pub struct DebugConfig {
@@ -48,9 +49,20 @@ impl EventSink for ChannelSink {
     }
 
     /// What the panes show: text files' content before and after each step (the engine reads
-    /// the base image's side from its layers), and the paths of cached layers.
+    /// the base image's side from its layers), and what cached layers changed against the
+    /// layers below.
     fn detail(&self) -> Detail {
-        Detail { file_contents: Some(CONTENT_LIMIT), cached_listings: true }
+        Detail { file_contents: Some(CONTENT_LIMIT), cached_listings: true, cached_diffs: true }
+    }
+}
+
+/// Folds the build's events on the engine thread, for what is printed after the UI is gone
+/// (the UI's own state stops at quitting; the build's end comes after).
+struct OutcomeSink(Arc<Mutex<BuildState>>);
+
+impl EventSink for OutcomeSink {
+    fn event(&mut self, e: &Envelope) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).apply(e);
     }
 }
 
@@ -92,16 +104,20 @@ impl Frontend for TuiFrontend {
     }
 }
 
-/// The debugger plus what the TUI adds at every checkpoint: reading changed files' contents
-/// for the diff view, and aborting once the user has quit.
+/// The debugger plus what the TUI adds: stopping the build (a running RUN included) once the
+/// user has quit.
 struct TuiController {
     debugger: Debugger<TuiFrontend>,
-    quit: Arc<AtomicBool>,
+    stop: Stop,
 }
 
 impl Controller for TuiController {
     fn abort_requested(&mut self) -> Option<String> {
-        self.quit.load(Ordering::SeqCst).then(|| "quit from the debugger".to_string())
+        self.stop.reason()
+    }
+
+    fn stop_handle(&self) -> Option<Stop> {
+        Some(self.stop.clone())
     }
 
     fn pause_reasons(&mut self, at: &Checkpoint) -> Vec<PauseReason> {
@@ -117,8 +133,8 @@ impl Controller for TuiController {
     }
 
     fn review_push(&mut self, review: &PushReview) -> Decision {
-        if self.quit.load(Ordering::SeqCst) {
-            return Decision::Abort("quit from the debugger".into());
+        if let Some(why) = self.stop.reason() {
+            return Decision::Abort(why);
         }
         self.debugger.review_push(review)
     }
@@ -142,7 +158,9 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
         });
     }
     let (tx, rx) = channel::<Incoming>();
-    let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(ChannelSink(tx.clone()))];
+    let outcome_state = Arc::new(Mutex::new(BuildState::default()));
+    let mut sinks: Vec<Box<dyn EventSink>> =
+        vec![Box::new(ChannelSink(tx.clone())), Box::new(OutcomeSink(outcome_state.clone()))];
     if let Some(path) = &cfg.trace {
         sinks.push(Box::new(crate::trace::TraceWriter::create(path, CONTENT_LIMIT)?));
     }
@@ -150,8 +168,8 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let emitter = Emitter::with_redactor(sinks, cfg.options.redactor());
     let debugger = Debugger::new(TuiFrontend { tx: tx.clone() }, cfg.breakpoints, cfg.step_first);
     let breakpoints = debugger.breakpoints();
-    let quit = Arc::new(AtomicBool::new(false));
-    let mut controller = TuiController { debugger, quit: quit.clone() };
+    let stop = Stop::new().map_err(TuiError::Terminal)?;
+    let mut controller = TuiController { debugger, stop: stop.clone() };
     let title = cfg.options.dockerfile.display().to_string();
     let options = cfg.options;
     let done_tx = tx.clone();
@@ -183,15 +201,21 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     drop(tx);
     let mut app = App::live(title, breakpoints);
     let outcome = session::run(&mut term, &mut app, &cfg.theme, &rx, &input, started);
-    quit.store(true, Ordering::SeqCst);
+    // A build still running when the UI ends is aborted: its running RUN is stopped now.
+    if !engine.is_finished() {
+        stop.request("quit from the debugger");
+    }
     input.stop();
     drop(term);
     // Unanswered questions now fail on the engine side (their reply channels are gone).
     drop(rx);
     if !engine.is_finished() {
-        eprintln!("trowel debug: stopping the build (at the end of the running step; ctrl-c again kills it)");
+        eprintln!("trowel debug: stopping the build");
     }
     let code = engine.join().map_err(|_| TuiError::EnginePanicked)?;
     outcome?;
+    // What the build ended with, as `trowel build` would have said it: the UI is gone.
+    let state = outcome_state.lock().unwrap_or_else(|p| p.into_inner());
+    eprint!("{}", crate::trace::summary::ending(&state));
     Ok(code)
 }

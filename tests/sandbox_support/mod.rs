@@ -57,6 +57,7 @@ pub fn spec(root: &Path, argv: &[&str]) -> RunSpec {
         network: Network::Host,
         privileged: false,
         work_dir: None,
+        stop: None,
     }
 }
 

@@ -93,14 +93,41 @@ pub struct KeyComponents {
     pub base: Option<BaseInfo>,
 }
 
+/// A cache entry a miss was explained against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CacheEntryRef {
+    /// The entry's key (its tag in the cache repository).
+    pub key: String,
+    /// When the entry was made (RFC 3339), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+impl CacheEntryRef {
+    /// `the entry made 2025-05-01T10:00:00Z (key 3f2a9c01b2d4)`, as the log and the panes say it.
+    pub fn describe(&self) -> String {
+        let key = &self.key[..self.key.len().min(12)];
+        match &self.created {
+            Some(c) => format!("the entry made {c} (key {key})"),
+            None => format!("the entry with key {key}"),
+        }
+    }
+}
+
 /// What a cache lookup found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum CacheResult {
     /// The cached layer was used (`layer` is `null` for a step that changed no files).
     Hit { reference: String, layer: Option<LayerSummary> },
-    /// Not in the cache; `explanation` says why.
-    Miss { explanation: String },
+    /// Not in the cache; `explanation` says why: every input that differs from the closest
+    /// earlier entry of the step (`compared_with`, absent when there was none to compare with).
+    Miss {
+        explanation: String,
+        /// The earlier entry of the step that differs least, which the explanation compares with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compared_with: Option<CacheEntryRef>,
+    },
     /// The lookup itself failed; the step ran.
     Error { message: String },
 }

@@ -37,6 +37,13 @@ pub struct PrevMeta {
     pub uid: u32,
     pub gid: u32,
     pub link_target: Option<String>,
+    /// Modification time before, in seconds since the epoch (absent in older traces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+    /// Content digest of a regular file before, when the engine was asked to find it (the
+    /// debugger and traces ask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
 }
 
 /// One changed path.

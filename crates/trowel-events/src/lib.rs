@@ -21,7 +21,7 @@ mod reference;
 mod sink;
 pub mod state;
 
-pub use cache::{BaseInfo, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
+pub use cache::{BaseInfo, CacheEntryRef, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
 pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
 pub use debug::{PauseReason, PushReview, ResumeAction, ReviewLayer, When};
 pub use digest::{Digest, InvalidDigest};

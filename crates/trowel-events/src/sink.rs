@@ -26,6 +26,11 @@ pub struct Detail {
     /// `snapshot` events for steps served from the cache even when no build root exists (the
     /// engine then downloads and lists the cached layer).
     pub cached_listings: bool,
+    /// A listed cached layer's paths told apart as added, modified or deleted against the
+    /// layers below (with their metadata and digest before), as for a step that ran. In a stage
+    /// that is cached so far this downloads the base image's layers, which a fully cached build
+    /// otherwise never needs: the live debugger asks, a trace recorded in CI does not.
+    pub cached_diffs: bool,
 }
 
 impl Detail {
@@ -37,6 +42,7 @@ impl Detail {
                 (a, b) => a.or(b),
             },
             cached_listings: self.cached_listings || other.cached_listings,
+            cached_diffs: self.cached_diffs || other.cached_diffs,
         }
     }
 }
@@ -64,9 +70,9 @@ mod tests {
 
     #[test]
     fn detail_union_takes_the_most_of_each() {
-        let a = Detail { file_contents: Some(10), cached_listings: false };
-        let b = Detail { file_contents: Some(64), cached_listings: true };
-        assert_eq!(a.union(b), Detail { file_contents: Some(64), cached_listings: true });
+        let a = Detail { file_contents: Some(10), cached_listings: false, cached_diffs: true };
+        let b = Detail { file_contents: Some(64), cached_listings: true, cached_diffs: false };
+        assert_eq!(a.union(b), Detail { file_contents: Some(64), cached_listings: true, cached_diffs: true });
         assert_eq!(Detail::default().union(a), a);
     }
 }

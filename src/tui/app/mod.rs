@@ -199,6 +199,8 @@ pub struct App {
     pub shell_open: bool,
     /// Said at the next pause (a shell session that changed nothing).
     shell_note: Option<String>,
+    /// Why the shell asked for could not be opened, until the pause after it says so.
+    shell_failed: Option<String>,
     /// The debugger's breakpoints (live only), shared with the engine thread.
     pub breakpoints: Option<Breakpoints>,
     /// The build thread ended.
@@ -257,6 +259,7 @@ impl App {
             waiting: None,
             shell_open: false,
             shell_note: None,
+            shell_failed: None,
             breakpoints: None,
             build_done: false,
             message: None,
@@ -469,6 +472,12 @@ impl App {
         match &e.event {
             Event::StepStarted { id, .. } if self.panes.steps.following() => self.select_step(*id),
             Event::ShellStarted { .. } => self.shell_open = true,
+            // While a shell is asked for, the engine is in the session: a warning now is why it
+            // could not be had (no terminal in the container, say). It must not go unseen.
+            Event::Warning { message } if self.shell_open => {
+                self.shell_open = false;
+                self.shell_failed = Some(message.clone());
+            }
             Event::ShellFinished { changes, exit_code, .. } => {
                 self.shell_open = false;
                 if changes.is_empty() {
@@ -507,6 +516,13 @@ impl App {
         let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
         if let Some(note) = self.shell_note.take() {
             text = format!("{note} · {text}");
+        }
+        if let Some(why) = self.shell_failed.take() {
+            // Paused again with no shell: the reason comes first, in full.
+            self.say(&format!("shell not opened: {why}"), Severity::Error);
+            self.pause = Some(PauseInfo { at, reasons });
+            self.waiting = Some(Waiting::Pause);
+            return;
         }
         self.say(&text, if failed { Severity::Error } else { Severity::Warn });
         self.pause = Some(PauseInfo { at, reasons });

@@ -214,6 +214,8 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 link_target: None,
+                mtime: None,
+                digest: None,
             }),
         }
     }

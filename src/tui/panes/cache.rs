@@ -89,9 +89,12 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
                 multi(&mut out, "layer", &format!("{} ({})", l.digest.short(), format::bytes(l.size)), theme.text);
             }
         }
-        CacheResult::Miss { explanation } => {
+        CacheResult::Miss { explanation, compared_with } => {
             out.push(field("result", LABEL, vec![Span::styled(" miss ", theme.cache_miss)], theme.header));
             multi(&mut out, "why", explanation, theme.status_warn);
+            if let Some(c) = compared_with {
+                multi(&mut out, "compared", &c.describe(), theme.dim);
+            }
         }
         CacheResult::Error { message } => {
             out.push(field("result", LABEL, vec![Span::styled("lookup failed", theme.status_err)], theme.header));

@@ -158,10 +158,20 @@ fn metadata<'a>(c: &Change, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     if link_before != none || link_after != none {
         lines.push(row("link", format::sanitize(&link_before), format::sanitize(&link_after)));
     }
-    if let Some(d) = &c.digest {
-        let after = if after_exists { d.short().to_string() } else { none.clone() };
-        // The snapshot keeps only the new digest; the old content's digest is not recorded.
-        lines.push(row("digest", if before_exists { "(not recorded)".into() } else { none.clone() }, after));
+    // Digests: the engine reports the old one when asked (the debugger asks); older traces
+    // lack it.
+    let before_digest = prev.and_then(|p| p.digest.as_ref());
+    if c.digest.is_some() || before_digest.is_some() {
+        let shown = |exists: bool, d: Option<&trowel_events::Digest>| match (exists, d) {
+            (false, _) => none.clone(),
+            (true, Some(d)) => d.short().to_string(),
+            (true, None) => "(not recorded)".to_string(),
+        };
+        lines.push(row("digest", shown(before_exists, before_digest), shown(after_exists, c.digest.as_ref())));
+    }
+    // A time that changed is shown: for a directory whose entries changed it is all that did.
+    if let Some(before) = prev.and_then(|p| p.mtime).filter(|t| before_exists && after_exists && *t != c.mtime) {
+        lines.push(row("mtime", format::timestamp(before), format::timestamp(c.mtime)));
     }
     if c.opaque {
         lines.push(Line::from(Span::styled(

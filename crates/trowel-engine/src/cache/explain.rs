@@ -1,13 +1,28 @@
 //! Why a step missed the cache, in words a person can act on.
 //!
-//! A miss is explained by comparing the step's [`KeyComponents`] with those stored in the most
-//! recent cache entry for the same step of the same Dockerfile (found through the step's pointer
-//! tag, see [`super::registry`]). The step's own inputs are checked first (variables,
-//! instruction text, source files, source stages), then the chain of steps before it.
+//! A miss is explained against the *closest* earlier entry of the same step of the same
+//! Dockerfile: of the entries the step's pointer tag leads to (the newest, and the earlier ones
+//! it lists, see [`super::registry`]), the one whose inputs differ least. Comparing with the
+//! newest alone blames whatever changed last: built with `VERSION=1.0`, then `2.0`, then `1.0`
+//! with a changed file, the newest entry differs in the ARG and the file, the first only in the
+//! file, which is the real cause. Every input that differs from that entry is named: variables,
+//! instruction text, source files, source stages or images, and the chain of steps before it,
+//! down to its root cause — also when that is a step with no cache entry of its own (a COPY
+//! with `--cache-copy-layers=false`), whose inputs the entries after it record
+//! ([`LinkInputs`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cache::key::{FileEntry, KeyComponents, Var, VarKind};
+use crate::cache::key::{FileEntry, KeyComponents, LinkInputs, Var, VarKind};
+
+/// An earlier cache entry of a step.
+#[derive(Debug, Clone)]
+pub struct Earlier {
+    pub key: String,
+    pub components: Box<KeyComponents>,
+    /// When the entry was made (its config's `created`).
+    pub created: Option<String>,
+}
 
 /// What the cache knew about a step before this build.
 #[derive(Debug, Clone)]
@@ -16,54 +31,136 @@ pub enum Previous {
     None,
     /// The exact key was found but is older than `--cache-ttl`.
     Expired { created: String, ttl: String },
-    /// The most recent entry for this step, with other components.
-    Entry(Box<KeyComponents>),
+    /// Earlier entries of this step, newest first (at least one).
+    Entries(Vec<Earlier>),
 }
 
-/// Explains a miss. `missed` maps keys of steps of *this* build that missed to their line.
-pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, usize>) -> String {
-    let p = match prev {
-        Previous::None => return "no cache entry for this step yet".to_string(),
-        Previous::Expired { created, ttl } => {
-            return format!("cached layer expired (created {created}, older than --cache-ttl {ttl})");
-        }
-        Previous::Entry(p) => p,
-    };
-    // Variables first: a changed ARG also changes the expanded text of the steps using it, and
-    // the ARG is the cause worth naming.
-    let vars = var_changes(&p.vars, &cur.vars);
-    if !vars.is_empty() {
-        return vars.join(", ");
+/// A step of this build that missed, as the steps after it name it.
+#[derive(Debug, Clone)]
+pub struct Missed {
+    pub line: usize,
+    pub reasons: Vec<String>,
+}
+
+/// Why a step missed, and which earlier entry that was worked out against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// Each input that differs, in words (never empty).
+    pub reasons: Vec<String>,
+    /// The entry compared with: its key and when it was made.
+    pub compared: Option<(String, Option<String>)>,
+}
+
+impl Explanation {
+    pub fn text(&self) -> String {
+        self.reasons.join(", ")
     }
-    if p.instruction != cur.instruction {
-        return "instruction text changed".to_string();
+
+    fn only(reason: String) -> Explanation {
+        Explanation { reasons: vec![reason], compared: None }
+    }
+}
+
+/// Explains a miss. `missed`: steps of *this* build that missed, by key.
+pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> Explanation {
+    let entries = match prev {
+        Previous::None => return Explanation::only("no cache entry for this step yet".to_string()),
+        Previous::Expired { created, ttl } => {
+            return Explanation::only(format!(
+                "cached layer expired (created {created}, older than --cache-ttl {ttl})"
+            ));
+        }
+        Previous::Entries(e) => e,
+    };
+    let Some(closest) = closest(entries, cur) else {
+        return Explanation::only("no cache entry for this step yet".to_string());
+    };
+    Explanation {
+        reasons: reasons(&closest.components, cur, missed),
+        compared: Some((closest.key.clone(), closest.created.clone())),
+    }
+}
+
+/// The entry that differs least from `cur` (the newest of equally close ones).
+pub fn closest<'a>(entries: &'a [Earlier], cur: &KeyComponents) -> Option<&'a Earlier> {
+    let mut best: Option<(&Earlier, usize)> = None;
+    for e in entries {
+        let d = distance(&e.components, cur);
+        if best.is_none_or(|(_, bd)| d < bd) {
+            best = Some((e, d));
+        }
+    }
+    best.map(|(e, _)| e)
+}
+
+/// How many inputs differ: each variable, source file and source, the instruction text, the
+/// parent, and the build-wide parts.
+fn distance(p: &KeyComponents, c: &KeyComponents) -> usize {
+    let files = FileDiff::of(&p.files, &c.files);
+    var_changes(&p.vars, &c.vars).len()
+        + usize::from(p.instruction != c.instruction)
+        + files.changed.len()
+        + files.added.len()
+        + files.removed.len()
+        + p.sources
+            .keys()
+            .chain(c.sources.keys())
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .filter(|k| p.sources.get(**k) != c.sources.get(**k))
+            .count()
+        + usize::from(p.parent != c.parent)
+        + usize::from(p.linked != c.linked)
+        + usize::from(p.layer_format != c.layer_format)
+        + usize::from(p.platform != c.platform)
+        + usize::from(p.version != c.version)
+}
+
+/// Every input of `cur` that differs from `p`, in words.
+fn reasons(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> Vec<String> {
+    // A changed ARG also changes the expanded text of the steps using it: the ARG is the cause
+    // worth naming, so the text is only named when no variable changed.
+    let mut out = var_changes(&p.vars, &cur.vars);
+    let vars_named = !out.is_empty();
+    if out.is_empty() && p.instruction != cur.instruction {
+        out.push("instruction text changed".to_string());
     }
     if p.linked != cur.linked {
         // Same text, another destination: WORKDIR moved under a relative `--link` destination.
-        return match (&p.linked, &cur.linked) {
+        out.push(match (&p.linked, &cur.linked) {
             (Some(a), Some(b)) => format!("WORKDIR changed: destination {a} → {b}"),
             _ => "instruction text changed".to_string(),
-        };
+        });
     }
     if p.files != cur.files {
-        return files_changed(&cur.instruction, &p.files, &cur.files);
+        out.push(format!("{}: {}", source_label(&cur.instruction), FileDiff::of(&p.files, &cur.files).words()));
     }
     if p.sources != cur.sources {
-        return sources_changed(&p.sources, &cur.sources);
+        let s = source_changes(&p.sources, &cur.sources);
+        if s.is_empty() {
+            out.push("source stages or images changed".to_string());
+        } else {
+            out.extend(s);
+        }
     }
-    if p.parent != cur.parent {
-        return chain_changed(p, cur, missed);
+    if p.parent != cur.parent
+        && let Some(r) = chain_changed(p, cur, missed, &out, vars_named)
+    {
+        out.push(r);
     }
     if p.layer_format != cur.layer_format {
-        return format!("layer format changed ({} → {})", p.layer_format, cur.layer_format);
+        out.push(format!("layer format changed ({} → {})", p.layer_format, cur.layer_format));
     }
     if p.platform != cur.platform {
-        return format!("platform changed ({} → {})", p.platform, cur.platform);
+        out.push(format!("platform changed ({} → {})", p.platform, cur.platform));
     }
     if p.version != cur.version {
-        return format!("cache format changed (version {} → {})", p.version, cur.version);
+        out.push(format!("cache format changed (version {} → {})", p.version, cur.version));
     }
-    "cache entry differs (no component changed: the entry was written by another tool)".to_string()
+    if out.is_empty() {
+        out.push("cache entry differs (no component changed: the entry was written by another tool)".to_string());
+    }
+    out
 }
 
 fn show(v: &Option<String>) -> String {
@@ -105,27 +202,6 @@ fn list(names: &[&str]) -> String {
     s
 }
 
-/// `COPY src/: 2 files changed (src/lib.rs, src/main.rs), 1 added (src/new.rs)`.
-fn files_changed(instruction: &str, prev: &[FileEntry], cur: &[FileEntry]) -> String {
-    let p: BTreeMap<&str, &FileEntry> = prev.iter().map(|f| (f.path.as_str(), f)).collect();
-    let c: BTreeMap<&str, &FileEntry> = cur.iter().map(|f| (f.path.as_str(), f)).collect();
-    let changed: Vec<&str> = c.iter().filter(|(k, v)| p.get(*k).is_some_and(|pv| pv != *v)).map(|(k, _)| *k).collect();
-    let added: Vec<&str> = c.keys().filter(|k| !p.contains_key(*k)).copied().collect();
-    let removed: Vec<&str> = p.keys().filter(|k| !c.contains_key(*k)).copied().collect();
-    let mut parts = Vec::new();
-    if !changed.is_empty() {
-        let n = changed.len();
-        parts.push(format!("{n} file{} changed ({})", if n == 1 { "" } else { "s" }, list(&changed)));
-    }
-    if !added.is_empty() {
-        parts.push(format!("{} added ({})", added.len(), list(&added)));
-    }
-    if !removed.is_empty() {
-        parts.push(format!("{} removed ({})", removed.len(), list(&removed)));
-    }
-    format!("{}: {}", source_label(instruction), parts.join(", "))
-}
-
 /// `COPY --chown=x src/ lib/ /app/` → `COPY src/ lib/`: the keyword and the source arguments.
 fn source_label(instruction: &str) -> String {
     let mut words: Vec<&str> = instruction.split_whitespace().collect();
@@ -135,22 +211,6 @@ fn source_label(instruction: &str) -> String {
     format!("{keyword} {}", sources.join(" "))
 }
 
-fn sources_changed(prev: &BTreeMap<String, String>, cur: &BTreeMap<String, String>) -> String {
-    let mut out = Vec::new();
-    for (k, v) in cur {
-        match prev.get(k) {
-            Some(pv) if pv == v => {}
-            Some(pv) => match (k.strip_prefix("image:"), k.strip_prefix("git:")) {
-                (Some(img), _) => out.push(format!("image {img} now {} (was {})", short(v), short(pv))),
-                (_, Some(repo)) => out.push(format!("git {repo} now {} (was {})", commit(v), commit(pv))),
-                _ => out.push(format!("{} changed", k.replacen(':', " ", 1))),
-            },
-            None => out.push(format!("{} is new", k.replacen(':', " ", 1))),
-        }
-    }
-    if out.is_empty() { "source stages or images changed".to_string() } else { out.join(", ") }
-}
-
 /// A commit id as git abbreviates it in messages (12 digits).
 fn commit(s: &str) -> &str {
     &s[..12.min(s.len())]
@@ -158,22 +218,6 @@ fn commit(s: &str) -> &str {
 
 fn short(s: &str) -> String {
     if s.starts_with("sha256:") && s.len() > 19 { format!("{}…", &s[..19]) } else { s.to_string() }
-}
-
-fn chain_changed(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, usize>) -> String {
-    // The first link of the chain that differs is where the change came in.
-    let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
-    match first {
-        Some((0, link)) => base_changed(p, cur, &link.instruction),
-        Some((_, link)) => match missed.get(&link.key) {
-            Some(line) => format!("parent step missed (line {line})"),
-            None => format!("parent step changed (line {}: {})", link.line, link.instruction),
-        },
-        None => match missed.get(&cur.parent) {
-            Some(line) => format!("parent step missed (line {line})"),
-            None => "parent step changed".to_string(),
-        },
-    }
 }
 
 fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str) -> String {
@@ -188,6 +232,139 @@ fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str) -> String {
         (Some(pb), Some(cb)) => format!("base image changed: {} (was {})", cb.reference, pb.reference),
         _ => "base image changed".to_string(),
     }
+}
+
+/// How two lists of source files differ.
+struct FileDiff<'a> {
+    changed: Vec<&'a str>,
+    added: Vec<&'a str>,
+    removed: Vec<&'a str>,
+}
+
+impl<'a> FileDiff<'a> {
+    fn of(prev: &'a [FileEntry], cur: &'a [FileEntry]) -> FileDiff<'a> {
+        let p: BTreeMap<&str, &FileEntry> = prev.iter().map(|f| (f.path.as_str(), f)).collect();
+        let c: BTreeMap<&str, &FileEntry> = cur.iter().map(|f| (f.path.as_str(), f)).collect();
+        FileDiff {
+            changed: c.iter().filter(|(k, v)| p.get(*k).is_some_and(|pv| pv != *v)).map(|(k, _)| *k).collect(),
+            added: c.keys().filter(|k| !p.contains_key(*k)).copied().collect(),
+            removed: p.keys().filter(|k| !c.contains_key(*k)).copied().collect(),
+        }
+    }
+
+    /// `2 files changed (src/lib.rs, src/main.rs), 1 added (src/new.rs)`.
+    fn words(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.changed.is_empty() {
+            let n = self.changed.len();
+            parts.push(format!("{n} file{} changed ({})", if n == 1 { "" } else { "s" }, list(&self.changed)));
+        }
+        if !self.added.is_empty() {
+            parts.push(format!("{} added ({})", self.added.len(), list(&self.added)));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("{} removed ({})", self.removed.len(), list(&self.removed)));
+        }
+        if parts.is_empty() { "files reordered".to_string() } else { parts.join(", ") }
+    }
+}
+
+fn source_changes(prev: &BTreeMap<String, String>, cur: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in cur {
+        match prev.get(k) {
+            Some(pv) if pv == v => {}
+            Some(pv) => match (k.strip_prefix("image:"), k.strip_prefix("git:")) {
+                (Some(img), _) => out.push(format!("image {img} now {} (was {})", short(v), short(pv))),
+                (_, Some(repo)) => out.push(format!("git {repo} now {} (was {})", commit(v), commit(pv))),
+                _ => out.push(format!("{} changed", k.replacen(':', " ", 1))),
+            },
+            None => out.push(format!("{} is new", k.replacen(':', " ", 1))),
+        }
+    }
+    out
+}
+
+/// The parent differs: names the first ancestor whose key differs, and why it does. `named`:
+/// what is said already (a changed ARG that made an earlier step miss is not said twice);
+/// `vars_named`: a variable this step sees changed, which an ENV or ARG line changing says
+/// again.
+fn chain_changed(
+    p: &KeyComponents,
+    cur: &KeyComponents,
+    missed: &BTreeMap<String, Missed>,
+    named: &[String],
+    vars_named: bool,
+) -> Option<String> {
+    let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
+    let fresh =
+        |reasons: &[String]| -> Vec<String> { reasons.iter().filter(|r| !named.contains(r)).cloned().collect() };
+    // A parent that missed in this build says why itself (its lookup failed: it cannot).
+    let via_miss = |key: &str| -> Option<Option<String>> {
+        let m = missed.get(key)?;
+        let left = fresh(&m.reasons);
+        Some(match (left.is_empty(), m.reasons.is_empty()) {
+            // Every cause of the parent's miss is named already.
+            (true, false) => None,
+            (true, true) => Some(format!("parent step missed (line {})", m.line)),
+            (false, _) => Some(format!("parent step missed (line {}: {})", m.line, left.join(", "))),
+        })
+    };
+    match first {
+        Some((0, link)) => Some(base_changed(p, cur, &link.instruction)),
+        Some((i, link)) => {
+            if let Some(r) = via_miss(&link.key) {
+                return r;
+            }
+            let old = &p.chain[i];
+            match (&old.inputs, &link.inputs) {
+                (Some(a), Some(b)) => {
+                    let sets_vars = ["ENV ", "ARG "].iter().any(|k| link.instruction.starts_with(k));
+                    let text_only = a == b;
+                    if vars_named && sets_vars && text_only {
+                        return None;
+                    }
+                    let left = fresh(&link_changes(old, a, link, b));
+                    (!left.is_empty()).then(|| left.join(", "))
+                }
+                _ => Some(format!("parent step changed (line {}: {})", link.line, link.instruction)),
+            }
+        }
+        None => match via_miss(&cur.parent) {
+            Some(r) => r,
+            None => Some("parent step changed".to_string()),
+        },
+    }
+}
+
+/// How an uncached ancestor step's recorded inputs changed: `COPY src/ at line 3: 1 added
+/// (src/renamed.txt), 1 removed (src/b.txt)`.
+fn link_changes(
+    old: &crate::cache::key::ChainLink,
+    a: &LinkInputs,
+    link: &crate::cache::key::ChainLink,
+    b: &LinkInputs,
+) -> Vec<String> {
+    let mut out = var_changes(&a.vars, &b.vars);
+    let label = format!("{} at line {}", source_label(&link.instruction), link.line);
+    if a.files_digest != b.files_digest {
+        if a.files_listed() && b.files_listed() {
+            out.push(format!("{label}: {}", FileDiff::of(&a.files, &b.files).words()));
+        } else {
+            out.push(format!(
+                "{label}: its source files changed ({} → {} files; too many to record which)",
+                a.files_count, b.files_count
+            ));
+        }
+    }
+    out.extend(source_changes(&a.sources, &b.sources).into_iter().map(|s| format!("{s} (line {})", link.line)));
+    if out.is_empty() && old.instruction != link.instruction {
+        out.push(format!("line {} changed: {} (was {})", link.line, link.instruction, old.instruction));
+    }
+    if out.is_empty() {
+        out.push(format!("parent step changed (line {}: {})", link.line, link.instruction));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -208,9 +385,13 @@ mod tests {
             files: vec![],
             sources: BTreeMap::new(),
             line: 5,
-            chain: vec![ChainLink { line: 1, instruction: "FROM b".into(), key: "p0".into() }],
+            chain: vec![link(1, "FROM b", "p0")],
             base: Some(BaseInfo { reference: "localhost:5000/busybox:1.35".into(), digest: Some(Digest::of(b"old")) }),
         }
+    }
+
+    fn link(line: usize, instruction: &str, key: &str) -> ChainLink {
+        ChainLink { line, instruction: instruction.into(), key: key.into(), inputs: None }
     }
 
     fn file(p: &str, content: &[u8]) -> FileEntry {
@@ -225,28 +406,107 @@ mod tests {
         }
     }
 
+    fn entry(key: &str, c: KeyComponents) -> Earlier {
+        Earlier { key: key.into(), components: Box::new(c), created: Some(format!("created-{key}")) }
+    }
+
+    fn against(prev: KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> String {
+        explain(&Previous::Entries(vec![entry("e", prev)]), cur, missed).text()
+    }
+
+    fn with_var(mut c: KeyComponents, name: &str, value: &str) -> KeyComponents {
+        c.vars.insert(name.into(), Var { kind: VarKind::Arg, value: Some(value.into()) });
+        c
+    }
+
     #[test]
     fn wording() {
         let none = BTreeMap::new();
         let cur = comps("RUN make");
-        assert_eq!(explain(&Previous::None, &cur, &none), "no cache entry for this step yet");
-        let prev = Previous::Entry(Box::new(comps("RUN make all")));
-        assert_eq!(explain(&prev, &cur, &none), "instruction text changed");
-
-        let mut a = comps("RUN make");
-        a.vars.insert("VERSION".into(), Var { kind: VarKind::Arg, value: Some("1.0".into()) });
-        let mut b = comps("RUN make");
-        b.vars.insert("VERSION".into(), Var { kind: VarKind::Arg, value: Some("2.0".into()) });
-        assert_eq!(explain(&Previous::Entry(Box::new(a)), &b, &none), "ARG VERSION 1.0 → 2.0");
+        assert_eq!(explain(&Previous::None, &cur, &none).text(), "no cache entry for this step yet");
+        assert_eq!(against(comps("RUN make all"), &cur, &none), "instruction text changed");
+        let a = with_var(comps("RUN make"), "VERSION", "1.0");
+        let b = with_var(comps("RUN make"), "VERSION", "2.0");
+        assert_eq!(against(a, &b, &none), "ARG VERSION 1.0 → 2.0");
 
         let mut a = comps("COPY src/ /app/");
         a.files = vec![file("src/lib.rs", b"1"), file("src/main.rs", b"1"), file("src/old.rs", b"1")];
         let mut b = comps("COPY src/ /app/");
         b.files = vec![file("src/lib.rs", b"2"), file("src/main.rs", b"2"), file("src/new.rs", b"1")];
         assert_eq!(
-            explain(&Previous::Entry(Box::new(a)), &b, &none),
+            against(a, &b, &none),
             "COPY src/: 2 files changed (src/lib.rs, src/main.rs), 1 added (src/new.rs), 1 removed (src/old.rs)"
         );
+    }
+
+    /// The case: built with VERSION=1.0, then 2.0, then a copied file changed and 1.0
+    /// again. The newest entry (2.0) differs in the ARG and the parent; the first only in the
+    /// parent, whose uncached COPY changed: that is what is named, with the entry compared.
+    #[test]
+    fn the_closest_entry_is_compared_and_every_difference_named() {
+        let copy = |key: &str, content: &[u8]| {
+            let mut c = comps("COPY app.txt /app.txt");
+            c.files = vec![file("app.txt", content)];
+            ChainLink {
+                line: 3,
+                instruction: "COPY app.txt /app.txt".into(),
+                key: key.into(),
+                inputs: Some(Box::new(LinkInputs::of(&c))),
+            }
+        };
+        let run = |version: &str, parent: ChainLink| {
+            let mut c = with_var(comps("RUN echo $VERSION"), "VERSION", version);
+            c.parent = parent.key.clone();
+            c.chain.push(parent);
+            c
+        };
+        let first = entry("k1", run("1.0", copy("copy-a", b"a")));
+        let second = entry("k2", run("2.0", copy("copy-a", b"a")));
+        let cur = run("1.0", copy("copy-b", b"b"));
+        let e = explain(&Previous::Entries(vec![second.clone(), first.clone()]), &cur, &BTreeMap::new());
+        assert_eq!(e.text(), "COPY app.txt at line 3: 1 file changed (app.txt)");
+        assert_eq!(e.compared, Some(("k1".to_string(), Some("created-k1".to_string()))));
+        // Compared with the newest alone, both differences are named.
+        let e = explain(&Previous::Entries(vec![second]), &cur, &BTreeMap::new());
+        assert_eq!(e.text(), "ARG VERSION 2.0 → 1.0, COPY app.txt at line 3: 1 file changed (app.txt)");
+        // Equally close entries: the newest is compared.
+        let again = entry("k0", run("1.0", copy("copy-a", b"a")));
+        let e = explain(&Previous::Entries(vec![again, first]), &cur, &BTreeMap::new());
+        assert_eq!(e.compared.unwrap().0, "k0");
+    }
+
+    /// kaniko's default `--cache-copy-layers=false`: a rename under a copied directory is named
+    /// for the RUN after the COPY, from the inputs its entry recorded.
+    #[test]
+    fn an_uncached_parent_is_named_with_what_changed() {
+        let copy = |key: &str, names: &[&str]| {
+            let mut c = comps("COPY src/ /second/");
+            c.files = names.iter().map(|n| file(n, b"same")).collect();
+            ChainLink {
+                line: 3,
+                instruction: "COPY src/ /second/".into(),
+                key: key.into(),
+                inputs: Some(Box::new(LinkInputs::of(&c))),
+            }
+        };
+        let mut prev = comps("RUN ls /second");
+        prev.parent = "c1".into();
+        prev.chain.push(copy("c1", &["src/a.txt", "src/b.txt"]));
+        prev.chain.push(link(4, "RUN true", "r1"));
+        prev.parent = "r1".into();
+        let mut cur = comps("RUN ls /second");
+        cur.chain.push(copy("c2", &["src/a.txt", "src/renamed.txt"]));
+        cur.chain.push(link(4, "RUN true", "r2"));
+        cur.parent = "r2".into();
+        assert_eq!(
+            against(prev.clone(), &cur, &BTreeMap::new()),
+            "COPY src/ at line 3: 1 added (src/renamed.txt), 1 removed (src/b.txt)"
+        );
+        // An entry written before links carried inputs: the step is still named.
+        for l in &mut prev.chain {
+            l.inputs = None;
+        }
+        assert_eq!(against(prev, &cur, &BTreeMap::new()), "parent step changed (line 3: COPY src/ /second/)");
     }
 
     #[test]
@@ -257,41 +517,37 @@ mod tests {
         a.linked = Some("/srv/rel/".into());
         let mut b = a.clone();
         b.linked = Some("/app/rel/".into());
-        assert_eq!(
-            explain(&Previous::Entry(Box::new(a.clone())), &b, &none),
-            "WORKDIR changed: destination /srv/rel/ → /app/rel/"
-        );
+        assert_eq!(against(a.clone(), &b, &none), "WORKDIR changed: destination /srv/rel/ → /app/rel/");
         // A linked step has no parent to blame: a changed chain before it is not a reason.
         let mut c = a.clone();
-        c.chain.push(ChainLink { line: 2, instruction: "RUN x".into(), key: "other".into() });
+        c.chain.push(link(2, "RUN x", "other"));
         c.files = vec![file("a.txt", b"2")];
-        assert_eq!(explain(&Previous::Entry(Box::new(a)), &c, &none), "COPY a.txt: 1 added (a.txt)");
+        assert_eq!(against(a, &c, &none), "COPY a.txt: 1 added (a.txt)");
 
         let mut g1 = comps("ADD https://h/r.git#main /src");
         g1.sources.insert("git:https://h/r.git#main".into(), "1111111111112222".into());
         let mut g2 = g1.clone();
         g2.sources.insert("git:https://h/r.git#main".into(), "3333333333334444".into());
-        assert_eq!(
-            explain(&Previous::Entry(Box::new(g1)), &g2, &none),
-            "git https://h/r.git#main now 333333333333 (was 111111111111)"
-        );
+        assert_eq!(against(g1, &g2, &none), "git https://h/r.git#main now 333333333333 (was 111111111111)");
     }
 
     #[test]
     fn chain_reasons() {
         let mut prev = comps("RUN make");
         prev.parent = "k-old".into();
-        prev.chain.push(ChainLink { line: 3, instruction: "COPY . /src".into(), key: "k-old".into() });
+        prev.chain.push(link(3, "COPY . /src", "k-old"));
         let mut cur = comps("RUN make");
         cur.parent = "k-new".into();
-        cur.chain.push(ChainLink { line: 3, instruction: "COPY . /src".into(), key: "k-new".into() });
+        cur.chain.push(link(3, "COPY . /src", "k-new"));
         let mut missed = BTreeMap::new();
-        missed.insert("k-new".to_string(), 3);
-        assert_eq!(explain(&Previous::Entry(Box::new(prev.clone())), &cur, &missed), "parent step missed (line 3)");
-        assert_eq!(
-            explain(&Previous::Entry(Box::new(prev)), &cur, &BTreeMap::new()),
-            "parent step changed (line 3: COPY . /src)"
-        );
+        missed.insert("k-new".to_string(), Missed { line: 3, reasons: vec!["COPY .: 1 added (x)".into()] });
+        assert_eq!(against(prev.clone(), &cur, &missed), "parent step missed (line 3: COPY .: 1 added (x))");
+        assert_eq!(against(prev.clone(), &cur, &BTreeMap::new()), "parent step changed (line 3: COPY . /src)");
+        // The parent missed for the ARG this step names already: said once.
+        let mut missed = BTreeMap::new();
+        missed.insert("k-new".to_string(), Missed { line: 3, reasons: vec!["ARG V 1 → 2".into()] });
+        let (p, c) = (with_var(prev, "V", "1"), with_var(cur, "V", "2"));
+        assert_eq!(against(p, &c, &missed), "ARG V 1 → 2");
 
         let mut prev = comps("RUN make");
         prev.parent = "root-old".into();
@@ -300,9 +556,8 @@ mod tests {
         cur.parent = "root-new".into();
         cur.chain[0].key = "root-new".into();
         cur.base.as_mut().unwrap().digest = Some(Digest::of(b"new"));
-        let msg = explain(&Previous::Entry(Box::new(prev)), &cur, &BTreeMap::new());
         assert_eq!(
-            msg,
+            against(prev, &cur, &BTreeMap::new()),
             format!(
                 "base image localhost:5000/busybox:1.35 now {}… (was {}…)",
                 &Digest::of(b"new").as_str()[..19],

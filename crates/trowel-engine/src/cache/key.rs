@@ -69,6 +69,52 @@ pub struct ChainLink {
     pub line: usize,
     pub instruction: String,
     pub key: String,
+    /// For a step that is not cached itself (a COPY with `--cache-copy-layers=false`, say): what
+    /// its key was made of. No entry of its own can explain how it changed, so the entries of
+    /// the steps after it carry its inputs, and a later build names the root cause ("COPY src/ at
+    /// line 3: 1 added …") instead of "parent step changed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Box<LinkInputs>>,
+}
+
+/// The inputs of an uncached ancestor step, as recorded in a [`ChainLink`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInputs {
+    pub vars: BTreeMap<String, Var>,
+    /// Source files, up to [`LINK_FILES_MAX`]; more are only counted (`files_count`,
+    /// `files_digest`): an entry must stay small, and each step after a COPY repeats its link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
+    #[serde(default)]
+    pub files_count: usize,
+    /// The SHA-256 of the whole file list (to tell a change even when it is not listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Most source files listed in a [`LinkInputs`].
+pub const LINK_FILES_MAX: usize = 1000;
+
+impl LinkInputs {
+    /// What a step's components record about it for the steps after it.
+    pub fn of(c: &KeyComponents) -> LinkInputs {
+        let listed = c.files.len() <= LINK_FILES_MAX;
+        LinkInputs {
+            vars: c.vars.clone(),
+            files: if listed { c.files.clone() } else { Vec::new() },
+            files_count: c.files.len(),
+            files_digest: (!c.files.is_empty())
+                .then(|| Digest::of(&serde_json::to_vec(&c.files).expect("file entries serialise")).hex().to_string()),
+            sources: c.sources.clone(),
+        }
+    }
+
+    /// Whether the source files are listed in full.
+    pub fn files_listed(&self) -> bool {
+        self.files.len() == self.files_count
+    }
 }
 
 /// The image a chain starts from.
@@ -235,7 +281,7 @@ mod tests {
         let a = comps();
         let mut b = comps();
         b.line = 99;
-        b.chain.push(ChainLink { line: 1, instruction: "FROM x".into(), key: "k".into() });
+        b.chain.push(ChainLink { line: 1, instruction: "FROM x".into(), key: "k".into(), inputs: None });
         assert_eq!(a.key(), b.key());
     }
 

@@ -4,8 +4,15 @@
 //! a step that changed no files) and a config that records the key's components under
 //! `dev.trowel.cache`. Every write also moves the step's *pointer tag*
 //! (`step-<hash of Dockerfile, stage, step>`) to the new entry, so a later build that misses can
-//! find the most recent entry for the same step — with no local state, as in two CI jobs — and
-//! explain the difference. Entries are pushed manifest-last (the registry only shows an entry
+//! find the entries of the same step — with no local state, as in two CI jobs — and explain the
+//! difference against the closest of them.
+//!
+//! A step's history is kept in its entries, not in more tags: each entry lists the keys of up
+//! to [`HISTORY`] earlier entries of its step (newest first), taken from the entry the pointer
+//! named when it was written. One pointer is moved per write as before (no tags to rotate, no
+//! read-modify-write of several tags that two CI jobs could interleave), entries a registry
+//! garbage-collected simply drop out of the list, and a miss costs one fetch per listed entry,
+//! only when the pointer's entry is not the match. Entries are pushed manifest-last (the registry only shows an entry
 //! once all its blobs are there), so a failed or killed build never leaves a half-written entry.
 
 use std::time::Duration;
@@ -13,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cache::explain::Previous;
+use crate::cache::explain::{Earlier, Previous};
 use crate::cache::key::KeyComponents;
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform};
@@ -22,6 +29,11 @@ use crate::registry::{PushBlob, PushImage, Reference, Registry, RegistryError};
 
 /// The config field holding the key and its components.
 const FIELD: &str = "dev.trowel.cache";
+
+/// Earlier entries of a step each entry lists: enough to find the build a change is relative
+/// to across a few alternating configurations (release and debug args, two branches), few
+/// enough that a miss costs a handful of small fetches.
+pub const HISTORY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -39,6 +51,9 @@ pub struct EntryInfo {
     pub key: String,
     pub components: KeyComponents,
     pub created_by: String,
+    /// Keys of earlier entries of the same step, newest first (at most [`HISTORY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
 }
 
 /// A usable cached step.
@@ -56,7 +71,11 @@ pub struct CachedLayer {
 #[derive(Debug, Clone)]
 pub enum Lookup {
     Hit(Box<CachedLayer>),
-    Miss(Previous),
+    /// `history`: what the entry this build writes for the step lists as earlier entries.
+    Miss {
+        previous: Previous,
+        history: Vec<String>,
+    },
 }
 
 #[derive(Clone)]
@@ -138,21 +157,41 @@ impl RegistryCache {
                     age.to_std().is_ok_and(|a| a > self.ttl)
                 });
             if expired {
-                return Ok(Lookup::Miss(Previous::Expired {
+                let previous = Previous::Expired {
                     created: created.unwrap_or_else(|| "at an unknown time".into()),
                     ttl: self.ttl_text.clone(),
-                }));
+                };
+                let history = match self.read_entry(pointer, store).await {
+                    Ok(Some((_, p, _))) => history_after(key, &p),
+                    _ => Vec::new(),
+                };
+                return Ok(Lookup::Miss { previous, history });
             }
             let diff_ids = info_diff_ids(store, &manifest)?;
             let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
             return Ok(Lookup::Hit(Box::new(CachedLayer { repo: self.repo.clone(), layer, info, created })));
         }
-        match self.read_entry(pointer, store).await {
-            Ok(Some((_, info, _))) => Ok(Lookup::Miss(Previous::Entry(Box::new(info.components)))),
-            Ok(None) => Ok(Lookup::Miss(Previous::None)),
-            // A broken pointer only costs the explanation.
-            Err(_) => Ok(Lookup::Miss(Previous::None)),
+        let (newest, history) = match self.read_entry(pointer, store).await {
+            Ok(Some((_, info, created))) => {
+                let history = history_after(key, &info);
+                (Earlier { key: info.key, components: Box::new(info.components), created }, history)
+            }
+            // A broken pointer only costs the explanation (and the history).
+            Ok(None) | Err(_) => return Ok(Lookup::Miss { previous: Previous::None, history: Vec::new() }),
+        };
+        let mut entries = vec![newest];
+        // The earlier entries the newest lists, fetched at once; one that is gone (expired and
+        // collected) or unreadable is left out.
+        let listed: Vec<&String> = history.iter().filter(|k| **k != entries[0].key).collect();
+        let reads = futures_util::future::join_all(listed.iter().map(|k| self.read_entry(k, store))).await;
+        for (k, r) in listed.into_iter().zip(reads) {
+            if let Ok(Some((_, info, created))) = r
+                && &info.key == k
+            {
+                entries.push(Earlier { key: info.key, components: Box::new(info.components), created });
+            }
         }
+        Ok(Lookup::Miss { previous: Previous::Entries(entries), history })
     }
 
     /// Stores a step's layer (or its absence) under `key` and moves the step's pointer to it.
@@ -166,9 +205,14 @@ impl RegistryCache {
         layer: Option<(&Descriptor, &Digest)>,
         store: &BlobStore,
         created: &str,
+        earlier: &[String],
     ) -> Result<Digest, CacheError> {
-        let info =
-            EntryInfo { key: key.to_string(), components: components.clone(), created_by: created_by.to_string() };
+        let info = EntryInfo {
+            key: key.to_string(),
+            components: components.clone(),
+            created_by: created_by.to_string(),
+            earlier: earlier.iter().filter(|k| *k != key).take(HISTORY).cloned().collect(),
+        };
         let mut config = json!({
             "created": created,
             "architecture": self.platform.architecture,
@@ -218,6 +262,15 @@ fn info_diff_ids(store: &BlobStore, manifest: &Manifest) -> Result<Vec<Digest>, 
         });
     }
     Ok(ids)
+}
+
+/// The history an entry replacing `pointer_entry` (for `key`) lists.
+fn history_after(key: &str, pointer_entry: &EntryInfo) -> Vec<String> {
+    let mut h: Vec<String> =
+        std::iter::once(pointer_entry.key.clone()).chain(pointer_entry.earlier.iter().cloned()).collect();
+    h.retain(|k| k != key);
+    h.truncate(HISTORY);
+    h
 }
 
 /// The pointer tag of a step: stable across builds of the same Dockerfile.

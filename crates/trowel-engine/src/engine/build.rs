@@ -84,7 +84,8 @@ impl<'o> Build<'o> {
         controller: &'o mut dyn Controller,
     ) -> Result<Build<'o>, BuildError> {
         let detail: Detail = emitter.detail().union(controller.detail());
-        let ctx = BuildContext::new(opts, emitter, detail)?;
+        let mut ctx = BuildContext::new(opts, emitter, detail)?;
+        ctx.stop = controller.stop_handle();
         let stages = Stages::new(&ctx.plan);
         let contents = match detail.file_contents {
             Some(limit) => {

@@ -22,6 +22,8 @@ use trowel_events::FileContent;
 use trowel_events::{Event, StepId};
 
 pub(crate) struct ContentCapture {
+    /// Every changed path's metadata and digest before its step (asked for with contents).
+    pub before: crate::engine::before::Before,
     limit: u64,
     store: BlobStore,
     /// (stage, path) → digest of the content as the build last saw it, or `None` when it was
@@ -31,7 +33,7 @@ pub(crate) struct ContentCapture {
 
 impl ContentCapture {
     pub fn new(limit: u64, store: BlobStore) -> ContentCapture {
-        ContentCapture { limit, store, known: HashMap::new() }
+        ContentCapture { before: Default::default(), limit, store, known: HashMap::new() }
     }
 
     /// Records a path's content (`None`: absent, binary or too large).

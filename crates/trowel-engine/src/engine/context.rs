@@ -18,7 +18,7 @@ use trowel_events::{Detail, Event};
 
 use crate::cache::basedir::BaseImageCache;
 use crate::dockerfile::checks::CheckConfig;
-use crate::dockerfile::{self, DockerIgnore, Dockerfile, Instruction, Plan};
+use crate::dockerfile::{DockerIgnore, Dockerfile, Instruction, Plan};
 use crate::engine::container;
 use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, Location};
@@ -47,6 +47,9 @@ pub(crate) struct BuildContext<'o> {
     pub emitter: Emitter,
     /// The extra detail the event sinks (and the controller) asked for.
     pub detail: Detail,
+    /// What stops a running RUN when the controller aborts the build (see
+    /// [`Controller::stop_handle`](crate::engine::controller::Controller::stop_handle)).
+    pub stop: Option<crate::sandbox::Stop>,
     pub rt: tokio::runtime::Runtime,
     pub registry: Registry,
     pub store: BlobStore,
@@ -90,8 +93,7 @@ impl<'o> BuildContext<'o> {
     /// Reads and plans the Dockerfile, opens the context, and sets up the work dir, the blob
     /// store, the registry client and the isolation. Nothing is pulled yet.
     pub fn new(opts: &'o BuildOptions, emitter: Emitter, detail: Detail) -> Result<BuildContext<'o>, BuildError> {
-        let text = std::fs::read_to_string(&opts.dockerfile)
-            .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))?;
+        let text = crate::engine::preflight::read_dockerfile(opts)?;
         // Credentials written in the Dockerfile's URLs (an ADD of a private repository) are
         // masked in everything reported from here on, and in history and cache entries; so are
         // the build args such a credential is made of (`https://oauth2:${CI_TOKEN}@…`), whatever
@@ -101,17 +103,9 @@ impl<'o> BuildContext<'o> {
             url_secrets.iter().flat_map(|c| crate::cache::key::referenced_names(c)).collect();
         url_secrets.extend(url_secret_args.iter().filter_map(|n| opts.build_args.get(n).cloned()));
         emitter.add_secrets(url_secrets.clone());
-        let df = dockerfile::parse(&opts.dockerfile, &text)?;
-        let platform = opts.target_platform();
-        let plan = dockerfile::plan(
-            &df,
-            opts.target.as_deref(),
-            &opts.build_args,
-            &dockerfile::PlatformArgs { target: platform.clone(), build: Platform::host() },
-        )?;
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
-        crate::engine::preflight::check(&df, &plan, opts)?;
-        crate::engine::preflight::check_git(&df, &plan, opts.run.isolation)?;
+        let crate::engine::preflight::Planned { df, plan } = crate::engine::preflight::plan_text(opts, &text)?;
+        let platform = opts.target_platform();
         let checks = crate::engine::checks::config(&df, &opts.build_args)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
@@ -164,6 +158,7 @@ impl<'o> BuildContext<'o> {
             mounts,
             emitter,
             detail,
+            stop: None,
             rt,
             registry,
             store,

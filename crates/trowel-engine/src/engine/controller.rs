@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox::Stop;
 use trowel_events::{Change, Detail, PauseReason, PushReview, ResumeAction, StepId, StepStatus, When};
 
 /// A step boundary: what the controller knows about the step.
@@ -74,6 +75,13 @@ pub trait Controller: Send {
     /// Asked at every checkpoint before anything else: `Some(reason)` stops the build there
     /// (the person quit the debugger).
     fn abort_requested(&mut self) -> Option<String> {
+        None
+    }
+    /// A stop the controller may ask for while a step runs (the person aborted the build): a
+    /// running RUN's processes are then stopped at once (SIGTERM, SIGKILL after a short grace)
+    /// and the build fails as aborted, instead of waiting for the step to end. Asking for it
+    /// also aborts at the next checkpoint, as [`Controller::abort_requested`] does.
+    fn stop_handle(&self) -> Option<Stop> {
         None
     }
     /// Whether to pause at this checkpoint, and why (nothing: go on).

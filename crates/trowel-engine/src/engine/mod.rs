@@ -22,6 +22,7 @@
 //!   keyed; cache mounts kept between builds, secrets, ssh agents;
 //! - [`options`], [`error`] — what a build is asked to do, and how it fails.
 
+mod before;
 pub mod build;
 mod checks;
 mod container;
@@ -34,7 +35,7 @@ mod layer;
 mod layer_cache;
 pub mod mounts;
 pub mod options;
-mod preflight;
+pub mod preflight;
 mod publish;
 mod push_check;
 mod report;
@@ -46,9 +47,11 @@ mod stages;
 mod steps;
 mod vars;
 
+pub use crate::sandbox::Stop;
 pub use build::{BuildResult, build};
 pub use checks::standalone::{CheckOutcome, CheckRequest, check as check_dockerfile};
 pub use controller::{Checkpoint, Command, Continue, Controller, Decision, ShellChoice, StepReport};
 pub use emit::Emitter;
 pub use error::{BuildError, Location, PullError, PushError, StepError};
 pub use options::{BuildOptions, CacheOptions, LayerOptions, OutputOptions, RunOptions};
+pub use preflight::{Planned, plan_dockerfile};

@@ -5,12 +5,47 @@
 
 use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::mount::{MountSpec, MountType};
-use crate::dockerfile::{Base, CopySource, Dockerfile, InstructionKind, Plan};
+use crate::dockerfile::{self, Base, CopySource, Dockerfile, InstructionKind, Plan};
 use crate::engine::error::{BuildError, Location, StepError};
 use crate::engine::mounts;
 use crate::engine::options::BuildOptions;
 use crate::image::manifest::Platform;
 use crate::sandbox::Isolation;
+
+/// A Dockerfile read, parsed, planned for the build's target and checked: what a front end
+/// needs to judge its breakpoints (lines, stages) before the build starts.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub df: Dockerfile,
+    pub plan: Plan,
+}
+
+/// Reads, parses, plans and checks the Dockerfile of `opts` exactly as [`build`](super::build)
+/// starts: an error here is the error the build would fail with, before pulling anything. (Its
+/// message is not masked: a front end that gets an error lets the build report it.)
+pub fn plan_dockerfile(opts: &BuildOptions) -> Result<Planned, BuildError> {
+    plan_text(opts, &read_dockerfile(opts)?)
+}
+
+/// The Dockerfile's text.
+pub(crate) fn read_dockerfile(opts: &BuildOptions) -> Result<String, BuildError> {
+    std::fs::read_to_string(&opts.dockerfile)
+        .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))
+}
+
+/// Parses, plans and checks `text`, the Dockerfile of `opts`.
+pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, BuildError> {
+    let df = dockerfile::parse(&opts.dockerfile, text)?;
+    let plan = dockerfile::plan(
+        &df,
+        opts.target.as_deref(),
+        &opts.build_args,
+        &dockerfile::PlatformArgs { target: opts.target_platform(), build: Platform::host() },
+    )?;
+    check(&df, &plan, opts)?;
+    check_git(&df, &plan, opts.run.isolation)?;
+    Ok(Planned { df, plan })
+}
 
 /// Checks the stages `plan` builds, with what `opts` provides (secrets, agents, entitlements).
 pub(crate) fn check(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {

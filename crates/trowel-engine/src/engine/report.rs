@@ -31,6 +31,8 @@ fn previous(p: &PrevMeta) -> ev::PrevMeta {
         uid: p.uid,
         gid: p.gid,
         link_target: p.link_target.clone(),
+        mtime: p.mtime,
+        digest: p.digest.as_ref().map(Into::into),
     }
 }
 
@@ -207,6 +209,8 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 link_target: Some("z".into()),
+                mtime: Some(98),
+                digest: Some(crate::digest::Digest::of(b"w")),
             }),
         };
         assert_eq!(serde_json::to_value(change(&c)).unwrap(), serde_json::to_value(&c).unwrap());

@@ -4,7 +4,8 @@
 //!
 //! Without the layers below, a listed path cannot be told apart as added or modified: every
 //! entry is reported `Added`, whiteouts as `Deleted`, opaque markers set `opaque` on their
-//! directory.
+//! directory; regular files carry their content digest. The engine tells added from modified
+//! with what the layers below hold (`engine/before.rs`, when a viewer asks).
 
 use std::io::Read;
 
@@ -20,7 +21,7 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
     let mut opaque_dirs = Vec::new();
     let entries = archive.entries().map_err(|source| FsError::Layer { entry: None, source })?;
     for entry in entries {
-        let entry = entry.map_err(|source| FsError::Layer { entry: None, source })?;
+        let mut entry = entry.map_err(|source| FsError::Layer { entry: None, source })?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let p = entry_path(&entry.path_bytes(), &raw)?;
         if p == "/" {
@@ -66,6 +67,9 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
         let mut c = base(ChangeKind::Added, p, file_type);
         if file_type == FileType::File {
             c.size = entry.size();
+            let entry_name = c.path.clone();
+            c.digest =
+                Some(digest_of(&mut entry).map_err(|source| FsError::Layer { entry: Some(entry_name), source })?);
         }
         if matches!(file_type, FileType::Symlink | FileType::Hardlink) {
             c.link_target = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
@@ -79,4 +83,18 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// The SHA-256 of what `r` yields (a tar entry's content), read in chunks.
+pub(crate) fn digest_of(r: &mut impl Read) -> std::io::Result<crate::digest::Digest> {
+    let mut h = crate::digest::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(h.finish()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }

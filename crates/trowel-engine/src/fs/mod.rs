@@ -19,7 +19,7 @@ pub mod ignore;
 pub mod layer;
 pub mod listing;
 pub mod overlay;
-mod path;
+pub(crate) mod path;
 pub mod pgzip;
 mod readahead;
 pub mod remove;

@@ -101,6 +101,8 @@ fn change(path: &str, kind: ChangeKind, st: &Stat, link: Option<String>, prev: O
             uid: p.uid,
             gid: p.gid,
             link_target: None,
+            mtime: Some(p.mtime.sec),
+            digest: None,
         }),
     }
 }

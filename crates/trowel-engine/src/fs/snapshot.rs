@@ -79,6 +79,13 @@ pub struct PrevMeta {
     pub uid: u32,
     pub gid: u32,
     pub link_target: Option<String>,
+    /// Modification time, seconds (a directory whose entries changed differs only here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+    /// Content digest of a regular file, when the engine was asked to find it (the debugger):
+    /// the snapshot index keeps no digests, so it is looked up in the layers below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
 }
 
 /// One changed path.
@@ -289,6 +296,8 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 link_target: None,
+                mtime: Some(7),
+                digest: Some(Digest::of(b"x")),
             }),
         };
         let json = serde_json::to_string(&c).unwrap();

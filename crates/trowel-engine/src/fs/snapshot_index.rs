@@ -432,6 +432,8 @@ impl<'a> Walker<'a> {
             uid: o.uid,
             gid: o.gid,
             link_target: o.link.as_deref().map(str::to_string),
+            mtime: Some(o.mtime.div_euclid(1_000_000_000)),
+            digest: None,
         });
         let change = Change {
             path: p.to_string(),

@@ -17,6 +17,7 @@ use rustix::pipe::PipeFlags;
 
 use super::mounts;
 use super::placed::Placed;
+use super::stop::{self, Stop};
 use super::stubs::{Kind, MountPoints};
 use super::wire::{self, ChrootPlan, CommandSpec, EtcFile, HelperSpec, Report, Setup};
 use super::{HELPER_ARG, Isolation, RunOutcome, RunSpec, SandboxError, StdioMode, Stream, etc_files, sys};
@@ -206,6 +207,10 @@ struct Launch {
     deadline: Option<Instant>,
     /// The terminal settings to put back if the helper dies while the terminal is raw.
     terminal: Option<rustix::termios::Termios>,
+    /// Watched for a request to stop the command (until it is acted on).
+    stop: Option<Stop>,
+    /// Once stopping: when SIGTERM's grace ends and SIGKILL follows.
+    stopping: Option<Instant>,
 }
 
 impl Launch {
@@ -273,6 +278,8 @@ impl Launch {
             spec: Some((spec_w, json, 0)),
             deadline: spec.timeout.map(|t| Instant::now() + t),
             terminal,
+            stop: spec.stop.clone(),
+            stopping: None,
         })
     }
 
@@ -293,6 +300,12 @@ impl Launch {
         let mut timed_out = false;
         let mut buf = vec![0u8; CHUNK];
         while !streams.is_empty() {
+            if self.stopping.is_some_and(|at| Instant::now() >= at) {
+                self.kill_tree();
+                timed_out = true;
+                self.stopping = None;
+                continue;
+            }
             let timeout_ms = match self.deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
@@ -308,14 +321,31 @@ impl Launch {
                 }
                 None => -1,
             };
+            let timeout_ms = match self.stopping {
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now()).as_millis().clamp(1, i32::MAX as u128);
+                    if timeout_ms < 0 { left as i32 } else { timeout_ms.min(left as i32) }
+                }
+                None => timeout_ms,
+            };
             let mut fds: Vec<libc::pollfd> =
                 streams.iter().map(|(_, fd)| sys::pollfd(fd.as_raw_fd(), libc::POLLIN)).collect();
+            let stop_slot = self.stop.as_ref().map(|s| {
+                fds.push(sys::pollfd(s.wake_fd().as_raw_fd(), libc::POLLIN));
+                fds.len() - 1
+            });
             if let Some((fd, _, _)) = &self.spec {
                 fds.push(sys::pollfd(fd.as_raw_fd(), libc::POLLOUT));
             }
             sys::poll(&mut fds, timeout_ms).map_err(|e| self.io("poll the helper's pipes", e))?;
             if self.spec.is_some() && fds.pop().is_some_and(|p| p.revents != 0) {
                 self.write_spec();
+            }
+            if let Some(slot) = stop_slot {
+                if fds.pop().is_some_and(|p| p.revents != 0) {
+                    self.terminate_tree();
+                }
+                debug_assert_eq!(fds.len(), slot);
             }
             let mut closed = Vec::new();
             for (i, pfd) in fds.iter().enumerate() {
@@ -341,6 +371,28 @@ impl Launch {
         let status = self.wait()?;
         self.restore_terminal();
         verdict(&wire::parse_reports(&reports), timed_out, &self.root, &self.helper, status)
+    }
+
+    /// A stop was asked for: SIGTERM to every process the command started (not to the helper
+    /// or init, which must live to report the command's status), SIGKILL after the grace.
+    fn terminate_tree(&mut self) {
+        self.stop = None;
+        self.stopping = Some(Instant::now() + stop::GRACE);
+        let helper = self.child.id() as i32;
+        let below_init: Vec<i32> =
+            stop::descendants(helper).into_iter().filter(|(_, parent)| *parent != helper).map(|(p, _)| p).collect();
+        stop::signal_all(&below_init, rustix::process::Signal::TERM);
+    }
+
+    /// The grace is over: SIGKILL to the helper, whose death ends init and (in chroot
+    /// isolation) the PID namespace, then to whatever was below it (without a PID namespace,
+    /// nothing else would end it). The helper goes first: it must not live to report init's
+    /// death as a failure of the sandbox.
+    fn kill_tree(&mut self) {
+        let helper = self.child.id() as i32;
+        let below: Vec<i32> = stop::descendants(helper).into_iter().map(|(p, _)| p).collect();
+        let _ = self.child.kill();
+        stop::signal_all(&below, rustix::process::Signal::KILL);
     }
 
     /// Writes as much of the spec as the pipe takes; closes it when done, or when the helper

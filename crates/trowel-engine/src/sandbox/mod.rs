@@ -49,6 +49,7 @@ mod launch;
 mod mounts;
 mod placed;
 mod pty;
+mod stop;
 mod stubs;
 mod sys;
 mod tether;
@@ -64,6 +65,8 @@ pub use error::SandboxError;
 pub use helper::helper_main;
 pub use launch::run;
 pub use mounts::{HostUse, Mount, MountSource, Network, Sensitive};
+pub use pty::check_terminal_in_container;
+pub use stop::{GRACE as STOP_GRACE, Stop};
 pub(crate) use tether::die_with_parent;
 pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
 
@@ -149,6 +152,10 @@ pub struct RunSpec {
     /// A directory of trowel's own, outside the root's snapshots: container isolation puts
     /// there what a mount target hides while the command runs (beside the target otherwise).
     pub work_dir: Option<PathBuf>,
+    /// Asked from another thread, stops the command's whole process tree (SIGTERM, then
+    /// SIGKILL after [`STOP_GRACE`]); the run then ends as a killed command would
+    /// ([`RunOutcome::timed_out`] is set when no exit status arrived).
+    pub stop: Option<Stop>,
 }
 
 /// How the command ended.
@@ -157,7 +164,8 @@ pub struct RunOutcome {
     /// The exit status, or 128 + the signal number when the command was killed by a signal
     /// (137 after a timeout).
     pub exit_code: i32,
-    /// The run was killed because [`RunSpec::timeout`] elapsed.
+    /// The run was killed because [`RunSpec::timeout`] elapsed (or [`RunSpec::stop`] was
+    /// asked for and the command had to be killed).
     pub timed_out: bool,
 }
 

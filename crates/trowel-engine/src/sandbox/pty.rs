@@ -34,6 +34,23 @@ pub(super) struct Relay {
     signals: SignalFd,
 }
 
+/// Whether an interactive session can get a pseudo-terminal where the command runs with
+/// container isolation (the container's own `/dev`: chroot isolation mounts a `devpts` of its
+/// own). In a container whose runtime mounted no `devpts` on `/dev/pts`, none can be opened, and
+/// the session would fail before the shell starts; this says why, and what would make it work.
+pub fn check_terminal_in_container() -> Result<(), String> {
+    let opened = rustix::fs::open("/dev/ptmx", OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(io::Error::from)
+        .and_then(|m| sys::open_pty_slave(m.as_fd()));
+    opened.map(drop).map_err(|e| {
+        format!(
+            "no new terminal can be opened here: this container has no devpts on /dev/pts (/dev/ptmx: {e}); \
+             run trowel in a container whose runtime mounts /dev/pts (Docker, containerd and CRI-O do), or \
+             mount one: mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts (needs CAP_SYS_ADMIN)"
+        )
+    })
+}
+
 impl Relay {
     /// Opens a pty in the sandbox's `/dev/pts`, gives it the user's terminal settings and size,
     /// and switches the user's terminal to raw mode. Must run in init, after `/dev` is set up

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use trowel_events::{Event, StepId};
 
-use crate::cache::explain::{Previous, explain};
+use crate::cache::explain::{Explanation, Missed, Previous, explain};
 use crate::cache::key::KeyComponents;
 use crate::cache::registry::{CacheError, Lookup, RegistryCache, pointer_tag};
 use crate::digest::Digest;
@@ -87,8 +87,11 @@ pub(crate) struct LayerCache {
     opts: CacheOptions,
     /// Identifies the Dockerfile across builds (for pointer tags).
     dockerfile_id: String,
-    /// Keys of steps of this build that missed, with their lines (for "parent step missed").
-    missed: BTreeMap<String, usize>,
+    /// Keys of steps of this build that missed, with their lines and why (for "parent step
+    /// missed (line 3: …)").
+    missed: BTreeMap<String, Missed>,
+    /// For steps that missed: the earlier entries the entry they write will list.
+    history: HashMap<StepId, Vec<String>>,
     pushes: Vec<PendingWrite>,
     /// Layers being uploaded to the cache repository while they are written, by step; the
     /// step's cache write waits for its upload before it looks for the blob.
@@ -117,6 +120,7 @@ impl LayerCache {
             opts: c.clone(),
             dockerfile_id: dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context),
             missed: BTreeMap::new(),
+            history: HashMap::new(),
             pushes: Vec::new(),
             streamed: HashMap::new(),
             stored: HashSet::new(),
@@ -149,18 +153,21 @@ impl LayerCache {
         self.bytes_reused += reused.unwrap_or(0);
     }
 
-    /// A lookup missed (`prev`: the closest earlier entry, if any): why, in words.
-    pub fn miss(&mut self, prev: &Previous, planned: &PlannedStep) -> String {
+    /// A lookup missed (`prev`: the step's earlier entries, if any): why, in words, against
+    /// the closest of them. `history`: what the step's new entry will list as earlier.
+    pub fn miss(&mut self, id: StepId, prev: &Previous, history: Vec<String>, planned: &PlannedStep) -> Explanation {
         self.misses += 1;
         let explanation = explain(prev, &planned.components, &self.missed);
-        self.missed.insert(planned.chain_key.clone(), planned.components.line);
+        let reasons = explanation.reasons.clone();
+        self.missed.insert(planned.chain_key.clone(), Missed { line: planned.components.line, reasons });
+        self.history.insert(id, history);
         explanation
     }
 
     /// A lookup that failed: the step runs, and counts as a miss.
     pub fn lookup_failed(&mut self, planned: &PlannedStep) {
         self.misses += 1;
-        self.missed.insert(planned.chain_key.clone(), planned.components.line);
+        self.missed.insert(planned.chain_key.clone(), Missed { line: planned.components.line, reasons: Vec::new() });
     }
 
     /// For a step whose layer will be written to the cache: starts uploading it to the cache
@@ -203,6 +210,7 @@ impl LayerCache {
         let created_by = ctx.redactor.redact(&planned.display);
         let reference = format!("{}:{}", remote.repo(), key);
         let streamed = self.streamed.remove(&id);
+        let earlier = self.history.remove(&id).unwrap_or_default();
         let h = ctx.rt.spawn(async move {
             // If the layer was streamed, the blob is there by now (or the entry uploads it).
             let streamed = match streamed {
@@ -210,7 +218,16 @@ impl LayerCache {
                 None => false,
             };
             remote
-                .store(&key, &pointer, &components, &created_by, layer.as_ref().map(|(d, i)| (d, i)), &store, &created)
+                .store(
+                    &key,
+                    &pointer,
+                    &components,
+                    &created_by,
+                    layer.as_ref().map(|(d, i)| (d, i)),
+                    &store,
+                    &created,
+                    &earlier,
+                )
                 .await
                 .map(|_| (reference, streamed))
         });

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use trowel_events::StepId;
 
 use crate::cache::key::{
-    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, RootOf, Var, VarKind, linked_chain_key, referenced_names,
-    root_key,
+    BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, LinkInputs, RootOf, Var, VarKind, linked_chain_key,
+    referenced_names, root_key,
 };
 use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
 use crate::engine::context::BuildContext;
@@ -91,7 +91,7 @@ pub(crate) fn plan(
         Base::Stage(p) => format!("FROM {}", ctx.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
         _ => format!("FROM {}", stage.base_ref),
     };
-    let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone() }];
+    let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone(), inputs: None }];
     let mut parent = root;
     // Replay on a copy: execution changes the real config.
     let mut config = stage.config.clone();
@@ -154,7 +154,9 @@ pub(crate) fn plan(
             break;
         }
         let chain_key = if linked.is_some() { linked_chain_key(&parent, &key) } else { key.clone() };
-        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone() });
+        // A step with no cache entry of its own leaves its inputs to the entries after it.
+        let inputs = (!cacheable).then(|| Box::new(LinkInputs::of(&components)));
+        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone(), inputs });
         parent = chain_key.clone();
         keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable });
     }

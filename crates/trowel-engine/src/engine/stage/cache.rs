@@ -2,7 +2,10 @@
 //! when it has one), a miss is explained, and a step that ran is written back, streamed while
 //! its layer is written when it can be. The build-wide bookkeeping is `LayerCache`'s.
 
-use trowel_events::{CacheResult, Event, LayerSummary, StepId, StepStatus};
+use crate::engine::before::Before;
+use crate::fs::FileType;
+use crate::fs::listing::digest_of;
+use trowel_events::{CacheEntryRef, CacheResult, Event, LayerSummary, StepId, StepStatus};
 
 use crate::cache::registry::{CacheError, CachedLayer, Lookup};
 use crate::digest::Digest;
@@ -54,13 +57,14 @@ impl StageRunner {
                 });
                 Ok(Some(outcome))
             }
-            Ok(Lookup::Miss(prev)) => {
-                let explanation = cache.miss(&prev, planned);
+            Ok(Lookup::Miss { previous, history }) => {
+                let e = cache.miss(id, &previous, history, planned);
+                let compared_with = e.compared.clone().map(|(key, created)| CacheEntryRef { key, created });
                 ctx.emitter.emit(Event::CacheLookup {
                     id,
                     key: planned.key.clone(),
                     components,
-                    result: CacheResult::Miss { explanation },
+                    result: CacheResult::Miss { explanation: e.text(), compared_with },
                 });
                 Ok(None)
             }
@@ -108,7 +112,17 @@ impl StageRunner {
                 let stats = ctx.unpack_verified(root.snap.root(), &layer, &opts, "apply cached")?;
                 // What the layer changed, as a snapshot sees it; this also brings the index up
                 // to date.
-                let changes = root.snap.snapshot_paths(&stats.touched).map_err(BuildError::fs(what))?;
+                let mut changes = root.snap.snapshot_paths(&stats.touched).map_err(BuildError::fs(what))?;
+                if let Some(cap) = s.contents.as_deref_mut() {
+                    // Old digests from the layers below, new ones from the root.
+                    let before =
+                        cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&changes.entries, false));
+                    Before::fill(&mut changes.entries, &before);
+                    for c in changes.entries.iter_mut().filter(|c| c.file_type == FileType::File) {
+                        c.digest = root.snap.root().open_file(&c.path).ok().and_then(|mut f| digest_of(&mut f).ok());
+                    }
+                    cap.before.record(self.index, &changes.entries);
+                }
                 ctx.emitter.emit(Event::Snapshot {
                     id,
                     changes: report::changes(&changes.entries),
@@ -122,7 +136,15 @@ impl StageRunner {
                 let what = format!("list cached layer {}", desc.digest);
                 let file = ctx.store.open_blob(&desc.digest).map_err(BuildError::store(what.clone()))?;
                 let reader = open_layer(file).map_err(BuildError::fs(what.clone()))?;
-                let entries = crate::fs::listing::list_layer(reader).map_err(BuildError::fs(what))?;
+                let mut entries = crate::fs::listing::list_layer(reader).map_err(BuildError::fs(what))?;
+                // The layer alone says "added" for everything: tell added from modified (and
+                // give deleted paths their old metadata) with what the layers below hold.
+                let diffs = ctx.detail.cached_diffs || s.controller.detail().cached_diffs;
+                if let Some(cap) = s.contents.as_deref_mut().filter(|_| diffs) {
+                    let before = cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&entries, true));
+                    Before::classify(&mut entries, &before);
+                    cap.before.record(self.index, &entries);
+                }
                 self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
                 ctx.emitter.emit(Event::Snapshot { id, changes: report::changes(&entries), stats: Default::default() });
                 None

@@ -20,6 +20,9 @@ impl StageRunner {
         if let Some(why) = s.controller.abort_requested() {
             return Err(BuildError::Aborted(why));
         }
+        if let Some(why) = s.ctx.stop.as_ref().and_then(|stop| stop.reason()) {
+            return Err(BuildError::Aborted(why));
+        }
         let mut cp = cp.clone();
         cp.root_dir = self.files.dir();
         let reasons = s.controller.pause_reasons(&cp);

@@ -1,6 +1,7 @@
 //! Turning what a step changed into a layer of the stage and a history entry, and stamping
 //! history entries with the right time.
 
+use crate::engine::before::Before;
 use std::time::Instant;
 
 use trowel_events::{Event, LayerSummary, StepId};
@@ -154,9 +155,18 @@ impl StageRunner {
             Some((t, d)) => (Some(t), Some(d)),
             None => (None, None),
         };
+        // What the modified and deleted paths were (their old digests), for viewers that ask.
+        let before = s
+            .contents
+            .as_deref()
+            .map(|cap| cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&changes.entries, false)));
         let root = self.files.get(s, self.index, &self.layers)?;
         let (info, streamed) = write_layer_tapped(root.snap.root(), &mut changes, &ctx.store, &opts, tap)
             .map_err(BuildError::fs(format!("write layer for step {id}")))?;
+        if let (Some(b), Some(cap)) = (before, s.contents.as_deref_mut()) {
+            Before::fill(&mut changes.entries, &b);
+            cap.before.record(self.index, &changes.entries);
+        }
         // The upload commits only a stream that got every byte (the registry checks the digest
         // anyway); otherwise the digest is not sent and the upload is cancelled.
         if let Some(d) = digest_to.filter(|_| streamed) {

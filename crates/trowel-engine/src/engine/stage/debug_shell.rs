@@ -66,6 +66,9 @@ impl StageRunner {
     ) -> Result<(), SessionError> {
         let ctx = s.ctx;
         let (spec, interactive) = self.shell_spec(s, argv, PathBuf::from("/"), mounts)?;
+        if interactive && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            sandbox::check_terminal_in_container()?;
+        }
         ctx.emitter.emit(Event::ShellStarted { id: at.id, argv: spec.argv.clone(), interactive, when: Some(at.when) });
         let outcome = run_shell(s, at, &spec).map_err(|e| e.to_string())?;
         let root = self.files.get(s, self.index, &self.layers).map_err(|e| e.to_string())?;
@@ -169,6 +172,8 @@ impl StageRunner {
             network: mounts.map(|(m, _)| m.network).unwrap_or_default(),
             privileged: mounts.is_some_and(|(m, _)| m.insecure),
             work_dir: Some(ctx.work.path().to_path_buf()),
+            // A shell at a pause is ended by the person in it; the UI is not on screen.
+            stop: None,
         };
         Ok((spec, interactive))
     }

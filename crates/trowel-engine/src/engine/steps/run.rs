@@ -71,6 +71,7 @@ impl FileStep for Run {
             network: mounts.network,
             privileged: mounts.insecure,
             work_dir: Some(ctx.work.path().to_path_buf()),
+            stop: ctx.stop.clone(),
         };
         let emitter = ctx.emitter.clone();
         let redactor = ctx.redactor.clone();
@@ -98,6 +99,11 @@ impl FileStep for Run {
         drop(prepared);
         if let Some(p) = script_file {
             let _ = root.root().remove_all(&p);
+        }
+        // An abort asked for while the command ran: whatever it printed or exited with, the
+        // build stops here as aborted.
+        if let Some(reason) = ctx.stop.as_ref().and_then(|s| s.is_requested().then(|| s.reason()).flatten()) {
+            return Err(BuildError::Aborted(reason));
         }
         let outcome = outcome.map_err(|e| at.fail(e))?;
         if outcome.timed_out {

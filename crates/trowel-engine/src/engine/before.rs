@@ -1,0 +1,207 @@
+//! What each path a step changed was before it (type, size, mode, owner, link, mtime and
+//! content digest), for viewers that ask (the debugger, traces with contents): the File pane's
+//! "before" column, and telling a cached layer's paths apart as added, modified or deleted
+//! when the stage has no build root to apply it to (the layer alone cannot say).
+//!
+//! A path an earlier step of this build changed is remembered as that step left it; any other
+//! path is as the stage's base layers left it, looked up in one pass over those layers per step
+//! that needs any, hashing only the wanted files. The snapshot index keeps no digests (a 128-bit
+//! hash at most), so this is where the old digest comes from.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::engine::context::BuildContext;
+use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::fs::listing::digest_of;
+use crate::fs::{Change, ChangeKind, FileType, PrevMeta, path};
+
+#[derive(Default)]
+pub(crate) struct Before {
+    /// (stage, path) → the path as the last step of this build that changed it left it
+    /// (`None`: deleted).
+    known: HashMap<(usize, String), Option<PrevMeta>>,
+    /// (stage, directory) whose base contents are gone (deleted, or made opaque).
+    cleared: HashSet<(usize, String)>,
+}
+
+/// A change's own metadata, as the step after it sees it "before".
+fn as_prev(c: &Change) -> PrevMeta {
+    PrevMeta {
+        file_type: if c.file_type == FileType::Hardlink { FileType::File } else { c.file_type },
+        size: c.size,
+        mode: c.mode,
+        uid: c.uid,
+        gid: c.gid,
+        link_target: (c.file_type == FileType::Symlink).then(|| c.link_target.clone()).flatten(),
+        mtime: Some(c.mtime),
+        digest: c.digest.clone(),
+    }
+}
+
+impl Before {
+    /// What `paths` were at the top of stage `stage` before this step: known ones as this build
+    /// left them, the others from the stage's layers that this build did not make.
+    pub fn lookup(
+        &self,
+        ctx: &BuildContext<'_>,
+        stage: usize,
+        layers: &[StageLayer],
+        paths: &[&str],
+    ) -> HashMap<String, Option<PrevMeta>> {
+        let mut out = HashMap::new();
+        let mut from_base = Vec::new();
+        for &p in paths {
+            if let Some(k) = self.known.get(&(stage, p.to_string())) {
+                out.insert(p.to_string(), k.clone());
+            } else if self.hidden(stage, p) {
+                out.insert(p.to_string(), None);
+            } else {
+                from_base.push(p);
+            }
+        }
+        if !from_base.is_empty() {
+            let base: Vec<StageLayer> = layers
+                .iter()
+                .filter(|l| !matches!(l.origin, LayerOrigin::Built(id) if id.stage == stage))
+                .cloned()
+                .collect();
+            out.extend(read_layers(ctx, &base, &from_base));
+        }
+        out
+    }
+
+    /// Whether a directory above `p` lost its base contents in this build.
+    fn hidden(&self, stage: usize, p: &str) -> bool {
+        let mut dir = path::parent(p);
+        loop {
+            if self.cleared.contains(&(stage, dir.to_string())) {
+                return true;
+            }
+            if dir == "/" || dir.is_empty() {
+                return false;
+            }
+            dir = path::parent(dir);
+        }
+    }
+
+    /// Gives the modified and deleted `changes` their digest (and mtime) before the step, from
+    /// what `before` found.
+    pub fn fill(changes: &mut [Change], before: &HashMap<String, Option<PrevMeta>>) {
+        for c in changes.iter_mut().filter(|c| c.kind != ChangeKind::Added) {
+            let Some(Some(b)) = before.get(&c.path) else { continue };
+            match &mut c.previous {
+                Some(p) => {
+                    if p.digest.is_none() && p.file_type == b.file_type {
+                        p.digest = b.digest.clone();
+                    }
+                    if p.mtime.is_none() {
+                        p.mtime = b.mtime;
+                    }
+                }
+                None => c.previous = Some(b.clone()),
+            }
+        }
+    }
+
+    /// Classifies the entries of a listed layer (all `Added`) against what was there before:
+    /// a path that existed is `Modified`, with its previous metadata.
+    pub fn classify(changes: &mut [Change], before: &HashMap<String, Option<PrevMeta>>) {
+        for c in changes.iter_mut() {
+            if c.kind == ChangeKind::Added
+                && let Some(Some(_)) = before.get(&c.path)
+            {
+                c.kind = ChangeKind::Modified;
+            }
+        }
+        Self::fill(changes, before);
+    }
+
+    /// Paths whose "before" a step's changes need. A snapshot already says everything but the
+    /// old digest, so only modified and deleted regular files are looked up (a directory's
+    /// change alone never costs a pass over the base layers); a listed layer, where everything
+    /// says added, needs all its paths.
+    pub fn wanted(changes: &[Change], listed: bool) -> Vec<&str> {
+        let file = |c: &Change| {
+            c.file_type == FileType::File || c.previous.as_ref().is_some_and(|p| p.file_type == FileType::File)
+        };
+        changes.iter().filter(|c| listed || c.kind != ChangeKind::Added && file(c)).map(|c| c.path.as_str()).collect()
+    }
+
+    /// Remembers what a step left at the paths it changed.
+    pub fn record(&mut self, stage: usize, changes: &[Change]) {
+        for c in changes {
+            let key = (stage, c.path.clone());
+            if c.kind == ChangeKind::Deleted {
+                self.known.insert(key.clone(), None);
+                self.cleared.insert(key);
+                continue;
+            }
+            if c.opaque {
+                self.cleared.insert(key.clone());
+            }
+            self.known.insert(key, Some(as_prev(c)));
+        }
+    }
+}
+
+/// Reads what `layers` (bottom first) hold at `paths`, in one pass: later layers override
+/// earlier ones, a whiteout (of the path or a directory above it) removes it.
+fn read_layers(ctx: &BuildContext<'_>, layers: &[StageLayer], paths: &[&str]) -> HashMap<String, Option<PrevMeta>> {
+    let wanted: HashSet<&str> = paths.iter().copied().collect();
+    let mut found: HashMap<String, Option<PrevMeta>> = HashMap::new();
+    if ctx.fetch_blobs(layers).is_err() {
+        return found;
+    }
+    for l in layers {
+        let Ok(file) = ctx.store.open_blob(&l.descriptor.digest) else { continue };
+        let Ok(reader) = crate::fs::unpack::open_layer(file) else { continue };
+        let mut archive = tar::Archive::new(reader);
+        let Ok(entries) = archive.entries() else { continue };
+        for entry in entries {
+            let Ok(mut entry) = entry else { break };
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let p = format!("/{}", raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'));
+            let (dir, name) = p.rsplit_once('/').unwrap_or(("", &p));
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                // `.wh..wh..opq` hides everything below `dir`; `.wh.x` hides `dir/x`.
+                let victim = if hidden == ".wh..opq" { dir.to_string() } else { format!("{dir}/{hidden}") };
+                for w in &wanted {
+                    if victim.is_empty() || *w == victim || w.starts_with(&format!("{victim}/")) {
+                        found.insert(w.to_string(), None);
+                    }
+                }
+                continue;
+            }
+            if !wanted.contains(p.as_str()) {
+                continue;
+            }
+            let h = entry.header();
+            let et = h.entry_type();
+            let file_type = match et {
+                tar::EntryType::Directory => FileType::Dir,
+                tar::EntryType::Symlink => FileType::Symlink,
+                tar::EntryType::Char => FileType::CharDevice,
+                tar::EntryType::Block => FileType::BlockDevice,
+                tar::EntryType::Fifo => FileType::Fifo,
+                _ => FileType::File,
+            };
+            let mut meta = PrevMeta {
+                file_type,
+                size: if et == tar::EntryType::Regular { entry.size() } else { 0 },
+                mode: h.mode().unwrap_or(0) & 0o7777,
+                uid: h.uid().unwrap_or(0) as u32,
+                gid: h.gid().unwrap_or(0) as u32,
+                link_target: (file_type == FileType::Symlink)
+                    .then(|| entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()))
+                    .flatten(),
+                mtime: h.mtime().ok().map(|m| m as i64),
+                digest: None,
+            };
+            if matches!(et, tar::EntryType::Regular | tar::EntryType::Continuous) {
+                meta.digest = digest_of(&mut entry).ok();
+            }
+            found.insert(p, Some(meta));
+        }
+    }
+    found
+}
