@@ -11,7 +11,16 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 envdir=$(mktemp -d /tmp/trowel-testenv.XXXXXX)
-cleanup() { scripts/testenv.sh down "$envdir" || true; rm -rf "$envdir"; }
+# The Debian bases some tests build on are made once per machine (minutes on a fresh one): that
+# starts now, beside the compile; a test that needs one before it is ready waits for it (each
+# flavour has its own lock), and one that finds it failed makes it again and reports why.
+setsid scripts/make-debian-image.sh --prepare minbase python go rust node git >"$envdir/debian-images.log" 2>&1 &
+prepare=$!
+cleanup() {
+  kill -- -"$prepare" 2>/dev/null && wait "$prepare" 2>/dev/null
+  scripts/testenv.sh down "$envdir" || true
+  rm -rf "$envdir"
+}
 trap cleanup EXIT
 scripts/testenv.sh up "$envdir" $$ > /dev/null
 set -a
