@@ -247,3 +247,20 @@ fn a_runs_mounts_are_listed_under_it() {
     }
     assert!(!text.contains("LEAKED") && !text.contains("trace-secret-value"), "{text}");
 }
+
+/// A real debugger session (testdata/traces/shell.jsonl, recorded by tests/tui_debug_e2e.rs): the
+/// shell kept before line 4 is an entry of its own, with its own time, before line 4's step,
+/// whose time leaves the pause out.
+#[test]
+fn a_kept_shell_session_is_an_entry_of_its_own() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/shell.jsonl");
+    let o = run(trowel().arg("replay").arg(&path).arg("--summary"));
+    let summary = stdout(&o);
+    let line4: Vec<&str> = summary.lines().filter(|l| l.starts_with("  line 4 ")).collect();
+    assert_eq!(line4.len(), 2, "{summary}");
+    assert!(line4[0].starts_with("  line 4    shell "), "{summary}");
+    assert!(line4[0].contains("debug shell before line 4: /bin/sh (interactive), exit 0"), "{summary}");
+    assert!(line4[0].contains("kept as layer sha256:"), "{summary}");
+    assert!(line4[1].starts_with("  line 4    built ") && line4[1].contains("paused "), "{summary}");
+    assert_eq!(o.status.code(), Some(0));
+}

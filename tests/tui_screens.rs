@@ -40,6 +40,19 @@ fn kept_shell_120x40_layers() {
     assert_snapshot!(screen(&mut app, 120, 40, &Theme::dark()).backend());
 }
 
+/// The push review of that build once pushed: each layer says what the push did with it (the
+/// base layer mounted from its repository, the rest uploaded), the shell's layer is `L4 shell`.
+#[test]
+fn kept_shell_push_review_after_the_push() {
+    let mut app = replay("shell");
+    press(&mut app, "p");
+    let t = screen(&mut app, 120, 40, &Theme::dark());
+    let text: String = t.backend().buffer().content.iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("mounted") && text.contains("L4 shell"), "{text}");
+    assert!(!text.contains(" upload "), "nothing is still 'to upload' once pushed");
+    assert_snapshot!(t.backend());
+}
+
 #[test]
 fn failed_build_80x24() {
     let mut app = replay("fail-run-exit");
