@@ -619,3 +619,21 @@ fn a_running_steps_time_leaves_out_its_pause() {
     let row = steps_row(&mut app, 13);
     assert!(row.contains(" 2.0s"), "2 s of run time, not 302 s: {row}");
 }
+
+#[test]
+fn enter_on_a_shell_layer_names_the_session_not_the_step() {
+    let mut app = replay("shell");
+    press(&mut app, "1 g g");
+    let before = app.selected_id();
+    press(&mut app, "5");
+    let layers = trowel::tui::panes::layers::layers(&app.model);
+    let at = layers.iter().position(|l| l.shell.is_some()).unwrap();
+    press(&mut app, &vec!["j"; at].join(" "));
+    press(&mut app, "enter");
+    let (text, _) = app.message.clone().unwrap();
+    assert!(text.contains("debug shell before line 4"), "{text}");
+    assert_eq!(app.selected_id(), before, "line 4's step was not shown as the layer's maker");
+    // The next layer is line 4's own: enter selects that step.
+    press(&mut app, "j enter");
+    assert_eq!(selected_line(&app), 4);
+}

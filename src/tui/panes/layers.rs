@@ -99,11 +99,21 @@ impl Component for LayersPane {
             return Outcome::Done;
         }
         match action {
-            // A shell session's layer selects the step at whose pause it ran.
-            Action::Open => match layers(ctx.model).get(self.cursor).and_then(|l| l.step) {
-                Some(id) => Outcome::ShowStep(id),
-                None => Outcome::Say("a base-image layer: no step of this Dockerfile made it".into(), Severity::Info),
-            },
+            Action::Open => {
+                let Some(l) = layers(ctx.model).get(self.cursor).cloned() else { return Outcome::Done };
+                match ctx.model.maker(l.step, l.shell, &l.digest) {
+                    Maker::Step(s) => Outcome::ShowStep(s.id),
+                    // The step's changes are not the session's: say who made it rather than
+                    // show the step as if it had.
+                    m @ Maker::Shell { .. } => Outcome::Say(
+                        format!("made by a {} (replay --summary lists the session)", m.describe()),
+                        Severity::Info,
+                    ),
+                    Maker::Base => {
+                        Outcome::Say("a base-image layer: no step of this Dockerfile made it".into(), Severity::Info)
+                    }
+                }
+            }
             _ => Outcome::Ignored,
         }
     }
