@@ -20,6 +20,10 @@
 #   checks.jsonl          testdata/traces/checks (build checks find something on four lines)
 #   mounts.jsonl          testdata/traces/mounts with --cache and a --secret (RUN --mount of
 #                         every kind but ssh: the Steps, Cache and Changes panes show them)
+#   shell.jsonl           not recorded here: a debugger session whose shell's changes are kept
+#                         needs a terminal; tests/tui_debug_e2e.rs records it in tmux
+#                         (TROWEL_RECORD_SHELL_TRACE=$PWD/testdata/traces/shell.jsonl cargo test
+#                         --test tui_debug_e2e break_step)
 #
 # Registry ports differ on every run, so after re-recording, review the snapshot changes with
 # `cargo insta review` (or `INSTA_UPDATE=always cargo test --test tui_panes --test tui_screens`).

@@ -128,7 +128,13 @@ impl Frontend for TerminalFrontend {
             self.say(&format!("  → {d} (already has {have} of {} layers)", review.layers.len()));
         }
         for l in &review.layers {
-            let origin = l.step.map(|s| format!("step {s}")).unwrap_or_else(|| "base".into());
+            let origin = match (l.step, l.shell) {
+                (Some(s), Some(when)) => {
+                    format!("debug shell {} step {s}", trowel_events::state::maker::side(when))
+                }
+                (Some(s), None) => format!("step {s}"),
+                (None, _) => "base".into(),
+            };
             self.say(&format!("    {} {:>12} bytes  {origin}", l.digest.short(), l.size));
         }
         match self.ask("Push? [y/N] ").as_deref() {

@@ -136,9 +136,10 @@ fn pauses_shell_sessions_and_the_push_decision_are_in_the_summary() {
         "Dockerfile: Dockerfile (1 stage(s)), platform linux/amd64, destinations: registry.example/app:1",
         "Stage 0: FROM busybox",
         "  line 1    config    0.0s  FROM busybox",
+        // The session is an entry of its own, with its own time, before the step it ran ahead of.
+        "  line 2    shell     0.8s  debug shell before line 2: sh (interactive), exit 0, changed 1 path(s), kept as layer sha256:aaaaaaaaaaaa (512 B)",
         "  line 2    built     1.0s  RUN make                                          layer 1.5 kB  paused 2.5s",
         "    paused before the step (breakpoint at line 2 [2]) for 2.0s, then stepped",
-        "    shell before the step: sh (interactive), exit 0, changed 1 path(s), kept as layer sha256:aaaaaaaaaaaa (512 B)",
         "    paused after the step (step) for 0.5s, then continued",
         "warning: a cache_stored event was withheld: a secret in a digest",
         &format!("Image: {}, 2 layer(s), 2.4 kB", digest('c')),
@@ -165,7 +166,7 @@ fn an_aborted_build_says_aborted_and_exits_non_zero() {
         lines,
         [
             "  line 1    config    0.0s  FROM busybox",
-            "  line 2    stopped      -  RUN make                                          paused 0.3s",
+            "  line 2    stopped  ≥0.0s  RUN make                                          paused 0.3s",
             "    paused before the step (breakpoint at line 2 [2]) for 0.3s, then aborted: wrong base",
             "ABORTED: build aborted: wrong base",
         ],
@@ -209,9 +210,12 @@ fn a_killed_build_exits_non_zero_and_says_where_it_stopped() {
     let (summary, code) = replay(&events);
     assert!(summary.contains("INTERRUPTED: the trace ends at 0.5s"), "{summary}");
     assert!(
-        summary.contains("It was running Dockerfile:2: RUN make (started at 0.0s)\n  output:\n  | working\n"),
+        summary
+            .contains("It was running Dockerfile:2: RUN make (started at 0.0s, ran ≥0.5s)\n  output:\n  | working\n"),
         "{summary}"
     );
+    // Its time is frozen at the trace's last event, marked unfinished.
+    assert!(summary.contains("  line 2    unfinished  ≥0.5s  RUN make\n"), "{summary}");
     assert_eq!(code, 1);
 
     // Killed while paused.
@@ -242,4 +246,21 @@ fn a_runs_mounts_are_listed_under_it() {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
     assert!(!text.contains("LEAKED") && !text.contains("trace-secret-value"), "{text}");
+}
+
+/// A real debugger session (testdata/traces/shell.jsonl, recorded by tests/tui_debug_e2e.rs): the
+/// shell kept before line 4 is an entry of its own, with its own time, before line 4's step,
+/// whose time leaves the pause out.
+#[test]
+fn a_kept_shell_session_is_an_entry_of_its_own() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/shell.jsonl");
+    let o = run(trowel().arg("replay").arg(&path).arg("--summary"));
+    let summary = stdout(&o);
+    let line4: Vec<&str> = summary.lines().filter(|l| l.starts_with("  line 4 ")).collect();
+    assert_eq!(line4.len(), 2, "{summary}");
+    assert!(line4[0].starts_with("  line 4    shell "), "{summary}");
+    assert!(line4[0].contains("debug shell before line 4: /bin/sh (interactive), exit 0"), "{summary}");
+    assert!(line4[0].contains("kept as layer sha256:"), "{summary}");
+    assert!(line4[1].starts_with("  line 4    built ") && line4[1].contains("paused "), "{summary}");
+    assert_eq!(o.status.code(), Some(0));
 }

@@ -293,7 +293,9 @@ fn review(app: &App) -> PushReview {
                 uncompressed_size: l.uncompressed_size,
                 media_type: l.media_type.clone(),
                 step: l.step,
+                shell: l.shell,
                 present: vec![Some(i == 0)],
+                mount_from: Vec::new(),
             })
             .collect(),
     }
@@ -494,4 +496,144 @@ fn a_shell_that_cannot_be_opened_says_why() {
     assert_eq!(severity, Severity::Error);
     assert_eq!(text, format!("shell not opened: {why}"));
     assert_eq!(app.waiting, Some(Waiting::Pause), "still paused: another key can be chosen");
+}
+
+/// The hint bar (the screen's last row) at 200 columns, so nothing is cut.
+fn hint_bar(app: &mut App) -> String {
+    let t = screen(app, 200, 30, &Theme::dark());
+    let buf = t.backend().buffer();
+    let y = buf.area.height - 1;
+    (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect()
+}
+
+#[test]
+fn hints_offer_only_what_the_state_allows() {
+    let (mut app, _) = live_until(|e| started_line(e, 13));
+    let running = hint_bar(&mut app);
+    assert!(running.contains("b break"), "{running}");
+    for gone in ["n next", "c continue", "! shell"] {
+        assert!(!running.contains(gone), "{gone} means nothing while the build runs: {running}");
+    }
+    pause(&mut app, 13, When::BeforeStep, "step");
+    let paused = hint_bar(&mut app);
+    for hint in ["n next", "c continue", "! shell", "b break"] {
+        assert!(paused.contains(hint), "{hint} at a pause: {paused}");
+    }
+    // The build ends: no debugging key is offered any more.
+    let (mut app, _) = live_until(|_| false);
+    pause(&mut app, 13, When::AfterStep, "step");
+    app.update(Msg::BuildDone { error: None });
+    let over = hint_bar(&mut app);
+    for gone in ["n next", "c continue", "! shell", "b break"] {
+        assert!(!over.contains(gone), "{gone} after the build: {over}");
+    }
+    assert!(over.contains("? help") && over.contains("q quit"), "{over}");
+    // The push review: y/n while it waits for the answer, esc once answered.
+    let (mut app, _) = live_until(|e| matches!(e, Event::PushStarted { .. }));
+    app.update(Msg::ReviewPush(Box::new(review(&app))));
+    let asked = hint_bar(&mut app);
+    assert!(asked.contains("y push") && asked.contains("n abort") && !asked.contains("esc close"), "{asked}");
+    press(&mut app, "y");
+    let answered = hint_bar(&mut app);
+    assert!(!answered.contains("y push") && answered.contains("esc close"), "{answered}");
+}
+
+#[test]
+fn p_says_why_there_is_no_push_review() {
+    // Built with --no-push: nothing will ever be pushed.
+    let mut app = replay("whiteouts");
+    assert!(app.model.destinations.is_empty());
+    press(&mut app, "p");
+    assert!(app.popup.is_none());
+    let (text, _) = app.message.clone().unwrap();
+    assert!(text.contains("does not push") && text.contains("--no-push"), "{text}");
+    // A build that failed before its review.
+    let mut app = replay("fail-run-exit");
+    app.model.destinations = vec!["127.0.0.1:5000/x:1".into()];
+    press(&mut app, "p");
+    let (text, _) = app.message.clone().unwrap();
+    assert!(text.contains("ended before its push review"), "{text}");
+    // A live build still running.
+    let (mut app, _) = live_until(|e| started_line(e, 13));
+    press(&mut app, "p");
+    assert!(app.message.as_ref().unwrap().0.contains("nothing to push yet"));
+}
+
+#[test]
+fn help_runs_the_best_match_of_the_filter() {
+    let mut app = replay("tour");
+    press(&mut app, "?");
+    type_text(&mut app, "zoom");
+    let Some(Popup::Help { filter, selected }) = app.popup.clone() else { panic!("help is open") };
+    assert!(app.help_rows(&filter).len() >= 2, "esc mentions zoom too");
+    assert_eq!(app.help_rows(&filter)[selected].action, trowel::tui::keymap::Action::Zoom);
+    press(&mut app, "enter");
+    assert!(app.popup.is_none());
+    assert!(app.zoom, "enter zoomed (it did not run esc)");
+    // A key typed as the filter selects its binding.
+    press(&mut app, "esc ?");
+    type_text(&mut app, "G");
+    let Some(Popup::Help { filter, selected }) = app.popup.clone() else { panic!("help is open") };
+    assert_eq!(app.help_rows(&filter)[selected].action, trowel::tui::keymap::Action::Bottom);
+}
+
+/// The Steps pane's row of a Dockerfile line.
+fn steps_row(app: &mut App, line: usize) -> String {
+    let t = pane(app, Pane::Steps, 70, 20);
+    let buf = t.backend().buffer();
+    let rows: Vec<String> = (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>())
+        .collect();
+    let needle = format!("{line:>3} ");
+    rows.into_iter().find(|r| r.contains(&needle) && !r.contains('$')).unwrap_or_default()
+}
+
+#[test]
+fn a_replay_is_frozen_time() {
+    let mut app = replay("killed");
+    let killed = events("killed");
+    let last = killed.last().unwrap().ms;
+    let started = app.model.steps().find(|s| s.line == 6).unwrap().started_ms.unwrap();
+    let before = steps_row(&mut app, 6);
+    let want = format!("≥{}", trowel::tui::format::duration_ms(last - started));
+    assert!(before.contains(&want), "the time up to the last event, marked unfinished: {before}");
+    // Minutes of wall-clock time later, nothing has moved.
+    app.update(Msg::Tick { ms: last + 600_000 });
+    assert_eq!(steps_row(&mut app, 6), before);
+}
+
+#[test]
+fn a_running_steps_time_leaves_out_its_pause() {
+    let (mut app, _) =
+        live_until(|e| matches!(e, Event::StepFinished { id, .. } if *id == StepId { stage: 1, step: 1 }));
+    let id = StepId { stage: 1, step: 1 };
+    let started = app.model.step(id).unwrap().started_ms.unwrap();
+    // Paused before the step for 300 s (a shell in it), then running for 2 s.
+    let env = |ms, event| Msg::Event(Box::new(trowel_events::Envelope { seq: 0, ms, event }));
+    app.update(env(started + 1, Event::Paused { id, line: 13, when: When::BeforeStep, reasons: Vec::new() }));
+    app.update(env(
+        started + 300_001,
+        Event::Resumed { id, action: trowel_events::ResumeAction::Step, paused_ms: 300_000 },
+    ));
+    app.update(Msg::Tick { ms: started + 302_001 });
+    let row = steps_row(&mut app, 13);
+    assert!(row.contains(" 2.0s"), "2 s of run time, not 302 s: {row}");
+}
+
+#[test]
+fn enter_on_a_shell_layer_names_the_session_not_the_step() {
+    let mut app = replay("shell");
+    press(&mut app, "1 g g");
+    let before = app.selected_id();
+    press(&mut app, "5");
+    let layers = trowel::tui::panes::layers::layers(&app.model);
+    let at = layers.iter().position(|l| l.shell.is_some()).unwrap();
+    press(&mut app, &vec!["j"; at].join(" "));
+    press(&mut app, "enter");
+    let (text, _) = app.message.clone().unwrap();
+    assert!(text.contains("debug shell before line 4"), "{text}");
+    assert_eq!(app.selected_id(), before, "line 4's step was not shown as the layer's maker");
+    // The next layer is line 4's own: enter selects that step.
+    press(&mut app, "j enter");
+    assert_eq!(selected_line(&app), 4);
 }

@@ -1,7 +1,12 @@
 //! `trowel debug` end to end, in a real terminal (tmux), through a real build against the
 //! local registry: stop at a breakpoint, step, inspect a file's diff, open a shell in the
 //! build root and keep what it changed, confirm the push, quit — then check the pushed image
-//! with skopeo and umoci, and that the terminal was given back.
+//! with skopeo and umoci, and that the terminal was given back. The kept shell session is its
+//! own entry everywhere: the Steps and Layers panes, the push review, the recorded trace and its
+//! summary name it, never line 4's instruction.
+//!
+//! `TROWEL_RECORD_SHELL_TRACE=PATH` keeps that session's trace (how
+//! testdata/traces/shell.jsonl was recorded).
 
 mod common;
 
@@ -55,19 +60,39 @@ fn break_step_diff_shell_and_confirmed_push() {
     t.keys("1");
     t.keys("!");
     t.wait_for("a shell in the build root");
-    t.keys("cat /etc/app.conf; echo from-shell > /shell.txt; exit");
+    // It adds a file and rewrites one line 3 wrote (so line 3's copy becomes waste: the
+    // session's, not line 4's).
+    t.keys("cat /etc/app.conf; echo from-shell > /shell.txt; sed -i 's/workers = 4/workers = 8/' /etc/app.conf; exit");
     t.key("Enter");
     let s = t.wait_for("Shell session changes");
     assert!(s.contains("A /shell.txt"), "{s}");
     t.keys("y");
-    t.wait_for("paused before L4 RUN");
+    let s = t.wait_for("paused before L4 RUN");
+    // The session is a row of its own in Steps, before the step it ran ahead of.
+    assert!(s.contains("shell before · kept"), "{s}");
+
+    // Its layer is the session's in the Layers pane, not line 4's RUN.
+    t.keys("5");
+    t.keys("G");
+    let s = t.wait_for("L4 shell");
+    assert!(s.contains("debug shell before line 4"), "made by: {s}");
+    // (The header's "paused before L4 RUN" aside: line 4 has not run, no layer is its.)
+    assert!(!s.lines().skip(1).any(|l| l.contains(" L4 RUN")), "line 4 has not run: {s}");
+    assert!(s.contains("L3 → L4 shell overwritten"), "the waste is the session's: {s}");
+    t.keys("1");
 
     // Continue to the push review, and push.
     t.keys("c");
     let s = t.wait_for("Push now?");
     assert!(s.contains(&dest), "the destination is named: {s}");
     assert!(s.contains("upload"), "{s}");
+    assert!(s.contains("L4 shell") && s.contains("L4 RUN"), "the session's layer and the step's: {s}");
+    // The base layer is on the same registry: mounted from its repository, not uploaded.
+    assert!(s.contains("mount"), "{s}");
     t.keys("y");
+    // Once pushed, the review says what the push did with each layer.
+    let s = t.wait_for("mounted");
+    assert!(s.contains("uploaded"), "{s}");
     let s = t.wait_for("✓ built");
     assert!(s.contains(&format!("✓ {dest}")) || s.contains("pushed") || s.contains(&dest), "{s}");
     t.key("Escape");
@@ -81,7 +106,7 @@ fn break_step_diff_shell_and_confirmed_push() {
 
     // The image landed, with the kept shell layer before line 4's layer.
     let u = pull_and_unpack(&dest);
-    assert_eq!(Tree::content(&u.rootfs(), "/etc/app.conf"), "name = e2e\ndebug = false\nworkers = 4\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/etc/app.conf"), "name = e2e\ndebug = false\nworkers = 8\n");
     assert_eq!(Tree::content(&u.rootfs(), "/shell.txt"), "from-shell\n");
     assert_eq!(Tree::content(&u.rootfs(), "/done"), "done\n");
     let cfg = skopeo_config(&dest);
@@ -98,6 +123,22 @@ fn break_step_diff_shell_and_confirmed_push() {
     let app = trowel::tui::App::replay("session".into(), &events);
     assert!(app.model.finished.is_some());
     assert_eq!(app.model.steps().find(|s| s.line == 4).unwrap().shells.len(), 1);
+    // The trace says whose layer it is: the image's layer list names the session.
+    let image = app.model.image.as_ref().unwrap();
+    let shell_layers: Vec<_> = image.layers.iter().filter(|l| l.shell.is_some()).collect();
+    assert_eq!(shell_layers.len(), 1, "{:?}", image.layers);
+    assert_eq!(shell_layers[0].shell, Some(trowel_events::When::BeforeStep));
+    // And its summary lists the session as an entry of its own, before line 4.
+    let o = run(trowel().arg("replay").arg(&trace).arg("--summary"));
+    let summary = stdout(&o);
+    let entries: Vec<&str> = summary.lines().filter(|l| l.starts_with("  line 4 ")).collect();
+    assert_eq!(entries.len(), 2, "{summary}");
+    assert!(entries[0].contains("shell") && entries[0].contains("debug shell before line 4"), "{summary}");
+    assert!(entries[0].contains("kept as layer"), "{summary}");
+    assert!(entries[1].contains("RUN echo done > /done"), "{summary}");
+    if let Some(keep) = std::env::var_os("TROWEL_RECORD_SHELL_TRACE") {
+        std::fs::copy(&trace, keep).unwrap();
+    }
 }
 
 #[test]

@@ -27,6 +27,32 @@ fn tour_120x40_layers() {
     assert_snapshot!(screen(&mut app, 120, 40, &Theme::dark()).backend());
 }
 
+/// A debugger shell session before line 4 whose changes were kept (testdata/traces/shell.jsonl,
+/// recorded by tests/tui_debug_e2e.rs): a row of its own in Steps, its layer `L4 shell` in
+/// Layers (made by the session, not line 4's RUN), and the copy of /etc/app.conf it rewrote
+/// counted as `L3 → L4 shell` waste.
+#[test]
+fn kept_shell_120x40_layers() {
+    let mut app = replay("shell");
+    press(&mut app, "5");
+    let at = trowel::tui::panes::layers::layers(&app.model).iter().position(|l| l.shell.is_some()).unwrap();
+    press(&mut app, &vec!["j"; at].join(" "));
+    assert_snapshot!(screen(&mut app, 120, 40, &Theme::dark()).backend());
+}
+
+/// The push review of that build once pushed: each layer says what the push did with it (the
+/// base layer mounted from its repository, the rest uploaded), the shell's layer is `L4 shell`.
+#[test]
+fn kept_shell_push_review_after_the_push() {
+    let mut app = replay("shell");
+    press(&mut app, "p");
+    let t = screen(&mut app, 120, 40, &Theme::dark());
+    let text: String = t.backend().buffer().content.iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("mounted") && text.contains("L4 shell"), "{text}");
+    assert!(!text.contains(" upload "), "nothing is still 'to upload' once pushed");
+    assert_snapshot!(t.backend());
+}
+
 #[test]
 fn failed_build_80x24() {
     let mut app = replay("fail-run-exit");
@@ -139,7 +165,9 @@ fn push_review_and_progress_120x40() {
                             uncompressed_size: l.uncompressed_size,
                             media_type: l.media_type.clone(),
                             step: l.step,
+                            shell: l.shell,
                             present: vec![Some(i == 0), if i == 0 { None } else { Some(false) }],
+                            mount_from: Vec::new(),
                         })
                         .collect(),
                 });

@@ -1,16 +1,20 @@
 //! `trowel replay FILE --summary`: a plain-text post-mortem of a recorded build, for CI logs.
 //!
-//! It lists the build checks' findings, then every step that ran with its line, status, run time, layer size and cache result,
-//! and under it the debugger's pauses and shell sessions there (time paused is shown apart from
-//! the run time); then the push decision, and the failure (with the failing step's last output
-//! lines) or the image and where it went. A trace that stops mid-build (the build was killed)
-//! says so and shows where it stopped. Everything comes from the shared fold,
+//! It lists the build checks' findings, then every step that ran with its line, status, run
+//! time, layer size and cache result, and under it the debugger's pauses there (time paused is
+//! shown apart from the run time); a debugger shell session is an entry of its own, before or
+//! after its step as it ran, with its own time and the layer its kept changes became. Then the
+//! push decision, and the failure (with the failing step's last output lines) or the image and
+//! where it went. A trace that stops mid-build (the build was killed) says so and shows where
+//! it stopped; a step it never saw finish shows its run time up to the trace's last event,
+//! marked `≥` as unfinished. Everything comes from the shared fold,
 //! [`BuildState`], so the summary says what the log and the debugger said.
 
 use std::fmt::Write;
 
 use crate::trace::Header;
 use crate::units::bytes;
+use trowel_events::state::maker::side;
 use trowel_events::state::{BuildState, Outcome, Pause, ShellSession, StepState, StepView};
 use trowel_events::{CacheResult, ResumeAction, When};
 
@@ -66,7 +70,7 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
             if stage.needed { "" } else { " (not needed, skipped)" }
         );
         for s in ran {
-            step_lines(&mut out, s, state.is_over());
+            step_lines(&mut out, s, state);
         }
     }
     for w in &state.warnings {
@@ -141,9 +145,15 @@ pub fn ending(state: &BuildState) -> String {
             );
             let (what, s, since) = match (state.open_pause(), state.current.and_then(|id| state.step(id))) {
                 (Some((s, p)), _) => (format!("paused {}", side(p.when)), s, format!("since {}", secs(p.started_ms))),
-                (None, Some(s)) => {
-                    ("running".to_string(), s, format!("started at {}", secs(s.started_ms.unwrap_or_default())))
-                }
+                (None, Some(s)) => (
+                    "running".to_string(),
+                    s,
+                    format!(
+                        "started at {}, ran ≥{}",
+                        secs(s.started_ms.unwrap_or_default()),
+                        secs(s.run_ms(state.last_ms).unwrap_or_default())
+                    ),
+                ),
                 (None, None) => return out,
             };
             let _ = writeln!(out, "It was {what} {}:{}: {} ({since})", state.dockerfile_path, s.line, s.first_line());
@@ -170,21 +180,27 @@ pub fn exit_code(state: &BuildState) -> i32 {
     }
 }
 
-/// A step's line, then its pauses and shell sessions in the order they happened.
-fn step_lines(out: &mut String, s: &StepView, build_over: bool) {
+/// A step's line, its pauses under it, and its shell sessions as entries of their own (before
+/// or after it, as they ran).
+fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
+    for sh in s.shells_on(When::BeforeStep) {
+        let _ = writeln!(out, "{}", shell_entry(s, sh, state));
+    }
     let status = match s.state {
         StepState::Failed => "FAILED",
         // Aborted at a pause before it ran, or left when the build failed elsewhere.
-        StepState::Running if build_over => "stopped",
+        StepState::Running if state.is_over() => "stopped",
+        // The trace ends while it runs (the build was killed).
+        StepState::Running => "unfinished",
         other => other.label(),
     };
-    let mut line = format!(
-        "  line {:<4} {:<7} {:>6}  {:<48}",
-        s.line,
-        status,
-        s.duration_ms.map(secs).unwrap_or_else(|| "-".into()),
-        truncate(s.first_line(), 48)
-    );
+    // A run time, never the time paused; up to the trace's end for a step never finished.
+    let time = match s.run_ms(state.last_ms) {
+        Some(ms) if s.is_unfinished() => format!("≥{}", secs(ms)),
+        Some(ms) => secs(ms),
+        None => "-".into(),
+    };
+    let mut line = format!("  line {:<4} {:<7} {:>6}  {:<48}", s.line, status, time, truncate(s.first_line(), 48));
     if let Some(l) = &s.layer {
         let _ = write!(line, "  layer {}", bytes(l.size));
     }
@@ -205,20 +221,22 @@ fn step_lines(out: &mut String, s: &StepView, build_over: bool) {
     for (target, paths) in s.mount_leaks().into_iter().filter(|(_, p)| !p.is_empty()) {
         let _ = writeln!(out, "    LEAKED into the layer under mount target {target}: {}", paths.join(", "));
     }
-    let mut moments: Vec<(u64, String)> = s.pauses.iter().map(|p| (p.started_ms, pause_line(p))).collect();
-    moments.extend(s.shells.iter().map(|sh| (sh.started_ms, shell_line(sh))));
-    // Stable: a shell opened in the same millisecond as its pause stays after it.
-    moments.sort_by_key(|(ms, _)| *ms);
-    for (_, m) in moments {
-        let _ = writeln!(out, "    {m}");
+    for p in &s.pauses {
+        let _ = writeln!(out, "    {}", pause_line(p));
+    }
+    for sh in s.shells_on(When::AfterStep) {
+        let _ = writeln!(out, "{}", shell_entry(s, sh, state));
     }
 }
 
-fn side(when: When) -> &'static str {
-    match when {
-        When::BeforeStep => "before",
-        When::AfterStep => "after",
-    }
+/// A shell session's entry: `  line 6    shell     12.0s  debug shell before line 6: sh
+/// (interactive), exit 0, changed 1 path(s), kept as layer sha256:… (1.2 kB)`.
+fn shell_entry(s: &StepView, sh: &ShellSession, state: &BuildState) -> String {
+    let time = match sh.finished_ms {
+        Some(_) => secs(sh.duration_ms(state.last_ms)),
+        None => format!("≥{}", secs(sh.duration_ms(state.last_ms))),
+    };
+    format!("  line {:<4} {:<7} {:>6}  {}", s.line, "shell", time, shell_line(s, sh))
 }
 
 /// `paused before the step (breakpoint at line 3 [3]) for 2.5s, then stepped`.
@@ -247,11 +265,13 @@ fn pause_line(p: &Pause) -> String {
     format!("paused {} the step{why}{how}", side(p.when))
 }
 
-/// `shell after the step: sh (interactive), exit 0, changed 2 path(s), kept as layer sha256:… (1.2 kB)`.
-fn shell_line(sh: &ShellSession) -> String {
+/// `debug shell after line 6: sh (interactive), exit 0, changed 2 path(s), kept as layer
+/// sha256:… (1.2 kB)`.
+fn shell_line(s: &StepView, sh: &ShellSession) -> String {
     let mut line = format!(
-        "shell {} the step: {} ({})",
-        if sh.before_step { "before" } else { "after" },
+        "debug shell {} line {}: {} ({})",
+        side(sh.when()),
+        s.line,
         sh.argv.join(" "),
         if sh.interactive { "interactive" } else { "command" }
     );

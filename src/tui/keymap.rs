@@ -4,7 +4,8 @@
 //! the numbers pick panes, `?` opens help, `/` filters or searches, `Esc` closes, `q` quits
 //! (asking first while a build runs) and `ctrl-c` always exits. The table is what the help
 //! overlay lists (the current pane's keys first) and what the key-hint bar shows, so the
-//! documentation cannot drift from the behaviour.
+//! documentation cannot drift from the behaviour. Each hint also says in which state of the
+//! build it means something ([`Shown`]): the bar never offers `n next` once the build is over.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -146,6 +147,21 @@ impl Key {
     }
 }
 
+/// When the hint bar offers a binding (help lists every binding, whatever the state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Whenever its context applies.
+    Always,
+    /// While a live build runs (not in a replay, not once it is over).
+    Running,
+    /// While the build is paused and waits for the person.
+    Paused,
+    /// While the push review waits for an answer.
+    Asked,
+    /// While the push review is open and answered (or only shows what was pushed).
+    Answered,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Binding {
     pub context: Context,
@@ -154,6 +170,8 @@ pub struct Binding {
     pub desc: &'static str,
     /// Shown in the hint bar (the most useful keys of a context).
     pub hint: Option<&'static str>,
+    /// When the hint bar shows `hint`.
+    pub shown: Shown,
 }
 
 use Action as A;
@@ -161,21 +179,40 @@ use Context as C;
 use KeyCode as K;
 
 const fn b(context: Context, keys: &'static [Key], action: Action, desc: &'static str) -> Binding {
-    Binding { context, keys, action, desc, hint: None }
+    Binding { context, keys, action, desc, hint: None, shown: Shown::Always }
 }
 
 const fn h(context: Context, keys: &'static [Key], action: Action, desc: &'static str, hint: &'static str) -> Binding {
-    Binding { context, keys, action, desc, hint: Some(hint) }
+    Binding { context, keys, action, desc, hint: Some(hint), shown: Shown::Always }
+}
+
+/// A hint shown only in one state of the build.
+const fn hs(
+    context: Context,
+    keys: &'static [Key],
+    action: Action,
+    desc: &'static str,
+    hint: &'static str,
+    shown: Shown,
+) -> Binding {
+    Binding { context, keys, action, desc, hint: Some(hint), shown }
 }
 
 /// The whole keymap. Within a context the first matching binding wins; a pane's context is
 /// consulted before [`Context::Debug`] and [`Context::Global`].
 pub const BINDINGS: &[Binding] = &[
     // Debugging (live builds only).
-    h(C::Debug, &[Key::ch('n')], A::StepNext, "step: run to the next instruction and pause", "next"),
-    h(C::Debug, &[Key::ch('c')], A::Continue, "continue to the next breakpoint", "continue"),
-    h(C::Debug, &[Key::ch('!')], A::Shell, "open a shell in the build root (at a pause)", "shell"),
-    h(C::Debug, &[Key::ch('b')], A::ToggleBreakpoint, "toggle a breakpoint on the selected step's line", "break"),
+    hs(C::Debug, &[Key::ch('n')], A::StepNext, "step: run to the next instruction and pause", "next", Shown::Paused),
+    hs(C::Debug, &[Key::ch('c')], A::Continue, "continue to the next breakpoint", "continue", Shown::Paused),
+    hs(C::Debug, &[Key::ch('!')], A::Shell, "open a shell in the build root (at a pause)", "shell", Shown::Paused),
+    hs(
+        C::Debug,
+        &[Key::ch('b')],
+        A::ToggleBreakpoint,
+        "toggle a breakpoint on the selected step's line",
+        "break",
+        Shown::Running,
+    ),
     b(C::Debug, &[Key::ch('r')], A::RunToCursor, "run to the selected step (run to cursor)"),
     b(C::Debug, &[Key::ch('F')], A::BreakOnFailure, "toggle breaking when a step fails"),
     b(C::Debug, &[Key::ch('M')], A::BreakOnCacheMiss, "toggle breaking when a step misses the cache"),
@@ -249,11 +286,11 @@ pub const BINDINGS: &[Binding] = &[
     h(C::Logs, &[Key::ch('a')], A::Scope, "all steps' output or the selected step's", "all/step"),
     h(C::Logs, &[Key::ch('f')], A::Follow, "follow new output", "follow"),
     // Popups.
-    h(C::Review, &[Key::ch('y')], A::Yes, "push the image", "push"),
-    h(C::Review, &[Key::ch('n')], A::No, "do not push (abort the build)", "abort"),
+    hs(C::Review, &[Key::ch('y')], A::Yes, "push the image", "push", Shown::Asked),
+    hs(C::Review, &[Key::ch('n')], A::No, "do not push (abort the build)", "abort", Shown::Asked),
     b(C::Review, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "scroll up"),
     b(C::Review, &[Key::ch('j'), Key::plain(K::Down)], A::Down, "scroll down"),
-    h(C::Review, &[Key::plain(K::Esc)], A::Close, "close (once decided)", "close"),
+    hs(C::Review, &[Key::plain(K::Esc)], A::Close, "close (once decided)", "close", Shown::Answered),
     h(C::ShellChanges, &[Key::ch('y'), Key::plain(K::Enter)], A::Yes, "keep the changes as a layer", "keep"),
     h(C::ShellChanges, &[Key::ch('d'), Key::ch('n')], A::No, "discard the changes", "discard"),
     b(C::ShellChanges, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "scroll up"),

@@ -252,15 +252,10 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let mut spans = Vec::new();
     let mut used = 0usize;
     let width = area.width as usize;
-    // y/n in the review only mean something while the engine waits for the answer.
-    let deciding = app.waiting == Some(super::app::Waiting::Push);
+    // Only what means something now: the keymap says when each hint does.
     for b in keymap::bindings(&app.contexts()) {
         let Some(hint) = b.hint else { continue };
-        if b.context == keymap::Context::Debug && app.mode == Mode::Replay {
-            continue;
-        }
-        let answer = matches!(b.action, keymap::Action::Yes | keymap::Action::No);
-        if b.context == keymap::Context::Review && (answer != deciding) {
+        if !app.hint_applies(b.shown) {
             continue;
         }
         let key = b.keys[0].label();

@@ -55,9 +55,18 @@ pub struct ReviewLayer {
     pub size: u64,
     pub uncompressed_size: Option<u64>,
     pub media_type: String,
-    /// The step that made it (`null`: a base-image layer).
+    /// The step that made it (`null`: a base-image layer); for a debugger shell session's
+    /// layer, the step at whose pause it ran.
     pub step: Option<StepId>,
+    /// Set for a layer a debugger shell session made: which side of `step` its pause was on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<When>,
     /// Per destination (in `destinations` order): whether it already has the blob (`null`:
     /// could not be told).
     pub present: Vec<Option<bool>>,
+    /// Per destination (in `destinations` order): the repository of the same registry the push
+    /// will ask it to mount the blob from if it lacks it (a base image's, the cache's), instead
+    /// of uploading it; `null`: uploaded. Empty in traces before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_from: Vec<Option<String>>,
 }

@@ -132,8 +132,14 @@ pub struct LayerSummary {
     pub size: u64,
     pub uncompressed_size: Option<u64>,
     pub media_type: String,
-    /// Which step made it (`null` for base-image layers).
+    /// Which step made it (`null` for base-image layers); for a layer of a debugger shell
+    /// session, the step at whose pause the session ran.
     pub step: Option<StepId>,
+    /// Set when a debugger shell session made it (its changes were kept), not the step's
+    /// instruction: which side of `step` the session's pause was on. Absent in traces before
+    /// trowel recorded it (the fold then tells by the session being committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<When>,
 }
 
 /// What pushing one blob to a destination took.

@@ -55,7 +55,14 @@ impl App {
                 if self.model.review.is_some() || !self.model.pushes.is_empty() {
                     self.popup = Some(Popup::Review { scroll: 0, decided: self.waiting != Some(Waiting::Push) });
                 } else {
-                    self.say("nothing to push yet: the review appears when the image is assembled", Severity::Info);
+                    let why = if self.model.events > 0 && self.model.destinations.is_empty() {
+                        "this build does not push (--no-push, or no --destination): there is no push review"
+                    } else if self.model.is_over() {
+                        "the build ended before its push review: nothing was pushed"
+                    } else {
+                        "nothing to push yet: the review appears when the image is assembled"
+                    };
+                    self.say(why, Severity::Info);
                 }
             }
             Action::StepNext

@@ -11,7 +11,7 @@
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
-use super::keymap::Context;
+use super::keymap::{Context, Shown};
 use super::model::{FileContent, Model, StepView};
 use super::panes::{Ctx, Panes};
 use crate::debugger::{Breakpoint, Breakpoints, Resume};
@@ -211,7 +211,8 @@ pub struct App {
     pub pending_g: bool,
     /// Where the last frame put the panes (for the mouse and for page sizes).
     pub areas: Areas,
-    /// Clock of the running build (ms since start), from ticks and events.
+    /// Clock of the build (ms since start): live, from ticks and events; in a replay, the
+    /// time of the trace's last event.
     pub now_ms: u64,
 }
 
@@ -388,6 +389,17 @@ impl App {
         self.mode == Mode::Live && !self.build_done
     }
 
+    /// Whether a hint shown in that state of the build means something now.
+    pub fn hint_applies(&self, shown: Shown) -> bool {
+        match shown {
+            Shown::Always => true,
+            Shown::Running => self.build_running() && !self.model.is_over(),
+            Shown::Paused => self.build_running() && self.waiting == Some(Waiting::Pause),
+            Shown::Asked => self.waiting == Some(Waiting::Push),
+            Shown::Answered => self.waiting != Some(Waiting::Push),
+        }
+    }
+
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         let effects = self.reduce(msg);
         self.sync();
@@ -445,7 +457,11 @@ impl App {
                 Vec::new()
             }
             Msg::Tick { ms } => {
-                self.now_ms = self.now_ms.max(ms);
+                // A replay is frozen time: its clock is the trace's (its last event), never
+                // the wall clock of the person reading it.
+                if self.mode == Mode::Live {
+                    self.now_ms = self.now_ms.max(ms);
+                }
                 Vec::new()
             }
             Msg::Drawn(d) => {

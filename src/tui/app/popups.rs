@@ -1,5 +1,7 @@
 //! The help overlay: the keys of the focused pane, of debugging and of everywhere, filtered
-//! by typing; `Enter` runs the selected binding (as yazi's help does).
+//! by typing; `Enter` runs the selected binding (as yazi's help does). Typing selects the best
+//! match, not the first row: "zoom" selects `z` (zoom the focused pane), not `esc` (whose
+//! description mentions leaving zoom).
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
@@ -28,6 +30,28 @@ impl App {
             .collect()
     }
 
+    /// The row a filter matches best: its key exactly, then a description that starts with
+    /// it, then one with a word that starts with it, then any other; the first of the best.
+    pub fn help_best(&self, filter: &str) -> usize {
+        let f = filter.to_lowercase();
+        let score = |b: &Binding| {
+            let desc = b.desc.to_lowercase();
+            // Keys as typed: `G` is not `g`.
+            if b.keys.iter().any(|k| k.label() == filter) {
+                0
+            } else if desc.starts_with(&f) {
+                1
+            } else if desc.split(|c: char| !c.is_alphanumeric()).any(|w| w.starts_with(&f)) {
+                2
+            } else {
+                3
+            }
+        };
+        let rows = self.help_rows(filter);
+        // min_by_key keeps the first of equal scores.
+        rows.iter().enumerate().min_by_key(|(_, b)| score(b)).map_or(0, |(i, _)| i)
+    }
+
     pub(crate) fn on_help_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let Some(Popup::Help { filter, selected }) = self.popup.clone() else { return Vec::new() };
         let n = self.help_rows(&filter).len();
@@ -50,9 +74,14 @@ impl App {
             KeyCode::Backspace => {
                 let mut f = filter;
                 f.pop();
-                (f, 0)
+                let best = if f.is_empty() { 0 } else { self.help_best(&f) };
+                (f, best)
             }
-            KeyCode::Char(c) => (format!("{filter}{c}"), 0),
+            KeyCode::Char(c) => {
+                let f = format!("{filter}{c}");
+                let best = self.help_best(&f);
+                (f, best)
+            }
             _ => (filter, selected),
         };
         self.popup = Some(Popup::Help { filter, selected });

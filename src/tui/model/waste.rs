@@ -13,11 +13,14 @@
 //! Files of the base image that a step overwrites or deletes are waste too; their "added" side
 //! is the base image (the stage's FROM line). A deleted base *directory*'s contents are not
 //! known from the build's events, so only its top entry counts there.
+//!
+//! A debugger shell session whose changes were kept made a layer of its own: what it added or
+//! hid is the session's (`shell` on either side), never the instruction's at whose pause it ran.
 
 use std::collections::BTreeMap;
 
 use trowel_events::state::{BuildState, StepView};
-use trowel_events::{BaseSource, StepId};
+use trowel_events::{BaseSource, StepId, When};
 use trowel_events::{Change, ChangeKind, FileType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +35,19 @@ pub struct Origin {
     /// `None`: a file of the base image.
     pub step: Option<StepId>,
     pub line: usize,
+    /// A debugger shell session at the pause on this side of `step` wrote it, not the step.
+    pub shell: Option<When>,
+}
+
+impl Origin {
+    /// `base`, `L4`, `L6 shell`.
+    pub fn label(&self) -> String {
+        match (self.step, self.shell) {
+            (None, _) => "base".into(),
+            (Some(_), None) => format!("L{}", self.line),
+            (Some(_), Some(_)) => format!("L{} shell", self.line),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +58,8 @@ pub struct WasteItem {
     /// The step (and its line) that deleted or overwrote it.
     pub removed_by: StepId,
     pub removed_line: usize,
+    /// A debugger shell session at that step's pause deleted or overwrote it, not the step.
+    pub removed_shell: Option<When>,
     pub fate: Fate,
 }
 
@@ -54,19 +72,25 @@ pub struct WasteReport {
 
 impl WasteReport {
     /// Bytes wasted per Dockerfile line, as `(added here, made dead here)`. A line's two sums
-    /// are views of the same items: adding either column over all lines gives `total`.
+    /// are views of the same items: adding either column over all lines gives `total`, less
+    /// what debugger shell sessions added or hid (no line of the Dockerfile did that).
     pub fn by_line(&self) -> BTreeMap<usize, (u64, u64)> {
         let mut m: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
         for i in &self.items {
-            m.entry(i.added.line).or_default().0 += i.bytes;
-            m.entry(i.removed_line).or_default().1 += i.bytes;
+            if i.added.shell.is_none() {
+                m.entry(i.added.line).or_default().0 += i.bytes;
+            }
+            if i.removed_shell.is_none() {
+                m.entry(i.removed_line).or_default().1 += i.bytes;
+            }
         }
         m
     }
 
-    /// Bytes a step's layer carries that the final image hides.
-    pub fn added_by(&self, step: StepId) -> u64 {
-        self.items.iter().filter(|i| i.added.step == Some(step)).map(|i| i.bytes).sum()
+    /// Bytes a layer carries that the final image hides: the layer of `step` (`shell`: of the
+    /// debugger shell sessions on that side of it).
+    pub fn added_by(&self, step: StepId, shell: Option<When>) -> u64 {
+        self.items.iter().filter(|i| i.added.step == Some(step) && i.added.shell == shell).map(|i| i.bytes).sum()
     }
 }
 
@@ -136,11 +160,11 @@ pub fn analyze(model: &BuildState) -> WasteReport {
             let kept =
                 |before: bool| step.shells.iter().filter(move |s| s.kept == Some(true) && s.before_step == before);
             for sh in kept(true) {
-                apply_step(step, &sh.changes, from_line, &mut live, &mut items);
+                apply_step(step, Some(When::BeforeStep), &sh.changes, from_line, &mut live, &mut items);
             }
-            apply_step(step, &step.changes, from_line, &mut live, &mut items);
+            apply_step(step, None, &step.changes, from_line, &mut live, &mut items);
             for sh in kept(false) {
-                apply_step(step, &sh.changes, from_line, &mut live, &mut items);
+                apply_step(step, Some(When::AfterStep), &sh.changes, from_line, &mut live, &mut items);
             }
         }
     }
@@ -149,15 +173,17 @@ pub fn analyze(model: &BuildState) -> WasteReport {
     WasteReport { items, total }
 }
 
+/// Applies one layer's changes: the step's (`shell` `None`) or a kept shell session's.
 fn apply_step(
     step: &StepView,
+    shell: Option<When>,
     changes: &[Change],
     from_line: usize,
     live: &mut BTreeMap<String, Version>,
     items: &mut Vec<WasteItem>,
 ) {
-    let origin = Origin { step: Some(step.id), line: step.line };
-    let base = Origin { step: None, line: from_line };
+    let origin = Origin { step: Some(step.id), line: step.line, shell };
+    let base = Origin { step: None, line: from_line, shell: None };
     let dead = |path: &str, v: Version, fate: Fate, items: &mut Vec<WasteItem>| {
         if v.bytes > 0 {
             items.push(WasteItem {
@@ -166,6 +192,7 @@ fn apply_step(
                 added: v.origin,
                 removed_by: step.id,
                 removed_line: step.line,
+                removed_shell: shell,
                 fate,
             });
         }

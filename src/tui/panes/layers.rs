@@ -1,7 +1,7 @@
 //! The Layers pane: each layer of the image (digest, diff_id, compressed and uncompressed size,
-//! media type, the step that made it), the selected layer's details, and the waste: bytes a
-//! layer carries that a later line deleted or overwrote, with both line numbers, each wasted
-//! byte counted once.
+//! media type, the step or debugger shell session that made it), the selected layer's details,
+//! and the waste: bytes a layer carries that a later line (or kept shell session) deleted or
+//! overwrote, with both line numbers, each wasted byte counted once.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -12,8 +12,9 @@ use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, field, 
 use crate::tui::format;
 use crate::tui::keymap::Action;
 use crate::tui::model::Model;
-use crate::tui::model::waste::{self, Fate, WasteReport};
+use crate::tui::model::waste::{self, Fate, Origin, WasteReport};
 use crate::tui::theme::Theme;
+use trowel_events::state::Maker;
 use trowel_events::{BaseSource, LayerSummary};
 
 /// Waste items listed (the largest first).
@@ -78,10 +79,17 @@ fn short_media(m: &str) -> String {
 }
 
 fn made_by(model: &Model, l: &LayerSummary) -> String {
-    match l.step.and_then(|id| model.step(id)) {
-        Some(s) => format!("L{} {}", s.line, format::one_line(&s.keyword)),
-        None => "base".into(),
-    }
+    model.maker(l.step, l.shell, &l.digest).label()
+}
+
+/// Bytes of the layer the final image hides.
+fn wasted(model: &Model, l: &LayerSummary, report: &WasteReport) -> u64 {
+    let maker = model.maker(l.step, l.shell, &l.digest);
+    let shell = match maker {
+        Maker::Shell { when, .. } => Some(when),
+        _ => None,
+    };
+    maker.step().map_or(0, |s| report.added_by(s.id, shell))
 }
 
 impl Component for LayersPane {
@@ -91,10 +99,21 @@ impl Component for LayersPane {
             return Outcome::Done;
         }
         match action {
-            Action::Open => match layers(ctx.model).get(self.cursor).and_then(|l| l.step) {
-                Some(id) => Outcome::ShowStep(id),
-                None => Outcome::Say("a base-image layer: no step of this Dockerfile made it".into(), Severity::Info),
-            },
+            Action::Open => {
+                let Some(l) = layers(ctx.model).get(self.cursor).cloned() else { return Outcome::Done };
+                match ctx.model.maker(l.step, l.shell, &l.digest) {
+                    Maker::Step(s) => Outcome::ShowStep(s.id),
+                    // The step's changes are not the session's: say who made it rather than
+                    // show the step as if it had.
+                    m @ Maker::Shell { .. } => Outcome::Say(
+                        format!("made by a {} (replay --summary lists the session)", m.describe()),
+                        Severity::Info,
+                    ),
+                    Maker::Base => {
+                        Outcome::Say("a base-image layer: no step of this Dockerfile made it".into(), Severity::Info)
+                    }
+                }
+            }
             _ => Outcome::Ignored,
         }
     }
@@ -134,7 +153,7 @@ impl Component for LayersPane {
         let mut out = vec![Line::from(Span::styled(format::truncate(&header, width), theme.header))];
         let mut hits = Vec::new();
         for (i, l) in layers.iter().enumerate().skip(scroll).take(rows_h) {
-            let wasted = l.step.map_or(0, |id| report.added_by(id));
+            let wasted = wasted(ctx.model, l, &report);
             let mut spans = vec![
                 Span::styled(format!("{:>2} ", i + 1), theme.line_number),
                 Span::styled(format!("{} ", format::digest_short(&l.digest)), theme.text),
@@ -185,16 +204,11 @@ fn details<'a>(ctx: &Ctx, l: &LayerSummary, report: &WasteReport, theme: &Theme,
         ),
         field("type", 10, v(format!("{} ({})", short_media(&l.media_type), l.media_type)), theme.header),
     ];
-    let by = match l.step.and_then(|id| ctx.model.step(id)) {
-        Some(s) => format!("line {}: {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source))),
-        None => "the base image".into(),
-    };
+    let by = format::one_line(&ctx.model.maker(l.step, l.shell, &l.digest).describe());
     out.push(field("made by", 10, v(by), theme.header));
-    if let Some(id) = l.step {
-        let w = report.added_by(id);
-        if w > 0 {
-            out.push(field("wasted", 10, vec![Span::styled(format::bytes(w), theme.waste)], theme.header));
-        }
+    let w = wasted(ctx.model, l, report);
+    if w > 0 {
+        out.push(field("wasted", 10, vec![Span::styled(format::bytes(w), theme.waste)], theme.header));
     }
     out
 }
@@ -223,15 +237,14 @@ fn waste_lines<'a>(layers: &[LayerSummary], report: &WasteReport, theme: &Theme,
     ]));
     let narrow = width < 70;
     for item in report.items.iter().take(WASTE_ROWS) {
-        let from = match item.added.step {
-            Some(_) => format!("L{}", item.added.line),
-            None => "base".into(),
-        };
+        let from = item.added.label();
+        let to = Origin { step: Some(item.removed_by), line: item.removed_line, shell: item.removed_shell }.label();
         let how = match item.fate {
             Fate::Deleted => "deleted",
             Fate::Overwritten => "overwritten",
         };
-        let head = format!("{from:>4} → L{:<3} {how:<11} ", item.removed_line);
+        // Lines keep their old columns; a shell's label widens only the rows that have one.
+        let head = format!("{from:>4} → {to:<4} {how:<11} ");
         let size = format::fit_right(&format::bytes(item.bytes), 9);
         if narrow {
             out.push(Line::from(vec![Span::styled(head, theme.dim), Span::styled(size, theme.waste)]));

@@ -1,7 +1,9 @@
 //! The push review: before anything is pushed, the final manifest and config digests, the
-//! destinations, and each layer with whether each destination already has it (so what will
-//! actually be uploaded). `y` pushes, `n` aborts; once pushing, the same popup shows each
-//! blob's progress and the result per destination.
+//! destinations, and each layer (with the step or debugger shell session that made it) with
+//! whether each destination already has it (so what will actually be uploaded). `y` pushes,
+//! `n` aborts; once pushing, the same popup shows each blob's progress and the result per
+//! destination, and a layer's column says what the push did with it (uploaded, mounted from
+//! another repository, already there) instead of what the review expected.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -54,13 +56,13 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                 ));
             }
             out.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
-            // Per destination: the blobs it lacks (unknown counts as to upload).
+            // Per destination: the blobs it lacks (unknown counts as to upload), and once the push
+            // said what it did with each, what it sent.
             let mut upload = vec![(0usize, 0u64); dests];
+            let mut mount = vec![0usize; dests];
+            let mut sent = vec![(0usize, 0u64, 0usize); dests];
             for (i, l) in r.layers.iter().enumerate() {
-                let step = match l.step.and_then(|id| app.model.step(id)) {
-                    Some(s) => format!("L{} {}", s.line, s.keyword),
-                    None => "base".into(),
-                };
+                let step = app.model.maker(l.step, l.shell, &l.digest).label();
                 let mut spans = vec![
                     Span::styled(format!("{:>2} ", i + 1), theme.line_number),
                     Span::styled(format!("{} ", format::fit(&format::digest_short(&l.digest), 12)), theme.text),
@@ -68,16 +70,35 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                     Span::styled(format!("{} ", format::fit(&step, 8)), theme.dim),
                 ];
                 for (d, p) in l.present.iter().enumerate() {
-                    let (t, s) = match p {
-                        Some(true) => ("exists", theme.status_ok),
-                        Some(false) => ("upload", theme.status_warn),
-                        None => ("unknown", theme.dim),
+                    let done = r.destinations.get(d).and_then(|dest| pushed(app, dest, &l.digest));
+                    // The push asks the destination to mount it from another repository.
+                    let mountable = l.mount_from.get(d).is_some_and(Option::is_some) && *p != Some(true);
+                    let (t, s) = match (done, p) {
+                        (Some(BlobPushAction::Uploaded), _) => ("uploaded", theme.status_warn),
+                        (Some(BlobPushAction::Mounted), _) => ("mounted", theme.status_ok),
+                        (Some(BlobPushAction::Existed), _) => ("exists", theme.status_ok),
+                        (None, Some(true)) => ("exists", theme.status_ok),
+                        (None, _) if mountable => ("mount", theme.status_ok),
+                        (None, Some(false)) => ("upload", theme.status_warn),
+                        (None, None) => ("unknown", theme.dim),
                     };
-                    if *p != Some(true)
+                    if mountable {
+                        mount[d] += 1;
+                    } else if *p != Some(true)
                         && let Some(u) = upload.get_mut(d)
                     {
                         u.0 += 1;
                         u.1 += l.size;
+                    }
+                    if let (Some(a), Some(c)) = (done, sent.get_mut(d)) {
+                        match a {
+                            BlobPushAction::Uploaded => {
+                                c.0 += 1;
+                                c.1 += l.size;
+                            }
+                            BlobPushAction::Mounted => c.2 += 1,
+                            BlobPushAction::Existed => {}
+                        }
                     }
                     spans.push(Span::styled(format::fit_right(t, col), s));
                 }
@@ -90,8 +111,27 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
             )));
             for (d, (n, bytes)) in upload.iter().enumerate() {
                 let to = if dests > 1 { format!(" to dest {}", d + 1) } else { String::new() };
-                let text =
-                    format!("to upload{to}: {n} layer(s), {} (plus the config and manifest)", format::bytes(*bytes));
+                let done =
+                    r.destinations.get(d).and_then(|dest| app.model.pushes.iter().find(|p| &p.destination == dest));
+                let text = match (done, sent[d]) {
+                    // The push said what it did: that, not what the review expected.
+                    (Some(_), (up, up_bytes, mounted))
+                        if up + mounted > 0 || done.is_some_and(|p| p.finished.is_some()) =>
+                    {
+                        format!(
+                            "pushed{to}: {up} layer(s) uploaded ({}), {mounted} mounted from another repository",
+                            format::bytes(up_bytes)
+                        )
+                    }
+                    _ if mount[d] > 0 => format!(
+                        "to upload{to}: {n} layer(s), {} (plus the config and manifest); {} to mount from another repository",
+                        format::bytes(*bytes),
+                        mount[d]
+                    ),
+                    _ => {
+                        format!("to upload{to}: {n} layer(s), {} (plus the config and manifest)", format::bytes(*bytes))
+                    }
+                };
                 out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
             }
         }
@@ -113,6 +153,12 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
     }
     out.extend(progress(app, theme, width));
     out
+}
+
+/// What the push did with a blob at a destination, once it said.
+fn pushed(app: &App, destination: &str, digest: &trowel_events::Digest) -> Option<BlobPushAction> {
+    let p = app.model.pushes.iter().find(|p| p.destination == destination)?;
+    p.blobs.iter().find(|b| &b.digest == digest).and_then(|b| b.done)
 }
 
 /// Per destination: each blob's upload and the final result.

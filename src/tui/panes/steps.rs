@@ -1,7 +1,12 @@
 //! The Steps pane: every stage and instruction with its Dockerfile line, status, cache badge,
-//! layer size and duration, breakpoint markers, and `!` on instructions a build check found
-//! something in. Narrow terminals drop the duration, then
-//! the size, so the instruction text keeps room.
+//! layer size and run time, breakpoint markers, and `!` on instructions a build check found
+//! something in; a debugger shell session is a row of its own, before or after its step (as it
+//! ran), with what became of its changes and how long it lasted. Narrow terminals drop the
+//! duration, then the size, so the instruction text keeps room.
+//!
+//! Times are run times: time paused in the debugger is not in them (a session row shows its
+//! own). A replay is frozen time: a step a trace never saw finish shows its time up to the
+//! trace's last event, marked `≥` as unfinished.
 //!
 //! It owns the selection, the step every other pane is about (the app resets them when it
 //! changes), and whether it follows the running step. Clicks on the Dockerfile drawn below it
@@ -14,11 +19,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, scroll_for};
+use crate::tui::app::Mode;
 use crate::tui::format;
 use crate::tui::keymap::Action;
 use crate::tui::model::{Model, StepState, StepView};
 use crate::tui::theme::Theme;
-use trowel_events::StepId;
+use trowel_events::state::ShellSession;
+use trowel_events::{StepId, When};
 
 /// Columns the instruction keeps before optional columns are dropped.
 const MIN_TEXT: usize = 14;
@@ -166,6 +173,22 @@ impl Component for StepsPane {
             rows.push(None);
             for id in &stage.steps {
                 let Some(step) = ctx.model.step(*id) else { continue };
+                let session_row = |sh: &ShellSession| {
+                    let mut spans = vec![
+                        Span::raw(" "),
+                        Span::styled(format::fit_right(&step.line.to_string(), 3), theme.line_number),
+                        Span::raw(" "),
+                        Span::styled("$", theme.status_warn),
+                        Span::raw(" "),
+                    ];
+                    let rest = width.saturating_sub(fixed);
+                    spans.push(Span::styled(format::fit(&session_text(ctx, sh), rest), theme.dim));
+                    Line::from(spans)
+                };
+                for sh in step.shells_on(When::BeforeStep) {
+                    lines.push(session_row(sh));
+                    rows.push(None);
+                }
                 if Some(*id) == selected {
                     cursor_row = lines.len();
                 }
@@ -229,6 +252,10 @@ impl Component for StepsPane {
                     ]));
                     rows.push(None);
                 }
+                for sh in step.shells_on(When::AfterStep) {
+                    lines.push(session_row(sh));
+                    rows.push(None);
+                }
             }
         }
         if lines.is_empty() {
@@ -278,15 +305,33 @@ pub fn icon(ctx: &Ctx, step: &StepView, theme: &Theme) -> (&'static str, Style) 
     }
 }
 
-/// The step's time: its duration, or how long it has run so far.
+/// The step's time: its run time, or how long it has run so far (pauses left out); in a
+/// replay, or once the build is over, a step that never finished is marked `≥`.
 pub fn time(ctx: &Ctx, step: &StepView) -> Option<String> {
     let paused_before = ctx.pause.is_some_and(|p| p.at.id == step.id && p.at.report.is_none());
     if paused_before {
         return None;
     }
-    match (step.duration_ms, step.started_ms, step.state) {
-        (Some(d), _, _) => Some(format::duration_ms(d)),
-        (None, Some(start), StepState::Running) => Some(format::duration_ms(ctx.now_ms.saturating_sub(start))),
-        _ => None,
-    }
+    let ms = step.run_ms(ctx.now_ms)?;
+    let frozen = ctx.mode == Mode::Replay || ctx.model.is_over();
+    Some(if step.is_unfinished() && frozen {
+        format!("≥{}", format::duration_ms(ms))
+    } else {
+        format::duration_ms(ms)
+    })
+}
+
+/// A shell session's row: `shell before · kept 1.2k · 12.0s` (what became of its changes, how
+/// long it lasted: time paused, never the step's).
+fn session_text(ctx: &Ctx, sh: &ShellSession) -> String {
+    let side = if sh.before_step { "before" } else { "after" };
+    let what = match (sh.exit_code, sh.kept, &sh.layer) {
+        (None, _, _) if ctx.mode == Mode::Replay || ctx.model.is_over() => "never ended".to_string(),
+        (None, _, _) => "running".to_string(),
+        (Some(_), Some(true), Some(l)) => format!("kept {}", format::bytes_compact(l.size)),
+        (Some(_), Some(false), _) if !sh.changes.is_empty() => format!("{} discarded", sh.changes.len()),
+        (Some(_), _, _) if sh.changes.is_empty() => "no changes".to_string(),
+        (Some(_), _, _) => format!("{} to keep?", sh.changes.len()),
+    };
+    format!("shell {side} · {what} · {}", format::duration_ms(sh.duration_ms(ctx.now_ms)))
 }

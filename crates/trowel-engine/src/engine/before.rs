@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::engine::context::BuildContext;
-use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::layer::StageLayer;
 use crate::fs::listing::digest_of;
 use crate::fs::{Change, ChangeKind, FileType, PrevMeta, path};
 
@@ -60,11 +60,8 @@ impl Before {
             }
         }
         if !from_base.is_empty() {
-            let base: Vec<StageLayer> = layers
-                .iter()
-                .filter(|l| !matches!(l.origin, LayerOrigin::Built(id) if id.stage == stage))
-                .cloned()
-                .collect();
+            let base: Vec<StageLayer> =
+                layers.iter().filter(|l| l.step().is_none_or(|id| id.stage != stage)).cloned().collect();
             out.extend(read_layers(ctx, &base, &from_base));
         }
         out

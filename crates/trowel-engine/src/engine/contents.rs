@@ -14,7 +14,7 @@ use std::io::Read;
 
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
-use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::layer::StageLayer;
 use crate::fs::root::Root;
 use crate::fs::{Change, ChangeKind, FileType};
 use crate::image::store::BlobStore;
@@ -89,11 +89,8 @@ impl ContentCapture {
             .map(|c| c.path.clone())
             .collect();
         if !from_base.is_empty() {
-            let base: Vec<StageLayer> = layers
-                .iter()
-                .filter(|l| !matches!(l.origin, LayerOrigin::Built(id) if id.stage == stage))
-                .cloned()
-                .collect();
+            let base: Vec<StageLayer> =
+                layers.iter().filter(|l| l.step().is_none_or(|id| id.stage != stage)).cloned().collect();
             self.read_base(ctx, stage, &base, &from_base);
         }
         let mut files = Vec::new();

@@ -136,6 +136,7 @@ mod tests {
             uncompressed_size: None,
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
             step: None,
+            shell: None,
         };
         let id = StepId { stage: 0, step: 1 };
         let seen = collect(

@@ -1,7 +1,7 @@
 //! A layer of a stage and where it came from: what the push needs to mount it, the cache to
 //! reuse it, and the debugger to credit it to a step.
 
-use trowel_events::{LayerSummary, StepId};
+use trowel_events::{LayerSummary, StepId, When};
 
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, ManifestFormat, media};
@@ -14,6 +14,9 @@ pub(crate) enum LayerOrigin {
     Base(Reference),
     /// Made by a step of this build.
     Built(StepId),
+    /// Made by a debugger shell session at the pause on this side of a step (its changes were
+    /// kept): credited to the session, never to the step's instruction.
+    Shell(StepId, When),
 }
 
 #[derive(Debug, Clone)]
@@ -25,15 +28,25 @@ pub(crate) struct StageLayer {
 }
 
 impl StageLayer {
-    /// The step that made it, for a layer built in this build.
+    /// The step that made it (or at whose pause a shell session made it), for a layer made in
+    /// this build.
     pub fn step(&self) -> Option<StepId> {
         match self.origin {
-            LayerOrigin::Built(id) => Some(id),
+            LayerOrigin::Built(id) | LayerOrigin::Shell(id, _) => Some(id),
             LayerOrigin::Base(_) => None,
         }
     }
 
-    /// How events describe it (`step`: the step it is credited to, if any).
+    /// For a layer a debugger shell session made: which side of its step the pause was on.
+    pub fn shell(&self) -> Option<When> {
+        match self.origin {
+            LayerOrigin::Shell(_, when) => Some(when),
+            LayerOrigin::Built(_) | LayerOrigin::Base(_) => None,
+        }
+    }
+
+    /// How events describe it (`step`: the step it is credited to, if any; a layer reported
+    /// as a base, with no step, is no shell's either).
     pub fn summary(&self, step: Option<StepId>) -> LayerSummary {
         LayerSummary {
             digest: (&self.descriptor.digest).into(),
@@ -42,6 +55,7 @@ impl StageLayer {
             uncompressed_size: self.uncompressed_size,
             media_type: self.descriptor.media_type.clone(),
             step,
+            shell: step.and(self.shell()),
         }
     }
 

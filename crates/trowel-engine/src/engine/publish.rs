@@ -143,7 +143,21 @@ impl Build<'_> {
 
     /// What the push gate shows: digests, destinations, and for each layer whether each
     /// destination already has it (HEAD requests, all at once).
-    fn push_review(&self, image: &FinalImage, dests: &[Reference], layers: &[StageLayer]) -> PushReview {
+    fn push_review(&mut self, image: &FinalImage, dests: &[Reference], layers: &[StageLayer]) -> PushReview {
+        // What the push will mount rather than upload, as `push_one` asks for it.
+        let mounts: Vec<Vec<Option<String>>> = layers
+            .iter()
+            .map(|l| {
+                dests
+                    .iter()
+                    .map(|d| {
+                        self.mount_source(d, l)
+                            .filter(|src| src.registry == d.registry && src.repository != d.repository)
+                            .map(|src| src.repo_ref())
+                    })
+                    .collect()
+            })
+            .collect();
         let ctx = &self.ctx;
         let present: Vec<Vec<Option<bool>>> = ctx.rt.block_on(async {
             let mut out = Vec::new();
@@ -165,15 +179,31 @@ impl Build<'_> {
                 .iter()
                 .zip(layers)
                 .zip(present)
-                .map(|((desc, l), present)| ReviewLayer {
+                .zip(mounts)
+                .map(|(((desc, l), present), mount_from)| ReviewLayer {
                     digest: desc.digest.clone().into(),
                     size: desc.size,
                     uncompressed_size: l.uncompressed_size,
                     media_type: desc.media_type.clone(),
                     step: l.step(),
+                    shell: l.shell(),
                     present,
+                    mount_from,
                 })
                 .collect(),
+        }
+    }
+
+    /// The repository a layer can be mounted (or fetched) from when `dest` lacks it.
+    fn mount_source(&mut self, dest: &Reference, l: &StageLayer) -> Option<Reference> {
+        match &l.origin {
+            LayerOrigin::Base(src) => Some(src.clone()),
+            LayerOrigin::Built(id) => {
+                let ctx = &self.ctx;
+                self.cache.as_mut().and_then(|c| c.mountable_for(ctx, dest, *id))
+            }
+            // A shell session's layer is in no cache entry.
+            LayerOrigin::Shell(..) => None,
         }
     }
 
@@ -205,13 +235,7 @@ impl Build<'_> {
         }
         let mut blobs = vec![PushBlob { descriptor: image.manifest.config.clone(), mount_from: None }];
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
-            let mount_from = match &l.origin {
-                LayerOrigin::Base(src) => Some(src.clone()),
-                LayerOrigin::Built(id) => {
-                    let ctx = &self.ctx;
-                    self.cache.as_mut().and_then(|c| c.mountable_for(ctx, dest, *id))
-                }
-            };
+            let mount_from = self.mount_source(dest, l);
             blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
         }
         let push = PushImage {
@@ -278,7 +302,7 @@ impl Build<'_> {
     /// this build: a rebuild served entirely from the cache reproduces the previous image (see
     /// `Stamp`), and its push then has nothing to do. Any doubt means a normal push.
     fn already_pushed(&self, dest: &Reference, image: &FinalImage, layers: &[StageLayer]) -> bool {
-        if layers.iter().any(|l| matches!(l.origin, LayerOrigin::Built(_))) {
+        if layers.iter().any(|l| l.step().is_some()) {
             return false;
         }
         let named = self.ctx.rt.block_on(self.ctx.registry.manifest_digest(dest));

@@ -126,7 +126,7 @@ impl BuildContext<'_> {
     ) -> Result<UnpackStats, BuildError> {
         let name = match &l.origin {
             LayerOrigin::Base(r) => format!("{what} layer {} of {r}", l.descriptor.digest),
-            LayerOrigin::Built(_) => format!("{what} layer {}", l.descriptor.digest),
+            LayerOrigin::Built(_) | LayerOrigin::Shell(..) => format!("{what} layer {}", l.descriptor.digest),
         };
         let file = self.store.open_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
         let mut reader = HashingReader::new(open_layer(file).map_err(BuildError::fs(name.clone()))?);

@@ -19,6 +19,7 @@ use crate::{
 };
 
 mod check;
+pub mod maker;
 mod outcome;
 mod output;
 mod push;
@@ -26,6 +27,7 @@ mod stage;
 mod step;
 
 pub use check::CheckView;
+pub use maker::Maker;
 pub use outcome::{Failure, Finished, Outcome};
 pub use output::{OutputTail, TAIL_BYTES, TAIL_LINES};
 pub use push::{BlobProgress, ImageView, PushDecision, PushView};
@@ -222,13 +224,21 @@ impl BuildState {
             }
             Event::FileContents { id, files } => self.add_contents(*id, files.clone()),
             Event::LayerWritten { id, layer, .. } => {
-                self.written_layers.push(layer.clone());
+                let mut layer = layer.clone();
                 if let Some(s) = self.steps.get_mut(id) {
                     match s.shells.last_mut().filter(|sh| sh.committing()) {
-                        Some(sh) => sh.layer = Some(layer.clone()),
+                        Some(sh) => {
+                            // Traces before `shell` was recorded: the session being committed
+                            // says whose layer it is.
+                            layer.shell = layer.shell.or(Some(sh.when()));
+                            sh.layer = Some(layer.clone());
+                        }
+                        // A session's layer is never its step's.
+                        None if layer.shell.is_some() => {}
                         None => s.layer = Some(layer.clone()),
                     }
                 }
+                self.written_layers.push(layer);
             }
             Event::StepFinished { id, status, duration_ms, paused_ms, exit_code, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
@@ -315,6 +325,7 @@ impl BuildState {
                         layer: None,
                         before_step,
                         started_ms: env.ms,
+                        finished_ms: None,
                     });
                 }
             }
@@ -322,13 +333,15 @@ impl BuildState {
                 if let Some(sh) = self.steps.get_mut(id).and_then(|s| s.shells.last_mut()) {
                     sh.exit_code = Some(*exit_code);
                     sh.changes = changes.clone();
+                    sh.finished_ms = Some(env.ms);
                 }
             }
             Event::ShellResolved { id, kept, layer } => {
                 if let Some(sh) = self.steps.get_mut(id).and_then(|s| s.shells.last_mut()) {
                     sh.kept = Some(*kept);
-                    if layer.is_some() {
-                        sh.layer = layer.clone();
+                    if let Some(l) = layer {
+                        let when = sh.when();
+                        sh.layer = Some(LayerSummary { shell: l.shell.or(Some(when)), ..l.clone() });
                     }
                 }
             }

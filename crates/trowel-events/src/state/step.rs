@@ -88,9 +88,26 @@ pub struct ShellSession {
     pub before_step: bool,
     /// When it started, ms since the build started.
     pub started_ms: u64,
+    /// When it ended (`None`: still running, or the trace ends in it).
+    pub finished_ms: Option<u64>,
 }
 
 impl ShellSession {
+    /// Which side of its step the session's pause was on.
+    pub fn when(&self) -> When {
+        if self.before_step { When::BeforeStep } else { When::AfterStep }
+    }
+
+    /// How long the session lasted, or has lasted by `now_ms` (ms since the build started).
+    pub fn duration_ms(&self, now_ms: u64) -> u64 {
+        self.finished_ms.unwrap_or(now_ms).saturating_sub(self.started_ms)
+    }
+
+    /// Its changes were kept as a layer of the image.
+    pub fn is_kept(&self) -> bool {
+        self.kept == Some(true) && self.layer.is_some()
+    }
+
     /// Finished, and its changes are being kept (the engine is committing them).
     pub(super) fn committing(&self) -> bool {
         self.exit_code.is_some() && self.kept.is_none()
@@ -212,5 +229,33 @@ impl StepView {
     /// The pause the build is stopped in at this step, if any.
     pub fn open_pause(&self) -> Option<&Pause> {
         self.pauses.last().filter(|p| p.resumed.is_none())
+    }
+
+    /// How long the step has run by `now_ms` (ms since the build started; for a trace, the
+    /// time of its last event): its reported run time once it finished; before that, the time
+    /// since it started less the time paused at it (an open pause and its shells included), so
+    /// a step's time never counts the debugger. `None`: it has not started.
+    pub fn run_ms(&self, now_ms: u64) -> Option<u64> {
+        if let Some(d) = self.duration_ms {
+            return Some(d);
+        }
+        let start = self.started_ms?;
+        let paused: u64 = self
+            .pauses
+            .iter()
+            .filter(|p| p.started_ms >= start)
+            .map(|p| p.resumed.as_ref().map_or(now_ms.saturating_sub(p.started_ms), |r| r.paused_ms))
+            .sum();
+        Some(now_ms.saturating_sub(start).saturating_sub(paused))
+    }
+
+    /// Started and never reported finished (running, or where the build or its trace ended).
+    pub fn is_unfinished(&self) -> bool {
+        self.started_ms.is_some() && self.duration_ms.is_none()
+    }
+
+    /// The shell sessions at the pause on one side of the step, in order.
+    pub fn shells_on(&self, when: When) -> impl Iterator<Item = &ShellSession> {
+        self.shells.iter().filter(move |s| s.when() == when)
     }
 }

@@ -24,6 +24,7 @@ fn layer(n: u8, size: u64, step: Option<StepId>) -> LayerSummary {
         uncompressed_size: None,
         media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
         step,
+        shell: None,
     }
 }
 
@@ -365,4 +366,66 @@ fn build_check_findings_are_kept_by_line() {
     let mut s = build().state();
     s.apply(&env);
     assert_eq!((s.checks[0].error, s.checks[0].url.as_deref()), (false, None));
+}
+
+/// A session before `RUN make` whose changes were kept: its layer written, as the engine
+/// reports it (`shell` set) or as traces before that field did (`shell` absent).
+fn kept_shell(shell_field: bool) -> BuildState {
+    let shell_layer = LayerSummary { shell: shell_field.then_some(When::BeforeStep), ..layer(3, 40, Some(RUN)) };
+    build()
+        .at(10, started(RUN, 2, "RUN make"))
+        .at(11, Event::Paused { id: RUN, line: 2, when: When::BeforeStep, reasons: Vec::new() })
+        .at(
+            12,
+            Event::ShellStarted { id: RUN, argv: vec!["sh".into()], interactive: true, when: Some(When::BeforeStep) },
+        )
+        .at(4012, Event::ShellFinished { id: RUN, exit_code: 0, changes: vec![change("/tool")] })
+        .at(4013, Event::LayerWritten { id: RUN, layer: shell_layer.clone(), entries: 1, duration_ms: 1 })
+        .at(4014, Event::ShellResolved { id: RUN, kept: true, layer: Some(shell_layer) })
+        .at(5011, Event::Resumed { id: RUN, action: ResumeAction::Step, paused_ms: 5000 })
+        .at(5013, Event::LayerWritten { id: RUN, layer: layer(1, 500, Some(RUN)), entries: 1, duration_ms: 1 })
+        .at(5015, finished(RUN, StepStatus::Built, 5, 5000))
+        .state()
+}
+
+#[test]
+fn a_kept_shell_layer_is_the_sessions_never_the_steps() {
+    for shell_field in [true, false] {
+        let s = kept_shell(shell_field);
+        let run = s.step(RUN).unwrap();
+        assert_eq!(run.layer.as_ref().unwrap().digest, digest(1), "the step's layer is its own");
+        let sh = &run.shells[0];
+        assert!(sh.is_kept());
+        assert_eq!((sh.when(), sh.duration_ms(99_999)), (When::BeforeStep, 4000));
+        let shells: Vec<_> = s.written_layers.iter().map(|l| l.shell).collect();
+        assert_eq!(shells, [Some(When::BeforeStep), None], "the fold says whose layer it is ({shell_field})");
+        // As the image lists them (without the field in old traces): who made each.
+        let m = s.maker(Some(RUN), shell_field.then_some(When::BeforeStep), &digest(3));
+        assert!(m.is_shell(), "{m:?}");
+        assert_eq!(m.label(), "L2 shell");
+        assert_eq!(m.describe(), "debug shell before line 2 (RUN make), changes kept");
+        assert!(std::ptr::eq(m.step().unwrap(), run));
+        let m = s.maker(Some(RUN), None, &digest(1));
+        assert_eq!((m.is_shell(), m.label()), (false, "L2 RUN".to_string()));
+        assert_eq!(s.maker(None, None, &digest(9)).label(), "base");
+    }
+}
+
+#[test]
+fn a_steps_time_is_its_run_time_whatever_the_clock_says() {
+    // Paused before it ran, for 5 s (a shell inside): still paused at 3 s into the pause, then
+    // running 0.5 s after the pause ended, then finished.
+    let paused = build()
+        .at(10, started(RUN, 2, "RUN make"))
+        .at(11, Event::Paused { id: RUN, line: 2, when: When::BeforeStep, reasons: Vec::new() });
+    let s = paused.state();
+    assert_eq!(s.step(RUN).unwrap().run_ms(3011), Some(1), "an open pause is not run time");
+    let s = paused.at(5011, Event::Resumed { id: RUN, action: ResumeAction::Step, paused_ms: 5000 }).state();
+    let run = s.step(RUN).unwrap();
+    assert_eq!(run.run_ms(5511), Some(501));
+    assert!(run.is_unfinished());
+    let s = kept_shell(true);
+    let run = s.step(RUN).unwrap();
+    assert_eq!((run.run_ms(999_999), run.paused_ms, run.is_unfinished()), (Some(5), 5000, false));
+    assert_eq!(s.step(COPY).unwrap().run_ms(999_999), None, "not started");
 }

@@ -47,6 +47,7 @@ impl StageRunner {
                     uncompressed_size: None,
                     media_type: d.media_type.clone(),
                     step: Some(id),
+                    shell: None,
                 });
                 let outcome = self.apply_hit(s, id, *hit, display)?;
                 ctx.emitter.emit(Event::CacheLookup {

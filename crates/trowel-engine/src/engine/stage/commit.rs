@@ -4,7 +4,7 @@
 use crate::engine::before::Before;
 use std::time::Instant;
 
-use trowel_events::{Event, LayerSummary, StepId};
+use trowel_events::{Event, StepId, When};
 
 use crate::digest::Digest;
 use crate::engine::error::BuildError;
@@ -119,22 +119,24 @@ impl StageRunner {
             Scope::Full => root.snap.snapshot().map_err(BuildError::fs(what))?,
             Scope::Paths(p) => root.snap.snapshot_paths(&p).map_err(BuildError::fs(what))?,
         };
-        self.commit_changes(s, id, changes, created_by, "trowel", true)
+        self.commit_changes(s, id, changes, created_by, None, true)
     }
 
     /// Writes snapshotted changes as a layer of the stage (or an empty history entry when there
-    /// are none) and reports them. `stream`: the step's layer goes to the cache, so it may be
-    /// uploaded there while it is written.
+    /// are none) and reports them. `shell`: a debugger shell session at the pause on that side
+    /// of step `id` made them (the layer is the session's, in events and history). `stream`:
+    /// the step's layer goes to the cache, so it may be uploaded there while it is written.
     pub(crate) fn commit_changes(
         &mut self,
         s: &mut Shared<'_, '_>,
         id: StepId,
         mut changes: Changes,
         created_by: &str,
-        comment: &str,
+        shell: Option<When>,
         stream: bool,
     ) -> Result<Option<Digest>, BuildError> {
         let ctx = s.ctx;
+        let comment = if shell.is_some() { SHELL_COMMENT } else { "trowel" };
         self.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
         if let Some(cap) = s.contents.as_deref_mut() {
             let root = self.files.existing().map(|r| r.root());
@@ -177,7 +179,10 @@ impl StageRunner {
             stats: report::snapshot_stats(&changes.stats),
             changes: report::into_changes(changes.entries),
         });
-        let layer = self.built_layer(id, &info);
+        let mut layer = self.built_layer(id, &info);
+        if let Some(when) = shell {
+            layer.origin = LayerOrigin::Shell(id, when);
+        }
         Ok(Some(self.record_layer(s, id, layer, info.entries, t0, created_by, comment)))
     }
 
@@ -207,14 +212,7 @@ impl StageRunner {
     ) -> Digest {
         s.ctx.emitter.emit(Event::LayerWritten {
             id,
-            layer: LayerSummary {
-                digest: (&layer.descriptor.digest).into(),
-                diff_id: Some((&layer.diff_id).into()),
-                size: layer.descriptor.size,
-                uncompressed_size: layer.uncompressed_size,
-                media_type: layer.descriptor.media_type.clone(),
-                step: Some(id),
-            },
+            layer: layer.summary(Some(id)),
             entries,
             duration_ms: t0.elapsed().as_millis() as u64,
         });

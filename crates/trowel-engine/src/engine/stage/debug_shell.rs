@@ -12,7 +12,6 @@ use crate::engine::error::BuildError;
 use crate::engine::mounts::{self, MountRoots, Prepared, StepMounts};
 use crate::engine::report;
 use crate::engine::shared::Shared;
-use crate::engine::stage::SHELL_COMMENT;
 use crate::engine::stage::StageRunner;
 use crate::engine::steps::{take_ready, with_mount_env};
 use crate::engine::vars::run_env;
@@ -86,7 +85,7 @@ impl StageRunner {
             return Ok(());
         }
         let layer = self
-            .commit_changes(s, at.id, changes, &shell_created_by(at), SHELL_COMMENT, false)
+            .commit_changes(s, at.id, changes, &shell_created_by(at), Some(at.when), false)
             .map_err(|e: BuildError| e.to_string())?;
         let summary = self.layer_summary(layer.as_ref(), at);
         ctx.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: summary });
@@ -123,7 +122,7 @@ impl StageRunner {
         let touched = overlay::apply(&upper, root.root()).map_err(|e| format!("keep the shell's changes: {e}"))?;
         let changes = root.snap.snapshot_paths(&touched).map_err(|e| format!("snapshot the shell's changes: {e}"))?;
         let layer = self
-            .commit_changes(s, at.id, changes, &shell_created_by(at), SHELL_COMMENT, false)
+            .commit_changes(s, at.id, changes, &shell_created_by(at), Some(at.when), false)
             .map_err(|e| e.to_string())?;
         let summary = self.layer_summary(layer.as_ref(), at);
         ctx.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: summary });

@@ -39,7 +39,7 @@ mod files;
 mod link;
 mod start;
 
-pub(crate) use commit::{SHELL_COMMENT, Stamp};
+pub(crate) use commit::Stamp;
 pub(crate) use files::StageFiles;
 
 /// A stage's image config and ARG scope, as its instructions change them.
