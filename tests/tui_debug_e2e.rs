@@ -62,6 +62,18 @@ fn break_step_diff_shell_and_confirmed_push() {
     t.keys("y");
     t.wait_for("paused before L4 RUN");
 
+    // The whole file system at the pause: busybox's files under the steps' and the shell's.
+    t.keys("8");
+    let s = t.wait_for("image efficiency");
+    assert!(s.contains("file system at L"), "{s}");
+    t.keys("/");
+    t.keys("shell.txt");
+    t.key("Enter");
+    let s = t.wait_for("shell.txt");
+    assert!(s.contains("shell at L4"), "the kept shell session wrote it: {s}");
+    t.key("Escape");
+    t.keys("1");
+
     // Continue to the push review, and push.
     t.keys("c");
     let s = t.wait_for("Push now?");
