@@ -56,8 +56,15 @@ struct Key {
 /// A count that grows with everything the stack is made of (changes, layers, shell sessions,
 /// base listings), so that a stack built from less is built again.
 fn reported(model: &Model) -> usize {
-    let steps: usize =
-        model.steps().map(|s| 1 + s.changes.len() + s.shells.len() + usize::from(s.layer.is_some())).sum();
+    let steps: usize = model
+        .steps()
+        .map(|s| {
+            // A shell session counts again once kept (its changes become a layer then).
+            let shells: usize =
+                s.shells.iter().map(|sh| 1 + sh.changes.len() + usize::from(sh.kept == Some(true))).sum();
+            1 + s.changes.len() + shells + usize::from(s.layer.is_some())
+        })
+        .sum();
     let bases: usize = model
         .stages
         .iter()
