@@ -455,9 +455,20 @@ fn the_files_pane_shows_the_tree_the_toggle_and_what_it_cannot_show() {
     assert!(files.changes_only());
     assert_eq!(files.visible(), [(0, "/data.bin")]);
     assert_snapshot!("files_changes_only", pane(&mut app, Pane::Files, 80, 8).backend());
+    // y copies the path under the cursor.
+    assert_eq!(press(&mut app, "y"), vec![Effect::Copy("/data.bin".into())]);
     // Enter on a path the step changed opens it in the File pane.
     press(&mut app, "enter");
     assert_eq!(app.focus, Pane::File);
+    // Back to the whole file system, filtered.
+    press(&mut app, "8 a /");
+    type_text(&mut app, "busyb");
+    press(&mut app, "enter");
+    assert_eq!(app.panes().files.visible(), [(0, "/bin"), (1, "/bin/busybox")]);
+    // A path the step did not change is not opened: who wrote it is said instead.
+    press(&mut app, "j enter");
+    assert_eq!(app.focus, Pane::Files);
+    assert!(app.message.as_ref().unwrap().0.contains("base wrote it"), "{:?}", app.message);
     // A trace without the base listings says what the view cannot show.
     let mut app = replay("overwrites");
     press(&mut app, "8");
