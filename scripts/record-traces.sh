@@ -13,6 +13,8 @@
 #   whiteouts.jsonl       testdata/corpus/whiteouts (files added, then deleted: layer waste)
 #   overwrites.jsonl      testdata/traces/overwrites (a file rewritten three times, then chmod'ed;
 #                         a directory filled over two steps, then removed: waste counted once)
+#   files.jsonl           the same with --trace-base-listings (the Files pane's whole file
+#                         system, base image included, and the image's efficiency)
 #   cache-cold.jsonl      testdata/demo with --cache, first build (every cacheable step misses)
 #   cache-rebuild.jsonl   the same build again after message.txt changed (hits, then misses)
 #   fail-run-exit.jsonl   testdata/corpus/fail-run-exit (a RUN exits 3)
@@ -58,6 +60,7 @@ build demo testdata/demo testdata/demo/Dockerfile --destination "$reg/traces/dem
 build tour testdata/traces/tour testdata/traces/tour/Dockerfile --destination "$reg/traces/tour:1"
 build whiteouts testdata/corpus/whiteouts testdata/corpus/whiteouts/Dockerfile --no-push
 build overwrites testdata/traces/overwrites testdata/traces/overwrites/Dockerfile --no-push
+build files testdata/traces/overwrites testdata/traces/overwrites/Dockerfile --no-push --trace-base-listings
 build checks testdata/traces/checks testdata/traces/checks/Dockerfile --no-push
 
 # The cached pair builds from a copy of the demo context so that one file can change; it is

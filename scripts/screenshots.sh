@@ -142,6 +142,11 @@ shoot r2 cache-miss
 replay r3 fail-run-exit
 shoot r3 failed-step
 
+# The whole file system at a step (a trace recorded with --trace-base-listings).
+replay r4 files
+keys r4 j j 8
+shoot r4 files
+
 # A live session: a breakpoint, a step, the File pane's diff, then the push review.
 scripts/testenv.sh up "$work/env" $$ >/dev/null
 # shellcheck disable=SC1091
@@ -150,9 +155,12 @@ reg=$TROWEL_TEST_REGISTRY
 start live "$trowel debug --no-mouse --context testdata/traces/tour --build-arg REGISTRY=$reg --destination $reg/screenshots/tour:1 --break 17 --work-dir $work"
 wait_for live "paused before L17"
 shoot live paused
-keys live n
+keys live 7
+shoot live breakpoints
+keys live 1 n
 wait_for live "paused before L19"
-keys live k 2 G Enter
+# After n, line 17 (the step just run) is selected with its changes shown.
+keys live 2 G Enter
 wait_for live "+ debug = false"
 shoot live file-diff
 keys live Escape 1 c

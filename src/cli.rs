@@ -307,6 +307,11 @@ pub struct BuildArgs {
     /// With --trace: record the content before and after of changed text files up to this size.
     #[arg(long, default_value = "64KiB", value_parser = parse_size_arg)]
     pub trace_content_limit: u64,
+    /// With --trace: also record every base-image layer's file listing, so that `trowel replay`
+    /// can show the whole file system at any step (Files pane). Downloads the base image's
+    /// layers even when every step is cached.
+    #[arg(long)]
+    pub trace_base_listings: bool,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -213,6 +213,10 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 stats.duration_ms
             ),
         ),
+        Event::BaseLayerListed { index, digest, changes, .. } => say(
+            Level::Debug,
+            &format!("Listed base layer {} ({}): {} entries", index + 1, digest.short(), changes.len()),
+        ),
         Event::FileContents { files, .. } => {
             say(Level::Debug, &format!("recorded the content of {} changed text file(s)", files.len()))
         }

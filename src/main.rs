@@ -36,7 +36,7 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
     if let Some(path) = &args.trace {
         match trowel::trace::TraceWriter::create(path, args.trace_content_limit) {
-            Ok(w) => sinks.push(Box::new(w)),
+            Ok(w) => sinks.push(Box::new(w.with_base_listings(args.trace_base_listings))),
             Err(e) => {
                 eprintln!("error: {e}");
                 return 2;

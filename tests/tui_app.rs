@@ -85,12 +85,14 @@ fn vim_keys_arrows_gg_and_pane_numbers_navigate() {
     assert_eq!(selected_line(&app), 21);
     press(&mut app, "home");
     assert_eq!(selected_line(&app), 5);
+    press(&mut app, "8");
+    assert_eq!((app.focus, app.detail), (Pane::Files, Pane::Files));
     press(&mut app, "6");
     assert_eq!((app.focus, app.detail), (Pane::Logs, Pane::Logs));
-    press(&mut app, "tab");
+    press(&mut app, "tab tab tab");
     assert_eq!(app.focus, Pane::Steps, "tab wraps around");
-    assert_eq!(app.detail, Pane::Logs, "the right side keeps the last detail pane");
-    press(&mut app, "backtab backtab");
+    assert_eq!(app.detail, Pane::Files, "the right side keeps the last detail pane");
+    press(&mut app, "backtab backtab backtab backtab");
     assert_eq!(app.focus, Pane::Layers);
     press(&mut app, "1 enter");
     assert_eq!(app.focus, Pane::Layers, "enter on a step focuses the detail pane shown");
@@ -308,6 +310,10 @@ fn the_push_review_gates_the_push() {
     app.update(Msg::ReviewPush(Box::new(r.clone())));
     assert_eq!(app.waiting, Some(Waiting::Push));
     assert!(press(&mut app, "esc").is_empty(), "esc does not decide");
+    assert!(app.popup.is_none(), "esc leaves the review to look at the panes");
+    assert_eq!(app.waiting, Some(Waiting::Push), "the engine still waits");
+    assert!(!press(&mut app, "y").iter().any(|e| matches!(e, Effect::Push(_))), "y outside the review pushes nothing");
+    press(&mut app, "p");
     assert!(matches!(app.popup, Some(Popup::Review { decided: false, .. })));
     assert_eq!(press(&mut app, "y"), vec![Effect::Push(Decision::Continue)]);
     assert!(matches!(app.popup, Some(Popup::Review { decided: true, .. })), "progress shows in the same popup");
@@ -528,14 +534,15 @@ fn hints_offer_only_what_the_state_allows() {
         assert!(!over.contains(gone), "{gone} after the build: {over}");
     }
     assert!(over.contains("? help") && over.contains("q quit"), "{over}");
-    // The push review: y/n while it waits for the answer, esc once answered.
+    // The push review: y/n only while it waits for the answer; esc (back to the panes, the
+    // review waits) whenever it is open.
     let (mut app, _) = live_until(|e| matches!(e, Event::PushStarted { .. }));
     app.update(Msg::ReviewPush(Box::new(review(&app))));
     let asked = hint_bar(&mut app);
-    assert!(asked.contains("y push") && asked.contains("n abort") && !asked.contains("esc close"), "{asked}");
+    assert!(asked.contains("y push") && asked.contains("n abort") && asked.contains("esc panes"), "{asked}");
     press(&mut app, "y");
     let answered = hint_bar(&mut app);
-    assert!(!answered.contains("y push") && answered.contains("esc close"), "{answered}");
+    assert!(!answered.contains("y push") && !answered.contains("n abort"), "{answered}");
 }
 
 #[test]

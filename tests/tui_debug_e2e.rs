@@ -45,8 +45,8 @@ fn break_step_diff_shell_and_confirmed_push() {
     let s = t.wait_for("paused before L4 RUN");
     assert!(s.contains("configured") || s.contains("3 ✓"), "line 3 ran:\n{s}");
 
-    // Inspect line 3's change to /etc/app.conf: a word-level diff against line 2's copy.
-    t.keys("k");
+    // Inspect line 3's change to /etc/app.conf: a word-level diff against line 2's copy. After
+    // `n` the step that just ran (line 3) is selected, its changes shown.
     t.keys("2");
     t.keys("G");
     t.key("Enter");
@@ -79,6 +79,18 @@ fn break_step_diff_shell_and_confirmed_push() {
     // (The header's "paused before L4 RUN" aside: line 4 has not run, no layer is its.)
     assert!(!s.lines().skip(1).any(|l| l.contains(" L4 RUN")), "line 4 has not run: {s}");
     assert!(s.contains("L3 → L4 shell overwritten"), "the waste is the session's: {s}");
+    t.keys("1");
+
+    // The whole file system at the pause: busybox's files under the steps' and the shell's.
+    t.keys("8");
+    let s = t.wait_for("image efficiency");
+    assert!(s.contains("file system at L"), "{s}");
+    t.keys("/");
+    t.keys("shell.txt");
+    t.key("Enter");
+    let s = t.wait_for("shell.txt");
+    assert!(s.contains("shell at L4"), "the kept shell session wrote it: {s}");
+    t.key("Escape");
     t.keys("1");
 
     // Continue to the push review, and push.
@@ -288,6 +300,39 @@ fn the_result_is_printed_after_the_ui_exits() {
     assert!(s.contains("EXIT=3"), "the RUN's exit code:\n{s}");
     assert!(s.contains("FAILED: ") && s.contains("Dockerfile:2"), "the failure and its line:\n{s}");
     assert!(s.contains("about-to-fail"), "its last output lines:\n{s}");
+}
+
+/// Issue 15: `y` copies with OSC 52, which reaches tmux's paste buffer (`set-clipboard on`), as
+/// it would the clipboard of a terminal over `kubectl exec`.
+#[test]
+fn y_copies_through_the_terminal_into_tmuxs_buffer() {
+    let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/tour.jsonl");
+    let t = Tmux::start(&format!("{} replay {}", env!("CARGO_BIN_EXE_trowel"), trace.display()), 100, 30);
+    assert_ok(&run(Command::new("tmux").args(["set-option", "-s", "set-clipboard", "on"])));
+    t.wait_for("trowel replay");
+    // The replay opens on line 19: its whole command.
+    t.keys("1");
+    t.keys("y");
+    t.wait_for("copied the command of line 19");
+    let buffer = || stdout(&run(Command::new("tmux").args(["show-buffer"])));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !buffer().contains("rm -rf /var/cache/pkgs") {
+        assert!(std::time::Instant::now() < deadline, "the command never reached tmux's buffer: {:?}", buffer());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(buffer().starts_with("RUN rm -rf /var/cache/pkgs"), "{:?}", buffer());
+    // A layer's digest, whole.
+    t.keys("5");
+    t.keys("y");
+    t.wait_for("copied the layer digest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !buffer().starts_with("sha256:") {
+        assert!(std::time::Instant::now() < deadline, "the digest never reached tmux's buffer: {:?}", buffer());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(buffer().trim_end().len(), 71, "{:?}", buffer());
+    t.keys("q");
+    t.wait_for("EXIT=0");
 }
 
 /// Processes whose command line mentions `marker`.

@@ -41,9 +41,17 @@ pub struct TraceWriter {
     path: String,
     failed: bool,
     content_limit: u64,
+    /// Record the base image's layer listings (`--trace-base-listings`).
+    base_listings: bool,
 }
 
 impl TraceWriter {
+    /// Also records the base image's layer listings (`--trace-base-listings`).
+    pub fn with_base_listings(mut self, on: bool) -> TraceWriter {
+        self.base_listings = on;
+        self
+    }
+
     /// A trace at `path`; small text files a step changed are recorded up to `content_limit`
     /// bytes each (`--trace-content-limit`), so a replay can show their diffs.
     pub fn create(path: &Path, content_limit: u64) -> Result<TraceWriter, TraceError> {
@@ -59,7 +67,7 @@ impl TraceWriter {
         serde_json::to_writer(&mut out, &header).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)?;
         out.flush().map_err(io)?;
-        Ok(TraceWriter { out, path: p, failed: false, content_limit })
+        Ok(TraceWriter { out, path: p, failed: false, content_limit, base_listings: false })
     }
 }
 
@@ -68,7 +76,12 @@ impl EventSink for TraceWriter {
     /// taken from the cache.
     fn detail(&self) -> Detail {
         // Not `cached_diffs`: a fully cached CI build would download its base just for that.
-        Detail { file_contents: Some(self.content_limit), cached_listings: true, cached_diffs: false }
+        Detail {
+            file_contents: Some(self.content_limit),
+            cached_listings: true,
+            cached_diffs: false,
+            base_listings: self.base_listings,
+        }
     }
 
     fn event(&mut self, e: &Envelope) {

@@ -22,6 +22,10 @@ pub enum Context {
     Cache,
     Layers,
     Logs,
+    Breaks,
+    Files,
+    /// The full command of a step.
+    Command,
     /// The push review popup.
     Review,
     /// After a shell session: keep or discard its changes.
@@ -42,6 +46,9 @@ impl Context {
             Context::Cache => "Cache",
             Context::Layers => "Layers",
             Context::Logs => "Logs",
+            Context::Breaks => "Breakpoints",
+            Context::Files => "Files",
+            Context::Command => "Command",
             Context::Review => "Push review",
             Context::ShellChanges => "Shell changes",
             Context::Confirm => "Question",
@@ -64,6 +71,8 @@ pub enum Action {
     FocusCache,
     FocusLayers,
     FocusLogs,
+    FocusBreaks,
+    FocusFiles,
     Zoom,
     ShowPush,
     Up,
@@ -93,6 +102,14 @@ pub enum Action {
     BreakOnFailure,
     BreakOnCacheMiss,
     Shell,
+    /// Copy what is selected (command, path, digest, breakpoint) to the clipboard (OSC 52).
+    Copy,
+    /// Show the selected step's whole expanded command.
+    ShowCommand,
+    /// Add an item (a breakpoint).
+    Add,
+    /// Remove the selected item (a breakpoint).
+    Remove,
     Yes,
     No,
 }
@@ -213,7 +230,7 @@ pub const BINDINGS: &[Binding] = &[
         "break",
         Shown::Running,
     ),
-    b(C::Debug, &[Key::ch('r')], A::RunToCursor, "run to the selected step (run to cursor)"),
+    hs(C::Debug, &[Key::ch('r')], A::RunToCursor, "run to the selected step (run to cursor)", "run to", Shown::Paused),
     b(C::Debug, &[Key::ch('F')], A::BreakOnFailure, "toggle breaking when a step fails"),
     b(C::Debug, &[Key::ch('M')], A::BreakOnCacheMiss, "toggle breaking when a step misses the cache"),
     // Steps.
@@ -231,6 +248,7 @@ pub const BINDINGS: &[Binding] = &[
         "changes",
     ),
     b(C::Steps, &[Key::ch('f')], A::Follow, "follow the running step"),
+    h(C::Steps, &[Key::ch('e')], A::ShowCommand, "the step's whole command (ARG and ENV substituted)", "command"),
     // Changes.
     b(C::Changes, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "previous path"),
     b(C::Changes, &[Key::ch('j'), Key::plain(K::Down)], A::Down, "next path"),
@@ -285,12 +303,49 @@ pub const BINDINGS: &[Binding] = &[
     b(C::Logs, &[Key::ch('N')], A::PrevMatch, "previous match (while searching)"),
     h(C::Logs, &[Key::ch('a')], A::Scope, "all steps' output or the selected step's", "all/step"),
     h(C::Logs, &[Key::ch('f')], A::Follow, "follow new output", "follow"),
+    // Breakpoints.
+    b(C::Breaks, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "previous breakpoint"),
+    b(C::Breaks, &[Key::ch('j'), Key::plain(K::Down)], A::Down, "next breakpoint"),
+    b(C::Breaks, &[Key::ch('g'), Key::plain(K::Home)], A::Top, "first breakpoint (gg)"),
+    b(C::Breaks, &[Key::ch('G'), Key::plain(K::End)], A::Bottom, "last breakpoint"),
+    h(
+        C::Breaks,
+        &[Key::ch('a')],
+        A::Add,
+        "add a breakpoint (12, stage:NAME, failure, cache-miss, size:10MB, path:GLOB)",
+        "add",
+    ),
+    h(C::Breaks, &[Key::ch('d'), Key::plain(K::Delete)], A::Remove, "remove the selected breakpoint", "remove"),
+    h(C::Breaks, &[Key::plain(K::Enter)], A::Open, "select the step where it last fired", "step"),
+    // Files.
+    b(C::Files, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "previous path"),
+    b(C::Files, &[Key::ch('j'), Key::plain(K::Down)], A::Down, "next path"),
+    b(C::Files, &[Key::ch('g'), Key::plain(K::Home)], A::Top, "first path (gg)"),
+    b(C::Files, &[Key::ch('G'), Key::plain(K::End)], A::Bottom, "last path"),
+    b(C::Files, &[Key::plain(K::PageUp), Key::ctrl('b')], A::PageUp, "page up"),
+    b(C::Files, &[Key::plain(K::PageDown), Key::ctrl('f')], A::PageDown, "page down"),
+    b(C::Files, &[Key::ctrl('u')], A::HalfPageUp, "half a page up"),
+    b(C::Files, &[Key::ctrl('d')], A::HalfPageDown, "half a page down"),
+    b(C::Files, &[Key::ch('h'), Key::plain(K::Left)], A::Collapse, "collapse the directory, or go to its parent"),
+    b(C::Files, &[Key::ch('l'), Key::plain(K::Right)], A::Expand, "expand the directory"),
+    b(C::Files, &[Key::ch(' ')], A::Toggle, "collapse or expand"),
+    h(C::Files, &[Key::ch('a')], A::Scope, "the whole file system at the step, or only its changes", "all/changes"),
+    h(C::Files, &[Key::plain(K::Enter)], A::Open, "open a path the step changed (diff and metadata)", "open"),
+    h(C::Files, &[Key::ch('/')], A::Filter, "filter paths", "filter"),
+    b(C::Files, &[Key::ch('s')], A::Sort, "sort by name or size"),
+    b(C::Files, &[Key::ch('-')], A::CollapseAll, "collapse all"),
+    b(C::Files, &[Key::ch('+'), Key::ch('=')], A::ExpandAll, "expand all"),
+    // The full command of a step.
+    b(C::Command, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "scroll up"),
+    b(C::Command, &[Key::ch('j'), Key::plain(K::Down)], A::Down, "scroll down"),
+    h(C::Command, &[Key::ch('y')], A::Copy, "copy the command to the clipboard (OSC 52)", "copy"),
+    h(C::Command, &[Key::plain(K::Esc), Key::ch('q'), Key::ch('e')], A::Close, "close", "close"),
     // Popups.
     hs(C::Review, &[Key::ch('y')], A::Yes, "push the image", "push", Shown::Asked),
     hs(C::Review, &[Key::ch('n')], A::No, "do not push (abort the build)", "abort", Shown::Asked),
     b(C::Review, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "scroll up"),
     b(C::Review, &[Key::ch('j'), Key::plain(K::Down)], A::Down, "scroll down"),
-    hs(C::Review, &[Key::plain(K::Esc)], A::Close, "close (once decided)", "close", Shown::Answered),
+    h(C::Review, &[Key::plain(K::Esc)], A::Close, "close: look at the panes (p brings the review back)", "panes"),
     h(C::ShellChanges, &[Key::ch('y'), Key::plain(K::Enter)], A::Yes, "keep the changes as a layer", "keep"),
     h(C::ShellChanges, &[Key::ch('d'), Key::ch('n')], A::No, "discard the changes", "discard"),
     b(C::ShellChanges, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "scroll up"),
@@ -314,8 +369,11 @@ pub const BINDINGS: &[Binding] = &[
     b(C::Global, &[Key::ch('4')], A::FocusCache, "Cache pane"),
     b(C::Global, &[Key::ch('5')], A::FocusLayers, "Layers pane"),
     b(C::Global, &[Key::ch('6')], A::FocusLogs, "Logs pane"),
-    b(C::Global, &[Key::ch('z')], A::Zoom, "zoom the focused pane"),
-    b(C::Global, &[Key::ch('p')], A::ShowPush, "show the push review and progress"),
+    b(C::Global, &[Key::ch('7')], A::FocusBreaks, "Breakpoints pane"),
+    b(C::Global, &[Key::ch('8')], A::FocusFiles, "Files pane: the whole file system at the step"),
+    h(C::Global, &[Key::ch('p')], A::ShowPush, "show the push review and progress", "push"),
+    h(C::Global, &[Key::ch('y')], A::Copy, "copy the selected command, path, digest or breakpoint (OSC 52)", "copy"),
+    h(C::Global, &[Key::ch('z')], A::Zoom, "zoom the focused pane (esc or z again to leave)", "zoom"),
 ];
 
 /// The action a key triggers in the given contexts (searched in order).

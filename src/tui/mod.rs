@@ -16,6 +16,7 @@
 //!   input reader) and the event loop.
 
 pub mod app;
+pub mod clipboard;
 pub mod error;
 pub mod format;
 mod input;

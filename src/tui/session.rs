@@ -174,6 +174,10 @@ fn apply(term: &mut Term, app: &App, input: &InputReader, replies: &mut Replies,
                 let _ = tx.send(d);
             }
         }
+        Effect::Copy(text) => {
+            // Between frames, straight to the terminal: the sequence draws nothing.
+            let _ = super::clipboard::copy(&mut std::io::stdout(), &text);
+        }
         Effect::Quit => return Ok(true),
     }
     Ok(false)

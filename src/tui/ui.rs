@@ -107,15 +107,28 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx, theme: &Theme, ta
     let block = pane_block(theme, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    // Tabs on the top border; short names when the border is narrow.
+    // Tabs on the top border; short names when the border is narrow, and when even those do
+    // not all fit, numbers with as many names as fit (the shown pane's first), so every pane
+    // is seen.
     let avail = area.width.saturating_sub(2) as usize;
     let long: usize = Pane::ALL[1..].iter().map(|p| p.title().len() + 4).sum();
+    let mut named = [false; Pane::ALL.len()];
+    let mut used: usize = Pane::ALL[1..].iter().map(|p| p.number().to_string().len() + 1).sum();
+    let order = std::iter::once(shown).chain(Pane::ALL[1..].iter().copied().filter(|p| *p != shown));
+    for p in order {
+        if used + p.title().len() < avail {
+            used += p.title().len() + 1;
+            named[p.number() - 1] = true;
+        }
+    }
     let mut x = area.x + 1;
     for p in &Pane::ALL[1..] {
         let label = if long <= avail {
             format!(" {} {} ", p.number(), p.title())
-        } else {
+        } else if named[p.number() - 1] {
             format!("{} {}", p.number(), p.title())
+        } else {
+            p.number().to_string()
         };
         let w = label.chars().count() as u16;
         if x + w > area.x + area.width.saturating_sub(1) {
@@ -134,84 +147,120 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx, theme: &Theme, ta
     app.panes().get(shown).render(frame, inner, ctx, theme)
 }
 
+/// What the build is doing: the state itself (running, paused at line N, failed, done),
+/// which the top bar never cuts, and what it can cut when the terminal is narrow.
+pub(crate) struct State {
+    pub essential: String,
+    pub detail: String,
+    pub style: Style,
+}
+
+fn state(essential: String, detail: impl Into<String>, style: Style) -> State {
+    State { essential, detail: detail.into(), style }
+}
+
 /// What the build is doing, in one line.
-fn state_text(app: &App, theme: &Theme) -> (String, Style) {
+pub(crate) fn state_text(app: &App, theme: &Theme) -> State {
     let m = &app.model;
     if let Some(p) = &app.pause {
         let when = match p.at.when {
             trowel_events::When::BeforeStep => "before",
             trowel_events::When::AfterStep => "after",
         };
-        return (
-            format!("‖ paused {when} L{} {} — {}", p.at.line, p.at.keyword, p.reasons.join(", ")),
+        return state(
+            format!("‖ paused {when} L{} {}", p.at.line, p.at.keyword),
+            format!("— {}", p.reasons.join(", ")),
             theme.status_warn,
         );
     }
     if let Some(Popup::ShellChanges { changes, .. }) = &app.popup
         && app.waiting == Some(super::app::Waiting::ShellChoice)
     {
-        return (
-            format!("the shell changed {} path(s): y keeps them as a layer, d discards them", changes.len()),
+        return state(
+            format!("the shell changed {} path(s):", changes.len()),
+            "y keeps them as a layer, d discards them",
             theme.status_warn,
         );
     }
     if app.waiting == Some(super::app::Waiting::Push) {
-        return ("the image is ready: review it, then y pushes or n aborts".into(), theme.status_warn);
+        return state("the image is ready:".into(), "review it (p), then y pushes or n aborts", theme.status_warn);
     }
     if app.shell_open {
-        return ("shell session open".into(), theme.status_warn);
+        return state("shell session open".into(), "", theme.status_warn);
     }
     if let Some(f) = &m.failure {
         let at = f.line.map(|l| format!(" at L{l}")).unwrap_or_default();
-        return (format!("✗ failed{at}: {}", f.error.lines().next().unwrap_or("")), theme.status_err);
+        return state(format!("✗ failed{at}:"), f.error.lines().next().unwrap_or(""), theme.status_err);
     }
     if let Some(done) = &m.finished {
-        let digest = done.digest.as_ref().map(|d| format!(" {}", format::digest_short(d))).unwrap_or_default();
-        let pushed = if done.pushed.is_empty() { String::new() } else { format!(" → {}", done.pushed.join(", ")) };
-        return (format!("✓ built{digest} in {}{pushed}", format::duration_ms(done.duration_ms)), theme.status_ok);
+        let digest = done.digest.as_ref().map(format::digest_short);
+        let pushed = (!done.pushed.is_empty()).then(|| format!("→ {}", done.pushed.join(", ")));
+        let detail: Vec<String> = digest.into_iter().chain(pushed).collect();
+        return state(
+            format!("✓ built in {}", format::duration_ms(done.duration_ms)),
+            detail.join(" "),
+            theme.status_ok,
+        );
     }
     if let Some(id) = m.current
         && let Some(s) = m.step(id)
     {
         if app.mode == Mode::Replay {
-            return (
-                format!(
-                    "⚠ the trace ends while L{} {} was running (the build was killed or is still running)",
-                    s.line, s.keyword
-                ),
+            return state(
+                format!("⚠ the trace ends while L{} {} was running", s.line, s.keyword),
+                "(the build was killed or is still running)",
                 theme.status_warn,
             );
         }
-        return (
-            format!("▶ running L{} {}", s.line, format::one_line(s.expanded.as_deref().unwrap_or(&s.source))),
-            theme.running,
-        );
+        let text = format::one_line(s.expanded.as_deref().unwrap_or(&s.source));
+        let text = text.strip_prefix(s.keyword.as_str()).map_or(text.as_str(), str::trim_start).to_string();
+        return state(format!("▶ running L{} {}", s.line, s.keyword), text, theme.running);
     }
     if app.mode == Mode::Replay {
-        return ("⚠ the trace ends before the build did".into(), theme.status_warn);
+        return state("⚠ the trace ends before the build did".into(), "", theme.status_warn);
     }
-    if m.events == 0 { ("starting…".into(), theme.dim) } else { ("running".into(), theme.running) }
+    if m.events == 0 { state("starting…".into(), "", theme.dim) } else { state("running".into(), "", theme.running) }
 }
 
+/// The top bar: what is debugged, and the build's state. When the width runs short the
+/// isolation goes first, then the title shrinks and goes, then the state's detail is cut:
+/// the state itself (paused at line N, failed, done) is always shown.
 fn top_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    use unicode_width::UnicodeWidthStr;
     let what = match app.mode {
         Mode::Live => "trowel debug",
         Mode::Replay => "trowel replay",
     };
-    let (state, style) = state_text(app, theme);
+    let st = state_text(app, theme);
     let width = area.width as usize;
-    let title = format::truncate_start(&app.title, (width / 3).max(10));
+    let full_state =
+        if st.detail.is_empty() { st.essential.clone() } else { format!("{} {}", st.essential, st.detail) };
+    let need = st.essential.width() + 1;
     // Which isolation RUN got matters most in a pod, where `container` means the build
     // writes over the container's own `/`; it yields to the build's state on narrow screens.
-    let head = if width >= 100 && !app.model.isolation.is_empty() {
-        format!(" {what} · {title} · isolation {} · ", app.model.isolation)
+    let iso = if width >= 100 && !app.model.isolation.is_empty() {
+        format!("isolation {} · ", app.model.isolation)
     } else {
-        format!(" {what} · {title} · ")
+        String::new()
     };
-    let rest = width.saturating_sub(head.chars().count());
+    let fixed = format!(" {what} · ").width() + iso.width();
+    // The title gets what the state itself leaves (at most a third of the bar, at least 10
+    // columns), or nothing when even 10 columns would cut the state; the state's detail gets
+    // the rest.
+    let title_room = (width / 3).max(10).min(width.saturating_sub(fixed + need + 3));
+    let head = if title_room >= 10 {
+        let title = format::truncate_start(&app.title, title_room);
+        format!(" {what} · {title} · {iso}")
+    } else if width > what.width() + 4 + st.essential.width() {
+        format!(" {what} · ")
+    } else {
+        " ".to_string()
+    };
+    let rest = width.saturating_sub(head.width());
+    let shown = if full_state.width() <= rest { full_state } else { format::truncate(&full_state, rest) };
     let line = Line::from(vec![
         Span::styled(head, theme.bar),
-        Span::styled(format::fit(&state, rest), theme.bar.patch(style)),
+        Span::styled(format::fit(&shown, rest), theme.bar.patch(st.style)),
     ]);
     frame.render_widget(Paragraph::new(line).style(theme.bar), area);
 }
@@ -249,23 +298,35 @@ fn message_line(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let mut spans = Vec::new();
-    let mut used = 0usize;
     let width = area.width as usize;
-    // Only what means something now: the keymap says when each hint does.
-    for b in keymap::bindings(&app.contexts()) {
-        let Some(hint) = b.hint else { continue };
-        if !app.hint_applies(b.shown) {
+    // Only what means something now: the keymap says in which state each hint does, the app
+    // what each action needs beyond that.
+    let mut shown: Vec<(usize, &keymap::Binding)> = Vec::new();
+    for (i, b) in keymap::bindings(&app.contexts()).into_iter().enumerate() {
+        if b.hint.is_none() || !app.hint_applies(b) {
             continue;
         }
-        let key = b.keys[0].label();
-        let w = key.chars().count() + hint.chars().count() + 3;
-        if used + w > width {
-            break;
+        shown.push((i, b));
+    }
+    // What does not fit goes by rank (the state's keys stay), the rest keep the table's order.
+    let w = |b: &keymap::Binding| b.keys[0].label().chars().count() + b.hint.unwrap_or("").chars().count() + 3;
+    let mut by_rank = shown.clone();
+    by_rank.sort_by_key(|(i, b)| (app.hint_rank(b), *i));
+    let mut used = 0usize;
+    let mut keep = Vec::new();
+    for (i, b) in by_rank {
+        if used + w(b) <= width {
+            used += w(b);
+            keep.push(i);
         }
-        spans.push(Span::styled(format!(" {key}"), theme.bar.patch(theme.key)));
-        spans.push(Span::styled(format!(" {hint} "), theme.bar));
-        used += w;
+    }
+    let mut spans = Vec::new();
+    for (i, b) in shown {
+        if !keep.contains(&i) {
+            continue;
+        }
+        spans.push(Span::styled(format!(" {}", b.keys[0].label()), theme.bar.patch(theme.key)));
+        spans.push(Span::styled(format!(" {} ", b.hint.unwrap_or("")), theme.bar));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar), area);
 }
@@ -296,6 +357,13 @@ fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Opti
             let r = centered(area, 80, 70, 60, 10);
             (fit_height(area, r, changes.len() + 5), " Shell session changes ".to_string())
         }
+        Popup::Command { id, .. } => {
+            let r = centered(area, 85, 70, 60, 10);
+            let step = app.model.step(*id);
+            let needed = step.map_or(0, |s| panes::command::lines(s, theme, r.width.saturating_sub(2) as usize).len());
+            let t = step.map(|s| format!(" Line {} {}: y copies, esc closes ", s.line, s.keyword)).unwrap_or_default();
+            (fit_height(area, r, needed + 2), t)
+        }
         Popup::Review { decided, .. } => {
             let t = if *decided { " Push " } else { " Push review: nothing is pushed until you answer " };
             let r = centered(area, 92, 85, 70, 14);
@@ -318,6 +386,7 @@ fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Opti
         }
         Popup::ShellChanges { .. } => panes::shell::render(frame, inner, app, theme),
         Popup::Review { .. } => panes::review::render(frame, inner, app, theme),
+        Popup::Command { .. } => panes::command::render(frame, inner, app, theme),
         Popup::ConfirmQuit => {
             let lines = vec![
                 Line::from(Span::styled("The build is running. Abort it and quit?", theme.text)),

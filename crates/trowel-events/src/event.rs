@@ -216,6 +216,19 @@ pub enum Event {
         config_digest: Option<Digest>,
         layers: Vec<LayerSummary>,
     },
+    /// The entries of one layer of a stage's base image, as its tar has them: every path
+    /// `added`, whiteouts `deleted`, opaque directories `opaque`. Only when a sink asks for
+    /// it (the debugger does; a trace with `--trace-base-listings`), after `base_resolved`,
+    /// once per layer and stage whose base is a registry image; together with the steps'
+    /// `snapshot` events they give the whole file system at any step.
+    BaseLayerListed {
+        stage: usize,
+        /// The layer's position in `base_resolved`'s `layers` (0 is the bottom).
+        index: usize,
+        /// The compressed blob's digest.
+        digest: Digest,
+        changes: Vec<Change>,
+    },
     /// A base layer is downloading (sent often; `done` of `total` bytes).
     PullProgress { reference: String, digest: Digest, done: u64, total: u64 },
     /// A stage's build root was made from its base layers.

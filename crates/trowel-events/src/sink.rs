@@ -31,6 +31,11 @@ pub struct Detail {
     /// that is cached so far this downloads the base image's layers, which a fully cached build
     /// otherwise never needs: the live debugger asks, a trace recorded in CI does not.
     pub cached_diffs: bool,
+    /// `base_layer_listed` events: every base-image layer's entries, for a view of the whole
+    /// file system at a step (the debugger's Files pane). This downloads the base image's
+    /// layers even where a fully cached build would not need them: the live debugger asks, a
+    /// trace asks only with `--trace-base-listings`.
+    pub base_listings: bool,
 }
 
 impl Detail {
@@ -43,6 +48,7 @@ impl Detail {
             },
             cached_listings: self.cached_listings || other.cached_listings,
             cached_diffs: self.cached_diffs || other.cached_diffs,
+            base_listings: self.base_listings || other.base_listings,
         }
     }
 }
@@ -70,9 +76,12 @@ mod tests {
 
     #[test]
     fn detail_union_takes_the_most_of_each() {
-        let a = Detail { file_contents: Some(10), cached_listings: false, cached_diffs: true };
-        let b = Detail { file_contents: Some(64), cached_listings: true, cached_diffs: false };
-        assert_eq!(a.union(b), Detail { file_contents: Some(64), cached_listings: true, cached_diffs: true });
+        let a = Detail { file_contents: Some(10), cached_listings: false, cached_diffs: true, base_listings: true };
+        let b = Detail { file_contents: Some(64), cached_listings: true, cached_diffs: false, base_listings: false };
+        assert_eq!(
+            a.union(b),
+            Detail { file_contents: Some(64), cached_listings: true, cached_diffs: true, base_listings: true }
+        );
         assert_eq!(Detail::default().union(a), a);
     }
 }

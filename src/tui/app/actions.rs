@@ -50,6 +50,13 @@ impl App {
             Action::FocusCache => self.focus_pane(Pane::Cache),
             Action::FocusLayers => self.focus_pane(Pane::Layers),
             Action::FocusLogs => self.focus_pane(Pane::Logs),
+            Action::FocusBreaks => self.focus_pane(Pane::Breaks),
+            Action::FocusFiles => self.focus_pane(Pane::Files),
+            Action::Copy => return self.copy(),
+            Action::ShowCommand => match self.selected_id() {
+                Some(id) => self.popup = Some(Popup::Command { id, scroll: 0 }),
+                None => self.say("no step selected", Severity::Info),
+            },
             Action::Zoom => self.zoom = !self.zoom,
             Action::ShowPush => {
                 if self.model.review.is_some() || !self.model.pushes.is_empty() {
@@ -131,6 +138,17 @@ impl App {
             Outcome::Input(target, text) => self.input = Some(Input { target, text }),
             Outcome::Act(action) => return self.act(action),
             Outcome::Say(text, severity) => self.say(&text, severity),
+            Outcome::Copy(text, what) => return self.copy_text(text, &what),
+            Outcome::RemoveBreakpoint(spec) => {
+                let removed = self.with_breakpoints(|b| {
+                    let before = b.len();
+                    b.retain(|x| x.spec() != spec);
+                    b.len() != before
+                });
+                if removed == Some(true) {
+                    self.say(&format!("breakpoint {spec} removed"), Severity::Info);
+                }
+            }
         }
         Vec::new()
     }
@@ -164,12 +182,19 @@ impl App {
                 self.say("push declined: the build is aborted and nothing is pushed", Severity::Warn);
                 return vec![Effect::Push(Decision::Abort("push declined in the debugger".into()))];
             }
-            (Popup::Review { decided, .. }, Action::Close) => {
-                if *decided || self.waiting != Some(Waiting::Push) {
-                    self.popup = None;
-                } else {
-                    self.say("the build waits for an answer: y pushes, n aborts", Severity::Warn);
+            (Popup::Review { .. }, Action::Close) => {
+                // The review is not modal: the panes can be looked at while the engine waits,
+                // and `p` brings the decision back.
+                self.popup = None;
+                if self.waiting == Some(Waiting::Push) {
+                    self.say("the build waits for your answer: p brings the push review back", Severity::Warn);
                 }
+            }
+            (Popup::Command { .. }, Action::Close) => self.popup = None,
+            (Popup::Command { .. }, Action::Copy) => return self.copy(),
+            (Popup::Command { id, scroll }, Action::Up | Action::Down) => {
+                let scroll = if action == Action::Up { scroll.saturating_sub(1) } else { scroll + 1 };
+                self.popup = Some(Popup::Command { id: *id, scroll });
             }
             (Popup::Review { scroll, decided }, Action::Up | Action::Down) => {
                 let scroll = if action == Action::Up { scroll.saturating_sub(1) } else { scroll + 1 };
@@ -260,6 +285,11 @@ impl App {
                 Resume::RunToLine(line)
             }
             Action::Shell => {
+                // The shell is at the pause, whatever step was selected since (after `n`, the
+                // one that just ran).
+                if let Some(id) = self.pause.as_ref().map(|p| p.at.id) {
+                    self.select_step(id);
+                }
                 self.waiting = None;
                 self.pause = None;
                 self.shell_open = true;
@@ -267,6 +297,11 @@ impl App {
                 return vec![Effect::OpenShell];
             }
             _ => return Vec::new(),
+        };
+        // After `n` from a pause before a step, the next pause shows what that step did.
+        self.stepped_over = match (&resume, &self.pause) {
+            (Resume::Step, Some(p)) if p.at.when == trowel_events::When::BeforeStep => Some(p.at.id),
+            _ => None,
         };
         self.waiting = None;
         self.pause = None;

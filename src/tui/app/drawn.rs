@@ -39,7 +39,9 @@ impl App {
             self.panes.get_mut(view.pane()).drawn(view);
         }
         if let Some(s) = d.popup_scroll
-            && let Some(Popup::Review { scroll, .. } | Popup::ShellChanges { scroll, .. }) = &mut self.popup
+            && let Some(
+                Popup::Review { scroll, .. } | Popup::ShellChanges { scroll, .. } | Popup::Command { scroll, .. },
+            ) = &mut self.popup
         {
             *scroll = s;
         }

@@ -3,7 +3,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::{App, Effect, InputTarget, Popup, Waiting};
+use super::{App, Effect, Input, InputTarget, Popup, Waiting};
 use crate::debugger::Resume;
 use crate::tui::keymap::Action;
 use trowel_engine::engine::controller::{Decision, ShellChoice};
@@ -46,7 +46,10 @@ impl App {
                 self.set_query(target, String::new());
             }
             KeyCode::Enter => {
-                self.input = None;
+                let input = self.input.take();
+                if let Some(Input { target: InputTarget::AddBreakpoint, text }) = input {
+                    self.add_breakpoint(&text);
+                }
             }
             KeyCode::Backspace => {
                 input.text.pop();
@@ -66,6 +69,9 @@ impl App {
     fn set_query(&mut self, target: InputTarget, q: String) {
         match target {
             InputTarget::ChangesFilter => self.panes.changes.set_filter(q),
+            // Taken as a whole on `enter`.
+            InputTarget::AddBreakpoint => {}
+            InputTarget::FilesFilter => self.panes.files.set_filter(q),
             InputTarget::LogSearch => {
                 let (ctx, panes) = self.split();
                 let outcome = panes.logs.search(q, &ctx);

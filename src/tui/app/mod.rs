@@ -11,7 +11,7 @@
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
-use super::keymap::{Context, Shown};
+use super::keymap::Context;
 use super::model::{FileContent, Model, StepView};
 use super::panes::{Ctx, Panes};
 use crate::debugger::{Breakpoint, Breakpoints, Resume};
@@ -21,7 +21,10 @@ use trowel_events::PushReview;
 use trowel_events::{Envelope, Event, StepId};
 
 mod actions;
+mod breaks;
+mod copy;
 mod drawn;
+mod hints;
 mod keys;
 mod mouse;
 mod popups;
@@ -44,11 +47,16 @@ pub enum Pane {
     Cache,
     Layers,
     Logs,
+    /// Every breakpoint, and how often each fired.
+    Breaks,
+    /// The whole file system at the selected step.
+    Files,
 }
 
 impl Pane {
     /// In `tab` order; the number key of each is its position + 1.
-    pub const ALL: [Pane; 6] = [Pane::Steps, Pane::Changes, Pane::File, Pane::Cache, Pane::Layers, Pane::Logs];
+    pub const ALL: [Pane; 8] =
+        [Pane::Steps, Pane::Changes, Pane::File, Pane::Cache, Pane::Layers, Pane::Logs, Pane::Breaks, Pane::Files];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -58,6 +66,8 @@ impl Pane {
             Pane::Cache => "Cache",
             Pane::Layers => "Layers",
             Pane::Logs => "Logs",
+            Pane::Breaks => "Breaks",
+            Pane::Files => "Files",
         }
     }
 
@@ -73,6 +83,8 @@ impl Pane {
             Pane::Cache => Context::Cache,
             Pane::Layers => Context::Layers,
             Pane::Logs => Context::Logs,
+            Pane::Breaks => Context::Breaks,
+            Pane::Files => Context::Files,
         }
     }
 }
@@ -122,6 +134,8 @@ pub enum Effect {
     OpenShell,
     ShellChoice(ShellChoice),
     Push(Decision),
+    /// Put this text on the terminal's clipboard (OSC 52).
+    Copy(String),
     /// Restore the terminal and exit (aborting the build if it still runs).
     Quit,
 }
@@ -158,6 +172,9 @@ pub struct Input {
 pub enum InputTarget {
     ChangesFilter,
     LogSearch,
+    /// A breakpoint to add, in the `--break` syntax (taken on `enter`).
+    AddBreakpoint,
+    FilesFilter,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +194,11 @@ pub enum Popup {
     Review {
         scroll: usize,
         decided: bool,
+    },
+    /// A step's whole expanded command, wrapped.
+    Command {
+        id: StepId,
+        scroll: usize,
     },
 }
 
@@ -214,6 +236,8 @@ pub struct App {
     /// Clock of the build (ms since start): live, from ticks and events; in a replay, the
     /// time of the trace's last event.
     pub now_ms: u64,
+    /// `n` was pressed at a pause before this step: at the next pause its changes are shown.
+    stepped_over: Option<StepId>,
 }
 
 /// The panes' view of the app ([`Ctx`]), borrowed field by field so that a pane can be borrowed
@@ -268,6 +292,7 @@ impl App {
             pending_g: false,
             areas: Areas::default(),
             now_ms: 0,
+            stepped_over: None,
         }
     }
 
@@ -362,6 +387,7 @@ impl App {
                 Popup::ConfirmQuit => Context::Confirm,
                 Popup::ShellChanges { .. } => Context::ShellChanges,
                 Popup::Review { .. } => Context::Review,
+                Popup::Command { .. } => Context::Command,
             }];
         }
         // Debugging keys are looked up in a replay too, to say that it is read-only.
@@ -387,17 +413,6 @@ impl App {
     /// Whether quitting would abort a build.
     pub fn build_running(&self) -> bool {
         self.mode == Mode::Live && !self.build_done
-    }
-
-    /// Whether a hint shown in that state of the build means something now.
-    pub fn hint_applies(&self, shown: Shown) -> bool {
-        match shown {
-            Shown::Always => true,
-            Shown::Running => self.build_running() && !self.model.is_over(),
-            Shown::Paused => self.build_running() && self.waiting == Some(Waiting::Pause),
-            Shown::Asked => self.waiting == Some(Waiting::Push),
-            Shown::Answered => self.waiting != Some(Waiting::Push),
-        }
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
@@ -474,8 +489,13 @@ impl App {
     /// Brings what the panes derive from the rest of the app up to date (the Changes pane's
     /// tree, when the shown changes are no longer those it was built from).
     fn sync(&mut self) {
+        let files = self.detail == Pane::Files;
         let (ctx, panes) = self.split();
         panes.changes.sync(&ctx);
+        // Stacking every layer costs: only while the Files pane is shown.
+        if files {
+            panes.files.sync(&ctx);
+        }
     }
 
     pub fn say(&mut self, text: &str, severity: Severity) {
@@ -520,7 +540,17 @@ impl App {
 
     fn on_paused(&mut self, at: Checkpoint, reasons: Vec<String>) {
         self.shell_open = false;
-        self.select_step(at.id);
+        // After `n`, what matters is what the step just run did: its changes are shown (the
+        // pause itself stays in the top bar and on the step's icon).
+        let stepped = self.stepped_over.take().filter(|id| {
+            at.when == trowel_events::When::BeforeStep
+                && *id != at.id
+                && self.model.step(*id).is_some_and(|s| s.state.is_done())
+        });
+        self.select_step(stepped.unwrap_or(at.id));
+        if stepped.is_some() && at.report.is_none() {
+            self.detail = Pane::Changes;
+        }
         let failed = at.report.as_ref().is_some_and(|r| r.error.is_some());
         if failed && self.focus == Pane::Steps {
             self.detail = Pane::Logs;
@@ -530,6 +560,9 @@ impl App {
             trowel_events::When::AfterStep => "after",
         };
         let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
+        if let Some(s) = stepped.and_then(|id| self.model.step(id)) {
+            text.push_str(&format!(" · the changes of line {} ({}) are shown", s.line, s.keyword));
+        }
         if let Some(note) = self.shell_note.take() {
             text = format!("{note} · {text}");
         }

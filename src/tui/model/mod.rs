@@ -13,6 +13,7 @@ use trowel_events::{Envelope, Event};
 
 pub mod diff;
 pub mod logs;
+pub mod merged;
 pub mod tree;
 pub mod waste;
 

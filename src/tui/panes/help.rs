@@ -1,5 +1,6 @@
 //! The help overlay: every key of the focused pane, of debugging and of everywhere (from the
-//! keymap table itself), filtered as you type; `Enter` runs the selected one.
+//! keymap table itself), filtered as you type; `Enter` runs the selected one. Its last lines
+//! are the legend of the Steps pane's marks.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -36,7 +37,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         items.push((None, Some(i)));
     }
     let cursor = items.iter().position(|(_, i)| *i == Some(selected)).unwrap_or(0);
-    let height = (area.height as usize).saturating_sub(1);
+    let legend = legend(theme, width);
+    let legend_rows = if area.height as usize > legend.len() + 6 { legend.len() } else { 0 };
+    let height = (area.height as usize).saturating_sub(1 + legend_rows);
     let scroll = scroll_for(cursor, 0, height, items.len());
     let key_w = 22.min(width / 3);
     for (ctx, idx) in items.iter().skip(scroll).take(height) {
@@ -56,4 +59,29 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         lines.push(line);
     }
     frame.render_widget(Paragraph::new(lines), area);
+    if legend_rows > 0 {
+        let at = Rect::new(area.x, area.y + area.height - legend_rows as u16, area.width, legend_rows as u16);
+        frame.render_widget(Paragraph::new(legend), at);
+    }
+}
+
+/// The legend of the Steps pane's marks, as many per line as fit.
+fn legend<'a>(theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let mut out = vec![Line::from(Span::styled("Legend", theme.header))];
+    let mut spans: Vec<Span> = Vec::new();
+    let mut used = 0;
+    for (mark, meaning) in super::steps::LEGEND {
+        let w = mark.chars().count() + meaning.chars().count() + 4;
+        if used + w > width && !spans.is_empty() {
+            out.push(Line::from(std::mem::take(&mut spans)));
+            used = 0;
+        }
+        spans.push(Span::styled(format!("  {mark}"), theme.key));
+        spans.push(Span::styled(format!(" {meaning}"), theme.text));
+        used += w;
+    }
+    if !spans.is_empty() {
+        out.push(Line::from(spans));
+    }
+    out
 }

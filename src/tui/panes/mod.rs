@@ -8,9 +8,12 @@
 //!
 //! One file (or folder) per pane or popup; the popups (help, review, shell) draw from the app.
 
+pub mod breaks;
 pub mod cache;
 pub mod changes;
+pub mod command;
 pub mod file;
+pub mod files;
 pub mod help;
 pub mod layers;
 pub mod logs;
@@ -32,9 +35,11 @@ use super::theme::Theme;
 use crate::debugger::{Breakpoint, Breakpoints};
 use trowel_events::{Change, StepId};
 
+pub use breaks::BreaksPane;
 pub use cache::CachePane;
 pub use changes::ChangesPane;
 pub use file::FilePane;
+pub use files::FilesPane;
 pub use layers::LayersPane;
 pub use logs::LogsPane;
 pub use steps::StepsPane;
@@ -65,6 +70,8 @@ pub struct Panes {
     pub cache: CachePane,
     pub layers: LayersPane,
     pub logs: LogsPane,
+    pub breaks: BreaksPane,
+    pub files: FilesPane,
 }
 
 impl Panes {
@@ -76,6 +83,8 @@ impl Panes {
             Pane::Cache => &self.cache,
             Pane::Layers => &self.layers,
             Pane::Logs => &self.logs,
+            Pane::Breaks => &self.breaks,
+            Pane::Files => &self.files,
         }
     }
 
@@ -87,6 +96,8 @@ impl Panes {
             Pane::Cache => &mut self.cache,
             Pane::Layers => &mut self.layers,
             Pane::Logs => &mut self.logs,
+            Pane::Breaks => &mut self.breaks,
+            Pane::Files => &mut self.files,
         }
     }
 }
@@ -110,6 +121,10 @@ pub enum Outcome {
     /// Run another action in its place (`n` in Logs without a search steps the build).
     Act(Action),
     Say(String, Severity),
+    /// Put text on the clipboard; the second string says what it is (`the path`).
+    Copy(String, String),
+    /// Remove the breakpoint written so (`12`, `cache-miss`).
+    RemoveBreakpoint(String),
 }
 
 /// What a frame of a pane showed, for [`Component::drawn`]: where its scroll position ended up
@@ -125,6 +140,8 @@ pub enum View {
     Cache(usize),
     Layers(layers::View),
     Logs(usize),
+    Breaks(breaks::View),
+    Files(files::View),
 }
 
 impl View {
@@ -137,6 +154,8 @@ impl View {
             View::Cache(_) => Pane::Cache,
             View::Layers(_) => Pane::Layers,
             View::Logs(_) => Pane::Logs,
+            View::Breaks(_) => Pane::Breaks,
+            View::Files(_) => Pane::Files,
         }
     }
 }

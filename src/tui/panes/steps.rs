@@ -289,6 +289,22 @@ impl Component for StepsPane {
     }
 }
 
+/// What each mark in the Steps pane means, as the help's legend lists it (a test checks that
+/// every icon [`icon`] draws is in it).
+pub const LEGEND: &[(&str, &str)] = &[
+    ("·", "pending"),
+    ("▶", "running"),
+    ("‖", "paused here"),
+    ("✓", "built"),
+    ("◆", "from the cache"),
+    ("○", "no layer (metadata)"),
+    ("✗", "failed"),
+    ("-", "skipped"),
+    ("●", "breakpoint"),
+    ("!", "build check finding"),
+    ("hit/miss", "layer cache"),
+];
+
 /// The status icon of a step and its style.
 pub fn icon(ctx: &Ctx, step: &StepView, theme: &Theme) -> (&'static str, Style) {
     if ctx.pause.is_some_and(|p| p.at.id == step.id) {

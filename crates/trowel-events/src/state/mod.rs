@@ -209,7 +209,12 @@ impl BuildState {
                     s.output.push(data);
                 }
             }
-            Event::Snapshot { .. } | Event::FileContents { .. } if self.lean => {}
+            Event::Snapshot { .. } | Event::FileContents { .. } | Event::BaseLayerListed { .. } if self.lean => {}
+            Event::BaseLayerListed { stage, index, changes, .. } => {
+                if let Some(s) = self.stage_mut(*stage) {
+                    s.base_listings.insert(*index, changes.clone());
+                }
+            }
             Event::Snapshot { id, changes, stats } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     // While a shell session's changes are committed, the snapshot is theirs.
@@ -395,6 +400,7 @@ impl BuildState {
                 steps: Vec::new(),
                 source: None,
                 base_layers: Vec::new(),
+                base_listings: Default::default(),
                 started: false,
                 finished: false,
             };
@@ -433,6 +439,7 @@ impl BuildState {
                     steps: Vec::new(),
                     source: None,
                     base_layers: Vec::new(),
+                    base_listings: Default::default(),
                     started: true,
                     finished: false,
                 });

@@ -16,6 +16,9 @@ pub struct StageView {
     /// Where its base came from, once resolved.
     pub source: Option<BaseSource>,
     pub base_layers: Vec<LayerSummary>,
+    /// The entries of each base layer (by its index in `base_layers`), when the build
+    /// reported them (`base_layer_listed`, an opt-in detail).
+    pub base_listings: std::collections::BTreeMap<usize, Vec<crate::Change>>,
     pub started: bool,
     pub finished: bool,
 }

@@ -78,6 +78,11 @@ impl ChangesPane {
         self.sort
     }
 
+    /// The path of the row under the cursor.
+    pub fn selected_path(&self) -> Option<&str> {
+        self.rows.get(self.cursor).map(|r| self.tree.nodes[r.node].path.as_str())
+    }
+
     /// The tree of the shown changes.
     pub fn tree(&self) -> &ChangeTree {
         &self.tree

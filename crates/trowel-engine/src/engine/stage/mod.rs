@@ -37,6 +37,7 @@ mod commit;
 mod debug_shell;
 mod files;
 mod link;
+mod listing;
 mod start;
 
 pub(crate) use commit::Stamp;

@@ -73,6 +73,8 @@ impl StageRunner {
                     config_digest: Some((&img.config_digest).into()),
                     layers: layers.iter().map(|l| l.summary(None)).collect(),
                 });
+                let wanted = ctx.detail.base_listings || s.controller.detail().base_listings;
+                super::listing::list_base(ctx, wanted, idx, &layers)?;
                 // Build checks that depend on this base (its ENV, SHELL, platform).
                 crate::engine::checks::base_resolved(ctx, idx, r, &config, &platform)?;
                 let format = ManifestFormat::from_manifest_media_type(&img.media_type);
