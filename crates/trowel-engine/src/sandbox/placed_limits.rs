@@ -122,7 +122,7 @@ mod tests {
             last_access: rustix::fs::Timespec { tv_sec: m.atime() as _, tv_nsec: m.atime_nsec() as _ },
             last_modification: rustix::fs::Timespec { tv_sec: m.mtime() as _, tv_nsec: m.mtime_nsec() as _ },
         };
-        rustix::fs::utimensat(rustix::fs::CWD, &top.join("d/f"), &ts, rustix::fs::AtFlags::empty()).unwrap();
+        rustix::fs::utimensat(rustix::fs::CWD, top.join("d/f"), &ts, rustix::fs::AtFlags::empty()).unwrap();
         assert_eq!(before.changed(&Fingerprint::of(&top, &[])), ["d/f"]);
 
         let before = Fingerprint::of(&top, &[]);
