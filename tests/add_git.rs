@@ -305,7 +305,8 @@ fn the_cache_follows_the_commit() {
     let log = build();
     let want = format!("Cache miss: git {}/{name}.git now {} (was {})", s.http, &second[..12], &first[..12]);
     assert!(log.contains(&want), "{want}\n{log}");
-    assert!(log.contains("Cache miss: parent step missed (line 2)"), "{log}");
+    let parent = format!("Cache miss: parent step missed (line 2: {})", want.trim_start_matches("Cache miss: "));
+    assert!(log.contains(&parent), "{parent}\n{log}");
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/copy"), "two\n");
 }

@@ -586,7 +586,8 @@ fn link_hits_after_an_earlier_step_changed() {
     let o = c.build(&["--build-arg", "V=2"]);
     assert_eq!(o.at(3), "miss: ARG V 1 → 2");
     assert_eq!(o.at(5), "hit", "{:?}", o.steps);
-    assert_eq!(o.at(6), "miss: parent step missed (line 3)");
+    // The miss names its root cause: the uncached ancestor and what changed there.
+    assert_eq!(o.at(6), "miss: parent step missed (line 3: ARG V 1 → 2)");
     // A RUN sees every ARG: the changed one is named first.
     assert_eq!(o.at(7), "miss: ARG V 1 → 2");
     // The hit's layer is laid over the new RUN's result: the image has both.
