@@ -262,4 +262,22 @@ fn add_of_a_repository_over_ssh_clones_with_the_default_agent() {
         "{line}"
     );
     assert!(!stderr(&o).contains("Retrieved image"), "refused before the pull:\n{}", stderr(&o));
+    // Named through a build arg, the source is only known at its step: refused there, the same way.
+    let ctx = tempfile::tempdir().unwrap();
+    let df = format!("FROM {}\nARG SRC\nADD $SRC /src\n", env().busybox());
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let o = run(trowel()
+        .env("HOME", unknown.path())
+        .args(["build", "--no-push", "--context"])
+        .arg(ctx.path())
+        .args(["--build-arg", &format!("SRC={url}")]));
+    let line = error_line(&o);
+    assert!(
+        line.ends_with(
+            "cloning over ssh needs the build's default ssh agent, which was not given: pass --ssh default \
+         (the agent at $SSH_AUTH_SOCK) or --ssh default=KEYFILE, or use an https:// URL"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("Dockerfile:3: ADD $SRC /src: "), "{line}");
 }
