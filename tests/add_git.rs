@@ -224,14 +224,14 @@ fn bad_refs_and_urls_are_clear_errors() {
         "{line}"
     );
 
-    // Refused before the base is pulled: what only ADD can fetch, what trowel cannot fetch yet,
+    // Refused before the base is pulled: what only ADD can fetch, an ssh remote with no agent,
     // and a URL query BuildKit would refuse.
     for (line, want) in [
         (format!("COPY {h}/repo.git /x"), format!("source can't be a git ref for COPY: {h}/repo.git (use ADD)")),
         (
             "ADD git@127.0.0.1:org/repo.git /x".to_string(),
-            "git@127.0.0.1:org/repo.git: cloning over ssh needs an ssh agent forwarded with --ssh, which trowel \
-             does not have yet; use an https:// or git:// URL"
+            "git@127.0.0.1:org/repo.git: cloning over ssh needs the build's default ssh agent, which was not \
+             given: pass --ssh default (the agent at $SSH_AUTH_SOCK) or --ssh default=KEYFILE, or use an https:// URL"
                 .to_string(),
         ),
         (
@@ -305,10 +305,8 @@ fn the_cache_follows_the_commit() {
     let log = build();
     let want = format!("Cache miss: git {}/{name}.git now {} (was {})", s.http, &second[..12], &first[..12]);
     assert!(log.contains(&want), "{want}\n{log}");
-    assert!(
-        log.contains(&format!("Cache miss: parent step missed (line 2: {})", &want["Cache miss: ".len()..])),
-        "{log}"
-    );
+    let parent = format!("Cache miss: parent step missed (line 2: {})", want.trim_start_matches("Cache miss: "));
+    assert!(log.contains(&parent), "{parent}\n{log}");
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/copy"), "two\n");
 }

@@ -376,6 +376,7 @@ corpus! {
     copy_symlinks,
     copy_wildcards,
     copy_wildcards_empty,
+    cross_compile_go,
     custom_platform,
     docker_base,
     dockerignore,

@@ -146,6 +146,11 @@ fn what_the_dockerfile_shows_is_refused_before_anything_is_pulled() {
              required, size, mode, uid, gid, env)",
         ),
         (
+            "RUN --mount=type=volume,target=/v true\n",
+            "Dockerfile:3: RUN --mount=type=volume,target=/v true: --mount=type=volume,target=/v: unsupported mount \
+             type \"volume\" (one of bind, cache, tmpfs, secret, ssh)",
+        ),
+        (
             "RUN --network=bogus true\n",
             "Dockerfile:3: RUN --network=bogus true: unsupported network mode \"bogus\" (one of default, none, host)",
         ),
@@ -174,4 +179,28 @@ fn what_the_dockerfile_shows_is_refused_before_anything_is_pulled() {
         assert_eq!(code, 1);
         assert!(!all.contains("first-step-ran") && !all.contains("never-pulled:1@"), "{all}");
     }
+}
+
+/// A mount's `from` or `source` that names nothing is only known once the step is reached (an
+/// image is looked up in its registry, a source in its stage): the step fails there, naming it.
+#[test]
+fn a_mount_from_or_source_naming_nothing_fails_at_its_step() {
+    let (b, r) = (env().busybox(), &env().registry);
+    let (got, all, code) =
+        fail(&format!("FROM {b}\nRUN --mount=type=bind,from={r}/never-pushed:1,target=/x true\n"), &[]);
+    assert!(
+        got.starts_with(&format!("Dockerfile:2: RUN --mount=type=bind,from={r}/never-pushed:1,target=/x true: "))
+            && got.contains("never-pushed"),
+        "{all}"
+    );
+    assert_eq!(code, 1);
+    assert_fails(
+        &format!(
+            "FROM {b} AS build\nRUN mkdir /out\nFROM {b}\nRUN --mount=type=bind,from=build,source=/nope,target=/x true\n"
+        ),
+        &[],
+        "Dockerfile:4: RUN --mount=type=bind,from=build,source=/nope,target=/x true: mount source /nope not found in \
+         stage build",
+        1,
+    );
 }

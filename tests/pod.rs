@@ -437,3 +437,62 @@ fn run_mounts_are_put_in_place_and_taken_away_in_a_pod() {
         "{out}{err}"
     );
 }
+
+/// What only a mount could refuse, judged once the command is done (a pod has no mount
+/// syscall): a write to a `ro` cache or to a read-only bind, a tmpfs over its `size`. Reading
+/// them, and filling a tmpfs exactly, is fine.
+#[test]
+fn read_only_mounts_and_tmpfs_sizes_hold_in_a_pod() {
+    let e = env();
+    let image = trowel_image();
+    let cache = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::create_dir(workspace.path().join("src")).unwrap();
+    std::fs::write(workspace.path().join("src/hello"), "hello\n").unwrap();
+    let mounts: Vec<(&Path, &str)> = vec![(cache.path(), "/cache"), (workspace.path(), "/workspace")];
+    let build = |steps: &str| -> (i32, String) {
+        let df = format!("FROM {}/busybox:1.35\n{steps}", e.registry);
+        std::fs::write(workspace.path().join("Dockerfile"), df).unwrap();
+        let args = ["/trowel/trowel", "build", "--no-push", "--context=/workspace"].map(String::from).to_vec();
+        let (code, out, err, _) = pod_run(&image, args, &mounts);
+        (code, format!("{out}{err}"))
+    };
+    let cache_files = || -> Vec<String> {
+        walkdir::WalkDir::new(cache.path().join("mounts"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            // What the caches hold (instance `0`, `1`…), not the store's own `id` and lock files.
+            .filter(|e| e.file_type().is_file() && e.depth() > 2)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+
+    let (code, log) = build(
+        "RUN --mount=type=cache,id=c,target=/c echo kept > /c/kept\n\
+         RUN --mount=type=cache,id=c,target=/c,ro --mount=type=bind,source=src,target=/src cat /c/kept /src/hello\n\
+         RUN --mount=type=tmpfs,target=/t,size=65536 head -c 65536 /dev/zero > /t/fits\n",
+    );
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    assert_eq!(cache_files(), ["kept"]);
+
+    let ro = "RUN --mount=type=cache,id=c,target=/c,ro echo x > /c/new";
+    let (code, log) = build(&format!("{ro}\n"));
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        log.contains(&format!("Dockerfile:2: {ro}: "))
+            && log.contains("the command wrote to /c, a read-only mount (changed: ., new)"),
+        "{log}"
+    );
+    assert!(log.contains("what it wrote to the cache is dropped"), "{log}");
+    assert_eq!(cache_files(), ["kept"], "the cache was copied in from the /cache volume: its original is kept");
+
+    let (code, log) = build("RUN --mount=type=bind,source=src,target=/src rm /src/hello\n");
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("the command wrote to /src, a read-only mount (changed: ., hello)"), "{log}");
+    assert!(workspace.path().join("src/hello").exists());
+
+    let (code, log) = build("RUN --mount=type=tmpfs,target=/t,size=65536 head -c 65537 /dev/zero > /t/big\n");
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("the command left 65537 bytes in the tmpfs mount at /t, over its size=65536"), "{log}");
+}

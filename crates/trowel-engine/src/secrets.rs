@@ -16,7 +16,9 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 /// The credentials written into URLs in `text`: the password of `scheme://user:password@`, or
-/// the user of `scheme://user@` (a token passed as the user name, as GitHub and GitLab accept).
+/// the user of `scheme://user@` (a token passed as the user name, as GitHub and GitLab accept) —
+/// except in `ssh://user@`, where the user is a login name (`git`, `root`) that ssh never takes
+/// a token in: masking it would mask that word everywhere.
 pub fn url_credentials(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -26,10 +28,12 @@ pub fn url_credentials(text: &str) -> Vec<String> {
         let end =
             after.find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"') || c.is_whitespace()).unwrap_or(after.len());
         let authority = &after[..end];
+        let ssh = rest[..i].to_ascii_lowercase().ends_with("ssh");
         if scheme_ok && let Some(at) = authority.rfind('@') {
             let userinfo = &authority[..at];
             let secret = match userinfo.split_once(':') {
                 Some((_, password)) => password,
+                None if ssh => "",
                 None => userinfo,
             };
             if !secret.is_empty() && !out.iter().any(|o| o == secret) {
@@ -67,8 +71,8 @@ mod tests {
         assert_eq!(url_credentials("ADD https://oauth2:glpat-xyz@gitlab.example/g/r.git /src"), ["glpat-xyz"]);
         assert_eq!(url_credentials("https://ghp_token123@github.com/o/r.git"), ["ghp_token123"]);
         assert_eq!(
-            url_credentials("a http://u:p1@h/x b git://h/y ssh://git@h:22/z 'http://v:p2@h'"),
-            ["p1", "git", "p2"]
+            url_credentials("a http://u:p1@h/x b git://h/y ssh://git@h:22/z 'http://v:p2@h' ssh://u:p3@h/r"),
+            ["p1", "p2", "p3"]
         );
         assert!(url_credentials("https://host/path?x=a@b git@github.com:o/r.git").is_empty());
     }

@@ -87,11 +87,12 @@ impl fmt::Display for GitRef {
     }
 }
 
-/// Why an ssh source cannot be fetched yet (trowel has no `--ssh` agent forwarding).
-pub fn ssh_unsupported(remote: &str) -> String {
+/// Why an ssh source cannot be fetched without an agent (BuildKit clones it with the build's
+/// `default` agent).
+pub fn ssh_needs_agent(remote: &str) -> String {
     format!(
-        "{remote}: cloning over ssh needs an ssh agent forwarded with --ssh, which trowel does not have yet; \
-         use an https:// or git:// URL"
+        "{remote}: cloning over ssh needs the build's default ssh agent, which was not given: pass --ssh default \
+         (the agent at $SSH_AUTH_SOCK) or --ssh default=KEYFILE, or use an https:// URL"
     )
 }
 

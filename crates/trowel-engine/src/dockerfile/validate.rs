@@ -8,7 +8,7 @@
 
 use super::error::DockerfileError;
 use super::flags::{bool_flag, link_chown_error, link_chown_ids, multi_flag, str_flag};
-use super::gitref::{Transport, parse_git_ref, redact_url, ssh_unsupported};
+use super::gitref::{parse_git_ref, redact_url};
 use super::mount::MountSpec;
 use super::stages::Plan;
 use super::types::{CopyArgs, CopySource, Dockerfile, Instruction, InstructionKind, Keyword};
@@ -83,9 +83,6 @@ fn check_copy(ins: &Instruction, keyword: Keyword, args: &CopyArgs) -> Result<()
             Ok(Some(g)) => g,
             Err(_) => continue,
         };
-        if git.transport == Transport::Ssh {
-            return Err(ins.error(ssh_unsupported(&git.redacted())));
-        }
         let flag = args.flags.iter().rev().find(|f| f.name == "keep-git-dir");
         if let (Some(_), Some(url)) = (flag, git.keep_git_dir)
             && bool_flag(&args.flags, "keep-git-dir") != url

@@ -3,7 +3,7 @@
 //! given for its RUN flags (a required secret, an entitlement). A build that cannot succeed fails at once, naming the file, the line and the whole
 //! instruction, instead of after the steps before it.
 
-use crate::dockerfile::gitref::is_git_source;
+use crate::dockerfile::gitref::{Transport, is_git_source, parse_git_ref, ssh_needs_agent};
 use crate::dockerfile::mount::{MountSpec, MountType};
 use crate::dockerfile::{self, Base, CopySource, Dockerfile, InstructionKind, Plan};
 use crate::engine::error::{BuildError, Location, StepError};
@@ -43,7 +43,7 @@ pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, Buil
         &dockerfile::PlatformArgs { target: opts.target_platform(), build: Platform::host() },
     )?;
     check(&df, &plan, opts)?;
-    check_git(&df, &plan, opts.run.isolation)?;
+    check_git(&df, &plan, opts)?;
     Ok(Planned { df, plan })
 }
 
@@ -124,18 +124,35 @@ fn unavailable(name: &str, value: &str, opts: &BuildOptions) -> Option<String> {
 /// image's. In container isolation `/` is the build root, so a `git` found on PATH would be the
 /// base image's (or one an earlier RUN put there), with helpers from the image's
 /// `/usr/lib/git-core` — an image must not decide what its own sources are. trowel's image has
-/// no git of its own yet, so there it is refused.
-pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, isolation: Isolation) -> Result<(), BuildError> {
+/// no git of its own yet, so there it is refused. A repository named over ssh is cloned with
+/// the build's `default` agent (as BuildKit does): without `--ssh default` it is refused here.
+pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {
     for ps in plan.stages.iter().filter(|s| s.needed) {
         for ins in &df.stages[ps.index].instructions {
             let InstructionKind::Add(args) = &ins.kind else { continue };
-            if !args.sources.iter().any(|s| matches!(s, CopySource::Path(p) if !p.contains('$') && is_git_source(p))) {
+            let git: Vec<&str> = args
+                .sources
+                .iter()
+                .filter_map(|s| match s {
+                    CopySource::Path(p) if !p.contains('$') && is_git_source(p) => Some(p.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if git.is_empty() {
                 continue;
             }
-            if isolation == Isolation::Container {
+            if opts.run.isolation == Isolation::Container {
                 return Err(refuse(ins, crate::git::GitError::ContainerIsolation.to_string()));
             }
             crate::git::available().map_err(|e| refuse(ins, e.to_string()))?;
+            for src in git {
+                if let Ok(Some(g)) = parse_git_ref(src)
+                    && g.transport == Transport::Ssh
+                    && opts.run.mounts.ssh_agent("default").is_none()
+                {
+                    return Err(refuse(ins, ssh_needs_agent(&g.redacted())));
+                }
+            }
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! (`GIT_CONFIG_NOSYSTEM`, `HOME` and `GIT_CONFIG_GLOBAL` at `/dev/null`, as BuildKit does), no
 //! hooks (`core.hooksPath=/dev/null`), no terminal prompt, and only the transports trowel
 //! allows (http, https, git — a `.gitmodules` naming `file://`, `ext::` or ssh is refused by git
-//! itself). Each command is its own process group, so a stuck or oversized one is killed with
+//! itself; ssh only for a remote named over ssh, with the build's agent: see `ssh.rs`). Each command is its own process group, so a stuck or oversized one is killed with
 //! every helper it started (`git-remote-https`, `index-pack`, submodule clones), dies with
 //! trowel (`PR_SET_PDEATHSIG`, set by the sandbox module, the only place for `unsafe`), and a
 //! watchdog kills it when the directory it writes grows past the layer size limit: a clone is
@@ -50,6 +50,8 @@ pub(crate) struct Git<'a> {
     pub remote: &'a str,
     /// Kill a command when `dir` holds more than this many bytes.
     pub max_bytes: Option<u64>,
+    /// For a remote named over ssh: the agent and host keys `ssh` uses.
+    pub ssh: Option<&'a super::SshAccess>,
 }
 
 impl Git<'_> {
@@ -58,6 +60,9 @@ impl Git<'_> {
         let mut cmd = Command::new("git");
         for c in CONFIG {
             cmd.arg("-c").arg(c);
+        }
+        if self.ssh.is_some() {
+            cmd.arg("-c").arg("protocol.ssh.allow=always");
         }
         cmd.args(args)
             .current_dir(self.dir)
@@ -75,6 +80,9 @@ impl Git<'_> {
             if let Some(val) = std::env::var_os(v) {
                 cmd.env(v, val);
             }
+        }
+        if let Some(ssh) = self.ssh {
+            cmd.env("SSH_AUTH_SOCK", &ssh.agent).env("GIT_SSH_COMMAND", ssh.command());
         }
         // Its own process group: the watchdog kills git and every helper it started; and it
         // dies with trowel.
@@ -154,7 +162,13 @@ pub(crate) fn dir_bytes(dir: &Path) -> u64 {
 fn summary(s: &str) -> String {
     let mut picked: Vec<&str> = Vec::new();
     for l in s.lines().map(str::trim) {
-        let is_error = ["fatal:", "error:", "remote error", "remote: fatal"].iter().any(|p| l.starts_with(p));
+        let is_error = ["fatal:", "error:", "remote error", "remote: fatal", "ssh:", "Host key verification failed"]
+            .iter()
+            .any(|p| l.starts_with(p))
+            // What ssh says before git's own "Could not read from remote repository".
+            || ["REMOTE HOST IDENTIFICATION HAS CHANGED", "host key is known for", "Permission denied ("]
+                .iter()
+                .any(|p| l.contains(p));
         if is_error && !picked.contains(&l) {
             picked.push(l);
         }
@@ -181,6 +195,13 @@ mod tests {
                       Failed to clone 'm'. Retry scheduled\nfatal: transport 'file' not allowed\n";
         assert_eq!(summary(stderr), "fatal: transport 'file' not allowed; fatal: clone of 'x' failed");
         assert_eq!(summary("warning: x\nsomething odd\n\n"), "something odd");
+        let ssh = "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n\
+                   Host key verification failed.\nfatal: Could not read from remote repository.\n\nPlease make sure...";
+        assert_eq!(
+            summary(ssh),
+            "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.; \
+             Host key verification failed.; fatal: Could not read from remote repository."
+        );
     }
 
     #[test]
@@ -189,7 +210,7 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let git = Git { dir: dir.path(), remote: "https://u:p@example.invalid/r.git", max_bytes: None };
+        let git = Git { dir: dir.path(), remote: "https://u:p@example.invalid/r.git", max_bytes: None, ssh: None };
         git.run("init", &["init", "-q", "."]).unwrap();
         // `git -c alias.x='!…'` runs a shell command as git would run a helper: one that writes
         // without end stands for a clone that does.
@@ -213,7 +234,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let remote = "http://user:s3cret@127.0.0.1:9/nothing.git";
-        let git = Git { dir: dir.path(), remote, max_bytes: None };
+        let git = Git { dir: dir.path(), remote, max_bytes: None, ssh: None };
         let err = git.run("ls-remote", &["ls-remote", "--", remote]).unwrap_err();
         let msg = err.to_string();
         assert!(!msg.contains("s3cret"), "{msg}");

@@ -30,10 +30,12 @@ use crate::dockerfile::gitref::{GitRef, Transport, is_commit_sha};
 pub(crate) mod cli;
 mod resolve;
 mod scrub;
+pub mod ssh;
 mod tree;
 
 use cli::Git;
 pub(crate) use cli::available;
+pub use ssh::SshAccess;
 
 /// Why a git source could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +47,12 @@ pub enum GitError {
          image's own (trowel's image has no git of its own); build in chroot isolation, or clone before the build"
     )]
     ContainerIsolation,
-    #[error("{}", crate::dockerfile::gitref::ssh_unsupported(remote))]
-    SshUnsupported { remote: String },
+    #[error("{}", crate::dockerfile::gitref::ssh_needs_agent(remote))]
+    NoSshAgent { remote: String },
+    #[error("ssh could not get into {remote} ({reason})")]
+    SshRefused { remote: String, reason: String },
+    #[error("host key of {host}: {reason}")]
+    HostKey { host: String, reason: String },
     /// A git command failed; `stderr` is what git said, credentials masked.
     #[error("git {what} failed{}: {stderr}", status.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
     Command { what: String, status: Option<i32>, stderr: String },
@@ -113,14 +119,18 @@ pub struct Checkout {
     pub reference: String,
 }
 
-/// Fetches and checks out what `req` asks for into the empty directory `dir`.
-pub fn checkout(req: &Request, dir: &Path, limits: Limits) -> Result<Checkout, GitError> {
+/// Fetches and checks out what `req` asks for into the empty directory `dir`; an ssh remote
+/// with `ssh` (the agent and the host keys, see [`ssh`]).
+pub fn checkout(req: &Request, dir: &Path, limits: Limits, ssh: Option<&SshAccess>) -> Result<Checkout, GitError> {
     let remote = req.git.remote.as_str();
-    if req.git.transport == Transport::Ssh {
-        return Err(GitError::SshUnsupported { remote: req.git.redacted() });
-    }
+    let ssh = match (req.git.transport, ssh) {
+        (Transport::Ssh, None) => return Err(GitError::NoSshAgent { remote: req.git.redacted() }),
+        (Transport::Ssh, Some(s)) => Some(s),
+        // Only the remote named over ssh gets ssh (a submodule cannot switch to it).
+        _ => None,
+    };
     available()?;
-    let git = Git { dir, remote, max_bytes: limits.max_total_size };
+    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh };
     let resolved = resolve::resolve(&git, req)?;
     git.run("init", &["-c", "init.defaultBranch=master", "init", "-q", "."])?;
     git.run("remote add", &["remote", "add", "origin", remote])?;

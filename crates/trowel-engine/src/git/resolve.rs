@@ -84,12 +84,21 @@ fn default_branch(git: &Git<'_>, remote: &str, shown: &str) -> Result<String, Gi
         .ok_or_else(|| GitError::Invalid(format!("could not find the default branch of repository {shown}")))
 }
 
-/// A failed `ls-remote` is the first contact: say the URL does not lead to a repository.
+/// A failed `ls-remote` is the first contact: say the URL does not lead to a repository —
+/// unless ssh said it could not get in (a host key, a refused key), which is not the
+/// repository's fault.
 fn not_a_repository(e: GitError, remote: &str) -> GitError {
     match e {
+        GitError::Command { stderr, .. } if ssh_refused(&stderr) => {
+            GitError::SshRefused { remote: remote.to_string(), reason: stderr }
+        }
         GitError::Command { stderr, .. } => GitError::NotARepository { remote: remote.to_string(), reason: stderr },
         other => other,
     }
+}
+
+fn ssh_refused(stderr: &str) -> bool {
+    ["Host key verification failed", "Permission denied (", "ssh: "].iter().any(|p| stderr.contains(p))
 }
 
 /// Picks the ref `reference` names from `ls-remote` output, as BuildKit: the exact ref

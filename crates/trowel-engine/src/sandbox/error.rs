@@ -22,6 +22,11 @@ pub enum SandboxError {
     #[error("mount point {path} in build root {root}: {source}")]
     MountPoint { root: PathBuf, path: String, source: io::Error },
 
+    /// In container isolation, the command did what one of its mounts would have refused (a
+    /// write to a read-only mount, a tmpfs over its size): checked once it is done.
+    #[error("{reasons}")]
+    MountBreached { reasons: String },
+
     /// The re-exec helper could not be started.
     #[error("cannot start sandbox helper {helper}: {source}")]
     Spawn { helper: PathBuf, source: io::Error },

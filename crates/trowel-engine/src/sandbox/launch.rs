@@ -86,8 +86,9 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
     };
 
     let result = Launch::start(spec, &root, &helper_spec).and_then(|launch| launch.finish(on_output));
-    // The command is gone: what container isolation put in place goes, before anything looks
-    // at the root.
+    // The command is gone: what its placed mounts would have refused is judged, then what
+    // container isolation put in place goes, before anything looks at the root.
+    let breaches = placed.as_mut().map(Placed::breaches).unwrap_or_default();
     let unplaced = match placed.as_mut() {
         Some(p) => p.remove().map_err(|(path, source)| SandboxError::MountPoint { root: root.clone(), path, source }),
         None => Ok(()),
@@ -98,6 +99,9 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
     let outcome = result?;
     unplaced?;
     cleanup?;
+    if !breaches.is_empty() {
+        return Err(SandboxError::MountBreached { reasons: breaches.join("; ") });
+    }
     Ok(outcome)
 }
 

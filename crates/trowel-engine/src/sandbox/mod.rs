@@ -48,6 +48,7 @@ mod init;
 mod launch;
 mod mounts;
 mod placed;
+mod placed_limits;
 mod pty;
 mod stop;
 mod stubs;

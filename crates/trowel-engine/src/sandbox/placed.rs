@@ -12,8 +12,10 @@
 //!   scratch copy) is renamed into place and removed afterwards; a socket on another filesystem
 //!   is reached through a symlink instead, which `connect(2)` follows.
 //! - A bind mount's source ([`HostUse::Discard`]) is copied in, and the copy removed: writes
-//!   are discarded, as with a mount; read-only cannot be enforced.
-//! - A tmpfs is an empty directory (mode 1777, no size limit), removed with what it holds.
+//!   are discarded, as with a mount.
+//! - A tmpfs is an empty directory (mode 1777), removed with what it holds.
+//! - What only a mount can enforce — a read-only mount refusing writes, a tmpfs its `size` — is
+//!   checked once the command is done ([`Placed::breaches`], `placed_limits.rs`).
 //! - A secret is a file written with its owner and mode and removed after the command.
 //!
 //! The directories whose entries this changes get their timestamps back when the command did
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Timespec, Timestamps};
 
 use super::mounts::{HostUse, Mount, MountSource};
+use super::placed_limits::{Fingerprint, bytes_used, read_only_breach, size_breach};
 use crate::fs::copy::copy_as;
 
 /// What is in place for one run; [`Placed::remove`] takes it all away again.
@@ -44,6 +47,18 @@ struct Item {
     /// Directories made for the target, outermost first.
     made: Vec<PathBuf>,
     content: Content,
+    watch: Watch,
+    /// A read-only cache the command wrote to: its contents are dropped, not kept.
+    drop_contents: bool,
+}
+
+/// What is checked once the command is done.
+enum Watch {
+    Nothing,
+    /// A read-only mount: the tree as it was placed.
+    ReadOnly(Fingerprint),
+    /// A tmpfs with a size.
+    Size(u64),
 }
 
 enum Content {
@@ -92,7 +107,19 @@ impl Placed {
         for d in &mut placed.dirs {
             d.after = fs::symlink_metadata(&d.path).ok().map(|m| mtime(&m));
         }
+        for i in 0..placed.items.len() {
+            if let Watch::ReadOnly(_) = placed.items[i].watch {
+                let print = Fingerprint::of(&placed.items[i].target, &placed.nested(i));
+                placed.items[i].watch = Watch::ReadOnly(print);
+            }
+        }
         Ok(placed)
+    }
+
+    /// The targets of other mounts inside item `i`'s: theirs, not its.
+    fn nested(&self, i: usize) -> Vec<PathBuf> {
+        let top = &self.items[i].target;
+        self.items.iter().map(|o| o.target.clone()).filter(|t| t != top && t.starts_with(top)).collect()
     }
 
     /// Notes the times of a directory before this changes its entries.
@@ -109,7 +136,14 @@ impl Placed {
         let (target, made) = self.resolve(&m.target)?;
         let parent = target.parent().unwrap_or(Path::new("/")).to_path_buf();
         self.touch_dir(&parent);
-        let mut item = Item { target: target.clone(), aside: None, made, content: Content::Removable };
+        let mut item = Item {
+            target: target.clone(),
+            aside: None,
+            made,
+            content: Content::Removable,
+            watch: Watch::Nothing,
+            drop_contents: false,
+        };
         if fs::symlink_metadata(&target).is_ok() {
             let aside = self.put_aside(&target, i, aside_dir)?;
             item.aside = Some(aside);
@@ -137,10 +171,50 @@ impl Placed {
                 return Err((format!("mount on {}", target.display()), e));
             }
         };
+        let watch = match &m.source {
+            // A socket (an ssh agent's) is only connected to.
+            MountSource::Host { usage, .. } if m.readonly && *usage != HostUse::Consume => {
+                // Read once every mount is in place (see `place`).
+                Watch::ReadOnly(Fingerprint::default())
+            }
+            MountSource::Tmpfs { size: Some(size) } => Watch::Size(*size),
+            _ => Watch::Nothing,
+        };
         if let Some(last) = self.items.last_mut() {
             last.content = content;
+            last.watch = watch;
         }
         Ok(())
+    }
+
+    /// What the command did that the mounts it had would have refused (a write to a read-only
+    /// mount, a tmpfs over its size), one message each. Call it once the command is done and
+    /// before [`remove`](Self::remove): a read-only cache that was written to then has its
+    /// contents dropped instead of kept.
+    pub fn breaches(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for i in 0..self.items.len() {
+            let nested = self.nested(i);
+            let item = &mut self.items[i];
+            match &item.watch {
+                Watch::Nothing => {}
+                Watch::ReadOnly(before) => {
+                    let changed = before.changed(&Fingerprint::of(&item.target, &nested));
+                    if !changed.is_empty() {
+                        let is_cache = matches!(item.content, Content::Moved(_) | Content::CopiedBack(_));
+                        out.push(read_only_breach(&item.target, &changed, is_cache));
+                        item.drop_contents = is_cache;
+                    }
+                }
+                Watch::Size(size) => {
+                    let used = bytes_used(&item.target, &nested);
+                    if used > *size {
+                        out.push(size_breach(&item.target, used, *size));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The target as a path of `/` with its existing directories' symlinks followed (as a mount
@@ -269,7 +343,14 @@ fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
     }
     match &item.content {
         Content::Moved(home) => {
-            fs::rename(t, home).map_err(context(format!("move {} back to {}", t.display(), home.display())))?
+            fs::rename(t, home).map_err(context(format!("move {} back to {}", t.display(), home.display())))?;
+            if item.drop_contents {
+                empty_dir(home).map_err(context(format!("empty {}", home.display())))?;
+            }
+        }
+        Content::CopiedBack(_) if item.drop_contents => {
+            // The cache itself was never touched: only the copy goes.
+            crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?;
         }
         Content::CopiedBack(home) => {
             copy_back(t, home).map_err(context(format!("copy {} back to {}", t.display(), home.display())))?;
@@ -287,6 +368,14 @@ fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTEMPTY) => {}
             Err(e) => return Err((format!("remove {}", d.display()), e)),
         }
+    }
+    Ok(())
+}
+
+/// Removes everything in `dir`, keeping `dir` itself (its owner and mode are the cache's).
+fn empty_dir(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        crate::fs::remove::remove_tree(&e?.path())?;
     }
     Ok(())
 }
@@ -449,5 +538,62 @@ mod tests {
         p.remove().unwrap();
         assert_eq!(fs::read_to_string(src.join("main.go")).unwrap(), "package main");
         assert!(!root.join("src").exists());
+    }
+
+    #[test]
+    fn read_only_mounts_written_to_and_tmpfs_over_size_are_breaches() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        let (cache, src) = (t.path().join("cache"), t.path().join("src"));
+        fs::create_dir_all(&cache).unwrap();
+        fs::write(cache.join("kept"), "from an earlier build").unwrap();
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("main.go"), "package main").unwrap();
+        let mounts = [
+            Mount {
+                target: tmp_target(&root, "ro-cache"),
+                source: MountSource::Host { path: cache.clone(), usage: HostUse::Persist },
+                readonly: true,
+            },
+            Mount {
+                target: tmp_target(&root, "src"),
+                source: MountSource::Host { path: src.clone(), usage: HostUse::Discard },
+                readonly: true,
+            },
+            Mount {
+                target: tmp_target(&root, "small"),
+                source: MountSource::Tmpfs { size: Some(4096) },
+                readonly: false,
+            },
+        ];
+        let order: Vec<&Mount> = mounts.iter().collect();
+
+        // Only reading, and a tmpfs within its size: nothing to say, the cache as it was.
+        let mut p = Placed::place(&order, Some(t.path())).unwrap();
+        assert_eq!(fs::read_to_string(root.join("ro-cache/kept")).unwrap(), "from an earlier build");
+        fs::write(root.join("small/x"), vec![1u8; 4096]).unwrap();
+        assert_eq!(p.breaches(), Vec::<String>::new());
+        p.remove().unwrap();
+        assert!(cache.join("kept").exists());
+
+        // Writes to both read-only mounts, a tmpfs over its size: each said, the cache emptied.
+        let mut p = Placed::place(&order, Some(t.path())).unwrap();
+        fs::write(root.join("ro-cache/new"), "must not persist").unwrap();
+        fs::write(root.join("src/main.go"), "changed").unwrap();
+        fs::write(root.join("small/x"), vec![1u8; 4097]).unwrap();
+        let b = p.breaches();
+        assert_eq!(b.len(), 3, "{b:?}");
+        assert!(
+            b[0].contains("ro-cache, a read-only mount (changed: ., new)") && b[0].ends_with("dropped"),
+            "{}",
+            b[0]
+        );
+        assert!(b[1].contains("src, a read-only mount (changed: main.go)") && !b[1].contains("dropped"), "{}", b[1]);
+        assert!(b[2].contains("left 4097 bytes in the tmpfs mount") && b[2].contains("size=4096"), "{}", b[2]);
+        p.remove().unwrap();
+        assert!(cache.is_dir() && fs::read_dir(&cache).unwrap().next().is_none(), "the written cache is dropped");
+        assert_eq!(fs::read_to_string(src.join("main.go")).unwrap(), "package main");
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "the root is as it was");
     }
 }

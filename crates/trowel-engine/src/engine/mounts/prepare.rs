@@ -25,7 +25,7 @@ use crate::engine::context::BuildContext;
 use crate::engine::error::{BuildError, StepError};
 use crate::engine::mounts::cache_store::{CacheStore, Lease, empty_dir};
 use crate::engine::mounts::ssh::{KeyAgent, Proxy};
-use crate::engine::mounts::{From, SshSource, StepMounts, What};
+use crate::engine::mounts::{From, SshAgent, SshSource, StepMounts, What};
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::filter;
 use crate::fs::copy::{CopyOptions, copy_as, copy_tree};
@@ -42,6 +42,9 @@ pub(crate) struct MountService {
     context_copies: Mutex<HashMap<String, PathBuf>>,
     overlay_works: OnceLock<bool>,
     key_agents: Mutex<HashMap<String, KeyAgent>>,
+    /// Known-hosts files made for ssh git sources, by host (`[host]:port`): each host's keys are
+    /// looked up (or scanned, and said in a warning) once per build.
+    ssh_hosts: Mutex<HashMap<String, PathBuf>>,
 }
 
 impl MountService {
@@ -52,7 +55,42 @@ impl MountService {
             context_copies: Mutex::new(HashMap::new()),
             overlay_works: OnceLock::new(),
             key_agents: Mutex::new(HashMap::new()),
+            ssh_hosts: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+impl MountService {
+    /// The socket of the agent `agent` (`--ssh ID=…`): its own, or that of an `ssh-agent`
+    /// trowel starts for its key files, once per build (RUN's ssh mounts and ADD of an ssh
+    /// git source share it).
+    pub fn agent_socket(&self, ctx: &BuildContext<'_>, agent: &SshAgent) -> Result<PathBuf, StepError> {
+        let id = &agent.id;
+        match &agent.source {
+            SshSource::Socket(s) => Ok(s.clone()),
+            SshSource::Keys(keys) => {
+                let mut agents = self.key_agents.lock().unwrap_or_else(|e| e.into_inner());
+                if !agents.contains_key(id) {
+                    let dir = ctx.scratch_dir("ssh-agent").map_err(|e| StepError::Build(Box::new(e)))?;
+                    let a = KeyAgent::start(&dir.join("agent"), keys)
+                        .map_err(|e| StepError::Invalid(format!("--ssh {id}: {e}")))?;
+                    agents.insert(id.clone(), a);
+                }
+                Ok(agents[id].socket.clone())
+            }
+        }
+    }
+
+    /// The known-hosts file for the ssh host `name`, made with `make` the first time it is asked
+    /// for in this build.
+    pub fn ssh_known_hosts<E>(&self, name: &str, make: impl FnOnce() -> Result<PathBuf, E>) -> Result<PathBuf, E> {
+        let mut hosts = self.ssh_hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = hosts.get(name) {
+            return Ok(p.clone());
+        }
+        let p = make()?;
+        hosts.insert(name.to_string(), p.clone());
+        Ok(p)
     }
 }
 
@@ -256,19 +294,7 @@ pub(crate) fn prepare(
                     p.notes.push(format!("ssh agent {id} was not given (--ssh {id}=…): not mounted"));
                     continue;
                 };
-                let upstream = match &agent.source {
-                    SshSource::Socket(s) => s.clone(),
-                    SshSource::Keys(keys) => {
-                        let mut agents = svc.key_agents.lock().unwrap_or_else(|e| e.into_inner());
-                        if !agents.contains_key(id) {
-                            let dir = ctx.scratch_dir("ssh-agent").map_err(|e| StepError::Build(Box::new(e)))?;
-                            let a = KeyAgent::start(&dir.join("agent"), keys)
-                                .map_err(|e| StepError::Invalid(format!("--ssh {id}: {e}")))?;
-                            agents.insert(id.clone(), a);
-                        }
-                        agents[id].socket.clone()
-                    }
-                };
+                let upstream = svc.agent_socket(ctx, agent)?;
                 let dir = scratch.join(format!("ssh-{n}"));
                 std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
                 let proxy = Proxy::start(&upstream, &dir.join("agent.sock"), *uid, *gid, *mode)

@@ -6,13 +6,14 @@
 
 use std::sync::Arc;
 
-use crate::dockerfile::gitref::{GitRef, parse_git_ref};
+use crate::dockerfile::gitref::{GitRef, Transport, parse_git_ref};
 use crate::dockerfile::{DockerIgnore, ExpandedCopy};
 use crate::engine::context::BuildContext;
 use crate::engine::error::StepError;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
-use crate::git::{self, Checkout, GitError, Limits, Request};
+use crate::git::ssh::{Endpoint, HostTrust, host_keys, machine_known_hosts};
+use crate::git::{self, Checkout, GitError, Limits, Request, SshAccess};
 
 /// What `ADD` asks of the git source `src`: the URL's options merged with the instruction's
 /// `--keep-git-dir` and `--checksum`, with BuildKit's rules for when they disagree.
@@ -56,7 +57,10 @@ pub(crate) fn checkout(ctx: &BuildContext<'_>, req: &Request) -> Result<Arc<Chec
     std::fs::create_dir(&dir).map_err(StepError::io(format!("create {}", dir.display())))?;
     let limits =
         Limits { max_file_size: ctx.opts.layers.max_file_size, max_total_size: ctx.opts.layers.max_layer_size };
-    let result = git::checkout(req, &dir, limits).map(Arc::new).map_err(Arc::new);
+    let result = match ssh_access(ctx, req) {
+        Ok(ssh) => git::checkout(req, &dir, limits, ssh.as_ref()).map(Arc::new).map_err(Arc::new),
+        Err(e) => Err(Arc::new(e)),
+    };
     if result.is_err() {
         let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(&dir));
     }
@@ -70,6 +74,35 @@ pub(crate) fn checkout(ctx: &BuildContext<'_>, req: &Request) -> Result<Arc<Chec
     }
     ctx.remember_git(&key, result.clone());
     result.map_err(StepError::Git)
+}
+
+/// For a remote named over ssh, what git's `ssh` uses, as BuildKit's git source has it: the
+/// build's `default` agent, and the host's keys, found or scanned once per build (see
+/// `git/ssh.rs` for which keys are trusted; a key trusted on first sight is said in a warning,
+/// with its fingerprints).
+fn ssh_access(ctx: &BuildContext<'_>, req: &Request) -> Result<Option<SshAccess>, GitError> {
+    if req.git.transport != Transport::Ssh {
+        return Ok(None);
+    }
+    let Some(agent) = ctx.opts.run.mounts.ssh_agent("default") else {
+        return Err(GitError::NoSshAgent { remote: req.git.redacted() });
+    };
+    let agent = ctx.mounts.agent_socket(ctx, agent).map_err(|e| GitError::Invalid(e.to_string()))?;
+    let ep = Endpoint::parse(&req.git.remote)?;
+    let known_hosts = ctx.mounts.ssh_known_hosts(&ep.known_hosts_name(), || {
+        let dir = ctx.scratch_dir("ssh-host").map_err(|e| GitError::Invalid(e.to_string()))?;
+        let (path, trust) = host_keys(&ep, &machine_known_hosts(), &dir)?;
+        if let HostTrust::Scanned(prints) = trust {
+            ctx.emitter.warn(format!(
+                "{} is not in this machine's known hosts ($HOME/.ssh/known_hosts, /etc/ssh/ssh_known_hosts): \
+                 trusting the key it presents now, as BuildKit does ({}); add it to known_hosts to have it checked",
+                ep.known_hosts_name(),
+                prints.join(", ")
+            ));
+        }
+        Ok(path)
+    })?;
+    Ok(Some(SshAccess { agent, known_hosts }))
 }
 
 /// Every option of the URL that changes what is checked out.
