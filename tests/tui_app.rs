@@ -12,8 +12,8 @@ use trowel::debugger::{Breakpoint, Resume};
 use trowel::tui::app::{Popup, Severity, Waiting};
 use trowel::tui::panes::View;
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
-use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice, StepReport};
-use trowel_events::{Event, StepId, StepStatus};
+use trowel_engine::engine::controller::{Decision, ShellChoice};
+use trowel_events::{Event, StepId};
 use trowel_events::{PushReview, ReviewLayer, When};
 use tui_support::*;
 
@@ -40,32 +40,6 @@ fn started_line(e: &Event, line: usize) -> bool {
 
 fn finished_line_13(e: &Event) -> bool {
     matches!(e, Event::StepFinished { id, .. } if *id == StepId { stage: 1, step: 1 })
-}
-
-fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
-    let step = app.model.steps().find(|s| s.line == line).unwrap();
-    Checkpoint {
-        when,
-        id: step.id,
-        line,
-        stage_name: None,
-        keyword: step.keyword.clone(),
-        expanded: step.expanded.clone().unwrap_or_default(),
-        report: (when == When::AfterStep).then(|| StepReport {
-            status: StepStatus::Built,
-            error: None,
-            exit_code: None,
-            layer_size: None,
-            changed_paths: vec![],
-            cache_miss: false,
-        }),
-        root_dir: None,
-    }
-}
-
-fn pause(app: &mut App, line: usize, when: When, reason: &str) {
-    let at = checkpoint(app, line, when);
-    app.update(Msg::Paused { at: Box::new(at), reasons: vec![reason.to_string()] });
 }
 
 #[test]

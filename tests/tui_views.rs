@@ -14,8 +14,8 @@ use trowel::tui::app::{Popup, Severity, Waiting};
 use trowel::tui::model::merged::{self, Merged};
 use trowel::tui::model::{Model, StepState};
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
-use trowel_engine::engine::controller::{Checkpoint, Decision, StepReport};
-use trowel_events::{Envelope, Event, PauseReason, PushReview, ResumeAction, ReviewLayer, StepId, StepStatus, When};
+use trowel_engine::engine::controller::Decision;
+use trowel_events::{Envelope, Event, PauseReason, PushReview, ResumeAction, ReviewLayer, StepId, When};
 use tui_support::*;
 
 /// A live session fed a trace's events up to (not including) the event `stop` says.
@@ -33,32 +33,6 @@ fn live_until(name: &str, stop: impl Fn(&Event) -> bool) -> (App, Arc<Mutex<Vec<
 
 fn started_line(e: &Event, line: usize) -> bool {
     matches!(e, Event::StepStarted { line: l, .. } if *l == line)
-}
-
-fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
-    let step = app.model.steps().find(|s| s.line == line).unwrap();
-    Checkpoint {
-        when,
-        id: step.id,
-        line,
-        stage_name: None,
-        keyword: step.keyword.clone(),
-        expanded: step.expanded.clone().unwrap_or_default(),
-        report: (when == When::AfterStep).then(|| StepReport {
-            status: StepStatus::Built,
-            error: None,
-            exit_code: None,
-            layer_size: None,
-            changed_paths: vec![],
-            cache_miss: false,
-        }),
-        root_dir: None,
-    }
-}
-
-fn pause(app: &mut App, line: usize, when: When, reason: &str) {
-    let at = checkpoint(app, line, when);
-    app.update(Msg::Paused { at: Box::new(at), reasons: vec![reason.to_string()] });
 }
 
 fn text(t: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<String> {

@@ -8,7 +8,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use trowel::tui::{App, Effect, Msg, Pane, Theme};
-use trowel_events::Envelope;
+use trowel_engine::engine::controller::{Checkpoint, StepReport};
+use trowel_events::{Envelope, StepStatus, When};
 
 pub fn trace_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/traces").join(format!("{name}.jsonl"))
@@ -86,4 +87,33 @@ pub fn pane(app: &mut App, pane: Pane, w: u16, h: u16) -> Terminal<TestBackend> 
     .unwrap();
     app.update(Msg::Drawn(Box::new(drawn.unwrap())));
     t
+}
+
+/// What the engine hands the debugger when it pauses at `line` (the step on it, as the model
+/// knows it), for scenario tests that pause a live app without an engine.
+pub fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
+    let step = app.model.steps().find(|s| s.line == line).unwrap();
+    Checkpoint {
+        when,
+        id: step.id,
+        line,
+        stage_name: None,
+        keyword: step.keyword.clone(),
+        expanded: step.expanded.clone().unwrap_or_default(),
+        report: (when == When::AfterStep).then(|| StepReport {
+            status: StepStatus::Built,
+            error: None,
+            exit_code: None,
+            layer_size: None,
+            changed_paths: vec![],
+            cache_miss: false,
+        }),
+        root_dir: None,
+    }
+}
+
+/// Pauses the app at `line`, as the engine would for `reason`.
+pub fn pause(app: &mut App, line: usize, when: When, reason: &str) {
+    let at = checkpoint(app, line, when);
+    app.update(Msg::Paused { at: Box::new(at), reasons: vec![reason.to_string()] });
 }
