@@ -1,0 +1,144 @@
+//! `trowel replay A --compare B --summary`: the comparison as plain text, for CI logs.
+//!
+//! One line per step with `same` or `DIFF` in front; under a differing step, why its key
+//! differs, which files of its layer differ, and how far each build got. The last line says
+//! whether the builds are equivalent (the exit code says it too: 0 equivalent, 1 different).
+
+use std::fmt::Write;
+
+use super::{Comparison, FilesVerdict, KeyVerdict, Row, Side};
+
+fn side_line(out: &mut String, name: &str, s: &Side) {
+    let _ = writeln!(
+        out,
+        "  {name}: {} (trace format {}, started {}), {}: {}",
+        s.path, s.trace_version, s.started, s.dockerfile, s.ended
+    );
+}
+
+/// What a row's key column says, in a few words.
+pub fn key_words(r: &Row) -> String {
+    match &r.key {
+        KeyVerdict::Equal { .. } => "key equal".to_string(),
+        KeyVerdict::Differ { reasons } => reasons.join(", "),
+        KeyVerdict::NoKey { why } => why.clone(),
+    }
+}
+
+/// What a row's files column says, in a few words.
+pub fn files_words(r: &Row) -> String {
+    match &r.files {
+        FilesVerdict::NoLayers => "no layer in either build".to_string(),
+        FilesVerdict::SameLayer { .. } => "same layer".to_string(),
+        FilesVerdict::SameFiles { compared } => {
+            format!("layers differ only in timestamps ({compared} path(s) compared, none differs)")
+        }
+        FilesVerdict::Differ { files, unknown } => {
+            let mut s = format!("{} file(s) differ", files.len());
+            if !unknown.is_empty() {
+                s.push_str(&format!(", contents of {} not recorded", unknown.len()));
+            }
+            s
+        }
+        FilesVerdict::Unknown { why } => why.clone(),
+        FilesVerdict::NotFinished => "not compared: the step did not finish in both builds".to_string(),
+    }
+}
+
+/// `COPY message.txt /etc/motd`, with the line it is at in B (and in A when it moved).
+fn title(r: &Row) -> String {
+    format!("{:<12} {}", r.lines(), r.step().text)
+}
+
+fn row(out: &mut String, r: &Row) {
+    if !r.differs() {
+        let files = match r.files {
+            FilesVerdict::NoLayers | FilesVerdict::NotFinished => String::new(),
+            _ => format!("; {}", files_words(r)),
+        };
+        let _ = writeln!(out, "  same  {}  ({}{files})", title(r), key_words(r));
+        return;
+    }
+    let _ = writeln!(out, "  DIFF  {}", title(r));
+    let pad = "          ";
+    if let Some(m) = r.matched.words() {
+        let _ = writeln!(out, "{pad}{m}");
+    }
+    if let Some(p) = &r.progress {
+        let _ = writeln!(out, "{pad}progress: {p}");
+    }
+    match &r.key {
+        KeyVerdict::Differ { reasons } => {
+            for reason in reasons {
+                let _ = writeln!(out, "{pad}key: {reason}");
+            }
+        }
+        KeyVerdict::Equal { .. } => {
+            let _ = writeln!(out, "{pad}key: equal");
+        }
+        KeyVerdict::NoKey { .. } if matches!(r.matched, super::Matched::OnlyA | super::Matched::OnlyB) => {}
+        KeyVerdict::NoKey { why } => {
+            let _ = writeln!(out, "{pad}key: {why}");
+        }
+    }
+    if let (Some(a), Some(b)) = (&r.a, &r.b)
+        && (a.cache.is_some() || b.cache.is_some())
+    {
+        let _ = writeln!(out, "{pad}cache: A {}, B {}", a.cache.unwrap_or("no lookup"), b.cache.unwrap_or("no lookup"));
+    }
+    match &r.files {
+        FilesVerdict::Differ { files, unknown } => {
+            for f in files {
+                let _ = writeln!(out, "{pad}file {}: {}", f.path, f.what);
+            }
+            if !unknown.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{pad}files whose contents are not recorded (cannot tell): {}",
+                    super::files::list(unknown)
+                );
+            }
+        }
+        FilesVerdict::NotFinished | FilesVerdict::NoLayers => {}
+        _ => {
+            let _ = writeln!(out, "{pad}files: {}", files_words(r));
+        }
+    }
+}
+
+/// Renders the comparison.
+pub fn render(c: &Comparison) -> String {
+    let mut out = String::from("Comparing build A with build B\n");
+    side_line(&mut out, "A", &c.a);
+    side_line(&mut out, "B", &c.b);
+    let mut stage = None;
+    for r in &c.rows {
+        if stage != Some(r.stage) {
+            stage = Some(r.stage);
+            let _ = writeln!(out, "Stage {}", r.stage_label);
+        }
+        row(&mut out, r);
+    }
+    if let Some(e) = &c.ending {
+        let _ = writeln!(out, "The builds ended differently: {e}");
+    }
+    let differing: Vec<&Row> = c.differing().collect();
+    if c.equivalent() {
+        let _ = writeln!(
+            out,
+            "Equivalent: all {} step(s) have equal keys (where recorded) and layers whose files do not differ",
+            c.rows.len()
+        );
+    } else {
+        let lines: Vec<String> = differing.iter().map(|r| r.lines()).collect();
+        let _ = writeln!(
+            out,
+            "Different: {} of {} step(s) differ ({}){}",
+            differing.len(),
+            c.rows.len(),
+            lines.join(", "),
+            if c.ending.is_some() { ", and the builds ended differently" } else { "" }
+        );
+    }
+    out
+}
