@@ -38,7 +38,7 @@ fn top_bar(frame: &mut Frame, area: Rect, v: &CompareView, theme: &Theme) {
     let style = if c.equivalent() { theme.status_ok } else { theme.status_err };
     // The file names: the paths rarely fit, and the names are what tells two traces apart.
     let name = |p: &str| std::path::Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let room = width.saturating_sub(verdict.chars().count() + 26) / 2;
+    let room = width.saturating_sub(verdict.chars().count() + 28) / 2;
     let head = format!(
         " trowel compare · A {} · B {} · ",
         format::truncate_start(&name(&c.a.path), room.max(8)),
