@@ -92,6 +92,34 @@ fn from_verdict(sa: &BuildState, a: &StepView, sb: &BuildState, b: &StepView) ->
     }
 }
 
+/// The value an ARG step gave `name`, as the first later step of its stage whose key records
+/// the variable saw it (an ARG step has no key; `--build-arg` values are only in the keys of
+/// the steps using them). `None`: no later key records it.
+fn arg_value(s: &BuildState, at: &StepView, name: &str) -> Option<Option<String>> {
+    let stage = s.stage(at.id.stage)?;
+    stage.steps.iter().filter(|id| id.step > at.id.step).filter_map(|id| s.step(*id)).find_map(|st| {
+        let v = st.cache.as_ref()?.components.vars.get(name)?;
+        (v.kind == trowel_events::VarKind::Arg).then(|| v.value.clone())
+    })
+}
+
+/// An ARG line whose value differs between the builds (a changed `--build-arg`), in the
+/// explainer's words (`ARG VERSION 1.0 → 2.0`).
+fn arg_changes(sa: &BuildState, a: &StepView, sb: &BuildState, b: &StepView) -> Vec<String> {
+    let show = |v: &Option<String>| match v {
+        Some(s) if s.is_empty() => "\"\"".to_string(),
+        Some(s) => s.clone(),
+        None => "(unset)".to_string(),
+    };
+    let names = b.source.split_whitespace().skip(1).map(|w| w.split('=').next().unwrap_or(w).to_string());
+    names
+        .filter_map(|n| match (arg_value(sa, a, &n)?, arg_value(sb, b, &n)?) {
+            (x, y) if x != y => Some(format!("ARG {n} {} → {}", show(&x), show(&y))),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Compares a paired step's keys, or what is recorded without them.
 pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option<&StepView>) -> KeyVerdict {
     let (Some(a), Some(b)) = (a, b) else {
@@ -106,6 +134,12 @@ pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option
     }
     if a.keyword == "FROM" && b.keyword == "FROM" && a.id.step == 0 && b.id.step == 0 {
         return from_verdict(sa, a, sb, b);
+    }
+    if a.keyword == "ARG" && b.keyword == "ARG" {
+        let changed = arg_changes(sa, a, sb, b);
+        if !changed.is_empty() {
+            return KeyVerdict::Differ { reasons: changed };
+        }
     }
     let missing = match (&a.cache, &b.cache) {
         (None, None) => "neither build recorded a cache key (no --cache, or a step that is never cached)",
