@@ -83,13 +83,13 @@ fn a_killed_build_compares_up_to_where_it_stopped() {
     let killed = dir.path().join("killed.jsonl");
     std::fs::write(&killed, cut).unwrap();
     let c = compare(&trace_path("multistage"), &killed);
-    assert_eq!(c.ending.as_deref().map(|e| e.starts_with("A finished; B stopped without an ending during line")), Some(true));
+    assert_eq!(
+        c.ending.as_deref().map(|e| e.starts_with("A finished; B stopped without an ending during line")),
+        Some(true)
+    );
     let done: Vec<&Row> = c.rows.iter().filter(|r| r.progress.is_none()).collect();
-    let stopped: Vec<(String, String)> = c
-        .rows
-        .iter()
-        .filter_map(|r| r.progress.clone().map(|p| (r.step().text.clone(), p)))
-        .collect();
+    let stopped: Vec<(String, String)> =
+        c.rows.iter().filter_map(|r| r.progress.clone().map(|p| (r.step().text.clone(), p))).collect();
     assert_eq!(
         stopped,
         vec![

@@ -40,7 +40,7 @@ fn compare(a: &Path, b: &Path) -> (Option<i32>, String) {
 }
 
 /// The DIFF or same line of a Dockerfile line, and the lines under it.
-fn block<'a>(summary: &'a str, line: usize) -> Vec<&'a str> {
+fn block(summary: &str, line: usize) -> Vec<&str> {
     let mut out = Vec::new();
     let mut inside = false;
     for l in summary.lines() {
@@ -105,7 +105,11 @@ fn a_changed_file_and_build_arg_are_named_and_equal_steps_shown_equal() {
     assert!(run2.iter().any(|l| l.starts_with("          file /app/all.txt: content differs")), "{s}");
     // Exactly the file and the ARG are named as causes: nothing about keep.txt or other inputs.
     // The ARG line itself, from the values the keys of the steps after it recorded.
-    assert_eq!(block(&s, 3), vec!["  DIFF  line 3       ARG VERSION=1.0", "          key: ARG VERSION 1.0 → 2.0"], "{s}");
+    assert_eq!(
+        block(&s, 3),
+        vec!["  DIFF  line 3       ARG VERSION=1.0", "          key: ARG VERSION 1.0 → 2.0"],
+        "{s}"
+    );
     let causes: Vec<&str> = s.lines().filter(|l| l.starts_with("          key: ")).collect();
     assert_eq!(
         causes,
@@ -126,7 +130,9 @@ fn a_changed_file_and_build_arg_are_named_and_equal_steps_shown_equal() {
     assert_eq!(code, Some(0), "{s}");
     assert!(!s.contains("DIFF"), "{s}");
     assert!(s.contains("  same  line 8       RUN cat message.txt keep.txt > all.txt  (key equal; same layer)"), "{s}");
-    assert!(s.ends_with("Equivalent: all 7 step(s) have equal keys (where recorded) and layers whose files do not differ\n"));
+    assert!(s.ends_with(
+        "Equivalent: all 7 step(s) have equal keys (where recorded) and layers whose files do not differ\n"
+    ));
 }
 
 /// testdata/traces/demo.jsonl was recorded by an earlier trowel (trace format 1); the same
@@ -149,7 +155,10 @@ fn traces_of_different_format_versions_compare() {
     // The registry's port differs between the two recordings: the FROM lines name it.
     let from = block(&s, 3);
     assert_eq!(from[0], "  DIFF  line 3       FROM ${REGISTRY}/busybox:1.35 AS builder", "{s}");
-    assert!(from[1].starts_with("          key: base image ") && from[1].contains(" (was base image 127.0.0.1:"), "{s}");
+    assert!(
+        from[1].starts_with("          key: base image ") && from[1].contains(" (was base image 127.0.0.1:"),
+        "{s}"
+    );
     // Neither build used --cache: no key is claimed, and the copied file is the same file.
     assert!(block(&s, 5).iter().any(|l| l.contains("neither build recorded a cache key")), "{s}");
     assert_eq!(code, Some(1), "{s}");

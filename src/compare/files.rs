@@ -87,9 +87,13 @@ fn path_diff(a: &Change, b: &Change) -> Result<Option<String>, ()> {
     let mut unknown = false;
     if a.file_type == FileType::File {
         match (&a.digest, &b.digest) {
-            (Some(x), Some(y)) if x != y => {
-                out.push(format!("content differs ({} → {}, {} B → {} B)", short(x.as_str()), short(y.as_str()), a.size, b.size))
-            }
+            (Some(x), Some(y)) if x != y => out.push(format!(
+                "content differs ({} → {}, {} B → {} B)",
+                short(x.as_str()),
+                short(y.as_str()),
+                a.size,
+                b.size
+            )),
             (Some(_), Some(_)) => {}
             _ if a.size != b.size => out.push(format!("content differs ({} B → {} B)", a.size, b.size)),
             _ => unknown = true,
@@ -133,8 +137,9 @@ pub fn verdict(a: Option<&StepView>, b: Option<&StepView>) -> FilesVerdict {
     }
     // A side with a layer but no listing: what is in it is not in the trace.
     let unlisted = |side: &str, s: &StepView| {
-        (s.layer.is_some() && s.changes.is_empty())
-            .then(|| format!("{side}'s trace has no file list for this step's layer: which files differ cannot be known"))
+        (s.layer.is_some() && s.changes.is_empty()).then(|| {
+            format!("{side}'s trace has no file list for this step's layer: which files differ cannot be known")
+        })
     };
     if let Some(why) = unlisted("A", a).or_else(|| unlisted("B", b)) {
         return FilesVerdict::Unknown { why };
@@ -217,11 +222,14 @@ mod tests {
         b.mtime = 99;
         assert_eq!(path_diff(&a, &b), Ok(None), "added vs modified and mtimes are no difference");
         let c = change("/x", ChangeKind::Added, Some(b"two!"));
-        assert_eq!(path_diff(&a, &c).unwrap().unwrap(), format!(
-            "content differs ({} → {}, 3 B → 4 B)",
-            &digest_of(b"one").hex()[..12],
-            &digest_of(b"two!").hex()[..12]
-        ));
+        assert_eq!(
+            path_diff(&a, &c).unwrap().unwrap(),
+            format!(
+                "content differs ({} → {}, 3 B → 4 B)",
+                &digest_of(b"one").hex()[..12],
+                &digest_of(b"two!").hex()[..12]
+            )
+        );
         let mut d = a.clone();
         d.mode = 0o755;
         d.uid = 1000;

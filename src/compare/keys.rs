@@ -77,9 +77,9 @@ fn base(s: &BuildState, stage: usize) -> Option<(String, Option<String>)> {
 /// A FROM step: the base each build resolved.
 fn from_verdict(sa: &BuildState, a: &StepView, sb: &BuildState, b: &StepView) -> KeyVerdict {
     match (base(sa, a.id.stage), base(sb, b.id.stage)) {
-        (Some((wa, da)), Some((wb, db))) if wa == wb && da == db => {
-            KeyVerdict::NoKey { why: format!("same {wb}{}", db.map(|d| format!(" ({})", short(&d))).unwrap_or_default()) }
-        }
+        (Some((wa, da)), Some((wb, db))) if wa == wb && da == db => KeyVerdict::NoKey {
+            why: format!("same {wb}{}", db.map(|d| format!(" ({})", short(&d))).unwrap_or_default()),
+        },
         (Some((wa, da)), Some((wb, db))) if wa == wb => KeyVerdict::Differ {
             reasons: vec![format!(
                 "{wb} now {} (was {})",
@@ -147,7 +147,9 @@ pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option
         _ => "B recorded no cache key for it",
     };
     match (&a.expanded, &b.expanded) {
-        (Some(ea), Some(eb)) if ea != eb => KeyVerdict::Differ { reasons: vec!["instruction text changed".to_string()] },
+        (Some(ea), Some(eb)) if ea != eb => {
+            KeyVerdict::Differ { reasons: vec!["instruction text changed".to_string()] }
+        }
         (Some(_), Some(_)) => KeyVerdict::NoKey { why: format!("{missing}; the expanded instruction is the same") },
         _ if a.source != b.source => KeyVerdict::Differ { reasons: vec!["instruction text changed".to_string()] },
         _ => KeyVerdict::NoKey { why: format!("{missing}; it did not start in both builds") },
@@ -175,7 +177,9 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 link: None,
-                digest: Some(trowel_events::Digest::try_from(trowel_engine::digest::Digest::of(content).to_string()).unwrap()),
+                digest: Some(
+                    trowel_events::Digest::try_from(trowel_engine::digest::Digest::of(content).to_string()).unwrap(),
+                ),
             }],
             sources: BTreeMap::new(),
             line: 4,

@@ -64,10 +64,13 @@ pub fn pair(a: &BuildState, b: &BuildState) -> Vec<Pair> {
     out
 }
 
+/// One way of pairing a step of A with a step of B.
+type Pass = dyn Fn(&StepView, &StepView) -> Option<Matched>;
+
 fn pair_stage(stage: usize, sa: &[&StepView], sb: &[&StepView]) -> Vec<Pair> {
     let mut of_b: Vec<Option<(usize, Matched)>> = vec![None; sb.len()];
     let mut used = vec![false; sa.len()];
-    let passes: [&dyn Fn(&StepView, &StepView) -> Option<Matched>; 3] = [
+    let passes: [&Pass; 3] = [
         &|x, y| (x.line == y.line && x.source == y.source).then_some(Matched::ByLine),
         &|x, y| (x.source == y.source).then_some(Matched::ByText { from: x.line, to: y.line }),
         &|x, y| (x.line == y.line && x.keyword == y.keyword).then_some(Matched::ByLine),
@@ -77,7 +80,8 @@ fn pair_stage(stage: usize, sa: &[&StepView], sb: &[&StepView]) -> Vec<Pair> {
             if of_b[j].is_some() {
                 continue;
             }
-            if let Some((i, m)) = sa.iter().enumerate().filter(|(i, _)| !used[*i]).find_map(|(i, x)| pass(x, y).map(|m| (i, m)))
+            if let Some((i, m)) =
+                sa.iter().enumerate().filter(|(i, _)| !used[*i]).find_map(|(i, x)| pass(x, y).map(|m| (i, m)))
             {
                 used[i] = true;
                 of_b[j] = Some((i, m));

@@ -18,8 +18,8 @@ use crate::tui::theme::Theme;
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, v: &CompareView, theme: &Theme) {
     let area = frame.area();
-    let [top, body, hints] = Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)])
-        .areas(area);
+    let [top, body, hints] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)]).areas(area);
     top_bar(frame, top, v, theme);
     let dir = if body.width >= 100 { Direction::Horizontal } else { Direction::Vertical };
     let [steps, detail] = Layout::default()
@@ -37,7 +37,8 @@ fn top_bar(frame: &mut Frame, area: Rect, v: &CompareView, theme: &Theme) {
     let verdict = v.verdict();
     let style = if c.equivalent() { theme.status_ok } else { theme.status_err };
     // The file names: the paths rarely fit, and the names are what tells two traces apart.
-    let name = |p: &str| std::path::Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name =
+        |p: &str| std::path::Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let room = width.saturating_sub(verdict.chars().count() + 28) / 2;
     let head = format!(
         " trowel compare · A {} · B {} · ",

@@ -26,13 +26,8 @@ pub enum Focus {
 }
 
 /// Every key of the compare view, with its hint (the hint bar and the tests use this table).
-pub const KEYS: &[(&str, &str)] = &[
-    ("j/k", "move"),
-    ("n/N", "next/prev difference"),
-    ("d", "differences only"),
-    ("tab", "focus"),
-    ("q", "quit"),
-];
+pub const KEYS: &[(&str, &str)] =
+    &[("j/k", "move"), ("n/N", "next/prev difference"), ("d", "differences only"), ("tab", "focus"), ("q", "quit")];
 
 /// The compare view's state.
 #[derive(Debug, Clone)]
@@ -77,11 +72,8 @@ impl CompareView {
     fn jump(&mut self, forward: bool) {
         let vis = self.visible();
         let differs = |i: &usize| self.comparison.rows[vis[*i]].differs();
-        let found = if forward {
-            (self.selected + 1..vis.len()).find(differs)
-        } else {
-            (0..self.selected).rev().find(differs)
-        };
+        let found =
+            if forward { (self.selected + 1..vis.len()).find(differs) } else { (0..self.selected).rev().find(differs) };
         if let Some(i) = found {
             self.select(i);
         }

@@ -16,10 +16,7 @@ use crate::tui::theme::Theme;
 pub fn run_compare(comparison: Comparison, mouse: bool, theme: &Theme) -> Result<i32, TuiError> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        return Err(TuiError::NoTerminal {
-            what: "trowel replay --compare",
-            hint: "; add --summary for plain text",
-        });
+        return Err(TuiError::NoTerminal { what: "trowel replay --compare", hint: "; add --summary for plain text" });
     }
     let code = comparison.exit_code();
     let mut view = CompareView::new(comparison);
