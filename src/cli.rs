@@ -710,6 +710,10 @@ mod tests {
         let cli = parse(&["trowel", "replay", "t.jsonl", "--theme", "mono"]);
         let Command::Replay(r) = cli.command else { panic!("expected replay") };
         assert!(!r.summary && r.ui.theme.as_deref() == Some("mono"));
+        assert_eq!(r.compare, None);
+        let cli = parse(&["trowel", "replay", "a.jsonl", "--compare", "b.jsonl", "--summary"]);
+        let Command::Replay(r) = cli.command else { panic!("expected replay") };
+        assert_eq!((r.trace, r.compare, r.summary), ("a.jsonl".into(), Some("b.jsonl".into()), true));
     }
 
     #[test]
