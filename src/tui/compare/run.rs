@@ -3,7 +3,7 @@
 
 use std::sync::mpsc::channel;
 
-use ratatui::crossterm::event::Event as TermEvent;
+use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseEventKind};
 
 use super::CompareView;
 use crate::compare::Comparison;
@@ -28,10 +28,17 @@ pub fn run_compare(comparison: Comparison, mouse: bool, theme: &Theme) -> Result
             term.terminal.draw(|f| super::draw(f, &view, theme))?;
             // Every sender gone: the input reader stopped, nothing can happen any more.
             let Ok(ev) = rx.recv() else { return Ok(()) };
-            if let TermEvent::Key(k) = ev
-                && k.kind != ratatui::crossterm::event::KeyEventKind::Release
-                && view.key(k)
-            {
+            let key = match ev {
+                TermEvent::Key(k) if k.kind != KeyEventKind::Release => k,
+                // The wheel moves as j and k do (in the focused pane).
+                TermEvent::Mouse(m) => match m.kind {
+                    MouseEventKind::ScrollDown => KeyEvent::from(KeyCode::Down),
+                    MouseEventKind::ScrollUp => KeyEvent::from(KeyCode::Up),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if view.key(key) {
                 return Ok(());
             }
         }
