@@ -142,6 +142,11 @@ shoot r2 cache-miss
 replay r3 fail-run-exit
 shoot r3 failed-step
 
+# Two recorded builds side by side (message.txt changed between them).
+start r4 "$trowel replay --no-mouse testdata/traces/cache-cold.jsonl --compare testdata/traces/cache-rebuild.jsonl"
+wait_for r4 "trowel compare"
+shoot r4 compare
+
 # A live session: a breakpoint, a step, the File pane's diff, then the push review.
 scripts/testenv.sh up "$work/env" $$ >/dev/null
 # shellcheck disable=SC1091
