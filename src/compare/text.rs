@@ -142,3 +142,89 @@ pub fn render(c: &Comparison) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{FileDiff, Matched, StepRef};
+    use trowel_events::StepId;
+    use trowel_events::state::{Outcome, StepState};
+
+    fn side(path: &str) -> Side {
+        Side {
+            path: path.into(),
+            trace_version: 2,
+            started: "2026-01-01T00:00:00.000Z".into(),
+            dockerfile: "Dockerfile".into(),
+            outcome: Outcome::Finished,
+            ended: "finished".into(),
+        }
+    }
+
+    fn step(n: usize, line: usize, text: &str) -> StepRef {
+        StepRef {
+            id: StepId { stage: 0, step: n },
+            line,
+            keyword: text.split(' ').next().unwrap().into(),
+            text: text.into(),
+            state: StepState::Built,
+            layer: None,
+            cache: Some("miss"),
+            cache_said: None,
+        }
+    }
+
+    fn row(a: Option<StepRef>, b: Option<StepRef>, matched: Matched, key: KeyVerdict, files: FilesVerdict) -> Row {
+        Row { stage: 0, stage_label: "0".into(), a, b, matched, key, files, progress: None }
+    }
+
+    /// Lines that moved are said to be matched by their text; a step in one build only, and
+    /// files whose contents a trace does not record, are named as such.
+    #[test]
+    fn moved_added_and_unknown_are_said() {
+        let c = Comparison {
+            a: side("a.jsonl"),
+            b: side("b.jsonl"),
+            rows: vec![
+                row(
+                    None,
+                    Some(step(1, 2, "ENV X=1")),
+                    Matched::OnlyB,
+                    KeyVerdict::NoKey { why: "the step is in one build only".into() },
+                    FilesVerdict::NotFinished,
+                ),
+                row(
+                    Some(step(1, 2, "COPY src/ /src/")),
+                    Some(step(2, 3, "COPY src/ /src/")),
+                    Matched::ByText { from: 2, to: 3 },
+                    KeyVerdict::Differ { reasons: vec!["COPY src/: 1 file changed (src/a.rs)".into()] },
+                    FilesVerdict::Differ {
+                        files: vec![FileDiff {
+                            path: "/src/a.rs".into(), what: "content differs (1 B → 2 B)".into()
+                        }],
+                        unknown: vec!["/src/b.rs".into()],
+                    },
+                ),
+            ],
+            ending: None,
+        };
+        assert_eq!(
+            render(&c),
+            "\
+Comparing build A with build B
+  A: a.jsonl (trace format 2, started 2026-01-01T00:00:00.000Z), Dockerfile: finished
+  B: b.jsonl (trace format 2, started 2026-01-01T00:00:00.000Z), Dockerfile: finished
+Stage 0
+  DIFF  line 2       ENV X=1
+          only in B (no step of A's stage matches it)
+  DIFF  line 2 → 3   COPY src/ /src/
+          matched by instruction text: line 2 in A is line 3 in B
+          key: COPY src/: 1 file changed (src/a.rs)
+          cache: A miss, B miss
+          file /src/a.rs: content differs (1 B → 2 B)
+          files whose contents are not recorded (cannot tell): /src/b.rs
+Different: 2 of 2 step(s) differ (line 2, line 2 → 3)
+"
+        );
+    }
+}
