@@ -59,6 +59,13 @@ fn a_changed_file_is_named_and_the_steps_before_it_are_equal() {
     assert!(summary.contains("key: COPY message.txt: 1 file changed (message.txt)\n"), "{summary}");
     assert!(summary.contains("file /etc/motd: content differs ("), "{summary}");
     assert!(summary.contains("cache: A miss, B miss"), "{summary}");
+    // Both traces recorded /etc/motd's content: its two versions, as a diff.
+    assert!(
+        summary.contains(
+            "            - No daemon was harmed in the making of this image.\n            + This message changed"
+        ),
+        "{summary}"
+    );
     assert!(summary.contains("  same  line 5       COPY greet.sh .  (key equal; same layer)"), "{summary}");
     assert!(summary.ends_with("Different: 2 of 11 step(s) differ (line 16, line 18)\n"), "{summary}");
 }

@@ -91,6 +91,8 @@ fn a_changed_file_and_build_arg_are_named_and_equal_steps_shown_equal() {
             "          key: COPY message.txt: 1 file changed (message.txt)",
             "          cache: A miss, B miss",
             block(&s, 6)[3],
+            "            - yesterday",
+            "            + today, longer",
         ],
         "{s}"
     );
@@ -100,6 +102,8 @@ fn a_changed_file_and_build_arg_are_named_and_equal_steps_shown_equal() {
     assert_eq!(run1[1], "          key: ARG VERSION 1.0 → 2.0", "{s}");
     assert_eq!(run1[2], "          key: parent step changed (line 6: COPY message.txt ./)", "{s}");
     assert!(run1.iter().any(|l| l.starts_with("          file /app/version.txt: content differs")), "{s}");
+    // The recorded contents of the two versions, as a diff.
+    assert!(run1.ends_with(&["            - version 1.0", "            + version 2.0"]), "{s}");
     assert_eq!(run1.iter().filter(|l| l.contains(" file /")).count(), 1, "only version.txt differs:\n{s}");
     let run2 = block(&s, 8);
     assert!(run2.iter().any(|l| l.starts_with("          file /app/all.txt: content differs")), "{s}");

@@ -20,6 +20,9 @@ pub struct FileDiff {
     pub path: String,
     /// How, in words: `content differs (12 B → 14 B)`, `only in B's layer`, `mode 0644 → 0755`.
     pub what: String,
+    /// A text file whose content differs, when both traces recorded it (small text files,
+    /// `--trace-content-limit`): A's content and B's, for a line diff.
+    pub texts: Option<(String, String)>,
 }
 
 /// What the two layers of a step hold, compared.
@@ -162,7 +165,12 @@ pub fn verdict(a: Option<&StepView>, b: Option<&StepView>) -> FilesVerdict {
             (None, None) => None,
         };
         if let Some(what) = what {
-            files.push(FileDiff { path: p.to_string(), what });
+            let after = |s: &StepView| s.contents.get(*p).and_then(|c| c.after.clone());
+            let texts = match (ma.get(p), mb.get(p)) {
+                (Some(x), Some(y)) if x.digest != y.digest => after(a).zip(after(b)),
+                _ => None,
+            };
+            files.push(FileDiff { path: p.to_string(), what, texts });
         }
     }
     match (files.is_empty(), unknown.is_empty()) {

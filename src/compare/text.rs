@@ -90,6 +90,9 @@ fn row(out: &mut String, r: &Row) {
         FilesVerdict::Differ { files, unknown } => {
             for f in files {
                 let _ = writeln!(out, "{pad}file {}: {}", f.path, f.what);
+                if let Some((a, b)) = &f.texts {
+                    text_diff(out, a, b);
+                }
             }
             if !unknown.is_empty() {
                 let _ = writeln!(
@@ -103,6 +106,34 @@ fn row(out: &mut String, r: &Row) {
         _ => {
             let _ = writeln!(out, "{pad}files: {}", files_words(r));
         }
+    }
+}
+
+/// Lines of a file's text diff shown in the summary (a CI log is not the place for more).
+const DIFF_LINES: usize = 8;
+
+/// A's and B's content of a file, as `-`/`+` lines under it.
+fn text_diff(out: &mut String, a: &str, b: &str) {
+    let diff = similar::TextDiff::from_lines(a, b);
+    let lines: Vec<(char, &str)> = diff
+        .iter_all_changes()
+        .filter_map(|c| match c.tag() {
+            similar::ChangeTag::Delete => Some(('-', c.value())),
+            similar::ChangeTag::Insert => Some(('+', c.value())),
+            similar::ChangeTag::Equal => None,
+        })
+        .collect();
+    for (sign, line) in lines.iter().take(DIFF_LINES) {
+        // A CI log shows what it is sent: no control character of a file reaches it.
+        let line: String = line
+            .trim_end_matches(['\n', '\r'])
+            .chars()
+            .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+            .collect();
+        let _ = writeln!(out, "            {sign} {line}");
+    }
+    if lines.len() > DIFF_LINES {
+        let _ = writeln!(out, "            … {} more changed line(s)", lines.len() - DIFF_LINES);
     }
 }
 
@@ -200,7 +231,9 @@ mod tests {
                     KeyVerdict::Differ { reasons: vec!["COPY src/: 1 file changed (src/a.rs)".into()] },
                     FilesVerdict::Differ {
                         files: vec![FileDiff {
-                            path: "/src/a.rs".into(), what: "content differs (1 B → 2 B)".into()
+                            path: "/src/a.rs".into(),
+                            what: "content differs (1 B → 2 B)".into(),
+                            texts: Some(("fn a() {}\nfn b() {}\n".into(), "fn a() {}\nfn c() {}\n".into())),
                         }],
                         unknown: vec!["/src/b.rs".into()],
                     },
@@ -222,6 +255,8 @@ Stage 0
           key: COPY src/: 1 file changed (src/a.rs)
           cache: A miss, B miss
           file /src/a.rs: content differs (1 B → 2 B)
+            - fn b() {}
+            + fn c() {}
           files whose contents are not recorded (cannot tell): /src/b.rs
 Different: 2 of 2 step(s) differ (line 2, line 2 → 3)
 "

@@ -183,6 +183,9 @@ pub fn detail_lines(r: &Row, width: usize, theme: &Theme) -> Vec<Line<'static>> 
         FilesVerdict::Differ { files, unknown } => {
             for f in files {
                 wrapped(&mut out, "≠ ", &format!("{}: {}", f.path, f.what), width, theme.modified);
+                if let Some((a, b)) = &f.texts {
+                    text_diff(&mut out, a, b, width, theme);
+                }
             }
             for u in unknown {
                 wrapped(&mut out, "? ", &format!("{u}: content not recorded, cannot tell"), width, theme.status_warn);
@@ -195,6 +198,25 @@ pub fn detail_lines(r: &Row, width: usize, theme: &Theme) -> Vec<Line<'static>> 
         _ => wrapped(&mut out, "· ", &files_words(r), width, theme.dim),
     }
     out
+}
+
+/// A's and B's content of a file as a line diff (A's lines `-`, B's `+`), with the context the
+/// File pane shows.
+fn text_diff(out: &mut Vec<Line<'static>>, a: &str, b: &str, width: usize, theme: &Theme) {
+    use crate::tui::model::diff::{DiffLine, diff};
+    // File contents are sanitized (no control character reaches the terminal) but keep their
+    // indentation.
+    let clean = |t: &str| format::sanitize(t.trim_end_matches(['\n', '\r']));
+    let join = |segments: &[(bool, String)]| clean(&segments.iter().map(|(_, t)| t.as_str()).collect::<String>());
+    for l in diff(Some(a), Some(b)) {
+        let (text, style) = match l {
+            DiffLine::Context { text, .. } => (format!("    {}", clean(&text)), theme.diff_context),
+            DiffLine::Removed { segments, .. } => (format!("  - {}", join(&segments)), theme.diff_del),
+            DiffLine::Added { segments, .. } => (format!("  + {}", join(&segments)), theme.diff_add),
+            DiffLine::Skipped { lines } => (format!("    … {lines} unchanged line(s)"), theme.dim),
+        };
+        out.push(Line::from(Span::styled(format::truncate(&text, width), style)));
+    }
 }
 
 fn detail_pane(frame: &mut Frame, area: Rect, v: &CompareView, theme: &Theme) {
