@@ -146,6 +146,10 @@ shoot r3 failed-step
 replay r4 files
 keys r4 j j 8
 shoot r4 files
+# Two recorded builds side by side (message.txt changed between them).
+start r4 "$trowel replay --no-mouse testdata/traces/cache-cold.jsonl --compare testdata/traces/cache-rebuild.jsonl"
+wait_for r4 "trowel compare"
+shoot r4 compare
 
 # A live session: a breakpoint, a step, the File pane's diff, then the push review.
 scripts/testenv.sh up "$work/env" $$ >/dev/null

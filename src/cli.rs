@@ -50,6 +50,12 @@ pub struct ReplayArgs {
     /// did (0 when it finished, non-zero when it failed, was aborted or never finished).
     #[arg(long)]
     pub summary: bool,
+    /// Compare with another trace (build B; the first is A): step by step, which cache keys
+    /// differ and why, and which files of each step's layer differ. With --summary, plain text
+    /// that exits 0 when the builds are equivalent, 1 when they differ, 2 when a trace cannot
+    /// be read.
+    #[arg(long, value_name = "TRACE")]
+    pub compare: Option<PathBuf>,
     #[command(flatten)]
     pub ui: UiArgs,
 }
@@ -709,6 +715,10 @@ mod tests {
         let cli = parse(&["trowel", "replay", "t.jsonl", "--theme", "mono"]);
         let Command::Replay(r) = cli.command else { panic!("expected replay") };
         assert!(!r.summary && r.ui.theme.as_deref() == Some("mono"));
+        assert_eq!(r.compare, None);
+        let cli = parse(&["trowel", "replay", "a.jsonl", "--compare", "b.jsonl", "--summary"]);
+        let Command::Replay(r) = cli.command else { panic!("expected replay") };
+        assert_eq!((r.trace, r.compare, r.summary), ("a.jsonl".into(), Some("b.jsonl".into()), true));
     }
 
     #[test]

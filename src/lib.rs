@@ -2,13 +2,14 @@
 //!
 //! The build itself is [`trowel_engine`]'s; this crate turns flags into its options once
 //! ([`cli`]), and consumes its events: the plain log ([`log`]), recorded traces and their
-//! replay ([`trace`]), the terminal debugger ([`tui`]) and its controller ([`debugger`]), the
-//! prompt a `trowel build --break` pauses at ([`prompt`]), `trowel warm` ([`warm`]) and
-//! `trowel check` ([`check`]); they write sizes with [`units`].
+//! replay ([`trace`]), two traces compared ([`compare`]), the terminal debugger ([`tui`]) and
+//! its controller ([`debugger`]), the prompt a `trowel build --break` pauses at ([`prompt`]),
+//! `trowel warm` ([`warm`]) and `trowel check` ([`check`]); they write sizes with [`units`].
 //! `src/main.rs` only dispatches.
 
 pub mod check;
 pub mod cli;
+pub mod compare;
 pub mod debugger;
 pub mod log;
 pub mod prompt;

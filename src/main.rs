@@ -81,6 +81,9 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
 }
 
 fn run_replay(args: &trowel::cli::ReplayArgs) -> i32 {
+    if let Some(b) = &args.compare {
+        return run_compare(args, b);
+    }
     let (header, events) = match trowel::trace::read(&args.trace) {
         Ok(t) => t,
         Err(e) => {
@@ -105,6 +108,35 @@ fn run_replay(args: &trowel::cli::ReplayArgs) -> i32 {
         Err(e) => {
             eprintln!("error: {e}");
             1
+        }
+    }
+}
+
+/// `trowel replay A --compare B`: 0 equivalent, 1 different, 2 a trace cannot be read.
+fn run_compare(args: &trowel::cli::ReplayArgs, b: &std::path::Path) -> i32 {
+    let comparison = match trowel::compare::Comparison::load(&args.trace, b) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if args.summary {
+        print!("{}", trowel::compare::text::render(&comparison));
+        return comparison.exit_code();
+    }
+    let theme = match trowel::tui::Theme::select(args.ui.theme.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match trowel::tui::run_compare(comparison, !args.ui.no_mouse, &theme) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
         }
     }
 }

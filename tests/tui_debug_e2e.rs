@@ -1,7 +1,8 @@
 //! `trowel debug` end to end, in a real terminal (tmux), through a real build against the
 //! local registry: stop at a breakpoint, step, inspect a file's diff, open a shell in the
 //! build root and keep what it changed, confirm the push, quit — then check the pushed image
-//! with skopeo and umoci, and that the terminal was given back. The kept shell session is its
+//! with skopeo and umoci, and that the terminal was given back. Also `trowel replay A
+//! --compare B` on two recorded traces, in the same terminal. The kept shell session is its
 //! own entry everywhere: the Steps and Layers panes, the push review, the recorded trace and its
 //! summary name it, never line 4's instruction.
 //!
@@ -333,6 +334,37 @@ fn y_copies_through_the_terminal_into_tmuxs_buffer() {
     assert_eq!(buffer().trim_end().len(), 71, "{:?}", buffer());
     t.keys("q");
     t.wait_for("EXIT=0");
+}
+
+/// Issue 15: two recorded builds of the demo (testdata/traces: the second after message.txt
+/// changed) side by side in a terminal: the view opens on the first step that differs and
+/// names the file, `n` goes to the next difference, `d` hides the equal steps, and quitting
+/// exits 1 (the builds differ) with the terminal given back.
+#[test]
+fn compare_two_recorded_traces() {
+    let traces = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces");
+    let cmd = format!(
+        "{} replay {} --compare {}",
+        env!("CARGO_BIN_EXE_trowel"),
+        traces.join("cache-cold.jsonl").display(),
+        traces.join("cache-rebuild.jsonl").display()
+    );
+    let t = Tmux::start(&cmd, 120, 32);
+    let s = t.wait_for("2 of 11 steps differ");
+    assert!(s.contains("line 16: COPY message.txt /etc/motd"), "opens on the first difference:\n{s}");
+    assert!(s.contains("≠ COPY message.txt: 1 file changed (message.txt)"), "{s}");
+    assert!(s.contains("≠ /etc/motd: content differs ("), "{s}");
+    assert!(s.contains("=       5 COPY greet.sh ."), "an equal step is shown equal:\n{s}");
+    t.keys("n");
+    let s = t.wait_for("line 18: WORKDIR /home/app");
+    assert!(s.contains("≠ parent step changed (line 16: COPY"), "{s}");
+    t.keys("d");
+    let s = t.wait_for("stage 1");
+    assert!(!s.contains("COPY greet.sh ."), "only the differing steps are listed:\n{s}");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=1"), "the builds differ:\n{s}");
+    assert!(!s.contains("Differences"), "the view's screen is gone:\n{s}");
 }
 
 /// Processes whose command line mentions `marker`.

@@ -14,9 +14,11 @@
 //!   `themes/*.toml`.
 //! - `session`, `terminal`, `input`, `live`, `replay`: the terminal, the threads (engine,
 //!   input reader) and the event loop.
+//! - [`compare`]: `trowel replay A --compare B`, two builds side by side (a view of its own).
 
 pub mod app;
 pub mod clipboard;
+pub mod compare;
 pub mod error;
 pub mod format;
 mod input;
@@ -31,6 +33,7 @@ pub mod theme;
 pub mod ui;
 
 pub use app::{App, Effect, Mode, Msg, Pane};
+pub use compare::run_compare;
 pub use error::TuiError;
 pub use live::{DebugConfig, run_debug};
 pub use replay::run_replay;
