@@ -1,14 +1,14 @@
 //! Headless debugging on the terminal, for `trowel build`: `--break…` flags pause the build and
 //! ask what to do on the controlling terminal, `--shell-on-failure` opens a shell in the failed
-//! step's root (what kaniko users asked for in kaniko#1727), and `--require-approval` asks before
-//! pushing. Prompts go to `/dev/tty`, so they work while stdout is piped into a CI log; with no
+//! step's root (what kaniko users asked for in kaniko#1727) and then offers to re-run the step
+//! (as written or edited: fix and retry), and `--require-approval` asks before pushing. Prompts go to `/dev/tty`, so they work while stdout is piped into a CI log; with no
 //! terminal at all, trowel never waits for an answer that cannot come.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 
 use crate::debugger::{Frontend, Pause, Resume};
-use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice, logical_line};
 use trowel_events::{Change, ChangeKind};
 use trowel_events::{PushReview, When};
 
@@ -16,8 +16,9 @@ pub struct TerminalFrontend {
     tty: Option<(BufReader<File>, File)>,
     shell_on_failure: bool,
     require_approval: bool,
-    /// A failure already had its shell: the next pause there aborts.
-    shelled_failure: Option<(usize, usize)>,
+    /// A failure (stage, step, attempt) already had its shell: the next pause there asks
+    /// whether to re-run the step, or aborts.
+    shelled_failure: Option<(usize, usize, u32)>,
 }
 
 impl TerminalFrontend {
@@ -33,13 +34,18 @@ impl TerminalFrontend {
 
     /// Asks a question; `None` without a terminal.
     fn ask(&mut self, question: &str) -> Option<String> {
+        self.ask_raw(question).map(|a| a.to_lowercase())
+    }
+
+    /// Asks for text, kept as typed (trimmed).
+    fn ask_raw(&mut self, question: &str) -> Option<String> {
         let (r, w) = self.tty.as_mut()?;
         let _ = write!(w, "{question}");
         let _ = w.flush();
         let mut line = String::new();
         match r.read_line(&mut line) {
             Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim().to_lowercase()),
+            Ok(_) => Some(line.trim().to_string()),
         }
     }
 
@@ -57,10 +63,32 @@ fn is_failure(at: &Checkpoint) -> bool {
     at.when == When::AfterStep && at.report.as_ref().is_some_and(|r| r.error.is_some())
 }
 
+impl TerminalFrontend {
+    /// At a failed RUN, COPY or ADD: re-run it, edit it, open a shell, or give up (`None`:
+    /// nobody to ask).
+    fn after_failure(&mut self, at: &Checkpoint) -> Option<Resume> {
+        loop {
+            let answer = self.ask("[r]e-run the step, [e]dit and run it, [s]hell, [a]bort? ")?;
+            match answer.as_str() {
+                "r" | "rerun" | "re-run" | "retry" => return Some(Resume::Retry(None)),
+                "e" | "edit" => {
+                    let line = logical_line(&at.source);
+                    self.say(&format!("line {}: {line}", at.line));
+                    let text = self.ask_raw("new instruction (empty: as it is): ")?;
+                    return Some(Resume::Retry((!text.is_empty()).then_some(text)));
+                }
+                "s" | "shell" => return Some(Resume::Shell(None)),
+                "a" | "abort" | "q" | "" => return Some(Resume::Abort("the step failed".into())),
+                _ => self.say("answer r, e, s or a"),
+            }
+        }
+    }
+}
+
 impl Frontend for TerminalFrontend {
     fn paused(&mut self, pause: &Pause<'_>) -> Resume {
         let at = pause.at;
-        let here = (at.id.stage, at.id.step);
+        let here = (at.id.stage, at.id.step, at.attempt);
         if is_failure(at) && self.shell_on_failure && self.shelled_failure != Some(here) {
             self.shelled_failure = Some(here);
             self.say(&format!(
@@ -70,13 +98,19 @@ impl Frontend for TerminalFrontend {
             return Resume::Shell(None);
         }
         if is_failure(at) && self.shelled_failure == Some(here) {
-            return Resume::Abort("the step failed".into());
+            if !at.can_retry() {
+                return Resume::Abort("the step failed".into());
+            }
+            return self.after_failure(at).unwrap_or_else(|| Resume::Abort("the step failed".into()));
         }
         let when = match at.when {
             When::BeforeStep => "before",
             When::AfterStep => "after",
         };
         self.say(&format!("\n*** paused {when} line {}: {} ({})", at.line, at.expanded, pause.reasons.join("; ")));
+        if at.can_retry() {
+            return self.after_failure(at).unwrap_or_else(|| Resume::Abort("the step failed".into()));
+        }
         loop {
             let Some(answer) = self.ask("[c]ontinue, [n]ext step, [s]hell, [a]bort? ") else {
                 // Nobody to ask: carry on (a failure still fails the build).

@@ -240,6 +240,8 @@ fn pause_line(p: &Pause) -> String {
                 ResumeAction::Step => "stepped".to_string(),
                 ResumeAction::RunTo { line } => format!("ran to line {line}"),
                 ResumeAction::Abort { reason } => format!("aborted: {reason}"),
+                ResumeAction::Retry { edited: None } => "re-ran the step".to_string(),
+                ResumeAction::Retry { edited: Some(text) } => format!("ran it edited: {text}"),
             };
             format!(" for {}, then {then}", secs(r.paused_ms))
         }
