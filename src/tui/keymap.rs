@@ -27,6 +27,8 @@ pub enum Context {
     ShellChanges,
     /// A yes/no question.
     Confirm,
+    /// The failed instruction's editor (every printable key is text).
+    Editor,
     Help,
 }
 
@@ -44,6 +46,7 @@ impl Context {
             Context::Review => "Push review",
             Context::ShellChanges => "Shell changes",
             Context::Confirm => "Question",
+            Context::Editor => "Edit and run",
             Context::Help => "Help",
         }
     }
@@ -92,6 +95,10 @@ pub enum Action {
     BreakOnFailure,
     BreakOnCacheMiss,
     Shell,
+    /// Re-run the failed step.
+    Retry,
+    /// Edit the failed step's instruction, then run it.
+    EditStep,
     Yes,
     No,
 }
@@ -171,10 +178,27 @@ const fn h(context: Context, keys: &'static [Key], action: Action, desc: &'stati
 /// The whole keymap. Within a context the first matching binding wins; a pane's context is
 /// consulted before [`Context::Debug`] and [`Context::Global`].
 pub const BINDINGS: &[Binding] = &[
-    // Debugging (live builds only).
+    // Debugging (live builds only). Re-running is first: at a failure pause it is what the
+    // hint bar should offer before anything else (it shows these two only there).
+    h(
+        C::Debug,
+        &[Key::ch('R')],
+        A::Retry,
+        "re-run the failed step (at a failure pause, after fixing things in a shell)",
+        "retry",
+    ),
+    h(
+        C::Debug,
+        &[Key::ch('E')],
+        A::EditStep,
+        "edit the failed step's instruction and run it (at a failure pause)",
+        "edit",
+    ),
     h(C::Debug, &[Key::ch('n')], A::StepNext, "step: run to the next instruction and pause", "next"),
     h(C::Debug, &[Key::ch('c')], A::Continue, "continue to the next breakpoint", "continue"),
     h(C::Debug, &[Key::ch('!')], A::Shell, "open a shell in the build root (at a pause)", "shell"),
+    h(C::Editor, &[Key::plain(K::Enter)], A::Yes, "run the instruction as edited", "run it"),
+    h(C::Editor, &[Key::plain(K::Esc)], A::Close, "close the editor (the build stays paused)", "cancel"),
     h(C::Debug, &[Key::ch('b')], A::ToggleBreakpoint, "toggle a breakpoint on the selected step's line", "break"),
     b(C::Debug, &[Key::ch('r')], A::RunToCursor, "run to the selected step (run to cursor)"),
     b(C::Debug, &[Key::ch('F')], A::BreakOnFailure, "toggle breaking when a step fails"),

@@ -259,6 +259,10 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         if b.context == keymap::Context::Debug && app.mode == Mode::Replay {
             continue;
         }
+        let rerun = matches!(b.action, keymap::Action::Retry | keymap::Action::EditStep);
+        if rerun && !app.pause.as_ref().is_some_and(|p| p.at.can_retry()) {
+            continue;
+        }
         let answer = matches!(b.action, keymap::Action::Yes | keymap::Action::No);
         if b.context == keymap::Context::Review && (answer != deciding) {
             continue;
@@ -297,6 +301,10 @@ fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Opti
             (centered(area, 80, 85, 60, 12), format!(" Help: {ctx} pane, debugging, everywhere "))
         }
         Popup::ConfirmQuit => (centered(area, 50, 20, 44, 5), " Quit? ".to_string()),
+        Popup::EditStep(ed) => {
+            let r = centered(area, 90, 20, 50, 7);
+            (fit_height(area, r, 7), format!(" Edit line {} and run it ", ed.line))
+        }
         Popup::ShellChanges { changes, .. } => {
             let r = centered(area, 80, 70, 60, 10);
             (fit_height(area, r, changes.len() + 5), " Shell session changes ".to_string())
@@ -323,6 +331,10 @@ fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Opti
         }
         Popup::ShellChanges { .. } => panes::shell::render(frame, inner, app, theme),
         Popup::Review { .. } => panes::review::render(frame, inner, app, theme),
+        Popup::EditStep(ed) => {
+            panes::editor::render(frame, inner, ed, theme);
+            None
+        }
         Popup::ConfirmQuit => {
             let lines = vec![
                 Line::from(Span::styled("The build is running. Abort it and quit?", theme.text)),

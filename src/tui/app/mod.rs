@@ -22,11 +22,13 @@ use trowel_events::{Envelope, Event, StepId};
 
 mod actions;
 mod drawn;
+mod editor;
 mod keys;
 mod mouse;
 mod popups;
 
 pub use drawn::{Areas, Drawn};
+pub use editor::LineEditor;
 
 /// Live debugging, or a read-only replay of a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +180,8 @@ pub enum Popup {
         scroll: usize,
         decided: bool,
     },
+    /// The failed instruction, being edited before it runs again.
+    EditStep(LineEditor),
 }
 
 pub struct App {
@@ -361,6 +365,7 @@ impl App {
                 Popup::ConfirmQuit => Context::Confirm,
                 Popup::ShellChanges { .. } => Context::ShellChanges,
                 Popup::Review { .. } => Context::Review,
+                Popup::EditStep(_) => Context::Editor,
             }];
         }
         // Debugging keys are looked up in a replay too, to say that it is read-only.
@@ -514,6 +519,16 @@ impl App {
             trowel_events::When::AfterStep => "after",
         };
         let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
+        if at.can_retry() {
+            // What can be done comes first: the failure's text is long and the line is cut.
+            let attempt = if at.attempt > 1 { format!(", attempt {}", at.attempt) } else { String::new() };
+            text = format!(
+                "line {} ({}{attempt}) failed · ! to fix, R re-runs, E edits · {}",
+                at.line,
+                at.keyword,
+                reasons.join(", ")
+            );
+        }
         if let Some(note) = self.shell_note.take() {
             text = format!("{note} · {text}");
         }

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod changes;
+pub mod editor;
 pub mod file;
 pub mod help;
 pub mod layers;
