@@ -1,7 +1,8 @@
 //! Headless debugging on the terminal, for `trowel build`: `--break…` flags pause the build and
 //! ask what to do on the controlling terminal, `--shell-on-failure` opens a shell in the failed
-//! step's root (what kaniko users asked for in kaniko#1727) and then offers to re-run the step
-//! (as written or edited: fix and retry), and `--require-approval` asks before pushing. Prompts go to `/dev/tty`, so they work while stdout is piped into a CI log; with no
+//! step's root (what kaniko users asked for in kaniko#1727), a failed RUN, COPY or ADD's pause
+//! offers to re-run it (as written or edited, after a shell: fix and retry), and
+//! `--require-approval` asks before pushing. Prompts go to `/dev/tty`, so they work while stdout is piped into a CI log; with no
 //! terminal at all, trowel never waits for an answer that cannot come.
 
 use std::fs::{File, OpenOptions};
@@ -16,8 +17,8 @@ pub struct TerminalFrontend {
     tty: Option<(BufReader<File>, File)>,
     shell_on_failure: bool,
     require_approval: bool,
-    /// A failure (stage, step, attempt) already had its shell: the next pause there asks
-    /// whether to re-run the step, or aborts.
+    /// A failure (stage, step, attempt) already had its `--shell-on-failure` shell: the next
+    /// pause there aborts.
     shelled_failure: Option<(usize, usize, u32)>,
 }
 
@@ -97,11 +98,10 @@ impl Frontend for TerminalFrontend {
             ));
             return Resume::Shell(None);
         }
+        // `--shell-on-failure` is kaniko#1727's: look, then the build ends as it failed (CI
+        // scripts count on it). Fixing and re-running is the plain failure pause's.
         if is_failure(at) && self.shelled_failure == Some(here) {
-            if !at.can_retry() {
-                return Resume::Abort("the step failed".into());
-            }
-            return self.after_failure(at).unwrap_or_else(|| Resume::Abort("the step failed".into()));
+            return Resume::Abort("the step failed".into());
         }
         let when = match at.when {
             When::BeforeStep => "before",
@@ -139,7 +139,10 @@ impl Frontend for TerminalFrontend {
         if changes.len() > 30 {
             self.say(&format!("  … and {} more", changes.len() - 30));
         }
-        if is_failure(at) {
+        // After `--shell-on-failure`'s shell the build ends, so there is nothing to keep the
+        // changes for; at a failure that can be re-run they may be the fix.
+        let here = (at.id.stage, at.id.step, at.attempt);
+        if is_failure(at) && (self.shelled_failure == Some(here) || !at.can_retry()) {
             self.say("(discarded: the build stops at this failure)");
             return ShellChoice::Discard;
         }
