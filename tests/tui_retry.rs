@@ -177,4 +177,9 @@ fn a_re_run_is_folded_as_the_steps_latest_attempt() {
     assert_eq!(step.exit_code, None, "the failed attempt's exit code is not the step's any more");
     assert_eq!(step.source, "RUN echo fixed");
     assert_eq!(state.deviations(), vec!["line 3: edited in trowel debug (was: RUN echo before && exit 3)".to_string()]);
+    // `replay --summary` says it under the step, with the choice made at the pause.
+    let header = trowel::trace::Header { trowel_trace: 3, trowel_version: "0.1.0".into(), started: "t".into() };
+    let summary = trowel::trace::summary::summarize(&header, &state);
+    assert!(summary.contains("\n    line 3: edited in trowel debug (was: RUN echo before && exit 3)\n"), "{summary}");
+    assert!(summary.contains("then ran it edited: RUN echo fixed"), "{summary}");
 }

@@ -199,6 +199,9 @@ fn step_lines(out: &mut String, s: &StepView, build_over: bool) {
         };
     }
     let _ = writeln!(out, "{}", line.trim_end());
+    if let Some(d) = s.deviation() {
+        let _ = writeln!(out, "    {d}");
+    }
     for m in &s.mounts {
         let _ = writeln!(out, "    mount {}", crate::tui::format::mount(m));
     }
