@@ -285,3 +285,41 @@ fn a_re_run_is_refused_where_it_cannot_be_and_the_pause_goes_on() {
     assert!(warnings[0].contains("only RUN, COPY and ADD"), "{warnings:?}");
     assert_eq!(starts(&run.events, 2).len(), 1, "no attempt ran");
 }
+
+#[test]
+fn a_copy_re_run_reads_the_fixed_context_and_is_keyed_by_it() {
+    // The context lacks the file at first; the person adds it while the build is paused.
+    let df = format!("FROM {}\nCOPY conf/app.ini /etc/app.ini\nRUN cat /etc/app.ini > /seen\n", env().busybox());
+    let ctx = context(&df);
+    let dest = dest("retry-copy");
+    let opts = options(ctx.path(), &dest);
+    let dir = ctx.path().to_path_buf();
+    let run = debug_build(&opts, move |n, p| match n {
+        0 => {
+            assert_eq!((p.at.keyword.as_str(), p.at.line, p.at.can_retry()), ("COPY", 2, true));
+            std::fs::create_dir_all(dir.join("conf")).unwrap();
+            std::fs::write(dir.join("conf/app.ini"), "fixed = yes\n").unwrap();
+            Resume::Retry(None)
+        }
+        _ => panic!("the re-run works"),
+    });
+    run.result.unwrap();
+    assert_eq!(starts(&run.events, 2), vec![(1, None, false), (2, None, false)]);
+    // No shell touched the root: the re-run is what the Dockerfile makes from this context,
+    // so it is cached (under the key of the file's new content), and so is the RUN after it.
+    assert_eq!(stored_lines(&run.events), vec![2, 3]);
+    let h = history(&dest);
+    assert_eq!(h[0], "COPY conf/app.ini /etc/app.ini # re-run in trowel debug at line 2 (attempt 2)");
+    let image = pull_and_unpack(&dest);
+    assert_eq!(std::fs::read_to_string(image.rootfs().join("seen")).unwrap(), "fixed = yes\n");
+
+    // The same Dockerfile and context, built again without the debugger: both hit.
+    let again = debug_build(&options(ctx.path(), &dest), |_, _| panic!("nothing fails"));
+    again.result.unwrap();
+    let hits = again
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::CacheLookup { result: trowel_events::CacheResult::Hit { .. }, .. }))
+        .count();
+    assert_eq!(hits, 2);
+}
