@@ -2,7 +2,8 @@
 //! step's pause `R` answers the engine with a re-run and `E` opens a one-line editor on the
 //! instruction as written whose `enter` answers with the edited text; elsewhere both say why
 //! they do nothing. Snapshots pin the failure pause (its hint bar offers the re-run) and the
-//! editor at 80x24, and the push review's warning about an image the debugger changed.
+//! editor at 80x24; the fold of a re-run (and what `replay --summary` says of it) is checked on
+//! a trace with a re-run. The push review's warning is checked in tmux (`tui_debug_e2e.rs`).
 
 mod tui_support;
 
