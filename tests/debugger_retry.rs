@@ -270,6 +270,8 @@ fn a_re_run_is_refused_where_it_cannot_be_and_the_pause_goes_on() {
         0 => Resume::Retry(Some("ENV A=1".into())),
         // Not an instruction that parses.
         1 => Resume::Retry(Some("COPY onlyone".into())),
+        // One whose variables do not expand here.
+        2 => Resume::Retry(Some("COPY ${UNSET:?unset} /x".into())),
         _ => Resume::Abort("done".into()),
     });
     run.result.unwrap_err();
@@ -281,8 +283,10 @@ fn a_re_run_is_refused_where_it_cannot_be_and_the_pause_goes_on() {
             _ => None,
         })
         .collect();
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
     assert!(warnings[0].contains("only RUN, COPY and ADD"), "{warnings:?}");
+    assert!(warnings[1].contains("Dockerfile:2: COPY onlyone: COPY requires at least two arguments"), "{warnings:?}");
+    assert!(warnings[2].contains("UNSET: unset"), "{warnings:?}");
     assert_eq!(starts(&run.events, 2).len(), 1, "no attempt ran");
 }
 

@@ -59,7 +59,9 @@ impl StageRunner {
         let (action, retry) = loop {
             match s.controller.paused(&cp, &reasons) {
                 Command::Resume(action) => break (action, None),
-                Command::Retry(text) => match retry_of(s, &cp, failed, text.as_deref()) {
+                Command::Retry(text) => match retry_of(s, &cp, failed, text.as_deref())
+                    .and_then(|r| self.can_run(s, cp.id, &r.instruction).map(|()| r))
+                {
                     Ok(r) => {
                         let edited = r.edited_from.is_some().then(|| r.instruction.source.clone());
                         break (ResumeAction::Retry { edited }, Some(r));

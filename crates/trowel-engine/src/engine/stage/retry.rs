@@ -55,7 +55,13 @@ pub(crate) fn parse_edit(path: &std::path::Path, original: &Instruction, text: &
     if text.contains('\n') {
         return Err("the edited instruction must be one line (continuation lines joined)".into());
     }
-    let mut ins = crate::dockerfile::parse_instruction_line(path, text).map_err(|e| e.to_string())?;
+    let mut ins = crate::dockerfile::parse_instruction_line(path, text).map_err(|e| match e {
+        // The text was parsed on its own: its line 1 is the step's line.
+        crate::dockerfile::DockerfileError::At { path, instruction, reason, .. } => {
+            crate::dockerfile::DockerfileError::At { path, line: original.line, instruction, reason }.to_string()
+        }
+        other => other.to_string(),
+    })?;
     if !matches!(ins.kind, InstructionKind::Run { .. } | InstructionKind::Copy(_) | InstructionKind::Add(_)) {
         return Err(format!(
             "only RUN, COPY and ADD can be re-run; {} would have to be changed in the Dockerfile",
@@ -93,6 +99,18 @@ impl StageRunner {
             return Ok(());
         }
         self.key_again(s, id);
+        Ok(())
+    }
+
+    /// Whether `ins` can run here as far as its text shows (its variables expand, a RUN's
+    /// mounts resolve): an edit that cannot is refused at the pause, rather than ending the build.
+    pub(crate) fn can_run(&self, s: &Shared<'_, '_>, id: StepId, ins: &Instruction) -> Result<(), String> {
+        let ctx = s.ctx;
+        let expanded = ins.expand(&self.config.vars(), ctx.df.escape).map_err(|e| e.to_string())?;
+        if let crate::dockerfile::Expanded::Run { flags, .. } = &expanded {
+            let workdir = self.config.image.working_dir().unwrap_or("/");
+            crate::engine::mounts::resolve(flags, workdir, &ctx.plan, id.stage).map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 
