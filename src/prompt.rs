@@ -20,6 +20,9 @@ pub struct TerminalFrontend {
     /// A failure (stage, step, attempt) already had its `--shell-on-failure` shell: the next
     /// pause there aborts.
     shelled_failure: Option<(usize, usize, u32)>,
+    /// What was answered here that makes the image differ from the Dockerfile as written, by
+    /// step (the last answer at a step is the one that ran: a refused edit is asked again).
+    deviations: std::collections::BTreeMap<(usize, usize, usize), String>,
 }
 
 impl TerminalFrontend {
@@ -30,7 +33,13 @@ impl TerminalFrontend {
             .open("/dev/tty")
             .ok()
             .and_then(|r| r.try_clone().ok().map(|w| (BufReader::new(r), w)));
-        TerminalFrontend { tty, shell_on_failure, require_approval, shelled_failure: None }
+        TerminalFrontend {
+            tty,
+            shell_on_failure,
+            require_approval,
+            shelled_failure: None,
+            deviations: Default::default(),
+        }
     }
 
     /// Asks a question; `None` without a terminal.
@@ -71,11 +80,21 @@ impl TerminalFrontend {
         loop {
             let answer = self.ask("[r]e-run the step, [e]dit and run it, [s]hell, [a]bort? ")?;
             match answer.as_str() {
-                "r" | "rerun" | "re-run" | "retry" => return Some(Resume::Retry(None)),
+                "r" | "rerun" | "re-run" | "retry" => {
+                    let what = format!("line {}: re-run in the debugger", at.line);
+                    self.deviations.insert((at.id.stage, at.id.step, 1), what);
+                    return Some(Resume::Retry(None));
+                }
                 "e" | "edit" => {
                     let line = logical_line(&at.source);
                     self.say(&format!("line {}: {line}", at.line));
                     let text = self.ask_raw("new instruction (empty: as it is): ")?;
+                    let what = if text.is_empty() {
+                        format!("line {}: re-run in the debugger", at.line)
+                    } else {
+                        format!("line {}: edited in the debugger (was: {line})", at.line)
+                    };
+                    self.deviations.insert((at.id.stage, at.id.step, 1), what);
                     return Some(Resume::Retry((!text.is_empty()).then_some(text)));
                 }
                 "s" | "shell" => return Some(Resume::Shell(None)),
@@ -147,7 +166,12 @@ impl Frontend for TerminalFrontend {
             return ShellChoice::Discard;
         }
         match self.ask("Keep them as a layer? [y/N] ").as_deref() {
-            Some("y" | "yes") => ShellChoice::Keep,
+            Some("y" | "yes") => {
+                let n = self.deviations.len();
+                let what = format!("line {}: changes kept from a debugger shell", at.line);
+                self.deviations.insert((at.id.stage, at.id.step, 2 + n), what);
+                ShellChoice::Keep
+            }
             _ => ShellChoice::Discard,
         }
     }
@@ -167,6 +191,13 @@ impl Frontend for TerminalFrontend {
         for l in &review.layers {
             let origin = l.step.map(|s| format!("step {s}")).unwrap_or_else(|| "base".into());
             self.say(&format!("    {} {:>12} bytes  {origin}", l.digest.short(), l.size));
+        }
+        if !self.deviations.is_empty() {
+            let lines: Vec<String> = self.deviations.values().cloned().collect();
+            self.say("  This image is not what the Dockerfile as written makes:");
+            for d in lines {
+                self.say(&format!("    {d}"));
+            }
         }
         match self.ask("Push? [y/N] ").as_deref() {
             Some("y" | "yes") => Decision::Continue,

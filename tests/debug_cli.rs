@@ -92,7 +92,8 @@ fn shell_on_failure_opens_a_shell_in_the_failed_steps_root() {
 fn a_failed_step_is_fixed_in_a_shell_re_run_and_another_edited_at_the_prompt() {
     let ctx = context(&format!("FROM {}\nRUN cat /needed > /got\nRUN echo broken && exit 5\n", env().busybox()));
     let dest = format!("{}/{}:1", env().registry, unique_repo("promptretry"));
-    let t = Tmux::start(&trowel_cmd(ctx.path(), &format!("--destination {dest} --break-on-failure")));
+    let t =
+        Tmux::start(&trowel_cmd(ctx.path(), &format!("--destination {dest} --break-on-failure --require-approval")));
     let asked = |n: usize| {
         let t0 = Instant::now();
         while t.screen().matches("[r]e-run the step, [e]dit and run it, [s]hell, [a]bort?").count() < n {
@@ -115,6 +116,13 @@ fn a_failed_step_is_fixed_in_a_shell_re_run_and_another_edited_at_the_prompt() {
     t.send("e");
     t.wait_for("new instruction (empty: as it is):");
     t.send("RUN echo mended > /mended");
+    // The push review says how the image differs from the Dockerfile.
+    let s = t.wait_for("Push? [y/N]");
+    assert!(s.contains("This image is not what the Dockerfile as written makes:"), "{s}");
+    assert!(s.contains("line 2: changes kept from a debugger shell"), "{s}");
+    assert!(s.contains("line 2: re-run in the debugger"), "{s}");
+    assert!(s.contains("line 3: edited in the debugger (was: RUN echo broken && exit 5)"), "{s}");
+    t.send("y");
     let s = t.wait_for("EXIT=");
     assert!(s.contains("EXIT=0"), "{s}");
     let u = pull_and_unpack(&dest);
