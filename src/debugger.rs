@@ -231,6 +231,9 @@ pub enum Resume {
     RunToLine(usize),
     /// Open a shell here (or run this command), then pause again.
     Shell(Option<Vec<String>>),
+    /// Re-run the failed step (as written, or as this instruction); it pauses after it again
+    /// if it fails again.
+    Retry(Option<String>),
     Abort(String),
 }
 
@@ -306,6 +309,7 @@ impl<F: Frontend> Controller for Debugger<F> {
             Resume::Step => (Mode::Step, ResumeAction::Step),
             Resume::RunToLine(line) => (Mode::RunTo(line), ResumeAction::RunTo { line }),
             Resume::Shell(cmd) => return Command::Shell(cmd),
+            Resume::Retry(edited) => return Command::Retry(edited),
             Resume::Abort(reason) => return Command::Resume(ResumeAction::Abort { reason }),
         };
         self.mode = mode;

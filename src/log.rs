@@ -192,7 +192,14 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             Level::Info,
             &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(*size)),
         ),
-        Event::StepStarted { expanded, line, end_line, source, .. } => {
+        Event::StepStarted { expanded, line, end_line, source, attempt, .. } => {
+            if let Some(a) = attempt {
+                let how = match &a.edited_from {
+                    Some(was) => format!("edited in the debugger (was: {was})"),
+                    None => "re-run from the debugger".to_string(),
+                };
+                say(Level::Warn, &format!("line {line}: attempt {} — {how}", a.number));
+            }
             // Heredoc bodies are shown as the Dockerfile has them, not as one escaped line.
             if source.contains("<<") && end_line > line {
                 let first = source.lines().next().unwrap_or_default().trim_end();
@@ -308,6 +315,8 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 ResumeAction::Step => "stepping".to_string(),
                 ResumeAction::RunTo { line } => format!("running to line {line}"),
                 ResumeAction::Abort { reason } => format!("aborting: {reason}"),
+                ResumeAction::Retry { edited: None } => "re-running the failed step".to_string(),
+                ResumeAction::Retry { edited: Some(text) } => format!("running the failed step edited: {text}"),
             };
             say(Level::Info, &format!("Resumed after {:.1}s, {how}", *paused_ms as f64 / 1000.0));
         }

@@ -86,6 +86,65 @@ fn shell_on_failure_opens_a_shell_in_the_failed_steps_root() {
     assert!(!probe.status.success(), "a failed build pushes nothing");
 }
 
+/// Issue 15 at the prompt: a failed RUN's pause offers a shell to fix things and a re-run; a
+/// second RUN that fails is edited and run edited. The image has both, and its history says so.
+#[test]
+fn a_failed_step_is_fixed_in_a_shell_re_run_and_another_edited_at_the_prompt() {
+    let ctx = context(&format!("FROM {}\nRUN cat /needed > /got\nRUN echo broken && exit 5\n", env().busybox()));
+    let dest = format!("{}/{}:1", env().registry, unique_repo("promptretry"));
+    let t =
+        Tmux::start(&trowel_cmd(ctx.path(), &format!("--destination {dest} --break-on-failure --require-approval")));
+    let asked = |n: usize| {
+        let t0 = Instant::now();
+        while t.screen().matches("[r]e-run the step, [e]dit and run it, [s]hell, [a]bort?").count() < n {
+            assert!(t0.elapsed() < Duration::from_secs(60), "question {n} never came:\n{}", t.screen());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    asked(1);
+    t.send("s");
+    t.wait_for("Debug interactive shell");
+    t.send("echo fixed > /needed; exit");
+    t.wait_for("Keep them as a layer? [y/N]");
+    t.send("y");
+    // The same pause asks again, now that the root is fixed.
+    asked(2);
+    t.send("r");
+    t.wait_for("line 2: attempt 2");
+    // The re-run works; line 3 fails next.
+    asked(3);
+    t.send("e");
+    t.wait_for("new instruction (empty: as it is):");
+    t.send("RUN echo mended > /mended");
+    // The push review says how the image differs from the Dockerfile.
+    let s = t.wait_for("Push? [y/N]");
+    assert!(s.contains("This image is not what the Dockerfile as written makes:"), "{s}");
+    assert!(s.contains("line 2: changes kept from a debugger shell"), "{s}");
+    assert!(s.contains("line 2: re-run in the debugger"), "{s}");
+    assert!(s.contains("line 3: edited in the debugger (was: RUN echo broken && exit 5)"), "{s}");
+    t.send("y");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/got"), "fixed\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/mended"), "mended\n");
+    let history: Vec<String> = skopeo_config(&dest)["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
+        .collect();
+    let tail: Vec<&str> = history.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "trowel debug shell at line 2 (RUN after)",
+            "RUN cat /needed > /got # re-run in trowel debug at line 2 after changes made in a debugger shell (attempt 2)",
+            "RUN echo mended > /mended # edited in trowel debug at line 3 (was: RUN echo broken && exit 5)",
+        ]
+    );
+}
+
 #[test]
 fn breakpoint_prompt_then_approved_push() {
     let ctx = context(&format!("FROM {}\nRUN echo one > /one\nRUN echo two > /two\n", env().busybox()));

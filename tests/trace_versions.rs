@@ -78,20 +78,23 @@ fn every_recorded_version_1_trace_reads_folds_and_summarises() {
 fn a_trace_newer_than_this_trowel_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.jsonl");
+    // One version past this trowel's.
+    let future = trowel_events::SCHEMA_VERSION + 1;
     std::fs::write(
         &path,
-        concat!(
-            r#"{"trowel_trace":3,"trowel_version":"9.0.0","started":"2030-01-01T00:00:00.000Z"}"#,
-            "\n",
-            r#"{"seq":0,"ms":0,"event":"warning","message":"from the future"}"#,
-            "\n"
+        format!(
+            "{{\"trowel_trace\":{future},\"trowel_version\":\"9.0.0\",\"started\":\"2030-01-01T00:00:00.000Z\"}}\n{}\n",
+            r#"{"seq":0,"ms":0,"event":"warning","message":"from the future"}"#
         ),
     )
     .unwrap();
     let err = trowel::trace::read(&path).unwrap_err().to_string();
-    let want = "written in trace format 3, newer than this trowel reads (1 to 2): replay it with a newer trowel";
-    assert!(err.ends_with(want) && err.contains("future.jsonl:1:"), "{err}");
+    let want = format!(
+        "written in trace format {future}, newer than this trowel reads (1 to {}): replay it with a newer trowel",
+        trowel_events::SCHEMA_VERSION
+    );
+    assert!(err.ends_with(&want) && err.contains("future.jsonl:1:"), "{err}");
     let o = run(trowel().arg("replay").arg(&path).arg("--summary"));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
 }

@@ -2,7 +2,8 @@
 //! local registry: stop at a breakpoint, step, inspect a file's diff, open a shell in the
 //! build root and keep what it changed, confirm the push, quit — then check the pushed image
 //! with skopeo and umoci, and that the terminal was given back. Also `trowel replay A
-//! --compare B` on two recorded traces, in the same terminal. The kept shell session is its
+//! --compare B` on two recorded traces, in the same terminal, and fixing a failed RUN in a
+//! shell then re-running it (issue 15's fix and retry). The kept shell session is its
 //! own entry everywhere: the Steps and Layers panes, the push review, the recorded trace and its
 //! summary name it, never line 4's instruction.
 //!
@@ -365,6 +366,74 @@ fn compare_two_recorded_traces() {
     let s = t.wait_for("EXIT=");
     assert!(s.contains("EXIT=1"), "the builds differ:\n{s}");
     assert!(!s.contains("Differences"), "the view's screen is gone:\n{s}");
+}
+
+/// Issue 15, fix and retry: a RUN fails for want of a file; at the failure pause a shell makes
+/// it (kept), `R` re-runs the RUN, which now works; the push review warns that the image is not
+/// the Dockerfile's, and the pushed image's history says the RUN was re-run after a shell.
+#[test]
+fn retry_after_a_fix_in_the_shell() {
+    let ctx = tempfile::tempdir().unwrap();
+    let df = format!(
+        "FROM {}\nRUN cat /etc/needed.conf > /ok && echo retried-$((6 * 7))\nRUN echo done > /done\n",
+        env().busybox()
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-retry"));
+    let trace = ctx.path().join("retry.jsonl");
+    let cmd = format!(
+        "{} debug --context {} --destination {dest} --trace {}",
+        env!("CARGO_BIN_EXE_trowel"),
+        ctx.path().display(),
+        trace.display()
+    );
+    let t = Tmux::start(&cmd, 110, 32);
+    // Breaking on failure is the default.
+    let s = t.wait_for("R re-runs");
+    assert!(s.contains("paused after L2 RUN"), "{s}");
+    t.keys("!");
+    t.wait_for("a shell in the build root");
+    t.keys("echo wanted > /etc/needed.conf; exit");
+    t.key("Enter");
+    t.wait_for("Shell session changes");
+    t.keys("y");
+    t.wait_for("paused after L2 RUN");
+    t.keys("R");
+    let s = t.wait_for("Push now?");
+    assert!(s.contains("not what the Dockerfile as written makes"), "the review warns:\n{s}");
+    t.keys("y");
+    t.wait_for("✓ built");
+    t.key("Escape");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/ok"), "wanted\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/etc/needed.conf"), "wanted\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/done"), "done\n");
+    let cfg = skopeo_config(&dest);
+    let history: Vec<String> = cfg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
+        .collect();
+    assert!(history.iter().any(|h| h == "trowel debug shell at line 2 (RUN after)"), "{history:?}");
+    let rerun = "RUN cat /etc/needed.conf > /ok && echo retried-$((6 * 7)) # re-run in trowel debug at line 2 after \
+                 changes made in a debugger shell (attempt 2)";
+    assert!(history.iter().any(|h| h == rerun), "{history:?}");
+
+    // The trace holds both attempts and the choice; its replay shows the step as re-run.
+    let (_, events) = trowel::trace::read(&trace).unwrap();
+    let attempts =
+        events.iter().filter(|e| matches!(&e.event, trowel_events::Event::StepStarted { line: 2, .. })).count();
+    assert_eq!(attempts, 2);
+    let app = trowel::tui::App::replay("retry".into(), &events);
+    assert!(app.model.finished.is_some());
+    let step = app.model.steps().find(|s| s.line == 2).unwrap();
+    assert_eq!(step.attempt.as_ref().map(|a| a.number), Some(2));
+    assert_eq!(app.model.deviations().len(), 2, "{:?}", app.model.deviations());
 }
 
 /// Processes whose command line mentions `marker`.

@@ -105,7 +105,9 @@ fn live_paused() -> App {
         line: 13,
         stage_name: None,
         keyword: "RUN".into(),
+        source: step.source.clone(),
         expanded: step.expanded.clone().unwrap(),
+        attempt: 1,
         report: None,
         root_dir: None,
     });
@@ -132,7 +134,9 @@ fn shell_changes_popup_80x24() {
         line: step.line,
         stage_name: None,
         keyword: step.keyword.clone(),
+        source: step.source.clone(),
         expanded: String::new(),
+        attempt: 1,
         report: None,
         root_dir: None,
     });

@@ -215,6 +215,9 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
         };
     }
     let _ = writeln!(out, "{}", line.trim_end());
+    if let Some(d) = s.deviation() {
+        let _ = writeln!(out, "    {d}");
+    }
     for m in &s.mounts {
         let _ = writeln!(out, "    mount {}", crate::tui::format::mount(m));
     }
@@ -258,6 +261,8 @@ fn pause_line(p: &Pause) -> String {
                 ResumeAction::Step => "stepped".to_string(),
                 ResumeAction::RunTo { line } => format!("ran to line {line}"),
                 ResumeAction::Abort { reason } => format!("aborted: {reason}"),
+                ResumeAction::Retry { edited: None } => "re-ran the step".to_string(),
+                ResumeAction::Retry { edited: Some(text) } => format!("ran it edited: {text}"),
             };
             format!(" for {}, then {then}", secs(r.paused_ms))
         }

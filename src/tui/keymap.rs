@@ -32,6 +32,8 @@ pub enum Context {
     ShellChanges,
     /// A yes/no question.
     Confirm,
+    /// The failed instruction's editor (every printable key is text).
+    Editor,
     Help,
 }
 
@@ -52,6 +54,7 @@ impl Context {
             Context::Review => "Push review",
             Context::ShellChanges => "Shell changes",
             Context::Confirm => "Question",
+            Context::Editor => "Edit and run",
             Context::Help => "Help",
         }
     }
@@ -110,6 +113,10 @@ pub enum Action {
     Add,
     /// Remove the selected item (a breakpoint).
     Remove,
+    /// Re-run the failed step.
+    Retry,
+    /// Edit the failed step's instruction, then run it.
+    EditStep,
     Yes,
     No,
 }
@@ -218,7 +225,24 @@ const fn hs(
 /// The whole keymap. Within a context the first matching binding wins; a pane's context is
 /// consulted before [`Context::Debug`] and [`Context::Global`].
 pub const BINDINGS: &[Binding] = &[
-    // Debugging (live builds only).
+    // Debugging (live builds only). Re-running is first: at a failure pause it is what the
+    // hint bar should offer before anything else (the app offers these two only there).
+    hs(
+        C::Debug,
+        &[Key::ch('R')],
+        A::Retry,
+        "re-run the failed step (at a failure pause, after fixing things in a shell)",
+        "retry",
+        Shown::Paused,
+    ),
+    hs(
+        C::Debug,
+        &[Key::ch('E')],
+        A::EditStep,
+        "edit the failed step's instruction and run it (at a failure pause)",
+        "edit",
+        Shown::Paused,
+    ),
     hs(C::Debug, &[Key::ch('n')], A::StepNext, "step: run to the next instruction and pause", "next", Shown::Paused),
     hs(C::Debug, &[Key::ch('c')], A::Continue, "continue to the next breakpoint", "continue", Shown::Paused),
     hs(C::Debug, &[Key::ch('!')], A::Shell, "open a shell in the build root (at a pause)", "shell", Shown::Paused),
@@ -231,6 +255,8 @@ pub const BINDINGS: &[Binding] = &[
         Shown::Running,
     ),
     hs(C::Debug, &[Key::ch('r')], A::RunToCursor, "run to the selected step (run to cursor)", "run to", Shown::Paused),
+    h(C::Editor, &[Key::plain(K::Enter)], A::Yes, "run the instruction as edited", "run it"),
+    h(C::Editor, &[Key::plain(K::Esc)], A::Close, "close the editor (the build stays paused)", "cancel"),
     b(C::Debug, &[Key::ch('F')], A::BreakOnFailure, "toggle breaking when a step fails"),
     b(C::Debug, &[Key::ch('M')], A::BreakOnCacheMiss, "toggle breaking when a step misses the cache"),
     // Steps.

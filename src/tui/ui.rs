@@ -353,6 +353,10 @@ fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Opti
             (centered(area, 80, 85, 60, 12), format!(" Help: {ctx} pane, debugging, everywhere "))
         }
         Popup::ConfirmQuit => (centered(area, 50, 20, 44, 5), " Quit? ".to_string()),
+        Popup::EditStep(ed) => {
+            let r = centered(area, 90, 20, 50, 7);
+            (fit_height(area, r, 7), format!(" Edit line {} and run it ", ed.line))
+        }
         Popup::ShellChanges { changes, .. } => {
             let r = centered(area, 80, 70, 60, 10);
             (fit_height(area, r, changes.len() + 5), " Shell session changes ".to_string())
@@ -387,6 +391,10 @@ fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Opti
         Popup::ShellChanges { .. } => panes::shell::render(frame, inner, app, theme),
         Popup::Review { .. } => panes::review::render(frame, inner, app, theme),
         Popup::Command { .. } => panes::command::render(frame, inner, app, theme),
+        Popup::EditStep(ed) => {
+            panes::editor::render(frame, inner, ed, theme);
+            None
+        }
         Popup::ConfirmQuit => {
             let lines = vec![
                 Line::from(Span::styled("The build is running. Abort it and quit?", theme.text)),

@@ -99,7 +99,9 @@ pub fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
         line,
         stage_name: None,
         keyword: step.keyword.clone(),
+        source: step.source.clone(),
         expanded: step.expanded.clone().unwrap_or_default(),
+        attempt: 1,
         report: (when == When::AfterStep).then(|| StepReport {
             status: StepStatus::Built,
             error: None,

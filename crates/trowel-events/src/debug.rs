@@ -36,6 +36,28 @@ pub enum ResumeAction {
     RunTo { line: usize },
     /// Stop the build.
     Abort { reason: String },
+    /// Run the failed step again, as written or (`edited`) as the person rewrote it: the step
+    /// starts again (`step_started` with `attempt`).
+    Retry {
+        /// The instruction to run instead, as typed (one logical line); absent: as written.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edited: Option<String>,
+    },
+}
+
+/// A step started again after it failed, from the debugger's failure pause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Attempt {
+    /// 2 for the first re-run, and so on.
+    pub number: u32,
+    /// The instruction as the Dockerfile has it, when the person edited it (`source` is then
+    /// the edited text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_from: Option<String>,
+    /// A debugger shell's changes were kept in this stage before this attempt: what the step
+    /// runs on is not what the Dockerfile alone makes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_shell: bool,
 }
 
 /// The image as it is about to be pushed.

@@ -254,6 +254,10 @@ pub enum Event {
         /// secret's value. Absent when the step has none.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mounts: Vec<MountInfo>,
+        /// Set when the step starts again after it failed (the debugger's retry); absent for a
+        /// step's first start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<crate::Attempt>,
     },
     /// A chunk of a RUN's output (or of a debugger shell session's), as it came: a line may be
     /// split across chunks.

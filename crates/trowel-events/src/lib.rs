@@ -6,7 +6,7 @@
 //! change the trace format by accident. A change to them is a change to the format: additive
 //! ones (a new event, a new optional field) keep [`SCHEMA_VERSION`]; a change in what an
 //! existing field means bumps it, and readers keep reading older versions (version 1 traces
-//! parse as version 2: every later addition has a default). `docs/trace-format.md`'s reference
+//! parse as today's: every later addition has a default). `docs/trace-format.md`'s reference
 //! is generated from [`schema`] by [`reference_markdown`], and a test keeps the two equal.
 //!
 //! [`BuildState`] is the build as these events describe it: the one fold of the stream that the
@@ -23,7 +23,7 @@ pub mod state;
 
 pub use cache::{BaseInfo, CacheEntryRef, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
 pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
-pub use debug::{PauseReason, PushReview, ResumeAction, ReviewLayer, When};
+pub use debug::{Attempt, PauseReason, PushReview, ResumeAction, ReviewLayer, When};
 pub use digest::{Digest, InvalidDigest};
 pub use event::{
     BaseSource, BlobPushAction, Event, LayerSummary, MountInfo, OutputStream, StagePlan, StepId, StepPlan, StepStatus,
@@ -37,7 +37,10 @@ pub use state::BuildState;
 /// - 1: the first format.
 /// - 2: `step_finished.duration_ms` no longer counts time paused in the debugger (that is
 ///   `paused_ms`); pauses, resumes, push decisions and withheld events are recorded.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: a step may start more than once (a failed step re-run from the debugger:
+///   `step_started.attempt`, `resumed` with `retry`); a later start replaces what the earlier
+///   attempt left.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The JSON Schema of one envelope (what each line of a trace after the header is).
 pub fn schema() -> serde_json::Value {

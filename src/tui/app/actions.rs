@@ -79,6 +79,8 @@ impl App {
             | Action::ToggleBreakpoint
             | Action::BreakOnFailure
             | Action::BreakOnCacheMiss => return self.debug(action),
+            Action::Retry => return self.retry(),
+            Action::EditStep => return self.open_editor(),
             Action::Yes | Action::No => {}
             _ => return self.dispatch(self.focus, action),
         }

@@ -26,6 +26,7 @@ impl App {
                         || (self.focus == Pane::File && self.panes.file.path().is_some())
                 }
                 Action::Add | Action::Remove => self.mode == Mode::Live,
+                Action::Retry | Action::EditStep => self.pause.as_ref().is_some_and(|p| p.at.can_retry()),
                 _ => true,
             }
     }
@@ -36,8 +37,24 @@ impl App {
     pub fn hint_rank(&self, b: &Binding) -> u8 {
         use crate::tui::keymap::Context;
         match (b.context, b.action) {
-            (Context::Review | Context::ShellChanges | Context::Confirm | Context::Help | Context::Command, _) => 0,
-            (Context::Debug, Action::StepNext | Action::Continue | Action::RunToCursor | Action::Shell) => 0,
+            (
+                Context::Review
+                | Context::ShellChanges
+                | Context::Confirm
+                | Context::Help
+                | Context::Command
+                | Context::Editor,
+                _,
+            ) => 0,
+            (
+                Context::Debug,
+                Action::Retry
+                | Action::EditStep
+                | Action::StepNext
+                | Action::Continue
+                | Action::RunToCursor
+                | Action::Shell,
+            ) => 0,
             (_, Action::ShowPush | Action::Zoom | Action::Help) => 1,
             (_, Action::Quit) => 2,
             (Context::Global | Context::Debug, _) => 4,

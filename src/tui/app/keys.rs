@@ -23,6 +23,9 @@ impl App {
         if matches!(self.popup, Some(Popup::Help { .. })) {
             return self.on_help_key(key);
         }
+        if matches!(self.popup, Some(Popup::EditStep(_))) {
+            return self.on_editor_key(key);
+        }
         let contexts = self.contexts();
         let Some(action) = crate::tui::keymap::lookup(&contexts, &key) else {
             self.pending_g = false;

@@ -24,12 +24,14 @@ mod actions;
 mod breaks;
 mod copy;
 mod drawn;
+mod editor;
 mod hints;
 mod keys;
 mod mouse;
 mod popups;
 
 pub use drawn::{Areas, Drawn};
+pub use editor::LineEditor;
 
 /// Live debugging, or a read-only replay of a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +202,8 @@ pub enum Popup {
         id: StepId,
         scroll: usize,
     },
+    /// The failed instruction, being edited before it runs again.
+    EditStep(LineEditor),
 }
 
 pub struct App {
@@ -388,6 +392,7 @@ impl App {
                 Popup::ShellChanges { .. } => Context::ShellChanges,
                 Popup::Review { .. } => Context::Review,
                 Popup::Command { .. } => Context::Command,
+                Popup::EditStep(_) => Context::Editor,
             }];
         }
         // Debugging keys are looked up in a replay too, to say that it is read-only.
@@ -560,7 +565,16 @@ impl App {
             trowel_events::When::AfterStep => "after",
         };
         let mut text = format!("paused {when} line {} ({}): {}", at.line, at.keyword, reasons.join(", "));
-        if let Some(s) = stepped.and_then(|id| self.model.step(id)) {
+        if at.can_retry() {
+            // What can be done comes first: the failure's text is long and the line is cut.
+            let attempt = if at.attempt > 1 { format!(", attempt {}", at.attempt) } else { String::new() };
+            text = format!(
+                "line {} ({}{attempt}) failed · ! to fix, R re-runs, E edits · {}",
+                at.line,
+                at.keyword,
+                reasons.join(", ")
+            );
+        } else if let Some(s) = stepped.and_then(|id| self.model.step(id)) {
             text.push_str(&format!(" · the changes of line {} ({}) are shown", s.line, s.keyword));
         }
         if let Some(note) = self.shell_note.take() {

@@ -12,6 +12,7 @@ pub mod breaks;
 pub mod cache;
 pub mod changes;
 pub mod command;
+pub mod editor;
 pub mod file;
 pub mod files;
 pub mod help;

@@ -32,6 +32,16 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
     let v = |s: String| vec![Span::styled(format::truncate(&s, width.saturating_sub(10)), theme.text)];
     match &app.model.review {
         Some(r) => {
+            // An image the debugger changed is not what a CI build of the Dockerfile makes.
+            let deviations = app.model.deviations();
+            if !deviations.is_empty() {
+                let warn = "This image is not what the Dockerfile as written makes:";
+                out.push(Line::from(Span::styled(warn, theme.status_warn)));
+                for d in deviations {
+                    out.push(Line::from(Span::styled(format::truncate(&format!("  {d}"), width), theme.status_warn)));
+                }
+                out.push(Line::default());
+            }
             out.push(field("manifest", 10, v(r.manifest_digest.to_string()), theme.header));
             out.push(field("config", 10, v(r.config_digest.to_string()), theme.header));
             out.push(field("type", 10, v(r.media_type.clone()), theme.header));

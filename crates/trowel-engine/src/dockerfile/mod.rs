@@ -60,7 +60,7 @@ mod pattern;
 mod scan;
 mod stages;
 mod types;
-mod validate;
+pub(crate) mod validate;
 mod words;
 
 pub use args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs};

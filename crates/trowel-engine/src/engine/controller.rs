@@ -3,7 +3,7 @@
 //! The plain `build` command uses [`Continue`], which never stops. The debugger (in the
 //! binary crate) pauses on breakpoints and stepping, and lets a front end (the
 //! TUI, a terminal prompt, a test script) decide what happens next: continue, open a shell in
-//! the build root, or abort.
+//! the build root, re-run a failed step (as written or edited), or abort.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,11 +18,54 @@ pub struct Checkpoint {
     pub line: usize,
     pub stage_name: Option<String>,
     pub keyword: String,
+    /// The instruction as written (continuation lines and all); for an edited re-run, the
+    /// edited text.
+    pub source: String,
     pub expanded: String,
+    /// 1, then 2 for the first re-run of a failed step, and so on.
+    pub attempt: u32,
     /// Set after the step.
     pub report: Option<StepReport>,
     /// The build root on the host, once the stage has one (to browse files at a pause).
     pub root_dir: Option<std::path::PathBuf>,
+}
+
+impl Checkpoint {
+    /// Whether the controller may answer [`Command::Retry`] here: after a RUN, COPY or ADD
+    /// that failed. Other instructions cannot fail at run time in a way a re-run would fix
+    /// (their errors are in the text: a bad ENV, a WORKDIR that is not a directory…); for
+    /// those an edit of the Dockerfile is the way.
+    pub fn can_retry(&self) -> bool {
+        self.when == When::AfterStep
+            && self.report.as_ref().is_some_and(|r| r.status == StepStatus::Failed)
+            && matches!(self.keyword.as_str(), "RUN" | "COPY" | "ADD")
+    }
+}
+
+/// An instruction as the debugger's editor shows it and a re-run's history quotes it: its
+/// logical line (continuation lines joined as the Dockerfile's parser joins them, comment lines
+/// among them left out; a heredoc's body is not part of it).
+pub fn logical_line(source: &str) -> String {
+    let mut out = String::new();
+    for l in source.lines().map(str::trim) {
+        if l.starts_with('#') && !out.is_empty() {
+            continue;
+        }
+        let (body, continues) = match l.strip_suffix('\\') {
+            Some(b) => (b.trim_end(), true),
+            None => (l, false),
+        };
+        if !body.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(body);
+        }
+        if !continues {
+            break;
+        }
+    }
+    out
 }
 
 /// What a finished step did.
@@ -49,6 +92,12 @@ pub enum Command {
     /// isolation), then ask again. `Some(argv)` runs that command instead of an interactive
     /// shell.
     Shell(Option<Vec<String>>),
+    /// At a failed step ([`Checkpoint::can_retry`]): run it again on the stage as it was
+    /// before the step (plus what debugger shells kept), as written or, `Some(text)`, as this
+    /// instruction (one logical line, same keyword family: RUN, COPY or ADD). The step's new
+    /// attempt pauses again after it, like any step. Anywhere else the engine refuses it (a
+    /// warning) and asks again.
+    Retry(Option<String>),
 }
 
 /// What to do with what a shell session changed.

@@ -136,6 +136,20 @@ impl BuildState {
         self.steps().find_map(|s| s.open_pause().map(|p| (s, p)))
     }
 
+    /// Why the image is not what the Dockerfile as written makes, one line each: steps edited
+    /// or re-run at a failure pause, debugger shells whose changes were kept (empty: it is).
+    pub fn deviations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in self.steps() {
+            for sh in s.shells.iter().filter(|sh| sh.kept == Some(true)) {
+                let when = if sh.before_step { "before" } else { "after" };
+                out.push(format!("line {}: changes kept from a debugger shell ({when} {})", s.line, s.keyword));
+            }
+            out.extend(s.deviation());
+        }
+        out
+    }
+
     /// Time paused in the debugger over the whole build, shell sessions included.
     pub fn paused_ms(&self) -> u64 {
         self.steps.values().map(|s| s.paused_ms).sum()
@@ -196,8 +210,13 @@ impl BuildState {
                     s.base_layers = layers.clone();
                 }
             }
-            Event::StepStarted { id, line, end_line, keyword, source, expanded, mounts } => {
+            Event::StepStarted { id, line, end_line, keyword, source, expanded, mounts, attempt } => {
                 let step = self.ensure_step(*id, *line, *end_line, keyword, source);
+                if let Some(a) = attempt {
+                    step.restart(a.clone());
+                    step.keyword = keyword.clone();
+                    step.source = source.clone();
+                }
                 step.expanded = Some(expanded.clone());
                 step.mounts = mounts.clone();
                 step.state = StepState::Running;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    CacheResult, Change, ChangeKind, FileContent, FileType, KeyComponents, LayerSummary, MountInfo, PauseReason,
-    ResumeAction, SnapshotStats, StepId, StepPlan, StepStatus, When,
+    Attempt, CacheResult, Change, ChangeKind, FileContent, FileType, KeyComponents, LayerSummary, MountInfo,
+    PauseReason, ResumeAction, SnapshotStats, StepId, StepPlan, StepStatus, When,
 };
 
 use super::OutputTail;
@@ -163,8 +163,11 @@ pub struct StepView {
     pub contents: BTreeMap<String, FileContent>,
     pub pauses: Vec<Pause>,
     pub shells: Vec<ShellSession>,
-    /// What the step itself printed (not its shell sessions), the last lines of it.
+    /// What the step itself printed (not its shell sessions), the last lines of it; a re-run's
+    /// output follows the failed attempt's.
     pub output: OutputTail,
+    /// Set once the step was re-run from the debugger's failure pause (the latest attempt).
+    pub attempt: Option<Attempt>,
 }
 
 impl StepView {
@@ -191,7 +194,32 @@ impl StepView {
             pauses: Vec::new(),
             shells: Vec::new(),
             output: OutputTail::default(),
+            attempt: None,
         }
+    }
+
+    /// A re-run starts: what the failed attempt left (its layer, changes, exit code, cache
+    /// lookup, file contents) is no longer the step's.
+    pub(super) fn restart(&mut self, attempt: Attempt) {
+        self.layer = None;
+        self.exit_code = None;
+        self.changes.clear();
+        self.stats = None;
+        self.cache = None;
+        self.contents.clear();
+        self.duration_ms = None;
+        self.attempt = Some(attempt);
+    }
+
+    /// How the step differs from the Dockerfile as written, in words (`None`: it does not):
+    /// edited or re-run at the debugger's failure pause.
+    pub fn deviation(&self) -> Option<String> {
+        let a = self.attempt.as_ref()?;
+        Some(match &a.edited_from {
+            Some(was) => format!("line {}: edited in trowel debug (was: {was})", self.line),
+            None if a.after_shell => format!("line {}: re-run after changes made in a debugger shell", self.line),
+            None => format!("line {}: re-run in trowel debug (attempt {})", self.line, a.number),
+        })
     }
 
     /// Bytes this step's snapshot added or rewrote (regular files).

@@ -104,6 +104,7 @@ fn started(id: StepId, line: usize, source: &str) -> Event {
         source: source.into(),
         expanded: source.into(),
         mounts: Vec::new(),
+        attempt: None,
     }
 }
 

@@ -75,6 +75,23 @@ impl StageKeys {
         self.planned.get(&id).is_some_and(|p| p.cacheable)
     }
 
+    /// Whether `other` keys step `id` as this plan does (both keyed, same key).
+    pub fn same_key(&self, other: &StageKeys, id: StepId) -> bool {
+        match (self.planned.get(&id), other.planned.get(&id)) {
+            (Some(a), Some(b)) => a.key == b.key && a.chain_key == b.chain_key,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Stops the lookup of a step that will not be looked up (keyed again for a re-run, the
+    /// steps before it already ran).
+    pub fn cancel_lookup(&mut self, id: StepId) {
+        if let Some(h) = self.lookups.remove(&id) {
+            h.abort();
+        }
+    }
+
     /// The lookup started for a step (taken: a step is looked up once).
     pub fn take_lookup(&mut self, id: StepId) -> Option<PendingLookup> {
         self.lookups.remove(&id)

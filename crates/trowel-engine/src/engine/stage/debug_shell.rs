@@ -79,7 +79,7 @@ impl StageRunner {
             if !reported.is_empty() {
                 let keep = ctx.slash_keep.as_ref().ok_or("container isolation without its kept paths")?;
                 let root = ctx.materialize_at_slash(keep, &self.layers, self.index).map_err(|e| e.to_string())?;
-                self.files.replace(root);
+                let _ = self.files.replace(root);
             }
             ctx.emitter.emit(Event::ShellResolved { id: at.id, kept: false, layer: None });
             return Ok(());
@@ -87,6 +87,8 @@ impl StageRunner {
         let layer = self
             .commit_changes(s, at.id, changes, &shell_created_by(at), Some(at.when), false)
             .map_err(|e: BuildError| e.to_string())?;
+        // The stage's files are no longer what its Dockerfile makes: it leaves the cache.
+        self.leave_dockerfile();
         let summary = self.layer_summary(layer.as_ref(), at);
         ctx.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: summary });
         Ok(())
@@ -124,6 +126,8 @@ impl StageRunner {
         let layer = self
             .commit_changes(s, at.id, changes, &shell_created_by(at), Some(at.when), false)
             .map_err(|e| e.to_string())?;
+        // The stage's files are no longer what its Dockerfile makes: it leaves the cache.
+        self.leave_dockerfile();
         let summary = self.layer_summary(layer.as_ref(), at);
         ctx.emitter.emit(Event::ShellResolved { id: at.id, kept: true, layer: summary });
         Ok(())

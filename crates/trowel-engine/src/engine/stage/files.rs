@@ -47,9 +47,10 @@ impl StageFiles {
         self.root.as_ref().map(|r| r.dir.clone())
     }
 
-    /// Replaces the root (a debugger shell's discarded changes in container isolation).
-    pub fn replace(&mut self, root: BuildRoot) {
-        self.root = Some(root);
+    /// Replaces the root (a debugger shell's discarded changes in container isolation, a failed
+    /// attempt's leftovers before a re-run), returning the one it replaces.
+    pub fn replace(&mut self, root: BuildRoot) -> Option<BuildRoot> {
+        self.root.replace(root)
     }
 
     pub fn into_root(self) -> Option<BuildRoot> {

@@ -43,7 +43,7 @@ impl StageRunner {
             let changed =
                 step.run(FileCx { ctx, at, config: &mut self.config, root: &mut empty, source, mounts: None })?;
             let Changed::Files(scope) = changed else {
-                self.empty_history(s, &at.display, Stamp::Inherit);
+                self.empty_history(s, &self.created_by(&at.display), Stamp::Inherit);
                 return Ok(StepOutcome::metadata());
             };
             let what = format!("snapshot after step {}", at.id);
@@ -53,7 +53,8 @@ impl StageRunner {
             };
             // The root directory itself is the stage's, never the step's.
             changes.entries.retain(|c| c.path != "/");
-            let layer = self.commit_linked(s, at.id, &empty, changes, &at.display)?;
+            let created_by = self.created_by(&at.display);
+            let layer = self.commit_linked(s, at.id, &empty, changes, &created_by)?;
             Ok(StepOutcome { status: StepStatus::Built, layer })
         })();
         // The empty root lives in `<work>/link-*/rootfs`.

@@ -10,8 +10,9 @@
 //! One file per concern of the runner: `start.rs` (the base), `files.rs` (the root, made on
 //! demand), `commit.rs` (changes into a layer and a history entry, and its time), `cache.rs`
 //! (hits, misses, writing back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause),
-//! `link.rs` (`--link` steps: made on an empty root, laid over the stage); this file runs the
-//! steps.
+//! `link.rs` (`--link` steps: made on an empty root, laid over the stage), `retry.rs` (a failed
+//! step re-run from the debugger); this file runs the steps, each attempt of a step the same
+//! way.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use crate::engine::steps::{Changed, FileCx, FileStep, Source, Step, StepAt, Step
 use crate::engine::vars::StepVars;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::ManifestFormat;
+use retry::Retry;
 
 mod cache;
 mod checkpoint;
@@ -38,6 +40,7 @@ mod debug_shell;
 mod files;
 mod link;
 mod listing;
+mod retry;
 mod start;
 
 pub(crate) use commit::Stamp;
@@ -86,6 +89,13 @@ pub(crate) struct StageRunner {
     /// The current RUN's mounts, network and security mode, resolved (also for debugger shells
     /// at its pauses).
     pub step_mounts: Option<StepMounts>,
+    /// What the stage's keys were planned from (with `--cache`), to key it again for a re-run.
+    pub replan: Option<retry::Replan>,
+    /// A debugger shell's changes were kept: the stage is no longer what its Dockerfile steps
+    /// make, and stays out of the cache (see `retry.rs`).
+    pub off_dockerfile: bool,
+    /// How the current step came to be re-run, for its history entry.
+    pub retry_note: Option<String>,
 }
 
 /// Builds stage `idx` (its base, then every step) and returns what it leaves.
@@ -106,6 +116,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         source: from.source.clone(),
         expanded: format!("FROM {base}"),
         mounts: Vec::new(),
+        attempt: None,
     });
     let mut runner = match StageRunner::start(s, idx, &loc) {
         Ok(r) => r,
@@ -120,7 +131,9 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         line: from.line,
         stage_name: ctx.plan.stages[idx].name.clone(),
         keyword: "FROM".into(),
+        source: from.source.clone(),
         expanded: format!("FROM {base}"),
+        attempt: 1,
         report: None,
         root_dir: None,
     };
@@ -166,6 +179,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
             config: &runner.config,
         };
         runner.keys = layer_cache::plan(ctx, s.stages, cache, inputs, &from, &steps);
+        runner.replan = Some(retry::Replan { from: from.clone(), steps: steps.clone(), config: runner.config.clone() });
     }
     let mut stage_paused = runner.paused;
     for (id, ins) in steps {
@@ -230,8 +244,40 @@ impl StageRunner {
         }
     }
 
+    /// Runs a step, and runs it again for as long as the controller answers its failure with a
+    /// re-run. `self.paused` ends as the time paused over all its attempts.
     fn run_step(&mut self, s: &mut Shared<'_, '_>, id: StepId, ins: &Instruction) -> Result<(), BuildError> {
+        let mut attempt = Retry { number: 1, instruction: ins.clone(), edited_from: None };
+        let mut paused = Duration::ZERO;
+        let result = loop {
+            match self.attempt(s, id, ins, &attempt) {
+                Ok(None) => break Ok(()),
+                Ok(Some(retry)) => {
+                    paused += self.paused;
+                    if let Err(e) = self.prepare_retry(s, id, &retry) {
+                        break Err(e);
+                    }
+                    attempt = retry;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.paused += paused;
+        self.retry_note = None;
+        result
+    }
+
+    /// One attempt at a step (`original`: as the Dockerfile has it; `attempt.instruction` is
+    /// what runs). `Some(retry)`: it failed and the person asked for a re-run.
+    fn attempt(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        id: StepId,
+        original: &Instruction,
+        attempt: &Retry,
+    ) -> Result<Option<Retry>, BuildError> {
         let ctx = s.ctx;
+        let ins = &attempt.instruction;
         let t0 = Instant::now();
         self.paused = Duration::ZERO;
         let expanded = ins.expand(&self.config.vars(), ctx.df.escape)?;
@@ -270,6 +316,11 @@ impl StageRunner {
             source: ins.source.clone(),
             expanded: display.clone(),
             mounts: mount_info,
+            attempt: (attempt.number > 1).then(|| trowel_events::Attempt {
+                number: attempt.number,
+                edited_from: attempt.edited_from.clone(),
+                after_shell: self.off_dockerfile,
+            }),
         });
         let mut cp = Checkpoint {
             when: When::BeforeStep,
@@ -277,17 +328,22 @@ impl StageRunner {
             line: ins.line,
             stage_name: ctx.plan.stages[id.stage].name.clone(),
             keyword: ins.keyword().to_string(),
+            source: ins.source.clone(),
             expanded: display.clone(),
+            attempt: attempt.number,
             report: None,
             root_dir: None,
         };
-        self.checkpoint(s, &cp)?;
+        // A re-run was just asked for at the pause after the failed attempt: no pause before it.
+        if attempt.number == 1 {
+            self.checkpoint(s, &cp)?;
+        }
         self.last_changes.clear();
         let at = StepAt { id, loc: ctx.location(ins), instruction: ins, display };
         // A planned key is only trusted if the plan saw exactly this instruction.
         let planned = self.keys.planned(id, &at.display);
         let cached = match &planned {
-            Some(p) if p.cacheable => self.try_cache(s, id, p, &at.display)?,
+            Some(p) if p.cacheable => self.try_cache(s, id, p, &self.created_by(&at.display))?,
             _ => None,
         };
         let cache_miss = planned.as_ref().is_some_and(|p| p.cacheable) && cached.is_none();
@@ -325,8 +381,15 @@ impl StageRunner {
             changed_paths: std::mem::take(&mut self.last_changes),
             cache_miss,
         });
-        let after = self.checkpoint(s, &cp);
+        let after = match &result {
+            Err(_) => self.failure_pause(s, &cp, original, attempt),
+            Ok(_) => self.checkpoint(s, &cp).map(|()| None),
+        };
         self.step_mounts = None;
+        if let Ok(Some(retry)) = after {
+            // The failure is answered by the re-run (it was reported as the attempt's end).
+            return Ok(Some(retry));
+        }
         result?;
         after
     }
@@ -345,7 +408,7 @@ impl StageRunner {
                 config::apply(&mut self.config, at, ctx.df.escape, e)?;
                 // ARG leaves no history entry (as BuildKit).
                 if !is_arg {
-                    self.empty_history(s, &at.display, Stamp::Inherit);
+                    self.empty_history(s, &self.created_by(&at.display), Stamp::Inherit);
                 }
                 return Ok(StepOutcome::metadata());
             }
@@ -368,11 +431,11 @@ impl StageRunner {
         let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source, mounts })?;
         match changed {
             Changed::Nothing => {
-                self.empty_history(s, &at.display, Stamp::Inherit);
+                self.empty_history(s, &self.created_by(&at.display), Stamp::Inherit);
                 Ok(StepOutcome::metadata())
             }
             Changed::Files(scope) => {
-                let layer = self.commit(s, at.id, scope, &at.display)?;
+                let layer = self.commit(s, at.id, scope, &self.created_by(&at.display))?;
                 Ok(StepOutcome { status: StepStatus::Built, layer })
             }
         }

@@ -127,6 +127,9 @@ impl StageRunner {
             unstamped,
             paused: Duration::ZERO,
             step_mounts: None,
+            replan: None,
+            off_dockerfile: false,
+            retry_note: None,
         })
     }
 }
