@@ -145,60 +145,32 @@ impl Before {
 /// earlier ones, a whiteout (of the path or a directory above it) removes it.
 fn read_layers(ctx: &BuildContext<'_>, layers: &[StageLayer], paths: &[&str]) -> HashMap<String, Option<PrevMeta>> {
     let wanted: HashSet<&str> = paths.iter().copied().collect();
-    let mut found: HashMap<String, Option<PrevMeta>> = HashMap::new();
-    if ctx.fetch_blobs(layers).is_err() {
-        return found;
-    }
-    for l in layers {
-        let Ok(file) = ctx.store.open_blob(&l.descriptor.digest) else { continue };
-        let Ok(reader) = crate::fs::unpack::open_layer(file) else { continue };
-        let mut archive = tar::Archive::new(reader);
-        let Ok(entries) = archive.entries() else { continue };
-        for entry in entries {
-            let Ok(mut entry) = entry else { break };
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let p = format!("/{}", raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'));
-            let (dir, name) = p.rsplit_once('/').unwrap_or(("", &p));
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                // `.wh..wh..opq` hides everything below `dir`; `.wh.x` hides `dir/x`.
-                let victim = if hidden == ".wh..opq" { dir.to_string() } else { format!("{dir}/{hidden}") };
-                for w in &wanted {
-                    if victim.is_empty() || *w == victim || w.starts_with(&format!("{victim}/")) {
-                        found.insert(w.to_string(), None);
-                    }
-                }
-                continue;
-            }
-            if !wanted.contains(p.as_str()) {
-                continue;
-            }
-            let h = entry.header();
-            let et = h.entry_type();
-            let file_type = match et {
-                tar::EntryType::Directory => FileType::Dir,
-                tar::EntryType::Symlink => FileType::Symlink,
-                tar::EntryType::Char => FileType::CharDevice,
-                tar::EntryType::Block => FileType::BlockDevice,
-                tar::EntryType::Fifo => FileType::Fifo,
-                _ => FileType::File,
-            };
-            let mut meta = PrevMeta {
-                file_type,
-                size: if et == tar::EntryType::Regular { entry.size() } else { 0 },
-                mode: h.mode().unwrap_or(0) & 0o7777,
-                uid: h.uid().unwrap_or(0) as u32,
-                gid: h.gid().unwrap_or(0) as u32,
-                link_target: (file_type == FileType::Symlink)
-                    .then(|| entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()))
-                    .flatten(),
-                mtime: h.mtime().ok().map(|m| m as i64),
-                digest: None,
-            };
-            if matches!(et, tar::EntryType::Regular | tar::EntryType::Continuous) {
-                meta.digest = digest_of(&mut entry).ok();
-            }
-            found.insert(p, Some(meta));
+    crate::engine::layer_paths::read_paths(ctx, layers, &wanted, |entry| {
+        let h = entry.header();
+        let et = h.entry_type();
+        let file_type = match et {
+            tar::EntryType::Directory => FileType::Dir,
+            tar::EntryType::Symlink => FileType::Symlink,
+            tar::EntryType::Char => FileType::CharDevice,
+            tar::EntryType::Block => FileType::BlockDevice,
+            tar::EntryType::Fifo => FileType::Fifo,
+            _ => FileType::File,
+        };
+        let mut meta = PrevMeta {
+            file_type,
+            size: if et == tar::EntryType::Regular { entry.size() } else { 0 },
+            mode: h.mode().unwrap_or(0) & 0o7777,
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
+            link_target: (file_type == FileType::Symlink)
+                .then(|| entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()))
+                .flatten(),
+            mtime: h.mtime().ok().map(|m| m as i64),
+            digest: None,
+        };
+        if matches!(et, tar::EntryType::Regular | tar::EntryType::Continuous) {
+            meta.digest = digest_of(entry).ok();
         }
-    }
-    found
+        Some(meta)
+    })
 }

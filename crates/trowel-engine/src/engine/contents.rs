@@ -122,43 +122,17 @@ impl ContentCapture {
     fn read_base(&mut self, ctx: &BuildContext<'_>, stage: usize, base: &[StageLayer], paths: &[String]) {
         let limit = self.limit;
         let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
-        // Later layers override earlier ones; an entry that is not a small text file (or a
-        // whiteout of the path or of a directory above it) leaves no content.
-        let mut found: HashMap<&str, Option<String>> = HashMap::new();
-        if ctx.fetch_blobs(base).is_ok() {
-            for l in base {
-                let Ok(file) = ctx.store.open_blob(&l.descriptor.digest) else { continue };
-                let Ok(reader) = crate::fs::unpack::open_layer(file) else { continue };
-                let mut archive = tar::Archive::new(reader);
-                let Ok(entries) = archive.entries() else { continue };
-                for entry in entries {
-                    let Ok(mut entry) = entry else { break };
-                    let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                    let path =
-                        format!("/{}", raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'));
-                    let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
-                    if let Some(hidden) = name.strip_prefix(".wh.") {
-                        // `.wh..wh..opq` hides everything below `dir`; `.wh.x` hides `dir/x`.
-                        let victim = if hidden == ".wh..opq" { dir.to_string() } else { format!("{dir}/{hidden}") };
-                        for p in &wanted {
-                            if victim.is_empty() || *p == victim || p.starts_with(&format!("{victim}/")) {
-                                found.insert(p, None);
-                            }
-                        }
-                        continue;
-                    }
-                    let Some(&p) = wanted.get(path.as_str()) else { continue };
-                    let text = (entry.header().entry_type() == tar::EntryType::Regular && entry.size() <= limit)
-                        .then(|| {
-                            let mut buf = Vec::new();
-                            entry.read_to_end(&mut buf).ok().map(|_| buf)
-                        })
-                        .flatten()
-                        .and_then(as_text);
-                    found.insert(p, text);
-                }
-            }
-        }
+        // An entry that is not a small text file (or a whiteout of the path or of a directory
+        // above it) leaves no content.
+        let found = crate::engine::layer_paths::read_paths(ctx, base, &wanted, |entry| {
+            (entry.header().entry_type() == tar::EntryType::Regular && entry.size() <= limit)
+                .then(|| {
+                    let mut buf = Vec::new();
+                    entry.read_to_end(&mut buf).ok().map(|_| buf)
+                })
+                .flatten()
+                .and_then(as_text)
+        });
         for p in paths {
             self.set(stage, p, found.get(p.as_str()).cloned().flatten().as_deref());
         }

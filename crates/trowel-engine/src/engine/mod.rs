@@ -33,6 +33,7 @@ pub mod emit;
 pub mod error;
 mod layer;
 mod layer_cache;
+mod layer_paths;
 pub mod mounts;
 pub mod options;
 pub mod preflight;
