@@ -18,6 +18,15 @@ use std::process::Command;
 use common::tmux::Tmux;
 use common::*;
 
+/// `trowel debug` on the context in `ctx`, pushing to a new repository named after `name`, with
+/// `flags`, in a tmux terminal of `w`×`h` columns and rows: the session and the destination.
+fn debug_in_tmux(ctx: &Path, name: &str, flags: &str, w: u16, h: u16) -> (Tmux, String) {
+    let dest = format!("{}/{}:1", env().registry, unique_repo(name));
+    let cmd =
+        format!("{} debug --context {} --destination {dest} {flags}", env!("CARGO_BIN_EXE_trowel"), ctx.display());
+    (Tmux::start(&cmd, w, h), dest)
+}
+
 fn context(dir: &Path) {
     let df = format!(
         "FROM {}\nCOPY app.conf /etc/app.conf\nRUN sed -i 's/^debug = true/debug = false/' /etc/app.conf && echo configured\nRUN echo done > /done\n",
@@ -31,15 +40,8 @@ fn context(dir: &Path) {
 fn break_step_diff_shell_and_confirmed_push() {
     let ctx = tempfile::tempdir().unwrap();
     context(ctx.path());
-    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-e2e"));
     let trace = ctx.path().join("session.jsonl");
-    let cmd = format!(
-        "{} debug --context {} --destination {dest} --break 3 --trace {}",
-        env!("CARGO_BIN_EXE_trowel"),
-        ctx.path().display(),
-        trace.display()
-    );
-    let t = Tmux::start(&cmd, 110, 32);
+    let (t, dest) = debug_in_tmux(ctx.path(), "tui-e2e", &format!("--break 3 --trace {}", trace.display()), 110, 32);
 
     // The breakpoint stops before line 3; n runs it and stops before line 4.
     t.wait_for("paused before L3 RUN");
@@ -159,13 +161,7 @@ fn break_step_diff_shell_and_confirmed_push() {
 fn quitting_at_a_pause_aborts_the_build_and_pushes_nothing() {
     let ctx = tempfile::tempdir().unwrap();
     context(ctx.path());
-    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-quit"));
-    let cmd = format!(
-        "{} debug --context {} --destination {dest} --step",
-        env!("CARGO_BIN_EXE_trowel"),
-        ctx.path().display()
-    );
-    let t = Tmux::start(&cmd, 80, 24);
+    let (t, dest) = debug_in_tmux(ctx.path(), "tui-quit", "--step", 80, 24);
     t.wait_for("paused before L1 FROM");
     t.keys("q");
     t.wait_for("Abort it and quit?");
@@ -264,13 +260,7 @@ fn aborting_during_a_long_run_stops_it_and_says_so() {
 fn the_result_is_printed_after_the_ui_exits() {
     let ctx = tempfile::tempdir().unwrap();
     context(ctx.path());
-    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-result"));
-    let cmd = format!(
-        "{} debug --context {} --destination {dest} --no-break-on-failure",
-        env!("CARGO_BIN_EXE_trowel"),
-        ctx.path().display()
-    );
-    let t = Tmux::start(&cmd, 110, 32);
+    let (t, dest) = debug_in_tmux(ctx.path(), "tui-result", "--no-break-on-failure", 110, 32);
     t.wait_for("Push now?");
     t.keys("y");
     t.wait_for("✓ built");
@@ -379,15 +369,8 @@ fn retry_after_a_fix_in_the_shell() {
         env().busybox()
     );
     std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
-    let dest = format!("{}/{}:1", env().registry, unique_repo("tui-retry"));
     let trace = ctx.path().join("retry.jsonl");
-    let cmd = format!(
-        "{} debug --context {} --destination {dest} --trace {}",
-        env!("CARGO_BIN_EXE_trowel"),
-        ctx.path().display(),
-        trace.display()
-    );
-    let t = Tmux::start(&cmd, 110, 32);
+    let (t, dest) = debug_in_tmux(ctx.path(), "tui-retry", &format!("--trace {}", trace.display()), 110, 32);
     // Breaking on failure is the default.
     let s = t.wait_for("R re-runs");
     assert!(s.contains("paused after L2 RUN"), "{s}");
