@@ -128,12 +128,7 @@ fn a_failed_step_is_fixed_in_a_shell_re_run_and_another_edited_at_the_prompt() {
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/got"), "fixed\n");
     assert_eq!(Tree::content(&u.rootfs(), "/mended"), "mended\n");
-    let history: Vec<String> = skopeo_config(&dest)["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
-        .collect();
+    let history = history_of(&dest);
     let tail: Vec<&str> = history.iter().rev().take(3).rev().map(String::as_str).collect();
     assert_eq!(
         tail,

@@ -311,13 +311,7 @@ fn kept_shell_changes_become_a_layer() {
         _ => Resume::Continue,
     });
     r.result.unwrap();
-    let cfg = skopeo_config(&opts.output.destinations[0]);
-    let history: Vec<String> = cfg["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
-        .collect();
+    let history = history_of(&opts.output.destinations[0]);
     assert!(history.iter().any(|h| h == "trowel debug shell at line 6 (RUN before)"), "{history:?}");
     let u = pull_and_unpack(&opts.output.destinations[0]);
     assert_eq!(Tree::content(&u.rootfs(), "/manual.txt"), "manual\n");

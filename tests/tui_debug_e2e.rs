@@ -125,13 +125,7 @@ fn break_step_diff_shell_and_confirmed_push() {
     assert_eq!(Tree::content(&u.rootfs(), "/etc/app.conf"), "name = e2e\ndebug = false\nworkers = 8\n");
     assert_eq!(Tree::content(&u.rootfs(), "/shell.txt"), "from-shell\n");
     assert_eq!(Tree::content(&u.rootfs(), "/done"), "done\n");
-    let cfg = skopeo_config(&dest);
-    let history: Vec<String> = cfg["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
-        .collect();
+    let history = history_of(&dest);
     assert!(history.iter().any(|h| h == "trowel debug shell at line 4 (RUN before)"), "{history:?}");
 
     // The session was recorded too, and replays.
@@ -395,13 +389,7 @@ fn retry_after_a_fix_in_the_shell() {
     assert_eq!(Tree::content(&u.rootfs(), "/ok"), "wanted\n");
     assert_eq!(Tree::content(&u.rootfs(), "/etc/needed.conf"), "wanted\n");
     assert_eq!(Tree::content(&u.rootfs(), "/done"), "done\n");
-    let cfg = skopeo_config(&dest);
-    let history: Vec<String> = cfg["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
-        .collect();
+    let history = history_of(&dest);
     assert!(history.iter().any(|h| h == "trowel debug shell at line 2 (RUN after)"), "{history:?}");
     let rerun = "RUN cat /etc/needed.conf > /ok && echo retried-$((6 * 7)) # re-run in trowel debug at line 2 after \
                  changes made in a debugger shell (attempt 2)";

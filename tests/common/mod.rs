@@ -138,6 +138,16 @@ pub fn skopeo_config(reference: &str) -> serde_json::Value {
     skopeo_json(&["inspect", "--tls-verify=false", "--config", "--raw", &format!("docker://{reference}")])
 }
 
+/// What each history entry of the image at `reference` says made it (`created_by`).
+pub fn history_of(reference: &str) -> Vec<String> {
+    skopeo_config(reference)["history"]
+        .as_array()
+        .expect("an image config has a history")
+        .iter()
+        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// `skopeo inspect --raw`: the raw manifest.
 pub fn skopeo_manifest(reference: &str) -> serde_json::Value {
     skopeo_json(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")])
