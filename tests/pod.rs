@@ -8,6 +8,7 @@
 //! in a real terminal (tmux): one breakpoint, then the push review.
 
 mod common;
+mod git_support;
 
 use std::path::Path;
 use std::process::Command;
@@ -29,20 +30,26 @@ fn trowel_image() -> String {
 }
 
 fn build_trowel_image() -> String {
+    image_of(&[], "debug")
+}
+
+/// trowel's image from `scripts/image-context.sh <flags>`, target `target` of the Dockerfile.
+fn image_of(flags: &[&str], target: &str) -> String {
     let ctx = tempfile::tempdir().unwrap();
     let out = ctx.path().join("context");
     let o = run(Command::new(repo_root().join("scripts/image-context.sh"))
+        .args(flags)
         .arg(env!("CARGO_BIN_EXE_trowel"))
         .arg(&out)
         .current_dir(repo_root()));
     assert_ok(&o);
-    let image = format!("{}/{}:debug", env().registry, unique_repo("trowel-image"));
+    let image = format!("{}/{}:{target}", env().registry, unique_repo("trowel-image"));
     let o = run(trowel()
         .args(["build", "--context"])
         .arg(&out)
         .arg("--dockerfile")
         .arg(repo_root().join("Dockerfile"))
-        .args(["--target", "debug", "--destination", &image]));
+        .args(["--target", target, "--destination", &image]));
     assert_ok(&o);
     image
 }
@@ -102,6 +109,12 @@ impl RunningPod {
         let o = run(Command::new(repo_root().join("scripts/crun-run.sh")).arg("-d").arg(u.bundle()).arg(&id));
         assert_ok(&o);
         RunningPod { id, _unpacked: u }
+    }
+
+    /// Runs `args` in the pod (`kubectl exec`); returns (exit code, stdout and stderr).
+    fn exec(&self, args: &[String]) -> (i32, String) {
+        let o = run(Command::new("crun").arg("exec").arg(&self.id).args(args));
+        (o.status.code().unwrap_or(-1), format!("{}{}", stdout(&o), stderr(&o)))
     }
 
     /// The command line that runs `args` in the pod with a terminal (`kubectl exec -it`).
@@ -247,24 +260,6 @@ fn link_steps_in_a_pod() {
     let t = u.tree();
     assert_eq!(t.get("/srv").mode, 0o700, "a --link step touches only the paths it writes");
     assert!(!t.has("/trowel") && !t.has("/workspace/a.txt"));
-
-    // An ADD of a git repository is refused in a pod, before anything is pulled: the git on
-    // PATH there would be the image's.
-    std::fs::write(
-        workspace.path().join("Dockerfile"),
-        format!("FROM {}\nADD https://127.0.0.1:9/repo.git /src\n", e.busybox()),
-    )
-    .unwrap();
-    let args: Vec<String> =
-        ["/trowel/trowel", "build", "--context", "/workspace", "--no-push"].iter().map(|s| s.to_string()).collect();
-    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
-    let log = format!("{out}{err}");
-    assert_eq!(code, 1, "{log}");
-    assert!(
-        log.contains("Dockerfile:2: ADD https://127.0.0.1:9/repo.git /src: ADD of a git repository is not supported in container isolation yet"),
-        "{log}"
-    );
-    assert!(!log.contains("Retrieved image"), "{log}");
 }
 
 #[test]
@@ -495,4 +490,97 @@ fn read_only_mounts_and_tmpfs_sizes_hold_in_a_pod() {
     let (code, log) = build("RUN --mount=type=tmpfs,target=/t,size=65536 head -c 65537 /dev/zero > /t/big\n");
     assert_ne!(code, 0, "{log}");
     assert!(log.contains("the command left 65537 bytes in the tmpfs mount at /t, over its size=65536"), "{log}");
+}
+
+/// `ADD <git repository>` in a pod: the base (busybox: no git, its own `/bin`, `/lib`) is
+/// unpacked over `/`, and the git bundled under `/trowel/git` fetches over git's http and git
+/// transports, with submodules, `--keep-git-dir` (credentials scrubbed), `?mtime=commit` and
+/// the commit in the cache key. Then an image built without the bundle
+/// (`image-context.sh --no-git`) refuses the same ADD before anything is pulled.
+#[test]
+fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
+    let e = env();
+    let s = git_support::server();
+    let moving = unique_repo("pod-moving");
+    let first = git_support::git(&s.new_repo(&moving, "one\n"), &["rev-parse", "HEAD"]);
+    let cache = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    let creds = s.http.replace("http://", "http://builder:s3cret-pod-pw@");
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        format!(
+            "FROM {base}\n\
+             ADD {h}/repo.git /src\n\
+             ADD --keep-git-dir=true {creds}/repo.git#v1a /keep\n\
+             ADD {g}/repo.git?ref=dev&mtime=commit&submodules=false /dev-branch\n\
+             ADD {h}/{moving}.git /moving\n\
+             RUN cat /moving/file.txt > /copy && ! which git\n",
+            base = e.busybox(),
+            h = s.http,
+            g = s.git,
+        ),
+    )
+    .unwrap();
+    let mounts: Vec<(&Path, &str)> = vec![(cache.path(), "/cache"), (workspace.path(), "/workspace")];
+    let pod = RunningPod::start(&trowel_image(), &mounts);
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-git"));
+    let cache_repo = format!("{}/{}", e.registry, unique_repo("pod-git-cache"));
+    let build = || {
+        let mut args: Vec<String> =
+            ["/trowel/trowel", "build", "--context=/workspace", "--cache=true"].iter().map(|a| a.to_string()).collect();
+        args.push(format!("--destination={dest}"));
+        args.push(format!("--cache-repo={cache_repo}"));
+        pod.exec(&args)
+    };
+    let (code, log) = build();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    assert!(!log.contains("s3cret-pod-pw"), "{log}");
+
+    let u = pull_and_unpack(&dest);
+    let root = u.rootfs();
+    let t = u.tree();
+    assert_eq!(Tree::content(&root, "/src/top.txt"), "top v2\n");
+    assert_eq!(Tree::content(&root, "/src/mod/lib.txt"), "from the submodule\n", "submodules came along");
+    assert_eq!(t.get("/src/run.sh").mode, 0o755);
+    assert!(!t.has("/src/.git") && !t.has("/trowel"), "{:?}", t.paths_under("/trowel"));
+    let keep = root.join("keep");
+    assert_eq!(git_support::git(&keep, &["rev-parse", "HEAD"]), s.first);
+    assert_eq!(git_support::git(&keep, &["rev-parse", "refs/tags/v1a"]), s.v1a_tag);
+    assert_eq!(
+        git_support::git(&keep, &["config", "remote.origin.url"]),
+        format!("{}/repo.git", s.http.replace("http://", "http://xxxxx:xxxxx@"))
+    );
+    assert!(!keep.join(".git/hooks").exists(), "no template of the image's (or the bundle's) in .git");
+    let dev_time: i64 =
+        git_support::git(&s.base.join("repo.git"), &["log", "-1", "--format=%ct", &s.dev]).parse().unwrap();
+    assert_eq!(t.get("/dev-branch/dev.txt").mtime_ns, dev_time as i128 * 1_000_000_000, "?mtime=commit");
+    assert!(!t.has("/dev-branch/mod/lib.txt"), "submodules=false");
+    assert_eq!(Tree::content(&root, "/copy"), "one\n");
+    for f in walkdir::WalkDir::new(&root).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
+        let b = std::fs::read(f.path()).unwrap();
+        assert!(!b.windows(13).any(|w| w == b"s3cret-pod-pw"), "{}", f.path().display());
+    }
+
+    // The commit is in the cache key: a new commit is a miss, with both commits named.
+    let second = s.advance(&moving, "two\n");
+    let (code, log) = build();
+    assert_eq!(code, 0, "{log}");
+    let want = format!("Cache miss: git {}/{moving}.git now {} (was {})", s.http, &second[..12], &first[..12]);
+    assert!(log.contains(&want), "{want}\n{log}");
+    assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/copy"), "two\n");
+
+    drop(pod);
+
+    // An image without the bundle refuses, naming what is missing, before the first pull.
+    let bare = image_of(&["--no-git"], "trowel");
+    let args = ["/trowel/trowel", "build", "--context=/workspace", "--no-push"].map(String::from).to_vec();
+    let (code, out, err, _) = pod_run(&bare, args, &mounts);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains(&format!("Dockerfile:2: ADD {}/repo.git /src: ADD of a git repository in container isolation needs the git bundled in trowel's image under /trowel/git, and this one lacks /trowel/git/libexec/git-core/git", s.http)),
+        "{log}"
+    );
+    assert!(!log.contains("Retrieved image"), "{log}");
 }
