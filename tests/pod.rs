@@ -9,6 +9,7 @@
 
 mod common;
 mod git_support;
+mod ssh_support;
 
 use std::path::Path;
 use std::process::Command;
@@ -495,7 +496,7 @@ fn read_only_mounts_and_tmpfs_sizes_hold_in_a_pod() {
 /// `ADD <git repository>` in a pod: the base (busybox: no git, its own `/bin`, `/lib`) is
 /// unpacked over `/`, and the git bundled under `/trowel/git` fetches over git's http and git
 /// transports, with submodules, `--keep-git-dir` (credentials scrubbed), `?mtime=commit` and
-/// the commit in the cache key. Then an image built without the bundle
+/// the commit in the cache key, and over ssh with the relayed agent. Then an image built without the bundle
 /// (`image-context.sh --no-git`) refuses the same ADD before anything is pulled.
 #[test]
 fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
@@ -521,7 +522,26 @@ fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
         ),
     )
     .unwrap();
-    let mounts: Vec<(&Path, &str)> = vec![(cache.path(), "/cache"), (workspace.path(), "/workspace")];
+    // An sshd on 127.0.0.1 and an ssh-agent holding its client key, whose socket the pod gets.
+    let ssh = tempfile::tempdir().unwrap();
+    let key = ssh.path().join("client_key");
+    ssh_support::ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+    let (_sshd, port, ssh_repo) = ssh_support::git_server(ssh.path(), &ssh.path().join("client_key.pub"));
+    let agent_dir = tempfile::tempdir().unwrap();
+    let sock = agent_dir.path().join("agent.sock");
+    let _agent = ssh_support::Daemon(
+        Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(std::process::Stdio::null()).spawn().unwrap(),
+    );
+    ssh_support::wait_until("ssh-agent", || std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    ssh_support::ok(Command::new("ssh-add").arg("-q").arg(&key).env("SSH_AUTH_SOCK", &sock));
+    std::fs::write(
+        workspace.path().join("Dockerfile.ssh"),
+        format!("FROM {}\nADD ssh://root@127.0.0.1:{port}{} /ssh-src\n", e.busybox(), ssh_repo.display()),
+    )
+    .unwrap();
+
+    let mounts: Vec<(&Path, &str)> =
+        vec![(cache.path(), "/cache"), (workspace.path(), "/workspace"), (agent_dir.path(), "/agent")];
     let pod = RunningPod::start(&trowel_image(), &mounts);
     let dest = format!("{}/{}:1", e.registry, unique_repo("pod-git"));
     let cache_repo = format!("{}/{}", e.registry, unique_repo("pod-git-cache"));
@@ -570,6 +590,22 @@ fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
     assert!(log.contains(&want), "{want}\n{log}");
     assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/copy"), "two\n");
 
+    // Over ssh: the bundled ssh-keyscan reads the host key (trusted as BuildKit trusts it, and
+    // said), the bundled ssh runs through its wrapper with the relayed agent.
+    let ssh_dest = format!("{}/{}:1", e.registry, unique_repo("pod-git-ssh"));
+    let (code, log) = pod.exec(&[
+        "/trowel/busybox/env".into(),
+        "SSH_AUTH_SOCK=/agent/agent.sock".into(),
+        "/trowel/trowel".into(),
+        "build".into(),
+        "--context=/workspace".into(),
+        "--dockerfile=/workspace/Dockerfile.ssh".into(),
+        "--ssh=default".into(),
+        format!("--destination={ssh_dest}"),
+    ]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains(&format!("[127.0.0.1]:{port} is not in this machine's known hosts")), "{log}");
+    assert_eq!(Tree::content(&pull_and_unpack(&ssh_dest).rootfs(), "/ssh-src/hello.txt"), "cloned over ssh\n");
     drop(pod);
 
     // An image without the bundle refuses, naming what is missing, before the first pull.
