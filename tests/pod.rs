@@ -604,7 +604,12 @@ fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
         format!("--destination={ssh_dest}"),
     ]);
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains(&format!("[127.0.0.1]:{port} is not in this machine's known hosts")), "{log}");
+    assert!(
+        log.contains(&format!(
+            "[127.0.0.1]:{port} is not in this machine's known hosts (/trowel/.ssh/known_hosts): trusting the key"
+        )),
+        "{log}"
+    );
     assert_eq!(Tree::content(&pull_and_unpack(&ssh_dest).rootfs(), "/ssh-src/hello.txt"), "cloned over ssh\n");
     drop(pod);
 

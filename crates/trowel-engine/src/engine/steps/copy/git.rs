@@ -91,15 +91,19 @@ fn ssh_access(ctx: &BuildContext<'_>, req: &Request, tools: &Tools) -> Result<Op
     let ep = Endpoint::parse(&req.git.remote)?;
     let known_hosts = ctx.mounts.ssh_known_hosts(&ep.known_hosts_name(), || {
         let dir = ctx.scratch_dir("ssh-host").map_err(|e| GitError::Invalid(e.to_string()))?;
-        let files = match tools.bundle {
-            Some(_) => vec![ctx.opts.run.trowel_dir.join(".ssh/known_hosts")],
-            None => machine_known_hosts(),
+        let (files, named) = match tools.bundle {
+            Some(_) => {
+                let own = ctx.opts.run.trowel_dir.join(".ssh/known_hosts");
+                let named = own.display().to_string();
+                (vec![own], named)
+            }
+            None => (machine_known_hosts(), "$HOME/.ssh/known_hosts, /etc/ssh/ssh_known_hosts".to_string()),
         };
         let (path, trust) = host_keys(&ep, &files, &dir, tools)?;
         if let HostTrust::Scanned(prints) = trust {
             ctx.emitter.warn(format!(
-                "{} is not in this machine's known hosts ($HOME/.ssh/known_hosts, /etc/ssh/ssh_known_hosts): \
-                 trusting the key it presents now, as BuildKit does ({}); add it to known_hosts to have it checked",
+                "{} is not in this machine's known hosts ({named}): trusting the key it presents now, as BuildKit \
+                 does ({}); add it to known_hosts to have it checked",
                 ep.known_hosts_name(),
                 prints.join(", ")
             ));
