@@ -5,7 +5,9 @@
 #
 # Everything lives under /trowel, which container isolation never snapshots or overwrites:
 # /trowel/trowel (the binary; its loader and libraries in /trowel/lib), CA certificates in
-# /trowel/ssl, registry credentials in /trowel/.docker/config.json, and the work directory.
+# /trowel/ssl, registry credentials in /trowel/.docker/config.json, the work directory, and the
+# git that ADD of a git repository runs in container isolation (/trowel/git, with its ssh, shell
+# and libraries; left out by `scripts/image-context.sh --no-git`).
 FROM scratch AS trowel
 COPY trowel/ /trowel/
 ENV PATH=/usr/local/bin:/trowel \

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Assembles the build context for trowel's own images (the Dockerfile at the repo root).
 #
-#   scripts/image-context.sh [BINARY] [OUT]     default: target/release/trowel → target/image-context
+#   scripts/image-context.sh [--no-git] [BINARY] [OUT]
+#                                    default: target/release/trowel → target/image-context
 #
 # The binary is made self-contained under /trowel: its dynamic loader and libraries are copied
 # into /trowel/lib and patchelf points the binary at them, so it keeps working after container
 # isolation has replaced the rest of / with a base image. CA certificates go to /trowel/ssl; the
 # debug variant gets a static busybox with its applets in /trowel/busybox.
+#
+# git (for `ADD <git repository>` in container isolation) is bundled the same way under
+# /trowel/git, since the git on PATH there would be the base image's: see bundle_git below.
+# `--no-git` leaves it out (27 MB less; such an image refuses `ADD <git repository>` in
+# container isolation, naming what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_git=1
+if [ "${1:-}" = --no-git ]; then with_git=0; shift; fi
 bin=${1:-target/release/trowel}
 out=${2:-target/image-context}
 for tool in patchelf strip busybox; do
@@ -24,6 +32,79 @@ ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do cp -L "$lib" "$out
 patchelf --set-interpreter "/trowel/lib/$(basename "$interp")" --set-rpath /trowel/lib "$out/trowel/trowel"
 cp /etc/ssl/certs/ca-certificates.crt "$out/trowel/ssl/certs/ca-certificates.crt"
 echo '{}' > "$out/trowel/.docker/config.json"
+
+# git and what a clone runs, found this way: `git clone`/`fetch` over http(s) runs
+# git-remote-http(s) from git's exec path (`git --exec-path`), and index-pack, fetch-pack and
+# submodule--helper as `git` itself from that directory; `git submodule` is the shell script
+# git-submodule, which sources git-sh-setup and git-sh-i18n (with its helper
+# git-sh-i18n--envsubst) and runs sed and basename (found with GIT_TRACE=1 and by reading it,
+# then checked by cloning with submodules in a root holding nothing but /trowel); an ssh remote
+# runs OpenSSH's `ssh`, and trowel reads host keys with ssh-keygen and ssh-keyscan (git/ssh.rs). Every ELF file's libraries are what `ldd` lists
+# (the whole dependency tree), copied to /trowel/git/lib, and every file, libraries included
+# (but libc and the loader, which need only each other), gets /trowel/git/lib as its RPATH (not RUNPATH: RPATH also serves the libraries' own dependencies)
+# and the bundled loader, so nothing is looked up in the image's /lib, /usr/lib or
+# /etc/ld.so.cache. glibc's NSS (ssh looks the user up) is built into libc.so.6 since 2.34.
+bundle_git() {
+  local gd="$out/trowel/git" exec_path
+  command -v git >/dev/null || { echo "image-context.sh: git is missing (install git, or pass --no-git)" >&2; exit 1; }
+  exec_path=$(git --exec-path)
+  mkdir -p "$gd/bin" "$gd/libexec/git-core" "$gd/lib"
+  need() { [ -e "$1" ] || { echo "image-context.sh: $1 is missing (it is part of the bundled git; install git and openssh-client)" >&2; exit 1; }; }
+  local elf=()
+  for f in git git-remote-http git-sh-i18n--envsubst; do
+    need "$exec_path/$f"
+    cp -L "$exec_path/$f" "$gd/libexec/git-core/$f"
+    elf+=("$gd/libexec/git-core/$f")
+  done
+  # Protocols are told apart by the name git runs the helper as.
+  for f in git-remote-https git-remote-ftp git-remote-ftps; do ln -s git-remote-http "$gd/libexec/git-core/$f"; done
+  for f in git-submodule git-sh-setup git-sh-i18n; do
+    need "$exec_path/$f"
+    cp -L "$exec_path/$f" "$gd/libexec/git-core/$f"
+  done
+  # git-submodule runs under the bundle's shell (a static busybox), not the image's /bin/sh,
+  # with the bundle's sed and basename: trowel gives git a PATH of /trowel/git/bin only.
+  sed -i '1s|^#!/bin/sh$|#!/trowel/git/bin/sh|' "$gd/libexec/git-core/git-submodule"
+  head -1 "$gd/libexec/git-core/git-submodule" | grep -qx '#!/trowel/git/bin/sh' \
+    || { echo "image-context.sh: $exec_path/git-submodule does not start with #!/bin/sh" >&2; exit 1; }
+  # Static: it runs whatever / holds.
+  ! ldd "$(command -v busybox)" >/dev/null 2>&1 || { echo "image-context.sh: busybox must be statically linked" >&2; exit 1; }
+  install -m 0755 "$(command -v busybox)" "$gd/bin/busybox"
+  for applet in sh sed basename; do ln -s busybox "$gd/bin/$applet"; done
+  for f in ssh ssh-keygen ssh-keyscan; do
+    local p
+    p=$(command -v "$f") || { echo "image-context.sh: $f is missing (install openssh-client)" >&2; exit 1; }
+    cp -L "$p" "$gd/bin/$f"
+    elf+=("$gd/bin/$f")
+  done
+  local libs
+  libs=$(for e in "${elf[@]}"; do
+    ldd "$e" | awk '/=> \// {print $3} /=> not found/ {print "MISSING:" $1}'
+  done | sort -u)
+  if grep -q '^MISSING:' <<<"$libs"; then
+    echo "image-context.sh: libraries of the bundled git are missing: $(grep '^MISSING:' <<<"$libs" | tr '\n' ' ')" >&2
+    exit 1
+  fi
+  for lib in $libs; do cp -L "$lib" "$gd/lib/"; done
+  local gi
+  gi=$(patchelf --print-interpreter "$exec_path/git")
+  cp -L "$gi" "$gd/lib/"
+  # The loader reads /etc/ld.so.preload, the image's in a pod, whatever RPATH says: the bundled
+  # copy reads /trowel/no-preload instead (same length, so the file is only patched in place).
+  LC_ALL=C sed -i 's|/etc/ld\.so\.preload|/trowel/no-preload|g' "$gd/lib/$(basename "$gi")"
+  if LC_ALL=C grep -qa /etc/ld.so.preload "$gd/lib/$(basename "$gi")" || ! LC_ALL=C grep -qa /trowel/no-preload "$gd/lib/$(basename "$gi")"; then
+    echo "image-context.sh: could not point the bundled loader away from /etc/ld.so.preload" >&2; exit 1
+  fi
+  for e in "${elf[@]}"; do
+    patchelf --set-interpreter "/trowel/git/lib/$(basename "$gi")" --force-rpath --set-rpath /trowel/git/lib "$e"
+  done
+  for lib in "$gd"/lib/*; do
+    # libc.so.6 and the loader need nothing but each other.
+    case "$(basename "$lib")" in "$(basename "$gi")" | libc.so.6) continue ;; esac
+    patchelf --force-rpath --set-rpath /trowel/git/lib "$lib"
+  done
+}
+if [ "$with_git" = 1 ]; then bundle_git; fi
 install -m 0755 "$(command -v busybox)" "$out/busybox/busybox"
 for applet in $(busybox --list); do
   [ "$applet" = busybox ] || ln -s busybox "$out/busybox/$applet"

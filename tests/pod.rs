@@ -5,133 +5,21 @@
 //! `--isolation=container`, the layer cache in the registry. The result is checked with skopeo,
 //! umoci and crun like every other build. Then the same pod, entered the way
 //! `kubectl exec -it … -- trowel debug …` enters the debug Pod of `deploy/`, runs the debugger
-//! in a real terminal (tmux): one breakpoint, then the push review.
+//! in a real terminal (tmux): one breakpoint, then the push review. `RUN --mount`, `COPY
+//! --link` and `ADD` of git repositories (with the git bundled in the image) run there too.
+//! The pod itself is `pod_support`.
 
 mod common;
+mod git_support;
+mod pod_support;
+mod ssh_support;
 
 use std::path::Path;
 use std::process::Command;
 
 use common::tmux::Tmux;
 use common::*;
-use serde_json::{Value, json};
-
-/// The six capabilities of the seed deployment's `cap_add` (everything else dropped).
-const POD_CAPS: [&str; 6] = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETUID"];
-/// Their bit mask, as /proc/self/status prints it.
-const POD_CAP_MASK: &str = "00000000800000cb";
-
-/// Builds trowel's own image (`--target debug`, for its busybox shell) with trowel, once per
-/// test binary.
-fn trowel_image() -> String {
-    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(build_trowel_image).clone()
-}
-
-fn build_trowel_image() -> String {
-    let ctx = tempfile::tempdir().unwrap();
-    let out = ctx.path().join("context");
-    let o = run(Command::new(repo_root().join("scripts/image-context.sh"))
-        .arg(env!("CARGO_BIN_EXE_trowel"))
-        .arg(&out)
-        .current_dir(repo_root()));
-    assert_ok(&o);
-    let image = format!("{}/{}:debug", env().registry, unique_repo("trowel-image"));
-    let o = run(trowel()
-        .args(["build", "--context"])
-        .arg(&out)
-        .arg("--dockerfile")
-        .arg(repo_root().join("Dockerfile"))
-        .args(["--target", "debug", "--destination", &image]));
-    assert_ok(&o);
-    image
-}
-
-/// Rewrites an umoci bundle's config to run like the seed pod.
-fn podify(bundle: &Path, args: &[String], mounts: &[(&Path, &str)]) {
-    let cfg_path = bundle.join("config.json");
-    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    cfg["process"]["args"] = json!(args);
-    cfg["process"]["terminal"] = json!(false);
-    cfg["process"]["noNewPrivileges"] = json!(true);
-    cfg["process"]["user"] = json!({"uid": 0, "gid": 0});
-    cfg["process"]["capabilities"] = json!({
-        "bounding": POD_CAPS, "effective": POD_CAPS, "permitted": POD_CAPS, "inheritable": [], "ambient": []
-    });
-    let env = cfg["process"]["env"].as_array_mut().unwrap();
-    // What the kubelet puts in every pod's environment.
-    env.push(json!("KUBERNETES_SERVICE_HOST=10.96.0.1"));
-    env.push(json!("HOME=/root"));
-    // The test registries listen on the host's loopback: share the host network, as a
-    // hostNetwork pod would (the isolation under test is about the filesystem and capabilities).
-    if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
-        ns.retain(|n| n["type"] != "network");
-    }
-    let list = cfg["mounts"].as_array_mut().unwrap();
-    for (src, dst) in mounts {
-        list.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rw"]}));
-    }
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-}
-
-fn pod_run(image: &str, args: Vec<String>, mounts: &[(&Path, &str)]) -> (i32, String, String, Unpacked) {
-    let u = pull_and_unpack(image);
-    podify(&u.bundle(), &args, mounts);
-    let (code, out, err) = crun_run_raw(&u.bundle());
-    (code, out, err, u)
-}
-
-/// Runs a bundle whose config is already complete (no edits).
-fn crun_run_raw(bundle: &Path) -> (i32, String, String) {
-    let o = run(Command::new(repo_root().join("scripts/crun-run.sh")).arg(bundle).arg(unique_repo("pod")));
-    (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
-}
-
-/// A pod left running, as `deploy/kubernetes/debug-pod.yaml`'s `sleep infinity` is, for
-/// `crun exec` to enter like `kubectl exec`.
-struct RunningPod {
-    id: String,
-    _unpacked: Unpacked,
-}
-
-impl RunningPod {
-    fn start(image: &str, mounts: &[(&Path, &str)]) -> RunningPod {
-        let u = pull_and_unpack(image);
-        podify(&u.bundle(), &["/trowel/busybox/sleep".into(), "900".into()], mounts);
-        let id = unique_repo("debug-pod");
-        let o = run(Command::new(repo_root().join("scripts/crun-run.sh")).arg("-d").arg(u.bundle()).arg(&id));
-        assert_ok(&o);
-        RunningPod { id, _unpacked: u }
-    }
-
-    /// The command line that runs `args` in the pod with a terminal (`kubectl exec -it`).
-    fn exec_tty(&self, args: &[String]) -> String {
-        format!("crun exec -t {} {}", self.id, args.join(" "))
-    }
-}
-
-impl Drop for RunningPod {
-    fn drop(&mut self) {
-        let _ = Command::new("crun").args(["delete", "-f", &self.id]).output();
-    }
-}
-
-fn sh(cmd: &str) -> Vec<String> {
-    vec!["/trowel/busybox/sh".into(), "-c".into(), cmd.into()]
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    for e in walkdir::WalkDir::new(src) {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(src).unwrap();
-        let t = dst.join(rel);
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&t).unwrap();
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
-}
+use pod_support::*;
 
 #[test]
 fn builds_and_pushes_in_a_pod_with_six_capabilities() {
@@ -247,24 +135,6 @@ fn link_steps_in_a_pod() {
     let t = u.tree();
     assert_eq!(t.get("/srv").mode, 0o700, "a --link step touches only the paths it writes");
     assert!(!t.has("/trowel") && !t.has("/workspace/a.txt"));
-
-    // An ADD of a git repository is refused in a pod, before anything is pulled: the git on
-    // PATH there would be the image's.
-    std::fs::write(
-        workspace.path().join("Dockerfile"),
-        format!("FROM {}\nADD https://127.0.0.1:9/repo.git /src\n", e.busybox()),
-    )
-    .unwrap();
-    let args: Vec<String> =
-        ["/trowel/trowel", "build", "--context", "/workspace", "--no-push"].iter().map(|s| s.to_string()).collect();
-    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
-    let log = format!("{out}{err}");
-    assert_eq!(code, 1, "{log}");
-    assert!(
-        log.contains("Dockerfile:2: ADD https://127.0.0.1:9/repo.git /src: ADD of a git repository is not supported in container isolation yet"),
-        "{log}"
-    );
-    assert!(!log.contains("Retrieved image"), "{log}");
 }
 
 #[test]
@@ -495,4 +365,137 @@ fn read_only_mounts_and_tmpfs_sizes_hold_in_a_pod() {
     let (code, log) = build("RUN --mount=type=tmpfs,target=/t,size=65536 head -c 65537 /dev/zero > /t/big\n");
     assert_ne!(code, 0, "{log}");
     assert!(log.contains("the command left 65537 bytes in the tmpfs mount at /t, over its size=65536"), "{log}");
+}
+
+/// `ADD <git repository>` in a pod: the base (busybox: no git, its own `/bin`, `/lib`) is
+/// unpacked over `/`, and the git bundled under `/trowel/git` fetches over git's http and git
+/// transports, with submodules, `--keep-git-dir` (credentials scrubbed), `?mtime=commit` and
+/// the commit in the cache key, and over ssh with the relayed agent. Then an image built without the bundle
+/// (`image-context.sh --no-git`) refuses the same ADD before anything is pulled.
+#[test]
+fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
+    let e = env();
+    let s = git_support::server();
+    let moving = unique_repo("pod-moving");
+    let first = git_support::git(&s.new_repo(&moving, "one\n"), &["rev-parse", "HEAD"]);
+    let cache = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    let creds = s.http.replace("http://", "http://builder:s3cret-pod-pw@");
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        format!(
+            "FROM {base}\n\
+             ADD {h}/repo.git /src\n\
+             ADD --keep-git-dir=true {creds}/repo.git#v1a /keep\n\
+             ADD {g}/repo.git?ref=dev&mtime=commit&submodules=false /dev-branch\n\
+             ADD {h}/{moving}.git /moving\n\
+             RUN cat /moving/file.txt > /copy && ! which git\n",
+            base = e.busybox(),
+            h = s.http,
+            g = s.git,
+        ),
+    )
+    .unwrap();
+    // An sshd on 127.0.0.1 and an ssh-agent holding its client key, whose socket the pod gets.
+    let ssh = tempfile::tempdir().unwrap();
+    let key = ssh.path().join("client_key");
+    ssh_support::ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+    let (_sshd, port, ssh_repo) = ssh_support::git_server(ssh.path(), &ssh.path().join("client_key.pub"));
+    let agent_dir = tempfile::tempdir().unwrap();
+    let sock = agent_dir.path().join("agent.sock");
+    let _agent = ssh_support::Daemon(
+        Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(std::process::Stdio::null()).spawn().unwrap(),
+    );
+    ssh_support::wait_until("ssh-agent", || std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    ssh_support::ok(Command::new("ssh-add").arg("-q").arg(&key).env("SSH_AUTH_SOCK", &sock));
+    std::fs::write(
+        workspace.path().join("Dockerfile.ssh"),
+        format!("FROM {}\nADD ssh://root@127.0.0.1:{port}{} /ssh-src\n", e.busybox(), ssh_repo.display()),
+    )
+    .unwrap();
+
+    let mounts: Vec<(&Path, &str)> =
+        vec![(cache.path(), "/cache"), (workspace.path(), "/workspace"), (agent_dir.path(), "/agent")];
+    let pod = RunningPod::start(&trowel_image(), &mounts);
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-git"));
+    let cache_repo = format!("{}/{}", e.registry, unique_repo("pod-git-cache"));
+    let build = || {
+        let mut args: Vec<String> =
+            ["/trowel/trowel", "build", "--context=/workspace", "--cache=true"].iter().map(|a| a.to_string()).collect();
+        args.push(format!("--destination={dest}"));
+        args.push(format!("--cache-repo={cache_repo}"));
+        pod.exec(&args)
+    };
+    let (code, log) = build();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    assert!(!log.contains("s3cret-pod-pw"), "{log}");
+
+    let u = pull_and_unpack(&dest);
+    let root = u.rootfs();
+    let t = u.tree();
+    assert_eq!(Tree::content(&root, "/src/top.txt"), "top v2\n");
+    assert_eq!(Tree::content(&root, "/src/mod/lib.txt"), "from the submodule\n", "submodules came along");
+    assert_eq!(t.get("/src/run.sh").mode, 0o755);
+    assert!(!t.has("/src/.git") && !t.has("/trowel"), "{:?}", t.paths_under("/trowel"));
+    let keep = root.join("keep");
+    assert_eq!(git_support::git(&keep, &["rev-parse", "HEAD"]), s.first);
+    assert_eq!(git_support::git(&keep, &["rev-parse", "refs/tags/v1a"]), s.v1a_tag);
+    assert_eq!(
+        git_support::git(&keep, &["config", "remote.origin.url"]),
+        format!("{}/repo.git", s.http.replace("http://", "http://xxxxx:xxxxx@"))
+    );
+    assert!(!keep.join(".git/hooks").exists(), "no template of the image's (or the bundle's) in .git");
+    let dev_time: i64 =
+        git_support::git(&s.base.join("repo.git"), &["log", "-1", "--format=%ct", &s.dev]).parse().unwrap();
+    assert_eq!(t.get("/dev-branch/dev.txt").mtime_ns, dev_time as i128 * 1_000_000_000, "?mtime=commit");
+    assert!(!t.has("/dev-branch/mod/lib.txt"), "submodules=false");
+    assert_eq!(Tree::content(&root, "/copy"), "one\n");
+    for f in walkdir::WalkDir::new(&root).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
+        let b = std::fs::read(f.path()).unwrap();
+        assert!(!b.windows(13).any(|w| w == b"s3cret-pod-pw"), "{}", f.path().display());
+    }
+
+    // The commit is in the cache key: a new commit is a miss, with both commits named.
+    let second = s.advance(&moving, "two\n");
+    let (code, log) = build();
+    assert_eq!(code, 0, "{log}");
+    let want = format!("Cache miss: git {}/{moving}.git now {} (was {})", s.http, &second[..12], &first[..12]);
+    assert!(log.contains(&want), "{want}\n{log}");
+    assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/copy"), "two\n");
+
+    // Over ssh: the bundled ssh-keyscan reads the host key (trusted as BuildKit trusts it, and
+    // said), the bundled ssh runs through its wrapper with the relayed agent.
+    let ssh_dest = format!("{}/{}:1", e.registry, unique_repo("pod-git-ssh"));
+    let (code, log) = pod.exec(&[
+        "/trowel/busybox/env".into(),
+        "SSH_AUTH_SOCK=/agent/agent.sock".into(),
+        "/trowel/trowel".into(),
+        "build".into(),
+        "--context=/workspace".into(),
+        "--dockerfile=/workspace/Dockerfile.ssh".into(),
+        "--ssh=default".into(),
+        format!("--destination={ssh_dest}"),
+    ]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains(&format!(
+            "[127.0.0.1]:{port} is not in this machine's known hosts (/trowel/.ssh/known_hosts): trusting the key"
+        )),
+        "{log}"
+    );
+    assert_eq!(Tree::content(&pull_and_unpack(&ssh_dest).rootfs(), "/ssh-src/hello.txt"), "cloned over ssh\n");
+    drop(pod);
+
+    // An image without the bundle refuses, naming what is missing, before the first pull.
+    let bare = image_of(&["--no-git"], "trowel");
+    let args = ["/trowel/trowel", "build", "--context=/workspace", "--no-push"].map(String::from).to_vec();
+    let (code, out, err, _) = pod_run(&bare, args, &mounts);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains(&format!("Dockerfile:2: ADD {}/repo.git /src: ADD of a git repository in container isolation needs the git bundled in trowel's image under /trowel/git, and this one lacks /trowel/git/libexec/git-core/git", s.http)),
+        "{log}"
+    );
+    assert!(!log.contains("Retrieved image"), "{log}");
 }

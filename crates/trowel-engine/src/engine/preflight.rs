@@ -123,9 +123,10 @@ fn unavailable(name: &str, value: &str, opts: &BuildOptions) -> Option<String> {
 /// ADD of a git repository runs the `git` command: it must be there, and it must not be the
 /// image's. In container isolation `/` is the build root, so a `git` found on PATH would be the
 /// base image's (or one an earlier RUN put there), with helpers from the image's
-/// `/usr/lib/git-core` — an image must not decide what its own sources are. trowel's image has
-/// no git of its own yet, so there it is refused. A repository named over ssh is cloned with
-/// the build's `default` agent (as BuildKit does): without `--ssh default` it is refused here.
+/// `/usr/lib/git-core` — an image must not decide what its own sources are. There only the git
+/// bundled in trowel's image (`<trowel dir>/git`, see `git/tools.rs`) runs: without it, refused.
+/// A repository named over ssh is cloned with the build's `default` agent (as BuildKit does):
+/// without `--ssh default` it is refused here.
 pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {
     for ps in plan.stages.iter().filter(|s| s.needed) {
         for ins in &df.stages[ps.index].instructions {
@@ -141,10 +142,8 @@ pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Re
             if git.is_empty() {
                 continue;
             }
-            if opts.run.isolation == Isolation::Container {
-                return Err(refuse(ins, crate::git::GitError::ContainerIsolation.to_string()));
-            }
-            crate::git::available().map_err(|e| refuse(ins, e.to_string()))?;
+            crate::git::Tools::for_build(opts.run.isolation == Isolation::Container, &opts.run.trowel_dir)
+                .map_err(|e| refuse(ins, e.to_string()))?;
             for src in git {
                 if let Ok(Some(g)) = parse_git_ref(src)
                     && g.transport == Transport::Ssh

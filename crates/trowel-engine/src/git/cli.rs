@@ -12,7 +12,7 @@
 //! [`redact_urls_in`] before it reaches an error message.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,12 +52,14 @@ pub(crate) struct Git<'a> {
     pub max_bytes: Option<u64>,
     /// For a remote named over ssh: the agent and host keys `ssh` uses.
     pub ssh: Option<&'a super::SshAccess>,
+    /// Which git, with which PATH (the build machine's, or trowel's bundle: see `tools.rs`).
+    pub tools: &'a super::Tools,
 }
 
 impl Git<'_> {
     /// Runs `git <args>` and returns its standard output. `what` names the operation in errors.
     pub fn run(&self, what: &str, args: &[&str]) -> Result<String, GitError> {
-        let mut cmd = Command::new("git");
+        let mut cmd = Command::new(&self.tools.git);
         for c in CONFIG {
             cmd.arg("-c").arg(c);
         }
@@ -67,7 +69,6 @@ impl Git<'_> {
         cmd.args(args)
             .current_dir(self.dir)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -76,13 +77,14 @@ impl Git<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        self.tools.apply(&mut cmd);
         for v in PROXY_VARS {
             if let Some(val) = std::env::var_os(v) {
                 cmd.env(v, val);
             }
         }
         if let Some(ssh) = self.ssh {
-            cmd.env("SSH_AUTH_SOCK", &ssh.agent).env("GIT_SSH_COMMAND", ssh.command());
+            cmd.env("SSH_AUTH_SOCK", &ssh.agent).env("GIT_SSH_COMMAND", ssh.git_ssh_command());
         }
         // Its own process group: the watchdog kills git and every helper it started; and it
         // dies with trowel.
@@ -179,12 +181,6 @@ fn summary(s: &str) -> String {
     picked.join("; ")
 }
 
-/// Whether the `git` command can be run at all.
-pub(crate) fn available() -> Result<PathBuf, GitError> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join("git")).find(|p| p.is_file()).ok_or(GitError::NotInstalled)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,11 +202,15 @@ mod tests {
 
     #[test]
     fn a_command_that_writes_too_much_is_killed_with_its_helpers() {
-        if available().is_err() {
-            return;
-        }
+        let Ok(tools) = super::super::Tools::host() else { return };
         let dir = tempfile::tempdir().unwrap();
-        let git = Git { dir: dir.path(), remote: "https://u:p@example.invalid/r.git", max_bytes: None, ssh: None };
+        let git = Git {
+            dir: dir.path(),
+            remote: "https://u:p@example.invalid/r.git",
+            max_bytes: None,
+            ssh: None,
+            tools: &tools,
+        };
         git.run("init", &["init", "-q", "."]).unwrap();
         // `git -c alias.x='!…'` runs a shell command as git would run a helper: one that writes
         // without end stands for a clone that does.
@@ -229,12 +229,10 @@ mod tests {
 
     #[test]
     fn failures_quote_git_with_the_remote_masked() {
-        if available().is_err() {
-            return;
-        }
+        let Ok(tools) = super::super::Tools::host() else { return };
         let dir = tempfile::tempdir().unwrap();
         let remote = "http://user:s3cret@127.0.0.1:9/nothing.git";
-        let git = Git { dir: dir.path(), remote, max_bytes: None, ssh: None };
+        let git = Git { dir: dir.path(), remote, max_bytes: None, ssh: None, tools: &tools };
         let err = git.run("ls-remote", &["ls-remote", "--", remote]).unwrap_err();
         let msg = err.to_string();
         assert!(!msg.contains("s3cret"), "{msg}");

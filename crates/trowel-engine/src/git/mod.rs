@@ -5,6 +5,8 @@
 //! hooks or transports but trowel's, in its own process group, bounded in size). No Rust git
 //! library does all of this today: submodules, shallow fetches over http(s) and git://, and the
 //! exact checkout git itself makes (gitoxide checks out but does not yet clone submodules).
+//! Which git runs is [`tools`]'s choice: the build machine's, or in container isolation (where
+//! `/` is the base image) the one bundled in trowel's own image under `/trowel/git`.
 //!
 //! What is checked out, as BuildKit does:
 //! - the ref is a branch, a tag or a full commit (`ls-remote` picks the exact ref; a branch
@@ -31,11 +33,12 @@ pub(crate) mod cli;
 mod resolve;
 mod scrub;
 pub mod ssh;
+mod tools;
 mod tree;
 
 use cli::Git;
-pub(crate) use cli::available;
 pub use ssh::SshAccess;
+pub use tools::Tools;
 
 /// Why a git source could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +46,11 @@ pub enum GitError {
     #[error("ADD of a git repository needs the `git` command, which is not on PATH (install git)")]
     NotInstalled,
     #[error(
-        "ADD of a git repository is not supported in container isolation yet: the git on PATH would be the \
-         image's own (trowel's image has no git of its own); build in chroot isolation, or clone before the build"
+        "ADD of a git repository in container isolation needs the git bundled in trowel's image under {}, and \
+         this one lacks {missing} (the git on PATH would be the base image's own): use trowel's image as built by \
+         scripts/image-context.sh, or build in chroot isolation", dir.display()
     )]
-    ContainerIsolation,
+    NotBundled { dir: PathBuf, missing: String },
     #[error("{}", crate::dockerfile::gitref::ssh_needs_agent(remote))]
     NoSshAgent { remote: String },
     #[error("ssh could not get into {remote} ({reason})")]
@@ -119,9 +123,15 @@ pub struct Checkout {
     pub reference: String,
 }
 
-/// Fetches and checks out what `req` asks for into the empty directory `dir`; an ssh remote
-/// with `ssh` (the agent and the host keys, see [`ssh`]).
-pub fn checkout(req: &Request, dir: &Path, limits: Limits, ssh: Option<&SshAccess>) -> Result<Checkout, GitError> {
+/// Fetches and checks out what `req` asks for into the empty directory `dir` with `tools`; an
+/// ssh remote with `ssh` (the agent and the host keys, see [`ssh`]).
+pub fn checkout(
+    req: &Request,
+    dir: &Path,
+    limits: Limits,
+    ssh: Option<&SshAccess>,
+    tools: &Tools,
+) -> Result<Checkout, GitError> {
     let remote = req.git.remote.as_str();
     let ssh = match (req.git.transport, ssh) {
         (Transport::Ssh, None) => return Err(GitError::NoSshAgent { remote: req.git.redacted() }),
@@ -129,8 +139,7 @@ pub fn checkout(req: &Request, dir: &Path, limits: Limits, ssh: Option<&SshAcces
         // Only the remote named over ssh gets ssh (a submodule cannot switch to it).
         _ => None,
     };
-    available()?;
-    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh };
+    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh, tools };
     let resolved = resolve::resolve(&git, req)?;
     git.run("init", &["-c", "init.defaultBranch=master", "init", "-q", "."])?;
     git.run("remote add", &["remote", "add", "origin", remote])?;

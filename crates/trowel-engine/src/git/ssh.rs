@@ -28,18 +28,86 @@ pub struct SshAccess {
     pub agent: PathBuf,
     /// The known-hosts file made for the remote's host ([`host_keys`]).
     pub known_hosts: PathBuf,
+    /// With the bundled git ([`with_bundle`](SshAccess::with_bundle)): a script that runs the
+    /// bundle's `ssh` under the bundle's shell, for git to run directly (not through `/bin/sh`,
+    /// which is the image's in container isolation).
+    pub wrapper: Option<PathBuf>,
+}
+
+/// ssh's options: no configuration, identity file or known hosts of the machine, no prompt.
+fn options(known_hosts: &Path) -> String {
+    format!(
+        "-F /dev/null -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
+         -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o IdentityFile=none -o BatchMode=yes \
+         -o ConnectTimeout=60 -o ServerAliveInterval=30 -o ServerAliveCountMax=10 -o LogLevel=ERROR",
+        shell_quote(&known_hosts.display().to_string())
+    )
 }
 
 impl SshAccess {
     /// `GIT_SSH_COMMAND` (run by git through the shell, so the path is quoted).
     pub(crate) fn command(&self) -> String {
-        format!(
-            "ssh -F /dev/null -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
-             -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o IdentityFile=none -o BatchMode=yes \
-             -o ConnectTimeout=60 -o ServerAliveInterval=30 -o ServerAliveCountMax=10 -o LogLevel=ERROR",
-            shell_quote(&self.known_hosts.display().to_string())
-        )
+        format!("ssh {}", options(&self.known_hosts))
     }
+
+    /// What git is given as `GIT_SSH_COMMAND`: the wrapper (one word, so git runs it without a
+    /// shell), else [`command`](SshAccess::command).
+    pub(crate) fn git_ssh_command(&self) -> String {
+        match &self.wrapper {
+            Some(w) => w.display().to_string(),
+            None => self.command(),
+        }
+    }
+
+    /// For the bundled git: writes `dir/ssh`, running the bundle's `ssh` with [`options`]
+    /// under the bundle's shell. OpenSSH's `ssh` looks the user up and exits without an entry
+    /// ("No user exists for uid 0"); in container isolation `/etc/passwd` is the base image's,
+    /// so a missing one is said here, clearly, before git runs.
+    pub fn with_bundle(
+        mut self,
+        bundle: &super::tools::Bundle,
+        dir: &Path,
+        passwd: &Path,
+    ) -> Result<SshAccess, GitError> {
+        let uid = rustix::process::getuid().as_raw();
+        if !has_user(passwd, uid) {
+            return Err(GitError::Invalid(format!(
+                "an ssh remote in container isolation needs an entry for this user (uid {uid}) in {}, which the \
+                 base image (now /) does not have: OpenSSH's ssh refuses to run without one; use a base image \
+                 with an /etc/passwd, or build in chroot isolation",
+                passwd.display()
+            )));
+        }
+        let path = dir.join("ssh");
+        let plain = |p: &Path| {
+            p.to_str().is_some_and(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b)))
+        };
+        if !plain(&path) || !plain(&bundle.shell) {
+            return Err(GitError::Invalid(format!(
+                "{} cannot be run by git without a shell: use a work directory whose path has no spaces or quotes",
+                path.display()
+            )));
+        }
+        let script = format!(
+            "#!{}\nexec {} {} \"$@\"\n",
+            bundle.shell.display(),
+            shell_quote(&bundle.ssh.display().to_string()),
+            options(&self.known_hosts)
+        );
+        write(&path, &script)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| GitError::Io { what: format!("make {} executable", path.display()), source: e })?;
+        self.wrapper = Some(path);
+        Ok(self)
+    }
+}
+
+/// Whether `passwd` has an entry for `uid`.
+fn has_user(passwd: &Path, uid: u32) -> bool {
+    std::fs::read_to_string(passwd)
+        .map(|t| t.lines().any(|l| l.split(':').nth(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid)))
+        .unwrap_or(false)
 }
 
 /// Where host keys came from.
@@ -105,14 +173,20 @@ pub fn machine_known_hosts() -> Vec<PathBuf> {
 
 /// Writes `dir/known_hosts` with the keys trusted for `ep`: the entries `files` have for it, or
 /// else the keys it presents now.
-pub fn host_keys(ep: &Endpoint, files: &[PathBuf], dir: &Path) -> Result<(PathBuf, HostTrust), GitError> {
+/// `tools` gives the PATH where `ssh-keygen` and `ssh-keyscan` are found.
+pub fn host_keys(
+    ep: &Endpoint,
+    files: &[PathBuf],
+    dir: &Path,
+    tools: &super::Tools,
+) -> Result<(PathBuf, HostTrust), GitError> {
     let name = ep.known_hosts_name();
     let path = dir.join("known_hosts");
     let mut entries = String::new();
     let mut from = Vec::new();
     for f in files.iter().filter(|f| f.is_file()) {
         // `ssh-keygen -F` finds hashed entries and patterns too.
-        let out = tool(Command::new("ssh-keygen").arg("-F").arg(&name).arg("-f").arg(f), "ssh-keygen")?;
+        let out = tool(Command::new("ssh-keygen").arg("-F").arg(&name).arg("-f").arg(f), "ssh-keygen", tools)?;
         let found: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
         if !found.is_empty() {
             from.push(f.clone());
@@ -126,6 +200,7 @@ pub fn host_keys(ep: &Endpoint, files: &[PathBuf], dir: &Path) -> Result<(PathBu
         let scanned = tool(
             Command::new("ssh-keyscan").args(["-T", "30", "-p", &ep.port.to_string(), "--"]).arg(&ep.host),
             "ssh-keyscan",
+            tools,
         )?;
         entries =
             scanned.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
@@ -136,7 +211,7 @@ pub fn host_keys(ep: &Endpoint, files: &[PathBuf], dir: &Path) -> Result<(PathBu
             });
         }
         write(&path, &entries)?;
-        let prints = tool(Command::new("ssh-keygen").arg("-l").arg("-f").arg(&path), "ssh-keygen")?;
+        let prints = tool(Command::new("ssh-keygen").arg("-l").arg("-f").arg(&path), "ssh-keygen", tools)?;
         HostTrust::Scanned(prints.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
     } else {
         write(&path, &entries)?;
@@ -149,17 +224,12 @@ fn write(path: &Path, text: &str) -> Result<(), GitError> {
     std::fs::write(path, text).map_err(|e| GitError::Io { what: format!("write {}", path.display()), source: e })
 }
 
-/// Runs one of OpenSSH's tools with no environment but PATH; its standard output.
-fn tool(cmd: &mut Command, name: &str) -> Result<String, GitError> {
-    let out = cmd
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| GitError::Io {
-            what: format!("run {name} (OpenSSH's client tools must be installed)"),
-            source: e,
+/// Runs one of OpenSSH's tools with no environment but PATH (the tools'); its standard output.
+fn tool(cmd: &mut Command, name: &str, tools: &super::Tools) -> Result<String, GitError> {
+    // `Command` looks a bare program name up in the PATH it is given.
+    let out =
+        cmd.env_clear().env("PATH", &tools.path).stdin(Stdio::null()).stderr(Stdio::null()).output().map_err(|e| {
+            GitError::Io { what: format!("run {name} (OpenSSH's client tools must be installed)"), source: e }
         })?;
     // `ssh-keygen -F` exits 1 when the host is not in the file: not an error.
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -189,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_command_reads_nothing_of_the_machine_and_never_prompts() {
-        let a = SshAccess { agent: "/a.sock".into(), known_hosts: "/w/it's/known_hosts".into() };
+        let a = SshAccess { agent: "/a.sock".into(), known_hosts: "/w/it's/known_hosts".into(), wrapper: None };
         let c = a.command();
         assert!(c.starts_with("ssh -F /dev/null -o UserKnownHostsFile='/w/it'\\''s/known_hosts' "), "{c}");
         for o in ["GlobalKnownHostsFile=/dev/null", "StrictHostKeyChecking=yes", "IdentityFile=none", "BatchMode=yes"] {
@@ -208,8 +278,41 @@ mod tests {
         let file = t.path().join("known");
         std::fs::write(&file, format!("other.example {key}\n[127.0.0.1]:2222 {key}\n")).unwrap();
         let ep = Endpoint { host: "127.0.0.1".into(), port: 2222 };
-        let (path, trust) = host_keys(&ep, &[t.path().join("absent"), file.clone()], t.path()).unwrap();
+        let tools = crate::git::Tools::host().unwrap();
+        let (path, trust) = host_keys(&ep, &[t.path().join("absent"), file.clone()], t.path(), &tools).unwrap();
         assert_eq!(trust, HostTrust::Known(vec![file]));
         assert_eq!(std::fs::read_to_string(path).unwrap(), format!("[127.0.0.1]:2222 {key}\n"));
+    }
+
+    #[test]
+    fn the_bundles_ssh_runs_through_a_wrapper_only_for_a_known_user() {
+        let t = tempfile::tempdir().unwrap();
+        let bundle = crate::git::tools::Bundle {
+            exec_path: "/trowel/git/libexec/git-core".into(),
+            ca_bundle: "/trowel/ssl/certs/ca-certificates.crt".into(),
+            shell: "/trowel/git/bin/sh".into(),
+            ssh: "/trowel/git/bin/ssh".into(),
+        };
+        let access = || SshAccess { agent: "/a.sock".into(), known_hosts: t.path().join("known_hosts"), wrapper: None };
+        let uid = rustix::process::getuid().as_raw();
+        let passwd = t.path().join("passwd");
+        std::fs::write(&passwd, format!("nobody:x:{}:65534::/:/bin/false\n", uid + 1)).unwrap();
+        let err = access().with_bundle(&bundle, t.path(), &passwd).unwrap_err().to_string();
+        assert!(err.contains(&format!("an entry for this user (uid {uid}) in {}", passwd.display())), "{err}");
+        let err = access().with_bundle(&bundle, t.path(), &t.path().join("absent")).unwrap_err().to_string();
+        assert!(err.contains("OpenSSH's ssh refuses to run without one"), "{err}");
+
+        std::fs::write(&passwd, format!("me:x:{uid}:{uid}::/:/bin/sh\n")).unwrap();
+        let a = access().with_bundle(&bundle, t.path(), &passwd).unwrap();
+        let wrapper = t.path().join("ssh");
+        assert_eq!(a.git_ssh_command(), wrapper.display().to_string(), "one word: git runs it without /bin/sh");
+        let script = std::fs::read_to_string(&wrapper).unwrap();
+        assert!(
+            script.starts_with("#!/trowel/git/bin/sh\nexec '/trowel/git/bin/ssh' -F /dev/null -o UserKnownHostsFile="),
+            "{script}"
+        );
+        assert!(script.ends_with(" -o LogLevel=ERROR \"$@\"\n"), "{script}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&wrapper).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }

@@ -13,7 +13,7 @@ use crate::engine::error::StepError;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
 use crate::git::ssh::{Endpoint, HostTrust, host_keys, machine_known_hosts};
-use crate::git::{self, Checkout, GitError, Limits, Request, SshAccess};
+use crate::git::{self, Checkout, GitError, Limits, Request, SshAccess, Tools};
 
 /// What `ADD` asks of the git source `src`: the URL's options merged with the instruction's
 /// `--keep-git-dir` and `--checksum`, with BuildKit's rules for when they disagree.
@@ -48,17 +48,15 @@ pub(crate) fn checkout(ctx: &BuildContext<'_>, req: &Request) -> Result<Arc<Chec
     if let Some(done) = ctx.git_checkout(&key) {
         return done.map_err(StepError::Git);
     }
-    // A source named through a variable gets here without the Dockerfile check: see
-    // `preflight::check_git`.
-    if ctx.slash_keep.is_some() {
-        return Err(GitError::ContainerIsolation.into());
-    }
+    // In container isolation `/` is the base image: only the git of trowel's own image runs
+    // (a source named through a variable gets here without `preflight::check_git`).
+    let tools = Tools::for_build(ctx.slash_keep.is_some(), &ctx.opts.run.trowel_dir)?;
     let dir = ctx.scratch_dir("git")?.join("checkout");
     std::fs::create_dir(&dir).map_err(StepError::io(format!("create {}", dir.display())))?;
     let limits =
         Limits { max_file_size: ctx.opts.layers.max_file_size, max_total_size: ctx.opts.layers.max_layer_size };
-    let result = match ssh_access(ctx, req) {
-        Ok(ssh) => git::checkout(req, &dir, limits, ssh.as_ref()).map(Arc::new).map_err(Arc::new),
+    let result = match ssh_access(ctx, req, &tools) {
+        Ok(ssh) => git::checkout(req, &dir, limits, ssh.as_ref(), &tools).map(Arc::new).map_err(Arc::new),
         Err(e) => Err(Arc::new(e)),
     };
     if result.is_err() {
@@ -79,8 +77,10 @@ pub(crate) fn checkout(ctx: &BuildContext<'_>, req: &Request) -> Result<Arc<Chec
 /// For a remote named over ssh, what git's `ssh` uses, as BuildKit's git source has it: the
 /// build's `default` agent, and the host's keys, found or scanned once per build (see
 /// `git/ssh.rs` for which keys are trusted; a key trusted on first sight is said in a warning,
-/// with its fingerprints).
-fn ssh_access(ctx: &BuildContext<'_>, req: &Request) -> Result<Option<SshAccess>, GitError> {
+/// with its fingerprints). With the bundled git (container isolation, where `$HOME` and `/etc`
+/// are the base image's), the machine's known hosts are trowel's own,
+/// `<trowel dir>/.ssh/known_hosts`, and ssh runs through the bundle's wrapper.
+fn ssh_access(ctx: &BuildContext<'_>, req: &Request, tools: &Tools) -> Result<Option<SshAccess>, GitError> {
     if req.git.transport != Transport::Ssh {
         return Ok(None);
     }
@@ -91,18 +91,33 @@ fn ssh_access(ctx: &BuildContext<'_>, req: &Request) -> Result<Option<SshAccess>
     let ep = Endpoint::parse(&req.git.remote)?;
     let known_hosts = ctx.mounts.ssh_known_hosts(&ep.known_hosts_name(), || {
         let dir = ctx.scratch_dir("ssh-host").map_err(|e| GitError::Invalid(e.to_string()))?;
-        let (path, trust) = host_keys(&ep, &machine_known_hosts(), &dir)?;
+        let (files, named) = match tools.bundle {
+            Some(_) => {
+                let own = ctx.opts.run.trowel_dir.join(".ssh/known_hosts");
+                let named = own.display().to_string();
+                (vec![own], named)
+            }
+            None => (machine_known_hosts(), "$HOME/.ssh/known_hosts, /etc/ssh/ssh_known_hosts".to_string()),
+        };
+        let (path, trust) = host_keys(&ep, &files, &dir, tools)?;
         if let HostTrust::Scanned(prints) = trust {
             ctx.emitter.warn(format!(
-                "{} is not in this machine's known hosts ($HOME/.ssh/known_hosts, /etc/ssh/ssh_known_hosts): \
-                 trusting the key it presents now, as BuildKit does ({}); add it to known_hosts to have it checked",
+                "{} is not in this machine's known hosts ({named}): trusting the key it presents now, as BuildKit \
+                 does ({}); add it to known_hosts to have it checked",
                 ep.known_hosts_name(),
                 prints.join(", ")
             ));
         }
         Ok(path)
     })?;
-    Ok(Some(SshAccess { agent, known_hosts }))
+    let access = SshAccess { agent, known_hosts, wrapper: None };
+    match &tools.bundle {
+        Some(b) => {
+            let dir = ctx.scratch_dir("ssh-wrapper").map_err(|e| GitError::Invalid(e.to_string()))?;
+            access.with_bundle(b, &dir, std::path::Path::new("/etc/passwd")).map(Some)
+        }
+        None => Ok(Some(access)),
+    }
 }
 
 /// Every option of the URL that changes what is checked out.
