@@ -22,12 +22,22 @@ out=${2:-target/image-context}
 for tool in patchelf strip busybox; do
   command -v "$tool" >/dev/null || { echo "image-context.sh needs $tool (scripts/install-deps.sh)" >&2; exit 1; }
 done
+# A loader reads /etc/ld.so.preload — the base image's, in a pod — whatever RPATH says, so a
+# hostile image could put its library into trowel's own processes: each bundled loader reads
+# /trowel/no-preload instead (same length, so the file is only patched in place).
+no_preload() {
+  LC_ALL=C sed -i 's|/etc/ld\.so\.preload|/trowel/no-preload|g' "$1"
+  if LC_ALL=C grep -qa /etc/ld.so.preload "$1" || ! LC_ALL=C grep -qa /trowel/no-preload "$1"; then
+    echo "image-context.sh: could not point the loader $1 away from /etc/ld.so.preload" >&2; exit 1
+  fi
+}
 rm -rf "$out"
 mkdir -p "$out/trowel/lib" "$out/trowel/ssl/certs" "$out/trowel/.docker" "$out/busybox"
 install -m 0755 "$bin" "$out/trowel/trowel"
 strip --strip-debug "$out/trowel/trowel"
 interp=$(patchelf --print-interpreter "$bin")
 cp -L "$interp" "$out/trowel/lib/"
+no_preload "$out/trowel/lib/$(basename "$interp")"
 ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do cp -L "$lib" "$out/trowel/lib/"; done
 patchelf --set-interpreter "/trowel/lib/$(basename "$interp")" --set-rpath /trowel/lib "$out/trowel/trowel"
 cp /etc/ssl/certs/ca-certificates.crt "$out/trowel/ssl/certs/ca-certificates.crt"
@@ -89,12 +99,7 @@ bundle_git() {
   local gi
   gi=$(patchelf --print-interpreter "$exec_path/git")
   cp -L "$gi" "$gd/lib/"
-  # The loader reads /etc/ld.so.preload, the image's in a pod, whatever RPATH says: the bundled
-  # copy reads /trowel/no-preload instead (same length, so the file is only patched in place).
-  LC_ALL=C sed -i 's|/etc/ld\.so\.preload|/trowel/no-preload|g' "$gd/lib/$(basename "$gi")"
-  if LC_ALL=C grep -qa /etc/ld.so.preload "$gd/lib/$(basename "$gi")" || ! LC_ALL=C grep -qa /trowel/no-preload "$gd/lib/$(basename "$gi")"; then
-    echo "image-context.sh: could not point the bundled loader away from /etc/ld.so.preload" >&2; exit 1
-  fi
+  no_preload "$gd/lib/$(basename "$gi")"
   for e in "${elf[@]}"; do
     patchelf --set-interpreter "/trowel/git/lib/$(basename "$gi")" --force-rpath --set-rpath /trowel/git/lib "$e"
   done

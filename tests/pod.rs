@@ -95,7 +95,8 @@ fn builds_and_pushes_in_a_pod_with_six_capabilities() {
 
 /// `COPY --link` where the build root is `/` of the pod: the step's layer is made on an empty
 /// root in trowel's work directory and laid over `/`, the image's directory it replaces a
-/// symlink of included, and the steps after it see the result.
+/// symlink of included, and the steps after it see the result. A `/etc/ld.so.preload` the build
+/// writes does not reach trowel's own processes.
 #[test]
 fn link_steps_in_a_pod() {
     let e = env();
@@ -106,6 +107,7 @@ fn link_steps_in_a_pod() {
         workspace.path().join("Dockerfile"),
         format!(
             "FROM {}\nRUN mkdir -p /srv/real && ln -s /srv/real /data && chmod 700 /srv\n\
+             RUN echo /no/such/preload.so > /etc/ld.so.preload\n\
              COPY --link a.txt /data/a.txt\nRUN cat /data/a.txt > /seen && ls -ld /data | cut -c1 >> /seen\n",
             e.busybox()
         ),
@@ -130,6 +132,9 @@ fn link_steps_in_a_pod() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("RUN isolation: container"), "{log}");
     assert!(log.contains("/data was a symlink to /srv/real in the image"), "{log}");
+    // The image's /etc/ld.so.preload is `/` of the pod now: trowel's own loader never reads it
+    // (a hostile base would otherwise put its library into trowel's processes).
+    assert!(!log.contains("cannot be preloaded"), "{log}");
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/seen"), "linked\nd\n");
     let t = u.tree();
