@@ -73,6 +73,58 @@ fn the_build_state_survives_a_cut_header() {
     assert!(top.contains("✓ built in"), "{top:?}");
 }
 
+// --- paused time, apart from run time -----------------------------------------------------
+
+/// The recorded `shell` build paused 98ms before line 3 (no shell) and 2628ms before line 4 (a
+/// shell session in it); 3473ms of wall clock in all.
+#[test]
+fn paused_time_is_shown_beside_run_time_and_the_build_splits_its_total() {
+    let mut app = replay("shell");
+    let rows = text(&pane(&mut app, Pane::Steps, 60, 12));
+    let row = |line: &str| rows.iter().find(|r| r.contains(line)).unwrap_or_else(|| panic!("{rows:#?}")).clone();
+    assert!(row("RUN sed").contains("‖0.1s"), "a pause without a shell: {rows:#?}");
+    assert!(row("RUN echo done").contains("‖2.6s"), "{rows:#?}");
+    assert!(!row("COPY app.conf").contains('‖'), "never paused: {rows:#?}");
+    // The run time stays the step's own (27ms, 22ms), never the pause.
+    assert!(!row("RUN echo done").contains("2.6s ") && !row("RUN echo done").contains("2.7s"), "{rows:#?}");
+    // The top bar: run time and paused time apart, whole even at 60 columns.
+    for w in [120, 80, 60] {
+        let top = text(&screen(&mut app, w, 24, &Theme::dark()))[0].clone();
+        assert!(top.contains("✓ built in 0.7s run, 2.7s paused"), "{w} columns: {top:?}");
+    }
+    // A build that never paused says one time, as before.
+    let top = text(&screen(&mut replay("tour"), 80, 24, &Theme::dark()))[0].clone();
+    assert!(top.contains("✓ built in") && !top.contains("paused"), "{top:?}");
+    // Narrow: the paused column goes before the run time does.
+    let narrow = text(&pane(&mut app, Pane::Steps, 36, 12));
+    assert!(!narrow.iter().any(|r| r.contains('‖')), "{narrow:#?}");
+}
+
+#[test]
+fn a_live_pause_counts_its_time_at_its_step_as_it_goes() {
+    let (mut app, _) = live_until("shell", |e| matches!(e, Event::Paused { .. }));
+    pause(&mut app, 3, When::BeforeStep, "breakpoint at line 3");
+    app.update(Msg::Event(Box::new(
+        events("shell").into_iter().find(|e| matches!(e.event, Event::Paused { .. })).unwrap(),
+    )));
+    app.update(Msg::Tick { ms: 2425 });
+    let rows = text(&pane(&mut app, Pane::Steps, 60, 12));
+    let row = rows.iter().find(|r| r.contains("RUN sed")).unwrap();
+    assert!(row.contains("‖2.0s"), "paused 2s so far: {rows:#?}");
+    app.update(Msg::Tick { ms: 5425 });
+    let rows = text(&pane(&mut app, Pane::Steps, 60, 12));
+    assert!(rows.iter().any(|r| r.contains("RUN sed") && r.contains("‖5.0s")), "{rows:#?}");
+    // Too narrow for the paused column: the step, not run yet, shows it in its time column.
+    let narrow = text(&pane(&mut app, Pane::Steps, 36, 12));
+    assert!(narrow.iter().any(|r| r.contains("RUN sed") && r.contains("‖5.0s")), "{narrow:#?}");
+}
+
+#[test]
+fn paused_times_80x24() {
+    let mut app = replay("shell");
+    assert_snapshot!(screen(&mut app, 80, 24, &Theme::dark()).backend());
+}
+
 #[test]
 fn hints_offer_r_z_and_p_where_they_apply() {
     let (mut app, _) = live_until("tour", |e| started_line(e, 13));

@@ -155,6 +155,11 @@ impl BuildState {
         self.steps.values().map(|s| s.paused_ms).sum()
     }
 
+    /// [`BuildState::paused_ms`] by `now_ms`, the pause the build is stopped in so far included.
+    pub fn paused_now(&self, now_ms: u64) -> u64 {
+        self.steps.values().map(|s| s.paused_now(now_ms)).sum()
+    }
+
     /// Records small files' contents for a step (the debugger's file diff).
     pub fn add_contents(&mut self, id: StepId, files: Vec<FileContent>) {
         if let Some(s) = self.steps.get_mut(&id) {
