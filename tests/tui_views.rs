@@ -268,6 +268,37 @@ fn a_replay_lists_the_breakpoints_that_fired() {
     assert_snapshot!(pane(&mut app, Pane::Breaks, 70, 8).backend());
 }
 
+#[test]
+fn a_replay_lists_every_breakpoint_the_trace_recorded() {
+    let mut evs = events("tour");
+    let id = step_id(&replay("tour"), 13);
+    let at = evs.iter().position(|e| started_line(&e.event, 13)).unwrap();
+    let ms = evs[at].ms;
+    let list = |specs: &[&str]| Event::Breakpoints { set: specs.iter().map(|s| s.to_string()).collect() };
+    // Set at the start; at line 13's boundary line 17's was gone and a stage one added, which
+    // fired there.
+    evs.insert(at, Envelope { seq: 0, ms, event: list(&["17", "failure", "size:10MB"]) });
+    evs.insert(at + 1, Envelope { seq: 0, ms, event: list(&["failure", "size:10MB", "stage:1"]) });
+    evs.insert(at + 2, paused_event(0, id, 13, Some("stage:1"), "stage 1 starts"));
+    evs.insert(
+        at + 3,
+        Envelope { seq: 0, ms, event: Event::Resumed { id, action: ResumeAction::Continue, paused_ms: 5 } },
+    );
+    let mut app = App::replay("t.jsonl".into(), &evs);
+    press(&mut app, "7");
+    let rows = trowel::tui::panes::breaks::rows(&app.ctx());
+    let got: Vec<(&str, bool, usize)> = rows.iter().map(|r| (r.spec.as_str(), r.set, r.fired)).collect();
+    assert_eq!(
+        got,
+        vec![("failure", true, 0), ("size:10MB", true, 0), ("stage:1", true, 1), ("17", false, 0)],
+        "set at the end (in order), then removed during the build"
+    );
+    let shown = text(&pane(&mut app, Pane::Breaks, 70, 8)).join("\n");
+    assert!(shown.contains("3 set") && !shown.contains("this trace records"), "{shown}");
+    assert!(shown.contains("layer > 10MB") && shown.contains("line 17") && shown.contains("(removed)"), "{shown}");
+    assert_snapshot!(pane(&mut app, Pane::Breaks, 70, 8).backend());
+}
+
 // --- copying and the whole command ------------------------------------------------------------
 
 #[test]

@@ -443,3 +443,17 @@ fn an_open_pause_counts_as_paused_time_until_it_ends() {
     // Once it ended, later clocks add nothing.
     assert_eq!(s.step(RUN).unwrap().paused_now(9000), 1500);
 }
+
+#[test]
+fn the_breakpoints_recorded_are_the_last_list_and_every_one_ever_set() {
+    let list = |specs: &[&str]| Event::Breakpoints { set: specs.iter().map(|s| s.to_string()).collect() };
+    // A trace from before trowel recorded them knows none.
+    assert_eq!(build().state().breakpoints, None);
+    let s = build().at(1, list(&["2", "failure"])).at(5, list(&["failure", "path:/etc/*"])).at(9, list(&[])).state();
+    assert_eq!(s.breakpoints, Some(vec![]));
+    assert_eq!(s.breakpoints_ever, ["2", "failure", "path:/etc/*"].map(String::from).to_vec());
+    // As a trace line.
+    let line = r#"{"seq":3,"ms":1,"event":"breakpoints","set":["12","size:10MB"]}"#;
+    let env: Envelope = serde_json::from_str(line).unwrap();
+    assert_eq!(env.event, list(&["12", "size:10MB"]));
+}
