@@ -59,7 +59,7 @@ keys() { # session key... (each sent as typed, with a frame between them)
   shift
   for k in "$@"; do
     case "$k" in
-      Enter | Escape) tmux send-keys -t "$s" "$k" ;;
+      Enter | Escape | BSpace) tmux send-keys -t "$s" "$k" ;;
       *) tmux send-keys -t "$s" -l "$k" ;;
     esac
     sleep 0.25
@@ -142,14 +142,18 @@ shoot r2 cache-miss
 replay r3 fail-run-exit
 shoot r3 failed-step
 
+# Shell sessions as entries of their own, and time paused shown apart from run time.
+replay r5 shell
+shoot r5 shell-paused
+
 # The whole file system at a step (a trace recorded with --trace-base-listings).
 replay r4 files
 keys r4 j j 8
 shoot r4 files
 # Two recorded builds side by side (message.txt changed between them).
-start r4 "$trowel replay --no-mouse testdata/traces/cache-cold.jsonl --compare testdata/traces/cache-rebuild.jsonl"
-wait_for r4 "trowel compare"
-shoot r4 compare
+start r6 "$trowel replay --no-mouse testdata/traces/cache-cold.jsonl --compare testdata/traces/cache-rebuild.jsonl"
+wait_for r6 "trowel compare"
+shoot r6 compare
 
 # A live session: a breakpoint, a step, the File pane's diff, then the push review.
 scripts/testenv.sh up "$work/env" $$ >/dev/null
@@ -173,3 +177,14 @@ shoot live push-review
 keys live y
 wait_for live "✓ built"
 keys live Escape q
+
+# Fix and retry: the failed step edited at its failure pause and run; the Steps pane marks it,
+# and `e` shows the attempt and what the Dockerfile says.
+start retry "$trowel debug --no-mouse --context testdata/corpus/fail-run-exit --build-arg REGISTRY=$reg --no-push --work-dir $work"
+wait_for retry "paused after L3"
+keys retry E BSpace BSpace BSpace BSpace BSpace BSpace "echo fixed" Enter
+wait_for retry "✓ built"
+keys retry Escape 1 g g j e
+wait_for retry "attempt 2"
+shoot retry retry
+keys retry Escape q

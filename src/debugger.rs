@@ -257,6 +257,8 @@ pub struct Debugger<F> {
     frontend: F,
     breakpoints: Breakpoints,
     mode: Mode,
+    /// The breakpoints as last reported to the engine for the trace (`None`: not yet).
+    recorded: Option<Vec<String>>,
 }
 
 impl<F: Frontend> Debugger<F> {
@@ -266,6 +268,7 @@ impl<F: Frontend> Debugger<F> {
             frontend,
             breakpoints: Arc::new(Mutex::new(breakpoints)),
             mode: if step_first { Mode::Step } else { Mode::Run },
+            recorded: None,
         }
     }
 
@@ -298,6 +301,16 @@ impl<F: Frontend> Debugger<F> {
 }
 
 impl<F: Frontend> Controller for Debugger<F> {
+    fn breakpoints_changed(&mut self) -> Option<Vec<String>> {
+        let now: Vec<String> =
+            self.breakpoints.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|b| b.spec()).collect();
+        if self.recorded.as_ref() == Some(&now) {
+            return None;
+        }
+        self.recorded = Some(now.clone());
+        Some(now)
+    }
+
     fn pause_reasons(&mut self, at: &Checkpoint) -> Vec<PauseReason> {
         self.reasons(at)
     }

@@ -320,6 +320,8 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             };
             say(Level::Info, &format!("Resumed after {:.1}s, {how}", *paused_ms as f64 / 1000.0));
         }
+        Event::Breakpoints { set } if set.is_empty() => say(Level::Info, "Breakpoints: none"),
+        Event::Breakpoints { set } => say(Level::Info, &format!("Breakpoints: {}", set.join(", "))),
         Event::PushDecided { approved: true, .. } => say(Level::Info, "Push approved"),
         Event::PushDecided { approved: false, reason } => {
             say(Level::Warn, &format!("Push refused{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()))

@@ -162,6 +162,74 @@ fn line_and_stage_breakpoints_stop_before_their_step() {
     );
 }
 
+/// The trace records the breakpoints as set (not only those that fired): the list the build
+/// started with, and the whole list again once the person changed it at a pause, before the next
+/// boundary could fire one; a replay's fold keeps every one ever set and the last list.
+#[test]
+fn breakpoints_set_and_changed_during_the_build_are_recorded() {
+    let ctx = context(&dockerfile());
+    let opts = options(ctx.path(), &dest("bplist"));
+    let shared: Arc<Mutex<Option<trowel::debugger::Breakpoints>>> = Arc::default();
+    let at_pause = shared.clone();
+    let log = Arc::new(Mutex::new(Log::default()));
+    let fe = Scripted {
+        log: log.clone(),
+        // At the first pause (before line 3), as the Breaks pane would: remove line 5's, add
+        // a path breakpoint.
+        script: move |n: usize, _: &Pause<'_>| {
+            if n == 0 {
+                let b = at_pause.lock().unwrap().clone().unwrap();
+                let mut b = b.lock().unwrap();
+                b.retain(|x| !matches!(x, Breakpoint::Line(5)));
+                b.push(Breakpoint::parse("path:/big").unwrap());
+            }
+            Resume::Continue
+        },
+        shell_choice: ShellChoice::Discard,
+        push: None,
+    };
+    let start = vec![Breakpoint::Line(3), Breakpoint::Line(5), Breakpoint::parse("size:10MB").unwrap()];
+    let mut dbg = Debugger::new(fe, start, false);
+    *shared.lock().unwrap() = Some(dbg.breakpoints());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);
+    trowel_engine::engine::build(&opts, &emitter, &mut dbg).unwrap();
+    let events = events.lock().unwrap().clone();
+    let lists: Vec<(usize, Vec<String>)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Event::Breakpoints { set } => Some((i, set.clone())),
+            _ => None,
+        })
+        .collect();
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        lists.iter().map(|l| l.1.clone()).collect::<Vec<_>>(),
+        vec![strings(&["3", "5", "size:10MB"]), strings(&["3", "size:10MB", "path:/big"])],
+        "the first list, then the changed one (once: nothing changed after)"
+    );
+    // The first before any step starts; the change before the pause its new breakpoint caused.
+    let first_step = events.iter().position(|e| matches!(e, Event::StepStarted { .. })).unwrap();
+    assert!(lists[0].0 < first_step);
+    let pauses: Vec<(usize, usize)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Event::Paused { line, .. } => Some((i, *line)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pauses.iter().map(|p| p.1).collect::<Vec<_>>(), vec![3, 6], "line 5's was removed; /big fired");
+    assert!(pauses[0].0 < lists[1].0 && lists[1].0 < pauses[1].0);
+    // What a replay of the trace folds to.
+    let envs: Vec<Envelope> =
+        events.into_iter().enumerate().map(|(i, event)| Envelope { seq: i as u64, ms: i as u64, event }).collect();
+    let state = trowel_events::BuildState::from_events(&envs);
+    assert_eq!(state.breakpoints, Some(strings(&["3", "size:10MB", "path:/big"])));
+    assert_eq!(state.breakpoints_ever, strings(&["3", "5", "size:10MB", "path:/big"]));
+}
+
 #[test]
 fn run_to_line_then_continue() {
     let ctx = context(&dockerfile());

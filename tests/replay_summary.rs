@@ -264,3 +264,27 @@ fn a_kept_shell_session_is_an_entry_of_its_own() {
     assert!(line4[1].starts_with("  line 4    built ") && line4[1].contains("paused "), "{summary}");
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[test]
+fn the_breakpoints_the_trace_recorded_are_listed_with_those_removed() {
+    let mut events = started();
+    // Set at the start; line 2's removed at the build's end (after it fired).
+    events.insert(1, (0, json!({"event": "breakpoints", "set": ["2", "size:10MB"]})));
+    events.extend([
+        paused_before(11),
+        (500, json!({"event": "resumed", "id": id(1), "action": {"kind": "continue"}, "paused_ms": 489})),
+        (
+            520,
+            json!({"event": "step_finished", "id": id(1), "status": "built", "duration_ms": 20, "paused_ms": 489,
+                   "layer": null, "exit_code": null}),
+        ),
+        (521, json!({"event": "breakpoints", "set": ["size:10MB"]})),
+        (522, json!({"event": "build_finished", "duration_ms": 522, "digest": null, "pushed": []})),
+    ]);
+    let (s, code) = replay(&events);
+    assert_eq!(code, 0, "{s}");
+    assert!(s.contains("\nBreakpoints: size:10MB (removed during the build: 2)\n"), "{s}");
+    // A trace without the event says nothing of breakpoints it does not know.
+    let (s, _) = replay(&started());
+    assert!(!s.contains("Breakpoints"), "{s}");
+}

@@ -184,3 +184,132 @@ fn a_re_run_is_folded_as_the_steps_latest_attempt() {
     assert!(summary.contains("\n    line 3: edited in trowel debug (was: RUN echo before && exit 3)\n"), "{summary}");
     assert!(summary.contains("then ran it edited: RUN echo fixed"), "{summary}");
 }
+
+// --- the marks of a re-run or edited step ----------------------------------------------------
+
+const RERUN_LAYER: &str = "sha256:5c3f1f2e9a0b4d7c8e6f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d";
+
+/// The recorded failing build, then a re-run of its failed step from the failure pause
+/// (`edited`: the text it ran as, or `None` for as written) that worked and made a layer.
+fn retried(edited: Option<&str>) -> Vec<Envelope> {
+    let mut evs: Vec<Envelope> =
+        events("fail-run-exit").into_iter().filter(|e| !matches!(e.event, Event::BuildFailed { .. })).collect();
+    let mut seq = evs.last().unwrap().seq;
+    let mut push = |ms: u64, event: Event| {
+        seq += 1;
+        evs.push(Envelope { seq, ms, event });
+    };
+    let source = edited.unwrap_or("RUN echo before && exit 3");
+    push(103, Event::Paused { id: RUN, line: 3, when: When::AfterStep, reasons: vec![] });
+    push(
+        1603,
+        Event::Resumed { id: RUN, action: ResumeAction::Retry { edited: edited.map(str::to_string) }, paused_ms: 1500 },
+    );
+    push(
+        1603,
+        Event::StepStarted {
+            id: RUN,
+            line: 3,
+            end_line: 3,
+            keyword: "RUN".into(),
+            source: source.into(),
+            expanded: source.into(),
+            mounts: vec![],
+            attempt: Some(Attempt {
+                number: 2,
+                edited_from: edited.map(|_| "RUN echo before && exit 3".into()),
+                after_shell: false,
+            }),
+        },
+    );
+    let layer = trowel_events::LayerSummary {
+        digest: RERUN_LAYER.parse().unwrap(),
+        diff_id: None,
+        size: 120,
+        uncompressed_size: Some(1536),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        step: Some(RUN),
+        shell: None,
+    };
+    push(1650, Event::LayerWritten { id: RUN, layer, entries: 1, duration_ms: 2 });
+    push(
+        1650,
+        Event::StepFinished {
+            id: RUN,
+            status: StepStatus::Built,
+            duration_ms: 47,
+            paused_ms: 0,
+            layer: Some(RERUN_LAYER.parse().unwrap()),
+            exit_code: None,
+        },
+    );
+    evs
+}
+
+fn text(t: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<String> {
+    let buf = t.backend().buffer();
+    let w = buf.area.width as usize;
+    buf.content.chunks(w).map(|row| row.iter().map(|c| c.symbol()).collect::<String>()).collect()
+}
+
+fn retried_replay(edited: Option<&str>) -> App {
+    App::replay("retried.jsonl".into(), &retried(edited))
+}
+
+#[test]
+fn an_edited_step_is_marked_in_steps_and_layers_and_its_detail_says_what_it_was() {
+    let mut app = retried_replay(Some("RUN echo fixed"));
+    let steps = text(&pane(&mut app, trowel::tui::Pane::Steps, 60, 8));
+    let row = steps.iter().find(|l| l.contains("echo fixed")).expect("the step's row");
+    assert!(row.contains("✎ RUN echo fixed"), "{steps:#?}");
+    // The failed attempt's pause is time paused, beside (not in) the re-run's run time.
+    assert!(row.contains("0.0s"), "{row}");
+    assert!(row.contains("‖1.5s"), "{row}");
+    // Layers: the step that made the layer is marked, and its details say the attempt and
+    // what the Dockerfile had.
+    press(&mut app, "5 j");
+    let layers = text(&pane(&mut app, trowel::tui::Pane::Layers, 90, 16)).join("\n");
+    assert!(layers.contains("L3 RUN ✎"), "{layers}");
+    assert!(layers.contains("attempt 2, edited (was: RUN echo before && exit 3)"), "{layers}");
+    // The command popup (`e`): the run and paused times apart, the attempt, the original.
+    press(&mut app, "1 g g j e");
+    let popup = text(&screen(&mut app, 100, 30, &Theme::dark())).join("\n");
+    assert!(popup.contains("paused 1.5s in the debugger (not in the run time)"), "{popup}");
+    assert!(popup.contains("attempt 2, edited (was: RUN echo before && exit 3)"), "{popup}");
+}
+
+#[test]
+fn a_re_run_as_written_is_marked_as_a_re_run_live_and_in_replay() {
+    let evs = retried(None);
+    let mut replay = App::replay("retried.jsonl".into(), &evs);
+    let bps = Arc::new(Mutex::new(vec![Breakpoint::Failure]));
+    let mut live = App::live("Dockerfile".into(), bps);
+    for e in &evs {
+        live.update(Msg::Event(Box::new(e.clone())));
+    }
+    for app in [&mut replay, &mut live] {
+        let steps = text(&pane(app, trowel::tui::Pane::Steps, 60, 8));
+        assert!(steps.iter().any(|l| l.contains("↻ RUN echo before && exit 3")), "{steps:#?}");
+        assert!(!steps.iter().any(|l| l.contains('✎')), "{steps:#?}");
+        press(app, "5 j");
+        let layers = text(&pane(app, trowel::tui::Pane::Layers, 90, 16)).join("\n");
+        assert!(layers.contains("L3 RUN ↻"), "{layers}");
+        assert!(layers.contains("(attempt 2, re-run)"), "{layers}");
+    }
+    // A step that ran once, as written, has no mark.
+    let plain = text(&pane(&mut replay, trowel::tui::Pane::Steps, 60, 8));
+    assert!(plain.iter().any(|l| l.contains("FROM") && !l.contains('↻')), "{plain:#?}");
+}
+
+#[test]
+fn edited_step_80x24() {
+    let mut app = retried_replay(Some("RUN echo fixed"));
+    assert_snapshot!(screen(&mut app, 80, 24, &Theme::dark()).backend());
+}
+
+#[test]
+fn edited_step_layers_100x30() {
+    let mut app = retried_replay(Some("RUN echo fixed"));
+    press(&mut app, "5 j");
+    assert_snapshot!(screen(&mut app, 100, 30, &Theme::dark()).backend());
+}

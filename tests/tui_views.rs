@@ -73,6 +73,58 @@ fn the_build_state_survives_a_cut_header() {
     assert!(top.contains("✓ built in"), "{top:?}");
 }
 
+// --- paused time, apart from run time -----------------------------------------------------
+
+/// The recorded `shell` build paused 98ms before line 3 (no shell) and 2628ms before line 4 (a
+/// shell session in it); 3473ms of wall clock in all.
+#[test]
+fn paused_time_is_shown_beside_run_time_and_the_build_splits_its_total() {
+    let mut app = replay("shell");
+    let rows = text(&pane(&mut app, Pane::Steps, 60, 12));
+    let row = |line: &str| rows.iter().find(|r| r.contains(line)).unwrap_or_else(|| panic!("{rows:#?}")).clone();
+    assert!(row("RUN sed").contains("‖0.1s"), "a pause without a shell: {rows:#?}");
+    assert!(row("RUN echo done").contains("‖2.6s"), "{rows:#?}");
+    assert!(!row("COPY app.conf").contains('‖'), "never paused: {rows:#?}");
+    // The run time stays the step's own (27ms, 22ms), never the pause.
+    assert!(!row("RUN echo done").contains("2.6s ") && !row("RUN echo done").contains("2.7s"), "{rows:#?}");
+    // The top bar: run time and paused time apart, whole even at 60 columns.
+    for w in [120, 80, 60] {
+        let top = text(&screen(&mut app, w, 24, &Theme::dark()))[0].clone();
+        assert!(top.contains("✓ built in 0.7s run, 2.7s paused"), "{w} columns: {top:?}");
+    }
+    // A build that never paused says one time, as before.
+    let top = text(&screen(&mut replay("tour"), 80, 24, &Theme::dark()))[0].clone();
+    assert!(top.contains("✓ built in") && !top.contains("paused"), "{top:?}");
+    // Narrow: the paused column goes before the run time does.
+    let narrow = text(&pane(&mut app, Pane::Steps, 36, 12));
+    assert!(!narrow.iter().any(|r| r.contains('‖')), "{narrow:#?}");
+}
+
+#[test]
+fn a_live_pause_counts_its_time_at_its_step_as_it_goes() {
+    let (mut app, _) = live_until("shell", |e| matches!(e, Event::Paused { .. }));
+    pause(&mut app, 3, When::BeforeStep, "breakpoint at line 3");
+    app.update(Msg::Event(Box::new(
+        events("shell").into_iter().find(|e| matches!(e.event, Event::Paused { .. })).unwrap(),
+    )));
+    app.update(Msg::Tick { ms: 2425 });
+    let rows = text(&pane(&mut app, Pane::Steps, 60, 12));
+    let row = rows.iter().find(|r| r.contains("RUN sed")).unwrap();
+    assert!(row.contains("‖2.0s"), "paused 2s so far: {rows:#?}");
+    app.update(Msg::Tick { ms: 5425 });
+    let rows = text(&pane(&mut app, Pane::Steps, 60, 12));
+    assert!(rows.iter().any(|r| r.contains("RUN sed") && r.contains("‖5.0s")), "{rows:#?}");
+    // Too narrow for the paused column: the step, not run yet, shows it in its time column.
+    let narrow = text(&pane(&mut app, Pane::Steps, 36, 12));
+    assert!(narrow.iter().any(|r| r.contains("RUN sed") && r.contains("‖5.0s")), "{narrow:#?}");
+}
+
+#[test]
+fn paused_times_80x24() {
+    let mut app = replay("shell");
+    assert_snapshot!(screen(&mut app, 80, 24, &Theme::dark()).backend());
+}
+
 #[test]
 fn hints_offer_r_z_and_p_where_they_apply() {
     let (mut app, _) = live_until("tour", |e| started_line(e, 13));
@@ -213,6 +265,37 @@ fn a_replay_lists_the_breakpoints_that_fired() {
     assert_eq!((rows[0].spec.as_str(), rows[0].fired, rows[0].set), ("stage:1", 1, false));
     press(&mut app, "a");
     assert!(app.input.is_none(), "read-only");
+    assert_snapshot!(pane(&mut app, Pane::Breaks, 70, 8).backend());
+}
+
+#[test]
+fn a_replay_lists_every_breakpoint_the_trace_recorded() {
+    let mut evs = events("tour");
+    let id = step_id(&replay("tour"), 13);
+    let at = evs.iter().position(|e| started_line(&e.event, 13)).unwrap();
+    let ms = evs[at].ms;
+    let list = |specs: &[&str]| Event::Breakpoints { set: specs.iter().map(|s| s.to_string()).collect() };
+    // Set at the start; at line 13's boundary line 17's was gone and a stage one added, which
+    // fired there.
+    evs.insert(at, Envelope { seq: 0, ms, event: list(&["17", "failure", "size:10MB"]) });
+    evs.insert(at + 1, Envelope { seq: 0, ms, event: list(&["failure", "size:10MB", "stage:1"]) });
+    evs.insert(at + 2, paused_event(0, id, 13, Some("stage:1"), "stage 1 starts"));
+    evs.insert(
+        at + 3,
+        Envelope { seq: 0, ms, event: Event::Resumed { id, action: ResumeAction::Continue, paused_ms: 5 } },
+    );
+    let mut app = App::replay("t.jsonl".into(), &evs);
+    press(&mut app, "7");
+    let rows = trowel::tui::panes::breaks::rows(&app.ctx());
+    let got: Vec<(&str, bool, usize)> = rows.iter().map(|r| (r.spec.as_str(), r.set, r.fired)).collect();
+    assert_eq!(
+        got,
+        vec![("failure", true, 0), ("size:10MB", true, 0), ("stage:1", true, 1), ("17", false, 0)],
+        "set at the end (in order), then removed during the build"
+    );
+    let shown = text(&pane(&mut app, Pane::Breaks, 70, 8)).join("\n");
+    assert!(shown.contains("3 set") && !shown.contains("this trace records"), "{shown}");
+    assert!(shown.contains("layer > 10MB") && shown.contains("line 17") && shown.contains("(removed)"), "{shown}");
     assert_snapshot!(pane(&mut app, Pane::Breaks, 70, 8).backend());
 }
 

@@ -1,6 +1,7 @@
 //! `trowel replay FILE --summary`: a plain-text post-mortem of a recorded build, for CI logs.
 //!
-//! It lists the build checks' findings, then every step that ran with its line, status, run
+//! It lists the build checks' findings and the debugger's breakpoints (when the trace recorded
+//! them), then every step that ran with its line, status, run
 //! time, layer size and cache result, and under it the debugger's pauses there (time paused is
 //! shown apart from the run time); a debugger shell session is an entry of its own, before or
 //! after its step as it ran, with its own time and the layer its kept changes became. Then the
@@ -55,6 +56,18 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
             let url = c.url.as_ref().map(|u| format!(" ({u})")).unwrap_or_default();
             let _ = writeln!(out, "  line {:>3}  {kind}  {}: {}{url}", c.line, c.rule, c.message);
         }
+    }
+    // The debugger's breakpoints, as the trace recorded them (those that fired are under the
+    // steps where they did).
+    if let Some(set) = &state.breakpoints {
+        let mut line =
+            if set.is_empty() { "Breakpoints: none".to_string() } else { format!("Breakpoints: {}", set.join(", ")) };
+        let removed: Vec<&str> =
+            state.breakpoints_ever.iter().filter(|b| !set.contains(b)).map(String::as_str).collect();
+        if !removed.is_empty() {
+            let _ = write!(line, " (removed during the build: {})", removed.join(", "));
+        }
+        let _ = writeln!(out, "{line}");
     }
     for stage in &state.stages {
         let ran: Vec<&StepView> =

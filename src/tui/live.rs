@@ -120,6 +120,10 @@ impl Controller for TuiController {
         Some(self.stop.clone())
     }
 
+    fn breakpoints_changed(&mut self) -> Option<Vec<String>> {
+        self.debugger.breakpoints_changed()
+    }
+
     fn pause_reasons(&mut self, at: &Checkpoint) -> Vec<PauseReason> {
         self.debugger.pause_reasons(at)
     }

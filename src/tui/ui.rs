@@ -196,11 +196,19 @@ pub(crate) fn state_text(app: &App, theme: &Theme) -> State {
         let digest = done.digest.as_ref().map(format::digest_short);
         let pushed = (!done.pushed.is_empty()).then(|| format!("→ {}", done.pushed.join(", ")));
         let detail: Vec<String> = digest.into_iter().chain(pushed).collect();
-        return state(
-            format!("✓ built in {}", format::duration_ms(done.duration_ms)),
-            detail.join(" "),
-            theme.status_ok,
-        );
+        // The build's run time and its paused time, apart: the wall clock would count the
+        // debugger's pauses as the build's.
+        let paused = m.paused_ms();
+        let essential = if paused > 0 {
+            format!(
+                "✓ built in {} run, {} paused",
+                format::duration_ms(done.duration_ms.saturating_sub(paused)),
+                format::duration_ms(paused)
+            )
+        } else {
+            format!("✓ built in {}", format::duration_ms(done.duration_ms))
+        };
+        return state(essential, detail.join(" "), theme.status_ok);
     }
     if let Some(id) = m.current
         && let Some(s) = m.step(id)
@@ -364,7 +372,8 @@ fn popup(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> (Rect, Opti
         Popup::Command { id, .. } => {
             let r = centered(area, 85, 70, 60, 10);
             let step = app.model.step(*id);
-            let needed = step.map_or(0, |s| panes::command::lines(s, theme, r.width.saturating_sub(2) as usize).len());
+            let needed = step
+                .map_or(0, |s| panes::command::lines(s, app.now_ms, theme, r.width.saturating_sub(2) as usize).len());
             let t = step.map(|s| format!(" Line {} {}: y copies, esc closes ", s.line, s.keyword)).unwrap_or_default();
             (fit_height(area, r, needed + 2), t)
         }

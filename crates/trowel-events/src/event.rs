@@ -400,6 +400,15 @@ pub enum Event {
     Paused { id: StepId, line: usize, when: When, reasons: Vec<PauseReason> },
     /// The pause at `id` ended; `paused_ms` is how long it lasted (shell sessions included).
     Resumed { id: StepId, action: ResumeAction, paused_ms: u64 },
+    /// The debugger's breakpoints, every kind, as the person wrote them (`--break`'s syntax:
+    /// `12`, `stage:build`, `size:10MB`): the list the build starts with, then the whole list
+    /// again each time it changed (added or removed in the debugger), recorded at the next step
+    /// boundary (where a breakpoint can fire) or at the build's end. Only in debugger sessions;
+    /// a trace without it records only the breakpoints that fired (in `paused`).
+    Breakpoints {
+        /// Every breakpoint set, in the order set (empty: none).
+        set: Vec<String>,
+    },
     /// The answer at the push gate (after `push_review`). A refused push ends the build with an
     /// aborted `build_failed`.
     PushDecided {

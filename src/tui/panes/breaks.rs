@@ -4,8 +4,9 @@
 //!
 //! What fired is read from the build's `paused` events (each names the breakpoint that fired,
 //! as it was written), not kept by the UI, so a live session and a replay of its trace show
-//! the same counts. A trace records the breakpoints that fired, not those set and never hit:
-//! a replay lists the former and says so.
+//! the same counts. Which were set is the debugger's list live, and the trace's `breakpoints`
+//! events in a replay (every one set during the build, those removed on the way marked so);
+//! a trace from before trowel recorded them has only those that fired, and the pane says so.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -62,8 +63,9 @@ fn describe_spec(spec: &str) -> String {
     Breakpoint::parse(spec).map(|b| b.describe()).unwrap_or_else(|_| spec.to_string())
 }
 
-/// The rows: the breakpoints set (in the order they were set), then those that fired and are no
-/// longer set.
+/// The rows: the breakpoints set (in the order they were set; in a replay, those the trace
+/// says were set when the build ended), then those set earlier and removed, then any other that
+/// fired.
 pub fn rows(ctx: &Ctx) -> Vec<Row> {
     let fired = firings(ctx.model);
     let count = |spec: &str| fired.iter().filter(|f| f.0 == spec).count();
@@ -74,19 +76,20 @@ pub fn rows(ctx: &Ctx) -> Vec<Row> {
         .into_iter()
         .map(|(spec, describe)| Row { fired: count(&spec), last: last(&spec), describe, spec, set: true })
         .collect();
-    for f in &fired {
-        if out.iter().any(|r| r.spec == f.0) {
+    let earlier = ctx.model.breakpoints_ever.iter().cloned();
+    for spec in earlier.chain(fired.iter().map(|f| f.0.clone())) {
+        if out.iter().any(|r| r.spec == spec) {
             continue;
         }
-        out.push(Row {
-            spec: f.0.clone(),
-            describe: describe_spec(&f.0),
-            set: false,
-            fired: count(&f.0),
-            last: last(&f.0),
-        });
+        out.push(Row { describe: describe_spec(&spec), set: false, fired: count(&spec), last: last(&spec), spec });
     }
     out
+}
+
+/// Whether the build's breakpoints are known (live, or recorded in the trace), not only
+/// those that fired.
+fn list_known(ctx: &Ctx) -> bool {
+    ctx.mode == Mode::Live || ctx.model.breakpoints.is_some()
 }
 
 impl BreaksPane {
@@ -139,9 +142,10 @@ impl Component for BreaksPane {
             .flat_map(|s| s.pauses.iter())
             .filter(|p| p.reasons.iter().all(|r| r.breakpoint.is_none()))
             .count();
-        let head = match ctx.mode {
-            Mode::Live => format!("{} set", rows.iter().filter(|r| r.set).count()),
-            Mode::Replay => format!("{} fired", rows.len()),
+        let head = if list_known(ctx) {
+            format!("{} set", rows.iter().filter(|r| r.set).count())
+        } else {
+            format!("{} fired", rows.len())
         };
         let head = format!("{head} · {pauses} pause(s), {stepping} by stepping or run-to");
         lines.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
@@ -158,15 +162,18 @@ impl Component for BreaksPane {
                 ),
             ]));
         }
-        if ctx.mode == Mode::Replay {
+        if !list_known(ctx) {
             lines.push(Line::from(Span::styled(
-                format::truncate("a trace records the breakpoints that fired, not those set and never hit", width),
+                format::truncate("this trace records the breakpoints that fired, not those set and never hit", width),
                 theme.dim,
             )));
         }
         if rows.is_empty() {
-            let text =
-                if ctx.mode == Mode::Live { "no breakpoints: a adds one, b sets one on a step" } else { "none fired" };
+            let text = match ctx.mode {
+                Mode::Live => "no breakpoints: a adds one, b sets one on a step",
+                Mode::Replay if list_known(ctx) => "no breakpoints were set",
+                Mode::Replay => "none fired",
+            };
             lines.push(Line::from(Span::styled(text, theme.dim)));
         }
         let head_rows = lines.len();
@@ -182,7 +189,7 @@ impl Component for BreaksPane {
                 n => format!("fired {n}×"),
             };
             let last = r.last.map(|(_, l)| format!(", last at L{l}")).unwrap_or_default();
-            let removed = if r.set || ctx.mode == Mode::Replay { "" } else { " (removed)" };
+            let removed = if r.set || !list_known(ctx) { "" } else { " (removed)" };
             let rest = format!("{fired}{last}{removed}");
             let mut line = Line::from(vec![
                 mark,

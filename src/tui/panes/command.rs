@@ -1,5 +1,7 @@
-//! The command popup (`e` on a step): the step's whole instruction as it ran, with build args
-//! and ENV substituted, wrapped instead of cut, above the instruction as written. What it shows
+//! The command popup (`e` on a step): how long the step ran and, apart, how long the build was
+//! paused at it; which attempt ran and, for an edited one, what the Dockerfile says; then the
+//! step's whole instruction as it ran, with build args and ENV substituted, wrapped instead of
+//! cut, above the instruction as written. What it shows
 //! is the `step_started` event's text, which the engine masked before any viewer saw it: the UI
 //! has no secret to mask and masks nothing itself. `y` copies it.
 
@@ -18,11 +20,26 @@ pub fn text(step: &StepView) -> &str {
     step.expanded.as_deref().unwrap_or(&step.source)
 }
 
-/// The popup's lines at a width.
-pub fn lines<'a>(step: &StepView, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+/// The popup's lines at a width (`now_ms`: the build's clock, for a step still running or
+/// paused).
+pub fn lines<'a>(step: &StepView, now_ms: u64, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let width = width.max(10);
     let mut out = Vec::new();
     let wrap_all = |s: &str| -> Vec<String> { s.lines().flat_map(|l| format::wrap(l, width)).collect() };
+    if let Some(run) = step.run_ms(now_ms) {
+        let mut t = format!("ran {}", format::duration_ms(run));
+        let paused = step.paused_now(now_ms);
+        if paused > 0 {
+            t.push_str(&format!(" · paused {} in the debugger (not in the run time)", format::duration_ms(paused)));
+        }
+        out.extend(wrap_all(&t).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))));
+    }
+    if let Some(note) = step.attempt_note() {
+        out.extend(wrap_all(&note).into_iter().map(|l| Line::from(Span::styled(l, theme.status_warn))));
+    }
+    if !out.is_empty() {
+        out.push(Line::default());
+    }
     match &step.expanded {
         Some(e) => {
             out.push(Line::from(Span::styled(
@@ -52,7 +69,7 @@ pub fn lines<'a>(step: &StepView, theme: &Theme, width: usize) -> Vec<Line<'a>> 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Option<usize> {
     let Some(Popup::Command { id, scroll }) = app.popup else { return None };
     let step = app.model.step(id)?;
-    let lines = lines(step, theme, area.width as usize);
+    let lines = lines(step, app.now_ms, theme, area.width as usize);
     let max = lines.len().saturating_sub(area.height as usize);
     let scroll = scroll.min(max);
     let visible: Vec<Line> = lines.into_iter().skip(scroll).take(area.height as usize).collect();

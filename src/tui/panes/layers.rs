@@ -1,5 +1,6 @@
 //! The Layers pane: each layer of the image (digest, diff_id, compressed and uncompressed size,
-//! media type, the step or debugger shell session that made it), the selected layer's details,
+//! media type, the step or debugger shell session that made it, marked `↻`/`✎` when the step
+//! was re-run or edited at a failure pause), the selected layer's details,
 //! and the waste: bytes a layer carries that a later line (or kept shell session) deleted or
 //! overwrote, with both line numbers, each wasted byte counted once.
 
@@ -78,8 +79,17 @@ fn short_media(m: &str) -> String {
     m.rsplit(['.', '/']).next().unwrap_or(m).to_string()
 }
 
+/// `L6 RUN`, `L6 shell`, `L6 RUN ✎` (a step re-run or edited at a failure pause is marked as
+/// in the Steps pane).
 fn made_by(model: &Model, l: &LayerSummary) -> String {
-    model.maker(l.step, l.shell, &l.digest).label()
+    let maker = model.maker(l.step, l.shell, &l.digest);
+    match maker {
+        Maker::Step(s) => match super::steps::attempt_mark(s) {
+            Some(mark) => format!("{} {mark}", maker.label()),
+            None => maker.label(),
+        },
+        _ => maker.label(),
+    }
 }
 
 /// Bytes of the layer the final image hides.
@@ -204,7 +214,13 @@ fn details<'a>(ctx: &Ctx, l: &LayerSummary, report: &WasteReport, theme: &Theme,
         ),
         field("type", 10, v(format!("{} ({})", short_media(&l.media_type), l.media_type)), theme.header),
     ];
-    let by = format::one_line(&ctx.model.maker(l.step, l.shell, &l.digest).describe());
+    let maker = ctx.model.maker(l.step, l.shell, &l.digest);
+    let mut by = format::one_line(&maker.describe());
+    if let Maker::Step(s) = maker
+        && let Some(note) = s.attempt_note()
+    {
+        by.push_str(&format!(" ({note})"));
+    }
     out.push(field("made by", 10, v(by), theme.header));
     let w = wasted(ctx.model, l, report);
     if w > 0 {

@@ -213,10 +213,16 @@ impl Ctx<'_> {
         .unwrap_or_default()
     }
 
+    /// The breakpoints set: the debugger's, live; in a replay, the list the trace recorded
+    /// last (`None`: neither).
     fn with_breakpoints<T>(&self, f: impl FnOnce(&[Breakpoint]) -> T) -> Option<T> {
-        let b = self.breakpoints?;
-        let guard = b.lock().unwrap_or_else(|p| p.into_inner());
-        Some(f(&guard))
+        if let Some(b) = self.breakpoints {
+            let guard = b.lock().unwrap_or_else(|p| p.into_inner());
+            return Some(f(&guard));
+        }
+        let recorded = self.model.breakpoints.as_ref()?;
+        let parsed: Vec<Breakpoint> = recorded.iter().filter_map(|s| Breakpoint::parse(s).ok()).collect();
+        Some(f(&parsed))
     }
 }
 

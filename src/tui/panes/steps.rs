@@ -1,11 +1,14 @@
 //! The Steps pane: every stage and instruction with its Dockerfile line, status, cache badge,
 //! layer size and run time, breakpoint markers, and `!` on instructions a build check found
 //! something in; a debugger shell session is a row of its own, before or after its step (as it
-//! ran), with what became of its changes and how long it lasted. Narrow terminals drop the
-//! duration, then the size, so the instruction text keeps room.
+//! ran), with what became of its changes and how long it lasted. A step re-run at a failure
+//! pause is marked `↻`, one run as edited there `✎` (the command popup says what it was).
+//! Narrow terminals drop the paused time, then the duration, then the size, so the instruction
+//! text keeps room.
 //!
-//! Times are run times: time paused in the debugger is not in them (a session row shows its
-//! own). A replay is frozen time: a step a trace never saw finish shows its time up to the
+//! Times are run times: time paused in the debugger is not in them; it has its own column
+//! (`‖2.3s`, shown once the build paused anywhere; where it does not fit, a step paused before
+//! it ran shows it in the time column), and a session row shows its own. A replay is frozen time: a step a trace never saw finish shows its time up to the
 //! trace's last event, marked `≥` as unfinished.
 //!
 //! It owns the selection, the step every other pane is about (the app resets them when it
@@ -156,6 +159,12 @@ impl Component for StepsPane {
         if show_time {
             text_w -= 7;
         }
+        // The paused column only exists once the build paused somewhere.
+        let any_paused = ctx.model.steps().any(|s| !s.pauses.is_empty() || s.paused_ms > 0);
+        let show_paused = show_time && any_paused && text_w >= MIN_TEXT + 7;
+        if show_paused {
+            text_w -= 7;
+        }
         let mut lines: Vec<Line> = Vec::new();
         let mut rows: Vec<Option<StepId>> = Vec::new();
         let mut cursor_row = 0;
@@ -211,6 +220,10 @@ impl Component for StepsPane {
                 };
                 let text = format::one_line(step.expanded.as_deref().unwrap_or(&step.source));
                 let text = if step.onbuild { format!("(ONBUILD) {text}") } else { text };
+                let text = match attempt_mark(step) {
+                    Some(mark) => format!("{mark} {text}"),
+                    None => text,
+                };
                 let text_style = if step.state == StepState::Skipped { theme.skipped } else { theme.text };
                 let mut spans = vec![
                     bp,
@@ -234,8 +247,16 @@ impl Component for StepsPane {
                     spans.push(Span::styled(format::fit_right(&size, 6), theme.dim));
                 }
                 if show_time {
-                    let t = time(ctx, step).unwrap_or_default();
+                    // Without a paused column, a step paused before it ran (no run time yet)
+                    // shows how long it has been paused, so the pause is never invisible.
+                    let t = time(ctx, step)
+                        .or_else(|| if show_paused { None } else { paused(ctx, step) })
+                        .unwrap_or_default();
                     spans.push(Span::styled(format::fit_right(&t, 7), theme.dim));
+                }
+                if show_paused {
+                    let t = paused(ctx, step).unwrap_or_default();
+                    spans.push(Span::styled(format::fit_right(&t, 7), theme.status_warn));
                 }
                 let mut line = Line::from(spans);
                 if Some(*id) == selected {
@@ -300,6 +321,9 @@ pub const LEGEND: &[(&str, &str)] = &[
     ("○", "no layer (metadata)"),
     ("✗", "failed"),
     ("-", "skipped"),
+    ("↻", "re-run"),
+    ("✎", "edited, then run"),
+    ("‖2.3s", "time paused (not in run times)"),
     ("●", "breakpoint"),
     ("!", "build check finding"),
     ("hit/miss", "layer cache"),
@@ -335,6 +359,19 @@ pub fn time(ctx: &Ctx, step: &StepView) -> Option<String> {
     } else {
         format::duration_ms(ms)
     })
+}
+
+/// `↻` for a step re-run at a failure pause, `✎` for one run as edited there.
+pub fn attempt_mark(step: &StepView) -> Option<&'static str> {
+    let a = step.attempt.as_ref()?;
+    Some(if a.edited_from.is_some() { "✎" } else { "↻" })
+}
+
+/// The time the build spent paused at the step's boundaries (`‖2.3s`; an open pause counts
+/// so far), or `None` when it never paused there.
+pub fn paused(ctx: &Ctx, step: &StepView) -> Option<String> {
+    let ms = step.paused_now(ctx.now_ms);
+    (ms > 0 || step.open_pause().is_some()).then(|| format!("‖{}", format::duration_ms(ms)))
 }
 
 /// A shell session's row: `shell before · kept 1.2k · 12.0s` (what became of its changes, how

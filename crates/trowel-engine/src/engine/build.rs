@@ -51,7 +51,12 @@ pub fn build(
     // Whatever emitter the caller made, this build's secrets are masked in every event: a
     // forgotten redactor must not mean secrets in clear (failing closed).
     emitter.mask_also(&opts.redactor());
-    let result = Build::new(opts, emitter.clone(), controller).and_then(|mut b| b.run());
+    let result = Build::new(opts, emitter.clone(), &mut *controller).and_then(|mut b| b.run());
+    // Changes since the last step boundary (a breakpoint removed at the last pause) are the
+    // list the build ended with.
+    if let Some(set) = controller.breakpoints_changed() {
+        emitter.emit(Event::Breakpoints { set });
+    }
     match &result {
         Ok(r) => emitter.emit(Event::BuildFinished {
             duration_ms: started.elapsed().as_millis() as u64,
@@ -134,6 +139,10 @@ impl<'o> Build<'o> {
 
     fn run_stages_and_publish(&mut self) -> Result<BuildResult, BuildError> {
         self.emit_plan();
+        // The breakpoints the build starts with, before any step can hit one.
+        if let Some(set) = self.controller.breakpoints_changed() {
+            self.ctx.emitter.emit(Event::Breakpoints { set });
+        }
         for a in &self.ctx.plan.unused_build_args {
             self.ctx.emitter.warn(format!("build arg {a} was given but not used by any stage"));
         }

@@ -133,6 +133,13 @@ pub trait Controller: Send {
     fn stop_handle(&self) -> Option<Stop> {
         None
     }
+    /// The breakpoints as the person wrote them, when they differ from what this last returned
+    /// (the first call: the list the build starts with); `None`: unchanged, or no breakpoints
+    /// to speak of. The engine records each answer in the trace (`breakpoints`), so a replay
+    /// lists every breakpoint, not only those that fired.
+    fn breakpoints_changed(&mut self) -> Option<Vec<String>> {
+        None
+    }
     /// Whether to pause at this checkpoint, and why (nothing: go on).
     fn pause_reasons(&mut self, _at: &Checkpoint) -> Vec<PauseReason> {
         Vec::new()

@@ -64,6 +64,12 @@ pub struct BuildState {
     pub cache_summary: Option<(usize, usize, u64)>,
     pub failure: Option<Failure>,
     pub finished: Option<Finished>,
+    /// The debugger's breakpoints as last recorded (`None`: the events never said: not a
+    /// debugger session, or a trace from before trowel recorded them).
+    pub breakpoints: Option<Vec<String>>,
+    /// Every breakpoint recorded as set at some time in the build, in the order first set
+    /// (those removed later included).
+    pub breakpoints_ever: Vec<String>,
     /// Time of the latest event, ms since the build started.
     pub last_ms: u64,
     /// The step that started last and has not finished.
@@ -153,6 +159,11 @@ impl BuildState {
     /// Time paused in the debugger over the whole build, shell sessions included.
     pub fn paused_ms(&self) -> u64 {
         self.steps.values().map(|s| s.paused_ms).sum()
+    }
+
+    /// [`BuildState::paused_ms`] by `now_ms`, the pause the build is stopped in so far included.
+    pub fn paused_now(&self, now_ms: u64) -> u64 {
+        self.steps.values().map(|s| s.paused_now(now_ms)).sum()
     }
 
     /// Records small files' contents for a step (the debugger's file diff).
@@ -335,6 +346,14 @@ impl BuildState {
                         p.resumed = Some(Resume { action: action.clone(), paused_ms: *paused_ms });
                     }
                 }
+            }
+            Event::Breakpoints { set } => {
+                for b in set {
+                    if !self.breakpoints_ever.contains(b) {
+                        self.breakpoints_ever.push(b.clone());
+                    }
+                }
+                self.breakpoints = Some(set.clone());
             }
             Event::ShellStarted { id, argv, interactive, when } => {
                 if let Some(s) = self.steps.get_mut(id) {

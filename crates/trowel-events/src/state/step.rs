@@ -277,6 +277,25 @@ impl StepView {
         Some(now_ms.saturating_sub(start).saturating_sub(paused))
     }
 
+    /// Time paused in the debugger at this step's boundaries by `now_ms` (ms since the build
+    /// started): the pauses that ended, and the one the build is stopped in so far, shell
+    /// sessions included.
+    pub fn paused_now(&self, now_ms: u64) -> u64 {
+        let open = self.open_pause().map_or(0, |p| now_ms.saturating_sub(p.started_ms));
+        self.paused_ms + open
+    }
+
+    /// What the step's attempt says of it in a few words (`None`: it ran as written, once):
+    /// `attempt 2, edited (was: RUN make)`, `attempt 2, re-run after a debugger shell`.
+    pub fn attempt_note(&self) -> Option<String> {
+        let a = self.attempt.as_ref()?;
+        Some(match &a.edited_from {
+            Some(was) => format!("attempt {}, edited (was: {})", a.number, one_line(was)),
+            None if a.after_shell => format!("attempt {}, re-run after a debugger shell", a.number),
+            None => format!("attempt {}, re-run", a.number),
+        })
+    }
+
     /// Started and never reported finished (running, or where the build or its trace ended).
     pub fn is_unfinished(&self) -> bool {
         self.started_ms.is_some() && self.duration_ms.is_none()
@@ -286,4 +305,8 @@ impl StepView {
     pub fn shells_on(&self, when: When) -> impl Iterator<Item = &ShellSession> {
         self.shells.iter().filter(move |s| s.when() == when)
     }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

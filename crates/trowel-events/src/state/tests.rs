@@ -430,3 +430,30 @@ fn a_steps_time_is_its_run_time_whatever_the_clock_says() {
     assert_eq!((run.run_ms(999_999), run.paused_ms, run.is_unfinished()), (Some(5), 5000, false));
     assert_eq!(s.step(COPY).unwrap().run_ms(999_999), None, "not started");
 }
+
+#[test]
+fn an_open_pause_counts_as_paused_time_until_it_ends() {
+    let t = build()
+        .at(10, started(RUN, 2, "RUN make"))
+        .at(10, Event::Paused { id: RUN, line: 2, when: When::BeforeStep, reasons: vec![] });
+    let s = t.state();
+    let run = s.step(RUN).unwrap();
+    assert_eq!((run.paused_ms, run.paused_now(1510), s.paused_now(1510)), (0, 1500, 1500));
+    let s = t.at(1510, Event::Resumed { id: RUN, action: ResumeAction::Continue, paused_ms: 1500 }).state();
+    // Once it ended, later clocks add nothing.
+    assert_eq!(s.step(RUN).unwrap().paused_now(9000), 1500);
+}
+
+#[test]
+fn the_breakpoints_recorded_are_the_last_list_and_every_one_ever_set() {
+    let list = |specs: &[&str]| Event::Breakpoints { set: specs.iter().map(|s| s.to_string()).collect() };
+    // A trace from before trowel recorded them knows none.
+    assert_eq!(build().state().breakpoints, None);
+    let s = build().at(1, list(&["2", "failure"])).at(5, list(&["failure", "path:/etc/*"])).at(9, list(&[])).state();
+    assert_eq!(s.breakpoints, Some(vec![]));
+    assert_eq!(s.breakpoints_ever, ["2", "failure", "path:/etc/*"].map(String::from).to_vec());
+    // As a trace line.
+    let line = r#"{"seq":3,"ms":1,"event":"breakpoints","set":["12","size:10MB"]}"#;
+    let env: Envelope = serde_json::from_str(line).unwrap();
+    assert_eq!(env.event, list(&["12", "size:10MB"]));
+}

@@ -2,7 +2,9 @@
 //!
 //! A pause is reported as it starts (`paused`, with the reasons) and as it ends (`resumed`,
 //! with what the person chose and how long it took), so a trace holds the whole session, and
-//! the time spent paused is kept out of the step's run time. At a failed step's end the
+//! the time spent paused is kept out of the step's run time. Before the controller is asked,
+//! a change to its breakpoints (made in the debugger since the last boundary) is recorded as a
+//! `breakpoints` event, so the trace holds every breakpoint the build was judged by. At a failed step's end the
 //! controller may also answer with a re-run (`retry.rs` gets the stage ready for it).
 
 use std::time::Instant;
@@ -49,6 +51,11 @@ impl StageRunner {
         }
         let mut cp = cp.clone();
         cp.root_dir = self.files.dir();
+        // Breakpoints added or removed since the last boundary are recorded before they can
+        // fire, so the trace's list is what this checkpoint was judged by.
+        if let Some(set) = s.controller.breakpoints_changed() {
+            s.ctx.emitter.emit(Event::Breakpoints { set });
+        }
         let reasons = s.controller.pause_reasons(&cp);
         if reasons.is_empty() {
             return Ok(None);
