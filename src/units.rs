@@ -1,5 +1,11 @@
-//! Sizes as trowel prints them for people. One formatter for every front end (the log, `replay
-//! --summary`, the debugger, `trowel warm`), so a layer has the same size wherever it is shown.
+//! Sizes and counts as trowel prints them for people. One formatter for every front end (the
+//! log, `replay --summary`, the debugger, `trowel warm`), so a layer has the same size wherever it
+//! is shown.
+
+/// `word` for one, `words` for any other count (`1 layer`, `0 layers`, `2 lines`).
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 { word.to_string() } else { format!("{word}s") }
+}
 
 /// Bytes in decimal units, as kaniko and the registry tools print them: `999 B`, `1.5 kB`,
 /// `116.6 MB`.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{WarmArgs, parse_build_args};
 use crate::log::Level;
-use crate::units::bytes;
+use crate::units::{bytes, plural};
 use trowel_engine::cache::basedir::{BaseImageCache, CacheDirError, WarmOutcome, platform_key};
 use trowel_engine::dockerfile::{self, Base, DockerfileError, PlatformArgs, StageOrImage};
 use trowel_engine::duration::format_go_duration;
@@ -218,10 +218,6 @@ fn describe(image: &str, outcome: &WarmOutcome) -> String {
             bytes(*downloaded_bytes)
         ),
     }
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 { word.to_string() } else { format!("{word}s") }
 }
 
 /// kaniko's rule: the warmer fails only if every image failed (and it had some to warm).

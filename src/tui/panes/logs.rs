@@ -170,7 +170,8 @@ impl Component for LogsPane {
         let mut lines: Vec<Line> = Vec::new();
         // Status row: scope, follow, search.
         let mut status = vec![Span::styled(if self.step_only { "selected step" } else { "all steps" }, theme.header)];
-        status.push(Span::styled(format!(" · {} lines", scope.len()), theme.dim));
+        status
+            .push(Span::styled(format!(" · {} {}", scope.len(), crate::units::plural(scope.len(), "line")), theme.dim));
         if self.follow {
             status.push(Span::styled(" · following", theme.dim));
         }
