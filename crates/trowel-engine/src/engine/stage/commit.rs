@@ -77,6 +77,18 @@ impl StageRunner {
         });
     }
 
+    /// A step that changed no files makes no layer (unless `--force-build-metadata`): its
+    /// snapshot is reported empty and it gets a history entry of its own. Whether that was so.
+    pub(crate) fn no_layer(&mut self, s: &Shared<'_, '_>, id: StepId, changes: &Changes, created_by: &str) -> bool {
+        let ctx = s.ctx;
+        if !changes.entries.is_empty() || ctx.opts.layers.force_build_metadata {
+            return false;
+        }
+        ctx.emitter.emit(Event::Snapshot { id, changes: Vec::new(), stats: report::snapshot_stats(&changes.stats) });
+        self.empty_history(s, created_by, Stamp::Now);
+        true
+    }
+
     /// Adds a history entry for a step that changed no files.
     pub(crate) fn empty_history(&mut self, s: &Shared<'_, '_>, created_by: &str, stamp: Stamp) {
         self.push_history(s, stamp, created_by, "trowel", true);
@@ -142,13 +154,7 @@ impl StageRunner {
             let root = self.files.existing().map(|r| r.root());
             cap.capture(s.ctx, self.index, &self.layers, root, id, &changes.entries);
         }
-        if changes.entries.is_empty() && !ctx.opts.layers.force_build_metadata {
-            ctx.emitter.emit(Event::Snapshot {
-                id,
-                changes: Vec::new(),
-                stats: report::snapshot_stats(&changes.stats),
-            });
-            self.empty_history(s, created_by, Stamp::Now);
+        if self.no_layer(s, id, &changes, created_by) {
             return Ok(None);
         }
         let t0 = Instant::now();

@@ -75,13 +75,7 @@ impl StageRunner {
     ) -> Result<Option<Digest>, BuildError> {
         let ctx = s.ctx;
         let single = ctx.opts.layers.single_snapshot;
-        if changes.entries.is_empty() && !ctx.opts.layers.force_build_metadata {
-            ctx.emitter.emit(Event::Snapshot {
-                id,
-                changes: Vec::new(),
-                stats: report::snapshot_stats(&changes.stats),
-            });
-            self.empty_history(s, created_by, Stamp::Now);
+        if self.no_layer(s, id, &changes, created_by) {
             return Ok(None);
         }
         let t0 = Instant::now();
