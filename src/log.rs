@@ -267,8 +267,13 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         Event::StageFinished { stage, duration_ms, .. } => {
             say(Level::Debug, &format!("Stage {stage} finished in {duration_ms} ms"))
         }
-        Event::ImageAssembled { manifest_digest, layers, size, .. } => {
-            say(Level::Info, &format!("Image {manifest_digest}: {} layers, {}", layers.len(), bytes(*size)))
+        Event::ImageAssembled { manifest_digest, layers, size, platform, .. } => {
+            let on = platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+            say(Level::Info, &format!("Image {manifest_digest}{on}: {} layers, {}", layers.len(), bytes(*size)))
+        }
+        Event::IndexAssembled { digest, manifests, .. } => {
+            let platforms: Vec<&str> = manifests.iter().map(|m| m.platform.as_str()).collect();
+            say(Level::Info, &format!("Image index {digest}: {}", platforms.join(", ")))
         }
         Event::PushReview { review } => {
             say(Level::Info, &format!("Push review: {} to {}", review.manifest_digest, review.destinations.join(", ")));

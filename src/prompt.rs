@@ -183,7 +183,9 @@ impl Frontend for TerminalFrontend {
             );
         }
         self.say(&format!("\nReady to push {} ({})", review.manifest_digest, review.media_type));
-        self.say(&format!("  config {}", review.config_digest));
+        if let Some(c) = &review.config_digest {
+            self.say(&format!("  config {c}"));
+        }
         for (i, d) in review.destinations.iter().enumerate() {
             let have = review.layers.iter().filter(|l| l.present.get(i).copied().flatten() == Some(true)).count();
             self.say(&format!("  → {d} (already has {have} of {} layers)", review.layers.len()));

@@ -256,7 +256,7 @@ fn review(app: &App) -> PushReview {
     let _ = app;
     PushReview {
         manifest_digest: img.0,
-        config_digest: img.1,
+        config_digest: Some(img.1),
         media_type: img.2,
         destinations: vec!["127.0.0.1:5000/tour:1".into()],
         layers: img
@@ -274,6 +274,7 @@ fn review(app: &App) -> PushReview {
                 mount_from: Vec::new(),
             })
             .collect(),
+        platforms: Vec::new(),
     }
 }
 

@@ -56,6 +56,7 @@ fn failed_at(attempt: u32, source: &str) -> Checkpoint {
             cache_miss: false,
         }),
         root_dir: None,
+        targets: Vec::new(),
     }
 }
 

@@ -110,6 +110,7 @@ fn live_paused() -> App {
         attempt: 1,
         report: None,
         root_dir: None,
+        targets: Vec::new(),
     });
     press(&mut app, "b");
     app.update(Msg::Paused { at: Box::new(at.unwrap()), reasons: vec!["breakpoint at line 13".into()] });
@@ -139,6 +140,7 @@ fn shell_changes_popup_80x24() {
         attempt: 1,
         report: None,
         root_dir: None,
+        targets: Vec::new(),
     });
     // What the tour's line-19 step really changed, as if a shell had done it.
     let rm = app.model.steps().find(|s| s.line == 13).unwrap().changes.clone();
@@ -157,7 +159,7 @@ fn push_review_and_progress_120x40() {
             if let Event::ImageAssembled { manifest_digest, config_digest, media_type, layers, .. } = &e.event {
                 review = Some(PushReview {
                     manifest_digest: manifest_digest.clone(),
-                    config_digest: config_digest.clone(),
+                    config_digest: Some(config_digest.clone()),
                     media_type: media_type.clone(),
                     destinations: vec!["127.0.0.1:5000/team/tour:1".into(), "127.0.0.1:5001/mirror/tour:1".into()],
                     layers: layers
@@ -174,6 +176,7 @@ fn push_review_and_progress_120x40() {
                             mount_from: Vec::new(),
                         })
                         .collect(),
+                    platforms: Vec::new(),
                 });
             }
             app.update(Msg::Event(Box::new(e)));

@@ -368,7 +368,7 @@ fn review(app: &App) -> PushReview {
     let img = app.model.image.clone().expect("the image was assembled");
     PushReview {
         manifest_digest: img.manifest_digest.clone(),
-        config_digest: img.config_digest.clone(),
+        config_digest: Some(img.config_digest.clone()),
         media_type: img.media_type.clone(),
         destinations: vec!["127.0.0.1:5000/tour:1".into()],
         layers: img
@@ -385,6 +385,7 @@ fn review(app: &App) -> PushReview {
                 mount_from: vec![None],
             })
             .collect(),
+        platforms: Vec::new(),
     }
 }
 

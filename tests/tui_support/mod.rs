@@ -111,6 +111,7 @@ pub fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
             cache_miss: false,
         }),
         root_dir: None,
+        targets: Vec::new(),
     }
 }
 

@@ -60,13 +60,30 @@ pub struct Attempt {
     pub after_shell: bool,
 }
 
-/// The image as it is about to be pushed.
+/// The image as it is about to be pushed: one manifest, or, in a build for several platforms,
+/// the image index (`manifest_digest` and `media_type` are the index's, `config_digest` is
+/// `null` and `layers` empty) with each platform's manifest in `platforms`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PushReview {
     pub manifest_digest: Digest,
-    pub config_digest: Digest,
+    /// The image's config; `null` for an index, which has none.
+    pub config_digest: Option<Digest>,
     pub media_type: String,
     pub destinations: Vec<String>,
+    pub layers: Vec<ReviewLayer>,
+    /// For an index: each platform's manifest, in the index's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformReview>,
+}
+
+/// One platform's manifest of an image index under review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlatformReview {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub media_type: String,
     pub layers: Vec<ReviewLayer>,
 }
 

@@ -17,7 +17,11 @@ fn is_zero(n: &u64) -> bool {
 /// from a base image run as steps too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepId {
-    /// The stage's index in the Dockerfile (0 = the first `FROM`).
+    /// The stage's index in the build's plan ([`StagePlan::index`]): in a build for one
+    /// platform, its index in the Dockerfile (0 = the first `FROM`); in a build for several,
+    /// each platform's stages come after the previous platform's (a stage shared by every
+    /// platform is there once; [`StagePlan::dockerfile_stage`] says which Dockerfile stage
+    /// an index is).
     pub stage: usize,
     /// 0 = the stage's `FROM`, then one per instruction; ONBUILD triggers get the numbers after
     /// the stage's own instructions (and run right after `FROM`).
@@ -41,6 +45,19 @@ pub struct StagePlan {
     /// False for stages the target does not need; they are skipped.
     pub needed: bool,
     pub steps: Vec<StepPlan>,
+    /// In a build for several platforms: the Dockerfile stage this is (`index` counts every
+    /// platform's stages); `null` in a build for one platform, where the two are the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile_stage: Option<usize>,
+    /// In a build for several platforms: the platform the stage's root is for (what its base
+    /// is resolved for and its RUNs execute as, `FROM --platform` or the target's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// In a build for several platforms: the target platforms this stage is built for, one,
+    /// or all of them for a stage they share (a `FROM --platform=$BUILDPLATFORM` stage that
+    /// does not depend on the target). Empty in a build for one platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 /// A step as planned: one Dockerfile instruction.
@@ -57,6 +74,15 @@ pub struct StepPlan {
     pub source: String,
     /// Set for ONBUILD triggers inherited from the base image.
     pub onbuild: bool,
+}
+
+/// One platform's manifest in an image index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IndexEntry {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub digest: Digest,
+    pub size: u64,
 }
 
 /// One `RUN --mount` of a step, as the step has it.
@@ -171,8 +197,12 @@ pub enum Event {
         target: Option<String>,
         /// Where the image is pushed (none with `--no-push`).
         destinations: Vec<String>,
-        /// `os/arch[/variant]`.
+        /// `os/arch[/variant]`: the target platform (the first, in a build for several).
         platform: String,
+        /// Every target platform, in the order given, when the build is for several (the
+        /// pushed image is then an index of one manifest per platform); empty otherwise.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        platforms: Vec<String>,
         /// How RUN steps are isolated: `chroot` or `container`.
         isolation: String,
         stages: Vec<StagePlan>,
@@ -337,6 +367,21 @@ pub enum Event {
         config: serde_json::Value,
         /// The manifest, as written.
         manifest: serde_json::Value,
+        /// In a build for several platforms: the platform this image is (one such event each,
+        /// then `index_assembled`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        platform: Option<String>,
+    },
+    /// A build for several platforms: the image index naming each platform's manifest (what
+    /// is pushed and what `--digest-file` names).
+    IndexAssembled {
+        digest: Digest,
+        /// The index's media type (OCI image index or Docker manifest list).
+        media_type: String,
+        /// Each platform's manifest, in the index's order.
+        manifests: Vec<IndexEntry>,
+        /// The index, as written.
+        index: serde_json::Value,
     },
     /// The image as the push gate shows it (`--require-approval`, the debugger), before it is
     /// pushed.

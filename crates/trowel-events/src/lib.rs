@@ -23,10 +23,11 @@ pub mod state;
 
 pub use cache::{BaseInfo, CacheEntryRef, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
 pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
-pub use debug::{Attempt, PauseReason, PushReview, ResumeAction, ReviewLayer, When};
+pub use debug::{Attempt, PauseReason, PlatformReview, PushReview, ResumeAction, ReviewLayer, When};
 pub use digest::{Digest, InvalidDigest};
 pub use event::{
-    BaseSource, BlobPushAction, Event, LayerSummary, MountInfo, OutputStream, StagePlan, StepId, StepPlan, StepStatus,
+    BaseSource, BlobPushAction, Event, IndexEntry, LayerSummary, MountInfo, OutputStream, StagePlan, StepId, StepPlan,
+    StepStatus,
 };
 pub use reference::reference_markdown;
 pub use sink::{Detail, Envelope, EventSink};

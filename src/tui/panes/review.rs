@@ -43,7 +43,9 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                 out.push(Line::default());
             }
             out.push(field("manifest", 10, v(r.manifest_digest.to_string()), theme.header));
-            out.push(field("config", 10, v(r.config_digest.to_string()), theme.header));
+            if let Some(c) = &r.config_digest {
+                out.push(field("config", 10, v(c.to_string()), theme.header));
+            }
             out.push(field("type", 10, v(r.media_type.clone()), theme.header));
             for (i, d) in r.destinations.iter().enumerate() {
                 out.push(field(if i == 0 { "push to" } else { "" }, 10, v(d.clone()), theme.header));

@@ -189,6 +189,9 @@ impl<'o> Build<'o> {
                         Base::Stage(i) => ctx.plan.stages[*i].name.clone().unwrap_or_else(|| i.to_string()),
                     },
                     needed: ps.needed,
+                    dockerfile_stage: None,
+                    platform: None,
+                    targets: Vec::new(),
                     steps,
                 }
             })
@@ -201,6 +204,7 @@ impl<'o> Build<'o> {
             target: ctx.opts.target.clone(),
             destinations: ctx.opts.output.destinations.clone(),
             platform: ctx.platform.to_string(),
+            platforms: Vec::new(),
             isolation: ctx.opts.run.isolation.to_string(),
             stages,
         });

@@ -28,6 +28,10 @@ pub struct Checkpoint {
     pub report: Option<StepReport>,
     /// The build root on the host, once the stage has one (to browse files at a pause).
     pub root_dir: Option<std::path::PathBuf>,
+    /// In a build for several platforms: the target platforms the step's stage is built for
+    /// (all of them for a shared stage), so a breakpoint can name one. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 impl Checkpoint {

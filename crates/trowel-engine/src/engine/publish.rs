@@ -67,6 +67,7 @@ impl Build<'_> {
                 .collect(),
             config: config.raw().clone(),
             manifest: serde_json::to_value(&manifest).expect("manifest serialises"),
+            platform: None,
         });
         Ok(FinalImage { manifest, manifest_bytes, manifest_digest, config_bytes, config_digest })
     }
@@ -170,7 +171,7 @@ impl Build<'_> {
         });
         PushReview {
             manifest_digest: image.manifest_digest.clone().into(),
-            config_digest: image.config_digest.clone().into(),
+            config_digest: Some(image.config_digest.clone().into()),
             media_type: image.manifest_media_type().to_string(),
             destinations: ctx.opts.output.destinations.clone(),
             layers: image
@@ -191,6 +192,7 @@ impl Build<'_> {
                     mount_from,
                 })
                 .collect(),
+            platforms: Vec::new(),
         }
     }
 

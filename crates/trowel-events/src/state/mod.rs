@@ -30,7 +30,7 @@ pub use check::CheckView;
 pub use maker::Maker;
 pub use outcome::{Failure, Finished, Outcome};
 pub use output::{OutputTail, TAIL_BYTES, TAIL_LINES};
-pub use push::{BlobProgress, ImageView, PushDecision, PushView};
+pub use push::{BlobProgress, ImageView, IndexView, PushDecision, PushView};
 pub use stage::StageView;
 pub use step::{CacheView, Pause, Resume, ShellSession, StepState, StepView};
 
@@ -45,6 +45,8 @@ pub struct BuildState {
     pub target: Option<String>,
     pub destinations: Vec<String>,
     pub platform: String,
+    /// Every target platform of a build for several (empty for one).
+    pub platforms: Vec<String>,
     /// How RUN steps are isolated (`chroot`, `container`), as the engine chose it.
     pub isolation: String,
     pub stages: Vec<StageView>,
@@ -57,6 +59,10 @@ pub struct BuildState {
     /// are not in it.
     pub written_layers: Vec<LayerSummary>,
     pub image: Option<ImageView>,
+    /// Every image assembled, one per platform in a build for several (`image` is the last).
+    pub images: Vec<ImageView>,
+    /// The index of a build for several platforms.
+    pub index: Option<IndexView>,
     pub review: Option<PushReview>,
     pub push_decision: Option<PushDecision>,
     pub pushes: Vec<PushView>,
@@ -187,6 +193,7 @@ impl BuildState {
                 target,
                 destinations,
                 platform,
+                platforms,
                 isolation,
                 stages,
             } => {
@@ -197,6 +204,7 @@ impl BuildState {
                 self.target = target.clone();
                 self.destinations = destinations.clone();
                 self.platform = platform.clone();
+                self.platforms = platforms.clone();
                 self.isolation = isolation.clone();
                 self.plan(stages);
             }
@@ -314,14 +322,33 @@ impl BuildState {
                     s.finished = true;
                 }
             }
-            Event::ImageAssembled { manifest_digest, config_digest, media_type, size, layers, config, .. } => {
-                self.image = Some(ImageView {
+            Event::ImageAssembled {
+                manifest_digest,
+                config_digest,
+                media_type,
+                size,
+                layers,
+                config,
+                platform,
+                ..
+            } => {
+                let view = ImageView {
                     manifest_digest: manifest_digest.clone(),
                     config_digest: config_digest.clone(),
                     media_type: media_type.clone(),
                     size: *size,
                     layers: layers.clone(),
                     config: config.clone(),
+                    platform: platform.clone(),
+                };
+                self.images.push(view.clone());
+                self.image = Some(view);
+            }
+            Event::IndexAssembled { digest, media_type, manifests, .. } => {
+                self.index = Some(IndexView {
+                    digest: digest.clone(),
+                    media_type: media_type.clone(),
+                    manifests: manifests.clone(),
                 });
             }
             Event::PushReview { review } => self.review = Some((**review).clone()),
@@ -441,6 +468,9 @@ impl BuildState {
                 base_listings: Default::default(),
                 started: false,
                 finished: false,
+                dockerfile_stage: s.dockerfile_stage,
+                platform: s.platform.clone(),
+                targets: s.targets.clone(),
             };
             for p in &s.steps {
                 let step = StepView::planned(s.index, p, s.needed);
@@ -480,6 +510,9 @@ impl BuildState {
                     base_listings: Default::default(),
                     started: true,
                     finished: false,
+                    dockerfile_stage: None,
+                    platform: None,
+                    targets: Vec::new(),
                 });
             }
             // Triggers run right after FROM (and earlier triggers), before the stage's own

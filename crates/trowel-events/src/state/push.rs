@@ -1,6 +1,6 @@
 //! The end of a build as the events describe it: the image, the push gate and the pushes.
 
-use crate::{BlobPushAction, Digest, LayerSummary};
+use crate::{BlobPushAction, Digest, IndexEntry, LayerSummary};
 
 /// The image the build assembled.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,6 +11,16 @@ pub struct ImageView {
     pub size: u64,
     pub layers: Vec<LayerSummary>,
     pub config: serde_json::Value,
+    /// The platform it is for, in a build for several.
+    pub platform: Option<String>,
+}
+
+/// The image index a build for several platforms assembled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexView {
+    pub digest: Digest,
+    pub media_type: String,
+    pub manifests: Vec<IndexEntry>,
 }
 
 /// The answer at the push gate.

@@ -21,6 +21,12 @@ pub struct StageView {
     pub base_listings: std::collections::BTreeMap<usize, Vec<crate::Change>>,
     pub started: bool,
     pub finished: bool,
+    /// The Dockerfile stage this is, in a build for several platforms (`None`: `index`).
+    pub dockerfile_stage: Option<usize>,
+    /// The platform its root is for, in a build for several platforms.
+    pub platform: Option<String>,
+    /// The target platforms it is built for, in a build for several (all of them: shared).
+    pub targets: Vec<String>,
 }
 
 impl StageView {

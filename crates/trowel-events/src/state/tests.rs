@@ -83,12 +83,16 @@ fn build() -> Trace {
             target: None,
             destinations: vec!["registry.example/app:1".into()],
             platform: "linux/amd64".into(),
+            platforms: Vec::new(),
             isolation: "chroot".into(),
             stages: vec![StagePlan {
                 index: 0,
                 name: None,
                 base: "busybox".into(),
                 needed: true,
+                dockerfile_stage: None,
+                platform: None,
+                targets: Vec::new(),
                 steps: vec![plan(FROM, 1, "FROM busybox"), plan(RUN, 2, "RUN make"), plan(COPY, 3, "COPY . /src")],
             }],
         },
@@ -260,10 +264,11 @@ fn a_version_1_shell_session_is_placed_by_the_step_state() {
 fn the_push_gate_an_abort_and_withheld_events() {
     let review = PushReview {
         manifest_digest: digest(7),
-        config_digest: digest(8),
+        config_digest: Some(digest(8)),
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         destinations: vec!["registry.example/app:1".into()],
         layers: Vec::new(),
+        platforms: Vec::new(),
     };
     let s = build()
         .at(1, Event::Redacted { withheld: "layer_written".into(), reason: "a secret in a digest".into() })

@@ -136,6 +136,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         attempt: 1,
         report: None,
         root_dir: None,
+        targets: Vec::new(),
     };
     runner.checkpoint(s, &cp)?;
     let triggers = runner.config.image.onbuild();
@@ -333,6 +334,7 @@ impl StageRunner {
             attempt: attempt.number,
             report: None,
             root_dir: None,
+            targets: Vec::new(),
         };
         // A re-run was just asked for at the pause after the failed attempt: no pause before it.
         if attempt.number == 1 {
