@@ -57,6 +57,7 @@ mod lex;
 pub mod mount;
 mod parse;
 mod pattern;
+mod platforms;
 mod scan;
 mod stages;
 mod types;
@@ -69,6 +70,7 @@ pub use expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, NoVars, Ru
 pub use flags::{check_add_checksum, link_chown_error, link_chown_ids};
 pub use ignore::DockerIgnore;
 pub use parse::{parse, parse_instruction_line, parse_keeping_duplicates};
+pub use platforms::plan_platforms;
 pub use stages::{Base, Plan, PlannedStage, StageOrImage, plan};
 pub use types::{
     AsWritten, CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, Keyword,

@@ -23,6 +23,7 @@ use super::expand::Expanded;
 use super::flags;
 use super::lex::Lexer;
 use super::types::{Dockerfile, Instruction, InstructionKind};
+use crate::image::manifest::Platform;
 
 /// What a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +58,17 @@ pub struct PlannedStage {
     pub copy_from: Vec<StageOrImage>,
     /// `RUN --mount=…,from=` sources, in instruction order, duplicates removed.
     pub mount_from: Vec<StageOrImage>,
+    /// The Dockerfile stage this is. `index` is its place in the plan, the same in a build for
+    /// one platform; a build for several has a stage once per target platform (see
+    /// [`plan_platforms`](super::plan_platforms)).
+    pub dockerfile_stage: usize,
+    /// The target platform (an index into [`Plan::platforms`]) the stage was planned for: its
+    /// TARGET* ARGs, and what its root is for unless `FROM --platform` says otherwise. A stage
+    /// shared by several targets has the first's.
+    pub slot: usize,
+    /// Every target platform (indices into [`Plan::platforms`]) the stage is built for: its
+    /// own, and the others that share it.
+    pub targets: Vec<usize>,
 }
 
 /// The build plan.
@@ -75,6 +87,13 @@ pub struct Plan {
     pub unused_build_args: Vec<String>,
     /// The `--build-arg`s the plan was made with.
     pub build_args: BTreeMap<String, String>,
+    /// The platforms of the build, one per target image (one in a build for one platform):
+    /// what each target is for, and what the build runs on.
+    pub platforms: Vec<PlatformArgs>,
+    /// Each target platform's global scope (`global_args` is the first's).
+    pub slot_global_args: Vec<BTreeMap<String, String>>,
+    /// Each target platform's target stage (`target` is the first's).
+    pub targets: Vec<usize>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -85,6 +104,8 @@ impl std::fmt::Debug for Plan {
             .field("target", &self.target)
             .field("order", &self.order)
             .field("global_args", &redact(self.global_args.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), b))
+            .field("platforms", &self.platforms)
+            .field("targets", &self.targets)
             .field("unused_build_args", &self.unused_build_args)
             .field("build_args", &b.keys().collect::<Vec<_>>())
             .finish()
@@ -98,6 +119,34 @@ impl Plan {
         ArgScope::new(self.global_args.clone(), self.build_args.clone())
     }
 
+    /// [`arg_scope`](Self::arg_scope) for stage `idx`: the global scope of the target
+    /// platform it is planned for.
+    pub fn arg_scope_for(&self, idx: usize) -> ArgScope {
+        let global = self.slot_global_args.get(self.stages[idx].slot).unwrap_or(&self.global_args);
+        ArgScope::new(global.clone(), self.build_args.clone())
+    }
+
+    /// Whether the build is for several target platforms.
+    pub fn is_multi_platform(&self) -> bool {
+        self.platforms.len() > 1
+    }
+
+    /// The target platform stage `idx` was planned for (the first of those sharing it).
+    pub fn target_platform(&self, idx: usize) -> &Platform {
+        &self.platforms[self.stages[idx].slot].target
+    }
+
+    /// The platform stage `idx`'s root is for: what its base is resolved for and its RUNs
+    /// execute as — its `FROM --platform`, else its base stage's, else its target platform.
+    /// (A `FROM --platform` that does not parse is refused before the build.)
+    pub fn stage_platform(&self, idx: usize) -> Platform {
+        let ps = &self.stages[idx];
+        match (&ps.platform, &ps.base) {
+            (Some(p), _) if !p.is_empty() => Platform::parse(p).unwrap_or_else(|_| self.target_platform(idx).clone()),
+            (_, Base::Stage(j)) => self.stage_platform(*j),
+            _ => self.target_platform(idx).clone(),
+        }
+    }
     /// The planned stages to build, in build order.
     pub fn stages_in_order(&self) -> impl Iterator<Item = &PlannedStage> {
         self.order.iter().map(|&i| &self.stages[i])
@@ -111,6 +160,17 @@ pub fn plan(
     build_args: &BTreeMap<String, String>,
     platforms: &PlatformArgs,
 ) -> Result<Plan, DockerfileError> {
+    plan_one(df, target, build_args, platforms).map(|(plan, _)| plan)
+}
+
+/// [`plan`], and each stage's ARG scope at its end (what decides whether a stage is the same
+/// for two target platforms).
+pub(super) fn plan_one(
+    df: &Dockerfile,
+    target: Option<&str>,
+    build_args: &BTreeMap<String, String>,
+    platforms: &PlatformArgs,
+) -> Result<(Plan, Vec<ArgScope>), DockerfileError> {
     if df.stages.is_empty() {
         return Err(DockerfileError::file(&df.path, "dockerfile contains no stages to build (no FROM instruction)"));
     }
@@ -202,6 +262,9 @@ pub fn plan(
             needed: false,
             copy_from,
             mount_from,
+            dockerfile_stage: i,
+            slot: 0,
+            targets: vec![0],
         });
     }
 
@@ -230,7 +293,18 @@ pub fn plan(
         .cloned()
         .collect();
 
-    Ok(Plan { stages, target, order, global_args, unused_build_args, build_args: build_args.clone() })
+    let plan = Plan {
+        stages,
+        target,
+        order,
+        slot_global_args: vec![global_args.clone()],
+        global_args,
+        unused_build_args,
+        build_args: build_args.clone(),
+        platforms: vec![platforms.clone()],
+        targets: vec![target],
+    };
+    Ok((plan, scopes))
 }
 
 fn push_unique(list: &mut Vec<StageOrImage>, item: StageOrImage) {
