@@ -151,9 +151,15 @@ pub struct BuildArgs {
     /// Stage to build (default: the last).
     #[arg(long)]
     pub target: Option<String>,
-    /// Platform `os/arch[/variant]` to pull base images for and to record in the image.
-    #[arg(long, alias = "customPlatform", alias = "platform")]
+    /// Platform `os/arch[/variant]` to pull base images for and to record in the image
+    /// (kaniko's name; one platform).
+    #[arg(long, alias = "customPlatform")]
     pub custom_platform: Option<String>,
+    /// Target platforms, `os/arch[/variant]`: repeat the flag or separate them with commas.
+    /// Every platform is built and the destinations receive an image index naming each
+    /// platform's image.
+    #[arg(long = "platform", value_delimiter = ',', action = ArgAction::Append)]
+    pub platforms: Vec<String>,
     /// Build without pushing.
     #[arg(long, env = "KANIKO_NO_PUSH", num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub no_push: bool,
@@ -534,10 +540,7 @@ impl BuildArgs {
         if self.destinations.is_empty() && !self.no_push {
             return Err(CliError("no --destination given: add one, or use --no-push".into()));
         }
-        let platform = match &self.custom_platform {
-            Some(p) => Some(Platform::parse(p).map_err(CliError)?),
-            None => None,
-        };
+        let platforms = target_platforms(self.custom_platform.as_deref(), &self.platforms)?;
         let mut registry = RegistryOptions {
             insecure: self.insecure,
             skip_tls_verify: self.skip_tls_verify,
@@ -557,7 +560,7 @@ impl BuildArgs {
         o.build_args = parse_build_args(&self.build_args)?;
         o.secret_args = self.secret_args.clone();
         o.target = self.target.clone();
-        o.platform = platform;
+        o.platforms = platforms;
         o.labels = parse_kv("label", &self.labels)?;
         o.registry = registry;
         o.work_dir = match (&self.work_dir, isolation) {
@@ -806,4 +809,23 @@ mod tests {
         let cli = parse(&["/usr/bin/warmer", "warm", "-i", "y"]);
         assert!(matches!(cli.command, Command::Warm(_)));
     }
+}
+
+/// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
+fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platform>, CliError> {
+    if custom.is_some() && !listed.is_empty() {
+        return Err(CliError(
+            "--custom-platform and --platform both given: name every platform with --platform".into(),
+        ));
+    }
+    let mut out: Vec<Platform> = Vec::new();
+    for text in custom.into_iter().chain(listed.iter().map(String::as_str)) {
+        let text = text.trim();
+        let p = trowel_engine::image::platform::parse_requested(text).map_err(CliError)?;
+        if let Some(same) = out.iter().find(|q| q.matches(&p) && p.matches(q)) {
+            return Err(CliError(format!("--platform {text:?} is the same platform as {same} given before")));
+        }
+        out.push(p);
+    }
+    Ok(out)
 }

@@ -126,6 +126,25 @@ impl Plan {
         ArgScope::new(global.clone(), self.build_args.clone())
     }
 
+    /// The stage that is Dockerfile stage `dockerfile_stage` for stage `current`: its own
+    /// target platform's (or the one every target shares). In a build for one platform, the
+    /// index itself.
+    pub fn instance_of(&self, dockerfile_stage: usize, current: usize) -> Option<usize> {
+        let slot = self.stages[current].slot;
+        self.stages.iter().position(|s| s.dockerfile_stage == dockerfile_stage && s.targets.contains(&slot))
+    }
+
+    /// A stage named `name` (case-insensitive) for stage `current`, by its Dockerfile index.
+    pub fn dockerfile_stage_named(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())).map(|s| s.dockerfile_stage)
+    }
+
+    /// The target platforms stage `idx` is built for, as `os/arch[/variant]`.
+    pub fn target_names(&self, idx: usize) -> Vec<String> {
+        self.stages[idx].targets.iter().map(|&t| self.platforms[t].target.to_string()).collect()
+    }
+
     /// Whether the build is for several target platforms.
     pub fn is_multi_platform(&self) -> bool {
         self.platforms.len() > 1

@@ -24,7 +24,7 @@ pub const SECURITY_MODES: [&str; 2] = ["sandbox", "insecure"];
 /// Checks every instruction of the stages `plan` builds.
 pub fn validate(df: &Dockerfile, plan: &Plan) -> Result<(), DockerfileError> {
     for ps in plan.stages.iter().filter(|s| s.needed) {
-        for ins in &df.stages[ps.index].instructions {
+        for ins in &df.stages[ps.dockerfile_stage].instructions {
             check(ins)?;
         }
     }

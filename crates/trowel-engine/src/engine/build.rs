@@ -23,20 +23,28 @@ use crate::engine::push_check::PushCheck;
 use crate::engine::shared::Shared;
 use crate::engine::stage::build_stage;
 use crate::engine::stages::Stages;
+use crate::image::index::FinalIndex;
 use crate::image::outputs::FinalImage;
 use crate::image::store::BlobStore;
 
 /// What a successful build produced.
 #[derive(Debug, Clone)]
 pub struct BuildResult {
-    pub image: FinalImage,
+    /// One image per target platform, in the order the platforms were given.
+    pub images: Vec<FinalImage>,
+    /// The index naming them, in a build for several platforms.
+    pub index: Option<FinalIndex>,
     /// Destinations pushed to (`registry/repo:tag`).
     pub pushed: Vec<String>,
 }
 
 impl BuildResult {
+    /// What the destinations name: the index of a build for several platforms, else the image.
     pub fn digest(&self) -> &Digest {
-        &self.image.manifest_digest
+        match &self.index {
+            Some(i) => &i.digest,
+            None => &self.images[0].manifest_digest,
+        }
     }
 }
 
@@ -60,7 +68,7 @@ pub fn build(
     match &result {
         Ok(r) => emitter.emit(Event::BuildFinished {
             duration_ms: started.elapsed().as_millis() as u64,
-            digest: Some((&r.image.manifest_digest).into()),
+            digest: Some(r.digest().into()),
             pushed: r.pushed.clone(),
         }),
         Err(e) => emitter.emit(Event::BuildFailed {
@@ -157,24 +165,31 @@ impl<'o> Build<'o> {
             self.stages.finish(idx, built);
             self.stages.release_after(&self.ctx, idx);
         }
-        let image = self.assemble(self.ctx.plan.target)?;
+        let targets = self.ctx.plan.targets.clone();
+        let images: Vec<FinalImage> =
+            targets.iter().enumerate().map(|(slot, &t)| self.assemble(t, slot)).collect::<Result<_, _>>()?;
         // Every layer is written and the push review has no shell: no root is needed any
         // more, and deleting them (tens of thousands of files) overlaps the push.
         self.stages.release_all(&self.ctx);
         self.push_check.finish(&self.ctx)?;
-        let pushed = self.publish(&image)?;
-        Ok(BuildResult { image, pushed })
+        if self.ctx.plan.is_multi_platform() {
+            let (index, pushed) = self.publish_index(&targets, &images)?;
+            return Ok(BuildResult { images, index: Some(index), pushed });
+        }
+        let pushed = self.publish(targets[0], &images[0])?;
+        Ok(BuildResult { images, index: None, pushed })
     }
 
     /// `build_started`: the whole plan, so a viewer can show every step before it runs.
     fn emit_plan(&self) {
         let ctx = &self.ctx;
+        let multi = ctx.plan.is_multi_platform();
         let stages = ctx
             .plan
             .stages
             .iter()
             .map(|ps| {
-                let st = &ctx.df.stages[ps.index];
+                let st = &ctx.df.stages[ps.dockerfile_stage];
                 let steps = std::iter::once(&st.from)
                     .chain(st.instructions.iter())
                     .enumerate()
@@ -189,9 +204,9 @@ impl<'o> Build<'o> {
                         Base::Stage(i) => ctx.plan.stages[*i].name.clone().unwrap_or_else(|| i.to_string()),
                     },
                     needed: ps.needed,
-                    dockerfile_stage: None,
-                    platform: None,
-                    targets: Vec::new(),
+                    dockerfile_stage: multi.then_some(ps.dockerfile_stage),
+                    platform: multi.then(|| ctx.plan.stage_platform(ps.index).to_string()),
+                    targets: if multi { ctx.plan.target_names(ps.index) } else { Vec::new() },
                     steps,
                 }
             })
@@ -204,7 +219,7 @@ impl<'o> Build<'o> {
             target: ctx.opts.target.clone(),
             destinations: ctx.opts.output.destinations.clone(),
             platform: ctx.platform.to_string(),
-            platforms: Vec::new(),
+            platforms: if multi { ctx.plan.platforms.iter().map(|p| p.target.to_string()).collect() } else { Vec::new() },
             isolation: ctx.opts.run.isolation.to_string(),
             stages,
         });

@@ -57,6 +57,8 @@ pub(crate) struct BuildContext<'o> {
     pub work: WorkDir,
     pub df: Dockerfile,
     pub plan: Plan,
+    /// The first target platform (the host's when none was given); each stage's own is
+    /// [`Plan::stage_platform`].
     pub platform: Platform,
     /// The build context directory.
     pub context: Root,
@@ -208,8 +210,20 @@ impl<'o> BuildContext<'o> {
     }
 
     /// A stage's name as the plan has it, else its index (`builder`, `stage 2`).
+    /// In a build for several platforms, a stage built for one target says which
+    /// (`builder [linux/arm64]`).
     pub fn stage_label(&self, idx: usize) -> String {
-        self.plan.stages[idx].name.clone().unwrap_or_else(|| format!("stage {idx}"))
+        let ps = &self.plan.stages[idx];
+        let name = ps.name.clone().unwrap_or_else(|| format!("stage {}", ps.dockerfile_stage));
+        match ps.targets.as_slice() {
+            [only] if self.plan.is_multi_platform() => format!("{name} [{}]", self.plan.platforms[*only].target),
+            _ => name,
+        }
+    }
+
+    /// The target platforms a checkpoint of stage `idx` names (none in a build for one).
+    pub fn checkpoint_targets(&self, idx: usize) -> Vec<String> {
+        if self.plan.is_multi_platform() { self.plan.target_names(idx) } else { Vec::new() }
     }
 
     /// Resolves an image reference in the registry for `platform`.
@@ -218,14 +232,16 @@ impl<'o> BuildContext<'o> {
         self.rt.block_on(self.registry.resolve(&r, platform)).map_err(BuildError::pull(reference))
     }
 
-    /// Resolves an image once per build (with the target platform): the same reference means
-    /// the same digest for cache keys and for the copy itself.
-    pub fn resolve_once(&self, reference: &str) -> Result<ResolvedImage, BuildError> {
-        if let Some(img) = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(reference) {
+    /// Resolves an image once per build and platform (`None`: the first target platform): the
+    /// same reference means the same digest for cache keys and for the copy itself.
+    pub fn resolve_once(&self, reference: &str, platform: Option<&Platform>) -> Result<ResolvedImage, BuildError> {
+        let platform = platform.unwrap_or(&self.platform);
+        let key = format!("{reference}\0{platform}");
+        if let Some(img) = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(img.clone());
         }
-        let img = self.resolve_image(reference, &self.platform)?;
-        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(reference.to_string(), img.clone());
+        let img = self.resolve_image(reference, platform)?;
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(key, img.clone());
         Ok(img)
     }
 

@@ -38,6 +38,7 @@ pub mod mounts;
 pub mod options;
 pub mod preflight;
 mod publish;
+mod publish_index;
 mod push_check;
 mod report;
 mod root;

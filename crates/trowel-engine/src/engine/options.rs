@@ -34,8 +34,9 @@ pub struct BuildOptions {
     /// Build args whose values are secret besides those with secret-looking names.
     pub secret_args: Vec<String>,
     pub target: Option<String>,
-    /// `--custom-platform`; the host platform when unset.
-    pub platform: Option<Platform>,
+    /// The target platforms (`--platform`, `--custom-platform`), in the order given: one image
+    /// each, pushed as an index when there are several; the host platform when empty.
+    pub platforms: Vec<Platform>,
     /// `--label k=v`, applied to every stage.
     pub labels: Vec<(String, String)>,
     /// Where build roots and blobs live while building (removed afterwards).
@@ -176,7 +177,7 @@ impl BuildOptions {
             build_args: BTreeMap::new(),
             secret_args: Vec::new(),
             target: None,
-            platform: None,
+            platforms: Vec::new(),
             labels: Vec::new(),
             work_dir: std::env::temp_dir(),
             layers: LayerOptions::default(),
@@ -200,7 +201,13 @@ impl BuildOptions {
         crate::secrets::is_secret_name(name) || self.secret_args.iter().any(|n| n == name)
     }
 
+    /// The first target platform (the host's when none was given).
     pub fn target_platform(&self) -> Platform {
-        self.platform.clone().unwrap_or_else(Platform::host)
+        self.platforms.first().cloned().unwrap_or_else(Platform::host)
+    }
+
+    /// Every target platform (the host's alone when none was given).
+    pub fn target_platforms(&self) -> Vec<Platform> {
+        if self.platforms.is_empty() { vec![Platform::host()] } else { self.platforms.clone() }
     }
 }

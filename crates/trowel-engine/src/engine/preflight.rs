@@ -36,12 +36,12 @@ pub(crate) fn read_dockerfile(opts: &BuildOptions) -> Result<String, BuildError>
 /// Parses, plans and checks `text`, the Dockerfile of `opts`.
 pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, BuildError> {
     let df = dockerfile::parse(&opts.dockerfile, text)?;
-    let plan = dockerfile::plan(
-        &df,
-        opts.target.as_deref(),
-        &opts.build_args,
-        &dockerfile::PlatformArgs { target: opts.target_platform(), build: Platform::host() },
-    )?;
+    let platforms: Vec<dockerfile::PlatformArgs> = opts
+        .target_platforms()
+        .into_iter()
+        .map(|target| dockerfile::PlatformArgs { target, build: Platform::host() })
+        .collect();
+    let plan = dockerfile::plan_platforms(&df, opts.target.as_deref(), &opts.build_args, &platforms)?;
     check(&df, &plan, opts)?;
     check_git(&df, &plan, opts)?;
     Ok(Planned { df, plan })
@@ -51,7 +51,7 @@ pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, Buil
 pub(crate) fn check(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {
     check_dockerfile(df, plan)?;
     for ps in plan.stages.iter().filter(|s| s.needed) {
-        let stage = &df.stages[ps.index];
+        let stage = &df.stages[ps.dockerfile_stage];
         for ins in &stage.instructions {
             if let InstructionKind::Run { flags, .. } = &ins.kind {
                 for f in flags {
@@ -73,7 +73,7 @@ pub(crate) fn check_dockerfile(df: &Dockerfile, plan: &Plan) -> Result<(), Build
         if let (Base::Image(_), Some(p)) = (&ps.base, &ps.platform)
             && !p.is_empty()
         {
-            Platform::parse(p).map_err(|e| refuse(&df.stages[ps.index].from, format!("FROM --platform: {e}")))?;
+            Platform::parse(p).map_err(|e| refuse(&df.stages[ps.dockerfile_stage].from, format!("FROM --platform: {e}")))?;
         }
     }
     Ok(())
@@ -129,7 +129,7 @@ fn unavailable(name: &str, value: &str, opts: &BuildOptions) -> Option<String> {
 /// without `--ssh default` it is refused here.
 pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {
     for ps in plan.stages.iter().filter(|s| s.needed) {
-        for ins in &df.stages[ps.index].instructions {
+        for ins in &df.stages[ps.dockerfile_stage].instructions {
             let InstructionKind::Add(args) = &ins.kind else { continue };
             let git: Vec<&str> = args
                 .sources

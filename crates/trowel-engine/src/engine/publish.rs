@@ -15,7 +15,8 @@ use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, Reference};
 
 impl Build<'_> {
     /// Turns the target stage into an image in the local store.
-    pub(crate) fn assemble(&mut self, target: usize) -> Result<FinalImage, BuildError> {
+    /// `slot` is the target platform's index in the plan's platforms.
+    pub(crate) fn assemble(&mut self, target: usize, slot: usize) -> Result<FinalImage, BuildError> {
         let ctx = &self.ctx;
         let st = self.stages.get(target).ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
         let mut config = st.config.clone();
@@ -31,8 +32,10 @@ impl Build<'_> {
             config.newest_history_time().unwrap_or(now)
         };
         config.set_created(&created);
-        if ctx.opts.platform.is_some() || config.raw().get("architecture").is_none() {
-            let mut p = ctx.platform.clone();
+        let multi = ctx.plan.is_multi_platform();
+        let platform = ctx.plan.platforms[slot].target.clone();
+        if !ctx.opts.platforms.is_empty() || config.raw().get("architecture").is_none() {
+            let mut p = platform.clone();
             // `--custom-platform=linux/arm64` does not drop a base's `v8` variant.
             let base = config.platform();
             if p.variant.is_none() && base.architecture == p.architecture {
@@ -67,14 +70,13 @@ impl Build<'_> {
                 .collect(),
             config: config.raw().clone(),
             manifest: serde_json::to_value(&manifest).expect("manifest serialises"),
-            platform: None,
+            platform: multi.then(|| platform.to_string()),
         });
         Ok(FinalImage { manifest, manifest_bytes, manifest_digest, config_bytes, config_digest })
     }
 
     /// Local outputs, the push gate, then the pushes. Returns the destinations pushed.
-    pub(crate) fn publish(&mut self, image: &FinalImage) -> Result<Vec<String>, BuildError> {
-        let target = self.ctx.plan.target;
+    pub(crate) fn publish(&mut self, target: usize, image: &FinalImage) -> Result<Vec<String>, BuildError> {
         let layers = self
             .stages
             .get(target)

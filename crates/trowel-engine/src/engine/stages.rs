@@ -17,7 +17,7 @@ use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::root::BuildRoot;
 use crate::fs::root::Root;
 use crate::image::config::ImageConfig;
-use crate::image::manifest::ManifestFormat;
+use crate::image::manifest::{ManifestFormat, Platform};
 
 /// What a finished stage leaves: enough to build `FROM` it, copy from it, key steps after it,
 /// and assemble it as the image.
@@ -82,7 +82,7 @@ impl Stages {
     pub fn take_parent_root(&mut self, plan: &Plan, child: usize) -> Option<BuildRoot> {
         let Base::Stage(p) = plan.stages[child].base else { return None };
         let only_consumer = self.consumers[p].iter().all(|(c, copies)| *c == child && !copies);
-        if !only_consumer || p == plan.target {
+        if !only_consumer || plan.targets.contains(&p) {
             return None;
         }
         let root = self.built[p].as_mut()?.root.take()?;
@@ -115,11 +115,21 @@ impl Stages {
     }
 
     /// The files of an image, for `COPY --from=<image>`: resolved once per build, unpacked once.
-    pub fn image_files(&mut self, ctx: &BuildContext, reference: &str) -> Result<&Root, BuildError> {
-        let root = match self.external.remove(reference) {
+    /// `platform` is the copying stage's (`None`: the first target platform's).
+    pub fn image_files(
+        &mut self,
+        ctx: &BuildContext,
+        reference: &str,
+        platform: Option<&Platform>,
+    ) -> Result<&Root, BuildError> {
+        let key = match platform {
+            Some(p) => format!("{reference}\0{p}"),
+            None => reference.to_string(),
+        };
+        let root = match self.external.remove(&key) {
             Some(r) => r,
             None => {
-                let img = ctx.resolve_once(reference)?;
+                let img = ctx.resolve_once(reference, platform)?;
                 let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(reference))?;
                 let layers: Vec<StageLayer> = img
                     .manifest
@@ -136,7 +146,7 @@ impl Stages {
                 ctx.materialize(&layers, "copy-from-image", None)?
             }
         };
-        Ok(self.external.entry(reference.to_string()).or_insert(root).root())
+        Ok(self.external.entry(key).or_insert(root).root())
     }
 
     /// Frees the roots no stage after `built` reads (they can be large).
@@ -144,9 +154,9 @@ impl Stages {
         let order = &ctx.plan.order;
         let pos = |s: usize| order.iter().position(|&x| x == s).unwrap_or(usize::MAX);
         let now = pos(built);
-        let target = ctx.plan.target;
+        let targets = &ctx.plan.targets;
         let unneeded: Vec<bool> = (0..self.built.len())
-            .map(|s| s != target && !self.consumers[s].iter().any(|(c, _)| pos(*c) > now))
+            .map(|s| !targets.contains(&s) && !self.consumers[s].iter().any(|(c, _)| pos(*c) > now))
             .collect();
         self.release(ctx, |s| unneeded[s]);
     }

@@ -2,7 +2,9 @@
 //! outputs a build writes (registry push, docker-archive tarball, OCI layout, digest files).
 
 pub mod config;
+pub mod index;
 pub mod manifest;
 pub mod outputs;
+pub mod platform;
 pub mod store;
 pub mod tap;

@@ -33,7 +33,7 @@ mod dispatch;
 mod from;
 pub mod rules;
 mod scope;
-mod suggest;
+pub(crate) mod suggest;
 mod syntax;
 
 pub use config::{BUILD_ARG, CheckConfig, ConfigSource, directive};

@@ -2,7 +2,7 @@
 //! distance, closer than 3 edits; none when the name itself is among them.
 
 /// The option closest to `name` (case-sensitive), the first of equals winning.
-pub(super) fn closest<'a>(name: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(name: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<&str> = None;
     let mut min = 3;
     for opt in options {

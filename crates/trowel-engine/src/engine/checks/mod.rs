@@ -35,7 +35,7 @@ pub(crate) fn config(df: &Dockerfile, build_args: &BTreeMap<String, String>) -> 
 }
 
 fn run<T>(ctx: &BuildContext<'_>, f: impl FnOnce(&CheckOptions) -> T) -> T {
-    let platforms = PlatformArgs { target: ctx.platform.clone(), build: Platform::host() };
+    let platforms = PlatformArgs { target: ctx.opts.target_platform(), build: Platform::host() };
     let opts = CheckOptions {
         config: &ctx.checks,
         build_args: &ctx.opts.build_args,
@@ -71,11 +71,20 @@ pub(crate) fn base_resolved(
     if !matches!(ctx.plan.stages[stage].base, Base::Image(_)) {
         return Ok(());
     }
+    let dockerfile_stage = ctx.plan.stages[stage].dockerfile_stage;
     let base = BaseInfo { env: config.env(), shell: config.shell().is_some_and(|s| !s.is_empty()) };
-    let mut findings = run(ctx, |opts| checks::check_base(&ctx.df, opts, &ctx.plan, stage, &base));
+    // The checks of what the base's ENV and SHELL mean for the Dockerfile run once, on the
+    // first target platform's stage (the one whose index is the Dockerfile's): another
+    // platform's copy of the stage would report the same lines again.
+    let mut findings = if dockerfile_stage == stage {
+        run(ctx, |opts| checks::check_base(&ctx.df, opts, &ctx.plan, stage, &base))
+    } else {
+        Vec::new()
+    };
     // An image without layers is scratch to BuildKit: no platform to judge.
     if !config.diff_ids().is_empty()
-        && let Some(f) = checks::base_platform(&ctx.df, &ctx.checks, stage, image, requested, &config.platform())
+        && let Some(f) =
+            checks::base_platform(&ctx.df, &ctx.checks, dockerfile_stage, image, requested, &config.platform())
     {
         findings.insert(0, f);
     }

@@ -73,7 +73,9 @@ pub(crate) fn plan(
     steps: &[(StepId, Instruction)],
 ) -> StageKeys {
     let mut keys = StageKeys::default();
-    let platform = ctx.platform.to_string();
+    // The target platform the stage is built for (the first, for a stage every target
+    // shares): a cache entry for one target is never served to another.
+    let platform = ctx.plan.target_platform(stage.index).to_string();
     let root = match &ctx.plan.stages[stage.index].base {
         Base::Scratch => root_key(&platform, &RootOf::Scratch),
         Base::Image(_) => match stage.base_digest {

@@ -90,11 +90,13 @@ pub(crate) struct StepMounts {
     pub network: Network,
     /// `--security=insecure`.
     pub insecure: bool,
+    /// The platform of the step's stage: what an image named by `from=` is resolved for.
+    pub platform: Option<crate::image::manifest::Platform>,
 }
 
 /// Resolves a RUN's expanded flags in stage `stage` with working directory `workdir`.
 pub(crate) fn resolve(flags: &[Flag], workdir: &str, plan: &Plan, stage: usize) -> Result<StepMounts, String> {
-    let mut out = StepMounts::default();
+    let mut out = StepMounts { platform: Some(plan.stage_platform(stage)), ..StepMounts::default() };
     let mut ssh_n = 0;
     for f in flags {
         let value = f.value.as_deref().unwrap_or("");
@@ -230,8 +232,8 @@ fn clean_relative(p: &str) -> String {
 
 /// A mount's `from`: an earlier stage by name (case-insensitive), as BuildKit finds it.
 fn stage_named(plan: &Plan, current: usize, name: &str) -> Option<usize> {
-    let lower = name.to_ascii_lowercase();
-    plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()) && s.index < current)
+    let j = plan.dockerfile_stage_named(name)?;
+    (j < plan.stages[current].dockerfile_stage).then(|| plan.instance_of(j, current)).flatten()
 }
 
 #[cfg(test)]

@@ -124,8 +124,8 @@ impl MountRoots {
                     (root.host_path().to_path_buf(), format!("stage {p} {}", id.unwrap_or_default()))
                 }
                 From::Image(r) => {
-                    let digest = ctx.resolve_once(r)?.manifest_digest.to_string();
-                    let root = stages.image_files(ctx, r)?;
+                    let digest = ctx.resolve_once(r, mounts.platform.as_ref())?.manifest_digest.to_string();
+                    let root = stages.image_files(ctx, r, mounts.platform.as_ref())?;
                     (root.host_path().to_path_buf(), format!("image {r}@{digest}"))
                 }
                 From::Context => unreachable!("skipped above"),

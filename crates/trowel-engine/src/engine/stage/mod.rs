@@ -102,8 +102,10 @@ pub(crate) struct StageRunner {
 pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltStage, BuildError> {
     let t0 = Instant::now();
     let ctx = s.ctx;
-    let from = ctx.df.stages[idx].from.clone();
-    let instructions = ctx.df.stages[idx].instructions.clone();
+    let dockerfile_stage = &ctx.df.stages[ctx.plan.stages[idx].dockerfile_stage];
+    let from = dockerfile_stage.from.clone();
+    let instructions = dockerfile_stage.instructions.clone();
+    let instruction_count = instructions.len();
     let from_id = StepId { stage: idx, step: 0 };
     let loc = ctx.location(&from);
     let base = base_display(s, idx);
@@ -136,7 +138,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         attempt: 1,
         report: None,
         root_dir: None,
-        targets: Vec::new(),
+        targets: ctx.checkpoint_targets(idx),
     };
     runner.checkpoint(s, &cp)?;
     let triggers = runner.config.image.onbuild();
@@ -188,7 +190,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         stage_paused += runner.paused;
     }
     if ctx.opts.layers.single_snapshot {
-        let last = StepId { stage: idx, step: ctx.df.stages[idx].instructions.len() };
+        let last = StepId { stage: idx, step: instruction_count };
         runner.single_snapshot(s, last)?;
     }
     ctx.emitter.emit(Event::StageFinished {
@@ -334,7 +336,7 @@ impl StageRunner {
             attempt: attempt.number,
             report: None,
             root_dir: None,
-            targets: Vec::new(),
+            targets: ctx.checkpoint_targets(id.stage),
         };
         // A re-run was just asked for at the pause after the failed attempt: no pause before it.
         if attempt.number == 1 {
@@ -455,7 +457,7 @@ impl StageRunner {
             None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
             Some(from) => match stage_index(&ctx.plan, index, from) {
                 Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
-                None => Source::Root(s.stages.image_files(ctx, from).map_err(|e| at.fail(e))?),
+                None => Source::Root(s.stages.image_files(ctx, from, Some(&ctx.plan.stage_platform(index))).map_err(|e| at.fail(e))?),
             },
         })
     }

@@ -28,7 +28,7 @@ impl StageRunner {
             source: Box::new(StepError::Invalid(m)),
         };
         // A stage built on another inherits its ARGs (BuildKit); any other starts afresh.
-        let mut args = ctx.plan.arg_scope();
+        let mut args = ctx.plan.arg_scope_for(idx);
         let (config, format, layers, base_digest, base_ref, clock, unstamped) = match &planned.base {
             Base::Scratch => {
                 ctx.emitter.emit(Event::BaseResolved {
@@ -37,7 +37,7 @@ impl StageRunner {
                     config_digest: None,
                     layers: vec![],
                 });
-                let config = ImageConfig::scratch(&ctx.platform);
+                let config = ImageConfig::scratch(&ctx.plan.stage_platform(idx));
                 (config, ManifestFormat::Oci, Vec::new(), None, "scratch".to_string(), None, Vec::new())
             }
             Base::Image(r) => {
@@ -46,7 +46,7 @@ impl StageRunner {
                     Some(p) if !p.is_empty() => {
                         Platform::parse(p).map_err(|e| fail(format!("FROM --platform: {e}")))?
                     }
-                    _ => ctx.platform.clone(),
+                    _ => ctx.plan.target_platform(idx).clone(),
                 };
                 let reference = Reference::parse(r).map_err(|e| fail(format!("invalid image reference {r:?}: {e}")))?;
                 let (img, from_cache_dir) = match from_cache_dir(ctx, &reference, r, &platform) {

@@ -257,9 +257,10 @@ fn scope_path(root: &Root, target: &str) -> Result<String, String> {
 /// The stage `--from` names: any other stage by name (the plan builds it first), or an earlier
 /// stage by index; `None` for an image reference.
 pub(crate) fn stage_index(plan: &Plan, current: usize, from: &str) -> Option<usize> {
-    let lower = from.to_ascii_lowercase();
-    if let Some(i) = plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()) && s.index != current) {
-        return Some(i);
-    }
-    from.parse::<usize>().ok().filter(|&i| i < current)
+    let mine = plan.stages[current].dockerfile_stage;
+    let j = match plan.dockerfile_stage_named(from) {
+        Some(j) if j != mine => j,
+        _ => from.parse::<usize>().ok().filter(|&i| i < mine)?,
+    };
+    plan.instance_of(j, current)
 }

@@ -1,0 +1,98 @@
+//! Platforms as a person writes them (`--platform`, `FROM --platform`): normalised as
+//! containerd's `platforms.Parse` does (the names BuildKit accepts), and refused when the OS or
+//! the architecture is not one Go and the OCI spec know — a typo (`linux/amd46`) must not
+//! become a pull that finds nothing, nor an image nobody can run.
+//!
+//! Platforms read from registries are not checked here: an index may list whatever it likes,
+//! and [`Platform::parse`] keeps them as they are.
+
+use crate::dockerfile::checks::suggest::closest;
+use crate::image::manifest::Platform;
+
+/// The operating systems of Go's GOOS list, which the OCI image spec refers to.
+const OSES: [&str; 17] = [
+    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl", "netbsd",
+    "openbsd", "plan9", "solaris", "windows", "zos",
+];
+
+/// The architectures of Go's GOARCH list.
+const ARCHES: [&str; 25] = [
+    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle", "mips64",
+    "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64", "s390", "s390x", "sparc",
+    "sparc64", "wasm", "wasip1",
+];
+
+/// Parses a requested platform: `os/arch[/variant]`, or `arch` alone for a Linux one, with
+/// containerd's aliases (`x86_64` is `amd64`, `aarch64` is `arm64`, `armhf` is `arm/v7`,
+/// `armel` is `arm/v6`, `i386` is `386`) and default variants (`arm` is `arm/v7`; `arm64/v8`
+/// is `arm64`, as containerd normalises it).
+pub fn parse_requested(text: &str) -> Result<Platform, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('/').collect();
+    if parts.iter().any(|p| p.is_empty()) || parts.len() > 3 {
+        return Err(format!("invalid platform {text:?}: expected os/arch[/variant], e.g. linux/arm64"));
+    }
+    let (os, arch, variant) = match parts.as_slice() {
+        [arch] => ("linux", *arch, None),
+        [os, arch] => (*os, *arch, None),
+        [os, arch, variant] => (*os, *arch, Some(*variant)),
+        _ => unreachable!("one to three parts"),
+    };
+    if !OSES.contains(&os) {
+        let hint = closest(os, OSES).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
+        return Err(format!("invalid platform {text:?}: unknown operating system {os:?}{hint}"));
+    }
+    let (arch, alias_variant) = match arch {
+        "x86_64" | "x86-64" => ("amd64", None),
+        "aarch64" => ("arm64", None),
+        "armhf" => ("arm", Some("v7")),
+        "armel" => ("arm", Some("v6")),
+        "i386" => ("386", None),
+        a => (a, None),
+    };
+    if !ARCHES.contains(&arch) {
+        let hint = closest(arch, ARCHES).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
+        return Err(format!("invalid platform {text:?}: unknown architecture {arch:?}{hint}"));
+    }
+    let variant = match (arch, variant.or(alias_variant)) {
+        ("arm64", Some("v8")) | ("arm64", None) => None,
+        ("arm", None) => Some("v7"),
+        ("arm", Some(v @ ("v5" | "v6" | "v7" | "v8"))) => Some(v),
+        ("arm", Some(v)) => return Err(format!("invalid platform {text:?}: arm has no variant {v:?} (v5 to v8)")),
+        (_, v) => v,
+    };
+    Ok(Platform { os: os.into(), architecture: arch.into(), os_version: None, variant: variant.map(str::to_string) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> String {
+        parse_requested(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn aliases_and_default_variants_are_containerds() {
+        assert_eq!(ok("linux/amd64"), "linux/amd64");
+        assert_eq!(ok("linux/x86_64"), "linux/amd64");
+        assert_eq!(ok("Linux/AArch64"), "linux/arm64");
+        assert_eq!(ok("linux/arm64/v8"), "linux/arm64");
+        assert_eq!(ok("linux/arm"), "linux/arm/v7");
+        assert_eq!(ok("linux/armhf"), "linux/arm/v7");
+        assert_eq!(ok("linux/arm/v6"), "linux/arm/v6");
+        assert_eq!(ok("arm64"), "linux/arm64");
+        assert_eq!(ok("linux/riscv64"), "linux/riscv64");
+    }
+
+    #[test]
+    fn typos_are_refused_with_a_suggestion() {
+        let e = parse_requested("linux/amd46").unwrap_err();
+        assert_eq!(e, r#"invalid platform "linux/amd46": unknown architecture "amd46" (did you mean amd64?)"#);
+        let e = parse_requested("lnux/arm64").unwrap_err();
+        assert!(e.contains(r#"unknown operating system "lnux" (did you mean linux?)"#), "{e}");
+        assert!(parse_requested("linux/arm/v9").unwrap_err().contains("no variant"));
+        assert!(parse_requested("linux//arm64").unwrap_err().contains("expected os/arch"));
+        assert!(parse_requested("linux/arm64/v8/x").is_err());
+    }
+}
