@@ -160,6 +160,9 @@ impl<'o> Build<'o> {
         if !out.no_push && !out.skip_push_permission_check {
             self.push_check = PushCheck::start(&self.ctx)?;
         }
+        if self.ctx.plan.is_multi_platform() {
+            self.resolve_bases()?;
+        }
         for idx in self.ctx.plan.order.clone() {
             let built = build_stage(&mut self.shared(), idx)?;
             self.stages.finish(idx, built);
@@ -178,6 +181,37 @@ impl<'o> Build<'o> {
         }
         let pushed = self.publish(targets[0], &images[0])?;
         Ok(BuildResult { images, index: None, pushed })
+    }
+
+    /// A build for several platforms resolves every base for its platform before building
+    /// anything: a base that lacks one of the platforms fails the build at once, not after the
+    /// other platforms were built. (The stages then find them resolved; a base the cache
+    /// directory has is left to it.)
+    fn resolve_bases(&self) -> Result<(), BuildError> {
+        let ctx = &self.ctx;
+        for &idx in &ctx.plan.order {
+            let Base::Image(r) = &ctx.plan.stages[idx].base else { continue };
+            let platform = ctx.plan.stage_platform(idx);
+            let cached = ctx.base_cache.as_ref().is_some_and(|dir| {
+                let ttl = ctx.opts.cache.as_ref().map(|c| c.ttl);
+                crate::registry::Reference::parse(r)
+                    .is_ok_and(|reference| matches!(dir.lookup_explained(&reference, &platform, ttl), Ok(Ok(_))))
+            });
+            if cached {
+                continue;
+            }
+            if let Err(e) = ctx.resolve_once(r, Some(&platform)) {
+                let from = &ctx.df.stages[ctx.plan.stages[idx].dockerfile_stage].from;
+                return Err(BuildError::Step {
+                    location: ctx.location(from),
+                    step: Some(StepId { stage: idx, step: 0 }),
+                    source: Box::new(crate::engine::error::StepError::Invalid(format!(
+                        "the base image for {platform}: {e}"
+                    ))),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `build_started`: the whole plan, so a viewer can show every step before it runs.

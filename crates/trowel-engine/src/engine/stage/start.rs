@@ -51,7 +51,7 @@ impl StageRunner {
                 let reference = Reference::parse(r).map_err(|e| fail(format!("invalid image reference {r:?}: {e}")))?;
                 let (img, from_cache_dir) = match from_cache_dir(ctx, &reference, r, &platform) {
                     Some(img) => (img, true),
-                    None => (ctx.resolve_image(r, &platform)?, false),
+                    None => (ctx.resolve_once(r, Some(&platform))?, false),
                 };
                 let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(r.clone()))?;
                 let layers = base_layers(&img, &config, r)?;
