@@ -95,7 +95,9 @@ fn two_platforms_make_one_index_with_a_shared_build_platform_stage() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+        .map(|m| {
+            format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     let index_digest = format!("sha256:{}", sha256_hex(&raw.stdout));
@@ -164,10 +166,14 @@ fn a_base_without_one_of_the_platforms_fails_before_building_and_pushes_nothing(
         )) || err.contains(&format!("Dockerfile:6: FROM {}: the base image for linux/s390x", multi())),
         "{err}"
     );
-    assert!(err.contains("no manifest for platform linux/s390x in the index (it has: linux/amd64, linux/arm64"), "{err}");
+    assert!(
+        err.contains("no manifest for platform linux/s390x in the index (it has: linux/amd64, linux/arm64"),
+        "{err}"
+    );
     // Nothing ran: the amd64 stages were not built first.
     assert!(!err.contains("RUN "), "{err}");
-    let inspect = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{dest}")]));
+    let inspect =
+        run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{dest}")]));
     assert!(!inspect.status.success(), "something was pushed");
 }
 
@@ -181,7 +187,10 @@ fn a_mistyped_platform_is_refused_before_anything_is_pulled() {
         .arg(ctx.path()));
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains(r#"invalid platform "linux/arm46": unknown architecture "arm46" (did you mean arm64?)"#), "{err}");
+    assert!(
+        err.contains(r#"invalid platform "linux/arm46": unknown architecture "arm46" (did you mean arm64?)"#),
+        "{err}"
+    );
     assert!(!err.contains("Retrieved"), "{err}");
     let o = run(trowel()
         .args(["build", "--destination", &dest, "--platform", "linux/amd64", "--platform", "linux/x86_64", "--context"])

@@ -21,7 +21,6 @@ use crate::engine::layer_cache::LayerCache;
 use crate::engine::options::BuildOptions;
 use crate::engine::push_check::PushCheck;
 use crate::engine::shared::Shared;
-use crate::engine::stage::build_stage;
 use crate::engine::stages::Stages;
 use crate::image::index::FinalIndex;
 use crate::image::outputs::FinalImage;
@@ -113,7 +112,7 @@ impl<'o> Build<'o> {
     }
 
     /// The state stages share, lent to a stage.
-    fn shared(&mut self) -> Shared<'_, 'o> {
+    pub(crate) fn shared(&mut self) -> Shared<'_, 'o> {
         Shared {
             ctx: &self.ctx,
             stages: &mut self.stages,
@@ -163,11 +162,7 @@ impl<'o> Build<'o> {
         if self.ctx.plan.is_multi_platform() {
             self.resolve_bases()?;
         }
-        for idx in self.ctx.plan.order.clone() {
-            let built = build_stage(&mut self.shared(), idx)?;
-            self.stages.finish(idx, built);
-            self.stages.release_after(&self.ctx, idx);
-        }
+        self.build_stages()?;
         let targets = self.ctx.plan.targets.clone();
         let images: Vec<FinalImage> =
             targets.iter().enumerate().map(|(slot, &t)| self.assemble(t, slot)).collect::<Result<_, _>>()?;
@@ -253,7 +248,11 @@ impl<'o> Build<'o> {
             target: ctx.opts.target.clone(),
             destinations: ctx.opts.output.destinations.clone(),
             platform: ctx.platform.to_string(),
-            platforms: if multi { ctx.plan.platforms.iter().map(|p| p.target.to_string()).collect() } else { Vec::new() },
+            platforms: if multi {
+                ctx.plan.platforms.iter().map(|p| p.target.to_string()).collect()
+            } else {
+                Vec::new()
+            },
             isolation: ctx.opts.run.isolation.to_string(),
             stages,
         });

@@ -170,9 +170,20 @@ pub trait Controller: Send {
     fn detail(&self) -> Detail {
         Detail::default()
     }
+    /// Whether stages may run at the same time (a build for several platforms builds each
+    /// platform's own stages concurrently). A controller that pauses, or that a person watches
+    /// step by step, says no: steps of two platforms interleaved at one prompt would be hard
+    /// to follow, and a pause would stop only one of them.
+    fn steps_concurrently(&self) -> bool {
+        false
+    }
 }
 
 /// Never pauses.
 pub struct Continue;
 
-impl Controller for Continue {}
+impl Controller for Continue {
+    fn steps_concurrently(&self) -> bool {
+        true
+    }
+}

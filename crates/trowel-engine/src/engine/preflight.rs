@@ -73,7 +73,8 @@ pub(crate) fn check_dockerfile(df: &Dockerfile, plan: &Plan) -> Result<(), Build
         if let (Base::Image(_), Some(p)) = (&ps.base, &ps.platform)
             && !p.is_empty()
         {
-            Platform::parse(p).map_err(|e| refuse(&df.stages[ps.dockerfile_stage].from, format!("FROM --platform: {e}")))?;
+            Platform::parse(p)
+                .map_err(|e| refuse(&df.stages[ps.dockerfile_stage].from, format!("FROM --platform: {e}")))?;
         }
     }
     Ok(())
