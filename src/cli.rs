@@ -662,6 +662,25 @@ impl BuildArgs {
     }
 }
 
+/// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
+fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platform>, CliError> {
+    if custom.is_some() && !listed.is_empty() {
+        return Err(CliError(
+            "--custom-platform and --platform both given: name every platform with --platform".into(),
+        ));
+    }
+    let mut out: Vec<Platform> = Vec::new();
+    for text in custom.into_iter().chain(listed.iter().map(String::as_str)) {
+        let text = text.trim();
+        let p = trowel_engine::image::platform::parse_requested(text).map_err(CliError)?;
+        if let Some(same) = out.iter().find(|q| q.matches(&p) && p.matches(q)) {
+            return Err(CliError(format!("--platform {text:?} is the same platform as {same} given before")));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     crate::debugger::parse_size(s)
 }
@@ -673,6 +692,28 @@ mod tests {
     fn parse(args: &[&str]) -> Cli {
         let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         Cli::try_parse_from(normalize_args(v)).unwrap()
+    }
+
+    #[test]
+    fn platforms_are_listed_or_repeated_and_never_twice() {
+        let names = |args: &[&str]| {
+            let mut all = vec!["trowel", "build", "--no-push", "--context", "/ws"];
+            all.extend(args);
+            match parse(&all).command {
+                Command::Build(b) => target_platforms(b.custom_platform.as_deref(), &b.platforms)
+                    .map(|ps| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+                _ => panic!("not a build"),
+            }
+        };
+        assert_eq!(names(&["--platform", "linux/amd64,linux/arm64"]).unwrap(), ["linux/amd64", "linux/arm64"]);
+        assert_eq!(
+            names(&["--platform", "linux/amd64", "--platform", "arm64"]).unwrap(),
+            ["linux/amd64", "linux/arm64"]
+        );
+        assert_eq!(names(&["--custom-platform", "linux/arm/v7"]).unwrap(), ["linux/arm/v7"]);
+        assert!(names(&["--platform", "linux/amd64,linux/x86_64"]).unwrap_err().0.contains("same platform"));
+        assert!(names(&["--custom-platform", "linux/arm64", "--platform", "linux/amd64"]).is_err());
+        assert!(names(&["--platform", "linux/amd46"]).unwrap_err().0.contains("did you mean amd64"));
     }
 
     #[test]
@@ -809,23 +850,4 @@ mod tests {
         let cli = parse(&["/usr/bin/warmer", "warm", "-i", "y"]);
         assert!(matches!(cli.command, Command::Warm(_)));
     }
-}
-
-/// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
-fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platform>, CliError> {
-    if custom.is_some() && !listed.is_empty() {
-        return Err(CliError(
-            "--custom-platform and --platform both given: name every platform with --platform".into(),
-        ));
-    }
-    let mut out: Vec<Platform> = Vec::new();
-    for text in custom.into_iter().chain(listed.iter().map(String::as_str)) {
-        let text = text.trim();
-        let p = trowel_engine::image::platform::parse_requested(text).map_err(CliError)?;
-        if let Some(same) = out.iter().find(|q| q.matches(&p) && p.matches(q)) {
-            return Err(CliError(format!("--platform {text:?} is the same platform as {same} given before")));
-        }
-        out.push(p);
-    }
-    Ok(out)
 }
