@@ -71,6 +71,11 @@ pub enum RegistryError {
     #[error("{op} {reference}: {detail}")]
     Protocol { op: Op, reference: String, detail: String },
 
+    /// The registry would not store a manifest of this media type (e.g. an old registry and
+    /// an OCI image index). Nothing was tagged.
+    #[error("{op} {reference}: the registry refused a manifest of type {media_type} ({status}): {detail}")]
+    ManifestRefused { op: Op, reference: String, media_type: String, status: u16, detail: String },
+
     /// A downloaded blob did not hash to its descriptor's digest, on every attempt.
     #[error("{op} {reference}: blob {expected} failed verification: {detail}")]
     BlobVerification { op: Op, reference: String, expected: Digest, detail: String },
@@ -89,7 +94,7 @@ impl RegistryError {
     /// HTTP status of a registry error response, if this is one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RegistryError::Registry { status, .. } => Some(*status),
+            RegistryError::Registry { status, .. } | RegistryError::ManifestRefused { status, .. } => Some(*status),
             _ => None,
         }
     }
