@@ -142,9 +142,10 @@ fn entry_for(wanted: &Platform, image: &FinalImage) -> Result<IndexEntry, IndexE
         os_version: wanted.os_version.clone().or(have.os_version),
         variant: wanted.variant.clone().or(have.variant),
     };
-    let os_features = obj.get("os.features").and_then(|v| v.as_array()).map(|a| {
-        a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect::<Vec<_>>()
-    });
+    let os_features = obj
+        .get("os.features")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect::<Vec<_>>());
     let mut descriptor =
         Descriptor::new(image.manifest_media_type(), image.manifest_digest.clone(), image.manifest_bytes.len() as u64);
     descriptor.platform = Some(platform.clone());
@@ -212,7 +213,13 @@ mod tests {
             vec![],
         );
         let manifest_bytes = manifest.to_bytes();
-        FinalImage { manifest_digest: Digest::of(&manifest_bytes), manifest, manifest_bytes, config_bytes, config_digest }
+        FinalImage {
+            manifest_digest: Digest::of(&manifest_bytes),
+            manifest,
+            manifest_bytes,
+            config_bytes,
+            config_digest,
+        }
     }
 
     fn p(s: &str) -> Platform {
@@ -278,7 +285,8 @@ mod tests {
     #[test]
     fn the_same_platform_twice_is_refused() {
         let a = image(ManifestFormat::Oci, serde_json::json!({"os": "linux", "architecture": "arm64"}));
-        let b = image(ManifestFormat::Oci, serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"}));
+        let b =
+            image(ManifestFormat::Oci, serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"}));
         let e = FinalIndex::new(&[(p("linux/arm64"), &a), (p("linux/arm64/v8"), &b)]).unwrap_err();
         assert!(matches!(e, IndexError::DuplicatePlatform { .. }), "{e}");
         assert!(e.to_string().contains("linux/arm64/v8"), "{e}");

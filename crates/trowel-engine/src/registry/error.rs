@@ -99,6 +99,26 @@ impl RegistryError {
         }
     }
 
+    /// The same error naming `name` as its reference: a push made under another name (an index's
+    /// platform images go by digest) reports the destination the user gave.
+    pub(crate) fn naming(mut self, name: String) -> RegistryError {
+        match &mut self {
+            RegistryError::Registry { reference, .. }
+            | RegistryError::Transport { reference, .. }
+            | RegistryError::Auth { reference, .. }
+            | RegistryError::Protocol { reference, .. }
+            | RegistryError::ManifestRefused { reference, .. }
+            | RegistryError::BlobVerification { reference, .. }
+            | RegistryError::Store { reference, .. } => *reference = name,
+            RegistryError::InvalidReference { .. }
+            | RegistryError::Options(_)
+            | RegistryError::Certificate { .. }
+            | RegistryError::DockerConfig { .. }
+            | RegistryError::CredentialHelper(_) => {}
+        }
+        self
+    }
+
     /// True for a 404 from the registry (unknown manifest, blob or repository).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)

@@ -41,14 +41,16 @@ impl Registry {
     ) -> Result<IndexPushReport, RegistryError> {
         let mut images = Vec::with_capacity(index.images.len());
         for image in &index.images {
-            let by_digest = untagged(dest, Digest::of(&image.manifest_bytes));
-            images.push(self.push_image(&by_digest, image, store, progress).await?);
+            let digest = Digest::of(&image.manifest_bytes);
+            let by_digest = untagged(dest, digest.clone());
+            let pushed = self.push_image(&by_digest, image, store, progress).await;
+            images.push(pushed.map_err(|e| e.naming(format!("{dest} (image manifest {digest})")))?);
         }
         let digest = Digest::of(&index.index_bytes);
         let by_digest = untagged(dest, digest.clone());
         self.push_manifest(&by_digest, &index.index_bytes, &index.media_type)
             .await
-            .map_err(|e| refused(e, &index.media_type))?;
+            .map_err(|e| refused(e, &index.media_type).naming(format!("{dest} (image index {digest})")))?;
         Ok(IndexPushReport { index_digest: digest, images })
     }
 
@@ -62,7 +64,9 @@ impl Registry {
         }
         // Pinning the digest makes `push_manifest` refuse bytes that are not this index.
         let pinned = dest.with_digest(digest);
-        self.push_manifest(&pinned, &index.index_bytes, &index.media_type).await.map_err(|e| refused(e, &index.media_type))
+        self.push_manifest(&pinned, &index.index_bytes, &index.media_type)
+            .await
+            .map_err(|e| refused(e, &index.media_type))
     }
 
     /// True if `dest` (its tag, else its digest) already names exactly `digest` — a manifest or
@@ -87,7 +91,13 @@ fn untagged(dest: &Reference, digest: Digest) -> Reference {
 fn refused(e: RegistryError, media_type: &str) -> RegistryError {
     match e {
         RegistryError::Registry { op: Op::Push, reference, status: status @ (400 | 415), detail } => {
-            RegistryError::ManifestRefused { op: Op::Push, reference, media_type: media_type.to_string(), status, detail }
+            RegistryError::ManifestRefused {
+                op: Op::Push,
+                reference,
+                media_type: media_type.to_string(),
+                status,
+                detail,
+            }
         }
         other => other,
     }
@@ -108,7 +118,10 @@ mod tests {
         let e = refused(e, "application/vnd.oci.image.index.v1+json");
         let msg = e.to_string();
         assert!(matches!(e, RegistryError::ManifestRefused { status: 400, .. }), "{msg}");
-        assert!(msg.contains("127.0.0.1:5000/app:1") && msg.contains("application/vnd.oci.image.index.v1+json"), "{msg}");
+        assert!(
+            msg.contains("127.0.0.1:5000/app:1") && msg.contains("application/vnd.oci.image.index.v1+json"),
+            "{msg}"
+        );
         // Anything else keeps its own meaning (an auth failure is not a media-type problem).
         let auth = RegistryError::Registry {
             op: Op::Push,
