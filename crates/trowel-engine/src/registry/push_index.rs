@@ -11,7 +11,9 @@
 use super::client::{IndexPushReport, PushIndex, PushProgress, Registry};
 use super::error::{Op, RegistryError};
 use super::reference::Reference;
+use super::session::Ctx;
 use crate::digest::Digest;
+use crate::image::manifest::Index;
 use crate::image::store::BlobStore;
 
 impl Registry {
@@ -39,6 +41,7 @@ impl Registry {
         store: &BlobStore,
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<IndexPushReport, RegistryError> {
+        check_names_its_images(dest, index)?;
         let mut images = Vec::with_capacity(index.images.len());
         for image in &index.images {
             let digest = Digest::of(&image.manifest_bytes);
@@ -80,6 +83,29 @@ impl Registry {
     }
 }
 
+/// The index must name exactly the images pushed with it, in order: a manifest it names but
+/// that was not pushed would be refused by the registry only at the end, and one pushed but
+/// not named would be left in the repository unreferenced.
+fn check_names_its_images(dest: &Reference, index: &PushIndex) -> Result<(), RegistryError> {
+    let ctx = Ctx::push(Op::Push, dest);
+    let parsed: Index = serde_json::from_slice(&index.index_bytes)
+        .map_err(|e| ctx.error(format!("the image index to push is not an index: {e}")))?;
+    let named: Vec<&Digest> = parsed.manifests.iter().map(|d| &d.digest).collect();
+    let given: Vec<Digest> = index.images.iter().map(|i| Digest::of(&i.manifest_bytes)).collect();
+    if named != given.iter().collect::<Vec<_>>() {
+        return Err(ctx.error(format!(
+            "the image index names the manifests {} but the images given are {}",
+            list(named.iter().copied()),
+            list(given.iter())
+        )));
+    }
+    Ok(())
+}
+
+fn list<'a>(ds: impl Iterator<Item = &'a Digest>) -> String {
+    ds.map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// `dest`'s repository, addressed by `digest` alone (so `push_manifest` writes no tag).
 fn untagged(dest: &Reference, digest: Digest) -> Reference {
     Reference { tag: None, digest: Some(digest), ..dest.clone() }
@@ -106,6 +132,7 @@ fn refused(e: RegistryError, media_type: &str) -> RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::PushImage;
 
     #[test]
     fn a_refused_media_type_is_named() {
@@ -130,6 +157,22 @@ mod tests {
             detail: "unauthorized".into(),
         };
         assert!(matches!(refused(auth, "x"), RegistryError::Registry { status: 401, .. }));
+    }
+
+    #[test]
+    fn an_index_must_name_exactly_its_images() {
+        let r = Reference::parse("127.0.0.1:5000/app:1").unwrap();
+        let image =
+            |m: &[u8]| PushImage { manifest_bytes: m.to_vec(), manifest_media_type: String::new(), blobs: vec![] };
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let bytes = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"m","digest":"{a}","size":1}},{{"mediaType":"m","digest":"{b}","size":1}}]}}"#
+        );
+        let idx = |images| PushIndex { index_bytes: bytes.clone().into_bytes(), media_type: "x".into(), images };
+        check_names_its_images(&r, &idx(vec![image(b"a"), image(b"b")])).unwrap();
+        let e = check_names_its_images(&r, &idx(vec![image(b"a")])).unwrap_err().to_string();
+        assert!(e.contains("127.0.0.1:5000/app:1") && e.contains(&b.to_string()), "{e}");
+        assert!(check_names_its_images(&r, &idx(vec![image(b"b"), image(b"a")])).is_err(), "order matters");
     }
 
     #[test]
