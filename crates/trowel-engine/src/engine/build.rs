@@ -23,7 +23,8 @@ use crate::engine::push_check::PushCheck;
 use crate::engine::shared::Shared;
 use crate::engine::stages::Stages;
 use crate::image::index::FinalIndex;
-use crate::image::outputs::FinalImage;
+use crate::engine::layer::StageLayer;
+use crate::image::outputs::{Artifact, FinalImage};
 use crate::image::store::BlobStore;
 
 /// What a successful build produced.
@@ -170,11 +171,17 @@ impl<'o> Build<'o> {
         // more, and deleting them (tens of thousands of files) overlaps the push.
         self.stages.release_all(&self.ctx);
         self.push_check.finish(&self.ctx)?;
+        let layers: Vec<Vec<StageLayer>> = targets
+            .iter()
+            .map(|&t| self.stages.get(t).map(|s| s.layers.clone()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
         if self.ctx.plan.is_multi_platform() {
-            let (index, pushed) = self.publish_index(&targets, &images)?;
+            let index = self.assemble_index(&images)?;
+            let pushed = self.publish(Artifact::Index(&index), &layers)?;
             return Ok(BuildResult { images, index: Some(index), pushed });
         }
-        let pushed = self.publish(targets[0], &images[0])?;
+        let pushed = self.publish(Artifact::Image(&images[0]), &layers)?;
         Ok(BuildResult { images, index: None, pushed })
     }
 
