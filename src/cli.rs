@@ -428,9 +428,13 @@ pub struct WarmArgs {
     /// Age (Go duration, e.g. 336h, 1h30m) after which a cached tag is resolved again.
     #[arg(long, default_value = "336h", value_parser = parse_go_duration)]
     pub cache_ttl: std::time::Duration,
-    /// Platform `os/arch[/variant]` to cache (default: the host's).
-    #[arg(long, alias = "customPlatform", alias = "platform")]
+    /// One platform `os/arch[/variant]` to cache (kaniko's name; default: the host's).
+    #[arg(long, alias = "customPlatform")]
     pub custom_platform: Option<String>,
+    /// Platforms to cache, comma-separated or repeated (`linux/amd64,linux/arm64`, as for a
+    /// multi-platform build): every image is cached once for each.
+    #[arg(long = "platform", value_name = "PLATFORMS", value_delimiter = ',')]
+    pub platforms: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -443,9 +447,20 @@ impl WarmArgs {
         self.registry.options()
     }
 
-    /// `--custom-platform`, parsed.
-    pub fn platform(&self) -> Result<Option<Platform>, CliError> {
-        self.custom_platform.as_deref().map(|p| Platform::parse(p).map_err(CliError)).transpose()
+    /// `--platform` and `--custom-platform`, parsed and checked, in order, duplicates removed;
+    /// empty when neither is given (the host's platform then).
+    pub fn platforms(&self) -> Result<Vec<Platform>, CliError> {
+        let mut out: Vec<Platform> = Vec::new();
+        let given = self.platforms.iter().map(|p| ("--platform", p));
+        for (flag, p) in given.chain(self.custom_platform.iter().map(|p| ("--custom-platform", p))) {
+            let parsed = Platform::parse(p.trim()).map_err(|e| CliError(format!("{flag}: {e}")))?;
+            trowel_engine::sandbox::emulation::check_architecture(&parsed)
+                .map_err(|e| CliError(format!("{flag}: invalid platform {p:?}: {e}")))?;
+            if !out.iter().any(|o| o.matches(&parsed) && parsed.matches(o)) {
+                out.push(parsed);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -810,7 +825,7 @@ mod tests {
         assert_eq!(w.cache_dir, Path::new("/tmp/c"));
         assert!(w.force);
         assert_eq!(w.cache_ttl, std::time::Duration::from_secs(5400));
-        assert_eq!(w.platform().unwrap(), Some(Platform::parse("linux/arm64").unwrap()));
+        assert_eq!(w.platforms().unwrap(), [Platform::parse("linux/arm64").unwrap()]);
         let r = w.registry_options().unwrap();
         assert!(r.insecure_pull && !r.insecure);
         assert_eq!(r.registry_certificates, vec![("reg.example".to_string(), PathBuf::from("/ca.pem"))]);
@@ -840,6 +855,32 @@ mod tests {
         b.no_push = true;
         let o = b.to_options().unwrap();
         assert_eq!((o.layers.max_file_size, o.layers.max_layer_size), (Some(1 << 20), None));
+    }
+
+    #[test]
+    fn warm_platforms_are_repeatable_comma_separated_and_checked() {
+        let platforms = |args: &[&str]| {
+            let cli = parse(&[&["trowel", "warm", "-i", "x"], args].concat());
+            let Command::Warm(w) = cli.command else { panic!("not warm") };
+            w.platforms().map(|v| v.iter().map(|p| p.to_string()).collect::<Vec<_>>()).map_err(|e| e.0)
+        };
+        assert_eq!(platforms(&[]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            platforms(&["--platform", "linux/amd64,linux/arm64", "--platform=linux/riscv64"]).unwrap(),
+            ["linux/amd64", "linux/arm64", "linux/riscv64"]
+        );
+        // arm64 and arm64/v8 are one platform; --custom-platform adds one.
+        assert_eq!(
+            platforms(&["--platform", "linux/arm64,linux/arm64/v8", "--custom-platform", "linux/arm/v7"]).unwrap(),
+            ["linux/arm64", "linux/arm/v7"]
+        );
+        let e = platforms(&["--platform", "linux/amd64,linux/x86_64"]).unwrap_err();
+        assert!(
+            e.starts_with("--platform: invalid platform \"linux/x86_64\"") && e.contains("did you mean amd64?"),
+            "{e}"
+        );
+        let e = platforms(&["--customPlatform", "linux"]).unwrap_err();
+        assert!(e.starts_with("--custom-platform: invalid platform \"linux\""), "{e}");
     }
 
     #[test]
