@@ -2,7 +2,8 @@
 //! busybox (Debian's busybox-static:arm64, pushed by scripts/make-base-image.sh), fetched with
 //! skopeo and unpacked with umoci, runs in chroot isolation through the kernel's binfmt_misc
 //! QEMU handler — which `sandbox::emulation` must have found first. The build root holds no
-//! QEMU, so this works only because the handler has the F flag, as the check demands.
+//! QEMU, so this works only because the handler has the F flag, as the check demands. crun, an
+//! independent runtime, runs each platform of the fixture index the same way.
 //!
 //! Needs root, the test registries (scripts/testenv.sh) and the handlers (scripts/enable-emulation.sh).
 
@@ -102,4 +103,27 @@ fn an_emulated_run_as_a_non_root_user() {
     let mut s = sh(root, "id -u; id -G; uname -m; touch /home/app/f && stat -c %u /home/app/f && rm /home/app/f");
     s.user = resolve_user("app", Some(&passwd), Some(&group)).unwrap().ids;
     assert_eq!(ok(&s), "1000\n1000 29 50\naarch64\n1000\n");
+}
+
+#[test]
+fn the_fixture_index_runs_under_crun_for_each_platform() {
+    // What the multi-platform end-to-end tests do with a built index: skopeo picks each
+    // platform's image (--override-arch), umoci unpacks it, crun runs it — arm64 through the
+    // same binfmt_misc handler, amd64 natively.
+    for (arch, expect) in [("arm64", "aarch64"), ("amd64", "x86_64")] {
+        let dir = tempfile::Builder::new().prefix("trowel-emulation-crun-").tempdir().unwrap();
+        let layout = dir.path().join("layout");
+        assert_ok(&run(Command::new("skopeo").args([
+            "--override-arch",
+            arch,
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{}/busybox:multi", env().registry),
+            &format!("oci:{}:img", layout.display()),
+        ])));
+        let unpacked = common::unpack_layout(dir, &layout, "img");
+        let (code, out, err) = common::crun_run(&unpacked.bundle(), Some(&["uname", "-m"]));
+        assert_eq!((code, out.trim()), (0, expect), "{arch}: {err}");
+    }
 }
