@@ -164,6 +164,11 @@ mod tests {
         assert_send(&reg.push_manifest(&r, b"", ""));
         assert_send(&reg.fetch_manifest(&r));
         assert_send(&reg.check_push_access(&r));
+        let idx = PushIndex { index_bytes: vec![], media_type: String::new(), images: vec![img.clone()] };
+        assert_send(&reg.push_index(&r, &idx, &store, &|_| {}));
+        assert_send(&reg.stage_index(&r, &idx, &store, &|_| {}));
+        assert_send(&reg.tag_index(&r, &idx));
+        assert_send(&reg.names_digest(&r, &d));
     }
 
     #[test]

@@ -42,6 +42,8 @@ impl Registry {
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<IndexPushReport, RegistryError> {
         check_names_its_images(dest, index)?;
+        let digest = Digest::of(&index.index_bytes);
+        check_pinned(dest, &digest)?;
         let mut images = Vec::with_capacity(index.images.len());
         for image in &index.images {
             let digest = Digest::of(&image.manifest_bytes);
@@ -49,7 +51,6 @@ impl Registry {
             let pushed = self.push_image(&by_digest, image, store, progress).await;
             images.push(pushed.map_err(|e| e.naming(format!("{dest} (image manifest {digest})")))?);
         }
-        let digest = Digest::of(&index.index_bytes);
         let by_digest = untagged(dest, digest.clone());
         self.push_manifest(&by_digest, &index.index_bytes, &index.media_type)
             .await
@@ -62,6 +63,7 @@ impl Registry {
     /// tag to move and was completed by [`Registry::stage_index`].
     pub async fn tag_index(&self, dest: &Reference, index: &PushIndex) -> Result<Digest, RegistryError> {
         let digest = Digest::of(&index.index_bytes);
+        check_pinned(dest, &digest)?;
         if dest.tag.is_none() {
             return Ok(digest);
         }
@@ -104,6 +106,16 @@ fn check_names_its_images(dest: &Reference, index: &PushIndex) -> Result<(), Reg
 
 fn list<'a>(ds: impl Iterator<Item = &'a Digest>) -> String {
     ds.map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A destination pinned to a digest (`repo:tag@sha256:…`) must be pinned to the index's: the
+/// platform images go under their own digests, so this is checked here, before any upload.
+fn check_pinned(dest: &Reference, digest: &Digest) -> Result<(), RegistryError> {
+    match &dest.digest {
+        Some(want) if want != digest => Err(Ctx::push(Op::Push, dest)
+            .error(format!("the image index hashes to {digest}, not to the destination's digest {want}"))),
+        _ => Ok(()),
+    }
 }
 
 /// `dest`'s repository, addressed by `digest` alone (so `push_manifest` writes no tag).
@@ -176,10 +188,14 @@ mod tests {
     }
 
     #[test]
-    fn untagged_drops_the_tag() {
+    fn untagged_drops_the_tag_and_a_pinned_digest_must_be_the_index() {
         let r = Reference::parse("127.0.0.1:5000/app:1").unwrap();
         let d = Digest::of(b"x");
         let u = untagged(&r, d.clone());
-        assert_eq!((u.tag, u.digest), (None, Some(d)));
+        assert_eq!((u.tag, u.digest), (None, Some(d.clone())));
+        check_pinned(&r, &d).unwrap();
+        check_pinned(&r.with_digest(d.clone()), &d).unwrap();
+        let e = check_pinned(&r.with_digest(Digest::of(b"y")), &d).unwrap_err().to_string();
+        assert!(e.contains("not to the destination's digest"), "{e}");
     }
 }
