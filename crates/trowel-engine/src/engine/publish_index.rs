@@ -84,10 +84,34 @@ impl Build<'_> {
         layers: &[Vec<StageLayer>],
     ) -> Result<Vec<String>, BuildError> {
         let raws = self.ctx.opts.output.destinations.clone();
+        // A rebuild in which no step ran reproduces the previous index (see `Stamp`): a
+        // destination that already names it has nothing to receive.
+        let nothing_built = layers.iter().flatten().all(|l| l.step().is_none());
         let mut started = Vec::with_capacity(dests.len());
+        let mut pushed = Vec::with_capacity(dests.len());
         for (dest, raw) in dests.iter().zip(&raws) {
             let t0 = Instant::now();
             self.ctx.emitter.emit(Event::PushStarted { destination: raw.clone() });
+            if nothing_built && matches!(self.ctx.rt.block_on(self.ctx.registry.names_digest(dest, &index.digest)), Ok(true)) {
+                for e in &index.entries {
+                    for desc in std::iter::once(&e.image.manifest.config).chain(&e.image.manifest.layers) {
+                        self.ctx.emitter.emit(Event::BlobPushed {
+                            destination: raw.clone(),
+                            digest: desc.digest.clone().into(),
+                            action: trowel_events::BlobPushAction::Existed,
+                            size: desc.size,
+                        });
+                    }
+                }
+                self.ctx.emitter.emit(Event::PushFinished {
+                    destination: raw.clone(),
+                    digest: (&index.digest).into(),
+                    duration_ms: t0.elapsed().as_millis() as u64,
+                    unchanged: true,
+                });
+                pushed.push(raw.clone());
+                continue;
+            }
             let push = PushIndex {
                 index_bytes: index.bytes.clone(),
                 media_type: index.media_type.to_string(),
@@ -113,7 +137,6 @@ impl Build<'_> {
             }
             started.push((dest, raw, push, t0));
         }
-        let mut pushed = Vec::with_capacity(started.len());
         for (dest, raw, push, t0) in started {
             self.ctx
                 .rt
@@ -127,6 +150,7 @@ impl Build<'_> {
             });
             pushed.push(raw.clone());
         }
+        pushed.sort_by_key(|p| raws.iter().position(|r| r == p));
         Ok(pushed)
     }
 }
