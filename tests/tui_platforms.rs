@@ -253,3 +253,21 @@ fn the_testdata_trace_is_the_fixture() {
     let (_, events) = trowel::trace::read(&path).unwrap();
     assert_eq!(events, platforms::events());
 }
+
+/// `b` while Steps shows one platform sets that platform's breakpoint; showing all, a plain one.
+#[test]
+fn b_sets_the_shown_platforms_breakpoint() {
+    let bps = Arc::new(Mutex::new(vec![]));
+    let mut app = live_until(bps.clone(), |e| matches!(e, Event::StageStarted { stage: 2, .. }));
+    press(&mut app, "t t");
+    assert_eq!(app.panes().steps.platform(), Some(ARM64));
+    press(&mut app, "G b");
+    assert_eq!(app.selected_id(), Some(id_arm_run()));
+    assert_eq!(app.message.clone().unwrap().0, "breakpoint set at line 7 on linux/arm64");
+    press(&mut app, "t b");
+    let specs: Vec<String> = bps.lock().unwrap().iter().map(Breakpoint::spec).collect();
+    assert_eq!(specs, ["linux/arm64@7", "7"]);
+    press(&mut app, "t t b");
+    let specs: Vec<String> = bps.lock().unwrap().iter().map(Breakpoint::spec).collect();
+    assert_eq!(specs, ["7"], "toggled off on arm64");
+}

@@ -252,7 +252,7 @@ pub const BINDINGS: &[Binding] = &[
         C::Debug,
         &[Key::ch('b')],
         A::ToggleBreakpoint,
-        "toggle a breakpoint on the selected step's line",
+        "toggle a breakpoint on the selected step's line (the platform's, while Steps shows one)",
         "break",
         Shown::Running,
     ),
