@@ -151,7 +151,14 @@ impl Frontend for TerminalFrontend {
             When::BeforeStep => "before",
             When::AfterStep => "after",
         };
-        self.say(&format!("\n*** paused {when} line {}: {} ({})", at.line, at.expanded, pause.reasons.join("; ")));
+        // In a build for several platforms, which target(s) the step's stage is built for.
+        let targets = if at.targets.is_empty() { String::new() } else { format!(" for {}", at.targets.join(", ")) };
+        self.say(&format!(
+            "\n*** paused {when} line {}{targets}: {} ({})",
+            at.line,
+            at.expanded,
+            pause.reasons.join("; ")
+        ));
         if at.can_retry() {
             return self.after_failure(at).unwrap_or_else(|| Resume::Abort("the step failed".into()));
         }
@@ -306,5 +313,37 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("step 2.3"), "{text}");
+    }
+
+    /// A pause in a build for several platforms says which target platform the step is for.
+    #[test]
+    fn a_pause_says_its_platform() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in"), "c\n").unwrap();
+        let out = dir.path().join("out");
+        let mut f = TerminalFrontend::new(false, false);
+        f.tty = Some((BufReader::new(File::open(dir.path().join("in")).unwrap()), File::create(&out).unwrap()));
+        let at = Checkpoint {
+            when: When::BeforeStep,
+            id: StepId { stage: 2, step: 3 },
+            line: 7,
+            stage_name: None,
+            keyword: "RUN".into(),
+            source: "RUN uname -m".into(),
+            expanded: "RUN uname -m".into(),
+            attempt: 1,
+            report: None,
+            root_dir: None,
+            targets: vec!["linux/arm64".into()],
+        };
+        let reasons = vec!["breakpoint at line 7 on linux/arm64".to_string()];
+        assert_eq!(f.paused(&Pause { at: &at, reasons }), Resume::Continue);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            text.contains(
+                "*** paused before line 7 for linux/arm64: RUN uname -m (breakpoint at line 7 on linux/arm64)"
+            ),
+            "{text}"
+        );
     }
 }
