@@ -2,8 +2,10 @@
 //! linux/arm64, a `FROM --platform=$BUILDPLATFORM` stage both share, a final stage each): whole
 //! screens at fixed sizes, the platform filter of the Steps pane (`t`) and what follows it
 //! (the Layers pane's image), the push review of an index, breakpoints that name a platform in
-//! the Breaks pane, and that a build for one platform shows none of it.
+//! the Breaks pane, the log, and that a build for one platform shows none of it; and the real
+//! binary replaying the trace in a tmux terminal.
 
+mod common;
 mod tui_support;
 
 use std::sync::{Arc, Mutex};
@@ -270,4 +272,22 @@ fn b_sets_the_shown_platforms_breakpoint() {
     press(&mut app, "t t b");
     let specs: Vec<String> = bps.lock().unwrap().iter().map(Breakpoint::spec).collect();
     assert_eq!(specs, ["7"], "toggled off on arm64");
+}
+
+/// The real binary in a real terminal: `trowel replay` of the two-platform trace, `t` through
+/// the platforms, the Layers pane following, `q` exits 0.
+#[test]
+fn replay_of_a_two_platform_build_in_a_terminal() {
+    let trace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/platforms.jsonl");
+    let t = common::tmux::Tmux::start(&format!("{} replay {}", env!("CARGO_BIN_EXE_trowel"), trace.display()), 120, 32);
+    let s = t.wait_for("1 Steps 10/10 · all platforms");
+    assert!(s.contains("stage 1 · linux/amd64 · FROM") && s.contains("stage 1 · linux/arm64 · FROM"), "{s}");
+    t.keys("t");
+    let s = t.wait_for("1 Steps 10/10 · linux/amd64");
+    assert!(!s.contains("stage 1 · linux/arm64"), "{s}");
+    t.keys("t5");
+    let s = t.wait_for("▸ linux/arm64");
+    assert!(s.contains("Steps 10/10 · linux/arm64") && s.contains("L7 RUN"), "{s}");
+    t.keys("q");
+    t.wait_for("EXIT=0");
 }
