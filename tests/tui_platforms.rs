@@ -291,3 +291,24 @@ fn replay_of_a_two_platform_build_in_a_terminal() {
     t.keys("q");
     t.wait_for("EXIT=0");
 }
+
+/// The Files pane's image efficiency is of the selected step's platform's image (the shown
+/// platform's for a step of a shared stage), not always the last platform's.
+#[test]
+fn the_files_panes_image_is_the_selected_steps_platforms() {
+    use trowel::tui::model::merged::LayerBy;
+    let base = |app: &App| app.panes().files.image().layers.first().map(|l| l.by);
+    let mut app = replayed();
+    press(&mut app, "8");
+    assert_eq!(app.selected_id(), Some(id(2, 3)));
+    assert_eq!(base(&app), Some(LayerBy::Base { stage: 2, index: 0 }), "arm64's image");
+    // amd64's line 7: amd64's image.
+    press(&mut app, "1 t 8");
+    assert_eq!(app.selected_id(), Some(id(1, 3)));
+    assert_eq!(base(&app), Some(LayerBy::Base { stage: 1, index: 0 }), "amd64's image");
+    // The shared stage's RUN while arm64 is shown: arm64's image.
+    press(&mut app, "1 t g g j 8");
+    assert_eq!(app.selected_id(), Some(id(0, 1)));
+    assert_eq!(app.panes().steps.platform(), Some(ARM64));
+    assert_eq!(base(&app), Some(LayerBy::Base { stage: 2, index: 0 }));
+}
