@@ -312,3 +312,16 @@ fn the_files_panes_image_is_the_selected_steps_platforms() {
     assert_eq!(app.panes().steps.platform(), Some(ARM64));
     assert_eq!(base(&app), Some(LayerBy::Base { stage: 2, index: 0 }));
 }
+
+/// The Logs pane's "all steps" shows the output of the steps the Steps pane shows.
+#[test]
+fn the_logs_of_all_steps_follow_the_platform_shown() {
+    let mut app = replayed();
+    press(&mut app, "6");
+    let s = text(&pane(&mut app, Pane::Logs, 60, 8));
+    assert!(s.contains("all steps") && s.contains("built for amd64") && s.contains("built for arm64"), "{s}");
+    press(&mut app, "1 t t 6");
+    assert_eq!(app.panes().steps.platform(), Some(ARM64));
+    let s = text(&pane(&mut app, Pane::Logs, 60, 8));
+    assert!(s.contains("all steps") && s.contains("built for arm64") && !s.contains("built for amd64"), "{s}");
+}
