@@ -74,7 +74,7 @@ pub struct UiArgs {
 
 /// `trowel debug`: every `trowel build` flag, plus the debugger's. Breakpoints are the
 /// build's `--break` (repeatable): a line number, stage:NAME, failure, cache-miss, size:SIZE
-/// or path:GLOB.
+/// or path:GLOB, each limited to one target platform as PLATFORM@BREAKPOINT (linux/arm64@12).
 #[derive(Debug, Clone, Args)]
 pub struct DebugArgs {
     #[command(flatten)]
@@ -280,7 +280,8 @@ pub struct BuildArgs {
     #[arg(long, default_value = "32GiB", value_parser = parse_size_arg)]
     pub max_layer_size: u64,
     /// Pause at this breakpoint and ask on the terminal: a line number, stage:NAME, failure,
-    /// cache-miss, size:SIZE or path:GLOB (repeatable).
+    /// cache-miss, size:SIZE or path:GLOB (repeatable); PLATFORM@BREAKPOINT (linux/arm64@12)
+    /// only on that target platform.
     #[arg(long = "break", value_name = "BREAKPOINT")]
     pub breakpoints: Vec<String>,
     /// Pause when a step fails.

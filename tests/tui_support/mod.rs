@@ -120,3 +120,4 @@ pub fn pause(app: &mut App, line: usize, when: When, reason: &str) {
     let at = checkpoint(app, line, when);
     app.update(Msg::Paused { at: Box::new(at), reasons: vec![reason.to_string()] });
 }
+pub mod platforms;
