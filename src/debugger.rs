@@ -127,7 +127,8 @@ impl Breakpoint {
             (Breakpoint::Line(l), When::BeforeStep, _) if *l == at.line => Some(format!("breakpoint at line {l}")),
             (Breakpoint::Stage(name), When::BeforeStep, _) if at.id.step == 0 => {
                 let matches =
-                    at.stage_name.as_deref() == Some(name.as_str()) || name.parse::<usize>().ok() == Some(at.id.stage);
+                    at.stage_name.as_deref() == Some(name.as_str())
+                        || name.parse::<usize>().ok() == Some(at.dockerfile_stage.unwrap_or(at.id.stage));
                 matches.then(|| format!("stage {name} starts"))
             }
             (Breakpoint::Failure, When::AfterStep, Some(r)) => r.error.as_ref().map(|e| format!("step failed: {e}")),
@@ -216,6 +217,8 @@ fn check_one(b: &mut Breakpoint, planned: &Planned) -> Result<(), String> {
         planned.plan.stages[planned.plan.target].name.clone().unwrap_or_else(|| planned.plan.target.to_string());
     let stage_name =
         |i: usize| df.stages[i].name.clone().map(|n| format!("stage {n}")).unwrap_or_else(|| format!("stage {i}"));
+    // Whether Dockerfile stage `i` is built, for some target platform.
+    let built = |i: usize| planned.plan.stages.iter().any(|s| s.dockerfile_stage == i && s.needed);
     match b {
         Breakpoint::Line(l) => {
             let lines = df.text.lines().count();
@@ -236,7 +239,7 @@ fn check_one(b: &mut Breakpoint, planned: &Planned) -> Result<(), String> {
                     "--break {l}: line {l} of {file} is an ARG before the first FROM, not a build step"
                 ));
             };
-            if !planned.plan.stages[stage.index].needed {
+            if !built(stage.index) {
                 return Err(format!(
                     "--break {l}: line {l} is in {}, which is not built (the target is {target})",
                     stage_name(stage.index)
@@ -257,7 +260,7 @@ fn check_one(b: &mut Breakpoint, planned: &Planned) -> Result<(), String> {
                     names.join(", ")
                 ));
             };
-            if !planned.plan.stages[i].needed {
+            if !built(i) {
                 return Err(format!("--break stage:{name}: {} is not built (the target is {target})", stage_name(i)));
             }
         }
@@ -480,7 +483,20 @@ mod tests {
             report: None,
             root_dir: None,
             targets: targets.iter().map(|t| t.to_string()).collect(),
+            dockerfile_stage: None,
         }
+    }
+
+    #[test]
+    fn a_stage_breakpoint_by_number_names_the_dockerfile_stage_in_a_build_for_several_platforms() {
+        // The arm64 copy of Dockerfile stage 1 is the plan's stage 2.
+        let mut at = checkpoint(&["linux/arm64"], When::BeforeStep);
+        at.id = trowel_events::StepId { stage: 2, step: 0 };
+        at.dockerfile_stage = Some(1);
+        assert_eq!(Breakpoint::Stage("1".into()).hit(&at).as_deref(), Some("stage 1 starts"));
+        assert_eq!(Breakpoint::Stage("2".into()).hit(&at), None);
+        at.dockerfile_stage = None;
+        assert_eq!(Breakpoint::Stage("2".into()).hit(&at).as_deref(), Some("stage 2 starts"));
     }
 
     #[test]

@@ -335,6 +335,7 @@ mod tests {
             report: None,
             root_dir: None,
             targets: vec!["linux/arm64".into()],
+            dockerfile_stage: None,
         };
         let reasons = vec!["breakpoint at line 7 on linux/arm64".to_string()];
         assert_eq!(f.paused(&Pause { at: &at, reasons }), Resume::Continue);

@@ -112,6 +112,7 @@ pub fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
         }),
         root_dir: None,
         targets: Vec::new(),
+        dockerfile_stage: None,
     }
 }
 

@@ -32,6 +32,10 @@ pub struct Checkpoint {
     /// (all of them for a shared stage), so a breakpoint can name one. Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// In a build for several platforms: the Dockerfile stage of the step (`id.stage` is the
+    /// stage's index in the plan, which counts every platform's stages). `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile_stage: Option<usize>,
 }
 
 impl Checkpoint {
