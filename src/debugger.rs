@@ -126,9 +126,8 @@ impl Breakpoint {
         match (self, at.when, &at.report) {
             (Breakpoint::Line(l), When::BeforeStep, _) if *l == at.line => Some(format!("breakpoint at line {l}")),
             (Breakpoint::Stage(name), When::BeforeStep, _) if at.id.step == 0 => {
-                let matches =
-                    at.stage_name.as_deref() == Some(name.as_str())
-                        || name.parse::<usize>().ok() == Some(at.dockerfile_stage.unwrap_or(at.id.stage));
+                let matches = at.stage_name.as_deref() == Some(name.as_str())
+                    || name.parse::<usize>().ok() == Some(at.dockerfile_stage.unwrap_or(at.id.stage));
                 matches.then(|| format!("stage {name} starts"))
             }
             (Breakpoint::Failure, When::AfterStep, Some(r)) => r.error.as_ref().map(|e| format!("step failed: {e}")),

@@ -203,8 +203,9 @@ struct HandlerOff(&'static str);
 impl HandlerOff {
     fn new(name: &'static str) -> HandlerOff {
         let path = format!("/proc/sys/fs/binfmt_misc/{name}");
-        let state = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (the test command enables QEMU's handlers: scripts/enable-emulation.sh)"));
+        let state = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{path}: {e} (the test command enables QEMU's handlers: scripts/enable-emulation.sh)")
+        });
         assert!(state.starts_with("enabled"), "{path} is not enabled to begin with");
         std::fs::write(&path, "0").unwrap();
         HandlerOff(name)
@@ -237,14 +238,16 @@ fn a_platform_without_an_emulation_handler_fails_before_anything_is_pulled() {
     );
     assert!(err.contains("qemu-s390x") && err.contains("disabled"), "{err}");
     assert!(!err.contains("Retrieved"), "something was pulled: {err}");
-    let inspect = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{dest}")]));
+    let inspect =
+        run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{dest}")]));
     assert!(!inspect.status.success(), "something was pushed");
 }
 
 #[test]
 fn each_platform_of_a_build_for_several_is_the_image_a_build_for_it_alone_makes() {
     let ctx = tempfile::tempdir().unwrap();
-    let df = format!("FROM {}\nARG TARGETARCH\nRUN echo \"$TARGETARCH $(uname -m)\" > /t\nCOPY Dockerfile /\n", multi());
+    let df =
+        format!("FROM {}\nARG TARGETARCH\nRUN echo \"$TARGETARCH $(uname -m)\" > /t\nCOPY Dockerfile /\n", multi());
     std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
     let repo = format!("{}/{}", env().registry, unique_repo("multi-same"));
     let build = |tag: &str, platforms: &str| {
@@ -265,7 +268,12 @@ fn each_platform_of_a_build_for_several_is_the_image_a_build_for_it_alone_makes(
             .to_string()
     };
     let alone = |tag: &str| {
-        let raw = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{repo}:{tag}")]));
+        let raw = run(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{repo}:{tag}"),
+        ]));
         assert_ok(&raw);
         format!("sha256:{}", sha256_hex(&raw.stdout))
     };

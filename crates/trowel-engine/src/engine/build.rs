@@ -17,13 +17,13 @@ use crate::engine::context::BuildContext;
 use crate::engine::controller::Controller;
 use crate::engine::emit::Emitter;
 use crate::engine::error::BuildError;
+use crate::engine::layer::StageLayer;
 use crate::engine::layer_cache::LayerCache;
 use crate::engine::options::BuildOptions;
 use crate::engine::push_check::PushCheck;
 use crate::engine::shared::Shared;
 use crate::engine::stages::Stages;
 use crate::image::index::FinalIndex;
-use crate::engine::layer::StageLayer;
 use crate::image::outputs::{Artifact, FinalImage};
 use crate::image::store::BlobStore;
 

@@ -7,11 +7,11 @@ use trowel_events::{BlobPushAction, Event, LayerSummary, PushReview, ReviewLayer
 
 use crate::engine::build::Build;
 use crate::engine::controller::Decision;
+use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, PushError};
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::image::manifest::{Descriptor, Manifest};
 use crate::image::outputs::{self, Artifact, FinalImage, OutputError};
-use crate::engine::emit::Emitter;
 use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Reference};
 
 impl Build<'_> {
@@ -79,7 +79,11 @@ impl Build<'_> {
     /// Local outputs, the push gate, then the pushes: of the one image, or of the index of a
     /// build for several platforms. `layers` are each image's layers as the stages left them
     /// (in index order). Returns the destinations pushed.
-    pub(crate) fn publish(&mut self, artifact: Artifact<'_>, layers: &[Vec<StageLayer>]) -> Result<Vec<String>, BuildError> {
+    pub(crate) fn publish(
+        &mut self,
+        artifact: Artifact<'_>,
+        layers: &[Vec<StageLayer>],
+    ) -> Result<Vec<String>, BuildError> {
         let out = &self.ctx.opts.output;
         if out.tar_path.is_some() || out.oci_layout_path.is_some() {
             for l in layers {
@@ -103,7 +107,8 @@ impl Build<'_> {
         }
         if let Some(p) = &out.oci_layout_path {
             let name = dests.first().map(|d| d.to_string());
-            outputs::write_oci_layout(p, artifact, &self.ctx.store, name.as_deref()).map_err(out_err("OCI layout", p))?;
+            outputs::write_oci_layout(p, artifact, &self.ctx.store, name.as_deref())
+                .map_err(out_err("OCI layout", p))?;
             self.ctx.emitter.emit(Event::OutputWritten { kind: "OCI layout".into(), path: p.display().to_string() });
         }
         let mut pushed = Vec::new();
@@ -332,6 +337,9 @@ pub(super) fn progress_reporter<'e>(emitter: &'e Emitter, raw: &'e str) -> impl 
     }
 }
 
-pub(super) fn out_err<'p>(what: &'static str, path: &'p std::path::Path) -> impl FnOnce(OutputError) -> BuildError + 'p {
+pub(super) fn out_err<'p>(
+    what: &'static str,
+    path: &'p std::path::Path,
+) -> impl FnOnce(OutputError) -> BuildError + 'p {
     move |source| BuildError::Output { what, path: path.to_path_buf(), source }
 }

@@ -92,7 +92,9 @@ impl Build<'_> {
         for (dest, raw) in dests.iter().zip(&raws) {
             let t0 = Instant::now();
             self.ctx.emitter.emit(Event::PushStarted { destination: raw.clone() });
-            if nothing_built && matches!(self.ctx.rt.block_on(self.ctx.registry.names_digest(dest, &index.digest)), Ok(true)) {
+            if nothing_built
+                && matches!(self.ctx.rt.block_on(self.ctx.registry.names_digest(dest, &index.digest)), Ok(true))
+            {
                 for e in &index.entries {
                     for desc in std::iter::once(&e.image.manifest.config).chain(&e.image.manifest.layers) {
                         self.ctx.emitter.emit(Event::BlobPushed {
