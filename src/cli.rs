@@ -454,9 +454,8 @@ impl WarmArgs {
         let mut out: Vec<Platform> = Vec::new();
         let given = self.platforms.iter().map(|p| ("--platform", p));
         for (flag, p) in given.chain(self.custom_platform.iter().map(|p| ("--custom-platform", p))) {
-            let parsed = Platform::parse(p.trim()).map_err(|e| CliError(format!("{flag}: {e}")))?;
-            trowel_engine::sandbox::emulation::check_architecture(&parsed)
-                .map_err(|e| CliError(format!("{flag}: invalid platform {p:?}: {e}")))?;
+            let parsed =
+                trowel_engine::image::platform::parse_requested(p).map_err(|e| CliError(format!("{flag}: {e}")))?;
             if !out.iter().any(|o| o.matches(&parsed) && parsed.matches(o)) {
                 out.push(parsed);
             }
@@ -875,9 +874,11 @@ mod tests {
             platforms(&["--platform", "linux/arm64,linux/arm64/v8", "--custom-platform", "linux/arm/v7"]).unwrap(),
             ["linux/arm64", "linux/arm/v7"]
         );
-        let e = platforms(&["--platform", "linux/amd64,linux/x86_64"]).unwrap_err();
+        // x86_64 is containerd's alias of amd64: one platform.
+        assert_eq!(platforms(&["--platform", "linux/amd64,linux/x86_64"]).unwrap(), ["linux/amd64"]);
+        let e = platforms(&["--platform", "linux/amd64,linux/amd46"]).unwrap_err();
         assert!(
-            e.starts_with("--platform: invalid platform \"linux/x86_64\"") && e.contains("did you mean amd64?"),
+            e.starts_with("--platform: invalid platform \"linux/amd46\"") && e.contains("did you mean amd64?"),
             "{e}"
         );
         let e = platforms(&["--customPlatform", "linux"]).unwrap_err();

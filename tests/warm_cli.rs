@@ -295,7 +295,8 @@ fn several_platforms_each_get_their_manifest_and_share_blobs() {
         &["-i", &multi, "--platform", "linux/arm64/v8", "--platform=linux/amd64", "--custom-platform", "linux/arm64"],
     );
     assert_ok(&o);
-    assert_eq!(retrieved(&o), [format!("{multi} for linux/arm64/v8"), format!("{multi} for linux/amd64")]);
+    // (`arm64/v8` is written `arm64`, as containerd normalises it.)
+    assert_eq!(retrieved(&o), [format!("{multi} for linux/arm64"), format!("{multi} for linux/amd64")]);
     assert_eq!(stderr(&o).matches("already cached").count(), 2, "{}", stderr(&o));
 }
 
@@ -333,10 +334,10 @@ fn a_mistyped_platform_is_a_usage_error_before_anything_is_written() {
     let g = tempfile::tempdir().unwrap();
     let dir = g.path().join("cache");
     for (flag, value, says) in [
-        ("--platform", "linux/amd64,linux/aarch64", "unknown architecture \"aarch64\" (did you mean arm64?)"),
+        ("--platform", "linux/amd64,linux/amd46", "unknown architecture \"amd46\" (did you mean amd64?)"),
         ("--platform", "linux/amd65", "unknown architecture \"amd65\""),
-        ("--platform", "amd64", "expected os/arch[/variant]"),
-        ("--custom-platform", "windows/amd64", "Linux images only"),
+        ("--platform", "lnux/amd64", "unknown operating system \"lnux\" (did you mean linux?)"),
+        ("--custom-platform", "linux//arm64", "expected os/arch[/variant]"),
     ] {
         let o = warm(&dir, &["-i", &env().busybox(), flag, value]);
         assert_eq!(o.status.code(), Some(2), "{value}: {}", stderr(&o));

@@ -233,29 +233,6 @@ impl fmt::Display for Arch {
     }
 }
 
-/// Checks that a platform names a Linux architecture trowel knows (Go's and OCI's names), so a
-/// typo (`linux/amd65`, `linux/aarch64`) is caught before anything is pulled.
-pub fn check_architecture(platform: &Platform) -> Result<(), String> {
-    if platform.os != "linux" {
-        return Err(format!("trowel builds Linux images only, not {}", platform.os));
-    }
-    if Arch::find(&platform.architecture).is_some() {
-        return Ok(());
-    }
-    let hint = match platform.architecture.as_str() {
-        "x86_64" | "x86-64" | "x64" => " (did you mean amd64?)",
-        "aarch64" | "armv8" => " (did you mean arm64?)",
-        "i386" | "i686" | "x86" => " (did you mean 386?)",
-        "armhf" | "armv7" | "armv7l" => " (did you mean arm/v7?)",
-        _ => "",
-    };
-    Err(format!(
-        "unknown architecture {:?}{hint} (known: {})",
-        platform.architecture,
-        KNOWN.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
-    ))
-}
-
 /// Architectures a host kernel runs without help. Conservative: an amd64 kernel runs 386
 /// binaries (IA-32 emulation is on in every mainstream distribution kernel), but many arm64
 /// servers cannot run 32-bit arm, so that goes through a handler.
