@@ -504,3 +504,50 @@ fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
     );
     assert!(!log.contains("Retrieved image"), "{log}");
 }
+
+#[test]
+fn builds_for_two_platforms_in_a_pod_with_the_nodes_emulation() {
+    // In a pod binfmt_misc is not mounted, but the kernel (the node's) has QEMU's handlers: the
+    // arm64 RUN runs under emulation in container isolation, as it does on a machine.
+    let e = env();
+    let image = trowel_image();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        format!("FROM {}/busybox:multi\nARG TARGETARCH\nRUN echo \"$TARGETARCH $(uname -m)\" > /arch\n", e.registry),
+    )
+    .unwrap();
+    let repo = format!("{}/{}", e.registry, unique_repo("pod-multi"));
+    let dest = format!("{repo}:1");
+    let args: Vec<String> = [
+        "/trowel/trowel",
+        "build",
+        "--context",
+        "/workspace",
+        "--destination",
+        &dest,
+        "--platform",
+        "linux/amd64,linux/arm64",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    let index = skopeo_manifest(&dest);
+    for (arch, says) in [("amd64", "amd64 x86_64"), ("arm64", "arm64 aarch64")] {
+        let digest = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let u = pull_and_unpack(&format!("{repo}@{digest}"));
+        assert_eq!(Tree::content(&u.rootfs(), "/arch").trim(), says);
+    }
+}

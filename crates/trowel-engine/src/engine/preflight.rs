@@ -44,7 +44,7 @@ pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, Buil
     let plan = dockerfile::plan_platforms(&df, opts.target.as_deref(), &opts.build_args, &platforms)?;
     check(&df, &plan, opts)?;
     check_git(&df, &plan, opts)?;
-    check_emulation(&df, &plan)?;
+    check_emulation(&df, &plan, &opts.work_dir)?;
     Ok(Planned { df, plan })
 }
 
@@ -162,7 +162,7 @@ pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Re
 /// Every stage with a RUN must be able to run it: natively, or through a QEMU handler of the
 /// kernel's binfmt_misc (see `sandbox/emulation.rs`). Asked once per platform, before anything
 /// is pulled; the first RUN of a platform that cannot run is the one named.
-pub(crate) fn check_emulation(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
+pub(crate) fn check_emulation(df: &Dockerfile, plan: &Plan, work_dir: &std::path::Path) -> Result<(), BuildError> {
     let mut checked: Vec<Platform> = Vec::new();
     for &idx in &plan.order {
         let Some(run) = df.stages[plan.stages[idx].dockerfile_stage]
@@ -176,7 +176,11 @@ pub(crate) fn check_emulation(df: &Dockerfile, plan: &Plan) -> Result<(), BuildE
         if checked.contains(&platform) {
             continue;
         }
-        crate::sandbox::emulation::execution(&platform).map_err(|e| refuse(run, format!("cannot run for {e}")))?;
+        // Where binfmt_misc is not visible (a pod), a test program of the platform decides;
+        // it is written in the build's work dir (made now if need be, as the build would).
+        let _ = std::fs::create_dir_all(work_dir);
+        crate::sandbox::emulation::execution_probing_in(&platform, work_dir)
+            .map_err(|e| refuse(run, format!("cannot run for {e}")))?;
         checked.push(platform);
     }
     Ok(())

@@ -245,6 +245,14 @@ pub fn execution(platform: &Platform) -> Result<Execution, EmulationError> {
     execution_in(platform, &Machine::current(), Path::new(BINFMT_MISC))
 }
 
+/// [`execution`] with the test program (where binfmt_misc is not visible) written in
+/// `probe_dir`: a build's own work dir, which exists and is trowel's in a pod whose image has
+/// no `/tmp`.
+pub fn execution_probing_in(platform: &Platform, probe_dir: &Path) -> Result<Execution, EmulationError> {
+    let machine = Machine { probe_dir: Some(probe_dir.to_path_buf()), ..Machine::current() };
+    execution_in(platform, &machine, Path::new(BINFMT_MISC))
+}
+
 /// [`execution`] for a given machine and binfmt_misc directory (tests use crafted ones).
 pub fn execution_in(platform: &Platform, machine: &Machine, dir: &Path) -> Result<Execution, EmulationError> {
     let name = platform.to_string();
