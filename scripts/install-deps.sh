@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # Installs the Debian packages trowel's tests, demo and benchmarks use (idempotent).
 set -euo pipefail
-pkgs=(docker-registry skopeo umoci crun busybox-static apache2-utils openssl curl file xz-utils zstd tmux python3 python3-jwt python3-cryptography patchelf ca-certificates binutils debootstrap openssh-server openssh-client git)
+pkgs=(docker-registry skopeo umoci crun busybox-static apache2-utils openssl curl file xz-utils zstd tmux python3 python3-jwt python3-cryptography patchelf ca-certificates binutils debootstrap openssh-server openssh-client git qemu-user-static binfmt-support)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo=sudo
-  echo "installing: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+# The arm64 architecture, so the test base image can fetch Debian's busybox-static:arm64
+# (scripts/make-base-image.sh); its package lists come with the next update.
+update=
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "adding the arm64 architecture" >&2
+  $sudo dpkg --add-architecture arm64
+  update=1
+fi
+if [ ${#missing[@]} -gt 0 ] || [ -n "$update" ]; then
   $sudo apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Debian package starts nothing under systemd-less machines, but make sure no stray

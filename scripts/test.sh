@@ -10,6 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "trowel's tests run RUN steps in namespaces, mount and chown files: run them as root" >&2
   exit 1
 fi
+# Foreign-platform RUN steps go through the kernel's binfmt_misc and QEMU (tests of emulation
+# and of multi-platform builds); those tests fail with trowel's own message when this could not.
+scripts/enable-emulation.sh || echo "warning: QEMU emulation is not available (see above)" >&2
 envdir=$(mktemp -d /tmp/trowel-testenv.XXXXXX)
 # The Debian bases some tests build on are made once per machine (minutes on a fresh one): that
 # starts now, beside the compile; a test that needs one before it is ready waits for it (each

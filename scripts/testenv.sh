@@ -7,7 +7,9 @@
 #   scripts/testenv.sh down DIR             stop what `up` started
 #
 # Registries (Debian's docker-registry, the reference Distribution registry):
-#   TROWEL_TEST_REGISTRY       plain HTTP, anonymous; has busybox:{1.35,latest} (OCI) and busybox:docker (schema2)
+#   TROWEL_TEST_REGISTRY       plain HTTP, anonymous; has busybox:{1.35,latest} (OCI), busybox:docker
+#                              (schema2), busybox:arm64 (a real arm64 image) and busybox:multi (an
+#                              index of both)
 #   TROWEL_TEST_AUTH_REGISTRY  plain HTTP, htpasswd basic auth (TROWEL_TEST_AUTH_USER / _PASSWORD)
 #   TROWEL_TEST_TLS_REGISTRY   HTTPS with a self-signed CA (TROWEL_TEST_CA), addressed by the name
 #                              registry.trowel.test (added to /etc/hosts) so it is not loopback-insecure

@@ -74,7 +74,7 @@ pub struct UiArgs {
 
 /// `trowel debug`: every `trowel build` flag, plus the debugger's. Breakpoints are the
 /// build's `--break` (repeatable): a line number, stage:NAME, failure, cache-miss, size:SIZE
-/// or path:GLOB.
+/// or path:GLOB, each limited to one target platform as PLATFORM@BREAKPOINT (linux/arm64@12).
 #[derive(Debug, Clone, Args)]
 pub struct DebugArgs {
     #[command(flatten)]
@@ -280,7 +280,8 @@ pub struct BuildArgs {
     #[arg(long, default_value = "32GiB", value_parser = parse_size_arg)]
     pub max_layer_size: u64,
     /// Pause at this breakpoint and ask on the terminal: a line number, stage:NAME, failure,
-    /// cache-miss, size:SIZE or path:GLOB (repeatable).
+    /// cache-miss, size:SIZE or path:GLOB (repeatable); PLATFORM@BREAKPOINT (linux/arm64@12)
+    /// only on that target platform.
     #[arg(long = "break", value_name = "BREAKPOINT")]
     pub breakpoints: Vec<String>,
     /// Pause when a step fails.
@@ -428,9 +429,13 @@ pub struct WarmArgs {
     /// Age (Go duration, e.g. 336h, 1h30m) after which a cached tag is resolved again.
     #[arg(long, default_value = "336h", value_parser = parse_go_duration)]
     pub cache_ttl: std::time::Duration,
-    /// Platform `os/arch[/variant]` to cache (default: the host's).
-    #[arg(long, alias = "customPlatform", alias = "platform")]
+    /// One platform `os/arch[/variant]` to cache (kaniko's name; default: the host's).
+    #[arg(long, alias = "customPlatform")]
     pub custom_platform: Option<String>,
+    /// Platforms to cache, comma-separated or repeated (`linux/amd64,linux/arm64`, as for a
+    /// multi-platform build): every image is cached once for each.
+    #[arg(long = "platform", value_name = "PLATFORMS", value_delimiter = ',')]
+    pub platforms: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -443,9 +448,20 @@ impl WarmArgs {
         self.registry.options()
     }
 
-    /// `--custom-platform`, parsed.
-    pub fn platform(&self) -> Result<Option<Platform>, CliError> {
-        self.custom_platform.as_deref().map(|p| Platform::parse(p).map_err(CliError)).transpose()
+    /// `--platform` and `--custom-platform`, parsed and checked, in order, duplicates removed;
+    /// empty when neither is given (the host's platform then).
+    pub fn platforms(&self) -> Result<Vec<Platform>, CliError> {
+        let mut out: Vec<Platform> = Vec::new();
+        let given = self.platforms.iter().map(|p| ("--platform", p));
+        for (flag, p) in given.chain(self.custom_platform.iter().map(|p| ("--custom-platform", p))) {
+            let parsed = Platform::parse(p.trim()).map_err(|e| CliError(format!("{flag}: {e}")))?;
+            trowel_engine::sandbox::emulation::check_architecture(&parsed)
+                .map_err(|e| CliError(format!("{flag}: invalid platform {p:?}: {e}")))?;
+            if !out.iter().any(|o| o.matches(&parsed) && parsed.matches(o)) {
+                out.push(parsed);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -662,6 +678,25 @@ impl BuildArgs {
     }
 }
 
+/// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
+fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platform>, CliError> {
+    if custom.is_some() && !listed.is_empty() {
+        return Err(CliError(
+            "--custom-platform and --platform both given: name every platform with --platform".into(),
+        ));
+    }
+    let mut out: Vec<Platform> = Vec::new();
+    for text in custom.into_iter().chain(listed.iter().map(String::as_str)) {
+        let text = text.trim();
+        let p = trowel_engine::image::platform::parse_requested(text).map_err(CliError)?;
+        if let Some(same) = out.iter().find(|q| q.matches(&p) && p.matches(q)) {
+            return Err(CliError(format!("--platform {text:?} is the same platform as {same} given before")));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     crate::debugger::parse_size(s)
 }
@@ -673,6 +708,28 @@ mod tests {
     fn parse(args: &[&str]) -> Cli {
         let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         Cli::try_parse_from(normalize_args(v)).unwrap()
+    }
+
+    #[test]
+    fn platforms_are_listed_or_repeated_and_never_twice() {
+        let names = |args: &[&str]| {
+            let mut all = vec!["trowel", "build", "--no-push", "--context", "/ws"];
+            all.extend(args);
+            match parse(&all).command {
+                Command::Build(b) => target_platforms(b.custom_platform.as_deref(), &b.platforms)
+                    .map(|ps| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+                _ => panic!("not a build"),
+            }
+        };
+        assert_eq!(names(&["--platform", "linux/amd64,linux/arm64"]).unwrap(), ["linux/amd64", "linux/arm64"]);
+        assert_eq!(
+            names(&["--platform", "linux/amd64", "--platform", "arm64"]).unwrap(),
+            ["linux/amd64", "linux/arm64"]
+        );
+        assert_eq!(names(&["--custom-platform", "linux/arm/v7"]).unwrap(), ["linux/arm/v7"]);
+        assert!(names(&["--platform", "linux/amd64,linux/x86_64"]).unwrap_err().0.contains("same platform"));
+        assert!(names(&["--custom-platform", "linux/arm64", "--platform", "linux/amd64"]).is_err());
+        assert!(names(&["--platform", "linux/amd46"]).unwrap_err().0.contains("did you mean amd64"));
     }
 
     #[test]
@@ -769,7 +826,7 @@ mod tests {
         assert_eq!(w.cache_dir, Path::new("/tmp/c"));
         assert!(w.force);
         assert_eq!(w.cache_ttl, std::time::Duration::from_secs(5400));
-        assert_eq!(w.platform().unwrap(), Some(Platform::parse("linux/arm64").unwrap()));
+        assert_eq!(w.platforms().unwrap(), [Platform::parse("linux/arm64").unwrap()]);
         let r = w.registry_options().unwrap();
         assert!(r.insecure_pull && !r.insecure);
         assert_eq!(r.registry_certificates, vec![("reg.example".to_string(), PathBuf::from("/ca.pem"))]);
@@ -802,6 +859,32 @@ mod tests {
     }
 
     #[test]
+    fn warm_platforms_are_repeatable_comma_separated_and_checked() {
+        let platforms = |args: &[&str]| {
+            let cli = parse(&[&["trowel", "warm", "-i", "x"], args].concat());
+            let Command::Warm(w) = cli.command else { panic!("not warm") };
+            w.platforms().map(|v| v.iter().map(|p| p.to_string()).collect::<Vec<_>>()).map_err(|e| e.0)
+        };
+        assert_eq!(platforms(&[]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            platforms(&["--platform", "linux/amd64,linux/arm64", "--platform=linux/riscv64"]).unwrap(),
+            ["linux/amd64", "linux/arm64", "linux/riscv64"]
+        );
+        // arm64 and arm64/v8 are one platform; --custom-platform adds one.
+        assert_eq!(
+            platforms(&["--platform", "linux/arm64,linux/arm64/v8", "--custom-platform", "linux/arm/v7"]).unwrap(),
+            ["linux/arm64", "linux/arm/v7"]
+        );
+        let e = platforms(&["--platform", "linux/amd64,linux/x86_64"]).unwrap_err();
+        assert!(
+            e.starts_with("--platform: invalid platform \"linux/x86_64\"") && e.contains("did you mean amd64?"),
+            "{e}"
+        );
+        let e = platforms(&["--customPlatform", "linux"]).unwrap_err();
+        assert!(e.starts_with("--custom-platform: invalid platform \"linux\""), "{e}");
+    }
+
+    #[test]
     fn invoked_as_warmer_is_warm() {
         let cli = parse(&["/kaniko/warmer", "--image", "x", "--cache-dir=/c"]);
         let Command::Warm(w) = cli.command else { panic!("not warm") };
@@ -809,23 +892,4 @@ mod tests {
         let cli = parse(&["/usr/bin/warmer", "warm", "-i", "y"]);
         assert!(matches!(cli.command, Command::Warm(_)));
     }
-}
-
-/// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
-fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platform>, CliError> {
-    if custom.is_some() && !listed.is_empty() {
-        return Err(CliError(
-            "--custom-platform and --platform both given: name every platform with --platform".into(),
-        ));
-    }
-    let mut out: Vec<Platform> = Vec::new();
-    for text in custom.into_iter().chain(listed.iter().map(String::as_str)) {
-        let text = text.trim();
-        let p = trowel_engine::image::platform::parse_requested(text).map_err(CliError)?;
-        if let Some(same) = out.iter().find(|q| q.matches(&p) && p.matches(q)) {
-            return Err(CliError(format!("--platform {text:?} is the same platform as {same} given before")));
-        }
-        out.push(p);
-    }
-    Ok(out)
 }

@@ -1,7 +1,8 @@
 //! The debugger's controller: breakpoints and stepping on top of the engine's checkpoints.
 //!
 //! [`Debugger`] decides *when* to pause (breakpoints by line, stage, failure, cache miss, layer
-//! size, changed-path glob; stepping; run to a line) and hands the pause to a [`Frontend`] —
+//! size, changed-path glob; stepping; run to a line; any of them only on one target platform of
+//! a build for several) and hands the pause to a [`Frontend`] —
 //! the TUI, a terminal prompt, or a test script — which decides *what* happens next.
 //! Breakpoints live behind a shared handle so a front end can change them while the build runs.
 
@@ -11,6 +12,7 @@ use globset::{Glob, GlobMatcher};
 
 use trowel_engine::engine::Planned;
 use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
+use trowel_engine::image::manifest::Platform;
 use trowel_events::{Change, Detail, PauseReason, PushReview, ResumeAction, When};
 
 /// A reason to pause.
@@ -29,6 +31,11 @@ pub enum Breakpoint {
     LayerLarger { bytes: u64, text: String },
     /// After a step that changed a path matching this glob (`/etc/**`, `**/*.so`).
     Path(PathGlob),
+    /// `PLATFORM@BREAKPOINT` (`linux/arm64@12`): the breakpoint, only at steps of stages built
+    /// for that target platform (a stage every target shares is one, so it fires there once).
+    /// The platform comes first so that nothing after the `@` is taken for it: a path glob may
+    /// hold an `@` (`path:**/@types/**`), a platform never holds a `:`.
+    OnPlatform { platform: String, inner: Box<Breakpoint> },
 }
 
 #[derive(Debug, Clone)]
@@ -49,8 +56,24 @@ impl PathGlob {
 
 impl Breakpoint {
     /// Parses the CLI forms: `42` (line), `stage:NAME`, `failure`, `cache-miss`,
-    /// `size:50MB`, `path:GLOB`.
+    /// `size:50MB`, `path:GLOB`, and any of them after `PLATFORM@` (`linux/arm64@42`).
     pub fn parse(s: &str) -> Result<Breakpoint, String> {
+        // Text before the first `@` holding no `:` can only be a platform qualifier: every
+        // unqualified form with an `@` in it (a path glob) has its `kind:` before it.
+        if let Some((p, rest)) = s.split_once('@')
+            && !p.contains(':')
+        {
+            let platform = Platform::parse(&p.to_ascii_lowercase())
+                .map_err(|e| format!("invalid breakpoint {s:?}: {e} before the @ (e.g. linux/arm64@12)"))?;
+            if rest.is_empty() {
+                return Err(format!("invalid breakpoint {s:?}: give a breakpoint after the @ (e.g. {platform}@12)"));
+            }
+            let inner = Breakpoint::parse(rest)?;
+            if matches!(inner, Breakpoint::OnPlatform { .. }) {
+                return Err(format!("invalid breakpoint {s:?}: name one platform"));
+            }
+            return Ok(Breakpoint::OnPlatform { platform: platform.to_string(), inner: Box::new(inner) });
+        }
         if let Ok(n) = s.parse::<usize>() {
             return Ok(Breakpoint::Line(n));
         }
@@ -71,18 +94,40 @@ impl Breakpoint {
             None if s == "failure" => Ok(Breakpoint::Failure),
             None if s == "cache-miss" => Ok(Breakpoint::CacheMiss),
             _ => Err(format!(
-                "invalid breakpoint {s:?}: expected a line number, stage:NAME, failure, cache-miss, size:SIZE or path:GLOB"
+                "invalid breakpoint {s:?}: expected a line number, stage:NAME, failure, cache-miss, size:SIZE or path:GLOB (any of them after PLATFORM@ for one platform)"
             )),
+        }
+    }
+
+    /// The breakpoint without its platform qualifier.
+    pub fn base(&self) -> &Breakpoint {
+        match self {
+            Breakpoint::OnPlatform { inner, .. } => inner,
+            other => other,
+        }
+    }
+
+    /// The target platform it is limited to, if any.
+    pub fn platform(&self) -> Option<&str> {
+        match self {
+            Breakpoint::OnPlatform { platform, .. } => Some(platform),
+            _ => None,
         }
     }
 
     /// Why this breakpoint stops at `at`, if it does.
     fn hit(&self, at: &Checkpoint) -> Option<String> {
+        if let Breakpoint::OnPlatform { platform, inner } = self {
+            // No targets: a build for one platform, which the check before the build (or the
+            // Breaks pane) found to be this one.
+            let serves = at.targets.is_empty() || at.targets.iter().any(|t| same_platform(platform, t));
+            return if serves { inner.hit(at).map(|why| format!("{why} on {platform}")) } else { None };
+        }
         match (self, at.when, &at.report) {
             (Breakpoint::Line(l), When::BeforeStep, _) if *l == at.line => Some(format!("breakpoint at line {l}")),
             (Breakpoint::Stage(name), When::BeforeStep, _) if at.id.step == 0 => {
-                let matches =
-                    at.stage_name.as_deref() == Some(name.as_str()) || name.parse::<usize>().ok() == Some(at.id.stage);
+                let matches = at.stage_name.as_deref() == Some(name.as_str())
+                    || name.parse::<usize>().ok() == Some(at.dockerfile_stage.unwrap_or(at.id.stage));
                 matches.then(|| format!("stage {name} starts"))
             }
             (Breakpoint::Failure, When::AfterStep, Some(r)) => r.error.as_ref().map(|e| format!("step failed: {e}")),
@@ -108,6 +153,7 @@ impl Breakpoint {
             Breakpoint::CacheMiss => "cache-miss".into(),
             Breakpoint::LayerLarger { text, .. } => format!("size:{text}"),
             Breakpoint::Path(g) => format!("path:{}", g.pattern),
+            Breakpoint::OnPlatform { platform, inner } => format!("{platform}@{}", inner.spec()),
         }
     }
 
@@ -120,72 +166,104 @@ impl Breakpoint {
             Breakpoint::CacheMiss => "on cache miss".into(),
             Breakpoint::LayerLarger { text, .. } => format!("layer > {text}"),
             Breakpoint::Path(g) => format!("path {}", g.pattern),
+            Breakpoint::OnPlatform { platform, inner } => format!("{} on {platform}", inner.describe()),
         }
     }
 }
 
-/// Refuses breakpoints that can never fire in this build of `planned`, before it starts: a line
+/// Whether two `os/arch[/variant]` name the same platform as an index entry would match it
+/// (`linux/arm64` is `linux/arm64/v8`; a platform without a variant matches any variant).
+pub fn same_platform(a: &str, b: &str) -> bool {
+    match (Platform::parse(a), Platform::parse(b)) {
+        (Ok(a), Ok(b)) => a.matches(&b) || b.matches(&a),
+        _ => a == b,
+    }
+}
+
+/// Refuses breakpoints that can never fire in this build of `planned` for the target
+/// `platforms` (every one the build is for, one for most builds), before it starts: a line
 /// past the end or holding no instruction, a line or stage the target does not build, a stage
-/// that does not exist. A line inside a multi-line instruction becomes the instruction's first
-/// line (where the build pauses).
-pub fn check_breakpoints(bps: &mut [Breakpoint], planned: &Planned) -> Result<(), String> {
+/// that does not exist, a platform the build is not for. A line inside a multi-line instruction
+/// becomes the instruction's first line (where the build pauses).
+pub fn check_breakpoints(bps: &mut [Breakpoint], planned: &Planned, platforms: &[String]) -> Result<(), String> {
+    for b in bps.iter_mut() {
+        let spec = b.spec();
+        match b {
+            Breakpoint::OnPlatform { platform, inner } => {
+                if !platforms.iter().any(|p| same_platform(platform, p)) {
+                    return Err(format!(
+                        "--break {spec}: {platform} is not a platform of this build (it builds {})",
+                        platforms.join(", ")
+                    ));
+                }
+                // The inner breakpoint's reason, under the breakpoint as written.
+                check_one(inner, planned).map_err(|e| match e.split_once(": ") {
+                    Some((_, why)) => format!("--break {spec}: {why}"),
+                    None => e,
+                })?;
+            }
+            other => check_one(other, planned)?,
+        }
+    }
+    Ok(())
+}
+
+/// [`check_breakpoints`] for one breakpoint without a platform.
+fn check_one(b: &mut Breakpoint, planned: &Planned) -> Result<(), String> {
     let df = &planned.df;
     let file = df.path.display();
     let target =
         planned.plan.stages[planned.plan.target].name.clone().unwrap_or_else(|| planned.plan.target.to_string());
     let stage_name =
         |i: usize| df.stages[i].name.clone().map(|n| format!("stage {n}")).unwrap_or_else(|| format!("stage {i}"));
-    for b in bps.iter_mut() {
-        match b {
-            Breakpoint::Line(l) => {
-                let lines = df.text.lines().count();
-                if *l == 0 || *l > lines {
-                    return Err(format!("--break {l}: {file} has {lines} lines"));
-                }
-                let Some(ins) = df.instruction_at_line(*l) else {
-                    return Err(format!(
-                        "--break {l}: line {l} of {file} holds no instruction (a blank line or a comment)"
-                    ));
-                };
-                let Some(stage) = df
-                    .stages
-                    .iter()
-                    .find(|s| std::iter::once(&s.from).chain(s.instructions.iter()).any(|i| i.line == ins.line))
-                else {
-                    return Err(format!(
-                        "--break {l}: line {l} of {file} is an ARG before the first FROM, not a build step"
-                    ));
-                };
-                if !planned.plan.stages[stage.index].needed {
-                    return Err(format!(
-                        "--break {l}: line {l} is in {}, which is not built (the target is {target})",
-                        stage_name(stage.index)
-                    ));
-                }
-                *l = ins.line;
+    // Whether Dockerfile stage `i` is built, for some target platform.
+    let built = |i: usize| planned.plan.stages.iter().any(|s| s.dockerfile_stage == i && s.needed);
+    match b {
+        Breakpoint::Line(l) => {
+            let lines = df.text.lines().count();
+            if *l == 0 || *l > lines {
+                return Err(format!("--break {l}: {file} has {lines} lines"));
             }
-            Breakpoint::Stage(name) => {
-                let index = df
-                    .stage_by_name(name)
-                    .map(|s| s.index)
-                    .or_else(|| name.parse::<usize>().ok().filter(|i| *i < df.stages.len()));
-                let Some(i) = index else {
-                    let names: Vec<String> =
-                        df.stages.iter().map(|s| s.name.clone().unwrap_or_else(|| s.index.to_string())).collect();
-                    return Err(format!(
-                        "--break stage:{name}: {file} has no stage {name} (its stages: {})",
-                        names.join(", ")
-                    ));
-                };
-                if !planned.plan.stages[i].needed {
-                    return Err(format!(
-                        "--break stage:{name}: {} is not built (the target is {target})",
-                        stage_name(i)
-                    ));
-                }
+            let Some(ins) = df.instruction_at_line(*l) else {
+                return Err(format!(
+                    "--break {l}: line {l} of {file} holds no instruction (a blank line or a comment)"
+                ));
+            };
+            let Some(stage) = df
+                .stages
+                .iter()
+                .find(|s| std::iter::once(&s.from).chain(s.instructions.iter()).any(|i| i.line == ins.line))
+            else {
+                return Err(format!(
+                    "--break {l}: line {l} of {file} is an ARG before the first FROM, not a build step"
+                ));
+            };
+            if !built(stage.index) {
+                return Err(format!(
+                    "--break {l}: line {l} is in {}, which is not built (the target is {target})",
+                    stage_name(stage.index)
+                ));
             }
-            _ => {}
+            *l = ins.line;
         }
+        Breakpoint::Stage(name) => {
+            let index = df
+                .stage_by_name(name)
+                .map(|s| s.index)
+                .or_else(|| name.parse::<usize>().ok().filter(|i| *i < df.stages.len()));
+            let Some(i) = index else {
+                let names: Vec<String> =
+                    df.stages.iter().map(|s| s.name.clone().unwrap_or_else(|| s.index.to_string())).collect();
+                return Err(format!(
+                    "--break stage:{name}: {file} has no stage {name} (its stages: {})",
+                    names.join(", ")
+                ));
+            };
+            if !built(i) {
+                return Err(format!("--break stage:{name}: {} is not built (the target is {target})", stage_name(i)));
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -367,5 +445,78 @@ mod tests {
         let Ok(Breakpoint::Path(g)) = Breakpoint::parse("path:/etc/**") else { panic!() };
         assert!(g.matches("/etc/ssl/certs/x.pem") && !g.matches("/usr/etc"));
         assert!(Breakpoint::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn a_platform_qualifies_any_breakpoint_and_never_clashes_with_a_glob() {
+        let Ok(b @ Breakpoint::OnPlatform { .. }) = Breakpoint::parse("Linux/ARM64@12") else { panic!() };
+        assert!(matches!(b.base(), Breakpoint::Line(12)));
+        assert_eq!((b.spec(), b.describe()), ("linux/arm64@12".to_string(), "line 12 on linux/arm64".to_string()));
+        assert_eq!(b.platform(), Some("linux/arm64"));
+        let Ok(b) = Breakpoint::parse("linux/arm/v7@path:/usr/lib/@types/**") else { panic!() };
+        let Breakpoint::Path(g) = b.base() else { panic!("{b:?}") };
+        assert_eq!((g.pattern.as_str(), b.platform()), ("/usr/lib/@types/**", Some("linux/arm/v7")));
+        // An unqualified glob with an `@`: its `path:` comes first, so no platform is read.
+        let Ok(Breakpoint::Path(g)) = Breakpoint::parse("path:/node_modules/@types/node") else { panic!() };
+        assert_eq!(g.pattern, "/node_modules/@types/node");
+        assert!(matches!(
+            Breakpoint::parse("linux/amd64@stage:Build").unwrap().base(),
+            Breakpoint::Stage(s) if s == "build"
+        ));
+        assert!(Breakpoint::parse("linux@12").unwrap_err().contains("os/arch"), "a mistyped platform");
+        assert!(Breakpoint::parse("linux/arm64@").unwrap_err().contains("after the @"));
+        assert!(Breakpoint::parse("linux/arm64@linux/amd64@12").unwrap_err().contains("one platform"));
+        assert!(Breakpoint::parse("linux/arm64@nonsense").is_err());
+    }
+
+    fn checkpoint(targets: &[&str], when: When) -> Checkpoint {
+        Checkpoint {
+            when,
+            id: trowel_events::StepId { stage: 2, step: 3 },
+            line: 7,
+            stage_name: None,
+            keyword: "RUN".into(),
+            source: "RUN make".into(),
+            expanded: "RUN make".into(),
+            attempt: 1,
+            report: None,
+            root_dir: None,
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            dockerfile_stage: None,
+        }
+    }
+
+    #[test]
+    fn a_stage_breakpoint_by_number_names_the_dockerfile_stage_in_a_build_for_several_platforms() {
+        // The arm64 copy of Dockerfile stage 1 is the plan's stage 2.
+        let mut at = checkpoint(&["linux/arm64"], When::BeforeStep);
+        at.id = trowel_events::StepId { stage: 2, step: 0 };
+        at.dockerfile_stage = Some(1);
+        assert_eq!(Breakpoint::Stage("1".into()).hit(&at).as_deref(), Some("stage 1 starts"));
+        assert_eq!(Breakpoint::Stage("2".into()).hit(&at), None);
+        at.dockerfile_stage = None;
+        assert_eq!(Breakpoint::Stage("2".into()).hit(&at).as_deref(), Some("stage 2 starts"));
+    }
+
+    #[test]
+    fn a_qualified_breakpoint_fires_only_where_the_stage_serves_its_platform() {
+        let on_arm = Breakpoint::parse("linux/arm64@7").unwrap();
+        let anywhere = Breakpoint::parse("7").unwrap();
+        let arm = checkpoint(&["linux/arm64"], When::BeforeStep);
+        let amd = checkpoint(&["linux/amd64"], When::BeforeStep);
+        let shared = checkpoint(&["linux/amd64", "linux/arm64/v8"], When::BeforeStep);
+        assert_eq!(on_arm.hit(&arm).as_deref(), Some("breakpoint at line 7 on linux/arm64"));
+        assert_eq!(on_arm.hit(&amd), None);
+        assert!(on_arm.hit(&shared).is_some(), "a stage both targets share serves arm64 too (v8 is arm64's)");
+        assert!(anywhere.hit(&arm).is_some() && anywhere.hit(&amd).is_some());
+        // A build for one platform has no targets: the check before it found the platform its.
+        assert!(on_arm.hit(&checkpoint(&[], When::BeforeStep)).is_some());
+        assert_eq!(on_arm.hit(&checkpoint(&["linux/arm64"], When::AfterStep)), None, "still a line breakpoint");
+        assert!(
+            Breakpoint::parse("linux/arm/v6@7")
+                .unwrap()
+                .hit(&checkpoint(&["linux/arm/v7"], When::BeforeStep))
+                .is_none()
+        );
     }
 }

@@ -146,12 +146,61 @@ impl EventSink for LogPrinter {
 }
 
 /// The log lines an event makes, at their levels, given the build so far (`state`, which the
-/// event has been applied to).
+/// event has been applied to). In a build for several platforms, whose stages run at the same
+/// time, a stage's and its steps' lines say which platform they are for (`[linux/arm64]`, or
+/// `[linux/amd64, shared]` for a stage every target shares).
 pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
+    let mut out = event_lines(state, event);
+    if let Some(tag) = platform_tag(state, event) {
+        for (_, line) in &mut out {
+            *line = format!("[{tag}] {line}");
+        }
+    }
+    out
+}
+
+/// Which platform a stage's (or its step's) event is for, in a build for several.
+fn platform_tag(state: &BuildState, event: &Event) -> Option<String> {
+    if state.platforms.len() < 2 {
+        return None;
+    }
+    let stage = match event {
+        Event::StageStarted { stage, .. }
+        | Event::BaseResolved { stage, .. }
+        | Event::BaseUnpacked { stage, .. }
+        | Event::BaseLayerListed { stage, .. }
+        | Event::StageFinished { stage, .. } => *stage,
+        Event::StepStarted { id, .. }
+        | Event::StepFinished { id, .. }
+        | Event::Snapshot { id, .. }
+        | Event::FileContents { id, .. }
+        | Event::LayerWritten { id, .. }
+        | Event::CacheLookup { id, .. }
+        | Event::CacheStored { id, .. }
+        | Event::ShellStarted { id, .. }
+        | Event::ShellFinished { id, .. }
+        | Event::ShellResolved { id, .. }
+        | Event::Paused { id, .. }
+        | Event::Resumed { id, .. } => id.stage,
+        _ => return None,
+    };
+    let s = state.stage(stage)?;
+    let on = s.platform.as_deref()?;
+    Some(if s.targets.len() > 1 {
+        format!("{on}, shared")
+    } else {
+        s.targets.first().map_or(on, String::as_str).to_string()
+    })
+}
+
+fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
     let mut out = Vec::new();
     let mut say = |level: Level, msg: &str| out.push((level, msg.to_string()));
     match event {
-        Event::BuildStarted { dockerfile_path, context, destinations, platform, isolation, stages, .. } => {
+        Event::BuildStarted {
+            dockerfile_path, context, destinations, platform, platforms, isolation, stages, ..
+        } => {
+            let platform = if platforms.is_empty() { platform.clone() } else { platforms.join(", ") };
             say(Level::Info, &format!("Building {dockerfile_path} (context {context}) for {platform}"));
             say(Level::Info, &format!("RUN isolation: {isolation}"));
             let needed = stages.iter().filter(|s| s.needed).count();
@@ -171,6 +220,8 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         }
         Event::StageStarted { stage, name, base } => {
             let n = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+            // Its number in the Dockerfile (a build for several platforms numbers instances).
+            let stage = state.stage(*stage).map_or(*stage, |s| s.number());
             say(Level::Info, &format!("Stage {stage}{n}: FROM {base}"));
         }
         Event::BaseResolved { source, layers, .. } => match source {
@@ -265,6 +316,7 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             say(Level::Info, &format!("Cache: {hits} hit(s), {misses} miss(es), {} reused", bytes(*bytes_reused)))
         }
         Event::StageFinished { stage, duration_ms, .. } => {
+            let stage = state.stage(*stage).map_or(*stage, |s| s.number());
             say(Level::Debug, &format!("Stage {stage} finished in {duration_ms} ms"))
         }
         Event::ImageAssembled { manifest_digest, layers, size, platform, .. } => {
@@ -276,7 +328,16 @@ pub fn lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             say(Level::Info, &format!("Image index {digest}: {}", platforms.join(", ")))
         }
         Event::PushReview { review } => {
-            say(Level::Info, &format!("Push review: {} to {}", review.manifest_digest, review.destinations.join(", ")));
+            let what = if review.platforms.is_empty() {
+                String::new()
+            } else {
+                let platforms: Vec<&str> = review.platforms.iter().map(|p| p.platform.as_str()).collect();
+                format!(" (an index of {})", platforms.join(", "))
+            };
+            say(
+                Level::Info,
+                &format!("Push review: {}{what} to {}", review.manifest_digest, review.destinations.join(", ")),
+            );
         }
         Event::ShellStarted { argv, interactive, .. } => {
             let how = if *interactive { "interactive shell" } else { "command" };

@@ -61,7 +61,11 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     // not parse is left to the build, which reports it the usual way.)
     if !breakpoints.is_empty()
         && let Ok(planned) = engine::plan_dockerfile(&opts)
-        && let Err(e) = check_breakpoints(&mut breakpoints, &planned)
+        && let Err(e) = check_breakpoints(
+            &mut breakpoints,
+            &planned,
+            &opts.target_platforms().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        )
     {
         eprintln!("error: {e}");
         return 2;
@@ -169,7 +173,11 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
     // asked for; a breakpoint that can never fire is refused.
     match engine::plan_dockerfile(&opts) {
         Ok(planned) => {
-            if let Err(e) = check_breakpoints(&mut breakpoints, &planned) {
+            if let Err(e) = check_breakpoints(
+                &mut breakpoints,
+                &planned,
+                &opts.target_platforms().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ) {
                 eprintln!("error: {e}");
                 return 2;
             }

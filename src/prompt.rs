@@ -67,6 +67,31 @@ impl TerminalFrontend {
             None => eprintln!("{text}"),
         }
     }
+
+    /// An image's layers under review: per destination, how many it has already, and what each
+    /// will do (`indent` deeper for a platform of an index).
+    fn review_layers(&mut self, destinations: &[String], layers: &[trowel_events::ReviewLayer], indent: &str) {
+        for (i, d) in destinations.iter().enumerate() {
+            let have = layers.iter().filter(|l| l.present.get(i).copied().flatten() == Some(true)).count();
+            let mount = layers
+                .iter()
+                .filter(|l| l.present.get(i).copied().flatten() != Some(true))
+                .filter(|l| l.mount_from.get(i).is_some_and(Option::is_some))
+                .count();
+            let mount = if mount > 0 { format!(", {mount} to mount from another repository") } else { String::new() };
+            self.say(&format!("{indent}  → {d} (already has {have} of {} layers{mount})", layers.len()));
+        }
+        for l in layers {
+            let origin = match (l.step, l.shell) {
+                (Some(s), Some(when)) => {
+                    format!("debug shell {} step {s}", trowel_events::state::maker::side(when))
+                }
+                (Some(s), None) => format!("step {s}"),
+                (None, _) => "base".into(),
+            };
+            self.say(&format!("{indent}    {} {:>12} bytes  {origin}", l.digest.short(), l.size));
+        }
+    }
 }
 
 fn is_failure(at: &Checkpoint) -> bool {
@@ -126,7 +151,14 @@ impl Frontend for TerminalFrontend {
             When::BeforeStep => "before",
             When::AfterStep => "after",
         };
-        self.say(&format!("\n*** paused {when} line {}: {} ({})", at.line, at.expanded, pause.reasons.join("; ")));
+        // In a build for several platforms, which target(s) the step's stage is built for.
+        let targets = if at.targets.is_empty() { String::new() } else { format!(" for {}", at.targets.join(", ")) };
+        self.say(&format!(
+            "\n*** paused {when} line {}{targets}: {} ({})",
+            at.line,
+            at.expanded,
+            pause.reasons.join("; ")
+        ));
         if at.can_retry() {
             return self.after_failure(at).unwrap_or_else(|| Resume::Abort("the step failed".into()));
         }
@@ -182,23 +214,19 @@ impl Frontend for TerminalFrontend {
                 "--require-approval needs a terminal to ask on, and there is none: nothing was pushed".into(),
             );
         }
-        self.say(&format!("\nReady to push {} ({})", review.manifest_digest, review.media_type));
+        let index = !review.platforms.is_empty();
+        let what = if index { "the image index " } else { "" };
+        self.say(&format!("\nReady to push {what}{} ({})", review.manifest_digest, review.media_type));
         if let Some(c) = &review.config_digest {
             self.say(&format!("  config {c}"));
         }
-        for (i, d) in review.destinations.iter().enumerate() {
-            let have = review.layers.iter().filter(|l| l.present.get(i).copied().flatten() == Some(true)).count();
-            self.say(&format!("  → {d} (already has {have} of {} layers)", review.layers.len()));
+        if !index {
+            self.review_layers(&review.destinations, &review.layers, "");
         }
-        for l in &review.layers {
-            let origin = match (l.step, l.shell) {
-                (Some(s), Some(when)) => {
-                    format!("debug shell {} step {s}", trowel_events::state::maker::side(when))
-                }
-                (Some(s), None) => format!("step {s}"),
-                (None, _) => "base".into(),
-            };
-            self.say(&format!("    {} {:>12} bytes  {origin}", l.digest.short(), l.size));
+        for p in &review.platforms {
+            self.say(&format!("  {}: manifest {} ({})", p.platform, p.manifest_digest, p.media_type));
+            self.say(&format!("    config {}", p.config_digest));
+            self.review_layers(&review.destinations, &p.layers, "  ");
         }
         if !self.deviations.is_empty() {
             let lines: Vec<String> = self.deviations.values().cloned().collect();
@@ -215,5 +243,108 @@ impl Frontend for TerminalFrontend {
 
     fn gates_push(&self) -> bool {
         self.require_approval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trowel_events::{Digest, PlatformReview, ReviewLayer, StepId};
+
+    fn digest(c: char) -> Digest {
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
+    }
+
+    fn layer(c: char, step: Option<StepId>) -> ReviewLayer {
+        ReviewLayer {
+            digest: digest(c),
+            size: 100,
+            uncompressed_size: None,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            step,
+            shell: None,
+            present: vec![Some(false)],
+            mount_from: vec![step.is_none().then(|| "busybox".to_string())],
+        }
+    }
+
+    /// `--require-approval` on an index: the index, then each platform's manifest, config and
+    /// layers with what the destination will do with them; the answer read from the terminal.
+    #[test]
+    fn the_prompt_shows_an_index_and_each_platforms_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in"), "y\n").unwrap();
+        let out = dir.path().join("out");
+        let mut f = TerminalFrontend::new(false, true);
+        f.tty = Some((BufReader::new(File::open(dir.path().join("in")).unwrap()), File::create(&out).unwrap()));
+        let platform = |p: &str, m: char, c: char, l: char, stage: usize| PlatformReview {
+            platform: p.into(),
+            manifest_digest: digest(m),
+            config_digest: digest(c),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            layers: vec![layer('0', None), layer(l, Some(StepId { stage, step: 3 }))],
+        };
+        let review = PushReview {
+            manifest_digest: digest('9'),
+            config_digest: None,
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            destinations: vec!["127.0.0.1:5000/app:1".into()],
+            layers: Vec::new(),
+            platforms: vec![platform("linux/amd64", '7', '5', 'e', 1), platform("linux/arm64", '8', '6', 'f', 2)],
+        };
+        assert_eq!(f.review_push(&review), Decision::Continue);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let nine = "9".repeat(64);
+        assert!(
+            text.contains(&format!(
+                "Ready to push the image index sha256:{nine} (application/vnd.oci.image.index.v1+json)"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("  config sha256:9"), "an index has no config: {text}");
+        let amd = text.find(&format!("  linux/amd64: manifest sha256:{}", "7".repeat(64))).expect(&text);
+        let arm = text.find(&format!("  linux/arm64: manifest sha256:{}", "8".repeat(64))).expect(&text);
+        assert!(amd < arm, "{text}");
+        assert!(text.contains(&format!("    config sha256:{}", "6".repeat(64))), "{text}");
+        assert_eq!(
+            text.matches("    → 127.0.0.1:5000/app:1 (already has 0 of 2 layers, 1 to mount from another repository)")
+                .count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("step 2.3"), "{text}");
+    }
+
+    /// A pause in a build for several platforms says which target platform the step is for.
+    #[test]
+    fn a_pause_says_its_platform() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in"), "c\n").unwrap();
+        let out = dir.path().join("out");
+        let mut f = TerminalFrontend::new(false, false);
+        f.tty = Some((BufReader::new(File::open(dir.path().join("in")).unwrap()), File::create(&out).unwrap()));
+        let at = Checkpoint {
+            when: When::BeforeStep,
+            id: StepId { stage: 2, step: 3 },
+            line: 7,
+            stage_name: None,
+            keyword: "RUN".into(),
+            source: "RUN uname -m".into(),
+            expanded: "RUN uname -m".into(),
+            attempt: 1,
+            report: None,
+            root_dir: None,
+            targets: vec!["linux/arm64".into()],
+            dockerfile_stage: None,
+        };
+        let reasons = vec!["breakpoint at line 7 on linux/arm64".to_string()];
+        assert_eq!(f.paused(&Pause { at: &at, reasons }), Resume::Continue);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            text.contains(
+                "*** paused before line 7 for linux/arm64: RUN uname -m (breakpoint at line 7 on linux/arm64)"
+            ),
+            "{text}"
+        );
     }
 }

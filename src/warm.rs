@@ -6,6 +6,14 @@
 //! platform, and `COPY --from=<image>` sources are warmed too. Each image is warmed into a
 //! [`BaseImageCache`]; as in kaniko, the command fails only if every image failed, and each
 //! failure is printed.
+//!
+//! `--platform linux/amd64,linux/arm64` (repeatable; `--custom-platform` is kaniko's name for
+//! one) warms every image once for each platform, ahead of a multi-platform build: the
+//! Dockerfile is planned once per target platform (so `$TARGETARCH` in a FROM and
+//! `FROM --platform=$BUILDPLATFORM` resolve as in the build, the latter warmed once), and blobs
+//! the platforms share are stored once. An image counts as warmed only when every platform
+//! asked for it was: an index that lacks one is that image's failure, naming the platform and
+//! what the index offers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -51,8 +59,8 @@ pub struct WarmOptions {
     pub cache_dir: PathBuf,
     pub force: bool,
     pub ttl: Duration,
-    /// `--custom-platform`; the host's when unset.
-    pub platform: Option<Platform>,
+    /// `--platform` and `--custom-platform`; the host's when empty.
+    pub platforms: Vec<Platform>,
     pub registry: RegistryOptions,
 }
 
@@ -66,7 +74,7 @@ impl WarmOptions {
             cache_dir: a.cache_dir.clone(),
             force: a.force,
             ttl: a.cache_ttl,
-            platform: a.platform().map_err(usage)?,
+            platforms: a.platforms().map_err(usage)?,
             registry: a.registry_options().map_err(usage)?,
         })
     }
@@ -82,13 +90,24 @@ pub struct WarmTarget {
     pub platform: Result<Platform, String>,
 }
 
-/// The images to warm, in order, duplicates (same normalised reference and platform) removed.
+/// The platforms to warm for: those asked, or the host's.
+pub fn platforms(opts: &WarmOptions) -> Vec<Platform> {
+    if opts.platforms.is_empty() { vec![Platform::host()] } else { opts.platforms.clone() }
+}
+
+/// The images to warm, in order (each `--image` for every platform, then the Dockerfile's as
+/// planned for each platform), duplicates (same normalised reference and platform) removed.
 pub fn targets(opts: &WarmOptions) -> Result<Vec<WarmTarget>, WarmError> {
-    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let mut out: Vec<WarmTarget> =
-        opts.images.iter().map(|i| WarmTarget { image: i.clone(), platform: Ok(platform.clone()) }).collect();
+    let platforms = platforms(opts);
+    let mut out: Vec<WarmTarget> = opts
+        .images
+        .iter()
+        .flat_map(|i| platforms.iter().map(|p| WarmTarget { image: i.clone(), platform: Ok(p.clone()) }))
+        .collect();
     if let Some(path) = &opts.dockerfile {
-        out.extend(dockerfile_targets(path, &opts.build_args, &platform)?);
+        for platform in &platforms {
+            out.extend(dockerfile_targets(path, &opts.build_args, platform)?);
+        }
     }
     let mut seen = BTreeSet::new();
     out.retain(|t| {
@@ -130,7 +149,7 @@ pub fn dockerfile_targets(
     Ok(out)
 }
 
-/// The result of warming one image.
+/// The result of warming one image for one platform.
 #[derive(Debug)]
 pub struct ImageResult {
     pub target: WarmTarget,
@@ -220,10 +239,26 @@ fn describe(image: &str, outcome: &WarmOutcome) -> String {
     }
 }
 
-/// kaniko's rule: the warmer fails only if every image failed (and it had some to warm).
+/// The images (as written) that failed for at least one of their platforms, in order.
+pub fn failed_images(results: &[ImageResult]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for r in results.iter().filter(|r| r.outcome.is_err()) {
+        if !out.contains(&r.target.image.as_str()) {
+            out.push(&r.target.image);
+        }
+    }
+    out
+}
+
+/// The distinct images (as written) among the results.
+fn images(results: &[ImageResult]) -> usize {
+    results.iter().map(|r| r.target.image.as_str()).collect::<BTreeSet<_>>().len()
+}
+
+/// kaniko's rule: the warmer fails only if every image failed (and it had some to warm); an
+/// image warmed for some of its platforms but not all failed (the build for the others would).
 pub fn exit_code(results: &[ImageResult]) -> i32 {
-    let failed = results.iter().filter(|r| r.outcome.is_err()).count();
-    if !results.is_empty() && failed == results.len() { 1 } else { 0 }
+    if !results.is_empty() && failed_images(results).len() == images(results) { 1 } else { 0 }
 }
 
 /// The `trowel warm` command: returns the process exit code.
@@ -243,10 +278,10 @@ pub fn main(args: &WarmArgs) -> i32 {
             return 1;
         }
     };
-    let failed = results.iter().filter(|r| r.outcome.is_err()).count();
+    let failed = failed_images(&results).len();
     match exit_code(&results) {
         0 if failed > 0 => {
-            printer.print(Level::Warn, &format!("{failed} of {} images could not be warmed", results.len()));
+            printer.print(Level::Warn, &format!("{failed} of {} images could not be warmed", images(&results)));
             0
         }
         0 => 0,
@@ -332,7 +367,7 @@ mod tests {
             cache_dir: PathBuf::from("/nonexistent"),
             force: false,
             ttl: Duration::from_secs(1),
-            platform: Some(amd),
+            platforms: vec![amd],
             registry: RegistryOptions::default(),
         };
         assert_eq!(
@@ -341,6 +376,36 @@ mod tests {
                 ("reg.example:5000/busybox:1.36".into(), "linux/amd64".into()),
                 ("reg.example:5000/tools:2".into(), "linux/amd64".into()),
                 ("reg.example:5000/arm-only:1".into(), "linux/arm64".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn several_platforms_plan_the_dockerfile_once_each_and_share_build_platform_stages() {
+        let (_d, path) = write_dockerfile(
+            "ARG TARGETARCH\n\
+             FROM --platform=$BUILDPLATFORM reg.example/golang:1 AS build\n\
+             FROM reg.example/base-${TARGETARCH}:1\nCOPY --from=build /out /out\n",
+        );
+        let opts = WarmOptions {
+            images: vec!["reg.example/extra:1".into()],
+            dockerfile: Some(path),
+            build_args: BTreeMap::new(),
+            cache_dir: PathBuf::from("/nonexistent"),
+            force: false,
+            ttl: Duration::from_secs(1),
+            platforms: vec![Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()],
+            registry: RegistryOptions::default(),
+        };
+        let host = Platform::host().to_string();
+        assert_eq!(
+            images(&targets(&opts).unwrap()),
+            [
+                ("reg.example/extra:1".into(), "linux/amd64".into()),
+                ("reg.example/extra:1".into(), "linux/arm64".into()),
+                ("reg.example/golang:1".into(), host),
+                ("reg.example/base-amd64:1".into(), "linux/amd64".into()),
+                ("reg.example/base-arm64:1".into(), "linux/arm64".into()),
             ]
         );
     }
@@ -362,7 +427,7 @@ mod tests {
             cache_dir: PathBuf::from("/nonexistent"),
             force: false,
             ttl: Duration::from_secs(1),
-            platform: None,
+            platforms: vec![],
             registry: RegistryOptions::default(),
         };
         assert!(matches!(warm(&opts, &mut |_, _| {}), Err(WarmError::Usage(_))));

@@ -570,6 +570,17 @@ fn impossible_breakpoints_and_bad_dockerfiles_are_refused_before_the_build() {
         assert!(e.contains("give a glob"), "{e}");
         let e = refused(&[cmd, "--break", "2", "--target", "base", "--break", "5"]);
         assert!(e.contains("line 5 is in stage final, which is not built (the target is base)"), "{e}");
+        // Issue 16: a platform the build is not for, a mistyped one, and a qualified
+        // breakpoint that could not fire on any platform.
+        let e = refused(&[cmd, "--custom-platform", "linux/amd64", "--break", "linux/arm64@2"]);
+        assert!(
+            e.contains("--break linux/arm64@2: linux/arm64 is not a platform of this build (it builds linux/amd64)"),
+            "{e}"
+        );
+        let e = refused(&[cmd, "--break", "linux@2"]);
+        assert!(e.contains("expected os/arch[/variant]"), "{e}");
+        let e = refused(&[cmd, "--custom-platform", "linux/amd64", "--break", "linux/amd64@99"]);
+        assert!(e.contains("--break linux/amd64@99: ") && e.contains("has 6 lines"), "{e}");
     }
     // A Dockerfile that does not parse: the error with file and line, before any UI (here
     // without a terminal, which the UI would need first).

@@ -288,3 +288,32 @@ fn the_breakpoints_the_trace_recorded_are_listed_with_those_removed() {
     let (s, _) = replay(&started());
     assert!(!s.contains("Breakpoints"), "{s}");
 }
+
+#[path = "tui_support/platforms.rs"]
+mod platforms;
+
+/// Issue 16: a build for two platforms (the hand-made trace of tests/tui_support/platforms.rs):
+/// the platforms, each stage instance with its platform (the shared one once), each platform's
+/// image with its digest, layers and size, then the index.
+#[test]
+fn a_build_for_two_platforms_reports_each_platform_and_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platforms.jsonl");
+    std::fs::write(&path, platforms::trace_text()).unwrap();
+    let o = run(trowel().arg("replay").arg(&path).arg("--summary"));
+    let summary = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{summary}");
+    assert!(summary.contains("(3 stage(s)), platforms linux/amd64, linux/arm64, destinations: "), "{summary}");
+    assert!(summary.contains("Stage build (linux/amd64 (shared by all)): FROM busybox:1.35\n"), "{summary}");
+    assert!(summary.contains("Stage 1 (linux/amd64): FROM busybox:1.35\n"), "{summary}");
+    assert!(summary.contains("Stage 1 (linux/arm64): FROM busybox:1.35\n"), "{summary}");
+    assert_eq!(summary.matches("line 2 ").count(), 1, "the shared stage ran once: {summary}");
+    assert_eq!(summary.matches("line 7 ").count(), 2, "the final stage ran once per platform: {summary}");
+    let amd = format!("Image linux/amd64: {}, 3 layer(s), 901.4 kB", "sha256:".to_string() + &"7".repeat(64));
+    let arm = format!("Image linux/arm64: {}, 3 layer(s), 801.4 kB", "sha256:".to_string() + &"8".repeat(64));
+    let index =
+        format!("Index: sha256:{} (application/vnd.oci.image.index.v1+json): linux/amd64, linux/arm64", "9".repeat(64));
+    let at = |s: &str| summary.find(s).unwrap_or_else(|| panic!("{s:?} not in {summary}"));
+    assert!(at(&amd) < at(&arm) && at(&arm) < at(&index), "{summary}");
+    assert!(summary.contains(&format!("Pushed 127.0.0.1:5000/app@sha256:{}", "9".repeat(64))), "{summary}");
+}

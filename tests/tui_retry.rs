@@ -57,6 +57,7 @@ fn failed_at(attempt: u32, source: &str) -> Checkpoint {
         }),
         root_dir: None,
         targets: Vec::new(),
+        dockerfile_stage: None,
     }
 }
 

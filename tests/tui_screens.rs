@@ -111,6 +111,7 @@ fn live_paused() -> App {
         report: None,
         root_dir: None,
         targets: Vec::new(),
+        dockerfile_stage: None,
     });
     press(&mut app, "b");
     app.update(Msg::Paused { at: Box::new(at.unwrap()), reasons: vec!["breakpoint at line 13".into()] });
@@ -141,6 +142,7 @@ fn shell_changes_popup_80x24() {
         report: None,
         root_dir: None,
         targets: Vec::new(),
+        dockerfile_stage: None,
     });
     // What the tour's line-19 step really changed, as if a shell had done it.
     let rm = app.model.steps().find(|s| s.line == 13).unwrap().changes.clone();

@@ -217,3 +217,132 @@ fn invoked_as_kaniko_warmer() {
     assert_ok(&o);
     assert!(lookup(&dir, &env().busybox(), &Platform::host()).is_some(), "{}", stderr(&o));
 }
+
+/// What skopeo itself resolves for one platform of an index, independently of trowel's index
+/// selection: (config digest, architecture, layers). (skopeo's own `Digest` is the index's.)
+fn skopeo_for(reference: &str, arch: &str, variant: Option<&str>) -> (String, String, Vec<String>) {
+    let inspect = |extra: &[&str]| {
+        let mut c = std::process::Command::new("skopeo");
+        c.args(["--override-os", "linux", "--override-arch", arch]);
+        if let Some(v) = variant {
+            c.args(["--override-variant", v]);
+        }
+        let o = run(c.arg("inspect").args(extra).args(["--tls-verify=false", &format!("docker://{reference}")]));
+        assert_ok(&o);
+        o.stdout
+    };
+    let v: serde_json::Value = serde_json::from_slice(&inspect(&[])).unwrap();
+    let layers = v["Layers"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+    let config = format!("sha256:{}", common::sha256_hex(&inspect(&["--config", "--raw"])));
+    (config, v["Architecture"].as_str().unwrap().to_string(), layers)
+}
+
+/// The cache directory's entries and blobs, and any temporary file left in it.
+fn cache_files(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let names = |sub: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join(sub))
+            .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    (names("refs"), names("blobs/sha256"))
+}
+
+#[test]
+fn several_platforms_each_get_their_manifest_and_share_blobs() {
+    let (_g, _, dir) = fresh_cache();
+    let reg = &env().registry;
+    let multi = format!("{reg}/busybox:multi");
+    // The amd64 image alone first: its layer is the index's amd64 layer, not downloaded again.
+    assert_ok(&warm(&dir, &["-i", &env().busybox()]));
+    let o = warm(&dir, &["-i", &multi, "--platform", "linux/amd64,linux/arm64"]);
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert_eq!(retrieved(&o), [format!("{multi} for linux/amd64"), format!("{multi} for linux/arm64")], "{err}");
+    let (amd_config, amd_arch, amd_layers) = skopeo_for(&multi, "amd64", None);
+    let (arm_config, arm_arch, arm_layers) = skopeo_for(&multi, "arm64", Some("v8"));
+    assert_eq!((amd_arch.as_str(), arm_arch.as_str()), ("amd64", "arm64"));
+    assert_ne!(amd_layers, arm_layers, "the fixture's arm64 image is a real one, not the amd64 rootfs");
+
+    // Each platform's entry is the manifest the index names for that platform, with the config
+    // and layers skopeo resolves for it; the amd64 layer came from busybox:1.35's warm.
+    let (index, _) = skopeo_raw(&multi, None);
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    for (platform, config, arch, layers, said) in [
+        ("linux/amd64", &amd_config, "amd64", &amd_layers, "every layer was already in the cache"),
+        ("linux/arm64", &arm_config, "arm64", &arm_layers, "downloaded 1 layer"),
+    ] {
+        let hit = lookup(&dir, &multi, &Platform::parse(platform).unwrap()).unwrap_or_else(|| panic!("{platform}"));
+        let digest = hit.image.manifest_digest.to_string();
+        let entry = index["manifests"].as_array().unwrap().iter().find(|m| m["digest"] == digest.as_str());
+        assert_eq!(entry.unwrap_or_else(|| panic!("{digest} not in {index}"))["platform"]["architecture"], arch);
+        assert_eq!(&format!("sha256:{}", common::sha256_hex(&hit.image.config_bytes)), config, "{platform}");
+        assert_eq!(&hit.layers().iter().map(|l| l.digest.to_string()).collect::<Vec<_>>(), layers);
+        let config: serde_json::Value = serde_json::from_slice(&hit.image.config_bytes).unwrap();
+        assert_eq!(config["architecture"], arch);
+        for l in layers {
+            assert!(dir.join("blobs/sha256").join(l.trim_start_matches("sha256:")).is_file(), "{l}");
+        }
+        let line = err.lines().find(|l| l.contains(&format!("Image {multi} cached as {digest} (1 layer, ")));
+        assert!(line.is_some_and(|l| l.contains(said)), "{platform}: {err}");
+    }
+
+    // Repeated flags, --custom-platform beside them, and a variant spelled out name the same
+    // two platforms: both already cached, nothing retrieved twice.
+    let o = warm(
+        &dir,
+        &["-i", &multi, "--platform", "linux/arm64/v8", "--platform=linux/amd64", "--custom-platform", "linux/arm64"],
+    );
+    assert_ok(&o);
+    assert_eq!(retrieved(&o), [format!("{multi} for linux/arm64/v8"), format!("{multi} for linux/amd64")]);
+    assert_eq!(stderr(&o).matches("already cached").count(), 2, "{}", stderr(&o));
+}
+
+#[test]
+fn a_platform_the_index_lacks_fails_naming_image_platform_and_offer() {
+    let (_g, _, dir) = fresh_cache();
+    let multi = format!("{}/busybox:multi", env().registry);
+    let o = warm(&dir, &["-i", &multi, "--platform", "linux/ppc64le"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("Failed to warm {multi}: ")), "{err}");
+    assert!(
+        err.contains("no manifest for platform linux/ppc64le in the index (it has: linux/amd64, linux/arm64/v8)"),
+        "{err}"
+    );
+    assert_eq!(cache_files(&dir), (vec![], vec![]), "nothing may be written for a failed image");
+
+    // With a platform it has beside one it lacks, the image failed (a build for the other
+    // would): the one that worked is cached whole, the other not at all.
+    let o = warm(&dir, &["-i", &multi, "--platform", "linux/arm64,linux/ppc64le"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("No image could be warmed (1 failed)"), "{}", stderr(&o));
+    assert!(lookup(&dir, &multi, &Platform::parse("linux/arm64").unwrap()).is_some());
+    assert!(lookup(&dir, &multi, &Platform::parse("linux/ppc64le").unwrap()).is_none());
+    let (refs, blobs) = cache_files(&dir);
+    assert!(refs.iter().chain(&blobs).all(|n| !n.starts_with('.')), "temporary files left: {refs:?} {blobs:?}");
+    // A good image beside it: kaniko's rule, the command succeeds and says what failed.
+    let o = warm(&dir, &["-i", &multi, "-i", &env().busybox(), "--platform", "linux/amd64,linux/ppc64le"]);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("1 of 2 images could not be warmed"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_mistyped_platform_is_a_usage_error_before_anything_is_written() {
+    let g = tempfile::tempdir().unwrap();
+    let dir = g.path().join("cache");
+    for (flag, value, says) in [
+        ("--platform", "linux/amd64,linux/aarch64", "unknown architecture \"aarch64\" (did you mean arm64?)"),
+        ("--platform", "linux/amd65", "unknown architecture \"amd65\""),
+        ("--platform", "amd64", "expected os/arch[/variant]"),
+        ("--custom-platform", "windows/amd64", "Linux images only"),
+    ] {
+        let o = warm(&dir, &["-i", &env().busybox(), flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{value}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(flag) && err.contains(says), "{value}: {err}");
+        assert!(!err.contains("Retrieving"), "{err}");
+        assert!(!dir.exists(), "{value}: the cache directory was created");
+    }
+}

@@ -6,7 +6,8 @@
 //! shown apart from the run time); a debugger shell session is an entry of its own, before or
 //! after its step as it ran, with its own time and the layer its kept changes became. Then the
 //! push decision, and the failure (with the failing step's last output lines) or the image and
-//! where it went. A trace that stops mid-build (the build was killed) says so and shows where
+//! where it went; for a build for several platforms, each stage instance with its platform, each
+//! platform's image and the index. A trace that stops mid-build (the build was killed) says so and shows where
 //! it stopped; a step it never saw finish shows its run time up to the trace's last event,
 //! marked `≥` as unfinished. Everything comes from the shared fold,
 //! [`BuildState`], so the summary says what the log and the debugger said.
@@ -37,10 +38,14 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
     if state.events > 0 {
         let _ = writeln!(
             out,
-            "Dockerfile: {} ({} stage(s)), platform {}{}",
+            "Dockerfile: {} ({} stage(s)), {}{}",
             state.dockerfile_path,
             state.stages.len(),
-            state.platform,
+            if state.platforms.is_empty() {
+                format!("platform {}", state.platform)
+            } else {
+                format!("platforms {}", state.platforms.join(", "))
+            },
             if state.destinations.is_empty() {
                 String::new()
             } else {
@@ -75,10 +80,12 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
         if ran.is_empty() {
             continue;
         }
-        let name = stage.name.clone().unwrap_or_else(|| stage.index.to_string());
+        let name = stage.name.clone().unwrap_or_else(|| stage.number().to_string());
+        // In a build for several platforms, each platform's instance of a stage is listed.
+        let platform = stage.platform_label(&state.platforms).map(|p| format!(" ({p})")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "Stage {name}: FROM {}{}",
+            "Stage {name}{platform}: FROM {}{}",
             stage.base,
             if stage.needed { "" } else { " (not needed, skipped)" }
         );
@@ -123,7 +130,21 @@ pub fn ending(state: &BuildState) -> String {
             }
         }
         (Outcome::Finished, _, Some(f)) => {
-            if let Some(i) = &state.image {
+            if let Some(index) = &state.index {
+                // A build for several platforms: each platform's image, then the index naming them.
+                for i in &state.images {
+                    let _ = writeln!(
+                        out,
+                        "Image {}: {}, {} layer(s), {}",
+                        i.platform.as_deref().unwrap_or("?"),
+                        i.manifest_digest,
+                        i.layers.len(),
+                        bytes(i.size)
+                    );
+                }
+                let platforms: Vec<&str> = index.manifests.iter().map(|m| m.platform.as_str()).collect();
+                let _ = writeln!(out, "Index: {} ({}): {}", index.digest, index.media_type, platforms.join(", "));
+            } else if let Some(i) = &state.image {
                 let _ = writeln!(out, "Image: {}, {} layer(s), {}", i.manifest_digest, i.layers.len(), bytes(i.size));
             }
             if let Some(d) = &decision {

@@ -117,6 +117,8 @@ pub enum Action {
     Retry,
     /// Edit the failed step's instruction, then run it.
     EditStep,
+    /// Cycle the target platform whose steps are shown (a build for several platforms).
+    Platform,
     Yes,
     No,
 }
@@ -250,7 +252,7 @@ pub const BINDINGS: &[Binding] = &[
         C::Debug,
         &[Key::ch('b')],
         A::ToggleBreakpoint,
-        "toggle a breakpoint on the selected step's line",
+        "toggle a breakpoint on the selected step's line (the platform's, while Steps shows one)",
         "break",
         Shown::Running,
     ),
@@ -275,6 +277,14 @@ pub const BINDINGS: &[Binding] = &[
     ),
     b(C::Steps, &[Key::ch('f')], A::Follow, "follow the running step"),
     h(C::Steps, &[Key::ch('e')], A::ShowCommand, "the step's whole command (ARG and ENV substituted)", "command"),
+    // Only in a build for several platforms (hinted and listed in help only there).
+    h(
+        C::Steps,
+        &[Key::ch('t')],
+        A::Platform,
+        "show one target platform's steps (shared stages too), then the next, then all",
+        "platform",
+    ),
     // Changes.
     b(C::Changes, &[Key::ch('k'), Key::plain(K::Up)], A::Up, "previous path"),
     b(C::Changes, &[Key::ch('j'), Key::plain(K::Down)], A::Down, "next path"),
@@ -338,7 +348,7 @@ pub const BINDINGS: &[Binding] = &[
         C::Breaks,
         &[Key::ch('a')],
         A::Add,
-        "add a breakpoint (12, stage:NAME, failure, cache-miss, size:10MB, path:GLOB)",
+        "add a breakpoint (12, stage:NAME, failure, cache-miss, size:10MB, path:GLOB; linux/arm64@12: one platform)",
         "add",
     ),
     h(C::Breaks, &[Key::ch('d'), Key::plain(K::Delete)], A::Remove, "remove the selected breakpoint", "remove"),

@@ -87,6 +87,9 @@ fn pane_in(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx, theme: &Theme, p
         let done = app.model.steps().filter(|s| s.state.is_done() && s.state != StepState::Skipped).count();
         let total = app.model.steps().filter(|s| s.state != StepState::Skipped).count();
         title = format!(" 1 Steps {done}/{total} ");
+        if app.model.platforms.len() > 1 {
+            title.push_str(&format!("· {} ", ctx.platform.as_deref().unwrap_or("all platforms")));
+        }
         match app.model.checks.len() {
             0 => {}
             1 => title.push_str("· 1 check "),
@@ -168,7 +171,7 @@ pub(crate) fn state_text(app: &App, theme: &Theme) -> State {
             trowel_events::When::AfterStep => "after",
         };
         return state(
-            format!("‖ paused {when} L{} {}", p.at.line, p.at.keyword),
+            format!("‖ paused {when} L{} {}{}", p.at.line, p.at.keyword, platform_of(m, p.at.id.stage)),
             format!("— {}", p.reasons.join(", ")),
             theme.status_warn,
         );
@@ -193,7 +196,8 @@ pub(crate) fn state_text(app: &App, theme: &Theme) -> State {
         return state(format!("✗ failed{at}:"), f.error.lines().next().unwrap_or(""), theme.status_err);
     }
     if let Some(done) = &m.finished {
-        let digest = done.digest.as_ref().map(format::digest_short);
+        let index = if m.index.is_some() { "index " } else { "" };
+        let digest = done.digest.as_ref().map(|d| format!("{index}{}", format::digest_short(d)));
         let pushed = (!done.pushed.is_empty()).then(|| format!("→ {}", done.pushed.join(", ")));
         let detail: Vec<String> = digest.into_iter().chain(pushed).collect();
         // The build's run time and its paused time, apart: the wall clock would count the
@@ -222,12 +226,26 @@ pub(crate) fn state_text(app: &App, theme: &Theme) -> State {
         }
         let text = format::one_line(s.expanded.as_deref().unwrap_or(&s.source));
         let text = text.strip_prefix(s.keyword.as_str()).map_or(text.as_str(), str::trim_start).to_string();
-        return state(format!("▶ running L{} {}", s.line, s.keyword), text, theme.running);
+        return state(
+            format!("▶ running L{} {}{}", s.line, s.keyword, platform_of(m, s.id.stage)),
+            text,
+            theme.running,
+        );
     }
     if app.mode == Mode::Replay {
         return state("⚠ the trace ends before the build did".into(), "", theme.status_warn);
     }
     if m.events == 0 { state("starting…".into(), "", theme.dim) } else { state("running".into(), "", theme.running) }
+}
+
+/// ` · linux/arm64`: in a build for several platforms, which target a stage instance is built
+/// for (` · shared` for one they share); nothing in a build for one.
+fn platform_of(m: &crate::tui::model::Model, stage: usize) -> String {
+    match m.stage(stage).map(|s| s.targets.as_slice()) {
+        Some([one]) => format!(" · {one}"),
+        Some([_, _, ..]) => " · shared".to_string(),
+        _ => String::new(),
+    }
 }
 
 /// The top bar: what is debugged, and the build's state. When the width runs short the
@@ -284,7 +302,9 @@ fn message_line(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Line::from(Span::styled(format::truncate(&format!(" {text}"), width), style))
     } else {
         let mut parts = Vec::new();
-        let lines = app.breakpoint_lines();
+        // Lines limited to one platform are among the others, with their platform.
+        let lines: Vec<usize> =
+            app.ctx().line_breakpoints().into_iter().filter(|(_, p)| p.is_none()).map(|(l, _)| l).collect();
         if !lines.is_empty() {
             let mut ls = lines.clone();
             ls.sort_unstable();

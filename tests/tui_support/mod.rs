@@ -112,6 +112,7 @@ pub fn checkpoint(app: &App, line: usize, when: When) -> Checkpoint {
         }),
         root_dir: None,
         targets: Vec::new(),
+        dockerfile_stage: None,
     }
 }
 
@@ -120,3 +121,4 @@ pub fn pause(app: &mut App, line: usize, when: When, reason: &str) {
     let at = checkpoint(app, line, when);
     app.update(Msg::Paused { at: Box::new(at), reasons: vec![reason.to_string()] });
 }
+pub mod platforms;

@@ -221,22 +221,31 @@ impl App {
             Action::ToggleBreakpoint => {
                 let Some(step) = self.selected_step() else { return Vec::new() };
                 let line = step.line;
+                // While the Steps pane shows one target platform, the breakpoint is that
+                // platform's (`linux/arm64@12`).
+                let platform = self.panes.steps.platform().map(str::to_string);
+                let bp = match &platform {
+                    Some(p) => Breakpoint::OnPlatform { platform: p.clone(), inner: Box::new(Breakpoint::Line(line)) },
+                    None => Breakpoint::Line(line),
+                };
+                let spec = bp.spec();
                 let added = self
                     .with_breakpoints(|b| {
                         let before = b.len();
-                        b.retain(|x| !matches!(x, Breakpoint::Line(l) if *l == line));
+                        b.retain(|x| x.spec() != spec);
                         if b.len() == before {
-                            b.push(Breakpoint::Line(line));
+                            b.push(bp);
                             true
                         } else {
                             false
                         }
                     })
                     .unwrap_or(false);
+                let on = platform.map(|p| format!(" on {p}")).unwrap_or_default();
                 let text = if added {
-                    format!("breakpoint set at line {line}")
+                    format!("breakpoint set at line {line}{on}")
                 } else {
-                    format!("breakpoint at line {line} removed")
+                    format!("breakpoint at line {line}{on} removed")
                 };
                 self.say(&text, Severity::Info);
                 return Vec::new();

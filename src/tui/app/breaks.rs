@@ -1,11 +1,12 @@
 //! Adding a breakpoint from the Breakpoints pane (`a`, then the `--break` syntax): it is
 //! checked against the build as the debugger knows it, so one that can never fire (a line that
-//! holds no step, a step that already ran, a stage that does not exist or is skipped) is refused
-//! with the reason, as `--break` refuses it before a build.
+//! holds no step, a step that already ran, a stage that does not exist or is skipped, a
+//! platform the build is not for) is refused with the reason, as `--break` refuses it before a
+//! build.
 
 use super::{App, Severity};
-use crate::debugger::Breakpoint;
-use crate::tui::model::StepState;
+use crate::debugger::{Breakpoint, same_platform};
+use crate::tui::model::{StageView, StepState, StepView};
 
 impl App {
     pub(super) fn add_breakpoint(&mut self, text: &str) {
@@ -32,39 +33,70 @@ impl App {
         }
     }
 
-    /// The breakpoint as it will fire (a line inside an instruction becomes its first line),
-    /// or why it never can in this build.
+    /// The breakpoint as it will fire (a line inside an instruction becomes its first line; a
+    /// platform is written as the build writes it), or why it never can in this build.
     fn check_breakpoint(&self, b: Breakpoint) -> Result<Breakpoint, String> {
+        let Breakpoint::OnPlatform { platform, inner } = b else { return self.check_on(b, None) };
         let m = &self.model;
+        let platforms = if m.platforms.is_empty() { vec![m.platform.clone()] } else { m.platforms.clone() };
+        let Some(platform) = platforms.iter().find(|p| same_platform(&platform, p)).cloned() else {
+            return Err(format!("{platform} is not a platform of this build (it builds {})", platforms.join(", ")));
+        };
+        let inner = self.check_on(*inner, Some(&platform))?;
+        Ok(Breakpoint::OnPlatform { platform, inner: Box::new(inner) })
+    }
+
+    /// [`App::check_breakpoint`] of a breakpoint without a platform, at the stages built for
+    /// `platform` (all of them: `None`). In a build for several platforms a line or a stage is
+    /// there once per platform: it can fire while one of them has not run it yet.
+    fn check_on(&self, b: Breakpoint, platform: Option<&str>) -> Result<Breakpoint, String> {
+        let m = &self.model;
+        let serves = |stage: usize| platform.is_none_or(|p| m.stage(stage).is_none_or(|s| s.serves(p)));
+        let on = platform.map(|p| format!(" on {p}")).unwrap_or_default();
         match b {
             Breakpoint::Line(l) => {
-                let Some(step) = m.steps().find(|s| s.line <= l && l <= s.end_line.max(s.line)) else {
-                    let lines: Vec<String> =
-                        m.steps().filter(|s| s.state != StepState::Skipped).map(|s| s.line.to_string()).collect();
-                    return Err(format!("line {l} holds no step of this build (its steps: {})", lines.join(", ")));
+                let steps: Vec<&StepView> =
+                    m.steps().filter(|s| serves(s.id.stage) && s.line <= l && l <= s.end_line.max(s.line)).collect();
+                let Some(step) = steps.iter().find(|s| s.state == StepState::Pending).or(steps.first()) else {
+                    let mut lines: Vec<usize> = m
+                        .steps()
+                        .filter(|s| serves(s.id.stage) && s.state != StepState::Skipped)
+                        .map(|s| s.line)
+                        .collect();
+                    lines.dedup();
+                    let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
+                    return Err(format!("line {l} holds no step of this build{on} (its steps: {})", lines.join(", ")));
                 };
                 if step.state == StepState::Skipped {
                     return Err(format!("line {l} is in a stage this build skips"));
                 }
                 if step.state != StepState::Pending {
                     return Err(format!(
-                        "line {} ({}) has already run in this build: a breakpoint there cannot fire",
+                        "line {} ({}) has already run in this build{on}: a breakpoint there cannot fire",
                         step.line, step.keyword
                     ));
                 }
                 Ok(Breakpoint::Line(step.line))
             }
             Breakpoint::Stage(name) => {
-                let stage = m.stages.iter().find(|s| {
-                    s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&name)) || s.index.to_string() == name
-                });
-                match stage {
+                let stages: Vec<&StageView> = m
+                    .stages
+                    .iter()
+                    .filter(|s| serves(s.index))
+                    .filter(|s| {
+                        s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&name))
+                            || s.number().to_string() == name
+                    })
+                    .collect();
+                match stages.iter().find(|s| !s.started).or(stages.first()) {
                     None => {
-                        let names: Vec<String> = m.stages.iter().map(|s| s.label()).collect();
-                        Err(format!("no stage {name} (the stages: {})", names.join(", ")))
+                        let mut names: Vec<String> =
+                            m.stages.iter().filter(|s| serves(s.index)).map(|s| s.label()).collect();
+                        names.dedup();
+                        Err(format!("no stage {name}{on} (the stages: {})", names.join(", ")))
                     }
                     Some(s) if !s.needed => Err(format!("{} is skipped by this build", s.label())),
-                    Some(s) if s.started => Err(format!("{} has already started", s.label())),
+                    Some(s) if s.started => Err(format!("{} has already started{on}", s.label())),
                     Some(_) => Ok(Breakpoint::Stage(name)),
                 }
             }

@@ -22,10 +22,12 @@ impl App {
                 self.panes.changes.selected_path().map(|p| (p.to_string(), format!("the path {p}")))
             }
             (None, Pane::File) => self.panes.file.path().map(|p| (p.to_string(), format!("the path {p}"))),
-            (None, Pane::Layers) => panes::layers::layers(&self.model).get(self.panes.layers.cursor()).map(|l| {
-                let d = l.digest.to_string();
-                (d.clone(), format!("the layer digest {}", crate::tui::format::digest_short(&l.digest)))
-            }),
+            (None, Pane::Layers) => panes::layers::layers_for(&self.model, self.panes.steps.platform())
+                .get(self.panes.layers.cursor())
+                .map(|l| {
+                    let d = l.digest.to_string();
+                    (d.clone(), format!("the layer digest {}", crate::tui::format::digest_short(&l.digest)))
+                }),
             (None, Pane::Breaks) => {
                 let (ctx, panes) = self.split();
                 match panes.breaks.handle_copy(&ctx) {

@@ -1,6 +1,7 @@
 //! Which key hints the bottom bar offers now: a key is hinted only where pressing it would do
 //! something (`n`, `c`, `r`, `!` at a pause; `p` once there is a push review; `y` where there is
-//! something to copy), so the bar never offers what the state refuses.
+//! something to copy; `t` in a build for several platforms), so the bar never offers what the
+//! state refuses.
 
 use super::{App, Mode, Pane, Waiting};
 use crate::tui::keymap::{Action, Binding, Shown};
@@ -27,6 +28,7 @@ impl App {
                 }
                 Action::Add | Action::Remove => self.mode == Mode::Live,
                 Action::Retry | Action::EditStep => self.pause.as_ref().is_some_and(|p| p.at.can_retry()),
+                Action::Platform => self.model.platforms.len() > 1,
                 _ => true,
             }
     }

@@ -268,6 +268,7 @@ macro_rules! ctx {
             breakpoints: $app.breakpoints.as_ref(),
             now_ms: $app.now_ms,
             page: $app.page(),
+            platform: $app.panes.steps.platform().map(str::to_string),
         }
     }};
 }
@@ -511,7 +512,12 @@ impl App {
         self.model.apply(e);
         self.now_ms = self.now_ms.max(e.ms);
         match &e.event {
-            Event::StepStarted { id, .. } if self.panes.steps.following() => self.select_step(*id),
+            // Following the running steps of the platform the Steps pane shows.
+            Event::StepStarted { id, .. }
+                if self.panes.steps.following() && self.panes.steps.shows(*id, &self.model) =>
+            {
+                self.select_step(*id)
+            }
             Event::ShellStarted { .. } => self.shell_open = true,
             // While a shell is asked for, the engine is in the session: a warning now is why it
             // could not be had (no terminal in the container, say). It must not go unseen.
@@ -552,6 +558,7 @@ impl App {
                 && *id != at.id
                 && self.model.step(*id).is_some_and(|s| s.state.is_done())
         });
+        self.panes.steps.reveal(at.id, &self.model);
         self.select_step(stepped.unwrap_or(at.id));
         if stepped.is_some() && at.report.is_none() {
             self.detail = Pane::Changes;

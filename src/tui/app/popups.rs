@@ -22,8 +22,11 @@ impl App {
     /// The help's rows for a filter.
     pub fn help_rows(&self, filter: &str) -> Vec<&'static Binding> {
         let f = filter.to_lowercase();
+        let several = self.model.platforms.len() > 1;
         keymap::bindings(&self.help_contexts())
             .into_iter()
+            // The platform filter means nothing in a build for one platform.
+            .filter(|b| several || b.action != keymap::Action::Platform)
             .filter(|b| {
                 f.is_empty() || b.desc.to_lowercase().contains(&f) || keymap::keys_label(b).to_lowercase().contains(&f)
             })

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use trowel_events::state::{BuildState, StepView};
 use trowel_events::{BaseSource, Change, ChangeKind, FileType, StepId};
 
-use super::waste::image_stages;
+use super::waste::{image_stages, image_stages_for};
 
 /// What made a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +138,16 @@ pub fn at(model: &BuildState, upto: Option<StepId>) -> Merged {
     };
     if let Some(stage) = stage {
         stack(model, stage, upto, &mut m, 0);
+    }
+    m
+}
+
+/// The layers of the whole image for the target `platform` (a build for several platforms;
+/// `None`: the last platform's), in order.
+pub fn image(model: &BuildState, platform: Option<&str>) -> Merged {
+    let mut m = Merged::default();
+    if let Some(stage) = image_stages_for(model, platform).last().copied() {
+        stack(model, stage, None, &mut m, 0);
     }
     m
 }

@@ -101,12 +101,19 @@ struct Version {
     origin: Origin,
 }
 
-/// The stages whose layers make up the image, root ancestor first.
+/// The stages whose layers make up the image, root ancestor first (in a build for several
+/// platforms, the last platform's image).
 pub fn image_stages(model: &BuildState) -> Vec<usize> {
-    let Some(last) = target_stage(model) else { return Vec::new() };
+    image_stages_for(model, None)
+}
+
+/// The stages whose layers make up the image for the target `platform` (a build for several;
+/// `None`: the last platform's), root ancestor first.
+pub fn image_stages_for(model: &BuildState, platform: Option<&str>) -> Vec<usize> {
+    let Some(last) = target_stage(model, platform) else { return Vec::new() };
     let mut chain = vec![last];
     let mut cur = last;
-    while let Some(parent) = parent_stage(model, cur) {
+    while let Some(parent) = parent_stage(model, cur, platform) {
         if chain.contains(&parent) {
             break;
         }
@@ -117,18 +124,18 @@ pub fn image_stages(model: &BuildState) -> Vec<usize> {
     chain
 }
 
-fn target_stage(model: &BuildState) -> Option<usize> {
+fn target_stage(model: &BuildState, platform: Option<&str>) -> Option<usize> {
+    let stages = model.stages.iter().filter(|s| platform.is_none_or(|p| s.serves(p)));
     match &model.target {
-        Some(t) => model
-            .stages
-            .iter()
-            .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)) || s.index.to_string() == *t)
-            .map(|s| s.index),
-        None => model.stages.iter().map(|s| s.index).max(),
+        Some(t) => stages
+            .filter(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)) || s.number().to_string() == *t)
+            .map(|s| s.index)
+            .max(),
+        None => stages.map(|s| s.index).max(),
     }
 }
 
-fn parent_stage(model: &BuildState, stage: usize) -> Option<usize> {
+fn parent_stage(model: &BuildState, stage: usize, platform: Option<&str>) -> Option<usize> {
     let s = model.stage(stage)?;
     if let Some(BaseSource::Stage { index }) = &s.source {
         return Some(*index);
@@ -136,16 +143,22 @@ fn parent_stage(model: &BuildState, stage: usize) -> Option<usize> {
     model
         .stages
         .iter()
-        .filter(|p| p.index < stage)
-        .find(|p| p.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&s.base)))
+        .filter(|p| p.index < stage && platform.is_none_or(|t| p.serves(t)))
+        .rfind(|p| p.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&s.base)))
         .map(|p| p.index)
 }
 
 /// Computes the waste of the image the model's build produces (as far as it got).
 pub fn analyze(model: &BuildState) -> WasteReport {
+    analyze_for(model, None)
+}
+
+/// Computes the waste of the image for the target `platform` (a build for several; `None`: the
+/// last platform's).
+pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
     let mut live: BTreeMap<String, Version> = BTreeMap::new();
     let mut items = Vec::new();
-    let stages = image_stages(model);
+    let stages = image_stages_for(model, platform);
     let from_line = stages
         .first()
         .and_then(|&s| model.stage(s))

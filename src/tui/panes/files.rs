@@ -2,7 +2,8 @@
 //! layer up to and including the step's, whiteouts and opaque directories applied), or with
 //! `a` only what the step changed; each path with its size and the layer that last wrote it,
 //! and in the header the image's efficiency (bytes kept / bytes shipped, see
-//! [`merged`](crate::tui::model::merged)).
+//! [`merged`](crate::tui::model::merged)); in a build for several platforms, of the selected
+//! step's platform's image (the one the Steps pane shows for a step of a shared stage).
 //!
 //! Stacking every layer is too slow to do on every frame for a base image of 10,000 files: the
 //! pane keeps the stack and the tree and rebuilds them when the selected step or what the
@@ -21,6 +22,7 @@ use crate::tui::keymap::Action;
 use crate::tui::model::Model;
 use crate::tui::model::merged::{self, Merged};
 use crate::tui::model::tree::{ChangeTree, Row, Sort};
+use crate::tui::model::waste;
 use crate::tui::theme::Theme;
 use trowel_events::{ChangeKind, StepId};
 
@@ -51,6 +53,19 @@ struct Key {
     step: Option<StepId>,
     changes_only: bool,
     reported: usize,
+    /// The stage whose image the efficiency is of (a build for several platforms has one per
+    /// platform).
+    image: Option<usize>,
+}
+
+/// The target platform whose image the efficiency is of: the selected step's, when its stage
+/// is built for one target; else the one the Steps pane shows (`None`: the last platform's).
+fn image_platform(ctx: &Ctx) -> Option<String> {
+    let stage = ctx.step.and_then(|s| ctx.model.stage(s.id.stage));
+    match stage.map(|s| s.targets.as_slice()) {
+        Some([one]) => Some(one.clone()),
+        _ => ctx.platform.clone(),
+    }
 }
 
 /// A count that grows with everything the stack is made of (changes, layers, shell sessions,
@@ -105,13 +120,16 @@ impl FilesPane {
     /// Builds the stack and the tree again if the selected step or what the build reported
     /// changed.
     pub fn sync(&mut self, ctx: &Ctx) {
-        let key = Key { step: ctx.selected_id(), changes_only: self.changes_only, reported: reported(ctx.model) };
+        let platform = image_platform(ctx);
+        let image = waste::image_stages_for(ctx.model, platform.as_deref()).last().copied();
+        let key =
+            Key { step: ctx.selected_id(), changes_only: self.changes_only, reported: reported(ctx.model), image };
         if self.built == Some(key) {
             return;
         }
         let same_step = self.built.is_some_and(|b| b.step == key.step && b.changes_only == key.changes_only);
         self.merged = merged::at(ctx.model, key.step);
-        self.image = merged::at(ctx.model, None);
+        self.image = merged::image(ctx.model, platform.as_deref());
         let step_changes = ctx.step.map(|s| s.changes.as_slice()).unwrap_or(&[]);
         self.step_kinds = step_changes.iter().map(|c| (c.path.clone(), c.kind)).collect();
         self.tree =

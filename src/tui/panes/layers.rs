@@ -2,7 +2,9 @@
 //! media type, the step or debugger shell session that made it, marked `↻`/`✎` when the step
 //! was re-run or edited at a failure pause), the selected layer's details,
 //! and the waste: bytes a layer carries that a later line (or kept shell session) deleted or
-//! overwrote, with both line numbers, each wasted byte counted once.
+//! overwrote, with both line numbers, each wasted byte counted once. In a build for several
+//! platforms it lists every platform's image and the index first, then the layers of the
+//! platform the Steps pane shows (`t` there), or of the last platform's image.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -39,11 +41,21 @@ pub struct View {
 /// The layers the pane lists: the image's once assembled, else those of the image's stages so
 /// far (base layers, then each step's).
 pub fn layers(model: &Model) -> Vec<LayerSummary> {
-    if let Some(img) = &model.image {
+    layers_for(model, None)
+}
+
+/// [`layers`] of the image for the target `platform` (a build for several, as the Steps pane's
+/// filter shows it; `None`: the last platform's image).
+pub fn layers_for(model: &Model, platform: Option<&str>) -> Vec<LayerSummary> {
+    let image = match platform {
+        Some(p) => model.images.iter().find(|i| i.platform.as_deref() == Some(p)),
+        None => model.image.as_ref(),
+    };
+    if let Some(img) = image {
         return img.layers.clone();
     }
     let mut out = Vec::new();
-    for s in waste::image_stages(model) {
+    for s in waste::image_stages_for(model, platform) {
         let Some(stage) = model.stage(s) else { continue };
         if stage.source.as_ref().is_some_and(|src| !matches!(src, BaseSource::Stage { .. })) {
             out.extend(stage.base_layers.iter().cloned());
@@ -105,12 +117,14 @@ fn wasted(model: &Model, l: &LayerSummary, report: &WasteReport) -> u64 {
 impl Component for LayersPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
         if let Some(m) = Motion::of(action, ctx.page) {
-            self.cursor = m.clamped(self.cursor, layers(ctx.model).len());
+            self.cursor = m.clamped(self.cursor, layers_for(ctx.model, ctx.platform.as_deref()).len());
             return Outcome::Done;
         }
         match action {
             Action::Open => {
-                let Some(l) = layers(ctx.model).get(self.cursor).cloned() else { return Outcome::Done };
+                let Some(l) = layers_for(ctx.model, ctx.platform.as_deref()).get(self.cursor).cloned() else {
+                    return Outcome::Done;
+                };
                 match ctx.model.maker(l.step, l.shell, &l.digest) {
                     Maker::Step(s) => Outcome::ShowStep(s.id),
                     // The step's changes are not the session's: say who made it rather than
@@ -136,8 +150,8 @@ impl Component for LayersPane {
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> PaneView {
-        let layers = layers(ctx.model);
-        let report = waste::analyze(ctx.model);
+        let layers = layers_for(ctx.model, ctx.platform.as_deref());
+        let report = waste::analyze_for(ctx.model, ctx.platform.as_deref());
         let width = area.width as usize;
         let height = area.height as usize;
         if layers.is_empty() {
@@ -148,8 +162,12 @@ impl Component for LayersPane {
         let cursor = self.cursor.min(layers.len() - 1);
         let detail = details(ctx, &layers[cursor], &report, theme, width);
         let waste = waste_lines(&layers, &report, theme, width);
-        // The table gets what the details and waste leave, at least a few rows.
-        let table_h = height.saturating_sub(detail.len() + waste.len() + 1).max(3.min(height)).min(layers.len() + 1);
+        let images = image_lines(ctx, theme, width);
+        // The table gets what the images, details and waste leave, at least a few rows.
+        let table_h = height
+            .saturating_sub(images.len() + detail.len() + waste.len() + 1)
+            .max(3.min(height))
+            .min(layers.len() + 1);
         let rows_h = table_h.saturating_sub(1);
         let scroll = scroll_for(cursor, 0, rows_h, layers.len());
         // Columns: # digest size [unpacked] step waste; "unpacked" only when there is room.
@@ -160,7 +178,8 @@ impl Component for LayersPane {
             header.push_str(&format!(" {}", format::fit_right("unpacked", 8)));
         }
         header.push_str(&format!(" {} {}", format::fit("step", step_w), format::fit_right("waste", 7)));
-        let mut out = vec![Line::from(Span::styled(format::truncate(&header, width), theme.header))];
+        let mut out = images;
+        out.push(Line::from(Span::styled(format::truncate(&header, width), theme.header)));
         let mut hits = Vec::new();
         for (i, l) in layers.iter().enumerate().skip(scroll).take(rows_h) {
             let wasted = wasted(ctx.model, l, &report);
@@ -196,6 +215,40 @@ impl Component for LayersPane {
             self.hits = v.hits;
         }
     }
+}
+
+/// In a build for several platforms: every platform's image (`▸` on the one whose layers are
+/// listed: the Steps pane's platform, else the last) and the index naming them; nothing
+/// otherwise.
+fn image_lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let m = ctx.model;
+    if m.platforms.len() < 2 {
+        return Vec::new();
+    }
+    let shown = ctx.platform.clone().or_else(|| m.image.as_ref().and_then(|i| i.platform.clone()));
+    let pw = m.platforms.iter().map(|p| p.chars().count()).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for p in &m.platforms {
+        let mark = if shown.as_deref() == Some(p.as_str()) { "▸ " } else { "  " };
+        let text = match m.images.iter().find(|i| i.platform.as_deref() == Some(p.as_str())) {
+            Some(i) => format!(
+                "{mark}{} {}  {} layer(s), {}",
+                format::fit(p, pw),
+                format::digest_short(&i.manifest_digest),
+                i.layers.len(),
+                format::bytes(i.size)
+            ),
+            None => format!("{mark}{} not assembled yet", format::fit(p, pw)),
+        };
+        let style = if mark.starts_with('▸') { theme.text } else { theme.dim };
+        out.push(Line::from(Span::styled(format::truncate(&text, width), style)));
+    }
+    if let Some(ix) = &m.index {
+        let text = format!("  index {} ({})", format::digest_short(&ix.digest), short_media(&ix.media_type));
+        out.push(Line::from(Span::styled(format::truncate(&text, width), theme.header)));
+    }
+    out.push(Line::default());
+    out
 }
 
 fn details<'a>(ctx: &Ctx, l: &LayerSummary, report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {

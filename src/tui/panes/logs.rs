@@ -1,6 +1,7 @@
 //! The Logs pane: RUN output (and shell sessions' output), live while the build runs,
 //! scrollable, searchable with `/` (`n`/`N` move between matches), for every step or only the
-//! selected one. A gutter names the Dockerfile line whose step printed each run of lines.
+//! selected one (every step of the platform the Steps pane shows, in a build for several). A
+//! gutter names the Dockerfile line whose step printed each run of lines.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -65,14 +66,18 @@ impl LogsPane {
         }
     }
 
-    /// Indices (into the log buffer) of the lines the pane shows.
+    /// Indices (into the log buffer) of the lines the pane shows (of all steps: those of the
+    /// platform the Steps pane shows, in a build for several).
     pub fn scope(&self, ctx: &Ctx) -> Vec<usize> {
         let step = ctx.selected_id();
+        let shown = |l: &crate::tui::model::LogLine| {
+            ctx.platform.as_deref().is_none_or(|p| ctx.model.stage(l.step.stage).is_none_or(|s| s.serves(p)))
+        };
         ctx.model
             .logs
             .iter()
             .enumerate()
-            .filter(|(_, l)| !self.step_only || Some(l.step) == step)
+            .filter(|(_, l)| if self.step_only { Some(l.step) == step } else { shown(l) })
             .map(|(i, _)| i)
             .collect()
     }

@@ -180,6 +180,8 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// Rows a page of the focused pane holds (from the last frame).
     pub page: usize,
+    /// The target platform the Steps pane shows (a build for several; `None`: all).
+    pub platform: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -192,12 +194,17 @@ impl Ctx<'_> {
         self.input.filter(|i| i.target == target).map(|i| i.text.as_str())
     }
 
-    /// Line breakpoints currently set.
+    /// Line breakpoints currently set (those limited to one platform too).
     pub fn breakpoint_lines(&self) -> Vec<usize> {
+        self.line_breakpoints().into_iter().map(|(l, _)| l).collect()
+    }
+
+    /// Line breakpoints currently set, with the platform each is limited to.
+    pub fn line_breakpoints(&self) -> Vec<(usize, Option<String>)> {
         self.with_breakpoints(|b| {
             b.iter()
-                .filter_map(|b| match b {
-                    Breakpoint::Line(l) => Some(*l),
+                .filter_map(|b| match b.base() {
+                    Breakpoint::Line(l) => Some((*l, b.platform().map(str::to_string))),
                     _ => None,
                 })
                 .collect()
@@ -205,7 +212,22 @@ impl Ctx<'_> {
         .unwrap_or_default()
     }
 
-    /// Descriptions of the other breakpoints (failure, cache miss, size, path, stage).
+    /// The stage breakpoints currently set (names or numbers, lower case), with the platform
+    /// each is limited to.
+    pub fn stage_breakpoints(&self) -> Vec<(String, Option<String>)> {
+        self.with_breakpoints(|b| {
+            b.iter()
+                .filter_map(|b| match b.base() {
+                    Breakpoint::Stage(s) => Some((s.to_lowercase(), b.platform().map(str::to_string))),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Descriptions of the other breakpoints (failure, cache miss, size, path, stage, and any
+    /// limited to one platform, lines too).
     pub fn other_breakpoints(&self) -> Vec<String> {
         self.with_breakpoints(|b| {
             b.iter().filter(|b| !matches!(b, Breakpoint::Line(_))).map(|b| b.describe()).collect()

@@ -3,7 +3,9 @@
 //! whether each destination already has it (so what will actually be uploaded). `y` pushes,
 //! `n` aborts; once pushing, the same popup shows each blob's progress and the result per
 //! destination, and a layer's column says what the push did with it (uploaded, mounted from
-//! another repository, already there) instead of what the review expected.
+//! another repository, already there) instead of what the review expected. For a build for
+//! several platforms it is the image index (its digest and media type) and, under it, each
+//! platform's manifest, config and layers, the same way.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -14,7 +16,7 @@ use super::{field, wrap};
 use crate::tui::app::{App, Popup, Waiting};
 use crate::tui::format;
 use crate::tui::theme::Theme;
-use trowel_events::BlobPushAction;
+use trowel_events::{BlobPushAction, Digest, PushReview, ReviewLayer};
 
 /// Draws the popup's content; returns the first line shown (the scroll, clamped).
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Option<usize> {
@@ -42,7 +44,14 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                 }
                 out.push(Line::default());
             }
-            out.push(field("manifest", 10, v(r.manifest_digest.to_string()), theme.header));
+            // An index: its digest and type at the top, each platform's manifest below.
+            let index = !r.platforms.is_empty();
+            out.push(field(
+                if index { "index" } else { "manifest" },
+                10,
+                v(r.manifest_digest.to_string()),
+                theme.header,
+            ));
             if let Some(c) = &r.config_digest {
                 out.push(field("config", 10, v(c.to_string()), theme.header));
             }
@@ -51,76 +60,29 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                 out.push(field(if i == 0 { "push to" } else { "" }, 10, v(d.clone()), theme.header));
             }
             out.push(Line::default());
-            // One presence column per destination (numbered when there are several).
             let dests = r.destinations.len();
-            let col = 9;
-            let mut head = format!(
-                "{:>2} {} {} {} ",
-                "#",
-                format::fit("layer", 12),
-                format::fit_right("size", 9),
-                format::fit("step", 8)
-            );
-            for i in 0..dests {
-                head.push_str(&format::fit_right(
-                    &if dests > 1 { format!("dest {}", i + 1) } else { "registry".into() },
-                    col,
-                ));
-            }
-            out.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
-            // Per destination: the blobs it lacks (unknown counts as to upload), and once the push
-            // said what it did with each, what it sent.
-            let mut upload = vec![(0usize, 0u64); dests];
-            let mut mount = vec![0usize; dests];
-            let mut sent = vec![(0usize, 0u64, 0usize); dests];
-            for (i, l) in r.layers.iter().enumerate() {
-                let step = app.model.maker(l.step, l.shell, &l.digest).label();
-                let mut spans = vec![
-                    Span::styled(format!("{:>2} ", i + 1), theme.line_number),
-                    Span::styled(format!("{} ", format::fit(&format::digest_short(&l.digest), 12)), theme.text),
-                    Span::styled(format!("{} ", format::fit_right(&format::bytes(l.size), 9)), theme.text),
-                    Span::styled(format!("{} ", format::fit(&step, 8)), theme.dim),
-                ];
-                for (d, p) in l.present.iter().enumerate() {
-                    let done = r.destinations.get(d).and_then(|dest| pushed(app, dest, &l.digest));
-                    // The push asks the destination to mount it from another repository.
-                    let mountable = l.mount_from.get(d).is_some_and(Option::is_some) && *p != Some(true);
-                    let (t, s) = match (done, p) {
-                        (Some(BlobPushAction::Uploaded), _) => ("uploaded", theme.status_warn),
-                        (Some(BlobPushAction::Mounted), _) => ("mounted", theme.status_ok),
-                        (Some(BlobPushAction::Existed), _) => ("exists", theme.status_ok),
-                        (None, Some(true)) => ("exists", theme.status_ok),
-                        (None, _) if mountable => ("mount", theme.status_ok),
-                        (None, Some(false)) => ("upload", theme.status_warn),
-                        (None, None) => ("unknown", theme.dim),
-                    };
-                    if mountable {
-                        mount[d] += 1;
-                    } else if *p != Some(true)
-                        && let Some(u) = upload.get_mut(d)
-                    {
-                        u.0 += 1;
-                        u.1 += l.size;
+            let mut tally = Tally {
+                upload: vec![(0, 0); dests],
+                mount: vec![0; dests],
+                sent: vec![(0, 0, 0); dests],
+                seen: Default::default(),
+            };
+            if index {
+                for (i, p) in r.platforms.iter().enumerate() {
+                    if i > 0 {
+                        out.push(Line::default());
                     }
-                    if let (Some(a), Some(c)) = (done, sent.get_mut(d)) {
-                        match a {
-                            BlobPushAction::Uploaded => {
-                                c.0 += 1;
-                                c.1 += l.size;
-                            }
-                            BlobPushAction::Mounted => c.2 += 1,
-                            BlobPushAction::Existed => {}
-                        }
-                    }
-                    spans.push(Span::styled(format::fit_right(t, col), s));
+                    let head = format!("{} · {}", p.platform, p.media_type);
+                    out.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
+                    out.push(field("manifest", 10, v(p.manifest_digest.to_string()), theme.header));
+                    out.push(field("config", 10, v(p.config_digest.to_string()), theme.header));
+                    layer_rows(app, theme, width, r, &p.layers, &mut tally, &mut out);
                 }
-                out.push(Line::from(spans));
+            } else {
+                layer_rows(app, theme, width, r, &r.layers, &mut tally, &mut out);
             }
-            let total: u64 = r.layers.iter().map(|l| l.size).sum();
-            out.push(Line::from(Span::styled(
-                format!("{} layer(s), {} in all", r.layers.len(), format::bytes(total)),
-                theme.dim,
-            )));
+            let Tally { upload, mount, sent, .. } = tally;
+            let what = if index { "configs, manifests and index" } else { "config and manifest" };
             for (d, (n, bytes)) in upload.iter().enumerate() {
                 let to = if dests > 1 { format!(" to dest {}", d + 1) } else { String::new() };
                 let done =
@@ -136,13 +98,11 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
                         )
                     }
                     _ if mount[d] > 0 => format!(
-                        "to upload{to}: {n} layer(s), {} (plus the config and manifest); {} to mount from another repository",
+                        "to upload{to}: {n} layer(s), {} (plus the {what}); {} to mount from another repository",
                         format::bytes(*bytes),
                         mount[d]
                     ),
-                    _ => {
-                        format!("to upload{to}: {n} layer(s), {} (plus the config and manifest)", format::bytes(*bytes))
-                    }
+                    _ => format!("to upload{to}: {n} layer(s), {} (plus the {what})", format::bytes(*bytes)),
                 };
                 out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
             }
@@ -165,6 +125,88 @@ pub fn lines<'a>(app: &App, theme: &Theme, width: usize, decided: bool) -> Vec<L
     }
     out.extend(progress(app, theme, width));
     out
+}
+
+/// What the layers under review come to per destination: the blobs it lacks (unknown counts as
+/// to upload: count, bytes), those it will mount, and once the push said what it did with each,
+/// what it sent (uploaded, bytes, mounted). A blob two platforms share is counted once.
+struct Tally {
+    upload: Vec<(usize, u64)>,
+    mount: Vec<usize>,
+    sent: Vec<(usize, u64, usize)>,
+    seen: std::collections::HashSet<(usize, Digest)>,
+}
+
+/// The table of an image's layers: one row each, one presence column per destination
+/// (numbered when there are several), and their count and size.
+fn layer_rows<'a>(
+    app: &App,
+    theme: &Theme,
+    width: usize,
+    r: &PushReview,
+    layers: &[ReviewLayer],
+    tally: &mut Tally,
+    out: &mut Vec<Line<'a>>,
+) {
+    let dests = r.destinations.len();
+    let col = 9;
+    let mut head =
+        format!("{:>2} {} {} {} ", "#", format::fit("layer", 12), format::fit_right("size", 9), format::fit("step", 8));
+    for i in 0..dests {
+        head.push_str(&format::fit_right(&if dests > 1 { format!("dest {}", i + 1) } else { "registry".into() }, col));
+    }
+    out.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
+    for (i, l) in layers.iter().enumerate() {
+        let step = app.model.maker(l.step, l.shell, &l.digest).label();
+        let mut spans = vec![
+            Span::styled(format!("{:>2} ", i + 1), theme.line_number),
+            Span::styled(format!("{} ", format::fit(&format::digest_short(&l.digest), 12)), theme.text),
+            Span::styled(format!("{} ", format::fit_right(&format::bytes(l.size), 9)), theme.text),
+            Span::styled(format!("{} ", format::fit(&step, 8)), theme.dim),
+        ];
+        for (d, p) in l.present.iter().enumerate() {
+            let done = r.destinations.get(d).and_then(|dest| pushed(app, dest, &l.digest));
+            // The push asks the destination to mount it from another repository.
+            let mountable = l.mount_from.get(d).is_some_and(Option::is_some) && *p != Some(true);
+            let (t, s) = match (done, p) {
+                (Some(BlobPushAction::Uploaded), _) => ("uploaded", theme.status_warn),
+                (Some(BlobPushAction::Mounted), _) => ("mounted", theme.status_ok),
+                (Some(BlobPushAction::Existed), _) => ("exists", theme.status_ok),
+                (None, Some(true)) => ("exists", theme.status_ok),
+                (None, _) if mountable => ("mount", theme.status_ok),
+                (None, Some(false)) => ("upload", theme.status_warn),
+                (None, None) => ("unknown", theme.dim),
+            };
+            spans.push(Span::styled(format::fit_right(t, col), s));
+            if !tally.seen.insert((d, l.digest.clone())) {
+                continue;
+            }
+            if mountable {
+                tally.mount[d] += 1;
+            } else if *p != Some(true)
+                && let Some(u) = tally.upload.get_mut(d)
+            {
+                u.0 += 1;
+                u.1 += l.size;
+            }
+            if let (Some(a), Some(c)) = (done, tally.sent.get_mut(d)) {
+                match a {
+                    BlobPushAction::Uploaded => {
+                        c.0 += 1;
+                        c.1 += l.size;
+                    }
+                    BlobPushAction::Mounted => c.2 += 1,
+                    BlobPushAction::Existed => {}
+                }
+            }
+        }
+        out.push(Line::from(spans));
+    }
+    let total: u64 = layers.iter().map(|l| l.size).sum();
+    out.push(Line::from(Span::styled(
+        format!("{} layer(s), {} in all", layers.len(), format::bytes(total)),
+        theme.dim,
+    )));
 }
 
 /// What the push did with a blob at a destination, once it said.

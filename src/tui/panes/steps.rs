@@ -11,8 +11,13 @@
 //! it ran shows it in the time column), and a session row shows its own. A replay is frozen time: a step a trace never saw finish shows its time up to the
 //! trace's last event, marked `≥` as unfinished.
 //!
+//! In a build for several platforms each stage instance is a stage of its own, its header
+//! saying which platform its root is for and which targets it serves (a stage they share is
+//! there once); `t` cycles a filter (every platform, then each target platform) that shows only
+//! the stages built for that target, shared ones included.
+//!
 //! It owns the selection, the step every other pane is about (the app resets them when it
-//! changes), and whether it follows the running step. Clicks on the Dockerfile drawn below it
+//! changes), the platform filter, and whether it follows the running step. Clicks on the Dockerfile drawn below it
 //! (panes/source.rs) select steps too.
 
 use ratatui::Frame;
@@ -25,7 +30,7 @@ use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, scroll_
 use crate::tui::app::Mode;
 use crate::tui::format;
 use crate::tui::keymap::Action;
-use crate::tui::model::{Model, StepState, StepView};
+use crate::tui::model::{Model, StageView, StepState, StepView};
 use crate::tui::theme::Theme;
 use trowel_events::state::ShellSession;
 use trowel_events::{StepId, When};
@@ -45,12 +50,19 @@ pub struct StepsPane {
     hits: Vec<(u16, StepId)>,
     /// Screen row → Dockerfile line, as last drawn below the pane.
     source_hits: Vec<(u16, usize)>,
+    /// Only the stages built for this target platform (a build for several; `None`: all).
+    platform: Option<String>,
 }
 
 impl Default for StepsPane {
     fn default() -> StepsPane {
-        StepsPane { selected: 0, follow: true, scroll: 0, hits: Vec::new(), source_hits: Vec::new() }
+        StepsPane { selected: 0, follow: true, scroll: 0, hits: Vec::new(), source_hits: Vec::new(), platform: None }
     }
+}
+
+/// Whether the filter shows the stage.
+fn shown(platform: Option<&str>, stage: &StageView) -> bool {
+    platform.is_none_or(|p| stage.serves(p))
 }
 
 /// What a frame of the pane showed.
@@ -95,12 +107,71 @@ impl StepsPane {
     pub fn source_hits(&self) -> &[(u16, usize)] {
         &self.source_hits
     }
+
+    /// The target platform whose stages are shown (`None`: every platform's).
+    pub fn platform(&self) -> Option<&str> {
+        self.platform.as_deref()
+    }
+
+    /// Whether the platform filter shows the step.
+    pub fn shows(&self, id: StepId, model: &Model) -> bool {
+        model.stage(id.stage).is_none_or(|st| shown(self.platform(), st))
+    }
+
+    /// Shows every platform again if the filter hides the step (a pause there must be seen).
+    pub fn reveal(&mut self, id: StepId, model: &Model) {
+        if !self.shows(id, model) {
+            self.platform = None;
+        }
+    }
+
+    /// Positions (among all steps) of the steps the filter shows.
+    fn visible(&self, model: &Model) -> Vec<usize> {
+        model
+            .steps()
+            .enumerate()
+            .filter(|(_, s)| model.stage(s.id.stage).is_none_or(|st| shown(self.platform(), st)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The next platform filter: every platform, then each target platform in turn. A step the
+    /// filter hides is not left selected: the same line's step on that platform is, or else the
+    /// first step shown.
+    fn cycle_platform(&mut self, model: &Model) -> Outcome {
+        if model.platforms.len() < 2 {
+            return Outcome::Say("this build is for one platform".into(), Severity::Info);
+        }
+        let at = self.platform.as_ref().and_then(|p| model.platforms.iter().position(|x| x == p));
+        self.platform = match at {
+            None => model.platforms.first().cloned(),
+            Some(i) => model.platforms.get(i + 1).cloned(),
+        };
+        let visible = self.visible(model);
+        if !visible.contains(&self.selected) {
+            let line = model.steps().nth(self.selected).map(|s| s.line);
+            let same_line = visible.iter().copied().find(|&i| model.steps().nth(i).map(|s| s.line) == line);
+            if let Some(pos) = same_line.or_else(|| visible.first().copied()) {
+                self.selected = pos;
+            }
+        }
+        Outcome::Say(
+            match &self.platform {
+                Some(p) => format!("showing the steps built for {p} (shared stages included): t for the next platform"),
+                None => "showing every platform's steps".to_string(),
+            },
+            Severity::Info,
+        )
+    }
 }
 
 impl Component for StepsPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
         if let Some(m) = Motion::of(action, ctx.page) {
-            let next = m.clamped(self.selected, ctx.model.steps().count());
+            // Over the steps the platform filter shows (all of them without one).
+            let visible = self.visible(ctx.model);
+            let at = visible.iter().position(|&i| i >= self.selected).unwrap_or(visible.len().saturating_sub(1));
+            let next = visible.get(m.clamped(at, visible.len())).copied().unwrap_or(self.selected);
             if next != self.selected {
                 self.selected = next;
                 self.follow = false;
@@ -108,6 +179,7 @@ impl Component for StepsPane {
             return Outcome::Done;
         }
         match action {
+            Action::Platform => self.cycle_platform(ctx.model),
             Action::Open | Action::Expand => Outcome::ShowDetail,
             Action::Follow => {
                 self.follow = true;
@@ -124,7 +196,11 @@ impl Component for StepsPane {
     fn click(&mut self, row: u16, ctx: &Ctx) -> Outcome {
         let hit = self.hits.iter().find(|(r, _)| *r == row).map(|(_, id)| *id).or_else(|| {
             let line = self.source_hits.iter().find(|(r, _)| *r == row).map(|(_, l)| *l)?;
-            ctx.model.steps().find(|s| s.line <= line && line <= s.end_line.max(s.line)).map(|s| s.id)
+            ctx.model
+                .steps()
+                .filter(|s| ctx.model.stage(s.id.stage).is_none_or(|st| shown(self.platform(), st)))
+                .find(|s| s.line <= line && line <= s.end_line.max(s.line))
+                .map(|s| s.id)
         });
         if let Some(id) = hit {
             self.follow = false;
@@ -135,13 +211,11 @@ impl Component for StepsPane {
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> PaneView {
         let width = area.width as usize;
-        let bps = ctx.breakpoint_lines();
+        let bps = ctx.line_breakpoints();
         let selected = ctx.selected_id();
-        let stage_bp: Vec<String> = ctx
-            .other_breakpoints()
-            .into_iter()
-            .filter_map(|d| d.strip_prefix("stage ").map(str::to_lowercase))
-            .collect();
+        let stage_bp = ctx.stage_breakpoints();
+        // A breakpoint limited to a platform is marked only on the stages built for it.
+        let applies = |p: &Option<String>, stage: &StageView| p.as_deref().is_none_or(|p| stage.serves(p));
         // Which optional columns fit.
         let fixed = 7; // marker, line (3), space, icon, space
         let mut text_w = width.saturating_sub(fixed);
@@ -168,16 +242,20 @@ impl Component for StepsPane {
         let mut lines: Vec<Line> = Vec::new();
         let mut rows: Vec<Option<StepId>> = Vec::new();
         let mut cursor_row = 0;
-        for stage in &ctx.model.stages {
+        for stage in ctx.model.stages.iter().filter(|s| shown(self.platform(), s)) {
             let name = stage.label();
-            let marker = if stage_bp.iter().any(|s| *s == name.to_lowercase() || *s == stage.index.to_string()) {
+            let marker = if stage_bp
+                .iter()
+                .any(|(s, p)| (*s == name.to_lowercase() || *s == stage.number().to_string()) && applies(p, stage))
+            {
                 "● "
             } else {
                 ""
             };
             let style = if stage.needed { theme.header } else { theme.skipped };
             let suffix = if stage.needed { String::new() } else { " (not needed: skipped)".into() };
-            let head = format!("{marker}{name} · FROM {}{suffix}", stage.base);
+            let platform = stage.platform_label(&ctx.model.platforms).map(|p| format!(" · {p}")).unwrap_or_default();
+            let head = format!("{marker}{name}{platform} · FROM {}{suffix}", stage.base);
             lines.push(Line::from(Span::styled(format::truncate(&head, width), style)));
             rows.push(None);
             for id in &stage.steps {
@@ -208,7 +286,7 @@ impl Component for StepsPane {
                     .iter()
                     .filter(|c| step.line <= c.line && c.line <= step.end_line.max(step.line))
                     .peekable();
-                let bp = if bps.contains(&step.line) {
+                let bp = if bps.iter().any(|(l, p)| *l == step.line && applies(p, stage)) {
                     Span::styled("●", theme.breakpoint)
                 } else if checks.peek().is_some() {
                     // A build check found something in this instruction (the Dockerfile below

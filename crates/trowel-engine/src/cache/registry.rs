@@ -213,10 +213,13 @@ impl RegistryCache {
             created_by: created_by.to_string(),
             earlier: earlier.iter().filter(|k| *k != key).take(HISTORY).cloned().collect(),
         };
+        // The entry says the platform its key is for (one cache repository serves every
+        // target of a build for several platforms).
+        let platform = Platform::parse(&components.platform).unwrap_or_else(|_| self.platform.clone());
         let mut config = json!({
             "created": created,
-            "architecture": self.platform.architecture,
-            "os": self.platform.os,
+            "architecture": platform.architecture,
+            "os": platform.os,
             "config": {"Labels": {FIELD: "1"}},
             "rootfs": {"type": "layers", "diff_ids": layer.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>()},
             "history": [{"created": created, "created_by": created_by, "empty_layer": layer.is_none()}],

@@ -125,7 +125,10 @@ mod tests {
     fn platforms(targets: &[&str]) -> Vec<PlatformArgs> {
         targets
             .iter()
-            .map(|t| PlatformArgs { target: Platform::parse(t).unwrap(), build: Platform::parse("linux/amd64").unwrap() })
+            .map(|t| PlatformArgs {
+                target: Platform::parse(t).unwrap(),
+                build: Platform::parse("linux/amd64").unwrap(),
+            })
             .collect()
     }
 
@@ -186,8 +189,7 @@ mod tests {
              COPY --from=tools / /\n",
             &["linux/amd64", "linux/arm64", "linux/arm/v7"],
         );
-        let shared: Vec<usize> =
-            p.stages.iter().filter(|s| s.targets.len() == 3).map(|s| s.dockerfile_stage).collect();
+        let shared: Vec<usize> = p.stages.iter().filter(|s| s.targets.len() == 3).map(|s| s.dockerfile_stage).collect();
         assert_eq!(shared, vec![0, 1]);
         // rt and the final stage once per target.
         assert_eq!(p.stages.len(), 4 + 2 * 2);

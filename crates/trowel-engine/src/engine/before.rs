@@ -15,13 +15,22 @@ use crate::engine::layer::StageLayer;
 use crate::fs::listing::digest_of;
 use crate::fs::{Change, ChangeKind, FileType, PrevMeta, path};
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Before {
     /// (stage, path) → the path as the last step of this build that changed it left it
     /// (`None`: deleted).
     known: HashMap<(usize, String), Option<PrevMeta>>,
     /// (stage, directory) whose base contents are gone (deleted, or made opaque).
     cleared: HashSet<(usize, String)>,
+}
+
+impl Before {
+    /// Takes in what a lane of a build for several platforms learnt (its stages are its own;
+    /// a shared stage's entries are the same in every lane).
+    pub fn absorb(&mut self, other: Before) {
+        self.known.extend(other.known);
+        self.cleared.extend(other.cleared);
+    }
 }
 
 /// A change's own metadata, as the step after it sees it "before".

@@ -17,14 +17,14 @@ use crate::engine::context::BuildContext;
 use crate::engine::controller::Controller;
 use crate::engine::emit::Emitter;
 use crate::engine::error::BuildError;
+use crate::engine::layer::StageLayer;
 use crate::engine::layer_cache::LayerCache;
 use crate::engine::options::BuildOptions;
 use crate::engine::push_check::PushCheck;
 use crate::engine::shared::Shared;
-use crate::engine::stage::build_stage;
 use crate::engine::stages::Stages;
 use crate::image::index::FinalIndex;
-use crate::image::outputs::FinalImage;
+use crate::image::outputs::{Artifact, FinalImage};
 use crate::image::store::BlobStore;
 
 /// What a successful build produced.
@@ -113,7 +113,7 @@ impl<'o> Build<'o> {
     }
 
     /// The state stages share, lent to a stage.
-    fn shared(&mut self) -> Shared<'_, 'o> {
+    pub(crate) fn shared(&mut self) -> Shared<'_, 'o> {
         Shared {
             ctx: &self.ctx,
             stages: &mut self.stages,
@@ -163,11 +163,7 @@ impl<'o> Build<'o> {
         if self.ctx.plan.is_multi_platform() {
             self.resolve_bases()?;
         }
-        for idx in self.ctx.plan.order.clone() {
-            let built = build_stage(&mut self.shared(), idx)?;
-            self.stages.finish(idx, built);
-            self.stages.release_after(&self.ctx, idx);
-        }
+        self.build_stages()?;
         let targets = self.ctx.plan.targets.clone();
         let images: Vec<FinalImage> =
             targets.iter().enumerate().map(|(slot, &t)| self.assemble(t, slot)).collect::<Result<_, _>>()?;
@@ -175,11 +171,17 @@ impl<'o> Build<'o> {
         // more, and deleting them (tens of thousands of files) overlaps the push.
         self.stages.release_all(&self.ctx);
         self.push_check.finish(&self.ctx)?;
+        let layers: Vec<Vec<StageLayer>> = targets
+            .iter()
+            .map(|&t| self.stages.get(t).map(|s| s.layers.clone()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
         if self.ctx.plan.is_multi_platform() {
-            let (index, pushed) = self.publish_index(&targets, &images)?;
+            let index = self.assemble_index(&images)?;
+            let pushed = self.publish(Artifact::Index(&index), &layers)?;
             return Ok(BuildResult { images, index: Some(index), pushed });
         }
-        let pushed = self.publish(targets[0], &images[0])?;
+        let pushed = self.publish(Artifact::Image(&images[0]), &layers)?;
         Ok(BuildResult { images, index: None, pushed })
     }
 
@@ -253,7 +255,11 @@ impl<'o> Build<'o> {
             target: ctx.opts.target.clone(),
             destinations: ctx.opts.output.destinations.clone(),
             platform: ctx.platform.to_string(),
-            platforms: if multi { ctx.plan.platforms.iter().map(|p| p.target.to_string()).collect() } else { Vec::new() },
+            platforms: if multi {
+                ctx.plan.platforms.iter().map(|p| p.target.to_string()).collect()
+            } else {
+                Vec::new()
+            },
             isolation: ctx.opts.run.isolation.to_string(),
             stages,
         });

@@ -36,6 +36,23 @@ impl ContentCapture {
         ContentCapture { before: Default::default(), limit, store, known: HashMap::new() }
     }
 
+    /// A copy for a lane of a build for several platforms (see `engine/lanes.rs`): what the
+    /// shared stages left, the same store.
+    pub fn fork(&self) -> ContentCapture {
+        ContentCapture {
+            before: self.before.clone(),
+            limit: self.limit,
+            store: self.store.clone(),
+            known: self.known.clone(),
+        }
+    }
+
+    /// Takes back what a lane recorded.
+    pub fn absorb(&mut self, lane: ContentCapture) {
+        self.before.absorb(lane.before);
+        self.known.extend(lane.known);
+    }
+
     /// Records a path's content (`None`: absent, binary or too large).
     fn set(&mut self, stage: usize, path: &str, text: Option<&str>) {
         let digest = text.and_then(|t| self.store.put(t.as_bytes()).ok());

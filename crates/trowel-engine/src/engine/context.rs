@@ -226,6 +226,12 @@ impl<'o> BuildContext<'o> {
         if self.plan.is_multi_platform() { self.plan.target_names(idx) } else { Vec::new() }
     }
 
+    /// The Dockerfile stage a checkpoint of stage `idx` names (none in a build for one
+    /// platform, where it is `idx`).
+    pub fn checkpoint_dockerfile_stage(&self, idx: usize) -> Option<usize> {
+        self.plan.is_multi_platform().then(|| self.plan.stages[idx].dockerfile_stage)
+    }
+
     /// Resolves an image reference in the registry for `platform`.
     pub fn resolve_image(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, BuildError> {
         let r = Reference::parse(reference).map_err(BuildError::pull(reference))?;

@@ -32,6 +32,10 @@ pub struct Checkpoint {
     /// (all of them for a shared stage), so a breakpoint can name one. Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// In a build for several platforms: the Dockerfile stage of the step (`id.stage` is the
+    /// stage's index in the plan, which counts every platform's stages). `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile_stage: Option<usize>,
 }
 
 impl Checkpoint {
@@ -170,9 +174,20 @@ pub trait Controller: Send {
     fn detail(&self) -> Detail {
         Detail::default()
     }
+    /// Whether stages may run at the same time (a build for several platforms builds each
+    /// platform's own stages concurrently). A controller that pauses, or that a person watches
+    /// step by step, says no: steps of two platforms interleaved at one prompt would be hard
+    /// to follow, and a pause would stop only one of them.
+    fn steps_concurrently(&self) -> bool {
+        false
+    }
 }
 
 /// Never pauses.
 pub struct Continue;
 
-impl Controller for Continue {}
+impl Controller for Continue {
+    fn steps_concurrently(&self) -> bool {
+        true
+    }
+}

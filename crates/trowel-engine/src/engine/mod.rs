@@ -31,6 +31,7 @@ mod context;
 pub mod controller;
 pub mod emit;
 pub mod error;
+mod lanes;
 mod layer;
 mod layer_cache;
 mod layer_paths;

@@ -44,6 +44,7 @@ pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, Buil
     let plan = dockerfile::plan_platforms(&df, opts.target.as_deref(), &opts.build_args, &platforms)?;
     check(&df, &plan, opts)?;
     check_git(&df, &plan, opts)?;
+    check_emulation(&df, &plan)?;
     Ok(Planned { df, plan })
 }
 
@@ -73,7 +74,8 @@ pub(crate) fn check_dockerfile(df: &Dockerfile, plan: &Plan) -> Result<(), Build
         if let (Base::Image(_), Some(p)) = (&ps.base, &ps.platform)
             && !p.is_empty()
         {
-            Platform::parse(p).map_err(|e| refuse(&df.stages[ps.dockerfile_stage].from, format!("FROM --platform: {e}")))?;
+            Platform::parse(p)
+                .map_err(|e| refuse(&df.stages[ps.dockerfile_stage].from, format!("FROM --platform: {e}")))?;
         }
     }
     Ok(())
@@ -153,6 +155,29 @@ pub(crate) fn check_git(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Re
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Every stage with a RUN must be able to run it: natively, or through a QEMU handler of the
+/// kernel's binfmt_misc (see `sandbox/emulation.rs`). Asked once per platform, before anything
+/// is pulled; the first RUN of a platform that cannot run is the one named.
+pub(crate) fn check_emulation(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
+    let mut checked: Vec<Platform> = Vec::new();
+    for &idx in &plan.order {
+        let Some(run) = df.stages[plan.stages[idx].dockerfile_stage]
+            .instructions
+            .iter()
+            .find(|i| matches!(i.kind, InstructionKind::Run { .. }))
+        else {
+            continue;
+        };
+        let platform = plan.stage_platform(idx);
+        if checked.contains(&platform) {
+            continue;
+        }
+        crate::sandbox::emulation::execution(&platform).map_err(|e| refuse(run, format!("cannot run for {e}")))?;
+        checked.push(platform);
     }
     Ok(())
 }

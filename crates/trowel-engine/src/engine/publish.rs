@@ -7,11 +7,12 @@ use trowel_events::{BlobPushAction, Event, LayerSummary, PushReview, ReviewLayer
 
 use crate::engine::build::Build;
 use crate::engine::controller::Decision;
+use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, PushError};
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::image::manifest::{Descriptor, Manifest};
-use crate::image::outputs::{self, FinalImage, OutputError};
-use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, Reference};
+use crate::image::outputs::{self, Artifact, FinalImage, OutputError};
+use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Reference};
 
 impl Build<'_> {
     /// Turns the target stage into an image in the local store.
@@ -75,16 +76,19 @@ impl Build<'_> {
         Ok(FinalImage { manifest, manifest_bytes, manifest_digest, config_bytes, config_digest })
     }
 
-    /// Local outputs, the push gate, then the pushes. Returns the destinations pushed.
-    pub(crate) fn publish(&mut self, target: usize, image: &FinalImage) -> Result<Vec<String>, BuildError> {
-        let layers = self
-            .stages
-            .get(target)
-            .map(|s| s.layers.clone())
-            .ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
+    /// Local outputs, the push gate, then the pushes: of the one image, or of the index of a
+    /// build for several platforms. `layers` are each image's layers as the stages left them
+    /// (in index order). Returns the destinations pushed.
+    pub(crate) fn publish(
+        &mut self,
+        artifact: Artifact<'_>,
+        layers: &[Vec<StageLayer>],
+    ) -> Result<Vec<String>, BuildError> {
         let out = &self.ctx.opts.output;
         if out.tar_path.is_some() || out.oci_layout_path.is_some() {
-            self.ctx.fetch_blobs(&layers)?;
+            for l in layers {
+                self.ctx.fetch_blobs(l)?;
+            }
         }
         let dests: Vec<Reference> = out
             .destinations
@@ -98,12 +102,13 @@ impl Build<'_> {
             } else {
                 dests.iter().map(|d| d.to_string()).collect()
             };
-            outputs::write_docker_archive(p, image, &self.ctx.store, &tags).map_err(out_err("tarball", p))?;
+            outputs::write_docker_archive(p, artifact, &self.ctx.store, &tags).map_err(out_err("tarball", p))?;
             self.ctx.emitter.emit(Event::OutputWritten { kind: "tarball".into(), path: p.display().to_string() });
         }
         if let Some(p) = &out.oci_layout_path {
             let name = dests.first().map(|d| d.to_string());
-            outputs::write_oci_layout(p, image, &self.ctx.store, name.as_deref()).map_err(out_err("OCI layout", p))?;
+            outputs::write_oci_layout(p, artifact, &self.ctx.store, name.as_deref())
+                .map_err(out_err("OCI layout", p))?;
             self.ctx.emitter.emit(Event::OutputWritten { kind: "OCI layout".into(), path: p.display().to_string() });
         }
         let mut pushed = Vec::new();
@@ -112,7 +117,10 @@ impl Build<'_> {
                 return Err(BuildError::Aborted(why));
             }
             if self.controller.wants_push_review() {
-                let review = self.push_review(image, &dests, &layers);
+                let review = match artifact {
+                    Artifact::Image(image) => self.push_review(image, &dests, &layers[0]),
+                    Artifact::Index(index) => self.index_review(index, &dests, layers),
+                };
                 self.ctx.emitter.emit(Event::PushReview { review: Box::new(review.clone()) });
                 let decision = self.controller.review_push(&review);
                 let (approved, reason) = match &decision {
@@ -124,29 +132,34 @@ impl Build<'_> {
                     return Err(BuildError::Aborted(why));
                 }
             }
-            // Base layers are downloaded during the push only if a destination lacks them and
-            // cannot mount them (see `Registry::push_image`).
-            for (dest, raw) in dests.iter().zip(&out.destinations) {
-                self.push_one(dest, raw, image, &layers)?;
-                pushed.push(raw.clone());
+            match artifact {
+                // Base layers are downloaded during the push only if a destination lacks them
+                // and cannot mount them (see `Registry::push_image`).
+                Artifact::Image(image) => {
+                    for (dest, raw) in dests.iter().zip(&out.destinations) {
+                        self.push_one(dest, raw, image, &layers[0])?;
+                        pushed.push(raw.clone());
+                    }
+                }
+                Artifact::Index(index) => pushed = self.push_index(index, &dests, layers)?,
             }
         }
         let names: Vec<(String, Option<String>)> = dests.iter().map(|d| (d.repo_ref(), d.tag.clone())).collect();
         if let Some(p) = &out.digest_file {
-            outputs::write_digest_file(p, image).map_err(out_err("digest file", p))?;
+            outputs::write_digest_file(p, artifact).map_err(out_err("digest file", p))?;
         }
         if let Some(p) = &out.image_name_with_digest_file {
-            outputs::write_image_name_with_digest_file(p, &names, image).map_err(out_err("digest file", p))?;
+            outputs::write_image_name_with_digest_file(p, &names, artifact).map_err(out_err("digest file", p))?;
         }
         if let Some(p) = &out.image_name_tag_with_digest_file {
-            outputs::write_image_name_tag_with_digest_file(p, &names, image).map_err(out_err("digest file", p))?;
+            outputs::write_image_name_tag_with_digest_file(p, &names, artifact).map_err(out_err("digest file", p))?;
         }
         Ok(pushed)
     }
 
     /// What the push gate shows: digests, destinations, and for each layer whether each
     /// destination already has it (HEAD requests, all at once).
-    fn push_review(&mut self, image: &FinalImage, dests: &[Reference], layers: &[StageLayer]) -> PushReview {
+    pub(super) fn push_review(&mut self, image: &FinalImage, dests: &[Reference], layers: &[StageLayer]) -> PushReview {
         // What the push will mount rather than upload, as `push_one` asks for it.
         let mounts: Vec<Vec<Option<String>>> = layers
             .iter()
@@ -199,7 +212,7 @@ impl Build<'_> {
     }
 
     /// The repository a layer can be mounted (or fetched) from when `dest` lacks it.
-    fn mount_source(&mut self, dest: &Reference, l: &StageLayer) -> Option<Reference> {
+    pub(super) fn mount_source(&mut self, dest: &Reference, l: &StageLayer) -> Option<Reference> {
         match &l.origin {
             LayerOrigin::Base(src) => Some(src.clone()),
             LayerOrigin::Built(id) => {
@@ -208,6 +221,37 @@ impl Build<'_> {
             }
             // A shell session's layer is in no cache entry.
             LayerOrigin::Shell(..) => None,
+        }
+    }
+
+    /// What a push of `image` to `dest` sends: its config, then each layer with the
+    /// repository it can be mounted from.
+    pub(super) fn push_image_of(&mut self, dest: &Reference, image: &FinalImage, layers: &[StageLayer]) -> PushImage {
+        let mut blobs = vec![PushBlob { descriptor: image.manifest.config.clone(), mount_from: None }];
+        for (l, desc) in layers.iter().zip(&image.manifest.layers) {
+            let mount_from = self.mount_source(dest, l);
+            blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
+        }
+        PushImage {
+            manifest_bytes: image.manifest_bytes.clone(),
+            manifest_media_type: image.manifest_media_type().to_string(),
+            blobs,
+        }
+    }
+
+    /// `blob_pushed` for every blob of a push to `raw`.
+    pub(super) fn emit_blobs(&self, raw: &str, report: &PushReport) {
+        for (digest, action, size) in &report.blobs {
+            self.ctx.emitter.emit(Event::BlobPushed {
+                destination: raw.to_string(),
+                digest: digest.clone().into(),
+                action: match action {
+                    BlobAction::Uploaded => BlobPushAction::Uploaded,
+                    BlobAction::Existed => BlobPushAction::Existed,
+                    BlobAction::Mounted => BlobPushAction::Mounted,
+                },
+                size: *size,
+            });
         }
     }
 
@@ -237,51 +281,14 @@ impl Build<'_> {
             });
             return Ok(());
         }
-        let mut blobs = vec![PushBlob { descriptor: image.manifest.config.clone(), mount_from: None }];
-        for (l, desc) in layers.iter().zip(&image.manifest.layers) {
-            let mount_from = self.mount_source(dest, l);
-            blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
-        }
-        let push = PushImage {
-            manifest_bytes: image.manifest_bytes.clone(),
-            manifest_media_type: image.manifest_media_type().to_string(),
-            blobs,
-        };
-        let emitter = &self.ctx.emitter;
-        let last = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, u64>::new());
-        let progress = |p: PushProgress| match p {
-            PushProgress::Blob { digest, sent, total } => {
-                let mut last = last.lock().unwrap();
-                let prev = last.entry(digest.clone()).or_insert(0);
-                if sent == total || sent >= *prev + (4 << 20) {
-                    *prev = sent;
-                    emitter.emit(Event::PushProgress {
-                        destination: raw.to_string(),
-                        digest: digest.into(),
-                        sent,
-                        total,
-                    });
-                }
-            }
-            PushProgress::BlobDone { .. } => {}
-        };
+        let push = self.push_image_of(dest, image, layers);
+        let progress = progress_reporter(&self.ctx.emitter, raw);
         let report = self
             .ctx
             .rt
             .block_on(self.ctx.registry.push_image(dest, &push, &self.ctx.store, &progress))
             .map_err(|e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) })?;
-        for (digest, action, size) in &report.blobs {
-            self.ctx.emitter.emit(Event::BlobPushed {
-                destination: raw.to_string(),
-                digest: digest.clone().into(),
-                action: match action {
-                    BlobAction::Uploaded => BlobPushAction::Uploaded,
-                    BlobAction::Existed => BlobPushAction::Existed,
-                    BlobAction::Mounted => BlobPushAction::Mounted,
-                },
-                size: *size,
-            });
-        }
+        self.emit_blobs(raw, &report);
         if report.manifest_digest != image.manifest_digest {
             return Err(BuildError::Push {
                 destination: raw.to_string(),
@@ -314,6 +321,25 @@ impl Build<'_> {
     }
 }
 
-fn out_err<'p>(what: &'static str, path: &'p std::path::Path) -> impl FnOnce(OutputError) -> BuildError + 'p {
+/// `push_progress` events for a push to `raw`, every 4 MiB of a blob and at its end.
+pub(super) fn progress_reporter<'e>(emitter: &'e Emitter, raw: &'e str) -> impl Fn(PushProgress) + Send + Sync + 'e {
+    let last = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, u64>::new());
+    move |p: PushProgress| match p {
+        PushProgress::Blob { digest, sent, total } => {
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            let prev = last.entry(digest.clone()).or_insert(0);
+            if sent == total || sent >= *prev + (4 << 20) {
+                *prev = sent;
+                emitter.emit(Event::PushProgress { destination: raw.to_string(), digest: digest.into(), sent, total });
+            }
+        }
+        PushProgress::BlobDone { .. } => {}
+    }
+}
+
+pub(super) fn out_err<'p>(
+    what: &'static str,
+    path: &'p std::path::Path,
+) -> impl FnOnce(OutputError) -> BuildError + 'p {
     move |source| BuildError::Output { what, path: path.to_path_buf(), source }
 }

@@ -44,8 +44,29 @@ pub(crate) struct BuiltStage {
     pub args: ArgScope,
 }
 
+impl BuiltStage {
+    fn without_root(&self) -> BuiltStage {
+        BuiltStage {
+            config: self.config.clone(),
+            format: self.format,
+            layers: self.layers.clone(),
+            root: None,
+            base_digest: self.base_digest.clone(),
+            base_ref: self.base_ref.clone(),
+            final_key: self.final_key.clone(),
+            clock: self.clock.clone(),
+            unstamped: self.unstamped.clone(),
+            args: self.args.clone(),
+        }
+    }
+}
+
 pub(crate) struct Stages {
     built: Vec<Option<BuiltStage>>,
+    /// In a lane of a build for several platforms: the roots of the shared stages, opened
+    /// again read-only (the build's own `Stages` owns and deletes them), so `COPY --from` a
+    /// shared stage reads its files instead of unpacking them once more per lane.
+    borrowed: HashMap<usize, Root>,
     /// Roots of images used by `COPY --from=<image>`, by reference.
     external: HashMap<String, BuildRoot>,
     /// For each stage, the later stages that read it, and whether they copy from it (true) or
@@ -61,6 +82,7 @@ impl Stages {
     pub fn new(plan: &Plan) -> Stages {
         Stages {
             built: (0..plan.stages.len()).map(|_| None).collect(),
+            borrowed: HashMap::new(),
             external: HashMap::new(),
             consumers: consumers_of(plan),
             slash_owner: None,
@@ -106,6 +128,9 @@ impl Stages {
     /// The files of finished stage `p`, for `COPY --from`: its root if it still has one, else
     /// its layers unpacked into a scratch directory (kept for later copies from it).
     pub fn stage_files(&mut self, ctx: &BuildContext, p: usize) -> Result<&Root, BuildError> {
+        if self.built[p].as_ref().is_some_and(|s| s.root.is_none()) && self.borrowed.contains_key(&p) {
+            return Ok(&self.borrowed[&p]);
+        }
         let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
         let root = match stage.root.take() {
             Some(r) => r,
@@ -194,6 +219,47 @@ impl Stages {
             // No thread to be had: the work dir's own removal at the end deletes them.
             Err(e) => ctx.emitter.warn(format!("could not start a thread to delete build roots: {e}")),
         }
+    }
+
+    /// What a lane of a build for several platforms starts with (see `engine/lanes.rs`): the
+    /// stages built so far without their roots (a lane never changes them), their roots
+    /// opened again to be read.
+    pub fn fork(&self) -> Result<Stages, BuildError> {
+        let mut borrowed = HashMap::new();
+        let built = self
+            .built
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let b = b.as_ref()?;
+                if let Some(r) = &b.root {
+                    match Root::open(&r.dir) {
+                        Ok(root) => {
+                            borrowed.insert(i, root);
+                        }
+                        Err(e) => return Some(Err(BuildError::fs(format!("open {}", r.dir.display()))(e))),
+                    }
+                }
+                Some(Ok(b.without_root()))
+            })
+            .map(Option::transpose)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Stages {
+            built,
+            borrowed,
+            external: HashMap::new(),
+            consumers: self.consumers.clone(),
+            slash_owner: None,
+            reapers: Vec::new(),
+        })
+    }
+
+    /// Takes back what a lane built: its stages (`mine`), and the deletions it started.
+    pub fn absorb(&mut self, mut lane: Stages, mine: &[usize]) {
+        for &i in mine {
+            self.built[i] = lane.built[i].take();
+        }
+        self.reapers.append(&mut lane.reapers);
     }
 
     /// Waits for the roots being deleted (before the work dir itself goes).

@@ -1,8 +1,10 @@
-//! Image data: the config (raw JSON), manifests and descriptors, the local blob store, and the
-//! outputs a build writes (registry push, docker-archive tarball, OCI layout, digest files).
+//! Image data: the config (raw JSON), manifests and descriptors, the image index of a build for
+//! several platforms, the local blob store, and the outputs a build writes (docker-archive
+//! tarball, OCI layout, digest files).
 
 pub mod config;
 pub mod index;
+mod layout;
 pub mod manifest;
 pub mod outputs;
 pub mod platform;

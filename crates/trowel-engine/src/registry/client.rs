@@ -84,6 +84,23 @@ pub struct PushImage {
     pub blobs: Vec<PushBlob>,
 }
 
+/// An image index to push: each platform's image (pushed by digest, untagged), then the index
+/// naming them. `index_bytes` must name exactly the manifests of `images`.
+#[derive(Debug, Clone)]
+pub struct PushIndex {
+    pub index_bytes: Vec<u8>,
+    /// An OCI image index or a Docker manifest list.
+    pub media_type: String,
+    pub images: Vec<PushImage>,
+}
+
+/// What an index push did: the index digest, and each platform's push in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPushReport {
+    pub index_digest: Digest,
+    pub images: Vec<PushReport>,
+}
+
 /// One blob of a push, and where it may be mounted from instead of uploaded.
 #[derive(Debug, Clone)]
 pub struct PushBlob {
@@ -147,6 +164,11 @@ mod tests {
         assert_send(&reg.push_manifest(&r, b"", ""));
         assert_send(&reg.fetch_manifest(&r));
         assert_send(&reg.check_push_access(&r));
+        let idx = PushIndex { index_bytes: vec![], media_type: String::new(), images: vec![img.clone()] };
+        assert_send(&reg.push_index(&r, &idx, &store, &|_| {}));
+        assert_send(&reg.stage_index(&r, &idx, &store, &|_| {}));
+        assert_send(&reg.tag_index(&r, &idx));
+        assert_send(&reg.names_digest(&r, &d));
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub enum RegistryError {
     #[error("{op} {reference}: {detail}")]
     Protocol { op: Op, reference: String, detail: String },
 
+    /// The registry would not store a manifest of this media type (e.g. an old registry and
+    /// an OCI image index). Nothing was tagged.
+    #[error("{op} {reference}: the registry refused a manifest of type {media_type} ({status}): {detail}")]
+    ManifestRefused { op: Op, reference: String, media_type: String, status: u16, detail: String },
+
     /// A downloaded blob did not hash to its descriptor's digest, on every attempt.
     #[error("{op} {reference}: blob {expected} failed verification: {detail}")]
     BlobVerification { op: Op, reference: String, expected: Digest, detail: String },
@@ -89,9 +94,29 @@ impl RegistryError {
     /// HTTP status of a registry error response, if this is one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RegistryError::Registry { status, .. } => Some(*status),
+            RegistryError::Registry { status, .. } | RegistryError::ManifestRefused { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The same error naming `name` as its reference: a push made under another name (an index's
+    /// platform images go by digest) reports the destination the user gave.
+    pub(crate) fn naming(mut self, name: String) -> RegistryError {
+        match &mut self {
+            RegistryError::Registry { reference, .. }
+            | RegistryError::Transport { reference, .. }
+            | RegistryError::Auth { reference, .. }
+            | RegistryError::Protocol { reference, .. }
+            | RegistryError::ManifestRefused { reference, .. }
+            | RegistryError::BlobVerification { reference, .. }
+            | RegistryError::Store { reference, .. } => *reference = name,
+            RegistryError::InvalidReference { .. }
+            | RegistryError::Options(_)
+            | RegistryError::Certificate { .. }
+            | RegistryError::DockerConfig { .. }
+            | RegistryError::CredentialHelper(_) => {}
+        }
+        self
     }
 
     /// True for a 404 from the registry (unknown manifest, blob or repository).

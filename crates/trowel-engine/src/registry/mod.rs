@@ -2,7 +2,8 @@
 //!
 //! [`Registry`] is the one entry point: `resolve` (index → platform manifest → config),
 //! `fetch_blob` (streamed into the [`BlobStore`](crate::image::store::BlobStore), verified),
-//! `push_image` (blobs, then the manifest), plus the smaller calls around them. It speaks the
+//! `push_image` (blobs, then the manifest), `push_index` (each platform's image by digest, then
+//! the index), plus the smaller calls around them. It speaks the
 //! distribution API over reqwest (see `session.rs` for why not through oci-client), with
 //! per-host TLS settings, Docker's loopback rule (TLS if offered, else plain HTTP), credentials
 //! from the Docker config and credential helpers, bearer tokens, and bounded retries.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod options;
 mod pull;
 mod push;
+mod push_index;
 pub mod reference;
 mod retry;
 mod secret;
@@ -22,7 +24,9 @@ mod stream_upload;
 mod token;
 mod transport;
 
-pub use client::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Registry, ResolvedImage};
+pub use client::{
+    BlobAction, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry, ResolvedImage,
+};
 pub use error::{Op, RegistryError};
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;

@@ -40,6 +40,8 @@
 mod caps;
 mod chroot;
 pub mod detect;
+pub mod emulation;
+mod emulation_probe;
 mod error;
 mod etc_files;
 mod exec;

@@ -30,8 +30,88 @@ pub struct StageView {
 }
 
 impl StageView {
-    /// `builder` or `stage 1`.
+    /// `builder` or `stage 1` (its number in the Dockerfile, also in a build for several
+    /// platforms, where `index` counts every platform's stages).
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("stage {}", self.index))
+        self.name.clone().unwrap_or_else(|| format!("stage {}", self.number()))
+    }
+
+    /// Its stage number in the Dockerfile (0 = the first `FROM`).
+    pub fn number(&self) -> usize {
+        self.dockerfile_stage.unwrap_or(self.index)
+    }
+
+    /// Whether it is built for the target platform `platform`: always in a build for one
+    /// platform (no targets); in a build for several, when `targets` holds it (a shared stage
+    /// serves every target).
+    pub fn serves(&self, platform: &str) -> bool {
+        self.targets.is_empty() || self.targets.iter().any(|t| t == platform)
+    }
+
+    /// What its header says of its platform in a build for the target platforms `all`:
+    /// `linux/arm64`, or `linux/amd64 (shared by all)` for a stage every target shares (`(shared
+    /// by linux/amd64, linux/arm64)` for one some of them share), or `linux/amd64 (for
+    /// linux/arm64)` for a stage built on one platform for another; `None` in a build for one
+    /// platform.
+    pub fn platform_label(&self, all: &[String]) -> Option<String> {
+        let on = self.platform.as_deref()?;
+        Some(match self.targets.as_slice() {
+            [] => on.to_string(),
+            [one] if one == on => on.to_string(),
+            [one] => format!("{on} (for {one})"),
+            some if all.len() == some.len() && all.iter().all(|p| some.contains(p)) => format!("{on} (shared by all)"),
+            some => format!("{on} (shared by {})", some.join(", ")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(
+        index: usize,
+        name: Option<&str>,
+        dockerfile_stage: Option<usize>,
+        on: Option<&str>,
+        targets: &[&str],
+    ) -> StageView {
+        StageView {
+            index,
+            name: name.map(Into::into),
+            base: "busybox".into(),
+            needed: true,
+            steps: Vec::new(),
+            source: None,
+            base_layers: Vec::new(),
+            base_listings: Default::default(),
+            started: false,
+            finished: false,
+            dockerfile_stage,
+            platform: on.map(Into::into),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_stage_instance_says_its_platform_and_which_targets_it_serves() {
+        let all: Vec<String> = vec!["linux/amd64".into(), "linux/arm64".into(), "linux/s390x".into()];
+        let one = stage(1, None, None, None, &[]);
+        assert_eq!((one.label(), one.platform_label(&[])), ("stage 1".to_string(), None));
+        assert!(one.serves("linux/arm64"), "a build for one platform has no targets to tell");
+        let shared = stage(0, Some("build"), Some(0), Some("linux/amd64"), &["linux/amd64", "linux/arm64"]);
+        assert_eq!(shared.platform_label(&all).unwrap(), "linux/amd64 (shared by linux/amd64, linux/arm64)");
+        assert_eq!(shared.platform_label(&all[..2]).unwrap(), "linux/amd64 (shared by all)");
+        assert!(shared.serves("linux/amd64") && shared.serves("linux/arm64"));
+        let arm = stage(2, None, Some(1), Some("linux/arm64"), &["linux/arm64"]);
+        assert_eq!(
+            (arm.label(), arm.number()),
+            ("stage 1".to_string(), 1),
+            "its Dockerfile number, not the instance's"
+        );
+        assert_eq!(arm.platform_label(&all).unwrap(), "linux/arm64");
+        assert!(!arm.serves("linux/amd64"));
+        let cross = stage(3, Some("compile"), Some(0), Some("linux/amd64"), &["linux/arm64"]);
+        assert_eq!(cross.platform_label(&all).unwrap(), "linux/amd64 (for linux/arm64)");
     }
 }

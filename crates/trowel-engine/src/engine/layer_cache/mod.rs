@@ -148,6 +148,38 @@ impl LayerCache {
         }))
     }
 
+    /// A copy for a lane of a build for several platforms (see `engine/lanes.rs`): the same
+    /// cache repository and lookup limit, its own bookkeeping (taken back by
+    /// [`absorb`](Self::absorb)).
+    pub fn fork(&self) -> LayerCache {
+        LayerCache {
+            remote: self.remote.clone(),
+            opts: self.opts.clone(),
+            dockerfile_id: self.dockerfile_id.clone(),
+            missed: self.missed.clone(),
+            history: HashMap::new(),
+            pushes: Vec::new(),
+            streamed: HashMap::new(),
+            stored: HashSet::new(),
+            hits: 0,
+            misses: 0,
+            bytes_reused: 0,
+            limiter: self.limiter.clone(),
+        }
+    }
+
+    /// Takes back a lane's bookkeeping: its misses, writes in flight, stored steps, counters.
+    pub fn absorb(&mut self, lane: LayerCache) {
+        self.missed.extend(lane.missed);
+        self.history.extend(lane.history);
+        self.pushes.extend(lane.pushes);
+        self.streamed.extend(lane.streamed);
+        self.stored.extend(lane.stored);
+        self.hits += lane.hits;
+        self.misses += lane.misses;
+        self.bytes_reused += lane.bytes_reused;
+    }
+
     /// Starts the lookups of a stage's cacheable steps, all at once (bounded).
     fn start_lookups(&self, ctx: &BuildContext<'_>, keys: &mut StageKeys) {
         for (id, p) in keys.planned.iter().filter(|(_, p)| p.cacheable) {

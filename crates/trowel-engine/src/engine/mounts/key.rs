@@ -39,10 +39,8 @@ pub(crate) fn key_inputs(
                         .ok_or_else(|| StepError::Invalid(format!("stage {} has no cache key", ctx.stage_label(*p))))?;
                     value.push_str(&format!(" stage-key={key}"));
                 }
-                From::Image(r) => value.push_str(&format!(
-                    " digest={}",
-                    ctx.resolve_once(r, mounts.platform.as_ref())?.manifest_digest
-                )),
+                From::Image(r) => value
+                    .push_str(&format!(" digest={}", ctx.resolve_once(r, mounts.platform.as_ref())?.manifest_digest)),
             }
         }
         sources.insert(name, value);

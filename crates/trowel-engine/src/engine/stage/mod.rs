@@ -139,6 +139,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         report: None,
         root_dir: None,
         targets: ctx.checkpoint_targets(idx),
+        dockerfile_stage: ctx.checkpoint_dockerfile_stage(idx),
     };
     runner.checkpoint(s, &cp)?;
     let triggers = runner.config.image.onbuild();
@@ -337,6 +338,7 @@ impl StageRunner {
             report: None,
             root_dir: None,
             targets: ctx.checkpoint_targets(id.stage),
+            dockerfile_stage: ctx.checkpoint_dockerfile_stage(id.stage),
         };
         // A re-run was just asked for at the pause after the failed attempt: no pause before it.
         if attempt.number == 1 {
@@ -457,7 +459,9 @@ impl StageRunner {
             None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
             Some(from) => match stage_index(&ctx.plan, index, from) {
                 Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
-                None => Source::Root(s.stages.image_files(ctx, from, Some(&ctx.plan.stage_platform(index))).map_err(|e| at.fail(e))?),
+                None => Source::Root(
+                    s.stages.image_files(ctx, from, Some(&ctx.plan.stage_platform(index))).map_err(|e| at.fail(e))?,
+                ),
             },
         })
     }
