@@ -192,9 +192,12 @@ def main():
     for rep in range(1, args.reps + 1):
         for wl in args.workloads.split(","):
             ctx, dockerfile = workloads.prepare(wl, args.cache_dir)
+            platforms = workloads.platforms(wl)
+            # kaniko builds one platform per run: it has no multi-platform cell.
+            wl_tools = [t for t in tool_list if t.multi_platform or not platforms]
             # Rotate the tool order every repetition (and per workload) so neither always goes first.
-            shift = (rep + list(workloads.WORKLOADS).index(wl)) % len(tool_list)
-            order = tool_list[shift:] + tool_list[:shift]
+            shift = (rep + list(workloads.WORKLOADS).index(wl)) % len(wl_tools)
+            order = wl_tools[shift:] + wl_tools[:shift]
             groups = [m for m in ("cold", "nocache") if m in modes]
             for group in groups:
                 chain = ["cold", "warm"] if group == "cold" and "warm" in modes else [group]
@@ -204,7 +207,7 @@ def main():
                         out_dir = os.path.join(args.out, "runs", "%s-%s-%s-%s-r%d" % (args.fs_name, wl, tool.name, mode, rep))
                         os.makedirs(out_dir, exist_ok=True)
                         run = tools.Run(tool.name, wl, mode, rep, args.fs_name, args.registry, ctx, dockerfile,
-                                        state, out_dir)
+                                        state, out_dir, platforms)
                         phases = tool.phases(run)  # also deletes the tool's previous state
                         # This machine's ext4 has no journal: then every inode allocation skips
                         # inodes deleted in the last dirty_expire interval (30 s) whose inode
@@ -221,7 +224,11 @@ def main():
                                "uptime_after": after, **res}
                         if res["ok"]:
                             try:
-                                digest, _, _, size = verify.inspect(run.destination)
+                                if platforms:
+                                    digest, index, _, size = verify.inspect_index(run.destination, platforms)
+                                    rec["index_media_type"] = index.get("mediaType")
+                                else:
+                                    digest, _, _, size = verify.inspect(run.destination)
                                 rec["digest"], rec["pushed_bytes"] = digest, size
                                 if args.no_verify:
                                     rec["verified"] = "skipped"

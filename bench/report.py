@@ -5,6 +5,10 @@ where trowel's time went according to its traces.
 
     report.py RESULTS_DIR                      print the tables
     report.py RESULTS_DIR --readme README.md   replace the README's results section with them
+    report.py RESULTS_DIR --multi-platform [--readme README.md]
+                                               the two-platform run (run.sh --multi-platform): its
+                                               table, what the second platform costs each tool, the
+                                               index each pushed (README: its own section)
 """
 
 import json
@@ -13,7 +17,8 @@ import re
 import statistics
 import sys
 
-ORDER = ["W1", "W2", "W3", "W4", "W5", "BIG", "MANY"]
+ORDER = ["W1", "W2", "W3", "W4", "W5", "BIG", "MANY", "W1x2", "W4x2"]
+MULTI = {"W1x2": "W1", "W4x2": "W4"}  # a two-platform workload and its single-platform twin
 MODES = ["cold", "warm", "nocache"]
 PEERS = ["buildah", "kaniko"]
 RSS_TARGET_MB = 64
@@ -236,17 +241,77 @@ def render(results_dir):
     return "\n".join(parts)
 
 
+def header(results_dir, metas, ends):
+    m0 = metas[0] if metas else {}
+    return ["Run `%s` (%s → %s).\n" % (os.path.basename(os.path.normpath(results_dir)), m0.get("started", "?"),
+                                      ends[-1]["finished"] if ends else "unfinished"),
+            "Versions: " + "; ".join("%s" % v for v in m0.get("versions", {}).values()) + ".\n",
+            "Load (`uptime`) at the start and at the end: " + "; ".join(
+                "%s: %s" % (m["fs"], m["uptime"].split("load average:")[-1].strip()) for m in metas) +
+            ("; end: " + ends[-1]["uptime"].split("load average:")[-1].strip() if ends else "") + ".\n"]
+
+
+def failures(runs):
+    failed = [r for r in runs if not r["ok"] or not str(r.get("verified", "")).startswith(("ok", "same", "skipped"))]
+    if not failed:
+        return []
+    return ["### Failed or unverified runs\n\n" + "\n".join(
+        "- %s %s %s %s r%d: %s" % (r["fs"], r["workload"], r["tool"], r["mode"], r["rep"],
+                                   ((r.get("error") or r.get("verified", "")).strip().splitlines() or ["?"])[-1][:300])
+        for r in failed) + "\n"]
+
+
+def render_multi(results_dir):
+    """The two-platform run: per file system its table (single-platform twins included, measured in
+    the same run), what building the second platform costs each tool, and the indexes pushed."""
+    runs, metas, ends, _ = load(results_dir)
+    parts = header(results_dir, metas, ends)
+    for fs in ("ext4", "tmpfs"):
+        if not any(r["fs"] == fs for r in runs):
+            continue
+        t, summary = table(runs, fs)
+        desc = next((m.get("fs_desc") for m in metas if m["fs"] == fs and m.get("fs_desc")), "")
+        parts.append("### %s%s\n\n%s\n" % (fs, " — " + desc if desc else "", t))
+        tools = sorted({r["tool"] for r in runs if r["fs"] == fs}, key=lambda x: (x != "trowel", x))
+        lines = []
+        for wl, twin in MULTI.items():
+            for mode in MODES:
+                if (wl, mode) not in summary or (twin, mode) not in summary:
+                    continue
+                costs = []
+                for tool in tools:
+                    two, one = summary[(wl, mode)]["walls"].get(tool), summary[(twin, mode)]["walls"].get(tool)
+                    if two is not None and one:
+                        costs.append("%s %.2f s → %.2f s (%.1f×)" % (tool, one, two, two / one))
+                if costs:
+                    lines.append("- %s %s (amd64 alone → amd64 + arm64): %s" % (twin, mode, "; ".join(costs)))
+        if lines:
+            parts.append("Two platforms against one (medians of this run):\n\n" + "\n".join(lines) + "\n")
+        kinds = {}
+        for r in runs:
+            if r["fs"] == fs and r.get("index_media_type"):
+                kinds.setdefault(r["tool"], set()).add(r["index_media_type"])
+        if kinds:
+            parts.append("Indexes pushed: " + "; ".join("%s `%s`" % (tool, "`, `".join(sorted(k)))
+                                                       for tool, k in sorted(kinds.items())) + ".\n")
+    parts += failures(runs)
+    return "\n".join(parts)
+
+
 def main():
     results_dir = sys.argv[1]
-    text = render(results_dir)
-    if len(sys.argv) > 3 and sys.argv[2] == "--readme":
-        path = sys.argv[3]
+    multi = "--multi-platform" in sys.argv[2:]
+    args = [a for a in sys.argv[2:] if a != "--multi-platform"]
+    text = render_multi(results_dir) if multi else render(results_dir)
+    section = "multiplatform" if multi else "results"
+    if len(args) > 1 and args[0] == "--readme":
+        path = args[1]
         with open(path) as f:
             readme = f.read()
-        new, n = re.subn(r"(<!-- results:start -->\n).*?(<!-- results:end -->)",
+        new, n = re.subn(r"(<!-- %s:start -->\n).*?(<!-- %s:end -->)" % (section, section),
                          lambda m: m.group(1) + text + "\n" + m.group(2), readme, flags=re.S)
         if n != 1:
-            sys.exit("%s has no <!-- results:start --> … <!-- results:end --> section" % path)
+            sys.exit("%s has no <!-- %s:start --> … <!-- %s:end --> section" % (path, section, section))
         with open(path, "w") as f:
             f.write(new)
     else:

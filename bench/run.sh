@@ -4,9 +4,14 @@
 #
 #   bench/run.sh [--reps N] [--fs ext4|tmpfs|both] [--workloads W1,W2,...] [--modes cold,warm,nocache]
 #                [--extra-reps N] [--no-extra] [--no-profile-extras] [--ext4 image|root]
-#                [--quick] [--no-readme]
+#                [--quick] [--no-readme] [--multi-platform] [--tools trowel,buildah]
 #
 #   --quick        1 repetition of W1 and W2 in cold/warm/nocache on ext4, no extras (a smoke test)
+#   --multi-platform  the two-platform cells only: W1x2 and W4x2 (W1 and W4 built for linux/amd64
+#                  and linux/arm64 on index bases, one index pushed) next to W1 and W4, on ext4, no
+#                  extras and no profiling pass; arm64's RUNs run under QEMU (binfmt_misc). Its
+#                  tables go to bench/results/multiplatform/ and README's two-platform section
+#   --tools        which builders (default: trowel, buildah, and kaniko with KANIKO_EXECUTOR)
 #   --extra-reps   repetitions of the extra workloads (BIG: one 2 GiB file; MANY: 100,000 files in
 #                  the base), run in cold mode on ext4 (default 3; 0 skips them)
 #   --no-readme    leave bench/README.md alone (results still go to the results directory)
@@ -38,6 +43,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 reps=3 fs=both wls=W1,W2,W3,W4,W5 modes=cold,warm,nocache extra_reps=3 readme=1 ext4=image pextras=1
+multi=0 profile=1 tools=
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps=$2; shift 2;;
@@ -50,7 +56,9 @@ while [ $# -gt 0 ]; do
     --no-readme) readme=0; shift;;
     --ext4) ext4=$2; shift 2;;
     --no-profile-extras) pextras=0; shift;;
-    *) sed -n '2,20p' "$0"; exit 2;;
+    --multi-platform) multi=1 fs=ext4 wls=W1,W4,W1x2,W4x2 extra_reps=0 profile=0; shift;;
+    --tools) tools=$2; shift 2;;
+    *) sed -n '2,26p' "$0"; exit 2;;
   esac
 done
 work=${BENCH_WORK:-/var/tmp/trowel-bench}
@@ -64,6 +72,8 @@ for pair in buildah:buildah skopeo:skopeo umoci:umoci docker-registry:docker-reg
             python3:python3; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
+# The arm64 RUNs of the two-platform cells run under QEMU user emulation (binfmt_misc handlers).
+case ",$wls," in *x2,*) command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static binfmt-support);; esac
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -121,18 +131,24 @@ reg=127.0.0.1:$port
 for _ in $(seq 1 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
 echo "==> registry $reg; pushing base images (umoci + skopeo)"
 "$here/lib/base-images.sh" "$reg" "$work/cache"
+case ",$wls," in *x2,*)
+  echo "==> two-platform bases (linux/amd64 + linux/arm64 indexes; the arm64 Debian root is made under QEMU once)"
+  "$here/lib/multi-arch-bases.sh" "$reg" "$work/cache";;
+esac
 
 # --- physical references -----------------------------------------------------------------------
-echo "==> physical references (Debian minbase root on ext4)"
-"$here/lib/references.sh" "$work/cache/debian-bookworm-minbase.tar" "$work/refroot" > "$out/references.json"
-cat "$out/references.json"
+if [ "$multi" = 0 ]; then
+  echo "==> physical references (Debian minbase root on ext4)"
+  "$here/lib/references.sh" "$work/cache/debian-bookworm-minbase.tar" "$work/refroot" > "$out/references.json"
+  cat "$out/references.json"
+fi
 
 # --- the matrix ----------------------------------------------------------------------------------
 bench() { # fs-name fs-dir extra-args...
   local name=$1 dir=$2; shift 2
   mkdir -p "$dir"
   python3 "$here/bench.py" --registry "$reg" --trowel "$trowel" --cache-dir "$work/cache" \
-    --fs-dir "$dir" --fs-name "$name" --out "$out" "$@"
+    --fs-dir "$dir" --fs-name "$name" --out "$out" ${tools:+--tools "$tools"} "$@"
 }
 if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
   mkdir -p "$ext4_dir"
@@ -167,11 +183,13 @@ if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
     echo "==> ext4 extras: BIG, MANY (cold) × $extra_reps"
     bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads BIG,MANY --modes cold --reps "$extra_reps"
   fi
-  # perf (Debian's linux-perf) adds a sampled CPU profile to the traces when it is installed.
-  prof=trowel-trace
-  perf record -q -o /dev/null -- true >/dev/null 2>&1 && prof=trowel-perf
-  echo "==> ext4 profiling pass: $prof, once per workload (cold, warm)"
-  bench ext4 "$ext4_dir" --fs-desc "$desc" --tools "$prof" --workloads "$wls${profile_extra:-}" --modes cold,warm --reps 1
+  if [ "$profile" = 1 ]; then
+    # perf (Debian's linux-perf) adds a sampled CPU profile to the traces when it is installed.
+    prof=trowel-trace
+    perf record -q -o /dev/null -- true >/dev/null 2>&1 && prof=trowel-perf
+    echo "==> ext4 profiling pass: $prof, once per workload (cold, warm)"
+    bench ext4 "$ext4_dir" --fs-desc "$desc" --tools "$prof" --workloads "$wls${profile_extra:-}" --modes cold,warm --reps 1
+  fi
 fi
 if [ "$fs" = tmpfs ] || [ "$fs" = both ]; then
   mkdir -p "$tmpfs_dir"
@@ -181,6 +199,18 @@ if [ "$fs" = tmpfs ] || [ "$fs" = both ]; then
 fi
 
 # --- tables --------------------------------------------------------------------------------------
+if [ "$multi" = 1 ]; then
+  python3 "$here/report.py" "$out" --multi-platform > "$out/tables.md"
+  cat "$out/tables.md"
+  if [ "$readme" = 1 ]; then
+    mkdir -p "$here/results/multiplatform"
+    cp "$out/results.jsonl" "$out/tables.md" "$here/results/multiplatform/"
+    python3 "$here/report.py" "$out" --multi-platform --readme "$here/README.md"
+    echo "==> bench/README.md (two platforms) updated from $out"
+  fi
+  echo "==> raw results: $out"
+  exit 0
+fi
 python3 "$here/report.py" "$out" > "$out/tables.md"
 cat "$out/tables.md"
 if [ "$readme" = 1 ]; then

@@ -9,6 +9,11 @@ Modes (the same meaning for every tool):
 
 Each tool's state lives under STATE (on the file system under test). A build is one or more
 phases (buildah: build, then push); each phase runs under /usr/bin/time -v.
+
+A multi-platform workload (Run.platforms not empty) is one command per tool building every
+platform and pushing one image index: trowel `build --platform A,B`; buildah `build --platform A,B
+--manifest LIST` then `manifest push --all`. kaniko builds one platform per run, so it has no
+multi-platform cell.
 """
 
 import json
@@ -35,8 +40,9 @@ def wipe(path):
 class Run:
     """One build: the identity of the run and where everything goes."""
 
-    def __init__(self, tool, workload, mode, rep, fs, registry, ctx, dockerfile, state, out_dir):
+    def __init__(self, tool, workload, mode, rep, fs, registry, ctx, dockerfile, state, out_dir, platforms=()):
         self.tool, self.workload, self.mode, self.rep, self.fs = tool, workload, mode, rep, fs
+        self.platforms = tuple(platforms)
         self.registry, self.ctx, self.dockerfile = registry, ctx, dockerfile
         self.state, self.out_dir = state, out_dir
         group = "cache" if mode in ("cold", "warm") else "nocache"
@@ -54,6 +60,8 @@ class Trowel:
     the before/after content of small text files a step changed, and when a step modifies or
     deletes a base image file it first indexes the base layers' text files."""
 
+    multi_platform = True
+
     def __init__(self, binary, trace=False, perf=False):
         self.binary = binary
         self.trace = trace or perf
@@ -65,6 +73,7 @@ class Trowel:
 
     def flags(self, mode):
         common = "--isolation chroot --work-dir STATE/work" + (" --trace FILE" if self.trace else "")
+        common += " [--platform linux/amd64,linux/arm64]"
         if mode == "nocache":
             return common
         return common + " --cache=true --cache-repo REG/bench-cache/... --cache-copy-layers=true --cache-dir STATE/cache-dir"
@@ -77,6 +86,8 @@ class Trowel:
         argv = [self.binary, "build", "--context", run.ctx, "--dockerfile", run.dockerfile,
                 "--destination", run.destination, "--build-arg", run.build_arg,
                 "--isolation", "chroot", "--work-dir", os.path.join(run.state, "work"), "--log-format", "text"]
+        if run.platforms:
+            argv += ["--platform", ",".join(run.platforms)]
         if self.trace:
             argv += ["--trace", os.path.join(run.out_dir, "trace.jsonl")]
         if self.perf:
@@ -93,6 +104,7 @@ class Trowel:
 
 class Buildah:
     name = "buildah"
+    multi_platform = True
 
     def version(self):
         return subprocess.run(["buildah", "--version"], capture_output=True, text=True).stdout.strip()
@@ -100,7 +112,9 @@ class Buildah:
     def flags(self, mode):
         layers = "--layers=false" if mode == "nocache" else "--layers=true"
         return ("buildah --root STATE/root --runroot STATE/runroot --storage-driver overlay build "
-                "--isolation chroot --tls-verify=false %s (TMPDIR=STATE/tmp); buildah push --tls-verify=false" % layers)
+                "--isolation chroot --tls-verify=false %s (TMPDIR=STATE/tmp); buildah push --tls-verify=false "
+                "[several platforms: build --platform linux/amd64,linux/arm64 --manifest LIST; "
+                "manifest push --all --tls-verify=false]" % layers)
 
     def _global(self, run):
         return ["buildah", "--root", os.path.join(run.state, "root"),
@@ -114,9 +128,21 @@ class Buildah:
         tag = "localhost/bench-%s:latest" % run.workload.lower()
         build = self._global(run) + ["build", "--isolation", "chroot", "--tls-verify=false",
                                      "--layers=%s" % ("true" if run.caching else "false"),
-                                     "--build-arg", run.build_arg, "-f", run.dockerfile, "-t", tag, run.ctx]
-        push = self._global(run) + ["push", "--tls-verify=false", tag, "docker://" + run.destination]
-        return [("build", build, env), ("push", push, env)]
+                                     "--build-arg", run.build_arg, "-f", run.dockerfile]
+        if not run.platforms:
+            build += ["-t", tag, run.ctx]
+            push = self._global(run) + ["push", "--tls-verify=false", tag, "docker://" + run.destination]
+            return [("build", build, env), ("push", push, env)]
+        # --manifest adds each platform's image to the list LIST (creating it). A warm run starts
+        # without the list the cold run made (its images and layers stay in the storage): the
+        # list is then made anew, as `-t` re-points a tag, instead of growing a second entry per
+        # platform.
+        if not run.fresh:
+            subprocess.run(self._global(run) + ["manifest", "rm", tag], capture_output=True, env=dict(os.environ, **env))
+        build += ["--platform", ",".join(run.platforms), "--manifest", tag, run.ctx]
+        push = self._global(run) + ["manifest", "push", "--all", "--tls-verify=false", tag,
+                                    "docker://" + run.destination]
+        return [("build", build, env), ("manifest-push", push, env)]
 
     def cleanup(self, run):
         if os.path.isdir(os.path.join(run.state, "root")):
@@ -132,6 +158,7 @@ class Kaniko:
     as in CI where every kaniko pod starts empty."""
 
     name = "kaniko"
+    multi_platform = False  # one platform per run: --custom-platform
 
     def __init__(self, executor):
         self.executor = executor

@@ -1,5 +1,11 @@
 """Checks a pushed image with independent tools: skopeo reads the manifest and config, skopeo copies
-the image into an OCI layout, umoci unpacks it, and per-workload assertions look at the files."""
+the image into an OCI layout, umoci unpacks it, and per-workload assertions look at the files.
+
+A multi-platform workload's destination must be an image index (OCI, or a Docker manifest list)
+with exactly one entry per target platform; each entry's config must name that platform, and
+each platform's image, pulled with skopeo --override-arch and unpacked with umoci, must hold what
+the single-platform workload's checks expect, built on that platform's base (its ELF binaries are
+that architecture's, so its RUNs ran under that architecture, emulated or not)."""
 
 import hashlib
 import json
@@ -8,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 
+import workloads
 from workloads import BIG_SIZE, tree_digest
 
 
@@ -31,6 +38,49 @@ def inspect(ref):
     config = json.loads(_run(["skopeo", "inspect", "--tls-verify=false", "--config", "docker://" + ref]))
     size = raw["config"]["size"] + sum(layer["size"] for layer in raw["layers"])
     return info["Digest"], raw, config, size
+
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+# ELF e_machine of each architecture's binaries.
+ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
+
+
+def _skopeo_platform(platform):
+    """skopeo's global options choosing platform "os/arch[/variant]" in an index."""
+    os_, arch, *variant = platform.split("/")
+    opts = ["--override-os", os_, "--override-arch", arch]
+    return opts + (["--override-variant", variant[0]] if variant else [])
+
+
+def inspect_index(ref, platforms):
+    """Checks that ref is an index naming exactly `platforms`, each config saying so; returns
+    (index digest, index JSON, {platform: config}, pushed size: every manifest, config and layer)."""
+    raw_text = _run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://" + ref])
+    raw = json.loads(raw_text)
+    _expect("manifests" in raw, "%s is one image manifest, expected an index over %s" % (ref, ", ".join(platforms)))
+    _expect(raw.get("mediaType") in INDEX_TYPES, "%s: index media type %r" % (ref, raw.get("mediaType")))
+    named = ["%s/%s" % (m.get("platform", {}).get("os"), m.get("platform", {}).get("architecture")) for m in raw["manifests"]]
+    _expect(sorted(named) == sorted(platforms), "%s: the index names %s, expected %s" % (ref, named, list(platforms)))
+    configs, size = {}, len(raw_text.encode())
+    repo = ref.rsplit(":", 1)[0]  # REG:PORT/name:tag -> REG:PORT/name
+    for platform, entry in zip(named, raw["manifests"]):
+        by_digest = "docker://%s@%s" % (repo, entry["digest"])
+        manifest = json.loads(_run(["skopeo", "inspect", "--tls-verify=false", "--raw", by_digest]))
+        config = json.loads(_run(["skopeo", "inspect", "--tls-verify=false", "--config", by_digest]))
+        _expect((config.get("os"), config.get("architecture")) == tuple(platform.split("/")[:2]),
+                "%s: the %s entry's config says %s/%s" % (ref, platform, config.get("os"), config.get("architecture")))
+        configs[platform] = config
+        size += entry["size"] + manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+    digest = json.loads(_run(["skopeo", "inspect", "--tls-verify=false", "docker://" + ref]))["Digest"]
+    return digest, raw, configs, size
+
+
+def _elf_machine(path):
+    with open(path, "rb") as f:
+        head = f.read(20)
+    _expect(head[:4] == b"\x7fELF", "%s is not an ELF binary" % path)
+    return int.from_bytes(head[18:20], "little")
 
 
 def _count_files(root):
@@ -137,8 +187,38 @@ class Expected:
         return get
 
 
+# A binary of the base in each workload's root: its architecture is the image's.
+BASE_BINARY = {"W1": "bin/busybox", "W4": "usr/bin/dpkg"}
+
+
+def verify_multi(workload, platforms, single, ref, ctx, expected, scratch):
+    """Checks an index and every platform's image in it; returns the index digest."""
+    digest, _, configs, _ = inspect_index(ref, platforms)
+    for platform in platforms:
+        tmp = tempfile.mkdtemp(prefix="verify-", dir=scratch)
+        try:
+            _run(["skopeo"] + _skopeo_platform(platform) + ["copy", "-q", "--src-tls-verify=false",
+                                                             "docker://" + ref, "oci:%s/layout:img" % tmp])
+            _run(["umoci", "unpack", "--image", "%s/layout:img" % tmp, "%s/bundle" % tmp])
+            rootfs = os.path.join(tmp, "bundle", "rootfs")
+            arch = platform.split("/")[1]
+            got = _elf_machine(os.path.join(rootfs, BASE_BINARY[single]))
+            _expect(got == ELF_MACHINE[arch], "%s %s: /%s is ELF machine %#x, not %s's" % (
+                workload, platform, BASE_BINARY[single], got, arch))
+            try:
+                CHECKS[single](rootfs, configs[platform], ctx, expected.for_workload(single, ctx))
+            except VerifyError as e:
+                raise VerifyError("%s %s: %s" % (workload, platform, e))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return digest
+
+
 def verify(workload, ref, ctx, expected, scratch):
     """Pulls ref and checks it; returns the manifest digest. Raises VerifyError on any problem."""
+    platforms = workloads.platforms(workload)
+    if platforms:
+        return verify_multi(workload, platforms, workloads.single(workload), ref, ctx, expected, scratch)
     digest, manifest, config, _ = inspect(ref)
     tmp = tempfile.mkdtemp(prefix="verify-", dir=scratch)
     try:

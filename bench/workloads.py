@@ -74,7 +74,13 @@ FROM ${BASE_REGISTRY}/many-files:100k
 RUN echo changed > /data/d500/f050
 """
 
-# name -> (description, Dockerfile, context generator or None)
+# The two-platform workloads: W1 and W4 unchanged but for their bases, indexes over linux/amd64
+# and linux/arm64 (lib/multi-arch-bases.sh), built for both platforms in one command. arm64's RUNs
+# run under QEMU user emulation (binfmt_misc) for every tool alike.
+W1X2 = W1.replace("/busybox:1.35", "/busybox-multi:1.35")
+W4X2 = W4.replace("/debian:bookworm-minbase", "/debian-multi:bookworm-minbase")
+
+# name -> (description, Dockerfile)
 WORKLOADS = {
     "W1": ("small: ENV, LABEL, WORKDIR, two RUNs, one small COPY, CMD", W1),
     "W2": ("many files: one RUN writing 20,000 files in 200 dirs", W2),
@@ -83,7 +89,26 @@ WORKLOADS = {
     "W5": ("multi-stage: Debian builder (2,000 files, tarball, /usr/bin), busybox final", W5),
     "BIG": ("one 2 GiB file (COPY): memory must stay flat", BIG),
     "MANY": ("100,000 files in the base, one file changed (snapshot cost)", MANY),
+    "W1x2": ("W1 for linux/amd64 and linux/arm64 (busybox index base), one image index", W1X2),
+    "W4x2": ("W4 for linux/amd64 and linux/arm64 (Debian index base), one image index", W4X2),
 }
+
+# Workloads built for several platforms: the target platforms, and the single-platform workload
+# whose Dockerfile (and checks) each platform's image follows.
+MULTI_PLATFORM = {
+    "W1x2": (("linux/amd64", "linux/arm64"), "W1"),
+    "W4x2": (("linux/amd64", "linux/arm64"), "W4"),
+}
+
+
+def platforms(name):
+    """The target platforms of a multi-platform workload, or () for a single-platform one."""
+    return MULTI_PLATFORM.get(name, ((), name))[0]
+
+
+def single(name):
+    """The single-platform workload a (multi-platform) workload follows: its context and checks."""
+    return MULTI_PLATFORM.get(name, ((), name))[1]
 
 BIG_SIZE = 2 << 30
 
@@ -146,14 +171,15 @@ GENERATORS = {"W1": _gen_w1, "W3": _gen_w3, "BIG": _gen_big}
 
 def prepare(name, cache_dir):
     """Returns (context dir, Dockerfile path), generating the context once per cache dir."""
-    ctx = os.path.join(cache_dir, "contexts", name)
+    # A multi-platform workload reads its single-platform twin's context: the very same bytes.
+    ctx = os.path.join(cache_dir, "contexts", single(name))
     stamp = ctx + ".done"
     if not os.path.exists(stamp):
         if os.path.exists(ctx):
             import shutil
             shutil.rmtree(ctx)
         os.makedirs(ctx)
-        gen = GENERATORS.get(name)
+        gen = GENERATORS.get(single(name))
         if gen:
             gen(ctx)
         _fix_times(ctx)
