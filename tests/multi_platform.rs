@@ -71,10 +71,16 @@ fn two_platforms_make_one_index_with_a_shared_build_platform_stage() {
     let (one, two) = (format!("{repo}:1"), format!("{repo}:2"));
     let out = tempfile::tempdir().unwrap();
     let digest_file = out.path().join("digest");
+    let layout = out.path().join("layout");
+    let trace = out.path().join("trace.jsonl");
     let o = run(trowel()
         .args(["build", "--destination", &one, "--destination", &two, "--verbosity", "info"])
         .args(["--platform", "linux/amd64,linux/arm64", "--digest-file"])
         .arg(&digest_file)
+        .arg("--oci-layout-path")
+        .arg(&layout)
+        .arg("--trace")
+        .arg(&trace)
         .arg("--context")
         .arg(ctx.path()));
     assert_ok(&o);
@@ -103,6 +109,33 @@ fn two_platforms_make_one_index_with_a_shared_build_platform_stage() {
     let index_digest = format!("sha256:{}", sha256_hex(&raw.stdout));
     assert_eq!(std::fs::read_to_string(&digest_file).unwrap().trim(), index_digest);
     assert_eq!(skopeo_manifest(&two), index);
+    // The OCI layout holds the same index and both platforms, read by skopeo.
+    let local = run(Command::new("skopeo").args(["inspect", "--raw", &format!("oci:{}:1", layout.display())]));
+    assert_ok(&local);
+    assert_eq!(format!("sha256:{}", sha256_hex(&local.stdout)), index_digest);
+    for arch in ["amd64", "arm64"] {
+        let o = run(Command::new("skopeo").args([
+            "inspect",
+            "--override-arch",
+            arch,
+            "--config",
+            "--raw",
+            &format!("oci:{}:1", layout.display()),
+        ]));
+        assert_ok(&o);
+        let config: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(config["architecture"], arch);
+    }
+
+    // The trace, replayed: each stage with its platform, each platform's image, the index.
+    let summary = run(trowel().arg("replay").arg(&trace).arg("--summary"));
+    assert_ok(&summary);
+    let summary = stdout(&summary);
+    assert!(summary.contains("platforms linux/amd64, linux/arm64"), "{summary}");
+    assert!(summary.contains("Stage tools (linux/amd64 (shared by all))"), "{summary}");
+    assert!(summary.contains("Stage cross (linux/amd64 (for linux/arm64))"), "{summary}");
+    assert!(summary.contains("Image linux/arm64: sha256:"), "{summary}");
+    assert!(summary.contains(&format!("Index: {index_digest} (application/vnd.oci.image.index.v1+json)")), "{summary}");
 
     // Each platform's config says its platform.
     for arch in ["amd64", "arm64"] {
@@ -301,5 +334,13 @@ fn an_unchanged_rebuild_from_the_cache_pushes_nothing_again() {
     let again = build();
     assert!(again.contains("Cache: 4 hit(s), 0 miss(es)"), "{again}");
     assert!(again.contains("(unchanged: the registry already had it)"), "{again}");
+    // Every hit was the platform's own entry: the keys carry the target platform.
+    let index = skopeo_manifest(&format!("{repo}:1"));
+    for arch in ["amd64", "arm64"] {
+        let entry =
+            index["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == arch).unwrap();
+        let u = pull_and_unpack(&format!("{repo}@{}", entry["digest"].as_str().unwrap()));
+        assert_eq!(Tree::content(&u.rootfs(), "/t").trim(), arch);
+    }
     assert_eq!(skopeo_manifest(&format!("{repo}:1"))["manifests"].as_array().unwrap().len(), 2);
 }

@@ -48,6 +48,11 @@ fn arm64_root() -> &'static Path {
 }
 
 fn run_collect(spec: &RunSpec) -> (RunOutcome, String, String) {
+    // The tests share one root, and the sandbox puts its mount points (`/etc/hosts`, …) into
+    // the root it runs in: two runs at once in one root would race making them (as two
+    // steps of one stage never do). One run at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let outcome = trowel_engine::sandbox::run(spec, &mut |s, chunk| match s {
         Stream::Stdout => out.extend_from_slice(chunk),
