@@ -35,6 +35,9 @@ pub struct LogPrinter {
     /// The build so far (the fold every viewer shares), for lines that say more than their
     /// event: the closing line's count of new layers, say.
     state: BuildState,
+    /// In a build for several platforms, whose RUNs run at the same time: each step's output
+    /// not yet ended by a newline, so every line can be tagged with its platform.
+    partial: HashMap<(trowel_events::StepId, bool), String>,
 }
 
 impl LogPrinter {
@@ -47,6 +50,7 @@ impl LogPrinter {
             bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             active: HashMap::new(),
             state: BuildState::lean(),
+            partial: HashMap::new(),
         }
     }
 
@@ -107,8 +111,18 @@ impl EventSink for LogPrinter {
         self.state.apply(env);
         // What the terminal shows besides log lines: RUN output as it is, and progress bars.
         match &env.event {
-            Event::Output { data, stream, .. } => {
-                // RUN output is the user's program talking: pass it through as is.
+            Event::Output { data, stream, id } => {
+                // RUN output is the user's program talking: pass it through as is — but for
+                // the platform's tag on each line when several platforms' RUNs run at once.
+                let tagged = platform_tag(&self.state, &env.event).map(|tag| {
+                    let key = (*id, *stream == OutputStream::Stderr);
+                    let buf = self.partial.entry(key).or_default();
+                    buf.push_str(data);
+                    let end = buf.rfind('\n').map_or(0, |i| i + 1);
+                    let whole: String = buf.drain(..end).collect();
+                    whole.lines().map(|l| format!("[{tag}] {l}\n")).collect::<String>()
+                });
+                let data = tagged.as_deref().unwrap_or(data);
                 let write = |w: &mut dyn Write| {
                     let _ = w.write_all(data.as_bytes());
                     let _ = w.flush();
@@ -137,6 +151,22 @@ impl EventSink for LogPrinter {
                 }
             }
             Event::BlobPushed { destination, digest, .. } => self.finish_bar(&format!("push {destination} {digest}")),
+            // A step's last output line that did not end with a newline, tagged, before the
+            // step's own closing line.
+            Event::StepFinished { id, .. } => {
+                if let Some(tag) = platform_tag(&self.state, &env.event) {
+                    for stderr in [false, true] {
+                        if let Some(rest) = self.partial.remove(&(*id, stderr)).filter(|r| !r.is_empty()) {
+                            let line = format!("[{tag}] {rest}\n");
+                            let _ = if stderr {
+                                std::io::stderr().write_all(line.as_bytes())
+                            } else {
+                                std::io::stdout().write_all(line.as_bytes())
+                            };
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         for (level, msg) in lines(&self.state, &env.event) {
@@ -172,6 +202,7 @@ fn platform_tag(state: &BuildState, event: &Event) -> Option<String> {
         | Event::StageFinished { stage, .. } => *stage,
         Event::StepStarted { id, .. }
         | Event::StepFinished { id, .. }
+        | Event::Output { id, .. }
         | Event::Snapshot { id, .. }
         | Event::FileContents { id, .. }
         | Event::LayerWritten { id, .. }

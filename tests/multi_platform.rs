@@ -344,3 +344,24 @@ fn an_unchanged_rebuild_from_the_cache_pushes_nothing_again() {
     }
     assert_eq!(skopeo_manifest(&format!("{repo}:1"))["manifests"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn run_output_says_which_platform_each_line_is_from() {
+    // The platforms' RUNs run at the same time: every line of their output carries its
+    // platform, a last line without a newline too.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nRUN printf 'one\\ntwo' && uname -m >&2\n", multi()),
+    )
+    .unwrap();
+    let o = run(trowel()
+        .args(["build", "--no-push", "--platform", "linux/amd64,linux/arm64", "--context"])
+        .arg(ctx.path()));
+    assert_ok(&o);
+    let (out, err) = (stdout(&o), stderr(&o));
+    for p in ["linux/amd64", "linux/arm64"] {
+        assert!(out.contains(&format!("[{p}] one\n[{p}] two\n")), "{out}");
+    }
+    assert!(err.contains("[linux/amd64] x86_64\n") && err.contains("[linux/arm64] aarch64\n"), "{err}");
+}
