@@ -86,6 +86,9 @@ pub(crate) struct BuildContext<'o> {
     /// ADD git sources by what they ask for, failures included (a source that cannot be
     /// fetched is tried once, not again by the step after the planner).
     git: Mutex<HashMap<String, GitCheckout>>,
+    /// Context files' content digests for cache keys: a file every platform's `COPY . /app`
+    /// keys (or two COPYs of one tree) is read once.
+    context_digests: crate::engine::context_digests::ContextDigests,
 }
 
 /// A git source's checkout, or why there is none.
@@ -176,6 +179,7 @@ impl<'o> BuildContext<'o> {
             resolved: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
             git: Mutex::new(HashMap::new()),
+            context_digests: Default::default(),
         })
     }
 
@@ -249,6 +253,17 @@ impl<'o> BuildContext<'o> {
         let img = self.resolve_image(reference, platform)?;
         self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(key, img.clone());
         Ok(img)
+    }
+
+    /// The content digest of context file `path` (whose stat is `st`), computed by `hash` the
+    /// first time (see [`ContextDigests`](crate::engine::context_digests::ContextDigests)).
+    pub fn context_digest<E>(
+        &self,
+        path: &str,
+        st: &crate::fs::Stat,
+        hash: impl FnOnce() -> Result<crate::digest::Digest, E>,
+    ) -> Result<crate::digest::Digest, E> {
+        self.context_digests.get_or_hash(path, st, hash)
     }
 
     /// The download of `url` if this build already made it.

@@ -28,6 +28,7 @@ mod checks;
 mod container;
 mod contents;
 mod context;
+mod context_digests;
 pub mod controller;
 pub mod emit;
 pub mod error;

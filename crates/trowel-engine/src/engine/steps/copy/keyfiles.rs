@@ -14,7 +14,7 @@ use crate::engine::error::StepError;
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::{add, filter, git, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
-use crate::fs::{FileType, Root, Stat};
+use crate::fs::{FileType, Stat};
 
 pub(crate) struct KeyInputs {
     pub files: Vec<FileEntry>,
@@ -87,7 +87,7 @@ pub(crate) fn key_inputs(
                         continue;
                     }
                     let f = filter::for_dir(&rel, excludes.as_ref(), ignore);
-                    walk(root, &rel, "", &f, &mut files)?;
+                    walk(ctx, &rel, "", &f, &mut files)?;
                 }
             }
         }
@@ -106,12 +106,13 @@ pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<Vec<File
     let rel = resolved.trim_start_matches('/');
     let mut files = Vec::new();
     let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
-    walk(&ctx.context, rel, "", &f, &mut files)?;
+    walk(ctx, rel, "", &f, &mut files)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
 
-fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
+fn entry(ctx: &BuildContext<'_>, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
+    let root = &ctx.context;
     let kind = match st.file_type {
         FileType::File | FileType::Hardlink => 'f',
         FileType::Dir => 'd',
@@ -123,8 +124,12 @@ fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
     };
     let link = if kind == 'l' { Some(root.read_link(path).map_err(StepError::fs(path))?) } else { None };
     let digest = if kind == 'f' {
-        let f = root.open_file(path).map_err(StepError::fs(path))?;
-        Some(digest_reader(std::io::BufReader::new(f)).map_err(StepError::io(format!("read {path}")))?.0)
+        Some(ctx.context_digest(path, st, || {
+            let f = root.open_file(path).map_err(StepError::fs(path))?;
+            Ok::<_, StepError>(
+                digest_reader(std::io::BufReader::new(f)).map_err(StepError::io(format!("read {path}")))?.0,
+            )
+        })?)
     } else {
         None
     };
@@ -140,8 +145,10 @@ fn entry(root: &Root, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
 }
 
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
+/// Walks `rel` in the build context, each file's content hashed once per build (see
+/// [`BuildContext::context_digest`]).
 fn walk(
-    root: &Root,
+    ctx: &BuildContext<'_>,
     rel: &str,
     sub: &str,
     f: &dyn Fn(&str) -> Filter,
@@ -152,14 +159,15 @@ fn walk(
     if decision == Filter::Skip {
         return Ok(());
     }
+    let root = &ctx.context;
     let Some(st) = root.lstat(&path).map_err(StepError::fs(path.clone()))? else { return Ok(()) };
     if decision == Filter::Copy {
-        out.push(entry(root, &path, &st)?);
+        out.push(entry(ctx, &path, &st)?);
     }
     if st.is_dir() {
         for name in root.read_dir(&path).map_err(StepError::fs(path.clone()))? {
             let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
-            walk(root, rel, &child, f, out)?;
+            walk(ctx, rel, &child, f, out)?;
         }
     }
     Ok(())
