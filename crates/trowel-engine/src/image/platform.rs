@@ -9,8 +9,8 @@
 use crate::dockerfile::checks::suggest::closest;
 use crate::image::manifest::Platform;
 
-/// The operating systems of Go's GOOS list, which the OCI image spec refers to.
-const OSES: [&str; 17] = [
+/// The operating systems containerd knows (Go's GOOS list, which the OCI image spec refers to).
+pub(crate) const KNOWN_OS: [&str; 17] = [
     "aix",
     "android",
     "darwin",
@@ -29,9 +29,8 @@ const OSES: [&str; 17] = [
     "windows",
     "zos",
 ];
-
-/// The architectures of Go's GOARCH list.
-const ARCHES: [&str; 25] = [
+/// The architectures containerd knows (Go's GOARCH list).
+pub(crate) const KNOWN_ARCH: [&str; 24] = [
     "386",
     "amd64",
     "amd64p32",
@@ -39,6 +38,8 @@ const ARCHES: [&str; 25] = [
     "armbe",
     "arm64",
     "arm64be",
+    "ppc64",
+    "ppc64le",
     "loong64",
     "mips",
     "mipsle",
@@ -47,8 +48,6 @@ const ARCHES: [&str; 25] = [
     "mips64p32",
     "mips64p32le",
     "ppc",
-    "ppc64",
-    "ppc64le",
     "riscv",
     "riscv64",
     "s390",
@@ -56,8 +55,31 @@ const ARCHES: [&str; 25] = [
     "sparc",
     "sparc64",
     "wasm",
-    "wasip1",
 ];
+
+/// containerd's architecture aliases.
+pub(crate) fn normalize_arch(a: &str) -> String {
+    match a {
+        "i386" => "386",
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        "armhf" | "armel" => "arm",
+        other => other,
+    }
+    .to_string()
+}
+
+/// containerd's `platforms.Normalize`: aliases, and default variants made explicit or dropped.
+pub(crate) fn normalize(p: &Platform) -> Platform {
+    let architecture = normalize_arch(&p.architecture.to_lowercase());
+    let variant = match (architecture.as_str(), p.variant.as_deref()) {
+        ("arm64", Some("8" | "v8" | "v8.0")) | ("amd64", Some("v1")) => None,
+        ("arm", None | Some("")) => Some("v7".to_string()),
+        ("arm", Some(v @ ("5" | "6" | "7" | "8"))) => Some(format!("v{v}")),
+        (_, v) => v.filter(|v| !v.is_empty()).map(str::to_string),
+    };
+    Platform { os: p.os.to_lowercase(), architecture, os_version: p.os_version.clone(), variant }
+}
 
 /// Parses a requested platform: `os/arch[/variant]`, or `arch` alone for a Linux one, with
 /// containerd's aliases (`x86_64` is `amd64`, `aarch64` is `arm64`, `armhf` is `arm/v7`,
@@ -75,30 +97,31 @@ pub fn parse_requested(text: &str) -> Result<Platform, String> {
         [os, arch, variant] => (*os, *arch, Some(*variant)),
         _ => unreachable!("one to three parts"),
     };
-    if !OSES.contains(&os) {
-        let hint = closest(os, OSES).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
+    if !KNOWN_OS.contains(&os) {
+        let hint = closest(os, KNOWN_OS).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
         return Err(format!("invalid platform {text:?}: unknown operating system {os:?}{hint}"));
     }
-    let (arch, alias_variant) = match arch {
-        "x86_64" | "x86-64" => ("amd64", None),
-        "aarch64" => ("arm64", None),
-        "armhf" => ("arm", Some("v7")),
-        "armel" => ("arm", Some("v6")),
-        "i386" => ("386", None),
-        a => (a, None),
+    // containerd gives these two aliases their variants.
+    let alias_variant = match arch {
+        "armhf" => Some("v7"),
+        "armel" => Some("v6"),
+        _ => None,
     };
-    if !ARCHES.contains(&arch) {
-        let hint = closest(arch, ARCHES).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
-        return Err(format!("invalid platform {text:?}: unknown architecture {arch:?}{hint}"));
+    let p = normalize(&Platform {
+        os: os.into(),
+        architecture: arch.into(),
+        os_version: None,
+        variant: variant.or(alias_variant).map(str::to_string),
+    });
+    if !KNOWN_ARCH.contains(&p.architecture.as_str()) {
+        let hint = closest(&p.architecture, KNOWN_ARCH).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
+        return Err(format!("invalid platform {text:?}: unknown architecture {:?}{hint}", p.architecture));
     }
-    let variant = match (arch, variant.or(alias_variant)) {
-        ("arm64", Some("v8")) | ("arm64", None) => None,
-        ("arm", None) => Some("v7"),
-        ("arm", Some(v @ ("v5" | "v6" | "v7" | "v8"))) => Some(v),
-        ("arm", Some(v)) => return Err(format!("invalid platform {text:?}: arm has no variant {v:?} (v5 to v8)")),
-        (_, v) => v,
-    };
-    Ok(Platform { os: os.into(), architecture: arch.into(), os_version: None, variant: variant.map(str::to_string) })
+    if p.architecture == "arm" && !matches!(p.variant.as_deref(), Some("v5" | "v6" | "v7" | "v8")) {
+        let v = p.variant.as_deref().unwrap_or_default();
+        return Err(format!("invalid platform {text:?}: arm has no variant {v:?} (v5 to v8)"));
+    }
+    Ok(p)
 }
 
 #[cfg(test)]

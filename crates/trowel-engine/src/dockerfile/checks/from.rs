@@ -12,6 +12,7 @@ use super::{CheckConfig, CheckOptions, Finding, Findings};
 use crate::dockerfile::error::DockerfileError;
 use crate::dockerfile::types::{Dockerfile, InstructionKind};
 use crate::image::manifest::Platform;
+use crate::image::platform::{KNOWN_ARCH, KNOWN_OS, normalize, normalize_arch};
 use crate::registry::Reference;
 
 const CLEAN: Origin = Origin::Dockerfile { tainted: false };
@@ -176,75 +177,6 @@ fn parse_platform(s: &str) -> Option<(String, String)> {
         [o, a, ..] => Some((os(o), normalize_arch(a))),
         [] => None,
     }
-}
-
-const KNOWN_OS: [&str; 17] = [
-    "aix",
-    "android",
-    "darwin",
-    "dragonfly",
-    "freebsd",
-    "hurd",
-    "illumos",
-    "ios",
-    "js",
-    "linux",
-    "nacl",
-    "netbsd",
-    "openbsd",
-    "plan9",
-    "solaris",
-    "windows",
-    "zos",
-];
-const KNOWN_ARCH: [&str; 24] = [
-    "386",
-    "amd64",
-    "amd64p32",
-    "arm",
-    "armbe",
-    "arm64",
-    "arm64be",
-    "ppc64",
-    "ppc64le",
-    "loong64",
-    "mips",
-    "mipsle",
-    "mips64",
-    "mips64le",
-    "mips64p32",
-    "mips64p32le",
-    "ppc",
-    "riscv",
-    "riscv64",
-    "s390",
-    "s390x",
-    "sparc",
-    "sparc64",
-    "wasm",
-];
-
-fn normalize_arch(a: &str) -> String {
-    match a {
-        "i386" => "386",
-        "x86_64" | "x86-64" => "amd64",
-        "aarch64" => "arm64",
-        "armhf" | "armel" => "arm",
-        other => other,
-    }
-    .to_string()
-}
-
-/// containerd's `platforms.Normalize`, for the parts the message shows.
-fn normalize(p: &Platform) -> Platform {
-    let architecture = normalize_arch(&p.architecture.to_lowercase());
-    let variant = match (architecture.as_str(), p.variant.as_deref()) {
-        ("arm64", Some("8" | "v8" | "v8.0")) | ("amd64", Some("v1")) => None,
-        ("arm", None | Some("")) => Some("v7".to_string()),
-        ("arm", Some(v @ ("5" | "6" | "7" | "8"))) => Some(format!("v{v}")),
-        (_, v) => v.filter(|v| !v.is_empty()).map(str::to_string),
-    };
-    Platform { os: p.os.to_lowercase(), architecture, os_version: p.os_version.clone(), variant }
 }
 
 /// containerd's `platforms.FormatAll`: `os[(version)]/arch[/variant]`.
