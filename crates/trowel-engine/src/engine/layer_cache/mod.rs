@@ -132,10 +132,21 @@ impl LayerCache {
         }
         let repo = cache_repo(c, &ctx.opts.output.destinations).map_err(BuildError::Options)?;
         let remote = RegistryCache::new(ctx.registry.clone(), repo, c.ttl, c.ttl_text.clone(), ctx.platform.clone());
-        Ok(Some(LayerCache {
+        let limiter = Arc::new(tokio::sync::Semaphore::new(PARALLEL_LOOKUPS));
+        Ok(Some(LayerCache::empty(remote, c.clone(), dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context), limiter)))
+    }
+
+    /// Bookkeeping with nothing in it yet.
+    fn empty(
+        remote: RegistryCache,
+        opts: CacheOptions,
+        dockerfile_id: String,
+        limiter: Arc<tokio::sync::Semaphore>,
+    ) -> LayerCache {
+        LayerCache {
             remote,
-            opts: c.clone(),
-            dockerfile_id: dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context),
+            opts,
+            dockerfile_id,
             missed: BTreeMap::new(),
             history: HashMap::new(),
             pushes: Vec::new(),
@@ -144,28 +155,18 @@ impl LayerCache {
             hits: 0,
             misses: 0,
             bytes_reused: 0,
-            limiter: Arc::new(tokio::sync::Semaphore::new(PARALLEL_LOOKUPS)),
-        }))
+            limiter,
+        }
     }
 
     /// A copy for a lane of a build for several platforms (see `engine/lanes.rs`): the same
-    /// cache repository and lookup limit, its own bookkeeping (taken back by
-    /// [`absorb`](Self::absorb)).
+    /// cache repository and lookup limit, what missed so far (for "parent step missed"), its
+    /// own bookkeeping otherwise (taken back by [`absorb`](Self::absorb)).
     pub fn fork(&self) -> LayerCache {
-        LayerCache {
-            remote: self.remote.clone(),
-            opts: self.opts.clone(),
-            dockerfile_id: self.dockerfile_id.clone(),
-            missed: self.missed.clone(),
-            history: HashMap::new(),
-            pushes: Vec::new(),
-            streamed: HashMap::new(),
-            stored: HashSet::new(),
-            hits: 0,
-            misses: 0,
-            bytes_reused: 0,
-            limiter: self.limiter.clone(),
-        }
+        let mut lane =
+            LayerCache::empty(self.remote.clone(), self.opts.clone(), self.dockerfile_id.clone(), self.limiter.clone());
+        lane.missed = self.missed.clone();
+        lane
     }
 
     /// Takes back a lane's bookkeeping: its misses, writes in flight, stored steps, counters.
