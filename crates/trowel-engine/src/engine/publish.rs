@@ -239,6 +239,33 @@ impl Build<'_> {
         }
     }
 
+    /// A destination that already names what would be pushed (`digest`: the image's, or the
+    /// index's over `images`): every blob `existed`, and the push finished unchanged.
+    pub(super) fn report_unchanged(
+        &self,
+        raw: &str,
+        images: &[&FinalImage],
+        digest: &crate::digest::Digest,
+        t0: Instant,
+    ) {
+        for image in images {
+            for desc in std::iter::once(&image.manifest.config).chain(&image.manifest.layers) {
+                self.ctx.emitter.emit(Event::BlobPushed {
+                    destination: raw.to_string(),
+                    digest: desc.digest.clone().into(),
+                    action: BlobPushAction::Existed,
+                    size: desc.size,
+                });
+            }
+        }
+        self.ctx.emitter.emit(Event::PushFinished {
+            destination: raw.to_string(),
+            digest: digest.into(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            unchanged: true,
+        });
+    }
+
     /// `blob_pushed` for every blob of a push to `raw`.
     pub(super) fn emit_blobs(&self, raw: &str, report: &PushReport) {
         for (digest, action, size) in &report.blobs {
@@ -265,20 +292,7 @@ impl Build<'_> {
         let t0 = Instant::now();
         self.ctx.emitter.emit(Event::PushStarted { destination: raw.to_string() });
         if self.already_pushed(dest, image, layers) {
-            for desc in std::iter::once(&image.manifest.config).chain(&image.manifest.layers) {
-                self.ctx.emitter.emit(Event::BlobPushed {
-                    destination: raw.to_string(),
-                    digest: desc.digest.clone().into(),
-                    action: BlobPushAction::Existed,
-                    size: desc.size,
-                });
-            }
-            self.ctx.emitter.emit(Event::PushFinished {
-                destination: raw.to_string(),
-                digest: image.manifest_digest.clone().into(),
-                duration_ms: t0.elapsed().as_millis() as u64,
-                unchanged: true,
-            });
+            self.report_unchanged(raw, &[image], &image.manifest_digest, t0);
             return Ok(());
         }
         let push = self.push_image_of(dest, image, layers);

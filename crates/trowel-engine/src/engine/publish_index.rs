@@ -95,22 +95,8 @@ impl Build<'_> {
             if nothing_built
                 && matches!(self.ctx.rt.block_on(self.ctx.registry.names_digest(dest, &index.digest)), Ok(true))
             {
-                for e in &index.entries {
-                    for desc in std::iter::once(&e.image.manifest.config).chain(&e.image.manifest.layers) {
-                        self.ctx.emitter.emit(Event::BlobPushed {
-                            destination: raw.clone(),
-                            digest: desc.digest.clone().into(),
-                            action: trowel_events::BlobPushAction::Existed,
-                            size: desc.size,
-                        });
-                    }
-                }
-                self.ctx.emitter.emit(Event::PushFinished {
-                    destination: raw.clone(),
-                    digest: (&index.digest).into(),
-                    duration_ms: t0.elapsed().as_millis() as u64,
-                    unchanged: true,
-                });
+                let images: Vec<&FinalImage> = index.entries.iter().map(|e| &e.image).collect();
+                self.report_unchanged(raw, &images, &index.digest, t0);
                 pushed.push(raw.clone());
                 continue;
             }
