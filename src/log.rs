@@ -331,8 +331,10 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             say(Level::Debug, &format!("step {what} in {duration_ms} ms{paused}"));
         }
         Event::CacheLookup { result, key, .. } => match result {
-            CacheResult::Hit { layer: Some(l), .. } => {
-                say(Level::Info, &format!("Using cached layer {} ({})", l.digest.short(), bytes(l.size)))
+            CacheResult::Hit { layer: Some(l), reference } => {
+                // A COPY served from this machine's cache dir, not from the cache repository.
+                let local = if reference.starts_with("local:") { " from the local layer store" } else { "" };
+                say(Level::Info, &format!("Using cached layer {} ({}){local}", l.digest.short(), bytes(l.size)))
             }
             CacheResult::Hit { layer: None, .. } => say(Level::Info, "Cached (no file changes)"),
             CacheResult::Miss { explanation, compared_with } => {

@@ -119,6 +119,10 @@ impl CacheEntryRef {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum CacheResult {
     /// The cached layer was used (`layer` is `null` for a step that changed no files).
+    /// `reference` says where the entry was found: `<cache repository>:<key>` for an entry of
+    /// the cache repository, `local:<path of the entry file>` for one of the local layer store
+    /// under `--cache-dir` (COPY/ADD layers without `--cache-copy-layers`, which never go to the
+    /// cache repository).
     Hit { reference: String, layer: Option<LayerSummary> },
     /// Not in the cache; `explanation` says why: every input that differs from the closest
     /// earlier entry of the step (`compared_with`, absent when there was none to compare with).

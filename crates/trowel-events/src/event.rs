@@ -322,19 +322,22 @@ pub enum Event {
         /// A failed RUN's exit code.
         exit_code: Option<i32>,
     },
-    /// A cacheable step's lookup (with `--cache`).
+    /// A cacheable step's lookup (with `--cache`), or a COPY/ADD's lookup in the local layer
+    /// store (with `--cache` and a usable `--cache-dir`, without `--cache-copy-layers`).
     CacheLookup {
         id: StepId,
-        /// The cache key (the tag of the entry in the cache repository).
+        /// The cache key (the tag of the entry in the cache repository, or the name of the
+        /// local store's entry file).
         key: String,
         components: Box<KeyComponents>,
         result: CacheResult,
     },
-    /// A step's layer was written to the cache repository.
+    /// A step's layer was written to the cache repository (or to the local layer store).
     CacheStored {
         id: StepId,
         key: String,
-        /// The cache entry's image reference.
+        /// The cache entry's image reference (`local:<path of the entry file>` for the local
+        /// layer store).
         reference: String,
         /// The layer was uploaded while it was being written (else after, from the store).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -1,12 +1,15 @@
-//! The layer cache (in a registry repository) and the local base-image cache directory.
+//! The layer cache (in a registry repository, and the local layer store) and the local base-image cache directory.
 //!
 //! - [`key`]: composite cache keys and their components;
 //! - [`explain`]: why a step missed;
 //! - [`registry`]: cache entries in a registry repository, with per-step pointer tags;
+//! - [`local`]: the local layer store under `--cache-dir`, for steps keyed but not written to
+//!   the cache repository (COPY/ADD without `--cache-copy-layers`);
 //! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
 //!   and builds read FROM images from.
 
 pub mod basedir;
 pub mod explain;
 pub mod key;
+pub mod local;
 pub mod registry;

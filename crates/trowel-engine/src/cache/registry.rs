@@ -43,6 +43,8 @@ pub enum CacheError {
     Invalid { reference: String, reason: String },
     #[error("cache: {0}")]
     Store(#[from] crate::image::store::StoreError),
+    #[error(transparent)]
+    Local(#[from] crate::cache::local::LocalError),
 }
 
 /// What a cache entry's config says about itself.
@@ -56,11 +58,20 @@ pub struct EntryInfo {
     pub earlier: Vec<String>,
 }
 
+/// Where a cache entry was found.
+#[derive(Debug, Clone)]
+pub enum EntrySource {
+    /// The cache repository (for fetching and cross-repository mounts).
+    Registry(Reference),
+    /// The local layer store's entry file (see [`super::local`]); its layer's blob is in the
+    /// build's store once the lookup returns.
+    Local(std::path::PathBuf),
+}
+
 /// A usable cached step.
 #[derive(Debug, Clone)]
 pub struct CachedLayer {
-    /// The cache repository (for fetching and cross-repository mounts).
-    pub repo: Reference,
+    pub source: EntrySource,
     /// `None` for a step that changed no files.
     pub layer: Option<(Descriptor, Digest)>,
     pub info: EntryInfo,
@@ -169,7 +180,12 @@ impl RegistryCache {
             }
             let diff_ids = info_diff_ids(store, &manifest)?;
             let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
-            return Ok(Lookup::Hit(Box::new(CachedLayer { repo: self.repo.clone(), layer, info, created })));
+            return Ok(Lookup::Hit(Box::new(CachedLayer {
+                source: EntrySource::Registry(self.repo.clone()),
+                layer,
+                info,
+                created,
+            })));
         }
         let (newest, history) = match self.read_entry(pointer, store).await {
             Ok(Some((_, info, created))) => {
@@ -268,7 +284,7 @@ fn info_diff_ids(store: &BlobStore, manifest: &Manifest) -> Result<Vec<Digest>, 
 }
 
 /// The history an entry replacing `pointer_entry` (for `key`) lists.
-fn history_after(key: &str, pointer_entry: &EntryInfo) -> Vec<String> {
+pub(crate) fn history_after(key: &str, pointer_entry: &EntryInfo) -> Vec<String> {
     let mut h: Vec<String> =
         std::iter::once(pointer_entry.key.clone()).chain(pointer_entry.earlier.iter().cloned()).collect();
     h.retain(|k| k != key);

@@ -130,6 +130,8 @@ impl<'o> Build<'o> {
         if let Some(c) = self.cache.as_mut() {
             c.finish(&self.ctx);
         }
+        // Digests of files this build read are right whether or not it succeeded.
+        self.ctx.save_context_digests();
         // Deleting roots must be over before the work dir itself goes.
         self.stages.join_reapers();
         if self.ctx.opts.run.cleanup

@@ -20,6 +20,7 @@ use crate::cache::basedir::BaseImageCache;
 use crate::dockerfile::checks::CheckConfig;
 use crate::dockerfile::{DockerIgnore, Dockerfile, Instruction, Plan};
 use crate::engine::container;
+use crate::engine::context_digests::ContextDigests;
 use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, Location};
 use crate::engine::layer::{LayerOrigin, StageLayer};
@@ -87,8 +88,9 @@ pub(crate) struct BuildContext<'o> {
     /// fetched is tried once, not again by the step after the planner).
     git: Mutex<HashMap<String, GitCheckout>>,
     /// Context files' content digests for cache keys: a file every platform's `COPY . /app`
-    /// keys (or two COPYs of one tree) is read once.
-    context_digests: crate::engine::context_digests::ContextDigests,
+    /// keys (or two COPYs of one tree) is read once, and, persisted in the cache dir, not again
+    /// by the next build while it is unchanged.
+    context_digests: ContextDigests,
 }
 
 /// A git source's checkout, or why there is none.
@@ -155,6 +157,11 @@ impl<'o> BuildContext<'o> {
             None => None,
         };
         let mounts = MountService::new(opts.run.mounts.cache_dir.as_deref(), work.path());
+        // With a usable cache dir, context files unchanged since an earlier build are not read.
+        let context_digests = match &base_cache {
+            Some(c) => ContextDigests::load(c.dir(), &opts.context),
+            None => ContextDigests::default(),
+        };
         Ok(BuildContext {
             opts,
             redactor: opts.redactor().with(url_secrets),
@@ -179,7 +186,7 @@ impl<'o> BuildContext<'o> {
             resolved: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
             git: Mutex::new(HashMap::new()),
-            context_digests: Default::default(),
+            context_digests,
         })
     }
 
@@ -264,6 +271,14 @@ impl<'o> BuildContext<'o> {
         hash: impl FnOnce() -> Result<crate::digest::Digest, E>,
     ) -> Result<crate::digest::Digest, E> {
         self.context_digests.get_or_hash(path, st, hash)
+    }
+
+    /// Keeps the context files' digests for the next build (with a usable cache dir). A
+    /// failure only costs that build reading the files again.
+    pub fn save_context_digests(&self) {
+        if let Err(e) = self.context_digests.save() {
+            self.emitter.warn(format!("could not save the context files' digests in the cache dir: {e}"));
+        }
     }
 
     /// The download of `url` if this build already made it.

@@ -12,6 +12,9 @@ use crate::registry::Reference;
 pub(crate) enum LayerOrigin {
     /// A base-image layer (or a cached one); the repository it can be fetched or mounted from.
     Base(Reference),
+    /// A cached layer from the local layer store under `--cache-dir` (the entry's path): its
+    /// blob is in the build's store, and no registry holds it for a mount.
+    Local(std::path::PathBuf),
     /// Made by a step of this build.
     Built(StepId),
     /// Made by a debugger shell session at the pause on this side of a step (its changes were
@@ -33,7 +36,7 @@ impl StageLayer {
     pub fn step(&self) -> Option<StepId> {
         match self.origin {
             LayerOrigin::Built(id) | LayerOrigin::Shell(id, _) => Some(id),
-            LayerOrigin::Base(_) => None,
+            LayerOrigin::Base(_) | LayerOrigin::Local(_) => None,
         }
     }
 
@@ -41,7 +44,7 @@ impl StageLayer {
     pub fn shell(&self) -> Option<When> {
         match self.origin {
             LayerOrigin::Shell(_, when) => Some(when),
-            LayerOrigin::Built(_) | LayerOrigin::Base(_) => None,
+            LayerOrigin::Built(_) | LayerOrigin::Base(_) | LayerOrigin::Local(_) => None,
         }
     }
 

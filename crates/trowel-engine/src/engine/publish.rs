@@ -219,8 +219,9 @@ impl Build<'_> {
                 let ctx = &self.ctx;
                 self.cache.as_mut().and_then(|c| c.mountable_for(ctx, dest, *id))
             }
-            // A shell session's layer is in no cache entry.
-            LayerOrigin::Shell(..) => None,
+            // A shell session's layer is in no cache entry; a local entry's is in no registry
+            // (uploaded from the build's store when the destination lacks it).
+            LayerOrigin::Shell(..) | LayerOrigin::Local(_) => None,
         }
     }
 

@@ -126,6 +126,7 @@ impl BuildContext<'_> {
     ) -> Result<UnpackStats, BuildError> {
         let name = match &l.origin {
             LayerOrigin::Base(r) => format!("{what} layer {} of {r}", l.descriptor.digest),
+            LayerOrigin::Local(entry) => format!("{what} layer {} of {}", l.descriptor.digest, entry.display()),
             LayerOrigin::Built(_) | LayerOrigin::Shell(..) => format!("{what} layer {}", l.descriptor.digest),
         };
         let file = self.store.open_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;

@@ -3,8 +3,13 @@
 //! new layers written to the cache repository in the background — streamed while they are
 //! written when they can be.
 //!
-//! The cache itself (keys, entries in a registry repository, explanations) is
-//! [`crate::cache`]'s; this is the bookkeeping of one build: counters, writes in flight, which
+//! Steps that are keyed but whose layers do not go to the cache repository (COPY/ADD without
+//! `--cache-copy-layers`, kaniko's default) are looked up in and written to the local layer
+//! store under `--cache-dir` instead, when there is one ([`crate::cache::local`]): an unchanged
+//! COPY then costs a lookup, while the cache repository still never holds a COPY layer.
+//!
+//! The cache itself (keys, entries in a registry repository or the local store, explanations)
+//! is [`crate::cache`]'s; this is the bookkeeping of one build: counters, writes in flight, which
 //! steps' layers the push can mount from the cache repository.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -14,6 +19,7 @@ use trowel_events::{Event, StepId};
 
 use crate::cache::explain::{Explanation, Missed, Previous, explain};
 use crate::cache::key::KeyComponents;
+use crate::cache::local::{LocalEntry, LocalLayer, LocalLayers, local_pointer};
 use crate::cache::registry::{CacheError, Lookup, RegistryCache, pointer_tag};
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
@@ -50,6 +56,15 @@ pub(crate) struct PlannedStep {
     pub display: String,
     /// Whether the step's layer is looked up in and stored to the cache.
     pub cacheable: bool,
+    /// Whether the step (not `cacheable`) is looked up in and stored to the local layer store.
+    pub local: bool,
+}
+
+impl PlannedStep {
+    /// Whether the step is looked up at all (in the cache repository or the local store).
+    pub fn looked_up(&self) -> bool {
+        self.cacheable || self.local
+    }
 }
 
 /// A lookup running against the cache repository.
@@ -73,6 +88,11 @@ impl StageKeys {
     /// Whether the step's layer goes through the cache.
     pub fn cacheable(&self, id: StepId) -> bool {
         self.planned.get(&id).is_some_and(|p| p.cacheable)
+    }
+
+    /// Whether the step is looked up (in the cache repository or the local store).
+    pub fn looked_up(&self, id: StepId) -> bool {
+        self.planned.get(&id).is_some_and(PlannedStep::looked_up)
     }
 
     /// Whether `other` keys step `id` as this plan does (both keyed, same key).
@@ -101,6 +121,9 @@ impl StageKeys {
 /// The layer cache's bookkeeping for one build.
 pub(crate) struct LayerCache {
     remote: RegistryCache,
+    /// The local layer store, for steps not written to the cache repository (see the module's
+    /// doc); `None` without a usable `--cache-dir`, or when every keyed step goes to the registry.
+    local: Option<LocalLayers>,
     opts: CacheOptions,
     /// Identifies the Dockerfile across builds (for pointer tags).
     dockerfile_id: String,
@@ -110,6 +133,8 @@ pub(crate) struct LayerCache {
     /// For steps that missed: the earlier entries the entry they write will list.
     history: HashMap<StepId, Vec<String>>,
     pushes: Vec<PendingWrite>,
+    /// Entries being written to the local layer store.
+    local_writes: Vec<PendingWrite>,
     /// Layers being uploaded to the cache repository while they are written, by step; the
     /// step's cache write waits for its upload before it looks for the blob.
     streamed: HashMap<StepId, StreamedUpload>,
@@ -133,7 +158,24 @@ impl LayerCache {
         let repo = cache_repo(c, &ctx.opts.output.destinations).map_err(BuildError::Options)?;
         let remote = RegistryCache::new(ctx.registry.clone(), repo, c.ttl, c.ttl_text.clone(), ctx.platform.clone());
         let limiter = Arc::new(tokio::sync::Semaphore::new(PARALLEL_LOOKUPS));
-        Ok(Some(LayerCache::empty(remote, c.clone(), dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context), limiter)))
+        let mut cache =
+            LayerCache::empty(remote, c.clone(), dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context), limiter);
+        // Only COPY/ADD layers stay out of the cache repository, and only without
+        // `--cache-copy-layers`.
+        if !c.copy_layers
+            && let Some(dir) = &ctx.base_cache
+        {
+            match LocalLayers::open(dir.dir(), dir.store().clone(), c.ttl, c.ttl_text.clone()) {
+                Ok(l) => cache.local = Some(l),
+                Err(e) => ctx.emitter.warn(format!("COPY and ADD layers are not reused: {e}")),
+            }
+        }
+        Ok(Some(cache))
+    }
+
+    /// Whether steps left out of the cache repository are looked up in the local layer store.
+    pub fn has_local(&self) -> bool {
+        self.local.is_some()
     }
 
     /// Bookkeeping with nothing in it yet.
@@ -145,11 +187,13 @@ impl LayerCache {
     ) -> LayerCache {
         LayerCache {
             remote,
+            local: None,
             opts,
             dockerfile_id,
             missed: BTreeMap::new(),
             history: HashMap::new(),
             pushes: Vec::new(),
+            local_writes: Vec::new(),
             streamed: HashMap::new(),
             stored: HashSet::new(),
             hits: 0,
@@ -166,6 +210,7 @@ impl LayerCache {
         let mut lane =
             LayerCache::empty(self.remote.clone(), self.opts.clone(), self.dockerfile_id.clone(), self.limiter.clone());
         lane.missed = self.missed.clone();
+        lane.local = self.local.clone();
         lane
     }
 
@@ -174,6 +219,7 @@ impl LayerCache {
         self.missed.extend(lane.missed);
         self.history.extend(lane.history);
         self.pushes.extend(lane.pushes);
+        self.local_writes.extend(lane.local_writes);
         self.streamed.extend(lane.streamed);
         self.stored.extend(lane.stored);
         self.hits += lane.hits;
@@ -195,6 +241,21 @@ impl LayerCache {
             });
             keys.lookups.insert(*id, h);
         }
+        let Some(local) = &self.local else { return };
+        for (id, p) in keys.planned.iter().filter(|(_, p)| p.local) {
+            let local = local.clone();
+            let key = p.key.clone();
+            let pointer = self.local_pointer(*id);
+            let store = ctx.store.clone();
+            // Disk reads and a blob's hash: on a blocking thread, all started at once like the
+            // registry's lookups, so they overlap the steps before them.
+            let h = ctx.rt.spawn_blocking(move || local.lookup(&key, &pointer, &store).map_err(CacheError::from));
+            keys.lookups.insert(*id, h);
+        }
+    }
+
+    fn local_pointer(&self, id: StepId) -> String {
+        local_pointer(&self.remote.repo().to_string(), &self.dockerfile_id, id.stage, id.step)
     }
 
     /// A lookup hit: its layer (if any) is reused.
@@ -209,7 +270,12 @@ impl LayerCache {
         self.misses += 1;
         let explanation = explain(prev, &planned.components, &self.missed);
         let reasons = explanation.reasons.clone();
-        self.missed.insert(planned.chain_key.clone(), Missed { line: planned.components.line, reasons });
+        // A local store's miss is not named by the steps after it: their registry entries
+        // record its inputs, which name what changed whether or not this machine's store had
+        // an entry (a fresh CI pod's has none).
+        if planned.cacheable {
+            self.missed.insert(planned.chain_key.clone(), Missed { line: planned.components.line, reasons });
+        }
         self.history.insert(id, history);
         explanation
     }
@@ -217,7 +283,12 @@ impl LayerCache {
     /// A lookup that failed: the step runs, and counts as a miss.
     pub fn lookup_failed(&mut self, planned: &PlannedStep) {
         self.misses += 1;
-        self.missed.insert(planned.chain_key.clone(), Missed { line: planned.components.line, reasons: Vec::new() });
+        // A step of the local store leaves the explanation of the steps after it to its
+        // inputs, which their entries record (as when it is not looked up at all).
+        if planned.cacheable {
+            self.missed
+                .insert(planned.chain_key.clone(), Missed { line: planned.components.line, reasons: Vec::new() });
+        }
     }
 
     /// For a step whose layer will be written to the cache: starts uploading it to the cache
@@ -284,8 +355,44 @@ impl LayerCache {
         self.pushes.push((id, planned.key.clone(), h));
     }
 
+    /// Writes a step that ran to the local layer store in the background (its blob is linked
+    /// or copied from the build's store, synced, before the entry naming it).
+    pub fn store_local(
+        &mut self,
+        ctx: &BuildContext<'_>,
+        id: StepId,
+        planned: &PlannedStep,
+        layer: Option<(Descriptor, Digest)>,
+        created: String,
+    ) {
+        let Some(local) = self.local.clone().filter(|_| planned.local) else { return };
+        let entry = LocalEntry {
+            key: planned.key.clone(),
+            components: planned.components.clone(),
+            created_by: ctx.redactor.redact(&planned.display),
+            created,
+            layer: layer.map(|(descriptor, diff_id)| LocalLayer { descriptor, diff_id }),
+            earlier: self.history.remove(&id).unwrap_or_default(),
+        };
+        let pointer = self.local_pointer(id);
+        let store = ctx.store.clone();
+        let h = ctx.rt.spawn_blocking(move || {
+            let path = local.store(&entry, &pointer, &store)?;
+            Ok((format!("local:{}", path.display()), false))
+        });
+        self.local_writes.push((id, planned.key.clone(), h));
+    }
+
     /// Waits for the background cache writes, reporting each.
     fn await_writes(&mut self, ctx: &BuildContext<'_>) {
+        // Local entries: reported, but no push can mount their layers from anywhere.
+        for (id, key, h) in std::mem::take(&mut self.local_writes) {
+            match ctx.rt.block_on(h) {
+                Ok(Ok((reference, streamed))) => ctx.emitter.emit(Event::CacheStored { id, key, reference, streamed }),
+                Ok(Err(e)) => ctx.emitter.warn(format!("step {id}: could not write the local cache entry: {e}")),
+                Err(e) => ctx.emitter.warn(format!("step {id}: local cache write task failed: {e}")),
+            }
+        }
         // Uploads no entry waited for (their step failed after all): let them end.
         for (_, h) in std::mem::take(&mut self.streamed) {
             let _ = ctx.rt.block_on(h);

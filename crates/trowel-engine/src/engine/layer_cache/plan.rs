@@ -16,7 +16,7 @@ use crate::cache::key::{
     BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, LinkInputs, RootOf, Var, VarKind, linked_chain_key,
     referenced_names, root_key,
 };
-use crate::dockerfile::{Base, Expanded, Instruction, PROXY_ARGS};
+use crate::dockerfile::{Base, Expanded, Instruction, InstructionKind, PROXY_ARGS};
 use crate::engine::context::BuildContext;
 use crate::engine::layer_cache::{LayerCache, PlannedStep, StageKeys};
 use crate::engine::mounts;
@@ -63,7 +63,7 @@ pub(crate) struct StageInputs<'a> {
 }
 
 /// Computes the keys of every step of a stage (FROM is `from`) and starts the lookups of the
-/// cacheable ones. The stage's final key is set only when every step could be keyed.
+/// cacheable ones (and of the COPY/ADD steps the local layer store serves). The stage's final key is set only when every step could be keyed.
 pub(crate) fn plan(
     ctx: &BuildContext<'_>,
     stages: &Stages,
@@ -160,7 +160,10 @@ pub(crate) fn plan(
         let inputs = (!cacheable).then(|| Box::new(LinkInputs::of(&components)));
         chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone(), inputs });
         parent = chain_key.clone();
-        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable });
+        // A COPY/ADD kept out of the cache repository is looked up in the local layer store.
+        let local =
+            !cacheable && cache.has_local() && matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
+        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable, local });
     }
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);

@@ -1,13 +1,15 @@
 //! A stage's use of the layer cache: a hit becomes a layer of the stage (unpacked into its root
 //! when it has one), a miss is explained, and a step that ran is written back, streamed while
-//! its layer is written when it can be. The build-wide bookkeeping is `LayerCache`'s.
+//! its layer is written when it can be. A hit from the local layer store (a COPY/ADD without
+//! `--cache-copy-layers`) is used exactly as a registry hit. The build-wide bookkeeping is
+//! `LayerCache`'s.
 
 use crate::engine::before::Before;
 use crate::fs::FileType;
 use crate::fs::listing::digest_of;
 use trowel_events::{CacheEntryRef, CacheResult, Event, LayerSummary, StepId, StepStatus};
 
-use crate::cache::registry::{CacheError, CachedLayer, Lookup};
+use crate::cache::registry::{CacheError, CachedLayer, EntrySource, Lookup};
 use crate::digest::Digest;
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
@@ -39,7 +41,11 @@ impl StageRunner {
         match result {
             Ok(Lookup::Hit(hit)) => {
                 cache.hit(hit.layer.as_ref().map(|(d, _)| d.size));
-                let reference = format!("{}:{}", hit.repo, planned.key);
+                // Where the layer came from, as the log, traces and the debugger say it.
+                let reference = match &hit.source {
+                    EntrySource::Registry(repo) => format!("{repo}:{}", planned.key),
+                    EntrySource::Local(entry) => format!("local:{}", entry.display()),
+                };
                 let layer = hit.layer.as_ref().map(|(d, diff_id)| LayerSummary {
                     digest: (&d.digest).into(),
                     diff_id: Some(diff_id.into()),
@@ -99,7 +105,10 @@ impl StageRunner {
         let layer = StageLayer {
             descriptor: desc.clone(),
             diff_id: diff_id.clone(),
-            origin: LayerOrigin::Base(hit.repo.clone()),
+            origin: match &hit.source {
+                EntrySource::Registry(repo) => LayerOrigin::Base(repo.clone()),
+                EntrySource::Local(entry) => LayerOrigin::Local(entry.clone()),
+            },
             uncompressed_size: None,
         };
         let what = format!("apply cached layer {}", desc.digest);
@@ -202,6 +211,10 @@ impl StageRunner {
             Some(t) if !ctx.opts.layers.reproducible => t.clone(),
             _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        cache.store(ctx, id, planned, layer, created);
+        if planned.local {
+            cache.store_local(ctx, id, planned, layer, created);
+        } else {
+            cache.store(ctx, id, planned, layer, created);
+        }
     }
 }

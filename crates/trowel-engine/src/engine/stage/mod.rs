@@ -308,7 +308,7 @@ impl StageRunner {
         // serve waits only if it misses (below).
         let does_work =
             matches!(ins.kind, InstructionKind::Run { .. } | InstructionKind::Copy(_) | InstructionKind::Add(_));
-        let may_be_cached = s.cache.is_some() && self.keys.cacheable(id);
+        let may_be_cached = s.cache.is_some() && self.keys.looked_up(id);
         if does_work && !may_be_cached {
             s.push_check.finish(ctx)?;
         }
@@ -349,10 +349,10 @@ impl StageRunner {
         // A planned key is only trusted if the plan saw exactly this instruction.
         let planned = self.keys.planned(id, &at.display);
         let cached = match &planned {
-            Some(p) if p.cacheable => self.try_cache(s, id, p, &self.created_by(&at.display))?,
+            Some(p) if p.looked_up() => self.try_cache(s, id, p, &self.created_by(&at.display))?,
             _ => None,
         };
-        let cache_miss = planned.as_ref().is_some_and(|p| p.cacheable) && cached.is_none();
+        let cache_miss = planned.as_ref().is_some_and(|p| p.looked_up()) && cached.is_none();
         let result = match cached {
             Some(outcome) => {
                 // A cached WORKDIR still sets the working directory.
