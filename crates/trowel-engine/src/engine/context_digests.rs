@@ -207,7 +207,7 @@ fn prune(dir: &Path, keep: usize) {
         }
     }
     files.retain(|(_, _, tmp)| !tmp);
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (_, p, _) in files.into_iter().skip(keep) {
         let _ = fs::remove_file(p);
     }
