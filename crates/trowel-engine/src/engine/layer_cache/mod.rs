@@ -383,9 +383,10 @@ impl LayerCache {
         self.local_writes.push((id, planned.key.clone(), h));
     }
 
-    /// Waits for the background cache writes, reporting each.
-    fn await_writes(&mut self, ctx: &BuildContext<'_>) {
-        // Local entries: reported, but no push can mount their layers from anywhere.
+    /// Waits for the local layer store's writes, reporting each. Only at the end: no push
+    /// waits for them (their layers are in the build's store already, and a large layer's
+    /// fsync into the cache dir is not the push's business).
+    fn await_local_writes(&mut self, ctx: &BuildContext<'_>) {
         for (id, key, h) in std::mem::take(&mut self.local_writes) {
             match ctx.rt.block_on(h) {
                 Ok(Ok((reference, streamed))) => ctx.emitter.emit(Event::CacheStored { id, key, reference, streamed }),
@@ -393,6 +394,10 @@ impl LayerCache {
                 Err(e) => ctx.emitter.warn(format!("step {id}: local cache write task failed: {e}")),
             }
         }
+    }
+
+    /// Waits for the background cache writes, reporting each.
+    fn await_writes(&mut self, ctx: &BuildContext<'_>) {
         // Uploads no entry waited for (their step failed after all): let them end.
         for (_, h) in std::mem::take(&mut self.streamed) {
             let _ = ctx.rt.block_on(h);
@@ -427,6 +432,7 @@ impl LayerCache {
     /// warnings: the image itself does not depend on them.
     pub fn finish(&mut self, ctx: &BuildContext<'_>) {
         self.await_writes(ctx);
+        self.await_local_writes(ctx);
         ctx.emitter.emit(Event::CacheSummary { hits: self.hits, misses: self.misses, bytes_reused: self.bytes_reused });
     }
 }
