@@ -26,13 +26,14 @@
 //! out here (it then holds the time of that unpack, which no image reader relies on).
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tar::EntryType;
 
 use super::path;
-use super::unpack::{UnpackOptions, UnpackStats};
+use super::unpack::{UnpackOptions, UnpackStats, entry_path};
 use super::{FsError, Root};
 
 /// How many times the layers are applied before the caller is told to unpack them whole: one
@@ -96,6 +97,31 @@ impl Selection {
     fn take_wants(&self) -> BTreeSet<String> {
         std::mem::take(&mut *self.wants.lock().unwrap_or_else(|e| e.into_inner()))
     }
+}
+
+/// An entry a selection leaves out is still refused where a full unpack would refuse it for
+/// what it is (a device where devices are not allowed, a hard link to an unsafe path); its
+/// data is read past (and so hashed) by the archive.
+pub(crate) fn check_left_out<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    etype: EntryType,
+    opts: &UnpackOptions,
+    raw_name: &str,
+) -> Result<(), FsError> {
+    if matches!(etype, EntryType::Char | EntryType::Block) && !opts.allow_devices {
+        return Err(FsError::DeviceNotAllowed {
+            entry: raw_name.to_string(),
+            reason: "device nodes are not allowed for this unpack".into(),
+        });
+    }
+    if etype == EntryType::Link {
+        let link = entry.link_name_bytes().ok_or_else(|| FsError::UnsafeEntry {
+            entry: raw_name.to_string(),
+            reason: "hardlink without a target".into(),
+        })?;
+        entry_path(&link, raw_name)?;
+    }
+    Ok(())
 }
 
 /// A finished partial extraction.
@@ -163,4 +189,71 @@ pub fn extract<E>(
 fn host_err(op: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> FsError {
     let path = dir.display().to_string();
     move |source| FsError::Io { op, path, root: "(host)".into(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::{Digest, HashingReader};
+    use crate::fs::unpack::unpack_layer;
+
+    fn entry(b: &mut tar::Builder<Vec<u8>>, kind: EntryType, name: &str, link: &[u8], data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h.set_size(data.len() as u64);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    fn scratch() -> (tempfile::TempDir, Root) {
+        let d = tempfile::Builder::new().prefix("trowel-extract-").tempdir_in("/var/tmp").unwrap();
+        let r = Root::open(d.path()).unwrap();
+        (d, r)
+    }
+
+    fn selecting(prefix: &str, allow_devices: bool) -> UnpackOptions {
+        UnpackOptions { select: Some(Arc::new(Selection::new([prefix]))), allow_devices, ..UnpackOptions::default() }
+    }
+
+    /// Left-out entries are refused for what they are, as a full unpack refuses them.
+    #[test]
+    fn left_out_entries_are_still_checked() {
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, EntryType::Link, "elsewhere/x", b"../../etc/passwd", b"");
+        let tar = b.into_inner().unwrap();
+        let (_d, root) = scratch();
+        let err = unpack_layer(&root, &tar[..], &selecting("/out", false)).unwrap_err();
+        assert!(matches!(err, FsError::UnsafeEntry { .. }), "{err}");
+
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, EntryType::Char, "dev/zero", b"", b"");
+        let tar = b.into_inner().unwrap();
+        let (_d, root) = scratch();
+        let err = unpack_layer(&root, &tar[..], &selecting("/out", false)).unwrap_err();
+        assert!(matches!(err, FsError::DeviceNotAllowed { .. }), "{err}");
+    }
+
+    /// A left-out file's data still goes through the reader, so the layer's diff_id check
+    /// covers it: the digest of what the unpack read is the digest of the whole tar.
+    #[test]
+    fn left_out_data_is_read_and_hashed() {
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, EntryType::Regular, "big/blob", b"", &vec![7u8; 300_000]);
+        entry(&mut b, EntryType::Regular, "out/kept", b"", b"kept");
+        let tar = b.into_inner().unwrap();
+        let (d, root) = scratch();
+        let mut reader = HashingReader::new(&tar[..]);
+        let stats = unpack_layer(&root, &mut reader, &selecting("/out", false)).unwrap();
+        std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+        let (_, digest, n) = reader.finish();
+        assert_eq!((digest, n), (Digest::of(&tar), tar.len() as u64));
+        assert_eq!((stats.skipped, stats.bytes), (1, 4));
+        assert!(!d.path().join("big/blob").exists() && d.path().join("out/kept").exists());
+    }
 }

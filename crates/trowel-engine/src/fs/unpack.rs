@@ -283,7 +283,9 @@ impl Applier<'_> {
         if let Some(sel) = &self.opts.select
             && !sel.writes(etype, &target, self.root)?
         {
-            return self.skip(entry, etype, raw_name);
+            super::extract::check_left_out(entry, etype, self.opts, raw_name)?;
+            self.stats.skipped += 1;
+            return Ok(());
         }
         self.layer_paths.insert(target.clone());
         self.stats.entries += 1;
@@ -610,24 +612,6 @@ impl Applier<'_> {
         self.clear_for_nondir(target)?;
         self.parents.clear();
         self.root.hardlink(&source, target)
-    }
-
-    /// An entry a selection leaves out: refused where a full unpack would refuse it for what
-    /// it is (a device, a hardlink to an unsafe path), else only counted; its data is read
-    /// past (and so hashed) by the archive.
-    fn skip<R: Read>(&mut self, entry: &tar::Entry<'_, R>, etype: EntryType, raw_name: &str) -> Result<(), FsError> {
-        if matches!(etype, EntryType::Char | EntryType::Block) && !self.opts.allow_devices {
-            return Err(FsError::DeviceNotAllowed {
-                entry: raw_name.to_string(),
-                reason: "device nodes are not allowed for this unpack".into(),
-            });
-        }
-        if etype == EntryType::Link {
-            let link = entry.link_name_bytes().ok_or_else(|| unsafe_entry(raw_name, "hardlink without a target"))?;
-            entry_path(&link, raw_name)?;
-        }
-        self.stats.skipped += 1;
-        Ok(())
     }
 
     fn node(&mut self, target: &str, kind: NodeKind, rdev: u64, meta: &Meta, raw_name: &str) -> Result<(), FsError> {
