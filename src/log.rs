@@ -199,6 +199,7 @@ fn platform_tag(state: &BuildState, event: &Event) -> Option<String> {
         | Event::BaseResolved { stage, .. }
         | Event::BaseUnpacked { stage, .. }
         | Event::BaseLayerListed { stage, .. }
+        | Event::SourceExtracted { stage: Some(stage), .. }
         | Event::StageFinished { stage, .. } => *stage,
         Event::StepStarted { id, .. }
         | Event::StepFinished { id, .. }
@@ -274,6 +275,22 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             Level::Info,
             &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(*size)),
         ),
+        Event::SourceExtracted { stage, image, paths, layers, entries, skipped, bytes: size, passes, duration_ms } => {
+            let from = match (stage, image) {
+                (Some(s), _) => format!("stage {s}"),
+                (None, Some(i)) => i.clone(),
+                (None, None) => "an image".to_string(),
+            };
+            let again = if *passes > 1 { format!(", layers read {passes} times") } else { String::new() };
+            say(
+                Level::Info,
+                &format!(
+                    "Extracted {} from {from}'s {layers} layer(s): {entries} entries, {} ({skipped} entries left out{again}) in {duration_ms} ms",
+                    paths.join(" "),
+                    bytes(*size)
+                ),
+            )
+        }
         Event::StepStarted { expanded, line, end_line, source, attempt, .. } => {
             if let Some(a) = attempt {
                 let how = match &a.edited_from {

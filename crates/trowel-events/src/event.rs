@@ -270,6 +270,37 @@ pub enum Event {
         bytes: u64,
         duration_ms: u64,
     },
+    /// The files a `COPY --from` or a RUN's `--mount=from=` reads were taken out of the layers
+    /// of a stage or an image that had no build root, instead of unpacking it whole: every
+    /// layer was read and checked against its diff_id, but only what lies at and below
+    /// `paths` (and every directory and symlink, so paths resolve as in the whole image) was
+    /// written. Sent before the step that reads them uses them; not a stage's root (there is
+    /// no `base_unpacked` for it).
+    SourceExtracted {
+        /// The stage read from; absent for an image.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<usize>,
+        /// The image read from, as written; absent for a stage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        /// The image paths at and below which every file was written: as the readers name
+        /// them and where the symlinks on them lead; earlier readers' of the same stage or
+        /// image included.
+        paths: Vec<String>,
+        /// How many layers were read.
+        layers: usize,
+        /// Files, directories and links created.
+        entries: u64,
+        /// Entries read and checked but not written.
+        skipped: u64,
+        /// Bytes of file data written.
+        bytes: u64,
+        /// How many times the layers were read: more than once when what the reader reads
+        /// led outside `paths` (a symlinked directory, a hard link to a file elsewhere).
+        passes: usize,
+        /// From the first layer's download (if any was missing) to the last pass's end.
+        duration_ms: u64,
+    },
     /// A step begins.
     StepStarted {
         id: StepId,

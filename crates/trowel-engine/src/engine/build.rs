@@ -99,7 +99,7 @@ impl<'o> Build<'o> {
         let detail: Detail = emitter.detail().union(controller.detail());
         let mut ctx = BuildContext::new(opts, emitter, detail)?;
         ctx.stop = controller.stop_handle();
-        let stages = Stages::new(&ctx.plan);
+        let stages = Stages::new(&ctx.df, &ctx.plan);
         let contents = match detail.file_contents {
             Some(limit) => {
                 let store = BlobStore::open_scratch(ctx.work.path().join("contents"))

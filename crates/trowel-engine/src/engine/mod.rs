@@ -30,6 +30,7 @@ mod contents;
 mod context;
 mod context_digests;
 pub mod controller;
+mod copy_source;
 pub mod emit;
 pub mod error;
 mod lanes;

@@ -5,13 +5,18 @@
 //! Roots are large (a Debian base is tens of thousands of files), so they are handed on rather
 //! than copied: a stage built `FROM` another takes its parent's root when nothing else reads
 //! the parent, and a root no later stage reads is deleted on a background thread while the
-//! build goes on.
+//! build goes on. A stage or image read only by `COPY --from` or a RUN mount and without a root
+//! is not unpacked at all: the paths its readers need are extracted from its layers
+//! (`copy_source.rs`), and kept for later readers.
 
 use std::collections::HashMap;
 
+use trowel_events::Event;
+
 use crate::digest::Digest;
-use crate::dockerfile::{ArgScope, Base, Plan, StageOrImage};
+use crate::dockerfile::{ArgScope, Base, Dockerfile, Plan, StageOrImage};
 use crate::engine::context::BuildContext;
+use crate::engine::copy_source::{Need, PartialRoot};
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::root::BuildRoot;
@@ -69,6 +74,13 @@ pub(crate) struct Stages {
     borrowed: HashMap<usize, Root>,
     /// Roots of images used by `COPY --from=<image>`, by reference.
     external: HashMap<String, BuildRoot>,
+    /// The parts of stages (by index) and images (by reference) that their readers needed,
+    /// extracted from their layers. Never a stage's build root: only files under what they
+    /// cover are there.
+    partial: HashMap<Source, PartialRoot>,
+    /// What the Dockerfile's `COPY --from` instructions read of each stage (their source
+    /// arguments), for its first extraction (see `copy_source::hints`).
+    hints: HashMap<usize, Vec<String>>,
     /// For each stage, the later stages that read it, and whether they copy from it (true) or
     /// are built `FROM` it (false).
     consumers: Vec<Vec<(usize, bool)>>,
@@ -79,11 +91,13 @@ pub(crate) struct Stages {
 }
 
 impl Stages {
-    pub fn new(plan: &Plan) -> Stages {
+    pub fn new(df: &Dockerfile, plan: &Plan) -> Stages {
         Stages {
+            hints: crate::engine::copy_source::hints(df, plan),
             built: (0..plan.stages.len()).map(|_| None).collect(),
             borrowed: HashMap::new(),
             external: HashMap::new(),
+            partial: HashMap::new(),
             consumers: consumers_of(plan),
             slash_owner: None,
             reapers: Vec::new(),
@@ -125,11 +139,20 @@ impl Stages {
         }
     }
 
-    /// The files of finished stage `p`, for `COPY --from`: its root if it still has one, else
-    /// its layers unpacked into a scratch directory (kept for later copies from it).
-    pub fn stage_files(&mut self, ctx: &BuildContext, p: usize) -> Result<&Root, BuildError> {
+    /// The files of finished stage `p` that `need` reads, for `COPY --from` and RUN mounts: its
+    /// root if it still has one, else those paths extracted from its layers (kept for later
+    /// readers), or — when nothing says what is read, or the extraction cannot settle — its
+    /// layers unpacked whole into a scratch directory (kept too).
+    pub fn stage_files(&mut self, ctx: &BuildContext, p: usize, need: &Need) -> Result<&Root, BuildError> {
         if self.built[p].as_ref().is_some_and(|s| s.root.is_none()) && self.borrowed.contains_key(&p) {
             return Ok(&self.borrowed[&p]);
+        }
+        let stage = self.built[p].as_ref().ok_or_else(|| not_built(ctx, p))?;
+        if stage.root.is_none() && !matches!(need, Need::All) {
+            let layers = stage.layers.clone();
+            if self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"))? {
+                return Ok(self.partial[&Source::Stage(p)].root());
+            }
         }
         let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
         let root = match stage.root.take() {
@@ -139,39 +162,90 @@ impl Stages {
         Ok(stage.root.insert(root).root())
     }
 
-    /// The files of an image, for `COPY --from=<image>`: resolved once per build, unpacked once.
-    /// `platform` is the copying stage's (`None`: the first target platform's).
+    /// The files of an image that `need` reads, for `COPY --from=<image>` and RUN mounts:
+    /// resolved once per build, those paths extracted from its layers (or, as for a stage,
+    /// unpacked whole), kept for later readers. `platform` is the reading stage's (`None`: the
+    /// first target platform's).
     pub fn image_files(
         &mut self,
         ctx: &BuildContext,
         reference: &str,
         platform: Option<&Platform>,
+        need: &Need,
     ) -> Result<&Root, BuildError> {
         let key = match platform {
             Some(p) => format!("{reference}\0{p}"),
             None => reference.to_string(),
         };
-        let root = match self.external.remove(&key) {
-            Some(r) => r,
-            None => {
-                let img = ctx.resolve_once(reference, platform)?;
-                let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(reference))?;
-                let layers: Vec<StageLayer> = img
-                    .manifest
-                    .layers
-                    .iter()
-                    .zip(config.diff_ids())
-                    .map(|(d, diff_id)| StageLayer {
-                        descriptor: d.clone(),
-                        diff_id,
-                        origin: LayerOrigin::Base(img.reference.clone()),
-                        uncompressed_size: None,
-                    })
-                    .collect();
-                ctx.materialize(&layers, "copy-from-image", None)?
+        if !self.external.contains_key(&key) {
+            let img = ctx.resolve_once(reference, platform)?;
+            let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(reference))?;
+            let layers: Vec<StageLayer> = img
+                .manifest
+                .layers
+                .iter()
+                .zip(config.diff_ids())
+                .map(|(d, diff_id)| StageLayer {
+                    descriptor: d.clone(),
+                    diff_id,
+                    origin: LayerOrigin::Base(img.reference.clone()),
+                    uncompressed_size: None,
+                })
+                .collect();
+            if !matches!(need, Need::All)
+                && self.extract(ctx, Source::Image(key.clone()), &layers, need, "copy-from-image-extract")?
+            {
+                return Ok(self.partial[&Source::Image(key)].root());
             }
+            let root = ctx.materialize(&layers, "copy-from-image", None)?;
+            self.external.insert(key.clone(), root);
+        }
+        Ok(self.external[&key].root())
+    }
+
+    /// Makes `self.partial[&src]` hold what `need` reads of `layers` (reusing the extraction
+    /// there when it covers it, else extracting what both read into a new one); false when the
+    /// extraction cannot settle and the caller must unpack everything.
+    fn extract(
+        &mut self,
+        ctx: &BuildContext,
+        src: Source,
+        layers: &[StageLayer],
+        need: &Need,
+        name: &str,
+    ) -> Result<bool, BuildError> {
+        let (need, keep) = match (self.partial.get(&src), &src) {
+            (Some(old), _) if old.serves(need) => return Ok(true),
+            (Some(old), _) => (need.clone(), old.extraction.prefixes.clone()),
+            (None, Source::Stage(p)) => match self.hints.get(p) {
+                Some(h) => (Need::Many(vec![need.clone(), Need::Sources(h.clone())]), Vec::new()),
+                None => (need.clone(), Vec::new()),
+            },
+            (None, Source::Image(_)) => (need.clone(), Vec::new()),
         };
-        Ok(self.external.entry(key).or_insert(root).root())
+        let Some(found) = ctx.extract_for(layers, name, &need, &keep)? else { return Ok(false) };
+        let ex = &found.partial.extraction;
+        ctx.emitter.emit(Event::SourceExtracted {
+            stage: match &src {
+                Source::Stage(p) => Some(*p),
+                Source::Image(_) => None,
+            },
+            image: match &src {
+                Source::Stage(_) => None,
+                Source::Image(key) => key.split('\0').next().map(str::to_string),
+            },
+            paths: ex.prefixes.clone(),
+            layers: layers.len(),
+            entries: found.stats.entries,
+            skipped: found.stats.skipped,
+            bytes: found.stats.bytes,
+            passes: ex.passes,
+            duration_ms: found.duration_ms,
+        });
+        if let Some(old) = self.partial.insert(src, found.partial) {
+            self.reap(ctx, vec![old.scratch]);
+        }
+        Ok(true)
     }
 
     /// Frees the roots no stage after `built` reads (they can be large).
@@ -189,6 +263,8 @@ impl Stages {
     /// Frees every root: the image is assembled and nothing reads files any more.
     pub fn release_all(&mut self, ctx: &BuildContext) {
         self.release(ctx, |_| true);
+        let images: Vec<_> = self.partial.drain().map(|(_, p)| p.scratch).collect();
+        self.reap(ctx, images);
     }
 
     /// Deletes the roots of the stages `unneeded` selects on a background thread: the build
@@ -205,7 +281,17 @@ impl Stages {
             {
                 dirs.push(root.dir);
             }
+            if unneeded(s)
+                && let Some(part) = self.partial.remove(&Source::Stage(s))
+            {
+                dirs.push(part.scratch);
+            }
         }
+        self.reap(ctx, dirs);
+    }
+
+    /// Deletes `dirs` on a background thread.
+    fn reap(&mut self, ctx: &BuildContext, dirs: Vec<std::path::PathBuf>) {
         if dirs.is_empty() {
             return;
         }
@@ -248,6 +334,8 @@ impl Stages {
             built,
             borrowed,
             external: HashMap::new(),
+            partial: HashMap::new(),
+            hints: self.hints.clone(),
             consumers: self.consumers.clone(),
             slash_owner: None,
             reapers: Vec::new(),
@@ -273,6 +361,14 @@ impl Stages {
     pub fn used_slash(&self) -> bool {
         self.slash_owner.is_some()
     }
+}
+
+/// Whose files a partial extraction holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Source {
+    Stage(usize),
+    /// An image, by reference and platform.
+    Image(String),
 }
 
 fn not_built(ctx: &BuildContext, p: usize) -> BuildError {

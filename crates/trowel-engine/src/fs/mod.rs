@@ -11,10 +11,12 @@
 //! - [`snapshot`]: index a root and report what changed since the last snapshot.
 //! - [`layer`]: turn those changes into a deterministic, compressed layer blob.
 //! - [`copy`]: copy a tree between two roots (COPY/ADD, cross-stage copies).
+//! - [`extract`]: apply layers writing only the paths a reader asks for (`COPY --from`).
 
 pub mod clean;
 pub mod copy;
 mod error;
+pub mod extract;
 pub mod ignore;
 pub mod layer;
 pub mod listing;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
+use super::extract::Selection;
 use super::path;
 use super::tar_guard::TarGuard;
 use super::unpack_batch::{Batch, Job, SMALL_FILE};
@@ -44,6 +45,9 @@ pub struct UnpackOptions {
     pub max_entry_size: Option<u64>,
     /// Refuse the layer once the entries' data adds up to more than this.
     pub max_total_size: Option<u64>,
+    /// Write only part of the layer (a `COPY --from` source, see `extract.rs`): every entry is
+    /// still read, checked and hashed, but files outside the selection are not written.
+    pub select: Option<Arc<Selection>>,
 }
 
 impl Default for UnpackOptions {
@@ -55,6 +59,7 @@ impl Default for UnpackOptions {
             preserve_owner: rustix::process::geteuid().is_root(),
             max_entry_size: None,
             max_total_size: None,
+            select: None,
         }
     }
 }
@@ -75,6 +80,13 @@ pub struct UnpackStats {
     /// entries below them needed a parent (resolved, sorted). ADD applies an archive's own
     /// directory entries to directories that exist, but not these.
     pub implied_dirs: Vec<String>,
+    /// Entries read and checked but not written because a selection left them out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Wraps a layer blob in the right decompressor, sniffing the magic bytes: gzip (`1f 8b`),
@@ -268,6 +280,13 @@ impl Applier<'_> {
             return Ok(());
         }
         let meta = self.meta(entry, raw_name)?;
+        if let Some(sel) = &self.opts.select
+            && !sel.writes(etype, &target, self.root)?
+        {
+            super::extract::check_left_out(entry, etype, self.opts, raw_name)?;
+            self.stats.skipped += 1;
+            return Ok(());
+        }
         self.layer_paths.insert(target.clone());
         self.stats.entries += 1;
         if !matches!(etype, EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse | EntryType::Directory) {
@@ -570,6 +589,15 @@ impl Applier<'_> {
         let parent = self.resolve_parent(&link_logical, raw_name, false)?;
         let source = path::join(&parent, path::file_name(&link_logical));
         let Some(src) = self.root.lstat(&source)? else {
+            if let Some(sel) = &self.opts.select
+                && !sel.covers(&source)
+            {
+                // Its file was left out: the next pass of the extraction writes it too. What
+                // stood here goes, so paths resolve as in a full unpack meanwhile.
+                sel.want(source);
+                self.clear_for_nondir(target)?;
+                return Ok(());
+            }
             return Err(unsafe_entry(raw_name, format!("hardlink target {link_logical} does not exist")));
         };
         if src.is_dir() {

@@ -449,7 +449,10 @@ impl BuildState {
             }
             // Progress that is over once the build moves on, and files the log names as they
             // are written.
-            Event::PullProgress { .. } | Event::BaseUnpacked { .. } | Event::OutputWritten { .. } => {}
+            Event::PullProgress { .. }
+            | Event::BaseUnpacked { .. }
+            | Event::SourceExtracted { .. }
+            | Event::OutputWritten { .. } => {}
         }
     }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use crate::engine::context::BuildContext;
+use crate::engine::copy_source::Need;
 use crate::engine::error::{BuildError, StepError};
 use crate::engine::mounts::cache_store::{CacheStore, Lease, empty_dir};
 use crate::engine::mounts::ssh::{KeyAgent, Proxy};
@@ -114,18 +115,30 @@ impl MountRoots {
             if *from == From::Context || out.roots.iter().any(|(f, _, _)| f == from) {
                 continue;
             }
+            // Every mount of this step from the same stage or image reads from one root.
+            let sources: Vec<String> = mounts
+                .mounts
+                .iter()
+                .filter_map(|m| match &m.what {
+                    What::Bind { from: f, source, .. } | What::Cache { from: Some(f), source, .. } if f == from => {
+                        Some(source.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let need = Need::Paths(sources);
             let (dir, identity) = match from {
                 From::Stage(p) => {
                     let id = stages.get(*p).map(|s| {
                         let ids: Vec<String> = s.layers.iter().map(|l| l.diff_id.to_string()).collect();
                         crate::digest::Digest::of(ids.join(",").as_bytes()).to_string()
                     });
-                    let root = stages.stage_files(ctx, *p)?;
+                    let root = stages.stage_files(ctx, *p, &need)?;
                     (root.host_path().to_path_buf(), format!("stage {p} {}", id.unwrap_or_default()))
                 }
                 From::Image(r) => {
                     let digest = ctx.resolve_once(r, mounts.platform.as_ref())?.manifest_digest.to_string();
-                    let root = stages.image_files(ctx, r, mounts.platform.as_ref())?;
+                    let root = stages.image_files(ctx, r, mounts.platform.as_ref(), &need)?;
                     (root.host_path().to_path_buf(), format!("image {r}@{digest}"))
                 }
                 From::Context => unreachable!("skipped above"),

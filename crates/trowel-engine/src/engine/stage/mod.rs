@@ -458,9 +458,11 @@ impl StageRunner {
         Ok(match step.from() {
             None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
             Some(from) => match stage_index(&ctx.plan, index, from) {
-                Some(p) => Source::Root(s.stages.stage_files(ctx, p).map_err(|e| at.fail(e))?),
+                Some(p) => Source::Root(s.stages.stage_files(ctx, p, &step.reads()).map_err(|e| at.fail(e))?),
                 None => Source::Root(
-                    s.stages.image_files(ctx, from, Some(&ctx.plan.stage_platform(index))).map_err(|e| at.fail(e))?,
+                    s.stages
+                        .image_files(ctx, from, Some(&ctx.plan.stage_platform(index)), &step.reads())
+                        .map_err(|e| at.fail(e))?,
                 ),
             },
         })

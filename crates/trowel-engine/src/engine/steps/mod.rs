@@ -12,6 +12,7 @@ use trowel_events::{StepId, StepStatus};
 use crate::digest::Digest;
 use crate::dockerfile::{DockerIgnore, Expanded, Instruction};
 use crate::engine::context::BuildContext;
+use crate::engine::copy_source::Need;
 use crate::engine::error::{BuildError, Location, StepError};
 use crate::engine::mounts::{MountRoots, StepMounts};
 use crate::engine::root::BuildRoot;
@@ -100,6 +101,12 @@ pub(crate) trait FileStep {
     /// `--from`: the stage or image the step reads its sources from (the context otherwise).
     fn from(&self) -> Option<&str> {
         None
+    }
+
+    /// What the step reads from its `--from` source, so a stage or image without a root is
+    /// extracted only that far (see `engine/copy_source.rs`).
+    fn reads(&self) -> Need {
+        Need::All
     }
 
     /// `--link`: the step runs on an empty root of its own, whose contents become a layer laid

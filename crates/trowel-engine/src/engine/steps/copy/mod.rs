@@ -25,6 +25,7 @@
 
 use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource, Plan, link_chown_error, link_chown_ids};
+use crate::engine::copy_source::Need;
 use crate::engine::error::{BuildError, StepError};
 use crate::engine::steps::join_clean;
 use crate::engine::steps::{Changed, FileCx, FileStep, Scope, Source, owner};
@@ -35,6 +36,7 @@ mod add;
 pub(crate) mod filter;
 pub(crate) mod git;
 pub(crate) mod keyfiles;
+pub(crate) mod reads;
 mod sources;
 
 pub(crate) use add::Download;
@@ -48,6 +50,14 @@ pub(crate) struct Copy {
 impl FileStep for Copy {
     fn from(&self) -> Option<&str> {
         self.args.from.as_deref()
+    }
+
+    fn reads(&self) -> Need {
+        let paths = self.args.sources.iter().filter_map(|s| match s {
+            ExpandedSource::Path(p) if !(self.is_add && (is_git_source(p) || is_url(p))) => Some(p.clone()),
+            _ => None,
+        });
+        Need::Sources(paths.collect())
     }
 
     fn linked(&self) -> bool {

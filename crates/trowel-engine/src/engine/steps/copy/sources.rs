@@ -31,7 +31,7 @@ pub enum Item {
 /// Normalises a source path into its segments. `..` above the root stays at the root: BuildKit
 /// joins every source onto `/` of the context (or of the `--from` stage), so `COPY .. .` copies
 /// the whole context; only Docker's legacy builder refused such paths.
-fn normalize(p: &str) -> Vec<String> {
+pub(super) fn normalize(p: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in p.split('/') {
         match c {
@@ -45,7 +45,7 @@ fn normalize(p: &str) -> Vec<String> {
     out
 }
 
-fn has_wildcard(s: &str) -> bool {
+pub(super) fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
