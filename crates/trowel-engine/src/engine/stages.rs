@@ -203,7 +203,9 @@ impl Stages {
                 // over, never deleted.
                 && !root.is_slash()
             {
-                dirs.push(root.dir);
+                // Unmounted here, before anything is deleted: deleting through an overlay would
+                // only write whiteouts, but a root must never be deleted while mounted.
+                dirs.extend(root.into_dirs());
             }
         }
         if dirs.is_empty() {

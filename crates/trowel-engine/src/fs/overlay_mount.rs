@@ -63,6 +63,26 @@ impl LayerMount {
         &self.target
     }
 
+    /// Whether inode numbers in the mount stay what they were when a file or directory is
+    /// copied up: all of `dirs` (its layers and upper directory) on one filesystem, or
+    /// overlayfs's `xino` in effect. Without it, a snapshot cannot tell a directory a step
+    /// wrote into from one it re-created.
+    pub fn stable_inodes(&self, dirs: &[&Path]) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let devs: Option<Vec<u64>> = dirs.iter().map(|d| std::fs::metadata(d).ok().map(|m| m.dev())).collect();
+        if devs.is_some_and(|d| d.windows(2).all(|w| w[0] == w[1])) {
+            return true;
+        }
+        let target = self.target.display().to_string();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        info.lines().filter(|l| l.split(' ').nth(4) == Some(target.as_str())).any(|l| {
+            l.split(" - ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').nth(2))
+                .is_some_and(|o| o.split(',').any(|x| x == "xino=on"))
+        })
+    }
+
     /// Unmounts now, reporting a failure (a process still using the root keeps it busy).
     pub fn unmount(&mut self) -> Result<(), FsError> {
         if self.mounted {
@@ -90,7 +110,8 @@ impl Drop for LayerMount {
 /// without CAP_SYS_ADMIN, and the store's probe then finds overlays unmountable too.
 pub fn private_mount_namespace() -> Result<(), String> {
     use nix::mount::{MsFlags, mount};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare the mount namespace: {e}"))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare the mount namespace: {e}"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
         .map_err(|e| format!("make the mounts of / receive-only: {e}"))
 }
@@ -104,6 +125,7 @@ fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     fsconfig_set_string(&fs, "upperdir", upper)?;
     fsconfig_set_string(&fs, "workdir", work)?;
     fsconfig_set_string(&fs, "index", "on")?;
+    fsconfig_set_string(&fs, "xino", "auto")?;
     fsconfig_create(&fs)?;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
     move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
@@ -116,10 +138,16 @@ fn mount_classic(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         }
     }
     let lowerdir: Vec<String> = lowers.iter().rev().map(|l| l.display().to_string()).collect();
-    let data = format!("lowerdir={},upperdir={},workdir={},index=on", lowerdir.join(":"), upper.display(), work.display());
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={},index=on,xino=auto",
+        lowerdir.join(":"),
+        upper.display(),
+        work.display()
+    );
     // The kernel copies one page of options; a longer string would be cut, not refused.
     if data.len() >= 4096 {
-        let why = format!("{} layers make mount options longer than a page and this kernel has no lowerdir+", lowers.len());
+        let why =
+            format!("{} layers make mount options longer than a page and this kernel has no lowerdir+", lowers.len());
         return Err(err("mount overlay on", target, io::Error::other(why)));
     }
     let data = std::ffi::CString::new(data).map_err(|e| err("mount overlay on", target, io::Error::other(e)))?;
