@@ -318,6 +318,34 @@ fn a_cache_dir_overlayfs_cannot_write_falls_back_to_unpacking() {
 }
 
 #[test]
+fn two_builds_making_the_same_entries_at_once_both_succeed() {
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let df = CHILD.replace("BASE", layered_base());
+    let builds = [Build::new(&df, None), Build::new(&df, None)];
+    let children: Vec<_> = builds
+        .iter()
+        .map(|b| {
+            let (mut c, _, digest) = b.command(&["--cache-dir", cache.path().to_str().unwrap(), "--no-push"]);
+            (c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap(), digest)
+        })
+        .collect();
+    let digests: Vec<String> = children
+        .into_iter()
+        .map(|(child, digest)| {
+            assert_ok(&child.wait_with_output().unwrap());
+            std::fs::read_to_string(digest).unwrap()
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+    // One entry per layer, whoever won each rename; nothing left half-made.
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/sha256")).unwrap().count(), 4);
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/tmp")).unwrap().count(), 0);
+    let again = Build::new(&df, None).run(&["--cache-dir", cache.path().to_str().unwrap(), "--no-push"]);
+    assert_eq!(again.unpacked[0]["from_store"].as_u64(), Some(4));
+    assert_eq!(again.digest, digests[0].trim());
+}
+
+#[test]
 fn a_killed_build_leaves_no_mount() {
     let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
     let df = format!("FROM {}\nRUN touch /started && sleep 120\n", env().busybox());

@@ -47,7 +47,7 @@ pub struct UnpackedStore {
 }
 
 /// An entry being made: apply the layer through an overlay whose upper directory is
-/// [`upper`](Pending::upper), then [`UnpackedStore::commit`] it. Dropped uncommitted, it is
+/// [`upper`](Pending::upper), then [`UnpackedStore::commit_all`] it. Dropped uncommitted, it is
 /// deleted.
 pub struct Pending {
     dir: tempfile::TempDir,
@@ -133,26 +133,38 @@ impl UnpackedStore {
         Ok(Pending { dir, _lock: lock })
     }
 
-    /// Makes `pending`'s upper directory (complete, its overlay unmounted) the entry of
-    /// `chain`: its data synced to disk first, then one rename. When another build's entry got
-    /// there first, that one is kept and `pending` deleted. Returns the entry's path.
-    pub fn commit(&self, pending: Pending, chain: &Digest) -> io::Result<PathBuf> {
-        let upper = pending.upper();
+    /// Makes each pending upper directory (complete, its overlay unmounted) the entry of its
+    /// chain ID: the data synced to disk first, then one rename each. Returns those that did
+    /// not become an entry — another build's entry got there first (it serves as well: the same
+    /// layer over the same layers), or the sync or rename failed (the next build that needs the
+    /// layer makes it again) — for the caller to drop once no mount uses them any more:
+    /// deleting a directory under a mounted overlay would change the files of a live root.
+    ///
+    /// A build calls this on a thread of its own once its root is mounted (from the pending
+    /// directories themselves): `syncfs` flushes every dirty page of the filesystem, other
+    /// processes' too, which on a busy disk takes seconds the build need not wait for.
+    pub fn commit_all(&self, pending: Vec<(Pending, Digest)>) -> Vec<Pending> {
+        let Some((first, _)) = pending.first() else { return Vec::new() };
         // A rename is atomic but says nothing of the files' data: without this, a power loss
         // soon after could leave a complete-looking entry of empty files.
-        let fd = File::open(&upper).map_err(|e| io_at(&upper, e))?;
-        rustix::fs::syncfs(&fd).map_err(|e| io_at(&upper, e.into()))?;
-        drop(fd);
-        let entry = self.entry(chain);
-        match rustix::fs::renameat_with(rustix::fs::CWD, &upper, rustix::fs::CWD, &entry, RenameFlags::NOREPLACE) {
-            Ok(()) => Ok(entry),
-            // Another build made the same entry meanwhile: both are the same layer over the same
-            // layers, so the winner's serves.
-            Err(e) if (e == rustix::io::Errno::EXIST || e == rustix::io::Errno::NOTEMPTY) && self.has(chain) => {
-                Ok(entry)
-            }
-            Err(e) => Err(io_at(&entry, e.into())),
+        let synced = File::open(first.upper()).and_then(|fd| rustix::fs::syncfs(&fd).map_err(io::Error::from));
+        if synced.is_err() {
+            return pending.into_iter().map(|(p, _)| p).collect();
         }
+        let mut left = Vec::new();
+        for (p, chain) in pending {
+            let renamed = rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                p.upper(),
+                rustix::fs::CWD,
+                self.entry(&chain),
+                RenameFlags::NOREPLACE,
+            );
+            if renamed.is_err() {
+                left.push(p);
+            }
+        }
+        left
     }
 
     /// Removes the `tmp/` directories of builds that died making an entry.
@@ -210,10 +222,13 @@ mod tests {
         assert!(!store.has(&chain));
         let again = UnpackedStore::open(store.dir()).unwrap();
         assert_eq!(std::fs::read_dir(again.dir().join("tmp")).unwrap().count(), 2);
-        let e1 = store.commit(p1, &chain).unwrap();
-        let e2 = store.commit(p2, &chain).unwrap();
-        assert_eq!(e1, e2);
-        assert_eq!(std::fs::read_to_string(e1.join("f")).unwrap(), "one");
+        assert!(store.commit_all(vec![(p1, chain.clone())]).is_empty());
+        // The loser's copy is handed back (a root of its build may still be mounted from it).
+        let lost = store.commit_all(vec![(p2, chain.clone())]);
+        assert_eq!(lost.len(), 1);
+        assert_eq!(std::fs::read_to_string(lost[0].upper().join("f")).unwrap(), "two");
+        assert_eq!(std::fs::read_to_string(store.entry(&chain).join("f")).unwrap(), "one");
+        drop(lost);
         assert_eq!(std::fs::read_dir(store.dir().join("tmp")).unwrap().count(), 0, "the loser's copy stays");
     }
 

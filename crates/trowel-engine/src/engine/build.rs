@@ -130,7 +130,9 @@ impl<'o> Build<'o> {
         if let Some(c) = self.cache.as_mut() {
             c.finish(&self.ctx);
         }
-        // Deleting roots must be over before the work dir itself goes.
+        // Roots a failed build left are unmounted and deleted too (a no-op after a success),
+        // and deleting roots must be over before the work dir itself goes.
+        self.stages.release_all(&self.ctx);
         self.stages.join_reapers();
         if self.ctx.opts.run.cleanup
             && self.stages.used_slash()

@@ -16,13 +16,15 @@
 //! mountable there, a layer overlayfs cannot represent), the root is unpacked as before and the
 //! `base_unpacked` event says why.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use trowel_events::Event;
 
-use crate::cache::unpacked::{UnpackedStore, chain_ids};
+use crate::cache::unpacked::{Pending, UnpackedStore, chain_ids};
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
@@ -39,6 +41,24 @@ pub(crate) struct StoreChoice {
     configured: Result<PathBuf, String>,
     /// The opened and probed store, or why it cannot serve roots; made when the first root is.
     ready: OnceLock<Result<UnpackedStore, String>>,
+    /// Entries this build made that are being committed on `committers` (synced, renamed into
+    /// place): by chain ID, the directory they are in until then, so a later root of this
+    /// build uses them rather than making them again.
+    made: Mutex<HashMap<Digest, PathBuf>>,
+    /// What the committers could not make entries of; deleted when the build ends, after its
+    /// roots (which may be mounted from them).
+    committers: Mutex<Vec<JoinHandle<Vec<Pending>>>>,
+}
+
+impl Drop for StoreChoice {
+    /// The build waits for its entries to be committed: a process that exits first would
+    /// leave them in `tmp/` for the next build to delete.
+    fn drop(&mut self) {
+        for c in std::mem::take(self.committers.get_mut().unwrap_or_else(|p| p.into_inner())) {
+            // Dropping them deletes them.
+            let _ = c.join();
+        }
+    }
 }
 
 impl StoreChoice {
@@ -48,7 +68,7 @@ impl StoreChoice {
             None => Err("no cache dir (--cache-dir does not exist)".to_string()),
             Some(d) => Ok(d.to_path_buf()),
         };
-        StoreChoice { configured, ready: OnceLock::new() }
+        StoreChoice { configured, ready: OnceLock::new(), made: Mutex::default(), committers: Mutex::default() }
     }
 }
 
@@ -110,20 +130,35 @@ impl BuildContext<'_> {
         let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
         let chains = chain_ids(&diff_ids);
         let mut lowers: Vec<PathBuf> = Vec::with_capacity(layers.len());
+        let mut made: Vec<(Pending, Digest)> = Vec::new();
+        // Mounted from where they are now, the new entries are committed while the build goes
+        // on (renaming a directory does not disturb a mount of it), and kept when this root
+        // cannot be mounted after all: they are good entries.
+        let committed_later = |made: Vec<(Pending, Digest)>| self.commit_later(store, made);
         let (mut entries, mut bytes, mut found) = (0u64, 0u64, 0usize);
         for (l, chain) in layers.iter().zip(&chains) {
-            if store.has(chain) {
+            // Made by an earlier root of this build and still being committed.
+            let ours = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner()).get(chain).cloned();
+            if let Some(dir) = ours.filter(|d| d.is_dir()) {
                 found += 1;
+                lowers.push(dir);
+            } else if store.has(chain) {
+                found += 1;
+                lowers.push(store.entry(chain));
             } else {
-                match self.store_layer(store, l, chain, &lowers)? {
-                    Ok(stats) => {
+                match self.store_layer(store, l, &lowers)? {
+                    Ok((stats, pending)) => {
                         entries += stats.entries;
                         bytes += stats.bytes;
+                        lowers.push(pending.upper());
+                        made.push((pending, chain.clone()));
                     }
-                    Err(why) => return Ok(Err(why)),
+                    Err(why) => {
+                        committed_later(made);
+                        return Ok(Err(why));
+                    }
                 }
             }
-            lowers.push(store.entry(chain));
         }
         let (dir, upper, work) = (scratch.join("rootfs"), scratch.join("upper"), scratch.join("work"));
         for d in [&dir, &upper, &work] {
@@ -138,12 +173,15 @@ impl BuildContext<'_> {
                 for d in [&dir, &upper, &work] {
                     let _ = crate::fs::remove::remove_tree(d);
                 }
+                committed_later(made);
                 return Ok(Err(format!("the root could not be mounted: {e}")));
             }
         };
         let mut all: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
         all.push(&upper);
-        if !mount.stable_inodes(&all) {
+        let stable = mount.stable_inodes(&all);
+        committed_later(made);
+        if !stable {
             drop(mount);
             for d in [&dir, &upper, &work] {
                 let _ = crate::fs::remove::remove_tree(d);
@@ -171,15 +209,36 @@ impl BuildContext<'_> {
         Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }) }))
     }
 
-    /// Makes the store's entry for layer `l` (chain ID `chain`) over the entries `lowers`
-    /// (bottom first): unpacked and verified through an overlay, then committed.
+    /// Commits entries this build made on a thread of its own (see
+    /// [`UnpackedStore::commit_all`]), remembering where they are until then.
+    fn commit_later(&self, store: &UnpackedStore, made: Vec<(Pending, Digest)>) {
+        if made.is_empty() {
+            return;
+        }
+        let mut memo = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner());
+        for (p, chain) in &made {
+            memo.insert(chain.clone(), p.upper());
+        }
+        drop(memo);
+        let store = store.clone();
+        let committer = std::thread::Builder::new().name("store-commit".into()).spawn(move || {
+            // An entry that cannot be committed is made again by the next build that needs it.
+            store.commit_all(made)
+        });
+        match committer {
+            Ok(h) => self.unpacked.committers.lock().unwrap_or_else(|p| p.into_inner()).push(h),
+            Err(e) => self.emitter.warn(format!("could not start a thread to commit unpacked layers: {e}")),
+        }
+    }
+
+    /// Makes the store's entry for layer `l` over the entries `lowers` (bottom first):
+    /// unpacked and verified through an overlay; to be committed once used.
     fn store_layer(
         &self,
         store: &UnpackedStore,
         l: &StageLayer,
-        chain: &Digest,
         lowers: &[PathBuf],
-    ) -> Result<Result<UnpackStats, String>, BuildError> {
+    ) -> Result<Result<(UnpackStats, Pending), String>, BuildError> {
         let pending = match store.begin() {
             Ok(p) => p,
             Err(e) => return Ok(Err(format!("an entry of the unpacked-layer store cannot be made: {e}"))),
@@ -209,10 +268,7 @@ impl BuildContext<'_> {
             Err(e) => return Err(e),
         };
         unmounted.map_err(BuildError::fs("unmount a layer's overlay"))?;
-        match store.commit(pending, chain) {
-            Ok(_) => Ok(Ok(stats)),
-            Err(e) => Ok(Err(format!("an entry of the unpacked-layer store cannot be committed: {e}"))),
-        }
+        Ok(Ok((stats, pending)))
     }
 }
 
