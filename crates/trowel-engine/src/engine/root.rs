@@ -190,6 +190,7 @@ impl BuildContext<'_> {
             preserve_owner: true,
             max_entry_size: self.opts.layers.max_file_size,
             max_total_size: self.opts.layers.max_layer_size,
+            overlay_lower: false,
         }
     }
 

@@ -33,7 +33,7 @@ use crate::engine::root::BuildRoot;
 use crate::fs::overlay_mount::LayerMount;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
-use crate::fs::{FsError, UnpackStats};
+use crate::fs::{FsError, UnpackOptions, UnpackStats};
 
 /// Whether this build's roots come from the store, decided at most once per build.
 pub(crate) struct StoreChoice {
@@ -243,20 +243,30 @@ impl BuildContext<'_> {
             Ok(p) => p,
             Err(e) => return Ok(Err(format!("an entry of the unpacked-layer store cannot be made: {e}"))),
         };
-        let below = if lowers.is_empty() { vec![pending.empty()] } else { lowers.to_vec() };
-        if let Err(e) = copy_root_meta(lowers.last().map(PathBuf::as_path), &pending.upper()) {
-            return Ok(Err(format!("an entry's root attributes could not be set: {e}")));
-        }
-        let target = self.scratch_dir("apply")?;
-        let mut mount = match LayerMount::mount(&below, &pending.upper(), &pending.work(), &target) {
-            Ok(m) => m,
-            Err(e) => return Ok(Err(format!("a layer could not be unpacked through an overlay: {e}"))),
+        // The bottom layer has nothing below it to hide or resolve through: it is unpacked
+        // straight into the entry, without an overlay's cost on every file it creates, with
+        // the unpacker doing what the overlay would (see `UnpackOptions::overlay_lower`).
+        let result = if lowers.is_empty() {
+            let upper = pending.upper();
+            let root = Root::open(&upper).map_err(BuildError::fs(format!("open {}", upper.display())))?;
+            let opts = UnpackOptions { overlay_lower: true, ..self.unpack_options() };
+            self.unpack_verified(&root, l, &opts, "unpack")
+        } else {
+            if let Err(e) = copy_root_meta(lowers.last().map(PathBuf::as_path), &pending.upper()) {
+                return Ok(Err(format!("an entry's root attributes could not be set: {e}")));
+            }
+            let target = self.scratch_dir("apply")?;
+            let mut mount = match LayerMount::mount(lowers, &pending.upper(), &pending.work(), &target) {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(format!("a layer could not be unpacked through an overlay: {e}"))),
+            };
+            let root = Root::open(&target).map_err(BuildError::fs(format!("open {}", target.display())))?;
+            let result = self.unpack_verified(&root, l, &self.unpack_options(), "unpack");
+            drop(root);
+            let unmounted = mount.unmount();
+            let _ = std::fs::remove_dir(&target);
+            result.and_then(|stats| unmounted.map(|()| stats).map_err(BuildError::fs("unmount a layer's overlay")))
         };
-        let root = Root::open(&target).map_err(BuildError::fs(format!("open {}", target.display())))?;
-        let result = self.unpack_verified(&root, l, &self.unpack_options(), "unpack");
-        drop(root);
-        let unmounted = mount.unmount();
-        let _ = std::fs::remove_dir(&target);
         let stats = match result {
             Ok(stats) => stats,
             // Overlayfs takes a character device 0:0 for a whiteout and refuses to create one:
@@ -267,7 +277,6 @@ impl BuildContext<'_> {
             }
             Err(e) => return Err(e),
         };
-        unmounted.map_err(BuildError::fs("unmount a layer's overlay"))?;
         Ok(Ok((stats, pending)))
     }
 }
