@@ -252,7 +252,8 @@ pub struct BuildArgs {
     /// Cache COPY and ADD layers.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub cache_copy_layers: bool,
-    /// Local base-image cache filled by `trowel warm`.
+    /// Local base-image cache filled by `trowel warm`; when it exists, also where layers are
+    /// kept unpacked between builds (`unpacked/`) and cache mounts persist (`mounts/`).
     #[arg(long, default_value = "/cache")]
     pub cache_dir: PathBuf,
     /// Look up cached layers but never push new ones.
@@ -611,6 +612,9 @@ impl BuildArgs {
             ignore_var_run: self.ignore_var_run,
             max_file_size: (self.max_file_size > 0).then_some(self.max_file_size),
             max_layer_size: (self.max_layer_size > 0).then_some(self.max_layer_size),
+            // Used whenever the cache dir exists, as cache mounts are (`--cache` is about the
+            // registry's layer cache; layers unpacked here are never pushed anywhere).
+            unpacked_store: self.cache_dir.is_dir().then(|| self.cache_dir.join("unpacked")),
         };
         o.run = RunOptions {
             isolation,

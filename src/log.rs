@@ -271,10 +271,6 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 say(Level::Debug, &format!("Pulled {} from {reference} ({})", digest.short(), bytes(*total)));
             }
         }
-        Event::BaseUnpacked { layers, entries, bytes: size, duration_ms, .. } => say(
-            Level::Info,
-            &format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(*size)),
-        ),
         Event::SourceExtracted { stage, image, paths, layers, entries, skipped, bytes: size, passes, duration_ms } => {
             let from = match (stage, image) {
                 (Some(s), _) => format!("stage {s}"),
@@ -290,6 +286,30 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                     bytes(*size)
                 ),
             )
+        }
+        Event::BaseUnpacked { layers, entries, bytes: size, duration_ms, from_store, store_unused, .. } => {
+            let line = match (from_store, store_unused) {
+                // A root mounted from the store unpacked only the layers the store lacked.
+                (Some(found), _) => {
+                    let now = layers - found.min(layers);
+                    let made = if now == 0 {
+                        "none unpacked".to_string()
+                    } else {
+                        format!("{now} unpacked into the store: {entries} entries, {}", bytes(*size))
+                    };
+                    format!(
+                        "Mounted {layers} layer(s) from the unpacked-layer store ({found} there already, {made}) in {duration_ms} ms"
+                    )
+                }
+                (None, Some(why)) => format!(
+                    "Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms (unpacked-layer store not used: {why})",
+                    bytes(*size)
+                ),
+                (None, None) => {
+                    format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(*size))
+                }
+            };
+            say(Level::Info, &line)
         }
         Event::StepStarted { expanded, line, end_line, source, attempt, .. } => {
             if let Some(a) = attempt {

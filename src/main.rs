@@ -24,6 +24,16 @@ fn main() {
     std::process::exit(code);
 }
 
+/// A build whose roots may be overlays of the unpacked-layer store mounts them in a mount
+/// namespace of its own, so a killed trowel leaves none behind. Done first, while this process
+/// has one thread. Without the privilege to do it, the build goes on (its store probe fails
+/// for the same reason, and the log says why the store is not used).
+fn own_mounts(opts: &engine::BuildOptions) {
+    if opts.run.isolation == trowel_engine::sandbox::Isolation::Chroot && opts.layers.unpacked_store.is_some() {
+        let _ = trowel_engine::fs::overlay_mount::private_mount_namespace();
+    }
+}
+
 fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     let opts = match args.to_options() {
         Ok(o) => o,
@@ -32,6 +42,7 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
             return 2;
         }
     };
+    own_mounts(&opts);
     let printer = LogPrinter::new(args.log.level(), args.log.log_format != "text", args.log.log_timestamp);
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
     if let Some(path) = &args.trace {
@@ -154,6 +165,7 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
             return 2;
         }
     };
+    own_mounts(&opts);
     let mut breakpoints = Vec::new();
     for b in &args.build.breakpoints {
         match Breakpoint::parse(b) {

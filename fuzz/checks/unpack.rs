@@ -83,6 +83,7 @@ pub fn check(data: &[u8]) {
         max_entry_size: Some(8 << 20),
         max_total_size: Some(32 << 20),
         select: None,
+        overlay_lower: flags & 8 != 0,
     };
     let root = Root::open(&root_dir).unwrap();
     if let Ok(reader) = open_layer(fs::File::open(&blob).unwrap()) {

@@ -261,14 +261,30 @@ pub enum Event {
     },
     /// A base layer is downloading (sent often; `done` of `total` bytes).
     PullProgress { reference: String, digest: Digest, done: u64, total: u64 },
-    /// A stage's build root was made from its base layers.
+    /// A stage's build root was made from its base layers: unpacked into a directory, or (in
+    /// chroot isolation, with a cache dir) mounted as an overlay of the unpacked-layer store,
+    /// where layers other builds already unpacked are used as they are.
     BaseUnpacked {
         stage: usize,
         layers: usize,
-        /// Files, directories and links created.
+        /// Files, directories and links created: of the layers unpacked now only (none were
+        /// for the layers the store already had).
         entries: u64,
+        /// Bytes of file data written, of the layers unpacked now only.
         bytes: u64,
         duration_ms: u64,
+        /// The root was mounted from the unpacked-layer store (`<cache-dir>/unpacked`), and
+        /// this many of its `layers` were in the store already (unpacked by an earlier build,
+        /// so nothing was written for them); the others were unpacked into the store now.
+        /// Absent when the root was unpacked into a directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_store: Option<usize>,
+        /// Why the root was unpacked into a directory instead of being mounted from the
+        /// unpacked-layer store (`no cache dir …`, `container isolation unpacks into /`,
+        /// overlayfs not mountable there, a layer overlayfs cannot hold). Absent when mounted
+        /// from the store, and for an empty root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store_unused: Option<String>,
     },
     /// The files a `COPY --from` or a RUN's `--mount=from=` reads were taken out of the layers
     /// of a stage or an image that had no build root, instead of unpacking it whole: every

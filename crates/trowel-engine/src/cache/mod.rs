@@ -6,10 +6,12 @@
 //! - [`local`]: the local layer store under `--cache-dir`, for steps keyed but not written to
 //!   the cache repository (COPY/ADD without `--cache-copy-layers`);
 //! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
-//!   and builds read FROM images from.
+//!   and builds read FROM images from;
+//! - [`unpacked`]: layers kept unpacked under the cache dir, that build roots are overlays of.
 
 pub mod basedir;
 pub mod explain;
 pub mod key;
 pub mod local;
 pub mod registry;
+pub mod unpacked;

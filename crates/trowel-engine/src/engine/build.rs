@@ -132,7 +132,9 @@ impl<'o> Build<'o> {
         }
         // Digests of files this build read are right whether or not it succeeded.
         self.ctx.save_context_digests();
-        // Deleting roots must be over before the work dir itself goes.
+        // Roots a failed build left are unmounted and deleted too (a no-op after a success),
+        // and deleting roots must be over before the work dir itself goes.
+        self.stages.release_all(&self.ctx);
         self.stages.join_reapers();
         if self.ctx.opts.run.cleanup
             && self.stages.used_slash()

@@ -80,6 +80,8 @@ pub(crate) struct BuildContext<'o> {
     pub checks: CheckConfig,
     /// What `RUN --mount` needs across the build: the cache-mount store, memos, ssh agents.
     pub mounts: MountService,
+    /// Whether build roots are overlays of the unpacked-layer store (see `root_store.rs`).
+    pub unpacked: crate::engine::root_store::StoreChoice,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
@@ -162,7 +164,12 @@ impl<'o> BuildContext<'o> {
             Some(c) => ContextDigests::load(c.dir(), &opts.context),
             None => ContextDigests::default(),
         };
+        let unpacked = crate::engine::root_store::StoreChoice::new(
+            opts.layers.unpacked_store.as_deref(),
+            opts.run.isolation == Isolation::Container,
+        );
         Ok(BuildContext {
+            unpacked,
             opts,
             redactor: opts.redactor().with(url_secrets),
             url_secret_args,

@@ -45,6 +45,7 @@ mod publish_index;
 mod push_check;
 mod report;
 mod root;
+mod root_store;
 mod scratch;
 mod shared;
 mod stage;

@@ -70,6 +70,10 @@ pub struct LayerOptions {
     /// Most bytes of file data one layer may unpack to; `None`: no limit. Stops decompression
     /// bombs before they fill the disk.
     pub max_layer_size: Option<u64>,
+    /// The unpacked-layer store (`<cache-dir>/unpacked` when the cache dir exists): layers
+    /// kept unpacked between builds, that chroot isolation's build roots are overlays of.
+    /// `None`: every root is unpacked into a directory of its own.
+    pub unpacked_store: Option<std::path::PathBuf>,
 }
 
 /// Where and how RUN (and a debugger shell) runs.
@@ -150,6 +154,7 @@ impl Default for LayerOptions {
             ignore_var_run: true,
             max_file_size: Some(DEFAULT_MAX_FILE_SIZE),
             max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
+            unpacked_store: None,
         }
     }
 }

@@ -3,8 +3,10 @@
 //! A root is made only when a step first needs files (a stage served entirely from the cache
 //! never unpacks its base): its layers are fetched, unpacked with every layer's content checked
 //! against its diff_id, and indexed. In chroot isolation each root is a fresh directory in the
-//! work dir; in container isolation it is `/` itself, emptied first but for what the container
-//! owns (which stage holds `/` is [`Stages`](super::stages::Stages)' business).
+//! work dir — an overlay of the unpacked-layer store's entries when the store can serve it
+//! (`root_store.rs`), else the layers unpacked into it; in container isolation it is `/` itself,
+//! emptied first but for what the container owns (which stage holds `/` is
+//! [`Stages`](super::stages::Stages)' business).
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use crate::digest::HashingReader;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::root_store::RootMount;
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
@@ -25,6 +28,8 @@ use crate::fs::unpack::{UnpackOptions, UnpackStats, open_layer, unpack_layer};
 pub(crate) struct BuildRoot {
     pub dir: PathBuf,
     pub snap: Snapshotter,
+    /// The overlay `dir` is, when the root was mounted from the unpacked-layer store.
+    pub mount: Option<RootMount>,
 }
 
 impl BuildRoot {
@@ -36,11 +41,24 @@ impl BuildRoot {
     pub fn is_slash(&self) -> bool {
         self.dir == std::path::Path::new("/")
     }
+
+    /// Gives the root up: unmounted if it is an overlay (so deleting it can never reach
+    /// through to anything below), and the directories left to delete returned.
+    pub fn into_dirs(self) -> Vec<PathBuf> {
+        let BuildRoot { dir, snap, mount } = self;
+        // The snapshotter holds the root open; a busy mount would only be detached.
+        drop(snap);
+        match mount {
+            Some(m) => m.finish(dir),
+            None => vec![dir],
+        }
+    }
 }
 
 impl BuildContext<'_> {
-    /// Unpacks `layers` into a fresh directory named after `name` and indexes it. `stage`: the
-    /// stage whose root this is, reported as `base_unpacked` (none for a `COPY --from` source).
+    /// Makes a root of `layers` in a fresh directory named after `name` and indexes it: mounted
+    /// from the unpacked-layer store when it can serve it, else unpacked. `stage`: the stage
+    /// whose root this is, reported as `base_unpacked` (none for a `COPY --from` source).
     pub fn materialize(
         &self,
         layers: &[StageLayer],
@@ -49,12 +67,22 @@ impl BuildContext<'_> {
     ) -> Result<BuildRoot, BuildError> {
         let t0 = Instant::now();
         self.fetch_blobs(layers)?;
-        let dir = self.scratch_dir(name)?.join("rootfs");
+        let scratch = self.scratch_dir(name)?;
+        // An empty root (`FROM scratch`) has nothing to unpack or mount.
+        let unused = match self.root_store() {
+            _ if layers.is_empty() => None,
+            Ok(store) => match self.mount_from_store(store, layers, &scratch, stage, t0)? {
+                Ok(root) => return Ok(root),
+                Err(why) => Some(why),
+            },
+            Err(why) => Some(why.to_string()),
+        };
+        let dir = scratch.join("rootfs");
         std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;
         let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
         // Roots other than `/` hold no container paths to ignore.
         let ignore = if self.slash_keep.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
-        self.fill(dir, root, layers, &self.unpack_options(), ignore, stage, t0)
+        self.fill(dir, root, layers, &self.unpack_options(), ignore, stage, t0, unused)
     }
 
     /// Container isolation: empties `/` but for what the container owns, unpacks `layers`
@@ -71,10 +99,12 @@ impl BuildContext<'_> {
         let root = Root::open(&dir).map_err(BuildError::fs("open /"))?;
         crate::fs::clean::clean_root(&root, "/", keep).map_err(BuildError::fs(format!("empty / for stage {stage}")))?;
         let opts = self.slash_unpack_options(keep);
-        self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), Some(stage), t0)
+        let unused = self.root_store().err().map(str::to_string);
+        self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), Some(stage), t0, unused)
     }
 
-    /// Unpacks `layers` into an empty `root`, indexes it, and reports it for `stage`.
+    /// Unpacks `layers` into an empty `root`, indexes it, and reports it for `stage` (with why
+    /// the unpacked-layer store did not serve it: `store_unused`).
     #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
@@ -85,6 +115,7 @@ impl BuildContext<'_> {
         ignore: IgnoreList,
         stage: Option<usize>,
         t0: Instant,
+        store_unused: Option<String>,
     ) -> Result<BuildRoot, BuildError> {
         let (entries, bytes) = self.unpack_all(&root, layers, opts)?;
         let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
@@ -96,9 +127,11 @@ impl BuildContext<'_> {
                 entries,
                 bytes,
                 duration_ms: t0.elapsed().as_millis() as u64,
+                from_store: None,
+                store_unused,
             });
         }
-        Ok(BuildRoot { dir, snap })
+        Ok(BuildRoot { dir, snap, mount: None })
     }
 
     /// Applies `layers` in order to `root`; returns (entries, bytes).
@@ -159,6 +192,7 @@ impl BuildContext<'_> {
             max_entry_size: self.opts.layers.max_file_size,
             max_total_size: self.opts.layers.max_layer_size,
             select: None,
+            overlay_lower: false,
         }
     }
 

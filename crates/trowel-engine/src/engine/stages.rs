@@ -279,7 +279,9 @@ impl Stages {
                 // over, never deleted.
                 && !root.is_slash()
             {
-                dirs.push(root.dir);
+                // Unmounted here, before anything is deleted: deleting through an overlay would
+                // only write whiteouts, but a root must never be deleted while mounted.
+                dirs.extend(root.into_dirs());
             }
             if unneeded(s)
                 && let Some(part) = self.partial.remove(&Source::Stage(s))

@@ -21,6 +21,7 @@ pub mod ignore;
 pub mod layer;
 pub mod listing;
 pub mod overlay;
+pub mod overlay_mount;
 pub(crate) mod path;
 pub mod pgzip;
 mod readahead;

@@ -145,6 +145,8 @@ pub struct Snapshotter {
     ignore: IgnoreList,
     /// The root directory's own node; `None` before the first scan.
     index: Option<Node>,
+    /// False on an overlay root (see [`Snapshotter::on_overlay`]).
+    birth_times: bool,
 }
 
 impl std::fmt::Debug for Snapshotter {
@@ -160,7 +162,17 @@ impl std::fmt::Debug for Snapshotter {
 
 impl Snapshotter {
     pub fn new(root: Root, mode: SnapshotMode, ignore: IgnoreList) -> Self {
-        Snapshotter { root, mode, ignore, index: None }
+        Snapshotter { root, mode, ignore, index: None, birth_times: true }
+    }
+
+    /// A snapshotter for a root that is an overlay mount whose inode numbers survive copy-up
+    /// (all layers on one filesystem, or `xino`). There a directory a step only wrote into is
+    /// copied up to the upper directory: same inode number, but the birth time of the new
+    /// upper inode, which would make it look removed and re-created (an opaque directory with
+    /// every child in the layer). The inode number alone tells a re-created directory apart:
+    /// a new one is a new upper inode while the lower one still exists, so it cannot share it.
+    pub fn on_overlay(root: Root, mode: SnapshotMode, ignore: IgnoreList) -> Self {
+        Snapshotter { birth_times: false, ..Snapshotter::new(root, mode, ignore) }
     }
 
     pub fn root(&self) -> &Root {
@@ -179,7 +191,7 @@ impl Snapshotter {
     /// Indexes the root as it is now (after the base image is unpacked). Reports nothing.
     pub fn scan_initial(&mut self) -> Result<SnapshotStats, FsError> {
         let start = Instant::now();
-        let mut w = Walker::new(&self.root, self.mode, &self.ignore, false);
+        let mut w = Walker::new(&self.root, self.mode, &self.ignore, false).birth_times(self.birth_times);
         let node = w.scan_root(None)?;
         self.index = Some(node);
         let mut stats = w.stats;
@@ -191,7 +203,7 @@ impl Snapshotter {
     /// [`Snapshotter::scan_initial`]; without one, everything is Added).
     pub fn snapshot(&mut self) -> Result<Changes, FsError> {
         let start = Instant::now();
-        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true);
+        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true).birth_times(self.birth_times);
         // Without a previous index everything is reported as Added.
         let old = self.index.take();
         match w.scan_root(old) {
@@ -250,7 +262,7 @@ impl Snapshotter {
                 kept.push(t);
             }
         }
-        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true);
+        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true).birth_times(self.birth_times);
         let index = self.index.as_mut().expect("checked above");
         for t in &kept {
             if let Err(e) = w.diff_path(index, t) {

@@ -77,11 +77,28 @@ pub(crate) struct Walker<'a> {
     out: Vec<RawChange>,
     pub(crate) stats: SnapshotStats,
     buf: Vec<u8>,
+    /// Whether birth times tell a re-created directory from the one it replaces (see
+    /// [`Snapshotter::on_overlay`](super::Snapshotter::on_overlay)).
+    birth: bool,
 }
 
 impl<'a> Walker<'a> {
     pub(crate) fn new(root: &'a Root, mode: SnapshotMode, ignore: &'a IgnoreList, record: bool) -> Walker<'a> {
-        Walker { root, mode, ignore, record, out: Vec::new(), stats: SnapshotStats::default(), buf: Vec::new() }
+        Walker {
+            root,
+            mode,
+            ignore,
+            record,
+            out: Vec::new(),
+            stats: SnapshotStats::default(),
+            buf: Vec::new(),
+            birth: true,
+        }
+    }
+
+    pub(crate) fn birth_times(mut self, use_them: bool) -> Walker<'a> {
+        self.birth = use_them;
+        self
     }
 
     fn err(&self, op: &'static str, p: &str, e: impl Into<io::Error>) -> FsError {
@@ -89,7 +106,7 @@ impl<'a> Walker<'a> {
     }
 
     fn convert(&self, st: &rustix::fs::Statx, p: &str) -> Result<(Stat, i64), FsError> {
-        let birth = |b: Option<super::Timespec>| b.map(ns).unwrap_or(0);
+        let birth = |b: Option<super::Timespec>| b.filter(|_| self.birth).map(ns).unwrap_or(0);
         Stat::from_statx(st).map(|(s, b)| (s, birth(b))).ok_or_else(|| FsError::WrongType {
             path: p.to_string(),
             root: self.root.host_path().display().to_string(),

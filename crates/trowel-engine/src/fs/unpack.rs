@@ -48,6 +48,13 @@ pub struct UnpackOptions {
     /// Write only part of the layer (a `COPY --from` source, see `extract.rs`): every entry is
     /// still read, checked and hashed, but files outside the selection are not written.
     pub select: Option<Arc<Selection>>,
+    /// The root is the bottom layer of an overlayfs stack (an entry of the unpacked-layer
+    /// store), written directly rather than through an overlay: what overlayfs would give a
+    /// meaning it does not have in the image is made what an overlay makes of it. Attributes
+    /// `trusted.overlay.*` are stored escaped (`trusted.overlay.overlay.*`, read back through
+    /// the overlay as written), and a character device 0:0 — a whiteout to overlayfs — is
+    /// refused with [`FsError::DeviceNotAllowed`] as an overlay refuses to create one.
+    pub overlay_lower: bool,
 }
 
 impl Default for UnpackOptions {
@@ -60,6 +67,7 @@ impl Default for UnpackOptions {
             max_entry_size: None,
             max_total_size: None,
             select: None,
+            overlay_lower: false,
         }
     }
 }
@@ -359,7 +367,11 @@ impl Applier<'_> {
                 let ext = ext.map_err(|source| FsError::Layer { entry: Some(raw_name.into()), source })?;
                 let Ok(key) = ext.key() else { continue };
                 if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
-                    xattrs.push((attr.to_string(), ext.value_bytes().to_vec()));
+                    let attr = match attr.strip_prefix("trusted.overlay.") {
+                        Some(rest) if self.opts.overlay_lower => format!("trusted.overlay.overlay.{rest}"),
+                        _ => attr.to_string(),
+                    };
+                    xattrs.push((attr, ext.value_bytes().to_vec()));
                 } else if key == "mtime"
                     && let Some(t) = ext.value().ok().and_then(parse_pax_time)
                 {
@@ -615,6 +627,12 @@ impl Applier<'_> {
     }
 
     fn node(&mut self, target: &str, kind: NodeKind, rdev: u64, meta: &Meta, raw_name: &str) -> Result<(), FsError> {
+        if kind == NodeKind::CharDevice && rdev == 0 && self.opts.overlay_lower {
+            return Err(FsError::DeviceNotAllowed {
+                entry: raw_name.to_string(),
+                reason: "a character device 0:0 is a whiteout to overlayfs".into(),
+            });
+        }
         if kind != NodeKind::Fifo && !self.opts.allow_devices {
             return Err(FsError::DeviceNotAllowed {
                 entry: raw_name.to_string(),
@@ -721,6 +739,51 @@ fn top_most<'a>(all: impl Iterator<Item = &'a String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Unpacked as the bottom layer of an overlay stack, a layer cannot give overlayfs
+    /// metadata: its `trusted.overlay.*` attributes are stored escaped, as an overlay stores
+    /// them, and a character device 0:0 (a whiteout to overlayfs) is refused.
+    #[test]
+    fn an_overlay_lower_gets_overlay_attributes_escaped_and_no_whiteout_devices() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let header = |path: &str, kind: EntryType| {
+            let mut h = tar::Header::new_ustar();
+            h.set_path(path).unwrap();
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            h
+        };
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..])]).unwrap();
+        b.append(&header("d/", EntryType::Directory), &[][..]).unwrap();
+        let with_attr = b.into_inner().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&header("wh", EntryType::Char), &[][..]).unwrap();
+        let device = b.into_inner().unwrap();
+        let opts = UnpackOptions { overlay_lower: true, allow_devices: true, ..UnpackOptions::default() };
+
+        let t = tempfile::tempdir().unwrap();
+        let root = Root::open(t.path()).unwrap();
+        unpack_layer(&root, &with_attr[..], &opts).unwrap();
+        assert_eq!(root.get_xattr("/d", "trusted.overlay.opaque").unwrap(), None);
+        assert_eq!(root.get_xattr("/d", "trusted.overlay.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
+        let err = unpack_layer(&root, &device[..], &opts).unwrap_err();
+        assert!(matches!(err, FsError::DeviceNotAllowed { .. }), "{err}");
+        assert!(root.lstat("/wh").unwrap().is_none());
+        // Anywhere else both are what the layer says.
+        let plain = UnpackOptions { overlay_lower: false, ..opts };
+        unpack_layer(&root, &device[..], &plain).unwrap();
+        unpack_layer(&root, &with_attr[..], &plain).unwrap();
+        assert_eq!(root.get_xattr("/d", "trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
+    }
 
     #[test]
     fn top_most_paths() {

@@ -175,7 +175,9 @@ impl StageRunner {
             None => ctx.materialize(&self.layers, &format!("stage{}-retry", self.index), None)?,
         };
         if let Some(old) = self.files.replace(fresh).filter(|old| !old.is_slash()) {
-            let _ = crate::fs::remove::remove_tree(&old.dir);
+            for d in old.into_dirs() {
+                let _ = crate::fs::remove::remove_tree(&d);
+            }
         }
         ctx.emitter.warn(format!(
             "step {id}: the failed attempt's {} change(s) were thrown away; the re-run starts from the stage as \

@@ -1,0 +1,249 @@
+//! The unpacked-layer store: image layers kept unpacked under the cache dir
+//! (`<cache-dir>/unpacked`), shared by every build on the machine, so that a build root is an
+//! overlay mount of directories that already exist instead of tens of thousands of files
+//! written again (what buildah's local storage and containerd's overlay snapshotter do).
+//!
+//! Layout:
+//! ```text
+//! <dir>/sha256/<chain id hex>/   one layer, in overlayfs's format, over the layers below it
+//! <dir>/tmp/<random>/            an entry being made: upper/, work/, empty/, .lock
+//! ```
+//! An entry is keyed by the layer's OCI *chain ID* (the digest of the diff_ids of it and every
+//! layer below), not by its own diff_id: it is made by applying the layer through an overlay of
+//! the entries below it (see `engine/root_store.rs`), so it holds the layer as overlayfs sees it
+//! *over those layers* — deletions as whiteouts of what they had, parents resolved through their
+//! symlinks, hard links to their files — and the same layer over other layers is another entry.
+//!
+//! Crash safety and concurrency, as in the base-image cache (`basedir.rs`): no locks between
+//! builds, and an entry appears only by one atomic `rename` of a complete directory whose
+//! contents were synced first, after the layer's content matched its diff_id. A build killed
+//! while making one leaves only its `tmp/` directory, which the next build removes (each is
+//! held by an `flock` while it is being made; the kernel drops it when its owner dies). Two
+//! builds making the same entry at once both succeed: the first rename wins and the other build
+//! uses the winner's entry and deletes its own copy.
+//!
+//! Nothing in an entry is checked again when it is used: entries are trusted as buildah trusts
+//! its local storage, because only root can write here (the directory is made 0700) and the
+//! layer was verified on its way in. See docs/hardening.md for this threat model.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::fs::{FlockOperation, RenameFlags};
+
+use crate::digest::{Digest, Hasher};
+
+const LOCK: &str = ".lock";
+/// Age after which an entry in progress without its lock is taken as abandoned (see
+/// `engine/scratch.rs`: a directory is briefly lockless between its creation and its lock).
+const UNLOCKED_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The store in one directory.
+#[derive(Debug, Clone)]
+pub struct UnpackedStore {
+    dir: PathBuf,
+}
+
+/// An entry being made: apply the layer through an overlay whose upper directory is
+/// [`upper`](Pending::upper), then [`UnpackedStore::commit_all`] it. Dropped uncommitted, it is
+/// deleted.
+pub struct Pending {
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl Pending {
+    pub fn upper(&self) -> PathBuf {
+        self.dir.path().join("upper")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// An empty directory, the lower layer of the bottom layer's overlay.
+    pub fn empty(&self) -> PathBuf {
+        self.dir.path().join("empty")
+    }
+}
+
+/// The OCI chain IDs of a stack of layers given their diff_ids, bottom first: the first is its
+/// diff_id, each next one `sha256(<chain id below> + " " + <diff_id>)`.
+pub fn chain_ids(diff_ids: &[&Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => (*d).clone(),
+            Some(below) => {
+                let mut h = Hasher::new();
+                h.update(format!("{below} {d}").as_bytes());
+                h.finish()
+            }
+        };
+        out.push(next);
+    }
+    out
+}
+
+fn io_at(p: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+}
+
+impl UnpackedStore {
+    /// Opens (creating) the store in `dir`, private to root, and removes what builds killed
+    /// while making entries left behind.
+    pub fn open(dir: &Path) -> io::Result<UnpackedStore> {
+        for d in [dir.join("sha256"), dir.join("tmp")] {
+            std::fs::create_dir_all(&d).map_err(|e| io_at(&d, e))?;
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_at(dir, e))?;
+        let store = UnpackedStore { dir: dir.to_path_buf() };
+        store.sweep();
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the entry of chain ID `chain` is (whether or not it exists yet).
+    pub fn entry(&self, chain: &Digest) -> PathBuf {
+        self.dir.join("sha256").join(chain.hex())
+    }
+
+    /// Whether the entry of `chain` is complete and usable (only complete ones are ever there).
+    pub fn has(&self, chain: &Digest) -> bool {
+        std::fs::symlink_metadata(self.entry(chain)).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Starts a new entry: a locked private directory under `tmp/` with `upper`, `work` and
+    /// `empty` made.
+    pub fn begin(&self) -> io::Result<Pending> {
+        let tmp = self.dir.join("tmp");
+        let dir = tempfile::Builder::new().prefix("layer-").tempdir_in(&tmp).map_err(|e| io_at(&tmp, e))?;
+        let lock = File::create(dir.path().join(LOCK)).map_err(|e| io_at(dir.path(), e))?;
+        rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|e| io_at(dir.path(), e.into()))?;
+        for d in ["upper", "work", "empty"] {
+            let p = dir.path().join(d);
+            std::fs::create_dir(&p).map_err(|e| io_at(&p, e))?;
+        }
+        Ok(Pending { dir, _lock: lock })
+    }
+
+    /// Makes each pending upper directory (complete, its overlay unmounted) the entry of its
+    /// chain ID: the data synced to disk first, then one rename each. Returns those that did
+    /// not become an entry — another build's entry got there first (it serves as well: the same
+    /// layer over the same layers), or the sync or rename failed (the next build that needs the
+    /// layer makes it again) — for the caller to drop once no mount uses them any more:
+    /// deleting a directory under a mounted overlay would change the files of a live root.
+    ///
+    /// A build calls this on a thread of its own once its root is mounted (from the pending
+    /// directories themselves): `syncfs` flushes every dirty page of the filesystem, other
+    /// processes' too, which on a busy disk takes seconds the build need not wait for.
+    pub fn commit_all(&self, pending: Vec<(Pending, Digest)>) -> Vec<Pending> {
+        let Some((first, _)) = pending.first() else { return Vec::new() };
+        // A rename is atomic but says nothing of the files' data: without this, a power loss
+        // soon after could leave a complete-looking entry of empty files.
+        let synced = File::open(first.upper()).and_then(|fd| rustix::fs::syncfs(&fd).map_err(io::Error::from));
+        if synced.is_err() {
+            return pending.into_iter().map(|(p, _)| p).collect();
+        }
+        let mut left = Vec::new();
+        for (p, chain) in pending {
+            let renamed = rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                p.upper(),
+                rustix::fs::CWD,
+                self.entry(&chain),
+                RenameFlags::NOREPLACE,
+            );
+            if renamed.is_err() {
+                left.push(p);
+            }
+        }
+        left
+    }
+
+    /// Removes the `tmp/` directories of builds that died making an entry.
+    fn sweep(&self) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("tmp")) else { return };
+        for e in entries.flatten() {
+            let d = e.path();
+            if abandoned(&d) {
+                // Its overlay went with the dead build's mount namespace or was detached by
+                // the sweep of its work dir; a directory still busy is left for next time.
+                let _ = crate::fs::remove::remove_tree(&d);
+            }
+        }
+    }
+}
+
+/// True when no live build is making this entry.
+fn abandoned(dir: &Path) -> bool {
+    match File::open(dir.join(LOCK)) {
+        Ok(f) => rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::symlink_metadata(dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > UNLOCKED_GRACE),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let a: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let b: Digest = format!("sha256:{}", "b".repeat(64)).parse().unwrap();
+        let ids = chain_ids(&[&a, &b]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::of(format!("{a} {b}").as_bytes()));
+        // The same layer over another layer is another entry.
+        assert_ne!(chain_ids(&[&b, &b])[1], ids[1]);
+    }
+
+    #[test]
+    fn entries_appear_whole_and_the_first_commit_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let store = UnpackedStore::open(&t.path().join("unpacked")).unwrap();
+        let chain = Digest::of(b"layer");
+        assert!(!store.has(&chain));
+        let (p1, p2) = (store.begin().unwrap(), store.begin().unwrap());
+        std::fs::write(p1.upper().join("f"), b"one").unwrap();
+        std::fs::write(p2.upper().join("f"), b"two").unwrap();
+        // Unfinished entries are never seen, and a live one is not swept.
+        assert!(!store.has(&chain));
+        let again = UnpackedStore::open(store.dir()).unwrap();
+        assert_eq!(std::fs::read_dir(again.dir().join("tmp")).unwrap().count(), 2);
+        assert!(store.commit_all(vec![(p1, chain.clone())]).is_empty());
+        // The loser's copy is handed back (a root of its build may still be mounted from it).
+        let lost = store.commit_all(vec![(p2, chain.clone())]);
+        assert_eq!(lost.len(), 1);
+        assert_eq!(std::fs::read_to_string(lost[0].upper().join("f")).unwrap(), "two");
+        assert_eq!(std::fs::read_to_string(store.entry(&chain).join("f")).unwrap(), "one");
+        drop(lost);
+        assert_eq!(std::fs::read_dir(store.dir().join("tmp")).unwrap().count(), 0, "the loser's copy stays");
+    }
+
+    #[test]
+    fn a_dead_builds_entry_in_progress_is_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("unpacked");
+        let store = UnpackedStore::open(&dir).unwrap();
+        // As a killed build leaves it: files, and a lock nobody holds.
+        let dead = dir.join("tmp/layer-dead");
+        std::fs::create_dir_all(dead.join("upper/etc")).unwrap();
+        std::fs::write(dead.join(LOCK), b"").unwrap();
+        let live = store.begin().unwrap();
+        UnpackedStore::open(&dir).unwrap();
+        assert!(!dead.exists());
+        assert!(live.upper().exists());
+    }
+}

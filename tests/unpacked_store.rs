@@ -1,0 +1,386 @@
+//! The unpacked-layer store (`<cache-dir>/unpacked`) against a real registry, in chroot
+//! isolation: a root mounted from the store builds the very image a root unpacked into a
+//! directory builds (same digest with `--reproducible`, read back with skopeo and umoci), the
+//! second build unpacks nothing and says so, no build ever writes through to the store, layers
+//! with whiteouts, opaque directories and hard links to lower files come out right, a layer
+//! overlayfs cannot hold and a cache dir overlayfs cannot use fall back to unpacking (with the
+//! reason in the trace), and a killed build leaves no mount behind.
+
+mod common;
+mod hardening_support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+use serde_json::Value;
+
+/// A base made of several layers with what overlayfs must represent: files deleted from a
+/// lower layer, a directory replaced (opaque), a symlinked directory, hard links. Built once
+/// per test binary by trowel without the store, and pushed.
+fn layered_base() -> &'static str {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let df = "FROM BASE\n\
+            RUN mkdir -p /data/sub /opq/keep && echo a > /data/a && ln /data/a /data/a-hard && echo b > /data/sub/b \
+             && echo o > /opq/old && echo k > /opq/keep/k && ln -s /data /link && chmod 0750 /data/sub\n\
+            RUN rm -rf /opq && mkdir /opq && echo n > /opq/new && rm /data/sub/b /bin/ls && echo c > /link/c\n\
+            RUN echo top > /top\n"
+            .replace("BASE", &env().busybox());
+        let dest = format!("{}/{}:base", env().registry, unique_repo("store-base"));
+        let b = Build::new(&df, None);
+        b.run(&["--destination", &dest]);
+        dest
+    })
+}
+
+struct Build {
+    ctx: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+/// What a build did: its image digest, its trace's `base_unpacked` events, its log.
+struct Done {
+    digest: String,
+    unpacked: Vec<Value>,
+    log: String,
+}
+
+impl Build {
+    fn new(dockerfile: &str, work: Option<&Path>) -> Build {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        std::fs::write(ctx.path().join("file.txt"), "from the context\n").unwrap();
+        let work = match work {
+            Some(w) => tempfile::Builder::new().prefix("work-").tempdir_in(w).unwrap(),
+            None => tempfile::Builder::new().prefix("trowel-store-work-").tempdir_in("/var/tmp").unwrap(),
+        };
+        Build { ctx, work }
+    }
+
+    fn command(&self, extra: &[&str]) -> (Command, PathBuf, PathBuf) {
+        let trace = self.work.path().join("trace.jsonl");
+        let digest = self.work.path().join("digest");
+        let mut c = trowel();
+        c.args(["build", "--reproducible", "--isolation", "chroot", "--context"])
+            .arg(self.ctx.path())
+            .arg("--work-dir")
+            .arg(self.work.path().join("w"))
+            .arg("--trace")
+            .arg(&trace)
+            .arg("--digest-file")
+            .arg(&digest)
+            .args(extra);
+        (c, trace, digest)
+    }
+
+    /// Builds; `extra` holds `--cache-dir` (or not: `/cache` does not exist on test machines).
+    fn run(&self, extra: &[&str]) -> Done {
+        let (mut c, trace, digest) = self.command(extra);
+        let out = run(&mut c);
+        assert_ok(&out);
+        let events: Vec<Value> = std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let unpacked = events.into_iter().filter(|e| e["event"] == "base_unpacked").collect();
+        let digest = std::fs::read_to_string(&digest).unwrap().trim().to_string();
+        Done { digest, unpacked, log: format!("{}{}", stdout(&out), stderr(&out)) }
+    }
+}
+
+fn dest(name: &str) -> String {
+    format!("{}/{}:1", env().registry, unique_repo(name))
+}
+
+/// Every path of a tree with its type, mode, owner, size, content digest, link target and
+/// extended attributes: what "the store did not change" means.
+fn fingerprint(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        let m = std::fs::symlink_metadata(e.path()).unwrap();
+        let content = if m.is_file() { sha256_hex(&std::fs::read(e.path()).unwrap()) } else { String::new() };
+        let link = std::fs::read_link(e.path()).map(|l| l.display().to_string()).unwrap_or_default();
+        let xattrs: Vec<String> = xattr_names(e.path());
+        out.insert(
+            e.path().strip_prefix(dir).unwrap().display().to_string(),
+            format!(
+                "{:o} {}:{} {} {} {content} {link} {} {xattrs:?}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.size(),
+                m.rdev(),
+                m.mtime()
+            ),
+        );
+    }
+    out
+}
+
+fn xattr_names(p: &Path) -> Vec<String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = rustix::fs::llistxattr(p, &mut buf[..]).unwrap();
+    let mut names: Vec<String> = buf[..n]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mounts_mentioning(what: &Path) -> Vec<String> {
+    let w = what.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&w))
+        .map(str::to_string)
+        .collect()
+}
+
+const CHILD: &str = "FROM BASE\n\
+    RUN echo more >> /data/a && rm -rf /data/sub /etc/group && chmod 0700 /opq && rm /link/c && echo x > /opq/x\n\
+    COPY file.txt /data/file.txt\n\
+    RUN cat /data/a-hard > /hard-seen && ls /opq > /opq-seen\n";
+
+#[test]
+fn a_root_from_the_store_builds_the_same_image_and_never_writes_to_the_store() {
+    let base = layered_base();
+    let df = CHILD.replace("BASE", base);
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+
+    let plain = Build::new(&df, None).run(&["--destination", &dest("store-plain")]);
+    assert_eq!(plain.unpacked.len(), 1);
+    assert!(plain.unpacked[0]["from_store"].is_null());
+    assert!(plain.unpacked[0]["store_unused"].as_str().unwrap().contains("no cache dir"), "{:?}", plain.unpacked);
+    assert!(plain.log.contains("unpacked-layer store not used: no cache dir"), "{}", plain.log);
+
+    // First build with the store: every layer is unpacked into it, and the root mounted.
+    let dest1 = dest("store-first");
+    let first = Build::new(&df, None).run(&["--cache-dir", cache_dir, "--destination", &dest1]);
+    assert_eq!(first.digest, plain.digest, "a root mounted from the store gave another image");
+    let ev = &first.unpacked[0];
+    assert_eq!((ev["layers"].as_u64(), ev["from_store"].as_u64()), (Some(4), Some(0)), "{ev}");
+    assert!(ev["entries"].as_u64().unwrap() > 0 && ev["store_unused"].is_null(), "{ev}");
+    let entries = std::fs::read_dir(cache.path().join("unpacked/sha256")).unwrap().count();
+    assert_eq!(entries, 4);
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/tmp")).unwrap().count(), 0);
+
+    // The second build finds every layer there and unpacks nothing, while its RUNs modify and
+    // delete base files: the store is byte for byte what it was.
+    // (Only the entries: `tmp/` is where entries are made, and the store's probe uses it.)
+    let before = fingerprint(&cache.path().join("unpacked/sha256"));
+    let second = Build::new(&df, None).run(&["--cache-dir", cache_dir, "--destination", &dest("store-second")]);
+    assert_eq!(second.digest, plain.digest);
+    let ev = &second.unpacked[0];
+    assert_eq!((ev["from_store"].as_u64(), ev["entries"].as_u64(), ev["bytes"].as_u64()), (Some(4), Some(0), Some(0)));
+    assert!(second.log.contains("Mounted 4 layer(s) from the unpacked-layer store (4 there already, none unpacked)"));
+    let after = fingerprint(&cache.path().join("unpacked/sha256"));
+    let changed: Vec<_> = after.iter().filter(|(k, v)| before.get(*k) != Some(v)).map(|(k, _)| k).collect();
+    assert!(changed.is_empty() && after.len() == before.len(), "a build wrote to the store: {changed:?}");
+    assert!(mounts_mentioning(cache.path()).is_empty());
+
+    // Read back by independent tools: the RUN saw the hard link's new content, the deleted and
+    // replaced directories are gone, the opaque directory holds only what its layer made.
+    let img = pull_and_unpack(&dest1);
+    let read = |p: &str| std::fs::read_to_string(img.rootfs().join(p)).unwrap();
+    assert_eq!(read("hard-seen"), "a\nmore\n");
+    assert_eq!(read("opq-seen"), "new\nx\n");
+    assert_eq!(read("data/file.txt"), "from the context\n");
+    for gone in ["data/sub", "etc/group", "data/c", "bin/ls", "opq/old", "opq/keep"] {
+        assert!(std::fs::symlink_metadata(img.rootfs().join(gone)).is_err(), "{gone} is still there");
+    }
+    let opq = std::fs::metadata(img.rootfs().join("opq")).unwrap();
+    assert_eq!(opq.mode() & 0o7777, 0o700);
+}
+
+#[test]
+fn a_layer_with_whiteouts_opaque_dirs_and_links_to_lower_files_mounts_as_it_unpacks() {
+    // Written by hand, as other tools write layers: a whiteout of a lower symlink and of a
+    // lower directory, an opaque /etc with one new file, a hard link to a lower file.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        tar.append(&h, data).unwrap();
+    };
+    add("bin/.wh.cat", tar::EntryType::Regular, b"", None);
+    add("var/.wh.tmp", tar::EntryType::Regular, b"", None);
+    add("etc/", tar::EntryType::Directory, b"", None);
+    add("etc/.wh..wh..opq", tar::EntryType::Regular, b"", None);
+    add("etc/hostname", tar::EntryType::Regular, b"layered\n", None);
+    add("usr/bin/hl", tar::EntryType::Link, b"", Some("bin/busybox"));
+    let layer = hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap());
+    let base = hardening_support::push_image(&unique_repo("store-whiteouts"), &layer).reference;
+    let df = format!(
+        "FROM {base}\nRUN ls -a /etc > /etc-seen && test ! -e /bin/cat && test ! -e /var/tmp && ls -i /usr/bin/hl /bin/busybox | awk '{{print $1}}' | uniq | wc -l > /links && echo more >> /etc/hostname\n"
+    );
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let plain = Build::new(&df, None).run(&["--destination", &dest("store-wh-plain")]);
+    let dest1 = dest("store-wh");
+    let stored = Build::new(&df, None).run(&["--cache-dir", cache.path().to_str().unwrap(), "--destination", &dest1]);
+    assert_eq!(stored.unpacked[0]["from_store"].as_u64(), Some(0), "{:?}", stored.unpacked);
+    assert_eq!(stored.digest, plain.digest);
+    let img = pull_and_unpack(&dest1);
+    let read = |p: &str| std::fs::read_to_string(img.rootfs().join(p)).unwrap();
+    // Only what the layer wrote is left of /etc (the sandbox adds its hosts and resolv.conf).
+    let etc: Vec<&str> = read("etc-seen").leak().lines().collect();
+    assert!(etc.contains(&"hostname") && !etc.contains(&"passwd") && !etc.contains(&"group"), "{etc:?}");
+    assert_eq!(read("links").trim(), "1", "the hard link to a lower file is one file");
+    assert_eq!(read("etc/hostname"), "layered\nmore\n");
+}
+
+#[test]
+fn what_overlayfs_cannot_hold_is_unpacked_with_the_reason_said() {
+    // A character device 0:0 is a whiteout to overlayfs, which refuses to create one.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_path("zero-zero").unwrap();
+    h.set_entry_type(tar::EntryType::Char);
+    h.set_device_major(0).unwrap();
+    h.set_device_minor(0).unwrap();
+    h.set_size(0);
+    h.set_mode(0o600);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    h.set_cksum();
+    tar.append(&h, &[][..]).unwrap();
+    let layer = hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap());
+    let base = hardening_support::push_image(&unique_repo("store-dev00"), &layer).reference;
+    let df = format!("FROM {base}\nRUN test -c /zero-zero && echo ok > /seen\n");
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let plain = Build::new(&df, None).run(&["--destination", &dest("store-dev-plain")]);
+    let done = Build::new(&df, None).run(&[
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--destination",
+        &dest("store-dev"),
+    ]);
+    assert_eq!(done.digest, plain.digest);
+    let why = done.unpacked[0]["store_unused"].as_str().unwrap();
+    assert!(why.contains("device node") && why.contains("zero-zero"), "{why}");
+    assert!(done.unpacked[0]["from_store"].is_null());
+    // Only complete entries are ever in the store: the layer below made one, the refused layer none.
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/sha256")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_cache_dir_overlayfs_cannot_write_falls_back_to_unpacking() {
+    // An overlay's upper directory cannot be on overlayfs: a cache dir inside a mounted overlay
+    // fails the store's probe.
+    let t = tempfile::Builder::new().prefix("trowel-store-ovl-").tempdir_in("/var/tmp").unwrap();
+    for d in ["l", "u", "w", "m"] {
+        std::fs::create_dir(t.path().join(d)).unwrap();
+    }
+    let p = |d: &str| t.path().join(d).display().to_string();
+    let o = run(Command::new("mount").args([
+        "-t",
+        "overlay",
+        "overlay",
+        "-o",
+        &format!("lowerdir={},upperdir={},workdir={}", p("l"), p("u"), p("w")),
+        &p("m"),
+    ]));
+    assert_ok(&o);
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(t.path().join("m"));
+    let df = format!("FROM {}\nRUN echo hi > /hi\n", env().busybox());
+    let done = Build::new(&df, None).run(&["--cache-dir", &p("m"), "--no-push"]);
+    let why = done.unpacked[0]["store_unused"].as_str().unwrap();
+    assert!(why.contains("overlayfs cannot be mounted from"), "{why}");
+    assert!(done.log.contains("unpacked-layer store not used: overlayfs cannot be mounted"), "{}", done.log);
+}
+
+#[test]
+fn two_builds_making_the_same_entries_at_once_both_succeed() {
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let df = CHILD.replace("BASE", layered_base());
+    let builds = [Build::new(&df, None), Build::new(&df, None)];
+    let children: Vec<_> = builds
+        .iter()
+        .map(|b| {
+            let (mut c, _, digest) = b.command(&["--cache-dir", cache.path().to_str().unwrap(), "--no-push"]);
+            (c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap(), digest)
+        })
+        .collect();
+    let digests: Vec<String> = children
+        .into_iter()
+        .map(|(child, digest)| {
+            assert_ok(&child.wait_with_output().unwrap());
+            std::fs::read_to_string(digest).unwrap()
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+    // One entry per layer, whoever won each rename; nothing left half-made.
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/sha256")).unwrap().count(), 4);
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/tmp")).unwrap().count(), 0);
+    let again = Build::new(&df, None).run(&["--cache-dir", cache.path().to_str().unwrap(), "--no-push"]);
+    assert_eq!(again.unpacked[0]["from_store"].as_u64(), Some(4));
+    assert_eq!(again.digest, digests[0].trim());
+}
+
+#[test]
+fn a_killed_build_leaves_no_mount() {
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let df = format!("FROM {}\nRUN touch /started && sleep 120\n", env().busybox());
+    let b = Build::new(&df, None);
+    let (mut c, _, _) = b.command(&["--cache-dir", cache.path().to_str().unwrap(), "--no-push"]);
+    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let work = b.work.path().join("w");
+    // Wait until the RUN runs on a root mounted from the store (seen in trowel's own mounts).
+    let theirs = format!("/proc/{}/mountinfo", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let pid = child.id();
+    loop {
+        let m = std::fs::read_to_string(&theirs).unwrap_or_default();
+        let root = m
+            .lines()
+            .filter(|l| l.contains(" - overlay "))
+            .filter_map(|l| l.split(' ').nth(4))
+            .find(|d| d.starts_with(work.to_str().unwrap()))
+            .map(str::to_string);
+        // `/proc/<pid>/root` looks through trowel's own mount namespace.
+        if root.is_some_and(|d| Path::new(&format!("/proc/{pid}/root{d}/started")).exists()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the RUN never started on a mounted root");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(mounts_mentioning(&work).is_empty(), "{:?}", mounts_mentioning(&work));
+    assert!(mounts_mentioning(cache.path()).is_empty());
+    // The next build removes the dead build's directory (nothing mounted keeps it).
+    let again = Build { ctx: b.ctx, work: b.work };
+    let df2 = format!("FROM {}\nRUN echo ok > /ok\n", env().busybox());
+    std::fs::write(again.ctx.path().join("Dockerfile"), df2).unwrap();
+    again.run(&["--cache-dir", cache.path().to_str().unwrap(), "--no-push"]);
+    assert_eq!(std::fs::read_dir(&work).map(|d| d.count()).unwrap_or(0), 0);
+    assert_eq!(std::fs::read_dir(cache.path().join("unpacked/tmp")).unwrap().count(), 0);
+}
