@@ -43,8 +43,12 @@
 # DEBIAN_MIRROR (default: the machine's apt mirror), CARGO_TARGET_DIR, TROWEL_BIN (a trowel
 # binary to measure instead of building one).
 #
-# A full run takes about 40 minutes on 2 cores. Do not edit these files while it runs (bash and
-# each bench.py pass read them as they go): run a copy, e.g. `git archive HEAD | tar -x -C DIR`.
+# Duration on 2 shared cores: one repetition of W1-W6 with trowel, buildah and kaniko in both flag
+# sets is 10-15 minutes per table; the default run (3 repetitions, both tables, BIG and MANY, the
+# profiling pass) about 1 h 45 min. --resume continues an interrupted run. Do not edit these files
+# while it runs (bash and each bench.py pass read them as they go): run a copy, e.g.
+# `git archive HEAD bench scripts | tar -x -C DIR` (kaniko's container is started with
+# scripts/crun-run.sh).
 #
 # Every run's raw data lands in $BENCH_WORK/results/<timestamp>/ (results.jsonl with uptime
 # before/after every build, /usr/bin/time -v reports, logs, trowel traces); bench/results/latest/
