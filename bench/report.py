@@ -34,7 +34,10 @@ def load(results_dir):
     runs, metas, ends = [], [], []
     with open(os.path.join(results_dir, "results.jsonl")) as f:
         for line in f:
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by an interrupted run (run.sh --resume continues it)
             {"run": runs, "meta": metas, "end": ends}[rec["kind"]].append(rec)
     refs = None
     p = os.path.join(results_dir, "references.json")
