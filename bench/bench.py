@@ -151,6 +151,67 @@ def perf_top(data, text_out):
     return top[:25]
 
 
+def run_chain(args, tool, wl, rep, group, chain, fset, ctx, dockerfile, platforms, results, expected, verified,
+              scratch):
+    """One tool's chain of builds sharing a state: cold, warm (and edit), or nocache alone."""
+    for i, mode in enumerate(chain):
+        state = os.path.join(args.fs_dir, "state", tool.name, "%s-r%d-%s-%s" % (wl, rep, fset, group))
+        out_dir = os.path.join(args.out, "runs", "%s-%s-%s-%s-%s-r%d" % (args.fs_name, wl, tool.name, fset, mode, rep))
+        os.makedirs(out_dir, exist_ok=True)
+        run = tools.Run(tool.name, wl, mode, rep, args.fs_name, args.registry, ctx, dockerfile,
+                        state, out_dir, platforms, flagset=fset)
+        if mode == "edit":
+            workloads.edit(wl, ctx)  # outside the timed region, as a checkout is
+        phases = tool.phases(run)  # also deletes the tool's previous state
+        # This machine's ext4 has no journal: then every inode allocation skips
+        # inodes deleted in the last dirty_expire interval (30 s) whose inode
+        # table block is still dirty (ext4's recently_deleted()), which makes file
+        # creation many times slower right after a big deletion — such as the
+        # previous build's cleanup. Writing back first gives every build the same
+        # clean start a fresh CI machine has.
+        os.sync()
+        before = uptime()
+        res = run_phases(phases, out_dir)
+        after = uptime()
+        rec = {"kind": "run", "fs": args.fs_name, "workload": wl, "tool": tool.name, "mode": mode,
+               "flags": fset, "chain": group, "chain_last": i == len(chain) - 1 or not res["ok"],
+               "rep": rep, "destination": run.destination, "uptime_before": before,
+               "uptime_after": after, **res}
+        if res["ok"]:
+            try:
+                if platforms:
+                    digest, index, _, size = verify.inspect_index(run.destination, platforms)
+                    rec["index_media_type"] = index.get("mediaType")
+                else:
+                    digest, _, _, size = verify.inspect(run.destination)
+                rec["digest"], rec["pushed_bytes"] = digest, size
+                if args.no_verify:
+                    rec["verified"] = "skipped"
+                elif digest in verified:
+                    rec["verified"] = "same digest as %s" % verified[digest]
+                else:
+                    verify.verify(wl, run.destination, ctx, expected, scratch)
+                    verified[digest] = run.destination
+                    rec["verified"] = "ok"
+            except verify.VerifyError as e:
+                rec["verified"] = "FAILED: %s" % e
+        if tool.name.startswith("trowel"):
+            rec["log"] = log_stats(os.path.join(out_dir, "log-0-build+push.txt"))
+            rec["trace"] = trace_stats(os.path.join(out_dir, "trace.jsonl"))
+        perf_data = os.path.join(out_dir, "perf.data")
+        if os.path.exists(perf_data):
+            rec["perf_top"] = perf_top(perf_data, os.path.join(out_dir, "perf.txt"))
+        results.write(json.dumps(rec) + "\n")
+        results.flush()
+        print("%-5s %-4s %-7s %-6s %-7s r%d  %7.2fs  %6s MB  %s" % (
+            args.fs_name, wl, tool.name, fset, mode, rep, res["wall_s"],
+            "?" if res["max_rss_kb"] is None else res["max_rss_kb"] // 1024,
+            rec.get("verified", "BUILD FAILED: " + res.get("error", "")[-300:])), flush=True)
+        if not res["ok"]:
+            break
+    tool.cleanup(run)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registry", required=True)
@@ -161,11 +222,16 @@ def main():
     ap.add_argument("--fs-name", required=True, help="label of that file system: ext4, tmpfs")
     ap.add_argument("--fs-desc", default="", help="what that file system is, for the report")
     ap.add_argument("--out", required=True, help="results directory (results.jsonl, logs, traces)")
-    ap.add_argument("--workloads", default="W1,W2,W3,W4,W5")
-    ap.add_argument("--modes", default="cold,warm,nocache")
+    ap.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6")
+    ap.add_argument("--modes", default="cold,warm,edit",
+                    help="among cold, warm, edit (W6 only: after warm, one source file changed), nocache")
+    ap.add_argument("--flags", default="kaniko,best",
+                    help="flag sets: kaniko (kaniko's usual flags, no --cache-copy-layers), best (with it)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tools", default="trowel,buildah,kaniko",
                     help="among trowel, buildah, kaniko (when --kaniko/KANIKO_EXECUTOR), trowel-trace")
+    ap.add_argument("--resume", action="store_true",
+                    help="skip every chain (a tool's cold, warm, edit builds) --out's results.jsonl already has")
     ap.add_argument("--no-verify", action="store_true")
     args = ap.parse_args()
 
@@ -174,14 +240,29 @@ def main():
                  "buildah": tools.Buildah, "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
     tool_list = [t for t in (available[n]() for n in args.tools.split(",")) if t is not None]
     modes = args.modes.split(",")
-    if "warm" in modes and "cold" not in modes:
-        sys.exit("warm mode needs cold mode (warm is the second run of the cold build)")
+    flagsets = args.flags.split(",")
+    for f in flagsets:
+        if f not in tools.FLAGSETS:
+            sys.exit("unknown flag set %r (among %s)" % (f, ", ".join(tools.FLAGSETS)))
+    if ("warm" in modes or "edit" in modes) and "cold" not in modes:
+        sys.exit("warm and edit modes need cold mode (they rebuild with the cold build's state)")
     os.makedirs(args.out, exist_ok=True)
-    results = open(os.path.join(args.out, "results.jsonl"), "a")
+    results_path = os.path.join(args.out, "results.jsonl")
+    done = set()
+    if args.resume and os.path.exists(results_path):
+        with open(results_path) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by an interruption
+                if r.get("kind") == "run" and r.get("chain_last"):
+                    done.add((r["fs"], r["workload"], r["tool"], r.get("flags"), r["chain"], r["rep"]))
+    results = open(results_path, "a")
     meta = {"kind": "meta", "fs": args.fs_name, "fs_desc": args.fs_desc, "fs_dir": args.fs_dir, "registry": args.registry,
             "versions": {t.name: t.version() for t in tool_list},
-            "flags": {t.name: {m: t.flags(m) for m in modes} for t in tool_list},
-            "uptime": uptime(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "flags": {t.name: {fs_: {m: t.flags(m, fs_) for m in modes} for fs_ in flagsets} for t in tool_list},
+            "flagsets": flagsets, "uptime": uptime(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     results.write(json.dumps(meta) + "\n")
     results.flush()
     expected = verify.Expected(args.cache_dir)
@@ -200,61 +281,23 @@ def main():
             order = wl_tools[shift:] + wl_tools[:shift]
             groups = [m for m in ("cold", "nocache") if m in modes]
             for group in groups:
-                chain = ["cold", "warm"] if group == "cold" and "warm" in modes else [group]
+                chain = [group]
+                if group == "cold":
+                    chain += [m for m in ("warm", "edit") if m in modes and (m != "edit" or workloads.has_edit(wl))]
                 for tool in order:
-                    for mode in chain:
-                        state = os.path.join(args.fs_dir, "state", tool.name, "%s-r%d-%s" % (wl, rep, group))
-                        out_dir = os.path.join(args.out, "runs", "%s-%s-%s-%s-r%d" % (args.fs_name, wl, tool.name, mode, rep))
-                        os.makedirs(out_dir, exist_ok=True)
-                        run = tools.Run(tool.name, wl, mode, rep, args.fs_name, args.registry, ctx, dockerfile,
-                                        state, out_dir, platforms)
-                        phases = tool.phases(run)  # also deletes the tool's previous state
-                        # This machine's ext4 has no journal: then every inode allocation skips
-                        # inodes deleted in the last dirty_expire interval (30 s) whose inode
-                        # table block is still dirty (ext4's recently_deleted()), which makes file
-                        # creation many times slower right after a big deletion — such as the
-                        # previous build's cleanup. Writing back first gives every build the same
-                        # clean start a fresh CI machine has.
-                        os.sync()
-                        before = uptime()
-                        res = run_phases(phases, out_dir)
-                        after = uptime()
-                        rec = {"kind": "run", "fs": args.fs_name, "workload": wl, "tool": tool.name, "mode": mode,
-                               "rep": rep, "destination": run.destination, "uptime_before": before,
-                               "uptime_after": after, **res}
-                        if res["ok"]:
-                            try:
-                                if platforms:
-                                    digest, index, _, size = verify.inspect_index(run.destination, platforms)
-                                    rec["index_media_type"] = index.get("mediaType")
-                                else:
-                                    digest, _, _, size = verify.inspect(run.destination)
-                                rec["digest"], rec["pushed_bytes"] = digest, size
-                                if args.no_verify:
-                                    rec["verified"] = "skipped"
-                                elif digest in verified:
-                                    rec["verified"] = "same digest as %s" % verified[digest]
-                                else:
-                                    verify.verify(wl, run.destination, ctx, expected, scratch)
-                                    verified[digest] = run.destination
-                                    rec["verified"] = "ok"
-                            except verify.VerifyError as e:
-                                rec["verified"] = "FAILED: %s" % e
-                        if tool.name.startswith("trowel"):
-                            rec["log"] = log_stats(os.path.join(out_dir, "log-0-build+push.txt"))
-                            rec["trace"] = trace_stats(os.path.join(out_dir, "trace.jsonl"))
-                        perf_data = os.path.join(out_dir, "perf.data")
-                        if os.path.exists(perf_data):
-                            rec["perf_top"] = perf_top(perf_data, os.path.join(out_dir, "perf.txt"))
-                        results.write(json.dumps(rec) + "\n")
-                        results.flush()
-                        print("%-5s %-4s %-7s %-7s r%d  %7.2fs  %6s MB  %s" % (
-                            args.fs_name, wl, tool.name, mode, rep, res["wall_s"],
-                            "?" if res["max_rss_kb"] is None else res["max_rss_kb"] // 1024,
-                            rec.get("verified", "BUILD FAILED: " + res.get("error", "")[-300:])), flush=True)
-                        if not res["ok"]:
-                            break
-                    tool.cleanup(run)
+                    # buildah's flags are the same in every flag set, and no tool's nocache build
+                    # has caching flags: those run once and every flag set compares against them.
+                    sets = flagsets if group == "cold" and tool.name != "buildah" else ["any"]
+                    for fset in sets:
+                        if (args.fs_name, wl, tool.name, fset, group, rep) in done:
+                            print("%-5s %-4s %-7s %-6s r%d  (already in %s)" % (args.fs_name, wl, tool.name, fset, rep,
+                                                                              results_path), flush=True)
+                            continue
+                        try:
+                            run_chain(args, tool, wl, rep, group, chain, fset, ctx, dockerfile, platforms, results,
+                                      expected, verified, scratch)
+                        finally:
+                            workloads.restore(wl, ctx)
     results.write(json.dumps({"kind": "end", "uptime": uptime(),
                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
 

@@ -17,10 +17,14 @@ import re
 import statistics
 import sys
 
-ORDER = ["W1", "W2", "W3", "W4", "W5", "BIG", "MANY", "W1x2", "W4x2"]
+ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "BIG", "MANY", "W1x2", "W4x2"]
 MULTI = {"W1x2": "W1", "W4x2": "W4"}  # a two-platform workload and its single-platform twin
-MODES = ["cold", "warm", "nocache"]
-PEERS = ["buildah", "kaniko"]
+MODES = ["cold", "warm", "edit", "nocache"]
+TARGET_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+PEERS = ["kaniko", "buildah"]
+# Flag sets (tools.FLAGSETS): what each is called in the report.
+FLAGSET_TITLES = {"kaniko": "kaniko's usual flags (`--cache=true --cache-repo`, no `--cache-copy-layers`)",
+                  "best": "best flags (`--cache-copy-layers=true`; kaniko also `--cache-run-layers`)"}
 RSS_TARGET_MB = 64
 RATIO_TARGET = 0.5
 PROFILED = ("trowel-trace", "trowel-perf")  # the profiling pass: trowel with --trace (and perf)
@@ -30,7 +34,10 @@ def load(results_dir):
     runs, metas, ends = [], [], []
     with open(os.path.join(results_dir, "results.jsonl")) as f:
         for line in f:
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by an interrupted run (run.sh --resume continues it)
             {"run": runs, "meta": metas, "end": ends}[rec["kind"]].append(rec)
     refs = None
     p = os.path.join(results_dir, "references.json")
@@ -57,43 +64,62 @@ def fmt_mb(kb):
     return "—" if kb is None else "%d" % round(kb / 1024)
 
 
-def ok_runs(runs, fs, wl, tool, mode):
+def flags_of(r):
+    """A run's flag set; runs recorded before flag sets existed had trowel with
+    --cache-copy-layers=true (the best set) and buildah as now."""
+    if r.get("flags"):
+        return r["flags"]
+    return "any" if r["tool"] == "buildah" or r["mode"] == "nocache" else "best"
+
+
+def ok_runs(runs, fs, wl, tool, mode, fset=None):
+    """A cell's verified runs; with fset, only that flag set's (and the runs every set shares)."""
     return [r for r in runs if r["fs"] == fs and r["workload"] == wl and r["tool"] == tool and r["mode"] == mode
+            and (fset is None or flags_of(r) in (fset, "any"))
             and r["ok"] and str(r.get("verified", "")).startswith(("ok", "same", "skipped"))]
 
 
-def pair_ratios(runs, fs, wl, mode, peer):
+def pair_ratios(runs, fs, wl, mode, peer, fset=None):
     """trowel/peer wall time for each repetition both tools completed (the same pair of runs)."""
-    t = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, "trowel", mode)}
-    p = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, peer, mode)}
+    t = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, "trowel", mode, fset)}
+    p = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, peer, mode, fset)}
     return [t[k] / p[k] for k in sorted(t) if k in p and p[k] > 0]
 
 
-def cell(runs, fs, wl, tool, mode):
-    rs = ok_runs(runs, fs, wl, tool, mode)
+def cell(runs, fs, wl, tool, mode, fset=None):
+    rs = ok_runs(runs, fs, wl, tool, mode, fset)
     failed = [r for r in runs if r["fs"] == fs and r["workload"] == wl and r["tool"] == tool and r["mode"] == mode
-              and r not in rs]
+              and (fset is None or flags_of(r) in (fset, "any")) and r not in rs]
     return rs, failed
 
 
-def table(runs, fs):
+def table(runs, fs, fset=None):
+    """One file system's (and flag set's) table: medians, per-pair ratios to each peer and to the
+    faster peer of the cell, whether that meets the goal, peak RSS and pushed size per tool."""
     tools = ["trowel"] + [p for p in PEERS if any(r["tool"] == p and r["fs"] == fs for r in runs)]
     peers = tools[1:]
     head = ["workload", "mode", "n"] + ["%s s" % t for t in tools] + ["trowel/%s" % p for p in peers]
+    if len(peers) > 1:
+        head += ["trowel/best peer"]
+    head += ["≤ %.1f×" % RATIO_TARGET]
     head += ["%s MB" % t for t in tools] + ["pushed MB " + "/".join(tools)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     summary = {}
     for wl in ORDER:
         for mode in MODES:
-            cells = {t: cell(runs, fs, wl, t, mode) for t in tools}
+            cells = {t: cell(runs, fs, wl, t, mode, fset) for t in tools}
             if not any(c[0] or c[1] for c in cells.values()):
                 continue
             n = min(len(cells[t][0]) for t in tools)
             walls = {t: med([r["wall_s"] for r in cells[t][0]]) for t in tools}
             rss = {t: max([r["max_rss_kb"] for r in cells[t][0] if r["max_rss_kb"]], default=None) for t in tools}
             size = {t: med([r.get("pushed_bytes") for r in cells[t][0]]) for t in tools}
-            ratios = {p: med(pair_ratios(runs, fs, wl, mode, p)) for p in peers}
-            summary[(wl, mode)] = {"walls": walls, "rss": rss, "ratios": ratios}
+            ratios = {p: med(pair_ratios(runs, fs, wl, mode, p, fset)) for p in peers}
+            peer_walls = {p: walls[p] for p in peers if walls[p] is not None}
+            faster = min(peer_walls, key=peer_walls.get) if peer_walls else None
+            best = ratios.get(faster) if faster else None
+            summary[(wl, mode)] = {"walls": walls, "rss": rss, "ratios": ratios, "size": size,
+                                   "faster": faster, "best_ratio": best}
             row = [wl, mode, str(n)]
             for t in tools:
                 v = fmt_s(walls[t])
@@ -101,6 +127,10 @@ def table(runs, fs):
                     v += " (%d failed)" % len(cells[t][1])
                 row.append(v)
             row += [fmt_r(ratios[p]) for p in peers]
+            if len(peers) > 1:
+                row.append("—" if best is None else "%.2f (%s)" % (best, faster))
+            goal = mode != "nocache" and wl in TARGET_WORKLOADS  # the extras' targets are memory and snapshots
+            row.append("—" if best is None or not goal else ("yes" if best <= RATIO_TARGET else "**no**"))
             row += [fmt_mb(rss[t]) for t in tools]
             row.append("/".join("—" if size[t] is None else "%.1f" % (size[t] / 1e6) for t in tools))
             lines.append("| " + " | ".join(row) + " |")
@@ -123,10 +153,10 @@ def snapshot_stats(runs, wl="W4"):
 
 def targets(runs, summaries, refs):
     out = []
-    for fs, summary in summaries.items():
+    for (fs, fset), summary in summaries.items():
         met, missed = [], []
         for (wl, mode), s in summary.items():
-            if mode not in ("cold", "warm") or wl not in ("W1", "W2", "W3", "W4", "W5"):
+            if mode not in ("cold", "warm", "edit") or wl not in TARGET_WORKLOADS:
                 continue
             peer_walls = {p: w for p, w in s["walls"].items() if p != "trowel" and w is not None}
             if not peer_walls or s["walls"]["trowel"] is None:
@@ -137,12 +167,22 @@ def targets(runs, summaries, refs):
             text = "%s %s: %.2f× %s (%s s vs %s s)" % (wl, mode, r, faster, fmt_s(s["walls"]["trowel"]),
                                                      fmt_s(peer_walls[faster]))
             (met if r is not None and r <= RATIO_TARGET else missed).append(text)
-        out.append("- **trowel ≤ %.1f× the faster peer, cold and warm (%s)**: %s — %d of %d met." % (
-            RATIO_TARGET, fs, "MET" if not missed else "NOT MET", len(met), len(met) + len(missed)))
+        out.append("- **trowel ≤ %.1f× the faster peer, cold, warm and edit (%s, %s)**: %s — %d of %d met." % (
+            RATIO_TARGET, fs, "flags: " + fset if fset else "", "MET" if not missed else "NOT MET", len(met),
+            len(met) + len(missed)))
         for t in missed:
             out.append("  - not met: " + t)
         for t in met:
             out.append("  - met: " + t)
+    for (fs, fset), summary in summaries.items():
+        s = summary.get(("W3", "cold"))
+        if s and s["size"].get("trowel") and s["size"].get("kaniko"):
+            t, k = s["size"]["trowel"], s["size"]["kaniko"]
+            b = s["size"].get("buildah")
+            out.append("- **pushed size ≤ kaniko's at the default settings (W3, %s, %s)**: %s — trowel %.1f MB, "
+                       "kaniko %.1f MB%s." % (fs, fset, "MET" if t <= k else "NOT MET", t / 1e6, k / 1e6,
+                                               ", buildah %.1f MB" % (b / 1e6) if b else ""))
+            break
     rss = [(r["max_rss_kb"], r) for r in runs if r["tool"] == "trowel" and r["ok"] and r["max_rss_kb"]]
     if rss:
         worst = {}
@@ -191,7 +231,7 @@ def breakdown(runs):
             push = med([sum(p["ms"] or 0 for p in t["pushes"]) for t in tr])
             tail = med([t.get("finish_tail_ms") for t in tr]) or 0
             slow = max(tr[0]["steps"], key=lambda s: s["ms"] or 0, default=None)
-            untraced = med([r["wall_s"] for r in ok_runs(runs, "ext4", wl, "trowel", mode)])
+            untraced = med([r["wall_s"] for r in ok_runs(runs, "ext4", wl, "trowel", mode, flags_of(rs[0]))])
             lines.append("| %s | %s | %s | %s | %.2f | %.2f | %.2f (%d) | %.2f (%.1f) | %.2f | %.2f | %s |" % (
                 wl, mode, fmt_s(untraced), fmt_s(med([(t["total_ms"] or 0) / 1000 for t in tr])), unpack / 1000, steps / 1000,
                 snap / 1000, walked, layer / 1000, mb / 1e6, push / 1000, tail / 1000,
@@ -210,13 +250,17 @@ def render(results_dir):
     parts.append("Load (`uptime`) at the start of each table and at the end: " + "; ".join(
         "%s: %s" % (m["fs"], m["uptime"].split("load average:")[-1].strip()) for m in metas) +
         ("; end: " + ends[-1]["uptime"].split("load average:")[-1].strip() if ends else "") + ".\n")
+    timed = [r for r in runs if r["tool"] not in PROFILED]
+    fsets = [f for f in FLAGSET_TITLES if any(flags_of(r) == f for r in timed)]
     for fs in ("ext4", "tmpfs"):
         if not any(r["fs"] == fs for r in runs):
             continue
-        t, s = table(runs, fs)
-        summaries[fs] = s
         desc = next((m.get("fs_desc") for m in metas if m["fs"] == fs and m.get("fs_desc")), "")
-        parts.append("### %s%s\n\n%s\n" % (fs, " — " + desc if desc else "", t))
+        for fset in fsets or [None]:
+            t, s = table(runs, fs, fset)
+            summaries[(fs, fset)] = s
+            parts.append("### %s%s%s\n\n%s\n" % (fs, " — " + desc if desc else "",
+                                                 " — " + FLAGSET_TITLES[fset] if fset else "", t))
     if refs:
         parts.append("Physical references (Debian minbase root, %d entries, %.0f MB, warm page cache, medians of 5): "
                      "stat-only walk %.3f s, read all %.2f s, sha256 all %.2f s, tar %.2f s, tar | gzip -6 %.2f s.\n" % (
@@ -235,8 +279,8 @@ def render(results_dir):
     failed = [r for r in runs if not r["ok"] or not str(r.get("verified", "")).startswith(("ok", "same", "skipped"))]
     if failed:
         parts.append("### Failed or unverified runs\n\n" + "\n".join(
-            "- %s %s %s %s r%d: %s" % (r["fs"], r["workload"], r["tool"], r["mode"], r["rep"],
-                                       (r.get("error") or r.get("verified", "")).strip().splitlines()[-1][:300])
+            "- %s %s %s (%s) %s r%d: %s" % (r["fs"], r["workload"], r["tool"], flags_of(r), r["mode"], r["rep"],
+                                            (r.get("error") or r.get("verified", "")).strip().splitlines()[-1][:300])
             for r in failed) + "\n")
     return "\n".join(parts)
 

@@ -2,11 +2,22 @@
 # trowel vs buildah (and kaniko when KANIKO_EXECUTOR points at its executor binary): one command
 # from a fresh Debian machine to the results table.
 #
-#   bench/run.sh [--reps N] [--fs ext4|tmpfs|both] [--workloads W1,W2,...] [--modes cold,warm,nocache]
-#                [--extra-reps N] [--no-extra] [--no-profile-extras] [--ext4 image|root]
-#                [--quick] [--no-readme] [--multi-platform] [--tools trowel,buildah]
+#   bench/run.sh [--reps N] [--tables ext4,tmpfs] [--flags kaniko,best] [--workloads W1,W2,...]
+#                [--modes cold,warm,edit,nocache] [--extra-reps N] [--no-extra] [--no-profile]
+#                [--no-profile-extras] [--ext4 image|root] [--quick] [--no-readme] [--multi-platform]
+#                [--tools trowel,buildah,kaniko] [--resume RUN_DIR]
 #
-#   --quick        1 repetition of W1 and W2 in cold/warm/nocache on ext4, no extras (a smoke test)
+#   --tables       which file systems hold the tools' state: ext4 (a fresh journaled image), tmpfs,
+#                  or both (default; --fs is the old name)
+#   --flags        flag sets (default both): kaniko = kaniko's usual GitLab flags (--cache=true
+#                  --cache-repo, no --cache-copy-layers) for kaniko and trowel; best = with
+#                  --cache-copy-layers=true (kaniko also --cache-run-layers). buildah (--layers) is
+#                  the same in both and runs once per repetition and workload
+#   --modes        cold, warm (unchanged rebuild), edit (W6 only: one source file changed, then
+#                  rebuilt with the warm state), nocache (caching off; not in the default run)
+#   --resume DIR   continue an interrupted run in its results directory: every chain (a tool's
+#                  cold, warm, edit builds) already recorded there is skipped
+#   --quick        1 repetition of W1 and W2 in cold/warm on ext4, kaniko's flags, no extras (a smoke test)
 #   --multi-platform  the two-platform cells only: W1x2 and W4x2 (W1 and W4 built for linux/amd64
 #                  and linux/arm64 on index bases, one index pushed) next to W1 and W4, on ext4, no
 #                  extras and no profiling pass; arm64's RUNs run under QEMU (binfmt_misc). Its
@@ -32,8 +43,12 @@
 # DEBIAN_MIRROR (default: the machine's apt mirror), CARGO_TARGET_DIR, TROWEL_BIN (a trowel
 # binary to measure instead of building one).
 #
-# A full run takes about 40 minutes on 2 cores. Do not edit these files while it runs (bash and
-# each bench.py pass read them as they go): run a copy, e.g. `git archive HEAD | tar -x -C DIR`.
+# Duration on 2 shared cores: one repetition of W1-W6 with trowel, buildah and kaniko in both flag
+# sets is 10-15 minutes per table; the default run (3 repetitions, both tables, BIG and MANY, the
+# profiling pass) about 1 h 45 min. --resume continues an interrupted run. Do not edit these files
+# while it runs (bash and each bench.py pass read them as they go): run a copy, e.g.
+# `git archive HEAD bench scripts | tar -x -C DIR` (kaniko's container is started with
+# scripts/crun-run.sh).
 #
 # Every run's raw data lands in $BENCH_WORK/results/<timestamp>/ (results.jsonl with uptime
 # before/after every build, /usr/bin/time -v reports, logs, trowel traces); bench/results/latest/
@@ -42,23 +57,26 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-reps=3 fs=both wls=W1,W2,W3,W4,W5 modes=cold,warm,nocache extra_reps=3 readme=1 ext4=image pextras=1
-multi=0 profile=1 tools=
+reps=3 fs=both wls=W1,W2,W3,W4,W5,W6 modes=cold,warm,edit extra_reps=3 readme=1 ext4=image pextras=1
+multi=0 profile=1 tools= flags=kaniko,best resume=
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps=$2; shift 2;;
-    --fs) fs=$2; shift 2;;
+    --fs|--tables) fs=$2; shift 2;;
+    --flags) flags=$2; shift 2;;
+    --resume) resume=$2; shift 2;;
+    --no-profile) profile=0; shift;;
     --workloads) wls=$2; shift 2;;
     --modes) modes=$2; shift 2;;
     --extra-reps) extra_reps=$2; shift 2;;
     --no-extra) extra_reps=0; shift;;
-    --quick) reps=1 fs=ext4 wls=W1,W2 extra_reps=0 readme=0; shift;;
+    --quick) reps=1 fs=ext4 wls=W1,W2 extra_reps=0 readme=0 flags=kaniko; shift;;
     --no-readme) readme=0; shift;;
     --ext4) ext4=$2; shift 2;;
     --no-profile-extras) pextras=0; shift;;
-    --multi-platform) multi=1 fs=ext4 wls=W1,W4,W1x2,W4x2 extra_reps=0 profile=0; shift;;
+    --multi-platform) multi=1 fs=ext4 wls=W1,W4,W1x2,W4x2 modes=cold,warm,nocache extra_reps=0 profile=0 flags=best; shift;;
     --tools) tools=$2; shift 2;;
-    *) sed -n '2,26p' "$0"; exit 2;;
+    *) sed -n '2,40p' "$0"; exit 2;;
   esac
 done
 work=${BENCH_WORK:-/var/tmp/trowel-bench}
@@ -87,9 +105,17 @@ else
 fi
 
 # --- registry ----------------------------------------------------------------------------------
-run_id=$(date +%Y%m%d-%H%M%S)
-out=$work/results/$run_id
+if [ -n "$resume" ]; then
+  out=$(cd "$resume" && pwd)
+  resume_arg=--resume
+else
+  out=$work/results/$(date +%Y%m%d-%H%M%S)
+  resume_arg=
+fi
 mkdir -p "$out"
+if [ -z "${KANIKO_EXECUTOR:-}" ]; then
+  echo "warning: KANIKO_EXECUTOR is not set: no kaniko column (bench/README.md says how to build it)" >&2
+fi
 regdir=$work/registry
 rm -rf "$regdir"
 mkdir -p "$regdir/data"
@@ -148,9 +174,10 @@ bench() { # fs-name fs-dir extra-args...
   local name=$1 dir=$2; shift 2
   mkdir -p "$dir"
   python3 "$here/bench.py" --registry "$reg" --trowel "$trowel" --cache-dir "$work/cache" \
-    --fs-dir "$dir" --fs-name "$name" --out "$out" ${tools:+--tools "$tools"} "$@"
+    --fs-dir "$dir" --fs-name "$name" --out "$out" ${tools:+--tools "$tools"} $resume_arg "$@"
 }
-if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
+case ",$fs," in *,both,*) fs=ext4,tmpfs;; esac
+if [[ ",$fs," == *,ext4,* ]]; then
   mkdir -p "$ext4_dir"
   if [ "$ext4" = image ]; then
     mountpoint -q "$ext4_dir" && umount "$ext4_dir"
@@ -169,7 +196,7 @@ if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
   [ "$ext4" = image ] && desc="ext4 with a journal, a fresh loop-mounted image" ||
     desc="$fstype ($src, journal: $journal)"
   echo "==> ext4 ($desc): $wls × $modes × $reps"
-  bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads "$wls" --modes "$modes" --reps "$reps"
+  bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads "$wls" --modes "$modes" --flags "$flags" --reps "$reps"
   extra=""
   # BIG writes ~2 GiB per copy: context, each tool's root and blobs, the registry.
   free_gb=$(df -P -BG "$work" | awk 'NR==2 {sub("G","",$4); print $4}')
@@ -181,21 +208,22 @@ if [ "$fs" = ext4 ] || [ "$fs" = both ]; then
     extra=,BIG,MANY
     [ "$pextras" = 1 ] && profile_extra=$extra
     echo "==> ext4 extras: BIG, MANY (cold) × $extra_reps"
-    bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads BIG,MANY --modes cold --reps "$extra_reps"
+    bench ext4 "$ext4_dir" --fs-desc "$desc" --workloads BIG,MANY --modes cold --flags "${flags%%,*}" --reps "$extra_reps"
   fi
   if [ "$profile" = 1 ]; then
     # perf (Debian's linux-perf) adds a sampled CPU profile to the traces when it is installed.
     prof=trowel-trace
     perf record -q -o /dev/null -- true >/dev/null 2>&1 && prof=trowel-perf
     echo "==> ext4 profiling pass: $prof, once per workload (cold, warm)"
-    bench ext4 "$ext4_dir" --fs-desc "$desc" --tools "$prof" --workloads "$wls${profile_extra:-}" --modes cold,warm --reps 1
+    bench ext4 "$ext4_dir" --fs-desc "$desc" --tools "$prof" --workloads "$wls${profile_extra:-}" --modes "$modes" \
+      --flags "${flags%%,*}" --reps 1
   fi
 fi
-if [ "$fs" = tmpfs ] || [ "$fs" = both ]; then
+if [[ ",$fs," == *,tmpfs,* ]]; then
   mkdir -p "$tmpfs_dir"
   mountpoint -q "$tmpfs_dir" || mount -t tmpfs -o size=16g,mode=0755 bench-tmpfs "$tmpfs_dir"
   echo "==> tmpfs: $wls × $modes × $reps"
-  bench tmpfs "$tmpfs_dir" --fs-desc "tmpfs (16 GB)" --workloads "$wls" --modes "$modes" --reps "$reps"
+  bench tmpfs "$tmpfs_dir" --fs-desc "tmpfs (16 GB)" --workloads "$wls" --modes "$modes" --flags "$flags" --reps "$reps"
 fi
 
 # --- tables --------------------------------------------------------------------------------------

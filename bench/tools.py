@@ -7,8 +7,21 @@ Modes (the same meaning for every tool):
            same destination): an unchanged rebuild.
   nocache  layer caching off, fresh state, fresh destination.
 
-Each tool's state lives under STATE (on the file system under test). A build is one or more
-phases (buildah: build, then push); each phase runs under /usr/bin/time -v.
+  edit     (W6 only) one source file of the context changed, then the same command again with
+           the state of the warm run: a CI rebuild after a one-line commit.
+
+Flag sets (FLAGSETS), both reported:
+  kaniko   kaniko's usual flags, as most GitLab jobs run it: `--cache=true --cache-repo REPO`, no
+           `--cache-copy-layers` (kaniko and trowel). The headline.
+  best     each tool's fastest caching flags: kaniko and trowel with `--cache-copy-layers=true`,
+           kaniko also `--cache-run-layers`.
+buildah has no such flags (`--layers` caches every step in its local storage): it is the same in
+both sets, so it runs once per repetition and workload and both sets compare against that run.
+
+Each tool's whole state lives under STATE (on the file system under test): trowel's --work-dir
+and --cache-dir (a kaniko pod has its default /cache; trowel's equivalent is given explicitly),
+buildah's --root, --runroot and TMPDIR, kaniko's container root (its / with /kaniko). A build is
+one or more phases (buildah: build, then push); each phase runs under /usr/bin/time -v.
 
 A multi-platform workload (Run.platforms not empty) is one command per tool building every
 platform and pushing one image index: trowel `build --platform A,B`; buildah `build --platform A,B
@@ -40,18 +53,28 @@ def wipe(path):
 class Run:
     """One build: the identity of the run and where everything goes."""
 
-    def __init__(self, tool, workload, mode, rep, fs, registry, ctx, dockerfile, state, out_dir, platforms=()):
+    def __init__(self, tool, workload, mode, rep, fs, registry, ctx, dockerfile, state, out_dir, platforms=(),
+                 flagset="kaniko"):
         self.tool, self.workload, self.mode, self.rep, self.fs = tool, workload, mode, rep, fs
+        self.flagset = flagset
         self.platforms = tuple(platforms)
         self.registry, self.ctx, self.dockerfile = registry, ctx, dockerfile
         self.state, self.out_dir = state, out_dir
-        group = "cache" if mode in ("cold", "warm") else "nocache"
-        base = "%s-%s-%s-%s-r%d" % (fs, workload.lower(), tool, group, rep)
+        group = "cache" if mode in CACHED_MODES else "nocache"
+        base = "%s-%s-%s-%s-%s-r%d" % (fs, workload.lower(), tool, flagset, group, rep)
         self.destination = "%s/bench/%s:latest" % (registry, base)
         self.cache_repo = "%s/bench-cache/%s" % (registry, base)
         self.build_arg = "BASE_REGISTRY=%s" % registry
         self.fresh = mode in ("cold", "nocache")
-        self.caching = mode in ("cold", "warm")
+        self.caching = mode in CACHED_MODES
+        self.copy_layers = flagset == "best"
+
+
+CRUN_RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "crun-run.sh")
+
+# Modes that build with layer caching on; warm and edit reuse the state of the cold run before them.
+CACHED_MODES = ("cold", "warm", "edit")
+FLAGSETS = ("kaniko", "best")
 
 
 class Trowel:
@@ -71,12 +94,13 @@ class Trowel:
     def version(self):
         return subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout.strip()
 
-    def flags(self, mode):
+    def flags(self, mode, flagset="kaniko"):
         common = "--isolation chroot --work-dir STATE/work" + (" --trace FILE" if self.trace else "")
         common += " [--platform linux/amd64,linux/arm64]"
         if mode == "nocache":
             return common
-        return common + " --cache=true --cache-repo REG/bench-cache/... --cache-copy-layers=true --cache-dir STATE/cache-dir"
+        return common + " --cache=true --cache-repo REG/bench-cache/... --cache-dir STATE/cache-dir" + (
+            " --cache-copy-layers=true" if flagset == "best" else "")
 
     def phases(self, run):
         if run.fresh:
@@ -94,8 +118,9 @@ class Trowel:
             # Sampled on-CPU profile of trowel and its children (RUN's shell shows up as such).
             argv = ["perf", "record", "-q", "-F", "499", "-g", "-o", os.path.join(run.out_dir, "perf.data"), "--"] + argv
         if run.caching:
-            argv += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-copy-layers=true",
-                     "--cache-dir", os.path.join(run.state, "cache-dir")]
+            argv += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-dir", os.path.join(run.state, "cache-dir")]
+            if run.copy_layers:
+                argv += ["--cache-copy-layers=true"]
         return [("build+push", argv, {})]
 
     def cleanup(self, run):
@@ -109,7 +134,7 @@ class Buildah:
     def version(self):
         return subprocess.run(["buildah", "--version"], capture_output=True, text=True).stdout.strip()
 
-    def flags(self, mode):
+    def flags(self, mode, flagset="kaniko"):
         layers = "--layers=false" if mode == "nocache" else "--layers=true"
         return ("buildah --root STATE/root --runroot STATE/runroot --storage-driver overlay build "
                 "--isolation chroot --tls-verify=false %s (TMPDIR=STATE/tmp); buildah push --tls-verify=false "
@@ -152,10 +177,17 @@ class Buildah:
 
 
 class Kaniko:
-    """kaniko's executor in a crun container (it builds in / of its own container): a fresh root
-    file system per build holding only /kaniko, the context bind-mounted read-only at /workspace,
-    the host network so it reaches the registry on 127.0.0.1. Its warm mode is its registry cache,
-    as in CI where every kaniko pod starts empty."""
+    """kaniko's executor in a crun container, as in a CI pod: it builds in / of its own container
+    (it unpacks the base there and snapshots it), so it gets a fresh root file system per build,
+    under STATE on the file system under test, holding only /kaniko (the executor, certificates)
+    and /cache (kaniko's default base-image cache dir, empty). The context is bind-mounted
+    read-only at /workspace and the Dockerfile's directory at /bench; kaniko leaves mount points
+    out of its snapshots. The container shares the host network to reach the registry on
+    127.0.0.1. Its warm and edit modes are its registry cache, as in CI where every kaniko pod
+    starts empty.
+
+    KANIKO_EXECUTOR is a static executor built from kaniko's public source (bench/README.md says
+    how); nothing of kaniko is in this repository."""
 
     name = "kaniko"
     multi_platform = False  # one platform per run: --custom-platform
@@ -167,39 +199,47 @@ class Kaniko:
         p = subprocess.run([self.executor, "version"], capture_output=True, text=True)
         return "kaniko " + (p.stdout.strip() or p.stderr.strip())
 
-    def flags(self, mode):
-        common = "--insecure --insecure-pull --context dir:///workspace"
+    def flags(self, mode, flagset="kaniko"):
+        common = "--context dir:///workspace --insecure --insecure-pull --skip-tls-verify --skip-tls-verify-pull"
         if mode == "nocache":
             return common
-        return common + " --cache=true --cache-repo REG/bench-cache/... --cache-copy-layers --cache-run-layers"
+        return common + " --cache=true --cache-repo REG/bench-cache/..." + (
+            " --cache-copy-layers --cache-run-layers" if flagset == "best" else "")
 
     def phases(self, run):
         wipe(run.state)
         bundle = os.path.join(run.state, "bundle")
         rootfs = os.path.join(bundle, "rootfs")
         os.makedirs(os.path.join(rootfs, "kaniko", "ssl", "certs"))
+        os.makedirs(os.path.join(rootfs, "kaniko", ".docker"))
         for d in ("workspace", "bench", "proc", "dev", "sys", "tmp", "etc", "cache"):
             os.makedirs(os.path.join(rootfs, d), exist_ok=True)
         shutil.copy2(self.executor, os.path.join(rootfs, "kaniko", "executor"))
         shutil.copy2("/etc/ssl/certs/ca-certificates.crt", os.path.join(rootfs, "kaniko", "ssl", "certs"))
         shutil.copy2("/etc/resolv.conf", os.path.join(rootfs, "etc", "resolv.conf"))
+        with open(os.path.join(rootfs, "etc", "nsswitch.conf"), "w") as f:
+            f.write("hosts: files dns\n")  # as kaniko's image has it
         args = ["/kaniko/executor", "--context", "dir:///workspace", "--dockerfile", "/bench/Dockerfile",
                 "--destination", run.destination, "--build-arg", run.build_arg,
                 "--insecure", "--insecure-pull", "--skip-tls-verify", "--skip-tls-verify-pull"]
         if run.caching:
-            args += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-copy-layers",
-                     "--cache-run-layers", "--cache-dir", "/cache"]
+            args += ["--cache=true", "--cache-repo", run.cache_repo]
+            if run.copy_layers:
+                args += ["--cache-copy-layers", "--cache-run-layers"]
         subprocess.run(["crun", "spec", "-b", bundle], check=True, capture_output=True)
         spec_path = os.path.join(bundle, "config.json")
         with open(spec_path) as f:
             spec = json.load(f)
         spec["process"]["terminal"] = False
         spec["process"]["args"] = args
-        spec["process"]["env"] = ["PATH=/usr/local/bin:/kaniko:/usr/bin:/bin", "HOME=/root",
+        spec["process"]["env"] = ["PATH=/usr/local/bin:/kaniko:/usr/bin:/bin", "HOME=/root", "USER=root",
                                   "SSL_CERT_DIR=/kaniko/ssl/certs", "DOCKER_CONFIG=/kaniko/.docker/",
                                   "container=oci"]
+        spec["process"]["cwd"] = "/"
         spec["root"] = {"path": "rootfs", "readonly": False}
-        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
+        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] not in ("network", "cgroup")]
+        spec["linux"].pop("resources", None)
+        # RUN needs to mount /proc and change owners like in a pod with kaniko's usual privileges.
         caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
                 "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
                 "CAP_MKNOD", "CAP_AUDIT_WRITE"]
@@ -212,7 +252,10 @@ class Kaniko:
         with open(spec_path, "w") as f:
             json.dump(spec, f)
         cid = "bench-kaniko-%d" % os.getpid()
-        return [("build+push", ["crun", "run", "--bundle", bundle, cid], {})]
+        subprocess.run(["crun", "delete", "-f", cid], capture_output=True)
+        # As the tests run crun (scripts/crun-run.sh): no cgroup manager, the hybrid cgroup2
+        # mount hidden in a private mount namespace. A CI pod's limits are not what is measured.
+        return [("build+push", [CRUN_RUN, bundle, cid], {})]
 
     def cleanup(self, run):
         wipe(run.state)

@@ -7,6 +7,7 @@ each platform's image, pulled with skopeo --override-arch and unpacked with umoc
 the single-platform workload's checks expect, built on that platform's base (its ELF binaries are
 that architecture's, so its RUNs ran under that architecture, emulated or not)."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -142,6 +143,42 @@ def _check_w5(rootfs, config, ctx, expected):
         _expect(not os.path.lexists(os.path.join(rootfs, leaked)), "W5: builder file /%s leaked" % leaked)
 
 
+def _w6_object(source):
+    """What W6's "compiler" makes of a source file: sed | awk word count | sort (C locale), as text."""
+    counts = {}
+    for word in source.split():
+        counts[word] = counts.get(word, 0) + 1
+    return b"".join(sorted(b"%s %d\n" % (w, n) for w, n in counts.items()))
+
+
+def _check_w6(rootfs, config, ctx, expected):
+    """Every source compiled and linked; the edited file's object (and a few others) computed
+    independently from the context as it is now, so an edit build that reused a stale layer
+    fails here."""
+    cfg = config.get("config", {})
+    _expect(cfg.get("Cmd") == ["cat", "/out/BUILD_ID"], "W6: CMD is %r" % cfg.get("Cmd"))
+    _expect(cfg.get("WorkingDir") == "/src", "W6: WORKDIR is %r" % cfg.get("WorkingDir"))
+    objdir = os.path.join(rootfs, "out", "obj")
+    objects = sorted(os.path.relpath(os.path.join(d, f), objdir) for d, _, fs in os.walk(objdir) for f in fs)
+    _expect(len(objects) == workloads.W6_FILES, "W6: %d objects, expected %d" % (len(objects), workloads.W6_FILES))
+    edited_rel = os.path.relpath(workloads.W6_EDITED, "src")
+    for rel in (edited_rel, os.path.relpath(workloads._w6_path(0), "src"), os.path.relpath(workloads._w6_path(319), "src")):
+        src = _read(ctx, os.path.join("src", rel))
+        _expect(_read(rootfs, os.path.join("/src", rel)) == src, "W6: /src/%s differs from the context" % rel)
+        obj = gzip.decompress(_read(rootfs, "/out/obj/%s.o.gz" % rel))
+        _expect(obj == _w6_object(src), "W6: /out/obj/%s.o.gz is not the object of the context's %s" % (rel, rel))
+    edited_obj = gzip.decompress(_read(rootfs, "/out/obj/%s.o.gz" % edited_rel))
+    if _read(ctx, workloads.W6_EDITED).endswith(workloads.W6_EDIT_LINE):
+        _expect(b"bench_edited_counter 1\n" in edited_obj, "W6: the edit is not in the edited file's object")
+    else:
+        _expect(b"bench_edited_counter" not in edited_obj, "W6: an unedited build has the edit in it")
+    app = b"".join(_read(objdir, o) for o in objects)
+    _expect(_read(rootfs, "/out/app.bin") == app, "W6: /out/app.bin is not the objects in sorted order")
+    digest = hashlib.sha256(app).hexdigest()
+    _expect(_read(rootfs, "/out/app.sha256") == b"%s  /out/app.bin\n" % digest.encode(), "W6: /out/app.sha256")
+    _expect(_read(rootfs, "/out/BUILD_ID") == digest.encode() + b"\n", "W6: /out/BUILD_ID")
+
+
 def _check_big(rootfs, config, ctx, expected):
     p = os.path.join(rootfs, "big.bin")
     _expect(os.path.getsize(p) == BIG_SIZE, "BIG: /big.bin has %d bytes" % os.path.getsize(p))
@@ -165,7 +202,7 @@ def tree_digest_single(path):
     return h.hexdigest()
 
 
-CHECKS = {"W1": _check_w1, "W2": _check_w2, "W3": _check_w3, "W4": _check_w4, "W5": _check_w5,
+CHECKS = {"W1": _check_w1, "W2": _check_w2, "W3": _check_w3, "W4": _check_w4, "W5": _check_w5, "W6": _check_w6,
           "BIG": _check_big, "MANY": _check_many}
 
 

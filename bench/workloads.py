@@ -74,6 +74,47 @@ FROM ${BASE_REGISTRY}/many-files:100k
 RUN echo changed > /data/d500/f050
 """
 
+# Edit one source file and rebuild, the commonest CI case: a project's sources copied onto a
+# Debian base, then RUNs that build them with what minbase has. "Compiling" a file is a
+# sed | awk | sort | gzip pipeline (a word count of the file, compressed): one object per source
+# file, deterministic (C locale sort, gzip -n); "linking" concatenates the objects in sorted
+# order and hashes the result. The edit mode changes one source file (W6_EDITED) and rebuilds:
+# every tool then redoes the COPY and every RUN after it, as Docker's layer semantics demand.
+W6 = """\
+ARG BASE_REGISTRY
+FROM ${BASE_REGISTRY}/debian:bookworm-minbase
+WORKDIR /src
+COPY src/ /src/
+RUN sh ./build.sh compile
+RUN sh ./build.sh link
+RUN cut -d' ' -f1 /out/app.sha256 > /out/BUILD_ID
+CMD ["cat", "/out/BUILD_ID"]
+"""
+
+# The project's build script (src/build.sh; a script rather than RUN lines because kaniko expands
+# ${var#...} and ${var%...} in RUN itself and rejects them).
+W6_BUILD_SH = """\
+#!/bin/sh
+# compile: one object per source (a sorted word count, gzipped); link: the objects in order, hashed.
+set -eu
+export LC_ALL=C
+case "$1" in
+compile)
+  mkdir -p /out/obj
+  find . -name '*.c' | sort | while read -r f; do
+    o=/out/obj/${f#./}.o.gz
+    mkdir -p "${o%/*}"
+    sed -e 's/[[:space:]][[:space:]]*/ /g' "$f" |
+      awk '{ for (i = 1; i <= NF; i++) n[$i]++ } END { for (w in n) print w, n[w] }' |
+      sort | gzip -n -6 > "$o"
+  done;;
+link)
+  cd /out/obj
+  find . -name '*.o.gz' | sort | xargs cat > /out/app.bin
+  sha256sum /out/app.bin > /out/app.sha256;;
+esac
+"""
+
 # The two-platform workloads: W1 and W4 unchanged but for their bases, indexes over linux/amd64
 # and linux/arm64 (lib/multi-arch-bases.sh), built for both platforms in one command. arm64's RUNs
 # run under QEMU user emulation (binfmt_misc) for every tool alike.
@@ -87,6 +128,7 @@ WORKLOADS = {
     "W3": ("big copy: COPY . of 5,000 files, ~200 MB (half random, half text)", W3),
     "W4": ("big base: Debian minbase + touch, echo, rm of a base file", W4),
     "W5": ("multi-stage: Debian builder (2,000 files, tarball, /usr/bin), busybox final", W5),
+    "W6": ("edit and rebuild: Debian, COPY of 320 sources (~5 MB), RUNs building them; one file edited", W6),
     "BIG": ("one 2 GiB file (COPY): memory must stay flat", BIG),
     "MANY": ("100,000 files in the base, one file changed (snapshot cost)", MANY),
     "W1x2": ("W1 for linux/amd64 and linux/arm64 (busybox index base), one image index", W1X2),
@@ -166,7 +208,77 @@ def _gen_big(ctx):
             left -= n
 
 
-GENERATORS = {"W1": _gen_w1, "W3": _gen_w3, "BIG": _gen_big}
+W6_FILES = 320
+W6_DIRS = 16
+# The file the edit mode changes, and the line it appends: a new token, so its object changes.
+W6_EDITED = "src/mod07/unit0167.c"
+W6_EDIT_LINE = b"int bench_edited_counter = 1; /* one-line change */\n"
+
+
+def _w6_path(i):
+    return "src/mod%02d/unit%04d.c" % (i % W6_DIRS, i)
+
+
+def _gen_w6(ctx):
+    """320 C-like source files in 16 directories, 8–24 KB each (~5 MB), from a fixed seed."""
+    rng = random.Random(66)
+    words = ("int char long void static const return if else for while struct union sizeof "
+             "buffer length index count result error value node next prev head tail size key "
+             "= == != < > + - * / ; , ( ) { } [ ] 0 1 2 16 255 NULL").split()
+    for i in range(W6_FILES):
+        p = os.path.join(ctx, _w6_path(i))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        size = rng.randint(8 << 10, 24 << 10)
+        lines, n = ["/* unit %d */\n" % i], 0
+        while n < size:
+            ident = "v%d_%d" % (i, rng.randrange(400))
+            line = "    " + " ".join(rng.choice(words) if rng.random() < 0.8 else ident
+                                     for _ in range(rng.randint(3, 12))) + "\n"
+            lines.append(line)
+            n += len(line)
+        with open(p, "w") as f:
+            f.write("".join(lines))
+    with open(os.path.join(ctx, "src", "build.sh"), "w") as f:
+        f.write(W6_BUILD_SH)
+
+
+def _w6_original(ctx):
+    """The edited file's generated content (the edit mode appends to it; restore rewrites it)."""
+    p = os.path.join(ctx, W6_EDITED)
+    with open(p, "rb") as f:
+        data = f.read()
+    return data[:-len(W6_EDIT_LINE)] if data.endswith(W6_EDIT_LINE) else data
+
+
+def edit(name, ctx):
+    """The edit mode's change to the context, in place (CI checks the new commit out into the same
+    directory): one line appended to one source file, its mtime moved on by a minute."""
+    if single(name) != "W6":
+        raise ValueError("%s has no edit mode" % name)
+    p = os.path.join(ctx, W6_EDITED)
+    data = _w6_original(ctx)
+    with open(p, "wb") as f:
+        f.write(data + W6_EDIT_LINE)
+    os.utime(p, (FIXED_MTIME + 60, FIXED_MTIME + 60))
+
+
+def restore(name, ctx):
+    """Undoes edit(): the context as generated (called before every cold build, so an
+    interrupted run never leaves an edited context behind)."""
+    if single(name) != "W6":
+        return
+    p = os.path.join(ctx, W6_EDITED)
+    data = _w6_original(ctx)
+    with open(p, "wb") as f:
+        f.write(data)
+    os.utime(p, (FIXED_MTIME, FIXED_MTIME))
+
+
+def has_edit(name):
+    return single(name) == "W6"
+
+
+GENERATORS = {"W1": _gen_w1, "W3": _gen_w3, "W6": _gen_w6, "BIG": _gen_big}
 
 
 def prepare(name, cache_dir):
@@ -184,6 +296,7 @@ def prepare(name, cache_dir):
             gen(ctx)
         _fix_times(ctx)
         open(stamp, "w").close()
+    restore(name, ctx)
     dockerfile = os.path.join(cache_dir, "dockerfiles", name, "Dockerfile")
     os.makedirs(os.path.dirname(dockerfile), exist_ok=True)
     with open(dockerfile, "w") as f:

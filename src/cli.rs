@@ -199,7 +199,7 @@ pub struct BuildArgs {
     /// Layer compression.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
-    /// Compression level (gzip 1-9, zstd 1-22); default: gzip 1 (as kaniko), zstd 3.
+    /// Compression level (gzip 1-9, zstd 1-22); default: gzip 2 (the size of kaniko's gzip level 1), zstd 3.
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub compression_level: i32,
     /// Accepted for kaniko compatibility; trowel always streams layers and never caches them in memory.
