@@ -29,16 +29,11 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rustix::fs::{FlockOperation, RenameFlags};
+use rustix::fs::RenameFlags;
 
 use crate::digest::{Digest, Hasher};
-
-const LOCK: &str = ".lock";
-/// Age after which an entry in progress without its lock is taken as abandoned (see
-/// `engine/scratch.rs`: a directory is briefly lockless between its creation and its lock).
-const UNLOCKED_GRACE: Duration = Duration::from_secs(24 * 3600);
+use crate::fs::dir_lock;
 
 /// The store in one directory.
 #[derive(Debug, Clone)]
@@ -124,8 +119,7 @@ impl UnpackedStore {
     pub fn begin(&self) -> io::Result<Pending> {
         let tmp = self.dir.join("tmp");
         let dir = tempfile::Builder::new().prefix("layer-").tempdir_in(&tmp).map_err(|e| io_at(&tmp, e))?;
-        let lock = File::create(dir.path().join(LOCK)).map_err(|e| io_at(dir.path(), e))?;
-        rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|e| io_at(dir.path(), e.into()))?;
+        let lock = dir_lock::lock(dir.path()).map_err(|e| io_at(dir.path(), e))?;
         for d in ["upper", "work", "empty"] {
             let p = dir.path().join(d);
             std::fs::create_dir(&p).map_err(|e| io_at(&p, e))?;
@@ -172,25 +166,12 @@ impl UnpackedStore {
         let Ok(entries) = std::fs::read_dir(self.dir.join("tmp")) else { return };
         for e in entries.flatten() {
             let d = e.path();
-            if abandoned(&d) {
+            if dir_lock::is_abandoned(&d) {
                 // Its overlay went with the dead build's mount namespace or was detached by
                 // the sweep of its work dir; a directory still busy is left for next time.
                 let _ = crate::fs::remove::remove_tree(&d);
             }
         }
-    }
-}
-
-/// True when no live build is making this entry.
-fn abandoned(dir: &Path) -> bool {
-    match File::open(dir.join(LOCK)) {
-        Ok(f) => rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::symlink_metadata(dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > UNLOCKED_GRACE),
-        Err(_) => false,
     }
 }
 
@@ -240,7 +221,7 @@ mod tests {
         // As a killed build leaves it: files, and a lock nobody holds.
         let dead = dir.join("tmp/layer-dead");
         std::fs::create_dir_all(dead.join("upper/etc")).unwrap();
-        std::fs::write(dead.join(LOCK), b"").unwrap();
+        std::fs::write(dead.join(dir_lock::LOCK), b"").unwrap();
         let live = store.begin().unwrap();
         UnpackedStore::open(&dir).unwrap();
         assert!(!dead.exists());

@@ -3,30 +3,18 @@
 //!
 //! A build normally removes its directory when it ends. One killed with SIGKILL (a CI job
 //! cancelled, the OOM killer) cannot, and its build roots and blobs would pile up run after
-//! run in the same place. So each live build holds an exclusive `flock` on `.lock` in its
-//! directory for as long as it runs: the kernel drops the lock when the process dies, however
-//! it dies. Every build start looks at its siblings and removes each one whose lock it can take
-//! (its owner is gone), detaching any mount left inside it first (a debugger shell's overlay).
-//! Builds sharing a work directory never touch each other's live directories.
-//!
-//! The lock file is created and locked under a temporary name and only then renamed to `.lock`,
-//! so a directory is never seen with an unlocked `.lock` while its build is alive. A directory
-//! without `.lock` belongs to a build between `mkdtemp` and that rename, or to one killed in that
-//! instant; only the latter gets old, so such directories are removed once they are a day old.
+//! run in the same place. So each live build owns its directory by a lock the kernel drops when
+//! the process dies (`fs/dir_lock.rs`). Every build start looks at its siblings and removes each
+//! one whose owner is gone, detaching any mount left inside it first (a debugger shell's
+//! overlay). Builds sharing a work directory never touch each other's live directories.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rustix::fs::FlockOperation;
+use crate::fs::dir_lock;
 
 const PREFIX: &str = "trowel-build-";
-const LOCK: &str = ".lock";
-const LOCK_TMP: &str = ".lock.tmp";
-/// Age after which a directory that never got its lock is considered abandoned. Long, because
-/// builds of trowel versions before the lock also leave no `.lock` and may share the directory.
-const UNLOCKED_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// The live build's directory; removed (with its lock) when dropped.
 pub(crate) struct WorkDir {
@@ -40,10 +28,7 @@ impl WorkDir {
     pub(crate) fn create(parent: &Path) -> io::Result<WorkDir> {
         std::fs::create_dir_all(parent)?;
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir_in(parent)?;
-        let tmp = dir.path().join(LOCK_TMP);
-        let lock = File::create(&tmp)?;
-        rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive)?;
-        std::fs::rename(&tmp, dir.path().join(LOCK))?;
+        let lock = dir_lock::lock(dir.path())?;
         Ok(WorkDir { dir, _lock: lock })
     }
 
@@ -71,7 +56,7 @@ pub(crate) fn remove_stale(parent: &Path) -> Sweep {
             continue;
         }
         let dir = e.path();
-        if !is_abandoned(&dir) {
+        if !dir_lock::is_abandoned(&dir) {
             continue;
         }
         match remove_dir(&dir) {
@@ -80,20 +65,6 @@ pub(crate) fn remove_stale(parent: &Path) -> Sweep {
         }
     }
     sweep
-}
-
-/// True when no live build owns `dir`. The lock taken here is released when the file closes,
-/// right after: the directory is removed by then, or left to the next build.
-fn is_abandoned(dir: &Path) -> bool {
-    match File::open(dir.join(LOCK)) {
-        Ok(f) => rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::symlink_metadata(dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > UNLOCKED_GRACE),
-        Err(_) => false,
-    }
 }
 
 /// Detaches every mount at or below `dir` (deepest first), then removes the tree.
@@ -125,7 +96,7 @@ mod tests {
         // A dead build: its lock file exists but nobody holds it.
         let dead = parent.path().join("trowel-build-dead");
         std::fs::create_dir_all(dead.join("stage0/rootfs/etc")).unwrap();
-        std::fs::write(dead.join(LOCK), b"").unwrap();
+        std::fs::write(dead.join(dir_lock::LOCK), b"").unwrap();
         // A directory that is not trowel's, and one still waiting for its lock.
         std::fs::create_dir(parent.path().join("other")).unwrap();
         std::fs::create_dir(parent.path().join("trowel-build-young")).unwrap();

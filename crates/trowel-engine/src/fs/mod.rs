@@ -15,6 +15,7 @@
 
 pub mod clean;
 pub mod copy;
+pub mod dir_lock;
 mod error;
 pub mod extract;
 pub mod ignore;
