@@ -1,11 +1,9 @@
-//! Command-line interface. `trowel build` takes kaniko's executor flags with kaniko's meanings,
-//! so a CI job written for kaniko only needs the binary path changed: trowel run without a
-//! subcommand but with flags (`trowel --context … --destination …`) is `trowel build`.
+//! `trowel build`'s flags (kaniko's executor flags, with kaniko's meanings) and their
+//! conversion, once, into the engine's `BuildOptions`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 
 use trowel_engine::duration::parse_go_duration;
 use trowel_engine::engine::mounts::options::{MountOptions, parse_allow, parse_secret, parse_ssh};
@@ -15,86 +13,7 @@ use trowel_engine::image::manifest::{Compression, Platform};
 use trowel_engine::registry::RegistryOptions;
 use trowel_engine::sandbox::Isolation;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "trowel",
-    version,
-    about = "Build container images from a Dockerfile without a daemon, and debug the build"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Build an image from a Dockerfile and push it (kaniko's executor).
-    Build(Box<BuildArgs>),
-    /// Build in the terminal debugger: step through the Dockerfile, inspect each step's
-    /// changes, cache and layers, open a shell at a pause, and review before pushing.
-    Debug(Box<DebugArgs>),
-    /// Look at a recorded trace (`trowel build --trace FILE`) in the debugger's panes.
-    Replay(ReplayArgs),
-    /// Download base images into a cache directory for offline builds (kaniko's warmer).
-    Warm(Box<WarmArgs>),
-    /// Run BuildKit's build checks on a Dockerfile without building it (`docker build
-    /// --check`): every finding with its file, line, rule and documentation page.
-    Check(Box<crate::check::CheckArgs>),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ReplayArgs {
-    /// The trace file.
-    pub trace: PathBuf,
-    /// Print a plain-text post-mortem instead of opening the terminal UI; exits as the build
-    /// did (0 when it finished, non-zero when it failed, was aborted or never finished).
-    #[arg(long)]
-    pub summary: bool,
-    /// Compare with another trace (build B; the first is A): step by step, which cache keys
-    /// differ and why, and which files of each step's layer differ. With --summary, plain text
-    /// that exits 0 when the builds are equivalent, 1 when they differ, 2 when a trace cannot
-    /// be read.
-    #[arg(long, value_name = "TRACE")]
-    pub compare: Option<PathBuf>,
-    #[command(flatten)]
-    pub ui: UiArgs,
-}
-
-/// How the terminal UI looks and listens.
-#[derive(Debug, Clone, Args)]
-pub struct UiArgs {
-    /// Do not capture the mouse (the terminal's own text selection keeps working).
-    #[arg(long)]
-    pub no_mouse: bool,
-    /// Colour theme: dark (default), light, mono, NAME from ~/.config/trowel/themes/NAME.toml,
-    /// or a path to a .toml theme file. NO_COLOR forces mono.
-    #[arg(long, value_name = "NAME")]
-    pub theme: Option<String>,
-}
-
-/// `trowel debug`: every `trowel build` flag, plus the debugger's. Breakpoints are the
-/// build's `--break` (repeatable): a line number, stage:NAME, failure, cache-miss, size:SIZE
-/// or path:GLOB, each limited to one target platform as PLATFORM@BREAKPOINT (linux/arm64@12).
-#[derive(Debug, Clone, Args)]
-pub struct DebugArgs {
-    #[command(flatten)]
-    pub build: BuildArgs,
-    /// Do not pause when a step fails (trowel debug pauses at failures by default).
-    #[arg(long)]
-    pub no_break_on_failure: bool,
-    /// Pause before the first step.
-    #[arg(long)]
-    pub step: bool,
-    #[command(flatten)]
-    pub ui: UiArgs,
-}
-
-/// A kaniko-style boolean flag: `--flag`, `--flag=true`, `--flag=false`.
-macro_rules! bool_flag {
-    () => {
-        "true"
-    };
-}
+use super::{CliError, LogArgs, RegistryArgs, parse_build_args, parse_kv, parse_size_arg, resolve_dockerfile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SnapshotModeArg {
@@ -117,17 +36,6 @@ pub enum IsolationArg {
     Chroot,
     /// The build root is / of this (disposable) container: kaniko's model for unprivileged pods.
     Container,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Verbosity {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Fatal,
-    Panic,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -330,207 +238,6 @@ pub struct BuildArgs {
     pub log: LogArgs,
 }
 
-/// The log flags `build` and `warm` share (kaniko's names).
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// Log level (kaniko's -v).
-    #[arg(short = 'v', long, value_enum, default_value = "info")]
-    pub verbosity: Verbosity,
-    /// Log format: text or color (kaniko's; json is not supported).
-    #[arg(long, default_value = "color")]
-    pub log_format: String,
-    /// Prefix log lines with a timestamp.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub log_timestamp: bool,
-}
-
-impl LogArgs {
-    /// The lowest level printed: kaniko's seven levels folded onto trowel's four.
-    pub fn level(&self) -> crate::log::Level {
-        use crate::log::Level;
-        match self.verbosity {
-            Verbosity::Trace | Verbosity::Debug => Level::Debug,
-            Verbosity::Info => Level::Info,
-            Verbosity::Warn => Level::Warn,
-            Verbosity::Error | Verbosity::Fatal | Verbosity::Panic => Level::Error,
-        }
-    }
-}
-
-/// The registry flags `build` and `warm` share: how to reach and trust registries when pulling,
-/// and where credentials are (kaniko's names).
-#[derive(Debug, Clone, Args)]
-pub struct RegistryArgs {
-    /// Pull over plain HTTP.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub insecure_pull: bool,
-    /// Pull without verifying TLS certificates.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub skip_tls_verify_pull: bool,
-    /// Registry to reach over plain HTTP (repeatable).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// Registry whose TLS certificate is not verified (repeatable).
-    #[arg(long = "skip-tls-verify-registry")]
-    pub skip_tls_verify_registries: Vec<String>,
-    /// CA certificate for a registry: `host[:port]=/path/ca.pem` (repeatable).
-    #[arg(long = "registry-certificate")]
-    pub registry_certificates: Vec<String>,
-    /// Mirror for docker.io images (repeatable, tried in order).
-    #[arg(long = "registry-mirror", env = "KANIKO_REGISTRY_MIRROR", value_delimiter = ';')]
-    pub registry_mirrors: Vec<String>,
-    /// Retries for image downloads.
-    #[arg(long, default_value_t = 3)]
-    pub image_download_retry: u32,
-    /// Directory holding config.json for registry credentials (default: $DOCKER_CONFIG, ~/.docker, /kaniko/.docker).
-    #[arg(long)]
-    pub docker_config: Option<PathBuf>,
-}
-
-impl RegistryArgs {
-    /// The registry options these flags describe (pull side; `build` adds its push flags).
-    pub fn options(&self) -> Result<RegistryOptions, CliError> {
-        let registry_certificates = parse_kv("registry-certificate", &self.registry_certificates)?
-            .into_iter()
-            .map(|(h, p)| (h, PathBuf::from(p)))
-            .collect();
-        Ok(RegistryOptions {
-            insecure_pull: self.insecure_pull,
-            insecure_registries: self.insecure_registries.clone(),
-            skip_tls_verify_pull: self.skip_tls_verify_pull,
-            skip_tls_verify_registries: self.skip_tls_verify_registries.clone(),
-            registry_certificates,
-            registry_mirrors: self.registry_mirrors.iter().filter(|m| !m.is_empty()).cloned().collect(),
-            retries: self.image_download_retry,
-            docker_config: self.docker_config.clone(),
-            ..RegistryOptions::default()
-        })
-    }
-}
-
-/// `trowel warm`: kaniko's warmer flags (`/kaniko/warmer`), pull side only.
-#[derive(Debug, Clone, Args)]
-pub struct WarmArgs {
-    /// Image to cache (repeatable).
-    #[arg(short = 'i', long = "image")]
-    pub images: Vec<String>,
-    /// Also cache the images a Dockerfile builds from: every stage's FROM image and every
-    /// `COPY --from=<image>` (global ARG defaults and --build-arg applied; stages and scratch skipped).
-    #[arg(short = 'd', long)]
-    pub dockerfile: Option<PathBuf>,
-    /// Build-time variable `K=V`, or `K` to take the value from the environment (repeatable).
-    #[arg(long = "build-arg")]
-    pub build_args: Vec<String>,
-    /// The cache directory (created if missing).
-    #[arg(short = 'c', long, default_value = "/cache")]
-    pub cache_dir: PathBuf,
-    /// Re-resolve and re-verify images even when a fresh entry exists.
-    #[arg(short = 'f', long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
-    pub force: bool,
-    /// Age (Go duration, e.g. 336h, 1h30m) after which a cached tag is resolved again.
-    #[arg(long, default_value = "336h", value_parser = parse_go_duration)]
-    pub cache_ttl: std::time::Duration,
-    /// One platform `os/arch[/variant]` to cache (kaniko's name; default: the host's).
-    #[arg(long, alias = "customPlatform")]
-    pub custom_platform: Option<String>,
-    /// Platforms to cache, comma-separated or repeated (`linux/amd64,linux/arm64`, as for a
-    /// multi-platform build): every image is cached once for each.
-    #[arg(long = "platform", value_name = "PLATFORMS", value_delimiter = ',')]
-    pub platforms: Vec<String>,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-    #[command(flatten)]
-    pub log: LogArgs,
-}
-
-impl WarmArgs {
-    /// The registry options the pull-side flags describe.
-    pub fn registry_options(&self) -> Result<RegistryOptions, CliError> {
-        self.registry.options()
-    }
-
-    /// `--platform` and `--custom-platform`, parsed and checked, in order, duplicates removed;
-    /// empty when neither is given (the host's platform then).
-    pub fn platforms(&self) -> Result<Vec<Platform>, CliError> {
-        let mut out: Vec<Platform> = Vec::new();
-        let given = self.platforms.iter().map(|p| ("--platform", p));
-        for (flag, p) in given.chain(self.custom_platform.iter().map(|p| ("--custom-platform", p))) {
-            let parsed =
-                trowel_engine::image::platform::parse_requested(p).map_err(|e| CliError(format!("{flag}: {e}")))?;
-            if !out.iter().any(|o| o.matches(&parsed) && parsed.matches(o)) {
-                out.push(parsed);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Inserts `build` when trowel is invoked the kaniko way (flags without a subcommand), and
-/// `warm` when it is invoked as `warmer` (a link standing in for kaniko's `/kaniko/warmer`).
-pub fn normalize_args(mut args: Vec<String>) -> Vec<String> {
-    let invoked_as = args.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned());
-    if invoked_as.as_deref() == Some("warmer") && args.get(1).is_none_or(|a| a != "warm") {
-        args.insert(1, "warm".to_string());
-        return args;
-    }
-    if let Some(first) = args.get(1)
-        && first.starts_with('-')
-        && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
-    {
-        args.insert(1, "build".to_string());
-    }
-    args
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CliError(pub String);
-
-/// `KEY=VALUE` or `KEY` (value from the environment; skipped if unset, as kaniko does).
-pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, CliError> {
-    let mut out = BTreeMap::new();
-    for a in raw {
-        match a.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                out.insert(k.to_string(), v.to_string());
-            }
-            Some(_) => return Err(CliError(format!("invalid --build-arg {a:?}: expected KEY=VALUE or KEY"))),
-            None => {
-                if let Ok(v) = std::env::var(a) {
-                    out.insert(a.clone(), v);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn parse_kv(flag: &str, raw: &[String]) -> Result<Vec<(String, String)>, CliError> {
-    raw.iter()
-        .map(|a| match a.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(CliError(format!("invalid --{flag} {a:?}: expected KEY=VALUE"))),
-        })
-        .collect()
-}
-
-/// Finds the Dockerfile the way kaniko does: as given if it exists (absolute or relative to
-/// the working directory), else relative to the context.
-pub fn resolve_dockerfile(dockerfile: &Path, context: &Path) -> Result<PathBuf, CliError> {
-    if dockerfile.is_file() {
-        return Ok(dockerfile.to_path_buf());
-    }
-    let in_ctx = context.join(dockerfile);
-    if in_ctx.is_file() {
-        return Ok(in_ctx);
-    }
-    Err(CliError(format!(
-        "Dockerfile {} not found (looked in the working directory and in the context {})",
-        dockerfile.display(),
-        context.display()
-    )))
-}
-
 impl BuildArgs {
     pub fn to_options(&self) -> Result<BuildOptions, CliError> {
         let ctx = self.context.strip_prefix("dir://").unwrap_or(&self.context);
@@ -700,18 +407,10 @@ fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platf
     Ok(out)
 }
 
-fn parse_size_arg(s: &str) -> Result<u64, String> {
-    crate::debugger::parse_size(s)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::{Command, parse};
     use super::*;
-
-    fn parse(args: &[&str]) -> Cli {
-        let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        Cli::try_parse_from(normalize_args(v)).unwrap()
-    }
 
     #[test]
     fn platforms_are_listed_or_repeated_and_never_twice() {
@@ -736,112 +435,12 @@ mod tests {
     }
 
     #[test]
-    fn kaniko_style_invocation_is_build() {
-        let cli = parse(&["trowel", "--context", "/ws", "--destination", "r/x:1", "--no-push=true"]);
-        let Command::Build(b) = cli.command else { panic!("expected build") };
-        assert_eq!(b.context, "/ws");
-        assert!(b.no_push);
-        assert_eq!(b.destinations, vec!["r/x:1"]);
-    }
-
-    #[test]
     fn kaniko_bool_flags_take_values() {
         let cli = parse(&["trowel", "build", "--reproducible=false", "--single-snapshot", "--ignore-var-run=false"]);
         let Command::Build(b) = cli.command else { panic!("expected build") };
         assert!(!b.reproducible);
         assert!(b.single_snapshot);
         assert!(!b.ignore_var_run);
-    }
-
-    #[test]
-    fn debug_takes_build_flags_and_debugger_flags() {
-        let cli = parse(&[
-            "trowel",
-            "debug",
-            "--context",
-            "/ws",
-            "--no-push",
-            "--break",
-            "7",
-            "--break",
-            "cache-miss",
-            "--step",
-            "--no-mouse",
-            "--theme",
-            "light",
-        ]);
-        let Command::Debug(d) = cli.command else { panic!("expected debug") };
-        assert_eq!(d.build.context, "/ws");
-        assert!(d.build.no_push && d.step && d.ui.no_mouse && !d.no_break_on_failure);
-        assert_eq!(d.build.breakpoints, vec!["7", "cache-miss"]);
-        assert_eq!(d.ui.theme.as_deref(), Some("light"));
-        let cli = parse(&["trowel", "replay", "t.jsonl", "--theme", "mono"]);
-        let Command::Replay(r) = cli.command else { panic!("expected replay") };
-        assert!(!r.summary && r.ui.theme.as_deref() == Some("mono"));
-        assert_eq!(r.compare, None);
-        let cli = parse(&["trowel", "replay", "a.jsonl", "--compare", "b.jsonl", "--summary"]);
-        let Command::Replay(r) = cli.command else { panic!("expected replay") };
-        assert_eq!((r.trace, r.compare, r.summary), ("a.jsonl".into(), Some("b.jsonl".into()), true));
-    }
-
-    #[test]
-    fn build_args_from_env_and_values() {
-        // SAFETY: tests in this module do not read this variable concurrently.
-        unsafe { std::env::set_var("TROWEL_TEST_ARG_FROM_ENV", "from-env") };
-        let m = parse_build_args(&[
-            "A=1".into(),
-            "B=x=y".into(),
-            "TROWEL_TEST_ARG_FROM_ENV".into(),
-            "UNSET_ARG_XYZ".into(),
-        ])
-        .unwrap();
-        assert_eq!(m.get("A").unwrap(), "1");
-        assert_eq!(m.get("B").unwrap(), "x=y");
-        assert_eq!(m.get("TROWEL_TEST_ARG_FROM_ENV").unwrap(), "from-env");
-        assert!(!m.contains_key("UNSET_ARG_XYZ"));
-        assert!(parse_build_args(&["=1".into()]).is_err());
-    }
-
-    #[test]
-    fn warm_takes_kaniko_warmer_flags() {
-        let cli = parse(&[
-            "trowel",
-            "warm",
-            "-i",
-            "busybox:1.35",
-            "--image=alpine",
-            "-d",
-            "Dockerfile",
-            "-c",
-            "/tmp/c",
-            "-f",
-            "--cache-ttl",
-            "1h30m",
-            "--customPlatform",
-            "linux/arm64",
-            "--insecure-pull",
-            "--registry-certificate",
-            "reg.example=/ca.pem",
-        ]);
-        let Command::Warm(w) = cli.command else { panic!("not warm") };
-        assert_eq!(w.images, ["busybox:1.35", "alpine"]);
-        assert_eq!(w.dockerfile.as_deref(), Some(Path::new("Dockerfile")));
-        assert_eq!(w.cache_dir, Path::new("/tmp/c"));
-        assert!(w.force);
-        assert_eq!(w.cache_ttl, std::time::Duration::from_secs(5400));
-        assert_eq!(w.platforms().unwrap(), [Platform::parse("linux/arm64").unwrap()]);
-        let r = w.registry_options().unwrap();
-        assert!(r.insecure_pull && !r.insecure);
-        assert_eq!(r.registry_certificates, vec![("reg.example".to_string(), PathBuf::from("/ca.pem"))]);
-
-        let cli = parse(&["trowel", "warm", "-i", "x"]);
-        let Command::Warm(w) = cli.command else { panic!("not warm") };
-        assert_eq!(w.cache_dir, Path::new("/cache"));
-        assert_eq!(w.cache_ttl, std::time::Duration::from_secs(336 * 3600));
-        assert!(!w.force);
-
-        let bad = Cli::try_parse_from(["trowel", "warm", "-i", "x", "--cache-ttl", "2w"]).unwrap_err().to_string();
-        assert!(bad.contains("2w"), "{bad}");
     }
 
     #[test]
@@ -859,42 +458,5 @@ mod tests {
         b.no_push = true;
         let o = b.to_options().unwrap();
         assert_eq!((o.layers.max_file_size, o.layers.max_layer_size), (Some(1 << 20), None));
-    }
-
-    #[test]
-    fn warm_platforms_are_repeatable_comma_separated_and_checked() {
-        let platforms = |args: &[&str]| {
-            let cli = parse(&[&["trowel", "warm", "-i", "x"], args].concat());
-            let Command::Warm(w) = cli.command else { panic!("not warm") };
-            w.platforms().map(|v| v.iter().map(|p| p.to_string()).collect::<Vec<_>>()).map_err(|e| e.0)
-        };
-        assert_eq!(platforms(&[]).unwrap(), Vec::<String>::new());
-        assert_eq!(
-            platforms(&["--platform", "linux/amd64,linux/arm64", "--platform=linux/riscv64"]).unwrap(),
-            ["linux/amd64", "linux/arm64", "linux/riscv64"]
-        );
-        // arm64 and arm64/v8 are one platform; --custom-platform adds one.
-        assert_eq!(
-            platforms(&["--platform", "linux/arm64,linux/arm64/v8", "--custom-platform", "linux/arm/v7"]).unwrap(),
-            ["linux/arm64", "linux/arm/v7"]
-        );
-        // x86_64 is containerd's alias of amd64: one platform.
-        assert_eq!(platforms(&["--platform", "linux/amd64,linux/x86_64"]).unwrap(), ["linux/amd64"]);
-        let e = platforms(&["--platform", "linux/amd64,linux/amd46"]).unwrap_err();
-        assert!(
-            e.starts_with("--platform: invalid platform \"linux/amd46\"") && e.contains("did you mean amd64?"),
-            "{e}"
-        );
-        let e = platforms(&["--customPlatform", "linux"]).unwrap_err();
-        assert!(e.starts_with("--custom-platform: invalid platform \"linux\""), "{e}");
-    }
-
-    #[test]
-    fn invoked_as_warmer_is_warm() {
-        let cli = parse(&["/kaniko/warmer", "--image", "x", "--cache-dir=/c"]);
-        let Command::Warm(w) = cli.command else { panic!("not warm") };
-        assert_eq!(w.images, ["x"]);
-        let cli = parse(&["/usr/bin/warmer", "warm", "-i", "y"]);
-        assert!(matches!(cli.command, Command::Warm(_)));
     }
 }
