@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::digest_reader;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
+use crate::fs::overlay_mount::{LayerMount, OverlayKind, OverlaySpec};
 use crate::fs::snapshot::{Change, ChangeKind, PrevMeta};
 use crate::fs::{FileType, FsError, Root, Stat, path};
 
@@ -20,7 +21,7 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 pub struct Overlay {
     pub upper: PathBuf,
     pub merged: PathBuf,
-    mounted: bool,
+    mount: LayerMount,
 }
 
 fn io(op: &'static str, p: &Path, e: impl Into<std::io::Error>) -> FsError {
@@ -37,39 +38,16 @@ impl Overlay {
         for d in [&upper, &work, &merged] {
             std::fs::create_dir_all(d).map_err(|e| io("mkdir", d, e))?;
         }
-        for p in [lower, &upper, &work] {
-            let s = p.to_string_lossy();
-            if s.contains([',', ':', '\\']) {
-                return Err(io("mount overlay", p, std::io::Error::other("path contains ',', ':' or '\\'")));
-            }
-        }
-        let data = std::ffi::CString::new(format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.display(),
-            upper.display(),
-            work.display()
-        ))
-        .map_err(|e| io("mount overlay", lower, std::io::Error::other(e)))?;
-        rustix::mount::mount("overlay", &merged, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
-            .map_err(|e| io("mount overlay on", &merged, e))?;
-        Ok(Overlay { upper, merged, mounted: true })
+        let lowers = [lower.to_path_buf()];
+        let mount =
+            OverlaySpec { kind: OverlayKind::View, lowers: &lowers, upper: &upper, work: &work }.mount(&merged)?;
+        Ok(Overlay { upper, merged, mount })
     }
 
+    /// Unmounts, failing while a process still uses the overlay (its upper directory is read
+    /// next and must not change).
     pub fn unmount(&mut self) -> Result<(), FsError> {
-        if self.mounted {
-            rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::empty())
-                .map_err(|e| io("unmount", &self.merged, e))?;
-            self.mounted = false;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Overlay {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
-        }
+        self.mount.unmount_idle()
     }
 }
 

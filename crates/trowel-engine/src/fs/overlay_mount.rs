@@ -1,5 +1,12 @@
-//! Mounting an overlay of many read-only layer directories (the unpacked-layer store's entries)
-//! under one writable upper directory, and taking it away again.
+//! The one place trowel builds overlayfs mounts: which options each kind of overlay gets, how
+//! they reach the kernel, and the mount-namespace rule that makes them vanish with their build.
+//! Three users mount overlays, and all go through [`OverlaySpec`]:
+//! - the unpacked-layer store's build roots, and a layer applied through the entries below it
+//!   to make an entry (`engine/root_store.rs`): [`OverlayKind::LayerStack`];
+//! - a debugger shell session over a build root, whose upper directory is read back and kept or
+//!   thrown away (`fs/overlay.rs`), and the writable view a `RUN --mount` of another stage or
+//!   the context gets (`engine/mounts/prepare.rs`, mounted detached by the sandbox in
+//!   `sandbox/mounts.rs`): [`OverlayKind::View`].
 //!
 //! A Debian-based image has a handful of layers, a long-lived CI image sixty or more, and the
 //! classic `mount(2)` takes all of an overlay's options as one string of at most a page: with
@@ -7,15 +14,29 @@
 //! `fsconfig`, `fsmount`, `move_mount`) takes each lower directory as its own `lowerdir+`
 //! parameter (Linux ≥ 6.8), so the number of layers is bounded only by overlayfs itself (500).
 //! Older kernels get the classic string while it fits, and an error saying so when it does not
-//! (the caller then unpacks the layers into a directory as it did before the store).
+//! (the caller then unpacks the layers into a directory as it did before the store). One lower
+//! directory is passed as `lowerdir`, which every kernel with the new API knows.
 //!
-//! The mount uses `index=on`: a base file with several names (hard links) that a RUN changes
-//! through one name changes under all of them, as in a plain directory; without the index,
-//! overlayfs copies up only the name that was written and the others keep the old content.
+//! Options, and why:
+//! - `index=on` for a layer stack: a base file with several names (hard links) that a RUN
+//!   changes through one name changes under all of them, as in a plain directory; without the
+//!   index, overlayfs copies up only the name that was written and the others keep the old
+//!   content. `index=off` for a view: its lower directory may itself be an overlay (a root
+//!   mounted from the store), which cannot give the file handles the index needs.
+//! - `xino=auto` for a layer stack: inode numbers stay stable across copy-up even when the
+//!   layers and the upper directory are on different filesystems, or a snapshot could not tell
+//!   a directory a step wrote into from one it re-created.
+//! - `redirect_dir=off` and `metacopy=off` always, whatever the kernel's defaults: a renamed
+//!   directory is copied up whole and a changed owner or mode copies the data too, so an upper
+//!   directory is complete on its own. A store entry is later the lower directory of other
+//!   mounts, and a shell session's upper directory is read back by `fs/overlay.rs`, which knows
+//!   whiteouts and opaque directories only; neither could follow a redirect or a metacopy file.
+//!
 //! Every mount is detached when its [`LayerMount`] is dropped, so an error path cannot leave a
 //! root mounted in the work dir.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{
@@ -27,6 +48,133 @@ use super::FsError;
 
 /// The most overlayfs stacks (its `OVL_MAX_STACK`).
 pub const MAX_LOWERS: usize = 500;
+
+/// What an overlay is for, which decides its options (see the module's comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverlayKind {
+    /// Layers of the unpacked-layer store under a build root or an entry being made.
+    LayerStack,
+    /// A writable view of one directory, its upper directory read back or thrown away.
+    View,
+}
+
+/// An overlay to mount: `lowers` from the bottom layer to the top one, read-only; `upper` and
+/// `work` (empty directories on one filesystem) take every write.
+#[derive(Debug, Clone, Copy)]
+pub struct OverlaySpec<'a> {
+    pub kind: OverlayKind,
+    pub lowers: &'a [PathBuf],
+    pub upper: &'a Path,
+    pub work: &'a Path,
+}
+
+impl OverlaySpec<'_> {
+    /// The options besides the directories, in the order they are given.
+    fn options(&self) -> &'static [(&'static str, &'static str)] {
+        match self.kind {
+            OverlayKind::LayerStack => {
+                &[("index", "on"), ("xino", "auto"), ("redirect_dir", "off"), ("metacopy", "off")]
+            }
+            OverlayKind::View => &[("index", "off"), ("redirect_dir", "off"), ("metacopy", "off")],
+        }
+    }
+
+    fn check_count(&self) -> Result<(), String> {
+        if self.lowers.is_empty() || self.lowers.len() > MAX_LOWERS {
+            return Err(format!("an overlay takes 1 to {MAX_LOWERS} lower directories, not {}", self.lowers.len()));
+        }
+        Ok(())
+    }
+
+    /// The paths overlayfs would split or unescape in a `lowerdir`/`upperdir`/`workdir` value
+    /// (`lowerdir+` takes any path, one at a time).
+    fn check_separators<'p>(&self, paths: impl IntoIterator<Item = &'p Path>) -> Result<(), (PathBuf, String)> {
+        for p in paths {
+            if p.to_string_lossy().contains([',', ':', '\\']) {
+                return Err((p.to_path_buf(), "path contains ',', ':' or '\\'".to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A configured (created, not yet mounted) overlay by the new mount API.
+    fn configure(&self) -> rustix::io::Result<OwnedFd> {
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        if let [only] = self.lowers {
+            fsconfig_set_string(&fs, "lowerdir", only.as_path())?;
+        } else {
+            // The first lower given is the top one, as in the classic `lowerdir=top:…:bottom`.
+            for l in self.lowers.iter().rev() {
+                fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
+            }
+        }
+        fsconfig_set_string(&fs, "upperdir", self.upper)?;
+        fsconfig_set_string(&fs, "workdir", self.work)?;
+        for (key, value) in self.options() {
+            fsconfig_set_string(&fs, *key, *value)?;
+        }
+        fsconfig_create(&fs)?;
+        Ok(fs)
+    }
+
+    /// The overlay as a detached mount with `attrs` (the sandbox attaches it inside a root).
+    /// One lower directory, whose path, like the upper and work directories', holds none of
+    /// `,`, `:` and `\`.
+    pub fn detached(&self, attrs: MountAttrFlags) -> Result<OwnedFd, String> {
+        self.check_count()?;
+        let single = self.lowers.iter().map(PathBuf::as_path).chain([self.upper, self.work]);
+        self.check_separators(single).map_err(|(p, why)| format!("overlay path {}: {why}", p.display()))?;
+        let fs = self.configure().map_err(|e| e.to_string())?;
+        fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| e.to_string())
+    }
+
+    /// Mounts the overlay at `target` (an existing empty directory).
+    pub fn mount(&self, target: &Path) -> Result<LayerMount, FsError> {
+        self.check_count().map_err(|why| err("mount overlay on", target, io::Error::other(why)))?;
+        if let [only] = self.lowers {
+            // `lowerdir` splits at `:` and unescapes `\`, even from the new API.
+            let paths = [only.as_path(), self.upper, self.work];
+            self.check_separators(paths).map_err(|(p, why)| err("mount overlay", &p, io::Error::other(why)))?;
+        }
+        let mounted = self.configure().and_then(|fs| {
+            let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+            move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        });
+        match mounted {
+            Ok(()) => {}
+            // No new mount API, or no `lowerdir+` (before 6.8): the classic option string.
+            Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => self.mount_classic(target)?,
+            Err(e) => return Err(err("mount overlay on", target, e)),
+        }
+        Ok(LayerMount { target: target.to_path_buf(), mounted: true })
+    }
+
+    fn mount_classic(&self, target: &Path) -> Result<(), FsError> {
+        let all = self.lowers.iter().map(PathBuf::as_path).chain([self.upper, self.work]);
+        self.check_separators(all).map_err(|(p, why)| err("mount overlay", &p, io::Error::other(why)))?;
+        let lowerdir: Vec<String> = self.lowers.iter().rev().map(|l| l.display().to_string()).collect();
+        let mut data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowerdir.join(":"),
+            self.upper.display(),
+            self.work.display()
+        );
+        for (key, value) in self.options() {
+            data.push_str(&format!(",{key}={value}"));
+        }
+        // The kernel copies one page of options; a longer string would be cut, not refused.
+        if data.len() >= 4096 {
+            let why = format!(
+                "{} layers make mount options longer than a page and this kernel has no lowerdir+",
+                self.lowers.len()
+            );
+            return Err(err("mount overlay on", target, io::Error::other(why)));
+        }
+        let data = std::ffi::CString::new(data).map_err(|e| err("mount overlay on", target, io::Error::other(e)))?;
+        rustix::mount::mount("overlay", target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
+            .map_err(|e| err("mount overlay on", target, e))
+    }
+}
 
 /// An overlay mounted at `target`; unmounted (detached) when dropped.
 #[derive(Debug)]
@@ -40,23 +188,11 @@ fn err(op: &'static str, p: &Path, e: impl Into<io::Error>) -> FsError {
 }
 
 impl LayerMount {
-    /// Mounts an overlay at `target` (an existing empty directory): `lowers` from the bottom
+    /// Mounts a layer stack at `target` (an existing empty directory): `lowers` from the bottom
     /// layer to the top one, read-only; `upper` and `work` (empty directories on one
     /// filesystem) take every write.
     pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<LayerMount, FsError> {
-        if lowers.is_empty() || lowers.len() > MAX_LOWERS {
-            let why = format!("an overlay takes 1 to {MAX_LOWERS} lower directories, not {}", lowers.len());
-            return Err(err("mount overlay on", target, io::Error::other(why)));
-        }
-        match mount_new_api(lowers, upper, work, target) {
-            Ok(()) => {}
-            // No new mount API, or no `lowerdir+` (before 6.8): the classic option string.
-            Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {
-                mount_classic(lowers, upper, work, target)?
-            }
-            Err(e) => return Err(err("mount overlay on", target, e)),
-        }
-        Ok(LayerMount { target: target.to_path_buf(), mounted: true })
+        OverlaySpec { kind: OverlayKind::LayerStack, lowers, upper, work }.mount(target)
     }
 
     pub fn target(&self) -> &Path {
@@ -81,6 +217,16 @@ impl LayerMount {
                 .and_then(|rest| rest.split(' ').nth(2))
                 .is_some_and(|o| o.split(',').any(|x| x == "xino=on"))
         })
+    }
+
+    /// Unmounts now, failing (and staying mounted) while a process still uses the mount: for
+    /// a caller about to read the upper directory, which must not change under it.
+    pub fn unmount_idle(&mut self) -> Result<(), FsError> {
+        if self.mounted {
+            rustix::mount::unmount(&self.target, UnmountFlags::empty()).map_err(|e| err("unmount", &self.target, e))?;
+            self.mounted = false;
+        }
+        Ok(())
     }
 
     /// Unmounts now, reporting a failure (a process still using the root keeps it busy).
@@ -114,45 +260,6 @@ pub fn private_mount_namespace() -> Result<(), String> {
         .map_err(|e| format!("unshare the mount namespace: {e}"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
         .map_err(|e| format!("make the mounts of / receive-only: {e}"))
-}
-
-fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> rustix::io::Result<()> {
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    // The first lower given is the top one, as in the classic `lowerdir=top:…:bottom`.
-    for l in lowers.iter().rev() {
-        fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
-    }
-    fsconfig_set_string(&fs, "upperdir", upper)?;
-    fsconfig_set_string(&fs, "workdir", work)?;
-    fsconfig_set_string(&fs, "index", "on")?;
-    fsconfig_set_string(&fs, "xino", "auto")?;
-    fsconfig_create(&fs)?;
-    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
-    move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-}
-
-fn mount_classic(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), FsError> {
-    for p in lowers.iter().map(PathBuf::as_path).chain([upper, work]) {
-        if p.to_string_lossy().contains([',', ':', '\\']) {
-            return Err(err("mount overlay", p, io::Error::other("path contains ',', ':' or '\\'")));
-        }
-    }
-    let lowerdir: Vec<String> = lowers.iter().rev().map(|l| l.display().to_string()).collect();
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={},index=on,xino=auto",
-        lowerdir.join(":"),
-        upper.display(),
-        work.display()
-    );
-    // The kernel copies one page of options; a longer string would be cut, not refused.
-    if data.len() >= 4096 {
-        let why =
-            format!("{} layers make mount options longer than a page and this kernel has no lowerdir+", lowers.len());
-        return Err(err("mount overlay on", target, io::Error::other(why)));
-    }
-    let data = std::ffi::CString::new(data).map_err(|e| err("mount overlay on", target, io::Error::other(e)))?;
-    rustix::mount::mount("overlay", target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
-        .map_err(|e| err("mount overlay on", target, e))
 }
 
 #[cfg(test)]
@@ -196,5 +303,31 @@ mod tests {
         drop(m);
         let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounted.contains(merged.to_str().unwrap()), "still mounted after drop");
+    }
+
+    /// Whatever the kernel's defaults, a directory of a lower layer is never renamed by a
+    /// redirect (its upper directory would not be complete on its own): the rename is refused
+    /// with EXDEV, which `mv` answers by copying. Views and layer stacks alike.
+    #[test]
+    fn a_lower_directory_is_never_renamed_by_a_redirect() {
+        if !root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        for kind in [OverlayKind::View, OverlayKind::LayerStack] {
+            let t = tempfile::tempdir().unwrap();
+            let (lower, upper, work, merged) =
+                (t.path().join("l"), t.path().join("u"), t.path().join("w"), t.path().join("m"));
+            for d in [&lower, &upper, &work, &merged] {
+                std::fs::create_dir(d).unwrap();
+            }
+            std::fs::create_dir(lower.join("dir")).unwrap();
+            std::fs::write(lower.join("dir/f"), b"f").unwrap();
+            let lowers = [lower.clone()];
+            let m = OverlaySpec { kind, lowers: &lowers, upper: &upper, work: &work }.mount(&merged).unwrap();
+            let e = std::fs::rename(merged.join("dir"), merged.join("moved")).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{kind:?}: {e}");
+            drop(m);
+        }
     }
 }

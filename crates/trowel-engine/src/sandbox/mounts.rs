@@ -9,8 +9,9 @@
 //!
 //! Two phases, because the host's filesystem is detached when init enters the root:
 //! - [`detach`], before the pivot, turns each host path into a detached mount (`open_tree`, or
-//!   `fsmount` of an overlay), opening the path with `RESOLVE_NO_SYMLINKS` so that a path
-//!   changed behind trowel's back cannot lead elsewhere;
+//!   an overlay built by `fs/overlay_mount.rs`, the one place overlay options are chosen),
+//!   opening the path with `RESOLVE_NO_SYMLINKS` so that a path changed behind trowel's back
+//!   cannot lead elsewhere;
 //! - [`attach`], after it, puts every mount at its target, parents before children. Targets are
 //!   resolved by the kernel inside the new root, so a symlink in the image cannot lead a mount
 //!   out of it. A target missing from the image was created by the parent (`stubs.rs`) and is
@@ -28,10 +29,11 @@ use std::path::PathBuf;
 
 use nix::mount::{MsFlags, mount};
 use rustix::fs::{CWD, FileType, Mode, OFlags, ResolveFlags};
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
+use rustix::mount::{MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 use serde::{Deserialize, Serialize};
 
 use super::helper::{Context, Failure, Step};
+use crate::fs::overlay_mount::{OverlayKind, OverlaySpec};
 
 /// One mount of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,14 +165,11 @@ pub(super) fn detach(mounts: &[&Mount]) -> Step<Vec<Option<OwnedFd>>> {
                 Ok(Some(tree))
             }
             MountSource::Overlay { lower, upper, work } => {
-                let what = || format!("overlay of {} for the mount on {}", lower.display(), m.target);
-                let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).context(what)?;
-                for (key, value) in [("lowerdir", lower), ("upperdir", upper), ("workdir", work)] {
-                    rustix::mount::fsconfig_set_string(&fs, key, value.as_path()).context(what)?;
-                }
-                rustix::mount::fsconfig_create(&fs).context(what)?;
-                let tree = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_NODEV)
-                    .context(what)?;
+                let lowers = [lower.clone()];
+                let spec = OverlaySpec { kind: OverlayKind::View, lowers: &lowers, upper, work };
+                let tree = spec.detached(MountAttrFlags::MOUNT_ATTR_NODEV).map_err(|e| {
+                    Failure(format!("overlay of {} for the mount on {}: {e}", lower.display(), m.target))
+                })?;
                 Ok(Some(tree))
             }
             MountSource::Tmpfs { .. } | MountSource::File { .. } => Ok(None),
