@@ -4,9 +4,11 @@
 //! ([`cli`]), and consumes its events: the plain log ([`log`]), recorded traces and their
 //! replay ([`trace`]), two traces compared ([`compare`]), the terminal debugger ([`tui`]) and
 //! its controller ([`debugger`]), the prompt a `trowel build --break` pauses at ([`prompt`]),
-//! `trowel warm` ([`warm`]) and `trowel check` ([`check`]); they write sizes with [`units`].
+//! `trowel warm` ([`warm`]), `trowel check` ([`check`]) and `trowel cache` ([`cache_cmd`]); they
+//! write sizes with [`units`].
 //! `src/main.rs` only dispatches.
 
+pub mod cache_cmd;
 pub mod check;
 pub mod cli;
 pub mod compare;

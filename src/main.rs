@@ -20,6 +20,7 @@ fn main() {
         Command::Replay(args) => run_replay(&args),
         Command::Warm(args) => trowel::warm::main(&args),
         Command::Check(args) => trowel::check::main(&args),
+        Command::Cache(args) => trowel::cache_cmd::main(&args),
     };
     std::process::exit(code);
 }
@@ -89,9 +90,24 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     } else {
         engine::build(&opts, &emitter, &mut Continue)
     };
+    prune_after(args);
     match result {
         Ok(_) => 0,
         Err(e) => e.exit_code(),
+    }
+}
+
+/// `--cache-dir-max-size`: the cache dir pruned once the build is over (failed or not: what it
+/// added takes space either way), its own entries no longer held. Printed, not an event: the
+/// build and its trace are finished.
+fn prune_after(args: &trowel::cli::BuildArgs) {
+    let Some(max) = args.cache_dir_max_size else { return };
+    if !args.cache_dir.is_dir() {
+        return;
+    }
+    match trowel::cache_cmd::after_build(&args.cache_dir, max) {
+        Ok(line) => eprintln!("{line}"),
+        Err(e) => eprintln!("warning: pruning the cache dir: {e}"),
     }
 }
 
@@ -211,7 +227,9 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
         theme,
         trace: args.build.trace.clone(),
     };
-    match trowel::tui::run_debug(cfg) {
+    let result = trowel::tui::run_debug(cfg);
+    prune_after(&args.build);
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -278,6 +278,12 @@ pub fn main(args: &WarmArgs) -> i32 {
             return 1;
         }
     };
+    if let Some(max) = args.cache_dir_max_size {
+        match crate::cache_cmd::after_build(&opts.cache_dir, max) {
+            Ok(line) => printer.print(Level::Info, &line),
+            Err(e) => printer.print(Level::Warn, &format!("pruning the cache dir: {e}")),
+        }
+    }
     let failed = failed_images(&results).len();
     match exit_code(&results) {
         0 if failed > 0 => {

@@ -164,6 +164,10 @@ pub struct BuildArgs {
     /// kept unpacked between builds (`unpacked/`) and cache mounts persist (`mounts/`).
     #[arg(long, default_value = "/cache")]
     pub cache_dir: PathBuf,
+    /// After the build, prune the cache dir to at most this size (e.g. 20GB), least recently
+    /// used entries first, as `trowel cache prune --max-size` does (off by default: see README).
+    #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
+    pub cache_dir_max_size: Option<u64>,
     /// Look up cached layers but never push new ones.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
     pub no_push_cache: bool,

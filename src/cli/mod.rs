@@ -3,7 +3,7 @@
 //! subcommand but with flags (`trowel --context … --destination …`) is `trowel build`.
 //!
 //! One file per subcommand's flags (`build`, `debug`, `replay`, `warm`) and per flag group
-//! several share (`registry`, `logging`, `ui`); this file holds the top-level parser, the
+//! several share (`registry`, `logging`, `ui`), and `cache` (prune and check); this file holds the top-level parser, the
 //! kaniko-style invocations and the small parsers every subcommand uses.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ macro_rules! bool_flag {
 }
 
 mod build;
+mod cache;
 mod debug;
 mod logging;
 mod registry;
@@ -27,6 +28,7 @@ mod ui;
 mod warm;
 
 pub use build::{BuildArgs, CompressionArg, IsolationArg, SnapshotModeArg};
+pub use cache::{CacheArgs, CacheCommand, CheckCacheArgs, PruneArgs};
 pub use debug::DebugArgs;
 pub use logging::{LogArgs, Verbosity};
 pub use registry::RegistryArgs;
@@ -59,6 +61,9 @@ pub enum Command {
     /// Run BuildKit's build checks on a Dockerfile without building it (`docker build
     /// --check`): every finding with its file, line, rule and documentation page.
     Check(Box<crate::check::CheckArgs>),
+    /// Bound and verify a cache dir: `trowel cache prune` removes the least recently used
+    /// entries, `trowel cache check` verifies every entry.
+    Cache(CacheArgs),
 }
 
 /// Inserts `build` when trowel is invoked the kaniko way (flags without a subcommand), and

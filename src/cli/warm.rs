@@ -39,6 +39,10 @@ pub struct WarmArgs {
     /// multi-platform build): every image is cached once for each.
     #[arg(long = "platform", value_name = "PLATFORMS", value_delimiter = ',')]
     pub platforms: Vec<String>,
+    /// After warming, prune the cache dir to at most this size (e.g. 20GB), least recently used
+    /// entries first, as `trowel cache prune --max-size` does (off by default: see README).
+    #[arg(long, value_parser = super::parse_size_arg, value_name = "SIZE")]
+    pub cache_dir_max_size: Option<u64>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]

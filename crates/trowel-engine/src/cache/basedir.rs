@@ -240,6 +240,8 @@ impl BaseImageCache {
                 (Some(_), 1) => None,
                 _ => entry.index_digest.clone(),
             };
+            // Its last use, for `trowel cache prune` (the TTL reads `written_at`, not this).
+            crate::cache::usage::touch(&self.refs.join(key.file_name()));
             return Ok(Ok(CachedBase {
                 image: ResolvedImage {
                     reference: r.clone(),
@@ -370,6 +372,24 @@ impl BaseImageCache {
         }
         Ok(Some(bytes))
     }
+}
+
+/// For `trowel cache prune` and `check`: the blobs the entry file at `path` names (manifest,
+/// config, layers), or why it is not a usable entry (garbage, another version, a key that does
+/// not match its file name).
+pub(crate) fn entry_blobs(path: &Path) -> Result<Vec<Descriptor>, String> {
+    let mut bytes = Vec::new();
+    File::open(path).and_then(|f| f.take(entry::MAX_ENTRY + 1).read_to_end(&mut bytes)).map_err(|e| e.to_string())?;
+    let e: entry::EntryFile = serde_json::from_slice(&bytes).map_err(|e| format!("not an entry: {e}"))?;
+    if e.version != entry::ENTRY_VERSION {
+        return Err(format!("entry version {} (this trowel writes {})", e.version, entry::ENTRY_VERSION));
+    }
+    if path.file_name().is_none_or(|n| *n != *e.key.file_name()) {
+        return Err("its key does not match its file name".into());
+    }
+    let mut out = vec![e.manifest, e.config];
+    out.extend(e.layers);
+    Ok(out)
 }
 
 /// The manifest names the same config and layers as the entry.

@@ -114,6 +114,12 @@ impl LocalLayers {
         Ok(LocalLayers { dir, blobs, ttl, ttl_text })
     }
 
+    /// The cache dir's GC lock, shared (`cache/usage.rs`).
+    fn gc_shared(&self) -> Result<Option<File>, LocalError> {
+        let cache_dir = self.dir.parent().expect("the layers directory is in the cache dir");
+        crate::cache::usage::gc_shared(cache_dir).map_err(io_err(cache_dir))
+    }
+
     /// The file of the entry for `key`.
     pub fn entry_path(&self, key: &str) -> PathBuf {
         self.dir.join(format!("{key}.json"))
@@ -128,6 +134,8 @@ impl LocalLayers {
     /// blob that cannot be used is an error (the step runs; a corrupt blob is deleted).
     pub fn lookup(&self, key: &str, pointer: &str, build: &BlobStore) -> Result<Lookup, LocalError> {
         let path = self.entry_path(key);
+        // No prune collects the blob between the entry being read and the blob being linked.
+        let _gc = self.gc_shared()?;
         if let Some(entry) = read_entry(&path)? {
             if entry.key != key {
                 return Err(LocalError::Invalid { path, reason: "recorded key does not match the file name".into() });
@@ -149,6 +157,8 @@ impl LocalLayers {
                     other => other,
                 })?;
             }
+            // Its last use, for `trowel cache prune` (the TTL reads `created`, not this).
+            crate::cache::usage::touch(&path);
             let layer = entry.layer.as_ref().map(|l| (l.descriptor.clone(), l.diff_id.clone()));
             let created = Some(entry.created.clone());
             let info = info(&entry);
@@ -214,6 +224,8 @@ impl LocalLayers {
     /// Stores a step's entry (its layer's blob read from `build`, the build's store) and makes
     /// it the step's newest. Returns the entry's path.
     pub fn store(&self, entry: &LocalEntry, pointer: &str, build: &BlobStore) -> Result<PathBuf, LocalError> {
+        // No prune collects the blob between it being put and the entry naming it.
+        let _gc = self.gc_shared()?;
         if let Some(l) = &entry.layer {
             self.put_blob(&l.descriptor, build)?;
         }
@@ -250,6 +262,18 @@ impl LocalLayers {
         }
         sync_dir(dst.parent().expect("blob paths have a parent"))
     }
+}
+
+/// For `trowel cache prune` and `check`: the blob the entry or pointer file at `path` names
+/// (`None`: a step that changed no files), or why it cannot be used (torn, flipped, or an
+/// entry whose recorded key is not its file name).
+pub(crate) fn entry_blob(path: &Path) -> Result<Option<Descriptor>, String> {
+    let entry = read_entry(path).map_err(|e| e.to_string())?.ok_or("missing")?;
+    let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !name.starts_with("step-") && entry.key != name {
+        return Err("recorded key does not match the file name".into());
+    }
+    Ok(entry.layer.map(|l| l.descriptor))
 }
 
 /// What the rest of the cache reads of an entry.

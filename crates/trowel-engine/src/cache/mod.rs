@@ -7,11 +7,15 @@
 //!   the cache repository (COPY/ADD without `--cache-copy-layers`);
 //! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
 //!   and builds read FROM images from;
-//! - [`unpacked`]: layers kept unpacked under the cache dir, that build roots are overlays of.
+//! - [`unpacked`]: layers kept unpacked under the cache dir, that build roots are overlays of;
+//! - [`usage`]: how builds mark what they use and when they last used it, and
+//!   [`prune`]: `trowel cache prune` and `check`, which bound and verify the cache dir.
 
 pub mod basedir;
 pub mod explain;
 pub mod key;
 pub mod local;
+pub mod prune;
 pub mod registry;
 pub mod unpacked;
+pub mod usage;

@@ -7,6 +7,7 @@
 //! ```text
 //! <dir>/sha256/<chain id hex>/   one layer, in overlayfs's format, over the layers below it
 //! <dir>/tmp/<random>/            an entry being made: upper/, work/, empty/, .lock
+//! <dir>/uses/<chain id hex>       its use lock and last use (`cache/usage.rs`)
 //! ```
 //! An entry is keyed by the layer's OCI *chain ID* (the digest of the diff_ids of it and every
 //! layer below), not by its own diff_id: it is made by applying the layer through an overlay of
@@ -107,6 +108,13 @@ impl UnpackedStore {
     /// Where the entry of chain ID `chain` is (whether or not it exists yet).
     pub fn entry(&self, chain: &Digest) -> PathBuf {
         self.dir.join("sha256").join(chain.hex())
+    }
+
+    /// Marks the entry of `chain` in use by this process until the returned lock is dropped
+    /// (see `cache/usage.rs`): taken before the entry is looked up or made, so `trowel cache
+    /// prune` never removes an entry a root may be mounted from.
+    pub fn hold(&self, chain: &Digest) -> io::Result<File> {
+        crate::cache::usage::use_entry(&self.dir, chain.hex()).map_err(|e| io_at(&self.dir, e))
     }
 
     /// Whether the entry of `chain` is complete and usable (only complete ones are ever there).

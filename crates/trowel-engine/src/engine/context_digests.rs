@@ -174,6 +174,17 @@ fn read_file(file: &Path, name: &str) -> Option<HashMap<String, Memo>> {
     Some(lines.filter_map(parse_line).filter(|(_, m)| !racy(m)).collect())
 }
 
+/// For `trowel cache check`: whether the memo file at `file` is whole (its trailer matches,
+/// and it names its context).
+pub(crate) fn file_is_intact(file: &Path) -> bool {
+    let mut text = String::new();
+    if File::open(file).and_then(|f| f.take(MAX_FILE).read_to_string(&mut text)).is_err() {
+        return false;
+    }
+    let name = text.lines().next().and_then(|l| l.strip_prefix(&format!("{HEADER}\t"))).map(str::to_string);
+    name.is_some_and(|n| read_file(file, &n).is_some())
+}
+
 /// Writes a memo file atomically: a synced temporary file renamed over `file`.
 fn write_file(dir: &Path, file: &Path, name: &str, entries: &[(String, Memo)]) -> io::Result<()> {
     let mut body = format!("{HEADER}\t{name}\n");

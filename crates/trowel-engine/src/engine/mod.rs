@@ -28,7 +28,7 @@ mod checks;
 mod container;
 mod contents;
 mod context;
-mod context_digests;
+pub(crate) mod context_digests;
 pub mod controller;
 mod copy_source;
 pub mod emit;

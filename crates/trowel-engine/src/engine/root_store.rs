@@ -48,6 +48,9 @@ pub(crate) struct StoreChoice {
     /// What the committers could not make entries of; deleted when the build ends, after its
     /// roots (which may be mounted from them).
     committers: Mutex<Vec<JoinHandle<Vec<Pending>>>>,
+    /// The use locks of every entry this build looked up or made, held until it ends: its
+    /// roots may be mounted from them (`cache/usage.rs`).
+    held: Mutex<HashMap<Digest, std::fs::File>>,
 }
 
 impl Drop for StoreChoice {
@@ -68,7 +71,13 @@ impl StoreChoice {
             None => Err("no cache dir (--cache-dir does not exist)".to_string()),
             Some(d) => Ok(d.to_path_buf()),
         };
-        StoreChoice { configured, ready: OnceLock::new(), made: Mutex::default(), committers: Mutex::default() }
+        StoreChoice {
+            configured,
+            ready: OnceLock::new(),
+            made: Mutex::default(),
+            committers: Mutex::default(),
+            held: Mutex::default(),
+        }
     }
 }
 
@@ -137,6 +146,10 @@ impl BuildContext<'_> {
         let committed_later = |made: Vec<(Pending, Digest)>| self.commit_later(store, made);
         let (mut entries, mut bytes, mut found) = (0u64, 0u64, 0usize);
         for (l, chain) in layers.iter().zip(&chains) {
+            if let Err(why) = self.hold_entry(store, chain) {
+                committed_later(made);
+                return Ok(Err(why));
+            }
             // Made by an earlier root of this build and still being committed.
             let ours = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner()).get(chain).cloned();
             if let Some(dir) = ours.filter(|d| d.is_dir()) {
@@ -207,6 +220,16 @@ impl BuildContext<'_> {
             });
         }
         Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }) }))
+    }
+
+    /// Takes the use lock of `chain`'s entry for the rest of the build (once per build).
+    fn hold_entry(&self, store: &UnpackedStore, chain: &Digest) -> Result<(), String> {
+        let mut held = self.unpacked.held.lock().unwrap_or_else(|p| p.into_inner());
+        if !held.contains_key(chain) {
+            let lock = store.hold(chain).map_err(|e| format!("an entry's use lock cannot be taken: {e}"))?;
+            held.insert(chain.clone(), lock);
+        }
+        Ok(())
     }
 
     /// Commits entries this build made on a thread of its own (see

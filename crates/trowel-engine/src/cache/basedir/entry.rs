@@ -33,7 +33,7 @@ use crate::registry::Reference;
 pub(crate) const ENTRY_VERSION: u32 = 1;
 /// An entry lists a manifest's descriptors; manifests are capped at 4 MiB by the registry client,
 /// so anything much bigger is not an entry trowel wrote.
-const MAX_ENTRY: u64 = 8 << 20;
+pub(crate) const MAX_ENTRY: u64 = 8 << 20;
 /// The platform part of a manifest-digest key: any platform.
 pub(crate) const ANY_PLATFORM: &str = "*";
 /// Prefix of in-progress entry files; never a valid entry name (those are `<64 hex>.json`).

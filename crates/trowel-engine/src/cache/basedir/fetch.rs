@@ -58,6 +58,10 @@ impl BaseImageCache {
         ttl: Option<Duration>,
         force: bool,
     ) -> Result<WarmOutcome, CacheDirError> {
+        // From the first blob written to the entry that names it, no prune may collect blobs
+        // (`cache/usage.rs`); the sweep waits at most for this one image.
+        let _gc = crate::cache::usage::gc_shared(&self.dir)
+            .map_err(|source| CacheDirError::Io { path: self.dir.join(crate::cache::usage::GC_LOCK), source })?;
         if !force {
             let (cache, r2, p2) = (self.clone(), r.clone(), platform.clone());
             let existing = tokio::task::spawn_blocking(move || -> Result<Option<CachedBase>, CacheDirError> {

@@ -22,7 +22,9 @@
 //! - `private` takes the first instance nobody holds, without waiting, or makes a new one.
 //!
 //! A new instance is made under a temporary name and renamed into place, so a build killed
-//! while making one never leaves a half-made cache behind.
+//! while making one never leaves a half-made cache behind. An instance's lock file's time is
+//! its last use; `trowel cache prune` removes an instance only while holding its lock
+//! exclusively (so never one in use), which is why a user makes sure of it again once locked.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -83,6 +85,10 @@ impl CacheStore {
                 let op =
                     if sharing == Sharing::Shared { FlockOperation::LockShared } else { FlockOperation::LockExclusive };
                 let waited = lock_waiting(&lock, op, waiting)?;
+                // A prune may have removed the instance before the lock was ours (it removes one
+                // only while holding its lock exclusively): made again, empty or from its seed.
+                self.ensure_instance(&cache, 0, seed)?;
+                crate::cache::usage::touch(&cache.join("0.lock"));
                 Ok(Lease { path: cache.join("0"), instance: 0, waited, _lock: lock })
             }
             Sharing::Private => {
@@ -92,6 +98,7 @@ impl CacheStore {
                         Ok(()) => {
                             // Made under its own exclusive lock: nobody else can be using it.
                             self.ensure_instance(&cache, n, seed)?;
+                            crate::cache::usage::touch(&cache.join(format!("{n}.lock")));
                             return Ok(Lease {
                                 path: cache.join(n.to_string()),
                                 instance: n,

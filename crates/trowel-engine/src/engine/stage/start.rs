@@ -140,6 +140,14 @@ impl StageRunner {
 /// asked instead (the build never writes to the cache directory).
 fn from_cache_dir(ctx: &BuildContext<'_>, r: &Reference, written: &str, platform: &Platform) -> Option<ResolvedImage> {
     let dir = ctx.base_cache.as_ref()?;
+    // No prune collects the blobs between the entry being read and them being linked.
+    let _gc = match crate::cache::usage::gc_shared(dir.dir()) {
+        Ok(l) => l,
+        Err(e) => {
+            ctx.emitter.warn(format!("cache directory {}: {e}", dir.dir().display()));
+            return None;
+        }
+    };
     let ttl = ctx.opts.cache.as_ref().map(|c| c.ttl);
     let cached = match dir.lookup_explained(r, platform, ttl) {
         Ok(Ok(c)) => c,
