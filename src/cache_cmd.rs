@@ -96,7 +96,11 @@ pub fn render(cache_dir: &Path, o: &Outcome, dry_run: bool) -> String {
         s.push_str(&format!("{verb} {kind} {} ({}{used})\n", rel(cache_dir, &r.path), bytes(r.bytes)));
     }
     for i in &o.in_use {
-        s.push_str(&format!("kept {} {} (in use by a running build)\n", i.kind.name(), rel(cache_dir, &i.path)));
+        s.push_str(&format!(
+            "kept {} {} (in use by a running build, or used since the prune began)\n",
+            i.kind.name(),
+            rel(cache_dir, &i.path)
+        ));
     }
     for l in &o.leftovers {
         s.push_str(&format!("{verb} leftover {}\n", rel(cache_dir, l)));

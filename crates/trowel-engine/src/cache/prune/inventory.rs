@@ -54,6 +54,8 @@ pub struct Item {
     /// Its size on disk, blobs not included.
     pub bytes: u64,
     pub last_use: SystemTime,
+    /// The file whose time `last_use` is, if it has one.
+    pub marker: Option<PathBuf>,
     /// The blobs it names.
     pub blobs: Vec<Digest>,
 }
@@ -185,9 +187,14 @@ impl Inventory {
             }
             // Last use: the use lock's time (set by every build that used it), else when the
             // entry was made (by a trowel from before the locks).
-            let last_use = fs::metadata(uses.join(&name)).map(|u| mtime(&u)).unwrap_or_else(|_| mtime(&m));
+            let lock = uses.join(&name);
+            let (last_use, marker) = match fs::metadata(&lock) {
+                Ok(u) => (mtime(&u), Some(lock)),
+                Err(_) => (mtime(&m), None),
+            };
             live.insert(name);
-            self.items.push(Item { kind: Kind::Unpacked, bytes: disk_usage(&path), path, last_use, blobs: Vec::new() });
+            let bytes = disk_usage(&path);
+            self.items.push(Item { kind: Kind::Unpacked, bytes, path, last_use, marker, blobs: Vec::new() });
         }
         for (_, path, _) in entries(&dir.join("tmp")) {
             if crate::fs::dir_lock::is_abandoned(&path) {
@@ -215,6 +222,7 @@ impl Inventory {
                     kind: Kind::BaseImage,
                     bytes: m.blocks() * 512,
                     last_use: mtime(&m),
+                    marker: Some(path.clone()),
                     blobs: ds.into_iter().map(|d| d.digest).collect(),
                     path,
                 }),
@@ -238,6 +246,7 @@ impl Inventory {
                     kind,
                     bytes: m.blocks() * 512,
                     last_use: mtime(&m),
+                    marker: Some(path.clone()),
                     blobs: d.filter(|_| kind == Kind::Layer).map(|d| d.digest).into_iter().collect(),
                     path,
                 }),
@@ -254,8 +263,14 @@ impl Inventory {
                 }
                 continue;
             }
-            let item =
-                Item { kind: Kind::ContextDigests, bytes: m.blocks() * 512, last_use: mtime(&m), blobs: vec![], path };
+            let item = Item {
+                kind: Kind::ContextDigests,
+                bytes: m.blocks() * 512,
+                last_use: mtime(&m),
+                marker: Some(path.clone()),
+                blobs: vec![],
+                path,
+            };
             self.items.push(item);
         }
     }
@@ -267,10 +282,13 @@ impl Inventory {
             }
             for (name, path, m) in entries(&cache) {
                 if name.parse::<usize>().is_ok() && m.is_dir() {
-                    let last_use =
-                        fs::metadata(cache.join(format!("{name}.lock"))).map(|l| mtime(&l)).unwrap_or(mtime(&m));
+                    let lock = cache.join(format!("{name}.lock"));
+                    let (last_use, marker) = match fs::metadata(&lock) {
+                        Ok(l) => (mtime(&l), Some(lock)),
+                        Err(_) => (mtime(&m), None),
+                    };
                     let bytes = disk_usage(&path);
-                    self.items.push(Item { kind: Kind::CacheMount, path, bytes, last_use, blobs: Vec::new() });
+                    self.items.push(Item { kind: Kind::CacheMount, path, bytes, last_use, marker, blobs: Vec::new() });
                 } else if name.starts_with(".new-") {
                     self.leftovers.push(Leftover::MountSeed { cache: cache.clone(), path });
                 }

@@ -70,7 +70,8 @@ pub struct Outcome {
     pub after: u64,
     /// Entries and blobs removed, oldest last use first (blobs: `kind` is `None`).
     pub removed: Vec<Removed>,
-    /// Entries that would have gone but are in use by a running build.
+    /// Entries that would have gone but are in use by a running build (or were used while the
+    /// prune ran).
     pub in_use: Vec<Item>,
     /// Leftovers of killed processes removed.
     pub leftovers: Vec<PathBuf>,
@@ -237,9 +238,13 @@ fn claim(item: &Item) -> io::Result<Option<Option<File>>> {
     }
 }
 
-/// Removes `item` unless a build holds it; returns whether it went.
+/// Removes `item` unless a build holds it or used it since the inventory was taken; returns
+/// whether it went.
 fn remove_item(cache_dir: &Path, item: &Item) -> io::Result<bool> {
     let Some(lock) = claim(item)? else { return Ok(false) };
+    if used_since(item) {
+        return Ok(false);
+    }
     match trash(cache_dir, &item.path) {
         Ok(()) => {}
         // Gone already (another prune).
@@ -254,6 +259,14 @@ fn remove_item(cache_dir: &Path, item: &Item) -> io::Result<bool> {
     }
     drop(lock);
     Ok(true)
+}
+
+/// Whether `item`'s last-use marker is newer than when the inventory read it: a build used it
+/// in between (an unpacked entry or a cache mount is checked while claimed, so no build can
+/// start using it after this).
+fn used_since(item: &Item) -> bool {
+    let Some(marker) = &item.marker else { return false };
+    fs::metadata(marker).and_then(|m| m.modified()).is_ok_and(|t| t > item.last_use)
 }
 
 /// Removes a leftover if nobody owns it; returns whether it went.
