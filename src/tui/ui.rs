@@ -52,7 +52,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) -> Drawn {
         if source.height > 0 {
             let room = (source.width as usize).saturating_sub(16);
             let block = pane_block(theme, false).title(Line::from(Span::styled(
-                format!(" Dockerfile {} ", format::truncate_start(&app.model.dockerfile_path, room)),
+                format!(" Dockerfile {} ", format::truncate_start(&dockerfile_origin(app), room)),
                 theme.title,
             )));
             let inner = block.inner(source);
@@ -66,6 +66,19 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) -> Drawn {
     let (popup_area, popup_scroll) = popup(frame, area, app, theme);
     areas.popup = popup_area;
     Drawn { areas: Some(areas), views, popup_scroll }
+}
+
+/// Where the Dockerfile came from: its path, or for a context fetched from elsewhere (which
+/// lives in a directory that is gone once the build ends) the context's origin and commit.
+fn dockerfile_origin(app: &App) -> String {
+    match &app.model.context_origin {
+        Some(o) => {
+            let commit = o.commit.as_deref().map(|c| format!(" @{}", &c[..c.len().min(12)])).unwrap_or_default();
+            let sub = o.sub_path.as_deref().map(|p| format!(" /{}", p.trim_matches('/'))).unwrap_or_default();
+            format!("· {} {}{commit}{sub}", o.kind, o.source)
+        }
+        None => app.model.dockerfile_path.clone(),
+    }
 }
 
 fn pane_block(theme: &Theme, focused: bool) -> Block<'static> {
