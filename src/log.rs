@@ -225,8 +225,9 @@ fn platform_tag(state: &BuildState, event: &Event) -> Option<String> {
     })
 }
 
-/// `Build context: git https://host/repo.git#main at refs/heads/main 1a2b3c4… (sha256:…, 12 files, 3.4 KiB)`.
-fn context_origin_line(o: &trowel_events::ContextOrigin) -> String {
+/// `Build context: git https://host/repo.git#main at refs/heads/main commit 1a2b… (sha256:…, 12
+/// files, 3.4 kB)`: the log's line, and `replay --summary`'s.
+pub fn context_origin_line(o: &trowel_events::ContextOrigin) -> String {
     let mut s = format!("Build context: {} {}", o.kind, o.source);
     if let Some(r) = &o.reference {
         s.push_str(&format!(" at {r}"));

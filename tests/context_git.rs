@@ -109,10 +109,13 @@ fn a_branch_over_git_daemon_with_its_history_and_no_submodule() {
     assert_eq!(origin["commit"], r.dev.as_str());
     assert!(origin["digest"].as_str().unwrap().starts_with("sha256:"));
     let log = stderr(&o) + &stdout(&o);
-    assert!(
-        log.contains(&format!("Build context: git {}#refs/heads/dev at refs/heads/dev commit {}", daemon_url(), r.dev)),
-        "{log}"
-    );
+    let line = format!("Build context: git {}#refs/heads/dev at refs/heads/dev commit {}", daemon_url(), r.dev);
+    assert!(log.contains(&line), "{log}");
+    // A trace read later says the same.
+    let t = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(t.path(), &trace).unwrap();
+    let summary = stdout(&run(trowel().args(["replay", "--summary"]).arg(t.path())));
+    assert!(summary.contains(&line) && summary.contains(origin["digest"].as_str().unwrap()), "{summary}");
 }
 
 #[test]

@@ -32,4 +32,8 @@ fn a_git_context_is_named_with_its_commit_80x24() {
     assert!(text.contains("@4f2a9c1be0d3"), "{text}");
     assert!(!text.contains("trowel-build-x1"), "{text}");
     assert_snapshot!(t.backend());
+    // With room, the label too; the full origin is in the log and `replay --summary`.
+    let t = screen(&mut app, 120, 40, &Theme::dark());
+    let text: String = t.backend().buffer().content.iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("Dockerfile · app.git @4f2a9c1be0d3"), "{text}");
 }
