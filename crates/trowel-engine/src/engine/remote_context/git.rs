@@ -35,7 +35,8 @@ pub(super) fn fetch(
     secrets.extend(url_secret.cloned());
     secrets.retain(|s| !s.is_empty());
     secrets.dedup();
-    let git_err = |source: crate::git::GitError| ContextError::Git { source_: g.shown.clone(), source };
+    let git_err =
+        |source: crate::git::GitError| ContextError::Git { source_: g.shown.clone(), source: Box::new(source) };
     let tools = Tools::for_build(opts.container, opts.trowel_dir).map_err(git_err)?;
     let req = ContextRequest {
         remote: g.remote.clone(),

@@ -121,7 +121,7 @@ pub enum ContextError {
     Git {
         source_: String,
         #[source]
-        source: crate::git::GitError,
+        source: Box<crate::git::GitError>,
     },
 }
 
