@@ -1,7 +1,7 @@
 //! trowel, the program: the command line and every way a build reaches a person.
 //!
 //! The build itself is [`trowel_engine`]'s; this crate turns flags into its options once
-//! ([`cli`]), and consumes its events: the plain log ([`log`]), recorded traces and their
+//! ([`cli`]; a context fetched from elsewhere in [`context_arg`]), and consumes its events: the plain log ([`log`]), recorded traces and their
 //! replay ([`trace`]), two traces compared ([`compare`]), the terminal debugger ([`tui`]) and
 //! its controller ([`debugger`]), the prompt a `trowel build --break` pauses at ([`prompt`]),
 //! `trowel warm` ([`warm`]), `trowel check` ([`check`]) and `trowel cache` ([`cache_cmd`]); they
@@ -12,6 +12,7 @@ pub mod cache_cmd;
 pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod context_arg;
 pub mod debugger;
 pub mod log;
 pub mod prompt;

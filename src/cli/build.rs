@@ -44,12 +44,20 @@ pub struct BuildArgs {
     /// context (default: the context's Dockerfile).
     #[arg(short = 'f', long)]
     pub dockerfile: Option<PathBuf>,
-    /// Build context: a directory (`dir://` prefix allowed).
+    /// Build context: a directory (PATH or dir://PATH), tar://PATH (a .tar or .tar.gz),
+    /// tar://stdin, git://HOST/REPO.git#REF#COMMIT (over https; GIT_PULL_METHOD=http|git) or
+    /// https://HOST/REPO.git#REF#COMMIT. Git credentials: GIT_USERNAME and GIT_PASSWORD, or
+    /// GIT_TOKEN.
     #[arg(short = 'c', long, default_value = ".")]
     pub context: String,
-    /// Subdirectory of the context to use as the context.
+    /// Subdirectory of the context to use as the context (any kind of context).
     #[arg(long)]
     pub context_sub_path: Option<String>,
+    /// A git context's options (kaniko's): branch=NAME, single-branch=BOOL,
+    /// recurse-submodules=BOOL, insecure-skip-tls=BOOL, and depth=N (default: all history);
+    /// comma-separated or repeated.
+    #[arg(long = "git", value_name = "KEY=VALUE,…")]
+    pub git: Vec<String>,
     /// Registry location to push to (repeatable).
     #[arg(short = 'd', long = "destination")]
     pub destinations: Vec<String>,
@@ -244,20 +252,20 @@ pub struct BuildArgs {
 
 impl BuildArgs {
     pub fn to_options(&self) -> Result<BuildOptions, CliError> {
-        let ctx = self.context.strip_prefix("dir://").unwrap_or(&self.context);
-        if ctx.contains("://") {
-            return Err(CliError(format!(
-                "unsupported build context {:?}: trowel reads a local directory (dir:// or a path)",
-                self.context
-            )));
-        }
-        let mut context = PathBuf::from(ctx);
-        if let Some(sub) = &self.context_sub_path {
-            context = context.join(sub);
-        }
-        if !context.is_dir() {
-            return Err(CliError(format!("build context {} is not a directory", context.display())));
-        }
+        let isolation = match self.isolation {
+            IsolationArg::Chroot => Isolation::Chroot,
+            IsolationArg::Container => Isolation::Container,
+            IsolationArg::Auto if trowel_engine::sandbox::detect::container_evidence().is_some() => {
+                Isolation::Container
+            }
+            IsolationArg::Auto => Isolation::Chroot,
+        };
+        let work_dir = match (&self.work_dir, isolation) {
+            (Some(w), _) => w.clone(),
+            (None, Isolation::Container) => self.trowel_dir.join("work"),
+            (None, Isolation::Chroot) => std::env::temp_dir(),
+        };
+        let (context, remote_context) = crate::context_arg::context(self, isolation, &work_dir)?;
         // Without -f, the context's own Dockerfile: never one that happens to sit in the working
         // directory.
         let dockerfile = match &self.dockerfile {
@@ -275,26 +283,15 @@ impl BuildArgs {
             ..self.registry.options()?
         };
         registry.user_agent = format!("trowel/{}", env!("CARGO_PKG_VERSION"));
-        let isolation = match self.isolation {
-            IsolationArg::Chroot => Isolation::Chroot,
-            IsolationArg::Container => Isolation::Container,
-            IsolationArg::Auto if trowel_engine::sandbox::detect::container_evidence().is_some() => {
-                Isolation::Container
-            }
-            IsolationArg::Auto => Isolation::Chroot,
-        };
         let mut o = BuildOptions::new(dockerfile, context);
+        o.remote_context = remote_context;
         o.build_args = parse_build_args(&self.build_args)?;
         o.secret_args = self.secret_args.clone();
         o.target = self.target.clone();
         o.platforms = platforms;
         o.labels = parse_kv("label", &self.labels)?;
         o.registry = registry;
-        o.work_dir = match (&self.work_dir, isolation) {
-            (Some(w), _) => w.clone(),
-            (None, Isolation::Container) => self.trowel_dir.join("work"),
-            (None, Isolation::Chroot) => std::env::temp_dir(),
-        };
+        o.work_dir = work_dir;
         o.output = OutputOptions {
             destinations: self.destinations.clone(),
             no_push: self.no_push,

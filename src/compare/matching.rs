@@ -140,6 +140,7 @@ mod tests {
                 dockerfile_path: "Dockerfile".into(),
                 dockerfile_text: String::new(),
                 context: ".".into(),
+                context_origin: None,
                 target: None,
                 destinations: vec![],
                 platform: "linux/amd64".into(),

@@ -53,6 +53,9 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
             }
         );
     }
+    if let Some(o) = &state.context_origin {
+        let _ = writeln!(out, "{}", crate::log::context_origin_line(o));
+    }
     // Build checks first: they were reported before anything ran (or as a base was resolved).
     if !state.checks.is_empty() {
         let _ = writeln!(out, "Build checks: {} finding(s)", state.checks.len());

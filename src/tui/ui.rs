@@ -50,9 +50,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) -> Drawn {
         areas.detail = right;
         views.push(pane_in(frame, steps, app, &ctx, theme, Pane::Steps));
         if source.height > 0 {
-            let room = (source.width as usize).saturating_sub(16);
             let block = pane_block(theme, false).title(Line::from(Span::styled(
-                format!(" Dockerfile {} ", format::truncate_start(&app.model.dockerfile_path, room)),
+                format!(" {} ", dockerfile_title(app, (source.width as usize).saturating_sub(4))),
                 theme.title,
             )));
             let inner = block.inner(source);
@@ -66,6 +65,29 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) -> Drawn {
     let (popup_area, popup_scroll) = popup(frame, area, app, theme);
     areas.popup = popup_area;
     Drawn { areas: Some(areas), views, popup_scroll }
+}
+
+/// The Dockerfile pane's title in `room` columns: the Dockerfile's path, or for a context
+/// fetched from elsewhere (a directory that is gone once the build ends) where it came from and
+/// the commit — as much of it as fits: the whole origin, else the repository's or archive's
+/// name with the commit.
+fn dockerfile_title(app: &App, room: usize) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let Some(o) = &app.model.context_origin else {
+        return format!("Dockerfile {}", format::truncate_start(&app.model.dockerfile_path, room.saturating_sub(12)));
+    };
+    let commit = o.commit.as_deref().map(|c| format!(" @{}", &c[..c.len().min(12)])).unwrap_or_default();
+    let sub = o.sub_path.as_deref().map(|p| format!(" /{}", p.trim_matches('/'))).unwrap_or_default();
+    let name = o.source.split('#').next().unwrap_or("").rsplit('/').next().unwrap_or("");
+    let candidates = [
+        format!("Dockerfile · {} {}{commit}{sub}", o.kind, o.source),
+        format!("Dockerfile · {name}{commit}{sub}"),
+        format!("{name}{commit}{sub}"),
+    ];
+    match candidates.iter().find(|c| c.width() <= room) {
+        Some(c) => c.clone(),
+        None => format::truncate_start(&candidates[2], room),
+    }
 }
 
 fn pane_block(theme: &Theme, focused: bool) -> Block<'static> {

@@ -13,19 +13,32 @@
 //! - `lib.git`: what the submodule holds.
 //! - `hostile.git`: a submodule whose URL is a `file://` path on the build machine.
 //! - repositories a test makes for itself with [`GitServer::new_repo`] (one that moves).
+//!
+//! `http_auth` serves the same repositories to requests with basic credentials only:
+//! [`AUTH_USER`]:[`AUTH_PASSWORD`], or [`AUTH_TOKEN`] as the user with no password (how
+//! kaniko sends `GIT_TOKEN`); anything else gets 401, as a private repository's host answers.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+
+pub const AUTH_USER: &str = "builder";
+pub const AUTH_PASSWORD: &str = "pw-5ecret-context";
+pub const AUTH_TOKEN: &str = "tok-5ecret-context";
 
 pub struct GitServer {
     /// Base directory holding the bare repositories.
     pub base: PathBuf,
     /// `http://127.0.0.1:<port>`
     pub http: String,
+    /// `http://127.0.0.1:<port>`, answering only requests with the credentials above.
+    pub http_auth: String,
+    /// The same over TLS (`https://127.0.0.1:<port>`), with the test environment's certificate
+    /// (issued by its own CA to another name: a client must not verify it to get in).
+    pub https_auth: String,
     /// `git://127.0.0.1:<port>`
     pub git: String,
     /// Commits of `repo.git`.
@@ -140,9 +153,16 @@ impl GitServer {
         git(&h, &["commit", "-qm", "hostile"]);
         git(&work, &["clone", "-q", "--bare", h.to_str().unwrap(), base.join("hostile.git").to_str().unwrap()]);
 
-        let http = serve_http(base.clone());
+        let http = serve_http(base.clone(), None);
+        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+        let accepted = vec![
+            format!("Basic {}", b64(&format!("{AUTH_USER}:{AUTH_PASSWORD}"))),
+            format!("Basic {}", b64(&format!("{AUTH_TOKEN}:"))),
+        ];
+        let http_auth = serve_http(base.clone(), Some(accepted.clone()));
+        let https_auth = serve_https(base.clone(), accepted);
         let gitp = serve_git(base.clone());
-        GitServer { base, http, git: gitp, first, main, dev, v1a_tag, main_time, lib }
+        GitServer { base, http, http_auth, https_auth, git: gitp, first, main, dev, v1a_tag, main_time, lib }
     }
 
     /// A new bare repository `name` with one commit holding `file` (`name.txt`); returns its
@@ -196,23 +216,61 @@ fn serve_git(base: PathBuf) -> String {
 
 /// A tiny HTTP/1.1 server running `git http-backend` (CGI) for every request: git's smart
 /// HTTP protocol, as hosting services speak it.
-fn serve_http(base: PathBuf) -> String {
+fn serve_http(base: PathBuf, accepted: Option<Vec<String>>) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(conn) = conn else { continue };
             let base = base.clone();
+            let accepted = accepted.clone();
             std::thread::spawn(move || {
-                let _ = cgi(conn, &base);
+                let mut conn = conn;
+                let _ = cgi(&mut conn, &base, accepted.as_deref());
             });
         }
     });
     url
 }
 
-fn cgi(mut conn: TcpStream, base: &Path) -> std::io::Result<()> {
-    let mut r = BufReader::new(conn.try_clone()?);
+/// [`serve_http`] behind TLS (rustls, the engine's own TLS library), for clients that must be
+/// told not to verify the certificate.
+fn serve_https(base: PathBuf, accepted: Vec<String>) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = &crate::common::env().dir;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("tls.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("tls.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let config = std::sync::Arc::new(config);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let (base, accepted, config) = (base.clone(), accepted.clone(), config.clone());
+            std::thread::spawn(move || {
+                let Ok(server) = rustls::ServerConnection::new(config) else { return };
+                let mut tls = rustls::StreamOwned::new(server, conn);
+                if cgi(&mut tls, &base, Some(&accepted)).is_ok() {
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                }
+            });
+        }
+    });
+    url
+}
+
+fn cgi<S: Read + Write>(conn: &mut S, base: &Path, accepted: Option<&[String]>) -> std::io::Result<()> {
+    let mut r = BufReader::new(&mut *conn);
     let mut line = String::new();
     r.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
@@ -244,6 +302,20 @@ fn cgi(mut conn: TcpStream, base: &Path) -> std::io::Result<()> {
             }
             body.extend_from_slice(&chunk[..n]);
         }
+    }
+    drop(r);
+    if let Some(ok) = accepted
+        && !header("authorization").is_some_and(|a| ok.contains(&a))
+    {
+        let body = "credentials required\n";
+        return conn.write_all(
+            format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let mut cmd = Command::new("git");

@@ -230,6 +230,7 @@ pub fn events() -> Vec<Envelope> {
             dockerfile_path: "Dockerfile".into(),
             dockerfile_text: DOCKERFILE.into(),
             context: ".".into(),
+            context_origin: None,
             target: None,
             destinations: vec![DESTINATION.into()],
             platform: AMD64.into(),

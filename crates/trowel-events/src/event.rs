@@ -34,6 +34,35 @@ impl std::fmt::Display for StepId {
     }
 }
 
+/// A build context fetched from elsewhere (`--context tar://…`, `git://…`, `https://…/repo.git`):
+/// what it was, never a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ContextOrigin {
+    /// `tar` or `git`.
+    pub kind: String,
+    /// The `--context` value, any credentials masked (`git://host/org/repo.git#main`,
+    /// `tar://stdin`).
+    pub source: String,
+    /// The ref fetched (`refs/heads/main`), for git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The commit checked out, for git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// A tar: the sha256 of the archive's bytes as read (compressed or not). A repository: the
+    /// sha256 of trowel's listing of its checked-out tree (`.git` aside): each path in name
+    /// order with its type, permission bits and content digest or link target.
+    pub digest: Digest,
+    /// Bytes of the archive, or of the tree's files.
+    pub bytes: u64,
+    /// Regular files in the context.
+    pub files: u64,
+    /// `--context-sub-path`, when given: the directory of the fetched context that is the
+    /// build's context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+}
+
 /// A stage as planned, before anything runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StagePlan {
@@ -193,6 +222,10 @@ pub enum Event {
         dockerfile_text: String,
         /// The build context directory.
         context: String,
+        /// Where the context came from when it is not a local directory (`--context tar://…`,
+        /// `git://…`): fetched into `context` before the build started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context_origin: Option<ContextOrigin>,
         /// `--target`, if given.
         target: Option<String>,
         /// Where the image is pushed (none with `--no-push`).

@@ -256,6 +256,7 @@ impl<'o> Build<'o> {
             dockerfile_path: ctx.opts.dockerfile.display().to_string(),
             dockerfile_text: ctx.df.text.clone(),
             context: ctx.opts.context.display().to_string(),
+            context_origin: ctx.opts.remote_context.as_ref().map(|c| crate::engine::report::context_origin(&c.origin)),
             target: ctx.opts.target.clone(),
             destinations: ctx.opts.output.destinations.clone(),
             platform: ctx.platform.to_string(),

@@ -160,9 +160,10 @@ impl<'o> BuildContext<'o> {
         };
         let mounts = MountService::new(opts.run.mounts.cache_dir.as_deref(), work.path());
         // With a usable cache dir, context files unchanged since an earlier build are not read.
+        // A fetched context is a new directory every build: nothing to keep for it.
         let context_digests = match &base_cache {
-            Some(c) => ContextDigests::load(c.dir(), &opts.context),
-            None => ContextDigests::default(),
+            Some(c) if opts.remote_context.is_none() => ContextDigests::load(c.dir(), &opts.context),
+            _ => ContextDigests::default(),
         };
         let unpacked = crate::engine::root_store::StoreChoice::new(
             opts.layers.unpacked_store.as_deref(),

@@ -20,7 +20,9 @@
 //!   the event contract; `contents` — file contents recorded for viewers that ask;
 //! - [`mounts`] — `RUN --mount`, `--network`, `--security`: resolved, prepared for the sandbox,
 //!   keyed; cache mounts kept between builds, secrets, ssh agents;
-//! - [`options`], [`error`] — what a build is asked to do, and how it fails.
+//! - [`options`], [`error`] — what a build is asked to do, and how it fails;
+//! - [`remote_context`] — a `--context` that is not a local directory (`tar://`, `git://`),
+//!   fetched before the build as hostile input.
 
 mod before;
 pub mod build;
@@ -43,6 +45,7 @@ pub mod preflight;
 mod publish;
 mod publish_index;
 mod push_check;
+pub mod remote_context;
 mod report;
 mod root;
 mod root_store;

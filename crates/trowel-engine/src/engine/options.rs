@@ -29,6 +29,10 @@ pub struct BuildOptions {
     pub dockerfile: PathBuf,
     /// The build context directory.
     pub context: PathBuf,
+    /// The context fetched from elsewhere (`tar://`, `git://`) that `context` is (a directory
+    /// of it): kept alive as long as these options, reported in `build_started`, its
+    /// credentials masked. `None` for a local directory.
+    pub remote_context: Option<std::sync::Arc<crate::engine::remote_context::FetchedContext>>,
     /// `--build-arg` values (those given as bare `K` already resolved from the environment).
     pub build_args: BTreeMap<String, String>,
     /// Build args whose values are secret besides those with secret-looking names.
@@ -179,6 +183,7 @@ impl BuildOptions {
         BuildOptions {
             dockerfile: dockerfile.into(),
             context: context.into(),
+            remote_context: None,
             build_args: BTreeMap::new(),
             secret_args: Vec::new(),
             target: None,
@@ -198,6 +203,7 @@ impl BuildOptions {
     pub fn redactor(&self) -> crate::secrets::Redactor {
         let mut values = crate::secrets::secret_build_args(&self.build_args, &self.secret_args);
         values.extend(self.run.mounts.secret_values());
+        values.extend(self.remote_context.iter().flat_map(|c| c.secrets.iter().cloned()));
         crate::secrets::Redactor::new(values)
     }
 

@@ -10,6 +10,20 @@ use crate::dockerfile::Plan;
 use crate::engine::mounts::{From, Resolved, What};
 use crate::fs::{Change, ChangeKind, FileType, PrevMeta};
 
+/// A fetched build context as `build_started` reports it.
+pub(crate) fn context_origin(o: &crate::engine::remote_context::ContextOrigin) -> ev::ContextOrigin {
+    ev::ContextOrigin {
+        kind: o.kind.to_string(),
+        source: o.source.clone(),
+        reference: o.reference.clone(),
+        commit: o.commit.clone(),
+        digest: (&o.digest).into(),
+        bytes: o.bytes,
+        files: o.files,
+        sub_path: o.sub_path.clone(),
+    }
+}
+
 pub(crate) fn file_type(t: FileType) -> ev::FileType {
     match t {
         FileType::File => ev::FileType::File,

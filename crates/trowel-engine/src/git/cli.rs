@@ -54,6 +54,10 @@ pub(crate) struct Git<'a> {
     pub ssh: Option<&'a super::SshAccess>,
     /// Which git, with which PATH (the build machine's, or trowel's bundle: see `tools.rs`).
     pub tools: &'a super::Tools,
+    /// Configuration given through the environment (`GIT_CONFIG_COUNT`, `GIT_CONFIG_KEY_n`,
+    /// `GIT_CONFIG_VALUE_n`) rather than the command line, where every process of the machine
+    /// could read it: a build context's credentials (`context.rs`).
+    pub env_config: &'a [(String, String)],
 }
 
 impl Git<'_> {
@@ -81,6 +85,12 @@ impl Git<'_> {
         for v in PROXY_VARS {
             if let Some(val) = std::env::var_os(v) {
                 cmd.env(v, val);
+            }
+        }
+        if !self.env_config.is_empty() {
+            cmd.env("GIT_CONFIG_COUNT", self.env_config.len().to_string());
+            for (i, (k, v)) in self.env_config.iter().enumerate() {
+                cmd.env(format!("GIT_CONFIG_KEY_{i}"), k).env(format!("GIT_CONFIG_VALUE_{i}"), v);
             }
         }
         if let Some(ssh) = self.ssh {
@@ -210,6 +220,7 @@ mod tests {
             max_bytes: None,
             ssh: None,
             tools: &tools,
+            env_config: &[],
         };
         git.run("init", &["init", "-q", "."]).unwrap();
         // `git -c alias.x='!…'` runs a shell command as git would run a helper: one that writes
@@ -232,7 +243,7 @@ mod tests {
         let Ok(tools) = super::super::Tools::host() else { return };
         let dir = tempfile::tempdir().unwrap();
         let remote = "http://user:s3cret@127.0.0.1:9/nothing.git";
-        let git = Git { dir: dir.path(), remote, max_bytes: None, ssh: None, tools: &tools };
+        let git = Git { dir: dir.path(), remote, max_bytes: None, ssh: None, tools: &tools, env_config: &[] };
         let err = git.run("ls-remote", &["ls-remote", "--", remote]).unwrap_err();
         let msg = err.to_string();
         assert!(!msg.contains("s3cret"), "{msg}");

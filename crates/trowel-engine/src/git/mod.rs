@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use crate::dockerfile::gitref::{GitRef, Transport, is_commit_sha};
 
 pub(crate) mod cli;
+pub mod context;
 mod resolve;
 mod scrub;
 pub mod ssh;
@@ -139,7 +140,7 @@ pub fn checkout(
         // Only the remote named over ssh gets ssh (a submodule cannot switch to it).
         _ => None,
     };
-    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh, tools };
+    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh, tools, env_config: &[] };
     let resolved = resolve::resolve(&git, req)?;
     git.run("init", &["-c", "init.defaultBranch=master", "init", "-q", "."])?;
     git.run("remote add", &["remote", "add", "origin", remote])?;

@@ -74,7 +74,7 @@ pub(crate) fn resolve(git: &Git<'_>, req: &Request) -> Result<Resolved, GitError
 }
 
 /// The remote's default branch (`ls-remote --symref … HEAD`).
-fn default_branch(git: &Git<'_>, remote: &str, shown: &str) -> Result<String, GitError> {
+pub(crate) fn default_branch(git: &Git<'_>, remote: &str, shown: &str) -> Result<String, GitError> {
     let out = git
         .run("ls-remote", &["ls-remote", "--symref", "--", remote, "HEAD"])
         .map_err(|e| not_a_repository(e, shown))?;
@@ -87,7 +87,7 @@ fn default_branch(git: &Git<'_>, remote: &str, shown: &str) -> Result<String, Gi
 /// A failed `ls-remote` is the first contact: say the URL does not lead to a repository —
 /// unless ssh said it could not get in (a host key, a refused key), which is not the
 /// repository's fault.
-fn not_a_repository(e: GitError, remote: &str) -> GitError {
+pub(crate) fn not_a_repository(e: GitError, remote: &str) -> GitError {
     match e {
         GitError::Command { stderr, .. } if ssh_refused(&stderr) => {
             GitError::SshRefused { remote: remote.to_string(), reason: stderr }

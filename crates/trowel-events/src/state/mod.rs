@@ -42,6 +42,8 @@ pub struct BuildState {
     pub dockerfile_path: String,
     pub dockerfile_lines: Vec<String>,
     pub context: String,
+    /// Where a context that was not a local directory came from.
+    pub context_origin: Option<crate::ContextOrigin>,
     pub target: Option<String>,
     pub destinations: Vec<String>,
     pub platform: String,
@@ -190,6 +192,7 @@ impl BuildState {
                 dockerfile_path,
                 dockerfile_text,
                 context,
+                context_origin,
                 target,
                 destinations,
                 platform,
@@ -197,6 +200,7 @@ impl BuildState {
                 isolation,
                 stages,
             } => {
+                self.context_origin = context_origin.clone();
                 self.version = version.clone();
                 self.dockerfile_path = dockerfile_path.clone();
                 self.dockerfile_lines = dockerfile_text.lines().map(str::to_string).collect();

@@ -80,6 +80,7 @@ fn build() -> Trace {
             dockerfile_path: "Dockerfile".into(),
             dockerfile_text: "FROM busybox\nRUN make\nCOPY . /src\n".into(),
             context: ".".into(),
+            context_origin: None,
             target: None,
             destinations: vec!["registry.example/app:1".into()],
             platform: "linux/amd64".into(),

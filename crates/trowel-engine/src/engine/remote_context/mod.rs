@@ -1,0 +1,253 @@
+//! A build context that is not a directory of this machine (`--context tar://…`, `git://…`):
+//! fetched into a locked directory of the work dir before the build starts, as hostile input
+//! (a tar through the layer unpacker's rules, a repository through `git/`), bounded by the
+//! build's size limits, and described by a [`ContextOrigin`] that the build reports (in
+//! `build_started`): where it came from (credentials masked), the commit, and a digest.
+//!
+//! The front end parses `--context` once into a [`ContextSource`] and calls [`fetch`]; what
+//! comes back is a [`FetchedContext`] that owns the directory (removed when the last
+//! [`BuildOptions`](crate::engine::BuildOptions) holding it is dropped; a killed trowel's is
+//! swept by the next build like any work directory: `scratch.rs`) and the secrets the
+//! emitter must mask (`GIT_PASSWORD`, `GIT_TOKEN`, a URL's password).
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::engine::scratch::WorkDir;
+use crate::fs::{FileType, Root};
+
+mod git;
+mod source;
+mod tar;
+
+pub use source::{ContextSource, GitOptions, GitSource, TarInput};
+
+/// What bounds a fetched context: the build's `--max-file-size` and `--max-layer-size`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchLimits {
+    pub max_file_size: Option<u64>,
+    pub max_total_size: Option<u64>,
+}
+
+/// How to fetch a context.
+pub struct FetchOptions<'a> {
+    /// Where the context's directory is made (the build's `--work-dir`).
+    pub work_dir: &'a Path,
+    pub limits: FetchLimits,
+    /// `--context-sub-path`.
+    pub sub_path: Option<&'a str>,
+    pub git: &'a GitOptions,
+    /// Container isolation: git is the one bundled under `<trowel_dir>/git` (see `git/tools.rs`).
+    pub container: bool,
+    pub trowel_dir: &'a Path,
+    /// Reads `GIT_USERNAME`, `GIT_PASSWORD`, `GIT_TOKEN`.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Which kind of remote context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKind {
+    Tar,
+    Git,
+}
+
+impl std::fmt::Display for ContextKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContextKind::Tar => "tar",
+            ContextKind::Git => "git",
+        })
+    }
+}
+
+/// Where a fetched context came from, as the build reports it: never a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextOrigin {
+    pub kind: ContextKind,
+    /// The `--context` value, credentials masked (`tar://stdin`, `git://host/repo.git#main`).
+    pub source: String,
+    /// The ref fetched (`refs/heads/main`), for git.
+    pub reference: Option<String>,
+    /// The commit checked out, for git.
+    pub commit: Option<String>,
+    /// A tar: the sha256 of the archive as it was read (compressed or not). A repository: the
+    /// sha256 of its tree (see [`tree_digest`]).
+    pub digest: Digest,
+    /// Bytes of the archive, or of the tree's files.
+    pub bytes: u64,
+    /// Regular files in the context.
+    pub files: u64,
+    /// `--context-sub-path`.
+    pub sub_path: Option<String>,
+}
+
+/// A fetched context: its directory lives as long as this does.
+pub struct FetchedContext {
+    /// The build context directory (with `--context-sub-path` applied).
+    pub dir: PathBuf,
+    pub origin: ContextOrigin,
+    /// Values to mask in everything the build reports.
+    pub secrets: Vec<String>,
+    _work: WorkDir,
+}
+
+impl std::fmt::Debug for FetchedContext {
+    /// Never the secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchedContext").field("dir", &self.dir).field("origin", &self.origin).finish()
+    }
+}
+
+/// Why a context could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("build context {source_}: {reason}")]
+    Invalid { source_: String, reason: String },
+    #[error("build context {source_}: {what}: {source}")]
+    Io {
+        source_: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The archive broke the unpacker's rules (a path out of the context, a device, a size).
+    #[error("build context {source_}: refused: {source}")]
+    Tar {
+        source_: String,
+        #[source]
+        source: crate::fs::FsError,
+    },
+    #[error("build context {source_}: {source}")]
+    Git {
+        source_: String,
+        #[source]
+        source: Box<crate::git::GitError>,
+    },
+}
+
+/// Fetches `source` (not a directory: that is used where it is) as `opts` say.
+pub fn fetch(source: &ContextSource, opts: &FetchOptions<'_>) -> Result<FetchedContext, ContextError> {
+    let shown = match source {
+        ContextSource::Dir(p) => {
+            return Err(ContextError::Invalid {
+                source_: p.display().to_string(),
+                reason: "a directory is not fetched".into(),
+            });
+        }
+        ContextSource::Tar(TarInput::Stdin) => "tar://stdin".to_string(),
+        ContextSource::Tar(TarInput::File(p)) => format!("tar://{}", p.display()),
+        ContextSource::Git(g) => g.shown.clone(),
+    };
+    let io = |what: &str| {
+        let (s, w) = (shown.clone(), what.to_string());
+        move |source: std::io::Error| ContextError::Io { source_: s, what: w, source }
+    };
+    let work =
+        WorkDir::create(opts.work_dir).map_err(io(&format!("create a directory in {}", opts.work_dir.display())))?;
+    let dir = work.path().join("context");
+    std::fs::create_dir(&dir).map_err(io("create the context directory"))?;
+    let (mut origin, secrets) = match source {
+        ContextSource::Dir(_) => unreachable!("refused above"),
+        ContextSource::Tar(input) => (tar::fetch(input, &dir, &shown, opts)?, Vec::new()),
+        ContextSource::Git(g) => git::fetch(g, &dir, opts)?,
+    };
+    let dir = match opts.sub_path.filter(|s| !s.is_empty()) {
+        Some(sub) => {
+            let rel =
+                check_sub_path(&dir, sub).map_err(|reason| ContextError::Invalid { source_: shown.clone(), reason })?;
+            origin.sub_path = Some(sub.to_string());
+            dir.join(rel)
+        }
+        None => dir,
+    };
+    Ok(FetchedContext { dir, origin, secrets, _work: work })
+}
+
+/// `--context-sub-path` inside a fetched context: a directory reached through directories only
+/// (the context is hostile: a symlink on the way could lead anywhere on this machine).
+fn check_sub_path(dir: &Path, sub: &str) -> Result<String, String> {
+    let root = Root::open(dir).map_err(|e| e.to_string())?;
+    let mut p = String::new();
+    for part in sub.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if part == ".." {
+            return Err(format!("--context-sub-path {sub:?} leaves the context"));
+        }
+        p = if p.is_empty() { part.to_string() } else { format!("{p}/{part}") };
+        match root.lstat(&p).map_err(|e| e.to_string())? {
+            None => return Err(format!("--context-sub-path {sub:?}: {p} does not exist in the context")),
+            Some(st) if st.file_type != FileType::Dir => {
+                return Err(format!("--context-sub-path {sub:?}: {p} is not a directory ({:?})", st.file_type));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(p)
+}
+
+/// The sha256 of a tree's listing: for every entry below `dir` in name order (the top-level
+/// `.git` left out: its packs differ between two fetches of one commit), its path, type and
+/// permission bits, and a file's content digest or a symlink's target. Two checkouts of the same
+/// commit with the same options have the same digest. Returns the digest, the files' bytes and
+/// their number.
+pub(crate) fn tree_digest(dir: &Path) -> std::io::Result<(Digest, u64, u64)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = crate::digest::Hasher::new();
+    let (mut bytes, mut files) = (0u64, 0u64);
+    let walk = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1);
+    for e in walk.into_iter().filter_entry(|e| !(e.depth() == 1 && e.file_name() == ".git")) {
+        let e = e.map_err(std::io::Error::other)?;
+        let rel = e.path().strip_prefix(dir).unwrap_or(e.path()).to_string_lossy().into_owned();
+        let md = e.path().symlink_metadata()?;
+        let mode = md.permissions().mode() & 0o7777;
+        let ft = md.file_type();
+        let line = if ft.is_file() {
+            let (d, n) = crate::digest::digest_reader(std::fs::File::open(e.path())?)?;
+            bytes += n;
+            files += 1;
+            format!("f {mode:o} {rel}\0{d}\n")
+        } else if ft.is_symlink() {
+            format!("l {mode:o} {rel}\0{}\n", std::fs::read_link(e.path())?.to_string_lossy())
+        } else if ft.is_dir() {
+            format!("d {mode:o} {rel}\0\n")
+        } else {
+            format!("o {mode:o} {rel}\0\n")
+        };
+        h.update(line.as_bytes());
+    }
+    Ok((h.finish(), bytes, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_paths_stay_inside_through_directories() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("out")).unwrap();
+        assert_eq!(check_sub_path(d.path(), "a/b/").unwrap(), "a/b");
+        assert_eq!(check_sub_path(d.path(), "./a").unwrap(), "a");
+        assert!(check_sub_path(d.path(), "out").unwrap_err().contains("out is not a directory"));
+        assert!(check_sub_path(d.path(), "a/../../x").unwrap_err().contains("leaves the context"));
+        assert!(check_sub_path(d.path(), "nope").unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn tree_digests_follow_content_modes_and_links_but_not_dot_git() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        std::os::unix::fs::symlink("f", d.path().join("l")).unwrap();
+        let (a, bytes, files) = tree_digest(d.path()).unwrap();
+        assert_eq!((bytes, files), (1, 1));
+        std::fs::create_dir(d.path().join(".git")).unwrap();
+        std::fs::write(d.path().join(".git/HEAD"), "ref").unwrap();
+        assert_eq!(tree_digest(d.path()).unwrap().0, a, ".git is left out");
+        std::fs::write(d.path().join("f"), "y").unwrap();
+        let b = tree_digest(d.path()).unwrap().0;
+        assert_ne!(a, b);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.path().join("f"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_ne!(tree_digest(d.path()).unwrap().0, b);
+    }
+}

@@ -1,0 +1,91 @@
+//! `tar://PATH` and `tar://stdin`: an archive unpacked into the context directory by the layer
+//! unpacker (`fs/unpack.rs`), the security boundary for hostile tars: absolute paths, `..`,
+//! links that climb out, device nodes and entries past `--max-file-size` or
+//! `--max-layer-size` are refused, naming the entry. Compression is read from the first bytes:
+//! gzip (what kaniko requires on stdin), zstd, or none.
+//!
+//! The archive is read once, as a stream (stdin cannot be read twice), hashed on the way: the
+//! digest reported is that of the bytes given, to the last one (trailing padding included).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use super::{ContextError, ContextKind, ContextOrigin, FetchOptions, TarInput};
+use crate::digest::HashingReader;
+use crate::fs::{IgnoreList, Root, UnpackOptions, unpack_layer};
+
+pub(super) fn fetch(
+    input: &TarInput,
+    dir: &Path,
+    shown: &str,
+    opts: &FetchOptions<'_>,
+) -> Result<ContextOrigin, ContextError> {
+    let io = |what: String| {
+        let s = shown.to_string();
+        move |source: std::io::Error| ContextError::Io { source_: s, what, source }
+    };
+    let raw: Box<dyn Read> = match input {
+        TarInput::File(p) => Box::new(std::fs::File::open(p).map_err(io(format!("open {}", p.display())))?),
+        TarInput::Stdin => {
+            use std::io::IsTerminal;
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(ContextError::Invalid {
+                    source_: shown.to_string(),
+                    reason: "standard input is a terminal, not an archive: pipe the context in (`tar -cz . | \
+                             trowel …`, or `kubectl run … -i` / `--stdin`)"
+                        .into(),
+                });
+            }
+            Box::new(stdin.lock())
+        }
+    };
+    let mut hashing = HashingReader::new(raw);
+    let root = Root::open(dir).map_err(|source| ContextError::Tar { source_: shown.to_string(), source })?;
+    let unpack = UnpackOptions {
+        ignore: IgnoreList::default(),
+        allow_devices: false,
+        // The context's files are read, never installed: whoever owned them elsewhere does not
+        // matter here (COPY gives them 0:0 or --chown's owner).
+        preserve_owner: false,
+        max_entry_size: opts.limits.max_file_size,
+        max_total_size: opts.limits.max_total_size,
+        select: None,
+        overlay_lower: false,
+    };
+    {
+        let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);
+        let head = buffered.fill_buf().map_err(io("read the archive".into()))?.to_vec();
+        let tar: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::MultiGzDecoder::new(buffered))
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(io("start a zstd decoder".into()))?)
+        } else if head.is_empty() {
+            return Err(ContextError::Invalid { source_: shown.to_string(), reason: "the archive is empty".into() });
+        } else {
+            Box::new(buffered)
+        };
+        unpack_layer(&root, tar, &unpack).map_err(|source| ContextError::Tar { source_: shown.to_string(), source })?;
+    }
+    // What follows the archive's end (its zero blocks, a compressor's padding) is part of what
+    // was given, and of its digest; it is bounded like the archive.
+    let limit = opts.limits.max_total_size.unwrap_or(u64::MAX);
+    std::io::copy(&mut (&mut hashing).take(limit), &mut std::io::sink()).map_err(io("read the archive".into()))?;
+    let (_, digest, bytes) = hashing.finish();
+    let files = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count() as u64;
+    Ok(ContextOrigin {
+        kind: ContextKind::Tar,
+        source: shown.to_string(),
+        reference: None,
+        commit: None,
+        digest,
+        bytes,
+        files,
+        sub_path: None,
+    })
+}
