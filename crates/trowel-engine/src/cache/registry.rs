@@ -83,7 +83,7 @@ pub enum EntrySource {
 /// What a tag of the cache repository holds.
 enum Found {
     /// A cache entry: an image of at most one layer.
-    Entry { manifest: Manifest, info: EntryInfo, created: Option<String> },
+    Entry { manifest: Box<Manifest>, info: EntryInfo, created: Option<String> },
     /// A layer reference record, validated; the repositories it names, parsed.
     Ref { info: EntryInfo, record: Box<RefRecord>, repos: Vec<Reference> },
 }
@@ -218,7 +218,7 @@ impl RegistryCache {
             return Ok(Some(Found::Ref { info, record: Box::new(record), repos }));
         }
         let created = config.get("created").and_then(|c| c.as_str()).map(str::to_string);
-        Ok(Some(Found::Entry { manifest, info, created }))
+        Ok(Some(Found::Entry { manifest: Box::new(manifest), info, created }))
     }
 
     /// Where a record's layer can be had: the first of this build's destinations that has the
