@@ -224,7 +224,8 @@ def main():
     ap.add_argument("--out", required=True, help="results directory (results.jsonl, logs, traces)")
     ap.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6")
     ap.add_argument("--modes", default="cold,warm,edit",
-                    help="among cold, warm, edit (W6 only: after warm, one source file changed), nocache")
+                    help="among cold, warm, edit (W6 only: after warm, one source file changed), "
+                         "fresh (last: local state wiped, cache repository kept), nocache")
     ap.add_argument("--flags", default="kaniko,best",
                     help="flag sets: kaniko (kaniko's usual flags, no --cache-copy-layers), best (with it)")
     ap.add_argument("--reps", type=int, default=3)
@@ -237,15 +238,15 @@ def main():
 
     available = {"trowel": lambda: tools.Trowel(args.trowel), "trowel-trace": lambda: tools.Trowel(args.trowel, True),
                  "trowel-perf": lambda: tools.Trowel(args.trowel, perf=True),
-                 "buildah": tools.Buildah, "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
+                 "buildah": lambda: tools.Buildah("fresh" in args.modes.split(",")), "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
     tool_list = [t for t in (available[n]() for n in args.tools.split(",")) if t is not None]
     modes = args.modes.split(",")
     flagsets = args.flags.split(",")
     for f in flagsets:
         if f not in tools.FLAGSETS:
             sys.exit("unknown flag set %r (among %s)" % (f, ", ".join(tools.FLAGSETS)))
-    if ("warm" in modes or "edit" in modes) and "cold" not in modes:
-        sys.exit("warm and edit modes need cold mode (they rebuild with the cold build's state)")
+    if ("warm" in modes or "edit" in modes or "fresh" in modes) and "cold" not in modes:
+        sys.exit("warm, edit and fresh modes need cold mode (they rebuild with the cold build's state)")
     os.makedirs(args.out, exist_ok=True)
     results_path = os.path.join(args.out, "results.jsonl")
     done = set()
@@ -283,7 +284,9 @@ def main():
             for group in groups:
                 chain = [group]
                 if group == "cold":
-                    chain += [m for m in ("warm", "edit") if m in modes and (m != "edit" or workloads.has_edit(wl))]
+                    # fresh last: it wipes the local state the others rebuild with.
+                    chain += [m for m in ("warm", "edit", "fresh")
+                              if m in modes and (m != "edit" or workloads.has_edit(wl))]
                 for tool in order:
                     # buildah's flags are the same in every flag set, and no tool's nocache build
                     # has caching flags: those run once and every flag set compares against them.

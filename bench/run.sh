@@ -14,7 +14,9 @@
 #                  --cache-copy-layers=true (kaniko also --cache-run-layers). buildah (--layers) is
 #                  the same in both and runs once per repetition and workload
 #   --modes        cold, warm (unchanged rebuild), edit (W6 only: one source file changed, then
-#                  rebuilt with the warm state), nocache (caching off; not in the default run)
+#                  rebuilt with the warm state), fresh (last in a chain: every tool's local state
+#                  wiped, cache repository and destination kept: a GitLab job in a fresh pod; not
+#                  in the default run), nocache (caching off; not in the default run)
 #   --resume DIR   continue an interrupted run in its results directory: every chain (a tool's
 #                  cold, warm, edit builds) already recorded there is skipped
 #   --quick        1 repetition of W1 and W2 in cold/warm on ext4, kaniko's flags, no extras (a smoke test)

@@ -9,6 +9,12 @@ Modes (the same meaning for every tool):
 
   edit     (W6 only) one source file of the context changed, then the same command again with
            the state of the warm run: a CI rebuild after a one-line commit.
+  fresh    after the chain's other cached builds: every tool's local state wiped, the cache
+           repository and the destination kept, the same command again: what a GitLab job in a
+           fresh pod does. For kaniko that is its usual warm run (it never keeps local state);
+           buildah 1.28 has `--cache-from/--cache-to`, so in a run with this mode buildah's
+           cached builds (cold, warm, edit, fresh) all use its own remote cache repository
+           (`--cache-from R --cache-to R`), as it would be set up for such CI.
 
 Flag sets (FLAGSETS), both reported:
   kaniko   kaniko's usual flags, as most GitLab jobs run it: `--cache=true --cache-repo REPO`, no
@@ -65,15 +71,17 @@ class Run:
         self.destination = "%s/bench/%s:latest" % (registry, base)
         self.cache_repo = "%s/bench-cache/%s" % (registry, base)
         self.build_arg = "BASE_REGISTRY=%s" % registry
-        self.fresh = mode in ("cold", "nocache")
+        # A fresh pod: no local state (the cache repository and the destination are kept).
+        self.fresh = mode in ("cold", "nocache", "fresh")
         self.caching = mode in CACHED_MODES
         self.copy_layers = flagset == "best"
 
 
 CRUN_RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "crun-run.sh")
 
-# Modes that build with layer caching on; warm and edit reuse the state of the cold run before them.
-CACHED_MODES = ("cold", "warm", "edit")
+# Modes that build with layer caching on; warm and edit reuse the state of the cold run before
+# them, fresh only its cache repository and destination.
+CACHED_MODES = ("cold", "warm", "edit", "fresh")
 FLAGSETS = ("kaniko", "best")
 
 
@@ -131,11 +139,17 @@ class Buildah:
     name = "buildah"
     multi_platform = True
 
+    def __init__(self, remote_cache=False):
+        # With the fresh mode: its layers also go to (and come from) a cache repository.
+        self.remote_cache = remote_cache
+
     def version(self):
         return subprocess.run(["buildah", "--version"], capture_output=True, text=True).stdout.strip()
 
     def flags(self, mode, flagset="kaniko"):
         layers = "--layers=false" if mode == "nocache" else "--layers=true"
+        if self.remote_cache and mode != "nocache":
+            layers += " --cache-from REG/bench-cache/... --cache-to REG/bench-cache/..."
         return ("buildah --root STATE/root --runroot STATE/runroot --storage-driver overlay build "
                 "--isolation chroot --tls-verify=false %s (TMPDIR=STATE/tmp); buildah push --tls-verify=false "
                 "[several platforms: build --platform linux/amd64,linux/arm64 --manifest LIST; "
@@ -154,6 +168,8 @@ class Buildah:
         build = self._global(run) + ["build", "--isolation", "chroot", "--tls-verify=false",
                                      "--layers=%s" % ("true" if run.caching else "false"),
                                      "--build-arg", run.build_arg, "-f", run.dockerfile]
+        if self.remote_cache and run.caching:
+            build += ["--cache-from", run.cache_repo, "--cache-to", run.cache_repo]
         if not run.platforms:
             build += ["-t", tag, run.ctx]
             push = self._global(run) + ["push", "--tls-verify=false", tag, "docker://" + run.destination]

@@ -399,7 +399,14 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         Event::CacheLookup { result, key, .. } => match result {
             CacheResult::Hit { layer: Some(l), reference } => {
                 // A COPY served from this machine's cache dir, not from the cache repository.
-                let local = if reference.starts_with("local:") { " from the local layer store" } else { "" };
+                let local = if reference.starts_with("local:") {
+                    " from the local layer store".to_string()
+                } else if let Some(r) = reference.strip_prefix("registry-ref:") {
+                    // A COPY found by its reference record: the layer of a pushed image, by name.
+                    format!(" from the layer in {}", r.split_once('@').map_or(r, |(repo, _)| repo))
+                } else {
+                    String::new()
+                };
                 say(Level::Info, &format!("Using cached layer {} ({}){local}", l.digest.short(), bytes(l.size)))
             }
             CacheResult::Hit { layer: None, .. } => say(Level::Info, "Cached (no file changes)"),

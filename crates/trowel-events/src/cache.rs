@@ -122,7 +122,9 @@ pub enum CacheResult {
     /// `reference` says where the entry was found: `<cache repository>:<key>` for an entry of
     /// the cache repository, `local:<path of the entry file>` for one of the local layer store
     /// under `--cache-dir` (COPY/ADD layers without `--cache-copy-layers`, which never go to the
-    /// cache repository).
+    /// cache repository), `registry-ref:<repository>@<layer digest>` for such a layer found by
+    /// the layer reference record of the cache repository (the repository named is the one
+    /// found to hold the layer: a destination of this build, or one the record names).
     Hit { reference: String, layer: Option<LayerSummary> },
     /// Not in the cache; `explanation` says why: every input that differs from the closest
     /// earlier entry of the step (`compared_with`, absent when there was none to compare with).

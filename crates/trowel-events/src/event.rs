@@ -417,7 +417,8 @@ pub enum Event {
         id: StepId,
         key: String,
         /// The cache entry's image reference (`local:<path of the entry file>` for the local
-        /// layer store).
+        /// layer store, `registry-ref:<cache repository>:<key>` for a layer reference record,
+        /// which names a COPY/ADD layer of the pushed image and holds no layer itself).
         reference: String,
         /// The layer was uploaded while it was being written (else after, from the store).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -33,6 +33,9 @@ pub enum Previous {
     Expired { created: String, ttl: String },
     /// Earlier entries of this step, newest first (at least one).
     Entries(Vec<Earlier>),
+    /// The exact key was found but cannot be used; why, in words (a layer reference record
+    /// whose layer is gone).
+    Unusable(String),
 }
 
 /// A step of this build that missed, as the steps after it name it.
@@ -70,6 +73,7 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
                 "cached layer expired (created {created}, older than --cache-ttl {ttl})"
             ));
         }
+        Previous::Unusable(reason) => return Explanation::only(reason.clone()),
         Previous::Entries(e) => e,
     };
     let Some(closest) = closest(entries, cur) else {

@@ -3,6 +3,8 @@
 //! - [`key`]: composite cache keys and their components;
 //! - [`explain`]: why a step missed;
 //! - [`registry`]: cache entries in a registry repository, with per-step pointer tags;
+//! - [`layer_ref`]: layer reference records, which find a COPY/ADD layer kept out of the cache
+//!   repository again from a fresh CI pod (no cache dir);
 //! - [`local`]: the local layer store under `--cache-dir`, for steps keyed but not written to
 //!   the cache repository (COPY/ADD without `--cache-copy-layers`);
 //! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
@@ -14,6 +16,7 @@
 pub mod basedir;
 pub mod explain;
 pub mod key;
+pub mod layer_ref;
 pub mod local;
 pub mod prune;
 pub mod registry;

@@ -14,6 +14,10 @@
 //! garbage-collected simply drop out of the list, and a miss costs one fetch per listed entry,
 //! only when the pointer's entry is not the match. Entries are pushed manifest-last (the registry only shows an entry
 //! once all its blobs are there), so a failed or killed build never leaves a half-written entry.
+//!
+//! A tag may also hold a *layer reference record* (see [`super::layer_ref`]): a COPY/ADD layer
+//! that was pushed with an image but kept out of the cache repository. A lookup that finds one
+//! checks that the layer's blob still exists before it counts as a hit.
 
 use std::time::Duration;
 
@@ -22,13 +26,18 @@ use serde_json::json;
 
 use crate::cache::explain::{Earlier, Previous};
 use crate::cache::key::KeyComponents;
+use crate::cache::layer_ref::{self, REF_FIELD, REF_MEDIA_TYPE, RefHistory, RefRecord};
 use crate::digest::Digest;
-use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform};
+use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform, media};
 use crate::image::store::BlobStore;
 use crate::registry::{PushBlob, PushImage, Reference, Registry, RegistryError};
 
 /// The config field holding the key and its components.
-const FIELD: &str = "dev.trowel.cache";
+pub(crate) const FIELD: &str = "dev.trowel.cache";
+
+/// The largest entry config read: it lists every source file of a COPY, so it can be large,
+/// but not this large.
+const MAX_CONFIG: u64 = 16 << 20;
 
 /// Earlier entries of a step each entry lists: enough to find the build a change is relative
 /// to across a few alternating configurations (release and debug args, two branches), few
@@ -66,6 +75,40 @@ pub enum EntrySource {
     /// The local layer store's entry file (see [`super::local`]); its layer's blob is in the
     /// build's store once the lookup returns.
     Local(std::path::PathBuf),
+    /// A layer reference record of the cache repository: the repository found to hold the
+    /// layer's blob (fetched from, or mounted from, like a base layer's).
+    RegistryRef(Reference),
+}
+
+/// What a tag of the cache repository holds.
+enum Found {
+    /// A cache entry: an image of at most one layer.
+    Entry { manifest: Box<Manifest>, info: EntryInfo, created: Option<String> },
+    /// A layer reference record, validated; the repositories it names, parsed.
+    Ref { info: EntryInfo, record: Box<RefRecord>, repos: Vec<Reference> },
+}
+
+impl Found {
+    fn info(&self) -> &EntryInfo {
+        match self {
+            Found::Entry { info, .. } | Found::Ref { info, .. } => info,
+        }
+    }
+
+    fn created(&self) -> Option<String> {
+        match self {
+            Found::Entry { created, .. } => created.clone(),
+            Found::Ref { record, .. } => Some(record.history.created.clone()),
+        }
+    }
+
+    fn into_earlier(self) -> Earlier {
+        let created = self.created();
+        let info = match self {
+            Found::Entry { info, .. } | Found::Ref { info, .. } => info,
+        };
+        Earlier { key: info.key, components: Box::new(info.components), created }
+    }
 }
 
 /// A usable cached step.
@@ -96,12 +139,28 @@ pub struct RegistryCache {
     ttl: Duration,
     ttl_text: String,
     platform: Platform,
+    /// This build's destinations (repositories): where a layer a reference record names is
+    /// looked for first.
+    destinations: Vec<Reference>,
 }
 
 impl RegistryCache {
     /// `repo` is a repository reference (any tag is ignored).
     pub fn new(registry: Registry, repo: Reference, ttl: Duration, ttl_text: String, platform: Platform) -> Self {
-        RegistryCache { registry, repo: Reference { tag: None, digest: None, ..repo }, ttl, ttl_text, platform }
+        RegistryCache {
+            registry,
+            repo: Reference { tag: None, digest: None, ..repo },
+            ttl,
+            ttl_text,
+            platform,
+            destinations: Vec::new(),
+        }
+    }
+
+    /// The same cache, for a build pushing to `destinations`.
+    pub fn with_destinations(mut self, destinations: Vec<Reference>) -> Self {
+        self.destinations = destinations.into_iter().map(|d| Reference { tag: None, digest: None, ..d }).collect();
+        self
     }
 
     pub fn repo(&self) -> &Reference {
@@ -127,70 +186,134 @@ impl RegistryCache {
         move |source| CacheError::Registry { reference, source }
     }
 
-    /// Reads the entry a tag points to: its manifest and its config's cache record.
-    async fn read_entry(
-        &self,
-        tag: &str,
-        store: &BlobStore,
-    ) -> Result<Option<(Manifest, EntryInfo, Option<String>)>, CacheError> {
+    /// Reads what a tag holds: an entry (its manifest and its config's cache record) or a layer
+    /// reference record, validated.
+    async fn read_entry(&self, tag: &str, store: &BlobStore) -> Result<Option<Found>, CacheError> {
         let r = self.tagged(tag);
         let Some((bytes, _mt, _digest)) = self.registry.fetch_manifest(&r).await.map_err(self.err(&r))? else {
             return Ok(None);
         };
         let invalid = |reason: String| CacheError::Invalid { reference: r.to_string(), reason };
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
-        if manifest.layers.len() > 1 {
+        let is_ref = manifest.config.media_type == REF_MEDIA_TYPE;
+        if !is_ref && ![media::OCI_CONFIG, media::DOCKER_CONFIG].contains(&manifest.config.media_type.as_str()) {
+            return Err(invalid(format!("config media type {:?}", manifest.config.media_type)));
+        }
+        if manifest.layers.len() > usize::from(!is_ref) {
             return Err(invalid(format!("{} layers", manifest.layers.len())));
+        }
+        if manifest.config.size > MAX_CONFIG {
+            return Err(invalid(format!("config of {} bytes", manifest.config.size)));
         }
         self.registry.fetch_blob(&self.repo, &manifest.config, store, &|_, _| {}).await.map_err(self.err(&r))?;
         let config: serde_json::Value = serde_json::from_slice(&store.read(&manifest.config.digest)?)
             .map_err(|e| invalid(format!("config: {e}")))?;
         let info: EntryInfo = serde_json::from_value(config.get(FIELD).cloned().unwrap_or(serde_json::Value::Null))
             .map_err(|e| invalid(format!("{FIELD}: {e}")))?;
+        if is_ref {
+            let record: RefRecord =
+                serde_json::from_value(config.get(REF_FIELD).cloned().unwrap_or(serde_json::Value::Null))
+                    .map_err(|e| invalid(format!("layer reference record: {e}")))?;
+            let repos = layer_ref::validate(&record).map_err(|e| invalid(format!("layer reference record: {e}")))?;
+            return Ok(Some(Found::Ref { info, record: Box::new(record), repos }));
+        }
         let created = config.get("created").and_then(|c| c.as_str()).map(str::to_string);
-        Ok(Some((manifest, info, created)))
+        Ok(Some(Found::Entry { manifest: Box::new(manifest), info, created }))
+    }
+
+    /// Where a record's layer can be had: the first of this build's destinations that has the
+    /// blob, else the first of the record's repositories that does, among those on a registry
+    /// this build already uses (the cache repository's or a destination's). `Err`: why none.
+    async fn locate(&self, record: &RefRecord, repos: &[Reference]) -> Result<Reference, String> {
+        let ours = |r: &Reference| {
+            r.registry == self.repo.registry || self.destinations.iter().any(|d| d.registry == r.registry)
+        };
+        let mut candidates: Vec<Reference> = self.destinations.clone();
+        for r in repos.iter().filter(|r| ours(r)) {
+            let r = Reference { tag: None, digest: None, ..r.clone() };
+            if !candidates.iter().any(|c| c.registry == r.registry && c.repository == r.repository) {
+                candidates.push(r);
+            }
+        }
+        let digest = &record.layer.digest;
+        let checks = candidates.iter().map(|c| self.registry.blob_exists(c, digest));
+        let results = futures_util::future::join_all(checks).await;
+        let mut failures = Vec::new();
+        for (c, r) in candidates.iter().zip(results) {
+            match r {
+                Ok(true) => return Ok(c.clone()),
+                Ok(false) => {}
+                Err(e) => failures.push(format!("{}: {e}", c.repo_ref())),
+            }
+        }
+        let named = repos.iter().map(Reference::repo_ref).collect::<Vec<_>>().join(", ");
+        let mut why = format!(
+            "the layer {} that the cache's reference record names is gone (not in {named} nor in this build's destinations: image deleted or registry garbage-collected?)",
+            digest.short()
+        );
+        if !failures.is_empty() {
+            why = format!("{why}; could not check {}", failures.join("; "));
+        }
+        Err(why)
     }
 
     /// Looks a key up. On a miss, finds the step's most recent entry to explain it.
     pub async fn lookup(&self, key: &str, pointer: &str, store: &BlobStore) -> Result<Lookup, CacheError> {
-        if let Some((manifest, info, created)) = self.read_entry(key, store).await? {
+        if let Some(found) = self.read_entry(key, store).await? {
             // An entry must be what its tag says: never trust a mislabelled layer. (The recorded
             // components cannot be re-hashed: secrets in them are masked.)
-            if info.key != key {
+            if found.info().key != key {
                 return Err(CacheError::Invalid {
                     reference: self.tagged(key).to_string(),
                     reason: "recorded key does not match the tag".into(),
                 });
             }
+            let created = found.created();
             let expired =
                 created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).is_none_or(|c| {
                     let age = chrono::Utc::now().signed_duration_since(c);
                     age.to_std().is_ok_and(|a| a > self.ttl)
                 });
-            if expired {
-                let previous = Previous::Expired {
-                    created: created.unwrap_or_else(|| "at an unknown time".into()),
+            let unusable = if expired {
+                Some(Previous::Expired {
+                    created: created.clone().unwrap_or_else(|| "at an unknown time".into()),
                     ttl: self.ttl_text.clone(),
-                };
-                let history = match self.read_entry(pointer, store).await {
-                    Ok(Some((_, p, _))) => history_after(key, &p),
-                    _ => Vec::new(),
-                };
-                return Ok(Lookup::Miss { previous, history });
-            }
-            let diff_ids = info_diff_ids(store, &manifest)?;
-            let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
-            return Ok(Lookup::Hit(Box::new(CachedLayer {
-                source: EntrySource::Registry(self.repo.clone()),
-                layer,
-                info,
-                created,
-            })));
+                })
+            } else {
+                None
+            };
+            let hit = match (unusable, found) {
+                (Some(previous), _) => Err(previous),
+                (None, Found::Entry { manifest, info, created }) => {
+                    let diff_ids = info_diff_ids(store, &manifest)?;
+                    let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
+                    Ok(CachedLayer { source: EntrySource::Registry(self.repo.clone()), layer, info, created })
+                }
+                (None, Found::Ref { info, record, repos }) => match self.locate(&record, &repos).await {
+                    Ok(repo) => Ok(CachedLayer {
+                        source: EntrySource::RegistryRef(repo),
+                        layer: Some((record.layer.clone(), record.diff_id.clone())),
+                        info,
+                        created: Some(record.history.created.clone()),
+                    }),
+                    Err(reason) => Err(Previous::Unusable(reason)),
+                },
+            };
+            return match hit {
+                Ok(hit) => Ok(Lookup::Hit(Box::new(hit))),
+                Err(previous) => {
+                    let history = match self.read_entry(pointer, store).await {
+                        Ok(Some(p)) => history_after(key, p.info()),
+                        _ => Vec::new(),
+                    };
+                    Ok(Lookup::Miss { previous, history })
+                }
+            };
         }
         let (newest, history) = match self.read_entry(pointer, store).await {
-            Ok(Some((_, info, created))) => {
-                let history = history_after(key, &info);
-                (Earlier { key: info.key, components: Box::new(info.components), created }, history)
+            Ok(Some(found)) => {
+                let history = history_after(key, found.info());
+                (found.into_earlier(), history)
             }
             // A broken pointer only costs the explanation (and the history).
             Ok(None) | Err(_) => return Ok(Lookup::Miss { previous: Previous::None, history: Vec::new() }),
@@ -201,13 +324,49 @@ impl RegistryCache {
         let listed: Vec<&String> = history.iter().filter(|k| **k != entries[0].key).collect();
         let reads = futures_util::future::join_all(listed.iter().map(|k| self.read_entry(k, store))).await;
         for (k, r) in listed.into_iter().zip(reads) {
-            if let Ok(Some((_, info, created))) = r
-                && &info.key == k
+            if let Ok(Some(found)) = r
+                && &found.info().key == k
             {
-                entries.push(Earlier { key: info.key, components: Box::new(info.components), created });
+                entries.push(found.into_earlier());
             }
         }
         Ok(Lookup::Miss { previous: Previous::Entries(entries), history })
+    }
+
+    /// Tags a layer reference record under `key` (see [`super::layer_ref`]) and moves the
+    /// step's pointer to it. Only for a layer already pushed to `repositories`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn store_ref(
+        &self,
+        key: &str,
+        pointer: &str,
+        components: &KeyComponents,
+        layer: (&Descriptor, &Digest),
+        history: RefHistory,
+        repositories: Vec<String>,
+        earlier: &[String],
+        store: &BlobStore,
+    ) -> Result<Digest, CacheError> {
+        let info = EntryInfo {
+            key: key.to_string(),
+            components: components.clone(),
+            created_by: history.created_by.clone(),
+            earlier: earlier.iter().filter(|k| *k != key).take(HISTORY).cloned().collect(),
+        };
+        let record = RefRecord { layer: layer.0.clone(), diff_id: layer.1.clone(), history, repositories };
+        let config = layer_ref::config_json(&info, &record);
+        let config_desc = Descriptor::new(REF_MEDIA_TYPE, store.put(&config)?, config.len() as u64);
+        let manifest = layer_ref::manifest_json(&config_desc);
+        let image = PushImage {
+            manifest_bytes: manifest.clone(),
+            manifest_media_type: media::OCI_MANIFEST.into(),
+            blobs: vec![PushBlob { descriptor: config_desc, mount_from: None }],
+        };
+        let entry = self.tagged(key);
+        let report = self.registry.push_image(&entry, &image, store, &|_| {}).await.map_err(self.err(&entry))?;
+        let ptr = self.tagged(pointer);
+        self.registry.push_manifest(&ptr, &manifest, media::OCI_MANIFEST).await.map_err(self.err(&ptr))?;
+        Ok(report.manifest_digest)
     }
 
     /// Stores a step's layer (or its absence) under `key` and moves the step's pointer to it.

@@ -143,6 +143,13 @@ impl Build<'_> {
                 }
                 Artifact::Index(index) => pushed = self.push_index(index, &dests, layers)?,
             }
+            // Every destination has every layer now: COPY/ADD layers kept out of the cache
+            // repository can be referred to from it (see `cache::layer_ref`).
+            if let Some(cache) = self.cache.as_mut() {
+                for l in layers {
+                    cache.write_refs(&self.ctx, &dests, l);
+                }
+            }
         }
         let names: Vec<(String, Option<String>)> = dests.iter().map(|d| (d.repo_ref(), d.tag.clone())).collect();
         if let Some(p) = &out.digest_file {

@@ -5,8 +5,11 @@
 //!
 //! Steps that are keyed but whose layers do not go to the cache repository (COPY/ADD without
 //! `--cache-copy-layers`, kaniko's default) are looked up in and written to the local layer
-//! store under `--cache-dir` instead, when there is one ([`crate::cache::local`]): an unchanged
-//! COPY then costs a lookup, while the cache repository still never holds a COPY layer.
+//! store under `--cache-dir` instead, when there is one ([`crate::cache::local`]), and, when it
+//! has no entry (a fresh CI pod has no cache dir), looked up in the cache repository, where a
+//! *layer reference record* ([`crate::cache::layer_ref`], written by [`refs`] once the image
+//! is pushed) names the layer in the pushed image: an unchanged COPY then costs a lookup, while
+//! the cache repository still never holds a COPY layer's bytes.
 //!
 //! The cache itself (keys, entries in a registry repository or the local store, explanations)
 //! is [`crate::cache`]'s; this is the bookkeeping of one build: counters, writes in flight, which
@@ -30,6 +33,7 @@ use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::Reference;
 
 mod plan;
+mod refs;
 
 pub(crate) use plan::{StageInputs, plan};
 
@@ -56,7 +60,8 @@ pub(crate) struct PlannedStep {
     pub display: String,
     /// Whether the step's layer is looked up in and stored to the cache.
     pub cacheable: bool,
-    /// Whether the step (not `cacheable`) is looked up in and stored to the local layer store.
+    /// Whether the step (not `cacheable`: a COPY/ADD kept out of the cache repository) is looked
+    /// up in the local layer store and for a layer reference record, and stored to both.
     pub local: bool,
 }
 
@@ -140,6 +145,9 @@ pub(crate) struct LayerCache {
     streamed: HashMap<StepId, StreamedUpload>,
     /// Steps whose entries were written (their layers can be mounted from the cache repo).
     stored: HashSet<StepId>,
+    /// COPY/ADD steps kept out of the cache repository that ran: a layer reference record is
+    /// written for each once the image holding its layer is pushed.
+    refs: HashMap<StepId, refs::RefCandidate>,
     hits: usize,
     misses: usize,
     bytes_reused: u64,
@@ -156,7 +164,12 @@ impl LayerCache {
             return Ok(None);
         }
         let repo = cache_repo(c, &ctx.opts.output.destinations).map_err(BuildError::Options)?;
-        let remote = RegistryCache::new(ctx.registry.clone(), repo, c.ttl, c.ttl_text.clone(), ctx.platform.clone());
+        // Where a layer reference record's layer is looked for first (an invalid destination is
+        // reported by the push; it is just not looked in here).
+        let destinations =
+            ctx.opts.output.destinations.iter().filter_map(|d| Reference::parse(d).ok()).collect::<Vec<_>>();
+        let remote = RegistryCache::new(ctx.registry.clone(), repo, c.ttl, c.ttl_text.clone(), ctx.platform.clone())
+            .with_destinations(destinations);
         let limiter = Arc::new(tokio::sync::Semaphore::new(PARALLEL_LOOKUPS));
         let mut cache =
             LayerCache::empty(remote, c.clone(), dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context), limiter);
@@ -171,11 +184,6 @@ impl LayerCache {
             }
         }
         Ok(Some(cache))
-    }
-
-    /// Whether steps left out of the cache repository are looked up in the local layer store.
-    pub fn has_local(&self) -> bool {
-        self.local.is_some()
     }
 
     /// Bookkeeping with nothing in it yet.
@@ -196,6 +204,7 @@ impl LayerCache {
             local_writes: Vec::new(),
             streamed: HashMap::new(),
             stored: HashSet::new(),
+            refs: HashMap::new(),
             hits: 0,
             misses: 0,
             bytes_reused: 0,
@@ -222,6 +231,7 @@ impl LayerCache {
         self.local_writes.extend(lane.local_writes);
         self.streamed.extend(lane.streamed);
         self.stored.extend(lane.stored);
+        self.refs.extend(lane.refs);
         self.hits += lane.hits;
         self.misses += lane.misses;
         self.bytes_reused += lane.bytes_reused;
@@ -241,15 +251,47 @@ impl LayerCache {
             });
             keys.lookups.insert(*id, h);
         }
-        let Some(local) = &self.local else { return };
         for (id, p) in keys.planned.iter().filter(|(_, p)| p.local) {
-            let local = local.clone();
+            let local = self.local.clone();
+            let remote = self.remote.clone();
             let key = p.key.clone();
-            let pointer = self.local_pointer(*id);
+            let local_pointer = self.local_pointer(*id);
+            let pointer = pointer_tag(&self.dockerfile_id, id.stage, id.step);
             let store = ctx.store.clone();
-            // Disk reads and a blob's hash: on a blocking thread, all started at once like the
-            // registry's lookups, so they overlap the steps before them.
-            let h = ctx.rt.spawn_blocking(move || local.lookup(&key, &pointer, &store).map_err(CacheError::from));
+            let limiter = self.limiter.clone();
+            let h = ctx.rt.spawn(async move {
+                // This machine's store first: disk reads and a blob's hash, on a blocking
+                // thread. Started at once like the registry's lookups, so they overlap the
+                // steps before them.
+                let from_local = match local {
+                    Some(local) => {
+                        let (k, s) = (key.clone(), store.clone());
+                        match tokio::task::spawn_blocking(move || local.lookup(&k, &local_pointer, &s)).await {
+                            Ok(Ok(Lookup::Hit(hit))) => return Ok(Lookup::Hit(hit)),
+                            Ok(Ok(miss)) => Some(miss),
+                            // A corrupt local entry is reported as such (and the step runs and
+                            // rewrites it), not hidden behind a record of the cache repository.
+                            Ok(Err(e)) => return Err(CacheError::from(e)),
+                            Err(e) => {
+                                return Err(CacheError::Invalid {
+                                    reference: key.clone(),
+                                    reason: format!("local lookup task failed: {e}"),
+                                });
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                let _permit = limiter.acquire_owned().await;
+                match remote.lookup(&key, &pointer, &store).await? {
+                    // Nothing in the cache repository to compare with: the local store's
+                    // explanation, if it had one, is the better one.
+                    Lookup::Miss { previous: Previous::None, .. } if from_local.is_some() => {
+                        Ok(from_local.expect("checked"))
+                    }
+                    other => Ok(other),
+                }
+            });
             keys.lookups.insert(*id, h);
         }
     }

@@ -160,9 +160,9 @@ pub(crate) fn plan(
         let inputs = (!cacheable).then(|| Box::new(LinkInputs::of(&components)));
         chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone(), inputs });
         parent = chain_key.clone();
-        // A COPY/ADD kept out of the cache repository is looked up in the local layer store.
-        let local =
-            !cacheable && cache.has_local() && matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
+        // A COPY/ADD kept out of the cache repository is looked up in the local layer store and
+        // for a layer reference record in the cache repository.
+        let local = !cacheable && matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
         keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable, local });
     }
     if keys.planned.len() == steps.len() {

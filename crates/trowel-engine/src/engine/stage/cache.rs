@@ -1,7 +1,8 @@
 //! A stage's use of the layer cache: a hit becomes a layer of the stage (unpacked into its root
 //! when it has one), a miss is explained, and a step that ran is written back, streamed while
 //! its layer is written when it can be. A hit from the local layer store (a COPY/ADD without
-//! `--cache-copy-layers`) is used exactly as a registry hit. The build-wide bookkeeping is
+//! `--cache-copy-layers`) is used exactly as a registry hit, and so is one a layer reference
+//! record names (its layer comes from the repository found to hold it, as a base layer's does). The build-wide bookkeeping is
 //! `LayerCache`'s.
 
 use crate::engine::before::Before;
@@ -45,6 +46,10 @@ impl StageRunner {
                 let reference = match &hit.source {
                     EntrySource::Registry(repo) => format!("{repo}:{}", planned.key),
                     EntrySource::Local(entry) => format!("local:{}", entry.display()),
+                    EntrySource::RegistryRef(repo) => match &hit.layer {
+                        Some((d, _)) => format!("registry-ref:{}@{}", repo.repo_ref(), d.digest),
+                        None => format!("registry-ref:{}", repo.repo_ref()),
+                    },
                 };
                 let layer = hit.layer.as_ref().map(|(d, diff_id)| LayerSummary {
                     digest: (&d.digest).into(),
@@ -106,7 +111,9 @@ impl StageRunner {
             descriptor: desc.clone(),
             diff_id: diff_id.clone(),
             origin: match &hit.source {
-                EntrySource::Registry(repo) => LayerOrigin::Base(repo.clone()),
+                // A layer a reference record names is had like a base layer: fetched from (or
+                // mounted from) the repository found to hold it, only when needed.
+                EntrySource::Registry(repo) | EntrySource::RegistryRef(repo) => LayerOrigin::Base(repo.clone()),
                 EntrySource::Local(entry) => LayerOrigin::Local(entry.clone()),
             },
             uncompressed_size: None,
@@ -212,6 +219,8 @@ impl StageRunner {
             _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         if planned.local {
+            // The record's history comes first: writing the local entry takes it.
+            cache.note_ref(ctx, id, planned, layer.as_ref(), &created);
             cache.store_local(ctx, id, planned, layer, created);
         } else {
             cache.store(ctx, id, planned, layer, created);

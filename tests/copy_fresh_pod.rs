@@ -1,0 +1,322 @@
+//! COPY/ADD reuse in a fresh CI pod: kaniko's usual flags (`--cache=true --cache-repo …`, no
+//! `--cache-copy-layers`) and no cache dir, so only the cache repository is shared between
+//! builds. Against the real registry, checked with skopeo and umoci.
+//!
+//! What is proved: the first build tags a layer reference record (no layer) under the COPY's
+//! key; an unchanged rebuild from nothing hits every step, downloads and uploads no COPY layer,
+//! unpacks no base and gives the same image (`--reproducible`); the cache repository holds no
+//! COPY layer (every tag checked); a RUN that must run after a COPY hit sees the image's files;
+//! another destination on the same registry mounts the layer from the one the record names;
+//! the layer's blob deleted → a miss saying so and a correct build; an edit → a miss naming the
+//! file; a hostile record → refused with the reason, the step runs, and the image is right.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// One project: its context, its destination and cache repository. Every build gets a cache
+/// dir that does not exist (a fresh pod: nothing local survives).
+struct Project {
+    dir: tempfile::TempDir,
+    cache_repo: String,
+    dest: String,
+}
+
+/// A build's trace.
+struct Built {
+    events: Vec<Value>,
+    log: String,
+}
+
+impl Built {
+    fn of<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events.iter().filter(move |e| e["event"] == event)
+    }
+
+    /// The lookup of the step at `line`.
+    fn lookup(&self, line: u64) -> &Value {
+        self.of("cache_lookup")
+            .find(|e| e["components"]["line"] == line)
+            .unwrap_or_else(|| panic!("no lookup at {line}"))
+    }
+
+    /// "hit" | "miss: …" | "error: …" for the step at `line`.
+    fn at(&self, line: u64) -> String {
+        let r = &self.lookup(line)["result"];
+        match r["kind"].as_str().unwrap() {
+            "hit" => "hit".into(),
+            "miss" => format!("miss: {}", r["explanation"].as_str().unwrap()),
+            other => format!("{other}: {}", r["message"].as_str().unwrap()),
+        }
+    }
+
+    fn digest(&self) -> String {
+        self.of("image_assembled").next().unwrap()["manifest_digest"].as_str().unwrap().to_string()
+    }
+
+    fn layer_at(&self, line: u64) -> String {
+        let step = self.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
+        self.of("step_finished").find(|e| e["id"] == step).unwrap()["layer"].as_str().unwrap().to_string()
+    }
+
+    /// Blobs this build uploaded (to any destination or the cache repository).
+    fn uploaded(&self) -> Vec<String> {
+        self.of("blob_pushed")
+            .filter(|e| e["action"] == "uploaded")
+            .map(|e| e["digest"].as_str().unwrap().into())
+            .collect()
+    }
+
+    /// Blobs this build downloaded.
+    fn downloaded(&self) -> Vec<String> {
+        self.of("pull_progress").map(|e| e["digest"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+impl Project {
+    fn new(name: &str, dockerfile: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        let repo = unique_repo(name);
+        Project {
+            dir,
+            cache_repo: format!("{}/{repo}/cache", env().registry),
+            dest: format!("{}/{repo}:latest", env().registry),
+        }
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.path().join("ctx").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// kaniko's GitLab flags, a cache dir that does not exist, `--reproducible`.
+    fn build(&self, extra: &[&str]) -> Built {
+        let trace = self.dir.path().join(format!("{}.trace", unique_repo("t")));
+        let fresh = tempfile::tempdir().unwrap();
+        let out = run(trowel()
+            .args(["build", "--cache=true", "--cache-repo", &self.cache_repo, "--reproducible", "--cache-dir"])
+            .arg(fresh.path().join("cache"))
+            .arg("--work-dir")
+            .arg(fresh.path().join("work"))
+            .arg("--dockerfile")
+            .arg(self.dir.path().join("Dockerfile"))
+            .args(["--destination", &self.dest, "--context"])
+            .arg(self.dir.path().join("ctx"))
+            .arg("--trace")
+            .arg(&trace)
+            .args(extra));
+        assert_ok(&out);
+        let text = std::fs::read_to_string(&trace).unwrap();
+        Built { events: text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect(), log: stderr(&out) }
+    }
+
+    /// The same build without a trace, at debug verbosity; its log.
+    fn build_untraced(&self) -> String {
+        let fresh = tempfile::tempdir().unwrap();
+        let out = run(trowel()
+            .args(["build", "--cache=true", "--cache-repo", &self.cache_repo, "--reproducible", "--cache-dir"])
+            .arg(fresh.path().join("cache"))
+            .arg("--work-dir")
+            .arg(fresh.path().join("work"))
+            .arg("--dockerfile")
+            .arg(self.dir.path().join("Dockerfile"))
+            .args(["--destination", &self.dest, "--verbosity", "debug", "--context"])
+            .arg(self.dir.path().join("ctx")));
+        assert_ok(&out);
+        stderr(&out)
+    }
+
+    /// Every tag of the cache repository with its raw manifest.
+    fn cache_manifests(&self) -> Vec<(String, Value)> {
+        let o = run(Command::new("skopeo").args([
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{}", self.cache_repo),
+        ]));
+        assert_ok(&o);
+        let tags: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        tags["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let t = t.as_str().unwrap().to_string();
+                let m = skopeo_manifest(&format!("{}:{t}", self.cache_repo));
+                (t, m)
+            })
+            .collect()
+    }
+}
+
+fn dockerfile() -> String {
+    format!(
+        "FROM {}\nARG FLAVOUR=plain\nCOPY src /app/src\nRUN cat /app/src/*.c > /built && echo $FLAVOUR >> /built\n",
+        env().busybox()
+    )
+}
+
+/// `curl` against the plain registry; returns the HTTP status.
+fn curl(args: &[&str]) -> String {
+    let o = run(Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]).args(args));
+    assert_ok(&o);
+    stdout(&o)
+}
+
+#[test]
+fn an_unchanged_copy_is_reused_from_a_fresh_pod_by_reference_and_the_cache_repo_holds_no_copy_layer() {
+    let p = Project::new("freshpod", &dockerfile());
+    p.write("src/main.c", "int main() { return 0; }\n");
+    p.write("src/util.c", "int util;\n");
+
+    let first = p.build(&[]);
+    assert_eq!(first.at(3), "miss: no cache entry for this step yet");
+    let copy_layer = first.layer_at(3);
+    let key = first.lookup(3)["key"].as_str().unwrap().to_string();
+    let stored: Vec<&Value> = first.of("cache_stored").collect();
+    let record = format!("registry-ref:{}:{key}", p.cache_repo);
+    assert!(stored.iter().any(|e| e["reference"] == record.as_str()), "{stored:?}");
+
+    // The record: a manifest of no layers, marked as what it is (skopeo refuses to treat it as
+    // an image), and no tag of the cache repository holds the COPY's layer.
+    let manifests = p.cache_manifests();
+    let (_, m) = manifests.iter().find(|(t, _)| *t == key).expect("a record is tagged with the COPY's key");
+    assert_eq!(m["artifactType"], "application/vnd.dev.trowel.cache.layer-ref.v1+json");
+    assert_eq!(m["layers"], serde_json::json!([]));
+    let o = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}:{key}", p.cache_repo),
+    ]));
+    assert!(!o.status.success(), "skopeo took the record for an image");
+    for (tag, m) in &manifests {
+        let layers: Vec<&str> = m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap()).collect();
+        assert!(!layers.contains(&copy_layer.as_str()), "{tag} holds the COPY layer");
+    }
+
+    // A fresh pod, nothing changed: every step hits, the COPY by reference to the destination;
+    // nothing is unpacked or uploaded, and the image is the same. (A traced build downloads
+    // cached layers to list them for the trace: downloads are checked untraced below.)
+    let again = p.build(&[]);
+    assert_eq!((again.at(3), again.at(4)), ("hit".into(), "hit".into()));
+    let dest_repo = p.dest.trim_end_matches(":latest");
+    assert_eq!(again.lookup(3)["result"]["reference"], format!("registry-ref:{dest_repo}@{copy_layer}"));
+    assert!(again.log.contains(&format!("from the layer in {dest_repo}")), "{}", again.log);
+    assert_eq!(again.of("base_unpacked").count(), 0);
+    assert_eq!(again.uploaded(), Vec::<String>::new());
+    assert_eq!(again.digest(), first.digest());
+    // Untraced, as CI runs it: not one blob downloaded or uploaded (the debug log names each).
+    let log = p.build_untraced();
+    assert!(log.contains(&format!("from the layer in {dest_repo}")), "{log}");
+    assert!(!log.contains("Pulled ") && !log.contains(": uploaded"), "{log}");
+    assert!(log.contains(&format!("Pushed {dest_repo}@{}", first.digest())), "{log}");
+
+    // A RUN that must run after the COPY hit: the layer is fetched (verified) and applied, and
+    // the RUN sees the image's files.
+    let flavoured = p.build(&["--build-arg", "FLAVOUR=spicy"]);
+    assert_eq!(flavoured.at(3), "hit");
+    assert!(flavoured.at(4).starts_with("miss: "), "{}", flavoured.at(4));
+    assert!(flavoured.downloaded().contains(&copy_layer));
+    assert!(!flavoured.uploaded().contains(&copy_layer));
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built"), "int main() { return 0; }\nint util;\nspicy\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/app/src/util.c"), "int util;\n");
+
+    // Another destination on the same registry: the blob is mounted from the one the record
+    // names, not uploaded.
+    let other = format!("{}/{}:1", env().registry, unique_repo("freshpod-other"));
+    let o = p.build(&["--destination", &other]);
+    assert_eq!(o.at(3), "hit");
+    let sent = o.of("blob_pushed").find(|e| e["destination"] == other.as_str() && e["digest"] == copy_layer.as_str());
+    assert_eq!(sent.expect("the COPY layer reached the other destination")["action"], "mounted");
+    let u = pull_and_unpack(&other);
+    assert_eq!(Tree::content(&u.rootfs(), "/app/src/main.c"), "int main() { return 0; }\n");
+
+    // One edit: the COPY misses, naming the file, with nothing but the cache repository.
+    p.write("src/util.c", "int util = 2;\n");
+    let edited = p.build(&[]);
+    assert_eq!(edited.at(3), "miss: COPY src: 1 file changed (src/util.c)");
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built"), "int main() { return 0; }\nint util = 2;\nplain\n");
+}
+
+#[test]
+fn a_missing_blob_or_a_hostile_record_is_a_miss_and_the_build_is_right() {
+    let p = Project::new("freshpod-gone", &dockerfile());
+    p.write("src/a.c", "a\n");
+    let first = p.build(&[]);
+    let layer = first.layer_at(3);
+    let key = first.lookup(3)["key"].as_str().unwrap().to_string();
+
+    // The layer's blob deleted from the only repository that had it (as a registry's garbage
+    // collection would after the image was deleted).
+    let repo = p.dest.trim_end_matches(":latest").trim_start_matches(&format!("{}/", env().registry)).to_string();
+    let url = format!("http://{}/v2/{repo}/blobs/{layer}", env().registry);
+    assert_eq!(curl(&["-X", "DELETE", &url]), "202");
+    let gone = p.build(&[]);
+    let why = gone.at(3);
+    assert!(why.starts_with("miss: the layer ") && why.contains("is gone"), "{why}");
+    assert!(gone.uploaded().contains(&layer), "the COPY ran and its layer was pushed again");
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/app/src/a.c"), "a\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/built"), "a\nplain\n");
+
+    // A hostile record under the key: a layer of an unknown media type that names another
+    // host. Refused with the reason, the step runs, the image is right.
+    let config = serde_json::json!({
+        "created": "2026-01-01T00:00:00Z",
+        "dev.trowel.cache": {"key": key, "components": first.lookup(3)["components"], "created_by": "COPY src /app/src"},
+        "dev.trowel.cache.ref": {
+            "layer": {"mediaType": "text/html", "digest": layer, "size": 10},
+            "diff_id": layer,
+            "history": {"created": "2026-01-01T00:00:00Z", "created_by": "COPY src /app/src"},
+            "repositories": ["attacker.example/x"],
+        },
+    });
+    put_record(&p, &key, &serde_json::to_vec(&config).unwrap());
+    let hostile = p.build(&[]);
+    let why = hostile.at(3);
+    assert!(why.starts_with("error: ") && why.contains("unknown layer media type"), "{why}");
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built"), "a\nplain\n");
+}
+
+/// Tags a record manifest with `config` under `tag` in the project's cache repository.
+fn put_record(p: &Project, tag: &str, config: &[u8]) {
+    let registry = &env().registry;
+    let repo = p.cache_repo.trim_start_matches(&format!("{registry}/"));
+    let digest = format!("sha256:{}", sha256_hex(config));
+    let file = p.dir.path().join("record-config.json");
+    std::fs::write(&file, config).unwrap();
+    let o = run(Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
+        .arg(format!("http://{registry}/v2/{repo}/blobs/uploads/")));
+    let location = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+        .unwrap()
+        .trim()
+        .to_string();
+    let location = if location.starts_with("http") { location } else { format!("http://{registry}{location}") };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = format!("{location}{sep}digest={digest}");
+    // (Without a content type curl says form data, which the registry would parse as a form.)
+    let octets = "Content-Type: application/octet-stream";
+    assert_eq!(curl(&["-X", "PUT", "-H", octets, "--data-binary", &format!("@{}", file.display()), &put]), "201");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.dev.trowel.cache.layer-ref.v1+json",
+        "config": {"mediaType": "application/vnd.dev.trowel.cache.layer-ref.v1+json", "digest": digest, "size": config.len()},
+        "layers": [],
+    });
+    let mfile = p.dir.path().join("record-manifest.json");
+    std::fs::write(&mfile, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let url = format!("http://{registry}/v2/{repo}/manifests/{tag}");
+    let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
+    assert_eq!(curl(&["-X", "PUT", "-H", ct, "--data-binary", &format!("@{}", mfile.display()), &url]), "201");
+}
