@@ -11,8 +11,9 @@
 //!
 //! Each repetition measures, in turn: reading the blob, inflating it, inflating and hashing it
 //! (the diff_id), and the whole unpack as the unpacked-layer store does it (`overlay_lower`,
-//! owners kept, the diff_id checked) into a fresh directory under DIR, which is then deleted
-//! (outside the timed region). The median of each is printed.
+//! owners kept, the diff_id checked: inflating, hashing and applying on three threads) into a
+//! fresh directory under DIR, which is then deleted (outside the timed region). The median of
+//! each is printed.
 
 use std::io::Read;
 use std::path::Path;

@@ -111,13 +111,17 @@ pub fn open_layer(file: File) -> Result<Box<dyn Read + Send>, FsError> {
     Ok(Box::new(r))
 }
 
-/// Like [`open_layer`], and the uncompressed stream is also hashed on that thread (a plain tar
-/// is read there too): [`Readahead::digest`] is the layer's diff_id once the reader has
-/// returned end of stream. Hashing there rather than where the tar is applied keeps the
-/// applier's thread, the one that waits for the file system, free of it.
+/// Like [`open_layer`], and the uncompressed stream is also hashed, on a thread of its own
+/// between the one that decompresses and the one that applies the tar (a plain tar is read and
+/// hashed there): [`Readahead::digest`] is the layer's diff_id once the reader has returned end
+/// of stream. Inflating is the slowest of the three, and hashing on the same thread slowed it
+/// further; on the applier's thread it delayed the file system's work (measured in
+/// bench/README.md, "Unpacking a base").
 pub fn open_layer_hashed(file: File) -> Result<Readahead, FsError> {
-    let (_, r) = decoder(file)?;
-    Readahead::hashing(r).map_err(|source| FsError::Layer { entry: None, source })
+    let err = |source| FsError::Layer { entry: None, source };
+    let (compressed, r) = decoder(file)?;
+    let r: Box<dyn Read + Send> = if compressed { Box::new(Readahead::new(r).map_err(err)?) } else { r };
+    Readahead::hashing(r).map_err(err)
 }
 
 /// The blob's decompressor (or the blob itself), and whether it is compressed.
