@@ -212,6 +212,16 @@ def run_chain(args, tool, wl, rep, group, chain, fset, ctx, dockerfile, platform
     tool.cleanup(run)
 
 
+def image_context(args):
+    """trowel's own image files for its container (scripts/image-context.sh --no-git: the binary,
+    its loader and libraries, CA certificates, all under trowel/), made once per results dir."""
+    out = os.path.join(args.out, "trowel-image-context")
+    if not os.path.isdir(os.path.join(out, "trowel")):
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "image-context.sh")
+        subprocess.run([script, "--no-git", args.trowel, out], check=True)
+    return os.path.join(out, "trowel")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registry", required=True)
@@ -230,7 +240,8 @@ def main():
                     help="flag sets: kaniko (kaniko's usual flags, no --cache-copy-layers), best (with it)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tools", default="trowel,buildah,kaniko",
-                    help="among trowel, buildah, kaniko (when --kaniko/KANIKO_EXECUTOR), trowel-trace")
+                    help="among trowel, buildah, kaniko (when --kaniko/KANIKO_EXECUTOR), trowel-trace, "
+                         "trowel-ctr (container isolation, in a container as kaniko runs)")
     ap.add_argument("--resume", action="store_true",
                     help="skip every chain (a tool's cold, warm, edit builds) --out's results.jsonl already has")
     ap.add_argument("--no-verify", action="store_true")
@@ -238,6 +249,7 @@ def main():
 
     available = {"trowel": lambda: tools.Trowel(args.trowel), "trowel-trace": lambda: tools.Trowel(args.trowel, True),
                  "trowel-perf": lambda: tools.Trowel(args.trowel, perf=True),
+                 "trowel-ctr": lambda: tools.TrowelContainer(args.trowel, image_context(args)),
                  "buildah": lambda: tools.Buildah("fresh" in args.modes.split(",")), "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
     tool_list = [t for t in (available[n]() for n in args.tools.split(",")) if t is not None]
     modes = args.modes.split(",")

@@ -79,9 +79,9 @@ def ok_runs(runs, fs, wl, tool, mode, fset=None):
             and r["ok"] and str(r.get("verified", "")).startswith(("ok", "same", "skipped"))]
 
 
-def pair_ratios(runs, fs, wl, mode, peer, fset=None):
-    """trowel/peer wall time for each repetition both tools completed (the same pair of runs)."""
-    t = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, "trowel", mode, fset)}
+def pair_ratios(runs, fs, wl, mode, peer, fset=None, tool="trowel"):
+    """tool/peer wall time for each repetition both tools completed (the same pair of runs)."""
+    t = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, tool, mode, fset)}
     p = {r["rep"]: r["wall_s"] for r in ok_runs(runs, fs, wl, peer, mode, fset)}
     return [t[k] / p[k] for k in sorted(t) if k in p and p[k] > 0]
 
@@ -135,6 +135,31 @@ def table(runs, fs, fset=None):
             row.append("/".join("—" if size[t] is None else "%.1f" % (size[t] / 1e6) for t in tools))
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines), summary
+
+
+def container_table(runs, fs, fset=None):
+    """Container isolation (`trowel-ctr`: trowel in a fresh container per build, unpacking into its
+    own /, as kaniko runs) next to kaniko, run the same way, and trowel's chroot isolation (the
+    unpacked-layer store and overlay mounts) in the same run: medians, per-pair ratios."""
+    others = [t for t in ("kaniko", "trowel") if any(r["tool"] == t and r["fs"] == fs for r in runs)]
+    head = ["workload", "mode", "n", "trowel-ctr s"] + ["%s s" % t for t in others]
+    head += ["trowel-ctr/%s" % t for t in others] + ["trowel-ctr MB"] + ["%s MB" % t for t in others]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for wl in ORDER:
+        for mode in MODES:
+            cells = {t: cell(runs, fs, wl, t, mode, fset) for t in ["trowel-ctr"] + others}
+            if not cells["trowel-ctr"][0] and not cells["trowel-ctr"][1]:
+                continue
+            n = min(len(c[0]) for c in cells.values())
+            row = [wl, mode, str(n)]
+            for t, (ok, failed) in cells.items():
+                v = fmt_s(med([r["wall_s"] for r in ok]))
+                row.append(v + (" (%d failed)" % len(failed) if failed else ""))
+            row += [fmt_r(med(pair_ratios(runs, fs, wl, mode, t, fset, tool="trowel-ctr"))) for t in others]
+            row += [fmt_mb(max([r["max_rss_kb"] for r in ok if r["max_rss_kb"]], default=None))
+                    for ok, _ in cells.values()]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def snapshot_stats(runs, wl="W4"):
@@ -261,6 +286,9 @@ def render(results_dir):
             summaries[(fs, fset)] = s
             parts.append("### %s%s%s\n\n%s\n" % (fs, " — " + desc if desc else "",
                                                  " — " + FLAGSET_TITLES[fset] if fset else "", t))
+            if any(r["tool"] == "trowel-ctr" and r["fs"] == fs for r in runs):
+                parts.append("#### Container isolation, %s%s\n\n%s\n" % (
+                    fs, " — " + FLAGSET_TITLES[fset] if fset else "", container_table(runs, fs, fset)))
     if refs:
         parts.append("Physical references (Debian minbase root, %d entries, %.0f MB, warm page cache, medians of 5): "
                      "stat-only walk %.3f s, read all %.2f s, sha256 all %.2f s, tar %.2f s, tar | gzip -6 %.2f s.\n" % (

@@ -5,7 +5,7 @@
 #   bench/run.sh [--reps N] [--tables ext4,tmpfs] [--flags kaniko,best] [--workloads W1,W2,...]
 #                [--modes cold,warm,edit,nocache] [--extra-reps N] [--no-extra] [--no-profile]
 #                [--no-profile-extras] [--ext4 image|root] [--quick] [--no-readme] [--multi-platform]
-#                [--tools trowel,buildah,kaniko] [--resume RUN_DIR]
+#                [--tools trowel,buildah,kaniko] [--resume RUN_DIR] [--container]
 #
 #   --tables       which file systems hold the tools' state: ext4 (a fresh journaled image), tmpfs,
 #                  or both (default; --fs is the old name)
@@ -24,7 +24,13 @@
 #                  and linux/arm64 on index bases, one index pushed) next to W1 and W4, on ext4, no
 #                  extras and no profiling pass; arm64's RUNs run under QEMU (binfmt_misc). Its
 #                  tables go to bench/results/multiplatform/ and README's two-platform section
-#   --tools        which builders (default: trowel, buildah, and kaniko with KANIKO_EXECUTOR)
+#   --tools        which builders (default: trowel, buildah, and kaniko with KANIKO_EXECUTOR);
+#                  trowel-ctr is trowel with container isolation, in a fresh crun container per
+#                  build as kaniko is run (not in the default run)
+#   --container    container isolation measured apart: trowel-ctr next to kaniko (run the same way)
+#                  and trowel's chroot isolation, W4, W5 and W6 cold and warm, kaniko's flags, both
+#                  tables, no extras, no profiling pass, README untouched (about 10 minutes per
+#                  repetition); its tables ("Container isolation") are in the run's tables.md
 #   --extra-reps   repetitions of the extra workloads (BIG: one 2 GiB file; MANY: 100,000 files in
 #                  the base), run in cold mode on ext4 (default 3; 0 skips them)
 #   --no-readme    leave bench/README.md alone (results still go to the results directory)
@@ -78,6 +84,8 @@ while [ $# -gt 0 ]; do
     --no-profile-extras) pextras=0; shift;;
     --multi-platform) multi=1 fs=ext4 wls=W1,W4,W1x2,W4x2 modes=cold,warm,nocache extra_reps=0 profile=0 flags=best; shift;;
     --tools) tools=$2; shift 2;;
+    --container) wls=W4,W5,W6 modes=cold,warm extra_reps=0 profile=0 flags=kaniko readme=0
+                 tools=trowel,trowel-ctr,kaniko; shift;;
     *) sed -n '2,40p' "$0"; exit 2;;
   esac
 done
@@ -93,6 +101,8 @@ for pair in buildah:buildah skopeo:skopeo umoci:umoci docker-registry:docker-reg
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # The arm64 RUNs of the two-platform cells run under QEMU user emulation (binfmt_misc handlers).
+# trowel's own image for its container (scripts/image-context.sh) is made with patchelf.
+case ",$tools," in *,trowel-ctr,*) command -v patchelf >/dev/null || need+=(patchelf);; esac
 case ",$wls," in *x2,*) command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static binfmt-support);; esac
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"

@@ -135,6 +135,99 @@ class Trowel:
         wipe(run.state)
 
 
+class TrowelContainer:
+    """trowel with container isolation, run the way kaniko is run here (see Kaniko): its own image's
+    files (scripts/image-context.sh --no-git: the binary and its libraries under /trowel) as the
+    root of a fresh crun container per build, under STATE on the file system under test, the
+    context read-only at /workspace, the Dockerfile's directory at /bench, the host network. It
+    unpacks the base into its own / (the unpacked-layer store is not used there: / is the root),
+    runs RUN there and snapshots it, as kaniko does. Its cache dir is an empty volume at /cache
+    (STATE/cache-dir, bind-mounted like a pod's emptyDir); like kaniko's, it starts empty in every
+    build (warm and edit use the registry cache only, as a fresh CI pod does). Capabilities: the
+    same list as kaniko's container here."""
+
+    name = "trowel-ctr"
+    multi_platform = False
+
+    def __init__(self, binary, image_context):
+        """image_context: the `trowel/` directory of scripts/image-context.sh's output."""
+        self.binary = binary
+        self.image_context = image_context
+
+    def version(self):
+        return subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout.strip() + \
+            " (container isolation)"
+
+    def flags(self, mode, flagset="kaniko"):
+        common = "--isolation container --context /workspace (in a crun container, fresh per build)"
+        if mode == "nocache":
+            return common
+        return common + " --cache=true --cache-repo REG/bench-cache/... --cache-dir /cache (empty)" + (
+            " --cache-copy-layers=true" if flagset == "best" else "")
+
+    def phases(self, run):
+        wipe(run.state)
+        bundle = os.path.join(run.state, "bundle")
+        rootfs = os.path.join(bundle, "rootfs")
+        shutil.copytree(self.image_context, os.path.join(rootfs, "trowel"), symlinks=True)
+        for d in ("workspace", "bench", "proc", "dev", "sys", "tmp", "etc", "cache"):
+            os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+        cache = os.path.join(run.state, "cache-dir")
+        os.makedirs(cache)
+        shutil.copy2("/etc/resolv.conf", os.path.join(rootfs, "etc", "resolv.conf"))
+        args = ["/trowel/trowel", "build", "--isolation", "container", "--context", "/workspace",
+                "--dockerfile", "/bench/Dockerfile", "--destination", run.destination, "--build-arg", run.build_arg,
+                "--log-format", "text"]
+        if run.caching:
+            args += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-dir", "/cache"]
+            if run.copy_layers:
+                args += ["--cache-copy-layers=true"]
+        env = ["PATH=/usr/local/bin:/trowel", "HOME=/root", "DOCKER_CONFIG=/trowel/.docker/",
+               "SSL_CERT_FILE=/trowel/ssl/certs/ca-certificates.crt", "TROWEL_DIR=/trowel", "container=oci"]
+        extra_mounts = [{"destination": "/cache", "type": "bind", "source": cache, "options": ["rbind", "rw"]}]
+        return [("build+push", _crun_bundle(bundle, args, env, run, extra_mounts), {})]
+
+    def cleanup(self, run):
+        wipe(run.state)
+
+
+# The capabilities kaniko's container gets here (and trowel's in container isolation): what RUN
+# needs to change owners and run as other users, as in a pod with kaniko's usual privileges.
+CONTAINER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+                  "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+                  "CAP_MKNOD", "CAP_AUDIT_WRITE"]
+
+
+def _crun_bundle(bundle, args, env, run, extra_mounts=()):
+    """Writes the OCI config of a builder's container (crun's default spec, the host network, no
+    cgroup namespace or resources, CONTAINER_CAPS, the context at /workspace and the Dockerfile's
+    directory at /bench, both read-only) and returns the command that runs it."""
+    subprocess.run(["crun", "spec", "-b", bundle], check=True, capture_output=True)
+    spec_path = os.path.join(bundle, "config.json")
+    with open(spec_path) as f:
+        spec = json.load(f)
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = args
+    spec["process"]["env"] = env
+    spec["process"]["cwd"] = "/"
+    spec["root"] = {"path": "rootfs", "readonly": False}
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] not in ("network", "cgroup")]
+    spec["linux"].pop("resources", None)
+    spec["process"]["capabilities"] = {k: CONTAINER_CAPS for k in ("bounding", "effective", "permitted")}
+    spec["mounts"] += [
+        {"destination": "/workspace", "type": "bind", "source": run.ctx, "options": ["rbind", "ro"]},
+        {"destination": "/bench", "type": "bind", "source": os.path.dirname(run.dockerfile),
+         "options": ["rbind", "ro"]},
+    ] + list(extra_mounts)
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    cid = "bench-%s-%d" % (run.tool, os.getpid())
+    subprocess.run(["crun", "delete", "-f", cid], capture_output=True)
+    # As the tests run crun (scripts/crun-run.sh): no cgroup manager, the hybrid cgroup2
+    # mount hidden in a private mount namespace. A CI pod's limits are not what is measured.
+    return [CRUN_RUN, bundle, cid]
+
+
 class Buildah:
     name = "buildah"
     multi_platform = True
@@ -242,36 +335,9 @@ class Kaniko:
             args += ["--cache=true", "--cache-repo", run.cache_repo]
             if run.copy_layers:
                 args += ["--cache-copy-layers", "--cache-run-layers"]
-        subprocess.run(["crun", "spec", "-b", bundle], check=True, capture_output=True)
-        spec_path = os.path.join(bundle, "config.json")
-        with open(spec_path) as f:
-            spec = json.load(f)
-        spec["process"]["terminal"] = False
-        spec["process"]["args"] = args
-        spec["process"]["env"] = ["PATH=/usr/local/bin:/kaniko:/usr/bin:/bin", "HOME=/root", "USER=root",
-                                  "SSL_CERT_DIR=/kaniko/ssl/certs", "DOCKER_CONFIG=/kaniko/.docker/",
-                                  "container=oci"]
-        spec["process"]["cwd"] = "/"
-        spec["root"] = {"path": "rootfs", "readonly": False}
-        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] not in ("network", "cgroup")]
-        spec["linux"].pop("resources", None)
-        # RUN needs to mount /proc and change owners like in a pod with kaniko's usual privileges.
-        caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-                "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-                "CAP_MKNOD", "CAP_AUDIT_WRITE"]
-        spec["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
-        spec["mounts"] += [
-            {"destination": "/workspace", "type": "bind", "source": run.ctx, "options": ["rbind", "ro"]},
-            {"destination": "/bench", "type": "bind", "source": os.path.dirname(run.dockerfile),
-             "options": ["rbind", "ro"]},
-        ]
-        with open(spec_path, "w") as f:
-            json.dump(spec, f)
-        cid = "bench-kaniko-%d" % os.getpid()
-        subprocess.run(["crun", "delete", "-f", cid], capture_output=True)
-        # As the tests run crun (scripts/crun-run.sh): no cgroup manager, the hybrid cgroup2
-        # mount hidden in a private mount namespace. A CI pod's limits are not what is measured.
-        return [("build+push", [CRUN_RUN, bundle, cid], {})]
+        env = ["PATH=/usr/local/bin:/kaniko:/usr/bin:/bin", "HOME=/root", "USER=root",
+               "SSL_CERT_DIR=/kaniko/ssl/certs", "DOCKER_CONFIG=/kaniko/.docker/", "container=oci"]
+        return [("build+push", _crun_bundle(bundle, args, env, run), {})]
 
     def cleanup(self, run):
         wipe(run.state)

@@ -350,3 +350,79 @@ fn batched_small_files_give_the_sequential_result() {
     assert_eq!((t["/d1"].mode, t["/d1"].mtime), (0o700, 1_600_000_000));
     assert_eq!(fs::read(host(&r, "d1/late")).unwrap(), b"after the re-stated directory");
 }
+
+/// Files, directories and symlinks get exactly the owner and mode their entries give, whatever
+/// creating them gave by itself: the unpacker leaves out the chown and chmod that would repeat
+/// what creation did, and must not leave out one that changes something — a group inherited
+/// from a setgid directory (and a new directory's inherited setgid bit), bits the umask took,
+/// setuid bits after a chown, a file created for another owner.
+#[test]
+fn owners_and_modes_are_exact_whatever_creating_them_gives() {
+    let s = Scratch::new();
+    let big = vec![7u8; 300_000]; // above the batch limit: created on its own
+    let tar = TarMaker::new()
+        .pax(&[("gid", b"50")])
+        .dir_with("sg", 0o2775, 1)
+        .file_with("sg/root-file", b"r", 0o644, 0, 0, 2)
+        .file_with("sg/big", &big, 0o600, 0, 0, 3)
+        .dir_with("sg/plain", 0o755, 4)
+        .symlink("sg/link", "root-file")
+        .file_with("open", b"o", 0o666, 0, 0, 5)
+        .file_with("open-big", &big, 0o777, 0, 0, 6)
+        .dir_with("open-dir", 0o777, 7)
+        .file_with("owned", b"u", 0o640, 1000, 1001, 8)
+        .file_with("suid-owned", b"s", 0o4750, 1000, 50, 9)
+        .file_with("sgid-root", b"g", 0o2755, 0, 0, 10)
+        .dir_with("sticky", 0o1777, 11)
+        .finish();
+    apply(&s, tar);
+    let t = tree(&s.root_path());
+    let got = |p: &str| (t[p].mode, t[p].uid, t[p].gid);
+    assert_eq!(got("/sg"), (0o2775, 0, 50));
+    assert_eq!(got("/sg/root-file"), (0o644, 0, 0), "not the setgid directory's group");
+    assert_eq!(got("/sg/big"), (0o600, 0, 0));
+    assert_eq!(got("/sg/plain"), (0o755, 0, 0), "neither the group nor the setgid bit of its parent");
+    assert_eq!((t["/sg/link"].uid, t["/sg/link"].gid), (0, 0));
+    assert_eq!(got("/open"), (0o666, 0, 0), "the umask does not apply");
+    assert_eq!(got("/open-big"), (0o777, 0, 0));
+    assert_eq!(got("/open-dir"), (0o777, 0, 0));
+    assert_eq!(got("/owned"), (0o640, 1000, 1001));
+    assert_eq!(got("/suid-owned"), (0o4750, 1000, 50));
+    assert_eq!(got("/sgid-root"), (0o2755, 0, 0));
+    assert_eq!(got("/sticky"), (0o1777, 0, 0));
+    let mtimes: Vec<i64> = ["/sg", "/sg/plain", "/open-dir", "/sticky"].iter().map(|p| t[*p].mtime).collect();
+    assert_eq!(mtimes, vec![1, 4, 7, 11]);
+    assert_eq!(fs::read(host(&s.root(), "open-big")).unwrap(), big);
+}
+
+/// A symlink made under a free name changes how no earlier path resolves, so what the
+/// unpacker remembered of resolved directories stays right; one that replaces a directory
+/// changes it, and files after it land where the link points.
+#[test]
+fn symlinks_among_files_send_later_files_where_paths_resolve() {
+    let s = Scratch::new();
+    let tar = TarMaker::new()
+        .dir("lib")
+        .file("lib/libc.so.6.0", b"c")
+        .symlink("lib/libc.so.6", "libc.so.6.0")
+        .file("lib/libm.so.6.0", b"m")
+        .symlink("lib/alias", "../usr/lib")
+        .dir("usr")
+        .dir("usr/lib")
+        .file("lib/alias/through", b"t")
+        .file("lib/after", b"a")
+        .dir("old")
+        .file("old/one", b"1")
+        .symlink("old", "lib")
+        .file("old/two", b"2")
+        .finish();
+    apply(&s, tar);
+    let r = s.root();
+    let t = tree(&s.root_path());
+    assert_eq!(fs::read(host(&r, "lib/libm.so.6.0")).unwrap(), b"m");
+    assert_eq!(fs::read(host(&r, "lib/libc.so.6")).unwrap(), b"c");
+    assert_eq!(fs::read(host(&r, "usr/lib/through")).unwrap(), b"t");
+    assert_eq!(fs::read(host(&r, "lib/after")).unwrap(), b"a");
+    assert_eq!(fs::read(host(&r, "lib/two")).unwrap(), b"2", "old is a link to lib now");
+    assert!(!t.contains_key("/old/one") && !t.contains_key("/lib/one"));
+}

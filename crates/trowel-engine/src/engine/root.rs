@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use trowel_events::Event;
 
-use crate::digest::HashingReader;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
@@ -22,7 +21,7 @@ use crate::engine::root_store::RootMount;
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
-use crate::fs::unpack::{UnpackOptions, UnpackStats, open_layer, unpack_layer};
+use crate::fs::unpack::{UnpackOptions, UnpackStats, open_layer_hashed, unpack_layer};
 
 /// A materialised build root: the directory and the snapshotter indexing it.
 pub(crate) struct BuildRoot {
@@ -163,7 +162,7 @@ impl BuildContext<'_> {
             LayerOrigin::Built(_) | LayerOrigin::Shell(..) => format!("{what} layer {}", l.descriptor.digest),
         };
         let file = self.store.open_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
-        let mut reader = HashingReader::new(open_layer(file).map_err(BuildError::fs(name.clone()))?);
+        let mut reader = open_layer_hashed(file).map_err(BuildError::fs(name.clone()))?;
         let stats = unpack_layer(root, &mut reader, opts).map_err(BuildError::fs(name.clone()))?;
         // The tar reader stops at the end-of-archive marker; the diff_id covers the whole stream.
         let limit = opts.max_total_size.unwrap_or(u64::MAX);
@@ -173,8 +172,11 @@ impl BuildContext<'_> {
             let reason = format!("more than {limit} bytes follow the end of the archive");
             return Err(BuildError::Corrupt { what: name, reason });
         }
-        let (_, digest, _) = reader.finish();
-        if digest != l.diff_id {
+        let Some((digest, _)) = reader.digest() else {
+            let reason = "its reader ended without hashing it".to_string();
+            return Err(BuildError::Corrupt { what: name, reason });
+        };
+        if digest != &l.diff_id {
             let reason = format!("its content hashes to {digest}, but the image config gives diff_id {}", l.diff_id);
             return Err(BuildError::Corrupt { what: name, reason });
         }

@@ -352,24 +352,6 @@ impl Root {
         Ok(File::from(fd))
     }
 
-    /// Creates a new regular file `name` in the directory `dir` (a descriptor from
-    /// [`Root::parent`]), without following or replacing anything: `Ok(None)` when the name is
-    /// already taken, so the caller can clear it and use [`Root::create_file`]. The mode is
-    /// set later by the caller (after any chown); the file is created `0600`-or-narrower so
-    /// nobody else can open it meanwhile.
-    pub(crate) fn create_new_in(&self, dir: &OwnedFd, name: &str, p: &str) -> Result<Option<File>, FsError> {
-        match rustix::fs::openat(
-            dir,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        ) {
-            Ok(fd) => Ok(Some(File::from(fd))),
-            Err(Errno::EXIST) => Ok(None),
-            Err(e) => Err(self.io_err("create", p, e)),
-        }
-    }
-
     /// Creates `p` and its missing ancestors as directories with `mode` (exactly; no umask),
     /// owned by `owner` when given. Symlinks on the way are followed inside the root (a
     /// dangling one gets its target created); existing directories are kept untouched. Returns the image paths of the directories

@@ -21,13 +21,15 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
 use super::extract::Selection;
 use super::path;
+use super::readahead::Readahead;
 use super::tar_guard::TarGuard;
-use super::unpack_batch::{Batch, Job, SMALL_FILE};
+use super::unpack_batch::{Batch, Creation, Job, SMALL_FILE, create_new};
 use super::unpack_whiteout::{clear_lower, remove_respecting};
 use super::{FileType, FsError, IgnoreList, NodeKind, Root, Timespec};
 
@@ -98,22 +100,41 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// Wraps a layer blob in the right decompressor, sniffing the magic bytes: gzip (`1f 8b`),
-/// zstd (`28 b5 2f fd`), otherwise plain tar.
+/// zstd (`28 b5 2f fd`), otherwise plain tar. Decompression runs on its own thread, ahead of
+/// whoever applies the tar.
 pub fn open_layer(file: File) -> Result<Box<dyn Read + Send>, FsError> {
+    let (compressed, r) = decoder(file)?;
+    if !compressed {
+        return Ok(r);
+    }
+    let r = Readahead::new(r).map_err(|source| FsError::Layer { entry: None, source })?;
+    Ok(Box::new(r))
+}
+
+/// Like [`open_layer`], and the uncompressed stream is also hashed, on a thread of its own
+/// between the one that decompresses and the one that applies the tar (a plain tar is read and
+/// hashed there): [`Readahead::digest`] is the layer's diff_id once the reader has returned end
+/// of stream. Inflating is the slowest of the three, and hashing on the same thread slowed it
+/// further; on the applier's thread it delayed the file system's work (measured in
+/// bench/README.md, "Unpacking a base").
+pub fn open_layer_hashed(file: File) -> Result<Readahead, FsError> {
+    let err = |source| FsError::Layer { entry: None, source };
+    let (compressed, r) = decoder(file)?;
+    let r: Box<dyn Read + Send> = if compressed { Box::new(Readahead::new(r).map_err(err)?) } else { r };
+    Readahead::hashing(r).map_err(err)
+}
+
+/// The blob's decompressor (or the blob itself), and whether it is compressed.
+fn decoder(file: File) -> Result<(bool, Box<dyn Read + Send>), FsError> {
     let mut r = BufReader::with_capacity(256 * 1024, file);
     let head = r.fill_buf().map_err(|source| FsError::Layer { entry: None, source })?;
-    // Decompression runs on its own thread, ahead of whoever applies the tar.
-    let ahead = |d: Box<dyn Read + Send>| -> Result<Box<dyn Read + Send>, FsError> {
-        let r = super::readahead::Readahead::new(d).map_err(|source| FsError::Layer { entry: None, source })?;
-        Ok(Box::new(r))
-    };
     if head.starts_with(&[0x1f, 0x8b]) {
-        ahead(Box::new(flate2::read::MultiGzDecoder::new(r)))
+        Ok((true, Box::new(flate2::read::MultiGzDecoder::new(r))))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let d = zstd::stream::read::Decoder::with_buffer(r).map_err(|source| FsError::Layer { entry: None, source })?;
-        ahead(Box::new(d))
+        Ok((true, Box::new(d)))
     } else {
-        Ok(Box::new(r))
+        Ok((false, Box::new(r)))
     }
 }
 
@@ -130,6 +151,7 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         total: 0,
         buf: vec![0u8; 256 * 1024],
         dir_fds: HashMap::new(),
+        how: Creation::of_process(),
         batch: Batch::default(),
         pending_targets: HashSet::new(),
         pending_dirs: HashSet::new(),
@@ -161,6 +183,9 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
     Ok(ap.stats)
 }
 
+/// Directory descriptors an unpack keeps open at most (see [`Applier::remember_dir`]).
+const MAX_DIR_FDS: usize = 512;
+
 /// The state of one unpack.
 struct Applier<'a> {
     root: &'a Root,
@@ -169,17 +194,20 @@ struct Applier<'a> {
     layer_paths: HashSet<String>,
     /// Directory mtimes, applied once all their children are written.
     dir_times: HashMap<String, Timespec>,
-    /// Cache of parent path → resolved parent path. Cleared whenever a symlink appears or
-    /// anything is removed, the only operations that change how a path resolves.
+    /// Cache of parent path → resolved parent path. Cleared whenever anything is removed or
+    /// replaced, the only operations that change how a path resolves (see `clear_for_nondir`).
     parents: HashMap<String, String>,
     stats: UnpackStats,
     /// Paths removed by whiteouts and directories cleared by opaque markers.
     removed: Vec<String>,
     total: u64,
     buf: Vec<u8>,
-    /// Descriptors of the directories files went into (by resolved path). Dropped whenever
-    /// a directory may have been replaced or moved.
-    dir_fds: HashMap<String, Arc<OwnedFd>>,
+    /// Descriptors of the directories files went into or that were just made (by resolved
+    /// path), and whether each is setgid. Dropped whenever a directory may have been replaced
+    /// or moved, and when [`MAX_DIR_FDS`] are open.
+    dir_fds: HashMap<String, (Arc<OwnedFd>, bool)>,
+    /// What creating a file gives it by itself (owner, umask).
+    how: Creation,
     /// Small files waiting to be created together, with their paths and directories.
     batch: Batch,
     pending_targets: HashSet<String>,
@@ -297,10 +325,6 @@ impl Applier<'_> {
         }
         self.layer_paths.insert(target.clone());
         self.stats.entries += 1;
-        if !matches!(etype, EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse | EntryType::Directory) {
-            // Links and nodes may replace a directory: the next file opens its parent afresh.
-            self.dir_fds.clear();
-        }
         match etype {
             EntryType::Directory => {
                 self.dir(&target, &meta)?;
@@ -415,7 +439,12 @@ impl Applier<'_> {
         Ok(res.path)
     }
 
-    /// Clears what is at `target` so a non-directory can be created there.
+    /// Clears what is at `target` so a non-directory can be created there. This is where a link
+    /// or node replaces a directory or a symlink, the only way (with whiteouts and a directory
+    /// replacing a non-directory) that how paths resolve can change: the caches of resolved
+    /// parents and of directory descriptors are dropped here whenever anything was replaced. A
+    /// link or node made under a name that was free changes how nothing resolves (a cached
+    /// resolution went only through names that existed), so the caches stay.
     fn clear_for_nondir(&mut self, target: &str) -> Result<Option<super::Stat>, FsError> {
         let existing = self.root.lstat(target)?;
         if let Some(st) = &existing {
@@ -438,6 +467,10 @@ impl Applier<'_> {
     }
 
     fn dir(&mut self, target: &str, meta: &Meta) -> Result<(), FsError> {
+        if self.new_dir(target, meta)? {
+            self.dir_times.insert(target.to_string(), meta.mtime);
+            return Ok(());
+        }
         match self.root.lstat(target)? {
             Some(st) if st.is_dir() => {}
             Some(_) => {
@@ -462,7 +495,10 @@ impl Applier<'_> {
         meta: &Meta,
         raw_name: &str,
     ) -> Result<(), FsError> {
-        let mut f = match self.create_new(target)? {
+        let (dir, setgid) = self.dir_of(target)?;
+        let owner = self.owner(meta, setgid);
+        let bits = self.how.bits(meta.mode, owner.is_some());
+        let mut f = match create_new(self.root, &dir, path::file_name(target), target, bits)? {
             Some(f) => f,
             None => {
                 self.clear_for_nondir(target)?;
@@ -479,31 +515,74 @@ impl Applier<'_> {
             f.write_all(&self.buf[..n]).map_err(|e| self.root.io_err("write", target, e))?;
             self.stats.bytes += n as u64;
         }
-        let owner = self.opts.preserve_owner.then_some((meta.uid, meta.gid));
-        super::unpack_batch::set_file_meta(self.root, &f, target, owner, meta.mode, meta.mtime)?;
+        super::unpack_batch::set_file_meta(self.root, &f, target, owner, meta.mode, meta.mtime, &self.how)?;
         // After the chown (which clears security.capability); setting xattrs leaves mtime alone.
         self.set_xattrs(target, meta)
     }
 
-    /// Creates `target` when nothing is there yet, in the directory of the previous regular
-    /// file when it is the same one: a layer's files come directory by directory, and
-    /// resolving the parent inside the root for each of 100,000 files is most of the cost of
-    /// unpacking them. `None` when the name is taken.
-    fn create_new(&mut self, target: &str) -> Result<Option<std::fs::File>, FsError> {
-        let fd = self.dir_of(target)?;
-        self.root.create_new_in(&fd, path::file_name(target), target)
+    /// Creates the directory `target` when nothing is there yet, through a descriptor of its
+    /// parent, and gives it its owner, mode and attributes through a descriptor of its own,
+    /// which then serves the files that go in it (a layer lists a directory just before its
+    /// contents). Most directories of a base image are new: this takes 2 to 4 system calls
+    /// where resolving the path again for each of creating, chowning and chmodding it took
+    /// more than ten. `false` when the name is taken (or anything else fails): the caller then
+    /// goes the general way, which replaces what is there or reports the error.
+    fn new_dir(&mut self, target: &str, meta: &Meta) -> Result<bool, FsError> {
+        if target == "/" {
+            return Ok(false);
+        }
+        let (parent, setgid) = self.dir_of(target)?;
+        let name = path::file_name(target);
+        if rustix::fs::mkdirat(&*parent, name, Mode::from_raw_mode(meta.mode & 0o777)).is_err() {
+            return Ok(false);
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&*parent, name, flags, Mode::empty())
+            .map_err(|e| self.root.io_err("open the new directory", target, e))?;
+        if let Some((uid, gid)) = self.owner(meta, setgid) {
+            rustix::fs::fchown(&fd, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+                .map_err(|e| self.root.io_err("chown", target, e))?;
+        }
+        // A setgid parent gives a new directory its setgid bit, and the umask takes bits.
+        let made = Mode::from_raw_mode(meta.mode & 0o777 & !self.how.umask.unwrap_or(0o777));
+        if setgid || meta.mode & 0o7000 != 0 || self.how.umask.is_none() || made.bits() != meta.mode & 0o7777 {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
+                .map_err(|e| self.root.io_err("chmod", target, e))?;
+        }
+        self.set_xattrs(target, meta)?;
+        self.remember_dir(target.to_string(), Arc::new(fd), meta.mode & 0o2000 != 0);
+        Ok(true)
     }
 
-    /// A descriptor of the directory `target` goes in (resolved inside the root).
-    fn dir_of(&mut self, target: &str) -> Result<Arc<OwnedFd>, FsError> {
+    /// Keeps a directory's descriptor for the files that go in it, a bounded number of them.
+    fn remember_dir(&mut self, dir: String, fd: Arc<OwnedFd>, setgid: bool) {
+        if self.dir_fds.len() >= MAX_DIR_FDS {
+            self.dir_fds.clear();
+        }
+        self.dir_fds.insert(dir, (fd, setgid));
+    }
+
+    /// The owner to give a new file in a directory (setgid or not), `None` when owners are not
+    /// preserved or creating the file already gives it that owner.
+    fn owner(&self, meta: &Meta, dir_setgid: bool) -> Option<(u32, u32)> {
+        self.opts.preserve_owner.then(|| self.how.chown((meta.uid, meta.gid), dir_setgid)).flatten()
+    }
+
+    /// A descriptor of the directory `target` goes in (resolved inside the root), and whether
+    /// that directory is setgid (its new files get its group). Kept while files go into the
+    /// same directory: a layer's files come directory by directory, and resolving the parent
+    /// inside the root for each of 100,000 files is most of the cost of unpacking them.
+    fn dir_of(&mut self, target: &str) -> Result<(Arc<OwnedFd>, bool), FsError> {
         let dir = path::parent(target);
-        if let Some(fd) = self.dir_fds.get(dir) {
-            return Ok(Arc::clone(fd));
+        if let Some((fd, setgid)) = self.dir_fds.get(dir) {
+            return Ok((Arc::clone(fd), *setgid));
         }
         let (fd, _) = self.root.parent(target)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.root.io_err("stat the parent directory of", target, e))?;
+        let setgid = st.st_mode & libc::S_ISGID != 0;
         let fd = Arc::new(fd);
-        self.dir_fds.insert(dir.to_string(), Arc::clone(&fd));
-        Ok(fd)
+        self.remember_dir(dir.to_string(), Arc::clone(&fd), setgid);
+        Ok((fd, setgid))
     }
 
     /// Whether an entry at `target` (in directory `parent`) must wait for the pending batch:
@@ -538,7 +617,8 @@ impl Applier<'_> {
         meta: &Meta,
         raw_name: &str,
     ) -> Result<(), FsError> {
-        let dir = self.dir_of(target)?;
+        let (dir, setgid) = self.dir_of(target)?;
+        let owner = self.owner(meta, setgid);
         let mut data = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut data).map_err(|source| FsError::Layer { entry: Some(raw_name.to_string()), source })?;
         self.stats.bytes += data.len() as u64;
@@ -552,7 +632,7 @@ impl Applier<'_> {
             target: target.to_string(),
             data,
             mode: meta.mode,
-            owner: self.opts.preserve_owner.then_some((meta.uid, meta.gid)),
+            owner,
             mtime: meta.mtime,
         });
         if self.batch.is_full() {
@@ -567,13 +647,13 @@ impl Applier<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let taken = self.batch.create_all(self.root)?;
+        let taken = self.batch.create_all(self.root, &self.how)?;
         self.pending_targets.clear();
         self.pending_dirs.clear();
         for job in taken {
             self.clear_for_nondir(&job.target)?;
             let f = self.root.create_file(&job.target, job.mode)?;
-            super::unpack_batch::finish(self.root, f, &job)?;
+            super::unpack_batch::finish(self.root, f, &job, &self.how)?;
         }
         Ok(())
     }
@@ -582,10 +662,39 @@ impl Applier<'_> {
         if link.is_empty() || link.as_bytes().contains(&0) {
             return Err(unsafe_entry(raw_name, "empty or invalid symlink target"));
         }
+        if self.new_symlink(target, link, meta)? {
+            return Ok(());
+        }
         self.clear_for_nondir(target)?;
-        self.parents.clear();
         self.root.symlink(link, target)?;
         self.apply_meta(target, meta, FileType::Symlink)
+    }
+
+    /// Creates the symlink `target` when its name is free, with its owner and times, through
+    /// the descriptor of its directory (2 or 3 system calls instead of about twelve: a base
+    /// image has hundreds of symlinks among its libraries). `false` when the name is taken (or
+    /// the link cannot be made): the caller goes the general way.
+    fn new_symlink(&mut self, target: &str, link: &str, meta: &Meta) -> Result<bool, FsError> {
+        if target == "/" {
+            return Ok(false);
+        }
+        path::check(link)?;
+        let (parent, setgid) = self.dir_of(target)?;
+        let name = path::file_name(target);
+        if rustix::fs::symlinkat(link, &*parent, name).is_err() {
+            return Ok(false);
+        }
+        if let Some((uid, gid)) = self.owner(meta, setgid) {
+            let (uid, gid) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+            rustix::fs::chownat(&*parent, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| self.root.io_err("chown", target, e))?;
+        }
+        self.set_xattrs(target, meta)?;
+        let t = meta.mtime.to_rustix();
+        let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
+        rustix::fs::utimensat(&*parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.root.io_err("set times of", target, e))?;
+        Ok(true)
     }
 
     fn hardlink(&mut self, target: &str, link: &[u8], raw_name: &str) -> Result<(), FsError> {
@@ -622,7 +731,6 @@ impl Applier<'_> {
             return Ok(());
         }
         self.clear_for_nondir(target)?;
-        self.parents.clear();
         self.root.hardlink(&source, target)
     }
 

@@ -18,8 +18,12 @@ use super::session::{Ctx, Failure, location, v2_url};
 use crate::digest::Digest;
 use crate::image::store::BlobStore;
 
-/// Blobs uploaded at the same time; a few streams fill a link without thrashing the registry.
-const PARALLEL_BLOBS: usize = 3;
+/// Blobs pushed at the same time. A few streams fill a link without thrashing the registry;
+/// most blobs of an image are small or already there (a HEAD, a mount), and a small build's
+/// push is a handful of round trips per blob: six at once push a typical image (config, base
+/// layers, a few built ones) in one round instead of two (as containers/image does; kaniko's
+/// go-containerregistry uses four).
+const PARALLEL_BLOBS: usize = 6;
 /// Read size when streaming a blob file into an upload.
 const UPLOAD_CHUNK: usize = 256 * 1024;
 /// How often upload progress is reported.
@@ -274,11 +278,14 @@ impl Registry {
     }
 
     /// Fails early when `dest` cannot be pushed to, as kaniko's `CheckPushPermissions` does:
-    /// opens a blob upload (which needs push rights) and cancels it.
+    /// opens a blob upload (which needs push rights) and cancels it. The answer is known once
+    /// the upload is open: the cancel goes on in the background (a registry may take tens of
+    /// milliseconds to delete the session, and the build's first step waits for this check).
     pub async fn check_push_access(&self, dest: &Reference) -> Result<(), RegistryError> {
         let ctx = Ctx::push(Op::CheckPush, dest);
         let loc = self.start_upload(&ctx).await?;
-        self.cancel(&ctx, &loc).await;
+        let (me, dest) = (self.clone(), dest.clone());
+        tokio::spawn(async move { me.cancel(&Ctx::push(Op::CheckPush, &dest), &loc).await });
         Ok(())
     }
 

@@ -148,6 +148,11 @@ pub(crate) struct LayerCache {
     /// COPY/ADD steps kept out of the cache repository that ran: a layer reference record is
     /// written for each once the image holding its layer is pushed.
     refs: HashMap<StepId, refs::RefCandidate>,
+    /// For steps whose layers were streamed to the cache repository: whether the upload
+    /// succeeded, told by the entry's write as soon as it knows, before it writes the entry.
+    blob_uploads: HashMap<StepId, tokio::sync::oneshot::Receiver<bool>>,
+    /// Steps whose layers are in the cache repository (their uploads succeeded).
+    uploaded: HashSet<StepId>,
     hits: usize,
     misses: usize,
     bytes_reused: u64,
@@ -205,6 +210,8 @@ impl LayerCache {
             streamed: HashMap::new(),
             stored: HashSet::new(),
             refs: HashMap::new(),
+            blob_uploads: HashMap::new(),
+            uploaded: HashSet::new(),
             hits: 0,
             misses: 0,
             bytes_reused: 0,
@@ -232,6 +239,8 @@ impl LayerCache {
         self.streamed.extend(lane.streamed);
         self.stored.extend(lane.stored);
         self.refs.extend(lane.refs);
+        self.blob_uploads.extend(lane.blob_uploads);
+        self.uploaded.extend(lane.uploaded);
         self.hits += lane.hits;
         self.misses += lane.misses;
         self.bytes_reused += lane.bytes_reused;
@@ -374,12 +383,21 @@ impl LayerCache {
         let reference = format!("{}:{}", remote.repo(), key);
         let streamed = self.streamed.remove(&id);
         let earlier = self.history.remove(&id).unwrap_or_default();
+        let blob_done = streamed.is_some().then(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.blob_uploads.insert(id, rx);
+            tx
+        });
         let h = ctx.rt.spawn(async move {
             // If the layer was streamed, the blob is there by now (or the entry uploads it).
             let streamed = match streamed {
                 Some(s) => matches!(s.await, Ok(Ok(_))),
                 None => false,
             };
+            // The push can mount the layer from now on: it need not wait for the entry.
+            if let Some(tx) = blob_done {
+                let _ = tx.send(streamed);
+            }
             remote
                 .store(
                     &key,
@@ -457,17 +475,26 @@ impl LayerCache {
     }
 
     /// The cache repository holding the layer a step of this build wrote, when a push to `dest`
-    /// can mount it from there instead of uploading it again (same registry). Waits for the
-    /// cache writes first: they started as each step finished, so by the push they are mostly
-    /// done, and one upload of a big layer is better than two at once to the same registry.
+    /// can mount it from there instead of uploading it again (same registry). A layer streamed
+    /// to the cache repository as it was written can be mounted once that upload is over: the
+    /// push waits for it, not for the cache entries (a config, a manifest and a pointer each,
+    /// a few round trips that a small build's push would otherwise wait for). Any other layer
+    /// is uploaded by its entry's write, which the push then waits for: they started as each
+    /// step finished, so by the push they are mostly done, and one upload of a big layer is
+    /// better than two at once to the same registry.
     pub fn mountable_for(&mut self, ctx: &BuildContext<'_>, dest: &Reference, id: StepId) -> Option<Reference> {
         if self.remote.repo().registry != dest.registry {
             return None;
         }
-        if !self.pushes.is_empty() {
+        if let Some(rx) = self.blob_uploads.remove(&id)
+            && ctx.rt.block_on(rx).unwrap_or(false)
+        {
+            self.uploaded.insert(id);
+        }
+        if !self.uploaded.contains(&id) && !self.pushes.is_empty() {
             self.await_writes(ctx);
         }
-        self.stored.contains(&id).then(|| self.remote.repo().clone())
+        (self.uploaded.contains(&id) || self.stored.contains(&id)).then(|| self.remote.repo().clone())
     }
 
     /// Waits for the background cache writes and reports the summary. Cache write failures are
