@@ -3,7 +3,8 @@
 //! exactly what was used most recently, `--dry-run` removes nothing, an unpacked layer a running
 //! build has mounted is never removed (and the build succeeds), a prune killed with SIGKILL in
 //! the middle of deleting leaves whole entries only (the next build is correct and `cache
-//! check` finds nothing corrupt), and `cache check` finds and removes a corrupt blob and entry.
+//! check` finds nothing corrupt), `cache check` finds and removes a corrupt blob and entry, and
+//! a cache mount unused for long goes and is made again, empty, by the next build that needs it.
 
 mod common;
 
@@ -355,4 +356,33 @@ fn check_finds_and_removes_a_corrupt_blob_and_entry() {
     // The build is still right: the base comes from the registry, the COPY runs again.
     let (_, d) = build(c, &copy, &flags);
     assert_eq!(d, expected);
+}
+
+#[test]
+fn an_unused_cache_mount_goes_and_is_made_again_when_next_needed() {
+    let cache = cache_dir();
+    let c = cache.path();
+    let df = format!(
+        "FROM {}\nRUN --mount=type=cache,target=/var/cache/app test ! -e /var/cache/app/seen && echo 1 > /var/cache/app/seen\n",
+        env().busybox()
+    );
+    build(c, &df, &[]);
+    let instances = || -> Vec<PathBuf> {
+        names(&c.join("mounts"))
+            .into_iter()
+            .map(|h| c.join("mounts").join(h).join("0"))
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    assert_eq!(instances().len(), 1);
+    assert!(instances()[0].join("seen").exists());
+    age_everything(c, Duration::from_secs(3 * 86_400));
+    let out = cache_cmd(&["prune", "--max-age", "48h"], c);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("removed cache mount"), "{}", stdout(&out));
+    assert!(instances().is_empty(), "the cache mount stayed");
+    // The RUN fails if it finds its old content: the cache is made again, empty.
+    build(c, &df, &[]);
+    assert_eq!(instances().len(), 1);
+    assert_ok(&cache_cmd(&["check"], c));
 }
