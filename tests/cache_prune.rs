@@ -3,7 +3,9 @@
 //! exactly what was used most recently, `--dry-run` removes nothing, an unpacked layer a running
 //! build has mounted is never removed (and the build succeeds), a prune killed with SIGKILL in
 //! the middle of deleting leaves whole entries only (the next build is correct and `cache
-//! check` finds nothing corrupt), and `cache check` finds and removes a corrupt blob and entry.
+//! check` finds nothing corrupt), `cache check` finds and removes a corrupt blob and entry, and
+//! a cache mount unused for long goes and is made again, empty, by the next build that needs it;
+//! `--cache-dir-max-size` prunes at the end of a build, and nothing without it.
 
 mod common;
 
@@ -355,4 +357,51 @@ fn check_finds_and_removes_a_corrupt_blob_and_entry() {
     // The build is still right: the base comes from the registry, the COPY runs again.
     let (_, d) = build(c, &copy, &flags);
     assert_eq!(d, expected);
+}
+
+#[test]
+fn an_unused_cache_mount_goes_and_is_made_again_when_next_needed() {
+    let cache = cache_dir();
+    let c = cache.path();
+    let df = format!(
+        "FROM {}\nRUN --mount=type=cache,target=/var/cache/app test ! -e /var/cache/app/seen && echo 1 > /var/cache/app/seen\n",
+        env().busybox()
+    );
+    build(c, &df, &[]);
+    let instances = || -> Vec<PathBuf> {
+        names(&c.join("mounts"))
+            .into_iter()
+            .map(|h| c.join("mounts").join(h).join("0"))
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    assert_eq!(instances().len(), 1);
+    assert!(instances()[0].join("seen").exists());
+    age_everything(c, Duration::from_secs(3 * 86_400));
+    let out = cache_cmd(&["prune", "--max-age", "48h"], c);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("removed cache mount"), "{}", stdout(&out));
+    assert!(instances().is_empty(), "the cache mount stayed");
+    // The RUN fails if it finds its old content: the cache is made again, empty.
+    build(c, &df, &[]);
+    assert_eq!(instances().len(), 1);
+    assert_ok(&cache_cmd(&["check"], c));
+}
+
+#[test]
+fn cache_dir_max_size_prunes_at_the_end_of_a_build_and_is_off_by_default() {
+    let (a, _) = bases();
+    let cache = cache_dir();
+    let c = cache.path();
+    build(c, &RUN_ON.replace("BASE", a), &[]);
+    assert_eq!(names(&c.join("unpacked/sha256")).len(), 2, "a build without the flag pruned");
+    let before = du(&c.join("unpacked/sha256"));
+    // A bound above what is there removes nothing; one below it removes the least recently
+    // used, the build's own entries no longer held once it is over.
+    let (out, _) = build(c, &RUN_ON.replace("BASE", a), &["--cache-dir-max-size", &(before * 4).to_string()]);
+    assert!(stderr(&out).contains("after removing 0 entries"), "{}", stderr(&out));
+    assert_eq!(names(&c.join("unpacked/sha256")).len(), 2);
+    let (out, _) = build(c, &RUN_ON.replace("BASE", a), &["--cache-dir-max-size", "1"]);
+    assert!(stderr(&out).contains("after removing 2 entries"), "{}", stderr(&out));
+    assert!(names(&c.join("unpacked/sha256")).is_empty());
 }

@@ -12,7 +12,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::{Inventory, Kind, PruneError, err, remove_item, remove_leftover, trash};
-use crate::cache::usage;
 use crate::digest::{Digest, digest_reader};
 
 const LEFTOVER: &str = "left by a killed build, warm or prune";
@@ -33,10 +32,13 @@ fn blob_intact(path: &Path, digest: &Digest) -> bool {
     File::open(path).and_then(|f| digest_reader(std::io::BufReader::new(f))).is_ok_and(|(d, _)| &d == digest)
 }
 
-/// Verifies `cache_dir`; removes what is corrupt unless `dry_run`. Waits for builds and warms
-/// that are linking or writing blobs (the GC lock), since a blob is checked and removed under it.
+/// Verifies `cache_dir`; removes what is corrupt unless `dry_run`. Runs beside builds and
+/// warms without holding them up (no GC lock): it removes only what they would refuse and
+/// remove themselves — a blob that does not hash to its name, an entry naming a blob that is
+/// missing (a writer puts blobs in place before the entry naming them, so a present entry
+/// naming an absent blob is not one being written) — and claims unpacked entries and cache
+/// mounts as a prune does.
 pub fn check(cache_dir: &Path, dry_run: bool) -> Result<Vec<Finding>, PruneError> {
-    let _gc = if dry_run { None } else { usage::gc_exclusive(cache_dir, true).map_err(err(cache_dir))? };
     let inv = Inventory::scan(cache_dir).map_err(err(cache_dir))?;
     let mut out = Vec::new();
     let mut note = |path: &Path, problem: String, removed: bool| {
