@@ -7,6 +7,7 @@
 //! unpacks no base and gives the same image (`--reproducible`); the cache repository holds no
 //! COPY layer (every tag checked); a RUN that must run after a COPY hit sees the image's files;
 //! another destination on the same registry mounts the layer from the one the record names;
+//! `--no-push --tar-path` writes an archive with the layer's bytes;
 //! the layer's blob deleted → a miss saying so and a correct build; an edit → a miss naming the
 //! file; a hostile record → refused with the reason, the step runs, and the image is right.
 
@@ -214,6 +215,18 @@ fn an_unchanged_copy_is_reused_from_a_fresh_pod_by_reference_and_the_cache_repo_
     assert!(log.contains(&format!("from the layer in {dest_repo}")), "{log}");
     assert!(!log.contains("Pulled ") && !log.contains(": uploaded"), "{log}");
     assert!(log.contains(&format!("Pushed {dest_repo}@{}", first.digest())), "{log}");
+
+    // `--no-push --tar-path`: still a hit, and the archive has the layer's bytes (fetched for
+    // it from the destination, verified), as skopeo and umoci read it.
+    let tar = p.dir.path().join("image.tar");
+    let archived = p.build(&["--no-push", "--tar-path", tar.to_str().unwrap()]);
+    assert_eq!(archived.at(3), "hit");
+    let layout = p.dir.path().join("layout");
+    let oci = format!("oci:{}:x", layout.display());
+    assert_ok(&run(Command::new("skopeo").args(["copy", "-q", &format!("docker-archive:{}", tar.display()), &oci])));
+    let u = unpack_layout(tempfile::tempdir().unwrap(), &layout, "x");
+    assert_eq!(Tree::content(&u.rootfs(), "/app/src/main.c"), "int main() { return 0; }\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/built"), "int main() { return 0; }\nint util;\nplain\n");
 
     // A RUN that must run after the COPY hit: the layer is fetched (verified) and applied, and
     // the RUN sees the image's files.

@@ -132,9 +132,12 @@ mod tests {
         assert_eq!(repos[0].repository, "app");
     }
 
+    /// A change that makes a record unusable.
+    type Spoil = Box<dyn Fn(&mut RefRecord)>;
+
     #[test]
     fn hostile_records_are_refused() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut RefRecord)>)> = vec![
+        let cases: Vec<(&str, Spoil)> = vec![
             ("media type", Box::new(|r| r.layer.media_type = "text/html".into())),
             ("size", Box::new(|r| r.layer.size = 0)),
             ("size", Box::new(|r| r.layer.size = u64::MAX)),
