@@ -196,3 +196,14 @@ fn a_missing_or_empty_archive_says_so() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("build context tar://stdin: the archive is empty"), "{}", stderr(&o));
 }
+
+/// `tar://stdin` with a terminal on standard input (an interactive pod without `-i`'s data):
+/// refused at once with a hint, not waited on. `script` (util-linux) gives trowel a terminal.
+#[test]
+fn a_terminal_on_stdin_is_refused_with_a_hint() {
+    let cmd = format!("{} build --no-push --context tar://stdin", env!("CARGO_BIN_EXE_trowel"));
+    let o = run(std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()));
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("build context tar://stdin: standard input is a terminal, not an archive"), "{out}");
+}
