@@ -1,6 +1,8 @@
 //! `--context`, `--context-sub-path` and `--git`: the value parsed once into the engine's
 //! [`ContextSource`], and a context that is not a local directory fetched before anything else
 //! (its Dockerfile is in it). Apart from `cli.rs` so the flag parsing there stays flags only.
+//! Also how such a context is described to people ([`describe`]), by the log and `replay
+//! --summary` alike.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,4 +47,22 @@ pub fn context(
     };
     let fetched = remote_context::fetch(&source, &opts).map_err(|e| CliError(e.to_string()))?;
     Ok((fetched.dir.clone(), Some(Arc::new(fetched))))
+}
+
+/// `Build context: git https://host/repo.git#main at refs/heads/main commit 1a2b… (sha256:…, 12
+/// files, 3.4 kB)`: the log's line, and `replay --summary`'s.
+pub fn describe(o: &trowel_events::ContextOrigin) -> String {
+    let mut s = format!("Build context: {} {}", o.kind, o.source);
+    if let Some(r) = &o.reference {
+        s.push_str(&format!(" at {r}"));
+    }
+    if let Some(c) = &o.commit {
+        s.push_str(&format!(" commit {c}"));
+    }
+    if let Some(p) = &o.sub_path {
+        s.push_str(&format!(", sub-path {p}"));
+    }
+    let files = crate::units::plural(o.files as usize, "file");
+    s.push_str(&format!(" ({}, {} {files}, {})", o.digest, o.files, crate::units::bytes(o.bytes)));
+    s
 }

@@ -225,24 +225,6 @@ fn platform_tag(state: &BuildState, event: &Event) -> Option<String> {
     })
 }
 
-/// `Build context: git https://host/repo.git#main at refs/heads/main commit 1a2b… (sha256:…, 12
-/// files, 3.4 kB)`: the log's line, and `replay --summary`'s.
-pub fn context_origin_line(o: &trowel_events::ContextOrigin) -> String {
-    let mut s = format!("Build context: {} {}", o.kind, o.source);
-    if let Some(r) = &o.reference {
-        s.push_str(&format!(" at {r}"));
-    }
-    if let Some(c) = &o.commit {
-        s.push_str(&format!(" commit {c}"));
-    }
-    if let Some(p) = &o.sub_path {
-        s.push_str(&format!(", sub-path {p}"));
-    }
-    let files = crate::units::plural(o.files as usize, "file");
-    s.push_str(&format!(" ({}, {} {files}, {})", o.digest, o.files, crate::units::bytes(o.bytes)));
-    s
-}
-
 fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
     let mut out = Vec::new();
     let mut say = |level: Level, msg: &str| out.push((level, msg.to_string()));
@@ -260,7 +242,7 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         } => {
             let platform = if platforms.is_empty() { platform.clone() } else { platforms.join(", ") };
             if let Some(o) = context_origin {
-                say(Level::Info, &context_origin_line(o));
+                say(Level::Info, &crate::context_arg::describe(o));
             }
             say(Level::Info, &format!("Building {dockerfile_path} (context {context}) for {platform}"));
             say(Level::Info, &format!("RUN isolation: {isolation}"));

@@ -75,9 +75,12 @@ fn tar_files_plain_and_gzip_with_a_sub_path() {
         std::fs::write(&path, &bytes).unwrap();
         let trace = dir.path().join(format!("{name}.trace"));
         let dest = format!("{}/{}:1", env().registry, unique_repo("ctxtar"));
+        let work = tempfile::tempdir().unwrap();
         let o = run(trowel()
             .args(["build", "--destination", &dest, "--context-sub-path", "app", "--trace"])
             .arg(&trace)
+            .arg("--work-dir")
+            .arg(work.path())
             .arg("--context")
             .arg(format!("tar://{}", path.display())));
         assert_ok(&o);
@@ -93,12 +96,8 @@ fn tar_files_plain_and_gzip_with_a_sub_path() {
         let log = stderr(&o) + &stdout(&o);
         assert!(log.contains(&format!("Build context: tar tar://{}", path.display())), "{log}");
         assert!(log.contains(&sha256_hex(&bytes)), "{log}");
-        // The fetched context is gone with the build.
-        let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.path().join("context/app/hello.txt").exists())
-            .collect();
+        // The fetched context is gone with the build: the work dir is empty.
+        let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
         assert!(left.is_empty(), "{left:?}");
     }
 }
@@ -196,4 +195,15 @@ fn a_missing_or_empty_archive_says_so() {
     let o = run_with_stdin(trowel().args(["build", "--no-push", "--context", "tar://stdin"]), b"");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("build context tar://stdin: the archive is empty"), "{}", stderr(&o));
+}
+
+/// `tar://stdin` with a terminal on standard input (an interactive pod without `-i`'s data):
+/// refused at once with a hint, not waited on. `script` (util-linux) gives trowel a terminal.
+#[test]
+fn a_terminal_on_stdin_is_refused_with_a_hint() {
+    let cmd = format!("{} build --no-push --context tar://stdin", env!("CARGO_BIN_EXE_trowel"));
+    let o = run(std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()));
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("build context tar://stdin: standard input is a terminal, not an archive"), "{out}");
 }

@@ -54,7 +54,7 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
         );
     }
     if let Some(o) = &state.context_origin {
-        let _ = writeln!(out, "{}", crate::log::context_origin_line(o));
+        let _ = writeln!(out, "{}", crate::context_arg::describe(o));
     }
     // Build checks first: they were reported before anything ran (or as a base was resolved).
     if !state.checks.is_empty() {

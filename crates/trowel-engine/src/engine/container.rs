@@ -47,6 +47,11 @@ pub(crate) fn slash_keep(opts: &BuildOptions, work_dir: &Path) -> Result<IgnoreL
     if let Some(c) = opts.cache.as_ref().and_then(|c| c.dir.clone()) {
         own.push(c);
     }
+    // A fetched build context (`tar://`, `git://`) lives beside the build's work dir, which
+    // `--work-dir` may put outside trowel's own directory.
+    if let Some(c) = &opts.remote_context {
+        own.push(c.work_dir().to_path_buf());
+    }
     // Where cache mounts persist (on the /cache volume in a pod, usually a mount point anyway).
     if let Some(c) = opts.run.mounts.cache_dir.clone() {
         own.push(c);

@@ -91,6 +91,15 @@ pub struct FetchedContext {
     _work: WorkDir,
 }
 
+impl FetchedContext {
+    /// The locked directory the context was fetched into (the context is `context/` in it, or
+    /// a directory of that): what container isolation must keep out of `/`'s cleaning and
+    /// snapshots.
+    pub fn work_dir(&self) -> &Path {
+        self._work.path()
+    }
+}
+
 impl std::fmt::Debug for FetchedContext {
     /// Never the secrets.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
