@@ -10,7 +10,7 @@
 //! 3. performs the write through [`Root`], whose `openat2(RESOLVE_IN_ROOT)` parents and
 //!    no-follow final components make an escape impossible even if step 2 were wrong.
 //!
-//! OCI whiteouts are applied (see `unpack_whiteout.rs`) and never written to disk. Memory does
+//! OCI whiteouts are applied (see `whiteout.rs`) and never written to disk. Memory does
 //! not grow with the layer's size: file data is copied with one fixed buffer, and tar extension
 //! headers, which the `tar` crate buffers, are bounded by `tar_guard.rs`. Memory grows only with
 //! the number of entries (the set of paths this layer wrote, needed for opaque whiteouts).
