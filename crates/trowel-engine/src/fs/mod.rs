@@ -35,8 +35,6 @@ mod tar_guard;
 mod tar_header;
 mod types;
 pub mod unpack;
-mod unpack_batch;
-mod unpack_whiteout;
 
 pub use copy::{CopyOptions, CopyStats, Filter, copy_tree};
 pub use error::FsError;

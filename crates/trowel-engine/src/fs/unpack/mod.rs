@@ -10,18 +10,17 @@
 //! 3. performs the write through [`Root`], whose `openat2(RESOLVE_IN_ROOT)` parents and
 //!    no-follow final components make an escape impossible even if step 2 were wrong.
 //!
-//! OCI whiteouts are applied (see `unpack_whiteout.rs`) and never written to disk. Memory does
+//! OCI whiteouts are applied (see `whiteout.rs`) and never written to disk. Memory does
 //! not grow with the layer's size: file data is copied with one fixed buffer, and tar extension
 //! headers, which the `tar` crate buffers, are bounded by `tar_guard.rs`. Memory grows only with
 //! the number of entries (the set of paths this layer wrote, needed for opaque whiteouts).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
@@ -29,9 +28,15 @@ use super::extract::Selection;
 use super::path;
 use super::readahead::Readahead;
 use super::tar_guard::TarGuard;
-use super::unpack_batch::{Batch, Creation, Job, SMALL_FILE, create_new};
-use super::unpack_whiteout::{clear_lower, remove_respecting};
-use super::{FileType, FsError, IgnoreList, NodeKind, Root, Timespec};
+
+mod batch;
+mod dirs;
+mod files;
+mod links;
+mod whiteout;
+use super::{FsError, IgnoreList, NodeKind, Root, Timespec};
+use batch::{Batch, Creation, SMALL_FILE};
+use whiteout::remove_respecting;
 
 /// How a layer is applied.
 #[derive(Debug, Clone)]
@@ -319,7 +324,7 @@ impl Applier<'_> {
         if let Some(sel) = &self.opts.select
             && !sel.writes(etype, &target, self.root)?
         {
-            super::extract::check_left_out(entry, etype, self.opts, raw_name)?;
+            crate::fs::extract::check_left_out(entry, etype, self.opts, raw_name)?;
             self.stats.skipped += 1;
             return Ok(());
         }
@@ -445,7 +450,7 @@ impl Applier<'_> {
     /// parents and of directory descriptors are dropped here whenever anything was replaced. A
     /// link or node made under a name that was free changes how nothing resolves (a cached
     /// resolution went only through names that existed), so the caches stay.
-    fn clear_for_nondir(&mut self, target: &str) -> Result<Option<super::Stat>, FsError> {
+    fn clear_for_nondir(&mut self, target: &str) -> Result<Option<crate::fs::Stat>, FsError> {
         let existing = self.root.lstat(target)?;
         if let Some(st) = &existing {
             if st.is_dir() {
@@ -464,368 +469,6 @@ impl Applier<'_> {
             self.dir_fds.clear();
         }
         Ok(existing)
-    }
-
-    fn dir(&mut self, target: &str, meta: &Meta) -> Result<(), FsError> {
-        if self.new_dir(target, meta)? {
-            self.dir_times.insert(target.to_string(), meta.mtime);
-            return Ok(());
-        }
-        match self.root.lstat(target)? {
-            Some(st) if st.is_dir() => {}
-            Some(_) => {
-                self.root.remove_all(target)?;
-                self.parents.clear();
-                self.dir_fds.clear();
-                self.root.mkdir_all(target, meta.mode, None)?;
-            }
-            None => {
-                self.root.mkdir_all(target, meta.mode, None)?;
-            }
-        }
-        self.apply_meta(target, meta, FileType::Dir)?;
-        self.dir_times.insert(target.to_string(), meta.mtime);
-        Ok(())
-    }
-
-    fn file<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        target: &str,
-        meta: &Meta,
-        raw_name: &str,
-    ) -> Result<(), FsError> {
-        let (dir, setgid) = self.dir_of(target)?;
-        let owner = self.owner(meta, setgid);
-        let bits = self.how.bits(meta.mode, owner.is_some());
-        let mut f = match create_new(self.root, &dir, path::file_name(target), target, bits)? {
-            Some(f) => f,
-            None => {
-                self.clear_for_nondir(target)?;
-                self.root.create_file(target, meta.mode)?
-            }
-        };
-        loop {
-            let n = match entry.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(FsError::Layer { entry: Some(raw_name.to_string()), source }),
-            };
-            f.write_all(&self.buf[..n]).map_err(|e| self.root.io_err("write", target, e))?;
-            self.stats.bytes += n as u64;
-        }
-        super::unpack_batch::set_file_meta(self.root, &f, target, owner, meta.mode, meta.mtime, &self.how)?;
-        // After the chown (which clears security.capability); setting xattrs leaves mtime alone.
-        self.set_xattrs(target, meta)
-    }
-
-    /// Creates the directory `target` when nothing is there yet, through a descriptor of its
-    /// parent, and gives it its owner, mode and attributes through a descriptor of its own,
-    /// which then serves the files that go in it (a layer lists a directory just before its
-    /// contents). Most directories of a base image are new: this takes 2 to 4 system calls
-    /// where resolving the path again for each of creating, chowning and chmodding it took
-    /// more than ten. `false` when the name is taken (or anything else fails): the caller then
-    /// goes the general way, which replaces what is there or reports the error.
-    fn new_dir(&mut self, target: &str, meta: &Meta) -> Result<bool, FsError> {
-        if target == "/" {
-            return Ok(false);
-        }
-        let (parent, setgid) = self.dir_of(target)?;
-        let name = path::file_name(target);
-        if rustix::fs::mkdirat(&*parent, name, Mode::from_raw_mode(meta.mode & 0o777)).is_err() {
-            return Ok(false);
-        }
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&*parent, name, flags, Mode::empty())
-            .map_err(|e| self.root.io_err("open the new directory", target, e))?;
-        if let Some((uid, gid)) = self.owner(meta, setgid) {
-            rustix::fs::fchown(&fd, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
-                .map_err(|e| self.root.io_err("chown", target, e))?;
-        }
-        // A setgid parent gives a new directory its setgid bit, and the umask takes bits.
-        let made = Mode::from_raw_mode(meta.mode & 0o777 & !self.how.umask.unwrap_or(0o777));
-        if setgid || meta.mode & 0o7000 != 0 || self.how.umask.is_none() || made.bits() != meta.mode & 0o7777 {
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
-                .map_err(|e| self.root.io_err("chmod", target, e))?;
-        }
-        self.set_xattrs(target, meta)?;
-        self.remember_dir(target.to_string(), Arc::new(fd), meta.mode & 0o2000 != 0);
-        Ok(true)
-    }
-
-    /// Keeps a directory's descriptor for the files that go in it, a bounded number of them.
-    fn remember_dir(&mut self, dir: String, fd: Arc<OwnedFd>, setgid: bool) {
-        if self.dir_fds.len() >= MAX_DIR_FDS {
-            self.dir_fds.clear();
-        }
-        self.dir_fds.insert(dir, (fd, setgid));
-    }
-
-    /// The owner to give a new file in a directory (setgid or not), `None` when owners are not
-    /// preserved or creating the file already gives it that owner.
-    fn owner(&self, meta: &Meta, dir_setgid: bool) -> Option<(u32, u32)> {
-        self.opts.preserve_owner.then(|| self.how.chown((meta.uid, meta.gid), dir_setgid)).flatten()
-    }
-
-    /// A descriptor of the directory `target` goes in (resolved inside the root), and whether
-    /// that directory is setgid (its new files get its group). Kept while files go into the
-    /// same directory: a layer's files come directory by directory, and resolving the parent
-    /// inside the root for each of 100,000 files is most of the cost of unpacking them.
-    fn dir_of(&mut self, target: &str) -> Result<(Arc<OwnedFd>, bool), FsError> {
-        let dir = path::parent(target);
-        if let Some((fd, setgid)) = self.dir_fds.get(dir) {
-            return Ok((Arc::clone(fd), *setgid));
-        }
-        let (fd, _) = self.root.parent(target)?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| self.root.io_err("stat the parent directory of", target, e))?;
-        let setgid = st.st_mode & libc::S_ISGID != 0;
-        let fd = Arc::new(fd);
-        self.remember_dir(dir.to_string(), Arc::clone(&fd), setgid);
-        Ok((fd, setgid))
-    }
-
-    /// Whether an entry at `target` (in directory `parent`) must wait for the pending batch:
-    /// a pending file would replace a directory on its path, it would replace or change a
-    /// directory that pending files go in, or it is a directory where a file is pending.
-    fn conflicts_with_batch(&self, target: &str, parent: &str, is_dir: bool) -> bool {
-        if self.batch.is_empty() {
-            return false;
-        }
-        let mut p = parent;
-        loop {
-            if self.pending_targets.contains(p) {
-                return true;
-            }
-            if p == "/" || p.is_empty() {
-                break;
-            }
-            p = path::parent(p);
-        }
-        if is_dir && self.pending_targets.contains(target) {
-            return true;
-        }
-        let below = format!("{}/", target.trim_end_matches('/'));
-        self.pending_dirs.iter().any(|d| d == target || d.starts_with(&below))
-    }
-
-    /// Adds a small file to the pending batch (its content read into memory).
-    fn enqueue<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        target: &str,
-        meta: &Meta,
-        raw_name: &str,
-    ) -> Result<(), FsError> {
-        let (dir, setgid) = self.dir_of(target)?;
-        let owner = self.owner(meta, setgid);
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(|source| FsError::Layer { entry: Some(raw_name.to_string()), source })?;
-        self.stats.bytes += data.len() as u64;
-        let dir_path = path::parent(target).to_string();
-        self.pending_targets.insert(target.to_string());
-        self.pending_dirs.insert(dir_path.clone());
-        self.batch.push(Job {
-            dir,
-            dir_path,
-            name: path::file_name(target).to_string(),
-            target: target.to_string(),
-            data,
-            mode: meta.mode,
-            owner,
-            mtime: meta.mtime,
-        });
-        if self.batch.is_full() {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Creates the pending files; those whose name was taken are then replaced one by one, in
-    /// layer order.
-    fn flush(&mut self) -> Result<(), FsError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let taken = self.batch.create_all(self.root, &self.how)?;
-        self.pending_targets.clear();
-        self.pending_dirs.clear();
-        for job in taken {
-            self.clear_for_nondir(&job.target)?;
-            let f = self.root.create_file(&job.target, job.mode)?;
-            super::unpack_batch::finish(self.root, f, &job, &self.how)?;
-        }
-        Ok(())
-    }
-
-    fn symlink(&mut self, target: &str, link: &str, meta: &Meta, raw_name: &str) -> Result<(), FsError> {
-        if link.is_empty() || link.as_bytes().contains(&0) {
-            return Err(unsafe_entry(raw_name, "empty or invalid symlink target"));
-        }
-        if self.new_symlink(target, link, meta)? {
-            return Ok(());
-        }
-        self.clear_for_nondir(target)?;
-        self.root.symlink(link, target)?;
-        self.apply_meta(target, meta, FileType::Symlink)
-    }
-
-    /// Creates the symlink `target` when its name is free, with its owner and times, through
-    /// the descriptor of its directory (2 or 3 system calls instead of about twelve: a base
-    /// image has hundreds of symlinks among its libraries). `false` when the name is taken (or
-    /// the link cannot be made): the caller goes the general way.
-    fn new_symlink(&mut self, target: &str, link: &str, meta: &Meta) -> Result<bool, FsError> {
-        if target == "/" {
-            return Ok(false);
-        }
-        path::check(link)?;
-        let (parent, setgid) = self.dir_of(target)?;
-        let name = path::file_name(target);
-        if rustix::fs::symlinkat(link, &*parent, name).is_err() {
-            return Ok(false);
-        }
-        if let Some((uid, gid)) = self.owner(meta, setgid) {
-            let (uid, gid) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
-            rustix::fs::chownat(&*parent, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| self.root.io_err("chown", target, e))?;
-        }
-        self.set_xattrs(target, meta)?;
-        let t = meta.mtime.to_rustix();
-        let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
-        rustix::fs::utimensat(&*parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| self.root.io_err("set times of", target, e))?;
-        Ok(true)
-    }
-
-    fn hardlink(&mut self, target: &str, link: &[u8], raw_name: &str) -> Result<(), FsError> {
-        let link_logical = entry_path(link, raw_name).map_err(|e| match e {
-            FsError::UnsafeEntry { entry, reason } => {
-                FsError::UnsafeEntry { entry, reason: format!("hardlink target: {reason}") }
-            }
-            e => e,
-        })?;
-        if self.opts.ignore.is_ignored(&link_logical) {
-            return Ok(());
-        }
-        let parent = self.resolve_parent(&link_logical, raw_name, false)?;
-        let source = path::join(&parent, path::file_name(&link_logical));
-        let Some(src) = self.root.lstat(&source)? else {
-            if let Some(sel) = &self.opts.select
-                && !sel.covers(&source)
-            {
-                // Its file was left out: the next pass of the extraction writes it too. What
-                // stood here goes, so paths resolve as in a full unpack meanwhile.
-                sel.want(source);
-                self.clear_for_nondir(target)?;
-                return Ok(());
-            }
-            return Err(unsafe_entry(raw_name, format!("hardlink target {link_logical} does not exist")));
-        };
-        if src.is_dir() {
-            return Err(unsafe_entry(raw_name, format!("hardlink target {link_logical} is a directory")));
-        }
-        if let Some(st) = self.root.lstat(target)?
-            && st.dev == src.dev
-            && st.ino == src.ino
-        {
-            return Ok(());
-        }
-        self.clear_for_nondir(target)?;
-        self.root.hardlink(&source, target)
-    }
-
-    fn node(&mut self, target: &str, kind: NodeKind, rdev: u64, meta: &Meta, raw_name: &str) -> Result<(), FsError> {
-        if kind == NodeKind::CharDevice && rdev == 0 && self.opts.overlay_lower {
-            return Err(FsError::DeviceNotAllowed {
-                entry: raw_name.to_string(),
-                reason: "a character device 0:0 is a whiteout to overlayfs".into(),
-            });
-        }
-        if kind != NodeKind::Fifo && !self.opts.allow_devices {
-            return Err(FsError::DeviceNotAllowed {
-                entry: raw_name.to_string(),
-                reason: "device nodes are not allowed for this unpack".into(),
-            });
-        }
-        self.clear_for_nondir(target)?;
-        match self.root.mknod(target, kind, meta.mode, rdev) {
-            Ok(()) => {}
-            Err(e) if e.is_errno(libc::EPERM) => {
-                return Err(FsError::DeviceNotAllowed {
-                    entry: raw_name.to_string(),
-                    reason: "mknod was refused (EPERM): not root, or inside a user namespace".into(),
-                });
-            }
-            Err(e) => return Err(e),
-        }
-        self.apply_meta(target, meta, FileType::Fifo)
-    }
-
-    /// Owner, mode (not for symlinks), xattrs and times (not for directories, whose mtimes
-    /// are set at the end), by path without following.
-    fn apply_meta(&mut self, target: &str, meta: &Meta, ft: FileType) -> Result<(), FsError> {
-        if self.opts.preserve_owner {
-            self.root.set_owner(target, meta.uid, meta.gid)?;
-        }
-        if ft != FileType::Symlink {
-            self.root.set_mode(target, meta.mode)?;
-        }
-        self.set_xattrs(target, meta)?;
-        if ft != FileType::Dir {
-            self.root.set_times(target, meta.mtime, meta.mtime)?;
-        }
-        Ok(())
-    }
-
-    fn set_xattrs(&self, target: &str, meta: &Meta) -> Result<(), FsError> {
-        for (name, value) in &meta.xattrs {
-            match self.root.set_xattr(target, name, value) {
-                Ok(()) => {}
-                // The filesystem under the root cannot store this namespace (e.g. user.* on
-                // a symlink, or a tmpfs without xattr support): the layer still applies.
-                Err(e) if e.is_errno(libc::EOPNOTSUPP) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn whiteout(&mut self, logical: &str, hidden: &str, raw_name: &str) -> Result<(), FsError> {
-        let opaque = hidden == ".wh..opq";
-        if !opaque && (hidden.is_empty() || hidden == "." || hidden == "..") {
-            return Err(unsafe_entry(raw_name, format!("invalid whiteout name {hidden:?}")));
-        }
-        self.stats.whiteouts += 1;
-        self.stats.entries += 1;
-        // Unlike other entries, a whiteout whose parent is gone or no longer a directory is
-        // fine (umoci writes `d` as a file, then `d/.wh.x`): there is nothing left to hide.
-        let res = self.root.resolve_impl(path::parent(logical), true, true)?;
-        if let Some(why) = res.escape {
-            return Err(unsafe_entry(raw_name, format!("its parent leaves the root through a symlink ({why})")));
-        }
-        if !self.root.lstat(&res.path)?.is_some_and(|st| st.is_dir()) {
-            return Ok(());
-        }
-        let parent = res.path;
-        self.parents.clear();
-        if opaque {
-            self.removed.push(parent.clone());
-            return clear_lower(self.root, &parent, &self.layer_paths, &self.opts.ignore);
-        }
-        let victim = path::join(&parent, hidden);
-        self.removed.push(victim.clone());
-        if self.opts.ignore.is_ignored(&victim) {
-            return Ok(());
-        }
-        if self.layer_paths.contains(&victim) {
-            // Whiteouts only hide lower layers: this layer's own entry stays.
-            if self.root.lstat(&victim)?.is_some_and(|s| s.is_dir()) {
-                return clear_lower(self.root, &victim, &self.layer_paths, &self.opts.ignore);
-            }
-            return Ok(());
-        }
-        self.dir_times.retain(|p, _| !path::is_within(p, &victim));
-        remove_respecting(self.root, &victim, &self.opts.ignore)
     }
 }
 

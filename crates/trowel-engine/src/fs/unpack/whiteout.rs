@@ -10,8 +10,9 @@
 
 use std::collections::HashSet;
 
-use super::path;
-use super::{FsError, IgnoreList, Root};
+use super::{Applier, unsafe_entry};
+use crate::fs::path;
+use crate::fs::{FsError, IgnoreList, Root};
 
 /// Removes `p` and everything below it, except ignored paths (and the directories holding
 /// them). Symlinks are removed, never followed. A missing `p` is fine.
@@ -60,4 +61,45 @@ pub(crate) fn clear_lower(
         }
     }
     Ok(())
+}
+
+impl Applier<'_> {
+    /// Applies a whiteout entry (`.wh.<hidden>` or the opaque marker) whose path is `logical`.
+    pub(super) fn whiteout(&mut self, logical: &str, hidden: &str, raw_name: &str) -> Result<(), FsError> {
+        let opaque = hidden == ".wh..opq";
+        if !opaque && (hidden.is_empty() || hidden == "." || hidden == "..") {
+            return Err(unsafe_entry(raw_name, format!("invalid whiteout name {hidden:?}")));
+        }
+        self.stats.whiteouts += 1;
+        self.stats.entries += 1;
+        // Unlike other entries, a whiteout whose parent is gone or no longer a directory is
+        // fine (umoci writes `d` as a file, then `d/.wh.x`): there is nothing left to hide.
+        let res = self.root.resolve_impl(path::parent(logical), true, true)?;
+        if let Some(why) = res.escape {
+            return Err(unsafe_entry(raw_name, format!("its parent leaves the root through a symlink ({why})")));
+        }
+        if !self.root.lstat(&res.path)?.is_some_and(|st| st.is_dir()) {
+            return Ok(());
+        }
+        let parent = res.path;
+        self.parents.clear();
+        if opaque {
+            self.removed.push(parent.clone());
+            return clear_lower(self.root, &parent, &self.layer_paths, &self.opts.ignore);
+        }
+        let victim = path::join(&parent, hidden);
+        self.removed.push(victim.clone());
+        if self.opts.ignore.is_ignored(&victim) {
+            return Ok(());
+        }
+        if self.layer_paths.contains(&victim) {
+            // Whiteouts only hide lower layers: this layer's own entry stays.
+            if self.root.lstat(&victim)?.is_some_and(|s| s.is_dir()) {
+                return clear_lower(self.root, &victim, &self.layer_paths, &self.opts.ignore);
+            }
+            return Ok(());
+        }
+        self.dir_times.retain(|p, _| !path::is_within(p, &victim));
+        remove_respecting(self.root, &victim, &self.opts.ignore)
+    }
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{FsError, Root, Timespec};
+use crate::fs::{FsError, Root, Timespec};
 
 /// Largest file whose content is held in memory in a batch.
 pub(super) const SMALL_FILE: u64 = 256 * 1024;
