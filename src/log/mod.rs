@@ -1,0 +1,283 @@
+//! The plain-log front end: kaniko-style lines (`INFO[0003] RUN make`) on stderr, RUN output
+//! passed through untouched on stdout, and, when stderr is a terminal, progress bars for pulls
+//! and pushes.
+//!
+//! The printer folds every event into a [`BuildState`] (the fold the summary and the debugger
+//! share) before it prints, so lines that sum up (the new layers, the time paused) say what the
+//! others say; [`lines`] is what an event prints, kept apart from the terminal so it can be
+//! tested.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use trowel_events::state::BuildState;
+use trowel_events::{Envelope, Event, EventSink, OutputStream};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+pub struct LogPrinter {
+    level: Level,
+    color: bool,
+    timestamps: bool,
+    bars: Option<MultiProgress>,
+    active: HashMap<String, ProgressBar>,
+    /// The build so far (the fold every viewer shares), for lines that say more than their
+    /// event: the closing line's count of new layers, say.
+    state: BuildState,
+    /// In a build for several platforms, whose RUNs run at the same time: each step's output
+    /// not yet ended by a newline, so every line can be tagged with its platform.
+    partial: HashMap<(trowel_events::StepId, bool), String>,
+}
+
+impl LogPrinter {
+    pub fn new(level: Level, color: bool, timestamps: bool) -> LogPrinter {
+        let tty = std::io::stderr().is_terminal();
+        LogPrinter {
+            level,
+            color: color && tty,
+            timestamps,
+            bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            active: HashMap::new(),
+            state: BuildState::lean(),
+            partial: HashMap::new(),
+        }
+    }
+
+    fn line(&self, level: Level, ms: u64, msg: &str) {
+        if level < self.level {
+            return;
+        }
+        let text = format_line(level, self.color, self.timestamps, ms / 1000, msg);
+        match &self.bars {
+            Some(mp) => {
+                let _ = mp.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn bar(&mut self, key: &str, label: &str, total: u64) -> Option<&ProgressBar> {
+        let mp = self.bars.as_ref()?;
+        if !self.active.contains_key(key) {
+            let pb = mp.add(ProgressBar::new(total));
+            pb.set_style(
+                ProgressStyle::with_template("{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            pb.set_message(label.to_string());
+            self.active.insert(key.to_string(), pb);
+        }
+        self.active.get(key)
+    }
+
+    fn finish_bar(&mut self, key: &str) {
+        if let Some(pb) = self.active.remove(key) {
+            pb.finish_and_clear();
+            if let Some(mp) = &self.bars {
+                mp.remove(&pb);
+            }
+        }
+    }
+}
+
+/// One kaniko-style line: `INFO[0003] msg`, with an optional RFC 3339 stamp in front and the
+/// level tag coloured for terminals. Shared by the build log and `trowel warm`.
+pub fn format_line(level: Level, color: bool, timestamps: bool, secs: u64, msg: &str) -> String {
+    let (tag, code) = match level {
+        Level::Debug => ("DEBU", "\x1b[37m"),
+        Level::Info => ("INFO", "\x1b[36m"),
+        Level::Warn => ("WARN", "\x1b[33m"),
+        Level::Error => ("ERRO", "\x1b[31m"),
+    };
+    let stamp =
+        if timestamps { format!("{} ", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")) } else { String::new() };
+    if color { format!("{stamp}{code}{tag}\x1b[0m[{secs:04}] {msg}") } else { format!("{stamp}{tag}[{secs:04}] {msg}") }
+}
+
+impl EventSink for LogPrinter {
+    fn event(&mut self, env: &Envelope) {
+        self.state.apply(env);
+        // What the terminal shows besides log lines: RUN output as it is, and progress bars.
+        match &env.event {
+            Event::Output { data, stream, id } => {
+                // RUN output is the user's program talking: pass it through as is — but for
+                // the platform's tag on each line when several platforms' RUNs run at once.
+                let tagged = platform_tag(&self.state, &env.event).map(|tag| {
+                    let key = (*id, *stream == OutputStream::Stderr);
+                    let buf = self.partial.entry(key).or_default();
+                    buf.push_str(data);
+                    let end = buf.rfind('\n').map_or(0, |i| i + 1);
+                    let whole: String = buf.drain(..end).collect();
+                    whole.lines().map(|l| format!("[{tag}] {l}\n")).collect::<String>()
+                });
+                let data = tagged.as_deref().unwrap_or(data);
+                let write = |w: &mut dyn Write| {
+                    let _ = w.write_all(data.as_bytes());
+                    let _ = w.flush();
+                };
+                match (&self.bars, stream) {
+                    (Some(mp), _) => mp.suspend(|| write(&mut std::io::stdout())),
+                    (None, OutputStream::Stdout) => write(&mut std::io::stdout()),
+                    (None, OutputStream::Stderr) => write(&mut std::io::stderr()),
+                }
+            }
+            Event::PullProgress { digest, done, total, .. } => {
+                let key = format!("pull {digest}");
+                let label = format!("pull {}", digest.short());
+                if let Some(pb) = self.bar(&key, &label, *total) {
+                    pb.set_position(*done);
+                }
+                if done >= total {
+                    self.finish_bar(&key);
+                }
+            }
+            Event::PushProgress { destination, digest, sent, total } => {
+                let key = format!("push {destination} {digest}");
+                let label = format!("push {}", digest.short());
+                if let Some(pb) = self.bar(&key, &label, *total) {
+                    pb.set_position(*sent);
+                }
+            }
+            Event::BlobPushed { destination, digest, .. } => self.finish_bar(&format!("push {destination} {digest}")),
+            // A step's last output line that did not end with a newline, tagged, before the
+            // step's own closing line.
+            Event::StepFinished { id, .. } => {
+                if let Some(tag) = platform_tag(&self.state, &env.event) {
+                    for stderr in [false, true] {
+                        if let Some(rest) = self.partial.remove(&(*id, stderr)).filter(|r| !r.is_empty()) {
+                            let line = format!("[{tag}] {rest}\n");
+                            let _ = if stderr {
+                                std::io::stderr().write_all(line.as_bytes())
+                            } else {
+                                std::io::stdout().write_all(line.as_bytes())
+                            };
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (level, msg) in lines(&self.state, &env.event) {
+            self.line(level, env.ms, &msg);
+        }
+    }
+}
+
+mod lines;
+
+pub use lines::lines;
+use lines::platform_tag;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies each event (one JSON line each) and returns what the last one prints.
+    fn last_lines(state: &mut BuildState, events: &[&str]) -> Vec<(Level, String)> {
+        let mut said = Vec::new();
+        for e in events {
+            let env: Envelope = serde_json::from_str(e).unwrap_or_else(|err| panic!("{e}: {err}"));
+            state.apply(&env);
+            said = lines(state, &env.event);
+        }
+        said
+    }
+
+    const STARTED: &str = r#"{"seq":0,"ms":0,"event":"build_started","version":"0.1.0","dockerfile_path":"Dockerfile","dockerfile_text":"FROM busybox\nRUN make\n","context":".","target":null,"destinations":[],"platform":"linux/amd64","isolation":"chroot","stages":[{"index":0,"name":null,"base":"busybox","needed":true,"steps":[{"id":{"stage":0,"step":1},"line":2,"end_line":2,"keyword":"RUN","source":"RUN make","onbuild":false}]}]}"#;
+
+    #[test]
+    fn pauses_and_the_push_gate() {
+        let mut s = BuildState::default();
+        let paused = r#"{"seq":1,"ms":5,"event":"paused","id":{"stage":0,"step":1},"line":2,"when":"before_step","reasons":[{"breakpoint":"2","message":"breakpoint at line 2"}]}"#;
+        assert_eq!(
+            last_lines(&mut s, &[STARTED, paused]),
+            [(Level::Info, "Paused before line 2: breakpoint at line 2".to_string())]
+        );
+        let resumed = r#"{"seq":2,"ms":2005,"event":"resumed","id":{"stage":0,"step":1},"action":{"kind":"run_to","line":9},"paused_ms":2000}"#;
+        assert_eq!(
+            last_lines(&mut s, &[resumed]),
+            [(Level::Info, "Resumed after 2.0s, running to line 9".to_string())]
+        );
+        let refused = r#"{"seq":3,"ms":2006,"event":"push_decided","approved":false,"reason":"not today"}"#;
+        assert_eq!(last_lines(&mut s, &[refused]), [(Level::Warn, "Push refused: not today".to_string())]);
+        let withheld =
+            r#"{"seq":4,"ms":2007,"event":"redacted","withheld":"layer_written","reason":"a secret in a digest"}"#;
+        assert_eq!(
+            last_lines(&mut s, &[withheld]),
+            [(Level::Warn, "a layer_written event was withheld: a secret in a digest".to_string())]
+        );
+    }
+
+    #[test]
+    fn the_closing_line_sums_up_the_build() {
+        let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let layer = |c: char, size: u64| {
+            format!(
+                r#"{{"digest":"{}","diff_id":null,"size":{size},"uncompressed_size":null,"media_type":"m","step":{{"stage":0,"step":1}}}}"#,
+                digest(c)
+            )
+        };
+        let mut s = BuildState::default();
+        let events = [
+            STARTED.to_string(),
+            r#"{"seq":1,"ms":1,"event":"step_started","id":{"stage":0,"step":1},"line":2,"end_line":2,"keyword":"RUN","source":"RUN make","expanded":"RUN make"}"#.to_string(),
+            // A cached layer is reused, not new.
+            format!(r#"{{"seq":2,"ms":2,"event":"cache_lookup","id":{{"stage":0,"step":1}},"key":"k","components":{{"version":1,"platform":"p","layer_format":"gzip","parent":"","instruction":"RUN make","vars":{{}},"line":2}},"result":{{"kind":"hit","reference":"r","layer":{}}}}}"#, layer('c', 9000)),
+            format!(r#"{{"seq":3,"ms":3,"event":"layer_written","id":{{"stage":0,"step":1}},"layer":{},"entries":1,"duration_ms":1}}"#, layer('a', 1500)),
+            r#"{"seq":4,"ms":3000,"event":"step_finished","id":{"stage":0,"step":1},"status":"built","duration_ms":500,"paused_ms":2500,"layer":null,"exit_code":null}"#.to_string(),
+        ];
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        assert_eq!(
+            last_lines(&mut s, &events),
+            [(Level::Debug, "step done in 500 ms (and 2500 ms paused)".to_string())]
+        );
+        let finished = format!(
+            r#"{{"seq":5,"ms":3100,"event":"build_finished","duration_ms":3100,"digest":"{}","pushed":[]}}"#,
+            digest('d')
+        );
+        assert_eq!(
+            last_lines(&mut s, &[&finished]),
+            [(
+                Level::Info,
+                format!("Built {} in 3.1s (1 new layer(s), 1.5 kB; 2.5s of it paused in the debugger)", digest('d'))
+            )]
+        );
+    }
+
+    #[test]
+    fn check_findings_as_they_come_and_where_the_log_ends() {
+        let mut s = BuildState::default();
+        let warning = r#"{"seq":1,"ms":0,"event":"check","rule":"JSONArgsRecommended","description":"d","url":"https://docs.docker.com/go/dockerfile/rule/json-args-recommended/","message":"JSON arguments recommended for CMD to prevent unintended behavior related to OS signals","line":2,"end_line":2}"#;
+        assert_eq!(
+            last_lines(&mut s, &[STARTED, warning]),
+            [
+                (
+                    Level::Warn,
+                    "JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 2)".to_string()
+                ),
+                (Level::Debug, "JSONArgsRecommended: https://docs.docker.com/go/dockerfile/rule/json-args-recommended/".to_string()),
+            ]
+        );
+        let error = r#"{"seq":2,"ms":0,"event":"check","rule":"InvalidBaseImagePlatform","description":"d","message":"m","line":1,"end_line":1,"error":true}"#;
+        assert_eq!(last_lines(&mut s, &[error]), [(Level::Error, "InvalidBaseImagePlatform: m (line 1)".to_string())]);
+        let finished = r#"{"seq":3,"ms":9,"event":"build_finished","duration_ms":9,"digest":null,"pushed":[]}"#;
+        let said = last_lines(&mut s, &[finished]);
+        assert_eq!(
+            said[1..],
+            [
+                (Level::Warn, "2 build check warnings found:".to_string()),
+                (Level::Warn, " - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 2)".to_string()),
+                (Level::Warn, " - InvalidBaseImagePlatform: m (line 1)".to_string()),
+            ]
+        );
+    }
+}
