@@ -134,23 +134,7 @@ impl Project {
 
     /// Every tag of the cache repository with its raw manifest.
     fn cache_manifests(&self) -> Vec<(String, Value)> {
-        let o = run(Command::new("skopeo").args([
-            "list-tags",
-            "--tls-verify=false",
-            &format!("docker://{}", self.cache_repo),
-        ]));
-        assert_ok(&o);
-        let tags: Value = serde_json::from_str(&stdout(&o)).unwrap();
-        tags["Tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                let t = t.as_str().unwrap().to_string();
-                let m = skopeo_manifest(&format!("{}:{t}", self.cache_repo));
-                (t, m)
-            })
-            .collect()
+        common::tagged_manifests(&self.cache_repo)
     }
 }
 

@@ -127,20 +127,9 @@ impl Ctx {
 
     /// Every manifest tagged in the cache repository, as (tag, layer digests).
     fn cache_repo_layers(&self) -> Vec<(String, Vec<String>)> {
-        let o = run(Command::new("skopeo").args([
-            "list-tags",
-            "--tls-verify=false",
-            &format!("docker://{}", self.cache_repo),
-        ]));
-        assert_ok(&o);
-        let tags: Value = serde_json::from_str(&stdout(&o)).unwrap();
-        tags["Tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                let t = t.as_str().unwrap().to_string();
-                let m = skopeo_manifest(&format!("{}:{t}", self.cache_repo));
+        common::tagged_manifests(&self.cache_repo)
+            .into_iter()
+            .map(|(t, m)| {
                 let layers = m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().into());
                 (t, layers.collect())
             })

@@ -153,6 +153,22 @@ pub fn skopeo_manifest(reference: &str) -> serde_json::Value {
     skopeo_json(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")])
 }
 
+/// Every tag of the repository `repo` (`host/name`), each with its raw manifest: what a cache
+/// repository holds, for tests that check no entry carries what it must not.
+pub fn tagged_manifests(repo: &str) -> Vec<(String, serde_json::Value)> {
+    let tags = skopeo_json(&["list-tags", "--tls-verify=false", &format!("docker://{repo}")]);
+    tags["Tags"]
+        .as_array()
+        .expect("skopeo list-tags gives Tags")
+        .iter()
+        .map(|t| {
+            let t = t.as_str().expect("a tag is a string").to_string();
+            let m = skopeo_manifest(&format!("{repo}:{t}"));
+            (t, m)
+        })
+        .collect()
+}
+
 fn skopeo_json(args: &[&str]) -> serde_json::Value {
     let o = run(Command::new("skopeo").args(args));
     assert_ok(&o);
