@@ -262,6 +262,18 @@ fn a_missing_blob_or_a_hostile_record_is_a_miss_and_the_build_is_right() {
     assert_eq!(Tree::content(&u.rootfs(), "/app/src/a.c"), "a\n");
     assert_eq!(Tree::content(&u.rootfs(), "/built"), "a\nplain\n");
 
+    // The record the rebuild wrote, with a layer size other than the blob's: the size would go
+    // into the image's manifest unread, so the registry's answer to HEAD refuses it.
+    let mut wrong = record_config(&p, &key);
+    let size = wrong["dev.trowel.cache.ref"]["layer"]["size"].as_u64().unwrap();
+    wrong["dev.trowel.cache.ref"]["layer"]["size"] = serde_json::json!(size + 1);
+    put_record(&p, &key, &serde_json::to_vec(&wrong).unwrap());
+    let resized = p.build(&[]);
+    let why = resized.at(3);
+    assert!(why.starts_with("miss: ") && why.contains("not the size the record says"), "{why}");
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built"), "a\nplain\n");
+
     // A hostile record under the key: a layer of an unknown media type that names another
     // host. Refused with the reason, the step runs, the image is right.
     let config = serde_json::json!({
@@ -280,6 +292,20 @@ fn a_missing_blob_or_a_hostile_record_is_a_miss_and_the_build_is_right() {
     assert!(why.starts_with("error: ") && why.contains("unknown layer media type"), "{why}");
     let u = pull_and_unpack(&p.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/built"), "a\nplain\n");
+}
+
+/// The config of the record tagged `tag` in the project's cache repository.
+fn record_config(p: &Project, tag: &str) -> Value {
+    let registry = &env().registry;
+    let repo = p.cache_repo.trim_start_matches(&format!("{registry}/"));
+    let get = |path: &str| {
+        let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+        let o = run(Command::new("curl").args(["-sf", "-H", accept, &format!("http://{registry}/v2/{repo}/{path}")]));
+        assert_ok(&o);
+        serde_json::from_str::<Value>(&stdout(&o)).unwrap()
+    };
+    let manifest = get(&format!("manifests/{tag}"));
+    get(&format!("blobs/{}", manifest["config"]["digest"].as_str().unwrap()))
 }
 
 /// Tags a record manifest with `config` under `tag` in the project's cache repository.

@@ -30,7 +30,7 @@ use crate::cache::layer_ref::{self, REF_FIELD, REF_MEDIA_TYPE, RefHistory, RefRe
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform, media};
 use crate::image::store::BlobStore;
-use crate::registry::{PushBlob, PushImage, Reference, Registry, RegistryError};
+use crate::registry::{BlobHead, PushBlob, PushImage, Reference, Registry, RegistryError};
 
 /// The config field holding the key and its components.
 pub(crate) const FIELD: &str = "dev.trowel.cache";
@@ -236,15 +236,32 @@ impl RegistryCache {
             }
         }
         let digest = &record.layer.digest;
-        let checks = candidates.iter().map(|c| self.registry.blob_exists(c, digest));
+        let checks = candidates.iter().map(|c| self.registry.blob_head(c, digest));
         let results = futures_util::future::join_all(checks).await;
-        let mut failures = Vec::new();
+        let (mut failures, mut mismatched, mut found) = (Vec::new(), Vec::new(), None);
         for (c, r) in candidates.iter().zip(results) {
             match r {
-                Ok(true) => return Ok(c.clone()),
-                Ok(false) => {}
+                // The record's size goes into the image's manifest unread: a registry that
+                // gives another size for the digest shows the record is wrong.
+                Ok(BlobHead::Present { size: Some(size) }) if size != record.layer.size => mismatched.push(format!(
+                    "{} has it as {size} bytes, the record says {}",
+                    c.repo_ref(),
+                    record.layer.size
+                )),
+                Ok(BlobHead::Present { .. }) => found = found.or_else(|| Some(c.clone())),
+                Ok(BlobHead::Missing) => {}
                 Err(e) => failures.push(format!("{}: {e}", c.repo_ref())),
             }
+        }
+        if !mismatched.is_empty() {
+            return Err(format!(
+                "the layer {} that the cache's reference record names is not the size the record says ({})",
+                digest.short(),
+                mismatched.join("; ")
+            ));
+        }
+        if let Some(c) = found {
+            return Ok(c);
         }
         let named = repos.iter().map(Reference::repo_ref).collect::<Vec<_>>().join(", ");
         let mut why = format!(

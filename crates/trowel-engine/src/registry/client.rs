@@ -120,6 +120,17 @@ pub enum PushProgress {
     BlobDone { digest: Digest, action: BlobAction },
 }
 
+/// What a registry says of a blob when asked with `HEAD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobHead {
+    Missing,
+    /// It has it; `size` is the `Content-Length` it gave (the distribution spec requires one,
+    /// but not every registry sends it).
+    Present {
+        size: Option<u64>,
+    },
+}
+
 /// How a blob got onto the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobAction {

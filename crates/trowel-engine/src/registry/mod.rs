@@ -25,7 +25,8 @@ mod token;
 mod transport;
 
 pub use client::{
-    BlobAction, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry, ResolvedImage,
+    BlobAction, BlobHead, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry,
+    ResolvedImage,
 };
 pub use error::{Op, RegistryError};
 pub use options::{Direction, RegistryOptions};

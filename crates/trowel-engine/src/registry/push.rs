@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
-use super::client::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Registry};
+use super::client::{BlobAction, BlobHead, PushBlob, PushImage, PushProgress, PushReport, Registry};
 use super::error::{Op, RegistryError};
 use super::options::Direction;
 use super::reference::Reference;
@@ -136,10 +136,26 @@ impl Registry {
         self.head_blob(&Ctx::pull(Op::Push, repo, Direction::Push), digest).await
     }
 
+    /// Whether the registry has the blob in `repo`'s repository, and the size it gives for it
+    /// (HEAD; uses the push-side flags). For a descriptor read from elsewhere (a cache
+    /// reference record), whose size must be checked against the blob it names.
+    pub async fn blob_head(&self, repo: &Reference, digest: &Digest) -> Result<BlobHead, RegistryError> {
+        self.head(&Ctx::pull(Op::Push, repo, Direction::Push), digest).await
+    }
+
     async fn head_blob(&self, ctx: &Ctx<'_>, digest: &Digest) -> Result<bool, RegistryError> {
+        Ok(matches!(self.head(ctx, digest).await?, BlobHead::Present { .. }))
+    }
+
+    async fn head(&self, ctx: &Ctx<'_>, digest: &Digest) -> Result<BlobHead, RegistryError> {
         let path = format!("blobs/{digest}");
         let resp = self.session.send(ctx, true, &|ep| Ok(ep.client.head(v2_url(ep, ctx.reference, &path)))).await?;
-        Ok(resp.status().is_success())
+        if !resp.status().is_success() {
+            return Ok(BlobHead::Missing);
+        }
+        // The header itself: a response to HEAD has no body whose length reqwest could give.
+        let size = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        Ok(BlobHead::Present { size })
     }
 
     /// Asks the registry to mount `digest` from `src` into `dest`. The token covers both
