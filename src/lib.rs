@@ -4,7 +4,8 @@
 //! ([`cli`]; a context fetched from elsewhere in [`context_arg`]), and consumes its events: the plain log ([`log`]), recorded traces and their
 //! replay ([`trace`]), two traces compared ([`compare`]), the terminal debugger ([`tui`]) and
 //! its controller ([`debugger`]), the prompt a `trowel build --break` pauses at ([`prompt`]),
-//! `trowel warm` ([`warm`]), `trowel check` ([`check`]) and `trowel cache` ([`cache_cmd`]); they
+//! `trowel warm` ([`warm`]), `trowel check` ([`check`]), `trowel cache` ([`cache_cmd`]) and
+//! `trowel login`/`logout` ([`login`]); they
 //! write sizes with [`units`].
 //! `src/main.rs` only dispatches.
 
@@ -15,6 +16,7 @@ pub mod compare;
 pub mod context_arg;
 pub mod debugger;
 pub mod log;
+pub mod login;
 pub mod prompt;
 pub mod trace;
 pub mod tui;

@@ -21,6 +21,8 @@ fn main() {
         Command::Warm(args) => trowel::warm::main(&args),
         Command::Check(args) => trowel::check::main(&args),
         Command::Cache(args) => trowel::cache_cmd::main(&args),
+        Command::Login(args) => trowel::login::login(&args),
+        Command::Logout(args) => trowel::login::logout(&args),
     };
     std::process::exit(code);
 }

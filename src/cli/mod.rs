@@ -2,7 +2,7 @@
 //! so a CI job written for kaniko only needs the binary path changed: trowel run without a
 //! subcommand but with flags (`trowel --context … --destination …`) is `trowel build`.
 //!
-//! One file per subcommand's flags (`build`, `debug`, `replay`, `warm`) and per flag group
+//! One file per subcommand's flags (`build`, `debug`, `replay`, `warm`, `login`) and per flag group
 //! several share (`registry`, `logging`, `ui`), and `cache` (prune and check); this file holds the top-level parser, the
 //! kaniko-style invocations and the small parsers every subcommand uses.
 
@@ -22,6 +22,7 @@ mod build;
 mod cache;
 mod debug;
 mod logging;
+mod login;
 mod registry;
 mod replay;
 mod ui;
@@ -31,6 +32,7 @@ pub use build::{BuildArgs, CompressionArg, IsolationArg, SnapshotModeArg};
 pub use cache::{CacheArgs, CacheCommand, CheckCacheArgs, PruneArgs};
 pub use debug::DebugArgs;
 pub use logging::{LogArgs, Verbosity};
+pub use login::{LoginArgs, LogoutArgs};
 pub use registry::RegistryArgs;
 pub use replay::ReplayArgs;
 pub use ui::UiArgs;
@@ -64,6 +66,11 @@ pub enum Command {
     /// Bound and verify a cache dir: `trowel cache prune` removes the least recently used
     /// entries, `trowel cache check` verifies every entry.
     Cache(CacheArgs),
+    /// Save credentials for a registry in the Docker config builds read (`docker login`),
+    /// after checking them against the registry.
+    Login(Box<LoginArgs>),
+    /// Remove a registry's credentials from the Docker config (`docker logout`).
+    Logout(LogoutArgs),
 }
 
 /// Inserts `build` when trowel is invoked the kaniko way (flags without a subcommand), and

@@ -204,6 +204,8 @@ impl BuildOptions {
         let mut values = crate::secrets::secret_build_args(&self.build_args, &self.secret_args);
         values.extend(self.run.mounts.secret_values());
         values.extend(self.remote_context.iter().flat_map(|c| c.secrets.iter().cloned()));
+        // Registry credentials from the environment are never printed; masked all the same.
+        values.extend(crate::registry::env_secrets());
         crate::secrets::Redactor::new(values)
     }
 

@@ -10,6 +10,9 @@
 //! Docker Hub is keyed `https://index.docker.io/v1/`; `auths` keys are also matched by host
 //! name after stripping scheme and path, so `https://reg:5000/v1/` matches `reg:5000`.
 //!
+//! Around this lookup sit the environment's credentials (`env_auth.rs`): `DOCKER_AUTH_CONFIG`
+//! before it, kaniko's and GitLab's variables after it, when it found nothing.
+//!
 //! The `docker_credential` crate was not used: it consults `auths` before `credsStore`, which
 //! differs from the Docker CLI, and runs helpers with blocking `std::process`.
 
@@ -24,6 +27,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
+use super::env_auth::EnvCredentials;
 use super::error::RegistryError;
 use super::options::normalise_host;
 use super::reference::DOCKER_HUB;
@@ -88,43 +92,72 @@ pub(crate) struct Keychain {
     search_path: Option<OsString>,
     /// One cell per host, so concurrent requests run a helper once, not once each.
     cache: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Credential>>>>>,
+    /// Credentials from the environment, consulted around the config file's.
+    env: EnvCredentials,
+}
+
+/// The `config.json` trowel reads credentials from: in `dir` if given, else the first of
+/// `$DOCKER_CONFIG`, `~/.docker`, `/trowel/.docker` and `/kaniko/.docker` that has one. The
+/// second value says whether it exists; when none does, the first candidate (where `docker
+/// login` would write) is returned.
+pub fn docker_config_file(dir: Option<&Path>) -> (PathBuf, bool) {
+    let candidates = config_candidates(dir);
+    match candidates.iter().find(|p| p.exists()) {
+        Some(p) => (p.clone(), true),
+        None => (candidates.into_iter().next().unwrap_or_else(|| PathBuf::from(".docker/config.json")), false),
+    }
+}
+
+fn config_candidates(dir: Option<&Path>) -> Vec<PathBuf> {
+    match dir {
+        Some(d) => vec![d.join("config.json")],
+        None => {
+            let mut v = Vec::new();
+            if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+                v.push(PathBuf::from(d).join("config.json"));
+            }
+            if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                v.push(PathBuf::from(h).join(".docker/config.json"));
+            }
+            // trowel's own image keeps it here (kaniko's at /kaniko/.docker).
+            v.push(PathBuf::from("/trowel/.docker/config.json"));
+            v.push(PathBuf::from("/kaniko/.docker/config.json"));
+            v
+        }
+    }
 }
 
 impl Keychain {
     /// Loads `config.json` from `dir` if given, else the first of `$DOCKER_CONFIG`, `~/.docker`
     /// and `/kaniko/.docker` that has one. No file at all means anonymous access everywhere.
     pub(crate) fn load(dir: Option<&Path>) -> Result<Keychain, RegistryError> {
-        let candidates: Vec<PathBuf> = match dir {
-            Some(d) => vec![d.join("config.json")],
-            None => {
-                let mut v = Vec::new();
-                if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
-                    v.push(PathBuf::from(d).join("config.json"));
-                }
-                if let Some(h) = std::env::var_os("HOME") {
-                    v.push(PathBuf::from(h).join(".docker/config.json"));
-                }
-                // trowel's own image keeps it here (kaniko's at /kaniko/.docker).
-                v.push(PathBuf::from("/trowel/.docker/config.json"));
-                v.push(PathBuf::from("/kaniko/.docker/config.json"));
-                v
-            }
-        };
-        for path in candidates {
+        let env = EnvCredentials::from_env()?;
+        for path in config_candidates(dir) {
             match std::fs::read(&path) {
-                Ok(bytes) => return Keychain::from_bytes(&bytes, path),
+                Ok(bytes) => return Keychain::from_bytes(&bytes, path, env),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(RegistryError::DockerConfig { path, reason: e.to_string() }),
             }
         }
-        Ok(Keychain { path: None, config: DockerConfig::default(), search_path: None, cache: Mutex::default() })
+        Ok(Keychain { path: None, config: DockerConfig::default(), search_path: None, cache: Mutex::default(), env })
     }
 
-    fn from_bytes(bytes: &[u8], path: PathBuf) -> Result<Keychain, RegistryError> {
+    fn from_bytes(bytes: &[u8], path: PathBuf, env: EnvCredentials) -> Result<Keychain, RegistryError> {
         // serde_json's messages quote no input, so a malformed file cannot leak a secret here.
         let config: DockerConfig = serde_json::from_slice(bytes)
             .map_err(|e| RegistryError::DockerConfig { path: path.clone(), reason: e.to_string() })?;
-        Ok(Keychain { path: Some(path), config, search_path: None, cache: Mutex::default() })
+        Ok(Keychain { path: Some(path), config, search_path: None, cache: Mutex::default(), env })
+    }
+
+    #[cfg(test)]
+    fn with_env(mut self, env: EnvCredentials) -> Keychain {
+        self.env = env;
+        self
+    }
+
+    #[cfg(test)]
+    fn env_secrets(&self) -> Vec<String> {
+        self.env.secrets()
     }
 
     #[cfg(test)]
@@ -142,6 +175,16 @@ impl Keychain {
     }
 
     async fn lookup(&self, host: &str) -> Result<Option<Credential>, RegistryError> {
+        if let Some(c) = self.env.shadowing(host) {
+            return Ok(Some(c));
+        }
+        match self.lookup_config(host).await? {
+            Some(c) => Ok(Some(c)),
+            None => Ok(self.env.fallback(host)),
+        }
+    }
+
+    async fn lookup_config(&self, host: &str) -> Result<Option<Credential>, RegistryError> {
         let server = if host == DOCKER_HUB { DOCKER_HUB_KEY.to_string() } else { host.to_string() };
         let helper = self
             .config
@@ -388,6 +431,49 @@ mod tests {
         let d2 = tempfile::tempdir().unwrap();
         let k2 = keychain(d2.path(), r#"{"auths":{"b.example":{"auth":"ZnJvbS1hdXRoczpzMw=="}}}"#);
         assert_eq!(rt.block_on(k2.credential("b.example")).unwrap(), basic("from-auths", "s3"));
+    }
+
+    #[test]
+    fn environment_credentials_around_the_config_file() {
+        let d = tempfile::tempdir().unwrap();
+        helper(d.path(), "store", "from-creds-store", "s2");
+        let bin = d.path().join("bin");
+        let p = bin.join("docker-credential-empty");
+        std::fs::write(&p, "#!/bin/sh\ncat >/dev/null\necho 'credentials not found in native keychain'; exit 1\n")
+            .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let vars: HashMap<String, String> = [
+            // DOCKER_AUTH_CONFIG: "shadow:envpw" for a.example, which the file gives a helper.
+            ("DOCKER_AUTH_CONFIG", r#"{"auths":{"a.example":{"auth":"c2hhZG93OmVudnB3"}}}"#),
+            ("KANIKO_B_EXAMPLE_USER", "kaniko-b"),
+            ("KANIKO_B_EXAMPLE_PASSWORD", "kb"),
+            ("KANIKO_C_EXAMPLE_USER", "kaniko-c"),
+            ("KANIKO_C_EXAMPLE_PASSWORD", "kc"),
+            ("CI_REGISTRY", "d.example"),
+            ("CI_REGISTRY_USER", "gitlab-ci-token"),
+            ("CI_REGISTRY_PASSWORD", "jobtoken"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env = EnvCredentials::from_lookup(Box::new(move |k| vars.get(k).cloned())).unwrap();
+        let k = keychain(
+            d.path(),
+            r#"{"auths":{"b.example":{"auth":"ZnJvbS1hdXRoczpzMw=="}},
+                "credHelpers":{"a.example":"store","c.example":"empty"}}"#,
+        )
+        .with_env(env);
+        let rt = rt();
+        // DOCKER_AUTH_CONFIG shadows the file's helper.
+        assert_eq!(rt.block_on(k.credential("a.example")).unwrap(), basic("shadow", "envpw"));
+        // The file's entry wins over KANIKO_ variables.
+        assert_eq!(rt.block_on(k.credential("b.example")).unwrap(), basic("from-auths", "s3"));
+        // A helper that has nothing leaves the host to the variables.
+        assert_eq!(rt.block_on(k.credential("c.example")).unwrap(), basic("kaniko-c", "kc"));
+        assert_eq!(rt.block_on(k.credential("d.example")).unwrap(), basic("gitlab-ci-token", "jobtoken"));
+        assert_eq!(rt.block_on(k.credential("e.example")).unwrap(), None);
+        let secrets = k.env_secrets();
+        assert!(secrets.contains(&"envpw".to_string()) && secrets.contains(&"jobtoken".to_string()), "{secrets:?}");
     }
 
     #[test]

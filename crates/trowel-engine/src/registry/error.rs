@@ -20,6 +20,8 @@ pub enum Op {
     Push,
     /// The early push-permission check.
     CheckPush,
+    /// `trowel login`'s check of credentials.
+    Login,
 }
 
 impl fmt::Display for Op {
@@ -28,6 +30,7 @@ impl fmt::Display for Op {
             Op::Pull => "pull",
             Op::Push => "push",
             Op::CheckPush => "check push access to",
+            Op::Login => "log in to",
         })
     }
 }
@@ -53,6 +56,11 @@ pub enum RegistryError {
     /// A `docker-credential-<name>` helper is missing or failed.
     #[error("{0}")]
     CredentialHelper(String),
+
+    /// Credentials in the environment (`DOCKER_AUTH_CONFIG`) that cannot be used; the message
+    /// names the variable and key, never a value.
+    #[error("{0}")]
+    EnvCredentials(String),
 
     /// The registry answered with an error status. `detail` is the registry's own message.
     #[error("{op} {reference}: {detail}")]
@@ -114,7 +122,8 @@ impl RegistryError {
             | RegistryError::Options(_)
             | RegistryError::Certificate { .. }
             | RegistryError::DockerConfig { .. }
-            | RegistryError::CredentialHelper(_) => {}
+            | RegistryError::CredentialHelper(_)
+            | RegistryError::EnvCredentials(_) => {}
         }
         self
     }

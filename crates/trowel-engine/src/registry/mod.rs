@@ -11,7 +11,10 @@
 
 mod auth;
 mod client;
+mod config_file;
+mod env_auth;
 pub mod error;
+mod login;
 pub mod options;
 mod pull;
 mod push;
@@ -24,11 +27,15 @@ mod stream_upload;
 mod token;
 mod transport;
 
+pub use auth::docker_config_file;
 pub use client::{
     BlobAction, BlobHead, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry,
     ResolvedImage,
 };
+pub use config_file::{ConfigFileError, LoginEntry, auth_key, forget_login, store_login};
+pub use env_auth::{DOCKER_AUTH_CONFIG, env_secrets};
 pub use error::{Op, RegistryError};
+pub use login::LoginCheck;
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
 
