@@ -9,6 +9,7 @@ use trowel_engine::duration::parse_go_duration;
 use trowel_engine::engine::mounts::options::{MountOptions, parse_allow, parse_secret, parse_ssh};
 use trowel_engine::engine::{BuildOptions, LayerOptions, OutputOptions, RunOptions};
 use trowel_engine::fs::snapshot::SnapshotMode;
+use trowel_engine::image::annotations::Annotations;
 use trowel_engine::image::manifest::{Compression, Platform};
 use trowel_engine::registry::RegistryOptions;
 use trowel_engine::sandbox::Isolation;
@@ -106,6 +107,12 @@ pub struct BuildArgs {
     /// Label `k=v` added to the image (repeatable).
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// OCI annotation (buildx's syntax, repeatable): KEY=VALUE on the image manifest;
+    /// manifest[PLATFORM]:KEY=VALUE on one platform's; index:KEY=VALUE on the index and
+    /// manifest-descriptor[PLATFORM]:KEY=VALUE on its entries (builds for several platforms).
+    /// An annotated image has OCI media types.
+    #[arg(long = "annotation", value_name = "[TYPE[PLATFORM]:]KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Path never snapshotted (repeatable).
     #[arg(long = "ignore-path")]
     pub ignore_paths: Vec<String>,
@@ -260,6 +267,11 @@ impl BuildArgs {
             }
             IsolationArg::Auto => Isolation::Chroot,
         };
+        // What the flags alone refuse, before a remote context is fetched.
+        let platforms = target_platforms(self.custom_platform.as_deref(), &self.platforms)?;
+        let annotations = Annotations::parse(&self.annotations).map_err(CliError)?;
+        let built = if platforms.is_empty() { vec![Platform::host()] } else { platforms.clone() };
+        annotations.check(&built).map_err(CliError)?;
         let work_dir = match (&self.work_dir, isolation) {
             (Some(w), _) => w.clone(),
             (None, Isolation::Container) => self.trowel_dir.join("work"),
@@ -275,7 +287,6 @@ impl BuildArgs {
         if self.destinations.is_empty() && !self.no_push {
             return Err(CliError("no --destination given: add one, or use --no-push".into()));
         }
-        let platforms = target_platforms(self.custom_platform.as_deref(), &self.platforms)?;
         let mut registry = RegistryOptions {
             insecure: self.insecure,
             skip_tls_verify: self.skip_tls_verify,
@@ -301,6 +312,7 @@ impl BuildArgs {
             digest_file: self.digest_file.clone(),
             image_name_with_digest_file: self.image_name_with_digest_file.clone(),
             image_name_tag_with_digest_file: self.image_name_tag_with_digest_file.clone(),
+            annotations,
         };
         o.layers = LayerOptions {
             reproducible: self.reproducible,

@@ -110,6 +110,8 @@ pub struct OutputOptions {
     pub digest_file: Option<PathBuf>,
     pub image_name_with_digest_file: Option<PathBuf>,
     pub image_name_tag_with_digest_file: Option<PathBuf>,
+    /// `--annotation`: on the manifests, the index, the index's entries.
+    pub annotations: crate::image::annotations::Annotations,
 }
 
 /// kaniko's cache flags.

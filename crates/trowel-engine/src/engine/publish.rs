@@ -10,7 +10,7 @@ use crate::engine::controller::Decision;
 use crate::engine::emit::Emitter;
 use crate::engine::error::{BuildError, PushError};
 use crate::engine::layer::{LayerOrigin, StageLayer};
-use crate::image::manifest::{Descriptor, Manifest};
+use crate::image::manifest::{Descriptor, Manifest, ManifestFormat};
 use crate::image::outputs::{self, Artifact, FinalImage, OutputError};
 use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Reference};
 
@@ -49,13 +49,16 @@ impl Build<'_> {
         }
         let config_bytes = config.to_bytes();
         let config_digest = ctx.store.put(&config_bytes).map_err(BuildError::store("store the image config"))?;
-        let format = st.format;
+        // Annotations exist only in OCI's media types (see `image/annotations.rs`).
+        let annotations = &ctx.opts.output.annotations;
+        let format = if annotations.is_empty() { st.format } else { ManifestFormat::Oci };
         let layers: Vec<Descriptor> = st.layers.iter().map(|l| l.descriptor_in(format)).collect();
-        let manifest = Manifest::new(
+        let mut manifest = Manifest::new(
             format,
             Descriptor::new(format.config_media_type(), config_digest.clone(), config_bytes.len() as u64),
             layers,
         );
+        manifest.annotations = annotations.manifest(&platform);
         let manifest_bytes = manifest.to_bytes();
         let manifest_digest = ctx.store.put(&manifest_bytes).map_err(BuildError::store("store the image manifest"))?;
         let size = config_bytes.len() as u64 + st.layers.iter().map(|l| l.descriptor.size).sum::<u64>();

@@ -24,7 +24,8 @@ impl Build<'_> {
     pub(crate) fn assemble_index(&mut self, images: &[FinalImage]) -> Result<FinalIndex, BuildError> {
         let ctx = &self.ctx;
         let pairs: Vec<_> = ctx.plan.platforms.iter().map(|p| p.target.clone()).zip(images.iter()).collect();
-        let index = FinalIndex::new(&pairs).map_err(|e| BuildError::Options(format!("the image index: {e}")))?;
+        let index = FinalIndex::annotated(&pairs, &ctx.opts.output.annotations)
+            .map_err(|e| BuildError::Options(format!("the image index: {e}")))?;
         ctx.emitter.emit(Event::IndexAssembled {
             digest: (&index.digest).into(),
             media_type: index.media_type.to_string(),

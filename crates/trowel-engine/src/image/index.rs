@@ -16,9 +16,12 @@
 //! of `--platform`), fields are written in a fixed order, and nothing time-dependent is added, so
 //! the same images give the same index digest.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::digest::Digest;
+use crate::image::annotations::Annotations;
 use crate::image::manifest::{Descriptor, ManifestFormat, Platform, media};
 use crate::image::outputs::FinalImage;
 
@@ -63,6 +66,12 @@ pub enum IndexError {
 impl FinalIndex {
     /// Builds the index naming `images`, in the order given.
     pub fn new(images: &[(Platform, &FinalImage)]) -> Result<FinalIndex, IndexError> {
+        FinalIndex::annotated(images, &Annotations::default())
+    }
+
+    /// [`FinalIndex::new`] with `--annotation`s on the index and its entries. An annotated index
+    /// is always an OCI index: a Docker manifest list has no annotations.
+    pub fn annotated(images: &[(Platform, &FinalImage)], annotations: &Annotations) -> Result<FinalIndex, IndexError> {
         if images.is_empty() {
             return Err(IndexError::Empty);
         }
@@ -78,11 +87,16 @@ impl FinalIndex {
             }
             entries.push(entry);
         }
-        let media_type = if entries.iter().all(|e| e.image.manifest.format() == ManifestFormat::Docker) {
-            media::DOCKER_MANIFEST_LIST
-        } else {
-            media::OCI_INDEX
-        };
+        for e in &mut entries {
+            e.descriptor.annotations = annotations.manifest_descriptor(&e.platform);
+        }
+        let media_type =
+            if annotations.is_empty() && entries.iter().all(|e| e.image.manifest.format() == ManifestFormat::Docker) {
+                media::DOCKER_MANIFEST_LIST
+            } else {
+                media::OCI_INDEX
+            };
+        let index_annotations = annotations.index();
         let raw = RawIndex {
             schema_version: 2,
             media_type,
@@ -92,6 +106,7 @@ impl FinalIndex {
                     media_type: &e.descriptor.media_type,
                     digest: e.descriptor.digest.as_str(),
                     size: e.descriptor.size,
+                    annotations: e.descriptor.annotations.as_ref(),
                     platform: RawPlatform {
                         architecture: &e.platform.architecture,
                         os: &e.platform.os,
@@ -101,6 +116,7 @@ impl FinalIndex {
                     },
                 })
                 .collect(),
+            annotations: index_annotations.as_ref(),
         };
         let bytes = serde_json::to_vec(&raw).expect("index serialises");
         Ok(FinalIndex { digest: Digest::of(&bytes), bytes, media_type, entries })
@@ -176,6 +192,8 @@ struct RawIndex<'a> {
     schema_version: u32,
     media_type: &'a str,
     manifests: Vec<RawEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<&'a BTreeMap<String, String>>,
 }
 
 #[derive(Serialize)]
@@ -184,6 +202,8 @@ struct RawEntry<'a> {
     media_type: &'a str,
     digest: &'a str,
     size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<&'a BTreeMap<String, String>>,
     platform: RawPlatform<'a>,
 }
 
@@ -280,6 +300,27 @@ mod tests {
                                "os.features": ["win32k"]})
         );
         assert_eq!(idx.entries[0].os_features.as_deref(), Some(&["win32k".to_string()][..]));
+    }
+
+    #[test]
+    fn annotations_go_on_the_index_and_its_entries_and_make_it_oci() {
+        let amd = image(ManifestFormat::Docker, serde_json::json!({"architecture": "amd64", "os": "linux"}));
+        let arm = image(ManifestFormat::Docker, serde_json::json!({"architecture": "arm64", "os": "linux"}));
+        let a = Annotations::parse(&[
+            "index:org.opencontainers.image.description=both".to_string(),
+            "manifest-descriptor[linux/arm64]:com.example.arch=arm".to_string(),
+        ])
+        .unwrap();
+        let idx = FinalIndex::annotated(&[(p("linux/amd64"), &amd), (p("linux/arm64"), &arm)], &a).unwrap();
+        assert_eq!(idx.media_type, media::OCI_INDEX);
+        let parsed: Index = serde_json::from_slice(&idx.bytes).unwrap();
+        assert_eq!(parsed.annotations.unwrap()["org.opencontainers.image.description"], "both");
+        assert_eq!(parsed.manifests[0].annotations, None);
+        assert_eq!(parsed.manifests[1].annotations.as_ref().unwrap()["com.example.arch"], "arm");
+        assert_eq!(idx.entries[1].descriptor.annotations, parsed.manifests[1].annotations);
+        // Without annotations the bytes are as before: no empty fields.
+        let plain = FinalIndex::new(&[(p("linux/amd64"), &amd), (p("linux/arm64"), &arm)]).unwrap();
+        assert!(!String::from_utf8(plain.bytes).unwrap().contains("annotations"));
     }
 
     #[test]
