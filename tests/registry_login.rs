@@ -108,6 +108,62 @@ fn login_checks_saves_and_a_build_pushes_with_it() {
 }
 
 #[test]
+fn login_hands_the_secret_to_a_configured_credential_helper() {
+    let env = env();
+    let home = tempfile::tempdir().unwrap();
+    let cfg_dir = home.path().join(".docker");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::fs::write(cfg_dir.join("config.json"), r#"{"credsStore":"trowel-test"}"#).unwrap();
+    // A helper that keeps what it is given in a file and answers `get` with it, as real
+    // helpers (pass, secretservice) do.
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = home.path().join("store.json");
+    let helper = bin.join("docker-credential-trowel-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  store) cat > {s} ;;\n  get) cat >/dev/null; cat {s} ;;\n  erase) cat >/dev/null; rm -f {s} ;;\nesac\n",
+            s = store.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    let mut child = trowel_in(home.path())
+        .env("PATH", &path)
+        .args(["login", &env.auth_registry, "-u", &env.auth_user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(env.auth_password.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_ok(&o);
+    assert!(stderr(&o).contains("saved in docker-credential-trowel-test"), "{}", stderr(&o));
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    assert_eq!(stored["ServerURL"], env.auth_registry.as_str());
+    assert_eq!(stored["Username"], env.auth_user.as_str());
+    assert_eq!(stored["Secret"], env.auth_password.as_str());
+    // The file gets an empty entry, never the secret.
+    let file = std::fs::read_to_string(cfg_dir.join("config.json")).unwrap();
+    assert!(!file.contains(&env.auth_password) && file.contains(&env.auth_registry), "{file}");
+
+    // A build gets the credential back from the helper.
+    let mut c = trowel_in(home.path());
+    c.env("PATH", &path);
+    let (o, trace) = build_push(&mut c, &dest("helper"));
+    assert_ok(&o);
+    no_password(&o, &trace);
+
+    let o = run(trowel_in(home.path()).env("PATH", &path).args(["logout", &env.auth_registry]));
+    assert_ok(&o);
+    assert!(!store.exists(), "erase was not run");
+}
+
+#[test]
 fn a_wrong_password_is_refused_and_nothing_is_written() {
     let env = env();
     let home = tempfile::tempdir().unwrap();
