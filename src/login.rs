@@ -75,6 +75,13 @@ pub fn login(args: &LoginArgs) -> i32 {
                 Some(h) => eprintln!("credentials for {} saved in docker-credential-{h}", entry.key),
                 None => eprintln!("credentials for {} saved in {}", entry.key, entry.path.display()),
             }
+            if registry::shadowed_by_docker_auth_config(&args.server) {
+                eprintln!(
+                    "warning: {} has credentials for {}: builds use them, not the ones saved now (unset it to use these)",
+                    registry::DOCKER_AUTH_CONFIG,
+                    entry.key
+                );
+            }
             println!("Login Succeeded");
             0
         }

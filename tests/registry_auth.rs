@@ -79,7 +79,7 @@ fn no_credentials_says_so() {
     assert_eq!(
         e,
         format!(
-            "check push access to {r}: unauthorized: authentication required (no credentials for {} in the docker config)",
+            "check push access to {r}: unauthorized: authentication required (no credentials for {} in the docker config or the environment)",
             r.registry
         )
     );

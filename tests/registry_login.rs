@@ -243,6 +243,33 @@ fn ci_credentials_from_the_environment_and_their_precedence() {
     let (o, trace) = build_push(&mut c, &dest("env-wins"));
     assert_ok(&o);
     no_password(&o, &trace);
+    // The other way round, the refusal says where the credentials came from.
+    let stale = serde_json::json!({"auths": {&env.auth_registry: {"auth": b64(&env.auth_user, &wrong)}}});
+    let good = serde_json::json!({"auths": {&env.auth_registry: {"auth": b64(&env.auth_user, &env.auth_password)}}});
+    std::fs::write(cfg_dir.join("config.json"), good.to_string()).unwrap();
+    let mut c = trowel_in(home.path());
+    c.env("DOCKER_AUTH_CONFIG", stale.to_string());
+    let (o, _) = build_push(&mut c, &dest("env-stale"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("came from DOCKER_AUTH_CONFIG, which shadows the docker config file"),
+        "{}",
+        stderr(&o)
+    );
+    no_password(&o, "");
+    // trowel login says the same when it saves credentials the variable will hide.
+    let mut child = trowel_in(home.path())
+        .env("DOCKER_AUTH_CONFIG", stale.to_string())
+        .args(["login", &env.auth_registry, "-u", &env.auth_user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(env.auth_password.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_ok(&o);
+    assert!(stderr(&o).contains("warning: DOCKER_AUTH_CONFIG has credentials for"), "{}", stderr(&o));
     let b64_pw = b64(&env.auth_user, &env.auth_password);
     assert!(!trace.contains(&b64_pw) && !stderr(&o).contains(&b64_pw));
 

@@ -155,6 +155,11 @@ impl Keychain {
         self
     }
 
+    /// Whether `host`'s credential is `DOCKER_AUTH_CONFIG`'s (for error messages).
+    pub(crate) fn uses_docker_auth_config(&self, host: &str) -> bool {
+        self.env.shadowing(host).is_some()
+    }
+
     #[cfg(test)]
     fn env_secrets(&self) -> Vec<String> {
         self.env.secrets()

@@ -155,6 +155,12 @@ pub fn env_secrets() -> Vec<String> {
     out
 }
 
+/// Whether `DOCKER_AUTH_CONFIG` has credentials for `host`, which builds then use before the
+/// config file's (`trowel login` warns about it, as the kaniko fork does at a refused push).
+pub fn shadowed_by_docker_auth_config(host: &str) -> bool {
+    EnvCredentials::from_env().is_ok_and(|e| e.shadowing(host).is_some())
+}
+
 /// The `KANIKO_<…>` prefixes to try for a host, most specific first.
 fn kaniko_names(host: &str) -> Vec<String> {
     let upper = host.to_ascii_uppercase().replace('-', "_");

@@ -33,7 +33,7 @@ pub use client::{
     ResolvedImage,
 };
 pub use config_file::{ConfigFileError, LoginEntry, auth_key, forget_login, store_login};
-pub use env_auth::{DOCKER_AUTH_CONFIG, env_secrets};
+pub use env_auth::{DOCKER_AUTH_CONFIG, env_secrets, shadowed_by_docker_auth_config};
 pub use error::{Op, RegistryError};
 pub use login::LoginCheck;
 pub use options::{Direction, RegistryOptions};

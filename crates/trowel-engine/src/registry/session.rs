@@ -187,8 +187,17 @@ impl Session {
             let wait = retry_after(resp.headers());
             let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
             let mut detail = transport::error_message(status, &body);
-            if status == 401 && self.credential(ctx).await?.is_none() {
-                detail.push_str(&format!(" (no credentials for {} in the docker config)", ctx.reference.registry));
+            if status == 401 {
+                let host = &ctx.reference.registry;
+                if self.credential(ctx).await?.is_none() {
+                    detail.push_str(&format!(" (no credentials for {host} in the docker config or the environment)"));
+                } else if self.keychain.uses_docker_auth_config(host) {
+                    // The kaniko fork warns the same way: a stale variable hides a good file.
+                    detail.push_str(&format!(
+                        " (the credentials for {host} came from {}, which shadows the docker config file)",
+                        super::env_auth::DOCKER_AUTH_CONFIG
+                    ));
+                }
             }
             let err = RegistryError::Registry { op: ctx.op, reference: ctx.reference.to_string(), status, detail };
             return Err(Failure { err, retryable: retryable_status(status), retry_after: wait });
