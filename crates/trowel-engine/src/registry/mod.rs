@@ -11,6 +11,7 @@
 
 mod auth;
 mod client;
+pub mod client_cert;
 pub mod error;
 pub mod options;
 mod pull;
@@ -28,6 +29,7 @@ pub use client::{
     BlobAction, BlobHead, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry,
     ResolvedImage,
 };
+pub use client_cert::ClientCertificate;
 pub use error::{Op, RegistryError};
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;

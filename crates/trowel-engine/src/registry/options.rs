@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::client_cert::ClientCertificate;
 use super::reference::DOCKER_HUB;
 
 /// kaniko's registry flags. The `*_pull` flags apply to pulls (base images); the plain ones to
@@ -23,8 +24,14 @@ pub struct RegistryOptions {
     pub skip_tls_verify_registries: Vec<String>,
     /// `--registry-certificate host[:port]=/path/ca.pem`: extra trusted CAs, per registry.
     pub registry_certificates: Vec<(String, PathBuf)>,
+    /// `--registry-client-cert host[:port]=cert.pem,key.pem`: the certificate a registry that
+    /// requires mutual TLS gets, per registry (mirrors and the cache repository included).
+    pub client_certificates: Vec<ClientCertificate>,
     /// `--registry-mirror host[/path]`: tried in order for Docker Hub images before Docker Hub.
     pub registry_mirrors: Vec<String>,
+    /// `--skip-default-registry-fallback`: with mirrors, a Docker Hub image none of them serves
+    /// is an error instead of a pull from Docker Hub.
+    pub skip_default_registry_fallback: bool,
     /// How many times a failed idempotent request (or a whole blob download/upload) is retried.
     pub retries: u32,
     /// Directory holding `config.json`; else `$DOCKER_CONFIG`, `~/.docker`, `/kaniko/.docker`.
@@ -42,7 +49,9 @@ impl Default for RegistryOptions {
             skip_tls_verify_pull: false,
             skip_tls_verify_registries: Vec::new(),
             registry_certificates: Vec::new(),
+            client_certificates: Vec::new(),
             registry_mirrors: Vec::new(),
+            skip_default_registry_fallback: false,
             retries: 3,
             docker_config: None,
             user_agent: format!("trowel/{}", env!("CARGO_PKG_VERSION")),
@@ -133,7 +142,7 @@ pub(crate) fn normalise_host(h: &str) -> String {
     }
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
     }

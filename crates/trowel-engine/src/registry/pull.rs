@@ -32,20 +32,18 @@ impl Registry {
     /// os, architecture and variant), then its config. Layers are listed, not downloaded.
     /// Docker Hub images are tried on each `--registry-mirror` first.
     pub async fn resolve(&self, r: &Reference, platform: &Platform) -> Result<ResolvedImage, RegistryError> {
-        let candidates = self.pull_candidates(r);
-        let last = candidates.len() - 1;
-        for (i, cand) in candidates.iter().enumerate() {
-            match self.resolve_from(cand, platform).await {
+        let mut failed = Vec::new();
+        for cand in self.pull_candidates(r) {
+            match self.resolve_from(&cand, platform).await {
                 Ok(mut img) => {
                     img.reference = r.clone();
                     return Ok(img);
                 }
                 // A mirror that fails (down, or without the image) just means the next source.
-                Err(_) if i < last => continue,
-                Err(e) => return Err(e),
+                Err(e) => failed.push(e),
             }
         }
-        unreachable!("pull_candidates always ends with the reference itself")
+        Err(self.no_candidate(Op::Pull, r, failed))
     }
 
     async fn resolve_from(&self, r: &Reference, platform: &Platform) -> Result<ResolvedImage, RegistryError> {
@@ -250,16 +248,14 @@ impl Registry {
                 return Ok(());
             }
         }
-        let candidates = self.pull_candidates(repo);
-        let last = candidates.len() - 1;
-        for (i, cand) in candidates.iter().enumerate() {
-            match self.download(cand, desc, store, progress).await {
+        let mut failed = Vec::new();
+        for cand in self.pull_candidates(repo) {
+            match self.download(&cand, desc, store, progress).await {
                 Ok(()) => return Ok(()),
-                Err(_) if i < last => continue,
-                Err(e) => return Err(e),
+                Err(e) => failed.push(e),
             }
         }
-        unreachable!("pull_candidates always ends with the reference itself")
+        Err(self.no_candidate(Op::Pull, repo, failed))
     }
 
     async fn download(
