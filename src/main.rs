@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use trowel::cli::{Cli, Command, normalize_args};
+use trowel::cli::{Cli, Command, deprecation_warnings, normalize_args};
 use trowel::debugger::{Breakpoint, Debugger, check_breakpoints};
 use trowel::log::LogPrinter;
 use trowel_engine::engine::{self, Continue, Emitter};
@@ -13,7 +13,11 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("__sandbox-init") {
         trowel_engine::sandbox::helper_main();
     }
-    let cli = Cli::parse_from(normalize_args(std::env::args().collect()));
+    let args = normalize_args(std::env::args().collect());
+    let cli = Cli::parse_from(&args);
+    for warning in deprecation_warnings(&args) {
+        eprintln!("warning: {warning}");
+    }
     let code = match cli.command {
         Command::Build(args) => run_build(&args),
         Command::Debug(args) => run_debug(&args),

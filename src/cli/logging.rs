@@ -8,6 +8,8 @@ pub enum Verbosity {
     Trace,
     Debug,
     Info,
+    /// logrus takes `warning` too.
+    #[value(alias = "warning")]
     Warn,
     Error,
     Fatal,
@@ -17,14 +19,14 @@ pub enum Verbosity {
 /// The log flags `build` and `warm` share (kaniko's names).
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
-    /// Log level (kaniko's -v).
-    #[arg(short = 'v', long, value_enum, default_value = "info")]
+    /// Log level (kaniko's -v; any case, as logrus reads it).
+    #[arg(short = 'v', long, value_enum, ignore_case = true, default_value = "info")]
     pub verbosity: Verbosity,
     /// Log format: text or color (kaniko's; json is not supported).
     #[arg(long, default_value = "color")]
     pub log_format: String,
     /// Prefix log lines with a timestamp.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub log_timestamp: bool,
 }
 

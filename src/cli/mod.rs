@@ -3,7 +3,8 @@
 //! subcommand but with flags (`trowel --context … --destination …`) is `trowel build`.
 //!
 //! One file per subcommand's flags (`build`, `debug`, `replay`, `warm`) and per flag group
-//! several share (`registry`, `logging`, `ui`), and `cache` (prune and check); this file holds the top-level parser, the
+//! several share (`registry`, `logging`, `ui`), and `cache` (prune and check); `deprecated`
+//! warns of kaniko's deprecated spellings; this file holds the top-level parser, the
 //! kaniko-style invocations and the small parsers every subcommand uses.
 
 use std::collections::BTreeMap;
@@ -21,6 +22,9 @@ macro_rules! bool_flag {
 mod build;
 mod cache;
 mod debug;
+mod deprecated;
+#[cfg(test)]
+mod kaniko_flags;
 mod logging;
 mod registry;
 mod replay;
@@ -30,6 +34,7 @@ mod warm;
 pub use build::{BuildArgs, CompressionArg, IsolationArg, SnapshotModeArg};
 pub use cache::{CacheArgs, CacheCommand, CheckCacheArgs, PruneArgs};
 pub use debug::DebugArgs;
+pub use deprecated::deprecation_warnings;
 pub use logging::{LogArgs, Verbosity};
 pub use registry::RegistryArgs;
 pub use replay::ReplayArgs;
@@ -50,13 +55,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile and push it (kaniko's executor).
+    // A flag given twice takes its last value, as kaniko's flag library does.
+    #[command(args_override_self = true)]
     Build(Box<BuildArgs>),
     /// Build in the terminal debugger: step through the Dockerfile, inspect each step's
     /// changes, cache and layers, open a shell at a pause, and review before pushing.
+    #[command(args_override_self = true)]
     Debug(Box<DebugArgs>),
     /// Look at a recorded trace (`trowel build --trace FILE`) in the debugger's panes.
     Replay(ReplayArgs),
     /// Download base images into a cache directory for offline builds (kaniko's warmer).
+    #[command(args_override_self = true)]
     Warm(Box<WarmArgs>),
     /// Run BuildKit's build checks on a Dockerfile without building it (`docker build
     /// --check`): every finding with its file, line, rule and documentation page.
@@ -87,7 +96,8 @@ pub fn normalize_args(mut args: Vec<String>) -> Vec<String> {
 #[error("{0}")]
 pub struct CliError(pub String);
 
-/// `KEY=VALUE` or `KEY` (value from the environment; skipped if unset, as kaniko does).
+/// `KEY=VALUE` or `KEY` (value from the environment; skipped if unset, as Docker and BuildKit do:
+/// kaniko would set it to the empty string).
 pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for a in raw {
@@ -130,6 +140,17 @@ pub fn resolve_dockerfile(dockerfile: &Path, context: &Path) -> Result<PathBuf, 
         dockerfile.display(),
         context.display()
     )))
+}
+
+/// A boolean flag's value as kaniko's flag library reads it (Go's `strconv.ParseBool`): `true`,
+/// `1`, `t`, `T`, `TRUE`, `True` and their `false` counterparts, so `--cache=True` in a kaniko
+/// job means what it meant there.
+pub(crate) fn parse_go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("{s:?} is not a boolean: use true or false")),
+    }
 }
 
 pub(crate) fn parse_size_arg(s: &str) -> Result<u64, String> {
