@@ -99,7 +99,7 @@ fn a_push_and_its_cache_need_the_client_certificate() {
     assert_ok(&tags);
     let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
     assert!(!tags["Tags"].as_array().unwrap().is_empty(), "{tags}");
-    // The client certificate is trowel's own: the one kaniko's flag would name, never its key.
+    // Neither run printed the client's key.
     let key = std::fs::read_to_string(&env.client_key).unwrap();
     let key_line = key.lines().nth(1).unwrap();
     assert!(!text(&o).contains(key_line) && !text(&refused).contains(key_line));

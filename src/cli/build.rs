@@ -362,12 +362,7 @@ impl BuildArgs {
     /// comes first because trowel's image sets `TROWEL_DIR` for every job, while only a job
     /// that means it sets `KANIKO_DIR`.
     pub fn trowel_dir(&self) -> PathBuf {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        self.trowel_dir
-            .clone()
-            .or_else(|| var("KANIKO_DIR"))
-            .or_else(|| var("TROWEL_DIR"))
-            .unwrap_or_else(|| PathBuf::from("/trowel"))
+        trowel_dir(self.trowel_dir.as_deref(), &|k| std::env::var_os(k))
     }
 
     /// `--secret`, `--ssh`, `--allow` and where cache mounts persist.
@@ -402,6 +397,15 @@ impl BuildArgs {
             allow_insecure: parse_allow(&self.allow).map_err(CliError)?,
         })
     }
+}
+
+/// `BuildArgs::trowel_dir` with the environment given as `var`.
+fn trowel_dir(flag: Option<&std::path::Path>, var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let var = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    flag.map(PathBuf::from)
+        .or_else(|| var("KANIKO_DIR"))
+        .or_else(|| var("TROWEL_DIR"))
+        .unwrap_or_else(|| PathBuf::from("/trowel"))
 }
 
 /// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
@@ -457,6 +461,21 @@ mod tests {
         assert!(!b.reproducible);
         assert!(b.single_snapshot);
         assert!(!b.ignore_var_run);
+    }
+
+    #[test]
+    fn kaniko_dir_is_the_trowel_dir() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        let both = env(&[("KANIKO_DIR", "/k"), ("TROWEL_DIR", "/t")]);
+        let Command::Build(b) = parse(&["trowel", "build", "--kaniko-dir", "/flag"]).command else { panic!() };
+        assert_eq!(trowel_dir(b.trowel_dir.as_deref(), &both), PathBuf::from("/flag"));
+        let Command::Build(b) = parse(&["trowel", "build", "--trowel-dir=/flag2"]).command else { panic!() };
+        assert_eq!(trowel_dir(b.trowel_dir.as_deref(), &both), PathBuf::from("/flag2"));
+        assert_eq!(trowel_dir(None, &both), PathBuf::from("/k"));
+        assert_eq!(trowel_dir(None, &env(&[("KANIKO_DIR", ""), ("TROWEL_DIR", "/t")])), PathBuf::from("/t"));
+        assert_eq!(trowel_dir(None, &env(&[])), PathBuf::from("/trowel"));
     }
 
     #[test]
