@@ -3,7 +3,8 @@
 //! that says so; pushed, cached, warmed and mirrored through with one; checked with skopeo),
 //! bad certificate files refused before any pull without printing a key, and
 //! `--skip-default-registry-fallback` (mirrors only, every mirror's error named; docker.io is
-//! never contacted: these machines have no network beyond 127.0.0.1).
+//! never contacted: these machines have no network beyond 127.0.0.1), and `--skip-tls-verify`
+//! covering the base image's pull as it does in kaniko.
 
 mod common;
 #[path = "registry_util/mod.rs"]
@@ -235,4 +236,28 @@ fn the_fallback_is_docker_hub_only_without_the_flag() {
     // A non-Docker Hub image ignores mirrors and the flag.
     let other = Reference::parse(&format!("{}/busybox:1.35", env.registry)).unwrap();
     rt.block_on(reg.resolve(&other, &amd64)).unwrap();
+}
+
+/// kaniko reads `--skip-tls-verify` for pulls too (and `--skip-tls-verify-pull` not at all): a
+/// base on a registry with a certificate nobody trusts is pulled with either flag.
+#[test]
+fn skip_tls_verify_covers_the_base_pull_as_in_kaniko() {
+    let env = env();
+    let base = format!("{}/{}:1.35", env.tls_registry, unique_repo("tls-base"));
+    assert_ok(&run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{}", env.busybox()),
+        &format!("docker://{base}"),
+    ])));
+    let ctx = context(&format!("FROM {base}\nRUN echo pulled > /p.txt\n"));
+    let refused = build(ctx.path(), &["--no-push".into()]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--registry-certificate"), "{}", text(&refused));
+    for flag in ["--skip-tls-verify", "--skip-tls-verify-pull"] {
+        let o = build(ctx.path(), &["--no-push".into(), flag.into()]);
+        assert_ok(&o);
+    }
 }

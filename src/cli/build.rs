@@ -126,7 +126,7 @@ pub struct BuildArgs {
     pub insecure: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Push without verifying TLS certificates.
+    /// Push without verifying TLS certificates (and pull: kaniko's flag covers both in effect).
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub skip_tls_verify: bool,
     /// Retries for pushes.

@@ -16,7 +16,7 @@ pub struct RegistryOptions {
     pub insecure_pull: bool,
     /// `--insecure-registry`: these registries are always plain HTTP.
     pub insecure_registries: Vec<String>,
-    /// `--skip-tls-verify`: push without verifying certificates.
+    /// `--skip-tls-verify`: push (and, as in kaniko, pull) without verifying certificates.
     pub skip_tls_verify: bool,
     /// `--skip-tls-verify-pull`: pull without verifying certificates.
     pub skip_tls_verify_pull: bool,
@@ -91,11 +91,13 @@ impl RegistryOptions {
         if plain {
             return Protocol::Http;
         }
+        // kaniko (v1.19.2) reads `--skip-tls-verify` for every connection, pulls included, and
+        // `--skip-tls-verify-pull` nowhere: a job that pulls its base from a self-signed registry
+        // with only `--skip-tls-verify` works there, so it does here. `--skip-tls-verify-pull`
+        // keeps its documented meaning, pulls only.
         let skip = listed(&self.skip_tls_verify_registries)
-            || match dir {
-                Direction::Pull => self.skip_tls_verify_pull,
-                Direction::Push => self.skip_tls_verify,
-            };
+            || self.skip_tls_verify
+            || (dir == Direction::Pull && self.skip_tls_verify_pull);
         if is_loopback(&host) && !self.registry_certificates.iter().any(|(h, _)| normalise_host(h) == host) {
             return Protocol::LoopbackProbe;
         }
@@ -188,6 +190,11 @@ mod tests {
         let d = RegistryOptions::default();
         assert_eq!(d.protocol("reg.example", Direction::Push), Protocol::Https { verify: true });
         assert_eq!(d.protocol("127.0.0.1:5000", Direction::Pull), Protocol::LoopbackProbe);
+        let pull_only = RegistryOptions { skip_tls_verify_pull: true, ..Default::default() };
+        assert_eq!(pull_only.protocol("reg.example", Direction::Pull), Protocol::Https { verify: false });
+        assert_eq!(pull_only.protocol("reg.example", Direction::Push), Protocol::Https { verify: true });
+        let both = RegistryOptions { skip_tls_verify: true, ..Default::default() };
+        assert_eq!(both.protocol("reg.example", Direction::Pull), Protocol::Https { verify: false });
         let hub = RegistryOptions { skip_tls_verify_registries: vec!["docker.io".into()], ..Default::default() };
         assert_eq!(hub.protocol(DOCKER_HUB, Direction::Pull), Protocol::Https { verify: false });
     }
