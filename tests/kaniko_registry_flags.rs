@@ -130,6 +130,33 @@ fn warm_pulls_through_the_client_certificate() {
     assert!(matches!(cached, Ok(Some(_))), "{base} not in the cache: {}", text(&o));
 }
 
+/// A certificate the registry does not trust (self-signed, not from its client CA) is refused
+/// by the registry, and the message names the file given.
+#[test]
+fn a_client_certificate_the_registry_refuses_is_named() {
+    let env = env();
+    let base = copy_busybox_to_mtls(&format!("{}:1.35", unique_repo("mtls-untrusted")));
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("self.pem"), dir.path().join("self.key"));
+    assert_ok(&run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=not from the client CA", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)));
+    let cache = tempfile::tempdir().unwrap();
+    let o = run(trowel()
+        .args(["warm", "--docker-config", "/nonexistent-trowel-test", "--image-download-retry=0", "--image", &base])
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(trust())
+        .arg("--registry-client-cert")
+        .arg(format!("{}={},{}", env.mtls_registry, cert.display(), key.display())));
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains(&format!("refused the client certificate {}", cert.display())), "{t}");
+}
+
 #[test]
 fn bad_client_certificates_are_refused_before_any_pull() {
     let env = env();
