@@ -128,6 +128,13 @@ fn parse_kv(flag: &str, raw: &[String]) -> Result<Vec<(String, String)>, CliErro
 /// Finds the Dockerfile the way kaniko does: as given if it exists (absolute or relative to
 /// the working directory), else relative to the context.
 pub fn resolve_dockerfile(dockerfile: &Path, context: &Path) -> Result<PathBuf, CliError> {
+    let text = dockerfile.to_string_lossy();
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Err(CliError(format!(
+            "--dockerfile {text}: a Dockerfile fetched from a URL (which kaniko allows) is not supported: \
+             download it (e.g. `curl -fsSLo Dockerfile {text}`) and give its path"
+        )));
+    }
     if dockerfile.is_file() {
         return Ok(dockerfile.to_path_buf());
     }
@@ -193,6 +200,15 @@ mod tests {
         assert_eq!(m.get("TROWEL_TEST_ARG_FROM_ENV").unwrap(), "from-env");
         assert!(!m.contains_key("UNSET_ARG_XYZ"));
         assert!(parse_build_args(&["=1".into()]).is_err());
+    }
+
+    #[test]
+    fn a_dockerfile_url_is_refused_with_what_to_do() {
+        let e = resolve_dockerfile(Path::new("https://example.com/app/Dockerfile"), Path::new("/ws")).unwrap_err().0;
+        assert!(
+            e.contains("not supported") && e.contains("curl -fsSLo Dockerfile https://example.com/app/Dockerfile"),
+            "{e}"
+        );
     }
 
     #[test]
