@@ -18,6 +18,15 @@ fn main() {
     for warning in deprecation_warnings(&args) {
         eprintln!("warning: {warning}");
     }
+    let log = match &cli.command {
+        Command::Build(b) => Some(&b.log),
+        Command::Debug(d) => Some(&d.build.log),
+        Command::Warm(w) => Some(&w.log),
+        _ => None,
+    };
+    if let Some(warning) = log.and_then(|l| l.format_warning()) {
+        eprintln!("warning: {warning}");
+    }
     let code = match cli.command {
         Command::Build(args) => run_build(&args),
         Command::Debug(args) => run_debug(&args),
