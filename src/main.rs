@@ -57,7 +57,7 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         }
     };
     own_mounts(&opts);
-    let printer = LogPrinter::new(args.log.level(), args.log.log_format != "text", args.log.log_timestamp);
+    let printer = LogPrinter::new(args.log.level(), args.log.log_format == "color", args.log.log_timestamp);
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
     if let Some(path) = &args.trace {
         match trowel::trace::TraceWriter::create(path, args.trace_content_limit) {

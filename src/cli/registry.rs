@@ -60,14 +60,8 @@ impl RegistryArgs {
             .iter()
             .map(|v| ClientCertificate::parse(v).map_err(CliError))
             .collect::<Result<_, _>>()?;
-        // kaniko appends KANIKO_REGISTRY_MIRROR to the flags' mirrors.
-        let from_env = std::env::var("KANIKO_REGISTRY_MIRROR").unwrap_or_default();
-        let registry_mirrors = (self.registry_mirrors.iter().map(String::as_str))
-            .chain(from_env.split(';'))
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(String::from)
-            .collect();
+        let registry_mirrors =
+            mirrors(&self.registry_mirrors, &std::env::var("KANIKO_REGISTRY_MIRROR").unwrap_or_default());
         Ok(RegistryOptions {
             insecure_pull: self.insecure_pull,
             insecure_registries: self.insecure_registries.clone(),
@@ -81,5 +75,32 @@ impl RegistryArgs {
             docker_config: self.docker_config.clone(),
             ..RegistryOptions::default()
         })
+    }
+}
+
+/// The flags' mirrors, then `KANIKO_REGISTRY_MIRROR`'s (kaniko appends the variable to the
+/// flags; later kaniko splits it at `;`, which one mirror never contains).
+fn mirrors(flags: &[String], env: &str) -> Vec<String> {
+    (flags.iter().map(String::as_str))
+        .chain(env.split(';'))
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kaniko_registry_mirror_variable_comes_after_the_flags() {
+        let flags = vec!["flag.example".to_string()];
+        assert_eq!(
+            mirrors(&flags, "env1.example; env2.example/hub"),
+            ["flag.example", "env1.example", "env2.example/hub"]
+        );
+        assert_eq!(mirrors(&flags, ""), ["flag.example"]);
+        assert_eq!(mirrors(&[], "only.example"), ["only.example"]);
     }
 }
