@@ -203,6 +203,14 @@ fn docker_hub_images_through_an_mtls_mirror_and_no_fallback() {
     // The first mirror lacks the image, the second has it (over mutual TLS): the build uses it.
     let o = build(ctx.path(), &[mirrors(&[&empty_mirror, &mirror]), trust(), client_cert()].concat());
     assert_ok(&o);
+    // The log says which mirror was passed over, and why.
+    let t = text(&o);
+    assert!(
+        t.contains(&format!(
+            "docker.io/library/busybox:1.35: registry mirror passed over: pull {empty_mirror}/library/busybox:1.35: "
+        )),
+        "{t}"
+    );
     // No mirror can serve it (the mTLS one without a client certificate): refused, every mirror
     // named with its error, and docker.io not tried.
     let o = build(ctx.path(), &[mirrors(&[&empty_mirror, &mirror]), trust()].concat());
