@@ -82,10 +82,10 @@ impl ClientCertificate {
             _ => "PRIVATE KEY",
         };
         push_pem(&mut pem, label, key.secret_der());
-        let identity = reqwest::Identity::from_pem(pem.as_bytes())
-            .map_err(|_| err(&self.key, "the certificate and key could not be combined".into()));
-        // The re-encoded key is dropped with `pem` here; it is never logged.
-        identity
+        // The re-encoded key lives in `pem` until this returns; it is never logged, and reqwest's
+        // error (which could quote it) is not kept.
+        reqwest::Identity::from_pem(pem.as_bytes())
+            .map_err(|_| err(&self.key, "the certificate and key could not be combined".into()))
     }
 
     /// Whether this certificate is for `host` (a reference's registry, `host[:port]`): the same
