@@ -13,6 +13,10 @@
 #   TROWEL_TEST_AUTH_REGISTRY  plain HTTP, htpasswd basic auth (TROWEL_TEST_AUTH_USER / _PASSWORD)
 #   TROWEL_TEST_TLS_REGISTRY   HTTPS with a self-signed CA (TROWEL_TEST_CA), addressed by the name
 #                              registry.trowel.test (added to /etc/hosts) so it is not loopback-insecure
+#   TROWEL_TEST_MTLS_REGISTRY  the same HTTPS, plus mutual TLS: it refuses a client without a certificate
+#                              signed by its client CA (`tls.clientcas`); TROWEL_TEST_CLIENT_CERT and
+#                              _KEY are one (EC P-256), TROWEL_TEST_MTLS_CERT_DIR holds the CA and that
+#                              pair as skopeo's --cert-dir wants them (ca.crt, client.cert, client.key)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?usage: testenv.sh up|down DIR [WATCH_PID]}
@@ -94,12 +98,32 @@ up)
   start_registry tls "$p3" "  tls:
     certificate: $dir/tls.pem
     key: $dir/tls.key"
+  # Mutual-TLS registry: the TLS registry's server certificate, and a client CA of its own (EC
+  # keys: generated in milliseconds, unlike RSA).
+  p4=$(free_port)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=trowel test client CA" -keyout "$dir/client-ca.key" -out "$dir/client-ca.pem" >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=trowel test client" \
+    -keyout "$dir/client.key" -out "$dir/client.csr" >/dev/null 2>&1
+  printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' > "$dir/client.ext"
+  openssl x509 -req -in "$dir/client.csr" -CA "$dir/client-ca.pem" -CAkey "$dir/client-ca.key" \
+    -CAcreateserial -days 3650 -extfile "$dir/client.ext" -out "$dir/client.pem" >/dev/null 2>&1
+  mkdir -p "$dir/mtls-certs"
+  cp "$dir/ca.pem" "$dir/mtls-certs/ca.crt"
+  cp "$dir/client.pem" "$dir/mtls-certs/client.cert"
+  cp "$dir/client.key" "$dir/mtls-certs/client.key"
+  start_registry mtls "$p4" "  tls:
+    certificate: $dir/tls.pem
+    key: $dir/tls.key
+    clientcas:
+      - $dir/client-ca.pem"
   if ! grep -q " $tls_name\$" /etc/hosts 2>/dev/null; then
     echo "127.0.0.1 $tls_name" >> /etc/hosts 2>/dev/null || echo "warning: cannot add $tls_name to /etc/hosts" >&2
   fi
   wait_up "http://127.0.0.1:$p1/v2/"
   wait_up "http://127.0.0.1:$p2/v2/"
   wait_up "https://127.0.0.1:$p3/v2/" --cacert "$dir/ca.pem"
+  wait_up "https://127.0.0.1:$p4/v2/" --cacert "$dir/ca.pem" --cert "$dir/client.pem" --key "$dir/client.key"
   "$here/make-base-image.sh" "127.0.0.1:$p1" busybox >/dev/null
   cat > "$dir/env" <<E
 TROWEL_TEST_REGISTRY=127.0.0.1:$p1
@@ -108,12 +132,16 @@ TROWEL_TEST_AUTH_USER=$user
 TROWEL_TEST_AUTH_PASSWORD=$pass
 TROWEL_TEST_TLS_REGISTRY=$tls_name:$p3
 TROWEL_TEST_CA=$dir/ca.pem
+TROWEL_TEST_MTLS_REGISTRY=$tls_name:$p4
+TROWEL_TEST_CLIENT_CERT=$dir/client.pem
+TROWEL_TEST_CLIENT_KEY=$dir/client.key
+TROWEL_TEST_MTLS_CERT_DIR=$dir/mtls-certs
 TROWEL_TEST_DIR=$dir
 E
   cat "$dir/env"
   ;;
 down)
-  for name in plain auth tls; do
+  for name in plain auth tls mtls; do
     [ -f "$dir/$name/pid" ] && kill "$(cat "$dir/$name/pid")" 2>/dev/null || true
   done
   ;;

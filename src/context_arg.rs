@@ -42,7 +42,7 @@ pub fn context(
         sub_path: args.context_sub_path.as_deref(),
         git: &git,
         container: isolation == Isolation::Container,
-        trowel_dir: &args.trowel_dir,
+        trowel_dir: &args.trowel_dir(),
         env: &env,
     };
     let fetched = remote_context::fetch(&source, &opts).map_err(|e| CliError(e.to_string()))?;

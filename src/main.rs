@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use trowel::cli::{Cli, Command, normalize_args};
+use trowel::cli::{Cli, Command, deprecation_warnings, normalize_args};
 use trowel::debugger::{Breakpoint, Debugger, check_breakpoints};
 use trowel::log::LogPrinter;
 use trowel_engine::engine::{self, Continue, Emitter};
@@ -13,7 +13,20 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("__sandbox-init") {
         trowel_engine::sandbox::helper_main();
     }
-    let cli = Cli::parse_from(normalize_args(std::env::args().collect()));
+    let args = normalize_args(std::env::args().collect());
+    let cli = Cli::parse_from(&args);
+    for warning in deprecation_warnings(&args) {
+        eprintln!("warning: {warning}");
+    }
+    let log = match &cli.command {
+        Command::Build(b) => Some(&b.log),
+        Command::Debug(d) => Some(&d.build.log),
+        Command::Warm(w) => Some(&w.log),
+        _ => None,
+    };
+    if let Some(warning) = log.and_then(|l| l.format_warning()) {
+        eprintln!("warning: {warning}");
+    }
     let code = match cli.command {
         Command::Build(args) => run_build(&args),
         Command::Debug(args) => run_debug(&args),
@@ -46,7 +59,7 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         }
     };
     own_mounts(&opts);
-    let printer = LogPrinter::new(args.log.level(), args.log.log_format != "text", args.log.log_timestamp);
+    let printer = LogPrinter::new(args.log.level(), args.log.log_format == "color", args.log.log_timestamp);
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
     if let Some(path) = &args.trace {
         match trowel::trace::TraceWriter::create(path, args.trace_content_limit) {

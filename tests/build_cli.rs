@@ -141,6 +141,41 @@ fn kaniko_style_invocation_without_subcommand() {
     assert!(stderr(&o).contains("Pushed"), "{}", stderr(&o));
 }
 
+/// kaniko's deprecated `--whitelist-var-run` is `--ignore-var-run` (default true: `/var/run` is
+/// never in a layer), with kaniko's warning.
+#[test]
+fn whitelist_var_run_is_the_deprecated_ignore_var_run() {
+    let ctx = context_with(&format!(
+        "FROM {}\nRUN mkdir -p /var/run/app && echo 1 > /var/run/app/pid && echo 1 > /marker\n",
+        env().busybox()
+    ));
+    let last_layer = |extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let layout = out.path().join("layout");
+        let o = build(ctx.path(), &[&["--no-push", "--oci-layout-path", layout.to_str().unwrap()], extra].concat());
+        assert_ok(&o);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let blob =
+            |d: &serde_json::Value| layout.join("blobs/sha256").join(d.as_str().unwrap().trim_start_matches("sha256:"));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(&index["manifests"][0]["digest"])).unwrap()).unwrap();
+        let layer = blob(&manifest["layers"].as_array().unwrap().last().unwrap()["digest"]);
+        let list = run(Command::new("tar").arg("-tzf").arg(layer));
+        assert_ok(&list);
+        (stdout(&list), stderr(&o))
+    };
+    let (kept, warned) = last_layer(&["--whitelist-var-run=false"]);
+    assert!(kept.contains("var/run/app/pid"), "{kept}");
+    assert!(
+        warned.contains("Flag --whitelist-var-run has been deprecated, Please use ignore-var-run instead."),
+        "{warned}"
+    );
+    let (ignored, quiet) = last_layer(&[]);
+    assert!(ignored.contains("marker") && !ignored.contains("var/run"), "{ignored}");
+    assert!(!quiet.contains("deprecated"), "{quiet}");
+}
+
 #[test]
 fn no_push_pushes_nothing() {
     let ctx = context_with(&simple_dockerfile());

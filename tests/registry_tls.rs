@@ -71,10 +71,13 @@ fn skip_tls_verify_flags() {
     push_and_resolve(&reg, &env.tls_registry).unwrap();
     let reg = registry(RegistryOptions { skip_tls_verify_registries: vec![env.tls_registry.clone()], ..opts() });
     push_and_resolve(&reg, &env.tls_registry).unwrap();
-    // Only the push side skipped: the pull still verifies and fails.
-    let reg = registry(RegistryOptions { skip_tls_verify: true, retries: 0, ..opts() });
+    // `skip_tls_verify` alone covers pulls too, as kaniko's `--skip-tls-verify` does.
+    let reg = registry(RegistryOptions { skip_tls_verify: true, ..opts() });
+    push_and_resolve(&reg, &env.tls_registry).unwrap();
+    // Only the pull side skipped: the push still verifies and fails.
+    let reg = registry(RegistryOptions { skip_tls_verify_pull: true, retries: 0, ..opts() });
     let e = push_and_resolve(&reg, &env.tls_registry).unwrap_err().to_string();
-    assert!(e.starts_with("pull ") && e.contains("certificate"), "{e}");
+    assert!(e.starts_with("push ") && e.contains("certificate"), "{e}");
 }
 
 #[test]

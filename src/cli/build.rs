@@ -78,7 +78,7 @@ pub struct BuildArgs {
     #[arg(long = "platform", value_delimiter = ',', action = ArgAction::Append)]
     pub platforms: Vec<String>,
     /// Build without pushing.
-    #[arg(long, env = "KANIKO_NO_PUSH", num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, env = "KANIKO_NO_PUSH", num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub no_push: bool,
     /// Write the image as a docker-archive tarball.
     #[arg(long, alias = "tarPath")]
@@ -96,13 +96,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub image_name_tag_with_digest_file: Option<PathBuf>,
     /// Zero all timestamps so identical inputs give identical images.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub reproducible: bool,
     /// How to detect changed files: full (metadata + content), redo (metadata), time (mtime only).
     #[arg(long, alias = "snapshotMode", value_enum, default_value = "full")]
     pub snapshot_mode: SnapshotModeArg,
     /// Take one snapshot per stage, at its end.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub single_snapshot: bool,
     /// Label `k=v` added to the image (repeatable).
     #[arg(long = "label")]
@@ -117,7 +117,7 @@ pub struct BuildArgs {
     #[arg(long = "ignore-path")]
     pub ignore_paths: Vec<String>,
     /// Ignore /var/run when snapshotting (kaniko's default).
-    #[arg(long, alias = "whitelist-var-run", num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    #[arg(long, alias = "whitelist-var-run", num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "true")]
     pub ignore_var_run: bool,
     /// Layer compression.
     #[arg(long, value_enum, default_value = "gzip")]
@@ -126,15 +126,15 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub compression_level: i32,
     /// Accepted for kaniko compatibility; trowel always streams layers and never caches them in memory.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "true")]
     pub compressed_caching: bool,
     /// Push over plain HTTP.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub insecure: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Push without verifying TLS certificates.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    /// Push without verifying TLS certificates (and pull: kaniko's flag covers both in effect).
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub skip_tls_verify: bool,
     /// Retries for pushes.
     #[arg(long, default_value_t = 3)]
@@ -143,25 +143,25 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 0)]
     pub image_fs_extract_retry: u32,
     /// Skip checking push access before building.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub skip_push_permission_check: bool,
     /// Add layers even for steps that changed no files.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub force_build_metadata: bool,
     /// Accepted for kaniko compatibility: trowel always builds only the stages the target needs.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "true")]
     pub skip_unused_stages: bool,
     /// Accepted for kaniko compatibility: trowel's RUN snapshot is always a metadata walk.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub use_new_run: bool,
     /// With container isolation: empty / after the build (build roots elsewhere are always removed).
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub cleanup: bool,
     /// Allow --isolation=container where trowel sees no container (it overwrites /).
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub force: bool,
     /// Use the layer cache (and the base-image cache directory).
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub cache: bool,
     /// Repository for cached layers (default: the first destination's repository + /cache).
     #[arg(long)]
@@ -170,10 +170,10 @@ pub struct BuildArgs {
     #[arg(long, default_value = "336h")]
     pub cache_ttl: String,
     /// Cache RUN (and WORKDIR) layers.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "true")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "true")]
     pub cache_run_layers: bool,
     /// Cache COPY and ADD layers.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub cache_copy_layers: bool,
     /// Local base-image cache filled by `trowel warm`; when it exists, also where layers are
     /// kept unpacked between builds (`unpacked/`) and cache mounts persist (`mounts/`).
@@ -184,15 +184,17 @@ pub struct BuildArgs {
     #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
     pub cache_dir_max_size: Option<u64>,
     /// Look up cached layers but never push new ones.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub no_push_cache: bool,
     /// Working directory for build roots and blobs (default: the system temp dir; with container
     /// isolation, <trowel dir>/work).
     #[arg(long, env = "TROWEL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
-    /// trowel's own directory in container isolation, never part of the image (kaniko's /kaniko).
-    #[arg(long, alias = "kaniko-dir", env = "TROWEL_DIR", default_value = "/trowel")]
-    pub trowel_dir: PathBuf,
+    /// trowel's own directory in container isolation, never part of the image: its work dir,
+    /// bundled git and cache mounts (kaniko's /kaniko; --kaniko-dir is accepted for it).
+    /// Default: $KANIKO_DIR, else $TROWEL_DIR, else /trowel.
+    #[arg(long, alias = "kaniko-dir")]
+    pub trowel_dir: Option<PathBuf>,
     /// How RUN is isolated.
     #[arg(long, value_enum, default_value = "auto")]
     pub isolation: IsolationArg,
@@ -274,7 +276,7 @@ impl BuildArgs {
         annotations.check(&built).map_err(CliError)?;
         let work_dir = match (&self.work_dir, isolation) {
             (Some(w), _) => w.clone(),
-            (None, Isolation::Container) => self.trowel_dir.join("work"),
+            (None, Isolation::Container) => self.trowel_dir().join("work"),
             (None, Isolation::Chroot) => std::env::temp_dir(),
         };
         let (context, remote_context) = crate::context_arg::context(self, isolation, &work_dir)?;
@@ -339,7 +341,7 @@ impl BuildArgs {
         o.run = RunOptions {
             isolation,
             timeout: self.run_timeout.map(std::time::Duration::from_secs),
-            trowel_dir: self.trowel_dir.clone(),
+            trowel_dir: self.trowel_dir(),
             force: self.force,
             cleanup: self.cleanup,
             mounts: self.mount_options(isolation)?,
@@ -367,6 +369,14 @@ impl BuildArgs {
 }
 
 impl BuildArgs {
+    /// `--trowel-dir` (or kaniko's `--kaniko-dir`: the flag wins over the variable, as in
+    /// kaniko), else kaniko's `KANIKO_DIR`, else `TROWEL_DIR`, else `/trowel`. `KANIKO_DIR`
+    /// comes first because trowel's image sets `TROWEL_DIR` for every job, while only a job
+    /// that means it sets `KANIKO_DIR`.
+    pub fn trowel_dir(&self) -> PathBuf {
+        trowel_dir(self.trowel_dir.as_deref(), &|k| std::env::var_os(k))
+    }
+
     /// `--secret`, `--ssh`, `--allow` and where cache mounts persist.
     fn mount_options(&self, isolation: Isolation) -> Result<MountOptions, CliError> {
         let env = |k: &str| std::env::var(k).ok();
@@ -389,7 +399,7 @@ impl BuildArgs {
         let cache_dir = match (&self.mount_cache_dir, isolation) {
             (Some(d), _) => d.clone(),
             (None, _) if self.cache_dir.is_dir() => self.cache_dir.join("mounts"),
-            (None, Isolation::Container) => self.trowel_dir.join("mount-cache"),
+            (None, Isolation::Container) => self.trowel_dir().join("mount-cache"),
             (None, Isolation::Chroot) => PathBuf::from("/var/cache/trowel/mounts"),
         };
         Ok(MountOptions {
@@ -399,6 +409,15 @@ impl BuildArgs {
             allow_insecure: parse_allow(&self.allow).map_err(CliError)?,
         })
     }
+}
+
+/// `BuildArgs::trowel_dir` with the environment given as `var`.
+fn trowel_dir(flag: Option<&std::path::Path>, var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let var = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    flag.map(PathBuf::from)
+        .or_else(|| var("KANIKO_DIR"))
+        .or_else(|| var("TROWEL_DIR"))
+        .unwrap_or_else(|| PathBuf::from("/trowel"))
 }
 
 /// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
@@ -454,6 +473,21 @@ mod tests {
         assert!(!b.reproducible);
         assert!(b.single_snapshot);
         assert!(!b.ignore_var_run);
+    }
+
+    #[test]
+    fn kaniko_dir_is_the_trowel_dir() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        let both = env(&[("KANIKO_DIR", "/k"), ("TROWEL_DIR", "/t")]);
+        let Command::Build(b) = parse(&["trowel", "build", "--kaniko-dir", "/flag"]).command else { panic!() };
+        assert_eq!(trowel_dir(b.trowel_dir.as_deref(), &both), PathBuf::from("/flag"));
+        let Command::Build(b) = parse(&["trowel", "build", "--trowel-dir=/flag2"]).command else { panic!() };
+        assert_eq!(trowel_dir(b.trowel_dir.as_deref(), &both), PathBuf::from("/flag2"));
+        assert_eq!(trowel_dir(None, &both), PathBuf::from("/k"));
+        assert_eq!(trowel_dir(None, &env(&[("KANIKO_DIR", ""), ("TROWEL_DIR", "/t")])), PathBuf::from("/t"));
+        assert_eq!(trowel_dir(None, &env(&[])), PathBuf::from("/trowel"));
     }
 
     #[test]

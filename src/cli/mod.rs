@@ -2,8 +2,9 @@
 //! so a CI job written for kaniko only needs the binary path changed: trowel run without a
 //! subcommand but with flags (`trowel --context … --destination …`) is `trowel build`.
 //!
-//! One file per subcommand's flags (`build`, `debug`, `replay`, `warm`, `login`) and per flag group
-//! several share (`registry`, `logging`, `ui`), and `cache` (prune and check); this file holds the top-level parser, the
+//! One file per subcommand's flags (`build`, `debug`, `replay`, `warm`, `login`) and per flag
+//! group several share (`registry`, `logging`, `ui`), and `cache` (prune and check); `deprecated`
+//! warns of kaniko's deprecated spellings; this file holds the top-level parser, the
 //! kaniko-style invocations and the small parsers every subcommand uses.
 
 use std::collections::BTreeMap;
@@ -21,6 +22,9 @@ macro_rules! bool_flag {
 mod build;
 mod cache;
 mod debug;
+mod deprecated;
+#[cfg(test)]
+mod kaniko_flags;
 mod logging;
 mod login;
 mod registry;
@@ -31,6 +35,7 @@ mod warm;
 pub use build::{BuildArgs, CompressionArg, IsolationArg, SnapshotModeArg};
 pub use cache::{CacheArgs, CacheCommand, CheckCacheArgs, PruneArgs};
 pub use debug::DebugArgs;
+pub use deprecated::deprecation_warnings;
 pub use logging::{LogArgs, Verbosity};
 pub use login::{LoginArgs, LogoutArgs};
 pub use registry::RegistryArgs;
@@ -52,13 +57,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile and push it (kaniko's executor).
+    // A flag given twice takes its last value, as kaniko's flag library does.
+    #[command(args_override_self = true)]
     Build(Box<BuildArgs>),
     /// Build in the terminal debugger: step through the Dockerfile, inspect each step's
     /// changes, cache and layers, open a shell at a pause, and review before pushing.
+    #[command(args_override_self = true)]
     Debug(Box<DebugArgs>),
     /// Look at a recorded trace (`trowel build --trace FILE`) in the debugger's panes.
     Replay(ReplayArgs),
     /// Download base images into a cache directory for offline builds (kaniko's warmer).
+    #[command(args_override_self = true)]
     Warm(Box<WarmArgs>),
     /// Run BuildKit's build checks on a Dockerfile without building it (`docker build
     /// --check`): every finding with its file, line, rule and documentation page.
@@ -94,7 +103,8 @@ pub fn normalize_args(mut args: Vec<String>) -> Vec<String> {
 #[error("{0}")]
 pub struct CliError(pub String);
 
-/// `KEY=VALUE` or `KEY` (value from the environment; skipped if unset, as kaniko does).
+/// `KEY=VALUE` or `KEY` (value from the environment; skipped if unset, as Docker and BuildKit do:
+/// kaniko would set it to the empty string).
 pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for a in raw {
@@ -125,6 +135,13 @@ fn parse_kv(flag: &str, raw: &[String]) -> Result<Vec<(String, String)>, CliErro
 /// Finds the Dockerfile the way kaniko does: as given if it exists (absolute or relative to
 /// the working directory), else relative to the context.
 pub fn resolve_dockerfile(dockerfile: &Path, context: &Path) -> Result<PathBuf, CliError> {
+    let text = dockerfile.to_string_lossy();
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Err(CliError(format!(
+            "--dockerfile {text}: a Dockerfile fetched from a URL (which kaniko allows) is not supported: \
+             download it (e.g. `curl -fsSLo Dockerfile {text}`) and give its path"
+        )));
+    }
     if dockerfile.is_file() {
         return Ok(dockerfile.to_path_buf());
     }
@@ -137,6 +154,17 @@ pub fn resolve_dockerfile(dockerfile: &Path, context: &Path) -> Result<PathBuf, 
         dockerfile.display(),
         context.display()
     )))
+}
+
+/// A boolean flag's value as kaniko's flag library reads it (Go's `strconv.ParseBool`): `true`,
+/// `1`, `t`, `T`, `TRUE`, `True` and their `false` counterparts, so `--cache=True` in a kaniko
+/// job means what it meant there.
+pub(crate) fn parse_go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("{s:?} is not a boolean: use true or false")),
+    }
 }
 
 pub(crate) fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -179,6 +207,15 @@ mod tests {
         assert_eq!(m.get("TROWEL_TEST_ARG_FROM_ENV").unwrap(), "from-env");
         assert!(!m.contains_key("UNSET_ARG_XYZ"));
         assert!(parse_build_args(&["=1".into()]).is_err());
+    }
+
+    #[test]
+    fn a_dockerfile_url_is_refused_with_what_to_do() {
+        let e = resolve_dockerfile(Path::new("https://example.com/app/Dockerfile"), Path::new("/ws")).unwrap_err().0;
+        assert!(
+            e.contains("not supported") && e.contains("curl -fsSLo Dockerfile https://example.com/app/Dockerfile"),
+            "{e}"
+        );
     }
 
     #[test]

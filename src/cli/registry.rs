@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
-use trowel_engine::registry::RegistryOptions;
+use trowel_engine::registry::{ClientCertificate, RegistryOptions};
 
 use super::{CliError, parse_kv};
 
@@ -14,10 +14,10 @@ use super::{CliError, parse_kv};
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
     /// Pull over plain HTTP.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub insecure_pull: bool,
     /// Pull without verifying TLS certificates.
-    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub skip_tls_verify_pull: bool,
     /// Registry to reach over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
@@ -28,9 +28,18 @@ pub struct RegistryArgs {
     /// CA certificate for a registry: `host[:port]=/path/ca.pem` (repeatable).
     #[arg(long = "registry-certificate")]
     pub registry_certificates: Vec<String>,
-    /// Mirror for docker.io images (repeatable, tried in order).
-    #[arg(long = "registry-mirror", env = "KANIKO_REGISTRY_MIRROR", value_delimiter = ';')]
+    /// Client certificate for a registry that requires mutual TLS:
+    /// `host[:port]=/path/cert.pem,/path/key.pem` (repeatable; mirrors and the cache repo too).
+    #[arg(long = "registry-client-cert", value_name = "REGISTRY=CERTFILE,KEYFILE")]
+    pub registry_client_certs: Vec<String>,
+    /// Mirror for docker.io images (repeatable, tried in order; also KANIKO_REGISTRY_MIRROR,
+    /// `;`-separated, tried after the flags).
+    #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// With --registry-mirror: a docker.io image no mirror serves is an error instead of a
+    /// pull from docker.io (ignored without mirrors).
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
+    pub skip_default_registry_fallback: bool,
     /// Retries for image downloads.
     #[arg(long, default_value_t = 3)]
     pub image_download_retry: u32,
@@ -46,16 +55,52 @@ impl RegistryArgs {
             .into_iter()
             .map(|(h, p)| (h, PathBuf::from(p)))
             .collect();
+        let client_certificates = self
+            .registry_client_certs
+            .iter()
+            .map(|v| ClientCertificate::parse(v).map_err(CliError))
+            .collect::<Result<_, _>>()?;
+        let registry_mirrors =
+            mirrors(&self.registry_mirrors, &std::env::var("KANIKO_REGISTRY_MIRROR").unwrap_or_default());
         Ok(RegistryOptions {
             insecure_pull: self.insecure_pull,
             insecure_registries: self.insecure_registries.clone(),
             skip_tls_verify_pull: self.skip_tls_verify_pull,
             skip_tls_verify_registries: self.skip_tls_verify_registries.clone(),
             registry_certificates,
-            registry_mirrors: self.registry_mirrors.iter().filter(|m| !m.is_empty()).cloned().collect(),
+            client_certificates,
+            registry_mirrors,
+            skip_default_registry_fallback: self.skip_default_registry_fallback,
             retries: self.image_download_retry,
             docker_config: self.docker_config.clone(),
             ..RegistryOptions::default()
         })
+    }
+}
+
+/// The flags' mirrors, then `KANIKO_REGISTRY_MIRROR`'s (kaniko appends the variable to the
+/// flags; later kaniko splits it at `;`, which one mirror never contains).
+fn mirrors(flags: &[String], env: &str) -> Vec<String> {
+    (flags.iter().map(String::as_str))
+        .chain(env.split(';'))
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kaniko_registry_mirror_variable_comes_after_the_flags() {
+        let flags = vec!["flag.example".to_string()];
+        assert_eq!(
+            mirrors(&flags, "env1.example; env2.example/hub"),
+            ["flag.example", "env1.example", "env2.example/hub"]
+        );
+        assert_eq!(mirrors(&flags, ""), ["flag.example"]);
+        assert_eq!(mirrors(&[], "only.example"), ["only.example"]);
     }
 }

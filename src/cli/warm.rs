@@ -27,7 +27,7 @@ pub struct WarmArgs {
     #[arg(short = 'c', long, default_value = "/cache")]
     pub cache_dir: PathBuf,
     /// Re-resolve and re-verify images even when a fresh entry exists.
-    #[arg(short = 'f', long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, default_value = "false")]
+    #[arg(short = 'f', long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub force: bool,
     /// Age (Go duration, e.g. 336h, 1h30m) after which a cached tag is resolved again.
     #[arg(long, default_value = "336h", value_parser = parse_go_duration)]

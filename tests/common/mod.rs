@@ -24,6 +24,13 @@ pub struct TestEnv {
     /// HTTPS with a self-signed CA, by a non-loopback name.
     pub tls_registry: String,
     pub ca: PathBuf,
+    /// HTTPS (the same CA) requiring a client certificate signed by its client CA (mutual TLS).
+    pub mtls_registry: String,
+    /// A client certificate and key the mTLS registry accepts.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// The CA and that pair as skopeo's `--cert-dir` wants them.
+    pub mtls_cert_dir: PathBuf,
     pub dir: PathBuf,
 }
 
@@ -67,6 +74,10 @@ pub fn env() -> &'static TestEnv {
             auth_password: get("TROWEL_TEST_AUTH_PASSWORD"),
             tls_registry: get("TROWEL_TEST_TLS_REGISTRY"),
             ca: PathBuf::from(get("TROWEL_TEST_CA")),
+            mtls_registry: get("TROWEL_TEST_MTLS_REGISTRY"),
+            client_cert: PathBuf::from(get("TROWEL_TEST_CLIENT_CERT")),
+            client_key: PathBuf::from(get("TROWEL_TEST_CLIENT_KEY")),
+            mtls_cert_dir: PathBuf::from(get("TROWEL_TEST_MTLS_CERT_DIR")),
             dir: PathBuf::from(get("TROWEL_TEST_DIR")),
         }
     })

@@ -254,7 +254,12 @@ impl<'o> BuildContext<'o> {
     /// Resolves an image reference in the registry for `platform`.
     pub fn resolve_image(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, BuildError> {
         let r = Reference::parse(reference).map_err(BuildError::pull(reference))?;
-        self.rt.block_on(self.registry.resolve(&r, platform)).map_err(BuildError::pull(reference))
+        let mut mirror_failures = Vec::new();
+        let img = self.rt.block_on(self.registry.resolve_noting(&r, platform, &mut mirror_failures));
+        for failure in mirror_failures {
+            self.emitter.warn(format!("{r}: registry mirror passed over: {failure}"));
+        }
+        img.map_err(BuildError::pull(reference))
     }
 
     /// Resolves an image once per build and platform (`None`: the first target platform): the

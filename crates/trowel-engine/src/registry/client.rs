@@ -29,8 +29,10 @@ impl fmt::Debug for Registry {
 
 impl Registry {
     /// Creates a client. Reads the Docker config (a malformed one is an error now, not at the
-    /// first pull) and checks that every `--registry-certificate` file is a usable CA bundle.
+    /// first pull) and checks that every `--registry-certificate` file is a usable CA bundle and
+    /// every `--registry-client-cert` a certificate with its own key.
     pub fn new(opts: RegistryOptions) -> Result<Registry, RegistryError> {
+        super::client_cert::check_all(&opts.client_certificates)?;
         for (host, path) in &opts.registry_certificates {
             if host.trim().is_empty() {
                 return Err(RegistryError::Options(format!(
@@ -44,7 +46,8 @@ impl Registry {
     }
 
     /// The references to try for a pull, in order: each `--registry-mirror` for Docker Hub
-    /// images, then the reference itself.
+    /// images, then the reference itself (unless `--skip-default-registry-fallback` and there
+    /// are mirrors).
     pub(crate) fn pull_candidates(&self, r: &Reference) -> Vec<Reference> {
         let mut out = Vec::new();
         if r.is_docker_hub() {
@@ -53,9 +56,31 @@ impl Registry {
                     if prefix.is_empty() { r.repository.clone() } else { format!("{prefix}/{}", r.repository) };
                 out.push(Reference { registry: host, repository, ..r.clone() });
             }
+            if !out.is_empty() && self.session.opts.skip_default_registry_fallback {
+                return out;
+            }
         }
         out.push(r.clone());
         out
+    }
+
+    /// The error of a pull none of `r`'s candidates could serve, from each candidate's error in
+    /// order: the default registry's own when it was tried (the mirrors were only a
+    /// preference), else every mirror's, with the flag that forbade the fallback.
+    pub(crate) fn no_candidate(&self, op: super::Op, r: &Reference, mut failed: Vec<RegistryError>) -> RegistryError {
+        let opts = &self.session.opts;
+        let mirrors_only = r.is_docker_hub() && opts.skip_default_registry_fallback && !opts.mirrors().is_empty();
+        match failed.pop() {
+            Some(last) if !mirrors_only => last,
+            last => {
+                failed.extend(last);
+                RegistryError::Mirrors {
+                    op,
+                    reference: r.to_string(),
+                    tried: failed.iter().map(ToString::to_string).collect(),
+                }
+            }
+        }
     }
 }
 
@@ -198,6 +223,56 @@ mod tests {
         );
         let other = Reference::parse("quay.io/x/y:1").unwrap();
         assert_eq!(reg.pull_candidates(&other), vec![other.clone()]);
+    }
+
+    #[test]
+    fn skip_default_registry_fallback_leaves_docker_hub_out() {
+        let with = |mirrors: Vec<String>| {
+            Registry::new(RegistryOptions {
+                registry_mirrors: mirrors,
+                skip_default_registry_fallback: true,
+                docker_config: Some("/nonexistent".into()),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let hub = Reference::parse("alpine:3").unwrap();
+        let reg = with(vec!["mirror.example".into()]);
+        let got: Vec<String> = reg.pull_candidates(&hub).iter().map(|r| r.to_string()).collect();
+        assert_eq!(got, ["mirror.example/library/alpine:3"]);
+        // Other registries, and Docker Hub without mirrors, are as without the flag.
+        let other = Reference::parse("quay.io/x/y:1").unwrap();
+        assert_eq!(reg.pull_candidates(&other), vec![other.clone()]);
+        assert_eq!(with(vec![]).pull_candidates(&hub), vec![hub.clone()]);
+        // The error of a pull no mirror served names each mirror's error.
+        let failed = vec![RegistryError::Registry {
+            op: super::super::Op::Pull,
+            reference: "mirror.example/library/alpine:3".into(),
+            status: 404,
+            detail: "manifest unknown (404)".into(),
+        }];
+        let e = reg.no_candidate(super::super::Op::Pull, &hub, failed).to_string();
+        assert_eq!(
+            e,
+            "pull docker.io/library/alpine:3: every registry mirror failed, and --skip-default-registry-fallback \
+             forbids falling back to docker.io: pull mirror.example/library/alpine:3: manifest unknown (404)"
+        );
+    }
+
+    #[test]
+    fn client_certificate_files_are_checked_at_construction() {
+        let e = Registry::new(RegistryOptions {
+            client_certificates: vec![super::super::ClientCertificate {
+                registry: "reg.example".into(),
+                cert: "/nonexistent/client.pem".into(),
+                key: "/nonexistent/client.key".into(),
+            }],
+            docker_config: Some("/nonexistent".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("registry client certificate for reg.example: /nonexistent/client.pem: "), "{e}");
     }
 
     #[test]

@@ -49,6 +49,17 @@ pub enum RegistryError {
     #[error("registry certificate {path} for {host}: {reason}")]
     Certificate { host: String, path: PathBuf, reason: String },
 
+    /// A `--registry-client-cert` certificate or key could not be read, parsed or paired.
+    /// `reason` never quotes the files' content.
+    #[error("registry client certificate for {registry}: {path}: {reason}")]
+    ClientCertificate { registry: String, path: PathBuf, reason: String },
+
+    /// Every `--registry-mirror` failed for a Docker Hub image and
+    /// `--skip-default-registry-fallback` forbids Docker Hub itself; each mirror with its error.
+    /// `tried` holds each mirror's error as its message (`pull MIRROR/REPO:TAG: …`).
+    #[error("{op} {reference}: every registry mirror failed, and --skip-default-registry-fallback forbids falling back to docker.io: {}", tried.join("; "))]
+    Mirrors { op: Op, reference: String, tried: Vec<String> },
+
     /// The Docker config file exists but cannot be read or parsed.
     #[error("docker config {path}: {reason}")]
     DockerConfig { path: PathBuf, reason: String },
@@ -117,10 +128,12 @@ impl RegistryError {
             | RegistryError::Protocol { reference, .. }
             | RegistryError::ManifestRefused { reference, .. }
             | RegistryError::BlobVerification { reference, .. }
-            | RegistryError::Store { reference, .. } => *reference = name,
+            | RegistryError::Store { reference, .. }
+            | RegistryError::Mirrors { reference, .. } => *reference = name,
             RegistryError::InvalidReference { .. }
             | RegistryError::Options(_)
             | RegistryError::Certificate { .. }
+            | RegistryError::ClientCertificate { .. }
             | RegistryError::DockerConfig { .. }
             | RegistryError::CredentialHelper(_)
             | RegistryError::EnvCredentials(_) => {}

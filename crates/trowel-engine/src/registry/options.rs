@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::client_cert::ClientCertificate;
 use super::reference::DOCKER_HUB;
 
 /// kaniko's registry flags. The `*_pull` flags apply to pulls (base images); the plain ones to
@@ -15,7 +16,7 @@ pub struct RegistryOptions {
     pub insecure_pull: bool,
     /// `--insecure-registry`: these registries are always plain HTTP.
     pub insecure_registries: Vec<String>,
-    /// `--skip-tls-verify`: push without verifying certificates.
+    /// `--skip-tls-verify`: push (and, as in kaniko, pull) without verifying certificates.
     pub skip_tls_verify: bool,
     /// `--skip-tls-verify-pull`: pull without verifying certificates.
     pub skip_tls_verify_pull: bool,
@@ -23,8 +24,14 @@ pub struct RegistryOptions {
     pub skip_tls_verify_registries: Vec<String>,
     /// `--registry-certificate host[:port]=/path/ca.pem`: extra trusted CAs, per registry.
     pub registry_certificates: Vec<(String, PathBuf)>,
+    /// `--registry-client-cert host[:port]=cert.pem,key.pem`: the certificate a registry that
+    /// requires mutual TLS gets, per registry (mirrors and the cache repository included).
+    pub client_certificates: Vec<ClientCertificate>,
     /// `--registry-mirror host[/path]`: tried in order for Docker Hub images before Docker Hub.
     pub registry_mirrors: Vec<String>,
+    /// `--skip-default-registry-fallback`: with mirrors, a Docker Hub image none of them serves
+    /// is an error instead of a pull from Docker Hub.
+    pub skip_default_registry_fallback: bool,
     /// How many times a failed idempotent request (or a whole blob download/upload) is retried.
     pub retries: u32,
     /// Directory holding `config.json`; else `$DOCKER_CONFIG`, `~/.docker`, `/kaniko/.docker`.
@@ -42,7 +49,9 @@ impl Default for RegistryOptions {
             skip_tls_verify_pull: false,
             skip_tls_verify_registries: Vec::new(),
             registry_certificates: Vec::new(),
+            client_certificates: Vec::new(),
             registry_mirrors: Vec::new(),
+            skip_default_registry_fallback: false,
             retries: 3,
             docker_config: None,
             user_agent: format!("trowel/{}", env!("CARGO_PKG_VERSION")),
@@ -82,11 +91,13 @@ impl RegistryOptions {
         if plain {
             return Protocol::Http;
         }
+        // kaniko (v1.19.2) reads `--skip-tls-verify` for every connection, pulls included, and
+        // `--skip-tls-verify-pull` nowhere: a job that pulls its base from a self-signed registry
+        // with only `--skip-tls-verify` works there, so it does here. `--skip-tls-verify-pull`
+        // keeps its documented meaning, pulls only.
         let skip = listed(&self.skip_tls_verify_registries)
-            || match dir {
-                Direction::Pull => self.skip_tls_verify_pull,
-                Direction::Push => self.skip_tls_verify,
-            };
+            || self.skip_tls_verify
+            || (dir == Direction::Pull && self.skip_tls_verify_pull);
         if is_loopback(&host) && !self.registry_certificates.iter().any(|(h, _)| normalise_host(h) == host) {
             return Protocol::LoopbackProbe;
         }
@@ -133,7 +144,7 @@ pub(crate) fn normalise_host(h: &str) -> String {
     }
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
@@ -179,6 +190,11 @@ mod tests {
         let d = RegistryOptions::default();
         assert_eq!(d.protocol("reg.example", Direction::Push), Protocol::Https { verify: true });
         assert_eq!(d.protocol("127.0.0.1:5000", Direction::Pull), Protocol::LoopbackProbe);
+        let pull_only = RegistryOptions { skip_tls_verify_pull: true, ..Default::default() };
+        assert_eq!(pull_only.protocol("reg.example", Direction::Pull), Protocol::Https { verify: false });
+        assert_eq!(pull_only.protocol("reg.example", Direction::Push), Protocol::Https { verify: true });
+        let both = RegistryOptions { skip_tls_verify: true, ..Default::default() };
+        assert_eq!(both.protocol("reg.example", Direction::Pull), Protocol::Https { verify: false });
         let hub = RegistryOptions { skip_tls_verify_registries: vec!["docker.io".into()], ..Default::default() };
         assert_eq!(hub.protocol(DOCKER_HUB, Direction::Pull), Protocol::Https { verify: false });
     }

@@ -32,20 +32,37 @@ impl Registry {
     /// os, architecture and variant), then its config. Layers are listed, not downloaded.
     /// Docker Hub images are tried on each `--registry-mirror` first.
     pub async fn resolve(&self, r: &Reference, platform: &Platform) -> Result<ResolvedImage, RegistryError> {
-        let candidates = self.pull_candidates(r);
-        let last = candidates.len() - 1;
-        for (i, cand) in candidates.iter().enumerate() {
-            match self.resolve_from(cand, platform).await {
+        self.resolve_noting(r, platform, &mut Vec::new()).await
+    }
+
+    /// [`Registry::resolve`], adding to `mirror_failures` the error of each mirror that could
+    /// not serve `r` before the source that did (or before the last failure): a build's log
+    /// says which mirrors were passed over and why, as kaniko's does.
+    pub async fn resolve_noting(
+        &self,
+        r: &Reference,
+        platform: &Platform,
+        mirror_failures: &mut Vec<String>,
+    ) -> Result<ResolvedImage, RegistryError> {
+        let mut failed = Vec::new();
+        for cand in self.pull_candidates(r) {
+            match self.resolve_from(&cand, platform).await {
                 Ok(mut img) => {
                     img.reference = r.clone();
+                    mirror_failures.extend(failed.iter().map(ToString::to_string));
                     return Ok(img);
                 }
                 // A mirror that fails (down, or without the image) just means the next source.
-                Err(_) if i < last => continue,
-                Err(e) => return Err(e),
+                Err(e) => failed.push(e),
             }
         }
-        unreachable!("pull_candidates always ends with the reference itself")
+        // When the default registry was tried last its error is the result, and the mirrors'
+        // are noted; without it (`--skip-default-registry-fallback`) the error names them all.
+        let mirrors = self.session.opts.mirrors().len();
+        if r.is_docker_hub() && failed.len() > mirrors {
+            mirror_failures.extend(failed[..mirrors].iter().map(ToString::to_string));
+        }
+        Err(self.no_candidate(Op::Pull, r, failed))
     }
 
     async fn resolve_from(&self, r: &Reference, platform: &Platform) -> Result<ResolvedImage, RegistryError> {
@@ -250,16 +267,14 @@ impl Registry {
                 return Ok(());
             }
         }
-        let candidates = self.pull_candidates(repo);
-        let last = candidates.len() - 1;
-        for (i, cand) in candidates.iter().enumerate() {
-            match self.download(cand, desc, store, progress).await {
+        let mut failed = Vec::new();
+        for cand in self.pull_candidates(repo) {
+            match self.download(&cand, desc, store, progress).await {
                 Ok(()) => return Ok(()),
-                Err(_) if i < last => continue,
-                Err(e) => return Err(e),
+                Err(e) => failed.push(e),
             }
         }
-        unreachable!("pull_candidates always ends with the reference itself")
+        Err(self.no_candidate(Op::Pull, repo, failed))
     }
 
     async fn download(

@@ -1,8 +1,9 @@
 //! Connections: one HTTP client per registry host and direction, with that host's TLS settings,
 //! and the one-time probe that decides the scheme and learns the auth challenge.
 //!
-//! Per-host clients are needed because `--registry-certificate` and `--skip-tls-verify-registry`
-//! are per host, and reqwest fixes trust roots per client.
+//! Per-host clients are needed because `--registry-certificate`, `--registry-client-cert` and
+//! `--skip-tls-verify-registry` are per host, and reqwest fixes trust roots and the client
+//! certificate per client.
 
 use std::error::Error as _;
 
@@ -10,6 +11,7 @@ use futures_util::StreamExt as _;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde::Deserialize;
 
+use super::client_cert;
 use super::error::RegistryError;
 use super::options::{Protocol, RegistryOptions};
 use super::token::{Challenge, parse_challenge};
@@ -32,7 +34,8 @@ pub(crate) struct ProbeError {
     pub(crate) retryable: bool,
 }
 
-/// Builds the client for a host: user agent, timeouts, the host's CA files, verification.
+/// Builds the client for a host: user agent, timeouts, the host's CA files, verification, and
+/// the client certificate it gets (sent only when the server asks for one).
 pub(crate) fn build_client(opts: &RegistryOptions, host: &str, verify: bool) -> Result<reqwest::Client, RegistryError> {
     // Fails only when a provider is already installed (by an earlier client): that one is ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -58,6 +61,9 @@ pub(crate) fn build_client(opts: &RegistryOptions, host: &str, verify: bool) -> 
         }
         b = b.tls_certs_merge(certs);
     }
+    if let Some(cc) = client_cert::for_host(&opts.client_certificates, host) {
+        b = b.identity(cc.load()?);
+    }
     b.build().map_err(|e| RegistryError::Options(format!("HTTP client for {host}: {}", chain(&e))))
 }
 
@@ -72,7 +78,7 @@ pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol
         Protocol::Https { verify } => {
             let client = build_client(opts, host, verify).map_err(setup)?;
             ping(client, format!("https://{host}")).await.map_err(|mut e| {
-                e.message = with_hint(e.message, host);
+                e.message = with_hint(opts, e.message, host);
                 e
             })
         }
@@ -84,7 +90,10 @@ pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol
                 Ok(ep) => Ok(ep),
                 Err(tls_err) => match ping(client, format!("http://{host}")).await {
                     Ok(ep) => Ok(ep),
-                    Err(_) => Err(tls_err),
+                    Err(_) => Err(ProbeError {
+                        message: client_cert_hint(opts, &tls_err.message, host).unwrap_or(tls_err.message),
+                        retryable: tls_err.retryable,
+                    }),
                 },
             }
         }
@@ -120,7 +129,10 @@ async fn ping(client: reqwest::Client, base: String) -> Result<Endpoint, ProbeEr
     Ok(Endpoint { base, client, challenge: std::sync::RwLock::new(challenge) })
 }
 
-fn with_hint(message: String, host: &str) -> String {
+fn with_hint(opts: &RegistryOptions, message: String, host: &str) -> String {
+    if let Some(m) = client_cert_hint(opts, &message, host) {
+        return m;
+    }
     let lower = message.to_ascii_lowercase();
     if lower.contains("certificate") {
         format!(
@@ -131,6 +143,38 @@ fn with_hint(message: String, host: &str) -> String {
     } else {
         message
     }
+}
+
+/// What a TLS alert about the client's certificate means here. A registry with `tls.clientcas`
+/// that gets no certificate ends the handshake with `certificate_required` (TLS 1.3) or
+/// `bad_certificate` (TLS 1.2): without `--registry-client-cert` for the host, that is the flag
+/// to add; with one, the registry refused that certificate (`bad_certificate`,
+/// `unknown_ca`, `certificate_expired`…).
+fn client_cert_hint(opts: &RegistryOptions, message: &str, host: &str) -> Option<String> {
+    const ALERTS: &[&str] = &[
+        "certificaterequired",
+        "badcertificate",
+        "unknownca",
+        "certificateunknown",
+        "certificateexpired",
+        "certificaterevoked",
+        "unsupportedcertificate",
+        "accessdenied",
+    ];
+    let lower = message.to_ascii_lowercase();
+    let alert = lower.contains("alert") && ALERTS.iter().any(|a| lower.contains(a));
+    if !alert {
+        return None;
+    }
+    Some(match client_cert::for_host(&opts.client_certificates, host) {
+        None => format!(
+            "{message} ({host} requires a client certificate (mutual TLS): give one with --registry-client-cert {host}=<cert.pem>,<key.pem>)"
+        ),
+        Some(cc) => format!(
+            "{message} ({host} refused the client certificate {}: is it signed by a CA the registry trusts (its tls.clientcas), valid now, and made for client authentication?)",
+            cc.cert.display()
+        ),
+    })
 }
 
 /// A reqwest error as text without the URL: the chain of causes, e.g.
@@ -186,7 +230,10 @@ pub(crate) fn is_retryable(e: &reqwest::Error) -> bool {
         return false;
     }
     let text = describe(e).to_ascii_lowercase();
-    !(text.contains("certificate") || text.contains("corrupt message") || text.contains("invalidcontenttype"))
+    !(text.contains("certificate")
+        || text.contains("received fatal alert")
+        || text.contains("corrupt message")
+        || text.contains("invalidcontenttype"))
 }
 
 pub(crate) enum LimitedRead {
@@ -282,5 +329,25 @@ mod tests {
         assert_eq!(error_message(500, b"boom\n"), "boom (500)");
         assert_eq!(error_message(401, b""), "unauthorized: authentication required");
         assert_eq!(error_message(404, b""), "not found (404)");
+    }
+
+    #[test]
+    fn client_certificate_alerts_say_what_to_do() {
+        let none = RegistryOptions::default();
+        let alert = "cannot reach https://reg.example:5000: received fatal alert: CertificateRequired";
+        let m = with_hint(&none, alert.into(), "reg.example:5000");
+        assert!(
+            m.ends_with("(reg.example:5000 requires a client certificate (mutual TLS): give one with --registry-client-cert reg.example:5000=<cert.pem>,<key.pem>)"),
+            "{m}"
+        );
+        let given = RegistryOptions {
+            client_certificates: vec![client_cert::ClientCertificate::parse("reg.example=/c.pem,/k.pem").unwrap()],
+            ..Default::default()
+        };
+        let m = with_hint(&given, "received fatal alert: UnknownCA".into(), "reg.example:5000");
+        assert!(m.contains("refused the client certificate /c.pem"), "{m}");
+        // A server certificate problem keeps its own hint.
+        let m = with_hint(&given, "invalid peer certificate: UnknownIssuer".into(), "reg.example:5000");
+        assert!(m.contains("--registry-certificate"), "{m}");
     }
 }
