@@ -46,6 +46,11 @@ pub(super) fn fetch(
     let profile = profile::load(env).map_err(invalid)?;
     let configured_region =
         var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).or_else(|| profile.get("region").map(str::to_string));
+    if let Some(r) = configured_region.as_deref().filter(|r| !is_region(r)) {
+        return Err(invalid(format!(
+            "the region {r:?} (AWS_REGION, AWS_DEFAULT_REGION or the profile's region) is not a region's name"
+        )));
+    }
     let endpoint = Endpoint::from_env(env).map_err(invalid)?;
     let force_path = var("S3_FORCE_PATH_STYLE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let client = Client::new(&ClientOptions { ca_file: var("AWS_CA_BUNDLE").map(PathBuf::from), insecure: false })
@@ -67,7 +72,8 @@ pub(super) fn fetch(
             return Ok((origin, secrets));
         }
         // The bucket is in another region: S3 says which; sign for it once more.
-        let elsewhere = header(&resp, "x-amz-bucket-region").filter(|r| *r != region && !r.is_empty());
+        // Only a region's shape is taken: it becomes part of a host name on AWS.
+        let elsewhere = header(&resp, "x-amz-bucket-region").filter(|r| *r != region && is_region(r));
         if let Some(r) = elsewhere
             && !moved
             && matches!(resp.status, 301 | 307 | 400)
@@ -241,10 +247,18 @@ fn header(resp: &Response, name: &str) -> Option<String> {
     resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
+/// `eu-west-1`, `us-gov-west-1`, `cn-north-1`: lower-case letters, digits and dashes.
+fn is_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !r.starts_with('-')
+}
+
 /// A refusal explained: what S3 said, and what to check.
 fn explain(resp: Response, src: &ObjectSource, t: &Target, origin: &Origin, region_set: bool) -> String {
     let status = resp.status;
-    let bucket_region = header(&resp, "x-amz-bucket-region");
+    let bucket_region = header(&resp, "x-amz-bucket-region").filter(|r| is_region(r));
     let body = resp.error_text();
     let code = xml_text(&body, "Code").unwrap_or_default();
     let message = xml_text(&body, "Message").map(|m| one_line(&m)).unwrap_or_default();
@@ -352,6 +366,98 @@ mod tests {
         );
         assert!(endpoint(&[("S3_ENDPOINT", "ftp://h")]).unwrap_err().contains("expected http(s)"));
         assert!(check_key("a/../b").is_err() && check_key("a/.b").is_ok());
+        // A region from a server's header becomes part of a host name: only a region's shape.
+        assert!(is_region("us-gov-west-1") && !is_region("evil.example/x") && !is_region("") && !is_region("-x"));
+    }
+
+    /// A store on 127.0.0.1 giving `answers` in turn, one connection each; returns each
+    /// request's head.
+    fn serve(answers: Vec<Vec<u8>>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{Read as _, Write as _};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for a in answers {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 8192];
+                let n = s.read(&mut buf).unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+                s.write_all(&a).unwrap();
+            }
+            seen
+        });
+        (url, h)
+    }
+
+    fn answer(head: &str, body: &[u8]) -> Vec<u8> {
+        let mut v =
+            format!("HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn fetch_with(url: &str, extra: &[(&str, &str)]) -> (Result<ContextOrigin, ContextError>, tempfile::TempDir) {
+        let mut vars = vec![
+            ("S3_ENDPOINT".to_string(), url.to_string()),
+            ("HOME".to_string(), "/nonexistent".to_string()),
+            ("AWS_ACCESS_KEY_ID".to_string(), "AKIDTEST".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "test-secret-key".to_string()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env = move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let work = tempfile::tempdir().unwrap();
+        let git = super::super::GitOptions::default();
+        let opts = FetchOptions {
+            work_dir: work.path(),
+            limits: Default::default(),
+            sub_path: None,
+            git: &git,
+            container: false,
+            trowel_dir: work.path(),
+            env: &env,
+        };
+        let src = ObjectSource { bucket: "bkt".into(), key: "ctx.tar".into(), shown: "s3://bkt/ctx.tar".into() };
+        let r = fetch(&src, work.path(), &opts).map(|(o, secrets)| {
+            assert_eq!(secrets, ["test-secret-key"]);
+            o
+        });
+        (r, work)
+    }
+
+    #[test]
+    fn a_bucket_in_another_region_is_asked_there_once() {
+        let mut b = ::tar::Builder::new(Vec::new());
+        let mut h = ::tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(::tar::EntryType::Regular);
+        b.append_data(&mut h, "f.txt", &b"abc"[..]).unwrap();
+        let archive = b.into_inner().unwrap();
+        let moved = b"<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>";
+        let (url, server) = serve(vec![
+            answer("301 Moved Permanently\r\nx-amz-bucket-region: eu-west-1", moved),
+            answer("200 OK", &archive),
+        ]);
+        let (r, work) = fetch_with(&url, &[]);
+        let origin = r.unwrap();
+        assert_eq!((origin.kind, origin.files, origin.bytes), (ContextKind::S3, 1, archive.len() as u64));
+        assert_eq!(std::fs::read(work.path().join("f.txt")).unwrap(), b"abc");
+        let seen = server.join().unwrap();
+        assert!(seen[0].starts_with("GET /bkt/ctx.tar ") && seen[0].contains("/us-east-1/s3/aws4_request"));
+        assert!(seen[1].contains("/eu-west-1/s3/aws4_request"), "{}", seen[1]);
+        assert!(seen.iter().all(|s| !s.contains("test-secret-key")));
+
+        // A region that is not a region's name is not followed, nor shown; the set one is named.
+        let (url, _server) = serve(vec![answer("301 Moved Permanently\r\nx-amz-bucket-region: evil.example/x", moved)]);
+        let err = fetch_with(&url, &[("AWS_REGION", "us-west-2")]).0.unwrap_err().to_string();
+        assert!(err.contains("is in another region than the one set (elsewhere): set AWS_REGION"), "{err}");
+        assert!(!err.contains("evil"), "{err}");
+        let err = fetch_with(&url, &[("AWS_REGION", "eu west")]).0.unwrap_err().to_string();
+        assert!(err.contains("\"eu west\"") && err.contains("is not a region's name"), "{err}");
     }
 
     #[test]
