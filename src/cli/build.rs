@@ -49,6 +49,7 @@ pub struct BuildArgs {
     /// tar://stdin, git://HOST/REPO.git#REF#COMMIT (over https; GIT_PULL_METHOD=http|git) or
     /// https://HOST/REPO.git#REF#COMMIT. Git credentials: GIT_USERNAME and GIT_PASSWORD, or
     /// GIT_TOKEN.
+    /// s3://BUCKET[/KEY]: an archive in S3 (AWS_* credentials and region, S3_ENDPOINT, S3_FORCE_PATH_STYLE).
     #[arg(short = 'c', long, default_value = ".")]
     pub context: String,
     /// Subdirectory of the context to use as the context (any kind of context).

@@ -1,6 +1,8 @@
-//! A build context that is not a directory of this machine (`--context tar://…`, `git://…`):
-//! fetched into a locked directory of the work dir before the build starts, as hostile input
-//! (a tar through the layer unpacker's rules, a repository through `git/`), bounded by the
+//! A build context that is not a directory of this machine (`--context tar://…`, `git://…`,
+//! `s3://…`, `gs://…`, Azure Blob Storage, an archive over `https://`): fetched into a locked
+//! directory of the work dir before the build starts, as hostile input (an archive through the
+//! layer unpacker's rules, as it is downloaded: `tar.rs`, `http.rs`; a repository through
+//! `git/`), bounded by the
 //! build's size limits, and described by a [`ContextOrigin`] that the build reports (in
 //! `build_started`): where it came from (credentials masked), the commit, and a digest.
 //!
@@ -8,7 +10,7 @@
 //! comes back is a [`FetchedContext`] that owns the directory (removed when the last
 //! [`BuildOptions`](crate::engine::BuildOptions) holding it is dropped; a killed trowel's is
 //! swept by the next build like any work directory: `scratch.rs`) and the secrets the
-//! emitter must mask (`GIT_PASSWORD`, `GIT_TOKEN`, a URL's password).
+//! emitter must mask (`GIT_PASSWORD`, `GIT_TOKEN`, a URL's password, a store's keys and tokens).
 
 use std::path::{Path, PathBuf};
 
@@ -16,11 +18,17 @@ use crate::digest::Digest;
 use crate::engine::scratch::WorkDir;
 use crate::fs::{FileType, Root};
 
+mod azure;
+mod gcs;
 mod git;
+mod http;
+mod https;
+mod s3;
 mod source;
 mod tar;
 
-pub use source::{ContextSource, GitOptions, GitSource, TarInput};
+pub use http::HttpError;
+pub use source::{AzureSource, ContextSource, GitOptions, GitSource, HttpsSource, ObjectSource, TarInput};
 
 /// What bounds a fetched context: the build's `--max-file-size` and `--max-layer-size`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,7 +48,8 @@ pub struct FetchOptions<'a> {
     /// Container isolation: git is the one bundled under `<trowel_dir>/git` (see `git/tools.rs`).
     pub container: bool,
     pub trowel_dir: &'a Path,
-    /// Reads `GIT_USERNAME`, `GIT_PASSWORD`, `GIT_TOKEN`.
+    /// Reads the environment: `GIT_USERNAME`, `GIT_PASSWORD`, `GIT_TOKEN`, and each store's
+    /// credentials and endpoints as kaniko reads them.
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -49,6 +58,10 @@ pub struct FetchOptions<'a> {
 pub enum ContextKind {
     Tar,
     Git,
+    S3,
+    Gcs,
+    Azure,
+    Https,
 }
 
 impl std::fmt::Display for ContextKind {
@@ -56,6 +69,10 @@ impl std::fmt::Display for ContextKind {
         f.write_str(match self {
             ContextKind::Tar => "tar",
             ContextKind::Git => "git",
+            ContextKind::S3 => "s3",
+            ContextKind::Gcs => "gcs",
+            ContextKind::Azure => "azure",
+            ContextKind::Https => "https",
         })
     }
 }
@@ -126,6 +143,14 @@ pub enum ContextError {
         #[source]
         source: crate::fs::FsError,
     },
+    /// The server or store could not be reached, or answered with an error.
+    #[error("build context {source_}: {what}: {source}")]
+    Http {
+        source_: String,
+        what: String,
+        #[source]
+        source: HttpError,
+    },
     #[error("build context {source_}: {source}")]
     Git {
         source_: String,
@@ -146,6 +171,9 @@ pub fn fetch(source: &ContextSource, opts: &FetchOptions<'_>) -> Result<FetchedC
         ContextSource::Tar(TarInput::Stdin) => "tar://stdin".to_string(),
         ContextSource::Tar(TarInput::File(p)) => format!("tar://{}", p.display()),
         ContextSource::Git(g) => g.shown.clone(),
+        ContextSource::S3(o) | ContextSource::Gcs(o) => o.shown.clone(),
+        ContextSource::Azure(a) => a.shown.clone(),
+        ContextSource::Https(h) => h.shown.clone(),
     };
     let io = |what: &str| {
         let (s, w) = (shown.clone(), what.to_string());
@@ -159,6 +187,10 @@ pub fn fetch(source: &ContextSource, opts: &FetchOptions<'_>) -> Result<FetchedC
         ContextSource::Dir(_) => unreachable!("refused above"),
         ContextSource::Tar(input) => (tar::fetch(input, &dir, &shown, opts)?, Vec::new()),
         ContextSource::Git(g) => git::fetch(g, &dir, opts)?,
+        ContextSource::S3(o) => s3::fetch(o, &dir, opts)?,
+        ContextSource::Gcs(o) => gcs::fetch(o, &dir, opts)?,
+        ContextSource::Azure(a) => azure::fetch(a, &dir, opts)?,
+        ContextSource::Https(h) => https::fetch(h, &dir, opts)?,
     };
     let dir = match opts.sub_path.filter(|s| !s.is_empty()) {
         Some(sub) => {

@@ -9,8 +9,12 @@
 //!   protocol); `REF` a branch, tag or other ref (`refs/pull/…`) or a commit, `COMMIT` the
 //!   commit checked out after `REF` is fetched;
 //! - `https://…/REPO.git#REF#COMMIT` and `http://…/REPO.git…`: the same, over that scheme
-//!   (trowel's; for kaniko an `https://` context is a tarball download, which trowel refuses
-//!   with a clear error, as it does `s3://`, `gs://` and Azure for now).
+//!   (trowel's, as BuildKit reads such a URL);
+//! - `s3://BUCKET/KEY` and `gs://BUCKET/OBJECT`: an archive in an object store (the object
+//!   `context.tar.gz` when no path is given, as kaniko does);
+//! - `https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB` (and the other Azure clouds' hosts,
+//!   kaniko's list): an archive in Azure Blob Storage;
+//! - any other `https://` URL: an archive downloaded from it (kaniko's `HTTPSTar`).
 
 use std::path::PathBuf;
 
@@ -26,7 +30,51 @@ pub enum ContextSource {
     Tar(TarInput),
     /// A git repository.
     Git(GitSource),
+    /// `s3://BUCKET/KEY`.
+    S3(ObjectSource),
+    /// `gs://BUCKET/OBJECT`.
+    Gcs(ObjectSource),
+    /// An Azure Blob Storage URL.
+    Azure(AzureSource),
+    /// An archive at an `https://` URL.
+    Https(HttpsSource),
 }
+
+/// An object in a bucket (`s3://`, `gs://`), as kaniko reads the URL
+/// (`pkg/util/bucket.GetNameAndFilepathFromURI`): the host is the bucket, the path the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSource {
+    pub bucket: String,
+    /// The object's name, without the leading `/`; `context.tar.gz` when the URL has no path.
+    pub key: String,
+    /// The `--context` value as written (no credentials can be written in it).
+    pub shown: String,
+}
+
+/// A blob in Azure Blob Storage, `https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureSource {
+    /// The URL, query included (a SAS token is a credential there: never shown).
+    pub url: String,
+    pub account: String,
+    pub container: String,
+    pub blob: String,
+    /// The URL without its query.
+    pub shown: String,
+}
+
+/// An archive at an `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsSource {
+    /// The URL as given (credentials in it are used, never shown).
+    pub url: String,
+    /// The URL, credentials and query masked.
+    pub shown: String,
+}
+
+/// The Azure clouds' blob hosts, kaniko's `AzureBlobStorageHostRegEx`.
+const AZURE_BLOB_SUFFIXES: [&str; 4] =
+    [".blob.core.windows.net", ".blob.core.chinacloudapi.cn", ".blob.core.cloudapi.de", ".blob.core.usgovcloudapi.net"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TarInput {
@@ -146,22 +194,62 @@ impl ContextSource {
                 git_source(value, scheme, rest)
             }
             "https" | "http" if repo_path(rest).ends_with(".git") => git_source(value, scheme, rest),
-            "https" => Err(format!(
-                "--context {}: a tarball over https is not supported by trowel yet (a git repository's URL ends in \
-                 .git); download it and use tar://PATH",
-                redact_url(value)
-            )),
-            "s3" | "gs" => Err(format!(
-                "--context {}: {scheme}:// contexts are not supported by trowel yet: download the archive and use \
-                 tar://PATH",
-                redact_url(value)
-            )),
+            "https" => match azure_source(value, rest) {
+                Some(a) => a.map(ContextSource::Azure),
+                None => Ok(ContextSource::Https(HttpsSource { url: value.to_string(), shown: mask_query(value) })),
+            },
+            "s3" => object_source(value, rest).map(ContextSource::S3),
+            "gs" => object_source(value, rest).map(ContextSource::Gcs),
             _ => Err(format!(
                 "unknown build context {}: use a directory (PATH or dir://PATH), tar://PATH, tar://stdin, \
-                 git://HOST/REPO.git#REF#COMMIT or https://HOST/REPO.git#REF",
-                redact_url(value)
+                 git://HOST/REPO.git#REF#COMMIT, https://HOST/REPO.git#REF, s3://BUCKET/KEY, gs://BUCKET/OBJECT, \
+                 an Azure Blob Storage URL or an https:// URL of an archive",
+                mask_query(value)
             )),
         }
+    }
+}
+
+/// `s3://BUCKET/KEY`, `gs://BUCKET/OBJECT`: kaniko takes the URL's host as the bucket and its
+/// path as the object, `context.tar.gz` when there is none.
+fn object_source(value: &str, rest: &str) -> Result<ObjectSource, String> {
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("--context {value}: expected a bucket (s3://BUCKET/PATH or gs://BUCKET/PATH)"));
+    }
+    let key = if key.is_empty() { "context.tar.gz" } else { key };
+    Ok(ObjectSource { bucket: bucket.to_string(), key: key.to_string(), shown: value.to_string() })
+}
+
+/// An Azure Blob Storage URL (`None`: another https URL): `https://ACCOUNT.<cloud's blob
+/// host>/CONTAINER/BLOB`, kaniko's test (`util.ValidAzureBlobStorageHost`).
+fn azure_source(value: &str, rest: &str) -> Option<Result<AzureSource, String>> {
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let suffix = AZURE_BLOB_SUFFIXES.iter().find(|s| authority.ends_with(*s))?;
+    let account = &authority[..authority.len() - suffix.len()];
+    let shown = mask_query(value);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let Some((container, blob)) = path.split_once('/').filter(|(c, b)| !c.is_empty() && !b.is_empty()) else {
+        return Some(Err(format!("--context {shown}: expected https://ACCOUNT{suffix}/CONTAINER/BLOB")));
+    };
+    if account.is_empty() || account.contains('@') {
+        return Some(Err(format!("--context {shown}: expected https://ACCOUNT{suffix}/CONTAINER/BLOB")));
+    }
+    Some(Ok(AzureSource {
+        url: value.to_string(),
+        account: account.to_string(),
+        container: container.to_string(),
+        blob: blob.to_string(),
+        shown,
+    }))
+}
+
+/// A URL as it may be shown: credentials masked (`redact_url`), and the query replaced by `?…` (a presigned URL's signature, a SAS token).
+pub(crate) fn mask_query(url: &str) -> String {
+    let shown = redact_url(url);
+    match shown.find('?') {
+        Some(i) => format!("{}?…", &shown[..i]),
+        None => shown,
     }
 }
 
@@ -206,7 +294,7 @@ fn git_source(value: &str, scheme: &str, rest: &str) -> Result<ContextSource, St
 }
 
 /// `%XX` decoded (credentials in a URL are written so); left as written when invalid.
-fn percent_decoded(s: &str) -> String {
+pub(super) fn percent_decoded(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -251,8 +339,25 @@ mod tests {
             ContextSource::Tar(TarInput::File("/c/ctx.tar.gz".into()))
         );
         assert!(parse("tar://", None).unwrap_err().contains("needs a path"));
-        assert!(parse("s3://bucket/ctx.tar.gz", None).unwrap_err().contains("not supported by trowel yet"));
-        assert!(parse("https://h/ctx.tar.gz", None).unwrap_err().contains("tarball over https"));
+        let o = |b: &str, k: &str, v: &str| ObjectSource { bucket: b.into(), key: k.into(), shown: v.into() };
+        assert_eq!(
+            parse("s3://bucket/a/ctx.tar.gz", None).unwrap(),
+            ContextSource::S3(o("bucket", "a/ctx.tar.gz", "s3://bucket/a/ctx.tar.gz"))
+        );
+        assert_eq!(parse("gs://b", None).unwrap(), ContextSource::Gcs(o("b", "context.tar.gz", "gs://b")));
+        assert!(parse("s3:///k", None).unwrap_err().contains("expected a bucket"));
+        let ContextSource::Https(h) = parse("https://u:pw@h/ctx.tar.gz?X-Amz-Signature=s3cr3t", None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.shown, "https://xxxxx:xxxxx@h/ctx.tar.gz?…");
+        let ContextSource::Azure(a) =
+            parse("https://acct.blob.core.windows.net/ctr/dir/ctx.tar.gz?sv=1&sig=secret", None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((a.account.as_str(), a.container.as_str(), a.blob.as_str()), ("acct", "ctr", "dir/ctx.tar.gz"));
+        assert_eq!(a.shown, "https://acct.blob.core.windows.net/ctr/dir/ctx.tar.gz?…");
+        assert!(parse("https://acct.blob.core.windows.net/ctr", None).unwrap_err().contains("CONTAINER/BLOB"));
         assert!(parse("ftp://h/x", None).unwrap_err().starts_with("unknown build context"));
     }
 

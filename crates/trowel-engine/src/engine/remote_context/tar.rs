@@ -4,8 +4,10 @@
 //! `--max-layer-size` are refused, naming the entry. Compression is read from the first bytes:
 //! gzip (what kaniko requires on stdin), zstd, or none.
 //!
-//! The archive is read once, as a stream (stdin cannot be read twice), hashed on the way: the
-//! digest reported is that of the bytes given, to the last one (trailing padding included).
+//! The archive is read once, as a stream (stdin cannot be read twice, a download is unpacked as
+//! it arrives), hashed on the way: the digest reported is that of the bytes given, to the last
+//! one (trailing padding included). [`unpack_archive`] is that step for every kind of context
+//! that is an archive.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -39,6 +41,23 @@ pub(super) fn fetch(
             }
             Box::new(stdin.lock())
         }
+    };
+    unpack_archive(raw, ContextKind::Tar, dir, shown, opts)
+}
+
+/// Unpacks the archive `raw` gives (plain, gzip or zstd, read from its first bytes) into `dir`,
+/// reading it once, as a stream, to its last byte: what every archive-shaped context does
+/// (`tar://`, and the downloaded kinds as they arrive).
+pub(super) fn unpack_archive(
+    raw: Box<dyn Read + '_>,
+    kind: ContextKind,
+    dir: &Path,
+    shown: &str,
+    opts: &FetchOptions<'_>,
+) -> Result<ContextOrigin, ContextError> {
+    let io = |what: String| {
+        let s = shown.to_string();
+        move |source: std::io::Error| ContextError::Io { source_: s, what, source }
     };
     let mut hashing = HashingReader::new(raw);
     let root = Root::open(dir).map_err(|source| ContextError::Tar { source_: shown.to_string(), source })?;
@@ -79,7 +98,7 @@ pub(super) fn fetch(
         .filter(|e| e.file_type().is_file())
         .count() as u64;
     Ok(ContextOrigin {
-        kind: ContextKind::Tar,
+        kind,
         source: shown.to_string(),
         reference: None,
         commit: None,
