@@ -92,7 +92,6 @@ impl Response {
     }
 
     /// A small body whole (a token, an error document), refusing more than `max` bytes.
-    #[allow(dead_code, reason = "for the stores' token requests, which are being written")]
     pub(super) fn read_small(self, max: usize) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let n = self.body.take(max as u64 + 1).read_to_end(&mut out)?;
