@@ -48,6 +48,8 @@ pub struct BuildArgs {
     /// tar://stdin, git://HOST/REPO.git#REF#COMMIT (over https; GIT_PULL_METHOD=http|git) or
     /// https://HOST/REPO.git#REF#COMMIT. Git credentials: GIT_USERNAME and GIT_PASSWORD, or
     /// GIT_TOKEN.
+    /// https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB: Azure Blob Storage (AZURE_STORAGE_ACCESS_KEY, a SAS token in the URL, AZURE_STORAGE_CONNECTION_STRING, or AKS workload identity).
+    /// Any other https://HOST/PATH: an archive downloaded (basic auth in the URL; SSL_CERT_FILE adds a CA).
     #[arg(short = 'c', long, default_value = ".")]
     pub context: String,
     /// Subdirectory of the context to use as the context (any kind of context).
