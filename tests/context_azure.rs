@@ -1,11 +1,14 @@
 //! `--context https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB` end to end against Azurite,
 //! Microsoft's storage emulator (from npm, started here on a free port of 127.0.0.1 with an
-//! account and key of its own, in memory, telemetry off), reached through `AZURE_STORAGE_CONNECTION_STRING`'s
+//! account and key of its own, in memory, telemetry off, over https with a CA of ours trusted
+//! through `SSL_CERT_FILE`), reached through `AZURE_STORAGE_CONNECTION_STRING`'s
 //! `BlobEndpoint` as any Azure tool would be. Contexts are uploaded and SAS tokens signed by
 //! Microsoft's Python SDK (`tests/azure_support/blob.py`); images are pushed to the local
 //! registry and checked with skopeo and umoci. Covered: kaniko's `AZURE_STORAGE_ACCESS_KEY`
 //! (Shared Key), the connection string's key, a SAS token in the URL, a public container read
-//! anonymously, `--context-sub-path`; refusals that name what to check; a hostile archive; and
+//! anonymously, AKS workload identity (the pod's token exchanged at `AZURE_AUTHORITY_HOST`, a
+//! stand-in for Entra's token endpoint, for a token Azurite's OAuth check accepts),
+//! `--context-sub-path`; refusals that name what to check; a hostile archive; and
 //! no key, token or signature in anything trowel printed, recorded or pushed.
 
 mod common;
@@ -23,13 +26,27 @@ const ACCOUNT: &str = "trowelacct";
 /// base64 of "trowel-azure-key-5ecret-0123456789": the account's key in Azurite.
 const KEY: &str = "dHJvd2VsLWF6dXJlLWtleS01ZWNyZXQtMDEyMzQ1Njc4OQ==";
 
+/// The workload identity the token endpoint stand-in accepts.
+const TENANT: &str = "7e7e7e7e-0000-4000-8000-000000000001";
+const CLIENT_ID: &str = "c1c1c1c1-0000-4000-8000-000000000002";
+const FEDERATED_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.ZmVkZXJhdGVkLXBvZC10b2tlbi01ZWNyZXQ.c2ln";
+
 struct Azurite {
-    /// `http://127.0.0.1:PORT/trowelacct`: the account's blob endpoint, path style.
+    /// `https://127.0.0.1:PORT/trowelacct`: the account's blob endpoint, path style.
     endpoint: String,
+    /// The CA of Azurite's certificate.
+    ca: PathBuf,
+    /// `http://127.0.0.1:PORT`: the Entra token endpoint stand-in (`tests/azure_support/entra.py`).
+    authority: String,
     /// Where `scripts/azure-test-tools.sh` installed Azurite and the Python SDK.
     tools: PathBuf,
     /// The watcher shell, kept: it ends with this process.
-    _watcher: std::sync::Mutex<std::process::Child>,
+    _processes: std::sync::Mutex<Vec<std::process::Child>>,
+}
+
+fn openssl(dir: &std::path::Path, args: &str) {
+    let o = run(Command::new("openssl").current_dir(dir).args(args.split(' ')));
+    assert!(o.status.success(), "openssl {args}: {}", stderr(&o));
 }
 
 /// Azurite, installed (once per machine) and started (once per test binary); it stops when the
@@ -48,13 +65,27 @@ fn azurite() -> &'static Azurite {
         );
         let tools = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Over https (Azurite takes a bearer token only so), its certificate from a CA of ours.
+        let tls = tempfile::Builder::new().prefix("trowel-azurite-tls-").tempdir().unwrap().keep();
+        openssl(
+            &tls,
+            "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=trowel-azure-test-CA",
+        );
+        openssl(&tls, "req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1");
+        std::fs::write(tls.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+        openssl(
+            &tls,
+            "x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf",
+        );
         // In memory: nothing to clean up. No telemetry: nothing leaves 127.0.0.1. A watcher
         // shell: Azurite ends with this test process (or if it dies, so does the wait).
         let script = format!(
             "{bin} --blobHost 127.0.0.1 --blobPort {port} --inMemoryPersistence --disableTelemetry --silent \
-             --skipApiVersionCheck & a=$!; \
-             while kill -0 {me} 2>/dev/null && kill -0 $a 2>/dev/null; do sleep 0.5; done; kill $a 2>/dev/null",
+             --skipApiVersionCheck --oauth basic --cert {tls}/srv.pem --key {tls}/srv.key & a=$!; \
+             while kill -0 {me} 2>/dev/null && kill -0 $a 2>/dev/null; do sleep 0.5; done; kill $a 2>/dev/null; \
+             rm -rf {tls}",
             bin = tools.join("node/node_modules/.bin/azurite-blob").display(),
+            tls = tls.display(),
             me = std::process::id(),
         );
         let watcher = Command::new("bash")
@@ -69,13 +100,38 @@ fn azurite() -> &'static Azurite {
             assert!(t0.elapsed().as_secs() < 60, "Azurite did not listen on 127.0.0.1:{port} within 60 s");
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        Azurite { endpoint: format!("http://127.0.0.1:{port}/{ACCOUNT}"), tools, _watcher: watcher.into() }
+        let mut entra = Command::new(tools.join("venv/bin/python"))
+            .arg(repo_root().join("tests/azure_support/entra.py"))
+            .args([TENANT, CLIENT_ID, FEDERATED_TOKEN])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the token endpoint");
+        let mut entra_port = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(entra.stdout.take().unwrap()), &mut entra_port)
+            .unwrap();
+        let pid = entra.id();
+        let entra_watcher = Command::new("bash")
+            .args(["-c", &format!("while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill {pid}", std::process::id())])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Azurite {
+            endpoint: format!("https://127.0.0.1:{port}/{ACCOUNT}"),
+            ca: tls.join("ca.pem"),
+            authority: format!("http://127.0.0.1:{}", entra_port.trim()),
+            tools,
+            _processes: vec![watcher, entra, entra_watcher].into(),
+        }
     })
 }
 
 /// The connection string the SDK uses: with the key.
 fn sdk_connection_string() -> String {
-    format!("DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};", azurite().endpoint)
+    format!(
+        "DefaultEndpointsProtocol=https;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};",
+        azurite().endpoint
+    )
 }
 
 /// The connection string trowel is given to find the emulator: no credential in it.
@@ -88,7 +144,8 @@ fn sdk(args: &[&str]) -> String {
     let o = run(Command::new(a.tools.join("venv/bin/python"))
         .arg(repo_root().join("tests/azure_support/blob.py"))
         .arg(sdk_connection_string())
-        .args(args));
+        .args(args)
+        .env("REQUESTS_CA_BUNDLE", &a.ca));
     assert_ok(&o);
     stdout(&o).trim().to_string()
 }
@@ -128,6 +185,7 @@ fn build(context: &str, vars: &[(&str, &str)], push: bool) -> (Output, String, S
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AZURE_")) {
         cmd.env_remove(k);
     }
+    cmd.env("SSL_CERT_FILE", &azurite().ca);
     cmd.envs(vars.iter().copied()).args(["build", "--context", context, "--context-sub-path", "app", "--trace"]);
     cmd.arg(trace.path());
     if push {
@@ -256,7 +314,7 @@ fn refusals_name_what_to_check_and_hostile_archives_are_refused() {
     let (o, _, trace) = build_with(&url, &with_key(wrong));
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains(&format!("the account {ACCOUNT} refused the key (HTTP 403")), "{err}");
+    assert!(err.contains(&format!("the account {ACCOUNT} refused the key (HTTP ")), "{err}");
     assert!(err.contains("check AZURE_STORAGE_ACCESS_KEY"), "{err}");
     assert_absent(wrong, &o, &trace, None);
 
@@ -287,4 +345,47 @@ fn refusals_name_what_to_check_and_hostile_archives_are_refused() {
         err.contains(&format!("error: build context {hurl}: refused: ")) && err.contains("../../canary-azure"),
         "{err}"
     );
+}
+
+#[test]
+fn workload_identity_exchanges_the_pods_token_for_a_bearer_token() {
+    let a = azurite();
+    let url = upload("private", "wi/ctx.tar.gz", &context_archive(), false);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, format!("{FEDERATED_TOKEN}\n")).unwrap();
+    let conn = endpoint_only();
+    let wi = |client: &'static str| {
+        vec![
+            ("AZURE_STORAGE_CONNECTION_STRING", conn.clone()),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file.display().to_string()),
+            ("AZURE_CLIENT_ID", client.to_string()),
+            ("AZURE_TENANT_ID", TENANT.to_string()),
+            ("AZURE_AUTHORITY_HOST", format!("{}/", a.authority)),
+        ]
+    };
+    let as_refs = |v: &[(&'static str, String)]| v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let vars = as_refs(&wi(CLIENT_ID));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (o, dest, trace) = build(&url, &refs, true);
+    assert_ok(&o);
+    check_image(&dest);
+    assert_absent(FEDERATED_TOKEN, &o, &trace, Some(&dest));
+    // The access token entra.py made starts with this JWT header (base64url of its JSON).
+    assert_absent("eyJ0eXAiOiAiSldUIiwgImFsZyI6ICJSUzI1NiJ9", &o, &trace, Some(&dest));
+
+    // An identity Entra does not know: its answer, and the variables to check.
+    let vars = as_refs(&wi("00000000-0000-4000-8000-00000000dead"));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (o, _, trace) = build(&url, &refs, false);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "Entra ID refused the workload identity's token request (HTTP 400, unauthorized_client: AADSTS700016"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("check AZURE_CLIENT_ID (00000000-0000-4000-8000-00000000dead), AZURE_TENANT_ID"), "{err}");
+    assert_absent(FEDERATED_TOKEN, &o, &trace, None);
 }

@@ -134,7 +134,10 @@ fn refusal(resp: Response, src: &AzureSource, plan: &Plan) -> String {
     let give = "give a credential: AZURE_STORAGE_ACCESS_KEY (the account's key), a SAS token in the URL's query, \
                 AZURE_STORAGE_CONNECTION_STRING, or workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, \
                 AZURE_FEDERATED_TOKEN_FILE)";
-    match (status, code.as_str(), &plan.credential) {
+    // Azure answers a malformed or unverifiable credential with 400 InvalidAuthenticationInfo
+    // as well as 401/403 (Azurite does so for a wrong key when it also takes tokens).
+    let auth = matches!(status, 401 | 403) || code == "InvalidAuthenticationInfo" || code == "AuthenticationFailed";
+    match (if auth { 403 } else { status }, code.as_str(), &plan.credential) {
         (404, "BlobNotFound", _) => {
             format!("no blob {blob:?} in the container {container:?} of the account {account} at {at} ({said})")
         }
