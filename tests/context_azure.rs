@@ -242,9 +242,10 @@ fn shared_key_from_kanikos_variable_or_the_connection_string() {
     assert_eq!(got["sub_path"], "app");
     assert_absent(KEY, &o, &trace, Some(&dest));
 
-    // The key in the connection string, as the SDKs and `az` take it.
+    // The key in the connection string, as the SDKs and `az` take it; a query that is not a
+    // SAS token is sent, and signed.
     let with_key = format!("{conn};AccountKey={KEY}");
-    let (o, dest, trace) = build(&url, &[("AZURE_STORAGE_CONNECTION_STRING", &with_key)], true);
+    let (o, dest, trace) = build(&format!("{url}?timeout=30"), &[("AZURE_STORAGE_CONNECTION_STRING", &with_key)], true);
     assert_ok(&o);
     check_image(&dest);
     assert_absent(KEY, &o, &trace, Some(&dest));

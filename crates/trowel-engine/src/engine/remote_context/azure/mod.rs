@@ -51,10 +51,15 @@ pub(super) fn fetch(
     let mut url = reqwest::Url::parse(&format!("{}/{}/{}", plan.endpoint, src.container, src.blob))
         .map_err(|e| invalid(format!("the blob's URL at {}: {e}", plan.endpoint_from)))?;
     url.set_fragment(None);
-    url.set_query(match &plan.credential {
-        Credential::Sas { token, .. } => Some(token.as_str()),
-        _ => None,
-    });
+    // The URL's query goes as written (a SAS token, or parameters such as `versionid=`, which
+    // Shared Key signs); a connection string's SAS token is added to it.
+    let query = match (&plan.credential, given.query().filter(|q| !q.is_empty())) {
+        (Credential::Sas { token, from: config::CONNECTION_STRING }, q) => {
+            Some(q.map_or_else(|| token.clone(), |q| format!("{q}&{token}")))
+        }
+        (_, q) => q.map(str::to_string),
+    };
+    url.set_query(query.as_deref());
     let client_opts = ClientOptions { ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from), insecure: false };
     let client = Client::new(&client_opts).map_err(http("make an HTTP client"))?;
     let bearer = match &plan.credential {
