@@ -206,7 +206,7 @@ pub(super) fn plan(
     } else {
         Credential::Anonymous
     };
-    // The well-known emulator key is no secret, but masking it costs nothing.
+    // An empty value (`AccountKey=;`) is nothing to mask; the emulator's well-known key is masked like any.
     secrets.retain(|s| !s.is_empty());
     Ok(Plan { endpoint, endpoint_from, credential, secrets })
 }
