@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages trowel's tests, demo and benchmarks use (idempotent).
 set -euo pipefail
-pkgs=(docker-registry skopeo umoci crun busybox-static apache2-utils openssl curl file xz-utils zstd tmux python3 python3-venv python3-jwt python3-cryptography python3-yaml patchelf ca-certificates binutils debootstrap openssh-server openssh-client git qemu-user-static binfmt-support strace)
+pkgs=(nodejs docker-registry skopeo umoci crun busybox-static apache2-utils openssl curl file xz-utils zstd tmux python3 python3-venv python3-jwt python3-cryptography python3-yaml patchelf ca-certificates binutils debootstrap openssh-server openssh-client git qemu-user-static binfmt-support strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +22,12 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# npm for Azurite (tests/context_azure.rs): Debian's package, unless the nodejs installed
+# already brings its own npm (NodeSource's does, and conflicts with Debian's).
+if ! command -v npm >/dev/null; then
+  [ ${#missing[@]} -gt 0 ] || [ -n "$update" ] || $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 # The Debian package starts nothing under systemd-less machines, but make sure no stray
 # registry holds port 5000 from a package post-install script.

@@ -50,6 +50,8 @@ pub struct BuildArgs {
     /// https://HOST/REPO.git#REF#COMMIT. Git credentials: GIT_USERNAME and GIT_PASSWORD, or
     /// GIT_TOKEN.
     /// s3://BUCKET[/KEY]: an archive in S3 (AWS_* credentials and region, S3_ENDPOINT, S3_FORCE_PATH_STYLE).
+    /// https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB: Azure Blob Storage (AZURE_STORAGE_ACCESS_KEY, a SAS token in the URL, AZURE_STORAGE_CONNECTION_STRING, or AKS workload identity).
+    /// Any other https://HOST/PATH: an archive downloaded (basic auth in the URL; SSL_CERT_FILE adds a CA).
     #[arg(short = 'c', long, default_value = ".")]
     pub context: String,
     /// Subdirectory of the context to use as the context (any kind of context).

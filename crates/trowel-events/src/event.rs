@@ -38,10 +38,11 @@ impl std::fmt::Display for StepId {
 /// what it was, never a credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContextOrigin {
-    /// `tar` or `git`.
+    /// `tar`, `git`, `s3`, `gcs`, `azure` (Azure Blob Storage) or `https` (an archive downloaded
+    /// from a URL).
     pub kind: String,
     /// The `--context` value, any credentials masked (`git://host/org/repo.git#main`,
-    /// `tar://stdin`).
+    /// `tar://stdin`; a URL's query, which may be a SAS token or a presigned signature, as `?…`).
     pub source: String,
     /// The ref fetched (`refs/heads/main`), for git.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -52,10 +52,32 @@ impl Request {
         Request { method: reqwest::Method::GET, url: url.into(), headers: Vec::new(), body: Vec::new() }
     }
 
+    /// A POST of `fields` as `application/x-www-form-urlencoded` (an OAuth token request).
+    pub(super) fn post_form(url: impl Into<String>, fields: &[(&str, String)]) -> Request {
+        let body =
+            fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
+        Request {
+            method: reqwest::Method::POST,
+            url: url.into(),
+            headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
+            body: body.into_bytes(),
+        }
+    }
+
     pub(super) fn header(mut self, name: &str, value: impl Into<String>) -> Request {
         self.headers.push((name.to_string(), value.into()));
         self
     }
+}
+
+/// `s` percent-encoded for a form body: unreserved characters kept, every other byte `%XX`.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Why a request failed. Never holds a URL's query (presigned URLs carry credentials there) nor
