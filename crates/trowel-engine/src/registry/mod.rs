@@ -11,9 +11,9 @@
 
 mod auth;
 mod client;
+pub mod client_cert;
 mod config_file;
 mod env_auth;
-pub mod client_cert;
 pub mod error;
 mod login;
 pub mod options;
@@ -33,9 +33,9 @@ pub use client::{
     BlobAction, BlobHead, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry,
     ResolvedImage,
 };
+pub use client_cert::ClientCertificate;
 pub use config_file::{ConfigFileError, LoginEntry, auth_key, forget_login, store_login};
 pub use env_auth::{DOCKER_AUTH_CONFIG, env_secrets, shadowed_by_docker_auth_config};
-pub use client_cert::ClientCertificate;
 pub use error::{Op, RegistryError};
 pub use login::LoginCheck;
 pub use options::{Direction, RegistryOptions};
