@@ -366,7 +366,7 @@ impl<'o> BuildContext<'o> {
                                 return Err(BuildError::pull(repo.to_string())(e));
                             }
                         }
-                        Fetched::NotFetched => {}
+                        Fetched::Skipped => {}
                     }
                     let progress = crate::engine::prefetch::progress_reporter(
                         emitter.clone(),

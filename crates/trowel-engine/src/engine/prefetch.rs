@@ -48,7 +48,7 @@ pub(crate) enum Fetched {
     /// The blob is in the store.
     Stored,
     /// It was not fetched (stopped, or a cached build's stage that needs no files).
-    NotFetched,
+    Skipped,
     /// It failed, retries included: the error, for the first stage that needed the blob to
     /// report (rather than fetching it all over again); later ones fetch it themselves.
     Failed(Arc<Mutex<Option<RegistryError>>>),
@@ -206,16 +206,16 @@ impl BuildContext<'_> {
         self.rt.block_on(fut)
     }
 
-    /// Waits for the download of `digest` started ahead, if there is one (`NotFetched`: none
+    /// Waits for the download of `digest` started ahead, if there is one (`Skipped`: none
     /// was started, or it was stopped).
     pub(crate) async fn prefetched_blob(&self, digest: &Digest) -> Fetched {
         let fut = self.prefetch.downloads.lock().unwrap_or_else(|p| p.into_inner()).get(digest).map(|(f, _)| f.clone());
         match fut {
             Some(f) => match f.await {
-                Fetched::Stored if !self.store.contains(digest) => Fetched::NotFetched,
+                Fetched::Stored if !self.store.contains(digest) => Fetched::Skipped,
                 other => other,
             },
-            None => Fetched::NotFetched,
+            None => Fetched::Skipped,
         }
     }
 
@@ -297,15 +297,15 @@ impl Fetcher {
         let progress = progress_reporter(self.emitter.clone(), reference.to_string(), &desc.digest);
         let task = tokio::spawn(async move {
             if !cold.await {
-                return Fetched::NotFetched;
+                return Fetched::Skipped;
             }
-            let Ok(_permit) = limiter.acquire_owned().await else { return Fetched::NotFetched };
+            let Ok(_permit) = limiter.acquire_owned().await else { return Fetched::Skipped };
             match registry.fetch_blob(&reference, &desc, &store, &progress).await {
                 Ok(()) => Fetched::Stored,
                 Err(e) => Fetched::Failed(Arc::new(Mutex::new(Some(e)))),
             }
         });
         let abort = task.abort_handle();
-        (task.map(|r| r.unwrap_or(Fetched::NotFetched)).boxed().shared(), abort)
+        (task.map(|r| r.unwrap_or(Fetched::Skipped)).boxed().shared(), abort)
     }
 }
