@@ -72,6 +72,9 @@ fn pull_and_push_survive_a_flaky_registry() {
         .inject("GET", &busybox_layer(), Fault::Stall { pause: Duration::from_secs(2) }, 1)
         .inject("HEAD", &format!("/{repo}/blobs/"), Fault::Status { code: 502, retry_after: None }, 1)
         .inject("POST", &format!("/{repo}/blobs/uploads/"), Fault::Status { code: 503, retry_after: Some(1) }, 1)
+        // The COPY layer's stream to the destination while it is written is cut: the push
+        // then uploads it from the store, through the faults below.
+        .inject("PATCH", &format!("/{repo}/blobs/uploads/"), Fault::Drop, 1)
         .inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::CutUpload { after: 100_000 }, 1)
         .inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::LoseResponse, 1)
         .inject("PUT", &format!("/{repo}/blobs/uploads/"), Fault::Status { code: 500, retry_after: None }, 1)

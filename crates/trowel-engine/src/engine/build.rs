@@ -126,6 +126,9 @@ impl<'o> Build<'o> {
 
     fn run(&mut self) -> Result<BuildResult, BuildError> {
         let result = self.run_stages_and_publish();
+        // Layers sent ahead that no push committed (a failed build, a refused push) never
+        // become blobs.
+        self.ctx.cancel_early_uploads();
         // Layers of steps that succeeded are worth caching even when a later step failed.
         if let Some(c) = self.cache.as_mut() {
             c.finish(&self.ctx);
@@ -167,7 +170,11 @@ impl<'o> Build<'o> {
         if self.ctx.plan.is_multi_platform() {
             self.resolve_bases()?;
         }
-        self.build_stages()?;
+        // Every base's layers start downloading now, not when its stage first needs files.
+        self.ctx.start_prefetch();
+        let built = self.build_stages();
+        self.ctx.stop_prefetch();
+        built?;
         let targets = self.ctx.plan.targets.clone();
         let images: Vec<FinalImage> =
             targets.iter().enumerate().map(|(slot, &t)| self.assemble(t, slot)).collect::<Result<_, _>>()?;

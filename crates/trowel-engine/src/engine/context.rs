@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
-use trowel_events::{Detail, Event};
+use trowel_events::Detail;
 
 use crate::cache::basedir::BaseImageCache;
 use crate::dockerfile::checks::CheckConfig;
@@ -38,7 +38,7 @@ use crate::sandbox::Isolation;
 use crate::secrets::Redactor;
 
 /// How many blobs download at once.
-const PARALLEL_PULLS: usize = 3;
+pub(crate) const PARALLEL_PULLS: usize = 3;
 
 /// The timestamp `--reproducible` writes everywhere.
 pub const EPOCH: &str = "1970-01-01T00:00:00Z";
@@ -84,6 +84,10 @@ pub(crate) struct BuildContext<'o> {
     pub unpacked: crate::engine::root_store::StoreChoice,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,
+    /// The image's layers sent to the destination while they are written (`early_upload.rs`).
+    pub early: crate::engine::early_upload::EarlyUploads,
+    /// Base images resolved and downloaded ahead of the stages that need them (`prefetch.rs`).
+    pub prefetch: crate::engine::prefetch::Prefetch,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
     downloads: Mutex<HashMap<String, Download>>,
     /// ADD git sources by what they ask for, failures included (a source that cannot be
@@ -169,7 +173,13 @@ impl<'o> BuildContext<'o> {
             opts.layers.unpacked_store.as_deref(),
             opts.run.isolation == Isolation::Container,
         );
+        let early = crate::engine::early_upload::EarlyUploads::new(
+            &opts.output.destinations,
+            opts.output.no_push,
+            plan.is_multi_platform(),
+        );
         Ok(BuildContext {
+            early,
             unpacked,
             opts,
             redactor: opts.redactor().with(url_secrets),
@@ -192,6 +202,7 @@ impl<'o> BuildContext<'o> {
             slash_keep,
             base_cache,
             resolved: Mutex::new(HashMap::new()),
+            prefetch: Default::default(),
             downloads: Mutex::new(HashMap::new()),
             git: Mutex::new(HashMap::new()),
             context_digests,
@@ -266,13 +277,23 @@ impl<'o> BuildContext<'o> {
     /// same reference means the same digest for cache keys and for the copy itself.
     pub fn resolve_once(&self, reference: &str, platform: Option<&Platform>) -> Result<ResolvedImage, BuildError> {
         let platform = platform.unwrap_or(&self.platform);
-        let key = format!("{reference}\0{platform}");
-        if let Some(img) = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(img.clone());
+        let key = crate::engine::prefetch::resolve_key(reference, platform);
+        if let Some(img) = self.memoized(&key) {
+            return Ok(img);
         }
-        let img = self.resolve_image(reference, platform)?;
+        // Resolved ahead (`prefetch.rs`); one that failed there is resolved again here, so
+        // its error is this call's.
+        let img = match self.prefetched_image(&key) {
+            Some(img) => img,
+            None => self.resolve_image(reference, platform)?,
+        };
         self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(key, img.clone());
         Ok(img)
+    }
+
+    /// An image this build resolved already, by [`crate::engine::prefetch::resolve_key`].
+    pub fn memoized(&self, key: &str) -> Option<ResolvedImage> {
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
     /// The content digest of context file `path` (whose stat is `st`), computed by `hash` the
@@ -323,6 +344,7 @@ impl<'o> BuildContext<'o> {
 
     /// Downloads every listed blob that is not already in the store, a few at a time.
     pub fn fetch_blobs(&self, layers: &[StageLayer]) -> Result<(), BuildError> {
+        use crate::engine::prefetch::Fetched;
         let missing: Vec<&StageLayer> = layers.iter().filter(|l| !self.store.contains(&l.descriptor.digest)).collect();
         if missing.is_empty() {
             return Ok(());
@@ -340,22 +362,22 @@ impl<'o> BuildContext<'o> {
                             source: crate::image::store::StoreError::Missing(l.descriptor.digest.clone()),
                         });
                     };
-                    let last = std::sync::Mutex::new(0u64);
-                    let digest: trowel_events::Digest = (&l.descriptor.digest).into();
-                    let reference = repo.to_string();
-                    let progress = |done: u64, total: u64| {
-                        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                        // Throttle: every 4 MiB and at the end.
-                        if done == total || done >= *last + (4 << 20) {
-                            *last = done;
-                            emitter.emit(Event::PullProgress {
-                                reference: reference.clone(),
-                                digest: digest.clone(),
-                                done,
-                                total,
-                            });
+                    // Downloaded ahead (`prefetch.rs`): taken up, failure included (with its
+                    // retries spent); one that was stopped is downloaded here.
+                    match self.prefetched_blob(&l.descriptor.digest).await {
+                        Fetched::Stored => return Ok(()),
+                        Fetched::Failed(e) => {
+                            if let Some(e) = e.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                                return Err(BuildError::pull(repo.to_string())(e));
+                            }
                         }
-                    };
+                        Fetched::Skipped => {}
+                    }
+                    let progress = crate::engine::prefetch::progress_reporter(
+                        emitter.clone(),
+                        repo.to_string(),
+                        &l.descriptor.digest,
+                    );
                     registry
                         .fetch_blob(repo, &l.descriptor, store, &progress)
                         .await

@@ -40,8 +40,11 @@ impl Build<'_> {
     }
 
     fn build_in_order(&mut self, order: &[usize]) -> Result<(), BuildError> {
-        for &idx in order {
+        for (pos, &idx) in order.iter().enumerate() {
             let built = build_stage(&mut self.shared(), idx)?;
+            if built.root.is_none() {
+                self.ctx.prefetch_unneeded(idx, &order[pos + 1..]);
+            }
             self.stages.finish(idx, built);
             self.stages.release_after(&self.ctx, idx);
         }

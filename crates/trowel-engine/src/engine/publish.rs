@@ -306,13 +306,23 @@ impl Build<'_> {
             self.report_unchanged(raw, &[image], &image.manifest_digest, t0);
             return Ok(());
         }
+        // Layers sent while they were written are committed first; the push then finds them.
+        let wanted: std::collections::HashSet<&crate::digest::Digest> =
+            image.manifest.layers.iter().map(|d| &d.digest).collect();
+        let early = self.ctx.commit_early_uploads(dest, &wanted);
         let push = self.push_image_of(dest, image, layers);
         let progress = progress_reporter(&self.ctx.emitter, raw);
-        let report = self
+        let mut report = self
             .ctx
             .rt
             .block_on(self.ctx.registry.push_image(dest, &push, &self.ctx.store, &progress))
             .map_err(|e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) })?;
+        // This build uploaded them, ahead of the push.
+        for (digest, action, _) in &mut report.blobs {
+            if *action == BlobAction::Existed && early.contains(digest) {
+                *action = BlobAction::Uploaded;
+            }
+        }
         self.emit_blobs(raw, &report);
         if report.manifest_digest != image.manifest_digest {
             return Err(BuildError::Push {

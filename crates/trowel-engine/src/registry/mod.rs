@@ -25,6 +25,7 @@ mod retry;
 mod secret;
 mod session;
 mod stream_upload;
+pub use stream_upload::HeldUpload;
 mod token;
 mod transport;
 

@@ -6,6 +6,11 @@
 //! committed (`PUT ?digest=`) once the writer knows the digest. The registry checks that digest
 //! against what it received, so a stream that went wrong can never be stored under it.
 //!
+//! A *held* upload stops before that commit ([`Registry::upload_held`]): the registry has the
+//! bytes in an upload session but no blob, until [`Registry::commit_held`] (the image's own
+//! layers sent to the destination during the build, committed by its push) or
+//! [`Registry::cancel_held`] (a build that failed).
+//!
 //! This is an optimisation only: whoever uploads the blob afterwards first asks whether the
 //! registry has it (`HEAD`), and uploads it from the store the ordinary way (with retries) when
 //! the streamed attempt did not make it. So a streamed upload is never retried, and any
@@ -20,6 +25,24 @@ use super::reference::Reference;
 use super::session::{Ctx, location};
 use crate::digest::Digest;
 
+/// A streamed upload whose every byte the registry has, not yet committed: until
+/// [`Registry::commit_held`] sends its `PUT ?digest=`, no blob exists in the repository (the
+/// registry keeps an upload session, which [`Registry::cancel_held`] deletes).
+#[derive(Debug)]
+pub struct HeldUpload {
+    repo: Reference,
+    url: reqwest::Url,
+    /// What the bytes hash to, as their writer said.
+    pub digest: Digest,
+}
+
+impl HeldUpload {
+    /// The repository the bytes went to.
+    pub fn repo(&self) -> &Reference {
+        &self.repo
+    }
+}
+
 impl Registry {
     /// Uploads to `repo` the bytes arriving on `chunks` (until its senders are dropped), then
     /// commits them under the digest arriving on `digest`. A writer that fails drops `digest`
@@ -30,6 +53,19 @@ impl Registry {
         chunks: tokio::sync::mpsc::Receiver<Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
     ) -> Result<Digest, RegistryError> {
+        let held = self.upload_held(repo, chunks, digest).await?;
+        self.commit_held(&held).await?;
+        Ok(held.digest)
+    }
+
+    /// As [`Registry::upload_streamed`], but stops before the commit: the bytes wait at the
+    /// registry, invisible, until [`Registry::commit_held`] (or [`Registry::cancel_held`]).
+    pub async fn upload_held(
+        &self,
+        repo: &Reference,
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        digest: tokio::sync::oneshot::Receiver<Digest>,
+    ) -> Result<HeldUpload, RegistryError> {
         let ctx = Ctx::push(Op::Push, repo);
         // The POST settles the endpoint and the credentials, so the PATCH below (whose body
         // can be sent only once) normally goes through on its first try.
@@ -58,17 +94,32 @@ impl Registry {
             self.cancel(&ctx, &next).await;
             return Err(ctx.error("the layer was not written; upload cancelled"));
         };
-        let mut url = next.clone();
-        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        Ok(HeldUpload { repo: repo.clone(), url: next, digest })
+    }
+
+    /// Commits a held upload under its digest (the registry checks the bytes against it); a
+    /// commit that fails cancels the session.
+    pub async fn commit_held(&self, held: &HeldUpload) -> Result<(), RegistryError> {
+        let ctx = Ctx::push(Op::Push, &held.repo);
+        let mut url = held.url.clone();
+        url.query_pairs_mut().append_pair("digest", held.digest.as_str());
         let put =
             self.session.send_once(&ctx, false, &|ep| Ok(ep.client.put(url.clone()).header(CONTENT_LENGTH, "0"))).await;
         match put {
-            Ok(r) if r.status().as_u16() == 201 => Ok(digest),
-            Ok(r) => Err(ctx.error(format!("committing a streamed upload: expected 201, got {}", r.status().as_u16()))),
+            Ok(r) if r.status().as_u16() == 201 => Ok(()),
+            Ok(r) => {
+                self.cancel(&ctx, &held.url).await;
+                Err(ctx.error(format!("committing a streamed upload: expected 201, got {}", r.status().as_u16())))
+            }
             Err(f) => {
-                self.cancel(&ctx, &next).await;
+                self.cancel(&ctx, &held.url).await;
                 Err(f.err)
             }
         }
+    }
+
+    /// Deletes a held upload's session: its bytes never become a blob.
+    pub async fn cancel_held(&self, held: &HeldUpload) {
+        self.cancel(&Ctx::push(Op::Push, &held.repo), &held.url).await;
     }
 }

@@ -497,6 +497,17 @@ impl LayerCache {
         (self.uploaded.contains(&id) || self.stored.contains(&id)).then(|| self.remote.repo().clone())
     }
 
+    /// The cache repository's pointer tag of step `step` of stage `stage` (present once this
+    /// Dockerfile's step was cached there: what tells a cold build from a cached one before any
+    /// key is known, see `engine/prefetch.rs`).
+    pub fn pointer_ref(&self, stage: usize, step: usize) -> Reference {
+        Reference {
+            tag: Some(pointer_tag(&self.dockerfile_id, stage, step)),
+            digest: None,
+            ..self.remote.repo().clone()
+        }
+    }
+
     /// Waits for the background cache writes and reports the summary. Cache write failures are
     /// warnings: the image itself does not depend on them.
     pub fn finish(&mut self, ctx: &BuildContext<'_>) {

@@ -159,7 +159,13 @@ impl StageRunner {
         }
         let t0 = Instant::now();
         let opts = Self::layer_options(s);
-        let (tap, digest_to) = match stream.then(|| self.start_streamed_upload(s, id)).flatten() {
+        // A layer not streamed to the cache repository may go to the destination ahead of the
+        // push (`early_upload.rs`): the image's own stage, no shell session, no push gate.
+        let streaming = stream.then(|| self.start_streamed_upload(s, id)).flatten().or_else(|| {
+            let early = shell.is_none() && ctx.plan.targets.contains(&self.index) && !s.controller.wants_push_review();
+            early.then(|| ctx.start_early_upload()).flatten()
+        });
+        let (tap, digest_to) = match streaming {
             Some((t, d)) => (Some(t), Some(d)),
             None => (None, None),
         };

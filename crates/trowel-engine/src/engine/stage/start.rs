@@ -77,6 +77,12 @@ impl StageRunner {
                 super::listing::list_base(ctx, wanted, idx, &layers)?;
                 // Build checks that depend on this base (its ENV, SHELL, platform).
                 crate::engine::checks::base_resolved(ctx, idx, r, &config, &platform)?;
+                // Its layers may start downloading now, while the stage's keys are computed.
+                if !from_cache_dir {
+                    let pointer =
+                        s.cache.as_deref().zip(ctx.first_root_step(idx)).map(|(c, step)| c.pointer_ref(idx, step));
+                    ctx.prefetch_layers(idx, &img, pointer);
+                }
                 let format = ManifestFormat::from_manifest_media_type(&img.media_type);
                 let clock = config.created().map(str::to_string);
                 (config, format, layers, Some(img.manifest_digest), r.clone(), clock, Vec::new())

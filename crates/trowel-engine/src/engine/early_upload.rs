@@ -1,0 +1,107 @@
+//! The image's own layers sent to the destination while they are written, committed only at
+//! the push.
+//!
+//! Why: a layer that does not go to the cache repository (a COPY or ADD with kaniko's default
+//! flags, any layer without `--cache`) used to be uploaded only once the whole build was done:
+//! for W3 (one 126 MB COPY layer) that upload was a sixth of the cold build, after everything
+//! else. Its compressed bytes are now streamed to the (first) destination as the layer writer
+//! produces them, the way RUN layers are streamed to the cache repository.
+//!
+//! Why this pushes nothing early: the stream stops short of the registry's commit (the
+//! `PUT ?digest=` that turns an upload session into a blob). Until the push commits it, the
+//! destination has no new blob, let alone a manifest or a tag; a failed build, or a push
+//! refused at the gate, deletes the sessions (and a session left by a killed process is only
+//! an upload the registry expires). The commit is checked by the registry against the digest
+//! the layer writer computed, and the push still asks for every blob (`HEAD`) before its
+//! manifest, so a stream that failed anywhere just means the ordinary upload from the store.
+//!
+//! When: a single-platform build that pushes, for the layers of the stage the image is made
+//! of, and never under a controller that reviews the push (the debugger's push gate: nothing
+//! is sent before the user says so).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::digest::Digest;
+use crate::engine::context::BuildContext;
+use crate::image::tap::{BlobTap, CHUNKS};
+use crate::registry::{HeldUpload, Reference, RegistryError};
+
+type Held = tokio::task::JoinHandle<Result<HeldUpload, RegistryError>>;
+
+/// The layers being sent ahead of the push.
+#[derive(Default)]
+pub(crate) struct EarlyUploads {
+    /// Where they go: the first destination, when this build may send layers early.
+    dest: Option<Reference>,
+    held: Mutex<Vec<Held>>,
+}
+
+impl EarlyUploads {
+    /// Decided once the plan is known (`multi_platform`: an index's push is its own).
+    pub fn new(destinations: &[String], no_push: bool, multi_platform: bool) -> EarlyUploads {
+        let dest = match destinations.first() {
+            Some(d) if !no_push && !multi_platform => Reference::parse(d).ok(),
+            _ => None,
+        };
+        EarlyUploads { dest, held: Mutex::default() }
+    }
+}
+
+impl BuildContext<'_> {
+    /// For a layer of the image being written: starts sending it to the destination. Returns
+    /// the tap for the layer writer and where to send the layer's digest once it is whole
+    /// (not sending it cancels the upload). `None` when the build sends nothing early.
+    pub(crate) fn start_early_upload(&self) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
+        let dest = self.early.dest.clone()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
+        let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
+        let registry = self.registry.clone();
+        let h = self.rt.spawn(async move { registry.upload_held(&dest, rx, digest_rx).await });
+        self.early.held.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+        Some((BlobTap::new(tx), digest_tx))
+    }
+
+    /// Before the push to `dest`: commits the layers sent early that are among `wanted`, and
+    /// cancels the others (a layer a re-run replaced). Returns the digests now in `dest`.
+    pub(crate) fn commit_early_uploads(&self, dest: &Reference, wanted: &HashSet<&Digest>) -> HashSet<Digest> {
+        let held: Vec<Held> = std::mem::take(&mut *self.early.held.lock().unwrap_or_else(|p| p.into_inner()));
+        if held.is_empty() {
+            return HashSet::new();
+        }
+        let ours =
+            self.early.dest.as_ref().is_some_and(|d| d.registry == dest.registry && d.repository == dest.repository);
+        let registry = &self.registry;
+        self.rt.block_on(async {
+            let each = held.into_iter().map(|h| async move {
+                // A stream that failed has cancelled itself.
+                let Ok(Ok(up)) = h.await else { return None };
+                if ours && wanted.contains(&up.digest) {
+                    registry.commit_held(&up).await.ok().map(|()| up.digest)
+                } else {
+                    registry.cancel_held(&up).await;
+                    None
+                }
+            });
+            futures_util::future::join_all(each).await.into_iter().flatten().collect()
+        })
+    }
+
+    /// The build failed or pushes no more: every upload sent early is cancelled, so none
+    /// becomes a blob.
+    pub(crate) fn cancel_early_uploads(&self) {
+        let held: Vec<Held> = std::mem::take(&mut *self.early.held.lock().unwrap_or_else(|p| p.into_inner()));
+        if held.is_empty() {
+            return;
+        }
+        let registry = &self.registry;
+        self.rt.block_on(async {
+            let each = held.into_iter().map(|h| async move {
+                if let Ok(Ok(up)) = h.await {
+                    registry.cancel_held(&up).await;
+                }
+            });
+            futures_util::future::join_all(each).await;
+        });
+    }
+}

@@ -1,0 +1,239 @@
+//! A cold build's network work overlapped with the build (issue 17), checked through a
+//! recording proxy in front of the test registry, never by timing:
+//! - base layers fetched ahead: a stage's base layers start downloading as soon as its base is
+//!   resolved, before its first step (seen while the debugger holds the build at the pause
+//!   before each `FROM`: without the prefetch no layer is requested before a step needs
+//!   files), and each layer is still downloaded once;
+//! - the image's layers sent early: a COPY layer is streamed to the destination while it is
+//!   written (a `PATCH` to an upload session, which the ordinary push never sends) and becomes
+//!   a blob only when the push commits it; a build that fails after it commits nothing.
+
+mod common;
+#[path = "faults/mod.rs"]
+mod faults;
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use faults::FaultProxy;
+use trowel::debugger::{Debugger, Frontend, Pause, Resume};
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
+use trowel_engine::engine::{BuildOptions, Continue, Emitter};
+use trowel_events::{BlobPushAction, Change, Envelope, Event, EventSink, PushReview};
+
+/// How long a pause waits for a request it expects (a bound for a failing run, not a time the
+/// test measures).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn layer_of(image: &str) -> String {
+    skopeo_manifest(image)["layers"][0]["digest"].as_str().unwrap().to_string()
+}
+
+/// Whether the proxy has seen a `GET` of blob `digest` within [`PATIENCE`].
+fn requested(proxy: &FaultProxy, digest: &str) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < PATIENCE {
+        if gets_of(proxy, digest) > 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn gets_of(proxy: &FaultProxy, digest: &str) -> usize {
+    proxy.seen().iter().filter(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{digest}"))).count()
+}
+
+/// At the pause before each `FROM` (in order), records whether the registry was asked for
+/// that stage's digest; steps through the rest.
+struct AtFroms {
+    proxy: Arc<FaultProxy>,
+    digests: Vec<String>,
+    seen: Arc<Mutex<Vec<bool>>>,
+}
+
+impl Frontend for AtFroms {
+    fn paused(&mut self, p: &Pause<'_>) -> Resume {
+        if p.at.keyword == "FROM" && p.at.when == trowel_events::When::BeforeStep {
+            let mut seen = self.seen.lock().unwrap();
+            let n = seen.len();
+            if let Some(d) = self.digests.get(n) {
+                seen.push(requested(&self.proxy, d));
+            }
+        }
+        Resume::Step
+    }
+    fn shell_changes(&mut self, _at: &Checkpoint, _changes: &[Change]) -> ShellChoice {
+        ShellChoice::Discard
+    }
+    fn review_push(&mut self, _review: &PushReview) -> Decision {
+        Decision::Continue
+    }
+    fn gates_push(&self) -> bool {
+        false
+    }
+}
+
+struct Collect(Arc<Mutex<Vec<Event>>>);
+impl EventSink for Collect {
+    fn event(&mut self, e: &Envelope) {
+        self.0.lock().unwrap().push(e.event.clone());
+    }
+}
+
+fn options(dir: &std::path::Path, dest: String) -> BuildOptions {
+    let mut o = BuildOptions::new(dir.join("Dockerfile"), dir);
+    o.output.destinations = vec![dest];
+    o.run.helper_exe = env!("CARGO_BIN_EXE_trowel").into();
+    o.registry.user_agent = "trowel-tests".into();
+    o
+}
+
+/// A second base image, `busybox:1.35` plus a layer of its own, pushed to the test registry;
+/// returns its repository (tag `base`) and its own layer's digest.
+fn second_base() -> (String, String) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nRUN echo second > /second\n", env().busybox()))
+        .unwrap();
+    let repo = unique_repo("ahead-base");
+    let image = format!("{}/{repo}:base", env().registry);
+    let o = options(ctx.path(), image.clone());
+    trowel_engine::engine::build(&o, &Emitter::new(vec![]), &mut Continue).expect("build the second base");
+    let layers = skopeo_manifest(&image)["layers"].as_array().unwrap().clone();
+    (repo, layers.last().unwrap()["digest"].as_str().unwrap().to_string())
+}
+
+/// Builds `dockerfile` (bases behind `proxy`) under a debugger that pauses before every step;
+/// returns what the pauses before each `FROM` saw of `digests` (one per stage), and the events.
+fn build_paused(proxy: &Arc<FaultProxy>, dockerfile: &str, digests: &[String]) -> (Vec<bool>, Vec<Event>) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    let o = options(ctx.path(), format!("{}/{}:1", env().registry, unique_repo("ahead")));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let fe = AtFroms { proxy: proxy.clone(), digests: digests.to_vec(), seen: seen.clone() };
+    let mut dbg = Debugger::new(fe, vec![], true);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);
+    let r = trowel_engine::engine::build(&o, &emitter, &mut dbg);
+    drop(dbg);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = seen.lock().unwrap().clone();
+    let events = events.lock().unwrap().clone();
+    (seen, events)
+}
+
+#[test]
+fn each_stage_s_base_layers_are_requested_before_its_first_step_and_downloaded_once() {
+    let (second, second_layer) = second_base();
+    let proxy = Arc::new(FaultProxy::start(&env().registry));
+    // Two stages on two bases sharing busybox's layer; the second base has one of its own.
+    let busybox_layer = layer_of(&env().busybox());
+    let dockerfile = format!(
+        "FROM {0}/busybox:1.35 AS build\nRUN echo built > /built\nFROM {0}/{second}:base\nCOPY --from=build /built /built\nRUN cat /built /second\n",
+        proxy.addr
+    );
+    let (seen, events) = build_paused(&proxy, &dockerfile, &[busybox_layer.clone(), second_layer.clone()]);
+    assert_eq!(seen, vec![true, true], "layers requested at the pauses before FROM: {:?}", proxy.seen());
+    // Each layer went over the wire once: the stages used the downloads begun ahead, and the
+    // layer both bases share was fetched for one of them.
+    assert_eq!(gets_of(&proxy, &busybox_layer), 1, "{:?}", proxy.seen());
+    assert_eq!(gets_of(&proxy, &second_layer), 1, "{:?}", proxy.seen());
+    // And both stages were built from them.
+    let unpacked: Vec<usize> = events
+        .iter()
+        .filter_map(|e| if let Event::BaseUnpacked { stage, .. } = e { Some(*stage) } else { None })
+        .collect();
+    assert_eq!(unpacked, vec![0, 1]);
+}
+
+/// A context whose Dockerfile COPYs a 3 MB file (several chunks of a streamed upload) onto
+/// busybox behind `proxy`, then `tail`.
+fn copy_context(proxy: &FaultProxy, tail: &str) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    let mut data = Vec::with_capacity(3 << 20);
+    let mut x: u32 = 17;
+    while data.len() < 3 << 20 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(ctx.path().join("big.bin"), data).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}/busybox:1.35\nCOPY big.bin /big.bin\n{tail}", proxy.addr),
+    )
+    .unwrap();
+    ctx
+}
+
+fn build_collecting(o: &BuildOptions) -> (Result<String, String>, Vec<Event>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);
+    let r = trowel_engine::engine::build(o, &emitter, &mut Continue)
+        .map(|r| r.digest().to_string())
+        .map_err(|e| e.to_string());
+    let events = events.lock().unwrap().clone();
+    (r, events)
+}
+
+#[test]
+fn a_copy_layer_is_sent_while_it_is_written_and_committed_by_the_push() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = copy_context(&proxy, "");
+    let repo = unique_repo("early");
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let (r, events) = build_collecting(&options(ctx.path(), dest));
+    let digest = r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    // Streamed into an upload session of the destination (the push's own uploads are one PUT).
+    assert!(seen.iter().any(|s| s.starts_with(&format!("PATCH /v2/{repo}/blobs/uploads/"))), "{seen:?}");
+    // The pushed image holds the layer, as an independent client reads it.
+    let pushed = format!("{}/{repo}:1", env().registry);
+    let manifest = skopeo_manifest(&pushed);
+    let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    let written: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written, vec![layer.clone()]);
+    // The layer's bytes went up once, in the stream: the push reports it uploaded by this build.
+    let action = events.iter().find_map(|e| match e {
+        Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
+        _ => None,
+    });
+    assert_eq!(action, Some(BlobPushAction::Uploaded));
+    let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
+    assert_eq!(
+        std::fs::read(unpacked.rootfs().join("big.bin")).unwrap(),
+        std::fs::read(ctx.path().join("big.bin")).unwrap()
+    );
+}
+
+#[test]
+fn a_build_that_fails_after_a_layer_was_sent_commits_nothing() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = copy_context(&proxy, "RUN exit 3\n");
+    let repo = unique_repo("early-failed");
+    let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
+    assert!(r.is_err(), "the build should fail");
+    let seen = proxy.seen();
+    // The COPY layer was streamed...
+    assert!(seen.iter().any(|s| s.starts_with(&format!("PATCH /v2/{repo}/blobs/uploads/"))), "{seen:?}");
+    // ...but never committed (no PUT of any upload or manifest), and its session was deleted.
+    assert!(!seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{repo}/"))), "{seen:?}");
+    let patched: Vec<&String> = seen.iter().filter(|s| s.starts_with(&format!("PATCH /v2/{repo}/"))).collect();
+    for p in patched {
+        let session = p.trim_start_matches("PATCH ").split('?').next().unwrap();
+        assert!(seen.iter().any(|s| s.starts_with(&format!("DELETE {session}"))), "{session} not deleted: {seen:?}");
+    }
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{}/{repo}:1", env().registry)])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the failed build pushed an image");
+}
