@@ -284,7 +284,12 @@ impl<'o> BuildContext<'o> {
         // Resolved ahead (`prefetch.rs`); one that failed there is resolved again here, so
         // its error is this call's.
         let img = match self.prefetched_image(&key) {
-            Some(img) => img,
+            Some((img, mirrors_passed_over)) => {
+                for failure in mirrors_passed_over {
+                    self.emitter.warn(format!("{}: registry mirror passed over: {failure}", img.reference));
+                }
+                img
+            }
             None => self.resolve_image(reference, platform)?,
         };
         self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(key, img.clone());

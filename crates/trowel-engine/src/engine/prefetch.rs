@@ -39,8 +39,10 @@ use crate::image::manifest::{Descriptor, Platform};
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, RegistryError, ResolvedImage};
 
-/// An image being resolved ahead: `None` when it could not be (the stage resolves it again).
-type Resolving = Shared<BoxFuture<'static, Option<ResolvedImage>>>;
+/// An image being resolved ahead: `None` when it could not be (the stage resolves it again);
+/// with it, the registry mirrors passed over on the way (warned of when the stage takes the
+/// image, as a resolution made then would be).
+type Resolving = Shared<BoxFuture<'static, Option<(ResolvedImage, Vec<String>)>>>;
 
 /// How a download begun ahead ended.
 #[derive(Clone)]
@@ -143,7 +145,11 @@ impl BuildContext<'_> {
             }
             let Ok(reference) = Reference::parse(&r) else { continue };
             let registry = self.registry.clone();
-            let task = tokio::spawn(async move { registry.resolve(&reference, &platform).await.ok() });
+            let task = tokio::spawn(async move {
+                let mut mirrors_passed_over = Vec::new();
+                let img = registry.resolve_noting(&reference, &platform, &mut mirrors_passed_over).await.ok()?;
+                Some((img, mirrors_passed_over))
+            });
             let abort = task.abort_handle();
             let fut: Resolving = task.map(|r| r.ok().flatten()).boxed().shared();
             self.prefetch.resolving.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (fut, abort));
@@ -201,7 +207,7 @@ impl BuildContext<'_> {
 
     /// The resolution fetched ahead for `key`, waited for (`None`: none was started, or it
     /// failed and the caller resolves the image itself).
-    pub(crate) fn prefetched_image(&self, key: &str) -> Option<ResolvedImage> {
+    pub(crate) fn prefetched_image(&self, key: &str) -> Option<(ResolvedImage, Vec<String>)> {
         let (fut, _) = self.prefetch.resolving.lock().unwrap_or_else(|p| p.into_inner()).remove(key)?;
         self.rt.block_on(fut)
     }
