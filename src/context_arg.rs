@@ -112,7 +112,10 @@ mod tests {
         assert_eq!(value(&["-b", "ctx-bucket", "--context", "dir:///ws"]).unwrap(), "gs://ctx-bucket");
         // A URL is the context, whatever its kind.
         assert_eq!(value(&["--bucket", "s3://b/k.tar.gz"]).unwrap(), "s3://b/k.tar.gz");
-        assert_eq!(value(&["--bucket", "gs://b/dir/ctx.tar.gz", "-c", "git://h/r.git"]).unwrap(), "gs://b/dir/ctx.tar.gz");
+        assert_eq!(
+            value(&["--bucket", "gs://b/dir/ctx.tar.gz", "-c", "git://h/r.git"]).unwrap(),
+            "gs://b/dir/ctx.tar.gz"
+        );
         // Empty is not given, as in kaniko.
         assert_eq!(value(&["--bucket", "", "-c", "/ws"]).unwrap(), "/ws");
         assert_eq!(value(&["--bucket", "b", "--context", ""]).unwrap(), "gs://b");

@@ -41,10 +41,23 @@ enum Origin {
 }
 
 enum Kind {
-    ServiceAccount { email: String, key: SigningKey, key_id: Option<String>, token_uri: String, pem: String },
-    AuthorizedUser { client_id: String, client_secret: String, refresh_token: String, token_uri: String },
+    ServiceAccount {
+        email: String,
+        key: SigningKey,
+        key_id: Option<String>,
+        token_uri: String,
+        pem: String,
+    },
+    AuthorizedUser {
+        client_id: String,
+        client_secret: String,
+        refresh_token: String,
+        token_uri: String,
+    },
     /// The metadata server's base URL (`http://HOST`).
-    Metadata { base: String },
+    Metadata {
+        base: String,
+    },
 }
 
 /// Credentials found, not yet exchanged for a token.
@@ -101,15 +114,10 @@ impl Credentials {
         };
         let kind = match v["type"].as_str() {
             Some("service_account") => {
+                let email = need("client_email")?;
                 let pem = need("private_key")?;
                 let key = SigningKey::from_pem(&pem).map_err(|why| format!("{named}: {why}"))?;
-                Kind::ServiceAccount {
-                    email: need("client_email")?,
-                    key,
-                    key_id: field("private_key_id"),
-                    token_uri: token_uri()?,
-                    pem,
-                }
+                Kind::ServiceAccount { email, key, key_id: field("private_key_id"), token_uri: token_uri()?, pem }
             }
             Some("authorized_user") => Kind::AuthorizedUser {
                 client_id: need("client_id")?,
@@ -290,7 +298,9 @@ mod tests {
         let home = d.path().join("home").display().to_string();
         // The well-known file, when no variable names one.
         let c = find_with(vec![("HOME", home.clone())]).unwrap();
-        assert!(matches!(&c.origin, Origin::WellKnown(p) if p.ends_with("gcloud/application_default_credentials.json")));
+        assert!(
+            matches!(&c.origin, Origin::WellKnown(p) if p.ends_with("gcloud/application_default_credentials.json"))
+        );
         assert_eq!(c.secrets(), vec!["csecret-1234".to_string(), "rt-abcdefgh".to_string()]);
         assert!(c.describe().contains("gcloud's application default credentials"), "{}", c.describe());
         // The variable wins, and a missing file is an error naming it.

@@ -52,7 +52,12 @@ impl SigningKey {
             format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let mut sig = vec![0u8; self.0.public().modulus_len()];
         self.0
-            .sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), signing_input.as_bytes(), &mut sig)
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut sig,
+            )
             .map_err(|_| "signing the token request with the private_key failed".to_string())?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
@@ -96,10 +101,8 @@ mod tests {
         assert_eq!(claims["aud"], "https://t/token");
         assert_eq!((claims["iat"].as_u64(), claims["exp"].as_u64()), (Some(1000), Some(4600)));
         assert_eq!(claims["scope"], SCOPE);
-        let public = ring::signature::UnparsedPublicKey::new(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-            key.public_der(),
-        );
+        let public =
+            ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key.public_der());
         let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         public.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).expect("a valid RS256 signature");
         assert!(public.verify(b"other", &sig).is_err());

@@ -20,7 +20,6 @@ use credentials::Credentials;
 mod credentials;
 mod jwt;
 
-
 /// Google's JSON API endpoint.
 const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
 
@@ -68,8 +67,7 @@ impl Endpoint {
 /// A URL on this machine's loopback, where plain http cannot be overheard.
 pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or("");
-    host == "localhost"
-        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 pub(super) fn fetch(
@@ -93,11 +91,9 @@ pub(super) fn fetch(
         secrets.extend(c.secrets());
         let token = c.access_token(&client).map_err(|e| match e {
             credentials::TokenError::Refused(reason) => invalid(reason),
-            credentials::TokenError::Http { what, source } => ContextError::Http {
-                source_: src.shown.clone(),
-                what,
-                source,
-            },
+            credentials::TokenError::Http { what, source } => {
+                ContextError::Http { source_: src.shown.clone(), what, source }
+            }
         })?;
         secrets.push(token.clone());
         Some((c, token))
