@@ -43,7 +43,8 @@ enum Origin {
 enum Kind {
     ServiceAccount {
         email: String,
-        key: SigningKey,
+        // Boxed: an RSA key pair is most of this enum's size otherwise.
+        key: Box<SigningKey>,
         key_id: Option<String>,
         token_uri: String,
         pem: String,
@@ -117,7 +118,13 @@ impl Credentials {
                 let email = need("client_email")?;
                 let pem = need("private_key")?;
                 let key = SigningKey::from_pem(&pem).map_err(|why| format!("{named}: {why}"))?;
-                Kind::ServiceAccount { email, key, key_id: field("private_key_id"), token_uri: token_uri()?, pem }
+                Kind::ServiceAccount {
+                    email,
+                    key: Box::new(key),
+                    key_id: field("private_key_id"),
+                    token_uri: token_uri()?,
+                    pem,
+                }
             }
             Some("authorized_user") => Kind::AuthorizedUser {
                 client_id: need("client_id")?,
