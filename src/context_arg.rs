@@ -21,7 +21,7 @@ pub fn context(
     work_dir: &Path,
 ) -> Result<(PathBuf, Option<Arc<FetchedContext>>), CliError> {
     let env = |k: &str| std::env::var(k).ok();
-    let source = ContextSource::parse(&args.context, &env).map_err(CliError)?;
+    let source = ContextSource::parse(&context_value(args)?, &env).map_err(CliError)?;
     let git = GitOptions::parse(&args.git).map_err(CliError)?;
     if let ContextSource::Dir(dir) = &source {
         let mut context = dir.clone();
@@ -49,6 +49,27 @@ pub fn context(
     Ok((fetched.dir.clone(), Some(Arc::new(fetched))))
 }
 
+/// The context `--context` and kaniko's `--bucket` name together, as kaniko's
+/// `resolveSourceContext` reads them: a bucket NAME is `gs://NAME` (its object
+/// `context.tar.gz`), a value with `://` is a context URL of any kind, and either replaces a
+/// `--context` URL. A `--context` directory kaniko keeps, silently ignoring `--bucket`; trowel
+/// refuses the pair, since one of the two is a mistake. Unlike kaniko, `--bucket` alone is the
+/// context (kaniko's default context, `/workspace/`, is a directory, so there `--bucket` alone
+/// does nothing).
+pub fn context_value(args: &BuildArgs) -> Result<String, CliError> {
+    let context = args.context.as_deref().filter(|c| !c.is_empty());
+    let Some(bucket) = args.bucket.as_deref().filter(|b| !b.is_empty()) else {
+        return Ok(context.unwrap_or(".").to_string());
+    };
+    if let Some(dir) = context.filter(|c| !c.contains("://")) {
+        return Err(CliError(format!(
+            "--bucket {bucket} and --context {dir} (a directory) both name the build context: give one of them \
+             (kaniko would ignore --bucket here)"
+        )));
+    }
+    Ok(if bucket.contains("://") { bucket.to_string() } else { format!("gs://{bucket}") })
+}
+
 /// `Build context: git https://host/repo.git#main at refs/heads/main commit 1a2b… (sha256:…, 12
 /// files, 3.4 kB)`: the log's line, and `replay --summary`'s.
 pub fn describe(o: &trowel_events::ContextOrigin) -> String {
@@ -65,4 +86,40 @@ pub fn describe(o: &trowel_events::ContextOrigin) -> String {
     let files = crate::units::plural(o.files as usize, "file");
     s.push_str(&format!(" ({}, {} {files}, {})", o.digest, o.files, crate::units::bytes(o.bytes)));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Command, parse};
+
+    fn value(args: &[&str]) -> Result<String, CliError> {
+        let mut all = vec!["trowel", "build", "--no-push"];
+        all.extend(args);
+        match parse(&all).command {
+            Command::Build(b) => context_value(&b),
+            _ => panic!("not a build"),
+        }
+    }
+
+    #[test]
+    fn bucket_as_kaniko_reads_it() {
+        assert_eq!(value(&[]).unwrap(), ".");
+        assert_eq!(value(&["-c", "/ws"]).unwrap(), "/ws");
+        // A name is a GCS bucket (its context.tar.gz: source.rs), alone or replacing a URL.
+        assert_eq!(value(&["--bucket", "ctx-bucket"]).unwrap(), "gs://ctx-bucket");
+        assert_eq!(value(&["-b", "ctx-bucket", "--context", "tar://x.tar"]).unwrap(), "gs://ctx-bucket");
+        assert_eq!(value(&["-b", "ctx-bucket", "--context", "dir:///ws"]).unwrap(), "gs://ctx-bucket");
+        // A URL is the context, whatever its kind.
+        assert_eq!(value(&["--bucket", "s3://b/k.tar.gz"]).unwrap(), "s3://b/k.tar.gz");
+        assert_eq!(
+            value(&["--bucket", "gs://b/dir/ctx.tar.gz", "-c", "git://h/r.git"]).unwrap(),
+            "gs://b/dir/ctx.tar.gz"
+        );
+        // Empty is not given, as in kaniko.
+        assert_eq!(value(&["--bucket", "", "-c", "/ws"]).unwrap(), "/ws");
+        assert_eq!(value(&["--bucket", "b", "--context", ""]).unwrap(), "gs://b");
+        let e = value(&["--bucket", "b", "--context", "/ws"]).unwrap_err().0;
+        assert!(e.contains("--bucket b and --context /ws (a directory) both name the build context"), "{e}");
+    }
 }

@@ -52,8 +52,14 @@ pub struct BuildArgs {
     /// s3://BUCKET[/KEY]: an archive in S3 (AWS_* credentials and region, S3_ENDPOINT, S3_FORCE_PATH_STYLE).
     /// https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB: Azure Blob Storage (AZURE_STORAGE_ACCESS_KEY, a SAS token in the URL, AZURE_STORAGE_CONNECTION_STRING, or AKS workload identity).
     /// Any other https://HOST/PATH: an archive downloaded (basic auth in the URL; SSL_CERT_FILE adds a CA).
-    #[arg(short = 'c', long, default_value = ".")]
-    pub context: String,
+    /// gs://BUCKET/OBJECT: Google Cloud Storage (Application Default Credentials; STORAGE_EMULATOR_HOST).
+    /// Default: the working directory.
+    #[arg(short = 'c', long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// kaniko's --bucket: the context from Google Cloud Storage, gs://NAME/context.tar.gz for a
+    /// bucket NAME, or any context URL (SCHEME://…); it replaces a --context URL.
+    #[arg(short = 'b', long, value_name = "NAME|URL")]
+    pub bucket: Option<String>,
     /// Subdirectory of the context to use as the context (any kind of context).
     #[arg(long)]
     pub context_sub_path: Option<String>,
@@ -504,7 +510,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let mut b = *b;
-        b.context = dir.path().display().to_string();
+        b.context = Some(dir.path().display().to_string());
         b.no_push = true;
         let o = b.to_options().unwrap();
         assert_eq!((o.layers.max_file_size, o.layers.max_layer_size), (Some(1 << 20), None));

@@ -43,7 +43,7 @@ mod tests {
             "light",
         ]);
         let Command::Debug(d) = cli.command else { panic!("expected debug") };
-        assert_eq!(d.build.context, "/ws");
+        assert_eq!(d.build.context.as_deref(), Some("/ws"));
         assert!(d.build.no_push && d.step && d.ui.no_mouse && !d.no_break_on_failure);
         assert_eq!(d.build.breakpoints, vec!["7", "cache-miss"]);
         assert_eq!(d.ui.theme.as_deref(), Some("light"));

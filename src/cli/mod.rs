@@ -186,7 +186,7 @@ mod tests {
     fn kaniko_style_invocation_is_build() {
         let cli = parse(&["trowel", "--context", "/ws", "--destination", "r/x:1", "--no-push=true"]);
         let Command::Build(b) = cli.command else { panic!("expected build") };
-        assert_eq!(b.context, "/ws");
+        assert_eq!(b.context.as_deref(), Some("/ws"));
         assert!(b.no_push);
         assert_eq!(b.destinations, vec!["r/x:1"]);
     }

@@ -45,39 +45,41 @@ pub(super) struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A bound on the whole request (a metadata server that is not there must not hold the
+    /// build for the client's connect timeout); none by default: a download takes what it takes.
+    pub timeout: Option<Duration>,
 }
 
 impl Request {
     pub(super) fn get(url: impl Into<String>) -> Request {
-        Request { method: reqwest::Method::GET, url: url.into(), headers: Vec::new(), body: Vec::new() }
+        Request { method: reqwest::Method::GET, url: url.into(), headers: Vec::new(), body: Vec::new(), timeout: None }
     }
 
-    /// A POST of `fields` as `application/x-www-form-urlencoded` (an OAuth token request).
-    pub(super) fn post_form(url: impl Into<String>, fields: &[(&str, String)]) -> Request {
-        let body =
-            fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
+    /// A form POST (`application/x-www-form-urlencoded`), as OAuth token endpoints take them.
+    pub(super) fn post_form(url: impl Into<String>, fields: &[(&str, &str)]) -> Request {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encoded(k), percent_encoded(v)))
+            .collect::<Vec<_>>()
+            .join("&");
         Request {
             method: reqwest::Method::POST,
             url: url.into(),
             headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
             body: body.into_bytes(),
+            timeout: None,
         }
+    }
+
+    pub(super) fn timeout(mut self, d: Duration) -> Request {
+        self.timeout = Some(d);
+        self
     }
 
     pub(super) fn header(mut self, name: &str, value: impl Into<String>) -> Request {
         self.headers.push((name.to_string(), value.into()));
         self
     }
-}
-
-/// `s` percent-encoded for a form body: unreserved characters kept, every other byte `%XX`.
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Why a request failed. Never holds a URL's query (presigned URLs carry credentials there) nor
@@ -246,6 +248,9 @@ fn download(
         if !req.body.is_empty() {
             b = b.body(req.body);
         }
+        if let Some(t) = req.timeout {
+            b = b.timeout(t);
+        }
         let resp = match b.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -291,6 +296,20 @@ fn describe(e: &reqwest::Error) -> String {
         parts.push(s);
     }
     parts.join(": ")
+}
+
+/// Everything but the unreserved characters as `%XX`: a form field, or one path segment (a
+/// GCS object name, whose `/` are part of the name).
+pub(super) fn percent_encoded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `Retry-After` in seconds (the date form is rare from object stores), at most 30 s.

@@ -49,7 +49,8 @@ pub(super) fn access_token(client: &Client, w: &WorkloadIdentity) -> Result<Toke
     let mut secrets = vec![assertion.clone()];
     let form = token_form(w, &assertion);
     let url = token_url(w);
-    let resp = client.send(&|| Ok(Request::post_form(url.as_str(), &form))).map_err(TokenError::Http)?;
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = client.send(&|| Ok(Request::post_form(url.as_str(), &fields))).map_err(TokenError::Http)?;
     let ok = resp.is_success();
     let status = resp.status;
     let body =

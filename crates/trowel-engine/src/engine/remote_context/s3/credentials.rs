@@ -203,6 +203,7 @@ fn web_identity(
                     ("accept".into(), "application/xml".into()),
                 ],
                 body: form.clone().into_bytes(),
+                timeout: None,
             })
         })
         .map_err(|e| format!("reach STS at {endpoint} for the web identity role: {e}"))?;
