@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+use common::context::{assert_secret_absent, context_origin};
 use common::*;
 use fs_support::TarMaker;
 
@@ -197,32 +198,10 @@ fn build(context: &str, vars: &[(&str, &str)], push: bool) -> (Output, String, S
     (o, dest, std::fs::read_to_string(trace.path()).unwrap_or_default())
 }
 
-fn origin(trace: &str) -> serde_json::Value {
-    trace
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "build_started")
-        .map(|v| v["context_origin"].clone())
-        .expect("a build_started event")
-}
-
 fn check_image(dest: &str) {
     let u = pull_and_unpack(dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ctx/hello.txt"), "hello from azure\n");
     assert!(!u.tree().has("/ctx/other.txt"), "only the sub path is the context");
-}
-
-/// Nothing trowel printed or recorded, nor the image's config or files, holds `secret`.
-fn assert_absent(secret: &str, o: &Output, trace: &str, dest: Option<&str>) {
-    assert!(!stdout(o).contains(secret) && !stderr(o).contains(secret), "{}{}", stdout(o), stderr(o));
-    assert!(!trace.contains(secret), "the trace holds {secret}");
-    let Some(dest) = dest else { return };
-    assert!(!skopeo_config(dest).to_string().contains(secret), "the image config holds it");
-    let u = pull_and_unpack(dest);
-    for f in walkdir::WalkDir::new(u.rootfs()).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
-        let b = std::fs::read(f.path()).unwrap();
-        assert!(!b.windows(secret.len()).any(|w| w == secret.as_bytes()), "{}", f.path().display());
-    }
 }
 
 #[test]
@@ -234,13 +213,13 @@ fn shared_key_from_kanikos_variable_or_the_connection_string() {
         build(&url, &[("AZURE_STORAGE_CONNECTION_STRING", &conn), ("AZURE_STORAGE_ACCESS_KEY", KEY)], true);
     assert_ok(&o);
     check_image(&dest);
-    let got = origin(&trace);
+    let got = context_origin(&trace);
     assert_eq!(got["kind"], "azure");
     assert_eq!(got["source"], url.as_str());
     assert_eq!(got["digest"], format!("sha256:{}", sha256_hex(&bytes)));
     assert_eq!(got["bytes"], bytes.len() as u64);
     assert_eq!(got["sub_path"], "app");
-    assert_absent(KEY, &o, &trace, Some(&dest));
+    assert_secret_absent(KEY, &o, &trace, Some(&dest));
 
     // The key in the connection string, as the SDKs and `az` take it; a query that is not a
     // SAS token is sent, and signed.
@@ -248,7 +227,7 @@ fn shared_key_from_kanikos_variable_or_the_connection_string() {
     let (o, dest, trace) = build(&format!("{url}?timeout=30"), &[("AZURE_STORAGE_CONNECTION_STRING", &with_key)], true);
     assert_ok(&o);
     check_image(&dest);
-    assert_absent(KEY, &o, &trace, Some(&dest));
+    assert_secret_absent(KEY, &o, &trace, Some(&dest));
 }
 
 #[test]
@@ -260,10 +239,10 @@ fn a_sas_token_in_the_url_needs_no_key_and_is_never_shown() {
         build(&format!("{url}?{sas}"), &[("AZURE_STORAGE_CONNECTION_STRING", &endpoint_only())], true);
     assert_ok(&o);
     check_image(&dest);
-    assert_eq!(origin(&trace)["source"], format!("{url}?…"));
+    assert_eq!(context_origin(&trace)["source"], format!("{url}?…"));
     let decoded = sig.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
     for secret in [sas.as_str(), sig.as_str(), decoded.as_str()] {
-        assert_absent(secret, &o, &trace, Some(&dest));
+        assert_secret_absent(secret, &o, &trace, Some(&dest));
     }
     // A token for another blob is refused, with what to check.
     let other = upload("private", "sas/other.tar.gz", &context_archive(), false);
@@ -278,7 +257,7 @@ fn a_sas_token_in_the_url_needs_no_key_and_is_never_shown() {
         "{err}"
     );
     assert!(err.contains("allows reading (sp=r)"), "{err}");
-    assert_absent(&sig, &o, &trace, None);
+    assert_secret_absent(&sig, &o, &trace, None);
 }
 
 #[test]
@@ -317,7 +296,7 @@ fn refusals_name_what_to_check_and_hostile_archives_are_refused() {
     let err = stderr(&o);
     assert!(err.contains(&format!("the account {ACCOUNT} refused the key (HTTP ")), "{err}");
     assert!(err.contains("check AZURE_STORAGE_ACCESS_KEY"), "{err}");
-    assert_absent(wrong, &o, &trace, None);
+    assert_secret_absent(wrong, &o, &trace, None);
 
     // No such blob, no such container.
     let (o, _, _) = build_with(&url.replace("ctx.tar.gz", "nope.tar.gz"), &with_key(KEY));
@@ -371,9 +350,9 @@ fn workload_identity_exchanges_the_pods_token_for_a_bearer_token() {
     let (o, dest, trace) = build(&url, &refs, true);
     assert_ok(&o);
     check_image(&dest);
-    assert_absent(FEDERATED_TOKEN, &o, &trace, Some(&dest));
+    assert_secret_absent(FEDERATED_TOKEN, &o, &trace, Some(&dest));
     // The access token entra.py made starts with this JWT header (base64url of its JSON).
-    assert_absent("eyJ0eXAiOiAiSldUIiwgImFsZyI6ICJSUzI1NiJ9", &o, &trace, Some(&dest));
+    assert_secret_absent("eyJ0eXAiOiAiSldUIiwgImFsZyI6ICJSUzI1NiJ9", &o, &trace, Some(&dest));
 
     // An identity Entra does not know: its answer, and the variables to check.
     let vars = as_refs(&wi("00000000-0000-4000-8000-00000000dead"));
@@ -388,5 +367,5 @@ fn workload_identity_exchanges_the_pods_token_for_a_bearer_token() {
         "{err}"
     );
     assert!(err.contains("check AZURE_CLIENT_ID (00000000-0000-4000-8000-00000000dead), AZURE_TENANT_ID"), "{err}");
-    assert_absent(FEDERATED_TOKEN, &o, &trace, None);
+    assert_secret_absent(FEDERATED_TOKEN, &o, &trace, None);
 }

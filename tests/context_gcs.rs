@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+use common::context::{assert_secret_absent, context_origin};
 use common::*;
 use fs_support::TarMaker;
 
@@ -144,29 +145,6 @@ fn build(args: &[&str], vars: &[(&str, String)]) -> (Output, String, String) {
     (o, dest, std::fs::read_to_string(trace.path()).unwrap_or_default())
 }
 
-fn origin(trace: &str) -> serde_json::Value {
-    trace
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "build_started")
-        .map(|v| v["context_origin"].clone())
-        .expect("a build_started event")
-}
-
-/// Every file of the image, its config and everything trowel wrote: none holds `secret`.
-fn assert_absent(secret: &str, o: &Output, trace: &str, dest: Option<&str>) {
-    assert!(secret.len() >= 8);
-    assert!(!stdout(o).contains(secret) && !stderr(o).contains(secret), "{}{}", stdout(o), stderr(o));
-    assert!(!trace.contains(secret), "the trace holds it");
-    let Some(dest) = dest else { return };
-    assert!(!skopeo_config(dest).to_string().contains(secret), "the image config holds it");
-    let u = pull_and_unpack(dest);
-    for f in walkdir::WalkDir::new(u.rootfs()).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
-        let b = std::fs::read(f.path()).unwrap();
-        assert!(!b.windows(secret.len()).any(|w| w == secret.as_bytes()), "{}", f.path().display());
-    }
-}
-
 /// The tokens the fake servers issued whose kind is `kind` (`sa`, `user`, `md`).
 fn tokens(kind: &str) -> Vec<String> {
     let all = std::fs::read_to_string(google().dir.join("tokens")).unwrap_or_default();
@@ -186,7 +164,7 @@ fn from_the_emulator_by_url_by_bucket_and_with_a_sub_path() {
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ctx/hello.txt"), "hello from gcs\n");
     assert!(!u.tree().has("/ctx/other.txt"), "only the sub path is the context");
-    let from = origin(&trace);
+    let from = context_origin(&trace);
     assert_eq!(from["kind"], "gcs");
     assert_eq!(from["source"], "gs://ctx/dir/ctx.tar.gz");
     assert_eq!(from["digest"], format!("sha256:{}", sha256_hex(&g.archive)));
@@ -198,12 +176,12 @@ fn from_the_emulator_by_url_by_bucket_and_with_a_sub_path() {
     // kaniko's --bucket NAME: gs://NAME/context.tar.gz, here as -b.
     let (o, dest, trace) = build(&["-b", "ctx"], &emu);
     assert_ok(&o);
-    assert_eq!(origin(&trace)["source"], "gs://ctx");
+    assert_eq!(context_origin(&trace)["source"], "gs://ctx");
     assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/ctx/other.txt"), "at the top\n");
     // And it replaces a --context URL, as in kaniko.
     let (o, _, trace) = build(&["--bucket", "gs://ctx/dir/ctx.tar.gz", "--context", "tar:///nonexistent.tar"], &emu);
     assert_ok(&o);
-    assert_eq!(origin(&trace)["source"], "gs://ctx/dir/ctx.tar.gz");
+    assert_eq!(context_origin(&trace)["source"], "gs://ctx/dir/ctx.tar.gz");
 }
 
 #[test]
@@ -230,9 +208,9 @@ fn a_service_account_key_is_exchanged_and_never_shown() {
     let issued = tokens("sa");
     assert_eq!(issued.len(), before + 1, "one token, from the verified JWT");
     assert!(requests().contains("storage GET /storage/v1/b/ctx/o/dir%2Fctx.tar.gz?alt=media auth=Bearer"));
-    assert_absent(issued.last().unwrap(), &o, &trace, Some(&dest));
+    assert_secret_absent(issued.last().unwrap(), &o, &trace, Some(&dest));
     let middle = pem.lines().nth(5).unwrap();
-    assert_absent(middle, &o, &trace, Some(&dest));
+    assert_secret_absent(middle, &o, &trace, Some(&dest));
 
     // Another key under the same name: the endpoint refuses its signature; the message names the
     // variable and the account, and holds no part of the key.
@@ -253,7 +231,7 @@ fn a_service_account_key_is_exchanged_and_never_shown() {
     assert!(err.contains("HTTP 400: invalid_grant: Invalid JWT Signature."), "{err}");
     assert!(err.contains(&format!("GOOGLE_APPLICATION_CREDENTIALS={}", bad_file.display())), "{err}");
     assert!(err.contains(EMAIL) && err.contains("deleted or disabled"), "{err}");
-    assert_absent(other_pem.lines().nth(5).unwrap(), &o, &trace, None);
+    assert_secret_absent(other_pem.lines().nth(5).unwrap(), &o, &trace, None);
 
     // A key file that is not JSON.
     std::fs::write(&bad_file, "-----BEGIN PRIVATE KEY-----\n").unwrap();
@@ -284,10 +262,10 @@ fn gclouds_user_credentials_from_the_home_directory() {
     ];
     let (o, _, trace) = build(&["--context", "gs://ctx", "--no-push"], &vars);
     assert_ok(&o);
-    assert_eq!(origin(&trace)["kind"], "gcs");
-    assert_absent(tokens("user").last().expect("a user token"), &o, &trace, None);
-    assert_absent(REFRESH_TOKEN, &o, &trace, None);
-    assert_absent(CLIENT_SECRET, &o, &trace, None);
+    assert_eq!(context_origin(&trace)["kind"], "gcs");
+    assert_secret_absent(tokens("user").last().expect("a user token"), &o, &trace, None);
+    assert_secret_absent(REFRESH_TOKEN, &o, &trace, None);
+    assert_secret_absent(CLIENT_SECRET, &o, &trace, None);
 
     adc("1//0gRevokedToken-abcdefgh");
     let (o, _, _) = build(&["--context", "gs://ctx", "--no-push"], &vars);
@@ -307,7 +285,7 @@ fn the_metadata_server_and_what_it_may_not_read() {
     assert!(
         requests().contains("google GET /computeMetadata/v1/instance/service-accounts/default/token flavor=Google")
     );
-    assert_absent(tokens("md").last().expect("a metadata token"), &o, &trace, Some(&dest));
+    assert_secret_absent(tokens("md").last().expect("a metadata token"), &o, &trace, Some(&dest));
 
     // A bucket this account may not read: 403, what was used and what to grant.
     let (o, _, _) = build(&["--context", "gs://forbidden"], &vars);

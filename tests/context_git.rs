@@ -11,6 +11,7 @@ mod git_support;
 use std::process::Output;
 use std::sync::OnceLock;
 
+use common::context::{assert_secret_absent, context_origin};
 use common::*;
 use git_support::{AUTH_PASSWORD, AUTH_TOKEN, AUTH_USER, git, server};
 
@@ -72,15 +73,6 @@ fn build(context: &str, env_vars: &[(&str, &str)], extra: &[&str]) -> (Output, S
     (o, dest, t)
 }
 
-fn origin(trace: &str) -> serde_json::Value {
-    trace
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "build_started")
-        .map(|v| v["context_origin"].clone())
-        .expect("a build_started event")
-}
-
 fn daemon_url() -> String {
     // `GIT_PULL_METHOD=git`: kaniko's git:// value, fetched with git's own protocol.
     format!("{}/ctx.git", server().git)
@@ -102,7 +94,7 @@ fn a_branch_over_git_daemon_with_its_history_and_no_submodule() {
     assert_eq!(git(&ctx, &["rev-list", "--count", "HEAD"]), "2", "the whole history");
     // recurse-submodules is false by default, as in kaniko.
     assert!(u.tree().paths_under("/ctx/mod/").is_empty());
-    let origin = origin(&trace);
+    let origin = context_origin(&trace);
     assert_eq!(origin["kind"], "git");
     assert_eq!(origin["source"], format!("{}#refs/heads/dev", daemon_url()));
     assert_eq!(origin["reference"], "refs/heads/dev");
@@ -128,13 +120,13 @@ fn a_pinned_commit_submodules_and_a_sub_path() {
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ctx/which.txt"), "main v1\n");
     assert_eq!(git(&u.rootfs().join("ctx"), &["rev-parse", "HEAD"]), r.first);
-    assert_eq!(origin(&trace)["commit"], r.first.as_str());
-    let pinned_digest = origin(&trace)["digest"].clone();
+    assert_eq!(context_origin(&trace)["commit"], r.first.as_str());
+    let pinned_digest = context_origin(&trace)["digest"].clone();
     // `#COMMIT` alone: the default branch cloned, that commit checked out; same tree, same digest.
     let (o, _, trace) = build(&format!("{}#{}", daemon_url(), r.first), &[("GIT_PULL_METHOD", "git")], &[]);
     assert_ok(&o);
     assert_eq!(
-        (origin(&trace)["commit"].as_str(), &origin(&trace)["digest"]),
+        (context_origin(&trace)["commit"].as_str(), &context_origin(&trace)["digest"]),
         (Some(r.first.as_str()), &pinned_digest)
     );
 
@@ -148,7 +140,7 @@ fn a_pinned_commit_submodules_and_a_sub_path() {
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/sub/app.txt"), "app\n");
     assert!(!u.tree().has("/sub/which.txt"));
-    let origin = origin(&trace);
+    let origin = context_origin(&trace);
     assert_eq!((origin["commit"].as_str(), origin["sub_path"].as_str()), (Some(r.main.as_str()), Some("app")));
     assert_ne!(origin["digest"], pinned_digest);
 
@@ -180,19 +172,6 @@ fn the_git_flag_picks_a_branch_shallow_and_single() {
     assert!(stderr(&o).contains("unknown --git option \"shallow\""), "{}", stderr(&o));
 }
 
-/// Every file of the image, its config and everything trowel wrote: none holds `secret`.
-fn assert_absent(secret: &str, o: &Output, trace: &str, dest: Option<&str>) {
-    assert!(!stdout(o).contains(secret) && !stderr(o).contains(secret), "{}{}", stdout(o), stderr(o));
-    assert!(!trace.contains(secret), "the trace holds it");
-    let Some(dest) = dest else { return };
-    assert!(!skopeo_config(dest).to_string().contains(secret), "the image config holds it");
-    let u = pull_and_unpack(dest);
-    for f in walkdir::WalkDir::new(u.rootfs()).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
-        let b = std::fs::read(f.path()).unwrap();
-        assert!(!b.windows(secret.len()).any(|w| w == secret.as_bytes()), "{}", f.path().display());
-    }
-}
-
 #[test]
 fn basic_auth_over_http_backend_from_the_environment_never_shown() {
     let r = repo();
@@ -202,8 +181,8 @@ fn basic_auth_over_http_backend_from_the_environment_never_shown() {
     let (o, dest, trace) = build(&http_url, &[("GIT_USERNAME", AUTH_USER), ("GIT_PASSWORD", AUTH_PASSWORD)], &[]);
     assert_ok(&o);
     assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/ctx/which.txt"), "main v2\n");
-    assert_eq!(origin(&trace)["commit"], r.main.as_str());
-    assert_absent(AUTH_PASSWORD, &o, &trace, Some(&dest));
+    assert_eq!(context_origin(&trace)["commit"], r.main.as_str());
+    assert_secret_absent(AUTH_PASSWORD, &o, &trace, Some(&dest));
     let u = pull_and_unpack(&dest);
     assert_eq!(git(&u.rootfs().join("ctx"), &["config", "remote.origin.url"]), format!("{}/ctx.git", s.http_auth));
 
@@ -212,21 +191,24 @@ fn basic_auth_over_http_backend_from_the_environment_never_shown() {
     let (o, dest, trace) = build(&git_form, &[("GIT_PULL_METHOD", "http"), ("GIT_TOKEN", AUTH_TOKEN)], &[]);
     assert_ok(&o);
     assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/ctx/which.txt"), "dev\n");
-    assert_absent(AUTH_TOKEN, &o, &trace, Some(&dest));
+    assert_secret_absent(AUTH_TOKEN, &o, &trace, Some(&dest));
 
     // Credentials in the URL: used, and masked wherever the URL is shown.
     let in_url = format!("{}/ctx.git", s.http_auth.replace("http://", &format!("http://{AUTH_USER}:{AUTH_PASSWORD}@")));
     let (o, dest, trace) = build(&in_url, &[], &[]);
     assert_ok(&o);
-    assert_eq!(origin(&trace)["source"], format!("{}/ctx.git", s.http_auth.replace("http://", "http://xxxxx:xxxxx@")));
-    assert_absent(AUTH_PASSWORD, &o, &trace, Some(&dest));
+    assert_eq!(
+        context_origin(&trace)["source"],
+        format!("{}/ctx.git", s.http_auth.replace("http://", "http://xxxxx:xxxxx@"))
+    );
+    assert_secret_absent(AUTH_PASSWORD, &o, &trace, Some(&dest));
 
     // A wrong password fails with the server's answer, the password not in it.
     let (o, _, trace) = build(&http_url, &[("GIT_USERNAME", AUTH_USER), ("GIT_PASSWORD", "wrong-pw-77")], &[]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains(&format!("error: build context {http_url}:")), "{err}");
-    assert_absent("wrong-pw-77", &o, &trace, None);
+    assert_secret_absent("wrong-pw-77", &o, &trace, None);
     // And none at all: refused, not prompted for.
     let (o, _, _) = build(&http_url, &[], &[]);
     assert!(!o.status.success());
@@ -247,6 +229,6 @@ fn https_with_insecure_skip_tls() {
     let (o, dest, trace) = build(&url, &creds, &["--git", "insecure-skip-tls=true,depth=1"]);
     assert_ok(&o);
     assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/ctx/which.txt"), "dev\n");
-    assert_eq!(origin(&trace)["commit"], repo().dev.as_str());
-    assert_absent(AUTH_TOKEN, &o, &trace, Some(&dest));
+    assert_eq!(context_origin(&trace)["commit"], repo().dev.as_str());
+    assert_secret_absent(AUTH_TOKEN, &o, &trace, Some(&dest));
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+use common::context::{assert_secret_absent, context_origin};
 use common::*;
 use fs_support::TarMaker;
 
@@ -162,32 +163,10 @@ fn build(context: &str, trust: bool, push: bool) -> (Output, String, String) {
     (o, dest, std::fs::read_to_string(trace.path()).unwrap_or_default())
 }
 
-fn origin(trace: &str) -> serde_json::Value {
-    trace
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "build_started")
-        .map(|v| v["context_origin"].clone())
-        .expect("a build_started event")
-}
-
 fn check_image(dest: &str) {
     let u = pull_and_unpack(dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ctx/hello.txt"), "hello over https\n");
     assert!(!u.tree().has("/ctx/other.txt"), "only the sub path is the context");
-}
-
-/// Nothing trowel printed or recorded, nor the image's config or files, holds `secret`.
-fn assert_absent(secret: &str, o: &Output, trace: &str, dest: Option<&str>) {
-    assert!(!stdout(o).contains(secret) && !stderr(o).contains(secret), "{}{}", stdout(o), stderr(o));
-    assert!(!trace.contains(secret), "the trace holds {secret}");
-    let Some(dest) = dest else { return };
-    assert!(!skopeo_config(dest).to_string().contains(secret), "the image config holds it");
-    let u = pull_and_unpack(dest);
-    for f in walkdir::WalkDir::new(u.rootfs()).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
-        let b = std::fs::read(f.path()).unwrap();
-        assert!(!b.windows(secret.len()).any(|w| w == secret.as_bytes()), "{}", f.path().display());
-    }
 }
 
 #[test]
@@ -203,7 +182,7 @@ fn archives_of_each_compression_through_a_private_ca() {
         let (o, dest, trace) = build(&url, true, true);
         assert_ok(&o);
         check_image(&dest);
-        let got = origin(&trace);
+        let got = context_origin(&trace);
         assert_eq!(got["kind"], "https", "{name}");
         assert_eq!(got["source"], url.as_str());
         assert_eq!(got["digest"], format!("sha256:{}", sha256_hex(bytes)), "{name}");
@@ -226,8 +205,8 @@ fn credentials_in_the_url_and_a_presigned_query_are_used_and_never_shown() {
     let (o, dest, trace) = build(&format!("https://{USER}:{PASSWORD}@{host}/private/auth.tar"), true, true);
     assert_ok(&o);
     check_image(&dest);
-    assert_eq!(origin(&trace)["source"], format!("https://xxxxx:xxxxx@{host}/private/auth.tar"));
-    assert_absent(PASSWORD, &o, &trace, Some(&dest));
+    assert_eq!(context_origin(&trace)["source"], format!("https://xxxxx:xxxxx@{host}/private/auth.tar"));
+    assert_secret_absent(PASSWORD, &o, &trace, Some(&dest));
     // Without them: the server's 401, stated.
     let (o, _, _) = build(&format!("{}/private/auth.tar", s.url), true, false);
     assert!(
@@ -238,14 +217,14 @@ fn credentials_in_the_url_and_a_presigned_query_are_used_and_never_shown() {
     // A wrong password: refused, and not shown either.
     let (o, _, trace) = build(&format!("https://{USER}:wrong-pw-4242@{host}/private/auth.tar"), true, false);
     assert!(stderr(&o).contains("HTTP 401"), "{}", stderr(&o));
-    assert_absent("wrong-pw-4242", &o, &trace, None);
+    assert_secret_absent("wrong-pw-4242", &o, &trace, None);
 
     let query = format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&X-Amz-Signature={SIGNATURE}");
     let (o, dest, trace) = build(&format!("{}/signed/auth.tar?{query}", s.url), true, true);
     assert_ok(&o);
     check_image(&dest);
-    assert_eq!(origin(&trace)["source"], format!("{}/signed/auth.tar?…", s.url));
-    assert_absent(SIGNATURE, &o, &trace, Some(&dest));
+    assert_eq!(context_origin(&trace)["source"], format!("{}/signed/auth.tar?…", s.url));
+    assert_secret_absent(SIGNATURE, &o, &trace, Some(&dest));
 }
 
 #[test]

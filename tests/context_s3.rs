@@ -14,6 +14,7 @@ use std::io::Write;
 use std::process::Output;
 use std::sync::OnceLock;
 
+use common::context::{assert_secret_absent, context_origin};
 use common::*;
 use fs_support::TarMaker;
 use s3_support::{BUCKET, S3Server};
@@ -74,28 +75,6 @@ fn build(context: &str, vars: &[(&str, &str)], extra: &[&str]) -> (Output, Strin
     (o, dest, t)
 }
 
-fn origin(trace: &str) -> serde_json::Value {
-    trace
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "build_started")
-        .map(|v| v["context_origin"].clone())
-        .expect("a build_started event")
-}
-
-/// Every file of the image, its config and everything trowel wrote: none holds `secret`.
-fn assert_absent(secret: &str, o: &Output, trace: &str, dest: Option<&str>) {
-    assert!(!stdout(o).contains(secret) && !stderr(o).contains(secret), "{}{}", stdout(o), stderr(o));
-    assert!(!trace.contains(secret), "the trace holds it");
-    let Some(dest) = dest else { return };
-    assert!(!skopeo_config(dest).to_string().contains(secret), "the image config holds it");
-    let u = pull_and_unpack(dest);
-    for f in walkdir::WalkDir::new(u.rootfs()).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
-        let b = std::fs::read(f.path()).unwrap();
-        assert!(!b.windows(secret.len()).any(|w| w == secret.as_bytes()), "{}", f.path().display());
-    }
-}
-
 fn check_sub_path_image(dest: &str) {
     let u = pull_and_unpack(dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ctx/hello.txt"), "hello from s3\n");
@@ -125,7 +104,7 @@ fn env_keys_an_ip_endpoint_and_a_sub_path() {
     let (o, dest, trace) = build(&context, &pairs(&vars), &["--context-sub-path", "app"]);
     assert_ok(&o);
     check_sub_path_image(&dest);
-    let origin = origin(&trace);
+    let origin = context_origin(&trace);
     assert_eq!(origin["kind"], "s3");
     assert_eq!(origin["source"], context);
     assert_eq!(origin["digest"], format!("sha256:{}", sha256_hex(&f.archive)));
@@ -133,7 +112,7 @@ fn env_keys_an_ip_endpoint_and_a_sub_path() {
     assert_eq!(origin["sub_path"], "app");
     let log = stderr(&o) + &stdout(&o);
     assert!(log.contains(&format!("Build context: s3 {context}")), "{log}");
-    assert_absent(&f.server.builder[1], &o, &trace, Some(&dest));
+    assert_secret_absent(&f.server.builder[1], &o, &trace, Some(&dest));
 }
 
 #[test]
@@ -167,8 +146,8 @@ fn the_default_object_from_a_profile_by_host_name_with_path_style() {
     assert_ok(&o);
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/top/hello.txt"), "hello from s3\n");
-    assert_eq!(origin(&trace)["digest"], format!("sha256:{}", sha256_hex(&f.archive)));
-    assert_absent(&s.builder[1], &o, &trace, Some(&dest));
+    assert_eq!(context_origin(&trace)["digest"], format!("sha256:{}", sha256_hex(&f.archive)));
+    assert_secret_absent(&s.builder[1], &o, &trace, Some(&dest));
 
     // Virtual-hosted: `trowel-ctx.localhost`, which no resolver here knows, and the message
     // says what to set. (Where a resolver maps every *.localhost to this machine, moto serves
@@ -211,7 +190,7 @@ fn a_web_identity_traded_at_sts() {
     // temporary keys from its STS (an anonymous request is refused: see below).
     assert_ok(&o);
     check_sub_path_image(&dest);
-    assert_absent(token, &o, &trace, Some(&dest));
+    assert_secret_absent(token, &o, &trace, Some(&dest));
 
     // The token file gone (a projected token not mounted): the refusal names the variable.
     // (moto's STS takes any token for any role, so a refused role is not tested here.)
@@ -221,7 +200,7 @@ fn a_web_identity_traded_at_sts() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("read the web identity token") && err.contains("(AWS_WEB_IDENTITY_TOKEN_FILE)"), "{err}");
-    assert_absent(token, &o, &trace, None);
+    assert_secret_absent(token, &o, &trace, None);
 }
 
 #[test]
@@ -251,7 +230,7 @@ fn refusals_say_what_to_check_and_never_show_the_secret() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("refused the request's signature") && err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
-    assert_absent(wrong_secret, &o, &trace, None);
+    assert_secret_absent(wrong_secret, &o, &trace, None);
 
     let mut outsider = vars.clone();
     outsider[2].1 = s.outsider[0].clone();
@@ -264,7 +243,7 @@ fn refusals_say_what_to_check_and_never_show_the_secret() {
             && err.contains("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
         "{err}"
     );
-    assert_absent(&s.outsider[1], &o, &trace, None);
+    assert_secret_absent(&s.outsider[1], &o, &trace, None);
 
     // No credentials at all: anonymous, refused, and the message lists where they are read.
     let anonymous = vec![("S3_ENDPOINT", s.endpoint.clone())];
