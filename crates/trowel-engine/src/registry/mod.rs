@@ -41,6 +41,8 @@ pub use error::{Op, RegistryError};
 pub use login::LoginCheck;
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
+/// A reqwest error as text without its URL, for the other HTTP clients of the engine.
+pub(crate) use transport::describe as describe_http_error;
 
 /// Internals the fuzz targets in `fuzz/` (and their seed replay in the tests) reach; not API.
 #[doc(hidden)]

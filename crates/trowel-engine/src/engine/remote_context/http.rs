@@ -22,6 +22,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 
+// A reqwest error's causes without its URL (a presigned URL's query is a credential), as the
+// registry client words them.
+use crate::registry::describe_http_error as describe;
+
 /// How many times a request is sent at most.
 const ATTEMPTS: u32 = 4;
 /// Longest error body kept (for the message); the rest is not read.
@@ -271,31 +275,6 @@ fn download(
             }
         }
     });
-}
-
-/// A reqwest error's causes without its URL (a presigned URL's query is a credential).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut parts: Vec<String> = Vec::new();
-    if e.is_timeout() {
-        parts.push("timed out".into());
-    }
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
-    }
-    if parts.is_empty() {
-        let mut s = e.to_string();
-        if let Some(u) = e.url() {
-            s = s.replace(&format!(" for url ({u})"), "");
-        }
-        parts.push(s);
-    }
-    parts.join(": ")
 }
 
 /// Everything but the unreserved characters as `%XX`: a form field, or one path segment (a
