@@ -7,6 +7,7 @@
 //! with, so what is signed is what goes on the wire: the caller builds its URL from
 //! [`uri_encode`]d parts and hands the same parts here.
 
+use super::super::http::percent_encoded;
 use ring::{digest, hmac};
 
 /// `sha256("")`, hex: the payload hash of a request without a body.
@@ -93,15 +94,8 @@ fn canonical_request(req: &Signing<'_>) -> (String, String) {
 /// AWS's URI encoding: every byte but the unreserved characters (`A-Z a-z 0-9 - _ . ~`) as
 /// `%XX`, uppercase; `/` kept when `slash` is false (an object key's separators).
 pub(super) fn uri_encode(s: &str, slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            b'/' if !slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    // SigV4's unreserved set is that of every form and path segment the contexts encode.
+    if slash { percent_encoded(s) } else { s.split('/').map(percent_encoded).collect::<Vec<_>>().join("/") }
 }
 
 pub(super) fn sha256_hex(b: &[u8]) -> String {
