@@ -130,7 +130,8 @@ impl MountSpec {
         let mut out = vec![format!("type={}", self.kind)];
         let mut kv = |k: &str, v: Option<String>| {
             if let Some(v) = v {
-                out.push(format!("{k}={}", quote(&v)));
+                // CSV quotes a whole field, never a value after its `=`.
+                out.push(quote(&format!("{k}={v}")));
             }
         };
         kv("id", self.id.clone());
@@ -457,6 +458,8 @@ mod tests {
             "type=bind,from=build,source=/out,target=/in",
             "type=secret,id=tok,env=TOKEN,required",
             "type=tmpfs,target=/t,size=1k",
+            // A value with a comma or a quote: CSV quotes the whole field (a fuzzing finding).
+            r#""type=bind","target=/a,b","source=x""y""#,
         ] {
             let m = MountSpec::parse(v).unwrap();
             assert_eq!(MountSpec::parse(&m.canonical()).unwrap(), m, "{v} -> {}", m.canonical());
