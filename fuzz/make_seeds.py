@@ -6,12 +6,13 @@ gzip and zstd) and the hostile shapes the unpacker must refuse or contain (trave
 paths, symlink and hardlink escapes aimed at the fuzz target's canary, escaping whiteouts,
 devices, lying sizes, huge extension headers, duplicates).
 
-    python3 fuzz/make_seeds.py      # rewrites fuzz/seeds/{unpack,dockerignore,manifest,config}/gen-*
+    python3 fuzz/make_seeds.py      # rewrites fuzz/seeds/{unpack,dockerignore,manifest,config,run_mount,platform}/gen-*
 """
 import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -152,13 +153,58 @@ def config_seeds():
           json.dumps({"config": "string", "rootfs": [], "history": {"not": "an array"}}).encode())
 
 
+def run_mount_seeds():
+    """Every `RUN --mount=` value of testdata/ and the tests, and the grammar's corners."""
+    out = os.path.join(SEEDS, "run_mount")
+    cases = {
+        "bind-default": "target=/src",
+        "bind-from-rw": "type=bind,from=builder,source=/out,target=/in,rw",
+        "cache-locked": "type=cache,id=apt,target=/var/cache/apt,sharing=locked,mode=0755,uid=100,gid=101",
+        "cache-ro": "type=cache,target=/root/.cache,readonly",
+        "tmpfs-size": "type=tmpfs,target=/tmp,size=64m",
+        "secret-env": "type=secret,id=token,env=TOKEN,required",
+        "secret-file": "type=secret,id=npmrc,target=/root/.npmrc,mode=0400",
+        "ssh": "type=ssh,id=default,required=true",
+        "quoted": '"type=bind","target=/a,b","source=x""y"',
+        "variables": "type=cache,id=${CACHE_ID},target=$HOME/.cache",
+        "bad-type": "type=volume,target=/x",
+        "bad-key": "type=bind,tagret=/x",
+        "dup-key": "target=/a,target=/b",
+        "bad-sharing": "type=cache,target=/c,sharing=exclusive",
+        "bad-mode": "type=secret,id=a,mode=999",
+        "bare-flags": "ro,rw,required,readonly,readwrite",
+    }
+    for name, text in cases.items():
+        write(os.path.join(out, f"gen-{name}"), text.encode())
+    found = set()
+    for root, _, files in os.walk(os.path.join(HERE, "..", "testdata")):
+        for f in files:
+            if f == "Dockerfile" or f.endswith((".Dockerfile", ".dockerfile")):
+                with open(os.path.join(root, f), encoding="utf-8", errors="replace") as fh:
+                    found.update(re.findall(r"--mount=(\S+)", fh.read()))
+    for i, text in enumerate(sorted(found)):
+        write(os.path.join(out, f"gen-testdata-{i:02}"), text.encode())
+
+
+def platform_seeds():
+    """The platforms people write, containerd's aliases, and near misses."""
+    out = os.path.join(SEEDS, "platform")
+    cases = ["linux/amd64", "linux/arm64/v8", "Linux/AArch64", "arm", "armhf", "linux/arm/v5",
+             "linux/ppc64le", "linux/s390x", "linux/riscv64", "windows/amd64", "darwin/arm64",
+             "linux/amd46", "linux//amd64", "linux/arm/v9", " linux/386 ", "freebsd/x86_64/v3"]
+    for i, text in enumerate(cases):
+        write(os.path.join(out, f"gen-{i:02}"), text.encode())
+
+
 if __name__ == "__main__":
-    for d in ("unpack", "dockerignore", "manifest", "config", "dockerfile"):
+    for d in ("unpack", "dockerignore", "manifest", "config", "dockerfile", "run_mount", "platform"):
         os.makedirs(os.path.join(SEEDS, d), exist_ok=True)
     unpack_seeds()
     dockerignore_seeds()
     manifest_seeds()
     config_seeds()
+    run_mount_seeds()
+    platform_seeds()
     # Every Dockerfile and .dockerignore of testdata/, as they are.
     testdata = os.path.join(HERE, "..", "testdata")
     for root, _, files in os.walk(testdata):

@@ -15,7 +15,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(dockerfile dockerignore unpack manifest config)
+  targets=(dockerfile dockerignore unpack manifest config run_mount platform)
 fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

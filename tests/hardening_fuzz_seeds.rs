@@ -11,6 +11,10 @@ mod dockerfile;
 mod dockerignore;
 #[path = "../fuzz/checks/manifest.rs"]
 mod manifest;
+#[path = "../fuzz/checks/platform.rs"]
+mod platform;
+#[path = "../fuzz/checks/run_mount.rs"]
+mod run_mount;
 #[path = "../fuzz/checks/unpack.rs"]
 mod unpack;
 
@@ -50,4 +54,14 @@ fn manifest_seeds() {
 #[test]
 fn config_seeds() {
     replay("config", config::check);
+}
+
+#[test]
+fn run_mount_seeds() {
+    replay("run_mount", run_mount::check);
+}
+
+#[test]
+fn platform_seeds() {
+    replay("platform", platform::check);
 }
