@@ -7,12 +7,13 @@
 //!   *its* inputs must produce (no stale hit); identical inputs give one digest, and the second
 //!   round hits the cache for every step and gives the first round's digests; a
 //!   `sharing=locked` cache mount updated by a read-sleep-write in every build lost no update;
-//!   `trowel cache check` finds every entry intact; the shared tag names one of the pushed
-//!   digests, and every blob of every pushed image and cache entry is in the registry;
+//!   the shared tag names one of the pushed digests, and every blob of every pushed image and
+//!   cache entry is in the registry; eight builds more beside `trowel cache prune --max-size 0`
+//!   run over and over give the same images; `trowel cache check` finds every entry intact;
 //! - a build SIGKILLed while it unpacks a layer into the unpacked-layer store (holding the
-//!   entry's use lock and its `tmp/` directory's lock), and one SIGKILLed while it holds a
-//!   `sharing=locked` cache mount with another build waiting for it: the next build (and the
-//!   waiting one) proceeds at once and is correct, and `cache check` passes.
+//!   entry's use, making and `tmp/` directory locks), and one SIGKILLed while it holds a
+//!   `sharing=locked` cache mount, each with another build waiting for it: the waiting build
+//!   proceeds at once and is correct, and `cache check` passes.
 //!
 //! Small busybox Dockerfiles, chroot isolation; about a minute on a loaded 2-core machine.
 
@@ -248,6 +249,31 @@ fn eight_then_sixteen_builds_share_one_cache_dir_cache_repo_and_tag() {
         for b in blobs_of(&m) {
             assert!(blob_present(&shared.cache_repo, &b), "cache tag {tag} names the missing blob {b}");
         }
+    }
+
+    // Round three: the eight builds again while `trowel cache prune --max-size 0` removes
+    // everything of the cache dir no build holds, over and over: every build still gives its
+    // image (what went is fetched, unpacked or copied again), and nothing is left corrupt.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruner = {
+        let (stop, dir) = (stop.clone(), shared.cache_dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let mut prunes = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = run(trowel().args(["cache", "prune", "--max-size", "0", "--cache-dir"]).arg(&dir));
+                assert_ok(&out);
+                prunes += 1;
+            }
+            prunes
+        })
+    };
+    let third = round(&shared, &ROUND, false);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let prunes = pruner.join().expect("a prune failed beside the builds");
+    assert!(prunes >= 2, "only {prunes} prune(s) ran beside the builds");
+    eprintln!("round three: {} builds beside {prunes} prunes", third.len());
+    for (input, digest, log) in third {
+        assert_eq!(&digest, &digest_of[&input], "{input:?} changed beside a prune:\n{log}");
     }
 
     let check = run(trowel().args(["cache", "check", "--cache-dir"]).arg(shared.cache_dir.path()));
