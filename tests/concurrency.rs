@@ -377,6 +377,10 @@ fn a_build_killed_while_unpacking_into_the_store_blocks_nobody() {
         rd.flatten().any(|e| std::fs::read_dir(e.path().join("upper/many")).is_ok_and(|d| d.count() > 100))
     };
     wait_until(&mut killed, holder.path(), Duration::from_secs(120), "the unpack into the store", &making);
+    // Frozen there, so the second build finds it making the entries however fast this machine
+    // unpacks; SIGKILL ends a stopped process all the same.
+    let pid = nix::unistd::Pid::from_raw(killed.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     let mut waiting = start_build(next.path(), c, &[]);
     let waits = || log_of(next.path()).contains("waiting for another build unpacking it");
     wait_until(&mut waiting, next.path(), Duration::from_secs(120), "the wait for the entry", &waits);
