@@ -301,9 +301,33 @@ fn many_files_base() -> &'static str {
     })
 }
 
-fn start_build(ctx: &Path, cache_dir: &Path, extra: &[&str]) -> Child {
+/// A build in the background, killed if the test ends before it does (a failed assertion must
+/// not leave a stopped build holding its locks and mounts).
+struct Bg(Child);
+
+impl std::ops::Deref for Bg {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Bg {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_build(ctx: &Path, cache_dir: &Path, extra: &[&str]) -> Bg {
     let log = std::fs::File::create(ctx.join("log")).unwrap();
-    trowel()
+    let child = trowel()
         .args(["build", "--isolation", "chroot", "--no-push", "--context"])
         .arg(ctx)
         .arg("--cache-dir")
@@ -315,7 +339,8 @@ fn start_build(ctx: &Path, cache_dir: &Path, extra: &[&str]) -> Child {
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Bg(child)
 }
 
 fn log_of(ctx: &Path) -> String {
@@ -335,7 +360,7 @@ fn wait_until(child: &mut Child, ctx: &Path, limit: Duration, what: &str, cond: 
 
 /// Waits for `child` for at most `limit`; its log.
 #[track_caller]
-fn finish_within(mut child: Child, ctx: &Path, limit: Duration) -> String {
+fn finish_within(mut child: Bg, ctx: &Path, limit: Duration) -> String {
     let t0 = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -343,7 +368,7 @@ fn finish_within(mut child: Child, ctx: &Path, limit: Duration) -> String {
             return log_of(ctx);
         }
         if t0.elapsed() > limit {
-            let _ = child.kill();
+            // Killed when dropped.
             panic!("the build was still running after {limit:?} (blocked?):\n{}", log_of(ctx));
         }
         std::thread::sleep(Duration::from_millis(50));
