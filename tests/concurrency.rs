@@ -1,11 +1,12 @@
 //! Many builds at once on one machine, sharing one cache dir, one cache repository and one
 //! destination tag (issue 20; what makes each meeting point safe is docs/hardening.md, "Many
 //! builds at once"):
-//! - eight builds at once, with two `trowel warm`s filling the same cache dir, then sixteen: some
-//!   Dockerfiles identical, some differing in one build arg, some in one copied file. Every build
-//!   exits 0; each build's own digest, pulled with skopeo and unpacked with umoci, holds what
-//!   *its* inputs must produce (no stale hit); identical inputs give one digest, and the second
-//!   round hits the cache for every step and gives the first round's digests; a
+//! - eight builds at once, with two `trowel warm`s filling the same cache dir, then sixteen (the
+//!   eight again and eight new ones): some Dockerfiles identical, some differing in one build
+//!   arg, some in one copied file. Every build exits 0; each build's own digest, pulled with
+//!   skopeo and unpacked with umoci, holds what *its* inputs must produce (no stale hit);
+//!   identical inputs give one digest, and the second round hits the cache for every step of
+//!   the first round's inputs and gives the first round's digests; a
 //!   `sharing=locked` cache mount updated by a read-sleep-write in every build lost no update;
 //!   the shared tag names one of the pushed digests, and every blob of every pushed image and
 //!   cache entry is in the registry; eight builds more beside `trowel cache prune --max-size 0`
@@ -69,6 +70,42 @@ const ROUND: [Input; 8] = [
     Input { flavour: None, data: "gamma gamma\n" },
     Input { flavour: Some("delta"), data: "epsilon\n" },
 ];
+
+/// Eight more for round two, new to the cache: two of each of four inputs, each differing from
+/// some input of round one in the build arg only or the copied file only.
+const FRESH: [Input; 8] = [
+    Input { flavour: None, data: "zeta\n" },
+    Input { flavour: None, data: "zeta\n" },
+    Input { flavour: Some("beta"), data: "zeta\n" },
+    Input { flavour: Some("beta"), data: "zeta\n" },
+    Input { flavour: Some("eta"), data: "alpha\n" },
+    Input { flavour: Some("eta"), data: "alpha\n" },
+    Input { flavour: Some("theta"), data: "iota\n" },
+    Input { flavour: Some("theta"), data: "iota\n" },
+];
+
+/// Pulls `<repo>@<digest>` with skopeo, unpacks it with umoci and checks it is what `input`
+/// makes.
+fn check_image(repo: &str, input: &Input, digest: &str) {
+    let image = pull_and_unpack(&format!("{repo}@{digest}"));
+    let root = image.rootfs();
+    let flavour = format!("{}\n", input.flavour());
+    assert_eq!(Tree::content(&root, "/flavour"), flavour, "{input:?}");
+    assert_eq!(Tree::content(&root, "/data.txt"), input.data, "{input:?}");
+    assert_eq!(Tree::content(&root, "/combined"), format!("{flavour}{}", input.data), "{input:?}");
+    assert!(image.tree().has("/bin/busybox"), "{input:?}: no base layer");
+    assert!(!image.tree().has("/counter/n"), "{input:?}: the cache mount's files are in the image");
+}
+
+/// The `/counter` cache mount's count, checked: every run of its step read the last one's
+/// value (1, 2, … n in `seen`), which `sharing=locked` guarantees.
+fn counted(counter: &Path) -> usize {
+    let n: usize = std::fs::read_to_string(counter.join("n")).unwrap().trim().parse().unwrap();
+    let seen = std::fs::read_to_string(counter.join("seen")).unwrap();
+    let expected: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    assert_eq!(seen, expected, "sharing=locked let two builds in at once");
+    n
+}
 
 /// What the builds share.
 struct Shared {
@@ -199,31 +236,34 @@ fn eight_then_sixteen_builds_share_one_cache_dir_cache_repo_and_tag() {
     // Each image, pulled and unpacked by independent tools, is what its own inputs make.
     let dest_repo = shared.dest.rsplit_once(':').unwrap().0.to_string();
     for (input, digest) in &digest_of {
-        let image = pull_and_unpack(&format!("{dest_repo}@{digest}"));
-        let root = image.rootfs();
-        let flavour = format!("{}\n", input.flavour());
-        assert_eq!(Tree::content(&root, "/flavour"), flavour, "{input:?}");
-        assert_eq!(Tree::content(&root, "/data.txt"), input.data, "{input:?}");
-        assert_eq!(Tree::content(&root, "/combined"), format!("{flavour}{}", input.data), "{input:?}");
-        assert!(image.tree().has("/bin/busybox"), "{input:?}: no base layer");
-        assert!(!image.tree().has("/counter/n"), "{input:?}: the cache mount's files are in the image");
+        check_image(&dest_repo, input, digest);
     }
-
-    // The locked cache mount: every run of its step read the last one's value.
     let counter = counter_dir(shared.cache_dir.path());
-    let n: usize = std::fs::read_to_string(counter.join("n")).unwrap().trim().parse().unwrap();
-    let seen = std::fs::read_to_string(counter.join("seen")).unwrap();
-    let expected: String = (1..=n).map(|i| format!("{i}\n")).collect();
-    assert_eq!(seen, expected, "sharing=locked let two builds in at once");
+    let n = counted(&counter);
     assert!(n >= digest_of.len(), "the step ran {n} times for {} different inputs", digest_of.len());
 
-    // Round two: sixteen builds, each input twice over: every step a hit, the same images.
-    let inputs: Vec<Input> = ROUND.iter().chain(ROUND.iter()).copied().collect();
+    // Round two: sixteen builds, round one's eight again (every step a hit, the same images)
+    // and eight new to the cache, which get images of their own.
+    let inputs: Vec<Input> = ROUND.iter().chain(FRESH.iter()).copied().collect();
+    let mut fresh: BTreeMap<Input, String> = BTreeMap::new();
     for (input, digest, log) in round(&shared, &inputs, false) {
-        assert_eq!(&digest, &digest_of[&input], "{input:?} changed on a cache hit:\n{log}");
-        assert!(log.contains(" 0 miss(es)"), "{input:?} missed the cache in round two:\n{log}");
+        if let Some(known) = digest_of.get(&input) {
+            assert_eq!(&digest, known, "{input:?} changed on a cache hit:\n{log}");
+            assert!(log.contains(" 0 miss(es)"), "{input:?} missed the cache in round two:\n{log}");
+        } else {
+            let known = fresh.entry(input).or_insert_with(|| digest.clone());
+            assert_eq!(known, &digest, "identical inputs {input:?} gave two images (--reproducible):\n{log}");
+        }
     }
-    assert_eq!(std::fs::read_to_string(counter.join("n")).unwrap().trim(), n.to_string(), "a hit ran the step");
+    assert_eq!(fresh.len(), 4, "{fresh:?}");
+    for (input, digest) in &fresh {
+        check_image(&dest_repo, input, digest);
+    }
+    let n2 = counted(&counter);
+    assert!(n2 >= n + fresh.len(), "the step ran {} times for {} new inputs", n2 - n, fresh.len());
+    digest_of.extend(fresh);
+    let distinct: BTreeSet<&String> = digest_of.values().collect();
+    assert_eq!(distinct.len(), digest_of.len(), "different inputs gave the same image: {digest_of:?}");
 
     // The shared tag: the last writer's image, complete.
     let tagged = skopeo_manifest(&shared.dest);
