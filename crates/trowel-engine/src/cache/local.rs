@@ -242,14 +242,20 @@ impl LocalLayers {
     /// The blob of `d` into the cache dir's store, durable before it has its name: the build's
     /// file synced and hard-linked, else copied (and synced) by the store's writer.
     fn put_blob(&self, d: &Descriptor, build: &BlobStore) -> Result<(), LocalError> {
-        if self.blobs.size(&d.digest).is_ok_and(|s| s == d.size) {
-            return Ok(());
-        }
         let src = build.path(&d.digest);
         let dst = self.blobs.path(&d.digest);
+        match self.blobs.size(&d.digest) {
+            Ok(s) if s == d.size => return Ok(()),
+            // A blob of the wrong size (a torn copy from outside trowel) is replaced. Only
+            // then: a blob absent a moment ago may be another build's by now (blobs appear
+            // whole, by link or rename), and removing it would leave that build's entry, or
+            // a third build's lookup, without it.
+            Ok(_) => {
+                let _ = fs::remove_file(&dst);
+            }
+            Err(_) => {}
+        }
         File::open(&src).and_then(|f| f.sync_data()).map_err(io_err(&src))?;
-        // A blob of the wrong size (a torn copy from outside trowel) is replaced.
-        let _ = fs::remove_file(&dst);
         match fs::hard_link(&src, &dst) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -8,6 +8,7 @@
 //! <dir>/sha256/<chain id hex>/   one layer, in overlayfs's format, over the layers below it
 //! <dir>/tmp/<random>/            an entry being made: upper/, work/, empty/, .lock
 //! <dir>/uses/<chain id hex>       its use lock and last use (`cache/usage.rs`)
+//! <dir>/making/<chain id hex>     held while a build makes it (`cache/usage.rs`)
 //! ```
 //! An entry is keyed by the layer's OCI *chain ID* (the digest of the diff_ids of it and every
 //! layer below), not by its own diff_id: it is made by applying the layer through an overlay of
@@ -15,13 +16,14 @@
 //! *over those layers* — deletions as whiteouts of what they had, parents resolved through their
 //! symlinks, hard links to their files — and the same layer over other layers is another entry.
 //!
-//! Crash safety and concurrency, as in the base-image cache (`basedir.rs`): no locks between
-//! builds, and an entry appears only by one atomic `rename` of a complete directory whose
-//! contents were synced first, after the layer's content matched its diff_id. A build killed
-//! while making one leaves only its `tmp/` directory, which the next build removes (each is
-//! held by an `flock` while it is being made; the kernel drops it when its owner dies). Two
-//! builds making the same entry at once both succeed: the first rename wins and the other build
-//! uses the winner's entry and deletes its own copy.
+//! Crash safety and concurrency, as in the base-image cache (`basedir.rs`): an entry appears
+//! only by one atomic `rename` of a complete directory whose contents were synced first, after
+//! the layer's content matched its diff_id. A build killed while making one leaves only its
+//! `tmp/` directory, which the next build removes (each is held by an `flock` while it is being
+//! made; the kernel drops it when its owner dies). A build about to make an entry takes its
+//! making lock ([`UnpackedStore::make_lock`]), so a second build needing it waits for the entry
+//! rather than unpacking the layer again; should two make it all the same, both succeed: the
+//! first rename wins and the other build uses the winner's entry and deletes its own copy.
 //!
 //! Nothing in an entry is checked again when it is used: entries are trusted as buildah trusts
 //! its local storage, because only root can write here (the directory is made 0700) and the
@@ -48,6 +50,8 @@ pub struct UnpackedStore {
 pub struct Pending {
     dir: tempfile::TempDir,
     _lock: File,
+    /// The entry's making lock, released once the entry is in place (or will not be).
+    making: Option<crate::cache::usage::Making>,
 }
 
 impl Pending {
@@ -57,6 +61,11 @@ impl Pending {
 
     pub fn work(&self) -> PathBuf {
         self.dir.path().join("work")
+    }
+
+    /// Holds `making` (the entry's making lock) until this is committed or dropped.
+    pub fn set_making(&mut self, making: crate::cache::usage::Making) {
+        self.making = Some(making);
     }
 
     /// An empty directory, the lower layer of the bottom layer's overlay.
@@ -117,6 +126,12 @@ impl UnpackedStore {
         crate::cache::usage::use_entry(&self.dir, chain.hex()).map_err(|e| io_at(&self.dir, e))
     }
 
+    /// Takes the making lock of `chain`'s entry before it is made, waiting (after calling
+    /// `waiting`) while another process makes it; look for the entry again once it returns.
+    pub fn make_lock(&self, chain: &Digest, waiting: &mut dyn FnMut()) -> io::Result<crate::cache::usage::Making> {
+        crate::cache::usage::make_entry(&self.dir, chain.hex(), waiting).map_err(|e| io_at(&self.dir, e))
+    }
+
     /// Whether the entry of `chain` is complete and usable (only complete ones are ever there).
     pub fn has(&self, chain: &Digest) -> bool {
         std::fs::symlink_metadata(self.entry(chain)).is_ok_and(|m| m.is_dir())
@@ -132,7 +147,7 @@ impl UnpackedStore {
             let p = dir.path().join(d);
             std::fs::create_dir(&p).map_err(|e| io_at(&p, e))?;
         }
-        Ok(Pending { dir, _lock: lock })
+        Ok(Pending { dir, _lock: lock, making: None })
     }
 
     /// Makes each pending upper directory (complete, its overlay unmounted) the entry of its
@@ -150,11 +165,19 @@ impl UnpackedStore {
         // A rename is atomic but says nothing of the files' data: without this, a power loss
         // soon after could leave a complete-looking entry of empty files.
         let synced = File::open(first.upper()).and_then(|fd| rustix::fs::syncfs(&fd).map_err(io::Error::from));
+        // Whatever happens to them, builds waiting to make these entries wait no longer: they
+        // find the entry, or make it themselves.
         if synced.is_err() {
-            return pending.into_iter().map(|(p, _)| p).collect();
+            return pending
+                .into_iter()
+                .map(|(mut p, _)| {
+                    p.making = None;
+                    p
+                })
+                .collect();
         }
         let mut left = Vec::new();
-        for (p, chain) in pending {
+        for (mut p, chain) in pending {
             let renamed = rustix::fs::renameat_with(
                 rustix::fs::CWD,
                 p.upper(),
@@ -162,6 +185,7 @@ impl UnpackedStore {
                 self.entry(&chain),
                 RenameFlags::NOREPLACE,
             );
+            p.making = None;
             if renamed.is_err() {
                 left.push(p);
             }

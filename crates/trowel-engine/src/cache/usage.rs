@@ -14,6 +14,15 @@
 //!   roots are overlays with the entry as a lower directory. A prune removes an entry only with
 //!   the entry's use lock held exclusively, and renames it away before letting go.
 //!
+//! A third kind says who is *making* an unpacked entry (`<unpacked>/making/<chain id hex>`), held
+//! exclusively by a build from before it unpacks a missing layer into the store until the entry
+//! is renamed into place: a second build that needs the same entry waits for it instead of
+//! unpacking the same layer a second time (eight CI jobs starting on one node at once would
+//! otherwise each write the whole base image). It is an economy, not a safety lock: entries
+//! still appear only by an atomic rename that refuses to replace one, so a waiter that finds no
+//! entry once the lock is free (its maker failed or was killed) makes it itself, and two makers
+//! at once (a lock file removed between one's open and its lock) both succeed as before.
+//!
 //! Last use is the modification time of a marker, set on every use: the use lock for unpacked
 //! entries, the entry file itself for base images and local layers (their recorded creation
 //! times, which the TTL measures, are inside the files and do not change), the instance lock for
@@ -83,6 +92,56 @@ pub fn gc_exclusive(cache_dir: &Path, wait: bool) -> io::Result<Option<File>> {
     }
 }
 
+/// The unpacked-layer store's directory of making locks.
+pub const MAKING_DIR: &str = "making";
+
+/// The making lock of an unpacked-layer store entry, held: the entry is being made by this
+/// process. Dropped, the lock file is removed (while still held, so it is never seen unlocked
+/// by its maker's fault) and released, waking a build waiting for the entry.
+#[derive(Debug)]
+pub struct Making {
+    path: PathBuf,
+    file: File,
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        if still_at(&self.file, &self.path).unwrap_or(false) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Takes the making lock of entry `hex` of the store at `store_dir`, calling `waiting` once
+/// first if another process holds it (and then waiting for it). The caller looks for the entry
+/// again once this returns: the other process has made it, or has died or given up.
+pub fn make_entry(store_dir: &Path, hex: &str, waiting: &mut dyn FnMut()) -> io::Result<Making> {
+    let path = store_dir.join(MAKING_DIR).join(hex);
+    let file = match open_lock(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(store_dir.join(MAKING_DIR))?;
+            open_lock(&path)?
+        }
+        Err(e) => return Err(e),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+            waiting();
+            flock(&file, FlockOperation::LockExclusive)?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(Making { path, file })
+}
+
+/// Whether the making lock file at `path` is held by nobody (its maker was killed): for a
+/// prune, which removes it.
+pub fn making_abandoned(path: &Path) -> bool {
+    File::open(path).is_ok_and(|f| rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok())
+}
+
 /// The use lock of an unpacked-layer store entry (store at `store_dir`, chain ID `hex`).
 pub fn use_lock_path(store_dir: &Path, hex: &str) -> PathBuf {
     store_dir.join(USES_DIR).join(hex)
@@ -150,6 +209,30 @@ mod tests {
         drop(claim);
         let again = use_entry(t.path(), &hex).unwrap();
         assert!(still_at(&again, &use_lock_path(t.path(), &hex)).unwrap());
+    }
+
+    #[test]
+    fn a_second_maker_waits_for_the_first_and_a_dead_one_blocks_nobody() {
+        let t = tempfile::tempdir().unwrap();
+        let hex = "cd".repeat(32);
+        let first = make_entry(t.path(), &hex, &mut || panic!("nobody else makes it")).unwrap();
+        let lock_path = t.path().join(MAKING_DIR).join(&hex);
+        assert!(!making_abandoned(&lock_path));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = t.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let h = "cd".repeat(32);
+            make_entry(&dir, &h, &mut || tx.send(()).unwrap()).unwrap()
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the second maker never waited");
+        drop(first);
+        let second = waiter.join().unwrap();
+        drop(second);
+        assert!(!lock_path.exists(), "a maker left its lock file");
+        // A maker that died: its file stays, unlocked; the next one takes it at once.
+        drop(open_lock(&lock_path).unwrap());
+        assert!(making_abandoned(&lock_path));
+        make_entry(t.path(), &hex, &mut || panic!("waited for a dead maker")).unwrap();
     }
 
     #[test]

@@ -159,8 +159,28 @@ impl BuildContext<'_> {
                 found += 1;
                 lowers.push(store.entry(chain));
             } else {
+                // Another build making the same entry right now is waited for, not repeated.
+                let making = match store.make_lock(chain, &mut || {
+                    self.emitter.warn(format!(
+                        "layer {}: waiting for another build unpacking it into {}",
+                        l.descriptor.digest,
+                        store.dir().display()
+                    ))
+                }) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        committed_later(made);
+                        return Ok(Err(format!("an entry's making lock cannot be taken: {e}")));
+                    }
+                };
+                if store.has(chain) {
+                    found += 1;
+                    lowers.push(store.entry(chain));
+                    continue;
+                }
                 match self.store_layer(store, l, &lowers)? {
-                    Ok((stats, pending)) => {
+                    Ok((stats, mut pending)) => {
+                        pending.set_making(making);
                         entries += stats.entries;
                         bytes += stats.bytes;
                         lowers.push(pending.upper());

@@ -8,10 +8,9 @@
 //! seemed to work (a shim, a wrong interpreter exiting 0) is not taken for one.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The exit status the test program ends with.
 pub(super) const PROBE_STATUS: i32 = 42;
@@ -107,15 +106,19 @@ pub(super) enum Probe {
 
 /// Writes the test program for `arch` into `dir` and runs it.
 pub(super) fn probe(arch: &str, dir: &Path) -> Result<Probe, std::io::Error> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
     let Some(bytes) = elf(arch) else { return Ok(Probe::Unknown) };
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!(".trowel-probe-{}-{n}-{arch}", std::process::id()));
-    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&path)?;
+    // A random name, made with O_EXCL: the work dir is shared by builds of other pods, each
+    // trowel there PID 1, so a name made of the PID would be theirs too (and a killed one's
+    // leftover would refuse every later build of that PID).
+    let mut out = tempfile::Builder::new()
+        .prefix(&format!(".trowel-probe-{arch}-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempfile_in(dir)?;
     let written = out.write_all(&bytes);
-    drop(out);
+    // Closed before it is executed; removed when dropped.
+    let path = out.into_temp_path();
     let result = written.and_then(|()| run_program(&path));
-    let _ = std::fs::remove_file(&path);
+    drop(path);
     Ok(match result {
         Ok(status) if status.code() == Some(PROBE_STATUS) => Probe::Runs,
         Ok(status) => Probe::Fails(format!("a test program for {arch} ended with {status}")),

@@ -217,6 +217,18 @@ mod probe {
     }
 
     #[test]
+    fn another_trowel_of_the_same_pid_does_not_get_in_the_way() {
+        // What a trowel of the same PID in another pod (or a killed one) has there: the names
+        // a probe made of the PID would take.
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..64 {
+            std::fs::write(dir.path().join(format!(".trowel-probe-{}-{n}-amd64", std::process::id())), b"").unwrap();
+        }
+        assert_eq!(probe("amd64", dir.path()).unwrap(), Probe::Runs);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 64, "the probe left its program");
+    }
+
+    #[test]
     fn test_programs_carry_the_identity_the_handlers_match() {
         // The same header test the binfmt_misc check uses: a program for arm64 matches the
         // aarch64 handler's magic and mask, and not the riscv64 one.

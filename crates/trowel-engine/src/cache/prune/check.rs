@@ -28,8 +28,37 @@ pub struct Finding {
     pub removed: bool,
 }
 
-fn blob_intact(path: &Path, digest: &Digest) -> bool {
-    File::open(path).and_then(|f| digest_reader(std::io::BufReader::new(f))).is_ok_and(|(d, _)| &d == digest)
+/// What hashing a blob found.
+enum Blob {
+    Intact,
+    /// Gone since the inventory was taken (a prune, or a build that found it corrupt).
+    Gone,
+    /// Its content does not hash to its name (or it cannot be read); the file that was read, to
+    /// remove only that one.
+    Corrupt(Option<File>),
+}
+
+fn hash_blob(path: &Path, digest: &Digest) -> Blob {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Blob::Gone,
+        Err(_) => return Blob::Corrupt(None),
+    };
+    match f.try_clone().and_then(|r| digest_reader(std::io::BufReader::new(r))) {
+        Ok((d, _)) if &d == digest => Blob::Intact,
+        _ => Blob::Corrupt(Some(f)),
+    }
+}
+
+/// Removes the corrupt blob at `path` if it is still the file that was read: a writer may have
+/// put a good copy in its place meanwhile (blobs appear by rename), which must stay.
+fn remove_if_same(path: &Path, read: &File) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let same = match (read.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    };
+    same && std::fs::remove_file(path).is_ok()
 }
 
 /// Verifies `cache_dir`; removes what is corrupt unless `dry_run`. Runs beside builds and
@@ -40,13 +69,19 @@ fn blob_intact(path: &Path, digest: &Digest) -> bool {
 /// mounts as a prune does.
 pub fn check(cache_dir: &Path, dry_run: bool) -> Result<Vec<Finding>, PruneError> {
     let inv = Inventory::scan(cache_dir).map_err(err(cache_dir))?;
+    Ok(check_scanned(cache_dir, &inv, dry_run))
+}
+
+/// [`check`] of what `inv` saw, which other processes may have changed since.
+fn check_scanned(cache_dir: &Path, inv: &Inventory, dry_run: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut note = |path: &Path, problem: String, removed: bool| {
         let corrupt = !problem.starts_with(LEFTOVER);
         out.push(Finding { path: path.to_path_buf(), problem, corrupt, removed });
     };
 
-    for (path, why) in &inv.unreadable {
+    // One gone since the scan (a prune running beside this check took it) was not corrupt.
+    for (path, why) in inv.unreadable.iter().filter(|(p, _)| p.symlink_metadata().is_ok()) {
         let removed = !dry_run && trash(cache_dir, path).is_ok();
         note(path, format!("corrupt: {why}"), removed);
     }
@@ -57,12 +92,19 @@ pub fn check(cache_dir: &Path, dry_run: bool) -> Result<Vec<Finding>, PruneError
 
     let blobs_dir = cache_dir.join("blobs/sha256");
     let mut bad_blobs: HashSet<&Digest> = HashSet::new();
+    let mut gone_blobs: HashSet<&Digest> = HashSet::new();
     for d in inv.blobs.keys() {
         let path = blobs_dir.join(d.hex());
-        if !blob_intact(&path, d) {
-            bad_blobs.insert(d);
-            let removed = !dry_run && std::fs::remove_file(&path).is_ok();
-            note(&path, "content does not match its digest".into(), removed);
+        match hash_blob(&path, d) {
+            Blob::Intact => {}
+            Blob::Gone => {
+                gone_blobs.insert(d);
+            }
+            Blob::Corrupt(read) => {
+                bad_blobs.insert(d);
+                let removed = !dry_run && read.is_some_and(|f| remove_if_same(&path, &f));
+                note(&path, "content does not match its digest".into(), removed);
+            }
         }
     }
 
@@ -74,7 +116,9 @@ pub fn check(cache_dir: &Path, dry_run: bool) -> Result<Vec<Finding>, PruneError
             _ => item.blobs.iter().find_map(|b| {
                 if bad_blobs.contains(b) {
                     Some(format!("names blob {b}, which is corrupt"))
-                } else if !inv.blobs.contains_key(b) {
+                } else if (!inv.blobs.contains_key(b) || gone_blobs.contains(b)) && !blobs_dir.join(b.hex()).is_file() {
+                    // Looked at again now: the inventory lists blobs before entries, so a
+                    // blob and then its entry written in between would look like this.
                     Some(format!("names blob {b}, which is missing"))
                 } else {
                     None
@@ -86,5 +130,74 @@ pub fn check(cache_dir: &Path, dry_run: bool) -> Result<Vec<Finding>, PruneError
             note(&item.path, problem, removed);
         }
     }
-    Ok(out)
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::local::{LocalEntry, LocalLayer, LocalLayers};
+    use crate::image::manifest::Descriptor;
+    use crate::image::store::BlobStore;
+
+    /// A cache dir with one local layer entry and its blob; the entry's path and the blob's.
+    fn cache_with_an_entry(cache: &Path) -> (PathBuf, PathBuf) {
+        let build = tempfile::tempdir().unwrap();
+        let build = BlobStore::open(build.path()).unwrap();
+        let blob = build.put(b"a layer").unwrap();
+        let layers = LocalLayers::open(
+            cache,
+            BlobStore::open(cache.join("blobs")).unwrap(),
+            std::time::Duration::from_secs(3600),
+            "1h".into(),
+        )
+        .unwrap();
+        let components = serde_json::from_value(serde_json::json!({
+            "version": 1, "platform": "linux/amd64", "layer_format": "gzip", "parent": "",
+            "instruction": "COPY a /a", "vars": {}, "line": 2
+        }))
+        .unwrap();
+        let entry = LocalEntry {
+            key: "ab".repeat(32),
+            components,
+            created_by: "COPY a /a".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            layer: Some(LocalLayer {
+                descriptor: Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", blob.clone(), 7),
+                diff_id: blob.clone(),
+            }),
+            earlier: Vec::new(),
+        };
+        let path = layers.store(&entry, "step-x", &build).unwrap();
+        (path, cache.join("blobs/sha256").join(blob.hex()))
+    }
+
+    #[test]
+    fn an_entry_written_after_the_blob_scan_is_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let (entry, blob) = cache_with_an_entry(t.path());
+        // As a check sees a writer that put the blob, then its entry, between its scan of the
+        // blobs and its scan of the entries.
+        let mut inv = Inventory::scan(t.path()).unwrap();
+        inv.blobs.clear();
+        let found = check_scanned(t.path(), &inv, false);
+        assert!(found.iter().all(|f| !f.corrupt), "{found:?}");
+        assert!(entry.exists() && blob.exists());
+        // An entry whose blob is really gone is still found and removed.
+        std::fs::remove_file(&blob).unwrap();
+        let found = check(t.path(), false).unwrap();
+        assert!(found.iter().any(|f| f.corrupt && f.removed && f.path == entry), "{found:?}");
+    }
+
+    #[test]
+    fn a_blob_gone_since_the_scan_is_not_corruption() {
+        let t = tempfile::tempdir().unwrap();
+        let (entry, blob) = cache_with_an_entry(t.path());
+        std::fs::remove_file(&entry).unwrap();
+        let inv = Inventory::scan(t.path()).unwrap();
+        // A prune collected it (no entry names it) after the scan.
+        std::fs::remove_file(&blob).unwrap();
+        let found = check_scanned(t.path(), &inv, false);
+        assert!(found.iter().all(|f| !f.corrupt), "{found:?}");
+    }
 }

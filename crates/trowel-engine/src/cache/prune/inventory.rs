@@ -64,7 +64,7 @@ pub struct Item {
 #[derive(Debug, Clone)]
 pub enum Leftover {
     /// Abandoned already: in the trash, a temporary file long unused, an unpacked entry being
-    /// made whose owner's lock is free.
+    /// made whose owner's lock is free, a making lock nobody holds.
     Path(PathBuf),
     /// A use lock whose entry is gone (`unpacked/uses/<hex>`): removed only while claimed, as
     /// a build may hold it while it makes the entry.
@@ -198,6 +198,12 @@ impl Inventory {
         }
         for (_, path, _) in entries(&dir.join("tmp")) {
             if crate::fs::dir_lock::is_abandoned(&path) {
+                self.leftovers.push(Leftover::Path(path));
+            }
+        }
+        // A making lock nobody holds: its maker was killed (a live one removes its own).
+        for (_, path, _) in entries(&dir.join(usage::MAKING_DIR)) {
+            if usage::making_abandoned(&path) {
                 self.leftovers.push(Leftover::Path(path));
             }
         }

@@ -100,10 +100,19 @@ fn trash_dir(cache_dir: &Path) -> io::Result<PathBuf> {
 
 /// Moves `path` into the trash (one rename: the store no longer has it), then deletes it.
 fn trash(cache_dir: &Path, path: &Path) -> io::Result<()> {
+    crate::fs::remove::remove_tree(&to_trash(cache_dir, path)?)
+}
+
+/// Moves `path` into a directory of its own in the trash; returns that directory, to delete.
+fn to_trash(cache_dir: &Path, path: &Path) -> io::Result<PathBuf> {
     let dir = tempfile::Builder::new().prefix("gone-").tempdir_in(trash_dir(cache_dir)?)?.keep();
-    let dest = dir.join("x");
-    fs::rename(path, &dest)?;
-    crate::fs::remove::remove_tree(&dir)
+    match fs::rename(path, dir.join("x")) {
+        Ok(()) => Ok(dir),
+        Err(e) => {
+            let _ = fs::remove_dir(&dir);
+            Err(e)
+        }
+    }
 }
 
 /// Removes what `policy` says from `cache_dir`.
@@ -245,19 +254,25 @@ fn remove_item(cache_dir: &Path, item: &Item) -> io::Result<bool> {
     if used_since(item) {
         return Ok(false);
     }
-    match trash(cache_dir, &item.path) {
-        Ok(()) => {}
+    let gone = match to_trash(cache_dir, &item.path) {
+        Ok(dir) => Some(dir),
         // Gone already (another prune).
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !item.path.exists() => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !item.path.exists() => None,
         Err(e) => return Err(e),
-    }
+    };
     if item.kind == Kind::Unpacked {
         // While still claimed: the next user makes a new lock file (see `usage::use_entry`).
         let store = item.path.parent().and_then(Path::parent).expect("unpacked/sha256/<hex>");
         let hex = item.path.file_name().expect("an entry name").to_string_lossy();
         let _ = fs::remove_file(usage::use_lock_path(store, &hex));
     }
+    // Released before the deletion, which takes seconds for a large entry: a build that wants
+    // the entry meanwhile need not wait for it (it makes the entry again), and the store has
+    // no trace of it since the rename.
     drop(lock);
+    if let Some(dir) = gone {
+        crate::fs::remove::remove_tree(&dir)?;
+    }
     Ok(true)
 }
 
