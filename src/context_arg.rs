@@ -38,6 +38,7 @@ pub fn context(
         limits: FetchLimits {
             max_file_size: (args.max_file_size > 0).then_some(args.max_file_size),
             max_total_size: (args.max_layer_size > 0).then_some(args.max_layer_size),
+            max_entries: (args.max_layer_entries > 0).then_some(args.max_layer_entries),
         },
         sub_path: args.context_sub_path.as_deref(),
         git: &git,

@@ -69,6 +69,7 @@ pub(super) fn unpack_archive(
         preserve_owner: false,
         max_entry_size: opts.limits.max_file_size,
         max_total_size: opts.limits.max_total_size,
+        max_entries: opts.limits.max_entries,
         select: None,
         overlay_lower: false,
     };
