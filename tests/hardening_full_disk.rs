@@ -9,6 +9,7 @@
 //! growing one is a remount with a larger size, as freeing a disk would be.
 
 mod common;
+mod fs_support;
 mod hardening_support;
 
 use std::path::{Path, PathBuf};
@@ -288,4 +289,45 @@ fn a_cache_dir_that_fills_while_a_local_layer_is_stored() {
     assert_ok(&build(&df, &files, &second, &flags));
     assert_eq!(digest_of(&second), want);
     assert_cache_consistent(cache.path());
+}
+
+/// `trowel warm` filling the base-image cache: the image's failure says which directory filled
+/// up, the cache dir stays consistent (the partial download is not an entry), and once there
+/// is room the warm completes and a build uses the cached image.
+#[test]
+fn a_cache_dir_that_fills_while_warm_downloads() {
+    let cache = SmallFs::new(6);
+    let noise = fs_support::TarMaker::new().file("noise", &incompressible(8 << 20)).finish();
+    let image = push_image(&unique_repo("fulldisk-warm"), &ExtraLayer::from_tar(&noise));
+    let warm = || run(trowel().args(["warm", "--image", &image.reference, "--cache-dir"]).arg(cache.path()));
+    let o = warm();
+    assert!(!o.status.success(), "warm succeeded:\n{}", log(&o));
+    let text = log(&o);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("Failed to warm {}", image.reference)))
+        .unwrap_or_else(|| panic!("no failure line:\n{text}"));
+    println!("{line}");
+    let dir = cache.path().display();
+    assert!(line.contains("No space left on device"), "{line}");
+    assert!(
+        line.contains(&format!("— the cache dir {dir} is full (tmpfs on trowel-full mounted at {dir}: ")),
+        "{line}"
+    );
+    assert!(line.ends_with(": free space there or point --cache-dir at a larger file system"), "{line}");
+    assert_cache_consistent(cache.path());
+    cache.grow(256);
+    assert_ok(&warm());
+    assert_cache_consistent(cache.path());
+    let work = tempfile::Builder::new().prefix("trowel-fulldisk-work-").tempdir_in("/var/tmp").unwrap();
+    let ctx = context(&format!("FROM {}\nRUN test -s /noise\n", image.reference));
+    let o = run(trowel()
+        .args(["build", "--no-push", "--context"])
+        .arg(ctx.path())
+        .args(["--work-dir"])
+        .arg(work.path())
+        .arg("--cache-dir")
+        .arg(cache.path()));
+    assert_ok(&o);
+    assert!(!log(&o).contains("not usable from the cache directory"), "{}", log(&o));
 }

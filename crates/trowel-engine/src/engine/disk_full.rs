@@ -118,10 +118,10 @@ fn advice(dir: FullDir, path: &Path, fs: Option<&FsUsage>, quota: bool) -> Strin
     )
 }
 
-/// What a full disk adds to a warning about a write into `dir` (at `path`) that failed with
-/// `e` and did not fail the build (the local layer store's entries): the same advice as
-/// [`NoSpace`]'s, or nothing when `e` is not a full disk.
-pub(crate) fn note(e: &(dyn std::error::Error + 'static), dir: FullDir, path: &Path) -> String {
+/// What a full disk adds to a message about a write into `dir` (at `path`) that failed with
+/// `e` and did not fail a build (the local layer store's entries, `trowel warm`'s images): the
+/// same advice as [`NoSpace`]'s, or nothing when `e` is not a full disk.
+pub fn note(e: &(dyn std::error::Error + 'static), dir: FullDir, path: &Path) -> String {
     match out_of_space(e) {
         Some(quota) => advice(dir, path, usage(path).as_ref(), quota),
         None => String::new(),
