@@ -151,7 +151,7 @@ fn out_of_space(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
     None
 }
 
-/// The first `NoSpace` in `e`'s chain (a site already explained it).
+/// Whether a `NoSpace` is in `e`'s chain already (a site explained it).
 fn explained(e: &BuildError) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
