@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use trowel_engine::engine::disk_full::{FullDir, note};
 use trowel_engine::engine::remote_context::{
     self, ContextSource, FetchLimits, FetchOptions, FetchedContext, GitOptions,
 };
@@ -46,7 +47,9 @@ pub fn context(
         trowel_dir: &args.trowel_dir(),
         env: &env,
     };
-    let fetched = remote_context::fetch(&source, &opts).map_err(|e| CliError(e.to_string()))?;
+    // A context bigger than the work dir's file system says which and what to do, as a build does.
+    let fetched = remote_context::fetch(&source, &opts)
+        .map_err(|e| CliError(format!("{e}{}", note(&e, FullDir::WorkDir, work_dir))))?;
     Ok((fetched.dir.clone(), Some(Arc::new(fetched))))
 }
 

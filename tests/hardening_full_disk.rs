@@ -331,3 +331,37 @@ fn a_cache_dir_that_fills_while_warm_downloads() {
     assert_ok(&o);
     assert!(!log(&o).contains("not usable from the cache directory"), "{}", log(&o));
 }
+
+/// A `tar://` context bigger than the work dir's file system: fetched before the build, it
+/// fails with the same advice, and leaves the work dir empty.
+#[test]
+fn a_work_dir_that_fills_while_a_context_archive_is_unpacked() {
+    let work = SmallFs::new(6);
+    let df = format!("FROM {}\nCOPY noise /noise\n", common::env().busybox());
+    let tar =
+        fs_support::TarMaker::new().file("Dockerfile", df.as_bytes()).file("noise", &incompressible(8 << 20)).finish();
+    let archive = tempfile::NamedTempFile::new_in("/var/tmp").unwrap();
+    std::fs::write(archive.path(), tar).unwrap();
+    let o = run(trowel()
+        .args(["build", "--no-push", "--context"])
+        .arg(format!("tar://{}", archive.path().display()))
+        .arg("--work-dir")
+        .arg(work.path()));
+    let text = log(&o);
+    assert!(!o.status.success(), "built:\n{text}");
+    let line = text.lines().find(|l| l.contains("build context tar://")).unwrap_or_else(|| panic!("{text}"));
+    println!("{line}");
+    let dir = work.path().display();
+    assert!(line.contains("No space left on device"), "{line}");
+    assert!(line.contains(&format!("— the work dir {dir} is full (tmpfs on trowel-full mounted at {dir}: ")), "{line}");
+    assert!(line.ends_with(": free space there or point --work-dir at a larger file system"), "{line}");
+    assert_eq!(work.listing(), Vec::<String>::new(), "the failed fetch left its directory");
+    work.grow(64);
+    let o = run(trowel()
+        .args(["build", "--no-push", "--context"])
+        .arg(format!("tar://{}", archive.path().display()))
+        .arg("--work-dir")
+        .arg(work.path()));
+    assert_ok(&o);
+    assert_eq!(work.listing(), Vec::<String>::new());
+}
