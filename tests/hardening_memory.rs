@@ -49,18 +49,42 @@ fn own_cgroup(key: &str) -> Option<String> {
     })
 }
 
+/// The cgroup v2 directory whose children may have a memory controller: this process's own
+/// cgroup with `+memory` in its `cgroup.subtree_control`. A v2 cgroup holding processes cannot
+/// give its children controllers (the no-internal-processes rule), so when that is refused this
+/// process first moves to a leaf of its own beside them (once; every test thread goes with it,
+/// harmlessly: the leaf has no limit). `None`: no v2 hierarchy with the memory controller.
+fn v2_parent() -> Option<&'static Result<PathBuf, String>> {
+    static PARENT: std::sync::OnceLock<Option<Result<PathBuf, String>>> = std::sync::OnceLock::new();
+    PARENT
+        .get_or_init(|| {
+            let (root, own) = (mount_point("cgroup2", None)?, own_cgroup("")?);
+            let parent = root.join(own.trim_start_matches('/'));
+            let ctrls = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+            if !ctrls.split_whitespace().any(|c| c == "memory") {
+                return Some(Err(format!("cgroup v2 at {} has no memory controller ({ctrls:?})", parent.display())));
+            }
+            let enable = || std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+            let enabled = enable().or_else(|_| {
+                let me = parent.join(format!("trowel-tests-{}", std::process::id()));
+                std::fs::create_dir_all(&me)?;
+                std::fs::write(me.join("cgroup.procs"), std::process::id().to_string())?;
+                enable()
+            });
+            Some(enabled.map(|()| parent.clone()).map_err(|e| {
+                format!("cgroup v2 at {}: cannot enable the memory controller for children: {e}", parent.display())
+            }))
+        })
+        .as_ref()
+}
+
 impl MemCgroup {
     fn new(name: &str) -> MemCgroup {
         let leaf = format!("trowel-mem-{name}-{}", std::process::id());
         let mut why = Vec::new();
         // cgroup v2, when its hierarchy has the memory controller.
-        if let (Some(root), Some(own)) = (mount_point("cgroup2", None), own_cgroup("")) {
-            let parent = root.join(own.trim_start_matches('/'));
-            let ctrls = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-            if ctrls.split_whitespace().any(|c| c == "memory") {
-                // A v2 cgroup with processes cannot give controllers to children: ours goes
-                // beside this process's cgroup's processes only when the parent allows it.
-                let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+        match v2_parent() {
+            Some(Ok(parent)) => {
                 let dir = parent.join(&leaf);
                 match std::fs::create_dir(&dir).and_then(|()| std::fs::write(dir.join("memory.max"), LIMIT.to_string()))
                 {
@@ -73,9 +97,9 @@ impl MemCgroup {
                         why.push(format!("cgroup v2 at {}: {e}", parent.display()));
                     }
                 }
-            } else {
-                why.push(format!("cgroup v2 at {} has no memory controller ({ctrls:?})", parent.display()));
             }
+            Some(Err(e)) => why.push(e.clone()),
+            None => {}
         }
         if let (Some(root), Some(own)) = (mount_point("cgroup", Some("memory")), own_cgroup("memory")) {
             let dir = root.join(own.trim_start_matches('/')).join(&leaf);
