@@ -25,10 +25,12 @@ struct SmallFs {
 
 impl SmallFs {
     fn new(mib: u64) -> SmallFs {
+        SmallFs::mount(&format!("size={mib}m,mode=0755"))
+    }
+
+    fn mount(options: &str) -> SmallFs {
         let dir = tempfile::Builder::new().prefix("trowel-fulldisk-").tempdir_in("/var/tmp").unwrap().keep();
-        let o = run(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0755"), "trowel-full"])
-            .arg(&dir));
+        let o = run(Command::new("mount").args(["-t", "tmpfs", "-o", options, "trowel-full"]).arg(&dir));
         assert_ok(&o);
         SmallFs { dir }
     }
@@ -364,4 +366,31 @@ fn a_work_dir_that_fills_while_a_context_archive_is_unpacked() {
         .arg(work.path()));
     assert_ok(&o);
     assert_eq!(work.listing(), Vec::<String>::new());
+}
+
+/// Out of inodes rather than bytes (a tmpfs of 64 MiB and 600 inodes; busybox's 288 entries and
+/// 1,000 empty files): the advice is to free inodes, and says none is left.
+#[test]
+fn a_work_dir_out_of_inodes() {
+    let work = SmallFs::mount("size=64m,nr_inodes=600,mode=0755");
+    let mut t = fs_support::TarMaker::new();
+    for i in 0..1000 {
+        t = t.file(&format!("f{i:04}"), b"");
+    }
+    let base = push_image(&unique_repo("fulldisk-inodes"), &ExtraLayer::from_tar(&t.finish()));
+    let df = format!("FROM {}\nRUN true\n", base.reference);
+    let repo = unique_repo("fulldisk-inodes-out");
+    let failed = format!("{}/{repo}:failed", common::env().registry);
+    let flags = ["--work-dir", work.path().to_str().unwrap(), "--cache-dir", "/nonexistent-trowel-cache"];
+    let o = build(&df, &[], &failed, &flags);
+    let text = log(&o);
+    assert!(!o.status.success(), "built:\n{text}");
+    let line = text.lines().find(|l| l.contains("error building image")).unwrap_or_else(|| panic!("{text}"));
+    println!("{line}");
+    assert!(line.contains(&format!("unpack layer {} of {}: ", base.layer_digest, base.reference)), "{line}");
+    assert!(line.contains("No space left on device (os error 28)"), "{line}");
+    assert!(line.contains(", no inode free of 600)"), "{line}");
+    assert!(line.ends_with(": free inodes (delete files) there or point --work-dir at a larger file system"), "{line}");
+    assert_eq!(work.listing(), Vec::<String>::new(), "the failed build left its work dir");
+    assert_not_pushed(&failed);
 }
