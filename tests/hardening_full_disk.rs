@@ -354,6 +354,8 @@ fn a_work_dir_that_fills_while_a_context_archive_is_unpacked() {
     let line = text.lines().find(|l| l.contains("build context tar://")).unwrap_or_else(|| panic!("{text}"));
     println!("{line}");
     let dir = work.path().display();
+    assert!(line.contains(": write /noise (in "), "{line}");
+    assert!(!line.contains("refused"), "a full disk is not a refusal: {line}");
     assert!(line.contains("No space left on device"), "{line}");
     assert!(line.contains(&format!("— the work dir {dir} is full (tmpfs on trowel-full mounted at {dir}: ")), "{line}");
     assert!(line.ends_with(": free space there or point --work-dir at a larger file system"), "{line}");
