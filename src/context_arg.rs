@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use trowel_engine::engine::disk_full::{FullDir, note};
 use trowel_engine::engine::remote_context::{
     self, ContextSource, FetchLimits, FetchOptions, FetchedContext, GitOptions,
 };
@@ -38,6 +39,7 @@ pub fn context(
         limits: FetchLimits {
             max_file_size: (args.max_file_size > 0).then_some(args.max_file_size),
             max_total_size: (args.max_layer_size > 0).then_some(args.max_layer_size),
+            max_entries: (args.max_layer_entries > 0).then_some(args.max_layer_entries),
         },
         sub_path: args.context_sub_path.as_deref(),
         git: &git,
@@ -45,7 +47,9 @@ pub fn context(
         trowel_dir: &args.trowel_dir(),
         env: &env,
     };
-    let fetched = remote_context::fetch(&source, &opts).map_err(|e| CliError(e.to_string()))?;
+    // A context bigger than the work dir's file system says which and what to do, as a build does.
+    let fetched = remote_context::fetch(&source, &opts)
+        .map_err(|e| CliError(format!("{e}{}", note(&e, FullDir::WorkDir, work_dir))))?;
     Ok((fetched.dir.clone(), Some(Arc::new(fetched))))
 }
 

@@ -26,6 +26,7 @@ use crate::units::{bytes, plural};
 use trowel_engine::cache::basedir::{BaseImageCache, CacheDirError, WarmOutcome, platform_key};
 use trowel_engine::dockerfile::{self, Base, DockerfileError, PlatformArgs, StageOrImage};
 use trowel_engine::duration::format_go_duration;
+use trowel_engine::engine::disk_full::{FullDir, note};
 use trowel_engine::image::config::ImageConfig;
 use trowel_engine::image::manifest::Platform;
 use trowel_engine::registry::{Reference, Registry, RegistryError, RegistryOptions};
@@ -185,7 +186,11 @@ pub fn warm(opts: &WarmOptions, log: &mut dyn FnMut(Level, &str)) -> Result<Vec<
         let outcome = warm_one(&rt, &cache, &registry, &target, opts, log);
         match &outcome {
             Ok(o) => log(Level::Info, &describe(&target.image, o)),
-            Err(e) => log(Level::Error, &format!("Failed to warm {}: {e}", target.image)),
+            Err(e) => {
+                // A full cache dir says which and what to do, as a build's does.
+                let full = note(e, FullDir::CacheDir, &opts.cache_dir);
+                log(Level::Error, &format!("Failed to warm {}: {e}{full}", target.image))
+            }
         }
         results.push(ImageResult { target, outcome });
     }

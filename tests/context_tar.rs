@@ -160,6 +160,12 @@ fn hostile_tars_are_refused_naming_the_entry() {
             &["--max-layer-size", "4MiB"],
             "layer is too large once unpacked",
         ),
+        (
+            "many-entries",
+            (0..10).fold(with_df(), |t, i| t.file(&format!("e{i}"), b"")).finish(),
+            &["--max-layer-entries", "10"],
+            "layer has more than 10 entries (entry \"e9\" is number 11; raise --max-layer-entries, 0: no limit)",
+        ),
     ];
     for (name, bytes, extra, want) in cases {
         let path = dir.path().join(format!("{name}.tar"));

@@ -161,6 +161,44 @@ fn size_limits_are_enforced_before_reading() {
     s.assert_canary_untouched();
 }
 
+/// A layer of many empty files passes every size limit; the entry limit stops it at the first
+/// entry over the limit, before that entry is written, and counts whiteouts and directories too.
+#[test]
+fn the_entry_limit_stops_a_layer_at_the_first_entry_over_it() {
+    let s = Scratch::new();
+    let mut at = TarMaker::new().dir("d");
+    for i in 0..8 {
+        at = at.file(&format!("d/f{i}"), b"");
+    }
+    let at = at.file(".wh.gone", b"").finish();
+    let o = UnpackOptions { max_entries: Some(10), ..opts() };
+    let stats = unpack_layer(&s.root(), &at[..], &o).unwrap();
+    assert_eq!((stats.entries, stats.whiteouts), (10, 1));
+    let mut over = TarMaker::new().dir("e");
+    for i in 0..10 {
+        over = over.file(&format!("e/f{i}"), b"");
+    }
+    let over = over.finish();
+    let err = unpack_layer(&s.root(), &over[..], &o).unwrap_err();
+    match &err {
+        FsError::TooManyEntries { entry, count, limit } => {
+            assert_eq!((entry.as_str(), *count, *limit), ("e/f9", 11, 10))
+        }
+        other => panic!("expected TooManyEntries, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "layer has more than 10 entries (entry \"e/f9\" is number 11; raise --max-layer-entries, 0: no limit)"
+    );
+    // Nothing at or past the entry over the limit was written (small files before it may still
+    // have been waiting in the unpacker's batch).
+    assert!(!host(&s.root(), "e/f9").exists());
+    // No limit: the same layer unpacks.
+    unpack_layer(&s.root(), &over[..], &opts()).unwrap();
+    assert!(host(&s.root(), "e/f9").exists());
+    s.assert_canary_untouched();
+}
+
 #[test]
 fn duplicate_entries_replace_and_never_follow() {
     let s = Scratch::new();

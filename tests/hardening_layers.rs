@@ -182,3 +182,49 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
     assert_refused(&o, &image, &[&format!("but the image config gives diff_id {claimed}")]);
     work.assert_untouched_and_clean();
 }
+
+/// A layer of `n` empty files (`f00000`…), the shape that uses up inodes while every size
+/// limit counts 0 bytes.
+fn empty_files(n: usize) -> ExtraLayer {
+    let mut t = TarMaker::new();
+    for i in 0..n {
+        t = t.file(&format!("f{i:05}"), b"");
+    }
+    ExtraLayer::from_tar(&t.finish())
+}
+
+/// `--max-layer-entries`: a base layer one entry over the limit is refused, naming the image,
+/// the layer, the limit and the flag, with nothing left in the work dir or half-made in the
+/// unpacked-layer store of the cache dir (`trowel cache check` passes); at the limit it builds.
+/// busybox's own layer (288 entries) is under the limit used.
+#[test]
+fn a_layer_over_the_entry_limit_is_refused_and_one_at_it_builds() {
+    let work = CanaryWork::new();
+    let cache = tempfile::Builder::new().prefix("trowel-entries-cache-").tempdir_in("/var/tmp").unwrap();
+    let limit = ["--max-layer-entries", "1000", "--cache-dir"];
+    let over = push_image(&unique_repo("entries-over"), &empty_files(1001));
+    let mut args: Vec<&str> = limit.to_vec();
+    args.push(cache.path().to_str().unwrap());
+    let o = build_from(&over, "RUN echo should-not-run\n", &work, &args);
+    assert_refused(
+        &o,
+        &over,
+        &["layer has more than 1000 entries (entry \"f01000\" is number 1001; raise --max-layer-entries, 0: no limit)"],
+    );
+    assert!(!log(&o).contains("\nshould-not-run"), "the RUN ran on a refused base");
+    work.assert_untouched_and_clean();
+    let check = run(trowel().args(["cache", "check", "--cache-dir"]).arg(cache.path()));
+    assert_ok(&check);
+    let tmp = cache.path().join("unpacked/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "a half-made store entry was left: {left:?}");
+
+    let at = push_image(&unique_repo("entries-at"), &empty_files(1000));
+    let o = build_from(&at, "RUN test -e /f00999 && test \"$(ls / | grep -c '^f')\" = 1000\n", &work, &args);
+    assert_ok(&o);
+    work.assert_untouched_and_clean();
+    // The default (a million) is far above both.
+    let o = build_from(&over, "RUN test -e /f01000\n", &work, &[]);
+    assert_ok(&o);
+    work.assert_untouched_and_clean();
+}

@@ -82,6 +82,7 @@ pub fn check(data: &[u8]) {
         preserve_owner: flags & 2 != 0,
         max_entry_size: Some(8 << 20),
         max_total_size: Some(32 << 20),
+        max_entries: Some(100_000),
         select: None,
         overlay_lower: flags & 8 != 0,
     };

@@ -218,6 +218,11 @@ pub struct BuildArgs {
     /// bomb (e.g. 10GiB; 0: no limit).
     #[arg(long, default_value = "32GiB", value_parser = parse_size_arg)]
     pub max_layer_size: u64,
+    /// Refuse a layer (base image, cached layer, ADD archive, context archive) holding more
+    /// entries than this, e.g. millions of empty files that would use up the inodes (0: no
+    /// limit).
+    #[arg(long, default_value_t = trowel_engine::engine::options::DEFAULT_MAX_LAYER_ENTRIES)]
+    pub max_layer_entries: u64,
     /// Pause at this breakpoint and ask on the terminal: a line number, stage:NAME, failure,
     /// cache-miss, size:SIZE or path:GLOB (repeatable); PLATFORM@BREAKPOINT (linux/arm64@12)
     /// only on that target platform.
@@ -343,6 +348,7 @@ impl BuildArgs {
             ignore_var_run: self.ignore_var_run,
             max_file_size: (self.max_file_size > 0).then_some(self.max_file_size),
             max_layer_size: (self.max_layer_size > 0).then_some(self.max_layer_size),
+            max_layer_entries: (self.max_layer_entries > 0).then_some(self.max_layer_entries),
             // Used whenever the cache dir exists, as cache mounts are (`--cache` is about the
             // registry's layer cache; layers unpacked here are never pushed anywhere).
             unpacked_store: self.cache_dir.is_dir().then(|| self.cache_dir.join("unpacked")),
@@ -505,7 +511,8 @@ mod tests {
         let Command::Build(b) = cli.command else { panic!("expected build") };
         assert_eq!(b.max_file_size, trowel_engine::engine::options::DEFAULT_MAX_FILE_SIZE);
         assert_eq!(b.max_layer_size, trowel_engine::engine::options::DEFAULT_MAX_LAYER_SIZE);
-        let cli = parse(&["trowel", "build", "--max-file-size=1MiB", "--max-layer-size", "0"]);
+        assert_eq!(b.max_layer_entries, trowel_engine::engine::options::DEFAULT_MAX_LAYER_ENTRIES);
+        let cli = parse(&["trowel", "build", "--max-file-size=1MiB", "--max-layer-size", "0", "--max-layer-entries=0"]);
         let Command::Build(b) = cli.command else { panic!("expected build") };
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
@@ -514,5 +521,6 @@ mod tests {
         b.no_push = true;
         let o = b.to_options().unwrap();
         assert_eq!((o.layers.max_file_size, o.layers.max_layer_size), (Some(1 << 20), None));
+        assert_eq!(o.layers.max_layer_entries, None);
     }
 }

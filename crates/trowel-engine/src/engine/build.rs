@@ -59,7 +59,9 @@ pub fn build(
     // Whatever emitter the caller made, this build's secrets are masked in every event: a
     // forgotten redactor must not mean secrets in clear (failing closed).
     emitter.mask_also(&opts.redactor());
-    let result = Build::new(opts, emitter.clone(), &mut *controller).and_then(|mut b| b.run());
+    let result = Build::new(opts, emitter.clone(), &mut *controller)
+        .map_err(|e| super::disk_full::explain(e, opts))
+        .and_then(|mut b| b.run());
     // Changes since the last step boundary (a breakpoint removed at the last pause) are the
     // list the build ended with.
     if let Some(set) = controller.breakpoints_changed() {
@@ -125,7 +127,8 @@ impl<'o> Build<'o> {
     }
 
     fn run(&mut self) -> Result<BuildResult, BuildError> {
-        let result = self.run_stages_and_publish();
+        // A full disk is looked at while it is still full: before anything below frees space.
+        let result = self.run_stages_and_publish().map_err(|e| super::disk_full::explain(e, self.ctx.opts));
         // Layers sent ahead that no push committed (a failed build, a refused push) never
         // become blobs.
         self.ctx.cancel_early_uploads();

@@ -101,6 +101,10 @@ pub enum BuildError {
     /// Stopped by the controller (debugger quit, push refused).
     #[error("build aborted: {0}")]
     Aborted(String),
+    /// The work dir's or cache dir's file system filled up (or went over a quota): the error
+    /// it caused, with the directory, its file system and what to do (`disk_full.rs`).
+    #[error(transparent)]
+    NoSpace(Box<super::disk_full::NoSpace>),
 }
 
 /// Why a step failed.
@@ -205,6 +209,7 @@ impl BuildError {
     /// The exit code of the RUN that failed, if a RUN failed.
     pub fn step_exit_code(&self) -> Option<i32> {
         match self {
+            BuildError::NoSpace(n) => n.source.step_exit_code(),
             BuildError::Step { source, .. } => match **source {
                 StepError::Exit(c) => Some(c),
                 StepError::TimedOut { exit_code, .. } => Some(exit_code),
@@ -217,6 +222,7 @@ impl BuildError {
     /// The step that failed, when a step did.
     pub fn step(&self) -> Option<trowel_events::StepId> {
         match self {
+            BuildError::NoSpace(n) => n.source.step(),
             BuildError::Step { step, .. } => *step,
             _ => None,
         }
@@ -224,6 +230,7 @@ impl BuildError {
 
     pub fn location(&self) -> Option<&Location> {
         match self {
+            BuildError::NoSpace(n) => n.source.location(),
             BuildError::Step { location, .. } => Some(location),
             _ => None,
         }

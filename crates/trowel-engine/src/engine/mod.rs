@@ -33,6 +33,7 @@ mod context;
 pub(crate) mod context_digests;
 pub mod controller;
 mod copy_source;
+pub mod disk_full;
 mod early_upload;
 pub mod emit;
 pub mod error;

@@ -22,6 +22,12 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 30;
 /// Default `--max-layer-size`: real layers stay far below it, while a gzip bomb (1000:1) needs
 /// only a few tens of megabytes to reach it.
 pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
+/// Default `--max-layer-entries`: the largest real layers hold a few hundred thousand entries
+/// (a Debian toolchain's whole `/usr` is about 150,000), while a layer of millions of empty
+/// files passes every size limit and uses up a CI node's inodes (and the unpacker's memory,
+/// which remembers each path a layer wrote). A million is several times the largest real layer
+/// and a few percent of a typical disk's inodes.
+pub const DEFAULT_MAX_LAYER_ENTRIES: u64 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -74,6 +80,9 @@ pub struct LayerOptions {
     /// Most bytes of file data one layer may unpack to; `None`: no limit. Stops decompression
     /// bombs before they fill the disk.
     pub max_layer_size: Option<u64>,
+    /// Most entries (files, directories, links, whiteouts) one layer may hold; `None`: no
+    /// limit. Stops a layer of millions of empty files before it uses up the inodes.
+    pub max_layer_entries: Option<u64>,
     /// The unpacked-layer store (`<cache-dir>/unpacked` when the cache dir exists): layers
     /// kept unpacked between builds, that chroot isolation's build roots are overlays of.
     /// `None`: every root is unpacked into a directory of its own.
@@ -160,6 +169,7 @@ impl Default for LayerOptions {
             ignore_var_run: true,
             max_file_size: Some(DEFAULT_MAX_FILE_SIZE),
             max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
+            max_layer_entries: Some(DEFAULT_MAX_LAYER_ENTRIES),
             unpacked_store: None,
         }
     }

@@ -193,6 +193,7 @@ impl BuildContext<'_> {
             preserve_owner: true,
             max_entry_size: self.opts.layers.max_file_size,
             max_total_size: self.opts.layers.max_layer_size,
+            max_entries: self.opts.layers.max_layer_entries,
             select: None,
             overlay_lower: false,
         }

@@ -318,7 +318,12 @@ impl BuildContext<'_> {
                 let why = format!("layer {} holds a device node ({entry}) overlayfs cannot store", l.descriptor.digest);
                 return Ok(Err(why));
             }
-            Err(e) => return Err(e),
+            // The entry's data went to the cache dir whatever root the unpacker wrote through;
+            // its file system is looked at before the entry is dropped and frees it.
+            Err(e) => {
+                let cache_dir = store.dir().parent().unwrap_or(store.dir());
+                return Err(super::disk_full::at(super::disk_full::FullDir::CacheDir, cache_dir, e));
+            }
         };
         Ok(Ok((stats, pending)))
     }

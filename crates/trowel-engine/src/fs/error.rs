@@ -41,6 +41,14 @@ pub enum FsError {
     #[error("layer is too large once unpacked: {size} bytes by entry {entry:?} (limit {limit})")]
     LayerTooLarge { entry: String, size: u64, limit: u64 },
 
+    /// A layer with more entries than `max_entries`: millions of empty files exhaust a file
+    /// system's inodes (and the unpacker's memory) while every size limit counts 0 bytes.
+    /// `entry` is the first one over the limit; nothing after it is read.
+    #[error(
+        "layer has more than {limit} entries (entry {entry:?} is number {count}; raise --max-layer-entries, 0: no limit)"
+    )]
+    TooManyEntries { entry: String, count: u64, limit: u64 },
+
     /// A device node in a layer when devices are not allowed, or mknod was refused.
     #[error("layer entry {entry:?}: cannot create device node: {reason}")]
     DeviceNotAllowed { entry: String, reason: String },

@@ -450,7 +450,11 @@ impl LayerCache {
         for (id, key, h) in std::mem::take(&mut self.local_writes) {
             match ctx.rt.block_on(h) {
                 Ok(Ok((reference, streamed))) => ctx.emitter.emit(Event::CacheStored { id, key, reference, streamed }),
-                Ok(Err(e)) => ctx.emitter.warn(format!("step {id}: could not write the local cache entry: {e}")),
+                Ok(Err(e)) => {
+                    let dir = crate::engine::disk_full::cache_dir(ctx.opts).unwrap_or(std::path::Path::new("/"));
+                    let full = crate::engine::disk_full::note(&e, crate::engine::disk_full::FullDir::CacheDir, dir);
+                    ctx.emitter.warn(format!("step {id}: could not write the local cache entry: {e}{full}"));
+                }
                 Err(e) => ctx.emitter.warn(format!("step {id}: local cache write task failed: {e}")),
             }
         }

@@ -30,11 +30,13 @@ mod tar;
 pub use http::HttpError;
 pub use source::{AzureSource, ContextSource, GitOptions, GitSource, HttpsSource, ObjectSource, TarInput};
 
-/// What bounds a fetched context: the build's `--max-file-size` and `--max-layer-size`.
+/// What bounds a fetched context: the build's `--max-file-size`, `--max-layer-size` and
+/// `--max-layer-entries` (an archive's entries; a repository is bounded by its sizes).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FetchLimits {
     pub max_file_size: Option<u64>,
     pub max_total_size: Option<u64>,
+    pub max_entries: Option<u64>,
 }
 
 /// How to fetch a context.

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::{ContextError, ContextKind, ContextOrigin, FetchOptions, TarInput};
 use crate::digest::HashingReader;
-use crate::fs::{IgnoreList, Root, UnpackOptions, unpack_layer};
+use crate::fs::{FsError, IgnoreList, Root, UnpackOptions, unpack_layer};
 
 pub(super) fn fetch(
     input: &TarInput,
@@ -69,6 +69,7 @@ pub(super) fn unpack_archive(
         preserve_owner: false,
         max_entry_size: opts.limits.max_file_size,
         max_total_size: opts.limits.max_total_size,
+        max_entries: opts.limits.max_entries,
         select: None,
         overlay_lower: false,
     };
@@ -84,7 +85,13 @@ pub(super) fn unpack_archive(
         } else {
             Box::new(buffered)
         };
-        unpack_layer(&root, tar, &unpack).map_err(|source| ContextError::Tar { source_: shown.to_string(), source })?;
+        unpack_layer(&root, tar, &unpack).map_err(|source| match source {
+            // A system call on the context's directory failed (a full disk): not a refusal.
+            FsError::Io { op, path, root, source } => {
+                ContextError::Io { source_: shown.to_string(), what: format!("{op} {path} (in {root})"), source }
+            }
+            source => ContextError::Tar { source_: shown.to_string(), source },
+        })?;
     }
     // What follows the archive's end (its zero blocks, a compressor's padding) is part of what
     // was given, and of its digest; it is bounded like the archive.

@@ -441,7 +441,8 @@ impl StageRunner {
                 Ok(StepOutcome::metadata())
             }
             Changed::Files(scope) => {
-                let layer = self.commit(s, at.id, scope, &self.created_by(&at.display))?;
+                // A layer that cannot be written (a full disk) is this step's failure.
+                let layer = self.commit(s, at.id, scope, &self.created_by(&at.display)).map_err(|e| at.fail(e))?;
                 Ok(StepOutcome { status: StepStatus::Built, layer })
             }
         }

@@ -13,7 +13,8 @@
 //! OCI whiteouts are applied (see `whiteout.rs`) and never written to disk. Memory does
 //! not grow with the layer's size: file data is copied with one fixed buffer, and tar extension
 //! headers, which the `tar` crate buffers, are bounded by `tar_guard.rs`. Memory grows only with
-//! the number of entries (the set of paths this layer wrote, needed for opaque whiteouts).
+//! the number of entries (the set of paths this layer wrote, needed for opaque whiteouts), which
+//! `max_entries` bounds, as it bounds the inodes a layer can use up.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -52,6 +53,9 @@ pub struct UnpackOptions {
     pub max_entry_size: Option<u64>,
     /// Refuse the layer once the entries' data adds up to more than this.
     pub max_total_size: Option<u64>,
+    /// Refuse the layer at its entry number `max_entries + 1`, before that entry is applied
+    /// (every entry counts, skipped and whiteout ones too: each is work, most are an inode).
+    pub max_entries: Option<u64>,
     /// Write only part of the layer (a `COPY --from` source, see `extract.rs`): every entry is
     /// still read, checked and hashed, but files outside the selection are not written.
     pub select: Option<Arc<Selection>>,
@@ -73,6 +77,7 @@ impl Default for UnpackOptions {
             preserve_owner: rustix::process::geteuid().is_root(),
             max_entry_size: None,
             max_total_size: None,
+            max_entries: None,
             select: None,
             overlay_lower: false,
         }
@@ -154,6 +159,7 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
         stats: UnpackStats::default(),
         removed: Vec::new(),
         total: 0,
+        count: 0,
         buf: vec![0u8; 256 * 1024],
         dir_fds: HashMap::new(),
         how: Creation::of_process(),
@@ -206,6 +212,8 @@ struct Applier<'a> {
     /// Paths removed by whiteouts and directories cleared by opaque markers.
     removed: Vec<String>,
     total: u64,
+    /// Entries seen so far (global PAX headers aside), for `max_entries`.
+    count: u64,
     buf: Vec<u8>,
     /// Descriptors of the directories files went into or that were just made (by resolved
     /// path), and whether each is setgid. Dropped whenever a directory may have been replaced
@@ -271,6 +279,12 @@ impl Applier<'_> {
         let etype = entry.header().entry_type();
         if matches!(etype, EntryType::XGlobalHeader) {
             return Ok(());
+        }
+        self.count += 1;
+        if let Some(limit) = self.opts.max_entries
+            && self.count > limit
+        {
+            return Err(FsError::TooManyEntries { entry: raw_name.to_string(), count: self.count, limit });
         }
         let logical = entry_path(&entry.path_bytes(), raw_name)?;
         let size = entry.size();
