@@ -146,6 +146,7 @@ fn a_userns_pod_that_allows_it_builds_in_chroot_isolation_like_the_host() {
          && test -e /proc/1/status && ! test -s /proc/kcore\n\
          USER app\nRUN touch /data/by-app\n\
          FROM {b}\nCOPY --from=build /data /data\nCOPY --chown=1234:1234 hello.txt /data/\n\
+         RUN touch /owned && chown app:app /owned\n\
          CMD [\"cat\", \"/data/hello.txt\"]\n",
         b = e.busybox()
     );
@@ -167,9 +168,10 @@ fn a_userns_pod_that_allows_it_builds_in_chroot_isolation_like_the_host() {
 
     let u = pull_and_unpack(&format!("{repo}:localhost"));
     let t = u.tree();
-    for (path, uid) in [("/data", 1000), ("/data/by-app", 1000), ("/data/hello.txt", 1234), ("/data/out", 0)] {
+    for (path, uid) in [("/owned", 1000), ("/data/hello.txt", 1234), ("/data/out", 0)] {
         assert_eq!(t.get(path).uid, uid, "{path}: the pod's ids, not the node's ({POD_BASE}…)");
     }
+    assert!(t.has("/data/by-app"));
     assert_eq!(t.get("/data/out").mode & 0o7777, 0o4755, "setuid survives");
     let (code, out, err) = u.crun(None);
     assert_eq!(code, 0, "{err}");
