@@ -219,3 +219,17 @@ fn rootless_isolation_in_a_userns_pod() {
     assert_ne!(code, 0, "RuntimeDefault refuses unshare without CAP_SYS_ADMIN: {log}");
     assert!(log.contains("user namespace"), "a clear error, not a bare EPERM: {log}");
 }
+
+/// The probe itself, on this machine (root of the initial user namespace): chroot isolation's
+/// set-up works, and a helper that is not trowel is reported as refused, not as working.
+#[test]
+fn the_probe_says_what_this_machine_allows() {
+    use trowel_engine::sandbox::{ChrootProbe, chroot_hint, probe_chroot};
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(probe_chroot(Path::new(env!("CARGO_BIN_EXE_trowel")), scratch.path()), ChrootProbe::Works);
+    assert!(matches!(probe_chroot(Path::new("/bin/true"), scratch.path()), ChrootProbe::Refused(_)));
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "the scratch root is gone again");
+    let pivot = "pivot_root into /tmp/x: EPERM: Operation not permitted";
+    assert!(chroot_hint(pivot).contains("Localhost profile"), "{}", chroot_hint(pivot));
+    assert_eq!(chroot_hint("mount proc on /proc: ENOENT: No such file or directory"), "", "only refusals get a hint");
+}
