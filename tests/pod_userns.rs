@@ -38,10 +38,11 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// A workspace and a scratch /tmp (an emptyDir) for the pod.
+/// A workspace, a scratch /tmp and a /cache (emptyDirs) for the pod, as the Job has them.
 struct Volumes {
     workspace: tempfile::TempDir,
     tmp: tempfile::TempDir,
+    cache: tempfile::TempDir,
 }
 
 impl Volumes {
@@ -49,11 +50,11 @@ impl Volumes {
         let workspace = tempfile::tempdir().unwrap();
         std::fs::write(workspace.path().join("Dockerfile"), dockerfile).unwrap();
         std::fs::write(workspace.path().join("hello.txt"), "hello from the pod\n").unwrap();
-        Volumes { workspace, tmp: tempfile::tempdir().unwrap() }
+        Volumes { workspace, tmp: tempfile::tempdir().unwrap(), cache: tempfile::tempdir().unwrap() }
     }
 
     fn mounts(&self) -> Vec<(&Path, &str)> {
-        vec![(self.workspace.path(), "/workspace"), (self.tmp.path(), "/tmp")]
+        vec![(self.workspace.path(), "/workspace"), (self.tmp.path(), "/tmp"), (self.cache.path(), "/cache")]
     }
 }
 
