@@ -20,6 +20,7 @@ fn deploy_examples_validate_and_a_broken_one_does_not() {
         "build-job-mounted-context.yaml",
         "build-job-git-context.yaml",
         "build-job-s3-context.yaml",
+        "build-job-userns.yaml",
         "debug-pod.yaml",
         "cache-pvc.yaml",
     ] {

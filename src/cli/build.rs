@@ -274,15 +274,36 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
-    pub fn to_options(&self) -> Result<BuildOptions, CliError> {
-        let isolation = match self.isolation {
-            IsolationArg::Chroot => Isolation::Chroot,
-            IsolationArg::Container => Isolation::Container,
-            IsolationArg::Auto if trowel_engine::sandbox::detect::container_evidence().is_some() => {
-                Isolation::Container
+    /// The isolation, and why when the automatic choice had to settle for container isolation.
+    /// In a container, chroot isolation is probed (its real set-up, a few milliseconds) before
+    /// anything is pulled: chosen automatically when the container has a user namespace of its
+    /// own and allows it, refused with what was refused when asked for and impossible.
+    fn choose_isolation(&self) -> Result<(Isolation, Option<String>), CliError> {
+        use trowel_engine::sandbox::{self, ChrootProbe, detect};
+        let helper = std::path::Path::new(sandbox::DEFAULT_HELPER);
+        let scratch = || self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+        match self.isolation {
+            IsolationArg::Container => Ok((Isolation::Container, None)),
+            IsolationArg::Chroot if detect::container_evidence().is_some() => {
+                match sandbox::probe_chroot(helper, &scratch()) {
+                    ChrootProbe::Works => Ok((Isolation::Chroot, None)),
+                    ChrootProbe::Refused(why) => Err(CliError(format!(
+                        "--isolation=chroot cannot work in this container: {why}{}",
+                        sandbox::chroot_hint(&why)
+                    ))),
+                }
             }
-            IsolationArg::Auto => Isolation::Chroot,
-        };
+            IsolationArg::Chroot => Ok((Isolation::Chroot, None)),
+            IsolationArg::Auto if detect::container_evidence().is_some() => {
+                let (isolation, note) = sandbox::choose_in_container(helper, &scratch());
+                Ok((isolation, note))
+            }
+            IsolationArg::Auto => Ok((Isolation::Chroot, None)),
+        }
+    }
+
+    pub fn to_options(&self) -> Result<BuildOptions, CliError> {
+        let (isolation, isolation_note) = self.choose_isolation()?;
         // What the flags alone refuse, before a remote context is fetched.
         let platforms = target_platforms(self.custom_platform.as_deref(), &self.platforms)?;
         let annotations = Annotations::parse(&self.annotations).map_err(CliError)?;
@@ -355,6 +376,7 @@ impl BuildArgs {
         };
         o.run = RunOptions {
             isolation,
+            isolation_note,
             timeout: self.run_timeout.map(std::time::Duration::from_secs),
             trowel_dir: self.trowel_dir(),
             force: self.force,

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+pub mod userns;
+
 /// The six capabilities of the seed deployment's `cap_add` (everything else dropped).
 pub const POD_CAPS: [&str; 6] =
     ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETUID"];

@@ -278,6 +278,9 @@ impl<'o> Build<'o> {
             isolation: ctx.opts.run.isolation.to_string(),
             stages,
         });
+        if let Some(note) = &ctx.opts.run.isolation_note {
+            ctx.emitter.warn(note.clone());
+        }
     }
 }
 

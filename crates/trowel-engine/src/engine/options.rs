@@ -93,6 +93,9 @@ pub struct LayerOptions {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub isolation: Isolation,
+    /// Why the automatic choice fell back to container isolation where a stronger one was
+    /// tried (a pod with a user namespace of its own): said as a warning when the build starts.
+    pub isolation_note: Option<String>,
     /// The trowel binary that hosts the sandbox helper (`/proc/self/exe` normally).
     pub helper_exe: PathBuf,
     /// Optional limit per RUN.
@@ -179,6 +182,7 @@ impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
             isolation: Isolation::Chroot,
+            isolation_note: None,
             helper_exe: PathBuf::from("/proc/self/exe"),
             timeout: None,
             trowel_dir: PathBuf::from("/trowel"),

@@ -84,9 +84,10 @@ pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
     )
     .context(|| format!("remount the build root {} nodev", root.display()))?;
 
+    mount_proc_in(root)?;
     pivot_into(root)?;
     mount_dev(devices)?;
-    mount_proc(plan.privileged)?;
+    harden_proc(plan.privileged)?;
     if plan.sys {
         mount_sys(plan.privileged)?;
     }
@@ -201,10 +202,24 @@ fn mount_dev(devices: Vec<(&'static str, OwnedFd)>) -> Step<()> {
     Ok(())
 }
 
+/// The new PID namespace's `proc`, mounted on the root's `/proc` before the pivot: in a user
+/// namespace other than the initial one (a pod with `hostUsers: false`, rootless isolation) the
+/// kernel allows a new `proc` only while one is already visible in the mount namespace
+/// (`mount_too_revealing`), and once the pivot has detached the host's filesystem none is. The
+/// image's `proc` is opened without following a symlink, so the mount lands in the root.
+fn mount_proc_in(root: &Path) -> Step<()> {
+    use rustix::fs::{Mode, OFlags};
+    let target = root.join("proc");
+    let dir =
+        rustix::fs::open(&target, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .context(|| format!("open {}", target.display()))?;
+    let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir));
+    mount(Some("proc"), via.as_str(), Some("proc"), flags_nosuid_nodev_noexec(), None::<&str>)
+        .context(|| "mount proc on /proc".into())
+}
+
 /// `privileged` (`RUN --security=insecure`): nothing of `/proc` is read-only or hidden.
-fn mount_proc(privileged: bool) -> Step<()> {
-    mount(Some("proc"), "/proc", Some("proc"), flags_nosuid_nodev_noexec(), None::<&str>)
-        .context(|| "mount proc on /proc".into())?;
+fn harden_proc(privileged: bool) -> Step<()> {
     if privileged {
         return Ok(());
     }

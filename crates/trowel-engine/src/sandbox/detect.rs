@@ -1,5 +1,7 @@
-//! Is trowel running inside a container? Container isolation overwrites `/`, so it must only
-//! ever be chosen where `/` belongs to a disposable container.
+//! Is trowel running inside a container, and in a user namespace of its own? Container
+//! isolation overwrites `/`, so it must only ever be chosen where `/` belongs to a disposable
+//! container; a user namespace of its own (a pod with `hostUsers: false`) is where chroot
+//! isolation may be possible instead (`probe.rs` asks).
 //!
 //! The evidence is deliberately strict: `/.dockerenv` alone is not enough (VM images built from
 //! container images keep it — this very project's CI machines have one), so it counts only
@@ -32,6 +34,28 @@ pub fn container_evidence() -> Option<String> {
         return Some("/.dockerenv and an overlay root filesystem".into());
     }
     None
+}
+
+/// The uid mapping of this process's user namespace, described, when it is not the initial one
+/// (whose map is the identity `0 0 4294967295`): e.g. `uid 0 is 165536 outside, 65536 ids`.
+pub fn user_namespace_mapping() -> Option<String> {
+    std::fs::read_to_string("/proc/self/uid_map").ok().and_then(|m| describe_uid_map(&m))
+}
+
+fn describe_uid_map(map: &str) -> Option<String> {
+    let lines: Vec<Vec<u64>> = map
+        .lines()
+        .map(|l| l.split_whitespace().filter_map(|f| f.parse().ok()).collect::<Vec<u64>>())
+        .filter(|f| f.len() == 3)
+        .collect();
+    if lines.is_empty() || lines == [vec![0, 0, 4294967295]] {
+        return None;
+    }
+    let ids: u64 = lines.iter().map(|l| l[2]).sum();
+    Some(match lines.iter().find(|l| l[0] == 0) {
+        Some(l) => format!("uid 0 is {} outside, {ids} ids", l[1]),
+        None => format!("no uid 0, {ids} ids"),
+    })
 }
 
 fn root_is_overlay() -> bool {
@@ -83,6 +107,18 @@ mod tests {
         assert_eq!(unescape(r"/mnt/with\040space"), "/mnt/with space");
         assert_eq!(unescape(r"/plain"), "/plain");
         assert_eq!(unescape(r"/a\134b"), r"/a\b");
+    }
+
+    #[test]
+    fn uid_maps() {
+        assert_eq!(describe_uid_map("         0          0 4294967295\n"), None);
+        assert_eq!(describe_uid_map(""), None);
+        assert_eq!(
+            describe_uid_map("         0     165536      65536\n").as_deref(),
+            Some("uid 0 is 165536 outside, 65536 ids")
+        );
+        assert_eq!(describe_uid_map("0 1000 1\n1 100000 65536\n").as_deref(), Some("uid 0 is 1000 outside, 65537 ids"));
+        assert_eq!(describe_uid_map("1000 1000 1\n").as_deref(), Some("no uid 0, 1 ids"));
     }
 
     #[test]
