@@ -113,6 +113,11 @@ impl OverlaySpec<'_> {
         for (key, value) in self.options() {
             fsconfig_set_string(&fs, *key, *value)?;
         }
+        // Root of a user namespace (rootless isolation) may not write trusted.* attributes:
+        // overlayfs then keeps its opaque markers as user.overlay.* (`overlay.rs` reads both).
+        if in_user_namespace() {
+            rustix::mount::fsconfig_set_flag(&fs, "userxattr")?;
+        }
         fsconfig_create(&fs)?;
         Ok(fs)
     }
@@ -330,4 +335,16 @@ mod tests {
             drop(m);
         }
     }
+}
+
+/// Whether this process runs in a user namespace other than the initial one (its uid map is
+/// not the identity over every id). Read once: a process does not change namespaces after its
+/// first thread.
+pub(crate) fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
+        })
+    })
 }

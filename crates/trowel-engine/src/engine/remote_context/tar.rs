@@ -71,6 +71,8 @@ pub(super) fn unpack_archive(
         max_total_size: opts.limits.max_total_size,
         select: None,
         overlay_lower: false,
+        skip_devices: false,
+        owners_to_root: false,
     };
     {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);
