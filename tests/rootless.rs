@@ -17,7 +17,8 @@ use std::process::Command;
 use common::rootless::{RANGE_SIZE, WITH_RANGE, WITHOUT_RANGE, Workspace, ok, user};
 use common::*;
 
-/// Owners, setuid, hard links and a second stage: what a user namespace could get wrong.
+/// Owners, setuid, hard links and a second stage: what a user namespace could get wrong (the
+/// test image's busybox has no adduser: the user is added as useradd would, then chowned to).
 fn busybox_dockerfile() -> String {
     let base = env().busybox();
     format!(
@@ -26,10 +27,14 @@ fn busybox_dockerfile() -> String {
          FROM {base}\n\
          COPY a.txt /a.txt\n\
          COPY --chown=1234:2345 b.txt /owned/b.txt\n\
-         RUN adduser -D -u 1000 app && mkdir /data && echo hi > /data/f && chown -R 1000:1000 /data\n\
+         RUN echo app:x:1000:1000::/data:/bin/sh >> /etc/passwd && echo app:x:1000: >> /etc/group \
+         && mkdir /data && echo hi > /data/f && chown -R app:app /data\n\
          RUN cp /bin/busybox /usr/bin/suid && chmod 4755 /usr/bin/suid && echo linked > /l1 && ln /l1 /l2\n\
          COPY --from=build /artifact /artifact\n\
          RUN echo \"$(id -u):$(stat -c %u:%g /data/f)\" > /seen\n\
+         USER app\n\
+         RUN echo \"$(id -u)\" > /data/as-app\n\
+         USER root\n\
          CMD [\"cat\", \"/data/f\"]\n"
     )
 }
@@ -88,6 +93,8 @@ fn a_rootless_build_is_the_image_root_builds() {
     assert_eq!(tree.get("/usr/bin/suid").mode & 0o7777, 0o4755, "the setuid bit survives");
     assert_eq!(tree.get("/l1").ino, tree.get("/l2").ino, "the hard link survives");
     assert_eq!(Tree::content(&unpacked.rootfs(), "/seen"), "0:1000:1000\n", "RUN ran as 0 of the namespace");
+    assert_eq!(Tree::content(&unpacked.rootfs(), "/data/as-app"), "1000\n", "USER app ran as 1000");
+    assert_eq!(owner("/data/as-app"), (1000, 1000));
     assert!(!tree.has(&format!("/home/{}", u.name)));
     let (code, out, err) = unpacked.crun(None);
     assert_eq!((code, out.as_str()), (0, "hi\n"), "crun: {err}");

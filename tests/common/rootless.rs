@@ -150,7 +150,8 @@ impl Workspace {
 
 /// `program` as `user` with a clean environment.
 pub fn as_user(user: &User, program: &str, tmp: &Path) -> Command {
-    let mut c = Command::new("setpriv");
+    // By its path: the PATH given to the user may be a test's own (without the helpers).
+    let mut c = Command::new("/usr/bin/setpriv");
     c.args(["--reuid", &user.uid.to_string(), "--regid", &user.gid.to_string(), "--init-groups", "--"])
         .arg(program)
         .env_clear()

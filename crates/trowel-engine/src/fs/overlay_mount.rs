@@ -110,13 +110,17 @@ impl OverlaySpec<'_> {
         }
         fsconfig_set_string(&fs, "upperdir", self.upper)?;
         fsconfig_set_string(&fs, "workdir", self.work)?;
-        for (key, value) in self.options() {
-            fsconfig_set_string(&fs, *key, *value)?;
-        }
         // Root of a user namespace (rootless isolation) may not write trusted.* attributes:
-        // overlayfs then keeps its opaque markers as user.overlay.* (`overlay.rs` reads both).
-        if in_user_namespace() {
+        // overlayfs then keeps its opaque markers as user.overlay.* (`overlay.rs` reads both),
+        // and takes `redirect_dir=nofollow` for "off" (it refuses "off", which follows redirects
+        // it finds, with `userxattr`): redirects are neither made nor followed.
+        let userns = in_user_namespace();
+        if userns {
             rustix::mount::fsconfig_set_flag(&fs, "userxattr")?;
+        }
+        for (key, value) in self.options() {
+            let value = if userns && *key == "redirect_dir" && *value == "off" { "nofollow" } else { *value };
+            fsconfig_set_string(&fs, *key, value)?;
         }
         fsconfig_create(&fs)?;
         Ok(fs)
@@ -164,8 +168,14 @@ impl OverlaySpec<'_> {
             self.upper.display(),
             self.work.display()
         );
+        let userns = in_user_namespace();
         for (key, value) in self.options() {
+            // As in `configure`.
+            let value = if userns && *key == "redirect_dir" && *value == "off" { "nofollow" } else { *value };
             data.push_str(&format!(",{key}={value}"));
+        }
+        if userns {
+            data.push_str(",userxattr");
         }
         // The kernel copies one page of options; a longer string would be cut, not refused.
         if data.len() >= 4096 {
