@@ -50,10 +50,12 @@ fn make_user(name: &str, range: bool) -> User {
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
     let home = PathBuf::from(format!("/var/tmp/{name}-home"));
     if !run(Command::new("id").arg("-u").arg(name)).status.success() {
-        assert_ok(&run(Command::new("useradd")
-            .args(["--create-home", "--home-dir"])
-            .arg(&home)
-            .args(["--shell", "/bin/sh", "--user-group", name])));
+        assert_ok(&run(Command::new("useradd").args(["--create-home", "--home-dir"]).arg(&home).args([
+            "--shell",
+            "/bin/sh",
+            "--user-group",
+            name,
+        ])));
     }
     let id = |flag: &str| -> u32 {
         let o = run(Command::new("id").arg(flag).arg(name));

@@ -169,10 +169,8 @@ impl<'o> BuildContext<'o> {
             Some(c) if opts.remote_context.is_none() => ContextDigests::load(c.dir(), &opts.context),
             _ => ContextDigests::default(),
         };
-        let unpacked = crate::engine::root_store::StoreChoice::new(
-            opts.layers.unpacked_store.as_deref(),
-            opts.run.isolation,
-        );
+        let unpacked =
+            crate::engine::root_store::StoreChoice::new(opts.layers.unpacked_store.as_deref(), opts.run.isolation);
         let early = crate::engine::early_upload::EarlyUploads::new(
             &opts.output.destinations,
             opts.output.no_push,

@@ -28,13 +28,13 @@ use crate::cache::unpacked::{Pending, UnpackedStore, chain_ids};
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
-use crate::sandbox::Isolation;
 use crate::engine::layer::StageLayer;
 use crate::engine::root::BuildRoot;
 use crate::fs::overlay_mount::LayerMount;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::{FsError, UnpackOptions, UnpackStats};
+use crate::sandbox::Isolation;
 
 /// Whether this build's roots come from the store, decided at most once per build.
 pub(crate) struct StoreChoice {

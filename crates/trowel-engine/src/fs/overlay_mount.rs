@@ -353,8 +353,7 @@ mod tests {
 pub(crate) fn in_user_namespace() -> bool {
     static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *IN.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
-            m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
-        })
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
     })
 }

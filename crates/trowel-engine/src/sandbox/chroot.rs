@@ -148,7 +148,8 @@ fn new_proc() -> Step<OwnedFd> {
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
     let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).context(|| "open a proc file system".into())?;
     rustix::mount::fsconfig_create(&fs).context(|| "create a proc file system".into())?;
-    let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    let attrs =
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC;
     rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).context(|| "mount proc".into())
 }
 

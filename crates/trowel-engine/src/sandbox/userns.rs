@@ -153,10 +153,8 @@ const STAGE_EXEC: u8 = 3;
 /// Re-executes trowel as root of a new user namespace and waits for it; returns its exit code
 /// (128 + the signal when it was killed). Must be called while the process has one thread.
 pub fn reexec(warn: &mut dyn FnMut(&str)) -> Result<i32, RootlessError> {
-    let threads = super::sys::thread_count().map_err(|source| RootlessError::Start {
-        what: "count threads".into(),
-        source,
-    })?;
+    let threads =
+        super::sys::thread_count().map_err(|source| RootlessError::Start { what: "count threads".into(), source })?;
     if threads != 1 {
         let source = io::Error::other(format!("{threads} threads"));
         return Err(RootlessError::Start { what: "main() must enter the namespace before any thread".into(), source });

@@ -215,7 +215,9 @@ pub(crate) fn prepare(
                     (Isolation::Container, _) | (Isolation::Chroot | Isolation::Rootless, false) => {
                         MountSource::Host { path: host, usage: HostUse::Discard }
                     }
-                    (Isolation::Chroot | Isolation::Rootless, true) => writable_view(ctx, &host, &scratch.join(format!("rw-{n}")))?,
+                    (Isolation::Chroot | Isolation::Rootless, true) => {
+                        writable_view(ctx, &host, &scratch.join(format!("rw-{n}")))?
+                    }
                 };
                 p.mounts.push(Mount { target: t, source, readonly: !rw });
             }
