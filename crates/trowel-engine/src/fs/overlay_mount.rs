@@ -277,6 +277,17 @@ pub fn private_mount_namespace() -> Result<(), String> {
         .map_err(|e| format!("make the mounts of / receive-only: {e}"))
 }
 
+/// Whether this process runs in a user namespace other than the initial one (its uid map is
+/// not the identity over every id). Read once: a process does not change namespaces after its
+/// first thread.
+pub(crate) fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,15 +356,4 @@ mod tests {
             drop(m);
         }
     }
-}
-
-/// Whether this process runs in a user namespace other than the initial one (its uid map is
-/// not the identity over every id). Read once: a process does not change namespaces after its
-/// first thread.
-pub(crate) fn in_user_namespace() -> bool {
-    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *IN.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/uid_map")
-            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-    })
 }

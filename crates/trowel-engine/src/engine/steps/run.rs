@@ -197,6 +197,12 @@ fn resolve_user(root: &Root, spec: &str, at: &StepAt<'_>) -> Result<ResolvedUser
     sandbox::resolve_user(spec, passwd.as_deref(), group.as_deref()).map_err(|e| at.fail(e))
 }
 
+/// Said when a RUN fails in a single-id user namespace.
+const SINGLE_ID_FAILURE: &str = "this RUN ran rootless with a single id (no /etc/subuid and /etc/subgid range for \
+the user): only uid and gid 0 exist, so chown to any other id, useradd's files and switching to another user fail \
+with \"Invalid argument\"; if that is what failed above, give the user a range (usermod --add-subuids \
+100000-165535 --add-subgids 100000-165535 <user>) — see README, \"Rootless\"";
+
 #[cfg(test)]
 mod tests {
     use super::{Redactor, take_ready, utf8_boundary};
@@ -251,9 +257,3 @@ mod tests {
         assert_eq!(utf8_boundary(b"\xff\xfe"), 2, "invalid bytes are passed on, not held forever");
     }
 }
-
-/// Said when a RUN fails in a single-id user namespace.
-const SINGLE_ID_FAILURE: &str = "this RUN ran rootless with a single id (no /etc/subuid and /etc/subgid range for \
-the user): only uid and gid 0 exist, so chown to any other id, useradd's files and switching to another user fail \
-with \"Invalid argument\"; if that is what failed above, give the user a range (usermod --add-subuids \
-100000-165535 --add-subgids 100000-165535 <user>) — see README, \"Rootless\"";
