@@ -54,6 +54,11 @@ fn sysctl(name: &str) -> Option<String> {
 
 /// Why `unshare(CLONE_NEWUSER)` failed with `errno`.
 pub(super) fn refused(errno: i32) -> RootlessError {
+    refused_given(errno, &sysctl)
+}
+
+/// [`refused`], the sysctls read through `sysctl`.
+fn refused_given(errno: i32, sysctl: &dyn Fn(&str) -> Option<String>) -> RootlessError {
     let source = io::Error::from_raw_os_error(errno);
     let reason = if sysctl("user.max_user_namespaces").as_deref() == Some("0") {
         "user namespaces are disabled (the sysctl user.max_user_namespaces is 0); ask the administrator to enable \
@@ -82,6 +87,11 @@ pub(super) fn refused(errno: i32) -> RootlessError {
 
 /// Why the namespace's root could not make its mounts private (`errno`).
 pub(super) fn restricted(errno: i32) -> RootlessError {
+    restricted_given(errno, &sysctl)
+}
+
+/// [`restricted`], the sysctls read through `sysctl`.
+fn restricted_given(errno: i32, sysctl: &dyn Fn(&str) -> Option<String>) -> RootlessError {
     let source = io::Error::from_raw_os_error(errno);
     let reason = if sysctl("kernel.apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
         "AppArmor restricts unprivileged user namespaces (the sysctl kernel.apparmor_restrict_unprivileged_userns \
@@ -94,4 +104,30 @@ pub(super) fn restricted(errno: i32) -> RootlessError {
             .to_string()
     };
     RootlessError::Restricted { reason, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each switch that can refuse a user namespace is named with the command that changes it,
+    /// whichever errno the kernel gave (the ones tests/rootless.rs cannot provoke here).
+    #[test]
+    fn each_refusal_names_its_switch_and_the_fix() {
+        let set = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let said = |e: RootlessError| e.to_string();
+        let off = set(&[("user.max_user_namespaces", "0")]);
+        assert!(said(refused_given(libc::ENOSPC, &off)).contains("sysctl -w user.max_user_namespaces=15000"));
+        let debian = set(&[("user.max_user_namespaces", "100"), ("kernel.unprivileged_userns_clone", "0")]);
+        assert!(said(refused_given(libc::EPERM, &debian)).contains("sysctl -w kernel.unprivileged_userns_clone=1"));
+        let full = set(&[("user.max_user_namespaces", "100")]);
+        assert!(said(refused_given(libc::ENOSPC, &full)).contains("(user.max_user_namespaces = 100) is reached"));
+        assert!(said(refused_given(libc::EPERM, &full)).contains("seccomp profile forbids unshare"));
+        let apparmor = set(&[("kernel.apparmor_restrict_unprivileged_userns", "1")]);
+        let e = said(restricted_given(libc::EPERM, &apparmor));
+        assert!(e.contains("kernel.apparmor_restrict_unprivileged_userns is 1") && e.contains("`userns,`"), "{e}");
+        assert!(said(restricted_given(libc::EPERM, &full)).contains("denies mounts in user namespaces"));
+    }
 }
