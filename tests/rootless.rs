@@ -6,7 +6,8 @@
 //! very image root builds with `--isolation=chroot` (same digest with `--reproducible`); skopeo,
 //! umoci and crun read and run it; the layer cache round-trips (all hits, same digest), a
 //! trace replays; `trowel warm` fills the user's cache dir and a build uses it; a Debian base
-//! runs apt-get (which drops to `_apt`); a shell at a debugger pause works; the single-id
+//! runs apt-get (which drops to `_apt`); a shell at a debugger pause works (`build --break`'s
+//! prompt and `trowel debug`'s terminal debugger); the single-id
 //! fallback warns once and says why a chown fails; each refusal says what to change.
 
 mod common;
@@ -210,6 +211,47 @@ fn a_shell_at_a_pause_works_rootless() {
     let unpacked = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&unpacked.rootfs(), "/kept"), "kept\n");
     assert!(!unpacked.tree().has("/one"), "the shell's deletion is kept too");
+    assert_eq!(Tree::content(&unpacked.rootfs(), "/two"), "two\n");
+}
+
+/// `trowel debug` (the terminal debugger) as the user: a shell at a breakpoint, its changes
+/// kept, the push confirmed.
+#[test]
+fn trowel_debug_opens_a_shell_rootless() {
+    let u = user(WITH_RANGE, true);
+    let ws = Workspace::new(&u);
+    ws.write("ctx/Dockerfile", &format!("FROM {}\nRUN echo one > /one\nRUN echo two > /two\n", env().busybox()));
+    let dest = format!("{}/{}:1", env().registry, unique_repo("rootless-tui"));
+    let cmd = format!(
+        "setpriv --reuid {} --regid {} --init-groups -- env -i HOME={} PATH=/usr/bin:/bin TMPDIR={} TERM=xterm-256color \
+         {} debug --context {} --destination {dest} --break 3",
+        u.uid,
+        u.gid,
+        u.home.display(),
+        ws.path("tmp").display(),
+        env!("CARGO_BIN_EXE_trowel"),
+        ws.path("ctx").display()
+    );
+    let t = common::tmux::Tmux::start(&cmd, 110, 32);
+    t.wait_for("paused before L3 RUN");
+    t.keys("!");
+    t.wait_for("a shell in the build root");
+    t.keys("echo \"uid=$(id -u)\"; echo kept > /kept; exit");
+    t.key("Enter");
+    t.wait_for("Shell session changes");
+    t.keys("y");
+    t.wait_for("paused before L3 RUN");
+    t.keys("c");
+    t.wait_for("Push now?");
+    t.keys("y");
+    t.wait_for("✓ built");
+    t.key("Escape");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert!(s.contains("uid=0"), "the shell was root of the namespace: {s}");
+    let unpacked = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&unpacked.rootfs(), "/kept"), "kept\n");
     assert_eq!(Tree::content(&unpacked.rootfs(), "/two"), "two\n");
 }
 
