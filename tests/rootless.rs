@@ -311,6 +311,20 @@ fn where_rootless_cannot_work_the_error_says_what_to_change() {
     assert!(err.contains("neither setuid root nor has file capabilities"), "{err}");
     assert!(err.contains("setcap"), "{err}");
 
+    // A work dir the namespace cannot write build roots into (a read-only mount stands in for
+    // NFS with root squashing, which cannot be had here): refused before anything is pulled.
+    let ro = ws.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    ws.give();
+    assert_ok(&run(Command::new("mount").arg("--bind").arg(&ro).arg(&ro)));
+    let mounted = run(Command::new("mount").args(["-o", "remount,bind,ro"]).arg(&ro));
+    let err = build(ws.trowel().env("TMPDIR", &ro));
+    assert_ok(&run(Command::new("umount").arg(&ro)));
+    assert_ok(&mounted);
+    assert!(err.contains(&format!("{} (a ", ro.display())), "{err}");
+    assert!(err.contains("cannot hold build roots") && err.contains("--work-dir (or TMPDIR)"), "{err}");
+    assert!(!err.contains("Retrieved image"), "refused before the pull: {err}");
+
     // User namespaces disabled: user.max_user_namespaces is 0 in a namespace trowel runs in (a
     // per-namespace limit, so the host's is left alone). Root there asks for rootless.
     let inner = format!(

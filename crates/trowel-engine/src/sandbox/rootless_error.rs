@@ -40,8 +40,9 @@ pub enum RootlessError {
 
     /// A directory the build writes roots into refuses the namespace's owners.
     #[error(
-        "rootless isolation: {dir} (a {fs} file system) cannot hold files owned by the user namespace's \
-         ids ({what}: {source}); use a directory on a local file system (ext4, xfs, btrfs, tmpfs) for {flag}"
+        "rootless isolation: {dir} (a {fs} file system) cannot hold build roots, whose files are owned by the \
+         user namespace's ids ({what}: {source}); use a writable directory on a local file system (ext4, xfs, \
+         btrfs, tmpfs) for {flag}"
     )]
     Filesystem { dir: PathBuf, fs: String, what: String, flag: &'static str, source: io::Error },
 }
