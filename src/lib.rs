@@ -5,7 +5,8 @@
 //! replay ([`trace`]), two traces compared ([`compare`]), the terminal debugger ([`tui`]) and
 //! its controller ([`debugger`]), the prompt a `trowel build --break` pauses at ([`prompt`]),
 //! `trowel warm` ([`warm`]), `trowel check` ([`check`]), `trowel cache` ([`cache_cmd`]) and
-//! `trowel login`/`logout` ([`login`]); they
+//! `trowel login`/`logout` ([`login`]); a build as an ordinary user enters its user namespace
+//! first ([`rootless`]); they
 //! write sizes with [`units`].
 //! `src/main.rs` only dispatches.
 
@@ -18,6 +19,7 @@ pub mod debugger;
 pub mod log;
 pub mod login;
 pub mod prompt;
+pub mod rootless;
 pub mod trace;
 pub mod tui;
 pub mod units;

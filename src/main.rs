@@ -15,6 +15,12 @@ fn main() {
     }
     let args = normalize_args(std::env::args().collect());
     let cli = Cli::parse_from(&args);
+    // Rootless isolation: the build runs in a re-executed trowel, root of its own user
+    // namespace; this process only relays signals and the exit code. First, while it has one
+    // thread, and before anything is printed (the re-executed trowel prints it).
+    if let Some(code) = trowel::rootless::enter_if_needed(&cli.command) {
+        std::process::exit(code);
+    }
     for warning in deprecation_warnings(&args) {
         eprintln!("warning: {warning}");
     }
@@ -58,6 +64,10 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
             return 2;
         }
     };
+    if let Err(e) = trowel::rootless::check_dirs(&opts) {
+        eprintln!("error: {e}");
+        return 1;
+    }
     own_mounts(&opts);
     let printer = LogPrinter::new(args.log.level(), args.log.log_format == "color", args.log.log_timestamp);
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(printer)];
@@ -196,6 +206,10 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
             return 2;
         }
     };
+    if let Err(e) = trowel::rootless::check_dirs(&opts) {
+        eprintln!("error: {e}");
+        return 1;
+    }
     own_mounts(&opts);
     let mut breakpoints = Vec::new();
     for b in &args.build.breakpoints {

@@ -426,3 +426,31 @@ fn symlinks_among_files_send_later_files_where_paths_resolve() {
     assert_eq!(fs::read(host(&r, "lib/two")).unwrap(), b"2", "old is a link to lib now");
     assert!(!t.contains_key("/old/one") && !t.contains_key("/lib/one"));
 }
+
+/// Rootless isolation's unpack: device nodes are skipped and listed (a user namespace cannot
+/// make them), replacing what a lower layer had there as the device would have; with one id,
+/// every owner becomes 0 while modes, setuid bits included, stay.
+#[test]
+fn rootless_unpacks_skip_devices_and_may_give_every_file_to_0() {
+    let s = Scratch::new();
+    apply(&s, TarMaker::new().dir("dev").file("dev/null", b"a file below").finish());
+    let rootless = UnpackOptions { skip_devices: true, owners_to_root: true, ..opts() };
+    let layer = TarMaker::new()
+        .device(tar::EntryType::Char, "dev/null", 1, 3)
+        .device(tar::EntryType::Block, "dev/sda", 8, 0)
+        .device(tar::EntryType::Fifo, "fifo", 0, 0)
+        .file_with("suid", b"x", 0o4755, 1000, 2000, 0)
+        .finish();
+    let st = unpack_layer(&s.root(), &layer[..], &rootless).unwrap();
+    assert_eq!(st.devices_skipped, vec!["/dev/null", "/dev/sda"]);
+    assert!(!host(&s.root(), "dev/null").exists(), "what the device replaces is gone");
+    assert!(!host(&s.root(), "dev/sda").exists());
+    assert!(host(&s.root(), "fifo").exists(), "FIFOs need no privilege and are made");
+    let suid = fs::metadata(host(&s.root(), "suid")).unwrap();
+    assert_eq!((suid.uid(), suid.gid(), suid.mode() & 0o7777), (0, 0, 0o4755));
+    // Without the single-id choice, owners are the layer's.
+    let st = unpack_layer(&s.root(), &layer[..], &UnpackOptions { owners_to_root: false, ..rootless }).unwrap();
+    assert_eq!(st.devices_skipped.len(), 2);
+    let suid = fs::metadata(host(&s.root(), "suid")).unwrap();
+    assert_eq!((suid.uid(), suid.gid(), suid.mode() & 0o7777), (1000, 2000, 0o4755));
+}

@@ -85,6 +85,9 @@ pub fn check(data: &[u8]) {
         max_entries: Some(100_000),
         select: None,
         overlay_lower: flags & 8 != 0,
+        // Rootless isolation's two choices: devices skipped, every owner 0 (a single id).
+        skip_devices: flags & 16 != 0,
+        owners_to_root: flags & 32 != 0,
     };
     let root = Root::open(&root_dir).unwrap();
     if let Ok(reader) = open_layer(fs::File::open(&blob).unwrap()) {

@@ -31,12 +31,34 @@ pub enum CompressionArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IsolationArg {
-    /// container inside a container, chroot elsewhere.
+    /// rootless for an ordinary user, container inside a container, chroot elsewhere.
     Auto,
     /// Private namespaces around a build root directory (needs root).
     Chroot,
     /// The build root is / of this (disposable) container: kaniko's model for unprivileged pods.
     Container,
+    /// chroot's isolation inside a user namespace of trowel's own: an ordinary user's build
+    /// (needs /etc/subuid and /etc/subgid ranges and newuidmap for images with other owners).
+    Rootless,
+}
+
+impl IsolationArg {
+    /// The isolation this flag means here. An ordinary user gets rootless (nothing else can
+    /// work without root); so does the trowel that `main()` re-executed in its user namespace,
+    /// where it is uid 0.
+    pub fn resolve(self) -> Isolation {
+        match self {
+            IsolationArg::Chroot => Isolation::Chroot,
+            IsolationArg::Container => Isolation::Container,
+            IsolationArg::Rootless => Isolation::Rootless,
+            IsolationArg::Auto if trowel_engine::sandbox::userns::current_mapping().is_some() => Isolation::Rootless,
+            IsolationArg::Auto if !trowel_engine::sandbox::userns::running_as_root() => Isolation::Rootless,
+            IsolationArg::Auto if trowel_engine::sandbox::detect::container_evidence().is_some() => {
+                Isolation::Container
+            }
+            IsolationArg::Auto => Isolation::Chroot,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -255,7 +277,8 @@ pub struct BuildArgs {
     pub allow: Vec<String>,
     /// Where `RUN --mount=type=cache` directories persist between builds (default:
     /// <cache-dir>/mounts when the cache dir exists, else /var/cache/trowel/mounts, or
-    /// <trowel-dir>/mount-cache in container isolation).
+    /// <trowel-dir>/mount-cache in container isolation, or $XDG_CACHE_HOME/trowel/mounts
+    /// rootless).
     #[arg(long, env = "TROWEL_MOUNT_CACHE_DIR")]
     pub mount_cache_dir: Option<PathBuf>,
     /// Record every build event to this file (JSON Lines) for `trowel replay`.
@@ -284,6 +307,10 @@ impl BuildArgs {
         let scratch = || self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
         match self.isolation {
             IsolationArg::Container => Ok((Isolation::Container, None)),
+            IsolationArg::Rootless => Ok((Isolation::Rootless, None)),
+            // An ordinary user, or the trowel `main()` re-executed in its user namespace (uid 0
+            // there): `resolve` says rootless, and nothing is probed.
+            IsolationArg::Auto if self.isolation.resolve() == Isolation::Rootless => Ok((Isolation::Rootless, None)),
             IsolationArg::Chroot if detect::container_evidence().is_some() => {
                 match sandbox::probe_chroot(helper, &scratch()) {
                     ChrootProbe::Works => Ok((Isolation::Chroot, None)),
@@ -312,7 +339,7 @@ impl BuildArgs {
         let work_dir = match (&self.work_dir, isolation) {
             (Some(w), _) => w.clone(),
             (None, Isolation::Container) => self.trowel_dir().join("work"),
-            (None, Isolation::Chroot) => std::env::temp_dir(),
+            (None, Isolation::Chroot | Isolation::Rootless) => std::env::temp_dir(),
         };
         let (context, remote_context) = crate::context_arg::context(self, isolation, &work_dir)?;
         // Without -f, the context's own Dockerfile: never one that happens to sit in the working
@@ -438,6 +465,8 @@ impl BuildArgs {
             (None, _) if self.cache_dir.is_dir() => self.cache_dir.join("mounts"),
             (None, Isolation::Container) => self.trowel_dir().join("mount-cache"),
             (None, Isolation::Chroot) => PathBuf::from("/var/cache/trowel/mounts"),
+            // The user's own cache (XDG's), as buildah keeps a rootless user's storage.
+            (None, Isolation::Rootless) => user_cache_home().join("trowel/mounts"),
         };
         Ok(MountOptions {
             cache_dir: Some(cache_dir),
@@ -446,6 +475,12 @@ impl BuildArgs {
             allow_insecure: parse_allow(&self.allow).map_err(CliError)?,
         })
     }
+}
+
+/// `$XDG_CACHE_HOME`, else `$HOME/.cache`, else the temporary directory.
+fn user_cache_home() -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache"))).unwrap_or_else(std::env::temp_dir)
 }
 
 /// `BuildArgs::trowel_dir` with the environment given as `var`.

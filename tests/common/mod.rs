@@ -13,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub mod context;
+pub mod rootless;
 pub mod tmux;
 
 pub struct TestEnv {

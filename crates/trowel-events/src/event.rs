@@ -237,7 +237,7 @@ pub enum Event {
         /// pushed image is then an index of one manifest per platform); empty otherwise.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         platforms: Vec<String>,
-        /// How RUN steps are isolated: `chroot` or `container`.
+        /// How RUN steps are isolated: `chroot`, `container` or `rootless`.
         isolation: String,
         stages: Vec<StagePlan>,
     },

@@ -140,7 +140,7 @@ impl<'o> BuildContext<'o> {
         let registry = Registry::new(opts.registry.clone()).map_err(BuildError::Registry)?;
         let slash_keep = match opts.run.isolation {
             Isolation::Container => Some(container::slash_keep(opts, work.path())?),
-            Isolation::Chroot => None,
+            Isolation::Chroot | Isolation::Rootless => None,
         };
         let snapshot_ignore = match &slash_keep {
             Some(keep) => keep.clone(),
@@ -169,10 +169,8 @@ impl<'o> BuildContext<'o> {
             Some(c) if opts.remote_context.is_none() => ContextDigests::load(c.dir(), &opts.context),
             _ => ContextDigests::default(),
         };
-        let unpacked = crate::engine::root_store::StoreChoice::new(
-            opts.layers.unpacked_store.as_deref(),
-            opts.run.isolation == Isolation::Container,
-        );
+        let unpacked =
+            crate::engine::root_store::StoreChoice::new(opts.layers.unpacked_store.as_deref(), opts.run.isolation);
         let early = crate::engine::early_upload::EarlyUploads::new(
             &opts.output.destinations,
             opts.output.no_push,

@@ -29,7 +29,7 @@ impl Build<'_> {
     pub(crate) fn build_stages(&mut self) -> Result<(), BuildError> {
         let plan = &self.ctx.plan;
         let concurrent = plan.is_multi_platform()
-            && self.ctx.opts.run.isolation == Isolation::Chroot
+            && self.ctx.opts.run.isolation != Isolation::Container
             && self.controller.steps_concurrently();
         if !concurrent {
             return self.build_in_order(&plan.order.clone());

@@ -22,6 +22,8 @@ use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::unpack::{UnpackOptions, UnpackStats, open_layer_hashed, unpack_layer};
+use crate::sandbox::Isolation;
+use crate::sandbox::userns::Mapping;
 
 /// A materialised build root: the directory and the snapshotter indexing it.
 pub(crate) struct BuildRoot {
@@ -164,6 +166,19 @@ impl BuildContext<'_> {
         let file = self.store.open_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
         let mut reader = open_layer_hashed(file).map_err(BuildError::fs(name.clone()))?;
         let stats = unpack_layer(root, &mut reader, opts).map_err(BuildError::fs(name.clone()))?;
+        if !stats.devices_skipped.is_empty() {
+            let n = stats.devices_skipped.len();
+            let mut shown = stats.devices_skipped.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            if n > 5 {
+                shown.push_str(&format!(" and {} more", n - 5));
+            }
+            self.emitter.warn(format!(
+                "{name}: {n} device node{} not made ({shown}): rootless isolation cannot create device nodes (root \
+                 of a user namespace may not mknod); RUN gets /dev's usual nodes from the host, the layer itself \
+                 is unchanged",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
         // The tar reader stops at the end-of-archive marker; the diff_id covers the whole stream.
         let limit = opts.max_total_size.unwrap_or(u64::MAX);
         let rest = std::io::copy(&mut (&mut reader).take(limit), &mut std::io::sink())
@@ -185,6 +200,7 @@ impl BuildContext<'_> {
 
     /// How layers and ADD archives are unpacked into build roots.
     pub fn unpack_options(&self) -> UnpackOptions {
+        let rootless = self.opts.run.isolation == Isolation::Rootless;
         UnpackOptions {
             ignore: IgnoreList::default(),
             // Build roots are private to the build (RUN mounts them nodev), and base images may
@@ -196,6 +212,11 @@ impl BuildContext<'_> {
             max_entries: self.opts.layers.max_layer_entries,
             select: None,
             overlay_lower: false,
+            // Rootless: root of a user namespace cannot make device nodes (buildah and
+            // containers/storage skip them there too); each skipped one is warned about.
+            skip_devices: rootless,
+            // Rootless with a single id: only 0 exists to own files.
+            owners_to_root: rootless && crate::sandbox::userns::current_mapping() == Some(Mapping::Single),
         }
     }
 

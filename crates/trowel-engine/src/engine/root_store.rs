@@ -34,6 +34,7 @@ use crate::fs::overlay_mount::LayerMount;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::{FsError, UnpackOptions, UnpackStats};
+use crate::sandbox::Isolation;
 
 /// Whether this build's roots come from the store, decided at most once per build.
 pub(crate) struct StoreChoice {
@@ -65,9 +66,15 @@ impl Drop for StoreChoice {
 }
 
 impl StoreChoice {
-    pub fn new(dir: Option<&Path>, container: bool) -> StoreChoice {
+    pub fn new(dir: Option<&Path>, isolation: Isolation) -> StoreChoice {
         let configured = match dir {
-            _ if container => Err("container isolation unpacks into /".to_string()),
+            _ if isolation == Isolation::Container => Err("container isolation unpacks into /".to_string()),
+            // Overlayfs mounted in a user namespace marks whiteouts and opaque directories with
+            // user.overlay.* attributes, a root's with trusted.overlay.*: one store's entries
+            // would mean different things to the two (a follow-up makes the store per kind).
+            _ if isolation == Isolation::Rootless => {
+                Err("rootless isolation unpacks each root (the store's overlays are made as real root)".to_string())
+            }
             None => Err("no cache dir (--cache-dir does not exist)".to_string()),
             Some(d) => Ok(d.to_path_buf()),
         };

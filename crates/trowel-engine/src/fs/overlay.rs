@@ -4,7 +4,7 @@
 //!
 //! The overlay's upper directory holds everything the session changed, in overlayfs's own
 //! format: a character device 0:0 is a deletion, a directory with `trusted.overlay.opaque=y`
-//! hides what the lower directory had. [`diff`] turns that into [`Change`]s against the root
+//! (`user.overlay.opaque=y` in a user namespace) hides what the lower directory had. [`diff`] turns that into [`Change`]s against the root
 //! (ignoring copy-ups that changed nothing); [`apply`] replays it onto the root.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ use crate::fs::snapshot::{Change, ChangeKind, PrevMeta};
 use crate::fs::{FileType, FsError, Root, Stat, path};
 
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same marker from an overlay mounted with `userxattr` (in a user namespace).
+const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// A mounted overlay: `merged` shows `lower` with `upper`'s changes on top.
 pub struct Overlay {
@@ -56,7 +58,8 @@ fn is_whiteout(st: &Stat) -> bool {
 }
 
 fn is_opaque(upper: &Root, p: &str) -> Result<bool, FsError> {
-    Ok(upper.get_xattr(p, OPAQUE_XATTR)?.is_some_and(|v| v == b"y"))
+    let name = if crate::fs::overlay_mount::in_user_namespace() { USER_OPAQUE_XATTR } else { OPAQUE_XATTR };
+    Ok(upper.get_xattr(p, name)?.is_some_and(|v| v == b"y"))
 }
 
 fn change(path: &str, kind: ChangeKind, st: &Stat, link: Option<String>, prev: Option<&Stat>) -> Change {

@@ -110,8 +110,17 @@ impl OverlaySpec<'_> {
         }
         fsconfig_set_string(&fs, "upperdir", self.upper)?;
         fsconfig_set_string(&fs, "workdir", self.work)?;
+        // Root of a user namespace (rootless isolation) may not write trusted.* attributes:
+        // overlayfs then keeps its opaque markers as user.overlay.* (`overlay.rs` reads both),
+        // and takes `redirect_dir=nofollow` for "off" (it refuses "off", which follows redirects
+        // it finds, with `userxattr`): redirects are neither made nor followed.
+        let userns = in_user_namespace();
+        if userns {
+            rustix::mount::fsconfig_set_flag(&fs, "userxattr")?;
+        }
         for (key, value) in self.options() {
-            fsconfig_set_string(&fs, *key, *value)?;
+            let value = if userns && *key == "redirect_dir" && *value == "off" { "nofollow" } else { *value };
+            fsconfig_set_string(&fs, *key, value)?;
         }
         fsconfig_create(&fs)?;
         Ok(fs)
@@ -159,8 +168,14 @@ impl OverlaySpec<'_> {
             self.upper.display(),
             self.work.display()
         );
+        let userns = in_user_namespace();
         for (key, value) in self.options() {
+            // As in `configure`.
+            let value = if userns && *key == "redirect_dir" && *value == "off" { "nofollow" } else { *value };
             data.push_str(&format!(",{key}={value}"));
+        }
+        if userns {
+            data.push_str(",userxattr");
         }
         // The kernel copies one page of options; a longer string would be cut, not refused.
         if data.len() >= 4096 {
@@ -260,6 +275,17 @@ pub fn private_mount_namespace() -> Result<(), String> {
         .map_err(|e| format!("unshare the mount namespace: {e}"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
         .map_err(|e| format!("make the mounts of / receive-only: {e}"))
+}
+
+/// Whether this process runs in a user namespace other than the initial one (its uid map is
+/// not the identity over every id). Read once: a process does not change namespaces after its
+/// first thread.
+pub(crate) fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    })
 }
 
 #[cfg(test)]

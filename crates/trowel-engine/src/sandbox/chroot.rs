@@ -11,6 +11,12 @@
 //! `pivot_root` is impossible (the host root is an initramfs) does it fall back to moving the
 //! root over `/` and `chroot`. Host device nodes are captured as detached mount clones
 //! (`open_tree`) before the pivot and attached inside afterwards.
+//!
+//! Rootless isolation runs this same code as root of a user namespace (`userns.rs`). What the
+//! kernel refuses there is not needed: `/dev` holds bind mounts of the host's nodes, never
+//! `mknod`s; the one mount it refuses, sysfs, is replaced by a read-only bind of the host's
+//! `/sys`. Device nodes a layer or a RUN would create cannot exist (no `CAP_MKNOD` over the
+//! host's devices): see `unpack_options` in `engine/root.rs`.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
@@ -65,6 +71,9 @@ fn flags_nosuid_nodev_noexec() -> MsFlags {
 pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
     nix::unistd::sethostname(&plan.hostname).context(|| format!("set hostname {:?}", plan.hostname))?;
     let devices = clone_host_devices()?;
+    // Root of a user namespace may not mount sysfs (it belongs to the host's network
+    // namespace): the host's is cloned now, while reachable, and bound read-only below.
+    let host_sys = if plan.sys && plan.userns { clone_host_sys()? } else { None };
     // RUN --mount sources are host paths: detached while the host is still reachable.
     let order = mounts::in_order(&plan.mounts);
     let detached = mounts::detach(&order)?;
@@ -88,8 +97,10 @@ pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
     pivot_into(root)?;
     mount_dev(devices)?;
     harden_proc(plan.privileged)?;
-    if plan.sys {
-        mount_sys(plan.privileged)?;
+    match host_sys {
+        Some(sys) => bind_sys(sys, plan.privileged)?,
+        None if plan.sys => mount_sys(plan.privileged)?,
+        None => {}
     }
     for file in &plan.files {
         bind_generated(file)?;
@@ -127,6 +138,34 @@ fn clone_host_devices() -> Step<Vec<(&'static str, OwnedFd)>> {
         }
     }
     Ok(out)
+}
+
+/// The host's `/sys` with everything mounted below it (a user namespace may only clone it
+/// whole: its submounts are locked to it), or `None` when it cannot be had.
+fn clone_host_sys() -> Step<Option<OwnedFd>> {
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    match rustix::mount::open_tree(CWD, "/sys", flags) {
+        Ok(fd) => Ok(Some(fd)),
+        // As with a sysfs that cannot be mounted: /sys stays empty, which builds cope with.
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM | rustix::io::Errno::ACCESS) => Ok(None),
+        Err(e) => Err(e).context(|| "clone the host's /sys".into()),
+    }
+}
+
+/// Rootless isolation's `/sys`: the host's, read-only (at its top; what is mounted below it is
+/// as the host has it, and owned by the host's root, which the namespace's root is not), masked
+/// as `mount_sys` masks it.
+fn bind_sys(sys: OwnedFd, privileged: bool) -> Step<()> {
+    rustix::mount::move_mount(&sys, "", CWD, "/sys", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .context(|| "bind the host's /sys".into())?;
+    if privileged {
+        return Ok(());
+    }
+    let current = rustix::fs::statvfs("/sys").context(|| "statvfs /sys".into())?.f_flag;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | preserved_flags(current);
+    mount(None::<&str>, "/sys", None::<&str>, flags | flags_nosuid_nodev_noexec(), None::<&str>)
+        .context(|| "make /sys read-only".into())?;
+    mask(MASKED.iter().filter(|p| p.starts_with("/sys/")))
 }
 
 fn pivot_into(root: &Path) -> Step<()> {
@@ -183,13 +222,15 @@ fn mount_dev(devices: Vec<(&'static str, OwnedFd)>) -> Step<()> {
         symlink(target, format!("/dev/{name}")).context(|| format!("create /dev/{name}"))?;
     }
     mkdir("/dev/pts", 0o755)?;
-    mount(
-        Some("devpts"),
-        "/dev/pts",
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    )
+    let devpts = |options: &str| {
+        mount(Some("devpts"), "/dev/pts", Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(options))
+    };
+    match devpts("newinstance,ptmxmode=0666,mode=0620,gid=5") {
+        // A single-id user namespace (rootless without a range) has no group 5 (tty): the
+        // terminals are then owned by group 0, the only one there is.
+        Err(nix::errno::Errno::EINVAL) => devpts("newinstance,ptmxmode=0666,mode=0620"),
+        other => other,
+    }
     .context(|| "mount devpts on /dev/pts".into())?;
     mkdir("/dev/shm", 0o1777)?;
     mount(Some("shm"), "/dev/shm", Some("tmpfs"), flags_nosuid_nodev_noexec(), Some("mode=1777,size=65536k"))

@@ -50,12 +50,39 @@ fn prepare(cmd: &CommandSpec, tty: Option<OwnedFd>) -> Step<()> {
         caps::restrict_to_defaults().context(|| "restrict capabilities".into())?;
     }
     let groups = supplementary_groups(cmd.user.gid, &cmd.user.groups);
-    nix::unistd::setgroups(&groups).context(|| format!("set supplementary groups {groups:?}"))?;
-    nix::unistd::setgid(Gid::from_raw(cmd.user.gid)).context(|| format!("set gid {}", cmd.user.gid))?;
-    nix::unistd::setuid(Uid::from_raw(cmd.user.uid)).context(|| format!("set uid {}", cmd.user.uid))?;
+    // A single-id user namespace (rootless isolation without a subordinate range) denies
+    // setgroups for good; the command keeps the groups it has, which map to nothing there.
+    if !setgroups_denied() {
+        nix::unistd::setgroups(&groups).context(|| format!("set supplementary groups {groups:?}"))?;
+    }
+    nix::unistd::setgid(Gid::from_raw(cmd.user.gid))
+        .map_err(|e| unmapped(e, "gid", cmd.user.gid))
+        .context(|| format!("set gid {}", cmd.user.gid))?;
+    nix::unistd::setuid(Uid::from_raw(cmd.user.uid))
+        .map_err(|e| unmapped(e, "uid", cmd.user.uid))
+        .context(|| format!("set uid {}", cmd.user.uid))?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     sys::cloexec_from(3).context(|| "mark inherited descriptors close-on-exec".into())?;
     Ok(())
+}
+
+/// Whether `/proc/self/setgroups` says `deny` (only in a single-id user namespace).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
+/// `EINVAL` from setuid/setgid means the id has no mapping in the user namespace: said so, with
+/// what to change, instead of a bare "Invalid argument".
+fn unmapped(e: Errno, kind: &str, id: u32) -> String {
+    if e == Errno::EINVAL && setgroups_denied() {
+        format!(
+            "{e}: {kind} {id} does not exist in this rootless build's user namespace, which maps a single id (0) \
+             because /etc/subuid and /etc/subgid give the user no range; add one (usermod --add-subuids \
+             100000-165535 --add-subgids 100000-165535 <user>) to build as other users"
+        )
+    } else {
+        e.to_string()
+    }
 }
 
 /// The primary gid followed by the supplementary groups, without duplicates. Docker and

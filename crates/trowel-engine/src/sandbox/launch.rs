@@ -42,8 +42,8 @@ const TIMEOUT_EXIT_CODE: i32 = 128 + libc::SIGKILL;
 /// `spawn_blocking`. The calling thread must stay alive until it returns (the helper is tied to
 /// it with `PR_SET_PDEATHSIG`), which a blocking call guarantees. Runs in different roots may
 /// proceed concurrently; one root must not have two runs at a time (their mount-point stubs
-/// would collide), which the engine's step order ensures. Needs real root (rootless operation
-/// in a user namespace is not implemented).
+/// would collide), which the engine's step order ensures. Needs root: real root, or root of
+/// the user namespace `userns.rs` made (rootless isolation).
 pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<RunOutcome, SandboxError> {
     let root =
         std::fs::canonicalize(&spec.root).map_err(|source| SandboxError::Root { root: spec.root.clone(), source })?;
@@ -57,7 +57,7 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
         MountPoints::open(&root).map_err(|source| SandboxError::Root { root: root.clone(), source })?;
     let mut placed = None;
     let setup = match spec.isolation {
-        Isolation::Chroot => Setup::Chroot(chroot_plan(spec, &root, &mut mount_points)?),
+        Isolation::Chroot | Isolation::Rootless => Setup::Chroot(chroot_plan(spec, &root, &mut mount_points)?),
         Isolation::Container => {
             if root != Path::new("/") {
                 return Err(invalid(&root, "container isolation runs commands in / (the container's own root)"));
@@ -81,7 +81,7 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
             cwd: spec.cwd.clone(),
             user: spec.user.clone(),
             stdio: spec.stdio,
-            restrict_caps: spec.isolation == Isolation::Chroot && !spec.privileged,
+            restrict_caps: spec.isolation != Isolation::Container && !spec.privileged,
         },
     };
 
@@ -188,6 +188,7 @@ fn chroot_plan(spec: &RunSpec, root: &Path, mp: &mut MountPoints) -> Result<Chro
     Ok(ChrootPlan {
         hostname: spec.hostname.clone(),
         sys,
+        userns: spec.isolation == Isolation::Rootless,
         files,
         mounts: spec.mounts.clone(),
         privileged: spec.privileged,

@@ -24,9 +24,12 @@
 //! # Isolation
 //! [`Isolation::Chroot`], the default on a workstation (details in `chroot.rs`): private mount,
 //! PID, IPC and UTS namespaces, the host network, `/proc`, `/sys` (read-only), a minimal `/dev`,
-//! `/etc/hosts` and `/etc/resolv.conf`, Docker's default capabilities. A second isolation (such
-//! as a `container` mode without namespaces) fits beside it as another variant of [`Isolation`]
-//! and of the helper's set-up plan (`wire::Setup`), reusing the helper, init and exec steps.
+//! `/etc/hosts` and `/etc/resolv.conf`, Docker's default capabilities. [`Isolation::Container`]
+//! (kaniko's model) is another variant of the helper's set-up plan (`wire::Setup`), reusing the
+//! helper, init and exec steps. [`Isolation::Rootless`] is chroot isolation inside a user
+//! namespace: `main()` re-executes trowel there first (`userns.rs`, with the maps of
+//! `idmap.rs`), so the engine and this helper run as root of that namespace and change only
+//! what it refuses (`/sys` bound rather than mounted; no device nodes).
 //!
 //! Mount points the root lacked are created before the run and removed afterwards if they are
 //! still empty (see `stubs.rs`), so the snapshot that follows sees only what the command did.
@@ -46,6 +49,7 @@ mod error;
 mod etc_files;
 mod exec;
 mod helper;
+pub mod idmap;
 mod init;
 mod launch;
 mod mounts;
@@ -53,11 +57,13 @@ mod placed;
 mod placed_limits;
 mod probe;
 mod pty;
+mod rootless_error;
 mod stop;
 mod stubs;
 mod sys;
 mod tether;
 mod user;
+pub mod userns;
 mod wire;
 
 use std::path::PathBuf;
@@ -71,6 +77,7 @@ pub use launch::run;
 pub use mounts::{HostUse, Mount, MountSource, Network, Sensitive};
 pub use probe::{ChrootProbe, choose_in_container, hint as chroot_hint, probe_chroot};
 pub use pty::check_terminal_in_container;
+pub use rootless_error::RootlessError;
 pub use stop::{GRACE as STOP_GRACE, Stop};
 pub(crate) use tether::die_with_parent;
 pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
@@ -91,6 +98,10 @@ pub enum Isolation {
     /// grants are needed (CHOWN, DAC_OVERRIDE, FOWNER, SETFCAP, SETGID, SETUID). Processes the
     /// command leaves behind are killed when it exits (the helper is their subreaper).
     Container,
+    /// An ordinary user's build: trowel runs as root of a user namespace of its own
+    /// (`userns.rs`: the user as 0, the user's `/etc/subuid` range as 1..), and RUN is isolated
+    /// as in [`Isolation::Chroot`] within it, `/sys` bound from the host instead of mounted.
+    Rootless,
 }
 
 impl std::fmt::Display for Isolation {
@@ -98,6 +109,7 @@ impl std::fmt::Display for Isolation {
         f.write_str(match self {
             Isolation::Chroot => "chroot",
             Isolation::Container => "container",
+            Isolation::Rootless => "rootless",
         })
     }
 }

@@ -38,6 +38,11 @@ pub(super) struct ChrootPlan {
     pub hostname: String,
     /// Mount a read-only sysfs on `/sys` (false when the root has no usable `/sys`).
     pub sys: bool,
+    /// Rootless isolation: the helper runs as root of a user namespace, which may not mount
+    /// sysfs (its network namespace belongs to the host): the host's `/sys` is bound read-only
+    /// instead.
+    #[serde(default)]
+    pub userns: bool,
     /// Generated files bind-mounted read-only over paths inside the root.
     pub files: Vec<EtcFile>,
     /// `RUN --mount`s, attached after everything above.

@@ -212,10 +212,12 @@ pub(crate) fn prepare(
                 let host = source_path(ctx, roots, from, source)?;
                 let t = target.clone().unwrap_or_default();
                 let source = match (isolation, rw) {
-                    (Isolation::Container, _) | (Isolation::Chroot, false) => {
+                    (Isolation::Container, _) | (Isolation::Chroot | Isolation::Rootless, false) => {
                         MountSource::Host { path: host, usage: HostUse::Discard }
                     }
-                    (Isolation::Chroot, true) => writable_view(ctx, &host, &scratch.join(format!("rw-{n}")))?,
+                    (Isolation::Chroot | Isolation::Rootless, true) => {
+                        writable_view(ctx, &host, &scratch.join(format!("rw-{n}")))?
+                    }
                 };
                 p.mounts.push(Mount { target: t, source, readonly: !rw });
             }

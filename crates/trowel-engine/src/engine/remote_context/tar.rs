@@ -72,6 +72,8 @@ pub(super) fn unpack_archive(
         max_entries: opts.limits.max_entries,
         select: None,
         overlay_lower: false,
+        skip_devices: false,
+        owners_to_root: false,
     };
     {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);

@@ -111,6 +111,12 @@ impl FileStep for Run {
             return Err(at.fail(StepError::TimedOut { secs, exit_code: outcome.exit_code }));
         }
         if outcome.exit_code != 0 {
+            // The commonest reason a RUN fails only rootless: an id the namespace lacks.
+            if ctx.opts.run.isolation == sandbox::Isolation::Rootless
+                && sandbox::userns::current_mapping() == Some(sandbox::userns::Mapping::Single)
+            {
+                ctx.emitter.warn(SINGLE_ID_FAILURE.to_string());
+            }
             return Err(at.fail(StepError::Exit(outcome.exit_code)));
         }
         Ok(Changed::Files(Scope::Full))
@@ -190,6 +196,12 @@ fn resolve_user(root: &Root, spec: &str, at: &StepAt<'_>) -> Result<ResolvedUser
     let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
     sandbox::resolve_user(spec, passwd.as_deref(), group.as_deref()).map_err(|e| at.fail(e))
 }
+
+/// Said when a RUN fails in a single-id user namespace.
+const SINGLE_ID_FAILURE: &str = "this RUN ran rootless with a single id (no /etc/subuid and /etc/subgid range for \
+the user): only uid and gid 0 exist, so chown to any other id, useradd's files and switching to another user fail \
+with \"Invalid argument\"; if that is what failed above, give the user a range (usermod --add-subuids \
+100000-165535 --add-subgids 100000-165535 <user>) — see README, \"Rootless\"";
 
 #[cfg(test)]
 mod tests {

@@ -66,6 +66,15 @@ pub struct UnpackOptions {
     /// the overlay as written), and a character device 0:0 — a whiteout to overlayfs — is
     /// refused with [`FsError::DeviceNotAllowed`] as an overlay refuses to create one.
     pub overlay_lower: bool,
+    /// Character and block devices are skipped (each listed in
+    /// [`UnpackStats::devices_skipped`]) rather than made or refused: rootless isolation, where
+    /// the kernel refuses `mknod` of a device to root of a user namespace. What the path held
+    /// before (from a lower layer) is removed, as the device would have replaced it.
+    pub skip_devices: bool,
+    /// Every owner becomes 0: a single-id user namespace (rootless isolation without a
+    /// subordinate range), where no other id exists and a chown to one fails. buildah's
+    /// `ignore_chown_errors`, decided up front rather than per failed call.
+    pub owners_to_root: bool,
 }
 
 impl Default for UnpackOptions {
@@ -80,6 +89,8 @@ impl Default for UnpackOptions {
             max_entries: None,
             select: None,
             overlay_lower: false,
+            skip_devices: false,
+            owners_to_root: false,
         }
     }
 }
@@ -103,6 +114,9 @@ pub struct UnpackStats {
     /// Entries read and checked but not written because a selection left them out.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: u64,
+    /// Device nodes not made ([`UnpackOptions::skip_devices`]), by path in the root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices_skipped: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -342,6 +356,12 @@ impl Applier<'_> {
             self.stats.skipped += 1;
             return Ok(());
         }
+        if matches!(etype, EntryType::Char | EntryType::Block) && self.opts.skip_devices {
+            self.flush()?;
+            self.clear_for_nondir(&target)?;
+            self.stats.devices_skipped.push(target);
+            return Ok(());
+        }
         self.layer_paths.insert(target.clone());
         self.stats.entries += 1;
         match etype {
@@ -422,6 +442,7 @@ impl Applier<'_> {
                 }
             }
         }
+        let (uid, gid) = if self.opts.owners_to_root { (0, 0) } else { (uid, gid) };
         Ok(Meta { mode, uid, gid, mtime, xattrs })
     }
 

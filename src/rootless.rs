@@ -1,0 +1,44 @@
+//! Rootless isolation, the program's half: which commands enter the user namespace
+//! (`trowel_engine::sandbox::userns`) before anything else runs, and the checks made once inside.
+//!
+//! `build` and `debug` enter it: they unpack images with their owners and run RUN steps.
+//! `warm`, `check`, `cache`, `login` and `replay` never need it: they only read and write files
+//! the user owns (a trace replayed is only read).
+
+use trowel_engine::engine::BuildOptions;
+use trowel_engine::sandbox::Isolation;
+use trowel_engine::sandbox::userns::{self, Mapping};
+
+use crate::cli::Command;
+
+/// When `command` builds with rootless isolation and this process is not yet in its user
+/// namespace: re-executes trowel there, waits, and gives the exit code to exit with. `None`:
+/// go on in this process. Call it before any thread is started.
+pub fn enter_if_needed(command: &Command) -> Option<i32> {
+    let build = match command {
+        Command::Build(b) => b,
+        Command::Debug(d) => &d.build,
+        _ => return None,
+    };
+    if build.isolation.resolve() != Isolation::Rootless || userns::current_mapping().is_some() {
+        return None;
+    }
+    match userns::reexec(&mut |warning| eprintln!("warning: {warning}")) {
+        Ok(code) => Some(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Some(1)
+        }
+    }
+}
+
+/// Inside the namespace, before the build: the work dir must hold files owned by the
+/// namespace's ids (every build root is made there).
+pub fn check_dirs(opts: &BuildOptions) -> Result<(), String> {
+    if opts.run.isolation != Isolation::Rootless {
+        return Ok(());
+    }
+    let mapping = userns::current_mapping().unwrap_or(Mapping::Single);
+    std::fs::create_dir_all(&opts.work_dir).map_err(|e| format!("create work dir {}: {e}", opts.work_dir.display()))?;
+    userns::check_dir(&opts.work_dir, mapping, "--work-dir (or TMPDIR)").map_err(|e| e.to_string())
+}
