@@ -6,7 +6,9 @@
 //!   files), and each layer is still downloaded once;
 //! - the image's layers sent early: a COPY layer is streamed to the destination while it is
 //!   written (a `PATCH` to an upload session, which the ordinary push never sends) and becomes
-//!   a blob only when the push commits it; a build that fails after it commits nothing.
+//!   a blob only when the push commits it; a build that fails after it commits nothing;
+//! - one probe per registry: a build pulling its base from the registry it pushes to asks
+//!   `/v2/` once, not once per direction.
 
 mod common;
 #[path = "faults/mod.rs"]
@@ -236,4 +238,21 @@ fn a_build_that_fails_after_a_layer_was_sent_commits_nothing() {
         .output()
         .unwrap();
     assert!(!o.status.success(), "the failed build pushed an image");
+}
+
+#[test]
+fn a_registry_pulled_from_and_pushed_to_is_probed_once() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo probed > /p\n", proxy.addr))
+        .unwrap();
+    let repo = unique_repo("probed-once");
+    let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    // Both directions were used (the base pulled, the image pushed)...
+    assert!(seen.iter().any(|s| s.starts_with("GET /v2/library/busybox/") || s.starts_with("GET /v2/busybox/")));
+    assert!(seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{repo}/manifests/1"))), "{seen:?}");
+    // ...over one endpoint, probed once.
+    assert_eq!(seen.iter().filter(|s| *s == "GET /v2/").count(), 1, "{seen:?}");
 }
