@@ -10,6 +10,9 @@
 //! - the layer reference record sent during the push: a COPY layer kept out of the cache
 //!   repository gets its record's config uploaded there while the image is pushed (so only
 //!   its two tags follow the push), and a push that fails tags no record;
+//! - the push waits for no cache entry on account of a layer that is not in the cache
+//!   repository (a COPY kept out of it): a RUN's entry held up at the registry does not hold
+//!   up the image's push;
 //! - one probe per registry: a build pulling its base from the registry it pushes to asks
 //!   `/v2/` once, not once per direction.
 
@@ -316,4 +319,38 @@ fn a_registry_pulled_from_and_pushed_to_is_probed_once() {
     assert!(seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{repo}/manifests/1"))), "{seen:?}");
     // ...over one endpoint, probed once.
     assert_eq!(seen.iter().filter(|s| *s == "GET /v2/").count(), 1, "{seen:?}");
+}
+
+#[test]
+fn the_push_does_not_wait_for_cache_entries_on_account_of_a_copy_layer_kept_out_of_them() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("f.txt"), "kept out of the cache repository\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}/busybox:1.35\nRUN echo cached > /r\nCOPY f.txt /f.txt\n", proxy.addr),
+    )
+    .unwrap();
+    let (repo, cache) = (unique_repo("no-wait"), unique_repo("no-wait-cache"));
+    let mut o = options(ctx.path(), format!("{}/{repo}:1", proxy.addr));
+    o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
+    // The RUN's entry is held at the registry (its manifest, then its pointer, come after the
+    // hold). The RUN's layer itself was streamed there, so the push can mount it at once.
+    proxy.inject("PUT", &format!("/v2/{cache}/manifests/"), faults::Fault::Hold { pause: Duration::from_secs(10) }, 1);
+    let (r, _) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    assert!(proxy.unused().is_empty(), "the entry was never written: {:?}", proxy.seen());
+    let seen = proxy.seen();
+    let image = seen.iter().position(|s| s.starts_with(&format!("PUT /v2/{repo}/manifests/1"))).expect("pushed");
+    // The cache repository's tags, in order: the RUN entry's key (held), its pointer (sent
+    // after the hold), then the COPY's reference record (after the push).
+    let tags: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.starts_with(&format!("PUT /v2/{cache}/manifests/")))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(tags.len(), 4, "{seen:?}");
+    // The image's manifest went while the RUN's entry was held, before its pointer.
+    assert!(tags[0] < image && image < tags[1], "{seen:?}");
 }
