@@ -137,7 +137,7 @@ impl Build<'_> {
             }
             // COPY/ADD layers kept out of the cache repository get a reference record there
             // (see `cache::layer_ref`): its config is sent alongside the push, and it is
-            // tagged once every destination has every layer; a failed push returns before.
+            // tagged once every destination has every layer; after a failed push, never.
             let staged = match self.cache.as_mut() {
                 Some(cache) => cache.stage_refs(&self.ctx, &dests, layers),
                 None => Default::default(),
