@@ -6,7 +6,15 @@
 //!   files), and each layer is still downloaded once;
 //! - the image's layers sent early: a COPY layer is streamed to the destination while it is
 //!   written (a `PATCH` to an upload session, which the ordinary push never sends) and becomes
-//!   a blob only when the push commits it; a build that fails after it commits nothing.
+//!   a blob only when the push commits it; a build that fails after it commits nothing;
+//! - the layer reference record sent during the push: a COPY layer kept out of the cache
+//!   repository gets its record's config uploaded there while the image is pushed (so only
+//!   its two tags follow the push), and a push that fails tags no record;
+//! - the push waits for no cache entry on account of a layer that is not in the cache
+//!   repository (a COPY kept out of it): a RUN's entry held up at the registry does not hold
+//!   up the image's push;
+//! - one probe per registry: a build pulling its base from the registry it pushes to asks
+//!   `/v2/` once, not once per direction.
 
 mod common;
 #[path = "faults/mod.rs"]
@@ -20,7 +28,7 @@ use common::*;
 use faults::FaultProxy;
 use trowel::debugger::{Debugger, Frontend, Pause, Resume};
 use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
-use trowel_engine::engine::{BuildOptions, Continue, Emitter};
+use trowel_engine::engine::{BuildOptions, CacheOptions, Continue, Emitter};
 use trowel_events::{BlobPushAction, Change, Envelope, Event, EventSink, PushReview};
 
 /// How long a pause waits for a request it expects (a bound for a failing run, not a time the
@@ -236,4 +244,113 @@ fn a_build_that_fails_after_a_layer_was_sent_commits_nothing() {
         .output()
         .unwrap();
     assert!(!o.status.success(), "the failed build pushed an image");
+}
+
+#[test]
+fn a_copy_s_reference_record_is_sent_during_the_push_and_tagged_only_after_it() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("f.txt"), "kept out of the cache repository\n").unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nCOPY f.txt /f.txt\n", proxy.addr))
+        .unwrap();
+    let (repo, cache) = (unique_repo("ref-staged"), unique_repo("ref-staged-cache"));
+    let mut o = options(ctx.path(), format!("{}/{repo}:1", proxy.addr));
+    // kaniko's flags: no --cache-copy-layers, so the COPY's layer is found again by a record.
+    o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
+    // The destination refuses the image's manifest (a final answer, not retried): the push,
+    // and so the build, fails after every blob is there.
+    proxy.inject("PUT", &format!("/v2/{repo}/manifests/"), faults::Fault::Status { code: 400, retry_after: None }, 1);
+    let (r, events) = build_collecting(&o);
+    assert!(r.is_err(), "the build should fail at the push");
+    assert!(proxy.unused().is_empty(), "the destination's manifest was never sent: {:?}", proxy.seen());
+    let seen = proxy.seen();
+    // The record's config went to the cache repository during the push (the COPY writes no
+    // entry there: nothing else of this build uploads to it)...
+    assert!(seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{cache}/blobs/uploads/"))), "{seen:?}");
+    // ...and nothing was tagged there: no record names a layer of an image that was not pushed.
+    assert!(!seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{cache}/manifests/"))), "{seen:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::CacheStored { .. })), "a record was reported written");
+
+    // The same build again, nothing refused: the record is tagged, under its key and the
+    // step's pointer, after the destination's manifest.
+    proxy.clear();
+    let (r, events) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    let key = events
+        .iter()
+        .find_map(|e| match e {
+            Event::CacheStored { key, reference, .. } if reference.starts_with("registry-ref:") => Some(key.clone()),
+            _ => None,
+        })
+        .expect("a record was reported written");
+    let pos = |needle: &str| seen.iter().rposition(|s| s.starts_with(needle));
+    let image = pos(&format!("PUT /v2/{repo}/manifests/1")).expect("the image's manifest was pushed");
+    let record = pos(&format!("PUT /v2/{cache}/manifests/{key}")).expect("the record was tagged with its key");
+    let tags = seen.iter().filter(|s| s.starts_with(&format!("PUT /v2/{cache}/manifests/"))).count();
+    assert!(image < record, "{seen:?}");
+    assert_eq!(tags, 2, "the key and the pointer: {seen:?}");
+    let manifest = skopeo_raw(&format!("{}/{cache}:{key}", env().registry));
+    assert_eq!(manifest["artifactType"], "application/vnd.dev.trowel.cache.layer-ref.v1+json");
+}
+
+/// A manifest as an independent client reads it (raw: a record is no image skopeo inspects).
+fn skopeo_raw(reference: &str) -> serde_json::Value {
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{reference}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo inspect --raw {reference}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_registry_pulled_from_and_pushed_to_is_probed_once() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo probed > /p\n", proxy.addr))
+        .unwrap();
+    let repo = unique_repo("probed-once");
+    let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    // Both directions were used (the base pulled, the image pushed)...
+    assert!(seen.iter().any(|s| s.starts_with("GET /v2/library/busybox/") || s.starts_with("GET /v2/busybox/")));
+    assert!(seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{repo}/manifests/1"))), "{seen:?}");
+    // ...over one endpoint, probed once.
+    assert_eq!(seen.iter().filter(|s| *s == "GET /v2/").count(), 1, "{seen:?}");
+}
+
+#[test]
+fn the_push_does_not_wait_for_cache_entries_on_account_of_a_copy_layer_kept_out_of_them() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("f.txt"), "kept out of the cache repository\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}/busybox:1.35\nRUN echo cached > /r\nCOPY f.txt /f.txt\n", proxy.addr),
+    )
+    .unwrap();
+    let (repo, cache) = (unique_repo("no-wait"), unique_repo("no-wait-cache"));
+    let mut o = options(ctx.path(), format!("{}/{repo}:1", proxy.addr));
+    o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
+    // The RUN's entry is held at the registry (its manifest, then its pointer, come after the
+    // hold). The RUN's layer itself was streamed there, so the push can mount it at once.
+    proxy.inject("PUT", &format!("/v2/{cache}/manifests/"), faults::Fault::Hold { pause: Duration::from_secs(10) }, 1);
+    let (r, _) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    assert!(proxy.unused().is_empty(), "the entry was never written: {:?}", proxy.seen());
+    let seen = proxy.seen();
+    let image = seen.iter().position(|s| s.starts_with(&format!("PUT /v2/{repo}/manifests/1"))).expect("pushed");
+    // The cache repository's tags, in order: the RUN entry's key (held), its pointer (sent
+    // after the hold), then the COPY's reference record (after the push).
+    let tags: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.starts_with(&format!("PUT /v2/{cache}/manifests/")))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(tags.len(), 4, "{seen:?}");
+    // The image's manifest went while the RUN's entry was held, before its pointer.
+    assert!(tags[0] < image && image < tags[1], "{seen:?}");
 }

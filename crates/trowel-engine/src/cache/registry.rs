@@ -350,20 +350,21 @@ impl RegistryCache {
         Ok(Lookup::Miss { previous: Previous::Entries(entries), history })
     }
 
-    /// Tags a layer reference record under `key` (see [`super::layer_ref`]) and moves the
-    /// step's pointer to it. Only for a layer already pushed to `repositories`.
+    /// The first half of writing a layer reference record (see [`super::layer_ref`]): its
+    /// config goes to the cache repository, which names nothing yet (an untagged blob is no
+    /// entry: no lookup finds it). Sent while the image holding the layer is pushed; returns
+    /// the record's manifest, which [`Self::tag_ref`] tags once that push is over.
     #[allow(clippy::too_many_arguments)]
-    pub async fn store_ref(
+    pub async fn stage_ref(
         &self,
         key: &str,
-        pointer: &str,
         components: &KeyComponents,
         layer: (&Descriptor, &Digest),
         history: RefHistory,
         repositories: Vec<String>,
         earlier: &[String],
         store: &BlobStore,
-    ) -> Result<Digest, CacheError> {
+    ) -> Result<Vec<u8>, CacheError> {
         let info = EntryInfo {
             key: key.to_string(),
             components: components.clone(),
@@ -374,16 +375,29 @@ impl RegistryCache {
         let config = layer_ref::config_json(&info, &record);
         let config_desc = Descriptor::new(REF_MEDIA_TYPE, store.put(&config)?, config.len() as u64);
         let manifest = layer_ref::manifest_json(&config_desc);
-        let image = PushImage {
-            manifest_bytes: manifest.clone(),
-            manifest_media_type: media::OCI_MANIFEST.into(),
-            blobs: vec![PushBlob { descriptor: config_desc, mount_from: None }],
-        };
         let entry = self.tagged(key);
-        let report = self.registry.push_image(&entry, &image, store, &|_| {}).await.map_err(self.err(&entry))?;
-        let ptr = self.tagged(pointer);
-        self.registry.push_manifest(&ptr, &manifest, media::OCI_MANIFEST).await.map_err(self.err(&ptr))?;
-        Ok(report.manifest_digest)
+        self.registry
+            .push_blobs(&entry, &[PushBlob { descriptor: config_desc, mount_from: None }], store, &|_| {})
+            .await
+            .map_err(self.err(&entry))?;
+        Ok(manifest)
+    }
+
+    /// The second half: tags a staged record (`manifest`, from [`Self::stage_ref`]) under
+    /// `key` and moves the step's pointer to it. Only for a layer already pushed to the
+    /// record's repositories. The two tags go at once: each holds the whole record, so
+    /// whichever lands alone leaves a readable state (a pointer alone explains the next miss
+    /// against this record; a key tag alone is a hit without history).
+    pub async fn tag_ref(&self, key: &str, pointer: &str, manifest: &[u8]) -> Result<Digest, CacheError> {
+        let (entry, ptr) = (self.tagged(key), self.tagged(pointer));
+        let (tagged, pointed) = futures_util::future::join(
+            self.registry.push_manifest(&entry, manifest, media::OCI_MANIFEST),
+            self.registry.push_manifest(&ptr, manifest, media::OCI_MANIFEST),
+        )
+        .await;
+        let digest = tagged.map_err(self.err(&entry))?;
+        pointed.map_err(self.err(&ptr))?;
+        Ok(digest)
     }
 
     /// Stores a step's layer (or its absence) under `key` and moves the step's pointer to it.

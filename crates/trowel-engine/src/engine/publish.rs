@@ -135,24 +135,30 @@ impl Build<'_> {
                     return Err(BuildError::Aborted(why));
                 }
             }
-            match artifact {
+            // COPY/ADD layers kept out of the cache repository get a reference record there
+            // (see `cache::layer_ref`): its config is sent alongside the push, and it is
+            // tagged once every destination has every layer; after a failed push, never.
+            let staged = match self.cache.as_mut() {
+                Some(cache) => cache.stage_refs(&self.ctx, &dests, layers),
+                None => Default::default(),
+            };
+            let pushes = match artifact {
                 // Base layers are downloaded during the push only if a destination lacks them
                 // and cannot mount them (see `Registry::push_image`).
-                Artifact::Image(image) => {
-                    for (dest, raw) in dests.iter().zip(&out.destinations) {
-                        self.push_one(dest, raw, image, &layers[0])?;
-                        pushed.push(raw.clone());
-                    }
-                }
-                Artifact::Index(index) => pushed = self.push_index(index, &dests, layers)?,
-            }
-            // Every destination has every layer now: COPY/ADD layers kept out of the cache
-            // repository can be referred to from it (see `cache::layer_ref`).
+                Artifact::Image(image) => dests.iter().zip(&out.destinations).try_for_each(|(dest, raw)| {
+                    self.push_one(dest, raw, image, &layers[0])?;
+                    pushed.push(raw.clone());
+                    Ok(())
+                }),
+                Artifact::Index(index) => self.push_index(index, &dests, layers).map(|p| pushed = p),
+            };
             if let Some(cache) = self.cache.as_mut() {
-                for l in layers {
-                    cache.write_refs(&self.ctx, &dests, l);
+                match &pushes {
+                    Ok(()) => cache.tag_refs(&self.ctx, staged),
+                    Err(_) => cache.discard_refs(&self.ctx, staged),
                 }
             }
+            pushes?;
         }
         let names: Vec<(String, Option<String>)> = dests.iter().map(|d| (d.repo_ref(), d.tag.clone())).collect();
         if let Some(p) = &out.digest_file {

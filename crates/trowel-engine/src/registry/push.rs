@@ -43,11 +43,28 @@ impl Registry {
         store: &BlobStore,
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<PushReport, RegistryError> {
-        let mut results: Vec<Option<BlobAction>> = vec![None; image.blobs.len()];
+        let blobs = self.push_blobs(dest, &image.blobs, store, progress).await?;
+        let manifest_digest = self.push_manifest(dest, &image.manifest_bytes, &image.manifest_media_type).await?;
+        Ok(PushReport { manifest_digest, blobs })
+    }
+
+    /// The blob half of [`Registry::push_image`]: every blob of `blobs` into `dest`'s
+    /// repository (a few in parallel), no manifest. For a writer that sends its blobs early and
+    /// names them later (a layer reference record's config goes up during the image's push,
+    /// its tags only after it: see `engine/layer_cache/refs.rs`). Returns each blob, in the
+    /// order given, with what happened and its size.
+    pub async fn push_blobs(
+        &self,
+        dest: &Reference,
+        blobs: &[PushBlob],
+        store: &BlobStore,
+        progress: &(dyn Fn(PushProgress) + Send + Sync),
+    ) -> Result<Vec<(Digest, BlobAction, u64)>, RegistryError> {
+        let mut results: Vec<Option<BlobAction>> = vec![None; blobs.len()];
         {
             // A hand-rolled bounded pool rather than `buffer_unordered`: closures returning
             // borrowing futures there make the whole push future lose `Send`.
-            let mut queue = image.blobs.iter().enumerate();
+            let mut queue = blobs.iter().enumerate();
             let mut running = futures_util::stream::FuturesUnordered::new();
             loop {
                 while running.len() < PARALLEL_BLOBS {
@@ -61,14 +78,11 @@ impl Registry {
                 }
             }
         }
-        let manifest_digest = self.push_manifest(dest, &image.manifest_bytes, &image.manifest_media_type).await?;
-        let blobs = image
-            .blobs
+        Ok(blobs
             .iter()
             .zip(results)
             .map(|(b, a)| (b.descriptor.digest.clone(), a.expect("every blob finished"), b.descriptor.size))
-            .collect();
-        Ok(PushReport { manifest_digest, blobs })
+            .collect())
     }
 
     async fn push_indexed(

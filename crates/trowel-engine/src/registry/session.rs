@@ -16,7 +16,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 
 use super::auth::{Credential, Keychain};
 use super::error::{Op, RegistryError};
-use super::options::{Direction, RegistryOptions, normalise_host};
+use super::options::{Direction, Protocol, RegistryOptions, normalise_host};
 use super::reference::Reference;
 use super::retry::{Backoff, retry_after, retryable_status};
 use super::token::{Challenge, Token, TokenError, basic_header, bearer_header, fetch_token, parse_challenge};
@@ -89,7 +89,10 @@ type EndpointCell = Arc<tokio::sync::OnceCell<Arc<Endpoint>>>;
 pub(crate) struct Session {
     pub(crate) opts: RegistryOptions,
     keychain: Keychain,
-    endpoints: Mutex<HashMap<(String, Direction), EndpointCell>>,
+    /// Keyed by host and protocol, not direction: an endpoint is its host, its scheme and its
+    /// client, all fixed by the protocol the direction's flags give (`RegistryOptions::protocol`),
+    /// so a build pulling from and pushing to one registry with the same flags probes it once.
+    endpoints: Mutex<HashMap<(String, Protocol), EndpointCell>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
 }
 
@@ -103,9 +106,9 @@ impl Session {
     /// retries), then cached. A failed probe is not cached, so a later call probes again.
     pub(crate) async fn endpoint(&self, ctx: &Ctx<'_>) -> Result<Arc<Endpoint>, RegistryError> {
         let host = ctx.reference.registry.clone();
-        let cell = self.endpoints.lock().expect("endpoint cache").entry((host.clone(), ctx.dir)).or_default().clone();
+        let protocol = self.opts.protocol(&host, ctx.dir);
+        let cell = self.endpoints.lock().expect("endpoint cache").entry((host.clone(), protocol)).or_default().clone();
         cell.get_or_try_init(|| async {
-            let protocol = self.opts.protocol(&host, ctx.dir);
             let mut backoff = Backoff::new(self.opts.retries);
             loop {
                 match transport::probe(&self.opts, &host, protocol).await {

@@ -495,7 +495,11 @@ impl LayerCache {
         {
             self.uploaded.insert(id);
         }
-        if !self.uploaded.contains(&id) && !self.pushes.is_empty() {
+        // Only a step with an entry write in flight can get its layer there: a layer kept out
+        // of the cache repository (a COPY without `--cache-copy-layers`) never will, and the
+        // push must not wait for the other steps' entries on its account.
+        let writing = self.pushes.iter().any(|(p, ..)| *p == id);
+        if !self.uploaded.contains(&id) && writing {
             self.await_writes(ctx);
         }
         (self.uploaded.contains(&id) || self.stored.contains(&id)).then(|| self.remote.repo().clone())

@@ -1,7 +1,16 @@
 //! Writing layer reference records (see [`crate::cache::layer_ref`]) for the COPY/ADD steps of
-//! this build that were kept out of the cache repository: noted as each step finishes, written
+//! this build that were kept out of the cache repository: noted as each step finishes, tagged
 //! only once the image holding the layer was pushed to every destination, so a record never
-//! names a blob that is not there, and a failed build (which never pushes) writes none.
+//! names a blob that is not there, and a failed build (which never pushes) tags none.
+//!
+//! A record is a config blob and two tags (its key, the step's pointer). The config is sent
+//! while the image is pushed ([`LayerCache::stage_refs`]: it names nothing until tagged, so a
+//! push that then fails leaves only an untagged blob, which no lookup finds and the registry's
+//! garbage collection removes); the two tags go at once after the last destination's push
+//! ([`LayerCache::tag_refs`]), which waits for them, so every record is written (or warned
+//! about) before the build returns; after a failed push [`LayerCache::discard_refs`] lets the
+//! configs' uploads end and tags nothing. What the push's critical path keeps is one round trip,
+//! not the five of writing a record after it.
 
 use trowel_events::{Event, StepId};
 
@@ -13,7 +22,7 @@ use crate::engine::layer_cache::{LayerCache, PlannedStep};
 use crate::image::manifest::Descriptor;
 use crate::registry::Reference;
 
-use crate::cache::registry::pointer_tag;
+use crate::cache::registry::{CacheError, pointer_tag};
 
 /// A step whose record waits for the push.
 #[derive(Debug, Clone)]
@@ -51,59 +60,99 @@ impl LayerCache {
         );
     }
 
-    /// After a successful push of an image to every one of `dests`: a record for each noted
-    /// layer among `layers`, naming those repositories. Failures are warnings (the image does
-    /// not depend on them); each record written is reported as `cache_stored`.
-    pub fn write_refs(&mut self, ctx: &BuildContext<'_>, dests: &[Reference], layers: &[StageLayer]) {
+    /// When the push of `layers` (each image's) to every one of `dests` starts: the config of
+    /// a record for each noted layer among them, naming those repositories, sent in the
+    /// background. Nothing is tagged before [`Self::tag_refs`].
+    pub fn stage_refs(
+        &mut self,
+        ctx: &BuildContext<'_>,
+        dests: &[Reference],
+        layers: &[Vec<StageLayer>],
+    ) -> StagedRefs {
         if dests.is_empty() {
-            return;
+            return StagedRefs::default();
         }
         let repositories: Vec<String> = dests.iter().map(Reference::repo_ref).collect();
-        let due: Vec<(StepId, RefCandidate)> = layers
-            .iter()
-            .filter_map(|l| match l.origin {
-                LayerOrigin::Built(id) => {
-                    self.refs.get(&id).filter(|c| c.layer.0.digest == l.descriptor.digest).map(|c| (id, c.clone()))
-                }
-                _ => None,
+        let mut due: Vec<(StepId, RefCandidate)> = Vec::new();
+        for l in layers.iter().flatten() {
+            let LayerOrigin::Built(id) = l.origin else { continue };
+            // Written once per build: a second image of the same layer (another platform's)
+            // has its own candidate only if it is another step.
+            if due.iter().any(|(d, _)| *d == id) {
+                continue;
+            }
+            if let Some(c) = self.refs.get(&id).filter(|c| c.layer.0.digest == l.descriptor.digest) {
+                due.push((id, c.clone()));
+            }
+        }
+        let staged = due
+            .into_iter()
+            .map(|(id, c)| {
+                self.refs.remove(&id);
+                let remote = self.remote.clone();
+                let store = ctx.store.clone();
+                let repositories = repositories.clone();
+                let (key, components, layer, history, earlier) = (
+                    c.key.clone(),
+                    c.planned.components.clone(),
+                    c.layer.clone(),
+                    c.history.clone(),
+                    c.earlier.clone(),
+                );
+                let h = ctx.rt.spawn(async move {
+                    remote
+                        .stage_ref(&key, &components, (&layer.0, &layer.1), history, repositories, &earlier, &store)
+                        .await
+                });
+                (id, c.key, h)
             })
             .collect();
-        let writes = due.iter().map(|(id, c)| {
+        StagedRefs(staged)
+    }
+
+    /// After a successful push to every destination: tags each staged record (once its config
+    /// is up) and moves its step's pointer, all at once, and waits for them. Failures are
+    /// warnings (the image does not depend on them); each record written is reported as
+    /// `cache_stored`. A failed push gets [`Self::discard_refs`] instead and tags nothing.
+    pub fn tag_refs(&mut self, ctx: &BuildContext<'_>, staged: StagedRefs) {
+        let writes = staged.0.into_iter().map(|(id, key, h)| {
             let pointer = pointer_tag(&self.dockerfile_id, id.stage, id.step);
-            let repositories = repositories.clone();
             let remote = self.remote.clone();
-            let store = ctx.store.clone();
             async move {
-                remote
-                    .store_ref(
-                        &c.key,
-                        &pointer,
-                        &c.planned.components,
-                        (&c.layer.0, &c.layer.1),
-                        c.history.clone(),
-                        repositories,
-                        &c.earlier,
-                        &store,
-                    )
-                    .await
+                let r = match h.await {
+                    Ok(Ok(manifest)) => remote.tag_ref(&key, &pointer, &manifest).await.map_err(|e| e.to_string()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("the task failed: {e}")),
+                };
+                (id, key, r)
             }
         });
-        let results = ctx.rt.block_on(futures_util::future::join_all(writes));
-        for ((id, c), r) in due.into_iter().zip(results) {
+        for (id, key, r) in ctx.rt.block_on(futures_util::future::join_all(writes)) {
             match r {
-                Ok(_) => {
-                    // Written once per build: a second image of the same layer (another
-                    // platform's) has its own candidate only if it is another step.
-                    self.refs.remove(&id);
-                    ctx.emitter.emit(Event::CacheStored {
-                        id,
-                        key: c.key.clone(),
-                        reference: format!("registry-ref:{}:{}", self.remote.repo(), c.key),
-                        streamed: false,
-                    });
-                }
+                Ok(_) => ctx.emitter.emit(Event::CacheStored {
+                    id,
+                    reference: format!("registry-ref:{}:{}", self.remote.repo(), key),
+                    key,
+                    streamed: false,
+                }),
                 Err(e) => ctx.emitter.warn(format!("step {id}: could not write the layer reference record: {e}")),
             }
         }
     }
+
+    /// After a failed push: lets the staged configs' uploads end (no session is left open
+    /// mid-request) and tags nothing.
+    pub fn discard_refs(&mut self, ctx: &BuildContext<'_>, staged: StagedRefs) {
+        for (_, _, h) in staged.0 {
+            let _ = ctx.rt.block_on(h);
+        }
+    }
 }
+
+/// Records whose configs are being sent (step, key, the upload giving the record's manifest),
+/// waiting for the push to end before they are tagged.
+#[derive(Default)]
+pub(crate) struct StagedRefs(Vec<(StepId, String, StagedConfig)>);
+
+/// The upload of one record's config, giving the record's manifest.
+type StagedConfig = tokio::task::JoinHandle<Result<Vec<u8>, CacheError>>;
