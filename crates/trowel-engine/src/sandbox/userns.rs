@@ -78,9 +78,13 @@ impl Plan {
     fn read() -> Result<Plan, RootlessError> {
         let uid = rustix::process::getuid().as_raw();
         let gid = rustix::process::getgid().as_raw();
-        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .map_err(|e| RootlessError::Read { path: "/etc/passwd".into(), source: e.into() })?
-            .map(|u| u.name);
+        // An image with no /etc/passwd (trowel's own, in a pod) has no names: ranges are then
+        // looked up by uid, as newuidmap does.
+        let name = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+            Ok(user) => user.map(|u| u.name),
+            Err(nix::errno::Errno::ENOENT) => None,
+            Err(e) => return Err(RootlessError::Read { path: "/etc/passwd".into(), source: e.into() }),
+        };
         let read = |file: &str, id: u32| {
             idmap::ranges_in(Path::new(file), name.as_deref(), id)
                 .map_err(|source| RootlessError::Read { path: file.into(), source })
