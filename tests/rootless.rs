@@ -15,7 +15,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::rootless::{RANGE_SIZE, WITH_RANGE, WITHOUT_RANGE, Workspace, ok, user};
+use common::rootless::{RANGE_SIZE, User, WITH_RANGE, WITHOUT_RANGE, Workspace, ok, user};
 use common::*;
 
 /// Owners, setuid, hard links and a second stage: what a user namespace could get wrong (the
@@ -182,15 +182,11 @@ fn a_shell_at_a_pause_works_rootless() {
     let ws = Workspace::new(&u);
     ws.write("ctx/Dockerfile", &format!("FROM {}\nRUN echo one > /one\nRUN echo two > /two\n", env().busybox()));
     let dest = format!("{}/{}:1", env().registry, unique_repo("rootless-shell"));
-    let cmd = format!(
-        "setpriv --reuid {} --regid {} --init-groups -- env -i HOME={} PATH=/usr/bin:/bin TMPDIR={} TERM=xterm {} \
-         build --context {} --destination {dest} --break 3",
-        u.uid,
-        u.gid,
-        u.home.display(),
-        ws.path("tmp").display(),
-        env!("CARGO_BIN_EXE_trowel"),
-        ws.path("ctx").display()
+    let cmd = terminal_command(
+        &u,
+        &ws,
+        "xterm",
+        &format!("build --context {} --destination {dest} --break 3", ws.path("ctx").display()),
     );
     let t = common::tmux::Tmux::start(&cmd, 200, 50);
     t.wait_for("paused before line 3");
@@ -222,15 +218,11 @@ fn trowel_debug_opens_a_shell_rootless() {
     let ws = Workspace::new(&u);
     ws.write("ctx/Dockerfile", &format!("FROM {}\nRUN echo one > /one\nRUN echo two > /two\n", env().busybox()));
     let dest = format!("{}/{}:1", env().registry, unique_repo("rootless-tui"));
-    let cmd = format!(
-        "setpriv --reuid {} --regid {} --init-groups -- env -i HOME={} PATH=/usr/bin:/bin TMPDIR={} TERM=xterm-256color \
-         {} debug --context {} --destination {dest} --break 3",
-        u.uid,
-        u.gid,
-        u.home.display(),
-        ws.path("tmp").display(),
-        env!("CARGO_BIN_EXE_trowel"),
-        ws.path("ctx").display()
+    let cmd = terminal_command(
+        &u,
+        &ws,
+        "xterm-256color",
+        &format!("debug --context {} --destination {dest} --break 3", ws.path("ctx").display()),
     );
     let t = common::tmux::Tmux::start(&cmd, 110, 32);
     t.wait_for("paused before L3 RUN");
@@ -337,4 +329,17 @@ fn where_rootless_cannot_work_the_error_says_what_to_change() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("user.max_user_namespaces is 0"), "{err}");
     assert!(err.contains("sysctl -w user.max_user_namespaces="), "{err}");
+}
+
+/// A shell command line (for tmux) running trowel with `args` as `u`, with a clean environment
+/// and a terminal of type `term`.
+fn terminal_command(u: &User, ws: &Workspace, term: &str, args: &str) -> String {
+    format!(
+        "setpriv --reuid {} --regid {} --init-groups -- env -i HOME={} PATH=/usr/bin:/bin TMPDIR={} TERM={term} {} {args}",
+        u.uid,
+        u.gid,
+        u.home.display(),
+        ws.path("tmp").display(),
+        env!("CARGO_BIN_EXE_trowel"),
+    )
 }
