@@ -39,6 +39,7 @@ pub fn context(
             max_file_size: (args.max_file_size > 0).then_some(args.max_file_size),
             max_total_size: (args.max_layer_size > 0).then_some(args.max_layer_size),
         },
+        stall_timeout: args.registry.stall_timeout,
         sub_path: args.context_sub_path.as_deref(),
         git: &git,
         container: isolation == Isolation::Container,

@@ -57,6 +57,19 @@ impl Backoff {
         }
     }
 
+    /// Attempts made so far: the first and each one waited for.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.done + 1
+    }
+
+    /// ` after 4 attempts`, for the message of the last of them.
+    pub(crate) fn after(&self) -> String {
+        match self.attempts() {
+            1 => " after 1 attempt".to_string(),
+            n => format!(" after {n} attempts"),
+        }
+    }
+
     fn next_delay(&mut self, hint: Option<Duration>) -> Option<Duration> {
         if self.done >= self.retries {
             return None;
@@ -87,6 +100,8 @@ mod tests {
         assert_eq!(b.next_delay(None), Some(Duration::from_millis(1000)));
         assert_eq!(b.next_delay(Some(Duration::from_secs(5))), Some(Duration::from_secs(5)));
         assert_eq!(b.next_delay(None), None);
+        assert_eq!((b.attempts(), b.after()), (4, " after 4 attempts".to_string()));
+        assert_eq!(Backoff::new(0).after(), " after 1 attempt");
         let mut none = Backoff::new(0);
         assert_eq!(none.next_delay(None), None);
         let mut big = Backoff::new(100);
