@@ -81,6 +81,18 @@ fn stalled_transfers_are_retried_after_the_stall_timeout() {
     // The stalled download resumed (a ranged GET), the stalled upload was made again.
     assert_eq!(requests(&proxy, "GET", &layer), 2, "{:#?}", proxy.seen());
     assert!(requests(&proxy, "PUT", &format!("/{repo}/blobs/uploads/")) >= 2, "{:#?}", proxy.seen());
+    // Each retry is in the log (a `warning` event: the trace has it too), with its reason.
+    let text = log(&o);
+    let pulled = format!(
+        "retrying in 0.5 s (attempt 2 of 4): pull {}/busybox:1.35: downloading blob {layer}: stalled: no data for 2 s",
+        proxy.addr
+    );
+    assert!(text.contains(&pulled), "wanted {pulled:?} in:\n{text}");
+    let pushed = format!("retrying in 0.5 s (attempt 2 of 4): push {dest}: uploading blob sha256:");
+    assert!(
+        text.lines().any(|l| l.contains(&pushed) && l.ends_with(": stalled: no data for 2 s")),
+        "wanted {pushed:?}… in:\n{text}"
+    );
     // Three stalls of 2 s and their backoff are seconds; one 300 s wait would be minutes. The
     // rest is a small build on a machine shared with other builds.
     assert!(took < Duration::from_secs(150), "took {took:?}");

@@ -8,7 +8,6 @@ use super::client::{Registry, ResolvedImage};
 use super::error::{Op, RegistryError};
 use super::options::Direction;
 use super::reference::Reference;
-use super::retry::Backoff;
 use super::session::{Ctx, Failure, v2_url};
 use super::stall::next_chunk;
 use super::transport::{LimitedRead, describe, is_retryable, read_limited};
@@ -165,7 +164,7 @@ impl Registry {
         let accept = media::ACCEPT_MANIFESTS.join(", ");
         let build =
             |ep: &_| Ok(self.client_get(ep, ctx.reference, &format!("manifests/{reference}")).header(ACCEPT, &accept));
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         let (body, header_type) = loop {
             let resp = self.session.send(ctx, accept_404, &build).await?;
             if resp.status().as_u16() == 404 {
@@ -181,11 +180,20 @@ impl Registry {
                 Err(LimitedRead::TooLarge) => {
                     return Err(ctx.error(format!("manifest {reference} is larger than {MAX_MANIFEST} bytes")));
                 }
-                Err(LimitedRead::Stalled(_)) if backoff.wait(None).await => continue,
+                Err(LimitedRead::Stalled(s))
+                    if backoff.retry(None, &ctx.transport(format!("reading manifest {reference}: {s}"))).await =>
+                {
+                    continue;
+                }
                 Err(LimitedRead::Stalled(s)) => {
                     return Err(ctx.transport(format!("reading manifest {reference}: {s}{}", backoff.after())));
                 }
-                Err(LimitedRead::Failed(e)) if is_retryable(&e) && backoff.wait(None).await => continue,
+                Err(LimitedRead::Failed(e))
+                    if is_retryable(&e)
+                        && backoff.retry(None, &ctx.error(format!("reading manifest: {}", describe(&e)))).await =>
+                {
+                    continue;
+                }
                 Err(LimitedRead::Failed(e)) => return Err(ctx.error(format!("reading manifest: {}", describe(&e)))),
             }
         };
@@ -215,7 +223,7 @@ impl Registry {
             return Err(ctx.error(format!("config {} is {} bytes, more than trowel accepts", desc.digest, desc.size)));
         }
         let path = format!("blobs/{}", desc.digest);
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         loop {
             let resp = self.session.send(ctx, false, &|ep| Ok(self.client_get(ep, ctx.reference, &path))).await?;
             let failure = match read_limited(resp, desc.size as usize, self.session.opts.stall_timeout).await {
@@ -237,7 +245,7 @@ impl Registry {
                     Failure::stalled(ctx.transport(format!("reading blob {}: {s}", desc.digest)), s)
                 }
             };
-            if !(failure.retryable && backoff.wait(None).await) {
+            if !(failure.retryable && backoff.retry(None, &failure.err).await) {
                 return Err(failure.finish(&backoff));
             }
         }
@@ -292,12 +300,12 @@ impl Registry {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
         let ctx = Ctx::pull(Op::Pull, r, Direction::Pull);
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         let mut partial: Option<BlobWriter> = None;
         loop {
             match self.download_attempt(&ctx, desc, store, &mut partial, progress).await {
                 Ok(()) => return Ok(()),
-                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
+                Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
                 Err(f) => return Err(f.finish(&backoff)),
             }
         }

@@ -13,7 +13,6 @@ use super::client::{BlobAction, BlobHead, PushBlob, PushImage, PushProgress, Pus
 use super::error::{Op, RegistryError};
 use super::options::Direction;
 use super::reference::Reference;
-use super::retry::Backoff;
 use super::session::{Ctx, Failure, location, v2_url};
 use super::stall::Watch;
 use crate::digest::Digest;
@@ -202,7 +201,7 @@ impl Registry {
         mut session: Option<reqwest::Url>,
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         loop {
             let loc = match session.take() {
                 Some(l) => l,
@@ -210,7 +209,7 @@ impl Registry {
             };
             match self.put_blob(ctx, loc, &digest, size, store, progress).await {
                 Ok(()) => return Ok(()),
-                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
+                Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
                 Err(f) => return Err(f.finish(&backoff)),
             }
         }

@@ -117,12 +117,25 @@ pub(crate) struct Session {
     keychain: Keychain,
     endpoints: Mutex<HashMap<(String, Direction), EndpointCell>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
+    /// Who is told of retries (set once, by the engine).
+    pub(crate) notice: std::sync::OnceLock<super::retry::RetryNotice>,
 }
 
 impl Session {
     pub(crate) fn new(opts: RegistryOptions) -> Result<Session, RegistryError> {
         let keychain = Keychain::load(opts.docker_config.as_deref())?;
-        Ok(Session { opts, keychain, endpoints: Mutex::default(), tokens: Mutex::default() })
+        Ok(Session {
+            opts,
+            keychain,
+            endpoints: Mutex::default(),
+            tokens: Mutex::default(),
+            notice: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The retry schedule of one operation, reporting its retries.
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff::new(self.opts.retries).reporting(self.notice.get().cloned())
     }
 
     /// The endpoint for the context's registry and direction: probed on first use (with
@@ -132,11 +145,11 @@ impl Session {
         let cell = self.endpoints.lock().expect("endpoint cache").entry((host.clone(), ctx.dir)).or_default().clone();
         cell.get_or_try_init(|| async {
             let protocol = self.opts.protocol(&host, ctx.dir);
-            let mut backoff = Backoff::new(self.opts.retries);
+            let mut backoff = self.backoff();
             loop {
                 match transport::probe(&self.opts, &host, protocol).await {
                     Ok(ep) => return Ok(Arc::new(ep)),
-                    Err(e) if e.retryable && backoff.wait(None).await => continue,
+                    Err(e) if e.retryable && backoff.retry(None, &ctx.transport(&e.message)).await => continue,
                     Err(e) if e.stalled => return Err(ctx.transport(format!("{}{}", e.message, backoff.after()))),
                     Err(e) => return Err(ctx.transport(e.message)),
                 }
@@ -153,11 +166,11 @@ impl Session {
         accept_404: bool,
         build: &Build<'_>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let mut backoff = Backoff::new(self.opts.retries);
+        let mut backoff = self.backoff();
         loop {
             match self.send_once(ctx, accept_404, build).await {
                 Ok(r) => return Ok(r),
-                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
+                Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
                 Err(f) => return Err(f.finish(&backoff)),
             }
         }
