@@ -107,13 +107,15 @@ def one(i, args, prox, work):
         f.write(DOCKERFILES[kind].format(base="%s/busybox:1.35" % prox.addr))
     with open(os.path.join(ctx, "data.txt"), "w") as f:
         f.write("data %d\n" % (i % 7))
-    repo, tag = "soak/img%d" % kind, "b%d" % i
+    # Repositories of this run alone: a tag or a cache entry of an earlier run must not be
+    # taken for this one's.
+    repo, tag = "%s/img%d" % (args.run, kind), "b%d" % i
     digest_file = os.path.join(ctx, "digest")
     cmd = [args.trowel, "build", "--context", ctx, "--destination", "%s/%s:%s" % (prox.addr, repo, tag),
            "--digest-file", digest_file, "--build-arg", "N=%d" % i, "--stall-timeout", args.stall_timeout,
            "--verbosity", "info"]
     if cache:
-        cmd += ["--cache", "--cache-repo", "%s/soak/cache" % prox.addr]
+        cmd += ["--cache", "--cache-repo", "%s/%s/cache" % (prox.addr, args.run)]
     t0 = time.time()
     log_path = os.path.join(args.out, "logs", "build-%03d.log" % i)
     with open(log_path, "wb") as log:
@@ -134,6 +136,9 @@ def one(i, args, prox, work):
     text = open(log_path, errors="replace").read()
     rec = {"build": i, "dockerfile": kind, "cache": cache, "exit": p.returncode, "seconds": round(took, 1),
            "rss_kib": peaks.get("rss_kib", 0), "fds": peaks.get("fds", 0)}
+    # What the build said of its cache and of the faults it met (one warning per retry).
+    rec["retries"] = text.count("retrying in ")
+    rec["cache_line"] = next((line.split("] ", 1)[-1] for line in text.splitlines() if "] Cache: " in line), "")
     if hung:
         rec["class"], rec["why"] = "other", "hung past %d s" % BOUND
     elif p.returncode < 0 or "panicked" in text:
@@ -174,6 +179,7 @@ def summary(records, prox, started, load):
         "first": {"rss_kib": stats(records[:k], "rss_kib"), "fds": stats(records[:k], "fds")},
         "last": {"rss_kib": stats(records[-k:], "rss_kib"), "fds": stats(records[-k:], "fds")},
         "seconds": stats(records, "seconds"),
+        "retries": sum(r.get("retries", 0) for r in records),
         "others": [r for r in records if r["class"] == "other"],
         "cleans": [r for r in records if r["class"] == "clean"],
     }
@@ -189,6 +195,7 @@ def main():
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--out", default="soak-results")
     args = ap.parse_args()
+    args.run = "soak-%d" % int(time.time())
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     prox = faultproxy.Proxy(args.registry, args.rate, args.seed)
     work = tempfile.mkdtemp(prefix="trowel-soak-")
