@@ -250,4 +250,34 @@ mod tests {
         let (got, ()) = w.guard(async { tokio::join!(consumer, producer) }).await.unwrap();
         assert_eq!(got, Some(Bytes::from_static(b"late")));
     }
+
+    #[tokio::test]
+    async fn the_answer_after_a_whole_body_gets_the_grace() {
+        use futures_util::StreamExt as _;
+        let limit = Duration::from_millis(300);
+        let w = Watch::new(limit);
+        let chunks = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc")), Ok(Bytes::from_static(b"de"))];
+        // The client stops asking once it has the 5 bytes it announced: the count ends the body.
+        let body = w.body(futures_util::stream::iter(chunks), 5);
+        let answer = |wait: Duration| async move {
+            tokio::pin!(body);
+            let _ = body.next().await;
+            let _ = body.next().await;
+            tokio::time::sleep(wait).await;
+        };
+        // Three limits' wait for the answer is within the grace (four, plus the limit itself).
+        assert_eq!(w.guard(answer(limit * 3)).await, Ok(()));
+        let w = Watch::new(limit);
+        let chunks = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abcde"))];
+        let body = w.body(futures_util::stream::iter(chunks), 5);
+        let t0 = std::time::Instant::now();
+        let never = async move {
+            tokio::pin!(body);
+            let _ = body.next().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        };
+        assert_eq!(w.guard(never).await, Err(Stalled { limit }));
+        let took = t0.elapsed();
+        assert!(took >= limit * (ANSWER_GRACE + 1) && took < limit * 15, "{took:?}");
+    }
 }
