@@ -41,6 +41,7 @@ pub fn context(
             max_total_size: (args.max_layer_size > 0).then_some(args.max_layer_size),
             max_entries: (args.max_layer_entries > 0).then_some(args.max_layer_entries),
         },
+        stall_timeout: args.registry.stall_timeout,
         sub_path: args.context_sub_path.as_deref(),
         git: &git,
         container: isolation == Isolation::Container,

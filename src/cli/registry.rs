@@ -2,6 +2,7 @@
 //! pulling, and where credentials are (kaniko's names).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
@@ -43,6 +44,10 @@ pub struct RegistryArgs {
     /// Retries for image downloads.
     #[arg(long, default_value_t = 3)]
     pub image_download_retry: u32,
+    /// A registry or context download that moves no byte for this long (Go duration) fails
+    /// that attempt, which is retried; a slow transfer that keeps moving is never cut off.
+    #[arg(long, env = "TROWEL_STALL_TIMEOUT", default_value = "30s", value_parser = parse_stall_timeout)]
+    pub stall_timeout: Duration,
     /// Directory holding config.json for registry credentials (default: $DOCKER_CONFIG, ~/.docker, /kaniko/.docker).
     #[arg(long)]
     pub docker_config: Option<PathBuf>,
@@ -72,9 +77,19 @@ impl RegistryArgs {
             registry_mirrors,
             skip_default_registry_fallback: self.skip_default_registry_fallback,
             retries: self.image_download_retry,
+            stall_timeout: self.stall_timeout,
             docker_config: self.docker_config.clone(),
             ..RegistryOptions::default()
         })
+    }
+}
+
+/// `--stall-timeout`: a positive Go duration (zero would fail every transfer).
+fn parse_stall_timeout(s: &str) -> Result<Duration, String> {
+    match trowel_engine::duration::parse_go_duration(s) {
+        Ok(d) if d.is_zero() => Err(format!("{s:?}: the stall timeout must be more than zero")),
+        Ok(d) => Ok(d),
+        Err(_) => Err(format!("{s:?} is not a duration: use e.g. 30s, 2m, 1m30s")),
     }
 }
 
@@ -92,6 +107,18 @@ fn mirrors(flags: &[String], env: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stall_timeout_is_a_positive_go_duration() {
+        assert_eq!(parse_stall_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_stall_timeout("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_stall_timeout("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_stall_timeout("0s").unwrap_err(), "\"0s\": the stall timeout must be more than zero");
+        assert_eq!(parse_stall_timeout("soon").unwrap_err(), "\"soon\" is not a duration: use e.g. 30s, 2m, 1m30s");
+        let cli = crate::cli::parse(&["trowel", "build", "--no-push", "--stall-timeout", "2s"]);
+        let crate::cli::Command::Build(b) = cli.command else { panic!("not a build") };
+        assert_eq!(b.registry.options().unwrap().stall_timeout, Duration::from_secs(2));
+    }
 
     #[test]
     fn kaniko_registry_mirror_variable_comes_after_the_flags() {

@@ -7,7 +7,8 @@
 //! added. Faults cover what registries and proxies really do: drop the connection, answer
 //! 429/500/502/503 with or without `Retry-After`, cut a response body short, stall in the middle
 //! of a body, corrupt a body (a wrong digest), lie in `Docker-Content-Digest`, and cut an upload
-//! short.
+//! short; and for stall timeouts: stop sending a body (or reading an upload) after some bytes
+//! without closing, and move a body (or an upload) at a set pace.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -38,7 +39,21 @@ pub enum Fault {
     /// Read this many bytes of the request body, then close (an upload cut off). Only requests
     /// whose body is longer match.
     CutUpload { after: usize },
+    /// Forward; send this many bytes of the body, then nothing more, the connection left open
+    /// (a registry that stopped answering mid-transfer). Held for [`STALL_HOLD`].
+    StallAfter { after: usize },
+    /// Read this many bytes of the request body, then read nothing more, the connection left
+    /// open (an upload the registry stopped taking). Only requests whose body is longer match.
+    StallUpload { after: usize },
+    /// Forward, sending the response body at this many bytes per second (in tenths).
+    Throttle { bytes_per_sec: usize },
+    /// Forward, reading the request body at this many bytes per second (in tenths).
+    ThrottleUpload { bytes_per_sec: usize },
 }
+
+/// How long a stalled connection is held open before the proxy lets go of it: far longer than
+/// any stall timeout a test sets.
+pub const STALL_HOLD: Duration = Duration::from_secs(120);
 
 struct Rule {
     method: String,
@@ -155,6 +170,9 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
     let mut first = text.lines().next().unwrap_or("").split(' ');
     let (method, path) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
     let body_len: usize = header_value(&text, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    // A chunked body (a layer streamed while it is written) has no length to compare.
+    let chunked = header_value(&text, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let longer_than = |after: usize| chunked || body_len > after;
     let fault = {
         let mut s = state.lock().unwrap();
         s.seen.push(format!("{method} {path}"));
@@ -162,7 +180,7 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
             r.times > 0
                 && r.method == method
                 && path.contains(&r.path)
-                && !matches!(r.fault, Fault::CutUpload { after } if body_len <= after)
+                && !matches!(r.fault, Fault::CutUpload { after } | Fault::StallUpload { after } if !longer_than(after))
         });
         let fault = i.map(|i| {
             s.rules[i].times -= 1;
@@ -200,6 +218,11 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
             let _ = client.read_exact(&mut buf);
             let _ = client.shutdown(Shutdown::Both);
         }
+        Some(Fault::StallUpload { after }) => {
+            let mut buf = vec![0u8; after];
+            let _ = client.read_exact(&mut buf);
+            std::thread::sleep(STALL_HOLD);
+        }
         Some(Fault::Hold { pause }) => {
             std::thread::sleep(pause);
             forward(client, upstream, &text, None);
@@ -215,8 +238,15 @@ fn forward(mut client: TcpStream, upstream: &str, head: &str, fault: Option<Faul
         return;
     }
     let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut c2, &mut u2);
+    let upload_pace = match fault {
+        Some(Fault::ThrottleUpload { bytes_per_sec }) => Some(bytes_per_sec),
+        _ => None,
+    };
+    std::thread::spawn(move || match upload_pace {
+        Some(rate) => paced_copy(&mut c2, &mut u2, rate),
+        None => {
+            let _ = std::io::copy(&mut c2, &mut u2);
+        }
     });
     let Some(resp_head) = read_head(&mut up) else { return };
     let mut resp_text = String::from_utf8_lossy(&resp_head).into_owned();
@@ -250,6 +280,14 @@ fn forward(mut client: TcpStream, upstream: &str, head: &str, fault: Option<Faul
             std::thread::sleep(pause);
             let _ = std::io::copy(&mut up, &mut client);
         }
+        Some(Fault::StallAfter { after }) => {
+            let mut buf = vec![0u8; after];
+            let n = read_up_to(&mut up, &mut buf);
+            let _ = client.write_all(&buf[..n]);
+            let _ = client.flush();
+            std::thread::sleep(STALL_HOLD);
+        }
+        Some(Fault::Throttle { bytes_per_sec }) => paced_copy(&mut up, &mut client, bytes_per_sec),
         Some(Fault::Corrupt) => {
             let mut buf = vec![0u8; 1];
             if read_up_to(&mut up, &mut buf) == 1 {
@@ -261,6 +299,24 @@ fn forward(mut client: TcpStream, upstream: &str, head: &str, fault: Option<Faul
         _ => {
             let _ = std::io::copy(&mut up, &mut client);
         }
+    }
+}
+
+/// Copies `from` to `to` at most at `rate` bytes per second: what has arrived of a tenth of it,
+/// every 100 ms.
+fn paced_copy(from: &mut TcpStream, to: &mut TcpStream, rate: usize) {
+    let mut buf = vec![0u8; (rate / 10).max(1)];
+    loop {
+        let t0 = std::time::Instant::now();
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100).saturating_sub(t0.elapsed()));
     }
 }
 

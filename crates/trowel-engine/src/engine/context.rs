@@ -138,6 +138,10 @@ impl<'o> BuildContext<'o> {
             .build()
             .map_err(BuildError::io("start async runtime"))?;
         let registry = Registry::new(opts.registry.clone()).map_err(BuildError::Registry)?;
+        // A retry is news for the log and the trace (a registry that stalls or fails now and
+        // then shows there, not only in the error of one that ran out of attempts).
+        let notices = emitter.clone();
+        registry.report_retries(move |m| notices.warn(m));
         let slash_keep = match opts.run.isolation {
             Isolation::Container => Some(container::slash_keep(opts, work.path())?),
             Isolation::Chroot | Isolation::Rootless => None,

@@ -45,6 +45,13 @@ impl Registry {
         Ok(Registry { session: Arc::new(Session::new(opts)?) })
     }
 
+    /// Tells `notice` of every retry from now on, with a sentence: `retrying in 1 s (attempt 2 of
+    /// 4): pull …: downloading blob sha256:…: stalled: no data for 30 s`. Set once; a second
+    /// call is ignored.
+    pub fn report_retries(&self, notice: impl Fn(String) + Send + Sync + 'static) {
+        let _ = self.session.notice.set(Arc::new(notice));
+    }
+
     /// The references to try for a pull, in order: each `--registry-mirror` for Docker Hub
     /// images, then the reference itself (unless `--skip-default-registry-fallback` and there
     /// are mirrors).

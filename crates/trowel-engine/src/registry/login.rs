@@ -6,8 +6,6 @@
 //! one with a token server is asked for a token with no scope (its answer proves the credentials
 //! without touching a repository). A registry that lets everyone in has nothing to check.
 
-use std::time::Duration;
-
 use super::client::Registry;
 use super::error::{Op, RegistryError};
 use super::options::{Direction, normalise_host};
@@ -52,25 +50,24 @@ impl Registry {
             Some(Challenge::Basic) => basic_header(username, &password),
             Some(Challenge::Bearer { realm, service }) => {
                 let cred = Credential::Basic { username: username.to_string(), password };
-                let token = fetch_token(&ep.client, &realm, service.as_deref(), &[], Some(&cred)).await.map_err(
-                    |e| match e {
+                let token = fetch_token(&ep.client, ep.stall, &realm, service.as_deref(), &[], Some(&cred))
+                    .await
+                    .map_err(|e| match e {
                         TokenError::Refused { message, .. } => failed(format!("the token server refused: {message}")),
                         TokenError::Transport { message, .. } => transport_err(format!("token server: {message}")),
                         TokenError::Malformed(m) => failed(format!("token server: {m}")),
-                    },
-                )?;
+                    })?;
                 bearer_header(&token.value).ok_or_else(|| failed("the token server sent an unusable token".into()))?
             }
         };
         let mut backoff = Backoff::new(opts.retries);
         loop {
-            let resp = ep
-                .client
-                .get(format!("{}/v2/", ep.base))
-                .header(reqwest::header::AUTHORIZATION, header.clone())
-                .timeout(Duration::from_secs(60))
-                .send()
-                .await;
+            let send = ep.client.get(format!("{}/v2/", ep.base)).header(reqwest::header::AUTHORIZATION, header.clone());
+            let resp = match super::stall::Watch::new(ep.stall).guard(send.send()).await {
+                Ok(r) => r,
+                Err(_) if backoff.wait(None).await => continue,
+                Err(s) => return Err(transport_err(format!("{s} after {} attempts", backoff.attempts()))),
+            };
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) if transport::is_retryable(&e) && backoff.wait(None).await => continue,
@@ -83,7 +80,7 @@ impl Registry {
             if retryable_status(status) && backoff.wait(None).await {
                 continue;
             }
-            let body = read_limited(resp, 64 * 1024).await.unwrap_or_default();
+            let body = read_limited(resp, 64 * 1024, ep.stall).await.unwrap_or_default();
             let msg = error_message(status, &body);
             return Err(if status == 401 || status == 403 {
                 failed(format!("the registry refused the username and password for {username}: {msg}"))

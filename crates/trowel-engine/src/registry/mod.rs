@@ -24,6 +24,7 @@ pub mod reference;
 mod retry;
 mod secret;
 mod session;
+pub mod stall;
 mod stream_upload;
 pub use stream_upload::HeldUpload;
 mod token;
@@ -41,6 +42,7 @@ pub use error::{Op, RegistryError};
 pub use login::LoginCheck;
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
+pub use stall::{DEFAULT_STALL_TIMEOUT, Stalled};
 /// A reqwest error as text without its URL, for the other HTTP clients of the engine.
 pub(crate) use transport::describe as describe_http_error;
 

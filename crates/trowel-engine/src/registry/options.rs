@@ -34,6 +34,9 @@ pub struct RegistryOptions {
     pub skip_default_registry_fallback: bool,
     /// How many times a failed idempotent request (or a whole blob download/upload) is retried.
     pub retries: u32,
+    /// `--stall-timeout`: an attempt that moves no byte for this long (connecting, sending,
+    /// waiting for the answer or reading it) fails and is retried; see `stall.rs`.
+    pub stall_timeout: std::time::Duration,
     /// Directory holding `config.json`; else `$DOCKER_CONFIG`, `~/.docker`, `/kaniko/.docker`.
     pub docker_config: Option<PathBuf>,
     pub user_agent: String,
@@ -53,6 +56,7 @@ impl Default for RegistryOptions {
             registry_mirrors: Vec::new(),
             skip_default_registry_fallback: false,
             retries: 3,
+            stall_timeout: super::stall::DEFAULT_STALL_TIMEOUT,
             docker_config: None,
             user_agent: format!("trowel/{}", env!("CARGO_PKG_VERSION")),
         }

@@ -8,8 +8,8 @@ use super::client::{Registry, ResolvedImage};
 use super::error::{Op, RegistryError};
 use super::options::Direction;
 use super::reference::Reference;
-use super::retry::Backoff;
 use super::session::{Ctx, Failure, v2_url};
+use super::stall::next_chunk;
 use super::transport::{LimitedRead, describe, is_retryable, read_limited};
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Index, Manifest, Platform, is_index, media};
@@ -164,7 +164,7 @@ impl Registry {
         let accept = media::ACCEPT_MANIFESTS.join(", ");
         let build =
             |ep: &_| Ok(self.client_get(ep, ctx.reference, &format!("manifests/{reference}")).header(ACCEPT, &accept));
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         let (body, header_type) = loop {
             let resp = self.session.send(ctx, accept_404, &build).await?;
             if resp.status().as_u16() == 404 {
@@ -175,12 +175,25 @@ impl Registry {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
-            match read_limited(resp, MAX_MANIFEST).await {
+            match read_limited(resp, MAX_MANIFEST, self.session.opts.stall_timeout).await {
                 Ok(b) => break (b, header_type),
                 Err(LimitedRead::TooLarge) => {
                     return Err(ctx.error(format!("manifest {reference} is larger than {MAX_MANIFEST} bytes")));
                 }
-                Err(LimitedRead::Failed(e)) if is_retryable(&e) && backoff.wait(None).await => continue,
+                Err(LimitedRead::Stalled(s))
+                    if backoff.retry(None, &ctx.transport(format!("reading manifest {reference}: {s}"))).await =>
+                {
+                    continue;
+                }
+                Err(LimitedRead::Stalled(s)) => {
+                    return Err(ctx.transport(format!("reading manifest {reference}: {s}{}", backoff.after())));
+                }
+                Err(LimitedRead::Failed(e))
+                    if is_retryable(&e)
+                        && backoff.retry(None, &ctx.error(format!("reading manifest: {}", describe(&e)))).await =>
+                {
+                    continue;
+                }
                 Err(LimitedRead::Failed(e)) => return Err(ctx.error(format!("reading manifest: {}", describe(&e)))),
             }
         };
@@ -210,10 +223,10 @@ impl Registry {
             return Err(ctx.error(format!("config {} is {} bytes, more than trowel accepts", desc.digest, desc.size)));
         }
         let path = format!("blobs/{}", desc.digest);
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         loop {
             let resp = self.session.send(ctx, false, &|ep| Ok(self.client_get(ep, ctx.reference, &path))).await?;
-            let failure = match read_limited(resp, desc.size as usize).await {
+            let failure = match read_limited(resp, desc.size as usize, self.session.opts.stall_timeout).await {
                 Ok(b) if b.len() as u64 == desc.size && Digest::of(&b) == desc.digest => return Ok(b),
                 Ok(b) => Failure::transient(ctx.error(format!(
                     "blob {} failed verification ({} bytes, digest {})",
@@ -224,14 +237,16 @@ impl Registry {
                 Err(LimitedRead::TooLarge) => {
                     Failure::transient(ctx.error(format!("blob {} is larger than its descriptor says", desc.digest)))
                 }
-                Err(LimitedRead::Failed(e)) => Failure {
-                    err: ctx.error(format!("reading blob {}: {}", desc.digest, describe(&e))),
-                    retryable: is_retryable(&e),
-                    retry_after: None,
-                },
+                Err(LimitedRead::Failed(e)) => Failure::transport(
+                    ctx.error(format!("reading blob {}: {}", desc.digest, describe(&e))),
+                    is_retryable(&e),
+                ),
+                Err(LimitedRead::Stalled(s)) => {
+                    Failure::stalled(ctx.transport(format!("reading blob {}: {s}", desc.digest)), s)
+                }
             };
-            if !(failure.retryable && backoff.wait(None).await) {
-                return Err(failure.err);
+            if !(failure.retryable && backoff.retry(None, &failure.err).await) {
+                return Err(failure.finish(&backoff));
             }
         }
     }
@@ -285,13 +300,13 @@ impl Registry {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
         let ctx = Ctx::pull(Op::Pull, r, Direction::Pull);
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         let mut partial: Option<BlobWriter> = None;
         loop {
             match self.download_attempt(&ctx, desc, store, &mut partial, progress).await {
                 Ok(()) => return Ok(()),
-                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
-                Err(f) => return Err(f.err),
+                Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
+                Err(f) => return Err(f.finish(&backoff)),
             }
         }
     }
@@ -312,7 +327,12 @@ impl Registry {
             let rb = self.client_get(ep, ctx.reference, &path);
             Ok(if offset > 0 { rb.header(RANGE, format!("bytes={offset}-")) } else { rb })
         };
-        let resp = self.session.send_once(ctx, false, &build).await?;
+        let resp = self.session.send_once(ctx, false, &build).await.map_err(|mut f| {
+            if let Some(s) = f.stalled {
+                f.err = ctx.transport(format!("downloading blob {}: {s}", desc.digest));
+            }
+            f
+        })?;
         let resumed = resp.status().as_u16() == 206
             && resp
                 .headers()
@@ -327,21 +347,25 @@ impl Registry {
         let mut resp = resp;
         let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
         loop {
-            let chunk = match resp.chunk().await {
+            let limit = self.session.opts.stall_timeout;
+            let failure = match next_chunk(&mut resp, limit).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) if let Some(s) = super::stall::of_error(&e, limit) => {
+                    Err(Failure::stalled(ctx.transport(format!("downloading blob {}: {s}", desc.digest)), s))
+                }
+                Ok(Err(e)) => Err(Failure::transport(
+                    ctx.transport(format!("downloading blob {}: {}", desc.digest, describe(&e))),
+                    is_retryable(&e),
+                )),
+                Err(s) => Err(Failure::stalled(ctx.transport(format!("downloading blob {}: {s}", desc.digest)), s)),
+            };
+            let chunk = match failure {
                 Ok(c) => c,
-                Err(e) => {
+                Err(f) => {
                     // Keep what arrived so the next attempt can resume from there.
                     writer = flush(writer, &mut batch, &dir).await.map_err(store_err)?;
                     *partial = Some(writer);
-                    return Err(Failure {
-                        err: RegistryError::Transport {
-                            op: ctx.op,
-                            reference: ctx.reference.to_string(),
-                            detail: format!("downloading blob {}: {}", desc.digest, describe(&e)),
-                        },
-                        retryable: is_retryable(&e),
-                        retry_after: None,
-                    });
+                    return Err(f);
                 }
             };
             let Some(chunk) = chunk else { break };

@@ -13,8 +13,8 @@ use super::client::{BlobAction, BlobHead, PushBlob, PushImage, PushProgress, Pus
 use super::error::{Op, RegistryError};
 use super::options::Direction;
 use super::reference::Reference;
-use super::retry::Backoff;
 use super::session::{Ctx, Failure, location, v2_url};
+use super::stall::Watch;
 use crate::digest::Digest;
 use crate::image::store::BlobStore;
 
@@ -215,7 +215,7 @@ impl Registry {
         mut session: Option<reqwest::Url>,
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        let mut backoff = Backoff::new(self.session.opts.retries);
+        let mut backoff = self.session.backoff();
         loop {
             let loc = match session.take() {
                 Some(l) => l,
@@ -223,12 +223,14 @@ impl Registry {
             };
             match self.put_blob(ctx, loc, &digest, size, store, progress).await {
                 Ok(()) => return Ok(()),
-                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
-                Err(f) => return Err(f.err),
+                Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
+                Err(f) => return Err(f.finish(&backoff)),
             }
         }
     }
 
+    /// One PUT of the whole blob. The attempt stalls when the registry takes no chunk of it
+    /// (or, after the last, gives no answer) for the stall timeout.
     async fn put_blob(
         &self,
         ctx: &Ctx<'_>,
@@ -240,6 +242,7 @@ impl Registry {
     ) -> Result<(), Failure> {
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let sent = Arc::new(AtomicU64::new(0));
+        let watch = Watch::new(self.session.opts.stall_timeout);
         let build = |ep: &super::transport::Endpoint| {
             let file = store.open_blob(digest).map_err(|source| RegistryError::Store {
                 op: ctx.op,
@@ -252,14 +255,21 @@ impl Registry {
                 .put(url.clone())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, size.to_string())
-                .body(reqwest::Body::wrap_stream(file_stream(tokio::fs::File::from_std(file), sent.clone()))))
+                .body(reqwest::Body::wrap_stream(
+                    watch.body(file_stream(tokio::fs::File::from_std(file), sent.clone()), size),
+                )))
         };
-        let request = self.session.send_once(ctx, false, &build);
+        let request = self.session.send_watched(ctx, false, &build, &watch);
         tokio::pin!(request);
         let mut tick = tokio::time::interval(PROGRESS_EVERY);
         let resp = loop {
             tokio::select! {
-                r = &mut request => break r?,
+                r = &mut request => break r.map_err(|mut f| {
+                    if let Some(s) = f.stalled {
+                        f.err = ctx.transport(format!("uploading blob {digest}: {s}"));
+                    }
+                    f
+                })?,
                 _ = tick.tick() => progress(PushProgress::Blob {
                     digest: digest.clone(),
                     sent: sent.load(Ordering::Relaxed).min(size),

@@ -2,8 +2,11 @@
 //!
 //! Connection failures, 5xx, 408 and 429 are transient; other 4xx answers are final. Waits grow
 //! exponentially from [`BASE`], are capped per wait and in total, and a server's `Retry-After`
-//! (seconds or an HTTP date) replaces the computed wait when it is longer.
+//! (seconds or an HTTP date) replaces the computed wait when it is longer. Each retry can be
+//! reported ([`RetryNotice`]): the engine turns them into `warning` events, so a CI log and a
+//! trace say what was retried and why before the build fails or succeeds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -14,6 +17,10 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// All waits of one operation together stay under this.
 const MAX_TOTAL: Duration = Duration::from_secs(300);
+
+fn retry_sentence(wait: Duration, attempt: u32, of: u32, why: &dyn std::fmt::Display) -> String {
+    format!("retrying in {} (attempt {attempt} of {of}): {why}", super::stall::seconds(wait))
+}
 
 /// True for statuses that may succeed when repeated.
 pub(crate) fn retryable_status(status: u16) -> bool {
@@ -31,18 +38,49 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// Told of every retry, with a sentence saying when, which attempt, and why.
+pub type RetryNotice = Arc<dyn Fn(String) + Send + Sync>;
+
 /// Attempt counter and wait schedule for one operation.
-#[derive(Debug)]
 pub(crate) struct Backoff {
     retries: u32,
     done: u32,
     waited: Duration,
+    notice: Option<RetryNotice>,
 }
 
 impl Backoff {
     /// Allows `retries` further attempts after the first.
     pub(crate) fn new(retries: u32) -> Backoff {
-        Backoff { retries, done: 0, waited: Duration::ZERO }
+        Backoff { retries, done: 0, waited: Duration::ZERO, notice: None }
+    }
+
+    /// The same, telling `notice` of each retry [`Backoff::retry`] makes.
+    pub(crate) fn reporting(mut self, notice: Option<RetryNotice>) -> Backoff {
+        self.notice = notice;
+        self
+    }
+
+    /// [`Backoff::wait`], first telling the notice why: `retrying in 1 s (attempt 2 of 4): …`.
+    /// (`why` is told before the future is made: it is not held across the wait.)
+    pub(crate) fn retry(
+        &mut self,
+        hint: Option<Duration>,
+        why: &dyn std::fmt::Display,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let delay = self.next_delay(hint);
+        if let (Some(d), Some(n)) = (delay, &self.notice) {
+            n(retry_sentence(d, self.done + 1, self.retries + 1, why));
+        }
+        async move {
+            match delay {
+                Some(d) => {
+                    tokio::time::sleep(d).await;
+                    true
+                }
+                None => false,
+            }
+        }
     }
 
     /// Waits before the next attempt and returns true, or returns false when the attempts or the
@@ -54,6 +92,19 @@ impl Backoff {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Attempts made so far: the first and each one waited for.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.done + 1
+    }
+
+    /// ` after 4 attempts`, for the message of the last of them.
+    pub(crate) fn after(&self) -> String {
+        match self.attempts() {
+            1 => " after 1 attempt".to_string(),
+            n => format!(" after {n} attempts"),
         }
     }
 
@@ -87,12 +138,29 @@ mod tests {
         assert_eq!(b.next_delay(None), Some(Duration::from_millis(1000)));
         assert_eq!(b.next_delay(Some(Duration::from_secs(5))), Some(Duration::from_secs(5)));
         assert_eq!(b.next_delay(None), None);
+        assert_eq!((b.attempts(), b.after()), (4, " after 4 attempts".to_string()));
+        assert_eq!(Backoff::new(0).after(), " after 1 attempt");
         let mut none = Backoff::new(0);
         assert_eq!(none.next_delay(None), None);
         let mut big = Backoff::new(100);
         let total: Duration = std::iter::from_fn(|| big.next_delay(None)).sum();
         assert!(total <= MAX_TOTAL);
         assert_eq!(Backoff::new(5).next_delay(Some(Duration::from_secs(3600))), None);
+    }
+
+    #[test]
+    fn retries_are_told() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut b = Backoff::new(1).reporting(Some(Arc::new(move |m| s2.lock().unwrap().push(m))));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let why = "pull r: downloading blob sha256:ab: stalled: no data for 30 s";
+        assert!(rt.block_on(b.retry(None, &why)));
+        assert!(!rt.block_on(b.retry(None, &why)));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["retrying in 0.5 s (attempt 2 of 2): pull r: downloading blob sha256:ab: stalled: no data for 30 s"]
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::error::{Op, RegistryError};
 use super::options::{Direction, Protocol, RegistryOptions, normalise_host};
 use super::reference::Reference;
 use super::retry::{Backoff, retry_after, retryable_status};
+use super::stall::{Stalled, Watch};
 use super::token::{Challenge, Token, TokenError, basic_header, bearer_header, fetch_token, parse_challenge};
 use super::transport::{self, Endpoint, read_limited};
 
@@ -53,7 +54,7 @@ impl<'a> Ctx<'a> {
         RegistryError::Protocol { op: self.op, reference: self.reference.to_string(), detail: detail.into() }
     }
 
-    fn transport(&self, detail: impl Into<String>) -> RegistryError {
+    pub(crate) fn transport(&self, detail: impl Into<String>) -> RegistryError {
         RegistryError::Transport { op: self.op, reference: self.reference.to_string(), detail: detail.into() }
     }
 }
@@ -63,14 +64,39 @@ pub(crate) struct Failure {
     pub(crate) err: RegistryError,
     pub(crate) retryable: bool,
     pub(crate) retry_after: Option<Duration>,
+    /// The attempt moved no byte for the stall timeout; its message says so.
+    pub(crate) stalled: Option<Stalled>,
 }
 
 impl Failure {
     pub(crate) fn fatal(err: RegistryError) -> Failure {
-        Failure { err, retryable: false, retry_after: None }
+        Failure { err, retryable: false, retry_after: None, stalled: None }
     }
     pub(crate) fn transient(err: RegistryError) -> Failure {
-        Failure { err, retryable: true, retry_after: None }
+        Failure { err, retryable: true, retry_after: None, stalled: None }
+    }
+    /// A connection failure, retried when it may heal.
+    pub(crate) fn transport(err: RegistryError, retryable: bool) -> Failure {
+        Failure { err, retryable, retry_after: None, stalled: None }
+    }
+    /// An attempt that stalled: retried. `err` names what stalled and says for how long.
+    pub(crate) fn stalled(err: RegistryError, s: Stalled) -> Failure {
+        Failure { err, retryable: true, retry_after: None, stalled: Some(s) }
+    }
+
+    /// The error of the last attempt, once no more are made: a stall says after how many
+    /// attempts (each waited the whole stall timeout, which is what the user waited for).
+    pub(crate) fn finish(self, backoff: &Backoff) -> RegistryError {
+        if self.stalled.is_none() {
+            return self.err;
+        }
+        let after = backoff.after();
+        match self.err {
+            RegistryError::Transport { op, reference, detail } => {
+                RegistryError::Transport { op, reference, detail: format!("{detail}{after}") }
+            }
+            other => other,
+        }
     }
 }
 
@@ -94,12 +120,25 @@ pub(crate) struct Session {
     /// so a build pulling from and pushing to one registry with the same flags probes it once.
     endpoints: Mutex<HashMap<(String, Protocol), EndpointCell>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
+    /// Who is told of retries (set once, by the engine).
+    pub(crate) notice: std::sync::OnceLock<super::retry::RetryNotice>,
 }
 
 impl Session {
     pub(crate) fn new(opts: RegistryOptions) -> Result<Session, RegistryError> {
         let keychain = Keychain::load(opts.docker_config.as_deref())?;
-        Ok(Session { opts, keychain, endpoints: Mutex::default(), tokens: Mutex::default() })
+        Ok(Session {
+            opts,
+            keychain,
+            endpoints: Mutex::default(),
+            tokens: Mutex::default(),
+            notice: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The retry schedule of one operation, reporting its retries.
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff::new(self.opts.retries).reporting(self.notice.get().cloned())
     }
 
     /// The endpoint for the context's registry and direction: probed on first use (with
@@ -109,11 +148,12 @@ impl Session {
         let protocol = self.opts.protocol(&host, ctx.dir);
         let cell = self.endpoints.lock().expect("endpoint cache").entry((host.clone(), protocol)).or_default().clone();
         cell.get_or_try_init(|| async {
-            let mut backoff = Backoff::new(self.opts.retries);
+            let mut backoff = self.backoff();
             loop {
                 match transport::probe(&self.opts, &host, protocol).await {
                     Ok(ep) => return Ok(Arc::new(ep)),
-                    Err(e) if e.retryable && backoff.wait(None).await => continue,
+                    Err(e) if e.retryable && backoff.retry(None, &ctx.transport(&e.message)).await => continue,
+                    Err(e) if e.stalled => return Err(ctx.transport(format!("{}{}", e.message, backoff.after()))),
                     Err(e) => return Err(ctx.transport(e.message)),
                 }
             }
@@ -129,25 +169,42 @@ impl Session {
         accept_404: bool,
         build: &Build<'_>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let mut backoff = Backoff::new(self.opts.retries);
+        let mut backoff = self.backoff();
         loop {
             match self.send_once(ctx, accept_404, build).await {
                 Ok(r) => return Ok(r),
-                Err(f) if f.retryable && backoff.wait(f.retry_after).await => continue,
-                Err(f) => return Err(f.err),
+                Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
+                Err(f) => return Err(f.finish(&backoff)),
             }
         }
+    }
+
+    /// [`Session::send_once`] with a fresh progress clock: only the answer's head counts as
+    /// progress (the request has no body, or a small one).
+    pub(crate) async fn send_once(
+        &self,
+        ctx: &Ctx<'_>,
+        accept_404: bool,
+        build: &Build<'_>,
+    ) -> Result<reqwest::Response, Failure> {
+        let watch = Watch::new(self.opts.stall_timeout);
+        self.send_watched(ctx, accept_404, build, &watch).await
     }
 
     /// Sends one request with authorization. Answers below 400 (and 404 when `accept_404`) are
     /// returned; anything else becomes an error carrying the registry's message. A 401 is
     /// answered once by re-authenticating (expired token, or a repository that wants
     /// credentials although `/v2/` did not) before it counts as a failure.
-    pub(crate) async fn send_once(
+    ///
+    /// The attempt fails as stalled when `watch` (touched by a request body built with
+    /// [`Watch::body`] as the network takes it) sees no progress for the stall timeout before
+    /// the answer's head.
+    pub(crate) async fn send_watched(
         &self,
         ctx: &Ctx<'_>,
         accept_404: bool,
         build: &Build<'_>,
+        watch: &Watch,
     ) -> Result<reqwest::Response, Failure> {
         // `endpoint` has already retried what was worth retrying.
         let ep = self.endpoint(ctx).await.map_err(Failure::fatal)?;
@@ -163,15 +220,21 @@ impl Session {
             {
                 req.headers_mut().insert(AUTHORIZATION, a);
             }
-            let resp = match ep.client.execute(req).await {
-                Ok(r) => r,
-                Err(e) => {
-                    return Err(Failure {
-                        err: ctx.transport(transport::describe(&e)),
-                        retryable: transport::is_retryable(&e),
-                        retry_after: None,
-                    });
+            // What stalled, for the message: the method and path (never the query: a
+            // redirect's presigned URL carries credentials there).
+            let what = format!("{} {}", req.method(), req.url().path());
+            let resp = match watch.guard(ep.client.execute(req)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) if let Some(s) = super::stall::of_error(&e, ep.stall) => {
+                    return Err(Failure::stalled(ctx.transport(format!("{what}: {s}")), s));
                 }
+                Ok(Err(e)) => {
+                    return Err(Failure::transport(
+                        ctx.transport(transport::describe(&e)),
+                        transport::is_retryable(&e),
+                    ));
+                }
+                Err(s) => return Err(Failure::stalled(ctx.transport(format!("{what}: {s}")), s)),
             };
             let status = resp.status().as_u16();
             if status < 400 || (status == 404 && accept_404) {
@@ -188,7 +251,7 @@ impl Session {
                 continue;
             }
             let wait = retry_after(resp.headers());
-            let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+            let body = read_limited(resp, MAX_ERROR_BODY, ep.stall).await.unwrap_or_default();
             let mut detail = transport::error_message(status, &body);
             if status == 401 {
                 let host = &ctx.reference.registry;
@@ -203,7 +266,7 @@ impl Session {
                 }
             }
             let err = RegistryError::Registry { op: ctx.op, reference: ctx.reference.to_string(), status, detail };
-            return Err(Failure { err, retryable: retryable_status(status), retry_after: wait });
+            return Err(Failure { err, retryable: retryable_status(status), retry_after: wait, stalled: None });
         }
     }
 
@@ -237,19 +300,19 @@ impl Session {
                     .ok()
                     .and_then(|u| u.host_str().map(str::to_string))
                     .unwrap_or_else(|| realm.clone());
-                let token = fetch_token(&ep.client, &realm, service.as_deref(), &ctx.scopes, cred.as_ref())
+                let token = fetch_token(&ep.client, ep.stall, &realm, service.as_deref(), &ctx.scopes, cred.as_ref())
                     .await
                     .map_err(|e| match e {
                         TokenError::Refused { status, message } => Failure {
                             err: auth_err(format!("token server {realm_host} refused: {message}")),
                             retryable: retryable_status(status),
                             retry_after: None,
+                            stalled: None,
                         },
-                        TokenError::Transport { message, retryable } => Failure {
-                            err: ctx.transport(format!("token server {realm_host}: {message}")),
+                        TokenError::Transport { message, retryable } => Failure::transport(
+                            ctx.transport(format!("token server {realm_host}: {message}")),
                             retryable,
-                            retry_after: None,
-                        },
+                        ),
                         TokenError::Malformed(m) => Failure::fatal(auth_err(format!("token server {realm_host}: {m}"))),
                     })?;
                 let header = bearer_header(&token.value);

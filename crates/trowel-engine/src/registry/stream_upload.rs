@@ -23,6 +23,7 @@ use super::client::Registry;
 use super::error::{Op, RegistryError};
 use super::reference::Reference;
 use super::session::{Ctx, location};
+use super::stall::Watch;
 use crate::digest::Digest;
 
 /// A streamed upload whose every byte the registry has, not yet committed: until
@@ -70,17 +71,22 @@ impl Registry {
         // The POST settles the endpoint and the credentials, so the PATCH below (whose body
         // can be sent only once) normally goes through on its first try.
         let loc = self.start_upload(&ctx).await?;
-        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(futures_util::stream::unfold(
-            chunks,
-            |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) },
-        ))));
+        // The time the layer's writer takes to produce the next bytes is not the registry's
+        // stall: only bytes ready and not taken (or no answer after the last) count.
+        let watch = Watch::new(self.session.opts.stall_timeout);
+        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(watch.produced_body(chunks))));
         let patch = self
             .session
-            .send_once(&ctx, false, &|ep| {
-                let body =
-                    body.lock().unwrap().take().ok_or_else(|| ctx.error("a streamed upload cannot be resent"))?;
-                Ok(ep.client.patch(loc.clone()).header(CONTENT_TYPE, "application/octet-stream").body(body))
-            })
+            .send_watched(
+                &ctx,
+                false,
+                &|ep| {
+                    let body =
+                        body.lock().unwrap().take().ok_or_else(|| ctx.error("a streamed upload cannot be resent"))?;
+                    Ok(ep.client.patch(loc.clone()).header(CONTENT_TYPE, "application/octet-stream").body(body))
+                },
+                &watch,
+            )
             .await;
         let resp = match patch {
             Ok(r) => r,

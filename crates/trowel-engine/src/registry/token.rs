@@ -137,9 +137,11 @@ pub(crate) enum TokenError {
     Malformed(String),
 }
 
-/// Asks the token server at `realm` for a token covering `scopes`.
+/// Asks the token server at `realm` for a token covering `scopes`. An answer is small: the
+/// request as a whole fails when no byte has moved for `stall`.
 pub(crate) async fn fetch_token(
     client: &reqwest::Client,
+    stall: Duration,
     realm: &str,
     service: Option<&str>,
     scopes: &[String],
@@ -181,13 +183,14 @@ pub(crate) async fn fetch_token(
             }
         }
     };
-    let resp = request.send().await.map_err(|e| TokenError::Transport {
-        message: super::transport::describe(&e),
-        retryable: super::transport::is_retryable(&e),
+    let stalled = |s: super::stall::Stalled| TokenError::Transport { message: s.to_string(), retryable: true };
+    let resp = super::stall::Watch::new(stall).guard(request.send()).await.map_err(stalled)?.map_err(|e| {
+        TokenError::Transport { message: super::transport::describe(&e), retryable: super::transport::is_retryable(&e) }
     })?;
     let status = resp.status().as_u16();
-    let body = super::transport::read_limited(resp, MAX_TOKEN_RESPONSE).await.map_err(|e| match e {
+    let body = super::transport::read_limited(resp, MAX_TOKEN_RESPONSE, stall).await.map_err(|e| match e {
         super::transport::LimitedRead::TooLarge => TokenError::Malformed("token response too large".into()),
+        super::transport::LimitedRead::Stalled(s) => stalled(s),
         super::transport::LimitedRead::Failed(e) => TokenError::Transport {
             message: super::transport::describe(&e),
             retryable: super::transport::is_retryable(&e),

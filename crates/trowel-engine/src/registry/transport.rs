@@ -7,13 +7,13 @@
 
 use std::error::Error as _;
 
-use futures_util::StreamExt as _;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde::Deserialize;
 
 use super::client_cert;
 use super::error::RegistryError;
 use super::options::{Protocol, RegistryOptions};
+use super::stall::{Stalled, Watch, next_chunk};
 use super::token::{Challenge, parse_challenge};
 
 /// Longest error body kept from a registry (they are small JSON envelopes).
@@ -24,6 +24,8 @@ pub(crate) struct Endpoint {
     /// `https://host:port` or `http://host:port`.
     pub(crate) base: String,
     pub(crate) client: reqwest::Client,
+    /// `--stall-timeout`: how long an attempt may move no byte.
+    pub(crate) stall: std::time::Duration,
     /// What `/v2/` answered; `None` when it allowed anonymous access.
     pub(crate) challenge: std::sync::RwLock<Option<Challenge>>,
 }
@@ -32,6 +34,8 @@ pub(crate) struct Endpoint {
 pub(crate) struct ProbeError {
     pub(crate) message: String,
     pub(crate) retryable: bool,
+    /// It failed for lack of progress (its message says so; the final one adds the attempts).
+    pub(crate) stalled: bool,
 }
 
 /// Builds the client for a host: user agent, timeouts, the host's CA files, verification, and
@@ -41,9 +45,12 @@ pub(crate) fn build_client(opts: &RegistryOptions, host: &str, verify: bool) -> 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder()
         .user_agent(opts.user_agent.clone())
-        .connect_timeout(std::time::Duration::from_secs(30))
-        // A stalled transfer must fail (and be retried) rather than hang the build.
-        .read_timeout(std::time::Duration::from_secs(300))
+        // Connecting moves no byte of the transfer: the stall timeout bounds it too. Later
+        // phases are watched per attempt (`stall.rs`): reqwest's `read_timeout` would bound a
+        // whole upload, not its lack of progress.
+        .connect_timeout(opts.stall_timeout)
+        // Bytes of an upload the kernel holds and the registry does not take (stall.rs).
+        .tcp_user_timeout(opts.stall_timeout)
         .tls_danger_accept_invalid_certs(!verify);
     for (h, path) in opts.certificates_for(host) {
         let pem = std::fs::read(&path).map_err(|e| RegistryError::Certificate {
@@ -69,15 +76,15 @@ pub(crate) fn build_client(opts: &RegistryOptions, host: &str, verify: bool) -> 
 
 /// Decides how to reach `host` and what auth it wants by calling `GET /v2/`.
 pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol) -> Result<Endpoint, ProbeError> {
-    let setup = |e: RegistryError| ProbeError { message: e.to_string(), retryable: false };
+    let setup = |e: RegistryError| ProbeError { message: e.to_string(), retryable: false, stalled: false };
     match protocol {
         Protocol::Http => {
             let client = build_client(opts, host, true).map_err(setup)?;
-            ping(client, format!("http://{host}")).await
+            ping(client, format!("http://{host}"), opts.stall_timeout).await
         }
         Protocol::Https { verify } => {
             let client = build_client(opts, host, verify).map_err(setup)?;
-            ping(client, format!("https://{host}")).await.map_err(|mut e| {
+            ping(client, format!("https://{host}"), opts.stall_timeout).await.map_err(|mut e| {
                 e.message = with_hint(opts, e.message, host);
                 e
             })
@@ -86,13 +93,14 @@ pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol
             // Docker's rule for loopback registries: TLS if the server speaks it (certificate
             // not checked), plain HTTP otherwise.
             let client = build_client(opts, host, false).map_err(setup)?;
-            match ping(client.clone(), format!("https://{host}")).await {
+            match ping(client.clone(), format!("https://{host}"), opts.stall_timeout).await {
                 Ok(ep) => Ok(ep),
-                Err(tls_err) => match ping(client, format!("http://{host}")).await {
+                Err(tls_err) => match ping(client, format!("http://{host}"), opts.stall_timeout).await {
                     Ok(ep) => Ok(ep),
                     Err(_) => Err(ProbeError {
                         message: client_cert_hint(opts, &tls_err.message, host).unwrap_or(tls_err.message),
                         retryable: tls_err.retryable,
+                        stalled: tls_err.stalled,
                     }),
                 },
             }
@@ -100,33 +108,45 @@ pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol
     }
 }
 
-async fn ping(client: reqwest::Client, base: String) -> Result<Endpoint, ProbeError> {
-    let resp = client.get(format!("{base}/v2/")).send().await.map_err(|e| ProbeError {
-        message: format!("cannot reach {base}: {}", describe(&e)),
-        retryable: is_retryable(&e),
-    })?;
+async fn ping(client: reqwest::Client, base: String, stall: std::time::Duration) -> Result<Endpoint, ProbeError> {
+    let sent = Watch::new(stall).guard(client.get(format!("{base}/v2/")).send()).await;
+    let resp = match sent {
+        Ok(Err(e)) if let Some(s) = super::stall::of_error(&e, stall) => {
+            return Err(ProbeError { message: format!("cannot reach {base}: {s}"), retryable: true, stalled: true });
+        }
+        Ok(r) => r.map_err(|e| ProbeError {
+            message: format!("cannot reach {base}: {}", describe(&e)),
+            retryable: is_retryable(&e),
+            stalled: false,
+        })?,
+        Err(s) => {
+            return Err(ProbeError { message: format!("cannot reach {base}: {s}"), retryable: true, stalled: true });
+        }
+    };
     let status = resp.status().as_u16();
     let challenge = if status == 401 {
         resp.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(parse_challenge)
     } else {
         None
     };
-    let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+    let body = read_limited(resp, MAX_ERROR_BODY, stall).await.unwrap_or_default();
     if status == 400 {
         // Not a registry answer: most often a TLS server spoken to in plain HTTP.
         let hint = if base.starts_with("http://") { " (does it serve HTTPS? then drop --insecure for it)" } else { "" };
         return Err(ProbeError {
             message: format!("{base}/v2/: {}{hint}", error_message(status, &body)),
             retryable: false,
+            stalled: false,
         });
     }
     if status >= 500 {
         return Err(ProbeError {
             message: format!("{base}/v2/: {}", error_message(status, &body)),
             retryable: super::retry::retryable_status(status),
+            stalled: false,
         });
     }
-    Ok(Endpoint { base, client, challenge: std::sync::RwLock::new(challenge) })
+    Ok(Endpoint { base, client, stall, challenge: std::sync::RwLock::new(challenge) })
 }
 
 fn with_hint(opts: &RegistryOptions, message: String, host: &str) -> String {
@@ -239,17 +259,23 @@ pub(crate) fn is_retryable(e: &reqwest::Error) -> bool {
 pub(crate) enum LimitedRead {
     TooLarge,
     Failed(reqwest::Error),
+    /// No byte of the body came for the stall timeout.
+    Stalled(Stalled),
 }
 
 /// Reads a whole (small) response body, refusing one larger than `max`: registry content is
-/// hostile input and must not be able to exhaust memory.
-pub(crate) async fn read_limited(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, LimitedRead> {
+/// hostile input and must not be able to exhaust memory. A body that stops arriving for `stall`
+/// fails.
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    max: usize,
+    stall: std::time::Duration,
+) -> Result<Vec<u8>, LimitedRead> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(LimitedRead::TooLarge);
     }
     let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = next_chunk(&mut resp, stall).await.map_err(LimitedRead::Stalled)?.transpose() {
         let chunk = chunk.map_err(LimitedRead::Failed)?;
         if out.len() + chunk.len() > max {
             return Err(LimitedRead::TooLarge);

@@ -20,8 +20,6 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
-
 // A reqwest error's causes without its URL (a presigned URL's query is a credential), as the
 // registry client words them.
 use crate::registry::describe_http_error as describe;
@@ -34,13 +32,22 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 const CHANNEL_CHUNKS: usize = 16;
 
 /// How the client is made.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct ClientOptions {
     /// Extra CA certificates (PEM), e.g. `AWS_CA_BUNDLE` for an S3-compatible server with its
     /// own CA.
     pub ca_file: Option<PathBuf>,
     /// Do not verify the server's certificate.
     pub insecure: bool,
+    /// `--stall-timeout`: connecting, waiting for the answer's head, or for the next chunk of
+    /// its body, longer than this fails the attempt (as the registry client's `stall.rs`).
+    pub stall_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { ca_file: None, insecure: false, stall_timeout: crate::registry::DEFAULT_STALL_TIMEOUT }
+    }
 }
 
 /// One request, as the caller made it (made again for each attempt).
@@ -157,6 +164,7 @@ impl Read for Body {
 /// An HTTP client for one fetch.
 pub(super) struct Client {
     client: reqwest::Client,
+    stall: Duration,
 }
 
 impl Client {
@@ -165,9 +173,10 @@ impl Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = reqwest::Client::builder()
             .user_agent(format!("trowel/{}", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            // Lack of progress, not total time: a large context on a slow link still arrives.
-            .read_timeout(Duration::from_secs(60))
+            // Lack of progress, not total time, bounds every phase (`download` watches the
+            // head and each chunk): a large context on a slow link still arrives.
+            .connect_timeout(opts.stall_timeout)
+            .tcp_user_timeout(opts.stall_timeout)
             // Presigned and CDN URLs redirect; a redirect to plain http would drop TLS.
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 if attempt.previous().len() >= 5 {
@@ -189,7 +198,7 @@ impl Client {
             b = b.tls_certs_merge(certs);
         }
         let client = b.build().map_err(|e| HttpError::Client(format!("make an HTTP client: {e}")))?;
-        Ok(Client { client })
+        Ok(Client { client, stall: opts.stall_timeout })
     }
 
     /// Sends the request `make` makes, again for each attempt, and returns the first response
@@ -219,10 +228,10 @@ impl Client {
     fn send_once(&self, req: Request) -> Result<Response, String> {
         let (head_tx, head_rx) = sync_channel(1);
         let (body_tx, body_rx) = sync_channel(CHANNEL_CHUNKS);
-        let client = self.client.clone();
+        let (client, stall) = (self.client.clone(), self.stall);
         std::thread::Builder::new()
             .name("context-download".into())
-            .spawn(move || download(client, req, head_tx, body_tx))
+            .spawn(move || download(client, stall, req, head_tx, body_tx))
             .map_err(|e| format!("start a download thread: {e}"))?;
         let (status, headers) = head_rx.recv().map_err(|_| "the download thread ended".to_string())??;
         Ok(Response { status, headers, body: Body { chunks: body_rx, current: bytes::Bytes::new() } })
@@ -233,6 +242,7 @@ type Head = Result<(u16, reqwest::header::HeaderMap), String>;
 
 fn download(
     client: reqwest::Client,
+    stall: Duration,
     req: Request,
     head: SyncSender<Head>,
     body: SyncSender<Result<bytes::Bytes, String>>,
@@ -255,19 +265,37 @@ fn download(
         if let Some(t) = req.timeout {
             b = b.timeout(t);
         }
-        let resp = match b.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = head.send(Err(describe(&e)));
+        // A request's body is small (a form): from the first byte out to the answer's head is
+        // one wait for progress.
+        let resp = match crate::registry::stall::Watch::new(stall).guard(b.send()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let reason = match crate::registry::stall::of_error(&e, stall) {
+                    Some(s) => s.to_string(),
+                    None => describe(&e),
+                };
+                let _ = head.send(Err(reason));
+                return;
+            }
+            Err(s) => {
+                let _ = head.send(Err(s.to_string()));
                 return;
             }
         };
         if head.send(Ok((resp.status().as_u16(), resp.headers().clone()))).is_err() {
             return;
         }
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let item = chunk.map_err(|e| format!("the download broke off: {}", describe(&e)));
+        let mut resp = resp;
+        loop {
+            let item = match crate::registry::stall::next_chunk(&mut resp, stall).await {
+                Ok(Ok(Some(chunk))) => Ok(chunk),
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => Err(match crate::registry::stall::of_error(&e, stall) {
+                    Some(s) => format!("the download broke off: {s}"),
+                    None => format!("the download broke off: {}", describe(&e)),
+                }),
+                Err(s) => Err(format!("the download broke off: {s}")),
+            };
             let failed = item.is_err();
             // The reader stopped reading (it failed, or has what it needs): stop downloading.
             if body.send(item).is_err() || failed {
@@ -388,5 +416,54 @@ mod tests {
             Err(HttpError::Transport { reason }) => assert!(reason.contains("after 4 attempts"), "{reason}"),
             other => panic!("{:?}", other.map(|r| r.status)),
         }
+    }
+
+    /// A server that stops sending: the head waited for is retried, a body that stops fails
+    /// its read, each after the stall timeout and not the minutes a total timeout would take.
+    #[test]
+    fn a_stalled_server_fails_after_the_stall_timeout() {
+        let opts = ClientOptions { stall_timeout: Duration::from_secs(1), ..ClientOptions::default() };
+        let c = Client::new(&opts).unwrap();
+        // Accepts, reads the request, never answers: every attempt stalls before the head.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ctx.tar", l.local_addr().unwrap());
+        let silent = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for _ in 0..ATTEMPTS {
+                let (mut s, _) = l.accept().unwrap();
+                let _ = s.read(&mut [0u8; 4096]);
+                held.push(s);
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let t0 = std::time::Instant::now();
+        match c.send(&|| Ok(Request::get(url.clone()))) {
+            Err(HttpError::Transport { reason }) => {
+                assert_eq!(reason, "stalled: no data for 1 s (after 4 attempts)");
+            }
+            other => panic!("{:?}", other.map(|r| r.status)),
+        }
+        // Four attempts of 1 s and the waits between them (0.2 + 0.4 + 0.8 s).
+        assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+        silent.join().unwrap();
+
+        // A body that stops after 10 of its 1000 bytes.
+        let mut a = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n".to_vec();
+        a.extend_from_slice(&[1u8; 10]);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", l.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let _ = s.read(&mut [0u8; 4096]);
+            s.write_all(&a).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let resp = c.send(&|| Ok(Request::get(url.clone()))).unwrap();
+        let mut got = Vec::new();
+        let t0 = std::time::Instant::now();
+        let e = resp.into_reader().read_to_end(&mut got).unwrap_err();
+        assert_eq!(e.to_string(), "the download broke off: stalled: no data for 1 s");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        server.join().unwrap();
     }
 }

@@ -40,7 +40,11 @@ pub(super) fn fetch(
             q.split('&').filter_map(|kv| kv.split_once('=')).map(|(_, v)| v.to_string()).filter(|v| v.len() >= 8),
         );
     }
-    let client_opts = ClientOptions { ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from), insecure: false };
+    let client_opts = ClientOptions {
+        ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from),
+        insecure: false,
+        stall_timeout: opts.stall_timeout,
+    };
     let client = Client::new(&client_opts).map_err(http("make an HTTP client"))?;
     let resp = client
         .send(&|| {

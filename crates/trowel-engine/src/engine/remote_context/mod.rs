@@ -44,6 +44,9 @@ pub struct FetchOptions<'a> {
     /// Where the context's directory is made (the build's `--work-dir`).
     pub work_dir: &'a Path,
     pub limits: FetchLimits,
+    /// `--stall-timeout`: a download that moves no byte for this long fails (retried before its
+    /// body has begun).
+    pub stall_timeout: std::time::Duration,
     /// `--context-sub-path`.
     pub sub_path: Option<&'a str>,
     pub git: &'a GitOptions,

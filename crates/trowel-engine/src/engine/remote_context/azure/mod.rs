@@ -60,7 +60,11 @@ pub(super) fn fetch(
         (_, q) => q.map(str::to_string),
     };
     url.set_query(query.as_deref());
-    let client_opts = ClientOptions { ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from), insecure: false };
+    let client_opts = ClientOptions {
+        ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from),
+        insecure: false,
+        stall_timeout: opts.stall_timeout,
+    };
     let client = Client::new(&client_opts).map_err(http("make an HTTP client"))?;
     let bearer = match &plan.credential {
         Credential::WorkloadIdentity(w) => match identity::access_token(&client, w) {

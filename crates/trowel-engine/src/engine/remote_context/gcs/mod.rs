@@ -81,7 +81,11 @@ pub(super) fn fetch(
         move |source| ContextError::Http { source_: s, what: w, source }
     };
     let endpoint = Endpoint::from_env(opts.env).map_err(invalid)?;
-    let client_opts = ClientOptions { ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from), insecure: false };
+    let client_opts = ClientOptions {
+        ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from),
+        insecure: false,
+        stall_timeout: opts.stall_timeout,
+    };
     let client = Client::new(&client_opts).map_err(http("make an HTTP client"))?;
     let mut secrets = Vec::new();
     let creds = if endpoint.emulator {

@@ -53,8 +53,16 @@ pub(super) fn fetch(
     }
     let endpoint = Endpoint::from_env(env).map_err(invalid)?;
     let force_path = var("S3_FORCE_PATH_STYLE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let client = Client::new(&ClientOptions { ca_file: var("AWS_CA_BUNDLE").map(PathBuf::from), insecure: false })
-        .map_err(|source| ContextError::Http { source_: shown.clone(), what: "make an HTTP client".into(), source })?;
+    let client = Client::new(&ClientOptions {
+        ca_file: var("AWS_CA_BUNDLE").map(PathBuf::from),
+        insecure: false,
+        stall_timeout: opts.stall_timeout,
+    })
+    .map_err(|source| ContextError::Http {
+        source_: shown.clone(),
+        what: "make an HTTP client".into(),
+        source,
+    })?;
     let mut secrets = Vec::new();
     let creds =
         credentials::resolve(env, &profile, configured_region.as_deref(), &client, &mut secrets).map_err(invalid)?;
@@ -409,6 +417,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let git = super::super::GitOptions::default();
         let opts = FetchOptions {
+            stall_timeout: crate::registry::DEFAULT_STALL_TIMEOUT,
             work_dir: work.path(),
             limits: Default::default(),
             sub_path: None,
