@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_ok, env, run, skopeo_manifest, trowel, unique_repo};
 use faults::{Fault, FaultProxy};
-use hardening_support::{context, log};
+use hardening_support::{assert_complete, context, log};
 
 const FOREVER: usize = usize::MAX;
 
@@ -36,22 +36,6 @@ fn build(ctx: &std::path::Path, args: &[&str]) -> (std::process::Output, Duratio
     let t0 = Instant::now();
     let o = run(trowel().args(["build", "--context"]).arg(ctx).args(args));
     (o, t0.elapsed())
-}
-
-/// The image at `reference` (on the real registry) is complete: skopeo copies every blob,
-/// verifying each digest, and its manifest digest is `digest`.
-#[track_caller]
-fn assert_complete(reference: &str, digest: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let o = run(Command::new("skopeo").args([
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        &format!("docker://{reference}"),
-        &format!("oci:{}:x", dir.path().join("l").display()),
-    ]));
-    assert_ok(&o);
-    assert_eq!(common::skopeo_inspect(reference)["Digest"].as_str().unwrap(), digest.trim());
 }
 
 fn requests(proxy: &FaultProxy, method: &str, path: &str) -> usize {

@@ -221,3 +221,19 @@ pub fn context(dockerfile: &str) -> tempfile::TempDir {
 pub fn log(o: &std::process::Output) -> String {
     format!("{}{}", common::stdout(o), common::stderr(o))
 }
+
+/// The image at `reference` (on the real registry) is complete: skopeo copies every blob,
+/// verifying each digest, and its manifest digest is `digest`.
+#[track_caller]
+pub fn assert_complete(reference: &str, digest: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:x", dir.path().join("l").display()),
+    ]));
+    assert_ok(&o);
+    assert_eq!(common::skopeo_inspect(reference)["Digest"].as_str().unwrap(), digest.trim());
+}
