@@ -171,6 +171,7 @@ def rootless_table(runs, fs, fset=None):
     chroot isolation in the same run: medians, the per-pair ratio rootless / chroot (the same
     repetition, minutes apart) and whether it is within issue 19's 10 %, peak RSS, pushed size."""
     head = ["workload", "mode", "n", "chroot s", "rootless s", "rootless/chroot", "≤ %.2f×" % ROOTLESS_GOAL,
+            "rootless − chroot s",
             "chroot MB", "rootless MB", "pushed MB chroot/rootless"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for wl in ORDER:
@@ -181,9 +182,18 @@ def rootless_table(runs, fs, fset=None):
             n = min(len(c[0]) for c in cells.values())
             row = [wl, mode, str(n)]
             for t, (ok, failed) in cells.items():
-                row.append(fmt_s(med([r["wall_s"] for r in ok])) + (" (%d failed)" % len(failed) if failed else ""))
+                w = med([r["wall_s"] for r in ok])
+                # Warm builds take tens of milliseconds: three decimals there.
+                row.append(("%.3f" % w if w is not None and w < 1 else fmt_s(w)) +
+                           (" (%d failed)" % len(failed) if failed else ""))
             ratio = med(pair_ratios(runs, fs, wl, mode, "trowel", fset, tool="trowel-rl"))
             row += [fmt_r(ratio), "—" if ratio is None else ("yes" if ratio <= ROOTLESS_GOAL else "**no**")]
+            # The same pairs' absolute difference: on a build of a few tens of milliseconds a
+            # ratio says little, the milliseconds say what it costs.
+            rl = {r["rep"]: r["wall_s"] for r in cells["trowel-rl"][0]}
+            ch = {r["rep"]: r["wall_s"] for r in cells["trowel"][0]}
+            diff = med([rl[k] - ch[k] for k in rl if k in ch])
+            row.append("—" if diff is None else "%+.3f" % diff)
             row += [fmt_mb(max([r["max_rss_kb"] for r in ok if r["max_rss_kb"]], default=None))
                     for ok, _ in cells.values()]
             row.append("/".join("—" if med([r.get("pushed_bytes") for r in ok]) is None
