@@ -94,7 +94,8 @@ def trace_stats(path):
                                "uncompressed": ev["layer"].get("uncompressed_size"), "entries": ev.get("entries")})
             elif kind == "base_unpacked":
                 unpacked.append({"stage": ev.get("stage"), "ms": ev.get("duration_ms"), "entries": ev.get("entries"),
-                                 "bytes": ev.get("bytes")})
+                                 "bytes": ev.get("bytes"), "layers": ev.get("layers"),
+                                 "from_store": ev.get("from_store"), "store_unused": ev.get("store_unused")})
             elif kind == "push_finished":
                 pushes.append({"ms": ev.get("duration_ms")})
             elif kind == "build_finished":

@@ -210,8 +210,8 @@ def rootless_breakdown(runs, fs):
     base unpack, the steps (which include the unpack, done by the first step needing the root),
     snapshots, layers written, the push and what follows it (removing build roots)."""
     head = ("| workload | mode | isolation | n | wall s | engine s | outside engine s | base unpack s (entries) "
-            "| steps s | snapshots s | layers written s | push s | after push s |")
-    lines = [head, "|" + "---|" * 13]
+            "| roots from the store | steps s | snapshots s | layers written s | push s | after push s |")
+    lines = [head, "|" + "---|" * 14]
     for wl in ORDER:
         for mode in MODES:
             for tool in ROOTLESS_TRACED:
@@ -222,11 +222,14 @@ def rootless_breakdown(runs, fs):
                 tr = [r["trace"] for r in rs]
                 wall = med([r["wall_s"] for r in rs])
                 engine = med([(t["total_ms"] or 0) / 1000 for t in tr])
-                lines.append("| %s | %s | %s | %d | %s | %s | %s | %.2f (%d) | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
+                roots = tr[0]["base_unpacked"]
+                store = "%d of %d" % (sum(1 for u in roots if u.get("from_store") is not None), len(roots))
+                lines.append("| %s | %s | %s | %d | %s | %s | %s | %.2f (%d) | %s | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
                     wl, mode, "rootless" if tool == "trowel-rl-trace" else "chroot", len(rs), fmt_s(wall),
                     fmt_s(engine), fmt_s(med([r["wall_s"] - (r["trace"]["total_ms"] or 0) / 1000 for r in rs])),
                     med([sum(u["ms"] or 0 for u in t["base_unpacked"]) for t in tr]) / 1000,
                     med([sum(u["entries"] or 0 for u in t["base_unpacked"]) for t in tr]),
+                    store,
                     med([sum(s["ms"] or 0 for s in t["steps"] if s["id"]["step"] > 0) for t in tr]) / 1000,
                     med([sum(s["ms"] or 0 for s in t["snapshots"]) for t in tr]) / 1000,
                     med([sum(x["ms"] or 0 for x in t["layers"]) for t in tr]) / 1000,
