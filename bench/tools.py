@@ -201,8 +201,10 @@ ROOTLESS_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 def rootless_user(name=ROOTLESS_USER):
     """(uid, gid) of `name`, made first if missing (idempotent): `useradd --user-group` and a
-    subordinate uid/gid range of ROOTLESS_RANGE ids in /etc/subuid and /etc/subgid, placed after
-    every range there and above 1,000,000 when the user has none (as the test harness does)."""
+    subordinate uid/gid range in /etc/subuid and /etc/subgid. Debian's useradd usually gives the
+    user a range itself (SUB_UID_COUNT in login.defs), which is kept; when it has none, one of
+    ROOTLESS_RANGE ids is added after every range there and above 1,000,000 (as the test harness
+    does)."""
     import fcntl
     import pwd
     with open("/run/trowel-rootless-users.lock", "a") as lock:
