@@ -94,7 +94,8 @@ def trace_stats(path):
                                "uncompressed": ev["layer"].get("uncompressed_size"), "entries": ev.get("entries")})
             elif kind == "base_unpacked":
                 unpacked.append({"stage": ev.get("stage"), "ms": ev.get("duration_ms"), "entries": ev.get("entries"),
-                                 "bytes": ev.get("bytes")})
+                                 "bytes": ev.get("bytes"), "layers": ev.get("layers"),
+                                 "from_store": ev.get("from_store"), "store_unused": ev.get("store_unused")})
             elif kind == "push_finished":
                 pushes.append({"ms": ev.get("duration_ms")})
             elif kind == "build_finished":
@@ -241,7 +242,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tools", default="trowel,buildah,kaniko",
                     help="among trowel, buildah, kaniko (when --kaniko/KANIKO_EXECUTOR), trowel-trace, "
-                         "trowel-ctr (container isolation, in a container as kaniko runs)")
+                         "trowel-ctr (container isolation, in a container as kaniko runs), trowel-rl "
+                         "(rootless isolation, as an ordinary user), trowel-rl-trace (the same with --trace)")
     ap.add_argument("--resume", action="store_true",
                     help="skip every chain (a tool's cold, warm, edit builds) --out's results.jsonl already has")
     ap.add_argument("--no-verify", action="store_true")
@@ -250,6 +252,8 @@ def main():
     available = {"trowel": lambda: tools.Trowel(args.trowel), "trowel-trace": lambda: tools.Trowel(args.trowel, True),
                  "trowel-perf": lambda: tools.Trowel(args.trowel, perf=True),
                  "trowel-ctr": lambda: tools.TrowelContainer(args.trowel, image_context(args)),
+                 "trowel-rl": lambda: tools.TrowelRootless(args.trowel),
+                 "trowel-rl-trace": lambda: tools.TrowelRootless(args.trowel, trace=True),
                  "buildah": lambda: tools.Buildah("fresh" in args.modes.split(",")), "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
     tool_list = [t for t in (available[n]() for n in args.tools.split(",")) if t is not None]
     modes = args.modes.split(",")

@@ -162,6 +162,82 @@ def container_table(runs, fs, fset=None):
     return "\n".join(lines)
 
 
+ROOTLESS_TRACED = ("trowel-trace", "trowel-rl-trace")  # rootless's traced pass: both isolations
+ROOTLESS_GOAL = 1.10  # issue 19: rootless within 10 % of chroot
+
+
+def rootless_table(runs, fs, fset=None):
+    """Rootless isolation (`trowel-rl`: an ordinary user, `--isolation rootless`) next to trowel's
+    chroot isolation in the same run: medians, the per-pair ratio rootless / chroot (the same
+    repetition, minutes apart) and whether it is within issue 19's 10 %, peak RSS, pushed size."""
+    head = ["workload", "mode", "n", "chroot s", "rootless s", "rootless/chroot", "≤ %.2f×" % ROOTLESS_GOAL,
+            "rootless − chroot s",
+            "chroot MB", "rootless MB", "pushed MB chroot/rootless"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for wl in ORDER:
+        for mode in MODES:
+            cells = {t: cell(runs, fs, wl, t, mode, fset) for t in ("trowel", "trowel-rl")}
+            if not cells["trowel-rl"][0] and not cells["trowel-rl"][1]:
+                continue
+            n = min(len(c[0]) for c in cells.values())
+            row = [wl, mode, str(n)]
+            for t, (ok, failed) in cells.items():
+                w = med([r["wall_s"] for r in ok])
+                # Warm builds take tens of milliseconds: three decimals there.
+                row.append(("%.3f" % w if w is not None and w < 1 else fmt_s(w)) +
+                           (" (%d failed)" % len(failed) if failed else ""))
+            ratio = med(pair_ratios(runs, fs, wl, mode, "trowel", fset, tool="trowel-rl"))
+            row += [fmt_r(ratio), "—" if ratio is None else ("yes" if ratio <= ROOTLESS_GOAL else "**no**")]
+            # The same pairs' absolute difference: on a build of a few tens of milliseconds a
+            # ratio says little, the milliseconds say what it costs.
+            rl = {r["rep"]: r["wall_s"] for r in cells["trowel-rl"][0]}
+            ch = {r["rep"]: r["wall_s"] for r in cells["trowel"][0]}
+            diff = med([rl[k] - ch[k] for k in rl if k in ch])
+            row.append("—" if diff is None else "%+.3f" % diff)
+            row += [fmt_mb(max([r["max_rss_kb"] for r in ok if r["max_rss_kb"]], default=None))
+                    for ok, _ in cells.values()]
+            row.append("/".join("—" if med([r.get("pushed_bytes") for r in ok]) is None
+                                else "%.1f" % (med([r.get("pushed_bytes") for r in ok]) / 1e6)
+                                for ok, _ in cells.values()))
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def rootless_breakdown(runs, fs):
+    """Where each isolation's time goes, from the traced pass (`trowel-trace`, `trowel-rl-trace`):
+    wall time of the traced command, the engine's own duration (`build_finished`; the difference
+    is process start-up, rootless's re-execution in its user namespace included, and exit), the
+    base unpack, the steps (which include the unpack, done by the first step needing the root),
+    snapshots, layers written, the push and what follows it (removing build roots)."""
+    head = ("| workload | mode | isolation | n | wall s | engine s | outside engine s | base unpack s (entries) "
+            "| roots from the store | steps s | snapshots s | layers written s | push s | after push s |")
+    lines = [head, "|" + "---|" * 14]
+    for wl in ORDER:
+        for mode in MODES:
+            for tool in ROOTLESS_TRACED:
+                rs = [r for r in runs if r["tool"] == tool and r["workload"] == wl and r["mode"] == mode
+                      and r["fs"] == fs and r["ok"] and r.get("trace")]
+                if not rs:
+                    continue
+                tr = [r["trace"] for r in rs]
+                wall = med([r["wall_s"] for r in rs])
+                engine = med([(t["total_ms"] or 0) / 1000 for t in tr])
+                roots = tr[0]["base_unpacked"]
+                store = "%d of %d" % (sum(1 for u in roots if u.get("from_store") is not None), len(roots))
+                lines.append("| %s | %s | %s | %d | %s | %s | %s | %.2f (%d) | %s | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
+                    wl, mode, "rootless" if tool == "trowel-rl-trace" else "chroot", len(rs), fmt_s(wall),
+                    fmt_s(engine), fmt_s(med([r["wall_s"] - (r["trace"]["total_ms"] or 0) / 1000 for r in rs])),
+                    med([sum(u["ms"] or 0 for u in t["base_unpacked"]) for t in tr]) / 1000,
+                    med([sum(u["entries"] or 0 for u in t["base_unpacked"]) for t in tr]),
+                    store,
+                    med([sum(s["ms"] or 0 for s in t["steps"] if s["id"]["step"] > 0) for t in tr]) / 1000,
+                    med([sum(s["ms"] or 0 for s in t["snapshots"]) for t in tr]) / 1000,
+                    med([sum(x["ms"] or 0 for x in t["layers"]) for t in tr]) / 1000,
+                    med([sum(p["ms"] or 0 for p in t["pushes"]) for t in tr]) / 1000,
+                    (med([t.get("finish_tail_ms") for t in tr]) or 0) / 1000))
+    return "\n".join(lines)
+
+
 def snapshot_stats(runs, wl="W4"):
     """W4's snapshots: timings and files walked from the timed trowel runs' logs (cold and nocache
     builds run the three RUNs; warm ones hit the cache), bytes hashed from the traced pass."""
@@ -289,12 +365,19 @@ def render(results_dir):
             if any(r["tool"] == "trowel-ctr" and r["fs"] == fs for r in runs):
                 parts.append("#### Container isolation, %s%s\n\n%s\n" % (
                     fs, " — " + FLAGSET_TITLES[fset] if fset else "", container_table(runs, fs, fset)))
+            if any(r["tool"] == "trowel-rl" and r["fs"] == fs for r in runs):
+                parts.append("#### Rootless vs chroot, %s%s\n\n%s\n" % (
+                    fs, " — " + FLAGSET_TITLES[fset] if fset else "", rootless_table(runs, fs, fset)))
+        if any(r["tool"] in ROOTLESS_TRACED and r["fs"] == fs and r.get("trace") for r in runs):
+            parts.append("#### Rootless vs chroot, %s: where the time goes (`--trace`, a separate pass)\n\n%s\n" % (
+                fs, rootless_breakdown(runs, fs)))
     if refs:
         parts.append("Physical references (Debian minbase root, %d entries, %.0f MB, warm page cache, medians of 5): "
                      "stat-only walk %.3f s, read all %.2f s, sha256 all %.2f s, tar %.2f s, tar | gzip -6 %.2f s.\n" % (
                          refs["entries"], refs["bytes"] / 1e6, refs["find_stat_walk_s"], refs["read_all_s"],
                          refs["sha256_all_s"], refs["tar_s"], refs["tar_gzip6_s"]))
-    parts.append("### Targets\n\n" + targets(runs, summaries, refs) + "\n")
+    if any(r["tool"] in PEERS for r in runs):
+        parts.append("### Targets\n\n" + targets(runs, summaries, refs) + "\n")
     if any(r["tool"] in PROFILED for r in runs):
         parts.append("### Where trowel's time goes (ext4, from `--trace` of a separate profiling pass)\n\n"
                      "*untraced s*: median wall time of the timed runs; *traced s (engine)*: the profiled "

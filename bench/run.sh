@@ -5,7 +5,7 @@
 #   bench/run.sh [--reps N] [--tables ext4,tmpfs] [--flags kaniko,best] [--workloads W1,W2,...]
 #                [--modes cold,warm,edit,nocache] [--extra-reps N] [--no-extra] [--no-profile]
 #                [--no-profile-extras] [--ext4 image|root] [--quick] [--no-readme] [--multi-platform]
-#                [--tools trowel,buildah,kaniko] [--resume RUN_DIR] [--container]
+#                [--tools trowel,buildah,kaniko] [--resume RUN_DIR] [--container] [--rootless]
 #
 #   --tables       which file systems hold the tools' state: ext4 (a fresh journaled image), tmpfs,
 #                  or both (default; --fs is the old name)
@@ -26,11 +26,17 @@
 #                  tables go to bench/results/multiplatform/ and README's two-platform section
 #   --tools        which builders (default: trowel, buildah, and kaniko with KANIKO_EXECUTOR);
 #                  trowel-ctr is trowel with container isolation, in a fresh crun container per
-#                  build as kaniko is run (not in the default run)
+#                  build as kaniko is run; trowel-rl is trowel with rootless isolation as an
+#                  ordinary user (neither in the default run)
 #   --container    container isolation measured apart: trowel-ctr next to kaniko (run the same way)
 #                  and trowel's chroot isolation, W4, W5 and W6 cold and warm, kaniko's flags, both
 #                  tables, no extras, no profiling pass, README untouched (about 10 minutes per
 #                  repetition); its tables ("Container isolation") are in the run's tables.md
+#   --rootless     rootless isolation measured apart (issue 19): trowel-rl (--isolation rootless,
+#                  run as the ordinary user trowel-rl, made with a subuid/subgid range if missing)
+#                  next to trowel's chroot isolation, W1-W5 cold and warm, kaniko's flags, both
+#                  tables, no extras, no profiling pass, README untouched; its tables ("Rootless vs
+#                  chroot", ratio rootless / chroot per cell) are in the run's tables.md
 #   --extra-reps   repetitions of the extra workloads (BIG: one 2 GiB file; MANY: 100,000 files in
 #                  the base), run in cold mode on ext4 (default 3; 0 skips them)
 #   --no-readme    leave bench/README.md alone (results still go to the results directory)
@@ -86,7 +92,9 @@ while [ $# -gt 0 ]; do
     --tools) tools=$2; shift 2;;
     --container) wls=W4,W5,W6 modes=cold,warm extra_reps=0 profile=0 flags=kaniko readme=0
                  tools=trowel,trowel-ctr,kaniko; shift;;
-    *) sed -n '2,40p' "$0"; exit 2;;
+    --rootless) wls=W1,W2,W3,W4,W5 modes=cold,warm extra_reps=0 profile=0 flags=kaniko readme=0
+                tools=trowel,trowel-rl; shift;;
+    *) sed -n '2,50p' "$0"; exit 2;;
   esac
 done
 work=${BENCH_WORK:-/var/tmp/trowel-bench}
@@ -103,6 +111,9 @@ done
 # The arm64 RUNs of the two-platform cells run under QEMU user emulation (binfmt_misc handlers).
 # trowel's own image for its container (scripts/image-context.sh) is made with patchelf.
 case ",$tools," in *,trowel-ctr,*) command -v patchelf >/dev/null || need+=(patchelf);; esac
+# Rootless isolation maps the user's subordinate range with the setuid helpers (Debian's uidmap);
+# setpriv (util-linux) runs it as that user.
+case ",$tools," in *,trowel-rl*) command -v newuidmap >/dev/null || need+=(uidmap);; esac
 case ",$wls," in *x2,*) command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static binfmt-support);; esac
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"

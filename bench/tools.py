@@ -191,6 +191,103 @@ class TrowelContainer:
         wipe(run.state)
 
 
+
+# The ordinary user of rootless isolation: the test harness's (tests/common/rootless.rs), made the
+# same way when missing, with the same lock, so a bench and a test run on one machine agree.
+ROOTLESS_USER = "trowel-rl"
+ROOTLESS_RANGE = 65536
+ROOTLESS_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def rootless_user(name=ROOTLESS_USER):
+    """(uid, gid) of `name`, made first if missing (idempotent): `useradd --user-group` and a
+    subordinate uid/gid range in /etc/subuid and /etc/subgid. Debian's useradd usually gives the
+    user a range itself (SUB_UID_COUNT in login.defs), which is kept; when it has none, one of
+    ROOTLESS_RANGE ids is added after every range there and above 1,000,000 (as the test harness
+    does)."""
+    import fcntl
+    import pwd
+    with open("/run/trowel-rootless-users.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "--create-home", "--home-dir", "/var/tmp/%s-home" % name, "--shell", "/bin/sh",
+                            "--user-group", name], check=True)
+            pw = pwd.getpwnam(name)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            text = open(path).read() if os.path.exists(path) else ""
+            fields = [line.split(":") for line in text.splitlines() if line.count(":") == 2]
+            if any(f[0] in (name, str(pw.pw_uid)) for f in fields):
+                continue
+            end = max([int(f[1]) + int(f[2]) for f in fields if f[1].isdigit() and f[2].isdigit()], default=0)
+            with open(path, "a") as f:
+                if text and not text.endswith("\n"):
+                    f.write("\n")
+                f.write("%s:%d:%d\n" % (name, max(end, 1000000), ROOTLESS_RANGE))
+    return pw.pw_uid, pw.pw_gid
+
+
+class TrowelRootless:
+    """trowel with `--isolation rootless`, run as an ordinary user (ROOTLESS_USER, with a
+    subordinate range) the way tests/common/rootless.rs runs it: `setpriv --reuid --regid
+    --init-groups` and a clean environment (HOME, USER, LOGNAME, PATH, TMPDIR). Its whole state —
+    work dir, cache dir, HOME (so `~/.cache/trowel/mounts`) and TMPDIR — is under STATE on the file
+    system under test and owned by the user; the flags are Trowel's. The bench runs as root, so
+    the wipe between chains (files owned by the user's subordinate ids included) is root's. With
+    trace=True ("trowel-rl-trace") it also records --trace FILE for the breakdown: the run's
+    directory is given to the user so it may write the trace there."""
+
+    multi_platform = True
+
+    def __init__(self, binary, trace=False):
+        self.binary = binary
+        self.trace = trace
+        self.name = "trowel-rl-trace" if trace else "trowel-rl"
+        self.uid, self.gid = rootless_user()
+
+    def version(self):
+        return subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout.strip() + \
+            " (rootless isolation, as %s)" % ROOTLESS_USER
+
+    def flags(self, mode, flagset="kaniko"):
+        common = ("setpriv --reuid %s --regid %s --init-groups (HOME=STATE/home TMPDIR=STATE/tmp) trowel build "
+                  "--isolation rootless --work-dir STATE/work" % (ROOTLESS_USER, ROOTLESS_USER))
+        common += (" --trace FILE" if self.trace else "") + " [--platform linux/amd64,linux/arm64]"
+        if mode == "nocache":
+            return common
+        return common + " --cache=true --cache-repo REG/bench-cache/... --cache-dir STATE/cache-dir" + (
+            " --cache-copy-layers=true" if flagset == "best" else "")
+
+    def phases(self, run):
+        if run.fresh:
+            wipe(run.state)
+        for d in ("work", "cache-dir", "home", "tmp"):
+            os.makedirs(os.path.join(run.state, d), exist_ok=True)
+        # Only the top directories: the state of a warm build is the user's already, and a
+        # recursive chown of its cache would be time the chroot column does not spend.
+        for d in ("", "work", "cache-dir", "home", "tmp"):
+            os.chown(os.path.join(run.state, d), self.uid, self.gid)
+        argv = ["/usr/bin/setpriv", "--reuid", str(self.uid), "--regid", str(self.gid), "--init-groups", "--",
+                "/usr/bin/env", "-i", "HOME=" + os.path.join(run.state, "home"), "USER=" + ROOTLESS_USER,
+                "LOGNAME=" + ROOTLESS_USER, "PATH=" + ROOTLESS_PATH, "TMPDIR=" + os.path.join(run.state, "tmp"),
+                self.binary, "build", "--context", run.ctx, "--dockerfile", run.dockerfile,
+                "--destination", run.destination, "--build-arg", run.build_arg,
+                "--isolation", "rootless", "--work-dir", os.path.join(run.state, "work"), "--log-format", "text"]
+        if run.platforms:
+            argv += ["--platform", ",".join(run.platforms)]
+        if self.trace:
+            os.chown(run.out_dir, self.uid, self.gid)
+            argv += ["--trace", os.path.join(run.out_dir, "trace.jsonl")]
+        if run.caching:
+            argv += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-dir", os.path.join(run.state, "cache-dir")]
+            if run.copy_layers:
+                argv += ["--cache-copy-layers=true"]
+        return [("build+push", argv, {})]
+
+    def cleanup(self, run):
+        wipe(run.state)
+
 # The capabilities kaniko's container gets here (and trowel's in container isolation): what RUN
 # needs to change owners and run as other users, as in a pod with kaniko's usual privileges.
 CONTAINER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",

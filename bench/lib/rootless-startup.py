@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The fixed cost of rootless isolation: what entering its user namespace adds to every build.
+
+Issue 19 wants rootless within 10 % of chroot; a warm build takes 30-70 ms, so a constant of a
+few milliseconds decides those cells. This measures the constant alone: a build with nothing to
+pull, run or push (`FROM scratch`, a LABEL, `--no-push`) as root with `--isolation chroot` and as
+the ordinary user with `--isolation rootless` (through setpriv and `env -i`, as bench/tools.py
+runs trowel-rl), alternating, and `trowel --version` both ways (what setpriv and env cost by
+themselves). Run as root, after the bench has made the user (tools.rootless_user):
+
+    bench/lib/rootless-startup.py TROWEL_BINARY [PAIRS] [--strace]
+
+--strace also runs the rootless build once under `strace -f -ttt` and prints its timeline (fork,
+unshare, newuidmap, newgidmap, the re-execution, exit); strace slows every step, so only the
+order and the proportions mean something there.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tools  # noqa: E402
+
+PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--strace"]
+    if not args:
+        sys.exit(__doc__)
+    binary, pairs = os.path.abspath(args[0]), int(args[1]) if len(args) > 1 else 30
+    uid, gid = tools.rootless_user()
+    top = tempfile.mkdtemp(prefix="trowel-rl-startup-", dir="/var/tmp")
+    try:
+        os.chmod(top, 0o755)
+        for d in ("ctx", "home", "tmp", "work", "root-work"):
+            os.makedirs(os.path.join(top, d))
+        with open(os.path.join(top, "ctx", "Dockerfile"), "w") as f:
+            f.write("FROM scratch\nLABEL a=b\n")
+        for d in ("home", "tmp", "work"):
+            os.chown(os.path.join(top, d), uid, gid)
+        as_user = ["/usr/bin/setpriv", "--reuid", str(uid), "--regid", str(gid), "--init-groups", "--",
+                   "/usr/bin/env", "-i", "HOME=%s/home" % top, "USER=" + tools.ROOTLESS_USER, "PATH=" + PATH,
+                   "TMPDIR=%s/tmp" % top]
+        as_root = ["/usr/bin/env", "-i", "HOME=/root", "PATH=" + PATH, "TMPDIR=%s/root-work" % top]
+
+        def build(isolation, work):
+            return [binary, "build", "--context", os.path.join(top, "ctx"), "--no-push", "--isolation", isolation,
+                    "--work-dir", os.path.join(top, work), "--log-format", "text"]
+
+        cmds = {"build, chroot (root)": as_root + build("chroot", "root-work"),
+                "build, rootless (user)": as_user + build("rootless", "work"),
+                "--version (root, env -i)": as_root + [binary, "--version"],
+                "--version (user, setpriv + env -i)": as_user + [binary, "--version"]}
+        times = {k: [] for k in cmds}
+        for _ in range(pairs):
+            for name, argv in cmds.items():
+                t0 = time.monotonic()
+                p = subprocess.run(argv, capture_output=True)
+                times[name].append((time.monotonic() - t0) * 1000)
+                if p.returncode != 0:
+                    sys.exit("%s failed: %s" % (name, p.stderr.decode(errors="replace")[-800:]))
+        print("load: %s" % os.getloadavg()[0])
+        for name, v in times.items():
+            print("%-36s median %5.1f ms  (min %5.1f, max %5.1f; n=%d)" % (
+                name, statistics.median(v), min(v), max(v), len(v)))
+        diffs = [r - c for r, c in zip(times["build, rootless (user)"], times["build, chroot (root)"])]
+        print("rootless - chroot, per pair: median %.1f ms" % statistics.median(diffs))
+        if "--strace" in sys.argv and shutil.which("strace"):
+            out = os.path.join(top, "strace.txt")
+            subprocess.run(["strace", "-f", "-ttt", "-o", out] + cmds["build, rootless (user)"], capture_output=True)
+            lines = open(out).read().splitlines()
+            t0 = float(lines[0].split()[1])
+            keep = ("execve(", "unshare(", "exit_group(", "+++ exited")
+            for line in lines:
+                if any(k in line for k in keep) and "resumed" not in line:
+                    pid, ts, rest = line.split(None, 2)
+                    print("%7.1f ms  pid %s  %s" % ((float(ts) - t0) * 1000, pid, rest[:90]))
+    finally:
+        shutil.rmtree(top)
+
+
+if __name__ == "__main__":
+    main()
