@@ -318,6 +318,15 @@ impl Parser {
         if m.kind != MountType::Secret && m.env.is_some() {
             return Err(format!("unexpected key 'env' for mount type '{}'", m.kind));
         }
+        // `size` and `required` are checked against the type as it stood when they were read;
+        // a later `type=` (BuildKit lets the last one win) must not leave one on a mount type
+        // that has no such option, where BuildKit silently drops it (found by fuzzing).
+        if m.size.is_some() && m.kind != MountType::Tmpfs {
+            return Err(format!("unexpected key 'size' for mount type '{}'", m.kind));
+        }
+        if m.required && !matches!(m.kind, MountType::Secret | MountType::Ssh) {
+            return Err(format!("unexpected key 'required' for mount type '{}'", m.kind));
+        }
         Ok(Some(m))
     }
 }
@@ -425,6 +434,8 @@ mod tests {
             ("type=bind,target=/x,mode=0700", "mode not allowed for \"bind\" type mounts"),
             ("type=bind,target=/x,required", "unexpected key 'required' for mount type 'bind'"),
             ("type=cache,target=/x,size=1g", "unexpected key 'size' for mount type 'cache'"),
+            ("type=tmpfs,target=/x,size=1g,type=cache", "unexpected key 'size' for mount type 'cache'"),
+            ("type=secret,id=a,required,type=bind,target=/x", "unexpected key 'required' for mount type 'bind'"),
             ("type=tmpfs,target=/x,size=lots", "invalid value for size: lots"),
             ("type=secret,from=x,id=a", "secret mount should not have a from"),
             ("type=secret", "invalid secret mount. one of source, target required"),
