@@ -292,8 +292,16 @@ impl ImageConfig {
         ids.as_array_mut().unwrap().push(json!(d.as_str()));
     }
 
+    /// The history, entry by entry: one malformed entry (a hostile or odd base config) reads as
+    /// an empty entry and hides none of the others, and positions stay those of the raw array,
+    /// which [`Self::set_history_created`] and [`Self::history_len`] use. (Found by fuzzing: a
+    /// whole-array parse dropped every entry for one `empty_layer` that was not a boolean.)
     pub fn history(&self) -> Vec<History> {
-        self.raw.get("history").and_then(|h| serde_json::from_value(h.clone()).ok()).unwrap_or_default()
+        self.raw
+            .get("history")
+            .and_then(Value::as_array)
+            .map(|h| h.iter().map(|e| serde_json::from_value(e.clone()).unwrap_or_default()).collect())
+            .unwrap_or_default()
     }
 
     pub fn push_history(&mut self, h: History) {
