@@ -50,6 +50,12 @@ def _umount_under(path):
         subprocess.run(["umount", "-l", p], capture_output=True)
 
 
+def _trowel_cache_flags(flagset):
+    """The cache flags trowel gets in every isolation (as printed in the tables)."""
+    return " --cache=true --cache-repo REG/bench-cache/... --cache-dir STATE/cache-dir" + (
+        " --cache-copy-layers=true" if flagset == "best" else "")
+
+
 def wipe(path):
     if os.path.exists(path):
         _umount_under(path)
@@ -107,8 +113,7 @@ class Trowel:
         common += " [--platform linux/amd64,linux/arm64]"
         if mode == "nocache":
             return common
-        return common + " --cache=true --cache-repo REG/bench-cache/... --cache-dir STATE/cache-dir" + (
-            " --cache-copy-layers=true" if flagset == "best" else "")
+        return common + _trowel_cache_flags(flagset)
 
     def phases(self, run):
         if run.fresh:
@@ -256,8 +261,7 @@ class TrowelRootless:
         common += (" --trace FILE" if self.trace else "") + " [--platform linux/amd64,linux/arm64]"
         if mode == "nocache":
             return common
-        return common + " --cache=true --cache-repo REG/bench-cache/... --cache-dir STATE/cache-dir" + (
-            " --cache-copy-layers=true" if flagset == "best" else "")
+        return common + _trowel_cache_flags(flagset)
 
     def phases(self, run):
         if run.fresh:
