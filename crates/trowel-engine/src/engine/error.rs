@@ -80,7 +80,7 @@ pub enum BuildError {
         #[source]
         source: PullError,
     },
-    #[error("push {destination}: {source}")]
+    #[error("{}", push_message(destination, source))]
     Push {
         destination: String,
         #[source]
@@ -197,6 +197,15 @@ fn pull_message(reference: &str, source: &PullError) -> String {
     }
 }
 
+/// As [`pull_message`], for a push: a registry error that names its operation and reference
+/// stands alone (it was `push x:1: push x:1: …`).
+fn push_message(destination: &str, source: &PushError) -> String {
+    match source {
+        PushError::Registry(e) if e.names_operation() => e.to_string(),
+        other => format!("push {destination}: {other}"),
+    }
+}
+
 impl BuildError {
     /// The process exit code for this error: a failed RUN's own code, else 1.
     pub fn exit_code(&self) -> i32 {
@@ -276,5 +285,39 @@ impl StepError {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
         let what = what.into();
         move |source| StepError::Io { what, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Op, RegistryError};
+
+    #[test]
+    fn a_push_error_names_the_destination_once() {
+        let e = BuildError::Push {
+            destination: "127.0.0.1:5000/app:1".into(),
+            source: PushError::Registry(RegistryError::Registry {
+                op: Op::Push,
+                reference: "127.0.0.1:5000/app:1".into(),
+                status: 500,
+                detail: "internal error".into(),
+            }),
+        };
+        assert_eq!(e.to_string(), "push 127.0.0.1:5000/app:1: internal error");
+    }
+
+    #[test]
+    fn a_push_error_without_its_own_context_gets_the_destination() {
+        let e = BuildError::Push {
+            destination: "127.0.0.1:5000/app:1".into(),
+            source: PushError::Registry(RegistryError::Options("bad --insecure-registry".into())),
+        };
+        assert_eq!(e.to_string(), "push 127.0.0.1:5000/app:1: registry options: bad --insecure-registry");
+        let e = BuildError::Push {
+            destination: "r/app:1".into(),
+            source: PushError::DigestMismatch { reported: "sha256:a".into(), pushed: "sha256:b".into() },
+        };
+        assert_eq!(e.to_string(), "push r/app:1: registry reports manifest digest sha256:a but trowel pushed sha256:b");
     }
 }

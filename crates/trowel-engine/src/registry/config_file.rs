@@ -15,7 +15,7 @@
 //!   mode 0600, through a symlink to its target.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -192,23 +192,26 @@ fn write_atomically(path: &Path, value: &Value) -> Result<(), ConfigFileError> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
     }
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "config.json".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
+    // A random name made with O_EXCL, not one made of the PID: two `trowel login`s in pods that
+    // share this directory can have the same PID (each is PID 1 there), and a killed one's
+    // leftover would then be another's file. The temporary file is removed if anything fails.
+    let mut f = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(io)?;
     let written = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         // The umask may have narrowed the mode, never widened it; set it exactly.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
         let mut text = serde_json::to_vec_pretty(value).expect("JSON serialises");
         text.push(b'\n');
         f.write_all(&text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &target)?;
-        std::fs::File::open(dir)?.sync_all()
+        f.as_file().sync_all()
     })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(io)
+    written.map_err(io)?;
+    f.persist(&target).map_err(|e| io(e.error))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
 #[cfg(test)]

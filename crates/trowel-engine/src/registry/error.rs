@@ -141,6 +141,22 @@ impl RegistryError {
         self
     }
 
+    /// The operation and reference the message starts with (`push x:1: …`), when it names them;
+    /// a caller adding its own context checks this so the message does not say it twice.
+    pub fn names_operation(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Registry { .. }
+                | RegistryError::Transport { .. }
+                | RegistryError::Auth { .. }
+                | RegistryError::Protocol { .. }
+                | RegistryError::ManifestRefused { .. }
+                | RegistryError::BlobVerification { .. }
+                | RegistryError::Store { .. }
+                | RegistryError::Mirrors { .. }
+        )
+    }
+
     /// True for a 404 from the registry (unknown manifest, blob or repository).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
