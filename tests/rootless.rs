@@ -376,6 +376,14 @@ fn the_process_started_is_the_build_and_sigterm_ends_it() {
     let ws = Workspace::new(&u);
     ws.write("ctx/Dockerfile", &format!("FROM {}\nRUN sleep 3600\n", env().busybox()));
     let log = std::fs::File::create(ws.path("log")).unwrap();
+    // Killed if the test fails before it ends the build itself (it would sleep for an hour).
+    struct Build(std::process::Child);
+    impl Drop for Build {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut build = ws
         .trowel()
         .args(["build", "--no-push", "--context"])
@@ -383,8 +391,9 @@ fn the_process_started_is_the_build_and_sigterm_ends_it() {
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
+        .map(Build)
         .unwrap();
-    let pid = build.id() as i32;
+    let pid = build.0.id() as i32;
     let sleep = wait_until(|| descendants(pid).into_iter().find(|(_, cmd)| cmd == "sleep 3600").map(|(p, _)| p))
         .unwrap_or_else(|| panic!("the RUN never started: {}", std::fs::read_to_string(ws.path("log")).unwrap()));
 
@@ -409,7 +418,7 @@ fn the_process_started_is_the_build_and_sigterm_ends_it() {
     }
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let ended = build.wait().unwrap();
+    let ended = build.0.wait().unwrap();
     assert_eq!(ended.signal(), Some(libc::SIGTERM), "{ended:?}");
     let gone = wait_until(|| (!Path::new(&format!("/proc/{sleep}/cmdline")).exists()).then_some(()));
     assert!(gone.is_some(), "the RUN's sleep outlived the build");
