@@ -15,9 +15,8 @@ fn main() {
     }
     let args = normalize_args(std::env::args().collect());
     let cli = Cli::parse_from(&args);
-    // Rootless isolation: the build runs in a re-executed trowel, root of its own user
-    // namespace; this process only relays signals and the exit code. First, while it has one
-    // thread, and before anything is printed (the re-executed trowel prints it).
+    // Rootless isolation: this process becomes root of its own user namespace and builds
+    // there. First, while it has one thread, and before anything else is printed.
     if let Some(code) = trowel::rootless::enter_if_needed(&cli.command) {
         std::process::exit(code);
     }

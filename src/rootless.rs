@@ -1,5 +1,6 @@
 //! Rootless isolation, the program's half: which commands enter the user namespace
-//! (`trowel_engine::sandbox::userns`) before anything else runs, and the checks made once inside.
+//! (`trowel_engine::sandbox::userns`) before anything else runs — the process itself enters it
+//! and goes on as the build — and the checks made once inside.
 //!
 //! `build` and `debug` enter it: they unpack images with their owners and run RUN steps.
 //! `warm`, `check`, `cache`, `login` and `replay` never need it: they only read and write files
@@ -11,9 +12,9 @@ use trowel_engine::sandbox::userns::{self, Mapping};
 
 use crate::cli::Command;
 
-/// When `command` builds with rootless isolation and this process is not yet in its user
-/// namespace: re-executes trowel there, waits, and gives the exit code to exit with. `None`:
-/// go on in this process. Call it before any thread is started.
+/// When `command` builds with rootless isolation: makes this process root of its own user
+/// namespace, then returns `None` to go on (now inside it). `Some(code)`: it could not, the
+/// reason printed; exit with `code`. Call it before any thread is started.
 pub fn enter_if_needed(command: &Command) -> Option<i32> {
     let build = match command {
         Command::Build(b) => b,
@@ -23,8 +24,8 @@ pub fn enter_if_needed(command: &Command) -> Option<i32> {
     if build.isolation.resolve() != Isolation::Rootless || userns::current_mapping().is_some() {
         return None;
     }
-    match userns::reexec(&mut |warning| eprintln!("warning: {warning}")) {
-        Ok(code) => Some(code),
+    match userns::enter(&mut |warning| eprintln!("warning: {warning}")) {
+        Ok(_) => None,
         Err(e) => {
             eprintln!("error: {e}");
             Some(1)

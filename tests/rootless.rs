@@ -7,8 +7,9 @@
 //! umoci and crun read and run it; the layer cache round-trips (all hits, same digest), a
 //! trace replays; `trowel warm` fills the user's cache dir and a build uses it; a Debian base
 //! runs apt-get (which drops to `_apt`); a shell at a debugger pause works (`build --break`'s
-//! prompt and `trowel debug`'s terminal debugger); the single-id
-//! fallback warns once and says why a chown fails; each refusal says what to change.
+//! prompt and `trowel debug`'s terminal debugger); the process started is the build itself, root
+//! of its namespace with every capability there, and SIGTERM ends it; the single-id fallback
+//! warns once and says why a chown fails; each refusal says what to change.
 
 mod common;
 
@@ -303,6 +304,27 @@ fn where_rootless_cannot_work_the_error_says_what_to_change() {
     assert!(err.contains("neither setuid root nor has file capabilities"), "{err}");
     assert!(err.contains("setcap"), "{err}");
 
+    // Helpers that pass for real ones (file capabilities) but do not map: both run at once, and
+    // the one that failed is named with its own words; one that says it mapped but did not is
+    // caught too.
+    let fake = |tool: &str, script: &str| {
+        std::fs::write(bin.join(tool), format!("#!/bin/sh\n{script}\n")).unwrap();
+        let plain = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+        std::fs::set_permissions(bin.join(tool), plain).unwrap();
+        assert_ok(&run(Command::new("setcap").arg("cap_setuid+ep").arg(bin.join(tool))));
+    };
+    fake("newuidmap", "exit 0");
+    fake("newgidmap", "echo \"newgidmap: refused $*\" >&2; exit 3");
+    let err = build(ws.trowel().env("PATH", format!("{}:/usr/bin:/bin", bin.display())));
+    assert!(
+        err.contains(&format!("newgidmap {} failed to map {WITH_RANGE}'s ids", bin.join("newgidmap").display())),
+        "{err}"
+    );
+    assert!(err.contains("exit status: 3 (newgidmap: refused "), "{err}");
+    fake("newgidmap", "exit 0");
+    let err = build(ws.trowel().env("PATH", format!("{}:/usr/bin:/bin", bin.display())));
+    assert!(err.contains("the namespace's maps did not make this process 0"), "{err}");
+
     // A work dir the namespace cannot write build roots into (a read-only mount stands in for
     // NFS with root squashing, which cannot be had here): refused before anything is pulled.
     let ro = ws.path("ro");
@@ -342,4 +364,106 @@ fn terminal_command(u: &User, ws: &Workspace, term: &str, args: &str) -> String 
         ws.path("tmp").display(),
         env!("CARGO_BIN_EXE_trowel"),
     )
+}
+
+/// The build is the process the user started, with no relay in front of it: that pid is root
+/// of its own user namespace (the user as 0, the range after it) with every capability there,
+/// and SIGTERM to it ends the build, the RUN it was running included.
+#[test]
+fn the_process_started_is_the_build_and_sigterm_ends_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let u = user(WITH_RANGE, true);
+    let ws = Workspace::new(&u);
+    ws.write("ctx/Dockerfile", &format!("FROM {}\nRUN sleep 3600\n", env().busybox()));
+    let log = std::fs::File::create(ws.path("log")).unwrap();
+    // Killed if the test fails before it ends the build itself (it would sleep for an hour).
+    struct Build(std::process::Child);
+    impl Drop for Build {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut build = ws
+        .trowel()
+        .args(["build", "--no-push", "--context"])
+        .arg(ws.path("ctx"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .map(Build)
+        .unwrap();
+    let pid = build.0.id() as i32;
+    let sleep = wait_until(|| descendants(pid).into_iter().find(|(_, cmd)| cmd == "sleep 3600").map(|(p, _)| p))
+        .unwrap_or_else(|| panic!("the RUN never started: {}", std::fs::read_to_string(ws.path("log")).unwrap()));
+
+    let uid_map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    let lines: Vec<Vec<u64>> =
+        uid_map.lines().map(|l| l.split_whitespace().map(|f| f.parse().unwrap()).collect()).collect();
+    assert_eq!(lines.len(), 2, "{uid_map}");
+    assert_eq!((lines[0][0], lines[0][1], lines[0][2]), (0, u64::from(u.uid), 1), "{uid_map}");
+    assert_eq!((lines[1][0], lines[1][2]), (1, RANGE_SIZE), "{uid_map}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let cap = |name: &str| {
+        let v = status.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim();
+        u64::from_str_radix(v, 16).unwrap()
+    };
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap().trim().parse().unwrap();
+    let all = (1u64 << (last + 1)) - 1;
+    for name in ["CapPrm:", "CapEff:", "CapBnd:"] {
+        assert_eq!(cap(name), all, "{name} of the build: {status}");
+    }
+    for name in ["CapInh:", "CapAmb:"] {
+        assert_eq!(cap(name), 0, "{name} of the build: {status}");
+    }
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let ended = build.0.wait().unwrap();
+    assert_eq!(ended.signal(), Some(libc::SIGTERM), "{ended:?}");
+    let gone = wait_until(|| (!Path::new(&format!("/proc/{sleep}/cmdline")).exists()).then_some(()));
+    assert!(gone.is_some(), "the RUN's sleep outlived the build");
+}
+
+/// Waits (polling) for `f` to give something, for at most two minutes of a loaded machine.
+fn wait_until<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+/// Every live process below `pid`, with its command line (arguments joined by spaces).
+fn descendants(pid: i32) -> Vec<(i32, String)> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // The fields after the command name, which may hold spaces: state, then the parent.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        if let Some(ppid) = after.split(' ').nth(1).and_then(|v| v.parse::<i32>().ok()) {
+            parent.insert(p, ppid);
+        }
+    }
+    let below = |mut p: i32| {
+        while let Some(&pp) = parent.get(&p) {
+            if pp == pid {
+                return true;
+            }
+            p = pp;
+        }
+        false
+    };
+    let cmdline = |p: i32| {
+        let raw = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    parent.keys().copied().filter(|&p| below(p)).map(|p| (p, cmdline(p))).collect()
 }

@@ -8,13 +8,17 @@ the ordinary user with `--isolation rootless` (through setpriv and `env -i`, as 
 runs trowel-rl), alternating, and `trowel --version` both ways (what setpriv and env cost by
 themselves). Run as root, after the bench has made the user (tools.rootless_user):
 
-    bench/lib/rootless-startup.py TROWEL_BINARY [PAIRS] [--strace]
+    bench/lib/rootless-startup.py TROWEL_BINARY [PAIRS] [--strace] [--base OLD_BINARY] [--raw FILE]
 
 --strace also runs the rootless build once under `strace -f -ttt` and prints its timeline (fork,
 unshare, newuidmap, newgidmap, the re-execution, exit); strace slows every step, so only the
-order and the proportions mean something there.
+order and the proportions mean something there. --base OLD_BINARY adds the same two builds with
+another trowel (the one before a change) to every round, so old and new alternate too, and
+prints the per-round differences new - old; --raw FILE writes every time measured (JSON: command
+name -> list of ms, in round order) with the load before and after.
 """
 
+import json
 import os
 import shutil
 import statistics
@@ -31,7 +35,18 @@ PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--strace"]
+    argv = sys.argv[1:]
+    base = raw = None
+    for flag in ("--base", "--raw"):
+        if flag in argv:
+            i = argv.index(flag)
+            value = argv[i + 1]
+            del argv[i:i + 2]
+            if flag == "--base":
+                base = os.path.abspath(value)
+            else:
+                raw = value
+    args = [a for a in argv if a != "--strace"]
     if not args:
         sys.exit(__doc__)
     binary, pairs = os.path.abspath(args[0]), int(args[1]) if len(args) > 1 else 30
@@ -50,7 +65,7 @@ def main():
                    "TMPDIR=%s/tmp" % top]
         as_root = ["/usr/bin/env", "-i", "HOME=/root", "PATH=" + PATH, "TMPDIR=%s/root-work" % top]
 
-        def build(isolation, work):
+        def build(isolation, work, binary=binary):
             return [binary, "build", "--context", os.path.join(top, "ctx"), "--no-push", "--isolation", isolation,
                     "--work-dir", os.path.join(top, work), "--log-format", "text"]
 
@@ -58,6 +73,10 @@ def main():
                 "build, rootless (user)": as_user + build("rootless", "work"),
                 "--version (root, env -i)": as_root + [binary, "--version"],
                 "--version (user, setpriv + env -i)": as_user + [binary, "--version"]}
+        if base:
+            cmds["build, chroot (root), base"] = as_root + build("chroot", "root-work", base)
+            cmds["build, rootless (user), base"] = as_user + build("rootless", "work", base)
+        load_before = os.getloadavg()
         times = {k: [] for k in cmds}
         for _ in range(pairs):
             for name, argv in cmds.items():
@@ -66,12 +85,23 @@ def main():
                 times[name].append((time.monotonic() - t0) * 1000)
                 if p.returncode != 0:
                     sys.exit("%s failed: %s" % (name, p.stderr.decode(errors="replace")[-800:]))
-        print("load: %s" % os.getloadavg()[0])
+        load_after = os.getloadavg()
+        print("load (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load_before + load_after))
         for name, v in times.items():
             print("%-36s median %5.1f ms  (min %5.1f, max %5.1f; n=%d)" % (
                 name, statistics.median(v), min(v), max(v), len(v)))
         diffs = [r - c for r, c in zip(times["build, rootless (user)"], times["build, chroot (root)"])]
         print("rootless - chroot, per pair: median %.1f ms" % statistics.median(diffs))
+        if base:
+            for what in ("rootless (user)", "chroot (root)"):
+                d = [n - o for n, o in zip(times["build, %s" % what], times["build, %s, base" % what])]
+                print("%s: this binary - base, per round: median %.1f ms" % (what, statistics.median(d)))
+            d = [r - c for r, c in zip(times["build, rootless (user), base"], times["build, chroot (root), base"])]
+            print("base: rootless - chroot, per pair: median %.1f ms" % statistics.median(d))
+        if raw:
+            with open(raw, "w") as f:
+                json.dump({"binary": binary, "base": base, "load_before": load_before, "load_after": load_after,
+                           "ms": times}, f, indent=1)
         if "--strace" in sys.argv and shutil.which("strace"):
             out = os.path.join(top, "strace.txt")
             subprocess.run(["strace", "-f", "-ttt", "-o", out] + cmds["build, rootless (user)"], capture_output=True)

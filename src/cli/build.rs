@@ -44,8 +44,8 @@ pub enum IsolationArg {
 
 impl IsolationArg {
     /// The isolation this flag means here. An ordinary user gets rootless (nothing else can
-    /// work without root); so does the trowel that `main()` re-executed in its user namespace,
-    /// where it is uid 0.
+    /// work without root); so does trowel once `main()` has made it root of its own user
+    /// namespace.
     pub fn resolve(self) -> Isolation {
         match self {
             IsolationArg::Chroot => Isolation::Chroot,
@@ -308,8 +308,8 @@ impl BuildArgs {
         match self.isolation {
             IsolationArg::Container => Ok((Isolation::Container, None)),
             IsolationArg::Rootless => Ok((Isolation::Rootless, None)),
-            // An ordinary user, or the trowel `main()` re-executed in its user namespace (uid 0
-            // there): `resolve` says rootless, and nothing is probed.
+            // An ordinary user, or trowel once `main()` has made it root of its own user
+            // namespace: `resolve` says rootless, and nothing is probed.
             IsolationArg::Auto if self.isolation.resolve() == Isolation::Rootless => Ok((Isolation::Rootless, None)),
             IsolationArg::Chroot if detect::container_evidence().is_some() => {
                 match sandbox::probe_chroot(helper, &scratch()) {

@@ -1,7 +1,7 @@
 //! Which ids a rootless build's user namespace maps: the user's subordinate ranges from
 //! `/etc/subuid` and `/etc/subgid` (shadow-utils' format, what `newuidmap` itself checks), the
 //! mapping written from them, and what the running process's namespace maps
-//! (`/proc/self/uid_map`), which the engine asks to know whether ids other than 0 exist.
+//! (`/proc/self/uid_map`: the initial namespace or how many ids another one has).
 //!
 //! The mapping is buildah's and podman's: the user becomes 0 of the namespace, and the user's
 //! subordinate ranges follow it from 1 on, in file order. So an image's file owned by 100 is

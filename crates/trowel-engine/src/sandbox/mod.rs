@@ -27,7 +27,7 @@
 //! `/etc/hosts` and `/etc/resolv.conf`, Docker's default capabilities. [`Isolation::Container`]
 //! (kaniko's model) is another variant of the helper's set-up plan (`wire::Setup`), reusing the
 //! helper, init and exec steps. [`Isolation::Rootless`] is chroot isolation inside a user
-//! namespace: `main()` re-executes trowel there first (`userns.rs`, with the maps of
+//! namespace: `main()` makes the process enter it first (`userns.rs`, with the maps of
 //! `idmap.rs`), so the engine and this helper run as root of that namespace and change only
 //! what it refuses (`/sys` bound rather than mounted; no device nodes).
 //!
@@ -64,6 +64,7 @@ mod sys;
 mod tether;
 mod user;
 pub mod userns;
+mod userns_map;
 mod wire;
 
 use std::path::PathBuf;

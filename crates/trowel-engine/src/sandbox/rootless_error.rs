@@ -34,7 +34,8 @@ pub enum RootlessError {
     #[error("rootless isolation: read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
 
-    /// The re-executed trowel could not be started, or the handshake with it broke.
+    /// Entering the namespace broke down (a fork, a pipe, the process that runs the helpers),
+    /// or the maps written did not make this process 0.
     #[error("rootless isolation: {what}: {source}")]
     Start { what: String, source: io::Error },
 
