@@ -247,11 +247,12 @@ fn mount_dev(devices: Vec<(&'static str, OwnedFd)>) -> Step<()> {
 /// namespace other than the initial one (a pod with `hostUsers: false`, rootless isolation) the
 /// kernel allows a new `proc` only while one is already visible in the mount namespace
 /// (`mount_too_revealing`), and once the pivot has detached the host's filesystem none is. The
-/// image's `proc` is opened without following a symlink, so the mount lands in the root. Where
-/// the kernel refuses it because part of the visible `proc` is covered (a container's masked
-/// paths), the error says so and what to change (`rootless_error::proc_refused`): a bare EPERM
-/// says neither. No fallback: the one `proc` that could be had instead is the outer one, whose
-/// processes are not the sandbox's (issue 19).
+/// image's `proc` is opened without following a symlink, so the mount lands in the root. When
+/// rootless isolation's mount is refused because part of the visible `proc` is covered (a
+/// container's masked paths), the error says so and what to change
+/// (`rootless_error::proc_refused`): a bare EPERM says neither. No fallback: the one `proc` that
+/// could be had instead is the outer one, whose processes are not the sandbox's (issue 19).
+/// Chroot isolation keeps the kernel's words, which its probe in a pod explains (`probe::hint`).
 fn mount_proc_in(root: &Path, userns: bool) -> Step<()> {
     use rustix::fs::{Mode, OFlags};
     let target = root.join("proc");
