@@ -263,7 +263,8 @@ fn is_debian(name: &str) -> bool {
 /// Root's build of a Debian case, made once per test process: by the root pass or the rootless
 /// pass, whichever asks first (the other waits for it), so a whole run builds it once.
 fn root_build(name: &str) -> Arc<Option<Built>> {
-    static BUILDS: OnceLock<Mutex<HashMap<String, Arc<OnceLock<Arc<Option<Built>>>>>>> = OnceLock::new();
+    type Cell = Arc<OnceLock<Arc<Option<Built>>>>;
+    static BUILDS: OnceLock<Mutex<HashMap<String, Cell>>> = OnceLock::new();
     let cell = BUILDS.get_or_init(Default::default).lock().unwrap().entry(name.to_string()).or_default().clone();
     // A build that panicked leaves the cell empty: the next test to ask builds (and fails) again.
     cell.get_or_init(|| Arc::new(run_case_as(name, Who::Root, false))).clone()
