@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages trowel's tests, demo and benchmarks use (idempotent).
 set -euo pipefail
-pkgs=(nodejs docker-registry skopeo umoci crun busybox-static apache2-utils openssl curl file xz-utils zstd tmux python3 python3-venv python3-jwt python3-cryptography python3-yaml patchelf ca-certificates binutils debootstrap openssh-server openssh-client git qemu-user-static binfmt-support strace uidmap passwd util-linux)
+pkgs=(nodejs docker-registry skopeo umoci crun busybox-static apache2-utils openssl curl file xz-utils zstd tmux python3 python3-venv python3-jwt python3-cryptography python3-yaml patchelf ca-certificates binutils debootstrap openssh-server openssh-client git qemu-user-static binfmt-support strace uidmap passwd util-linux libcap2-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

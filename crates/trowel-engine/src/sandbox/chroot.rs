@@ -93,7 +93,7 @@ pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
     )
     .context(|| format!("remount the build root {} nodev", root.display()))?;
 
-    mount_proc_in(root)?;
+    mount_proc_in(root, plan.userns)?;
     pivot_into(root)?;
     mount_dev(devices)?;
     harden_proc(plan.privileged)?;
@@ -247,16 +247,26 @@ fn mount_dev(devices: Vec<(&'static str, OwnedFd)>) -> Step<()> {
 /// namespace other than the initial one (a pod with `hostUsers: false`, rootless isolation) the
 /// kernel allows a new `proc` only while one is already visible in the mount namespace
 /// (`mount_too_revealing`), and once the pivot has detached the host's filesystem none is. The
-/// image's `proc` is opened without following a symlink, so the mount lands in the root.
-fn mount_proc_in(root: &Path) -> Step<()> {
+/// image's `proc` is opened without following a symlink, so the mount lands in the root. When
+/// rootless isolation's mount is refused because part of the visible `proc` is covered (a
+/// container's masked paths), the error says so and what to change
+/// (`rootless_error::proc_refused`): a bare EPERM says neither. No fallback: the one `proc` that
+/// could be had instead is the outer one, whose processes are not the sandbox's (issue 19).
+/// Chroot isolation keeps the kernel's words, which its probe in a pod explains (`probe::hint`).
+fn mount_proc_in(root: &Path, userns: bool) -> Step<()> {
     use rustix::fs::{Mode, OFlags};
     let target = root.join("proc");
     let dir =
         rustix::fs::open(&target, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
             .context(|| format!("open {}", target.display()))?;
     let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir));
-    mount(Some("proc"), via.as_str(), Some("proc"), flags_nosuid_nodev_noexec(), None::<&str>)
-        .context(|| "mount proc on /proc".into())
+    match mount(Some("proc"), via.as_str(), Some("proc"), flags_nosuid_nodev_noexec(), None::<&str>) {
+        Err(e) => match userns.then(|| super::rootless_error::proc_refused(e as i32)).flatten() {
+            Some(refused) => Err(Failure(format!("mount proc on /proc: {refused}"))),
+            None => Err(e).context(|| "mount proc on /proc".into()),
+        },
+        Ok(()) => Ok(()),
+    }
 }
 
 /// `privileged` (`RUN --security=insecure`): nothing of `/proc` is read-only or hidden.

@@ -46,6 +46,18 @@ pub enum RootlessError {
          btrfs, tmpfs) for {flag}"
     )]
     Filesystem { dir: PathBuf, fs: String, what: String, flag: &'static str, source: io::Error },
+
+    /// The kernel refused RUN's `/proc` (`mount_too_revealing`): in a user namespace a new
+    /// `proc` needs one already mounted that is fully visible; `why` says what hides part of it.
+    #[error(
+        "rootless isolation: the kernel refuses to mount /proc for RUN ({source}): in a user namespace a new \
+         proc may only be mounted where a proc already mounted is fully visible, and {why}. Run trowel's container with /proc unmasked (Docker: --security-opt \
+         systempaths=unconfined; Podman: --security-opt unmask=ALL; Kubernetes: securityContext.procMount: \
+         Unmasked, which needs hostUsers: false), or build as the container's root instead: --isolation=chroot \
+         where the container allows it (a pod with hostUsers: false, SYS_ADMIN and a seccomp profile allowing \
+         pivot_root), else --isolation=container (see docs/isolation.md)"
+    )]
+    ProcRefused { why: String, source: io::Error },
 }
 
 /// Reads a sysctl under `/proc/sys`, `None` when the kernel does not have it.
@@ -108,6 +120,72 @@ fn restricted_given(errno: i32, sysctl: &dyn Fn(&str) -> Option<String>) -> Root
     RootlessError::Restricted { reason, source }
 }
 
+/// Why rootless isolation's `proc` mount for RUN failed with `errno`, when the kernel's
+/// visibility rule is the likely cause: `None` in the initial user namespace (which the rule does
+/// not apply to) or for another errno, so the caller keeps the kernel's bare words there. (Chroot
+/// isolation in a pod meets the same rule; its probe words that, `probe::hint`.)
+pub(super) fn proc_refused(errno: i32) -> Option<RootlessError> {
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    proc_refused_given(errno, &uid_map, &mountinfo)
+}
+
+/// [`proc_refused`], the process's uid map and mount table given.
+fn proc_refused_given(errno: i32, uid_map: &str, mountinfo: &str) -> Option<RootlessError> {
+    let initial = uid_map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+    if errno != libc::EPERM || initial {
+        return None;
+    }
+    let covered = covered_proc_paths(mountinfo);
+    let why = match (covered.procs, covered.paths.as_slice()) {
+        (0, _) => "no proc is mounted in trowel's mount namespace".to_string(),
+        (_, []) => {
+            "the proc mounted here is not (it may be read-only, or mounted with hidepid or subset=pid)".to_string()
+        }
+        (_, paths) => {
+            let shown: Vec<&str> = paths.iter().take(6).map(String::as_str).collect();
+            let more = paths.len().saturating_sub(shown.len());
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            format!(
+                "here parts of it are covered by mounts this namespace may not remove: {}{more} (a container's \
+                 masked /proc paths, as Docker, Podman and Kubernetes make them)",
+                shown.join(", ")
+            )
+        }
+    };
+    Some(RootlessError::ProcRefused { why, source: io::Error::from_raw_os_error(errno) })
+}
+
+/// What the mount table shows of the `proc` file systems mounted.
+struct CoveredProc {
+    /// How many `proc` mounts there are.
+    procs: usize,
+    /// Mount points inside one of them, in table order. binfmt_misc is left out: it sits on an
+    /// empty directory of `/proc/sys`, which the kernel does not count as hiding anything.
+    paths: Vec<String>,
+}
+
+fn covered_proc_paths(mountinfo: &str) -> CoveredProc {
+    // Fields: id parent major:minor root mount-point options [optional…] - fstype source super-options.
+    let mounts: Vec<(String, String)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            Some((super::detect::unescape(f.get(4)?), (*f.get(dash + 1)?).to_string()))
+        })
+        .collect();
+    let procs: Vec<&String> = mounts.iter().filter(|(_, t)| t == "proc").map(|(p, _)| p).collect();
+    let mut paths: Vec<String> = Vec::new();
+    for (point, fstype) in &mounts {
+        let inside = procs.iter().any(|p| point.starts_with(&format!("{}/", p.trim_end_matches('/'))));
+        if inside && fstype != "binfmt_misc" && !paths.contains(point) {
+            paths.push(point.clone());
+        }
+    }
+    CoveredProc { procs: procs.len(), paths }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +209,32 @@ mod tests {
         let e = said(restricted_given(libc::EPERM, &apparmor));
         assert!(e.contains("kernel.apparmor_restrict_unprivileged_userns is 1") && e.contains("`userns,`"), "{e}");
         assert!(said(restricted_given(libc::EPERM, &full)).contains("denies mounts in user namespaces"));
+    }
+
+    /// The refused `/proc` names what covers it (Docker's masks, not binfmt_misc) and the fix,
+    /// and keeps quiet where the kernel's rule cannot be the cause.
+    #[test]
+    fn a_refused_proc_names_the_masks_and_the_fix() {
+        let userns = "         0       1000          1\n";
+        let docker = "\
+            20 1 0:5 / / rw - overlay overlay rw\n\
+            21 20 0:6 / /proc rw,nosuid - proc proc rw\n\
+            22 21 0:7 / /proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw\n\
+            23 21 0:8 /null /proc/keys rw - devtmpfs udev rw\n\
+            24 21 0:9 / /proc/acpi ro - tmpfs tmpfs ro\n\
+            25 20 0:10 / /proc\\040x rw - tmpfs tmpfs rw\n";
+        let e = proc_refused_given(libc::EPERM, userns, docker).unwrap().to_string();
+        assert!(e.starts_with("rootless isolation: the kernel refuses to mount /proc for RUN"), "{e}");
+        assert!(
+            e.contains("covered by mounts this namespace may not remove: /proc/keys, /proc/acpi (a container's"),
+            "{e}"
+        );
+        for fix in ["systempaths=unconfined", "procMount: Unmasked", "--isolation=chroot", "--isolation=container"] {
+            assert!(e.contains(fix), "{fix}: {e}");
+        }
+        let none = proc_refused_given(libc::EPERM, userns, "20 1 0:5 / / rw - ext4 /dev/sda rw\n");
+        assert!(none.unwrap().to_string().contains("no proc is mounted"));
+        assert!(proc_refused_given(libc::EPERM, "0 0 4294967295\n", docker).is_none(), "initial namespace");
+        assert!(proc_refused_given(libc::ENOENT, userns, docker).is_none(), "another errno");
     }
 }
