@@ -258,3 +258,60 @@ fn a_store_that_cannot_be_mounted_is_said_once_and_roots_are_unpacked() {
     assert!(log.contains("unpacked-layer store not used"), "{log}");
     assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/one"), "one\n");
 }
+
+/// A rootless build killed (SIGKILL, the whole process group: the relay and trowel in the
+/// namespace) while it makes an entry of a Debian base leaves no half-made entry: the next
+/// build removes what it left, makes the entry and mounts from it, and the cache dir checks
+/// clean.
+#[test]
+fn a_rootless_build_killed_while_making_an_entry_leaves_none_half_made() {
+    use std::os::unix::process::CommandExt as _;
+    let debian = debian_image("minbase");
+    let u = user(WITH_RANGE, true);
+    let ws = Workspace::new(&u);
+    ws.write("ctx/Dockerfile", &format!("FROM {debian}\nRUN echo after > /after\n"));
+    let cache = ws.path("cache");
+    let dest = format!("{}/{}:1", env().registry, unique_repo("rlstore-killed"));
+    let mut child = ws
+        .trowel()
+        .args(["build", "--no-push", "--cache-dir"])
+        .arg(&cache)
+        .arg("--context")
+        .arg(ws.path("ctx"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Killed once an entry is being made in the store's tmp/ (its first files written).
+    let making = |c: &Path| {
+        names(&c.join("unpacked-userns")).iter().any(|s| {
+            let tmp = c.join("unpacked-userns").join(s).join("tmp");
+            names(&tmp).iter().any(|t| names(&tmp.join(t).join("upper")).len() > 3)
+        })
+    };
+    let t0 = std::time::Instant::now();
+    while !making(&cache) {
+        assert!(child.try_wait().unwrap().is_none(), "the build ended before it was seen making an entry");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(300));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed: {status:?}");
+    let store = the_store(&cache, "range");
+    assert!(names(&store.join("sha256")).is_empty(), "no entry appeared: {:?}", names(&store.join("sha256")));
+
+    let (log, _) = build_as_user(&ws, &cache, &dest, "digest");
+    assert!(log.contains("Mounted 1 layer(s) from the unpacked-layer store (0 there already, 1 unpacked"), "{log}");
+    assert_eq!(names(&store.join("sha256")).len(), 1);
+    assert!(names(&store.join("tmp")).is_empty(), "the killed build's tmp/ is gone: {:?}", names(&store.join("tmp")));
+    let o = ok(ws.trowel().args(["cache", "check", "--cache-dir"]).arg(&cache));
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!said.contains("corrupt"), "{said}");
+    assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/after"), "after\n");
+}
