@@ -130,6 +130,10 @@ fn store_name(kind: &str, uid_map: &str, gid_map: &str) -> String {
     format!("{kind}-{}", &Digest::of(maps.as_bytes()).hex()[..12])
 }
 
+/// An entry made for a layer: what unpacking it did, the entry until it is committed, and its
+/// hard-linked files (recorded in a user namespace only, else none).
+type MadeEntry = (UnpackStats, Pending, Vec<String>);
+
 /// What a root mounted from the store holds besides its merged directory.
 pub(crate) struct RootMount {
     mount: LayerMount,
@@ -369,7 +373,7 @@ impl BuildContext<'_> {
         chain: &Digest,
         lowers: &[PathBuf],
         linked: Option<&[String]>,
-    ) -> Result<Result<(UnpackStats, Pending, Vec<String>), String>, BuildError> {
+    ) -> Result<Result<MadeEntry, String>, BuildError> {
         let pending = match store.begin() {
             Ok(p) => p,
             Err(e) => return Ok(Err(format!("an entry of the unpacked-layer store cannot be made: {e}"))),
