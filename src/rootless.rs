@@ -3,8 +3,9 @@
 //! and goes on as the build — and the checks made once inside.
 //!
 //! `build` and `debug` enter it: they unpack images with their owners and run RUN steps.
-//! `warm`, `check`, `cache`, `login` and `replay` never need it: they only read and write files
-//! the user owns (a trace replayed is only read).
+//! `cache` does on a cache dir with a rootless store of a range mapping (its files belong to
+//! subordinate ids). `warm`, `check`, `login` and `replay` never need it: they only read and
+//! write files the user owns (a trace replayed is only read).
 
 use trowel_engine::engine::BuildOptions;
 use trowel_engine::sandbox::Isolation;
@@ -16,12 +17,13 @@ use crate::cli::Command;
 /// namespace, then returns `None` to go on (now inside it). `Some(code)`: it could not, the
 /// reason printed; exit with `code`. Call it before any thread is started.
 pub fn enter_if_needed(command: &Command) -> Option<i32> {
-    let build = match command {
-        Command::Build(b) => b,
-        Command::Debug(d) => &d.build,
+    let rootless = match command {
+        Command::Build(b) => b.isolation.resolve() == Isolation::Rootless,
+        Command::Debug(d) => d.build.isolation.resolve() == Isolation::Rootless,
+        Command::Cache(c) => c.needs_user_namespace(),
         _ => return None,
     };
-    if build.isolation.resolve() != Isolation::Rootless || userns::current_mapping().is_some() {
+    if !rootless || userns::current_mapping().is_some() {
         return None;
     }
     match userns::enter(&mut |warning| eprintln!("warning: {warning}")) {

@@ -16,6 +16,22 @@ pub struct CacheArgs {
     pub command: CacheCommand,
 }
 
+impl CacheArgs {
+    /// Whether an ordinary user runs this on a cache dir holding a rootless store made with a
+    /// subordinate range: files there belong to the user's subordinate ids, which only root of
+    /// the user's namespace may remove or read, so the command runs in it (`rootless.rs`).
+    pub fn needs_user_namespace(&self) -> bool {
+        let dir = match &self.command {
+            CacheCommand::Prune(a) => &a.cache_dir,
+            CacheCommand::Check(a) => &a.cache_dir,
+        };
+        let stores = dir.join(trowel_engine::cache::unpacked::USERNS_STORES);
+        !trowel_engine::sandbox::userns::running_as_root()
+            && std::fs::read_dir(stores)
+                .is_ok_and(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("range-")))
+    }
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum CacheCommand {
     /// Remove the least recently used entries of the cache dir (unpacked layers, base images,

@@ -9,6 +9,7 @@
 //! <dir>/tmp/<random>/            an entry being made: upper/, work/, empty/, .lock
 //! <dir>/uses/<chain id hex>       its use lock and last use (`cache/usage.rs`)
 //! <dir>/making/<chain id hex>     held while a build makes it (`cache/usage.rs`)
+//! <dir>/links/<chain id hex>      its hard-linked files (rootless stores only, `fs/hardlinks.rs`)
 //! ```
 //! An entry is keyed by the layer's OCI *chain ID* (the digest of the diff_ids of it and every
 //! layer below), not by its own diff_id: it is made by applying the layer through an overlay of
@@ -37,6 +38,14 @@ use rustix::fs::RenameFlags;
 
 use crate::digest::{Digest, Hasher};
 use crate::fs::dir_lock;
+
+/// The directory under the cache dir that holds rootless builds' stores, one per user-namespace
+/// mapping (`<cache-dir>/unpacked-userns/<range|single>-<hex>/`, each laid out as above; why
+/// apart: `engine/root_store.rs`, `userns_store`).
+pub const USERNS_STORES: &str = "unpacked-userns";
+
+/// Where a store keeps its entries' lists of hard-linked files (`fs/hardlinks.rs`).
+pub const LINKS_DIR: &str = "links";
 
 /// The store in one directory.
 #[derive(Debug, Clone)]
@@ -130,6 +139,29 @@ impl UnpackedStore {
     /// `waiting`) while another process makes it; look for the entry again once it returns.
     pub fn make_lock(&self, chain: &Digest, waiting: &mut dyn FnMut()) -> io::Result<crate::cache::usage::Making> {
         crate::cache::usage::make_entry(&self.dir, chain.hex(), waiting).map_err(|e| io_at(&self.dir, e))
+    }
+
+    /// Records the hard-linked files of `chain`'s entry (see `fs/hardlinks.rs`): written
+    /// whole, by a rename, before the entry itself is committed, so an entry of a rootless
+    /// store never exists without its list.
+    pub fn write_links(&self, chain: &Digest, paths: &[String]) -> io::Result<()> {
+        let dir = self.dir.join(LINKS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| io_at(&dir, e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| io_at(&dir, e))?;
+        serde_json::to_writer(&mut tmp, paths).map_err(io::Error::from)?;
+        tmp.persist(dir.join(chain.hex())).map_err(|e| io_at(&dir, e.error))?;
+        Ok(())
+    }
+
+    /// The hard-linked files of `chain`'s entry as [`UnpackedStore::write_links`] recorded
+    /// them; `None` when there is no record (an entry made by a trowel that kept none).
+    pub fn links(&self, chain: &Digest) -> io::Result<Option<Vec<String>>> {
+        let p = self.dir.join(LINKS_DIR).join(chain.hex());
+        match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| io_at(&p, e.into())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(&p, e)),
+        }
     }
 
     /// Whether the entry of `chain` is complete and usable (only complete ones are ever there).

@@ -1,4 +1,5 @@
-//! Build roots mounted from the unpacked-layer store (`cache/unpacked.rs`) in chroot isolation:
+//! Build roots mounted from the unpacked-layer store (`cache/unpacked.rs`) in chroot and
+//! rootless isolation:
 //! each of a stage's layers is unpacked once per machine, and a root is an overlay of those
 //! directories with an upper directory of its own in the build's work dir, so a RUN on a
 //! Debian base starts without writing its files again. The rest of the engine sees an
@@ -12,6 +13,13 @@
 //! construction rather than by a second implementation of whiteouts; and overlayfs escapes any
 //! `trusted.overlay.*` attribute a layer carries, so a layer cannot forge overlay metadata.
 //!
+//! In a user namespace (rootless isolation) the entries are made and the overlays mounted
+//! there, with overlayfs's `userxattr`: its own markers are `user.overlay.*`, an entry's files
+//! are owned by the host ids of the namespace's mapping, so such builds have a store of their
+//! own per mapping (`userns_store`). Overlayfs keeps no inode index there, so the hard-linked
+//! files of the entries are copied up as one before a root or a layer being applied uses them
+//! (`fs/hardlinks.rs`); the store keeps each entry's list of them.
+//!
 //! When the store cannot serve a root (no cache dir, container isolation, overlayfs not
 //! mountable there, a layer overlayfs cannot represent), the root is unpacked as before and the
 //! `base_unpacked` event says why.
@@ -24,7 +32,7 @@ use std::time::Instant;
 
 use trowel_events::Event;
 
-use crate::cache::unpacked::{Pending, UnpackedStore, chain_ids};
+use crate::cache::unpacked::{Pending, USERNS_STORES, UnpackedStore, chain_ids};
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
@@ -69,13 +77,11 @@ impl StoreChoice {
     pub fn new(dir: Option<&Path>, isolation: Isolation) -> StoreChoice {
         let configured = match dir {
             _ if isolation == Isolation::Container => Err("container isolation unpacks into /".to_string()),
-            // Overlayfs mounted in a user namespace marks whiteouts and opaque directories with
-            // user.overlay.* attributes, a root's with trusted.overlay.*: one store's entries
-            // would mean different things to the two (a follow-up makes the store per kind).
-            _ if isolation == Isolation::Rootless => {
-                Err("rootless isolation unpacks each root (the store's overlays are made as real root)".to_string())
-            }
             None => Err("no cache dir (--cache-dir does not exist)".to_string()),
+            // A store of its own per user-namespace mapping (see `cache/unpacked.rs`).
+            Some(d) if isolation == Isolation::Rootless || crate::fs::overlay_mount::in_user_namespace() => {
+                userns_store(d)
+            }
             Some(d) => Ok(d.to_path_buf()),
         };
         StoreChoice {
@@ -87,6 +93,46 @@ impl StoreChoice {
         }
     }
 }
+
+/// The store of a build in a user namespace (rootless isolation; or chroot isolation in a pod
+/// with one), beside root's (`<dir>` is root's `<cache-dir>/unpacked`):
+/// `<cache-dir>/unpacked-userns/<range|single|ns>-<12 hex>`, one per mapping of the namespace
+/// this process is in, the hex a digest of its uid and gid maps. Kept apart from root's because an
+/// entry's files are owned by the host ids the mapping gave them (the user's subordinate ids)
+/// and its whiteouts and opaque directories are marked with `user.overlay.*`, which an overlay
+/// mounted as real root ignores; and apart per mapping because an entry made with one id only
+/// has every file owned by the user (0 inside), which a range mapping would serve as the image's
+/// owners, and an entry made with a range holds ids another mapping shows as `nobody`.
+fn userns_store(dir: &Path) -> Result<PathBuf, String> {
+    // `None`: a namespace trowel did not make (a pod with `hostUsers: false`, chroot isolation).
+    let kind = match crate::sandbox::userns::current_mapping() {
+        Some(crate::sandbox::userns::Mapping::Range) => "range",
+        Some(crate::sandbox::userns::Mapping::Single) => "single",
+        None => "ns",
+    };
+    let read = |f: &str| std::fs::read_to_string(f).map_err(|e| format!("read {f}: {e}"));
+    let name = store_name(kind, &read("/proc/self/uid_map")?, &read("/proc/self/gid_map")?);
+    let cache_dir = dir.parent().unwrap_or(dir);
+    Ok(cache_dir.join(USERNS_STORES).join(name))
+}
+
+/// `<kind>-<12 hex>`: the hex from the numbers of the uid and gid maps (the kernel pads their
+/// columns), so two mappings never share a store.
+fn store_name(kind: &str, uid_map: &str, gid_map: &str) -> String {
+    let mut maps = String::new();
+    for text in [uid_map, gid_map] {
+        for line in text.lines() {
+            maps.push_str(&line.split_whitespace().collect::<Vec<_>>().join(" "));
+            maps.push('\n');
+        }
+        maps.push_str("--\n");
+    }
+    format!("{kind}-{}", &Digest::of(maps.as_bytes()).hex()[..12])
+}
+
+/// An entry made for a layer: what unpacking it did, the entry until it is committed, and its
+/// hard-linked files (recorded in a user namespace only, else none).
+type MadeEntry = (UnpackStats, Pending, Vec<String>);
 
 /// What a root mounted from the store holds besides its merged directory.
 pub(crate) struct RootMount {
@@ -110,10 +156,18 @@ impl BuildContext<'_> {
     pub(crate) fn root_store(&self) -> Result<&UnpackedStore, &str> {
         let dir = self.unpacked.configured.as_ref().map_err(String::as_str)?;
         let ready = self.unpacked.ready.get_or_init(|| {
-            let store = UnpackedStore::open(dir)
-                .map_err(|e| format!("the unpacked-layer store {} cannot be opened: {e}", dir.display()))?;
-            self.probe_store(&store)?;
-            Ok(store)
+            let opened = UnpackedStore::open(dir)
+                .map_err(|e| format!("the unpacked-layer store {} cannot be opened: {e}", dir.display()))
+                .and_then(|store| self.probe_store(&store).map(|()| store));
+            // Once per build: in a user namespace the file system may refuse what root's may not
+            // (overlayfs with `userxattr`, user.* attributes), and every root then costs a full
+            // unpack, which the user should know without reading each stage's line.
+            if let Err(why) = &opened
+                && crate::fs::overlay_mount::in_user_namespace()
+            {
+                self.emitter.warn(format!("{why}; every root is unpacked instead (as without a cache dir)"));
+            }
+            opened
         });
         ready.as_ref().map_err(String::as_str)
     }
@@ -152,6 +206,19 @@ impl BuildContext<'_> {
         // cannot be mounted after all: they are good entries.
         let committed_later = |made: Vec<(Pending, Digest)>| self.commit_later(store, made);
         let (mut entries, mut bytes, mut found) = (0u64, 0u64, 0usize);
+        // In a user namespace: the hard-linked files of the entries so far (`fs/hardlinks.rs`).
+        let userns = crate::fs::overlay_mount::in_user_namespace();
+        let mut linked: Vec<String> = Vec::new();
+        let links_of = |chain: &Digest, linked: &mut Vec<String>| -> Result<(), String> {
+            if userns {
+                match store.links(chain) {
+                    Ok(Some(paths)) => linked.extend(paths),
+                    Ok(None) => return Err(format!("the entry {} has no record of its hard links", chain.hex())),
+                    Err(e) => return Err(format!("an entry's hard links cannot be read: {e}")),
+                }
+            }
+            Ok(())
+        };
         for (l, chain) in layers.iter().zip(&chains) {
             if let Err(why) = self.hold_entry(store, chain) {
                 committed_later(made);
@@ -159,12 +226,14 @@ impl BuildContext<'_> {
             }
             // Made by an earlier root of this build and still being committed.
             let ours = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner()).get(chain).cloned();
-            if let Some(dir) = ours.filter(|d| d.is_dir()) {
+            let known = ours.filter(|d| d.is_dir()).or_else(|| store.has(chain).then(|| store.entry(chain)));
+            if let Some(dir) = known {
+                if let Err(why) = links_of(chain, &mut linked) {
+                    committed_later(made);
+                    return Ok(Err(why));
+                }
                 found += 1;
                 lowers.push(dir);
-            } else if store.has(chain) {
-                found += 1;
-                lowers.push(store.entry(chain));
             } else {
                 // Another build making the same entry right now is waited for, not repeated.
                 let making = match store.make_lock(chain, &mut || {
@@ -181,12 +250,17 @@ impl BuildContext<'_> {
                     }
                 };
                 if store.has(chain) {
+                    if let Err(why) = links_of(chain, &mut linked) {
+                        committed_later(made);
+                        return Ok(Err(why));
+                    }
                     found += 1;
                     lowers.push(store.entry(chain));
                     continue;
                 }
-                match self.store_layer(store, l, &lowers)? {
-                    Ok((stats, mut pending)) => {
+                match self.store_layer(store, l, chain, &lowers, userns.then_some(linked.as_slice()))? {
+                    Ok((stats, mut pending, links)) => {
+                        linked.extend(links);
                         pending.set_making(making);
                         entries += stats.entries;
                         bytes += stats.bytes;
@@ -233,6 +307,13 @@ impl BuildContext<'_> {
             )));
         }
         let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
+        if let Err(e) = crate::fs::hardlinks::copy_up_groups(&root, &linked) {
+            drop((root, mount));
+            for d in [&dir, &upper, &work] {
+                let _ = crate::fs::remove::remove_tree(d);
+            }
+            return Ok(Err(format!("its hard-linked files could not be copied up as one: {e}")));
+        }
         let mut snap = Snapshotter::on_overlay(root, self.opts.layers.snapshot_mode, self.snapshot_ignore.clone());
         snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         if let Some(stage) = stage {
@@ -281,14 +362,18 @@ impl BuildContext<'_> {
         }
     }
 
-    /// Makes the store's entry for layer `l` over the entries `lowers` (bottom first):
-    /// unpacked and verified through an overlay; to be committed once used.
+    /// Makes the store's entry for layer `l` (chain ID `chain`) over the entries `lowers`
+    /// (bottom first): unpacked and verified through an overlay; to be committed once used.
+    /// In a user namespace (`linked`: the hard-linked files of `lowers`), those are copied up
+    /// as one first, and the entry's own are recorded and returned (`fs/hardlinks.rs`).
     fn store_layer(
         &self,
         store: &UnpackedStore,
         l: &StageLayer,
+        chain: &Digest,
         lowers: &[PathBuf],
-    ) -> Result<Result<(UnpackStats, Pending), String>, BuildError> {
+        linked: Option<&[String]>,
+    ) -> Result<Result<MadeEntry, String>, BuildError> {
         let pending = match store.begin() {
             Ok(p) => p,
             Err(e) => return Ok(Err(format!("an entry of the unpacked-layer store cannot be made: {e}"))),
@@ -311,7 +396,16 @@ impl BuildContext<'_> {
                 Err(e) => return Ok(Err(format!("a layer could not be unpacked through an overlay: {e}"))),
             };
             let root = Root::open(&target).map_err(BuildError::fs(format!("open {}", target.display())))?;
-            let result = self.unpack_verified(&root, l, &self.unpack_options(), "unpack");
+            let copied = crate::fs::hardlinks::copy_up_groups(&root, linked.unwrap_or_default());
+            let result = match copied {
+                Ok(_) => self.unpack_verified(&root, l, &self.unpack_options(), "unpack"),
+                Err(e) => {
+                    drop(root);
+                    drop(mount);
+                    let _ = std::fs::remove_dir(&target);
+                    return Ok(Err(format!("hard-linked files could not be copied up as one: {e}")));
+                }
+            };
             drop(root);
             let unmounted = mount.unmount();
             let _ = std::fs::remove_dir(&target);
@@ -332,7 +426,16 @@ impl BuildContext<'_> {
                 return Err(super::disk_full::at(super::disk_full::FullDir::CacheDir, cache_dir, e));
             }
         };
-        Ok(Ok((stats, pending)))
+        let mut links = Vec::new();
+        if linked.is_some() {
+            let recorded = crate::fs::hardlinks::linked_files(&pending.upper())
+                .and_then(|paths| store.write_links(chain, &paths).map(|()| paths));
+            match recorded {
+                Ok(paths) => links = paths,
+                Err(e) => return Ok(Err(format!("an entry's hard links could not be recorded: {e}"))),
+            }
+        }
+        Ok(Ok((stats, pending, links)))
     }
 }
 
@@ -347,7 +450,7 @@ fn copy_root_meta(lower: Option<&Path>, upper: &Path) -> Result<(), FsError> {
     to.set_owner("/", st.uid, st.gid)?;
     to.set_mode("/", st.mode)?;
     for name in from.list_xattrs("/")? {
-        if name.starts_with("trusted.overlay.") {
+        if name.starts_with(crate::fs::overlay_mount::private_xattr_prefix()) {
             continue;
         }
         if let Some(v) = from.get_xattr("/", &name)? {
@@ -355,4 +458,24 @@ fn copy_root_meta(lower: Option<&Path>, upper: &Path) -> Result<(), FsError> {
         }
     }
     to.set_times("/", st.atime, st.mtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_name;
+
+    /// One store per mapping: the kind and every number of either map tell them apart; the
+    /// kernel's column padding does not.
+    #[test]
+    fn each_mapping_has_a_store_of_its_own() {
+        let single = store_name("single", "         0       1000          1\n", "         0       1000          1\n");
+        let range = "0 1000 1\n1 1000000 65536\n";
+        let a = store_name("range", range, range);
+        assert!(single.starts_with("single-") && a.starts_with("range-"), "{single} {a}");
+        assert_eq!(single.len(), "single-".len() + 12);
+        assert_eq!(store_name("single", "0 1000 1\n", "0 1000 1\n"), single, "padding is not part of it");
+        assert_ne!(store_name("range", "0 1000 1\n1 1065536 65536\n", range), a, "another range");
+        assert_ne!(store_name("range", range, "0 1000 1\n1 1000000 65535\n"), a, "another gid range");
+        assert_ne!(store_name("range", "0 1000 1\n", "0 1000 1\n"), store_name("single", "0 1000 1\n", "0 1000 1\n"));
+    }
 }

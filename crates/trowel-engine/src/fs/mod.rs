@@ -18,6 +18,7 @@ pub mod copy;
 pub mod dir_lock;
 mod error;
 pub mod extract;
+pub mod hardlinks;
 pub mod ignore;
 pub mod layer;
 pub mod listing;

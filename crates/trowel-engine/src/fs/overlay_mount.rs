@@ -112,15 +112,13 @@ impl OverlaySpec<'_> {
         fsconfig_set_string(&fs, "workdir", self.work)?;
         // Root of a user namespace (rootless isolation) may not write trusted.* attributes:
         // overlayfs then keeps its opaque markers as user.overlay.* (`overlay.rs` reads both),
-        // and takes `redirect_dir=nofollow` for "off" (it refuses "off", which follows redirects
-        // it finds, with `userxattr`): redirects are neither made nor followed.
+        // and some options change meaning (`userns_value`).
         let userns = in_user_namespace();
         if userns {
             rustix::mount::fsconfig_set_flag(&fs, "userxattr")?;
         }
         for (key, value) in self.options() {
-            let value = if userns && *key == "redirect_dir" && *value == "off" { "nofollow" } else { *value };
-            fsconfig_set_string(&fs, *key, value)?;
+            fsconfig_set_string(&fs, *key, userns_value(userns, key, value))?;
         }
         fsconfig_create(&fs)?;
         Ok(fs)
@@ -170,9 +168,7 @@ impl OverlaySpec<'_> {
         );
         let userns = in_user_namespace();
         for (key, value) in self.options() {
-            // As in `configure`.
-            let value = if userns && *key == "redirect_dir" && *value == "off" { "nofollow" } else { *value };
-            data.push_str(&format!(",{key}={value}"));
+            data.push_str(&format!(",{key}={}", userns_value(userns, key, value)));
         }
         if userns {
             data.push_str(",userxattr");
@@ -189,6 +185,28 @@ impl OverlaySpec<'_> {
         rustix::mount::mount("overlay", target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
             .map_err(|e| err("mount overlay on", target, e))
     }
+}
+
+/// The value of option `key` in a user namespace (`userns`), where overlayfs takes
+/// `redirect_dir=nofollow` for "off" (it refuses "off", which follows redirects it finds, with
+/// `userxattr`: redirects are neither made nor followed), and has no inode index: it needs file
+/// handles decoded, which takes CAP_DAC_READ_SEARCH in the initial namespace (overlayfs's
+/// `ovl_can_decode_fh`), so `index=on` would be turned off with a kernel message. Said plainly
+/// instead; what the index did for hard links is done by `fs/hardlinks.rs` there.
+fn userns_value<'a>(userns: bool, key: &str, value: &'a str) -> &'a str {
+    match (userns, key, value) {
+        (true, "redirect_dir", "off") => "nofollow",
+        (true, "index", _) => "off",
+        _ => value,
+    }
+}
+
+/// The prefix of overlayfs's own attributes (opaque directories, whiteouts, origins) on the
+/// directories this process's overlays use: `user.overlay.` in a user namespace (`userxattr`),
+/// else `trusted.overlay.`. A layer's own attributes with that prefix are stored escaped
+/// (`<prefix>overlay.*`), as overlayfs itself stores them when they are written through it.
+pub fn private_xattr_prefix() -> &'static str {
+    if in_user_namespace() { "user.overlay." } else { "trusted.overlay." }
 }
 
 /// An overlay mounted at `target`; unmounted (detached) when dropped.

@@ -113,6 +113,11 @@ fn check_scanned(cache_dir: &Path, inv: &Inventory, dry_run: bool) -> Vec<Findin
             Kind::ContextDigests if !crate::engine::context_digests::file_is_intact(&item.path) => {
                 Some("torn or corrupt (its trailer does not match)".to_string())
             }
+            // A rootless store's entry is committed only after its list of hard links is
+            // written (`cache/unpacked.rs`): without one, builds could not serve roots from it.
+            Kind::Unpacked if in_userns_store(cache_dir, &item.path) && !links_recorded(&item.path) => {
+                Some("an entry of a rootless store without its list of hard links".to_string())
+            }
             _ => item.blobs.iter().find_map(|b| {
                 if bad_blobs.contains(b) {
                     Some(format!("names blob {b}, which is corrupt"))
@@ -131,6 +136,17 @@ fn check_scanned(cache_dir: &Path, inv: &Inventory, dry_run: bool) -> Vec<Findin
         }
     }
     out
+}
+
+/// Whether `entry` (`<store>/sha256/<hex>`) is in one of the rootless builds' stores.
+fn in_userns_store(cache_dir: &Path, entry: &Path) -> bool {
+    entry.starts_with(cache_dir.join(crate::cache::unpacked::USERNS_STORES))
+}
+
+/// Whether the list of hard links of `entry` (`<store>/sha256/<hex>`) exists.
+fn links_recorded(entry: &Path) -> bool {
+    let (Some(store), Some(hex)) = (entry.parent().and_then(Path::parent), entry.file_name()) else { return false };
+    store.join(crate::cache::unpacked::LINKS_DIR).join(hex).is_file()
 }
 
 #[cfg(test)]

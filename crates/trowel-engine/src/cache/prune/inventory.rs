@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::cache::{basedir, local, usage};
+use crate::cache::{basedir, local, unpacked, usage};
 use crate::digest::Digest;
 
 /// Which store an entry is in.
@@ -154,6 +154,14 @@ impl Inventory {
         let mut inv = Inventory::default();
         inv.scan_blobs(&cache_dir.join("blobs/sha256"));
         inv.scan_unpacked(&cache_dir.join("unpacked"));
+        // Rootless builds' stores, one per user-namespace mapping (`cache/unpacked.rs`).
+        for (_, path, m) in entries(&cache_dir.join(unpacked::USERNS_STORES)) {
+            if m.is_dir() {
+                inv.scan_unpacked(&path);
+            } else {
+                inv.unreadable.push((path, "not an unpacked-layer store".into()));
+            }
+        }
         inv.scan_refs(&cache_dir.join("refs"));
         inv.scan_layers(&cache_dir.join(local::LAYERS_DIR));
         inv.scan_context_digests(&cache_dir.join(crate::engine::context_digests::DIR));

@@ -62,8 +62,9 @@ pub struct UnpackOptions {
     /// The root is the bottom layer of an overlayfs stack (an entry of the unpacked-layer
     /// store), written directly rather than through an overlay: what overlayfs would give a
     /// meaning it does not have in the image is made what an overlay makes of it. Attributes
-    /// `trusted.overlay.*` are stored escaped (`trusted.overlay.overlay.*`, read back through
-    /// the overlay as written), and a character device 0:0 — a whiteout to overlayfs — is
+    /// `trusted.overlay.*` (`user.overlay.*` in a user namespace, where overlays take
+    /// `userxattr`) are stored escaped (`trusted.overlay.overlay.*`, read back through the
+    /// overlay as written), and a character device 0:0 — a whiteout to overlayfs — is
     /// refused with [`FsError::DeviceNotAllowed`] as an overlay refuses to create one.
     pub overlay_lower: bool,
     /// Character and block devices are skipped (each listed in
@@ -430,8 +431,9 @@ impl Applier<'_> {
                 let ext = ext.map_err(|source| FsError::Layer { entry: Some(raw_name.into()), source })?;
                 let Ok(key) = ext.key() else { continue };
                 if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
-                    let attr = match attr.strip_prefix("trusted.overlay.") {
-                        Some(rest) if self.opts.overlay_lower => format!("trusted.overlay.overlay.{rest}"),
+                    let private = crate::fs::overlay_mount::private_xattr_prefix();
+                    let attr = match attr.strip_prefix(private) {
+                        Some(rest) if self.opts.overlay_lower => format!("{private}overlay.{rest}"),
                         _ => attr.to_string(),
                     };
                     xattrs.push((attr, ext.value_bytes().to_vec()));
