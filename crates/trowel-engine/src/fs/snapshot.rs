@@ -323,10 +323,8 @@ impl Snapshotter {
         let mut index = self.index.take().expect("checked above");
         let mut w = self.walker(true, defer);
         for t in &kept {
-            if let Err(e) = w.diff_path(&mut index, t) {
-                // The index is left out: the next snapshot rescans.
-                return Err(e);
-            }
+            // On an error the index is left out: the next snapshot rescans.
+            w.diff_path(&mut index, t)?;
         }
         let pending = std::mem::take(&mut w.pending);
         let changes = w.finish(start);
