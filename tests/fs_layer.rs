@@ -247,23 +247,21 @@ fn file_that_grows_while_read_fails_cleanly() {
     let s = Scratch::new();
     let st = store(&s);
     let proc = Root::open(Path::new("/proc/self")).unwrap();
-    let mut changes = Changes {
-        entries: vec![Change {
-            path: "/status".into(),
-            kind: ChangeKind::Added,
-            file_type: FileType::File,
-            size: 0,
-            mode: 0o444,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            link_target: None,
-            digest: None,
-            opaque: false,
-            previous: None,
-        }],
-        stats: Default::default(),
-    };
+    let mut changes = Changes::default();
+    changes.entries = vec![Change {
+        path: "/status".into(),
+        kind: ChangeKind::Added,
+        file_type: FileType::File,
+        size: 0,
+        mode: 0o444,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        link_target: None,
+        digest: None,
+        opaque: false,
+        previous: None,
+    }];
     match write_layer(&proc, &mut changes, &st, &gz()) {
         Err(FsError::ChangedWhileReading { path, reason }) => {
             assert_eq!(path, "/status");

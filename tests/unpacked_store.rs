@@ -4,7 +4,8 @@
 //! second build unpacks nothing and says so, no build ever writes through to the store, layers
 //! with whiteouts, opaque directories and hard links to lower files come out right, a layer
 //! overlayfs cannot hold and a cache dir overlayfs cannot use fall back to unpacking (with the
-//! reason in the trace), and a killed build leaves no mount behind.
+//! reason in the trace), a killed build leaves no mount behind, and a root indexed without
+//! reading the store's files misses no change to them.
 
 mod common;
 mod hardening_support;
@@ -42,11 +43,13 @@ struct Build {
     work: tempfile::TempDir,
 }
 
-/// What a build did: its image digest, its trace's `base_unpacked` events, its log.
+/// What a build did: its image digest, its trace's `base_unpacked` events, its log, and what
+/// each snapshot found (`kind type path` per change).
 struct Done {
     digest: String,
     unpacked: Vec<Value>,
     log: String,
+    snapshots: Vec<Vec<String>>,
 }
 
 impl Build {
@@ -88,9 +91,21 @@ impl Build {
             .skip(1)
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
+        let snapshots = events
+            .iter()
+            .filter(|e| e["event"] == "snapshot")
+            .map(|e| {
+                let changes = e["changes"].as_array().unwrap();
+                let field = |c: &Value, f: &str| c[f].as_str().unwrap().to_string();
+                changes
+                    .iter()
+                    .map(|c| format!("{} {} {}", field(c, "kind"), field(c, "file_type"), field(c, "path")))
+                    .collect()
+            })
+            .collect();
         let unpacked = events.into_iter().filter(|e| e["event"] == "base_unpacked").collect();
         let digest = std::fs::read_to_string(&digest).unwrap().trim().to_string();
-        Done { digest, unpacked, log: format!("{}{}", stdout(&out), stderr(&out)) }
+        Done { digest, unpacked, log: format!("{}{}", stdout(&out), stderr(&out)), snapshots }
     }
 }
 
@@ -201,6 +216,56 @@ fn a_root_from_the_store_builds_the_same_image_and_never_writes_to_the_store() {
     }
     let opq = std::fs::metadata(img.rootfs().join("opq")).unwrap();
     assert_eq!(opq.mode() & 0o7777, 0o700);
+}
+
+/// A root mounted from the store is indexed without reading its base files (issue 17): a
+/// snapshot reads a base file from the store's entry only when nothing but its ctime moved.
+/// RUNs that change base files in every way that leaves size and time alone (an overlay
+/// copy-up, chmod and chown and back, a same-size rewrite with `touch -r`, a hard link or a
+/// rename over it, owner and mode changes) are seen exactly as in a root unpacked into a
+/// directory, in a build that makes the store's entries and in one that finds them.
+#[test]
+fn a_store_root_indexed_without_reading_its_base_misses_no_change() {
+    let base = layered_base();
+    let df = format!(
+        "FROM {base}\n\
+         RUN true >> /top && m=$(stat -c %a /etc/group) && chmod 600 /etc/group && chmod $m /etc/group \
+          && chown 5 /data/a && chown 0 /data/a\n\
+         RUN touch -r /top /ref && printf 'TOP\\n' > /top && touch -r /ref /top && rm /ref\n\
+         RUN cp -p /etc/passwd /p && ln -f /p /etc/passwd && rm /p && cp -p /etc/group /g && mv /g /etc/group \
+          && chown 1:1 /opq/new && chmod 600 /data/a\n"
+    );
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let plain = Build::new(&df, None).run(&["--destination", &dest("lazy-plain")]);
+    // What the RUNs changed of files (directories' times move with anything made in them).
+    let files: Vec<Vec<&str>> = plain
+        .snapshots
+        .iter()
+        .map(|s| s.iter().map(String::as_str).filter(|c| !c.contains(" dir ")).collect())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            vec![],
+            vec!["modified file /top"],
+            vec![
+                "modified file /data/a",
+                "modified hardlink /data/a-hard",
+                "modified file /etc/group",
+                "modified file /etc/passwd",
+                "modified file /opq/new"
+            ],
+        ],
+        "{:?}",
+        plain.snapshots
+    );
+    for (i, name) in ["lazy-making", "lazy-hit"].into_iter().enumerate() {
+        let d = Build::new(&df, None).run(&["--cache-dir", cache_dir, "--destination", &dest(name)]);
+        assert_eq!(d.unpacked[0]["from_store"].as_u64(), Some(if i == 0 { 0 } else { 4 }), "{:?}", d.unpacked);
+        assert_eq!(d.snapshots, plain.snapshots, "{name}: a store-mounted root saw other changes");
+        assert_eq!(d.digest, plain.digest, "{name}");
+    }
 }
 
 #[test]

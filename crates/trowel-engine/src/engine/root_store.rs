@@ -278,6 +278,11 @@ impl BuildContext<'_> {
         for d in [&dir, &upper, &work] {
             std::fs::create_dir(d).map_err(BuildError::io(format!("create {}", d.display())))?;
         }
+        // The snapshotter reads base files' contents from the entries, top first, only when it
+        // needs them; opened before the mount so a committer's rename cannot swap one (without
+        // them it hashes the whole base at once).
+        let entry_roots: Vec<Root> =
+            lowers.iter().rev().map(|d| Root::open(d)).collect::<Result<_, _>>().unwrap_or_default();
         let mounted = copy_root_meta(lowers.last().map(PathBuf::as_path), &upper)
             .and_then(|()| LayerMount::mount(&lowers, &upper, &work, &dir));
         let mount = match mounted {
@@ -314,7 +319,8 @@ impl BuildContext<'_> {
             }
             return Ok(Err(format!("its hard-linked files could not be copied up as one: {e}")));
         }
-        let mut snap = Snapshotter::on_overlay(root, self.opts.layers.snapshot_mode, self.snapshot_ignore.clone());
+        let mut snap =
+            Snapshotter::on_store(root, self.opts.layers.snapshot_mode, self.snapshot_ignore.clone(), entry_roots);
         snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         if let Some(stage) = stage {
             self.emitter.emit(Event::BaseUnpacked {

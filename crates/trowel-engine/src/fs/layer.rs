@@ -12,6 +12,10 @@
 //! entry. Modes, owners and mtimes are taken from the files exactly (only clamped by
 //! [`LayerOptions::mtime`]); user/group names are blank. With the same root content and the
 //! same changes the blob is byte-identical.
+//!
+//! Each regular file is read once, here: what was read (its inode, content digest and xattr
+//! hash) goes back in [`Changes`] for the snapshotter, which left hashing it to this pass
+//! ([`super::Snapshotter::settle`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
 use super::snapshot::{ChangeKind, Changes};
+use super::snapshot_lazy::{FileRead, xattr_hash};
 use super::tar_header::{self, EntryMeta};
 use super::{FileType, FsError, Root, Stat, path, sys};
 use crate::digest::{Digest, Hasher, HashingWriter};
@@ -159,10 +164,12 @@ pub fn write_layer_tapped(
         links: HashMap::new(),
         entries: 0,
         buf: vec![0u8; 256 * 1024],
+        reads: Vec::new(),
     };
     for i in 0..changes.entries.len() {
         w.change(changes, i)?;
     }
+    changes.reads = std::mem::take(&mut w.reads);
     let fin = |source| FsError::LayerWrite { path: "(end of archive)".into(), source };
     let hashing = w.tar.into_inner().map_err(fin)?;
     let (comp, diff_id, uncompressed_size) = hashing.finish();
@@ -181,10 +188,13 @@ struct LayerWriter<'a> {
     tar: TarOut,
     /// Directories already in the tar (image paths).
     emitted: HashSet<String>,
-    /// (dev, ino) → (first image path, its digest): later names become hardlink entries.
-    links: HashMap<(u64, u64), (String, Digest)>,
+    /// (dev, ino) → (first image path, its digest, its xattr hash): later names become
+    /// hardlink entries.
+    links: HashMap<(u64, u64), (String, Digest, u64)>,
     entries: u64,
     buf: Vec<u8>,
+    /// What was read of each regular file, for the snapshotter.
+    reads: Vec<FileRead>,
 }
 
 /// The tar path of an image path: relative, with a trailing `/` for directories.
@@ -243,18 +253,21 @@ impl LayerWriter<'_> {
             }
             FileType::File => {
                 if st.nlink > 1
-                    && let Some((first, digest)) = self.links.get(&(st.dev, st.ino)).cloned()
+                    && let Some((first, digest, xattrs)) = self.links.get(&(st.dev, st.ino)).cloned()
                 {
                     self.simple(&p, &st, EntryType::Link, Some(&tar_path(&first, false)))?;
+                    self.reads.push(FileRead::new(&p, &st, xattrs, &digest));
                     c.file_type = FileType::Hardlink;
                     c.link_target = Some(first);
                     c.digest = Some(digest);
                     c.size = st.size;
                     return Ok(());
                 }
-                let (digest, size) = self.file(&p, &st)?;
+                let (digest, opened, xattrs) = self.file(&p, &st)?;
+                let size = opened.size;
+                self.reads.push(FileRead::new(&p, &opened, xattrs, &digest));
                 if st.nlink > 1 {
-                    self.links.insert((st.dev, st.ino), (p.clone(), digest.clone()));
+                    self.links.insert((st.dev, st.ino), (p.clone(), digest.clone(), xattrs));
                 }
                 c.file_type = FileType::File;
                 c.link_target = None;
@@ -364,13 +377,15 @@ impl LayerWriter<'_> {
     }
 
     /// A regular file: header with the size of the opened inode, then exactly that many bytes,
-    /// hashed on the way. Returns the content digest and size.
-    fn file(&mut self, p: &str, lst: &Stat) -> Result<(Digest, u64), FsError> {
+    /// hashed on the way. Returns the content digest, the opened inode's metadata and the hash
+    /// of all its xattrs (as the snapshot index keeps it).
+    fn file(&mut self, p: &str, lst: &Stat) -> Result<(Digest, Stat, u64), FsError> {
         let (mut f, st) = self.root.open_file_nofollow(p)?;
         if st.ino != lst.ino || st.dev != lst.dev {
             return Err(FsError::ChangedWhileReading { path: p.to_string(), reason: "it was replaced".into() });
         }
         let mut xattrs = sys::fxattrs(f.as_fd()).map_err(|e| self.root.io_err("read xattrs of", p, e))?;
+        let all_xattrs = xattr_hash(&xattrs);
         xattrs.retain(|(name, _)| name.as_slice() != b"security.selinux");
         let tp = tar_path(p, false);
         let entry = tar_header::build(&EntryMeta {
@@ -415,6 +430,6 @@ impl LayerWriter<'_> {
             });
         }
         tar_header::write_padding(self.tar.get_mut(), st.size).map_err(Self::werr(p))?;
-        Ok((hasher.finish(), st.size))
+        Ok((hasher.finish(), st, all_xattrs))
     }
 }

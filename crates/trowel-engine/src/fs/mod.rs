@@ -31,6 +31,7 @@ pub mod remove;
 pub mod root;
 pub mod snapshot;
 mod snapshot_index;
+mod snapshot_lazy;
 mod sys;
 mod tar_guard;
 mod tar_header;

@@ -93,6 +93,20 @@ impl Root {
         }
     }
 
+    /// `openat2` from the root that follows no symlink at all, the final component included
+    /// (`ELOOP`): for reading a path exactly as a directory tree holds it.
+    pub(crate) fn open_exact(&self, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(&self.fd, rel, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), resolve)
+            {
+                Err(Errno::AGAIN) if tries < 16 => tries += 1,
+                r => return r.map_err(Into::into),
+            }
+        }
+    }
+
     /// Opens the directory containing `p` and returns it with the final component. For the root
     /// itself the name is `.`.
     pub(crate) fn parent<'p>(&self, p: &'p str) -> Result<(OwnedFd, &'p str), FsError> {

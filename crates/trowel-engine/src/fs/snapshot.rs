@@ -14,7 +14,10 @@
 //!   a regular file's ctime changed, its content is hashed and compared with the hash taken at
 //!   the previous snapshot, so a content change that preserved size and mtime is caught while a
 //!   chmod-and-back or a touch to the same time is not a change. This mode hashes every regular
-//!   file once at [`Snapshotter::scan_initial`] (and new or changed files afterwards).
+//!   file once at [`Snapshotter::scan_initial`] (but on a root mounted from the unpacked-layer
+//!   store, [`Snapshotter::on_store`], only when a later snapshot needs a base file's hash), and
+//!   new or changed files afterwards: [`Snapshotter::snapshot_deferred`] leaves those to the
+//!   layer writer, which reads them anyway, and [`Snapshotter::settle`] takes its hashes.
 //! - `Redo`: permission bits, size, mtime, uid and gid only (no hashing, no xattrs).
 //! - `Time`: mtime only.
 //!
@@ -27,6 +30,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::snapshot_index::{Node, Walker};
+use super::snapshot_lazy::FileRead;
 use super::{FileType, FsError, IgnoreList, Root, path};
 use crate::digest::Digest;
 
@@ -130,6 +134,9 @@ pub struct Changes {
     /// Sorted by path.
     pub entries: Vec<Change>,
     pub stats: SnapshotStats,
+    /// What [`crate::fs::write_layer`] read of regular files, for [`Snapshotter::settle`].
+    #[serde(skip)]
+    pub(crate) reads: Vec<FileRead>,
 }
 
 impl Changes {
@@ -147,6 +154,10 @@ pub struct Snapshotter {
     index: Option<Node>,
     /// False on an overlay root (see [`Snapshotter::on_overlay`]).
     birth_times: bool,
+    /// The lower layers of a root mounted from the store, top first ([`Snapshotter::on_store`]).
+    lowers: Vec<Root>,
+    /// Files the last snapshot left for [`Snapshotter::settle`] to hash.
+    pending: Vec<String>,
 }
 
 impl std::fmt::Debug for Snapshotter {
@@ -162,7 +173,7 @@ impl std::fmt::Debug for Snapshotter {
 
 impl Snapshotter {
     pub fn new(root: Root, mode: SnapshotMode, ignore: IgnoreList) -> Self {
-        Snapshotter { root, mode, ignore, index: None, birth_times: true }
+        Snapshotter { root, mode, ignore, index: None, birth_times: true, lowers: Vec::new(), pending: Vec::new() }
     }
 
     /// A snapshotter for a root that is an overlay mount whose inode numbers survive copy-up
@@ -175,8 +186,20 @@ impl Snapshotter {
         Snapshotter { birth_times: false, ..Snapshotter::new(root, mode, ignore) }
     }
 
+    /// [`Snapshotter::on_overlay`] for a root mounted from the unpacked-layer store, whose
+    /// lower layers are the directories `lowers` (top first) and never change while it is
+    /// mounted: the initial scan reads no file contents, a later snapshot reads a base file's
+    /// from there when it needs them.
+    pub fn on_store(root: Root, mode: SnapshotMode, ignore: IgnoreList, lowers: Vec<Root>) -> Self {
+        Snapshotter { lowers, ..Snapshotter::on_overlay(root, mode, ignore) }
+    }
+
     pub fn root(&self) -> &Root {
         &self.root
+    }
+
+    fn walker(&self, record: bool, defer: bool) -> Walker<'_> {
+        Walker::new(&self.root, self.mode, &self.ignore, record).birth_times(self.birth_times).lazy(defer, &self.lowers)
     }
 
     pub fn mode(&self) -> SnapshotMode {
@@ -191,10 +214,11 @@ impl Snapshotter {
     /// Indexes the root as it is now (after the base image is unpacked). Reports nothing.
     pub fn scan_initial(&mut self) -> Result<SnapshotStats, FsError> {
         let start = Instant::now();
-        let mut w = Walker::new(&self.root, self.mode, &self.ignore, false).birth_times(self.birth_times);
+        let mut w = self.walker(false, false);
         let node = w.scan_root(None)?;
-        self.index = Some(node);
         let mut stats = w.stats;
+        self.pending = Vec::new();
+        self.index = Some(node);
         stats.duration_ms = start.elapsed().as_millis() as u64;
         Ok(stats)
     }
@@ -202,20 +226,44 @@ impl Snapshotter {
     /// Walks the whole root and reports every change since the previous snapshot (or since
     /// [`Snapshotter::scan_initial`]; without one, everything is Added).
     pub fn snapshot(&mut self) -> Result<Changes, FsError> {
+        self.snapshot_impl(false)
+    }
+
+    /// [`Snapshotter::snapshot`] for changes that go into a layer: the files it reports are
+    /// not read here but by the layer writer; call [`Snapshotter::settle`] after writing it.
+    pub fn snapshot_deferred(&mut self) -> Result<Changes, FsError> {
+        self.snapshot_impl(true)
+    }
+
+    fn snapshot_impl(&mut self, defer: bool) -> Result<Changes, FsError> {
         let start = Instant::now();
-        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true).birth_times(self.birth_times);
         // Without a previous index everything is reported as Added.
         let old = self.index.take();
-        match w.scan_root(old) {
+        let mut w = self.walker(true, defer);
+        let scanned = w.scan_root(old);
+        let pending = std::mem::take(&mut w.pending);
+        let changes = w.finish(start);
+        self.pending = pending;
+        match scanned {
             Ok(node) => self.index = Some(node),
-            Err(e) => {
-                // The old index was consumed; force a clean rescan next time rather than diff
-                // against a half-updated tree.
-                self.index = None;
-                return Err(e);
-            }
+            // The old index was consumed; force a clean rescan next time rather than diff
+            // against a half-updated tree.
+            Err(e) => return Err(e),
         }
-        Ok(w.finish(start))
+        Ok(changes)
+    }
+
+    /// Gives the index the content hashes the last (deferred) snapshot left unread, from what
+    /// [`crate::fs::write_layer`] read of its changes (else by reading the files now). Call it
+    /// before anything changes the root again: a file left unread counts as changed whenever
+    /// its ctime moves, which is never wrong but can make a later layer larger.
+    pub fn settle(&mut self, changes: &Changes) -> Result<(), FsError> {
+        let pending = std::mem::take(&mut self.pending);
+        let Some(mut index) = self.index.take() else { return Ok(()) };
+        let mut w = self.walker(false, false);
+        let done = super::snapshot_lazy::settle(&mut w, &mut index, &pending, &changes.reads);
+        self.index = Some(index);
+        done
     }
 
     /// Diffs only the subtrees at `paths` (image paths; symlinks in their parents are
@@ -224,9 +272,19 @@ impl Snapshotter {
     /// are found only inside these subtrees. Ancestors of a path are compared too (a new
     /// parent directory makes the diff start there).
     pub fn snapshot_paths(&mut self, paths: &[String]) -> Result<Changes, FsError> {
+        self.snapshot_paths_impl(paths, false)
+    }
+
+    /// [`Snapshotter::snapshot_paths`] leaving the files it reports to the layer writer, as
+    /// [`Snapshotter::snapshot_deferred`] does.
+    pub fn snapshot_paths_deferred(&mut self, paths: &[String]) -> Result<Changes, FsError> {
+        self.snapshot_paths_impl(paths, true)
+    }
+
+    fn snapshot_paths_impl(&mut self, paths: &[String], defer: bool) -> Result<Changes, FsError> {
         let start = Instant::now();
         if self.index.is_none() {
-            return self.snapshot();
+            return self.snapshot_impl(defer);
         }
         let mut targets = Vec::new();
         for p in paths {
@@ -262,15 +320,17 @@ impl Snapshotter {
                 kept.push(t);
             }
         }
-        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true).birth_times(self.birth_times);
-        let index = self.index.as_mut().expect("checked above");
+        let mut index = self.index.take().expect("checked above");
+        let mut w = self.walker(true, defer);
         for t in &kept {
-            if let Err(e) = w.diff_path(index, t) {
-                self.index = None;
-                return Err(e);
-            }
+            // On an error the index is left out: the next snapshot rescans.
+            w.diff_path(&mut index, t)?;
         }
-        Ok(w.finish(start))
+        let pending = std::mem::take(&mut w.pending);
+        let changes = w.finish(start);
+        self.pending = pending;
+        self.index = Some(index);
+        Ok(changes)
     }
 }
 

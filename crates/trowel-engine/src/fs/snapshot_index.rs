@@ -3,11 +3,11 @@
 //! The index is a tree mirroring the root: each directory node holds its children sorted by
 //! name bytes, so a directory is diffed by merging its sorted listing with the sorted old
 //! children, with no path hashing and no global map. A node costs 136 bytes plus its
-//! name; no file contents are kept (only a 128-bit content hash in `Full` mode).
+//! name; no file contents are kept (only a 128-bit content hash in `Full` mode, and not even
+//! that for a file whose hash nobody has needed yet: see [`Content`]).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::hash::{Hash, Hasher as _};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -17,36 +17,37 @@ use rustix::fs::{Mode, OFlags};
 use sha2::{Digest as _, Sha256};
 
 use super::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats};
+use super::snapshot_lazy::{Content, xattr_hash};
 use super::{FileType, FsError, IgnoreList, Root, Stat, path, sys};
 
 /// Recorded metadata of one path.
 #[derive(Debug, Clone)]
 pub(crate) struct Meta {
-    kind: FileType,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    size: u64,
+    pub(crate) kind: FileType,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) size: u64,
     /// Times as nanoseconds since the epoch (saturating; 8 bytes instead of 16 each).
-    mtime: i64,
-    ctime: i64,
-    ino: u64,
+    pub(crate) mtime: i64,
+    pub(crate) ctime: i64,
+    pub(crate) ino: u64,
     /// Birth time where the filesystem has one (0 otherwise): with the inode number it
     /// tells a re-created directory from the old one even when the inode number was reused.
     birth: i64,
-    /// Hash of the sorted xattr list (0: none, or not tracked in this mode).
-    xattrs: u64,
-    /// Truncated SHA-256 of a regular file's content (`Full` mode only).
-    content: Option<[u8; 16]>,
+    /// Hash of the sorted xattr list (0: none, or not tracked in this mode; meaningless while
+    /// `content` is `Pending` or `Lower`).
+    pub(crate) xattrs: u64,
+    pub(crate) content: Content,
     link: Option<Box<str>>,
 }
 
 /// One path in the index; `children` (sorted by name) only for directories.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    name: Box<str>,
-    meta: Meta,
-    children: Vec<Node>,
+    pub(crate) name: Box<str>,
+    pub(crate) meta: Meta,
+    pub(crate) children: Vec<Node>,
 }
 
 impl Node {
@@ -57,8 +58,19 @@ impl Node {
 }
 
 /// A timestamp as nanoseconds since the epoch, saturating outside ±292 years.
-fn ns(t: super::Timespec) -> i64 {
+pub(crate) fn ns(t: super::Timespec) -> i64 {
     t.sec.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nsec))
+}
+
+/// Whether the metadata a `Full` snapshot compares before xattrs and content is the same
+/// (symlink targets aside).
+pub(crate) fn metadata_same(old: &Meta, new: &Meta) -> bool {
+    old.mode == new.mode
+        && old.uid == new.uid
+        && old.gid == new.gid
+        && old.size == new.size
+        && old.mtime == new.mtime
+        && old.ino == new.ino
 }
 
 /// A change plus the identity of its inode, used to spot hardlinks within one change set.
@@ -80,6 +92,14 @@ pub(crate) struct Walker<'a> {
     /// Whether birth times tell a re-created directory from the one it replaces (see
     /// [`Snapshotter::on_overlay`](super::Snapshotter::on_overlay)).
     birth: bool,
+    /// Leave the hashes of files that are new or changed in a way metadata shows to the layer
+    /// writer (`Content::Pending`).
+    defer: bool,
+    /// The lower layers of an overlay root, top first: an initial scan leaves its files'
+    /// hashes to them (`Content::Lower`).
+    pub(crate) lowers: &'a [Root],
+    /// Paths left `Pending` by this walk.
+    pub(crate) pending: Vec<String>,
 }
 
 impl<'a> Walker<'a> {
@@ -93,12 +113,26 @@ impl<'a> Walker<'a> {
             stats: SnapshotStats::default(),
             buf: Vec::new(),
             birth: true,
+            defer: false,
+            lowers: &[],
+            pending: Vec::new(),
         }
     }
 
     pub(crate) fn birth_times(mut self, use_them: bool) -> Walker<'a> {
         self.birth = use_them;
         self
+    }
+
+    /// See the `defer` and `lowers` fields.
+    pub(crate) fn lazy(mut self, defer: bool, lowers: &'a [Root]) -> Walker<'a> {
+        self.defer = defer;
+        self.lowers = lowers;
+        self
+    }
+
+    pub(crate) fn root(&self) -> &'a Root {
+        self.root
     }
 
     fn err(&self, op: &'static str, p: &str, e: impl Into<io::Error>) -> FsError {
@@ -279,7 +313,11 @@ impl<'a> Walker<'a> {
                     children = self.walk_dir(dirfd, name, &p, o.children)?;
                 }
             }
-            Some(o) => {
+            Some(mut o) => {
+                if o.meta.content == Content::Lower && metadata_same(&o.meta, &meta) && o.meta.ctime != meta.ctime {
+                    // Only its ctime moved: what the store's entry holds decides.
+                    self.read_lower(&p, &mut o.meta)?;
+                }
                 if self.changed(&o.meta, &meta) {
                     self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, devino);
                 }
@@ -323,7 +361,7 @@ impl<'a> Walker<'a> {
             ino: st.ino,
             birth: *birth,
             xattrs: 0,
-            content: None,
+            content: Content::None,
             link: None,
         };
         if kind == FileType::Symlink {
@@ -341,6 +379,18 @@ impl<'a> Walker<'a> {
             m.xattrs = o.xattrs;
             m.content = o.content;
             return Ok(m);
+        }
+        if kind == FileType::File {
+            if !self.record && !self.lowers.is_empty() {
+                m.content = Content::Lower;
+                return Ok(m);
+            }
+            // Reported whatever its content: the layer writer reads it and reports the hashes.
+            if self.record && self.defer && old.is_none_or(|o| o.kind != kind || !metadata_same(o, &m)) {
+                m.content = Content::Pending;
+                self.pending.push(p.to_string());
+                return Ok(m);
+            }
         }
         // A regular file is opened once for both its xattrs and its content; other types go
         // through the /proc path of their directory (they cannot be opened safely).
@@ -361,18 +411,14 @@ impl<'a> Walker<'a> {
             None => sys::xattrs_at(dirfd, name),
         }
         .map_err(|e| self.err("read xattrs of", p, e))?;
-        if !attrs.is_empty() {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            attrs.hash(&mut h);
-            m.xattrs = h.finish() | 1;
-        }
-        if let Some(f) = file {
-            m.content = Some(self.hash_content(f, p)?);
+        m.xattrs = xattr_hash(&attrs);
+        if let Some(mut f) = file {
+            m.content = Content::Known(self.hash_content(&mut f, p)?);
         }
         Ok(m)
     }
 
-    fn hash_content(&mut self, mut f: std::fs::File, p: &str) -> Result<[u8; 16], FsError> {
+    pub(crate) fn hash_content(&mut self, f: &mut std::fs::File, p: &str) -> Result<[u8; 16], FsError> {
         if self.buf.is_empty() {
             self.buf = vec![0u8; 256 * 1024];
         }
@@ -406,18 +452,16 @@ impl<'a> Walker<'a> {
                     || old.gid != new.gid
             }
             SnapshotMode::Full => {
-                if old.mode != new.mode
-                    || old.uid != new.uid
-                    || old.gid != new.gid
-                    || old.size != new.size
-                    || old.mtime != new.mtime
-                    || old.link != new.link
-                    || old.ino != new.ino
-                    || old.xattrs != new.xattrs
-                {
+                if !metadata_same(old, new) || old.link != new.link {
                     return true;
                 }
-                new.kind == FileType::File && old.ctime != new.ctime && old.content != new.content
+                if old.content.unknown() || new.content.unknown() {
+                    // Neither can change without moving the ctime (`build_meta` carries them
+                    // over while it stays); when it moved, an unknown one may differ.
+                    return old.ctime != new.ctime;
+                }
+                old.xattrs != new.xattrs
+                    || (new.kind == FileType::File && old.ctime != new.ctime && old.content != new.content)
             }
         }
     }
@@ -489,7 +533,7 @@ impl<'a> Walker<'a> {
         }
         let mut stats = self.stats;
         stats.duration_ms = start.elapsed().as_millis() as u64;
-        Changes { entries: out.into_iter().map(|rc| rc.change).collect(), stats }
+        Changes { entries: out.into_iter().map(|rc| rc.change).collect(), stats, reads: Vec::new() }
     }
 }
 

@@ -127,9 +127,11 @@ impl StageRunner {
     ) -> Result<Option<Digest>, BuildError> {
         let root = self.files.get(s, self.index, &self.layers)?;
         let what = format!("snapshot after step {id}");
+        // The layer writer reads the files these changes report; the snapshot leaves hashing
+        // them to it (settled in `commit_changes`).
         let changes = match scope {
-            Scope::Full => root.snap.snapshot().map_err(BuildError::fs(what))?,
-            Scope::Paths(p) => root.snap.snapshot_paths(&p).map_err(BuildError::fs(what))?,
+            Scope::Full => root.snap.snapshot_deferred().map_err(BuildError::fs(what))?,
+            Scope::Paths(p) => root.snap.snapshot_paths_deferred(&p).map_err(BuildError::fs(what))?,
         };
         self.commit_changes(s, id, changes, created_by, None, true)
     }
@@ -177,6 +179,7 @@ impl StageRunner {
         let root = self.files.get(s, self.index, &self.layers)?;
         let (info, streamed) = write_layer_tapped(root.snap.root(), &mut changes, &ctx.store, &opts, tap)
             .map_err(BuildError::fs(format!("write layer for step {id}")))?;
+        root.snap.settle(&changes).map_err(BuildError::fs(format!("index what step {id} wrote")))?;
         if let (Some(b), Some(cap)) = (before, s.contents.as_deref_mut()) {
             Before::fill(&mut changes.entries, &b);
             cap.before.record(self.index, &changes.entries);
