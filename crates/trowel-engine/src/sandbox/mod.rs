@@ -61,6 +61,7 @@ mod rootless_error;
 mod stop;
 mod stubs;
 mod sys;
+mod template;
 mod tether;
 mod user;
 pub mod userns;
