@@ -83,6 +83,19 @@ pub use stop::{GRACE as STOP_GRACE, Stop};
 pub(crate) use tether::die_with_parent;
 pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
 
+/// Makes, on a thread of its own, what chroot isolation's first RUN would otherwise make itself
+/// (the template mount namespace, `template.rs`): called when a build starts.
+pub fn prepare(isolation: Isolation, helper_exe: &std::path::Path) {
+    if isolation != Isolation::Chroot {
+        return;
+    }
+    let helper = helper_exe.to_path_buf();
+    // No thread to be had: the first RUN makes it.
+    let _ = std::thread::Builder::new().name("sandbox-template".into()).spawn(move || {
+        template::get(&helper);
+    });
+}
+
 /// The first argument that makes the trowel binary act as the sandbox helper.
 pub const HELPER_ARG: &str = "__sandbox-init";
 
