@@ -182,6 +182,7 @@ impl<'o> Build<'o> {
         }
         let built = self.build_stages();
         self.ctx.stop_prefetch();
+        crate::sandbox::release();
         built?;
         let targets = self.ctx.plan.targets.clone();
         let images: Vec<FinalImage> =

@@ -12,6 +12,13 @@
 //! root over `/` and `chroot`. Host device nodes are captured as detached mount clones
 //! (`open_tree`) before the pivot and attached inside afterwards.
 //!
+//! That is the general way in. In the initial user namespace a RUN's namespace is instead a
+//! copy of a template that holds nothing of the host (`template.rs`): the root, device nodes
+//! and `RUN --mount` sources are cloned by the helper before it moves there
+//! ([`take_outside`]), and init attaches the root and enters it with `chroot`
+//! ([`enter_from_template`]), sparing the unmount that detaching the host takes. Everything
+//! mounted inside the root is the same either way.
+//!
 //! Rootless isolation runs this same code as root of a user namespace (`userns.rs`). What the
 //! kernel refuses there is not needed: `/dev` holds bind mounts of the host's nodes, never
 //! `mknod`s; the one mount it refuses, sysfs, is replaced by a read-only bind of the host's

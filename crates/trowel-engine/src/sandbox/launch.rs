@@ -7,7 +7,7 @@
 //! inherits another run's pipe (which would keep it from ever seeing end-of-file).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -76,7 +76,7 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
     let template = match &mut setup {
         Setup::Chroot(plan) if spec.isolation == Isolation::Chroot => {
             let fd = template::get(&spec.helper_exe);
-            plan.template_fd = fd.map(|fd| fd.as_raw_fd());
+            plan.template_fd = fd.as_ref().map(|fd| fd.as_raw_fd());
             fd
         }
         _ => None,
@@ -95,7 +95,8 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
         },
     };
 
-    let result = Launch::start(spec, &root, &helper_spec, template).and_then(|launch| launch.finish(on_output));
+    let result = Launch::start(spec, &root, &helper_spec, template.as_deref().map(AsFd::as_fd))
+        .and_then(|launch| launch.finish(on_output));
     // The command is gone: what its placed mounts would have refused is judged, then what
     // container isolation put in place goes, before anything looks at the root.
     let breaches = placed.as_mut().map(Placed::breaches).unwrap_or_default();

@@ -96,6 +96,12 @@ pub fn prepare(isolation: Isolation, helper_exe: &std::path::Path) {
     });
 }
 
+/// Lets go of what [`prepare`] made, when a build has no RUN left: its teardown then overlaps
+/// the push instead of trowel's exit.
+pub fn release() {
+    template::release();
+}
+
 /// The first argument that makes the trowel binary act as the sandbox helper.
 pub const HELPER_ARG: &str = "__sandbox-init";
 

@@ -20,10 +20,10 @@
 //! never has; those keep `pivot_root` (`chroot.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
@@ -39,12 +39,37 @@ pub(super) const ROOT_DIR: &str = "/r";
 /// What the template process prints once the namespace is ready.
 const READY: &str = "ready";
 
-static TEMPLATE: OnceLock<Option<OwnedFd>> = OnceLock::new();
+/// The template, once made (or found impossible) in this process.
+enum State {
+    Unmade,
+    Made(Arc<OwnedFd>),
+    Impossible,
+}
+
+static TEMPLATE: Mutex<State> = Mutex::new(State::Unmade);
 
 /// The template namespace, made on first use by `helper` (the trowel binary); `None` where it
-/// cannot be had (then RUNs pivot as before).
-pub(super) fn get(helper: &Path) -> Option<BorrowedFd<'static>> {
-    TEMPLATE.get_or_init(|| make(helper).ok()).as_ref().map(|fd| fd.as_fd())
+/// cannot be had (then RUNs pivot as before). Callers that arrive while it is being made wait.
+pub(super) fn get(helper: &Path) -> Option<Arc<OwnedFd>> {
+    let mut state = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
+    if let State::Unmade = *state {
+        *state = make(helper).map_or(State::Impossible, |fd| State::Made(Arc::new(fd)));
+    }
+    match &*state {
+        State::Made(fd) => Some(fd.clone()),
+        _ => None,
+    }
+}
+
+/// Lets the template go once a build has no RUN left (a later one makes it again). Closing the
+/// last reference tears the namespace down, which ends in an RCU grace period: on a thread of
+/// its own, so neither the build nor trowel's exit waits for it.
+pub(super) fn release() {
+    let mut state = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
+    if let State::Made(fd) = std::mem::replace(&mut *state, State::Unmade) {
+        drop(state);
+        let _ = std::thread::Builder::new().name("sandbox-template".into()).spawn(move || drop(fd));
+    }
 }
 
 fn make(helper: &Path) -> std::io::Result<OwnedFd> {
