@@ -63,7 +63,8 @@ pub(super) fn get(helper: &Path) -> Option<Arc<OwnedFd>> {
 
 /// Lets the template go once a build has no RUN left (a later one makes it again). Closing the
 /// last reference tears the namespace down, which ends in an RCU grace period: on a thread of
-/// its own, so neither the build nor trowel's exit waits for it.
+/// its own, so that it runs alongside the push (trowel's exit would wait for a thread still in
+/// it, which the push's length makes unlikely).
 pub(super) fn release() {
     let mut state = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
     if let State::Made(fd) = std::mem::replace(&mut *state, State::Unmade) {
