@@ -175,8 +175,14 @@ impl<'o> Build<'o> {
         }
         // Every base's layers start downloading now, not when its stage first needs files.
         self.ctx.start_prefetch();
+        // RUN's sandbox namespace is made while the base downloads, not by the first RUN.
+        let runs = self.ctx.df.stages.iter().flat_map(|s| &s.instructions);
+        if runs.into_iter().any(|i| matches!(i.kind, crate::dockerfile::InstructionKind::Run { .. })) {
+            crate::sandbox::prepare(self.ctx.opts.run.isolation, &self.ctx.opts.run.helper_exe);
+        }
         let built = self.build_stages();
         self.ctx.stop_prefetch();
+        crate::sandbox::release();
         built?;
         let targets = self.ctx.plan.targets.clone();
         let images: Vec<FinalImage> =

@@ -12,6 +12,13 @@
 //! root over `/` and `chroot`. Host device nodes are captured as detached mount clones
 //! (`open_tree`) before the pivot and attached inside afterwards.
 //!
+//! That is the general way in. In the initial user namespace a RUN's namespace is instead a
+//! copy of a template that holds nothing of the host (`template.rs`): the root, device nodes
+//! and `RUN --mount` sources are cloned by the helper before it moves there
+//! ([`take_outside`]), and init attaches the root and enters it with `chroot`
+//! ([`enter_from_template`]), sparing the unmount that detaching the host takes. Everything
+//! mounted inside the root is the same either way.
+//!
 //! Rootless isolation runs this same code as root of a user namespace (`userns.rs`). What the
 //! kernel refuses there is not needed: `/dev` holds bind mounts of the host's nodes, never
 //! `mknod`s; the one mount it refuses, sysfs, is replaced by a read-only bind of the host's
@@ -106,6 +113,79 @@ pub(super) fn enter(root: &Path, plan: &ChrootPlan) -> Step<()> {
         bind_generated(file)?;
     }
     mounts::attach(&order, detached)
+}
+
+/// What the fast entry (`template.rs`) takes from the host before leaving its mount namespace
+/// for a copy of the template: the root, the device nodes and `RUN --mount` sources, detached.
+pub(super) struct Outside {
+    root: OwnedFd,
+    devices: Vec<(&'static str, OwnedFd)>,
+    detached: Vec<Option<OwnedFd>>,
+}
+
+/// Run by the helper in the host's mount namespace, before it moves to the template's copy.
+pub(super) fn take_outside(root: &Path, plan: &ChrootPlan) -> Step<Outside> {
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    let tree =
+        rustix::mount::open_tree(CWD, root, flags).context(|| format!("clone the build root {}", root.display()))?;
+    let devices = clone_host_devices()?;
+    let detached = mounts::detach(&mounts::in_order(&plan.mounts))?;
+    Ok(Outside { root: tree, devices, detached })
+}
+
+/// The fast entry, in init: the root attached at the template's `/r` and entered with `chroot`
+/// (nothing of the host is in this namespace, so nothing needs unmounting), then everything
+/// `enter` mounts, the same way.
+pub(super) fn enter_from_template(outside: Outside, plan: &ChrootPlan) -> Step<()> {
+    use super::template::ROOT_DIR;
+    nix::unistd::sethostname(&plan.hostname).context(|| format!("set hostname {:?}", plan.hostname))?;
+    // This process is in the new PID namespace, so the proc made here is that namespace's.
+    let proc = rustix::mount::fsopen("proc", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)
+        .and_then(|fs| {
+            rustix::mount::fsconfig_create(&fs)?;
+            let attrs = rustix::mount::MountAttrFlags::MOUNT_ATTR_NOSUID
+                | rustix::mount::MountAttrFlags::MOUNT_ATTR_NODEV
+                | rustix::mount::MountAttrFlags::MOUNT_ATTR_NOEXEC;
+            rustix::mount::fsmount(&fs, rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        })
+        .context(|| "make a proc for the sandbox".into())?;
+    rustix::mount::move_mount(&outside.root, "", CWD, ROOT_DIR, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .context(|| "attach the build root".into())?;
+    // As in `enter`: device nodes in the root must not open host devices.
+    let current = rustix::fs::statvfs(ROOT_DIR).context(|| "statvfs the build root".into())?.f_flag;
+    mount(
+        None::<&str>,
+        ROOT_DIR,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | preserved_flags(current),
+        None::<&str>,
+    )
+    .context(|| "remount the build root nodev".into())?;
+    nix::unistd::chdir(ROOT_DIR).context(|| "enter the build root".into())?;
+    nix::unistd::chroot(".").context(|| "chroot into the build root".into())?;
+    nix::unistd::chdir("/").context(|| "chdir /".into())?;
+    // The image's /proc, not a symlink it might be (as `mount_proc_in`).
+    use rustix::fs::{Mode, OFlags};
+    let target =
+        rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .context(|| "open /proc".into())?;
+    rustix::mount::move_mount(
+        &proc,
+        "",
+        &target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .context(|| "mount proc on /proc".into())?;
+    mount_dev(outside.devices)?;
+    harden_proc(plan.privileged)?;
+    if plan.sys {
+        mount_sys(plan.privileged)?;
+    }
+    for file in &plan.files {
+        bind_generated(file)?;
+    }
+    mounts::attach(&mounts::in_order(&plan.mounts), outside.detached)
 }
 
 /// The per-mount flags of a `statvfs` result, as mount flags.

@@ -14,9 +14,9 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::ForkResult;
 
-use super::init;
 use super::mounts::Network;
 use super::wire::{self, HelperSpec, Report, Setup};
+use super::{chroot, init};
 
 /// A failure on the helper side, already phrased for the user.
 #[derive(Debug)]
@@ -45,6 +45,9 @@ const SPEC_LIMIT: usize = 16 << 20;
 /// particular before any thread exists). Never returns.
 pub fn helper_main() -> ! {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(2).map(String::as_str) == Some(super::template::TEMPLATE_ARG) {
+        super::template::template_main();
+    }
     let parsed = (|| {
         let spec_fd: i32 = args.get(2)?.parse().ok()?;
         let report_fd: i32 = args.get(3)?.parse().ok()?;
@@ -73,7 +76,20 @@ pub fn helper_main() -> ! {
             SETUP_FAILED
         }
     };
+    // Init is reaped: nothing of the sandbox runs any more. Closing the pipes now tells trowel
+    // at once; exiting tears the mount namespace down, which trowel need not wait for.
+    drop(report);
+    close_stdio();
     std::process::exit(code)
+}
+
+/// Closes this process's standard descriptors (trowel's output pipes, in piped mode).
+fn close_stdio() {
+    for fd in 0..=2 {
+        // SAFETY: called just before `exit`; nothing in this process uses the standard
+        // descriptors afterwards (a failed close of one never open is ignored).
+        unsafe { libc::close(fd) };
+    }
 }
 
 fn run_helper(spec_fd: OwnedFd, report: BorrowedFd<'_>) -> Step<i32> {
@@ -90,9 +106,27 @@ fn run_helper(spec_fd: OwnedFd, report: BorrowedFd<'_>) -> Step<i32> {
     }
 
     let no_network = spec.network == Network::None;
+    let mut outside = None;
     match &spec.setup {
-        Setup::Chroot(_) => {
+        Setup::Chroot(plan) => {
+            // The template's copy (`template.rs`) instead of the host's: what is needed of the
+            // host is taken first, while it is reachable.
+            let template = match plan.template_fd {
+                Some(fd) if fd > 2 => {
+                    outside = Some(chroot::take_outside(&spec.root, plan)?);
+                    // SAFETY: trowel's launcher passes this descriptor, open, for this process
+                    // to own (as the spec and report pipes).
+                    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
+                    nix::sched::setns(&fd, CloneFlags::CLONE_NEWNS)
+                        .context(|| "enter the sandbox's template mount namespace".into())?;
+                    true
+                }
+                _ => false,
+            };
             let net = if no_network { CloneFlags::CLONE_NEWNET } else { CloneFlags::empty() };
+            // The helper is in the new mount namespace too, and the last to leave it: its exit,
+            // which trowel does not wait for, pays for the namespace's teardown.
             nix::sched::unshare(
                 CloneFlags::CLONE_NEWNS
                     | CloneFlags::CLONE_NEWPID
@@ -101,8 +135,11 @@ fn run_helper(spec_fd: OwnedFd, report: BorrowedFd<'_>) -> Step<i32> {
                     | net,
             )
             .context(|| "unshare mount, PID, IPC, UTS (and network) namespaces".into())?;
-            nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                .context(|| "make all mounts private".into())?;
+            // The template's one mount is private already.
+            if !template {
+                nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                    .context(|| "make all mounts private".into())?;
+            }
         }
         // No namespaces: init below is a subreaper instead of a PID 1. A network namespace is
         // the one thing a pod may still be able to make (with CAP_SYS_ADMIN).
@@ -126,7 +163,7 @@ fn run_helper(spec_fd: OwnedFd, report: BorrowedFd<'_>) -> Step<i32> {
     match unsafe { nix::unistd::fork() }.context(|| "fork the sandbox init".into())? {
         ForkResult::Child => {
             drop(alive_w);
-            init::init_main(&spec, report, alive_r)
+            init::init_main(&spec, report, alive_r, outside)
         }
         ForkResult::Parent { child } => {
             drop(alive_r);

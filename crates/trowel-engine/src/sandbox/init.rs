@@ -17,8 +17,16 @@ use super::wire::{HelperSpec, Report, Setup};
 use super::{StdioMode, chroot, exec, sys};
 
 /// Runs init; never returns.
-pub(super) fn init_main(spec: &HelperSpec, report: BorrowedFd<'_>, helper_alive: OwnedFd) -> ! {
-    let outcome = run_init(spec, report, helper_alive).unwrap_or_else(|Failure(message)| Report::Setup { message });
+/// `outside`: what the helper took from the host for the fast entry (`template.rs`), if it is
+/// used.
+pub(super) fn init_main(
+    spec: &HelperSpec,
+    report: BorrowedFd<'_>,
+    helper_alive: OwnedFd,
+    outside: Option<chroot::Outside>,
+) -> ! {
+    let outcome =
+        run_init(spec, report, helper_alive, outside).unwrap_or_else(|Failure(message)| Report::Setup { message });
     outcome.send(report);
     std::process::exit(match outcome {
         Report::Exited { code } => code,
@@ -27,7 +35,12 @@ pub(super) fn init_main(spec: &HelperSpec, report: BorrowedFd<'_>, helper_alive:
     })
 }
 
-fn run_init(spec: &HelperSpec, report: BorrowedFd<'_>, helper_alive: OwnedFd) -> Step<Report> {
+fn run_init(
+    spec: &HelperSpec,
+    report: BorrowedFd<'_>,
+    helper_alive: OwnedFd,
+    outside: Option<chroot::Outside>,
+) -> Step<Report> {
     // If the helper dies (trowel timed out, or died), init dies, and the namespace with it.
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
         .context(|| "set the parent-death signal".into())?;
@@ -44,7 +57,10 @@ fn run_init(spec: &HelperSpec, report: BorrowedFd<'_>, helper_alive: OwnedFd) ->
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
 
     match &spec.setup {
-        Setup::Chroot(plan) => chroot::enter(&spec.root, plan)?,
+        Setup::Chroot(plan) => match outside {
+            Some(outside) => chroot::enter_from_template(outside, plan)?,
+            None => chroot::enter(&spec.root, plan)?,
+        },
         // Without a PID namespace, init becomes the subreaper of everything the command starts,
         // so what the command leaves running can be found and killed when it exits.
         Setup::Container => rustix::process::set_child_subreaper(Some(rustix::process::getpid()))

@@ -7,20 +7,21 @@
 //! inherits another run's pipe (which would keep it from ever seeing end-of-file).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use rustix::pipe::PipeFlags;
+use rustix::process::WaitOptions;
 
 use super::mounts;
 use super::placed::Placed;
 use super::stop::{self, Stop};
 use super::stubs::{Kind, MountPoints};
 use super::wire::{self, ChrootPlan, CommandSpec, EtcFile, HelperSpec, Report, Setup};
-use super::{HELPER_ARG, Isolation, RunOutcome, RunSpec, SandboxError, StdioMode, Stream, etc_files, sys};
+use super::{HELPER_ARG, Isolation, RunOutcome, RunSpec, SandboxError, StdioMode, Stream, etc_files, sys, template};
 
 /// Output is read in chunks of this size; memory use does not depend on output volume.
 const CHUNK: usize = 64 * 1024;
@@ -56,7 +57,7 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
     let mut mount_points =
         MountPoints::open(&root).map_err(|source| SandboxError::Root { root: root.clone(), source })?;
     let mut placed = None;
-    let setup = match spec.isolation {
+    let mut setup = match spec.isolation {
         Isolation::Chroot | Isolation::Rootless => Setup::Chroot(chroot_plan(spec, &root, &mut mount_points)?),
         Isolation::Container => {
             if root != Path::new("/") {
@@ -70,6 +71,15 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
             }
             Setup::Container
         }
+    };
+    // Chroot isolation enters the root from the template namespace when there is one.
+    let template = match &mut setup {
+        Setup::Chroot(plan) if spec.isolation == Isolation::Chroot => {
+            let fd = template::get(&spec.helper_exe);
+            plan.template_fd = fd.as_ref().map(|fd| fd.as_raw_fd());
+            fd
+        }
+        _ => None,
     };
     let helper_spec = HelperSpec {
         root: root.clone(),
@@ -85,7 +95,8 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
         },
     };
 
-    let result = Launch::start(spec, &root, &helper_spec).and_then(|launch| launch.finish(on_output));
+    let result = Launch::start(spec, &root, &helper_spec, template.as_deref().map(AsFd::as_fd))
+        .and_then(|launch| launch.finish(on_output));
     // The command is gone: what its placed mounts would have refused is judged, then what
     // container isolation put in place goes, before anything looks at the root.
     let breaches = placed.as_mut().map(Placed::breaches).unwrap_or_default();
@@ -192,6 +203,7 @@ fn chroot_plan(spec: &RunSpec, root: &Path, mp: &mut MountPoints) -> Result<Chro
         files,
         mounts: spec.mounts.clone(),
         privileged: spec.privileged,
+        template_fd: None,
     })
 }
 
@@ -216,10 +228,17 @@ struct Launch {
     stop: Option<Stop>,
     /// Once stopping: when SIGTERM's grace ends and SIGKILL follows.
     stopping: Option<Instant>,
+    /// A thread of its own reaps the helper (see `finish`).
+    reaped_elsewhere: bool,
 }
 
 impl Launch {
-    fn start(spec: &RunSpec, root: &Path, helper_spec: &HelperSpec) -> Result<Launch, SandboxError> {
+    fn start(
+        spec: &RunSpec,
+        root: &Path,
+        helper_spec: &HelperSpec,
+        template: Option<BorrowedFd<'_>>,
+    ) -> Result<Launch, SandboxError> {
         let io_err = |context: &str| {
             let context = context.to_string();
             move |source: rustix::io::Errno| SandboxError::Io {
@@ -253,12 +272,12 @@ impl Launch {
             .stdin(if piped { Stdio::null() } else { Stdio::inherit() })
             .stdout(if piped { Stdio::piped() } else { Stdio::inherit() })
             .stderr(if piped { Stdio::piped() } else { Stdio::inherit() });
-        let inherit: [RawFd; 2] = [spec_r.as_raw_fd(), report_w.as_raw_fd()];
+        let inherit: [RawFd; 3] = [spec_r.as_raw_fd(), report_w.as_raw_fd(), template.map_or(-1, |t| t.as_raw_fd())];
         // SAFETY: the closure only makes async-signal-safe syscalls (fcntl, prctl) on values
         // captured by copy; it allocates nothing and takes no locks.
         unsafe {
             cmd.pre_exec(move || {
-                for fd in inherit {
+                for fd in inherit.into_iter().filter(|fd| *fd >= 0) {
                     if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
                         return Err(io::Error::last_os_error());
                     }
@@ -285,10 +304,11 @@ impl Launch {
             terminal,
             stop: spec.stop.clone(),
             stopping: None,
+            reaped_elsewhere: false,
         })
     }
 
-    /// Streams output until every pipe is closed, then reaps the helper and reads its verdict.
+    /// Streams output until every pipe is closed, then reads the helper's verdict.
     fn finish(mut self, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<RunOutcome, SandboxError> {
         let mut streams: Vec<(Option<Stream>, OwnedFd)> = Vec::new();
         if let Some(out) = self.child.stdout.take() {
@@ -373,9 +393,35 @@ impl Launch {
                 streams.remove(i);
             }
         }
-        let status = self.wait()?;
+        let reports = wire::parse_reports(&reports);
+        // The helper closes its pipes only once init is reaped, and with it every process of
+        // the sandbox: a report then says all there is to say. What the helper has left to do
+        // is exit, which tears its mount namespace down (unmounting everything, then an RCU
+        // grace period: milliseconds on a busy machine), and nothing here depends on that. Its
+        // exit status is needed only when it said nothing, or was killed.
+        let status = if reports.is_empty() || timed_out {
+            Some(self.wait()?)
+        } else {
+            self.reap_in_background();
+            None
+        };
         self.restore_terminal();
-        verdict(&wire::parse_reports(&reports), timed_out, &self.root, &self.helper, status)
+        verdict(&reports, timed_out, &self.root, &self.helper, status)
+    }
+
+    /// Reaps the helper on a thread of its own, so that its exit is not waited for here.
+    fn reap_in_background(&mut self) {
+        let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) else { return };
+        let reaper = std::thread::Builder::new().name("sandbox-reaper".into()).spawn(move || {
+            while let Err(rustix::io::Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
+        });
+        match reaper {
+            Ok(_) => self.reaped_elsewhere = true,
+            // No thread to be had: waited for here, as it always was.
+            Err(_) => {
+                let _ = self.wait();
+            }
+        }
     }
 
     /// A stop was asked for: SIGTERM to every process the command started (not to the helper
@@ -446,6 +492,9 @@ impl Launch {
 impl Drop for Launch {
     /// On an early return the helper (and so the namespace) must not outlive the run.
     fn drop(&mut self) {
+        if self.reaped_elsewhere {
+            return;
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -461,7 +510,7 @@ fn verdict(
     timed_out: bool,
     root: &Path,
     helper: &Path,
-    status: std::process::ExitStatus,
+    status: Option<std::process::ExitStatus>,
 ) -> Result<RunOutcome, SandboxError> {
     for r in reports {
         match r {
@@ -486,7 +535,8 @@ fn verdict(
     if timed_out {
         return Ok(RunOutcome { exit_code: TIMEOUT_EXIT_CODE, timed_out: true });
     }
-    Err(SandboxError::HelperDied { helper: helper.into(), status: status.to_string() })
+    let status = status.map_or_else(|| "unknown".to_string(), |s| s.to_string());
+    Err(SandboxError::HelperDied { helper: helper.into(), status })
 }
 
 #[cfg(test)]
@@ -495,7 +545,7 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
 
     fn judge(reports: &[Report], timed_out: bool) -> Result<RunOutcome, SandboxError> {
-        verdict(reports, timed_out, Path::new("/r"), Path::new("/h"), std::process::ExitStatus::from_raw(0))
+        verdict(reports, timed_out, Path::new("/r"), Path::new("/h"), Some(std::process::ExitStatus::from_raw(0)))
     }
 
     #[test]

@@ -61,6 +61,7 @@ mod rootless_error;
 mod stop;
 mod stubs;
 mod sys;
+mod template;
 mod tether;
 mod user;
 pub mod userns;
@@ -82,6 +83,25 @@ pub use rootless_error::RootlessError;
 pub use stop::{GRACE as STOP_GRACE, Stop};
 pub(crate) use tether::die_with_parent;
 pub use user::{FileOwner, ResolvedUser, UserIds, file_owner, resolve_user};
+
+/// Makes, on a thread of its own, what chroot isolation's first RUN would otherwise make itself
+/// (the template mount namespace, `template.rs`): called when a build starts.
+pub fn prepare(isolation: Isolation, helper_exe: &std::path::Path) {
+    if isolation != Isolation::Chroot {
+        return;
+    }
+    let helper = helper_exe.to_path_buf();
+    // No thread to be had: the first RUN makes it.
+    let _ = std::thread::Builder::new().name("sandbox-template".into()).spawn(move || {
+        template::get(&helper);
+    });
+}
+
+/// Lets go of what [`prepare`] made, when a build has no RUN left: its teardown then overlaps
+/// the push instead of trowel's exit.
+pub fn release() {
+    template::release();
+}
 
 /// The first argument that makes the trowel binary act as the sandbox helper.
 pub const HELPER_ARG: &str = "__sandbox-init";

@@ -50,6 +50,10 @@ pub(super) struct ChrootPlan {
     /// `RUN --security=insecure`: `/proc` and `/sys` neither read-only nor masked (the
     /// capabilities are kept too: see [`CommandSpec::restrict_caps`]).
     pub privileged: bool,
+    /// The inherited descriptor of the template mount namespace (`template.rs`), when the root
+    /// is entered from it rather than by `pivot_root`.
+    #[serde(default)]
+    pub template_fd: Option<i32>,
 }
 
 /// A generated file (`/etc/hosts`, `/etc/resolv.conf`) and where it goes.

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Alternating A/B cold builds of one Dockerfile with two trowel binaries (issue 17's fixed costs).
+
+    bench/lib/ab-cold.py --registry HOST:PORT --a OLD --b NEW --dockerfile F --context DIR
+                         [--pairs 8] [--state /dev/shm/ab] [--trace] --out results.jsonl
+
+Each pair builds once with A and once with B (the order swapping every pair, so drift in the
+machine's load falls on both alike), cold with kaniko's usual flags as bench/run.sh runs trowel:
+`--cache=true --cache-repo` (or, with --nocache, no caching), a fresh cache repository, destination, work dir and cache dir per
+build, state under --state (a tmpfs for the bench's tmpfs table). The wall time is a monotonic
+clock around the whole process; `uptime`'s load is recorded with every build. With --trace each
+build also writes a trace, from which the phases (first event, `build_finished`) are taken, so
+the time outside the trace (process start-up, exit) is the wall time minus `build_finished`'s
+duration. One JSON line per build goes to --out; medians are printed at the end.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+import uuid
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def build(binary, args, tag, trace_path):
+    state = os.path.join(args.state, tag)
+    shutil.rmtree(state, ignore_errors=True)
+    os.makedirs(os.path.join(state, "work"))
+    os.makedirs(os.path.join(state, "cache-dir"))
+    reg = args.registry
+    argv = [binary, "build", "--context", args.context, "--dockerfile", args.dockerfile,
+            "--destination", "%s/ab/%s:latest" % (reg, tag), "--build-arg", "BASE_REGISTRY=%s" % reg,
+            "--isolation", "chroot", "--work-dir", os.path.join(state, "work"), "--log-format", "text"]
+    if not args.nocache:
+        argv += ["--cache=true", "--cache-repo", "%s/ab-cache/%s" % (reg, tag),
+                 "--cache-dir", os.path.join(state, "cache-dir")]
+    if trace_path:
+        argv += ["--trace", trace_path]
+    subprocess.run(["sync"])
+    before = load()
+    t0 = time.monotonic()
+    w0 = time.time()
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.monotonic() - t0
+    w1 = time.time()
+    if p.returncode != 0:
+        raise SystemExit("%s failed (%d): %s" % (binary, p.returncode, p.stderr.decode()[-2000:]))
+    shutil.rmtree(state, ignore_errors=True)
+    rec = {"wall_s": round(wall, 4), "load": before}
+    if trace_path:
+        rec.update(phases(trace_path, w0, w1))
+        os.unlink(trace_path)
+    return rec
+
+
+def phases(path, w0, w1):
+    """Milliseconds of the trace's marks: the build's own duration and its push; and the time
+    outside the trace: from the process's start to the trace's start (`pre_ms`, the header's
+    wall-clock `started`, millisecond precision) and from its last event to the process's
+    exit being seen (`post_ms`)."""
+    out = {}
+    last = 0
+    with open(path) as f:
+        for n, line in enumerate(f):
+            ev = json.loads(line)
+            if n == 0:
+                started = datetime.datetime.strptime(ev["started"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                started = started.replace(tzinfo=datetime.timezone.utc).timestamp()
+                out["pre_ms"] = round((started - w0) * 1000, 1)
+                continue
+            last = max(last, ev.get("ms", 0))
+            kind = ev.get("event")
+            t = ev.get("ms")
+            if kind == "build_finished":
+                out["build_finished_ms"] = ev.get("duration_ms")
+            if kind in ("push_started", "push_finished", "stage_finished") and t is not None:
+                out.setdefault(kind + "_ms", t)
+    if "pre_ms" in out:
+        out["post_ms"] = round((w1 - started) * 1000 - last, 1)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--registry", required=True)
+    ap.add_argument("--a", required=True)
+    ap.add_argument("--b", required=True)
+    ap.add_argument("--dockerfile", required=True)
+    ap.add_argument("--context", required=True)
+    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--state", default="/dev/shm/ab-cold")
+    ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--nocache", action="store_true", help="no --cache (the per-RUN workload: sandbox cost alone)")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    results = {"a": [], "b": []}
+    with open(args.out, "a") as out:
+        for i in range(args.pairs):
+            order = ["a", "b"] if i % 2 == 0 else ["b", "a"]
+            for which in order:
+                tag = "%s-%s" % (which, uuid.uuid4().hex[:10])
+                trace = os.path.join(args.state, tag + ".trace.jsonl") if args.trace else None
+                os.makedirs(args.state, exist_ok=True)
+                rec = build(getattr(args, which), args, tag, trace)
+                rec.update({"pair": i, "binary": which, "path": getattr(args, which), "label": args.label,
+                            "dockerfile": args.dockerfile, "traced": args.trace, "nocache": args.nocache})
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
+                results[which].append(rec)
+                print(json.dumps(rec), flush=True)
+    for which in ("a", "b"):
+        walls = [r["wall_s"] for r in results[which]]
+        line = "%s: median wall %.4f s over %d (min %.4f max %.4f)" % (
+            which, statistics.median(walls), len(walls), min(walls), max(walls))
+        if args.trace:
+            fin = [r["build_finished_ms"] for r in results[which] if r.get("build_finished_ms") is not None]
+            if fin:
+                line += ", median build_finished %d ms, outside the trace %d ms" % (
+                    statistics.median(fin), statistics.median([r["wall_s"] * 1000 - r["build_finished_ms"]
+                                                               for r in results[which]]))
+        print(line)
+    print("loads: %s" % sorted(r["load"] for r in results["a"] + results["b"]))
+
+
+if __name__ == "__main__":
+    main()
