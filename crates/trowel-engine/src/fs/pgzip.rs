@@ -375,6 +375,37 @@ mod tests {
         out
     }
 
+    /// A worker's compressor is reused for every chunk it takes, and which chunks a worker
+    /// takes is timing. A chunk's output must not depend on what its compressor did before.
+    #[test]
+    fn a_chunk_compresses_the_same_whatever_its_compressor_did_before() {
+        let data = sample(3 * CHUNK, 7);
+        let other = sample(2 * CHUNK, 99);
+        let text: Vec<u8> = (0..CHUNK).map(|i| b"abcab\ncab"[i % 9]).collect();
+        for level in [1, 2, 6] {
+            for (i, piece) in data.chunks(CHUNK).enumerate() {
+                let dict = if i == 0 { &[][..] } else { &data[i * CHUNK - DICT..i * CHUNK] };
+                let last = i == 2;
+                let fresh = Chunker::new(level).chunk(piece, dict, last).unwrap();
+                // Used before on other data, with and without a dictionary, flushed and finished,
+                // on inputs that end at other offsets.
+                let mut used = Chunker::new(level);
+                for (j, before) in [&other[..CHUNK], &text[..], &other[CHUNK..CHUNK + 1000], &text[..CHUNK - 77]]
+                    .into_iter()
+                    .enumerate()
+                {
+                    used.chunk(before, if j % 2 == 0 { &text[..DICT] } else { &[] }, j == 3).unwrap();
+                    assert_eq!(
+                        used.chunk(piece, dict, last).unwrap(),
+                        fresh,
+                        "level {level}, chunk {i}, after {} earlier chunk(s)",
+                        j + 1
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn decodes_to_the_input_at_every_chunk_boundary_and_level() {
         for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12_345] {
