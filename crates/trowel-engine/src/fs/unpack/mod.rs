@@ -62,10 +62,9 @@ pub struct UnpackOptions {
     /// The root is the bottom layer of an overlayfs stack (an entry of the unpacked-layer
     /// store), written directly rather than through an overlay: what overlayfs would give a
     /// meaning it does not have in the image is made what an overlay makes of it. Attributes
-    /// `trusted.overlay.*` (`user.overlay.*` in a user namespace, where overlays take
-    /// `userxattr`) are stored escaped (`trusted.overlay.overlay.*`, read back through the
-    /// overlay as written), and a character device 0:0 — a whiteout to overlayfs — is
-    /// refused with [`FsError::DeviceNotAllowed`] as an overlay refuses to create one.
+    /// `trusted.overlay.*` (`user.overlay.*` in a user namespace, where overlays take `userxattr`)
+    /// are stored escaped (`trusted.overlay.overlay.*`, read back through the overlay as written),
+    /// and a character device 0:0 (an overlay whiteout) is refused as an overlay refuses it.
     pub overlay_lower: bool,
     /// Character and block devices are skipped (each listed in
     /// [`UnpackStats::devices_skipped`]) rather than made or refused: rootless isolation, where
