@@ -109,7 +109,13 @@ pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol
 }
 
 async fn ping(client: reqwest::Client, base: String, stall: std::time::Duration) -> Result<Endpoint, ProbeError> {
-    let sent = Watch::new(stall).guard(client.get(format!("{base}/v2/")).send()).await;
+    let mut sent = Watch::new(stall).guard(client.get(format!("{base}/v2/")).send()).await;
+    // hyper's "connection was not ready": the new connection closed before the request went out
+    // (seen under load with a client certificate). Nothing was sent, so a second try is safe
+    // whatever the retry flags say; it is a new connection.
+    if matches!(&sent, Ok(Err(e)) if describe(e).contains("connection was not ready")) {
+        sent = Watch::new(stall).guard(client.get(format!("{base}/v2/")).send()).await;
+    }
     let resp = match sent {
         Ok(Err(e)) if let Some(s) = super::stall::of_error(&e, stall) => {
             return Err(ProbeError { message: format!("cannot reach {base}: {s}"), retryable: true, stalled: true });
