@@ -19,8 +19,16 @@ envdir=$(mktemp -d /tmp/trowel-testenv.XXXXXX)
 # flavour has its own lock), and one that finds it failed makes it again and reports why.
 setsid scripts/make-debian-image.sh --prepare minbase python go rust node git >"$envdir/debian-images.log" 2>&1 &
 prepare=$!
+# The emulators and clients the remote-context tests run (S3, Azure, GCS; from PyPI and npm) are
+# installed beside the compile too, instead of inside the first test that needs each: a minute
+# of downloads off the suite's time. Each script locks, so a test that asks first just waits.
+target=${CARGO_TARGET_DIR:-target}
+setsid bash -c "scripts/s3-emulator.sh; scripts/azure-test-tools.sh; scripts/gcs-test-tools.sh '$target/gcs-test-tools'" \
+  >"$envdir/test-tools.log" 2>&1 &
+tools=$!
 cleanup() {
   kill -- -"$prepare" 2>/dev/null && wait "$prepare" 2>/dev/null
+  kill -- -"$tools" 2>/dev/null && wait "$tools" 2>/dev/null
   scripts/testenv.sh down "$envdir" || true
   rm -rf "$envdir"
 }
