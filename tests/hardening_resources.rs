@@ -1,10 +1,12 @@
 //! Resource limits: a RUN that never ends is stopped by `--run-timeout` (and leaves nothing
-//! running), and gigabytes of RUN output go through the engine, the secret masking, the log
+//! running), and RUN output many times the memory allowed goes through the engine, the secret masking, the log
 //! printer and the trace writer in bounded memory — measured as trowel's peak RSS with
 //! `/usr/bin/time -v`, not timed.
 //!
-//! The output volume is `TROWEL_HARDENING_OUTPUT_MIB` (default 2048 MiB: half as lines, half as
-//! one line with no newline at all, the worst case for anything that splits output into lines).
+//! The output volume is `TROWEL_HARDENING_OUTPUT_MIB` (default 512 MiB, four times the RSS
+//! allowed, so anything that kept a quarter of it fails; half as lines, half as one line with no
+//! newline at all, the worst case for anything that splits output into lines). 2048 MiB was the
+//! default until the suite's time mattered more than the extra margin: set it to rerun that.
 
 mod common;
 mod hardening_support;
@@ -41,8 +43,8 @@ fn a_run_that_never_ends_is_stopped_by_the_run_timeout() {
 }
 
 #[test]
-fn gigabytes_of_run_output_stream_in_bounded_memory() {
-    let mib: u64 = std::env::var("TROWEL_HARDENING_OUTPUT_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2048);
+fn run_output_far_beyond_the_memory_limit_streams_in_bounded_memory() {
+    let mib: u64 = std::env::var("TROWEL_HARDENING_OUTPUT_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
     let half = mib / 2 * 1024 * 1024;
     let ctx = context(&format!(
         "FROM {}\nARG API_TOKEN\n\
