@@ -193,6 +193,46 @@ fn a_userns_pod_that_allows_it_builds_in_chroot_isolation_like_the_host() {
     assert_eq!(digest("unconfined"), digest("host"));
 }
 
+/// chroot isolation in a userns pod with a `--cache-dir` volume: its roots come from an
+/// unpacked-layer store of the pod's own (`unpacked-userns/ns-…`: the pod's ids and
+/// `user.overlay.*` whiteouts, apart from the node's root's store), filled by the first build and
+/// mounted, with nothing unpacked, by the second, which makes the same image.
+#[test]
+fn a_userns_pod_mounts_its_roots_from_a_store_of_its_own() {
+    let e = env();
+    let v = Volumes::new(&format!(
+        "FROM {}\nRUN rm /bin/true && mkdir /gone && rmdir /gone && echo ok > /ok\nRUN test ! -e /bin/true && cat /ok\n",
+        e.busybox()
+    ));
+    let repo = format!("{}/{}", e.registry, unique_repo("userns-store"));
+    let settings =
+        Settings { add_caps: SYS_ADMIN, seccomp: Seccomp::Localhost(LOCALHOST_PROFILE), proc_unmasked: false };
+    let mut logs = Vec::new();
+    for tag in ["first", "second"] {
+        let dest = format!("--destination={repo}:{tag}");
+        let (code, log) = userns_pod_run(
+            &trowel_image(),
+            settings,
+            args(&["/trowel/trowel", "build", "--context=/workspace", "--cache-dir=/cache", "--reproducible", &dest]),
+            &v.mounts(),
+        );
+        assert_eq!(code, 0, "{tag}: {log}");
+        assert!(log.contains("RUN isolation: chroot"), "{tag}: {log}");
+        logs.push(log);
+    }
+    assert!(logs[0].contains("from the unpacked-layer store (0 there already"), "{}", logs[0]);
+    assert!(logs[1].contains("from the unpacked-layer store (1 there already, none unpacked)"), "{}", logs[1]);
+    let stores: Vec<String> = std::fs::read_dir(v.cache.path().join("unpacked-userns"))
+        .expect("the pod's store is under unpacked-userns")
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(stores.len() == 1 && stores[0].starts_with("ns-"), "{stores:?}");
+    let digest = |tag: &str| skopeo_inspect(&format!("{repo}:{tag}"))["Digest"].as_str().unwrap().to_string();
+    assert_eq!(digest("first"), digest("second"), "a root from the store builds the same image");
+    let t = pull_and_unpack(&format!("{repo}:second")).tree();
+    assert!(!t.has("/bin/true") && t.has("/ok"), "the deletion (a whiteout) and the new file");
+}
+
 /// `--isolation=rootless` in the pod: a nested user namespace needs no
 /// capability, only a seccomp profile that lets `unshare` through and an unmasked /proc (in a
 /// nested user namespace the masks are locked mounts, and the kernel refuses a new /proc).
