@@ -18,6 +18,7 @@
 //! ([`super::Snapshotter::settle`]).
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 
@@ -232,8 +233,21 @@ impl LayerWriter<'_> {
             return self.whiteout(&wh);
         }
         self.parents(parent, false)?;
-        let Some(st) = self.root.lstat(&p)? else {
-            return Err(FsError::ChangedWhileReading { path: p, reason: "it no longer exists".into() });
+        // A regular file, as the snapshot saw it, is opened at once and its fstat decides: its
+        // path is resolved once, not twice (an lstat, then the open), which is most of the
+        // system calls of a layer of many small files. The open neither follows a link nor
+        // blocks (`O_NOFOLLOW`, `O_NONBLOCK`), and nothing runs in the root between the snapshot
+        // and this; whatever else the path is now, the lstat below says.
+        let mut opened = None;
+        if changes.entries[i].file_type == FileType::File {
+            opened = self.root.open_file_nofollow(&p).ok();
+        }
+        let st = match &opened {
+            Some((_, st)) => st.clone(),
+            None => match self.root.lstat(&p)? {
+                Some(st) => st,
+                None => return Err(FsError::ChangedWhileReading { path: p, reason: "it no longer exists".into() }),
+            },
         };
         let c = &mut changes.entries[i];
         c.mode = st.mode;
@@ -263,9 +277,9 @@ impl LayerWriter<'_> {
                     c.size = st.size;
                     return Ok(());
                 }
-                let (digest, opened, xattrs) = self.file(&p, &st)?;
-                let size = opened.size;
-                self.reads.push(FileRead::new(&p, &opened, xattrs, &digest));
+                let (digest, read, xattrs) = self.file(&p, &st, opened)?;
+                let size = read.size;
+                self.reads.push(FileRead::new(&p, &read, xattrs, &digest));
                 if st.nlink > 1 {
                     self.links.insert((st.dev, st.ino), (p.clone(), digest.clone(), xattrs));
                 }
@@ -379,8 +393,13 @@ impl LayerWriter<'_> {
     /// A regular file: header with the size of the opened inode, then exactly that many bytes,
     /// hashed on the way. Returns the content digest, the opened inode's metadata and the hash
     /// of all its xattrs (as the snapshot index keeps it).
-    fn file(&mut self, p: &str, lst: &Stat) -> Result<(Digest, Stat, u64), FsError> {
-        let (mut f, st) = self.root.open_file_nofollow(p)?;
+    /// Writes the regular file `p` (`lst`: its lstat, or the fstat of `opened`, the file already
+    /// open) and returns its content digest, the metadata it was read with and its xattr hash.
+    fn file(&mut self, p: &str, lst: &Stat, opened: Option<(File, Stat)>) -> Result<(Digest, Stat, u64), FsError> {
+        let (mut f, st) = match opened {
+            Some(o) => o,
+            None => self.root.open_file_nofollow(p)?,
+        };
         if st.ino != lst.ino || st.dev != lst.dev {
             return Err(FsError::ChangedWhileReading { path: p.to_string(), reason: "it was replaced".into() });
         }
