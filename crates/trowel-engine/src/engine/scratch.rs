@@ -56,9 +56,11 @@ pub(crate) fn remove_stale(parent: &Path) -> Sweep {
             continue;
         }
         let dir = e.path();
-        if !dir_lock::is_abandoned(&dir) {
-            continue;
-        }
+        // Held while removing: another build sweeping at the same time skips this directory.
+        let _claim = match dir_lock::claim_abandoned(&dir) {
+            dir_lock::Claim::Owned => continue,
+            claim => claim,
+        };
         match remove_dir(&dir) {
             Ok(()) => sweep.removed.push(dir),
             Err(err) => sweep.failed.push((dir, err.to_string())),
