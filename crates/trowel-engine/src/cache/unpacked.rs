@@ -230,7 +230,10 @@ impl UnpackedStore {
         let Ok(entries) = std::fs::read_dir(self.dir.join("tmp")) else { return };
         for e in entries.flatten() {
             let d = e.path();
-            if dir_lock::is_abandoned(&d) {
+            // Held while removing, as a work dir's sweep holds it: a build sweeping at the same
+            // time skips this directory.
+            let claim = dir_lock::claim_abandoned(&d);
+            if !matches!(claim, dir_lock::Claim::Owned) {
                 // Its overlay went with the dead build's mount namespace or was detached by
                 // the sweep of its work dir; a directory still busy is left for next time.
                 let _ = crate::fs::remove::remove_tree(&d);

@@ -391,10 +391,9 @@ impl LayerWriter<'_> {
     }
 
     /// A regular file: header with the size of the opened inode, then exactly that many bytes,
-    /// hashed on the way. Returns the content digest, the opened inode's metadata and the hash
-    /// of all its xattrs (as the snapshot index keeps it).
-    /// Writes the regular file `p` (`lst`: its lstat, or the fstat of `opened`, the file already
-    /// open) and returns its content digest, the metadata it was read with and its xattr hash.
+    /// hashed on the way. `lst` is its lstat, or the fstat of `opened` when the caller already
+    /// opened it. Returns the content digest, the opened inode's metadata and the hash of all
+    /// its xattrs (as the snapshot index keeps it).
     fn file(&mut self, p: &str, lst: &Stat, opened: Option<(File, Stat)>) -> Result<(Digest, Stat, u64), FsError> {
         let (mut f, st) = match opened {
             Some(o) => o,
