@@ -56,9 +56,7 @@ for j in $(seq 1 "$jobs"); do
   runs=$((runs + $(executions "$log")))
   c=$(last_coverage "$log")
   [ "$c" -gt "$cov" ] && cov=$c
-  if grep -q -E '^(==[0-9]+==ERROR|thread .* panicked|==[0-9]+== ERROR: libFuzzer)' "$log"; then
-    grep -m1 -A20 -E '^(==[0-9]+==ERROR|thread .* panicked|==[0-9]+== ERROR: libFuzzer)' "$log"
-  fi
+  grep -m1 -A20 -E '^(==[0-9]+==ERROR|thread .* panicked|==[0-9]+== ERROR: libFuzzer)' "$log" || true
 done
 crashes=$(find "artifacts/$target" -type f | wc -l)
 line="$(date -u +%FT%TZ) $target: $runs executions in $jobs job(s), ${seconds}s, $((runs / (seconds > 0 ? seconds : 1)))/s, coverage $cov, exit $status$interrupted, artifacts $crashes"
