@@ -1,7 +1,9 @@
 //! `.dockerignore` with Docker's semantics (moby `patternmatcher`), which differ from gitignore:
 //!
 //! - every pattern is cleaned (`filepath.Clean`) and anchored at the context root; a leading `/`
-//!   is dropped, so `/a` and `a` are the same pattern;
+//!   is dropped, so `/a` and `a` are the same pattern; like BuildKit, which reads the file with
+//!   moby's `ignorefile` and then matches with `patternmatcher`, a pattern is trimmed and cleaned
+//!   a second time, so `** /` is `**`;
 //! - `*` and `?` do not match `/`; `**` matches any number of directories (also none);
 //! - a pattern that matches a directory matches everything below it;
 //! - `!pattern` re-includes; the last pattern that matches a path decides;
@@ -328,11 +330,21 @@ fn glob_set(globs: &[String]) -> Result<GlobSet, String> {
 const MAX_ALTERNATIVES: usize = 64;
 
 impl Pattern {
-    fn compile(raw: &str) -> Result<Pattern, String> {
+    /// Compiles one pattern as [`normalize`] leaves it. BuildKit's file sync hands those patterns
+    /// to moby's `patternmatcher.New`, which trims and cleans each one again before taking off
+    /// the `!`, so that is done here too: `** /` (which `normalize` leaves as `** `) means `**`,
+    /// `/ /` means nothing, and `!/` is the illegal `!`. `None` for a pattern that is then empty.
+    fn compile(normalized: &str) -> Result<Option<Pattern>, String> {
+        let trimmed = normalized.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        let raw = clean(trimmed);
         let (exclusion, text) = match raw.strip_prefix('!') {
             Some("") => return Err("illegal exclusion pattern: \"!\"".into()),
+            // Not trimmed: `New` keeps `! a` (from the line `!/ a`) as an exception for ` a`.
             Some(rest) => (true, rest.to_string()),
-            None => (false, raw.to_string()),
+            None => (false, raw),
         };
         check_syntax(&text)?;
         let (pieces, kind) = classify(&text);
@@ -353,7 +365,7 @@ impl Pattern {
                 glob_set(&globs(&pieces)?).map(Some)
             })
             .collect::<Result<_, String>>()?;
-        Ok(Pattern { text, exclusion, matcher, components })
+        Ok(Some(Pattern { text, exclusion, matcher, components }))
     }
 
     fn matches(&self, path: &str) -> bool {
@@ -396,12 +408,13 @@ impl DockerIgnore {
             if pattern.is_empty() {
                 continue;
             }
-            patterns.push(Pattern::compile(&pattern).map_err(|reason| DockerfileError::Ignore {
+            let compiled = Pattern::compile(&pattern).map_err(|reason| DockerfileError::Ignore {
                 source_name: source_name.to_string(),
                 line: Some(n + 1),
                 pattern: line.trim().to_string(),
                 reason,
-            })?);
+            })?;
+            patterns.extend(compiled);
         }
         Ok(DockerIgnore { patterns })
     }
@@ -415,12 +428,13 @@ impl DockerIgnore {
             if pattern.is_empty() {
                 continue;
             }
-            patterns.push(Pattern::compile(&pattern).map_err(|reason| DockerfileError::Ignore {
+            let compiled = Pattern::compile(&pattern).map_err(|reason| DockerfileError::Ignore {
                 source_name: "exclude patterns".into(),
                 line: None,
                 pattern: raw.clone(),
                 reason,
-            })?);
+            })?;
+            patterns.extend(compiled);
         }
         Ok(DockerIgnore { patterns })
     }
@@ -488,7 +502,8 @@ impl DockerIgnore {
         self.patterns.is_empty()
     }
 
-    /// The normalised patterns, `!` included (for cache keys and display).
+    /// The patterns as the matcher holds them (after both of BuildKit's normalisations), `!`
+    /// included: for display and the build checks.
     pub fn patterns(&self) -> Vec<String> {
         self.patterns.iter().map(|p| if p.exclusion { format!("!{}", p.text) } else { p.text.clone() }).collect()
     }

@@ -152,6 +152,41 @@ fn from_patterns_and_accessors() {
     assert!(DockerIgnore::parse("# only comments\n").unwrap().is_empty());
 }
 
+/// BuildKit reads the file with moby's `ignorefile` and then builds `patternmatcher.New` from
+/// what it read, which trims and cleans every pattern a second time.
+#[test]
+fn patterns_are_normalised_twice_like_buildkit() {
+    // `** /` reads as `** `, which `New` trims to `**`: everything.
+    check("** /\n", &["a", "a/b", "x y"], &[]);
+    assert_eq!(ig("** /\n").patterns(), ["**"]);
+    // `a /` reads as `a `, then `a`.
+    check("a /\n", &["a", "a/b"], &["a ", "ab"]);
+    // `/ /` reads as a lone space, which `New` drops.
+    assert!(ig("/ /\n").is_empty());
+    // `!/` reads as `!/`, which `New` cleans to the illegal `!`.
+    let e = DockerIgnore::parse("*\n!/\n").unwrap_err();
+    assert_eq!(e.line(), Some(2), "{e}");
+    assert!(e.to_string().contains("illegal exclusion pattern"), "{e}");
+    // `!/ a` reads as `! a`: an exception for ` a`, untrimmed.
+    let d = ig("*\n!/ a\n");
+    assert_eq!(d.patterns(), ["*", "! a"]);
+    assert!(!d.is_excluded(" a"));
+    assert!(d.is_excluded("a"));
+}
+
+/// The fuzz finding of 2026-12-01 (`fuzz/seeds/dockerignore/finding-double-star-space`): the
+/// last line `** /` made `parse` and `from_patterns` over its own patterns disagree about `a`.
+#[test]
+fn finding_double_star_before_a_space() {
+    let text = "*\u{2}comment\n*.\u{1}mp\nsecret[\u{e}-c]?.txt\n\\#litfacl#r\nomment\n/\n** /";
+    let d = ig(text);
+    let again = DockerIgnore::from_patterns(&d.patterns()).unwrap();
+    for p in ["a", "a/b", "sub/dir/file.txt", ".git/config"] {
+        assert!(d.is_excluded(p), "{p}");
+        assert_eq!(d.is_excluded(p), again.is_excluded(p), "{p}");
+    }
+}
+
 #[test]
 fn load_prefers_dockerfile_specific_file() {
     let dir = tempfile::tempdir().unwrap();
