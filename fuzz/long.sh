@@ -59,6 +59,6 @@ for j in $(seq 1 "$jobs"); do
   grep -m1 -A20 -E '^(==[0-9]+==ERROR|thread .* panicked|==[0-9]+== ERROR: libFuzzer)' "$log" || true
 done
 crashes=$(find "artifacts/$target" -type f | wc -l)
-line="$(date -u +%FT%TZ) $target: $runs executions in $jobs job(s), ${seconds}s, $((runs / (seconds > 0 ? seconds : 1)))/s, coverage $cov, exit $status$interrupted, artifacts $crashes"
+line="$(date -u +%FT%TZ) $target ($sanitizer sanitizer): $runs executions in $jobs job(s), ${seconds}s, $((runs / (seconds > 0 ? seconds : 1)))/s, coverage $cov, exit $status$interrupted, artifacts $crashes"
 echo "$line" | tee -a logs/summary.txt
 exit $status
