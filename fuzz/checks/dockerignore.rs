@@ -39,16 +39,16 @@ pub fn check(data: &[u8]) {
             );
         }
     }
-    // The patterns the matcher shows, given back as `COPY --exclude` patterns, build the same
-    // matcher: normalising a normalised pattern changes nothing, as BuildKit relies on when it
-    // normalises twice. Not through `parse`: that would read a pattern starting with `#` or a BOM
-    // as file syntax. Two held forms no pattern line can spell are left out: an exception whose
-    // text starts with white space (from `!/ a`) and a text starting with `/` (from `/ /a`).
+    // The patterns the matcher shows identify it: given back as `COPY --exclude` patterns they
+    // build the same matcher. Only where each shown pattern is a fixed point of that
+    // normalisation: BuildKit's normalisation (trim, clean, then trim and clean again) is not
+    // idempotent (`* / /` is held as `* `, which normalises to `*`), and an exception or a
+    // pattern held with a leading `/` (from `/!/a` or `/ /a`) normalises to something else.
+    // Not through `parse`: that would read a pattern starting with `#` or a BOM as file syntax.
     let shown = ignore.patterns();
-    let unspellable = |p: &String| {
-        p.strip_prefix('!').is_some_and(|t| t.starts_with(char::is_whitespace)) || (p.starts_with('/') && p != "/")
-    };
-    if shown.iter().any(unspellable) {
+    let fixed =
+        |p: &String| DockerIgnore::from_patterns(std::slice::from_ref(p)).is_ok_and(|d| d.patterns() == [p.as_str()]);
+    if !shown.iter().all(fixed) {
         return;
     }
     let again = DockerIgnore::from_patterns(&shown).expect("normalised patterns compile");

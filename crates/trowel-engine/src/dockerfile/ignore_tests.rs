@@ -172,6 +172,17 @@ fn patterns_are_normalised_twice_like_buildkit() {
     assert_eq!(d.patterns(), ["*", "! a"]);
     assert!(!d.is_excluded(" a"));
     assert!(d.is_excluded("a"));
+    // Only one trim after the clean: `* / /` reads as `* / `, which `New` trims and cleans to
+    // `* ` (seed `finding-held-trailing-space`).
+    let d = ig("* / /\n");
+    assert_eq!(d.patterns(), ["* "]);
+    check("* / /\n", &["a ", "b /c"], &["a", "b/c"]);
+    // `/!/*.r` is not inverted by `ReadAll` (it starts with `/`), which makes it `!/*.r`: `New`
+    // reads an exception for `/*.r`, which no context path matches (seed
+    // `finding-held-exception-slash`).
+    let d = ig("*\n/!/*.r\n");
+    assert_eq!(d.patterns(), ["*", "!/*.r"]);
+    assert!(d.is_excluded("x.r"));
 }
 
 /// The fuzz finding of 2026-12-01 (`fuzz/seeds/dockerignore/finding-double-star-space`): the
