@@ -3,8 +3,8 @@
 #
 # cargo-fuzz needs nightly for the sanitizer flags; without nightly the stable toolchain is used
 # with RUSTC_BOOTSTRAP=1 and no sanitizer. FUZZ_SANITIZER=none chooses no sanitizer on nightly
-# too: AddressSanitizer makes the parser targets 3 to 4 times slower, and finds nothing in safe
-# Rust that a panic would not (docs/hardening.md, "Sanitizer"). Give such a build its own
+# too: AddressSanitizer makes the parser targets 3 to 4 times slower, and they reach no unsafe
+# code of trowel's own (docs/hardening.md, "Sanitizer"). Give such a build its own
 # CARGO_TARGET_DIR, or cargo rebuilds each time the choice changes.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

@@ -185,7 +185,7 @@ fn patterns_are_normalised_twice_like_buildkit() {
     assert!(d.is_excluded("x.r"));
 }
 
-/// The fuzz finding of 2026-12-01 (`fuzz/seeds/dockerignore/finding-double-star-space`): the
+/// The fuzz finding of 2026-12-02 (`fuzz/seeds/dockerignore/finding-double-star-space`): the
 /// last line `** /` made `parse` and `from_patterns` over its own patterns disagree about `a`.
 #[test]
 fn finding_double_star_before_a_space() {
