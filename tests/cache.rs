@@ -248,6 +248,28 @@ fn file_content_and_mode_changes_miss() {
     );
 }
 
+/// A context file's owner on the build machine never reaches the image (COPY gives 0:0 or
+/// `--chown`'s owner, as BuildKit does), so it is not in the key: the same checkout owned by
+/// another user (another CI runner; a rootless build before its namespace's maps are written,
+/// `tests/rootless.rs`) hits every step, and the image is the same.
+#[test]
+fn a_context_files_owner_is_not_in_a_copys_key() {
+    let df = format!("{}COPY app.txt /app.txt\nCOPY --chown=5:6 app.txt /owned.txt\nRUN cat /app.txt\n", from());
+    let c = Ctx::new("context-owner", &df);
+    c.write("app.txt", "v1\n");
+    let chown = |id: u32| std::os::unix::fs::chown(c.path().join("app.txt"), Some(id), Some(id)).unwrap();
+    chown(1000);
+    let first = c.build(&[]);
+    chown(2000);
+    let o = c.build(&[]);
+    o.all_hit();
+    assert_eq!(o.digest, first.digest);
+    let tree = pull_and_unpack(&c.dest);
+    let files = tree.tree();
+    assert_eq!((files.get("/app.txt").uid, files.get("/app.txt").gid), (0, 0));
+    assert_eq!((files.get("/owned.txt").uid, files.get("/owned.txt").gid), (5, 6));
+}
+
 #[test]
 fn dockerignored_and_unused_changes_still_hit() {
     let c = Ctx::new(

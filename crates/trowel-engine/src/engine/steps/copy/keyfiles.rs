@@ -1,7 +1,15 @@
-//! What a COPY/ADD contributes to its cache key: every source file (path, type, mode, owner,
-//! link target, content digest) exactly as the copy will see it — after `.dockerignore` and
+//! What a COPY/ADD contributes to its cache key: every source file (path, type, mode, link
+//! target, content digest) exactly as the copy will see it — after `.dockerignore` and
 //! `--exclude`, with wildcards expanded — or, for `--from`, the source stage's key or the
 //! source image's digest; for a git repository, the commit it names.
+//!
+//! A context file's owner is not in a COPY's key (it is recorded as 0:0): the copy gives every
+//! context file 0:0 or `--chown`'s owner whoever owns it on the build machine, as BuildKit does
+//! (its clients reset the owners of the context they send), so it cannot change the layer. Keyed,
+//! it made the same checkout cloned by another user miss, and in rootless isolation it would read
+//! as the overflow id before the namespace's maps are written and as 0 after (`sandbox/userns.rs`).
+//! A RUN's bind mount of the context shows the owners as they are, so its key keeps them, read
+//! once the maps are written.
 
 use std::collections::BTreeMap;
 
@@ -92,6 +100,9 @@ pub(crate) fn key_inputs(
             }
         }
     }
+    for f in &mut files {
+        (f.uid, f.gid) = (0, 0);
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup();
     Ok(KeyInputs { files, sources: srcs })
@@ -101,6 +112,9 @@ pub(crate) fn key_inputs(
 /// (`.dockerignore` applied), for a RUN's cache key: a bind mount's sources are covered as
 /// COPY's are.
 pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<Vec<FileEntry>, StepError> {
+    // The owners are keyed: not before a rootless namespace's maps make them what RUN sees. A
+    // failure to map is reported by the RUN, which cannot run without them either.
+    let _ = crate::sandbox::userns::mapped();
     // A mount follows a symlinked source inside the context, as the mount itself does.
     let resolved = ctx.context.resolve(rel).map_err(StepError::fs(rel.to_string()))?;
     let rel = resolved.trim_start_matches('/');
