@@ -114,6 +114,9 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
     } else {
         engine::build(&opts, &emitter, &mut Continue)
     };
+    if let Some(warning) = trowel::rootless::settle(result.is_ok()) {
+        eprintln!("warning: {warning}");
+    }
     prune_after(args);
     match result {
         Ok(_) => 0,

@@ -9,7 +9,9 @@
 //! runs apt-get (which drops to `_apt`); a shell at a debugger pause works (`build --break`'s
 //! prompt and `trowel debug`'s terminal debugger); the process started is the build itself, root
 //! of its namespace with every capability there, and SIGTERM ends it; the single-id fallback
-//! warns once and says why a chown fails; each refusal says what to change.
+//! warns once and says why a chown fails; each refusal says what to change; a build goes on
+//! while the helpers write its maps (a fully cached one pushes without them), and maps that come
+//! late change nothing in the image.
 
 mod common;
 
@@ -120,6 +122,100 @@ fn a_rootless_build_is_the_image_root_builds() {
     let o = ok(ws.trowel().args(["replay", "--summary"]).arg(ws.path("trace1")));
     let summary = stdout(&o);
     assert!(summary.contains(&dest), "{summary}");
+}
+
+/// The build goes on while the setuid helpers write its namespace's maps, and waits for them
+/// only where it needs them (`sandbox/userns.rs`). Here the helpers are held back until the log
+/// shows the build got past a point: a cold build's base pulled, a warm build's image pushed
+/// (every step a cache hit needs no maps at all). A build that waited earlier would never print
+/// that line (the test fails at its deadline). With the maps that late, the image is still the
+/// one root builds: nothing that depends on the namespace's ids ran before them.
+#[test]
+fn the_build_goes_on_while_the_maps_are_written() {
+    let u = user(WITH_RANGE, true);
+    let ws = Workspace::new(&u);
+    ws.write("ctx/Dockerfile", &busybox_dockerfile());
+    ws.write("ctx/a.txt", "a\n");
+    ws.write("ctx/b.txt", "b\n");
+    // Helpers that pass trowel's check (file capabilities on a script) and run the real ones
+    // once the test lets them.
+    let bin = ws.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let release = ws.path("release");
+    for tool in ["newuidmap", "newgidmap"] {
+        let script = format!(
+            "#!/bin/sh\nwhile [ ! -e {} ]; do sleep 0.02; done\nexec /usr/bin/{tool} \"$@\"\n",
+            release.display()
+        );
+        std::fs::write(bin.join(tool), script).unwrap();
+        let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+        std::fs::set_permissions(bin.join(tool), mode).unwrap();
+        assert_ok(&run(Command::new("setcap").arg("cap_setuid+ep").arg(bin.join(tool))));
+    }
+    let repo = unique_repo("rootless-late-maps");
+    let dest = format!("{}/{repo}:user", env().registry);
+    let cache_repo = format!("{}/{repo}-cache", env().registry);
+    // Runs the build with the helpers held until a line of its log starts with `until`; its
+    // log and digest.
+    let build = |name: &str, until: &str| {
+        let _ = std::fs::remove_file(&release);
+        let digest_file = ws.path(name);
+        let mut child = ws
+            .trowel()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .args(["build", "--reproducible", "--cache", "--cache-repo", &cache_repo, "--destination", &dest])
+            .arg("--context")
+            .arg(ws.path("ctx"))
+            .arg("--digest-file")
+            .arg(&digest_file)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stream = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut log = String::new();
+        let mut seen = false;
+        while !seen {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen = line.contains(until);
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                Err(_) => break,
+            }
+        }
+        std::fs::write(&release, "").unwrap();
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        log.extend(rx.try_iter().map(|l| l + "\n"));
+        assert!(seen, "the build printed no line with {until:?} before its maps were written:\n{log}");
+        assert!(status.success(), "{log}");
+        (log, digest_of(&digest_file))
+    };
+    let (log, digest) = build("digest-cold", "Retrieved image ");
+    assert!(log.contains("RUN isolation: rootless"), "{log}");
+    let (log, warm) = build("digest-warm", "Pushed ");
+    assert_eq!(warm, digest, "{log}");
+    assert!(!log.contains("Cache miss"), "every step a hit:\n{log}");
+
+    // The image root builds from the same inputs.
+    let root_digest = tempfile::NamedTempFile::new().unwrap();
+    let root_dest = format!("{}/{repo}:root", env().registry);
+    assert_ok(&run(trowel()
+        .args(["build", "--reproducible", "--isolation=chroot", "--destination", &root_dest, "--context"])
+        .arg(ws.path("ctx"))
+        .arg("--digest-file")
+        .arg(root_digest.path())));
+    assert_eq!(digest, digest_of(root_digest.path()), "late maps changed the image");
 }
 
 /// `trowel warm` into the user's own cache dir, then a build whose base comes from it.

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::StreamExt;
 use trowel_events::Detail;
@@ -34,7 +34,8 @@ use crate::git::{Checkout, GitError};
 use crate::image::manifest::Platform;
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, ResolvedImage};
-use crate::sandbox::Isolation;
+use crate::sandbox::userns::Mapping;
+use crate::sandbox::{Isolation, RootlessError};
 use crate::secrets::Redactor;
 
 /// How many blobs download at once.
@@ -97,6 +98,9 @@ pub(crate) struct BuildContext<'o> {
     /// keys (or two COPYs of one tree) is read once, and, persisted in the cache dir, not again
     /// by the next build while it is unchanged.
     context_digests: ContextDigests,
+    /// Rootless isolation: whether the work dir holds files owned by the namespace's ids,
+    /// checked at the first [`BuildContext::scratch_dir`].
+    work_dir_owners: OnceLock<Result<(), Arc<RootlessError>>>,
 }
 
 /// A git source's checkout, or why there is none.
@@ -208,6 +212,7 @@ impl<'o> BuildContext<'o> {
             downloads: Mutex::new(HashMap::new()),
             git: Mutex::new(HashMap::new()),
             context_digests,
+            work_dir_owners: OnceLock::new(),
         })
     }
 
@@ -222,8 +227,20 @@ impl<'o> BuildContext<'o> {
         Location { file: self.opts.dockerfile.display().to_string(), line: ins.line, instruction: ins.quoted() }
     }
 
-    /// A fresh directory under the work dir.
+    /// A fresh directory under the work dir. Every root, copy source, RUN mount and debugger
+    /// shell is made in one, so in rootless isolation this is where a build first needs its
+    /// namespace's maps, whose wait `userns::enter` deferred (a build whose every step is a
+    /// cache hit never gets here): they are waited for, and the work dir is checked once for
+    /// holding files owned by the namespace's ids.
     pub fn scratch_dir(&self, name: &str) -> Result<PathBuf, BuildError> {
+        if self.opts.run.isolation == Isolation::Rootless {
+            let checked = self.work_dir_owners.get_or_init(|| {
+                let mapping = crate::sandbox::userns::current_mapping().unwrap_or(Mapping::Single);
+                crate::sandbox::userns::check_dir(&self.opts.work_dir, mapping, "--work-dir (or TMPDIR)")
+                    .map_err(Arc::new)
+            });
+            checked.clone().map_err(|e| BuildError::Rootless(RootlessError::Earlier(e)))?;
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("{name}-"))
             .tempdir_in(self.work.path())

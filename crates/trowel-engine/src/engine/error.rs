@@ -52,6 +52,10 @@ pub enum BuildError {
     /// The registry client could not be set up (a bad certificate, an unreadable Docker config).
     #[error(transparent)]
     Registry(RegistryError),
+    /// Rootless isolation's user namespace did not get its maps, or the work dir cannot hold
+    /// files owned by its ids: found when the build first needs them (`BuildContext::scratch_dir`).
+    #[error(transparent)]
+    Rootless(crate::sandbox::RootlessError),
     /// Reading or writing trowel's own files (the work dir, the Dockerfile) failed.
     #[error("{what}: {source}")]
     Io {

@@ -156,6 +156,9 @@ impl BuildContext<'_> {
     pub(crate) fn root_store(&self) -> Result<&UnpackedStore, &str> {
         let dir = self.unpacked.configured.as_ref().map_err(String::as_str)?;
         let ready = self.unpacked.ready.get_or_init(|| {
+            // Opening it tidies entries owned by the namespace's ids (rootless isolation): not
+            // before the maps are written. Failing to map fails the probe's scratch dir, loudly.
+            let _ = crate::sandbox::userns::mapped();
             let opened = UnpackedStore::open(dir)
                 .map_err(|e| format!("the unpacked-layer store {} cannot be opened: {e}", dir.display()))
                 .and_then(|store| self.probe_store(&store).map(|()| store));

@@ -61,6 +61,8 @@ pub(crate) fn remove_stale(parent: &Path) -> Sweep {
             dir_lock::Claim::Owned => continue,
             claim => claim,
         };
+        // Its files are owned by a rootless namespace's ids: removing them needs the maps.
+        let _ = crate::sandbox::userns::mapped();
         match remove_dir(&dir) {
             Ok(()) => sweep.removed.push(dir),
             Err(err) => sweep.failed.push((dir, err.to_string())),

@@ -88,7 +88,7 @@ pub fn copy_tree(
     let Some(st) = src.lstat(&src_path)? else {
         return Err(FsError::NotFound { path: src_path, root: src.host_path().display().to_string() });
     };
-    let parent_owner = opts.owner.or_else(|| rustix::process::geteuid().is_root().then_some((0, 0)));
+    let parent_owner = opts.owner.or_else(|| (crate::sandbox::userns::effective_ids().0 == 0).then_some((0, 0)));
     if dst_path != "/" {
         dst.mkdir_all(path::parent(&dst_path), 0o755, parent_owner)?;
     }

@@ -311,7 +311,7 @@ mod tests {
     use super::*;
 
     fn root() -> bool {
-        rustix::process::geteuid().is_root()
+        crate::sandbox::userns::effective_ids().0 == 0
     }
 
     /// Sixty-five lowers (more than a page of classic options allows), the top one winning,

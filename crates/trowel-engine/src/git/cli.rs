@@ -13,7 +13,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::GitError;
@@ -63,7 +63,7 @@ pub(crate) struct Git<'a> {
 impl Git<'_> {
     /// Runs `git <args>` and returns its standard output. `what` names the operation in errors.
     pub fn run(&self, what: &str, args: &[&str]) -> Result<String, GitError> {
-        let mut cmd = Command::new(&self.tools.git);
+        let mut cmd = crate::sandbox::userns::command(&self.tools.git);
         for c in CONFIG {
             cmd.arg("-c").arg(c);
         }

@@ -268,7 +268,7 @@ impl Keychain {
         };
         let mut attempt = 0;
         let mut child = loop {
-            let spawned = tokio::process::Command::new(&exe)
+            let spawned = crate::sandbox::userns::tokio_command(&exe)
                 .arg("get")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())

@@ -17,7 +17,7 @@
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -141,7 +141,7 @@ fn run_helper(name: &str, origin: &str, path: &Path, action: &str, stdin: &str) 
         path: path.to_path_buf(),
         reason,
     };
-    let mut child = Command::new(format!("docker-credential-{name}"))
+    let mut child = crate::sandbox::userns::command(format!("docker-credential-{name}"))
         .arg(action)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Instant;
 
 use rustix::pipe::PipeFlags;
@@ -260,7 +260,7 @@ impl Launch {
             StdioMode::Piped => None,
         };
 
-        let mut cmd = Command::new(&spec.helper_exe);
+        let mut cmd = super::userns::command(&spec.helper_exe);
         cmd.arg(HELPER_ARG)
             .arg(spec_r.as_raw_fd().to_string())
             .arg(report_w.as_raw_fd().to_string())

@@ -58,6 +58,11 @@ pub enum RootlessError {
          pivot_root), else --isolation=container (see docs/isolation.md)"
     )]
     ProcRefused { why: String, source: io::Error },
+
+    /// What the first wait for the namespace's maps found, given again to every later caller
+    /// (`userns::mapped`): the same words, once per place that needed the maps.
+    #[error(transparent)]
+    Earlier(std::sync::Arc<RootlessError>),
 }
 
 /// Reads a sysctl under `/proc/sys`, `None` when the kernel does not have it.

@@ -22,7 +22,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -77,7 +77,7 @@ fn make(helper: &Path) -> std::io::Result<OwnedFd> {
     if super::detect::user_namespace_mapping().is_some() {
         return Err(std::io::Error::other("in a user namespace: no new proc could be mounted there"));
     }
-    let mut child = Command::new(helper)
+    let mut child = super::userns::command(helper)
         .arg(HELPER_ARG)
         .arg(TEMPLATE_ARG)
         .env_clear()

@@ -34,8 +34,11 @@ pub(super) struct Helper {
 /// The forked child, waiting outside the namespace for the word to map its parent.
 pub(super) struct Mapper {
     pid: Pid,
-    /// Written once the parent has unshared; closed unwritten, the child exits doing nothing.
-    go: std::fs::File,
+    /// Written once the parent has unshared ([`Mapper::start`]); closed unwritten, the child
+    /// exits doing nothing.
+    go: Option<std::fs::File>,
+    /// Why the word could not be given, kept for [`Mapper::map`] to report.
+    told: io::Result<()>,
     /// What the child reports: failures only, then end of file when it exits.
     report: std::fs::File,
 }
@@ -67,18 +70,28 @@ impl Mapper {
                 // flushing its buffers a second time.
                 unsafe { libc::_exit(code) }
             }
-            ForkResult::Parent { child } => Ok(Mapper { pid: child, go: go_w.into(), report: report_r.into() }),
+            ForkResult::Parent { child } => {
+                Ok(Mapper { pid: child, go: Some(go_w.into()), told: Ok(()), report: report_r.into() })
+            }
         }
     }
 
-    /// Tells the child the namespace exists, waits for both helpers, and says what failed.
+    /// Tells the child the namespace exists: the helpers start writing its maps while this
+    /// process goes on.
+    pub fn start(&mut self) {
+        if let Some(mut go) = self.go.take() {
+            self.told = go.write_all(&[0]);
+        }
+    }
+
+    /// Tells the child the namespace exists if [`Mapper::start`] did not, waits for both
+    /// helpers, and says what failed.
     pub fn map(mut self, helpers: &[Helper; 2], user: &str) -> Result<(), RootlessError> {
-        let told = self.go.write_all(&[0]);
-        drop(self.go);
+        self.start();
         let mut report = Vec::new();
         let read = self.report.read_to_end(&mut report);
         let status = reap(self.pid);
-        told.map_err(|source| RootlessError::Start { what: "signal the mapping process".into(), source })?;
+        self.told.map_err(|source| RootlessError::Start { what: "signal the mapping process".into(), source })?;
         read.map_err(|source| RootlessError::Start { what: "read the mapping process's report".into(), source })?;
         if let Some(e) = parse_report(&report, helpers, user) {
             return Err(e);
@@ -93,8 +106,8 @@ impl Mapper {
     }
 
     /// The namespace could not be made: the child is told nothing and reaped.
-    pub fn cancel(self) {
-        drop(self.go);
+    pub fn cancel(mut self) {
+        self.go.take();
         let _ = reap(self.pid);
     }
 }
@@ -111,7 +124,10 @@ fn reap(pid: Pid) -> Result<WaitStatus, RootlessError> {
     }
 }
 
-/// The child's whole life: its exit code (0: both maps written).
+/// The child's whole life: its exit code (0: both maps written). It runs outside the namespace,
+/// so the helpers are started with the plain `Command::new`, not `userns::command`, which would
+/// wait for the very maps they write.
+#[allow(clippy::disallowed_methods)]
 fn child(parent: i32, go: OwnedFd, report: OwnedFd, helpers: &[Helper; 2]) -> i32 {
     // Not outliving the parent: a trowel killed before the word must not leave it waiting.
     // SAFETY: prctl with constant arguments.

@@ -17,7 +17,7 @@ use std::net::Shutdown;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -121,7 +121,7 @@ impl KeyAgent {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
         let socket = dir.join("agent.sock");
-        let child = Command::new("ssh-agent")
+        let child = crate::sandbox::userns::command("ssh-agent")
             .arg("-D")
             .arg("-a")
             .arg(&socket)
@@ -142,7 +142,7 @@ impl KeyAgent {
             std::thread::sleep(Duration::from_millis(20));
         }
         for key in keys {
-            let out = Command::new("ssh-add")
+            let out = crate::sandbox::userns::command("ssh-add")
                 .arg("-q")
                 .arg(key)
                 .env_clear()

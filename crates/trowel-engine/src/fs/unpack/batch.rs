@@ -161,7 +161,8 @@ impl Creation {
             let v = s.lines().find_map(|l| l.strip_prefix("Umask:"))?;
             u32::from_str_radix(v.trim(), 8).ok()
         });
-        Creation { uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw(), umask }
+        let (uid, gid) = crate::sandbox::userns::effective_ids();
+        Creation { uid, gid, umask }
     }
 
     /// The owner to set on a new file in a directory (setgid or not) when owners are preserved,

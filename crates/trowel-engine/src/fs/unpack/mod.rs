@@ -83,7 +83,7 @@ impl Default for UnpackOptions {
         UnpackOptions {
             ignore: IgnoreList::default(),
             allow_devices: false,
-            preserve_owner: rustix::process::geteuid().is_root(),
+            preserve_owner: crate::sandbox::userns::effective_ids().0 == 0,
             max_entry_size: None,
             max_total_size: None,
             max_entries: None,
@@ -532,7 +532,7 @@ mod tests {
     /// them, and a character device 0:0 (a whiteout to overlayfs) is refused.
     #[test]
     fn an_overlay_lower_gets_overlay_attributes_escaped_and_no_whiteout_devices() {
-        if !rustix::process::geteuid().is_root() {
+        if crate::sandbox::userns::effective_ids().0 != 0 {
             eprintln!("skipped: needs root");
             return;
         }
