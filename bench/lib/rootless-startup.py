@@ -4,9 +4,12 @@
 Issue 19 wants rootless within 10 % of chroot; a warm build takes 30-70 ms, so a constant of a
 few milliseconds decides those cells. This measures the constant alone: a build with nothing to
 pull, run or push (`FROM scratch`, a LABEL, `--no-push`) as root with `--isolation chroot` and as
-the ordinary user with `--isolation rootless` (through setpriv and `env -i`, as bench/tools.py
-runs trowel-rl), alternating, and `trowel --version` both ways (what setpriv and env cost by
-themselves). Run as root, after the bench has made the user (tools.rootless_user):
+the ordinary user with `--isolation rootless`, alternating, and `trowel --version` both ways
+(what starting the binary as each costs by itself, which should be the same). Both are started
+the way bench/tools.py starts trowel-rl since 2026-12-03: a clean environment, and for the user
+the ids and groups set in this script's forked child (tools.AsUser), with no launcher exec'd;
+until then the user's side went through setpriv and `env -i`, 1.6 ms more than root's. Run as
+root, after the bench has made the user (tools.rootless_user):
 
     bench/lib/rootless-startup.py TROWEL_BINARY [PAIRS] [--strace] [--base OLD_BINARY] [--raw FILE]
 
@@ -60,28 +63,29 @@ def main():
             f.write("FROM scratch\nLABEL a=b\n")
         for d in ("home", "tmp", "work"):
             os.chown(os.path.join(top, d), uid, gid)
-        as_user = ["/usr/bin/setpriv", "--reuid", str(uid), "--regid", str(gid), "--init-groups", "--",
-                   "/usr/bin/env", "-i", "HOME=%s/home" % top, "USER=" + tools.ROOTLESS_USER, "PATH=" + PATH,
-                   "TMPDIR=%s/tmp" % top]
-        as_root = ["/usr/bin/env", "-i", "HOME=/root", "PATH=" + PATH, "TMPDIR=%s/root-work" % top]
+        user = tools.AsUser(tools.ROOTLESS_USER, uid, gid)
+        as_user = {"env": {"HOME": "%s/home" % top, "USER": tools.ROOTLESS_USER, "PATH": PATH,
+                           "TMPDIR": "%s/tmp" % top},
+                   "user": user.uid, "group": user.gid, "extra_groups": user.groups}
+        as_root = {"env": {"HOME": "/root", "PATH": PATH, "TMPDIR": "%s/root-work" % top}}
 
         def build(isolation, work, binary=binary):
             return [binary, "build", "--context", os.path.join(top, "ctx"), "--no-push", "--isolation", isolation,
                     "--work-dir", os.path.join(top, work), "--log-format", "text"]
 
-        cmds = {"build, chroot (root)": as_root + build("chroot", "root-work"),
-                "build, rootless (user)": as_user + build("rootless", "work"),
-                "--version (root, env -i)": as_root + [binary, "--version"],
-                "--version (user, setpriv + env -i)": as_user + [binary, "--version"]}
+        cmds = {"build, chroot (root)": (build("chroot", "root-work"), as_root),
+                "build, rootless (user)": (build("rootless", "work"), as_user),
+                "--version (root)": ([binary, "--version"], as_root),
+                "--version (user)": ([binary, "--version"], as_user)}
         if base:
-            cmds["build, chroot (root), base"] = as_root + build("chroot", "root-work", base)
-            cmds["build, rootless (user), base"] = as_user + build("rootless", "work", base)
+            cmds["build, chroot (root), base"] = (build("chroot", "root-work", base), as_root)
+            cmds["build, rootless (user), base"] = (build("rootless", "work", base), as_user)
         load_before = os.getloadavg()
         times = {k: [] for k in cmds}
         for _ in range(pairs):
-            for name, argv in cmds.items():
+            for name, (argv, kwargs) in cmds.items():
                 t0 = time.monotonic()
-                p = subprocess.run(argv, capture_output=True)
+                p = subprocess.run(argv, capture_output=True, **kwargs)
                 times[name].append((time.monotonic() - t0) * 1000)
                 if p.returncode != 0:
                     sys.exit("%s failed: %s" % (name, p.stderr.decode(errors="replace")[-800:]))
@@ -104,7 +108,12 @@ def main():
                            "ms": times}, f, indent=1)
         if "--strace" in sys.argv and shutil.which("strace"):
             out = os.path.join(top, "strace.txt")
-            subprocess.run(["strace", "-f", "-ttt", "-o", out] + cmds["build, rootless (user)"], capture_output=True)
+            # strace stays root (a setuid helper traced by its user would not be setuid), so the
+            # user is entered by setpriv and env under it.
+            argv, kwargs = cmds["build, rootless (user)"]
+            launcher = ["/usr/bin/setpriv", "--reuid", str(uid), "--regid", str(gid), "--init-groups", "--",
+                        "/usr/bin/env", "-i"] + ["%s=%s" % kv for kv in kwargs["env"].items()]
+            subprocess.run(["strace", "-f", "-ttt", "-o", out] + launcher + argv, capture_output=True)
             lines = open(out).read().splitlines()
             t0 = float(lines[0].split()[1])
             keep = ("execve(", "unshare(", "exit_group(", "+++ exited")
