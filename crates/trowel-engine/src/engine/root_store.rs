@@ -46,8 +46,12 @@ use crate::sandbox::Isolation;
 
 /// Whether this build's roots come from the store, decided at most once per build.
 pub(crate) struct StoreChoice {
+    /// The cache dir's store, and the isolation that decides which of its stores is this
+    /// build's: resolved by [`StoreChoice::configured`] when the first root needs it.
+    dir: Option<PathBuf>,
+    isolation: Isolation,
     /// The store's directory, or why there is none to use.
-    configured: Result<PathBuf, String>,
+    configured: OnceLock<Result<PathBuf, String>>,
     /// The opened and probed store, or why it cannot serve roots; made when the first root is.
     ready: OnceLock<Result<UnpackedStore, String>>,
     /// Entries this build made that are being committed on `committers` (synced, renamed into
@@ -75,22 +79,30 @@ impl Drop for StoreChoice {
 
 impl StoreChoice {
     pub fn new(dir: Option<&Path>, isolation: Isolation) -> StoreChoice {
-        let configured = match dir {
-            _ if isolation == Isolation::Container => Err("container isolation unpacks into /".to_string()),
-            None => Err("no cache dir (--cache-dir does not exist)".to_string()),
-            // A store of its own per user-namespace mapping (see `cache/unpacked.rs`).
-            Some(d) if isolation == Isolation::Rootless || crate::fs::overlay_mount::in_user_namespace() => {
-                userns_store(d)
-            }
-            Some(d) => Ok(d.to_path_buf()),
-        };
         StoreChoice {
-            configured,
+            dir: dir.map(Path::to_path_buf),
+            isolation,
+            configured: OnceLock::new(),
             ready: OnceLock::new(),
             made: Mutex::default(),
             committers: Mutex::default(),
             held: Mutex::default(),
         }
+    }
+
+    /// The store's directory, or why there is none to use. Decided when a root first needs it:
+    /// a store in a user namespace is named after its maps, which a rootless build may not
+    /// have yet when it starts (`sandbox/userns.rs`).
+    fn configured(&self) -> &Result<PathBuf, String> {
+        self.configured.get_or_init(|| match &self.dir {
+            _ if self.isolation == Isolation::Container => Err("container isolation unpacks into /".to_string()),
+            None => Err("no cache dir (--cache-dir does not exist)".to_string()),
+            // A store of its own per user-namespace mapping (see `cache/unpacked.rs`).
+            Some(d) if self.isolation == Isolation::Rootless || crate::fs::overlay_mount::in_user_namespace() => {
+                userns_store(d)
+            }
+            Some(d) => Ok(d.clone()),
+        })
     }
 }
 
@@ -110,6 +122,8 @@ fn userns_store(dir: &Path) -> Result<PathBuf, String> {
         Some(crate::sandbox::userns::Mapping::Single) => "single",
         None => "ns",
     };
+    // The maps name the store: not before they are written.
+    crate::sandbox::userns::mapped().map_err(|e| e.to_string())?;
     let read = |f: &str| std::fs::read_to_string(f).map_err(|e| format!("read {f}: {e}"));
     let name = store_name(kind, &read("/proc/self/uid_map")?, &read("/proc/self/gid_map")?);
     let cache_dir = dir.parent().unwrap_or(dir);
@@ -154,7 +168,7 @@ impl RootMount {
 impl BuildContext<'_> {
     /// The store, opened and probed once, or why it cannot serve this build's roots.
     pub(crate) fn root_store(&self) -> Result<&UnpackedStore, &str> {
-        let dir = self.unpacked.configured.as_ref().map_err(String::as_str)?;
+        let dir = self.unpacked.configured().as_ref().map_err(String::as_str)?;
         let ready = self.unpacked.ready.get_or_init(|| {
             // Opening it tidies entries owned by the namespace's ids (rootless isolation): not
             // before the maps are written. Failing to map fails the probe's scratch dir, loudly.

@@ -39,6 +39,8 @@ pub fn container_evidence() -> Option<String> {
 /// The uid mapping of this process's user namespace, described, when it is not the initial one
 /// (whose map is the identity `0 0 4294967295`): e.g. `uid 0 is 165536 outside, 65536 ids`.
 pub fn user_namespace_mapping() -> Option<String> {
+    // A rootless build's maps may still be on their way (`userns.rs`).
+    let _ = super::userns::mapped();
     std::fs::read_to_string("/proc/self/uid_map").ok().and_then(|m| describe_uid_map(&m))
 }
 
