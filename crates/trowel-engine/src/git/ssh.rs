@@ -186,7 +186,11 @@ pub fn host_keys(
     let mut from = Vec::new();
     for f in files.iter().filter(|f| f.is_file()) {
         // `ssh-keygen -F` finds hashed entries and patterns too.
-        let out = tool(crate::sandbox::userns::command("ssh-keygen").arg("-F").arg(&name).arg("-f").arg(f), "ssh-keygen", tools)?;
+        let out = tool(
+            crate::sandbox::userns::command("ssh-keygen").arg("-F").arg(&name).arg("-f").arg(f),
+            "ssh-keygen",
+            tools,
+        )?;
         let found: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
         if !found.is_empty() {
             from.push(f.clone());
@@ -198,7 +202,9 @@ pub fn host_keys(
     }
     let trust = if from.is_empty() {
         let scanned = tool(
-            crate::sandbox::userns::command("ssh-keyscan").args(["-T", "30", "-p", &ep.port.to_string(), "--"]).arg(&ep.host),
+            crate::sandbox::userns::command("ssh-keyscan")
+                .args(["-T", "30", "-p", &ep.port.to_string(), "--"])
+                .arg(&ep.host),
             "ssh-keyscan",
             tools,
         )?;
@@ -211,7 +217,8 @@ pub fn host_keys(
             });
         }
         write(&path, &entries)?;
-        let prints = tool(crate::sandbox::userns::command("ssh-keygen").arg("-l").arg("-f").arg(&path), "ssh-keygen", tools)?;
+        let prints =
+            tool(crate::sandbox::userns::command("ssh-keygen").arg("-l").arg("-f").arg(&path), "ssh-keygen", tools)?;
         HostTrust::Scanned(prints.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
     } else {
         write(&path, &entries)?;

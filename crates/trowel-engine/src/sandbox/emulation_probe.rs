@@ -137,7 +137,13 @@ pub(super) fn probe(arch: &str, dir: &Path) -> Result<Probe, std::io::Error> {
 pub(super) fn run_program(path: &Path) -> Result<std::process::ExitStatus, std::io::Error> {
     let mut tries = 0;
     loop {
-        match super::userns::command(path).env_clear().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        match super::userns::command(path)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
             Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 20 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));

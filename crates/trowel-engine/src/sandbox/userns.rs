@@ -15,15 +15,17 @@
 //! binaries takes ~3 ms, a tenth of a build whose every step is a cache hit, and such a build
 //! needs none of what the maps give. Until they are written the process keeps its own kernel
 //! uid and gid for every file access, so a file it creates is owned exactly as it would be after
-//! mapping (the user, who becomes 0 of the namespace); what differs is that its ids, and the
-//! owners `stat` reports, read as the overflow id 65534, that it cannot `chown`, that its
-//! capabilities reach no file (none is owned by a mapped id yet), and that a program it execs
-//! gets no capabilities. So [`mapped`] is called before the first of those: by whatever makes
-//! a directory under a build's work dir (every root, copy source, RUN mount and debugger shell
-//! is made in one: `BuildContext::scratch_dir`), by [`euid`] and the other readers of the
-//! process's ids (the raw calls are refused by the engine's `clippy.toml`), by [`command`], which
-//! the engine starts every program with, and at the end of the build. `debug` and `cache` wait
-//! at once.
+//! mapping (the user, who becomes 0 of the namespace); what differs is that its ids, the owners
+//! `stat` reports and `/proc/self/uid_map` read as the overflow id 65534 (the map: empty), that
+//! it cannot `chown`, that its capabilities reach no file (none is owned by a mapped id yet),
+//! and that a program it execs gets no capabilities. So [`mapped`] is called before the first
+//! of those: by whatever makes a directory under a build's work dir (every root, copy source,
+//! RUN mount and debugger shell is made in one: `BuildContext::scratch_dir`), by
+//! [`effective_ids`], [`real_uid`] and [`running_as_root`] (the raw calls are refused by the
+//! engine's `clippy.toml`), by [`command`], which the engine starts every program with, by what
+//! reads the maps (the unpacked-layer store's name, `detect::user_namespace_mapping`) or keys
+//! owners of the context (a RUN's bind mount of it; a COPY's key holds none), before a dead
+//! build's directory is removed, and at the end of the build. `debug` and `cache` wait at once.
 //!
 //! Why in place: this used to fork, unshare in the child and re-execute trowel there, the first
 //! process staying behind as a relay for signals and the exit code. The re-execution gave
