@@ -60,7 +60,8 @@ def run_phases(phases, out_dir):
             # /usr/bin/time, now the user's, writes its report into a file made for it.
             open(tv, "w").close()
             os.chown(tv, user.uid, user.gid)
-            kwargs = {"env": dict(env), "user": user.uid, "group": user.gid, "extra_groups": user.groups}
+            kwargs = {"env": dict(env) if user.clean_env else dict(os.environ, **env), "user": user.uid,
+                      "group": user.gid, "extra_groups": user.groups}
         with open(log, "wb") as lf:
             t0 = time.monotonic()
             p = subprocess.run(["/usr/bin/time", "-v", "-o", tv] + argv, stdout=lf, stderr=subprocess.STDOUT,
@@ -267,6 +268,11 @@ def main():
                  "trowel-rl-trace": lambda: tools.TrowelRootless(args.trowel, trace=True),
                  "buildah": lambda: tools.Buildah("fresh" in args.modes.split(",")), "kaniko": lambda: tools.Kaniko(args.kaniko) if args.kaniko else None}
     tool_list = [t for t in (available[n]() for n in args.tools.split(",")) if t is not None]
+    # Rootless next to chroot: both started through a forked child that sets ids (tools.AsUser).
+    if any(isinstance(t, tools.TrowelRootless) for t in tool_list):
+        for t in tool_list:
+            if isinstance(t, tools.Trowel):
+                t.same_launch = True
     modes = args.modes.split(",")
     flagsets = args.flags.split(",")
     for f in flagsets:

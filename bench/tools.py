@@ -103,6 +103,9 @@ class Trowel:
         self.binary = binary
         self.trace = trace or perf
         self.perf = perf
+        # Started as root through AsUser, as trowel-rl is started as its user (see AsUser); set
+        # by bench.py when trowel-rl is in the run.
+        self.same_launch = False
         self.name = "trowel-perf" if perf else "trowel-trace" if trace else "trowel"
 
     def version(self):
@@ -134,6 +137,8 @@ class Trowel:
             argv += ["--cache=true", "--cache-repo", run.cache_repo, "--cache-dir", os.path.join(run.state, "cache-dir")]
             if run.copy_layers:
                 argv += ["--cache-copy-layers=true"]
+        if self.same_launch:
+            return [("build+push", argv, {}, AsUser("root", 0, 0, clean_env=False))]
         return [("build+push", argv, {})]
 
     def cleanup(self, run):
@@ -236,10 +241,15 @@ def rootless_user(name=ROOTLESS_USER):
 class AsUser:
     """Who a phase runs as (bench.run_phases): uid, gid and supplementary groups, as `setpriv
     --reuid --regid --init-groups` would set them, but set by the bench's own forked child, so
-    no launcher is exec'd and timed with the tool."""
+    no launcher is exec'd and timed with the tool. With clean_env the phase gets exactly its own
+    environment (`env -i`), else the bench's with the phase's added.
 
-    def __init__(self, name, uid, gid):
-        self.uid, self.gid = uid, gid
+    Setting ids forces Python to fork() where it would otherwise vfork(), about 1.3 ms more here
+    (bench/README, "Rootless vs chroot"): so a run comparing rootless with chroot starts the
+    chroot column (root) this way too (Trowel.same_launch), and both pay the same launch."""
+
+    def __init__(self, name, uid, gid, clean_env=True):
+        self.uid, self.gid, self.clean_env = uid, gid, clean_env
         self.groups = [g for g in os.getgrouplist(name, gid) if g != gid]
 
 

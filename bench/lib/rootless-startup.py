@@ -6,10 +6,11 @@ few milliseconds decides those cells. This measures the constant alone: a build 
 pull, run or push (`FROM scratch`, a LABEL, `--no-push`) as root with `--isolation chroot` and as
 the ordinary user with `--isolation rootless`, alternating, and `trowel --version` both ways
 (what starting the binary as each costs by itself, which should be the same). Both are started
-the way bench/tools.py starts trowel-rl since 2026-12-03: a clean environment, and for the user
-the ids and groups set in this script's forked child (tools.AsUser), with no launcher exec'd;
-until then the user's side went through setpriv and `env -i`, 1.6 ms more than root's. Run as
-root, after the bench has made the user (tools.rootless_user):
+the way bench/tools.py starts trowel-rl and, next to it, trowel since 2026-12-03: a clean
+environment, and the ids (the user's, or root's own) set in this script's forked child
+(tools.AsUser), with no launcher exec'd; until then the user's side went through setpriv and
+`env -i`, 1.6 ms more than root's. Run as root, after the bench has made the user
+(tools.rootless_user):
 
     bench/lib/rootless-startup.py TROWEL_BINARY [PAIRS] [--strace] [--base OLD_BINARY] [--raw FILE]
 
@@ -67,7 +68,10 @@ def main():
         as_user = {"env": {"HOME": "%s/home" % top, "USER": tools.ROOTLESS_USER, "PATH": PATH,
                            "TMPDIR": "%s/tmp" % top},
                    "user": user.uid, "group": user.gid, "extra_groups": user.groups}
-        as_root = {"env": {"HOME": "/root", "PATH": PATH, "TMPDIR": "%s/root-work" % top}}
+        # Root through the same forked child (ids set, to its own): Python forks instead of
+        # vforking for either, so both pay the same launch (tools.AsUser).
+        as_root = {"env": {"HOME": "/root", "PATH": PATH, "TMPDIR": "%s/root-work" % top},
+                   "user": 0, "group": 0, "extra_groups": []}
 
         def build(isolation, work, binary=binary):
             return [binary, "build", "--context", os.path.join(top, "ctx"), "--no-push", "--isolation", isolation,
