@@ -332,7 +332,7 @@ fn an_unchanged_rebuild_from_the_cache_pushes_nothing_again() {
     let first = build();
     assert!(!first.contains("unchanged"), "{first}");
     let again = build();
-    assert!(again.contains("Cache: 4 hit(s), 0 miss(es)"), "{again}");
+    assert!(again.contains("Cache: 4 hit(s), 0 miss(es)"), "first build:\n{first}\nsecond:\n{again}");
     assert!(again.contains("(unchanged: the registry already had it)"), "{again}");
     // Every hit was the platform's own entry: the keys carry the target platform.
     let index = skopeo_manifest(&format!("{repo}:1"));
