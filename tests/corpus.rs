@@ -54,6 +54,7 @@
 //! - `mount-cache-cargo`: COPY and two cache mounts written by root, and cargo compiling;
 //! - `mount-cache-npm`: npm as root with its cache mounted and one context file bound, on the
 //!   largest base to pull and check.
+//!
 //! A case may still be marked `root_only` (the macro keeps the form); only a Debian case may.
 
 mod common;
