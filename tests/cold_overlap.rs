@@ -14,7 +14,9 @@
 //!   repository (a COPY kept out of it): a RUN's entry held up at the registry does not hold
 //!   up the image's push;
 //! - one probe per registry: a build pulling its base from the registry it pushes to asks
-//!   `/v2/` once, not once per direction.
+//!   `/v2/` once, not once per direction;
+//! - a base layer unpacked while it downloads: with the layer's body held at half its length,
+//!   the root already holds its first files before the download is resumed.
 
 mod common;
 #[path = "faults/mod.rs"]
@@ -382,4 +384,90 @@ fn the_push_went_while_an_entry_was_held() -> bool {
     // The image's manifest went while the RUN's entry was held, before its pointer.
     assert!(image < tags[1], "the push waited for the held entry: {seen:?}");
     true
+}
+
+/// Whether a directory named `name` is anywhere below `dir` (entries vanishing while the tree is
+/// read are passed over: a build is writing it).
+fn has_dir_named(dir: &std::path::Path, name: &str, depth: usize) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        is_dir && (e.file_name() == name || (depth > 0 && has_dir_named(&e.path(), name, depth - 1)))
+    })
+}
+
+/// A base layer is unpacked while it downloads (`image/follow.rs`). The registry stops sending
+/// the busybox layer at half its length and leaves the connection open; before trowel gives up
+/// on that attempt (`--stall-timeout`) and resumes it with a ranged `GET`, the root already
+/// holds `/bin`, the layer's first entry (before this, nothing was unpacked until the whole blob
+/// was stored). The resumed download completes the same partial file under the reader, and
+/// the RUN sees a whole base: the busybox binary, cut in two by the stall, hashes as the base's
+/// (checked against skopeo and umoci's copy of the base). Both ways a root is made: unpacked
+/// into the work dir, and with `--cache-dir` made as an entry of the unpacked-layer store, which
+/// a second build then mounts, with the same result.
+#[test]
+fn a_base_layer_is_unpacked_while_it_downloads() {
+    let manifest = skopeo_manifest(&env().busybox());
+    let (layer, size) =
+        (manifest["layers"][0]["digest"].as_str().unwrap(), manifest["layers"][0]["size"].as_u64().unwrap());
+    let base = pull_and_unpack(&env().busybox());
+    let want = sha256_hex(&std::fs::read(base.rootfs().join("bin/busybox")).unwrap());
+    let check = |reference: &str| {
+        let got = pull_and_unpack(reference);
+        let line = std::fs::read_to_string(got.rootfs().join("sum")).unwrap();
+        assert_eq!(line.split_whitespace().next(), Some(want.as_str()), "{reference}: /sum is {line:?}");
+    };
+    for with_store in [false, true] {
+        let proxy = FaultProxy::start(&env().registry);
+        proxy.inject("GET", layer, faults::Fault::StallAfter { after: size as usize / 2 }, 1);
+        let ctx = tempfile::tempdir().unwrap();
+        let dockerfile = format!("FROM {}/busybox:1.35\nRUN busybox sha256sum /bin/busybox > /sum\n", proxy.addr);
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let (work, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dest = format!("{}/{}:1", env().registry, unique_repo("followed"));
+        let mut cmd = trowel();
+        cmd.args(["build", "--stall-timeout", "5s", "--destination", &dest, "--context"])
+            .arg(ctx.path())
+            .arg("--work-dir")
+            .arg(work.path());
+        if with_store {
+            cmd.arg("--cache-dir").arg(cache.path());
+        }
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        // Files first, then the request count: a count of 1 read after the files were seen
+        // means they were there before the download resumed.
+        let early = loop {
+            if has_dir_named(work.path(), "bin", 6) || has_dir_named(cache.path(), "bin", 6) {
+                break gets_of(&proxy, layer) == 1;
+            }
+            if gets_of(&proxy, layer) >= 2 || child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let o = child.wait_with_output().unwrap();
+        assert_ok(&o);
+        assert!(early, "store {with_store}: nothing was unpacked before the stalled download resumed");
+        assert_eq!(gets_of(&proxy, layer), 2, "the stalled download resumes once: {:#?}", proxy.seen());
+        check(&dest);
+        if with_store {
+            // The store's entry, made from the followed download, serves the next build.
+            let dest2 = format!("{}/{}:1", env().registry, unique_repo("followed"));
+            let trace = work.path().join("trace.jsonl");
+            let o = run(trowel()
+                .args(["build", "--destination", &dest2, "--trace"])
+                .arg(&trace)
+                .arg("--context")
+                .arg(ctx.path())
+                .arg("--work-dir")
+                .arg(work.path())
+                .arg("--cache-dir")
+                .arg(cache.path()));
+            assert_ok(&o);
+            let out = std::fs::read_to_string(&trace).unwrap();
+            let unpacked = out.lines().find(|l| l.contains("base_unpacked")).unwrap_or_default();
+            assert!(unpacked.contains("\"from_store\":1"), "the second build did not mount the store's entry:\n{out}");
+            check(&dest2);
+        }
+    }
 }

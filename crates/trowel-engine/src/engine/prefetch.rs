@@ -24,6 +24,11 @@
 //!   `--link`) and, with `--cache`, when the cache repository has no pointer tag for that
 //!   step (this Dockerfile's steps were never cached there: a cold build); a stage that ends
 //!   without a root stops its downloads, and whatever is left is stopped before the push.
+//!
+//! The downloads a root waits for are kept here too: when a root is made, every layer it
+//! lacks that is not downloading already starts now, in the background
+//! ([`BuildContext::fetch_in_background`]), so that the root can unpack each layer while it
+//! arrives (`root.rs`, `image/follow.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +40,7 @@ use crate::digest::Digest;
 use crate::dockerfile::Base;
 use crate::engine::context::BuildContext;
 use crate::engine::emit::Emitter;
+use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::image::manifest::{Descriptor, Platform};
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, RegistryError, ResolvedImage};
@@ -165,14 +171,7 @@ impl BuildContext<'_> {
             return;
         }
         let _enter = self.rt.enter();
-        let fetcher = Fetcher {
-            registry: self.registry.clone(),
-            store: self.store.clone(),
-            emitter: self.emitter.clone(),
-            downloads: self.prefetch.downloads.clone(),
-            limiter: self.prefetch.limiter.clone(),
-        };
-        fetcher.layers(img, pointer);
+        self.fetcher().layers(img, pointer);
     }
 
     /// Whether stage `idx` has a step that needs its root unless the cache serves it.
@@ -222,6 +221,53 @@ impl BuildContext<'_> {
                 other => other,
             },
             None => Fetched::Skipped,
+        }
+    }
+
+    /// Makes sure every layer of `layers` the blob store lacks is downloading, in the
+    /// background: those not fetched ahead (or whose download ahead was stopped) start now,
+    /// as many at once as a stage's own pull. Returns whether any layer is missing (then a
+    /// reader follows the downloads: `root.rs`, `BuildContext::streamed`).
+    pub(crate) fn fetch_in_background(&self, layers: &[StageLayer]) -> bool {
+        let missing: Vec<&StageLayer> = layers.iter().filter(|l| !self.store.contains(&l.descriptor.digest)).collect();
+        if missing.is_empty() {
+            return false;
+        }
+        let _enter = self.rt.enter();
+        let fetcher = self.fetcher();
+        let mut map = self.prefetch.downloads.lock().unwrap_or_else(|p| p.into_inner());
+        for l in missing {
+            let LayerOrigin::Base(reference) = &l.origin else { continue };
+            // A failed download keeps its error for the stage to report; a stopped one is
+            // started again.
+            let stopped = map
+                .get(&l.descriptor.digest)
+                .is_some_and(|(f, _)| matches!(f.clone().now_or_never(), Some(Fetched::Skipped)));
+            if map.contains_key(&l.descriptor.digest) && !stopped {
+                continue;
+            }
+            let now = futures_util::future::ready(true).boxed().shared();
+            map.insert(l.descriptor.digest.clone(), fetcher.download(reference.clone(), l.descriptor.clone(), now));
+        }
+        true
+    }
+
+    /// Whether a download of `digest` begun in the background is under way.
+    pub(crate) fn downloading(&self, digest: &Digest) -> bool {
+        let map = self.prefetch.downloads.lock().unwrap_or_else(|p| p.into_inner());
+        // Polled, not peeked: a shared future holds its output only once something polled it,
+        // and nothing may have awaited a download that ended (stopped, or skipped by a warm
+        // build's gate) while its task was done long ago.
+        map.get(digest).is_some_and(|(f, _)| f.clone().now_or_never().is_none())
+    }
+
+    fn fetcher(&self) -> Fetcher {
+        Fetcher {
+            registry: self.registry.clone(),
+            store: self.store.clone(),
+            emitter: self.emitter.clone(),
+            downloads: self.prefetch.downloads.clone(),
+            limiter: self.prefetch.limiter.clone(),
         }
     }
 

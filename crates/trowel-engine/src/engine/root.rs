@@ -22,6 +22,7 @@ use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::unpack::{UnpackOptions, UnpackStats, open_layer_hashed, unpack_layer};
+use crate::image::store::StoreError;
 use crate::sandbox::Isolation;
 use crate::sandbox::userns::Mapping;
 
@@ -60,6 +61,8 @@ impl BuildContext<'_> {
     /// Makes a root of `layers` in a fresh directory named after `name` and indexes it: mounted
     /// from the unpacked-layer store when it can serve it, else unpacked. `stage`: the stage
     /// whose root this is, reported as `base_unpacked` (none for a `COPY --from` source).
+    ///
+    /// Layers still downloading are unpacked as they arrive ([`BuildContext::streamed`]).
     pub fn materialize(
         &self,
         layers: &[StageLayer],
@@ -67,23 +70,45 @@ impl BuildContext<'_> {
         stage: Option<usize>,
     ) -> Result<BuildRoot, BuildError> {
         let t0 = Instant::now();
-        self.fetch_blobs(layers)?;
-        let scratch = self.scratch_dir(name)?;
-        // An empty root (`FROM scratch`) has nothing to unpack or mount.
-        let unused = match self.root_store() {
-            _ if layers.is_empty() => None,
-            Ok(store) => match self.mount_from_store(store, layers, &scratch, stage, t0)? {
-                Ok(root) => return Ok(root),
-                Err(why) => Some(why),
-            },
-            Err(why) => Some(why.to_string()),
+        let failed: std::cell::RefCell<Option<PathBuf>> = Default::default();
+        let make = || {
+            // A failed first attempt's directory goes before the second is made (it may hold
+            // most of a root); the last attempt's stays for the error's diagnosis (a full disk
+            // is described as the failure left it) and goes with the work dir.
+            if let Some(old) = failed.borrow_mut().take() {
+                let _ = crate::fs::remove::remove_tree(&old);
+            }
+            let scratch = self.scratch_dir(name)?;
+            let made = self.materialize_in(layers, &scratch, stage, t0);
+            if made.is_err() {
+                *failed.borrow_mut() = Some(scratch);
+            }
+            made
         };
-        let dir = scratch.join("rootfs");
-        std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;
-        let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
-        // Roots other than `/` hold no container paths to ignore.
-        let ignore = if self.slash_keep.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
-        self.fill(dir, root, layers, &self.unpack_options(), ignore, stage, t0, unused)
+        self.streamed(layers, make)
+    }
+
+    /// Runs `make` (which unpacks `layers`) while the layers the blob store lacks download,
+    /// each unpacked as it arrives ([`image::follow`](crate::image::follow)) rather than after
+    /// every one is stored: a cold build's first root no longer waits for its whole base.
+    ///
+    /// What was unpacked from a download under way is provisional until its unpack read the
+    /// verified end of it (see [`BuildContext::unpack_verified`]). If `make` fails while any
+    /// layer was missing, the failure may be the download's (bytes that did not turn out to be
+    /// the blob, a download that failed or restarted): the downloads are waited for, their own
+    /// errors reported as a stage's download reports them, and `make` runs again on the
+    /// stored blobs, where an error of the layers themselves comes back.
+    fn streamed<T>(&self, layers: &[StageLayer], make: impl Fn() -> Result<T, BuildError>) -> Result<T, BuildError> {
+        if !self.fetch_in_background(layers) {
+            return make();
+        }
+        match make() {
+            Ok(made) => Ok(made),
+            Err(_) => {
+                self.fetch_blobs(layers)?;
+                make()
+            }
+        }
     }
 
     /// Container isolation: empties `/` but for what the container owns, unpacks `layers`
@@ -95,13 +120,40 @@ impl BuildContext<'_> {
         stage: usize,
     ) -> Result<BuildRoot, BuildError> {
         let t0 = Instant::now();
-        self.fetch_blobs(layers)?;
-        let dir = PathBuf::from("/");
-        let root = Root::open(&dir).map_err(BuildError::fs("open /"))?;
-        crate::fs::clean::clean_root(&root, "/", keep).map_err(BuildError::fs(format!("empty / for stage {stage}")))?;
-        let opts = self.slash_unpack_options(keep);
-        let unused = self.root_store().err().map(str::to_string);
-        self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), Some(stage), t0, unused)
+        self.streamed(layers, || {
+            let dir = PathBuf::from("/");
+            let root = Root::open(&dir).map_err(BuildError::fs("open /"))?;
+            crate::fs::clean::clean_root(&root, "/", keep)
+                .map_err(BuildError::fs(format!("empty / for stage {stage}")))?;
+            let opts = self.slash_unpack_options(keep);
+            let unused = self.root_store().err().map(str::to_string);
+            self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), Some(stage), t0, unused)
+        })
+    }
+
+    /// [`BuildContext::materialize`] in `scratch`.
+    fn materialize_in(
+        &self,
+        layers: &[StageLayer],
+        scratch: &std::path::Path,
+        stage: Option<usize>,
+        t0: Instant,
+    ) -> Result<BuildRoot, BuildError> {
+        // An empty root (`FROM scratch`) has nothing to unpack or mount.
+        let unused = match self.root_store() {
+            _ if layers.is_empty() => None,
+            Ok(store) => match self.mount_from_store(store, layers, scratch, stage, t0)? {
+                Ok(root) => return Ok(root),
+                Err(why) => Some(why),
+            },
+            Err(why) => Some(why.to_string()),
+        };
+        let dir = scratch.join("rootfs");
+        std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;
+        let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
+        // Roots other than `/` hold no container paths to ignore.
+        let ignore = if self.slash_keep.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
+        self.fill(dir, root, layers, &self.unpack_options(), ignore, stage, t0, unused)
     }
 
     /// Unpacks `layers` into an empty `root`, indexes it, and reports it for `stage` (with why
@@ -163,8 +215,8 @@ impl BuildContext<'_> {
             LayerOrigin::Local(entry) => format!("{what} layer {} of {}", l.descriptor.digest, entry.display()),
             LayerOrigin::Built(_) | LayerOrigin::Shell(..) => format!("{what} layer {}", l.descriptor.digest),
         };
-        let file = self.store.open_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
-        let mut reader = open_layer_hashed(file).map_err(BuildError::fs(name.clone()))?;
+        let blob = self.layer_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
+        let mut reader = open_layer_hashed(blob).map_err(BuildError::fs(name.clone()))?;
         let stats = unpack_layer(root, &mut reader, opts).map_err(BuildError::fs(name.clone()))?;
         if !stats.devices_skipped.is_empty() {
             let n = stats.devices_skipped.len();
@@ -196,6 +248,31 @@ impl BuildContext<'_> {
             return Err(BuildError::Corrupt { what: name, reason });
         }
         Ok(stats)
+    }
+
+    /// The blob of a layer to read: the stored file, or, while a download of it started by
+    /// [`BuildContext::fetch_in_background`] is under way, that download followed as it
+    /// arrives (waited for until it starts: a download may wait for its turn). It ends with
+    /// `Missing` when neither is (a download that ended without storing it: the caller's
+    /// [`BuildContext::streamed`] fetches it again and reports the download's error).
+    fn layer_blob(&self, digest: &crate::digest::Digest) -> Result<Box<dyn std::io::Read + Send>, StoreError> {
+        loop {
+            // Looked at before the store, so a download that stores the blob in between is
+            // seen in the store.
+            let downloading = self.downloading(digest);
+            match self.store.open_blob(digest) {
+                Ok(f) => return Ok(Box::new(f)),
+                Err(StoreError::Missing(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(following) = self.store.follow(digest) {
+                return Ok(Box::new(following));
+            }
+            if !downloading {
+                return Err(StoreError::Missing(digest.clone()));
+            }
+            self.store.wait_for_downloads(std::time::Duration::from_millis(50));
+        }
     }
 
     /// How layers and ADD archives are unpacked into build roots.

@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod config;
+pub mod follow;
 pub mod index;
 mod layout;
 pub mod manifest;

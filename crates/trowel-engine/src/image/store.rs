@@ -10,6 +10,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use super::follow::{Counting, Following, Follows, TailWriter};
 use super::tap::BlobTap;
 use crate::digest::{Digest, HashingWriter};
 
@@ -34,6 +37,8 @@ pub struct BlobStore {
     dir: PathBuf,
     /// Whether a committed blob is flushed to disk before it is renamed into place.
     durable: bool,
+    /// Downloads under way that a reader may follow (`image/follow.rs`).
+    follows: Arc<Follows>,
 }
 
 impl BlobStore {
@@ -43,7 +48,7 @@ impl BlobStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<BlobStore, StoreError> {
         let dir = root.into().join("sha256");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        Ok(BlobStore { dir, durable: true })
+        Ok(BlobStore { dir, durable: true, follows: Arc::default() })
     }
 
     /// Opens a store that lives only as long as one build (in its work dir): no fsync. A
@@ -97,12 +102,43 @@ impl BlobStore {
 
     /// A writer for a blob whose digest is computed while it is written.
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
-        let tmp = tempfile::Builder::new().prefix(".partial-").tempfile_in(&self.dir).map_err(io_err(&self.dir))?;
-        Ok(BlobWriter {
+        let tmp = self.partial_file()?;
+        Ok(self.writer_over(Counting::unfollowed(tmp), None))
+    }
+
+    /// A writer for a download of blob `digest`, which [`BlobStore::follow`] can read while it
+    /// is written (`image/follow.rs`). Its commit must expect `digest`.
+    pub fn writer_for(&self, digest: &Digest) -> Result<BlobWriter, StoreError> {
+        let tmp = self.partial_file()?;
+        let tail = self.follows.start(digest, tmp.as_file()).map_err(io_err(&self.dir))?;
+        let counting = tail.counting(tmp);
+        Ok(self.writer_over(counting, Some(tail)))
+    }
+
+    fn partial_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        tempfile::Builder::new().prefix(".partial-").tempfile_in(&self.dir).map_err(io_err(&self.dir))
+    }
+
+    fn writer_over(&self, file: Counting<tempfile::NamedTempFile>, tail: Option<TailWriter>) -> BlobWriter {
+        BlobWriter {
             store: self.clone(),
-            inner: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp)),
+            inner: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file)),
             tap: None,
-        })
+            tail,
+        }
+    }
+
+    /// A reader of blob `digest` while a download of it ([`BlobStore::writer_for`]) is under
+    /// way: its bytes as they are written, the end once the blob is verified and stored, an
+    /// error if it never will be. `None` when nothing is downloading it (it may be stored).
+    pub fn follow(&self, digest: &Digest) -> Option<Following> {
+        self.follows.follow(digest)
+    }
+
+    /// Waits until a download starts or ends, or `limit` passes (for a reader waiting for a
+    /// download to [`follow`](BlobStore::follow)).
+    pub fn wait_for_downloads(&self, limit: std::time::Duration) {
+        self.follows.wait(limit)
     }
 
     /// Re-hashes a stored blob and deletes it if it does not match its name.
@@ -120,8 +156,10 @@ impl BlobStore {
 /// An in-progress blob. Dropping it without [`BlobWriter::commit`] deletes the partial file.
 pub struct BlobWriter {
     store: BlobStore,
-    inner: HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
+    inner: HashingWriter<io::BufWriter<Counting<tempfile::NamedTempFile>>>,
     tap: Option<BlobTap>,
+    /// Its followers' end of it, for a download (dropped uncommitted: they fail).
+    tail: Option<TailWriter>,
 }
 
 impl BlobWriter {
@@ -144,8 +182,10 @@ impl BlobWriter {
     /// and renames it into place. On a mismatch the partial file is removed and nothing is stored.
     pub fn commit(self, expected: Option<(&Digest, Option<u64>)>) -> Result<Digest, StoreError> {
         let (buf, digest, size) = self.inner.finish();
-        let tmp =
-            buf.into_inner().map_err(|e| StoreError::Io { path: self.store.dir.clone(), source: e.into_error() })?;
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| StoreError::Io { path: self.store.dir.clone(), source: e.into_error() })?
+            .into_inner();
         if let Some((want, want_size)) = expected {
             if let Some(ws) = want_size
                 && ws != size
@@ -161,6 +201,9 @@ impl BlobWriter {
         }
         let dest = self.store.path(&digest);
         tmp.persist(&dest).map_err(|e| StoreError::Io { path: dest.clone(), source: e.error })?;
+        if let Some(t) = self.tail {
+            t.committed();
+        }
         Ok(digest)
     }
 }

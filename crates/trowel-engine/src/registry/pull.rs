@@ -341,7 +341,8 @@ impl Registry {
                 .is_some_and(|v| v.starts_with(&format!("bytes {offset}-")));
         let mut writer = match partial.take() {
             Some(w) if resumed => w,
-            _ => store.writer().map_err(store_err)?,
+            // Followed by whoever unpacks the layer while it arrives (`image/follow.rs`).
+            _ => store.writer_for(&desc.digest).map_err(store_err)?,
         };
         let dir = store.path(&desc.digest).parent().map(PathBuf::from).unwrap_or_default();
         let mut resp = resp;

@@ -17,7 +17,6 @@
 //! `max_entries` bounds, as it bounds the inodes a layer can use up.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -126,7 +125,7 @@ fn is_zero(n: &u64) -> bool {
 /// Wraps a layer blob in the right decompressor, sniffing the magic bytes: gzip (`1f 8b`),
 /// zstd (`28 b5 2f fd`), otherwise plain tar. Decompression runs on its own thread, ahead of
 /// whoever applies the tar.
-pub fn open_layer(file: File) -> Result<Box<dyn Read + Send>, FsError> {
+pub fn open_layer(file: impl Read + Send + 'static) -> Result<Box<dyn Read + Send>, FsError> {
     let (compressed, r) = decoder(file)?;
     if !compressed {
         return Ok(r);
@@ -141,7 +140,7 @@ pub fn open_layer(file: File) -> Result<Box<dyn Read + Send>, FsError> {
 /// of stream. Inflating is the slowest of the three, and hashing on the same thread slowed it
 /// further; on the applier's thread it delayed the file system's work (measured in
 /// bench/README.md, "Unpacking a base").
-pub fn open_layer_hashed(file: File) -> Result<Readahead, FsError> {
+pub fn open_layer_hashed(file: impl Read + Send + 'static) -> Result<Readahead, FsError> {
     let err = |source| FsError::Layer { entry: None, source };
     let (compressed, r) = decoder(file)?;
     let r: Box<dyn Read + Send> = if compressed { Box::new(Readahead::new(r).map_err(err)?) } else { r };
@@ -149,7 +148,7 @@ pub fn open_layer_hashed(file: File) -> Result<Readahead, FsError> {
 }
 
 /// The blob's decompressor (or the blob itself), and whether it is compressed.
-fn decoder(file: File) -> Result<(bool, Box<dyn Read + Send>), FsError> {
+fn decoder(file: impl Read + Send + 'static) -> Result<(bool, Box<dyn Read + Send>), FsError> {
     let mut r = BufReader::with_capacity(256 * 1024, file);
     let head = r.fill_buf().map_err(|source| FsError::Layer { entry: None, source })?;
     if head.starts_with(&[0x1f, 0x8b]) {
