@@ -306,6 +306,8 @@ pub enum Event {
         entries: u64,
         /// Bytes of file data written, of the layers unpacked now only.
         bytes: u64,
+        /// From when the step asked for the root to when it was ready: a layer still
+        /// downloading then is unpacked as it arrives, so the download's rest is part of it.
         duration_ms: u64,
         /// The root was mounted from the unpacked-layer store (`<cache-dir>/unpacked`), and
         /// this many of its `layers` were in the store already (unpacked by an earlier build,
