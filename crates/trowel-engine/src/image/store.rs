@@ -9,7 +9,6 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
 use super::follow::{Counting, Following, Follows, TailWriter};
