@@ -46,6 +46,8 @@ fn an_ssh_agent_is_forwarded_for_a_git_clone_over_ssh() {
     let dest = format!("{}/{}:1", env().registry, unique_repo("ssh-clone"));
     let o = run(trowel()
         .env("SSH_AUTH_SOCK", &sock)
+        // A Debian root: built in the scratch tmpfs, as the corpus's (`scratch_dir`).
+        .env("TMPDIR", scratch_dir())
         .args(["build", "--context"])
         .arg(ctx.path())
         .args(["--destination", &dest, "--ssh", "default"])

@@ -85,6 +85,14 @@ pub fn env() -> &'static TestEnv {
     })
 }
 
+/// Where a test puts what it unpacks only to look at (umoci bundles), and the corpus its builds
+/// on Debian bases: `TROWEL_TEST_SCRATCH`, a tmpfs `scripts/test.sh` mounts, else the temp dir.
+/// Deleting a tree of tens of thousands of files takes minutes on a slow virtual disk; nothing
+/// those trees check depends on the file system they are on.
+pub fn scratch_dir() -> PathBuf {
+    std::env::var_os("TROWEL_TEST_SCRATCH").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+}
+
 /// `<registry>/debian:<flavour>` (scripts/make-debian-image.sh: debootstrap's minbase plus a
 /// toolchain), made once per machine and pushed to the test registry once per test process.
 pub fn debian_image(flavour: &str) -> String {
@@ -211,7 +219,7 @@ impl Unpacked {
 
 /// Pulls `reference` from a registry with skopeo and unpacks it with umoci.
 pub fn pull_and_unpack(reference: &str) -> Unpacked {
-    let dir = tempfile::Builder::new().prefix("trowel-unpack-").tempdir().unwrap();
+    let dir = tempfile::Builder::new().prefix("trowel-unpack-").tempdir_in(scratch_dir()).unwrap();
     let layout = dir.path().join("layout");
     // umoci 0.4.7 cannot read zstd layers: let skopeo (an independent zstd reader) recompress
     // them as gzip on the way into the layout.

@@ -113,7 +113,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(user: &User) -> Workspace {
-        let dir = tempfile::Builder::new().prefix("trowel-rl-").tempdir_in("/var/tmp").unwrap();
+        Workspace::new_in(user, Path::new("/var/tmp"))
+    }
+
+    /// A workspace under `parent` (which the user must be able to reach, as `/var/tmp`).
+    pub fn new_in(user: &User, parent: &Path) -> Workspace {
+        let dir = tempfile::Builder::new().prefix("trowel-rl-").tempdir_in(parent).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let ws = Workspace { dir, user: user.clone() };
         for d in ["tmp", "cache", "ctx"] {
