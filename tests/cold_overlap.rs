@@ -4,6 +4,8 @@
 //!   resolved, before its first step (seen while the debugger holds the build at the pause
 //!   before each `FROM`: without the prefetch no layer is requested before a step needs
 //!   files), and each layer is still downloaded once;
+//! - a later stage's base fetched ahead too: its layers are requested while the build is
+//!   held before the first stage's `FROM`, not once the stages before it are built;
 //! - the image's layers sent early: a COPY layer is streamed to the destination while it is
 //!   written (a `PATCH` to an upload session, which the ordinary push never sends) and becomes
 //!   a blob only when the push commits it; a build that fails after it commits nothing;
@@ -157,6 +159,23 @@ fn each_stage_s_base_layers_are_requested_before_its_first_step_and_downloaded_o
         .filter_map(|e| if let Event::BaseUnpacked { stage, .. } = e { Some(*stage) } else { None })
         .collect();
     assert_eq!(unpacked, vec![0, 1]);
+}
+
+#[test]
+fn a_later_stage_s_base_downloads_while_the_earlier_stages_build() {
+    let (second, second_layer) = second_base();
+    let proxy = Arc::new(FaultProxy::start(&env().registry));
+    // The final stage's base is asked for while the build is held before the first stage's
+    // `FROM`, not once the first stage is built.
+    let dockerfile = format!(
+        "FROM {0}/busybox:1.35 AS build\nRUN echo built > /built\nFROM {0}/{second}:base\nCOPY --from=build /built /built\nRUN cat /built /second\n",
+        proxy.addr
+    );
+    let (seen, events) = build_paused(&proxy, &dockerfile, std::slice::from_ref(&second_layer));
+    assert_eq!(seen, vec![true], "the second base's layer requested before the first stage: {:?}", proxy.seen());
+    assert_eq!(gets_of(&proxy, &second_layer), 1, "{:?}", proxy.seen());
+    let unpacked = events.iter().filter(|e| matches!(e, Event::BaseUnpacked { stage: 1, .. })).count();
+    assert_eq!(unpacked, 1, "the final stage was built from it");
 }
 
 /// A context whose Dockerfile COPYs a 3 MB file (several chunks of a streamed upload) onto

@@ -174,7 +174,7 @@ impl<'o> Build<'o> {
             self.resolve_bases()?;
         }
         // Every base's layers start downloading now, not when its stage first needs files.
-        self.ctx.start_prefetch();
+        self.ctx.start_prefetch(self.cache.as_ref());
         // RUN's sandbox namespace is made while the base downloads, not by the first RUN.
         let runs = self.ctx.df.stages.iter().flat_map(|s| &s.instructions);
         if runs.into_iter().any(|i| matches!(i.kind, crate::dockerfile::InstructionKind::Run { .. })) {

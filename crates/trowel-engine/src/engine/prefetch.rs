@@ -1,11 +1,16 @@
 //! Base images fetched ahead: as soon as the plan is known, every registry image a needed
-//! stage is built `FROM` is resolved in the background, all at once; and as soon as a stage's
-//! base is resolved (and its build checks passed), the layers of a stage that will need its
-//! root start downloading in the background, while the stage's cache keys are computed and
-//! looked up, instead of when its first file step asks for the root.
+//! stage is built `FROM` is resolved in the background, all at once; and as soon as a base is
+//! resolved, the layers of the first stage on it that will need its root start downloading in
+//! the background — a later stage's while the earlier stages build, the first stage's while
+//! its cache keys are computed and looked up — instead of when its first file step asks for
+//! the root. As BuildKit's solver pulls every stage's base at once, the downloads of all stages
+//! share one limit (as many at once as one stage's own pull), first come first served.
 //!
 //! Why: a cold build otherwise waits at each stage's first file step for that stage's base,
-//! after the key planning (W3 hashes 200 MB of context first; W6 320 sources).
+//! after the key planning (W3 hashes 200 MB of context first; W6 320 sources), and a
+//! multi-stage build's final stage waits for its own base after the builder stages (W5).
+//! The stage's build checks on its base (`checks::base_resolved`) run when the stage starts,
+//! after its download began: a check that fails the build stops the downloads with the rest.
 //!
 //! What it may not change:
 //! - *What is built.* A resolution is only taken up by the stage's own `resolve_once` (the
@@ -41,6 +46,7 @@ use crate::dockerfile::Base;
 use crate::engine::context::BuildContext;
 use crate::engine::emit::Emitter;
 use crate::engine::layer::{LayerOrigin, StageLayer};
+use crate::engine::layer_cache::LayerCache;
 use crate::image::manifest::{Descriptor, Platform};
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, RegistryError, ResolvedImage};
@@ -116,22 +122,41 @@ impl BuildContext<'_> {
     fn bases_ahead(&self) -> Vec<(usize, String, Platform)> {
         let mut out: Vec<(usize, String, Platform)> = Vec::new();
         for &idx in &self.plan.order {
-            let planned = &self.plan.stages[idx];
-            let Base::Image(r) = &planned.base else { continue };
-            let platform = match &planned.platform {
-                Some(p) if !p.is_empty() => match Platform::parse(p) {
-                    Ok(p) => p,
-                    // Refused where the stage starts.
-                    Err(_) => continue,
-                },
-                _ => self.plan.target_platform(idx).clone(),
-            };
+            let Base::Image(r) = &self.plan.stages[idx].base else { continue };
+            // A platform that does not parse is refused where the stage starts.
+            let Some(platform) = self.base_platform(idx) else { continue };
             if out.iter().any(|(_, o, p)| o == r && *p == platform) || self.in_cache_dir(r, &platform) {
                 continue;
             }
             out.push((idx, r.clone(), platform));
         }
         out
+    }
+
+    /// The platform stage `idx`'s registry base is resolved for (as `StageRunner::start` does);
+    /// `None` for a `FROM --platform` that does not parse (refused where the stage starts).
+    fn base_platform(&self, idx: usize) -> Option<Platform> {
+        match &self.plan.stages[idx].platform {
+            Some(p) if !p.is_empty() => Platform::parse(p).ok(),
+            _ => Some(self.plan.target_platform(idx).clone()),
+        }
+    }
+
+    /// The first stage, in build order, built on `reference` for `platform` that will need its
+    /// root, and with `--cache` the pointer tag of its first step that does (see the module's
+    /// comment): what a download of that base begun ahead is for.
+    fn root_stage_on(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        cache: Option<&LayerCache>,
+    ) -> Option<(usize, Option<Reference>)> {
+        let idx = self.plan.order.iter().copied().find(|&j| {
+            matches!(&self.plan.stages[j].base, Base::Image(r) if r == reference)
+                && self.base_platform(j).as_ref() == Some(platform)
+                && self.needs_root(j)
+        })?;
+        Some((idx, cache.zip(self.first_root_step(idx)).map(|(c, step)| c.pointer_ref(idx, step))))
     }
 
     /// Whether the stage will take `reference` from the base-image cache directory.
@@ -141,12 +166,20 @@ impl BuildContext<'_> {
         Reference::parse(reference).is_ok_and(|r| matches!(dir.lookup_explained(&r, platform, ttl), Ok(Ok(_))))
     }
 
-    /// Starts resolving every base image of the build, in the background; returns at once.
-    pub(crate) fn start_prefetch(&self) {
+    /// Starts resolving every base image of the build, in the background, and downloading
+    /// the layers of each that a stage will need once it is resolved (the module's comment
+    /// says when); returns at once. `cache`: the build's layer cache, whose pointer tags tell a
+    /// cold build from a cached one.
+    pub(crate) fn start_prefetch(&self, cache: Option<&LayerCache>) {
         let _enter = self.rt.enter();
         for (_, r, platform) in self.bases_ahead() {
             let key = resolve_key(&r, &platform);
-            if self.memoized(&key).is_some() {
+            let ahead = self.root_stage_on(&r, &platform, cache).map(|(_, pointer)| (self.fetcher(), pointer));
+            // Resolved already (a build for several platforms resolves its bases first).
+            if let Some(img) = self.memoized(&key) {
+                if let Some((fetcher, pointer)) = ahead {
+                    fetcher.layers(&img, pointer);
+                }
                 continue;
             }
             let Ok(reference) = Reference::parse(&r) else { continue };
@@ -154,6 +187,9 @@ impl BuildContext<'_> {
             let task = tokio::spawn(async move {
                 let mut mirrors_passed_over = Vec::new();
                 let img = registry.resolve_noting(&reference, &platform, &mut mirrors_passed_over).await.ok()?;
+                if let Some((fetcher, pointer)) = ahead {
+                    fetcher.layers(&img, pointer);
+                }
                 Some((img, mirrors_passed_over))
             });
             let abort = task.abort_handle();
@@ -279,14 +315,7 @@ impl BuildContext<'_> {
         if later.iter().any(same) {
             return;
         }
-        let planned = &self.plan.stages[idx];
-        let platform = match &planned.platform {
-            Some(p) if !p.is_empty() => match Platform::parse(p) {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ => self.plan.target_platform(idx).clone(),
-        };
+        let Some(platform) = self.base_platform(idx) else { return };
         let Some(img) = self.memoized(&resolve_key(r, &platform)) else { return };
         let map = self.prefetch.downloads.lock().unwrap_or_else(|p| p.into_inner());
         for desc in &img.manifest.layers {
