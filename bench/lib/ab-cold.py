@@ -63,7 +63,8 @@ def build(binary, args, tag, trace_path):
 
 def phases(path, w0, w1):
     """Milliseconds of the trace's marks: the build's own duration, its push and the first stage's
-    root made (`base_unpacked_ms`: when the first root was ready); and the time
+    root made (`base_unpacked_ms`: when the first root was ready), each stage's wait for its root
+    (`root_wait_ms_stage_N`: `base_unpacked`'s duration); and the time
     outside the trace: from the process's start to the trace's start (`pre_ms`, the header's
     wall-clock `started`, millisecond precision) and from its last event to the process's
     exit being seen (`post_ms`)."""
@@ -84,6 +85,9 @@ def phases(path, w0, w1):
                 out["build_finished_ms"] = ev.get("duration_ms")
             if kind in ("push_started", "push_finished", "stage_finished", "base_unpacked") and t is not None:
                 out.setdefault(kind + "_ms", t)
+            if kind == "base_unpacked":
+                # How long each stage waited for its root (a later stage's base fetched ahead).
+                out["root_wait_ms_stage_%d" % ev["stage"]] = ev.get("duration_ms")
     if "pre_ms" in out:
         out["post_ms"] = round((w1 - started) * 1000 - last, 1)
     return out
