@@ -85,8 +85,8 @@ pub fn env() -> &'static TestEnv {
     })
 }
 
-/// Where a test puts what it unpacks only to look at (umoci bundles), and the corpus its builds
-/// on Debian bases: `TROWEL_TEST_SCRATCH`, a tmpfs `scripts/test.sh` mounts, else the temp dir.
+/// Where a test puts what it unpacks only to look at (umoci bundles), and where the corpus
+/// builds on Debian bases: `TROWEL_TEST_SCRATCH`, a tmpfs `scripts/test.sh` mounts, else the temp dir.
 /// Deleting a tree of tens of thousands of files takes minutes on a slow virtual disk; nothing
 /// those trees check depends on the file system they are on.
 pub fn scratch_dir() -> PathBuf {
