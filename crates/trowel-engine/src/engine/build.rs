@@ -25,7 +25,6 @@ use crate::engine::shared::Shared;
 use crate::engine::stages::Stages;
 use crate::image::index::FinalIndex;
 use crate::image::outputs::{Artifact, FinalImage};
-use crate::image::store::BlobStore;
 
 /// What a successful build produced.
 #[derive(Debug, Clone)]
@@ -104,8 +103,8 @@ impl<'o> Build<'o> {
         let stages = Stages::new(&ctx.df, &ctx.plan);
         let contents = match detail.file_contents {
             Some(limit) => {
-                let store = BlobStore::open_scratch(ctx.work.path().join("contents"))
-                    .map_err(BuildError::store("open the store of recorded file contents"))?;
+                let store = crate::engine::contents::ContentPack::create_in(&ctx.work.path().join("contents"))
+                    .map_err(BuildError::io("open the store of recorded file contents".to_string()))?;
                 Some(ContentCapture::new(limit, store))
             }
             None => None,

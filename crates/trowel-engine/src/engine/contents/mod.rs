@@ -6,8 +6,12 @@
 //! the stage's base layers. Only the base files a step changed are looked up, in one pass over
 //! the base layers per step that needs any: copying every small file of a Debian base aside
 //! just in case cost seconds on each traced build. Contents are kept on disk
-//! (content-addressed), so memory holds only paths and digests. Binary files and files over the
-//! limit are left out: the viewer shows their metadata instead.
+//! (content-addressed, in one file: `pack.rs`), so memory holds only paths and digests. Binary
+//! files and files over the limit are left out: the viewer shows their metadata instead.
+
+mod pack;
+
+pub(crate) use pack::ContentPack;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -17,7 +21,6 @@ use crate::engine::context::BuildContext;
 use crate::engine::layer::StageLayer;
 use crate::fs::root::Root;
 use crate::fs::{Change, ChangeKind, FileType};
-use crate::image::store::BlobStore;
 use trowel_events::FileContent;
 use trowel_events::{Event, StepId};
 
@@ -25,14 +28,14 @@ pub(crate) struct ContentCapture {
     /// Every changed path's metadata and digest before its step (asked for with contents).
     pub before: crate::engine::before::Before,
     limit: u64,
-    store: BlobStore,
+    store: ContentPack,
     /// (stage, path) → digest of the content as the build last saw it, or `None` when it was
     /// absent, binary or too large. Paths not in here are as the base image left them.
     known: HashMap<(usize, String), Option<Digest>>,
 }
 
 impl ContentCapture {
-    pub fn new(limit: u64, store: BlobStore) -> ContentCapture {
+    pub fn new(limit: u64, store: ContentPack) -> ContentCapture {
         ContentCapture { before: Default::default(), limit, store, known: HashMap::new() }
     }
 
