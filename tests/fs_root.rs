@@ -169,3 +169,40 @@ fn invalid_paths_are_reported() {
     let e = r.create_file("/no/such/dir/file", 0o644).unwrap_err();
     assert!(e.to_string().contains("/no/such/dir/file"), "{e}");
 }
+
+/// Files opened one after another through a kept parent directory are each the file named,
+/// from directory to directory and back; a file that is not there, or a symlink, or a
+/// directory, is refused and the next open still finds its own file; the root's own files too.
+#[test]
+fn files_opened_through_a_kept_parent_directory_are_the_ones_named() {
+    let s = Scratch::new();
+    let r = s.root();
+    for d in ["a", "b", "a/deep"] {
+        fs::create_dir_all(host(&r, d)).unwrap();
+    }
+    for f in ["a/1", "a/2", "b/1", "a/deep/1", "top"] {
+        fs::write(host(&r, f), f).unwrap();
+    }
+    symlink("/a/1", host(&r, "b/link")).unwrap();
+    // A parent that is a symlink resolves inside the root, as for `open_file_nofollow`.
+    symlink("../a", host(&r, "b/up")).unwrap();
+    let mut dirs = trowel_engine::fs::ParentDirs::default();
+    let mut read = |p: &str| -> Result<String, FsError> {
+        let (mut f, st) = r.open_file_nofollow_in(p, &mut dirs)?;
+        assert_eq!(st.file_type, FileType::File);
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        Ok(s)
+    };
+    assert_eq!(read("/a/1").unwrap(), "a/1");
+    assert_eq!(read("/a/2").unwrap(), "a/2");
+    assert!(read("/a/missing").is_err());
+    assert!(read("/a/deep").is_err(), "a directory is not a regular file");
+    assert_eq!(read("/a/deep/1").unwrap(), "a/deep/1");
+    assert_eq!(read("/b/1").unwrap(), "b/1");
+    assert!(read("/b/link").is_err(), "the final symlink is not followed");
+    assert_eq!(read("/b/up/2").unwrap(), "a/2");
+    assert_eq!(read("/a/1").unwrap(), "a/1");
+    assert_eq!(read("/top").unwrap(), "top");
+    assert_eq!(read("/b/1").unwrap(), "b/1");
+}

@@ -28,7 +28,7 @@ use tar::EntryType;
 use super::snapshot::{ChangeKind, Changes};
 use super::snapshot_lazy::{FileRead, xattr_hash};
 use super::tar_header::{self, EntryMeta};
-use super::{FileType, FsError, Root, Stat, path, sys};
+use super::{FileType, FsError, ParentDirs, Root, Stat, path, sys};
 use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::image::manifest::Compression;
 use crate::image::store::{BlobStore, BlobWriter};
@@ -166,6 +166,7 @@ pub fn write_layer_tapped(
         entries: 0,
         buf: vec![0u8; 256 * 1024],
         reads: Vec::new(),
+        dirs: ParentDirs::default(),
     };
     for i in 0..changes.entries.len() {
         w.change(changes, i)?;
@@ -196,6 +197,8 @@ struct LayerWriter<'a> {
     buf: Vec<u8>,
     /// What was read of each regular file, for the snapshotter.
     reads: Vec<FileRead>,
+    /// The directory of the last file opened (changes come in path order).
+    dirs: ParentDirs,
 }
 
 /// The tar path of an image path: relative, with a trailing `/` for directories.
@@ -240,7 +243,7 @@ impl LayerWriter<'_> {
         // and this; whatever else the path is now, the lstat below says.
         let mut opened = None;
         if changes.entries[i].file_type == FileType::File {
-            opened = self.root.open_file_nofollow(&p).ok();
+            opened = self.root.open_file_nofollow_in(&p, &mut self.dirs).ok();
         }
         let st = match &opened {
             Some((_, st)) => st.clone(),
@@ -397,7 +400,7 @@ impl LayerWriter<'_> {
     fn file(&mut self, p: &str, lst: &Stat, opened: Option<(File, Stat)>) -> Result<(Digest, Stat, u64), FsError> {
         let (mut f, st) = match opened {
             Some(o) => o,
-            None => self.root.open_file_nofollow(p)?,
+            None => self.root.open_file_nofollow_in(p, &mut self.dirs)?,
         };
         if st.ino != lst.ino || st.dev != lst.dev {
             return Err(FsError::ChangedWhileReading { path: p.to_string(), reason: "it was replaced".into() });

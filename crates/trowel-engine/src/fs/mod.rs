@@ -42,7 +42,7 @@ pub use copy::{CopyOptions, CopyStats, Filter, copy_tree};
 pub use error::FsError;
 pub use ignore::IgnoreList;
 pub use layer::{LayerInfo, LayerOptions, write_layer};
-pub use root::Root;
+pub use root::{ParentDirs, Root};
 pub use snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats, Snapshotter};
 pub use types::{FileType, NodeKind, Stat, Timespec};
 pub use unpack::{UnpackOptions, UnpackStats, open_layer, open_layer_hashed, unpack_layer};

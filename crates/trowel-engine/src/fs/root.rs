@@ -31,6 +31,13 @@ pub struct Root {
     host: PathBuf,
 }
 
+/// The parent directory [`Root::open_file_nofollow_in`] opened last (its in-root path and an
+/// `O_PATH` descriptor).
+#[derive(Default)]
+pub struct ParentDirs {
+    last: Option<(String, OwnedFd)>,
+}
+
 impl fmt::Debug for Root {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Root").field("host", &self.host).finish()
@@ -292,6 +299,31 @@ impl Root {
         )
         .map_err(|e| self.io_err("open", p, e))?;
         self.regular_file(p, fd)
+    }
+
+    /// [`Root::open_file_nofollow`] for a caller opening many files in directory order: the
+    /// parent directory last opened is kept in `dirs` and reused while the next file is in the
+    /// same directory, so a directory of a hundred files is resolved once, not a hundred times
+    /// (a layer of 20,000 small files spent more in those path walks than in reading). For a
+    /// root nothing changes in while `dirs` is used: a directory renamed meanwhile would still
+    /// be read through the descriptor kept.
+    pub fn open_file_nofollow_in(&self, p: &str, dirs: &mut ParentDirs) -> Result<(File, Stat), FsError> {
+        let (rel, name) = path::split_parent(p)?;
+        let name = if name.is_empty() { "." } else { name };
+        let dfd = match dirs.last.take() {
+            Some((r, fd)) if r == rel => fd,
+            _ => self
+                .open_in_root(&rel, OFlags::PATH | OFlags::DIRECTORY)
+                .map_err(|e| self.io_err("open parent directory of", p, e))?,
+        };
+        let opened = rustix::fs::openat(
+            &dfd,
+            name,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        dirs.last = Some((rel, dfd));
+        self.regular_file(p, opened.map_err(|e| self.io_err("open", p, e))?)
     }
 
     fn regular_file(&self, p: &str, fd: OwnedFd) -> Result<(File, Stat), FsError> {
