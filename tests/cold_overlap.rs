@@ -8,7 +8,8 @@
 //!   held before the first stage's `FROM`, not once the stages before it are built;
 //! - the image's layers sent early: a COPY layer is streamed to the destination while it is
 //!   written (a `PATCH` to an upload session, which the ordinary push never sends) and becomes
-//!   a blob only when the push commits it; a build that fails after it commits nothing;
+//!   a blob only when the push commits it, alongside the image's other blobs (they are asked
+//!   for while the commit is held); a build that fails after it commits nothing;
 //! - the layer reference record sent during the push: a COPY layer kept out of the cache
 //!   repository gets its record's config uploaded there while the image is pushed (so only
 //!   its two tags follow the push), and a push that fails tags no record;
@@ -231,6 +232,50 @@ fn a_copy_layer_is_sent_while_it_is_written_and_committed_by_the_push() {
         .collect();
     assert_eq!(written, vec![layer.clone()]);
     // The layer's bytes went up once, in the stream: the push reports it uploaded by this build.
+    let action = events.iter().find_map(|e| match e {
+        Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
+        _ => None,
+    });
+    assert_eq!(action, Some(BlobPushAction::Uploaded));
+    let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
+    assert_eq!(
+        std::fs::read(unpacked.rootfs().join("big.bin")).unwrap(),
+        std::fs::read(ctx.path().join("big.bin")).unwrap()
+    );
+}
+
+/// The push commits a layer sent early alongside its other blobs, not before them: while the
+/// commit is held at the registry, the other blobs of the image are already asked for. The
+/// image is whole all the same, the layer reported uploaded by this build.
+#[test]
+fn a_layer_sent_early_is_committed_alongside_the_other_blobs() {
+    let proxy = Arc::new(FaultProxy::start(&env().registry));
+    let ctx = copy_context(&proxy, "");
+    let repo = unique_repo("early-overlap");
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    // The commit is the push's first PUT to an upload session (the config's own upload needs
+    // a HEAD and a POST first).
+    let commit = format!("/v2/{repo}/blobs/uploads/");
+    proxy.inject("PUT", &commit, faults::Fault::Hold { pause: Duration::from_secs(4) }, 1);
+    let o = options(ctx.path(), dest);
+    let build = std::thread::spawn(move || build_collecting(&o));
+    proxy.wait_applied(&format!("PUT {commit}"), PATIENCE);
+    // While the commit is held, the rest of the push goes on.
+    let t0 = Instant::now();
+    let asked = |proxy: &FaultProxy| proxy.seen().iter().any(|s| s.starts_with(&format!("HEAD /v2/{repo}/blobs/")));
+    while !asked(&proxy) && t0.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(asked(&proxy), "no other blob was asked for while the commit was held: {:?}", proxy.seen());
+    let (r, events) = build.join().unwrap();
+    let digest = r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let layer = events
+        .iter()
+        .find_map(|e| match e {
+            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
+            _ => None,
+        })
+        .unwrap();
     let action = events.iter().find_map(|e| match e {
         Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
         _ => None,

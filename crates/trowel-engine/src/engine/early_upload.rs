@@ -12,8 +12,9 @@
 //! destination has no new blob, let alone a manifest or a tag; a failed build, or a push
 //! refused at the gate, deletes the sessions (and a session left by a killed process is only
 //! an upload the registry expires). The commit is checked by the registry against the digest
-//! the layer writer computed, and the push still asks for every blob (`HEAD`) before its
-//! manifest, so a stream that failed anywhere just means the ordinary upload from the store.
+//! the layer writer computed (a 201 means the destination has the blob), and a stream or a
+//! commit that failed anywhere just means the ordinary upload from the store. The commits go
+//! alongside the push's other blobs, not before them: a round trip less on every push.
 //!
 //! When: a single-platform build that pushes, for the layers of the stage the image is made
 //! of, and never under a controller that reviews the push (the debugger's push gate: nothing
@@ -62,12 +63,13 @@ impl BuildContext<'_> {
         Some((BlobTap::new(tx), digest_tx))
     }
 
-    /// Before the push to `dest`: commits the layers sent early that are among `wanted`, and
-    /// cancels the others (a layer a re-run replaced). Returns the digests now in `dest`.
-    pub(crate) fn commit_early_uploads(&self, dest: &Reference, wanted: &HashSet<&Digest>) -> HashSet<Digest> {
+    /// Before the push to `dest`: waits for the layers sent early to be wholly sent, cancels
+    /// those not among `wanted` (a layer a re-run replaced), and returns the others, for the
+    /// push to commit ([`crate::registry::Registry::commit_held`]) alongside its other blobs.
+    pub(crate) fn take_early_uploads(&self, dest: &Reference, wanted: &HashSet<&Digest>) -> Vec<HeldUpload> {
         let held: Vec<Held> = std::mem::take(&mut *self.early.held.lock().unwrap_or_else(|p| p.into_inner()));
         if held.is_empty() {
-            return HashSet::new();
+            return Vec::new();
         }
         let ours =
             self.early.dest.as_ref().is_some_and(|d| d.registry == dest.registry && d.repository == dest.repository);
@@ -77,7 +79,7 @@ impl BuildContext<'_> {
                 // A stream that failed has cancelled itself.
                 let Ok(Ok(up)) = h.await else { return None };
                 if ours && wanted.contains(&up.digest) {
-                    registry.commit_held(&up).await.ok().map(|()| up.digest)
+                    Some(up)
                 } else {
                     registry.cancel_held(&up).await;
                     None

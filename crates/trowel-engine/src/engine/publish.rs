@@ -312,23 +312,54 @@ impl Build<'_> {
             self.report_unchanged(raw, &[image], &image.manifest_digest, t0);
             return Ok(());
         }
-        // Layers sent while they were written are committed first; the push then finds them.
+        // Layers sent while they were written are committed while the other blobs are pushed;
+        // one whose commit fails is pushed as any other, from the store.
         let wanted: std::collections::HashSet<&crate::digest::Digest> =
             image.manifest.layers.iter().map(|d| &d.digest).collect();
-        let early = self.ctx.commit_early_uploads(dest, &wanted);
+        let held = self.ctx.take_early_uploads(dest, &wanted);
         let push = self.push_image_of(dest, image, layers);
         let progress = progress_reporter(&self.ctx.emitter, raw);
-        let mut report = self
-            .ctx
-            .rt
-            .block_on(self.ctx.registry.push_image(dest, &push, &self.ctx.store, &progress))
-            .map_err(|e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) })?;
-        // This build uploaded them, ahead of the push.
-        for (digest, action, _) in &mut report.blobs {
-            if *action == BlobAction::Existed && early.contains(digest) {
-                *action = BlobAction::Uploaded;
+        let registry = &self.ctx.registry;
+        let store = &self.ctx.store;
+        let report = self.ctx.rt.block_on(async {
+            let early: std::collections::HashSet<&crate::digest::Digest> = held.iter().map(|h| &h.digest).collect();
+            let (sent, others): (Vec<&PushBlob>, Vec<&PushBlob>) =
+                push.blobs.iter().partition(|b| early.contains(&b.descriptor.digest));
+            let others: Vec<PushBlob> = others.into_iter().cloned().collect();
+            let commits = futures_util::future::join_all(held.iter().map(|h| registry.commit_held(h)));
+            let (committed, pushed) =
+                futures_util::future::join(commits, registry.push_blobs(dest, &others, store, &progress)).await;
+            let mut done: std::collections::HashMap<crate::digest::Digest, BlobAction> =
+                pushed?.into_iter().map(|(d, a, _)| (d, a)).collect();
+            let mut retry = Vec::new();
+            for (h, c) in held.iter().zip(committed) {
+                match c {
+                    // This build uploaded it, ahead of the push.
+                    Ok(()) => {
+                        progress(PushProgress::BlobDone { digest: h.digest.clone(), action: BlobAction::Uploaded });
+                        done.insert(h.digest.clone(), BlobAction::Uploaded);
+                    }
+                    Err(_) => {
+                        retry.extend(sent.iter().filter(|b| b.descriptor.digest == h.digest).map(|b| (*b).clone()))
+                    }
+                }
             }
-        }
+            for (d, a, _) in registry.push_blobs(dest, &retry, store, &progress).await? {
+                done.insert(d, a);
+            }
+            let manifest_digest = registry.push_manifest(dest, &push.manifest_bytes, &push.manifest_media_type).await?;
+            let blobs = push
+                .blobs
+                .iter()
+                .map(|b| {
+                    let d = &b.descriptor.digest;
+                    (d.clone(), done.get(d).copied().unwrap_or(BlobAction::Existed), b.descriptor.size)
+                })
+                .collect();
+            Ok::<_, crate::registry::RegistryError>(PushReport { manifest_digest, blobs })
+        });
+        let report =
+            report.map_err(|e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) })?;
         self.emit_blobs(raw, &report);
         if report.manifest_digest != image.manifest_digest {
             return Err(BuildError::Push {
