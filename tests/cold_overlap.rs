@@ -208,6 +208,19 @@ fn build_collecting(o: &BuildOptions) -> (Result<String, String>, Vec<Event>) {
     (r, events)
 }
 
+/// The layer's bytes went up once, in the stream: the push reports `layer` uploaded by this
+/// build, and the image `repo@digest` holds `big.bin` as the context has it (read by an
+/// independent client).
+fn uploaded_by_this_build_and_whole(events: &[Event], layer: &str, repo: &str, digest: &str, ctx: &std::path::Path) {
+    let action = events.iter().find_map(|e| match e {
+        Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
+        _ => None,
+    });
+    assert_eq!(action, Some(BlobPushAction::Uploaded));
+    let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
+    assert_eq!(std::fs::read(unpacked.rootfs().join("big.bin")).unwrap(), std::fs::read(ctx.join("big.bin")).unwrap());
+}
+
 #[test]
 fn a_copy_layer_is_sent_while_it_is_written_and_committed_by_the_push() {
     let proxy = FaultProxy::start(&env().registry);
@@ -231,17 +244,7 @@ fn a_copy_layer_is_sent_while_it_is_written_and_committed_by_the_push() {
         })
         .collect();
     assert_eq!(written, vec![layer.clone()]);
-    // The layer's bytes went up once, in the stream: the push reports it uploaded by this build.
-    let action = events.iter().find_map(|e| match e {
-        Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
-        _ => None,
-    });
-    assert_eq!(action, Some(BlobPushAction::Uploaded));
-    let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
-    assert_eq!(
-        std::fs::read(unpacked.rootfs().join("big.bin")).unwrap(),
-        std::fs::read(ctx.path().join("big.bin")).unwrap()
-    );
+    uploaded_by_this_build_and_whole(&events, &layer, &repo, &digest, ctx.path());
 }
 
 /// The push commits a layer sent early alongside its other blobs, not before them: while the
@@ -276,16 +279,7 @@ fn a_layer_sent_early_is_committed_alongside_the_other_blobs() {
             _ => None,
         })
         .unwrap();
-    let action = events.iter().find_map(|e| match e {
-        Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
-        _ => None,
-    });
-    assert_eq!(action, Some(BlobPushAction::Uploaded));
-    let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
-    assert_eq!(
-        std::fs::read(unpacked.rootfs().join("big.bin")).unwrap(),
-        std::fs::read(ctx.path().join("big.bin")).unwrap()
-    );
+    uploaded_by_this_build_and_whole(&events, &layer, &repo, &digest, ctx.path());
 }
 
 #[test]

@@ -357,6 +357,18 @@ mod tests {
         crate::sandbox::userns::effective_ids().0 == 0
     }
 
+    /// A temporary directory holding the empty lower, upper, work and mount directories of
+    /// one overlay.
+    fn four_dirs() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper, work, merged) =
+            (t.path().join("l"), t.path().join("u"), t.path().join("w"), t.path().join("m"));
+        for d in [&lower, &upper, &work, &merged] {
+            std::fs::create_dir(d).unwrap();
+        }
+        (t, lower, upper, work, merged)
+    }
+
     /// Sixty-five lowers (more than a page of classic options allows), the top one winning,
     /// a write landing in the upper directory only, and the mount gone when dropped.
     #[test]
@@ -402,12 +414,7 @@ mod tests {
             return;
         }
         for kind in [OverlayKind::View, OverlayKind::LayerStack] {
-            let t = tempfile::tempdir().unwrap();
-            let (lower, upper, work, merged) =
-                (t.path().join("l"), t.path().join("u"), t.path().join("w"), t.path().join("m"));
-            for d in [&lower, &upper, &work, &merged] {
-                std::fs::create_dir(d).unwrap();
-            }
+            let (t, lower, upper, work, merged) = four_dirs();
             std::fs::create_dir(lower.join("dir")).unwrap();
             std::fs::write(lower.join("dir/f"), b"f").unwrap();
             let lowers = [lower.clone()];
@@ -435,12 +442,7 @@ mod tests {
             .collect();
         let knows_volatile = release.as_slice() >= [5, 10].as_slice();
         for kind in [OverlayKind::View, OverlayKind::LayerStack] {
-            let t = tempfile::tempdir().unwrap();
-            let (lower, upper, work, merged) =
-                (t.path().join("l"), t.path().join("u"), t.path().join("w"), t.path().join("m"));
-            for d in [&lower, &upper, &work, &merged] {
-                std::fs::create_dir(d).unwrap();
-            }
+            let (t, lower, upper, work, merged) = four_dirs();
             let lowers = [lower.clone()];
             let mut m = OverlaySpec { kind, lowers: &lowers, upper: &upper, work: &work }.mount(&merged).unwrap();
             let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
