@@ -414,7 +414,7 @@ mod tests {
             return;
         }
         for kind in [OverlayKind::View, OverlayKind::LayerStack] {
-            let (t, lower, upper, work, merged) = four_dirs();
+            let (_dir, lower, upper, work, merged) = four_dirs();
             std::fs::create_dir(lower.join("dir")).unwrap();
             std::fs::write(lower.join("dir/f"), b"f").unwrap();
             let lowers = [lower.clone()];
@@ -442,7 +442,7 @@ mod tests {
             .collect();
         let knows_volatile = release.as_slice() >= [5, 10].as_slice();
         for kind in [OverlayKind::View, OverlayKind::LayerStack] {
-            let (t, lower, upper, work, merged) = four_dirs();
+            let (_dir, lower, upper, work, merged) = four_dirs();
             let lowers = [lower.clone()];
             let mut m = OverlaySpec { kind, lowers: &lowers, upper: &upper, work: &work }.mount(&merged).unwrap();
             let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
