@@ -290,15 +290,7 @@ impl Root {
     /// Opens a regular file for reading without following a final symlink, returning the
     /// metadata of the opened inode.
     pub fn open_file_nofollow(&self, p: &str) -> Result<(File, Stat), FsError> {
-        let (dfd, name) = self.parent(p)?;
-        let fd = rustix::fs::openat(
-            &dfd,
-            name,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.io_err("open", p, e))?;
-        self.regular_file(p, fd)
+        self.open_file_nofollow_in(p, &mut ParentDirs::default())
     }
 
     /// [`Root::open_file_nofollow`] for a caller opening many files in directory order: the
