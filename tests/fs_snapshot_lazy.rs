@@ -118,6 +118,19 @@ impl Pair {
         )
         .unwrap();
         write_files(&plain, MERGED);
+        // A lower directory no case touches, and one a case changes one file deep inside.
+        for d in [&bottom, &plain] {
+            for i in 0..40 {
+                write_files(d, &[(&format!("lots/f{i:02}"), "l"), (&format!("deep/a/b/f{i:02}"), "d")]);
+            }
+            // Two names of one file, in two directories.
+            write_files(d, &[("links/one", "same inode")]);
+            fs::create_dir_all(d.join("deep/other")).unwrap();
+            fs::hard_link(d.join("links/one"), d.join("deep/other/two")).unwrap();
+            for sub in ["lots", "deep/a/b", "deep/a", "deep/other", "deep", "links"] {
+                set_mtime(&d.join(sub), OLD, 0);
+            }
+        }
         for d in [&bottom, &top, &plain] {
             for sub in ["etc", "data", ""] {
                 set_mtime(&d.join(sub), OLD, 0);
@@ -129,7 +142,13 @@ impl Pair {
         let ignore = || IgnoreList::new(["/proc"]);
         let mut plain_snap = Snapshotter::new(Root::open(&plain).unwrap(), SnapshotMode::Full, ignore());
         let lowers = vec![Root::open(&top).unwrap(), Root::open(&bottom).unwrap()];
-        let mut store_snap = Snapshotter::on_store(Root::open(&merged).unwrap(), SnapshotMode::Full, ignore(), lowers);
+        let mut store_snap = Snapshotter::on_store(
+            Root::open(&merged).unwrap(),
+            SnapshotMode::Full,
+            ignore(),
+            lowers,
+            Some(Root::open(&upper).unwrap()),
+        );
         let plain_scan = plain_snap.scan_initial().unwrap();
         let store_scan = store_snap.scan_initial().unwrap();
         assert_eq!(plain_scan.files_walked, store_scan.files_walked);
@@ -141,12 +160,20 @@ impl Pair {
 
     /// Does `op` to both roots, snapshots both, and returns the (equal) changes.
     fn both(&mut self, op: impl Fn(&Path)) -> Vec<(String, ChangeKind, FileType)> {
+        self.both_walked(op).0
+    }
+
+    /// [`Pair::both`], and how many paths each snapshot looked at (plain, store-mounted).
+    fn both_walked(&mut self, op: impl Fn(&Path)) -> (Vec<(String, ChangeKind, FileType)>, u64, u64) {
         op(&self.plain);
         op(&self.merged);
-        let plain = summary(&self.plain_snap.snapshot().unwrap());
-        let store = summary(&self.store_snap.snapshot().unwrap());
-        assert_eq!(store, plain, "the store-mounted root saw something else than the plain one");
-        store
+        let plain = self.plain_snap.snapshot().unwrap();
+        let store = self.store_snap.snapshot().unwrap();
+        assert_eq!(summary(&store), summary(&plain), "the store-mounted root saw something else than the plain one");
+        // A second snapshot with nothing done in between finds nothing on either.
+        assert_eq!(summary(&self.plain_snap.snapshot().unwrap()), vec![]);
+        assert_eq!(summary(&self.store_snap.snapshot().unwrap()), vec![]);
+        (summary(&store), plain.stats.files_walked, store.stats.files_walked)
     }
 }
 
@@ -214,6 +241,72 @@ fn a_store_root_indexed_lazily_sees_every_change_a_plain_root_sees() {
         set_mtime(&f, OLD, 0);
     });
     assert_eq!(again, vec![s("/data/kept", Modified, FileType::File)]);
+}
+
+#[test]
+fn a_store_root_walks_only_what_its_upper_directory_holds_and_misses_nothing() {
+    if !root_is_real() {
+        eprintln!("skipped: mounting an overlay needs root");
+        return;
+    }
+    let mut p = Pair::new();
+    let d = FileType::Dir;
+    let f = FileType::File;
+
+    // One file deep in a lower directory: only its directories and it are looked at.
+    let (deep, plain_walked, store_walked) = p.both_walked(|r| {
+        fs::write(r.join("deep/a/b/f07"), "D").unwrap();
+        set_mtime(&r.join("deep/a/b/f07"), OLD, 0);
+    });
+    assert_eq!(deep, vec![s("/deep/a/b/f07", Modified, f)]);
+    assert!(plain_walked > 90, "the plain root is walked whole ({plain_walked})");
+    assert!(store_walked <= 45, "the upper directory's names and deep/a/b's own listing ({store_walked})");
+
+    // One name of a lower file with two written: overlayfs's inode index copies up that name
+    // only, and the other shows the new content from the lower directory.
+    let linked = p.both(|r| fs::write(r.join("links/one"), "changed through one name").unwrap());
+    assert!(linked.contains(&s("/deep/other/two", Modified, f)), "{linked:?}");
+
+    // A new tree, then the same tree removed (it never had a lower counterpart: no whiteout,
+    // only its parent in the upper directory tells).
+    let added = p.both(|r| write_files(r, &[("lots/new/x/one", "1"), ("lots/new/two", "2")]));
+    assert_eq!(
+        added,
+        vec![
+            s("/lots", Modified, d),
+            s("/lots/new", Added, d),
+            s("/lots/new/two", Added, f),
+            s("/lots/new/x", Added, d),
+            s("/lots/new/x/one", Added, f)
+        ]
+    );
+    let removed = p.both(|r| {
+        fs::remove_dir_all(r.join("lots/new")).unwrap();
+        set_mtime(&r.join("lots"), OLD, 0);
+    });
+    assert_eq!(removed, vec![s("/lots", Modified, d), s("/lots/new", Deleted, d)]);
+    // A lower file deleted (a whiteout) and a lower directory removed and made again (opaque).
+    let whiteout = p.both(|r| {
+        fs::remove_file(r.join("lots/f03")).unwrap();
+        fs::remove_dir_all(r.join("deep/a")).unwrap();
+        write_files(r, &[("deep/a/again", "A")]);
+    });
+    assert!(whiteout.contains(&s("/lots/f03", Deleted, f)), "{whiteout:?}");
+    assert!(whiteout.contains(&s("/deep/a", Modified, d)), "re-created: opaque {whiteout:?}");
+    assert!(whiteout.contains(&s("/deep/a/again", Added, f)), "{whiteout:?}");
+    // Types swapped: a lower file becomes a directory, a lower directory a symlink, an upper
+    // directory renamed.
+    let swapped = p.both(|r| {
+        fs::remove_file(r.join("data/x")).unwrap();
+        write_files(r, &[("data/x/inner", "i")]);
+        fs::remove_dir_all(r.join("lots")).unwrap();
+        std::os::unix::fs::symlink("data", r.join("lots")).unwrap();
+        fs::rename(r.join("deep/a"), r.join("deep/moved")).unwrap();
+    });
+    assert!(swapped.contains(&s("/data/x", Modified, d)), "{swapped:?}");
+    assert!(swapped.contains(&s("/lots", Modified, FileType::Symlink)), "{swapped:?}");
+    assert!(swapped.contains(&s("/deep/moved/again", Added, f)), "{swapped:?}");
+    assert!(swapped.contains(&s("/deep/a", Deleted, d)), "{swapped:?}");
 }
 
 /// A plain root with a base tree, indexed.

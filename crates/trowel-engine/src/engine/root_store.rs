@@ -336,8 +336,16 @@ impl BuildContext<'_> {
             }
             return Ok(Err(format!("its hard-linked files could not be copied up as one: {e}")));
         }
-        let mut snap =
-            Snapshotter::on_store(root, self.opts.layers.snapshot_mode, self.snapshot_ignore.clone(), entry_roots);
+        // Opened after the mount, so the directory is the one overlayfs writes into; without it
+        // (it cannot fail short of a vanished work dir) snapshots walk the whole root.
+        let upper_root = Root::open(&upper).ok();
+        let mut snap = Snapshotter::on_store(
+            root,
+            self.opts.layers.snapshot_mode,
+            self.snapshot_ignore.clone(),
+            entry_roots,
+            upper_root,
+        );
         snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         if let Some(stage) = stage {
             self.emitter.emit(Event::BaseUnpacked {

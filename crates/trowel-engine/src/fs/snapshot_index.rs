@@ -100,6 +100,37 @@ pub(crate) struct Walker<'a> {
     pub(crate) lowers: &'a [Root],
     /// Paths left `Pending` by this walk.
     pub(crate) pending: Vec<String>,
+    /// The upper directory of an overlay root whose lower layers never change while it is
+    /// mounted: a later snapshot then descends only into the names the upper directory holds.
+    upper: Option<&'a Root>,
+    /// With `upper`: the lower files with more than one link at the initial scan, and every
+    /// directory above one (see [`Walker::upper`]).
+    linked: Option<&'a std::collections::HashSet<String>>,
+    /// Files with more than one link this walk saw.
+    pub(crate) multi_linked: Vec<String>,
+}
+
+/// Where a guided walk stands in the upper directory (see [`Walker::upper`]).
+#[derive(Clone, Copy)]
+enum Upper<'f> {
+    /// The directory's counterpart in the upper directory.
+    Dir(BorrowedFd<'f>),
+    /// The upper directory has none: every name in it is the lower layers'.
+    Absent,
+}
+
+enum UpperOwned {
+    Dir(OwnedFd),
+    Absent,
+}
+
+impl UpperOwned {
+    fn borrow(&self) -> Upper<'_> {
+        match self {
+            UpperOwned::Dir(fd) => Upper::Dir(fd.as_fd()),
+            UpperOwned::Absent => Upper::Absent,
+        }
+    }
 }
 
 impl<'a> Walker<'a> {
@@ -116,7 +147,31 @@ impl<'a> Walker<'a> {
             defer: false,
             lowers: &[],
             pending: Vec::new(),
+            upper: None,
+            linked: None,
+            multi_linked: Vec::new(),
         }
+    }
+
+    /// See the `upper` field. Everything a step did to such a root is in its upper directory:
+    /// a new or changed file is there, a deleted lower file leaves a whiteout there, a renamed
+    /// or re-created directory is a new directory there, and a file that was only ever in the
+    /// upper directory leaves its parent there when it goes. A name of a directory that is not
+    /// in the upper directory is therefore the lower layers' own, unchanged since the previous
+    /// snapshot (which saw the same lower layers), and is neither stat'ed nor descended into.
+    ///
+    /// Save one case: with overlayfs's inode index (`index=on`), writing to one name of a lower
+    /// file with several links copies up that name only, and the other names show the copied
+    /// inode from where they are. Those names (`linked`, from the initial scan) are always
+    /// looked at, and the directories above them always descended into.
+    pub(crate) fn upper(
+        mut self,
+        upper: Option<&'a Root>,
+        linked: &'a std::collections::HashSet<String>,
+    ) -> Walker<'a> {
+        self.upper = upper;
+        self.linked = Some(linked);
+        self
     }
 
     pub(crate) fn birth_times(mut self, use_them: bool) -> Walker<'a> {
@@ -156,7 +211,15 @@ impl<'a> Walker<'a> {
         let st = self.convert(&st, "/")?;
         self.stats.files_walked += 1;
         let meta = self.build_meta(fd.as_fd(), b".", "/", &st, FileType::Dir, old.as_ref().map(|o| &o.meta))?;
-        let children = self.diff_children(fd.as_fd(), "/", old.map(|o| o.children).unwrap_or_default())?;
+        // Only a diff against an index of this same mount can trust the upper directory.
+        let upper = match (self.upper, &old) {
+            (Some(u), Some(_)) => {
+                Some(u.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| u.io_err("open", "/", e))?)
+            }
+            _ => None,
+        };
+        let old = old.map(|o| o.children).unwrap_or_default();
+        let children = self.diff_children(fd.as_fd(), upper.as_ref().map(|u| Upper::Dir(u.as_fd())), "/", old)?;
         Ok(Node { name: "".into(), meta, children })
     }
 
@@ -213,7 +276,7 @@ impl<'a> Walker<'a> {
             // The first component that is not an unchanged directory: diff it as a subtree.
             let pos = node.children.binary_search_by(|n| n.name.as_bytes().cmp(c.as_bytes()));
             let old = pos.ok().map(|ix| node.children.remove(ix));
-            if let Some(new) = self.diff_entry(dirfd.as_fd(), &cur, c.as_bytes(), old)? {
+            if let Some(new) = self.diff_entry(dirfd.as_fd(), None, &cur, c.as_bytes(), old)? {
                 let at = node.children.binary_search_by(|n| n.name.as_bytes().cmp(c.as_bytes())).unwrap_or_else(|i| i);
                 node.children.insert(at, new);
             }
@@ -223,8 +286,23 @@ impl<'a> Walker<'a> {
     }
 
     /// Merges the sorted listing of directory `dirfd` (image path `dir`) with its old children.
-    fn diff_children(&mut self, dirfd: BorrowedFd<'_>, dir: &str, old: Vec<Node>) -> Result<Vec<Node>, FsError> {
+    /// With `upper` (the same directory in an overlay root's upper directory, see
+    /// [`Walker::upper`]), an old child whose name the upper directory lacks is kept as it was.
+    fn diff_children(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        upper: Option<Upper<'_>>,
+        dir: &str,
+        old: Vec<Node>,
+    ) -> Result<Vec<Node>, FsError> {
         let names = sys::read_dir_fd(dirfd).map_err(|e| self.err("read directory", dir, e))?;
+        let in_upper = match upper {
+            Some(Upper::Dir(u)) => {
+                Some(sys::read_dir_fd(u).map_err(|e| self.err("read the upper directory of", dir, e))?)
+            }
+            Some(Upper::Absent) => Some(Vec::new()),
+            None => None,
+        };
         let mut old = old.into_iter().peekable();
         let mut out = Vec::with_capacity(names.len());
         for dn in names {
@@ -238,7 +316,18 @@ impl<'a> Walker<'a> {
                 Some(o) if o.name.as_bytes() == dn.name.as_slice() => old.next(),
                 _ => None,
             };
-            if let Some(n) = self.diff_entry(dirfd, dir, &dn.name, matching)? {
+            if matching.is_some()
+                && let Some(ups) = &in_upper
+                && ups.binary_search_by(|u| u.name.as_slice().cmp(&dn.name)).is_err()
+                && !self
+                    .linked
+                    .is_some_and(|l| std::str::from_utf8(&dn.name).is_ok_and(|n| l.contains(&path::join(dir, n))))
+            {
+                // The lower layers' own name, as the previous snapshot saw it.
+                out.extend(matching);
+                continue;
+            }
+            if let Some(n) = self.diff_entry(dirfd, upper, dir, &dn.name, matching)? {
                 out.push(n);
             }
         }
@@ -253,6 +342,7 @@ impl<'a> Walker<'a> {
     fn diff_entry(
         &mut self,
         dirfd: BorrowedFd<'_>,
+        upper: Option<Upper<'_>>,
         dir: &str,
         name: &[u8],
         old: Option<Node>,
@@ -287,30 +377,39 @@ impl<'a> Walker<'a> {
         };
         let meta = self.build_meta(dirfd, name, &p, &st, kind, old.as_ref().map(|o| &o.meta))?;
         let devino = (kind == FileType::File && st.0.nlink > 1).then_some((st.0.dev, st.0.ino));
+        if devino.is_some() {
+            self.multi_linked.push(p.clone());
+        }
         let mut children = Vec::new();
         match old {
             None => {
                 self.emit(&p, ChangeKind::Added, &meta, None, false, devino);
                 if kind == FileType::Dir {
-                    children = self.walk_dir(dirfd, name, &p, Vec::new())?;
+                    children = self.walk_dir(dirfd, None, name, &p, Vec::new())?;
                 }
             }
             Some(o) if o.meta.kind != kind => {
                 self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, devino);
                 if kind == FileType::Dir {
-                    children = self.walk_dir(dirfd, name, &p, Vec::new())?;
+                    children = self.walk_dir(dirfd, None, name, &p, Vec::new())?;
                 }
             }
             Some(o) if kind == FileType::Dir => {
                 if o.meta.ino != meta.ino || o.meta.birth != meta.birth {
                     // Removed and re-created: nothing below it survives from lower layers.
                     self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), true, None);
-                    children = self.walk_dir(dirfd, name, &p, Vec::new())?;
+                    children = self.walk_dir(dirfd, None, name, &p, Vec::new())?;
                 } else {
                     if self.changed(&o.meta, &meta) {
                         self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, None);
                     }
-                    children = self.walk_dir(dirfd, name, &p, o.children)?;
+                    // The same directory: its upper counterpart, if it has one, guides the walk.
+                    let up = upper.map(|u| match u {
+                        Upper::Dir(u) => sys::open_dir_nofollow(u, OsStr::from_bytes(name))
+                            .map_or(UpperOwned::Absent, UpperOwned::Dir),
+                        Upper::Absent => UpperOwned::Absent,
+                    });
+                    children = self.walk_dir(dirfd, up, name, &p, o.children)?;
                 }
             }
             Some(mut o) => {
@@ -326,7 +425,14 @@ impl<'a> Walker<'a> {
         Ok(Some(Node { name: name_str.into(), meta, children }))
     }
 
-    fn walk_dir(&mut self, dirfd: BorrowedFd<'_>, name: &[u8], p: &str, old: Vec<Node>) -> Result<Vec<Node>, FsError> {
+    fn walk_dir(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        upper: Option<UpperOwned>,
+        name: &[u8],
+        p: &str,
+        old: Vec<Node>,
+    ) -> Result<Vec<Node>, FsError> {
         let fd = match sys::open_dir_nofollow(dirfd, OsStr::from_bytes(name)) {
             Ok(fd) => fd,
             // Replaced by a non-directory since the stat: the next snapshot sees it.
@@ -335,7 +441,7 @@ impl<'a> Walker<'a> {
             }
             Err(e) => return Err(self.err("open directory", p, e)),
         };
-        self.diff_children(fd.as_fd(), p, old)
+        self.diff_children(fd.as_fd(), upper.as_ref().map(UpperOwned::borrow), p, old)
     }
 
     /// The metadata to record for `name`; reuses the old xattr and content hashes when the
