@@ -256,8 +256,8 @@ fn a_layer_sent_early_is_committed_alongside_the_other_blobs() {
     let ctx = copy_context(&proxy, "");
     let repo = unique_repo("early-overlap");
     let dest = format!("{}/{repo}:1", proxy.addr);
-    // The commit is the push's first PUT to an upload session (the config's own upload needs
-    // a HEAD and a POST first).
+    // The commit is the push's first PUT to an upload session (it goes out as the push starts;
+    // the config's own upload, in the push check's session, waits for its HEAD first).
     let commit = format!("/v2/{repo}/blobs/uploads/");
     proxy.inject("PUT", &commit, faults::Fault::Hold { pause: Duration::from_secs(4) }, 1);
     let o = options(ctx.path(), dest);
@@ -528,4 +528,46 @@ fn a_base_layer_is_unpacked_while_it_downloads() {
             check(&dest2);
         }
     }
+}
+
+/// Requests of `seen` that start with `method path-prefix` and have no `?mount=`.
+fn sessions(seen: &[String], method: &str, repo: &str) -> usize {
+    let prefix = format!("{method} /v2/{repo}/blobs/uploads/");
+    seen.iter().filter(|s| s.starts_with(&prefix) && !s.contains("mount=")).count()
+}
+
+/// The push check's upload session is the push's first upload, not opened and deleted for
+/// nothing: every session the build opened in the destination was committed, none deleted,
+/// and the image is whole as an independent client reads it.
+#[test]
+fn the_push_check_s_upload_session_carries_the_first_upload() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo hi > /x\n", proxy.addr))
+        .unwrap();
+    let repo = unique_repo("spare-session");
+    let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    assert_eq!(sessions(&seen, "DELETE", &repo), 0, "{seen:?}");
+    let opened = sessions(&seen, "POST", &repo);
+    assert!(opened >= 1, "the push check opens one: {seen:?}");
+    assert_eq!(opened, sessions(&seen, "PUT", &repo), "a session opened and not committed: {seen:?}");
+    let unpacked = pull_and_unpack(&format!("{}/{repo}:1", env().registry));
+    assert_eq!(std::fs::read_to_string(unpacked.rootfs().join("x")).unwrap(), "hi\n");
+}
+
+/// A build that fails leaves the push check's session cancelled, and commits nothing.
+#[test]
+fn a_failed_build_cancels_the_push_check_s_upload_session() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN exit 3\n", proxy.addr)).unwrap();
+    let repo = unique_repo("spare-failed");
+    let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
+    assert!(r.is_err(), "the build should fail");
+    let seen = proxy.seen();
+    assert_eq!(sessions(&seen, "POST", &repo), 1, "{seen:?}");
+    assert_eq!(sessions(&seen, "DELETE", &repo), 1, "{seen:?}");
+    assert!(!seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{repo}/"))), "{seen:?}");
 }

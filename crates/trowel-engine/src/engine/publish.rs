@@ -309,6 +309,9 @@ impl Build<'_> {
         let t0 = Instant::now();
         self.ctx.emitter.emit(Event::PushStarted { destination: raw.to_string() });
         if self.already_pushed(dest, image, layers) {
+            // Nothing to upload: the push check's session goes now, beside the rest.
+            let _rt = self.ctx.rt.enter();
+            drop(self.ctx.registry.release_spare_uploads(Some(dest)));
             self.report_unchanged(raw, &[image], &image.manifest_digest, t0);
             return Ok(());
         }

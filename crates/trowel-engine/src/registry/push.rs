@@ -206,6 +206,9 @@ impl Registry {
 
     /// Uploads a blob from the store in one PUT streamed from the file. A failure restarts
     /// from a fresh session and the first byte (a half-written session cannot be trusted).
+    /// Without a session of its own, the upload takes the push check's, when it left one for
+    /// this repository; if that one fails (a registry may expire an idle session during a long
+    /// build), a fresh one is opened at once, without counting a retry.
     async fn upload(
         &self,
         ctx: &Ctx<'_>,
@@ -215,18 +218,50 @@ impl Registry {
         mut session: Option<reqwest::Url>,
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<(), RegistryError> {
+        let mut spare = if session.is_none() { self.take_spare_upload(ctx.reference) } else { None };
         let mut backoff = self.session.backoff();
         loop {
-            let loc = match session.take() {
-                Some(l) => l,
-                None => self.start_upload(ctx).await?,
+            let (loc, from_spare) = match (session.take(), spare.take()) {
+                (Some(l), _) => (l, false),
+                (None, Some(l)) => (l, true),
+                (None, None) => (self.start_upload(ctx).await?, false),
             };
-            match self.put_blob(ctx, loc, &digest, size, store, progress).await {
+            match self.put_blob(ctx, loc.clone(), &digest, size, store, progress).await {
                 Ok(()) => return Ok(()),
+                Err(_) if from_spare => {
+                    self.cancel(ctx, &loc).await;
+                    continue;
+                }
                 Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
                 Err(f) => return Err(f.finish(&backoff)),
             }
         }
+    }
+
+    /// The upload session the push check left for `repo`'s repository, if any (once).
+    fn take_spare_upload(&self, repo: &Reference) -> Option<reqwest::Url> {
+        self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(&repo.repo_ref()).map(|(_, l)| l)
+    }
+
+    /// Cancels, in the background, the upload sessions the push check left and no upload took
+    /// (a build that failed, or pushed nothing new); `only`: just that repository's (its push
+    /// found nothing to upload). Call from within the runtime; the caller may wait for the
+    /// returned tasks or not (a session left open expires on the registry by itself).
+    pub fn release_spare_uploads(&self, only: Option<&Reference>) -> Vec<tokio::task::JoinHandle<()>> {
+        let spare: Vec<(Reference, reqwest::Url)> = {
+            let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
+            match only {
+                Some(r) => all.remove(&r.repo_ref()).into_iter().collect(),
+                None => all.drain().map(|(_, v)| v).collect(),
+            }
+        };
+        spare
+            .into_iter()
+            .map(|(r, loc)| {
+                let me = self.clone();
+                tokio::spawn(async move { me.cancel(&Ctx::push(Op::CheckPush, &r), &loc).await })
+            })
+            .collect()
     }
 
     /// One PUT of the whole blob. The attempt stalls when the registry takes no chunk of it
@@ -318,14 +353,23 @@ impl Registry {
     }
 
     /// Fails early when `dest` cannot be pushed to, as kaniko's `CheckPushPermissions` does:
-    /// opens a blob upload (which needs push rights) and cancels it. The answer is known once
-    /// the upload is open: the cancel goes on in the background (a registry may take tens of
-    /// milliseconds to delete the session, and the build's first step waits for this check).
+    /// opens a blob upload (which needs push rights). kaniko cancels it; here it is kept for
+    /// the first blob the push uploads to that repository (usually the image's config), which
+    /// then needs no `POST` of its own, and the registry deletes no session in the middle of
+    /// the build. [`Registry::release_spare_uploads`] cancels one no upload took.
     pub async fn check_push_access(&self, dest: &Reference) -> Result<(), RegistryError> {
         let ctx = Ctx::push(Op::CheckPush, dest);
         let loc = self.start_upload(&ctx).await?;
-        let (me, dest) = (self.clone(), dest.clone());
-        tokio::spawn(async move { me.cancel(&Ctx::push(Op::CheckPush, &dest), &loc).await });
+        let replaced = self
+            .session
+            .spare_uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dest.repo_ref(), (dest.clone(), loc));
+        if let Some((_, old)) = replaced {
+            let (me, dest) = (self.clone(), dest.clone());
+            tokio::spawn(async move { me.cancel(&Ctx::push(Op::CheckPush, &dest), &old).await });
+        }
         Ok(())
     }
 

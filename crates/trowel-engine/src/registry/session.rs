@@ -122,6 +122,9 @@ pub(crate) struct Session {
     tokens: Mutex<HashMap<(String, String), Token>>,
     /// Who is told of retries (set once, by the engine).
     pub(crate) notice: std::sync::OnceLock<super::retry::RetryNotice>,
+    /// Upload sessions the push check opened, by repository, kept for that repository's first
+    /// upload (see `Registry::check_push_access`).
+    pub(crate) spare_uploads: Mutex<HashMap<String, (super::reference::Reference, reqwest::Url)>>,
 }
 
 impl Session {
@@ -133,6 +136,7 @@ impl Session {
             endpoints: Mutex::default(),
             tokens: Mutex::default(),
             notice: std::sync::OnceLock::new(),
+            spare_uploads: Mutex::default(),
         })
     }
 
