@@ -248,6 +248,33 @@ fn file_content_and_mode_changes_miss() {
     );
 }
 
+/// A source big enough to be hashed on several threads (`keyfiles.rs`): each file's digest is
+/// its own, so an unchanged context hits and one changed byte misses naming that file alone.
+#[test]
+fn a_big_source_hashed_on_several_threads_keys_each_file_by_its_own_content() {
+    let c = Ctx::new("big-source", &format!("{}COPY data /data\n", from()));
+    let mut x: u32 = 7;
+    for i in 0..8 {
+        let mut bytes = Vec::with_capacity(2 << 20);
+        while bytes.len() < 2 << 20 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        std::fs::create_dir_all(c.path().join("data")).unwrap();
+        std::fs::write(c.path().join(format!("data/big{i}.bin")), &bytes).unwrap();
+        c.write(&format!("data/small{i}.txt"), &format!("small {i}\n"));
+    }
+    let first = c.build(&[]);
+    c.build(&[]).all_hit();
+    let p = c.path().join("data/big5.bin");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[1 << 20] ^= 1;
+    std::fs::write(&p, bytes).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "miss: COPY data: 1 file changed (data/big5.bin)");
+    assert_ne!(o.digest, first.digest);
+}
+
 /// A context file's owner on the build machine never reaches the image (COPY gives 0:0 or
 /// `--chown`'s owner, as BuildKit does), so it is not in the key: the same checkout owned by
 /// another user (another CI runner; a rootless build before its namespace's maps are written,

@@ -65,6 +65,7 @@ pub(crate) fn key_inputs(
     };
     let root = &ctx.context;
     let ignore = Some(&ctx.dockerignore);
+    let mut pending = Vec::new();
     for s in &c.sources {
         match s {
             ExpandedSource::Heredoc { .. } => {}
@@ -95,11 +96,12 @@ pub(crate) fn key_inputs(
                         continue;
                     }
                     let f = filter::for_dir(&rel, excludes.as_ref(), ignore);
-                    walk(ctx, &rel, "", &f, &mut files)?;
+                    walk(ctx, &rel, "", &f, &mut files, &mut pending)?;
                 }
             }
         }
     }
+    hash_pending(ctx, &mut files, pending)?;
     for f in &mut files {
         (f.uid, f.gid) = (0, 0);
     }
@@ -119,10 +121,69 @@ pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<Vec<File
     let resolved = ctx.context.resolve(rel).map_err(StepError::fs(rel.to_string()))?;
     let rel = resolved.trim_start_matches('/');
     let mut files = Vec::new();
+    let mut pending = Vec::new();
     let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
-    walk(ctx, rel, "", &f, &mut files)?;
+    walk(ctx, rel, "", &f, &mut files, &mut pending)?;
+    hash_pending(ctx, &mut files, pending)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// A regular file whose content digest `walk` left for [`hash_pending`]: `files[at]`.
+struct Pending {
+    at: usize,
+    path: String,
+    st: Stat,
+}
+
+/// Below this many bytes to read, the files are hashed on the calling thread.
+const PARALLEL_HASH_BYTES: u64 = 8 << 20;
+/// Threads that hash a big source at once (a COPY of hundreds of megabytes is bound by SHA-256
+/// on one core otherwise, while the others wait for its key).
+const HASH_THREADS: usize = 4;
+
+/// Fills in the digests of the files `walk` left, each taken from the build's memo or read and
+/// hashed (see [`BuildContext::context_digest`]); big sources on several threads. An error is
+/// the one of the first such file in walk order, whichever thread met it.
+fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pending>) -> Result<(), StepError> {
+    let hash = |p: &Pending| {
+        let root = &ctx.context;
+        ctx.context_digest(&p.path, &p.st, || {
+            let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
+            Ok::<_, StepError>(
+                digest_reader(std::io::BufReader::new(f)).map_err(StepError::io(format!("read {}", p.path)))?.0,
+            )
+        })
+    };
+    let bytes: u64 = pending.iter().map(|p| p.st.size).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(HASH_THREADS).min(pending.len());
+    let results: Vec<Result<crate::digest::Digest, StepError>> = if bytes < PARALLEL_HASH_BYTES || threads < 2 {
+        pending.iter().map(hash).collect()
+    } else {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut done: Vec<(usize, Result<crate::digest::Digest, StepError>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(p) = pending.get(i) else { break };
+                            mine.push((i, hash(p)));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, r)| r).collect()
+    };
+    for (p, r) in pending.iter().zip(results) {
+        files[p.at].digest = Some(r?);
+    }
+    Ok(())
 }
 
 fn entry(ctx: &BuildContext<'_>, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
@@ -137,16 +198,7 @@ fn entry(ctx: &BuildContext<'_>, path: &str, st: &Stat) -> Result<FileEntry, Ste
         FileType::Socket => 's',
     };
     let link = if kind == 'l' { Some(root.read_link(path).map_err(StepError::fs(path))?) } else { None };
-    let digest = if kind == 'f' {
-        Some(ctx.context_digest(path, st, || {
-            let f = root.open_file(path).map_err(StepError::fs(path))?;
-            Ok::<_, StepError>(
-                digest_reader(std::io::BufReader::new(f)).map_err(StepError::io(format!("read {path}")))?.0,
-            )
-        })?)
-    } else {
-        None
-    };
+    // A regular file's digest is filled in by `hash_pending`.
     Ok(FileEntry {
         path: path.trim_start_matches('/').to_string(),
         kind,
@@ -154,19 +206,20 @@ fn entry(ctx: &BuildContext<'_>, path: &str, st: &Stat) -> Result<FileEntry, Ste
         uid: st.uid,
         gid: st.gid,
         link,
-        digest,
+        digest: None,
     })
 }
 
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
-/// Walks `rel` in the build context, each file's content hashed once per build (see
-/// [`BuildContext::context_digest`]).
+/// Walks `rel` in the build context; each regular file's digest is left to `hash_pending`
+/// (hashed once per build, see [`BuildContext::context_digest`]).
 fn walk(
     ctx: &BuildContext<'_>,
     rel: &str,
     sub: &str,
     f: &dyn Fn(&str) -> Filter,
     out: &mut Vec<FileEntry>,
+    pending: &mut Vec<Pending>,
 ) -> Result<(), StepError> {
     let path = if sub.is_empty() { rel.to_string() } else { format!("{rel}/{sub}") };
     let decision = f(sub);
@@ -176,12 +229,16 @@ fn walk(
     let root = &ctx.context;
     let Some(st) = root.lstat(&path).map_err(StepError::fs(path.clone()))? else { return Ok(()) };
     if decision == Filter::Copy {
-        out.push(entry(ctx, &path, &st)?);
+        let e = entry(ctx, &path, &st)?;
+        if e.kind == 'f' {
+            pending.push(Pending { at: out.len(), path: path.clone(), st: st.clone() });
+        }
+        out.push(e);
     }
     if st.is_dir() {
         for name in root.read_dir(&path).map_err(StepError::fs(path.clone()))? {
             let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
-            walk(ctx, rel, &child, f, out)?;
+            walk(ctx, rel, &child, f, out, pending)?;
         }
     }
     Ok(())
