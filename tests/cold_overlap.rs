@@ -571,3 +571,28 @@ fn a_failed_build_cancels_the_push_check_s_upload_session() {
     assert_eq!(sessions(&seen, "DELETE", &repo), 1, "{seen:?}");
     assert!(!seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{repo}/"))), "{seen:?}");
 }
+
+/// A registry that refuses the push check's session when the push comes to use it (an idle
+/// session expired during a long build): the upload opens a fresh one and the push succeeds.
+/// No layer is built, so the config's is the only upload (the one `PUT` the fault answers).
+#[test]
+fn a_refused_push_check_session_is_replaced_by_a_fresh_one() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nENV SPARE=refused\n", proxy.addr))
+        .unwrap();
+    let repo = unique_repo("spare-expired");
+    proxy.inject(
+        "PUT",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        faults::Fault::Status { code: 404, retry_after: None },
+        1,
+    );
+    let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    assert_eq!(sessions(&seen, "DELETE", &repo), 1, "the refused session is let go: {seen:?}");
+    assert_eq!(sessions(&seen, "POST", &repo), 2, "the check's, then a fresh one: {seen:?}");
+    let config = skopeo_config(&format!("{}/{repo}:1", env().registry));
+    assert!(config["config"]["Env"].as_array().unwrap().iter().any(|e| e == "SPARE=refused"), "{config}");
+}

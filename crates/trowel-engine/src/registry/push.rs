@@ -207,8 +207,8 @@ impl Registry {
     /// Uploads a blob from the store in one PUT streamed from the file. A failure restarts
     /// from a fresh session and the first byte (a half-written session cannot be trusted).
     /// Without a session of its own, the upload takes the push check's, when it left one for
-    /// this repository; if that one fails (a registry may expire an idle session during a long
-    /// build), a fresh one is opened at once, without counting a retry.
+    /// this repository; if the registry refuses that one (a registry may expire an idle
+    /// session during a long build), a fresh one is opened at once, without counting a retry.
     async fn upload(
         &self,
         ctx: &Ctx<'_>,
@@ -228,7 +228,10 @@ impl Registry {
             };
             match self.put_blob(ctx, loc.clone(), &digest, size, store, progress).await {
                 Ok(()) => return Ok(()),
-                Err(_) if from_spare => {
+                // The registry refused the session itself (expired, unknown): a fresh one.
+                // Anything else (a stall, a dropped connection, a 5xx) is the transfer's and
+                // is retried and reported as any upload's.
+                Err(f) if from_spare && !f.retryable && f.err.status().is_some_and(|s| (400..500).contains(&s)) => {
                     self.cancel(ctx, &loc).await;
                     continue;
                 }
