@@ -179,6 +179,70 @@ fn a_later_stage_s_base_downloads_while_the_earlier_stages_build() {
     assert_eq!(unpacked, 1, "the final stage was built from it");
 }
 
+/// At the pause before each step, records whether the stage's root was made by then (a
+/// `base_unpacked` event was emitted), by the step's keyword.
+struct AtSteps {
+    events: Arc<Mutex<Vec<Event>>>,
+    seen: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl Frontend for AtSteps {
+    fn paused(&mut self, p: &Pause<'_>) -> Resume {
+        if p.at.when == trowel_events::When::BeforeStep {
+            let made = self.events.lock().unwrap().iter().any(|e| matches!(e, Event::BaseUnpacked { .. }));
+            self.seen.lock().unwrap().push((p.at.keyword.clone(), made));
+        }
+        Resume::Step
+    }
+    fn shell_changes(&mut self, _at: &Checkpoint, _changes: &[Change]) -> ShellChoice {
+        ShellChoice::Discard
+    }
+    fn review_push(&mut self, _review: &PushReview) -> Decision {
+        Decision::Continue
+    }
+    fn gates_push(&self) -> bool {
+        false
+    }
+}
+
+/// A cold stage's root is made while its cache keys are planned (`engine/stage/ahead.rs`):
+/// with `--cache`, at the pause before the stage's first step that needs files, the root is
+/// there already (before, the step made it after its cache lookup missed). Rebuilt, the stage
+/// is served from the cache and no root is made at all: a cached stage is never made ahead.
+/// Both times the image is the same as an independent client reads it.
+#[test]
+fn a_cold_stage_s_root_is_made_while_its_keys_are_planned() {
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = format!("FROM {}\nENV A=1\nRUN echo ahead > /ahead\n", env().busybox());
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_repo = format!("{}/{}", env().registry, unique_repo("ahead-cache"));
+    for (round, cold) in [(1, true), (2, false)] {
+        let dest = format!("{}/{}:1", env().registry, unique_repo("ahead"));
+        let mut o = options(ctx.path(), dest.clone());
+        o.cache = Some(CacheOptions {
+            repo: Some(cache_repo.clone()),
+            dir: Some(cache_dir.path().to_path_buf()),
+            ..CacheOptions::default()
+        });
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut dbg = Debugger::new(AtSteps { events: events.clone(), seen: seen.clone() }, vec![], true);
+        let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);
+        let r = trowel_engine::engine::build(&o, &emitter, &mut dbg);
+        drop(dbg);
+        r.unwrap_or_else(|e| panic!("round {round}: build failed: {e}"));
+        let seen = seen.lock().unwrap().clone();
+        let at = |k: &str| seen.iter().find(|(kw, _)| kw == k).map(|(_, made)| *made);
+        assert_eq!(at("FROM"), Some(false), "round {round}: {seen:?}");
+        assert_eq!(at("RUN"), Some(cold), "round {round}: the root at the pause before RUN: {seen:?}");
+        let unpacked = events.lock().unwrap().iter().filter(|e| matches!(e, Event::BaseUnpacked { .. })).count();
+        assert_eq!(unpacked, usize::from(cold), "round {round}: roots made");
+        let image = pull_and_unpack(&dest);
+        assert_eq!(std::fs::read_to_string(image.rootfs().join("ahead")).unwrap(), "ahead\n", "round {round}");
+    }
+}
+
 /// A context whose Dockerfile COPYs a 3 MB file (several chunks of a streamed upload) onto
 /// busybox behind `proxy`, then `tail`.
 fn copy_context(proxy: &FaultProxy, tail: &str) -> tempfile::TempDir {

@@ -183,6 +183,33 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
     work.assert_untouched_and_clean();
 }
 
+/// The same refusal when the root is made ahead, while a cold stage's cache keys are planned
+/// (`engine/stage/ahead.rs`), from the unpacked-layer store or not: the error is the first
+/// step's that needs the root, at its line, and nothing is left behind.
+#[test]
+fn a_refused_base_made_ahead_fails_the_first_step_that_needs_it() {
+    let mut layer = ExtraLayer::from_tar(&TarMaker::new().file("innocent", b"x").finish());
+    let claimed = format!("sha256:{}", "cd".repeat(32));
+    layer.diff_id = claimed.clone();
+    let image = push_image(&unique_repo("hostile-ahead"), &layer);
+    for with_store in [false, true] {
+        let work = CanaryWork::new();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let repo = format!("{}/{}", common::env().registry, unique_repo("hostile-ahead-cache"));
+        let mut extra = vec!["--cache=true", "--cache-repo", &repo];
+        let dir = cache_dir.path().to_str().unwrap().to_string();
+        if with_store {
+            extra.extend(["--cache-dir", &dir]);
+        }
+        let o = build_from(&image, "ENV A=1\nRUN echo should-not-run\n", &work, &extra);
+        assert_refused(&o, &image, &[&format!("but the image config gives diff_id {claimed}")]);
+        let text = log(&o);
+        assert!(text.contains("RUN echo should-not-run"), "store {with_store}: the error names no step:\n{text}");
+        assert!(!text.contains("\nshould-not-run"), "the RUN ran on a refused base");
+        work.assert_untouched_and_clean();
+    }
+}
+
 /// A layer of `n` empty files (`f00000`…), the shape that uses up inodes while every size
 /// limit counts 0 bytes.
 fn empty_files(n: usize) -> ExtraLayer {

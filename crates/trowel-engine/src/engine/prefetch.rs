@@ -74,6 +74,10 @@ type Downloading = Shared<BoxFuture<'static, Fetched>>;
 /// The downloads under way, by blob digest, with what stops each.
 type Downloads = HashMap<Digest, (Downloading, tokio::task::AbortHandle)>;
 
+/// Whether a stage's layers download ahead: true once its pointer tag was found absent (or
+/// at once without `--cache`), false when the cache repository has it (a cached build).
+pub(crate) type Cold = Shared<BoxFuture<'static, bool>>;
+
 /// What the build is fetching ahead.
 pub(crate) struct Prefetch {
     /// By `resolve_once`'s key (reference and platform), with what stops each.
@@ -82,6 +86,9 @@ pub(crate) struct Prefetch {
     downloads: Arc<Mutex<Downloads>>,
     /// As many downloads at once as a stage's own pull makes.
     limiter: Arc<tokio::sync::Semaphore>,
+    /// By stage: what decided that the stage's layers download ahead (the first such decision
+    /// for it), for the stage to make its root ahead too (`stage/ahead.rs`).
+    cold: Arc<Mutex<HashMap<usize, Cold>>>,
 }
 
 impl Default for Prefetch {
@@ -89,6 +96,7 @@ impl Default for Prefetch {
         Prefetch {
             resolving: Mutex::default(),
             downloads: Arc::default(),
+            cold: Arc::default(),
             limiter: Arc::new(tokio::sync::Semaphore::new(crate::engine::context::PARALLEL_PULLS)),
         }
     }
@@ -174,11 +182,11 @@ impl BuildContext<'_> {
         let _enter = self.rt.enter();
         for (_, r, platform) in self.bases_ahead() {
             let key = resolve_key(&r, &platform);
-            let ahead = self.root_stage_on(&r, &platform, cache).map(|(_, pointer)| (self.fetcher(), pointer));
+            let ahead = self.root_stage_on(&r, &platform, cache).map(|(idx, pointer)| (self.fetcher(), idx, pointer));
             // Resolved already (a build for several platforms resolves its bases first).
             if let Some(img) = self.memoized(&key) {
-                if let Some((fetcher, pointer)) = ahead {
-                    fetcher.layers(&img, pointer);
+                if let Some((fetcher, idx, pointer)) = ahead {
+                    fetcher.layers(idx, &img, pointer);
                 }
                 continue;
             }
@@ -187,8 +195,8 @@ impl BuildContext<'_> {
             let task = tokio::spawn(async move {
                 let mut mirrors_passed_over = Vec::new();
                 let img = registry.resolve_noting(&reference, &platform, &mut mirrors_passed_over).await.ok()?;
-                if let Some((fetcher, pointer)) = ahead {
-                    fetcher.layers(&img, pointer);
+                if let Some((fetcher, idx, pointer)) = ahead {
+                    fetcher.layers(idx, &img, pointer);
                 }
                 Some((img, mirrors_passed_over))
             });
@@ -207,7 +215,13 @@ impl BuildContext<'_> {
             return;
         }
         let _enter = self.rt.enter();
-        self.fetcher().layers(img, pointer);
+        self.fetcher().layers(idx, img, pointer);
+    }
+
+    /// What decides whether stage `idx`'s layers download ahead (see [`Cold`]); `None` when
+    /// they do not (a base from the cache directory, a stage that needs no root).
+    pub(crate) fn cold_stage(&self, idx: usize) -> Option<Cold> {
+        self.prefetch.cold.lock().unwrap_or_else(|p| p.into_inner()).get(&idx).cloned()
     }
 
     /// Whether stage `idx` has a step that needs its root unless the cache serves it.
@@ -304,6 +318,7 @@ impl BuildContext<'_> {
             emitter: self.emitter.clone(),
             downloads: self.prefetch.downloads.clone(),
             limiter: self.prefetch.limiter.clone(),
+            cold: self.prefetch.cold.clone(),
         }
     }
 
@@ -346,19 +361,24 @@ struct Fetcher {
     emitter: Emitter,
     downloads: Arc<Mutex<Downloads>>,
     limiter: Arc<tokio::sync::Semaphore>,
+    cold: Arc<Mutex<HashMap<usize, Cold>>>,
 }
 
 impl Fetcher {
     /// Starts downloading the layers of `img` the store lacks and nothing downloads yet (on
-    /// the current runtime), once `pointer` (when given) is found absent.
-    fn layers(&self, img: &ResolvedImage, pointer: Option<Reference>) {
-        let cold: Shared<BoxFuture<'static, bool>> = match pointer {
+    /// the current runtime), once `pointer` (when given) is found absent; stage `idx` (the
+    /// first to need the root) is the one they are for. The decision is kept for that stage,
+    /// unless one was kept already; a stage whose layers were all stored or downloading has the
+    /// pointer looked up only if it asks (`cold_stage`).
+    fn layers(&self, idx: usize, img: &ResolvedImage, pointer: Option<Reference>) {
+        let cold: Cold = match pointer {
             None => futures_util::future::ready(true).boxed().shared(),
             Some(p) => {
                 let registry = self.registry.clone();
                 async move { matches!(registry.manifest_digest(&p).await, Ok(None)) }.boxed().shared()
             }
         };
+        let cold = self.cold.lock().unwrap_or_else(|p| p.into_inner()).entry(idx).or_insert(cold).clone();
         let mut map = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
         for desc in &img.manifest.layers {
             if map.contains_key(&desc.digest) || self.store.contains(&desc.digest) {

@@ -15,6 +15,9 @@ use crate::engine::shared::Shared;
 #[derive(Default)]
 pub(crate) struct StageFiles {
     root: Option<BuildRoot>,
+    /// Why the root made ahead (`ahead.rs`) could not be made: the error of the first step
+    /// that needs the root, as if that step had made it.
+    failed_ahead: Option<BuildError>,
 }
 
 impl StageFiles {
@@ -26,11 +29,22 @@ impl StageFiles {
         stage: usize,
         layers: &[StageLayer],
     ) -> Result<&mut BuildRoot, BuildError> {
+        if let Some(e) = self.failed_ahead.take() {
+            return Err(e);
+        }
         let root = match self.root.take() {
             Some(r) => r,
             None => make(s, stage, layers)?,
         };
         Ok(self.root.insert(root))
+    }
+
+    /// Takes what making the root ahead gave: the root, or the error its first user reports.
+    pub(super) fn made_ahead(&mut self, made: Result<BuildRoot, BuildError>) {
+        match made {
+            Ok(root) => self.root = Some(root),
+            Err(e) => self.failed_ahead = Some(e),
+        }
     }
 
     /// The root, if the stage has one already (for reading what a step left, never to make it).

@@ -8,11 +8,11 @@
 //! Steps themselves ([`crate::engine::steps`]) only do their own work.
 //!
 //! One file per concern of the runner: `start.rs` (the base), `files.rs` (the root, made on
-//! demand), `commit.rs` (changes into a layer and a history entry, and its time), `cache.rs`
-//! (hits, misses, writing back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause),
-//! `link.rs` (`--link` steps: made on an empty root, laid over the stage), `retry.rs` (a failed
-//! step re-run from the debugger); this file runs the steps, each attempt of a step the same
-//! way.
+//! demand), `ahead.rs` (a cold stage's root, made while its keys are planned), `commit.rs`
+//! (changes into a layer and a history entry, and its time), `cache.rs` (hits, misses, writing
+//! back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause), `link.rs` (`--link`
+//! steps: made on an empty root, laid over the stage), `retry.rs` (a failed step re-run from
+//! the debugger); this file runs the steps, each attempt of a step the same way.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::dockerfile::{ArgScope, Expanded, Instruction, InstructionKind};
 use crate::engine::controller::{Checkpoint, StepReport};
 use crate::engine::error::BuildError;
 use crate::engine::layer::StageLayer;
-use crate::engine::layer_cache::{self, StageInputs, StageKeys};
+use crate::engine::layer_cache::StageKeys;
 use crate::engine::mounts::{self, MountRoots, StepMounts};
 use crate::engine::shared::Shared;
 use crate::engine::stages::BuiltStage;
@@ -33,6 +33,7 @@ use crate::image::config::ImageConfig;
 use crate::image::manifest::ManifestFormat;
 use retry::Retry;
 
+mod ahead;
 mod cache;
 mod checkpoint;
 mod commit;
@@ -175,14 +176,8 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         steps.push((StepId { stage: idx, step: i + 1 }, ins));
     }
 
-    if let Some(cache) = s.cache.as_deref() {
-        let inputs = StageInputs {
-            index: runner.index,
-            base_digest: runner.base_digest.as_ref(),
-            base_ref: &runner.base_ref,
-            config: &runner.config,
-        };
-        runner.keys = layer_cache::plan(ctx, s.stages, cache, inputs, &from, &steps);
+    if s.cache.is_some() {
+        runner.plan_keys(s, &from, &steps);
         runner.replan = Some(retry::Replan { from: from.clone(), steps: steps.clone(), config: runner.config.clone() });
     }
     let mut stage_paused = runner.paused;

@@ -1,0 +1,64 @@
+//! A cold stage's root made while its cache keys are planned.
+//!
+//! A stage's first step that needs files makes its root when the cache has missed it, and the
+//! cache only knows after the stage's keys are computed (the context's files hashed for each
+//! COPY) and looked up in the cache repository: two registry round trips and the hashing, all
+//! spent before the base's first byte is unpacked (W6: 26 ms of a cold build's critical path,
+//! W1: 10 ms). When the prefetch has already found the stage cold (the cache repository has
+//! no pointer tag for its first step that needs the root: these steps were never cached
+//! there, see `prefetch.rs`), the root will be needed, so it is made on a second thread while
+//! the keys are planned and looked up on this one.
+//!
+//! What it may not change:
+//! - *What a step sees.* The root is what the first file step would have made (the same
+//!   layers, the same `materialize`). Should a step before it be served from the cache after
+//!   all, its layer is applied to the root as any hit's is after a miss.
+//! - *Errors.* A root that could not be made is the error of the first step that needs it, as
+//!   if that step had made it; a stage the cache serves whole never reports it.
+//! - *A cached build's work.* Only a stage found cold, and only in chroot or rootless isolation:
+//!   container isolation unpacks into `/`, which another stage may still hold until its first
+//!   file step claims it.
+
+use crate::dockerfile::{Base, Instruction};
+use crate::engine::error::BuildError;
+use crate::engine::layer_cache::{self, StageInputs, StageKeys};
+use crate::engine::root::BuildRoot;
+use crate::engine::shared::Shared;
+use crate::engine::stage::StageRunner;
+use trowel_events::StepId;
+
+impl StageRunner {
+    /// Plans the stage's cache keys and starts their lookups (`layer_cache::plan`), making the
+    /// root meanwhile when the stage is cold (see the module's comment).
+    pub(super) fn plan_keys(&mut self, s: &mut Shared<'_, '_>, from: &Instruction, steps: &[(StepId, Instruction)]) {
+        let ctx = s.ctx;
+        let Some(cache) = s.cache.as_deref() else { return };
+        let idx = self.index;
+        let cold = match &ctx.plan.stages[idx].base {
+            Base::Image(_) if ctx.slash_keep.is_none() && self.files.existing().is_none() => ctx.cold_stage(idx),
+            _ => None,
+        };
+        let inputs = StageInputs {
+            index: idx,
+            base_digest: self.base_digest.as_ref(),
+            base_ref: &self.base_ref,
+            config: &self.config,
+        };
+        let stages = &*s.stages;
+        let layers = &self.layers;
+        let (keys, made): (StageKeys, Option<Result<BuildRoot, BuildError>>) = std::thread::scope(|scope| {
+            let making = cold.map(|cold| {
+                scope.spawn(move || {
+                    ctx.rt.block_on(cold).then(|| ctx.materialize(layers, &format!("stage{idx}"), Some(idx)))
+                })
+            });
+            let keys = layer_cache::plan(ctx, stages, cache, inputs, from, steps);
+            // A thread that panicked made nothing: the first file step makes the root.
+            (keys, making.and_then(|m| m.join().ok().flatten()))
+        });
+        self.keys = keys;
+        if let Some(made) = made {
+            self.files.made_ahead(made);
+        }
+    }
+}
