@@ -418,6 +418,74 @@ fn a_copy_s_reference_record_is_sent_during_the_push_and_tagged_only_after_it() 
     assert_eq!(manifest["artifactType"], "application/vnd.dev.trowel.cache.layer-ref.v1+json");
 }
 
+/// A cold build writes its cache entries without asking the cache repository for blobs it
+/// cannot have: each entry's config names the key that just missed, and a layer streamed
+/// there was committed by this build. So no blob of the cache repository is looked for with
+/// `HEAD` (each was one round trip on the registry's CPU per entry, twice). The entries are
+/// whole all the same: the rebuild is served from them, step for step, and gives the image an
+/// independent client reads back.
+#[test]
+fn cache_entries_are_written_without_looking_for_their_own_blobs() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM {}/busybox:1.35\nWORKDIR /app\nRUN echo one > one\nCOPY f /app/f\nRUN cat f one > both\n",
+        proxy.addr
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(ctx.path().join("f"), "f\n").unwrap();
+    let cache = unique_repo("fresh-entries-cache");
+    let mut o = options(ctx.path(), format!("{}/{}:1", proxy.addr, unique_repo("fresh-entries")));
+    o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
+    let (r, events) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    let stored = events.iter().filter(|e| matches!(e, Event::CacheStored { .. })).count();
+    assert_eq!(stored, 4, "WORKDIR, both RUNs and the COPY's record: {events:?}");
+    let heads: Vec<&String> = seen.iter().filter(|s| s.starts_with(&format!("HEAD /v2/{cache}/blobs/"))).collect();
+    assert!(heads.is_empty(), "blobs looked for in the cache repository: {heads:?}\n{seen:?}");
+
+    let dest = format!("{}/{}:1", env().registry, unique_repo("fresh-entries"));
+    o.output.destinations = vec![dest.clone()];
+    let (r, events) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("rebuild failed: {e}"));
+    let cached = events
+        .iter()
+        .filter(|e| matches!(e, Event::StepFinished { status: trowel_events::StepStatus::Cached, .. }))
+        .count();
+    assert_eq!(cached, 4, "every step served from the entries: {events:?}");
+    let image = pull_and_unpack(&dest);
+    assert_eq!(std::fs::read_to_string(image.rootfs().join("app/both")).unwrap(), "f\none\n");
+}
+
+/// A cache entry's manifest the registry refuses once as naming an unknown blob (what
+/// distribution answers when another upload of the entry's layer is rewriting the repository's
+/// link to it: two platforms' identical layers) is sent again with its blobs looked for, and
+/// the entry is written: no warning, and the rebuild is served from it.
+#[test]
+fn a_cache_entry_refused_once_for_an_unknown_blob_is_written_on_the_second_try() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo once > /once\n", proxy.addr))
+        .unwrap();
+    let cache = unique_repo("entry-retry-cache");
+    proxy.inject("PUT", &format!("/v2/{cache}/manifests/"), faults::Fault::Status { code: 400, retry_after: None }, 1);
+    let mut o = options(ctx.path(), format!("{}/{}:1", env().registry, unique_repo("entry-retry")));
+    o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
+    let (r, events) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    assert_eq!(proxy.applied().len(), 1, "the refusal was sent: {:?}", proxy.seen());
+    let warnings: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Warning { .. })).collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::CacheStored { .. })), "{events:?}");
+    let (r, events) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("rebuild failed: {e}"));
+    assert!(
+        events.iter().any(|e| matches!(e, Event::StepFinished { status: trowel_events::StepStatus::Cached, .. })),
+        "the rebuild was not served from the entry: {events:?}"
+    );
+}
+
 /// A manifest as an independent client reads it (raw: a record is no image skopeo inspects).
 fn skopeo_raw(reference: &str) -> serde_json::Value {
     let o = Command::new("skopeo")

@@ -124,10 +124,10 @@ fn manifest_is_not_pushed_when_a_blob_fails() {
     let img = tiny_image(&store, ManifestFormat::Oci, "incomplete", ("amd64", None), 0);
     let mut push = img.push.clone();
     let ghost = Digest::of(b"a blob that is nowhere");
-    push.blobs.push(PushBlob {
-        descriptor: trowel_engine::image::manifest::Descriptor::new(media::OCI_LAYER_GZIP, ghost.clone(), 22),
-        mount_from: None,
-    });
+    push.blobs.push(PushBlob::new(
+        trowel_engine::image::manifest::Descriptor::new(media::OCI_LAYER_GZIP, ghost.clone(), 22),
+        None,
+    ));
     let r = dest("incomplete", "1");
     let e = rt.block_on(reg.push_image(&r, &push, &store, &|_| {})).unwrap_err();
     assert!(matches!(e, RegistryError::Store { .. }), "{e:?}");

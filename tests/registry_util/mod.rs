@@ -90,10 +90,7 @@ pub fn tiny_image(
     let push = PushImage {
         manifest_bytes,
         manifest_media_type: format.manifest_media_type().to_string(),
-        blobs: vec![
-            PushBlob { descriptor: config.clone(), mount_from: None },
-            PushBlob { descriptor: layer.clone(), mount_from: None },
-        ],
+        blobs: vec![PushBlob::new(config.clone(), None), PushBlob::new(layer.clone(), None)],
     };
     TinyImage { push, manifest, config, layer }
 }

@@ -377,7 +377,7 @@ impl RegistryCache {
         let manifest = layer_ref::manifest_json(&config_desc);
         let entry = self.tagged(key);
         self.registry
-            .push_blobs(&entry, &[PushBlob { descriptor: config_desc, mount_from: None }], store, &|_| {})
+            .push_blobs(&entry, &[PushBlob::fresh(config_desc)], store, &|_| {})
             .await
             .map_err(self.err(&entry))?;
         Ok(manifest)
@@ -401,6 +401,8 @@ impl RegistryCache {
     }
 
     /// Stores a step's layer (or its absence) under `key` and moves the step's pointer to it.
+    /// `layer_sent`: the layer's blob was committed to this repository already (streamed while
+    /// it was written).
     #[allow(clippy::too_many_arguments)]
     pub async fn store(
         &self,
@@ -409,6 +411,7 @@ impl RegistryCache {
         components: &KeyComponents,
         created_by: &str,
         layer: Option<(&Descriptor, &Digest)>,
+        layer_sent: bool,
         store: &BlobStore,
         created: &str,
         earlier: &[String],
@@ -438,15 +441,32 @@ impl RegistryCache {
         let layers: Vec<Descriptor> = layer.iter().map(|(d, _)| (*d).clone()).collect();
         let manifest = Manifest::new(format, config_desc.clone(), layers.clone());
         let manifest_bytes = manifest.to_bytes();
-        let mut blobs = vec![PushBlob { descriptor: config_desc, mount_from: None }];
-        blobs.extend(layers.into_iter().map(|d| PushBlob { descriptor: d, mount_from: None }));
-        let image = PushImage {
+        // The config names the key, which missed: no repository has it. A layer the stream
+        // already committed here is not looked for again (the manifest's `PUT` checks it).
+        let mut blobs = vec![PushBlob::fresh(config_desc.clone())];
+        if !layer_sent {
+            blobs.extend(layers.iter().map(|d| PushBlob::new(d.clone(), None)));
+        }
+        let mut image = PushImage {
             manifest_bytes: manifest_bytes.clone(),
             manifest_media_type: format.manifest_media_type().into(),
             blobs,
         };
         let entry = self.tagged(key);
-        let report = self.registry.push_image(&entry, &image, store, &|_| {}).await.map_err(self.err(&entry))?;
+        let report = match self.registry.push_image(&entry, &image, store, &|_| {}).await {
+            // distribution's filesystem driver rewrites a repository's link to a blob in place
+            // each time the blob is committed there: a manifest naming the blob while another
+            // upload of it commits (two platforms' identical COPY layers, streamed at once) can
+            // find the link empty and be refused as naming an unknown blob. Once more, every
+            // blob looked for and sent if missing, after the other commit is done.
+            Err(RegistryError::Registry { status: 400, .. }) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                image.blobs = std::iter::once(config_desc).chain(layers).map(|d| PushBlob::new(d, None)).collect();
+                self.registry.push_image(&entry, &image, store, &|_| {}).await
+            }
+            r => r,
+        }
+        .map_err(self.err(&entry))?;
         let ptr = self.tagged(pointer);
         self.registry
             .push_manifest(&ptr, &manifest_bytes, format.manifest_media_type())

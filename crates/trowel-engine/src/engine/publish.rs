@@ -244,10 +244,10 @@ impl Build<'_> {
     /// What a push of `image` to `dest` sends: its config, then each layer with the
     /// repository it can be mounted from.
     pub(super) fn push_image_of(&mut self, dest: &Reference, image: &FinalImage, layers: &[StageLayer]) -> PushImage {
-        let mut blobs = vec![PushBlob { descriptor: image.manifest.config.clone(), mount_from: None }];
+        let mut blobs = vec![PushBlob::new(image.manifest.config.clone(), None)];
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = self.mount_source(dest, l);
-            blobs.push(PushBlob { descriptor: desc.clone(), mount_from });
+            blobs.push(PushBlob::new(desc.clone(), mount_from));
         }
         PushImage {
             manifest_bytes: image.manifest_bytes.clone(),

@@ -141,6 +141,22 @@ pub struct PushBlob {
     /// the destination's registry, and downloaded from into the store when the blob has to be
     /// uploaded but the store does not have it (a base layer no step needed locally).
     pub mount_from: Option<Reference>,
+    /// Made by this build and holding what nothing else holds (a cache entry's config names
+    /// the entry's key, which missed): uploaded without asking first whether the repository
+    /// has it, a round trip that would only ever answer no. Reported `Uploaded`.
+    pub fresh: bool,
+}
+
+impl PushBlob {
+    /// A blob that may already be there: looked for first, mounted or uploaded if not.
+    pub fn new(descriptor: Descriptor, mount_from: Option<Reference>) -> PushBlob {
+        PushBlob { descriptor, mount_from, fresh: false }
+    }
+
+    /// A blob made by this build that no repository can hold yet (see [`PushBlob::fresh`]).
+    pub fn fresh(descriptor: Descriptor) -> PushBlob {
+        PushBlob { descriptor, mount_from: None, fresh: true }
+    }
 }
 
 /// Progress of a push, reported per blob.

@@ -109,7 +109,7 @@ impl Registry {
             progress(PushProgress::BlobDone { digest: desc.digest.clone(), action });
             Ok(action)
         };
-        if self.head_blob(&ctx, &desc.digest).await? {
+        if !blob.fresh && self.head_blob(&ctx, &desc.digest).await? {
             return done(BlobAction::Existed);
         }
         let mut session = None;

@@ -405,6 +405,7 @@ impl LayerCache {
                     &components,
                     &created_by,
                     layer.as_ref().map(|(d, i)| (d, i)),
+                    streamed,
                     &store,
                     &created,
                     &earlier,
