@@ -106,7 +106,7 @@ pub(crate) struct Walker<'a> {
     /// With `upper`: the lower files with more than one link at the initial scan, and every
     /// directory above one (see [`Walker::upper`]).
     linked: Option<&'a std::collections::HashSet<String>>,
-    /// Files with more than one link this walk saw.
+    /// Files with more than one link the initial scan saw (a recording walk keeps none).
     pub(crate) multi_linked: Vec<String>,
 }
 
@@ -319,9 +319,9 @@ impl<'a> Walker<'a> {
             if matching.is_some()
                 && let Some(ups) = &in_upper
                 && ups.binary_search_by(|u| u.name.as_slice().cmp(&dn.name)).is_err()
-                && !self
-                    .linked
-                    .is_some_and(|l| std::str::from_utf8(&dn.name).is_ok_and(|n| l.contains(&path::join(dir, n))))
+                && !self.linked.is_some_and(|l| {
+                    !l.is_empty() && std::str::from_utf8(&dn.name).is_ok_and(|n| l.contains(&path::join(dir, n)))
+                })
             {
                 // The lower layers' own name, as the previous snapshot saw it.
                 out.extend(matching);
@@ -377,7 +377,8 @@ impl<'a> Walker<'a> {
         };
         let meta = self.build_meta(dirfd, name, &p, &st, kind, old.as_ref().map(|o| &o.meta))?;
         let devino = (kind == FileType::File && st.0.nlink > 1).then_some((st.0.dev, st.0.ino));
-        if devino.is_some() {
+        // Only the initial scan's are kept (`Snapshotter::scan_initial`).
+        if devino.is_some() && !self.record {
             self.multi_linked.push(p.clone());
         }
         let mut children = Vec::new();
