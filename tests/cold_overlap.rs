@@ -60,23 +60,12 @@ fn gets_of(proxy: &FaultProxy, digest: &str) -> usize {
     proxy.seen().iter().filter(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{digest}"))).count()
 }
 
-/// At the pause before each `FROM` (in order), records whether the registry was asked for
-/// that stage's digest; steps through the rest.
-struct AtFroms {
-    proxy: Arc<FaultProxy>,
-    digests: Vec<String>,
-    seen: Arc<Mutex<Vec<bool>>>,
-}
+/// A debugger frontend that hands each pause to its closure and steps on.
+struct OnPause<F>(F);
 
-impl Frontend for AtFroms {
+impl<F: FnMut(&Pause<'_>) + Send> Frontend for OnPause<F> {
     fn paused(&mut self, p: &Pause<'_>) -> Resume {
-        if p.at.keyword == "FROM" && p.at.when == trowel_events::When::BeforeStep {
-            let mut seen = self.seen.lock().unwrap();
-            let n = seen.len();
-            if let Some(d) = self.digests.get(n) {
-                seen.push(requested(&self.proxy, d));
-            }
-        }
+        (self.0)(p);
         Resume::Step
     }
     fn shell_changes(&mut self, _at: &Checkpoint, _changes: &[Change]) -> ShellChoice {
@@ -126,7 +115,18 @@ fn build_paused(proxy: &Arc<FaultProxy>, dockerfile: &str, digests: &[String]) -
     std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
     let o = options(ctx.path(), format!("{}/{}:1", env().registry, unique_repo("ahead")));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let fe = AtFroms { proxy: proxy.clone(), digests: digests.to_vec(), seen: seen.clone() };
+    // At the pause before each `FROM` (in order): whether the registry was asked for that
+    // stage's digest.
+    let (proxy_at, digests_at, seen_at) = (proxy.clone(), digests.to_vec(), seen.clone());
+    let fe = OnPause(move |p: &Pause<'_>| {
+        if p.at.keyword == "FROM" && p.at.when == trowel_events::When::BeforeStep {
+            let mut seen = seen_at.lock().unwrap();
+            let n = seen.len();
+            if let Some(d) = digests_at.get(n) {
+                seen.push(requested(&proxy_at, d));
+            }
+        }
+    });
     let mut dbg = Debugger::new(fe, vec![], true);
     let events = Arc::new(Mutex::new(Vec::new()));
     let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);
@@ -179,32 +179,6 @@ fn a_later_stage_s_base_downloads_while_the_earlier_stages_build() {
     assert_eq!(unpacked, 1, "the final stage was built from it");
 }
 
-/// At the pause before each step, records whether the stage's root was made by then (a
-/// `base_unpacked` event was emitted), by the step's keyword.
-struct AtSteps {
-    events: Arc<Mutex<Vec<Event>>>,
-    seen: Arc<Mutex<Vec<(String, bool)>>>,
-}
-
-impl Frontend for AtSteps {
-    fn paused(&mut self, p: &Pause<'_>) -> Resume {
-        if p.at.when == trowel_events::When::BeforeStep {
-            let made = self.events.lock().unwrap().iter().any(|e| matches!(e, Event::BaseUnpacked { .. }));
-            self.seen.lock().unwrap().push((p.at.keyword.clone(), made));
-        }
-        Resume::Step
-    }
-    fn shell_changes(&mut self, _at: &Checkpoint, _changes: &[Change]) -> ShellChoice {
-        ShellChoice::Discard
-    }
-    fn review_push(&mut self, _review: &PushReview) -> Decision {
-        Decision::Continue
-    }
-    fn gates_push(&self) -> bool {
-        false
-    }
-}
-
 /// A cold stage's root is made while its cache keys are planned (`engine/stage/ahead.rs`):
 /// with `--cache`, at the pause before the stage's first step that needs files, the root is
 /// there already (before, the step made it after its cache lookup missed). Rebuilt, the stage
@@ -227,7 +201,15 @@ fn a_cold_stage_s_root_is_made_while_its_keys_are_planned() {
         });
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut dbg = Debugger::new(AtSteps { events: events.clone(), seen: seen.clone() }, vec![], true);
+        // At the pause before each step: whether the stage's root was made by then.
+        let (events_at, seen_at) = (events.clone(), seen.clone());
+        let fe = OnPause(move |p: &Pause<'_>| {
+            if p.at.when == trowel_events::When::BeforeStep {
+                let made = events_at.lock().unwrap().iter().any(|e| matches!(e, Event::BaseUnpacked { .. }));
+                seen_at.lock().unwrap().push((p.at.keyword.clone(), made));
+            }
+        });
+        let mut dbg = Debugger::new(fe, vec![], true);
         let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);
         let r = trowel_engine::engine::build(&o, &emitter, &mut dbg);
         drop(dbg);
