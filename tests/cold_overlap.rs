@@ -403,15 +403,17 @@ fn a_copy_s_reference_record_is_sent_during_the_push_and_tagged_only_after_it() 
 /// A cold build writes its cache entries without asking the cache repository for blobs it
 /// cannot have: each entry's config names the key that just missed, and a layer streamed
 /// there was committed by this build. So no blob of the cache repository is looked for with
-/// `HEAD` (each was one round trip on the registry's CPU per entry, twice). The entries are
-/// whole all the same: the rebuild is served from them, step for step, and gives the image an
-/// independent client reads back.
+/// `HEAD` (each was one round trip on the registry's CPU per entry, twice). A layer streamed
+/// there whose writer was done within its first chunk goes up in its commit, with no `PATCH`:
+/// only the 3 MB one is sent in one. The entries are whole all the same: the rebuild is served
+/// from them, step for step, and gives the image an independent client reads back.
 #[test]
 fn cache_entries_are_written_without_looking_for_their_own_blobs() {
     let proxy = FaultProxy::start(&env().registry);
     let ctx = tempfile::tempdir().unwrap();
     let dockerfile = format!(
-        "FROM {}/busybox:1.35\nWORKDIR /app\nRUN echo one > one\nCOPY f /app/f\nRUN cat f one > both\n",
+        "FROM {}/busybox:1.35\nWORKDIR /app\nRUN echo one > one\nCOPY f /app/f\nRUN cat f one > both\n\
+         RUN dd if=/dev/urandom of=/app/big bs=1024 count=3072\n",
         proxy.addr
     );
     std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
@@ -423,9 +425,11 @@ fn cache_entries_are_written_without_looking_for_their_own_blobs() {
     r.unwrap_or_else(|e| panic!("build failed: {e}"));
     let seen = proxy.seen();
     let stored = events.iter().filter(|e| matches!(e, Event::CacheStored { .. })).count();
-    assert_eq!(stored, 4, "WORKDIR, both RUNs and the COPY's record: {events:?}");
+    assert_eq!(stored, 5, "WORKDIR, the three RUNs and the COPY's record: {events:?}");
     let heads: Vec<&String> = seen.iter().filter(|s| s.starts_with(&format!("HEAD /v2/{cache}/blobs/"))).collect();
     assert!(heads.is_empty(), "blobs looked for in the cache repository: {heads:?}\n{seen:?}");
+    let patches = seen.iter().filter(|s| s.starts_with(&format!("PATCH /v2/{cache}/blobs/uploads/"))).count();
+    assert_eq!(patches, 1, "only the 3 MB layer is sent in a PATCH: {seen:?}");
 
     let dest = format!("{}/{}:1", env().registry, unique_repo("fresh-entries"));
     o.output.destinations = vec![dest.clone()];
@@ -435,9 +439,10 @@ fn cache_entries_are_written_without_looking_for_their_own_blobs() {
         .iter()
         .filter(|e| matches!(e, Event::StepFinished { status: trowel_events::StepStatus::Cached, .. }))
         .count();
-    assert_eq!(cached, 4, "every step served from the entries: {events:?}");
+    assert_eq!(cached, 5, "every step served from the entries: {events:?}");
     let image = pull_and_unpack(&dest);
     assert_eq!(std::fs::read_to_string(image.rootfs().join("app/both")).unwrap(), "f\none\n");
+    assert_eq!(std::fs::metadata(image.rootfs().join("app/big")).unwrap().len(), 3 << 20);
 }
 
 /// A cache entry's manifest the registry refuses once as naming an unknown blob (what

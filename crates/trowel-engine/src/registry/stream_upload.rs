@@ -48,13 +48,76 @@ impl Registry {
     /// Uploads to `repo` the bytes arriving on `chunks` (until its senders are dropped), then
     /// commits them under the digest arriving on `digest`. A writer that fails drops `digest`
     /// without sending, and the session is cancelled.
+    ///
+    /// A layer whose writer is done within its first chunk (a RUN that wrote a few files: most
+    /// layers of a build) goes up in the commit itself, `POST` then one `PUT` with the bytes,
+    /// not `POST`, `PATCH`, `PUT`: a request fewer on the registry for each such layer.
     pub async fn upload_streamed(
         &self,
         repo: &Reference,
-        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
     ) -> Result<Digest, RegistryError> {
-        let held = self.upload_held(repo, chunks, digest).await?;
+        let ctx = Ctx::push(Op::Push, repo);
+        // The session is opened while the layer is still being written, as for a long one.
+        let first_two = async {
+            let first = chunks.recv().await;
+            let second = if first.is_some() { chunks.recv().await } else { None };
+            (first, second)
+        };
+        let (loc, (first, second)) = tokio::join!(self.start_upload(&ctx), first_two);
+        let loc = loc?;
+        let held = match (first, second) {
+            (first, None) => {
+                let Ok(digest) = digest.await else {
+                    self.cancel(&ctx, &loc).await;
+                    return Err(ctx.error("the layer was not written; upload cancelled"));
+                };
+                let body = first.unwrap_or_default();
+                let mut url = loc.clone();
+                url.query_pairs_mut().append_pair("digest", digest.as_str());
+                let put = self
+                    .session
+                    .send_once(&ctx, false, &|ep| {
+                        Ok(ep
+                            .client
+                            .put(url.clone())
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_LENGTH, body.len())
+                            .body(body.clone()))
+                    })
+                    .await;
+                return match put {
+                    Ok(r) if r.status().as_u16() == 201 => Ok(digest),
+                    Ok(r) => {
+                        self.cancel(&ctx, &loc).await;
+                        Err(ctx.error(format!("a streamed upload's commit: expected 201, got {}", r.status().as_u16())))
+                    }
+                    Err(f) => {
+                        self.cancel(&ctx, &loc).await;
+                        Err(f.err)
+                    }
+                };
+            }
+            // More to come: the two chunks in hand, then the rest, in one `PATCH`.
+            (Some(first), Some(second)) => {
+                let (tx, rest) = tokio::sync::mpsc::channel(crate::image::tap::CHUNKS);
+                tokio::spawn(async move {
+                    for c in [first, second] {
+                        if tx.send(c).await.is_err() {
+                            return;
+                        }
+                    }
+                    while let Some(c) = chunks.recv().await {
+                        if tx.send(c).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                self.held_at(&ctx, repo, loc, rest, digest).await?
+            }
+            (None, Some(_)) => unreachable!("a second chunk is only read after a first"),
+        };
         self.commit_held(&held).await?;
         Ok(held.digest)
     }
@@ -71,6 +134,18 @@ impl Registry {
         // The POST settles the endpoint and the credentials, so the PATCH below (whose body
         // can be sent only once) normally goes through on its first try.
         let loc = self.start_upload(&ctx).await?;
+        self.held_at(&ctx, repo, loc, chunks, digest).await
+    }
+
+    /// Sends `chunks` to the upload session `loc` in one `PATCH`, then waits for the digest.
+    async fn held_at(
+        &self,
+        ctx: &Ctx<'_>,
+        repo: &Reference,
+        loc: reqwest::Url,
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        digest: tokio::sync::oneshot::Receiver<Digest>,
+    ) -> Result<HeldUpload, RegistryError> {
         // The time the layer's writer takes to produce the next bytes is not the registry's
         // stall: only bytes ready and not taken (or no answer after the last) count.
         let watch = Watch::new(self.session.opts.stall_timeout);
@@ -78,7 +153,7 @@ impl Registry {
         let patch = self
             .session
             .send_watched(
-                &ctx,
+                ctx,
                 false,
                 &|ep| {
                     let body =
@@ -91,13 +166,13 @@ impl Registry {
         let resp = match patch {
             Ok(r) => r,
             Err(f) => {
-                self.cancel(&ctx, &loc).await;
+                self.cancel(ctx, &loc).await;
                 return Err(f.err);
             }
         };
         let next = location(&resp).unwrap_or(loc);
         let Ok(digest) = digest.await else {
-            self.cancel(&ctx, &next).await;
+            self.cancel(ctx, &next).await;
             return Err(ctx.error("the layer was not written; upload cancelled"));
         };
         Ok(HeldUpload { repo: repo.clone(), url: next, digest })
