@@ -73,31 +73,7 @@ impl Registry {
                     self.cancel(&ctx, &loc).await;
                     return Err(ctx.error("the layer was not written; upload cancelled"));
                 };
-                let body = first.unwrap_or_default();
-                let mut url = loc.clone();
-                url.query_pairs_mut().append_pair("digest", digest.as_str());
-                let put = self
-                    .session
-                    .send_once(&ctx, false, &|ep| {
-                        Ok(ep
-                            .client
-                            .put(url.clone())
-                            .header(CONTENT_TYPE, "application/octet-stream")
-                            .header(CONTENT_LENGTH, body.len())
-                            .body(body.clone()))
-                    })
-                    .await;
-                return match put {
-                    Ok(r) if r.status().as_u16() == 201 => Ok(digest),
-                    Ok(r) => {
-                        self.cancel(&ctx, &loc).await;
-                        Err(ctx.error(format!("a streamed upload's commit: expected 201, got {}", r.status().as_u16())))
-                    }
-                    Err(f) => {
-                        self.cancel(&ctx, &loc).await;
-                        Err(f.err)
-                    }
-                };
+                return self.commit_at(&ctx, &loc, &digest, first.unwrap_or_default()).await.map(|()| digest);
             }
             // More to come: the two chunks in hand, then the rest, in one `PATCH`.
             (Some(first), Some(second)) => {
@@ -181,19 +157,39 @@ impl Registry {
     /// Commits a held upload under its digest (the registry checks the bytes against it); a
     /// commit that fails cancels the session.
     pub async fn commit_held(&self, held: &HeldUpload) -> Result<(), RegistryError> {
-        let ctx = Ctx::push(Op::Push, &held.repo);
-        let mut url = held.url.clone();
-        url.query_pairs_mut().append_pair("digest", held.digest.as_str());
-        let put =
-            self.session.send_once(&ctx, false, &|ep| Ok(ep.client.put(url.clone()).header(CONTENT_LENGTH, "0"))).await;
+        self.commit_at(&Ctx::push(Op::Push, &held.repo), &held.url, &held.digest, Bytes::new()).await
+    }
+
+    /// `PUT ?digest=` on the session `loc`, with `body` as the upload's last bytes (none for a
+    /// held upload, whose bytes the registry has); a commit that fails cancels the session.
+    async fn commit_at(
+        &self,
+        ctx: &Ctx<'_>,
+        loc: &reqwest::Url,
+        digest: &Digest,
+        body: Bytes,
+    ) -> Result<(), RegistryError> {
+        let mut url = loc.clone();
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let put = self
+            .session
+            .send_once(ctx, false, &|ep| {
+                let req = ep.client.put(url.clone()).header(CONTENT_LENGTH, body.len());
+                Ok(if body.is_empty() {
+                    req
+                } else {
+                    req.header(CONTENT_TYPE, "application/octet-stream").body(body.clone())
+                })
+            })
+            .await;
         match put {
             Ok(r) if r.status().as_u16() == 201 => Ok(()),
             Ok(r) => {
-                self.cancel(&ctx, &held.url).await;
+                self.cancel(ctx, loc).await;
                 Err(ctx.error(format!("committing a streamed upload: expected 201, got {}", r.status().as_u16())))
             }
             Err(f) => {
-                self.cancel(&ctx, &held.url).await;
+                self.cancel(ctx, loc).await;
                 Err(f.err)
             }
         }
