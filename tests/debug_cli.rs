@@ -8,52 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
 use common::*;
-
-/// A command running in a detached tmux session.
-struct Tmux {
-    name: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        let name = unique_repo("trowel-tmux");
-        // Keep the pane after the command ends so its last output and exit code can be read.
-        let wrapped = format!("{cmd}; echo \"EXIT=$?\"; sleep 600");
-        let o = run(Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "200", "-y", "50", &wrapped]));
-        assert_ok(&o);
-        Tmux { name }
-    }
-
-    fn screen(&self) -> String {
-        let o = run(Command::new("tmux").args(["capture-pane", "-p", "-S", "-2000", "-t", &self.name]));
-        stdout(&o)
-    }
-
-    #[track_caller]
-    fn wait_for(&self, text: &str) -> String {
-        let t0 = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting for {text:?}; screen:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn send(&self, keys: &str) {
-        assert_ok(&run(Command::new("tmux").args(["send-keys", "-t", &self.name, "-l", keys])));
-        assert_ok(&run(Command::new("tmux").args(["send-keys", "-t", &self.name, "Enter"])));
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).output();
-    }
-}
 
 fn context(dockerfile: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -72,11 +28,13 @@ fn shell_on_failure_opens_a_shell_in_the_failed_steps_root() {
         env().busybox()
     ));
     let dest = format!("{}/{}:1", env().registry, unique_repo("shellfail"));
-    let t =
-        Tmux::start(&trowel_cmd(ctx.path(), &format!("--destination {dest} --break-on-failure --shell-on-failure")));
+    let t = Tmux::start_with_scrollback(&trowel_cmd(
+        ctx.path(),
+        &format!("--destination {dest} --break-on-failure --shell-on-failure"),
+    ));
     t.wait_for("opening a shell in its build root");
     // The shell sees the state the failed RUN left behind.
-    t.send("cat /marker /partial; echo \"cwd=$(pwd) user=$(id -u)\"; exit");
+    t.line("cat /marker /partial; echo \"cwd=$(pwd) user=$(id -u)\"; exit");
     let s = t.wait_for("EXIT=");
     assert!(s.contains("state-before-failure") && s.contains("half-done"), "{s}");
     assert!(s.contains("cwd=/ user=0"), "{s}");
@@ -92,8 +50,10 @@ fn shell_on_failure_opens_a_shell_in_the_failed_steps_root() {
 fn a_failed_step_is_fixed_in_a_shell_re_run_and_another_edited_at_the_prompt() {
     let ctx = context(&format!("FROM {}\nRUN cat /needed > /got\nRUN echo broken && exit 5\n", env().busybox()));
     let dest = format!("{}/{}:1", env().registry, unique_repo("promptretry"));
-    let t =
-        Tmux::start(&trowel_cmd(ctx.path(), &format!("--destination {dest} --break-on-failure --require-approval")));
+    let t = Tmux::start_with_scrollback(&trowel_cmd(
+        ctx.path(),
+        &format!("--destination {dest} --break-on-failure --require-approval"),
+    ));
     let asked = |n: usize| {
         let t0 = Instant::now();
         while t.screen().matches("[r]e-run the step, [e]dit and run it, [s]hell, [a]bort?").count() < n {
@@ -102,27 +62,27 @@ fn a_failed_step_is_fixed_in_a_shell_re_run_and_another_edited_at_the_prompt() {
         }
     };
     asked(1);
-    t.send("s");
+    t.line("s");
     t.wait_for("Debug interactive shell");
-    t.send("echo fixed > /needed; exit");
+    t.line("echo fixed > /needed; exit");
     t.wait_for("Keep them as a layer? [y/N]");
-    t.send("y");
+    t.line("y");
     // The same pause asks again, now that the root is fixed.
     asked(2);
-    t.send("r");
+    t.line("r");
     t.wait_for("line 2: attempt 2");
     // The re-run works; line 3 fails next.
     asked(3);
-    t.send("e");
+    t.line("e");
     t.wait_for("new instruction (empty: as it is):");
-    t.send("RUN echo mended > /mended");
+    t.line("RUN echo mended > /mended");
     // The push review says how the image differs from the Dockerfile.
     let s = t.wait_for("Push? [y/N]");
     assert!(s.contains("This image is not what the Dockerfile as written makes:"), "{s}");
     assert!(s.contains("line 2: changes kept from a debugger shell"), "{s}");
     assert!(s.contains("line 2: re-run in the debugger"), "{s}");
     assert!(s.contains("line 3: edited in the debugger (was: RUN echo broken && exit 5)"), "{s}");
-    t.send("y");
+    t.line("y");
     let s = t.wait_for("EXIT=");
     assert!(s.contains("EXIT=0"), "{s}");
     let u = pull_and_unpack(&dest);
@@ -144,19 +104,22 @@ fn a_failed_step_is_fixed_in_a_shell_re_run_and_another_edited_at_the_prompt() {
 fn breakpoint_prompt_then_approved_push() {
     let ctx = context(&format!("FROM {}\nRUN echo one > /one\nRUN echo two > /two\n", env().busybox()));
     let dest = format!("{}/{}:1", env().registry, unique_repo("approve"));
-    let t = Tmux::start(&trowel_cmd(ctx.path(), &format!("--destination {dest} --break 3 --require-approval")));
+    let t = Tmux::start_with_scrollback(&trowel_cmd(
+        ctx.path(),
+        &format!("--destination {dest} --break 3 --require-approval"),
+    ));
     t.wait_for("paused before line 3");
-    t.send("s");
+    t.line("s");
     // A shell at the pause: make a change and keep it as a layer.
     t.wait_for("Debug interactive shell");
-    t.send("echo kept > /kept; exit");
+    t.line("echo kept > /kept; exit");
     t.wait_for("Keep them as a layer? [y/N]");
-    t.send("y");
+    t.line("y");
     t.wait_for("[c]ontinue, [n]ext step, [s]hell, [a]bort?");
-    t.send("c");
+    t.line("c");
     let s = t.wait_for("Push? [y/N]");
     assert!(s.contains(&format!("→ {dest}")), "{s}");
-    t.send("y");
+    t.line("y");
     let s = t.wait_for("EXIT=");
     assert!(s.contains("EXIT=0"), "{s}");
     let u = pull_and_unpack(&dest);

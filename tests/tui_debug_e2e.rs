@@ -294,13 +294,13 @@ fn the_result_is_printed_after_the_ui_exits() {
 fn y_copies_through_the_terminal_into_tmuxs_buffer() {
     let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/tour.jsonl");
     let t = Tmux::start(&format!("{} replay {}", env!("CARGO_BIN_EXE_trowel"), trace.display()), 100, 30);
-    assert_ok(&run(Command::new("tmux").args(["set-option", "-s", "set-clipboard", "on"])));
+    assert_ok(&t.tmux(&["set-option", "-s", "set-clipboard", "on"]));
     t.wait_for("trowel replay");
     // The replay opens on line 19: its whole command.
     t.keys("1");
     t.keys("y");
     t.wait_for("copied the command of line 19");
-    let buffer = || stdout(&run(Command::new("tmux").args(["show-buffer"])));
+    let buffer = || stdout(&t.tmux(&["show-buffer"]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !buffer().contains("rm -rf /var/cache/pkgs") {
         assert!(std::time::Instant::now() < deadline, "the command never reached tmux's buffer: {:?}", buffer());

@@ -1,38 +1,61 @@
 //! Drives a terminal program in a detached tmux session of a fixed size, as a person at a
 //! terminal would: type keys, wait for text on the screen.
+//!
+//! Every session runs on its own tmux server (`-S`, a socket in a directory of its own). With one shared
+//! server, a test whose session ended last made the server exit while another test's
+//! `new-session` was connecting to it, and that test failed with "server exited unexpectedly".
 
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use super::{assert_ok, run, stdout, unique_repo};
 
-/// A command running in a detached tmux session of a fixed size.
+/// A command running in a detached tmux session of a fixed size, on a server of its own.
 pub struct Tmux {
     name: String,
+    /// Holds the server's socket; removed when the session is dropped.
+    dir: tempfile::TempDir,
+    /// Whether screens include the scrollback (for line-mode programs whose output outgrows
+    /// the pane), or only what is visible (for full-screen programs).
+    scrollback: bool,
 }
 
 impl Tmux {
+    /// Starts `cmd` in a `width`×`height` terminal; screens are what is visible.
     pub fn start(cmd: &str, width: u16, height: u16) -> Tmux {
-        let name = unique_repo("trowel-tui");
-        // Keep the pane after the command ends so its exit code can be read.
+        Tmux::open(cmd, width, height, false)
+    }
+
+    /// Starts `cmd` in a 200×50 terminal; screens include 2,000 lines of scrollback.
+    pub fn start_with_scrollback(cmd: &str) -> Tmux {
+        Tmux::open(cmd, 200, 50, true)
+    }
+
+    fn open(cmd: &str, width: u16, height: u16, scrollback: bool) -> Tmux {
+        let dir = tempfile::Builder::new().prefix("tmux").tempdir().unwrap();
+        let t = Tmux { name: unique_repo("trowel-tmux"), dir, scrollback };
+        // Keep the pane after the command ends so its last output and exit code can be read.
         let wrapped = format!("{cmd}; echo \"EXIT=$?\"; sleep 600");
-        let o = run(Command::new("tmux").args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            &width.to_string(),
-            "-y",
-            &height.to_string(),
-            &wrapped,
-        ]));
-        assert_ok(&o);
-        Tmux { name }
+        let (w, h) = (width.to_string(), height.to_string());
+        assert_ok(&t.tmux(&["new-session", "-d", "-s", &t.name, "-x", &w, "-y", &h, &wrapped]));
+        t
+    }
+
+    /// Runs a tmux command on this session's server.
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        run(Command::new("tmux").arg("-S").arg(self.socket()).args(args))
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("s")
     }
 
     pub fn screen(&self) -> String {
-        stdout(&run(Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name])))
+        let mut args = vec!["capture-pane", "-p", "-t", &self.name];
+        if self.scrollback {
+            args.extend(["-S", "-2000"]);
+        }
+        stdout(&self.tmux(&args))
     }
 
     #[track_caller]
@@ -50,19 +73,25 @@ impl Tmux {
 
     /// Sends keys as typed (`-l`: no key-name lookup).
     pub fn keys(&self, keys: &str) {
-        assert_ok(&run(Command::new("tmux").args(["send-keys", "-t", &self.name, "-l", keys])));
+        assert_ok(&self.tmux(&["send-keys", "-t", &self.name, "-l", keys]));
         // Give the UI a frame to take each batch, as a person typing would.
         std::thread::sleep(Duration::from_millis(150));
     }
 
     pub fn key(&self, name: &str) {
-        assert_ok(&run(Command::new("tmux").args(["send-keys", "-t", &self.name, name])));
+        assert_ok(&self.tmux(&["send-keys", "-t", &self.name, name]));
         std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// Types a line and presses Enter, as at a prompt.
+    pub fn line(&self, text: &str) {
+        assert_ok(&self.tmux(&["send-keys", "-t", &self.name, "-l", text]));
+        assert_ok(&self.tmux(&["send-keys", "-t", &self.name, "Enter"]));
     }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).output();
+        let _ = Command::new("tmux").arg("-S").arg(self.socket()).arg("kill-server").output();
     }
 }
