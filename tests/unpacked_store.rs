@@ -82,7 +82,13 @@ impl Build {
 
     /// Builds; `extra` holds `--cache-dir` (or not: `/cache` does not exist on test machines).
     fn run(&self, extra: &[&str]) -> Done {
+        self.run_with(extra, |_| {})
+    }
+
+    /// [`Build::run`], with `adjust` applied to the command first.
+    fn run_with(&self, extra: &[&str], adjust: impl FnOnce(&mut Command)) -> Done {
         let (mut c, trace, digest) = self.command(extra);
+        adjust(&mut c);
         let out = run(&mut c);
         assert_ok(&out);
         let events: Vec<Value> = std::fs::read_to_string(&trace)
@@ -224,6 +230,50 @@ fn a_root_from_the_store_builds_the_same_image_and_never_writes_to_the_store() {
 /// copy-up, chmod and chown and back, a same-size rewrite with `touch -r`, a hard link or a
 /// rename over it, owner and mode changes) are seen exactly as in a root unpacked into a
 /// directory, in a build that makes the store's entries and in one that finds them.
+/// A root whose layers are small (below `--unpacked-store-min-size`, 4 MiB by default; the
+/// suite sets 0 for the tests above) is unpacked though the store could serve it, says why,
+/// leaves nothing in the store, and gives the image a root mounted from the store gives.
+#[test]
+fn a_small_root_is_unpacked_though_the_store_could_serve_it() {
+    let df = CHILD.replace("BASE", layered_base());
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let entries = || std::fs::read_dir(cache.path().join("unpacked/sha256")).map(|d| d.count()).unwrap_or(0);
+
+    let small = Build::new(&df, None).run_with(&["--cache-dir", cache_dir, "--destination", &dest("small")], |c| {
+        c.env_remove("TROWEL_UNPACKED_STORE_MIN_SIZE");
+    });
+    let ev = &small.unpacked[0];
+    assert!(ev["from_store"].is_null(), "{ev}");
+    assert_eq!(ev["layers"].as_u64(), Some(4), "{ev}");
+    let why = ev["store_unused"].as_str().unwrap();
+    assert!(why.contains("of layers, under --unpacked-store-min-size 4.0 MiB: unpacked"), "{why}");
+    assert!(small.log.contains(&format!("(unpacked-layer store not used: {why})")), "{}", small.log);
+    assert_eq!(entries(), 0, "a root unpacked for its size put nothing in the store");
+
+    // Any size above the threshold: mounted from the store, the same image.
+    let stored = Build::new(&df, None).run(&[
+        "--cache-dir",
+        cache_dir,
+        "--unpacked-store-min-size",
+        "1KiB",
+        "--destination",
+        &dest("small-stored"),
+    ]);
+    let ev = &stored.unpacked[0];
+    assert_eq!((ev["from_store"].as_u64(), ev["store_unused"].as_str()), (Some(0), None), "{ev}");
+    assert_eq!(entries(), 4);
+    assert_eq!(stored.digest, small.digest, "an unpacked root and a mounted one gave different images");
+
+    // With the store filled, the rule still holds: the flag decides, not what the store has.
+    let again =
+        Build::new(&df, None).run_with(&["--cache-dir", cache_dir, "--destination", &dest("small-again")], |c| {
+            c.env_remove("TROWEL_UNPACKED_STORE_MIN_SIZE");
+        });
+    assert!(again.unpacked[0]["from_store"].is_null(), "{:?}", again.unpacked);
+    assert_eq!(again.digest, small.digest);
+}
+
 #[test]
 fn a_store_root_indexed_without_reading_its_base_misses_no_change() {
     let base = layered_base();

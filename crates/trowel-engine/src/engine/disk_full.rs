@@ -314,7 +314,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// `8.0 MiB`, `512 B`.
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");

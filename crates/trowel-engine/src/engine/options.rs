@@ -28,6 +28,9 @@ pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
 /// which remembers each path a layer wrote). A million is several times the largest real layer
 /// and a few percent of a typical disk's inodes.
 pub const DEFAULT_MAX_LAYER_ENTRIES: u64 = 1_000_000;
+/// Below this much compressed layer data a root is unpacked rather than mounted from the
+/// unpacked-layer store (`--unpacked-store-min-size`): busybox, distroless and alpine bases.
+pub const DEFAULT_UNPACKED_STORE_MIN_SIZE: u64 = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -87,6 +90,10 @@ pub struct LayerOptions {
     /// kept unpacked between builds, that chroot isolation's build roots are overlays of.
     /// `None`: every root is unpacked into a directory of its own.
     pub unpacked_store: Option<std::path::PathBuf>,
+    /// A root whose layers add up to less than this, compressed, is unpacked into a directory
+    /// of its own even when the unpacked-layer store could serve it (see `engine/root.rs`);
+    /// 0: every root the store can serve is mounted from it.
+    pub unpacked_store_min_size: u64,
 }
 
 /// Where and how RUN (and a debugger shell) runs.
@@ -174,6 +181,7 @@ impl Default for LayerOptions {
             max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
             max_layer_entries: Some(DEFAULT_MAX_LAYER_ENTRIES),
             unpacked_store: None,
+            unpacked_store_min_size: DEFAULT_UNPACKED_STORE_MIN_SIZE,
         }
     }
 }

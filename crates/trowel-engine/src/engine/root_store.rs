@@ -93,7 +93,7 @@ impl StoreChoice {
     /// The store's directory, or why there is none to use. Decided when a root first needs it:
     /// a store in a user namespace is named after its maps, which a rootless build may not
     /// have yet when it starts (`sandbox/userns.rs`).
-    fn configured(&self) -> &Result<PathBuf, String> {
+    pub(crate) fn configured(&self) -> &Result<PathBuf, String> {
         self.configured.get_or_init(|| match &self.dir {
             _ if self.isolation == Isolation::Container => Err("container isolation unpacks into /".to_string()),
             None => Err("no cache dir (--cache-dir does not exist)".to_string()),
