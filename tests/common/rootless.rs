@@ -167,6 +167,10 @@ pub fn as_user(user: &User, program: &str, tmp: &Path) -> Command {
         .env("LOGNAME", &user.name)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
         .env("TMPDIR", tmp);
+    // What the suite sets for every build (scripts/test.sh), a clean environment included.
+    if let Some(v) = std::env::var_os("TROWEL_UNPACKED_STORE_MIN_SIZE") {
+        c.env("TROWEL_UNPACKED_STORE_MIN_SIZE", v);
+    }
     c
 }
 
