@@ -430,6 +430,17 @@ fn cache_entries_are_written_without_looking_for_their_own_blobs() {
     assert!(heads.is_empty(), "blobs looked for in the cache repository: {heads:?}\n{seen:?}");
     let patches = seen.iter().filter(|s| s.starts_with(&format!("PATCH /v2/{cache}/blobs/uploads/"))).count();
     assert_eq!(patches, 1, "only the 3 MB layer is sent in a PATCH: {seen:?}");
+    // The first file step's pointer tag was checked once, by the prefetch (absent: a cold
+    // build), and its lookup's miss did not ask for it again; every other step's pointer
+    // was asked for once, for its miss's explanation.
+    let pointers = |method: &str| -> Vec<String> {
+        let prefix = format!("{method} /v2/{cache}/manifests/step-");
+        seen.iter().filter(|s| s.starts_with(&prefix)).map(|s| s[prefix.len()..].to_string()).collect()
+    };
+    let (checked, fetched) = (pointers("HEAD"), pointers("GET"));
+    assert_eq!(checked.len(), 1, "{seen:?}");
+    assert_eq!(fetched.len(), 4, "{seen:?}");
+    assert!(!fetched.contains(&checked[0]), "the pointer found absent was asked for again: {seen:?}");
 
     let dest = format!("{}/{}:1", env().registry, unique_repo("fresh-entries"));
     o.output.destinations = vec![dest.clone()];

@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -274,8 +275,23 @@ impl RegistryCache {
         Err(why)
     }
 
-    /// Looks a key up. On a miss, finds the step's most recent entry to explain it.
-    pub async fn lookup(&self, key: &str, pointer: &str, store: &BlobStore) -> Result<Lookup, CacheError> {
+    /// Looks a key up. On a miss, finds the step's most recent entry to explain it, through
+    /// the step's pointer tag: unless `absent`, a check of that tag already sent, found it
+    /// absent (the prefetch's, which tells a cold build; it is awaited, never sent here).
+    pub async fn lookup(
+        &self,
+        key: &str,
+        pointer: &str,
+        absent: Option<Shared<BoxFuture<'static, bool>>>,
+        store: &BlobStore,
+    ) -> Result<Lookup, CacheError> {
+        let read_pointer = move || async move {
+            let known_absent = match absent {
+                Some(absent) => absent.await,
+                None => false,
+            };
+            if known_absent { Ok(None) } else { self.read_entry(pointer, store).await }
+        };
         if let Some(found) = self.read_entry(key, store).await? {
             // An entry must be what its tag says: never trust a mislabelled layer. (The recorded
             // components cannot be re-hashed: secrets in them are masked.)
@@ -319,7 +335,7 @@ impl RegistryCache {
             return match hit {
                 Ok(hit) => Ok(Lookup::Hit(Box::new(hit))),
                 Err(previous) => {
-                    let history = match self.read_entry(pointer, store).await {
+                    let history = match read_pointer().await {
                         Ok(Some(p)) => history_after(key, p.info()),
                         _ => Vec::new(),
                     };
@@ -327,7 +343,7 @@ impl RegistryCache {
                 }
             };
         }
-        let (newest, history) = match self.read_entry(pointer, store).await {
+        let (newest, history) = match read_pointer().await {
             Ok(Some(found)) => {
                 let history = history_after(key, found.info());
                 (found.into_earlier(), history)

@@ -89,6 +89,9 @@ pub(crate) struct Prefetch {
     /// By stage: what decided that the stage's layers download ahead (the first such decision
     /// for it), for the stage to make its root ahead too (`stage/ahead.rs`).
     cold: Arc<Mutex<HashMap<usize, Cold>>>,
+    /// By pointer tag: the check of a pointer that downloads already wait for (so it is under
+    /// way or done), for the lookup of that step to use instead of asking again.
+    pointers: Arc<Mutex<HashMap<String, Cold>>>,
 }
 
 impl Default for Prefetch {
@@ -97,6 +100,7 @@ impl Default for Prefetch {
             resolving: Mutex::default(),
             downloads: Arc::default(),
             cold: Arc::default(),
+            pointers: Arc::default(),
             limiter: Arc::new(tokio::sync::Semaphore::new(crate::engine::context::PARALLEL_PULLS)),
         }
     }
@@ -319,7 +323,15 @@ impl BuildContext<'_> {
             downloads: self.prefetch.downloads.clone(),
             limiter: self.prefetch.limiter.clone(),
             cold: self.prefetch.cold.clone(),
+            pointers: self.prefetch.pointers.clone(),
         }
+    }
+
+    /// The prefetch's check of pointer tag `tag`, when downloads wait for it (so it was sent,
+    /// or soon is): true once the tag was found absent. A lookup's miss then has no pointer to
+    /// read (`cache::registry::RegistryCache::lookup`), and does not ask for it again.
+    pub(crate) fn pointer_check(&self, tag: &str) -> Option<Cold> {
+        self.prefetch.pointers.lock().unwrap_or_else(|p| p.into_inner()).get(tag).cloned()
     }
 
     /// Stage `idx` was built without a root: stops the downloads of its base's layers, unless a
@@ -362,6 +374,7 @@ struct Fetcher {
     downloads: Arc<Mutex<Downloads>>,
     limiter: Arc<tokio::sync::Semaphore>,
     cold: Arc<Mutex<HashMap<usize, Cold>>>,
+    pointers: Arc<Mutex<HashMap<String, Cold>>>,
 }
 
 impl Fetcher {
@@ -371,6 +384,7 @@ impl Fetcher {
     /// unless one was kept already; a stage whose layers were all stored or downloading has the
     /// pointer looked up only if it asks (`cold_stage`).
     fn layers(&self, idx: usize, img: &ResolvedImage, pointer: Option<Reference>) {
+        let tag = pointer.as_ref().and_then(|p| p.tag.clone());
         let cold: Cold = match pointer {
             None => futures_util::future::ready(true).boxed().shared(),
             Some(p) => {
@@ -380,11 +394,18 @@ impl Fetcher {
         };
         let cold = self.cold.lock().unwrap_or_else(|p| p.into_inner()).entry(idx).or_insert(cold).clone();
         let mut map = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waiting = false;
         for desc in &img.manifest.layers {
             if map.contains_key(&desc.digest) || self.store.contains(&desc.digest) {
                 continue;
             }
             map.insert(desc.digest.clone(), self.download(img.reference.clone(), desc.clone(), cold.clone()));
+            waiting = true;
+        }
+        // Only a check a download awaits is sent for sure: a lookup that awaited one nothing
+        // else does would add a request and a round trip before its own.
+        if waiting && let Some(tag) = tag {
+            self.pointers.lock().unwrap_or_else(|p| p.into_inner()).insert(tag, cold);
         }
     }
 
