@@ -199,7 +199,7 @@ fn text(t: &ratatui::Terminal<ratatui::backend::TestBackend>) -> String {
 fn a_runs_mounts_in_the_steps_cache_and_changes_panes() {
     // testdata/traces/mounts: RUN --mount of every kind but ssh, with --cache and a --secret.
     let mut app = replay("mounts");
-    let steps = text(&pane(&mut app, Pane::Steps, 100, 14));
+    let steps = text(&pane(&mut app, Pane::Steps, 100, 16));
     for want in [
         "⤷ cache /root/.cache/pkg · id=pkg · sharing=locked rw",
         "⤷ bind /in · from stage build:/out · ro",

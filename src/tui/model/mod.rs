@@ -20,7 +20,7 @@ pub mod waste;
 pub use logs::{LogBuffer, LogLine};
 pub use trowel_events::state::{
     BlobProgress, BuildState, CacheView, Failure, Finished, ImageView, Outcome, Pause, PushDecision, PushView, Resume,
-    ShellSession, StageView, StepState, StepView,
+    RootView, ShellSession, StageView, StepState, StepView,
 };
 
 /// A small text file's content before and after a step (for the File pane's diff), as the

@@ -1,8 +1,11 @@
 //! The Steps pane: every stage and instruction with its Dockerfile line, status, cache badge,
 //! layer size and run time, breakpoint markers, and `!` on instructions a build check found
 //! something in; a debugger shell session is a row of its own, before or after its step (as it
-//! ran), with what became of its changes and how long it lasted. A step re-run at a failure
-//! pause is marked `↻`, one run as edited there `✎` (the command popup says what it was).
+//! ran), with what became of its changes and how long it lasted; so is the stage's build root
+//! (`⤓ root`), where it was made: how (mounted from the unpacked-layer store, or unpacked) and
+//! how long it took, which no step's time holds when it was made ahead of the steps. A step
+//! re-run at a failure pause is marked `↻`, one run as edited there `✎` (the command popup says
+//! what it was).
 //! Narrow terminals drop the paused time, then the duration, then the size, so the instruction
 //! text keeps room.
 //!
@@ -30,7 +33,7 @@ use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, scroll_
 use crate::tui::app::Mode;
 use crate::tui::format;
 use crate::tui::keymap::Action;
-use crate::tui::model::{Model, StageView, StepState, StepView};
+use crate::tui::model::{Model, RootView, StageView, StepState, StepView};
 use crate::tui::theme::Theme;
 use trowel_events::state::ShellSession;
 use trowel_events::{StepId, When};
@@ -258,7 +261,34 @@ impl Component for StepsPane {
             let head = format!("{marker}{name}{platform} · FROM {}{suffix}", stage.base);
             lines.push(Line::from(Span::styled(format::truncate(&head, width), style)));
             rows.push(None);
-            for id in &stage.steps {
+            // The stage's root, in the steps' columns: what it wrote under size, its time under
+            // time; where it was made (after the FROM, or with every step done when a later
+            // stage's COPY --from needed it).
+            let root_row = |root: &RootView| {
+                let mut spans = vec![
+                    Span::raw(" ".repeat(fixed - 2)),
+                    Span::styled("⤓", theme.dim),
+                    Span::raw(" "),
+                    Span::styled(format::fit(&format!("root {}", root.summary()), text_w), theme.dim),
+                ];
+                if show_badge {
+                    spans.push(Span::raw("     "));
+                }
+                if show_size {
+                    let size = if root.bytes > 0 { format::bytes_compact(root.bytes) } else { String::new() };
+                    spans.push(Span::styled(format::fit_right(&size, 6), theme.dim));
+                }
+                if show_time {
+                    spans.push(Span::styled(format::fit_right(&format::duration_ms(root.duration_ms), 7), theme.dim));
+                }
+                Line::from(spans)
+            };
+            let root_after = |n: usize| stage.root.as_ref().filter(|r| r.after_steps.min(stage.steps.len()) == n);
+            for (i, id) in stage.steps.iter().enumerate() {
+                if let Some(root) = root_after(i) {
+                    lines.push(root_row(root));
+                    rows.push(None);
+                }
                 let Some(step) = ctx.model.step(*id) else { continue };
                 let session_row = |sh: &ShellSession| {
                     let mut spans = vec![
@@ -356,6 +386,10 @@ impl Component for StepsPane {
                     rows.push(None);
                 }
             }
+            if let Some(root) = root_after(stage.steps.len()) {
+                lines.push(root_row(root));
+                rows.push(None);
+            }
         }
         if lines.is_empty() {
             let text = if ctx.model.events == 0 { "waiting for the build to start…" } else { "no steps" };
@@ -402,6 +436,7 @@ pub const LEGEND: &[(&str, &str)] = &[
     ("↻", "re-run"),
     ("✎", "edited, then run"),
     ("‖2.3s", "time paused (not in run times)"),
+    ("⤓", "the stage's root made here"),
     ("●", "breakpoint"),
     ("!", "build check finding"),
     ("hit/miss", "layer cache"),

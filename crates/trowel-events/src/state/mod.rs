@@ -31,7 +31,7 @@ pub use maker::Maker;
 pub use outcome::{Failure, Finished, Outcome};
 pub use output::{OutputTail, TAIL_BYTES, TAIL_LINES};
 pub use push::{BlobProgress, ImageView, IndexView, PushDecision, PushView};
-pub use stage::StageView;
+pub use stage::{RootView, StageView};
 pub use step::{CacheView, Pause, Resume, ShellSession, StepState, StepView};
 
 /// The build so far: everything its events said, folded in order.
@@ -453,10 +453,23 @@ impl BuildState {
             }
             // Progress that is over once the build moves on, and files the log names as they
             // are written.
-            Event::PullProgress { .. }
-            | Event::BaseUnpacked { .. }
-            | Event::SourceExtracted { .. }
-            | Event::OutputWritten { .. } => {}
+            Event::BaseUnpacked { stage, layers, entries, bytes, duration_ms, from_store, store_unused } => {
+                let steps = &self.steps;
+                if let Some(s) = self.stages.iter_mut().find(|s| s.index == *stage) {
+                    let after_steps =
+                        s.steps.iter().filter(|id| steps.get(*id).is_some_and(|st| st.state.is_done())).count();
+                    s.root = Some(RootView {
+                        layers: *layers,
+                        entries: *entries,
+                        bytes: *bytes,
+                        duration_ms: *duration_ms,
+                        from_store: *from_store,
+                        store_unused: store_unused.clone(),
+                        after_steps,
+                    });
+                }
+            }
+            Event::PullProgress { .. } | Event::SourceExtracted { .. } | Event::OutputWritten { .. } => {}
         }
     }
 
@@ -478,6 +491,7 @@ impl BuildState {
                 dockerfile_stage: s.dockerfile_stage,
                 platform: s.platform.clone(),
                 targets: s.targets.clone(),
+                root: None,
             };
             for p in &s.steps {
                 let step = StepView::planned(s.index, p, s.needed);
@@ -520,6 +534,7 @@ impl BuildState {
                     dockerfile_stage: None,
                     platform: None,
                     targets: Vec::new(),
+                    root: None,
                 });
             }
             // Triggers run right after FROM (and earlier triggers), before the stage's own

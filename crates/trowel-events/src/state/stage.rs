@@ -27,6 +27,39 @@ pub struct StageView {
     pub platform: Option<String>,
     /// The target platforms it is built for, in a build for several (all of them: shared).
     pub targets: Vec<String>,
+    /// Its build root, once made (`base_unpacked`): a stage the cache serves whole has none.
+    pub root: Option<RootView>,
+}
+
+/// A stage's build root as `base_unpacked` described it, and where it came in the stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootView {
+    pub layers: usize,
+    /// Entries and bytes written: of the layers unpacked now only.
+    pub entries: u64,
+    pub bytes: u64,
+    /// From when it was asked for to when it was ready.
+    pub duration_ms: u64,
+    /// Mounted from the unpacked-layer store, this many of `layers` there already.
+    pub from_store: Option<usize>,
+    /// Why not from the store, when unpacked.
+    pub store_unused: Option<String>,
+    /// How many of the stage's steps had finished when it was ready: it was made after them
+    /// (ahead of the next step, or by the step running then, which waited for it).
+    pub after_steps: usize,
+}
+
+impl RootView {
+    /// `mounted from the store (2 layers)`, `mounted, 1 of 2 layers unpacked into the store`,
+    /// `unpacked: 288 entries, 2 layers`: what making it took.
+    pub fn summary(&self) -> String {
+        let layers = if self.layers == 1 { "1 layer".to_string() } else { format!("{} layers", self.layers) };
+        match self.from_store {
+            Some(found) if found >= self.layers => format!("mounted from the store ({layers})"),
+            Some(found) => format!("mounted, {} of {layers} unpacked into the store", self.layers - found),
+            None => format!("unpacked: {} entries, {layers}", self.entries),
+        }
+    }
 }
 
 impl StageView {
@@ -90,6 +123,7 @@ mod tests {
             dockerfile_stage,
             platform: on.map(Into::into),
             targets: targets.iter().map(|t| t.to_string()).collect(),
+            root: None,
         }
     }
 
