@@ -463,3 +463,40 @@ fn the_breakpoints_recorded_are_the_last_list_and_every_one_ever_set() {
     let env: Envelope = serde_json::from_str(line).unwrap();
     assert_eq!(env.event, list(&["12", "size:10MB"]));
 }
+
+#[test]
+fn the_stages_root_is_placed_after_the_steps_done_when_it_was_ready() {
+    let unpacked = |from_store, duration_ms| Event::BaseUnpacked {
+        stage: 0,
+        layers: 2,
+        entries: 288,
+        bytes: 2_000_000,
+        duration_ms,
+        from_store,
+        store_unused: None,
+    };
+    let ahead = build()
+        .at(1, Event::StageStarted { stage: 0, name: None, base: "busybox".into() })
+        .at(2, started(FROM, 1, "FROM busybox"))
+        .at(3, finished(FROM, StepStatus::Metadata, 1, 0))
+        .at(4, unpacked(None, 40))
+        .state();
+    let root = ahead.stage(0).unwrap().root.clone().unwrap();
+    assert_eq!((root.after_steps, root.duration_ms), (1, 40), "made after FROM, before the RUN");
+    assert_eq!(root.summary(), "unpacked: 288 entries, 2 layers");
+    // Made by the RUN, which waited for it: still before the RUN, which is not done.
+    let waited = build()
+        .at(1, Event::StageStarted { stage: 0, name: None, base: "busybox".into() })
+        .at(2, started(FROM, 1, "FROM busybox"))
+        .at(3, finished(FROM, StepStatus::Metadata, 1, 0))
+        .at(4, started(RUN, 2, "RUN make"))
+        .at(5, unpacked(Some(1), 12))
+        .state();
+    let root = waited.stage(0).unwrap().root.clone().unwrap();
+    assert_eq!(root.after_steps, 1);
+    assert_eq!(root.summary(), "mounted, 1 of 2 layers unpacked into the store");
+    let stored = RootView { from_store: Some(2), ..root };
+    assert_eq!(stored.summary(), "mounted from the store (2 layers)");
+    let none = build().at(1, Event::StageStarted { stage: 0, name: None, base: "busybox".into() }).state();
+    assert_eq!(none.stage(0).unwrap().root, None, "a stage the cache serves whole has no root");
+}
