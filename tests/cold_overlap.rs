@@ -352,6 +352,51 @@ fn a_build_that_fails_after_a_layer_was_sent_commits_nothing() {
     assert!(!o.status.success(), "the failed build pushed an image");
 }
 
+/// A small layer of the image (most are a few hundred bytes) is not sent ahead: its upload
+/// session is opened while it is written, and the push's commit carries its bytes, with no
+/// `PATCH`. The image is whole, the layer reported uploaded by this build. A build that fails
+/// after such a layer commits nothing and deletes the session.
+#[test]
+fn a_small_layer_sent_early_goes_up_in_the_commit() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("small.txt"), "a small layer\n").unwrap();
+    let dockerfile = |tail: &str| format!("FROM {}/busybox:1.35\nCOPY small.txt /small.txt\n{tail}", proxy.addr);
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile("")).unwrap();
+    let repo = unique_repo("early-small");
+    let (r, events) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
+    let digest = r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen();
+    assert!(!seen.iter().any(|s| s.starts_with(&format!("PATCH /v2/{repo}/"))), "{seen:?}");
+    let layer = events
+        .iter()
+        .find_map(|e| match e {
+            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    let hex = layer.trim_start_matches("sha256:");
+    let commits: Vec<&String> =
+        seen.iter().filter(|s| s.starts_with(&format!("PUT /v2/{repo}/blobs/uploads/")) && s.contains(hex)).collect();
+    assert_eq!(commits.len(), 1, "one commit carries the layer: {seen:?}");
+    let action = events.iter().find_map(|e| match e {
+        Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
+        _ => None,
+    });
+    assert_eq!(action, Some(BlobPushAction::Uploaded));
+    let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
+    assert_eq!(std::fs::read_to_string(unpacked.rootfs().join("small.txt")).unwrap(), "a small layer\n");
+
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile("RUN exit 3\n")).unwrap();
+    let failed = unique_repo("early-small-failed");
+    let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{failed}:1", proxy.addr)));
+    assert!(r.is_err(), "the build should fail");
+    let seen = proxy.seen();
+    assert!(!seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{failed}/"))), "{seen:?}");
+    assert!(!seen.iter().any(|s| s.starts_with(&format!("PATCH /v2/{failed}/"))), "{seen:?}");
+    assert!(seen.iter().any(|s| s.starts_with(&format!("DELETE /v2/{failed}/blobs/uploads/"))), "{seen:?}");
+}
+
 #[test]
 fn a_copy_s_reference_record_is_sent_during_the_push_and_tagged_only_after_it() {
     let proxy = FaultProxy::start(&env().registry);

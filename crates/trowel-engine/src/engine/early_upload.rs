@@ -5,7 +5,10 @@
 //! flags, any layer without `--cache`) used to be uploaded only once the whole build was done:
 //! for W3 (one 126 MB COPY layer) that upload was a sixth of the cold build, after everything
 //! else. Its compressed bytes are now streamed to the (first) destination as the layer writer
-//! produces them, the way RUN layers are streamed to the cache repository.
+//! produces them, the way RUN layers are streamed to the cache repository. A small layer's
+//! session is opened the same way, but its bytes wait in memory for the commit, which carries
+//! them (`registry/stream_upload.rs`): sending a few hundred bytes ahead saves no time and costs
+//! the registry a request.
 //!
 //! Why this pushes nothing early: the stream stops short of the registry's commit (the
 //! `PUT ?digest=` that turns an upload session into a blob). Until the push commits it, the

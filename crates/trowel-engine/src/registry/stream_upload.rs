@@ -9,7 +9,9 @@
 //! A *held* upload stops before that commit ([`Registry::upload_held`]): the registry has the
 //! bytes in an upload session but no blob, until [`Registry::commit_held`] (the image's own
 //! layers sent to the destination during the build, committed by its push) or
-//! [`Registry::cancel_held`] (a build that failed).
+//! [`Registry::cancel_held`] (a build that failed). A layer of at most [`HELD_IN_MEMORY`]
+//! bytes is not sent ahead at all: its session is opened, its bytes kept here and carried by
+//! the commit, a `PATCH` fewer for each (most layers of a build are a few hundred bytes).
 //!
 //! This is an optimisation only: whoever uploads the blob afterwards first asks whether the
 //! registry has it (`HEAD`), and uploads it from the store the ordinary way (with retries) when
@@ -35,6 +37,22 @@ pub struct HeldUpload {
     url: reqwest::Url,
     /// What the bytes hash to, as their writer said.
     pub digest: Digest,
+    /// Bytes the registry does not have yet, which the commit carries: a small layer's whole
+    /// content, else none.
+    last: Bytes,
+}
+
+/// The largest layer a held upload keeps in memory until its commit rather than sending it
+/// ahead: a build may hold many such layers until its push, and at this size a hundred of them
+/// stay far below the memory budget, while sending them ahead would save no time.
+pub const HELD_IN_MEMORY: usize = 64 * 1024;
+
+/// How a layer's bytes begin, once its first chunks are in.
+enum Start {
+    /// Its writer was done within the first chunk (or wrote nothing): all of it.
+    Whole(Bytes),
+    /// More than a chunk: every chunk, in order.
+    Stream(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl HeldUpload {
@@ -55,31 +73,73 @@ impl Registry {
     pub async fn upload_streamed(
         &self,
         repo: &Reference,
-        mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
     ) -> Result<Digest, RegistryError> {
         let ctx = Ctx::push(Op::Push, repo);
-        // The session is opened while the layer is still being written, as for a long one.
+        let held = match self.open_while_written(&ctx, chunks).await? {
+            (loc, Start::Whole(bytes)) => {
+                let digest = self.digest_or_cancel(&ctx, &loc, digest).await?;
+                return self.commit_at(&ctx, &loc, &digest, bytes).await.map(|()| digest);
+            }
+            // More to come: every chunk in one `PATCH`.
+            (loc, Start::Stream(rest)) => self.held_at(&ctx, repo, loc, rest, digest).await?,
+        };
+        self.commit_held(&held).await?;
+        Ok(held.digest)
+    }
+
+    /// As [`Registry::upload_streamed`], but stops before the commit: the bytes wait at the
+    /// registry, invisible, until [`Registry::commit_held`] (or [`Registry::cancel_held`]).
+    /// A layer done within [`HELD_IN_MEMORY`] bytes waits here instead, its session open, and
+    /// goes up in the commit.
+    pub async fn upload_held(
+        &self,
+        repo: &Reference,
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        digest: tokio::sync::oneshot::Receiver<Digest>,
+    ) -> Result<HeldUpload, RegistryError> {
+        let ctx = Ctx::push(Op::Push, repo);
+        let (loc, rest) = match self.open_while_written(&ctx, chunks).await? {
+            (loc, Start::Whole(bytes)) if bytes.len() <= HELD_IN_MEMORY => {
+                let digest = self.digest_or_cancel(&ctx, &loc, digest).await?;
+                // A copy: the tap's chunk keeps the capacity of a whole chunk.
+                let last = Bytes::copy_from_slice(&bytes);
+                return Ok(HeldUpload { repo: repo.clone(), url: loc, digest, last });
+            }
+            (loc, Start::Whole(bytes)) => {
+                let (tx, rest) = tokio::sync::mpsc::channel(1);
+                tx.try_send(bytes).expect("a fresh channel has room for one");
+                (loc, rest)
+            }
+            (loc, Start::Stream(rest)) => (loc, rest),
+        };
+        self.held_at(&ctx, repo, loc, rest, digest).await
+    }
+
+    /// Opens an upload session in `ctx`'s repository while the layer's first chunks arrive on
+    /// `chunks`, so a long layer's bytes can go as they come and a short one's with the
+    /// commit. The POST also settles the endpoint and the credentials, so the `PATCH` that may
+    /// follow (whose body can be sent only once) normally goes through on its first try.
+    async fn open_while_written(
+        &self,
+        ctx: &Ctx<'_>,
+        mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Result<(reqwest::Url, Start), RegistryError> {
         let first_two = async {
             let first = chunks.recv().await;
             let second = if first.is_some() { chunks.recv().await } else { None };
             (first, second)
         };
-        let (loc, (first, second)) = tokio::join!(self.start_upload(&ctx), first_two);
+        let (loc, (first, second)) = tokio::join!(self.start_upload(ctx), first_two);
         let loc = loc?;
-        let held = match (first, second) {
-            (first, None) => {
-                let Ok(digest) = digest.await else {
-                    self.cancel(&ctx, &loc).await;
-                    return Err(ctx.error("the layer was not written; upload cancelled"));
-                };
-                return self.commit_at(&ctx, &loc, &digest, first.unwrap_or_default()).await.map(|()| digest);
-            }
-            // More to come: the two chunks in hand, then the rest, in one `PATCH`.
-            (Some(first), Some(second)) => {
+        let start = match (first, second) {
+            (first, None) => Start::Whole(first.unwrap_or_default()),
+            (first, second) => {
+                // The two chunks in hand, then the rest, on a channel of their own.
                 let (tx, rest) = tokio::sync::mpsc::channel(crate::image::tap::CHUNKS);
                 tokio::spawn(async move {
-                    for c in [first, second] {
+                    for c in first.into_iter().chain(second) {
                         if tx.send(c).await.is_err() {
                             return;
                         }
@@ -90,27 +150,27 @@ impl Registry {
                         }
                     }
                 });
-                self.held_at(&ctx, repo, loc, rest, digest).await?
+                Start::Stream(rest)
             }
-            (None, Some(_)) => unreachable!("a second chunk is only read after a first"),
         };
-        self.commit_held(&held).await?;
-        Ok(held.digest)
+        Ok((loc, start))
     }
 
-    /// As [`Registry::upload_streamed`], but stops before the commit: the bytes wait at the
-    /// registry, invisible, until [`Registry::commit_held`] (or [`Registry::cancel_held`]).
-    pub async fn upload_held(
+    /// The layer's digest once its writer is done; a writer that failed (the sender dropped)
+    /// cancels the session `loc`.
+    async fn digest_or_cancel(
         &self,
-        repo: &Reference,
-        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        ctx: &Ctx<'_>,
+        loc: &reqwest::Url,
         digest: tokio::sync::oneshot::Receiver<Digest>,
-    ) -> Result<HeldUpload, RegistryError> {
-        let ctx = Ctx::push(Op::Push, repo);
-        // The POST settles the endpoint and the credentials, so the PATCH below (whose body
-        // can be sent only once) normally goes through on its first try.
-        let loc = self.start_upload(&ctx).await?;
-        self.held_at(&ctx, repo, loc, chunks, digest).await
+    ) -> Result<Digest, RegistryError> {
+        match digest.await {
+            Ok(d) => Ok(d),
+            Err(_) => {
+                self.cancel(ctx, loc).await;
+                Err(ctx.error("the layer was not written; upload cancelled"))
+            }
+        }
     }
 
     /// Sends `chunks` to the upload session `loc` in one `PATCH`, then waits for the digest.
@@ -147,17 +207,14 @@ impl Registry {
             }
         };
         let next = location(&resp).unwrap_or(loc);
-        let Ok(digest) = digest.await else {
-            self.cancel(ctx, &next).await;
-            return Err(ctx.error("the layer was not written; upload cancelled"));
-        };
-        Ok(HeldUpload { repo: repo.clone(), url: next, digest })
+        let digest = self.digest_or_cancel(ctx, &next, digest).await?;
+        Ok(HeldUpload { repo: repo.clone(), url: next, digest, last: Bytes::new() })
     }
 
-    /// Commits a held upload under its digest (the registry checks the bytes against it); a
-    /// commit that fails cancels the session.
+    /// Commits a held upload under its digest (the registry checks the bytes against it), with
+    /// the bytes it kept; a commit that fails cancels the session.
     pub async fn commit_held(&self, held: &HeldUpload) -> Result<(), RegistryError> {
-        self.commit_at(&Ctx::push(Op::Push, &held.repo), &held.url, &held.digest, Bytes::new()).await
+        self.commit_at(&Ctx::push(Op::Push, &held.repo), &held.url, &held.digest, held.last.clone()).await
     }
 
     /// `PUT ?digest=` on the session `loc`, with `body` as the upload's last bytes (none for a
