@@ -254,17 +254,35 @@ fn build_collecting(o: &BuildOptions) -> (Result<String, String>, Vec<Event>) {
     (r, events)
 }
 
-/// The layer's bytes went up once, in the stream: the push reports `layer` uploaded by this
-/// build, and the image `repo@digest` holds `big.bin` as the context has it (read by an
+/// The layer's bytes went up once, sent early: the push reports `layer` uploaded by this
+/// build, and the image `repo@digest` holds `file` as the context has it (read by an
 /// independent client).
-fn uploaded_by_this_build_and_whole(events: &[Event], layer: &str, repo: &str, digest: &str, ctx: &std::path::Path) {
+fn uploaded_by_this_build_and_whole(
+    events: &[Event],
+    layer: &str,
+    repo: &str,
+    digest: &str,
+    ctx: &std::path::Path,
+    file: &str,
+) {
     let action = events.iter().find_map(|e| match e {
         Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
         _ => None,
     });
     assert_eq!(action, Some(BlobPushAction::Uploaded));
     let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
-    assert_eq!(std::fs::read(unpacked.rootfs().join("big.bin")).unwrap(), std::fs::read(ctx.join("big.bin")).unwrap());
+    assert_eq!(std::fs::read(unpacked.rootfs().join(file)).unwrap(), std::fs::read(ctx.join(file)).unwrap());
+}
+
+/// The digests of the layers the build wrote, in order.
+fn written(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -282,15 +300,8 @@ fn a_copy_layer_is_sent_while_it_is_written_and_committed_by_the_push() {
     let pushed = format!("{}/{repo}:1", env().registry);
     let manifest = skopeo_manifest(&pushed);
     let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
-    let written: Vec<String> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(written, vec![layer.clone()]);
-    uploaded_by_this_build_and_whole(&events, &layer, &repo, &digest, ctx.path());
+    assert_eq!(written(&events), vec![layer.clone()]);
+    uploaded_by_this_build_and_whole(&events, &layer, &repo, &digest, ctx.path(), "big.bin");
 }
 
 /// The push commits a layer sent early alongside its other blobs, not before them: while the
@@ -318,14 +329,8 @@ fn a_layer_sent_early_is_committed_alongside_the_other_blobs() {
     assert!(asked(&proxy), "no other blob was asked for while the commit was held: {:?}", proxy.seen());
     let (r, events) = build.join().unwrap();
     let digest = r.unwrap_or_else(|e| panic!("build failed: {e}"));
-    let layer = events
-        .iter()
-        .find_map(|e| match e {
-            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
-            _ => None,
-        })
-        .unwrap();
-    uploaded_by_this_build_and_whole(&events, &layer, &repo, &digest, ctx.path());
+    let layer = written(&events)[0].clone();
+    uploaded_by_this_build_and_whole(&events, &layer, &repo, &digest, ctx.path(), "big.bin");
 }
 
 #[test]
@@ -368,24 +373,12 @@ fn a_small_layer_sent_early_goes_up_in_the_commit() {
     let digest = r.unwrap_or_else(|e| panic!("build failed: {e}"));
     let seen = proxy.seen();
     assert!(!seen.iter().any(|s| s.starts_with(&format!("PATCH /v2/{repo}/"))), "{seen:?}");
-    let layer = events
-        .iter()
-        .find_map(|e| match e {
-            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
-            _ => None,
-        })
-        .unwrap();
+    let layer = written(&events)[0].clone();
     let hex = layer.trim_start_matches("sha256:");
     let commits: Vec<&String> =
         seen.iter().filter(|s| s.starts_with(&format!("PUT /v2/{repo}/blobs/uploads/")) && s.contains(hex)).collect();
     assert_eq!(commits.len(), 1, "one commit carries the layer: {seen:?}");
-    let action = events.iter().find_map(|e| match e {
-        Event::BlobPushed { digest, action, .. } if digest.to_string() == layer => Some(*action),
-        _ => None,
-    });
-    assert_eq!(action, Some(BlobPushAction::Uploaded));
-    let unpacked = pull_and_unpack(&format!("{}/{repo}@{digest}", env().registry));
-    assert_eq!(std::fs::read_to_string(unpacked.rootfs().join("small.txt")).unwrap(), "a small layer\n");
+    uploaded_by_this_build_and_whole(&events, &layer, &repo, &digest, ctx.path(), "small.txt");
 
     std::fs::write(ctx.path().join("Dockerfile"), dockerfile("RUN exit 3\n")).unwrap();
     let failed = unique_repo("early-small-failed");
