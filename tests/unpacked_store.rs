@@ -4,8 +4,9 @@
 //! second build unpacks nothing and says so, no build ever writes through to the store, layers
 //! with whiteouts, opaque directories and hard links to lower files come out right, a layer
 //! overlayfs cannot hold and a cache dir overlayfs cannot use fall back to unpacking (with the
-//! reason in the trace), a killed build leaves no mount behind, and a root indexed without
-//! reading the store's files misses no change to them.
+//! reason in the trace), a killed build leaves no mount behind, a root indexed without
+//! reading the store's files misses no change to them, and a build downloads only the layers
+//! the store lacks.
 
 mod common;
 mod hardening_support;
@@ -50,6 +51,11 @@ struct Done {
     unpacked: Vec<Value>,
     log: String,
     snapshots: Vec<Vec<String>>,
+    /// The blobs it downloaded (its `pull_progress` events' digests), sorted, once each.
+    pulled: Vec<String>,
+    /// What its trace says the changed paths were before each step: each change's `previous`
+    /// and each file's `before` content, a line each.
+    befores: Vec<String>,
 }
 
 impl Build {
@@ -109,9 +115,29 @@ impl Build {
                     .collect()
             })
             .collect();
+        let mut pulled: Vec<String> = events
+            .iter()
+            .filter(|e| e["event"] == "pull_progress")
+            .map(|e| e["digest"].as_str().unwrap().to_string())
+            .collect();
+        pulled.sort();
+        pulled.dedup();
+        let mut befores = Vec::new();
+        for e in &events {
+            if e["event"] == "snapshot" {
+                for c in e["changes"].as_array().unwrap() {
+                    befores.push(format!("{} {} {}", c["path"], c["kind"], c["previous"]));
+                }
+            }
+            if e["event"] == "file_contents" {
+                for f in e["files"].as_array().unwrap() {
+                    befores.push(format!("{} before {}", f["path"], f["before"]));
+                }
+            }
+        }
         let unpacked = events.into_iter().filter(|e| e["event"] == "base_unpacked").collect();
         let digest = std::fs::read_to_string(&digest).unwrap().trim().to_string();
-        Done { digest, unpacked, log: format!("{}{}", stdout(&out), stderr(&out)), snapshots }
+        Done { digest, unpacked, log: format!("{}{}", stdout(&out), stderr(&out)), snapshots, pulled, befores }
     }
 }
 
@@ -222,6 +248,85 @@ fn a_root_from_the_store_builds_the_same_image_and_never_writes_to_the_store() {
     }
     let opq = std::fs::metadata(img.rootfs().join("opq")).unwrap();
     assert_eq!(opq.mode() & 0o7777, 0o700);
+}
+
+/// A build whose root the store serves downloads none of the layers the store holds (issue
+/// 17: an edited rebuild on a Debian base fetched the whole base again, and never read it),
+/// only those whose entry is gone; and a root the store then cannot serve after all is
+/// unpacked from its layers, downloaded at that point. The image is the same each time.
+#[test]
+fn a_root_from_the_store_downloads_only_the_layers_the_store_lacks() {
+    let base = layered_base();
+    let df = CHILD.replace("BASE", base);
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let mut layers: Vec<String> = skopeo_manifest(base)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    let diff_ids: Vec<String> = skopeo_config(base)["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    // OCI chain IDs, which name the store's entries.
+    let mut chains: Vec<String> = Vec::new();
+    for d in &diff_ids {
+        let next = match chains.last() {
+            None => d.clone(),
+            Some(below) => format!("sha256:{}", sha256_hex(format!("{below} {d}").as_bytes())),
+        };
+        chains.push(next);
+    }
+    let hex = |chain: &str| chain.trim_start_matches("sha256:").to_string();
+    assert_eq!(layers.len(), 4);
+    let top = layers[3].clone();
+    layers.sort();
+    let build = |name: &str| Build::new(&df, None).run(&["--cache-dir", cache_dir, "--destination", &dest(name)]);
+
+    let first = build("store-dl-first");
+    assert_eq!(first.pulled, layers, "a fresh work dir and an empty store: every layer is downloaded");
+
+    let second = build("store-dl-second");
+    assert_eq!(second.digest, first.digest);
+    // What the RUN's changed base files were before it comes from the store's entries now, and
+    // says what the layer blobs say in a build without the store; and more for a hard link,
+    // whose entry in a blob has no content of its own: `/data/a-hard` was `a\n` too.
+    let plain = Build::new(&df, None).run(&["--destination", &dest("store-dl-plain")]);
+    let (hard, rest): (Vec<String>, Vec<String>) = second.befores.iter().cloned().partition(|b| b.contains("a-hard"));
+    let plain_rest: Vec<String> = plain.befores.iter().filter(|b| !b.contains("a-hard")).cloned().collect();
+    assert!(rest.iter().any(|b| b == "\"/data/a\" before \"a\\n\""), "{rest:#?}");
+    assert_eq!(rest, plain_rest);
+    let a_digest = format!("sha256:{}", sha256_hex(b"a\n"));
+    assert!(hard.iter().any(|b| b == "\"/data/a-hard\" before \"a\\n\""), "{hard:#?}");
+    assert!(hard.iter().any(|b| b.contains("\"modified\"") && b.contains(&a_digest)), "{hard:#?}");
+    assert_eq!(second.unpacked[0]["from_store"].as_u64(), Some(4), "{:?}", second.unpacked);
+    assert!(second.pulled.is_empty(), "downloaded what the store holds: {:?}\n{}", second.pulled, second.log);
+
+    // The top layer's entry is gone (as a prune deletes it): that layer alone is downloaded.
+    std::fs::remove_dir_all(cache.path().join("unpacked/sha256").join(hex(&chains[3]))).unwrap();
+    let third = build("store-dl-third");
+    assert_eq!(third.digest, first.digest);
+    assert_eq!(third.pulled, vec![top]);
+    let ev = &third.unpacked[0];
+    assert_eq!(ev["from_store"].as_u64(), Some(3), "{ev}");
+    assert!(ev["entries"].as_u64().unwrap() > 0, "{ev}");
+
+    // The bottom entry's use lock cannot be taken (a directory stands where its file goes): the
+    // store looks complete but cannot serve the root, which is unpacked from every layer, each
+    // downloaded once that is known, and the reason is said.
+    let lock = cache.path().join("unpacked/uses").join(hex(&chains[0]));
+    let _ = std::fs::remove_file(&lock);
+    std::fs::create_dir(&lock).unwrap();
+    let fourth = build("store-dl-fourth");
+    assert_eq!(fourth.digest, first.digest);
+    assert_eq!(fourth.pulled, layers);
+    let ev = &fourth.unpacked[0];
+    assert!(ev["from_store"].is_null(), "{ev}");
+    assert!(ev["store_unused"].as_str().unwrap().contains("use lock cannot be taken"), "{ev}");
 }
 
 /// A root mounted from the store is indexed without reading its base files (issue 17): a

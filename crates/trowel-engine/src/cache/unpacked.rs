@@ -101,6 +101,17 @@ pub fn chain_ids(diff_ids: &[&Digest]) -> Vec<Digest> {
     out
 }
 
+/// Where the entry of `chain` is in the store in `dir`.
+fn entry_in(dir: &Path, chain: &Digest) -> PathBuf {
+    dir.join("sha256").join(chain.hex())
+}
+
+/// [`UnpackedStore::has`] for the store in `dir`, without opening it (which tidies it): for
+/// the downloads begun ahead, before any root needs the store.
+pub fn has_in(dir: &Path, chain: &Digest) -> bool {
+    std::fs::symlink_metadata(entry_in(dir, chain)).is_ok_and(|m| m.is_dir())
+}
+
 fn io_at(p: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", p.display()))
 }
@@ -125,7 +136,7 @@ impl UnpackedStore {
 
     /// Where the entry of chain ID `chain` is (whether or not it exists yet).
     pub fn entry(&self, chain: &Digest) -> PathBuf {
-        self.dir.join("sha256").join(chain.hex())
+        entry_in(&self.dir, chain)
     }
 
     /// Marks the entry of `chain` in use by this process until the returned lock is dropped
@@ -166,7 +177,7 @@ impl UnpackedStore {
 
     /// Whether the entry of `chain` is complete and usable (only complete ones are ever there).
     pub fn has(&self, chain: &Digest) -> bool {
-        std::fs::symlink_metadata(self.entry(chain)).is_ok_and(|m| m.is_dir())
+        has_in(&self.dir, chain)
     }
 
     /// Starts a new entry: a locked private directory under `tmp/` with `upper`, `work` and

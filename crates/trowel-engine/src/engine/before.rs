@@ -154,31 +154,19 @@ impl Before {
 /// earlier ones, a whiteout (of the path or a directory above it) removes it.
 fn read_layers(ctx: &BuildContext<'_>, layers: &[StageLayer], paths: &[&str]) -> HashMap<String, Option<PrevMeta>> {
     let wanted: HashSet<&str> = paths.iter().copied().collect();
-    crate::engine::layer_paths::read_paths(ctx, layers, &wanted, |entry| {
-        let h = entry.header();
-        let et = h.entry_type();
-        let file_type = match et {
-            tar::EntryType::Directory => FileType::Dir,
-            tar::EntryType::Symlink => FileType::Symlink,
-            tar::EntryType::Char => FileType::CharDevice,
-            tar::EntryType::Block => FileType::BlockDevice,
-            tar::EntryType::Fifo => FileType::Fifo,
-            _ => FileType::File,
-        };
+    crate::engine::layer_paths::read_paths(ctx, layers, &wanted, |found| {
         let mut meta = PrevMeta {
-            file_type,
-            size: if et == tar::EntryType::Regular { entry.size() } else { 0 },
-            mode: h.mode().unwrap_or(0) & 0o7777,
-            uid: h.uid().unwrap_or(0) as u32,
-            gid: h.gid().unwrap_or(0) as u32,
-            link_target: (file_type == FileType::Symlink)
-                .then(|| entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()))
-                .flatten(),
-            mtime: h.mtime().ok().map(|m| m as i64),
+            file_type: found.file_type,
+            size: found.size,
+            mode: found.mode,
+            uid: found.uid,
+            gid: found.gid,
+            link_target: found.link_target.take(),
+            mtime: found.mtime,
             digest: None,
         };
-        if matches!(et, tar::EntryType::Regular | tar::EntryType::Continuous) {
-            meta.digest = digest_of(entry).ok();
+        if let Some(content) = found.content.as_mut() {
+            meta.digest = digest_of(content).ok();
         }
         Some(meta)
     })

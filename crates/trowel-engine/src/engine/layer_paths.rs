@@ -1,27 +1,116 @@
-//! What a stack of layers holds at a few paths, read straight from the layer blobs in one pass:
-//! what the debugger's "before" figures (`before.rs`) and the contents of base files
-//! (`contents.rs`) need when the stage has no build root to look in. Later layers override
-//! earlier ones; a whiteout of the path, or of a directory above it, or an opaque directory
-//! above it, removes it.
+//! What a stack of layers holds at a few paths: what the debugger's "before" figures
+//! (`before.rs`) and the contents of base files (`contents.rs`) need when the stage has no
+//! build root to look in, or its root has changed them since.
+//!
+//! When the unpacked-layer store has an entry of every layer (a root of them was mounted from
+//! it, in this build or an earlier one), the entries are mounted as an overlay of their own in
+//! the work dir and the paths looked up there: overlayfs resolves whiteouts and opaque
+//! directories exactly as it does for the root, and no blob is needed (the store serves such a
+//! root without downloading its base: `root.rs`). Otherwise the layer blobs are read in one
+//! pass: later layers override earlier ones; a whiteout of the path, or of a directory above
+//! it, or an opaque directory above it, removes it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use crate::engine::context::BuildContext;
 use crate::engine::layer::StageLayer;
+use crate::fs::FileType;
+use crate::fs::root::Root;
 
-/// An entry of a layer, as the reader of a wanted path gets it.
-pub(crate) type Entry<'a> = tar::Entry<'a, Box<dyn Read + Send>>;
+/// A path the layers hold, as a reader of it gets it.
+pub(crate) struct Found<'a> {
+    /// A hard link of a layer blob is a `File` without content (its target is elsewhere).
+    pub file_type: FileType,
+    /// A regular file's size; 0 for any other type.
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Seconds.
+    pub mtime: Option<i64>,
+    pub link_target: Option<String>,
+    /// A regular file's content.
+    pub content: Option<&'a mut dyn Read>,
+}
 
-/// For each of `wanted` that `layers` (bottom first) hold: what `read` made of its topmost
-/// entry, or `None` where a later layer removed it. Paths no layer mentions are absent. Nothing
-/// is found when the blobs cannot be fetched; a layer that cannot be read is skipped (what is
+/// For each of `wanted` that `layers` (bottom first) hold: what `read` made of it, or `None`
+/// where a later layer removed it (absent: no layer has it). Nothing is found when neither the
+/// store's entries nor the blobs can be had; a layer that cannot be read is skipped (what is
 /// asked for is shown to a person, never built on).
 pub(crate) fn read_paths<T>(
     ctx: &BuildContext<'_>,
     layers: &[StageLayer],
     wanted: &HashSet<&str>,
-    mut read: impl FnMut(&mut Entry<'_>) -> Option<T>,
+    mut read: impl FnMut(&mut Found<'_>) -> Option<T>,
+) -> HashMap<String, Option<T>> {
+    if let Some(found) = read_from_store(ctx, layers, wanted, &mut read) {
+        return found;
+    }
+    read_from_blobs(ctx, layers, wanted, &mut read)
+}
+
+/// [`read_paths`] from an overlay of the store's entries of `layers`; `None` when the store
+/// lacks one or the overlay cannot be mounted.
+fn read_from_store<T>(
+    ctx: &BuildContext<'_>,
+    layers: &[StageLayer],
+    wanted: &HashSet<&str>,
+    read: &mut impl FnMut(&mut Found<'_>) -> Option<T>,
+) -> Option<HashMap<String, Option<T>>> {
+    let lowers = ctx.store_entries(layers)?;
+    let scratch = ctx.scratch_dir("base-view").ok()?;
+    let (target, upper, work) = (scratch.join("rootfs"), scratch.join("upper"), scratch.join("work"));
+    let made = [&target, &upper, &work].iter().all(|d| std::fs::create_dir(d).is_ok());
+    let mount = made.then(|| crate::fs::overlay_mount::LayerMount::mount(&lowers, &upper, &work, &target).ok());
+    let found = mount.flatten().and_then(|mut mount| {
+        let found = Root::open(&target).ok().map(|root| {
+            let mut found = HashMap::new();
+            for p in wanted {
+                if let Some(value) = read_in_root(&root, p, read) {
+                    found.insert(p.to_string(), value);
+                }
+            }
+            found
+        });
+        // Busy only if something still held a file of it: detached then, gone when let go.
+        let _ = mount.unmount();
+        found
+    });
+    let _ = crate::fs::remove::remove_tree(&scratch);
+    found
+}
+
+/// What `read` makes of `p` in `root`; `None` when `root` has no `p` or it cannot be read.
+fn read_in_root<T>(root: &Root, p: &str, read: &mut impl FnMut(&mut Found<'_>) -> Option<T>) -> Option<Option<T>> {
+    let st = root.lstat(p).ok()??;
+    let mut found = Found {
+        file_type: st.file_type,
+        size: if st.file_type == FileType::File { st.size } else { 0 },
+        mode: st.mode,
+        uid: st.uid,
+        gid: st.gid,
+        mtime: Some(st.mtime.sec),
+        link_target: None,
+        content: None,
+    };
+    match st.file_type {
+        FileType::Symlink => found.link_target = root.read_link(p).ok(),
+        FileType::File => {
+            let (mut file, _) = root.open_file_nofollow(p).ok()?;
+            return Some(read(&mut Found { content: Some(&mut file), ..found }));
+        }
+        _ => {}
+    }
+    Some(read(&mut found))
+}
+
+/// [`read_paths`] from the layer blobs, downloaded first where the blob store lacks them.
+fn read_from_blobs<T>(
+    ctx: &BuildContext<'_>,
+    layers: &[StageLayer],
+    wanted: &HashSet<&str>,
+    read: &mut impl FnMut(&mut Found<'_>) -> Option<T>,
 ) -> HashMap<String, Option<T>> {
     let mut found: HashMap<String, Option<T>> = HashMap::new();
     if ctx.fetch_blobs(layers).is_err() {
@@ -48,10 +137,36 @@ pub(crate) fn read_paths<T>(
                 continue;
             }
             if wanted.contains(path.as_str()) {
-                let value = read(&mut entry);
+                let value = read_entry(&mut entry, read);
                 found.insert(path, value);
             }
         }
     }
     found
+}
+
+/// What `read` makes of a layer blob's entry.
+fn read_entry<T>(
+    entry: &mut tar::Entry<'_, Box<dyn Read + Send>>,
+    read: &mut impl FnMut(&mut Found<'_>) -> Option<T>,
+) -> Option<T> {
+    let h = entry.header();
+    let et = h.entry_type();
+    let file_type = match et {
+        tar::EntryType::Directory => FileType::Dir,
+        tar::EntryType::Symlink => FileType::Symlink,
+        tar::EntryType::Char => FileType::CharDevice,
+        tar::EntryType::Block => FileType::BlockDevice,
+        tar::EntryType::Fifo => FileType::Fifo,
+        _ => FileType::File,
+    };
+    let regular = matches!(et, tar::EntryType::Regular | tar::EntryType::Continuous);
+    let (mode, uid, gid) = (h.mode().unwrap_or(0) & 0o7777, h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+    let mtime = h.mtime().ok().map(|m| m as i64);
+    let link_target = (file_type == FileType::Symlink)
+        .then(|| entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()))
+        .flatten();
+    let size = if regular { entry.size() } else { 0 };
+    let content: Option<&mut dyn Read> = if regular { Some(entry) } else { None };
+    read(&mut Found { file_type, size, mode, uid, gid, mtime, link_target, content })
 }

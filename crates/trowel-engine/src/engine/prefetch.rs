@@ -29,6 +29,14 @@
 //!   `--link`) and, with `--cache`, when the cache repository has no pointer tag for that
 //!   step (this Dockerfile's steps were never cached there: a cold build); a stage that ends
 //!   without a root stops its downloads, and whatever is left is stopped before the push.
+//! - *A root the unpacked-layer store serves.* Such a root mounts the store's entries and
+//!   reads no blob of a layer the store holds, so those layers are not fetched ahead either
+//!   (an edited rebuild on a Debian base fetched all 51 MB of it to leave it unread). This
+//!   looks only at the entries on disk (the store is opened and probed when a root needs it):
+//!   a root the store cannot serve after all has its layers downloaded then, by
+//!   [`BuildContext::fetch_in_background`]. Rootless isolation's store is named after the user
+//!   namespace's maps, which may not exist yet: there everything is fetched ahead as before,
+//!   and a root mounted from the store stops what it does not need.
 //!
 //! The downloads a root waits for are kept here too: when a root is made, every layer it
 //! lacks that is not downloading already starts now, in the background
@@ -306,6 +314,18 @@ impl BuildContext<'_> {
         true
     }
 
+    /// Stops the downloads of `digests` begun in the background (a root that turned out not
+    /// to need them). One that something needs after all is started again
+    /// ([`BuildContext::fetch_in_background`], `BuildContext::fetch_blobs`).
+    pub(crate) fn stop_downloads<'d>(&self, digests: impl IntoIterator<Item = &'d Digest>) {
+        let map = self.prefetch.downloads.lock().unwrap_or_else(|p| p.into_inner());
+        for d in digests {
+            if let Some((_, abort)) = map.get(d) {
+                abort.abort();
+            }
+        }
+    }
+
     /// Whether a download of `digest` begun in the background is under way.
     pub(crate) fn downloading(&self, digest: &Digest) -> bool {
         let map = self.prefetch.downloads.lock().unwrap_or_else(|p| p.into_inner());
@@ -324,7 +344,19 @@ impl BuildContext<'_> {
             limiter: self.prefetch.limiter.clone(),
             cold: self.prefetch.cold.clone(),
             pointers: self.prefetch.pointers.clone(),
+            unpacked: self.store_ahead(),
         }
+    }
+
+    /// The unpacked-layer store's directory and minimum size, for [`Fetcher`], when it is
+    /// known without the user namespace's maps: chroot isolation outside a user namespace.
+    fn store_ahead(&self) -> Option<(std::path::PathBuf, u64)> {
+        if self.opts.run.isolation != crate::sandbox::Isolation::Chroot || crate::fs::overlay_mount::in_user_namespace()
+        {
+            return None;
+        }
+        let dir = self.unpacked.configured().as_ref().ok()?;
+        Some((dir.clone(), self.opts.layers.unpacked_store_min_size))
     }
 
     /// The prefetch's check of pointer tag `tag`, when downloads wait for it (so it was sent,
@@ -375,6 +407,9 @@ struct Fetcher {
     limiter: Arc<tokio::sync::Semaphore>,
     cold: Arc<Mutex<HashMap<usize, Cold>>>,
     pointers: Arc<Mutex<HashMap<String, Cold>>>,
+    /// The unpacked-layer store's directory and `--unpacked-store-min-size`, when the store's
+    /// entries say which layers a root needs no blob of (see the module's comment).
+    unpacked: Option<(std::path::PathBuf, u64)>,
 }
 
 impl Fetcher {
@@ -393,10 +428,11 @@ impl Fetcher {
             }
         };
         let cold = self.cold.lock().unwrap_or_else(|p| p.into_inner()).entry(idx).or_insert(cold).clone();
+        let held = self.held_by_store(img);
         let mut map = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
         let mut waiting = false;
         for desc in &img.manifest.layers {
-            if map.contains_key(&desc.digest) || self.store.contains(&desc.digest) {
+            if map.contains_key(&desc.digest) || self.store.contains(&desc.digest) || held.contains(&desc.digest) {
                 continue;
             }
             map.insert(desc.digest.clone(), self.download(img.reference.clone(), desc.clone(), cold.clone()));
@@ -407,6 +443,30 @@ impl Fetcher {
         if waiting && let Some(tag) = tag {
             self.pointers.lock().unwrap_or_else(|p| p.into_inner()).insert(tag, cold);
         }
+    }
+
+    /// The layers of `img` whose entries the unpacked-layer store has, when a root of them
+    /// would be mounted from it (as `BuildContext::blobs_needed` decides once the store is
+    /// open): a root of the base alone, at least `--unpacked-store-min-size` of it.
+    fn held_by_store(&self, img: &ResolvedImage) -> Vec<Digest> {
+        let Some((dir, min)) = &self.unpacked else { return Vec::new() };
+        let layers = &img.manifest.layers;
+        if layers.is_empty() || layers.iter().map(|l| l.size).sum::<u64>() < *min {
+            return Vec::new();
+        }
+        let Ok(config) = crate::image::config::ImageConfig::from_bytes(&img.config_bytes) else { return Vec::new() };
+        let diff_ids = config.diff_ids();
+        if diff_ids.len() != layers.len() {
+            // Refused where the stage starts.
+            return Vec::new();
+        }
+        let chains = crate::cache::unpacked::chain_ids(&diff_ids.iter().collect::<Vec<_>>());
+        layers
+            .iter()
+            .zip(&chains)
+            .filter(|(_, chain)| crate::cache::unpacked::has_in(dir, chain))
+            .map(|(l, _)| l.digest.clone())
+            .collect()
     }
 
     fn download(

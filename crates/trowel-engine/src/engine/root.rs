@@ -106,9 +106,29 @@ impl BuildContext<'_> {
     /// the blob, a download that failed or restarted): the downloads are waited for, their own
     /// errors reported as a stage's download reports them, and `make` runs again on the
     /// stored blobs, where an error of the layers themselves comes back.
+    ///
+    /// The layers the unpacked-layer store holds entries of are not downloaded at all (and a
+    /// download of them begun ahead is stopped): an edited rebuild on a big base would
+    /// otherwise fetch the whole base again, only to leave it unread (its blobs are in the
+    /// work dir, which goes with the build; the store stays). When the root could not be made
+    /// from those entries after all (an entry deleted by `trowel cache gc` since, an overlay
+    /// that would not mount), it is made again once every layer is stored.
     fn streamed<T>(&self, layers: &[StageLayer], make: impl Fn() -> Result<T, BuildError>) -> Result<T, BuildError> {
-        if !self.fetch_in_background(layers) {
-            return make();
+        let needed = self.blobs_needed(layers);
+        let served = needed.len() < layers.len();
+        if served {
+            let needed_digests: Vec<&crate::digest::Digest> = needed.iter().map(|l| &l.descriptor.digest).collect();
+            let unneeded = layers.iter().map(|l| &l.descriptor.digest).filter(|d| !needed_digests.contains(d));
+            self.stop_downloads(unneeded);
+        }
+        if !self.fetch_in_background(&needed) {
+            return match make() {
+                Err(BuildError::Store { source: StoreError::Missing(_), .. }) if served => {
+                    self.fetch_blobs(layers)?;
+                    make()
+                }
+                made => made,
+            };
         }
         match make() {
             Ok(made) => Ok(made),
@@ -147,29 +167,12 @@ impl BuildContext<'_> {
         stage: Option<usize>,
         t0: Instant,
     ) -> Result<BuildRoot, BuildError> {
-        let compressed: u64 = layers.iter().map(|l| l.descriptor.size).sum();
-        let min = self.opts.layers.unpacked_store_min_size;
-        let unused = if layers.is_empty() {
-            // An empty root (`FROM scratch`) has nothing to unpack or mount.
-            None
-        } else if let Err(why) = self.unpacked.configured() {
-            Some(why.clone())
-        } else if compressed < min {
-            // Not even opened: a small root never needs the store's probe either.
-            use crate::engine::disk_full::bytes;
-            Some(format!(
-                "{} of layers, under --unpacked-store-min-size {}: unpacked, as RUNs make files faster outside an overlay",
-                bytes(compressed),
-                bytes(min)
-            ))
-        } else {
-            match self.root_store() {
-                Ok(store) => match self.mount_from_store(store, layers, scratch, stage, t0)? {
-                    Ok(root) => return Ok(root),
-                    Err(why) => Some(why),
-                },
-                Err(why) => Some(why.to_string()),
-            }
+        let unused = match self.store_for(layers) {
+            Ok(store) => match self.mount_from_store(store, layers, scratch, stage, t0)? {
+                Ok(root) => return Ok(root),
+                Err(why) => Some(why),
+            },
+            Err(why) => why,
         };
         let dir = scratch.join("rootfs");
         std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;

@@ -166,6 +166,56 @@ impl RootMount {
 }
 
 impl BuildContext<'_> {
+    /// The store a root of `layers` is mounted from, or why it is not: `Err(None)` for an
+    /// empty root (`FROM scratch`), which has nothing to unpack or mount.
+    pub(crate) fn store_for(&self, layers: &[StageLayer]) -> Result<&UnpackedStore, Option<String>> {
+        let compressed: u64 = layers.iter().map(|l| l.descriptor.size).sum();
+        let min = self.opts.layers.unpacked_store_min_size;
+        if layers.is_empty() {
+            return Err(None);
+        }
+        self.unpacked.configured().as_ref().map_err(|why| Some(why.clone()))?;
+        if compressed < min {
+            // Not even opened: a small root never needs the store's probe either.
+            use crate::engine::disk_full::bytes;
+            return Err(Some(format!(
+                "{} of layers, under --unpacked-store-min-size {}: unpacked, as RUNs make files faster outside an overlay",
+                bytes(compressed),
+                bytes(min)
+            )));
+        }
+        self.root_store().map_err(|why| Some(why.to_string()))
+    }
+
+    /// The store's entries of `layers` (bottom first), each held for the rest of the build, when
+    /// the store is in use and has (or this build made) an entry of every one; else `None`.
+    /// Never opens the store itself: a build whose roots did not need it has no entries to read.
+    pub(crate) fn store_entries(&self, layers: &[StageLayer]) -> Option<Vec<PathBuf>> {
+        let store = self.unpacked.ready.get()?.as_ref().ok()?;
+        if layers.is_empty() {
+            return None;
+        }
+        let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+        let mut dirs = Vec::with_capacity(layers.len());
+        for chain in chain_ids(&diff_ids) {
+            self.hold_entry(store, &chain).ok()?;
+            let ours = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner()).get(&chain).cloned();
+            dirs.push(ours.filter(|d| d.is_dir()).or_else(|| store.has(&chain).then(|| store.entry(&chain)))?);
+        }
+        Some(dirs)
+    }
+
+    /// The layers of `layers` whose blobs a root of them needs: all of them, unless the root
+    /// is mounted from the store; then those the store has no entry of (nor this build, while
+    /// it commits one). Opens and probes the store, as making the root would next.
+    pub(crate) fn blobs_needed(&self, layers: &[StageLayer]) -> Vec<StageLayer> {
+        let Ok(store) = self.store_for(layers) else { return layers.to_vec() };
+        let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+        let made = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner());
+        let held = |chain: &Digest| made.get(chain).is_some_and(|d| d.is_dir()) || store.has(chain);
+        layers.iter().zip(chain_ids(&diff_ids)).filter(|(_, chain)| !held(chain)).map(|(l, _)| l.clone()).collect()
+    }
+
     /// The store, opened and probed once, or why it cannot serve this build's roots.
     pub(crate) fn root_store(&self) -> Result<&UnpackedStore, &str> {
         let dir = self.unpacked.configured().as_ref().map_err(String::as_str)?;

@@ -144,14 +144,12 @@ impl ContentCapture {
         let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
         // An entry that is not a small text file (or a whiteout of the path or of a directory
         // above it) leaves no content.
-        let found = crate::engine::layer_paths::read_paths(ctx, base, &wanted, |entry| {
-            (entry.header().entry_type() == tar::EntryType::Regular && entry.size() <= limit)
-                .then(|| {
-                    let mut buf = Vec::new();
-                    entry.read_to_end(&mut buf).ok().map(|_| buf)
-                })
-                .flatten()
-                .and_then(as_text)
+        let found = crate::engine::layer_paths::read_paths(ctx, base, &wanted, |found| {
+            let size = found.size;
+            let content = found.content.as_mut().filter(|_| size <= limit)?;
+            let mut buf = Vec::new();
+            content.take(limit + 1).read_to_end(&mut buf).ok()?;
+            as_text(buf)
         });
         for p in paths {
             self.set(stage, p, found.get(p.as_str()).cloned().flatten().as_deref());
