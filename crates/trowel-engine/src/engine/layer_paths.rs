@@ -152,13 +152,9 @@ fn read_entry<T>(
 ) -> Option<T> {
     let h = entry.header();
     let et = h.entry_type();
-    let file_type = match et {
-        tar::EntryType::Directory => FileType::Dir,
-        tar::EntryType::Symlink => FileType::Symlink,
-        tar::EntryType::Char => FileType::CharDevice,
-        tar::EntryType::Block => FileType::BlockDevice,
-        tar::EntryType::Fifo => FileType::Fifo,
-        _ => FileType::File,
+    let file_type = match crate::fs::listing::file_type_of(et) {
+        FileType::Hardlink => FileType::File,
+        t => t,
     };
     let regular = matches!(et, tar::EntryType::Regular | tar::EntryType::Continuous);
     let (mode, uid, gid) = (h.mode().unwrap_or(0) & 0o7777, h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);

@@ -54,16 +54,7 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
             out.push(base(ChangeKind::Deleted, path::join(path::parent(&p), hidden), FileType::File));
             continue;
         }
-        let et = h.entry_type();
-        let file_type = match et {
-            tar::EntryType::Directory => FileType::Dir,
-            tar::EntryType::Symlink => FileType::Symlink,
-            tar::EntryType::Link => FileType::Hardlink,
-            tar::EntryType::Char => FileType::CharDevice,
-            tar::EntryType::Block => FileType::BlockDevice,
-            tar::EntryType::Fifo => FileType::Fifo,
-            _ => FileType::File,
-        };
+        let file_type = file_type_of(h.entry_type());
         let mut c = base(ChangeKind::Added, p, file_type);
         if file_type == FileType::File {
             c.size = entry.size();
@@ -86,6 +77,19 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
 }
 
 /// The SHA-256 of what `r` yields (a tar entry's content), read in chunks.
+/// The type of a layer's tar entry (anything else tar knows is a regular file's content).
+pub(crate) fn file_type_of(et: tar::EntryType) -> FileType {
+    match et {
+        tar::EntryType::Directory => FileType::Dir,
+        tar::EntryType::Symlink => FileType::Symlink,
+        tar::EntryType::Link => FileType::Hardlink,
+        tar::EntryType::Char => FileType::CharDevice,
+        tar::EntryType::Block => FileType::BlockDevice,
+        tar::EntryType::Fifo => FileType::Fifo,
+        _ => FileType::File,
+    }
+}
+
 pub(crate) fn digest_of(r: &mut impl Read) -> std::io::Result<crate::digest::Digest> {
     let mut h = crate::digest::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
