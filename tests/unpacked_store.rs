@@ -56,6 +56,8 @@ struct Done {
     /// What its trace says the changed paths were before each step: each change's `previous`
     /// and each file's `before` content, a line each.
     befores: Vec<String>,
+    /// Its `source_extracted` events (paths a `COPY --from` read out of layers).
+    extracted: Vec<Value>,
 }
 
 impl Build {
@@ -135,9 +137,18 @@ impl Build {
                 }
             }
         }
+        let extracted = events.iter().filter(|e| e["event"] == "source_extracted").cloned().collect();
         let unpacked = events.into_iter().filter(|e| e["event"] == "base_unpacked").collect();
         let digest = std::fs::read_to_string(&digest).unwrap().trim().to_string();
-        Done { digest, unpacked, log: format!("{}{}", stdout(&out), stderr(&out)), snapshots, pulled, befores }
+        Done {
+            digest,
+            unpacked,
+            log: format!("{}{}", stdout(&out), stderr(&out)),
+            snapshots,
+            pulled,
+            befores,
+            extracted,
+        }
     }
 }
 
@@ -327,6 +338,51 @@ fn a_root_from_the_store_downloads_only_the_layers_the_store_lacks() {
     let ev = &fourth.unpacked[0];
     assert!(ev["from_store"].is_null(), "{ev}");
     assert!(ev["store_unused"].as_str().unwrap().contains("use lock cannot be taken"), "{ev}");
+}
+
+/// `COPY --from` a builder served from the cache, whose base the store holds: the builder's
+/// root is mounted from the store (only its own small layer is downloaded and unpacked), not
+/// extracted from its layers, which would download and read the whole base. The image is the
+/// one a build without the store makes.
+#[test]
+fn copy_from_a_cached_builder_on_a_stored_base_mounts_it_from_the_store() {
+    let base = layered_base();
+    let df = "FROM BASE AS builder\nRUN mkdir /out && echo built > /out/app && cat /data/a-hard > /out/a\n\
+              FROM BASE\nARG N\nRUN echo $N > /n\nCOPY --from=builder /out /app\n"
+        .replace("BASE", base);
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let cache_repo = format!("{}/{}", env().registry, unique_repo("store-from-cache"));
+    let base_layers: Vec<String> = skopeo_manifest(base)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    let build = |n: &str, dest: &str, extra: &[&str]| {
+        let mut args = vec!["--cache", "--build-arg", n, "--destination", dest];
+        args.extend_from_slice(extra);
+        Build::new(&df, None).run(&args)
+    };
+
+    let first = build("N=1", &dest("store-from-1"), &["--cache-repo", &cache_repo, "--cache-dir", cache_dir]);
+    assert_eq!(first.unpacked.len(), 2, "both stages have roots: {:?}", first.unpacked);
+
+    // The builder is cached now; the final stage's RUN changes, so its COPY --from runs.
+    let dest2 = dest("store-from-2");
+    let second = build("N=2", &dest2, &["--cache-repo", &cache_repo, "--cache-dir", cache_dir]);
+    assert!(second.extracted.is_empty(), "extracted instead of mounted: {:?}", second.extracted);
+    let downloaded_base: Vec<&String> = second.pulled.iter().filter(|d| base_layers.contains(d)).collect();
+    assert!(downloaded_base.is_empty(), "the base was downloaded: {downloaded_base:?}");
+    let img = pull_and_unpack(&dest2);
+    assert_eq!(Tree::content(&img.rootfs(), "/app/app"), "built\n");
+    assert_eq!(Tree::content(&img.rootfs(), "/app/a"), "a\n");
+    assert_eq!(Tree::content(&img.rootfs(), "/n"), "2\n");
+
+    // A build with neither the store nor that cache makes the same image.
+    let other_repo = format!("{}/{}", env().registry, unique_repo("store-from-other"));
+    let plain = build("N=2", &dest("store-from-plain"), &["--cache-repo", &other_repo]);
+    assert_eq!(plain.digest, second.digest);
 }
 
 /// A root mounted from the store is indexed without reading its base files (issue 17): a

@@ -12,6 +12,11 @@
 //! then `/b`, then `/c`) cost one extraction, not three, the first one also takes the paths
 //! every `COPY --from` of that stage in the Dockerfile names without a variable ([`hints`]): a
 //! hint only ever makes an extraction write more, so a wrong one costs time, never correctness.
+//!
+//! When the unpacked-layer store already holds most of the layers (a builder served from the
+//! cache is its base and a few small layers), a root mounted from the store is cheaper still:
+//! it downloads and unpacks only the layers the store lacks, where an extraction reads all of
+//! them (`stages.rs`, `BuildContext::store_holds_most`).
 
 use std::path::PathBuf;
 

@@ -205,6 +205,21 @@ impl BuildContext<'_> {
         Some(dirs)
     }
 
+    /// Whether a root of `layers` mounted from the store is the cheaper way to read some of
+    /// their paths (`COPY --from` a stage or an image without a root): the store has entries
+    /// of more than half of their compressed bytes, so the root unpacks only the rest (and
+    /// keeps those entries for later builds), where extracting the paths downloads and reads
+    /// every layer. A builder stage served from the cache is its base, which the store holds
+    /// once any build used it, and a few small layers of its own.
+    pub(crate) fn store_holds_most(&self, layers: &[StageLayer]) -> bool {
+        let total: u64 = layers.iter().map(|l| l.descriptor.size).sum();
+        if total == 0 || self.store_for(layers).is_err() {
+            return false;
+        }
+        let missing: u64 = self.blobs_needed(layers).iter().map(|l| l.descriptor.size).sum();
+        missing.saturating_mul(2) < total
+    }
+
     /// The layers of `layers` whose blobs a root of them needs: all of them, unless the root
     /// is mounted from the store; then those the store has no entry of (nor this build, while
     /// it commits one). Opens and probes the store, as making the root would next.

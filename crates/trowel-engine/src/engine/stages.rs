@@ -141,14 +141,15 @@ impl Stages {
 
     /// The files of finished stage `p` that `need` reads, for `COPY --from` and RUN mounts: its
     /// root if it still has one, else those paths extracted from its layers (kept for later
-    /// readers), or — when nothing says what is read, or the extraction cannot settle — its
-    /// layers unpacked whole into a scratch directory (kept too).
+    /// readers), or — when nothing says what is read, the extraction cannot settle, or the
+    /// unpacked-layer store holds most of the layers ([`BuildContext::store_holds_most`]) — a
+    /// root of its layers made in a scratch directory (kept too).
     pub fn stage_files(&mut self, ctx: &BuildContext, p: usize, need: &Need) -> Result<&Root, BuildError> {
         if self.built[p].as_ref().is_some_and(|s| s.root.is_none()) && self.borrowed.contains_key(&p) {
             return Ok(&self.borrowed[&p]);
         }
         let stage = self.built[p].as_ref().ok_or_else(|| not_built(ctx, p))?;
-        if stage.root.is_none() && !matches!(need, Need::All) {
+        if stage.root.is_none() && !matches!(need, Need::All) && !ctx.store_holds_most(&stage.layers) {
             let layers = stage.layers.clone();
             if self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"))? {
                 return Ok(self.partial[&Source::Stage(p)].root());
@@ -163,8 +164,8 @@ impl Stages {
     }
 
     /// The files of an image that `need` reads, for `COPY --from=<image>` and RUN mounts:
-    /// resolved once per build, those paths extracted from its layers (or, as for a stage,
-    /// unpacked whole), kept for later readers. `platform` is the reading stage's (`None`: the
+    /// resolved once per build, those paths extracted from its layers (or, as for a stage, a
+    /// root of them made whole), kept for later readers. `platform` is the reading stage's (`None`: the
     /// first target platform's).
     pub fn image_files(
         &mut self,
@@ -193,6 +194,7 @@ impl Stages {
                 })
                 .collect();
             if !matches!(need, Need::All)
+                && !ctx.store_holds_most(&layers)
                 && self.extract(ctx, Source::Image(key.clone()), &layers, need, "copy-from-image-extract")?
             {
                 return Ok(self.partial[&Source::Image(key)].root());
