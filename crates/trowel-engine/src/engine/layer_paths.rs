@@ -38,7 +38,7 @@ pub(crate) struct Found<'a> {
 /// where a later layer removed it (absent: no layer has it). Nothing is found when neither the
 /// store's entries nor the blobs can be had; a layer that cannot be read is skipped (what is
 /// asked for is shown to a person, never built on).
-pub(crate) fn read_paths<T>(
+pub(crate) fn read_paths<T: Clone>(
     ctx: &BuildContext<'_>,
     layers: &[StageLayer],
     wanted: &HashSet<&str>,
@@ -105,8 +105,10 @@ fn read_in_root<T>(root: &Root, p: &str, read: &mut impl FnMut(&mut Found<'_>) -
     Some(read(&mut found))
 }
 
-/// [`read_paths`] from the layer blobs, downloaded first where the blob store lacks them.
-fn read_from_blobs<T>(
+/// [`read_paths`] from the layer blobs, downloaded first where the blob store lacks them. A
+/// wanted path that is a hard link in its layer is read from the entry it links to (the link's
+/// own entry carries no content), in a second pass over that layer.
+fn read_from_blobs<T: Clone>(
     ctx: &BuildContext<'_>,
     layers: &[StageLayer],
     wanted: &HashSet<&str>,
@@ -117,14 +119,9 @@ fn read_from_blobs<T>(
         return found;
     }
     for l in layers {
-        let Ok(file) = ctx.store.open_blob(&l.descriptor.digest) else { continue };
-        let Ok(reader) = crate::fs::unpack::open_layer(file) else { continue };
-        let mut archive = tar::Archive::new(reader);
-        let Ok(entries) = archive.entries() else { continue };
-        for entry in entries {
-            let Ok(mut entry) = entry else { break };
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let path = format!("/{}", raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'));
+        // This layer's hard links among the wanted paths: by the path they link to.
+        let mut links: HashMap<String, Vec<String>> = HashMap::new();
+        each_entry(ctx, l, |path, entry| {
             let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
             if let Some(hidden) = name.strip_prefix(".wh.") {
                 // `.wh..wh..opq` hides everything below `dir`; `.wh.x` hides `dir/x`.
@@ -134,22 +131,60 @@ fn read_from_blobs<T>(
                         found.insert(w.to_string(), None);
                     }
                 }
-                continue;
+                return;
             }
             if wanted.contains(path.as_str()) {
-                let value = read_entry(&mut entry, read);
+                if entry.header().entry_type() == tar::EntryType::Link
+                    && let Some(target) = entry.link_name_bytes().map(|t| normalized(&t))
+                {
+                    links.entry(target).or_default().push(path.clone());
+                }
+                let value = read_entry(entry, read);
                 found.insert(path, value);
             }
+        });
+        if links.is_empty() {
+            continue;
         }
+        each_entry(ctx, l, |path, entry| {
+            if let Some(names) = links.remove(&path)
+                && entry.header().entry_type() != tar::EntryType::Link
+            {
+                let value = read_entry(entry, read);
+                for name in names {
+                    found.insert(name, value.clone());
+                }
+            }
+        });
     }
     found
 }
 
+/// Calls `f` with each entry of layer `l`'s blob and its absolute path; a blob that cannot be
+/// read is skipped, an entry that cannot ends the pass.
+fn each_entry(ctx: &BuildContext<'_>, l: &StageLayer, mut f: impl FnMut(String, &mut BlobEntry<'_>)) {
+    let Ok(file) = ctx.store.open_blob(&l.descriptor.digest) else { return };
+    let Ok(reader) = crate::fs::unpack::open_layer(file) else { return };
+    let mut archive = tar::Archive::new(reader);
+    let Ok(entries) = archive.entries() else { return };
+    for entry in entries {
+        let Ok(mut entry) = entry else { break };
+        let path = normalized(&entry.path_bytes());
+        f(path, &mut entry);
+    }
+}
+
+/// An entry of a layer blob.
+type BlobEntry<'a> = tar::Entry<'a, Box<dyn Read + Send>>;
+
+/// A tar entry's name (or a hard link's target) as an absolute path without a trailing `/`.
+fn normalized(raw: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(raw);
+    format!("/{}", raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'))
+}
+
 /// What `read` makes of a layer blob's entry.
-fn read_entry<T>(
-    entry: &mut tar::Entry<'_, Box<dyn Read + Send>>,
-    read: &mut impl FnMut(&mut Found<'_>) -> Option<T>,
-) -> Option<T> {
+fn read_entry<T>(entry: &mut BlobEntry<'_>, read: &mut impl FnMut(&mut Found<'_>) -> Option<T>) -> Option<T> {
     let h = entry.header();
     let et = h.entry_type();
     let file_type = match crate::fs::listing::file_type_of(et) {
