@@ -20,7 +20,8 @@ use crate::fs::root::Root;
 
 /// A path the layers hold, as a reader of it gets it.
 pub(crate) struct Found<'a> {
-    /// A hard link of a layer blob is a `File` without content (its target is elsewhere).
+    /// A hard link's own entry in a layer blob is a `File` without content (`read_from_blobs`
+    /// reads a wanted one again from the entry it links to).
     pub file_type: FileType,
     /// A regular file's size; 0 for any other type.
     pub size: u64,

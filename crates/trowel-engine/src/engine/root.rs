@@ -111,7 +111,7 @@ impl BuildContext<'_> {
     /// download of them begun ahead is stopped): an edited rebuild on a big base would
     /// otherwise fetch the whole base again, only to leave it unread (its blobs are in the
     /// work dir, which goes with the build; the store stays). When the root could not be made
-    /// from those entries after all (an entry deleted by `trowel cache gc` since, an overlay
+    /// from those entries after all (an entry deleted by `trowel cache prune` since, an overlay
     /// that would not mount), it is made again once every layer is stored.
     fn streamed<T>(&self, layers: &[StageLayer], make: impl Fn() -> Result<T, BuildError>) -> Result<T, BuildError> {
         let needed = self.blobs_needed(layers);

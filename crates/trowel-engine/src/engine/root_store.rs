@@ -199,10 +199,16 @@ impl BuildContext<'_> {
         let mut dirs = Vec::with_capacity(layers.len());
         for chain in chain_ids(&diff_ids) {
             self.hold_entry(store, &chain).ok()?;
-            let ours = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner()).get(&chain).cloned();
-            dirs.push(ours.filter(|d| d.is_dir()).or_else(|| store.has(&chain).then(|| store.entry(&chain)))?);
+            dirs.push(self.entry_dir(store, &chain)?);
         }
         Some(dirs)
+    }
+
+    /// Where the entry of `chain` is: in the store, or made by an earlier root of this build
+    /// and still being committed; `None` when there is none.
+    fn entry_dir(&self, store: &UnpackedStore, chain: &Digest) -> Option<PathBuf> {
+        let ours = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner()).get(chain).cloned();
+        ours.filter(|d| d.is_dir()).or_else(|| store.has(chain).then(|| store.entry(chain)))
     }
 
     /// Whether a root of `layers` mounted from the store is the cheaper way to read some of
@@ -213,9 +219,7 @@ impl BuildContext<'_> {
     /// once any build used it, and a few small layers of its own.
     pub(crate) fn store_holds_most(&self, layers: &[StageLayer]) -> bool {
         let total: u64 = layers.iter().map(|l| l.descriptor.size).sum();
-        if total == 0 || self.store_for(layers).is_err() {
-            return false;
-        }
+        // Every layer, when the store would not serve the root at all.
         let missing: u64 = self.blobs_needed(layers).iter().map(|l| l.descriptor.size).sum();
         missing.saturating_mul(2) < total
     }
@@ -226,9 +230,9 @@ impl BuildContext<'_> {
     pub(crate) fn blobs_needed(&self, layers: &[StageLayer]) -> Vec<StageLayer> {
         let Ok(store) = self.store_for(layers) else { return layers.to_vec() };
         let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
-        let made = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner());
-        let held = |chain: &Digest| made.get(chain).is_some_and(|d| d.is_dir()) || store.has(chain);
-        layers.iter().zip(chain_ids(&diff_ids)).filter(|(_, chain)| !held(chain)).map(|(l, _)| l.clone()).collect()
+        let chains = chain_ids(&diff_ids);
+        let lacking = layers.iter().zip(&chains).filter(|(_, chain)| self.entry_dir(store, chain).is_none());
+        lacking.map(|(l, _)| l.clone()).collect()
     }
 
     /// The store, opened and probed once, or why it cannot serve this build's roots.
@@ -306,10 +310,7 @@ impl BuildContext<'_> {
                 committed_later(made);
                 return Ok(Err(why));
             }
-            // Made by an earlier root of this build and still being committed.
-            let ours = self.unpacked.made.lock().unwrap_or_else(|p| p.into_inner()).get(chain).cloned();
-            let known = ours.filter(|d| d.is_dir()).or_else(|| store.has(chain).then(|| store.entry(chain)));
-            if let Some(dir) = known {
+            if let Some(dir) = self.entry_dir(store, chain) {
                 if let Err(why) = links_of(chain, &mut linked) {
                     committed_later(made);
                     return Ok(Err(why));

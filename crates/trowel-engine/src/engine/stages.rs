@@ -165,8 +165,8 @@ impl Stages {
 
     /// The files of an image that `need` reads, for `COPY --from=<image>` and RUN mounts:
     /// resolved once per build, those paths extracted from its layers (or, as for a stage, a
-    /// root of them made whole), kept for later readers. `platform` is the reading stage's (`None`: the
-    /// first target platform's).
+    /// root of them made whole), kept for later readers. `platform` is the reading stage's
+    /// (`None`: the first target platform's).
     pub fn image_files(
         &mut self,
         ctx: &BuildContext,

@@ -76,7 +76,6 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
     Ok(out)
 }
 
-/// The SHA-256 of what `r` yields (a tar entry's content), read in chunks.
 /// The type of a layer's tar entry (anything else tar knows is a regular file's content).
 pub(crate) fn file_type_of(et: tar::EntryType) -> FileType {
     match et {
@@ -90,6 +89,7 @@ pub(crate) fn file_type_of(et: tar::EntryType) -> FileType {
     }
 }
 
+/// The SHA-256 of what `r` yields (a tar entry's content), read in chunks.
 pub(crate) fn digest_of(r: &mut impl Read) -> std::io::Result<crate::digest::Digest> {
     let mut h = crate::digest::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
