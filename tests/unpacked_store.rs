@@ -53,7 +53,7 @@ struct Done {
     snapshots: Vec<Vec<String>>,
     /// The blobs it downloaded (its `pull_progress` events' digests), sorted, once each.
     pulled: Vec<String>,
-    /// What its trace says the changed paths were before each step: each change's `previous`
+    /// What its trace says the paths its first step changed were before it: each change's `previous`
     /// and each file's `before` content, a line each.
     befores: Vec<String>,
     /// Its `source_extracted` events (paths a `COPY --from` read out of layers).
@@ -124,8 +124,11 @@ impl Build {
             .collect();
         pulled.sort();
         pulled.dedup();
+        // Only the first step's: what it changed was the base's, while a later step's "before"
+        // is what this build's own RUN left, with the wall-clock mtime a RUN gives.
+        let first_step = events.iter().find(|e| e["event"] == "snapshot").map(|e| e["id"].clone());
         let mut befores = Vec::new();
-        for e in &events {
+        for e in events.iter().filter(|e| Some(&e["id"]) == first_step.as_ref()) {
             if e["event"] == "snapshot" {
                 for c in e["changes"].as_array().unwrap() {
                     befores.push(format!("{} {} {}", c["path"], c["kind"], c["previous"]));
