@@ -106,6 +106,8 @@ fn copy_from_a_cached_stage_reads_its_layers_not_its_root() {
     // paths), another the image.
     let extracted: Vec<&Value> = second.events.iter().filter(|e| e["event"] == "source_extracted").collect();
     assert_eq!(extracted.len(), 2, "{extracted:#?}");
+    let whole: Vec<&Value> = second.events.iter().filter(|e| e["event"] == "source_unpacked").collect();
+    assert!(whole.is_empty(), "no whole root was made to read from: {whole:#?}");
     let builder = extracted.iter().find(|e| e["stage"] == 0).expect("the builder was extracted");
     assert_eq!(builder["passes"], 2, "/out is a symlink: its target needs a second pass: {builder}");
     let paths: Vec<&str> = builder["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();

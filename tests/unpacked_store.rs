@@ -58,6 +58,8 @@ struct Done {
     befores: Vec<String>,
     /// Its `source_extracted` events (paths a `COPY --from` read out of layers).
     extracted: Vec<Value>,
+    /// Its `source_unpacked` events (whole roots made for a `COPY --from`).
+    sources: Vec<Value>,
 }
 
 impl Build {
@@ -141,6 +143,7 @@ impl Build {
             }
         }
         let extracted = events.iter().filter(|e| e["event"] == "source_extracted").cloned().collect();
+        let sources = events.iter().filter(|e| e["event"] == "source_unpacked").cloned().collect();
         let unpacked = events.into_iter().filter(|e| e["event"] == "base_unpacked").collect();
         let digest = std::fs::read_to_string(&digest).unwrap().trim().to_string();
         Done {
@@ -151,6 +154,7 @@ impl Build {
             pulled,
             befores,
             extracted,
+            sources,
         }
     }
 }
@@ -372,6 +376,24 @@ fn copy_from_a_cached_builder_on_a_stored_base_mounts_it_from_the_store() {
     let dest2 = dest("store-from-2");
     let second = build("N=2", &dest2, &["--cache-repo", &cache_repo, "--cache-dir", cache_dir]);
     assert!(second.extracted.is_empty(), "extracted instead of mounted: {:?}", second.extracted);
+    // The trace and the log say so: the builder's base layers were in the store, its own
+    // layer was unpacked into it now.
+    assert_eq!(second.sources.len(), 1, "{:#?}", second.sources);
+    let src = &second.sources[0];
+    assert_eq!(
+        (src["stage"].as_u64(), src["layers"].as_u64(), src["from_store"].as_u64()),
+        (Some(0), Some(5), Some(4)),
+        "{src}"
+    );
+    assert!(src["entries"].as_u64().unwrap() > 0 && src["store_unused"].is_null(), "{src}");
+    assert_eq!(src["why"], "the unpacked-layer store holds most of its layers");
+    assert!(
+        second.log.contains(
+            "Mounted stage 0's 5 layer(s) from the unpacked-layer store (4 there already, 1 unpacked into the store: "
+        ),
+        "{}",
+        second.log
+    );
     let downloaded_base: Vec<&String> = second.pulled.iter().filter(|d| base_layers.contains(d)).collect();
     assert!(downloaded_base.is_empty(), "the base was downloaded: {downloaded_base:?}");
     let img = pull_and_unpack(&dest2);

@@ -32,6 +32,7 @@ pub(super) fn platform_tag(state: &BuildState, event: &Event) -> Option<String> 
         | Event::BaseUnpacked { stage, .. }
         | Event::BaseLayerListed { stage, .. }
         | Event::SourceExtracted { stage: Some(stage), .. }
+        | Event::SourceUnpacked { stage: Some(stage), .. }
         | Event::StageFinished { stage, .. } => *stage,
         Event::StepStarted { id, .. }
         | Event::StepFinished { id, .. }
@@ -131,28 +132,28 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             )
         }
         Event::BaseUnpacked { layers, entries, bytes: size, duration_ms, from_store, store_unused, .. } => {
-            let line = match (from_store, store_unused) {
-                // A root mounted from the store unpacked only the layers the store lacked.
-                (Some(found), _) => {
-                    let now = layers - found.min(layers);
-                    let made = if now == 0 {
-                        "none unpacked".to_string()
-                    } else {
-                        format!("{now} unpacked into the store: {entries} entries, {}", bytes(*size))
-                    };
-                    format!(
-                        "Mounted {layers} layer(s) from the unpacked-layer store ({found} there already, {made}) in {duration_ms} ms"
-                    )
-                }
-                (None, Some(why)) => format!(
-                    "Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms (unpacked-layer store not used: {why})",
-                    bytes(*size)
-                ),
-                (None, None) => {
-                    format!("Unpacked {layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(*size))
-                }
+            let made = RootMade { layers: *layers, entries: *entries, bytes: *size, duration_ms: *duration_ms };
+            say(Level::Info, &made.line("", *from_store, store_unused.as_deref()))
+        }
+        Event::SourceUnpacked {
+            stage,
+            image,
+            why,
+            layers,
+            entries,
+            bytes: size,
+            duration_ms,
+            from_store,
+            store_unused,
+        } => {
+            let from = match (stage, image) {
+                (Some(s), _) => format!("stage {s}"),
+                (None, Some(i)) => i.clone(),
+                (None, None) => "an image".to_string(),
             };
-            say(Level::Info, &line)
+            let made = RootMade { layers: *layers, entries: *entries, bytes: *size, duration_ms: *duration_ms };
+            let line = made.line(&format!("{from}'s "), *from_store, store_unused.as_deref());
+            say(Level::Info, &format!("{line}, to read from ({why})"))
         }
         Event::StepStarted { expanded, line, end_line, source, attempt, .. } => {
             if let Some(a) = attempt {
@@ -346,4 +347,42 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         }
     }
     out
+}
+
+/// A root just made: what `base_unpacked` and `source_unpacked` say of it.
+struct RootMade {
+    layers: usize,
+    entries: u64,
+    bytes: u64,
+    duration_ms: u64,
+}
+
+impl RootMade {
+    /// How the root of `whose` layers (`""`, or `"stage 0's "`) was made: mounted from the
+    /// unpacked-layer store with `from_store` layers there already, or unpacked (with why the
+    /// store was not used).
+    fn line(&self, whose: &str, from_store: Option<usize>, store_unused: Option<&str>) -> String {
+        let RootMade { layers, entries, bytes: size, duration_ms } = *self;
+        match (from_store, store_unused) {
+            // A root mounted from the store unpacked only the layers the store lacked.
+            (Some(found), _) => {
+                let now = layers - found.min(layers);
+                let made = if now == 0 {
+                    "none unpacked".to_string()
+                } else {
+                    format!("{now} unpacked into the store: {entries} entries, {}", bytes(size))
+                };
+                format!(
+                    "Mounted {whose}{layers} layer(s) from the unpacked-layer store ({found} there already, {made}) in {duration_ms} ms"
+                )
+            }
+            (None, Some(why)) => format!(
+                "Unpacked {whose}{layers} layer(s): {entries} entries, {} in {duration_ms} ms (unpacked-layer store not used: {why})",
+                bytes(size)
+            ),
+            (None, None) => {
+                format!("Unpacked {whose}{layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(size))
+            }
+        }
+    }
 }

@@ -353,6 +353,40 @@ pub enum Event {
         /// From the first layer's download (if any was missing) to the last pass's end.
         duration_ms: u64,
     },
+    /// What a `COPY --from` or a RUN's `--mount=from=` reads comes from a whole root of a
+    /// stage that had none left (its own went once no step of it needed it) or of an image:
+    /// mounted from the unpacked-layer store, or unpacked into a directory. Sent before the
+    /// step that reads it uses it, once per stage or image; when only the paths read were
+    /// taken out of the layers, `source_extracted` is sent instead.
+    SourceUnpacked {
+        /// The stage read from; absent for an image.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<usize>,
+        /// The image read from, as written; absent for a stage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        /// Why a whole root rather than the paths read: `the unpacked-layer store holds most
+        /// of its layers`, `the reader reads every file`, or why the extraction could not
+        /// settle.
+        why: String,
+        layers: usize,
+        /// Files, directories and links created: of the layers unpacked now only (none were
+        /// for the layers the store already had).
+        entries: u64,
+        /// Bytes of file data written, of the layers unpacked now only.
+        bytes: u64,
+        /// From when the reader asked for the root to when it was ready, downloads included.
+        duration_ms: u64,
+        /// The root was mounted from the unpacked-layer store, and this many of its `layers`
+        /// were in the store already; the others were unpacked into the store now. Absent
+        /// when the root was unpacked into a directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_store: Option<usize>,
+        /// Why the root was unpacked into a directory instead of being mounted from the
+        /// unpacked-layer store. Absent when mounted from the store.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store_unused: Option<String>,
+    },
     /// A step begins.
     StepStarted {
         id: StepId,

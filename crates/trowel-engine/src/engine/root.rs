@@ -65,17 +65,32 @@ impl BuildRoot {
     }
 }
 
+/// Whom a root is made for, which says how it is reported: a debugger that shows where a
+/// step's time went must say which roots were made, and how.
+#[derive(Debug, Clone, Copy)]
+pub enum RootFor<'a> {
+    /// A stage's own build root: reported as `base_unpacked`.
+    Stage(usize),
+    /// A whole root of a finished stage or of an image, for the steps that read from it
+    /// (`COPY --from`, `RUN --mount=from=`): reported as `source_unpacked`, with `why` it is
+    /// whole rather than only the paths read.
+    Reader { stage: Option<usize>, image: Option<&'a str>, why: &'a str },
+    /// Not reported: a stage's root made again after a failed attempt (the stage's report
+    /// stands), an empty root.
+    Unreported,
+}
+
 impl BuildContext<'_> {
     /// Makes a root of `layers` in a fresh directory named after `name` and indexes it: mounted
-    /// from the unpacked-layer store when it can serve it, else unpacked. `stage`: the stage
-    /// whose root this is, reported as `base_unpacked` (none for a `COPY --from` source).
+    /// from the unpacked-layer store when it can serve it, else unpacked, and reported as
+    /// `root_for` says.
     ///
     /// Layers still downloading are unpacked as they arrive ([`BuildContext::streamed`]).
     pub fn materialize(
         &self,
         layers: &[StageLayer],
         name: &str,
-        stage: Option<usize>,
+        root_for: RootFor<'_>,
     ) -> Result<BuildRoot, BuildError> {
         let t0 = Instant::now();
         let failed: std::cell::RefCell<Option<PathBuf>> = Default::default();
@@ -87,7 +102,7 @@ impl BuildContext<'_> {
                 let _ = crate::fs::remove::remove_tree(&old);
             }
             let scratch = self.scratch_dir(name)?;
-            let made = self.materialize_in(layers, &scratch, stage, t0);
+            let made = self.materialize_in(layers, &scratch, root_for, t0);
             if made.is_err() {
                 *failed.borrow_mut() = Some(scratch);
             }
@@ -155,7 +170,7 @@ impl BuildContext<'_> {
                 .map_err(BuildError::fs(format!("empty / for stage {stage}")))?;
             let opts = self.slash_unpack_options(keep);
             let unused = self.root_store().err().map(str::to_string);
-            self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), Some(stage), t0, unused)
+            self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), RootFor::Stage(stage), t0, unused)
         })
     }
 
@@ -164,11 +179,11 @@ impl BuildContext<'_> {
         &self,
         layers: &[StageLayer],
         scratch: &std::path::Path,
-        stage: Option<usize>,
+        root_for: RootFor<'_>,
         t0: Instant,
     ) -> Result<BuildRoot, BuildError> {
         let unused = match self.store_for(layers) {
-            Ok(store) => match self.mount_from_store(store, layers, scratch, stage, t0)? {
+            Ok(store) => match self.mount_from_store(store, layers, scratch, root_for, t0)? {
                 Ok(root) => return Ok(root),
                 Err(why) => Some(why),
             },
@@ -179,11 +194,11 @@ impl BuildContext<'_> {
         let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
         // Roots other than `/` hold no container paths to ignore.
         let ignore = if self.slash_keep.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
-        self.fill(dir, root, layers, &self.unpack_options(), ignore, stage, t0, unused)
+        self.fill(dir, root, layers, &self.unpack_options(), ignore, root_for, t0, unused)
     }
 
-    /// Unpacks `layers` into an empty `root`, indexes it, and reports it for `stage` (with why
-    /// the unpacked-layer store did not serve it: `store_unused`).
+    /// Unpacks `layers` into an empty `root`, indexes it, and reports it as `root_for` says
+    /// (with why the unpacked-layer store did not serve it: `store_unused`).
     #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
@@ -192,25 +207,53 @@ impl BuildContext<'_> {
         layers: &[StageLayer],
         opts: &UnpackOptions,
         ignore: IgnoreList,
-        stage: Option<usize>,
+        root_for: RootFor<'_>,
         t0: Instant,
         store_unused: Option<String>,
     ) -> Result<BuildRoot, BuildError> {
         let (entries, bytes) = self.unpack_all(&root, layers, opts)?;
         let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
         snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
-        if let Some(stage) = stage {
-            self.emitter.emit(Event::BaseUnpacked {
+        self.report_root(root_for, layers.len(), (entries, bytes), t0, None, store_unused);
+        Ok(BuildRoot { dir, snap, mount: None })
+    }
+
+    /// Reports a root just made of `layers` layers, `made` (entries, bytes) of them unpacked
+    /// now, as `root_for` says: `from_store` layers of them were in the unpacked-layer store
+    /// already when it was mounted from there, `store_unused` why it was not.
+    pub(crate) fn report_root(
+        &self,
+        root_for: RootFor<'_>,
+        layers: usize,
+        (entries, bytes): (u64, u64),
+        t0: Instant,
+        from_store: Option<usize>,
+        store_unused: Option<String>,
+    ) {
+        let duration_ms = t0.elapsed().as_millis() as u64;
+        match root_for {
+            RootFor::Stage(stage) => self.emitter.emit(Event::BaseUnpacked {
                 stage,
-                layers: layers.len(),
+                layers,
                 entries,
                 bytes,
-                duration_ms: t0.elapsed().as_millis() as u64,
-                from_store: None,
+                duration_ms,
+                from_store,
                 store_unused,
-            });
+            }),
+            RootFor::Reader { stage, image, why } => self.emitter.emit(Event::SourceUnpacked {
+                stage,
+                image: image.map(str::to_string),
+                why: why.to_string(),
+                layers,
+                entries,
+                bytes,
+                duration_ms,
+                from_store,
+                store_unused,
+            }),
+            RootFor::Unreported => {}
         }
-        Ok(BuildRoot { dir, snap, mount: None })
     }
 
     /// Applies `layers` in order to `root`; returns (entries, bytes).

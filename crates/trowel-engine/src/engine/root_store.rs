@@ -30,14 +30,12 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use trowel_events::Event;
-
 use crate::cache::unpacked::{Pending, USERNS_STORES, UnpackedStore, chain_ids};
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
 use crate::engine::layer::StageLayer;
-use crate::engine::root::BuildRoot;
+use crate::engine::root::{BuildRoot, RootFor};
 use crate::fs::overlay_mount::LayerMount;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
@@ -280,7 +278,7 @@ impl BuildContext<'_> {
         store: &UnpackedStore,
         layers: &[StageLayer],
         scratch: &Path,
-        stage: Option<usize>,
+        root_for: RootFor<'_>,
         t0: Instant,
     ) -> Result<Result<BuildRoot, String>, BuildError> {
         let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
@@ -413,17 +411,7 @@ impl BuildContext<'_> {
             upper_root,
         );
         snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
-        if let Some(stage) = stage {
-            self.emitter.emit(Event::BaseUnpacked {
-                stage,
-                layers: layers.len(),
-                entries,
-                bytes,
-                duration_ms: t0.elapsed().as_millis() as u64,
-                from_store: Some(found),
-                store_unused: None,
-            });
-        }
+        self.report_root(root_for, layers.len(), (entries, bytes), t0, Some(found), None);
         Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }) }))
     }
 

@@ -19,7 +19,7 @@ use crate::engine::context::BuildContext;
 use crate::engine::copy_source::{Need, PartialRoot};
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
-use crate::engine::root::BuildRoot;
+use crate::engine::root::{BuildRoot, RootFor};
 use crate::fs::root::Root;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{ManifestFormat, Platform};
@@ -149,16 +149,25 @@ impl Stages {
             return Ok(&self.borrowed[&p]);
         }
         let stage = self.built[p].as_ref().ok_or_else(|| not_built(ctx, p))?;
-        if stage.root.is_none() && !matches!(need, Need::All) && !ctx.store_holds_most(&stage.layers) {
-            let layers = stage.layers.clone();
-            if self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"))? {
-                return Ok(self.partial[&Source::Stage(p)].root());
+        let mut why = None;
+        if stage.root.is_none() {
+            why = whole_because(ctx, &stage.layers, need);
+            if why.is_none() {
+                let layers = stage.layers.clone();
+                if self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"))? {
+                    return Ok(self.partial[&Source::Stage(p)].root());
+                }
+                why = WHY_UNSETTLED;
             }
         }
         let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
         let root = match stage.root.take() {
             Some(r) => r,
-            None => ctx.materialize(&stage.layers, &format!("stage{p}-copy"), None)?,
+            None => {
+                let why = why.unwrap_or_default();
+                let root_for = RootFor::Reader { stage: Some(p), image: None, why };
+                ctx.materialize(&stage.layers, &format!("stage{p}-copy"), root_for)?
+            }
         };
         Ok(stage.root.insert(root).root())
     }
@@ -193,13 +202,15 @@ impl Stages {
                     uncompressed_size: None,
                 })
                 .collect();
-            if !matches!(need, Need::All)
-                && !ctx.store_holds_most(&layers)
-                && self.extract(ctx, Source::Image(key.clone()), &layers, need, "copy-from-image-extract")?
-            {
-                return Ok(self.partial[&Source::Image(key)].root());
+            let mut why = whole_because(ctx, &layers, need);
+            if why.is_none() {
+                if self.extract(ctx, Source::Image(key.clone()), &layers, need, "copy-from-image-extract")? {
+                    return Ok(self.partial[&Source::Image(key)].root());
+                }
+                why = WHY_UNSETTLED;
             }
-            let root = ctx.materialize(&layers, "copy-from-image", None)?;
+            let root_for = RootFor::Reader { stage: None, image: Some(reference), why: why.unwrap_or_default() };
+            let root = ctx.materialize(&layers, "copy-from-image", root_for)?;
             self.external.insert(key.clone(), root);
         }
         Ok(self.external[&key].root())
@@ -409,4 +420,23 @@ fn consumers_of(plan: &Plan) -> Vec<Vec<(usize, bool)>> {
         }
     }
     out
+}
+
+/// Why a reader gets a whole root of a stage or image ([`RootFor::Reader`]): said in its
+/// `source_unpacked` event.
+const WHY_ALL: Option<&str> = Some("the step reads every file of it");
+const WHY_STORE: Option<&str> = Some("the unpacked-layer store holds most of its layers");
+const WHY_UNSETTLED: Option<&str> =
+    Some("what the step reads led to more paths (symlinked directories, hard links) than an extraction follows");
+
+/// Why the reader of `layers` that reads `need` gets a whole root rather than those paths
+/// extracted (`None`: they are extracted).
+fn whole_because(ctx: &BuildContext, layers: &[StageLayer], need: &Need) -> Option<&'static str> {
+    if matches!(need, Need::All) {
+        WHY_ALL
+    } else if ctx.store_holds_most(layers) {
+        WHY_STORE
+    } else {
+        None
+    }
 }

@@ -469,7 +469,10 @@ impl BuildState {
                     });
                 }
             }
-            Event::PullProgress { .. } | Event::SourceExtracted { .. } | Event::OutputWritten { .. } => {}
+            Event::PullProgress { .. }
+            | Event::SourceExtracted { .. }
+            | Event::SourceUnpacked { .. }
+            | Event::OutputWritten { .. } => {}
         }
     }
 

@@ -22,7 +22,7 @@
 use crate::dockerfile::{Base, Instruction};
 use crate::engine::error::BuildError;
 use crate::engine::layer_cache::{self, StageInputs, StageKeys};
-use crate::engine::root::BuildRoot;
+use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::shared::Shared;
 use crate::engine::stage::StageRunner;
 use trowel_events::StepId;
@@ -49,7 +49,7 @@ impl StageRunner {
         let (keys, made): (StageKeys, Option<Result<BuildRoot, BuildError>>) = std::thread::scope(|scope| {
             let making = cold.map(|cold| {
                 scope.spawn(move || {
-                    ctx.rt.block_on(cold).then(|| ctx.materialize(layers, &format!("stage{idx}"), Some(idx)))
+                    ctx.rt.block_on(cold).then(|| ctx.materialize(layers, &format!("stage{idx}"), RootFor::Stage(idx)))
                 })
             });
             let keys = layer_cache::plan(ctx, stages, cache, inputs, from, steps);

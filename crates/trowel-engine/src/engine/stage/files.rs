@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::dockerfile::Base;
 use crate::engine::error::BuildError;
 use crate::engine::layer::StageLayer;
-use crate::engine::root::BuildRoot;
+use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::shared::Shared;
 
 #[derive(Default)]
@@ -85,6 +85,6 @@ fn make(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer]) -> Result<B
             s.stages.claim_slash(stage);
             ctx.materialize_at_slash(keep, layers, stage)
         }
-        None => ctx.materialize(layers, &format!("stage{stage}"), Some(stage)),
+        None => ctx.materialize(layers, &format!("stage{stage}"), RootFor::Stage(stage)),
     }
 }

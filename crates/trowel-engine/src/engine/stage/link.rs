@@ -21,7 +21,7 @@ use trowel_events::{Event, StepId, StepStatus};
 use crate::digest::Digest;
 use crate::engine::error::BuildError;
 use crate::engine::report;
-use crate::engine::root::BuildRoot;
+use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::shared::Shared;
 use crate::engine::stage::{StageRunner, Stamp};
 use crate::engine::steps::{Changed, FileCx, FileStep, Scope, StepAt, StepOutcome};
@@ -37,7 +37,7 @@ impl StageRunner {
         step: &dyn FileStep,
     ) -> Result<StepOutcome, BuildError> {
         let ctx = s.ctx;
-        let mut empty = ctx.materialize(&[], "link", None)?;
+        let mut empty = ctx.materialize(&[], "link", RootFor::Unreported)?;
         let result = (|| {
             let source = Self::source_of(s, self.index, at, step)?;
             let changed =

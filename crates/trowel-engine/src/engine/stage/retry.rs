@@ -24,6 +24,7 @@ use trowel_events::StepId;
 use crate::dockerfile::{Instruction, InstructionKind};
 use crate::engine::error::BuildError;
 use crate::engine::layer_cache::{self, StageInputs, StageKeys};
+use crate::engine::root::RootFor;
 use crate::engine::shared::Shared;
 use crate::engine::stage::{StageConfig, StageRunner};
 
@@ -172,7 +173,7 @@ impl StageRunner {
         }
         let fresh = match &ctx.slash_keep {
             Some(keep) => ctx.materialize_at_slash(keep, &self.layers, self.index)?,
-            None => ctx.materialize(&self.layers, &format!("stage{}-retry", self.index), None)?,
+            None => ctx.materialize(&self.layers, &format!("stage{}-retry", self.index), RootFor::Unreported)?,
         };
         if let Some(old) = self.files.replace(fresh).filter(|old| !old.is_slash()) {
             for d in old.into_dirs() {
