@@ -109,6 +109,14 @@ fn copy_from_a_cached_stage_reads_its_layers_not_its_root() {
     let whole: Vec<&Value> = second.events.iter().filter(|e| e["event"] == "source_unpacked").collect();
     assert!(whole.is_empty(), "no whole root was made to read from: {whole:#?}");
     let builder = extracted.iter().find(|e| e["stage"] == 0).expect("the builder was extracted");
+    // Each is the work of the first step that reads it, whose time holds it.
+    let copies: Vec<&Value> = second
+        .events
+        .iter()
+        .filter(|e| e["event"] == "step_started" && e["keyword"] == "COPY" && e["id"]["stage"] == 1)
+        .map(|e| &e["id"])
+        .collect();
+    assert_eq!(builder["for_step"], *copies[0], "{builder}");
     assert_eq!(builder["passes"], 2, "/out is a symlink: its target needs a second pass: {builder}");
     let paths: Vec<&str> = builder["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert!(paths.contains(&"/build/out") && paths.contains(&"/opt/shared"), "{paths:?}");
@@ -117,6 +125,7 @@ fn copy_from_a_cached_stage_reads_its_layers_not_its_root() {
     assert!(builder["skipped"].as_u64().unwrap() > 0 && builder["bytes"].as_u64().unwrap() < 4096, "{builder}");
     let image = extracted.iter().find(|e| e["image"].is_string()).expect("the image was extracted");
     assert_eq!(image["paths"], serde_json::json!(["/bin/busybox"]));
+    assert_eq!(image["for_step"], *copies[3], "{image}");
     eprintln!("builder: {builder}\nimage: {image}");
     let u2 = pull_and_unpack(&dest);
     let (t1, t2) = (u1.tree(), u2.tree());

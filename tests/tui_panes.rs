@@ -309,3 +309,54 @@ fn cache_miss_names_the_entry_it_compared_with() {
     assert_eq!(app.selected_step().unwrap().line, 16);
     assert_snapshot!("cache_miss_compared", pane(&mut app, Pane::Cache, 64, 10).backend());
 }
+
+/// What a `COPY --from` had to do before it could read (a whole root of a stage, mounted from
+/// the unpacked-layer store; the paths it reads taken out of an image's layers) is shown in
+/// the Cache pane of that step, and of no other. The recorded build's builder still had its
+/// root, so the two events are added to it as a rebuild with a cached builder sends them.
+#[test]
+fn what_a_copy_from_had_to_do_to_read_is_in_its_cache_pane() {
+    use trowel_events::{Envelope, Event, StepId};
+    let copy = StepId { stage: 2, step: 1 };
+    let mut events = events("multistage");
+    let at = events
+        .iter()
+        .position(|e| matches!(&e.event, Event::StepStarted { id, .. } if *id == copy))
+        .expect("the COPY --from started");
+    let (seq, ms) = (events[at].seq, events[at].ms);
+    let reads = [
+        Event::SourceUnpacked {
+            for_step: Some(copy),
+            stage: Some(0),
+            image: None,
+            why: "the unpacked-layer store holds most of its layers".into(),
+            layers: 2,
+            entries: 3,
+            bytes: 12,
+            duration_ms: 41,
+            from_store: Some(1),
+            store_unused: None,
+        },
+        Event::SourceExtracted {
+            for_step: Some(copy),
+            stage: None,
+            image: Some("busybox:1.35".into()),
+            paths: vec!["/bin/busybox".into()],
+            layers: 1,
+            entries: 402,
+            skipped: 2,
+            bytes: 1_100_000,
+            passes: 1,
+            duration_ms: 95,
+        },
+    ];
+    for (i, event) in reads.into_iter().enumerate() {
+        events.insert(at + 1 + i, Envelope { seq, ms, event });
+    }
+    let mut app = trowel::tui::App::replay("testdata/traces/multistage.jsonl".into(), &events);
+    select_line(&mut app, 7);
+    assert_snapshot!(pane(&mut app, Pane::Cache, 72, 12).backend());
+    select_line(&mut app, 8);
+    let other = text(&pane(&mut app, Pane::Cache, 72, 40));
+    assert!(!other.contains("read from"), "{other}");
+}

@@ -387,6 +387,7 @@ fn copy_from_a_cached_builder_on_a_stored_base_mounts_it_from_the_store() {
     );
     assert!(src["entries"].as_u64().unwrap() > 0 && src["store_unused"].is_null(), "{src}");
     assert_eq!(src["why"], "the unpacked-layer store holds most of its layers");
+    assert_eq!(src["for_step"], serde_json::json!({"stage": 1, "step": 3}), "the COPY --from's time holds it");
     assert!(
         second.log.contains(
             "Mounted stage 0's 5 layer(s) from the unpacked-layer store (4 there already, 1 unpacked into the store: "

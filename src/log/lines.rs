@@ -115,7 +115,18 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 say(Level::Debug, &format!("Pulled {} from {reference} ({})", digest.short(), bytes(*total)));
             }
         }
-        Event::SourceExtracted { stage, image, paths, layers, entries, skipped, bytes: size, passes, duration_ms } => {
+        Event::SourceExtracted {
+            stage,
+            image,
+            paths,
+            layers,
+            entries,
+            skipped,
+            bytes: size,
+            passes,
+            duration_ms,
+            ..
+        } => {
             let from = match (stage, image) {
                 (Some(s), _) => format!("stage {s}"),
                 (None, Some(i)) => i.clone(),
@@ -145,6 +156,7 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             duration_ms,
             from_store,
             store_unused,
+            ..
         } => {
             let from = match (stage, image) {
                 (Some(s), _) => format!("stage {s}"),

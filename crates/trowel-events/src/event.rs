@@ -329,6 +329,9 @@ pub enum Event {
     /// written. Sent before the step that reads them uses them; not a stage's root (there is
     /// no `base_unpacked` for it).
     SourceExtracted {
+        /// The step that reads them, whose time holds this work (absent in older traces).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_step: Option<StepId>,
         /// The stage read from; absent for an image.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<usize>,
@@ -359,6 +362,9 @@ pub enum Event {
     /// step that reads it uses it, once per stage or image; when only the paths read were
     /// taken out of the layers, `source_extracted` is sent instead.
     SourceUnpacked {
+        /// The step that reads them, whose time holds this work (absent in older traces).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_step: Option<StepId>,
         /// The stage read from; absent for an image.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<usize>,

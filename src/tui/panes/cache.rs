@@ -1,6 +1,6 @@
 //! The Cache pane: the selected step's cache key, whether it hit or missed and why, and the
 //! components the key is made of (instruction, parent key, variables, source files, the chain
-//! of ancestor steps).
+//! of ancestor steps), and what reading from another stage or an image took it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -78,6 +78,7 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         let mut out: Vec<Line<'a>> =
             wrap(why, width).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))).collect();
         mounts(&mut out, step, &multi, theme);
+        reads(&mut out, step, &multi, theme);
         return out;
     };
     let mut out = Vec::new();
@@ -148,6 +149,7 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         multi(&mut out, if i == 0 { "chain" } else { "" }, &text, theme.dim);
     }
     mounts(&mut out, step, &multi, theme);
+    reads(&mut out, step, &multi, theme);
     out
 }
 
@@ -171,4 +173,22 @@ fn mounts<'a>(out: &mut Vec<Line<'a>>, step: &trowel_events::state::StepView, mu
         theme.dim,
     );
     multi(out, "never", "a cache mount's contents, a secret's value", theme.dim);
+}
+
+/// What the step had to do before it could read from other stages or images (take the paths
+/// out of their layers, or make a whole root of them): a `COPY --from` that the cache does not
+/// serve spends its time there, and this says where.
+fn reads<'a>(out: &mut Vec<Line<'a>>, step: &trowel_events::state::StepView, multi: Field<'_, 'a>, theme: &Theme) {
+    if step.reads.is_empty() {
+        return;
+    }
+    out.push(Line::default());
+    out.push(Line::from(Span::styled("read from", theme.header)));
+    for r in &step.reads {
+        let text = format!("{}: {} in {}", r.from, r.how, format::duration_exact(r.duration_ms));
+        multi(out, "", &text, theme.text);
+        if let Some(why) = &r.why {
+            multi(out, "", &format!("a whole root: {why}"), theme.dim);
+        }
+    }
 }

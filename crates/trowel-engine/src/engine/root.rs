@@ -20,7 +20,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use trowel_events::Event;
+use trowel_events::{Event, StepId};
 
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
@@ -72,9 +72,9 @@ pub enum RootFor<'a> {
     /// A stage's own build root: reported as `base_unpacked`.
     Stage(usize),
     /// A whole root of a finished stage or of an image, for the steps that read from it
-    /// (`COPY --from`, `RUN --mount=from=`): reported as `source_unpacked`, with `why` it is
-    /// whole rather than only the paths read.
-    Reader { stage: Option<usize>, image: Option<&'a str>, why: &'a str },
+    /// (`COPY --from`, `RUN --mount=from=`) `step`: reported as `source_unpacked`, with `why`
+    /// it is whole rather than only the paths read.
+    Reader { step: StepId, stage: Option<usize>, image: Option<&'a str>, why: &'a str },
     /// Not reported: a stage's root made again after a failed attempt (the stage's report
     /// stands), an empty root.
     Unreported,
@@ -241,7 +241,8 @@ impl BuildContext<'_> {
                 from_store,
                 store_unused,
             }),
-            RootFor::Reader { stage, image, why } => self.emitter.emit(Event::SourceUnpacked {
+            RootFor::Reader { step, stage, image, why } => self.emitter.emit(Event::SourceUnpacked {
+                for_step: Some(step),
                 stage,
                 image: image.map(str::to_string),
                 why: why.to_string(),

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use trowel_events::Event;
+use trowel_events::{Event, StepId};
 
 use crate::digest::Digest;
 use crate::dockerfile::{ArgScope, Base, Dockerfile, Plan, StageOrImage};
@@ -144,7 +144,13 @@ impl Stages {
     /// readers), or — when nothing says what is read, the extraction cannot settle, or the
     /// unpacked-layer store holds most of the layers ([`BuildContext::store_holds_most`]) — a
     /// root of its layers made in a scratch directory (kept too).
-    pub fn stage_files(&mut self, ctx: &BuildContext, p: usize, need: &Need) -> Result<&Root, BuildError> {
+    pub fn stage_files(
+        &mut self,
+        ctx: &BuildContext,
+        p: usize,
+        need: &Need,
+        step: StepId,
+    ) -> Result<&Root, BuildError> {
         if self.built[p].as_ref().is_some_and(|s| s.root.is_none()) && self.borrowed.contains_key(&p) {
             return Ok(&self.borrowed[&p]);
         }
@@ -154,7 +160,7 @@ impl Stages {
             why = whole_because(ctx, &stage.layers, need);
             if why.is_none() {
                 let layers = stage.layers.clone();
-                if self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"))? {
+                if self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"), step)? {
                     return Ok(self.partial[&Source::Stage(p)].root());
                 }
                 why = WHY_UNSETTLED;
@@ -165,7 +171,7 @@ impl Stages {
             Some(r) => r,
             None => {
                 let why = why.unwrap_or_default();
-                let root_for = RootFor::Reader { stage: Some(p), image: None, why };
+                let root_for = RootFor::Reader { step, stage: Some(p), image: None, why };
                 ctx.materialize(&stage.layers, &format!("stage{p}-copy"), root_for)?
             }
         };
@@ -182,6 +188,7 @@ impl Stages {
         reference: &str,
         platform: Option<&Platform>,
         need: &Need,
+        step: StepId,
     ) -> Result<&Root, BuildError> {
         let key = match platform {
             Some(p) => format!("{reference}\0{p}"),
@@ -204,12 +211,12 @@ impl Stages {
                 .collect();
             let mut why = whole_because(ctx, &layers, need);
             if why.is_none() {
-                if self.extract(ctx, Source::Image(key.clone()), &layers, need, "copy-from-image-extract")? {
+                if self.extract(ctx, Source::Image(key.clone()), &layers, need, "copy-from-image-extract", step)? {
                     return Ok(self.partial[&Source::Image(key)].root());
                 }
                 why = WHY_UNSETTLED;
             }
-            let root_for = RootFor::Reader { stage: None, image: Some(reference), why: why.unwrap_or_default() };
+            let root_for = RootFor::Reader { step, stage: None, image: Some(reference), why: why.unwrap_or_default() };
             let root = ctx.materialize(&layers, "copy-from-image", root_for)?;
             self.external.insert(key.clone(), root);
         }
@@ -226,6 +233,7 @@ impl Stages {
         layers: &[StageLayer],
         need: &Need,
         name: &str,
+        step: StepId,
     ) -> Result<bool, BuildError> {
         let (need, keep) = match (self.partial.get(&src), &src) {
             (Some(old), _) if old.serves(need) => return Ok(true),
@@ -239,6 +247,7 @@ impl Stages {
         let Some(found) = ctx.extract_for(layers, name, &need, &keep)? else { return Ok(false) };
         let ex = &found.partial.extraction;
         ctx.emitter.emit(Event::SourceExtracted {
+            for_step: Some(step),
             stage: match &src {
                 Source::Stage(p) => Some(*p),
                 Source::Image(_) => None,

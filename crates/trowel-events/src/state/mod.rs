@@ -32,7 +32,7 @@ pub use outcome::{Failure, Finished, Outcome};
 pub use output::{OutputTail, TAIL_BYTES, TAIL_LINES};
 pub use push::{BlobProgress, ImageView, IndexView, PushDecision, PushView};
 pub use stage::{RootView, StageView};
-pub use step::{CacheView, Pause, Resume, ShellSession, StepState, StepView};
+pub use step::{CacheView, Pause, Resume, ShellSession, SourceRead, StepState, StepView};
 
 /// The build so far: everything its events said, folded in order.
 #[derive(Debug, Clone, Default)]
@@ -469,10 +469,47 @@ impl BuildState {
                     });
                 }
             }
-            Event::PullProgress { .. }
-            | Event::SourceExtracted { .. }
-            | Event::SourceUnpacked { .. }
-            | Event::OutputWritten { .. } => {}
+            Event::SourceExtracted { for_step, stage, image, paths, layers, entries, skipped, duration_ms, .. } => {
+                let from = self.source_label(*stage, image.as_deref());
+                let how = format!(
+                    "extracted {}: {entries} entries of {} ({skipped} left out)",
+                    paths.join(" "),
+                    if *layers == 1 { "1 layer".to_string() } else { format!("{layers} layers") }
+                );
+                let read = SourceRead { from, how, why: None, duration_ms: *duration_ms };
+                if let Some(s) = for_step.and_then(|id| self.steps.get_mut(&id)) {
+                    s.reads.push(read);
+                }
+            }
+            Event::SourceUnpacked {
+                for_step,
+                stage,
+                image,
+                why,
+                layers,
+                entries,
+                bytes,
+                duration_ms,
+                from_store,
+                store_unused,
+                ..
+            } => {
+                let from = self.source_label(*stage, image.as_deref());
+                let root = RootView {
+                    layers: *layers,
+                    entries: *entries,
+                    bytes: *bytes,
+                    duration_ms: *duration_ms,
+                    from_store: *from_store,
+                    store_unused: store_unused.clone(),
+                    after_steps: 0,
+                };
+                let read = SourceRead { from, how: root.summary(), why: Some(why.clone()), duration_ms: *duration_ms };
+                if let Some(s) = for_step.and_then(|id| self.steps.get_mut(&id)) {
+                    s.reads.push(read);
+                }
+            }
+            Event::PullProgress { .. } | Event::OutputWritten { .. } => {}
         }
     }
 
@@ -502,6 +539,19 @@ impl BuildState {
                 self.steps.insert(step.id, step);
             }
             self.stages.push(view);
+        }
+    }
+
+    /// `stage builder`, `stage 1` or the image: what a step read from.
+    fn source_label(&self, stage: Option<usize>, image: Option<&str>) -> String {
+        match (stage, image) {
+            (Some(i), _) => match self.stages.iter().find(|s| s.index == i) {
+                Some(s) if s.name.is_some() => format!("stage {}", s.label()),
+                Some(s) => s.label(),
+                None => format!("stage {i}"),
+            },
+            (None, Some(image)) => image.to_string(),
+            (None, None) => "an image".to_string(),
         }
     }
 

@@ -55,6 +55,20 @@ impl From<StepStatus> for StepState {
     }
 }
 
+/// What a step had to do before it could read from another stage or an image
+/// (`source_extracted`, `source_unpacked`): that work is in the step's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRead {
+    /// `stage builder`, `stage 1`, or the image as written.
+    pub from: String,
+    /// `extracted /out: 12 entries of 3 layers (284 left out)`, `mounted from the store, 1 of
+    /// 5 layers unpacked into it`, `unpacked: 288 entries, 2 layers`.
+    pub how: String,
+    /// Why a whole root rather than the paths read (`source_unpacked`).
+    pub why: Option<String>,
+    pub duration_ms: u64,
+}
+
 /// A step's layer-cache lookup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheView {
@@ -168,6 +182,8 @@ pub struct StepView {
     pub output: OutputTail,
     /// Set once the step was re-run from the debugger's failure pause (the latest attempt).
     pub attempt: Option<Attempt>,
+    /// What it had to do to read from other stages or images, in the order it was done.
+    pub reads: Vec<SourceRead>,
 }
 
 impl StepView {
@@ -195,6 +211,7 @@ impl StepView {
             shells: Vec::new(),
             output: OutputTail::default(),
             attempt: None,
+            reads: Vec::new(),
         }
     }
 

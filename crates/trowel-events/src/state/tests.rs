@@ -500,3 +500,56 @@ fn the_stages_root_is_placed_after_the_steps_done_when_it_was_ready() {
     let none = build().at(1, Event::StageStarted { stage: 0, name: None, base: "busybox".into() }).state();
     assert_eq!(none.stage(0).unwrap().root, None, "a stage the cache serves whole has no root");
 }
+
+#[test]
+fn what_a_step_read_from_another_stage_or_an_image_is_the_steps() {
+    let whole = Event::SourceUnpacked {
+        for_step: Some(COPY),
+        stage: Some(0),
+        image: None,
+        why: "the unpacked-layer store holds most of its layers".into(),
+        layers: 5,
+        entries: 12,
+        bytes: 4096,
+        duration_ms: 30,
+        from_store: Some(4),
+        store_unused: None,
+    };
+    let extracted = Event::SourceExtracted {
+        for_step: Some(COPY),
+        stage: None,
+        image: Some("busybox".into()),
+        paths: vec!["/bin/busybox".into()],
+        layers: 1,
+        entries: 400,
+        skipped: 3,
+        bytes: 1_000_000,
+        passes: 1,
+        duration_ms: 80,
+    };
+    let s = build().at(1, started(COPY, 3, "COPY . /src")).at(2, whole).at(3, extracted).state();
+    let reads = &s.step(COPY).unwrap().reads;
+    assert_eq!(
+        reads,
+        &vec![
+            SourceRead {
+                from: "stage 0".into(),
+                how: "mounted, 1 of 5 layers unpacked into the store".into(),
+                why: Some("the unpacked-layer store holds most of its layers".into()),
+                duration_ms: 30,
+            },
+            SourceRead {
+                from: "busybox".into(),
+                how: "extracted /bin/busybox: 400 entries of 1 layer (3 left out)".into(),
+                why: None,
+                duration_ms: 80,
+            },
+        ]
+    );
+    assert!(s.step(RUN).unwrap().reads.is_empty());
+    // A trace from before the events named their step: nothing is placed.
+    let line = r#"{"seq":3,"ms":1,"event":"source_extracted","stage":0,"paths":["/out"],"layers":2,"entries":3,"skipped":4,"bytes":5,"passes":1,"duration_ms":6}"#;
+    let env: Envelope = serde_json::from_str(line).unwrap();
+    let old = build().at(1, started(COPY, 3, "COPY . /src")).at(2, env.event).state();
+    assert!(old.step(COPY).unwrap().reads.is_empty());
+}

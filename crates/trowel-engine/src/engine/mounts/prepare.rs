@@ -21,6 +21,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use trowel_events::StepId;
+
 use crate::engine::context::BuildContext;
 use crate::engine::copy_source::Need;
 use crate::engine::error::{BuildError, StepError};
@@ -103,9 +105,14 @@ pub(crate) struct MountRoots {
 }
 
 impl MountRoots {
-    /// Makes the roots of every stage and image `mounts` read available (unpacking them if
-    /// needed: they stay for later steps of the build).
-    pub fn gather(ctx: &BuildContext<'_>, stages: &mut Stages, mounts: &StepMounts) -> Result<MountRoots, BuildError> {
+    /// Makes the roots of every stage and image `mounts` (of `step`) read available (unpacking
+    /// them if needed: they stay for later steps of the build).
+    pub fn gather(
+        ctx: &BuildContext<'_>,
+        stages: &mut Stages,
+        mounts: &StepMounts,
+        step: StepId,
+    ) -> Result<MountRoots, BuildError> {
         let mut out = MountRoots::default();
         for m in &mounts.mounts {
             let from = match &m.what {
@@ -133,12 +140,12 @@ impl MountRoots {
                         let ids: Vec<String> = s.layers.iter().map(|l| l.diff_id.to_string()).collect();
                         crate::digest::Digest::of(ids.join(",").as_bytes()).to_string()
                     });
-                    let root = stages.stage_files(ctx, *p, &need)?;
+                    let root = stages.stage_files(ctx, *p, &need, step)?;
                     (root.host_path().to_path_buf(), format!("stage {p} {}", id.unwrap_or_default()))
                 }
                 From::Image(r) => {
                     let digest = ctx.resolve_once(r, mounts.platform.as_ref())?.manifest_digest.to_string();
-                    let root = stages.image_files(ctx, r, mounts.platform.as_ref(), &need)?;
+                    let root = stages.image_files(ctx, r, mounts.platform.as_ref(), &need, step)?;
                     (root.host_path().to_path_buf(), format!("image {r}@{digest}"))
                 }
                 From::Context => unreachable!("skipped above"),

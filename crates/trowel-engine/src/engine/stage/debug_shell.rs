@@ -33,7 +33,7 @@ impl StageRunner {
     ) -> Result<(), SessionError> {
         let root_dir = self.files.get(s, self.index, &self.layers).map_err(|e| e.to_string())?.dir.clone();
         // At a RUN's pause the shell has the RUN's mounts, network and security mode.
-        let mounts = self.shell_mounts(s)?;
+        let mounts = self.shell_mounts(s, at)?;
         if s.ctx.slash_keep.is_some() {
             return self.session_in_container(s, at, argv, mounts.as_ref());
         }
@@ -45,9 +45,13 @@ impl StageRunner {
 
     /// The current RUN's mounts, prepared for a shell (locks held, relays running) until the
     /// returned value is dropped.
-    fn shell_mounts(&self, s: &mut Shared<'_, '_>) -> Result<Option<(StepMounts, Prepared)>, SessionError> {
+    fn shell_mounts(
+        &self,
+        s: &mut Shared<'_, '_>,
+        at: &Checkpoint,
+    ) -> Result<Option<(StepMounts, Prepared)>, SessionError> {
         let Some(m) = self.step_mounts.clone() else { return Ok(None) };
-        let roots = MountRoots::gather(s.ctx, s.stages, &m).map_err(|e| format!("the step's mounts: {e}"))?;
+        let roots = MountRoots::gather(s.ctx, s.stages, &m, at.id).map_err(|e| format!("the step's mounts: {e}"))?;
         let p = mounts::prepare(s.ctx, &roots, &m, s.ctx.opts.run.isolation)
             .map_err(|e| format!("the step's mounts: {e}"))?;
         Ok(Some((m, p)))

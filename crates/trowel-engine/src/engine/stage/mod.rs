@@ -424,7 +424,7 @@ impl StageRunner {
         // in container isolation may take `/` from the stage a mount reads (that one is then
         // unpacked elsewhere).
         let mount_roots = match &self.step_mounts {
-            Some(m) => MountRoots::gather(ctx, s.stages, m).map_err(|e| at.fail(e))?,
+            Some(m) => MountRoots::gather(ctx, s.stages, m, at.id).map_err(|e| at.fail(e))?,
             None => MountRoots::default(),
         };
         let source = Self::source_of(s, index, at, step.as_ref())?;
@@ -454,10 +454,10 @@ impl StageRunner {
         Ok(match step.from() {
             None => Source::Context { root: &ctx.context, ignore: &ctx.dockerignore },
             Some(from) => match stage_index(&ctx.plan, index, from) {
-                Some(p) => Source::Root(s.stages.stage_files(ctx, p, &step.reads()).map_err(|e| at.fail(e))?),
+                Some(p) => Source::Root(s.stages.stage_files(ctx, p, &step.reads(), at.id).map_err(|e| at.fail(e))?),
                 None => Source::Root(
                     s.stages
-                        .image_files(ctx, from, Some(&ctx.plan.stage_platform(index)), &step.reads())
+                        .image_files(ctx, from, Some(&ctx.plan.stage_platform(index)), &step.reads(), at.id)
                         .map_err(|e| at.fail(e))?,
                 ),
             },
