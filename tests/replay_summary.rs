@@ -317,3 +317,35 @@ fn a_build_for_two_platforms_reports_each_platform_and_the_index() {
     assert!(at(&amd) < at(&arm) && at(&arm) < at(&index), "{summary}");
     assert!(summary.contains(&format!("Pushed 127.0.0.1:5000/app@sha256:{}", "9".repeat(64))), "{summary}");
 }
+
+/// What a step did to read from another stage or an image (here: a whole root of stage 0
+/// mounted from the unpacked-layer store, and a path taken out of an image's layers) is
+/// listed under it, with how long it took, which the step's time holds.
+#[test]
+fn what_a_step_did_to_read_from_a_stage_or_an_image_is_listed_under_it() {
+    let mut events = started();
+    events.extend([
+        (
+            11,
+            json!({"event": "source_unpacked", "for_step": id(1), "stage": 0, "layers": 5, "entries": 12,
+                   "bytes": 4096, "duration_ms": 41, "from_store": 4,
+                   "why": "the unpacked-layer store holds most of its layers"}),
+        ),
+        (
+            12,
+            json!({"event": "source_extracted", "for_step": id(1), "image": "busybox", "paths": ["/bin/busybox"],
+                   "layers": 1, "entries": 400, "skipped": 3, "bytes": 1000000, "passes": 1, "duration_ms": 1250}),
+        ),
+        (
+            1400,
+            json!({"event": "step_finished", "id": id(1), "status": "built", "duration_ms": 1390, "layer": null,
+                   "exit_code": null}),
+        ),
+    ]);
+    let (text, _) = replay(&events);
+    let want = "  line 2    built     1.4s  RUN make\n\
+                \x20   read from stage 0: mounted, 1 of 5 layers unpacked into the store in 41 ms (a whole root: \
+                the unpacked-layer store holds most of its layers)\n\
+                \x20   read from busybox: extracted /bin/busybox: 400 entries of 1 layer (3 left out) in 1.2s\n";
+    assert!(text.contains(want), "{want}\nin\n{text}");
+}

@@ -1,14 +1,15 @@
 //! `trowel replay FILE --summary`: a plain-text post-mortem of a recorded build, for CI logs.
 //!
 //! It lists the build checks' findings and the debugger's breakpoints (when the trace recorded
-//! them), then every step that ran with its line, status, run
-//! time, layer size and cache result, and under it the debugger's pauses there (time paused is
-//! shown apart from the run time); a debugger shell session is an entry of its own, before or
-//! after its step as it ran, with its own time and the layer its kept changes became. Then the
-//! push decision, and the failure (with the failing step's last output lines) or the image and
-//! where it went; for a build for several platforms, each stage instance with its platform, each
-//! platform's image and the index. A trace that stops mid-build (the build was killed) says so and shows where
-//! it stopped; a step it never saw finish shows its run time up to the trace's last event,
+//! them), then every step that ran with its line, status, run time, layer size and cache result,
+//! and under it the debugger's pauses there (time paused is shown apart from the run time) and
+//! what reading from another stage or an image took it (the paths taken out of its layers, or a
+//! whole root of them); a debugger shell session is an entry of its own, before or after its step
+//! as it ran, with its own time and the layer its kept changes became. Then the push decision,
+//! and the failure (with the failing step's last output lines) or the image and where it went;
+//! for a build for several platforms, each stage instance with its platform, each platform's
+//! image and the index. A trace that stops mid-build (the build was killed) says so and shows
+//! where it stopped; a step it never saw finish shows its run time up to the trace's last event,
 //! marked `≥` as unfinished. Everything comes from the shared fold,
 //! [`BuildState`], so the summary says what the log and the debugger said.
 
@@ -257,6 +258,10 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
     }
     for m in &s.mounts {
         let _ = writeln!(out, "    mount {}", crate::tui::format::mount(m));
+    }
+    for r in &s.reads {
+        let why = r.why.as_ref().map(|w| format!(" (a whole root: {w})")).unwrap_or_default();
+        let _ = writeln!(out, "    read from {}{why}", r.line());
     }
     for (target, paths) in s.mount_leaks().into_iter().filter(|(_, p)| !p.is_empty()) {
         let _ = writeln!(out, "    LEAKED into the layer under mount target {target}: {}", paths.join(", "));

@@ -40,12 +40,6 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
-/// `41 ms` under a second, else as [`duration_ms`]: where there is room, a short time is
-/// not shown as `0.0s`.
-pub fn duration_exact(ms: u64) -> String {
-    if ms < 1000 { format!("{ms} ms") } else { duration_ms(ms) }
-}
-
 /// `rwxr-xr-x` plus setuid/setgid/sticky letters, as `ls -l` shows them.
 pub fn mode(mode: u32) -> String {
     let mut s = String::with_capacity(9);

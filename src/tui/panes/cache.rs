@@ -185,8 +185,7 @@ fn reads<'a>(out: &mut Vec<Line<'a>>, step: &trowel_events::state::StepView, mul
     out.push(Line::default());
     out.push(Line::from(Span::styled("read from", theme.header)));
     for r in &step.reads {
-        let text = format!("{}: {} in {}", r.from, r.how, format::duration_exact(r.duration_ms));
-        multi(out, "", &text, theme.text);
+        multi(out, "", &r.line(), theme.text);
         if let Some(why) = &r.why {
             multi(out, "", &format!("a whole root: {why}"), theme.dim);
         }
