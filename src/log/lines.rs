@@ -127,11 +127,7 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             duration_ms,
             ..
         } => {
-            let from = match (stage, image) {
-                (Some(s), _) => format!("stage {s}"),
-                (None, Some(i)) => i.clone(),
-                (None, None) => "an image".to_string(),
-            };
+            let from = source_name(*stage, image.as_deref());
             let again = if *passes > 1 { format!(", layers read {passes} times") } else { String::new() };
             say(
                 Level::Info,
@@ -158,11 +154,7 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             store_unused,
             ..
         } => {
-            let from = match (stage, image) {
-                (Some(s), _) => format!("stage {s}"),
-                (None, Some(i)) => i.clone(),
-                (None, None) => "an image".to_string(),
-            };
+            let from = source_name(*stage, image.as_deref());
             let made = RootMade { layers: *layers, entries: *entries, bytes: *size, duration_ms: *duration_ms };
             let line = made.line(&format!("{from}'s "), *from_store, store_unused.as_deref());
             say(Level::Info, &format!("{line}, to read from ({why})"))
@@ -359,6 +351,15 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         }
     }
     out
+}
+
+/// `stage 1` or the image as written: what a `COPY --from` or a RUN mount read from.
+fn source_name(stage: Option<usize>, image: Option<&str>) -> String {
+    match (stage, image) {
+        (Some(s), _) => format!("stage {s}"),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => "an image".to_string(),
+    }
 }
 
 /// A root just made: what `base_unpacked` and `source_unpacked` say of it.

@@ -481,30 +481,10 @@ impl BuildState {
                     s.reads.push(read);
                 }
             }
-            Event::SourceUnpacked {
-                for_step,
-                stage,
-                image,
-                why,
-                layers,
-                entries,
-                bytes,
-                duration_ms,
-                from_store,
-                store_unused,
-                ..
-            } => {
+            Event::SourceUnpacked { for_step, stage, image, why, layers, entries, duration_ms, from_store, .. } => {
                 let from = self.source_label(*stage, image.as_deref());
-                let root = RootView {
-                    layers: *layers,
-                    entries: *entries,
-                    bytes: *bytes,
-                    duration_ms: *duration_ms,
-                    from_store: *from_store,
-                    store_unused: store_unused.clone(),
-                    after_steps: 0,
-                };
-                let read = SourceRead { from, how: root.summary(), why: Some(why.clone()), duration_ms: *duration_ms };
+                let how = stage::root_summary(*layers, *entries, *from_store);
+                let read = SourceRead { from, how, why: Some(why.clone()), duration_ms: *duration_ms };
                 if let Some(s) = for_step.and_then(|id| self.steps.get_mut(&id)) {
                     s.reads.push(read);
                 }

@@ -53,12 +53,18 @@ impl RootView {
     /// `mounted from the store (2 layers)`, `mounted, 1 of 2 layers unpacked into the store`,
     /// `unpacked: 288 entries, 2 layers`: what making it took.
     pub fn summary(&self) -> String {
-        let layers = if self.layers == 1 { "1 layer".to_string() } else { format!("{} layers", self.layers) };
-        match self.from_store {
-            Some(found) if found >= self.layers => format!("mounted from the store ({layers})"),
-            Some(found) => format!("mounted, {} of {layers} unpacked into the store", self.layers - found),
-            None => format!("unpacked: {} entries, {layers}", self.entries),
-        }
+        root_summary(self.layers, self.entries, self.from_store)
+    }
+}
+
+/// [`RootView::summary`] of a root of `layers` layers, `from_store` of them in the
+/// unpacked-layer store already when mounted from there, `entries` written.
+pub(crate) fn root_summary(layers: usize, entries: u64, from_store: Option<usize>) -> String {
+    let n = if layers == 1 { "1 layer".to_string() } else { format!("{layers} layers") };
+    match from_store {
+        Some(found) if found >= layers => format!("mounted from the store ({n})"),
+        Some(found) => format!("mounted, {} of {n} unpacked into the store", layers - found),
+        None => format!("unpacked: {entries} entries, {n}"),
     }
 }
 
