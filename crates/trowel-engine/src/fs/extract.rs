@@ -17,8 +17,10 @@
 //!
 //! What is read may still lie outside the selection once the tree is known: a source whose
 //! path crosses a symlink (`/out -> /build/out`), a wildcard's matches that are symlinks, a hard
-//! link to a file left out. [`extract`] then adds those paths and applies the layers again into
-//! a fresh root, a bounded number of times; past that the caller unpacks everything instead.
+//! link to a file left out (or to a link left unmade for that reason: a chain of links, one
+//! more of it found per pass). [`extract`] then adds those paths and applies the layers again
+//! into a fresh root, a bounded number of times; past that the caller unpacks everything
+//! instead.
 //!
 //! Directory mtimes: a directory the selection writes into gets the same writes as in the full
 //! root, so its time is the full root's; an ancestor of a prefix gets its entry's mode, owner,
@@ -47,6 +49,10 @@ pub const MAX_PASSES: usize = 4;
 pub struct Selection {
     prefixes: Vec<String>,
     wants: Mutex<BTreeSet<String>>,
+    /// Hard links this pass left unmade because their file was left out (or was itself such a
+    /// link): a link to one of them waits for the same next pass, where a full unpack would
+    /// have found the file.
+    deferred: Mutex<BTreeSet<String>>,
 }
 
 impl Selection {
@@ -55,7 +61,7 @@ impl Selection {
         let mut v: Vec<String> = prefixes.into_iter().map(|p| path::clean(p.as_ref())).collect();
         v.sort();
         v.dedup();
-        Selection { prefixes: v, wants: Mutex::new(BTreeSet::new()) }
+        Selection { prefixes: v, wants: Mutex::new(BTreeSet::new()), deferred: Mutex::new(BTreeSet::new()) }
     }
 
     pub fn prefixes(&self) -> &[String] {
@@ -92,6 +98,16 @@ impl Selection {
     /// Records a path the next pass must write (a hard link's file that was left out).
     pub(crate) fn want(&self, p: String) {
         self.wants.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
+    }
+
+    /// Records a hard link this pass left unmade (see the `deferred` field).
+    pub(crate) fn defer(&self, p: String) {
+        self.deferred.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
+    }
+
+    /// Whether `p` is a hard link this pass left unmade.
+    pub(crate) fn deferred(&self, p: &str) -> bool {
+        self.deferred.lock().unwrap_or_else(|e| e.into_inner()).contains(p)
     }
 
     fn take_wants(&self) -> BTreeSet<String> {
@@ -219,6 +235,46 @@ mod tests {
 
     fn selecting(prefix: &str, allow_devices: bool) -> UnpackOptions {
         UnpackOptions { select: Some(Arc::new(Selection::new([prefix]))), allow_devices, ..UnpackOptions::default() }
+    }
+
+    /// A chain of hard links (each a link to the one before, as a hand-written layer may have
+    /// it) read at its end: each pass finds one more of it outside the selection, and the
+    /// extraction settles once the file is in, with the content a full unpack gives; a longer
+    /// chain than the passes allow is left to a full unpack. A link to a file that never
+    /// existed is still refused.
+    #[test]
+    fn a_chain_of_hard_links_is_followed_one_link_per_pass() {
+        let chain = |n: usize| {
+            let mut b = tar::Builder::new(Vec::new());
+            entry(&mut b, EntryType::Regular, "c/h0", b"", b"end\n");
+            for i in 1..=n {
+                entry(&mut b, EntryType::Link, &format!("c/h{i}"), format!("c/h{}", i - 1).as_bytes(), b"");
+            }
+            b.into_inner().unwrap()
+        };
+        let run = |tar: &[u8], read: &str| {
+            let d = tempfile::Builder::new().prefix("trowel-extract-").tempdir_in("/var/tmp").unwrap();
+            let apply = |root: &Root, o: &UnpackOptions| unpack_layer(root, tar, o);
+            let found = extract(d.path(), &[read.to_string()], &UnpackOptions::default(), |e| e, apply, |_| Ok(vec![]))
+                .unwrap();
+            let content = found.as_ref().map(|x| std::fs::read_to_string(x.dir.join(&read[1..])).unwrap());
+            (found.map(|x| x.passes), content)
+        };
+        assert_eq!(run(&chain(3), "/c/h3"), (Some(4), Some("end\n".to_string())));
+        assert_eq!(run(&chain(1), "/c/h1"), (Some(2), Some("end\n".to_string())));
+        assert_eq!(run(&chain(4), "/c/h4"), (None, None), "five passes would be needed");
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, EntryType::Link, "c/h1", b"c/nothing", b"");
+        entry(&mut b, EntryType::Link, "c/h2", b"c/h1", b"");
+        let tar = b.into_inner().unwrap();
+        let d = tempfile::Builder::new().prefix("trowel-extract-").tempdir_in("/var/tmp").unwrap();
+        let apply = |root: &Root, o: &UnpackOptions| unpack_layer(root, &tar[..], o);
+        let Err(err) =
+            extract(d.path(), &["/c/h2".to_string()], &UnpackOptions::default(), |e| e, apply, |_| Ok(vec![]))
+        else {
+            panic!("a link to a file that never existed was extracted");
+        };
+        assert!(err.to_string().contains("hardlink target /c/nothing does not exist"), "{err}");
     }
 
     /// Left-out entries are refused for what they are, as a full unpack refuses them.

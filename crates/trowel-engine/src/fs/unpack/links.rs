@@ -60,14 +60,19 @@ impl Applier<'_> {
         let parent = self.resolve_parent(&link_logical, raw_name, false)?;
         let source = path::join(&parent, path::file_name(&link_logical));
         let Some(src) = self.root.lstat(&source)? else {
-            if let Some(sel) = &self.opts.select
-                && !sel.covers(&source)
-            {
-                // Its file was left out: the next pass of the extraction writes it too. What
-                // stood here goes, so paths resolve as in a full unpack meanwhile.
-                sel.want(source);
-                self.clear_for_nondir(target)?;
-                return Ok(());
+            if let Some(sel) = &self.opts.select {
+                let left_out = !sel.covers(&source);
+                // Its file was left out, or is a link this pass left unmade for that reason
+                // (a chain of links): the next pass of the extraction writes it. What stood
+                // here goes, so paths resolve as in a full unpack meanwhile.
+                if left_out || sel.deferred(&source) {
+                    if left_out {
+                        sel.want(source);
+                    }
+                    sel.defer(target.to_string());
+                    self.clear_for_nondir(target)?;
+                    return Ok(());
+                }
             }
             return Err(unsafe_entry(raw_name, format!("hardlink target {link_logical} does not exist")));
         };
