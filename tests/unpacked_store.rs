@@ -683,3 +683,55 @@ fn a_killed_build_leaves_no_mount() {
     assert_eq!(std::fs::read_dir(&work).map(|d| d.count()).unwrap_or(0), 0);
     assert_eq!(std::fs::read_dir(cache.path().join("unpacked/tmp")).unwrap().count(), 0);
 }
+
+/// A `COPY --from` an image whose file is the end of a chain of hard links (each a link to the
+/// one before, as a hand-written layer may have it): each pass of the extraction finds one
+/// more link outside what it wrote, so a long chain makes it give up, and a whole root is made. The trace and
+/// the log say so, with how long the extraction tried, which the step's time holds too; the
+/// copy is the file's content.
+#[test]
+fn a_copy_from_whose_reads_never_settle_gets_a_whole_root_and_says_how_long_it_tried() {
+    let mut tar = tar::Builder::new(Vec::new());
+    for i in 0..8 {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(format!("chain/h{i}")).unwrap();
+        let data: &[u8] = if i == 0 { b"end of the chain\n" } else { b"" };
+        h.set_entry_type(if i == 0 { tar::EntryType::Regular } else { tar::EntryType::Link });
+        if i > 0 {
+            h.set_link_name(format!("chain/h{}", i - 1)).unwrap();
+        }
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        tar.append(&h, data).unwrap();
+    }
+    let layer = hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap());
+    let image = hardening_support::push_image(&unique_repo("store-chain"), &layer).reference;
+    let df = format!("FROM {}\nCOPY --from={image} /chain/h7 /got\n", env().busybox());
+    let dest1 = dest("store-chain");
+    let done = Build::new(&df, None).run(&["--destination", &dest1]);
+    assert!(done.extracted.is_empty(), "{:?}", done.extracted);
+    assert_eq!(done.sources.len(), 1, "{:#?}", done.sources);
+    let src = &done.sources[0];
+    assert_eq!(src["image"], image.as_str(), "{src}");
+    assert!(src["from_store"].is_null() && src["store_unused"].as_str().unwrap().contains("no cache dir"), "{src}");
+    let why = src["why"].as_str().unwrap();
+    assert!(why.starts_with("what the step reads led to more paths") && why.contains("it gave up after "), "{why}");
+    assert!(done.log.contains(&format!("({why})")), "{}", done.log);
+    let img = pull_and_unpack(&dest1);
+    assert_eq!(Tree::content(&img.rootfs(), "/got"), "end of the chain\n");
+
+    // A shorter chain settles, a link more per pass. (Before, a link to a link failed the
+    // build: "hardlink target /chain/h1 does not exist".)
+    let df = format!("FROM {}\nCOPY --from={image} /chain/h2 /got\n", env().busybox());
+    let dest2 = dest("store-chain-short");
+    let done = Build::new(&df, None).run(&["--destination", &dest2]);
+    assert!(done.sources.is_empty(), "{:?}", done.sources);
+    assert_eq!(done.extracted.len(), 1, "{:?}", done.extracted);
+    assert_eq!(done.extracted[0]["passes"], 3, "{}", done.extracted[0]);
+    let img = pull_and_unpack(&dest2);
+    assert_eq!(Tree::content(&img.rootfs(), "/got"), "end of the chain\n");
+}

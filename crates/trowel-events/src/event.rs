@@ -372,8 +372,8 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image: Option<String>,
         /// Why a whole root rather than the paths read: `the unpacked-layer store holds most
-        /// of its layers`, `the reader reads every file`, or why the extraction could not
-        /// settle.
+        /// of its layers`, `the step reads every file of it`, or that an extraction could not
+        /// settle, with how long it tried (that time is the step's too).
         why: String,
         layers: usize,
         /// Files, directories and links created: of the layers unpacked now only (none were

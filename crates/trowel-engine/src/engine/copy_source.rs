@@ -96,15 +96,16 @@ pub(crate) struct Extracted {
 
 impl BuildContext<'_> {
     /// Extracts of `layers` what `need` reads (and what `keep` covers: an earlier extraction's
-    /// prefixes), into a fresh scratch directory named after `name`. `None` when the reads do
-    /// not settle within the allowed passes: the caller unpacks everything.
+    /// prefixes), into a fresh scratch directory named after `name`. `Err(ms)` when the reads
+    /// do not settle within the allowed passes, after `ms` spent trying: the caller unpacks
+    /// everything.
     pub fn extract_for(
         &self,
         layers: &[StageLayer],
         name: &str,
         need: &Need,
         keep: &[String],
-    ) -> Result<Option<Extracted>, BuildError> {
+    ) -> Result<Result<Extracted, u64>, BuildError> {
         let t0 = std::time::Instant::now();
         self.fetch_blobs(layers)?;
         let scratch = self.scratch_dir(name)?;
@@ -129,11 +130,11 @@ impl BuildContext<'_> {
             Some(extraction) => {
                 let stats = extraction.stats.clone();
                 let duration_ms = t0.elapsed().as_millis() as u64;
-                Ok(Some(Extracted { partial: PartialRoot { scratch, extraction }, stats, duration_ms }))
+                Ok(Ok(Extracted { partial: PartialRoot { scratch, extraction }, stats, duration_ms }))
             }
             None => {
                 let _ = crate::fs::remove::remove_tree(&scratch);
-                Ok(None)
+                Ok(Err(t0.elapsed().as_millis() as u64))
             }
         }
     }

@@ -155,23 +155,24 @@ impl Stages {
             return Ok(&self.borrowed[&p]);
         }
         let stage = self.built[p].as_ref().ok_or_else(|| not_built(ctx, p))?;
-        let mut why = None;
+        let mut why = String::new();
         if stage.root.is_none() {
-            why = whole_because(ctx, &stage.layers, need);
-            if why.is_none() {
-                let layers = stage.layers.clone();
-                if self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"), step)? {
-                    return Ok(self.partial[&Source::Stage(p)].root());
+            why = match whole_because(ctx, &stage.layers, need) {
+                Some(w) => w.to_string(),
+                None => {
+                    let layers = stage.layers.clone();
+                    match self.extract(ctx, Source::Stage(p), &layers, need, &format!("stage{p}-extract"), step)? {
+                        Ok(()) => return Ok(self.partial[&Source::Stage(p)].root()),
+                        Err(ms) => unsettled(ms),
+                    }
                 }
-                why = WHY_UNSETTLED;
-            }
+            };
         }
         let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
         let root = match stage.root.take() {
             Some(r) => r,
             None => {
-                let why = why.unwrap_or_default();
-                let root_for = RootFor::Reader { step, stage: Some(p), image: None, why };
+                let root_for = RootFor::Reader { step, stage: Some(p), image: None, why: &why };
                 ctx.materialize(&stage.layers, &format!("stage{p}-copy"), root_for)?
             }
         };
@@ -209,14 +210,21 @@ impl Stages {
                     uncompressed_size: None,
                 })
                 .collect();
-            let mut why = whole_because(ctx, &layers, need);
-            if why.is_none() {
-                if self.extract(ctx, Source::Image(key.clone()), &layers, need, "copy-from-image-extract", step)? {
-                    return Ok(self.partial[&Source::Image(key)].root());
-                }
-                why = WHY_UNSETTLED;
-            }
-            let root_for = RootFor::Reader { step, stage: None, image: Some(reference), why: why.unwrap_or_default() };
+            let why = match whole_because(ctx, &layers, need) {
+                Some(w) => w.to_string(),
+                None => match self.extract(
+                    ctx,
+                    Source::Image(key.clone()),
+                    &layers,
+                    need,
+                    "copy-from-image-extract",
+                    step,
+                )? {
+                    Ok(()) => return Ok(self.partial[&Source::Image(key)].root()),
+                    Err(ms) => unsettled(ms),
+                },
+            };
+            let root_for = RootFor::Reader { step, stage: None, image: Some(reference), why: &why };
             let root = ctx.materialize(&layers, "copy-from-image", root_for)?;
             self.external.insert(key.clone(), root);
         }
@@ -224,8 +232,9 @@ impl Stages {
     }
 
     /// Makes `self.partial[&src]` hold what `need` reads of `layers` (reusing the extraction
-    /// there when it covers it, else extracting what both read into a new one); false when the
-    /// extraction cannot settle and the caller must unpack everything.
+    /// there when it covers it, else extracting what both read into a new one); `Err(ms)` when
+    /// the extraction cannot settle (after `ms` spent trying) and the caller must unpack
+    /// everything.
     fn extract(
         &mut self,
         ctx: &BuildContext,
@@ -234,9 +243,9 @@ impl Stages {
         need: &Need,
         name: &str,
         step: StepId,
-    ) -> Result<bool, BuildError> {
+    ) -> Result<Result<(), u64>, BuildError> {
         let (need, keep) = match (self.partial.get(&src), &src) {
-            (Some(old), _) if old.serves(need) => return Ok(true),
+            (Some(old), _) if old.serves(need) => return Ok(Ok(())),
             (Some(old), _) => (need.clone(), old.extraction.prefixes.clone()),
             (None, Source::Stage(p)) => match self.hints.get(p) {
                 Some(h) => (Need::Many(vec![need.clone(), Need::Sources(h.clone())]), Vec::new()),
@@ -244,7 +253,10 @@ impl Stages {
             },
             (None, Source::Image(_)) => (need.clone(), Vec::new()),
         };
-        let Some(found) = ctx.extract_for(layers, name, &need, &keep)? else { return Ok(false) };
+        let found = match ctx.extract_for(layers, name, &need, &keep)? {
+            Ok(found) => found,
+            Err(ms) => return Ok(Err(ms)),
+        };
         let ex = &found.partial.extraction;
         ctx.emitter.emit(Event::SourceExtracted {
             for_step: Some(step),
@@ -267,7 +279,7 @@ impl Stages {
         if let Some(old) = self.partial.insert(src, found.partial) {
             self.reap(ctx, vec![old.scratch]);
         }
-        Ok(true)
+        Ok(Ok(()))
     }
 
     /// Frees the roots no stage after `built` reads (they can be large).
@@ -431,21 +443,23 @@ fn consumers_of(plan: &Plan) -> Vec<Vec<(usize, bool)>> {
     out
 }
 
-/// Why a reader gets a whole root of a stage or image ([`RootFor::Reader`]): said in its
-/// `source_unpacked` event.
-const WHY_ALL: Option<&str> = Some("the step reads every file of it");
-const WHY_STORE: Option<&str> = Some("the unpacked-layer store holds most of its layers");
-const WHY_UNSETTLED: Option<&str> =
-    Some("what the step reads led to more paths (symlinked directories, hard links) than an extraction follows");
-
 /// Why the reader of `layers` that reads `need` gets a whole root rather than those paths
-/// extracted (`None`: they are extracted).
+/// extracted (`None`: they are extracted): said in its `source_unpacked` event.
 fn whole_because(ctx: &BuildContext, layers: &[StageLayer], need: &Need) -> Option<&'static str> {
     if matches!(need, Need::All) {
-        WHY_ALL
+        Some("the step reads every file of it")
     } else if ctx.store_holds_most(layers) {
-        WHY_STORE
+        Some("the unpacked-layer store holds most of its layers")
     } else {
         None
     }
+}
+
+/// Why a reader whose extraction gave up after `ms` gets a whole root: the time is the step's
+/// too, and no other event reports it.
+fn unsettled(ms: u64) -> String {
+    format!(
+        "what the step reads led to more paths (symlinked directories, hard links) than an extraction follows: \
+         it gave up after {ms} ms"
+    )
 }
