@@ -735,3 +735,44 @@ fn a_copy_from_whose_reads_never_settle_gets_a_whole_root_and_says_how_long_it_t
     let img = pull_and_unpack(&dest2);
     assert_eq!(Tree::content(&img.rootfs(), "/got"), "end of the chain\n");
 }
+
+/// The debugger's "before" of a file that its layer holds as a hard link to a file of a layer
+/// below (as a hand-written layer may have it) is that file's, read from the layer blobs as
+/// from the store's entries: its own entry carries no content, and was shown as an empty file.
+#[test]
+fn the_before_of_a_hard_link_to_a_lower_file_is_that_file() {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, link: Option<&str>| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        tar.append(&h, &[][..]).unwrap();
+    };
+    add("data/", tar::EntryType::Directory, None);
+    add("data/group-link", tar::EntryType::Link, Some("etc/group"));
+    add("data/link-link", tar::EntryType::Link, Some("data/group-link"));
+    let layer = hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap());
+    let base = hardening_support::push_image(&unique_repo("store-lowerlink"), &layer).reference;
+    let df = format!("FROM {base}\nRUN chmod 0600 /data/group-link && echo x >> /data/link-link\n");
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let plain = Build::new(&df, None).run(&["--destination", &dest("store-lowerlink-plain")]);
+    let stored =
+        Build::new(&df, None).run(&["--cache-dir", cache.path().to_str().unwrap(), "--destination", &dest("store-ll")]);
+    let group = "root:x:0:";
+    for (what, d) in [("blobs", &plain), ("store", &stored)] {
+        for p in ["/data/group-link", "/data/link-link"] {
+            let before = d.befores.iter().find(|b| b.starts_with(&format!("\"{p}\" before "))).expect(p);
+            assert!(before.contains(group), "{what}: {p}: {before}");
+        }
+    }
+    assert_eq!(plain.befores, stored.befores);
+}

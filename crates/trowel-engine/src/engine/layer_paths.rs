@@ -108,18 +108,36 @@ fn read_in_root<T>(root: &Root, p: &str, read: &mut impl FnMut(&mut Found<'_>) -
 
 /// [`read_paths`] from the layer blobs, downloaded first where the blob store lacks them. A
 /// wanted path that is a hard link in its layer is read from the entry it links to (the link's
-/// own entry carries no content), in a second pass over that layer.
+/// own entry carries no content): in a second pass over that layer, or, when what it links to
+/// is a link itself or a file of a layer below, as those layers hold it.
 fn read_from_blobs<T: Clone>(
     ctx: &BuildContext<'_>,
     layers: &[StageLayer],
     wanted: &HashSet<&str>,
     read: &mut impl FnMut(&mut Found<'_>) -> Option<T>,
 ) -> HashMap<String, Option<T>> {
-    let mut found: HashMap<String, Option<T>> = HashMap::new();
     if ctx.fetch_blobs(layers).is_err() {
-        return found;
+        return HashMap::new();
     }
-    for l in layers {
+    read_layers(ctx, layers, wanted, read, 0)
+}
+
+/// How many links of a chain of hard links (a link to a link, or to a file of a layer below)
+/// are followed. A full unpack refuses a link whose file is missing, so a layer whose chain
+/// goes on past this (or loops) is one no build got this far with; its links keep what their
+/// own entries say.
+const MAX_LINK_DEPTH: usize = 8;
+
+/// [`read_from_blobs`] over blobs that are there, `depth` links into a chain.
+fn read_layers<T: Clone>(
+    ctx: &BuildContext<'_>,
+    layers: &[StageLayer],
+    wanted: &HashSet<&str>,
+    read: &mut impl FnMut(&mut Found<'_>) -> Option<T>,
+    depth: usize,
+) -> HashMap<String, Option<T>> {
+    let mut found: HashMap<String, Option<T>> = HashMap::new();
+    for (i, l) in layers.iter().enumerate() {
         // This layer's hard links among the wanted paths: by the path they link to.
         let mut links: HashMap<String, Vec<String>> = HashMap::new();
         each_entry(ctx, l, |path, entry| {
@@ -148,8 +166,8 @@ fn read_from_blobs<T: Clone>(
             continue;
         }
         each_entry(ctx, l, |path, entry| {
-            if let Some(names) = links.remove(&path)
-                && entry.header().entry_type() != tar::EntryType::Link
+            if entry.header().entry_type() != tar::EntryType::Link
+                && let Some(names) = links.remove(&path)
             {
                 let value = read_entry(entry, read);
                 for name in names {
@@ -157,6 +175,20 @@ fn read_from_blobs<T: Clone>(
                 }
             }
         });
+        if links.is_empty() || depth >= MAX_LINK_DEPTH {
+            continue;
+        }
+        // The rest link to a link of this layer or to a file of a layer below: read as the
+        // layers up to this one hold them.
+        let targets: Vec<String> = links.keys().cloned().collect();
+        let resolved = read_layers(ctx, &layers[..=i], &targets.iter().map(String::as_str).collect(), read, depth + 1);
+        for (target, names) in links {
+            if let Some(value) = resolved.get(&target) {
+                for name in names {
+                    found.insert(name, value.clone());
+                }
+            }
+        }
     }
     found
 }
