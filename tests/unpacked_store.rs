@@ -39,6 +39,28 @@ fn layered_base() -> &'static str {
     })
 }
 
+/// A layer written by hand, as other tools write layers: `(path, type, data, link target)`
+/// per entry, owned by root, mode 0755 for directories and 0644 otherwise.
+fn hand_layer(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> hardening_support::ExtraLayer {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, kind, data, link) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(if *kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        tar.append(&h, *data).unwrap();
+    }
+    hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap())
+}
+
 struct Build {
     ctx: tempfile::TempDir,
     work: tempfile::TempDir,
@@ -506,29 +528,15 @@ fn a_store_root_indexed_without_reading_its_base_misses_no_change() {
 fn a_layer_with_whiteouts_opaque_dirs_and_links_to_lower_files_mounts_as_it_unpacks() {
     // Written by hand, as other tools write layers: a whiteout of a lower symlink and of a
     // lower directory, an opaque /etc with one new file, a hard link to a lower file.
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(path).unwrap();
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
-        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        if let Some(l) = link {
-            h.set_link_name(l).unwrap();
-        }
-        h.set_cksum();
-        tar.append(&h, data).unwrap();
-    };
-    add("bin/.wh.cat", tar::EntryType::Regular, b"", None);
-    add("var/.wh.tmp", tar::EntryType::Regular, b"", None);
-    add("etc/", tar::EntryType::Directory, b"", None);
-    add("etc/.wh..wh..opq", tar::EntryType::Regular, b"", None);
-    add("etc/hostname", tar::EntryType::Regular, b"layered\n", None);
-    add("usr/bin/hl", tar::EntryType::Link, b"", Some("bin/busybox"));
-    let layer = hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap());
+    use tar::EntryType::{Directory, Link, Regular};
+    let layer = hand_layer(&[
+        ("bin/.wh.cat", Regular, b"", None),
+        ("var/.wh.tmp", Regular, b"", None),
+        ("etc/", Directory, b"", None),
+        ("etc/.wh..wh..opq", Regular, b"", None),
+        ("etc/hostname", Regular, b"layered\n", None),
+        ("usr/bin/hl", Link, b"", Some("bin/busybox")),
+    ]);
     let base = hardening_support::push_image(&unique_repo("store-whiteouts"), &layer).reference;
     let df = format!(
         "FROM {base}\nRUN ls -a /etc > /etc-seen && test ! -e /bin/cat && test ! -e /var/tmp && ls -i /usr/bin/hl /bin/busybox | awk '{{print $1}}' | uniq | wc -l > /links && echo more >> /etc/hostname\n"
@@ -691,24 +699,12 @@ fn a_killed_build_leaves_no_mount() {
 /// copy is the file's content.
 #[test]
 fn a_copy_from_whose_reads_never_settle_gets_a_whole_root_and_says_how_long_it_tried() {
-    let mut tar = tar::Builder::new(Vec::new());
-    for i in 0..8 {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(format!("chain/h{i}")).unwrap();
-        let data: &[u8] = if i == 0 { b"end of the chain\n" } else { b"" };
-        h.set_entry_type(if i == 0 { tar::EntryType::Regular } else { tar::EntryType::Link });
-        if i > 0 {
-            h.set_link_name(format!("chain/h{}", i - 1)).unwrap();
-        }
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_cksum();
-        tar.append(&h, data).unwrap();
+    let names: Vec<String> = (0..8).map(|i| format!("chain/h{i}")).collect();
+    let mut entries = vec![(names[0].as_str(), tar::EntryType::Regular, &b"end of the chain\n"[..], None)];
+    for i in 1..8 {
+        entries.push((names[i].as_str(), tar::EntryType::Link, b"", Some(names[i - 1].as_str())));
     }
-    let layer = hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap());
+    let layer = hand_layer(&entries);
     let image = hardening_support::push_image(&unique_repo("store-chain"), &layer).reference;
     let df = format!("FROM {}\nCOPY --from={image} /chain/h7 /got\n", env().busybox());
     let dest1 = dest("store-chain");
@@ -741,26 +737,12 @@ fn a_copy_from_whose_reads_never_settle_gets_a_whole_root_and_says_how_long_it_t
 /// from the store's entries: its own entry carries no content, and was shown as an empty file.
 #[test]
 fn the_before_of_a_hard_link_to_a_lower_file_is_that_file() {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, kind: tar::EntryType, link: Option<&str>| {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(path).unwrap();
-        h.set_entry_type(kind);
-        h.set_size(0);
-        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        if let Some(l) = link {
-            h.set_link_name(l).unwrap();
-        }
-        h.set_cksum();
-        tar.append(&h, &[][..]).unwrap();
-    };
-    add("data/", tar::EntryType::Directory, None);
-    add("data/group-link", tar::EntryType::Link, Some("etc/group"));
-    add("data/link-link", tar::EntryType::Link, Some("data/group-link"));
-    let layer = hardening_support::ExtraLayer::from_tar(&tar.into_inner().unwrap());
+    use tar::EntryType::{Directory, Link};
+    let layer = hand_layer(&[
+        ("data/", Directory, b"", None),
+        ("data/group-link", Link, b"", Some("etc/group")),
+        ("data/link-link", Link, b"", Some("data/group-link")),
+    ]);
     let base = hardening_support::push_image(&unique_repo("store-lowerlink"), &layer).reference;
     let df = format!("FROM {base}\nRUN chmod 0600 /data/group-link && echo x >> /data/link-link\n");
     let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
