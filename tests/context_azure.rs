@@ -67,7 +67,7 @@ fn azurite() -> &'static Azurite {
         let tools = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // Over https (Azurite takes a bearer token only so), its certificate from a CA of ours.
-        let tls = tempfile::Builder::new().prefix("trowel-azurite-tls-").tempdir().unwrap().keep();
+        let tls = tempfile::Builder::new().prefix("trowel-azurite-tls-").tempdir_in(&common::env().dir).unwrap().keep();
         openssl(
             &tls,
             "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=trowel-azure-test-CA",

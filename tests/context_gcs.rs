@@ -54,7 +54,7 @@ fn google() -> &'static Google {
             stdout(&o),
             stderr(&o)
         );
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = tempfile::tempdir_in(&common::env().dir).unwrap().keep();
         let key = dir.join("key.pem");
         openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key.to_str().unwrap()]);
         openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout", "-out", dir.join("pub.pem").to_str().unwrap()]);

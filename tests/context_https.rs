@@ -45,7 +45,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("trowel-https-ctx-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new().prefix("trowel-https-ctx-").tempdir_in(&common::env().dir).unwrap().keep();
         openssl(
             &dir,
             &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]

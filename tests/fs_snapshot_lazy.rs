@@ -69,12 +69,14 @@ fn root_is_real() -> bool {
 /// whiting out another) mounted with an upper directory, and a plain directory with what the
 /// mount shows; each indexed as a build indexes it (the mount lazily).
 struct Pair {
-    _t: tempfile::TempDir,
     plain: PathBuf,
     merged: PathBuf,
     plain_snap: Snapshotter,
     store_snap: Snapshotter,
+    // Fields drop in order: the mount goes before the directory it is in can be removed (the
+    // other way round, every test left a mounted directory under /var/tmp behind).
     _mount: LayerMount,
+    _t: tempfile::TempDir,
 }
 
 /// What the mount shows, and so the plain directory holds.

@@ -24,7 +24,7 @@ use trowel_engine::sandbox::{RunOutcome, RunSpec, Stream, resolve_user};
 fn arm64_root() -> &'static Path {
     static ROOT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, root) = ROOT.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("trowel-emulation-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new().prefix("trowel-emulation-test-").tempdir_in(&env().dir).unwrap();
         let layout = dir.path().join("layout");
         let image = format!("docker://{}/busybox:arm64", env().registry);
         assert_ok(&run(Command::new("skopeo").args([

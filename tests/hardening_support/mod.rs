@@ -18,7 +18,8 @@ use crate::common::{self, assert_ok, run, sha256_hex};
 fn base_layout() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("trowel-hardening-base-").tempdir().unwrap().keep();
+        let dir =
+            tempfile::Builder::new().prefix("trowel-hardening-base-").tempdir_in(&common::env().dir).unwrap().keep();
         let layout = dir.join("layout");
         let o = run(Command::new("skopeo").args([
             "copy",
