@@ -125,6 +125,12 @@ impl LocalLayers {
         self.dir.join(format!("{key}.json"))
     }
 
+    /// Whether the store has no entry for `key` at all (a hint: an entry that is there may still
+    /// turn out expired or corrupt, which only [`LocalLayers::lookup`] tells).
+    pub fn lacks(&self, key: &str) -> bool {
+        matches!(fs::symlink_metadata(self.entry_path(key)), Err(e) if e.kind() == io::ErrorKind::NotFound)
+    }
+
     fn pointer_path(&self, pointer: &str) -> PathBuf {
         self.dir.join(format!("{pointer}.json"))
     }

@@ -307,6 +307,17 @@ impl LayerCache {
         }
     }
 
+    /// The first of `steps` (in order) that copies into the stage's root (a COPY/ADD without
+    /// `--link`), is kept out of the cache repository and looked up in the local layer store,
+    /// and is certain not to be found there (no entry for its key at all). Such a step is
+    /// served only if the cache repository has a layer reference record for it (another
+    /// machine built the same inputs), so, as a rule, it runs.
+    pub(crate) fn first_local_miss(&self, keys: &StageKeys, steps: &[StepId]) -> Option<StepId> {
+        let local = self.local.as_ref()?;
+        let misses = |p: &PlannedStep| p.local && p.chain_key == p.key && local.lacks(&p.key);
+        steps.iter().copied().find(|id| keys.planned.get(id).is_some_and(misses))
+    }
+
     fn local_pointer(&self, id: StepId) -> String {
         local_pointer(&self.remote.repo().to_string(), &self.dockerfile_id, id.stage, id.step)
     }

@@ -1,4 +1,5 @@
-//! A cold stage's root made while its cache keys are planned.
+//! A stage's root made ahead: a cold stage's while its cache keys are planned, an edited COPY's
+//! while the cache repository answers.
 //!
 //! A stage's first step that needs files makes its root when the cache has missed it, and the
 //! cache only knows after the stage's keys are computed (the context's files hashed for each
@@ -9,13 +10,25 @@
 //! there, see `prefetch.rs`), the root will be needed, so it is made on a second thread while
 //! the keys are planned and looked up on this one.
 //!
+//! A stage the prefetch found warm (its first file step has an entry) may still run a COPY: the
+//! commonest CI rebuild edits a source file, and `COPY src/ /src/` then misses. When such a COPY
+//! is kept out of the cache repository (kaniko's flags) and the local layer store has no entry
+//! for its key, it runs unless another machine built the same inputs (a layer reference record in
+//! the cache repository); the root is then made at once, while the cache repository answers the
+//! lookups, instead of after them (W6's edit: its compile RUN starts 30 ms sooner). Only when the
+//! store holds every layer of the base (a mount, no download) and nothing before the COPY but a
+//! WORKDIR adds a layer (which would be applied to the root rather than mounted with it). When
+//! the cache repository does serve the COPY after all, the root was made for nothing: one
+//! overlay mount and its index.
+//!
 //! What it may not change:
 //! - *What a step sees.* The root is what the first file step would have made (the same
 //!   layers, the same `materialize`). Should a step before it be served from the cache after
 //!   all, its layer is applied to the root as any hit's is after a miss.
 //! - *Errors.* A root that could not be made is the error of the first step that needs it, as
 //!   if that step had made it; a stage the cache serves whole never reports it.
-//! - *A cached build's work.* Only a stage found cold, and only in chroot or rootless isolation:
+//! - *A cached build's work.* Only a stage found cold, or one whose COPY the local store lacks
+//!   (an unchanged rebuild finds every COPY there), and only in chroot or rootless isolation:
 //!   container isolation unpacks into `/`, which another stage may still hold until its first
 //!   file step claims it.
 
@@ -57,8 +70,38 @@ impl StageRunner {
             (keys, making.and_then(|m| m.join().ok().flatten()))
         });
         self.keys = keys;
-        if let Some(made) = made {
-            self.files.made_ahead(made);
+        match made {
+            Some(made) => self.files.made_ahead(made),
+            None => self.root_for_local_miss(s, steps),
         }
+    }
+
+    /// Makes the root of a stage found warm when a COPY of it will run after all (see the
+    /// module's comment), while the cache repository is asked for the steps' entries.
+    fn root_for_local_miss(&mut self, s: &Shared<'_, '_>, steps: &[(StepId, Instruction)]) {
+        use crate::dockerfile::InstructionKind as K;
+        let ctx = s.ctx;
+        let Some(cache) = s.cache.as_deref() else { return };
+        if !matches!(ctx.plan.stages[self.index].base, Base::Image(_))
+            || ctx.slash_keep.is_some()
+            || self.files.existing().is_some()
+            || self.layers.is_empty()
+        {
+            return;
+        }
+        let ids: Vec<StepId> = steps.iter().map(|(id, _)| *id).collect();
+        let Some(miss) = cache.first_local_miss(&self.keys, &ids) else { return };
+        // What the steps before it add would be applied to the root rather than mounted from
+        // the store: only a WORKDIR's directory is worth that, never a RUN's or a COPY's layer.
+        let before = steps.iter().take_while(|(id, _)| *id != miss);
+        if before.into_iter().any(|(_, ins)| matches!(ins.kind, K::Run { .. } | K::Copy(_) | K::Add(_))) {
+            return;
+        }
+        // A mount of entries the store holds, never a download or an unpack.
+        if !ctx.blobs_needed(&self.layers).is_empty() {
+            return;
+        }
+        let made = ctx.materialize(&self.layers, &format!("stage{}", self.index), RootFor::Stage(self.index));
+        self.files.made_ahead(made);
     }
 }
