@@ -307,15 +307,14 @@ impl LayerCache {
         }
     }
 
-    /// The first of `steps` (in order) that copies into the stage's root (a COPY/ADD without
-    /// `--link`), is kept out of the cache repository and looked up in the local layer store,
-    /// and is certain not to be found there (no entry for its key at all). Such a step is
-    /// served only if the cache repository has a layer reference record for it (another
-    /// machine built the same inputs), so, as a rule, it runs.
-    pub(crate) fn first_local_miss(&self, keys: &StageKeys, steps: &[StepId]) -> Option<StepId> {
-        let local = self.local.as_ref()?;
-        let misses = |p: &PlannedStep| p.local && p.chain_key == p.key && local.lacks(&p.key);
-        steps.iter().copied().find(|id| keys.planned.get(id).is_some_and(misses))
+    /// Whether step `id` copies into the stage's root (a COPY/ADD without `--link`), is kept
+    /// out of the cache repository and looked up in the local layer store, and is certain not
+    /// to be found there (no entry for its key at all). Such a step is served only if the cache
+    /// repository has a layer reference record for it (another machine built the same
+    /// inputs), so, as a rule, it runs.
+    pub(crate) fn local_miss(&self, keys: &StageKeys, id: StepId) -> bool {
+        let Some(local) = self.local.as_ref() else { return false };
+        keys.planned.get(&id).is_some_and(|p| p.local && p.chain_key == p.key && local.lacks(&p.key))
     }
 
     fn local_pointer(&self, id: StepId) -> String {

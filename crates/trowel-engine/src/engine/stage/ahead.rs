@@ -89,12 +89,12 @@ impl StageRunner {
         {
             return;
         }
-        let ids: Vec<StepId> = steps.iter().map(|(id, _)| *id).collect();
-        let Some(miss) = cache.first_local_miss(&self.keys, &ids) else { return };
-        // What the steps before it add would be applied to the root rather than mounted from
-        // the store: only a WORKDIR's directory is worth that, never a RUN's or a COPY's layer.
-        let before = steps.iter().take_while(|(id, _)| *id != miss);
-        if before.into_iter().any(|(_, ins)| matches!(ins.kind, K::Run { .. } | K::Copy(_) | K::Add(_))) {
+        // The stage's first step that adds files must be the COPY: what a RUN or another COPY
+        // before it adds would be applied to the root rather than mounted from the store (a
+        // WORKDIR's directory is worth that).
+        let adds_files = |ins: &Instruction| matches!(ins.kind, K::Run { .. } | K::Copy(_) | K::Add(_));
+        let Some((first, _)) = steps.iter().find(|(_, ins)| adds_files(ins)) else { return };
+        if !cache.local_miss(&self.keys, *first) {
             return;
         }
         // A mount of entries the store holds, never a download or an unpack.
