@@ -4,6 +4,8 @@
 //! explanations live only in the registry, as between two CI jobs.
 
 mod common;
+#[path = "faults/mod.rs"]
+mod faults;
 
 use std::path::Path;
 use std::process::Command;
@@ -19,14 +21,16 @@ struct Ctx {
 
 impl Ctx {
     fn new(name: &str, dockerfile: &str) -> Ctx {
+        Ctx::at(&env().registry, name, dockerfile)
+    }
+
+    /// A context whose cache repository and destination are on `registry` (a proxy in front of
+    /// the test registry, to see the requests).
+    fn at(registry: &str, name: &str, dockerfile: &str) -> Ctx {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
         let repo = unique_repo(name);
-        Ctx {
-            dir,
-            cache_repo: format!("{}/{repo}/cache", env().registry),
-            dest: format!("{}/{repo}:latest", env().registry),
-        }
+        Ctx { dir, cache_repo: format!("{registry}/{repo}/cache"), dest: format!("{registry}/{repo}:latest") }
     }
 
     fn path(&self) -> &Path {
@@ -697,6 +701,47 @@ fn a_miss_is_explained_against_the_closest_earlier_entry() {
     assert_eq!(key, key_at(&first, 4), "the first build's entry, not the newest");
     assert!(created.is_some_and(|t| t.ends_with('Z')), "when it was made");
     assert!(o.log.contains("(compared with the entry made "), "{}", o.log);
+}
+
+/// Issue 17: a miss whose newest earlier entry differs in one input only (the commonest: one
+/// change since the last build) is explained against that entry without fetching the earlier
+/// entries it lists, none of which can be closer — in a CI pipeline's steady state that was up
+/// to 8 more manifests and configs per missed step. When the newest differs in more, the
+/// earlier ones are still fetched and the closest is still found.
+#[test]
+fn a_one_change_miss_is_explained_without_fetching_the_earlier_entries() {
+    let proxy = faults::FaultProxy::start(&env().registry);
+    let c = Ctx::at(&proxy.addr, "settles", &format!("{}ARG V\nCOPY app.txt /app.txt\nRUN echo \"$V\" > /v\n", from()));
+    let manifests_fetched = |from: usize| -> Vec<String> {
+        let path = c.cache_repo.split_once('/').unwrap().1;
+        let prefix = format!("GET /v2/{path}/manifests/");
+        proxy.seen()[from..].iter().filter_map(|s| s.strip_prefix(&prefix).map(str::to_string)).collect()
+    };
+    c.write("app.txt", "one\n");
+    let first = c.build_timed(&["--build-arg", "V=1"]);
+    let second = c.build_timed(&["--build-arg", "V=2"]);
+    assert_eq!(second.at(4), "miss: ARG V 1 → 2");
+    // The RUN's pointer now names the second build's entry, which lists the first's.
+    let before = proxy.seen().len();
+    let third = c.build_timed(&["--build-arg", "V=3"]);
+    assert_eq!(third.at(4), "miss: ARG V 2 → 3");
+    assert_eq!(compared_with(&third, 4).unwrap().0, key_at(&second, 4));
+    let fetched = manifests_fetched(before);
+    assert!(!fetched.contains(&key_at(&first, 4)), "an earlier entry was fetched: {fetched:?}");
+    assert!(fetched.contains(&key_at(&third, 4)), "the lookup itself: {fetched:?}");
+
+    // The file changed and V is back to 1: the newest entry (V=3) differs in the ARG and the
+    // parent, the first build's in the parent only: the earlier entries are fetched, and the
+    // first build's is the one compared with.
+    c.write("app.txt", "two\n");
+    let before = proxy.seen().len();
+    let o = c.build_timed(&["--build-arg", "V=1"]);
+    assert_eq!(o.at(3), "miss: COPY app.txt: 1 file changed (app.txt)");
+    assert_eq!(o.at(4), "miss: parent step missed (line 3: COPY app.txt: 1 file changed (app.txt))");
+    assert_eq!(compared_with(&o, 4).unwrap().0, key_at(&first, 4));
+    let fetched = manifests_fetched(before);
+    assert!(fetched.contains(&key_at(&first, 4)), "{fetched:?}");
+    assert!(fetched.contains(&key_at(&second, 4)), "{fetched:?}");
 }
 
 /// Issue 15, with kaniko's default `--cache-copy-layers=false`: a renamed file under a copied

@@ -97,6 +97,20 @@ pub fn closest<'a>(entries: &'a [Earlier], cur: &KeyComponents) -> Option<&'a Ea
     best.map(|(e, _)| e)
 }
 
+/// Whether `newest`, the entry a step's pointer names, is sure to be the one [`closest`] picks
+/// whatever the earlier entries it lists are, so that they need not be fetched: it differs from
+/// `cur` in at most one input. Another entry is never closer: one whose recorded inputs all
+/// equal `cur`'s would have had this step's key (the inputs recorded are the ones the key
+/// hashes; only a secret written literally into the instruction is masked in both), and would
+/// name no cause anyway; and of equally close entries the newest is taken. This is the
+/// commonest miss — one input changed since the last build, such as an edited source file and
+/// every step after its COPY — and it then costs the pointer's entry alone instead of one fetch
+/// per listed entry (up to [`crate::cache::registry::HISTORY`], each an entry's config, which
+/// lists a copied directory's files).
+pub fn settles(newest: &Earlier, cur: &KeyComponents) -> bool {
+    distance(&newest.components, cur) <= 1
+}
+
 /// How many inputs differ: each variable, source file and source, the instruction text, the
 /// parent, and the build-wide parts.
 fn distance(p: &KeyComponents, c: &KeyComponents) -> usize {
@@ -477,6 +491,27 @@ mod tests {
         let again = entry("k0", run("1.0", copy("copy-a", b"a")));
         let e = explain(&Previous::Entries(vec![again, first]), &cur, &BTreeMap::new());
         assert_eq!(e.compared.unwrap().0, "k0");
+    }
+
+    /// A newest entry one input away settles the comparison: whatever else is listed, it is the
+    /// one compared. Two inputs away it does not, and an earlier entry may be closer.
+    #[test]
+    fn only_a_newest_entry_one_input_away_settles_the_comparison() {
+        let run = |version: &str, parent: &str| {
+            let mut c = with_var(comps("RUN echo $VERSION"), "VERSION", version);
+            c.parent = parent.into();
+            c
+        };
+        let cur = run("1.0", "copy-b");
+        let one_away = entry("k2", run("1.0", "copy-a"));
+        let two_away = entry("k3", run("2.0", "copy-a"));
+        let also_one_away = entry("k1", run("3.0", "copy-b"));
+        assert!(settles(&one_away, &cur));
+        assert!(settles(&one_away, &cur.inputs_only()), "the inputs alone decide");
+        assert_eq!(closest(&[one_away.clone(), also_one_away.clone(), two_away.clone()], &cur).unwrap().key, "k2");
+        assert!(!settles(&two_away, &cur));
+        assert_eq!(closest(&[two_away, also_one_away], &cur).unwrap().key, "k1");
+        assert!(settles(&entry("k0", cur.clone()), &cur));
     }
 
     /// kaniko's default `--cache-copy-layers=false`: a rename under a copied directory is named

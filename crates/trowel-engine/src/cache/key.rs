@@ -169,6 +169,26 @@ struct Hashed<'a> {
 }
 
 impl KeyComponents {
+    /// The inputs alone (what the key hashes, and what [`crate::cache::explain`] compares), without
+    /// the explanation context: the chain of steps before it can hold a copied directory's
+    /// file list for each COPY, so a lookup that only compares inputs does not take a copy of it.
+    pub fn inputs_only(&self) -> KeyComponents {
+        KeyComponents {
+            version: self.version,
+            platform: self.platform.clone(),
+            layer_format: self.layer_format.clone(),
+            parent: self.parent.clone(),
+            linked: self.linked.clone(),
+            instruction: self.instruction.clone(),
+            vars: self.vars.clone(),
+            files: self.files.clone(),
+            sources: self.sources.clone(),
+            line: self.line,
+            chain: Vec::new(),
+            base: None,
+        }
+    }
+
     /// The key: 64 hex digits (also a valid registry tag).
     pub fn key(&self) -> String {
         let h = Hashed {

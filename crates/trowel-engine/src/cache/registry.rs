@@ -25,7 +25,7 @@ use futures_util::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cache::explain::{Earlier, Previous};
+use crate::cache::explain::{Earlier, Previous, settles};
 use crate::cache::key::KeyComponents;
 use crate::cache::layer_ref::{self, REF_FIELD, REF_MEDIA_TYPE, RefHistory, RefRecord};
 use crate::digest::Digest;
@@ -284,6 +284,7 @@ impl RegistryCache {
         pointer: &str,
         absent: Option<Shared<BoxFuture<'static, bool>>>,
         store: &BlobStore,
+        current: &KeyComponents,
     ) -> Result<Lookup, CacheError> {
         let read_pointer = move || async move {
             let known_absent = match absent {
@@ -352,6 +353,9 @@ impl RegistryCache {
             Ok(None) | Err(_) => return Ok(Lookup::Miss { previous: Previous::None, history: Vec::new() }),
         };
         let mut entries = vec![newest];
+        if settles(&entries[0], current) {
+            return Ok(Lookup::Miss { previous: Previous::Entries(entries), history });
+        }
         // The earlier entries the newest lists, fetched at once; one that is gone (expired and
         // collected) or unreadable is left out.
         let listed: Vec<&String> = history.iter().filter(|k| **k != entries[0].key).collect();

@@ -255,9 +255,10 @@ impl LayerCache {
             let store = ctx.store.clone();
             let limiter = self.limiter.clone();
             let absent = ctx.pointer_check(&pointer);
+            let current = p.components.inputs_only();
             let h = ctx.rt.spawn(async move {
                 let _permit = limiter.acquire_owned().await;
-                remote.lookup(&key, &pointer, absent, &store).await
+                remote.lookup(&key, &pointer, absent, &store, &current).await
             });
             keys.lookups.insert(*id, h);
         }
@@ -270,6 +271,7 @@ impl LayerCache {
             let store = ctx.store.clone();
             let limiter = self.limiter.clone();
             let absent = ctx.pointer_check(&pointer);
+            let current = p.components.inputs_only();
             let h = ctx.rt.spawn(async move {
                 // This machine's store first: disk reads and a blob's hash, on a blocking
                 // thread. Started at once like the registry's lookups, so they overlap the
@@ -294,7 +296,7 @@ impl LayerCache {
                     None => None,
                 };
                 let _permit = limiter.acquire_owned().await;
-                match remote.lookup(&key, &pointer, absent, &store).await? {
+                match remote.lookup(&key, &pointer, absent, &store, &current).await? {
                     // Nothing in the cache repository to compare with: the local store's
                     // explanation, if it had one, is the better one.
                     Lookup::Miss { previous: Previous::None, .. } if from_local.is_some() => {
