@@ -295,3 +295,48 @@ fn two_builds_at_once_share_one_cache_dir() {
         assert!(name.ends_with(".json") && !name.starts_with('.'), "{name}");
     }
 }
+
+/// Issue 17: the local store's explanation of a COPY's miss reads the earlier entries its
+/// newest one lists only when they could be closer. One file changed since the last build: the
+/// newest entry is compared and no earlier entry's file is opened (strace); two changed since,
+/// one of them back as it was two builds ago: the earlier ones are read.
+#[test]
+fn a_one_change_miss_reads_no_earlier_local_entry() {
+    let c = Ctx::new("copysettles", &dockerfile());
+    let key_at = |b: &Built, line: u64| {
+        b.of("cache_lookup").find(|e| e["components"]["line"] == line).unwrap()["key"].as_str().unwrap().to_string()
+    };
+    c.write("src/a.c", "1\n");
+    c.write("src/b.c", "1\n");
+    let first = c.build(&[]);
+    c.write("src/a.c", "2\n");
+    let second = c.build(&[]);
+    assert_eq!(second.at(2), "miss: COPY .: 1 file changed (src/a.c)");
+
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let strace = ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", log.path().to_str().unwrap()];
+    c.write("src/a.c", "3\n");
+    let third = c.build_wrapped(&[], &strace);
+    assert_eq!(third.at(2), "miss: COPY .: 1 file changed (src/a.c)");
+    let compared = third.of("cache_lookup").find(|e| e["components"]["line"] == 2).unwrap()["result"]["compared_with"]
+        ["key"]
+        .clone();
+    assert_eq!(compared, key_at(&second, 2).as_str());
+    let opens = std::fs::read_to_string(log.path()).unwrap();
+    let earlier = format!("{}.json", key_at(&first, 2));
+    assert!(opens.contains("openat"), "strace saw the build's opens");
+    assert!(!opens.contains(&earlier), "an earlier entry was read: {}", {
+        opens.lines().filter(|l| l.contains(&earlier)).collect::<Vec<_>>().join("\n")
+    });
+
+    // a.c as in the second build, b.c changed: the newest (third) differs in two files, the
+    // second build's entry in b.c alone — read, and compared.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let strace = ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", log.path().to_str().unwrap()];
+    c.write("src/a.c", "2\n");
+    c.write("src/b.c", "2\n");
+    let fourth = c.build_wrapped(&[], &strace);
+    assert_eq!(fourth.at(2), "miss: COPY .: 1 file changed (src/b.c)");
+    let opens = std::fs::read_to_string(log.path()).unwrap();
+    assert!(opens.contains(&format!("{}.json", key_at(&second, 2))), "the earlier entries are read");
+}

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::explain::{Earlier, Previous};
+use crate::cache::explain::{Earlier, Previous, settles};
 use crate::cache::key::KeyComponents;
 use crate::cache::registry::{CachedLayer, EntryInfo, EntrySource, HISTORY, Lookup, history_after};
 use crate::digest::Digest;
@@ -138,7 +138,13 @@ impl LocalLayers {
     /// Looks `key` up. On a hit, the layer's blob is verified and made available in `build`
     /// (the build's own store); on a miss, the step's earlier entries explain it. An entry or
     /// blob that cannot be used is an error (the step runs; a corrupt blob is deleted).
-    pub fn lookup(&self, key: &str, pointer: &str, build: &BlobStore) -> Result<Lookup, LocalError> {
+    pub fn lookup(
+        &self,
+        key: &str,
+        pointer: &str,
+        build: &BlobStore,
+        current: &KeyComponents,
+    ) -> Result<Lookup, LocalError> {
         let path = self.entry_path(key);
         // No prune collects the blob between the entry being read and the blob being linked.
         let _gc = self.gc_shared()?;
@@ -177,6 +183,11 @@ impl LocalLayers {
         };
         let history = history_after(key, &info(&newest));
         let mut entries = vec![earlier(&newest)];
+        // As in the cache repository (`registry.rs`): a newest entry one input away is the one
+        // compared, whatever the others are.
+        if settles(&entries[0], current) {
+            return Ok(Lookup::Miss { previous: Previous::Entries(entries), history });
+        }
         for k in history.iter().filter(|k| **k != newest.key) {
             if let Ok(Some(e)) = read_entry(&self.entry_path(k))
                 && &e.key == k

@@ -271,15 +271,16 @@ impl LayerCache {
             let store = ctx.store.clone();
             let limiter = self.limiter.clone();
             let absent = ctx.pointer_check(&pointer);
-            let current = p.components.inputs_only();
+            // Shared with the blocking thread: a COPY's inputs list every file it copies.
+            let current = Arc::new(p.components.inputs_only());
             let h = ctx.rt.spawn(async move {
                 // This machine's store first: disk reads and a blob's hash, on a blocking
                 // thread. Started at once like the registry's lookups, so they overlap the
                 // steps before them.
                 let from_local = match local {
                     Some(local) => {
-                        let (k, s) = (key.clone(), store.clone());
-                        match tokio::task::spawn_blocking(move || local.lookup(&k, &local_pointer, &s)).await {
+                        let (k, s, c) = (key.clone(), store.clone(), current.clone());
+                        match tokio::task::spawn_blocking(move || local.lookup(&k, &local_pointer, &s, &c)).await {
                             Ok(Ok(Lookup::Hit(hit))) => return Ok(Lookup::Hit(hit)),
                             Ok(Ok(miss)) => Some(miss),
                             // A corrupt local entry is reported as such (and the step runs and
