@@ -138,6 +138,7 @@ impl LocalLayers {
     /// Looks `key` up. On a hit, the layer's blob is verified and made available in `build`
     /// (the build's own store); on a miss, the step's earlier entries explain it. An entry or
     /// blob that cannot be used is an error (the step runs; a corrupt blob is deleted).
+    /// `current`: the step's inputs, to tell whether earlier entries are worth reading.
     pub fn lookup(
         &self,
         key: &str,

@@ -12,7 +12,8 @@
 //! named when it was written. One pointer is moved per write as before (no tags to rotate, no
 //! read-modify-write of several tags that two CI jobs could interleave), entries a registry
 //! garbage-collected simply drop out of the list, and a miss costs one fetch per listed entry,
-//! only when the pointer's entry is not the match. Entries are pushed manifest-last (the registry only shows an entry
+//! only when the pointer's entry differs from the step in more than one input (one input away,
+//! no other entry can be closer: [`settles`]). Entries are pushed manifest-last (the registry only shows an entry
 //! once all its blobs are there), so a failed or killed build never leaves a half-written entry.
 //!
 //! A tag may also hold a *layer reference record* (see [`super::layer_ref`]): a COPY/ADD layer
@@ -278,6 +279,8 @@ impl RegistryCache {
     /// Looks a key up. On a miss, finds the step's most recent entry to explain it, through
     /// the step's pointer tag: unless `absent`, a check of that tag already sent, found it
     /// absent (the prefetch's, which tells a cold build; it is awaited, never sent here).
+    /// `current`: the step's inputs, to tell whether the earlier entries that one lists are
+    /// worth fetching.
     pub async fn lookup(
         &self,
         key: &str,
