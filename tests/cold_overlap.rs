@@ -233,11 +233,7 @@ fn a_cold_stage_s_root_is_made_while_its_keys_are_planned() {
     for (round, cold) in [(1, true), (2, false)] {
         let dest = format!("{}/{}:1", env().registry, unique_repo("ahead"));
         let mut o = options(ctx.path(), dest.clone());
-        o.cache = Some(CacheOptions {
-            repo: Some(cache_repo.clone()),
-            dir: Some(cache_dir.path().to_path_buf()),
-            ..CacheOptions::default()
-        });
+        o.cache = Some(repo_and_dir(&cache_repo, cache_dir.path()));
         let (seen, events) = build_watching_roots(&o, &format!("round {round}"));
         assert_eq!(made_before(&seen, "FROM"), Some(false), "round {round}: {seen:?}");
         assert_eq!(made_before(&seen, "RUN"), Some(cold), "round {round}: the root at the pause before RUN: {seen:?}");
@@ -245,6 +241,11 @@ fn a_cold_stage_s_root_is_made_while_its_keys_are_planned() {
         let image = pull_and_unpack(&dest);
         assert_eq!(std::fs::read_to_string(image.rootfs().join("ahead")).unwrap(), "ahead\n", "round {round}");
     }
+}
+
+/// A cache repository and a cache dir, kaniko's flags otherwise.
+fn repo_and_dir(repo: &str, dir: &std::path::Path) -> CacheOptions {
+    CacheOptions { repo: Some(repo.to_string()), dir: Some(dir.to_path_buf()), ..CacheOptions::default() }
 }
 
 /// The edit-and-rebuild of CI (`engine/stage/ahead.rs`): with kaniko's flags (COPY layers kept
@@ -268,11 +269,7 @@ fn an_edited_copy_s_root_is_made_while_the_cache_repository_answers() {
     let build = |round: &str| {
         let dest = format!("{}/{}:1", env().registry, unique_repo("edit"));
         let mut o = options(ctx.path(), dest.clone());
-        o.cache = Some(CacheOptions {
-            repo: Some(cache_repo.clone()),
-            dir: Some(cache_dir.path().to_path_buf()),
-            ..CacheOptions::default()
-        });
+        o.cache = Some(repo_and_dir(&cache_repo, cache_dir.path()));
         assert!(!o.cache.as_ref().unwrap().copy_layers, "kaniko's flags: COPY layers out of the cache repository");
         // The store as `--cache-dir` gives it (busybox is under the default size for it).
         o.layers.unpacked_store = Some(cache_dir.path().join("unpacked"));

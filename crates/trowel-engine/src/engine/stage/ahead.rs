@@ -33,6 +33,7 @@
 //!   file step claims it.
 
 use crate::dockerfile::{Base, Instruction};
+use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
 use crate::engine::layer_cache::{self, StageInputs, StageKeys};
 use crate::engine::root::{BuildRoot, RootFor};
@@ -47,10 +48,7 @@ impl StageRunner {
         let ctx = s.ctx;
         let Some(cache) = s.cache.as_deref() else { return };
         let idx = self.index;
-        let cold = match &ctx.plan.stages[idx].base {
-            Base::Image(_) if ctx.slash_keep.is_none() && self.files.existing().is_none() => ctx.cold_stage(idx),
-            _ => None,
-        };
+        let cold = if self.may_make_ahead(ctx) { ctx.cold_stage(idx) } else { None };
         let inputs = StageInputs {
             index: idx,
             base_digest: self.base_digest.as_ref(),
@@ -76,17 +74,22 @@ impl StageRunner {
         }
     }
 
+    /// Whether this stage's root may be made before its first file step asks for it: a stage
+    /// on an image, with no root yet, and not in container isolation (whose `/` another stage
+    /// may still hold).
+    fn may_make_ahead(&self, ctx: &BuildContext<'_>) -> bool {
+        matches!(ctx.plan.stages[self.index].base, Base::Image(_))
+            && ctx.slash_keep.is_none()
+            && self.files.existing().is_none()
+    }
+
     /// Makes the root of a stage found warm when a COPY of it will run after all (see the
     /// module's comment), while the cache repository is asked for the steps' entries.
     fn root_for_local_miss(&mut self, s: &Shared<'_, '_>, steps: &[(StepId, Instruction)]) {
         use crate::dockerfile::InstructionKind as K;
         let ctx = s.ctx;
         let Some(cache) = s.cache.as_deref() else { return };
-        if !matches!(ctx.plan.stages[self.index].base, Base::Image(_))
-            || ctx.slash_keep.is_some()
-            || self.files.existing().is_some()
-            || self.layers.is_empty()
-        {
+        if !self.may_make_ahead(ctx) || self.layers.is_empty() {
             return;
         }
         // The stage's first step that adds files must be the COPY: what a RUN or another COPY
