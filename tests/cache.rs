@@ -622,6 +622,63 @@ fn built_layers_are_mounted_from_the_cache_repo() {
     assert!(t.has("/f.txt"));
 }
 
+/// A layer a step built is mounted into the destination without asking first whether the
+/// destination has it (only an earlier build of the same bytes could have put it there, and the
+/// mount answers for that case too). When the mount is refused, the destination is asked, and a
+/// layer it already has is not sent again.
+#[test]
+fn a_built_layer_is_mounted_without_asking_first() {
+    let proxy = faults::FaultProxy::start(&env().registry);
+    let df = format!("{}RUN echo hi > /hi\n", from());
+    let c = Ctx::at(&proxy.addr, "mountfirst", &df);
+    let dest_repo = c.dest.split_once('/').unwrap().1.rsplit_once(':').unwrap().0.to_string();
+    let asked = |from: usize, digest: &str| {
+        proxy.seen()[from..].iter().any(|s| s == &format!("HEAD /v2/{dest_repo}/blobs/{digest}"))
+    };
+    let action = |o: &Outcome, digest: &str| {
+        let e = o.events.iter().find(|e| e["event"] == "blob_pushed" && e["digest"] == digest);
+        e.unwrap_or_else(|| panic!("{digest} not pushed: {:?}", o.events))["action"].as_str().unwrap().to_string()
+    };
+
+    let o = c.build(&[]);
+    let layer = o.events.iter().find(|e| e["event"] == "layer_written").unwrap()["layer"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(action(&o, &layer), "mounted");
+    assert!(!asked(0, &layer), "{:?}", proxy.seen());
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    let mounts = |from: usize| -> Vec<String> {
+        proxy.seen()[from..]
+            .iter()
+            .filter(|s| s.starts_with(&format!("POST /v2/{dest_repo}/blobs/uploads/?mount=")) && s.contains(hex))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(mounts(0).len(), 1, "{:?}", proxy.seen());
+
+    // The same image, built again from an empty cache repository (so its RUN runs and makes the
+    // same bytes, `--reproducible`), to the same destination, every mount refused.
+    let again = tempfile::tempdir().unwrap();
+    std::fs::write(again.path().join("Dockerfile"), &df).unwrap();
+    let c2 =
+        Ctx { dir: again, cache_repo: format!("{}/{}/cache", proxy.addr, unique_repo("mountfirst2")), dest: c.dest };
+    proxy.inject("POST", "?mount=", faults::Fault::Status { code: 202, retry_after: None }, 1);
+    let before = proxy.seen().len();
+    let o2 = c2.build(&[]);
+    assert!(o2.at(2).starts_with("miss"), "{:?}", o2.steps);
+    assert_eq!(mounts(before).len(), 1, "{:?}", &proxy.seen()[before..]);
+    assert!(asked(before, &layer), "asked after the refused mount: {:?}", &proxy.seen()[before..]);
+    assert_eq!(action(&o2, &layer), "existed");
+    let uploads_to_dest = proxy.seen()[before..]
+        .iter()
+        .filter(|s| s.starts_with(&format!("PUT /v2/{dest_repo}/blobs/uploads/")) && s.contains(hex))
+        .count();
+    assert_eq!(uploads_to_dest, 0, "{:?}", &proxy.seen()[before..]);
+    assert!(proxy.unused().is_empty(), "{:?}", proxy.unused());
+    assert_eq!(skopeo_inspect(&c2.dest)["Digest"].as_str().unwrap(), o2.digest);
+}
+
 /// `COPY --link`: its layer does not depend on the steps before it, so it hits after an earlier
 /// step changed, while a plain COPY and every step after it miss (they do depend on it); its
 /// own inputs still make it miss, each explained.

@@ -247,7 +247,10 @@ impl Build<'_> {
         let mut blobs = vec![PushBlob::new(image.manifest.config.clone(), None)];
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = self.mount_source(dest, l);
-            blobs.push(PushBlob::new(desc.clone(), mount_from));
+            blobs.push(match l.origin {
+                LayerOrigin::Built(_) => PushBlob::built(desc.clone(), mount_from),
+                _ => PushBlob::new(desc.clone(), mount_from),
+            });
         }
         PushImage {
             manifest_bytes: image.manifest_bytes.clone(),

@@ -145,17 +145,27 @@ pub struct PushBlob {
     /// the entry's key, which missed): uploaded without asking first whether the repository
     /// has it, a round trip that would only ever answer no. Reported `Uploaded`.
     pub fresh: bool,
+    /// Made by this build and just put in `mount_from` (a step's layer, uploaded to the cache
+    /// repository): mounted without asking first whether the destination has it. Only an
+    /// earlier build that made the very same bytes could have put it there, and a mount answers
+    /// for that case too; the question is asked only if the registry refuses the mount.
+    pub built: bool,
 }
 
 impl PushBlob {
     /// A blob that may already be there: looked for first, mounted or uploaded if not.
     pub fn new(descriptor: Descriptor, mount_from: Option<Reference>) -> PushBlob {
-        PushBlob { descriptor, mount_from, fresh: false }
+        PushBlob { descriptor, mount_from, fresh: false, built: false }
+    }
+
+    /// A layer this build made, in `mount_from` if that is `Some` (see [`PushBlob::built`]).
+    pub fn built(descriptor: Descriptor, mount_from: Option<Reference>) -> PushBlob {
+        PushBlob { descriptor, built: mount_from.is_some(), mount_from, fresh: false }
     }
 
     /// A blob made by this build that no repository can hold yet (see [`PushBlob::fresh`]).
     pub fn fresh(descriptor: Descriptor) -> PushBlob {
-        PushBlob { descriptor, mount_from: None, fresh: true }
+        PushBlob { descriptor, mount_from: None, fresh: true, built: false }
     }
 }
 

@@ -31,7 +31,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 impl Registry {
     /// Pushes an image to `dest`: every blob (a few in parallel) is checked with HEAD and
-    /// skipped if present, else mounted from its `mount_from` repository when that is on the
+    /// skipped if present (a layer this build made is mounted first and checked only if the
+    /// mount is refused), else mounted from its `mount_from` repository when that is on the
     /// same registry, else uploaded from `store` in one monolithic PUT streamed from the file
     /// (downloaded from `mount_from` into the store first if it is not there).
     /// The manifest goes last, and only if every blob made it. `dest`'s tag (else its digest)
@@ -109,19 +110,27 @@ impl Registry {
             progress(PushProgress::BlobDone { digest: desc.digest.clone(), action });
             Ok(action)
         };
-        if !blob.fresh && self.head_blob(&ctx, &desc.digest).await? {
+        let mountable =
+            blob.mount_from.as_ref().filter(|src| src.registry == dest.registry && src.repository != dest.repository);
+        // A layer this build made is asked about only if its mount is refused (see
+        // `PushBlob::built`): on a cold push that saves a round trip per built layer.
+        let look_first = !(blob.fresh || blob.built && mountable.is_some());
+        if look_first && self.head_blob(&ctx, &desc.digest).await? {
             return done(BlobAction::Existed);
         }
         let mut session = None;
-        if let Some(src) = &blob.mount_from
-            && src.registry == dest.registry
-            && src.repository != dest.repository
-        {
+        if let Some(src) = mountable {
             match self.mount(dest, src, &desc.digest).await {
                 Ok(Mount::Mounted) => return done(BlobAction::Mounted),
                 Ok(Mount::Refused(upload)) => session = upload,
                 // The mount is an optimisation: any failure falls back to a plain upload.
                 Err(_) => {}
+            }
+            if !look_first && !blob.fresh && self.head_blob(&ctx, &desc.digest).await? {
+                if let Some(loc) = session.take() {
+                    self.cancel(&ctx, &loc).await;
+                }
+                return done(BlobAction::Existed);
             }
         }
         // Only now is the blob needed locally: a base layer the destination already has (or
