@@ -194,6 +194,12 @@ fn by_size_the_least_recently_used_go_first() {
     assert_eq!(ca[0], cb[0]);
     let entry = |chain: &str| c.join("unpacked/sha256").join(chain);
     assert_eq!(names(&c.join("unpacked/sha256")).len(), 3);
+    // A second build on A mounts entries it found: it keeps its root's index, which goes with
+    // the entry. An index whose entry is gone already (a prune raced its rename) is a leftover.
+    build(c, &RUN_ON.replace("BASE", a), &[]);
+    let indexes = c.join("unpacked/indexes");
+    assert!(names(&indexes).contains(&ca[1]), "{:?}", names(&indexes));
+    std::fs::write(indexes.join("ab".repeat(32)), b"TRIX").unwrap();
     // Last used: A's layer longest ago, then busybox's, then B's.
     set_last_use(c, &ca[1], Duration::from_secs(3 * 3600));
     set_last_use(c, &ca[0], Duration::from_secs(2 * 3600));
@@ -208,6 +214,7 @@ fn by_size_the_least_recently_used_go_first() {
     assert_ok(&out);
     assert_eq!(names(&c.join("unpacked/sha256")), BTreeSet::from([cb[1].clone()]), "{}", stdout(&out));
     assert!(sa > 0 && !names(&c.join("unpacked/uses")).contains(&ca[1]), "the removed entry's use lock stays");
+    assert!(names(&indexes).is_subset(&names(&c.join("unpacked/sha256"))), "an index outlived its entry");
     // What is left still serves: B's build mounts busybox's layer again (made anew).
     let (out, _) = build(c, &RUN_ON.replace("BASE", b), &[]);
     assert!(stderr(&out).contains("1 there already") || stdout(&out).contains("1 there already"), "{}", stderr(&out));

@@ -516,11 +516,39 @@ fn a_store_root_indexed_without_reading_its_base_misses_no_change() {
         "{:?}",
         plain.snapshots
     );
-    for (i, name) in ["lazy-making", "lazy-hit"].into_iter().enumerate() {
+    // Made, then found and walked (its index kept), then found and its index read back (a
+    // build that walks keeps a new file: the same file says it was not walked); then the kept
+    // index cut short (as a crash could leave it): walked again, and kept whole again.
+    let indexes = cache.path().join("unpacked/indexes");
+    let index = || -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt as _;
+        let files: Vec<PathBuf> = std::fs::read_dir(&indexes).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1, "one index, the top entry's: {files:?}");
+        let m = std::fs::metadata(&files[0]).unwrap();
+        (m.ino(), m.len())
+    };
+    let mut kept = (0, 0);
+    for (i, name) in ["lazy-making", "lazy-hit", "lazy-kept", "lazy-cut"].into_iter().enumerate() {
         let d = Build::new(&df, None).run(&["--cache-dir", cache_dir, "--destination", &dest(name)]);
         assert_eq!(d.unpacked[0]["from_store"].as_u64(), Some(if i == 0 { 0 } else { 4 }), "{:?}", d.unpacked);
         assert_eq!(d.snapshots, plain.snapshots, "{name}: a store-mounted root saw other changes");
+        assert_eq!(d.befores, plain.befores, "{name}: the before of a change differs");
         assert_eq!(d.digest, plain.digest, "{name}");
+        match name {
+            "lazy-making" => assert!(!indexes.exists(), "no index of entries this build made"),
+            "lazy-hit" => kept = index(),
+            "lazy-kept" => {
+                assert_eq!(index(), kept, "the kept index was used, not walked again and replaced");
+                let file = std::fs::read_dir(&indexes).unwrap().next().unwrap().unwrap().path();
+                let bytes = std::fs::read(&file).unwrap();
+                std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+            }
+            _ => {
+                let now = index();
+                assert_ne!(now.0, kept.0, "walked again and kept anew");
+                assert_eq!(now.1, kept.1, "kept whole");
+            }
+        }
     }
 }
 

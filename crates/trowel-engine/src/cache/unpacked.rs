@@ -10,6 +10,8 @@
 //! <dir>/uses/<chain id hex>       its use lock and last use (`cache/usage.rs`)
 //! <dir>/making/<chain id hex>     held while a build makes it (`cache/usage.rs`)
 //! <dir>/links/<chain id hex>      its hard-linked files (rootless stores only, `fs/hardlinks.rs`)
+//! <dir>/indexes/<chain id hex>    the snapshot index of a root whose top entry it is
+//!                                 (`fs/snapshot_saved.rs`, `engine/root_store.rs`)
 //! ```
 //! An entry is keyed by the layer's OCI *chain ID* (the digest of the diff_ids of it and every
 //! layer below), not by its own diff_id: it is made by applying the layer through an overlay of
@@ -46,6 +48,9 @@ pub const USERNS_STORES: &str = "unpacked-userns";
 
 /// Where a store keeps its entries' lists of hard-linked files (`fs/hardlinks.rs`).
 pub const LINKS_DIR: &str = "links";
+
+/// Where a store keeps the snapshot indexes of roots mounted from its entries.
+pub const INDEXES_DIR: &str = "indexes";
 
 /// The store in one directory.
 #[derive(Debug, Clone)]
@@ -173,6 +178,22 @@ impl UnpackedStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_at(&p, e)),
         }
+    }
+
+    /// Where the snapshot index of a root whose top entry is `chain`'s is kept.
+    pub fn index_path(&self, chain: &Digest) -> PathBuf {
+        self.dir.join(INDEXES_DIR).join(chain.hex())
+    }
+
+    /// Keeps `bytes` as the index of `chain`'s roots, whole or not at all (a rename); not
+    /// synced: an index lost or cut short by a crash is only walked again.
+    pub fn write_index(&self, chain: &Digest, bytes: &[u8]) -> io::Result<()> {
+        let dir = self.dir.join(INDEXES_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| io_at(&dir, e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| io_at(&dir, e))?;
+        io::Write::write_all(&mut tmp, bytes).map_err(|e| io_at(&dir, e))?;
+        tmp.persist(self.index_path(chain)).map_err(|e| io_at(&dir, e.error))?;
+        Ok(())
     }
 
     /// Whether the entry of `chain` is complete and usable (only complete ones are ever there).

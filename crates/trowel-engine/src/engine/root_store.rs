@@ -355,6 +355,9 @@ impl BuildContext<'_> {
                 }
             }
         }
+        // Only a root of entries this build found (committed before it began) may use or keep
+        // an index: a new entry's directory is renamed when committed.
+        let all_found = made.is_empty();
         let (dir, upper, work) = (scratch.join("rootfs"), scratch.join("upper"), scratch.join("work"));
         for d in [&dir, &upper, &work] {
             std::fs::create_dir(d).map_err(BuildError::io(format!("create {}", d.display())))?;
@@ -410,9 +413,67 @@ impl BuildContext<'_> {
             entry_roots,
             upper_root,
         );
-        snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
+        self.index_root(&mut snap, store, chains.last(), &lowers, &upper, all_found && !userns)
+            .map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         self.report_root(root_for, layers.len(), (entries, bytes), t0, Some(found), None);
         Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }) }))
+    }
+
+    /// The initial index of a root mounted from the store: the one kept for its top entry
+    /// `top` when it was made under the same key (see [`StoreChoice::index_key`]), else a walk
+    /// of the root, kept for the next build. `reusable`: the root is of entries committed
+    /// before this build, and nothing was copied up into it (a user namespace's hard links).
+    fn index_root(
+        &self,
+        snap: &mut Snapshotter,
+        store: &UnpackedStore,
+        top: Option<&Digest>,
+        lowers: &[PathBuf],
+        upper: &Path,
+        reusable: bool,
+    ) -> Result<(), FsError> {
+        let key = top.filter(|_| reusable).and_then(|top| Some((top, self.index_key(lowers, upper)?)));
+        if let Some((top, key)) = &key
+            && let Ok(bytes) = std::fs::read(store.index_path(top))
+            && snap.restore_initial(key, &bytes)?
+        {
+            return Ok(());
+        }
+        snap.scan_initial()?;
+        if let Some((top, key)) = key
+            && let Some(bytes) = snap.saved_index(&key)
+            && let Err(e) = store.write_index(top, &bytes)
+        {
+            self.emitter.warn(format!("the index of a root could not be kept in the unpacked-layer store: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Everything a root's initial index depends on besides its entries' files, which never
+    /// change once committed: which entries (each directory's inode and ctime, which its
+    /// commit's rename set: an entry deleted and made again is another), the filesystems of
+    /// the entries and of the root's upper directory and the kernel (overlayfs numbers a
+    /// root's inodes from those), the snapshot mode and ignored paths (what a scan records),
+    /// and this very program (how it records it). `None` when any of it cannot be read: the
+    /// root is then walked and nothing is kept.
+    fn index_key(&self, lowers: &[PathBuf], upper: &Path) -> Option<Vec<u8>> {
+        use std::fmt::Write as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let exe = std::fs::metadata("/proc/self/exe").ok()?;
+        let mut k = String::from(
+            "trowel root index 1
+",
+        );
+        let _ = writeln!(k, "program {} {} {} {}.{}", exe.dev(), exe.ino(), exe.size(), exe.mtime(), exe.mtime_nsec());
+        let _ = writeln!(k, "kernel {}", std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?.trim());
+        let _ = writeln!(k, "upper {}", std::fs::metadata(upper).ok()?.dev());
+        for l in lowers {
+            let m = std::fs::metadata(l).ok()?;
+            let _ = writeln!(k, "entry {} {} {}.{}", m.dev(), m.ino(), m.ctime(), m.ctime_nsec());
+        }
+        let _ = writeln!(k, "mode {}", self.opts.layers.snapshot_mode);
+        let _ = writeln!(k, "ignore {}", serde_json::to_string(&self.snapshot_ignore).ok()?);
+        Some(k.into_bytes())
     }
 
     /// Takes the use lock of `chain`'s entry for the rest of the build (once per build).

@@ -32,6 +32,7 @@ pub mod root;
 pub mod snapshot;
 mod snapshot_index;
 mod snapshot_lazy;
+mod snapshot_saved;
 mod sys;
 mod tar_guard;
 mod tar_header;

@@ -258,6 +258,40 @@ impl Snapshotter {
         Ok(stats)
     }
 
+    /// The index as bytes to keep under `key` (`fs/snapshot_saved.rs`), for
+    /// [`Snapshotter::restore_initial`]; `None` before the first scan.
+    pub fn saved_index(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let index = self.index.as_ref()?;
+        let linked: Vec<&str> = self.linked.iter().map(String::as_str).collect();
+        Some(super::snapshot_saved::encode(key, index, &linked))
+    }
+
+    /// Takes as its initial index one that [`Snapshotter::saved_index`] kept under `key` after
+    /// [`Snapshotter::scan_initial`] of a root that showed the very same files, instead of
+    /// walking this one; the root directory's own metadata is read from this root. `key` must
+    /// name everything the index depends on (`engine/root_store.rs`). As a last check, each
+    /// entry of the root directory is compared with the index (a `stat` each): any difference,
+    /// like bytes that are no index under `key`, makes this return false and take nothing, and
+    /// the caller walks the root instead.
+    pub fn restore_initial(&mut self, key: &[u8], bytes: &[u8]) -> Result<bool, FsError> {
+        let Some((mut node, linked)) = super::snapshot_saved::decode(key, bytes) else { return Ok(false) };
+        for child in &node.children {
+            let Some(st) = self.root.lstat(&path::join("/", &child.name))? else { return Ok(false) };
+            let m = &child.meta;
+            let same = m.kind == st.file_type
+                && (m.mode, m.uid, m.gid, m.size, m.ino) == (st.mode, st.uid, st.gid, st.size, st.ino)
+                && (m.mtime, m.ctime) == (super::snapshot_index::ns(st.mtime), super::snapshot_index::ns(st.ctime));
+            if !same {
+                return Ok(false);
+            }
+        }
+        node.meta = self.walker(false, false).root_meta()?;
+        self.linked = linked.into_iter().collect();
+        self.pending = Vec::new();
+        self.index = Some(node);
+        Ok(true)
+    }
+
     /// Walks the whole root and reports every change since the previous snapshot (or since
     /// [`Snapshotter::scan_initial`]; without one, everything is Added).
     pub fn snapshot(&mut self) -> Result<Changes, FsError> {

@@ -34,12 +34,12 @@ pub(crate) struct Meta {
     pub(crate) ino: u64,
     /// Birth time where the filesystem has one (0 otherwise): with the inode number it
     /// tells a re-created directory from the old one even when the inode number was reused.
-    birth: i64,
+    pub(crate) birth: i64,
     /// Hash of the sorted xattr list (0: none, or not tracked in this mode; meaningless while
     /// `content` is `Pending` or `Lower`).
     pub(crate) xattrs: u64,
     pub(crate) content: Content,
-    link: Option<Box<str>>,
+    pub(crate) link: Option<Box<str>>,
 }
 
 /// One path in the index; `children` (sorted by name) only for directories.
@@ -207,10 +207,7 @@ impl<'a> Walker<'a> {
     pub(crate) fn scan_root(&mut self, old: Option<Node>) -> Result<Node, FsError> {
         let fd =
             self.root.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.err("open", "/", e))?;
-        let st = sys::statx_nofollow(fd.as_fd(), b"").map_err(|e| self.err("stat", "/", e))?;
-        let st = self.convert(&st, "/")?;
-        self.stats.files_walked += 1;
-        let meta = self.build_meta(fd.as_fd(), b".", "/", &st, FileType::Dir, old.as_ref().map(|o| &o.meta))?;
+        let meta = self.root_dir_meta(fd.as_fd(), old.as_ref().map(|o| &o.meta))?;
         // Only a diff against an index of this same mount can trust the upper directory.
         let upper = match (self.upper, &old) {
             (Some(u), Some(_)) => {
@@ -221,6 +218,20 @@ impl<'a> Walker<'a> {
         let old = old.map(|o| o.children).unwrap_or_default();
         let children = self.diff_children(fd.as_fd(), upper.as_ref().map(|u| Upper::Dir(u.as_fd())), "/", old)?;
         Ok(Node { name: "".into(), meta, children })
+    }
+
+    /// The root directory's own metadata as an index records it, nothing below it.
+    pub(crate) fn root_meta(&mut self) -> Result<Meta, FsError> {
+        let fd =
+            self.root.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.err("open", "/", e))?;
+        self.root_dir_meta(fd.as_fd(), None)
+    }
+
+    fn root_dir_meta(&mut self, fd: BorrowedFd<'_>, old: Option<&Meta>) -> Result<Meta, FsError> {
+        let st = sys::statx_nofollow(fd, b"").map_err(|e| self.err("stat", "/", e))?;
+        let st = self.convert(&st, "/")?;
+        self.stats.files_walked += 1;
+        self.build_meta(fd, b".", "/", &st, FileType::Dir, old)
     }
 
     /// Diffs the subtree at `target` (absolute, cleaned, parents resolved), descending the

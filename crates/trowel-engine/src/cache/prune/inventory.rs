@@ -215,6 +215,13 @@ impl Inventory {
                 self.leftovers.push(Leftover::Path(path));
             }
         }
+        // The kept index of an entry that is gone (its rename into place raced a prune), or a
+        // temporary file of one a killed build never renamed into place.
+        for (name, path, m) in entries(&dir.join(unpacked::INDEXES_DIR)) {
+            if if is_hex64(&name) { !live.contains(&name) } else { stale(&m) } {
+                self.leftovers.push(Leftover::Path(path));
+            }
+        }
         // A use lock whose entry is gone: removed while nobody holds it (see `prune`).
         for (name, _, _) in entries(&uses) {
             if !live.contains(&name) {
