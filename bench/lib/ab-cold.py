@@ -2,7 +2,8 @@
 """Alternating A/B cold builds of one Dockerfile with two trowel binaries (issue 17's fixed costs).
 
     bench/lib/ab-cold.py --registry HOST:PORT --a OLD --b NEW --dockerfile F --context DIR
-                         [--pairs 8] [--state /dev/shm/ab] [--trace] --out results.jsonl
+                         [--pairs 8] [--state /dev/shm/ab] [--trace]
+                         [--registry-pid PID] [--access-log FILE] --out results.jsonl
 
 Each pair builds once with A and once with B (the order swapping every pair, so drift in the
 machine's load falls on both alike), cold with kaniko's usual flags as bench/run.sh runs trowel:
@@ -11,7 +12,11 @@ build, state under --state (a tmpfs for the bench's tmpfs table). The wall time 
 clock around the whole process; `uptime`'s load is recorded with every build. With --trace each
 build also writes a trace, from which the phases (first event, `build_finished`) are taken, so
 the time outside the trace (process start-up, exit) is the wall time minus `build_finished`'s
-duration. One JSON line per build goes to --out; medians are printed at the end.
+duration. With --registry-pid (the registry's process, which must serve no one else meanwhile)
+each build also records the registry's CPU time spent during it (`utime + stime` of
+/proc/PID/stat, read again a moment after the build so that late answers count), and with
+--access-log (its access log at `info` level) the requests it answered. One JSON line per build
+goes to --out; medians are printed at the end.
 """
 
 import argparse
@@ -30,6 +35,17 @@ def load():
         return float(f.read().split()[0])
 
 
+def registry_cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def requests(log):
+    with open(log, "rb") as f:
+        return sum(1 for line in f if b"response completed" in line)
+
+
 def build(binary, args, tag, trace_path):
     state = os.path.join(args.state, tag)
     shutil.rmtree(state, ignore_errors=True)
@@ -46,6 +62,8 @@ def build(binary, args, tag, trace_path):
         argv += ["--trace", trace_path]
     subprocess.run(["sync"])
     before = load()
+    cpu0 = registry_cpu(args.registry_pid) if args.registry_pid else None
+    req0 = requests(args.access_log) if args.access_log else None
     t0 = time.monotonic()
     w0 = time.time()
     p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -55,6 +73,12 @@ def build(binary, args, tag, trace_path):
         raise SystemExit("%s failed (%d): %s" % (binary, p.returncode, p.stderr.decode()[-2000:]))
     shutil.rmtree(state, ignore_errors=True)
     rec = {"wall_s": round(wall, 4), "load": before}
+    if cpu0 is not None or req0 is not None:
+        time.sleep(0.3)
+    if cpu0 is not None:
+        rec["registry_cpu_s"] = round(registry_cpu(args.registry_pid) - cpu0, 3)
+    if req0 is not None:
+        rec["requests"] = requests(args.access_log) - req0
     if trace_path:
         rec.update(phases(trace_path, w0, w1))
         os.unlink(trace_path)
@@ -104,6 +128,8 @@ def main():
     ap.add_argument("--state", default="/dev/shm/ab-cold")
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--nocache", action="store_true", help="no --cache (the per-RUN workload: sandbox cost alone)")
+    ap.add_argument("--registry-pid", type=int, help="the registry's process: its CPU time per build")
+    ap.add_argument("--access-log", help="the registry's access log: the requests per build")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -132,6 +158,10 @@ def main():
                 line += ", median build_finished %d ms, outside the trace %d ms" % (
                     statistics.median(fin), statistics.median([r["wall_s"] * 1000 - r["build_finished_ms"]
                                                                for r in results[which]]))
+        for key in ("registry_cpu_s", "requests"):
+            vals = [r[key] for r in results[which] if key in r]
+            if vals:
+                line += ", median %s %s" % (key, statistics.median(vals))
         print(line)
     print("loads: %s" % sorted(r["load"] for r in results["a"] + results["b"]))
 

@@ -355,9 +355,6 @@ impl BuildContext<'_> {
                 }
             }
         }
-        // Only a root of entries this build found (committed before it began) may use or keep
-        // an index: a new entry's directory is renamed when committed.
-        let all_found = made.is_empty();
         let (dir, upper, work) = (scratch.join("rootfs"), scratch.join("upper"), scratch.join("work"));
         for d in [&dir, &upper, &work] {
             std::fs::create_dir(d).map_err(BuildError::io(format!("create {}", d.display())))?;
@@ -413,7 +410,7 @@ impl BuildContext<'_> {
             entry_roots,
             upper_root,
         );
-        self.index_root(&mut snap, store, chains.last(), &lowers, &upper, all_found && !userns)
+        self.index_root(&mut snap, store, chains.last(), &lowers, &upper, !userns)
             .map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         self.report_root(root_for, layers.len(), (entries, bytes), t0, Some(found), None);
         Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }) }))
@@ -421,8 +418,8 @@ impl BuildContext<'_> {
 
     /// The initial index of a root mounted from the store: the one kept for its top entry
     /// `top` when it was made under the same key (see [`StoreChoice::index_key`]), else a walk
-    /// of the root, kept for the next build. `reusable`: the root is of entries committed
-    /// before this build, and nothing was copied up into it (a user namespace's hard links).
+    /// of the root, kept for the next build. `reusable`: nothing was copied up into the root (a
+    /// user namespace's hard links).
     fn index_root(
         &self,
         snap: &mut Snapshotter,
@@ -450,8 +447,9 @@ impl BuildContext<'_> {
     }
 
     /// Everything a root's initial index depends on besides its entries' files, which never
-    /// change once committed: which entries (each directory's inode and ctime, which its
-    /// commit's rename set: an entry deleted and made again is another), the filesystems of
+    /// change once made: which entries (each directory's inode and birth time, which its commit's
+    /// rename keeps, so an entry this build made has the key it will have in the store, and an
+    /// entry deleted and made again, even on a reused inode, is another), the filesystems of
     /// the entries and of the root's upper directory and the kernel (overlayfs numbers a
     /// root's inodes from those), the snapshot mode and ignored paths (what a scan records),
     /// and this very program (how it records it). `None` when any of it cannot be read: the
@@ -469,7 +467,8 @@ impl BuildContext<'_> {
         let _ = writeln!(k, "upper {}", std::fs::metadata(upper).ok()?.dev());
         for l in lowers {
             let m = std::fs::metadata(l).ok()?;
-            let _ = writeln!(k, "entry {} {} {}.{}", m.dev(), m.ino(), m.ctime(), m.ctime_nsec());
+            let born = m.created().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+            let _ = writeln!(k, "entry {} {} {born}", m.dev(), m.ino());
         }
         let _ = writeln!(k, "mode {}", self.opts.layers.snapshot_mode);
         let _ = writeln!(k, "ignore {}", serde_json::to_string(&self.snapshot_ignore).ok()?);
