@@ -4,7 +4,7 @@ cache repository already holds a long history (issue 17).
 
     bench/lib/ab-steady-edit.py --registry HOST:PORT --a OLD --b NEW --cache-dir BENCH_CACHE
                                 [--history 9] [--pairs 6] [--state /dev/shm/steady]
-                                [--access-log FILE] --out results.jsonl
+                                [--access-log FILE] [--own-dirs] --out results.jsonl
 
 bench/run.sh's edit mode rebuilds after one edit of a project built once, so each step's cache
 entry lists no earlier entries. A CI pipeline that has run for a while differs: every entry
@@ -17,6 +17,12 @@ on. From each build's trace: when the compile RUN started, the COPY's duration, 
 --access-log (the registry's access log, `info` level), the requests the registry answered during
 the build and the bytes it sent. One JSON line per timed build goes to --out; medians are
 printed at the end.
+
+With --own-dirs each binary has a cache dir and a work dir of its own, each made by a cold build
+of its own before the history (which B then fills alone, A joining with one edit before the
+pairs): what a binary keeps in its cache dir for the next build is then its own, as on a runner
+that always runs one version. The root index the unpacked-layer store keeps is keyed by the
+program, so two binaries sharing one cache dir would each find the other's and walk the root.
 """
 
 import argparse
@@ -52,14 +58,15 @@ def edit(ctx, note):
         f.write("/* %s */\n" % note)
 
 
-def build(binary, args, ctx, tag, trace):
+def build(binary, args, ctx, tag, trace, which="b"):
     reg = args.registry
+    own = "-" + which if args.own_dirs else ""
     argv = [binary, "build", "--context", ctx,
             "--dockerfile", os.path.join(args.cache_dir, "dockerfiles", W6, "Dockerfile"),
             "--destination", "%s/steady/%s:latest" % (reg, tag), "--build-arg", "BASE_REGISTRY=%s" % reg,
-            "--isolation", "chroot", "--work-dir", os.path.join(args.state, "work"), "--log-format", "text",
+            "--isolation", "chroot", "--work-dir", os.path.join(args.state, "work" + own), "--log-format", "text",
             "--cache=true", "--cache-repo", "%s/steady-cache/%s" % (reg, tag),
-            "--cache-dir", os.path.join(args.state, "cache-dir"), "--trace", trace]
+            "--cache-dir", os.path.join(args.state, "cache-dir" + own), "--trace", trace]
     p = subprocess.run(argv, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit("build failed:\n" + p.stderr[-3000:])
@@ -91,26 +98,33 @@ def main():
     ap.add_argument("--pairs", type=int, default=6)
     ap.add_argument("--state", default="/dev/shm/steady")
     ap.add_argument("--access-log")
+    ap.add_argument("--own-dirs", action="store_true", help="a cache dir and work dir per binary")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     shutil.rmtree(args.state, ignore_errors=True)
-    os.makedirs(os.path.join(args.state, "work"))
-    os.makedirs(os.path.join(args.state, "cache-dir"))
+    for own in (("-a", "-b") if args.own_dirs else ("",)):
+        os.makedirs(os.path.join(args.state, "work" + own))
+        os.makedirs(os.path.join(args.state, "cache-dir" + own))
     ctx = os.path.join(args.state, "ctx")
     shutil.copytree(os.path.join(args.cache_dir, "contexts", W6), ctx, symlinks=True)
     tag = "s%d" % time.time_ns()
     trace = os.path.join(args.state, "trace")
     build(args.b, args, ctx, tag, trace)
+    if args.own_dirs:
+        build(args.a, args, ctx, tag, trace, "a")
     for i in range(args.history):
         edit(ctx, "history %d" % i)
         build(args.b, args, ctx, tag, trace)
+    if args.own_dirs:
+        edit(ctx, "a joins")
+        build(args.a, args, ctx, tag, trace, "a")
     rows = []
     with open(args.out, "a") as out:
         for i in range(args.pairs):
             for name in (("a", "b") if i % 2 == 0 else ("b", "a")):
                 edit(ctx, "pair %d %s" % (i, name))
                 n0, s0 = requests(args.access_log)
-                build(getattr(args, name), args, ctx, tag, trace)
+                build(getattr(args, name), args, ctx, tag, trace, name)
                 time.sleep(0.3)  # the access log's last lines
                 n1, s1 = requests(args.access_log)
                 row = {"binary": name, "pair": i, **phases(trace), "load": os.getloadavg()[0]}
