@@ -417,7 +417,7 @@ impl BuildContext<'_> {
     }
 
     /// The initial index of a root mounted from the store: the one kept for its top entry
-    /// `top` when it was made under the same key (see [`StoreChoice::index_key`]), else a walk
+    /// `top` when it was made under the same key (see `index_key`), else a walk
     /// of the root, kept for the next build. `reusable`: nothing was copied up into the root (a
     /// user namespace's hard links).
     fn index_root(
@@ -458,10 +458,7 @@ impl BuildContext<'_> {
         use std::fmt::Write as _;
         use std::os::unix::fs::MetadataExt as _;
         let exe = std::fs::metadata("/proc/self/exe").ok()?;
-        let mut k = String::from(
-            "trowel root index 1
-",
-        );
+        let mut k = String::from("trowel root index 1\n");
         let _ = writeln!(k, "program {} {} {} {}.{}", exe.dev(), exe.ino(), exe.size(), exe.mtime(), exe.mtime_nsec());
         let _ = writeln!(k, "kernel {}", std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?.trim());
         let _ = writeln!(k, "upper {}", std::fs::metadata(upper).ok()?.dev());

@@ -126,7 +126,8 @@ impl Registry {
                 // The mount is an optimisation: any failure falls back to a plain upload.
                 Err(_) => {}
             }
-            if !look_first && !blob.fresh && self.head_blob(&ctx, &desc.digest).await? {
+            // A built layer's mount refused: now the question, before its bytes go up again.
+            if blob.built && self.head_blob(&ctx, &desc.digest).await? {
                 if let Some(loc) = session.take() {
                     self.cancel(&ctx, &loc).await;
                 }
