@@ -12,7 +12,7 @@ use crate::engine::error::{BuildError, PushError};
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::image::manifest::{Descriptor, Manifest, ManifestFormat};
 use crate::image::outputs::{self, Artifact, FinalImage, OutputError};
-use crate::registry::{BlobAction, PushBlob, PushImage, PushProgress, PushReport, Reference};
+use crate::registry::{Arrival, BlobAction, PushBlob, PushImage, PushProgress, PushReport, Reference};
 
 impl Build<'_> {
     /// Turns the target stage into an image in the local store.
@@ -183,7 +183,13 @@ impl Build<'_> {
                 dests
                     .iter()
                     .map(|d| {
-                        self.mount_source(d, l)
+                        // What the push would do: a source still being uploaded to is one once
+                        // the upload is over (by the push gate, it mostly is).
+                        let source = self.mount_source(d, l).and_then(|(src, arrival)| match arrival {
+                            Some(a) if !self.ctx.rt.block_on(a.wait()) => None,
+                            _ => Some(src),
+                        });
+                        source
                             .filter(|src| src.registry == d.registry && src.repository != d.repository)
                             .map(|src| src.repo_ref())
                     })
@@ -227,10 +233,11 @@ impl Build<'_> {
         }
     }
 
-    /// The repository a layer can be mounted (or fetched) from when `dest` lacks it.
-    pub(super) fn mount_source(&mut self, dest: &Reference, l: &StageLayer) -> Option<Reference> {
+    /// The repository a layer can be mounted (or fetched) from when `dest` lacks it, and, for
+    /// a layer this build is still uploading there, when it will have it.
+    pub(super) fn mount_source(&mut self, dest: &Reference, l: &StageLayer) -> Option<(Reference, Option<Arrival>)> {
         match &l.origin {
-            LayerOrigin::Base(src) => Some(src.clone()),
+            LayerOrigin::Base(src) => Some((src.clone(), None)),
             LayerOrigin::Built(id) => {
                 let ctx = &self.ctx;
                 self.cache.as_mut().and_then(|c| c.mountable_for(ctx, dest, *id))
@@ -249,7 +256,7 @@ impl Build<'_> {
             let mount_from = self.mount_source(dest, l);
             blobs.push(match l.origin {
                 LayerOrigin::Built(_) => PushBlob::built(desc.clone(), mount_from),
-                _ => PushBlob::new(desc.clone(), mount_from),
+                _ => PushBlob::new(desc.clone(), mount_from.map(|(src, _)| src)),
             });
         }
         PushImage {

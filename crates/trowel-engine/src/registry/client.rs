@@ -133,6 +133,34 @@ pub struct IndexPushReport {
     pub images: Vec<PushReport>,
 }
 
+/// When a blob reaches the repository it is to be mounted from: an upload this build started,
+/// which a push of that blob alone waits for (the other blobs go meanwhile). True once the
+/// repository has it; false if it never will (the blob is then uploaded instead).
+#[derive(Clone)]
+pub struct Arrival(futures_util::future::Shared<futures_util::future::BoxFuture<'static, bool>>);
+
+impl Arrival {
+    pub fn new(arrived: impl std::future::Future<Output = bool> + Send + 'static) -> Arrival {
+        use futures_util::FutureExt as _;
+        Arrival(arrived.boxed().shared())
+    }
+
+    /// Waits for the upload's end: whether the blob got there.
+    pub async fn wait(&self) -> bool {
+        self.0.clone().await
+    }
+}
+
+impl fmt::Debug for Arrival {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0.peek() {
+            Some(true) => "Arrival(arrived)",
+            Some(false) => "Arrival(never)",
+            None => "Arrival(pending)",
+        })
+    }
+}
+
 /// One blob of a push, and where it may be mounted from instead of uploaded.
 #[derive(Debug, Clone)]
 pub struct PushBlob {
@@ -150,22 +178,28 @@ pub struct PushBlob {
     /// earlier build that made the very same bytes could have put it there, and a mount answers
     /// for that case too; the question is asked only if the registry refuses the mount.
     pub built: bool,
+    /// When `mount_from` gets the blob only as an upload of this build ends (a step's layer
+    /// streamed to the cache repository): this blob's push waits for it before its mount, and
+    /// uploads the blob from the store if it never got there.
+    pub arrival: Option<Arrival>,
 }
 
 impl PushBlob {
     /// A blob that may already be there: looked for first, mounted or uploaded if not.
     pub fn new(descriptor: Descriptor, mount_from: Option<Reference>) -> PushBlob {
-        PushBlob { descriptor, mount_from, fresh: false, built: false }
+        PushBlob { descriptor, mount_from, fresh: false, built: false, arrival: None }
     }
 
-    /// A layer this build made, in `mount_from` if that is `Some` (see [`PushBlob::built`]).
-    pub fn built(descriptor: Descriptor, mount_from: Option<Reference>) -> PushBlob {
-        PushBlob { descriptor, built: mount_from.is_some(), mount_from, fresh: false }
+    /// A layer this build made, in `mount_from` if that is `Some`, once `arrival` says so if
+    /// that is `Some` (see [`PushBlob::built`], [`PushBlob::arrival`]).
+    pub fn built(descriptor: Descriptor, mount_from: Option<(Reference, Option<Arrival>)>) -> PushBlob {
+        let (mount_from, arrival) = mount_from.unzip();
+        PushBlob { descriptor, built: mount_from.is_some(), mount_from, fresh: false, arrival: arrival.flatten() }
     }
 
     /// A blob made by this build that no repository can hold yet (see [`PushBlob::fresh`]).
     pub fn fresh(descriptor: Descriptor) -> PushBlob {
-        PushBlob { descriptor, mount_from: None, fresh: true, built: false }
+        PushBlob { descriptor, mount_from: None, fresh: true, built: false, arrival: None }
     }
 }
 

@@ -32,7 +32,7 @@ mod transport;
 
 pub use auth::docker_config_file;
 pub use client::{
-    BlobAction, BlobHead, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry,
+    Arrival, BlobAction, BlobHead, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry,
     ResolvedImage,
 };
 pub use client_cert::ClientCertificate;

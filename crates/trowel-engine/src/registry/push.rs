@@ -110,8 +110,13 @@ impl Registry {
             progress(PushProgress::BlobDone { digest: desc.digest.clone(), action });
             Ok(action)
         };
-        let mountable =
-            blob.mount_from.as_ref().filter(|src| src.registry == dest.registry && src.repository != dest.repository);
+        // A mount source this build is still uploading the blob to: waited for here, by this
+        // blob alone; never reached, it is no source.
+        let source = match &blob.arrival {
+            Some(a) if !a.wait().await => None,
+            _ => blob.mount_from.as_ref(),
+        };
+        let mountable = source.filter(|src| src.registry == dest.registry && src.repository != dest.repository);
         // A layer this build made is asked about only if its mount is refused (see
         // `PushBlob::built`): on a cold push that saves a round trip per built layer.
         let look_first = !(blob.fresh || blob.built && mountable.is_some());
@@ -137,7 +142,7 @@ impl Registry {
         // Only now is the blob needed locally: a base layer the destination already has (or
         // could mount) is never downloaded.
         if !store.contains(&desc.digest)
-            && let Some(src) = &blob.mount_from
+            && let Some(src) = source
         {
             self.fetch_blob(src, desc, store, &|_, _| {}).await?;
         }

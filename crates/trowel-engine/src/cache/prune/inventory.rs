@@ -218,7 +218,8 @@ impl Inventory {
         // The kept index of an entry that is gone (its rename into place raced a prune), or a
         // temporary file of one a killed build never renamed into place.
         for (name, path, m) in entries(&dir.join(unpacked::INDEXES_DIR)) {
-            if if is_hex64(&name) { !live.contains(&name) } else { stale(&m) } {
+            let orphan = if is_hex64(&name) { !live.contains(&name) } else { stale(&m) };
+            if orphan {
                 self.leftovers.push(Leftover::Path(path));
             }
         }

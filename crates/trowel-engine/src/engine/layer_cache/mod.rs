@@ -30,7 +30,7 @@ use crate::engine::error::BuildError;
 use crate::engine::options::CacheOptions;
 use crate::image::manifest::Descriptor;
 use crate::image::tap::{BlobTap, CHUNKS};
-use crate::registry::Reference;
+use crate::registry::{Arrival, Reference};
 
 mod plan;
 mod refs;
@@ -150,9 +150,7 @@ pub(crate) struct LayerCache {
     refs: HashMap<StepId, refs::RefCandidate>,
     /// For steps whose layers were streamed to the cache repository: whether the upload
     /// succeeded, told by the entry's write as soon as it knows, before it writes the entry.
-    blob_uploads: HashMap<StepId, tokio::sync::oneshot::Receiver<bool>>,
-    /// Steps whose layers are in the cache repository (their uploads succeeded).
-    uploaded: HashSet<StepId>,
+    blob_uploads: HashMap<StepId, Arrival>,
     hits: usize,
     misses: usize,
     bytes_reused: u64,
@@ -211,7 +209,6 @@ impl LayerCache {
             stored: HashSet::new(),
             refs: HashMap::new(),
             blob_uploads: HashMap::new(),
-            uploaded: HashSet::new(),
             hits: 0,
             misses: 0,
             bytes_reused: 0,
@@ -240,7 +237,6 @@ impl LayerCache {
         self.stored.extend(lane.stored);
         self.refs.extend(lane.refs);
         self.blob_uploads.extend(lane.blob_uploads);
-        self.uploaded.extend(lane.uploaded);
         self.hits += lane.hits;
         self.misses += lane.misses;
         self.bytes_reused += lane.bytes_reused;
@@ -400,7 +396,7 @@ impl LayerCache {
         let earlier = self.history.remove(&id).unwrap_or_default();
         let blob_done = streamed.is_some().then(|| {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            self.blob_uploads.insert(id, rx);
+            self.blob_uploads.insert(id, Arrival::new(async move { rx.await.unwrap_or(false) }));
             tx
         });
         let h = ctx.rt.spawn(async move {
@@ -497,28 +493,31 @@ impl LayerCache {
     /// The cache repository holding the layer a step of this build wrote, when a push to `dest`
     /// can mount it from there instead of uploading it again (same registry). A layer streamed
     /// to the cache repository as it was written can be mounted once that upload is over: the
-    /// push waits for it, not for the cache entries (a config, a manifest and a pointer each,
-    /// a few round trips that a small build's push would otherwise wait for). Any other layer
-    /// is uploaded by its entry's write, which the push then waits for: they started as each
-    /// step finished, so by the push they are mostly done, and one upload of a big layer is
-    /// better than two at once to the same registry.
-    pub fn mountable_for(&mut self, ctx: &BuildContext<'_>, dest: &Reference, id: StepId) -> Option<Reference> {
+    /// push of that layer waits for it (the `Arrival`), not the whole push, and not for the
+    /// cache entries (a config, a manifest and a pointer each, a few round trips that a small
+    /// build's push would otherwise wait for). Any other layer is uploaded by its entry's write,
+    /// which the push then waits for: they started as each step finished, so by the push they
+    /// are mostly done, and one upload of a big layer is better than two at once to the same
+    /// registry.
+    pub fn mountable_for(
+        &mut self,
+        ctx: &BuildContext<'_>,
+        dest: &Reference,
+        id: StepId,
+    ) -> Option<(Reference, Option<Arrival>)> {
         if self.remote.repo().registry != dest.registry {
             return None;
         }
-        if let Some(rx) = self.blob_uploads.remove(&id)
-            && ctx.rt.block_on(rx).unwrap_or(false)
-        {
-            self.uploaded.insert(id);
+        if let Some(arrival) = self.blob_uploads.get(&id) {
+            return Some((self.remote.repo().clone(), Some(arrival.clone())));
         }
         // Only a step with an entry write in flight can get its layer there: a layer kept out
         // of the cache repository (a COPY without `--cache-copy-layers`) never will, and the
         // push must not wait for the other steps' entries on its account.
-        let writing = self.pushes.iter().any(|(p, ..)| *p == id);
-        if !self.uploaded.contains(&id) && writing {
+        if self.pushes.iter().any(|(p, ..)| *p == id) {
             self.await_writes(ctx);
         }
-        (self.uploaded.contains(&id) || self.stored.contains(&id)).then(|| self.remote.repo().clone())
+        self.stored.contains(&id).then(|| (self.remote.repo().clone(), None))
     }
 
     /// The cache repository's pointer tag of step `step` of stage `stage` (present once this
