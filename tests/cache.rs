@@ -679,6 +679,38 @@ fn a_built_layer_is_mounted_without_asking_first() {
     assert_eq!(skopeo_inspect(&c2.dest)["Digest"].as_str().unwrap(), o2.digest);
 }
 
+/// The push does not wait for a layer still going up to the cache repository: while that
+/// upload is held at the registry, the destination is already asked about the image's other
+/// blobs, and the layer is mounted once its upload is over.
+#[test]
+fn the_push_goes_on_while_a_built_layer_is_still_going_up() {
+    let proxy = faults::FaultProxy::start(&env().registry);
+    let c = Ctx::at(&proxy.addr, "arrival", &format!("{}RUN echo hi > /hi\n", from()));
+    let cache_path = c.cache_repo.split_once('/').unwrap().1.to_string();
+    let dest_repo = c.dest.split_once('/').unwrap().1.rsplit_once(':').unwrap().0.to_string();
+    // The cache repository's first upload to finish is the RUN's layer, streamed as written.
+    let commit = format!("PUT /v2/{cache_path}/blobs/uploads/");
+    let hold = std::time::Duration::from_secs(10);
+    proxy.inject("PUT", &format!("/v2/{cache_path}/blobs/uploads/"), faults::Fault::Hold { pause: hold }, 1);
+    std::thread::scope(|s| {
+        let build = s.spawn(|| c.build(&[]));
+        proxy.wait_applied(&commit, std::time::Duration::from_secs(120));
+        let t0 = std::time::Instant::now();
+        // Asked after the hold began (the push check's upload session was opened long before).
+        let held_at = proxy.seen().iter().position(|r| r.starts_with(&commit)).unwrap();
+        let asked = || proxy.seen()[held_at..].iter().any(|r| r.contains(&format!(" /v2/{dest_repo}/blobs/")));
+        while !asked() && t0.elapsed() < hold - std::time::Duration::from_secs(2) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(asked(), "nothing was asked of the destination while the layer went up: {:?}", proxy.seen());
+        let o = build.join().unwrap();
+        let layer = o.events.iter().find(|e| e["event"] == "layer_written").unwrap()["layer"]["digest"].clone();
+        let pushed = o.events.iter().find(|e| e["event"] == "blob_pushed" && e["digest"] == layer).unwrap();
+        assert_eq!(pushed["action"], "mounted", "{pushed}");
+        assert_eq!(skopeo_inspect(&c.dest)["Digest"].as_str().unwrap(), o.digest);
+    });
+}
+
 /// `COPY --link`: its layer does not depend on the steps before it, so it hits after an earlier
 /// step changed, while a plain COPY and every step after it miss (they do depend on it); its
 /// own inputs still make it miss, each explained.
