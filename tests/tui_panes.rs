@@ -336,6 +336,7 @@ fn what_a_copy_from_had_to_do_to_read_is_in_its_cache_pane() {
             duration_ms: 41,
             from_store: Some(1),
             store_unused: None,
+            index: None,
         },
         Event::SourceExtracted {
             for_step: Some(copy),

@@ -553,6 +553,74 @@ fn a_store_root_indexed_without_reading_its_base_misses_no_change() {
 }
 
 #[test]
+fn a_root_with_a_layer_more_than_a_kept_index_extends_it_and_misses_no_change() {
+    // An image one layer above the layered base; the layer deletes lower files, makes a
+    // lower directory opaque, changes a lower file, and adds a file into a lower directory,
+    // an empty directory and a symlink.
+    let base = layered_base();
+    let top = format!("{}/{}:top", env().registry, unique_repo("store-top"));
+    let top_df = format!(
+        "FROM {base}\nRUN rm /top && rm -rf /opq && mkdir /opq && echo x > /opq/x && echo g >> /etc/group \
+         && mkdir /empty && echo n > /newfile && ln -s /newfile /newlink && echo t > /data/sub/t && rm /data/c\n"
+    );
+    Build::new(&top_df, None).run(&["--destination", &top]);
+    // A RUN that looks at and changes what that layer made, and makes again what it deleted
+    // or hid: an index that missed any of it would see other changes than a plain root does.
+    let df = format!(
+        "FROM {top}\nRUN test ! -e /top && m=$(stat -c %a /etc/group) && chmod 600 /etc/group && chmod $m /etc/group \
+         && echo more >> /opq/x && touch /empty/f && rm /newfile && echo u >> /data/sub/t && readlink /newlink > /seen \
+         && echo again > /top && echo again > /opq/new && echo again > /data/c\n"
+    );
+    let plain = Build::new(&df, None).run(&["--destination", &dest("extend-plain")]);
+    let files: Vec<&str> = plain.snapshots[0].iter().map(String::as_str).filter(|c| !c.contains(" dir ")).collect();
+    assert_eq!(
+        files,
+        [
+            "added file /data/c",
+            "modified file /data/sub/t",
+            "added file /empty/f",
+            "deleted file /newfile",
+            "added file /opq/new",
+            "modified file /opq/x",
+            "added file /seen",
+            "added file /top"
+        ],
+        "{:?}",
+        plain.snapshots
+    );
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let index = |d: &Done| d.unpacked[0]["index"].clone();
+    // The base's four entries, walked and their index kept.
+    let made = Build::new(&format!("FROM {base}\nRUN true >> /top\n"), None).run(&[
+        "--cache-dir",
+        cache_dir,
+        "--destination",
+        &dest("extend-base"),
+    ]);
+    assert_eq!(index(&made)["how"], "walked", "{:?}", made.unpacked);
+    // One entry more: the kept index brought up to date with what it holds, then kept itself.
+    for (name, how) in [("extend-extended", "extended"), ("extend-kept", "kept")] {
+        let d = Build::new(&df, None).run(&["--cache-dir", cache_dir, "--destination", &dest(name)]);
+        assert_eq!(
+            d.unpacked[0]["from_store"].as_u64(),
+            Some(if how == "extended" { 4 } else { 5 }),
+            "{:?}",
+            d.unpacked
+        );
+        assert_eq!(index(&d)["how"], how, "{name}: {:?}", d.unpacked);
+        if how == "extended" {
+            assert_eq!(index(&d)["layers"], 1, "{:?}", d.unpacked);
+            let paths = index(&d)["paths"].as_u64().unwrap();
+            assert!(paths < 100, "{paths} paths looked at: only the new layer's (and their parents)");
+        }
+        assert_eq!(d.snapshots, plain.snapshots, "{name}: a store-mounted root saw other changes");
+        assert_eq!(d.befores, plain.befores, "{name}: the before of a change differs");
+        assert_eq!(d.digest, plain.digest, "{name}");
+    }
+}
+
+#[test]
 fn a_layer_with_whiteouts_opaque_dirs_and_links_to_lower_files_mounts_as_it_unpacks() {
     // Written by hand, as other tools write layers: a whiteout of a lower symlink and of a
     // lower directory, an opaque /etc with one new file, a hard link to a lower file.

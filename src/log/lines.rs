@@ -5,7 +5,7 @@
 use super::Level;
 use crate::units::bytes;
 use trowel_events::state::BuildState;
-use trowel_events::{BaseSource, BlobPushAction, CacheResult, Event, ResumeAction, StepStatus, When};
+use trowel_events::{BaseSource, BlobPushAction, CacheResult, Event, ResumeAction, RootIndex, StepStatus, When};
 
 /// The log lines an event makes, at their levels, given the build so far (`state`, which the
 /// event has been applied to). In a build for several platforms, whose stages run at the same
@@ -138,9 +138,12 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 ),
             )
         }
-        Event::BaseUnpacked { layers, entries, bytes: size, duration_ms, from_store, store_unused, .. } => {
+        Event::BaseUnpacked { layers, entries, bytes: size, duration_ms, from_store, store_unused, index, .. } => {
             let made = RootMade { layers: *layers, entries: *entries, bytes: *size, duration_ms: *duration_ms };
-            say(Level::Info, &made.line("", *from_store, store_unused.as_deref()))
+            say(Level::Info, &made.line("", *from_store, store_unused.as_deref()));
+            if let Some(i) = index {
+                say(Level::Debug, &index_line(i));
+            }
         }
         Event::SourceUnpacked {
             stage,
@@ -152,12 +155,16 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             duration_ms,
             from_store,
             store_unused,
+            index,
             ..
         } => {
             let from = source_name(*stage, image.as_deref());
             let made = RootMade { layers: *layers, entries: *entries, bytes: *size, duration_ms: *duration_ms };
             let line = made.line(&format!("{from}'s "), *from_store, store_unused.as_deref());
-            say(Level::Info, &format!("{line}, to read from ({why})"))
+            say(Level::Info, &format!("{line}, to read from ({why})"));
+            if let Some(i) = index {
+                say(Level::Debug, &index_line(i));
+            }
         }
         Event::StepStarted { expanded, line, end_line, source, attempt, .. } => {
             if let Some(a) = attempt {
@@ -368,6 +375,18 @@ struct RootMade {
     entries: u64,
     bytes: u64,
     duration_ms: u64,
+}
+
+/// How a root mounted from the store got its first snapshot index, for `-v debug`: a walk
+/// of the root is most of a slow mount.
+fn index_line(index: &RootIndex) -> String {
+    match index {
+        RootIndex::Kept => "Root index: read back as a build before kept it".to_string(),
+        RootIndex::Extended { layers, paths } => format!(
+            "Root index: the one kept for the layers below the top {layers} brought up to date ({paths} paths looked at)"
+        ),
+        RootIndex::Walked { paths } => format!("Root index: walked ({paths} paths)"),
+    }
 }
 
 impl RootMade {

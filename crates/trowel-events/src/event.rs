@@ -163,6 +163,20 @@ pub enum OutputStream {
     Stderr,
 }
 
+/// How a build root mounted from the unpacked-layer store got its first snapshot index: the
+/// record of every path of the root that the first snapshot compares with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "how")]
+pub enum RootIndex {
+    /// Read back as a build before kept it for the very same layers (a few milliseconds).
+    Kept,
+    /// The one kept for the layers under the top `layers` ones, brought up to date with what
+    /// those hold (`paths` looked at) instead of a walk of the root; kept for the next build.
+    Extended { layers: usize, paths: u64 },
+    /// A walk of the whole root (`paths` looked at); kept for the next build when it can be.
+    Walked { paths: u64 },
+}
+
 /// Where a base image came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -321,6 +335,10 @@ pub enum Event {
         /// from the store, and for an empty root.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         store_unused: Option<String>,
+        /// How a root mounted from the store got the index its first snapshot compares with
+        /// (part of `duration_ms`). Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<RootIndex>,
     },
     /// The files a `COPY --from` or a RUN's `--mount=from=` reads were taken out of the layers
     /// of a stage or an image that had no build root, instead of unpacking it whole: every
@@ -392,6 +410,9 @@ pub enum Event {
         /// unpacked-layer store. Absent when mounted from the store.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         store_unused: Option<String>,
+        /// As `base_unpacked`'s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<RootIndex>,
     },
     /// A step begins.
     StepStarted {

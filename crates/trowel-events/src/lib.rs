@@ -26,8 +26,8 @@ pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotSt
 pub use debug::{Attempt, PauseReason, PlatformReview, PushReview, ResumeAction, ReviewLayer, When};
 pub use digest::{Digest, InvalidDigest};
 pub use event::{
-    BaseSource, BlobPushAction, ContextOrigin, Event, IndexEntry, LayerSummary, MountInfo, OutputStream, StagePlan,
-    StepId, StepPlan, StepStatus,
+    BaseSource, BlobPushAction, ContextOrigin, Event, IndexEntry, LayerSummary, MountInfo, OutputStream, RootIndex,
+    StagePlan, StepId, StepPlan, StepStatus,
 };
 pub use reference::reference_markdown;
 pub use sink::{Detail, Envelope, EventSink};

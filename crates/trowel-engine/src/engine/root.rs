@@ -20,7 +20,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use trowel_events::{Event, StepId};
+use trowel_events::{Event, RootIndex, StepId};
 
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
@@ -214,13 +214,15 @@ impl BuildContext<'_> {
         let (entries, bytes) = self.unpack_all(&root, layers, opts)?;
         let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
         snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
-        self.report_root(root_for, layers.len(), (entries, bytes), t0, None, store_unused);
+        self.report_root(root_for, layers.len(), (entries, bytes), t0, None, store_unused, None);
         Ok(BuildRoot { dir, snap, mount: None })
     }
 
     /// Reports a root just made of `layers` layers, `made` (entries, bytes) of them unpacked
     /// now, as `root_for` says: `from_store` layers of them were in the unpacked-layer store
-    /// already when it was mounted from there, `store_unused` why it was not.
+    /// already when it was mounted from there, `store_unused` why it was not, `index` how its
+    /// first snapshot index was had then.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn report_root(
         &self,
         root_for: RootFor<'_>,
@@ -229,6 +231,7 @@ impl BuildContext<'_> {
         t0: Instant,
         from_store: Option<usize>,
         store_unused: Option<String>,
+        index: Option<RootIndex>,
     ) {
         let duration_ms = t0.elapsed().as_millis() as u64;
         match root_for {
@@ -240,6 +243,7 @@ impl BuildContext<'_> {
                 duration_ms,
                 from_store,
                 store_unused,
+                index: index.clone(),
             }),
             RootFor::Reader { step, stage, image, why } => self.emitter.emit(Event::SourceUnpacked {
                 for_step: Some(step),
@@ -252,6 +256,7 @@ impl BuildContext<'_> {
                 duration_ms,
                 from_store,
                 store_unused,
+                index,
             }),
             RootFor::Unreported => {}
         }

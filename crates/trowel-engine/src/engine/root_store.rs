@@ -41,6 +41,11 @@ use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::{FsError, UnpackOptions, UnpackStats};
 use crate::sandbox::Isolation;
+use trowel_events::RootIndex;
+
+/// An entry directory as a kept index's key names it: device, inode and birth time (`None`
+/// when its filesystem keeps no birth time).
+type EntryId = Option<(u64, u64, i128)>;
 
 /// Whether this build's roots come from the store, decided at most once per build.
 pub(crate) struct StoreChoice {
@@ -364,6 +369,10 @@ impl BuildContext<'_> {
         // them it hashes the whole base at once).
         let entry_roots: Vec<Root> =
             lowers.iter().rev().map(|d| Root::open(d)).collect::<Result<_, _>>().unwrap_or_default();
+        // What names the entries in a kept index's key, read now through those handles: the
+        // entries this build made are renamed into the store while it goes on.
+        let identities: Option<Vec<EntryId>> = (entry_roots.len() == lowers.len())
+            .then(|| entry_roots.iter().rev().map(|r| r.identity().ok().flatten()).collect());
         let mounted = copy_root_meta(lowers.last().map(PathBuf::as_path), &upper)
             .and_then(|()| LayerMount::mount(&lowers, &upper, &work, &dir));
         let mount = match mounted {
@@ -410,51 +419,69 @@ impl BuildContext<'_> {
             entry_roots,
             upper_root,
         );
-        self.index_root(&mut snap, store, chains.last(), &lowers, &upper, !userns)
+        let index = self
+            .index_root(&mut snap, store, &chains, identities.as_deref(), &upper, !userns)
             .map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
-        self.report_root(root_for, layers.len(), (entries, bytes), t0, Some(found), None);
+        self.report_root(root_for, layers.len(), (entries, bytes), t0, Some(found), None, Some(index));
         Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }) }))
     }
 
-    /// The initial index of a root mounted from the store: the one kept for its top entry
-    /// `top` when it was made under the same key (see `index_key`), else a walk
-    /// of the root, kept for the next build. `reusable`: nothing was copied up into the root (a
-    /// user namespace's hard links).
+    /// The initial index of a root mounted from the store (`chains`: its entries' chain IDs,
+    /// bottom first; `ids`: their identities, see `index_key`): the one kept for its top entry
+    /// when it was made under the same key; else the one kept for the highest entry below that
+    /// has one, brought up to date with what the entries above it hold; else a walk of the
+    /// root. Whatever it took, an index not read back is kept for the next build. `reusable`:
+    /// nothing was copied up into the root (a user namespace's hard links).
     fn index_root(
         &self,
         snap: &mut Snapshotter,
         store: &UnpackedStore,
-        top: Option<&Digest>,
-        lowers: &[PathBuf],
+        chains: &[Digest],
+        ids: Option<&[EntryId]>,
         upper: &Path,
         reusable: bool,
-    ) -> Result<(), FsError> {
-        let key = top.filter(|_| reusable).and_then(|top| Some((top, self.index_key(lowers, upper)?)));
-        if let Some((top, key)) = &key
-            && let Ok(bytes) = std::fs::read(store.index_path(top))
-            && snap.restore_initial(key, &bytes)?
+    ) -> Result<RootIndex, FsError> {
+        let keyed = |n: usize| ids.filter(|_| reusable).and_then(|ids| self.index_key(&ids[..n], upper));
+        let Some((top, key)) = chains.last().and_then(|top| Some((top, keyed(chains.len())?))) else {
+            let stats = snap.scan_initial()?;
+            return Ok(RootIndex::Walked { paths: stats.files_walked });
+        };
+        if let Ok(bytes) = std::fs::read(store.index_path(top))
+            && snap.restore_initial(&key, &bytes)?
         {
-            return Ok(());
+            return Ok(RootIndex::Kept);
         }
-        snap.scan_initial()?;
-        if let Some((top, key)) = key
-            && let Some(bytes) = snap.saved_index(&key)
+        // The highest entry below with an index kept is the one tried: an index there that
+        // does not fit means its entries changed, and those under it are older still.
+        let below =
+            (1..chains.len()).rev().find_map(|n| Some((n, std::fs::read(store.index_path(&chains[n - 1])).ok()?)));
+        let extended = below.and_then(|(n, bytes)| {
+            let key = keyed(n)?;
+            // Any failure in it only costs the walk.
+            let paths = snap.restore_extended(&key, &bytes, chains.len() - n).ok().flatten()?;
+            Some(RootIndex::Extended { layers: chains.len() - n, paths })
+        });
+        let how = match extended {
+            Some(how) => how,
+            None => RootIndex::Walked { paths: snap.scan_initial()?.files_walked },
+        };
+        if let Some(bytes) = snap.saved_index(&key)
             && let Err(e) = store.write_index(top, &bytes)
         {
             self.emitter.warn(format!("the index of a root could not be kept in the unpacked-layer store: {e}"));
         }
-        Ok(())
+        Ok(how)
     }
 
     /// Everything a root's initial index depends on besides its entries' files, which never
-    /// change once made: which entries (each directory's inode and birth time, which its commit's
-    /// rename keeps, so an entry this build made has the key it will have in the store, and an
-    /// entry deleted and made again, even on a reused inode, is another), the filesystems of
-    /// the entries and of the root's upper directory and the kernel (overlayfs numbers a
-    /// root's inodes from those), the snapshot mode and ignored paths (what a scan records),
-    /// and this very program (how it records it). `None` when any of it cannot be read: the
-    /// root is then walked and nothing is kept.
-    fn index_key(&self, lowers: &[PathBuf], upper: &Path) -> Option<Vec<u8>> {
+    /// change once made: which entries (`ids`: each directory's device, inode and birth time,
+    /// which its commit's rename keeps, so an entry this build made has the key it will have
+    /// in the store, and an entry deleted and made again, even on a reused inode, is another),
+    /// the filesystem of the root's upper directory and the kernel (overlayfs numbers a root's
+    /// inodes from those), the snapshot mode and ignored paths (what a scan records), and this
+    /// very program (how it records it). `None` when any of it cannot be read (an entry
+    /// without a birth time among them): the root is then walked and nothing is kept.
+    fn index_key(&self, ids: &[EntryId], upper: &Path) -> Option<Vec<u8>> {
         use std::fmt::Write as _;
         use std::os::unix::fs::MetadataExt as _;
         let exe = std::fs::metadata("/proc/self/exe").ok()?;
@@ -462,10 +489,9 @@ impl BuildContext<'_> {
         let _ = writeln!(k, "program {} {} {} {}.{}", exe.dev(), exe.ino(), exe.size(), exe.mtime(), exe.mtime_nsec());
         let _ = writeln!(k, "kernel {}", std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?.trim());
         let _ = writeln!(k, "upper {}", std::fs::metadata(upper).ok()?.dev());
-        for l in lowers {
-            let m = std::fs::metadata(l).ok()?;
-            let born = m.created().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
-            let _ = writeln!(k, "entry {} {} {born}", m.dev(), m.ino());
+        for id in ids {
+            let (dev, ino, born) = (*id)?;
+            let _ = writeln!(k, "entry {dev} {ino} {born}");
         }
         let _ = writeln!(k, "mode {}", self.opts.layers.snapshot_mode);
         let _ = writeln!(k, "ignore {}", serde_json::to_string(&self.snapshot_ignore).ok()?);

@@ -57,7 +57,7 @@ fn is_whiteout(st: &Stat) -> bool {
     st.file_type == FileType::CharDevice && st.rdev == 0
 }
 
-fn is_opaque(upper: &Root, p: &str) -> Result<bool, FsError> {
+pub(crate) fn is_opaque(upper: &Root, p: &str) -> Result<bool, FsError> {
     let name = if crate::fs::overlay_mount::in_user_namespace() { USER_OPAQUE_XATTR } else { OPAQUE_XATTR };
     Ok(upper.get_xattr(p, name)?.is_some_and(|v| v == b"y"))
 }

@@ -76,6 +76,19 @@ impl Root {
         Ok(Root { fd, host: self.host.clone() })
     }
 
+    /// The directory this handle was opened on, as (device, inode, birth time in ns since the
+    /// epoch), read through the handle: a rename of the directory since it was opened does
+    /// not change the answer. `None` when the filesystem keeps no birth time.
+    pub fn identity(&self) -> io::Result<Option<(u64, u64, i128)>> {
+        let st = super::sys::statx_nofollow(self.fd.as_fd(), b"")?;
+        if st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() == 0 {
+            return Ok(None);
+        }
+        let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+        let born = i128::from(st.stx_btime.tv_sec) * 1_000_000_000 + i128::from(st.stx_btime.tv_nsec);
+        Ok(Some((dev, st.stx_ino, born)))
+    }
+
     /// The root's directory on the host (for messages and for handing to sandboxes).
     pub fn host_path(&self) -> &Path {
         &self.host

@@ -275,6 +275,61 @@ impl Snapshotter {
     /// the caller walks the root instead.
     pub fn restore_initial(&mut self, key: &[u8], bytes: &[u8]) -> Result<bool, FsError> {
         let Some((mut node, linked)) = super::snapshot_saved::decode(key, bytes) else { return Ok(false) };
+        if !self.children_match(&node)? {
+            return Ok(false);
+        }
+        node.meta = self.walker(false, false).root_meta()?;
+        self.linked = linked.into_iter().collect();
+        self.pending = Vec::new();
+        self.index = Some(node);
+        Ok(true)
+    }
+
+    /// [`Snapshotter::restore_initial`] for a root of the store whose lower entries are those
+    /// of a kept index (`key`, `bytes`) and `added` more on top (the first `added` of the
+    /// lowers given to [`Snapshotter::on_store`], which never change): the kept index is
+    /// brought up to date by diffing only the paths those entries hold, each a few files
+    /// where a walk of the root reads every directory of the base. Returns how many paths
+    /// that looked at, or `None` when it took nothing (bytes that are no index under `key`,
+    /// an entry holding a file with several links, which the initial scan alone records, or
+    /// a root directory that is not then what the index says), and the caller walks the root.
+    pub fn restore_extended(&mut self, key: &[u8], bytes: &[u8], added: usize) -> Result<Option<u64>, FsError> {
+        if added == 0 || self.lowers.len() < added {
+            return Ok(None);
+        }
+        let Some((mut node, linked)) = super::snapshot_saved::decode(key, bytes) else { return Ok(None) };
+        let mut targets = Vec::new();
+        for entry in &self.lowers[..added] {
+            if !entry_paths(entry, "/", &mut targets)? {
+                return Ok(None);
+            }
+        }
+        node.meta = self.walker(false, false).root_meta()?;
+        targets.sort();
+        targets.dedup();
+        // Not `self.walker`: its upper directory says nothing of what the new entries change.
+        let mut w = Walker::new(&self.root, self.mode, &self.ignore, true)
+            .birth_times(self.birth_times)
+            .lazy(false, &self.lowers);
+        let mut updated = Ok(());
+        for t in targets.iter().filter(|t| !self.ignore.is_ignored(t)) {
+            updated = w.diff_path(&mut node, t);
+            if updated.is_err() {
+                break;
+            }
+        }
+        let looked_at = w.stats.files_walked;
+        if updated.is_err() || !self.children_match(&node)? {
+            return Ok(None);
+        }
+        self.linked = linked.into_iter().collect();
+        self.pending = Vec::new();
+        self.index = Some(node);
+        Ok(Some(looked_at))
+    }
+
+    /// Whether each entry of the root directory that `node` lists is, by `lstat`, what it says.
+    fn children_match(&self, node: &Node) -> Result<bool, FsError> {
         for child in &node.children {
             let Some(st) = self.root.lstat(&path::join("/", &child.name))? else { return Ok(false) };
             let m = &child.meta;
@@ -285,10 +340,6 @@ impl Snapshotter {
                 return Ok(false);
             }
         }
-        node.meta = self.walker(false, false).root_meta()?;
-        self.linked = linked.into_iter().collect();
-        self.pending = Vec::new();
-        self.index = Some(node);
         Ok(true)
     }
 
@@ -401,6 +452,36 @@ impl Snapshotter {
         self.index = Some(index);
         Ok(changes)
     }
+}
+
+/// The paths an entry of the unpacked-layer store (`entry`, an overlay lower directory) holds
+/// below image directory `dir` that a diff must look at for the root to show them: every
+/// file, link, device and whiteout, every directory it empties (opaque) and every directory it
+/// holds nothing in; a directory with contents is looked at on the way to them. False when
+/// it holds a file with several links (see [`Snapshotter::restore_extended`]).
+fn entry_paths(entry: &Root, dir: &str, out: &mut Vec<String>) -> Result<bool, FsError> {
+    for name in entry.read_dir(dir)? {
+        let p = path::join(dir, &name);
+        let Some(st) = entry.lstat(&p)? else { continue };
+        match st.file_type {
+            FileType::Dir => {
+                let before = out.len();
+                if super::overlay::is_opaque(entry, &p)? {
+                    out.push(p);
+                    continue;
+                }
+                if !entry_paths(entry, &p, out)? {
+                    return Ok(false);
+                }
+                if out.len() == before {
+                    out.push(p);
+                }
+            }
+            FileType::File if st.nlink > 1 => return Ok(false),
+            _ => out.push(p),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -453,7 +453,7 @@ impl BuildState {
             }
             // Progress that is over once the build moves on, and files the log names as they
             // are written.
-            Event::BaseUnpacked { stage, layers, entries, bytes, duration_ms, from_store, store_unused } => {
+            Event::BaseUnpacked { stage, layers, entries, bytes, duration_ms, from_store, store_unused, .. } => {
                 let steps = &self.steps;
                 if let Some(s) = self.stages.iter_mut().find(|s| s.index == *stage) {
                     let after_steps =

@@ -474,6 +474,7 @@ fn the_stages_root_is_placed_after_the_steps_done_when_it_was_ready() {
         duration_ms,
         from_store,
         store_unused: None,
+        index: None,
     };
     let ahead = build()
         .at(1, Event::StageStarted { stage: 0, name: None, base: "busybox".into() })
@@ -514,6 +515,7 @@ fn what_a_step_read_from_another_stage_or_an_image_is_the_steps() {
         duration_ms: 30,
         from_store: Some(4),
         store_unused: None,
+        index: None,
     };
     let extracted = Event::SourceExtracted {
         for_step: Some(COPY),
