@@ -240,9 +240,13 @@ fn killed_during_cache_writes_and_pushes_then_rebuilt() {
     assert_cache_complete();
     proxy.clear();
 
-    // 2. Killed while the image's blobs are being uploaded: no tag.
+    // 2. Killed while the image's blobs are being uploaded: no tag. Its config is one the
+    //    destination cannot have yet (a build within the same second as the first, from its
+    //    cache entries, would make the same config, which the first build pushed already).
     proxy.inject("PUT", &format!("/{repo}/blobs/uploads/"), HOLD, 1);
-    let b = Running::start(ctx.path(), &args(&dest));
+    let mut second = args(&dest);
+    second.extend(["--label".to_string(), format!("attempt={}", std::process::id())]);
+    let b = Running::start(ctx.path(), &second);
     proxy.wait_applied(&format!("PUT /v2/{repo}/blobs/uploads/"), Duration::from_secs(60));
     b.kill();
     assert_no_tag(&real(&dest));
