@@ -618,6 +618,20 @@ fn a_root_with_a_layer_more_than_a_kept_index_extends_it_and_misses_no_change() 
         assert_eq!(d.befores, plain.befores, "{name}: the before of a change differs");
         assert_eq!(d.digest, plain.digest, "{name}");
     }
+    // A layer more that adds as many files as the root has paths, into a directory of the root
+    // (each a path to diff from the root down): walked, which costs less.
+    let root_paths = index(&made)["paths"].as_u64().unwrap();
+    let many = format!("{}/{}:many", env().registry, unique_repo("store-many"));
+    let many_df = format!("FROM {base}\nRUN cd /data && for i in $(seq {root_paths}); do : > f$i; done\n");
+    Build::new(&many_df, None).run(&["--destination", &many]);
+    let d = Build::new(&format!("FROM {many}\nRUN true >> /top\n"), None).run(&[
+        "--cache-dir",
+        cache_dir,
+        "--destination",
+        &dest("extend-many"),
+    ]);
+    assert_eq!(d.unpacked[0]["from_store"].as_u64(), Some(4), "{:?}", d.unpacked);
+    assert_eq!(index(&d)["how"], "walked", "{:?}", d.unpacked);
 }
 
 #[test]

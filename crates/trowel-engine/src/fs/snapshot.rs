@@ -291,8 +291,9 @@ impl Snapshotter {
     /// brought up to date by diffing only the paths those entries hold, each a few files
     /// where a walk of the root reads every directory of the base. Returns how many paths
     /// that looked at, or `None` when it took nothing (bytes that are no index under `key`,
-    /// an entry holding a file with several links, which the initial scan alone records, or
-    /// a root directory that is not then what the index says), and the caller walks the root.
+    /// an entry holding a file with several links, which the initial scan alone records,
+    /// entries holding so many paths that a walk costs less, or a root directory that is not
+    /// then what the index says), and the caller walks the root.
     pub fn restore_extended(&mut self, key: &[u8], bytes: &[u8], added: usize) -> Result<Option<u64>, FsError> {
         if added == 0 || self.lowers.len() < added {
             return Ok(None);
@@ -303,6 +304,11 @@ impl Snapshotter {
             if !entry_paths(entry, "/", &mut targets)? {
                 return Ok(None);
             }
+        }
+        // Each path is diffed from the root down (a few `statx` calls), a walk costs about one
+        // per path: entries holding a good part of the root are walked with it instead.
+        if targets.len().saturating_mul(EXTEND_COST) > node.count() as usize {
+            return Ok(None);
         }
         node.meta = self.walker(false, false).root_meta()?;
         targets.sort();
@@ -453,6 +459,10 @@ impl Snapshotter {
         Ok(changes)
     }
 }
+
+/// How many times a path of the entries above a kept index costs, diffed on its own, what a
+/// path of the root costs in a walk (see [`Snapshotter::restore_extended`]).
+const EXTEND_COST: usize = 4;
 
 /// The paths an entry of the unpacked-layer store (`entry`, an overlay lower directory) holds
 /// below image directory `dir` that a diff must look at for the root to show them: every
