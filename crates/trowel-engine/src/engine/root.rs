@@ -243,7 +243,7 @@ impl BuildContext<'_> {
                 duration_ms,
                 from_store,
                 store_unused,
-                index: index.clone(),
+                index,
             }),
             RootFor::Reader { step, stage, image, why } => self.emitter.emit(Event::SourceUnpacked {
                 for_step: Some(step),

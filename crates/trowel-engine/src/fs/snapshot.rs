@@ -475,11 +475,11 @@ fn entry_paths(entry: &Root, dir: &str, out: &mut Vec<String>) -> Result<bool, F
         let Some(st) = entry.lstat(&p)? else { continue };
         match st.file_type {
             FileType::Dir => {
-                let before = out.len();
                 if super::overlay::is_opaque(entry, &p)? {
                     out.push(p);
                     continue;
                 }
+                let before = out.len();
                 if !entry_paths(entry, &p, out)? {
                     return Ok(false);
                 }
