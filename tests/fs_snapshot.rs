@@ -362,3 +362,52 @@ fn snapshot_paths_follows_a_final_symlink_to_a_directory() {
         vec![s("/tree/sub", Modified, FileType::Dir), s("/tree/sub/copied", Added, FileType::File)]
     );
 }
+
+/// The initial scan walks on several threads, each taking whole directories; the index it
+/// makes is the one a single walker makes, byte for byte, and diffs against it the same way.
+#[test]
+fn a_parallel_initial_scan_makes_the_same_index_as_one_walker() {
+    let sc = Scratch::new();
+    let r = sc.root_path();
+    // Deeper and wider than the levels the scan hands out: five levels of three directories,
+    // each with two files, a symlink at every level, one file hard-linked across two of the
+    // directories handed out, and an ignored subtree below them.
+    let mut dirs = vec![String::new()];
+    for _ in 0..5 {
+        dirs = dirs.iter().flat_map(|d| (0..3).map(move |i| format!("{d}/d{i}"))).collect();
+        for d in &dirs {
+            fs::create_dir_all(r.join(&d[1..])).unwrap();
+            fs::write(r.join(format!("{}/a", &d[1..])), d.as_bytes()).unwrap();
+            fs::write(r.join(format!("{}/b", &d[1..])), b"bb").unwrap();
+            symlink("a", r.join(format!("{}/l", &d[1..]))).unwrap();
+        }
+    }
+    fs::hard_link(r.join("d0/d1/a"), r.join("d2/d0/d1/linked")).unwrap();
+    fs::create_dir_all(r.join("d1/d1/skip/deeper")).unwrap();
+    fs::write(r.join("d1/d1/skip/deeper/x"), b"x").unwrap();
+    let ignore = || IgnoreList::new(["/proc", "/d1/d1/skip"]);
+    // 363 directories, each with two files and a symlink, the root and one more link.
+    let paths = 1 + 363 * 4 + 1;
+    for mode in MODES {
+        let mut one = Snapshotter::new(sc.root(), mode, ignore());
+        let mut many = Snapshotter::new(sc.root(), mode, ignore());
+        let (s1, s4) = (one.scan_initial_on(1).unwrap(), many.scan_initial_on(4).unwrap());
+        assert_eq!(s1.files_walked, paths, "{mode:?}");
+        assert_eq!((s4.files_walked, s4.bytes_hashed), (s1.files_walked, s1.bytes_hashed), "{mode:?}");
+        assert_eq!(many.indexed_paths(), paths, "{mode:?}");
+        assert!(one.saved_index(b"k") == many.saved_index(b"k"), "{mode:?}: the indexes differ");
+    }
+    // Both diff the same changes the same way, deep in the tree and at the top.
+    let mut one = Snapshotter::new(sc.root(), SnapshotMode::Full, ignore());
+    let mut many = Snapshotter::new(sc.root(), SnapshotMode::Full, ignore());
+    one.scan_initial_on(1).unwrap();
+    many.scan_initial_on(2).unwrap();
+    fs::write(r.join("d2/d2/d2/d2/d2/a"), b"changed, deep").unwrap();
+    fs::remove_dir_all(r.join("d0/d2")).unwrap();
+    fs::write(r.join("d1/d0/d0/new"), b"new").unwrap();
+    let (c1, c2) = (one.snapshot().unwrap(), many.snapshot().unwrap());
+    assert_eq!(summary(&c1), summary(&c2));
+    assert!(summary(&c1).contains(&s("/d0/d2", Deleted, FileType::Dir)), "{:?}", summary(&c1));
+    assert!(summary(&c1).contains(&s("/d1/d0/d0/new", Added, FileType::File)));
+    assert!(summary(&c1).contains(&s("/d2/d2/d2/d2/d2/a", Modified, FileType::File)));
+}

@@ -34,6 +34,10 @@ use super::snapshot_lazy::FileRead;
 use super::{FileType, FsError, IgnoreList, Root, path};
 use crate::digest::Digest;
 
+/// Most threads an initial scan walks on: a walk is system calls on one file system, which
+/// stops scaling after a few.
+pub const SCAN_THREADS: usize = 4;
+
 /// kaniko's `--snapshot-mode`; see the module documentation for the exact rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -238,10 +242,18 @@ impl Snapshotter {
     }
 
     /// Indexes the root as it is now (after the base image is unpacked). Reports nothing.
+    /// Walks on as many threads as the machine has cores, at most [`SCAN_THREADS`].
     pub fn scan_initial(&mut self) -> Result<SnapshotStats, FsError> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        self.scan_initial_on(cores.min(SCAN_THREADS))
+    }
+
+    /// [`Snapshotter::scan_initial`] on `threads` threads (1: this one only). The index is the
+    /// same whatever the number.
+    pub fn scan_initial_on(&mut self, threads: usize) -> Result<SnapshotStats, FsError> {
         let start = Instant::now();
         let mut w = self.walker(false, false);
-        let node = w.scan_root(None)?;
+        let node = if threads > 1 { w.scan_root_parallel(threads)? } else { w.scan_root(None)? };
         let mut stats = w.stats;
         let multi_linked = std::mem::take(&mut w.multi_linked);
         let mut linked = std::collections::HashSet::new();
@@ -262,7 +274,9 @@ impl Snapshotter {
     /// [`Snapshotter::restore_initial`]; `None` before the first scan.
     pub fn saved_index(&self, key: &[u8]) -> Option<Vec<u8>> {
         let index = self.index.as_ref()?;
-        let linked: Vec<&str> = self.linked.iter().map(String::as_str).collect();
+        // Sorted: the same root gives the same bytes.
+        let mut linked: Vec<&str> = self.linked.iter().map(String::as_str).collect();
+        linked.sort_unstable();
         Some(super::snapshot_saved::encode(key, index, &linked))
     }
 
