@@ -369,9 +369,9 @@ fn snapshot_paths_follows_a_final_symlink_to_a_directory() {
 fn a_parallel_initial_scan_makes_the_same_index_as_one_walker() {
     let sc = Scratch::new();
     let r = sc.root_path();
-    // Deeper and wider than the levels the scan hands out: five levels of three directories,
-    // each with two files, a symlink at every level, one file hard-linked across two of the
-    // directories handed out, and an ignored subtree below them.
+    // Deeper than the levels the scan hands out: five levels of three directories, each with
+    // two files, a symlink at every level, one file hard-linked across two of the directories
+    // handed out, and an ignored subtree below them.
     let mut dirs = vec![String::new()];
     for _ in 0..5 {
         dirs = dirs.iter().flat_map(|d| (0..3).map(move |i| format!("{d}/d{i}"))).collect();
@@ -383,11 +383,17 @@ fn a_parallel_initial_scan_makes_the_same_index_as_one_walker() {
         }
     }
     fs::hard_link(r.join("d0/d1/a"), r.join("d2/d0/d1/linked")).unwrap();
+    // More directories near the top than the scan holds waiting (the rest are walked where
+    // they are met).
+    for i in 0..100 {
+        fs::create_dir_all(r.join(format!("wide/w{i}/x"))).unwrap();
+    }
     fs::create_dir_all(r.join("d1/d1/skip/deeper")).unwrap();
     fs::write(r.join("d1/d1/skip/deeper/x"), b"x").unwrap();
     let ignore = || IgnoreList::new(["/proc", "/d1/d1/skip"]);
-    // 363 directories, each with two files and a symlink, the root and one more link.
-    let paths = 1 + 363 * 4 + 1;
+    // 363 directories, each with two files and a symlink, the root, one more link, and the
+    // wide directory's 201.
+    let paths = 1 + 363 * 4 + 1 + 201;
     for mode in MODES {
         let mut one = Snapshotter::new(sc.root(), mode, ignore());
         let mut many = Snapshotter::new(sc.root(), mode, ignore());

@@ -138,7 +138,16 @@ struct SplitState {
     failed: Option<FsError>,
 }
 
+/// Most directories waiting for a worker, each holding a descriptor: a layer with many
+/// directories near the top (it is hostile input) must not run the process out of them. A
+/// directory met with this many waiting is walked where it is met.
+const MAX_WAITING: usize = 64;
+
 impl Split {
+    fn has_room(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).waiting.len() < MAX_WAITING
+    }
+
     fn hand_out(&self, dir: String, fd: OwnedFd) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.waiting.push((dir, fd));
@@ -554,7 +563,7 @@ impl<'a> Walker<'a> {
             None => {
                 self.emit(&p, ChangeKind::Added, &meta, None, false, devino);
                 if kind == FileType::Dir {
-                    match self.split.filter(|_| depth(&p) <= SPLIT_DEPTH) {
+                    match self.split.filter(|s| depth(&p) <= SPLIT_DEPTH && s.has_room()) {
                         Some(split) => self.hand_out(split, dirfd, name, &p)?,
                         None => children = self.walk_dir(dirfd, None, name, &p, Vec::new())?,
                     }
