@@ -393,10 +393,11 @@ fn a_layer_sent_early_is_committed_alongside_the_other_blobs() {
     let ctx = copy_context(&proxy, "");
     let repo = unique_repo("early-overlap");
     let dest = format!("{}/{repo}:1", proxy.addr);
-    // The commit is the push's first PUT to an upload session (it goes out as the push starts;
-    // the config's own upload, in the push check's session, waits for its HEAD first).
+    // The push's first two PUTs to an upload session are the commit and the config's upload
+    // (a config this build made goes up without a HEAD): both go out as the push starts, and
+    // both are held.
     let commit = format!("/v2/{repo}/blobs/uploads/");
-    proxy.inject("PUT", &commit, faults::Fault::Hold { pause: Duration::from_secs(4) }, 1);
+    proxy.inject("PUT", &commit, faults::Fault::Hold { pause: Duration::from_secs(4) }, 2);
     let o = options(ctx.path(), dest);
     let build = std::thread::spawn(move || build_collecting(&o));
     proxy.wait_applied(&format!("PUT {commit}"), PATIENCE);
@@ -537,7 +538,8 @@ fn cache_entries_are_written_without_looking_for_their_own_blobs() {
     std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(ctx.path().join("f"), "f\n").unwrap();
     let cache = unique_repo("fresh-entries-cache");
-    let mut o = options(ctx.path(), format!("{}/{}:1", proxy.addr, unique_repo("fresh-entries")));
+    let first_dest = unique_repo("fresh-entries");
+    let mut o = options(ctx.path(), format!("{}/{first_dest}:1", proxy.addr));
     o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
     let (r, events) = build_collecting(&o);
     r.unwrap_or_else(|e| panic!("build failed: {e}"));
@@ -559,6 +561,16 @@ fn cache_entries_are_written_without_looking_for_their_own_blobs() {
     assert_eq!(checked.len(), 1, "{seen:?}");
     assert_eq!(fetched.len(), 4, "{seen:?}");
     assert!(!fetched.contains(&checked[0]), "the pointer found absent was asked for again: {seen:?}");
+    // Nor is the image's config looked for in the destination: it holds the time of the steps
+    // that ran. It went up all the same.
+    let config =
+        skopeo_raw(&format!("{}/{first_dest}:1", env().registry))["config"]["digest"].as_str().unwrap().to_string();
+    assert!(!seen.iter().any(|s| s.starts_with(&format!("HEAD /v2/{first_dest}/blobs/{config}"))), "{seen:?}");
+    let hex = config.trim_start_matches("sha256:");
+    assert!(
+        seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{first_dest}/blobs/uploads/")) && s.contains(hex)),
+        "{seen:?}"
+    );
 
     let dest = format!("{}/{}:1", env().registry, unique_repo("fresh-entries"));
     o.output.destinations = vec![dest.clone()];

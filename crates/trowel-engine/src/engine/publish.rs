@@ -251,7 +251,14 @@ impl Build<'_> {
     /// What a push of `image` to `dest` sends: its config, then each layer with the
     /// repository it can be mounted from.
     pub(super) fn push_image_of(&mut self, dest: &Reference, image: &FinalImage, layers: &[StageLayer]) -> PushImage {
-        let mut blobs = vec![PushBlob::new(image.manifest.config.clone(), None)];
+        // The config of an image with a layer a step made in this build holds that step's
+        // time: no repository has it (short of a build of the same inputs within the same
+        // second, which then uploads 1-2 kB again), so it goes up without the HEAD that could
+        // only answer no, one round trip less before the manifest. `--reproducible` stamps no
+        // time: a rebuild's config may well be there, and is asked for first.
+        let config = image.manifest.config.clone();
+        let fresh = !self.ctx.opts.layers.reproducible && layers.iter().any(|l| l.step().is_some());
+        let mut blobs = vec![if fresh { PushBlob::fresh(config) } else { PushBlob::new(config, None) }];
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = self.mount_source(dest, l);
             blobs.push(match l.origin {

@@ -170,8 +170,9 @@ pub struct PushBlob {
     /// uploaded but the store does not have it (a base layer no step needed locally).
     pub mount_from: Option<Reference>,
     /// Made by this build and holding what nothing else holds (a cache entry's config names
-    /// the entry's key, which missed): uploaded without asking first whether the repository
-    /// has it, a round trip that would only ever answer no. Reported `Uploaded`.
+    /// the entry's key, which missed; an image's config, the time of a step that ran):
+    /// uploaded without asking first whether the repository has it, a round trip that would
+    /// only ever answer no. Reported `Uploaded`.
     pub fresh: bool,
     /// Made by this build and just put in `mount_from` (a step's layer, uploaded to the cache
     /// repository): mounted without asking first whether the destination has it. Only an
