@@ -440,7 +440,19 @@ fn a_shell_at_a_runs_pause_has_the_runs_mounts_in_place() {
     });
     r.result.unwrap();
     let outs = outputs_at(&r.events, 1, 1);
-    assert_eq!(outs, ["built\n***\n18\n1\n"], "the bind, the secret (masked), its variable, the network");
+    let warnings: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Warning { message } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outs,
+        ["built\n***\n18\n1\n"],
+        "the bind, the secret (masked), its variable, the network; warnings: {warnings:?}"
+    );
     // The shell changed nothing of the root: the mounts were not its changes.
     let changes: Vec<_> = r
         .events

@@ -57,6 +57,11 @@ use rustix::mount::{
 
 use super::FsError;
 
+/// How long [`LayerMount::unmount_idle`] keeps asking a busy mount to go: far longer than a
+/// forked child takes to reach its `exec`, short enough that a process really left in the
+/// mount is reported without a wait anyone notices.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The most overlayfs stacks (its `OVL_MAX_STACK`).
 pub const MAX_LOWERS: usize = 500;
 
@@ -297,11 +302,29 @@ impl LayerMount {
 
     /// Unmounts now, failing (and staying mounted) while a process still uses the mount: for
     /// a caller about to read the upper directory, which must not change under it.
+    ///
+    /// A mount can be busy for a moment with nothing using it: a child another thread has just
+    /// forked holds copies of all of this process's descriptors until its `exec` closes them,
+    /// and one may be in the mount (the sandbox's descriptor of the root it ran in). Parallel
+    /// stages fork all the time, and under load that moment lasts milliseconds, so a refusal is
+    /// asked again, for up to [`IDLE_WAIT`], before it is believed.
     pub fn unmount_idle(&mut self) -> Result<(), FsError> {
-        if self.mounted {
-            rustix::mount::unmount(&self.target, UnmountFlags::empty()).map_err(|e| err("unmount", &self.target, e))?;
-            self.mounted = false;
+        if !self.mounted {
+            return Ok(());
         }
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match rustix::mount::unmount(&self.target, UnmountFlags::empty()) {
+                Ok(()) => break,
+                Err(e) if e == rustix::io::Errno::BUSY && start.elapsed() < IDLE_WAIT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(err("unmount", &self.target, e)),
+            }
+        }
+        self.mounted = false;
         Ok(())
     }
 
@@ -460,5 +483,55 @@ mod tests {
             crate::fs::remove::remove_tree(&work).unwrap();
             assert!(!work.exists());
         }
+    }
+
+    /// A descriptor in the mount held for a moment (as a child forked by another thread holds
+    /// one until its `exec`) delays the idle unmount; a process that stays in the mount makes
+    /// it fail, still mounted, until the process is gone.
+    #[test]
+    fn an_idle_unmount_waits_out_a_moment_of_use_but_not_a_process_in_the_mount() {
+        if !root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let (_dir, lower, upper, work, merged) = four_dirs();
+        std::fs::write(lower.join("f"), b"f").unwrap();
+        let lowers = [lower.clone()];
+        let spec = OverlaySpec { kind: OverlayKind::View, lowers: &lowers, upper: &upper, work: &work };
+        let mounted = |m: &Path| {
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            info.lines().any(|l| l.split(' ').nth(4) == Some(m.to_str().unwrap()))
+        };
+
+        let mut m = spec.mount(&merged).unwrap();
+        let held = std::fs::File::open(merged.join("f")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            drop(held);
+        });
+        rx.recv().unwrap();
+        let t0 = std::time::Instant::now();
+        m.unmount_idle().expect("the mount is idle once the descriptor is closed");
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(100), "{:?}", t0.elapsed());
+        assert!(!mounted(&merged));
+        holder.join().unwrap();
+
+        // A volatile overlay's work directory refuses a second mount: fresh directories.
+        let (_dir2, lower, upper, work, merged) = four_dirs();
+        let lowers = [lower.clone()];
+        let spec = OverlaySpec { kind: OverlayKind::View, lowers: &lowers, upper: &upper, work: &work };
+        let mut m = spec.mount(&merged).unwrap();
+        let mut child = std::process::Command::new("sleep").arg("60").current_dir(&merged).spawn().unwrap();
+        let t0 = std::time::Instant::now();
+        let e = m.unmount_idle().expect_err("a process works in the mount");
+        assert!(t0.elapsed() >= IDLE_WAIT, "{:?}", t0.elapsed());
+        assert!(e.to_string().contains("busy"), "{e}");
+        assert!(mounted(&merged), "a refused unmount leaves the mount in place");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        m.unmount_idle().unwrap();
+        assert!(!mounted(&merged));
     }
 }
