@@ -277,8 +277,9 @@ fn two_builds_at_once_share_one_cache_dir() {
     }
     // Both Dockerfiles are `COPY . /app`: the same context, so the same keys.
     settle();
-    let trace_a = a.dir.path().join("../a.trace");
-    let trace_b = b.dir.path().join("../b.trace");
+    // Beside the contexts, under names no other test process uses at the same time.
+    let trace_a = a.dir.path().join("..").join(format!("{}.trace", unique_repo("a")));
+    let trace_b = b.dir.path().join("..").join(format!("{}.trace", unique_repo("b")));
     let quiet = |mut c: Command| c.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let ha = quiet(a.command(&trace_a, &[], &[]));
     let hb = quiet(b.command(&trace_b, &[], &[]));
