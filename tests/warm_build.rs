@@ -1,6 +1,6 @@
 //! `trowel warm` then `trowel build --cache --cache-dir`: base images come from the cache
-//! directory with no registry involved (even for a tag), and a corrupt entry is detected and
-//! pulled again rather than used.
+//! directory with no registry involved (even for a tag), a corrupt entry is detected and
+//! pulled again rather than used (with a warning), and an expired one is pulled again (without).
 
 mod common;
 mod warm_support;
@@ -70,4 +70,37 @@ fn a_corrupt_cache_dir_entry_is_pulled_again_not_used() {
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/built-offline"), "offline\n");
     assert_eq!(u.tree().get("/bin/busybox").size, std::fs::metadata("/bin/busybox").unwrap().len());
+}
+
+#[test]
+fn an_expired_entry_is_pulled_again_and_said_so_without_a_warning() {
+    let private = PrivateRegistry::start();
+    let base = format!("{}/team/busybox:1.35", private.addr);
+    skopeo_copy("busybox:1.35", &base);
+    let cache = tempfile::tempdir().unwrap();
+    assert_ok(&run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base])));
+    // Entry ages are whole seconds.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let ctx = context(&base);
+    let dest = format!("{}/{}:1", env().registry, unique_repo("expired"));
+    let o = run(trowel()
+        .args(["build", "--cache", "--cache-ttl", "1s", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--destination", &dest, "--context"])
+        .arg(ctx.path()));
+    assert_ok(&o);
+    let err = stderr(&o);
+    // Expiry is the cache working as meant (kaniko logs it at debug level): the line that says
+    // where the base came from says why it was not the cache directory, and nothing warns.
+    let retrieved =
+        err.lines().find(|l| l.contains(&format!("Retrieved image {base}@"))).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        retrieved.contains("not from the cache directory: cached ")
+            && retrieved.contains("older than the cache TTL of 1s"),
+        "{err}"
+    );
+    assert!(!err.contains("WARN"), "{err}");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built-offline"), "offline\n");
 }

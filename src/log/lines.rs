@@ -101,8 +101,13 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             say(Level::Info, &format!("Stage {stage}{n}: FROM {base}"));
         }
         Event::BaseResolved { source, layers, .. } => match source {
-            BaseSource::Registry { reference, manifest_digest, .. } => {
-                say(Level::Info, &format!("Retrieved image {reference}@{manifest_digest} ({} layers)", layers.len()))
+            BaseSource::Registry { reference, manifest_digest, cache_dir_miss, .. } => {
+                let why = cache_dir_miss.as_ref().map(|w| format!("; not from the cache directory: {w}"));
+                let n = layers.len();
+                say(
+                    Level::Info,
+                    &format!("Retrieved image {reference}@{manifest_digest} ({n} layers{})", why.unwrap_or_default()),
+                )
             }
             BaseSource::CacheDir { reference, manifest_digest } => {
                 say(Level::Info, &format!("Found {reference}@{manifest_digest} in the local cache directory"))

@@ -127,6 +127,7 @@ impl Trace {
                     reference: "127.0.0.1:5000/busybox:1.35".into(),
                     manifest_digest: if platform == ARM64 { digest('b') } else { digest('a') },
                     index_digest: Some(repeated("ab")),
+                    cache_dir_miss: None,
                 },
                 config_digest: Some(if platform == ARM64 { digest('d') } else { digest('c') }),
                 layers: vec![base_layer(platform)],

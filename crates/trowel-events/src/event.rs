@@ -184,7 +184,17 @@ pub enum BaseSource {
     /// `FROM scratch`: no base layers.
     Scratch,
     /// Pulled from a registry; `index_digest` is the multi-platform index it was chosen from.
-    Registry { reference: String, manifest_digest: Digest, index_digest: Option<Digest> },
+    Registry {
+        reference: String,
+        manifest_digest: Digest,
+        index_digest: Option<Digest>,
+        /// Why the base-image cache directory (`--cache-dir`) did not serve it: `not in the
+        /// cache`, an expired entry, a corrupt one. Absent when the build was given no cache
+        /// directory. An entry that is simply not there is not a warning (kaniko logs it at
+        /// debug level): most CI jobs name a cache directory that only a warmer fills.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_dir_miss: Option<String>,
+    },
     /// Read from the base-image cache directory (`--cache-dir`, filled by `trowel warm`).
     CacheDir { reference: String, manifest_digest: Digest },
     /// An earlier stage of this build.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use trowel_events::{BaseSource, Event, StepId};
 
+use crate::cache::basedir::Miss;
 use crate::dockerfile::Base;
 use crate::engine::context::BuildContext;
 use crate::engine::error::{BuildError, Location, PullError, StepError};
@@ -49,10 +50,11 @@ impl StageRunner {
                     _ => ctx.plan.target_platform(idx).clone(),
                 };
                 let reference = Reference::parse(r).map_err(|e| fail(format!("invalid image reference {r:?}: {e}")))?;
-                let (img, from_cache_dir) = match from_cache_dir(ctx, &reference, r, &platform) {
-                    Some(img) => (img, true),
-                    None => (ctx.resolve_once(r, Some(&platform))?, false),
+                let (img, cache_dir_miss) = match from_cache_dir(ctx, &reference, r, &platform) {
+                    Ok(img) => (img, Ok(())),
+                    Err(why) => (ctx.resolve_once(r, Some(&platform))?, Err(why)),
                 };
+                let from_cache_dir = cache_dir_miss.is_ok();
                 let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(r.clone()))?;
                 let layers = base_layers(&img, &config, r)?;
                 let source = if from_cache_dir {
@@ -65,6 +67,7 @@ impl StageRunner {
                         reference: img.reference.to_string(),
                         manifest_digest: (&img.manifest_digest).into(),
                         index_digest: img.index_digest.as_ref().map(Into::into),
+                        cache_dir_miss: cache_dir_miss.err().flatten(),
                     }
                 };
                 ctx.emitter.emit(Event::BaseResolved {
@@ -143,48 +146,40 @@ impl StageRunner {
 /// A base image from the local cache directory (`--cache-dir`, filled by `trowel warm`):
 /// verified, its blobs linked into this build's store, so the build needs no registry at all
 /// for it — not even to resolve a tag. Anything missing or corrupt there means the registry is
-/// asked instead (the build never writes to the cache directory).
-fn from_cache_dir(ctx: &BuildContext<'_>, r: &Reference, written: &str, platform: &Platform) -> Option<ResolvedImage> {
-    let dir = ctx.base_cache.as_ref()?;
-    // No prune collects the blobs between the entry being read and them being linked.
-    let _gc = match crate::cache::usage::gc_shared(dir.dir()) {
-        Ok(l) => l,
-        Err(e) => {
-            ctx.emitter.warn(format!("cache directory {}: {e}", dir.dir().display()));
-            return None;
-        }
+/// asked instead (the build never writes to the cache directory): `Err` says why, for the
+/// `base_resolved` event (`None`: the build has no cache directory). An entry that is not
+/// there, or has expired, is the cache working as meant and no warning; one that is there but
+/// cannot be used (a blob missing or corrupt, the directory unreadable) is a fault and warned
+/// of as well.
+fn from_cache_dir(
+    ctx: &BuildContext<'_>,
+    r: &Reference,
+    written: &str,
+    platform: &Platform,
+) -> Result<ResolvedImage, Option<String>> {
+    let Some(dir) = ctx.base_cache.as_ref() else { return Err(None) };
+    let fault = |why: String| {
+        ctx.emitter.warn(format!("{written} is not usable from the cache directory: {why}"));
+        Some(why)
     };
+    // No prune collects the blobs between the entry being read and them being linked.
+    let _gc = crate::cache::usage::gc_shared(dir.dir()).map_err(|e| fault(format!("{}: {e}", dir.dir().display())))?;
     let ttl = ctx.opts.cache.as_ref().map(|c| c.ttl);
     let cached = match dir.lookup_explained(r, platform, ttl) {
         Ok(Ok(c)) => c,
-        Ok(Err(miss)) => {
-            ctx.emitter.warn(format!("{written} is not usable from the cache directory: {miss}"));
-            return None;
-        }
-        Err(e) => {
-            ctx.emitter.warn(format!("cache directory: {e}"));
-            return None;
-        }
+        Ok(Err(miss @ (Miss::NotCached | Miss::Expired { .. }))) => return Err(Some(miss.to_string())),
+        Ok(Err(miss)) => return Err(fault(miss.to_string())),
+        Err(e) => return Err(fault(e.to_string())),
     };
     match dir.verify_layers(&cached) {
         Ok(bad) if bad.is_empty() => {}
-        Ok(bad) => {
-            ctx.emitter.warn(format!(
-                "{written} in the cache directory has {} missing or corrupt layer(s); pulling from the registry",
-                bad.len()
-            ));
-            return None;
-        }
-        Err(e) => {
-            ctx.emitter.warn(format!("cache directory: {e}"));
-            return None;
-        }
+        Ok(bad) => return Err(fault(format!("{} missing or corrupt layer(s); pulling from the registry", bad.len()))),
+        Err(e) => return Err(fault(e.to_string())),
     }
     if let Err(e) = dir.link_into(&cached, &ctx.store) {
-        ctx.emitter.warn(format!("cache directory: {e}"));
-        return None;
+        return Err(fault(e.to_string()));
     }
-    Some(cached.image)
+    Ok(cached.image)
 }
 
 /// Pairs the manifest's layers with the config's diff_ids; they must agree.
