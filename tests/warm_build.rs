@@ -65,7 +65,8 @@ fn a_corrupt_cache_dir_entry_is_pulled_again_not_used() {
     let o = build(ctx.path(), cache.path(), &dest);
     assert_ok(&o);
     let err = stderr(&o);
-    assert!(err.contains("missing or corrupt layer(s); pulling from the registry"), "{err}");
+    assert!(err.contains("missing or corrupt layer(s)); pulling it from the registry"), "{err}");
+    assert!(err.contains("layers; not from the cache directory: 1 missing or corrupt layer(s))"), "{err}");
     assert!(err.contains(&format!("Retrieved image {base}")), "{err}");
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/built-offline"), "offline\n");

@@ -159,7 +159,8 @@ fn from_cache_dir(
 ) -> Result<ResolvedImage, Option<String>> {
     let Some(dir) = ctx.base_cache.as_ref() else { return Err(None) };
     let fault = |why: String| {
-        ctx.emitter.warn(format!("{written} is not usable from the cache directory: {why}"));
+        ctx.emitter
+            .warn(format!("{written} is not usable from the cache directory ({why}); pulling it from the registry"));
         Some(why)
     };
     // No prune collects the blobs between the entry being read and them being linked.
@@ -173,7 +174,7 @@ fn from_cache_dir(
     };
     match dir.verify_layers(&cached) {
         Ok(bad) if bad.is_empty() => {}
-        Ok(bad) => return Err(fault(format!("{} missing or corrupt layer(s); pulling from the registry", bad.len()))),
+        Ok(bad) => return Err(fault(format!("{} missing or corrupt layer(s)", bad.len()))),
         Err(e) => return Err(fault(e.to_string())),
     }
     if let Err(e) = dir.link_into(&cached, &ctx.store) {
