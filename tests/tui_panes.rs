@@ -361,3 +361,24 @@ fn what_a_copy_from_had_to_do_to_read_is_in_its_cache_pane() {
     let other = text(&pane(&mut app, Pane::Cache, 72, 40));
     assert!(!other.contains("read from"), "{other}");
 }
+
+#[test]
+fn a_from_steps_cache_pane_says_where_the_base_came_from() {
+    use trowel_events::{BaseSource, Event};
+    // As recorded: pulled, the build given no base-image cache directory.
+    let mut app = replay("multistage");
+    select_line(&mut app, 2);
+    let t = text(&pane(&mut app, Pane::Cache, 72, 6));
+    assert!(t.contains("pulled: 127.0.0.1:41799/busybox:1.35@sha256:149350c3"), "{t}");
+    assert!(!t.contains("cache dir"), "{t}");
+    // The same build given a cache directory that no `trowel warm` had filled with the base.
+    let mut evs = events("multistage");
+    for e in &mut evs {
+        if let Event::BaseResolved { source: BaseSource::Registry { cache_dir_miss, .. }, .. } = &mut e.event {
+            *cache_dir_miss = Some("not in the cache".into());
+        }
+    }
+    let mut app = App::replay("testdata/traces/multistage.jsonl".into(), &evs);
+    select_line(&mut app, 2);
+    assert_snapshot!("cache_from_base_not_in_the_cache_dir", pane(&mut app, Pane::Cache, 72, 6).backend());
+}

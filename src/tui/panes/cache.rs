@@ -1,9 +1,11 @@
 //! The Cache pane: the selected step's cache key, whether it hit or missed and why, and the
 //! components the key is made of (instruction, parent key, variables, source files, the chain
-//! of ancestor steps), and what reading from another stage or an image took it.
+//! of ancestor steps), and what reading from another stage or an image took it; for a FROM
+//! step, where the stage's base came from and why a base-image cache directory did not serve it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -11,8 +13,8 @@ use super::{Component, Ctx, Motion, Outcome, View, field, wrap};
 use crate::tui::format;
 use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
-use trowel_events::CacheResult;
 use trowel_events::VarKind;
+use trowel_events::{BaseSource, CacheResult};
 
 const LABEL: usize = 12;
 
@@ -60,6 +62,39 @@ fn short_key(k: &str) -> String {
     k.chars().take(12).collect()
 }
 
+/// A FROM step's lines: where the stage's base came from and, for an image pulled while a
+/// base-image cache directory was given, why that directory did not serve it (not warmed, or
+/// warmed longer ago than `--cache-ttl`): the question a build that pulled a base it was meant
+/// to find locally raises, which the layer cache does not answer.
+fn base<'a>(
+    ctx: &Ctx,
+    source: &BaseSource,
+    multi: &impl Fn(&mut Vec<Line<'a>>, &str, &str, Style),
+    theme: &Theme,
+) -> Vec<Line<'a>> {
+    let mut out = Vec::new();
+    match source {
+        BaseSource::Registry { reference, manifest_digest, cache_dir_miss, .. } => {
+            multi(&mut out, "base", &format!("pulled: {reference}@{}", manifest_digest.short()), theme.text);
+            if let Some(why) = cache_dir_miss {
+                multi(&mut out, "cache dir", &format!("not used: {why}"), theme.status_warn);
+            }
+        }
+        BaseSource::CacheDir { reference, manifest_digest } => {
+            let text = format!("from the cache directory (trowel warm): {reference}@{}", manifest_digest.short());
+            multi(&mut out, "base", &text, theme.text);
+        }
+        BaseSource::Stage { index } => {
+            let name = ctx.model.stage(*index).map_or_else(|| format!("stage {index}"), |s| s.label());
+            multi(&mut out, "base", &format!("{name}, built in this build"), theme.text)
+        }
+        BaseSource::Scratch => multi(&mut out, "base", "scratch (no layers)", theme.text),
+    }
+    out.push(Line::default());
+    out.push(Line::from(Span::styled("a FROM step is not looked up in the layer cache", theme.dim)));
+    out
+}
+
 /// Every line of the pane (the caller scrolls).
 pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let Some(step) = ctx.step else { return vec![] };
@@ -70,6 +105,11 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         }
     };
     let Some(cache) = &step.cache else {
+        if step.keyword.eq_ignore_ascii_case("FROM")
+            && let Some(source) = ctx.model.stage(step.id.stage).and_then(|s| s.source.as_ref())
+        {
+            return base(ctx, source, &multi, theme);
+        }
         let why = if ctx.model.steps().any(|s| s.cache.is_some()) {
             "this step was not looked up in the layer cache (only RUN, WORKDIR and, with --cache-copy-layers, COPY/ADD are cached)"
         } else {
