@@ -50,11 +50,12 @@ impl StageRunner {
                     _ => ctx.plan.target_platform(idx).clone(),
                 };
                 let reference = Reference::parse(r).map_err(|e| fail(format!("invalid image reference {r:?}: {e}")))?;
-                let (img, cache_dir_miss) = match from_cache_dir(ctx, &reference, r, &platform) {
-                    Ok(img) => (img, Ok(())),
-                    Err(why) => (ctx.resolve_once(r, Some(&platform))?, Err(why)),
+                // `miss`: pulled instead, and why (`Some(None)`: no cache dir was given).
+                let (img, miss) = match from_cache_dir(ctx, &reference, r, &platform) {
+                    Ok(img) => (img, None),
+                    Err(why) => (ctx.resolve_once(r, Some(&platform))?, Some(why)),
                 };
-                let from_cache_dir = cache_dir_miss.is_ok();
+                let from_cache_dir = miss.is_none();
                 let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(r.clone()))?;
                 let layers = base_layers(&img, &config, r)?;
                 let source = if from_cache_dir {
@@ -67,7 +68,7 @@ impl StageRunner {
                         reference: img.reference.to_string(),
                         manifest_digest: (&img.manifest_digest).into(),
                         index_digest: img.index_digest.as_ref().map(Into::into),
-                        cache_dir_miss: cache_dir_miss.err().flatten(),
+                        cache_dir_miss: miss.flatten(),
                     }
                 };
                 ctx.emitter.emit(Event::BaseResolved {
