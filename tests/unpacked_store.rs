@@ -868,3 +868,46 @@ fn the_before_of_a_hard_link_to_a_lower_file_is_that_file() {
     }
     assert_eq!(plain.befores, stored.befores);
 }
+
+/// A layer that names a path more than once (as a hand-written or appended-to layer may): each
+/// entry replaces the one before, and a hard link is to the file its target was when the link's
+/// entry came, not to a later one of that name. The debugger's "before" of each path is what an
+/// extraction makes of the layer, read from the layer blobs as from the store's entries.
+#[test]
+fn the_before_of_a_path_a_layer_names_twice_is_its_last_entry_before_it() {
+    use tar::EntryType::{Directory, Link, Regular};
+    let layer = hand_layer(&[
+        ("data/", Directory, b"", None),
+        ("data/t", Regular, b"one\n", None),
+        ("data/t", Regular, b"two\n", None),
+        // The link is to the second `t`: the third one replaces the name, not the file.
+        ("data/l", Link, b"", Some("data/t")),
+        ("data/t", Regular, b"three\n", None),
+        ("data/m", Link, b"", Some("data/t")),
+        // A link that a later file replaces is that file.
+        ("data/r", Link, b"", Some("data/t")),
+        ("data/r", Regular, b"own\n", None),
+    ]);
+    let base = hardening_support::push_image(&unique_repo("store-twice"), &layer).reference;
+    let df = format!("FROM {base}\nRUN for f in t l m r; do echo x >> /data/$f; done\n");
+    let cache = tempfile::Builder::new().prefix("trowel-store-cache-").tempdir_in("/var/tmp").unwrap();
+    let plain = Build::new(&df, None).run(&["--destination", &dest("store-twice-plain")]);
+    let stored =
+        Build::new(&df, None).run(&["--cache-dir", cache.path().to_str().unwrap(), "--destination", &dest("store-tw")]);
+    for (what, d) in [("blobs", &plain), ("store", &stored)] {
+        for (p, was) in [("/data/t", "three"), ("/data/l", "two"), ("/data/m", "three"), ("/data/r", "own")] {
+            let before = d.befores.iter().find(|b| b.starts_with(&format!("\"{p}\" before "))).expect(p);
+            assert!(before.ends_with(&format!("before \"{was}\\n\"")), "{what}: {p}: {before}");
+        }
+    }
+    assert_eq!(plain.befores, stored.befores);
+    // What a `COPY --from` takes out of that layer (extracted, not unpacked whole) is the same.
+    let df = format!("FROM {}\nCOPY --from={base} /data/t /data/l /data/m /data/r /got/\n", env().busybox());
+    let got = dest("store-twice-copy");
+    let done = Build::new(&df, None).run(&["--destination", &got]);
+    assert_eq!(done.extracted.len(), 1, "{:?}", done.extracted);
+    let img = pull_and_unpack(&got);
+    for (f, was) in [("t", "three"), ("l", "two"), ("m", "three"), ("r", "own")] {
+        assert_eq!(Tree::content(&img.rootfs(), &format!("/got/{f}")), format!("{was}\n"), "/got/{f}");
+    }
+}

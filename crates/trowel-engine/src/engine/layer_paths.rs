@@ -138,9 +138,12 @@ fn read_layers<T: Clone>(
 ) -> HashMap<String, Option<T>> {
     let mut found: HashMap<String, Option<T>> = HashMap::new();
     for (i, l) in layers.iter().enumerate() {
-        // This layer's hard links among the wanted paths: by the path they link to.
-        let mut links: HashMap<String, Vec<String>> = HashMap::new();
+        // The wanted paths whose last entry in this layer is a hard link: the path it links to
+        // and the link's place among the layer's entries.
+        let mut linked: HashMap<String, (String, usize)> = HashMap::new();
+        let mut at = 0usize;
         each_entry(ctx, l, |path, entry| {
+            at += 1;
             let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
             if let Some(hidden) = name.strip_prefix(".wh.") {
                 // `.wh..wh..opq` hides everything below `dir`; `.wh.x` hides `dir/x`.
@@ -148,44 +151,74 @@ fn read_layers<T: Clone>(
                 for w in wanted {
                     if victim.is_empty() || *w == victim || w.starts_with(&format!("{victim}/")) {
                         found.insert(w.to_string(), None);
+                        linked.remove(*w);
                     }
                 }
                 return;
             }
             if wanted.contains(path.as_str()) {
-                if entry.header().entry_type() == tar::EntryType::Link
-                    && let Some(target) = entry.link_name_bytes().map(|t| normalized(&t))
-                {
-                    links.entry(target).or_default().push(path.clone());
-                }
+                // A later entry of the same name replaces an earlier one, link or not.
+                match entry.link_name_bytes().filter(|_| entry.header().entry_type() == tar::EntryType::Link) {
+                    Some(target) => linked.insert(path.clone(), (normalized(&target), at)),
+                    None => linked.remove(&path),
+                };
                 let value = read_entry(entry, read);
                 found.insert(path, value);
             }
         });
-        if links.is_empty() {
+        if linked.is_empty() {
             continue;
         }
+        // A hard link is to the file its target was when the link's entry came: the target's
+        // last entry before it (a later entry of that name replaces the name, not the file).
+        let mut targets: HashMap<String, Vec<(String, usize)>> = HashMap::new();
+        for (name, (target, place)) in linked {
+            targets.entry(target).or_default().push((name, place));
+        }
+        let mut resolved: HashMap<String, Option<Option<T>>> = HashMap::new();
+        at = 0;
         each_entry(ctx, l, |path, entry| {
-            if entry.header().entry_type() != tar::EntryType::Link
-                && let Some(names) = links.remove(&path)
-            {
-                let value = read_entry(entry, read);
-                for name in names {
-                    found.insert(name, value.clone());
-                }
+            at += 1;
+            let Some(names) = targets.get(&path) else { return };
+            let before: Vec<&String> = names.iter().filter(|(_, place)| at < *place).map(|(n, _)| n).collect();
+            if before.is_empty() {
+                return;
+            }
+            // `None`: the target is a link itself here, followed below.
+            let value = (entry.header().entry_type() != tar::EntryType::Link).then(|| read_entry(entry, read));
+            for name in before {
+                resolved.insert(name.clone(), value.clone());
             }
         });
-        if links.is_empty() || depth >= MAX_LINK_DEPTH {
+        // The rest link to a file of a layer below (their target has no entry before them
+        // here), or to a link of this layer, followed as the layers up to this one hold it
+        // (exact unless the layer names that link again after the entry linking to it).
+        let (mut below, mut here): (HashMap<String, Vec<String>>, HashMap<String, Vec<String>>) = Default::default();
+        for (target, names) in targets {
+            for (name, _) in names {
+                match resolved.remove(&name) {
+                    Some(Some(value)) => {
+                        found.insert(name, value);
+                    }
+                    Some(None) => here.entry(target.clone()).or_default().push(name),
+                    None => below.entry(target.clone()).or_default().push(name),
+                }
+            }
+        }
+        if depth >= MAX_LINK_DEPTH {
             continue;
         }
-        // The rest link to a link of this layer or to a file of a layer below: read as the
-        // layers up to this one hold them.
-        let targets: Vec<String> = links.keys().cloned().collect();
-        let resolved = read_layers(ctx, &layers[..=i], &targets.iter().map(String::as_str).collect(), read, depth + 1);
-        for (target, names) in links {
-            if let Some(value) = resolved.get(&target) {
-                for name in names {
-                    found.insert(name, value.clone());
+        for (links, upto) in [(below, i), (here, i + 1)] {
+            if links.is_empty() {
+                continue;
+            }
+            let targets: HashSet<&str> = links.keys().map(String::as_str).collect();
+            let values = read_layers(ctx, &layers[..upto], &targets, read, depth + 1);
+            for (target, names) in &links {
+                if let Some(value) = values.get(target) {
+                    for name in names {
+                        found.insert(name.clone(), value.clone());
+                    }
                 }
             }
         }
