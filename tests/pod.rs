@@ -551,3 +551,135 @@ fn builds_for_two_platforms_in_a_pod_with_the_nodes_emulation() {
         assert_eq!(Tree::content(&u.rootfs(), "/arch").trim(), says);
     }
 }
+
+/// A stage that runs nothing (no RUN) builds its root in the work dir and leaves `/` to the
+/// stage before: its `COPY --from` of that stage reads the files where they are, except where
+/// `/` holds the pod's own files (a whole-root copy: its `/workspace` mount, trowel's
+/// directory), which come from the stage's layers. A later stage that runs something takes `/`, and reads the builder from its
+/// layers then. The image is the one chroot isolation builds, path for path.
+#[test]
+fn a_stage_that_runs_nothing_reads_the_stage_before_in_place_in_a_pod() {
+    let e = env();
+    let image = trowel_image();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        "ARG REGISTRY\n\
+         FROM ${REGISTRY}/busybox:1.35 AS build\n\
+         RUN mkdir -p /out/sub && echo art > /out/sub/a && ln -s sub/a /out/link && echo conf > /etc/app.conf\n\
+         FROM ${REGISTRY}/busybox:1.35 AS mid\n\
+         COPY --from=build /out /app\n\
+         COPY --from=build / /everything\n\
+         COPY f.txt /f.txt\n\
+         FROM ${REGISTRY}/busybox:1.35\n\
+         COPY --from=mid /app /app\n\
+         RUN cat /app/link > /seen\n\
+         COPY --from=build /out/sub/a /again\n\
+         COPY --from=mid /f.txt /everything/etc/app.conf /from-mid/\n",
+    )
+    .unwrap();
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-runs-nothing"));
+    let args: Vec<String> = [
+        "/trowel/trowel",
+        "build",
+        "--context=/workspace",
+        "--dockerfile=/workspace/Dockerfile",
+        &format!("--destination={dest}"),
+        &format!("--build-arg=REGISTRY={}", e.registry),
+        "--reproducible",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    assert!(
+        log.contains("container isolation: the stage runs nothing, so its root is unpacked in the work dir"),
+        "{log}"
+    );
+    let extracted: Vec<&str> = log.lines().filter(|l| l.contains("Extracted ")).collect();
+    // Stage 1 read /out in place, but `/` (where the pod keeps /workspace and trowel's own
+    // files) from the layers, with what the later readers of stage 0 read: the last stage took
+    // `/`, and its /out/sub/a came from that extraction.
+    assert_eq!(extracted.len(), 1, "{log}");
+    assert!(extracted[0].contains("Extracted / /out /out/sub/a from stage 0"), "{log}");
+
+    // The same Dockerfile built with chroot isolation on this machine: the same image.
+    let host = format!("{}/{}:1", e.registry, unique_repo("host-runs-nothing"));
+    let o = run(trowel()
+        .args(["build", "--isolation=chroot", "--reproducible", "--destination", &host, "--build-arg"])
+        .arg(format!("REGISTRY={}", e.registry))
+        .arg("--context")
+        .arg(workspace.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Everything but inode numbers, link counts and times.
+    let strip = |t: Tree| -> Vec<(String, String)> {
+        t.0.into_iter()
+            .map(|(p, f)| (p, format!("{} {:o} {}:{} {:?} {:?}", f.kind, f.mode, f.uid, f.gid, f.sha256, f.link)))
+            .collect()
+    };
+    let (pod, chroot) = (pull_and_unpack(&dest), pull_and_unpack(&host));
+    assert_eq!(strip(pod.tree()), strip(chroot.tree()));
+    for (p, want) in [("/seen", "art\n"), ("/again", "art\n"), ("/from-mid/f.txt", "from the context\n")] {
+        assert_eq!(Tree::content(&pod.rootfs(), p), want, "{p}");
+    }
+    assert_eq!(Tree::content(&pod.rootfs(), "/from-mid/app.conf"), "conf\n");
+    assert!(!pod.tree().has("/everything/workspace") && !pod.tree().has("/everything/trowel"));
+    assert_eq!(pod.tree().get("/app/link").link.as_deref(), Some("sub/a"));
+}
+
+/// A debugger shell at a pause in a stage that runs nothing works in `/`, as every shell in
+/// container isolation does: the stage's root, made in the work dir, is made again in `/` for
+/// it (the stage before loses `/`), and what the shell keeps is a layer of the image.
+#[test]
+fn a_shell_in_a_stage_that_runs_nothing_gets_its_root_in_slash_in_a_pod() {
+    let e = env();
+    let image = trowel_image();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        "ARG REGISTRY\n\
+         FROM ${REGISTRY}/busybox:1.35 AS build\n\
+         RUN mkdir /out && echo art > /out/a\n\
+         FROM ${REGISTRY}/busybox:1.35\n\
+         COPY --from=build /out /app\n\
+         COPY f.txt /f.txt\n",
+    )
+    .unwrap();
+    let pod = RunningPod::start(&image, &[(workspace.path(), "/workspace")]);
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-shell-nothing"));
+    let args: Vec<String> = [
+        "/trowel/trowel",
+        "build",
+        "--context=/workspace",
+        "--dockerfile=/workspace/Dockerfile",
+        &format!("--destination={dest}"),
+        &format!("--build-arg=REGISTRY={}", e.registry),
+        "--break=6",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let t = Tmux::start(&pod.exec_tty(&args), 120, 36);
+    t.wait_for("paused before line 6");
+    t.line("s");
+    t.wait_for("Debug interactive shell");
+    t.line("cat /app/a; ls /out || echo no-out-here; echo kept > /kept; exit");
+    let s = t.wait_for("Keep them as a layer? [y/N]");
+    assert!(s.contains("art") && s.contains("no-out-here"), "the shell runs in the stage's own files:\n{s}");
+    t.line("y");
+    t.wait_for("[c]ontinue, [n]ext step, [s]hell, [a]bort?");
+    t.line("c");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/kept"), "kept\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/app/a"), "art\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/f.txt"), "from the context\n");
+    let tree = u.tree();
+    assert!(!tree.has("/out") && !tree.has("/trowel") && !tree.has("/workspace/f.txt"));
+}

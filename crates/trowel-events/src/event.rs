@@ -340,9 +340,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from_store: Option<usize>,
         /// Why the root was unpacked into a directory instead of being mounted from the
-        /// unpacked-layer store (`no cache dir …`, `container isolation unpacks into /`,
-        /// overlayfs not mountable there, a layer overlayfs cannot hold). Absent when mounted
-        /// from the store, and for an empty root.
+        /// unpacked-layer store (`no cache dir …`, `container isolation unpacks into /`, or in
+        /// the work dir for a stage that runs nothing, overlayfs not mountable there, a layer
+        /// overlayfs cannot hold). Absent when mounted from the store, and for an empty root.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         store_unused: Option<String>,
         /// How a root mounted from the store got the index its first snapshot compares with

@@ -8,7 +8,8 @@
 //!   `--ignore-path`.
 //! - Before a stage's base is unpacked into `/`, `/` is emptied (but for those paths); one
 //!   stage owns `/` at a time. Other stages' files, when `COPY --from` needs them, are unpacked
-//!   into the work directory instead.
+//!   into the work directory instead, and so is the root of a stage that runs nothing
+//!   (`stage/files.rs`), which leaves `/` to the stage before.
 //! - It refuses to run outside a container unless `--force`: it would overwrite the host.
 
 use std::path::{Path, PathBuf};

@@ -56,7 +56,7 @@ impl Need {
     }
 
     /// The resolved paths reading from `root` touches.
-    fn reads(&self, root: &Root) -> Vec<String> {
+    pub(crate) fn reads(&self, root: &Root) -> Vec<String> {
         match self {
             Need::All => vec!["/".into()],
             Need::Sources(v) => v.iter().flat_map(|s| reads(root, s)).collect(),

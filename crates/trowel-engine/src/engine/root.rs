@@ -75,8 +75,10 @@ pub enum RootFor<'a> {
     /// (`COPY --from`, `RUN --mount=from=`) `step`: reported as `source_unpacked`, with `why`
     /// it is whole rather than only the paths read.
     Reader { step: StepId, stage: Option<usize>, image: Option<&'a str>, why: &'a str },
-    /// Not reported: a stage's root made again after a failed attempt (the stage's report
-    /// stands), an empty root.
+    /// A stage's root made again after a failed attempt: not reported (the stage's report
+    /// stands).
+    StageAgain,
+    /// Not reported: an empty root.
     Unreported,
 }
 
@@ -169,7 +171,7 @@ impl BuildContext<'_> {
             crate::fs::clean::clean_root(&root, "/", keep)
                 .map_err(BuildError::fs(format!("empty / for stage {stage}")))?;
             let opts = self.slash_unpack_options(keep);
-            let unused = self.root_store().err().map(str::to_string);
+            let unused = Some("container isolation unpacks into /".to_string());
             self.fill(dir, root, layers, &opts, self.snapshot_ignore.clone(), RootFor::Stage(stage), t0, unused)
         })
     }
@@ -192,8 +194,17 @@ impl BuildContext<'_> {
         let dir = scratch.join("rootfs");
         std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;
         let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;
-        // Roots other than `/` hold no container paths to ignore.
-        let ignore = if self.slash_keep.is_some() { IgnoreList::default() } else { self.snapshot_ignore.clone() };
+        let (ignore, unused) = match (&self.slash_keep, root_for) {
+            (None, _) => (self.snapshot_ignore.clone(), unused),
+            // Container isolation, a stage that runs nothing (`stage/files.rs`): its snapshots
+            // leave out what they would at `/`, so its layers are the same wherever its root is.
+            (Some(keep), RootFor::Stage(_) | RootFor::StageAgain) => (
+                keep.clone(),
+                Some("container isolation: the stage runs nothing, so its root is unpacked in the work dir and / is left as it is".to_string()),
+            ),
+            // A reader's root holds no container paths to ignore.
+            (Some(_), _) => (IgnoreList::default(), unused),
+        };
         self.fill(dir, root, layers, &self.unpack_options(), ignore, root_for, t0, unused)
     }
 
@@ -258,7 +269,7 @@ impl BuildContext<'_> {
                 store_unused,
                 index,
             }),
-            RootFor::Unreported => {}
+            RootFor::StageAgain | RootFor::Unreported => {}
         }
     }
 

@@ -98,7 +98,7 @@ impl StoreChoice {
     /// have yet when it starts (`sandbox/userns.rs`).
     pub(crate) fn configured(&self) -> &Result<PathBuf, String> {
         self.configured.get_or_init(|| match &self.dir {
-            _ if self.isolation == Isolation::Container => Err("container isolation unpacks into /".to_string()),
+            _ if self.isolation == Isolation::Container => Err("container isolation mounts no overlays".to_string()),
             None => Err("no cache dir (--cache-dir does not exist)".to_string()),
             // A store of its own per user-namespace mapping (see `cache/unpacked.rs`).
             Some(d) if self.isolation == Isolation::Rootless || crate::fs::overlay_mount::in_user_namespace() => {

@@ -154,7 +154,17 @@ impl Stages {
         if self.built[p].as_ref().is_some_and(|s| s.root.is_none()) && self.borrowed.contains_key(&p) {
             return Ok(&self.borrowed[&p]);
         }
-        let stage = self.built[p].as_ref().ok_or_else(|| not_built(ctx, p))?;
+        let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
+        // Container isolation: `/` holds the stage's files except at, under and above the paths
+        // the container keeps (its mounts, trowel's own directory), where its layers were never
+        // unpacked; a reader of any of those has them from the layers instead, and `/` is the
+        // stage's no longer.
+        if let (Some(keep), Some(root)) = (&ctx.slash_keep, &stage.root)
+            && root.is_slash()
+            && need.reads(root.root()).iter().any(|r| keep.is_ignored(r) || keep.has_ignored_below(r))
+        {
+            stage.root = None;
+        }
         let mut why = String::new();
         if stage.root.is_none() {
             why = match whole_because(ctx, &stage.layers, need) {

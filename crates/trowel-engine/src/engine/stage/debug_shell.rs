@@ -31,7 +31,12 @@ impl StageRunner {
         at: &Checkpoint,
         argv: Option<Vec<String>>,
     ) -> Result<(), SessionError> {
-        let root_dir = self.files.get(s, self.index, &self.layers).map_err(|e| e.to_string())?.dir.clone();
+        // In container isolation a shell runs in `/`, where the stage's root must be then.
+        let root = match s.ctx.slash_keep {
+            Some(_) => self.files.at_slash(s, self.index, &self.layers),
+            None => self.files.get(s, self.index, &self.layers),
+        };
+        let root_dir = root.map_err(|e| e.to_string())?.dir.clone();
         // At a RUN's pause the shell has the RUN's mounts, network and security mode.
         let mounts = self.shell_mounts(s, at)?;
         if s.ctx.slash_keep.is_some() {

@@ -18,6 +18,13 @@ pub(crate) struct StageFiles {
     /// Why the root made ahead (`ahead.rs`) could not be made: the error of the first step
     /// that needs the root, as if that step had made it.
     failed_ahead: Option<BuildError>,
+    /// Container isolation: the stage runs nothing (no RUN, none among its base's ONBUILD
+    /// triggers), so its root is made in the work dir and `/` stays with the stage that has it.
+    /// The usual final stage (`FROM distroless`, `COPY --from=builder …`) then reads the
+    /// builder's files where they are, in `/`, instead of extracting them from its layers
+    /// again, and unpacks nothing into `/` only to empty it. A RUN or a debugger shell that
+    /// comes anyway (a step edited at a retry) moves the root into `/` first ([`Self::at_slash`]).
+    off_slash: bool,
 }
 
 impl StageFiles {
@@ -34,9 +41,40 @@ impl StageFiles {
         }
         let root = match self.root.take() {
             Some(r) => r,
-            None => make(s, stage, layers)?,
+            None => make(s, stage, layers, self.off_slash)?,
         };
         Ok(self.root.insert(root))
+    }
+
+    /// Container isolation: the stage runs nothing, so its root need not be `/` (see the
+    /// `off_slash` field). Ignored with `--single-snapshot`, whose layers do not hold the
+    /// stage's steps until its end: a root moved into `/` could not be made again from them.
+    pub fn run_nothing(&mut self, s: &Shared<'_, '_>) {
+        self.off_slash = s.ctx.slash_keep.is_some() && !s.ctx.opts.layers.single_snapshot;
+    }
+
+    /// The stage's root for a step that runs something (a RUN, a debugger shell): in container
+    /// isolation that is `/`, so a root made in the work dir is made again there from the
+    /// stage's `layers` (which hold every step so far) and the old one deleted.
+    pub fn at_slash(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        stage: usize,
+        layers: &[StageLayer],
+    ) -> Result<&mut BuildRoot, BuildError> {
+        self.off_slash = false;
+        if let Some(keep) = &s.ctx.slash_keep
+            && self.root.as_ref().is_some_and(|r| !r.is_slash())
+        {
+            s.stages.claim_slash(stage);
+            let fresh = s.ctx.materialize_at_slash(keep, layers, stage)?;
+            if let Some(old) = self.root.replace(fresh) {
+                for d in old.into_dirs() {
+                    let _ = crate::fs::remove::remove_tree(&d);
+                }
+            }
+        }
+        self.get(s, stage, layers)
     }
 
     /// Takes what making the root ahead gave: the root, or the error its first user reports.
@@ -72,7 +110,7 @@ impl StageFiles {
     }
 }
 
-fn make(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer]) -> Result<BuildRoot, BuildError> {
+fn make(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer], off_slash: bool) -> Result<BuildRoot, BuildError> {
     let ctx = s.ctx;
     // A child stage may take over its parent's root when nothing else reads the parent.
     if let Base::Stage(_) = ctx.plan.stages[stage].base
@@ -81,10 +119,10 @@ fn make(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer]) -> Result<B
         return Ok(root);
     }
     match &ctx.slash_keep {
-        Some(keep) => {
+        Some(keep) if !off_slash => {
             s.stages.claim_slash(stage);
             ctx.materialize_at_slash(keep, layers, stage)
         }
-        None => ctx.materialize(layers, &format!("stage{stage}"), RootFor::Stage(stage)),
+        _ => ctx.materialize(layers, &format!("stage{stage}"), RootFor::Stage(stage)),
     }
 }

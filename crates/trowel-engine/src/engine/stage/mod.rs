@@ -175,6 +175,9 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
     for (i, ins) in instructions.into_iter().enumerate() {
         steps.push((StepId { stage: idx, step: i + 1 }, ins));
     }
+    if !steps.iter().any(|(_, ins)| matches!(ins.kind, InstructionKind::Run { .. })) {
+        runner.files.run_nothing(s);
+    }
 
     if s.cache.is_some() {
         runner.plan_keys(s, &from, &steps);
@@ -419,7 +422,10 @@ impl StageRunner {
             return self.execute_linked(s, at, step.as_ref());
         }
         let index = self.index;
-        let root = self.files.get(s, index, &self.layers)?;
+        let root = match at.instruction.kind {
+            InstructionKind::Run { .. } => self.files.at_slash(s, index, &self.layers)?,
+            _ => self.files.get(s, index, &self.layers)?,
+        };
         // The stages and images a RUN's mounts read: after the stage's own root is made, which
         // in container isolation may take `/` from the stage a mount reads (that one is then
         // unpacked elsewhere).

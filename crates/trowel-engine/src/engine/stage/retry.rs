@@ -171,9 +171,10 @@ impl StageRunner {
         if left.entries.is_empty() {
             return Ok(());
         }
+        let at_slash = root.is_slash();
         let fresh = match &ctx.slash_keep {
-            Some(keep) => ctx.materialize_at_slash(keep, &self.layers, self.index)?,
-            None => ctx.materialize(&self.layers, &format!("stage{}-retry", self.index), RootFor::Unreported)?,
+            Some(keep) if at_slash => ctx.materialize_at_slash(keep, &self.layers, self.index)?,
+            _ => ctx.materialize(&self.layers, &format!("stage{}-retry", self.index), RootFor::StageAgain)?,
         };
         if let Some(old) = self.files.replace(fresh).filter(|old| !old.is_slash()) {
             for d in old.into_dirs() {
