@@ -683,3 +683,45 @@ fn a_shell_in_a_stage_that_runs_nothing_gets_its_root_in_slash_in_a_pod() {
     let tree = u.tree();
     assert!(!tree.has("/out") && !tree.has("/trowel") && !tree.has("/workspace/f.txt"));
 }
+
+/// A stage that runs something, built `FROM` a stage that ran nothing, takes that stage's root
+/// over (made in the work dir) and moves it into `/` for its RUN, where the RUN sees every file
+/// of the stage before.
+#[test]
+fn a_run_after_a_stage_that_ran_nothing_gets_its_files_in_slash_in_a_pod() {
+    let e = env();
+    let image = trowel_image();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        workspace.path().join("Dockerfile"),
+        "ARG REGISTRY\n\
+         FROM ${REGISTRY}/busybox:1.35 AS base\n\
+         COPY f.txt /f.txt\n\
+         FROM base\n\
+         RUN cat /f.txt > /seen && ls /trowel >/dev/null && echo pod-root >> /seen\n",
+    )
+    .unwrap();
+    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-run-after-nothing"));
+    let args: Vec<String> = [
+        "/trowel/trowel",
+        "build",
+        "--context=/workspace",
+        "--dockerfile=/workspace/Dockerfile",
+        &format!("--destination={dest}"),
+        &format!("--build-arg=REGISTRY={}", e.registry),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 0, "{log}");
+    let unpacked: Vec<&str> = log.lines().filter(|l| l.contains("Unpacked ")).collect();
+    assert_eq!(unpacked.len(), 2, "{log}");
+    assert!(unpacked[0].contains("the stage runs nothing"), "{log}");
+    assert!(unpacked[1].contains("container isolation unpacks into /"), "{log}");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/seen"), "from the context\npod-root\n");
+    assert!(!u.tree().has("/trowel"));
+}

@@ -63,8 +63,10 @@ impl StageFiles {
         layers: &[StageLayer],
     ) -> Result<&mut BuildRoot, BuildError> {
         self.off_slash = false;
+        // Made first: a root taken over from the parent stage may be one made in the work dir.
+        let in_work_dir = !self.get(s, stage, layers)?.is_slash();
         if let Some(keep) = &s.ctx.slash_keep
-            && self.root.as_ref().is_some_and(|r| !r.is_slash())
+            && in_work_dir
         {
             s.stages.claim_slash(stage);
             let fresh = s.ctx.materialize_at_slash(keep, layers, stage)?;
