@@ -13,6 +13,8 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("__sandbox-init") {
         trowel_engine::sandbox::helper_main();
     }
+    // Before any thread starts (the helper above never starts one).
+    trowel_engine::sandbox::give_big_buffers_back();
     let args = normalize_args(std::env::args().collect());
     let cli = Cli::parse_from(&args);
     // Rootless isolation: this process becomes root of its own user namespace and builds

@@ -48,6 +48,7 @@ mod emulation_probe;
 mod error;
 mod etc_files;
 mod exec;
+mod heap;
 mod helper;
 pub mod idmap;
 mod init;
@@ -74,6 +75,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::SandboxError;
+pub use heap::give_big_buffers_back;
 pub use helper::helper_main;
 pub use launch::run;
 pub use mounts::{HostUse, Mount, MountSource, Network, Sensitive};
