@@ -8,7 +8,7 @@
 //! in their middle. A build that wrote two 21 MB layers then held 51–64 MB at its peak (W5 of
 //! bench/, cold; W3's 200 MB copy 51–58 MB) against a goal of 64 MB, and more on a machine with
 //! more cores (a compressor per core). With the threshold fixed, blocks of [`MMAP_THRESHOLD`]
-//! or more are always mapped and unmapped: 37–39 MB for both (bench/README.md, "Peak memory:
+//! or more are always mapped and unmapped: 37–44 MB for both (bench/README.md, "Peak memory:
 //! big buffers given back").
 
 /// Allocations this big or bigger get pages of their own, returned when freed: the gzip
