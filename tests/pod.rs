@@ -552,6 +552,27 @@ fn builds_for_two_platforms_in_a_pod_with_the_nodes_emulation() {
     }
 }
 
+/// A workspace holding `f.txt` and `dockerfile` (whose bases are `${REGISTRY}/…`), and the
+/// destination the build of it in a pod pushes to, under a repository named after `name`.
+fn nothing_workspace(dockerfile: &str, name: &str) -> (tempfile::TempDir, String) {
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
+    std::fs::write(workspace.path().join("Dockerfile"), format!("ARG REGISTRY\n{dockerfile}")).unwrap();
+    (workspace, format!("{}/{}:1", env().registry, unique_repo(name)))
+}
+
+/// `trowel build` of `/workspace` in a pod, pushing to `dest`, with `extra` flags.
+fn pod_build_args(dest: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["/trowel/trowel", "build", "--context=/workspace", "--dockerfile=/workspace/Dockerfile"]
+            .map(String::from)
+            .to_vec();
+    args.push(format!("--destination={dest}"));
+    args.push(format!("--build-arg=REGISTRY={}", env().registry));
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
 /// A stage that runs nothing (no RUN) builds its root in the work dir and leaves `/` to the
 /// stage before: its `COPY --from` of that stage reads the files where they are, except where
 /// `/` holds the pod's own files (a whole-root copy: its `/workspace` mount, trowel's
@@ -561,12 +582,8 @@ fn builds_for_two_platforms_in_a_pod_with_the_nodes_emulation() {
 fn a_stage_that_runs_nothing_reads_the_stage_before_in_place_in_a_pod() {
     let e = env();
     let image = trowel_image();
-    let workspace = tempfile::tempdir().unwrap();
-    std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
-    std::fs::write(
-        workspace.path().join("Dockerfile"),
-        "ARG REGISTRY\n\
-         FROM ${REGISTRY}/busybox:1.35 AS build\n\
+    let (workspace, dest) = nothing_workspace(
+        "FROM ${REGISTRY}/busybox:1.35 AS build\n\
          RUN mkdir -p /out/sub && echo art > /out/sub/a && ln -s sub/a /out/link && echo conf > /etc/app.conf\n\
          FROM ${REGISTRY}/busybox:1.35 AS mid\n\
          COPY --from=build /out /app\n\
@@ -577,21 +594,9 @@ fn a_stage_that_runs_nothing_reads_the_stage_before_in_place_in_a_pod() {
          RUN cat /app/link > /seen\n\
          COPY --from=build /out/sub/a /again\n\
          COPY --from=mid /f.txt /everything/etc/app.conf /from-mid/\n",
-    )
-    .unwrap();
-    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-runs-nothing"));
-    let args: Vec<String> = [
-        "/trowel/trowel",
-        "build",
-        "--context=/workspace",
-        "--dockerfile=/workspace/Dockerfile",
-        &format!("--destination={dest}"),
-        &format!("--build-arg=REGISTRY={}", e.registry),
-        "--reproducible",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        "pod-runs-nothing",
+    );
+    let args = pod_build_args(&dest, &["--reproducible"]);
     let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
     let log = format!("{out}{err}");
     assert_eq!(code, 0, "{log}");
@@ -636,35 +641,17 @@ fn a_stage_that_runs_nothing_reads_the_stage_before_in_place_in_a_pod() {
 /// it (the stage before loses `/`), and what the shell keeps is a layer of the image.
 #[test]
 fn a_shell_in_a_stage_that_runs_nothing_gets_its_root_in_slash_in_a_pod() {
-    let e = env();
     let image = trowel_image();
-    let workspace = tempfile::tempdir().unwrap();
-    std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
-    std::fs::write(
-        workspace.path().join("Dockerfile"),
-        "ARG REGISTRY\n\
-         FROM ${REGISTRY}/busybox:1.35 AS build\n\
+    let (workspace, dest) = nothing_workspace(
+        "FROM ${REGISTRY}/busybox:1.35 AS build\n\
          RUN mkdir /out && echo art > /out/a\n\
          FROM ${REGISTRY}/busybox:1.35\n\
          COPY --from=build /out /app\n\
          COPY f.txt /f.txt\n",
-    )
-    .unwrap();
+        "pod-shell-nothing",
+    );
     let pod = RunningPod::start(&image, &[(workspace.path(), "/workspace")]);
-    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-shell-nothing"));
-    let args: Vec<String> = [
-        "/trowel/trowel",
-        "build",
-        "--context=/workspace",
-        "--dockerfile=/workspace/Dockerfile",
-        &format!("--destination={dest}"),
-        &format!("--build-arg=REGISTRY={}", e.registry),
-        "--break=6",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let t = Tmux::start(&pod.exec_tty(&args), 120, 36);
+    let t = Tmux::start(&pod.exec_tty(&pod_build_args(&dest, &["--break=6"])), 120, 36);
     t.wait_for("paused before line 6");
     t.line("s");
     t.wait_for("Debug interactive shell");
@@ -689,32 +676,15 @@ fn a_shell_in_a_stage_that_runs_nothing_gets_its_root_in_slash_in_a_pod() {
 /// of the stage before.
 #[test]
 fn a_run_after_a_stage_that_ran_nothing_gets_its_files_in_slash_in_a_pod() {
-    let e = env();
     let image = trowel_image();
-    let workspace = tempfile::tempdir().unwrap();
-    std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
-    std::fs::write(
-        workspace.path().join("Dockerfile"),
-        "ARG REGISTRY\n\
-         FROM ${REGISTRY}/busybox:1.35 AS base\n\
+    let (workspace, dest) = nothing_workspace(
+        "FROM ${REGISTRY}/busybox:1.35 AS base\n\
          COPY f.txt /f.txt\n\
          FROM base\n\
          RUN cat /f.txt > /seen && ls /trowel >/dev/null && echo pod-root >> /seen\n",
-    )
-    .unwrap();
-    let dest = format!("{}/{}:1", e.registry, unique_repo("pod-run-after-nothing"));
-    let args: Vec<String> = [
-        "/trowel/trowel",
-        "build",
-        "--context=/workspace",
-        "--dockerfile=/workspace/Dockerfile",
-        &format!("--destination={dest}"),
-        &format!("--build-arg=REGISTRY={}", e.registry),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (code, out, err, _) = pod_run(&image, args, &[(workspace.path(), "/workspace")]);
+        "pod-run-after-nothing",
+    );
+    let (code, out, err, _) = pod_run(&image, pod_build_args(&dest, &[]), &[(workspace.path(), "/workspace")]);
     let log = format!("{out}{err}");
     assert_eq!(code, 0, "{log}");
     let unpacked: Vec<&str> = log.lines().filter(|l| l.contains("Unpacked ")).collect();
