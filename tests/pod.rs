@@ -108,7 +108,8 @@ fn link_steps_in_a_pod() {
         format!(
             "FROM {}\nRUN mkdir -p /srv/real && ln -s /srv/real /data && chmod 700 /srv\n\
              RUN echo /no/such/preload.so > /etc/ld.so.preload\n\
-             COPY --link a.txt /data/a.txt\nRUN cat /data/a.txt > /seen && ls -ld /data | cut -c1 >> /seen\n",
+             COPY --link a.txt /data/a.txt\nRUN cat /data/a.txt > /seen && ls -ld /data | cut -c1 >> /seen\n\
+             COPY --link a.txt /ignored/a.txt\nCOPY --link a.txt /workspace/linked.txt\n",
             e.busybox()
         ),
     )
@@ -123,6 +124,8 @@ fn link_steps_in_a_pod() {
         "/workspace/Dockerfile",
         "--destination",
         &dest,
+        "--ignore-path",
+        "/ignored",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -140,6 +143,11 @@ fn link_steps_in_a_pod() {
     let t = u.tree();
     assert_eq!(t.get("/srv").mode, 0o700, "a --link step touches only the paths it writes");
     assert!(!t.has("/trowel") && !t.has("/workspace/a.txt"));
+    // What a --link step writes under a path container isolation keeps out of the image (an
+    // --ignore-path, a mount point of the pod) stays out of its layer too, as out of a snapshot
+    // of `/`; and laying the layer over `/` never wrote into the mounted project.
+    assert!(!t.has("/ignored/a.txt") && !t.has("/workspace/linked.txt"), "{log}");
+    assert!(!workspace.path().join("linked.txt").exists());
 }
 
 #[test]

@@ -78,8 +78,8 @@ pub enum RootFor<'a> {
     /// A stage's root made again after a failed attempt: not reported (the stage's report
     /// stands).
     StageAgain,
-    /// Not reported: an empty root.
-    Unreported,
+    /// The empty root a `--link` step runs on (`stage/link.rs`): not reported.
+    Linked,
 }
 
 impl BuildContext<'_> {
@@ -202,6 +202,10 @@ impl BuildContext<'_> {
                 keep.clone(),
                 Some("container isolation: the stage runs nothing, so its root is unpacked in the work dir and / is left as it is".to_string()),
             ),
+            // A `--link` step's empty root: its whole contents become a layer laid over `/`, so
+            // what it writes under a kept path (a mount point, `--ignore-path`, trowel's own
+            // directory) stays out of that layer as it would out of a snapshot of `/`.
+            (Some(keep), RootFor::Linked) => (keep.clone(), unused),
             // A reader's root holds no container paths to ignore.
             (Some(_), _) => (IgnoreList::default(), unused),
         };
@@ -269,7 +273,7 @@ impl BuildContext<'_> {
                 store_unused,
                 index,
             }),
-            RootFor::StageAgain | RootFor::Unreported => {}
+            RootFor::StageAgain | RootFor::Linked => {}
         }
     }
 

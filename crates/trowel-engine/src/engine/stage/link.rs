@@ -37,7 +37,7 @@ impl StageRunner {
         step: &dyn FileStep,
     ) -> Result<StepOutcome, BuildError> {
         let ctx = s.ctx;
-        let mut empty = ctx.materialize(&[], "link", RootFor::Unreported)?;
+        let mut empty = ctx.materialize(&[], "link", RootFor::Linked)?;
         let result = (|| {
             let source = Self::source_of(s, self.index, at, step)?;
             let changed =
