@@ -5,21 +5,27 @@
 //! children, with no path hashing and no global map. A node costs 136 bytes plus its
 //! name; no file contents are kept (only a 128-bit content hash in `Full` mode, and not even
 //! that for a file whose hash nobody has needed yet: see [`Content`]).
+//!
+//! Beside it: `parallel.rs`, the first scan of a root on several threads, and `changes.rs`,
+//! what a walk reports (whether a record changed under the mode, and the change list).
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Condvar, Mutex};
-use std::time::Instant;
 
 use rustix::fs::{Mode, OFlags};
 use sha2::{Digest as _, Sha256};
 
-use super::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats};
+use super::snapshot::{ChangeKind, SnapshotMode, SnapshotStats};
 use super::snapshot_lazy::{Content, xattr_hash};
 use super::{FileType, FsError, IgnoreList, Root, Stat, path, sys};
+
+mod changes;
+mod parallel;
+
+use changes::RawChange;
+use parallel::Split;
 
 /// Recorded metadata of one path.
 #[derive(Debug, Clone)]
@@ -74,12 +80,6 @@ pub(crate) fn metadata_same(old: &Meta, new: &Meta) -> bool {
         && old.ino == new.ino
 }
 
-/// A change plus the identity of its inode, used to spot hardlinks within one change set.
-struct RawChange {
-    change: Change,
-    devino: Option<(u64, u64)>,
-}
-
 /// One diff pass over (part of) a root.
 pub(crate) struct Walker<'a> {
     root: &'a Root,
@@ -109,51 +109,9 @@ pub(crate) struct Walker<'a> {
     linked: Option<&'a std::collections::HashSet<String>>,
     /// Files with more than one link the initial scan saw (a recording walk keeps none).
     pub(crate) multi_linked: Vec<String>,
-    /// A parallel initial scan this walker is one worker of: the directories it meets down to
-    /// [`SPLIT_DEPTH`] are handed to it instead of walked here.
+    /// A parallel initial scan this walker is one worker of (`parallel.rs`): the directories it
+    /// meets near the top are handed to it instead of walked here.
     split: Option<&'a Split>,
-}
-
-/// How deep (in path components) a parallel initial scan hands directories out to its
-/// workers: deep enough that no one directory holds most of a root (a Debian root's
-/// `/usr/share` is two thirds of it, its subdirectories are a few percent each), shallow
-/// enough that handing out costs nothing next to the walk (a few hundred directories).
-const SPLIT_DEPTH: usize = 3;
-
-/// The shared state of a parallel initial scan ([`Walker::scan_root_parallel`]).
-struct Split {
-    state: Mutex<SplitState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct SplitState {
-    /// Directories waiting for a worker: their image path and an open descriptor.
-    waiting: Vec<(String, OwnedFd)>,
-    /// Directories waiting or being walked.
-    outstanding: usize,
-    /// Each walked directory's children, to be grafted into the tree at the end.
-    walked: Vec<(String, Vec<Node>)>,
-    /// The first failure; the other workers stop at their next directory.
-    failed: Option<FsError>,
-}
-
-/// Most directories waiting for a worker, each holding a descriptor: a layer with many
-/// directories near the top (it is hostile input) must not run the process out of them. A
-/// directory met with this many waiting is walked where it is met.
-const MAX_WAITING: usize = 64;
-
-impl Split {
-    fn has_room(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).waiting.len() < MAX_WAITING
-    }
-
-    fn hand_out(&self, dir: String, fd: OwnedFd) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.waiting.push((dir, fd));
-        st.outstanding += 1;
-        self.changed.notify_one();
-    }
 }
 
 /// Where a guided walk stands in the upper directory (see [`Walker::upper`]).
@@ -197,30 +155,6 @@ impl<'a> Walker<'a> {
             linked: None,
             multi_linked: Vec::new(),
             split: None,
-        }
-    }
-
-    /// A walker like this one, with state of its own, working for `split`.
-    fn worker<'b>(&self, split: &'b Split) -> Walker<'b>
-    where
-        'a: 'b,
-    {
-        Walker {
-            root: self.root,
-            mode: self.mode,
-            ignore: self.ignore,
-            record: self.record,
-            out: Vec::new(),
-            stats: SnapshotStats::default(),
-            buf: Vec::new(),
-            birth: self.birth,
-            defer: self.defer,
-            lowers: self.lowers,
-            pending: Vec::new(),
-            upper: self.upper,
-            linked: self.linked,
-            multi_linked: Vec::new(),
-            split: Some(split),
         }
     }
 
@@ -289,101 +223,6 @@ impl<'a> Walker<'a> {
         let old = old.map(|o| o.children).unwrap_or_default();
         let children = self.diff_children(fd.as_fd(), upper.as_ref().map(|u| Upper::Dir(u.as_fd())), "/", old)?;
         Ok(Node { name: "".into(), meta, children })
-    }
-
-    /// What [`Walker::scan_root`] of a root with no index yet returns, walked on `threads`
-    /// threads (this one among them): the directories down to [`SPLIT_DEPTH`] are handed out,
-    /// each walked by whichever worker is free, and their children grafted into the tree once
-    /// all are done. Every directory is listed, and every name stat'ed, exactly as one walker
-    /// would, so the tree is the same; only the order of the system calls differs. The
-    /// initial scan is a cold build's wait between the base's last file and its first step
-    /// (6,652 `statx` through overlayfs for a Debian root, each instantiating its dentry), and
-    /// a file system serialises such lookups within a directory but not across directories.
-    pub(crate) fn scan_root_parallel(&mut self, threads: usize) -> Result<Node, FsError> {
-        let fd =
-            self.root.open_in_root("", OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| self.err("open", "/", e))?;
-        let meta = self.root_dir_meta(fd.as_fd(), None)?;
-        let split = Split { state: Mutex::new(SplitState::default()), changed: Condvar::new() };
-        split.hand_out("/".to_string(), fd);
-        let results: Vec<(SnapshotStats, Vec<String>)> = std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads.max(1))
-                .map(|_| {
-                    let mut w = self.worker(&split);
-                    s.spawn(move || {
-                        w.work();
-                        (w.stats, w.multi_linked)
-                    })
-                })
-                .collect();
-            let mut w = self.worker(&split);
-            w.work();
-            let mut all = vec![(w.stats, w.multi_linked)];
-            // A worker that panicked leaves its directories unwalked: failing the scan is right.
-            all.extend(helpers.into_iter().filter_map(|h| h.join().ok()));
-            all
-        });
-        let st = split.state.into_inner().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = st.failed {
-            return Err(e);
-        }
-        if st.outstanding != 0 {
-            return Err(self.err("walk", "/", io::Error::other("a worker of the parallel scan stopped")));
-        }
-        for (stats, linked) in results {
-            self.stats.files_walked += stats.files_walked;
-            self.stats.bytes_hashed += stats.bytes_hashed;
-            self.multi_linked.extend(linked);
-        }
-        let mut walked: HashMap<String, Vec<Node>> = st.walked.into_iter().collect();
-        let mut children = walked.remove("/").unwrap_or_default();
-        graft(&mut children, "/", 1, &mut walked);
-        Ok(Node { name: "".into(), meta, children })
-    }
-
-    /// A worker's loop: walks the directories handed out until none is left or one failed.
-    fn work(&mut self) {
-        let split = self.split.expect("a worker has its split");
-        loop {
-            let (dir, fd) = {
-                let mut st = split.state.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if st.failed.is_some() || st.outstanding == 0 {
-                        return;
-                    }
-                    if let Some(task) = st.waiting.pop() {
-                        break task;
-                    }
-                    st = split.changed.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            // A panic is carried on once the others know to stop (they would wait for this
-            // directory forever).
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.diff_children(fd.as_fd(), None, &dir, Vec::new())
-            }));
-            let mut st = split.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.outstanding -= 1;
-            let panicked = match r {
-                Ok(Ok(children)) => {
-                    st.walked.push((dir, children));
-                    None
-                }
-                Ok(Err(e)) => {
-                    st.failed.get_or_insert(e);
-                    None
-                }
-                Err(panic) => {
-                    let e = self.err("walk", &dir, io::Error::other("a worker of the parallel scan panicked"));
-                    st.failed.get_or_insert(e);
-                    Some(panic)
-                }
-            };
-            split.changed.notify_all();
-            drop(st);
-            if let Some(panic) = panicked {
-                std::panic::resume_unwind(panic);
-            }
-        }
     }
 
     /// The root directory's own metadata as an index records it, nothing below it.
@@ -563,7 +402,7 @@ impl<'a> Walker<'a> {
             None => {
                 self.emit(&p, ChangeKind::Added, &meta, None, false, devino);
                 if kind == FileType::Dir {
-                    match self.split.filter(|s| depth(&p) <= SPLIT_DEPTH && s.has_room()) {
+                    match self.split.filter(|s| s.takes(&p)) {
                         Some(split) => self.hand_out(split, dirfd, name, &p)?,
                         None => children = self.walk_dir(dirfd, None, name, &p, Vec::new())?,
                     }
@@ -604,17 +443,6 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(Some(Node { name: name_str.into(), meta, children }))
-    }
-
-    /// Hands directory `name` of `dirfd` out to a worker of `split` (its children are grafted
-    /// in later); one that is no directory any more has none, as in [`Walker::walk_dir`].
-    fn hand_out(&self, split: &Split, dirfd: BorrowedFd<'_>, name: &[u8], p: &str) -> Result<(), FsError> {
-        match sys::open_dir_nofollow(dirfd, OsStr::from_bytes(name)) {
-            Ok(fd) => split.hand_out(p.to_string(), fd),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) || e.raw_os_error() == Some(libc::ELOOP) => {}
-            Err(e) => return Err(self.err("open directory", p, e)),
-        }
-        Ok(())
     }
 
     fn walk_dir(
@@ -735,124 +563,6 @@ impl<'a> Walker<'a> {
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         Ok(out)
-    }
-
-    /// Whether two records of the same type (and, for directories, the same inode) differ
-    /// under this walker's mode. See the module documentation of `snapshot` for the rules.
-    fn changed(&self, old: &Meta, new: &Meta) -> bool {
-        match self.mode {
-            SnapshotMode::Time => old.mtime != new.mtime,
-            SnapshotMode::Redo => {
-                old.mode != new.mode
-                    || old.size != new.size
-                    || old.mtime != new.mtime
-                    || old.uid != new.uid
-                    || old.gid != new.gid
-            }
-            SnapshotMode::Full => {
-                if !metadata_same(old, new) || old.link != new.link {
-                    return true;
-                }
-                if old.content.unknown() || new.content.unknown() {
-                    // Neither can change without moving the ctime (`build_meta` carries them
-                    // over while it stays); when it moved, an unknown one may differ.
-                    return old.ctime != new.ctime;
-                }
-                old.xattrs != new.xattrs
-                    || (new.kind == FileType::File && old.ctime != new.ctime && old.content != new.content)
-            }
-        }
-    }
-
-    fn deleted(&mut self, dir: &str, old: &Node) {
-        let p = path::join(dir, &old.name);
-        if self.ignore.is_ignored(&p) {
-            return;
-        }
-        self.emit(&p, ChangeKind::Deleted, &old.meta, Some(&old.meta), false, None);
-    }
-
-    fn emit(
-        &mut self,
-        p: &str,
-        kind: ChangeKind,
-        meta: &Meta,
-        prev: Option<&Meta>,
-        opaque: bool,
-        devino: Option<(u64, u64)>,
-    ) {
-        if !self.record {
-            return;
-        }
-        let previous = prev.map(|o| PrevMeta {
-            file_type: o.kind,
-            size: o.size,
-            mode: o.mode,
-            uid: o.uid,
-            gid: o.gid,
-            link_target: o.link.as_deref().map(str::to_string),
-            mtime: Some(o.mtime.div_euclid(1_000_000_000)),
-            digest: None,
-        });
-        let change = Change {
-            path: p.to_string(),
-            kind,
-            file_type: meta.kind,
-            // A directory's st_size is a filesystem detail, not content.
-            size: if meta.kind == FileType::Dir { 0 } else { meta.size },
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            mtime: meta.mtime.div_euclid(1_000_000_000),
-            link_target: meta.link.as_deref().map(str::to_string),
-            digest: None,
-            opaque,
-            previous,
-        };
-        self.out.push(RawChange { change, devino });
-    }
-
-    /// Sorts the changes, marks second names of hardlinked files, and adds the timing.
-    pub(crate) fn finish(self, start: Instant) -> Changes {
-        let mut out = self.out;
-        out.sort_by(|a, b| a.change.path.cmp(&b.change.path));
-        let mut first: HashMap<(u64, u64), String> = HashMap::new();
-        for rc in &mut out {
-            let Some(key) = rc.devino else { continue };
-            match first.get(&key) {
-                Some(target) => {
-                    rc.change.file_type = FileType::Hardlink;
-                    rc.change.link_target = Some(target.clone());
-                }
-                None => {
-                    first.insert(key, rc.change.path.clone());
-                }
-            }
-        }
-        let mut stats = self.stats;
-        stats.duration_ms = start.elapsed().as_millis() as u64;
-        Changes { entries: out.into_iter().map(|rc| rc.change).collect(), stats, reads: Vec::new() }
-    }
-}
-
-/// Path components in an absolute image path (`/usr/share` has two).
-fn depth(p: &str) -> usize {
-    p.bytes().filter(|&b| b == b'/').count()
-}
-
-/// Puts each directory's children that a parallel scan walked apart (`walked`, by path) into
-/// the tree under `dir` (`level`: its depth plus one); only directories down to
-/// [`SPLIT_DEPTH`] were walked apart.
-fn graft(children: &mut [Node], dir: &str, level: usize, walked: &mut HashMap<String, Vec<Node>>) {
-    if walked.is_empty() || level > SPLIT_DEPTH {
-        return;
-    }
-    for c in children.iter_mut().filter(|c| c.meta.kind == FileType::Dir) {
-        let p = path::join(dir, &c.name);
-        if let Some(grand) = walked.remove(&p) {
-            c.children = grand;
-        }
-        graft(&mut c.children, &p, level + 1, walked);
     }
 }
 

@@ -1,0 +1,114 @@
+//! What a walk reports: whether a path's record changed under the snapshot mode, and the
+//! change list it builds, sorted and with the second names of hard-linked files marked.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::{Meta, Node, Walker, metadata_same};
+use crate::fs::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode};
+use crate::fs::{FileType, path};
+
+/// A change plus the identity of its inode, used to spot hardlinks within one change set.
+pub(super) struct RawChange {
+    change: Change,
+    devino: Option<(u64, u64)>,
+}
+
+impl Walker<'_> {
+    /// Whether two records of the same type (and, for directories, the same inode) differ
+    /// under this walker's mode. See the module documentation of `snapshot` for the rules.
+    pub(super) fn changed(&self, old: &Meta, new: &Meta) -> bool {
+        match self.mode {
+            SnapshotMode::Time => old.mtime != new.mtime,
+            SnapshotMode::Redo => {
+                old.mode != new.mode
+                    || old.size != new.size
+                    || old.mtime != new.mtime
+                    || old.uid != new.uid
+                    || old.gid != new.gid
+            }
+            SnapshotMode::Full => {
+                if !metadata_same(old, new) || old.link != new.link {
+                    return true;
+                }
+                if old.content.unknown() || new.content.unknown() {
+                    // Neither can change without moving the ctime (`build_meta` carries them
+                    // over while it stays); when it moved, an unknown one may differ.
+                    return old.ctime != new.ctime;
+                }
+                old.xattrs != new.xattrs
+                    || (new.kind == FileType::File && old.ctime != new.ctime && old.content != new.content)
+            }
+        }
+    }
+
+    pub(super) fn deleted(&mut self, dir: &str, old: &Node) {
+        let p = path::join(dir, &old.name);
+        if self.ignore.is_ignored(&p) {
+            return;
+        }
+        self.emit(&p, ChangeKind::Deleted, &old.meta, Some(&old.meta), false, None);
+    }
+
+    pub(super) fn emit(
+        &mut self,
+        p: &str,
+        kind: ChangeKind,
+        meta: &Meta,
+        prev: Option<&Meta>,
+        opaque: bool,
+        devino: Option<(u64, u64)>,
+    ) {
+        if !self.record {
+            return;
+        }
+        let previous = prev.map(|o| PrevMeta {
+            file_type: o.kind,
+            size: o.size,
+            mode: o.mode,
+            uid: o.uid,
+            gid: o.gid,
+            link_target: o.link.as_deref().map(str::to_string),
+            mtime: Some(o.mtime.div_euclid(1_000_000_000)),
+            digest: None,
+        });
+        let change = Change {
+            path: p.to_string(),
+            kind,
+            file_type: meta.kind,
+            // A directory's st_size is a filesystem detail, not content.
+            size: if meta.kind == FileType::Dir { 0 } else { meta.size },
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: meta.mtime.div_euclid(1_000_000_000),
+            link_target: meta.link.as_deref().map(str::to_string),
+            digest: None,
+            opaque,
+            previous,
+        };
+        self.out.push(RawChange { change, devino });
+    }
+
+    /// Sorts the changes, marks second names of hardlinked files, and adds the timing.
+    pub(crate) fn finish(self, start: Instant) -> Changes {
+        let mut out = self.out;
+        out.sort_by(|a, b| a.change.path.cmp(&b.change.path));
+        let mut first: HashMap<(u64, u64), String> = HashMap::new();
+        for rc in &mut out {
+            let Some(key) = rc.devino else { continue };
+            match first.get(&key) {
+                Some(target) => {
+                    rc.change.file_type = FileType::Hardlink;
+                    rc.change.link_target = Some(target.clone());
+                }
+                None => {
+                    first.insert(key, rc.change.path.clone());
+                }
+            }
+        }
+        let mut stats = self.stats;
+        stats.duration_ms = start.elapsed().as_millis() as u64;
+        Changes { entries: out.into_iter().map(|rc| rc.change).collect(), stats, reads: Vec::new() }
+    }
+}
