@@ -11,11 +11,11 @@
 //! <dir>/making/<chain id hex>     held while a build makes it (`cache/usage.rs`)
 //! <dir>/links/<chain id hex>      its hard-linked files (rootless stores only, `fs/hardlinks.rs`)
 //! <dir>/indexes/<chain id hex>    the snapshot index of a root whose top entry it is
-//!                                 (`fs/snapshot_saved.rs`, `engine/root_store.rs`)
+//!                                 (`fs/snapshot_saved.rs`, `engine/root_store/`)
 //! ```
 //! An entry is keyed by the layer's OCI *chain ID* (the digest of the diff_ids of it and every
 //! layer below), not by its own diff_id: it is made by applying the layer through an overlay of
-//! the entries below it (see `engine/root_store.rs`), so it holds the layer as overlayfs sees it
+//! the entries below it (see `engine/root_store/`), so it holds the layer as overlayfs sees it
 //! *over those layers* — deletions as whiteouts of what they had, parents resolved through their
 //! symlinks, hard links to their files — and the same layer over other layers is another entry.
 //!
@@ -43,7 +43,7 @@ use crate::fs::dir_lock;
 
 /// The directory under the cache dir that holds rootless builds' stores, one per user-namespace
 /// mapping (`<cache-dir>/unpacked-userns/<range|single>-<hex>/`, each laid out as above; why
-/// apart: `engine/root_store.rs`, `userns_store`).
+/// apart: `engine/root_store/choice.rs`).
 pub const USERNS_STORES: &str = "unpacked-userns";
 
 /// Where a store keeps its entries' lists of hard-linked files (`fs/hardlinks.rs`).

@@ -81,7 +81,7 @@ pub(crate) struct BuildContext<'o> {
     pub checks: CheckConfig,
     /// What `RUN --mount` needs across the build: the cache-mount store, memos, ssh agents.
     pub mounts: MountService,
-    /// Whether build roots are overlays of the unpacked-layer store (see `root_store.rs`).
+    /// Whether build roots are overlays of the unpacked-layer store (see `root_store/`).
     pub unpacked: crate::engine::root_store::StoreChoice,
     /// Images resolved in this build, so a reference means one digest throughout.
     resolved: Mutex<HashMap<String, ResolvedImage>>,

@@ -4,7 +4,7 @@
 //! never unpacks its base): its layers are fetched, unpacked with every layer's content checked
 //! against its diff_id, and indexed. In chroot isolation each root is a fresh directory in the
 //! work dir — an overlay of the unpacked-layer store's entries when the store can serve it
-//! (`root_store.rs`), else the layers unpacked into it; in container isolation it is `/` itself,
+//! (`root_store/`), else the layers unpacked into it; in container isolation it is `/` itself,
 //! emptied first but for what the container owns (which stage holds `/` is
 //! [`Stages`](super::stages::Stages)' business).
 //!

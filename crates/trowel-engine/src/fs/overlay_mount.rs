@@ -2,7 +2,7 @@
 //! they reach the kernel, and the mount-namespace rule that makes them vanish with their build.
 //! Three users mount overlays, and all go through [`OverlaySpec`]:
 //! - the unpacked-layer store's build roots, and a layer applied through the entries below it
-//!   to make an entry (`engine/root_store.rs`): [`OverlayKind::LayerStack`];
+//!   to make an entry (`engine/root_store/`): [`OverlayKind::LayerStack`];
 //! - a debugger shell session over a build root, whose upper directory is read back and kept or
 //!   thrown away (`fs/overlay.rs`), and the writable view a `RUN --mount` of another stage or
 //!   the context gets (`engine/mounts/prepare.rs`, mounted detached by the sandbox in

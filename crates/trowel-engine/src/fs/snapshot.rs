@@ -283,7 +283,7 @@ impl Snapshotter {
     /// Takes as its initial index one that [`Snapshotter::saved_index`] kept under `key` after
     /// [`Snapshotter::scan_initial`] of a root that showed the very same files, instead of
     /// walking this one; the root directory's own metadata is read from this root. `key` must
-    /// name everything the index depends on (`engine/root_store.rs`). As a last check, each
+    /// name everything the index depends on (`engine/root_store/`). As a last check, each
     /// entry of the root directory is compared with the index (a `stat` each): any difference,
     /// like bytes that are no index under `key`, makes this return false and take nothing, and
     /// the caller walks the root instead.

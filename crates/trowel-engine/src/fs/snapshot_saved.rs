@@ -1,7 +1,7 @@
 //! A snapshot index in bytes, to be kept beside what it indexes: the initial index of a root
 //! mounted from the unpacked-layer store is the same every time the same entries are mounted
 //! the same way (they never change), so a build reads it back instead of walking thousands of
-//! base files again (`engine/root_store.rs` decides when, and under which key).
+//! base files again (`engine/root_store/` decides when, and under which key).
 //!
 //! The bytes: `TRIX`, the key's length and the key, the SHA-256 of the rest, then the tree in
 //! pre-order (name, metadata, number of children) and the names of the paths with several

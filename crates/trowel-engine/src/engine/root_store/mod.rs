@@ -16,7 +16,7 @@
 //! In a user namespace (rootless isolation) the entries are made and the overlays mounted
 //! there, with overlayfs's `userxattr`: its own markers are `user.overlay.*`, an entry's files
 //! are owned by the host ids of the namespace's mapping, so such builds have a store of their
-//! own per mapping (`userns_store`). Overlayfs keeps no inode index there, so the hard-linked
+//! own per mapping (`choice.rs`). Overlayfs keeps no inode index there, so the hard-linked
 //! files of the entries are copied up as one before a root or a layer being applied uses them
 //! (`fs/hardlinks.rs`); the store keeps each entry's list of them.
 //!
@@ -24,13 +24,10 @@
 //! mountable there, a layer overlayfs cannot represent), the root is unpacked as before and the
 //! `base_unpacked` event says why.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::cache::unpacked::{Pending, USERNS_STORES, UnpackedStore, chain_ids};
+use crate::cache::unpacked::{Pending, UnpackedStore, chain_ids};
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
@@ -40,112 +37,15 @@ use crate::fs::overlay_mount::LayerMount;
 use crate::fs::root::Root;
 use crate::fs::snapshot::Snapshotter;
 use crate::fs::{FsError, UnpackOptions, UnpackStats};
-use crate::sandbox::Isolation;
 use trowel_events::RootIndex;
+
+mod choice;
+
+pub(crate) use choice::StoreChoice;
 
 /// An entry directory as a kept index's key names it: device, inode and birth time (`None`
 /// when its filesystem keeps no birth time).
 type EntryId = Option<(u64, u64, i128)>;
-
-/// Whether this build's roots come from the store, decided at most once per build.
-pub(crate) struct StoreChoice {
-    /// The cache dir's store, and the isolation that decides which of its stores is this
-    /// build's: resolved by [`StoreChoice::configured`] when the first root needs it.
-    dir: Option<PathBuf>,
-    isolation: Isolation,
-    /// The store's directory, or why there is none to use.
-    configured: OnceLock<Result<PathBuf, String>>,
-    /// The opened and probed store, or why it cannot serve roots; made when the first root is.
-    ready: OnceLock<Result<UnpackedStore, String>>,
-    /// Entries this build made that are being committed on `committers` (synced, renamed into
-    /// place): by chain ID, the directory they are in until then, so a later root of this
-    /// build uses them rather than making them again.
-    made: Mutex<HashMap<Digest, PathBuf>>,
-    /// What the committers could not make entries of; deleted when the build ends, after its
-    /// roots (which may be mounted from them).
-    committers: Mutex<Vec<JoinHandle<Vec<Pending>>>>,
-    /// The use locks of every entry this build looked up or made, held until it ends: its
-    /// roots may be mounted from them (`cache/usage.rs`).
-    held: Mutex<HashMap<Digest, std::fs::File>>,
-}
-
-impl Drop for StoreChoice {
-    /// The build waits for its entries to be committed: a process that exits first would
-    /// leave them in `tmp/` for the next build to delete.
-    fn drop(&mut self) {
-        for c in std::mem::take(self.committers.get_mut().unwrap_or_else(|p| p.into_inner())) {
-            // Dropping them deletes them.
-            let _ = c.join();
-        }
-    }
-}
-
-impl StoreChoice {
-    pub fn new(dir: Option<&Path>, isolation: Isolation) -> StoreChoice {
-        StoreChoice {
-            dir: dir.map(Path::to_path_buf),
-            isolation,
-            configured: OnceLock::new(),
-            ready: OnceLock::new(),
-            made: Mutex::default(),
-            committers: Mutex::default(),
-            held: Mutex::default(),
-        }
-    }
-
-    /// The store's directory, or why there is none to use. Decided when a root first needs it:
-    /// a store in a user namespace is named after its maps, which a rootless build may not
-    /// have yet when it starts (`sandbox/userns.rs`).
-    pub(crate) fn configured(&self) -> &Result<PathBuf, String> {
-        self.configured.get_or_init(|| match &self.dir {
-            _ if self.isolation == Isolation::Container => Err("container isolation mounts no overlays".to_string()),
-            None => Err("no cache dir (--cache-dir does not exist)".to_string()),
-            // A store of its own per user-namespace mapping (see `cache/unpacked.rs`).
-            Some(d) if self.isolation == Isolation::Rootless || crate::fs::overlay_mount::in_user_namespace() => {
-                userns_store(d)
-            }
-            Some(d) => Ok(d.clone()),
-        })
-    }
-}
-
-/// The store of a build in a user namespace (rootless isolation; or chroot isolation in a pod
-/// with one), beside root's (`<dir>` is root's `<cache-dir>/unpacked`):
-/// `<cache-dir>/unpacked-userns/<range|single|ns>-<12 hex>`, one per mapping of the namespace
-/// this process is in, the hex a digest of its uid and gid maps. Kept apart from root's because an
-/// entry's files are owned by the host ids the mapping gave them (the user's subordinate ids)
-/// and its whiteouts and opaque directories are marked with `user.overlay.*`, which an overlay
-/// mounted as real root ignores; and apart per mapping because an entry made with one id only
-/// has every file owned by the user (0 inside), which a range mapping would serve as the image's
-/// owners, and an entry made with a range holds ids another mapping shows as `nobody`.
-fn userns_store(dir: &Path) -> Result<PathBuf, String> {
-    // `None`: a namespace trowel did not make (a pod with `hostUsers: false`, chroot isolation).
-    let kind = match crate::sandbox::userns::current_mapping() {
-        Some(crate::sandbox::userns::Mapping::Range) => "range",
-        Some(crate::sandbox::userns::Mapping::Single) => "single",
-        None => "ns",
-    };
-    // The maps name the store: not before they are written.
-    crate::sandbox::userns::mapped().map_err(|e| e.to_string())?;
-    let read = |f: &str| std::fs::read_to_string(f).map_err(|e| format!("read {f}: {e}"));
-    let name = store_name(kind, &read("/proc/self/uid_map")?, &read("/proc/self/gid_map")?);
-    let cache_dir = dir.parent().unwrap_or(dir);
-    Ok(cache_dir.join(USERNS_STORES).join(name))
-}
-
-/// `<kind>-<12 hex>`: the hex from the numbers of the uid and gid maps (the kernel pads their
-/// columns), so two mappings never share a store.
-fn store_name(kind: &str, uid_map: &str, gid_map: &str) -> String {
-    let mut maps = String::new();
-    for text in [uid_map, gid_map] {
-        for line in text.lines() {
-            maps.push_str(&line.split_whitespace().collect::<Vec<_>>().join(" "));
-            maps.push('\n');
-        }
-        maps.push_str("--\n");
-    }
-    format!("{kind}-{}", &Digest::of(maps.as_bytes()).hex()[..12])
-}
 
 /// An entry made for a layer: what unpacking it did, the entry until it is committed, and its
 /// hard-linked files (recorded in a user namespace only, else none).
@@ -626,24 +526,4 @@ fn copy_root_meta(lower: Option<&Path>, upper: &Path) -> Result<(), FsError> {
         }
     }
     to.set_times("/", st.atime, st.mtime)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::store_name;
-
-    /// One store per mapping: the kind and every number of either map tell them apart; the
-    /// kernel's column padding does not.
-    #[test]
-    fn each_mapping_has_a_store_of_its_own() {
-        let single = store_name("single", "         0       1000          1\n", "         0       1000          1\n");
-        let range = "0 1000 1\n1 1000000 65536\n";
-        let a = store_name("range", range, range);
-        assert!(single.starts_with("single-") && a.starts_with("range-"), "{single} {a}");
-        assert_eq!(single.len(), "single-".len() + 12);
-        assert_eq!(store_name("single", "0 1000 1\n", "0 1000 1\n"), single, "padding is not part of it");
-        assert_ne!(store_name("range", "0 1000 1\n1 1065536 65536\n", range), a, "another range");
-        assert_ne!(store_name("range", range, "0 1000 1\n1 1000000 65535\n"), a, "another gid range");
-        assert_ne!(store_name("range", "0 1000 1\n", "0 1000 1\n"), store_name("single", "0 1000 1\n", "0 1000 1\n"));
-    }
 }
