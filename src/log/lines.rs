@@ -5,7 +5,9 @@
 use super::Level;
 use crate::units::bytes;
 use trowel_events::state::BuildState;
-use trowel_events::{BaseSource, BlobPushAction, CacheResult, Event, ResumeAction, RootIndex, StepStatus, When};
+use trowel_events::{
+    BaseSource, BlobPushAction, CacheResult, Event, LayerSummary, ResumeAction, RootIndex, StepStatus, When,
+};
 
 /// The log lines an event makes, at their levels, given the build so far (`state`, which the
 /// event has been applied to). In a build for several platforms, whose stages run at the same
@@ -343,10 +345,21 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 0 => String::new(),
                 p => format!("; {:.1}s of it paused in the debugger", p as f64 / 1000.0),
             };
+            // A multi-stage build writes layers its image does not hold (a builder stage's):
+            // the count says so rather than let them pass for the image's.
+            let in_image =
+                |l: &&LayerSummary| state.images.iter().any(|i| i.layers.iter().any(|x| x.digest == l.digest));
+            let kept = written.iter().filter(in_image).count();
+            let part = match state.images.len() {
+                0 => String::new(),
+                _ if kept == written.len() => String::new(),
+                1 => format!("; {kept} of them in the image"),
+                _ => format!("; {kept} of them in the images"),
+            };
             say(
                 Level::Info,
                 &format!(
-                    "Built{d} in {:.1}s ({} new layer(s), {}{paused})",
+                    "Built{d} in {:.1}s ({} new layer(s), {}{part}{paused})",
                     *duration_ms as f64 / 1000.0,
                     written.len(),
                     bytes(written.iter().map(|l| l.size).sum())

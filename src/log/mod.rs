@@ -253,6 +253,52 @@ mod tests {
         );
     }
 
+    /// A builder stage's layers are written but not in the image: the closing line counts
+    /// them and says how many the image holds, so they do not pass for the image's own.
+    #[test]
+    fn the_closing_line_tells_the_image_s_layers_from_a_builder_s() {
+        let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let layer = |c: char, size: u64, stage: usize| {
+            format!(
+                r#"{{"digest":"{}","diff_id":null,"size":{size},"uncompressed_size":null,"media_type":"m","step":{{"stage":{stage},"step":1}}}}"#,
+                digest(c)
+            )
+        };
+        let written = |seq: u32, c: char, size: u64, stage: usize| {
+            format!(
+                r#"{{"seq":{seq},"ms":{seq},"event":"layer_written","id":{{"stage":{stage},"step":1}},"layer":{},"entries":1,"duration_ms":1}}"#,
+                layer(c, size, stage)
+            )
+        };
+        let image = |layers: &[String]| {
+            format!(
+                r#"{{"seq":4,"ms":4,"event":"image_assembled","manifest_digest":"{}","config_digest":"{}","media_type":"m","size":1,"layers":[{}],"config":{{}},"manifest":{{}}}}"#,
+                digest('d'),
+                digest('e'),
+                layers.join(",")
+            )
+        };
+        let finished = format!(
+            r#"{{"seq":5,"ms":1200,"event":"build_finished","duration_ms":1200,"digest":"{}","pushed":[]}}"#,
+            digest('d')
+        );
+        let (builder, fin) = (written(1, 'a', 1000, 0), written(2, 'b', 500, 1));
+        // The base's layer and the final stage's; the builder's layer is not in the image.
+        let assembled = image(&[layer('f', 9000, 0).replace(r#"{"stage":0,"step":1}"#, "null"), layer('b', 500, 1)]);
+        let mut s = BuildState::default();
+        assert_eq!(
+            last_lines(&mut s, &[STARTED, &builder, &fin, &assembled, &finished]),
+            [(Level::Info, format!("Built {} in 1.2s (2 new layer(s), 1.5 kB; 1 of them in the image)", digest('d')))]
+        );
+        // Every layer written is in the image: nothing to add.
+        let mut s = BuildState::default();
+        let assembled = image(&[layer('a', 1000, 0), layer('b', 500, 1)]);
+        assert_eq!(
+            last_lines(&mut s, &[STARTED, &builder, &fin, &assembled, &finished]),
+            [(Level::Info, format!("Built {} in 1.2s (2 new layer(s), 1.5 kB)", digest('d')))]
+        );
+    }
+
     #[test]
     fn check_findings_as_they_come_and_where_the_log_ends() {
         let mut s = BuildState::default();
