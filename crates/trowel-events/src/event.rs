@@ -317,7 +317,9 @@ pub enum Event {
         digest: Digest,
         changes: Vec<Change>,
     },
-    /// A base layer is downloading (sent often; `done` of `total` bytes).
+    /// A layer is downloading from `reference`: a base image's, or one the cache serves (`done`
+    /// of `total` bytes; every 4 MiB, and once when `done` reaches `total`, again if the
+    /// download starts over).
     PullProgress { reference: String, digest: Digest, done: u64, total: u64 },
     /// A stage's build root was made from its base layers: unpacked into a directory, or (in
     /// chroot isolation, with a cache dir) mounted as an overlay of the unpacked-layer store,
@@ -567,7 +569,8 @@ pub enum Event {
     },
     /// Pushing to one destination begins.
     PushStarted { destination: String },
-    /// A blob is uploading (sent often; `sent` of `total` bytes).
+    /// A blob is uploading (`sent` of `total` bytes; every 4 MiB, and once when `sent` reaches
+    /// `total`, again if the upload starts over).
     PushProgress { destination: String, digest: Digest, sent: u64, total: u64 },
     /// A blob is at the destination.
     BlobPushed { destination: String, digest: Digest, action: BlobPushAction, size: u64 },

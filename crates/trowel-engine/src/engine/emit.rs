@@ -108,10 +108,56 @@ fn mask(redactor: &Redactor, event: Event) -> Event {
     }
 }
 
+/// When a transfer's progress is worth a `pull_progress` or `push_progress` event: at every
+/// [`Self::STEP`] bytes and once at its end. The writers report the end more than once (their
+/// last full batch, then the flush after it), and each end used to be an event, which the log
+/// printed as a second `Pulled …` line for one download. A transfer that starts over (fewer bytes
+/// than last reported: a retry) is reported again from its start.
+#[derive(Debug, Default)]
+pub(crate) struct ProgressGate {
+    last: Option<u64>,
+}
+
+impl ProgressGate {
+    pub(crate) const STEP: u64 = 4 << 20;
+
+    /// Whether `done` of `total` bytes makes an event (and, if so, remembers it).
+    pub(crate) fn due(&mut self, done: u64, total: u64) -> bool {
+        if self.last.is_some_and(|l| done < l) {
+            self.last = None;
+        }
+        let due = match self.last {
+            None => done == total || done >= Self::STEP,
+            Some(l) => (done == total && l != total) || done >= l + Self::STEP,
+        };
+        if due {
+            self.last = Some(done);
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use trowel_events::{Digest, LayerSummary, StepId};
+
+    /// Every 4 MiB and the end once, however often the writer reports the end; a retry is
+    /// reported from its start.
+    #[test]
+    fn progress_is_reported_every_step_and_its_end_once() {
+        const M: u64 = 1 << 20;
+        let mut g = super::ProgressGate::default();
+        let due: Vec<u64> =
+            [M, 3 * M, 5 * M, 8 * M, 9 * M, 10 * M, 10 * M, 10 * M].into_iter().filter(|&d| g.due(d, 10 * M)).collect();
+        assert_eq!(due, [5 * M, 9 * M, 10 * M]);
+        // Started over: its progress and its end are reported again.
+        let again: Vec<u64> = [0, 6 * M, 10 * M, 10 * M].into_iter().filter(|&d| g.due(d, 10 * M)).collect();
+        assert_eq!(again, [6 * M, 10 * M]);
+        // A small blob: its end alone, once.
+        let mut g = super::ProgressGate::default();
+        assert_eq!([84u64, 84].into_iter().filter(|&d| g.due(d, 84)).count(), 1);
+    }
 
     fn collect(redactor: Redactor, events: Vec<Event>) -> Vec<Envelope> {
         let seen = Arc::new(Mutex::new(Vec::new()));

@@ -52,7 +52,7 @@ use trowel_events::Event;
 use crate::digest::Digest;
 use crate::dockerfile::Base;
 use crate::engine::context::BuildContext;
-use crate::engine::emit::Emitter;
+use crate::engine::emit::{Emitter, ProgressGate};
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::layer_cache::LayerCache;
 use crate::image::manifest::{Descriptor, Platform};
@@ -119,18 +119,17 @@ pub(crate) fn resolve_key(reference: &str, platform: &Platform) -> String {
     format!("{reference}\0{platform}")
 }
 
-/// The `pull_progress` reporter of one layer's download: at the end and every 4 MiB.
+/// The `pull_progress` reporter of one layer's download: every 4 MiB and once at the end
+/// ([`ProgressGate`]).
 pub(crate) fn progress_reporter(
     emitter: Emitter,
     reference: String,
     digest: &Digest,
 ) -> impl Fn(u64, u64) + Send + Sync + 'static {
-    let last = Mutex::new(0u64);
+    let gate = Mutex::new(ProgressGate::default());
     let digest: trowel_events::Digest = digest.into();
     move |done: u64, total: u64| {
-        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-        if done == total || done >= *last + (4 << 20) {
-            *last = done;
+        if gate.lock().unwrap_or_else(|p| p.into_inner()).due(done, total) {
             emitter.emit(Event::PullProgress { reference: reference.clone(), digest: digest.clone(), done, total });
         }
     }
@@ -489,5 +488,41 @@ impl Fetcher {
         });
         let abort = task.abort_handle();
         (task.map(|r| r.unwrap_or(Fetched::Skipped)).boxed().shared(), abort)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use trowel_events::{Envelope, Event};
+
+    use crate::digest::Digest;
+    use crate::engine::emit::Emitter;
+
+    /// The registry client reports a download's end twice when its last batch ends the blob
+    /// (the batch, then the flush after the loop): one `pull_progress` at the end, so the log
+    /// says `Pulled …` once per download.
+    #[test]
+    fn a_download_s_end_is_one_event() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let sink = move |e: &Envelope| s.lock().unwrap().push(e.event.clone());
+        let emitter = Emitter::new(vec![Box::new(sink)]);
+        let report = super::progress_reporter(emitter, "r/cache".into(), &Digest::of(b"layer"));
+        let total = 10 << 20;
+        for done in [1 << 20, 5 << 20, total, total] {
+            report(done, total);
+        }
+        let done: Vec<u64> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                Event::PullProgress { done, .. } => *done,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(done, [5 << 20, total]);
     }
 }

@@ -7,7 +7,7 @@ use trowel_events::{BlobPushAction, Event, LayerSummary, PushReview, ReviewLayer
 
 use crate::engine::build::Build;
 use crate::engine::controller::Decision;
-use crate::engine::emit::Emitter;
+use crate::engine::emit::{Emitter, ProgressGate};
 use crate::engine::error::{BuildError, PushError};
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::image::manifest::{Descriptor, Manifest, ManifestFormat};
@@ -413,15 +413,14 @@ impl Build<'_> {
     }
 }
 
-/// `push_progress` events for a push to `raw`, every 4 MiB of a blob and at its end.
+/// `push_progress` events for a push to `raw`, every 4 MiB of a blob and once at its end
+/// ([`ProgressGate`]).
 pub(super) fn progress_reporter<'e>(emitter: &'e Emitter, raw: &'e str) -> impl Fn(PushProgress) + Send + Sync + 'e {
-    let last = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, u64>::new());
+    let gates = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, ProgressGate>::new());
     move |p: PushProgress| match p {
         PushProgress::Blob { digest, sent, total } => {
-            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-            let prev = last.entry(digest.clone()).or_insert(0);
-            if sent == total || sent >= *prev + (4 << 20) {
-                *prev = sent;
+            let mut gates = gates.lock().unwrap_or_else(|p| p.into_inner());
+            if gates.entry(digest.clone()).or_default().due(sent, total) {
                 emitter.emit(Event::PushProgress { destination: raw.to_string(), digest: digest.into(), sent, total });
             }
         }
