@@ -290,6 +290,46 @@ fn a_root_from_the_store_builds_the_same_image_and_never_writes_to_the_store() {
     assert_eq!(opq.mode() & 0o7777, 0o700);
 }
 
+/// A RUN that leaves the base's files alone, on a base without `/etc/hosts` (busybox): the
+/// sandbox makes the mount point for the generated hosts file and removes it after, with
+/// `/etc`'s mtime put back. On a root mounted from the store that left `/etc` copied up into
+/// the upper directory with another `st_size`, and the snapshot reported `/etc` modified: the
+/// layer carried it, the debugger showed a change nobody made, and the image's digest depended
+/// on whether the store was used. A directory's size is no change.
+///
+/// On a tmpfs, where a directory's size counts its entries (ext4's counts blocks, and there
+/// `/etc` kept its size): the cache dir and work dir are on one the test mounts.
+#[test]
+fn a_run_that_leaves_etc_alone_makes_the_same_layer_on_a_root_from_the_store() {
+    struct Tmpfs(tempfile::TempDir);
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+        }
+    }
+    let fs = Tmpfs(tempfile::Builder::new().prefix("trowel-store-tmpfs-").tempdir_in("/var/tmp").unwrap());
+    assert_ok(&run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"]).arg(fs.0.path())));
+    // What makes the test able to fail: one more entry, another size.
+    let probe = fs.0.path().join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    let empty = std::fs::metadata(&probe).unwrap().len();
+    std::fs::write(probe.join("f"), "").unwrap();
+    assert_ne!(std::fs::metadata(&probe).unwrap().len(), empty, "a tmpfs directory's size counts its entries");
+
+    let df = format!("FROM {}\nRUN echo hi > /x.txt\n", env().busybox());
+    let cache_dir = fs.0.path().join("cache");
+    std::fs::create_dir(&cache_dir).unwrap();
+    let cache_dir = cache_dir.to_str().unwrap();
+    let plain = Build::new(&df, Some(fs.0.path())).run(&["--destination", &dest("etc-plain")]);
+    assert!(plain.unpacked[0]["from_store"].is_null(), "{:?}", plain.unpacked);
+    let stored =
+        Build::new(&df, Some(fs.0.path())).run(&["--cache-dir", cache_dir, "--destination", &dest("etc-store")]);
+    assert_eq!(stored.unpacked[0]["from_store"].as_u64(), Some(0), "the root was not mounted: {:?}", stored.unpacked);
+    assert_eq!(stored.snapshots, [vec!["added file /x.txt".to_string()]], "{}", stored.log);
+    assert_eq!(stored.snapshots, plain.snapshots);
+    assert_eq!(stored.digest, plain.digest, "a root mounted from the store gave another image");
+}
+
 /// A build whose root the store serves downloads none of the layers the store holds (issue
 /// 17: an edited rebuild on a Debian base fetched the whole base again, and never read it),
 /// only those whose entry is gone; and a root the store then cannot serve after all is

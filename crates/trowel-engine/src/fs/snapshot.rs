@@ -9,7 +9,8 @@
 //! Added or Deleted; a type change is always Modified with the new type; a directory whose inode
 //! changed was removed and re-created, so it is always reported `opaque` with all its current
 //! contents Added):
-//! - `Full`: type, permission bits (incl. setuid/setgid/sticky), uid, gid, size, mtime (ns),
+//! - `Full`: type, permission bits (incl. setuid/setgid/sticky), uid, gid, size (not a
+//!   directory's: see `snapshot_index::same_size`), mtime (ns),
 //!   symlink target, inode and the set of xattrs are compared. When all of those are equal but
 //!   a regular file's ctime changed, its content is hashed and compared with the hash taken at
 //!   the previous snapshot, so a content change that preserved size and mtime is caught while a
@@ -18,7 +19,8 @@
 //!   store, [`Snapshotter::on_store`], only when a later snapshot needs a base file's hash), and
 //!   new or changed files afterwards: [`Snapshotter::snapshot_deferred`] leaves those to the
 //!   layer writer, which reads them anyway, and [`Snapshotter::settle`] takes its hashes.
-//! - `Redo`: permission bits, size, mtime, uid and gid only (no hashing, no xattrs).
+//! - `Redo`: permission bits, size (not a directory's), mtime, uid and gid only (no hashing, no
+//!   xattrs).
 //! - `Time`: mtime only.
 //!
 //! Deletions are reported only at the top-most deleted path. Ignored paths are never walked;

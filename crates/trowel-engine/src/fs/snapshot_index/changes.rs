@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{Meta, Node, Walker, metadata_same};
+use super::{Meta, Node, Walker, metadata_same, same_size};
 use crate::fs::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode};
 use crate::fs::{FileType, path};
 
@@ -22,7 +22,7 @@ impl Walker<'_> {
             SnapshotMode::Time => old.mtime != new.mtime,
             SnapshotMode::Redo => {
                 old.mode != new.mode
-                    || old.size != new.size
+                    || !same_size(old, new)
                     || old.mtime != new.mtime
                     || old.uid != new.uid
                     || old.gid != new.gid
