@@ -18,6 +18,42 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+/// A COPY whose wildcard matches nothing makes no layer, so there is nothing to keep out of the
+/// cache repository and nothing for a reference record to name: its entry goes into the cache
+/// repository as a RUN's would. Before, a fresh pod missed it every time ("no cache entry for
+/// this step yet", which never came) and made the stage's root to copy nothing.
+#[test]
+fn a_copy_that_copies_nothing_is_found_by_a_fresh_pod() {
+    let df = format!("FROM {}\nCOPY nomatch*.cfg /none/\nRUN echo built > /built\n", env().busybox());
+    let p = Project::new("freshpod-empty", &df);
+    p.write("kept.txt", "a file the wildcard does not match\n");
+    let first = p.build(&[]);
+    assert_eq!(
+        (first.at(2), first.at(3)),
+        ("miss: no cache entry for this step yet".into(), "miss: no cache entry for this step yet".into())
+    );
+    assert_eq!(first.of("layer_written").count(), 1, "the COPY made a layer");
+    let key = first.lookup(2)["key"].as_str().unwrap().to_string();
+
+    // The COPY's entry: a manifest of no layers, not a reference record.
+    let manifests = p.cache_manifests();
+    let (_, m) = manifests.iter().find(|(t, _)| *t == key).expect("an entry is tagged with the COPY's key");
+    assert_eq!(m["layers"], serde_json::json!([]));
+    assert!(m["artifactType"].is_null(), "{m}");
+
+    // A fresh pod: both steps hit, no root is made; the same image. Untraced (a trace lists
+    // the RUN's cached layer, which downloads it), not one blob is downloaded.
+    let again = p.build(&[]);
+    assert_eq!((again.at(2), again.at(3)), ("hit".into(), "hit".into()));
+    assert_eq!(again.of("base_unpacked").count(), 0);
+    assert_eq!(again.digest(), first.digest());
+    let log = p.build_untraced();
+    assert!(log.contains("Cache: 2 hit(s), 0 miss(es)") && !log.contains("Pulled "), "{log}");
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/built"), "built\n");
+    assert!(!u.rootfs().join("none").exists(), "a COPY of nothing made its destination");
+}
+
 /// One project: its context, its destination and cache repository. Every build gets a cache
 /// dir that does not exist (a fresh pod: nothing local survives).
 struct Project {

@@ -382,7 +382,14 @@ impl LayerCache {
         layer: Option<(Descriptor, Digest)>,
         created: String,
     ) {
-        if self.opts.no_push || !planned.cacheable {
+        // A COPY/ADD kept out of the cache repository that made no layer has no bytes to keep
+        // out: its entry goes there as a RUN's does, so that a build with no local state (a
+        // fresh CI pod) finds it. Without, such a step (a wildcard that matched nothing) missed
+        // in every pod, "no cache entry for this step yet" forever, and made its stage's root
+        // (the base and every cached layer downloaded) to copy nothing. The local entry is
+        // written too, and takes the step's earlier keys after this.
+        let layerless_local = planned.local && layer.is_none();
+        if self.opts.no_push || !(planned.cacheable || layerless_local) {
             return;
         }
         let remote = self.remote.clone();
@@ -393,7 +400,11 @@ impl LayerCache {
         let created_by = ctx.redactor.redact(&planned.display);
         let reference = format!("{}:{}", remote.repo(), key);
         let streamed = self.streamed.remove(&id);
-        let earlier = self.history.remove(&id).unwrap_or_default();
+        let earlier = match layerless_local {
+            true => self.history.get(&id).cloned(),
+            false => self.history.remove(&id),
+        }
+        .unwrap_or_default();
         let blob_done = streamed.is_some().then(|| {
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.blob_uploads.insert(id, Arrival::new(async move { rx.await.unwrap_or(false) }));

@@ -221,6 +221,10 @@ impl StageRunner {
         if planned.local {
             // The record's history comes first: writing the local entry takes it.
             cache.note_ref(ctx, id, planned, layer.as_ref(), &created);
+            if layer.is_none() {
+                // Nothing kept out of the cache repository: an entry there (see `store`).
+                cache.store(ctx, id, planned, None, created.clone());
+            }
             cache.store_local(ctx, id, planned, layer, created);
         } else {
             cache.store(ctx, id, planned, layer, created);
