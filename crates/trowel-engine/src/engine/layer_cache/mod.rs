@@ -382,14 +382,13 @@ impl LayerCache {
         layer: Option<(Descriptor, Digest)>,
         created: String,
     ) {
-        // A COPY/ADD kept out of the cache repository that made no layer has no bytes to keep
-        // out: its entry goes there as a RUN's does, so that a build with no local state (a
-        // fresh CI pod) finds it. Without, such a step (a wildcard that matched nothing) missed
-        // in every pod, "no cache entry for this step yet" forever, and made its stage's root
-        // (the base and every cached layer downloaded) to copy nothing. The local entry is
-        // written too, and takes the step's earlier keys after this.
-        let layerless_local = planned.local && layer.is_none();
-        if self.opts.no_push || !(planned.cacheable || layerless_local) {
+        // A COPY/ADD kept out of the cache repository comes here only when it made no layer
+        // (`store_in_cache` decides): no bytes to keep out, so its entry goes there as a RUN's
+        // does, and a build with no local state (a fresh CI pod) finds it. Without, such a step
+        // (a wildcard that matched nothing) missed in every pod, "no cache entry for this step
+        // yet" forever, and made its stage's root (the base and every cached layer downloaded)
+        // to copy nothing. Its local entry is written too, and takes the earlier keys after this.
+        if self.opts.no_push || !(planned.cacheable || planned.local) {
             return;
         }
         let remote = self.remote.clone();
@@ -400,7 +399,7 @@ impl LayerCache {
         let created_by = ctx.redactor.redact(&planned.display);
         let reference = format!("{}:{}", remote.repo(), key);
         let streamed = self.streamed.remove(&id);
-        let earlier = match layerless_local {
+        let earlier = match planned.local {
             true => self.history.get(&id).cloned(),
             false => self.history.remove(&id),
         }
