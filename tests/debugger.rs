@@ -468,9 +468,10 @@ fn a_shell_at_a_runs_pause_has_the_runs_mounts_in_place() {
     assert!(!u.tree().has("/in") && !u.tree().has("/c") && !u.tree().has("/run"));
 }
 
-/// Asks for what the debugger asks for (contents, listings of cached layers) and keeps the
-/// events.
-struct Detailed(Arc<Mutex<Vec<Event>>>);
+/// Asks for what the debugger asks for (contents, listings of cached layers compared with the
+/// layers below) and keeps the events; with `.1` false, for what a trace asks (the listings
+/// alone).
+struct Detailed(Arc<Mutex<Vec<Event>>>, bool);
 
 impl EventSink for Detailed {
     fn event(&mut self, e: &Envelope) {
@@ -480,10 +481,25 @@ impl EventSink for Detailed {
         trowel_events::Detail {
             file_contents: Some(64 * 1024),
             cached_listings: true,
-            cached_diffs: true,
-            base_listings: true,
+            cached_diffs: self.1,
+            base_listings: self.1,
         }
     }
+}
+
+/// The `classified` of the snapshot reported for the step at `line` (stage 0).
+fn classified_at(events: &[Event], line: usize) -> Option<bool> {
+    let id = events.iter().find_map(|e| match e {
+        Event::StepStarted { id, line: l, .. } if *l == line => Some(*id),
+        _ => None,
+    });
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Snapshot { id: i, classified, .. } if Some(*i) == id => Some(*classified),
+            _ => None,
+        })
+        .unwrap()
 }
 
 /// The changes reported for the step at `line` (stage 0).
@@ -517,12 +533,13 @@ fn cached_and_built_steps_report_what_changed_against_their_parent() {
     let ctx = context(&df);
     let mut opts = options(ctx.path(), &dest("before"));
     opts.cache = Some(CacheOptions::default());
-    let build = || {
+    let build_with = |diffs: bool| {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone()))]);
+        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), diffs))]);
         trowel_engine::engine::build(&opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
         events.lock().unwrap().clone()
     };
+    let build = || build_with(true);
     let kinds = |changes: &[Change]| -> Vec<(String, trowel_events::ChangeKind)> {
         changes.iter().map(|c| (c.path.clone(), c.kind)).collect()
     };
@@ -556,6 +573,38 @@ fn cached_and_built_steps_report_what_changed_against_their_parent() {
     }
     let digest = |c: &[Change]| c.iter().find(|c| c.path == "/etc/passwd").unwrap().previous.clone().unwrap().digest;
     assert_eq!(digest(&ran), digest(&cached), "the same base file either way");
+    // The snapshot says which it is: a walk (no `classified`), a listing compared with the
+    // layers below (`true`).
+    let ran_events = {
+        let mut o = opts.clone();
+        o.cache = None;
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
+        trowel_engine::engine::build(&o, &emitter, &mut trowel_engine::engine::Continue).unwrap();
+        events.lock().unwrap().clone()
+    };
+    assert_eq!(classified_at(&ran_events, 2), None);
+    assert_eq!(classified_at(&cached_events, 2), Some(true));
+    // What a trace asks for: the layer's entries alone, and the snapshot says so (a viewer must
+    // not show "added" or the whiteout's type as facts); the fold marks the step.
+    let listed_events = build_with(false);
+    assert_eq!(classified_at(&listed_events, 2), Some(false));
+    let listed = changes_at(&listed_events, 2);
+    assert_eq!(
+        kinds(&listed),
+        vec![
+            ("/etc".to_string(), Added),
+            ("/etc/group".to_string(), Deleted),
+            ("/etc/passwd".to_string(), Added),
+            ("/new.txt".to_string(), Added),
+        ]
+    );
+    let mut state = trowel_events::BuildState::default();
+    for (i, e) in listed_events.into_iter().enumerate() {
+        state.apply(&Envelope { seq: i as u64, ms: i as u64, event: e });
+    }
+    let step = state.steps().find(|s| s.line == 2).unwrap();
+    assert!(step.unclassified, "{step:#?}");
 }
 
 /// Issue 15: breakpoints that can never fire, and a Dockerfile that does not parse, are refused
@@ -618,7 +667,7 @@ fn base_listings_and_snapshots_stack_to_the_pushed_image() {
     let d = dest("files");
     let opts = options(ctx.path(), &d);
     let events = Arc::new(Mutex::new(Vec::new()));
-    let emitter = Emitter::new(vec![Box::new(Detailed(events.clone()))]);
+    let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
     trowel_engine::engine::build(&opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
     let envs: Vec<Envelope> = events
         .lock()

@@ -278,3 +278,22 @@ fn no_color_selects_mono() {
     assert_eq!(t.failed.fg, Some(Color::Magenta));
     assert_eq!(t.added, Theme::builtin("light").unwrap().added);
 }
+
+/// A step served from the cache in a trace: its layer was listed, not compared with the layers
+/// below (a trace does not download the base for that), so the Changes pane says `±` (added or
+/// modified) where older viewers said `A` for `/usr`, which the build that ran the step reported
+/// modified; the File pane leaves the "before" column unknown ("?"), not absent.
+#[test]
+fn cached_rebuild_120x40_listed_changes() {
+    let mut app = replay("cache-rebuild");
+    let at = app.model.steps().position(|s| s.line == 15).unwrap();
+    press(&mut app, "1 home");
+    press(&mut app, &vec!["j"; at].join(" "));
+    press(&mut app, "2");
+    assert_snapshot!(screen(&mut app, 120, 40, &Theme::dark()).backend());
+    press(&mut app, "j enter");
+    let t = screen(&mut app, 120, 40, &Theme::dark());
+    let text: String = t.backend().buffer().content.iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("± /usr/local") && text.contains("in the layer (added or modified: not known)"), "{text}");
+    assert!(text.contains("type    ?") && !text.contains("link "), "before is unknown, not absent: {text}");
+}

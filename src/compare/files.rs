@@ -4,8 +4,9 @@
 //! Equal layer digests settle it without a file list. Otherwise each path is compared by what
 //! is in the image, not by how it got there: a cached layer's listing says "added" for what a
 //! built one calls "modified", and modification times differ on every rebuild, so neither is a
-//! difference. What a trace does not record cannot be compared, and is said: a cached layer's
-//! listing carries no content digests, and a trace may hold no listing at all. When layers
+//! difference. What a trace does not record cannot be compared, and is said: an older trace's
+//! listing of a cached layer carries no content digests, a listing says nothing of what a
+//! whiteout deleted (see `StepView::unclassified`), and a trace may hold no listing at all. When layers
 //! differ and the traces cannot say where, the step counts as different: equivalence is only
 //! claimed when it is known.
 
@@ -66,19 +67,23 @@ fn type_word(t: FileType) -> &'static str {
     }
 }
 
-fn present(c: &Change) -> String {
+/// What is at a path in a layer, in words. `unclassified`: the layer was listed without the
+/// layers below, so what a deleted path was is not known (its entry is the whiteout's).
+fn present(c: &Change, unclassified: bool) -> String {
     match c.kind {
+        ChangeKind::Deleted if unclassified => "deleted".to_string(),
         ChangeKind::Deleted => format!("deleted ({})", type_word(c.file_type)),
         _ => type_word(c.file_type).to_string(),
     }
 }
 
 /// How one path differs between the two layers (`None`: it does not, as far as is recorded);
-/// `Err(())`: the content of a file in both is not recorded on one side.
-fn path_diff(a: &Change, b: &Change) -> Result<Option<String>, ()> {
+/// `Err(())`: the content of a file in both is not recorded on one side. `unclassified`: which
+/// side's layer was listed without the layers below (A's, B's).
+fn path_diff(a: &Change, b: &Change, unclassified: (bool, bool)) -> Result<Option<String>, ()> {
     let (da, db) = (a.kind == ChangeKind::Deleted, b.kind == ChangeKind::Deleted);
     if da != db {
-        return Ok(Some(format!("{} in A, {} in B", present(a), present(b))));
+        return Ok(Some(format!("{} in A, {} in B", present(a, unclassified.0), present(b, unclassified.1))));
     }
     if da {
         return Ok(None);
@@ -153,15 +158,15 @@ pub fn verdict(a: Option<&StepView>, b: Option<&StepView>) -> FilesVerdict {
     let (mut files, mut unknown) = (Vec::new(), Vec::new());
     for p in &paths {
         let what = match (ma.get(p), mb.get(p)) {
-            (Some(x), Some(y)) => match path_diff(x, y) {
+            (Some(x), Some(y)) => match path_diff(x, y, (a.unclassified, b.unclassified)) {
                 Ok(w) => w,
                 Err(()) => {
                     unknown.push(p.to_string());
                     None
                 }
             },
-            (Some(x), None) => Some(format!("only in A's layer ({})", present(x))),
-            (None, Some(y)) => Some(format!("only in B's layer ({})", present(y))),
+            (Some(x), None) => Some(format!("only in A's layer ({})", present(x, a.unclassified))),
+            (None, Some(y)) => Some(format!("only in B's layer ({})", present(y, b.unclassified))),
             (None, None) => None,
         };
         if let Some(what) = what {
@@ -228,10 +233,10 @@ mod tests {
         let a = change("/x", ChangeKind::Added, Some(b"one"));
         let mut b = change("/x", ChangeKind::Modified, Some(b"one"));
         b.mtime = 99;
-        assert_eq!(path_diff(&a, &b), Ok(None), "added vs modified and mtimes are no difference");
+        assert_eq!(path_diff(&a, &b, (false, false)), Ok(None), "added vs modified and mtimes are no difference");
         let c = change("/x", ChangeKind::Added, Some(b"two!"));
         assert_eq!(
-            path_diff(&a, &c).unwrap().unwrap(),
+            path_diff(&a, &c, (false, false)).unwrap().unwrap(),
             format!(
                 "content differs ({} → {}, 3 B → 4 B)",
                 &digest_of(b"one").hex()[..12],
@@ -241,10 +246,12 @@ mod tests {
         let mut d = a.clone();
         d.mode = 0o755;
         d.uid = 1000;
-        assert_eq!(path_diff(&a, &d).unwrap().unwrap(), "mode 0644 → 0755, owner 0:0 → 1000:0");
+        assert_eq!(path_diff(&a, &d, (false, false)).unwrap().unwrap(), "mode 0644 → 0755, owner 0:0 → 1000:0");
         let gone = change("/x", ChangeKind::Deleted, None);
-        assert_eq!(path_diff(&a, &gone).unwrap().unwrap(), "file in A, deleted (file) in B");
+        assert_eq!(path_diff(&a, &gone, (false, false)).unwrap().unwrap(), "file in A, deleted (file) in B");
+        // A listed whiteout's entry is the whiteout's, not what it deleted.
+        assert_eq!(path_diff(&a, &gone, (false, true)).unwrap().unwrap(), "file in A, deleted in B");
         // A cached listing has no digests: same size is not the same content.
-        assert_eq!(path_diff(&change("/x", ChangeKind::Added, None), &a), Err(()));
+        assert_eq!(path_diff(&change("/x", ChangeKind::Added, None), &a, (false, false)), Err(()));
     }
 }

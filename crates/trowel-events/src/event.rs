@@ -449,8 +449,22 @@ pub enum Event {
     /// split across chunks.
     Output { id: StepId, stream: OutputStream, data: String },
     /// What a step changed in the build root (after every step that can change files). For a
-    /// cached layer that was not unpacked, the layer's entries: all `added`, whiteouts `deleted`.
-    Snapshot { id: StepId, changes: Vec<Change>, stats: SnapshotStats },
+    /// cached layer that was not unpacked, the layer's entries (see `classified`).
+    Snapshot {
+        id: StepId,
+        changes: Vec<Change>,
+        stats: SnapshotStats,
+        /// Set when `changes` are a layer's entries rather than a walk of a root (a cached
+        /// layer that was not unpacked, a `COPY --link` made without a root): `true` when they
+        /// were compared with the layers below, so kinds and `previous` are as for a walk (the
+        /// debugger asks for that); `false` when they were not (a trace does not ask: it would
+        /// download the base for it): then `added` means only "in the layer", added or
+        /// modified, and a `deleted` path's `file_type` and metadata are its whiteout's, not
+        /// what was deleted. Absent in older traces, which listed such layers unclassified;
+        /// readers know those by their all-zero `stats`, no `previous` and no `modified`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classified: Option<bool>,
+    },
     /// Small text files' content before and after a step (`--trace-content-limit`, default
     /// 64KiB per file).
     FileContents { id: StepId, files: Vec<FileContent> },

@@ -58,13 +58,15 @@ impl FilePane {
         let step = ctx.step;
         let content = step.and_then(|s| s.contents.get(&path));
         let mut out = Vec::new();
-        let (k, kstyle) = super::changes::kind(change, theme);
+        let unclassified = ctx.unclassified();
+        let (k, kstyle) = super::changes::kind(change, unclassified, theme);
         out.push(Line::from(vec![
             Span::styled(format!("{k} "), kstyle),
             Span::styled(format::sanitize(&path), theme.title_focus),
         ]));
         if let Some(s) = step {
             let what = match change.kind {
+                ChangeKind::Added if unclassified => "in the layer (added or modified: not known)",
                 ChangeKind::Added => "added",
                 ChangeKind::Modified => "modified",
                 ChangeKind::Deleted => "deleted",
@@ -74,9 +76,9 @@ impl FilePane {
             out.push(Line::from(Span::styled(format::truncate(&text, width), theme.dim)));
         }
         out.push(Line::default());
-        out.extend(metadata(change, theme, width));
+        out.extend(metadata(change, unclassified, theme, width));
         out.push(Line::default());
-        out.extend(body(change, content, theme, width));
+        out.extend(body(change, unclassified, content, theme, width));
         out
     }
 }
@@ -109,18 +111,21 @@ impl Component for FilePane {
     }
 }
 
-/// The before/after table.
-fn metadata<'a>(c: &Change, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+/// The before/after table. In an `unclassified` listing what was there before is not known:
+/// "?", not "—" (absent), and nothing is marked as changed.
+fn metadata<'a>(c: &Change, unclassified: bool, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let col = width.saturating_sub(LABEL) / 2;
     let prev = c.previous.as_ref();
     let (before_exists, after_exists) = match c.kind {
+        ChangeKind::Added if unclassified => (true, true),
         ChangeKind::Added => (false, true),
         ChangeKind::Modified => (true, true),
         ChangeKind::Deleted => (true, false),
     };
     let none = "—".to_string();
     let row = |label: &str, before: String, after: String| -> Line<'a> {
-        let style = if before != after && before_exists && after_exists { theme.modified } else { theme.text };
+        let compared = before_exists && after_exists && prev.is_some();
+        let style = if before != after && compared { theme.modified } else { theme.text };
         field(
             label,
             LABEL,
@@ -155,7 +160,7 @@ fn metadata<'a>(c: &Change, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     lines.push(row("owner", b(&|p| format!("{}:{}", p.uid, p.gid)), a(format!("{}:{}", c.uid, c.gid))));
     let link_before = b(&|p| p.link_target.clone().unwrap_or_else(|| none.clone()));
     let link_after = a(c.link_target.clone().unwrap_or_else(|| none.clone()));
-    if link_before != none || link_after != none {
+    if prev.is_some_and(|p| p.link_target.is_some()) || link_after != none {
         lines.push(row("link", format::sanitize(&link_before), format::sanitize(&link_after)));
     }
     // Digests: the engine reports the old one when asked (the debugger asks); older traces
@@ -183,10 +188,25 @@ fn metadata<'a>(c: &Change, theme: &Theme, width: usize) -> Vec<Line<'a>> {
 }
 
 /// The content part: a diff, or why there is none.
-fn body<'a>(c: &Change, content: Option<&FileContent>, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+fn body<'a>(
+    c: &Change,
+    unclassified: bool,
+    content: Option<&FileContent>,
+    theme: &Theme,
+    width: usize,
+) -> Vec<Line<'a>> {
     let note = |text: String, style: Style| -> Vec<Line<'a>> {
         wrap(&text, width).into_iter().map(|l| Line::from(Span::styled(l, style))).collect()
     };
+    if unclassified && c.kind == ChangeKind::Deleted {
+        // The whiteout's type is "file" whatever it deleted.
+        return note(
+            "deleted by the layer: what the path was (file, directory, link) is not known, the layer was \
+             listed without the layers below"
+                .into(),
+            theme.dim,
+        );
+    }
     match c.file_type {
         FileType::Dir => return note("a directory: its own changes are the metadata above".into(), theme.dim),
         FileType::Symlink => return note("a symbolic link: its content is the link target above".into(), theme.dim),

@@ -247,6 +247,8 @@ impl Component for FilesPane {
         for (i, r) in self.rows.iter().enumerate().skip(scroll).take(height) {
             let node = &self.tree.nodes[r.node];
             let (mark, mark_style) = match self.step_kinds.get(&node.path) {
+                // Listed from a cached layer alone: added or modified, not known which.
+                Some(ChangeKind::Added) if ctx.unclassified() => ("±", theme.modified),
                 Some(ChangeKind::Added) => ("A", theme.added),
                 Some(ChangeKind::Modified) => ("M", theme.modified),
                 Some(ChangeKind::Deleted) => ("D", theme.deleted),

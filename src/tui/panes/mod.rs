@@ -189,6 +189,13 @@ impl Ctx<'_> {
         self.step.map(|s| s.id)
     }
 
+    /// The changes shown are a cached layer's entries that nothing compared with the layers
+    /// below (`StepView::unclassified`): "added" is not known from "modified", nor what a
+    /// deleted path was.
+    pub fn unclassified(&self) -> bool {
+        !self.shell && self.step.is_some_and(|s| s.unclassified)
+    }
+
     /// The text being typed for `target`, if that is what is being typed.
     pub fn typing(&self, target: InputTarget) -> Option<&str> {
         self.input.filter(|i| i.target == target).map(|i| i.text.as_str())

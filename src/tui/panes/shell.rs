@@ -34,7 +34,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Option
     let height = (area.height as usize).saturating_sub(head);
     let scroll = (*scroll).min(changes.len().saturating_sub(height));
     for c in changes.iter().skip(scroll).take(height) {
-        let (k, ks) = super::changes::kind(c, theme);
+        let (k, ks) = super::changes::kind(c, false, theme);
         let size = if c.file_type == FileType::File && c.kind != ChangeKind::Deleted {
             format::bytes(c.size)
         } else {

@@ -257,7 +257,7 @@ impl BuildState {
                     s.base_listings.insert(*index, changes.clone());
                 }
             }
-            Event::Snapshot { id, changes, stats } => {
+            Event::Snapshot { id, changes, stats, classified } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     // While a shell session's changes are committed, the snapshot is theirs.
                     match s.shells.last_mut().filter(|sh| sh.committing()) {
@@ -265,6 +265,13 @@ impl BuildState {
                         None => {
                             s.changes = changes.clone();
                             s.stats = Some(stats.clone());
+                            s.unclassified = match classified {
+                                Some(c) => !c,
+                                None => {
+                                    s.cache.as_ref().is_some_and(|c| c.is_hit())
+                                        && step::older_unclassified_listing(changes, stats)
+                                }
+                            };
                         }
                     }
                 }

@@ -181,6 +181,10 @@ pub struct StepView {
     pub layer: Option<LayerSummary>,
     pub exit_code: Option<i32>,
     pub changes: Vec<Change>,
+    /// `changes` are a layer's entries not compared with the layers below (see the `snapshot`
+    /// event's `classified`): `added` says only that a path is in the layer, and a deleted
+    /// path's type and metadata are not known. Viewers must not show them as facts.
+    pub unclassified: bool,
     pub stats: Option<SnapshotStats>,
     pub cache: Option<CacheView>,
     pub contents: BTreeMap<String, FileContent>,
@@ -213,6 +217,7 @@ impl StepView {
             layer: None,
             exit_code: None,
             changes: Vec::new(),
+            unclassified: false,
             stats: None,
             cache: None,
             contents: BTreeMap::new(),
@@ -230,6 +235,7 @@ impl StepView {
         self.layer = None;
         self.exit_code = None;
         self.changes.clear();
+        self.unclassified = false;
         self.stats = None;
         self.cache = None;
         self.contents.clear();
@@ -335,4 +341,15 @@ impl StepView {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a `snapshot` event of a trace older than its `classified` field, for a step the
+/// cache served, is its layer's unclassified listing. Those carried all-zero stats (no walk), no
+/// `previous` and no `modified`; a walk of a root with changes has walked at least those paths,
+/// so its stats are never all zero. (A listing the debugger classified had zero stats too; one with nothing but
+/// additions is then taken as unclassified: "not known" where it was known, never the reverse.)
+pub(super) fn older_unclassified_listing(changes: &[Change], stats: &SnapshotStats) -> bool {
+    !changes.is_empty()
+        && *stats == SnapshotStats::default()
+        && changes.iter().all(|c| c.previous.is_none() && c.kind != ChangeKind::Modified)
 }

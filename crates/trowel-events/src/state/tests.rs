@@ -152,7 +152,15 @@ fn steps_layers_and_the_cache() {
         .at(5, started(RUN, 2, "RUN make"))
         .at(6, Event::Output { id: RUN, stream: OutputStream::Stdout, data: "compiling\nlin".into() })
         .at(7, Event::Output { id: RUN, stream: OutputStream::Stderr, data: "ked\n".into() })
-        .at(8, Event::Snapshot { id: RUN, changes: vec![change("/app")], stats: SnapshotStats::default() })
+        .at(
+            8,
+            Event::Snapshot {
+                id: RUN,
+                changes: vec![change("/app")],
+                stats: SnapshotStats::default(),
+                classified: None,
+            },
+        )
         .at(9, Event::LayerWritten { id: RUN, layer: layer(1, 500, Some(RUN)), entries: 1, duration_ms: 1 })
         .at(10, finished(RUN, StepStatus::Built, 5, 0))
         .at(11, started(COPY, 3, "COPY . /src"))
@@ -203,7 +211,15 @@ fn pauses_shell_sessions_and_how_they_resumed() {
         .at(13, Event::Output { id: RUN, stream: OutputStream::Stdout, data: "in the shell\n".into() })
         .at(14, Event::ShellFinished { id: RUN, exit_code: 0, changes: vec![change("/tool")] })
         // Committing the session's changes: the snapshot and layer are the session's.
-        .at(15, Event::Snapshot { id: RUN, changes: vec![change("/tool")], stats: SnapshotStats::default() })
+        .at(
+            15,
+            Event::Snapshot {
+                id: RUN,
+                changes: vec![change("/tool")],
+                stats: SnapshotStats::default(),
+                classified: None,
+            },
+        )
         .at(16, Event::LayerWritten { id: RUN, layer: layer(3, 40, Some(RUN)), entries: 1, duration_ms: 1 })
         .at(17, Event::ShellResolved { id: RUN, kept: true, layer: Some(layer(3, 40, Some(RUN))) })
         .at(2011, Event::Resumed { id: RUN, action: ResumeAction::Step, paused_ms: 2000 })
@@ -326,7 +342,15 @@ fn onbuild_triggers_run_after_from() {
 fn a_lean_state_keeps_no_changed_paths() {
     let t = build()
         .at(1, started(RUN, 2, "RUN make"))
-        .at(2, Event::Snapshot { id: RUN, changes: vec![change("/a"), change("/b")], stats: Default::default() })
+        .at(
+            2,
+            Event::Snapshot {
+                id: RUN,
+                changes: vec![change("/a"), change("/b")],
+                stats: Default::default(),
+                classified: None,
+            },
+        )
         .at(
             3,
             Event::FileContents {
@@ -554,4 +578,33 @@ fn what_a_step_read_from_another_stage_or_an_image_is_the_steps() {
     let env: Envelope = serde_json::from_str(line).unwrap();
     let old = build().at(1, started(COPY, 3, "COPY . /src")).at(2, env.event).state();
     assert!(old.step(COPY).unwrap().reads.is_empty());
+}
+
+/// A cached step's snapshot that lists its layer without the layers below is marked, so viewers
+/// show "added or modified" and not "added"; traces older than `classified` are read the same
+/// way when their listing looks like one (a cache hit, all-zero stats, nothing modified).
+#[test]
+fn a_listed_cached_layer_is_unclassified_and_older_traces_are_read_alike() {
+    let fold = |classified: Option<bool>, stats: SnapshotStats, hit: bool| {
+        let mut t = build().at(1, started(COPY, 3, "COPY . /src"));
+        if hit {
+            t = t.at(
+                2,
+                Event::CacheLookup {
+                    id: COPY,
+                    key: "k".into(),
+                    components: components(),
+                    result: CacheResult::Hit { reference: "r/cache:k".into(), layer: Some(layer(2, 70, Some(COPY))) },
+                },
+            );
+        }
+        let s = t.at(3, Event::Snapshot { id: COPY, changes: vec![change("/etc")], stats, classified }).state();
+        s.step(COPY).unwrap().unclassified
+    };
+    let walked = SnapshotStats { files_walked: 3, bytes_hashed: 10, duration_ms: 1 };
+    assert!(fold(Some(false), SnapshotStats::default(), true));
+    assert!(!fold(Some(true), SnapshotStats::default(), true), "compared with the layers below");
+    assert!(!fold(None, walked.clone(), true), "a walk of a root");
+    assert!(fold(None, SnapshotStats::default(), true), "an older trace's listing");
+    assert!(!fold(None, SnapshotStats::default(), false), "no cache hit: not a listing");
 }

@@ -15,9 +15,11 @@ use crate::tui::panes::{Ctx, scroll_for, wrap};
 use crate::tui::theme::Theme;
 use trowel_events::{Change, ChangeKind, FileType};
 
-/// The one-letter kind of a change and its style.
-pub fn kind(c: &Change, theme: &Theme) -> (&'static str, Style) {
+/// The one-letter kind of a change and its style. In an `unclassified` listing a path in the
+/// layer may have been added or modified: `±`, never a guess.
+pub fn kind(c: &Change, unclassified: bool, theme: &Theme) -> (&'static str, Style) {
     match c.kind {
+        ChangeKind::Added if unclassified => ("±", theme.modified),
         ChangeKind::Added => ("A", theme.added),
         ChangeKind::Modified => ("M", theme.modified),
         ChangeKind::Deleted => ("D", theme.deleted),
@@ -41,15 +43,22 @@ fn header<'a>(pane: &ChangesPane, ctx: &Ctx, theme: &Theme, width: usize) -> Vec
     let count = |k: ChangeKind| changes.iter().filter(|c| c.kind == k).count();
     let added: u64 =
         changes.iter().filter(|c| c.kind != ChangeKind::Deleted && c.file_type == FileType::File).map(|c| c.size).sum();
-    let mut first = vec![
-        Span::styled(if ctx.shell { "shell: " } else { "" }, theme.status_warn),
-        Span::styled(format!("+{}", count(ChangeKind::Added)), theme.added),
-        Span::raw(" "),
-        Span::styled(format!("~{}", count(ChangeKind::Modified)), theme.modified),
+    let counts = if ctx.unclassified() {
+        vec![Span::styled(format!("±{}", count(ChangeKind::Added)), theme.modified)]
+    } else {
+        vec![
+            Span::styled(format!("+{}", count(ChangeKind::Added)), theme.added),
+            Span::raw(" "),
+            Span::styled(format!("~{}", count(ChangeKind::Modified)), theme.modified),
+        ]
+    };
+    let mut first = vec![Span::styled(if ctx.shell { "shell: " } else { "" }, theme.status_warn)];
+    first.extend(counts);
+    first.extend([
         Span::raw(" "),
         Span::styled(format!("-{}", count(ChangeKind::Deleted)), theme.deleted),
         Span::styled(format!(" · {} written", format::bytes(added)), theme.dim),
-    ];
+    ]);
     let sort = format!(" · by {}", pane.sort.label());
     first.push(Span::styled(sort, theme.dim));
     if let Some(text) = ctx.typing(InputTarget::ChangesFilter) {
@@ -59,7 +68,13 @@ fn header<'a>(pane: &ChangesPane, ctx: &Ctx, theme: &Theme, width: usize) -> Vec
     }
     let mut lines = vec![Line::from(first)];
     let stats = ctx.step.and_then(|s| s.stats.clone()).filter(|_| !ctx.shell);
-    if let Some(st) = stats {
+    if ctx.unclassified() {
+        let text = "listed from the layer, not compared with the layers below: ± added or modified, \
+                    - deleted (what it was is not known)";
+        for l in wrap(text, width) {
+            lines.push(Line::from(Span::styled(l, theme.dim)));
+        }
+    } else if let Some(st) = stats {
         let text = format!(
             "snapshot: {} paths walked, {} hashed, {}",
             st.files_walked,
@@ -150,7 +165,7 @@ fn lines<'a>(
             Some(false) => "▸",
             None => " ",
         };
-        let (k, kstyle) = change.map_or((" ", theme.dim), |c| kind(c, theme));
+        let (k, kstyle) = change.map_or((" ", theme.dim), |c| kind(c, ctx.unclassified(), theme));
         let is_dir = !node.children.is_empty() || change.is_some_and(|c| c.file_type == FileType::Dir);
         let mut name = node.name.clone();
         if is_dir {

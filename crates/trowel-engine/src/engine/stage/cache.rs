@@ -144,6 +144,7 @@ impl StageRunner {
                     id,
                     changes: report::changes(&changes.entries),
                     stats: report::snapshot_stats(&changes.stats),
+                    classified: None,
                 });
                 Some(changes.entries)
             }
@@ -157,13 +158,20 @@ impl StageRunner {
                 // The layer alone says "added" for everything: tell added from modified (and
                 // give deleted paths their old metadata) with what the layers below hold.
                 let diffs = ctx.detail.cached_diffs || s.controller.detail().cached_diffs;
+                let mut classified = false;
                 if let Some(cap) = s.contents.as_deref_mut().filter(|_| diffs) {
                     let before = cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&entries, true));
                     Before::classify(&mut entries, &before);
                     cap.before.record(self.index, &entries);
+                    classified = true;
                 }
                 self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
-                ctx.emitter.emit(Event::Snapshot { id, changes: report::changes(&entries), stats: Default::default() });
+                ctx.emitter.emit(Event::Snapshot {
+                    id,
+                    changes: report::changes(&entries),
+                    stats: Default::default(),
+                    classified: Some(classified),
+                });
                 None
             }
             None => None,

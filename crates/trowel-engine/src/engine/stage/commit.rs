@@ -84,7 +84,12 @@ impl StageRunner {
         if !changes.entries.is_empty() || ctx.opts.layers.force_build_metadata {
             return false;
         }
-        ctx.emitter.emit(Event::Snapshot { id, changes: Vec::new(), stats: report::snapshot_stats(&changes.stats) });
+        ctx.emitter.emit(Event::Snapshot {
+            id,
+            changes: Vec::new(),
+            stats: report::snapshot_stats(&changes.stats),
+            classified: None,
+        });
         self.empty_history(s, created_by, Stamp::Now);
         true
     }
@@ -193,6 +198,7 @@ impl StageRunner {
             id,
             stats: report::snapshot_stats(&changes.stats),
             changes: report::into_changes(changes.entries),
+            classified: None,
         });
         let mut layer = self.built_layer(id, &info);
         if let Some(when) = shell {

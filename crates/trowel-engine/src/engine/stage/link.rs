@@ -122,6 +122,9 @@ impl StageRunner {
             id,
             changes: report::changes(&shown.entries),
             stats: report::snapshot_stats(&shown.stats),
+            // Without a root the layer's entries are all "added": nothing compared them with
+            // the layers below.
+            classified: applied.as_ref().map_or(Some(false), |_| None),
         });
         self.last_changes = shown.entries.iter().map(|c| c.path.clone()).collect();
         if let Some(cap) = s.contents.as_deref_mut() {
