@@ -29,10 +29,9 @@ pub(super) enum Kind {
 struct ParentDir {
     fd: OwnedFd,
     dev_ino: (u64, u64),
-    /// Timestamps before the first stub was created in it.
+    /// Timestamps before the first stub was created in it; put back as soon as each stub is
+    /// made, so that any change the run makes to the directory moves its mtime away from them.
     before: Timestamps,
-    /// Its mtime right after the last stub was created in it.
-    after: Timespec,
 }
 
 /// A mount point created for the run.
@@ -144,8 +143,7 @@ impl MountPoints {
         let index = match self.parents.iter().position(|p| p.dev_ino == dev_ino(&pst)) {
             Some(i) => i,
             None => {
-                let after = mtime(&pst);
-                self.parents.push(ParentDir { fd: parent, dev_ino: dev_ino(&pst), before: times(&pst), after });
+                self.parents.push(ParentDir { fd: parent, dev_ino: dev_ino(&pst), before: times(&pst) });
                 self.parents.len() - 1
             }
         };
@@ -175,7 +173,14 @@ impl MountPoints {
                 rustix::fs::fstat(&fd)?
             }
         };
-        self.parents[index].after = mtime(&rustix::fs::fstat(dir)?);
+        // The stub's own creation is undone in the directory's times right away. Comparing with
+        // its mtime just after the stub was made instead would be a race: file systems stamp
+        // times from a clock that moves once per tick (1-4 ms on tmpfs and ext4), so a command
+        // that changed the directory within that tick (`RUN rm /etc/hostname` on an image
+        // without /etc/hosts) left the same mtime, the change was taken for the stub's and put
+        // back, and whether a snapshot saw `/etc` modified (and the layer's `/etc` time) varied
+        // from build to build.
+        rustix::fs::futimens(dir, &self.parents[index].before)?;
         self.stubs.push(Stub {
             parent: index,
             name: name.to_string(),
@@ -194,7 +199,7 @@ impl MountPoints {
         let untouched: Vec<bool> = self
             .parents
             .iter()
-            .map(|p| rustix::fs::fstat(&p.fd).map(|st| mtime(&st) == p.after).unwrap_or(false))
+            .map(|p| rustix::fs::fstat(&p.fd).map(|st| mtime(&st) == p.before.last_modification).unwrap_or(false))
             .collect();
         let mut all_removed = vec![true; self.parents.len()];
         let mut first_error = None;
@@ -294,6 +299,35 @@ mod tests {
         assert!(root.join("etc/passwd").exists());
         assert!(!root.join("etc/hosts").exists());
         assert!(!root.join("sys").exists());
+    }
+
+    /// A command that changes a stub's directory at once (within the file system clock's tick
+    /// of the stub's creation, as `RUN rm /etc/hostname` does on an image without /etc/hosts)
+    /// keeps its change: the directory's time is not put back.
+    #[test]
+    fn a_change_in_the_stubs_directory_made_at_once_is_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir(root.join("etc")).unwrap();
+        fs::write(root.join("etc/hostname"), "box\n").unwrap();
+        let old = Timespec { tv_sec: 1_704_067_200, tv_nsec: 0 };
+        let stamp = Timestamps { last_access: old, last_modification: old };
+        rustix::fs::utimensat(rustix::fs::CWD, root.join("etc"), &stamp, AtFlags::empty()).unwrap();
+        let mut mp = MountPoints::open(root).unwrap();
+        assert!(mp.ensure("/etc/hosts", Kind::File).unwrap());
+        assert_eq!(fs::metadata(root.join("etc")).unwrap().mtime(), 1_704_067_200, "the stub leaves no trace");
+        fs::remove_file(root.join("etc/hostname")).unwrap();
+        mp.cleanup().unwrap();
+        assert!(!root.join("etc/hosts").exists());
+        assert_ne!(fs::metadata(root.join("etc")).unwrap().mtime(), 1_704_067_200, "the command's change is kept");
+
+        // Untouched, the directory gets its time back.
+        fs::write(root.join("etc/hostname"), "box\n").unwrap();
+        rustix::fs::utimensat(rustix::fs::CWD, root.join("etc"), &stamp, AtFlags::empty()).unwrap();
+        let mut mp = MountPoints::open(root).unwrap();
+        assert!(mp.ensure("/etc/hosts", Kind::File).unwrap());
+        mp.cleanup().unwrap();
+        assert_eq!(fs::metadata(root.join("etc")).unwrap().mtime(), 1_704_067_200);
     }
 
     #[test]
