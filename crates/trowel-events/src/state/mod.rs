@@ -265,13 +265,9 @@ impl BuildState {
                         None => {
                             s.changes = changes.clone();
                             s.stats = Some(stats.clone());
-                            s.unclassified = match classified {
-                                Some(c) => !c,
-                                None => {
-                                    s.cache.as_ref().is_some_and(|c| c.is_hit())
-                                        && step::older_unclassified_listing(changes, stats)
-                                }
-                            };
+                            s.older_listing = classified.is_none() && step::older_unclassified_listing(changes, stats);
+                            let hit = s.cache.as_ref().is_some_and(|c| c.is_hit());
+                            s.unclassified = classified.is_some_and(|c| !c) || (s.older_listing && hit);
                         }
                     }
                 }
@@ -297,6 +293,7 @@ impl BuildState {
             Event::StepFinished { id, status, duration_ms, paused_ms, exit_code, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     s.state = (*status).into();
+                    s.unclassified |= s.older_listing && *status == crate::StepStatus::Cached;
                     s.duration_ms = Some(*duration_ms);
                     // The resumes seen so far count the same pauses; an engine that reports
                     // the time without them is counted too.

@@ -185,6 +185,10 @@ pub struct StepView {
     /// event's `classified`): `added` says only that a path is in the layer, and a deleted
     /// path's type and metadata are not known. Viewers must not show them as facts.
     pub unclassified: bool,
+    /// A snapshot without `classified` that looks like an older trace's listing: the step is
+    /// unclassified once it turns out to be served from the cache (older traces put the cache
+    /// lookup after the snapshot).
+    pub(super) older_listing: bool,
     pub stats: Option<SnapshotStats>,
     pub cache: Option<CacheView>,
     pub contents: BTreeMap<String, FileContent>,
@@ -218,6 +222,7 @@ impl StepView {
             exit_code: None,
             changes: Vec::new(),
             unclassified: false,
+            older_listing: false,
             stats: None,
             cache: None,
             contents: BTreeMap::new(),
@@ -236,6 +241,7 @@ impl StepView {
         self.exit_code = None;
         self.changes.clear();
         self.unclassified = false;
+        self.older_listing = false;
         self.stats = None;
         self.cache = None;
         self.contents.clear();
@@ -344,10 +350,11 @@ fn one_line(s: &str) -> String {
 }
 
 /// Whether a `snapshot` event of a trace older than its `classified` field, for a step the
-/// cache served, is its layer's unclassified listing. Those carried all-zero stats (no walk), no
-/// `previous` and no `modified`; a walk of a root with changes has walked at least those paths,
-/// so its stats are never all zero. (A listing the debugger classified had zero stats too; one with nothing but
-/// additions is then taken as unclassified: "not known" where it was known, never the reverse.)
+/// cache served, is its layer's unclassified listing. Those carried all-zero stats (no walk),
+/// no `previous` and no `modified`; a walk of a root with changes has walked at least those
+/// paths, so its stats are never all zero. (A listing the debugger classified had zero stats
+/// too; one with nothing but additions is then taken as unclassified: "not known" where it was
+/// known, never the reverse.)
 pub(super) fn older_unclassified_listing(changes: &[Change], stats: &SnapshotStats) -> bool {
     !changes.is_empty()
         && *stats == SnapshotStats::default()

@@ -607,4 +607,23 @@ fn a_listed_cached_layer_is_unclassified_and_older_traces_are_read_alike() {
     assert!(!fold(None, walked.clone(), true), "a walk of a root");
     assert!(fold(None, SnapshotStats::default(), true), "an older trace's listing");
     assert!(!fold(None, SnapshotStats::default(), false), "no cache hit: not a listing");
+    // Older traces could put the lookup after the snapshot: the step's end settles it.
+    let listed_then_hit = |status: StepStatus| {
+        let s = build()
+            .at(1, started(COPY, 3, "COPY . /src"))
+            .at(
+                2,
+                Event::Snapshot {
+                    id: COPY,
+                    changes: vec![change("/etc")],
+                    stats: Default::default(),
+                    classified: None,
+                },
+            )
+            .at(3, finished(COPY, status, 1, 0))
+            .state();
+        s.step(COPY).unwrap().unclassified
+    };
+    assert!(listed_then_hit(StepStatus::Cached));
+    assert!(!listed_then_hit(StepStatus::Built));
 }
