@@ -37,10 +37,17 @@ pub(crate) fn file_type(t: FileType) -> ev::FileType {
     }
 }
 
+/// A change's size as events report it: a regular file's bytes, 0 for anything else (the
+/// events' contract). A walk sees a symlink's `st_size` (its target's length) and a hard link's
+/// file size, a layer's listing 0: one figure for both.
+fn content_size(t: FileType, size: u64) -> u64 {
+    if t == FileType::File { size } else { 0 }
+}
+
 fn previous(p: &PrevMeta) -> ev::PrevMeta {
     ev::PrevMeta {
         file_type: file_type(p.file_type),
-        size: p.size,
+        size: content_size(p.file_type, p.size),
         mode: p.mode,
         uid: p.uid,
         gid: p.gid,
@@ -66,7 +73,7 @@ fn into_change(c: Change) -> ev::Change {
             ChangeKind::Deleted => ev::ChangeKind::Deleted,
         },
         file_type: file_type(c.file_type),
-        size: c.size,
+        size: content_size(c.file_type, c.size),
         mode: c.mode,
         uid: c.uid,
         gid: c.gid,

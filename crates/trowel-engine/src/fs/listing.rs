@@ -62,8 +62,15 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
             c.digest =
                 Some(digest_of(&mut entry).map_err(|source| FsError::Layer { entry: Some(entry_name), source })?);
         }
-        if matches!(file_type, FileType::Symlink | FileType::Hardlink) {
-            c.link_target = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+        match (file_type, entry.link_name_bytes()) {
+            (FileType::Symlink, Some(l)) => c.link_target = Some(String::from_utf8_lossy(&l).into_owned()),
+            // A hard link names its first name as a layer path (`usr/bin/a`); a change says the
+            // image path (`/usr/bin/a`), as a snapshot of a root does.
+            (FileType::Hardlink, Some(l)) => {
+                let raw = String::from_utf8_lossy(&l).into_owned();
+                c.link_target = Some(entry_path(&l, &raw)?);
+            }
+            _ => {}
         }
         out.push(c);
     }
@@ -100,5 +107,47 @@ pub(crate) fn digest_of(r: &mut impl Read) -> std::io::Result<crate::digest::Dig
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(t: tar::EntryType, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(t);
+        h.set_size(size);
+        h.set_mode(if t == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mtime(1_704_067_200);
+        h
+    }
+
+    /// What a listing says of each kind of entry: a hard link's first name as an image path (as
+    /// a snapshot of a root says it), a symlink's target as written, whiteouts as deletions
+    /// and an opaque marker on its directory.
+    #[test]
+    fn a_layer_lists_as_a_snapshot_reports() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut header(tar::EntryType::Directory, 0), "hl/", std::io::empty()).unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, 4), "hl/one", &b"one\n"[..]).unwrap();
+        let mut h = header(tar::EntryType::Link, 0);
+        b.append_link(&mut h, "hl/two", "hl/one").unwrap();
+        let mut h = header(tar::EntryType::Symlink, 0);
+        b.append_link(&mut h, "hl/rel", "one").unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, 0), "etc/.wh.hostname", std::io::empty()).unwrap();
+        b.append_data(&mut header(tar::EntryType::Directory, 0), "opt/", std::io::empty()).unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, 0), "opt/.wh..wh..opq", std::io::empty()).unwrap();
+        let listed = list_layer(&b.into_inner().unwrap()[..]).unwrap();
+        let by = |p: &str| listed.iter().find(|c| c.path == p).unwrap();
+        assert_eq!(by("/hl/two").file_type, FileType::Hardlink);
+        assert_eq!(by("/hl/two").link_target.as_deref(), Some("/hl/one"));
+        assert_eq!(by("/hl/rel").link_target.as_deref(), Some("one"));
+        assert_eq!(by("/hl/one").size, 4);
+        assert!(by("/hl/one").digest.is_some());
+        assert_eq!(by("/etc/hostname").kind, ChangeKind::Deleted);
+        assert!(by("/opt").opaque);
+        let paths: Vec<&str> = listed.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["/etc/hostname", "/hl", "/hl/one", "/hl/rel", "/hl/two", "/opt"]);
     }
 }
