@@ -382,3 +382,32 @@ fn a_from_steps_cache_pane_says_where_the_base_came_from() {
     select_line(&mut app, 2);
     assert_snapshot!("cache_from_base_not_in_the_cache_dir", pane(&mut app, Pane::Cache, 72, 6).backend());
 }
+
+/// A step the cache served with an entry of no layer changed no files when it ran: the
+/// Changes pane says so, not that its paths "were not listed" (there is no layer to list); a
+/// cached layer that was not listed still says that. The cache-rebuild trace with line 4's
+/// entry made layer-less and line 5's listing left out.
+#[test]
+fn a_cached_step_without_a_layer_changed_no_files() {
+    use trowel_events::{CacheResult, Event, StepId};
+    let (workdir, copy) = (StepId { stage: 0, step: 1 }, StepId { stage: 0, step: 2 });
+    let mut events = events("cache-rebuild");
+    events.retain(|e| match &e.event {
+        Event::Snapshot { id, .. } => *id != workdir && *id != copy,
+        _ => true,
+    });
+    for e in &mut events {
+        match &mut e.event {
+            Event::CacheLookup { id, result: CacheResult::Hit { layer, .. }, .. } if *id == workdir => *layer = None,
+            Event::StepFinished { id, layer, .. } if *id == workdir => *layer = None,
+            _ => {}
+        }
+    }
+    let mut app = App::replay("testdata/traces/cache-rebuild.jsonl".into(), &events);
+    select_line(&mut app, 4);
+    let changes = text(&pane(&mut app, Pane::Changes, 110, 6));
+    assert!(changes.contains("served from the cache: it changed no files (no layer)"), "{changes}");
+    select_line(&mut app, 5);
+    let changes = text(&pane(&mut app, Pane::Changes, 110, 6));
+    assert!(changes.contains("served from the cache; its paths were not listed"), "{changes}");
+}

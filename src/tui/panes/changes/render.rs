@@ -125,6 +125,8 @@ fn empty_reason(ctx: &Ctx) -> String {
         StepState::Skipped => "skipped: the target does not need this stage".into(),
         StepState::Metadata => "changed only the image config (no files)".into(),
         StepState::Failed => "failed before its snapshot: no changes were recorded".into(),
+        // A cache entry without a layer: the step changed no files when it ran.
+        StepState::Cached if s.layer.is_none() => "served from the cache: it changed no files (no layer)".into(),
         StepState::Cached if s.stats.is_none() => "served from the cache; its paths were not listed".into(),
         _ => "changed no files".into(),
     }
