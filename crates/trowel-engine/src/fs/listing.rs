@@ -80,6 +80,20 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
+    // A hard link's entry has no content; its content is its first name's, which a layer holds
+    // before it (a walk of a root reads the same bytes for both names).
+    let digests: Vec<(usize, Option<crate::digest::Digest>)> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.file_type == FileType::Hardlink)
+        .map(|(i, c)| {
+            let first = c.link_target.as_deref().and_then(|t| out.binary_search_by(|o| o.path.as_str().cmp(t)).ok());
+            (i, first.and_then(|f| out[f].digest.clone()))
+        })
+        .collect();
+    for (i, d) in digests {
+        out[i].digest = d;
+    }
     Ok(out)
 }
 
@@ -123,8 +137,8 @@ mod tests {
         h
     }
 
-    /// What a listing says of each kind of entry: a hard link's first name as an image path (as
-    /// a snapshot of a root says it), a symlink's target as written, whiteouts as deletions
+    /// What a listing says of each kind of entry: a hard link's first name as an image path and
+    /// its content digest (as a snapshot of a root says them), a symlink's target as written, whiteouts as deletions
     /// and an opaque marker on its directory.
     #[test]
     fn a_layer_lists_as_a_snapshot_reports() {
@@ -142,6 +156,7 @@ mod tests {
         let by = |p: &str| listed.iter().find(|c| c.path == p).unwrap();
         assert_eq!(by("/hl/two").file_type, FileType::Hardlink);
         assert_eq!(by("/hl/two").link_target.as_deref(), Some("/hl/one"));
+        assert_eq!(by("/hl/two").digest, by("/hl/one").digest, "a hard link's content is its first name's");
         assert_eq!(by("/hl/rel").link_target.as_deref(), Some("one"));
         assert_eq!(by("/hl/one").size, 4);
         assert!(by("/hl/one").digest.is_some());
