@@ -607,6 +607,54 @@ fn cached_and_built_steps_report_what_changed_against_their_parent() {
     assert!(step.unclassified, "{step:#?}");
 }
 
+/// A cached step shows what the same step showed when it ran: a layer restates the directories
+/// above what it holds (`/var`, `/var/x` for a file in `/var/x/y`), and comparing its listing
+/// with the layers below called them modified where the walk of the root had seen no change; a
+/// `COPY --link` made without a root (the stage's first step) is compared with the layers below
+/// too, not shown all "added".
+#[test]
+fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
+    let df = format!(
+        "FROM {}\nCOPY --link f.txt /etc/f.txt\nRUN mkdir -p /var/x/y && echo a > /var/x/y/a\nCOPY f.txt /var/x/y/f.txt\nRUN rm /var/x/y/a\n",
+        env().busybox()
+    );
+    let ctx = context(&df);
+    let mut opts = options(ctx.path(), &dest("same-changes"));
+    opts.cache = Some(CacheOptions::default());
+    let build = || {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
+        trowel_engine::engine::build(&opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
+        events.lock().unwrap().clone()
+    };
+    let seen = |events: &[Event], line: usize| -> Vec<(String, trowel_events::ChangeKind)> {
+        changes_at(events, line).iter().map(|c| (c.path.clone(), c.kind)).collect()
+    };
+    let ran = build();
+    let cached = build();
+    assert!(
+        cached.iter().all(|e| !matches!(e, Event::CacheLookup { result: trowel_events::CacheResult::Miss { .. }, .. })),
+        "the second build is all hits"
+    );
+    use trowel_events::ChangeKind::{Added, Deleted, Modified};
+    let s = |p: &str| p.to_string();
+    assert_eq!(seen(&ran, 2), [(s("/etc"), Modified), (s("/etc/f.txt"), Added)]);
+    assert_eq!(seen(&ran, 4), [(s("/var/x/y"), Modified), (s("/var/x/y/f.txt"), Added)]);
+    assert_eq!(seen(&ran, 5), [(s("/var/x/y"), Modified), (s("/var/x/y/a"), Deleted)]);
+    for line in 2..=5 {
+        assert_eq!(seen(&cached, line), seen(&ran, line), "line {line}");
+    }
+    // A stage that runs nothing has no root: its `--link` step's layer is listed, and compared.
+    let ctx = context(&format!("FROM {}\nCOPY --link f.txt /etc/f.txt\n", env().busybox()));
+    let o = options(ctx.path(), &dest("link-no-root"));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
+    trowel_engine::engine::build(&o, &emitter, &mut trowel_engine::engine::Continue).unwrap();
+    let events = events.lock().unwrap().clone();
+    assert_eq!(classified_at(&events, 2), Some(true));
+    assert_eq!(seen(&events, 2), seen(&ran, 2), "as the step shows on a root");
+}
+
 /// Issue 15: breakpoints that can never fire, and a Dockerfile that does not parse, are refused
 /// before the build (and the debugger's UI) starts, with the file and line.
 #[test]

@@ -33,6 +33,24 @@ impl Before {
     }
 }
 
+/// A listed entry that is what was there before in every respect a walk compares: type, mode,
+/// owner, link target, time and, for a file, size and content (known on both sides). An
+/// opaque directory replaced what was under it, so it is a change whatever its metadata.
+fn unchanged(c: &Change) -> bool {
+    let Some(p) = &c.previous else { return false };
+    let same_content = match c.file_type {
+        FileType::File => p.size == c.size && p.digest.is_some() && p.digest == c.digest,
+        FileType::Dir | FileType::Symlink => true,
+        _ => false,
+    };
+    !c.opaque
+        && p.file_type == c.file_type
+        && (p.mode, p.uid, p.gid) == (c.mode, c.uid, c.gid)
+        && p.link_target == c.link_target
+        && p.mtime == Some(c.mtime)
+        && same_content
+}
+
 /// A change's own metadata, as the step after it sees it "before".
 fn as_prev(c: &Change) -> PrevMeta {
     PrevMeta {
@@ -110,8 +128,14 @@ impl Before {
     }
 
     /// Classifies the entries of a listed layer (all `Added`) against what was there before:
-    /// a path that existed is `Modified`, with its previous metadata.
-    pub fn classify(changes: &mut [Change], before: &HashMap<String, Option<PrevMeta>>) {
+    /// a path that existed is `Modified`, with its previous metadata; one that is exactly as it
+    /// was is no change and leaves the list. A layer restates the directories above what it
+    /// holds (`ADD x.tar /var/lib/` carries `/var`), and a walk of a root that ran the step
+    /// would not have reported them: the debugger showed `/var` modified for a cached step and
+    /// not for the same step built. A layer's times are whole seconds, so a directory whose
+    /// entries changed within the second of its previous change looks the same: one that gained,
+    /// lost or replaced an entry stays a change whatever its time.
+    pub fn classify(changes: &mut Vec<Change>, before: &HashMap<String, Option<PrevMeta>>) {
         for c in changes.iter_mut() {
             if c.kind == ChangeKind::Added
                 && let Some(Some(_)) = before.get(&c.path)
@@ -120,6 +144,17 @@ impl Before {
             }
         }
         Self::fill(changes, before);
+        let entries_changed: HashSet<String> = changes
+            .iter()
+            .filter(|c| {
+                c.kind != ChangeKind::Modified || c.previous.as_ref().is_some_and(|p| p.file_type != c.file_type)
+            })
+            .map(|c| path::parent(&c.path).to_string())
+            .collect();
+        changes.retain(|c| {
+            let kept = c.file_type == FileType::Dir && entries_changed.contains(&c.path);
+            kept || !(c.kind == ChangeKind::Modified && unchanged(c))
+        });
     }
 
     /// Paths whose "before" a step's changes need. A snapshot already says everything but the

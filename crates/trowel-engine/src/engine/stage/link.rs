@@ -19,6 +19,7 @@ use std::time::Instant;
 use trowel_events::{Event, StepId, StepStatus};
 
 use crate::digest::Digest;
+use crate::engine::before::Before;
 use crate::engine::error::BuildError;
 use crate::engine::report;
 use crate::engine::root::{BuildRoot, RootFor};
@@ -113,7 +114,17 @@ impl StageRunner {
             }
             None => None,
         };
-        // Without a root, what the step changed is what its layer holds.
+        // Without a root, what the step changed is what its layer holds: all "added" until
+        // compared with the layers below, which a viewer that asks for it gets (as for a cached
+        // layer listed without a root).
+        let mut classified = applied.as_ref().map_or(Some(false), |_| None);
+        let diffs = ctx.detail.cached_diffs || s.controller.detail().cached_diffs;
+        if let (None, Some(cap)) = (&applied, s.contents.as_deref_mut().filter(|_| diffs)) {
+            let before = cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&changes.entries, true));
+            Before::classify(&mut changes.entries, &before);
+            cap.before.record(self.index, &changes.entries);
+            classified = Some(true);
+        }
         let (shown, after) = match &applied {
             Some(c) => (c, self.files.existing().map(|r| r.root())),
             None => (&changes, Some(empty.root())),
@@ -122,9 +133,7 @@ impl StageRunner {
             id,
             changes: report::changes(&shown.entries),
             stats: report::snapshot_stats(&shown.stats),
-            // Without a root the layer's entries are all "added": nothing compared them with
-            // the layers below.
-            classified: applied.as_ref().map_or(Some(false), |_| None),
+            classified,
         });
         self.last_changes = shown.entries.iter().map(|c| c.path.clone()).collect();
         if let Some(cap) = s.contents.as_deref_mut() {
