@@ -644,6 +644,19 @@ fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
     for line in 2..=5 {
         assert_eq!(seen(&cached, line), seen(&ran, line), "line {line}");
     }
+    // The image's layers are credited to the steps that made them, in the build that made them
+    // or (cache hits) an earlier one; they were "base-image layers" in a cached build.
+    let makers = |events: &[Event]| -> Vec<Option<trowel_events::StepId>> {
+        events
+            .iter()
+            .find_map(|e| match e {
+                Event::ImageAssembled { layers, .. } => Some(layers.iter().map(|l| l.step).collect()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(makers(&cached), makers(&ran));
+    assert_eq!(makers(&ran).iter().filter(|s| s.is_some()).count(), 4, "{:?}", makers(&ran));
     // A stage that runs nothing has no root: its `--link` step's layer is listed, and compared.
     let ctx = context(&format!("FROM {}\nCOPY --link f.txt /etc/f.txt\n", env().busybox()));
     let o = options(ctx.path(), &dest("link-no-root"));

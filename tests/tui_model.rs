@@ -59,6 +59,14 @@ fn a_cached_rebuild_knows_its_hits_misses_and_why() {
     assert_eq!(cached_copy.state, StepState::Cached);
     assert!(cached_copy.changes.iter().any(|c| c.path == "/src/greet.sh"));
     assert!(cached_copy.layer.is_some(), "the cached layer is the step's layer");
+    // Its listing was not compared with the layers below: "added" is not known from "modified".
+    assert!(cached_copy.unclassified);
+    assert!(!m.steps().find(|s| s.line == 16).unwrap().unclassified, "a step that ran was walked");
+    // The image's layer that line 15 took from the cache is line 15's, not a base layer (this
+    // trace is older than the engine saying so; the fold tells it by the hit's layer).
+    let makers: Vec<Option<usize>> =
+        m.image.as_ref().unwrap().layers.iter().map(|l| l.step.and_then(|id| m.step(id)).map(|s| s.line)).collect();
+    assert_eq!(makers, [None, Some(15), Some(16)]);
 }
 
 #[test]

@@ -94,8 +94,8 @@ pub struct ReviewLayer {
     pub size: u64,
     pub uncompressed_size: Option<u64>,
     pub media_type: String,
-    /// The step that made it (`null`: a base-image layer); for a debugger shell session's
-    /// layer, the step at whose pause it ran.
+    /// The step that made it, in this build or (taken from the cache) an earlier one (`null`: a
+    /// base-image layer); for a debugger shell session's layer, the step at whose pause it ran.
     pub step: Option<StepId>,
     /// Set for a layer a debugger shell session made: which side of `step` its pause was on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -212,8 +212,9 @@ pub struct LayerSummary {
     pub size: u64,
     pub uncompressed_size: Option<u64>,
     pub media_type: String,
-    /// Which step made it (`null` for base-image layers); for a layer of a debugger shell
-    /// session, the step at whose pause the session ran.
+    /// Which step made it (`null` for base-image layers), in this build or, for a layer taken
+    /// from the cache, an earlier one (older traces said `null` for those in `image_assembled`);
+    /// for a layer of a debugger shell session, the step at whose pause the session ran.
     pub step: Option<StepId>,
     /// Set when a debugger shell session made it (its changes were kept), not the step's
     /// instruction: which side of `step` the session's pause was on. Absent in traces before

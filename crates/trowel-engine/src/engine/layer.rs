@@ -28,6 +28,9 @@ pub(crate) struct StageLayer {
     pub diff_id: Digest,
     pub origin: LayerOrigin,
     pub uncompressed_size: Option<u64>,
+    /// The step of this build a layer taken from the cache stands for (its origin says where
+    /// its bytes are; the step made it in an earlier build).
+    pub cached_for: Option<StepId>,
 }
 
 impl StageLayer {
@@ -46,6 +49,13 @@ impl StageLayer {
             LayerOrigin::Shell(_, when) => Some(when),
             LayerOrigin::Built(_) | LayerOrigin::Base(_) | LayerOrigin::Local(_) => None,
         }
+    }
+
+    /// The step of this Dockerfile that made it, in this build or (a cache hit) an earlier one:
+    /// what viewers credit it to. `None` for base-image layers. Not [`step`](Self::step), which
+    /// says what this build made (what the push must upload, what is new).
+    pub fn made_by(&self) -> Option<StepId> {
+        self.step().or(self.cached_for)
     }
 
     /// How events describe it (`step`: the step it is credited to, if any; a layer reported

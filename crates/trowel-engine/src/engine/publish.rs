@@ -70,7 +70,7 @@ impl Build<'_> {
             layers: st
                 .layers
                 .iter()
-                .map(|l| LayerSummary { media_type: l.descriptor_in(format).media_type, ..l.summary(l.step()) })
+                .map(|l| LayerSummary { media_type: l.descriptor_in(format).media_type, ..l.summary(l.made_by()) })
                 .collect(),
             config: config.raw().clone(),
             manifest: serde_json::to_value(&manifest).expect("manifest serialises"),
@@ -223,7 +223,7 @@ impl Build<'_> {
                     size: desc.size,
                     uncompressed_size: l.uncompressed_size,
                     media_type: desc.media_type.clone(),
-                    step: l.step(),
+                    step: l.made_by(),
                     shell: l.shell(),
                     present,
                     mount_from,

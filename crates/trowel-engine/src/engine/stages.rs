@@ -218,6 +218,7 @@ impl Stages {
                     diff_id,
                     origin: LayerOrigin::Base(img.reference.clone()),
                     uncompressed_size: None,
+                    cached_for: None,
                 })
                 .collect();
             let why = match whole_because(ctx, &layers, need) {

@@ -340,12 +340,23 @@ impl BuildState {
                 platform,
                 ..
             } => {
+                let mut layers = layers.clone();
+                // Traces before the engine credited cached layers in the image said `null`, as
+                // for a base layer: the step the cache served that layer for, when just one did.
+                for l in layers.iter_mut().filter(|l| l.step.is_none()) {
+                    let mut served = self.steps.values().filter(|s| {
+                        s.state == StepState::Cached && s.layer.as_ref().is_some_and(|sl| sl.digest == l.digest)
+                    });
+                    if let (Some(s), None) = (served.next(), served.next()) {
+                        l.step = Some(s.id);
+                    }
+                }
                 let view = ImageView {
                     manifest_digest: manifest_digest.clone(),
                     config_digest: config_digest.clone(),
                     media_type: media_type.clone(),
                     size: *size,
-                    layers: layers.clone(),
+                    layers,
                     config: config.clone(),
                     platform: platform.clone(),
                 };

@@ -117,6 +117,7 @@ impl StageRunner {
                 EntrySource::Local(entry) => LayerOrigin::Local(entry.clone()),
             },
             uncompressed_size: None,
+            cached_for: Some(id),
         };
         let what = format!("apply cached layer {}", desc.digest);
         let applied = match self.files.existing_mut() {

@@ -215,6 +215,7 @@ impl StageRunner {
             diff_id: info.diff_id.clone(),
             origin: LayerOrigin::Built(id),
             uncompressed_size: Some(info.uncompressed_size),
+            cached_for: None,
         }
     }
 

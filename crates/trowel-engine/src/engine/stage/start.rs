@@ -207,6 +207,7 @@ fn base_layers(img: &ResolvedImage, config: &ImageConfig, reference: &str) -> Re
             diff_id,
             origin: LayerOrigin::Base(img.reference.clone()),
             uncompressed_size: None,
+            cached_for: None,
         })
         .collect())
 }
