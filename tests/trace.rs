@@ -118,6 +118,13 @@ fn trace_records_changes_contents_and_the_image() {
     assert!(file("/etc/group")["before"].as_str().unwrap().starts_with("root:x:0:"));
     let image = events.iter().find(|e| e["event"] == "image_assembled").unwrap();
     assert_eq!(image["manifest_digest"], skopeo_inspect(&dest)["Digest"]);
+    // A step's time is what passed between its start and its end (the RUN, the first step that
+    // works, waits for the push check before it starts: that wait is not the step's).
+    for end in events.iter().filter(|e| e["event"] == "step_finished") {
+        let start = events.iter().find(|e| e["event"] == "step_started" && e["id"] == end["id"]).unwrap();
+        let wall = end["ms"].as_u64().unwrap() - start["ms"].as_u64().unwrap();
+        assert!(end["duration_ms"].as_u64().unwrap() <= wall + 1, "{start}\n{end}");
+    }
 }
 
 /// "Before" comes from the base image as its last layer left each file, and from the build's

@@ -280,7 +280,6 @@ impl StageRunner {
     ) -> Result<Option<Retry>, BuildError> {
         let ctx = s.ctx;
         let ins = &attempt.instruction;
-        let t0 = Instant::now();
         self.paused = Duration::ZERO;
         let expanded = ins.expand(&self.config.vars(), ctx.df.escape)?;
         let display = expanded.display();
@@ -310,6 +309,10 @@ impl StageRunner {
         if does_work && !may_be_cached {
             s.push_check.finish(ctx)?;
         }
+        // The step's time starts with its `step_started`: waiting for the push check above is
+        // not the step's (a first RUN took the check's wait too, and its time came out longer
+        // than from its start to its end in the trace).
+        let t0 = Instant::now();
         ctx.emitter.emit(Event::StepStarted {
             id,
             line: ins.line,
