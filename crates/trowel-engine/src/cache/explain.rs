@@ -221,9 +221,14 @@ fn list(names: &[&str]) -> String {
 }
 
 /// `COPY --chown=x src/ lib/ /app/` → `COPY src/ lib/`: the keyword and the source arguments.
+/// A RUN's files are those its bind mounts take from the context (its last word is no
+/// destination): `RUN's bind mounts`.
 fn source_label(instruction: &str) -> String {
     let mut words: Vec<&str> = instruction.split_whitespace().collect();
     let keyword = if words.is_empty() { "COPY" } else { words.remove(0) };
+    if keyword.eq_ignore_ascii_case("RUN") {
+        return "RUN's bind mounts".to_string();
+    }
     let args: Vec<&str> = words.into_iter().filter(|w| !w.starts_with("--")).collect();
     let sources = if args.len() > 1 { &args[..args.len() - 1] } else { &args[..] };
     format!("{keyword} {}", sources.join(" "))
@@ -254,9 +259,27 @@ fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str) -> String {
 
 /// How two lists of source files differ.
 struct FileDiff<'a> {
-    changed: Vec<&'a str>,
+    /// A changed file's path, and what changed when it was not its content (`mode 0644 →
+    /// 0600`): a file whose content is the same is not said to have changed as if it were.
+    changed: Vec<String>,
     added: Vec<&'a str>,
     removed: Vec<&'a str>,
+}
+
+/// What changed about a file besides its content, in words (`None`: its content, type or link
+/// target changed, which its path alone says).
+fn metadata_change(p: &FileEntry, c: &FileEntry) -> Option<String> {
+    if (p.kind, &p.link, &p.digest) != (c.kind, &c.link, &c.digest) {
+        return None;
+    }
+    let mut out = Vec::new();
+    if p.mode != c.mode {
+        out.push(format!("mode {:04o} → {:04o}", p.mode & 0o7777, c.mode & 0o7777));
+    }
+    if (p.uid, p.gid) != (c.uid, c.gid) {
+        out.push(format!("owner {}:{} → {}:{}", p.uid, p.gid, c.uid, c.gid));
+    }
+    (!out.is_empty()).then(|| out.join(", "))
 }
 
 impl<'a> FileDiff<'a> {
@@ -264,7 +287,16 @@ impl<'a> FileDiff<'a> {
         let p: BTreeMap<&str, &FileEntry> = prev.iter().map(|f| (f.path.as_str(), f)).collect();
         let c: BTreeMap<&str, &FileEntry> = cur.iter().map(|f| (f.path.as_str(), f)).collect();
         FileDiff {
-            changed: c.iter().filter(|(k, v)| p.get(*k).is_some_and(|pv| pv != *v)).map(|(k, _)| *k).collect(),
+            changed: c
+                .iter()
+                .filter_map(|(k, v)| {
+                    let pv = p.get(*k).filter(|pv| *pv != v)?;
+                    Some(match metadata_change(pv, v) {
+                        Some(how) => format!("{k}: {how}"),
+                        None => k.to_string(),
+                    })
+                })
+                .collect(),
             added: c.keys().filter(|k| !p.contains_key(*k)).copied().collect(),
             removed: p.keys().filter(|k| !c.contains_key(*k)).copied().collect(),
         }
@@ -275,7 +307,8 @@ impl<'a> FileDiff<'a> {
         let mut parts = Vec::new();
         if !self.changed.is_empty() {
             let n = self.changed.len();
-            parts.push(format!("{n} file{} changed ({})", if n == 1 { "" } else { "s" }, list(&self.changed)));
+            let names: Vec<&str> = self.changed.iter().map(String::as_str).collect();
+            parts.push(format!("{n} file{} changed ({})", if n == 1 { "" } else { "s" }, list(&names)));
         }
         if !self.added.is_empty() {
             parts.push(format!("{} added ({})", self.added.len(), list(&self.added)));
@@ -455,6 +488,20 @@ mod tests {
             against(a, &b, &none),
             "COPY src/: 2 files changed (src/lib.rs, src/main.rs), 1 added (src/new.rs), 1 removed (src/old.rs)"
         );
+
+        // A file whose content is the same changed in what else it is.
+        let mut a = comps("COPY a.txt ./");
+        a.files = vec![file("a.txt", b"1")];
+        let mut b = a.clone();
+        b.files[0].mode = 0o600;
+        b.files[0].uid = 1000;
+        assert_eq!(against(a, &b, &none), "COPY a.txt: 1 file changed (a.txt: mode 0644 → 0600, owner 0:0 → 1000:0)");
+        // A RUN's files are its bind mounts' (it has no destination to leave out).
+        let mut a = comps("RUN --mount=type=bind,source=b.txt,target=/b cat /b > bcopy");
+        a.files = vec![file("b.txt", b"1")];
+        let mut b = a.clone();
+        b.files = vec![file("b.txt", b"2")];
+        assert_eq!(against(a, &b, &none), "RUN's bind mounts: 1 file changed (b.txt)");
     }
 
     /// The case: built with VERSION=1.0, then 2.0, then a copied file changed and 1.0
