@@ -245,10 +245,12 @@ fn file_content_and_mode_changes_miss() {
     std::fs::set_permissions(c.path().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let o = c.build(&[]);
     assert_eq!(o.at(2), "miss: COPY app.txt: 1 file changed (app.txt)");
-    // Both inputs that differ are named: its own file, and the step before it.
+    // Both inputs that differ are named: its own file (its mode: the content is the same),
+    // and the step before it.
     assert_eq!(
         o.at(3),
-        "miss: COPY run.sh: 1 file changed (run.sh), parent step missed (line 2: COPY app.txt: 1 file changed (app.txt))"
+        "miss: COPY run.sh: 1 file changed (run.sh: mode 0644 → 0755), parent step missed (line 2: COPY app.txt: 1 \
+         file changed (app.txt))"
     );
 }
 
@@ -446,7 +448,8 @@ fn copy_from_a_changed_stage_misses() {
     assert_eq!(c.build(&[]).at(4), "hit");
     std::fs::write(c.path().join("Dockerfile"), df("v2")).unwrap();
     let o = c.build(&[]);
-    assert_eq!(o.at(4), "miss: stage builder changed");
+    // Why the stage changed: its last step missed in this build, and says why.
+    assert_eq!(o.at(4), "miss: stage builder changed (line 2: instruction text changed)");
 }
 
 /// A fully cached build needs no base layer locally: a destination on the base's registry

@@ -76,28 +76,28 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
         Previous::Unusable(reason) => return Explanation::only(reason.clone()),
         Previous::Entries(e) => e,
     };
-    let Some(closest) = closest(entries, cur) else {
-        return Explanation::only("no cache entry for this step yet".to_string());
-    };
-    Explanation {
-        reasons: reasons(&closest.components, cur, missed),
-        compared: Some((closest.key.clone(), closest.created.clone())),
-    }
-}
-
-/// The entry that differs least from `cur` (the newest of equally close ones).
-pub fn closest<'a>(entries: &'a [Earlier], cur: &KeyComponents) -> Option<&'a Earlier> {
-    let mut best: Option<(&Earlier, usize)> = None;
+    // The entries that differ least; of those, the one with the fewest causes to name (a
+    // changed parent counts once in the distance however far back it changed), the newest of
+    // equally close ones.
+    let mut best: Option<(&Earlier, (usize, usize), Vec<String>)> = None;
     for e in entries {
         let d = distance(&e.components, cur);
-        if best.is_none_or(|(_, bd)| d < bd) {
-            best = Some((e, d));
+        if best.as_ref().is_some_and(|(_, (bd, _), _)| d > *bd) {
+            continue;
+        }
+        let r = reasons(&e.components, cur, missed);
+        let rank = (d, r.len());
+        if best.as_ref().is_none_or(|(_, br, _)| rank < *br) {
+            best = Some((e, rank, r));
         }
     }
-    best.map(|(e, _)| e)
+    let Some((closest, _, reasons)) = best else {
+        return Explanation::only("no cache entry for this step yet".to_string());
+    };
+    Explanation { reasons, compared: Some((closest.key.clone(), closest.created.clone())) }
 }
 
-/// Whether `newest`, the entry a step's pointer names, is sure to be the one [`closest`] picks
+/// Whether `newest`, the entry a step's pointer names, is sure to be the one [`explain`] compares
 /// whatever the earlier entries it lists are, so that they need not be fetched: it differs from
 /// `cur` in at most one input. Another entry is never closer: one whose recorded inputs all
 /// equal `cur`'s would have had this step's key (the inputs recorded are the ones the key
@@ -154,7 +154,7 @@ fn reasons(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Mis
         out.push(format!("{}: {}", source_label(&cur.instruction), FileDiff::of(&p.files, &cur.files).words()));
     }
     if p.sources != cur.sources {
-        let s = source_changes(&p.sources, &cur.sources);
+        let s = source_changes(&p.sources, &cur.sources, missed);
         if s.is_empty() {
             out.push("source stages or images changed".to_string());
         } else {
@@ -320,14 +320,28 @@ impl<'a> FileDiff<'a> {
     }
 }
 
-fn source_changes(prev: &BTreeMap<String, String>, cur: &BTreeMap<String, String>) -> Vec<String> {
+/// How the stages, images and repositories a step reads from changed. A stage's value is its
+/// last step's key: when that step missed in this build, its own reasons say why the stage
+/// changed (`stage builder changed (line 9: ARG V 2 → 3)`).
+fn source_changes(
+    prev: &BTreeMap<String, String>,
+    cur: &BTreeMap<String, String>,
+    missed: &BTreeMap<String, Missed>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in cur {
         match prev.get(k) {
             Some(pv) if pv == v => {}
-            Some(pv) => match (k.strip_prefix("image:"), k.strip_prefix("git:")) {
-                (Some(img), _) => out.push(format!("image {img} now {} (was {})", short(v), short(pv))),
-                (_, Some(repo)) => out.push(format!("git {repo} now {} (was {})", commit(v), commit(pv))),
+            Some(pv) => match (k.strip_prefix("image:"), k.strip_prefix("git:"), k.strip_prefix("stage:")) {
+                (Some(img), _, _) => out.push(format!("image {img} now {} (was {})", short(v), short(pv))),
+                (_, Some(repo), _) => out.push(format!("git {repo} now {} (was {})", commit(v), commit(pv))),
+                (_, _, Some(stage)) => out.push(match missed.get(v) {
+                    Some(m) if !m.reasons.is_empty() => {
+                        format!("stage {stage} changed (line {}: {})", m.line, m.reasons.join(", "))
+                    }
+                    Some(m) => format!("stage {stage} changed (line {} missed)", m.line),
+                    None => format!("stage {stage} changed"),
+                }),
                 _ => out.push(format!("{} changed", k.replacen(':', " ", 1))),
             },
             None => out.push(format!("{} is new", k.replacen(':', " ", 1))),
@@ -348,8 +362,12 @@ fn chain_changed(
     vars_named: bool,
 ) -> Option<String> {
     let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
-    let fresh =
-        |reasons: &[String]| -> Vec<String> { reasons.iter().filter(|r| !named.contains(r)).cloned().collect() };
+    // An ancestor's reason is the same fact as one named already when it only adds where it
+    // was seen (`stage 0 changed (line 12)` after `stage 0 changed`).
+    let said = |r: &String| {
+        named.iter().any(|n| r == n || r.strip_prefix(n.as_str()).is_some_and(|rest| rest.starts_with(" (line ")))
+    };
+    let fresh = |reasons: &[String]| -> Vec<String> { reasons.iter().filter(|r| !said(r)).cloned().collect() };
     // A parent that missed in this build says why itself (its lookup failed: it cannot).
     let via_miss = |key: &str| -> Option<Option<String>> {
         let m = missed.get(key)?;
@@ -375,7 +393,7 @@ fn chain_changed(
                     if vars_named && sets_vars && text_only {
                         return None;
                     }
-                    let left = fresh(&link_changes(old, a, link, b));
+                    let left = fresh(&link_changes(old, a, link, b, missed));
                     (!left.is_empty()).then(|| left.join(", "))
                 }
                 _ => Some(format!("parent step changed (line {}: {})", link.line, link.instruction)),
@@ -395,6 +413,7 @@ fn link_changes(
     a: &LinkInputs,
     link: &crate::cache::key::ChainLink,
     b: &LinkInputs,
+    missed: &BTreeMap<String, Missed>,
 ) -> Vec<String> {
     let mut out = var_changes(&a.vars, &b.vars);
     let label = format!("{} at line {}", source_label(&link.instruction), link.line);
@@ -408,7 +427,7 @@ fn link_changes(
             ));
         }
     }
-    out.extend(source_changes(&a.sources, &b.sources).into_iter().map(|s| format!("{s} (line {})", link.line)));
+    out.extend(source_changes(&a.sources, &b.sources, missed).into_iter().map(|s| format!("{s} (line {})", link.line)));
     if out.is_empty() && old.instruction != link.instruction {
         out.push(format!("line {} changed: {} (was {})", link.line, link.instruction, old.instruction));
     }
@@ -555,9 +574,11 @@ mod tests {
         let also_one_away = entry("k1", run("3.0", "copy-b"));
         assert!(settles(&one_away, &cur));
         assert!(settles(&one_away, &cur.inputs_only()), "the inputs alone decide");
-        assert_eq!(closest(&[one_away.clone(), also_one_away.clone(), two_away.clone()], &cur).unwrap().key, "k2");
+        let compared =
+            |entries: Vec<Earlier>| explain(&Previous::Entries(entries), &cur, &BTreeMap::new()).compared.unwrap().0;
+        assert_eq!(compared(vec![one_away.clone(), also_one_away.clone(), two_away.clone()]), "k2");
         assert!(!settles(&two_away, &cur));
-        assert_eq!(closest(&[two_away, also_one_away], &cur).unwrap().key, "k1");
+        assert_eq!(compared(vec![two_away, also_one_away]), "k1");
         assert!(settles(&entry("k0", cur.clone()), &cur));
     }
 
@@ -650,5 +671,62 @@ mod tests {
                 &Digest::of(b"old").as_str()[..19]
             )
         );
+    }
+    /// Of entries equally far in the distance (a changed parent counts once), the one with
+    /// fewer causes to name is compared: built with the directory's file, then without it,
+    /// then with it again and V changed, the RUN after both is explained by V alone, not by a
+    /// file "added" relative to the build that lacked it.
+    #[test]
+    fn of_equally_distant_entries_the_one_with_fewer_causes_is_compared() {
+        let copy = |key: &str, names: &[&str]| {
+            let mut c = comps("COPY dir/ ./dir/");
+            c.files = names.iter().map(|n| file(n, b"1")).collect();
+            ChainLink { inputs: Some(Box::new(LinkInputs::of(&c))), ..link(8, "COPY dir/ ./dir/", key) }
+        };
+        let run = |v: &str, copy_link: ChainLink, run_key: &str| {
+            let mut c = with_var(comps("RUN cat /b"), "V", v);
+            c.chain = vec![link(1, "FROM b", "p0"), copy_link, link(9, "RUN echo $V", run_key)];
+            c.parent = run_key.into();
+            c
+        };
+        let cur = run("3", copy("copy-with", &["dir/one"]), "run-3");
+        let newest = entry("without", run("2", copy("copy-without", &[]), "run-2-without"));
+        let older = entry("with", run("2", copy("copy-with", &["dir/one"]), "run-2-with"));
+        let missed = BTreeMap::from([("run-3".to_string(), Missed { line: 9, reasons: vec!["ARG V 2 → 3".into()] })]);
+        let e = explain(&Previous::Entries(vec![newest, older]), &cur, &missed);
+        assert_eq!(e.compared.as_ref().unwrap().0, "with");
+        assert_eq!(e.text(), "ARG V 2 → 3");
+    }
+
+    /// A stage read from says why it changed when its last step missed in this build, and a
+    /// step after an uncached COPY from it does not say so twice.
+    #[test]
+    fn a_changed_stage_says_why_once() {
+        let from = |stage_key: &str| {
+            let mut c = comps("COPY --from=0 /app/v /v");
+            c.sources = BTreeMap::from([("stage:0".to_string(), stage_key.to_string())]);
+            c
+        };
+        let missed = BTreeMap::from([("s-new".to_string(), Missed { line: 10, reasons: vec!["ARG V 2 → 3".into()] })]);
+        let e = explain(&Previous::Entries(vec![entry("e", from("s-old"))]), &from("s-new"), &missed);
+        assert_eq!(e.text(), "stage 0 changed (line 10: ARG V 2 → 3)");
+
+        let second = |stage_key: &str, copy_key: &str| {
+            let mut c = comps("COPY --from=0 /app/dir /dir");
+            c.sources = BTreeMap::from([("stage:0".to_string(), stage_key.to_string())]);
+            let first = from(stage_key);
+            c.chain = vec![
+                link(1, "FROM b", "p0"),
+                ChainLink {
+                    inputs: Some(Box::new(LinkInputs::of(&first))),
+                    ..link(12, "COPY --from=0 /app/v /v", copy_key)
+                },
+            ];
+            c.parent = copy_key.into();
+            c
+        };
+        let e =
+            explain(&Previous::Entries(vec![entry("e", second("s-old", "c-old"))]), &second("s-new", "c-new"), &missed);
+        assert_eq!(e.text(), "stage 0 changed (line 10: ARG V 2 → 3)");
     }
 }
