@@ -225,6 +225,10 @@ fn gnu_tar_reads_the_layer() {
     for needle in ["etc/.wh.empty", "data/sub/.wh..wh..opq", "data/sub/x", "bin/extra2 link to bin/extra"] {
         assert!(listing.contains(needle), "{needle} missing from:\n{listing}");
     }
+    // What the re-created directory held is reported deleted, and its opaque marker alone
+    // hides it: no whiteout below it.
+    assert!(changes.entries.iter().any(|c| c.path == "/data/sub/lower" && c.kind == ChangeKind::Deleted));
+    assert!(!listing.contains("data/sub/.wh.lower"), "{listing}");
     // The full first layer, extracted by GNU tar with xattrs, matches the tree.
     let mut snap = Snapshotter::new(a.try_clone().unwrap(), SnapshotMode::Full, IgnoreList::default());
     let mut changes = snap.snapshot().unwrap();

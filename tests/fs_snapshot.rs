@@ -158,7 +158,11 @@ fn replaced_directory_is_opaque() {
             vec![
                 s("/tree", Modified, FileType::Dir),
                 s("/tree/sub", Added, FileType::Dir),
-                s("/tree/sub/new", Added, FileType::File)
+                // What the directory held and no longer does is deleted (the layer's opaque
+                // marker hides it; a viewer shows it).
+                s("/tree/sub/deeper", Deleted, FileType::Dir),
+                s("/tree/sub/new", Added, FileType::File),
+                s("/tree/top", Deleted, FileType::File)
             ],
             "{mode:?}"
         );

@@ -215,7 +215,8 @@ mod tests {
             path: "/etc/x".into(),
             kind: ChangeKind::Modified,
             file_type: FileType::CharDevice,
-            size: 3,
+            // Only a regular file has a size in events (a device's, a link's is 0).
+            size: 0,
             mode: 0o4755,
             uid: 1,
             gid: 2,
@@ -225,7 +226,7 @@ mod tests {
             opaque: true,
             previous: Some(PrevMeta {
                 file_type: FileType::Symlink,
-                size: 1,
+                size: 0,
                 mode: 0o777,
                 uid: 0,
                 gid: 0,
@@ -235,6 +236,8 @@ mod tests {
             }),
         };
         assert_eq!(serde_json::to_value(change(&c)).unwrap(), serde_json::to_value(&c).unwrap());
+        let link = Change { file_type: FileType::Symlink, size: 5, ..c.clone() };
+        assert_eq!(change(&link).size, 0, "a symlink's st_size is its target's length, not content");
         let text = r#"{"version":1,"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"COPY a b",
             "vars":{"V":{"kind":"ARG","value":"1"}},"files":[{"path":"a","kind":"f","mode":420,"uid":0,"gid":0,
             "digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}],

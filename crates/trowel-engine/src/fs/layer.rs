@@ -162,6 +162,7 @@ pub fn write_layer_tapped(
         opts,
         tar: tar::Builder::new(HashingWriter::new(comp)),
         emitted: HashSet::new(),
+        opaque: Vec::new(),
         links: HashMap::new(),
         entries: 0,
         buf: vec![0u8; 256 * 1024],
@@ -190,6 +191,9 @@ struct LayerWriter<'a> {
     tar: TarOut,
     /// Directories already in the tar (image paths).
     emitted: HashSet<String>,
+    /// Opaque directories written so far: a deletion below one needs no whiteout (the marker
+    /// hides everything the layers below had there).
+    opaque: Vec<String>,
     /// (dev, ino) → (first image path, its digest, its xattr hash): later names become
     /// hardlink entries.
     links: HashMap<(u64, u64), (String, Digest, u64)>,
@@ -228,6 +232,9 @@ impl LayerWriter<'_> {
         }
         let parent = path::parent(&p);
         if changes.entries[i].kind == ChangeKind::Deleted {
+            if self.opaque.iter().any(|d| p.strip_prefix(d.as_str()).is_some_and(|rest| rest.starts_with('/'))) {
+                return Ok(());
+            }
             if !self.parents(parent, true)? {
                 // The parent is no longer a directory: its replacement already hides `p`.
                 return Ok(());
@@ -264,6 +271,7 @@ impl LayerWriter<'_> {
                 }
                 if c.opaque {
                     self.whiteout(&path::join(&p, ".wh..wh..opq"))?;
+                    self.opaque.push(p.clone());
                 }
                 c.file_type = FileType::Dir;
                 c.size = 0;

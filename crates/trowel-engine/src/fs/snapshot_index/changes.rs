@@ -42,6 +42,20 @@ impl Walker<'_> {
         }
     }
 
+    /// Reports as deleted what `old` held under `dir` that `new` does not, looking into the
+    /// directories both have (a re-created directory's earlier contents).
+    pub(super) fn gone(&mut self, dir: &str, old: &[Node], new: &[Node]) {
+        for o in old {
+            match new.iter().find(|n| n.name == o.name) {
+                None => self.deleted(dir, o),
+                Some(n) if n.meta.kind == FileType::Dir && o.meta.kind == FileType::Dir => {
+                    self.gone(&path::join(dir, &o.name), &o.children, &n.children)
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     pub(super) fn deleted(&mut self, dir: &str, old: &Node) {
         let p = path::join(dir, &old.name);
         if self.ignore.is_ignored(&p) {

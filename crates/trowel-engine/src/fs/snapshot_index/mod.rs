@@ -430,6 +430,9 @@ impl<'a> Walker<'a> {
                     // Removed and re-created: nothing below it survives from lower layers.
                     self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), true, None);
                     children = self.walk_dir(dirfd, None, name, &p, Vec::new())?;
+                    // What it held and holds no more is deleted, as a viewer must show it; the
+                    // layer's opaque marker already hides it (its writer adds no whiteouts).
+                    self.gone(&p, &o.children, &children);
                 } else {
                     if self.changed(&o.meta, &meta) {
                         self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, None);
