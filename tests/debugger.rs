@@ -487,6 +487,23 @@ impl EventSink for Detailed {
     }
 }
 
+/// A context for `FROM busybox` and `rest`, and options that build it with the cache.
+fn cached_build_of(rest: &str, name: &str) -> (tempfile::TempDir, BuildOptions) {
+    let ctx = context(&format!("FROM {}\n{rest}", env().busybox()));
+    let mut opts = options(ctx.path(), &dest(name));
+    opts.cache = Some(CacheOptions::default());
+    (ctx, opts)
+}
+
+/// Builds with a sink that asks what the debugger asks (`diffs`) or what a trace asks, and
+/// returns the events.
+fn detailed_build(opts: &BuildOptions, diffs: bool) -> Vec<Event> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), diffs))]);
+    trowel_engine::engine::build(opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
+    events.lock().unwrap().clone()
+}
+
 /// The `classified` of the snapshot reported for the step at `line` (stage 0).
 fn classified_at(events: &[Event], line: usize) -> Option<bool> {
     let id = events.iter().find_map(|e| match e {
@@ -526,19 +543,11 @@ fn changes_at(events: &[Event], line: usize) -> Vec<Change> {
 /// served from the cache.
 #[test]
 fn cached_and_built_steps_report_what_changed_against_their_parent() {
-    let df = format!(
-        "FROM {}\nRUN echo 'extra:x:1:1::/:/bin/sh' >> /etc/passwd && echo new > /new.txt && rm /etc/group\n",
-        env().busybox()
+    let (_ctx, opts) = cached_build_of(
+        "RUN echo 'extra:x:1:1::/:/bin/sh' >> /etc/passwd && echo new > /new.txt && rm /etc/group\n",
+        "before",
     );
-    let ctx = context(&df);
-    let mut opts = options(ctx.path(), &dest("before"));
-    opts.cache = Some(CacheOptions::default());
-    let build_with = |diffs: bool| {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), diffs))]);
-        trowel_engine::engine::build(&opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
-        events.lock().unwrap().clone()
-    };
+    let build_with = |diffs: bool| detailed_build(&opts, diffs);
     let build = || build_with(true);
     let kinds = |changes: &[Change]| -> Vec<(String, trowel_events::ChangeKind)> {
         changes.iter().map(|c| (c.path.clone(), c.kind)).collect()
@@ -575,14 +584,7 @@ fn cached_and_built_steps_report_what_changed_against_their_parent() {
     assert_eq!(digest(&ran), digest(&cached), "the same base file either way");
     // The snapshot says which it is: a walk (no `classified`), a listing compared with the
     // layers below (`true`).
-    let ran_events = {
-        let mut o = opts.clone();
-        o.cache = None;
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
-        trowel_engine::engine::build(&o, &emitter, &mut trowel_engine::engine::Continue).unwrap();
-        events.lock().unwrap().clone()
-    };
+    let ran_events = detailed_build(&BuildOptions { cache: None, ..opts.clone() }, true);
     assert_eq!(classified_at(&ran_events, 2), None);
     assert_eq!(classified_at(&cached_events, 2), Some(true));
     // What a trace asks for: the layer's entries alone, and the snapshot says so (a viewer must
@@ -614,19 +616,12 @@ fn cached_and_built_steps_report_what_changed_against_their_parent() {
 /// too, not shown all "added".
 #[test]
 fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
-    let df = format!(
-        "FROM {}\nCOPY --link f.txt /etc/f.txt\nRUN mkdir -p /var/x/y && echo a > /var/x/y/a\nCOPY f.txt /var/x/y/f.txt\nRUN rm /var/x/y/a\n",
-        env().busybox()
+    let (_ctx, opts) = cached_build_of(
+        "COPY --link f.txt /etc/f.txt\nRUN mkdir -p /var/x/y && echo a > /var/x/y/a\nCOPY f.txt /var/x/y/f.txt\nRUN rm \
+         /var/x/y/a\n",
+        "same-changes",
     );
-    let ctx = context(&df);
-    let mut opts = options(ctx.path(), &dest("same-changes"));
-    opts.cache = Some(CacheOptions::default());
-    let build = || {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
-        trowel_engine::engine::build(&opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
-        events.lock().unwrap().clone()
-    };
+    let build = || detailed_build(&opts, true);
     let seen = |events: &[Event], line: usize| -> Vec<(String, trowel_events::ChangeKind)> {
         changes_at(events, line).iter().map(|c| (c.path.clone(), c.kind)).collect()
     };
@@ -659,11 +654,7 @@ fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
     assert_eq!(makers(&ran).iter().filter(|s| s.is_some()).count(), 4, "{:?}", makers(&ran));
     // A stage that runs nothing has no root: its `--link` step's layer is listed, and compared.
     let ctx = context(&format!("FROM {}\nCOPY --link f.txt /etc/f.txt\n", env().busybox()));
-    let o = options(ctx.path(), &dest("link-no-root"));
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
-    trowel_engine::engine::build(&o, &emitter, &mut trowel_engine::engine::Continue).unwrap();
-    let events = events.lock().unwrap().clone();
+    let events = detailed_build(&options(ctx.path(), &dest("link-no-root")), true);
     assert_eq!(classified_at(&events, 2), Some(true));
     assert_eq!(seen(&events, 2), seen(&ran, 2), "as the step shows on a root");
 }
@@ -727,15 +718,10 @@ fn base_listings_and_snapshots_stack_to_the_pushed_image() {
     let ctx = context(&df);
     let d = dest("files");
     let opts = options(ctx.path(), &d);
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let emitter = Emitter::new(vec![Box::new(Detailed(events.clone(), true))]);
-    trowel_engine::engine::build(&opts, &emitter, &mut trowel_engine::engine::Continue).unwrap();
-    let envs: Vec<Envelope> = events
-        .lock()
-        .unwrap()
-        .iter()
+    let envs: Vec<Envelope> = detailed_build(&opts, true)
+        .into_iter()
         .enumerate()
-        .map(|(i, e)| Envelope { seq: i as u64, ms: 0, event: e.clone() })
+        .map(|(i, event)| Envelope { seq: i as u64, ms: 0, event })
         .collect();
     assert!(envs.iter().any(|e| matches!(e.event, Event::BaseLayerListed { .. })));
     let state = trowel_events::BuildState::from_events(&envs);
