@@ -67,6 +67,8 @@ pub struct Change {
     /// SHA-256 of a regular file's content, when the layer writer read it.
     pub digest: Option<Digest>,
     /// A directory that was removed and re-created: what lower layers had below it is gone.
+    /// A walk of a root also reports what it held and no longer holds as `deleted` (traces
+    /// before 2026-12-05 did not); a layer's listing cannot.
     pub opaque: bool,
     /// The metadata before, for `modified` and `deleted` (else `null`).
     pub previous: Option<PrevMeta>,

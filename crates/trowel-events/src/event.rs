@@ -481,8 +481,8 @@ pub enum Event {
     StepFinished {
         id: StepId,
         status: StepStatus,
-        /// Time the step itself took: the pause before it (and debugger shell sessions in that
-        /// pause) is not in it, it is `paused_ms`. Version 1 traces counted it in.
+        /// Time the step itself took, from its `step_started`: the pause before it (and debugger
+        /// shell sessions in that pause) is not in it, it is `paused_ms`. Version 1 traces counted it in.
         duration_ms: u64,
         /// Time spent paused before the step ran (shell sessions included). A pause after the
         /// step comes after this event: its `resumed` event says how long it lasted.
