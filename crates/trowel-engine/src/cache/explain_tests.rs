@@ -1,0 +1,283 @@
+//! Tests of `explain.rs`: the wording of each reason and which earlier entry is compared.
+
+use super::*;
+use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION};
+use crate::digest::Digest;
+
+fn comps(instr: &str) -> KeyComponents {
+    KeyComponents {
+        version: FORMAT_VERSION,
+        platform: "linux/amd64".into(),
+        layer_format: "gzip".into(),
+        parent: "p0".into(),
+        linked: None,
+        instruction: instr.into(),
+        vars: BTreeMap::new(),
+        files: vec![],
+        sources: BTreeMap::new(),
+        line: 5,
+        chain: vec![link(1, "FROM b", "p0")],
+        base: Some(BaseInfo { reference: "localhost:5000/busybox:1.35".into(), digest: Some(Digest::of(b"old")) }),
+    }
+}
+
+fn link(line: usize, instruction: &str, key: &str) -> ChainLink {
+    ChainLink { line, instruction: instruction.into(), key: key.into(), inputs: None }
+}
+
+fn file(p: &str, content: &[u8]) -> FileEntry {
+    FileEntry { path: p.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest: Some(Digest::of(content)) }
+}
+
+fn entry(key: &str, c: KeyComponents) -> Earlier {
+    Earlier { key: key.into(), components: Box::new(c), created: Some(format!("created-{key}")) }
+}
+
+fn against(prev: KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> String {
+    explain(&Previous::Entries(vec![entry("e", prev)]), cur, missed).text()
+}
+
+fn with_var(mut c: KeyComponents, name: &str, value: &str) -> KeyComponents {
+    c.vars.insert(name.into(), Var { kind: VarKind::Arg, value: Some(value.into()) });
+    c
+}
+
+#[test]
+fn wording() {
+    let none = BTreeMap::new();
+    let cur = comps("RUN make");
+    assert_eq!(explain(&Previous::None, &cur, &none).text(), "no cache entry for this step yet");
+    assert_eq!(against(comps("RUN make all"), &cur, &none), "instruction text changed");
+    let a = with_var(comps("RUN make"), "VERSION", "1.0");
+    let b = with_var(comps("RUN make"), "VERSION", "2.0");
+    assert_eq!(against(a, &b, &none), "ARG VERSION 1.0 → 2.0");
+
+    let mut a = comps("COPY src/ /app/");
+    a.files = vec![file("src/lib.rs", b"1"), file("src/main.rs", b"1"), file("src/old.rs", b"1")];
+    let mut b = comps("COPY src/ /app/");
+    b.files = vec![file("src/lib.rs", b"2"), file("src/main.rs", b"2"), file("src/new.rs", b"1")];
+    assert_eq!(
+        against(a, &b, &none),
+        "COPY src/: 2 files changed (src/lib.rs, src/main.rs), 1 added (src/new.rs), 1 removed (src/old.rs)"
+    );
+
+    // A file whose content is the same changed in what else it is.
+    let mut a = comps("COPY a.txt ./");
+    a.files = vec![file("a.txt", b"1")];
+    let mut b = a.clone();
+    b.files[0].mode = 0o600;
+    b.files[0].uid = 1000;
+    assert_eq!(against(a, &b, &none), "COPY a.txt: 1 file changed (a.txt: mode 0644 → 0600, owner 0:0 → 1000:0)");
+    // A RUN's files are its bind mounts' (it has no destination to leave out).
+    let mut a = comps("RUN --mount=type=bind,source=b.txt,target=/b cat /b > bcopy");
+    a.files = vec![file("b.txt", b"1")];
+    let mut b = a.clone();
+    b.files = vec![file("b.txt", b"2")];
+    assert_eq!(against(a, &b, &none), "RUN's bind mounts: 1 file changed (b.txt)");
+}
+
+/// The case: built with VERSION=1.0, then 2.0, then a copied file changed and 1.0
+/// again. The newest entry (2.0) differs in the ARG and the parent; the first only in the
+/// parent, whose uncached COPY changed: that is what is named, with the entry compared.
+#[test]
+fn the_closest_entry_is_compared_and_every_difference_named() {
+    let copy = |key: &str, content: &[u8]| {
+        let mut c = comps("COPY app.txt /app.txt");
+        c.files = vec![file("app.txt", content)];
+        ChainLink {
+            line: 3,
+            instruction: "COPY app.txt /app.txt".into(),
+            key: key.into(),
+            inputs: Some(Box::new(LinkInputs::of(&c))),
+        }
+    };
+    let run = |version: &str, parent: ChainLink| {
+        let mut c = with_var(comps("RUN echo $VERSION"), "VERSION", version);
+        c.parent = parent.key.clone();
+        c.chain.push(parent);
+        c
+    };
+    let first = entry("k1", run("1.0", copy("copy-a", b"a")));
+    let second = entry("k2", run("2.0", copy("copy-a", b"a")));
+    let cur = run("1.0", copy("copy-b", b"b"));
+    let e = explain(&Previous::Entries(vec![second.clone(), first.clone()]), &cur, &BTreeMap::new());
+    assert_eq!(e.text(), "COPY app.txt at line 3: 1 file changed (app.txt)");
+    assert_eq!(e.compared, Some(("k1".to_string(), Some("created-k1".to_string()))));
+    // Compared with the newest alone, both differences are named.
+    let e = explain(&Previous::Entries(vec![second]), &cur, &BTreeMap::new());
+    assert_eq!(e.text(), "ARG VERSION 2.0 → 1.0, COPY app.txt at line 3: 1 file changed (app.txt)");
+    // Equally close entries: the newest is compared.
+    let again = entry("k0", run("1.0", copy("copy-a", b"a")));
+    let e = explain(&Previous::Entries(vec![again, first]), &cur, &BTreeMap::new());
+    assert_eq!(e.compared.unwrap().0, "k0");
+}
+
+/// A newest entry one input away settles the comparison: whatever else is listed, it is the
+/// one compared. Two inputs away it does not, and an earlier entry may be closer.
+#[test]
+fn only_a_newest_entry_one_input_away_settles_the_comparison() {
+    let run = |version: &str, parent: &str| {
+        let mut c = with_var(comps("RUN echo $VERSION"), "VERSION", version);
+        c.parent = parent.into();
+        c
+    };
+    let cur = run("1.0", "copy-b");
+    let one_away = entry("k2", run("1.0", "copy-a"));
+    let two_away = entry("k3", run("2.0", "copy-a"));
+    let also_one_away = entry("k1", run("3.0", "copy-b"));
+    assert!(settles(&one_away, &cur));
+    assert!(settles(&one_away, &cur.inputs_only()), "the inputs alone decide");
+    let compared =
+        |entries: Vec<Earlier>| explain(&Previous::Entries(entries), &cur, &BTreeMap::new()).compared.unwrap().0;
+    assert_eq!(compared(vec![one_away.clone(), also_one_away.clone(), two_away.clone()]), "k2");
+    assert!(!settles(&two_away, &cur));
+    assert_eq!(compared(vec![two_away, also_one_away]), "k1");
+    assert!(settles(&entry("k0", cur.clone()), &cur));
+}
+
+/// kaniko's default `--cache-copy-layers=false`: a rename under a copied directory is named
+/// for the RUN after the COPY, from the inputs its entry recorded.
+#[test]
+fn an_uncached_parent_is_named_with_what_changed() {
+    let copy = |key: &str, names: &[&str]| {
+        let mut c = comps("COPY src/ /second/");
+        c.files = names.iter().map(|n| file(n, b"same")).collect();
+        ChainLink {
+            line: 3,
+            instruction: "COPY src/ /second/".into(),
+            key: key.into(),
+            inputs: Some(Box::new(LinkInputs::of(&c))),
+        }
+    };
+    let mut prev = comps("RUN ls /second");
+    prev.parent = "c1".into();
+    prev.chain.push(copy("c1", &["src/a.txt", "src/b.txt"]));
+    prev.chain.push(link(4, "RUN true", "r1"));
+    prev.parent = "r1".into();
+    let mut cur = comps("RUN ls /second");
+    cur.chain.push(copy("c2", &["src/a.txt", "src/renamed.txt"]));
+    cur.chain.push(link(4, "RUN true", "r2"));
+    cur.parent = "r2".into();
+    assert_eq!(
+        against(prev.clone(), &cur, &BTreeMap::new()),
+        "COPY src/ at line 3: 1 added (src/renamed.txt), 1 removed (src/b.txt)"
+    );
+    // An entry written before links carried inputs: the step is still named.
+    for l in &mut prev.chain {
+        l.inputs = None;
+    }
+    assert_eq!(against(prev, &cur, &BTreeMap::new()), "parent step changed (line 3: COPY src/ /second/)");
+}
+
+#[test]
+fn linked_steps_and_git_sources() {
+    let none = BTreeMap::new();
+    let mut a = comps("COPY --link a.txt rel/");
+    a.parent = String::new();
+    a.linked = Some("/srv/rel/".into());
+    let mut b = a.clone();
+    b.linked = Some("/app/rel/".into());
+    assert_eq!(against(a.clone(), &b, &none), "WORKDIR changed: destination /srv/rel/ → /app/rel/");
+    // A linked step has no parent to blame: a changed chain before it is not a reason.
+    let mut c = a.clone();
+    c.chain.push(link(2, "RUN x", "other"));
+    c.files = vec![file("a.txt", b"2")];
+    assert_eq!(against(a, &c, &none), "COPY a.txt: 1 added (a.txt)");
+
+    let mut g1 = comps("ADD https://h/r.git#main /src");
+    g1.sources.insert("git:https://h/r.git#main".into(), "1111111111112222".into());
+    let mut g2 = g1.clone();
+    g2.sources.insert("git:https://h/r.git#main".into(), "3333333333334444".into());
+    assert_eq!(against(g1, &g2, &none), "git https://h/r.git#main now 333333333333 (was 111111111111)");
+}
+
+#[test]
+fn chain_reasons() {
+    let mut prev = comps("RUN make");
+    prev.parent = "k-old".into();
+    prev.chain.push(link(3, "COPY . /src", "k-old"));
+    let mut cur = comps("RUN make");
+    cur.parent = "k-new".into();
+    cur.chain.push(link(3, "COPY . /src", "k-new"));
+    let mut missed = BTreeMap::new();
+    missed.insert("k-new".to_string(), Missed { line: 3, reasons: vec!["COPY .: 1 added (x)".into()] });
+    assert_eq!(against(prev.clone(), &cur, &missed), "parent step missed (line 3: COPY .: 1 added (x))");
+    assert_eq!(against(prev.clone(), &cur, &BTreeMap::new()), "parent step changed (line 3: COPY . /src)");
+    // The parent missed for the ARG this step names already: said once.
+    let mut missed = BTreeMap::new();
+    missed.insert("k-new".to_string(), Missed { line: 3, reasons: vec!["ARG V 1 → 2".into()] });
+    let (p, c) = (with_var(prev, "V", "1"), with_var(cur, "V", "2"));
+    assert_eq!(against(p, &c, &missed), "ARG V 1 → 2");
+
+    let mut prev = comps("RUN make");
+    prev.parent = "root-old".into();
+    prev.chain[0].key = "root-old".into();
+    let mut cur = comps("RUN make");
+    cur.parent = "root-new".into();
+    cur.chain[0].key = "root-new".into();
+    cur.base.as_mut().unwrap().digest = Some(Digest::of(b"new"));
+    assert_eq!(
+        against(prev, &cur, &BTreeMap::new()),
+        format!(
+            "base image localhost:5000/busybox:1.35 now {}… (was {}…)",
+            &Digest::of(b"new").as_str()[..19],
+            &Digest::of(b"old").as_str()[..19]
+        )
+    );
+}
+/// Of entries equally far in the distance (a changed parent counts once), the one with
+/// fewer causes to name is compared: built with the directory's file, then without it,
+/// then with it again and V changed, the RUN after both is explained by V alone, not by a
+/// file "added" relative to the build that lacked it.
+#[test]
+fn of_equally_distant_entries_the_one_with_fewer_causes_is_compared() {
+    let copy = |key: &str, names: &[&str]| {
+        let mut c = comps("COPY dir/ ./dir/");
+        c.files = names.iter().map(|n| file(n, b"1")).collect();
+        ChainLink { inputs: Some(Box::new(LinkInputs::of(&c))), ..link(8, "COPY dir/ ./dir/", key) }
+    };
+    let run = |v: &str, copy_link: ChainLink, run_key: &str| {
+        let mut c = with_var(comps("RUN cat /b"), "V", v);
+        c.chain = vec![link(1, "FROM b", "p0"), copy_link, link(9, "RUN echo $V", run_key)];
+        c.parent = run_key.into();
+        c
+    };
+    let cur = run("3", copy("copy-with", &["dir/one"]), "run-3");
+    let newest = entry("without", run("2", copy("copy-without", &[]), "run-2-without"));
+    let older = entry("with", run("2", copy("copy-with", &["dir/one"]), "run-2-with"));
+    let missed = BTreeMap::from([("run-3".to_string(), Missed { line: 9, reasons: vec!["ARG V 2 → 3".into()] })]);
+    let e = explain(&Previous::Entries(vec![newest, older]), &cur, &missed);
+    assert_eq!(e.compared.as_ref().unwrap().0, "with");
+    assert_eq!(e.text(), "ARG V 2 → 3");
+}
+
+/// A stage read from says why it changed when its last step missed in this build, and a
+/// step after an uncached COPY from it does not say so twice.
+#[test]
+fn a_changed_stage_says_why_once() {
+    let from = |stage_key: &str| {
+        let mut c = comps("COPY --from=0 /app/v /v");
+        c.sources = BTreeMap::from([("stage:0".to_string(), stage_key.to_string())]);
+        c
+    };
+    let missed = BTreeMap::from([("s-new".to_string(), Missed { line: 10, reasons: vec!["ARG V 2 → 3".into()] })]);
+    let e = explain(&Previous::Entries(vec![entry("e", from("s-old"))]), &from("s-new"), &missed);
+    assert_eq!(e.text(), "stage 0 changed (line 10: ARG V 2 → 3)");
+
+    let second = |stage_key: &str, copy_key: &str| {
+        let mut c = comps("COPY --from=0 /app/dir /dir");
+        c.sources = BTreeMap::from([("stage:0".to_string(), stage_key.to_string())]);
+        let first = from(stage_key);
+        c.chain = vec![
+            link(1, "FROM b", "p0"),
+            ChainLink {
+                inputs: Some(Box::new(LinkInputs::of(&first))),
+                ..link(12, "COPY --from=0 /app/v /v", copy_key)
+            },
+        ];
+        c.parent = copy_key.into();
+        c
+    };
+    let e = explain(&Previous::Entries(vec![entry("e", second("s-old", "c-old"))]), &second("s-new", "c-new"), &missed);
+    assert_eq!(e.text(), "stage 0 changed (line 10: ARG V 2 → 3)");
+}
