@@ -618,7 +618,7 @@ fn cached_and_built_steps_report_what_changed_against_their_parent() {
 fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
     let (_ctx, opts) = cached_build_of(
         "COPY --link f.txt /etc/f.txt\nRUN mkdir -p /var/x/y && echo a > /var/x/y/a\nCOPY f.txt /var/x/y/f.txt\nRUN rm \
-         /var/x/y/a\n",
+         /var/x/y/a\nRUN rm -rf /var/x && mkdir -p /var/x/y && echo b > /var/x/y/f.txt\n",
         "same-changes",
     );
     let build = || detailed_build(&opts, true);
@@ -636,7 +636,12 @@ fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
     assert_eq!(seen(&ran, 2), [(s("/etc"), Modified), (s("/etc/f.txt"), Added)]);
     assert_eq!(seen(&ran, 4), [(s("/var/x/y"), Modified), (s("/var/x/y/f.txt"), Added)]);
     assert_eq!(seen(&ran, 5), [(s("/var/x/y"), Modified), (s("/var/x/y/a"), Deleted)]);
-    for line in 2..=5 {
+    // A re-created directory's contents are all new, whatever their names were before.
+    assert_eq!(
+        seen(&ran, 6),
+        [(s("/var"), Modified), (s("/var/x"), Modified), (s("/var/x/y"), Added), (s("/var/x/y/f.txt"), Added)]
+    );
+    for line in 2..=6 {
         assert_eq!(seen(&cached, line), seen(&ran, line), "line {line}");
     }
     // The image's layers are credited to the steps that made them, in the build that made them
@@ -651,7 +656,7 @@ fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
             .unwrap()
     };
     assert_eq!(makers(&cached), makers(&ran));
-    assert_eq!(makers(&ran).iter().filter(|s| s.is_some()).count(), 4, "{:?}", makers(&ran));
+    assert_eq!(makers(&ran).iter().filter(|s| s.is_some()).count(), 5, "{:?}", makers(&ran));
     // A stage that runs nothing has no root: its `--link` step's layer is listed, and compared.
     let ctx = context(&format!("FROM {}\nCOPY --link f.txt /etc/f.txt\n", env().busybox()));
     let events = detailed_build(&options(ctx.path(), &dest("link-no-root")), true);

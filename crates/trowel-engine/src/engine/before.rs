@@ -134,10 +134,16 @@ impl Before {
     /// would not have reported them: the debugger showed `/var` modified for a cached step and
     /// not for the same step built. A layer's times are whole seconds, so a directory whose
     /// entries changed within the second of its previous change looks the same: one that gained,
-    /// lost or replaced an entry stays a change whatever its time.
+    /// lost, replaced or re-created an entry stays a change whatever its time.
+    ///
+    /// Below a re-created (opaque) directory everything is new, as a walk of the root reports
+    /// it: a path of the same name before is not what is there now.
     pub fn classify(changes: &mut Vec<Change>, before: &HashMap<String, Option<PrevMeta>>) {
+        let opaque: Vec<String> = changes.iter().filter(|c| c.opaque).map(|c| format!("{}/", c.path)).collect();
         for c in changes.iter_mut() {
+            let renewed = opaque.iter().any(|d| c.path.starts_with(d.as_str()));
             if c.kind == ChangeKind::Added
+                && !renewed
                 && let Some(Some(_)) = before.get(&c.path)
             {
                 c.kind = ChangeKind::Modified;
@@ -147,7 +153,10 @@ impl Before {
         let entries_changed: HashSet<String> = changes
             .iter()
             .filter(|c| {
-                c.kind != ChangeKind::Modified || c.previous.as_ref().is_some_and(|p| p.file_type != c.file_type)
+                // Added, deleted, replaced by another type, or removed and re-created (opaque).
+                c.kind != ChangeKind::Modified
+                    || c.opaque
+                    || c.previous.as_ref().is_some_and(|p| p.file_type != c.file_type)
             })
             .map(|c| path::parent(&c.path).to_string())
             .collect();
