@@ -618,7 +618,8 @@ fn cached_and_built_steps_report_what_changed_against_their_parent() {
 fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
     let (_ctx, opts) = cached_build_of(
         "COPY --link f.txt /etc/f.txt\nRUN mkdir -p /var/x/y && echo a > /var/x/y/a\nCOPY f.txt /var/x/y/f.txt\nRUN rm \
-         /var/x/y/a\nRUN rm -rf /var/x && mkdir -p /var/x/y && echo b > /var/x/y/f.txt\n",
+         /var/x/y/a\nRUN rm -rf /var/x && mkdir -p /var/x/y && echo b > /var/x/y/f.txt\nRUN rm -rf /var/x /usr && mkdir -p \
+         /var/x/z /usr/bin && ln -s /bin/busybox /usr/bin/env\n",
         "same-changes",
     );
     let build = || detailed_build(&opts, true);
@@ -641,7 +642,16 @@ fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
         seen(&ran, 6),
         [(s("/var"), Modified), (s("/var/x"), Modified), (s("/var/x/y"), Added), (s("/var/x/y/f.txt"), Added)]
     );
-    for line in 2..=6 {
+    // What a re-created directory no longer holds is deleted, from this build's steps (/var/x/y)
+    // and from the base (/usr/sbin, and each of /usr/bin's links but the one made again).
+    let line7 = seen(&ran, 7);
+    for want in
+        [(s("/var/x/y"), Deleted), (s("/var/x/z"), Added), (s("/usr/sbin"), Deleted), (s("/usr/bin/env"), Added)]
+    {
+        assert!(line7.contains(&want), "{want:?} in {line7:?}");
+    }
+    assert!(line7.iter().filter(|(p, k)| p.starts_with("/usr/bin/") && *k == Deleted).count() > 10, "{line7:?}");
+    for line in 2..=7 {
         assert_eq!(seen(&cached, line), seen(&ran, line), "line {line}");
     }
     // The image's layers are credited to the steps that made them, in the build that made them
@@ -656,7 +666,7 @@ fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
             .unwrap()
     };
     assert_eq!(makers(&cached), makers(&ran));
-    assert_eq!(makers(&ran).iter().filter(|s| s.is_some()).count(), 5, "{:?}", makers(&ran));
+    assert_eq!(makers(&ran).iter().filter(|s| s.is_some()).count(), 6, "{:?}", makers(&ran));
     // A stage that runs nothing has no root: its `--link` step's layer is listed, and compared.
     let ctx = context(&format!("FROM {}\nCOPY --link f.txt /etc/f.txt\n", env().busybox()));
     let events = detailed_build(&options(ctx.path(), &dest("link-no-root")), true);

@@ -8,7 +8,7 @@
 //! that needs any, hashing only the wanted files. The snapshot index keeps no digests (a 128-bit
 //! hash at most), so this is where the old digest comes from.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::engine::context::BuildContext;
 use crate::engine::layer::StageLayer;
@@ -92,6 +92,87 @@ impl Before {
             out.extend(read_layers(ctx, &base, &from_base));
         }
         out
+    }
+
+    /// What stage `stage` held below `dir` before this step, each path with its metadata: the
+    /// stage's layers this build did not make, then what this build's earlier steps left.
+    pub fn under(
+        &self,
+        ctx: &BuildContext<'_>,
+        stage: usize,
+        layers: &[StageLayer],
+        dir: &str,
+    ) -> BTreeMap<String, PrevMeta> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let mut out = BTreeMap::new();
+        if !self.hidden(stage, &format!("{prefix}x")) {
+            let base: Vec<StageLayer> =
+                layers.iter().filter(|l| l.step().is_none_or(|id| id.stage != stage)).cloned().collect();
+            out = crate::engine::layer_paths::paths_under(ctx, &base, dir);
+            out.retain(|p, _| !self.hidden(stage, p));
+        }
+        // This build's own steps: a path is as the last step that changed it left it, unless a
+        // directory above it was deleted since (a deletion records its top path only).
+        let mine: Vec<(&String, &Option<PrevMeta>)> = self
+            .known
+            .iter()
+            .filter(|((s, p), _)| *s == stage && p.starts_with(&prefix))
+            .map(|((_, p), v)| (p, v))
+            .collect();
+        let gone = |p: &str| {
+            let mut d = path::parent(p);
+            while d.len() >= prefix.len() {
+                if matches!(self.known.get(&(stage, d.to_string())), Some(None)) {
+                    return true;
+                }
+                d = path::parent(d);
+            }
+            false
+        };
+        for (p, v) in mine {
+            match v {
+                Some(m) if !gone(p) => {
+                    out.insert(p.clone(), m.clone());
+                }
+                _ => {
+                    out.remove(p);
+                    let below = format!("{p}/");
+                    out.retain(|k, _| !k.starts_with(&below));
+                }
+            }
+        }
+        out
+    }
+
+    /// What a re-created directory held before and no longer holds, as a walk of the root
+    /// reports it (`Snapshotter`'s `gone`): its top paths only, looking into the directories it
+    /// holds now as it did then.
+    pub fn gone_under(dir: &Change, before: &BTreeMap<String, PrevMeta>, listed: &[Change]) -> Vec<Change> {
+        let now: HashMap<&str, &Change> =
+            listed.iter().filter(|c| c.kind != ChangeKind::Deleted).map(|c| (c.path.as_str(), c)).collect();
+        let is_dir_both = |d: &str| {
+            d == dir.path
+                || before.get(d).is_some_and(|b| b.file_type == FileType::Dir)
+                    && now.get(d).is_some_and(|c| c.file_type == FileType::Dir)
+        };
+        before
+            .iter()
+            .filter(|(p, _)| !now.contains_key(p.as_str()) && is_dir_both(path::parent(p)))
+            .map(|(p, b)| Change {
+                path: p.clone(),
+                kind: ChangeKind::Deleted,
+                file_type: b.file_type,
+                size: b.size,
+                mode: b.mode,
+                uid: b.uid,
+                gid: b.gid,
+                mtime: b.mtime.unwrap_or(0),
+                link_target: b.link_target.clone(),
+                digest: None,
+                opaque: false,
+                previous: Some(b.clone()),
+            })
+            .collect()
     }
 
     /// Whether a directory above `p` lost its base contents in this build.

@@ -1,5 +1,6 @@
-//! What a stack of layers holds at a few paths: what the debugger's "before" figures
-//! (`before.rs`) and the contents of base files (`contents.rs`) need when the stage has no
+//! What a stack of layers holds at a few paths, or below a directory: what the debugger's
+//! "before" figures (`before.rs`: what a cached layer changed, and what a directory it
+//! re-created held) and the contents of base files (`contents.rs`) need when the stage has no
 //! build root to look in, or its root has changed them since.
 //!
 //! When the unpacked-layer store has an entry of every layer (a root of them was mounted from
@@ -10,13 +11,13 @@
 //! pass: later layers override earlier ones; a whiteout of the path, or of a directory above
 //! it, or an opaque directory above it, removes it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
 use crate::engine::context::BuildContext;
 use crate::engine::layer::StageLayer;
-use crate::fs::FileType;
 use crate::fs::root::Root;
+use crate::fs::{FileType, PrevMeta};
 
 /// A path the layers hold, as a reader of it gets it.
 pub(crate) struct Found<'a> {
@@ -51,6 +52,103 @@ pub(crate) fn read_paths<T: Clone>(
     read_from_blobs(ctx, layers, wanted, &mut read)
 }
 
+/// Every path `layers` (bottom first) hold below `dir` (not `dir` itself), with its metadata,
+/// whiteouts and opaque directories applied: what a directory held before a step re-created
+/// it. Empty when neither the store's entries nor the blobs can be had.
+pub(crate) fn paths_under(ctx: &BuildContext<'_>, layers: &[StageLayer], dir: &str) -> BTreeMap<String, PrevMeta> {
+    let dir = dir.trim_end_matches('/');
+    if let Some(found) = under_in_store(ctx, layers, dir) {
+        return found;
+    }
+    if ctx.fetch_blobs(layers).is_err() {
+        return BTreeMap::new();
+    }
+    let prefix = format!("{dir}/");
+    let mut out: BTreeMap<String, PrevMeta> = BTreeMap::new();
+    for l in layers {
+        each_entry(ctx, l, |path, entry| {
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                if hidden == ".wh..opq" {
+                    drop_below(&mut out, parent);
+                } else {
+                    let victim = format!("{parent}/{hidden}");
+                    drop_below(&mut out, &victim);
+                    out.remove(&victim);
+                }
+                return;
+            }
+            let h = entry.header();
+            let file_type = match crate::fs::listing::file_type_of(h.entry_type()) {
+                FileType::Hardlink => FileType::File,
+                t => t,
+            };
+            // Anything but a directory replaces what was below its name.
+            if file_type != FileType::Dir {
+                drop_below(&mut out, &path);
+            }
+            if path.starts_with(&prefix) {
+                let symlink = h.entry_type() == tar::EntryType::Symlink;
+                let meta = PrevMeta {
+                    file_type,
+                    size: if file_type == FileType::File { h.size().unwrap_or(0) } else { 0 },
+                    mode: h.mode().unwrap_or(0) & 0o7777,
+                    uid: h.uid().unwrap_or(0) as u32,
+                    gid: h.gid().unwrap_or(0) as u32,
+                    link_target: entry
+                        .link_name_bytes()
+                        .filter(|_| symlink)
+                        .map(|l| String::from_utf8_lossy(&l).into_owned()),
+                    mtime: h.mtime().ok().map(|t| t as i64),
+                    digest: None,
+                };
+                out.insert(path, meta);
+            }
+        });
+    }
+    out
+}
+
+/// Removes every path below `dir` from `out`.
+fn drop_below<T>(out: &mut BTreeMap<String, T>, dir: &str) {
+    let p = format!("{}/", dir.trim_end_matches('/'));
+    let gone: Vec<String> =
+        out.range(p.clone()..).take_while(|(k, _)| k.starts_with(&p)).map(|(k, _)| k.clone()).collect();
+    for k in gone {
+        out.remove(&k);
+    }
+}
+
+/// [`paths_under`] from an overlay of the store's entries of `layers`.
+fn under_in_store(ctx: &BuildContext<'_>, layers: &[StageLayer], dir: &str) -> Option<BTreeMap<String, PrevMeta>> {
+    in_store_view(ctx, layers, |root| {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![dir.to_string()];
+        while let Some(d) = todo.pop() {
+            for name in root.read_dir(&d).unwrap_or_default() {
+                let p = format!("{d}/{name}");
+                let Ok(Some(st)) = root.lstat(&p) else { continue };
+                if st.file_type == FileType::Dir {
+                    todo.push(p.clone());
+                }
+                let link_target = (st.file_type == FileType::Symlink).then(|| root.read_link(&p).ok()).flatten();
+                let meta = PrevMeta {
+                    file_type: st.file_type,
+                    size: if st.file_type == FileType::File { st.size } else { 0 },
+                    mode: st.mode,
+                    uid: st.uid,
+                    gid: st.gid,
+                    link_target,
+                    mtime: Some(st.mtime.sec),
+                    digest: None,
+                };
+                out.insert(p, meta);
+            }
+        }
+        out
+    })
+}
+
 /// [`read_paths`] from an overlay of the store's entries of `layers`; `None` when the store
 /// lacks one or the overlay cannot be mounted.
 fn read_from_store<T>(
@@ -59,21 +157,27 @@ fn read_from_store<T>(
     wanted: &HashSet<&str>,
     read: &mut impl FnMut(&mut Found<'_>) -> Option<T>,
 ) -> Option<HashMap<String, Option<T>>> {
+    in_store_view(ctx, layers, |root| {
+        let mut found = HashMap::new();
+        for p in wanted {
+            if let Some(value) = read_in_root(root, p, read) {
+                found.insert(p.to_string(), value);
+            }
+        }
+        found
+    })
+}
+
+/// What `look` makes of an overlay of the store's entries of `layers`, mounted in the work dir
+/// for it; `None` when the store lacks one or the overlay cannot be mounted.
+fn in_store_view<R>(ctx: &BuildContext<'_>, layers: &[StageLayer], look: impl FnOnce(&Root) -> R) -> Option<R> {
     let lowers = ctx.store_entries(layers)?;
     let scratch = ctx.scratch_dir("base-view").ok()?;
     let (target, upper, work) = (scratch.join("rootfs"), scratch.join("upper"), scratch.join("work"));
     let made = [&target, &upper, &work].iter().all(|d| std::fs::create_dir(d).is_ok());
     let mount = made.then(|| crate::fs::overlay_mount::LayerMount::mount(&lowers, &upper, &work, &target).ok());
     let found = mount.flatten().and_then(|mut mount| {
-        let found = Root::open(&target).ok().map(|root| {
-            let mut found = HashMap::new();
-            for p in wanted {
-                if let Some(value) = read_in_root(&root, p, read) {
-                    found.insert(p.to_string(), value);
-                }
-            }
-            found
-        });
+        let found = Root::open(&target).ok().map(|root| look(&root));
         // Busy only if something still held a file of it: detached then, gone when let go.
         let _ = mount.unmount();
         found
