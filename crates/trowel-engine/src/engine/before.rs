@@ -105,7 +105,9 @@ impl Before {
     ) -> BTreeMap<String, PrevMeta> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
         let mut out = BTreeMap::new();
-        if !self.hidden(stage, &format!("{prefix}x")) {
+        // The base's paths count unless `dir` (or a directory above it) lost its base contents
+        // in this build (`hidden` looks at the directories above the path it is given).
+        if !self.hidden(stage, &path::join(dir, "-")) {
             let base: Vec<StageLayer> =
                 layers.iter().filter(|l| l.step().is_none_or(|id| id.stage != stage)).cloned().collect();
             out = crate::engine::layer_paths::paths_under(ctx, &base, dir);
