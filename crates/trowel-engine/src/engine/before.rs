@@ -51,6 +51,37 @@ fn unchanged(c: &Change) -> bool {
         && same_content
 }
 
+/// What a re-created directory held before and no longer holds, as a walk of the root
+/// reports it (`Snapshotter`'s `gone`): its top paths only, looking into the directories it
+/// holds now as it did then.
+fn gone_under(dir: &Change, before: &BTreeMap<String, PrevMeta>, listed: &[Change]) -> Vec<Change> {
+    let now: HashMap<&str, &Change> =
+        listed.iter().filter(|c| c.kind != ChangeKind::Deleted).map(|c| (c.path.as_str(), c)).collect();
+    let is_dir_both = |d: &str| {
+        d == dir.path
+            || before.get(d).is_some_and(|b| b.file_type == FileType::Dir)
+                && now.get(d).is_some_and(|c| c.file_type == FileType::Dir)
+    };
+    before
+        .iter()
+        .filter(|(p, _)| !now.contains_key(p.as_str()) && is_dir_both(path::parent(p)))
+        .map(|(p, b)| Change {
+            path: p.clone(),
+            kind: ChangeKind::Deleted,
+            file_type: b.file_type,
+            size: b.size,
+            mode: b.mode,
+            uid: b.uid,
+            gid: b.gid,
+            mtime: b.mtime.unwrap_or(0),
+            link_target: b.link_target.clone(),
+            digest: None,
+            opaque: false,
+            previous: Some(b.clone()),
+        })
+        .collect()
+}
+
 /// A change's own metadata, as the step after it sees it "before".
 fn as_prev(c: &Change) -> PrevMeta {
     PrevMeta {
@@ -94,9 +125,35 @@ impl Before {
         out
     }
 
+    /// A listed layer's entries (all `Added`) told apart against what stage `stage` held before
+    /// the step ([`classify`](Self::classify)), with what a re-created directory no longer holds
+    /// named deleted (its marker hides it; a walk of a root that ran the step names it), and
+    /// remembered for the steps after: a cached layer, or a `--link` layer made without a root.
+    pub fn classify_listing(
+        &mut self,
+        ctx: &BuildContext<'_>,
+        stage: usize,
+        layers: &[StageLayer],
+        entries: &mut Vec<Change>,
+    ) {
+        let before = self.lookup(ctx, stage, layers, &Self::wanted(entries, true));
+        Self::classify(entries, &before);
+        let renewed: Vec<Change> =
+            entries.iter().filter(|c| c.opaque && c.kind == ChangeKind::Modified).cloned().collect();
+        for d in &renewed {
+            let held = self.under(ctx, stage, layers, &d.path);
+            let gone = gone_under(d, &held, entries);
+            entries.extend(gone);
+        }
+        if !renewed.is_empty() {
+            entries.sort_by(|a, b| a.path.cmp(&b.path));
+        }
+        self.record(stage, entries);
+    }
+
     /// What stage `stage` held below `dir` before this step, each path with its metadata: the
     /// stage's layers this build did not make, then what this build's earlier steps left.
-    pub fn under(
+    fn under(
         &self,
         ctx: &BuildContext<'_>,
         stage: usize,
@@ -144,37 +201,6 @@ impl Before {
             }
         }
         out
-    }
-
-    /// What a re-created directory held before and no longer holds, as a walk of the root
-    /// reports it (`Snapshotter`'s `gone`): its top paths only, looking into the directories it
-    /// holds now as it did then.
-    pub fn gone_under(dir: &Change, before: &BTreeMap<String, PrevMeta>, listed: &[Change]) -> Vec<Change> {
-        let now: HashMap<&str, &Change> =
-            listed.iter().filter(|c| c.kind != ChangeKind::Deleted).map(|c| (c.path.as_str(), c)).collect();
-        let is_dir_both = |d: &str| {
-            d == dir.path
-                || before.get(d).is_some_and(|b| b.file_type == FileType::Dir)
-                    && now.get(d).is_some_and(|c| c.file_type == FileType::Dir)
-        };
-        before
-            .iter()
-            .filter(|(p, _)| !now.contains_key(p.as_str()) && is_dir_both(path::parent(p)))
-            .map(|(p, b)| Change {
-                path: p.clone(),
-                kind: ChangeKind::Deleted,
-                file_type: b.file_type,
-                size: b.size,
-                mode: b.mode,
-                uid: b.uid,
-                gid: b.gid,
-                mtime: b.mtime.unwrap_or(0),
-                link_target: b.link_target.clone(),
-                digest: None,
-                opaque: false,
-                previous: Some(b.clone()),
-            })
-            .collect()
     }
 
     /// Whether a directory above `p` lost its base contents in this build.

@@ -138,8 +138,8 @@ mod tests {
     }
 
     /// What a listing says of each kind of entry: a hard link's first name as an image path and
-    /// its content digest (as a snapshot of a root says them), a symlink's target as written, whiteouts as deletions
-    /// and an opaque marker on its directory.
+    /// its content digest (as a snapshot of a root says them), a symlink's target as written,
+    /// whiteouts as deletions and an opaque marker on its directory.
     #[test]
     fn a_layer_lists_as_a_snapshot_reports() {
         let mut b = tar::Builder::new(Vec::new());

@@ -6,8 +6,8 @@
 //! `LayerCache`'s.
 
 use crate::engine::before::Before;
+use crate::fs::FileType;
 use crate::fs::listing::digest_of;
-use crate::fs::{Change, ChangeKind, FileType};
 use trowel_events::{CacheEntryRef, CacheResult, Event, LayerSummary, StepId, StepStatus};
 
 use crate::cache::registry::{CacheError, CachedLayer, EntrySource, Lookup};
@@ -161,21 +161,7 @@ impl StageRunner {
                 let diffs = ctx.detail.cached_diffs || s.controller.detail().cached_diffs;
                 let mut classified = false;
                 if let Some(cap) = s.contents.as_deref_mut().filter(|_| diffs) {
-                    let before = cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&entries, true));
-                    Before::classify(&mut entries, &before);
-                    // A re-created directory's marker hides what it held: name what it no
-                    // longer holds, as the walk of a root that ran the step does.
-                    let renewed: Vec<Change> =
-                        entries.iter().filter(|c| c.opaque && c.kind == ChangeKind::Modified).cloned().collect();
-                    for d in &renewed {
-                        let held = cap.before.under(ctx, self.index, &self.layers, &d.path);
-                        let gone = Before::gone_under(d, &held, &entries);
-                        entries.extend(gone);
-                    }
-                    if !renewed.is_empty() {
-                        entries.sort_by(|a, b| a.path.cmp(&b.path));
-                    }
-                    cap.before.record(self.index, &entries);
+                    cap.before.classify_listing(ctx, self.index, &self.layers, &mut entries);
                     classified = true;
                 }
                 self.last_changes = entries.iter().map(|c| c.path.clone()).collect();

@@ -19,7 +19,6 @@ use std::time::Instant;
 use trowel_events::{Event, StepId, StepStatus};
 
 use crate::digest::Digest;
-use crate::engine::before::Before;
 use crate::engine::error::BuildError;
 use crate::engine::report;
 use crate::engine::root::{BuildRoot, RootFor};
@@ -120,9 +119,7 @@ impl StageRunner {
         let mut classified = applied.as_ref().map_or(Some(false), |_| None);
         let diffs = ctx.detail.cached_diffs || s.controller.detail().cached_diffs;
         if let (None, Some(cap)) = (&applied, s.contents.as_deref_mut().filter(|_| diffs)) {
-            let before = cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&changes.entries, true));
-            Before::classify(&mut changes.entries, &before);
-            cap.before.record(self.index, &changes.entries);
+            cap.before.classify_listing(ctx, self.index, &self.layers, &mut changes.entries);
             classified = Some(true);
         }
         let (shown, after) = match &applied {
