@@ -674,6 +674,72 @@ fn a_cached_step_shows_the_changes_it_showed_when_it_ran() {
     assert_eq!(seen(&events, 2), seen(&ran, 2), "as the step shows on a root");
 }
 
+/// What a viewer is shown of a layer without a root (a cached step's, the base's) is kept in the
+/// cache dir: the next session is shown the same entries without downloading the blobs (a
+/// traced rebuild downloaded a cached 40 MB layer each time to list it, where an untraced one
+/// downloaded nothing); a listing that is not whole is not used, and `cache check` reports it.
+#[test]
+fn listings_kept_in_the_cache_dir_are_shown_again_without_the_blobs() {
+    let (_ctx, mut opts) = cached_build_of("RUN mkdir /d && echo a > /d/a && rm /etc/group\n", "listings");
+    let cache_dir = tempfile::tempdir().unwrap();
+    opts.cache.as_mut().unwrap().dir = Some(cache_dir.path().to_path_buf());
+    let pulled = |events: &[Event]| -> Vec<String> {
+        let mut d: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PullProgress { digest, .. } => Some(digest.to_string()),
+                _ => None,
+            })
+            .collect();
+        d.dedup();
+        d
+    };
+    let base_listed = |events: &[Event]| -> Vec<Event> {
+        events.iter().filter(|e| matches!(e, Event::BaseLayerListed { .. })).cloned().collect()
+    };
+    // A trace's detail (`diffs: false`): a cached step's layer listed alone.
+    detailed_build(&opts, false);
+    let listed = detailed_build(&opts, false);
+    assert_eq!(classified_at(&listed, 2), Some(false));
+    let layer = listed
+        .iter()
+        .find_map(|e| match e {
+            Event::StepFinished { id, layer: Some(l), .. } if id.step == 1 => Some(l.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(pulled(&listed), [layer.to_string()], "the first listing downloads the cached layer");
+    let listing = cache_dir.path().join("listings").join(layer.to_string().trim_start_matches("sha256:"));
+    assert!(listing.is_file());
+    let again = detailed_build(&opts, false);
+    assert_eq!(pulled(&again), Vec::<String>::new(), "nothing downloaded the second time");
+    assert_eq!(changes_at(&again, 2), changes_at(&listed, 2));
+    assert_eq!(classified_at(&again, 2), Some(false));
+    // A listing cut short (a crash before it reached the disk) is read from the blob again, and
+    // `cache check` reports it.
+    let text = std::fs::read(&listing).unwrap();
+    std::fs::write(&listing, &text[..text.len() / 2]).unwrap();
+    let findings = trowel_engine::cache::prune::check(cache_dir.path(), true).unwrap();
+    assert!(findings.iter().any(|f| f.path == listing && f.corrupt), "{findings:?}");
+    let torn = detailed_build(&opts, false);
+    assert_eq!(pulled(&torn), [layer.to_string()]);
+    assert_eq!(changes_at(&torn, 2), changes_at(&listed, 2));
+    assert_eq!(std::fs::read(&listing).unwrap(), text, "kept again, whole");
+    // The debugger's detail: the base's layers are listed too (the Files pane), and kept; the
+    // next session is shown the same listings of them.
+    let first = base_listed(&detailed_build(&opts, true));
+    assert!(!first.is_empty());
+    for e in &first {
+        let Event::BaseLayerListed { digest, .. } = e else { unreachable!() };
+        let kept = cache_dir.path().join("listings").join(digest.to_string().trim_start_matches("sha256:"));
+        assert!(kept.is_file(), "{digest}");
+    }
+    assert_eq!(base_listed(&detailed_build(&opts, true)), first);
+    let inventory = trowel_engine::cache::prune::Inventory::scan(cache_dir.path()).unwrap();
+    let kept = inventory.items.iter().filter(|i| i.kind == trowel_engine::cache::prune::Kind::Listing).count();
+    assert_eq!(kept, first.len() + 1, "the base's layers and the cached step's, for prunes to bound");
+}
+
 /// Issue 15: breakpoints that can never fire, and a Dockerfile that does not parse, are refused
 /// before the build (and the debugger's UI) starts, with the file and line.
 #[test]

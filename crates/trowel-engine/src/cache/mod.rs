@@ -10,6 +10,9 @@
 //! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
 //!   and builds read FROM images from;
 //! - [`unpacked`]: layers kept unpacked under the cache dir, that build roots are overlays of;
+//! - [`listings`]: what layers hold, as a debugger or a trace was shown it, kept so that it need
+//!   not be downloaded and read again;
+//! - [`sealed`]: the checksummed small files such derived facts are kept in;
 //! - [`usage`]: how builds mark what they use and when they last used it, and
 //!   [`prune`]: `trowel cache prune` and `check`, which bound and verify the cache dir.
 
@@ -17,8 +20,10 @@ pub mod basedir;
 pub mod explain;
 pub mod key;
 pub mod layer_ref;
+pub mod listings;
 pub mod local;
 pub mod prune;
 pub mod registry;
+pub(crate) mod sealed;
 pub mod unpacked;
 pub mod usage;

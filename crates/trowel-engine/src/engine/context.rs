@@ -98,6 +98,9 @@ pub(crate) struct BuildContext<'o> {
     /// keys (or two COPYs of one tree) is read once, and, persisted in the cache dir, not again
     /// by the next build while it is unchanged.
     context_digests: ContextDigests,
+    /// What layers hold, as viewers were shown it before, kept in the cache dir
+    /// (`cache/listings.rs`; `stage/listing.rs` reads and fills it).
+    pub listings: crate::cache::listings::Listings,
     /// Rootless isolation: whether the work dir holds files owned by the namespace's ids,
     /// checked at the first [`BuildContext::scratch_dir`].
     work_dir_owners: OnceLock<Result<(), Arc<RootlessError>>>,
@@ -177,6 +180,10 @@ impl<'o> BuildContext<'o> {
             Some(c) if opts.remote_context.is_none() => ContextDigests::load(c.dir(), &opts.context),
             _ => ContextDigests::default(),
         };
+        let listings = match &base_cache {
+            Some(c) => crate::cache::listings::Listings::in_cache_dir(c.dir()),
+            None => Default::default(),
+        };
         let unpacked =
             crate::engine::root_store::StoreChoice::new(opts.layers.unpacked_store.as_deref(), opts.run.isolation);
         let early = crate::engine::early_upload::EarlyUploads::new(
@@ -212,6 +219,7 @@ impl<'o> BuildContext<'o> {
             downloads: Mutex::new(HashMap::new()),
             git: Mutex::new(HashMap::new()),
             context_digests,
+            listings,
             work_dir_owners: OnceLock::new(),
         })
     }

@@ -23,8 +23,8 @@
 //! entries (which only costs reading those files again).
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -113,7 +113,7 @@ impl ContextDigests {
         let dir = file.parent().expect("memo files are in a directory");
         fs::create_dir_all(dir)?;
         write_file(dir, file, name, &merged)?;
-        prune(dir, MAX_CONTEXTS);
+        crate::cache::sealed::keep_newest(dir, MAX_CONTEXTS);
         Ok(())
     }
 }
@@ -160,13 +160,7 @@ fn parse_line(l: &str) -> Option<(String, Memo)> {
 /// Reads a memo file for the context `name`: `None` when it is missing, for another context
 /// (a hash collision), torn or corrupt. Racily clean entries are left out.
 fn read_file(file: &Path, name: &str) -> Option<HashMap<String, Memo>> {
-    let mut text = String::new();
-    File::open(file).ok()?.take(MAX_FILE).read_to_string(&mut text).ok()?;
-    let body_end = text.trim_end_matches('\n').rfind('\n')? + 1;
-    let (body, trailer) = text.split_at(body_end);
-    if trailer.trim_end() != format!("end {}", Digest::of(body.as_bytes()).hex()) {
-        return None;
-    }
+    let body = crate::cache::sealed::read(file, MAX_FILE)?;
     let mut lines = body.lines();
     if lines.next()? != format!("{HEADER}\t{name}") {
         return None;
@@ -177,51 +171,19 @@ fn read_file(file: &Path, name: &str) -> Option<HashMap<String, Memo>> {
 /// For `trowel cache check`: whether the memo file at `file` is whole (its trailer matches,
 /// and it names its context).
 pub(crate) fn file_is_intact(file: &Path) -> bool {
-    let mut text = String::new();
-    if File::open(file).and_then(|f| f.take(MAX_FILE).read_to_string(&mut text)).is_err() {
-        return false;
-    }
-    let name = text.lines().next().and_then(|l| l.strip_prefix(&format!("{HEADER}\t"))).map(str::to_string);
-    name.is_some_and(|n| read_file(file, &n).is_some())
+    let body = crate::cache::sealed::read(file, MAX_FILE);
+    let name = body.as_deref().and_then(|b| b.lines().next()).and_then(|l| l.strip_prefix(&format!("{HEADER}\t")));
+    name.is_some_and(|n| read_file(file, n).is_some())
 }
 
-/// Writes a memo file atomically: a synced temporary file renamed over `file`.
+/// Writes a memo file atomically (`cache/sealed.rs`).
 fn write_file(dir: &Path, file: &Path, name: &str, entries: &[(String, Memo)]) -> io::Result<()> {
     let mut body = format!("{HEADER}\t{name}\n");
     // A path with a newline cannot be written on one line: it is read again next time.
     for (p, m) in entries.iter().filter(|(p, _)| !p.contains('\n')) {
         body.push_str(&line(p, m));
     }
-    let trailer = format!("end {}\n", Digest::of(body.as_bytes()).hex());
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(body.as_bytes())?;
-    tmp.write_all(trailer.as_bytes())?;
-    tmp.as_file().sync_data()?;
-    tmp.persist(file).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
-}
-
-/// Keeps the `keep` most recently saved memo files (and removes temporaries an interrupted
-/// save left an hour ago or more). Best effort.
-fn prune(dir: &Path, keep: usize) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    let mut files: Vec<(SystemTime, PathBuf, bool)> = rd
-        .flatten()
-        .filter_map(|e| {
-            let t = e.metadata().ok()?.modified().ok()?;
-            Some((t, e.path(), e.file_name().to_string_lossy().starts_with(".tmp-")))
-        })
-        .collect();
-    for (t, p, _) in files.iter().filter(|(_, _, tmp)| *tmp) {
-        if t.elapsed().is_ok_and(|a| a > Duration::from_secs(3600)) {
-            let _ = fs::remove_file(p);
-        }
-    }
-    files.retain(|(_, _, tmp)| !tmp);
-    files.sort_by_key(|f| std::cmp::Reverse(f.0));
-    for (_, p, _) in files.into_iter().skip(keep) {
-        let _ = fs::remove_file(p);
-    }
+    crate::cache::sealed::write(dir, file, &body)
 }
 
 #[cfg(test)]
@@ -229,6 +191,7 @@ mod tests {
     use super::*;
     use crate::fs::root::Root;
     use std::cell::Cell;
+    use std::fs::File;
 
     fn digest_of(memo: &ContextDigests, root: &Root, dir: &Path, name: &str, hashes: &Cell<usize>) -> Digest {
         let st = root.lstat(name).unwrap().unwrap();

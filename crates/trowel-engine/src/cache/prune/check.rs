@@ -1,7 +1,7 @@
 //! `trowel cache check`: every entry of the cache dir verified, and what is corrupt removed (or,
 //! with a dry run, only reported). What a build would refuse anyway — a blob that does not hash
 //! to its name, an entry whose checksum or key is wrong, an entry naming a missing or corrupt
-//! blob, a torn context-digests file — and what killed processes left.
+//! blob, a torn context-digests file or layer listing — and what killed processes left.
 //!
 //! Blobs are re-hashed, so a check reads the whole blob store. Unpacked layers have no digest
 //! of their own to check (their layer's diff_id was checked when they were made, and only root
@@ -112,6 +112,9 @@ fn check_scanned(cache_dir: &Path, inv: &Inventory, dry_run: bool) -> Vec<Findin
         let problem = match item.kind {
             Kind::ContextDigests if !crate::engine::context_digests::file_is_intact(&item.path) => {
                 Some("torn or corrupt (its trailer does not match)".to_string())
+            }
+            Kind::Listing if !crate::cache::listings::file_is_intact(&item.path) => {
+                Some("torn or corrupt (its trailer does not match, or it names another layer)".to_string())
             }
             // A rootless store's entry is committed only after its list of hard links is
             // written (`cache/unpacked.rs`): without one, builds could not serve roots from it.

@@ -28,6 +28,8 @@ pub enum Kind {
     StepPointer,
     /// `context-digests/<hash>`: a build context's file digests.
     ContextDigests,
+    /// `listings/<blob digest hex>`: what a layer holds, as a viewer was shown it.
+    Listing,
     /// `mounts/<hash>/<n>`: an instance of a `RUN --mount=type=cache` cache.
     CacheMount,
 }
@@ -40,6 +42,7 @@ impl Kind {
             Kind::Layer => "local layer",
             Kind::StepPointer => "step pointer",
             Kind::ContextDigests => "context digests",
+            Kind::Listing => "layer listing",
             Kind::CacheMount => "cache mount",
         }
     }
@@ -164,7 +167,8 @@ impl Inventory {
         }
         inv.scan_refs(&cache_dir.join("refs"));
         inv.scan_layers(&cache_dir.join(local::LAYERS_DIR));
-        inv.scan_context_digests(&cache_dir.join(crate::engine::context_digests::DIR));
+        inv.scan_files(&cache_dir.join(crate::engine::context_digests::DIR), Kind::ContextDigests);
+        inv.scan_files(&cache_dir.join(crate::cache::listings::DIR), Kind::Listing);
         inv.scan_mounts(&cache_dir.join("mounts"));
         for (_, p, _) in entries(&cache_dir.join(super::TRASH)) {
             inv.leftovers.push(Leftover::Path(p));
@@ -277,7 +281,9 @@ impl Inventory {
         }
     }
 
-    fn scan_context_digests(&mut self, dir: &Path) {
+    /// A store of single files, each its own entry whose time is its last use; `.`-files are
+    /// temporaries.
+    fn scan_files(&mut self, dir: &Path, kind: Kind) {
         for (name, path, m) in entries(dir) {
             if name.starts_with('.') {
                 if stale(&m) {
@@ -286,7 +292,7 @@ impl Inventory {
                 continue;
             }
             let item = Item {
-                kind: Kind::ContextDigests,
+                kind,
                 bytes: m.blocks() * 512,
                 last_use: mtime(&m),
                 marker: Some(path.clone()),

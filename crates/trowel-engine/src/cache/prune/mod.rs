@@ -4,8 +4,8 @@
 //! `keepBytes` and `keepDuration`; `podman system prune`'s `--filter until=`).
 //!
 //! Entries, oldest last use first (see `inventory.rs`): unpacked layers, base images, local
-//! layers and their step pointers, context digests, cache-mount instances. A blob goes when no
-//! entry names it any more. Leftovers of killed processes always go.
+//! layers and their step pointers, context digests, layer listings, cache-mount instances. A
+//! blob goes when no entry names it any more. Leftovers of killed processes always go.
 //!
 //! Safe beside running builds and warms on the same cache dir (`cache/usage.rs`): an unpacked
 //! layer or a cache-mount instance is removed only while its lock is held exclusively, so never

@@ -19,7 +19,6 @@ use crate::engine::report;
 use crate::engine::shared::Shared;
 use crate::engine::stage::{StageRunner, Stamp};
 use crate::engine::steps::StepOutcome;
-use crate::fs::unpack::open_layer;
 use crate::image::tap::BlobTap;
 
 impl StageRunner {
@@ -151,11 +150,9 @@ impl StageRunner {
             }
             None if ctx.detail.cached_listings || s.controller.detail().cached_listings => {
                 // No root to apply it to (the stage is cached so far): list the layer instead.
-                ctx.fetch_blobs(std::slice::from_ref(&layer))?;
-                let what = format!("list cached layer {}", desc.digest);
-                let file = ctx.store.open_blob(&desc.digest).map_err(BuildError::store(what.clone()))?;
-                let reader = open_layer(file).map_err(BuildError::fs(what.clone()))?;
-                let mut entries = crate::fs::listing::list_layer(reader).map_err(BuildError::fs(what))?;
+                let mut entries = super::listing::listings(ctx, std::slice::from_ref(&layer), "cached layer")?
+                    .pop()
+                    .unwrap_or_default();
                 // The layer alone says "added" for everything: tell added from modified (and
                 // give deleted paths their old metadata) with what the layers below hold.
                 let diffs = ctx.detail.cached_diffs || s.controller.detail().cached_diffs;
