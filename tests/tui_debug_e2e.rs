@@ -288,6 +288,82 @@ fn the_result_is_printed_after_the_ui_exits() {
     assert!(s.contains("about-to-fail"), "its last output lines:\n{s}");
 }
 
+/// A debug pod keeps its cache dir between sessions: a session of a build served from the cache
+/// is shown what it was shown before — the base's files, a cached step's changes against the
+/// layers below — from that cache dir (the layers' listings, the unpacked-layer store), and
+/// downloads nothing. Each session downloaded the cached step's layer to list it and the base
+/// to compare it with.
+#[test]
+fn a_cached_session_with_a_kept_cache_dir_downloads_nothing() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nRUN echo one > /one.txt && rm /etc/group\n", env().busybox()),
+    )
+    .unwrap();
+    let cache = tempfile::Builder::new().prefix("trowel-debug-cache-").tempdir_in("/var/tmp").unwrap();
+    let repo = unique_repo("tui-cached");
+    let session = |n: usize| -> Vec<serde_json::Value> {
+        let trace = ctx.path().join(format!("session-{n}.jsonl"));
+        let flags = format!(
+            "--no-break-on-failure --cache=true --cache-dir {} --unpacked-store-min-size 0 --trace {}",
+            cache.path().display(),
+            trace.display()
+        );
+        let cmd = format!(
+            "{} debug --context {} --destination {}/{repo}:1 {flags}",
+            env!("CARGO_BIN_EXE_trowel"),
+            ctx.path().display(),
+            env().registry
+        );
+        let t = Tmux::start(&cmd, 110, 32);
+        t.wait_for("Push now?");
+        t.keys("y");
+        t.wait_for("✓ built");
+        t.key("Escape");
+        t.keys("q");
+        let s = t.wait_for("EXIT=");
+        assert!(s.contains("EXIT=0"), "{s}");
+        std::fs::read_to_string(&trace).unwrap().lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let of = |events: &[serde_json::Value], kind: &str| -> Vec<serde_json::Value> {
+        events.iter().filter(|e| e["event"] == kind).cloned().collect()
+    };
+    let pulled = |events: &[serde_json::Value]| -> Vec<String> {
+        let mut d: Vec<String> = of(events, "pull_progress").iter().map(|e| e["digest"].to_string()).collect();
+        d.dedup();
+        d
+    };
+    let ran = session(1);
+    assert!(of(&ran, "cache_lookup").iter().all(|e| e["result"]["kind"] == "miss"), "the first session runs the step");
+    let cached = session(2);
+    let again = session(3);
+    for events in [&cached, &again] {
+        assert!(of(events, "cache_lookup").iter().all(|e| e["result"]["kind"] == "hit"));
+    }
+    assert_eq!(pulled(&again), Vec::<String>::new(), "nothing downloaded: {:?}", of(&again, "pull_progress"));
+    // Shown the same: the step's changes, classified (as when it ran), and the base's files.
+    let step = |events: &[serde_json::Value]| -> serde_json::Value {
+        let s = of(events, "snapshot").into_iter().last().unwrap();
+        assert_eq!(s["classified"], true, "{s}");
+        s["changes"].clone()
+    };
+    assert_eq!(step(&again), step(&cached));
+    let kinds: Vec<(String, String)> = step(&again)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap().to_string(), c["kind"].as_str().unwrap().to_string()))
+        .collect();
+    let want = [("/etc", "modified"), ("/etc/group", "deleted"), ("/one.txt", "added")];
+    assert_eq!(kinds, want.map(|(p, k)| (p.to_string(), k.to_string())));
+    let listed = |events: &[serde_json::Value]| -> Vec<(serde_json::Value, serde_json::Value)> {
+        of(events, "base_layer_listed").into_iter().map(|e| (e["digest"].clone(), e["changes"].clone())).collect()
+    };
+    assert!(!listed(&again).is_empty());
+    assert!(listed(&again) == listed(&ran), "the base's files as the first session listed them");
+}
+
 /// Issue 15: `y` copies with OSC 52, which reaches tmux's paste buffer (`set-clipboard on`), as
 /// it would the clipboard of a terminal over `kubectl exec`.
 #[test]

@@ -91,13 +91,16 @@ impl BuildContext<'_> {
     }
 
     /// The store's entries of `layers` (bottom first), each held for the rest of the build, when
-    /// the store is in use and has (or this build made) an entry of every one; else `None`.
-    /// Never opens the store itself: a build whose roots did not need it has no entries to read.
+    /// the store can be used and has (or this build made) an entry of every one; else `None`.
+    /// Opens the store when no root of this build did: a viewer shown a cached step of a stage
+    /// without a root (the debugger in a debug pod whose cache dir earlier builds filled) is
+    /// shown what the layers below held from entries earlier builds made, where the blobs would
+    /// be downloaded and read.
     pub(crate) fn store_entries(&self, layers: &[StageLayer]) -> Option<Vec<PathBuf>> {
-        let store = self.unpacked.ready.get()?.as_ref().ok()?;
         if layers.is_empty() {
             return None;
         }
+        let store = self.root_store().ok()?;
         let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
         let mut dirs = Vec::with_capacity(layers.len());
         for chain in chain_ids(&diff_ids) {
