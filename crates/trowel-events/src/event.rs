@@ -475,6 +475,10 @@ pub enum Event {
         layer: LayerSummary,
         /// Tar entries in it.
         entries: u64,
+        /// Time to write it: the changed paths read into a tar, compressed and digested (and sent
+        /// to the cache repository or the destination as it was written, when it was). Applying
+        /// a `--link` layer to the stage and what a viewer asked for (files' old digests) are
+        /// not in it.
         duration_ms: u64,
     },
     /// A step ended.
@@ -525,6 +529,8 @@ pub enum Event {
     /// A stage's steps are done.
     StageFinished {
         stage: usize,
+        /// From the stage's start to its end, less the time its steps were paused in a debugger
+        /// (and its shell sessions in those pauses), as for a step.
         duration_ms: u64,
         /// Layers of the stage's image (its base's included).
         layers: usize,
@@ -594,6 +600,9 @@ pub enum Event {
         destination: String,
         /// The manifest digest.
         digest: Digest,
+        /// From its `push_started` to the manifest's upload. Layers sent while they were
+        /// written (to this destination ahead of the push) took their time before it: here
+        /// they are only committed.
         duration_ms: u64,
         /// The destination already named this exact image (a rebuild in which nothing ran):
         /// nothing was sent.

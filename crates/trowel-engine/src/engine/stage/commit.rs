@@ -164,7 +164,6 @@ impl StageRunner {
         if self.no_layer(s, id, &changes, created_by) {
             return Ok(None);
         }
-        let t0 = Instant::now();
         let opts = Self::layer_options(s);
         // A layer not streamed to the cache repository may go to the destination ahead of the
         // push (`early_upload.rs`): the image's own stage, no shell session, no push gate.
@@ -182,8 +181,11 @@ impl StageRunner {
             .as_deref()
             .map(|cap| cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&changes.entries, false)));
         let root = self.files.get(s, self.index, &self.layers)?;
+        // The layer's own time: what a viewer asked for (`before`) is not in it.
+        let t0 = Instant::now();
         let (info, streamed) = write_layer_tapped(root.snap.root(), &mut changes, &ctx.store, &opts, tap)
             .map_err(BuildError::fs(format!("write layer for step {id}")))?;
+        let took = t0.elapsed();
         root.snap.settle(&changes).map_err(BuildError::fs(format!("index what step {id} wrote")))?;
         if let (Some(b), Some(cap)) = (before, s.contents.as_deref_mut()) {
             Before::fill(&mut changes.entries, &b);
@@ -204,7 +206,7 @@ impl StageRunner {
         if let Some(when) = shell {
             layer.origin = LayerOrigin::Shell(id, when);
         }
-        Ok(Some(self.record_layer(s, id, layer, info.entries, t0, created_by, comment)))
+        Ok(Some(self.record_layer(s, id, layer, info.entries, took, created_by, comment)))
     }
 
     /// The stage layer a step wrote.
@@ -219,7 +221,7 @@ impl StageRunner {
         }
     }
 
-    /// Reports a layer a step wrote (`entries` in it, written since `t0`) and adds it to the
+    /// Reports a layer a step wrote (`entries` in it, written in `took`) and adds it to the
     /// stage with its history entry.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_layer(
@@ -228,7 +230,7 @@ impl StageRunner {
         id: StepId,
         layer: StageLayer,
         entries: u64,
-        t0: Instant,
+        took: std::time::Duration,
         created_by: &str,
         comment: &str,
     ) -> Digest {
@@ -236,7 +238,7 @@ impl StageRunner {
             id,
             layer: layer.summary(Some(id)),
             entries,
-            duration_ms: t0.elapsed().as_millis() as u64,
+            duration_ms: took.as_millis() as u64,
         });
         self.config.image.push_diff_id(&layer.diff_id);
         self.push_history(s, Stamp::Now, created_by, comment, false);

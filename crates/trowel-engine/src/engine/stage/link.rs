@@ -78,13 +78,15 @@ impl StageRunner {
         if self.no_layer(s, id, &changes, created_by) {
             return Ok(None);
         }
-        let t0 = Instant::now();
         let (tap, digest_to) = match (!single).then(|| self.start_streamed_upload(s, id)).flatten() {
             Some((t, d)) => (Some(t), Some(d)),
             None => (None, None),
         };
+        // The layer's own time: laying it over the stage and what a viewer asked for are not in it.
+        let t0 = Instant::now();
         let (info, streamed) = write_layer_tapped(empty.root(), &mut changes, &ctx.store, &Self::layer_options(s), tap)
             .map_err(BuildError::fs(format!("write layer for step {id}")))?;
+        let took = t0.elapsed();
         if let Some(d) = digest_to.filter(|_| streamed) {
             let _ = d.send(info.digest.clone());
         }
@@ -136,7 +138,7 @@ impl StageRunner {
         if let Some(cap) = s.contents.as_deref_mut() {
             cap.capture(ctx, self.index, &self.layers, after, id, &shown.entries);
         }
-        Ok(Some(self.record_layer(s, id, layer, info.entries, t0, created_by, "trowel")))
+        Ok(Some(self.record_layer(s, id, layer, info.entries, took, created_by, "trowel")))
     }
 }
 
