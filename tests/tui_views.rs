@@ -536,6 +536,53 @@ fn the_files_pane_shows_the_tree_the_toggle_and_what_it_cannot_show() {
     assert!(screen.contains("not shown") && screen.contains("--trace-base-listings"), "{screen}");
 }
 
+/// A link has no size of its own in the Files pane: a hard link (another name of a file the
+/// step wrote) was shown as `0B`, an empty file, where the image holds the file's bytes under
+/// both names; a symlink's `0B` read the same way. Each says what it links to instead.
+#[test]
+fn the_files_pane_names_what_a_link_links_to_instead_of_a_size() {
+    let mut evs = events("files");
+    let line8 = evs
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::StepStarted { id, line: 8, .. } => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    for e in evs.iter_mut() {
+        if let Event::Snapshot { id, changes, .. } = &mut e.event
+            && *id == line8
+        {
+            let data = changes.iter().find(|c| c.path == "/data.bin").unwrap().clone();
+            let link = trowel_events::Change {
+                path: "/data.link".into(),
+                file_type: trowel_events::FileType::Hardlink,
+                size: 0,
+                link_target: Some("/data.bin".into()),
+                ..data
+            };
+            changes.push(link);
+        }
+    }
+    let mut app = App::replay("files+link".into(), &evs);
+    app.select_step(line8);
+    press(&mut app, "8 /");
+    type_text(&mut app, "data");
+    press(&mut app, "enter");
+    let rows = text(&pane(&mut app, Pane::Files, 80, 8));
+    let row =
+        |name: &str| rows.iter().find(|r| r.contains(name)).unwrap_or_else(|| panic!("{name}: {rows:#?}")).clone();
+    let link = row("data.link ⇒ /data.bin");
+    assert!(link.contains("L8 RUN") && !link.contains("0B"), "{rows:#?}");
+    assert!(row("data.bin").contains("2.0k"), "the file keeps its size: {rows:#?}");
+    press(&mut app, "esc /");
+    type_text(&mut app, "bin/sh");
+    press(&mut app, "enter");
+    let rows = text(&pane(&mut app, Pane::Files, 80, 8));
+    let sh = rows.iter().find(|r| r.contains("sh → /bin/busybox")).unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(!sh.contains("0B"), "{sh}");
+}
+
 #[test]
 fn the_files_pane_works_live() {
     let (mut app, _) = live_until("files", |e| started_line(e, 9));

@@ -24,7 +24,7 @@ use crate::tui::model::merged::{self, Merged};
 use crate::tui::model::tree::{ChangeTree, Row, Sort};
 use crate::tui::model::waste;
 use crate::tui::theme::Theme;
-use trowel_events::{ChangeKind, StepId};
+use trowel_events::{ChangeKind, FileType, StepId};
 
 #[derive(Debug, Clone, Default)]
 pub struct FilesPane {
@@ -259,11 +259,25 @@ impl Component for FilesPane {
                 Some(false) => "▸ ",
                 None => "  ",
             };
-            let by =
-                self.merged.entries.get(&node.path).map(|e| self.merged.layers[e.layer].label.as_str()).unwrap_or("");
-            let size = format::bytes_compact(node.size);
+            let entry = self.merged.entries.get(&node.path);
+            let by = entry.map(|e| self.merged.layers[e.layer].label.as_str()).unwrap_or("");
+            // A link has no content of its own: a hard link's bytes are its first name's (a size
+            // of 0 read as an empty file), a symlink's are its target. Named as the Changes pane
+            // names them.
+            let link = entry.map(|e| &e.change).and_then(|c| match c.file_type {
+                FileType::Hardlink => Some(("⇒", c.link_target.as_deref())),
+                FileType::Symlink => Some(("→", c.link_target.as_deref())),
+                _ => None,
+            });
+            let size = match (link, entry.map(|e| e.change.file_type)) {
+                (None, Some(FileType::File | FileType::Dir) | None) => format::bytes_compact(node.size),
+                _ => String::new(),
+            };
             let name_w = width.saturating_sub(2 + 7 + by_w + 1);
-            let name = format!("{}{arrow}{}", "  ".repeat(r.depth), node.name);
+            let mut name = format!("{}{arrow}{}", "  ".repeat(r.depth), node.name);
+            if let Some((arrow, target)) = link {
+                name.push_str(&format!(" {arrow} {}", target.unwrap_or("?")));
+            }
             let mut line = Line::from(vec![
                 Span::styled(format!("{mark} "), mark_style),
                 Span::styled(format::fit(&name, name_w), theme.text),
