@@ -740,6 +740,31 @@ fn listings_kept_in_the_cache_dir_are_shown_again_without_the_blobs() {
     assert_eq!(kept, first.len() + 1, "the base's layers and the cached step's, for prunes to bound");
 }
 
+/// `--single-snapshot`: the engine says so when the build starts, so a viewer reads the one
+/// snapshot and layer the stage's last step reports as the stage's (here an `ENV` line's),
+/// and `replay --summary` says so.
+#[test]
+fn a_single_snapshot_build_says_so_and_its_layer_is_the_stages() {
+    let ctx = context(&format!("FROM {}\nRUN echo a > /a.txt\nENV X=1\n", env().busybox()));
+    let mut opts = options(ctx.path(), &dest("single-snapshot"));
+    opts.layers.single_snapshot = true;
+    let events = detailed_build(&opts, false);
+    assert!(matches!(events[0], Event::BuildStarted { single_snapshot: true, .. }));
+    let envs: Vec<Envelope> =
+        events.into_iter().enumerate().map(|(i, event)| Envelope { seq: i as u64, ms: 0, event }).collect();
+    let state = trowel_events::BuildState::from_events(&envs);
+    let env_step = state.steps().find(|s| s.line == 3).unwrap();
+    assert_eq!(env_step.stage_snapshot, Some(1));
+    assert!(env_step.changes.iter().any(|c| c.path == "/a.txt"), "the stage's changes: {:?}", env_step.changes);
+    let image = state.images.last().unwrap();
+    let labels: Vec<String> = image.layers.iter().map(|l| state.maker(l.step, l.shell, &l.digest).label()).collect();
+    assert_eq!(labels, ["base", "L1–3 stage"]);
+    let header = trowel::trace::Header { trowel_trace: 3, trowel_version: "0.1.0".into(), started: String::new() };
+    let summary = trowel::trace::summary::summarize(&header, &state);
+    assert!(summary.contains("single snapshot of lines 1–3 (--single-snapshot): layer"), "{summary}");
+    assert!(!summary.lines().any(|l| l.contains("ENV X=1") && l.contains("layer")), "{summary}");
+}
+
 /// Issue 15: breakpoints that can never fire, and a Dockerfile that does not parse, are refused
 /// before the build (and the debugger's UI) starts, with the file and line.
 #[test]

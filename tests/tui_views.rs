@@ -583,6 +583,43 @@ fn the_files_pane_names_what_a_link_links_to_instead_of_a_size() {
     assert!(!sh.contains("0B"), "{sh}");
 }
 
+/// `--single-snapshot`: the one snapshot of a stage is reported at its last step, and was shown
+/// as that step's changes and layer (`L12 RUN` credited with every file the stage wrote) while
+/// the steps before it "changed no files". The Changes pane says whose changes they are, the
+/// steps before say why they have none, and the layer is the stage's.
+#[test]
+fn a_single_snapshot_is_shown_as_the_stages() {
+    let mut evs = events("files");
+    let last = StepId { stage: 0, step: 7 };
+    let last_layer = evs.iter().find_map(|e| match &e.event {
+        Event::LayerWritten { id, layer, .. } if *id == last => Some(layer.digest.clone()),
+        _ => None,
+    });
+    // What a build with --single-snapshot reports: no snapshot or layer before the last step.
+    evs.retain(|e| match &e.event {
+        Event::Snapshot { id, .. } | Event::LayerWritten { id, .. } | Event::FileContents { id, .. } => *id == last,
+        _ => true,
+    });
+    for e in evs.iter_mut() {
+        match &mut e.event {
+            Event::BuildStarted { single_snapshot, .. } => *single_snapshot = true,
+            Event::ImageAssembled { layers, .. } => {
+                layers.retain(|l| l.step.is_none() || Some(&l.digest) == last_layer.as_ref())
+            }
+            _ => {}
+        }
+    }
+    let mut app = App::replay("single".into(), &evs);
+    app.select_step(last);
+    let changes = text(&pane(&mut app, Pane::Changes, 90, 10)).join("\n");
+    assert!(changes.contains("single snapshot") && changes.contains("lines 5–12"), "{changes}");
+    app.select_step(StepId { stage: 0, step: 2 });
+    let changes = text(&pane(&mut app, Pane::Changes, 90, 10)).join("\n");
+    assert!(changes.contains("not snapshotted on its own"), "{changes}");
+    let layers = text(&pane(&mut app, Pane::Layers, 90, 12)).join("\n");
+    assert!(layers.contains("L5–12 stage") && !layers.contains("L12 RUN"), "{layers}");
+}
+
 #[test]
 fn the_files_pane_works_live() {
     let (mut app, _) = live_until("files", |e| started_line(e, 9));

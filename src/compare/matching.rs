@@ -146,6 +146,7 @@ mod tests {
                 platform: "linux/amd64".into(),
                 platforms: Vec::new(),
                 isolation: "chroot".into(),
+                single_snapshot: false,
                 stages: vec![trowel_events::StagePlan {
                     index: 0,
                     name: None,

@@ -239,7 +239,7 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
         None => "-".into(),
     };
     let mut line = format!("  line {:<4} {:<7} {:>6}  {:<48}", s.line, status, time, truncate(s.first_line(), 48));
-    if let Some(l) = &s.layer {
+    if let Some(l) = s.layer.as_ref().filter(|_| s.stage_snapshot.is_none()) {
         let _ = write!(line, "  layer {}", bytes(l.size));
     }
     if s.paused_ms > 0 {
@@ -253,6 +253,14 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
         };
     }
     let _ = writeln!(out, "{}", line.trim_end());
+    if let (Some(from), Some(l)) = (s.stage_snapshot, &s.layer) {
+        let _ = writeln!(
+            out,
+            "    single snapshot of lines {from}–{} (--single-snapshot): layer {}",
+            s.line,
+            bytes(l.size)
+        );
+    }
     if let Some(d) = s.deviation() {
         let _ = writeln!(out, "    {d}");
     }

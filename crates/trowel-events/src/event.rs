@@ -264,6 +264,11 @@ pub enum Event {
         platforms: Vec<String>,
         /// How RUN steps are isolated: `chroot`, `container` or `rootless`.
         isolation: String,
+        /// `--single-snapshot`: no step takes a snapshot of its own; each stage's changes are
+        /// one snapshot taken after its last step, reported (`snapshot`, `layer_written`) with
+        /// that step's id. They are the whole stage's, not that step's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        single_snapshot: bool,
         stages: Vec<StagePlan>,
     },
     /// Something the person should know; the build goes on.

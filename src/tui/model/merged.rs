@@ -195,7 +195,7 @@ fn push_step(step: &StepView, m: &mut Merged) {
         m.push(LayerBy::Shell(step.id, n), format!("shell at L{}", step.line), &sh.changes);
     }
     if step.layer.is_some() {
-        let label = format!("L{} {}", step.line, step.keyword);
+        let label = trowel_events::state::maker::Maker::Step(step).label();
         if step.changes.is_empty() && step.stats.is_none() && step.layer.as_ref().is_some_and(|l| l.size > 0) {
             // A layer taken from the cache and not listed (no `snapshot` for it).
             m.unknown.push(format!("{label}: taken from the cache, its files were not reported"));

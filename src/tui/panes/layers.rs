@@ -172,7 +172,10 @@ impl Component for LayersPane {
         let scroll = scroll_for(cursor, 0, rows_h, layers.len());
         // Columns: # digest size [unpacked] step waste; "unpacked" only when there is room.
         let unpacked = width >= 60;
-        let step_w = 9;
+        // Wide enough for the longest label (a stage's single snapshot: `L5–12 stage`) where
+        // there is room.
+        let longest = layers.iter().map(|l| made_by(ctx.model, l).chars().count()).max().unwrap_or(0);
+        let step_w = if unpacked { longest.clamp(9, 14) } else { 9 };
         let mut header = format!("{:>2} {} {}", "#", format::fit("digest", 12), format::fit_right("size", 7));
         if unpacked {
             header.push_str(&format!(" {}", format::fit_right("unpacked", 8)));

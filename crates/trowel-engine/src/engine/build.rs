@@ -290,6 +290,7 @@ impl<'o> Build<'o> {
                 Vec::new()
             },
             isolation: ctx.opts.run.isolation.to_string(),
+            single_snapshot: ctx.opts.layers.single_snapshot,
             stages,
         });
         if let Some(note) = &ctx.opts.run.isolation_note {

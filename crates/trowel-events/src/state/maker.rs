@@ -24,11 +24,15 @@ pub enum Maker<'a> {
 }
 
 impl Maker<'_> {
-    /// A short label for tables: `base`, `L6 RUN`, `L6 shell`.
+    /// A short label for tables: `base`, `L6 RUN`, `L6 shell`, `L1–6 stage` (a stage's single
+    /// snapshot).
     pub fn label(&self) -> String {
         match self {
             Maker::Base => "base".into(),
-            Maker::Step(s) => format!("L{} {}", s.line, s.keyword),
+            Maker::Step(s) => match s.stage_snapshot {
+                Some(from) => format!("L{from}–{} stage", s.line),
+                None => format!("L{} {}", s.line, s.keyword),
+            },
             Maker::Shell { step, .. } => format!("L{} shell", step.line),
         }
     }
@@ -38,7 +42,13 @@ impl Maker<'_> {
     pub fn describe(&self) -> String {
         match self {
             Maker::Base => "the base image".into(),
-            Maker::Step(s) => format!("line {}: {}", s.line, one_line(s.expanded.as_deref().unwrap_or(&s.source))),
+            Maker::Step(s) => match s.stage_snapshot {
+                Some(from) => format!(
+                    "the stage's single snapshot (--single-snapshot): what lines {from}–{} changed, taken after line {}",
+                    s.line, s.line
+                ),
+                None => format!("line {}: {}", s.line, one_line(s.expanded.as_deref().unwrap_or(&s.source))),
+            },
             Maker::Shell { step, when, .. } => format!(
                 "debug shell {} line {} ({}), changes kept",
                 side(*when),

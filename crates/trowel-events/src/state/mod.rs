@@ -49,6 +49,9 @@ pub struct BuildState {
     pub platform: String,
     /// Every target platform of a build for several (empty for one).
     pub platforms: Vec<String>,
+    /// `--single-snapshot`: steps take no snapshot of their own; the snapshot and layer a
+    /// stage's last step reports are the whole stage's (`StepView::stage_snapshot`).
+    pub single_snapshot: bool,
     /// How RUN steps are isolated (`chroot`, `container`), as the engine chose it.
     pub isolation: String,
     pub stages: Vec<StageView>,
@@ -198,8 +201,10 @@ impl BuildState {
                 platform,
                 platforms,
                 isolation,
+                single_snapshot,
                 stages,
             } => {
+                self.single_snapshot = *single_snapshot;
                 self.context_origin = context_origin.clone();
                 self.version = version.clone();
                 self.dockerfile_path = dockerfile_path.clone();
@@ -258,6 +263,12 @@ impl BuildState {
                 }
             }
             Event::Snapshot { id, changes, stats, classified } => {
+                let stage_from = self
+                    .stage(id.stage)
+                    .and_then(|st| st.steps.first())
+                    .and_then(|first| self.step(*first))
+                    .map(|from| from.line)
+                    .filter(|_| self.single_snapshot);
                 if let Some(s) = self.steps.get_mut(id) {
                     // While a shell session's changes are committed, the snapshot is theirs.
                     match s.shells.last_mut().filter(|sh| sh.committing()) {
@@ -265,6 +276,7 @@ impl BuildState {
                         None => {
                             s.changes = changes.clone();
                             s.stats = Some(stats.clone());
+                            s.stage_snapshot = stage_from;
                             s.older_listing = classified.is_none() && step::older_unclassified_listing(changes, stats);
                             let hit = s.cache.as_ref().is_some_and(|c| c.is_hit());
                             s.unclassified = classified.is_some_and(|c| !c) || (s.older_listing && hit);

@@ -185,6 +185,10 @@ pub struct StepView {
     /// event's `classified`): `added` says only that a path is in the layer, and a deleted
     /// path's type and metadata are not known. Viewers must not show them as facts.
     pub unclassified: bool,
+    /// Its `changes` and `layer` are its stage's single snapshot (`--single-snapshot`): what
+    /// every step of the stage changed, taken after this, its last one. The line the stage
+    /// starts at (its `FROM`).
+    pub stage_snapshot: Option<usize>,
     /// A snapshot without `classified` that looks like an older trace's listing: the step is
     /// unclassified once it turns out to be served from the cache (older traces put the cache
     /// lookup after the snapshot).
@@ -222,6 +226,7 @@ impl StepView {
             exit_code: None,
             changes: Vec::new(),
             unclassified: false,
+            stage_snapshot: None,
             older_listing: false,
             stats: None,
             cache: None,
@@ -241,6 +246,7 @@ impl StepView {
         self.exit_code = None;
         self.changes.clear();
         self.unclassified = false;
+        self.stage_snapshot = None;
         self.older_listing = false;
         self.stats = None;
         self.cache = None;

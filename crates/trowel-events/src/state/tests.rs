@@ -86,6 +86,7 @@ fn build() -> Trace {
             platform: "linux/amd64".into(),
             platforms: Vec::new(),
             isolation: "chroot".into(),
+            single_snapshot: false,
             stages: vec![StagePlan {
                 index: 0,
                 name: None,
@@ -626,4 +627,41 @@ fn a_listed_cached_layer_is_unclassified_and_older_traces_are_read_alike() {
     };
     assert!(listed_then_hit(StepStatus::Cached));
     assert!(!listed_then_hit(StepStatus::Built));
+}
+
+/// `--single-snapshot`: the snapshot and layer the stage's last step reports are the whole
+/// stage's; the fold marks them so, and the layer is labelled for the stage, not for that
+/// step's instruction (an `ENV` credited with every file the stage wrote). Without the flag
+/// (one snapshot per step, or an older trace) the same events read as before.
+#[test]
+fn a_stages_single_snapshot_is_the_stages_not_its_last_steps() {
+    let fold = |single: bool| {
+        let mut t = build();
+        if let Event::BuildStarted { single_snapshot, .. } = &mut t.0[0].event {
+            *single_snapshot = single;
+        }
+        let stats = SnapshotStats { files_walked: 3, bytes_hashed: 10, duration_ms: 1 };
+        t.at(1, started(RUN, 2, "RUN make"))
+            .at(2, finished(RUN, StepStatus::Built, 1, 0))
+            .at(3, started(COPY, 3, "COPY . /src"))
+            .at(4, finished(COPY, StepStatus::Built, 1, 0))
+            .at(5, Event::Snapshot { id: COPY, changes: vec![change("/a"), change("/src")], stats, classified: None })
+            .at(6, Event::LayerWritten { id: COPY, layer: layer(1, 100, Some(COPY)), entries: 2, duration_ms: 1 })
+            .state()
+    };
+    let s = fold(true);
+    assert!(s.single_snapshot);
+    let copy = s.step(COPY).unwrap();
+    assert_eq!(copy.stage_snapshot, Some(1), "from the stage's FROM line");
+    assert_eq!(s.step(RUN).unwrap().stage_snapshot, None);
+    let maker = s.maker(Some(COPY), None, &digest(1));
+    assert_eq!(maker.label(), "L1–3 stage");
+    assert!(
+        maker.describe().contains("single snapshot") && maker.describe().contains("lines 1–3"),
+        "{}",
+        maker.describe()
+    );
+    let s = fold(false);
+    assert_eq!(s.step(COPY).unwrap().stage_snapshot, None);
+    assert_eq!(s.maker(Some(COPY), None, &digest(1)).label(), "L3 COPY");
 }

@@ -68,6 +68,17 @@ fn header<'a>(pane: &ChangesPane, ctx: &Ctx, theme: &Theme, width: usize) -> Vec
     }
     let mut lines = vec![Line::from(first)];
     let stats = ctx.step.and_then(|s| s.stats.clone()).filter(|_| !ctx.shell);
+    if let Some(s) = ctx.step.filter(|_| !ctx.shell)
+        && let Some(from) = s.stage_snapshot
+    {
+        let text = format!(
+            "the stage's single snapshot (--single-snapshot): what lines {from}–{} changed together, not this step alone",
+            s.line
+        );
+        for l in wrap(&text, width) {
+            lines.push(Line::from(Span::styled(l, theme.status_warn)));
+        }
+    }
     if ctx.unclassified() {
         let text = "listed from the layer, not compared with the layers below: ± added or modified, \
                     - deleted (what it was is not known)";
@@ -128,6 +139,11 @@ fn empty_reason(ctx: &Ctx) -> String {
         // A cache entry without a layer: the step changed no files when it ran.
         StepState::Cached if s.layer.is_none() => "served from the cache: it changed no files (no layer)".into(),
         StepState::Cached if s.stats.is_none() => "served from the cache; its paths were not listed".into(),
+        // What it changed is in the stage's one snapshot, reported by its last step.
+        StepState::Built if ctx.model.single_snapshot && s.stats.is_none() => {
+            "not snapshotted on its own: with --single-snapshot the stage's changes are one snapshot, shown at its last step"
+                .into()
+        }
         _ => "changed no files".into(),
     }
 }
