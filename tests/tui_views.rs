@@ -482,6 +482,63 @@ fn the_file_system_at_a_step_stacks_every_layer_below_it() {
     );
 }
 
+/// A file removed while other names of it remain (hard links from its layer) is not gone: the
+/// file system shows it under the remaining name, with its bytes, and they are kept, not waste.
+/// The link was left naming a path that no longer existed, with no size, and the bytes counted
+/// as waste.
+#[test]
+fn a_file_whose_first_name_is_removed_lives_on_under_its_other_names() {
+    use trowel_events::{Change, ChangeKind, FileType};
+    let change = |path: &str, kind: ChangeKind, file_type: FileType, size: u64, link: Option<&str>| Change {
+        path: path.into(),
+        kind,
+        file_type,
+        size,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        link_target: link.map(String::from),
+        digest: (file_type != FileType::Dir).then(|| format!("sha256:{}", "a".repeat(64)).parse().unwrap()),
+        opaque: false,
+        previous: None,
+    };
+    use ChangeKind::{Added, Deleted};
+    use FileType::{Dir, File, Hardlink};
+    let mut m = Merged::default();
+    let by = merged::LayerBy::Step(StepId { stage: 0, step: 1 });
+    m.push(
+        by,
+        "L2 RUN".into(),
+        &[
+            change("/a", Added, Hardlink, 0, Some("/d/f")),
+            change("/d", Added, Dir, 0, None),
+            change("/d/f", Added, File, 4, None),
+            change("/z", Added, Hardlink, 0, Some("/d/f")),
+        ],
+    );
+    assert_eq!((m.kept(), m.shipped()), (4, 4));
+    // The directory holding the first name goes.
+    m.push(
+        merged::LayerBy::Step(StepId { stage: 0, step: 2 }),
+        "L3 RUN".into(),
+        &[change("/d", Deleted, Dir, 0, None)],
+    );
+    let a = &m.entries["/a"].change;
+    assert_eq!((a.file_type, a.size, a.link_target.as_deref()), (File, 4, None), "the first remaining name holds it");
+    assert_eq!(a.digest, m.entries["/z"].change.digest);
+    assert_eq!(m.entries["/z"].change.link_target.as_deref(), Some("/a"), "the others link to it");
+    assert_eq!((m.kept(), m.layers[0].wasted), (4, 0));
+    // Its last name goes: now it is waste, once.
+    m.push(
+        merged::LayerBy::Step(StepId { stage: 0, step: 3 }),
+        "L4 RUN".into(),
+        &[change("/a", Deleted, File, 0, None), change("/z", Deleted, File, 0, None)],
+    );
+    assert!(m.entries.is_empty());
+    assert_eq!((m.kept(), m.layers[0].wasted), (0, 4));
+}
+
 #[test]
 fn efficiency_compared_with_dives_definition() {
     // The same layers, without the base image (whose files are all kept and would only dilute

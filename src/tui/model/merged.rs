@@ -18,7 +18,7 @@
 //! `--trace-base-listings`), and a step served from the cache only when its layer was listed:
 //! what is not known is named in [`Merged::unknown`], so the view can say what it cannot show.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use trowel_events::state::{BuildState, StepView};
 use trowel_events::{BaseSource, Change, ChangeKind, FileType, StepId};
@@ -64,6 +64,8 @@ pub struct Merged {
     pub entries: BTreeMap<String, Entry>,
     /// Layers whose contents are not known (why, in words).
     pub unknown: Vec<String>,
+    /// The hard links among `entries`, by the path they name (a layer's first name of the file).
+    links: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Merged {
@@ -108,22 +110,58 @@ impl Merged {
                     .map(|(p, _)| p.clone())
                     .collect();
                 for p in below {
-                    let old = self.entries.remove(&p).expect("listed from the map");
-                    self.waste(&old);
+                    self.remove(&p);
                 }
             }
-            if let Some(old) = self.entries.remove(&c.path) {
-                self.waste(&old);
-            }
+            self.remove(&c.path);
             if c.kind != ChangeKind::Deleted {
+                if c.file_type == FileType::Hardlink
+                    && let Some(target) = &c.link_target
+                {
+                    self.links.entry(target.clone()).or_default().insert(c.path.clone());
+                }
                 self.entries.insert(c.path.clone(), Entry { change: c.clone(), layer: me });
             }
         }
     }
 
-    fn waste(&mut self, old: &Entry) {
-        if old.change.file_type == FileType::File {
-            self.layers[old.layer].wasted += old.change.size;
+    /// Takes `path` out of the file system. A file that other names still link to (hard links
+    /// of its layer) is not gone: the first of them becomes the file, with its bytes, and the
+    /// rest link to that one; only a file no name holds any more is waste.
+    fn remove(&mut self, path: &str) {
+        let Some(old) = self.entries.remove(path) else { return };
+        match old.change.file_type {
+            FileType::Hardlink => {
+                if let Some(target) = &old.change.link_target
+                    && let Some(names) = self.links.get_mut(target)
+                {
+                    names.remove(path);
+                }
+            }
+            FileType::File => {
+                let names = self.links.remove(path).unwrap_or_default();
+                let mut names = names.into_iter().filter(|n| self.entries.contains_key(n));
+                match names.next() {
+                    Some(heir) => {
+                        let rest: BTreeSet<String> = names.collect();
+                        for n in &rest {
+                            if let Some(e) = self.entries.get_mut(n) {
+                                e.change.link_target = Some(heir.clone());
+                            }
+                        }
+                        let e = self.entries.get_mut(&heir).expect("filtered on the map");
+                        e.change.file_type = FileType::File;
+                        e.change.link_target = None;
+                        e.change.size = old.change.size;
+                        e.change.digest = old.change.digest.clone();
+                        if !rest.is_empty() {
+                            self.links.insert(heir, rest);
+                        }
+                    }
+                    None => self.layers[old.layer].wasted += old.change.size,
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -17,7 +17,7 @@
 //! A debugger shell session whose changes were kept made a layer of its own: what it added or
 //! hid is the session's (`shell` on either side), never the instruction's at whose pause it ran.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use trowel_events::state::{BuildState, StepView};
 use trowel_events::{BaseSource, StepId, When};
@@ -101,6 +101,67 @@ struct Version {
     origin: Origin,
 }
 
+/// The regular files the file system shows so far, each with the version it holds, and the
+/// hard links among their names (other names of a file of the same layer).
+#[derive(Default)]
+struct Live {
+    files: BTreeMap<String, Version>,
+    /// Link names, by the name they link to.
+    links: BTreeMap<String, BTreeSet<String>>,
+    /// Each link name's target.
+    linked: BTreeMap<String, String>,
+}
+
+/// What taking a path out of the file system did to the file it named.
+enum Taken {
+    /// It was the file's last name: the version is dead.
+    Dead(Version),
+    /// Another name still holds the file (a hard link of its layer, which now holds it).
+    Lives,
+    /// No regular file of this build's layers was there.
+    Unknown,
+}
+
+impl Live {
+    /// The files and links below `dir`.
+    fn below(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let under = |names: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+            names.skip_while(|p| **p < prefix).take_while(|p| p.starts_with(&prefix)).cloned().collect()
+        };
+        let mut out = under(&mut self.files.range(prefix.clone()..).map(|(p, _)| p));
+        out.extend(under(&mut self.linked.range(prefix.clone()..).map(|(p, _)| p)));
+        out
+    }
+
+    fn take(&mut self, path: &str) -> Taken {
+        if let Some(target) = self.linked.remove(path) {
+            if let Some(names) = self.links.get_mut(&target) {
+                names.remove(path);
+            }
+            return Taken::Lives;
+        }
+        let Some(v) = self.files.remove(path) else { return Taken::Unknown };
+        let mut names = self.links.remove(path).unwrap_or_default().into_iter();
+        let Some(heir) = names.next() else { return Taken::Dead(v) };
+        self.linked.remove(&heir);
+        let rest: BTreeSet<String> = names.collect();
+        for n in &rest {
+            self.linked.insert(n.clone(), heir.clone());
+        }
+        if !rest.is_empty() {
+            self.links.insert(heir.clone(), rest);
+        }
+        self.files.insert(heir, v);
+        Taken::Lives
+    }
+
+    fn link(&mut self, path: &str, target: &str) {
+        self.linked.insert(path.to_string(), target.to_string());
+        self.links.entry(target.to_string()).or_default().insert(path.to_string());
+    }
+}
+
 /// The stages whose layers make up the image, root ancestor first (in a build for several
 /// platforms, the last platform's image).
 pub fn image_stages(model: &BuildState) -> Vec<usize> {
@@ -156,7 +217,7 @@ pub fn analyze(model: &BuildState) -> WasteReport {
 /// Computes the waste of the image for the target `platform` (a build for several; `None`: the
 /// last platform's).
 pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
-    let mut live: BTreeMap<String, Version> = BTreeMap::new();
+    let mut live = Live::default();
     let mut items = Vec::new();
     let stages = image_stages_for(model, platform);
     let from_line = stages
@@ -192,7 +253,7 @@ fn apply_step(
     shell: Option<When>,
     changes: &[Change],
     from_line: usize,
-    live: &mut BTreeMap<String, Version>,
+    live: &mut Live,
     items: &mut Vec<WasteItem>,
 ) {
     let origin = Origin { step: Some(step.id), line: step.line, shell };
@@ -210,23 +271,26 @@ fn apply_step(
             });
         }
     };
+    // Paths a directory's removal or re-creation already took out in this layer: a walk of a
+    // root reports a re-created directory's old contents as deleted too, after it.
+    let mut taken: BTreeSet<String> = BTreeSet::new();
     for c in changes {
-        let below = |live: &BTreeMap<String, Version>| -> Vec<String> {
-            let prefix = format!("{}/", c.path.trim_end_matches('/'));
-            live.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.clone()).collect()
-        };
         let removes_subtree = c.kind == ChangeKind::Deleted || c.opaque || c.file_type != FileType::Dir;
         if removes_subtree {
-            for p in below(live) {
-                let v = live.remove(&p).expect("listed from the map");
-                dead(&p, v, Fate::Deleted, items);
+            for p in live.below(&c.path) {
+                if let Taken::Dead(v) = live.take(&p) {
+                    dead(&p, v, Fate::Deleted, items);
+                }
+                taken.insert(p);
             }
         }
-        let replaced = live.remove(&c.path);
+        let replaced = live.take(&c.path);
         match c.kind {
             ChangeKind::Deleted => match replaced {
-                Some(v) => dead(&c.path, v, Fate::Deleted, items),
-                None => {
+                Taken::Dead(v) => dead(&c.path, v, Fate::Deleted, items),
+                Taken::Lives => {}
+                Taken::Unknown if taken.contains(&c.path) => {}
+                Taken::Unknown => {
                     if let Some(prev) = base_file(c) {
                         dead(&c.path, Version { bytes: prev, origin: base }, Fate::Deleted, items);
                     }
@@ -235,16 +299,20 @@ fn apply_step(
             ChangeKind::Added | ChangeKind::Modified => {
                 let fate = if c.file_type == FileType::File { Fate::Overwritten } else { Fate::Deleted };
                 match replaced {
-                    Some(v) => dead(&c.path, v, fate, items),
-                    None if c.kind == ChangeKind::Modified => {
+                    Taken::Dead(v) => dead(&c.path, v, fate, items),
+                    Taken::Unknown if c.kind == ChangeKind::Modified => {
                         if let Some(prev) = base_file(c) {
                             dead(&c.path, Version { bytes: prev, origin: base }, fate, items);
                         }
                     }
-                    None => {}
+                    Taken::Lives | Taken::Unknown => {}
                 }
-                if c.file_type == FileType::File {
-                    live.insert(c.path.clone(), Version { bytes: c.size, origin });
+                match (c.file_type, &c.link_target) {
+                    (FileType::File, _) => {
+                        live.files.insert(c.path.clone(), Version { bytes: c.size, origin });
+                    }
+                    (FileType::Hardlink, Some(target)) => live.link(&c.path, target),
+                    _ => {}
                 }
             }
         }
