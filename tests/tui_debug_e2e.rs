@@ -27,6 +27,24 @@ fn debug_in_tmux(ctx: &Path, name: &str, flags: &str, w: u16, h: u16) -> (Tmux, 
     (Tmux::start(&cmd, w, h), dest)
 }
 
+/// Confirms the push at the review, waits for the build to end, quits; the last screen, which
+/// says the build succeeded.
+fn push_and_quit(t: &Tmux) -> String {
+    t.wait_for("Push now?");
+    confirm_and_quit(t)
+}
+
+/// At the push review: confirms, waits for the build to end, quits; the last screen.
+fn confirm_and_quit(t: &Tmux) -> String {
+    t.keys("y");
+    t.wait_for("✓ built");
+    t.key("Escape");
+    t.keys("q");
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=0"), "{s}");
+    s
+}
+
 fn context(dir: &Path) {
     let df = format!(
         "FROM {}\nCOPY app.conf /etc/app.conf\nRUN sed -i 's/^debug = true/debug = false/' /etc/app.conf && echo configured\nRUN echo done > /done\n",
@@ -255,13 +273,7 @@ fn the_result_is_printed_after_the_ui_exits() {
     let ctx = tempfile::tempdir().unwrap();
     context(ctx.path());
     let (t, dest) = debug_in_tmux(ctx.path(), "tui-result", "--no-break-on-failure", 110, 32);
-    t.wait_for("Push now?");
-    t.keys("y");
-    t.wait_for("✓ built");
-    t.key("Escape");
-    t.keys("q");
-    let s = t.wait_for("EXIT=");
-    assert!(s.contains("EXIT=0"), "{s}");
+    let s = push_and_quit(&t);
     let digest = skopeo_inspect(&dest)["Digest"].as_str().unwrap().to_string();
     let repo = dest.rsplit_once(':').unwrap().0;
     let unwrapped = s.replace('\n', "");
@@ -317,13 +329,7 @@ fn a_cached_session_with_a_kept_cache_dir_downloads_nothing() {
             env().registry
         );
         let t = Tmux::start(&cmd, 110, 32);
-        t.wait_for("Push now?");
-        t.keys("y");
-        t.wait_for("✓ built");
-        t.key("Escape");
-        t.keys("q");
-        let s = t.wait_for("EXIT=");
-        assert!(s.contains("EXIT=0"), "{s}");
+        push_and_quit(&t);
         std::fs::read_to_string(&trace).unwrap().lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
     };
     let of = |events: &[serde_json::Value], kind: &str| -> Vec<serde_json::Value> {
@@ -454,12 +460,7 @@ fn retry_after_a_fix_in_the_shell() {
     t.keys("R");
     let s = t.wait_for("Push now?");
     assert!(s.contains("not what the Dockerfile as written makes"), "the review warns:\n{s}");
-    t.keys("y");
-    t.wait_for("✓ built");
-    t.key("Escape");
-    t.keys("q");
-    let s = t.wait_for("EXIT=");
-    assert!(s.contains("EXIT=0"), "{s}");
+    confirm_and_quit(&t);
 
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ok"), "wanted\n");
