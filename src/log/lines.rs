@@ -192,15 +192,22 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         }
         // Shown as they are, not as log lines.
         Event::Output { .. } | Event::PushProgress { .. } => {}
-        Event::Snapshot { changes, stats, .. } => say(
-            Level::Info,
-            &format!(
-                "Snapshot: {} changed path(s), {} files walked in {} ms",
-                changes.len(),
-                stats.files_walked,
-                stats.duration_ms
-            ),
-        ),
+        Event::Snapshot { id, changes, stats, .. } => {
+            // `--single-snapshot`: the stage's one snapshot, not its last step's.
+            let whose = match state.step(*id).and_then(|s| s.stage_snapshot.map(|from| (from, s.line))) {
+                Some((from, to)) => format!("Snapshot of the stage (lines {from}-{to}, --single-snapshot)"),
+                None => "Snapshot".to_string(),
+            };
+            say(
+                Level::Info,
+                &format!(
+                    "{whose}: {} changed path(s), {} files walked in {} ms",
+                    changes.len(),
+                    stats.files_walked,
+                    stats.duration_ms
+                ),
+            )
+        }
         Event::BaseLayerListed { index, digest, changes, .. } => say(
             Level::Debug,
             &format!("Listed base layer {} ({}): {} entries", index + 1, digest.short(), changes.len()),

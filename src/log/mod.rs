@@ -195,6 +195,19 @@ mod tests {
     const STARTED: &str = r#"{"seq":0,"ms":0,"event":"build_started","version":"0.1.0","dockerfile_path":"Dockerfile","dockerfile_text":"FROM busybox\nRUN make\n","context":".","target":null,"destinations":[],"platform":"linux/amd64","isolation":"chroot","stages":[{"index":0,"name":null,"base":"busybox","needed":true,"steps":[{"id":{"stage":0,"step":1},"line":2,"end_line":2,"keyword":"RUN","source":"RUN make","onbuild":false}]}]}"#;
 
     #[test]
+    fn a_single_snapshot_is_logged_as_the_stages() {
+        let started = STARTED.replace(r#""isolation":"chroot","#, r#""isolation":"chroot","single_snapshot":true,"#);
+        let snapshot = r#"{"seq":1,"ms":5,"event":"snapshot","id":{"stage":0,"step":1},"changes":[],"stats":{"files_walked":3,"bytes_hashed":0,"duration_ms":1}}"#;
+        let said = last_lines(&mut BuildState::default(), &[&started, snapshot]);
+        assert_eq!(
+            said[0].1,
+            "Snapshot of the stage (lines 2-2, --single-snapshot): 0 changed path(s), 3 files walked in 1 ms"
+        );
+        let said = last_lines(&mut BuildState::default(), &[STARTED, snapshot]);
+        assert_eq!(said[0].1, "Snapshot: 0 changed path(s), 3 files walked in 1 ms");
+    }
+
+    #[test]
     fn pauses_and_the_push_gate() {
         let mut s = BuildState::default();
         let paused = r#"{"seq":1,"ms":5,"event":"paused","id":{"stage":0,"step":1},"line":2,"when":"before_step","reasons":[{"breakpoint":"2","message":"breakpoint at line 2"}]}"#;
