@@ -675,6 +675,13 @@ fn a_single_snapshot_is_shown_as_the_stages() {
     assert!(changes.contains("not snapshotted on its own"), "{changes}");
     let layers = text(&pane(&mut app, Pane::Layers, 90, 12)).join("\n");
     assert!(layers.contains("L5–12 stage") && !layers.contains("L12 RUN"), "{layers}");
+    // In Steps, the layer's size is on a row of its own under the last step, not on that step's.
+    let steps = text(&pane(&mut app, Pane::Steps, 90, 14));
+    let last = steps.iter().find(|r| r.contains("chmod 600")).unwrap();
+    let snapshot =
+        steps.iter().find(|r| r.contains("single snapshot of lines 5–12")).unwrap_or_else(|| panic!("{steps:#?}"));
+    assert!(!last.contains("115B"), "{steps:#?}");
+    assert!(snapshot.contains("115B"), "{steps:#?}");
 }
 
 #[test]

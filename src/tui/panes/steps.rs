@@ -351,7 +351,13 @@ impl Component for StepsPane {
                     });
                 }
                 if show_size {
-                    let size = step.layer.as_ref().map(|l| format::bytes_compact(l.size)).unwrap_or_default();
+                    // A stage's single snapshot is not this step's layer: its own row says so.
+                    let size = step
+                        .layer
+                        .as_ref()
+                        .filter(|_| step.stage_snapshot.is_none())
+                        .map(|l| format::bytes_compact(l.size))
+                        .unwrap_or_default();
                     spans.push(Span::styled(format::fit_right(&size, 6), theme.dim));
                 }
                 if show_time {
@@ -383,6 +389,24 @@ impl Component for StepsPane {
                 }
                 for sh in step.shells_on(When::AfterStep) {
                     lines.push(session_row(sh));
+                    rows.push(None);
+                }
+                // `--single-snapshot`: the stage's layer, in the steps' columns, under its last step.
+                if let (Some(from), Some(layer)) = (step.stage_snapshot, &step.layer) {
+                    let text = format!("single snapshot of lines {from}–{}", step.line);
+                    let mut spans = vec![
+                        Span::raw(" ".repeat(fixed - 2)),
+                        Span::styled("≡", theme.dim),
+                        Span::raw(" "),
+                        Span::styled(format::fit(&text, text_w), theme.dim),
+                    ];
+                    if show_badge {
+                        spans.push(Span::raw("     "));
+                    }
+                    if show_size {
+                        spans.push(Span::styled(format::fit_right(&format::bytes_compact(layer.size), 6), theme.dim));
+                    }
+                    lines.push(Line::from(spans));
                     rows.push(None);
                 }
             }
