@@ -6,11 +6,13 @@
 //! Dockerfile's key, while an edited step's entry is the edited text's.
 
 mod common;
+mod debugger_support;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use debugger_support::dest;
 use trowel::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
 use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
 use trowel_engine::engine::{BuildOptions, CacheOptions, Emitter};
@@ -55,11 +57,9 @@ struct Run {
     result: Result<String, String>,
 }
 
+/// The shared options, with the cache (COPY layers too: a re-run's key is checked in it).
 fn options(ctx: &Path, dest: &str) -> BuildOptions {
-    let mut o = BuildOptions::new(ctx.join("Dockerfile"), ctx);
-    o.output.destinations = vec![dest.to_string()];
-    o.run.helper_exe = env!("CARGO_BIN_EXE_trowel").into();
-    o.registry.user_agent = "trowel-tests".into();
+    let mut o = debugger_support::options(ctx, dest);
     o.cache = Some(CacheOptions { copy_layers: true, ..CacheOptions::default() });
     o
 }
@@ -78,14 +78,11 @@ fn debug_build<S: FnMut(usize, &Pause<'_>) -> Resume + Send>(opts: &BuildOptions
     Run { pauses, events, result }
 }
 
+/// A context of `dockerfile` alone (the tests write what else they copy).
 fn context(dockerfile: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("Dockerfile"), dockerfile).unwrap();
     d
-}
-
-fn dest(name: &str) -> String {
-    format!("{}/{}:1", env().registry, unique_repo(name))
 }
 
 /// The image's history `created_by`s, base entries left out.
