@@ -205,12 +205,7 @@ fn debugs_in_a_pod_through_a_breakpoint_and_the_push_review() {
     assert!(s.contains(&dest), "the review names the destination:\n{s}");
     let probe = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{dest}")]));
     assert!(!probe.status.success(), "nothing is pushed while the review waits");
-    t.keys("y");
-    t.wait_for("✓ built");
-    t.key("Escape");
-    t.keys("q");
-    let s = t.wait_for("EXIT=");
-    assert!(s.contains("EXIT=0"), "{s}");
+    t.confirm_push_and_quit();
 
     // The pushed image, checked from outside like every other build.
     let u = pull_and_unpack(&dest);

@@ -332,12 +332,7 @@ fn trowel_debug_opens_a_shell_rootless() {
     t.wait_for("paused before L3 RUN");
     t.keys("c");
     t.wait_for("Push now?");
-    t.keys("y");
-    t.wait_for("✓ built");
-    t.key("Escape");
-    t.keys("q");
-    let s = t.wait_for("EXIT=");
-    assert!(s.contains("EXIT=0"), "{s}");
+    let s = t.confirm_push_and_quit();
     assert!(s.contains("uid=0"), "the shell was root of the namespace: {s}");
     let unpacked = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&unpacked.rootfs(), "/kept"), "kept\n");

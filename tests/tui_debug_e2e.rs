@@ -31,18 +31,7 @@ fn debug_in_tmux(ctx: &Path, name: &str, flags: &str, w: u16, h: u16) -> (Tmux, 
 /// says the build succeeded.
 fn push_and_quit(t: &Tmux) -> String {
     t.wait_for("Push now?");
-    confirm_and_quit(t)
-}
-
-/// At the push review: confirms, waits for the build to end, quits; the last screen.
-fn confirm_and_quit(t: &Tmux) -> String {
-    t.keys("y");
-    t.wait_for("✓ built");
-    t.key("Escape");
-    t.keys("q");
-    let s = t.wait_for("EXIT=");
-    assert!(s.contains("EXIT=0"), "{s}");
-    s
+    t.confirm_push_and_quit()
 }
 
 fn context(dir: &Path) {
@@ -460,7 +449,7 @@ fn retry_after_a_fix_in_the_shell() {
     t.keys("R");
     let s = t.wait_for("Push now?");
     assert!(s.contains("not what the Dockerfile as written makes"), "the review warns:\n{s}");
-    confirm_and_quit(&t);
+    t.confirm_push_and_quit();
 
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ok"), "wanted\n");

@@ -83,6 +83,19 @@ impl Tmux {
         std::thread::sleep(Duration::from_millis(150));
     }
 
+    /// At `trowel debug`'s push review: confirms, waits for the build to end, quits, and checks
+    /// it exited 0; the last screen.
+    #[track_caller]
+    pub fn confirm_push_and_quit(&self) -> String {
+        self.keys("y");
+        self.wait_for("✓ built");
+        self.key("Escape");
+        self.keys("q");
+        let s = self.wait_for("EXIT=");
+        assert!(s.contains("EXIT=0"), "{s}");
+        s
+    }
+
     /// Types a line and presses Enter, as at a prompt.
     pub fn line(&self, text: &str) {
         assert_ok(&self.tmux(&["send-keys", "-t", &self.name, "-l", text]));
