@@ -22,6 +22,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use crate::digest::Digest;
@@ -43,12 +44,15 @@ const MAX_FILE: u64 = 256 << 20;
 #[derive(Debug, Default)]
 pub struct Listings {
     dir: Option<PathBuf>,
+    /// A listing could not be kept (a read-only cache dir, a full disk): this build keeps no
+    /// more, and says so once.
+    failed: AtomicBool,
 }
 
 impl Listings {
     /// The listings kept in `cache_dir`.
     pub fn in_cache_dir(cache_dir: &Path) -> Listings {
-        Listings { dir: Some(cache_dir.join(DIR)) }
+        Listings { dir: Some(cache_dir.join(DIR)), failed: AtomicBool::new(false) }
     }
 
     /// The listing of the layer whose blob is `blob`, when one is kept; marks it used.
@@ -61,18 +65,22 @@ impl Listings {
     }
 
     /// Keeps `entries` as the listing of the layer whose blob is `blob` (read from that blob,
-    /// verified). A failure only costs reading the blob again next time: returned for a warning.
+    /// verified). A failure only costs reading the blob again next time: the first is returned
+    /// for a warning, and the build then keeps no more.
     pub fn put(&self, blob: &Digest, entries: &[Change]) -> io::Result<()> {
-        let Some(dir) = &self.dir else { return Ok(()) };
+        let Some(dir) = self.dir.as_ref().filter(|_| !self.failed.load(Ordering::Relaxed)) else { return Ok(()) };
         let json = serde_json::to_string(entries).map_err(io::Error::other)?;
         let body = format!("{}\n{json}\n", header(blob));
         if body.len() as u64 > MAX_FILE {
             return Ok(());
         }
-        fs::create_dir_all(dir)?;
-        crate::cache::sealed::write(dir, &dir.join(blob.hex()), &body)?;
-        crate::cache::sealed::keep_newest(dir, MAX_LISTINGS);
-        Ok(())
+        let kept =
+            fs::create_dir_all(dir).and_then(|()| crate::cache::sealed::write(dir, &dir.join(blob.hex()), &body));
+        match kept {
+            Ok(()) => crate::cache::sealed::keep_newest(dir, MAX_LISTINGS),
+            Err(_) => self.failed.store(true, Ordering::Relaxed),
+        }
+        kept
     }
 }
 
@@ -187,6 +195,17 @@ mod tests {
         crate::cache::sealed::write(&dir, &dir.join(a.hex()), &body).unwrap();
         assert_eq!(listings.get(&a), None);
         assert!(file_is_intact(&dir.join(a.hex())), "whole, only not used");
+    }
+
+    #[test]
+    fn a_listing_that_cannot_be_kept_is_said_once() {
+        let cache = tempfile::tempdir().unwrap();
+        // Where the listings would go is a file (as a read-only or full cache dir refuses them).
+        fs::write(cache.path().join(DIR), "").unwrap();
+        let listings = Listings::in_cache_dir(cache.path());
+        assert!(listings.put(&Digest::of(b"a"), &listing()).is_err());
+        assert!(listings.put(&Digest::of(b"b"), &listing()).is_ok(), "not tried again");
+        assert_eq!(listings.get(&Digest::of(b"a")), None);
     }
 
     #[test]
