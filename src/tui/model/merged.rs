@@ -18,11 +18,12 @@
 //! `--trace-base-listings`), and a step served from the cache only when its layer was listed:
 //! what is not known is named in [`Merged::unknown`], so the view can say what it cannot show.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use trowel_events::state::{BuildState, StepView};
 use trowel_events::{BaseSource, Change, ChangeKind, FileType, StepId};
 
+use super::links::HardLinks;
 use super::waste::{image_stages, image_stages_for};
 
 /// What made a layer.
@@ -64,8 +65,8 @@ pub struct Merged {
     pub entries: BTreeMap<String, Entry>,
     /// Layers whose contents are not known (why, in words).
     pub unknown: Vec<String>,
-    /// The hard links among `entries`, by the path they name (a layer's first name of the file).
-    links: BTreeMap<String, BTreeSet<String>>,
+    /// The hard links among `entries`.
+    links: HardLinks,
 }
 
 impl Merged {
@@ -118,7 +119,7 @@ impl Merged {
                 if c.file_type == FileType::Hardlink
                     && let Some(target) = &c.link_target
                 {
-                    self.links.entry(target.clone()).or_default().insert(c.path.clone());
+                    self.links.link(&c.path, target);
                 }
                 self.entries.insert(c.path.clone(), Entry { change: c.clone(), layer: me });
             }
@@ -130,38 +131,24 @@ impl Merged {
     /// rest link to that one; only a file no name holds any more is waste.
     fn remove(&mut self, path: &str) {
         let Some(old) = self.entries.remove(path) else { return };
-        match old.change.file_type {
-            FileType::Hardlink => {
-                if let Some(target) = &old.change.link_target
-                    && let Some(names) = self.links.get_mut(target)
-                {
-                    names.remove(path);
-                }
-            }
-            FileType::File => {
-                let names = self.links.remove(path).unwrap_or_default();
-                let mut names = names.into_iter().filter(|n| self.entries.contains_key(n));
-                match names.next() {
-                    Some(heir) => {
-                        let rest: BTreeSet<String> = names.collect();
-                        for n in &rest {
-                            if let Some(e) = self.entries.get_mut(n) {
-                                e.change.link_target = Some(heir.clone());
-                            }
-                        }
-                        let e = self.entries.get_mut(&heir).expect("filtered on the map");
-                        e.change.file_type = FileType::File;
-                        e.change.link_target = None;
-                        e.change.size = old.change.size;
-                        e.change.digest = old.change.digest.clone();
-                        if !rest.is_empty() {
-                            self.links.insert(heir, rest);
-                        }
+        if self.links.unlink(path) || old.change.file_type != FileType::File {
+            return;
+        }
+        match self.links.pass_on(path) {
+            Some((heir, rest)) => {
+                for n in &rest {
+                    if let Some(e) = self.entries.get_mut(n) {
+                        e.change.link_target = Some(heir.clone());
                     }
-                    None => self.layers[old.layer].wasted += old.change.size,
+                }
+                if let Some(e) = self.entries.get_mut(&heir) {
+                    e.change.file_type = FileType::File;
+                    e.change.link_target = None;
+                    e.change.size = old.change.size;
+                    e.change.digest = old.change.digest.clone();
                 }
             }
-            _ => {}
+            None => self.layers[old.layer].wasted += old.change.size,
         }
     }
 }

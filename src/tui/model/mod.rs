@@ -12,6 +12,7 @@ use std::ops::{Deref, DerefMut};
 use trowel_events::{Envelope, Event};
 
 pub mod diff;
+mod links;
 pub mod logs;
 pub mod merged;
 pub mod tree;

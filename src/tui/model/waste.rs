@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::links::HardLinks;
 use trowel_events::state::{BuildState, StepView};
 use trowel_events::{BaseSource, StepId, When};
 use trowel_events::{Change, ChangeKind, FileType};
@@ -102,14 +103,11 @@ struct Version {
 }
 
 /// The regular files the file system shows so far, each with the version it holds, and the
-/// hard links among their names (other names of a file of the same layer).
+/// hard links among their names.
 #[derive(Default)]
 struct Live {
     files: BTreeMap<String, Version>,
-    /// Link names, by the name they link to.
-    links: BTreeMap<String, BTreeSet<String>>,
-    /// Each link name's target.
-    linked: BTreeMap<String, String>,
+    links: HardLinks,
 }
 
 /// What taking a path out of the file system did to the file it named.
@@ -126,39 +124,22 @@ impl Live {
     /// The files and links below `dir`.
     fn below(&self, dir: &str) -> Vec<String> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
-        let under = |names: &mut dyn Iterator<Item = &String>| -> Vec<String> {
-            names.skip_while(|p| **p < prefix).take_while(|p| p.starts_with(&prefix)).cloned().collect()
-        };
-        let mut out = under(&mut self.files.range(prefix.clone()..).map(|(p, _)| p));
-        out.extend(under(&mut self.linked.range(prefix.clone()..).map(|(p, _)| p)));
-        out
+        let files = self.files.range(prefix.clone()..).map(|(p, _)| p).take_while(|p| p.starts_with(&prefix));
+        files.chain(self.links.below(&prefix)).cloned().collect()
     }
 
     fn take(&mut self, path: &str) -> Taken {
-        if let Some(target) = self.linked.remove(path) {
-            if let Some(names) = self.links.get_mut(&target) {
-                names.remove(path);
-            }
+        if self.links.unlink(path) {
             return Taken::Lives;
         }
         let Some(v) = self.files.remove(path) else { return Taken::Unknown };
-        let mut names = self.links.remove(path).unwrap_or_default().into_iter();
-        let Some(heir) = names.next() else { return Taken::Dead(v) };
-        self.linked.remove(&heir);
-        let rest: BTreeSet<String> = names.collect();
-        for n in &rest {
-            self.linked.insert(n.clone(), heir.clone());
+        match self.links.pass_on(path) {
+            Some((heir, _)) => {
+                self.files.insert(heir, v);
+                Taken::Lives
+            }
+            None => Taken::Dead(v),
         }
-        if !rest.is_empty() {
-            self.links.insert(heir.clone(), rest);
-        }
-        self.files.insert(heir, v);
-        Taken::Lives
-    }
-
-    fn link(&mut self, path: &str, target: &str) {
-        self.linked.insert(path.to_string(), target.to_string());
-        self.links.entry(target.to_string()).or_default().insert(path.to_string());
     }
 }
 
@@ -311,7 +292,7 @@ fn apply_step(
                     (FileType::File, _) => {
                         live.files.insert(c.path.clone(), Version { bytes: c.size, origin });
                     }
-                    (FileType::Hardlink, Some(target)) => live.link(&c.path, target),
+                    (FileType::Hardlink, Some(target)) => live.links.link(&c.path, target),
                     _ => {}
                 }
             }

@@ -264,24 +264,28 @@ impl Component for StepsPane {
             // The stage's root, in the steps' columns: what it wrote under size, its time under
             // time; where it was made (after the FROM, or with every step done when a later
             // stage's COPY --from needed it).
-            let root_row = |root: &RootView| {
+            // A row of the stage's in the steps' columns, not a step: its text, size and time.
+            let side_row = |icon: &'static str, text: &str, size: String, time: Option<String>| {
                 let mut spans = vec![
                     Span::raw(" ".repeat(fixed - 2)),
-                    Span::styled("⤓", theme.dim),
+                    Span::styled(icon, theme.dim),
                     Span::raw(" "),
-                    Span::styled(format::fit(&format!("root {}", root.summary()), text_w), theme.dim),
+                    Span::styled(format::fit(text, text_w), theme.dim),
                 ];
                 if show_badge {
                     spans.push(Span::raw("     "));
                 }
                 if show_size {
-                    let size = if root.bytes > 0 { format::bytes_compact(root.bytes) } else { String::new() };
                     spans.push(Span::styled(format::fit_right(&size, 6), theme.dim));
                 }
-                if show_time {
-                    spans.push(Span::styled(format::fit_right(&format::duration_ms(root.duration_ms), 7), theme.dim));
+                if let Some(t) = time.filter(|_| show_time) {
+                    spans.push(Span::styled(format::fit_right(&t, 7), theme.dim));
                 }
                 Line::from(spans)
+            };
+            let root_row = |root: &RootView| {
+                let size = if root.bytes > 0 { format::bytes_compact(root.bytes) } else { String::new() };
+                side_row("⤓", &format!("root {}", root.summary()), size, Some(format::duration_ms(root.duration_ms)))
             };
             let root_after = |n: usize| stage.root.as_ref().filter(|r| r.after_steps.min(stage.steps.len()) == n);
             for (i, id) in stage.steps.iter().enumerate() {
@@ -394,19 +398,7 @@ impl Component for StepsPane {
                 // `--single-snapshot`: the stage's layer, in the steps' columns, under its last step.
                 if let (Some(from), Some(layer)) = (step.stage_snapshot, &step.layer) {
                     let text = format!("single snapshot of lines {from}–{}", step.line);
-                    let mut spans = vec![
-                        Span::raw(" ".repeat(fixed - 2)),
-                        Span::styled("≡", theme.dim),
-                        Span::raw(" "),
-                        Span::styled(format::fit(&text, text_w), theme.dim),
-                    ];
-                    if show_badge {
-                        spans.push(Span::raw("     "));
-                    }
-                    if show_size {
-                        spans.push(Span::styled(format::fit_right(&format::bytes_compact(layer.size), 6), theme.dim));
-                    }
-                    lines.push(Line::from(spans));
+                    lines.push(side_row("≡", &text, format::bytes_compact(layer.size), None));
                     rows.push(None);
                 }
             }
