@@ -208,6 +208,54 @@ fn the_layer_cache_survives_faults_and_never_holds_partial_entries() {
     assert_cache_entries_complete(&format!("{}/{repo}/cache", env().registry), 4);
 }
 
+/// A miss is explained against the step's earlier entry, found through its pointer tag; when
+/// the registry will not answer for that tag, the explanation says so. It said "no cache entry
+/// for this step yet" — a guess that reads as a fact (seen on a loaded CI machine).
+#[test]
+fn a_miss_whose_earlier_entries_cannot_be_read_says_so() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("unreadable-pointer");
+    let cache = format!("{}/{repo}/cache", proxy.addr);
+    let df = |v: &str| format!("FROM {}/busybox:1.35\nRUN echo {v} > /v\n", proxy.addr);
+    let explained = |v: &str| -> String {
+        let ctx = context(&df(v));
+        let trace = ctx.path().join("t.jsonl");
+        let o = run(trowel()
+            .args(["build", "--cache", "--cache-repo", &cache, "--no-push", "--context"])
+            .arg(ctx.path())
+            .arg("--trace")
+            .arg(&trace));
+        assert_ok(&o);
+        let text = std::fs::read_to_string(&trace).unwrap();
+        let lookup: serde_json::Value = text
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["event"] == "cache_lookup" && e["id"]["step"] == 1)
+            .unwrap();
+        lookup["result"].to_string()
+    };
+    explained("v1");
+    // Answered: the change is named.
+    assert!(explained("v2").contains("instruction text changed"));
+    // The pointer tag fails for good: no guess.
+    proxy.inject(
+        "GET",
+        &format!("/{repo}/cache/manifests/step-"),
+        Fault::Status { code: 500, retry_after: None },
+        FOREVER,
+    );
+    proxy.inject(
+        "HEAD",
+        &format!("/{repo}/cache/manifests/step-"),
+        Fault::Status { code: 500, retry_after: None },
+        FOREVER,
+    );
+    let result = explained("v3");
+    assert!(result.contains("could not be read") && result.contains("500"), "{result}");
+    assert!(!result.contains("no cache entry for this step yet"), "{result}");
+}
+
 /// Every tag of the cache repository names a complete entry (skopeo copies all its blobs), and
 /// there are `expected` of them (an entry tag and a pointer tag per step).
 #[track_caller]

@@ -33,8 +33,8 @@ pub enum Previous {
     Expired { created: String, ttl: String },
     /// Earlier entries of this step, newest first (at least one).
     Entries(Vec<Earlier>),
-    /// The exact key was found but cannot be used; why, in words (a layer reference record
-    /// whose layer is gone).
+    /// The exact key was found but cannot be used (a layer reference record whose layer is
+    /// gone), or the step's earlier entries could not be read; why, in words.
     Unusable(String),
 }
 

@@ -352,8 +352,13 @@ impl RegistryCache {
                 let history = history_after(key, found.info());
                 (found.into_earlier(), history)
             }
-            // A broken pointer only costs the explanation (and the history).
-            Ok(None) | Err(_) => return Ok(Lookup::Miss { previous: Previous::None, history: Vec::new() }),
+            Ok(None) => return Ok(Lookup::Miss { previous: Previous::None, history: Vec::new() }),
+            // A pointer that cannot be read only costs the explanation (and the history), which
+            // says so: "no entry yet" would be a guess that reads as a fact.
+            Err(e) => {
+                let why = format!("the step's earlier cache entries could not be read ({e})");
+                return Ok(Lookup::Miss { previous: Previous::Unusable(why), history: Vec::new() });
+            }
         };
         let mut entries = vec![newest];
         if settles(&entries[0], current) {
