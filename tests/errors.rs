@@ -90,7 +90,14 @@ fn copy_problems_say_which_source() {
     assert_fails(
         &format!("FROM {b}\nCOPY --chmod=9z9 a.txt /x\n"),
         &[],
-        "Dockerfile:2: COPY --chmod=9z9 a.txt /x: invalid --chmod value \"9z9\": expected an octal mode such as 0755",
+        "Dockerfile:2: COPY --chmod=9z9 a.txt /x: invalid --chmod value \"9z9\": an octal mode must be between 0 and 7777",
+        1,
+    );
+    assert_fails(
+        &format!("FROM {b}\nCOPY --chmod=u=rwX,go+y a.txt /x\n"),
+        &[],
+        "Dockerfile:2: COPY --chmod=u=rwX,go+y a.txt /x: invalid --chmod value \"u=rwX,go+y\" (at \"y\"): expected an \
+         octal mode such as 0755 or a symbolic one such as u=rwX,go=rX",
         1,
     );
 }

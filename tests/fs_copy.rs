@@ -6,6 +6,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 
 use fs_support::{Scratch, assert_same_tree, tree};
+use trowel_engine::chmod::Chmod;
 use trowel_engine::fs::{CopyOptions, Filter, FsError, Root, copy_tree};
 
 fn keep_all(_: &str) -> Filter {
@@ -13,7 +14,7 @@ fn keep_all(_: &str) -> Filter {
 }
 
 fn opts(filter: &dyn Fn(&str) -> Filter) -> CopyOptions<'_> {
-    CopyOptions { owner: None, mode: None, preserve_times: true, filter }
+    CopyOptions { owner: None, chmod: None, preserve_times: true, filter }
 }
 
 /// A source tree in `root/ctx`.
@@ -58,7 +59,8 @@ fn chown_and_chmod_override() {
     let s = Scratch::new();
     let src = source(&s);
     let dst = s.other_root("root-dst");
-    let o = CopyOptions { owner: Some((1000, 1001)), mode: Some(0o640), preserve_times: false, filter: &keep_all };
+    let chmod = Chmod::parse("640").unwrap();
+    let o = CopyOptions { owner: Some((1000, 1001)), chmod: Some(&chmod), preserve_times: false, filter: &keep_all };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     for p in ["app", "app/main", "app/lib", "app/lib/a.so"] {
         let md = fs::symlink_metadata(dst.host_path().join(p)).unwrap();
@@ -66,6 +68,31 @@ fn chown_and_chmod_override() {
     }
     let md = fs::symlink_metadata(dst.host_path().join("app/abs")).unwrap();
     assert_eq!((md.uid(), md.gid()), (1000, 1001));
+}
+
+#[test]
+fn a_symbolic_chmod_changes_each_entry_from_its_own_mode() {
+    let s = Scratch::new();
+    let src = source(&s);
+    let r = s.root_path();
+    fs::set_permissions(r.join("src/app/lib"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(r.join("src/app/lib/a.so"), fs::Permissions::from_mode(0o600)).unwrap();
+    let dst = s.other_root("root-dst");
+    let chmod = Chmod::parse("u=rwX,go=rX").unwrap();
+    let o = CopyOptions { owner: None, chmod: Some(&chmod), preserve_times: true, filter: &keep_all };
+    copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
+    // A directory and an executable get 0755, a plain file 0644; `=` drops the setuid bit, and
+    // the hard link still shares its first name's inode.
+    for (p, want) in [("app", 0o755), ("app/lib", 0o755), ("app/main", 0o755), ("app/lib/a.so", 0o644)] {
+        let md = fs::symlink_metadata(dst.host_path().join(p)).unwrap();
+        assert_eq!(md.mode() & 0o7777, want, "{p}");
+    }
+    let a = fs::metadata(dst.host_path().join("app/lib/a.so")).unwrap();
+    let a1 = fs::metadata(dst.host_path().join("app/lib/a.so.1")).unwrap();
+    assert_eq!(a.ino(), a1.ino());
+    // A symlink's own mode is never changed.
+    let md = fs::symlink_metadata(dst.host_path().join("app/abs")).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o777);
 }
 
 #[test]

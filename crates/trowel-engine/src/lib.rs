@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod cache;
+pub mod chmod;
 pub mod digest;
 pub mod dockerfile;
 pub mod duration;

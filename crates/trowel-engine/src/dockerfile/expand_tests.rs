@@ -157,7 +157,7 @@ fn copy_flag_validation_after_expansion() {
     let e = try_ex("COPY --chmod=${NAME} a b").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "Dockerfile:2: COPY --chmod=${NAME} a b: invalid --chmod value \"app\": expected an octal mode such as 0755"
+        "Dockerfile:2: COPY --chmod=${NAME} a b: invalid --chmod value \"app\" (at \"pp\"): expected an octal mode such as 0755 or a symbolic one such as u=rwX,go=rX"
     );
     let e = try_ex("ADD --checksum=sha256:${NAME} https://x/y /z").unwrap_err();
     assert!(e.to_string().contains("invalid --checksum value \"sha256:app\""), "{e}");

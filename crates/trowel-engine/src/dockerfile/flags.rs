@@ -94,13 +94,9 @@ pub(crate) fn multi_flag<'a>(flags: &'a [Flag], name: &'a str) -> impl Iterator<
     flags.iter().filter(move |f| f.name == name).filter_map(|f| f.value.as_deref())
 }
 
-/// Validates a `--chmod` value: an octal mode up to `7777`.
+/// Validates a `--chmod` value: an octal mode up to `7777`, or a symbolic one (`u=rwX,go=rX`).
 pub(crate) fn check_chmod(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 5
-        && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
-        && u32::from_str_radix(value, 8).is_ok_and(|m| m <= 0o7777);
-    if ok { Ok(()) } else { Err(format!("invalid --chmod value {value:?}: expected an octal mode such as 0755")) }
+    crate::chmod::Chmod::parse(value).map(drop)
 }
 
 /// Validates `ADD --checksum` for its sources (BuildKit's rules): one source, either a URL
@@ -252,7 +248,9 @@ mod tests {
         assert!(check_chmod("7777").is_ok());
         assert!(check_chmod("17777").is_err());
         assert!(check_chmod("0o755").is_err());
-        assert!(check_chmod("u+x").is_err());
+        assert!(check_chmod("u+x").is_ok());
+        assert!(check_chmod("u=rwX,go=rX").is_ok());
+        assert!(check_chmod("u+y").is_err());
         assert!(check_chmod("").is_err());
         assert!(check_chmod("89").is_err());
     }

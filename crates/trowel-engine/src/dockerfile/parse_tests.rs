@@ -401,7 +401,7 @@ fn error_messages() {
     );
     assert_eq!(
         err("FROM busybox\nCOPY --chmod=999 a b\n"),
-        "bad/Dockerfile:2: COPY --chmod=999 a b: invalid --chmod value \"999\": expected an octal mode such as 0755"
+        "bad/Dockerfile:2: COPY --chmod=999 a b: invalid --chmod value \"999\": an octal mode must be between 0 and 7777"
     );
     assert_eq!(
         err("FROM busybox\nHEALTHCHECK --interval=5s NONE\n"),

@@ -12,14 +12,16 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use super::{FileType, FsError, NodeKind, Root, Stat, Timespec, path};
+use crate::chmod::Chmod;
 
 /// How [`copy_tree`] copies.
 pub struct CopyOptions<'a> {
     /// Owner of everything copied and of created parents (`--chown`); `None` keeps the source
     /// owner (created parents then belong to 0:0).
     pub owner: Option<(u32, u32)>,
-    /// Permission bits for copied files and directories (`--chmod`); `None` keeps the source's.
-    pub mode: Option<u32>,
+    /// What `--chmod` makes of each copied file's, directory's and device's mode; `None` keeps
+    /// the source's.
+    pub chmod: Option<&'a Chmod>,
     /// Keep the source's atime/mtime (otherwise the copies get the current time).
     pub preserve_times: bool,
     /// Called with each path relative to `src_path` (`sub/file`) to decide whether to copy it.
@@ -49,7 +51,7 @@ impl std::fmt::Debug for CopyOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CopyOptions")
             .field("owner", &self.owner)
-            .field("mode", &self.mode.map(|m| format!("{m:o}")))
+            .field("chmod", &self.chmod)
             .field("preserve_times", &self.preserve_times)
             .finish_non_exhaustive()
     }
@@ -111,7 +113,7 @@ pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyS
     let (src_root, src_name) = split(src)?;
     let (dst_root, dst_name) = split(dst)?;
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions { owner: None, mode: None, preserve_times: true, filter: &all };
+    let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all };
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
 }
 
@@ -242,7 +244,7 @@ impl Copier<'_> {
             return Ok(());
         }
         let (mut from, fst) = self.src.open_file_nofollow(sp)?;
-        let mode = self.opts.mode.unwrap_or(fst.mode);
+        let mode = self.opts.chmod.map_or(fst.mode, |c| c.apply(fst.mode, false));
         self.clear_nondir(dp)?;
         let mut to = self.dst.create_file(dp, mode)?;
         // std::io::copy between two files uses copy_file_range: no user-space buffer at all.
@@ -280,7 +282,7 @@ impl Copier<'_> {
     fn owner_and_mode(&self, dp: &str, st: &Stat) -> Result<(), FsError> {
         let (uid, gid) = self.opts.owner.unwrap_or((st.uid, st.gid));
         self.dst.set_owner(dp, uid, gid)?;
-        self.dst.set_mode(dp, self.opts.mode.unwrap_or(st.mode))
+        self.dst.set_mode(dp, self.opts.chmod.map_or(st.mode, |c| c.apply(st.mode, st.is_dir())))
     }
 
     fn finish_nondir(&self, sp: &str, dp: &str, st: &Stat) -> Result<(), FsError> {

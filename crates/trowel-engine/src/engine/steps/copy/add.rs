@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 
 use futures_util::StreamExt;
 
+use crate::chmod::Chmod;
 use crate::digest::{Digest, Hasher};
 use crate::engine::context::BuildContext;
 use crate::engine::error::StepError;
@@ -32,8 +33,9 @@ pub fn write_inline(
     let mut f = dst.create_file(target, mode).map_err(StepError::fs(format!("create {target}")))?;
     f.write_all(content).map_err(StepError::io(format!("write {target}")))?;
     drop(f);
-    dst.set_mode(target, mode).map_err(StepError::fs(format!("chmod {target}")))?;
+    // The owner first: a chown clears setuid and setgid.
     dst.set_owner(target, owner.0, owner.1).map_err(StepError::fs(format!("chown {target}")))?;
+    dst.set_mode(target, mode).map_err(StepError::fs(format!("chmod {target}")))?;
     Ok(())
 }
 
@@ -116,7 +118,7 @@ pub fn install_download(
     dl: &Download,
     dest: &str,
     dest_is_dir: bool,
-    mode: Option<u32>,
+    chmod: Option<&Chmod>,
     owner: Option<(u32, u32)>,
 ) -> Result<String, StepError> {
     let target = if dest_is_dir { format!("{}/{}", dest.trim_end_matches('/'), dl.name) } else { dest.to_string() };
@@ -127,13 +129,14 @@ pub fn install_download(
     {
         dst.mkdir_all(parent, 0o755, Some(owner)).map_err(StepError::fs(format!("create {parent}")))?;
     }
-    let mode = mode.unwrap_or(0o600);
+    let mode = chmod.map_or(0o600, |c| c.apply(0o600, false));
     let mut out = dst.create_file(&target, mode).map_err(StepError::fs(format!("create {target}")))?;
     let mut src = std::fs::File::open(&dl.path).map_err(StepError::io(format!("ADD: read download of {}", dl.name)))?;
     std::io::copy(&mut src, &mut out).map_err(StepError::io(format!("write {target}")))?;
     drop(out);
-    dst.set_mode(&target, mode).map_err(StepError::fs(format!("chmod {target}")))?;
+    // The owner first: a chown clears setuid and setgid.
     dst.set_owner(&target, owner.0, owner.1).map_err(StepError::fs(format!("chown {target}")))?;
+    dst.set_mode(&target, mode).map_err(StepError::fs(format!("chmod {target}")))?;
     if let Some(t) = dl.mtime {
         let ts = crate::fs::Timespec::new(t, 0);
         dst.set_times(&target, ts, ts).map_err(StepError::fs(format!("set times on {target}")))?;
@@ -217,7 +220,7 @@ pub(crate) fn extract(
     let dirs =
         archive_dirs(&tmp_root, dst, dest, &stats.implied_dirs).map_err(StepError::fs(format!("extract {rel}")))?;
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions { owner, mode: None, preserve_times: true, filter: &all };
+    let opts = CopyOptions { owner, chmod: None, preserve_times: true, filter: &all };
     copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
     // In container isolation `/` holds what the container owns (its mounts, /proc…): the archive
     // never changes those directories.

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::chmod::Chmod;
 use crate::dockerfile::gitref::{GitRef, Transport, parse_git_ref};
 use crate::dockerfile::{DockerIgnore, ExpandedCopy};
 use crate::engine::context::BuildContext;
@@ -146,7 +147,7 @@ pub(crate) fn install(
     co: &Checkout,
     dest: &str,
     owner: (u32, u32),
-    mode: Option<u32>,
+    chmod: Option<&Chmod>,
     excludes: Option<&DockerIgnore>,
 ) -> Result<(), StepError> {
     let src = Root::open(&co.dir).map_err(StepError::fs("open the git checkout"))?;
@@ -159,7 +160,7 @@ pub(crate) fn install(
         Filter::from_excluded(excludes.is_some_and(|x| x.is_excluded(rel)))
     };
     let source = if top { "/".to_string() } else { format!("/{}", co.source) };
-    let opts = CopyOptions { owner: Some(owner), mode, preserve_times: true, filter: &filter };
+    let opts = CopyOptions { owner: Some(owner), chmod, preserve_times: true, filter: &filter };
     copy_tree(&src, &source, dst, dest, &opts)
         .map_err(StepError::fs(format!("copy the git checkout {} into {dest}", short(&co.commit))))?;
     Ok(())

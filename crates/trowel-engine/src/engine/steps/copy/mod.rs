@@ -23,6 +23,7 @@
 //!   written with a trailing `/` or for several sources, `--chown` takes numeric ids (or
 //!   `root`) only, and the parents it creates are 0755, owned by the `--chown` user.
 
+use crate::chmod::Chmod;
 use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource, Plan, link_chown_error, link_chown_ids};
 use crate::engine::copy_source::Need;
@@ -81,12 +82,8 @@ impl FileStep for Copy {
             Some(spec) => Some(owner::chown(dst, at, spec)?),
             None => None,
         };
-        let mode = match &c.chmod {
-            Some(m) => Some(
-                u32::from_str_radix(m, 8).map_err(|_| at.invalid(format!("invalid --chmod {m:?}: expected octal")))?,
-            ),
-            None => None,
-        };
+        let chmod = c.chmod.as_deref().map(Chmod::parse).transpose().map_err(|e| at.invalid(e))?;
+        let chmod = chmod.as_ref();
         let excludes = if c.excludes.is_empty() {
             None
         } else {
@@ -161,7 +158,7 @@ impl FileStep for Copy {
                     let target =
                         if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
                     let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
-                    add::write_inline(dst, &target, content.as_bytes(), mode.unwrap_or(0o644), owner)
+                    add::write_inline(dst, &target, content.as_bytes(), inline_mode(chmod), owner)
                         .map_err(|e| at.fail(e))?;
                     written.push(scope);
                 }
@@ -169,14 +166,14 @@ impl FileStep for Copy {
                     let req = git::request(&src, c).map_err(|e| at.fail(e))?;
                     let co = git::checkout(ctx, &req).map_err(|e| at.fail(e))?;
                     let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
-                    git::install(dst, &co, &dest, owner.unwrap_or((0, 0)), mode, excludes.as_ref())
+                    git::install(dst, &co, &dest, owner.unwrap_or((0, 0)), chmod, excludes.as_ref())
                         .map_err(|e| at.fail(e))?;
                     written.push(scope);
                 }
                 sources::Item::Url(url) => {
                     let dl = add::fetch_url(ctx, &url, c.checksum.as_deref()).map_err(|e| at.fail(e))?;
                     let target =
-                        add::install_download(dst, &dl, &dest, dest_is_dir, mode, owner).map_err(|e| at.fail(e))?;
+                        add::install_download(dst, &dl, &dest, dest_is_dir, chmod, owner).map_err(|e| at.fail(e))?;
                     written.push(target);
                 }
                 sources::Item::Path { rel, kind, name, target_rel } => {
@@ -201,16 +198,17 @@ impl FileStep for Copy {
                     // what it receives from the client); a stage's or an image's keep theirs.
                     let owner = owner.or(is_context.then_some((0, 0)));
                     // A directory's contents go into a destination BuildKit creates itself:
-                    // 0755 (or --chmod), owned by --chown or 0:0, whatever the source directory's
-                    // own mode and owner.
+                    // 0755 (or an octal --chmod; a symbolic one has no mode of its own to give),
+                    // owned by --chown or 0:0, whatever the source directory's own mode and owner.
                     if kind == SourceKind::Dir && target_rel.is_none() {
                         let missing = dst.lstat(&target).map_err(|e| at.fail(StepError::fs(target.clone())(e)))?;
                         if missing.is_none() {
-                            dst.mkdir_all(&target, mode.unwrap_or(0o755), Some(owner.unwrap_or((0, 0))))
+                            let mode = chmod.and_then(Chmod::octal).unwrap_or(0o755);
+                            dst.mkdir_all(&target, mode, Some(owner.unwrap_or((0, 0))))
                                 .map_err(|e| at.fail(StepError::fs(format!("create {target}"))(e)))?;
                         }
                     }
-                    let opts = CopyOptions { owner, mode, preserve_times: true, filter: &excl };
+                    let opts = CopyOptions { owner, chmod, preserve_times: true, filter: &excl };
                     copy_tree(src_root, &rel, dst, &target, &opts)
                         .map_err(|e| at.fail(StepError::fs(format!("copy {rel} to {target}"))(e)))?;
                     written.push(scope);
@@ -221,6 +219,11 @@ impl FileStep for Copy {
         written.dedup();
         Ok(Changed::Files(Scope::Paths(written)))
     }
+}
+
+/// A heredoc source's mode: BuildKit writes it 0644, then copies it with `--chmod` as any file.
+fn inline_mode(chmod: Option<&Chmod>) -> u32 {
+    chmod.map_or(0o644, |c| c.apply(0o644, false))
 }
 
 pub(crate) fn is_url(s: &str) -> bool {
