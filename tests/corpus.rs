@@ -527,6 +527,7 @@ corpus! {
     add_archive_dirs,
     add_local_archives,
     add_url,
+    add_unpack,
     arg_from,
     arg_inherit,
     arg_scope,

@@ -80,6 +80,9 @@ fn copy(keyword: &str, c: &ExpandedCopy) -> String {
     if let Some(v) = &c.checksum {
         flag(&mut out, "checksum", Some(v));
     }
+    if let Some(unpack) = c.unpack {
+        flag(&mut out, "unpack", Some(if unpack { "true" } else { "false" }));
+    }
     for (on, name) in [(c.link, "link"), (c.parents, "parents"), (c.keep_git_dir, "keep-git-dir")] {
         if on {
             flag(&mut out, name, None);
@@ -238,6 +241,7 @@ mod tests {
             excludes: vec!["*.md".into()],
             checksum: None,
             keep_git_dir: false,
+            unpack: None,
             sources: vec![
                 ExpandedSource::Path("a b".into()),
                 ExpandedSource::Heredoc { name: "EOF".into(), content: "hi\n".into() },

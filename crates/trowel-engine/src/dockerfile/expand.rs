@@ -124,6 +124,10 @@ pub struct ExpandedCopy {
     pub excludes: Vec<String>,
     pub checksum: Option<String>,
     pub keep_git_dir: bool,
+    /// `ADD --unpack`: `None` when not given (a local archive is extracted, a downloaded one
+    /// is not), else whether to extract either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpack: Option<bool>,
     pub sources: Vec<ExpandedSource>,
     pub dest: String,
 }
@@ -307,6 +311,7 @@ impl Instruction {
             excludes,
             checksum,
             keep_git_dir: flags::bool_flag(&args.flags, "keep-git-dir"),
+            unpack: args.flags.iter().any(|f| f.name == "unpack").then(|| flags::bool_flag(&args.flags, "unpack")),
             sources,
             dest: word(&args.dest)?,
         })

@@ -150,6 +150,18 @@ fn copy_expansion() {
     let Expanded::Add(a) = ex("ADD --keep-git-dir=true https://example.com/r.git#v$A /z") else { panic!() };
     assert!(a.keep_git_dir);
     assert_eq!(a.sources, [ExpandedSource::Path(s("https://example.com/r.git#v1"))]);
+    // `--unpack` is ADD's only, and is in the rendering (so the key) only when given.
+    assert_eq!(a.unpack, None);
+    let e = ex("ADD --unpack=false a.tar.gz /z");
+    assert_eq!(e.display(), "ADD --unpack=false a.tar.gz /z");
+    let Expanded::Add(a) = e else { panic!() };
+    assert_eq!(a.unpack, Some(false));
+    let e = ex("ADD --unpack https://x/a.tgz /z");
+    assert_eq!(e.display(), "ADD --unpack=true https://x/a.tgz /z");
+    let Expanded::Add(a) = e else { panic!() };
+    assert_eq!(a.unpack, Some(true));
+    let e = parse::parse(Path::new("Dockerfile"), "FROM scratch\nCOPY --unpack a /z\n").unwrap_err();
+    assert!(e.to_string().contains("unknown flag: --unpack"), "{e}");
 }
 
 #[test]

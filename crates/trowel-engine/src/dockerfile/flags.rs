@@ -1,6 +1,6 @@
 //! Which `--flags` each instruction accepts, and the value syntaxes that are checked:
-//! booleans, octal `--chmod`, Go durations for HEALTHCHECK, `--checksum` digests (or commit
-//! prefixes, for git sources).
+//! booleans, `--chmod` (octal or symbolic, `crate::chmod`), Go durations for HEALTHCHECK,
+//! `--checksum` digests (or commit prefixes, for git sources).
 
 use super::types::{Flag, Keyword};
 
@@ -28,6 +28,7 @@ fn spec(keyword: Keyword) -> &'static [(&'static str, Kind)] {
             ("link", Bool),
             ("checksum", Str),
             ("keep-git-dir", Bool),
+            ("unpack", Bool),
             ("exclude", Multi),
         ],
         Keyword::Healthcheck => {

@@ -160,6 +160,33 @@ fn decompressor<'a>(magic: &[u8], r: Box<dyn Read + 'a>) -> Result<Box<dyn Read 
     })
 }
 
+/// The root a download's file is in, and its name there.
+fn download_root(dl: &Download) -> Result<(Root, &str), StepError> {
+    let dir = dl.path.parent().ok_or_else(|| StepError::Invalid("a download has no directory".into()))?;
+    let root = Root::open(dir).map_err(StepError::fs("open the download's directory"))?;
+    let name = dl.path.file_name().and_then(|n| n.to_str()).unwrap_or("download");
+    Ok((root, name))
+}
+
+/// Whether a downloaded file is a tar archive (`ADD --unpack=true`), by content.
+pub(crate) fn download_is_archive(dl: &Download) -> Result<bool, StepError> {
+    let (root, name) = download_root(dl)?;
+    is_archive(&root, name)
+}
+
+/// Extracts a downloaded archive into `dest`, as [`extract`] does a local one.
+pub(crate) fn extract_download(
+    ctx: &BuildContext<'_>,
+    dl: &Download,
+    url: &str,
+    dst: &Root,
+    dest: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<(), StepError> {
+    let (root, name) = download_root(dl)?;
+    extract_as(ctx, &root, name, url, dst, dest, owner)
+}
+
 /// Is this file a tar archive (possibly compressed)? Decides by content, as Docker does.
 pub fn is_archive(src: &Root, rel: &str) -> Result<bool, StepError> {
     let mut f = src.open_file(rel).map_err(StepError::fs(rel))?;
@@ -207,25 +234,38 @@ pub(crate) fn extract(
     dest: &str,
     owner: Option<(u32, u32)>,
 ) -> Result<(), StepError> {
-    let mut f = src.open_file(rel).map_err(StepError::fs(rel))?;
+    extract_as(ctx, src, rel, rel, dst, dest, owner)
+}
+
+/// [`extract`], its errors naming the archive `label` (a download's URL, say).
+fn extract_as(
+    ctx: &BuildContext<'_>,
+    src: &Root,
+    rel: &str,
+    label: &str,
+    dst: &Root,
+    dest: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<(), StepError> {
+    let mut f = src.open_file(rel).map_err(StepError::fs(label))?;
     let mut magic = [0u8; 6];
-    let n = read_full(&mut f, &mut magic).map_err(StepError::io(rel))?;
-    let f = src.open_file(rel).map_err(StepError::fs(rel))?;
+    let n = read_full(&mut f, &mut magic).map_err(StepError::io(label))?;
+    let f = src.open_file(rel).map_err(StepError::fs(label))?;
     let reader = decompressor(&magic[..n], Box::new(f))?;
     let scratch = ctx.scratch_dir("add-extract")?;
     let tmp_root = Root::open(&scratch).map_err(StepError::fs("open the extraction directory"))?;
     let opts = ctx.unpack_options();
-    let stats = unpack_layer(&tmp_root, reader, &opts).map_err(StepError::fs(format!("extract {rel}")))?;
+    let stats = unpack_layer(&tmp_root, reader, &opts).map_err(StepError::fs(format!("extract {label}")))?;
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(StepError::fs(format!("create {dest}")))?;
     let dirs =
-        archive_dirs(&tmp_root, dst, dest, &stats.implied_dirs).map_err(StepError::fs(format!("extract {rel}")))?;
+        archive_dirs(&tmp_root, dst, dest, &stats.implied_dirs).map_err(StepError::fs(format!("extract {label}")))?;
     let all = |_: &str| Filter::Copy;
     let opts = CopyOptions { owner, chmod: None, preserve_times: true, filter: &all };
-    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
+    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     // In container isolation `/` holds what the container owns (its mounts, /proc…): the archive
     // never changes those directories.
     let kept = |p: &str| ctx.slash_keep.as_ref().is_some_and(|k| k.is_ignored(p));
-    settle_dirs(&tmp_root, dst, &dirs, owner, &kept).map_err(StepError::fs(format!("extract {rel} into {dest}")))?;
+    settle_dirs(&tmp_root, dst, &dirs, owner, &kept).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }

@@ -190,6 +190,7 @@ mod tests {
             excludes: vec![],
             checksum: checksum.map(str::to_string),
             keep_git_dir: keep,
+            unpack: None,
             sources: vec![],
             dest: "/x".into(),
         }

@@ -16,7 +16,8 @@
 //! - ADD also downloads http(s) URLs (`--checksum` verified, mode 0600), checks out git
 //!   repositories (`git.rs`: BuildKit's URL forms, `--keep-git-dir`, `--checksum` as a commit
 //!   prefix) into the destination directory, and extracts local tar archives (plain, gzip,
-//!   bzip2, xz, zstd) there;
+//!   bzip2, xz, zstd) there — a downloaded one too with `--unpack=true`, a local one not with
+//!   `--unpack=false` (BuildKit's Dockerfile syntax 1.17);
 //! - `--link` (without `--chmod`, as BuildKit) copies into an empty root instead of the image:
 //!   the runner makes that root's contents a layer of their own and lays it over the stage
 //!   (`stage/link.rs`), so nothing below is read — a destination directory is one only when
@@ -172,12 +173,24 @@ impl FileStep for Copy {
                 }
                 sources::Item::Url(url) => {
                     let dl = add::fetch_url(ctx, &url, c.checksum.as_deref()).map_err(|e| at.fail(e))?;
+                    // `--unpack=true` extracts a downloaded archive as a local one is; anything
+                    // else it downloaded is installed as a file, as BuildKit does.
+                    if c.unpack == Some(true) && add::download_is_archive(&dl).map_err(|e| at.fail(e))? {
+                        let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
+                        add::extract_download(ctx, &dl, &url, dst, &dest, owner).map_err(|e| at.fail(e))?;
+                        written.push(scope);
+                        continue;
+                    }
                     let target =
                         add::install_download(dst, &dl, &dest, dest_is_dir, chmod, owner).map_err(|e| at.fail(e))?;
                     written.push(target);
                 }
                 sources::Item::Path { rel, kind, name, target_rel } => {
-                    if is_add && kind == SourceKind::File && add::is_archive(src_root, &rel).map_err(|e| at.fail(e))? {
+                    if is_add
+                        && c.unpack != Some(false)
+                        && kind == SourceKind::File
+                        && add::is_archive(src_root, &rel).map_err(|e| at.fail(e))?
+                    {
                         let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
                         add::extract(ctx, src_root, &rel, dst, &dest, owner).map_err(|e| at.fail(e))?;
                         written.push(scope);
