@@ -133,10 +133,29 @@ fn run_failures_keep_the_command_exit_code() {
     assert_ne!(code, 0, "{all}");
 }
 
+/// A base that cannot be pulled is reported at its `FROM` (the line of the stage that needs it,
+/// as BuildKit shows it), the registry's words once; with a step after it too, whose stage
+/// resolves its base ahead: that resolution's error is the build's, not asked for again.
 #[test]
-fn registry_failures_name_the_image_once() {
+fn a_base_that_cannot_be_pulled_is_reported_at_its_from_line() {
     let r = &env().registry;
-    assert_fails(&format!("FROM {r}/nope:1\n"), &[], &format!("pull {r}/nope:1: manifest unknown (404)"), 1);
+    assert_fails(
+        &format!("FROM {r}/nope:1\n"),
+        &[],
+        &format!("Dockerfile:1: FROM {r}/nope:1: pull {r}/nope:1: manifest unknown (404)"),
+        1,
+    );
+    let b = env().busybox();
+    let (got, all, code) = fail(&format!("FROM {b} AS one\nRUN true\nFROM 127.0.0.1:1/gone:1\nRUN true\n"), &[]);
+    assert_eq!(
+        got,
+        "Dockerfile:3: FROM 127.0.0.1:1/gone:1: pull 127.0.0.1:1/gone:1: cannot reach https://127.0.0.1:1: client error \
+         (Connect): tcp connect error: Connection refused (os error 111)",
+        "{all}"
+    );
+    assert_eq!(code, 1);
+    // The registry client's retries, once: 3 retries after the first attempt.
+    assert_eq!(all.matches("retrying in").count(), 3, "{all}");
 }
 
 #[test]

@@ -308,14 +308,18 @@ impl<'o> BuildContext<'o> {
         if let Some(img) = self.memoized(&key) {
             return Ok(img);
         }
-        // Resolved ahead (`prefetch.rs`); one that failed there is resolved again here, so
-        // its error is this call's.
+        // Resolved ahead (`prefetch.rs`), or failed to be, after the same retries this call
+        // would make: its error is this call's.
         let img = match self.prefetched_image(&key) {
             Some((img, mirrors_passed_over)) => {
+                let named = match &img {
+                    Ok(img) => img.reference.to_string(),
+                    Err(_) => Reference::parse(reference).map_or_else(|_| reference.to_string(), |r| r.to_string()),
+                };
                 for failure in mirrors_passed_over {
-                    self.emitter.warn(format!("{}: registry mirror passed over: {failure}", img.reference));
+                    self.emitter.warn(format!("{named}: registry mirror passed over: {failure}"));
                 }
-                img
+                img.map_err(BuildError::pull(reference))?
             }
             None => self.resolve_image(reference, platform)?,
         };

@@ -19,10 +19,12 @@
 //! - *What reaches a root.* Downloads go through the registry client's `fetch_blob` into the
 //!   build's blob store, which checks digest and size before a blob is stored, exactly as a
 //!   stage's own download does; the unpack still checks every layer against its diff_id.
-//! - *Errors.* Nothing fetched ahead fails the build by itself: a resolution that failed is
-//!   done again by the stage (which reports it at its `FROM` line); a download that failed
-//!   (after the registry client's retries, as a stage's own) is the error of the first file
-//!   step that needs the layer, as if that step had downloaded it.
+//! - *Errors.* Nothing fetched ahead fails the build by itself: a resolution that failed
+//!   (after the registry client's retries, as a stage's own) is the error of the stage that
+//!   takes it up, reported at its `FROM` line as if the stage had resolved the image (not asked
+//!   for again: that doubled the time a build took to fail on a base it could not reach); a
+//!   download that failed is the error of the first file step that needs the layer, as if
+//!   that step had downloaded it.
 //! - *A cached build's bandwidth.* A build whose stages are served from the cache never needs
 //!   its bases' files, and must not download them. So a stage's layers are fetched ahead only
 //!   when the stage has a step that needs its root (`RUN`, `WORKDIR`, `COPY`/`ADD` without
@@ -59,10 +61,15 @@ use crate::image::manifest::{Descriptor, Platform};
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, RegistryError, ResolvedImage};
 
-/// An image being resolved ahead: `None` when it could not be (the stage resolves it again);
-/// with it, the registry mirrors passed over on the way (warned of when the stage takes the
-/// image, as a resolution made then would be).
-type Resolving = Shared<BoxFuture<'static, Option<(ResolvedImage, Vec<String>)>>>;
+/// An image being resolved ahead, with the registry mirrors passed over on the way (warned of
+/// when the stage takes the image, as a resolution made then would be); `None` when the task
+/// was stopped (the stage resolves the image itself).
+type Resolving = Shared<BoxFuture<'static, Option<(Result<ResolvedImage, FailedResolve>, Vec<String>)>>>;
+
+/// A resolution ahead that failed, retries included: its error, for the stage to report at its
+/// `FROM` (rather than asking the registry all over again, which doubled the time a build took
+/// to fail on a base it could not reach); taken once.
+pub(crate) type FailedResolve = Arc<Mutex<Option<RegistryError>>>;
 
 /// How a download begun ahead ended.
 #[derive(Clone)]
@@ -205,11 +212,14 @@ impl BuildContext<'_> {
             let registry = self.registry.clone();
             let task = tokio::spawn(async move {
                 let mut mirrors_passed_over = Vec::new();
-                let img = registry.resolve_noting(&reference, &platform, &mut mirrors_passed_over).await.ok()?;
+                let img = match registry.resolve_noting(&reference, &platform, &mut mirrors_passed_over).await {
+                    Ok(img) => img,
+                    Err(e) => return Some((Err(Arc::new(Mutex::new(Some(e)))), mirrors_passed_over)),
+                };
                 if let Some((fetcher, idx, pointer)) = ahead {
                     fetcher.layers(idx, &img, pointer);
                 }
-                Some((img, mirrors_passed_over))
+                Some((Ok(img), mirrors_passed_over))
             });
             let abort = task.abort_handle();
             let fut: Resolving = task.map(|r| r.ok().flatten()).boxed().shared();
@@ -265,11 +275,16 @@ impl BuildContext<'_> {
             .map(|i| i + 1)
     }
 
-    /// The resolution fetched ahead for `key`, waited for (`None`: none was started, or it
-    /// failed and the caller resolves the image itself).
-    pub(crate) fn prefetched_image(&self, key: &str) -> Option<(ResolvedImage, Vec<String>)> {
+    /// The resolution fetched ahead for `key`, waited for, with the mirrors passed over on
+    /// its way: the image or why there is none (`None`: none was started, or it was stopped,
+    /// and the caller resolves the image itself).
+    pub(crate) fn prefetched_image(&self, key: &str) -> Option<(Result<ResolvedImage, RegistryError>, Vec<String>)> {
         let (fut, _) = self.prefetch.resolving.lock().unwrap_or_else(|p| p.into_inner()).remove(key)?;
-        self.rt.block_on(fut)
+        let (result, mirrors) = self.rt.block_on(fut)?;
+        match result {
+            Ok(img) => Some((Ok(img), mirrors)),
+            Err(failed) => failed.lock().unwrap_or_else(|p| p.into_inner()).take().map(|e| (Err(e), mirrors)),
+        }
     }
 
     /// Waits for the download of `digest` started ahead, if there is one (`Skipped`: none

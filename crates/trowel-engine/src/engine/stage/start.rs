@@ -28,6 +28,13 @@ impl StageRunner {
             step: Some(StepId { stage: idx, step: 0 }),
             source: Box::new(StepError::Invalid(m)),
         };
+        // A base that cannot be had is reported at its `FROM`, as BuildKit shows the line: a
+        // Dockerfile may name one image in several stages, or through an ARG.
+        let at_from = |e: BuildError| BuildError::Step {
+            location: loc.clone(),
+            step: Some(StepId { stage: idx, step: 0 }),
+            source: Box::new(StepError::Build(Box::new(e))),
+        };
         // A stage built on another inherits its ARGs (BuildKit); any other starts afresh.
         let mut args = ctx.plan.arg_scope_for(idx);
         let (config, format, layers, base_digest, base_ref, clock, unstamped) = match &planned.base {
@@ -53,11 +60,12 @@ impl StageRunner {
                 // `miss`: pulled instead, and why (`Some(None)`: no cache dir was given).
                 let (img, miss) = match from_cache_dir(ctx, &reference, r, &platform) {
                     Ok(img) => (img, None),
-                    Err(why) => (ctx.resolve_once(r, Some(&platform))?, Some(why)),
+                    Err(why) => (ctx.resolve_once(r, Some(&platform)).map_err(at_from)?, Some(why)),
                 };
                 let from_cache_dir = miss.is_none();
-                let config = ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(r.clone()))?;
-                let layers = base_layers(&img, &config, r)?;
+                let config =
+                    ImageConfig::from_bytes(&img.config_bytes).map_err(BuildError::pull(r.clone())).map_err(at_from)?;
+                let layers = base_layers(&img, &config, r).map_err(at_from)?;
                 let source = if from_cache_dir {
                     BaseSource::CacheDir {
                         reference: img.reference.to_string(),
