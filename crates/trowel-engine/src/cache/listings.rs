@@ -34,7 +34,8 @@ pub const DIR: &str = "listings";
 /// per path; a base image's layers take a few hundred kilobytes each).
 pub const MAX_LISTINGS: usize = 2000;
 /// What a listing says of a layer. Raise it whenever `fs::listing::list_layer`'s output for
-/// some layer changes: a listing an older trowel wrote would show its facts, not the new ones.
+/// some layer changes: a listing an older trowel wrote would show its facts, not the new ones
+/// (a unit test pins that output with this number, and fails until both change together).
 const FORMAT: u32 = 1;
 /// A listing larger than this is not kept (a layer of about a million paths).
 const MAX_FILE: u64 = 256 << 20;
@@ -220,5 +221,47 @@ mod tests {
         listings.get(&blob).unwrap();
         let used = fs::metadata(&file).unwrap().modified().unwrap();
         assert!(used.elapsed().unwrap().as_secs() < 3600, "{used:?}");
+    }
+
+    /// `list_layer`'s output for a layer with every kind of entry, pinned with [`FORMAT`]: a
+    /// change to what a listing says (a field, a rule, an order) must raise `FORMAT`, or the
+    /// listings an older trowel kept would be shown as this one's facts. When this fails on
+    /// purpose, raise `FORMAT` and pin the new digest with it.
+    #[test]
+    fn what_a_listing_says_is_pinned_with_its_format() {
+        use tar::EntryType;
+        let mut b = tar::Builder::new(Vec::new());
+        let mut entry = |kind: EntryType, name: &str, mode: u32, link: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(1000);
+            h.set_gid(50);
+            h.set_mtime(1_700_000_000);
+            h.set_size(data.len() as u64);
+            h.set_path(name).unwrap();
+            if !link.is_empty() {
+                h.set_link_name(link).unwrap();
+            }
+            h.set_cksum();
+            b.append(&h, data).unwrap();
+        };
+        entry(EntryType::Directory, "app/", 0o755, "", b"");
+        entry(EntryType::Directory, "app/cache/", 0o700, "", b"");
+        entry(EntryType::Regular, "app/cache/.wh..wh..opq", 0o644, "", b"");
+        entry(EntryType::Regular, "app/run", 0o4755, "", b"#!/bin/sh\n");
+        entry(EntryType::Link, "app/run2", 0o4755, "app/run", b"");
+        entry(EntryType::Symlink, "app/latest", 0o777, "run", b"");
+        entry(EntryType::Regular, "app/.wh.old.log", 0o644, "", b"");
+        entry(EntryType::Fifo, "app/pipe", 0o600, "", b"");
+        let layer = b.into_inner().unwrap();
+        let listed = crate::fs::listing::list_layer(&layer[..]).unwrap();
+        let json = serde_json::to_string(&listed).unwrap();
+        let pinned = (FORMAT, Digest::of(json.as_bytes()).to_string());
+        assert_eq!(
+            pinned,
+            (1, "sha256:5571afd92ad2ff8ba7c6633821afeb7c50d3dfb444f4d97c62954c4ecc5216ae".to_string()),
+            "list_layer's output changed: raise FORMAT and pin the new digest with it\n{json}"
+        );
     }
 }
