@@ -117,7 +117,7 @@ pub enum RunScript {
 pub struct ExpandedCopy {
     pub from: Option<String>,
     pub chown: Option<String>,
-    /// Validated octal mode as written (e.g. `0755`).
+    /// A validated mode as written, octal or symbolic (`0755`, `u=rwX,go=rX`; `crate::chmod`).
     pub chmod: Option<String>,
     pub link: bool,
     pub parents: bool,
