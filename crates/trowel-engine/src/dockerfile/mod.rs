@@ -71,7 +71,7 @@ pub use flags::{check_add_checksum, link_chown_error, link_chown_ids};
 pub use ignore::DockerIgnore;
 pub use parse::{parse, parse_instruction_line, parse_keeping_duplicates};
 pub use platforms::plan_platforms;
-pub use stages::{Base, Plan, PlannedStage, StageOrImage, plan};
+pub use stages::{Base, Plan, PlannedStage, SOURCE_DATE_EPOCH, StageOrImage, plan};
 pub use types::{
     AsWritten, CommandForm, CopyArgs, CopySource, Dockerfile, Flag, Heredoc, Instruction, InstructionKind, Keyword,
     Stage,

@@ -72,6 +72,9 @@ pub struct PlannedStage {
 }
 
 /// The build plan.
+/// The build argument that dates a reproducible build (see [`Plan::source_date_epoch`]).
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub stages: Vec<PlannedStage>,
@@ -83,7 +86,8 @@ pub struct Plan {
     /// FROM, after `--build-arg`s.
     pub global_args: BTreeMap<String, String>,
     /// `--build-arg` names no needed stage (nor the global scope) declares, sorted; predefined
-    /// and proxy ARGs, and `BUILDKIT_DOCKERFILE_CHECK` (the check options), are never reported.
+    /// and proxy ARGs, `BUILDKIT_DOCKERFILE_CHECK` (the check options) and `SOURCE_DATE_EPOCH`
+    /// (the image's dates) are never reported.
     pub unused_build_args: Vec<String>,
     /// The `--build-arg`s the plan was made with.
     pub build_args: BTreeMap<String, String>,
@@ -117,6 +121,24 @@ impl Plan {
     /// another stage starts with that stage's scope instead).
     pub fn arg_scope(&self) -> ArgScope {
         ArgScope::new(self.global_args.clone(), self.build_args.clone())
+    }
+
+    /// `SOURCE_DATE_EPOCH`, BuildKit's build argument for reproducible builds (a `--build-arg`,
+    /// else the default of a global ARG): the seconds since the epoch that this build's
+    /// history entries, its image's `created` and the directories WORKDIR makes are dated.
+    /// `None` when unset or empty, or `context` of a directory context (which BuildKit leaves
+    /// unset too); BuildKit's other forms (a remote context's time, a stage) are refused.
+    pub fn source_date_epoch(&self) -> Result<Option<i64>, String> {
+        let value = self.build_args.get(SOURCE_DATE_EPOCH).or_else(|| self.global_args.get(SOURCE_DATE_EPOCH));
+        match value.map(String::as_str) {
+            None | Some("") | Some("context") => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                format!(
+                    "SOURCE_DATE_EPOCH={v:?}: expected the seconds since 1970 (such as $(git log -1 --pretty=%ct)); \
+                     BuildKit's stage and remote-context forms are not supported"
+                )
+            }),
+        }
     }
 
     /// [`arg_scope`](Self::arg_scope) for stage `idx`: the global scope of the target
@@ -308,6 +330,7 @@ pub(super) fn plan_one(
                 && !PREDEFINED_ARGS.contains(&k.as_str())
                 && !PROXY_ARGS.contains(&k.as_str())
                 && k.as_str() != super::checks::BUILD_ARG
+                && k.as_str() != SOURCE_DATE_EPOCH
         })
         .cloned()
         .collect();

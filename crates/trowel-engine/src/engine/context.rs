@@ -257,12 +257,23 @@ impl<'o> BuildContext<'o> {
         Ok(dir)
     }
 
-    /// The time a step that runs now is stamped with (the epoch with `--reproducible`).
+    /// The time a step that runs now is stamped with: the build's fixed time if it has one
+    /// ([`fixed_time`](Self::fixed_time)), else now.
     pub fn now_rfc3339(&self) -> String {
-        if self.opts.layers.reproducible {
-            EPOCH.to_string()
-        } else {
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        self.fixed_time().unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+
+    /// The one time every history entry of this build and its image's `created` carry, whenever
+    /// their steps ran or were cached: `SOURCE_DATE_EPOCH`'s (as BuildKit dates them), else the
+    /// epoch with `--reproducible`; `None`: each is dated when it ran.
+    pub fn fixed_time(&self) -> Option<String> {
+        match self.plan.source_date_epoch() {
+            Ok(Some(secs)) => Some(
+                chrono::DateTime::from_timestamp(secs, 0)
+                    .map_or_else(|| EPOCH.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ),
+            _ if self.opts.layers.reproducible => Some(EPOCH.to_string()),
+            _ => None,
         }
     }
 

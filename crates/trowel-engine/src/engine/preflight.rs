@@ -51,6 +51,7 @@ pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, Buil
 /// Checks the stages `plan` builds, with what `opts` provides (secrets, agents, entitlements).
 pub(crate) fn check(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result<(), BuildError> {
     check_dockerfile(df, plan)?;
+    plan.source_date_epoch().map_err(BuildError::Options)?;
     for ps in plan.stages.iter().filter(|s| s.needed) {
         let stage = &df.stages[ps.dockerfile_stage];
         for ins in &stage.instructions {

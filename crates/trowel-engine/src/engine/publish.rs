@@ -27,7 +27,7 @@ impl Build<'_> {
         }
         // The image is as new as its newest history entry: a rebuild in which nothing ran keeps
         // the previous image's time (and so its digest); see `Stamp`.
-        let created = if ctx.opts.layers.reproducible || !st.unstamped.is_empty() {
+        let created = if ctx.fixed_time().is_some() || !st.unstamped.is_empty() {
             now
         } else {
             config.newest_history_time().unwrap_or(now)
@@ -254,10 +254,11 @@ impl Build<'_> {
         // The config of an image with a layer a step made in this build holds that step's
         // time: no repository has it (short of a build of the same inputs within the same
         // second, which then uploads 1-2 kB again), so it goes up without the HEAD that could
-        // only answer no, one round trip less before the manifest. `--reproducible` stamps no
-        // time: a rebuild's config may well be there, and is asked for first.
+        // only answer no, one round trip less before the manifest. A build with a fixed time
+        // (`--reproducible`, `SOURCE_DATE_EPOCH`) stamps none of its own: a rebuild's config may
+        // well be there, and is asked for first.
         let config = image.manifest.config.clone();
-        let fresh = !self.ctx.opts.layers.reproducible && layers.iter().any(|l| l.step().is_some());
+        let fresh = self.ctx.fixed_time().is_none() && layers.iter().any(|l| l.step().is_some());
         let mut blobs = vec![if fresh { PushBlob::fresh(config) } else { PushBlob::new(config, None) }];
         for (l, desc) in layers.iter().zip(&image.manifest.layers) {
             let mount_from = self.mount_source(dest, l);

@@ -216,10 +216,11 @@ impl StageRunner {
             None => None,
         };
         // The entry carries the time the step's history entry got, so that a later build served
-        // from it stamps the same time (see `Stamp`). A reproducible build's entries still say
-        // when they were made: `--cache-ttl` is measured from it.
+        // from it stamps the same time (see `Stamp`). The entries of a build with a fixed time
+        // (`--reproducible`, `SOURCE_DATE_EPOCH`) still say when they were made: `--cache-ttl`
+        // is measured from it.
         let created = match &self.clock {
-            Some(t) if !ctx.opts.layers.reproducible => t.clone(),
+            Some(t) if ctx.fixed_time().is_none() => t.clone(),
             _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         if planned.local {

@@ -41,11 +41,11 @@ impl StageRunner {
     /// The `created` of the history entry about to be pushed to the stage, moving the stage's
     /// clock along. `None`: not known yet (see `unstamped`).
     fn stamp(&mut self, s: &Shared<'_, '_>, stamp: Stamp) -> Option<String> {
-        let reproducible = s.ctx.opts.layers.reproducible;
+        let fixed = s.ctx.fixed_time();
         let t = match stamp {
             Stamp::Now => s.ctx.now_rfc3339(),
-            Stamp::At(t) => t.filter(|_| !reproducible).unwrap_or_else(|| s.ctx.now_rfc3339()),
-            Stamp::Inherit if reproducible => s.ctx.now_rfc3339(),
+            Stamp::At(t) => fixed.or(t).unwrap_or_else(|| s.ctx.now_rfc3339()),
+            Stamp::Inherit if fixed.is_some() => s.ctx.now_rfc3339(),
             Stamp::Inherit => return self.clock.clone(),
         };
         for i in std::mem::take(&mut self.unstamped) {

@@ -25,6 +25,13 @@ impl FileStep for Workdir {
             .root()
             .mkdir_all(&path, 0o755, Some(owner))
             .map_err(|e| at.fail(StepError::fs(format!("create {path}"))(e)))?;
+        // With `SOURCE_DATE_EPOCH`, BuildKit dates the directories it makes by it.
+        if let Ok(Some(secs)) = ctx.plan.source_date_epoch() {
+            let t = crate::fs::Timespec::new(secs, 0);
+            for dir in &created {
+                root.root().set_times(dir, t, t).map_err(|e| at.fail(StepError::fs(format!("date {dir}"))(e)))?;
+            }
+        }
         Ok(match created.into_iter().next() {
             Some(top) => Changed::Files(Scope::Paths(vec![top])),
             None => Changed::Nothing,
