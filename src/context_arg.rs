@@ -24,6 +24,9 @@ pub fn context(
     let env = |k: &str| std::env::var(k).ok();
     let source = ContextSource::parse(&context_value(args)?, &env).map_err(CliError)?;
     let git = GitOptions::parse(&args.git).map_err(CliError)?;
+    let build_args = crate::cli::parse_build_args(&args.build_args)?;
+    let source_date_epoch =
+        build_args.get(trowel_engine::dockerfile::SOURCE_DATE_EPOCH).is_some_and(|v| !v.is_empty() && v != "context");
     if let ContextSource::Dir(dir) = &source {
         let mut context = dir.clone();
         if let Some(sub) = &args.context_sub_path {
@@ -47,6 +50,7 @@ pub fn context(
         container: isolation == Isolation::Container,
         trowel_dir: &args.trowel_dir(),
         env: &env,
+        source_date_epoch,
     };
     // A context bigger than the work dir's file system says which and what to do, as a build does.
     let fetched = remote_context::fetch(&source, &opts)

@@ -110,6 +110,27 @@ fn a_branch_over_git_daemon_with_its_history_and_no_submodule() {
     assert!(summary.contains(&line) && summary.contains(origin["digest"].as_str().unwrap()), "{summary}");
 }
 
+/// With `SOURCE_DATE_EPOCH` given, the checkout's files carry the commit's time (as BuildKit's
+/// git contexts do), so two builds of one commit copy the same times; without it, the
+/// checkout's own.
+#[test]
+fn source_date_epoch_gives_the_checkout_the_commit_time() {
+    use std::os::unix::fs::MetadataExt;
+    // `git_support::git` commits at 2024-01-02T03:04:05Z.
+    const COMMITTED: i64 = 1_704_164_645;
+    let with = ["--build-arg", "SOURCE_DATE_EPOCH=1000000000"];
+    for (extra, commit_time) in [(&with[..], true), (&[][..], false)] {
+        let (o, dest, _) = build(&daemon_url(), &[("GIT_PULL_METHOD", "git")], extra);
+        assert_ok(&o);
+        let u = pull_and_unpack(&dest);
+        let mtime = std::fs::symlink_metadata(u.rootfs().join("ctx/which.txt")).unwrap().mtime();
+        assert_eq!(mtime == COMMITTED, commit_time, "which.txt's time {mtime}, {extra:?}");
+        if commit_time {
+            assert_eq!(skopeo_config(&dest)["created"], "2001-09-09T01:46:40Z");
+        }
+    }
+}
+
 #[test]
 fn a_pinned_commit_submodules_and_a_sub_path() {
     let r = repo();

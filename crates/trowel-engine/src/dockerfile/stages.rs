@@ -126,8 +126,9 @@ impl Plan {
     /// `SOURCE_DATE_EPOCH`, BuildKit's build argument for reproducible builds (a `--build-arg`,
     /// else the default of a global ARG): the seconds since the epoch that this build's
     /// history entries, its image's `created` and the directories WORKDIR makes are dated.
-    /// `None` when unset or empty, or `context` of a directory context (which BuildKit leaves
-    /// unset too); BuildKit's other forms (a remote context's time, a stage) are refused.
+    /// `None` when unset or empty, or `context` (which BuildKit leaves unset for a directory
+    /// context, and takes from a git or HTTP context's commit or `Last-Modified`, which trowel
+    /// does not); BuildKit's other form, a stage or named context, is refused.
     pub fn source_date_epoch(&self) -> Result<Option<i64>, String> {
         let value = self.build_args.get(SOURCE_DATE_EPOCH).or_else(|| self.global_args.get(SOURCE_DATE_EPOCH));
         match value.map(String::as_str) {
@@ -135,7 +136,7 @@ impl Plan {
             Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
                 format!(
                     "SOURCE_DATE_EPOCH={v:?}: expected the seconds since 1970 (such as $(git log -1 --pretty=%ct)); \
-                     BuildKit's stage and remote-context forms are not supported"
+                     BuildKit's stage and named-context forms are not supported"
                 )
             }),
         }

@@ -57,6 +57,10 @@ pub struct ContextRequest {
     /// `--git insecure-skip-tls=true`: an https remote's certificate is not verified.
     pub insecure_skip_tls: bool,
     pub auth: Option<BasicAuth>,
+    /// Every file of the checkout gets the commit's time instead of the checkout's: with
+    /// `SOURCE_DATE_EPOCH` given, as BuildKit's git contexts have it, so that two builds of one
+    /// commit copy the same times.
+    pub mtime_commit: bool,
 }
 
 /// What was checked out.
@@ -141,7 +145,13 @@ pub fn clone(req: &ContextRequest, dir: &Path, limits: Limits, tools: &Tools) ->
         git.run("submodule update", &args)?;
     }
     let _ = git.run("remote set-head", &["remote", "set-head", "origin", "--auto"]);
-    tree::finish(dir, limits, None)?;
+    let mtime = if req.mtime_commit {
+        let t = git.run("log", &["log", "-1", "--format=%ct", &commit])?;
+        Some(t.trim().parse::<i64>().map_err(|_| GitError::Invalid(format!("commit time {t:?}")))?)
+    } else {
+        None
+    };
+    tree::finish(dir, limits, mtime)?;
     Ok(ContextCheckout { commit, reference: target.map(|t| t.reference) })
 }
 

@@ -30,6 +30,7 @@ pub(super) fn fetch(
         depth: opts.git.depth,
         insecure_skip_tls: opts.git.insecure_skip_tls,
         auth,
+        mtime_commit: opts.source_date_epoch,
     };
     let limits = Limits { max_file_size: opts.limits.max_file_size, max_total_size: opts.limits.max_total_size };
     let checkout = crate::git::context::clone(&req, dir, limits, &tools).map_err(git_err)?;

@@ -56,6 +56,10 @@ pub struct FetchOptions<'a> {
     /// Reads the environment: `GIT_USERNAME`, `GIT_PASSWORD`, `GIT_TOKEN`, and each store's
     /// credentials and endpoints as kaniko reads them.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// A `SOURCE_DATE_EPOCH` build argument was given: a git checkout's files get its
+    /// commit's time, as BuildKit's do (the Dockerfile, and so a global ARG's default, is not
+    /// read yet: BuildKit looks at the given argument alone here too).
+    pub source_date_epoch: bool,
 }
 
 /// Which kind of remote context.

@@ -425,6 +425,7 @@ mod tests {
             container: false,
             trowel_dir: work.path(),
             env: &env,
+            source_date_epoch: false,
         };
         let src = ObjectSource { bucket: "bkt".into(), key: "ctx.tar".into(), shown: "s3://bkt/ctx.tar".into() };
         let r = fetch(&src, work.path(), &opts).map(|(o, secrets)| {
