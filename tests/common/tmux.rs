@@ -58,17 +58,35 @@ impl Tmux {
         stdout(&self.tmux(&args))
     }
 
+    /// The screen once it shows `text` and has finished drawing that frame.
     #[track_caller]
     pub fn wait_for(&self, text: &str) -> String {
         let t0 = Instant::now();
         loop {
             let s = self.screen();
             if s.contains(text) {
-                return s;
+                return self.settled(s, text);
             }
             assert!(t0.elapsed() < Duration::from_secs(180), "timed out waiting for {text:?}; screen:\n{s}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// `s`, or what the terminal shows once it stops changing: a capture can land while a frame
+    /// is half drawn (a clean-clone CI run saw a replay's header with the panes below it still
+    /// blank). Captures 50 ms apart until two agree, for at most 300 ms; one that no longer
+    /// shows `text` (the UI moved on) leaves the last that did.
+    fn settled(&self, mut s: String, text: &str) -> String {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(300) {
+            std::thread::sleep(Duration::from_millis(50));
+            let next = self.screen();
+            if next == s || !next.contains(text) {
+                return s;
+            }
+            s = next;
+        }
+        s
     }
 
     /// Sends keys as typed (`-l`: no key-name lookup).
