@@ -122,10 +122,7 @@ impl Chmod {
                     };
                     let set = if how == CopyHow::Remove { 0 } else { value };
                     for (shift, _) in [6, 3, 0].into_iter().zip(targets).filter(|(_, on)| *on) {
-                        m &= !(clear << shift);
-                    }
-                    for (shift, _) in [6, 3, 0].into_iter().zip(targets).filter(|(_, on)| *on) {
-                        m |= set << shift;
+                        m = (m & !(clear << shift)) | (set << shift);
                     }
                 }
             }

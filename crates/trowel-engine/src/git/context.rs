@@ -145,12 +145,7 @@ pub fn clone(req: &ContextRequest, dir: &Path, limits: Limits, tools: &Tools) ->
         git.run("submodule update", &args)?;
     }
     let _ = git.run("remote set-head", &["remote", "set-head", "origin", "--auto"]);
-    let mtime = if req.mtime_commit {
-        let t = git.run("log", &["log", "-1", "--format=%ct", &commit])?;
-        Some(t.trim().parse::<i64>().map_err(|_| GitError::Invalid(format!("commit time {t:?}")))?)
-    } else {
-        None
-    };
+    let mtime = if req.mtime_commit { Some(tree::commit_time(&git, &commit)?) } else { None };
     tree::finish(dir, limits, mtime)?;
     Ok(ContextCheckout { commit, reference: target.map(|t| t.reference) })
 }

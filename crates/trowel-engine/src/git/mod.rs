@@ -160,12 +160,7 @@ pub fn checkout(
         // What the image keeps: no credentials, no trace of how it was fetched.
         scrub::scrub(&git, dir)?;
     }
-    let mtime = if req.git.mtime_commit {
-        let t = git.run("log", &["log", "-1", "--format=%ct", &commit])?;
-        Some(t.trim().parse::<i64>().map_err(|_| GitError::Invalid(format!("commit time {t:?}")))?)
-    } else {
-        None
-    };
+    let mtime = if req.git.mtime_commit { Some(tree::commit_time(&git, &commit)?) } else { None };
     tree::finish(dir, limits, mtime)?;
     let source = match &req.git.subdir {
         Some(s) => tree::check_subdir(dir, s)?,

@@ -45,6 +45,13 @@ fn umask_022(mode: u32) -> u32 {
     ((owner << 6) | (owner << 3) | owner) & !0o022
 }
 
+/// The commit time of `commit` (seconds), what `?mtime=commit` and a git context built with
+/// `SOURCE_DATE_EPOCH` give every file of the checkout.
+pub(crate) fn commit_time(git: &Git<'_>, commit: &str) -> Result<i64, GitError> {
+    let t = git.run("log", &["log", "-1", "--format=%ct", commit])?;
+    t.trim().parse::<i64>().map_err(|_| GitError::Invalid(format!("commit time {t:?}")))
+}
+
 /// Walks the checkout: checks every file against the limits (submodules' included), sets modes
 /// as git under umask 022 makes them and, when given, every time to `mtime`.
 pub(crate) fn finish(dir: &Path, limits: Limits, mtime: Option<i64>) -> Result<(), GitError> {
