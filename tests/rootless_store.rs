@@ -9,7 +9,7 @@
 //! reaches the other; `trowel cache check` finds the cache dir intact and `trowel cache prune`
 //! removes what only root of the namespace may; two builds at once on one cache dir make each
 //! entry once; the single-id mapping gets a store of its own; a store the overlay cannot be
-//! mounted from is said once and the roots are unpacked.
+//! mounted from is said once and the roots are unpacked, and not in a build that unpacks none.
 
 mod common;
 
@@ -257,6 +257,53 @@ fn a_store_that_cannot_be_mounted_is_said_once_and_roots_are_unpacked() {
     assert!(!log.contains("Mounted "), "{log}");
     assert!(log.contains("unpacked-layer store not used"), "{log}");
     assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/one"), "one\n");
+}
+
+/// The same store in a build that unpacks no root: a debug session of a rebuild the cache
+/// serves, whose viewer looks the base's paths up in the store to tell added from modified, is
+/// not told that every root is unpacked.
+#[test]
+fn a_store_that_cannot_be_mounted_is_not_said_in_a_build_without_roots() {
+    let u = user(WITH_RANGE, true);
+    let ws = Workspace::new(&u);
+    ws.write("ctx/Dockerfile", &format!("FROM {}\nRUN echo r > /r && rm /etc/group\n", env().busybox()));
+    let cache = ws.path("ca:che");
+    std::fs::create_dir(&cache).unwrap();
+    ws.give();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("rlstore-noroot"));
+    let flags = |trace: &str| {
+        format!(
+            "--cache=true --cache-dir {} --unpacked-store-min-size 0 --destination {dest} --trace {} --context {}",
+            cache.display(),
+            ws.path(trace).display(),
+            ws.path("ctx").display()
+        )
+    };
+    let o = ok(ws.trowel().arg("build").args(flags("built.jsonl").split(' ')));
+    assert_eq!(stderr(&o).matches("every root is unpacked instead").count(), 1, "{}", stderr(&o));
+    // The session as the user, in a terminal of its own.
+    let cmd = format!(
+        "/usr/bin/setpriv --reuid {} --regid {} --init-groups -- /usr/bin/env -i HOME={} TERM=screen-256color \
+         PATH=/usr/bin:/bin:/usr/sbin:/sbin TMPDIR={} {} debug --no-break-on-failure {}",
+        u.uid,
+        u.gid,
+        u.home.display(),
+        ws.path("tmp").display(),
+        env!("CARGO_BIN_EXE_trowel"),
+        flags("session.jsonl")
+    );
+    let t = common::tmux::Tmux::start(&cmd, 110, 32);
+    t.wait_for("Push now?");
+    t.confirm_push_and_quit();
+    let session = std::fs::read_to_string(ws.path("session.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = session.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |kind: &str| events.iter().filter(|e| e["event"] == kind).collect::<Vec<_>>();
+    assert!(of("cache_lookup").iter().all(|e| e["result"]["kind"] == "hit"), "{session}");
+    // Shown as when it ran: /etc/group deleted, so the base was looked up.
+    let snapshot = of("snapshot").pop().unwrap();
+    assert_eq!(snapshot["classified"], true, "{snapshot}");
+    let warnings: Vec<&str> = of("warning").iter().filter_map(|e| e["message"].as_str()).collect();
+    assert!(warnings.iter().all(|w| !w.contains("every root is unpacked instead")), "{warnings:?}");
 }
 
 /// A rootless build killed (SIGKILL, the whole process group: the relay and trowel in the

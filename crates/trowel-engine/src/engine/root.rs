@@ -191,6 +191,7 @@ impl BuildContext<'_> {
             },
             Err(why) => why,
         };
+        self.warn_store_refused();
         let dir = scratch.join("rootfs");
         std::fs::create_dir(&dir).map_err(BuildError::io(format!("create {}", dir.display())))?;
         let root = Root::open(&dir).map_err(BuildError::fs(format!("open build root {}", dir.display())))?;

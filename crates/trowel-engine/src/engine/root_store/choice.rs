@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, Once, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::cache::unpacked::{Pending, USERNS_STORES, UnpackedStore};
@@ -22,6 +22,8 @@ pub(crate) struct StoreChoice {
     configured: OnceLock<Result<PathBuf, String>>,
     /// The opened and probed store, or why it cannot serve roots; made when the first root is.
     pub(super) ready: OnceLock<Result<UnpackedStore, String>>,
+    /// Whether the store's refusal was said (`BuildContext::warn_store_refused`).
+    pub(super) refused_said: Once,
     /// Entries this build made that are being committed on `committers` (synced, renamed into
     /// place): by chain ID, the directory they are in until then, so a later root of this
     /// build uses them rather than making them again.
@@ -52,6 +54,7 @@ impl StoreChoice {
             isolation,
             configured: OnceLock::new(),
             ready: OnceLock::new(),
+            refused_said: Once::new(),
             made: Mutex::default(),
             committers: Mutex::default(),
             held: Mutex::default(),

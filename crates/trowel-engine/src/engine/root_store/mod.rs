@@ -148,20 +148,25 @@ impl BuildContext<'_> {
             // Opening it tidies entries owned by the namespace's ids (rootless isolation): not
             // before the maps are written. Failing to map fails the probe's scratch dir, loudly.
             let _ = crate::sandbox::userns::mapped();
-            let opened = UnpackedStore::open(dir)
+            UnpackedStore::open(dir)
                 .map_err(|e| format!("the unpacked-layer store {} cannot be opened: {e}", dir.display()))
-                .and_then(|store| self.probe_store(&store).map(|()| store));
-            // Once per build: in a user namespace the file system may refuse what root's may not
-            // (overlayfs with `userxattr`, user.* attributes), and every root then costs a full
-            // unpack, which the user should know without reading each stage's line.
-            if let Err(why) = &opened
-                && crate::fs::overlay_mount::in_user_namespace()
-            {
-                self.emitter.warn(format!("{why}; every root is unpacked instead (as without a cache dir)"));
-            }
-            opened
+                .and_then(|store| self.probe_store(&store).map(|()| store))
         });
         ready.as_ref().map_err(String::as_str)
+    }
+
+    /// Said once per build, when a root is unpacked because the store could not be opened in a
+    /// user namespace: the file system may refuse there what root's may not (overlayfs with
+    /// `userxattr`, user.* attributes), and every root then costs a full unpack, which the user
+    /// should know without reading each stage's line. Not when the store was only opened for a
+    /// viewer's lookups: a build that unpacks no root would be told it does.
+    pub(crate) fn warn_store_refused(&self) {
+        let Some(Err(why)) = self.unpacked.ready.get() else { return };
+        if crate::fs::overlay_mount::in_user_namespace() {
+            self.unpacked.refused_said.call_once(|| {
+                self.emitter.warn(format!("{why}; every root is unpacked instead (as without a cache dir)"));
+            });
+        }
     }
 
     /// Whether an overlay mounts with its upper directory in the store and its mount point in
