@@ -17,6 +17,8 @@ mod change;
 mod debug;
 mod digest;
 mod event;
+mod outcome;
+mod plan;
 mod reference;
 mod sink;
 pub mod state;
@@ -25,10 +27,9 @@ pub use cache::{BaseInfo, CacheEntryRef, CacheResult, ChainLink, KeyComponents, 
 pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
 pub use debug::{Attempt, PauseReason, PlatformReview, PushReview, ResumeAction, ReviewLayer, When};
 pub use digest::{Digest, InvalidDigest};
-pub use event::{
-    BaseSource, BlobPushAction, ContextOrigin, Event, IndexEntry, LayerSummary, MountInfo, OutputStream, RootIndex,
-    StagePlan, StepId, StepPlan, StepStatus,
-};
+pub use event::Event;
+pub use outcome::{BaseSource, BlobPushAction, LayerSummary, OutputStream, RootIndex, StepStatus};
+pub use plan::{ContextOrigin, IndexEntry, MountInfo, StagePlan, StepId, StepPlan};
 pub use reference::reference_markdown;
 pub use sink::{Detail, Envelope, EventSink};
 pub use state::BuildState;
