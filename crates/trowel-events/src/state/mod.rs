@@ -14,11 +14,10 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use crate::{
-    CacheResult, Digest, Envelope, Event, FileContent, LayerSummary, PushReview, StagePlan, StepId, StepPlan, When,
-};
+use crate::{CacheResult, Envelope, Event, FileContent, LayerSummary, PushReview, StagePlan, StepId, StepPlan};
 
 mod check;
+mod debugger;
 pub mod maker;
 mod outcome;
 mod output;
@@ -342,129 +341,20 @@ impl BuildState {
                     s.finished = true;
                 }
             }
-            Event::ImageAssembled {
-                manifest_digest,
-                config_digest,
-                media_type,
-                size,
-                layers,
-                config,
-                platform,
-                ..
-            } => {
-                let mut layers = layers.clone();
-                // Traces before the engine credited cached layers in the image said `null`, as
-                // for a base layer: the step the cache served that layer for, when just one did.
-                for l in layers.iter_mut().filter(|l| l.step.is_none()) {
-                    let mut served = self.steps.values().filter(|s| {
-                        s.state == StepState::Cached && s.layer.as_ref().is_some_and(|sl| sl.digest == l.digest)
-                    });
-                    if let (Some(s), None) = (served.next(), served.next()) {
-                        l.step = Some(s.id);
-                    }
-                }
-                let view = ImageView {
-                    manifest_digest: manifest_digest.clone(),
-                    config_digest: config_digest.clone(),
-                    media_type: media_type.clone(),
-                    size: *size,
-                    layers,
-                    config: config.clone(),
-                    platform: platform.clone(),
-                };
-                self.images.push(view.clone());
-                self.image = Some(view);
-            }
-            Event::IndexAssembled { digest, media_type, manifests, .. } => {
-                self.index = Some(IndexView {
-                    digest: digest.clone(),
-                    media_type: media_type.clone(),
-                    manifests: manifests.clone(),
-                });
-            }
-            Event::PushReview { review } => self.review = Some((**review).clone()),
-            Event::PushDecided { approved, reason } => {
-                self.push_decision = Some(PushDecision { approved: *approved, reason: reason.clone() });
-            }
-            Event::Paused { id, line, when, reasons } => {
-                if let Some(s) = self.steps.get_mut(id) {
-                    s.pauses.push(Pause {
-                        when: *when,
-                        line: *line,
-                        reasons: reasons.clone(),
-                        started_ms: env.ms,
-                        resumed: None,
-                    });
-                }
-            }
-            Event::Resumed { id, action, paused_ms } => {
-                if let Some(s) = self.steps.get_mut(id) {
-                    s.paused_ms += paused_ms;
-                    if let Some(p) = s.pauses.iter_mut().rev().find(|p| p.resumed.is_none()) {
-                        p.resumed = Some(Resume { action: action.clone(), paused_ms: *paused_ms });
-                    }
-                }
-            }
-            Event::Breakpoints { set } => {
-                for b in set {
-                    if !self.breakpoints_ever.contains(b) {
-                        self.breakpoints_ever.push(b.clone());
-                    }
-                }
-                self.breakpoints = Some(set.clone());
-            }
-            Event::ShellStarted { id, argv, interactive, when } => {
-                if let Some(s) = self.steps.get_mut(id) {
-                    // Version 1 traces do not say; a step that has not finished is the best guess.
-                    let before_step = when.map_or(!s.state.is_done(), |w| w == When::BeforeStep);
-                    s.shells.push(ShellSession {
-                        argv: argv.clone(),
-                        interactive: *interactive,
-                        exit_code: None,
-                        changes: Vec::new(),
-                        kept: None,
-                        layer: None,
-                        before_step,
-                        started_ms: env.ms,
-                        finished_ms: None,
-                    });
-                }
-            }
-            Event::ShellFinished { id, exit_code, changes } => {
-                if let Some(sh) = self.steps.get_mut(id).and_then(|s| s.shells.last_mut()) {
-                    sh.exit_code = Some(*exit_code);
-                    sh.changes = changes.clone();
-                    sh.finished_ms = Some(env.ms);
-                }
-            }
-            Event::ShellResolved { id, kept, layer } => {
-                if let Some(sh) = self.steps.get_mut(id).and_then(|s| s.shells.last_mut()) {
-                    sh.kept = Some(*kept);
-                    if let Some(l) = layer {
-                        let when = sh.when();
-                        sh.layer = Some(LayerSummary { shell: l.shell.or(Some(when)), ..l.clone() });
-                    }
-                }
-            }
-            Event::PushStarted { destination } => {
-                self.push_mut(destination);
-            }
-            Event::PushProgress { destination, digest, sent, total } => {
-                let b = self.blob_mut(destination, digest);
-                b.sent = *sent;
-                b.total = *total;
-            }
-            Event::BlobPushed { destination, digest, action, size } => {
-                let b = self.blob_mut(destination, digest);
-                b.done = Some(*action);
-                b.total = *size;
-                b.sent = *size;
-            }
-            Event::PushFinished { destination, digest, duration_ms, unchanged } => {
-                let p = self.push_mut(destination);
-                p.finished = Some((digest.clone(), *duration_ms));
-                p.unchanged = *unchanged;
-            }
+            e @ (Event::ImageAssembled { .. }
+            | Event::IndexAssembled { .. }
+            | Event::PushStarted { .. }
+            | Event::PushProgress { .. }
+            | Event::BlobPushed { .. }
+            | Event::PushFinished { .. }) => self.apply_push(e),
+            e @ (Event::PushReview { .. }
+            | Event::PushDecided { .. }
+            | Event::Paused { .. }
+            | Event::Resumed { .. }
+            | Event::Breakpoints { .. }
+            | Event::ShellStarted { .. }
+            | Event::ShellFinished { .. }
+            | Event::ShellResolved { .. }) => self.apply_debugger(e, env.ms),
             Event::BuildFailed { error, step, line, aborted } => {
                 let step = step.or_else(|| self.steps().find(|s| s.state == StepState::Failed).map(|s| s.id));
                 self.failure = Some(Failure { error: error.clone(), step, line: *line, aborted: *aborted });
@@ -609,34 +499,6 @@ impl BuildState {
             stage.steps.insert(at, id);
         }
         self.steps.get_mut(&id).expect("step exists")
-    }
-
-    fn push_mut(&mut self, destination: &str) -> &mut PushView {
-        let i = match self.pushes.iter().position(|p| p.destination == destination) {
-            Some(i) => i,
-            None => {
-                self.pushes.push(PushView {
-                    destination: destination.to_string(),
-                    blobs: Vec::new(),
-                    finished: None,
-                    unchanged: false,
-                });
-                self.pushes.len() - 1
-            }
-        };
-        &mut self.pushes[i]
-    }
-
-    fn blob_mut(&mut self, destination: &str, digest: &Digest) -> &mut BlobProgress {
-        let p = self.push_mut(destination);
-        let i = match p.blobs.iter().position(|b| &b.digest == digest) {
-            Some(i) => i,
-            None => {
-                p.blobs.push(BlobProgress { digest: digest.clone(), sent: 0, total: 0, done: None });
-                p.blobs.len() - 1
-            }
-        };
-        &mut p.blobs[i]
     }
 }
 
