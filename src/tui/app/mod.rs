@@ -9,15 +9,12 @@
 //! out what a pane cannot do alone ([`Outcome`](super::panes::Outcome)), such as resetting the
 //! detail panes when another step is selected.
 
-use ratatui::crossterm::event::{KeyEvent, MouseEvent};
-
 use super::keymap::Context;
-use super::model::{FileContent, Model, StepView};
+use super::model::{Model, StepView};
 use super::panes::{Ctx, Panes};
-use crate::debugger::{Breakpoint, Breakpoints, Resume};
-use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
+use crate::debugger::{Breakpoint, Breakpoints};
+use trowel_engine::engine::controller::Checkpoint;
 use trowel_events::Change;
-use trowel_events::PushReview;
 use trowel_events::{Envelope, Event, StepId};
 
 mod actions;
@@ -28,126 +25,20 @@ mod editor;
 mod hints;
 mod keys;
 mod mouse;
+mod msg;
+mod pane;
 mod popups;
 
 pub use drawn::{Areas, Drawn};
 pub use editor::LineEditor;
+pub use msg::{Effect, Msg, Waiting};
+pub use pane::Pane;
 
 /// Live debugging, or a read-only replay of a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Live,
     Replay,
-}
-
-/// The panes. Steps is always on the left; the others share the right side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Pane {
-    Steps,
-    Changes,
-    File,
-    Cache,
-    Layers,
-    Logs,
-    /// Every breakpoint, and how often each fired.
-    Breaks,
-    /// The whole file system at the selected step.
-    Files,
-}
-
-impl Pane {
-    /// In `tab` order; the number key of each is its position + 1.
-    pub const ALL: [Pane; 8] =
-        [Pane::Steps, Pane::Changes, Pane::File, Pane::Cache, Pane::Layers, Pane::Logs, Pane::Breaks, Pane::Files];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Pane::Steps => "Steps",
-            Pane::Changes => "Changes",
-            Pane::File => "File",
-            Pane::Cache => "Cache",
-            Pane::Layers => "Layers",
-            Pane::Logs => "Logs",
-            Pane::Breaks => "Breaks",
-            Pane::Files => "Files",
-        }
-    }
-
-    pub fn number(self) -> usize {
-        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0) + 1
-    }
-
-    pub fn context(self) -> Context {
-        match self {
-            Pane::Steps => Context::Steps,
-            Pane::Changes => Context::Changes,
-            Pane::File => Context::File,
-            Pane::Cache => Context::Cache,
-            Pane::Layers => Context::Layers,
-            Pane::Logs => Context::Logs,
-            Pane::Breaks => Context::Breaks,
-            Pane::Files => Context::Files,
-        }
-    }
-}
-
-/// What the session feeds the app.
-#[derive(Debug, Clone)]
-pub enum Msg {
-    Event(Box<Envelope>),
-    Key(KeyEvent),
-    Mouse(MouseEvent),
-    /// The engine paused and waits for a [`Effect::Resume`] (or [`Effect::OpenShell`]).
-    Paused {
-        at: Box<Checkpoint>,
-        reasons: Vec<String>,
-    },
-    /// A shell session changed files; the engine waits for [`Effect::ShellChoice`].
-    ShellChanges {
-        at: Box<Checkpoint>,
-        changes: Vec<Change>,
-    },
-    /// The engine waits for [`Effect::Push`].
-    ReviewPush(Box<PushReview>),
-    /// Small text files' contents before and after a step.
-    Contents {
-        id: StepId,
-        files: Vec<FileContent>,
-    },
-    /// The build thread ended (`error`: how it failed).
-    BuildDone {
-        error: Option<String>,
-    },
-    /// Time passes (ms since the build started), for the running step's clock.
-    Tick {
-        ms: u64,
-    },
-    /// What the last frame showed (drawing changes nothing; the session sends this after it).
-    Drawn(Box<Drawn>),
-}
-
-/// What the session must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Answer the pause.
-    Resume(Resume),
-    /// Leave the terminal to a shell in the build root, then answer the pause with
-    /// `Resume::Shell(None)`.
-    OpenShell,
-    ShellChoice(ShellChoice),
-    Push(Decision),
-    /// Put this text on the terminal's clipboard (OSC 52).
-    Copy(String),
-    /// Restore the terminal and exit (aborting the build if it still runs).
-    Quit,
-}
-
-/// What the engine is waiting for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waiting {
-    Pause,
-    ShellChoice,
-    Push,
 }
 
 #[derive(Debug, Clone)]
