@@ -1,7 +1,7 @@
 //! `COPY --link` / `ADD --link` against a plain COPY, checked with skopeo and umoci: the same
 //! files, and exactly the differences BuildKit has (a `--link` step does not see the image it
 //! lands on), plus what that buys — no base to unpack. Cache reuse after an earlier step
-//! changed is in tests/cache.rs.
+//! changed is in tests/cache/.
 
 mod common;
 

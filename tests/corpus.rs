@@ -64,84 +64,14 @@
 mod common;
 mod corpus_support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
+use corpus_support::expect::{Expect, FileExpect};
 use corpus_support::{mount_cache_dir, same_tree};
-use serde::Deserialize;
 use serde_json::Value;
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Expect {
-    #[serde(default)]
-    build_args: BTreeMap<String, String>,
-    #[serde(default)]
-    flags: Vec<String>,
-    target: Option<String>,
-    #[serde(default)]
-    files: BTreeMap<String, FileExpect>,
-    #[serde(default)]
-    absent: Vec<String>,
-    #[serde(default)]
-    config: Option<Value>,
-    #[serde(default)]
-    image: Option<Value>,
-    layers: Option<usize>,
-    history: Option<usize>,
-    manifest_media_type: Option<String>,
-    layer_media_types: Option<Vec<String>>,
-    run: Option<RunExpect>,
-    fail: Option<FailExpect>,
-    #[serde(default)]
-    log_contains: Vec<String>,
-    #[serde(default)]
-    log_lacks: Vec<String>,
-    /// A Debian base for `FROM ${DEBIAN}` (a flavour of scripts/make-debian-image.sh).
-    debian: Option<String>,
-    /// `--secret id=…` values (placeholders filled); none may show in the log or the image.
-    #[serde(default)]
-    secrets: BTreeMap<String, String>,
-    /// Glob patterns no path of the image may match.
-    #[serde(default)]
-    absent_glob: Vec<String>,
-    /// What the case is about (documentation only).
-    #[serde(default, rename = "comment")]
-    _comment: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileExpect {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    mode: Option<String>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    content: Option<String>,
-    sha256: Option<String>,
-    size: Option<u64>,
-    link: Option<String>,
-    same_inode_as: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunExpect {
-    args: Option<Vec<String>>,
-    stdout: String,
-    #[serde(default)]
-    exit_code: i32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailExpect {
-    exit_code: Option<i32>,
-    message: String,
-}
 
 fn case_dir(name: &str) -> PathBuf {
     repo_root().join("testdata/corpus").join(name)

@@ -1,7 +1,7 @@
 //! `RUN --mount` (bind, cache, tmpfs), `--network=none` and cache sharing, built with trowel
 //! (chroot isolation) against the local registry and checked with independent tools: skopeo
 //! for the pushed config, umoci for the files, crun to run the image. Secrets are in
-//! `run_secrets.rs`, ssh agents in `run_ssh.rs`, container isolation in `pod.rs`.
+//! `run_secrets.rs`, ssh agents in `run_ssh.rs`, container isolation in `pod/`.
 
 mod common;
 

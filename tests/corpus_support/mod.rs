@@ -1,6 +1,8 @@
 //! The corpus's rootless pass on Debian bases (tests/corpus.rs): where the user's cache mounts
 //! live, and how root's and the user's images are compared when their digests cannot agree.
 
+pub mod expect;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

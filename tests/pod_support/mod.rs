@@ -1,4 +1,4 @@
-//! Running trowel's own image like a pod of a GitLab Kubernetes runner (for `pod.rs`): the image
+//! Running trowel's own image like a pod of a GitLab Kubernetes runner (for `pod/`): the image
 //! built once per test binary with `scripts/image-context.sh`, an umoci bundle rewritten to the
 //! seed deployment's six capabilities, run or left running with crun.
 #![allow(dead_code)]

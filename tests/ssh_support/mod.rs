@@ -1,5 +1,5 @@
 //! An `sshd` on 127.0.0.1 serving a git repository, and the small process helpers its tests
-//! use (shared by `run_ssh.rs` and `pod.rs`): OpenSSH's own tools, keys generated per test.
+//! use (shared by `run_ssh.rs` and `pod/`): OpenSSH's own tools, keys generated per test.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
