@@ -25,8 +25,8 @@ pub fn context(
     let source = ContextSource::parse(&context_value(args)?, &env).map_err(CliError)?;
     let git = GitOptions::parse(&args.git).map_err(CliError)?;
     let build_args = crate::cli::parse_build_args(&args.build_args)?;
-    let source_date_epoch =
-        build_args.get(trowel_engine::dockerfile::SOURCE_DATE_EPOCH).is_some_and(|v| !v.is_empty() && v != "context");
+    // Any value, `context` too: BuildKit's test is that the argument is not empty.
+    let source_date_epoch = build_args.get(trowel_engine::dockerfile::SOURCE_DATE_EPOCH).is_some_and(|v| !v.is_empty());
     if let ContextSource::Dir(dir) = &source {
         let mut context = dir.clone();
         if let Some(sub) = &args.context_sub_path {

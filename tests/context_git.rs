@@ -112,7 +112,7 @@ fn a_branch_over_git_daemon_with_its_history_and_no_submodule() {
 
 /// With `SOURCE_DATE_EPOCH` given, the checkout's files carry the commit's time (as BuildKit's
 /// git contexts do), so two builds of one commit copy the same times; without it, the
-/// checkout's own.
+/// checkout's own. Given as `context`, it is the commit's time.
 #[test]
 fn source_date_epoch_gives_the_checkout_the_commit_time() {
     use std::os::unix::fs::MetadataExt;
@@ -129,6 +129,15 @@ fn source_date_epoch_gives_the_checkout_the_commit_time() {
             assert_eq!(skopeo_config(&dest)["created"], "2001-09-09T01:46:40Z");
         }
     }
+    // `context`: the build is dated by the commit too, as BuildKit resolves it for a git
+    // context, and the trace says which time that was.
+    let (o, dest, trace) =
+        build(&daemon_url(), &[("GIT_PULL_METHOD", "git")], &["--build-arg", "SOURCE_DATE_EPOCH=context"]);
+    assert_ok(&o);
+    assert_eq!(context_origin(&trace)["time"], COMMITTED);
+    assert_eq!(skopeo_config(&dest)["created"], "2024-01-02T03:04:05Z");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(std::fs::symlink_metadata(u.rootfs().join("ctx/which.txt")).unwrap().mtime(), COMMITTED);
 }
 
 #[test]

@@ -197,6 +197,42 @@ fn archives_of_each_compression_through_a_private_ca() {
     assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
 
+/// `SOURCE_DATE_EPOCH=context` with an archive over https, as BuildKit resolves it: the
+/// server's `Last-Modified` when it says one, else the newest regular file in the archive (a
+/// directory's time, newer still, does not count); what RUN sees as `$SOURCE_DATE_EPOCH` is
+/// the number, and the image is dated by it.
+#[test]
+fn source_date_epoch_context_is_the_archives_last_modified_else_its_newest_file() {
+    let df = format!("FROM {}\nARG SOURCE_DATE_EPOCH\nRUN echo \"[$SOURCE_DATE_EPOCH]\" > /sde\n", env().busybox());
+    let archive = TarMaker::new()
+        .dir_with("app", 0o755, 1_750_000_000)
+        .file_with("app/Dockerfile", df.as_bytes(), 0o644, 0, 0, 1_600_000_000)
+        .file_with("app/newest.txt", b"n\n", 0o644, 0, 0, 1_650_000_000)
+        .file_with("other.txt", b"o\n", 0o644, 0, 0, 1_640_000_000)
+        .finish();
+    serve("dated.tar", &archive);
+    // 2024-01-02T03:04:05Z, as the server says (`https_support/server.py`).
+    for (path, seconds, created) in [
+        ("dated.tar", 1_650_000_000, "2022-04-15T05:20:00Z"),
+        ("dated/dated.tar", 1_704_164_645, "2024-01-02T03:04:05Z"),
+    ] {
+        let dest = format!("{}/{}:1", env().registry, unique_repo("ctxhttps-sde"));
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let o = run(trowel()
+            .env("SSL_CERT_FILE", &server().ca)
+            .args(["build", "--context", &format!("{}/{path}", server().url), "--context-sub-path", "app"])
+            .args(["--build-arg", "SOURCE_DATE_EPOCH=context", "--destination", &dest, "--trace"])
+            .arg(trace.path()));
+        assert_ok(&o);
+        let origin = context_origin(&std::fs::read_to_string(trace.path()).unwrap());
+        assert_eq!(origin["time"], seconds, "{path}");
+        let config = skopeo_config(&dest);
+        assert_eq!(config["created"], created, "{path}");
+        assert!(config["history"].as_array().unwrap().iter().any(|h| h["created"] == created), "{config}");
+        assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/sde"), format!("[{seconds}]\n"), "{path}");
+    }
+}
+
 #[test]
 fn credentials_in_the_url_and_a_presigned_query_are_used_and_never_shown() {
     serve("auth.tar", &context_tar());

@@ -106,3 +106,31 @@ fn a_global_arg_default_dates_the_image_and_a_bad_value_is_refused_before_the_pu
     );
     assert!(!err.contains("never-pulled"), "refused before the pull:\n{err}");
 }
+
+/// `SOURCE_DATE_EPOCH=context` with a directory context, given or a global ARG's default: unset,
+/// as BuildKit leaves it (a directory has no time of its own), so the image has the build's
+/// time and a RUN sees the argument empty, not the word. (A git or https context's time:
+/// `context_git.rs`, `context_https.rs`.)
+#[test]
+fn source_date_epoch_context_of_a_directory_is_unset() {
+    let ctx = tempfile::tempdir().unwrap();
+    let b = env().busybox();
+    for (global, given) in [("", true), ("=context", false)] {
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("ARG SOURCE_DATE_EPOCH{global}\nFROM {b}\nARG SOURCE_DATE_EPOCH\nRUN echo \"[$SOURCE_DATE_EPOCH]\" > /sde\n"),
+        )
+        .unwrap();
+        let dest = format!("{}/sde/{}:1", env().registry, unique_repo("sde-context"));
+        let mut cmd = trowel();
+        cmd.arg("build").arg("--context").arg(ctx.path()).arg("--destination").arg(&dest);
+        if given {
+            cmd.args(["--build-arg", "SOURCE_DATE_EPOCH=context"]);
+        }
+        let o = run(&mut cmd);
+        assert_ok(&o);
+        let created = skopeo_config(&dest)["created"].as_str().unwrap().to_string();
+        assert!(created.starts_with("20") && !created.starts_with("2001"), "the build's own time: {created}");
+        assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/sde"), "[]\n", "given: {given}");
+    }
+}

@@ -25,6 +25,7 @@ fn a_git_context_is_named_with_its_commit_80x24() {
         bytes: 4096,
         files: 12,
         sub_path: None,
+        time: None,
     });
     let mut app = App::replay("ctx.jsonl".to_string(), &events);
     let t = screen(&mut app, 80, 24, &Theme::dark());

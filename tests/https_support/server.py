@@ -4,6 +4,7 @@ serves the files of DIR, prints its port, and answers like the servers a context
   /private/NAME            only with basic auth USER:PASSWORD (else 401)
   /signed/NAME?...         only when the query's X-Amz-Signature is SIGNATURE (else 403)
   /to-http/NAME            302 to http://127.0.0.1:HTTP_PORT/NAME (a downgrade)
+  /dated/NAME              the file with `Last-Modified: Tue, 02 Jan 2024 03:04:05 GMT`
   /NAME                    the file, or 404
 
     server.py DIR CERT KEY USER PASSWORD SIGNATURE HTTP_PORT
@@ -40,13 +41,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if q.get("X-Amz-Signature") != [signature]:
                 return self.answer(403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
             path = path[len("/signed"):]
-        elif path.startswith("/to-http/"):
+        dated = path.startswith("/dated/")
+        if dated:
+            path = path[len("/dated"):]
+        if path.startswith("/to-http/"):
             return self.answer(302, headers=[("Location", f"http://127.0.0.1:{http_port}{path[len('/to-http'):]}")])
         f = os.path.join(root, os.path.basename(path))
         if not os.path.isfile(f):
             return self.answer(404, b"no such file here")
+        headers = [("Content-Type", "application/octet-stream")]
+        if dated:
+            headers.append(("Last-Modified", "Tue, 02 Jan 2024 03:04:05 GMT"))
         with open(f, "rb") as fh:
-            self.answer(200, fh.read(), [("Content-Type", "application/octet-stream")])
+            self.answer(200, fh.read(), headers)
 
     def log_message(self, *args):
         pass

@@ -54,6 +54,12 @@ pub struct ContextOrigin {
     /// build's context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_path: Option<String>,
+    /// The context's own time in seconds since 1970, which `SOURCE_DATE_EPOCH=context` dates
+    /// the build by: a repository's commit time; an archive over `https://`, its
+    /// `Last-Modified`, else its newest regular file's time; a bucket's archive, its newest
+    /// file's. Absent for `tar://` and when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<i64>,
 }
 
 /// A stage as planned, before anything runs.

@@ -126,9 +126,8 @@ impl Plan {
     /// `SOURCE_DATE_EPOCH`, BuildKit's build argument for reproducible builds (a `--build-arg`,
     /// else the default of a global ARG): the seconds since the epoch that this build's
     /// history entries, its image's `created` and the directories WORKDIR makes are dated.
-    /// `None` when unset or empty, or `context` (which BuildKit leaves unset for a directory
-    /// context, and takes from a git or HTTP context's commit or `Last-Modified`, which trowel
-    /// does not); BuildKit's other form, a stage or named context, is refused.
+    /// `None` when unset or empty, or `context` not yet resolved ([`Self::resolve_context_epoch`]);
+    /// BuildKit's other forms, a stage or named context, are refused.
     pub fn source_date_epoch(&self) -> Result<Option<i64>, String> {
         let value = self.build_args.get(SOURCE_DATE_EPOCH).or_else(|| self.global_args.get(SOURCE_DATE_EPOCH));
         match value.map(String::as_str) {
@@ -139,6 +138,21 @@ impl Plan {
                      BuildKit's stage and named-context forms are not supported"
                 )
             }),
+        }
+    }
+
+    /// `SOURCE_DATE_EPOCH=context` (given, or a global ARG's default) made the build context's
+    /// own time, `time` (see `ContextOrigin::time`: a commit's, an archive's), or empty when the
+    /// context has none (a directory), as BuildKit resolves it once before the build: every
+    /// scope sees the number from then on, a RUN's `$SOURCE_DATE_EPOCH` included. Other values
+    /// are left as they are.
+    pub fn resolve_context_epoch(&mut self, time: Option<i64>) {
+        let value = time.map(|t| t.to_string()).unwrap_or_default();
+        let scopes = [&mut self.build_args, &mut self.global_args].into_iter().chain(&mut self.slot_global_args);
+        for scope in scopes {
+            if let Some(v) = scope.get_mut(SOURCE_DATE_EPOCH).filter(|v| v.as_str() == "context") {
+                v.clone_from(&value);
+            }
         }
     }
 

@@ -41,7 +41,8 @@ pub(crate) fn plan_text(opts: &BuildOptions, text: &str) -> Result<Planned, Buil
         .into_iter()
         .map(|target| dockerfile::PlatformArgs { target, build: Platform::host() })
         .collect();
-    let plan = dockerfile::plan_platforms(&df, opts.target.as_deref(), &opts.build_args, &platforms)?;
+    let mut plan = dockerfile::plan_platforms(&df, opts.target.as_deref(), &opts.build_args, &platforms)?;
+    plan.resolve_context_epoch(opts.remote_context.as_ref().and_then(|c| c.origin.time));
     check(&df, &plan, opts)?;
     check_git(&df, &plan, opts)?;
     check_emulation(&df, &plan, &opts.work_dir)?;

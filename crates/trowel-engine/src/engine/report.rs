@@ -21,6 +21,7 @@ pub(crate) fn context_origin(o: &crate::engine::remote_context::ContextOrigin) -
         bytes: o.bytes,
         files: o.files,
         sub_path: o.sub_path.clone(),
+        time: o.time,
     }
 }
 

@@ -70,6 +70,8 @@ pub struct ContextCheckout {
     pub commit: String,
     /// The ref fetched (`refs/heads/main`), when one was.
     pub reference: Option<String>,
+    /// The commit's time (the committer's), in seconds since 1970.
+    pub time: i64,
 }
 
 /// Clones what `req` asks for into the empty directory `dir`.
@@ -145,9 +147,9 @@ pub fn clone(req: &ContextRequest, dir: &Path, limits: Limits, tools: &Tools) ->
         git.run("submodule update", &args)?;
     }
     let _ = git.run("remote set-head", &["remote", "set-head", "origin", "--auto"]);
-    let mtime = if req.mtime_commit { Some(tree::commit_time(&git, &commit)?) } else { None };
-    tree::finish(dir, limits, mtime)?;
-    Ok(ContextCheckout { commit, reference: target.map(|t| t.reference) })
+    let time = tree::commit_time(&git, &commit)?;
+    tree::finish(dir, limits, req.mtime_commit.then_some(time))?;
+    Ok(ContextCheckout { commit, reference: target.map(|t| t.reference), time })
 }
 
 /// The ref to fetch: `--git branch=` (a branch, else a tag, as kaniko looks it up), else

@@ -48,6 +48,7 @@ pub(super) fn fetch(
         bytes,
         files,
         sub_path: None,
+        time: Some(checkout.time),
     };
     Ok((origin, secrets))
 }

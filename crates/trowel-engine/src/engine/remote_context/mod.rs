@@ -56,9 +56,10 @@ pub struct FetchOptions<'a> {
     /// Reads the environment: `GIT_USERNAME`, `GIT_PASSWORD`, `GIT_TOKEN`, and each store's
     /// credentials and endpoints as kaniko reads them.
     pub env: &'a dyn Fn(&str) -> Option<String>,
-    /// A `SOURCE_DATE_EPOCH` build argument was given: a git checkout's files get its
-    /// commit's time, as BuildKit's do (the Dockerfile, and so a global ARG's default, is not
-    /// read yet: BuildKit looks at the given argument alone here too).
+    /// A `SOURCE_DATE_EPOCH` build argument was given (any value, `context` included): a git
+    /// checkout's files get its commit's time, as BuildKit's do (the Dockerfile, and so a
+    /// global ARG's default, is not read yet: BuildKit looks at the given argument alone here
+    /// too).
     pub source_date_epoch: bool,
 }
 
@@ -105,6 +106,13 @@ pub struct ContextOrigin {
     pub files: u64,
     /// `--context-sub-path`.
     pub sub_path: Option<String>,
+    /// The context's own time, what `SOURCE_DATE_EPOCH=context` dates the build by (see
+    /// [`Plan::resolve_context_epoch`](crate::dockerfile::Plan::resolve_context_epoch)), as
+    /// BuildKit takes it: a repository's commit time (the committer's); an archive downloaded
+    /// over `https://`, its `Last-Modified`, else the newest of its regular files. BuildKit has no
+    /// bucket contexts: theirs is the newest file too, the archive's own content dating it. None
+    /// for `tar://` (a local archive, as a local directory).
+    pub time: Option<i64>,
 }
 
 /// A fetched context: its directory lives as long as this does.

@@ -100,12 +100,16 @@ pub(super) fn unpack_archive(
     let limit = opts.limits.max_total_size.unwrap_or(u64::MAX);
     std::io::copy(&mut (&mut hashing).take(limit), &mut std::io::sink()).map_err(io("read the archive".into()))?;
     let (_, digest, bytes) = hashing.finish();
-    let files = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .count() as u64;
+    let (mut files, mut newest) = (0u64, None::<i64>);
+    for e in walkdir::WalkDir::new(dir).follow_links(false).into_iter().filter_map(Result::ok) {
+        if e.file_type().is_file() {
+            use std::os::unix::fs::MetadataExt;
+            files += 1;
+            // As unpacked: the archive's times, kept by the unpacker.
+            let mtime = e.metadata().map_err(|e| io("read the unpacked context".into())(e.into()))?.mtime();
+            newest = newest.max(Some(mtime));
+        }
+    }
     Ok(ContextOrigin {
         kind,
         source: shown.to_string(),
@@ -115,5 +119,7 @@ pub(super) fn unpack_archive(
         bytes,
         files,
         sub_path: None,
+        // A local archive dates nothing, as a local directory does not.
+        time: if kind == ContextKind::Tar { None } else { newest },
     })
 }
