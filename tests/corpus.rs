@@ -468,6 +468,7 @@ corpus! {
     copy_from_image,
     copy_from_owner,
     copy_heredoc,
+    copy_onto_symlink,
     copy_link,
     copy_outside_context,
     copy_parents,

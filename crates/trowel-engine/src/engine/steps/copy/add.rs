@@ -121,7 +121,11 @@ pub fn install_download(
     chmod: Option<&Chmod>,
     owner: Option<(u32, u32)>,
 ) -> Result<String, StepError> {
-    let target = if dest_is_dir { format!("{}/{}", dest.trim_end_matches('/'), dl.name) } else { dest.to_string() };
+    let target = if dest_is_dir {
+        format!("{}/{}", dest.trim_end_matches('/'), dl.name)
+    } else {
+        super::through_symlink(dst, dest).map_err(StepError::fs(dest.to_string()))?
+    };
     let scope = super::scope_path(dst, &target).map_err(StepError::Invalid)?;
     let owner = owner.unwrap_or((0, 0));
     if let Some((parent, _)) = target.rsplit_once('/')

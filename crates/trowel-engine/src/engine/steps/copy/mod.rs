@@ -156,8 +156,11 @@ impl FileStep for Copy {
         for item in items {
             match item {
                 sources::Item::Inline { name, content } => {
-                    let target =
-                        if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
+                    let target = if dest_is_dir {
+                        format!("{}/{name}", dest.trim_end_matches('/'))
+                    } else {
+                        through_symlink(dst, &dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?
+                    };
                     let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
                     add::write_inline(dst, &target, content.as_bytes(), inline_mode(chmod), owner)
                         .map_err(|e| at.fail(e))?;
@@ -198,9 +201,10 @@ impl FileStep for Copy {
                     }
                     let target = match (&kind, &target_rel) {
                         (_, Some(t)) => format!("{}/{t}", dest.trim_end_matches('/')),
-                        (SourceKind::Dir, None) => dest.clone(),
-                        (_, None) if dest_is_dir => format!("{}/{name}", dest.trim_end_matches('/')),
-                        (_, None) => dest.clone(),
+                        (_, None) if kind == SourceKind::Dir || !dest_is_dir => {
+                            through_symlink(dst, &dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?
+                        }
+                        (_, None) => format!("{}/{name}", dest.trim_end_matches('/')),
                     };
                     if kind != SourceKind::Dir && excluded_by_flag(&rel) {
                         continue;
@@ -231,6 +235,20 @@ impl FileStep for Copy {
         written.sort();
         written.dedup();
         Ok(Changed::Files(Scope::Paths(written)))
+    }
+}
+
+/// Where the destination as written lands: BuildKit resolves it inside the root, a symlink as
+/// its last component included (fsutil's `copy.Copy` through `fs.RootPath`), so a file copied
+/// onto a symlink (`COPY localtime /etc/localtime`) is written where the link points — made
+/// there when the link dangles — and the link stays. Only the destination as written: a name
+/// below a copied directory, or the one `dest/` gives a source, replaces a symlink it meets
+/// (fsutil's `ensureEmptyFileTarget`). A `--link` step copies into an empty root, which has
+/// no symlink to follow.
+pub(super) fn through_symlink(dst: &Root, dest: &str) -> Result<String, crate::fs::FsError> {
+    match dst.lstat(dest)? {
+        Some(st) if st.file_type == crate::fs::FileType::Symlink => dst.resolve(dest),
+        _ => Ok(dest.to_string()),
     }
 }
 
