@@ -93,3 +93,49 @@ fn symbolic_modes_apply_to_each_entry_as_buildkit_reads_them() {
     assert_eq!(t.get("/app/a.txt").mode, 0o755, "X follows the source's execute bit after a rebuild");
     assert_eq!(t.get("/g.txt").mode, 0o770);
 }
+
+/// An octal `--chmod` is also the mode of the parent directories the copy makes, as BuildKit
+/// makes them since fsutil#228 (BuildKit 0.21, Docker 28.1: `MkdirAll(ensureDstPath,
+/// *ci.Mode)`), for a file, a directory's contents, a heredoc; a symbolic one makes them 0755,
+/// and directories that exist keep their mode.
+#[test]
+fn an_octal_chmod_is_the_mode_of_the_parents_the_copy_makes() {
+    let ctx = tempfile::tempdir().unwrap();
+    let p = |rel: &str| ctx.path().join(rel);
+    std::fs::write(
+        p("Dockerfile"),
+        format!(
+            "FROM {}\n\
+             COPY --chmod=0750 one.txt /newp/sub/f\n\
+             COPY --chmod=0711 tree/ /newd/x/\n\
+             COPY --chmod=0700 <<EOF /newh/h\nx\nEOF\n\
+             COPY --chmod=u=rw one.txt /news/sub/f\n\
+             COPY --chmod=0700 one.txt /etc/one.txt\n",
+            env().busybox()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p("tree")).unwrap();
+    std::fs::write(p("tree/a.txt"), "a\n").unwrap();
+    std::fs::write(p("one.txt"), "1\n").unwrap();
+    let dest = format!("{}/chmod/{}:latest", env().registry, unique_repo("chmod-parents"));
+    let o = run(trowel().arg("build").arg("--context").arg(ctx.path()).arg("--destination").arg(&dest));
+    assert_ok(&o);
+    let t = pull_and_unpack(&dest).tree();
+    for (path, want) in [
+        ("/newp", 0o750),
+        ("/newp/sub", 0o750),
+        ("/newp/sub/f", 0o750),
+        ("/newd", 0o711),
+        ("/newd/x", 0o711),
+        ("/newd/x/a.txt", 0o711),
+        ("/newh", 0o700),
+        ("/newh/h", 0o700),
+        ("/news", 0o755),
+        ("/news/sub", 0o755),
+        ("/etc", 0o755),
+        ("/etc/one.txt", 0o700),
+    ] {
+        assert_eq!(t.get(path).mode, want, "{path}");
+    }
+}

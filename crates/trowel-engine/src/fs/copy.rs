@@ -77,7 +77,8 @@ pub struct CopyStats {
 ///   merged-`/usr` images). Directories that already existed keep their own metadata.
 /// - Any other existing non-directory at a destination path is replaced; a directory in the
 ///   way of a non-directory is an error.
-/// - Missing parents of `dst_path` are created with mode 0755, owned by `opts.owner` or 0:0.
+/// - Missing parents of `dst_path` are created with mode 0755 (an octal `opts.chmod`'s mode, as
+///   BuildKit makes them), owned by `opts.owner` or 0:0.
 pub fn copy_tree(
     src: &Root,
     src_path: &str,
@@ -92,7 +93,10 @@ pub fn copy_tree(
     };
     let parent_owner = opts.owner.or_else(|| (crate::sandbox::userns::effective_ids().0 == 0).then_some((0, 0)));
     if dst_path != "/" {
-        dst.mkdir_all(path::parent(&dst_path), 0o755, parent_owner)?;
+        // An octal --chmod is the mode of the parents made too, as BuildKit's copy makes them
+        // (fsutil's `MkdirAll(ensureDstPath, *ci.Mode)`, since fsutil#228).
+        let parent_mode = opts.chmod.and_then(crate::chmod::Chmod::octal).unwrap_or(0o755);
+        dst.mkdir_all(path::parent(&dst_path), parent_mode, parent_owner)?;
     }
     let mut c = Copier { src, dst, opts, links: HashMap::new(), stats: CopyStats::default(), dir_times: Vec::new() };
     c.entry(&src_path, &dst_path, &st, "")?;

@@ -21,15 +21,17 @@ pub fn write_inline(
     dst: &Root,
     target: &str,
     content: &[u8],
-    mode: u32,
+    chmod: Option<&Chmod>,
     owner: Option<(u32, u32)>,
 ) -> Result<(), StepError> {
     let owner = owner.unwrap_or((0, 0));
     if let Some((parent, _)) = target.rsplit_once('/')
         && !parent.is_empty()
     {
-        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(StepError::fs(format!("create {parent}")))?;
+        dst.mkdir_all(parent, parent_mode(chmod), Some(owner)).map_err(StepError::fs(format!("create {parent}")))?;
     }
+    // BuildKit writes a heredoc 0644, then copies it with --chmod as any file.
+    let mode = chmod.map_or(0o644, |c| c.apply(0o644, false));
     let mut f = dst.create_file(target, mode).map_err(StepError::fs(format!("create {target}")))?;
     f.write_all(content).map_err(StepError::io(format!("write {target}")))?;
     drop(f);
@@ -37,6 +39,13 @@ pub fn write_inline(
     dst.set_owner(target, owner.0, owner.1).map_err(StepError::fs(format!("chown {target}")))?;
     dst.set_mode(target, mode).map_err(StepError::fs(format!("chmod {target}")))?;
     Ok(())
+}
+
+/// The mode of the parents a copied file's destination needs: an octal --chmod's, as BuildKit
+/// makes them (fsutil's `MkdirAll(ensureDstPath, *ci.Mode)`, since fsutil#228), else 0755 (a
+/// symbolic one has no mode of its own to give).
+fn parent_mode(chmod: Option<&Chmod>) -> u32 {
+    chmod.and_then(Chmod::octal).unwrap_or(0o755)
 }
 
 /// A file ADD downloaded, kept in the work dir for the rest of the build (the cache key
@@ -131,7 +140,7 @@ pub fn install_download(
     if let Some((parent, _)) = target.rsplit_once('/')
         && !parent.is_empty()
     {
-        dst.mkdir_all(parent, 0o755, Some(owner)).map_err(StepError::fs(format!("create {parent}")))?;
+        dst.mkdir_all(parent, parent_mode(chmod), Some(owner)).map_err(StepError::fs(format!("create {parent}")))?;
     }
     let mode = chmod.map_or(0o600, |c| c.apply(0o600, false));
     let mut out = dst.create_file(&target, mode).map_err(StepError::fs(format!("create {target}")))?;

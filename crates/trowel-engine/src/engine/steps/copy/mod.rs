@@ -162,8 +162,7 @@ impl FileStep for Copy {
                         through_symlink(dst, &dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?
                     };
                     let scope = scope_path(dst, &target).map_err(|e| at.invalid(e))?;
-                    add::write_inline(dst, &target, content.as_bytes(), inline_mode(chmod), owner)
-                        .map_err(|e| at.fail(e))?;
+                    add::write_inline(dst, &target, content.as_bytes(), chmod, owner).map_err(|e| at.fail(e))?;
                     written.push(scope);
                 }
                 sources::Item::Git(src) => {
@@ -250,11 +249,6 @@ pub(super) fn through_symlink(dst: &Root, dest: &str) -> Result<String, crate::f
         Some(st) if st.file_type == crate::fs::FileType::Symlink => dst.resolve(dest),
         _ => Ok(dest.to_string()),
     }
-}
-
-/// A heredoc source's mode: BuildKit writes it 0644, then copies it with `--chmod` as any file.
-fn inline_mode(chmod: Option<&Chmod>) -> u32 {
-    chmod.map_or(0o644, |c| c.apply(0o644, false))
 }
 
 pub(crate) fn is_url(s: &str) -> bool {
