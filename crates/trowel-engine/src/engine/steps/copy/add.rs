@@ -272,12 +272,18 @@ fn extract_as(
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(StepError::fs(format!("create {dest}")))?;
     let dirs =
         archive_dirs(&tmp_root, dst, dest, &stats.implied_dirs).map_err(StepError::fs(format!("extract {label}")))?;
-    let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions { owner, chmod: None, preserve_times: true, filter: &all };
-    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     // In container isolation `/` holds what the container owns (its mounts, /proc…): the archive
     // never changes those directories.
     let kept = |p: &str| ctx.slash_keep.as_ref().is_some_and(|k| k.is_ignored(p));
+    for link in replace_linked_dirs(dst, &dirs, &kept).map_err(StepError::fs(format!("extract {label}")))? {
+        ctx.emitter.warn(format!(
+            "ADD {label}: {link}; the archive's directory entry replaces it with a directory, as BuildKit's \
+             untar does (what the link led to is no longer reached through it)"
+        ));
+    }
+    let all = |_: &str| Filter::Copy;
+    let opts = CopyOptions { owner, chmod: None, preserve_times: true, filter: &all };
+    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     settle_dirs(&tmp_root, dst, &dirs, owner, &kept).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
@@ -310,6 +316,24 @@ fn archive_dirs(tmp: &Root, dst: &Root, dest: &str, implied: &[String]) -> Resul
         }
     }
     Ok(out)
+}
+
+/// A directory entry of the archive where the destination has a symlink (a merged-`/usr` image's
+/// `/bin`, say): BuildKit's untar (go-archive's `createTarFile`) removes whatever is not a
+/// directory before it makes one, a symlink to a directory included, so the entry's directory
+/// replaces the link, as plain `tar -x` does. A directory the archive only implies is reached
+/// through the link instead (its files land where the link points), as in BuildKit, which
+/// untars in a chroot of the destination. Removes those links; says what each was.
+fn replace_linked_dirs(dst: &Root, dirs: &[ArchiveDir], kept: &dyn Fn(&str) -> bool) -> Result<Vec<String>, FsError> {
+    let mut replaced = Vec::new();
+    for d in dirs.iter().filter(|d| !d.implied && !kept(&d.target)) {
+        if dst.lstat(&d.target)?.is_some_and(|s| s.file_type == crate::fs::FileType::Symlink) {
+            let to = dst.read_link(&d.target)?;
+            dst.remove_all(&d.target)?;
+            replaced.push(format!("{} was a symlink to {to} in the image", d.target));
+        }
+    }
+    Ok(replaced)
 }
 
 /// What Docker's (and BuildKit's) untar does to directories that the copy leaves alone: a
