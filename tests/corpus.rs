@@ -480,6 +480,7 @@ corpus! {
     custom_platform,
     docker_base,
     dockerignore,
+    duplicate_stage_names,
     empty_chown_user,
     entrypoint_keeps_cmd,
     entrypoint_resets_cmd,

@@ -69,7 +69,7 @@ pub use error::DockerfileError;
 pub use expand::{Expanded, ExpandedCopy, ExpandedSource, Healthcheck, NoVars, RunScript, Vars};
 pub use flags::{check_add_checksum, link_chown_error, link_chown_ids};
 pub use ignore::DockerIgnore;
-pub use parse::{parse, parse_instruction_line, parse_keeping_duplicates};
+pub use parse::{parse, parse_instruction_line};
 pub use platforms::plan_platforms;
 pub use stages::{Base, Plan, PlannedStage, SOURCE_DATE_EPOCH, StageOrImage, plan};
 pub use types::{

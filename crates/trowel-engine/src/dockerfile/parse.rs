@@ -23,26 +23,12 @@ use super::types::{
 use super::words::{self, split_blank, split_command};
 
 /// Parses a Dockerfile. `path` is only used in error messages and recorded in the result.
+///
+/// Two stages may have the same name, as BuildKit allows with a warning (the build check
+/// DuplicateStageName): a name means the latest stage of that name before a `FROM` that names
+/// it, and the last one of the file for `COPY --from`, `RUN --mount from=` and `--target`
+/// (see [`Dockerfile::stage_by_name`]).
 pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, DockerfileError> {
-    parse_stages(path, text, false).map(|(df, _)| df)
-}
-
-/// Parses a Dockerfile even when two stages have the same name, which trowel refuses (the
-/// error is returned beside the file) and BuildKit only warns about (DuplicateStageName): build
-/// checks report the warning, then the refusal.
-pub fn parse_keeping_duplicates(
-    path: &Path,
-    text: &str,
-) -> Result<(Dockerfile, Option<DockerfileError>), DockerfileError> {
-    parse_stages(path, text, true)
-}
-
-fn parse_stages(
-    path: &Path,
-    text: &str,
-    keep_duplicates: bool,
-) -> Result<(Dockerfile, Option<DockerfileError>), DockerfileError> {
-    let mut duplicate = None;
     let scanned = scan::scan(path, text)?;
     let escape = scanned.directives.escape;
     let mut global_args = Vec::new();
@@ -56,16 +42,6 @@ fn parse_stages(
         let instruction = convert(path, text, escape, raw)?;
         if let InstructionKind::From { alias, .. } = &instruction.kind {
             let name = alias.as_ref().map(|a| a.to_ascii_lowercase());
-            if let Some(n) = &name
-                && stages.iter().any(|s| s.name.as_ref() == Some(n))
-                && duplicate.is_none()
-            {
-                let e = instruction.error(format!("duplicate stage name {n}"));
-                if !keep_duplicates {
-                    return Err(e);
-                }
-                duplicate = Some(e);
-            }
             stages.push(Stage { index: stages.len(), name, from: instruction, instructions: Vec::new() });
             continue;
         }
@@ -92,7 +68,7 @@ fn parse_stages(
         global_args,
         stages,
     };
-    Ok((df, duplicate))
+    Ok(df)
 }
 
 /// Parses a single instruction, such as an `ONBUILD` trigger read from a base image's config

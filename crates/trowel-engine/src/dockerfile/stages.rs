@@ -171,10 +171,12 @@ impl Plan {
         self.stages.iter().position(|s| s.dockerfile_stage == dockerfile_stage && s.targets.contains(&slot))
     }
 
-    /// A stage named `name` (case-insensitive) for stage `current`, by its Dockerfile index.
+    /// The stage named `name` (case-insensitive) that `COPY --from` and `RUN --mount from=`
+    /// mean, by its Dockerfile index: the last of that name, as BuildKit resolves them once every
+    /// stage is known.
     pub fn dockerfile_stage_named(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
-        self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())).map(|s| s.dockerfile_stage)
+        self.stages.iter().rfind(|s| s.name.as_deref() == Some(lower.as_str())).map(|s| s.dockerfile_stage)
     }
 
     /// The target platforms stage `idx` is built for, as `os/arch[/variant]`.
@@ -232,9 +234,16 @@ pub(super) fn plan_one(
     }
     let (global_args, global_declared) = global_scope(&df.global_args, build_args, platforms, df.escape)?;
     let names: Vec<Option<&str>> = df.stages.iter().map(|s| s.name.as_deref()).collect();
+    // Two stages may share a name (BuildKit warns: DuplicateStageName). `--from`, mounts and the
+    // target mean the last of that name, as BuildKit resolves them once every stage is added;
+    // a FROM means the latest one before it (`stage_before`), as BuildKit adds stages in order.
     let by_name = |name: &str| {
         let lower = name.to_ascii_lowercase();
-        names.iter().position(|n| *n == Some(lower.as_str()))
+        names.iter().rposition(|n| *n == Some(lower.as_str()))
+    };
+    let stage_before = |name: &str, i: usize| {
+        let lower = name.to_ascii_lowercase();
+        names[..i].iter().rposition(|n| *n == Some(lower.as_str()))
     };
 
     let mut stages: Vec<PlannedStage> = Vec::with_capacity(df.stages.len());
@@ -249,7 +258,7 @@ pub(super) fn plan_one(
         let base = if image.eq_ignore_ascii_case("scratch") {
             Base::Scratch
         } else {
-            match by_name(&image).filter(|&j| j < i) {
+            match stage_before(&image, i) {
                 Some(j) => Base::Stage(j),
                 None => Base::Image(image),
             }

@@ -350,3 +350,17 @@ fn arg_names_are_not_expanded() {
     assert_eq!(scope.value("${NAME}"), Some("bar"));
     assert_eq!(scope.value("foo"), None);
 }
+
+#[test]
+fn a_repeated_stage_name_is_the_latest_before_a_from_and_the_last_elsewhere() {
+    let text = "FROM a AS s\nFROM s AS d1\nFROM b AS S\nFROM s AS d2\nFROM c\nCOPY --from=s /x /x\n";
+    let p = plan_of(text, None, &[]);
+    assert!(matches!(p.stages[1].base, Base::Stage(0)), "{:?}", p.stages[1].base);
+    assert!(matches!(p.stages[3].base, Base::Stage(2)), "{:?}", p.stages[3].base);
+    assert_eq!(p.stages[4].copy_from, vec![StageOrImage::Stage(2)]);
+    assert_eq!(p.dockerfile_stage_named("S"), Some(2));
+    // The target too: the last of the name.
+    let p = plan_of(text, Some("s"), &[]);
+    let needed: Vec<usize> = p.stages.iter().filter(|s| s.needed).map(|s| s.index).collect();
+    assert_eq!(needed, vec![2]);
+}

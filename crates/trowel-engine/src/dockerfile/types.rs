@@ -110,7 +110,7 @@ impl Dockerfile {
     /// The stage called `name` (case-insensitive).
     pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
         let name = name.to_ascii_lowercase();
-        self.stages.iter().find(|s| s.name.as_deref() == Some(name.as_str()))
+        self.stages.iter().rfind(|s| s.name.as_deref() == Some(name.as_str()))
     }
 
     /// All instructions in file order: global ARGs, then each stage's FROM and body.

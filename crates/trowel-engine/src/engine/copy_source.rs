@@ -153,8 +153,9 @@ pub(crate) fn hints(df: &Dockerfile, plan: &Plan) -> HashMap<usize, Vec<String>>
         if !from.is_empty() && from.bytes().all(|b| b.is_ascii_digit()) {
             return from.parse::<usize>().ok().filter(|&i| i < plan.stages.len());
         }
+        // The last of that name, as `Plan::dockerfile_stage_named` (names may repeat).
         let lower = from.to_lowercase();
-        plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()))
+        plan.stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str()))
     };
     for (stage, planned) in df.stages.iter().zip(&plan.stages) {
         if !planned.needed {

@@ -63,7 +63,7 @@ pub fn check(req: &CheckRequest) -> CheckOutcome {
         }
     };
     out.text = text.clone();
-    let (df, refused) = match dockerfile::parse_keeping_duplicates(&req.dockerfile, &text) {
+    let df = match dockerfile::parse(&req.dockerfile, &text) {
         Ok(parsed) => parsed,
         Err(e) => {
             out.failure = Some(e.to_string());
@@ -133,7 +133,7 @@ pub fn check(req: &CheckRequest) -> CheckOutcome {
     findings.sort_by(|a, b| (a.line, &a.message).cmp(&(b.line, &b.message)));
     findings.dedup();
     // What stops the build, in the order the build meets it.
-    let refusal = refused.map(|e| e.to_string()).or_else(|| report.error.map(|e| e.to_string())).or_else(|| {
+    let refusal = report.error.map(|e| e.to_string()).or_else(|| {
         plan.as_ref().and_then(|p| crate::engine::preflight::check_dockerfile(&df, p).err()).map(|e| e.to_string())
     });
     if let Some(r) = refusal {
