@@ -68,7 +68,7 @@ pub fn check(data: &[u8]) {
 /// Every build check (experimental ones too), with the base images known and not, and once
 /// each base is: findings lie within the text.
 fn build_checks(text: &str, args: &BTreeMap<String, String>) {
-    let Ok((df, _)) = dockerfile::parse_keeping_duplicates(Path::new("Dockerfile"), text) else { return };
+    let Ok(df) = dockerfile::parse(Path::new("Dockerfile"), text) else { return };
     let lines = text.lines().count().max(1) + 1;
     let directive = CheckConfig::for_build(text, args).map(|(c, _)| c).unwrap_or_default();
     let config = CheckConfig { experimental_all: true, ..directive };
