@@ -353,9 +353,18 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 p => format!("; {:.1}s of it paused in the debugger", p as f64 / 1000.0),
             };
             // A multi-stage build writes layers its image does not hold (a builder stage's):
-            // the count says so rather than let them pass for the image's.
-            let in_image =
-                |l: &&LayerSummary| state.images.iter().any(|i| i.layers.iter().any(|x| x.digest == l.digest));
+            // the count says so rather than let them pass for the image's. A layer is the
+            // image's when the image credits it to the step that wrote it: a builder's layer can
+            // be byte for byte a later stage's (`COPY f /f`, then `COPY --from` of that file),
+            // and one blob in the image is not two of this build's layers. (Traces that credit
+            // no step in the image are matched by digest alone.)
+            let in_image = |l: &&LayerSummary| {
+                state.images.iter().any(|i| {
+                    i.layers
+                        .iter()
+                        .any(|x| x.digest == l.digest && (x.step.is_none() || (x.step, x.shell) == (l.step, l.shell)))
+                })
+            };
             let kept = written.iter().filter(in_image).count();
             let part = match state.images.len() {
                 0 => String::new(),

@@ -310,6 +310,15 @@ mod tests {
             last_lines(&mut s, &[STARTED, &builder, &fin, &assembled, &finished]),
             [(Level::Info, format!("Built {} in 1.2s (2 new layer(s), 1.5 kB)", digest('d')))]
         );
+        // The builder's layer is byte for byte the final stage's (`COPY f /f`, then `COPY
+        // --from` of it): the image holds the blob once, as the final stage's layer.
+        let (builder, fin) = (written(1, 'b', 500, 0), written(2, 'b', 500, 1));
+        let mut s = BuildState::default();
+        let assembled = image(&[layer('f', 9000, 0).replace(r#"{"stage":0,"step":1}"#, "null"), layer('b', 500, 1)]);
+        assert_eq!(
+            last_lines(&mut s, &[STARTED, &builder, &fin, &assembled, &finished]),
+            [(Level::Info, format!("Built {} in 1.2s (2 new layer(s), 1.0 kB; 1 of them in the image)", digest('d')))]
+        );
     }
 
     #[test]
