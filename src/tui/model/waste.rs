@@ -38,15 +38,20 @@ pub struct Origin {
     pub line: usize,
     /// A debugger shell session at the pause on this side of `step` wrote it, not the step.
     pub shell: Option<When>,
+    /// `step` is the last of a stage snapshotted once (`--single-snapshot`), from this line
+    /// on: the layer is the stage's, not the step's.
+    pub stage_from: Option<usize>,
 }
 
 impl Origin {
-    /// `base`, `L4`, `L6 shell`.
+    /// `base`, `L4`, `L6 shell`, `L1–6 stage` (a stage's single snapshot, as `Maker` labels
+    /// its layer: no one line of it added or removed the file).
     pub fn label(&self) -> String {
-        match (self.step, self.shell) {
-            (None, _) => "base".into(),
-            (Some(_), None) => format!("L{}", self.line),
-            (Some(_), Some(_)) => format!("L{} shell", self.line),
+        match (self.step, self.shell, self.stage_from) {
+            (None, _, _) => "base".into(),
+            (Some(_), None, Some(from)) => format!("L{from}–{} stage", self.line),
+            (Some(_), None, None) => format!("L{}", self.line),
+            (Some(_), Some(_), _) => format!("L{} shell", self.line),
         }
     }
 }
@@ -61,7 +66,21 @@ pub struct WasteItem {
     pub removed_line: usize,
     /// A debugger shell session at that step's pause deleted or overwrote it, not the step.
     pub removed_shell: Option<When>,
+    /// The removing step's stage was snapshotted once from this line on (see [`Origin`]).
+    pub removed_stage_from: Option<usize>,
     pub fate: Fate,
+}
+
+impl WasteItem {
+    /// Who deleted or overwrote it, labelled as [`Origin::label`] does.
+    pub fn removed(&self) -> Origin {
+        Origin {
+            step: Some(self.removed_by),
+            line: self.removed_line,
+            shell: self.removed_shell,
+            stage_from: self.removed_stage_from,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,8 +256,9 @@ fn apply_step(
     live: &mut Live,
     items: &mut Vec<WasteItem>,
 ) {
-    let origin = Origin { step: Some(step.id), line: step.line, shell };
-    let base = Origin { step: None, line: from_line, shell: None };
+    let stage_from = step.stage_snapshot.filter(|_| shell.is_none());
+    let origin = Origin { step: Some(step.id), line: step.line, shell, stage_from };
+    let base = Origin { step: None, line: from_line, shell: None, stage_from: None };
     let dead = |path: &str, v: Version, fate: Fate, items: &mut Vec<WasteItem>| {
         if v.bytes > 0 {
             items.push(WasteItem {
@@ -248,6 +268,7 @@ fn apply_step(
                 removed_by: step.id,
                 removed_line: step.line,
                 removed_shell: shell,
+                removed_stage_from: stage_from,
                 fate,
             });
         }
@@ -307,5 +328,22 @@ fn base_file(c: &Change) -> Option<u64> {
         Some(_) => None,
         None if c.kind == ChangeKind::Deleted && c.file_type == FileType::File => Some(c.size),
         None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage snapshotted once is one layer: what it added or removed is the stage's, labelled
+    /// as the Layers table labels that layer, never its last line's.
+    #[test]
+    fn a_single_snapshots_side_is_labelled_as_the_stage() {
+        let step = Some(StepId { stage: 0, step: 7 });
+        let label = |stage_from, shell| Origin { step, line: 12, shell, stage_from }.label();
+        assert_eq!(label(Some(5), None), "L5–12 stage");
+        assert_eq!(label(None, None), "L12");
+        assert_eq!(label(None, Some(When::AfterStep)), "L12 shell");
+        assert_eq!(Origin { step: None, line: 2, shell: None, stage_from: None }.label(), "base");
     }
 }

@@ -15,7 +15,7 @@ use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, field, 
 use crate::tui::format;
 use crate::tui::keymap::Action;
 use crate::tui::model::Model;
-use crate::tui::model::waste::{self, Fate, Origin, WasteReport};
+use crate::tui::model::waste::{self, Fate, WasteReport};
 use crate::tui::theme::Theme;
 use trowel_events::state::Maker;
 use trowel_events::{BaseSource, LayerSummary};
@@ -310,7 +310,7 @@ fn waste_lines<'a>(layers: &[LayerSummary], report: &WasteReport, theme: &Theme,
     let narrow = width < 70;
     for item in report.items.iter().take(WASTE_ROWS) {
         let from = item.added.label();
-        let to = Origin { step: Some(item.removed_by), line: item.removed_line, shell: item.removed_shell }.label();
+        let to = item.removed().label();
         let how = match item.fate {
             Fate::Deleted => "deleted",
             Fate::Overwritten => "overwritten",
