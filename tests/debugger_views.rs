@@ -361,6 +361,9 @@ fn the_files_pane_at_each_step_is_the_image_of_the_dockerfile_up_to_it() {
         "RUN rm -rf /d/e && mkdir /d/e && echo two > /d/e/g && chmod 700 /d/e".to_string(),
         "COPY --chown=5:6 f.txt /d/c.txt".to_string(),
         "RUN rm /etc/group /d/h && chmod 4755 /d/c.txt && chown -h 7:8 /d/s".to_string(),
+        "RUN head -c 3000 /dev/zero > /w1 && ln /w1 /w2 && rm /bin/vi".to_string(),
+        "RUN echo more >> /w1".to_string(),
+        "RUN rm -rf /bin".to_string(),
     ];
     let (ctx, opts) = cached_build_of(&lines[1..].join("\n"), "files-at-steps");
     let stack = |events: Vec<Event>| {
@@ -420,13 +423,28 @@ fn the_files_pane_at_each_step_is_the_image_of_the_dockerfile_up_to_it() {
     }
     // The waste the Layers pane lists (per obsolete version) adds up to what the Files pane's
     // efficiency counts (per layer): the hard-linked file whose first name went at line 3 is
-    // waste once, at line 5, when its last name goes.
+    // waste once, at line 5, when its last name goes; a base file's other name going (/bin/vi,
+    // one of busybox's names) is none; a hard-linked file written in place is one version
+    // overwritten under the name written, not a deletion of its other name; a base directory
+    // removed whole is its files' waste, from the base (line 1).
     for (what, state) in [("ran", &ran), ("cached", &cached)] {
+        use trowel::tui::model::waste::Fate;
         let report = trowel::tui::model::waste::analyze(state);
         let stacked: u64 = trowel::tui::model::merged::at(state, None).layers.iter().map(|l| l.wasted).sum();
         assert_eq!(report.total, stacked, "{what}: {:#?}", report.items);
         let f: Vec<(usize, u64)> =
             report.items.iter().filter(|i| i.path.starts_with("/d/")).map(|i| (i.removed_line, i.bytes)).collect();
         assert!(f.contains(&(5, 4)) && !f.contains(&(3, 4)), "{what}: {:#?}", report.items);
+        let of = |p: &str| -> Vec<(usize, usize, u64, Fate)> {
+            let items = report.items.iter().filter(|i| i.path == p);
+            items.map(|i| (i.added.line, i.removed_line, i.bytes, i.fate)).collect()
+        };
+        assert_eq!(of("/w1"), [(6, 7, 3000, Fate::Overwritten)], "{what}: {:#?}", report.items);
+        assert_eq!(of("/w2"), [], "{what}");
+        assert!(report.items.iter().all(|i| i.removed_line != 6), "{what}: {:#?}", report.items);
+        let busybox = std::fs::metadata(pull_and_unpack(&env().busybox()).rootfs().join("bin/busybox")).unwrap().len();
+        let bin: Vec<_> = report.items.iter().filter(|i| i.path.starts_with("/bin/")).collect();
+        assert_eq!(bin.len(), 1, "{what}: one file, however many names: {bin:#?}");
+        assert_eq!((bin[0].added.step, bin[0].added.line, bin[0].removed_line, bin[0].bytes), (None, 1, 8, busybox));
     }
 }

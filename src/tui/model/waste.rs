@@ -11,8 +11,16 @@
 //! sizes of *all* copies of a path, the surviving one included, and so over-reports: dive#684.)
 //!
 //! Files of the base image that a step overwrites or deletes are waste too; their "added" side
-//! is the base image (the stage's FROM line). A deleted base *directory*'s contents are not
-//! known from the build's events, so only its top entry counts there.
+//! is the base image (the stage's FROM line). When the base's layers were listed
+//! (`base_layer_listed`: the live debugger, a trace with `--trace-base-listings`) the analysis
+//! starts from the base's file system, so a deleted base directory's files count and a base
+//! file's other hard-linked names keep it alive; otherwise only what a change itself says of
+//! the path it names is known. Waste among the base's own layers is no line's doing and is not
+//! listed (the Files pane's efficiency counts it).
+//!
+//! A file written in place (`echo more >> /one` where `/two` is a hard link to it) is one
+//! overwritten version, under the name written: the layer holds the new file and its names
+//! again as links, which is not a deletion of the other name.
 //!
 //! A debugger shell session whose changes were kept made a layer of its own: what it added or
 //! hid is the session's (`shell` on either side), never the instruction's at whose pause it ran.
@@ -133,8 +141,10 @@ struct Live {
 enum Taken {
     /// It was the file's last name: the version is dead.
     Dead(Version),
-    /// Another name still holds the file (a hard link of its layer, which now holds it).
+    /// It was a link: the file lives on under its other names.
     Lives,
+    /// It held the file, which passes to this other name (a hard link of its layer).
+    Passed(String),
     /// No regular file of this build's layers was there.
     Unknown,
 }
@@ -154,8 +164,8 @@ impl Live {
         let Some(v) = self.files.remove(path) else { return Taken::Unknown };
         match self.links.pass_on(path) {
             Some((heir, _)) => {
-                self.files.insert(heir, v);
-                Taken::Lives
+                self.files.insert(heir.clone(), v);
+                Taken::Passed(heir)
             }
             None => Taken::Dead(v),
         }
@@ -226,6 +236,9 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
         .and_then(|s| s.steps.first())
         .and_then(|&id| model.step(id))
         .map_or(0, |s| s.line);
+    if let Some(&root) = stages.first() {
+        seed_base(model, root, Origin { step: None, line: from_line, shell: None, stage_from: None }, &mut live);
+    }
     for stage in stages {
         let Some(view) = model.stage(stage) else { continue };
         for id in &view.steps {
@@ -245,6 +258,32 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
     items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
     let total = items.iter().map(|i| i.bytes).sum();
     WasteReport { items, total }
+}
+
+/// The base image's file system of stage `root` (the image's root ancestor), when every one of
+/// its layers was listed: its regular files as versions `base` added, and its hard links.
+fn seed_base(model: &BuildState, root: usize, base: Origin, live: &mut Live) {
+    let Some(view) = model.stage(root) else { return };
+    if !matches!(view.source, Some(BaseSource::Registry { .. } | BaseSource::CacheDir { .. })) {
+        return;
+    }
+    let n = view.base_layers.len();
+    if n == 0 || (0..n).any(|i| !view.base_listings.contains_key(&i)) {
+        return;
+    }
+    let mut fs = super::merged::Merged::default();
+    for i in 0..n {
+        fs.push(super::merged::LayerBy::Base { stage: root, index: i }, String::new(), &view.base_listings[&i]);
+    }
+    for (path, e) in &fs.entries {
+        match (e.change.file_type, &e.change.link_target) {
+            (FileType::File, _) => {
+                live.files.insert(path.clone(), Version { bytes: e.change.size, origin: base });
+            }
+            (FileType::Hardlink, Some(target)) => live.links.link(path, target),
+            _ => {}
+        }
+    }
 }
 
 /// Applies one layer's changes: the step's (`shell` `None`) or a kept shell session's.
@@ -276,6 +315,12 @@ fn apply_step(
     // Paths a directory's removal or re-creation already took out in this layer: a walk of a
     // root reports a re-created directory's old contents as deleted too, after it.
     let mut taken: BTreeSet<String> = BTreeSet::new();
+    // The names this layer links to a file: a file written in place names them all again.
+    let relinked: BTreeMap<&str, &str> = changes
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Deleted && c.file_type == FileType::Hardlink)
+        .filter_map(|c| Some((c.path.as_str(), c.link_target.as_deref()?)))
+        .collect();
     for c in changes {
         let removes_subtree = c.kind == ChangeKind::Deleted || c.opaque || c.file_type != FileType::Dir;
         if removes_subtree {
@@ -286,11 +331,22 @@ fn apply_step(
                 taken.insert(p);
             }
         }
-        let replaced = live.take(&c.path);
+        let mut replaced = live.take(&c.path);
+        // Written in place: the name the file passed to links to it again in this layer, so
+        // the old version is dead, overwritten here, and that name is a link once more.
+        if let Taken::Passed(heir) = &replaced
+            && c.kind != ChangeKind::Deleted
+            && c.file_type == FileType::File
+            && relinked.get(heir.as_str()) == Some(&c.path.as_str())
+        {
+            let heir = heir.clone();
+            replaced = live.files.remove(&heir).map_or(Taken::Unknown, Taken::Dead);
+            live.links.link(&heir, &c.path);
+        }
         match c.kind {
             ChangeKind::Deleted => match replaced {
                 Taken::Dead(v) => dead(&c.path, v, Fate::Deleted, items),
-                Taken::Lives => {}
+                Taken::Lives | Taken::Passed(_) => {}
                 Taken::Unknown if taken.contains(&c.path) => {}
                 Taken::Unknown => {
                     if let Some(prev) = base_file(c) {
@@ -307,7 +363,7 @@ fn apply_step(
                             dead(&c.path, Version { bytes: prev, origin: base }, fate, items);
                         }
                     }
-                    Taken::Lives | Taken::Unknown => {}
+                    Taken::Lives | Taken::Passed(_) | Taken::Unknown => {}
                 }
                 match (c.file_type, &c.link_target) {
                     (FileType::File, _) => {
