@@ -363,6 +363,7 @@ fn the_files_pane_at_each_step_is_the_image_of_the_dockerfile_up_to_it() {
         "RUN rm /etc/group /d/h && chmod 4755 /d/c.txt && chown -h 7:8 /d/s".to_string(),
         "RUN head -c 3000 /dev/zero > /w1 && ln /w1 /w2 && rm /bin/vi".to_string(),
         "RUN echo more >> /w1".to_string(),
+        "RUN rm -rf /d/e && echo f > /d/e".to_string(),
         "RUN rm -rf /bin".to_string(),
     ];
     let (ctx, opts) = cached_build_of(&lines[1..].join("\n"), "files-at-steps");
@@ -445,6 +446,14 @@ fn the_files_pane_at_each_step_is_the_image_of_the_dockerfile_up_to_it() {
         let busybox = std::fs::metadata(pull_and_unpack(&env().busybox()).rootfs().join("bin/busybox")).unwrap().len();
         let bin: Vec<_> = report.items.iter().filter(|i| i.path.starts_with("/bin/")).collect();
         assert_eq!(bin.len(), 1, "{what}: one file, however many names: {bin:#?}");
-        assert_eq!((bin[0].added.step, bin[0].added.line, bin[0].removed_line, bin[0].bytes), (None, 1, 8, busybox));
+        assert_eq!((bin[0].added.step, bin[0].added.line, bin[0].removed_line, bin[0].bytes), (None, 1, 9, busybox));
+    }
+    // A directory replaced by a file: what it held is deleted, in the step's changes, whether
+    // the step ran (a walk) or the cache served it (its listing compared with the layers below).
+    for (what, state) in [("ran", &ran), ("cached", &cached)] {
+        let step = state.steps().find(|s| s.line == 8).unwrap();
+        let changes: Vec<String> =
+            step.changes.iter().map(|c| format!("{:?} {:?} {}", c.kind, c.file_type, c.path)).collect();
+        assert_eq!(changes, ["Modified Dir /d", "Modified File /d/e", "Deleted File /d/e/g"], "{what}");
     }
 }

@@ -186,12 +186,16 @@ fn type_changes_are_modifications() {
             vec![
                 s("/tree", Modified, FileType::Dir),
                 s("/tree/sub", Modified, FileType::Symlink),
+                // What the replaced directory held is deleted, as for a re-created one (the
+                // link hides it in the layer).
+                s("/tree/sub/deeper", Deleted, FileType::Dir),
                 s("/tree/top", Modified, FileType::Dir)
             ],
             "{mode:?}"
         );
         assert_eq!(c.entries[1].previous.as_ref().unwrap().file_type, FileType::Dir);
         assert_eq!(c.entries[1].link_target.as_deref(), Some("/etc"));
+        assert_eq!(c.entries[2].previous.as_ref().unwrap().file_type, FileType::Dir);
     }
 }
 

@@ -68,7 +68,9 @@ pub struct Change {
     pub digest: Option<Digest>,
     /// A directory that was removed and re-created: what lower layers had below it is gone.
     /// A walk of a root also reports what it held and no longer holds as `deleted` (traces
-    /// before 2026-12-05 did not); a layer's listing cannot.
+    /// before 2026-12-05 did not); a layer's listing cannot. So is what a directory held when
+    /// something else replaced it (a `modified` file, link… whose `previous` is a directory;
+    /// traces before 2026-12-06 did not list it).
     pub opaque: bool,
     /// The metadata before, for `modified` and `deleted` (else `null`).
     pub previous: Option<PrevMeta>,

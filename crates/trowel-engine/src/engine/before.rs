@@ -82,6 +82,12 @@ fn gone_under(dir: &Change, before: &BTreeMap<String, PrevMeta>, listed: &[Chang
         .collect()
 }
 
+/// Whether the change's path held a directory whose contents are gone: re-created (opaque), or
+/// replaced by something that is not a directory.
+fn replaced_dir(c: &Change) -> bool {
+    c.opaque || c.file_type != FileType::Dir && c.previous.as_ref().is_some_and(|p| p.file_type == FileType::Dir)
+}
+
 /// A change's own metadata, as the step after it sees it "before".
 fn as_prev(c: &Change) -> PrevMeta {
     PrevMeta {
@@ -138,8 +144,10 @@ impl Before {
     ) {
         let before = self.lookup(ctx, stage, layers, &Self::wanted(entries, true));
         Self::classify(entries, &before);
+        // Re-created directories, and directories something else replaced: what they held is
+        // deleted, as a walk of a root that ran the step reports it.
         let renewed: Vec<Change> =
-            entries.iter().filter(|c| c.opaque && c.kind == ChangeKind::Modified).cloned().collect();
+            entries.iter().filter(|c| c.kind == ChangeKind::Modified && replaced_dir(c)).cloned().collect();
         for d in &renewed {
             let held = self.under(ctx, stage, layers, &d.path);
             let gone = gone_under(d, &held, entries);
@@ -295,7 +303,7 @@ impl Before {
                 self.cleared.insert(key);
                 continue;
             }
-            if c.opaque {
+            if replaced_dir(c) {
                 self.cleared.insert(key.clone());
             }
             self.known.insert(key, Some(as_prev(c)));

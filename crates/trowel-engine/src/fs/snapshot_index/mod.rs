@@ -421,6 +421,11 @@ impl<'a> Walker<'a> {
             }
             Some(o) if o.meta.kind != kind => {
                 self.emit(&p, ChangeKind::Modified, &meta, Some(&o.meta), false, devino);
+                // A directory replaced (by a file, a link): what it held is deleted, as for a
+                // re-created one. Its replacement hides it in the layer (no whiteouts).
+                if o.meta.kind == FileType::Dir {
+                    self.gone(&p, &o.children, &[]);
+                }
                 if kind == FileType::Dir {
                     children = self.walk_dir(dirfd, None, name, &p, Vec::new())?;
                 }
