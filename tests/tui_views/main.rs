@@ -415,3 +415,12 @@ fn the_files_pane_shows_the_tree_the_toggle_and_what_it_cannot_show() {
 
 mod files;
 mod time;
+
+/// The Layers pane's waste says what it could not count (a cached step of the image whose
+/// listing was not compared with the layers below), as the Files pane does.
+#[test]
+fn the_waste_list_says_what_it_cannot_count() {
+    let mut app = App::replay("cache-rebuild".into(), &events("cache-rebuild"));
+    let layers = text(&pane(&mut app, Pane::Layers, 120, 30)).join("\n");
+    assert!(layers.contains("⚠ not counted: L15: taken from the cache and not compared"), "{layers}");
+}

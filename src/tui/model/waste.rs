@@ -96,6 +96,10 @@ pub struct WasteReport {
     /// Largest first.
     pub items: Vec<WasteItem>,
     pub total: u64,
+    /// What the events do not tell, so the items leave out (in words): a step the cache
+    /// served whose listing was not compared with the layers below, a base directory deleted
+    /// whole when the base's files were not reported.
+    pub unknown: Vec<String>,
 }
 
 impl WasteReport {
@@ -236,13 +240,32 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
         .and_then(|s| s.steps.first())
         .and_then(|&id| model.step(id))
         .map_or(0, |s| s.line);
-    if let Some(&root) = stages.first() {
-        seed_base(model, root, Origin { step: None, line: from_line, shell: None, stage_from: None }, &mut live);
-    }
+    let seeded = stages.first().is_some_and(|&root| {
+        seed_base(model, root, Origin { step: None, line: from_line, shell: None, stage_from: None }, &mut live)
+    });
+    let mut unknown = Vec::new();
     for stage in stages {
         let Some(view) = model.stage(stage) else { continue };
         for id in &view.steps {
             let Some(step) = model.step(*id) else { continue };
+            if step.unclassified {
+                unknown.push(format!(
+                    "L{}: taken from the cache and not compared with the layers below (what it hid of them)",
+                    step.line
+                ));
+            }
+            if !seeded {
+                // Not from this build's own layers (`live` would have it): the base's.
+                let base_dirs = step.changes.iter().filter(|c| {
+                    c.kind == ChangeKind::Deleted && c.file_type == FileType::Dir && live.below(&c.path).is_empty()
+                });
+                for c in base_dirs {
+                    unknown.push(format!(
+                        "{}: a directory deleted at L{} whose files the base's listing would tell (not reported)",
+                        c.path, step.line
+                    ));
+                }
+            }
             // A kept shell session's changes are a layer too, before or after the step's.
             let kept =
                 |before: bool| step.shells.iter().filter(move |s| s.kept == Some(true) && s.before_step == before);
@@ -257,19 +280,22 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
     }
     items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
     let total = items.iter().map(|i| i.bytes).sum();
-    WasteReport { items, total }
+    WasteReport { items, total, unknown }
 }
 
 /// The base image's file system of stage `root` (the image's root ancestor), when every one of
 /// its layers was listed: its regular files as versions `base` added, and its hard links.
-fn seed_base(model: &BuildState, root: usize, base: Origin, live: &mut Live) {
-    let Some(view) = model.stage(root) else { return };
-    if !matches!(view.source, Some(BaseSource::Registry { .. } | BaseSource::CacheDir { .. })) {
-        return;
+/// Whether the base's files are known (a stage on `scratch` has none to know).
+fn seed_base(model: &BuildState, root: usize, base: Origin, live: &mut Live) -> bool {
+    let Some(view) = model.stage(root) else { return false };
+    match view.source {
+        Some(BaseSource::Registry { .. } | BaseSource::CacheDir { .. }) => {}
+        Some(BaseSource::Scratch) => return true,
+        _ => return false,
     }
     let n = view.base_layers.len();
     if n == 0 || (0..n).any(|i| !view.base_listings.contains_key(&i)) {
-        return;
+        return false;
     }
     let mut fs = super::merged::Merged::default();
     for i in 0..n {
@@ -284,6 +310,7 @@ fn seed_base(model: &BuildState, root: usize, base: Origin, live: &mut Live) {
             _ => {}
         }
     }
+    true
 }
 
 /// Applies one layer's changes: the step's (`shell` `None`) or a kept shell session's.

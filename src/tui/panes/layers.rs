@@ -287,11 +287,25 @@ fn details<'a>(ctx: &Ctx, l: &LayerSummary, report: &WasteReport, theme: &Theme,
 
 fn waste_lines<'a>(layers: &[LayerSummary], report: &WasteReport, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let mut out = vec![Line::default()];
+    // What the list cannot count, said before it (as the Files pane says what it cannot show).
+    let caveat = |out: &mut Vec<Line<'a>>| {
+        if let Some(first) = report.unknown.first() {
+            let n = report.unknown.len();
+            let more = if n > 1 { format!(" (+{} more)", n - 1) } else { String::new() };
+            let text = format!("⚠ not counted: {first}{more}");
+            out.push(Line::from(Span::styled(format::truncate(&text, width), theme.status_warn)));
+        }
+    };
     if report.items.is_empty() {
-        out.push(Line::from(Span::styled(
-            "no waste: no step deleted or overwrote what an earlier one added",
-            theme.dim,
-        )));
+        if report.unknown.is_empty() {
+            out.push(Line::from(Span::styled(
+                "no waste: no step deleted or overwrote what an earlier one added",
+                theme.dim,
+            )));
+        } else {
+            out.push(Line::from(Span::styled("no waste found", theme.dim)));
+            caveat(&mut out);
+        }
         return out;
     }
     let image: u64 = layers.iter().map(|l| l.size).sum();
@@ -307,6 +321,7 @@ fn waste_lines<'a>(layers: &[LayerSummary], report: &WasteReport, theme: &Theme,
             theme.dim,
         ),
     ]));
+    caveat(&mut out);
     let narrow = width < 70;
     for item in report.items.iter().take(WASTE_ROWS) {
         let from = item.added.label();
