@@ -200,6 +200,14 @@ impl FileStep for Copy {
                     }
                     let target = match (&kind, &target_rel) {
                         (_, Some(t)) => format!("{}/{t}", dest.trim_end_matches('/')),
+                        // A directory onto a link to a file: the link is replaced, never the file
+                        // it points to (BuildKit refuses: "cannot copy to non-directory").
+                        (_, None)
+                            if kind == SourceKind::Dir
+                                && dst.stat(&dest).ok().flatten().is_some_and(|s| !s.is_dir()) =>
+                        {
+                            dest.clone()
+                        }
                         (_, None) if kind == SourceKind::Dir || !dest_is_dir => {
                             through_symlink(dst, &dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?
                         }
