@@ -10,7 +10,7 @@
 //! changed was removed and re-created, so it is always reported `opaque` with all its current
 //! contents Added):
 //! - `Full`: type, permission bits (incl. setuid/setgid/sticky), uid, gid, size (not a
-//!   directory's: see `snapshot_index::same_size`), mtime (ns),
+//!   directory's: see `snapshot_index/changes.rs`, `same_size`), mtime (ns),
 //!   symlink target, inode and the set of xattrs are compared. When all of those are equal but
 //!   a regular file's ctime changed, its content is hashed and compared with the hash taken at
 //!   the previous snapshot, so a content change that preserved size and mtime is caught while a

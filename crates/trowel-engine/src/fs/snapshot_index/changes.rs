@@ -1,10 +1,11 @@
 //! What a walk reports: whether a path's record changed under the snapshot mode, and the
-//! change list it builds, sorted and with the second names of hard-linked files marked.
+//! change list it builds, sorted and with the second names of hard-linked files marked; and
+//! the metadata comparisons behind both (`metadata_same`, `same_size`).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{Meta, Node, Walker, metadata_same, same_size};
+use super::{Meta, Node, Walker};
 use crate::fs::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode};
 use crate::fs::{FileType, path};
 
@@ -125,4 +126,26 @@ impl Walker<'_> {
         stats.duration_ms = start.elapsed().as_millis() as u64;
         Changes { entries: out.into_iter().map(|rc| rc.change).collect(), stats, reads: Vec::new() }
     }
+}
+
+/// Whether the metadata a `Full` snapshot compares before xattrs and content is the same
+/// (symlink targets aside).
+pub(crate) fn metadata_same(old: &Meta, new: &Meta) -> bool {
+    old.mode == new.mode
+        && old.uid == new.uid
+        && old.gid == new.gid
+        && same_size(old, new)
+        && old.mtime == new.mtime
+        && old.ino == new.ino
+}
+
+/// Whether the sizes agree where a size means something. A directory's `st_size` is the file
+/// system's own business, never an image's (its tar entry has none, and what it holds is
+/// walked either way): tmpfs counts its entries, ext4 its blocks, and a directory overlayfs
+/// copied up starts again in the upper directory. A RUN on a base without `/etc/hosts` has its
+/// mount point made and removed there (mtime put back), and on a root mounted from the
+/// unpacked-layer store that left `/etc` copied up with another size: the snapshot called it
+/// modified, the layer carried it, and the image's digest depended on whether the store was used.
+pub(super) fn same_size(old: &Meta, new: &Meta) -> bool {
+    old.size == new.size || (old.kind == FileType::Dir && new.kind == FileType::Dir)
 }

@@ -22,6 +22,8 @@ use super::snapshot_lazy::{Content, xattr_hash};
 use super::{FileType, FsError, IgnoreList, Root, Stat, path, sys};
 
 mod changes;
+
+pub(crate) use changes::metadata_same;
 mod parallel;
 
 use changes::RawChange;
@@ -67,28 +69,6 @@ impl Node {
 /// A timestamp as nanoseconds since the epoch, saturating outside ±292 years.
 pub(crate) fn ns(t: super::Timespec) -> i64 {
     t.sec.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nsec))
-}
-
-/// Whether the metadata a `Full` snapshot compares before xattrs and content is the same
-/// (symlink targets aside).
-pub(crate) fn metadata_same(old: &Meta, new: &Meta) -> bool {
-    old.mode == new.mode
-        && old.uid == new.uid
-        && old.gid == new.gid
-        && same_size(old, new)
-        && old.mtime == new.mtime
-        && old.ino == new.ino
-}
-
-/// Whether the sizes agree where a size means something. A directory's `st_size` is the file
-/// system's own business, never an image's (its tar entry has none, and what it holds is
-/// walked either way): tmpfs counts its entries, ext4 its blocks, and a directory overlayfs
-/// copied up starts again in the upper directory. A RUN on a base without `/etc/hosts` has its
-/// mount point made and removed there (mtime put back), and on a root mounted from the
-/// unpacked-layer store that left `/etc` copied up with another size: the snapshot called it
-/// modified, the layer carried it, and the image's digest depended on whether the store was used.
-pub(crate) fn same_size(old: &Meta, new: &Meta) -> bool {
-    old.size == new.size || (old.kind == FileType::Dir && new.kind == FileType::Dir)
 }
 
 /// One diff pass over (part of) a root.
