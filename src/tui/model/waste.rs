@@ -244,6 +244,8 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
         seed_base(model, root, Origin { step: None, line: from_line, shell: None, stage_from: None }, &mut live)
     });
     let mut unknown = Vec::new();
+    // Directories this build's layers made, so a removed one is known not to be the base's.
+    let mut made: BTreeSet<&str> = BTreeSet::new();
     for stage in stages {
         let Some(view) = model.stage(stage) else { continue };
         for id in &view.steps {
@@ -257,7 +259,10 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
             if !seeded {
                 // Not from this build's own layers (`live` would have it): the base's.
                 let base_dirs = step.changes.iter().filter(|c| {
-                    c.kind == ChangeKind::Deleted && c.file_type == FileType::Dir && live.below(&c.path).is_empty()
+                    c.kind == ChangeKind::Deleted
+                        && c.file_type == FileType::Dir
+                        && !made.contains(c.path.as_str())
+                        && live.below(&c.path).is_empty()
                 });
                 for c in base_dirs {
                     unknown.push(format!(
@@ -266,6 +271,10 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
                     ));
                 }
             }
+            let dirs = step.changes.iter().chain(step.shells.iter().flat_map(|sh| &sh.changes));
+            made.extend(
+                dirs.filter(|c| c.kind == ChangeKind::Added && c.file_type == FileType::Dir).map(|c| c.path.as_str()),
+            );
             // A kept shell session's changes are a layer too, before or after the step's.
             let kept =
                 |before: bool| step.shells.iter().filter(move |s| s.kept == Some(true) && s.before_step == before);
