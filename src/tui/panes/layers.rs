@@ -29,6 +29,28 @@ pub struct LayersPane {
     cursor: usize,
     /// Screen row → layer index, as last drawn.
     hits: Vec<(u16, usize)>,
+    /// The waste analysis, kept while the events it was made from are the model's: it walks
+    /// every step's changes and, when listed, the base's files, and the pane is drawn on
+    /// every key and tick.
+    waste: std::cell::RefCell<Option<(WasteKey, std::rc::Rc<WasteReport>)>>,
+}
+
+/// What a waste analysis was made from: the events folded so far and the platform shown.
+type WasteKey = (usize, Option<String>);
+
+impl LayersPane {
+    fn waste(&self, ctx: &Ctx) -> std::rc::Rc<WasteReport> {
+        let key = (ctx.model.events, ctx.platform.clone());
+        let mut kept = self.waste.borrow_mut();
+        match &*kept {
+            Some((k, report)) if *k == key => report.clone(),
+            _ => {
+                let report = std::rc::Rc::new(waste::analyze_for(ctx.model, ctx.platform.as_deref()));
+                *kept = Some((key, report.clone()));
+                report
+            }
+        }
+    }
 }
 
 /// What a frame of the pane showed.
@@ -151,7 +173,7 @@ impl Component for LayersPane {
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) -> PaneView {
         let layers = layers_for(ctx.model, ctx.platform.as_deref());
-        let report = waste::analyze_for(ctx.model, ctx.platform.as_deref());
+        let report = self.waste(ctx);
         let width = area.width as usize;
         let height = area.height as usize;
         if layers.is_empty() {
