@@ -104,6 +104,12 @@ pub enum HttpError {
     Transport { reason: String },
 }
 
+/// A response's `Last-Modified`, in seconds since 1970, when it says one that parses.
+pub(crate) fn last_modified(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+    let value = headers.get(reqwest::header::LAST_MODIFIED)?.to_str().ok()?;
+    chrono::DateTime::parse_from_rfc2822(value).ok().map(|t| t.timestamp())
+}
+
 /// A response whose body has not been read yet.
 pub(super) struct Response {
     pub status: u16,

@@ -75,12 +75,7 @@ pub(super) fn fetch(
             reason: format!("the server answered HTTP {status} to the download{said}"),
         });
     }
-    let last_modified = resp
-        .headers
-        .get(reqwest::header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| chrono::DateTime::parse_from_rfc2822(s).ok())
-        .map(|t| t.timestamp());
+    let last_modified = super::http::last_modified(&resp.headers);
     let mut origin = tar::unpack_archive(Box::new(resp.into_reader()), ContextKind::Https, dir, &src.shown, opts)?;
     // BuildKit's order: the server's date of the archive, else the newest file in it.
     origin.time = last_modified.or(origin.time);

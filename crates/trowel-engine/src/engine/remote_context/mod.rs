@@ -28,6 +28,7 @@ mod source;
 mod tar;
 
 pub use http::HttpError;
+pub(crate) use http::last_modified;
 pub use source::{AzureSource, ContextSource, GitOptions, GitSource, HttpsSource, ObjectSource, TarInput};
 
 /// What bounds a fetched context: the build's `--max-file-size`, `--max-layer-size` and

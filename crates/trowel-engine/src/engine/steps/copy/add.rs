@@ -101,12 +101,7 @@ fn download(ctx: &BuildContext<'_>, url: &str) -> Result<Download, StepError> {
         if !resp.status().is_success() {
             return Err(StepError::Invalid(format!("ADD {url}: HTTP {}", resp.status())));
         }
-        let mtime = resp
-            .headers()
-            .get(reqwest::header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| chrono::DateTime::parse_from_rfc2822(s).ok())
-            .map(|t| t.timestamp());
+        let mtime = crate::engine::remote_context::last_modified(resp.headers());
         let mut file = std::fs::File::create(&path).map_err(StepError::io(format!("ADD {url}: save")))?;
         let mut hasher = Hasher::new();
         let mut stream = resp.bytes_stream();
