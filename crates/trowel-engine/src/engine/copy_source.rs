@@ -153,9 +153,8 @@ pub(crate) fn hints(df: &Dockerfile, plan: &Plan) -> HashMap<usize, Vec<String>>
         if !from.is_empty() && from.bytes().all(|b| b.is_ascii_digit()) {
             return from.parse::<usize>().ok().filter(|&i| i < plan.stages.len());
         }
-        // The last of that name, as `Plan::dockerfile_stage_named` (names may repeat).
-        let lower = from.to_lowercase();
-        plan.stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+        // One planned stage per Dockerfile stage here: its Dockerfile index is its index.
+        plan.dockerfile_stage_named(from)
     };
     for (stage, planned) in df.stages.iter().zip(&plan.stages) {
         if !planned.needed {
