@@ -255,6 +255,61 @@ fn file_content_and_mode_changes_miss() {
     );
 }
 
+/// The extended attributes of the files in the last layer of `reference`, as its tar headers
+/// carry them (`SCHILY.xattr.*`): (path, name, value).
+fn xattrs_in_last_layer(reference: &str) -> Vec<(String, String, Vec<u8>)> {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    assert_ok(&run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:img", layout.display()),
+    ])));
+    let json = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let manifest = json(&blob(json(&layout.join("index.json"))["manifests"][0]["digest"].as_str().unwrap()));
+    let last = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(blob(&last)).unwrap()).read_to_end(&mut raw).unwrap();
+    let mut out = Vec::new();
+    for e in tar::Archive::new(raw.as_slice()).entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        for x in e.pax_extensions().unwrap().into_iter().flatten() {
+            let x = x.unwrap();
+            if let Some(name) = x.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                out.push((path.clone(), name.to_string(), x.value_bytes().to_vec()));
+            }
+        }
+    }
+    out
+}
+
+/// A COPY carries a context file's xattrs into its layer, so one changed alone must miss: it
+/// was served from the cache with the old value, named nowhere in the key.
+#[test]
+fn an_xattr_change_alone_misses() {
+    let c = Ctx::new("xattr", &format!("{}COPY x.bin /x.bin\n", from()));
+    c.write("x.bin", "same content\n");
+    let set = |v: &[u8]| {
+        rustix::fs::setxattr(c.path().join("x.bin"), "user.foo", v, rustix::fs::XattrFlags::empty())
+            .expect("the test's context is on a file system with user xattrs")
+    };
+    set(b"bar");
+    c.build(&[]);
+    let x = |v: &[u8]| vec![("x.bin".to_string(), "user.foo".to_string(), v.to_vec())];
+    assert_eq!(xattrs_in_last_layer(&c.dest), x(b"bar"));
+    set(b"baz");
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "miss: COPY x.bin: 1 file changed (x.bin: xattr user.foo changed)");
+    assert_eq!(xattrs_in_last_layer(&c.dest), x(b"baz"));
+    // Unchanged, it hits.
+    c.build(&[]).all_hit();
+}
+
 /// A source big enough to be hashed on several threads (`keyfiles.rs`): each file's digest is
 /// its own, so an unchanged context hits and one changed byte misses naming that file alone.
 #[test]

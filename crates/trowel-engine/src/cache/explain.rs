@@ -267,7 +267,8 @@ struct FileDiff<'a> {
 }
 
 /// What changed about a file besides its content, in words (`None`: its content, type or link
-/// target changed, which its path alone says).
+/// target changed, which its path alone says). An xattr's value is recorded as a digest only,
+/// so the words say which one changed, not to what.
 fn metadata_change(p: &FileEntry, c: &FileEntry) -> Option<String> {
     if (p.kind, &p.link, &p.digest) != (c.kind, &c.link, &c.digest) {
         return None;
@@ -278,6 +279,15 @@ fn metadata_change(p: &FileEntry, c: &FileEntry) -> Option<String> {
     }
     if (p.uid, p.gid) != (c.uid, c.gid) {
         out.push(format!("owner {}:{} → {}:{}", p.uid, p.gid, c.uid, c.gid));
+    }
+    let names: BTreeSet<&String> = p.xattrs.keys().chain(c.xattrs.keys()).collect();
+    for n in names {
+        match (p.xattrs.get(n), c.xattrs.get(n)) {
+            (Some(a), Some(b)) if a != b => out.push(format!("xattr {n} changed")),
+            (None, Some(_)) => out.push(format!("xattr {n} added")),
+            (Some(_), None) => out.push(format!("xattr {n} removed")),
+            _ => {}
+        }
     }
     (!out.is_empty()).then(|| out.join(", "))
 }

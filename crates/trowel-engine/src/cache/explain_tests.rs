@@ -26,7 +26,16 @@ fn link(line: usize, instruction: &str, key: &str) -> ChainLink {
 }
 
 fn file(p: &str, content: &[u8]) -> FileEntry {
-    FileEntry { path: p.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest: Some(Digest::of(content)) }
+    FileEntry {
+        path: p.into(),
+        kind: 'f',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        link: None,
+        digest: Some(Digest::of(content)),
+        xattrs: BTreeMap::new(),
+    }
 }
 
 fn entry(key: &str, c: KeyComponents) -> Earlier {
@@ -68,6 +77,18 @@ fn wording() {
     b.files[0].mode = 0o600;
     b.files[0].uid = 1000;
     assert_eq!(against(a, &b, &none), "COPY a.txt: 1 file changed (a.txt: mode 0644 → 0600, owner 0:0 → 1000:0)");
+    // Or only in an extended attribute, whose value is recorded as a digest.
+    let mut a = comps("COPY a.txt ./");
+    a.files = vec![file("a.txt", b"1")];
+    a.files[0].xattrs.insert("user.foo".into(), Digest::of(b"bar").to_string());
+    let mut b = a.clone();
+    b.files[0].xattrs.insert("user.foo".into(), Digest::of(b"baz").to_string());
+    b.files[0].xattrs.insert("user.new".into(), Digest::of(b"1").to_string());
+    assert_ne!(a.key(), b.key());
+    assert_eq!(
+        against(a, &b, &none),
+        "COPY a.txt: 1 file changed (a.txt: xattr user.foo changed, xattr user.new added)"
+    );
     // A RUN's files are its bind mounts' (it has no destination to leave out).
     let mut a = comps("RUN --mount=type=bind,source=b.txt,target=/b cat /b > bcopy");
     a.files = vec![file("b.txt", b"1")];

@@ -5,7 +5,7 @@
 //! layers are written, the parent step's key (the chain starts at the base image's manifest
 //! digest, or at the parent stage's last key), the fully expanded instruction with its flags, the
 //! variables in effect, and for COPY/ADD every source file (path, type, mode, owner, link target,
-//! content digest) or the source stage's key / image digest.
+//! content digest, extended attributes) or the source stage's key / image digest.
 //!
 //! This avoids kaniko's four key bugs: keys use the *expanded* instruction (a changed
 //! `--build-arg` used by COPY/ADD/WORKDIR changes the key), file *names* are hashed (a rename
@@ -61,6 +61,13 @@ pub struct FileEntry {
     pub link: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// The extended attributes the copy carries into the layer (all but the host's
+    /// `security.selinux` label): name → SHA-256 of the value. A change of one alone changes
+    /// the layer, so it must change the key, as in BuildKit's content hash (which hashes
+    /// `SCHILY.xattr.*`). Left out when there are none: the keys of such files are those of
+    /// before xattrs were keyed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, String>,
 }
 
 /// An ancestor step in the key chain (for "what changed before this step").
@@ -322,8 +329,16 @@ mod tests {
 
     #[test]
     fn file_names_are_hashed() {
-        let f =
-            |p: &str| FileEntry { path: p.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest: None };
+        let f = |p: &str| FileEntry {
+            path: p.into(),
+            kind: 'f',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            link: None,
+            digest: None,
+            xattrs: BTreeMap::new(),
+        };
         let mut a = comps();
         a.files = vec![f("src/a.rs")];
         let mut b = comps();

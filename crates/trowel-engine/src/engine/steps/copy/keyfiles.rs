@@ -1,5 +1,5 @@
 //! What a COPY/ADD contributes to its cache key: every source file (path, type, mode, link
-//! target, content digest) exactly as the copy will see it — after `.dockerignore` and
+//! target, content digest, xattrs) exactly as the copy will see it — after `.dockerignore` and
 //! `--exclude`, with wildcards expanded — or, for `--from`, the source stage's key or the
 //! source image's digest; for a git repository, the commit it names.
 //!
@@ -85,6 +85,7 @@ pub(crate) fn key_inputs(
                     gid: 0,
                     link: None,
                     digest: Some(dl.digest),
+                    xattrs: BTreeMap::new(),
                 });
             }
             ExpandedSource::Path(p) => {
@@ -207,7 +208,25 @@ fn entry(ctx: &BuildContext<'_>, path: &str, st: &Stat) -> Result<FileEntry, Ste
         gid: st.gid,
         link,
         digest: None,
+        xattrs: xattrs(root, path)?,
     })
+}
+
+/// The xattrs `fs::copy` carries from `path` (every one but `security.selinux`), each value
+/// as its SHA-256: a file system without xattrs has none to carry.
+fn xattrs(root: &crate::fs::root::Root, path: &str) -> Result<BTreeMap<String, String>, StepError> {
+    let all = match root.xattrs(path) {
+        Ok(x) => x,
+        Err(e) if e.is_errno(libc::EOPNOTSUPP) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(StepError::fs(path)(e)),
+    };
+    Ok(all
+        .into_iter()
+        .filter(|(name, _)| name.as_slice() != b"security.selinux")
+        .map(|(name, value)| {
+            (String::from_utf8_lossy(&name).into_owned(), crate::digest::Digest::of(&value).to_string())
+        })
+        .collect())
 }
 
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
