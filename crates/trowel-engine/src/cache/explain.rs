@@ -395,7 +395,10 @@ fn chain_changed(
             if let Some(r) = via_miss(&link.key) {
                 return r;
             }
-            let old = &p.chain[i];
+            // The entry's chain is shorter: there are more steps before this one now.
+            let Some(old) = p.chain.get(i) else {
+                return Some(format!("parent step changed (line {}: {})", link.line, link.instruction));
+            };
             match (&old.inputs, &link.inputs) {
                 (Some(a), Some(b)) => {
                     let sets_vars = ["ENV ", "ARG "].iter().any(|k| link.instruction.starts_with(k));

@@ -224,6 +224,12 @@ fn chain_reasons() {
     missed.insert("k-new".to_string(), Missed { line: 3, reasons: vec!["COPY .: 1 added (x)".into()] });
     assert_eq!(against(prev.clone(), &cur, &missed), "parent step missed (line 3: COPY .: 1 added (x))");
     assert_eq!(against(prev.clone(), &cur, &BTreeMap::new()), "parent step changed (line 3: COPY . /src)");
+    // A step more before it than in the entry (a line added above), compared in a recorded
+    // build where nothing missed (`replay --compare`): the added step is the change.
+    let mut longer = prev.clone();
+    longer.chain.push(link(4, "RUN echo new", "k-added"));
+    longer.parent = "k-added".into();
+    assert_eq!(against(prev.clone(), &longer, &BTreeMap::new()), "parent step changed (line 4: RUN echo new)");
     // The parent missed for the ARG this step names already: said once.
     let mut missed = BTreeMap::new();
     missed.insert("k-new".to_string(), Missed { line: 3, reasons: vec!["ARG V 1 → 2".into()] });
