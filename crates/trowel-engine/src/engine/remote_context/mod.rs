@@ -25,6 +25,8 @@ mod http;
 mod https;
 mod s3;
 mod source;
+
+pub(crate) use source::percent_decoded;
 mod tar;
 
 pub use http::HttpError;

@@ -294,7 +294,7 @@ fn git_source(value: &str, scheme: &str, rest: &str) -> Result<ContextSource, St
 }
 
 /// `%XX` decoded (credentials in a URL are written so); left as written when invalid.
-pub(super) fn percent_decoded(s: &str) -> String {
+pub(crate) fn percent_decoded(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

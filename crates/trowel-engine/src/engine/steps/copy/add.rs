@@ -10,6 +10,7 @@ use crate::chmod::Chmod;
 use crate::digest::{Digest, Hasher};
 use crate::engine::context::BuildContext;
 use crate::engine::error::StepError;
+use crate::engine::remote_context::percent_decoded;
 use crate::engine::steps::join_clean;
 use crate::fs::FsError;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
@@ -82,14 +83,20 @@ pub(crate) fn fetch_url(ctx: &BuildContext<'_>, url: &str, checksum: Option<&str
     Ok(dl)
 }
 
+/// The name a downloaded file gets in a destination directory, as BuildKit's `dispatchCopy`
+/// names it (`path.Base` of the URL's decoded path): `…/my%20file.txt` → `my file.txt`,
+/// `…/dir/` → `dir`, and `__unnamed__` when the path names nothing (`http://host/`). A `..`
+/// is not taken as a name either.
+fn url_file_name(url: &str) -> String {
+    let path = reqwest::Url::parse(url).map(|u| percent_decoded(u.path())).unwrap_or_default();
+    match path.trim_end_matches('/').rsplit('/').next() {
+        Some(n) if !n.is_empty() && n != "." && n != ".." => n.to_string(),
+        _ => "__unnamed__".to_string(),
+    }
+}
+
 fn download(ctx: &BuildContext<'_>, url: &str) -> Result<Download, StepError> {
-    let name = url
-        .split(['?', '#'])
-        .next()
-        .and_then(|u| u.rsplit('/').next())
-        .filter(|n| !n.is_empty() && !n.contains(':'))
-        .unwrap_or("download")
-        .to_string();
+    let name = url_file_name(url);
     let tmp_dir = ctx.scratch_dir("add-url")?;
     let path = tmp_dir.join("download");
     let (digest, mtime) = ctx.rt.block_on(async {
@@ -367,4 +374,19 @@ fn settle_dirs(
 /// A failed download of `url`.
 fn http(url: &str) -> impl Fn(reqwest::Error) -> StepError + '_ {
     move |source| StepError::Download { url: url.to_string(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_file_name;
+
+    #[test]
+    fn a_download_is_named_as_buildkit_names_it() {
+        assert_eq!(url_file_name("http://h/dir/app.tar.gz?x=1#f"), "app.tar.gz");
+        assert_eq!(url_file_name("http://h/dir/my%20file.txt"), "my file.txt");
+        assert_eq!(url_file_name("http://h/dir/"), "dir");
+        assert_eq!(url_file_name("http://h/"), "__unnamed__");
+        assert_eq!(url_file_name("http://example.com"), "__unnamed__");
+        assert_eq!(url_file_name("http://h/a/.."), "__unnamed__");
+    }
 }
