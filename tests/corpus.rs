@@ -463,6 +463,7 @@ corpus! {
     arg_inherit,
     arg_scope,
     cmd_entrypoint,
+    config_buildkit,
     copy_basic,
     copy_chown_chmod,
     copy_exclude,

@@ -1,8 +1,8 @@
 //! Expanding an instruction's variables, with Docker's rules on what expands.
 //!
 //! ADD, COPY, ENV, EXPOSE, FROM, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR and ARG defaults are
-//! expanded, and so are the values of `--from --chown --chmod --platform --checksum --exclude`
-//! and RUN's `--mount`. RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK are not (the shell does it);
+//! expanded, and so are the values of `--from --chown --chmod --platform --checksum` and RUN's
+//! `--mount`; `--exclude` is not (as in BuildKit). RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK are not (the shell does it);
 //! neither are ONBUILD triggers (they expand when they run) nor MAINTAINER. COPY/ADD heredoc
 //! bodies expand when their delimiter was not quoted; RUN heredoc bodies never do.
 
@@ -277,7 +277,9 @@ impl Instruction {
         if from.as_deref() == Some("") {
             return Err(self.error("--from must not be empty"));
         }
-        let excludes = flags::multi_flag(&args.flags, "exclude").map(word).collect::<Result<Vec<_>, _>>()?;
+        // `--exclude` patterns are taken as written: BuildKit's `CopyCommand.Expand` leaves them
+        // out (moby/buildkit#6072 asks for expansion; until then `$PAT` is a literal pattern).
+        let excludes: Vec<String> = flags::multi_flag(&args.flags, "exclude").map(str::to_string).collect();
         // Heredoc bodies are expanded without quote processing and always with `\` as escape.
         let body_lex = Lexer { skip_process_quotes: true, ..Lexer::new('\\') };
         let mut sources = Vec::with_capacity(args.sources.len());
@@ -409,17 +411,22 @@ const SIGNALS: [&str; 36] = [
     "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
 ];
 
-/// Validates a STOPSIGNAL value: a positive number or a Linux signal name (`SIGTERM`, `term`,
-/// `SIGRTMIN+3`).
+/// Validates a STOPSIGNAL value as BuildKit's `signal.ParseSignal` does: any integer but 0
+/// (Go's `Atoi`: `65` and `-1` are taken), or a name of its Linux signal map, with or without
+/// `SIG`, in any case (`SIGTERM`, `term`, `SIGRTMIN+3`; not `RTMIN+03`, which is no key of it).
 pub(crate) fn check_signal(s: &str) -> Result<(), String> {
     if let Ok(n) = s.parse::<i64>() {
-        return if n > 0 && n <= 64 { Ok(()) } else { Err(format!("invalid signal: {s}")) };
+        return if n != 0 { Ok(()) } else { Err(format!("invalid signal: {s}")) };
     }
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let valid = SIGNALS.contains(&name)
-        || name.strip_prefix("RTMIN+").and_then(|n| n.parse::<u8>().ok()).is_some_and(|n| (1..=15).contains(&n))
-        || name.strip_prefix("RTMAX-").and_then(|n| n.parse::<u8>().ok()).is_some_and(|n| (1..=14).contains(&n));
+    let offset = |prefix: &str, max: u8| {
+        name.strip_prefix(prefix)
+            .filter(|n| !n.starts_with(['0', '+', '-']))
+            .and_then(|n| n.parse::<u8>().ok())
+            .is_some_and(|n| (1..=max).contains(&n))
+    };
+    let valid = SIGNALS.contains(&name) || offset("RTMIN+", 15) || offset("RTMAX-", 14);
     if valid { Ok(()) } else { Err(format!("invalid signal: {s}")) }
 }
 

@@ -141,7 +141,8 @@ fn copy_expansion() {
     assert_eq!(c.chown.as_deref(), Some("app:app"));
     assert_eq!(c.chmod.as_deref(), Some("0640"));
     assert!(c.link && !c.parents && !c.keep_git_dir);
-    assert_eq!(c.excludes, [s("*.1")]);
+    // BuildKit does not expand `--exclude` (`CopyCommand.Expand`).
+    assert_eq!(c.excludes, [s("*.$A")]);
     assert_eq!(c.sources, [ExpandedSource::Path(s("/srv/a")), ExpandedSource::Path(s("b"))]);
     assert_eq!(c.dest, "/srv/");
     // Shell-form COPY splits on blanks before expanding, so quotes cannot protect a space (as
@@ -231,10 +232,11 @@ fn single_word_instructions() {
 
 #[test]
 fn stopsignal_validation() {
-    for ok in ["SIGTERM", "term", "9", "SIGRTMIN+3", "RTMAX-1", "SIGKILL"] {
+    // As BuildKit's `signal.ParseSignal`: any integer but 0 (`65`, `-1`), or a signal map key.
+    for ok in ["SIGTERM", "term", "9", "SIGRTMIN+3", "RTMAX-1", "SIGKILL", "65", "-1"] {
         assert!(check_signal(ok).is_ok(), "{ok}");
     }
-    for bad in ["0", "SIGFOO", "RTMIN+16", "-1", ""] {
+    for bad in ["0", "SIGFOO", "RTMIN+16", "RTMIN+03", ""] {
         assert!(check_signal(bad).is_err(), "{bad}");
     }
 }

@@ -48,7 +48,7 @@ mod args;
 pub mod checks;
 mod display;
 mod error;
-mod expand;
+pub(crate) mod expand;
 mod flags;
 pub mod gitref;
 mod heredoc;

@@ -38,12 +38,13 @@ pub struct History {
 pub struct ConfigError(pub String);
 
 impl ImageConfig {
-    /// The config of `FROM scratch`.
+    /// The config of `FROM scratch`: BuildKit's empty image (`emptyImage`) has `WorkingDir` `/`
+    /// (and a default PATH, which the stage adds).
     pub fn scratch(platform: &Platform) -> ImageConfig {
         let mut raw = json!({
             "architecture": platform.architecture,
             "os": platform.os,
-            "config": {},
+            "config": {"WorkingDir": "/"},
             "rootfs": {"type": "layers", "diff_ids": []},
             "history": [],
         });

@@ -74,14 +74,18 @@ pub(crate) fn apply_to(
         // default (root), for the steps after it and in the image.
         Expanded::User(u) if u.is_empty() => config.clear_user(),
         Expanded::User(u) => config.set_user(&u),
+        // `CMD []` and `ENTRYPOINT []` clear the field: BuildKit's config leaves an empty one
+        // out (`omitempty`). Every CMD sets `ArgsEscaped`, as BuildKit's `dispatchCmd` does on
+        // every platform (a Docker-image field kept for Windows, ignored elsewhere).
         Expanded::Cmd(c) => {
             let argv = command_argv(config, c);
-            config.set_cmd(Some(argv));
+            config.set_cmd((!argv.is_empty()).then_some(argv));
+            config.set_args_escaped(Some(true));
             *cmd_set = true;
         }
         Expanded::Entrypoint(c) => {
             let argv = command_argv(config, c);
-            config.set_entrypoint(Some(argv));
+            config.set_entrypoint((!argv.is_empty()).then_some(argv));
             // Docker: a new ENTRYPOINT resets a CMD inherited from the base, but keeps one set
             // earlier in this stage.
             if !*cmd_set {
@@ -148,29 +152,10 @@ pub fn default_shell() -> Vec<String> {
     vec!["/bin/sh".to_string(), "-c".to_string()]
 }
 
-const SIGNALS: &[&str] = &[
-    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
-    "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
-    "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
-];
-
-/// Docker accepts `SIGTERM`, `TERM`, `15` and `SIGRTMIN+3`-style names.
+/// The value is checked when the Dockerfile is expanded ([`check_signal`]); a config replayed
+/// for the cache-key plan goes through the same rule.
 fn validate_signal(sig: &str) -> Result<(), String> {
-    if let Ok(n) = sig.parse::<u32>() {
-        return if (1..=64).contains(&n) { Ok(()) } else { Err(format!("invalid signal number {n}")) };
-    }
-    let upper = sig.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper).to_string();
-    let rt_ok = |base: &str| -> bool {
-        name.strip_prefix(base).is_some_and(|rest| {
-            rest.is_empty() || rest.strip_prefix(['+', '-']).is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n <= 15))
-        })
-    };
-    if SIGNALS.contains(&name.as_str()) || rt_ok("RTMIN") || rt_ok("RTMAX") {
-        Ok(())
-    } else {
-        Err(format!("invalid signal {sig:?}"))
-    }
+    crate::dockerfile::expand::check_signal(sig)
 }
 
 #[cfg(test)]
@@ -179,10 +164,11 @@ mod tests {
 
     #[test]
     fn signals() {
-        for ok in ["SIGTERM", "TERM", "9", "SIGRTMIN+3", "sigusr1"] {
+        // BuildKit's `signal.ParseSignal`: any integer but 0, or a key of its signal map.
+        for ok in ["SIGTERM", "TERM", "9", "SIGRTMIN+3", "sigusr1", "65", "-1", "RTMAX-14", "SIGRTMAX"] {
             assert!(validate_signal(ok).is_ok(), "{ok}");
         }
-        for bad in ["SIGFOO", "0", "99", "RTMIN+99"] {
+        for bad in ["SIGFOO", "0", "RTMIN+99", "RTMIN+03", "RTMIN+16", "RTMAX-15"] {
             assert!(validate_signal(bad).is_err(), "{bad}");
         }
     }
