@@ -8,9 +8,15 @@ impl BuildState {
     /// A debugger event; `ms` is when it happened (a pause's or a shell's start and end).
     pub(super) fn apply_debugger(&mut self, event: &Event, ms: u64) {
         match event {
-            Event::PushReview { review } => self.review = Some((**review).clone()),
+            Event::PushReview { review } => {
+                self.review = Some((**review).clone());
+                self.review_wait = Some((ms, None));
+            }
             Event::PushDecided { approved, reason } => {
                 self.push_decision = Some(PushDecision { approved: *approved, reason: reason.clone() });
+                if let Some((shown, waited @ None)) = self.review_wait.as_mut() {
+                    *waited = Some(ms.saturating_sub(*shown));
+                }
             }
             Event::Paused { id, line, when, reasons } => {
                 if let Some(s) = self.steps.get_mut(id) {

@@ -69,6 +69,9 @@ pub struct BuildState {
     pub index: Option<IndexView>,
     pub review: Option<PushReview>,
     pub push_decision: Option<PushDecision>,
+    /// When the push review was shown, and how long it waited for its answer once answered:
+    /// debugger time, like a pause, never the build's run time.
+    pub review_wait: Option<(u64, Option<u64>)>,
     pub pushes: Vec<PushView>,
     /// `(hits, misses, bytes reused)`.
     pub cache_summary: Option<(usize, usize, u64)>,
@@ -166,14 +169,20 @@ impl BuildState {
         out
     }
 
-    /// Time paused in the debugger over the whole build, shell sessions included.
+    /// Time paused in the debugger over the whole build, shell sessions and the wait at the
+    /// push review included.
     pub fn paused_ms(&self) -> u64 {
-        self.steps.values().map(|s| s.paused_ms).sum()
+        self.steps.values().map(|s| s.paused_ms).sum::<u64>() + self.review_wait.and_then(|(_, w)| w).unwrap_or(0)
     }
 
     /// [`BuildState::paused_ms`] by `now_ms`, the pause the build is stopped in so far included.
     pub fn paused_now(&self, now_ms: u64) -> u64 {
-        self.steps.values().map(|s| s.paused_now(now_ms)).sum()
+        let review = match self.review_wait {
+            Some((_, Some(waited))) => waited,
+            Some((shown, None)) => now_ms.saturating_sub(shown),
+            None => 0,
+        };
+        self.steps.values().map(|s| s.paused_now(now_ms)).sum::<u64>() + review
     }
 
     /// Records small files' contents for a step (the debugger's file diff).

@@ -105,10 +105,15 @@ fn the_push_gate_an_abort_and_withheld_events() {
         .at(4, Event::BuildFailed { error: "push refused: too big".into(), step: None, line: None, aborted: true })
         .state();
     assert_eq!(s.warnings, ["a layer_written event was withheld: a secret in a digest"]);
-    assert_eq!(s.review, Some(review));
+    assert_eq!(s.review, Some(review.clone()));
     assert_eq!(s.push_decision, Some(PushDecision { approved: false, reason: Some("too big".into()) }));
+    // The wait for the answer is time in the debugger, not the build's run time.
+    assert_eq!((s.paused_ms(), s.review_wait), (1, Some((2, Some(1)))));
     assert_eq!(s.outcome(), Outcome::Aborted);
     assert!(s.is_over());
+    // Still waiting: it counts up to now.
+    let waiting = build().at(2, Event::PushReview { review: Box::new(review.clone()) }).state();
+    assert_eq!((waiting.paused_ms(), waiting.paused_now(9)), (0, 7));
     let broken = build().at(1, Event::BuildFailed { error: "x".into(), step: None, line: None, aborted: false });
     assert_eq!(broken.state().outcome(), Outcome::Failed);
 }
