@@ -118,6 +118,26 @@ fn file_with_a_word_level_diff() {
     assert_ne!(buf[(x - 3, y)].bg, theme.diff_add_emph.bg.unwrap());
 }
 
+/// A side the build did not record (binary, or over its limit: `null` in the trace) is said
+/// so, never diffed as an empty file (which showed every line of the other side removed).
+#[test]
+fn a_side_not_recorded_is_no_empty_file() {
+    for (before, after, side) in [(true, false, "after"), (false, true, "before")] {
+        let mut app = replay("tour");
+        select_line(&mut app, 17);
+        let id = app.selected_id().unwrap();
+        let mut c = config_contents();
+        c.before = c.before.filter(|_| before);
+        c.after = c.after.filter(|_| after);
+        app.update(Msg::Contents { id, files: vec![c] });
+        press(&mut app, "2 G enter");
+        assert_eq!(app.panes().file.path(), Some("/etc/app/config.ini"));
+        let shown = text(&pane(&mut app, Pane::File, 60, 22)).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(shown.contains(&format!("content {side} the step not recorded")), "{shown}");
+        assert!(!shown.contains("content +"), "{shown}");
+    }
+}
+
 #[test]
 fn file_without_recorded_content_shows_metadata() {
     let mut app = replay("tour");

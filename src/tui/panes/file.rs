@@ -231,6 +231,25 @@ fn body<'a>(
             theme.dim,
         );
     };
+    // A side the build did not record (binary, or over its limit) is no empty file: a diff
+    // against nothing would show every line added or removed. Only an added file has no
+    // before, a deleted one no after, and a path that was no file before no text before.
+    let was_file = c.previous.as_ref().is_none_or(|p| p.file_type == FileType::File);
+    let missing = match c.kind {
+        ChangeKind::Added => content.after.is_none().then_some("after"),
+        ChangeKind::Deleted => content.before.is_none().then_some("before"),
+        ChangeKind::Modified if content.before.is_none() && was_file => Some("before"),
+        ChangeKind::Modified => content.after.is_none().then_some("after"),
+    };
+    if let Some(side) = missing {
+        return note(
+            format!(
+                "content {side} the step not recorded (binary, or over the size the build records): compare the \
+                 sizes and digests above"
+            ),
+            theme.dim,
+        );
+    }
     let before = content.before.as_deref().filter(|s| diff::is_text(s));
     let after = content.after.as_deref().filter(|s| diff::is_text(s));
     let binary = content.before.as_deref().is_some_and(|s| !diff::is_text(s))
