@@ -467,6 +467,7 @@ corpus! {
     copy_basic,
     copy_chown_chmod,
     copy_exclude,
+    copy_existing_dirs,
     copy_from_image,
     copy_from_owner,
     copy_heredoc,

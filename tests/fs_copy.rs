@@ -14,7 +14,7 @@ fn keep_all(_: &str) -> Filter {
 }
 
 fn opts(filter: &dyn Fn(&str) -> Filter) -> CopyOptions<'_> {
-    CopyOptions { owner: None, chmod: None, preserve_times: true, filter }
+    CopyOptions { owner: None, chmod: None, preserve_times: true, filter, overwrite_dirs: false }
 }
 
 /// A source tree in `root/ctx`.
@@ -60,7 +60,13 @@ fn chown_and_chmod_override() {
     let src = source(&s);
     let dst = s.other_root("root-dst");
     let chmod = Chmod::parse("640").unwrap();
-    let o = CopyOptions { owner: Some((1000, 1001)), chmod: Some(&chmod), preserve_times: false, filter: &keep_all };
+    let o = CopyOptions {
+        owner: Some((1000, 1001)),
+        chmod: Some(&chmod),
+        preserve_times: false,
+        filter: &keep_all,
+        overwrite_dirs: false,
+    };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     for p in ["app", "app/main", "app/lib", "app/lib/a.so"] {
         let md = fs::symlink_metadata(dst.host_path().join(p)).unwrap();
@@ -79,7 +85,13 @@ fn a_symbolic_chmod_changes_each_entry_from_its_own_mode() {
     fs::set_permissions(r.join("src/app/lib/a.so"), fs::Permissions::from_mode(0o600)).unwrap();
     let dst = s.other_root("root-dst");
     let chmod = Chmod::parse("u=rwX,go=rX").unwrap();
-    let o = CopyOptions { owner: None, chmod: Some(&chmod), preserve_times: true, filter: &keep_all };
+    let o = CopyOptions {
+        owner: None,
+        chmod: Some(&chmod),
+        preserve_times: true,
+        filter: &keep_all,
+        overwrite_dirs: false,
+    };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     // A directory and an executable get 0755, a plain file 0644; `=` drops the setuid bit, and
     // the hard link still shares its first name's inode.
@@ -115,6 +127,47 @@ fn merges_into_existing_dirs_and_through_dir_symlinks() {
     assert_eq!(fs::read(d.join("usr/lib/existing")).unwrap(), b"main");
     let err = copy_tree(&src, "/src/app/main", &dst, "/usr", &opts(&keep_all)).unwrap_err();
     assert!(matches!(err, FsError::WrongType { .. }), "{err}");
+}
+
+/// BuildKit's copy (fsutil `copyDirectory`): an existing directory below the destination takes
+/// the source directory's owner, mode and times; the destination itself keeps its own.
+#[test]
+fn existing_directories_below_the_destination_take_the_source_metadata() {
+    let s = Scratch::new();
+    let r = s.root_path();
+    fs::create_dir_all(r.join("src/tree/usr/local")).unwrap();
+    fs::create_dir_all(r.join("src/tree/tmp")).unwrap();
+    fs::write(r.join("src/tree/usr/local/x"), b"x").unwrap();
+    fs::set_permissions(r.join("src/tree/usr"), fs::Permissions::from_mode(0o775)).unwrap();
+    fs::set_permissions(r.join("src/tree/tmp"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(r.join("src/tree"), fs::Permissions::from_mode(0o700)).unwrap();
+    let src = s.root();
+    let dst = s.other_root("root-dst");
+    let d = dst.host_path().to_path_buf();
+    fs::create_dir_all(d.join("usr/local")).unwrap();
+    fs::create_dir_all(d.join("tmp")).unwrap();
+    fs::set_permissions(d.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::create_dir_all(d.join("top")).unwrap();
+    fs::set_permissions(d.join("top"), fs::Permissions::from_mode(0o751)).unwrap();
+    let o = CopyOptions {
+        owner: Some((1000, 1001)),
+        chmod: None,
+        preserve_times: true,
+        filter: &keep_all,
+        overwrite_dirs: true,
+    };
+    copy_tree(&src, "/src/tree", &dst, "/top", &o).unwrap();
+    copy_tree(&src, "/src/tree", &dst, "/", &o).unwrap();
+    let meta = |p: &str| {
+        let m = fs::symlink_metadata(d.join(p)).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    };
+    assert_eq!(meta("usr"), (0o775, 1000, 1001));
+    assert_eq!(meta("usr/local"), (0o755, 1000, 1001));
+    assert_eq!(meta("tmp"), (0o755, 1000, 1001), "the sticky /tmp took the source's mode");
+    assert_eq!(meta("top"), (0o751, 0, 0), "the destination keeps its own");
+    let mtime = |p: &std::path::Path| fs::metadata(p).unwrap().mtime();
+    assert_eq!(mtime(&d.join("usr")), mtime(&r.join("src/tree/usr")));
 }
 
 #[test]

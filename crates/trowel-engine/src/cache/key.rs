@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 
 /// Bump when the encoding or the meaning of a component changes: old entries then never hit.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: a COPY into existing directories gives them the source's metadata (as BuildKit), so the
+/// same inputs make another layer than version 1's.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Where a variable in effect came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,11 @@ pub struct CopyOptions<'a> {
     pub preserve_times: bool,
     /// Called with each path relative to `src_path` (`sub/file`) to decide whether to copy it.
     pub filter: &'a dyn Fn(&str) -> Filter,
+    /// An existing directory below `dst_path` takes the source directory's owner, mode, xattrs
+    /// and times, as a Dockerfile COPY does in BuildKit (fsutil's `copyDirectory` copies
+    /// children with `overwriteTargetMetadata`); otherwise it keeps its own (an archive's
+    /// extraction, whose directories follow untar's rules, and trowel's own copies).
+    pub overwrite_dirs: bool,
 }
 
 /// What [`copy_tree`] does with one path below the source.
@@ -74,7 +79,9 @@ pub struct CopyStats {
 ///
 /// - A directory is copied recursively and merged into an existing directory at `dst_path`
 ///   (an existing symlink to a directory, resolved inside `dst`, is merged into too, as with
-///   merged-`/usr` images). Directories that already existed keep their own metadata.
+///   merged-`/usr` images). With `opts.overwrite_dirs`, an existing directory below `dst_path`
+///   takes the source's owner, mode, xattrs and times, as in BuildKit; `dst_path` itself and one
+///   reached through a link keep their own.
 /// - Any other existing non-directory at a destination path is replaced; a directory in the
 ///   way of a non-directory is an error.
 /// - Missing parents of `dst_path` are created with mode 0755 (an octal `opts.chmod`'s mode, as
@@ -117,7 +124,7 @@ pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyS
     let (src_root, src_name) = split(src)?;
     let (dst_root, dst_name) = split(dst)?;
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all };
+    let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all, overwrite_dirs: false };
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
 }
 
@@ -176,8 +183,16 @@ impl Copier<'_> {
             return Ok(());
         }
         let mut created = false;
+        // With `overwrite_dirs`, an existing directory below the top of the copy (not merged
+        // through a link) takes the source's metadata: `COPY --chown=1000 root/ /` makes an
+        // existing /usr the source's mode and 1000's. One reached only through
+        // `Filter::Descend` takes its mode alone (fsutil's `createParentDirs`).
+        let mut overwrite = false;
         let target = match self.dst.lstat(dp)? {
-            Some(d) if d.is_dir() => dp.to_string(),
+            Some(d) if d.is_dir() => {
+                overwrite = self.opts.overwrite_dirs && !rel.is_empty();
+                dp.to_string()
+            }
             Some(l) if l.file_type == FileType::Symlink && self.dst.stat(dp)?.is_some_and(|s| s.is_dir()) => {
                 self.dst.resolve(dp)?
             }
@@ -196,6 +211,11 @@ impl Copier<'_> {
             self.owner_and_mode(&target, st)?;
             self.xattrs(sp, &target)?;
             self.stats.dirs += 1;
+        } else if overwrite && lazy {
+            self.dst.set_mode(&target, st.mode)?;
+        } else if overwrite {
+            self.owner_and_mode(&target, st)?;
+            self.xattrs(sp, &target)?;
         }
         for name in self.src.read_dir(sp)? {
             let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
@@ -212,7 +232,7 @@ impl Copier<'_> {
                 _ => self.entry(&csp, &cdp, &cst, &child_rel)?,
             }
         }
-        if created && self.opts.preserve_times {
+        if (created || (overwrite && !lazy)) && self.opts.preserve_times {
             self.dir_times.push((target, st.atime, st.mtime));
         }
         Ok(())

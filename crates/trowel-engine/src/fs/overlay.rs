@@ -168,7 +168,7 @@ pub fn apply(upper: &Root, root: &Root) -> Result<Vec<String>, FsError> {
 
 fn walk_apply(upper: &Root, root: &Root, dir: &str, touched: &mut Vec<String>) -> Result<(), FsError> {
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all };
+    let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all, overwrite_dirs: false };
     for name in upper.read_dir(dir)? {
         let p = path::join(dir, &name);
         let Some(st) = upper.lstat(&p)? else { continue };

@@ -160,7 +160,7 @@ pub(crate) fn install(
         Filter::from_excluded(excludes.is_some_and(|x| x.is_excluded(rel)))
     };
     let source = if top { "/".to_string() } else { format!("/{}", co.source) };
-    let opts = CopyOptions { owner: Some(owner), chmod, preserve_times: true, filter: &filter };
+    let opts = CopyOptions { owner: Some(owner), chmod, preserve_times: true, filter: &filter, overwrite_dirs: true };
     copy_tree(&src, &source, dst, dest, &opts)
         .map_err(StepError::fs(format!("copy the git checkout {} into {dest}", short(&co.commit))))?;
     Ok(())

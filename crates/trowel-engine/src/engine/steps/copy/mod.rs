@@ -232,7 +232,7 @@ impl FileStep for Copy {
                                 .map_err(|e| at.fail(StepError::fs(format!("create {target}"))(e)))?;
                         }
                     }
-                    let opts = CopyOptions { owner, chmod, preserve_times: true, filter: &excl };
+                    let opts = CopyOptions { owner, chmod, preserve_times: true, filter: &excl, overwrite_dirs: true };
                     copy_tree(src_root, &rel, dst, &target, &opts)
                         .map_err(|e| at.fail(StepError::fs(format!("copy {rel} to {target}"))(e)))?;
                     written.push(scope);
