@@ -83,10 +83,24 @@ pub fn expand(
     }
 
     let mut matches: Vec<Vec<String>> = vec![Vec::new()];
-    for seg in &segs {
+    for (i, seg) in segs.iter().enumerate() {
         let mut next = Vec::new();
         for m in matches {
-            if has_wildcard(seg) {
+            // With --parents the source is an include pattern (BuildKit's patternmatcher), where
+            // `**` is any number of directories, none included (`src/**/*.go` matches
+            // `src/a.go` and `src/x/y/f.go`); last, it is everything below. Without it, a
+            // source is a `filepath.Match` pattern per segment, where `**` is `*`.
+            if parents && seg == "**" {
+                if i + 1 == segs.len() {
+                    for name in list_dir(root, &m.join("/"))? {
+                        let mut p = m.clone();
+                        p.push(name);
+                        next.push(p);
+                    }
+                } else {
+                    directories_below(root, m, &mut next)?;
+                }
+            } else if has_wildcard(seg) {
                 let dir = m.join("/");
                 for name in list_dir(root, &dir)? {
                     if go_match(seg, &name).map_err(|e| invalid(format!("bad pattern {raw:?}: {e}")))? {
@@ -102,6 +116,7 @@ pub fn expand(
             }
         }
         next.sort();
+        next.dedup();
         matches = next;
     }
     let mut items = Vec::new();
@@ -140,6 +155,21 @@ pub fn expand(
         return Err(invalid(format!("\"/{}\": not found (excluded by .dockerignore)", segs.join("/"))));
     }
     Ok(items)
+}
+
+/// `dir` and every directory below it (symlinks not followed, as BuildKit's walk does not).
+fn directories_below(root: &Root, dir: Vec<String>, out: &mut Vec<Vec<String>>) -> Result<(), StepError> {
+    let rel = dir.join("/");
+    for name in list_dir(root, &rel)? {
+        let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        if root.lstat(&child).map_err(StepError::fs(child.clone()))?.is_some_and(|s| s.is_dir()) {
+            let mut p = dir.clone();
+            p.push(name);
+            directories_below(root, p, out)?;
+        }
+    }
+    out.push(dir);
+    Ok(())
 }
 
 fn list_dir(root: &Root, dir: &str) -> Result<Vec<String>, StepError> {
