@@ -139,16 +139,14 @@ impl FileStep for Copy {
             // does not even create the destination.
             return Ok(Changed::Nothing);
         }
-        let multiple = items.len() > 1 || c.sources.len() > 1;
-        if multiple && !dest_has_slash {
-            return Err(at.invalid(format!(
-                "When using {kw} with more than one source file, the destination must be a directory and end with a /"
-            )));
-        }
-
-        let dest_is_dir = dest_has_slash
-            || multiple
-            || dst.stat(&dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?.is_some_and(|s| s.is_dir());
+        // Several sources onto a destination without a trailing `/` are no error, as in BuildKit
+        // (the classic builder and kaniko refuse them): each source is copied in turn as a
+        // single one would be — into the destination once it is a directory, as it otherwise
+        // (so files replace one another: fsutil's `prepareTargetDir` for each match).
+        let dest_is_dir = || -> Result<bool, BuildError> {
+            Ok(dest_has_slash
+                || dst.stat(&dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?.is_some_and(|s| s.is_dir()))
+        };
         let mut written: Vec<String> = Vec::new();
         // `--exclude` patterns are relative to the copied directory (or, for a single file, to the
         // context); `.dockerignore` patterns are always relative to the context.
@@ -156,7 +154,7 @@ impl FileStep for Copy {
         for item in items {
             match item {
                 sources::Item::Inline { name, content } => {
-                    let target = if dest_is_dir {
+                    let target = if dest_is_dir()? {
                         format!("{}/{name}", dest.trim_end_matches('/'))
                     } else {
                         through_symlink(dst, &dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?
@@ -184,7 +182,7 @@ impl FileStep for Copy {
                         continue;
                     }
                     let target =
-                        add::install_download(dst, &dl, &dest, dest_is_dir, chmod, owner).map_err(|e| at.fail(e))?;
+                        add::install_download(dst, &dl, &dest, dest_is_dir()?, chmod, owner).map_err(|e| at.fail(e))?;
                     written.push(target);
                 }
                 sources::Item::Path { rel, kind, name, target_rel } => {
@@ -208,7 +206,7 @@ impl FileStep for Copy {
                         {
                             dest.clone()
                         }
-                        (_, None) if kind == SourceKind::Dir || !dest_is_dir => {
+                        (_, None) if kind == SourceKind::Dir || !dest_is_dir()? => {
                             through_symlink(dst, &dest).map_err(|e| at.fail(StepError::fs(dest.clone())(e)))?
                         }
                         (_, None) => format!("{}/{name}", dest.trim_end_matches('/')),
