@@ -411,11 +411,28 @@ impl StageRunner {
         let ctx = s.ctx;
         let step = match Step::of(expanded) {
             Step::Config(e) => {
-                let is_arg = matches!(e, Expanded::Arg(_));
+                let declared: Option<Vec<String>> = match &e {
+                    Expanded::Arg(pairs) => Some(pairs.iter().map(|(name, _)| name.clone()).collect()),
+                    _ => None,
+                };
+                let onbuild = matches!(e, Expanded::Onbuild(_));
                 config::apply(&mut self.config, at, ctx.df.escape, e)?;
-                // ARG leaves no history entry (as BuildKit).
-                if !is_arg {
-                    self.empty_history(s, &self.created_by(&at.display), Stamp::Inherit);
+                // History as BuildKit records it: an ARG as each name with the value it took
+                // (`ARG V=2` after `--build-arg V=2`; a secret's is masked when the entry is
+                // written), an ONBUILD not at all (`dispatchOnbuild` commits none).
+                let created_by = match declared {
+                    Some(names) => {
+                        let each = names.iter().map(|n| match self.config.args.value(n) {
+                            Some(v) => format!("{n}={v}"),
+                            None => n.clone(),
+                        });
+                        Some(format!("ARG {}", each.collect::<Vec<_>>().join(" ")))
+                    }
+                    None if onbuild => None,
+                    None => Some(at.display.clone()),
+                };
+                if let Some(c) = created_by {
+                    self.empty_history(s, &self.created_by(&c), Stamp::Inherit);
                 }
                 return Ok(StepOutcome::metadata());
             }

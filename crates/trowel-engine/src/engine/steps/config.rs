@@ -1,6 +1,7 @@
 //! Steps that change only the image config: ENV, ARG, LABEL, EXPOSE, VOLUME, USER, CMD,
 //! ENTRYPOINT, SHELL, STOPSIGNAL, HEALTHCHECK, ONBUILD, MAINTAINER. Each gets a history entry
-//! marked `empty_layer`, except ARG (as BuildKit does).
+//! marked `empty_layer` but ONBUILD, as in BuildKit (the stage writes it: an ARG's names the
+//! values the ARGs took).
 
 use serde_json::json;
 
