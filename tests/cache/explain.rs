@@ -135,3 +135,39 @@ fn a_miss_caused_by_an_uncached_copy_names_what_changed_in_it() {
     assert!(o.log.contains(&format!("Cache miss: {want}")), "{}", o.log);
     assert_eq!(o.at(2), "hit");
 }
+
+/// A line added above steps that were cached: the entries at each step's place are another
+/// instruction's, and are not compared (they named the other step's variables and files, and
+/// its bind mounts, as this one's changes).
+#[test]
+fn a_line_added_above_is_the_cause_named() {
+    let df = |added: &str| format!("{}ARG V=1\n{added}COPY f.txt /\nRUN echo $V > /v\nCOPY g.txt /\n", from());
+    let c = Ctx::new("inserted", &df(""));
+    c.write("f.txt", "x\n");
+    c.write("g.txt", "g\n");
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df("RUN echo new > /new\n")).unwrap();
+    let o = c.build(&[]);
+    let added = "no cache entry for this instruction yet (its place in the stage held line 3: COPY f.txt /)";
+    assert_eq!(o.at(3), format!("miss: {added}"));
+    assert_eq!(o.at(4), format!("miss: parent step missed (line 3: {added})"));
+    assert_eq!(o.at(5), format!("miss: parent step missed (line 3: {added})"));
+}
+
+/// Built with f.txt `x`, then `y`, then `x` again with another ARG: the COPY is served from the
+/// first build's entry, the RUN misses for the ARG, and the COPY after it is explained by that
+/// miss — not by the COPY, which this build took from the cache.
+#[test]
+fn a_step_served_from_the_cache_is_not_blamed() {
+    let c = Ctx::new("flipback", &format!("{}ARG V=1\nCOPY f.txt /\nRUN echo $V > /v\nCOPY g.txt /\n", from()));
+    c.write("g.txt", "g\n");
+    c.write("f.txt", "x\n");
+    c.build(&[]);
+    c.write("f.txt", "y\n");
+    c.build(&[]);
+    c.write("f.txt", "x\n");
+    let o = c.build(&["--build-arg", "V=2"]);
+    assert_eq!(o.at(3), "hit");
+    assert_eq!(o.at(4), "miss: ARG V 1 → 2");
+    assert_eq!(o.at(5), "miss: parent step missed (line 4: ARG V 1 → 2)");
+}

@@ -76,6 +76,17 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
         Previous::Unusable(reason) => return Explanation::only(reason.clone()),
         Previous::Entries(e) => e,
     };
+    // Entries are found by the step's place in the stage: after lines were added or removed
+    // above it, the place's entries are another instruction's, and comparing with them names
+    // differences that are no cause (another step's variables, mounts or files).
+    let this: Vec<&Earlier> = entries.iter().filter(|e| same_instruction(&e.components, cur)).collect();
+    let Some(newest) = entries.first() else {
+        return Explanation::only("no cache entry for this step yet".to_string());
+    };
+    if this.is_empty() {
+        return Explanation::only(another_instruction(&newest.components, cur, missed));
+    }
+    let entries = this;
     // The entries that differ least; of those, the one with the fewest causes to name (a
     // changed parent counts once in the distance however far back it changed), the newest of
     // equally close ones.
@@ -95,6 +106,41 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
         return Explanation::only("no cache entry for this step yet".to_string());
     };
     Explanation { reasons, compared: Some((closest.key.clone(), closest.created.clone())) }
+}
+
+/// Whether entry `p` was made for the instruction `cur` is (as written, before expansion).
+/// Entries that did not record it, and traces, are taken to be.
+fn same_instruction(p: &KeyComponents, cur: &KeyComponents) -> bool {
+    match (&p.written, &cur.written) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// Why a step missed whose place in the stage holds only another instruction's entries: a step
+/// before it that missed in this build (its miss made this one's parent new), else the text at
+/// this place changed (the same keyword on the same line: an edit), else what was cached here.
+fn another_instruction(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> String {
+    if let Some(r) = first_missed_ancestor(&cur.chain, missed) {
+        return r;
+    }
+    let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    if p.line == cur.line && keyword(&p.instruction) == keyword(&cur.instruction) {
+        return "instruction text changed".to_string();
+    }
+    format!("no cache entry for this instruction yet (its place in the stage held line {}: {})", p.line, p.instruction)
+}
+
+/// The first step of `chain` that missed in this build, and why: `parent step missed (line 4:
+/// …)`.
+fn first_missed_ancestor(chain: &[crate::cache::key::ChainLink], missed: &BTreeMap<String, Missed>) -> Option<String> {
+    chain.iter().find_map(|link| missed.get(&link.key)).map(|m| {
+        if m.reasons.is_empty() {
+            format!("parent step missed (line {})", m.line)
+        } else {
+            format!("parent step missed (line {}: {})", m.line, m.reasons.join(", "))
+        }
+    })
 }
 
 /// Whether `newest`, the entry a step's pointer names, is sure to be the one [`explain`] compares
@@ -393,6 +439,14 @@ fn chain_changed(
         Some((0, link)) => Some(base_changed(p, cur, &link.instruction)),
         Some((i, link)) => {
             if let Some(r) = via_miss(&link.key) {
+                return r;
+            }
+            // That ancestor was served from the cache in this build (another of its entries than
+            // the compared one's): a later one that missed is this build's cause.
+            if link.inputs.is_none()
+                && let Some(later) = cur.chain[i + 1..].iter().find(|l| missed.contains_key(&l.key))
+                && let Some(r) = via_miss(&later.key)
+            {
                 return r;
             }
             // The entry's chain is shorter: there are more steps before this one now.

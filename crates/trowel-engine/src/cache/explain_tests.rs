@@ -16,6 +16,7 @@ fn comps(instr: &str) -> KeyComponents {
         files: vec![],
         sources: BTreeMap::new(),
         line: 5,
+        written: None,
         chain: vec![link(1, "FROM b", "p0")],
         base: Some(BaseInfo { reference: "localhost:5000/busybox:1.35".into(), digest: Some(Digest::of(b"old")) }),
     }
@@ -307,4 +308,66 @@ fn a_changed_stage_says_why_once() {
     };
     let e = explain(&Previous::Entries(vec![entry("e", second("s-old", "c-old"))]), &second("s-new", "c-new"), &missed);
     assert_eq!(e.text(), "stage 0 changed (line 10: ARG V 2 → 3)");
+}
+
+fn written(mut c: KeyComponents, text: &str) -> KeyComponents {
+    c.written = Some(text.to_string());
+    c
+}
+
+/// Entries are found by a step's place: after a line was added above, the place holds another
+/// instruction's entries, whose variables, files and mounts are no cause of this miss.
+#[test]
+fn another_instructions_entry_is_not_compared() {
+    let none = BTreeMap::new();
+    // The added step itself (its ancestors all hit): what the place held.
+    let mut old = written(comps("COPY f.txt /"), "copy-f");
+    old.line = 3;
+    old.files = vec![file("f.txt", b"x")];
+    let mut added = written(with_var(comps("RUN echo new > /new"), "V", "1"), "run-new");
+    added.line = 3;
+    added.files = vec![];
+    assert_eq!(
+        against(old.clone(), &added, &none),
+        "no cache entry for this instruction yet (its place in the stage held line 3: COPY f.txt /)"
+    );
+    // The steps after it: the added step missed, which is their cause.
+    let mut moved = written(comps("COPY f.txt /"), "copy-f");
+    moved.line = 4;
+    moved.chain.push(link(3, "RUN echo new > /new", "k-added"));
+    let mut missed = BTreeMap::new();
+    missed.insert(
+        "k-added".to_string(),
+        Missed { line: 3, reasons: vec!["no cache entry for this instruction yet".into()] },
+    );
+    let mut held = written(comps("RUN echo $V > /v"), "run-v");
+    held.line = 4;
+    assert_eq!(against(held, &moved, &missed), "parent step missed (line 3: no cache entry for this instruction yet)");
+    // An edit in place (same keyword, same line, everything before it served) is a changed text.
+    let edited = written(comps("COPY g.txt /"), "copy-g");
+    let mut before_edit = written(comps("COPY f.txt /"), "copy-f");
+    before_edit.line = edited.line;
+    assert_eq!(against(before_edit, &edited, &none), "instruction text changed");
+    // Entries that did not record the text are compared as before.
+    assert_eq!(
+        against(comps("RUN make all"), &written(comps("RUN make"), "run-make"), &none),
+        "instruction text changed"
+    );
+}
+
+/// The ancestor where the compared entry's chain first differs was served from the cache in
+/// this build (from another of its entries): a later ancestor that missed is the cause, not it.
+#[test]
+fn an_ancestor_served_from_the_cache_is_not_blamed() {
+    let mut prev = comps("COPY g.txt /");
+    prev.parent = "run-old".into();
+    prev.chain.push(link(4, "COPY f.txt /", "copy-y"));
+    prev.chain.push(link(5, "RUN echo $V > /v", "run-old"));
+    let mut cur = comps("COPY g.txt /");
+    cur.parent = "run-new".into();
+    cur.chain.push(link(4, "COPY f.txt /", "copy-x"));
+    cur.chain.push(link(5, "RUN echo $V > /v", "run-new"));
+    let mut missed = BTreeMap::new();
+    missed.insert("run-new".to_string(), Missed { line: 5, reasons: vec!["ARG V 1 → 2".into()] });
+    assert_eq!(against(prev, &cur, &missed), "parent step missed (line 5: ARG V 1 → 2)");
 }

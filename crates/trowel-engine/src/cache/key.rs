@@ -155,6 +155,12 @@ pub struct KeyComponents {
     pub sources: BTreeMap<String, String>,
     // ---- not hashed: context for explanations ----
     pub line: usize,
+    /// The instruction as written (unexpanded), as the first 16 hex digits of its SHA-256: tells
+    /// an entry of this instruction from one of another that held its place in the stage before
+    /// lines were added or removed above (entries are found by position). Absent in entries
+    /// made before it was recorded, and in traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
     #[serde(default)]
     pub chain: Vec<ChainLink>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +199,7 @@ impl KeyComponents {
             files: self.files.clone(),
             sources: self.sources.clone(),
             line: self.line,
+            written: self.written.clone(),
             chain: Vec::new(),
             base: None,
         }
@@ -300,6 +307,7 @@ mod tests {
             files: vec![],
             sources: BTreeMap::new(),
             line: 3,
+            written: None,
             chain: vec![],
             base: None,
         }

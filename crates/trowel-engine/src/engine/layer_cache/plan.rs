@@ -16,6 +16,7 @@ use crate::cache::key::{
     BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, LinkInputs, RootOf, Var, VarKind, linked_chain_key,
     referenced_names, root_key,
 };
+use crate::digest::Digest;
 use crate::dockerfile::{Base, Expanded, Instruction, InstructionKind, PROXY_ARGS};
 use crate::engine::context::BuildContext;
 use crate::engine::layer_cache::{LayerCache, PlannedStep, StageKeys};
@@ -145,6 +146,7 @@ pub(crate) fn plan(
             files,
             sources,
             line: ins.line,
+            written: Some(Digest::of(ins.source.as_bytes()).hex()[..16].to_string()),
             chain: chain.clone(),
             base: Some(base.clone()),
         };
