@@ -198,3 +198,21 @@ fn secrets_are_masked() {
     assert!(text.contains("Relative workdir \"***\""), "{text}");
     assert!(!text.contains("3f9a81c2"), "{text}");
 }
+
+/// WORKDIR's path is absolute by the stage's OS, as BuildKit's `system.IsAbs` reads it: for a
+/// Windows stage `C:\app` is absolute (no WorkdirRelativePath), `app` is not.
+#[test]
+fn a_windows_workdir_with_its_drive_is_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    for (workdir, warns) in [("C:\\\\app", false), ("c:/app", false), ("app", true)] {
+        std::fs::write(dir.path().join("Dockerfile"), format!("FROM scratch\nWORKDIR {workdir}\n")).unwrap();
+        let out = run(trowel()
+            .args(["check", "--offline", "--platform", "windows/amd64", "--format=json", "--context"])
+            .arg(dir.path()));
+        assert_ok(&out);
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let rules: Vec<&str> =
+            json["warnings"].as_array().unwrap().iter().filter_map(|w| w["ruleName"].as_str()).collect();
+        assert_eq!(rules.contains(&"WorkdirRelativePath"), warns, "{workdir}: {rules:?}");
+    }
+}

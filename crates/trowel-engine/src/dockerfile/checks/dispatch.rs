@@ -258,7 +258,8 @@ impl<'a> Walk<'_, 'a> {
             InstructionKind::Workdir(path) => {
                 let (path, lookups) = self.word(config, ins, path);
                 // Only the first WORKDIR of the build counts: fixing it fixes those after it.
-                if !self.state.workdir_set && !path.starts_with('/') {
+                let os = self.run.plan.stage_platform(self.stage).os;
+                if !self.state.workdir_set && !is_abs(&path, &os) {
                     let message = rules::workdir_relative_path(&path);
                     self.emit(config, &rules::WORKDIR_RELATIVE_PATH, ins, message, lookups.base_sensitive);
                 }
@@ -495,5 +496,38 @@ mod tests {
     fn mount_fields() {
         assert_eq!(csv_fields("type=cache,target=/root/.cache"), ["type=cache", "target=/root/.cache"]);
         assert_eq!(csv_fields("\"target=/a,b\",ro"), ["target=/a,b", "ro"]);
+    }
+}
+
+/// Whether `path` is absolute for a stage of `os`, as BuildKit's `system.IsAbs` decides it: for
+/// Windows, after a `C:` drive is taken off and `\` read as `/` (`C:\app` is; `D:\app`, `C:app`
+/// and UNC paths are not).
+fn is_abs(path: &str, os: &str) -> bool {
+    if os != "windows" {
+        return path.starts_with('/');
+    }
+    let slashed = path.replace('\\', "/");
+    if (slashed.len() == 2 && slashed.ends_with(':')) || slashed.starts_with("//") {
+        return false;
+    }
+    match slashed.split_once(':') {
+        None => slashed.starts_with('/'),
+        Some((drive, rest)) => drive.eq_ignore_ascii_case("c") && rest.starts_with('/'),
+    }
+}
+
+#[cfg(test)]
+mod is_abs_tests {
+    use super::is_abs;
+
+    #[test]
+    fn absolute_paths_by_the_stages_os() {
+        assert!(is_abs("/app", "linux") && !is_abs("app", "linux") && !is_abs("C:\\app", "linux"));
+        for abs in ["C:\\app", "c:/app", "\\app", "/app"] {
+            assert!(is_abs(abs, "windows"), "{abs}");
+        }
+        for rel in ["app", "C:app", "D:\\app", "C:", "\\\\server\\share", ".\\app"] {
+            assert!(!is_abs(rel, "windows"), "{rel}");
+        }
     }
 }
