@@ -356,12 +356,29 @@ mod tests {
         assert_ne!(a.key(), b.key());
     }
 
-    /// Keys of steps without `--link` are what they were before the field existed (the same
-    /// JSON, field for field): entries written by an earlier trowel still hit.
+    /// Keys of steps without `--link`, and of files without xattrs, are what they were before
+    /// those fields existed (the same JSON, field for field, in this format version).
     #[test]
     fn keys_without_link_are_unchanged() {
-        let before = r#"{"version":1,"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"RUN make","vars":{},"files":[],"sources":{}}"#;
+        let before = format!(
+            r#"{{"version":{FORMAT_VERSION},"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"RUN make","vars":{{}},"files":[],"sources":{{}}}}"#
+        );
         assert_eq!(comps().key(), Digest::of(before.as_bytes()).hex());
+        let mut c = comps();
+        c.files = vec![FileEntry {
+            path: "a".into(),
+            kind: 'f',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            link: None,
+            digest: None,
+            xattrs: BTreeMap::new(),
+        }];
+        let before = format!(
+            r#"{{"version":{FORMAT_VERSION},"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"RUN make","vars":{{}},"files":[{{"path":"a","kind":"f","mode":420,"uid":0,"gid":0}}],"sources":{{}}}}"#
+        );
+        assert_eq!(c.key(), Digest::of(before.as_bytes()).hex());
     }
 
     #[test]
