@@ -13,7 +13,8 @@ pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
+    // 999,950 bytes rounds to 1000.0 kB at one decimal: that is 1.0 MB.
+    while (v >= 1000.0 || (u > 0 && v >= 999.95)) && u < UNITS.len() - 1 {
         v /= 1000.0;
         u += 1;
     }
@@ -29,6 +30,8 @@ mod tests {
         assert_eq!(bytes(0), "0 B");
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(1000), "1.0 kB");
+        assert_eq!(bytes(999_949), "999.9 kB");
+        assert_eq!(bytes(999_950), "1.0 MB");
         assert_eq!(bytes(1500), "1.5 kB");
         assert_eq!(bytes(300_000), "300.0 kB");
         assert_eq!(bytes(1_234_567), "1.2 MB");

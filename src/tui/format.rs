@@ -19,10 +19,11 @@ pub fn bytes_compact(n: u64) -> String {
     }
     if u == 0 {
         format!("{n}B")
-    } else if v < 10.0 {
+    } else if v < 9.95 {
+        // One decimal only while it stays one digit: 9.96k is `10k`, not `10.0k`.
         format!("{v:.1}{}", UNITS[u])
     } else {
-        format!("{:.0}{}", v.floor(), UNITS[u])
+        format!("{:.0}{}", if v < 10.0 { v.round() } else { v.floor() }, UNITS[u])
     }
 }
 
@@ -33,10 +34,12 @@ pub fn digest_short(d: &trowel_events::Digest) -> String {
 
 /// `0.4s`, `12.3s`, `2m05s`.
 pub fn duration_ms(ms: u64) -> String {
-    if ms < 60_000 {
+    // 59.95 s and more round to 60.0s at one decimal: that is 1m00s.
+    if ms < 59_950 {
         format!("{:.1}s", ms as f64 / 1000.0)
     } else {
-        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+        let secs = (ms + 500) / 1000;
+        format!("{}m{:02}s", secs / 60, secs % 60)
     }
 }
 
@@ -249,8 +252,11 @@ mod tests {
         assert_eq!(bytes_compact(1_234), "1.2k");
         assert_eq!(bytes_compact(300_400), "300k");
         assert_eq!(bytes_compact(999_999), "999k");
+        assert_eq!(bytes_compact(9_960), "10k");
         assert_eq!(bytes_compact(1_100_000), "1.1M");
         assert_eq!(duration_ms(125_000), "2m05s");
+        assert_eq!(duration_ms(59_949), "59.9s");
+        assert_eq!(duration_ms(59_960), "1m00s");
     }
 
     #[test]

@@ -30,7 +30,8 @@ fn the_build_state_survives_a_cut_header() {
 }
 
 /// The recorded `shell` build paused 98ms before line 3 (no shell) and 2628ms before line 4 (a
-/// shell session in it); 3473ms of wall clock in all.
+/// shell session in it), and its push review waited 108ms for its answer; 3473ms of wall clock
+/// in all.
 #[test]
 fn paused_time_is_shown_beside_run_time_and_the_build_splits_its_total() {
     let mut app = replay("shell");
@@ -44,7 +45,7 @@ fn paused_time_is_shown_beside_run_time_and_the_build_splits_its_total() {
     // The top bar: run time and paused time apart, whole even at 60 columns.
     for w in [120, 80, 60] {
         let top = text(&screen(&mut app, w, 24, &Theme::dark()))[0].clone();
-        assert!(top.contains("✓ built in 0.7s run, 2.7s paused"), "{w} columns: {top:?}");
+        assert!(top.contains("✓ built in 0.6s run, 2.8s paused"), "{w} columns: {top:?}");
     }
     // A build that never paused says one time, as before.
     let top = text(&screen(&mut replay("tour"), 80, 24, &Theme::dark()))[0].clone();
