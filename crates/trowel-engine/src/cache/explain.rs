@@ -398,12 +398,37 @@ fn source_changes(
                     Some(m) => format!("stage {stage} changed (line {} missed)", m.line),
                     None => format!("stage {stage} changed"),
                 }),
-                _ => out.push(format!("{} changed", k.replacen(':', " ", 1))),
+                _ => out.push(
+                    mount_changed(k, pv, v, missed).unwrap_or_else(|| format!("{} changed", k.replacen(':', " ", 1))),
+                ),
             },
             None => out.push(format!("{} is new", k.replacen(':', " ", 1))),
         }
     }
     out
+}
+
+/// A bind mount whose spec is the same but whose stage or image changed, said as `COPY --from`'s
+/// are: `mount /in: stage build changed (line 4: ARG V 1 → 2)`, `mount /in: image … now …`.
+/// (Its recorded value is the spec, then ` stage-key=` or ` digest=`.)
+fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Missed>) -> Option<String> {
+    let target = k.strip_prefix("mount ")?;
+    for marker in [" stage-key=", " digest="] {
+        let (Some((ps, pk)), Some((cs, ck))) = (prev.split_once(marker), cur.split_once(marker)) else { continue };
+        if ps != cs || pk == ck {
+            return None;
+        }
+        let from = cs.split(',').find_map(|o| o.strip_prefix("from=")).unwrap_or("?");
+        return Some(match (marker, missed.get(ck)) {
+            (" digest=", _) => format!("mount {target}: image {from} now {} (was {})", short(ck), short(pk)),
+            (_, Some(m)) if !m.reasons.is_empty() => {
+                format!("mount {target}: stage {from} changed (line {}: {})", m.line, m.reasons.join(", "))
+            }
+            (_, Some(m)) => format!("mount {target}: stage {from} changed (line {} missed)", m.line),
+            (_, None) => format!("mount {target}: stage {from} changed"),
+        });
+    }
+    None
 }
 
 /// The parent differs: names the first ancestor whose key differs, and why it does. `named`:

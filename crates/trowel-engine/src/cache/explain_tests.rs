@@ -371,3 +371,26 @@ fn an_ancestor_served_from_the_cache_is_not_blamed() {
     missed.insert("run-new".to_string(), Missed { line: 5, reasons: vec!["ARG V 1 → 2".into()] });
     assert_eq!(against(prev, &cur, &missed), "parent step missed (line 5: ARG V 1 → 2)");
 }
+
+/// A bind mount from a stage that changed is said as `COPY --from`'s source is: which stage, and
+/// why it changed, not only that the mount did.
+#[test]
+fn a_mounted_stage_that_changed_says_why() {
+    let spec = "type=bind,from=build,source=/out,target=/in,ro";
+    let with = |key: &str| {
+        let mut c = comps("RUN --mount=type=bind,from=build,source=/out,target=/in cp /in/app /app");
+        c.sources.insert("mount /in".into(), format!("{spec} stage-key={key}"));
+        c
+    };
+    let mut missed = BTreeMap::new();
+    missed.insert("k-new".to_string(), Missed { line: 4, reasons: vec!["ARG OV 1 → 2".into()] });
+    assert_eq!(
+        against(with("k-old"), &with("k-new"), &missed),
+        "mount /in: stage build changed (line 4: ARG OV 1 → 2)"
+    );
+    assert_eq!(against(with("k-old"), &with("k-other"), &missed), "mount /in: stage build changed");
+    // Another spec is the mount that changed.
+    let mut other = with("k-old");
+    other.sources.insert("mount /in".into(), "type=bind,from=build,source=/dist,target=/in,ro stage-key=k-old".into());
+    assert_eq!(against(with("k-old"), &other, &missed), "mount /in changed");
+}
