@@ -33,7 +33,7 @@ pub enum FilesVerdict {
     NoLayers,
     /// The very same layer.
     SameLayer { digest: String },
-    /// Different layer digests, no compared file differs (timestamps are not compared).
+    /// Different layer digests, no compared file differs (times and xattrs are not recorded).
     SameFiles { compared: usize },
     /// Files differ; `unknown`: paths in both whose contents the traces do not record.
     Differ { files: Vec<FileDiff>, unknown: Vec<String> },

@@ -187,7 +187,8 @@ impl Comparison {
 
     /// The builds are equivalent: every step is in both, with equal keys (where both recorded
     /// one) and layers whose files do not differ, and both ended the same way. Layers that
-    /// differ only in what is not compared (timestamps) are equivalent.
+    /// differ only in what the traces do not record (times, extended attributes) are
+    /// equivalent, and the summary says how many do.
     pub fn equivalent(&self) -> bool {
         self.ending.is_none() && !self.rows.iter().any(Row::differs)
     }

@@ -30,9 +30,12 @@ pub fn files_words(r: &Row) -> String {
     match &r.files {
         FilesVerdict::NoLayers => "no layer in either build".to_string(),
         FilesVerdict::SameLayer { .. } => "same layer".to_string(),
-        FilesVerdict::SameFiles { compared } => {
-            format!("layers differ only in timestamps ({compared} path(s) compared, none differs)")
-        }
+        // A listing records each path's type, mode, owner, size, content digest and link, not
+        // its times or extended attributes: the layers differ in one of those.
+        FilesVerdict::SameFiles { compared } => format!(
+            "layers differ in what the traces do not record, times or extended attributes ({compared} path(s) \
+             compared, none differs)"
+        ),
         FilesVerdict::Differ { files, unknown } => {
             let mut s = format!("{} file(s) differ", files.len());
             if !unknown.is_empty() {
@@ -155,9 +158,15 @@ pub fn render(c: &Comparison) -> String {
     }
     let differing: Vec<&Row> = c.differing().collect();
     if c.equivalent() {
+        let unrecorded = c.rows.iter().filter(|r| matches!(r.files, FilesVerdict::SameFiles { .. })).count();
+        let caveat = if unrecorded == 0 {
+            String::new()
+        } else {
+            format!(" ({unrecorded} of them differing in times or extended attributes, which the traces do not record)")
+        };
         let _ = writeln!(
             out,
-            "Equivalent: all {} step(s) have equal keys (where recorded) and layers whose files do not differ",
+            "Equivalent: all {} step(s) have equal keys (where recorded) and layers whose files do not differ{caveat}",
             c.rows.len()
         );
     } else {
@@ -260,6 +269,34 @@ Stage 0
           files whose contents are not recorded (cannot tell): /src/b.rs
 Different: 2 of 2 step(s) differ (line 2, line 2 → 3)
 "
+        );
+    }
+
+    /// Layers with other digests whose listed paths all agree are not said to differ in times
+    /// alone: the traces record neither times nor extended attributes, and the verdict says how
+    /// many such layers it passed as equivalent.
+    #[test]
+    fn layers_alike_in_what_is_recorded_are_not_called_identical() {
+        let c = Comparison {
+            a: side("a.jsonl"),
+            b: side("b.jsonl"),
+            rows: vec![row(
+                Some(step(1, 3, "COPY x.bin /x.bin")),
+                Some(step(1, 3, "COPY x.bin /x.bin")),
+                Matched::ByLine,
+                KeyVerdict::Equal { key: "k".into() },
+                FilesVerdict::SameFiles { compared: 1 },
+            )],
+            ending: None,
+        };
+        let text = render(&c);
+        assert!(
+            text.contains("layers differ in what the traces do not record, times or extended attributes (1 path(s) compared, none differs)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("(1 of them differing in times or extended attributes, which the traces do not record)\n"),
+            "{text}"
         );
     }
 }
