@@ -385,11 +385,11 @@ fn what_a_copy_from_had_to_do_to_read_is_in_its_cache_pane() {
 #[test]
 fn a_from_steps_cache_pane_says_where_the_base_came_from() {
     use trowel_events::{BaseSource, Event};
-    // As recorded: pulled, the build given no base-image cache directory.
+    // As recorded: from the registry, the build given no base-image cache directory.
     let mut app = replay("multistage");
     select_line(&mut app, 2);
     let t = text(&pane(&mut app, Pane::Cache, 72, 6));
-    assert!(t.contains("pulled: 127.0.0.1:41799/busybox:1.35@sha256:149350c3"), "{t}");
+    assert!(t.contains("base        from 127.0.0.1:41799/busybox:1.35@sha256:149350c3"), "{t}");
     assert!(!t.contains("cache dir"), "{t}");
     // The same build given a cache directory that no `trowel warm` had filled with the base.
     let mut evs = events("multistage");

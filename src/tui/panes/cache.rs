@@ -75,7 +75,9 @@ fn base<'a>(
     let mut out = Vec::new();
     match source {
         BaseSource::Registry { reference, manifest_digest, cache_dir_miss, .. } => {
-            multi(&mut out, "base", &format!("pulled: {reference}@{}", manifest_digest.short()), theme.text);
+            // The registry answered for the image; its layers may all have been unneeded (every step
+            // served from the cache), so nothing here says they were downloaded.
+            multi(&mut out, "base", &format!("from {reference}@{}", manifest_digest.short()), theme.text);
             if let Some(why) = cache_dir_miss {
                 multi(&mut out, "cache dir", &format!("not used: {why}"), theme.status_warn);
             }
