@@ -377,7 +377,15 @@ pub(crate) fn healthcheck(flags: &[Flag], command: Option<&CommandForm>) -> Resu
 /// Parses an EXPOSE entry (`80`, `80/udp`, `8000-8002/tcp`, even `ip:host:container`) into
 /// `port/proto` strings, as BuildKit does.
 pub(crate) fn parse_port(raw: &str) -> Result<Vec<String>, String> {
-    let container = raw.rsplit(':').next().unwrap_or(raw);
+    // `[ip:][hostPort:]containerPort[/proto]`, split as BuildKit's `splitParts` does; the IP and
+    // host port are only checked (BuildKit checks them too, then keeps the container port).
+    let parts: Vec<&str> = raw.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => ("".to_string(), "", *c),
+        [h, c] => ("".to_string(), *h, *c),
+        [rest @ .., h, c] => (rest.join(":"), *h, *c),
+        [] => unreachable!("split yields one part at least"),
+    };
     let (port, proto) = container.split_once('/').unwrap_or((container, ""));
     if port.is_empty() {
         return Err(format!("invalid port {raw:?}: no port specified"));
@@ -393,13 +401,30 @@ pub(crate) fn parse_port(raw: &str) -> Result<Vec<String>, String> {
             .filter(|n| *n <= 65535)
             .ok_or_else(|| format!("invalid port {raw:?}: invalid containerPort: {port}"))
     };
-    let (start, end) = match port.split_once('-') {
-        Some((a, b)) if a != b => (number(a)?, number(b)?),
-        Some((a, _)) => (number(a)?, number(a)?),
-        None => (number(port)?, number(port)?),
+    let range = |p: &str, number: &dyn Fn(&str) -> Result<u32, String>| -> Result<(u32, u32), String> {
+        let (start, end) = match p.split_once('-') {
+            Some((a, b)) if a != b => (number(a)?, number(b)?),
+            Some((a, _)) => (number(a)?, number(a)?),
+            None => (number(p)?, number(p)?),
+        };
+        if end < start {
+            return Err(format!("invalid port {raw:?}: invalid port range: {p}"));
+        }
+        Ok((start, end))
     };
-    if end < start {
-        return Err(format!("invalid port {raw:?}: invalid port range: {port}"));
+    let (start, end) = range(port, &number)?;
+    let bare_ip = ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(&ip);
+    if !ip.is_empty() && bare_ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid port {raw:?}: invalid IP address: {ip}"));
+    }
+    if !host.is_empty() {
+        let host_number = |s: &str| -> Result<u32, String> {
+            s.parse::<u32>().ok().filter(|n| *n <= 65535).ok_or_else(|| format!("invalid hostPort: {host}"))
+        };
+        let (hs, he) = range(host, &host_number).map_err(|_| format!("invalid hostPort: {host}"))?;
+        if he - hs != end - start && end != start {
+            return Err(format!("invalid ranges specified for container and host Ports: {port} and {host}"));
+        }
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }

@@ -215,6 +215,12 @@ fn expose_normalises() {
     );
     assert!(try_ex("EXPOSE 70000").unwrap_err().to_string().contains("invalid containerPort"));
     assert!(try_ex("EXPOSE 90-80").unwrap_err().to_string().contains("invalid port range"));
+    // The IP and host port are checked as BuildKit's parsePort checks them, then dropped.
+    assert_eq!(ex("EXPOSE [::1]:8000:80 ::1:8001:81"), Expanded::Expose(vec![s("80/tcp"), s("81/tcp")]));
+    assert!(try_ex("EXPOSE abc:80").unwrap_err().to_string().ends_with("invalid hostPort: abc"));
+    assert!(try_ex("EXPOSE nohost:80:80").unwrap_err().to_string().contains("invalid IP address: nohost"));
+    assert!(try_ex("EXPOSE 8000-8001:80-82").unwrap_err().to_string().contains("invalid ranges specified"));
+    assert_eq!(ex("EXPOSE 8000-8009:80"), Expanded::Expose(vec![s("80/tcp")]));
 }
 
 #[test]
