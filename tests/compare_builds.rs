@@ -167,3 +167,34 @@ fn traces_of_different_format_versions_compare() {
     assert!(block(&s, 5).iter().any(|l| l.contains("neither build recorded a cache key")), "{s}");
     assert_eq!(code, Some(1), "{s}");
 }
+
+/// A stage the target does not need is skipped in both builds: the comparison says so, not
+/// that neither build had `--cache` (both did).
+#[test]
+fn a_skipped_stage_is_said_skipped() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.35 AS unused\nRUN echo never > /n\n\
+         FROM ${REGISTRY}/busybox:1.35 AS app\nRUN echo app > /a\n",
+    )
+    .unwrap();
+    let repo = unique_repo("cmp-skipped");
+    let (cache, dest) = (format!("{}/{repo}/cache", env().registry), format!("{}/{repo}:1", env().registry));
+    let traces = tempfile::tempdir().unwrap();
+    let (a, b) = (traces.path().join("a.jsonl"), traces.path().join("b.jsonl"));
+    for t in [&a, &b] {
+        let out = run(trowel()
+            .args(["build", "--cache", "--cache-repo", &cache, "--destination", &dest, "--target", "app"])
+            .arg("--context")
+            .arg(ctx.path())
+            .args(["--build-arg", &format!("REGISTRY={}", env().registry)])
+            .arg("--trace")
+            .arg(t));
+        assert_ok(&out);
+    }
+    let (code, s) = compare(&a, &b);
+    assert_eq!(code, Some(0), "{s}");
+    assert!(s.contains("its stage was skipped in both builds (the target does not need it)"), "{s}");
+    assert!(!s.contains("no --cache"), "{s}");
+}

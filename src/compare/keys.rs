@@ -141,6 +141,16 @@ pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option
             return KeyVerdict::Differ { reasons: changed };
         }
     }
+    use trowel_events::state::StepState;
+    let skipped = |v: &StepView| v.state == StepState::Skipped;
+    if skipped(a) || skipped(b) {
+        let which = match (skipped(a), skipped(b)) {
+            (true, true) => "both builds",
+            (true, false) => "build A",
+            _ => "build B",
+        };
+        return KeyVerdict::NoKey { why: format!("its stage was skipped in {which} (the target does not need it)") };
+    }
     let missing = match (&a.cache, &b.cache) {
         (None, None) => "neither build recorded a cache key (no --cache, or a step that is never cached)",
         (None, Some(_)) => "A recorded no cache key for it",
