@@ -145,7 +145,8 @@ fn pauses_shell_sessions_and_the_push_decision_are_in_the_summary() {
         &format!("Image: {}, 2 layer(s), 2.4 kB", digest('c')),
         "Push approved",
         &format!("Pushed registry.example/app@{}", digest('c')),
-        "Built in 4.3s (2.5s of it paused in the debugger)",
+        // The 2.5s paused at the step and the 0.4s the push review waited for its answer.
+        "Built in 4.3s (2.9s of it paused in the debugger)",
     ];
     assert_eq!(summary.lines().collect::<Vec<_>>(), want, "{summary}");
     assert_eq!(code, 0);
@@ -348,4 +349,22 @@ fn what_a_step_did_to_read_from_a_stage_or_an_image_is_listed_under_it() {
                 the unpacked-layer store holds most of its layers)\n\
                 \x20   read from busybox: extracted /bin/busybox: 400 entries of 1 layer (3 left out) in 1.2s\n";
     assert!(text.contains(want), "{want}\nin\n{text}");
+}
+
+/// An ONBUILD trigger runs at its stage's FROM line, and the summary marks it as the Steps pane
+/// does rather than list it as an instruction of that line.
+#[test]
+fn an_onbuild_trigger_is_marked() {
+    let mut events = started();
+    events[0].1["stages"][0]["steps"][1]["onbuild"] = json!(true);
+    events.push((
+        20,
+        json!({"event": "step_finished", "id": id(1), "status": "built", "duration_ms": 10, "layer": null,
+               "exit_code": null}),
+    ));
+    let (summary, _) = replay(&events);
+    assert!(
+        summary.lines().any(|l| l.starts_with("  line 2    built") && l.contains("(ONBUILD) RUN make")),
+        "{summary}"
+    );
 }

@@ -238,7 +238,9 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
         Some(ms) => secs(ms),
         None => "-".into(),
     };
-    let mut line = format!("  line {:<4} {:<7} {:>6}  {:<48}", s.line, status, time, truncate(s.first_line(), 48));
+    // An ONBUILD trigger runs at its stage's FROM line: marked, as the Steps pane marks it.
+    let text = if s.onbuild { format!("(ONBUILD) {}", s.first_line()) } else { s.first_line().to_string() };
+    let mut line = format!("  line {:<4} {:<7} {:>6}  {:<48}", s.line, status, time, truncate(&text, 48));
     if let Some(l) = s.layer.as_ref().filter(|_| s.stage_snapshot.is_none()) {
         let _ = write!(line, "  layer {}", bytes(l.size));
     }
