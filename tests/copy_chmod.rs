@@ -30,7 +30,9 @@ fn symbolic_modes_apply_to_each_entry_as_buildkit_reads_them() {
              COPY --chmod=+x <<EOF /usr/local/bin/hello\n#!/bin/sh\necho hello from a heredoc\nEOF\n\
              COPY --chmod=4755 <<EOF /usr/local/bin/suid\nx\nEOF\n\
              COPY --from=stage --chmod=a+rX,go-w /s /from/\n\
-             COPY --link --chmod=o= one.txt /linked/\n"
+             COPY --link --chmod=o= one.txt /linked/\n\
+             COPY --chmod=4755 tree /suidtree/\n\
+             COPY --chmod=2750 one.txt /sg/deep/one.txt\n"
         ),
     )
     .unwrap();
@@ -78,6 +80,15 @@ fn symbolic_modes_apply_to_each_entry_as_buildkit_reads_them() {
     assert_eq!((code, out.trim()), (0, "hello from a heredoc"), "{err}");
     // An octal mode's setuid bit survives the owner being set.
     assert_eq!(mode("/usr/local/bin/suid"), 0o4755);
+    // The directories the copy makes itself get an octal mode's permission bits alone, as
+    // BuildKit's fsutil makes them (a raw mode passed as a Go FileMode loses its special bits);
+    // what is copied gets all of them.
+    for (path, want) in [("/suidtree", 0o755), ("/suidtree/a.txt", 0o4755), ("/suidtree/sub", 0o4755)] {
+        assert_eq!(mode(path), want, "{path}");
+    }
+    for (path, want) in [("/sg", 0o750), ("/sg/deep", 0o750), ("/sg/deep/one.txt", 0o2750)] {
+        assert_eq!(mode(path), want, "{path}");
+    }
     // From a stage: a+rX,go-w on 0700, 0660 and a 0700 directory.
     for (path, want) in [("/from/run.sh", 0o755), ("/from/data", 0o644), ("/from/sub", 0o755)] {
         assert_eq!(mode(path), want, "{path}");

@@ -95,6 +95,15 @@ impl Chmod {
         }
     }
 
+    /// The mode of a directory the copy makes itself (a missing parent, or the destination a
+    /// directory's contents go into), as BuildKit makes it: an octal mode's permission bits
+    /// only — fsutil's `MkdirAll(…, os.FileMode(mode))` passes a raw mode as a Go `FileMode`,
+    /// whose setuid, setgid and sticky flags are other bits, so `--chmod=4755` makes such a
+    /// directory 0755. A symbolic mode gives none (`None`).
+    pub fn made_dir_mode(&self) -> Option<u32> {
+        self.octal().map(|m| m & 0o777)
+    }
+
     /// The mode an entry whose own mode is `mode` gets. The file-type bits above `0o7777` are
     /// kept; `is_dir` matters to `X` only.
     pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {

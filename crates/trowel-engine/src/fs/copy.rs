@@ -102,7 +102,7 @@ pub fn copy_tree(
     if dst_path != "/" {
         // An octal --chmod is the mode of the parents made too, as BuildKit's copy makes them
         // (fsutil's `MkdirAll(ensureDstPath, *ci.Mode)`, since fsutil#228).
-        let parent_mode = opts.chmod.and_then(crate::chmod::Chmod::octal).unwrap_or(0o755);
+        let parent_mode = opts.chmod.and_then(crate::chmod::Chmod::made_dir_mode).unwrap_or(0o755);
         dst.mkdir_all(path::parent(&dst_path), parent_mode, parent_owner)?;
     }
     let mut c = Copier { src, dst, opts, links: HashMap::new(), stats: CopyStats::default(), dir_times: Vec::new() };

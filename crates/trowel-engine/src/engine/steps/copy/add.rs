@@ -42,11 +42,11 @@ pub fn write_inline(
     Ok(())
 }
 
-/// The mode of the parents a copied file's destination needs: an octal --chmod's, as BuildKit
-/// makes them (fsutil's `MkdirAll(ensureDstPath, *ci.Mode)`, since fsutil#228), else 0755 (a
-/// symbolic one has no mode of its own to give).
+/// The mode of the parents a copied file's destination needs: an octal --chmod's permission
+/// bits, as BuildKit makes them (fsutil's `MkdirAll(ensureDstPath, *ci.Mode)`, since
+/// fsutil#228), else 0755 (a symbolic one has no mode of its own to give).
 fn parent_mode(chmod: Option<&Chmod>) -> u32 {
-    chmod.and_then(Chmod::octal).unwrap_or(0o755)
+    chmod.and_then(Chmod::made_dir_mode).unwrap_or(0o755)
 }
 
 /// A file ADD downloaded, kept in the work dir for the rest of the build (the cache key

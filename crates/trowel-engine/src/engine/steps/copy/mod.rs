@@ -225,7 +225,7 @@ impl FileStep for Copy {
                     if kind == SourceKind::Dir && target_rel.is_none() {
                         let missing = dst.lstat(&target).map_err(|e| at.fail(StepError::fs(target.clone())(e)))?;
                         if missing.is_none() {
-                            let mode = chmod.and_then(Chmod::octal).unwrap_or(0o755);
+                            let mode = chmod.and_then(Chmod::made_dir_mode).unwrap_or(0o755);
                             dst.mkdir_all(&target, mode, Some(owner.unwrap_or((0, 0))))
                                 .map_err(|e| at.fail(StepError::fs(format!("create {target}"))(e)))?;
                         }
