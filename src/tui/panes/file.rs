@@ -178,6 +178,29 @@ fn metadata<'a>(c: &Change, unclassified: bool, theme: &Theme, width: usize) -> 
     if let Some(before) = prev.and_then(|p| p.mtime).filter(|t| before_exists && after_exists && *t != c.mtime) {
         lines.push(row("mtime", format::timestamp(before), format::timestamp(c.mtime)));
     }
+    // Modified, and nothing above differs: what changed is what changes are not recorded with
+    // (an extended attribute, or only the change time, which the snapshot saw).
+    let alike = prev.is_some_and(|p| {
+        c.kind == ChangeKind::Modified
+            && !unclassified
+            && (p.file_type, p.size, p.mode, p.uid, p.gid) == (c.file_type, c.size, c.mode, c.uid, c.gid)
+            && p.link_target == c.link_target
+            && match (&p.digest, &c.digest) {
+                (Some(x), Some(y)) => x == y,
+                // A file whose content was not compared may have changed in it.
+                (None, None) => c.file_type != FileType::File,
+                _ => false,
+            }
+            && p.mtime.is_none_or(|t| t == c.mtime)
+    });
+    if alike {
+        lines.extend(wrap(
+            "nothing shown here changed: what did is not recorded (an extended attribute, or the change time alone)",
+            width,
+        )
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, theme.dim))));
+    }
     if c.opaque {
         lines.push(Line::from(Span::styled(
             "re-created directory: nothing from lower layers shows through",
@@ -307,4 +330,55 @@ fn body<'a>(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trowel_events::{Digest, PrevMeta};
+
+    fn text(lines: &[Line<'_>]) -> String {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A file modified in nothing the change records (an xattr alone, say) says so, rather than
+    /// show identical rows as if they were the change.
+    #[test]
+    fn a_change_in_nothing_recorded_says_so() {
+        let digest = Digest::try_from(format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let mut c = Change {
+            path: "/x.bin".into(),
+            kind: ChangeKind::Modified,
+            file_type: FileType::File,
+            size: 3,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 7,
+            link_target: None,
+            digest: Some(digest.clone()),
+            opaque: false,
+            previous: Some(PrevMeta {
+                file_type: FileType::File,
+                size: 3,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                link_target: None,
+                digest: Some(digest),
+                mtime: Some(7),
+            }),
+        };
+        let said = |c: &Change| text(&metadata(c, false, &Theme::dark(), 200)).contains("what did is not recorded");
+        assert!(said(&c));
+        c.mode = 0o600;
+        assert!(!said(&c), "a mode that changed is the change");
+        c.mode = 0o644;
+        c.previous.as_mut().unwrap().digest = None;
+        assert!(!said(&c), "content not compared may be what changed");
+    }
 }
