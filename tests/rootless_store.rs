@@ -43,13 +43,7 @@ fn base_with_deletions() -> String {
     // The deletions are in the image as whiteouts, as an independent reader sees it.
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
-    assert_ok(&run(Command::new("skopeo").args([
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        &format!("docker://{base}"),
-        &format!("oci:{}:b", layout.display()),
-    ])));
+    copy_to_layout(&base, &layout, "b");
     let manifest = skopeo_manifest(&base);
     let top = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
     let blob = layout.join("blobs/sha256").join(top.trim_start_matches("sha256:"));

@@ -261,13 +261,7 @@ fn xattrs_in_last_layer(reference: &str) -> Vec<(String, String, Vec<u8>)> {
     use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
-    assert_ok(&run(Command::new("skopeo").args([
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        &format!("docker://{reference}"),
-        &format!("oci:{}:img", layout.display()),
-    ])));
+    copy_to_layout(reference, &layout, "img");
     let json = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
     let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
     let manifest = json(&blob(json(&layout.join("index.json"))["manifests"][0]["digest"].as_str().unwrap()));

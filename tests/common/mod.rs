@@ -196,6 +196,18 @@ fn skopeo_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("skopeo prints JSON")
 }
 
+/// Copies `reference` from the plain registry with skopeo into the OCI layout `layout`, as
+/// `tag`: the image's blobs as an independent client fetches them.
+pub fn copy_to_layout(reference: &str, layout: &Path, tag: &str) {
+    assert_ok(&run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:{tag}", layout.display()),
+    ])));
+}
+
 /// An image pulled with skopeo into an OCI layout and unpacked with umoci.
 pub struct Unpacked {
     pub dir: tempfile::TempDir,

@@ -27,16 +27,7 @@ fn link(line: usize, instruction: &str, key: &str) -> ChainLink {
 }
 
 fn file(p: &str, content: &[u8]) -> FileEntry {
-    FileEntry {
-        path: p.into(),
-        kind: 'f',
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        link: None,
-        digest: Some(Digest::of(content)),
-        xattrs: BTreeMap::new(),
-    }
+    FileEntry::regular(p, Some(Digest::of(content)))
 }
 
 fn entry(key: &str, c: KeyComponents) -> Earlier {

@@ -72,6 +72,14 @@ pub struct FileEntry {
     pub xattrs: BTreeMap<String, String>,
 }
 
+#[cfg(test)]
+impl FileEntry {
+    /// A regular 0644 file owned by 0:0, without xattrs (tests).
+    pub(crate) fn regular(path: &str, digest: Option<Digest>) -> FileEntry {
+        FileEntry { path: path.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest, xattrs: BTreeMap::new() }
+    }
+}
+
 /// An ancestor step in the key chain (for "what changed before this step").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainLink {
@@ -339,16 +347,7 @@ mod tests {
 
     #[test]
     fn file_names_are_hashed() {
-        let f = |p: &str| FileEntry {
-            path: p.into(),
-            kind: 'f',
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            link: None,
-            digest: None,
-            xattrs: BTreeMap::new(),
-        };
+        let f = |p: &str| FileEntry::regular(p, None);
         let mut a = comps();
         a.files = vec![f("src/a.rs")];
         let mut b = comps();
@@ -365,16 +364,7 @@ mod tests {
         );
         assert_eq!(comps().key(), Digest::of(before.as_bytes()).hex());
         let mut c = comps();
-        c.files = vec![FileEntry {
-            path: "a".into(),
-            kind: 'f',
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            link: None,
-            digest: None,
-            xattrs: BTreeMap::new(),
-        }];
+        c.files = vec![FileEntry::regular("a", None)];
         let before = format!(
             r#"{{"version":{FORMAT_VERSION},"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"RUN make","vars":{{}},"files":[{{"path":"a","kind":"f","mode":420,"uid":0,"gid":0}}],"sources":{{}}}}"#
         );
