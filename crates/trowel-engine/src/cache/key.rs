@@ -76,7 +76,16 @@ pub struct FileEntry {
 impl FileEntry {
     /// A regular 0644 file owned by 0:0, without xattrs (tests).
     pub(crate) fn regular(path: &str, digest: Option<Digest>) -> FileEntry {
-        FileEntry { path: path.into(), kind: 'f', mode: 0o644, uid: 0, gid: 0, link: None, digest, xattrs: BTreeMap::new() }
+        FileEntry {
+            path: path.into(),
+            kind: 'f',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            link: None,
+            digest,
+            xattrs: BTreeMap::new(),
+        }
     }
 }
 

@@ -134,6 +134,10 @@ impl FileStep for Copy {
                 .collect();
             crate::dockerfile::check_add_checksum(sum, &paths).map_err(|e| at.invalid(e))?;
         }
+        // Heredocs are copied after every other source, wherever they are written, as BuildKit's
+        // dispatchCopy does (its source paths, then its source contents): which one a
+        // destination ends up holding depends on the order.
+        items.sort_by_key(|i| matches!(i, sources::Item::Inline { .. }));
         if items.is_empty() {
             // Every source was a wildcard that matched nothing: BuildKit copies nothing and
             // does not even create the destination.

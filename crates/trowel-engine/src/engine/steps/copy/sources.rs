@@ -90,7 +90,8 @@ pub fn expand(
             // `**` is any number of directories, none included (`src/**/*.go` matches
             // `src/a.go` and `src/x/y/f.go`); last, it is everything below. Without it, a
             // source is a `filepath.Match` pattern per segment, where `**` is `*`.
-            if parents && seg == "**" {
+            // (Before a `/./` pivot the source is still matched a segment at a time.)
+            if parents && seg == "**" && i >= base_len {
                 if i + 1 == segs.len() {
                     for name in list_dir(root, &m.join("/"))? {
                         let mut p = m.clone();
