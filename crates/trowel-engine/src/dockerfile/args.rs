@@ -138,6 +138,17 @@ impl ArgScope {
         ArgScope { build_args, global, declared: Vec::new(), used: BTreeSet::new() }
     }
 
+    /// The value an ARG instruction gives `name` itself, as BuildKit's history records it: the
+    /// `--build-arg`, else `default` (the instruction's expanded default), else the global
+    /// value; `None` when it only keeps the one the name had.
+    pub fn given(&self, name: &str, default: Option<&str>) -> Option<String> {
+        self.build_args
+            .get(name)
+            .cloned()
+            .or_else(|| default.map(str::to_string))
+            .or_else(|| self.global.get(name).cloned())
+    }
+
     /// Declares `name` with an already expanded default; returns the value it now has.
     pub fn declare(&mut self, name: &str, default_expanded: Option<String>) -> Option<String> {
         let value = match self.build_args.get(name) {
@@ -252,5 +263,24 @@ impl std::fmt::Debug for ArgScope {
 impl Vars for ArgScope {
     fn get(&self, name: &str) -> Option<String> {
         self.value(name).map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ArgScope;
+
+    /// What an ARG line gives a name itself (its history entry), against what the name has.
+    #[test]
+    fn the_value_an_arg_line_gives() {
+        let global = [("G".to_string(), "g".to_string())].into();
+        let build = [("B".to_string(), "b".to_string())].into();
+        let mut s = ArgScope::new(global, build);
+        s.declare("V", Some("1".into()));
+        assert_eq!(s.given("B", Some("default")), Some("b".into()), "a --build-arg wins");
+        assert_eq!(s.given("V", Some("2")), Some("2".into()));
+        assert_eq!(s.given("G", None), Some("g".into()), "the global value");
+        // `ARG V` again: it keeps 1, but the line gives it nothing (BuildKit writes `ARG V`).
+        assert_eq!((s.given("V", None), s.declare("V", None)), (None, Some("1".into())));
     }
 }

@@ -411,21 +411,26 @@ impl StageRunner {
         let ctx = s.ctx;
         let step = match Step::of(expanded) {
             Step::Config(e) => {
-                let declared: Option<Vec<String>> = match &e {
-                    Expanded::Arg(pairs) => Some(pairs.iter().map(|(name, _)| name.clone()).collect()),
+                let declared: Option<Vec<(String, Option<String>)>> = match &e {
+                    Expanded::Arg(pairs) => Some(pairs.clone()),
                     _ => None,
                 };
                 let onbuild = matches!(e, Expanded::Onbuild(_));
                 config::apply(&mut self.config, at, ctx.df.escape, e)?;
-                // History as BuildKit records it: an ARG as each name with the value it took
-                // (`ARG V=2` after `--build-arg V=2`; a secret's is masked when the entry is
-                // written), an ONBUILD not at all (`dispatchOnbuild` commits none).
+                // History as BuildKit records it: an ARG as each name with the value this
+                // instruction gave it (`ARG V=2` after `--build-arg V=2`; just `V` when it only
+                // kept one), an ONBUILD not at all (`dispatchOnbuild` commits none). A secret
+                // arg's value is `***` whatever its length or origin (the log's masking leaves
+                // values under four characters alone; a default in the Dockerfile is no less
+                // a secret in an image's history).
                 let created_by = match declared {
-                    Some(names) => {
-                        let each = names.iter().map(|n| match self.config.args.value(n) {
-                            Some(v) => format!("{n}={v}"),
-                            None => n.clone(),
-                        });
+                    Some(pairs) => {
+                        let each =
+                            pairs.iter().map(|(n, default)| match self.config.args.given(n, default.as_deref()) {
+                                Some(_) if ctx.is_secret_arg(n) => format!("{n}=***"),
+                                Some(v) => format!("{n}={v}"),
+                                None => n.clone(),
+                            });
                         Some(format!("ARG {}", each.collect::<Vec<_>>().join(" ")))
                     }
                     None if onbuild => None,
