@@ -152,6 +152,8 @@ fn a_line_added_above_is_the_cause_named() {
     assert_eq!(o.at(3), format!("miss: {added}"));
     assert_eq!(o.at(4), format!("miss: parent step missed (line 3: {added})"));
     assert_eq!(o.at(5), format!("miss: parent step missed (line 3: {added})"));
+    // The last step's place had no entry at all: the added step is its cause too.
+    assert_eq!(o.at(6), format!("miss: parent step missed (line 3: {added})"));
 }
 
 /// Built with f.txt `x`, then `y`, then `x` again with another ARG: the COPY is served from the

@@ -67,7 +67,13 @@ impl Explanation {
 /// Explains a miss. `missed`: steps of *this* build that missed, by key.
 pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> Explanation {
     let entries = match prev {
-        Previous::None => return Explanation::only("no cache entry for this step yet".to_string()),
+        // Nothing at this place; a step before it that missed for a reason (a line added above,
+        // an edit) is what made this one miss, unless that one had no entry either (a cold build).
+        Previous::None => {
+            const NONE: &str = "no cache entry for this step yet";
+            let cause = first_missed_ancestor(&cur.chain, missed, &|m| m.reasons.iter().all(|r| r == NONE));
+            return Explanation::only(cause.unwrap_or_else(|| NONE.to_string()));
+        }
         Previous::Expired { created, ttl } => {
             return Explanation::only(format!(
                 "cached layer expired (created {created}, older than --cache-ttl {ttl})"
@@ -121,7 +127,7 @@ fn same_instruction(p: &KeyComponents, cur: &KeyComponents) -> bool {
 /// before it that missed in this build (its miss made this one's parent new), else the text at
 /// this place changed (the same keyword on the same line: an edit), else what was cached here.
 fn another_instruction(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> String {
-    if let Some(r) = first_missed_ancestor(&cur.chain, missed) {
+    if let Some(r) = first_missed_ancestor(&cur.chain, missed, &|_| false) {
         return r;
     }
     let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
@@ -132,9 +138,13 @@ fn another_instruction(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap
 }
 
 /// The first step of `chain` that missed in this build, and why: `parent step missed (line 4:
-/// …)`.
-fn first_missed_ancestor(chain: &[crate::cache::key::ChainLink], missed: &BTreeMap<String, Missed>) -> Option<String> {
-    chain.iter().find_map(|link| missed.get(&link.key)).map(|m| {
+/// …)`; none if `unless` says that miss is no cause worth naming.
+fn first_missed_ancestor(
+    chain: &[crate::cache::key::ChainLink],
+    missed: &BTreeMap<String, Missed>,
+    unless: &dyn Fn(&Missed) -> bool,
+) -> Option<String> {
+    chain.iter().find_map(|link| missed.get(&link.key)).filter(|m| !unless(m)).map(|m| {
         if m.reasons.is_empty() {
             format!("parent step missed (line {})", m.line)
         } else {
