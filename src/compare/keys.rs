@@ -190,6 +190,7 @@ mod tests {
                 digest: Some(
                     trowel_events::Digest::try_from(trowel_engine::digest::Digest::of(content).to_string()).unwrap(),
                 ),
+                xattrs: BTreeMap::new(),
             }],
             sources: BTreeMap::new(),
             line: 4,
@@ -210,6 +211,13 @@ mod tests {
             reasons("k", &comps("1.0", b"a"), &comps("1.0", b"a")),
             vec!["cache entry differs (no component changed: the entry was written by another tool)".to_string()],
             "equal components are never compared (equal keys are), but say so if they were"
+        );
+        // An xattr the trace recorded reaches the explainer too.
+        let mut x = comps("1.0", b"a");
+        x.files[0].xattrs.insert("user.foo".into(), "sha256:1".into());
+        assert_eq!(
+            reasons("k", &comps("1.0", b"a"), &x),
+            vec!["COPY app.txt: 1 file changed (app.txt: xattr user.foo added)"]
         );
     }
 }

@@ -40,6 +40,10 @@ pub struct KeyFile {
     /// A regular file's content digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// The extended attributes the copy carries: name → SHA-256 of the value (absent: none, or
+    /// a trace from before they were keyed).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub xattrs: std::collections::BTreeMap<String, String>,
 }
 
 /// An earlier step of the key chain.

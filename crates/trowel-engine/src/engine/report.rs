@@ -129,6 +129,7 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
                 gid: f.gid,
                 link: f.link.clone(),
                 digest: f.digest.as_ref().map(Into::into),
+                xattrs: f.xattrs.clone(),
             })
             .collect(),
         sources: k.sources.clone(),
