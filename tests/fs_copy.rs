@@ -141,6 +141,12 @@ fn existing_directories_below_the_destination_take_the_source_metadata() {
     fs::set_permissions(r.join("src/tree/usr"), fs::Permissions::from_mode(0o775)).unwrap();
     fs::set_permissions(r.join("src/tree/tmp"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(r.join("src/tree"), fs::Permissions::from_mode(0o700)).unwrap();
+    let old = |p: &str, secs: u64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        fs::File::open(r.join(p)).unwrap().set_times(fs::FileTimes::new().set_modified(t).set_accessed(t)).unwrap();
+    };
+    old("src/tree/usr", 2_000_000);
+    old("src/tree", 1_000_000);
     let src = s.root();
     let dst = s.other_root("root-dst");
     let d = dst.host_path().to_path_buf();
@@ -167,7 +173,9 @@ fn existing_directories_below_the_destination_take_the_source_metadata() {
     assert_eq!(meta("tmp"), (0o755, 1000, 1001), "the sticky /tmp took the source's mode");
     assert_eq!(meta("top"), (0o751, 0, 0), "the destination keeps its own");
     let mtime = |p: &std::path::Path| fs::metadata(p).unwrap().mtime();
-    assert_eq!(mtime(&d.join("usr")), mtime(&r.join("src/tree/usr")));
+    assert_eq!(mtime(&d.join("usr")), 2_000_000);
+    // The destination's times are the source's (fsutil's restoreFileTimestamp).
+    assert_eq!(mtime(&d.join("top")), 1_000_000);
 }
 
 #[test]

@@ -80,8 +80,8 @@ pub struct CopyStats {
 /// - A directory is copied recursively and merged into an existing directory at `dst_path`
 ///   (an existing symlink to a directory, resolved inside `dst`, is merged into too, as with
 ///   merged-`/usr` images). With `opts.overwrite_dirs`, an existing directory below `dst_path`
-///   takes the source's owner, mode, xattrs and times, as in BuildKit; `dst_path` itself and one
-///   reached through a link keep their own.
+///   takes the source's owner, mode, xattrs and times, as in BuildKit; `dst_path` itself keeps
+///   its owner and mode and takes the source's times; one reached through a link keeps its own.
 /// - Any other existing non-directory at a destination path is replaced; a directory in the
 ///   way of a non-directory is an error.
 /// - Missing parents of `dst_path` are created with mode 0755 (an octal `opts.chmod`'s mode, as
@@ -232,7 +232,11 @@ impl Copier<'_> {
                 _ => self.entry(&csp, &cdp, &cst, &child_rel)?,
             }
         }
-        if (created || (overwrite && !lazy)) && self.opts.preserve_times {
+        // The destination itself, when it existed, keeps its owner and mode but takes the
+        // source's times, as fsutil restores them on it (`restoreFileTimestamp` with the
+        // source's info).
+        let top = self.opts.overwrite_dirs && rel.is_empty() && !created && target == dp;
+        if (created || (overwrite && !lazy) || top) && self.opts.preserve_times {
             self.dir_times.push((target, st.atime, st.mtime));
         }
         Ok(())
