@@ -196,5 +196,6 @@ fn a_skipped_stage_is_said_skipped() {
     let (code, s) = compare(&a, &b);
     assert_eq!(code, Some(0), "{s}");
     assert!(s.contains("its stage was skipped in both builds (the target does not need it)"), "{s}");
+    assert!(!s.contains("not resolved"), "the skipped stage's FROM too: {s}");
     assert!(!s.contains("no --cache"), "{s}");
 }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use trowel_engine::cache::explain::{Earlier, Previous, explain};
 use trowel_engine::cache::key::KeyComponents as EngineComponents;
-use trowel_events::state::{BuildState, StepView};
+use trowel_events::state::{BuildState, StepState, StepView};
 use trowel_events::{BaseSource, KeyComponents};
 
 /// What the two builds' keys (or, without keys, their recorded inputs) say about a step.
@@ -132,16 +132,6 @@ pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option
             KeyVerdict::Differ { reasons: reasons(&ca.key, &ca.components, &cb.components) }
         };
     }
-    if a.keyword == "FROM" && b.keyword == "FROM" && a.id.step == 0 && b.id.step == 0 {
-        return from_verdict(sa, a, sb, b);
-    }
-    if a.keyword == "ARG" && b.keyword == "ARG" {
-        let changed = arg_changes(sa, a, sb, b);
-        if !changed.is_empty() {
-            return KeyVerdict::Differ { reasons: changed };
-        }
-    }
-    use trowel_events::state::StepState;
     let skipped = |v: &StepView| v.state == StepState::Skipped;
     if skipped(a) || skipped(b) {
         let which = match (skipped(a), skipped(b)) {
@@ -150,6 +140,15 @@ pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option
             _ => "build B",
         };
         return KeyVerdict::NoKey { why: format!("its stage was skipped in {which} (the target does not need it)") };
+    }
+    if a.keyword == "FROM" && b.keyword == "FROM" && a.id.step == 0 && b.id.step == 0 {
+        return from_verdict(sa, a, sb, b);
+    }
+    if a.keyword == "ARG" && b.keyword == "ARG" {
+        let changed = arg_changes(sa, a, sb, b);
+        if !changed.is_empty() {
+            return KeyVerdict::Differ { reasons: changed };
+        }
     }
     let missing = match (&a.cache, &b.cache) {
         (None, None) => "neither build recorded a cache key (no --cache, or a step that is never cached)",
