@@ -395,4 +395,22 @@ impl Root {
         let (dfd, fname) = self.parent(p)?;
         sys::xattrs_at(dfd.as_fd(), fname.as_bytes()).map_err(|e| self.io_err("read xattrs of", p, e))
     }
+
+    /// [`Root::lstat`] and [`Root::xattrs`] of `p` through one open of its parent (a walk that
+    /// needs both for every path, a COPY's cache key, pays one resolution, not two). A file
+    /// system without xattrs gives none.
+    pub(crate) fn lstat_xattrs(&self, p: &str) -> Result<Option<(Stat, super::sys::Xattrs)>, FsError> {
+        let Some((dfd, name)) = self.parent_if_exists(p)? else { return Ok(None) };
+        let st = match rustix::fs::statat(&dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => self.convert_stat(p, &st)?,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(self.io_err("lstat", p, e)),
+        };
+        let xattrs = match sys::xattrs_at(dfd.as_fd(), name.as_bytes()) {
+            Ok(x) => x,
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Vec::new(),
+            Err(e) => return Err(self.io_err("read xattrs of", p, e)),
+        };
+        Ok(Some((st, xattrs)))
+    }
 }

@@ -187,7 +187,12 @@ fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pe
     Ok(())
 }
 
-fn entry(ctx: &BuildContext<'_>, path: &str, st: &Stat) -> Result<FileEntry, StepError> {
+fn entry(
+    ctx: &BuildContext<'_>,
+    path: &str,
+    st: &Stat,
+    xattrs: BTreeMap<String, String>,
+) -> Result<FileEntry, StepError> {
     let root = &ctx.context;
     let kind = match st.file_type {
         FileType::File | FileType::Hardlink => 'f',
@@ -208,25 +213,18 @@ fn entry(ctx: &BuildContext<'_>, path: &str, st: &Stat) -> Result<FileEntry, Ste
         gid: st.gid,
         link,
         digest: None,
-        xattrs: xattrs(root, path)?,
+        xattrs,
     })
 }
 
-/// The xattrs `fs::copy` carries from `path` (every one but `security.selinux`), each value
-/// as its SHA-256: a file system without xattrs has none to carry.
-fn xattrs(root: &crate::fs::root::Root, path: &str) -> Result<BTreeMap<String, String>, StepError> {
-    let all = match root.xattrs(path) {
-        Ok(x) => x,
-        Err(e) if e.is_errno(libc::EOPNOTSUPP) => return Ok(BTreeMap::new()),
-        Err(e) => return Err(StepError::fs(path)(e)),
-    };
-    Ok(all
-        .into_iter()
+/// The xattrs `fs::copy` carries (every one but `security.selinux`), each value as its SHA-256.
+fn keyed_xattrs(all: Vec<(Vec<u8>, Vec<u8>)>) -> BTreeMap<String, String> {
+    all.into_iter()
         .filter(|(name, _)| name.as_slice() != b"security.selinux")
         .map(|(name, value)| {
             (String::from_utf8_lossy(&name).into_owned(), crate::digest::Digest::of(&value).to_string())
         })
-        .collect())
+        .collect()
 }
 
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
@@ -246,9 +244,15 @@ fn walk(
         return Ok(());
     }
     let root = &ctx.context;
-    let Some(st) = root.lstat(&path).map_err(StepError::fs(path.clone()))? else { return Ok(()) };
+    // A recorded path's xattrs are keyed too: read through the same open of its parent.
+    let found = if decision == Filter::Copy {
+        root.lstat_xattrs(&path).map_err(StepError::fs(path.clone()))?
+    } else {
+        root.lstat(&path).map_err(StepError::fs(path.clone()))?.map(|st| (st, Vec::new()))
+    };
+    let Some((st, xattrs)) = found else { return Ok(()) };
     if decision == Filter::Copy {
-        let e = entry(ctx, &path, &st)?;
+        let e = entry(ctx, &path, &st, keyed_xattrs(xattrs))?;
         if e.kind == 'f' {
             pending.push(Pending { at: out.len(), path: path.clone(), st: st.clone() });
         }
