@@ -164,7 +164,9 @@ fn first_missed_ancestor(
 /// per listed entry (up to [`crate::cache::registry::HISTORY`], each an entry's config, which
 /// lists a copied directory's files).
 pub fn settles(newest: &Earlier, cur: &KeyComponents) -> bool {
-    distance(&newest.components, cur) <= 1
+    // An entry of another instruction is never compared: the earlier entries it lists may be
+    // this one's (its place held this instruction before), so they are fetched.
+    same_instruction(&newest.components, cur) && distance(&newest.components, cur) <= 1
 }
 
 /// How many inputs differ: each variable, source file and source, the instruction text, the

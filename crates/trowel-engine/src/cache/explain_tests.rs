@@ -146,6 +146,10 @@ fn only_a_newest_entry_one_input_away_settles_the_comparison() {
     assert!(!settles(&two_away, &cur));
     assert_eq!(compared(vec![two_away, also_one_away]), "k1");
     assert!(settles(&entry("k0", cur.clone()), &cur));
+    // An entry of another instruction at this place never settles it: the entries it lists may
+    // be this instruction's.
+    let other = entry("k4", written(run("1.0", "copy-a"), "another"));
+    assert!(!settles(&other, &written(cur.clone(), "this")));
 }
 
 /// kaniko's default `--cache-copy-layers=false`: a rename under a copied directory is named
