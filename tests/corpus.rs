@@ -455,6 +455,7 @@ macro_rules! corpus {
 
 corpus! {
     add_archive_dirs,
+    add_archive_names,
     add_archive_over_symlink,
     add_local_archives,
     add_url,

@@ -88,6 +88,8 @@ pub fn check(data: &[u8]) {
         // Rootless isolation's two choices: devices skipped, every owner 0 (a single id).
         skip_devices: flags & 16 != 0,
         owners_to_root: flags & 32 != 0,
+        // An ADD archive's names, read under the root rather than refused.
+        archive_names: flags & 64 != 0,
     };
     let root = Root::open(&root_dir).unwrap();
     if let Ok(reader) = open_layer(fs::File::open(&blob).unwrap()) {

@@ -385,6 +385,7 @@ impl BuildContext<'_> {
             skip_devices: rootless,
             // Rootless with a single id: only 0 exists to own files.
             owners_to_root: rootless && crate::sandbox::userns::current_mapping() == Some(Mapping::Single),
+            archive_names: false,
         }
     }
 

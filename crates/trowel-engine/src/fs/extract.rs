@@ -135,7 +135,7 @@ pub(crate) fn check_left_out<R: Read>(
             entry: raw_name.to_string(),
             reason: "hardlink without a target".into(),
         })?;
-        entry_path(&link, raw_name)?;
+        entry_path(&link, raw_name, false)?;
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
     for entry in entries {
         let mut entry = entry.map_err(|source| FsError::Layer { entry: None, source })?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let p = entry_path(&entry.path_bytes(), &raw)?;
+        let p = entry_path(&entry.path_bytes(), &raw, false)?;
         if p == "/" {
             continue;
         }
@@ -68,7 +68,7 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
             // image path (`/usr/bin/a`), as a snapshot of a root does.
             (FileType::Hardlink, Some(l)) => {
                 let raw = String::from_utf8_lossy(&l).into_owned();
-                c.link_target = Some(entry_path(&l, &raw)?);
+                c.link_target = Some(entry_path(&l, &raw, false)?);
             }
             _ => {}
         }

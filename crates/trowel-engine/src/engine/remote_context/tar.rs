@@ -74,6 +74,7 @@ pub(super) fn unpack_archive(
         overlay_lower: false,
         skip_devices: false,
         owners_to_root: false,
+        archive_names: false,
     };
     {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);

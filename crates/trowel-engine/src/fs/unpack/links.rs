@@ -48,7 +48,7 @@ impl Applier<'_> {
     }
 
     pub(super) fn hardlink(&mut self, target: &str, link: &[u8], raw_name: &str) -> Result<(), FsError> {
-        let link_logical = entry_path(link, raw_name).map_err(|e| match e {
+        let link_logical = entry_path(link, raw_name, self.opts.archive_names).map_err(|e| match e {
             FsError::UnsafeEntry { entry, reason } => {
                 FsError::UnsafeEntry { entry, reason: format!("hardlink target: {reason}") }
             }

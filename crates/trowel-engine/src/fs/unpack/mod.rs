@@ -74,6 +74,11 @@ pub struct UnpackOptions {
     /// subordinate range), where no other id exists and a chown to one fails. buildah's
     /// `ignore_chown_errors`, decided up front rather than per failed call.
     pub owners_to_root: bool,
+    /// An `ADD` archive, not an image layer: a member name (or hard-link target) that is
+    /// absolute or climbs with `..` is taken as BuildKit's untar takes it in a chroot of the
+    /// destination — joined under the root, `..` stopping there (`/etc/x` and `../x` are
+    /// `<root>/etc/x` and `<root>/x`) — where a layer's is refused.
+    pub archive_names: bool,
 }
 
 impl Default for UnpackOptions {
@@ -90,6 +95,7 @@ impl Default for UnpackOptions {
             overlay_lower: false,
             skip_devices: false,
             owners_to_root: false,
+            archive_names: false,
         }
     }
 }
@@ -256,14 +262,26 @@ fn unsafe_entry(entry: &str, reason: impl Into<String>) -> FsError {
 }
 
 /// Validates a path from a layer and returns its cleaned absolute form. `./` prefixes are fine;
-/// absolute paths and `..` are refused.
-pub(crate) fn entry_path(raw: &[u8], entry: &str) -> Result<String, FsError> {
+/// absolute paths and `..` are refused, unless `archive` (see [`UnpackOptions::archive_names`]):
+/// then they are read under the root, `..` never above it.
+pub(crate) fn entry_path(raw: &[u8], entry: &str, archive: bool) -> Result<String, FsError> {
     let s = std::str::from_utf8(raw).map_err(|_| unsafe_entry(entry, "path is not UTF-8"))?;
-    if s.starts_with('/') {
-        return Err(unsafe_entry(entry, "absolute path"));
-    }
     if s.as_bytes().contains(&0) {
         return Err(unsafe_entry(entry, "path contains a NUL byte"));
+    }
+    if archive {
+        let mut kept: Vec<&str> = Vec::new();
+        for c in path::components(s) {
+            if c == ".." {
+                kept.pop();
+            } else {
+                kept.push(c);
+            }
+        }
+        return Ok(format!("/{}", kept.join("/")));
+    }
+    if s.starts_with('/') {
+        return Err(unsafe_entry(entry, "absolute path"));
     }
     if path::components(s).any(|c| c == "..") {
         return Err(unsafe_entry(entry, "path contains a \"..\" component"));
@@ -299,7 +317,7 @@ impl Applier<'_> {
         {
             return Err(FsError::TooManyEntries { entry: raw_name.to_string(), count: self.count, limit });
         }
-        let logical = entry_path(&entry.path_bytes(), raw_name)?;
+        let logical = entry_path(&entry.path_bytes(), raw_name, self.opts.archive_names)?;
         let size = entry.size();
         if let Some(limit) = self.opts.max_entry_size
             && size > limit
@@ -579,13 +597,19 @@ mod tests {
 
     #[test]
     fn entry_paths() {
-        assert_eq!(entry_path(b"./etc/passwd", "x").unwrap(), "/etc/passwd");
-        assert_eq!(entry_path(b"./", "x").unwrap(), "/");
-        assert_eq!(entry_path(b"usr/bin/", "x").unwrap(), "/usr/bin");
-        assert!(matches!(entry_path(b"/etc/passwd", "x"), Err(FsError::UnsafeEntry { .. })));
-        assert!(matches!(entry_path(b"a/../../b", "x"), Err(FsError::UnsafeEntry { .. })));
-        assert!(matches!(entry_path(b"..", "x"), Err(FsError::UnsafeEntry { .. })));
-        assert!(matches!(entry_path(b"a\xffb", "x"), Err(FsError::UnsafeEntry { .. })));
+        assert_eq!(entry_path(b"./etc/passwd", "x", false).unwrap(), "/etc/passwd");
+        assert_eq!(entry_path(b"./", "x", false).unwrap(), "/");
+        assert_eq!(entry_path(b"usr/bin/", "x", false).unwrap(), "/usr/bin");
+        assert!(matches!(entry_path(b"/etc/passwd", "x", false), Err(FsError::UnsafeEntry { .. })));
+        assert!(matches!(entry_path(b"a/../../b", "x", false), Err(FsError::UnsafeEntry { .. })));
+        // An ADD archive's names are read under the root, as BuildKit's chrooted untar reads them.
+        assert_eq!(entry_path(b"/etc/passwd", "x", true).unwrap(), "/etc/passwd");
+        assert_eq!(entry_path(b"a/../../b", "x", true).unwrap(), "/b");
+        assert_eq!(entry_path(b"../up", "x", true).unwrap(), "/up");
+        assert_eq!(entry_path(b"./", "x", true).unwrap(), "/");
+        assert!(matches!(entry_path(b"a\0b", "x", true), Err(FsError::UnsafeEntry { .. })));
+        assert!(matches!(entry_path(b"..", "x", false), Err(FsError::UnsafeEntry { .. })));
+        assert!(matches!(entry_path(b"a\xffb", "x", false), Err(FsError::UnsafeEntry { .. })));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::engine::steps::join_clean;
 use crate::fs::FsError;
 use crate::fs::copy::{CopyOptions, Filter, copy_tree};
 use crate::fs::root::Root;
-use crate::fs::unpack::unpack_layer;
+use crate::fs::unpack::{UnpackOptions, unpack_layer};
 
 /// Writes a heredoc source as a file.
 pub fn write_inline(
@@ -269,7 +269,7 @@ fn extract_as(
     let reader = decompressor(&magic[..n], Box::new(f))?;
     let scratch = ctx.scratch_dir("add-extract")?;
     let tmp_root = Root::open(&scratch).map_err(StepError::fs("open the extraction directory"))?;
-    let opts = ctx.unpack_options();
+    let opts = UnpackOptions { archive_names: true, ..ctx.unpack_options() };
     let stats = unpack_layer(&tmp_root, reader, &opts).map_err(StepError::fs(format!("extract {label}")))?;
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(StepError::fs(format!("create {dest}")))?;
     let dirs =
