@@ -190,6 +190,34 @@ fn the_image_stages_follow_from_parents() {
     assert_eq!(deleted, ["/var/cache/pkgs"]);
 }
 
+/// A step this build ran whose changes are a listing of its layer alone (a `COPY --link`, made
+/// with no root below it) is not said to have been taken from the cache.
+#[test]
+fn a_built_step_listed_alone_is_not_said_cached() {
+    let mut evs = events("overwrites");
+    let id = evs
+        .iter()
+        .find_map(|e| match &e.event {
+            trowel_events::Event::Snapshot { id, changes, .. } if !changes.is_empty() => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    for e in &mut evs {
+        if let trowel_events::Event::Snapshot { id: i, classified, .. } = &mut e.event
+            && *i == id
+        {
+            *classified = Some(false);
+        }
+    }
+    let m = Model::from_events(&evs);
+    let step = m.step(id).unwrap();
+    assert!(step.unclassified && step.state != trowel_events::state::StepState::Cached);
+    let r = waste::analyze(&m);
+    let said: Vec<&String> = r.unknown.iter().filter(|u| u.starts_with(&format!("L{}:", step.line))).collect();
+    assert_eq!(said.len(), 1, "{:?}", r.unknown);
+    assert!(!said[0].contains("taken from the cache"), "{said:?}");
+}
+
 /// What the waste list cannot count is said, not passed over: in a trace of a rebuild the cache
 /// served, whose listings were not compared with the layers below, each such step of the image.
 #[test]

@@ -114,7 +114,11 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             BaseSource::CacheDir { reference, manifest_digest } => {
                 say(Level::Info, &format!("Found {reference}@{manifest_digest} in the local cache directory"))
             }
-            BaseSource::Stage { index } => say(Level::Info, &format!("Base is stage {index}")),
+            // Its number in the Dockerfile, not the instance's (a build for several platforms
+            // numbers one instance of a stage per platform).
+            BaseSource::Stage { index } => {
+                say(Level::Info, &format!("Base is stage {}", state.stage(*index).map_or(*index, |s| s.number())))
+            }
             BaseSource::Scratch => say(Level::Debug, "Base is scratch"),
         },
         Event::PullProgress { reference, digest, done, total } => {
@@ -450,5 +454,29 @@ impl RootMade {
                 format!("Unpacked {whose}{layers} layer(s): {entries} entries, {} in {duration_ms} ms", bytes(size))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A base that is another stage is named by its number in the Dockerfile, not by the
+    /// instance a build for several platforms made of it.
+    #[test]
+    fn a_stage_base_is_its_dockerfile_number() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/platforms.jsonl");
+        let (_, events) = crate::trace::read(&path).unwrap();
+        let state = BuildState::from_events(&events);
+        // Instance 2 is the arm64 instance of the Dockerfile's stage 1.
+        assert_eq!(state.stage(2).map(|s| s.number()), Some(1));
+        let base = Event::BaseResolved {
+            stage: 2,
+            source: BaseSource::Stage { index: 2 },
+            config_digest: None,
+            layers: Vec::new(),
+        };
+        let said = lines(&state, &base);
+        assert!(said.iter().any(|(_, l)| l.ends_with("Base is stage 1")), "{said:?}");
     }
 }

@@ -41,7 +41,8 @@ pub fn summarize(header: &Header, state: &BuildState) -> String {
             out,
             "Dockerfile: {} ({} stage(s)), {}{}",
             state.dockerfile_path,
-            state.stages.len(),
+            // The Dockerfile's stages, not their instances (one per platform in such a build).
+            state.stages.iter().map(|s| s.number()).collect::<std::collections::BTreeSet<_>>().len(),
             if state.platforms.is_empty() {
                 format!("platform {}", state.platform)
             } else {

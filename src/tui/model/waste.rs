@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::links::HardLinks;
-use trowel_events::state::{BuildState, StepView};
+use trowel_events::state::{BuildState, StepState, StepView};
 use trowel_events::{BaseSource, StepId, When};
 use trowel_events::{Change, ChangeKind, FileType};
 
@@ -251,8 +251,17 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
         for id in &view.steps {
             let Some(step) = model.step(*id) else { continue };
             if step.unclassified {
+                // A listing made from the layer alone: one the cache served, or a `--link` step,
+                // which is written with no root below it.
+                let why = if step.state == StepState::Cached {
+                    "taken from the cache"
+                } else if step.source.split_whitespace().any(|w| w == "--link" || w == "--link=true") {
+                    "written on its own (--link)"
+                } else {
+                    "listed from its layer alone"
+                };
                 unknown.push(format!(
-                    "L{}: taken from the cache and not compared with the layers below (what it hid of them)",
+                    "L{}: {why} and not compared with the layers below (what it hid of them)",
                     step.line
                 ));
             }
