@@ -232,3 +232,48 @@ fn descend_copies_only_exceptions_below_excluded_dirs() {
     let paths: Vec<&str> = got.keys().map(String::as_str).collect();
     assert_eq!(paths, vec!["/docs", "/docs/keep.md", "/top.txt"]);
 }
+
+/// Paths copied one by one with one `links` map (a debugger shell's changes, replayed onto the
+/// root) keep the hard links between them, as a RUN's layer keeps them.
+#[test]
+fn paths_copied_one_by_one_keep_their_hard_links() {
+    let s = Scratch::new();
+    let r = s.root_path();
+    fs::create_dir_all(r.join("up/dir")).unwrap();
+    fs::write(r.join("up/c"), b"shared").unwrap();
+    fs::hard_link(r.join("up/c"), r.join("up/dir/hard")).unwrap();
+    let src = s.root();
+    let dst = s.other_root("root-dst");
+    let mut links = trowel_engine::fs::Links::new();
+    for p in ["/up/c", "/up/dir"] {
+        let to = p.trim_start_matches("/up");
+        trowel_engine::fs::copy_tree_linking(&src, p, &dst, to, &opts(&keep_all), &mut links).unwrap();
+    }
+    let ino = |p: &str| fs::metadata(dst.host_path().join(p)).unwrap().ino();
+    assert_eq!(ino("c"), ino("dir/hard"));
+    // Copied apart without the map, they are two files.
+    let other = s.other_root("root-apart");
+    for p in ["/up/c", "/up/dir"] {
+        copy_tree(&src, p, &other, p.trim_start_matches("/up"), &opts(&keep_all)).unwrap();
+    }
+    let ino = |p: &str| fs::metadata(other.host_path().join(p)).unwrap().ino();
+    assert_ne!(ino("c"), ino("dir/hard"));
+}
+
+/// A debugger shell's `ln /c /hard` (two names of one inode in the session's upper directory)
+/// is two names of one inode in the root its changes are kept in.
+#[test]
+fn a_shells_hard_link_is_kept_as_one() {
+    let s = Scratch::new();
+    let r = s.root_path();
+    fs::write(r.join("c"), b"shared").unwrap();
+    fs::hard_link(r.join("c"), r.join("hard")).unwrap();
+    let upper = s.root();
+    let root = s.other_root("root-kept");
+    fs::write(root.host_path().join("c"), b"old").unwrap();
+    let touched = trowel_engine::fs::overlay::apply(&upper, &root).unwrap();
+    assert!(touched.contains(&"/c".to_string()) && touched.contains(&"/hard".to_string()), "{touched:?}");
+    let md = |p: &str| fs::metadata(root.host_path().join(p)).unwrap();
+    assert_eq!(md("c").ino(), md("hard").ino());
+    assert_eq!(fs::read(root.host_path().join("hard")).unwrap(), b"shared");
+}

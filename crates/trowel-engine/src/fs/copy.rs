@@ -93,6 +93,24 @@ pub fn copy_tree(
     dst_path: &str,
     opts: &CopyOptions<'_>,
 ) -> Result<CopyStats, FsError> {
+    copy_tree_linking(src, src_path, dst, dst_path, opts, &mut HashMap::new())
+}
+
+/// Source (device, inode) → the first destination path written for it: files that are one
+/// inode in the source are hard links in the destination.
+pub type Links = HashMap<(u64, u64), String>;
+
+/// [`copy_tree`] that recreates hard links to what earlier calls with the same `links` copied:
+/// several top-level paths copied one by one (a debugger shell's changes) keep the links
+/// between them.
+pub fn copy_tree_linking(
+    src: &Root,
+    src_path: &str,
+    dst: &Root,
+    dst_path: &str,
+    opts: &CopyOptions<'_>,
+    links: &mut Links,
+) -> Result<CopyStats, FsError> {
     let src_path = path::clean(src_path);
     let dst_path = path::clean(dst_path);
     let Some(st) = src.lstat(&src_path)? else {
@@ -105,8 +123,11 @@ pub fn copy_tree(
         let parent_mode = opts.chmod.and_then(crate::chmod::Chmod::made_dir_mode).unwrap_or(0o755);
         dst.mkdir_all(path::parent(&dst_path), parent_mode, parent_owner)?;
     }
-    let mut c = Copier { src, dst, opts, links: HashMap::new(), stats: CopyStats::default(), dir_times: Vec::new() };
-    c.entry(&src_path, &dst_path, &st, "")?;
+    let mut c =
+        Copier { src, dst, opts, links: std::mem::take(links), stats: CopyStats::default(), dir_times: Vec::new() };
+    let copied = c.entry(&src_path, &dst_path, &st, "");
+    *links = std::mem::take(&mut c.links);
+    copied?;
     for (p, atime, mtime) in c.dir_times.iter().rev() {
         dst.set_times(p, *atime, *mtime)?;
     }
@@ -133,7 +154,7 @@ struct Copier<'a> {
     dst: &'a Root,
     opts: &'a CopyOptions<'a>,
     /// Source (dev, ino) → first destination path, to recreate hardlinks.
-    links: HashMap<(u64, u64), String>,
+    links: Links,
     stats: CopyStats,
     /// Directory times, set after everything inside them is written.
     dir_times: Vec<(String, Timespec, Timespec)>,

@@ -39,7 +39,7 @@ mod tar_header;
 mod types;
 pub mod unpack;
 
-pub use copy::{CopyOptions, CopyStats, Filter, copy_tree};
+pub use copy::{CopyOptions, CopyStats, Filter, Links, copy_tree, copy_tree_linking};
 pub use error::FsError;
 pub use ignore::IgnoreList;
 pub use layer::{LayerInfo, LayerOptions, write_layer};

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::digest::digest_reader;
-use crate::fs::copy::{CopyOptions, Filter, copy_tree};
+use crate::fs::copy::{CopyOptions, Filter, Links, copy_tree_linking};
 use crate::fs::overlay_mount::{LayerMount, OverlayKind, OverlaySpec};
 use crate::fs::snapshot::{Change, ChangeKind, PrevMeta};
 use crate::fs::{FileType, FsError, Root, Stat, path};
@@ -162,11 +162,19 @@ fn walk_diff(upper: &Root, lower: &Root, dir: &str, all_new: bool, out: &mut Vec
 /// the snapshot that turns them into a layer.
 pub fn apply(upper: &Root, root: &Root) -> Result<Vec<String>, FsError> {
     let mut touched = Vec::new();
-    walk_apply(upper, root, "/", &mut touched)?;
+    walk_apply(upper, root, "/", &mut touched, &mut Links::new())?;
     Ok(touched)
 }
 
-fn walk_apply(upper: &Root, root: &Root, dir: &str, touched: &mut Vec<String>) -> Result<(), FsError> {
+/// `links`: shared by every path copied, so names that are one inode in the session's upper
+/// directory (`ln /c /hard` in the shell) are hard links in the root too, as a RUN's would be.
+fn walk_apply(
+    upper: &Root,
+    root: &Root,
+    dir: &str,
+    touched: &mut Vec<String>,
+    links: &mut Links,
+) -> Result<(), FsError> {
     let all = |_: &str| Filter::Copy;
     let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all, overwrite_dirs: false };
     for name in upper.read_dir(dir)? {
@@ -180,7 +188,7 @@ fn walk_apply(upper: &Root, root: &Root, dir: &str, touched: &mut Vec<String>) -
         let existing = root.lstat(&p)?;
         if st.is_dir() && existing.as_ref().is_some_and(|e| e.is_dir()) && !is_opaque(upper, &p)? {
             // A directory both sides have: merge what changed below, then its own metadata.
-            walk_apply(upper, root, &p, touched)?;
+            walk_apply(upper, root, &p, touched, links)?;
             root.set_owner(&p, st.uid, st.gid)?;
             root.set_mode(&p, st.mode)?;
             root.set_times(&p, st.atime, st.mtime)?;
@@ -190,7 +198,7 @@ fn walk_apply(upper: &Root, root: &Root, dir: &str, touched: &mut Vec<String>) -
         if existing.is_some() {
             root.remove_all(&p)?;
         }
-        copy_tree(upper, &p, root, &p, &opts)?;
+        copy_tree_linking(upper, &p, root, &p, &opts, links)?;
         touched.push(p);
     }
     Ok(())
