@@ -197,6 +197,12 @@ fn a_single_snapshot_is_shown_as_the_stages() {
     assert!(changes.contains("not snapshotted on its own"), "{changes}");
     let layers = text(&pane(&mut app, Pane::Layers, 90, 12)).join("\n");
     assert!(layers.contains("L5–12 stage") && !layers.contains("L12 RUN"), "{layers}");
+    // The Files pane at such a step says that it shows the stage before that one snapshot.
+    let files = text(&pane(&mut app, Pane::Files, 120, 12)).join("\n");
+    assert!(
+        files.contains("has no snapshot of its own; shown is the stage before its one snapshot (at L12)"),
+        "{files}"
+    );
     // In Steps, the layer's size is on a row of its own under the last step, not on that step's.
     let steps = text(&pane(&mut app, Pane::Steps, 90, 14));
     let last = steps.iter().find(|r| r.contains("chmod 600")).unwrap();

@@ -24,6 +24,7 @@ use crate::tui::model::merged::{self, Merged};
 use crate::tui::model::tree::{ChangeTree, Row, Sort};
 use crate::tui::model::waste;
 use crate::tui::theme::Theme;
+use trowel_events::state::StepState;
 use trowel_events::{ChangeKind, FileType, StepId};
 
 #[derive(Debug, Clone, Default)]
@@ -325,6 +326,24 @@ fn header<'a>(pane: &FilesPane, ctx: &Ctx, theme: &Theme, width: usize) -> Vec<L
         first.push_str(&format!(" /{}", pane.filter));
     }
     out.push(Line::from(Span::styled(format::truncate(&first, width), theme.header)));
+    // With --single-snapshot a step before the stage's last has no snapshot of its own: what is
+    // shown is the stage before that one snapshot, without what the step did.
+    if let Some(s) = ctx.step.filter(|s| ctx.model.single_snapshot && s.state == StepState::Built && s.stats.is_none())
+    {
+        let last = ctx
+            .model
+            .stage(s.id.stage)
+            .and_then(|st| st.steps.iter().filter_map(|id| ctx.model.step(*id)).find(|x| x.stage_snapshot.is_some()))
+            .map(|x| format!(" (at L{})", x.line))
+            .unwrap_or_default();
+        let text = format!(
+            "⚠ --single-snapshot: L{} has no snapshot of its own; shown is the stage before its one snapshot{last}",
+            s.line
+        );
+        for l in format::wrap(&text, width) {
+            out.push(Line::from(Span::styled(l, theme.status_warn)));
+        }
+    }
     let img = &pane.image;
     let eff = format!(
         "image efficiency {:.1}%: {} kept of {} shipped, {} wasted",
