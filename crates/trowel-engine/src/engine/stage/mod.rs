@@ -101,7 +101,7 @@ pub(crate) struct StageRunner {
 
 /// Builds stage `idx` (its base, then every step) and returns what it leaves.
 pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltStage, BuildError> {
-    let t0 = Instant::now();
+    let stage_t0 = Instant::now();
     let ctx = s.ctx;
     let dockerfile_stage = &ctx.df.stages[ctx.plan.stages[idx].dockerfile_stage];
     let from = dockerfile_stage.from.clone();
@@ -121,6 +121,10 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         mounts: Vec::new(),
         attempt: None,
     });
+    // The FROM step's time starts once its step_started is out (stamped): what came before (the
+    // base's name for the events, sending the event) is no part of it, so the time never
+    // exceeds the span between its two events.
+    let t0 = Instant::now();
     let mut runner = match StageRunner::start(s, idx, &loc) {
         Ok(r) => r,
         Err(e) => {
@@ -194,7 +198,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
     }
     ctx.emitter.emit(Event::StageFinished {
         stage: idx,
-        duration_ms: t0.elapsed().saturating_sub(stage_paused).as_millis() as u64,
+        duration_ms: stage_t0.elapsed().saturating_sub(stage_paused).as_millis() as u64,
         layers: runner.layers.len(),
     });
     Ok(runner.finish())
@@ -309,10 +313,9 @@ impl StageRunner {
         if does_work && !may_be_cached {
             s.push_check.finish(ctx)?;
         }
-        // The step's time starts with its `step_started`: waiting for the push check above is
-        // not the step's (a first RUN took the check's wait too, and its time came out longer
-        // than from its start to its end in the trace).
-        let t0 = Instant::now();
+        // The step's time starts once its `step_started` is out: waiting for the push check
+        // above is not the step's (a first RUN took the check's wait too, and its time came out
+        // longer than from its start to its end in the trace), nor is sending the event.
         ctx.emitter.emit(Event::StepStarted {
             id,
             line: ins.line,
@@ -327,6 +330,7 @@ impl StageRunner {
                 after_shell: self.off_dockerfile,
             }),
         });
+        let t0 = Instant::now();
         let mut cp = Checkpoint {
             when: When::BeforeStep,
             id,
