@@ -23,6 +23,9 @@ pub struct LogLine {
     pub text: String,
     /// Printed by a debugger shell session rather than by the step itself.
     pub shell: bool,
+    /// Not printed: where a step's next attempt starts (`── attempt 2 (edited) ──`), so the
+    /// output of a failed attempt does not read as the same run's.
+    pub marker: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -49,7 +52,7 @@ impl LogBuffer {
             let continues = self.open
                 && self.lines.back().is_some_and(|l| l.step == step && l.stream == stream && l.shell == shell);
             if !continues {
-                self.lines.push_back(LogLine { step, stream, text: String::new(), shell });
+                self.lines.push_back(LogLine { step, stream, text: String::new(), shell, marker: false });
             }
             let line = self.lines.back_mut().expect("a line was just ensured");
             append_segment(&mut line.text, segment);
@@ -58,6 +61,27 @@ impl LogBuffer {
                 self.lines.pop_front();
                 self.dropped += 1;
             }
+        }
+    }
+
+    /// A step starts attempt `number` (a re-run or an edited run at a failure pause): when its
+    /// earlier attempts printed anything, a marker line says where this one's output begins.
+    pub fn mark_attempt(&mut self, step: StepId, number: u32, edited: bool) {
+        if self.count_for(step) == 0 {
+            return;
+        }
+        let how = if edited { " (edited)" } else { "" };
+        self.lines.push_back(LogLine {
+            step,
+            stream: OutputStream::Stdout,
+            text: format!("── attempt {number}{how} ──"),
+            shell: false,
+            marker: true,
+        });
+        self.open = false;
+        if self.lines.len() > MAX_LINES {
+            self.lines.pop_front();
+            self.dropped += 1;
         }
     }
 
@@ -83,7 +107,7 @@ impl LogBuffer {
 
     /// Lines printed by one step (its own output, not shell sessions).
     pub fn count_for(&self, step: StepId) -> usize {
-        self.lines.iter().filter(|l| l.step == step && !l.shell).count()
+        self.lines.iter().filter(|l| l.step == step && !l.shell && !l.marker).count()
     }
 }
 
@@ -146,5 +170,25 @@ mod tests {
         b.push(B, OutputStream::Stdout, &long, false);
         b.push(B, OutputStream::Stdout, &long, false);
         assert_eq!(b.get(b.len() - 1).unwrap().text.len(), MAX_LINE_CHARS);
+    }
+}
+
+#[cfg(test)]
+mod attempt_tests {
+    use super::*;
+
+    /// A re-run's output is set apart from the failed attempt's, and the marker is no output.
+    #[test]
+    fn a_new_attempt_is_marked_after_output() {
+        let id = StepId { stage: 0, step: 3 };
+        let mut b = LogBuffer::default();
+        b.mark_attempt(id, 2, false);
+        assert!(b.is_empty(), "nothing printed before: nothing to set apart");
+        b.push(id, OutputStream::Stdout, "about-to-fail\n", false);
+        b.mark_attempt(id, 2, true);
+        b.push(id, OutputStream::Stdout, "fixed\n", false);
+        let texts: Vec<&str> = b.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["about-to-fail", "── attempt 2 (edited) ──", "fixed"]);
+        assert_eq!(b.count_for(id), 2);
     }
 }

@@ -62,9 +62,15 @@ impl Model {
     }
 
     pub fn apply(&mut self, env: &Envelope) {
-        if let Event::Output { id, stream, data } = &env.event {
-            let shell = self.state.step(*id).is_some_and(StepView::in_shell);
-            self.logs.push(*id, *stream, data, shell);
+        match &env.event {
+            Event::Output { id, stream, data } => {
+                let shell = self.state.step(*id).is_some_and(StepView::in_shell);
+                self.logs.push(*id, *stream, data, shell);
+            }
+            Event::StepStarted { id, attempt: Some(a), .. } => {
+                self.logs.mark_attempt(*id, a.number, a.edited_from.is_some())
+            }
+            _ => {}
         }
         self.state.apply(env);
     }

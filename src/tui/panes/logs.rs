@@ -211,6 +211,7 @@ impl Component for LogsPane {
                 " ".repeat(GUTTER)
             };
             let base = match (l.shell, l.stream) {
+                _ if l.marker => theme.dim,
                 (_, OutputStream::Stderr) => theme.stderr,
                 (true, _) => theme.dim,
                 _ => theme.text,
