@@ -283,11 +283,11 @@ fn replay_of_a_two_platform_build_in_a_terminal() {
     let s = t.wait_for("1 Steps 10/10 · all platforms");
     assert!(s.contains("stage 1 · linux/amd64 · FROM") && s.contains("stage 1 · linux/arm64 · FROM"), "{s}");
     t.keys("t");
-    let s = t.wait_for("1 Steps 10/10 · linux/amd64");
+    let s = t.wait_for("1 Steps 6/6 · linux/amd64");
     assert!(!s.contains("stage 1 · linux/arm64"), "{s}");
     t.keys("t5");
     let s = t.wait_for("▸ linux/arm64");
-    assert!(s.contains("Steps 10/10 · linux/arm64") && s.contains("L7 RUN"), "{s}");
+    assert!(s.contains("Steps 6/6 · linux/arm64") && s.contains("L7 RUN"), "{s}");
     t.keys("q");
     t.wait_for("EXIT=0");
 }

@@ -106,8 +106,14 @@ fn pane_in(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx, theme: &Theme, p
     let title_style = if focused { theme.title_focus } else { theme.title };
     let mut title = format!(" {} {} ", pane.number(), pane.title());
     if pane == Pane::Steps {
-        let done = app.model.steps().filter(|s| s.state.is_done() && s.state != StepState::Skipped).count();
-        let total = app.model.steps().filter(|s| s.state != StepState::Skipped).count();
+        // Under a platform filter, the steps of the stages built for that platform (the ones
+        // the pane lists), not every platform's.
+        let listed = |s: &&trowel_events::state::StepView| {
+            ctx.platform.as_deref().is_none_or(|p| app.model.stage(s.id.stage).is_none_or(|st| st.serves(p)))
+        };
+        let done =
+            app.model.steps().filter(listed).filter(|s| s.state.is_done() && s.state != StepState::Skipped).count();
+        let total = app.model.steps().filter(listed).filter(|s| s.state != StepState::Skipped).count();
         title = format!(" 1 Steps {done}/{total} ");
         if app.model.platforms.len() > 1 {
             title.push_str(&format!("· {} ", ctx.platform.as_deref().unwrap_or("all platforms")));
