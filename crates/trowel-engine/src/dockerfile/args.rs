@@ -151,13 +151,10 @@ impl ArgScope {
 
     /// Declares `name` with an already expanded default; returns the value it now has.
     pub fn declare(&mut self, name: &str, default_expanded: Option<String>) -> Option<String> {
-        let value = match self.build_args.get(name) {
-            Some(v) => {
-                self.used.insert(name.to_string());
-                Some(v.clone())
-            }
-            None => default_expanded.or_else(|| self.global.get(name).cloned()),
-        };
+        if self.build_args.contains_key(name) {
+            self.used.insert(name.to_string());
+        }
+        let value = self.given(name, default_expanded.as_deref());
         match self.declared.iter_mut().find(|(n, _)| n == name) {
             // Declared again with nothing to give it a value: it keeps the one it has (BuildKit
             // leaves the variable in the build state untouched), also when the first

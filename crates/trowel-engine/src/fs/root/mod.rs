@@ -248,7 +248,12 @@ impl Root {
     /// Metadata of `p` without following a final symlink; `None` if it does not exist.
     pub fn lstat(&self, p: &str) -> Result<Option<Stat>, FsError> {
         let Some((dfd, name)) = self.parent_if_exists(p)? else { return Ok(None) };
-        match rustix::fs::statat(&dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        self.lstat_in(&dfd, name, p)
+    }
+
+    /// `name` in the open directory `dfd` (`p` in the root), not followed.
+    fn lstat_in(&self, dfd: &OwnedFd, name: &str, p: &str) -> Result<Option<Stat>, FsError> {
+        match rustix::fs::statat(dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => self.convert_stat(p, &st).map(Some),
             Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(None),
             Err(e) => Err(self.io_err("lstat", p, e)),
@@ -401,11 +406,7 @@ impl Root {
     /// system without xattrs gives none.
     pub(crate) fn lstat_xattrs(&self, p: &str) -> Result<Option<(Stat, super::sys::Xattrs)>, FsError> {
         let Some((dfd, name)) = self.parent_if_exists(p)? else { return Ok(None) };
-        let st = match rustix::fs::statat(&dfd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => self.convert_stat(p, &st)?,
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(None),
-            Err(e) => return Err(self.io_err("lstat", p, e)),
-        };
+        let Some(st) = self.lstat_in(&dfd, name, p)? else { return Ok(None) };
         let xattrs = match sys::xattrs_at(dfd.as_fd(), name.as_bytes()) {
             Ok(x) => x,
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Vec::new(),
