@@ -346,7 +346,7 @@ impl Copier<'_> {
 
     fn xattrs(&self, sp: &str, dp: &str) -> Result<(), FsError> {
         for (name, value) in self.src.xattrs(sp)? {
-            if name.as_slice() == b"security.selinux" {
+            if !super::is_image_xattr(&name) {
                 continue;
             }
             let name = String::from_utf8_lossy(&name);

@@ -349,11 +349,10 @@ impl LayerWriter<'_> {
         Ok(true)
     }
 
-    /// The xattrs that belong in a layer: `security.selinux` is the host's labelling of the
-    /// build root, not image content, so it is left out.
+    /// The xattrs that belong in a layer ([`super::is_image_xattr`]).
     fn xattrs(&self, p: &str) -> Result<super::sys::Xattrs, FsError> {
         let mut x = self.root.xattrs(p)?;
-        x.retain(|(name, _)| name.as_slice() != b"security.selinux");
+        x.retain(|(name, _)| super::is_image_xattr(name));
         Ok(x)
     }
 
@@ -415,7 +414,7 @@ impl LayerWriter<'_> {
         }
         let mut xattrs = sys::fxattrs(f.as_fd()).map_err(|e| self.root.io_err("read xattrs of", p, e))?;
         let all_xattrs = xattr_hash(&xattrs);
-        xattrs.retain(|(name, _)| name.as_slice() != b"security.selinux");
+        xattrs.retain(|(name, _)| super::is_image_xattr(name));
         let tp = tar_path(p, false);
         let entry = tar_header::build(&EntryMeta {
             kind: EntryType::Regular,

@@ -45,5 +45,5 @@ pub use ignore::IgnoreList;
 pub use layer::{LayerInfo, LayerOptions, write_layer};
 pub use root::{ParentDirs, Root};
 pub use snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats, Snapshotter};
-pub use types::{FileType, NodeKind, Stat, Timespec};
+pub use types::{FileType, NodeKind, Stat, Timespec, is_image_xattr};
 pub use unpack::{UnpackOptions, UnpackStats, open_layer, open_layer_hashed, unpack_layer};

@@ -1,4 +1,5 @@
-//! Plain data types shared by the `fs` module: file types, stat results, timestamps.
+//! Plain data types shared by the `fs` module: file types, stat results, timestamps, and the
+//! one rule for which extended attributes are image content.
 
 use serde::{Deserialize, Serialize};
 
@@ -122,4 +123,12 @@ impl Stat {
     pub fn is_dir(&self) -> bool {
         self.file_type == FileType::Dir
     }
+}
+
+/// Whether an extended attribute is image content, carried by copies, written into layers and
+/// part of a COPY's cache key. Every one is but `security.selinux`: that is the host's labelling
+/// of the build root, not the image's, and a key holding it would miss on every host with
+/// another policy.
+pub fn is_image_xattr(name: &[u8]) -> bool {
+    name != b"security.selinux"
 }

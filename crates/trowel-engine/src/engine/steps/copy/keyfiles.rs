@@ -217,10 +217,10 @@ fn entry(
     })
 }
 
-/// The xattrs `fs::copy` carries (every one but `security.selinux`), each value as its SHA-256.
+/// The xattrs `fs::copy` carries ([`crate::fs::is_image_xattr`]), each value as its SHA-256.
 fn keyed_xattrs(all: Vec<(Vec<u8>, Vec<u8>)>) -> BTreeMap<String, String> {
     all.into_iter()
-        .filter(|(name, _)| name.as_slice() != b"security.selinux")
+        .filter(|(name, _)| crate::fs::is_image_xattr(name))
         .map(|(name, value)| {
             (String::from_utf8_lossy(&name).into_owned(), crate::digest::Digest::of(&value).to_string())
         })
