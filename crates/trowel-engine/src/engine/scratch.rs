@@ -24,10 +24,19 @@ pub(crate) struct WorkDir {
 }
 
 impl WorkDir {
-    /// Creates a fresh, locked `trowel-build-*` directory in `parent` (created if needed).
+    /// Creates a fresh, locked `trowel-build-*` directory in `parent` (created if needed), mode
+    /// 0700. Build roots below it hold the base image's files as the registry sent them:
+    /// set-user-ID binaries and device nodes (made when running as root) that any local user
+    /// could run or open by path while the build lasts, were the directory open to them, and
+    /// context files and what RUN writes, which are not theirs to read. A RUN never walks this
+    /// path (it runs in its root), so nothing inside needs it open.
     pub(crate) fn create(parent: &Path) -> io::Result<WorkDir> {
+        use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(parent)?;
-        let dir = tempfile::Builder::new().prefix(PREFIX).tempdir_in(parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix(PREFIX)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)?;
         let lock = dir_lock::lock(dir.path())?;
         Ok(WorkDir { dir, _lock: lock })
     }
@@ -115,5 +124,14 @@ mod tests {
         let live_path = live.path().to_path_buf();
         drop(live);
         assert!(!live_path.exists());
+    }
+
+    #[test]
+    fn only_its_owner_may_enter_a_build_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = WorkDir::create(parent.path()).unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700, "{mode:o}");
     }
 }
