@@ -189,6 +189,43 @@ fn hostile_tars_are_refused_naming_the_entry() {
     }
 }
 
+/// A remote context's Dockerfile and ignore file are read by trowel itself: a link in the
+/// archive to a file of this machine (a credentials file) or to a device (`/dev/zero`) is
+/// resolved inside the context, where neither exists, so nothing of the host is read or quoted.
+#[test]
+fn control_files_linked_out_of_a_context_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("config.json");
+    std::fs::write(&secret, "{\"auths\":{\"reg\":{\"auth\":\"aG9zdC1zZWNyZXQ=\"}}}\n").unwrap();
+    let tar = TarMaker::new().symlink("Dockerfile", secret.to_str().unwrap()).finish();
+    let path = dir.path().join("linked-df.tar");
+    std::fs::write(&path, &tar).unwrap();
+    let trace = dir.path().join("linked-df.trace");
+    let o = run(trowel()
+        .args(["build", "--no-push", "--trace"])
+        .arg(&trace)
+        .arg("--context")
+        .arg(format!("tar://{}", path.display())));
+    let log = stderr(&o) + &stdout(&o);
+    assert!(!o.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("it is a symbolic link to {}, which is not in the context", secret.display())),
+        "{log}"
+    );
+    let trace_text = std::fs::read_to_string(&trace).unwrap_or_default();
+    for out in [&log, &trace_text] {
+        assert!(!out.contains("aG9zdC1zZWNyZXQ") && !out.contains("auths"), "the host file was read:\n{out}");
+    }
+
+    // An ignore file linked to a device: not followed out, the build goes on without patterns.
+    let df = format!("FROM {}\nCOPY . /ctx/\n", env().busybox());
+    let tar = TarMaker::new().file("Dockerfile", df.as_bytes()).symlink(".dockerignore", "/dev/zero").finish();
+    let path = dir.path().join("linked-ignore.tar");
+    std::fs::write(&path, &tar).unwrap();
+    let o = run(trowel().args(["build", "--no-push", "--context"]).arg(format!("tar://{}", path.display())));
+    assert_ok(&o);
+}
+
 #[test]
 fn a_missing_or_empty_archive_says_so() {
     let o = run(trowel().args(["build", "--no-push", "--context", "tar:///nonexistent/ctx.tar.gz"]));

@@ -442,6 +442,20 @@ impl DockerIgnore {
     /// Loads the ignore file for a build: `<Dockerfile>.dockerignore` next to the Dockerfile
     /// wins, else `<context>/.dockerignore`, else no patterns.
     pub fn load(context: &Path, dockerfile: &Path) -> Result<Self, DockerfileError> {
+        Self::load_with(context, dockerfile, |p| match std::fs::read(p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// [`DockerIgnore::load`] reading each candidate with `read` (`Ok(None)`: it does not exist),
+    /// so a build can read a remote context's files inside it and bounded.
+    pub fn load_with(
+        context: &Path,
+        dockerfile: &Path,
+        read: impl Fn(&Path) -> std::io::Result<Option<Vec<u8>>>,
+    ) -> Result<Self, DockerfileError> {
         let mut candidates = Vec::new();
         if let Some(name) = dockerfile.file_name() {
             let mut specific = name.to_os_string();
@@ -450,12 +464,12 @@ impl DockerIgnore {
         }
         candidates.push(context.join(".dockerignore"));
         for path in candidates {
-            match std::fs::read(&path) {
-                Ok(bytes) => {
+            match read(&path) {
+                Ok(Some(bytes)) => {
                     let text = String::from_utf8_lossy(&bytes);
                     return Self::parse_named(&text, &path.display().to_string());
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Ok(None) => continue,
                 Err(source) => return Err(DockerfileError::Io { path, source }),
             }
         }

@@ -129,7 +129,11 @@ impl<'o> BuildContext<'o> {
         let checks = crate::engine::checks::config(&df, &opts.build_args)?;
         let context = Root::open(&opts.context)
             .map_err(BuildError::fs(format!("open build context {}", opts.context.display())))?;
-        let dockerignore = DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(BuildError::from)?;
+        let remote_root = opts.remote_context.as_ref().map(|_| opts.context.as_path());
+        let dockerignore = DockerIgnore::load_with(&opts.context, &opts.dockerfile, |p| {
+            crate::engine::control_file::read(p, remote_root)
+        })
+        .map_err(BuildError::from)?;
         // Removing a dead build's directory is routine housekeeping, not news for the log (and
         // would make traces depend on what ran before); only a failure to remove one is reported.
         let sweep = scratch::remove_stale(&opts.work_dir);

@@ -31,6 +31,7 @@ mod container;
 mod contents;
 mod context;
 pub(crate) mod context_digests;
+mod control_file;
 pub mod controller;
 mod copy_source;
 pub mod disk_full;

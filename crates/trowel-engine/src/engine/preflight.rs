@@ -27,10 +27,20 @@ pub fn plan_dockerfile(opts: &BuildOptions) -> Result<Planned, BuildError> {
     plan_text(opts, &read_dockerfile(opts)?)
 }
 
-/// The Dockerfile's text.
+/// The Dockerfile's text (inside a remote context, resolved within it: `control_file.rs`).
 pub(crate) fn read_dockerfile(opts: &BuildOptions) -> Result<String, BuildError> {
-    std::fs::read_to_string(&opts.dockerfile)
-        .map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))
+    let remote_root = opts.remote_context.as_ref().map(|_| opts.context.as_path());
+    let read = crate::engine::control_file::read(&opts.dockerfile, remote_root).and_then(|bytes| {
+        let bytes = bytes.ok_or_else(|| match std::fs::read_link(&opts.dockerfile) {
+            Ok(to) => std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("it is a symbolic link to {}, which is not in the context", to.display()),
+            ),
+            Err(_) => std::io::ErrorKind::NotFound.into(),
+        })?;
+        String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8"))
+    });
+    read.map_err(BuildError::io(format!("read Dockerfile {}", opts.dockerfile.display())))
 }
 
 /// Parses, plans and checks `text`, the Dockerfile of `opts`.

@@ -78,13 +78,14 @@ pub fn check(req: &CheckRequest) -> CheckOutcome {
         }
     };
     out.error_on_findings = config.error;
-    let ignore = match DockerIgnore::load(&req.context, &req.dockerfile) {
-        Ok(i) => i,
-        Err(e) => {
-            out.failure = Some(e.to_string());
-            return out;
-        }
-    };
+    let ignore =
+        match DockerIgnore::load_with(&req.context, &req.dockerfile, |p| crate::engine::control_file::read(p, None)) {
+            Ok(i) => i,
+            Err(e) => {
+                out.failure = Some(e.to_string());
+                return out;
+            }
+        };
     let target = req.platform.clone().unwrap_or_else(Platform::host);
     let platforms = PlatformArgs { target: target.clone(), build: Platform::host() };
     let opts = CheckOptions {
