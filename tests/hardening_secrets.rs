@@ -68,6 +68,45 @@ fn a_wrong_registry_password_is_never_printed() {
     assert_absent(&text, &forms(&wrong, &e.auth_user));
 }
 
+/// Credentials typed into a registry name (`--destination http://user:password@reg/app`, the
+/// same in `--cache-repo` and `--registry-mirror`) are refused before anything is done, the
+/// message masking them: they were quoted in the error, the debug log and the trace, and a
+/// mirror written so was used and named, password and all, in every warning about it.
+#[test]
+fn credentials_written_into_a_registry_name_are_refused_masked() {
+    let e = env();
+    let pw = format!("In-Url-{}-pw", std::process::id());
+    let ctx = context(&format!("FROM {}\nRUN true\n", e.busybox()));
+    let repo = unique_repo("urlcreds");
+    let with_creds = format!("http://{}:{pw}@{}/{repo}", e.auth_user, e.auth_registry);
+    let plain = format!("{}/{repo}:1", e.registry);
+    let mirror = format!("{}:{pw}@{}", e.auth_user, e.registry);
+    for (flag, args) in [
+        ("--destination", vec!["--destination".to_string(), format!("{with_creds}:1")]),
+        (
+            "--cache-repo",
+            vec![
+                "--destination".into(),
+                plain.clone(),
+                "--cache=true".into(),
+                "--cache-repo".into(),
+                with_creds.clone(),
+            ],
+        ),
+        ("--registry-mirror", vec!["--destination".into(), plain.clone(), "--registry-mirror".into(), mirror.clone()]),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, text) = traced(ctx.path(), None, &args);
+        assert!(!ok, "{flag}: {text}");
+        assert!(text.contains(&format!("error: {flag} \"")), "{flag}: {text}");
+        assert!(
+            text.contains("***@") && text.contains("credentials cannot be part of a registry name"),
+            "{flag}: {text}"
+        );
+        assert_absent(&text, &forms(&pw, &e.auth_user));
+    }
+}
+
 #[test]
 fn a_push_failing_after_authentication_does_not_print_the_credentials() {
     let e = env();

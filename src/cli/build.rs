@@ -336,6 +336,8 @@ impl BuildArgs {
     }
 
     pub fn to_options(&self) -> Result<BuildOptions, CliError> {
+        let references = self.destinations.iter().map(|d| ("destination", d));
+        super::registry::refuse_credentials(references.chain(self.cache_repo.iter().map(|c| ("cache-repo", c))))?;
         let (isolation, isolation_note) = self.choose_isolation()?;
         // What the flags alone refuse, before a remote context is fetched.
         let platforms = target_platforms(self.custom_platform.as_deref(), &self.platforms)?;

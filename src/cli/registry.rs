@@ -67,6 +67,7 @@ impl RegistryArgs {
             .collect::<Result<_, _>>()?;
         let registry_mirrors =
             mirrors(&self.registry_mirrors, &std::env::var("KANIKO_REGISTRY_MIRROR").unwrap_or_default());
+        refuse_credentials(registry_mirrors.iter().map(|m| ("registry-mirror", m)))?;
         Ok(RegistryOptions {
             insecure_pull: self.insecure_pull,
             insecure_registries: self.insecure_registries.clone(),
@@ -82,6 +83,24 @@ impl RegistryArgs {
             ..RegistryOptions::default()
         })
     }
+}
+
+/// Refuses a registry or reference flag written with credentials in it
+/// (`--destination http://user:password@reg/app`): no reference has a place for them (kaniko
+/// refuses them too), and the value would otherwise be quoted, password and all, in the error
+/// and the trace, or a mirror's in every warning about it. The message masks them.
+pub(crate) fn refuse_credentials<'a>(flags: impl Iterator<Item = (&'a str, &'a String)>) -> Result<(), CliError> {
+    use trowel_engine::registry::reference::{has_userinfo, masked_userinfo};
+    for (flag, value) in flags {
+        if has_userinfo(value) {
+            return Err(CliError(format!(
+                "--{flag} {:?}: credentials cannot be part of a registry name; give them in a Docker config \
+                 (`trowel login`, --docker-config) or DOCKER_AUTH_CONFIG",
+                masked_userinfo(value)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `--stall-timeout`: a positive Go duration (zero would fail every transfer).

@@ -96,7 +96,14 @@ impl Build<'_> {
         let dests: Vec<Reference> = out
             .destinations
             .iter()
-            .map(|d| Reference::parse(d).map_err(|e| BuildError::Options(format!("invalid --destination {d:?}: {e}"))))
+            .map(|d| {
+                Reference::parse(d).map_err(|e| {
+                    BuildError::Options(format!(
+                        "invalid --destination {:?}: {e}",
+                        crate::registry::reference::masked_userinfo(d)
+                    ))
+                })
+            })
             .collect::<Result<_, _>>()?;
         if let Some(p) = &out.tar_path {
             let tags: Vec<String> = if dests.is_empty() {

@@ -19,8 +19,12 @@ impl PushCheck {
         let mut seen = std::collections::BTreeSet::new();
         let mut pending = Vec::new();
         for d in &ctx.opts.output.destinations {
-            let r =
-                Reference::parse(d).map_err(|e| BuildError::Options(format!("invalid --destination {d:?}: {e}")))?;
+            let r = Reference::parse(d).map_err(|e| {
+                BuildError::Options(format!(
+                    "invalid --destination {:?}: {e}",
+                    crate::registry::reference::masked_userinfo(d)
+                ))
+            })?;
             if !seen.insert(r.repo_ref()) {
                 continue;
             }

@@ -37,7 +37,10 @@ impl Reference {
     /// `localhost:5000/x`, `127.0.0.1:5000/x:t@sha256:…`. Uppercase repositories, bad tags,
     /// and digests other than sha256 are rejected with the reason.
     pub fn parse(s: &str) -> Result<Reference, RegistryError> {
-        let bad = |reason: &str| RegistryError::InvalidReference { input: s.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| RegistryError::InvalidReference {
+            input: masked_userinfo(s).into_owned(),
+            reason: reason.to_string(),
+        };
         if s.is_empty() {
             return Err(bad("empty reference"));
         }
@@ -250,6 +253,38 @@ fn valid_host(h: &str) -> bool {
     }
 }
 
+/// Where `s` (a reference, a repository or a registry as given on the command line, with or
+/// without `http://`) holds URL-style credentials, `user[:password]@` before its host, the
+/// byte range of them. `name@sha256:…` is a digest, not a user.
+fn userinfo(s: &str) -> Option<std::ops::Range<usize>> {
+    let start = ["http://", "https://"]
+        .iter()
+        .find(|p| s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p))
+        .map_or(0, |p| p.len());
+    let authority = &s[start..s[start..].find('/').map_or(s.len(), |i| start + i)];
+    let at = authority.rfind('@')?;
+    if authority[at + 1..].starts_with("sha256:") {
+        return None;
+    }
+    Some(start..start + at)
+}
+
+/// Whether `s` names credentials in itself (`user:password@registry/…`), which no reference
+/// may (Docker's grammar has no place for them; kaniko refuses them too). The caller refuses
+/// them with [`masked_userinfo`] of the value, never the value.
+pub fn has_userinfo(s: &str) -> bool {
+    userinfo(s).is_some()
+}
+
+/// `s` with URL-style credentials before its host replaced by `***` (the user too: a token is
+/// often given as one), for messages about a value typed with credentials in it.
+pub fn masked_userinfo(s: &str) -> std::borrow::Cow<'_, str> {
+    match userinfo(s) {
+        Some(r) => format!("{}***{}", &s[..r.start], &s[r.end..]).into(),
+        None => s.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +381,23 @@ mod tests {
         assert_eq!(r.with_tag("2").unwrap().to_string(), "127.0.0.1:5000/x:2");
         assert!(r.with_tag("bad tag").is_err());
         assert_eq!(r.with_digest(d).to_string(), format!("127.0.0.1:5000/x:1@{D}"));
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_found_and_masked() {
+        for (given, masked) in [
+            ("http://user:pw@127.0.0.1:5000/a/b:1", "http://***@127.0.0.1:5000/a/b:1"),
+            ("user:pw@reg.example/repo", "***@reg.example/repo"),
+            ("HTTPS://tok@reg.example", "HTTPS://***@reg.example"),
+            ("mirroruser:Pass@127.0.0.1:5000", "***@127.0.0.1:5000"),
+        ] {
+            assert!(has_userinfo(given), "{given}");
+            assert_eq!(masked_userinfo(given), masked);
+        }
+        let d = format!("busybox@sha256:{}", "a".repeat(64));
+        for plain in ["reg.example:5000/a/b:1", "busybox", "mirror.gcr.io", d.as_str(), "reg.example/a@sha256:00"] {
+            assert!(!has_userinfo(plain), "{plain}");
+            assert_eq!(masked_userinfo(plain), plain);
+        }
     }
 }

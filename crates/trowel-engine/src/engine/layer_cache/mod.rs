@@ -554,10 +554,12 @@ impl LayerCache {
 /// repository + `/cache` (kaniko's default).
 fn cache_repo(opts: &CacheOptions, destinations: &[String]) -> Result<Reference, String> {
     if let Some(r) = &opts.repo {
-        return Reference::parse(r).map_err(|e| format!("invalid --cache-repo {r:?}: {e}"));
+        return Reference::parse(r)
+            .map_err(|e| format!("invalid --cache-repo {:?}: {e}", crate::registry::reference::masked_userinfo(r)));
     }
     let first = destinations.first().ok_or("--cache needs --cache-repo or a --destination")?;
-    let d = Reference::parse(first).map_err(|e| format!("invalid --destination {first:?}: {e}"))?;
+    let d = Reference::parse(first)
+        .map_err(|e| format!("invalid --destination {:?}: {e}", crate::registry::reference::masked_userinfo(first)))?;
     Ok(Reference { repository: format!("{}/cache", d.repository), tag: None, digest: None, ..d })
 }
 
