@@ -107,6 +107,79 @@ fn credentials_written_into_a_registry_name_are_refused_masked() {
     }
 }
 
+/// A secret arg's default written in the Dockerfile is masked everywhere, as history already
+/// masked it (the log's `ARG` line, RUN output, the trace and the cache entries showed it); a
+/// secret arg's value copied into the image config (`ENV X=${GH_TOKEN}`) is warned about, naming
+/// the field; a secret arg too short to mask is said to be shown as it is, or refused when
+/// `--secret-arg` named it.
+#[test]
+fn secret_arg_defaults_values_in_the_config_and_short_values() {
+    let e = env();
+    let default = format!("DefaultPw-{}", std::process::id());
+    let token = format!("GhToken-{}-x", std::process::id());
+    let ctx = context(&format!(
+        "FROM {}\nARG DB_PASSWORD={default}\nARG GH_TOKEN\nARG MY_TOKEN\nRUN echo \"pw=$DB_PASSWORD t=$MY_TOKEN\"\n\
+         ENV X=${{GH_TOKEN}}\nLABEL plain=1\n",
+        e.busybox()
+    ));
+    let cache = format!("{}/{}", e.registry, unique_repo("secretdefault-cache"));
+    let dest = format!("{}/{}:1", e.registry, unique_repo("secretdefault"));
+    let (ok, text) = traced(
+        ctx.path(),
+        None,
+        &[
+            "--destination",
+            &dest,
+            "--cache=true",
+            "--cache-repo",
+            &cache,
+            "--build-arg",
+            &format!("GH_TOKEN={token}"),
+            "--build-arg",
+            "MY_TOKEN=q7z",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_absent(&text, std::slice::from_ref(&default));
+    assert!(text.contains("pw=*** t=q7z"), "{text}");
+    assert!(
+        text.contains("the image config holds a secret value (a secret build arg's, or a --secret's) in ENV X:"),
+        "{text}"
+    );
+    assert!(!text.contains("in ENV X, LABEL"), "{text}");
+    assert!(
+        text.contains("build arg MY_TOKEN looks secret by its name, but its value is 3 byte(s), too short to mask"),
+        "{text}"
+    );
+    // Every cache entry's config (its chain of instructions) keeps the default masked too.
+    let tags = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false", &format!("docker://{cache}")])
+        .output()
+        .unwrap();
+    let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
+    let tags = tags["Tags"].as_array().unwrap();
+    assert!(!tags.is_empty());
+    for t in tags {
+        let c = std::process::Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--config",
+                "--raw",
+                &format!("docker://{cache}:{}", t.as_str().unwrap()),
+            ])
+            .output()
+            .unwrap();
+        assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+        assert_absent(&String::from_utf8_lossy(&c.stdout), &[default.clone(), token.clone()]);
+    }
+
+    // Named secret with --secret-arg, too short to mask: refused before anything is pulled.
+    let (ok, text) = traced(ctx.path(), None, &["--no-push", "--secret-arg", "SHORTY", "--build-arg", "SHORTY=ab"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("--secret-arg SHORTY: its value is 2 byte(s), too short to mask"), "{text}");
+}
+
 #[test]
 fn a_push_failing_after_authentication_does_not_print_the_credentials() {
     let e = env();

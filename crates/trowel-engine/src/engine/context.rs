@@ -118,13 +118,17 @@ impl<'o> BuildContext<'o> {
         // masked in everything reported from here on, and in history and cache entries; so are
         // the build args such a credential is made of (`https://oauth2:${CI_TOKEN}@…`), whatever
         // their names, and their values are fingerprinted in cache keys.
-        let mut url_secrets = crate::secrets::url_credentials(&text);
+        let mut text_secrets = crate::secrets::url_credentials(&text);
         let url_secret_args: Vec<String> =
-            url_secrets.iter().flat_map(|c| crate::cache::key::referenced_names(c)).collect();
-        url_secrets.extend(url_secret_args.iter().filter_map(|n| opts.build_args.get(n).cloned()));
-        emitter.add_secrets(url_secrets.clone());
+            text_secrets.iter().flat_map(|c| crate::cache::key::referenced_names(c)).collect();
+        text_secrets.extend(url_secret_args.iter().filter_map(|n| opts.build_args.get(n).cloned()));
+        emitter.add_secrets(text_secrets.clone());
         // Before anything is pulled: what the Dockerfile alone shows cannot work.
         let crate::engine::preflight::Planned { df, plan } = crate::engine::preflight::plan_text(opts, &text)?;
+        short_secret_args(opts, &emitter)?;
+        let default_secrets = secret_arg_defaults(&df, opts);
+        emitter.add_secrets(default_secrets.clone());
+        text_secrets.extend(default_secrets);
         let platform = opts.target_platform();
         let checks = crate::engine::checks::config(&df, &opts.build_args)?;
         let context = Root::open(&opts.context)
@@ -199,7 +203,7 @@ impl<'o> BuildContext<'o> {
             early,
             unpacked,
             opts,
-            redactor: opts.redactor().with(url_secrets),
+            redactor: opts.redactor().with(text_secrets),
             url_secret_args,
             checks,
             mounts,
@@ -440,4 +444,55 @@ impl<'o> BuildContext<'o> {
             results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
         })
     }
+}
+
+/// Secret build args too short to mask ([`Redactor::MIN_LEN`](crate::secrets::Redactor::MIN_LEN)
+/// bytes; masking every `1` or `on` would wreck the log and protect nothing). One the user named
+/// with `--secret-arg` is refused: trowel was told it is secret and cannot keep it so. One that
+/// is secret by its name alone (`SKIP_AUTH=1` is as likely as a token) is built with a warning
+/// that it is shown as it is, rather than silently.
+fn short_secret_args(opts: &BuildOptions, emitter: &Emitter) -> Result<(), BuildError> {
+    let short = |v: &String| !v.is_empty() && v.len() < crate::secrets::Redactor::MIN_LEN;
+    for (name, value) in opts.build_args.iter().filter(|(n, v)| opts.is_secret_arg(n) && short(v)) {
+        if opts.secret_args.iter().any(|n| n == name) {
+            return Err(BuildError::Options(format!(
+                "--secret-arg {name}: its value is {} byte(s), too short to mask (at least {} are needed): \
+                 give a longer value, or drop --secret-arg {name} if it is not secret",
+                value.len(),
+                crate::secrets::Redactor::MIN_LEN
+            )));
+        }
+        emitter.warn(format!(
+            "build arg {name} looks secret by its name, but its value is {} byte(s), too short to mask: it is \
+             shown as it is in the log, the trace and RUN output (history still writes ***)",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The defaults the Dockerfile writes for secret args (`ARG DB_PASSWORD=dev-pass`): history shows
+/// a secret arg's value masked wherever it came from, so the log, the trace, a RUN's output and
+/// cache entries must not show the default either. A default made of variables
+/// (`ARG TOKEN=$OTHER`) is masked by what it expands to, when that is secret itself.
+fn secret_arg_defaults(df: &crate::dockerfile::Dockerfile, opts: &BuildOptions) -> Vec<String> {
+    let instructions = df.global_args.iter().chain(df.stages.iter().flat_map(|s| s.instructions.iter()));
+    let mut out = Vec::new();
+    for ins in instructions {
+        let crate::dockerfile::InstructionKind::Arg(pairs) = &ins.kind else { continue };
+        for (name, default) in pairs {
+            let Some(raw) = default.as_deref().filter(|d| !d.contains('$')) else { continue };
+            if !opts.is_secret_arg(name) {
+                continue;
+            }
+            out.push(raw.to_string());
+            // As written (`"a b"`) and as it reaches a RUN (`a b`).
+            for q in ['"', '\''] {
+                if let Some(inner) = raw.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+                    out.push(inner.to_string());
+                }
+            }
+        }
+    }
+    out
 }

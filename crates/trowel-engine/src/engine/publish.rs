@@ -47,6 +47,15 @@ impl Build<'_> {
         if ctx.opts.layers.reproducible {
             config.strip_host_fields();
         }
+        let leaked = secret_fields(config.raw(), &ctx.redactor);
+        if slot == 0 && !leaked.is_empty() {
+            ctx.emitter.warn(format!(
+                "the image config holds a secret value (a secret build arg's, or a --secret's) in {}: anyone who \
+                 can pull the image reads it there, though history shows it masked; give it to the steps that \
+                 need it with RUN --mount=type=secret instead",
+                leaked.join(", ")
+            ));
+        }
         let config_bytes = config.to_bytes();
         let config_digest = ctx.store.put(&config_bytes).map_err(BuildError::store("store the image config"))?;
         // Annotations exist only in OCI's media types (see `image/annotations.rs`).
@@ -423,6 +432,36 @@ impl Build<'_> {
 
 /// `push_progress` events for a push to `raw`, every 4 MiB of a blob and once at its end
 /// ([`ProgressGate`]).
+/// The fields of an image config (`ENV NAME`, `LABEL key`, `User`, …) whose values hold one of
+/// the build's secrets (`ENV X=${GH_TOKEN}` puts a secret build arg's value there in clear:
+/// history masks it, the config cannot).
+fn secret_fields(config: &serde_json::Value, redactor: &crate::secrets::Redactor) -> Vec<String> {
+    let holds = |s: &str| !redactor.is_empty() && redactor.redact(s) != s;
+    let Some(fields) = config.get("config").and_then(|c| c.as_object()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (field, value) in fields {
+        match (field.as_str(), value) {
+            ("Env", serde_json::Value::Array(vars)) => {
+                for (name, v) in vars.iter().filter_map(|v| v.as_str()?.split_once('=')) {
+                    if holds(v) {
+                        out.push(format!("ENV {name}"));
+                    }
+                }
+            }
+            ("Labels", serde_json::Value::Object(labels)) => {
+                for (key, v) in labels {
+                    if v.as_str().is_some_and(holds) || holds(key) {
+                        out.push(format!("LABEL {key}"));
+                    }
+                }
+            }
+            (_, v) if holds(&v.to_string()) => out.push(field.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
 pub(super) fn progress_reporter<'e>(emitter: &'e Emitter, raw: &'e str) -> impl Fn(PushProgress) + Send + Sync + 'e {
     let gates = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, ProgressGate>::new());
     move |p: PushProgress| match p {
