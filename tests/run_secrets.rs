@@ -143,3 +143,32 @@ fn a_secret_too_short_to_mask_is_refused() {
         stderr(&o)
     );
 }
+
+/// Optional mounts that were not given, as BuildKit runs them: an `env=` secret's variable is
+/// set and empty (its `loadSecretEnv`), so `set -u` scripts and `${VAR-…}` take the branch
+/// they take there; `SSH_AUTH_SOCK` names the first ssh mount's target, given or not
+/// (`client/llb/exec.go`). Two mounts at one target: the later one is seen (`dedupMounts`);
+/// `env=` on a cache mount is read and ignored.
+#[test]
+fn optional_mounts_not_given_and_repeated_targets_run_as_in_buildkit() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("a.txt"), "first\n").unwrap();
+    std::fs::create_dir(ctx.path().join("b")).unwrap();
+    std::fs::write(ctx.path().join("b/a.txt"), "second\n").unwrap();
+    let df = format!(
+        "FROM {}\n\
+         RUN --mount=type=secret,id=NPM_TOKEN,env=NPM_TOKEN sh -euc 'if [ -n \"$NPM_TOKEN\" ]; then echo tok; else echo \"anon[${{NPM_TOKEN-unset}}]\"; fi' > /secret-env\n\
+         RUN --mount=type=ssh,id=absent sh -c 'echo \"[$SSH_AUTH_SOCK]\"' > /ssh-sock\n\
+         RUN --mount=type=bind,target=/m --mount=type=bind,source=b,target=/m,env=IGNORED --mount=type=cache,target=/c,env=X cat /m/a.txt > /seen\n",
+        env().busybox()
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("optmounts"));
+    let o = run(trowel().args(["build", "--destination", &dest, "--context"]).arg(ctx.path()));
+    assert_ok(&o);
+    let u = pull_and_unpack(&dest);
+    let root = u.rootfs();
+    assert_eq!(Tree::content(&root, "/secret-env"), "anon[]\n");
+    assert_eq!(Tree::content(&root, "/ssh-sock"), "[/run/buildkit/ssh_agent.0]\n");
+    assert_eq!(Tree::content(&root, "/seen"), "second\n");
+}

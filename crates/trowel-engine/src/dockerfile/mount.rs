@@ -315,8 +315,10 @@ impl Parser {
         if sharing_set && m.kind != MountType::Cache {
             return Err(format!("invalid cache sharing set for {} mount", m.kind));
         }
-        if m.kind != MountType::Secret && m.env.is_some() {
-            return Err(format!("unexpected key 'env' for mount type '{}'", m.kind));
+        // `env` on another type is read and ignored, as BuildKit's `parseMount` does (it checks
+        // only `required` and `size` against the type).
+        if m.kind != MountType::Secret {
+            m.env = None;
         }
         // `size` and `required` are checked against the type as it stood when they were read;
         // a later `type=` (BuildKit lets the last one win) must not leave one on a mount type

@@ -124,12 +124,7 @@ pub(crate) fn resolve(flags: &[Flag], workdir: &str, plan: &Plan, stage: usize) 
             other => return Err(format!("unknown flag --{other} for RUN")),
         }
     }
-    let targets: Vec<&str> = out.mounts.iter().filter_map(|m| m.target.as_deref()).collect();
-    for (i, t) in targets.iter().enumerate() {
-        if targets[..i].contains(t) {
-            return Err(format!("two mounts have the target {t}"));
-        }
-    }
+    // Two mounts at one target are no error: the step sees the later one (`prepare.rs`).
     Ok(out)
 }
 

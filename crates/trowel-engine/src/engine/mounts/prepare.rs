@@ -288,6 +288,11 @@ pub(crate) fn prepare(
                         return Err(StepError::Invalid(missing_secret(id)));
                     }
                     p.notes.push(format!("secret {id} was not given (--secret id={id},…): not mounted"));
+                    // BuildKit still sets an optional secret's variable, empty (`loadSecretEnv`),
+                    // so `set -u` scripts and `${VAR-default}` see what they see there.
+                    if let Some(var) = env {
+                        p.env.push((var.clone(), String::new()));
+                    }
                     continue;
                 };
                 if let Some(var) = env {
@@ -309,6 +314,11 @@ pub(crate) fn prepare(
                 }
             }
             What::Ssh { id, mode, uid, gid, required } => {
+                // BuildKit points SSH_AUTH_SOCK at the first ssh mount's target (unless ENV set
+                // it), whether its agent was given or not (`client/llb/exec.go`).
+                if p.ssh_auth_sock.is_none() {
+                    p.ssh_auth_sock = Some(target.clone().unwrap_or_default());
+                }
                 let Some(agent) = ctx.opts.run.mounts.ssh_agent(id) else {
                     if *required {
                         return Err(StepError::Invalid(missing_ssh(id)));
@@ -322,10 +332,6 @@ pub(crate) fn prepare(
                 let proxy = Proxy::start(&upstream, &dir.join("agent.sock"), *uid, *gid, *mode)
                     .map_err(io(format!("forward ssh agent {id} from {}", upstream.display())))?;
                 let t = target.clone().unwrap_or_default();
-                if p._proxies.is_empty() {
-                    // BuildKit points SSH_AUTH_SOCK at the first agent (unless ENV set it).
-                    p.ssh_auth_sock = Some(t.clone());
-                }
                 p.mounts.push(Mount {
                     target: t,
                     source: MountSource::Host { path: proxy.path.clone(), usage: HostUse::Consume },
@@ -335,6 +341,13 @@ pub(crate) fn prepare(
             }
         }
     }
+    // Two mounts at one target: the step sees the later one, as in BuildKit, whose front end
+    // refuses nothing here and whose executor keeps the last mount of each destination
+    // (`executor/oci/mounts.go`, `dedupMounts`). Both were prepared, as there.
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<Mount> = p.mounts.drain(..).rev().filter(|m| seen.insert(m.target.clone())).collect();
+    kept.reverse();
+    p.mounts = kept;
     Ok(p)
 }
 
