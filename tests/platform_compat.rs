@@ -4,6 +4,8 @@
 //! - a base's manifest is chosen from an index as containerd's `platforms.Only` chooses it, so
 //!   a platform without an exact entry builds on a compatible lower one (`amd64/v2` on `amd64`,
 //!   `arm/v7` on `arm/v6`, `amd64` on `386`), and the image says the target platform;
+//! - an image named by `COPY --from` or `RUN --mount from=` in a stage on another platform
+//!   (`FROM --platform=$BUILDPLATFORM`) is pulled for the target platform, not the stage's;
 
 mod common;
 
@@ -123,4 +125,45 @@ fn arm_v7_takes_arm_v6_and_amd64_takes_386_and_what_nothing_serves_lists_the_ind
         err.contains("no manifest for platform linux/arm/v5 in the index (it has: linux/arm/v6, linux/386)"),
         "{err}"
     );
+}
+
+#[test]
+fn an_image_copied_or_mounted_in_a_build_platform_stage_is_the_targets() {
+    let ctx = tempfile::tempdir().unwrap();
+    let m = multi();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM --platform=$BUILDPLATFORM {m} AS tools\n\
+             COPY --from={m} /bin/busybox /copied\n\
+             RUN --mount=from={m},target=/m cp /m/bin/busybox /mounted && uname -m > /ran-on\n\
+             FROM {m}\n\
+             COPY --from=tools /copied /mounted /ran-on /\n"
+        ),
+    );
+    let dest = format!("{}/{}:1", env().registry, unique_repo("compat-source"));
+    let o = build(ctx.path(), &dest, "linux/amd64,linux/arm64");
+    assert_ok(&o);
+    // The tools stage now differs per target: it ran once for each.
+    let log = stderr(&o);
+    assert_eq!(log.matches("RUN --mount=from=").count(), 2, "{log}");
+    let repo = dest.rsplit_once(':').unwrap().0;
+    let mut sizes = Vec::new();
+    for (platform, digest) in entries(&dest) {
+        let u = pull_and_unpack(&format!("{repo}@{digest}"));
+        let tree = u.tree();
+        // The final stage is the target's busybox; what the tools stage took matches it.
+        let own = std::fs::read(u.rootfs().join("bin/busybox")).unwrap();
+        for path in ["/copied", "/mounted"] {
+            let got = std::fs::read(u.rootfs().join(&path[1..])).unwrap();
+            assert!(got == own, "{platform}: {path} is {} bytes, its busybox {}", got.len(), own.len());
+        }
+        // The stage itself still ran on the build platform.
+        assert_eq!(Tree::content(&u.rootfs(), "/ran-on").trim(), "x86_64", "{platform}");
+        assert!(tree.has("/copied"));
+        sizes.push(own.len());
+    }
+    assert_eq!(sizes.len(), 2);
+    assert_ne!(sizes[0], sizes[1], "the two platforms' busybox should differ");
 }

@@ -205,6 +205,15 @@ impl Plan {
             _ => self.target_platform(idx).clone(),
         }
     }
+    /// The platform an image (not a stage) named by stage `idx`'s `COPY --from` or `RUN
+    /// --mount from=` is pulled for: the target platform, whatever platform the stage's root is
+    /// for. BuildKit gives such an image a dispatch state of its own, without a platform, and
+    /// resolves it for the target (dockerfile2llb's `toCommand` and `detectRunMount`;
+    /// moby/buildkit#5671), so `FROM --platform=$BUILDPLATFORM` does not reach it.
+    pub fn source_image_platform(&self, idx: usize) -> Platform {
+        self.target_platform(idx).clone()
+    }
+
     /// The planned stages to build, in build order.
     pub fn stages_in_order(&self) -> impl Iterator<Item = &PlannedStage> {
         self.order.iter().map(|&i| &self.stages[i])
