@@ -6,6 +6,7 @@
 //!   `arm/v7` on `arm/v6`, `amd64` on `386`), and the image says the target platform;
 //! - an image named by `COPY --from` or `RUN --mount from=` in a stage on another platform
 //!   (`FROM --platform=$BUILDPLATFORM`) is pulled for the target platform, not the stage's;
+//! - the automatic ARG `TARGETSTAGE` (BuildKit's `testTargetStageNameArg`).
 
 mod common;
 
@@ -166,4 +167,38 @@ fn an_image_copied_or_mounted_in_a_build_platform_stage_is_the_targets() {
     }
     assert_eq!(sizes.len(), 2);
     assert_ne!(sizes[0], sizes[1], "the two platforms' busybox should differ");
+}
+
+#[test]
+fn targetstage_is_the_target_stage_once_declared() {
+    let ctx = tempfile::tempdir().unwrap();
+    let text = format!(
+        "FROM {} AS base\n\
+         RUN echo -n \"value:$TARGETSTAGE\" > /first\n\
+         ARG TARGETSTAGE\n\
+         RUN echo -n \"value:$TARGETSTAGE\" > /second\n\
+         FROM scratch AS foo\n\
+         COPY --from=base /first /second /\n\
+         FROM scratch\n\
+         COPY --from=base /first /second /\n",
+        env().busybox()
+    );
+    write(ctx.path(), "Dockerfile", &text);
+    let repo = format!("{}/{}", env().registry, unique_repo("compat-stage"));
+    let built = |target: Option<&str>, tag: &str| {
+        let dest = format!("{repo}:{tag}");
+        let mut cmd = trowel();
+        cmd.args(["build", "--destination", &dest]);
+        if let Some(t) = target {
+            cmd.args(["--target", t]);
+        }
+        assert_ok(&run(cmd.arg("--context").arg(ctx.path())));
+        let u = pull_and_unpack(&dest);
+        (Tree::content(&u.rootfs(), "/first"), Tree::content(&u.rootfs(), "/second"))
+    };
+    assert_eq!(built(Some("foo"), "foo"), ("value:".to_string(), "value:foo".to_string()));
+    assert_eq!(built(None, "default"), ("value:".to_string(), "value:default".to_string()));
+    // A last stage with a name gives that name.
+    write(ctx.path(), "Dockerfile", &format!("{text}FROM scratch AS final\nCOPY --from=base /first /second /\n"));
+    assert_eq!(built(None, "final"), ("value:".to_string(), "value:final".to_string()));
 }
