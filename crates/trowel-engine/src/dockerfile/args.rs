@@ -13,8 +13,8 @@ use super::types::{Instruction, InstructionKind};
 use crate::image::manifest::Platform;
 
 /// ARGs set automatically in the global scope. A stage sees them only after declaring them
-/// (`ARG TARGETARCH`).
-pub const PREDEFINED_ARGS: [&str; 8] = [
+/// (`ARG TARGETARCH`). `TARGETSTAGE` is the stage the build is for (see [`target_stage`]).
+pub const PREDEFINED_ARGS: [&str; 9] = [
     "TARGETPLATFORM",
     "TARGETOS",
     "TARGETARCH",
@@ -23,7 +23,14 @@ pub const PREDEFINED_ARGS: [&str; 8] = [
     "BUILDOS",
     "BUILDARCH",
     "BUILDVARIANT",
+    "TARGETSTAGE",
 ];
+
+/// The value of `TARGETSTAGE`, as BuildKit's dockerfile2llb sets it: the `--target` stage as
+/// given, else the last stage's name, else `default` (a last stage without a name).
+pub fn target_stage(target: Option<&str>, last_stage_name: Option<&str>) -> String {
+    target.or(last_stage_name).filter(|t| !t.is_empty()).unwrap_or("default").to_string()
+}
 
 /// Proxy build args: passed to RUN without being declared, and never reported unused.
 pub const PROXY_ARGS: [&str; 10] = [
@@ -83,17 +90,18 @@ impl PlatformArgs {
     }
 }
 
-/// Computes the global ARG values: the predefined ARGs, then each ARG before the first FROM in
-/// order (a `--build-arg` wins over the default; defaults may use earlier global ARGs). Returns
-/// the values and the names declared.
+/// Computes the global ARG values: the predefined ARGs (`TARGETSTAGE` is `target_stage`), then
+/// each ARG before the first FROM in order (a `--build-arg` wins over the default; defaults may
+/// use earlier global ARGs). Returns the values and the names declared.
 pub(crate) fn global_scope(
     global_args: &[Instruction],
     build_args: &BTreeMap<String, String>,
     platforms: &PlatformArgs,
+    target_stage: &str,
     escape: char,
 ) -> Result<(BTreeMap<String, String>, BTreeSet<String>), DockerfileError> {
     let mut values = BTreeMap::new();
-    for (name, value) in platforms.values() {
+    for (name, value) in platforms.values().into_iter().chain([("TARGETSTAGE", target_stage.to_string())]) {
         values.insert(name.to_string(), build_args.get(name).cloned().unwrap_or(value));
     }
     let mut declared = BTreeSet::new();

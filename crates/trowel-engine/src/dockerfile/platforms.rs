@@ -9,9 +9,10 @@
 //! BuildKit's solver finds when two platforms' graphs have the same vertex (the cross-compile
 //! pattern `FROM --platform=$BUILDPLATFORM golang AS build` built once, whatever the targets):
 //! its root is for a platform fixed by `FROM --platform` (or it builds on a shared stage), the
-//! ARGs it has declared have the same values, and everything it copies or mounts from is
-//! shared or is the same image. A stage that declares `ARG TARGETARCH` is not shared, even on
-//! `$BUILDPLATFORM`: its RUNs see a different value per target.
+//! ARGs it has declared have the same values, and every stage it copies or mounts from is
+//! shared. A stage that declares `ARG TARGETARCH` is not shared, even on `$BUILDPLATFORM`: its
+//! RUNs see a different value per target. Nor is one that copies or mounts from an image: as
+//! in BuildKit, the image is pulled for each target platform, not for the stage's.
 
 use std::collections::BTreeMap;
 
@@ -103,9 +104,11 @@ fn same_stage(
         (_, Some(p)) => !p.is_empty(),
         (_, None) => false,
     };
+    // An image a stage copies or mounts from is pulled for each target platform (see
+    // `Plan::source_image_platform`), so such a stage differs per target even on a fixed root.
     let deps_shared = theirs.copy_from.iter().chain(&theirs.mount_from).all(|s| match s {
         StageOrImage::Stage(j) => shared_dep(*j),
-        StageOrImage::Image(_) => true,
+        StageOrImage::Image(_) => false,
     });
     root_fixed
         && deps_shared
@@ -180,6 +183,23 @@ mod tests {
         assert_eq!(p.stages[3].copy_from, vec![StageOrImage::Stage(2)]);
         // Both run on the build platform.
         assert_eq!(p.stage_platform(2), Platform::parse("linux/amd64").unwrap());
+    }
+
+    #[test]
+    fn a_build_platform_stage_that_copies_or_mounts_from_an_image_is_built_per_target() {
+        for line in ["COPY --from=alpine /bin/sh /sh", "RUN --mount=from=alpine,target=/a true"] {
+            let p = planned(
+                &format!(
+                    "FROM --platform=$BUILDPLATFORM busybox AS tools\n{line}\nFROM busybox\nCOPY --from=tools / /\n"
+                ),
+                &["linux/amd64", "linux/arm64"],
+            );
+            assert_eq!(shape(&p), vec![(0, 0, vec![0]), (1, 0, vec![0]), (0, 1, vec![1]), (1, 1, vec![1])], "{line}");
+            // Its root is the build platform's; the image is pulled for the target.
+            assert_eq!(p.stage_platform(2), Platform::parse("linux/amd64").unwrap());
+            assert_eq!(p.source_image_platform(2), Platform::parse("linux/arm64").unwrap());
+            assert_eq!(p.source_image_platform(0), Platform::parse("linux/amd64").unwrap());
+        }
     }
 
     #[test]

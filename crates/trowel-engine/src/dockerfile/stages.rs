@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs, global_scope, redact};
+use super::args::{ArgScope, PREDEFINED_ARGS, PROXY_ARGS, PlatformArgs, global_scope, redact, target_stage};
 use super::error::DockerfileError;
 use super::expand::Expanded;
 use super::flags;
@@ -205,6 +205,15 @@ impl Plan {
             _ => self.target_platform(idx).clone(),
         }
     }
+    /// The platform an image (not a stage) named by stage `idx`'s `COPY --from` or `RUN
+    /// --mount from=` is pulled for: the target platform, whatever platform the stage's root is
+    /// for. BuildKit gives such an image a dispatch state of its own, without a platform, and
+    /// resolves it for the target (dockerfile2llb's `toCommand` and `detectRunMount`;
+    /// moby/buildkit#5671), so `FROM --platform=$BUILDPLATFORM` does not reach it.
+    pub fn source_image_platform(&self, idx: usize) -> Platform {
+        self.target_platform(idx).clone()
+    }
+
     /// The planned stages to build, in build order.
     pub fn stages_in_order(&self) -> impl Iterator<Item = &PlannedStage> {
         self.order.iter().map(|&i| &self.stages[i])
@@ -232,7 +241,10 @@ pub(super) fn plan_one(
     if df.stages.is_empty() {
         return Err(DockerfileError::file(&df.path, "dockerfile contains no stages to build (no FROM instruction)"));
     }
-    let (global_args, global_declared) = global_scope(&df.global_args, build_args, platforms, df.escape)?;
+    let last_name = df.stages.last().and_then(|s| s.name.as_deref());
+    let target_stage = target_stage(target, last_name);
+    let (global_args, global_declared) =
+        global_scope(&df.global_args, build_args, platforms, &target_stage, df.escape)?;
     let names: Vec<Option<&str>> = df.stages.iter().map(|s| s.name.as_deref()).collect();
     // Two stages may share a name (BuildKit warns: DuplicateStageName). `--from`, mounts and the
     // target mean the last of that name, as BuildKit resolves them once every stage is added;

@@ -172,6 +172,27 @@ fn predefined_platform_args() {
 }
 
 #[test]
+fn targetstage_is_the_target_else_the_last_stages_name_else_default() {
+    // BuildKit's testTargetStageNameArg: only a stage that declares it sees it.
+    let text = "FROM alpine AS base\nRUN x\nARG TARGETSTAGE\nFROM scratch AS foo\nFROM scratch\n";
+    let host = PlatformArgs::host();
+    let p = plan(&df(text), Some("foo"), &BTreeMap::new(), &host).unwrap();
+    assert_eq!(p.global_args["TARGETSTAGE"], "foo");
+    let d = df(text);
+    let mut scope = p.arg_scope();
+    assert_eq!(scope.value("TARGETSTAGE"), None);
+    scope.apply(&d.stages[0].instructions[1], &NoVars, '\\').unwrap();
+    assert_eq!(scope.value("TARGETSTAGE"), Some("foo"));
+    assert_eq!(plan(&df(text), None, &BTreeMap::new(), &host).unwrap().global_args["TARGETSTAGE"], "default");
+    let named = format!("{text}FROM scratch AS final\n");
+    assert_eq!(plan(&df(&named), None, &BTreeMap::new(), &host).unwrap().global_args["TARGETSTAGE"], "final");
+    // A --build-arg overrides it, and is not reported as unused.
+    let p = plan(&df(text), None, &args(&[("TARGETSTAGE", "x")]), &host).unwrap();
+    assert_eq!(p.global_args["TARGETSTAGE"], "x");
+    assert!(p.unused_build_args.is_empty());
+}
+
+#[test]
 fn proxy_args_need_no_declaration() {
     let p = plan_of("FROM a\nRUN env\n", None, &[("HTTP_PROXY", "http://proxy:3128"), ("no_proxy", "local")]);
     assert!(p.unused_build_args.is_empty());

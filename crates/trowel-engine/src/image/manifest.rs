@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::image::platform_match::Only;
 
 pub mod media {
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -131,20 +132,10 @@ impl Platform {
         Platform { os: "linux".into(), architecture: arch.into(), os_version: None, variant }
     }
 
-    /// Matches an index entry: os and architecture must be equal; a variant, when requested,
-    /// must be equal too (arm64's `v8` is the default and matches an absent variant).
+    /// Whether an index entry for `other` can serve a request for this platform: the same
+    /// platform once normalised, or one it runs the code of (see [`Only`]).
     pub fn matches(&self, other: &Platform) -> bool {
-        if self.os != other.os || self.architecture != other.architecture {
-            return false;
-        }
-        let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
-            ("arm64", None) => Some("v8".to_string()),
-            (_, v) => v.map(str::to_string),
-        };
-        match (norm(self), norm(other)) {
-            (None, _) => true,
-            (a, b) => a == b,
-        }
+        Only::new(self).rank(other).is_some()
     }
 }
 
@@ -229,9 +220,11 @@ pub struct Index {
 }
 
 impl Index {
-    /// Picks the manifest for `platform` (first match, as Docker does).
+    /// Picks the manifest for `platform` as BuildKit does (containerd's `platforms.Only`): the
+    /// platform itself, else the most preferred one it can run (see [`Only`]).
     pub fn select(&self, platform: &Platform) -> Option<&Descriptor> {
-        self.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)))
+        let at = Only::new(platform).best(self.manifests.iter().map(|d| d.platform.as_ref()))?;
+        Some(&self.manifests[at])
     }
 }
 
@@ -251,7 +244,9 @@ mod tests {
         assert!(want.matches(&v8));
         let arm7 = Platform::parse("linux/arm/v7").unwrap();
         let arm6 = Platform::parse("linux/arm/v6").unwrap();
-        assert!(!arm7.matches(&arm6));
+        // arm/v7 runs arm/v6 code, not the other way round.
+        assert!(arm7.matches(&arm6));
+        assert!(!arm6.matches(&arm7));
         assert!(Platform::parse("linux").is_err());
         assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
     }

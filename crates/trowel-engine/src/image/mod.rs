@@ -10,5 +10,6 @@ mod layout;
 pub mod manifest;
 pub mod outputs;
 pub mod platform;
+pub mod platform_match;
 pub mod store;
 pub mod tap;

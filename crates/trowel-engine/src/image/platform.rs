@@ -69,16 +69,29 @@ pub(crate) fn normalize_arch(a: &str) -> String {
     .to_string()
 }
 
-/// containerd's `platforms.Normalize`: aliases, and default variants made explicit or dropped.
+/// containerd's `platforms.Normalize` (`normalizeArch`): aliases, and default variants made
+/// explicit or dropped. The aliases decide the variant (`armel` is `arm/v6` whatever follows),
+/// as in containerd.
 pub(crate) fn normalize(p: &Platform) -> Platform {
-    let architecture = normalize_arch(&p.architecture.to_lowercase());
-    let variant = match (architecture.as_str(), p.variant.as_deref()) {
-        ("arm64", Some("8" | "v8" | "v8.0")) | ("amd64", Some("v1")) => None,
-        ("arm", None | Some("")) => Some("v7".to_string()),
-        ("arm", Some(v @ ("5" | "6" | "7" | "8"))) => Some(format!("v{v}")),
-        (_, v) => v.filter(|v| !v.is_empty()).map(str::to_string),
+    let arch = p.architecture.to_lowercase();
+    let variant = p.variant.as_deref().map(str::to_lowercase).filter(|v| !v.is_empty());
+    let architecture = normalize_arch(&arch);
+    let variant = match (arch.as_str(), variant.as_deref()) {
+        ("i386", _) => None,
+        ("armhf", _) => Some("v7".to_string()),
+        ("armel", _) => Some("v6".to_string()),
+        ("x86_64" | "x86-64" | "amd64", Some("v1")) => None,
+        ("aarch64" | "arm64", Some("8" | "v8" | "v8.0")) => None,
+        ("aarch64" | "arm64", Some("9" | "9.0" | "v9.0")) => Some("v9".to_string()),
+        ("arm", None | Some("7")) => Some("v7".to_string()),
+        ("arm", Some(v @ ("5" | "6" | "8"))) => Some(format!("v{v}")),
+        (_, v) => v.map(str::to_string),
     };
-    Platform { os: p.os.to_lowercase(), architecture, os_version: p.os_version.clone(), variant }
+    let os = match p.os.to_lowercase().as_str() {
+        "macos" => "darwin".to_string(),
+        os => os.to_string(),
+    };
+    Platform { os, architecture, os_version: p.os_version.clone(), variant }
 }
 
 /// Parses a requested platform: `os/arch[/variant]`, or `arch` alone for a Linux one, with
@@ -101,17 +114,11 @@ pub fn parse_requested(text: &str) -> Result<Platform, String> {
         let hint = closest(os, KNOWN_OS).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
         return Err(format!("invalid platform {text:?}: unknown operating system {os:?}{hint}"));
     }
-    // containerd gives these two aliases their variants.
-    let alias_variant = match arch {
-        "armhf" => Some("v7"),
-        "armel" => Some("v6"),
-        _ => None,
-    };
     let p = normalize(&Platform {
         os: os.into(),
         architecture: arch.into(),
         os_version: None,
-        variant: variant.or(alias_variant).map(str::to_string),
+        variant: variant.map(str::to_string),
     });
     if !KNOWN_ARCH.contains(&p.architecture.as_str()) {
         let hint = closest(&p.architecture, KNOWN_ARCH).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
@@ -143,6 +150,9 @@ mod tests {
         assert_eq!(ok("linux/arm/v6"), "linux/arm/v6");
         assert_eq!(ok("arm64"), "linux/arm64");
         assert_eq!(ok("linux/riscv64"), "linux/riscv64");
+        assert_eq!(ok("linux/armel/v7"), "linux/arm/v6");
+        assert_eq!(ok("linux/arm64/9.0"), "linux/arm64/v9");
+        assert_eq!(ok("linux/amd64/v1"), "linux/amd64");
     }
 
     #[test]

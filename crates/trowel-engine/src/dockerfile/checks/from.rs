@@ -9,6 +9,7 @@ use super::rules;
 use super::scope::{self, Env, Origin};
 use super::suggest::closest;
 use super::{CheckConfig, CheckOptions, Finding, Findings};
+use crate::dockerfile::args::target_stage;
 use crate::dockerfile::error::DockerfileError;
 use crate::dockerfile::types::{Dockerfile, InstructionKind};
 use crate::image::manifest::Platform;
@@ -21,11 +22,11 @@ const CLEAN: Origin = Origin::Dockerfile { tainted: false };
 /// versions and the target stage's name), `--build-arg`s replacing them.
 fn predefined(df: &Dockerfile, opts: &CheckOptions) -> Env {
     let mut env = Env::default();
-    let target = opts.target.map(str::to_string).or_else(|| df.stages.last().and_then(|s| s.name.clone()));
+    let target = target_stage(opts.target, df.stages.last().and_then(|s| s.name.as_deref()));
     let mut values: Vec<(&str, String)> = opts.platforms.values();
     values.insert(3, ("BUILDOSVERSION", String::new()));
     values.push(("TARGETOSVERSION", String::new()));
-    values.push(("TARGETSTAGE", target.unwrap_or_else(|| "default".to_string())));
+    values.push(("TARGETSTAGE", target));
     for (k, v) in values {
         env.set(k, opts.build_args.get(k).unwrap_or(&v), CLEAN);
     }

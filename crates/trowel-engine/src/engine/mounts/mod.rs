@@ -90,13 +90,14 @@ pub(crate) struct StepMounts {
     pub network: Network,
     /// `--security=insecure`.
     pub insecure: bool,
-    /// The platform of the step's stage: what an image named by `from=` is resolved for.
+    /// What an image named by `from=` is resolved for: the target platform, not the stage's
+    /// (see [`Plan::source_image_platform`]).
     pub platform: Option<crate::image::manifest::Platform>,
 }
 
 /// Resolves a RUN's expanded flags in stage `stage` with working directory `workdir`.
 pub(crate) fn resolve(flags: &[Flag], workdir: &str, plan: &Plan, stage: usize) -> Result<StepMounts, String> {
-    let mut out = StepMounts { platform: Some(plan.stage_platform(stage)), ..StepMounts::default() };
+    let mut out = StepMounts { platform: Some(plan.source_image_platform(stage)), ..StepMounts::default() };
     let mut ssh_n = 0;
     for f in flags {
         let value = f.value.as_deref().unwrap_or("");

@@ -492,7 +492,7 @@ impl StageRunner {
                 Some(p) => Source::Root(s.stages.stage_files(ctx, p, &step.reads(), at.id).map_err(|e| at.fail(e))?),
                 None => Source::Root(
                     s.stages
-                        .image_files(ctx, from, Some(&ctx.plan.stage_platform(index)), &step.reads(), at.id)
+                        .image_files(ctx, from, Some(&ctx.plan.source_image_platform(index)), &step.reads(), at.id)
                         .map_err(|e| at.fail(e))?,
                 ),
             },

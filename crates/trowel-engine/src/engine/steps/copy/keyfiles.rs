@@ -49,7 +49,7 @@ pub(crate) fn key_inputs(
                 srcs.insert(format!("stage:{from}"), key);
             }
             None => {
-                let img = ctx.resolve_once(from, Some(&ctx.plan.stage_platform(stage)))?;
+                let img = ctx.resolve_once(from, Some(&ctx.plan.source_image_platform(stage)))?;
                 srcs.insert(format!("image:{from}"), img.manifest_digest.to_string());
             }
         }
