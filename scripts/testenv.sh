@@ -12,7 +12,8 @@
 #                              index of both)
 #   TROWEL_TEST_AUTH_REGISTRY  plain HTTP, htpasswd basic auth (TROWEL_TEST_AUTH_USER / _PASSWORD)
 #   TROWEL_TEST_TLS_REGISTRY   HTTPS with a self-signed CA (TROWEL_TEST_CA), addressed by the name
-#                              registry.trowel.test (added to /etc/hosts) so it is not loopback-insecure
+#                              registry.trowel.test (added to /etc/hosts) so it is not loopback-insecure;
+#                              registry.trowel.local (also added) reaches every registry by a private name
 #   TROWEL_TEST_MTLS_REGISTRY  the same HTTPS, plus mutual TLS: it refuses a client without a certificate
 #                              signed by its client CA (`tls.clientcas`); TROWEL_TEST_CLIENT_CERT and
 #                              _KEY are one (EC P-256), TROWEL_TEST_MTLS_CERT_DIR holds the CA and that
@@ -117,9 +118,13 @@ up)
     key: $dir/tls.key
     clientcas:
       - $dir/client-ca.pem"
-  if ! grep -q " $tls_name\$" /etc/hosts 2>/dev/null; then
-    echo "127.0.0.1 $tls_name" >> /etc/hosts 2>/dev/null || echo "warning: cannot add $tls_name to /etc/hosts" >&2
-  fi
+  # registry.trowel.test names the TLS registries (not loopback, so verified); registry.trowel.local
+  # is a private name, which kaniko's client tries over plain HTTP too.
+  for name in "$tls_name" registry.trowel.local; do
+    if ! grep -q " $name\$" /etc/hosts 2>/dev/null; then
+      echo "127.0.0.1 $name" >> /etc/hosts 2>/dev/null || echo "warning: cannot add $name to /etc/hosts" >&2
+    fi
+  done
   wait_up "http://127.0.0.1:$p1/v2/"
   wait_up "http://127.0.0.1:$p2/v2/"
   wait_up "https://127.0.0.1:$p3/v2/" --cacert "$dir/ca.pem"

@@ -296,3 +296,29 @@ fn skip_tls_verify_covers_the_base_pull_as_in_kaniko() {
         assert_ok(&o);
     }
 }
+
+/// A registry on a private name or address (`*.local`, RFC 1918) is tried over HTTPS, then plain
+/// HTTP, with no flag, as kaniko's registry client reaches it (go-containerregistry's
+/// `Registry.Scheme`): an in-house plain-HTTP registry pulled from and pushed to by a kaniko job
+/// works unchanged. One that answers neither is reported with the HTTPS failure.
+#[test]
+fn a_private_registry_is_reached_over_plain_http_as_kaniko_does() {
+    let e = env();
+    let port = |r: &str| r.rsplit_once(':').unwrap().1.to_string();
+    let private = format!("registry.trowel.local:{}", port(&e.registry));
+    let ctx = context(&format!("FROM {private}/busybox:1.35\nRUN echo private > /p\n"));
+    let dest = format!("{private}/{}:1", unique_repo("privatehttp"));
+    let o = build(ctx.path(), &["--destination".into(), dest.clone()]);
+    assert_ok(&o);
+    let local = dest.replace(&private, &e.registry);
+    let u = pull_and_unpack(&local);
+    assert_eq!(Tree::content(&u.rootfs(), "/p"), "private\n");
+
+    // The TLS registry under that name: its certificate names registry.trowel.test, so HTTPS
+    // fails verification, and plain HTTP gets a TLS server's 400; the HTTPS failure is named.
+    let tls = format!("registry.trowel.local:{}", port(&e.tls_registry));
+    let ctx = context(&format!("FROM {tls}/busybox:1.35\n"));
+    let o = build(ctx.path(), &["--no-push".into()]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&format!("cannot reach https://{tls}")), "{}", text(&o));
+}

@@ -80,6 +80,11 @@ pub(crate) enum Protocol {
     /// A loopback registry: HTTPS without verification if it speaks TLS, else plain HTTP.
     /// Decided by probing once, then cached.
     LoopbackProbe,
+    /// A registry on a private address (RFC 1918, `*.local`): HTTPS (verified unless a flag
+    /// says not to), else plain HTTP, as kaniko's registry client (go-containerregistry's
+    /// `Registry.Scheme` and `ping`) reaches it: an in-house registry at `10.0.0.5:5000` that
+    /// serves plain HTTP works there with no flag, so it does here.
+    PrivateProbe { verify: bool },
 }
 
 impl RegistryOptions {
@@ -102,8 +107,12 @@ impl RegistryOptions {
         let skip = listed(&self.skip_tls_verify_registries)
             || self.skip_tls_verify
             || (dir == Direction::Pull && self.skip_tls_verify_pull);
-        if is_loopback(&host) && !self.registry_certificates.iter().any(|(h, _)| normalise_host(h) == host) {
+        let has_ca = self.registry_certificates.iter().any(|(h, _)| normalise_host(h) == host);
+        if is_loopback(&host) && !has_ca {
             return Protocol::LoopbackProbe;
+        }
+        if is_private(&host) && !has_ca {
+            return Protocol::PrivateProbe { verify: !skip };
         }
         Protocol::Https { verify: !skip }
     }
@@ -165,9 +174,57 @@ pub(crate) fn is_loopback(host: &str) -> bool {
     h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether `host` is one kaniko's registry client also tries over plain HTTP: an RFC 1918
+/// address (10/8, 172.16/12, 192.168/16) or a name ending `.local` or `.localhost`
+/// (go-containerregistry's `isRFC1918` and `reLocal`). Loopback is [`is_loopback`]'s.
+pub(crate) fn is_private(host: &str) -> bool {
+    let h = strip_port(host);
+    if let Ok(std::net::IpAddr::V4(ip)) = h.parse::<std::net::IpAddr>() {
+        return ip.is_private();
+    }
+    let lower = h.to_ascii_lowercase();
+    lower.ends_with(".local") || lower.ends_with(".localhost")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_hosts() {
+        for h in [
+            "10.0.0.5:5000",
+            "172.16.1.1",
+            "172.31.255.255:443",
+            "192.168.1.50:5000",
+            "reg.local",
+            "h4reg.local:5000",
+            "x.localhost:80",
+        ] {
+            assert!(is_private(h), "{h}");
+        }
+        for h in [
+            "172.32.0.1:5000",
+            "8.8.8.8",
+            "registry.example.com",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "local.example.com",
+        ] {
+            assert!(!is_private(h), "{h}");
+        }
+        let d = RegistryOptions::default();
+        assert_eq!(d.protocol("10.1.2.3:5000", Direction::Push), Protocol::PrivateProbe { verify: true });
+        let skip = RegistryOptions { skip_tls_verify: true, ..Default::default() };
+        assert_eq!(skip.protocol("reg.local:5000", Direction::Pull), Protocol::PrivateProbe { verify: false });
+        let plain = RegistryOptions { insecure_registries: vec!["10.1.2.3:5000".into()], ..Default::default() };
+        assert_eq!(plain.protocol("10.1.2.3:5000", Direction::Push), Protocol::Http);
+        let ca = RegistryOptions {
+            registry_certificates: vec![("10.1.2.3:5000".into(), "/ca.pem".into())],
+            ..Default::default()
+        };
+        assert_eq!(ca.protocol("10.1.2.3:5000", Direction::Push), Protocol::Https { verify: true });
+    }
 
     #[test]
     fn loopback_hosts() {

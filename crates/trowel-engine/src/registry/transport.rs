@@ -89,6 +89,21 @@ pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol
                 e
             })
         }
+        Protocol::PrivateProbe { verify } => {
+            // kaniko's rule for private addresses: HTTPS first, plain HTTP if that fails. A
+            // server that answers neither is reported with the HTTPS failure, the one to fix.
+            let client = build_client(opts, host, verify).map_err(setup)?;
+            match ping(client, format!("https://{host}"), opts.stall_timeout).await {
+                Ok(ep) => Ok(ep),
+                Err(tls_err) => {
+                    let plain = build_client(opts, host, true).map_err(setup)?;
+                    match ping(plain, format!("http://{host}"), opts.stall_timeout).await {
+                        Ok(ep) => Ok(ep),
+                        Err(_) => Err(ProbeError { message: with_hint(opts, tls_err.message, host), ..tls_err }),
+                    }
+                }
+            }
+        }
         Protocol::LoopbackProbe => {
             // Docker's rule for loopback registries: TLS if the server speaks it (certificate
             // not checked), plain HTTP otherwise.
