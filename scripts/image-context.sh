@@ -41,7 +41,14 @@ no_preload "$out/trowel/lib/$(basename "$interp")"
 ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do cp -L "$lib" "$out/trowel/lib/"; done
 patchelf --set-interpreter "/trowel/lib/$(basename "$interp")" --set-rpath /trowel/lib "$out/trowel/trowel"
 cp /etc/ssl/certs/ca-certificates.crt "$out/trowel/ssl/certs/ca-certificates.crt"
-echo '{}' > "$out/trowel/.docker/config.json"
+# kaniko's image keeps its CAs in /kaniko/ssl/certs (SSL_CERT_DIR), and jobs written for it add
+# theirs there: GitLab's recipe appends to /kaniko/ssl/certs/ca-certificates.crt (here a link to
+# trowel's bundle, so SSL_CERT_FILE has it too), runners mount extra bundles into the directory.
+mkdir -p "$out/kaniko/ssl/certs"
+ln -s /trowel/ssl/certs/ca-certificates.crt "$out/kaniko/ssl/certs/ca-certificates.crt"
+# No config.json in /trowel/.docker (DOCKER_CONFIG): a mounted Secret puts one there, and
+# without one trowel reads the next candidate, /kaniko/.docker/config.json, which jobs written
+# for kaniko write (an empty file here would hide it).
 
 # git and what a clone runs, found this way: `git clone`/`fetch` over http(s) runs
 # git-remote-http(s) from git's exec path (`git --exec-path`), and index-pack, fetch-pack and

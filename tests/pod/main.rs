@@ -249,6 +249,62 @@ CMD [\"cat\", \"/result\"]
 /// transports, with submodules, `--keep-git-dir` (credentials scrubbed), `?mtime=commit` and
 /// the commit in the cache key, and over ssh with the relayed agent. Then an image built without the bundle
 /// (`image-context.sh --no-git`) refuses the same ADD before anything is pulled.
+/// A kaniko job's own setup runs unchanged in trowel's image: GitLab's recipe appends the
+/// instance's CA to `/kaniko/ssl/certs/ca-certificates.crt` (there: kaniko's `SSL_CERT_DIR`; here
+/// a link to trowel's bundle) and writes credentials to `/kaniko/.docker/config.json`. The push
+/// to the TLS registry trusts that CA, the one to the auth registry uses those credentials, and
+/// in container isolation `/kaniko` is kept out of the image (and through the stage that empties
+/// `/`), as kaniko keeps it.
+#[test]
+fn a_kaniko_jobs_ca_and_credentials_under_kaniko_work_in_a_pod() {
+    use base64::Engine as _;
+    let e = env();
+    let image = trowel_image();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("Dockerfile"), format!("FROM {}\nRUN echo built > /built\n", e.busybox()))
+        .unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", e.auth_user, e.auth_password));
+    let tls_dest = format!("{}/{}:1", e.tls_registry, unique_repo("pod-kaniko-ca"));
+    let auth_dest = format!("{}/{}:1", e.auth_registry, unique_repo("pod-kaniko-creds"));
+    let script = format!(
+        "set -e; mkdir -p /kaniko/.docker; \
+         echo '{{\"auths\":{{\"{reg}\":{{\"auth\":\"{auth}\"}}}}}}' > /kaniko/.docker/config.json; \
+         cat /ca/ca.pem >> /kaniko/ssl/certs/ca-certificates.crt; \
+         /trowel/trowel --context /workspace --dockerfile /workspace/Dockerfile \
+           --destination {tls_dest} --destination {auth_dest}",
+        reg = e.auth_registry
+    );
+    let ca_dir = e.ca.parent().unwrap();
+    let mounts: Vec<(&Path, &str)> =
+        vec![(workspace.path(), "/workspace"), (ca_dir, "/ca"), (Path::new("/etc/hosts"), "/etc/hosts")];
+    let (code, out, err, _) = pod_run(&image, sh(&script), &mounts);
+    let log = format!("{out}{err}");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("RUN isolation: container"), "{log}");
+    // Checked from outside: the image in the auth registry holds the RUN's file, no /kaniko.
+    let layout = tempfile::tempdir().unwrap();
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &format!("{}:{}", e.auth_user, e.auth_password),
+        &format!("docker://{auth_dest}"),
+        &format!("oci:{}:x", layout.path().display()),
+    ]));
+    assert_ok(&o);
+    let mut names = String::new();
+    for blob in std::fs::read_dir(layout.path().join("blobs/sha256")).unwrap() {
+        let o = run(Command::new("tar").arg("-tzf").arg(blob.unwrap().path()));
+        if o.status.success() {
+            names.push_str(&stdout(&o));
+        }
+    }
+    assert!(names.lines().any(|l| l.trim_start_matches("./") == "built"), "{names}");
+    assert!(!names.lines().any(|l| l.trim_start_matches("./").starts_with("kaniko")), "{names}");
+    let o = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{tls_dest}")]));
+    assert_ok(&o);
+}
+
 #[test]
 fn adds_git_repositories_in_a_pod_with_the_bundled_git() {
     let e = env();

@@ -4,7 +4,8 @@
 //! - Paths that are not the image's are never snapshotted, unpacked over or removed: `/proc`,
 //!   `/sys`, `/dev`, `/var/run/secrets`, trowel's own directory (`/trowel`, where its binary,
 //!   credentials and work directory live), the cache directory, every mount point of the
-//!   container (the runtime's `/etc/hosts`, the project checkout, the `/cache` volume…) and
+//!   container (the runtime's `/etc/hosts`, the project checkout, the `/cache` volume…),
+//!   kaniko's `/kaniko` when there is one (a kaniko job's credentials and CAs), and
 //!   `--ignore-path`.
 //! - Before a stage's base is unpacked into `/`, `/` is emptied (but for those paths); one
 //!   stage owns `/` at a time. Other stages' files, when `COPY --from` needs them, are unpacked
@@ -56,6 +57,14 @@ pub(crate) fn slash_keep(opts: &BuildOptions, work_dir: &Path) -> Result<IgnoreL
     // Where cache mounts persist (on the /cache volume in a pod, usually a mount point anyway).
     if let Some(c) = opts.run.mounts.cache_dir.clone() {
         own.push(c);
+    }
+    // kaniko's directory, when the container has one (trowel's image does, and a job written for
+    // kaniko makes it): such a job writes `/kaniko/.docker/config.json` and appends its CA to
+    // `/kaniko/ssl/certs/` before the build, and kaniko never snapshots or removes the
+    // directory. Kept, those credentials never reach a layer, and a registry first reached
+    // after a stage emptied `/` still finds its CA.
+    if Path::new("/kaniko").is_dir() {
+        own.push(PathBuf::from("/kaniko"));
     }
     for p in own {
         let p = std::fs::canonicalize(&p).unwrap_or(p);
