@@ -43,6 +43,10 @@ fn main() {
         Command::Cache(args) => trowel::cache_cmd::main(&args),
         Command::Login(args) => trowel::login::login(&args),
         Command::Logout(args) => trowel::login::logout(&args),
+        Command::Version => {
+            println!("trowel {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
     };
     std::process::exit(code);
 }

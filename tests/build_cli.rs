@@ -88,6 +88,17 @@ fn oci_layout_path_is_unpacked_by_umoci_and_digest_files_are_written() {
     assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest:?}");
     assert_eq!(std::fs::read_to_string(&name_file).unwrap(), format!("{repo}@{digest}\n"));
     assert_eq!(std::fs::read_to_string(&tag_file).unwrap(), format!("{dest}@{digest}\n"));
+    // Readable by the job's other users, as kaniko writes them (0644 less the umask, not 0600).
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:").map(|v| u32::from_str_radix(v.trim(), 8).unwrap()))
+        .unwrap();
+    let blob = std::fs::read_dir(layout.join("blobs/sha256")).unwrap().next().unwrap().unwrap().path();
+    for f in [&digest_file, &name_file, &tag_file, &layout.join("index.json"), &blob] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f).unwrap().permissions()) & 0o777;
+        assert_eq!(mode, 0o644 & !umask, "{}: {mode:o}", f.display());
+    }
     // The pushed manifest has exactly that digest (skopeo computes it independently).
     let inspected = skopeo_inspect(&dest);
     assert_eq!(inspected["Digest"].as_str().unwrap(), digest);

@@ -359,6 +359,15 @@ impl BuildArgs {
         if self.destinations.is_empty() && !self.no_push {
             return Err(CliError("no --destination given: add one, or use --no-push".into()));
         }
+        // kaniko refuses these too: the file names each destination, and there is none.
+        for (flag, set) in [
+            ("image-name-with-digest-file", self.image_name_with_digest_file.is_some()),
+            ("image-name-tag-with-digest-file", self.image_name_tag_with_digest_file.is_some()),
+        ] {
+            if set && self.destinations.is_empty() {
+                return Err(CliError(format!("--{flag} needs a --destination: the file names each destination")));
+            }
+        }
         let mut registry = RegistryOptions {
             insecure: self.insecure,
             skip_tls_verify: self.skip_tls_verify,
@@ -435,6 +444,15 @@ impl BuildArgs {
             });
             if self.cache_repo.is_none() && self.destinations.is_empty() {
                 return Err(CliError("--cache needs --cache-repo or a --destination to derive it from".into()));
+            }
+            // kaniko's `cacheFlagsValid`: with --no-push the cache repository is not derived from
+            // a destination, which would have the build write to the registry it was told not to.
+            if self.cache_repo.is_none() && self.no_push {
+                return Err(CliError(
+                    "--cache with --no-push needs --cache-repo (it is not derived from a --destination that is \
+                     not pushed to)"
+                        .into(),
+                ));
             }
         }
         Ok(o)
@@ -588,5 +606,29 @@ mod tests {
         let o = b.to_options().unwrap();
         assert_eq!((o.layers.max_file_size, o.layers.max_layer_size), (Some(1 << 20), None));
         assert_eq!(o.layers.max_layer_entries, None);
+    }
+
+    /// What kaniko refuses before it builds: `--cache` with `--no-push` and no `--cache-repo`
+    /// (trowel derived the repository from the destination and wrote the cache there, though
+    /// told not to push), and an image-name file with no destination to name.
+    #[test]
+    fn no_push_combinations_kaniko_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let ctx = dir.path().display().to_string();
+        let err = |args: &[&str]| {
+            let mut all = vec!["trowel", "build", "--context", &ctx];
+            all.extend_from_slice(args);
+            let Command::Build(b) = parse(&all).command else { panic!("expected build") };
+            b.to_options().err().map(|e| e.0)
+        };
+        let e = err(&["--no-push", "--cache=true", "--destination", "reg.example/app:1"]).unwrap();
+        assert!(e.contains("--cache with --no-push needs --cache-repo"), "{e}");
+        assert_eq!(err(&["--no-push", "--cache=true", "--cache-repo", "reg.example/cache"]), None);
+        let e = err(&["--no-push", "--image-name-with-digest-file", "/tmp/x"]).unwrap();
+        assert!(e.contains("--image-name-with-digest-file needs a --destination"), "{e}");
+        let e = err(&["--no-push", "--image-name-tag-with-digest-file", "/tmp/x"]).unwrap();
+        assert!(e.contains("--image-name-tag-with-digest-file needs a --destination"), "{e}");
+        assert_eq!(err(&["--no-push", "--digest-file", "/tmp/x"]), None);
     }
 }

@@ -80,6 +80,8 @@ pub enum Command {
     Login(Box<LoginArgs>),
     /// Remove a registry's credentials from the Docker config (`docker logout`).
     Logout(LogoutArgs),
+    /// Print trowel's version (kaniko's `executor version`, which CI jobs log first).
+    Version,
 }
 
 /// Inserts `build` when trowel is invoked the kaniko way (flags without a subcommand), and
@@ -181,6 +183,13 @@ pub(crate) fn parse(args: &[&str]) -> Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_as_kaniko_jobs_ask_for_it() {
+        for argv in [&["/kaniko/executor", "version"][..], &["trowel", "version"]] {
+            assert!(matches!(parse(argv).command, Command::Version), "{argv:?}");
+        }
+    }
 
     #[test]
     fn kaniko_style_invocation_is_build() {

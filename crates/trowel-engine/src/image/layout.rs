@@ -82,7 +82,7 @@ pub fn write_docker_archive<'a>(
     let artifact = artifact.into();
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-    let tmp = tempfile::Builder::new().prefix(".trowel-").tempfile_in(&dir).map_err(io_at(path))?;
+    let tmp = super::outputs::output_tempfile(&dir).map_err(io_at(path))?;
     {
         let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
         tar.mode(tar::HeaderMode::Deterministic);
@@ -181,8 +181,7 @@ pub fn write_oci_layout<'a>(
             Blob::Stored(_) if target.exists() => {}
             Blob::Stored(desc) => {
                 let mut src = store.open_blob(&desc.digest)?;
-                let mut tmp =
-                    tempfile::Builder::new().prefix(".trowel-").tempfile_in(&blob_dir).map_err(io_at(&target))?;
+                let mut tmp = super::outputs::output_tempfile(&blob_dir).map_err(io_at(&target))?;
                 io::copy(&mut src, &mut tmp).map_err(io_at(&target))?;
                 tmp.as_file().sync_data().map_err(io_at(&target))?;
                 tmp.persist(&target).map_err(|e| OutputError::Io { path: target.clone(), source: e.error })?;

@@ -102,11 +102,20 @@ pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
     move |source| OutputError::Io { path: path.to_path_buf(), source }
 }
 
+/// A temporary file in `dir` for an output to be renamed into place, mode 0644 less the umask
+/// as kaniko writes its outputs (`os.WriteFile(…, 0644)`, `os.Create`): a later step of the job
+/// that runs as another user, or a sidecar sharing the volume, reads the digest or the tarball
+/// (the temporary file's own default, 0600, kept them from it).
+pub(crate) fn output_tempfile(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new().prefix(".trowel-").permissions(fs::Permissions::from_mode(0o644)).tempfile_in(dir)
+}
+
 /// Writes `contents` to `path` atomically (temp file in the same directory, then rename).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), OutputError> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-    let mut tmp = tempfile::Builder::new().prefix(".trowel-").tempfile_in(&dir).map_err(io_at(path))?;
+    let mut tmp = output_tempfile(&dir).map_err(io_at(path))?;
     tmp.write_all(contents).map_err(io_at(path))?;
     tmp.as_file().sync_data().map_err(io_at(path))?;
     tmp.persist(path).map_err(|e| OutputError::Io { path: path.to_path_buf(), source: e.error })?;
