@@ -67,7 +67,7 @@ impl StoreChoice {
     pub(crate) fn configured(&self) -> &Result<PathBuf, String> {
         self.configured.get_or_init(|| match &self.dir {
             _ if self.isolation == Isolation::Container => Err("container isolation mounts no overlays".to_string()),
-            None => Err("no cache dir (--cache-dir does not exist)".to_string()),
+            None => Err("no cache dir (the --cache-dir directory, /cache unless given, does not exist)".to_string()),
             // A store of its own per user-namespace mapping (see `cache/unpacked.rs`).
             Some(d) if self.isolation == Isolation::Rootless || crate::fs::overlay_mount::in_user_namespace() => {
                 userns_store(d)
