@@ -7,6 +7,7 @@
 //! covering the base image's pull as it does in kaniko.
 
 mod common;
+mod faults;
 #[path = "registry_util/mod.rs"]
 mod util;
 
@@ -321,4 +322,83 @@ fn a_private_registry_is_reached_over_plain_http_as_kaniko_does() {
     let o = build(ctx.path(), &["--no-push".into()]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains(&format!("cannot reach https://{tls}")), "{}", text(&o));
+}
+
+/// kaniko ≥ 1.21's `--registry-map` (and `KANIKO_REGISTRY_MAP`): an image of any registry is
+/// pulled from its mirror, a repository prefix included; with
+/// `--skip-default-registry-fallback` never from the registry itself (here one that does not
+/// exist), and a mirror without the image is named in the error.
+#[test]
+fn registry_map_mirrors_any_registry_as_kaniko_does() {
+    let e = env();
+    let mirror = format!("{}/{}", e.registry, unique_repo("regmap"));
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{}", e.busybox()),
+        &format!("docker://{mirror}/tools/busybox:1.35"),
+    ]));
+    assert_ok(&o);
+    let ctx = context("FROM nowhere.invalid/tools/busybox:1.35\nRUN echo mapped > /m\n");
+    let map = format!("nowhere.invalid={mirror}");
+    let o = build(
+        ctx.path(),
+        &["--no-push".into(), "--skip-default-registry-fallback".into(), "--registry-map".into(), map.clone()],
+    );
+    assert_ok(&o);
+    assert!(text(&o).contains("RUN echo mapped"), "{}", text(&o));
+    let o = run(trowel()
+        .env("KANIKO_REGISTRY_MAP", format!("ghcr.io=elsewhere.invalid;{map}"))
+        .args([
+            "build",
+            "--docker-config",
+            "/nonexistent-trowel-test",
+            "--no-push",
+            "--skip-default-registry-fallback",
+            "--context",
+        ])
+        .arg(ctx.path()));
+    assert_ok(&o);
+    // A mirror that lacks the image: named in the error, the registry itself never tried.
+    let ctx = context("FROM nowhere.invalid/tools/absent:1\n");
+    let o = build(
+        ctx.path(),
+        &["--no-push".into(), "--skip-default-registry-fallback".into(), "--registry-map".into(), map],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains(&format!("{mirror}/tools/absent:1")), "{}", text(&o));
+}
+
+/// kaniko ≥ 1.21's `--push-ignore-immutable-tag-errors`: ECR's refusal to move an immutable
+/// tag fails the push without it, and with it ends the push without error, the log saying
+/// that the tag still names the image it named.
+#[test]
+fn an_immutable_tag_refusal_is_ignored_only_when_asked() {
+    let e = env();
+    let proxy = faults::FaultProxy::start(&e.registry);
+    let repo = unique_repo("immutable");
+    const ECR: &str = r#"{"errors":[{"code":"TAG_INVALID","message":"The image tag '1' already exists in the 'app' repository and cannot be overwritten because the repository is immutable."}]}"#;
+    proxy.inject("PUT", &format!("/{repo}/manifests/"), faults::Fault::Answer { code: 400, body: ECR }, usize::MAX);
+    let ctx = context(&format!("FROM {}\nRUN echo x > /x\n", e.busybox()));
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let o = build(ctx.path(), &["--destination".into(), dest.clone(), "--skip-push-permission-check".into()]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("cannot be overwritten because the repository is immutable"), "{}", text(&o));
+    let o = build(
+        ctx.path(),
+        &[
+            "--destination".into(),
+            dest.clone(),
+            "--skip-push-permission-check".into(),
+            "--push-ignore-immutable-tag-errors".into(),
+        ],
+    );
+    assert_ok(&o);
+    assert!(
+        text(&o)
+            .contains(&format!("{dest}: the registry keeps this tag immutable, so it still names the image it named")),
+        "{}",
+        text(&o)
+    );
 }

@@ -173,6 +173,10 @@ pub struct BuildArgs {
     /// Accepted for kaniko compatibility (extraction is not retried; downloads are).
     #[arg(long, default_value_t = 0)]
     pub image_fs_extract_retry: u32,
+    /// A registry's refusal to move an immutable tag (ECR, Artifact Registry) ends that push
+    /// without error, with a warning (kaniko ≥ 1.21).
+    #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
+    pub push_ignore_immutable_tag_errors: bool,
     /// Skip checking push access before building.
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub skip_push_permission_check: bool,
@@ -388,6 +392,7 @@ impl BuildArgs {
             destinations: self.destinations.clone(),
             no_push: self.no_push,
             skip_push_permission_check: self.skip_push_permission_check,
+            push_ignore_immutable_tag_errors: self.push_ignore_immutable_tag_errors,
             tar_path: self.tar_path.clone(),
             oci_layout_path: self.oci_layout_path.clone(),
             digest_file: self.digest_file.clone(),

@@ -1,4 +1,5 @@
 //! Every flag kaniko v1.19.2 defines (`cmd/executor/cmd/root.go`, `cmd/warmer/cmd/root.go`),
+//! and the two its last releases added (v1.21: `--registry-map`, `--push-ignore-immutable-tag-errors`),
 //! given as a kaniko job gives it, must parse here: a flag trowel lacks fails these tests. The
 //! tables are kaniko's, not trowel's: add a row when kaniko adds a flag. The defaults trowel
 //! shares with kaniko are checked too; the ones it does not are README's table of differences.
@@ -70,6 +71,9 @@ const EXECUTOR: &[(&str, Option<&str>)] = &[
     ("--ignore-path", Some("/var/mail")),
     ("--force-build-metadata", None),
     ("--skip-push-permission-check", None),
+    // Added by kaniko 1.21 (its last images, v1.23/v1.24, have them).
+    ("--registry-map", Some("index.docker.io=mirror.example/hub;ghcr.io=mirror.example/ghcr")),
+    ("--push-ignore-immutable-tag-errors", None),
     // Deprecated in kaniko, still accepted there (with a warning).
     ("--snapshotMode", Some("time")),
     ("--customPlatform", Some("linux/amd64")),
@@ -99,6 +103,7 @@ const WARMER: &[(&str, Option<&str>)] = &[
     ("--registry-certificate", Some("reg.example=/certs/ca.pem")),
     ("--registry-client-cert", Some("reg.example=/certs/client.pem,/certs/client.key")),
     ("--registry-mirror", Some("mirror.gcr.io")),
+    ("--registry-map", Some("index.docker.io=mirror.example/hub")),
     ("--skip-default-registry-fallback", None),
     ("--customPlatform", Some("linux/arm64")),
     ("--dockerfile", Some("Dockerfile")),

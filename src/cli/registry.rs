@@ -37,8 +37,13 @@ pub struct RegistryArgs {
     /// `;`-separated, tried after the flags).
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
-    /// With --registry-mirror: a docker.io image no mirror serves is an error instead of a
-    /// pull from docker.io (ignored without mirrors).
+    /// Mirrors of any registry (kaniko ≥ 1.21): `original=mirror[/prefix]`, several `;`-separated
+    /// (repeatable; also KANIKO_REGISTRY_MAP). An image of `original` is pulled from each of its
+    /// mirrors in turn, then from `original` (unless --skip-default-registry-fallback).
+    #[arg(long = "registry-map", value_name = "REGISTRY=MIRROR[;…]")]
+    pub registry_maps: Vec<String>,
+    /// With --registry-mirror or --registry-map: an image no mirror serves is an error instead
+    /// of a pull from its own registry (ignored without mirrors).
     #[arg(long, num_args = 0..=1, default_missing_value = bool_flag!(), action = ArgAction::Set, value_parser = super::parse_go_bool, default_value = "false")]
     pub skip_default_registry_fallback: bool,
     /// Retries for image downloads.
@@ -68,6 +73,8 @@ impl RegistryArgs {
         let registry_mirrors =
             mirrors(&self.registry_mirrors, &std::env::var("KANIKO_REGISTRY_MIRROR").unwrap_or_default());
         refuse_credentials(registry_mirrors.iter().map(|m| ("registry-mirror", m)))?;
+        let registry_maps = registry_maps(&self.registry_maps, std::env::var("KANIKO_REGISTRY_MAP").ok().as_deref())?;
+        refuse_credentials(registry_maps.iter().map(|(_, m)| ("registry-map", m)))?;
         Ok(RegistryOptions {
             insecure_pull: self.insecure_pull,
             insecure_registries: self.insecure_registries.clone(),
@@ -76,6 +83,7 @@ impl RegistryArgs {
             registry_certificates,
             client_certificates,
             registry_mirrors,
+            registry_maps,
             skip_default_registry_fallback: self.skip_default_registry_fallback,
             retries: self.image_download_retry,
             stall_timeout: self.stall_timeout,
@@ -123,9 +131,42 @@ fn mirrors(flags: &[String], env: &str) -> Vec<String> {
         .collect()
 }
 
+/// `--registry-map` values, then `KANIKO_REGISTRY_MAP`'s (kaniko reads the variable after the
+/// flags): `original=mirror` pairs, `;`-separated, a registry mapped more than once keeping every
+/// mirror in order (kaniko's `multiKeyMultiValueArg`).
+fn registry_maps(flags: &[String], env: Option<&str>) -> Result<Vec<(String, String)>, CliError> {
+    let mut out = Vec::new();
+    for value in flags.iter().map(String::as_str).chain(env) {
+        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                    out.push((from.trim().to_string(), to.trim().to_string()))
+                }
+                _ => {
+                    return Err(CliError(format!(
+                        "invalid --registry-map {pair:?}: expected REGISTRY=MIRROR (e.g. index.docker.io=mirror.example/hub)"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_maps_as_kaniko_reads_them() {
+        let flags = vec!["index.docker.io=m1.example;ghcr.io=m2.example/ghcr".to_string(), "ghcr.io=m3".into()];
+        let got = registry_maps(&flags, Some("quay.io=m4")).unwrap();
+        let want =
+            [("index.docker.io", "m1.example"), ("ghcr.io", "m2.example/ghcr"), ("ghcr.io", "m3"), ("quay.io", "m4")];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+        assert!(registry_maps(&["nomirror".into()], None).unwrap_err().0.contains("expected REGISTRY=MIRROR"));
+        assert!(registry_maps(&["a=".into()], None).is_err());
+    }
 
     #[test]
     fn stall_timeout_is_a_positive_go_duration() {

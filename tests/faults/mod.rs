@@ -21,6 +21,9 @@ use std::time::Duration;
 pub enum Fault {
     /// Close the connection without answering.
     Drop,
+    /// Answer with this status and this JSON body without asking the registry (a registry's
+    /// own refusal, e.g. ECR's of an immutable tag).
+    Answer { code: u16, body: &'static str },
     /// Answer with this status (and `Retry-After: n` when given) without asking the registry.
     Status { code: u16, retry_after: Option<u32> },
     /// Forward, but cut the response off after this many bytes of its body.
@@ -211,6 +214,15 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
                 client,
                 "HTTP/1.1 {code} {reason}\r\n{retry}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reason}",
                 reason.len()
+            );
+        }
+        Some(Fault::Answer { code, body }) => {
+            let mut sink = vec![0u8; body_len.min(64 << 20)];
+            let _ = client.read_exact(&mut sink);
+            let _ = write!(
+                client,
+                "HTTP/1.1 {code} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
             );
         }
         Some(Fault::CutUpload { after }) => {

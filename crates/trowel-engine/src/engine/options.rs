@@ -131,6 +131,9 @@ pub struct OutputOptions {
     pub image_name_tag_with_digest_file: Option<PathBuf>,
     /// `--annotation`: on the manifests, the index, the index's entries.
     pub annotations: crate::image::annotations::Annotations,
+    /// `--push-ignore-immutable-tag-errors` (kaniko ≥ 1.21): a registry's refusal to move an
+    /// immutable tag ends that destination's push without error (`publish.rs`).
+    pub push_ignore_immutable_tag_errors: bool,
 }
 
 /// kaniko's cache flags.

@@ -384,7 +384,11 @@ impl Build<'_> {
             for (d, a, _) in registry.push_blobs(dest, &retry, store, &progress).await? {
                 done.insert(d, a);
             }
-            let manifest_digest = registry.push_manifest(dest, &push.manifest_bytes, &push.manifest_media_type).await?;
+            let manifest_digest =
+                match registry.push_manifest(dest, &push.manifest_bytes, &push.manifest_media_type).await {
+                    Err(e) if self.immutable_tag_kept(raw, &e) => image.manifest_digest.clone(),
+                    pushed => pushed?,
+                };
             let blobs = push
                 .blobs
                 .iter()
@@ -430,8 +434,30 @@ impl Build<'_> {
     }
 }
 
-/// `push_progress` events for a push to `raw`, every 4 MiB of a blob and once at its end
-/// ([`ProgressGate`]).
+/// What registries answer when a tag may not be moved (kaniko's `errTagImmutable`): Artifact
+/// Registry's, and ECR's for a repository with immutable tags.
+const IMMUTABLE_TAG_ERRORS: [&str; 2] =
+    ["The repository has enabled tag immutability", "cannot be overwritten because the repository is immutable"];
+
+impl Build<'_> {
+    /// With `--push-ignore-immutable-tag-errors`, whether `e` is a registry's refusal to move an
+    /// immutable tag, which then ends the push to `raw` as kaniko ends it, without error. Said
+    /// in the log: the tag still names the image it named (its blobs and this image's manifest
+    /// were uploaded; the tag was not moved).
+    pub(super) fn immutable_tag_kept(&self, raw: &str, e: &crate::registry::RegistryError) -> bool {
+        let text = e.to_string();
+        let kept = self.ctx.opts.output.push_ignore_immutable_tag_errors
+            && IMMUTABLE_TAG_ERRORS.iter().any(|known| text.contains(known));
+        if kept {
+            self.ctx.emitter.warn(format!(
+                "{raw}: the registry keeps this tag immutable, so it still names the image it named; ignored \
+                 (--push-ignore-immutable-tag-errors): {text}"
+            ));
+        }
+        kept
+    }
+}
+
 /// The fields of an image config (`ENV NAME`, `LABEL key`, `User`, …) whose values hold one of
 /// the build's secrets (`ENV X=${GH_TOKEN}` puts a secret build arg's value there in clear:
 /// history masks it, the config cannot).
@@ -462,6 +488,8 @@ fn secret_fields(config: &serde_json::Value, redactor: &crate::secrets::Redactor
     out
 }
 
+/// `push_progress` events for a push to `raw`, every 4 MiB of a blob and once at its end
+/// ([`ProgressGate`]).
 pub(super) fn progress_reporter<'e>(emitter: &'e Emitter, raw: &'e str) -> impl Fn(PushProgress) + Send + Sync + 'e {
     let gates = std::sync::Mutex::new(std::collections::HashMap::<crate::digest::Digest, ProgressGate>::new());
     move |p: PushProgress| match p {

@@ -127,10 +127,13 @@ impl Build<'_> {
             started.push((dest, raw, push, t0));
         }
         for (dest, raw, push, t0) in started {
-            self.ctx
-                .rt
-                .block_on(self.ctx.registry.tag_index(dest, &push))
-                .map_err(|e| BuildError::Push { destination: raw.clone(), source: PushError::Registry(e) })?;
+            match self.ctx.rt.block_on(self.ctx.registry.tag_index(dest, &push)) {
+                Err(e) if self.immutable_tag_kept(raw, &e) => {}
+                tagged => {
+                    tagged
+                        .map_err(|e| BuildError::Push { destination: raw.clone(), source: PushError::Registry(e) })?;
+                }
+            }
             self.ctx.emitter.emit(Event::PushFinished {
                 destination: raw.clone(),
                 digest: (&index.digest).into(),

@@ -52,20 +52,18 @@ impl Registry {
         let _ = self.session.notice.set(Arc::new(notice));
     }
 
-    /// The references to try for a pull, in order: each `--registry-mirror` for Docker Hub
-    /// images, then the reference itself (unless `--skip-default-registry-fallback` and there
-    /// are mirrors).
+    /// The references to try for a pull, in order: each mirror of the image's registry
+    /// (`--registry-map`, and `--registry-mirror` for Docker Hub), then the reference itself
+    /// (unless `--skip-default-registry-fallback` and there are mirrors).
     pub(crate) fn pull_candidates(&self, r: &Reference) -> Vec<Reference> {
         let mut out = Vec::new();
-        if r.is_docker_hub() {
-            for (host, prefix) in self.session.opts.mirrors() {
-                let repository =
-                    if prefix.is_empty() { r.repository.clone() } else { format!("{prefix}/{}", r.repository) };
-                out.push(Reference { registry: host, repository, ..r.clone() });
-            }
-            if !out.is_empty() && self.session.opts.skip_default_registry_fallback {
-                return out;
-            }
+        for (host, prefix) in self.session.opts.mirrors_for(&r.registry) {
+            let repository =
+                if prefix.is_empty() { r.repository.clone() } else { format!("{prefix}/{}", r.repository) };
+            out.push(Reference { registry: host, repository, ..r.clone() });
+        }
+        if !out.is_empty() && self.session.opts.skip_default_registry_fallback {
+            return out;
         }
         out.push(r.clone());
         out
@@ -76,7 +74,7 @@ impl Registry {
     /// preference), else every mirror's, with the flag that forbade the fallback.
     pub(crate) fn no_candidate(&self, op: super::Op, r: &Reference, mut failed: Vec<RegistryError>) -> RegistryError {
         let opts = &self.session.opts;
-        let mirrors_only = r.is_docker_hub() && opts.skip_default_registry_fallback && !opts.mirrors().is_empty();
+        let mirrors_only = opts.skip_default_registry_fallback && !opts.mirrors_for(&r.registry).is_empty();
         match failed.pop() {
             Some(last) if !mirrors_only => last,
             last => {

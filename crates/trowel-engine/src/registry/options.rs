@@ -29,6 +29,8 @@ pub struct RegistryOptions {
     pub client_certificates: Vec<ClientCertificate>,
     /// `--registry-mirror host[/path]`: tried in order for Docker Hub images before Docker Hub.
     pub registry_mirrors: Vec<String>,
+    /// `--registry-map`: `(registry, mirror)` pairs, in order (a registry may have several).
+    pub registry_maps: Vec<(String, String)>,
     /// `--skip-default-registry-fallback`: with mirrors, a Docker Hub image none of them serves
     /// is an error instead of a pull from Docker Hub.
     pub skip_default_registry_fallback: bool,
@@ -54,6 +56,7 @@ impl Default for RegistryOptions {
             registry_certificates: Vec::new(),
             client_certificates: Vec::new(),
             registry_mirrors: Vec::new(),
+            registry_maps: Vec::new(),
             skip_default_registry_fallback: false,
             retries: 3,
             stall_timeout: super::stall::DEFAULT_STALL_TIMEOUT,
@@ -131,10 +134,19 @@ impl RegistryOptions {
             .collect()
     }
 
+    /// The mirrors of `registry`, in the order they are tried, as `(registry host, repository
+    /// prefix)`: its `--registry-map` entries, then, for Docker Hub, `--registry-mirror`s
+    /// (kaniko ≥ 1.21 adds the mirrors to the map after the map's own entries).
+    pub(crate) fn mirrors_for(&self, registry: &str) -> Vec<(String, String)> {
+        let registry = normalise_host(registry);
+        let mapped = self.registry_maps.iter().filter(|(from, _)| normalise_host(from) == registry).map(|(_, to)| to);
+        let hub = self.registry_mirrors.iter().filter(|_| registry == DOCKER_HUB);
+        Self::parse_mirrors(mapped.chain(hub))
+    }
+
     /// Mirrors as `(registry host, repository prefix)`, e.g. `mirror.gcr.io` → `("mirror.gcr.io", "")`.
-    pub(crate) fn mirrors(&self) -> Vec<(String, String)> {
-        self.registry_mirrors
-            .iter()
+    fn parse_mirrors<'a>(mirrors: impl Iterator<Item = &'a String>) -> Vec<(String, String)> {
+        mirrors
             .map(|m| {
                 let m = m.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
                 match m.split_once('/') {
@@ -274,8 +286,22 @@ mod tests {
         assert_eq!(o.certificates_for("other:5000").len(), 1);
         assert_eq!(o.certificates_for("other:6000").len(), 0);
         assert_eq!(
-            o.mirrors(),
+            o.mirrors_for("docker.io"),
             vec![("mirror.gcr.io".to_string(), String::new()), ("m.example".to_string(), "hub".to_string())]
         );
+        assert!(o.mirrors_for("ghcr.io").is_empty());
+        // --registry-map: any registry, its own entries first, Docker Hub's by either name.
+        let m = RegistryOptions {
+            registry_mirrors: vec!["mirror.gcr.io".into()],
+            registry_maps: vec![
+                ("docker.io".into(), "harbor.example/hub".into()),
+                ("ghcr.io".into(), "m2.example".into()),
+            ],
+            ..Default::default()
+        };
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(m.mirrors_for(DOCKER_HUB), [s("harbor.example", "hub"), s("mirror.gcr.io", "")]);
+        assert_eq!(m.mirrors_for("ghcr.io"), [s("m2.example", "")]);
+        assert!(m.mirrors_for("quay.io").is_empty());
     }
 }

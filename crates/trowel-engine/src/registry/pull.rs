@@ -58,8 +58,8 @@ impl Registry {
         }
         // When the default registry was tried last its error is the result, and the mirrors'
         // are noted; without it (`--skip-default-registry-fallback`) the error names them all.
-        let mirrors = self.session.opts.mirrors().len();
-        if r.is_docker_hub() && failed.len() > mirrors {
+        let mirrors = self.session.opts.mirrors_for(&r.registry).len();
+        if failed.len() > mirrors {
             mirror_failures.extend(failed[..mirrors].iter().map(ToString::to_string));
         }
         Err(self.no_candidate(Op::Pull, r, failed))
