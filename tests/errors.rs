@@ -49,8 +49,8 @@ fn dockerfile_mistakes_name_the_line_and_instruction() {
     assert_fails(
         "FROM UPPER/Case:1\n",
         &[],
-        "Dockerfile:1: FROM UPPER/Case:1: invalid image reference \"UPPER/Case:1\": invalid reference \
-         \"UPPER/Case:1\": repository name must be lowercase",
+        "Dockerfile:1: FROM UPPER/Case:1: failed to parse stage name \"UPPER/Case:1\": invalid reference format: \
+         repository name must be lowercase",
         1,
     );
     assert_fails(

@@ -191,6 +191,47 @@ fn ctrl_c_exits_and_restores_the_terminal() {
     t.wait_for("typed-after-exit");
 }
 
+/// A shell opened after `n` over steps the cache served has the terminal alone. The stage had no
+/// root yet, so the engine made one for the shell, and that event, before the shell's start,
+/// used to take the terminal back for the UI: the shell ran under raw mode (its lines
+/// staircased), the UI drew over it and read its keys, and once it exited nothing redrew.
+#[test]
+fn a_shell_after_stepping_over_cached_steps_has_the_terminal_alone() {
+    let ctx = tempfile::tempdir().unwrap();
+    let b = env().busybox();
+    let df = format!(
+        "FROM {b} AS base\nRUN echo base > /base\n\nFROM base AS builder\nRUN echo a > /a.txt\nRUN echo b > /b.txt\nWORKDIR /src\nRUN echo built > /src/out\n\nFROM {b}\nCOPY --from=builder /src/out /out\n"
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let cache = format!("{}/{}", env().registry, unique_repo("tui-shell-cache"));
+    let context = ctx.path().display().to_string();
+    let flags = ["--context", &context, "--no-push", "--insecure", "--cache", "--cache-repo", &cache];
+    assert_ok(&run(trowel().arg("build").args(flags)));
+    let cmd = format!("{} debug {} --break stage:builder", env!("CARGO_BIN_EXE_trowel"), flags.join(" "));
+    let t = Tmux::start(&cmd, 110, 32);
+    t.wait_for("paused before L4 FROM");
+    for next in ["L5 RUN", "L6 RUN", "L7 WORKDIR"] {
+        t.keys("n");
+        t.wait_for(&format!("paused before {next}"));
+    }
+    t.keys("!");
+    t.wait_for("a shell in the build root");
+    t.line("clear; echo first-line; echo second-line");
+    let s = t.wait_for("second-line");
+    // Cooked mode: every line starts at the left edge (under raw mode they staircased).
+    assert!(s.lines().any(|l| l.trim_end() == "second-line"), "the shell's lines start at the left edge:\n{s}");
+    assert!(!s.contains("1 Steps") && !s.contains("paused before"), "nothing of the UI over the shell:\n{s}");
+    t.line("exit");
+    let s = t.wait_for("changed nothing");
+    // The whole UI is drawn again, nothing of the shell's screen left in it.
+    assert!(s.contains("1 Steps") && s.contains("paused before L7 WORKDIR"), "{s}");
+    assert!(!s.contains("second-line"), "the shell's output is gone from the UI's screen:\n{s}");
+    t.keys("q");
+    t.wait_for("Abort it and quit?");
+    t.keys("y");
+    t.wait_for("EXIT=");
+}
+
 #[test]
 fn debug_and_replay_refuse_to_run_without_a_terminal() {
     let ctx = tempfile::tempdir().unwrap();

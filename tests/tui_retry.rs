@@ -14,7 +14,7 @@ use trowel::debugger::{Breakpoint, Resume};
 use trowel::tui::app::{Popup, Waiting};
 use trowel::tui::{App, Effect, Msg, Theme};
 use trowel_engine::engine::controller::{Checkpoint, StepReport};
-use trowel_events::{Attempt, Envelope, Event, ResumeAction, StepId, StepStatus, When};
+use trowel_events::{Attempt, Envelope, Event, PushReview, ResumeAction, ReviewLayer, StepId, StepStatus, When};
 use tui_support::*;
 
 const RUN: StepId = StepId { stage: 0, step: 1 };
@@ -314,4 +314,39 @@ fn edited_step_layers_100x30() {
     let mut app = retried_replay(Some("RUN echo fixed"));
     press(&mut app, "5 j");
     assert_snapshot!(screen(&mut app, 100, 30, &Theme::dark()).backend());
+}
+
+/// The push review names an edited or re-run step's layer as the Layers pane does (`L3 RUN ✎`),
+/// not as the step as written (`L3 RUN`).
+#[test]
+fn the_push_review_marks_an_edited_or_re_run_steps_layer() {
+    for (edited, mark) in [(Some("RUN echo fixed"), "L3 RUN ✎"), (None, "L3 RUN ↻")] {
+        let bps = Arc::new(Mutex::new(vec![Breakpoint::Failure]));
+        let mut app = App::live("Dockerfile".into(), bps);
+        for e in retried(edited) {
+            app.update(Msg::Event(Box::new(e)));
+        }
+        let layer = ReviewLayer {
+            digest: RERUN_LAYER.parse().unwrap(),
+            size: 120,
+            uncompressed_size: Some(1536),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            step: Some(RUN),
+            shell: None,
+            present: vec![Some(false)],
+            mount_from: vec![None],
+        };
+        let review = PushReview {
+            manifest_digest: RERUN_LAYER.parse().unwrap(),
+            config_digest: Some(RERUN_LAYER.parse().unwrap()),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            destinations: vec!["127.0.0.1:5000/team/app:1".into()],
+            layers: vec![layer],
+            platforms: Vec::new(),
+        };
+        app.update(Msg::ReviewPush(Box::new(review)));
+        let s = text(&screen(&mut app, 100, 30, &Theme::dark())).join("\n");
+        let row = s.lines().find(|l| l.contains("120 B")).unwrap_or_else(|| panic!("the layer's row: {s}"));
+        assert!(row.contains(mark), "{mark} in {row}\n{s}");
+    }
 }

@@ -113,10 +113,7 @@ fn handle(
     replies: &mut Replies,
     m: Incoming,
 ) -> Result<Vec<Effect>, TuiError> {
-    // Anything but the shell's own start means the shell session is over: take the
-    // terminal back before showing it.
-    let shell_start = matches!(&m, Incoming::Engine(e) if matches!(e.event, Event::ShellStarted { .. }));
-    if term.is_suspended() && !shell_start && !matches!(m, Incoming::Input(_)) {
+    if term.is_suspended() && ends_shell(&m) {
         term.resume()?;
         input.resume();
     }
@@ -139,6 +136,23 @@ fn handle(
         }
         Incoming::Done(r) => app.update(Msg::BuildDone { error: r.err() }),
     })
+}
+
+/// Whether `m` says the shell session the terminal was handed to is over, so the UI may take
+/// the terminal back. Only the engine's own word counts: the session's end, or a question or
+/// the build's end (which come only once the engine has left the session, also when the shell
+/// could not be opened). Anything else can arrive while the shell runs — the stage's root made
+/// for it (after `n` over cached steps there was none), a download's progress, a warning — and
+/// taking the terminal back then put it in raw mode under the shell, the UI drawing over it
+/// and reading its keys.
+fn ends_shell(m: &Incoming) -> bool {
+    match m {
+        Incoming::Engine(e) => matches!(e.event, Event::ShellFinished { .. }),
+        Incoming::Input(_) => false,
+        Incoming::Paused { .. } | Incoming::ShellChanges { .. } | Incoming::ReviewPush { .. } | Incoming::Done(_) => {
+            true
+        }
+    }
 }
 
 /// Carries out one effect; `true` means quit.

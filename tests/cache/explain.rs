@@ -173,3 +173,39 @@ fn a_step_served_from_the_cache_is_not_blamed() {
     assert_eq!(o.at(4), "miss: ARG V 1 → 2");
     assert_eq!(o.at(5), "miss: parent step missed (line 4: ARG V 1 → 2)");
 }
+
+/// A COPY's entries are in this machine's layer store, and its layer reference records (written
+/// only by a build that pushed) in the cache repository: a miss is explained against both, the
+/// newest of the same parent first. Only the first build pushed, so the repository's record of
+/// the `COPY --from` (line 8) is that build's; its newest entry is the fourth build's, in the
+/// layer store, against which the stage alone changed (VER 3 → 4). The repository's record
+/// alone named app.txt, whose COPY (line 7) was served from the cache.
+#[test]
+fn a_copy_is_explained_against_its_newest_entry_of_either_store() {
+    let df = format!(
+        "{} AS builder\nARG VER=1\nRUN echo \"ver $VER\" > /ver\nCOPY keep.txt /keep.txt\n\n{}COPY app.txt /app.txt\nCOPY --from=builder /ver /ver\nRUN cat /ver /app.txt > /combined\n",
+        from().trim_end(),
+        from()
+    );
+    let c = Ctx::new("both-stores", &df);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let dir = cache_dir.path().to_str().unwrap();
+    let build = |app: &str, ver: &str, push: bool| {
+        c.write("app.txt", app);
+        let arg = format!("VER={ver}");
+        let mut extra = vec!["--cache-dir", dir, "--build-arg", &arg];
+        if !push {
+            extra.push("--no-push");
+        }
+        c.run_build(&[], &[], &extra)
+    };
+    c.write("keep.txt", "keep\n");
+    build("v1\n", "1", true);
+    build("v2-longer\n", "2", false);
+    build("v2-longer\n", "3", false);
+    let fourth = build("v3\n", "3", false);
+    let o = build("v3\n", "4", false);
+    assert_eq!(o.at(7), "hit");
+    assert_eq!(o.at(8), "miss: stage builder changed");
+    assert_eq!(compared_with(&o, 8).unwrap().0, key_at(&fourth, 8));
+}

@@ -201,7 +201,7 @@ fn no_collision_between_build_arg_sets() {
     let c = Ctx::new("join", &format!("{}ARG A\nARG B\nRUN echo \"$A|$B\" > /ab\n", from()));
     c.build(&["--build-arg", "A=x-B=z"]);
     let o = c.build(&["--build-arg", "A=x", "--build-arg", "B=z"]);
-    assert_eq!(o.at(4), "miss: ARG A x-B=z → x, ARG B (unset) → z");
+    assert_eq!(o.at(4), "miss: ARG A x-B=z → x; ARG B (unset) → z");
     let u = pull_and_unpack(&c.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/ab"), "x|z\n");
 }

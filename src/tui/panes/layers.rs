@@ -18,7 +18,7 @@ use crate::tui::model::Model;
 use crate::tui::model::waste::{self, Fate, WasteReport};
 use crate::tui::theme::Theme;
 use trowel_events::state::Maker;
-use trowel_events::{BaseSource, LayerSummary};
+use trowel_events::{BaseSource, Digest, LayerSummary, StepId, When};
 
 /// Waste items listed (the largest first).
 const WASTE_ROWS: usize = 8;
@@ -114,9 +114,9 @@ fn short_media(m: &str) -> String {
 }
 
 /// `L6 RUN`, `L6 shell`, `L6 RUN ✎` (a step re-run or edited at a failure pause is marked as
-/// in the Steps pane).
-fn made_by(model: &Model, l: &LayerSummary) -> String {
-    let maker = model.maker(l.step, l.shell, &l.digest);
+/// in the Steps pane). The push review names layers with it too: one label wherever a layer is.
+pub(crate) fn made_by(model: &Model, step: Option<StepId>, shell: Option<When>, digest: &Digest) -> String {
+    let maker = model.maker(step, shell, digest);
     match maker {
         Maker::Step(s) => match super::steps::attempt_mark(s) {
             Some(mark) => format!("{} {mark}", maker.label()),
@@ -196,7 +196,8 @@ impl Component for LayersPane {
         let unpacked = width >= 60;
         // Wide enough for the longest label (a stage's single snapshot: `L5–12 stage`) where
         // there is room.
-        let longest = layers.iter().map(|l| made_by(ctx.model, l).chars().count()).max().unwrap_or(0);
+        let longest =
+            layers.iter().map(|l| made_by(ctx.model, l.step, l.shell, &l.digest).chars().count()).max().unwrap_or(0);
         let step_w = if unpacked { longest.clamp(9, 14) } else { 9 };
         let mut header = format!("{:>2} {} {}", "#", format::fit("digest", 12), format::fit_right("size", 7));
         if unpacked {
@@ -217,7 +218,10 @@ impl Component for LayersPane {
                 let u = l.uncompressed_size.map(format::bytes_compact).unwrap_or_default();
                 spans.push(Span::styled(format!(" {}", format::fit_right(&u, 8)), theme.dim));
             }
-            spans.push(Span::styled(format!(" {}", format::fit(&made_by(ctx.model, l), step_w)), theme.dim));
+            spans.push(Span::styled(
+                format!(" {}", format::fit(&made_by(ctx.model, l.step, l.shell, &l.digest), step_w)),
+                theme.dim,
+            ));
             let w = if wasted > 0 { format::bytes_compact(wasted) } else { String::new() };
             spans.push(Span::styled(format!(" {}", format::fit_right(&w, 7)), theme.waste));
             let mut line = Line::from(spans);

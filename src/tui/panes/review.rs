@@ -150,19 +150,28 @@ fn layer_rows<'a>(
 ) {
     let dests = r.destinations.len();
     let col = 9;
-    let mut head =
-        format!("{:>2} {} {} {} ", "#", format::fit("layer", 12), format::fit_right("size", 9), format::fit("step", 8));
+    // Named as in the Layers pane (`L6 RUN ✎` for a step edited at a failure pause), the
+    // column as wide as the longest name.
+    let steps: Vec<String> =
+        layers.iter().map(|l| super::layers::made_by(&app.model, l.step, l.shell, &l.digest)).collect();
+    let step_w = steps.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(8);
+    let mut head = format!(
+        "{:>2} {} {} {} ",
+        "#",
+        format::fit("layer", 12),
+        format::fit_right("size", 9),
+        format::fit("step", step_w)
+    );
     for i in 0..dests {
         head.push_str(&format::fit_right(&if dests > 1 { format!("dest {}", i + 1) } else { "registry".into() }, col));
     }
     out.push(Line::from(Span::styled(format::truncate(&head, width), theme.header)));
-    for (i, l) in layers.iter().enumerate() {
-        let step = app.model.maker(l.step, l.shell, &l.digest).label();
+    for (i, (l, step)) in layers.iter().zip(&steps).enumerate() {
         let mut spans = vec![
             Span::styled(format!("{:>2} ", i + 1), theme.line_number),
             Span::styled(format!("{} ", format::fit(&format::digest_short(&l.digest), 12)), theme.text),
             Span::styled(format!("{} ", format::fit_right(&format::bytes(l.size), 9)), theme.text),
-            Span::styled(format!("{} ", format::fit(&step, 8)), theme.dim),
+            Span::styled(format!("{} ", format::fit(step, step_w)), theme.dim),
         ];
         for (d, p) in l.present.iter().enumerate() {
             let done = r.destinations.get(d).and_then(|dest| pushed(app, dest, &l.digest));

@@ -2,7 +2,10 @@
 //!
 //! A miss is explained against the *closest* earlier entry of the same step of the same
 //! Dockerfile: of the entries the step's pointer tag leads to (the newest, and the earlier ones
-//! it lists, see [`super::registry`]), the one whose inputs differ least. Comparing with the
+//! it lists, see [`super::registry`]; a COPY's in this machine's layer store and the cache
+//! repository's records together, [`merge`]), those of the same instruction and, when there
+//! are any, of the same parent (then only the step's own inputs differ), the one whose inputs
+//! differ least. Comparing with the
 //! newest alone blames whatever changed last: built with `VERSION=1.0`, then `2.0`, then `1.0`
 //! with a changed file, the newest entry differs in the ARG and the file, the first only in the
 //! file, which is the real cause. Every input that differs from that entry is named: variables,
@@ -55,8 +58,11 @@ pub struct Explanation {
 }
 
 impl Explanation {
+    /// The reasons, `; ` between them: a reason may hold a list of its own (`2 files changed
+    /// (a, b)`), and with commas a source stage's change followed by the parent's read as one
+    /// (`stage builder changed, COPY app.txt at line 7: …` as if line 7 were builder's).
     pub fn text(&self) -> String {
-        self.reasons.join(", ")
+        self.reasons.join("; ")
     }
 
     fn only(reason: String) -> Explanation {
@@ -92,7 +98,13 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
     if this.is_empty() {
         return Explanation::only(another_instruction(&newest.components, cur, missed));
     }
-    let entries = this;
+    // Entries with this step's parent, when there are any, are the ones compared: only this
+    // step's own inputs differ from them. Another parent is no cause when this build's parent
+    // came from the cache (it was made before, by a build that left one of those entries):
+    // comparing with a newer entry of another parent named what that parent's build had, as
+    // if this build had changed it.
+    let same_parent: Vec<&Earlier> = this.iter().copied().filter(|e| e.components.parent == cur.parent).collect();
+    let entries = if same_parent.is_empty() { this } else { same_parent };
     // The entries that differ least; of those, the one with the fewest causes to name (a
     // changed parent counts once in the distance however far back it changed), the newest of
     // equally close ones.
@@ -158,15 +170,39 @@ fn first_missed_ancestor(
 /// `cur` in at most one input. Another entry is never closer: one whose recorded inputs all
 /// equal `cur`'s would have had this step's key (the inputs recorded are the ones the key
 /// hashes; only a secret written literally into the instruction is masked in both), and would
-/// name no cause anyway; and of equally close entries the newest is taken. This is the
-/// commonest miss — one input changed since the last build, such as an edited source file and
-/// every step after its COPY — and it then costs the pointer's entry alone instead of one fetch
-/// per listed entry (up to [`crate::cache::registry::HISTORY`], each an entry's config, which
-/// lists a copied directory's files).
+/// name no cause anyway; and of equally close entries the newest is taken. It must have this
+/// step's parent: else an earlier entry may have it (this build's parent came from the cache,
+/// made by an earlier build), and that one is compared. This is the commonest miss — one input
+/// of the step changed since the last build, such as an edited source file at its COPY or an
+/// ARG at its RUN — and it then costs the pointer's entry alone instead of one fetch per listed
+/// entry (up to [`crate::cache::registry::HISTORY`], each an entry's config, which lists a
+/// copied directory's files).
 pub fn settles(newest: &Earlier, cur: &KeyComponents) -> bool {
     // An entry of another instruction is never compared: the earlier entries it lists may be
-    // this one's (its place held this instruction before), so they are fetched.
-    same_instruction(&newest.components, cur) && distance(&newest.components, cur) <= 1
+    // this one's (its place held this instruction before), so they are fetched. Nor is one of
+    // another parent when an earlier entry may have this step's parent, which is preferred.
+    same_instruction(&newest.components, cur)
+        && newest.components.parent == cur.parent
+        && distance(&newest.components, cur) <= 1
+}
+
+/// The entries of a step that two stores hold (this machine's layer store and the cache
+/// repository, each newest first), as one list, newest first by when they were made. A COPY's
+/// entries are in the layer store, and its layer reference records, written only when a build
+/// pushed, in the cache repository: taking the repository's alone compared a step with the
+/// entry of the last build that pushed, however many builds came after it. Of entries made in
+/// the same second, `a`'s come first; one whose time is unknown comes after those with one.
+pub fn merge(a: Vec<Earlier>, b: Vec<Earlier>) -> Vec<Earlier> {
+    let mut all: Vec<Earlier> = Vec::with_capacity(a.len() + b.len());
+    for e in a.into_iter().chain(b) {
+        if !all.iter().any(|x| x.key == e.key) {
+            all.push(e);
+        }
+    }
+    // RFC 3339 times in UTC (as both stores write them) order as text; stable, so a store's
+    // own order stays for equal times.
+    all.sort_by(|x, y| y.created.is_some().cmp(&x.created.is_some()).then_with(|| y.created.cmp(&x.created)));
+    all
 }
 
 /// How many inputs differ: each variable, source file and source, the instruction text, the

@@ -118,15 +118,17 @@ fn the_closest_entry_is_compared_and_every_difference_named() {
     assert_eq!(e.compared, Some(("k1".to_string(), Some("created-k1".to_string()))));
     // Compared with the newest alone, both differences are named.
     let e = explain(&Previous::Entries(vec![second]), &cur, &BTreeMap::new());
-    assert_eq!(e.text(), "ARG VERSION 2.0 → 1.0, COPY app.txt at line 3: 1 file changed (app.txt)");
+    assert_eq!(e.text(), "ARG VERSION 2.0 → 1.0; COPY app.txt at line 3: 1 file changed (app.txt)");
     // Equally close entries: the newest is compared.
     let again = entry("k0", run("1.0", copy("copy-a", b"a")));
     let e = explain(&Previous::Entries(vec![again, first]), &cur, &BTreeMap::new());
     assert_eq!(e.compared.unwrap().0, "k0");
 }
 
-/// A newest entry one input away settles the comparison: whatever else is listed, it is the
-/// one compared. Two inputs away it does not, and an earlier entry may be closer.
+/// A newest entry one input away, of this step's parent, settles the comparison: whatever else
+/// is listed, it is the one compared. Two inputs away it does not, and an earlier entry may be
+/// closer; nor does one that differs in its parent alone, as an earlier entry may have this
+/// step's parent, and that one is compared.
 #[test]
 fn only_a_newest_entry_one_input_away_settles_the_comparison() {
     let run = |version: &str, parent: &str| {
@@ -135,8 +137,9 @@ fn only_a_newest_entry_one_input_away_settles_the_comparison() {
         c
     };
     let cur = run("1.0", "copy-b");
-    let one_away = entry("k2", run("1.0", "copy-a"));
+    let one_away = entry("k2", run("2.0", "copy-b"));
     let two_away = entry("k3", run("2.0", "copy-a"));
+    let other_parent = entry("k4", run("1.0", "copy-a"));
     let also_one_away = entry("k1", run("3.0", "copy-b"));
     assert!(settles(&one_away, &cur));
     assert!(settles(&one_away, &cur.inputs_only()), "the inputs alone decide");
@@ -144,7 +147,11 @@ fn only_a_newest_entry_one_input_away_settles_the_comparison() {
         |entries: Vec<Earlier>| explain(&Previous::Entries(entries), &cur, &BTreeMap::new()).compared.unwrap().0;
     assert_eq!(compared(vec![one_away.clone(), also_one_away.clone(), two_away.clone()]), "k2");
     assert!(!settles(&two_away, &cur));
-    assert_eq!(compared(vec![two_away, also_one_away]), "k1");
+    assert_eq!(compared(vec![two_away, also_one_away.clone()]), "k1");
+    assert!(!settles(&other_parent, &cur), "an earlier entry may have this parent");
+    assert_eq!(compared(vec![other_parent.clone(), also_one_away]), "k1");
+    // With no entry of this parent, the closest of the others.
+    assert_eq!(compared(vec![entry("k5", run("2.0", "copy-a")), other_parent]), "k4");
     assert!(settles(&entry("k0", cur.clone()), &cur));
     // An entry of another instruction at this place never settles it: the entries it lists may
     // be this instruction's.
@@ -388,4 +395,46 @@ fn a_mounted_stage_that_changed_says_why() {
     let mut other = with("k-old");
     other.sources.insert("mount /in".into(), "type=bind,from=build,source=/dist,target=/in,ro stage-key=k-old".into());
     assert_eq!(against(with("k-old"), &other, &missed), "mount /in changed");
+}
+
+/// The audit's case: built with app.txt v1 and VER=1, then v2 and 2, then 3, then v3 and 3 again,
+/// then VER=4. Line 7 (`COPY app.txt`) is served from the cache (build 4's entry); line 8 (`COPY
+/// --from=builder`) has build 4's entry in the layer store, of the same parent, and build 1's
+/// layer reference record in the cache repository (only build 1 pushed). It is compared with
+/// build 4's: the stage alone changed, not app.txt; and the stage's change is said apart from
+/// anything else.
+#[test]
+fn a_step_is_compared_with_its_newest_entry_of_the_same_parent_across_both_stores() {
+    let copy_app = |key: &str, content: &[u8]| {
+        let mut c = comps("COPY app.txt /app.txt");
+        c.files = vec![file("app.txt", content)];
+        ChainLink { inputs: Some(Box::new(LinkInputs::of(&c))), ..link(7, "COPY app.txt /app.txt", key) }
+    };
+    let from_builder = |stage_key: &str, parent: ChainLink, created: &str| {
+        let mut c = comps("COPY --from=builder /ver /ver");
+        c.line = 8;
+        c.sources = BTreeMap::from([("stage:builder".to_string(), stage_key.to_string())]);
+        c.parent = parent.key.clone();
+        c.chain.push(parent);
+        Earlier { key: format!("e-{stage_key}-{created}"), components: Box::new(c), created: Some(created.into()) }
+    };
+    let b1 = from_builder("s1", copy_app("c1", b"v1"), "2026-12-06T04:25:01Z");
+    let b2 = from_builder("s2", copy_app("c2", b"v2-longer"), "2026-12-06T04:25:02Z");
+    let b3 = from_builder("s3", copy_app("c2", b"v2-longer"), "2026-12-06T04:25:03Z");
+    let b4 = from_builder("s3", copy_app("c3", b"v3"), "2026-12-06T04:25:04Z");
+    let cur = *from_builder("s4", copy_app("c3", b"v3"), "now").components;
+    // The layer store's entries (newest first) and the repository's record, as one list.
+    let merged = merge(vec![b4.clone(), b3.clone(), b2.clone()], vec![b1.clone()]);
+    let keys: Vec<&str> = merged.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, [&b4.key, &b3.key, &b2.key, &b1.key]);
+    // Either way round, and with an entry in both.
+    let keys = |m: Vec<Earlier>| m.into_iter().map(|e| e.key).collect::<Vec<_>>();
+    assert_eq!(keys(merge(vec![b1.clone()], vec![b4.clone(), b1.clone()])), [b4.key.clone(), b1.key.clone()]);
+    let e = explain(&Previous::Entries(merged), &cur, &BTreeMap::new());
+    assert_eq!(e.compared.as_ref().unwrap().0, b4.key);
+    assert_eq!(e.text(), "stage builder changed");
+    // The repository's record alone, before: app.txt named as if this build had changed it.
+    let e = explain(&Previous::Entries(vec![b1]), &cur, &BTreeMap::new());
+    assert_eq!(e.text(), "stage builder changed; COPY app.txt at line 7: 1 file changed (app.txt)");
+    assert!(settles(&b4, &cur));
 }

@@ -90,6 +90,14 @@ pub(crate) fn check_dockerfile(df: &Dockerfile, plan: &Plan) -> Result<(), Build
                 .map_err(|e| refuse(&df.stages[ps.dockerfile_stage].from, format!("FROM --platform: {e}")))?;
         }
     }
+    // A base that is no image reference stops BuildKit before it builds anything, in a stage
+    // the target needs or not.
+    for ps in &plan.stages {
+        if let Base::Image(name) = &ps.base {
+            crate::dockerfile::checks::base_reference(name)
+                .map_err(|e| refuse(&df.stages[ps.dockerfile_stage].from, e))?;
+        }
+    }
     Ok(())
 }
 

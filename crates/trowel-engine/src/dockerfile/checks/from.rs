@@ -1,7 +1,8 @@
 //! The checks on FROM lines (BuildKit's `validateBaseImagesWithDefaultArgs`, the checks in
 //! `buildDispatchStates`, and `validateBaseImagePlatform`): what the global ARGs give a base
 //! name with their defaults alone, ARGs a FROM uses without declaring them, and `--platform`
-//! values that are redundant or constant. They run on every stage, built or not.
+//! values that are redundant or constant. They run on every stage, built or not. Also the error
+//! of a base name that is no image reference (`resolveBaseImage`), in the words the build uses.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use crate::dockerfile::error::DockerfileError;
 use crate::dockerfile::types::{Dockerfile, InstructionKind};
 use crate::image::manifest::Platform;
 use crate::image::platform::{KNOWN_ARCH, KNOWN_OS, normalize, normalize_arch};
-use crate::registry::Reference;
+use crate::registry::{Reference, RegistryError};
 
 const CLEAN: Origin = Origin::Dockerfile { tainted: false };
 
@@ -71,12 +72,16 @@ pub(super) fn check(out: &mut Findings, df: &Dockerfile, opts: &CheckOptions) ->
     let file = out.config.clone();
     let predefined = predefined(df, opts);
     // InvalidDefaultArgInFrom: the base names the global ARGs' defaults give. BuildKit gives up
-    // on this rule (only) when they do not expand.
+    // on this rule (only) when they do not expand. A base name that uses no variable is left
+    // to the error below: BuildKit's loop runs on it too, but then says "Default value for ARG
+    // 127.0.0.1:/busybox" of a line with no ARG in it, beside the error that stops the build.
     if let Ok((defaults, _)) = global_scope(df, predefined.clone(), None) {
         for stage in &df.stages {
             let InstructionKind::From { image, .. } = &stage.from.kind else { continue };
-            let Ok(name) = scope::word(image, df.escape, &defaults).0 else { break };
-            if Reference::parse(&name).is_err() {
+            let (name, lookups) = scope::word(image, df.escape, &defaults);
+            let Ok(name) = name else { break };
+            let uses_args = !lookups.matched.is_empty() || !lookups.unmatched.is_empty();
+            if uses_args && Reference::parse(&name).is_err() {
                 let finding = Finding::at(
                     &rules::INVALID_DEFAULT_ARG_IN_FROM,
                     &stage.from,
@@ -91,7 +96,11 @@ pub(super) fn check(out: &mut Findings, df: &Dockerfile, opts: &CheckOptions) ->
     let mut known: Vec<&str> = global.keys().chain(declared.iter().map(String::as_str)).collect();
     known.sort_unstable();
     known.dedup();
-    for stage in &df.stages {
+    // The first base that is neither `scratch`, an earlier stage nor an image reference. BuildKit
+    // says so when it resolves the bases, once every FROM's platform was read: it is reported
+    // after the errors of this loop.
+    let mut bad_reference = None;
+    for (i, stage) in df.stages.iter().enumerate() {
         let InstructionKind::From { image, platform, .. } = &stage.from.kind else { continue };
         let config = file.with_comments(&stage.from.written.comments);
         let undeclared = |out: &mut Findings, unmatched: &[String]| {
@@ -105,6 +114,16 @@ pub(super) fn check(out: &mut Findings, df: &Dockerfile, opts: &CheckOptions) ->
         let name = name.map_err(|e| stage.from.error(e))?;
         if name.is_empty() {
             return Err(stage.from.error(format!("base name ({image}) should not be blank")));
+        }
+        let earlier_stage =
+            df.stages[..i].iter().any(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&name)));
+        if bad_reference.is_none()
+            && !name.eq_ignore_ascii_case("scratch")
+            && !earlier_stage
+            && let Err(e) = base_reference(&name)
+        {
+            // For every stage, built or not, as BuildKit's conversion.
+            bad_reference = Some(stage.from.error(e));
         }
         let Some(raw) = platform else { continue };
         let (expanded, lookups) = scope::word(raw, df.escape, &global);
@@ -137,7 +156,7 @@ pub(super) fn check(out: &mut Findings, df: &Dockerfile, opts: &CheckOptions) ->
             return Err(stage.from.error(format!("failed to parse platform {raw}")));
         }
     }
-    Ok(())
+    bad_reference.map_or(Ok(()), Err)
 }
 
 /// InvalidBaseImagePlatform: the base image of `stage` (named `image` in its FROM) was
@@ -193,6 +212,20 @@ fn format_all(p: &Platform) -> String {
         s.push_str(v);
     }
     s
+}
+
+/// The image a FROM names (`name` expanded; neither `scratch` nor an earlier stage), or
+/// BuildKit's error for a name that is no image reference (`resolveBaseImage`), with the reason
+/// (BuildKit's own for an uppercase or too long name). One wording for `trowel check`, the
+/// refusal before a build and a stage's start.
+pub fn base_reference(name: &str) -> Result<Reference, String> {
+    Reference::parse(name).map_err(|e| {
+        let why = match e {
+            RegistryError::InvalidReference { reason, .. } => format!(": {reason}"),
+            _ => String::new(),
+        };
+        format!("failed to parse stage name {name:?}: invalid reference format{why}")
+    })
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub(crate) mod suggest;
 mod syntax;
 
 pub use config::{BUILD_ARG, CheckConfig, ConfigSource, directive};
-pub use from::base_platform;
+pub use from::{base_platform, base_reference};
 pub use rules::Rule;
 
 /// One finding: a rule, where, and what it says.

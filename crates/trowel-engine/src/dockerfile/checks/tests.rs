@@ -166,13 +166,17 @@ fn maintainer_deprecated() {
 
 #[test]
 fn undefined_arg_in_from() {
-    // `busybox:` is no image name either.
+    // `busybox:` is no image name either: found, and the build stops there as BuildKit's does.
+    let r = report("ARG VERSION=1.36\nFROM busybox:${VERSON}\n", &Setup::default());
     assert_eq!(
-        found("ARG VERSION=1.36\nFROM busybox:${VERSON}\n"),
+        r.findings.iter().map(|f| format!("{}: {}", f.line, f.short())).collect::<Vec<_>>(),
         [
             "2: InvalidDefaultArgInFrom: Default value for ARG busybox:${VERSON} results in empty or invalid base image name (line 2)",
             "2: UndefinedArgInFrom: FROM argument 'VERSON' is not declared (did you mean VERSION?) (line 2)",
         ]
+    );
+    assert!(
+        r.error.unwrap().to_string().contains(r#"failed to parse stage name "busybox:": invalid reference format"#)
     );
     assert_eq!(
         found("ARG tag=1.36\nFROM busybox:${tag}${flavour} AS b\n"),
@@ -197,6 +201,38 @@ fn undefined_arg_in_a_platform_stops_at_the_error() {
         ["UndefinedArgInFrom: FROM argument 'BULIDPLATFORM' is not declared (did you mean BUILDPLATFORM?) (line 1)"]
     );
     assert!(r.error.unwrap().to_string().contains("empty platform value from expression $BULIDPLATFORM"));
+}
+
+/// A base name that is no image reference and uses no ARG: the error BuildKit stops at, not
+/// InvalidDefaultArgInFrom, which is about an ARG's default (there is none here). With an ARG
+/// whose default gives such a name, the rule is still found.
+#[test]
+fn an_invalid_base_reference_without_args_is_an_error_not_a_default_arg_finding() {
+    let r = report("FROM 127.0.0.1:/busybox:latest\nRUN true\n", &Setup::default());
+    assert!(r.findings.is_empty(), "{:?}", r.findings.iter().map(Finding::short).collect::<Vec<_>>());
+    let error = r.error.expect("an invalid reference stops the build").to_string();
+    assert!(
+        error.contains(
+            r#"failed to parse stage name "127.0.0.1:/busybox:latest": invalid reference format: invalid registry "127.0.0.1:""#
+        ),
+        "{error}"
+    );
+    // Also in a stage the target does not build, and after a stage with a valid one.
+    let r = report("FROM busybox AS ok\nFROM Not/Valid AS other\nFROM ok\n", &Setup::default());
+    assert!(r.error.unwrap().to_string().contains(r#"failed to parse stage name "Not/Valid""#));
+    // An earlier stage's name in another case, and scratch, are no references.
+    assert!(report("FROM busybox AS Build\nFROM BUILD\nFROM SCRATCH\n", &Setup::default()).error.is_none());
+    // The ARG case keeps its finding (and the name its defaults give is not what is built).
+    let args = Setup { build_args: BTreeMap::from([("REG".into(), "127.0.0.1:5000".into())]), ..Setup::default() };
+    let r = report("ARG REG=127.0.0.1:\nFROM $REG/busybox:latest\n", &args);
+    let shown: Vec<String> = r.findings.iter().map(Finding::short).collect();
+    assert_eq!(
+        shown,
+        [
+            "InvalidDefaultArgInFrom: Default value for ARG $REG/busybox:latest results in empty or invalid base image name (line 2)"
+        ]
+    );
+    assert!(r.error.is_none(), "{:?}", r.error.map(|e| e.to_string()));
 }
 
 #[test]

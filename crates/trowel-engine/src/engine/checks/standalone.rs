@@ -11,7 +11,7 @@ use crate::dockerfile::checks::{self, BaseInfo, CheckConfig, CheckOptions, Findi
 use crate::dockerfile::{self, Base, DockerIgnore, Dockerfile, PlatformArgs};
 use crate::image::config::ImageConfig;
 use crate::image::manifest::Platform;
-use crate::registry::{Reference, Registry, RegistryOptions};
+use crate::registry::{Registry, RegistryOptions};
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ fn resolve(
         Some(p) => Platform::parse(p).map_err(|e| fail(format!("FROM --platform: {e}")))?,
         None => target.clone(),
     };
-    let reference = Reference::parse(image).map_err(|e| fail(format!("invalid image reference {image:?}: {e}")))?;
+    let reference = crate::dockerfile::checks::base_reference(image).map_err(fail)?;
     let client = Registry::new(registry.clone()).map_err(|e| fail(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

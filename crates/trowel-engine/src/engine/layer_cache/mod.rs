@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use trowel_events::{Event, StepId};
 
-use crate::cache::explain::{Explanation, Missed, Previous, explain};
+use crate::cache::explain::{Explanation, Missed, Previous, explain, merge};
 use crate::cache::key::KeyComponents;
 use crate::cache::local::{LocalEntry, LocalLayer, LocalLayers, local_pointer};
 use crate::cache::registry::{CacheError, Lookup, RegistryCache, pointer_tag};
@@ -293,14 +293,24 @@ impl LayerCache {
                     None => None,
                 };
                 let _permit = limiter.acquire_owned().await;
-                match remote.lookup(&key, &pointer, absent, &store, &current).await? {
+                Ok(match (remote.lookup(&key, &pointer, absent, &store, &current).await?, from_local) {
                     // Nothing in the cache repository to compare with: the local store's
                     // explanation, if it had one, is the better one.
-                    Lookup::Miss { previous: Previous::None, .. } if from_local.is_some() => {
-                        Ok(from_local.expect("checked"))
+                    (Lookup::Miss { previous: Previous::None, .. }, Some(local)) => local,
+                    // Both have earlier entries (the repository's are layer reference records,
+                    // written only by builds that pushed): compared as one list, newest first.
+                    (
+                        Lookup::Miss { previous: Previous::Entries(r), history: rh },
+                        Some(Lookup::Miss { previous: Previous::Entries(l), history: lh }),
+                    ) => {
+                        let more: Vec<String> = rh.into_iter().filter(|k| !lh.contains(k)).collect();
+                        let mut history = lh;
+                        history.extend(more);
+                        history.truncate(crate::cache::registry::HISTORY);
+                        Lookup::Miss { previous: Previous::Entries(merge(l, r)), history }
                     }
-                    other => Ok(other),
-                }
+                    (other, _) => other,
+                })
             });
             keys.lookups.insert(*id, h);
         }

@@ -56,7 +56,7 @@ impl StageRunner {
                     }
                     _ => ctx.plan.target_platform(idx).clone(),
                 };
-                let reference = Reference::parse(r).map_err(|e| fail(format!("invalid image reference {r:?}: {e}")))?;
+                let reference = crate::dockerfile::checks::base_reference(r).map_err(fail)?;
                 // `miss`: pulled instead, and why (`Some(None)`: no cache dir was given).
                 let (img, miss) = match from_cache_dir(ctx, &reference, r, &platform) {
                     Ok(img) => (img, None),
