@@ -12,6 +12,7 @@
 mod auth;
 mod client;
 pub mod client_cert;
+pub(crate) mod cloud;
 mod config_file;
 mod env_auth;
 pub mod error;
@@ -43,8 +44,6 @@ pub use login::LoginCheck;
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
 pub use stall::{DEFAULT_STALL_TIMEOUT, Stalled};
-/// A reqwest error as text without its URL, for the other HTTP clients of the engine.
-pub(crate) use transport::describe as describe_http_error;
 
 /// Internals the fuzz targets in `fuzz/` (and their seed replay in the tests) reach; not API.
 #[doc(hidden)]

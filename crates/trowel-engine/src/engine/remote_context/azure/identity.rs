@@ -5,8 +5,8 @@
 //! `WorkloadIdentityCredential` sends), then the blob is read with `Authorization: Bearer`.
 //! Both tokens are secrets: returned for masking, never put in a message.
 
-use super::super::http::{Client, HttpError, Request};
 use super::config::WorkloadIdentity;
+use crate::registry::cloud::http::{Client, HttpError, Request};
 
 /// The token and the values to mask (the federated token, the access token).
 pub(super) struct Token {

@@ -18,8 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::http::{Client, ClientOptions, Request, Response};
 use super::{AzureSource, ContextError, ContextKind, ContextOrigin, FetchOptions, tar};
+use crate::registry::cloud::http::{Client, ClientOptions, Request, Response};
 
 mod config;
 mod identity;

@@ -9,14 +9,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Read-only access to Cloud Storage: all a context needs.
-pub(super) const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_only";
+pub(crate) const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_only";
 
 /// An RSA private key from a service account key file.
-pub(super) struct SigningKey(ring::signature::RsaKeyPair);
+pub(crate) struct SigningKey(ring::signature::RsaKeyPair);
 
 impl SigningKey {
     /// The key in `pem`; the error names what is wrong (never the key's bytes).
-    pub(super) fn from_pem(pem: &str) -> Result<SigningKey, String> {
+    pub(crate) fn from_pem(pem: &str) -> Result<SigningKey, String> {
         let label = |l: &str| pem.contains(&format!("-----BEGIN {l}-----"));
         let pkcs8 = label("PRIVATE KEY");
         if !pkcs8 && !label("RSA PRIVATE KEY") {
@@ -36,7 +36,7 @@ impl SigningKey {
 
     /// The assertion `iss` signs for `aud` (the token endpoint), valid from `now` (Unix seconds)
     /// for an hour, Google's maximum.
-    pub(super) fn assertion(&self, key_id: Option<&str>, iss: &str, aud: &str, now: u64) -> Result<String, String> {
+    pub(crate) fn assertion(&self, key_id: Option<&str>, iss: &str, aud: &str, now: u64) -> Result<String, String> {
         let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
         if let Some(kid) = key_id {
             header["kid"] = kid.into();
