@@ -13,6 +13,7 @@ mod auth;
 mod client;
 pub mod client_cert;
 pub(crate) mod cloud;
+mod cloud_auth;
 mod config_file;
 mod env_auth;
 pub mod error;

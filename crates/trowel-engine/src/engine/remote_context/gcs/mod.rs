@@ -85,7 +85,7 @@ pub(super) fn fetch(
     } else {
         let c = Credentials::find(opts.env).map_err(invalid)?;
         secrets.extend(c.secrets());
-        let token = c.access_token(&client).map_err(|e| match e {
+        let token = c.access_token(&client, crate::registry::cloud::google::jwt::SCOPE).map_err(|e| match e {
             credentials::TokenError::Refused(reason) => invalid(reason),
             credentials::TokenError::Http { what, source } => {
                 ContextError::Http { source_: src.shown.clone(), what, source }

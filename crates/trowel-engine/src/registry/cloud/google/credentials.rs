@@ -155,6 +155,14 @@ impl Credentials {
         Ok(Credentials { kind, origin })
     }
 
+    /// The metadata server's base URL when these credentials are its (nothing else was found).
+    pub(crate) fn metadata_base(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Metadata { base } => Some(base),
+            _ => None,
+        }
+    }
+
     /// What must be masked: a key's PEM lines, a refresh token, a client secret.
     pub(crate) fn secrets(&self) -> Vec<String> {
         let values: Vec<String> = match &self.kind {
@@ -181,8 +189,9 @@ impl Credentials {
         }
     }
 
-    /// An access token for reading the bucket.
-    pub(crate) fn access_token(&self, client: &Client) -> Result<String, TokenError> {
+    /// An access token for `scope` (a service account's assertion asks for it; a refresh token
+    /// and the metadata server give the scopes they were granted).
+    pub(crate) fn access_token(&self, client: &Client, scope: &str) -> Result<String, TokenError> {
         let (what, resp) = match &self.kind {
             Kind::ServiceAccount { email, key, key_id, token_uri, .. } => {
                 let now = std::time::SystemTime::now()
@@ -190,7 +199,7 @@ impl Credentials {
                     .map(|d| d.as_secs())
                     .unwrap_or_default();
                 let assertion = key
-                    .assertion(key_id.as_deref(), email, token_uri, now)
+                    .assertion(key_id.as_deref(), email, token_uri, scope, now)
                     .map_err(|why| TokenError::Refused(format!("{}: {why}", name_of(&self.origin))))?;
                 let send = client.send(&|| {
                     Ok(Request::post_form(
