@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use base64::Engine as _;
 
 use super::auth::Credential;
-use super::cloud::aws::{credentials as aws_credentials, one_line, profile, sign};
+use super::cloud::aws::{credentials as aws_credentials, one_line, profile, sign, xml_text};
 use super::cloud::google::credentials::{Credentials as GoogleCredentials, TokenError};
 use super::cloud::http::{Client, ClientOptions, Request};
 use super::error::RegistryError;
@@ -277,9 +277,13 @@ fn ecr_login(env: &Lookup, host: &str, r: &EcrRegistry, secrets: &mut Vec<String
     let answer = resp.read_small(MAX_ANSWER).map_err(|e| format!("{what}: reading ECR's answer at {at}: {e}"))?;
     let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
     if !ok {
-        let code = v["__type"].as_str().map(str::to_string).or(error_type).unwrap_or_default();
+        // JSON 1.1's error document; IAM's refusals may come as XML from a front of the API.
+        let text = String::from_utf8_lossy(&answer);
+        let code = v["__type"].as_str().map(str::to_string).or(error_type).or_else(|| xml_text(&text, "Code"));
+        let code = code.unwrap_or_default();
         let code = code.rsplit('#').next().unwrap_or_default().split(':').next().unwrap_or_default().to_string();
-        let message = v["message"].as_str().or(v["Message"].as_str()).map(one_line).unwrap_or_default();
+        let message = v["message"].as_str().or(v["Message"].as_str()).map(str::to_string);
+        let message = message.or_else(|| xml_text(&text, "Message")).map(|m| one_line(&m)).unwrap_or_default();
         return Err(format!(
             "{what}: ECR at {at} refused GetAuthorizationToken for registry {} in {} (HTTP {status}{}{}): check {}, \
              and that its policy allows ecr:GetAuthorizationToken",
