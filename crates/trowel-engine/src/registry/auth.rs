@@ -11,7 +11,8 @@
 //! name after stripping scheme and path, so `https://reg:5000/v1/` matches `reg:5000`.
 //!
 //! Around this lookup sit the environment's credentials (`env_auth.rs`): `DOCKER_AUTH_CONFIG`
-//! before it, kaniko's and GitLab's variables after it, when it found nothing.
+//! before it, kaniko's and GitLab's variables after it, when it found nothing; and last, when
+//! none of those had anything, ECR's and Google's compiled-in logins (`cloud_auth.rs`).
 //!
 //! The `docker_credential` crate was not used: it consults `auths` before `credsStore`, which
 //! differs from the Docker CLI, and runs helpers with blocking `std::process`.
