@@ -15,6 +15,15 @@
 //!   keychain matches them (`gcr.io`, `*.gcr.io`, `*.pkg.dev`, `*.google.com`): an access token
 //!   from Application Default Credentials (`cloud/google/credentials.rs`) as the password of
 //!   `oauth2accesstoken`.
+//! - **Azure Container Registry**, hosts as the ACR helper (`docker-credential-acr-env`) matches
+//!   them, anchored at the end (`*.azurecr.io`, `.cn`, `.de`, `.us`; the helper's unanchored
+//!   pattern would also match `x.azurecr.io.example`, and its `mcr.microsoft.com`, a public
+//!   registry, is left anonymous): an Entra token for Azure Resource Manager, of a service
+//!   principal's secret (`AZURE_CLIENT_SECRET`) or of AKS's workload identity
+//!   (`AZURE_FEDERATED_TOKEN_FILE`), with `AZURE_CLIENT_ID` and `AZURE_TENANT_ID`
+//!   (`cloud/azure/identity.rs`), exchanged at the registry's `/oauth2/exchange` for a refresh
+//!   token, which is the identity token the registry's token server takes. Unlike the helper,
+//!   no managed identity through the instance metadata service.
 //!
 //! Both compare the host without its port (the ECR helper does; the google keychain compares
 //! the name with its port, which a real registry of theirs never has).
@@ -26,8 +35,8 @@
 //! images to anyone (`gcr.io/distroless/…`), so with no Google credentials at all (no file, and
 //! no metadata server: `metadata.google.internal` does not resolve and `GCE_METADATA_HOST` is not
 //! set, Google's own "on GCE?" test) the request goes anonymous, as kaniko's does; credentials
-//! that exist but fail are an error. Unlike the AWS SDK, the EC2 instance metadata service is not
-//! asked (`cloud/aws/credentials.rs` says why).
+//! that exist but fail are an error; so for Azure (ACR may allow anonymous pulls). Unlike the AWS
+//! SDK, the EC2 instance metadata service is not asked (`cloud/aws/credentials.rs` says why).
 //!
 //! The answer is kept for the build by the keychain's per-host cache (an ECR token lasts 12
 //! hours, a Google access token one). Every secret met on the way (keys, tokens, the password)
@@ -61,6 +70,7 @@ type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 pub(crate) enum CloudRegistry {
     Ecr(EcrRegistry),
     Google,
+    Acr,
 }
 
 /// What an ECR host names.
@@ -80,8 +90,11 @@ pub(crate) fn cloud_registry(host: &str) -> Option<CloudRegistry> {
     if let Some(ecr) = ecr_registry(&name) {
         return Some(CloudRegistry::Ecr(ecr));
     }
-    let google = name == "gcr.io" || [".gcr.io", ".pkg.dev", ".google.com"].iter().any(|s| name.ends_with(s));
-    google.then_some(CloudRegistry::Google)
+    if name == "gcr.io" || [".gcr.io", ".pkg.dev", ".google.com"].iter().any(|s| name.ends_with(s)) {
+        return Some(CloudRegistry::Google);
+    }
+    let acr = [".azurecr.io", ".azurecr.cn", ".azurecr.de", ".azurecr.us"].iter().any(|s| name.ends_with(s));
+    acr.then_some(CloudRegistry::Acr)
 }
 
 fn strip_port(host: &str) -> &str {
@@ -179,6 +192,10 @@ impl CloudLogins {
             let answer = match kind {
                 CloudRegistry::Ecr(r) => ecr_login(&*env, &host, &r, &mut secrets).map(Some),
                 CloudRegistry::Google => google_login(&*env, &host, &mut secrets),
+                CloudRegistry::Acr => {
+                    let exchange = format!("https://{host}");
+                    acr_login(&*env, &host, &exchange, &mut secrets)
+                }
             };
             (answer, secrets)
         })
@@ -335,6 +352,94 @@ fn google_login(env: &Lookup, host: &str, secrets: &mut Vec<String>) -> Result<O
     Ok(Some(Credential::Basic { username: GOOGLE_USERNAME.to_string(), password: Secret::new(token) }))
 }
 
+/// Azure Resource Manager's scope: the Entra token ACR's exchange takes (the ACR helper's
+/// resource, `ResourceManagerEndpoint`).
+const ARM_SCOPE: &str = "https://management.azure.com/.default";
+
+/// The ACR helper's login: an Entra token of a service principal (`AZURE_CLIENT_SECRET`) or a
+/// workload identity (`AZURE_FEDERATED_TOKEN_FILE`), with `AZURE_CLIENT_ID` and
+/// `AZURE_TENANT_ID`, exchanged at the registry's `/oauth2/exchange` (`exchange`: its base URL)
+/// for a refresh token, the identity token the registry's token server takes. `None` with no
+/// Azure credentials at all: ACR may allow anonymous pulls.
+fn acr_login(
+    env: &Lookup,
+    host: &str,
+    exchange: &str,
+    secrets: &mut Vec<String>,
+) -> Result<Option<Credential>, String> {
+    use super::cloud::azure::identity::{self, WorkloadIdentity};
+    let what = format!(
+        "{host} is an Azure Container Registry and the docker config and the environment have no credentials for \
+         it, so trowel logs in with AZURE_CLIENT_ID and AZURE_TENANT_ID as kaniko's ACR helper does"
+    );
+    let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let (client_id, tenant, secret, token_file) =
+        (var("AZURE_CLIENT_ID"), var("AZURE_TENANT_ID"), var("AZURE_CLIENT_SECRET"), var("AZURE_FEDERATED_TOKEN_FILE"));
+    if secret.is_none() && token_file.is_none() {
+        return Ok(None);
+    }
+    let (Some(client_id), Some(tenant)) = (client_id, tenant) else {
+        let given = if secret.is_some() { "AZURE_CLIENT_SECRET" } else { "AZURE_FEDERATED_TOKEN_FILE" };
+        return Err(format!("{what}: {given} is set, but AZURE_CLIENT_ID and AZURE_TENANT_ID must be set too"));
+    };
+    let authority = var("AZURE_AUTHORITY_HOST").unwrap_or_else(|| "https://login.microsoftonline.com/".into());
+    let client = http_client(env, None).map_err(|e| format!("{what}: {e}"))?;
+    let (how, token) = match (&secret, token_file) {
+        (Some(secret), _) => (
+            "the service principal's secret (AZURE_CLIENT_SECRET)",
+            identity::client_secret_token(&client, &authority, &tenant, &client_id, secret, ARM_SCOPE),
+        ),
+        (None, Some(token_file)) => {
+            let w = WorkloadIdentity {
+                client_id: client_id.clone(),
+                tenant_id: tenant.clone(),
+                token_file,
+                authority: authority.clone(),
+            };
+            ("the workload identity (AZURE_FEDERATED_TOKEN_FILE)", identity::access_token(&client, &w, ARM_SCOPE))
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    let at = identity::tenant_token_url(&authority, &tenant);
+    let token = token.map_err(|e| match e {
+        identity::TokenError::File(why) => format!("{what}: {why}"),
+        identity::TokenError::Http(e) => format!("{what}: could not reach Entra ID at {at}: {e}"),
+        identity::TokenError::Refused(said) => format!(
+            "{what}: Entra ID at {at} refused {how} for client {client_id} ({said}): check AZURE_CLIENT_ID, \
+             AZURE_TENANT_ID and the secret or federated credential"
+        ),
+    })?;
+    secrets.extend(token.secrets);
+    let url = format!("{}/oauth2/exchange", exchange.trim_end_matches('/'));
+    let form = [
+        ("grant_type", "access_token"),
+        ("service", host),
+        ("tenant", tenant.as_str()),
+        ("access_token", token.access_token.as_str()),
+    ];
+    let resp = client
+        .send(&|| Ok(Request::post_form(url.as_str(), &form)))
+        .map_err(|e| format!("{what}: could not reach {url}: {e}"))?;
+    let status = resp.status;
+    let ok = resp.is_success();
+    let body = resp.read_small(MAX_ANSWER).map_err(|e| format!("{what}: reading the answer of {url}: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !ok {
+        let said = v["errors"][0]["message"].as_str().or(v["error"].as_str()).map(one_line).unwrap_or_default();
+        return Err(format!(
+            "{what}: the registry's {url} refused the Entra token of client {client_id} (HTTP {status}{}): check that \
+             the identity has a role on the registry (AcrPush to push, AcrPull to pull)",
+            if said.is_empty() { String::new() } else { format!(": {said}") }
+        ));
+    }
+    let refresh = v["refresh_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("{what}: the answer of {url} holds no refresh_token"))?;
+    secrets.push(refresh.to_string());
+    Ok(Some(Credential::IdentityToken(Secret::new(refresh))))
+}
+
 /// Whether the metadata server's name resolves: Google's libraries' first test of being on
 /// Google Cloud, which fails at once elsewhere.
 fn resolves(base: &str) -> bool {
@@ -388,6 +493,12 @@ mod tests {
         }
         for not_google in ["gcr.io.example", "notgcr.io", "pkg.dev.example", "docker.io", "google.com.evil"] {
             assert_eq!(cloud_registry(not_google), None, "{not_google}");
+        }
+        for acr in ["myreg.azurecr.io", "myreg.azurecr.cn:443", "r.azurecr.de", "r.azurecr.us"] {
+            assert_eq!(cloud_registry(acr), Some(CloudRegistry::Acr), "{acr}");
+        }
+        for not_acr in ["azurecr.io", "x.azurecr.io.example", "mcr.microsoft.com"] {
+            assert_eq!(cloud_registry(not_acr), None, "{not_acr}");
         }
     }
 
@@ -444,5 +555,129 @@ mod tests {
             return; // on Google Cloud: the metadata server is the credential
         }
         assert_eq!(google_login(env, "gcr.io", &mut secrets).unwrap(), None);
+    }
+
+    /// Answers each request on 127.0.0.1 with `answer(request line, body)`; returns the base URL
+    /// and what it was sent (request line and body, in order).
+    fn serve(
+        n: usize,
+        answer: fn(&str, &str) -> (&'static str, String),
+    ) -> (String, std::thread::JoinHandle<Vec<(String, String)>>) {
+        use std::io::{Read as _, Write as _};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..n {
+                let (mut s, _) = l.accept().unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 8192];
+                let (head, body) = loop {
+                    let k = s.read(&mut buf).unwrap();
+                    got.extend_from_slice(&buf[..k]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    let Some(i) = text.find("\r\n\r\n") else { continue };
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                        })
+                        .map_or(0, |v| v.parse().unwrap());
+                    if k == 0 || got.len() >= i + 4 + len {
+                        break (text[..i].to_string(), text[i + 4..].to_string());
+                    }
+                };
+                let line = head.lines().next().unwrap_or_default().to_string();
+                let (status, out) = answer(&line, &body);
+                write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{out}",
+                    out.len()
+                )
+                .unwrap();
+                seen.push((line, body));
+            }
+            seen
+        });
+        (url, h)
+    }
+
+    fn acr_env(authority: String, extra: &'static [(&'static str, &'static str)]) -> Arc<Lookup> {
+        Arc::new(move |k: &str| match k {
+            "AZURE_AUTHORITY_HOST" => Some(authority.clone()),
+            _ => extra.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()),
+        })
+    }
+
+    /// A service principal's secret: an Entra token for ARM, exchanged at the registry for a
+    /// refresh token, which becomes the identity token; every value masked.
+    #[test]
+    fn acr_service_principal_is_exchanged_for_a_refresh_token() {
+        let (url, server) = serve(2, |line, _| {
+            if line.starts_with("POST /tenant-x/oauth2/v2.0/token ") {
+                ("200 OK", r#"{"token_type":"Bearer","expires_in":3599,"access_token":"entra-arm-token"}"#.into())
+            } else if line.starts_with("POST /oauth2/exchange ") {
+                ("200 OK", r#"{"refresh_token":"acr-refresh-token"}"#.into())
+            } else {
+                ("404 Not Found", "{}".into())
+            }
+        });
+        let env = acr_env(
+            url.clone(),
+            &[("AZURE_CLIENT_ID", "cid"), ("AZURE_TENANT_ID", "tenant-x"), ("AZURE_CLIENT_SECRET", "sp-secret-value")],
+        );
+        let mut secrets = Vec::new();
+        let c = acr_login(&*env, "myreg.azurecr.io", &url, &mut secrets).unwrap();
+        assert_eq!(c, Some(Credential::IdentityToken(Secret::new("acr-refresh-token"))));
+        for s in ["sp-secret-value", "entra-arm-token", "acr-refresh-token"] {
+            assert!(secrets.iter().any(|x| x == s), "{s} not masked: {secrets:?}");
+        }
+        let seen = server.join().unwrap();
+        let mut token_form: Vec<&str> = seen[0].1.split('&').collect();
+        token_form.sort();
+        assert_eq!(
+            token_form,
+            [
+                "client_id=cid",
+                "client_secret=sp-secret-value",
+                "grant_type=client_credentials",
+                "scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+            ]
+        );
+        let mut exchange: Vec<&str> = seen[1].1.split('&').collect();
+        exchange.sort();
+        assert_eq!(
+            exchange,
+            ["access_token=entra-arm-token", "grant_type=access_token", "service=myreg.azurecr.io", "tenant=tenant-x"]
+        );
+    }
+
+    #[test]
+    fn acr_refusals_and_missing_values_say_what_to_check() {
+        // No Azure credentials at all: anonymous.
+        let none = acr_env("http://127.0.0.1:1".into(), &[]);
+        assert_eq!(acr_login(&*none, "r.azurecr.io", "http://127.0.0.1:1", &mut Vec::new()).unwrap(), None);
+        // Half of them: what is missing.
+        let half = acr_env("http://127.0.0.1:1".into(), &[("AZURE_CLIENT_SECRET", "s3cr3t-value")]);
+        let e = acr_login(&*half, "r.azurecr.io", "http://127.0.0.1:1", &mut Vec::new()).unwrap_err();
+        assert!(
+            e.contains("AZURE_CLIENT_SECRET is set, but AZURE_CLIENT_ID and AZURE_TENANT_ID must be set too"),
+            "{e}"
+        );
+        // The registry refuses the token: the role to check, no value.
+        let (url, _server) = serve(2, |line, _| {
+            if line.contains("/oauth2/v2.0/token") {
+                ("200 OK", r#"{"access_token":"entra-arm-token"}"#.into())
+            } else {
+                ("401 Unauthorized", r#"{"errors":[{"code":"UNAUTHORIZED","message":"identity not allowed"}]}"#.into())
+            }
+        });
+        let env = acr_env(
+            url.clone(),
+            &[("AZURE_CLIENT_ID", "cid"), ("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_SECRET", "s3cr3t-value")],
+        );
+        let e = acr_login(&*env, "r.azurecr.io", &url, &mut Vec::new()).unwrap_err();
+        assert!(e.contains("refused the Entra token of client cid (HTTP 401: identity not allowed)"), "{e}");
+        assert!(e.contains("AcrPush") && !e.contains("s3cr3t") && !e.contains("entra-arm-token"), "{e}");
     }
 }
