@@ -12,7 +12,7 @@
 //!
 //! Around this lookup sit the environment's credentials (`env_auth.rs`): `DOCKER_AUTH_CONFIG`
 //! before it, kaniko's and GitLab's variables after it, when it found nothing; and last, when
-//! none of those had anything, ECR's and Google's compiled-in logins (`cloud_auth.rs`).
+//! none of those had anything, ECR's, Google's and ACR's compiled-in logins (`cloud_auth.rs`).
 //!
 //! The `docker_credential` crate was not used: it consults `auths` before `credsStore`, which
 //! differs from the Docker CLI, and runs helpers with blocking `std::process`.

@@ -24,9 +24,9 @@
 //!    `CI_REGISTRY_PASSWORD` for the registry named by `CI_REGISTRY`. The fork compares host
 //!    names without ports; trowel compares the port too, so the job token never goes to another
 //!    service of the same host.
-//! 5. Only when all of those had nothing: the cloud registries' compiled-in logins, ECR's and
-//!    Google's (`cloud_auth.rs`), as kaniko's keychains after its Docker config keychain (the
-//!    fork's acr keychain is still a credential helper in trowel: `credHelpers`).
+//! 5. Only when all of those had nothing: the cloud registries' compiled-in logins, ECR's,
+//!    Google's and ACR's (`cloud_auth.rs`), as kaniko's keychains after its Docker config
+//!    keychain.
 //!
 //! Values are read when a registry is first asked for, never printed: [`EnvCredentials::secrets`]
 //! hands the passwords to the build's redactor, so even a registry that echoed one back would

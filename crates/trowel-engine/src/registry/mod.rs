@@ -6,7 +6,7 @@
 //! the index), plus the smaller calls around them. It speaks the
 //! distribution API over reqwest (see `session.rs` for why not through oci-client), with
 //! per-host TLS settings, Docker's loopback rule (TLS if offered, else plain HTTP), credentials
-//! from the Docker config, credential helpers, the environment and ECR's and Google's logins,
+//! from the Docker config, credential helpers, the environment and ECR's, Google's and ACR's logins,
 //! bearer tokens, and bounded retries.
 //! Nothing outside this module sees an HTTP type, but the remote contexts, which share the
 //! cloud credentials' client (`cloud/`).
