@@ -18,12 +18,17 @@
 #                              signed by its client CA (`tls.clientcas`); TROWEL_TEST_CLIENT_CERT and
 #                              _KEY are one (EC P-256), TROWEL_TEST_MTLS_CERT_DIR holds the CA and that
 #                              pair as skopeo's --cert-dir wants them (ca.crt, client.cert, client.key)
+#   The auth registry also takes the user oauth2accesstoken with the same password (what Google's
+#   registries take an access token as), and /etc/hosts maps an ECR name and an Artifact Registry
+#   name to 127.0.0.1, for tests/registry_cloud.rs (the names of cloud registries have the logins)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?usage: testenv.sh up|down DIR [WATCH_PID]}
 dir=${2:?usage: testenv.sh up|down DIR [WATCH_PID]}
 watch=${3:-}
 tls_name=registry.trowel.test
+ecr_name=123456789012.dkr.ecr.us-east-1.amazonaws.com
+google_name=trowel-test-docker.pkg.dev
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -83,6 +88,7 @@ up)
   user=trowel-user
   pass="s3cret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   htpasswd -Bbc "$dir/htpasswd" "$user" "$pass" >/dev/null 2>&1
+  htpasswd -Bb "$dir/htpasswd" oauth2accesstoken "$pass" >/dev/null 2>&1
   start_registry auth "$p2" "auth:
   htpasswd:
     realm: trowel-test
@@ -119,8 +125,9 @@ up)
     clientcas:
       - $dir/client-ca.pem"
   # registry.trowel.test names the TLS registries (not loopback, so verified); registry.trowel.local
-  # is a private name, which kaniko's client tries over plain HTTP too.
-  for name in "$tls_name" registry.trowel.local; do
+  # is a private name, which kaniko's client tries over plain HTTP too; the ECR and Artifact
+  # Registry names are for the cloud logins (tests/registry_cloud.rs).
+  for name in "$tls_name" registry.trowel.local "$ecr_name" "$google_name"; do
     if ! grep -q " $name\$" /etc/hosts 2>/dev/null; then
       echo "127.0.0.1 $name" >> /etc/hosts 2>/dev/null || echo "warning: cannot add $name to /etc/hosts" >&2
     fi

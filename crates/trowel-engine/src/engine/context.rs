@@ -157,6 +157,9 @@ impl<'o> BuildContext<'o> {
         // then shows there, not only in the error of one that ran out of attempts).
         let notices = emitter.clone();
         registry.report_retries(move |m| notices.warn(m));
+        // An ECR password or a Google token a registry login fetches is masked before it is used.
+        let masks = emitter.clone();
+        registry.report_secrets(move |s| masks.add_secrets(s));
         let slash_keep = match opts.run.isolation {
             Isolation::Container => Some(container::slash_keep(opts, work.path())?),
             Isolation::Chroot | Isolation::Rootless => None,

@@ -11,7 +11,8 @@
 //! name after stripping scheme and path, so `https://reg:5000/v1/` matches `reg:5000`.
 //!
 //! Around this lookup sit the environment's credentials (`env_auth.rs`): `DOCKER_AUTH_CONFIG`
-//! before it, kaniko's and GitLab's variables after it, when it found nothing.
+//! before it, kaniko's and GitLab's variables after it, when it found nothing; and last, when
+//! none of those had anything, ECR's, Google's and ACR's compiled-in logins (`cloud_auth.rs`).
 //!
 //! The `docker_credential` crate was not used: it consults `auths` before `credsStore`, which
 //! differs from the Docker CLI, and runs helpers with blocking `std::process`.
@@ -27,6 +28,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
+use super::cloud_auth::{CloudLogins, SecretSink};
 use super::env_auth::EnvCredentials;
 use super::error::RegistryError;
 use super::options::normalise_host;
@@ -94,6 +96,8 @@ pub(crate) struct Keychain {
     cache: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Credential>>>>>,
     /// Credentials from the environment, consulted around the config file's.
     env: EnvCredentials,
+    /// The cloud registries' compiled-in logins, consulted last.
+    cloud: CloudLogins,
 }
 
 /// The `config.json` trowel reads credentials from: in `dir` if given, else the first of
@@ -139,14 +143,28 @@ impl Keychain {
                 Err(e) => return Err(RegistryError::DockerConfig { path, reason: e.to_string() }),
             }
         }
-        Ok(Keychain { path: None, config: DockerConfig::default(), search_path: None, cache: Mutex::default(), env })
+        Ok(Keychain {
+            path: None,
+            config: DockerConfig::default(),
+            search_path: None,
+            cache: Mutex::default(),
+            env,
+            cloud: CloudLogins::new(Arc::new(|k| std::env::var(k).ok())),
+        })
     }
 
     fn from_bytes(bytes: &[u8], path: PathBuf, env: EnvCredentials) -> Result<Keychain, RegistryError> {
         // serde_json's messages quote no input, so a malformed file cannot leak a secret here.
         let config: DockerConfig = serde_json::from_slice(bytes)
             .map_err(|e| RegistryError::DockerConfig { path: path.clone(), reason: e.to_string() })?;
-        Ok(Keychain { path: Some(path), config, search_path: None, cache: Mutex::default(), env })
+        Ok(Keychain {
+            path: Some(path),
+            config,
+            search_path: None,
+            cache: Mutex::default(),
+            env,
+            cloud: CloudLogins::new(Arc::new(|k| std::env::var(k).ok())),
+        })
     }
 
     #[cfg(test)]
@@ -183,10 +201,18 @@ impl Keychain {
         if let Some(c) = self.env.shadowing(host) {
             return Ok(Some(c));
         }
-        match self.lookup_config(host).await? {
-            Some(c) => Ok(Some(c)),
-            None => Ok(self.env.fallback(host)),
+        if let Some(c) = self.lookup_config(host).await? {
+            return Ok(Some(c));
         }
+        if let Some(c) = self.env.fallback(host) {
+            return Ok(Some(c));
+        }
+        self.cloud.credential(host).await
+    }
+
+    /// Hands the secrets the cloud logins meet to `sink` (the build's redactor).
+    pub(crate) fn report_secrets(&self, sink: SecretSink) {
+        self.cloud.report_secrets(sink);
     }
 
     async fn lookup_config(&self, host: &str) -> Result<Option<Credential>, RegistryError> {

@@ -52,6 +52,13 @@ impl Registry {
         let _ = self.session.notice.set(Arc::new(notice));
     }
 
+    /// Hands every secret the registries' cloud logins meet (an ECR password, a Google access
+    /// token, the AWS or Google credentials they were had with) to `sink` before it is used,
+    /// for the build's redactor. Set once; a second call is ignored.
+    pub fn report_secrets(&self, sink: impl Fn(Vec<String>) + Send + Sync + 'static) {
+        self.session.keychain.report_secrets(Arc::new(sink));
+    }
+
     /// The references to try for a pull, in order: each mirror of the image's registry
     /// (`--registry-map`, and `--registry-mirror` for Docker Hub), then the reference itself
     /// (unless `--skip-default-registry-fallback` and there are mirrors).

@@ -24,8 +24,10 @@
 //!    `CI_REGISTRY_PASSWORD` for the registry named by `CI_REGISTRY`. The fork compares host
 //!    names without ports; trowel compares the port too, so the job token never goes to another
 //!    service of the same host.
+//! 5. Only when all of those had nothing: the cloud registries' compiled-in logins, ECR's,
+//!    Google's and ACR's (`cloud_auth.rs`), as kaniko's keychains after its Docker config
+//!    keychain.
 //!
-//! The fork's google, ecr and acr keychains are credential helpers in trowel (`credHelpers`).
 //! Values are read when a registry is first asked for, never printed: [`EnvCredentials::secrets`]
 //! hands the passwords to the build's redactor, so even a registry that echoed one back would
 //! not get it into a log or trace.

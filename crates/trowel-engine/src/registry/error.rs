@@ -68,6 +68,11 @@ pub enum RegistryError {
     #[error("{0}")]
     CredentialHelper(String),
 
+    /// A cloud registry's login (ECR, Google) that failed: what was tried and what to set,
+    /// never a value.
+    #[error("{0}")]
+    CloudLogin(String),
+
     /// Credentials in the environment (`DOCKER_AUTH_CONFIG`) that cannot be used; the message
     /// names the variable and key, never a value.
     #[error("{0}")]
@@ -136,6 +141,7 @@ impl RegistryError {
             | RegistryError::ClientCertificate { .. }
             | RegistryError::DockerConfig { .. }
             | RegistryError::CredentialHelper(_)
+            | RegistryError::CloudLogin(_)
             | RegistryError::EnvCredentials(_) => {}
         }
         self

@@ -6,12 +6,16 @@
 //! the index), plus the smaller calls around them. It speaks the
 //! distribution API over reqwest (see `session.rs` for why not through oci-client), with
 //! per-host TLS settings, Docker's loopback rule (TLS if offered, else plain HTTP), credentials
-//! from the Docker config and credential helpers, bearer tokens, and bounded retries.
-//! Nothing outside this module sees an HTTP type.
+//! from the Docker config, credential helpers, the environment and ECR's, Google's and ACR's logins,
+//! bearer tokens, and bounded retries.
+//! Nothing outside this module sees an HTTP type, but the remote contexts, which share the
+//! cloud credentials' client (`cloud/`).
 
 mod auth;
 mod client;
 pub mod client_cert;
+pub(crate) mod cloud;
+mod cloud_auth;
 mod config_file;
 mod env_auth;
 pub mod error;
@@ -43,8 +47,6 @@ pub use login::LoginCheck;
 pub use options::{Direction, RegistryOptions};
 pub use reference::Reference;
 pub use stall::{DEFAULT_STALL_TIMEOUT, Stalled};
-/// A reqwest error as text without its URL, for the other HTTP clients of the engine.
-pub(crate) use transport::describe as describe_http_error;
 
 /// Internals the fuzz targets in `fuzz/` (and their seed replay in the tests) reach; not API.
 #[doc(hidden)]

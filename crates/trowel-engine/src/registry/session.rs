@@ -114,7 +114,7 @@ type EndpointCell = Arc<tokio::sync::OnceCell<Arc<Endpoint>>>;
 
 pub(crate) struct Session {
     pub(crate) opts: RegistryOptions,
-    keychain: Keychain,
+    pub(crate) keychain: Keychain,
     /// Keyed by host and protocol, not direction: an endpoint is its host, its scheme and its
     /// client, all fixed by the protocol the direction's flags give (`RegistryOptions::protocol`),
     /// so a build pulling from and pushing to one registry with the same flags probes it once.

@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::http::{Client, ClientOptions, Request};
 use super::source::percent_decoded;
 use super::{ContextError, ContextKind, ContextOrigin, FetchOptions, HttpsSource, tar};
+use crate::registry::cloud::http::{Client, ClientOptions, Request};
 
 pub(super) fn fetch(
     src: &HttpsSource,
@@ -75,7 +75,7 @@ pub(super) fn fetch(
             reason: format!("the server answered HTTP {status} to the download{said}"),
         });
     }
-    let last_modified = super::http::last_modified(&resp.headers);
+    let last_modified = crate::registry::cloud::http::last_modified(&resp.headers);
     let mut origin = tar::unpack_archive(Box::new(resp.into_reader()), ContextKind::Https, dir, &src.shown, opts)?;
     // BuildKit's order: the server's date of the archive, else the newest file in it.
     origin.time = last_modified.or(origin.time);

@@ -21,7 +21,7 @@ use crate::fs::{FileType, Root};
 mod azure;
 mod gcs;
 mod git;
-mod http;
+
 mod https;
 mod s3;
 mod source;
@@ -29,8 +29,8 @@ mod source;
 pub(crate) use source::percent_decoded;
 mod tar;
 
-pub use http::HttpError;
-pub(crate) use http::last_modified;
+pub use crate::registry::cloud::http::HttpError;
+pub(crate) use crate::registry::cloud::http::last_modified;
 pub use source::{AzureSource, ContextSource, GitOptions, GitSource, HttpsSource, ObjectSource, TarInput};
 
 /// What bounds a fetched context: the build's `--max-file-size`, `--max-layer-size` and

@@ -20,6 +20,7 @@
 use base64::Engine as _;
 
 use super::super::source::percent_decoded;
+pub(super) use crate::registry::cloud::azure::identity::WorkloadIdentity;
 
 /// The emulator's account and key, published by Microsoft for the Storage Emulator and Azurite
 /// (`UseDevelopmentStorage=true` means them): not a secret.
@@ -58,16 +59,6 @@ impl std::fmt::Debug for Credential {
             Credential::Anonymous => f.write_str("Anonymous"),
         }
     }
-}
-
-/// What AKS's workload identity webhook puts in a pod's environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct WorkloadIdentity {
-    pub client_id: String,
-    pub tenant_id: String,
-    pub token_file: String,
-    /// `AZURE_AUTHORITY_HOST`, `https://login.microsoftonline.com/` when unset.
-    pub authority: String,
 }
 
 /// Where and how to fetch.

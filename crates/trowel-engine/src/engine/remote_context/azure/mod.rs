@@ -11,20 +11,20 @@
 //!
 //! Which endpoint and credential (`config.rs`): a SAS token in the URL, kaniko's
 //! `AZURE_STORAGE_ACCESS_KEY`, `AZURE_STORAGE_CONNECTION_STRING` (which can also point at an
-//! emulator or another endpoint), workload identity on AKS (`identity.rs`), or anonymous.
+//! emulator or another endpoint), workload identity on AKS (`registry/cloud/azure/identity.rs`), or anonymous.
 //! Every key, token and signature goes back to the caller for masking; a refusal is explained
 //! naming the variable to check, never quoting the service's text (Azure's authentication
 //! errors quote the request's signature).
 
 use std::path::{Path, PathBuf};
 
-use super::http::{Client, ClientOptions, Request, Response};
 use super::{AzureSource, ContextError, ContextKind, ContextOrigin, FetchOptions, tar};
+use crate::registry::cloud::http::{Client, ClientOptions, Request, Response};
 
 mod config;
-mod identity;
 mod shared_key;
 
+use crate::registry::cloud::azure::identity;
 use config::{Credential, Plan};
 
 /// The service version asked for: Shared Key's current string-to-sign and Bearer tokens both
@@ -67,7 +67,7 @@ pub(super) fn fetch(
     };
     let client = Client::new(&client_opts).map_err(http("make an HTTP client"))?;
     let bearer = match &plan.credential {
-        Credential::WorkloadIdentity(w) => match identity::access_token(&client, w) {
+        Credential::WorkloadIdentity(w) => match identity::access_token(&client, w, identity::STORAGE_SCOPE) {
             Ok(t) => {
                 secrets.extend(t.secrets);
                 Some(t.access_token)

@@ -13,12 +13,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::http::{Client, ClientOptions, Request, Response, percent_encoded};
 use super::{ContextError, ContextKind, ContextOrigin, FetchOptions, ObjectSource, tar};
-use credentials::Credentials;
-
-mod credentials;
-mod jwt;
+use crate::registry::cloud::google::credentials::{self, Credentials};
+use crate::registry::cloud::google::{error_message, is_loopback};
+use crate::registry::cloud::http::{Client, ClientOptions, Request, Response, percent_encoded};
 
 /// Google's JSON API endpoint.
 const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -64,12 +62,6 @@ impl Endpoint {
     }
 }
 
-/// A URL on this machine's loopback, where plain http cannot be overheard.
-pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
-    let host = url.host_str().unwrap_or("");
-    host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 pub(super) fn fetch(
     src: &ObjectSource,
     dir: &Path,
@@ -93,7 +85,7 @@ pub(super) fn fetch(
     } else {
         let c = Credentials::find(opts.env).map_err(invalid)?;
         secrets.extend(c.secrets());
-        let token = c.access_token(&client).map_err(|e| match e {
+        let token = c.access_token(&client, crate::registry::cloud::google::jwt::SCOPE).map_err(|e| match e {
             credentials::TokenError::Refused(reason) => invalid(reason),
             credentials::TokenError::Http { what, source } => {
                 ContextError::Http { source_: src.shown.clone(), what, source }
@@ -146,32 +138,6 @@ fn refusal(resp: Response, src: &ObjectSource, used: &str) -> String {
         ),
         _ => format!("the store answered HTTP {status} to the download{said}"),
     }
-}
-
-/// The `error.message` of a JSON API error document, or the text itself, as one printable line
-/// of at most 200 characters.
-pub(super) fn error_message(body: &str) -> String {
-    let msg = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let e = &v["error"];
-            // The JSON API: {"error": {"message": …}}; OAuth: {"error": "…", "error_description": …}.
-            match (e["message"].as_str(), e.as_str(), v["error_description"].as_str()) {
-                (Some(m), _, _) => Some(m.to_string()),
-                (None, Some(code), Some(d)) => Some(format!("{code}: {d}")),
-                (None, Some(code), None) => Some(code.to_string()),
-                _ => None,
-            }
-        })
-        .unwrap_or_else(|| body.to_string());
-    let line = msg
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    line.chars().take(200).collect()
 }
 
 #[cfg(test)]

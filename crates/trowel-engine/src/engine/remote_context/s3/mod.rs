@@ -23,13 +23,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::http::{Client, ClientOptions, Request, Response};
 use super::{ContextError, ContextKind, ContextOrigin, FetchOptions, ObjectSource, tar};
+use crate::registry::cloud::http::{Client, ClientOptions, Request, Response};
 
-mod credentials;
-mod profile;
-mod sign;
-
+use crate::registry::cloud::aws::{credentials, one_line, profile, sign, xml_text};
 use credentials::{Credentials, Origin};
 use sign::{EMPTY_SHA256, Signing, uri_encode};
 
@@ -314,28 +311,6 @@ fn explain(resp: Response, src: &ObjectSource, t: &Target, origin: &Origin, regi
         "" => format!("the store at {at} answered HTTP {status} to the download"),
         _ => format!("the store at {at} answered HTTP {status} {}{said}", one_line(&code)),
     }
-}
-
-/// The text of the first `<tag>…</tag>` of a small XML document (S3's and STS's answers and
-/// errors), entities decoded. Enough for documents of known shape; no general XML parser.
-pub(super) fn xml_text(doc: &str, tag: &str) -> Option<String> {
-    let start = doc.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = doc[start..].find(&format!("</{tag}>"))? + start;
-    let raw = &doc[start..end];
-    Some(
-        raw.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&#xD;", "\r")
-            .replace("&amp;", "&"),
-    )
-}
-
-/// A server's words as one short line of printable text: they are hostile input too.
-pub(super) fn one_line(s: &str) -> String {
-    let s: String = s.chars().map(|c| if c.is_ascii_graphic() { c } else { ' ' }).collect();
-    s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
 }
 
 #[cfg(test)]

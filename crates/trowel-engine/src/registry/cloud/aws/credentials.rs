@@ -22,11 +22,11 @@ use std::path::PathBuf;
 
 use super::profile::Profile;
 use super::sign::{Keys, uri_encode};
-use crate::engine::remote_context::http::{Client, Request};
+use crate::registry::cloud::http::{Client, Request};
 
 /// Where the credentials came from: what a message tells the user to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Origin {
+pub(crate) enum Origin {
     Env { session_token: bool },
     Profile { name: String, file: Option<PathBuf> },
     WebIdentity { role_arn: String, token_file: String },
@@ -36,7 +36,7 @@ pub(super) enum Origin {
 
 impl Origin {
     /// What to check, naming the variables or the file.
-    pub(super) fn check(&self) -> String {
+    pub(crate) fn check(&self) -> String {
         match self {
             Origin::Env { session_token: false } => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
             Origin::Env { session_token: true } => {
@@ -60,14 +60,14 @@ impl Origin {
 }
 
 /// The credentials to sign with (`None`: anonymous), and where they came from.
-pub(super) struct Credentials {
+pub(crate) struct Credentials {
     pub keys: Option<Keys>,
     pub origin: Origin,
 }
 
 /// Walks the chain. `region` picks the regional STS endpoint; `secrets` receives every secret
 /// found. An `Err` is the reason, for the caller to put in a context error.
-pub(super) fn resolve(
+pub(crate) fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     profile: &Profile,
     region: Option<&str>,
@@ -237,7 +237,7 @@ fn web_identity(
 /// STS's address: `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL` (the SDKs' endpoint variables),
 /// else the region's own endpoint (the SDK for Go v2's default), or the global one when there is
 /// no region or `AWS_STS_REGIONAL_ENDPOINTS=legacy`.
-pub(super) fn sts_endpoint(env: &dyn Fn(&str) -> Option<String>, region: Option<&str>) -> String {
+pub(crate) fn sts_endpoint(env: &dyn Fn(&str) -> Option<String>, region: Option<&str>) -> String {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     if let Some(url) = var("AWS_ENDPOINT_URL_STS").or_else(|| var("AWS_ENDPOINT_URL")) {
         return if url.contains("://") { url } else { format!("https://{url}") };
@@ -331,7 +331,7 @@ fn check_container_url(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::remote_context::http::ClientOptions;
+    use crate::registry::cloud::http::ClientOptions;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let v: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -1,7 +1,8 @@
 //! HTTP for the contexts that are downloaded (`s3://`, `gs://`, Azure Blob Storage, a tarball
 //! over https), and for the small requests their credentials need (token endpoints, metadata
-//! servers): one place that decides timeouts, redirects, retries and how much of an error body
-//! is kept, so every kind treats the remote side alike, as hostile input.
+//! servers), which the registry keychain's cloud logins make too: one place that decides
+//! timeouts, redirects, retries and how much of an error body is kept, so every kind treats the
+//! remote side alike, as hostile input.
 //!
 //! The context is fetched before the build has a runtime, and the unpacker reads synchronously:
 //! a request runs on its own thread with a small tokio runtime, and the body comes back through a
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 // A reqwest error's causes without its URL (a presigned URL's query is a credential), as the
 // registry client words them.
-use crate::registry::describe_http_error as describe;
+use crate::registry::transport::describe;
 
 /// How many times a request is sent at most.
 const ATTEMPTS: u32 = 4;
@@ -33,7 +34,7 @@ const CHANNEL_CHUNKS: usize = 16;
 
 /// How the client is made.
 #[derive(Debug, Clone)]
-pub(super) struct ClientOptions {
+pub(crate) struct ClientOptions {
     /// Extra CA certificates (PEM), e.g. `AWS_CA_BUNDLE` for an S3-compatible server with its
     /// own CA.
     pub ca_file: Option<PathBuf>,
@@ -51,7 +52,7 @@ impl Default for ClientOptions {
 }
 
 /// One request, as the caller made it (made again for each attempt).
-pub(super) struct Request {
+pub(crate) struct Request {
     pub method: reqwest::Method,
     pub url: String,
     pub headers: Vec<(String, String)>,
@@ -62,12 +63,12 @@ pub(super) struct Request {
 }
 
 impl Request {
-    pub(super) fn get(url: impl Into<String>) -> Request {
+    pub(crate) fn get(url: impl Into<String>) -> Request {
         Request { method: reqwest::Method::GET, url: url.into(), headers: Vec::new(), body: Vec::new(), timeout: None }
     }
 
     /// A form POST (`application/x-www-form-urlencoded`), as OAuth token endpoints take them.
-    pub(super) fn post_form(url: impl Into<String>, fields: &[(&str, &str)]) -> Request {
+    pub(crate) fn post_form(url: impl Into<String>, fields: &[(&str, &str)]) -> Request {
         let body = fields
             .iter()
             .map(|(k, v)| format!("{}={}", percent_encoded(k), percent_encoded(v)))
@@ -82,12 +83,12 @@ impl Request {
         }
     }
 
-    pub(super) fn timeout(mut self, d: Duration) -> Request {
+    pub(crate) fn timeout(mut self, d: Duration) -> Request {
         self.timeout = Some(d);
         self
     }
 
-    pub(super) fn header(mut self, name: &str, value: impl Into<String>) -> Request {
+    pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Request {
         self.headers.push((name.to_string(), value.into()));
         self
     }
@@ -111,7 +112,7 @@ pub(crate) fn last_modified(headers: &reqwest::header::HeaderMap) -> Option<i64>
 }
 
 /// A response whose body has not been read yet.
-pub(super) struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     body: Body,
@@ -123,17 +124,17 @@ struct Body {
 }
 
 impl Response {
-    pub(super) fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// The body as a stream of bytes. A transfer that breaks is an `io::Error` of the read.
-    pub(super) fn into_reader(self) -> impl Read + Send {
+    pub(crate) fn into_reader(self) -> impl Read + Send {
         self.body
     }
 
     /// A small body whole (a token, an error document), refusing more than `max` bytes.
-    pub(super) fn read_small(self, max: usize) -> std::io::Result<Vec<u8>> {
+    pub(crate) fn read_small(self, max: usize) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let n = self.body.take(max as u64 + 1).read_to_end(&mut out)?;
         if n > max {
@@ -143,7 +144,7 @@ impl Response {
     }
 
     /// The start of an error body, as text, for a message: at most [`MAX_ERROR_BODY`] bytes.
-    pub(super) fn error_text(self) -> String {
+    pub(crate) fn error_text(self) -> String {
         let mut out = Vec::new();
         let _ = self.body.take(MAX_ERROR_BODY as u64).read_to_end(&mut out);
         String::from_utf8_lossy(&out).trim().to_string()
@@ -168,13 +169,13 @@ impl Read for Body {
 }
 
 /// An HTTP client for one fetch.
-pub(super) struct Client {
+pub(crate) struct Client {
     client: reqwest::Client,
     stall: Duration,
 }
 
 impl Client {
-    pub(super) fn new(opts: &ClientOptions) -> Result<Client, HttpError> {
+    pub(crate) fn new(opts: &ClientOptions) -> Result<Client, HttpError> {
         // Fails only when a provider is already installed: that one is ring too.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = reqwest::Client::builder()
@@ -209,7 +210,7 @@ impl Client {
 
     /// Sends the request `make` makes, again for each attempt, and returns the first response
     /// that is not a transient failure (a 404 or 403 is returned, for the caller to explain).
-    pub(super) fn send(&self, make: &dyn Fn() -> Result<Request, HttpError>) -> Result<Response, HttpError> {
+    pub(crate) fn send(&self, make: &dyn Fn() -> Result<Request, HttpError>) -> Result<Response, HttpError> {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -313,7 +314,7 @@ fn download(
 
 /// Everything but the unreserved characters as `%XX`: a form field, or one path segment (a
 /// GCS object name, whose `/` are part of the name).
-pub(super) fn percent_encoded(s: &str) -> String {
+pub(crate) fn percent_encoded(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -8,15 +8,15 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Read-only access to Cloud Storage: all a context needs.
-pub(super) const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_only";
+/// Read-only access to Cloud Storage: all a context needs (a registry login asks for its own).
+pub(crate) const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_only";
 
 /// An RSA private key from a service account key file.
-pub(super) struct SigningKey(ring::signature::RsaKeyPair);
+pub(crate) struct SigningKey(ring::signature::RsaKeyPair);
 
 impl SigningKey {
     /// The key in `pem`; the error names what is wrong (never the key's bytes).
-    pub(super) fn from_pem(pem: &str) -> Result<SigningKey, String> {
+    pub(crate) fn from_pem(pem: &str) -> Result<SigningKey, String> {
         let label = |l: &str| pem.contains(&format!("-----BEGIN {l}-----"));
         let pkcs8 = label("PRIVATE KEY");
         if !pkcs8 && !label("RSA PRIVATE KEY") {
@@ -34,16 +34,23 @@ impl SigningKey {
         key.map(SigningKey).map_err(|e| format!("its private_key is not a usable RSA key ({e})"))
     }
 
-    /// The assertion `iss` signs for `aud` (the token endpoint), valid from `now` (Unix seconds)
-    /// for an hour, Google's maximum.
-    pub(super) fn assertion(&self, key_id: Option<&str>, iss: &str, aud: &str, now: u64) -> Result<String, String> {
+    /// The assertion `iss` signs for `aud` (the token endpoint) asking for `scope`, valid from
+    /// `now` (Unix seconds) for an hour, Google's maximum.
+    pub(crate) fn assertion(
+        &self,
+        key_id: Option<&str>,
+        iss: &str,
+        aud: &str,
+        scope: &str,
+        now: u64,
+    ) -> Result<String, String> {
         let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
         if let Some(kid) = key_id {
             header["kid"] = kid.into();
         }
         let claims = serde_json::json!({
             "iss": iss,
-            "scope": SCOPE,
+            "scope": scope,
             "aud": aud,
             "iat": now,
             "exp": now + 3600,
@@ -91,7 +98,7 @@ mod tests {
     #[test]
     fn an_assertion_verifies_with_the_public_key_and_says_what_google_reads() {
         let key = SigningKey::from_pem(&openssl_key()).unwrap();
-        let jwt = key.assertion(Some("kid1"), "sa@p.iam.gserviceaccount.com", "https://t/token", 1000).unwrap();
+        let jwt = key.assertion(Some("kid1"), "sa@p.iam.gserviceaccount.com", "https://t/token", SCOPE, 1000).unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
         let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();

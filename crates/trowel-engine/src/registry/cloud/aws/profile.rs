@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// One profile's settings, merged from both files.
 #[derive(Debug, Default)]
-pub(super) struct Profile {
+pub(crate) struct Profile {
     pub name: String,
     /// Where the profile's keys were found (for messages): a file's path.
     pub file: Option<PathBuf>,
@@ -18,14 +18,14 @@ pub(super) struct Profile {
 }
 
 impl Profile {
-    pub(super) fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
 /// Reads the profile `AWS_PROFILE` names (or `default`) from the shared files. A file that
 /// does not exist is no error (most pods have none); one that cannot be read is.
-pub(super) fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Profile, String> {
+pub(crate) fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Profile, String> {
     let name = env("AWS_PROFILE").filter(|p| !p.is_empty()).unwrap_or_else(|| "default".into());
     let home = env("HOME").unwrap_or_default();
     let path = |var: &str, default: &str| match env(var).filter(|p| !p.is_empty()) {

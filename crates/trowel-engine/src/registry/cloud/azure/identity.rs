@@ -1,21 +1,40 @@
-//! Microsoft Entra workload identity, as AKS gives it to a pod: the projected service-account
-//! token in `AZURE_FEDERATED_TOKEN_FILE` is exchanged at
-//! `AZURE_AUTHORITY_HOST/TENANT/oauth2/v2.0/token` for an access token to Azure Storage
-//! (the OAuth 2.0 client-credentials grant with a JWT client assertion, what the Azure SDKs'
-//! `WorkloadIdentityCredential` sends), then the blob is read with `Authorization: Bearer`.
-//! Both tokens are secrets: returned for masking, never put in a message.
+//! Microsoft Entra ID tokens, as the Azure SDKs get them without a browser:
+//!
+//! - workload identity, as AKS gives it to a pod: the projected service-account token in
+//!   `AZURE_FEDERATED_TOKEN_FILE` is exchanged at `AZURE_AUTHORITY_HOST/TENANT/oauth2/v2.0/token`
+//!   (the OAuth 2.0 client-credentials grant with a JWT client assertion, what the Azure SDKs'
+//!   `WorkloadIdentityCredential` sends);
+//! - a service principal's secret (`AZURE_CLIENT_SECRET`): the same grant with `client_secret`
+//!   (the SDKs' `ClientSecretCredential`).
+//!
+//! For a scope: Azure Storage for an Azure Blob Storage context (`engine/remote_context/azure`),
+//! Azure Resource Manager for an Azure Container Registry login (`registry/cloud_auth.rs`).
+//! The assertion, the secret and the token are secrets: returned for masking, never put in a
+//! message.
 
-use super::super::http::{Client, HttpError, Request};
-use super::config::WorkloadIdentity;
+use crate::registry::cloud::http::{Client, HttpError, Request};
+
+/// Azure Storage's scope: what a blob context reads with.
+pub(crate) const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+
+/// What AKS's workload identity webhook puts in a pod's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkloadIdentity {
+    pub client_id: String,
+    pub tenant_id: String,
+    pub token_file: String,
+    /// `AZURE_AUTHORITY_HOST`, `https://login.microsoftonline.com/` when unset.
+    pub authority: String,
+}
 
 /// The token and the values to mask (the federated token, the access token).
-pub(super) struct Token {
+pub(crate) struct Token {
     pub access_token: String,
     pub secrets: Vec<String>,
 }
 
 /// What went wrong, for a message that names the variable to check.
-pub(super) enum TokenError {
+pub(crate) enum TokenError {
     /// The federated token file could not be read.
     File(String),
     Http(HttpError),
@@ -24,33 +43,64 @@ pub(super) enum TokenError {
 }
 
 /// The form the token endpoint is sent.
-pub(super) fn token_form(w: &WorkloadIdentity, assertion: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn token_form(w: &WorkloadIdentity, assertion: &str, scope: &str) -> Vec<(&'static str, String)> {
     vec![
         ("grant_type", "client_credentials".into()),
         ("client_id", w.client_id.clone()),
-        ("scope", "https://storage.azure.com/.default".into()),
+        ("scope", scope.into()),
         ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()),
         ("client_assertion", assertion.to_string()),
     ]
 }
 
 /// The token endpoint of `w`'s tenant.
-pub(super) fn token_url(w: &WorkloadIdentity) -> String {
-    format!("{}/{}/oauth2/v2.0/token", w.authority.trim_end_matches('/'), w.tenant_id)
+pub(crate) fn token_url(w: &WorkloadIdentity) -> String {
+    tenant_token_url(&w.authority, &w.tenant_id)
 }
 
-/// Exchanges the federated token for a storage access token.
-pub(super) fn access_token(client: &Client, w: &WorkloadIdentity) -> Result<Token, TokenError> {
+/// The token endpoint of a tenant at an authority (`AZURE_AUTHORITY_HOST`).
+pub(crate) fn tenant_token_url(authority: &str, tenant_id: &str) -> String {
+    format!("{}/{tenant_id}/oauth2/v2.0/token", authority.trim_end_matches('/'))
+}
+
+/// Exchanges the federated token for an access token for `scope`.
+pub(crate) fn access_token(client: &Client, w: &WorkloadIdentity, scope: &str) -> Result<Token, TokenError> {
     // Read at the time of use: the kubelet rotates the file.
     let assertion = std::fs::read_to_string(&w.token_file)
         .map_err(|e| TokenError::File(format!("read AZURE_FEDERATED_TOKEN_FILE {}: {e}", w.token_file)))?
         .trim()
         .to_string();
-    let mut secrets = vec![assertion.clone()];
-    let form = token_form(w, &assertion);
-    let url = token_url(w);
+    let form = token_form(w, &assertion, scope);
+    request_token(client, &token_url(w), &form, vec![assertion.clone()])
+}
+
+/// A service principal's secret exchanged for an access token for `scope`.
+pub(crate) fn client_secret_token(
+    client: &Client,
+    authority: &str,
+    tenant_id: &str,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> Result<Token, TokenError> {
+    let form = vec![
+        ("grant_type", "client_credentials".to_string()),
+        ("client_id", client_id.to_string()),
+        ("client_secret", secret.to_string()),
+        ("scope", scope.to_string()),
+    ];
+    request_token(client, &tenant_token_url(authority, tenant_id), &form, vec![secret.to_string()])
+}
+
+/// One client-credentials request; `secrets` are what it was made with.
+fn request_token(
+    client: &Client,
+    url: &str,
+    form: &[(&'static str, String)],
+    mut secrets: Vec<String>,
+) -> Result<Token, TokenError> {
     let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let resp = client.send(&|| Ok(Request::post_form(url.as_str(), &fields))).map_err(TokenError::Http)?;
+    let resp = client.send(&|| Ok(Request::post_form(url, &fields))).map_err(TokenError::Http)?;
     let ok = resp.is_success();
     let status = resp.status;
     let body =
@@ -92,7 +142,7 @@ mod tests {
             authority: "https://login.microsoftonline.com/".into(),
         };
         assert_eq!(token_url(&w), "https://login.microsoftonline.com/tid/oauth2/v2.0/token");
-        let form = token_form(&w, "jwt");
+        let form = token_form(&w, "jwt", STORAGE_SCOPE);
         assert!(form.contains(&("scope", "https://storage.azure.com/.default".to_string())));
         assert!(form.contains(&("client_assertion", "jwt".to_string())));
         assert!(form.contains(&("grant_type", "client_credentials".to_string())));
@@ -151,7 +201,7 @@ mod tests {
             "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"access_token\":\"storage-token-123\"}",
         );
         let client = Client::new(&Default::default()).unwrap();
-        let t = access_token(&client, &identity_at(&url, &file)).unwrap_or_else(|_| panic!("no token"));
+        let t = access_token(&client, &identity_at(&url, &file), STORAGE_SCOPE).unwrap_or_else(|_| panic!("no token"));
         assert_eq!(t.access_token, "storage-token-123");
         assert!(t.secrets.contains(&"eyJhbGciOi.federated.jwt".to_string()) && t.secrets.contains(&t.access_token));
         let req = server.join().unwrap();
@@ -182,7 +232,7 @@ mod tests {
             "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS700016: no such app.\\r\\nTrace ID: x\"}",
         );
         let client = Client::new(&Default::default()).unwrap();
-        match access_token(&client, &identity_at(&url, &file)) {
+        match access_token(&client, &identity_at(&url, &file), STORAGE_SCOPE) {
             Err(TokenError::Refused(said)) => {
                 assert_eq!(said, "HTTP 400, invalid_client: AADSTS700016: no such app.")
             }
@@ -190,7 +240,7 @@ mod tests {
         }
         let gone = identity_at(&url, &dir.path().join("missing"));
         assert!(
-            matches!(access_token(&client, &gone), Err(TokenError::File(m)) if m.contains("AZURE_FEDERATED_TOKEN_FILE"))
+            matches!(access_token(&client, &gone, STORAGE_SCOPE), Err(TokenError::File(m)) if m.contains("AZURE_FEDERATED_TOKEN_FILE"))
         );
     }
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::jwt::SigningKey;
-use crate::engine::remote_context::http::{Client, HttpError, Request};
+use crate::registry::cloud::http::{Client, HttpError, Request};
 
 /// Where Google's libraries send a token request when the file names none.
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -62,14 +62,14 @@ enum Kind {
 }
 
 /// Credentials found, not yet exchanged for a token.
-pub(in crate::engine::remote_context) struct Credentials {
+pub(crate) struct Credentials {
     kind: Kind,
     origin: Origin,
 }
 
 /// Why no token could be had.
 #[derive(Debug)]
-pub(super) enum TokenError {
+pub(crate) enum TokenError {
     /// The answer, or its absence, explained: what was used and what to check.
     Refused(String),
     /// A token endpoint that could not be reached.
@@ -79,7 +79,7 @@ pub(super) enum TokenError {
 impl Credentials {
     /// The first credentials Google's lookup order finds (the metadata server last, always
     /// "found": whether it is there shows when the token is asked for).
-    pub(in crate::engine::remote_context) fn find(env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, String> {
+    pub(crate) fn find(env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, String> {
         let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         if let Some(path) = set("GOOGLE_APPLICATION_CREDENTIALS") {
             let origin = Origin::Variable(PathBuf::from(path));
@@ -155,8 +155,16 @@ impl Credentials {
         Ok(Credentials { kind, origin })
     }
 
+    /// The metadata server's base URL when these credentials are its (nothing else was found).
+    pub(crate) fn metadata_base(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Metadata { base } => Some(base),
+            _ => None,
+        }
+    }
+
     /// What must be masked: a key's PEM lines, a refresh token, a client secret.
-    pub(in crate::engine::remote_context) fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         let values: Vec<String> = match &self.kind {
             Kind::ServiceAccount { pem, .. } => {
                 pem.lines().filter(|l| !l.starts_with("-----")).map(|l| l.trim().to_string()).collect()
@@ -170,7 +178,7 @@ impl Credentials {
     }
 
     /// Which credentials these are, for a message: the account and where they were found.
-    pub(in crate::engine::remote_context) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.kind {
             Kind::ServiceAccount { email, .. } => format!("the service account {email} ({})", name_of(&self.origin)),
             Kind::AuthorizedUser { .. } => format!("a user's refresh token ({})", name_of(&self.origin)),
@@ -181,8 +189,9 @@ impl Credentials {
         }
     }
 
-    /// An access token for reading the bucket.
-    pub(super) fn access_token(&self, client: &Client) -> Result<String, TokenError> {
+    /// An access token for `scope` (a service account's assertion asks for it; a refresh token
+    /// and the metadata server give the scopes they were granted).
+    pub(crate) fn access_token(&self, client: &Client, scope: &str) -> Result<String, TokenError> {
         let (what, resp) = match &self.kind {
             Kind::ServiceAccount { email, key, key_id, token_uri, .. } => {
                 let now = std::time::SystemTime::now()
@@ -190,7 +199,7 @@ impl Credentials {
                     .map(|d| d.as_secs())
                     .unwrap_or_default();
                 let assertion = key
-                    .assertion(key_id.as_deref(), email, token_uri, now)
+                    .assertion(key_id.as_deref(), email, token_uri, scope, now)
                     .map_err(|why| TokenError::Refused(format!("{}: {why}", name_of(&self.origin))))?;
                 let send = client.send(&|| {
                     Ok(Request::post_form(

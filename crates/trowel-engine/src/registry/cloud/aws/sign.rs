@@ -1,21 +1,21 @@
 //! AWS Signature Version 4, by hand (HMAC-SHA256 from `ring`, already in the tree through
-//! rustls): what an S3 GET needs, and nothing of the SDK's machinery (see `mod.rs` for why not
-//! the AWS SDK). Checked against AWS's published examples: the SigV4 test suite's `get-vanilla`
+//! rustls): what an S3 GET and an ECR token request need, and nothing of the SDK's machinery
+//! (see `engine/remote_context/s3/mod.rs` for why not the AWS SDK). Checked against AWS's published examples: the SigV4 test suite's `get-vanilla`
 //! family and the S3 documentation's worked examples (tests below).
 //!
 //! The canonical request is made from the very path, query and headers the request is sent
 //! with, so what is signed is what goes on the wire: the caller builds its URL from
 //! [`uri_encode`]d parts and hands the same parts here.
 
-use super::super::http::percent_encoded;
+use crate::registry::cloud::http::percent_encoded;
 use ring::{digest, hmac};
 
 /// `sha256("")`, hex: the payload hash of a request without a body.
-pub(super) const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub(crate) const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The keys a request is signed with.
 #[derive(Clone)]
-pub(super) struct Keys {
+pub(crate) struct Keys {
     pub access_key_id: String,
     pub secret_access_key: String,
     /// A temporary credential's token (`AWS_SESSION_TOKEN`, STS, container credentials): sent
@@ -31,7 +31,7 @@ impl std::fmt::Debug for Keys {
 }
 
 /// One request to sign.
-pub(super) struct Signing<'a> {
+pub(crate) struct Signing<'a> {
     pub method: &'a str,
     /// The path as sent: already [`uri_encode`]d (S3 signs it as it is, without encoding it
     /// again, unlike the other services).
@@ -49,7 +49,7 @@ pub(super) struct Signing<'a> {
 }
 
 /// The `Authorization` header's value for `req` signed with `keys`.
-pub(super) fn authorization(keys: &Keys, req: &Signing<'_>) -> String {
+pub(crate) fn authorization(keys: &Keys, req: &Signing<'_>) -> String {
     let (signed_headers, signature) = signature(keys, req);
     let date = &req.amz_date[..8.min(req.amz_date.len())];
     format!(
@@ -93,12 +93,12 @@ fn canonical_request(req: &Signing<'_>) -> (String, String) {
 
 /// AWS's URI encoding: every byte but the unreserved characters (`A-Z a-z 0-9 - _ . ~`) as
 /// `%XX`, uppercase; `/` kept when `slash` is false (an object key's separators).
-pub(super) fn uri_encode(s: &str, slash: bool) -> String {
+pub(crate) fn uri_encode(s: &str, slash: bool) -> String {
     // SigV4's unreserved set is that of every form and path segment the contexts encode.
     if slash { percent_encoded(s) } else { s.split('/').map(percent_encoded).collect::<Vec<_>>().join("/") }
 }
 
-pub(super) fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, b))
 }
 

@@ -1,0 +1,14 @@
+//! Cloud credentials and the small HTTP client that fetches them: AWS's credential chain and
+//! SigV4 (`aws/`), Microsoft Entra ID tokens (`azure/`), Google's Application Default
+//! Credentials (`google/`), and `http.rs`.
+//!
+//! Two users need them: the registry keychain (`registry/cloud_auth.rs`: ECR's, Google's and
+//! Azure's registries with no `config.json`, as kaniko's compiled-in keychains) and the remote
+//! build contexts (`engine/remote_context/`: `s3://`, `gs://`, Azure Blob Storage). They live here, under `registry`,
+//! because the engine may import the registry but nothing below the engine may import it back,
+//! and because `http.rs` shares the registry's stall watch and its wording of transport errors.
+
+pub(crate) mod aws;
+pub(crate) mod azure;
+pub(crate) mod google;
+pub(crate) mod http;
