@@ -171,11 +171,19 @@ impl Breakpoint {
     }
 }
 
-/// Whether two `os/arch[/variant]` name the same platform as an index entry would match it
-/// (`linux/arm64` is `linux/arm64/v8`; a platform without a variant matches any variant).
+/// Whether two `os/arch[/variant]` name the same platform once normalised (`linux/arm64` is
+/// `linux/arm64/v8`, `linux/arm` is `linux/arm/v7`); a platform written without a variant
+/// names any variant of its architecture. Not [`Platform::matches`], which asks whether one
+/// platform runs the other's code (amd64 runs 386's): a breakpoint for `linux/386` must not
+/// stop the amd64 image's steps.
 pub fn same_platform(a: &str, b: &str) -> bool {
     match (Platform::parse(a), Platform::parse(b)) {
-        (Ok(a), Ok(b)) => a.matches(&b) || b.matches(&a),
+        (Ok(a), Ok(b)) => {
+            let (a, b) = (a.normalized(), b.normalized());
+            a.os == b.os
+                && a.architecture == b.architecture
+                && (a.variant.is_none() || b.variant.is_none() || a.variant == b.variant)
+        }
         _ => a == b,
     }
 }
@@ -518,5 +526,12 @@ mod tests {
                 .hit(&checkpoint(&["linux/arm/v7"], When::BeforeStep))
                 .is_none()
         );
+        // amd64 runs 386's code, but a breakpoint for one never stops the other's steps.
+        let on_386 = Breakpoint::parse("linux/386@7").unwrap();
+        assert_eq!(on_386.hit(&amd), None);
+        assert!(
+            Breakpoint::parse("linux/amd64@7").unwrap().hit(&checkpoint(&["linux/386"], When::BeforeStep)).is_none()
+        );
+        assert!(same_platform("linux/aarch64", "linux/arm64/v8") && same_platform("linux/arm", "linux/arm/v7"));
     }
 }

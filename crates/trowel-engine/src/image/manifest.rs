@@ -137,6 +137,12 @@ impl Platform {
     pub fn matches(&self, other: &Platform) -> bool {
         Only::new(self).rank(other).is_some()
     }
+
+    /// This platform as containerd normalises it (aliases, default variants made explicit or
+    /// dropped: `aarch64` is `arm64`, `arm` is `arm/v7`, `amd64/v1` is `amd64`).
+    pub fn normalized(&self) -> Platform {
+        crate::image::platform::normalize(self)
+    }
 }
 
 impl std::fmt::Display for Platform {
