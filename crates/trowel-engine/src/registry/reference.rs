@@ -259,7 +259,7 @@ fn valid_host(h: &str) -> bool {
 fn userinfo(s: &str) -> Option<std::ops::Range<usize>> {
     let start = ["http://", "https://"]
         .iter()
-        .find(|p| s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p))
+        .find(|p| s.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)))
         .map_or(0, |p| p.len());
     let authority = &s[start..s[start..].find('/').map_or(s.len(), |i| start + i)];
     let at = authority.rfind('@')?;
@@ -394,6 +394,11 @@ mod tests {
             assert!(has_userinfo(given), "{given}");
             assert_eq!(masked_userinfo(given), masked);
         }
+        // Not ASCII where a scheme would end: no panic (a remote context's FROM line).
+        for odd in ["aaaaaaé", "aaaaaaaé/x", "ééééé@h/x"] {
+            let _ = (has_userinfo(odd), masked_userinfo(odd));
+        }
+        assert!(Reference::parse("aaaaaaé").is_err());
         let d = format!("busybox@sha256:{}", "a".repeat(64));
         for plain in ["reg.example:5000/a/b:1", "busybox", "mirror.gcr.io", d.as_str(), "reg.example/a@sha256:00"] {
             assert!(!has_userinfo(plain), "{plain}");
