@@ -118,7 +118,8 @@ fn secret_arg_defaults_values_in_the_config_and_short_values() {
     let default = format!("DefaultPw-{}", std::process::id());
     let token = format!("GhToken-{}-x", std::process::id());
     let ctx = context(&format!(
-        "FROM {}\nARG DB_PASSWORD={default}\nARG GH_TOKEN\nARG MY_TOKEN\nRUN echo \"pw=$DB_PASSWORD t=$MY_TOKEN\"\n\
+        "FROM {}\nARG DB_PASSWORD={default}\nARG GH_TOKEN\nARG MY_TOKEN\nARG SUFFIX=xyz123\nARG API_KEY=sk-live-${{SUFFIX}}\n\
+         RUN echo \"pw=$DB_PASSWORD t=$MY_TOKEN k=$API_KEY\"\n\
          ENV X=${{GH_TOKEN}}\nLABEL plain=1\n",
         e.busybox()
     ));
@@ -141,7 +142,8 @@ fn secret_arg_defaults_values_in_the_config_and_short_values() {
     );
     assert!(ok, "{text}");
     assert_absent(&text, std::slice::from_ref(&default));
-    assert!(text.contains("pw=*** t=q7z"), "{text}");
+    assert!(text.contains("pw=*** t=q7z k=***"), "{text}");
+    assert_absent(&text, &["sk-live-xyz123".to_string()]);
     assert!(
         text.contains("the image config holds a secret value (a secret build arg's, or a --secret's) in ENV X:"),
         "{text}"

@@ -80,6 +80,14 @@ impl Emitter {
         inner.redactor = inner.redactor.with(values);
     }
 
+    /// Everything this emitter masks now: the build's secrets and those added since it
+    /// started. A step that holds back streamed output until no secret can be split across two
+    /// chunks needs this one, not the secrets known when the build started (a secret arg
+    /// resolved at its ARG, a cloud login's token, would be cut in two and slip through).
+    pub fn redactor(&self) -> Redactor {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).redactor.clone()
+    }
+
     pub fn warn(&self, message: impl Into<String>) {
         self.emit(Event::Warning { message: message.into() });
     }

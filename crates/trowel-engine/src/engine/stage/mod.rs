@@ -286,6 +286,9 @@ impl StageRunner {
         let ins = &attempt.instruction;
         self.paused = Duration::ZERO;
         let expanded = ins.expand(&self.config.vars(), ctx.df.escape)?;
+        if let Expanded::Arg(_) = &expanded {
+            self.mask_secret_args(ctx, ins, &expanded);
+        }
         let display = expanded.display();
         self.step_mounts = match &expanded {
             Expanded::Run { flags, .. } => {
@@ -403,6 +406,27 @@ impl StageRunner {
         }
         result?;
         after
+    }
+
+    /// Masks the values an ARG instruction just gave secret args, from here on: a default made
+    /// of variables (`ARG API_KEY=sk-$SUFFIX`) is known only once the scope resolved it (a
+    /// literal default is masked from the start, `context.rs`; a `--build-arg` always).
+    /// Worked out on a copy of the scope before the step is announced: its line shows the
+    /// values.
+    fn mask_secret_args(&self, ctx: &crate::engine::context::BuildContext<'_>, ins: &Instruction, e: &Expanded) {
+        let InstructionKind::Arg(pairs) = &ins.kind else { return };
+        if !pairs.iter().any(|(n, _)| ctx.opts.is_secret_arg(n)) {
+            return;
+        }
+        let mut after = self.config.clone();
+        if config::apply_to(&mut after, ins, ctx.df.escape, e.clone()).is_err() {
+            return;
+        }
+        let values = pairs
+            .iter()
+            .filter(|(n, _)| ctx.opts.is_secret_arg(n))
+            .filter_map(|(n, _)| after.args.value(n).map(str::to_string));
+        ctx.emitter.add_secrets(values.collect());
     }
 
     /// Runs a step that the cache did not serve.

@@ -74,7 +74,8 @@ impl FileStep for Run {
             stop: ctx.stop.clone(),
         };
         let emitter = ctx.emitter.clone();
-        let redactor = ctx.redactor.clone();
+        // The emitter's: it holds the secrets found since the build started too.
+        let redactor = ctx.emitter.redactor().merged(&ctx.redactor);
         let id = at.id;
         let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         let mut on_output = |stream: Stream, bytes: &[u8]| {
@@ -91,7 +92,7 @@ impl FileStep for Run {
         let outcome = sandbox::run(&spec, &mut on_output);
         for (slot, s) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
             if !carry[slot].is_empty() {
-                let data = ctx.redactor.redact(&String::from_utf8_lossy(&carry[slot]));
+                let data = redactor.redact(&String::from_utf8_lossy(&carry[slot]));
                 ctx.emitter.emit(Event::Output { id, stream: s, data });
             }
         }
