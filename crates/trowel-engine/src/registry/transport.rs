@@ -95,6 +95,12 @@ pub(crate) async fn probe(opts: &RegistryOptions, host: &str, protocol: Protocol
             let client = build_client(opts, host, verify).map_err(setup)?;
             match ping(client, format!("https://{host}"), opts.stall_timeout).await {
                 Ok(ep) => Ok(ep),
+                // A server that speaks TLS with a certificate that fails verification is not
+                // a plain-HTTP registry: that failure is reported, never a reason to drop TLS
+                // (it is also what a machine in the middle looks like).
+                Err(tls_err) if tls_err.message.to_ascii_lowercase().contains("certificate") => {
+                    Err(ProbeError { message: with_hint(opts, tls_err.message, host), ..tls_err })
+                }
                 Err(tls_err) => {
                     let plain = build_client(opts, host, true).map_err(setup)?;
                     match ping(plain, format!("http://{host}"), opts.stall_timeout).await {
