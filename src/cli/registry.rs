@@ -74,7 +74,7 @@ impl RegistryArgs {
             mirrors(&self.registry_mirrors, &std::env::var("KANIKO_REGISTRY_MIRROR").unwrap_or_default());
         refuse_credentials(registry_mirrors.iter().map(|m| ("registry-mirror", m)))?;
         let registry_maps = registry_maps(&self.registry_maps, std::env::var("KANIKO_REGISTRY_MAP").ok().as_deref())?;
-        refuse_credentials(registry_maps.iter().map(|(_, m)| ("registry-map", m)))?;
+        refuse_credentials(registry_maps.iter().flat_map(|(r, m)| [("registry-map", r), ("registry-map", m)]))?;
         Ok(RegistryOptions {
             insecure_pull: self.insecure_pull,
             insecure_registries: self.insecure_registries.clone(),
@@ -144,7 +144,8 @@ fn registry_maps(flags: &[String], env: Option<&str>) -> Result<Vec<(String, Str
                 }
                 _ => {
                     return Err(CliError(format!(
-                        "invalid --registry-map {pair:?}: expected REGISTRY=MIRROR (e.g. index.docker.io=mirror.example/hub)"
+                        "invalid --registry-map {:?}: expected REGISTRY=MIRROR (e.g. index.docker.io=mirror.example/hub)",
+                        trowel_engine::registry::reference::masked_userinfo(pair)
                     )));
                 }
             }

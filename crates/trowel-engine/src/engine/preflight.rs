@@ -36,7 +36,7 @@ pub(crate) fn read_dockerfile(opts: &BuildOptions) -> Result<String, BuildError>
                 std::io::ErrorKind::NotFound,
                 format!("it is a symbolic link to {}, which is not in the context", to.display()),
             ),
-            Err(_) => std::io::ErrorKind::NotFound.into(),
+            Err(_) => std::io::Error::new(std::io::ErrorKind::NotFound, "the context has no such file"),
         })?;
         String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8"))
     });

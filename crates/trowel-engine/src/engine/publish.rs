@@ -442,16 +442,17 @@ const IMMUTABLE_TAG_ERRORS: [&str; 2] =
 impl Build<'_> {
     /// With `--push-ignore-immutable-tag-errors`, whether `e` is a registry's refusal to move an
     /// immutable tag, which then ends the push to `raw` as kaniko ends it, without error. Said
-    /// in the log: the tag still names the image it named (its blobs and this image's manifest
-    /// were uploaded; the tag was not moved).
+    /// in the log: the tag still names the image it named, and this image's manifest may not be
+    /// in the registry at all (ECR refuses the manifest with the tag), though, as in kaniko,
+    /// the digest files name it.
     pub(super) fn immutable_tag_kept(&self, raw: &str, e: &crate::registry::RegistryError) -> bool {
         let text = e.to_string();
         let kept = self.ctx.opts.output.push_ignore_immutable_tag_errors
             && IMMUTABLE_TAG_ERRORS.iter().any(|known| text.contains(known));
         if kept {
             self.ctx.emitter.warn(format!(
-                "{raw}: the registry keeps this tag immutable, so it still names the image it named; ignored \
-                 (--push-ignore-immutable-tag-errors): {text}"
+                "{raw}: the registry keeps this tag immutable, so it still names the image it named, and this \
+                 image's manifest may not be stored there; ignored (--push-ignore-immutable-tag-errors): {text}"
             ));
         }
         kept

@@ -1,6 +1,6 @@
-//! Where an `s3://` context's credentials come from: the AWS SDK for Go v2's default chain,
-//! which kaniko uses (`config.LoadDefaultConfig`), in its order, as far as it matters in CI
-//! jobs and Kubernetes pods:
+//! Where AWS credentials come from (an `s3://` context's, and ECR's login): the AWS SDK for Go
+//! v2's default chain, which kaniko uses (`config.LoadDefaultConfig`), in its order, as far as
+//! it matters in CI jobs and Kubernetes pods:
 //!
 //! 1. `AWS_PROFILE` set: that profile of the shared files (`profile.rs`);
 //! 2. `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
