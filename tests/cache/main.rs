@@ -250,7 +250,7 @@ fn file_content_and_mode_changes_miss() {
     // and the step before it.
     assert_eq!(
         o.at(3),
-        "miss: COPY run.sh: 1 file changed (run.sh: mode 0644 → 0755), parent step missed (line 2: COPY app.txt: 1 \
+        "miss: COPY run.sh: 1 file changed (run.sh: mode 0644 → 0755); parent step missed (line 2: COPY app.txt: 1 \
          file changed (app.txt))"
     );
 }
