@@ -345,6 +345,20 @@ fn base_listings_and_snapshots_stack_to_the_pushed_image() {
     }
     assert!(!merged.entries.contains_key("/d") && merged.entries.contains_key("/hi.txt"));
     assert!(merged.layers.iter().find(|l| l.label == "L2 RUN").unwrap().wasted >= 8, "/d/e/f and /d/g are waste");
+    // The base file the build deleted is its base layer's waste (the Layers pane's base row),
+    // as big as the base's listing says it is.
+    let (digest, group) = envs
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::BaseLayerListed { digest, changes, .. } => {
+                changes.iter().find(|c| c.path == "/etc/group").map(|c| (digest.clone(), c.size))
+            }
+            _ => None,
+        })
+        .expect("busybox's layer lists /etc/group");
+    let report = trowel::tui::model::waste::analyze(&state);
+    assert_eq!(report.added_by_base(&digest), Some(group));
+    assert!(group > 0);
 }
 
 /// The Files pane at every step is the file system of the image the Dockerfile cut after that

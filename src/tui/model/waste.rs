@@ -49,6 +49,9 @@ pub struct Origin {
     /// `step` is the last of a stage snapshotted once (`--single-snapshot`), from this line
     /// on: the layer is the stage's, not the step's.
     pub stage_from: Option<usize>,
+    /// A base file: the index of the base layer whose version it is, when the base's layers
+    /// were listed (else which one is not known).
+    pub base_layer: Option<usize>,
 }
 
 impl Origin {
@@ -87,6 +90,7 @@ impl WasteItem {
             line: self.removed_line,
             shell: self.removed_shell,
             stage_from: self.removed_stage_from,
+            base_layer: None,
         }
     }
 }
@@ -100,6 +104,9 @@ pub struct WasteReport {
     /// served whose listing was not compared with the layers below, a base directory deleted
     /// whole when the base's files were not reported.
     pub unknown: Vec<String>,
+    /// The digests of the image's base layers whose files are known (listed), in order: what
+    /// [`Origin::base_layer`] indexes.
+    pub base_layers: Vec<trowel_events::Digest>,
 }
 
 impl WasteReport {
@@ -123,6 +130,20 @@ impl WasteReport {
     /// debugger shell sessions on that side of it).
     pub fn added_by(&self, step: StepId, shell: Option<When>) -> u64 {
         self.items.iter().filter(|i| i.added.step == Some(step) && i.added.shell == shell).map(|i| i.bytes).sum()
+    }
+
+    /// Bytes of the image's base layer `digest` that the final image hides (files of it a step
+    /// overwrote or deleted), when the base's layers were listed; `None` when it is not one of
+    /// them or its files are not known.
+    pub fn added_by_base(&self, digest: &trowel_events::Digest) -> Option<u64> {
+        let index = self.base_layers.iter().position(|d| d == digest)?;
+        Some(
+            self.items
+                .iter()
+                .filter(|i| i.added.step.is_none() && i.added.base_layer == Some(index))
+                .map(|i| i.bytes)
+                .sum(),
+        )
     }
 }
 
@@ -240,8 +261,14 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
         .and_then(|s| s.steps.first())
         .and_then(|&id| model.step(id))
         .map_or(0, |s| s.line);
+    let mut base_layers = Vec::new();
     let seeded = stages.first().is_some_and(|&root| {
-        seed_base(model, root, Origin { step: None, line: from_line, shell: None, stage_from: None }, &mut live)
+        let base = Origin { step: None, line: from_line, shell: None, stage_from: None, base_layer: None };
+        let seeded = seed_base(model, root, base, &mut live);
+        if seeded && let Some(view) = model.stage(root) {
+            base_layers = view.base_layers.iter().map(|l| l.digest.clone()).collect();
+        }
+        seeded
     });
     let mut unknown = Vec::new();
     // Directories this build's layers made, so a removed one is known not to be the base's.
@@ -298,7 +325,7 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
     }
     items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
     let total = items.iter().map(|i| i.bytes).sum();
-    WasteReport { items, total, unknown }
+    WasteReport { items, total, unknown, base_layers }
 }
 
 /// The base image's file system of stage `root` (the image's root ancestor), when every one of
@@ -320,9 +347,14 @@ fn seed_base(model: &BuildState, root: usize, base: Origin, live: &mut Live) -> 
         fs.push(super::merged::LayerBy::Base { stage: root, index: i }, String::new(), &view.base_listings[&i]);
     }
     for (path, e) in &fs.entries {
+        let layer = match fs.layers.get(e.layer).map(|l| l.by) {
+            Some(super::merged::LayerBy::Base { index, .. }) => Some(index),
+            _ => None,
+        };
         match (e.change.file_type, &e.change.link_target) {
             (FileType::File, _) => {
-                live.files.insert(path.clone(), Version { bytes: e.change.size, origin: base });
+                let origin = Origin { base_layer: layer, ..base };
+                live.files.insert(path.clone(), Version { bytes: e.change.size, origin });
             }
             (FileType::Hardlink, Some(target)) => live.links.link(path, target),
             _ => {}
@@ -341,8 +373,8 @@ fn apply_step(
     items: &mut Vec<WasteItem>,
 ) {
     let stage_from = step.stage_snapshot.filter(|_| shell.is_none());
-    let origin = Origin { step: Some(step.id), line: step.line, shell, stage_from };
-    let base = Origin { step: None, line: from_line, shell: None, stage_from: None };
+    let origin = Origin { step: Some(step.id), line: step.line, shell, stage_from, base_layer: None };
+    let base = Origin { step: None, line: from_line, shell: None, stage_from: None, base_layer: None };
     let dead = |path: &str, v: Version, fate: Fate, items: &mut Vec<WasteItem>| {
         if v.bytes > 0 {
             items.push(WasteItem {
@@ -441,10 +473,10 @@ mod tests {
     #[test]
     fn a_single_snapshots_side_is_labelled_as_the_stage() {
         let step = Some(StepId { stage: 0, step: 7 });
-        let label = |stage_from, shell| Origin { step, line: 12, shell, stage_from }.label();
+        let label = |stage_from, shell| Origin { step, line: 12, shell, stage_from, base_layer: None }.label();
         assert_eq!(label(Some(5), None), "L5–12 stage");
         assert_eq!(label(None, None), "L12");
         assert_eq!(label(None, Some(When::AfterStep)), "L12 shell");
-        assert_eq!(Origin { step: None, line: 2, shell: None, stage_from: None }.label(), "base");
+        assert_eq!(Origin { step: None, line: 2, shell: None, stage_from: None, base_layer: Some(1) }.label(), "base");
     }
 }

@@ -133,7 +133,12 @@ fn wasted(model: &Model, l: &LayerSummary, report: &WasteReport) -> u64 {
         Maker::Shell { when, .. } => Some(when),
         _ => None,
     };
-    maker.step().map_or(0, |s| report.added_by(s.id, shell))
+    match maker {
+        // A base file a step overwrote or deleted is the base layer's waste (`base → L2` in
+        // the list below), when the base's layers were listed.
+        Maker::Base => report.added_by_base(&l.digest).unwrap_or(0),
+        _ => maker.step().map_or(0, |s| report.added_by(s.id, shell)),
+    }
 }
 
 impl Component for LayersPane {
