@@ -160,7 +160,7 @@ fn first_missed_ancestor(
         if m.reasons.is_empty() {
             format!("parent step missed (line {})", m.line)
         } else {
-            format!("parent step missed (line {}: {})", m.line, m.reasons.join(", "))
+            format!("parent step missed (line {}: {})", m.line, m.reasons.join("; "))
         }
     })
 }
@@ -441,7 +441,7 @@ fn source_changes(
                 (_, Some(repo), _) => out.push(format!("git {repo} now {} (was {})", commit(v), commit(pv))),
                 (_, _, Some(stage)) => out.push(match missed.get(v) {
                     Some(m) if !m.reasons.is_empty() => {
-                        format!("stage {stage} changed (line {}: {})", m.line, m.reasons.join(", "))
+                        format!("stage {stage} changed (line {}: {})", m.line, m.reasons.join("; "))
                     }
                     Some(m) => format!("stage {stage} changed (line {} missed)", m.line),
                     None => format!("stage {stage} changed"),
@@ -470,7 +470,7 @@ fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Misse
         return Some(match (marker, missed.get(ck)) {
             (" digest=", _) => format!("mount {target}: image {from} now {} (was {})", short(ck), short(pk)),
             (_, Some(m)) if !m.reasons.is_empty() => {
-                format!("mount {target}: stage {from} changed (line {}: {})", m.line, m.reasons.join(", "))
+                format!("mount {target}: stage {from} changed (line {}: {})", m.line, m.reasons.join("; "))
             }
             (_, Some(m)) => format!("mount {target}: stage {from} changed (line {} missed)", m.line),
             (_, None) => format!("mount {target}: stage {from} changed"),
@@ -505,7 +505,7 @@ fn chain_changed(
             // Every cause of the parent's miss is named already.
             (true, false) => None,
             (true, true) => Some(format!("parent step missed (line {})", m.line)),
-            (false, _) => Some(format!("parent step missed (line {}: {})", m.line, left.join(", "))),
+            (false, _) => Some(format!("parent step missed (line {}: {})", m.line, left.join("; "))),
         })
     };
     match first {
@@ -534,7 +534,7 @@ fn chain_changed(
                         return None;
                     }
                     let left = fresh(&link_changes(old, a, link, b, missed));
-                    (!left.is_empty()).then(|| left.join(", "))
+                    (!left.is_empty()).then(|| left.join("; "))
                 }
                 _ => Some(format!("parent step changed (line {}: {})", link.line, link.instruction)),
             }
