@@ -87,7 +87,7 @@ fn header<'a>(pane: &ChangesPane, ctx: &Ctx, theme: &Theme, width: usize) -> Vec
         }
     } else if let Some(st) = stats {
         let text = format!(
-            "snapshot: {} paths walked, {} hashed, {}",
+            "snapshot: {} paths walked, {} compared, {}",
             st.files_walked,
             format::bytes(st.bytes_hashed),
             format::duration_ms(st.duration_ms)
