@@ -23,7 +23,10 @@ pub fn bytes_compact(n: u64) -> String {
         // One decimal only while it stays one digit: 9.96k is `10k`, not `10.0k`.
         format!("{v:.1}{}", UNITS[u])
     } else {
-        format!("{:.0}{}", if v < 10.0 { v.round() } else { v.floor() }, UNITS[u])
+        // Rounded, as the decimals above are (12.8k is `13k`); what rounds to 1000 is the next
+        // unit's `1.0`, as `bytes` writes `1.0 MB` for 999.96 kB.
+        let r = v.round();
+        if r >= 1000.0 && u < UNITS.len() - 1 { format!("1.0{}", UNITS[u + 1]) } else { format!("{r:.0}{}", UNITS[u]) }
     }
 }
 
@@ -251,7 +254,10 @@ mod tests {
         assert_eq!(bytes_compact(278), "278B");
         assert_eq!(bytes_compact(1_234), "1.2k");
         assert_eq!(bytes_compact(300_400), "300k");
-        assert_eq!(bytes_compact(999_999), "999k");
+        assert_eq!(bytes_compact(999_999), "1.0M");
+        assert_eq!(bytes_compact(999_400), "999k");
+        assert_eq!(bytes_compact(12_800), "13k");
+        assert_eq!(bytes_compact(12_400), "12k");
         assert_eq!(bytes_compact(9_960), "10k");
         assert_eq!(bytes_compact(1_100_000), "1.1M");
         assert_eq!(duration_ms(125_000), "2m05s");
