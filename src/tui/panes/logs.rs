@@ -119,7 +119,9 @@ impl LogsPane {
         self.current = Some(pick);
         self.follow = false;
         self.scroll = pick.saturating_sub(ctx.page / 2);
-        Outcome::Say(format!("match {n} of {} for {:?}", hits.len(), self.query), Severity::Info)
+        // The search moves between lines: it counts lines that hold the text, not occurrences
+        // (`err err err` is one line, one stop).
+        Outcome::Say(format!("line {n} of {} with {:?}", hits.len(), self.query), Severity::Info)
     }
 }
 
