@@ -401,3 +401,21 @@ fn credential_helper_on_path_supplies_push_credentials() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("docker-credential-ecr-login"), "{}", stderr(&o));
 }
+
+/// An ARG's line shows the value it takes, as history records it: a `--build-arg` over the
+/// default written (the log, the trace and the debugger showed the default, and `replay
+/// --compare` of two such builds called the lines the same), a default made of another ARG
+/// resolved.
+#[test]
+fn an_arg_line_shows_the_value_the_build_gives_it() {
+    let ctx =
+        context_with(&format!("FROM {}\nARG M=644\nARG T=passwd N=x${{M}}\nRUN echo \"$M $N\"\n", env().busybox()));
+    let trace = ctx.path().join("t.jsonl");
+    let o = build(ctx.path(), &["--no-push", "--build-arg", "M=755", "--trace", trace.to_str().unwrap()]);
+    assert_ok(&o);
+    let log = stderr(&o);
+    assert!(log.contains("ARG M=755") && !log.contains("ARG M=644"), "{log}");
+    assert!(log.contains("ARG T=passwd N=x755"), "{log}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.contains(r#""expanded":"ARG M=755""#), "{text}");
+}

@@ -285,9 +285,16 @@ impl StageRunner {
         let ctx = s.ctx;
         let ins = &attempt.instruction;
         self.paused = Duration::ZERO;
-        let expanded = ins.expand(&self.config.vars(), ctx.df.escape)?;
-        if let Expanded::Arg(_) = &expanded {
-            self.mask_secret_args(ctx, ins, &expanded);
+        let mut expanded = ins.expand(&self.config.vars(), ctx.df.escape)?;
+        if let Expanded::Arg(_) = &expanded
+            && let Some(effective) = self.effective_args(ctx, ins, &expanded)
+        {
+            // Secret ones masked before the line is shown; the line shows what each ARG is now
+            // (a `--build-arg` wins over the default written, which the log, the trace and the
+            // debugger used to show, as history never did).
+            let secret = effective.iter().filter(|(n, _)| ctx.opts.is_secret_arg(n)).filter_map(|(_, v)| v.clone());
+            ctx.emitter.add_secrets(secret.collect());
+            expanded = Expanded::Arg(effective);
         }
         let display = expanded.display();
         self.step_mounts = match &expanded {
@@ -408,25 +415,20 @@ impl StageRunner {
         after
     }
 
-    /// Masks the values an ARG instruction just gave secret args, from here on: a default made
-    /// of variables (`ARG API_KEY=sk-$SUFFIX`) is known only once the scope resolved it (a
-    /// literal default is masked from the start, `context.rs`; a `--build-arg` always).
-    /// Worked out on a copy of the scope before the step is announced: its line shows the
-    /// values.
-    fn mask_secret_args(&self, ctx: &crate::engine::context::BuildContext<'_>, ins: &Instruction, e: &Expanded) {
-        let InstructionKind::Arg(pairs) = &ins.kind else { return };
-        if !pairs.iter().any(|(n, _)| ctx.opts.is_secret_arg(n)) {
-            return;
-        }
+    /// Each name of an ARG instruction with the value the instruction gives it (`None`: it has
+    /// none), worked out on a copy of the scope before the step is announced: a `--build-arg`
+    /// over the default written, a default made of variables (`ARG API_KEY=sk-$SUFFIX`)
+    /// resolved. `None` when the instruction does not apply (the step then fails as it must).
+    fn effective_args(
+        &self,
+        ctx: &crate::engine::context::BuildContext<'_>,
+        ins: &Instruction,
+        e: &Expanded,
+    ) -> Option<Vec<(String, Option<String>)>> {
+        let InstructionKind::Arg(pairs) = &ins.kind else { return None };
         let mut after = self.config.clone();
-        if config::apply_to(&mut after, ins, ctx.df.escape, e.clone()).is_err() {
-            return;
-        }
-        let values = pairs
-            .iter()
-            .filter(|(n, _)| ctx.opts.is_secret_arg(n))
-            .filter_map(|(n, _)| after.args.value(n).map(str::to_string));
-        ctx.emitter.add_secrets(values.collect());
+        config::apply_to(&mut after, ins, ctx.df.escape, e.clone()).ok()?;
+        Some(pairs.iter().map(|(n, _)| (n.clone(), after.args.value(n).map(str::to_string))).collect())
     }
 
     /// Runs a step that the cache did not serve.
