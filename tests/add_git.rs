@@ -352,3 +352,42 @@ fn credentials_from_a_build_arg_stay_secret() {
         assert!(!text.contains("zz-cred-8675309"), "{what} holds the credential:\n{text}");
     }
 }
+
+/// A repository served by git's "dumb" HTTP transport (static files after `git
+/// update-server-info`, here Python's http.server), which cannot serve a shallow fetch: fetched
+/// again whole, as BuildKit's gitutil does when git's error speaks of `shallow`.
+#[test]
+fn a_repository_over_dumb_http_is_fetched_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("hello.txt"), "over dumb http\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one"]);
+    let served = dir.path().join("srv");
+    std::fs::create_dir(&served).unwrap();
+    git(&served, &["clone", "-q", "--bare", work.to_str().unwrap(), "repo.git"]);
+    git(&served.join("repo.git"), &["update-server-info"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut http = std::process::Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        .current_dir(&served)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/repo.git#main");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (o, dest) = build(&format!("ADD {url} /g\n"), &[]);
+    let _ = http.kill();
+    let _ = http.wait();
+    assert_ok(&o);
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/g/hello.txt"), "over dumb http\n");
+}

@@ -62,6 +62,24 @@ pub(crate) struct Git<'a> {
 
 impl Git<'_> {
     /// Runs `git <args>` and returns its standard output. `what` names the operation in errors.
+    /// [`Git::run`] of a shallow operation (`--depth=1`), run again whole when the server cannot
+    /// serve it shallow (git's "dumb" HTTP transport, some old servers), as BuildKit's `gitutil`
+    /// does when git's error speaks of `shallow` or `--depth`.
+    pub fn run_shallow(&self, what: &str, args: &[&str]) -> Result<String, GitError> {
+        match self.run(what, args) {
+            Err(e)
+                if args.contains(&"--depth=1") && {
+                    let m = e.to_string();
+                    m.contains("shallow") || m.contains("--depth")
+                } =>
+            {
+                let whole: Vec<&str> = args.iter().copied().filter(|a| *a != "--depth=1").collect();
+                self.run(what, &whole)
+            }
+            r => r,
+        }
+    }
+
     pub fn run(&self, what: &str, args: &[&str]) -> Result<String, GitError> {
         let mut cmd = crate::sandbox::userns::command(&self.tools.git);
         for c in CONFIG {

@@ -153,7 +153,7 @@ pub fn checkout(
     tree::check_blob_sizes(&git, &commit, limits)?;
     git.run("checkout", &["checkout", "-q", "--detach", &commit])?;
     if req.git.submodules != Some(false) && dir.join(".gitmodules").exists() {
-        git.run("submodule update", &["submodule", "update", "--init", "--recursive", "--depth=1"])?;
+        git.run_shallow("submodule update", &["submodule", "update", "--init", "--recursive", "--depth=1"])?;
     }
     let include_git_dir = req.keep_git_dir && req.git.subdir.is_none();
     if include_git_dir {

@@ -166,12 +166,12 @@ pub(crate) fn fetch(git: &Git<'_>, r: &Resolved) -> Result<(), GitError> {
         return Ok(());
     }
     let refspec = format!("+{}:{}", r.reference, r.reference);
-    git.run("fetch", &["fetch", "-q", "--depth=1", "--no-tags", "origin", "--", &refspec])?;
+    git.run_shallow("fetch", &["fetch", "-q", "--depth=1", "--no-tags", "origin", "--", &refspec])?;
     // The ref may have moved since it was resolved (the cache key has the old commit): take
     // the commit that was resolved, as BuildKit does, or fail.
     let now = git.run("rev-parse", &["rev-parse", "--verify", &format!("{}^{{commit}}", r.reference)])?;
     if now.trim() != r.sha {
-        let got = git.run("fetch", &["fetch", "-q", "--depth=1", "--no-tags", "origin", &r.sha]);
+        let got = git.run_shallow("fetch", &["fetch", "-q", "--depth=1", "--no-tags", "origin", &r.sha]);
         if got.is_err() {
             return Err(GitError::Invalid(format!(
                 "{}: {} moved to {} while it was fetched, and {} can no longer be fetched",
