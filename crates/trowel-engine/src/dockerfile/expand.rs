@@ -272,7 +272,8 @@ impl Instruction {
         if let Some(mode) = &chmod {
             flags::check_chmod(mode).map_err(|e| self.error(e))?;
         }
-        let checksum = opt("checksum")?;
+        // One that expands to nothing is none, as in BuildKit (`ARG C=` then `--checksum=$C`).
+        let checksum = opt("checksum")?.filter(|c| !c.is_empty());
         let from = opt("from")?;
         if from.as_deref() == Some("") {
             return Err(self.error("--from must not be empty"));

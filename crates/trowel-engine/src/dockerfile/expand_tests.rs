@@ -176,6 +176,10 @@ fn copy_flag_validation_after_expansion() {
     assert!(e.to_string().contains("invalid --checksum value \"sha256:app\""), "{e}");
     let e = try_ex("COPY --from=$EMPTY a b").unwrap_err();
     assert!(e.to_string().ends_with("--from must not be empty"));
+    // A checksum that is empty, written so or expanded to nothing, is none (BuildKit acts on a
+    // non-empty one only).
+    assert!(try_ex("ADD --checksum=$EMPTY https://x/y /z").is_ok());
+    assert!(try_ex("ADD --checksum= https://x/y /z").is_ok());
 }
 
 #[test]

@@ -419,8 +419,18 @@ impl DockerIgnore {
         Ok(DockerIgnore { patterns })
     }
 
-    /// Builds a matcher from patterns given directly (e.g. `COPY --exclude`), normalised like
-    /// the lines of a `.dockerignore`.
+    /// The matcher of `COPY`/`ADD --exclude` patterns. BuildKit hands them to its pattern
+    /// matcher as written (`llb.WithExcludePatterns`), without the leading-`/` trimming its
+    /// `.dockerignore` reader does: matched against relative paths, `/a` matches nothing, so
+    /// such a pattern (or `!/a`) is left out here.
+    pub fn from_exclude_flags(pats: &[String]) -> Result<Self, DockerfileError> {
+        let kept: Vec<String> =
+            pats.iter().filter(|p| !p.trim().trim_start_matches('!').starts_with('/')).cloned().collect();
+        Self::from_patterns(&kept)
+    }
+
+    /// Builds a matcher from patterns given directly, normalised like the lines of a
+    /// `.dockerignore`.
     pub fn from_patterns(pats: &[String]) -> Result<Self, DockerfileError> {
         let mut patterns = Vec::new();
         for raw in pats {

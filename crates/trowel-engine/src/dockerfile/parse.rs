@@ -432,7 +432,8 @@ fn copy_args(
         })
         .collect();
     // What a checksum must look like depends on its source: known now unless a variable hides it.
-    if let Some(c) = flags::str_flag(flag_list, "checksum").filter(|c| !c.contains('$'))
+    // An empty one is none (BuildKit acts on `cfg.checksum != ""` only).
+    if let Some(c) = flags::str_flag(flag_list, "checksum").filter(|c| !c.contains('$') && !c.is_empty())
         && !paths.iter().any(|p| p.contains('$'))
     {
         flags::check_add_checksum(c, &paths).map_err(|e| ctx.err(e))?;

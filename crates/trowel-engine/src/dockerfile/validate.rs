@@ -89,7 +89,8 @@ fn check_copy(ins: &Instruction, keyword: Keyword, args: &CopyArgs) -> Result<()
         {
             return Err(ins.error("inconsistent keep-git-dir configuration"));
         }
-        if let (Some(flag), Some(url)) = (str_flag(&args.flags, "checksum").filter(|c| known(c)), &git.checksum)
+        if let (Some(flag), Some(url)) =
+            (str_flag(&args.flags, "checksum").filter(|c| known(c) && !c.is_empty()), &git.checksum)
             && flag != url
         {
             return Err(ins.error(format!("checksum mismatch {flag:?} != {url:?}")));

@@ -45,13 +45,6 @@ pub enum Filter {
     Descend,
 }
 
-impl Filter {
-    /// A filter from a plain "is it excluded" predicate (excluded directories are skipped whole).
-    pub fn from_excluded(excluded: bool) -> Filter {
-        if excluded { Filter::Skip } else { Filter::Copy }
-    }
-}
-
 impl std::fmt::Debug for CopyOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CopyOptions")

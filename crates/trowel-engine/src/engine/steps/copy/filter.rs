@@ -16,19 +16,29 @@ pub fn for_dir<'a>(
         if sub.is_empty() {
             return Filter::Copy;
         }
-        if excludes.is_some_and(|x| x.is_excluded(sub)) {
+        let by_excludes = excludes.map_or(Filter::Copy, |x| excluded(x, sub));
+        if by_excludes == Filter::Skip {
             return Filter::Skip;
         }
         let ctx_rel = if rel.is_empty() { sub.to_string() } else { format!("{rel}/{sub}") };
-        match ignore {
-            Some(i) if i.is_excluded(&ctx_rel) => {
-                if i.can_skip_dir(&ctx_rel) {
-                    Filter::Skip
-                } else {
-                    Filter::Descend
-                }
-            }
-            _ => Filter::Copy,
+        match ignore.map_or(Filter::Copy, |i| excluded(i, &ctx_rel)) {
+            Filter::Copy => by_excludes,
+            stronger => stronger,
         }
+    }
+}
+
+/// How `patterns` (an ignore file's, or `--exclude`'s) treat `rel`: copied; skipped with all
+/// below it; or, when a later `!` pattern may bring back something below an excluded
+/// directory, walked without copying the directory itself, what is brought back getting its
+/// parents made (fsutil walks into such a directory: `excludePatternMatcher.Exclusions()`).
+/// `COPY --exclude=a --exclude=!a/b/keep.md` copies `a/b/keep.md`, as BuildKit does.
+pub fn excluded(patterns: &DockerIgnore, rel: &str) -> Filter {
+    if !patterns.is_excluded(rel) {
+        Filter::Copy
+    } else if patterns.can_skip_dir(rel) {
+        Filter::Skip
+    } else {
+        Filter::Descend
     }
 }

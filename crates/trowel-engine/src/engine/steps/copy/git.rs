@@ -157,7 +157,7 @@ pub(crate) fn install(
         if top && !keep_git && (rel == ".git" || rel.starts_with(".git/")) {
             return Filter::Skip;
         }
-        Filter::from_excluded(excludes.is_some_and(|x| x.is_excluded(rel)))
+        excludes.map_or(Filter::Copy, |x| super::filter::excluded(x, rel))
     };
     let source = if top { "/".to_string() } else { format!("/{}", co.source) };
     let opts = CopyOptions { owner: Some(owner), chmod, preserve_times: true, filter: &filter, overwrite_dirs: true };

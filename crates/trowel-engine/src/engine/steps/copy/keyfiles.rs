@@ -59,7 +59,7 @@ pub(crate) fn key_inputs(
         None
     } else {
         Some(
-            DockerIgnore::from_patterns(&c.excludes)
+            DockerIgnore::from_exclude_flags(&c.excludes)
                 .map_err(|e| StepError::Invalid(format!("invalid --exclude: {e}")))?,
         )
     };

@@ -88,7 +88,10 @@ impl FileStep for Copy {
         let excludes = if c.excludes.is_empty() {
             None
         } else {
-            Some(DockerIgnore::from_patterns(&c.excludes).map_err(|e| at.invalid(format!("invalid --exclude: {e}")))?)
+            Some(
+                DockerIgnore::from_exclude_flags(&c.excludes)
+                    .map_err(|e| at.invalid(format!("invalid --exclude: {e}")))?,
+            )
         };
         let workdir = config.image.working_dir().unwrap_or("/").to_string();
         let dest_raw = c.dest.clone();
