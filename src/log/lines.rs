@@ -351,7 +351,16 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         Event::BuildFailed { error, .. } => say(Level::Error, &format!("error building image: {error}")),
         Event::BuildFinished { duration_ms, digest, .. } => {
             let d = digest.as_ref().map(|d| format!(" {d}")).unwrap_or_default();
-            let written = &state.written_layers;
+            // The same line built for two platforms can write the same blob twice (a COPY of the
+            // same file): one layer, stored and pushed once.
+            // (Without the step's line, each step's layer stands alone.)
+            let line_of = |l: &LayerSummary| l.step.and_then(|id| state.step(id)).map(|s| s.line).ok_or(l.step);
+            let mut seen = std::collections::HashSet::new();
+            let written: Vec<&LayerSummary> = state
+                .written_layers
+                .iter()
+                .filter(|l| seen.insert((l.digest.clone(), line_of(l), format!("{:?}", l.shell))))
+                .collect();
             let paused = match state.paused_ms() {
                 0 => String::new(),
                 p => format!("; {:.1}s of it paused in the debugger", p as f64 / 1000.0),
@@ -369,7 +378,7 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                         .any(|x| x.digest == l.digest && (x.step.is_none() || (x.step, x.shell) == (l.step, l.shell)))
                 })
             };
-            let kept = written.iter().filter(in_image).count();
+            let kept = written.iter().copied().filter(in_image).count();
             let part = match state.images.len() {
                 0 => String::new(),
                 _ if kept == written.len() => String::new(),

@@ -319,6 +319,17 @@ mod tests {
             last_lines(&mut s, &[STARTED, &builder, &fin, &assembled, &finished]),
             [(Level::Info, format!("Built {} in 1.2s (2 new layer(s), 1.0 kB; 1 of them in the image)", digest('d')))]
         );
+        // The same line built for two platforms wrote the same blob twice: one layer.
+        let started = |seq: u32, stage: usize| {
+            format!(
+                r#"{{"seq":{seq},"ms":{seq},"event":"step_started","id":{{"stage":{stage},"step":1}},"line":2,"end_line":2,"keyword":"RUN","source":"RUN make","expanded":"RUN make"}}"#
+            )
+        };
+        let (one, two) = (written(2, 'b', 500, 0), written(4, 'b', 500, 1));
+        let mut s = BuildState::default();
+        let assembled = image(&[layer('b', 500, 0)]);
+        let lines = last_lines(&mut s, &[STARTED, &started(1, 0), &one, &started(3, 1), &two, &assembled, &finished]);
+        assert_eq!(lines, [(Level::Info, format!("Built {} in 1.2s (1 new layer(s), 500 B)", digest('d')))]);
     }
 
     #[test]
