@@ -276,7 +276,7 @@ pub const BINDINGS: &[Binding] = &[
         "changes",
     ),
     b(C::Steps, &[Key::ch('f')], A::Follow, "follow the running step"),
-    h(C::Steps, &[Key::ch('e')], A::ShowCommand, "the step's whole command (ARG and ENV substituted)", "command"),
+    h(C::Steps, &[Key::ch('e')], A::ShowCommand, "the step's whole command, as run", "command"),
     // Only in a build for several platforms (hinted and listed in help only there).
     h(
         C::Steps,

@@ -42,10 +42,14 @@ pub fn lines<'a>(step: &StepView, now_ms: u64, theme: &Theme, width: usize) -> V
     }
     match &step.expanded {
         Some(e) => {
-            out.push(Line::from(Span::styled(
-                "as run (ARG and ENV substituted, secrets masked by the engine):",
-                theme.header,
-            )));
+            // A RUN's command is the shell's to expand when it runs (BuildKit substitutes only
+            // its flags); every other instruction's variables are the builder's.
+            let how = if step.keyword.eq_ignore_ascii_case("RUN") {
+                "as run (its flags substituted; the shell expands the command's variables; secrets masked by the engine):"
+            } else {
+                "as run (ARG and ENV substituted, secrets masked by the engine):"
+            };
+            out.push(Line::from(Span::styled(how, theme.header)));
             out.extend(wrap_all(e).into_iter().map(|l| Line::from(Span::styled(l, theme.text))));
             if format::one_line(e) != format::one_line(&step.source) || e.lines().count() != step.source.lines().count()
             {
