@@ -297,3 +297,23 @@ fn cached_rebuild_120x40_listed_changes() {
     assert!(text.contains("± /usr/local") && text.contains("in the layer (added or modified: not known)"), "{text}");
     assert!(text.contains("type    ?") && !text.contains("link "), "before is unknown, not absent: {text}");
 }
+
+/// The Files pane at a step that deleted files, only its changes (`a`): a deleted path is
+/// marked `D` with no size (it showed `0B`, as if an empty file were left where it was).
+#[test]
+fn a_deleted_path_has_no_size_in_the_files_pane() {
+    let mut app = replay("whiteouts");
+    let at = app.model.steps().position(|s| s.line == 4).unwrap();
+    press(&mut app, "1 home");
+    press(&mut app, &vec!["j"; at].join(" "));
+    press(&mut app, "8 a +");
+    let t = screen(&mut app, 120, 40, &Theme::dark());
+    let rows: Vec<String> = (0..40)
+        .map(|y| (0..120).map(|x| t.backend().buffer()[(x, y)].symbol().to_string()).collect::<String>())
+        .collect();
+    let hostname = rows
+        .iter()
+        .find(|r| r.contains("hostname") && r.split_whitespace().any(|w| w.ends_with("D")))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(!hostname.contains("0B"), "{hostname}");
+}

@@ -270,7 +270,11 @@ impl Component for FilesPane {
                 FileType::Symlink => Some(("→", c.link_target.as_deref())),
                 _ => None,
             });
+            // A path this step deleted is not in the file system shown: no size (it read `0B`,
+            // as if an empty file were left).
+            let gone = entry.is_none() && self.step_kinds.get(&node.path) == Some(&ChangeKind::Deleted);
             let size = match (link, entry.map(|e| e.change.file_type)) {
+                _ if gone => String::new(),
                 (None, Some(FileType::File | FileType::Dir) | None) => format::bytes_compact(node.size),
                 _ => String::new(),
             };
