@@ -138,7 +138,7 @@ fn log_search_moves_between_matches_and_scope_narrows_to_the_step() {
     assert_eq!(line_of(&app), "  unit 1 ok", "search wraps around");
     press(&mut app, "N");
     assert_eq!(line_of(&app), "  unit 3 ok");
-    assert!(app.message.as_ref().unwrap().0.contains("match 3 of 3"));
+    assert!(app.message.as_ref().unwrap().0.contains("line 3 of 3"));
     press(&mut app, "esc");
     assert!(app.panes().logs.query().is_empty());
     // Without a search, n in a replay says so (there is no stepping).

@@ -45,7 +45,7 @@ pub fn lines<'a>(step: &StepView, now_ms: u64, theme: &Theme, width: usize) -> V
             // A RUN's command is the shell's to expand when it runs (BuildKit substitutes only
             // its flags); every other instruction's variables are the builder's.
             let how = if step.keyword.eq_ignore_ascii_case("RUN") {
-                "as run (its flags substituted; the shell expands the command's variables; secrets masked by the engine):"
+                "as run (the shell expands its $VARIABLES; secrets masked):"
             } else {
                 "as run (ARG and ENV substituted, secrets masked by the engine):"
             };
