@@ -61,7 +61,6 @@ pub(crate) struct Git<'a> {
 }
 
 impl Git<'_> {
-    /// Runs `git <args>` and returns its standard output. `what` names the operation in errors.
     /// [`Git::run`] of a shallow operation (`--depth=1`), run again whole when the server cannot
     /// serve it shallow (git's "dumb" HTTP transport, some old servers), as BuildKit's `gitutil`
     /// does when git's error speaks of `shallow` or `--depth`.
@@ -80,6 +79,7 @@ impl Git<'_> {
         }
     }
 
+    /// Runs `git <args>` and returns its standard output. `what` names the operation in errors.
     pub fn run(&self, what: &str, args: &[&str]) -> Result<String, GitError> {
         let mut cmd = crate::sandbox::userns::command(&self.tools.git);
         for c in CONFIG {
