@@ -60,15 +60,7 @@ pub(super) fn fetch(
     if !resp.is_success() {
         let status = resp.status;
         // The server's words, as one short line of plain text: they are hostile input too.
-        let text: String = resp
-            .error_text()
-            .chars()
-            .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
-            .collect::<String>()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let text: String = text.chars().take(200).collect();
+        let text = crate::registry::cloud::one_line(&resp.error_text());
         let said = if text.is_empty() { String::new() } else { format!(": {text}") };
         return Err(ContextError::Invalid {
             source_: src.shown.clone(),

@@ -12,3 +12,10 @@ pub(crate) mod aws;
 pub(crate) mod azure;
 pub(crate) mod google;
 pub(crate) mod http;
+
+/// A server's words as one short line of printable text, at most 200 characters: they are
+/// hostile input too (AWS's and Google's error documents, a download's refusal).
+pub(crate) fn one_line(s: &str) -> String {
+    let s: String = s.chars().map(|c| if c.is_ascii_graphic() { c } else { ' ' }).collect();
+    s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
+}

@@ -22,8 +22,4 @@ pub(crate) fn xml_text(doc: &str, tag: &str) -> Option<String> {
     )
 }
 
-/// A server's words as one short line of printable text: they are hostile input too.
-pub(crate) fn one_line(s: &str) -> String {
-    let s: String = s.chars().map(|c| if c.is_ascii_graphic() { c } else { ' ' }).collect();
-    s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
-}
+pub(crate) use super::one_line;

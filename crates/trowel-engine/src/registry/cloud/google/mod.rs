@@ -21,14 +21,7 @@ pub(crate) fn error_message(body: &str) -> String {
             }
         })
         .unwrap_or_else(|| body.to_string());
-    let line = msg
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    line.chars().take(200).collect()
+    super::one_line(&msg)
 }
 
 /// A URL on this machine's loopback, where plain http cannot be overheard.
