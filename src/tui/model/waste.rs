@@ -36,6 +36,22 @@ use trowel_events::{Change, ChangeKind, FileType};
 pub enum Fate {
     Deleted,
     Overwritten,
+    /// Written again with the same bytes: only its mode, owner or times changed (`chmod -R`,
+    /// `chown -R`, `touch`), and the layer carries the whole file once more. Told apart
+    /// because its fix differs (`COPY --chmod`/`--chown`, or the change made where the file is
+    /// written); known only when both versions' digests are (a snapshot's or listing's).
+    SameBytes,
+}
+
+impl Fate {
+    /// The word the Layers pane's waste list shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Fate::Deleted => "deleted",
+            Fate::Overwritten => "overwritten",
+            Fate::SameBytes => "same bytes",
+        }
+    }
 }
 
 /// Where a wasted version came from.
@@ -148,10 +164,12 @@ impl WasteReport {
 }
 
 /// A live version of a file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Version {
     bytes: u64,
     origin: Origin,
+    /// The content's SHA-256, when the listing or snapshot read it.
+    digest: Option<trowel_events::Digest>,
 }
 
 /// The regular files the file system shows so far, each with the version it holds, and the
@@ -354,7 +372,8 @@ fn seed_base(model: &BuildState, root: usize, base: Origin, live: &mut Live) -> 
         match (e.change.file_type, &e.change.link_target) {
             (FileType::File, _) => {
                 let origin = Origin { base_layer: layer, ..base };
-                live.files.insert(path.clone(), Version { bytes: e.change.size, origin });
+                let digest = e.change.digest.clone();
+                live.files.insert(path.clone(), Version { bytes: e.change.size, origin, digest });
             }
             (FileType::Hardlink, Some(target)) => live.links.link(path, target),
             _ => {}
@@ -427,24 +446,36 @@ fn apply_step(
                 Taken::Unknown if taken.contains(&c.path) => {}
                 Taken::Unknown => {
                     if let Some(prev) = base_file(c) {
-                        dead(&c.path, Version { bytes: prev, origin: base }, Fate::Deleted, items);
+                        dead(&c.path, Version { bytes: prev, origin: base, digest: None }, Fate::Deleted, items);
                     }
                 }
             },
             ChangeKind::Added | ChangeKind::Modified => {
-                let fate = if c.file_type == FileType::File { Fate::Overwritten } else { Fate::Deleted };
+                // Same bytes only when both digests say so: a version without one is counted
+                // as overwritten, never guessed equal.
+                let fate = |old: Option<&trowel_events::Digest>| match (c.file_type, old, &c.digest) {
+                    (FileType::File, Some(old), Some(new)) if old == new => Fate::SameBytes,
+                    (FileType::File, _, _) => Fate::Overwritten,
+                    _ => Fate::Deleted,
+                };
+                let previous = c.previous.as_ref().and_then(|p| p.digest.clone());
                 match replaced {
-                    Taken::Dead(v) => dead(&c.path, v, fate, items),
+                    Taken::Dead(v) => {
+                        let f = fate(v.digest.as_ref().or(previous.as_ref()));
+                        dead(&c.path, v, f, items)
+                    }
                     Taken::Unknown if c.kind == ChangeKind::Modified => {
                         if let Some(prev) = base_file(c) {
-                            dead(&c.path, Version { bytes: prev, origin: base }, fate, items);
+                            let f = fate(previous.as_ref());
+                            dead(&c.path, Version { bytes: prev, origin: base, digest: previous }, f, items);
                         }
                     }
                     Taken::Lives | Taken::Passed(_) | Taken::Unknown => {}
                 }
                 match (c.file_type, &c.link_target) {
                     (FileType::File, _) => {
-                        live.files.insert(c.path.clone(), Version { bytes: c.size, origin });
+                        let digest = c.digest.clone();
+                        live.files.insert(c.path.clone(), Version { bytes: c.size, origin, digest });
                     }
                     (FileType::Hardlink, Some(target)) => live.links.link(&c.path, target),
                     _ => {}

@@ -15,7 +15,7 @@ use super::{Component, Ctx, Motion, Outcome, Severity, View as PaneView, field, 
 use crate::tui::format;
 use crate::tui::keymap::Action;
 use crate::tui::model::Model;
-use crate::tui::model::waste::{self, Fate, WasteReport};
+use crate::tui::model::waste::{self, WasteReport};
 use crate::tui::theme::Theme;
 use trowel_events::state::Maker;
 use trowel_events::{BaseSource, Digest, LayerSummary, StepId, When};
@@ -357,10 +357,7 @@ fn waste_lines<'a>(layers: &[LayerSummary], report: &WasteReport, theme: &Theme,
     for item in report.items.iter().take(WASTE_ROWS) {
         let from = item.added.label();
         let to = item.removed().label();
-        let how = match item.fate {
-            Fate::Deleted => "deleted",
-            Fate::Overwritten => "overwritten",
-        };
+        let how = item.fate.label();
         // Lines keep their old columns; a shell's label widens only the rows that have one.
         let head = format!("{from:>4} → {to:<4} {how:<11} ");
         let size = format::fit_right(&format::bytes(item.bytes), 9);
@@ -382,6 +379,13 @@ fn waste_lines<'a>(layers: &[LayerSummary], report: &WasteReport, theme: &Theme,
     }
     if report.items.len() > WASTE_ROWS {
         out.push(Line::from(Span::styled(format!("… and {} more", report.items.len() - WASTE_ROWS), theme.dim)));
+    }
+    // The word alone would not say why identical bytes are waste, nor what to do about it.
+    if report.items.iter().take(WASTE_ROWS).any(|i| i.fate == waste::Fate::SameBytes) {
+        out.push(Line::from(Span::styled(
+            "same bytes: only its mode, owner or times changed; shipped whole again",
+            theme.dim,
+        )));
     }
     out
 }
