@@ -182,6 +182,58 @@ fn secret_arg_defaults_values_in_the_config_and_short_values() {
     assert!(text.contains("--secret-arg SHORTY: its value is 2 byte(s), too short to mask"), "{text}");
 }
 
+/// The cache entries of every tag of `cache`, as text.
+fn cache_configs(cache: &str) -> String {
+    let tags = run(std::process::Command::new("skopeo").args([
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{cache}"),
+    ]));
+    let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
+    let tags = tags["Tags"].as_array().unwrap();
+    assert!(!tags.is_empty());
+    let config = |t: &serde_json::Value| {
+        let r = format!("docker://{cache}:{}", t.as_str().unwrap());
+        let c =
+            run(std::process::Command::new("skopeo").args(["inspect", "--tls-verify=false", "--config", "--raw", &r]));
+        assert!(c.status.success(), "{}", log(&c));
+        String::from_utf8_lossy(&c.stdout).into_owned()
+    };
+    tags.iter().map(config).collect::<Vec<_>>().join("\n")
+}
+
+/// A URL's credentials in a build arg or ENV of any name (`DB_URL=postgres://admin:pw@db`) are
+/// only fingerprinted in the cache entries, which outlive them: after the password is rotated,
+/// the next build's miss explanation would quote the old one, which that build was never given
+/// and so could not mask.
+#[test]
+fn url_credentials_in_any_variable_are_only_fingerprinted_in_cache_entries() {
+    let e = env();
+    let old = format!("old-pw-{}", std::process::id());
+    let new = format!("new-pw-{}", std::process::id());
+    let ctx = context(&format!(
+        "FROM {}\nARG PLAIN\nENV MIRROR=http://mirror:${{PLAIN}}@127.0.0.1/x\nRUN echo \"$PLAIN\" >/dev/null\n",
+        e.busybox()
+    ));
+    let cache = format!("{}/{}", e.registry, unique_repo("urlcred-cache"));
+    let build = |pw: &str| {
+        let arg = format!("PLAIN=https://user:{pw}@example.com/x");
+        traced(ctx.path(), None, &["--no-push", "--cache=true", "--cache-repo", &cache, "--build-arg", &arg])
+    };
+    let (ok, text) = build(&old);
+    assert!(ok, "{text}");
+    assert_absent(&text, std::slice::from_ref(&old));
+    let entries = cache_configs(&cache);
+    assert_absent(&entries, std::slice::from_ref(&old));
+    assert!(entries.contains(r#""PLAIN":{"kind":"ARG","value":"sha256:"#), "{entries}");
+    assert!(entries.contains(r#""MIRROR":{"kind":"ENV","value":"sha256:"#), "{entries}");
+    let (ok, text) = build(&new);
+    assert!(ok, "{text}");
+    assert_absent(&text, &[old.clone(), new.clone()]);
+    assert!(text.contains("Cache miss: ENV MIRROR sha256:") && text.contains("ARG PLAIN sha256:"), "{text}");
+    assert_absent(&cache_configs(&cache), &[old, new]);
+}
+
 #[test]
 fn a_push_failing_after_authentication_does_not_print_the_credentials() {
     let e = env();

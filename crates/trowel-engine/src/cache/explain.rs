@@ -275,10 +275,12 @@ fn reasons(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Mis
     out
 }
 
+/// A recorded value, in words. An entry written by an older trowel (or another tool) may hold a
+/// URL's credentials in clear, which this build, never given them, could not mask: masked here.
 fn show(v: &Option<String>) -> String {
     match v {
         Some(s) if s.is_empty() => "\"\"".to_string(),
-        Some(s) => s.clone(),
+        Some(s) => crate::secrets::url_credentials(s).iter().fold(s.clone(), |s, c| s.replace(c, crate::secrets::MASK)),
         None => "(unset)".to_string(),
     }
 }

@@ -52,6 +52,11 @@ fn wording() {
     let a = with_var(comps("RUN make"), "VERSION", "1.0");
     let b = with_var(comps("RUN make"), "VERSION", "2.0");
     assert_eq!(against(a, &b, &none), "ARG VERSION 1.0 → 2.0");
+    // An entry an older trowel wrote with a URL's credentials in clear: this build was never
+    // given the old password, so only the explanation can mask it.
+    let a = with_var(comps("RUN make"), "REPO", "https://user:old-pw@h/r.git");
+    let b = with_var(comps("RUN make"), "REPO", "https://tok@h/r.git");
+    assert_eq!(against(a, &b, &none), "ARG REPO https://user:***@h/r.git → https://***@h/r.git");
 
     let mut a = comps("COPY src/ /app/");
     a.files = vec![file("src/lib.rs", b"1"), file("src/main.rs", b"1"), file("src/old.rs", b"1")];

@@ -210,8 +210,16 @@ fn used_vars(
     out
 }
 
+/// A variable as its cache entry records it. A secret's value is only fingerprinted: one whose
+/// name marks it, and any whose value holds a URL's credentials or a value the redactor masks
+/// (`DB_URL=postgres://admin:pw@db`, a `--secret`'s value passed in an ARG too). Entries outlive
+/// secrets: the next build's miss explanation quotes the recorded value, and that build cannot
+/// mask a credential it was never given (a rotated one).
 fn var(ctx: &BuildContext<'_>, kind: VarKind, name: &str, value: Option<String>) -> Var {
-    let value = if ctx.is_secret_arg(name) { value.map(|v| crate::secrets::fingerprint(&v)) } else { value };
+    let secret = |v: &str| {
+        ctx.is_secret_arg(name) || !crate::secrets::url_credentials(v).is_empty() || ctx.redactor.redact(v) != v
+    };
+    let value = value.map(|v| if secret(&v) { crate::secrets::fingerprint(&v) } else { v });
     Var { kind, value }
 }
 
