@@ -333,7 +333,13 @@ pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
             env.errors
                 .iter()
                 .map(|e| {
-                    if e.message.is_empty() { e.code.to_ascii_lowercase().replace('_', " ") } else { e.message.clone() }
+                    let words = if e.message.is_empty() {
+                        e.code.to_ascii_lowercase().replace('_', " ")
+                    } else {
+                        e.message.clone()
+                    };
+                    // A hostile registry's words: no escapes for the terminal, no forged log lines.
+                    super::cloud::one_line(&words)
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
@@ -341,9 +347,7 @@ pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
         _ => {
             // Not the distribution error format (a proxy page, a token server): keep a short,
             // printable excerpt.
-            let s: String =
-                String::from_utf8_lossy(body).chars().filter(|c| !c.is_control() || *c == ' ').take(200).collect();
-            let s = s.trim().to_string();
+            let s = super::cloud::one_line(&String::from_utf8_lossy(body));
             if s.is_empty() || s.starts_with('<') {
                 // HEAD answers have no body; say what the registry would have said.
                 match status {
@@ -382,6 +386,11 @@ mod tests {
         assert_eq!(error_message(500, b"boom\n"), "boom (500)");
         assert_eq!(error_message(401, b""), "unauthorized: authentication required");
         assert_eq!(error_message(404, b""), "not found (404)");
+        // Hostile words: a terminal's escapes and a forged log line become spaces, letters stay.
+        let body = "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"no\\u001b[2J\\u001b]0;t\\u0007\\nINFO[0000] Pushed\\r \\u202eé\"}]}";
+        assert_eq!(error_message(403, body.as_bytes()), "denied: no [2J ]0;t INFO[0000] Pushed é");
+        let long = format!("{{\"errors\":[{{\"code\":\"X\",\"message\":\"{}\"}}]}}", "a".repeat(5000));
+        assert_eq!(error_message(500, long.as_bytes()), format!("{} (500)", "a".repeat(200)));
     }
 
     #[test]

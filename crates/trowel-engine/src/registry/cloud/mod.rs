@@ -14,8 +14,12 @@ pub(crate) mod google;
 pub(crate) mod http;
 
 /// A server's words as one short line of printable text, at most 200 characters: they are
-/// hostile input too (AWS's and Google's error documents, a download's refusal).
+/// hostile input too (a registry's error messages, AWS's and Google's error documents, a
+/// download's refusal). Control characters (a terminal's escapes, a line break that would forge
+/// a log line) and invisible formatting (bidirectional overrides) become spaces; letters and
+/// digits of any script stay.
 pub(crate) fn one_line(s: &str) -> String {
-    let s: String = s.chars().map(|c| if c.is_ascii_graphic() { c } else { ' ' }).collect();
+    let shown = |c: char| c.is_ascii_graphic() || (!c.is_ascii() && c.is_alphanumeric());
+    let s: String = s.chars().map(|c| if shown(c) { c } else { ' ' }).collect();
     s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
 }
