@@ -45,8 +45,10 @@ pub fn url_credentials(text: &str) -> Vec<String> {
     out
 }
 
-/// A short fingerprint of a secret value: enough to tell that it changed, too short to confirm a
-/// guess (32 bits collide for most candidate values).
+/// A short fingerprint of a secret value, so that a secret build arg changing changes the cache
+/// key: 32 bits tell a changed value and say nothing of a random token, but they do confirm a
+/// guess among fewer than ~2³² candidates (a weak password), which README says; a value that
+/// must stay unguessable belongs in `--secret`, which no key records.
 pub fn fingerprint(value: &str) -> String {
     let h = sha2::Sha256::digest(value.as_bytes());
     format!("sha256:{}…", &hex::encode(h)[..8])
