@@ -53,6 +53,20 @@ fn two_platforms_80x24() {
     assert_snapshot!(t.backend());
 }
 
+/// The Logs pane over every platform names each run of lines' platform (line 7 runs on both);
+/// filtered to one, its title says which and the lines are that platform's alone.
+#[test]
+fn the_logs_name_the_platform_that_printed_them() {
+    let mut app = replayed();
+    press(&mut app, "6");
+    let s = text(&screen(&mut app, 80, 24, &Theme::dark()));
+    assert!(s.contains("L7   amd64 built for amd64") && s.contains("L7   arm64 built for arm64"), "{s}");
+    press(&mut app, "1 t 6");
+    let s = text(&screen(&mut app, 80, 24, &Theme::dark()));
+    assert!(s.contains("all steps of linux/amd64"), "{s}");
+    assert!(s.contains("L7   built for amd64") && !s.contains("built for arm64"), "{s}");
+}
+
 /// `t` once: linux/amd64's stages (the shared one included), `t` again: linux/arm64's, with
 /// the Layers pane showing that platform's image; a third `t` shows every platform again.
 #[test]

@@ -1,7 +1,8 @@
 //! The Logs pane: RUN output (and shell sessions' output), live while the build runs,
 //! scrollable, searchable with `/` (`n`/`N` move between matches), for every step or only the
 //! selected one (every step of the platform the Steps pane shows, in a build for several). A
-//! gutter names the Dockerfile line whose step printed each run of lines.
+//! gutter names the Dockerfile line whose step printed each run of lines, and its platform when
+//! a build for several shows every platform's lines.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -177,6 +178,10 @@ impl Component for LogsPane {
         let mut lines: Vec<Line> = Vec::new();
         // Status row: scope, follow, search.
         let mut status = vec![Span::styled(if self.step_only { "selected step" } else { "all steps" }, theme.header)];
+        // In a build for several platforms the lines are one platform's: say which.
+        if let Some(p) = ctx.platform.as_deref().filter(|_| !self.step_only) {
+            status.push(Span::styled(format!(" of {p}"), theme.header));
+        }
         status
             .push(Span::styled(format!(" · {} {}", scope.len(), crate::units::plural(scope.len(), "line")), theme.dim));
         if self.follow {
@@ -201,16 +206,33 @@ impl Component for LogsPane {
         let max = scope.len().saturating_sub(height);
         let scroll = if self.follow { max } else { self.scroll.min(max) };
         let query = self.query.to_lowercase();
-        let text_w = width.saturating_sub(GUTTER);
+        // Every platform's lines at once (a build for several, unfiltered): the same line runs
+        // on each, so a run of lines also names the platform whose step printed it.
+        let platform_of = |l: &crate::tui::model::LogLine| {
+            let p = ctx.model.stage(l.step.stage).and_then(|s| s.platform.as_deref()).unwrap_or("");
+            p.strip_prefix("linux/").unwrap_or(p).to_string()
+        };
+        let tag_w = if ctx.model.platforms.len() > 1 && ctx.platform.is_none() {
+            scope.iter().filter_map(|&i| logs.get(i)).map(|l| platform_of(l).len() + 1).max().unwrap_or(0)
+        } else {
+            0
+        };
+        let text_w = width.saturating_sub(GUTTER + tag_w);
         for (pos, &i) in scope.iter().enumerate().skip(scroll).take(height) {
             let Some(l) = logs.get(i) else { continue };
             let prev_step = i.checked_sub(1).and_then(|p| logs.get(p)).map(|p| (p.step, p.shell));
-            let gutter = if prev_step != Some((l.step, l.shell)) || pos == scroll {
+            let starts = prev_step != Some((l.step, l.shell)) || pos == scroll;
+            let gutter = if starts {
                 let line = ctx.model.step(l.step).map_or(0, |s| s.line);
                 let tag = if l.shell { format!("!{line}") } else { format!("L{line}") };
                 format::fit(&tag, GUTTER)
             } else {
                 " ".repeat(GUTTER)
+            };
+            let platform = match tag_w {
+                0 => String::new(),
+                w if starts => format::fit(&platform_of(l), w),
+                w => " ".repeat(w),
             };
             let base = match (l.shell, l.stream) {
                 _ if l.marker => theme.dim,
@@ -220,6 +242,9 @@ impl Component for LogsPane {
             };
             let text = format::truncate(&format::sanitize(&l.text), text_w);
             let mut spans = vec![Span::styled(gutter, theme.step_header)];
+            if tag_w > 0 {
+                spans.push(Span::styled(platform, theme.dim));
+            }
             spans.extend(highlight(&text, &query, base, theme.search_match));
             let mut line = Line::from(spans);
             if self.current == Some(pos) {
