@@ -1,5 +1,6 @@
 //! `trowel warm` then `trowel build --cache --cache-dir`: base images come from the cache
-//! directory with no registry involved (even for a tag), a corrupt entry is detected and
+//! directory, a tag once its registry says it still names the image warmed (or cannot be
+//! asked: a warning), a corrupt entry is detected and
 //! pulled again rather than used (with a warning), and an expired one is pulled again (without).
 
 mod common;
@@ -38,10 +39,46 @@ fn a_warm_cache_dir_builds_with_the_base_registry_down() {
     let dest = format!("{}/{}:1", env().registry, unique_repo("offline"));
     let o = build(ctx.path(), cache.path(), &dest);
     assert_ok(&o);
-    assert!(stderr(&o).contains("in the local cache directory"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("in the local cache directory"), "{err}");
+    // The tag could not be checked: said, since the registry may name another image by now.
+    assert!(err.contains(&format!("{base}: cannot ask its registry what the tag names now (")), "{err}");
     let u = pull_and_unpack(&dest);
     assert_eq!(Tree::content(&u.rootfs(), "/built-offline"), "offline\n");
     assert!(u.tree().has("/bin/busybox"), "the base layers came from the cache directory");
+}
+
+/// A tag warmed, then moved at its registry: the build asks the registry what the tag names
+/// (as kaniko does) and builds on the new image, saying why the cache directory's was not used;
+/// an unmoved tag is asked too and taken from the cache directory without a warning.
+#[test]
+fn a_tag_moved_since_it_was_warmed_is_pulled_not_taken_from_the_cache_dir() {
+    let private = PrivateRegistry::start();
+    let base = format!("{}/team/busybox:1.35", private.addr);
+    skopeo_copy("busybox:1.35", &base);
+    let cache = tempfile::tempdir().unwrap();
+    assert_ok(&run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base])));
+    let ctx = context(&base);
+    let dest = format!("{}/{}:1", env().registry, unique_repo("unmoved"));
+    let o = build(ctx.path(), cache.path(), &dest);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("in the local cache directory") && !stderr(&o).contains("WARN"), "{}", stderr(&o));
+
+    // The tag moves to an image with one more file.
+    let next = tempfile::tempdir().unwrap();
+    std::fs::write(next.path().join("Dockerfile"), format!("FROM {base}\nRUN echo v2 > /moved\n")).unwrap();
+    assert_ok(&run(trowel().args(["build", "--insecure", "--destination", &base, "--context"]).arg(next.path())));
+    let dest = format!("{}/{}:1", env().registry, unique_repo("moved"));
+    let o = build(ctx.path(), cache.path(), &dest);
+    assert_ok(&o);
+    let err = stderr(&o);
+    let retrieved =
+        err.lines().find(|l| l.contains(&format!("Retrieved image {base}@"))).unwrap_or_else(|| panic!("{err}"));
+    assert!(retrieved.contains("not from the cache directory: the tag now names sha256:"), "{err}");
+    assert!(!err.contains("WARN"), "{err}");
+    let u = pull_and_unpack(&dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/moved"), "v2\n", "built on the image the tag names now");
+    assert_eq!(Tree::content(&u.rootfs(), "/built-offline"), "offline\n");
 }
 
 #[test]

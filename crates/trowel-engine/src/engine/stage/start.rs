@@ -181,6 +181,26 @@ fn from_cache_dir(
         Ok(Err(miss)) => return Err(fault(miss.to_string())),
         Err(e) => return Err(fault(e.to_string())),
     };
+    // A tag is asked of its registry first, as kaniko does (`cachedImage` resolves it remotely
+    // and looks the digest up): the directory holds what the tag named when it was warmed, and
+    // tags move. Only a registry that cannot be asked (an offline build, what the warmer is
+    // also for) leaves the cached image in use, with a warning. A digest never moves.
+    if r.digest.is_none() {
+        let held = &cached.image.manifest_digest;
+        match ctx.resolve_once(written, Some(platform)) {
+            Ok(now) if &now.manifest_digest != held => {
+                return Err(Some(format!(
+                    "the tag now names {}, the cache directory holds {held}",
+                    now.manifest_digest
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => ctx.emitter.warn(format!(
+                "{written}: cannot ask its registry what the tag names now ({e}); using the cache directory's {held}, \
+                 which it named when warmed"
+            )),
+        }
+    }
     match dir.verify_layers(&cached) {
         Ok(bad) if bad.is_empty() => {}
         Ok(bad) => return Err(fault(format!("{} missing or corrupt layer(s)", bad.len()))),
