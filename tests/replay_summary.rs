@@ -368,3 +368,40 @@ fn an_onbuild_trigger_is_marked() {
         "{summary}"
     );
 }
+
+/// An ARG's line is listed with the value the build gave it (`--build-arg A=5` over `ARG A=1`),
+/// as the Steps pane shows it: the line as written would be a plausible, wrong figure. A FROM
+/// keeps its line as written (`AS name` included).
+#[test]
+fn an_arg_is_listed_with_the_value_the_build_gave_it() {
+    let plan = |step: usize, line: usize, source: &str| {
+        json!({"id": id(step), "line": line, "end_line": line, "keyword": source.split(' ').next().unwrap(),
+               "source": source, "onbuild": false})
+    };
+    let started = |step: usize, line: usize, source: &str, expanded: &str| {
+        json!({"event": "step_started", "id": id(step), "line": line, "end_line": line,
+               "keyword": source.split(' ').next().unwrap(), "source": source, "expanded": expanded})
+    };
+    let finished = |step: usize| {
+        json!({"event": "step_finished", "id": id(step), "status": "metadata", "duration_ms": 1, "layer": null,
+               "exit_code": null})
+    };
+    let events = vec![
+        (
+            0,
+            json!({"event": "build_started", "version": "0.1.0", "dockerfile_path": "Dockerfile",
+                   "dockerfile_text": "FROM $B AS app\nARG A=1\n", "context": ".", "target": null,
+                   "destinations": [], "platform": "linux/amd64", "isolation": "chroot",
+                   "stages": [{"index": 0, "name": "app", "base": "busybox", "needed": true,
+                               "steps": [plan(0, 1, "FROM $B AS app"), plan(1, 2, "ARG A=1")]}]}),
+        ),
+        (1, json!({"event": "stage_started", "stage": 0, "name": "app", "base": "busybox"})),
+        (2, started(0, 1, "FROM $B AS app", "FROM busybox")),
+        (3, finished(0)),
+        (4, started(1, 2, "ARG A=1", "ARG A=5")),
+        (5, finished(1)),
+    ];
+    let (summary, _) = replay(&events);
+    assert!(summary.contains("ARG A=5") && !summary.contains("ARG A=1"), "{summary}");
+    assert!(summary.contains("FROM $B AS app"), "{summary}");
+}

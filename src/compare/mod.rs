@@ -88,7 +88,7 @@ impl StepRef {
             id: s.id,
             line: s.line,
             keyword: s.keyword.clone(),
-            text: s.first_line().to_string(),
+            text: s.ran_line().to_string(),
             state: s.state,
             layer: s.layer.as_ref().map(|l| l.digest.clone()),
             cache: s.cache.as_ref().map(|c| match c.result {

@@ -195,7 +195,7 @@ pub fn ending(state: &BuildState) -> String {
                 ),
                 (None, None) => return out,
             };
-            let _ = writeln!(out, "It was {what} {}:{}: {} ({since})", state.dockerfile_path, s.line, s.first_line());
+            let _ = writeln!(out, "It was {what} {}:{}: {} ({since})", state.dockerfile_path, s.line, s.ran_line());
             tail(&mut out, s);
         }
     }
@@ -240,7 +240,7 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
         None => "-".into(),
     };
     // An ONBUILD trigger runs at its stage's FROM line: marked, as the Steps pane marks it.
-    let text = if s.onbuild { format!("(ONBUILD) {}", s.first_line()) } else { s.first_line().to_string() };
+    let text = if s.onbuild { format!("(ONBUILD) {}", s.ran_line()) } else { s.ran_line().to_string() };
     let mut line = format!("  line {:<4} {:<7} {:>6}  {:<48}", s.line, status, time, truncate(&text, 48));
     if let Some(l) = s.layer.as_ref().filter(|_| s.stage_snapshot.is_none()) {
         let _ = write!(line, "  layer {}", bytes(l.size));

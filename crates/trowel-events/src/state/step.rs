@@ -288,9 +288,23 @@ impl StepView {
             .collect()
     }
 
-    /// The instruction's first line as written (what one-line listings show).
+    /// The instruction's first line as written.
     pub fn first_line(&self) -> &str {
         self.source.lines().next().unwrap_or_default().trim()
+    }
+
+    /// The instruction's first line as the build ran it, once the step started (an ARG with
+    /// the value the build gave it, `--from=$X` resolved), else as written: what one-line
+    /// listings show. `ARG A=1` built with `--build-arg A=5` ran as `ARG A=5`; the line
+    /// written would be a plausible, wrong figure. A FROM keeps its written line (the expanded
+    /// one drops `AS name`, and the stage's base is said where it is resolved), and so does a
+    /// heredoc (expanded, it is the whole script quoted on one line).
+    pub fn ran_line(&self) -> &str {
+        let written = self.first_line();
+        match self.expanded.as_deref() {
+            Some(e) if self.keyword != "FROM" && !written.contains("<<") => e.lines().next().unwrap_or_default().trim(),
+            _ => written,
+        }
     }
 
     /// A shell session is running at this step.
