@@ -48,6 +48,22 @@ fn stat_lstat_and_read() {
     assert_eq!(r.read_dir("/").unwrap(), vec!["etc", "pw"]);
 }
 
+/// `/etc/group` with a byte that is not UTF-8 is still read, its other lines intact (it failed
+/// every later RUN); one larger than a text file can be is refused, not read into memory.
+#[test]
+fn text_files_are_read_lossily_and_bounded() {
+    let s = Scratch::new();
+    let r = s.root();
+    fs::create_dir(host(&r, "etc")).unwrap();
+    fs::write(host(&r, "etc/group"), b"root:x:0:\nm\xfcller:x:7:\nstaff:x:50:\n").unwrap();
+    let group = r.read_to_string("/etc/group").unwrap().unwrap();
+    assert_eq!(group, "root:x:0:\nm\u{fffd}ller:x:7:\nstaff:x:50:\n");
+    let big = fs::File::create(host(&r, "etc/passwd")).unwrap();
+    big.set_len(trowel_engine::fs::Root::MAX_TEXT + 1).unwrap();
+    let e = r.read_to_string("/etc/passwd").unwrap_err().to_string();
+    assert!(e.contains("larger than 16 MiB"), "{e}");
+}
+
 #[test]
 fn absolute_symlink_to_host_path_is_read_inside_the_root() {
     let s = Scratch::new();

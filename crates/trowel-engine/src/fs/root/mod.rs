@@ -351,7 +351,11 @@ impl Root {
         Ok((File::from(fd), st))
     }
 
-    /// The contents of a text file (e.g. `/etc/passwd`); `None` if it does not exist.
+    /// The contents of a text file (`/etc/passwd`, `/etc/group`); `None` if it does not exist.
+    /// Bytes that are not UTF-8 (a Latin-1 name in a comment field) become U+FFFD, so the lines
+    /// around them still parse, as the byte-wise parsers of BuildKit and kaniko read them: one
+    /// such byte failed every later RUN. A base image's file is hostile input: at most
+    /// [`Root::MAX_TEXT`] bytes are read.
     pub fn read_to_string(&self, p: &str) -> Result<Option<String>, FsError> {
         let mut f = match self.open_file(p) {
             Ok(f) => f,
@@ -359,10 +363,17 @@ impl Root {
             Err(e) if e.is_errno(libc::ENOENT) || e.is_errno(libc::ENOTDIR) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut s = String::new();
-        f.read_to_string(&mut s).map_err(|e| self.io_err("read", p, e))?;
-        Ok(Some(s))
+        let mut bytes = Vec::new();
+        (&mut f).take(Self::MAX_TEXT + 1).read_to_end(&mut bytes).map_err(|e| self.io_err("read", p, e))?;
+        if bytes.len() as u64 > Self::MAX_TEXT {
+            let why = format!("larger than {} MiB, too large for a text file the build reads", Self::MAX_TEXT >> 20);
+            return Err(self.io_err("read", p, io::Error::other(why)));
+        }
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
+
+    /// The largest text file [`Root::read_to_string`] reads.
+    pub const MAX_TEXT: u64 = 16 << 20;
 
     /// Names in directory `p` (symlinks followed inside the root), sorted; `.`/`..` excluded.
     pub fn read_dir(&self, p: &str) -> Result<Vec<String>, FsError> {
