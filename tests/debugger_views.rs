@@ -474,3 +474,36 @@ fn the_files_pane_at_each_step_is_the_image_of_the_dockerfile_up_to_it() {
         assert_eq!(changes, ["Modified Dir /d", "Modified File /d/e", "Deleted File /d/e/g"], "{what}");
     }
 }
+
+/// A trace without the base's listing (`trowel build --trace`), on a base with a file of two
+/// names (hard links): a chmod of one name puts both in the layer (the other as a link to it),
+/// and that is the one file's bytes shipped again, not a copy per name deleted; a removed base
+/// file is counted, with a caveat saying that another name of it, which only the base's listing
+/// would show, would keep its bytes.
+#[test]
+fn waste_without_the_base_listing_counts_a_relinked_base_file_once() {
+    use trowel::tui::model::waste::{self, Fate};
+    let (_base_ctx, base) = cached_build_of(
+        "RUN head -c 3000 /dev/urandom > /data && ln /data /data2 && echo solo > /solo\n",
+        "waste-linked-base",
+    );
+    detailed_build(&base, false);
+    let ctx = context(&format!("FROM {}\nRUN chmod 700 /data\nRUN rm /solo\n", base.output.destinations[0]));
+    let opts = options(ctx.path(), &dest("waste-unlisted"));
+    let envs: Vec<Envelope> = detailed_build(&opts, false)
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Envelope { seq: i as u64, ms: 0, event })
+        .collect();
+    let state = trowel_events::BuildState::from_events(&envs);
+    let data2 = state.steps().find(|s| s.line == 2).unwrap().changes.iter().find(|c| c.path == "/data2").cloned();
+    assert_eq!(data2.map(|c| c.file_type), Some(trowel_events::FileType::Hardlink), "both names are in the layer");
+    let report = waste::analyze(&state);
+    let items: Vec<_> = report.items.iter().map(|i| (i.path.as_str(), i.removed_line, i.bytes, i.fate)).collect();
+    assert_eq!(items, [("/data", 2, 3000, Fate::SameBytes), ("/solo", 3, 5, Fate::Deleted)], "{:#?}", report.items);
+    assert!(
+        report.unknown.iter().any(|u| u.starts_with("1 base file(s) deleted, counted as waste: any with another name")),
+        "{:?}",
+        report.unknown
+    );
+}

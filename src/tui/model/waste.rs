@@ -341,6 +341,15 @@ pub fn analyze_for(model: &BuildState, platform: Option<&str>) -> WasteReport {
             }
         }
     }
+    // Without the base's listing a deleted base file's other names are not known: its bytes
+    // are counted, as the change says of the path it names, and said to be so.
+    let base_deleted = items.iter().filter(|i| i.added.step.is_none() && i.fate == Fate::Deleted).count();
+    if !seeded && base_deleted > 0 {
+        unknown.push(format!(
+            "{base_deleted} base file(s) deleted, counted as waste: any with another name (a hard link) still holds \
+             its bytes, which the base's listing would tell (--trace-base-listings)"
+        ));
+    }
     items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
     let total = items.iter().map(|i| i.bytes).sum();
     WasteReport { items, total, unknown, base_layers }
@@ -464,6 +473,12 @@ fn apply_step(
                         let f = fate(v.digest.as_ref().or(previous.as_ref()));
                         dead(&c.path, v, f, items)
                     }
+                    // A base file's other name written again as a link to the name this layer
+                    // changed (`chmod` of a file with two names: both are in the layer, one as a
+                    // hard link): one file, whose old version the changed name's own change
+                    // counts. Same bytes before on both names is what tells it (the base's
+                    // listing, when there is one, knows its links and never gets here).
+                    Taken::Unknown if relinked_base(c, changes) => {}
                     Taken::Unknown if c.kind == ChangeKind::Modified => {
                         if let Some(prev) = base_file(c) {
                             let f = fate(previous.as_ref());
@@ -483,6 +498,18 @@ fn apply_step(
             }
         }
     }
+}
+
+/// Whether `c` re-expresses a base file's name as a hard link to another name this layer
+/// changed, both names having held the same bytes before: the same file, not a replaced one.
+fn relinked_base(c: &Change, changes: &[Change]) -> bool {
+    let (FileType::Hardlink, Some(target), Some(before)) = (c.file_type, &c.link_target, &c.previous) else {
+        return false;
+    };
+    let target_before = changes.iter().find(|t| &t.path == target).and_then(|t| t.previous.as_ref());
+    before.file_type == FileType::File
+        && before.digest.is_some()
+        && target_before.is_some_and(|t| t.file_type == FileType::File && t.digest == before.digest)
 }
 
 /// The size of the regular file a change replaced, when it was one.
