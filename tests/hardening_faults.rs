@@ -136,8 +136,13 @@ fn a_base_blob_that_never_verifies_fails_the_build_clearly() {
     let text = log(&o);
     assert!(!o.status.success(), "{text}");
     assert!(text.contains(&format!("blob {layer} failed verification")), "{text}");
-    let gets = proxy.seen().iter().filter(|r| r.starts_with("GET") && r.contains(&layer)).count();
-    assert_eq!(gets, 3, "one download and two retries");
+    let gets = || proxy.seen().iter().filter(|r| r.starts_with("GET") && r.contains(&layer)).count();
+    assert_eq!(gets(), 3, "one download and two retries");
+    // Downloads take --image-download-retry alone: 0 is no retry, whatever --push-retry says
+    // (it was raised to --push-retry's count).
+    let o = build(ctx.path(), &["--no-push", "--image-download-retry", "0", "--push-retry", "3"]);
+    assert!(!o.status.success(), "{}", log(&o));
+    assert_eq!(gets(), 4, "one download, no retry");
 }
 
 /// The layer cache through the proxy: writes that meet faults still produce complete entries,

@@ -154,27 +154,7 @@ fn secret_arg_defaults_values_in_the_config_and_short_values() {
         "{text}"
     );
     // Every cache entry's config (its chain of instructions) keeps the default masked too.
-    let tags = std::process::Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false", &format!("docker://{cache}")])
-        .output()
-        .unwrap();
-    let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
-    let tags = tags["Tags"].as_array().unwrap();
-    assert!(!tags.is_empty());
-    for t in tags {
-        let c = std::process::Command::new("skopeo")
-            .args([
-                "inspect",
-                "--tls-verify=false",
-                "--config",
-                "--raw",
-                &format!("docker://{cache}:{}", t.as_str().unwrap()),
-            ])
-            .output()
-            .unwrap();
-        assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
-        assert_absent(&String::from_utf8_lossy(&c.stdout), &[default.clone(), token.clone()]);
-    }
+    assert_absent(&cache_configs(&cache), &[default.clone(), token.clone()]);
 
     // Named secret with --secret-arg, too short to mask: refused before anything is pulled.
     let (ok, text) = traced(ctx.path(), None, &["--no-push", "--secret-arg", "SHORTY", "--build-arg", "SHORTY=ab"]);

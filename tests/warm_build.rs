@@ -19,6 +19,17 @@ fn build(ctx: &Path, cache_dir: &Path, dest: &str) -> std::process::Output {
         .arg(ctx))
 }
 
+/// A private registry holding busybox as `team/busybox:1.35` (the base, by tag), and a cache
+/// directory `trowel warm` filled with it.
+fn warmed() -> (PrivateRegistry, String, tempfile::TempDir) {
+    let private = PrivateRegistry::start();
+    let base = format!("{}/team/busybox:1.35", private.addr);
+    skopeo_copy("busybox:1.35", &base);
+    let cache = tempfile::tempdir().unwrap();
+    assert_ok(&run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base])));
+    (private, base, cache)
+}
+
 fn context(base: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("Dockerfile"), format!("FROM {base}\nRUN echo offline > /built-offline\n")).unwrap();
@@ -27,12 +38,7 @@ fn context(base: &str) -> tempfile::TempDir {
 
 #[test]
 fn a_warm_cache_dir_builds_with_the_base_registry_down() {
-    let mut private = PrivateRegistry::start();
-    let base = format!("{}/team/busybox:1.35", private.addr);
-    skopeo_copy("busybox:1.35", &base);
-    let cache = tempfile::tempdir().unwrap();
-    let o = run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base]));
-    assert_ok(&o);
+    let (mut private, base, cache) = warmed();
     private.stop();
 
     let ctx = context(&base);
@@ -53,11 +59,7 @@ fn a_warm_cache_dir_builds_with_the_base_registry_down() {
 /// an unmoved tag is asked too and taken from the cache directory without a warning.
 #[test]
 fn a_tag_moved_since_it_was_warmed_is_pulled_not_taken_from_the_cache_dir() {
-    let private = PrivateRegistry::start();
-    let base = format!("{}/team/busybox:1.35", private.addr);
-    skopeo_copy("busybox:1.35", &base);
-    let cache = tempfile::tempdir().unwrap();
-    assert_ok(&run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base])));
+    let (_private, base, cache) = warmed();
     let ctx = context(&base);
     let dest = format!("{}/{}:1", env().registry, unique_repo("unmoved"));
     let o = build(ctx.path(), cache.path(), &dest);
@@ -83,11 +85,7 @@ fn a_tag_moved_since_it_was_warmed_is_pulled_not_taken_from_the_cache_dir() {
 
 #[test]
 fn a_corrupt_cache_dir_entry_is_pulled_again_not_used() {
-    let private = PrivateRegistry::start();
-    let base = format!("{}/team/busybox:1.35", private.addr);
-    skopeo_copy("busybox:1.35", &base);
-    let cache = tempfile::tempdir().unwrap();
-    assert_ok(&run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base])));
+    let (_private, base, cache) = warmed();
     // Flip a byte of the layer blob in the cache directory.
     let layer =
         skopeo_manifest(&base)["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
@@ -112,11 +110,7 @@ fn a_corrupt_cache_dir_entry_is_pulled_again_not_used() {
 
 #[test]
 fn an_expired_entry_is_pulled_again_and_said_so_without_a_warning() {
-    let private = PrivateRegistry::start();
-    let base = format!("{}/team/busybox:1.35", private.addr);
-    skopeo_copy("busybox:1.35", &base);
-    let cache = tempfile::tempdir().unwrap();
-    assert_ok(&run(trowel().args(["warm", "--cache-dir"]).arg(cache.path()).args(["--image", &base])));
+    let (_private, base, cache) = warmed();
     // Entry ages are whole seconds.
     std::thread::sleep(std::time::Duration::from_millis(2100));
 

@@ -379,7 +379,10 @@ impl BuildArgs {
         let mut registry = RegistryOptions {
             insecure: self.insecure,
             skip_tls_verify: self.skip_tls_verify,
-            retries: self.push_retry.max(self.registry.image_download_retry),
+            // Each direction its own flag: `--image-download-retry 0` was raised to
+            // `--push-retry`'s 3.
+            retries: self.registry.image_download_retry,
+            push_retries: Some(self.push_retry),
             ..self.registry.options()?
         };
         registry.user_agent = format!("trowel/{}", env!("CARGO_PKG_VERSION"));

@@ -36,6 +36,9 @@ pub struct RegistryOptions {
     pub skip_default_registry_fallback: bool,
     /// How many times a failed idempotent request (or a whole blob download/upload) is retried.
     pub retries: u32,
+    /// The same for what is written (uploads, manifests, tags), when it differs from `retries`
+    /// (`--push-retry` beside `--image-download-retry`).
+    pub push_retries: Option<u32>,
     /// `--stall-timeout`: an attempt that moves no byte for this long (connecting, sending,
     /// waiting for the answer or reading it) fails and is retried; see `stall.rs`.
     pub stall_timeout: std::time::Duration,
@@ -59,6 +62,7 @@ impl Default for RegistryOptions {
             registry_maps: Vec::new(),
             skip_default_registry_fallback: false,
             retries: 3,
+            push_retries: None,
             stall_timeout: super::stall::DEFAULT_STALL_TIMEOUT,
             docker_config: None,
             user_agent: format!("trowel/{}", env!("CARGO_PKG_VERSION")),
@@ -91,6 +95,14 @@ pub(crate) enum Protocol {
 }
 
 impl RegistryOptions {
+    /// How many times a failed request in direction `dir` is retried.
+    pub fn retries_for(&self, dir: Direction) -> u32 {
+        match dir {
+            Direction::Pull => self.retries,
+            Direction::Push => self.push_retries.unwrap_or(self.retries),
+        }
+    }
+
     /// The protocol the flags ask for, before any probing.
     pub(crate) fn protocol(&self, host: &str, dir: Direction) -> Protocol {
         let host = normalise_host(host);

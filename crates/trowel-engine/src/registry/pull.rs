@@ -164,7 +164,7 @@ impl Registry {
         let accept = media::ACCEPT_MANIFESTS.join(", ");
         let build =
             |ep: &_| Ok(self.client_get(ep, ctx.reference, &format!("manifests/{reference}")).header(ACCEPT, &accept));
-        let mut backoff = self.session.backoff();
+        let mut backoff = self.session.backoff(ctx.dir);
         let (body, header_type) = loop {
             let resp = self.session.send(ctx, accept_404, &build).await?;
             if resp.status().as_u16() == 404 {
@@ -223,7 +223,7 @@ impl Registry {
             return Err(ctx.error(format!("config {} is {} bytes, more than trowel accepts", desc.digest, desc.size)));
         }
         let path = format!("blobs/{}", desc.digest);
-        let mut backoff = self.session.backoff();
+        let mut backoff = self.session.backoff(ctx.dir);
         loop {
             let resp = self.session.send(ctx, false, &|ep| Ok(self.client_get(ep, ctx.reference, &path))).await?;
             let failure = match read_limited(resp, desc.size as usize, self.session.opts.stall_timeout).await {
@@ -300,7 +300,7 @@ impl Registry {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
         let ctx = Ctx::pull(Op::Pull, r, Direction::Pull);
-        let mut backoff = self.session.backoff();
+        let mut backoff = self.session.backoff(ctx.dir);
         let mut partial: Option<BlobWriter> = None;
         loop {
             match self.download_attempt(&ctx, desc, store, &mut partial, progress).await {

@@ -234,7 +234,7 @@ impl Registry {
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<(), RegistryError> {
         let mut spare = if session.is_none() { self.take_spare_upload(ctx.reference) } else { None };
-        let mut backoff = self.session.backoff();
+        let mut backoff = self.session.backoff(ctx.dir);
         loop {
             let (loc, from_spare) = match (session.take(), spare.take()) {
                 (Some(l), _) => (l, false),

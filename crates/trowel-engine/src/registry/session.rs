@@ -140,9 +140,10 @@ impl Session {
         })
     }
 
-    /// The retry schedule of one operation, reporting its retries.
-    pub(crate) fn backoff(&self) -> Backoff {
-        Backoff::new(self.opts.retries).reporting(self.notice.get().cloned())
+    /// The retry schedule of one operation in direction `dir` (`--image-download-retry` for
+    /// what is read, `--push-retry` for what is written), reporting its retries.
+    pub(crate) fn backoff(&self, dir: Direction) -> Backoff {
+        Backoff::new(self.opts.retries_for(dir)).reporting(self.notice.get().cloned())
     }
 
     /// The endpoint for the context's registry and direction: probed on first use (with
@@ -152,7 +153,7 @@ impl Session {
         let protocol = self.opts.protocol(&host, ctx.dir);
         let cell = self.endpoints.lock().expect("endpoint cache").entry((host.clone(), protocol)).or_default().clone();
         cell.get_or_try_init(|| async {
-            let mut backoff = self.backoff();
+            let mut backoff = self.backoff(ctx.dir);
             loop {
                 match transport::probe(&self.opts, &host, protocol).await {
                     Ok(ep) => return Ok(Arc::new(ep)),
@@ -173,7 +174,7 @@ impl Session {
         accept_404: bool,
         build: &Build<'_>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let mut backoff = self.backoff();
+        let mut backoff = self.backoff(ctx.dir);
         loop {
             match self.send_once(ctx, accept_404, build).await {
                 Ok(r) => return Ok(r),
