@@ -175,6 +175,7 @@ mod tests {
             version: 1,
             platform: "linux/amd64".into(),
             layer_format: "gzip".into(),
+            ignored: None,
             parent: "p".into(),
             linked: None,
             instruction: "COPY app.txt /app/".into(),

@@ -70,6 +70,10 @@ pub struct KeyComponents {
     pub platform: String,
     /// How layers are written (compression, level, `+reproducible`).
     pub layer_format: String,
+    /// The image paths snapshots leave out (`--ignore-path`, `/var/run` unless
+    /// `--ignore-var-run=false`), cleaned and sorted; absent for the default, `/var/run` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<Vec<String>>,
     /// The previous step's key; empty for a `COPY --link`/`ADD --link` step (see `linked`).
     pub parent: String,
     /// Set for a `COPY --link`/`ADD --link` step: its destination, resolved against WORKDIR.

@@ -104,6 +104,7 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
         version: k.version,
         platform: k.platform.clone(),
         layer_format: k.layer_format.clone(),
+        ignored: k.ignored.clone(),
         parent: k.parent.clone(),
         linked: k.linked.clone(),
         instruction: k.instruction.clone(),
