@@ -191,6 +191,7 @@ mod tests {
                     trowel_events::Digest::try_from(trowel_engine::digest::Digest::of(content).to_string()).unwrap(),
                 ),
                 xattrs: BTreeMap::new(),
+                hard_link: None,
             }],
             sources: BTreeMap::new(),
             line: 4,

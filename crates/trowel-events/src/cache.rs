@@ -44,6 +44,10 @@ pub struct KeyFile {
     /// a trace from before they were keyed).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub xattrs: std::collections::BTreeMap<String, String>,
+    /// A regular file that is one inode with an earlier file of the same source: that file's
+    /// path (the copy makes it a hard link to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_link: Option<String>,
 }
 
 /// An earlier step of the key chain.

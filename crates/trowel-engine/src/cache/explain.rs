@@ -402,6 +402,13 @@ fn metadata_change(p: &FileEntry, c: &FileEntry) -> Option<String> {
     if (p.uid, p.gid) != (c.uid, c.gid) {
         out.push(format!("owner {}:{} → {}:{}", p.uid, p.gid, c.uid, c.gid));
     }
+    if p.hard_link != c.hard_link {
+        let what = |l: &Option<String>| match l {
+            Some(first) => format!("hard link to {first}"),
+            None => "separate file".to_string(),
+        };
+        out.push(format!("{} → {}", what(&p.hard_link), what(&c.hard_link)));
+    }
     let names: BTreeSet<&String> = p.xattrs.keys().chain(c.xattrs.keys()).collect();
     for n in names {
         match (p.xattrs.get(n), c.xattrs.get(n)) {

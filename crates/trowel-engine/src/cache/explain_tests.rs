@@ -104,6 +104,14 @@ fn wording() {
         against(a, &d, &none),
         "snapshots now leave out /cache, no longer /var/run (--ignore-path, --ignore-var-run)"
     );
+    // Hard links: a file that was one inode with another is now a copy of it, and back.
+    let mut a = comps("COPY . /h/");
+    a.files = vec![file("a", b"same2"), file("b", b"same2")];
+    a.files[1].hard_link = Some("a".into());
+    let mut b = a.clone();
+    b.files[1].hard_link = None;
+    assert_eq!(against(a.clone(), &b, &none), "COPY .: 1 file changed (b: hard link to a → separate file)");
+    assert_eq!(against(b, &a, &none), "COPY .: 1 file changed (b: separate file → hard link to a)");
     // A RUN's files are its bind mounts' (it has no destination to leave out).
     let mut a = comps("RUN --mount=type=bind,source=b.txt,target=/b cat /b > bcopy");
     a.files = vec![file("b.txt", b"1")];

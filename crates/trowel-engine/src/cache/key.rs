@@ -5,7 +5,8 @@
 //! layers are written, the parent step's key (the chain starts at the base image's manifest
 //! digest, or at the parent stage's last key), the fully expanded instruction with its flags, the
 //! variables in effect, and for COPY/ADD every source file (path, type, mode, owner, link target,
-//! content digest, extended attributes) or the source stage's key / image digest.
+//! content digest, extended attributes, the earlier file it is a hard link of) or the source
+//! stage's key / image digest.
 //!
 //! This avoids kaniko's four key bugs: keys use the *expanded* instruction (a changed
 //! `--build-arg` used by COPY/ADD/WORKDIR changes the key), file *names* are hashed (a rename
@@ -70,6 +71,13 @@ pub struct FileEntry {
     /// before xattrs were keyed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, String>,
+    /// A regular file that is one inode with an earlier file of the same source (by device and
+    /// inode, walked in name order as the copy walks): that file's path. The copy makes it a
+    /// hard link to that file, so a change of the grouping alone (two files become one, or one
+    /// becomes two with the same bytes) changes the layer. Left out for every other file: the
+    /// keys of sources without hard links are those of before they were keyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_link: Option<String>,
 }
 
 #[cfg(test)]
@@ -85,6 +93,7 @@ impl FileEntry {
             link: None,
             digest,
             xattrs: BTreeMap::new(),
+            hard_link: None,
         }
     }
 }
@@ -408,6 +417,19 @@ mod tests {
         c.line = 7;
         c.ignored = Some(vec!["/ign".into(), "/var/run".into()]);
         assert_eq!(a.key(), c.key());
+    }
+
+    /// Two files that are one inode key otherwise than two with the same bytes; a file of no
+    /// group keys as before (checked above).
+    #[test]
+    fn hard_links_are_hashed() {
+        let d = Some(Digest::of(b"same2"));
+        let mut a = comps();
+        a.files = vec![FileEntry::regular("a", d.clone()), FileEntry::regular("b", d.clone())];
+        let mut b = a.clone();
+        b.files[1].hard_link = Some("a".into());
+        assert_ne!(a.key(), b.key());
+        assert!(serde_json::to_string(&b.files[1]).unwrap().ends_with(r#","hard_link":"a"}"#));
     }
 
     #[test]

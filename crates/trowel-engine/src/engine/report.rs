@@ -131,6 +131,7 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
                 link: f.link.clone(),
                 digest: f.digest.as_ref().map(Into::into),
                 xattrs: f.xattrs.clone(),
+                hard_link: f.hard_link.clone(),
             })
             .collect(),
         sources: k.sources.clone(),
