@@ -511,3 +511,4 @@ fn link_hits_after_an_earlier_step_changed() {
 
 mod blobs;
 mod explain;
+mod layer_inputs;

@@ -44,6 +44,10 @@ pub struct KeyFile {
     /// a trace from before they were keyed).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub xattrs: std::collections::BTreeMap<String, String>,
+    /// A regular file that is one inode with an earlier file of the same source: that file's
+    /// path (the copy makes it a hard link to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_link: Option<String>,
 }
 
 /// An earlier step of the key chain.
@@ -70,6 +74,10 @@ pub struct KeyComponents {
     pub platform: String,
     /// How layers are written (compression, level, `+reproducible`).
     pub layer_format: String,
+    /// The image paths snapshots leave out (`--ignore-path`, `/var/run` unless
+    /// `--ignore-var-run=false`), cleaned and sorted; absent for the default, `/var/run` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<Vec<String>>,
     /// The previous step's key; empty for a `COPY --link`/`ADD --link` step (see `linked`).
     pub parent: String,
     /// Set for a `COPY --link`/`ADD --link` step: its destination, resolved against WORKDIR.

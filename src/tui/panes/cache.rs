@@ -160,6 +160,10 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     }
     multi(&mut out, "platform", &c.platform, theme.text);
     multi(&mut out, "layers", &c.layer_format, theme.text);
+    if let Some(ignored) = &c.ignored {
+        let paths = if ignored.is_empty() { "nothing".to_string() } else { ignored.join(", ") };
+        multi(&mut out, "left out", &paths, theme.text);
+    }
     multi(&mut out, "format", &format!("v{}", c.version), theme.dim);
     if c.vars.is_empty() {
         multi(&mut out, "variables", "none used", theme.dim);

@@ -224,6 +224,7 @@ fn distance(p: &KeyComponents, c: &KeyComponents) -> usize {
         + usize::from(p.parent != c.parent)
         + usize::from(p.linked != c.linked)
         + usize::from(p.layer_format != c.layer_format)
+        + usize::from(p.ignored != c.ignored)
         + usize::from(p.platform != c.platform)
         + usize::from(p.version != c.version)
 }
@@ -256,12 +257,15 @@ fn reasons(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Mis
         }
     }
     if p.parent != cur.parent
-        && let Some(r) = chain_changed(p, cur, missed, &out, vars_named)
+        && let Some(r) = chain_changed(p, cur, missed, &out, vars_named, build_wide_changed(p, cur))
     {
         out.push(r);
     }
     if p.layer_format != cur.layer_format {
         out.push(format!("layer format changed ({} → {})", p.layer_format, cur.layer_format));
+    }
+    if p.ignored != cur.ignored {
+        out.push(ignored_change(p.ignored.as_deref(), cur.ignored.as_deref()));
     }
     if p.platform != cur.platform {
         out.push(format!("platform changed ({} → {})", p.platform, cur.platform));
@@ -273,6 +277,28 @@ fn reasons(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Mis
         out.push("cache entry differs (no component changed: the entry was written by another tool)".to_string());
     }
     out
+}
+
+/// Whether a part every step's key shares changed (the format version, platform, layer format or
+/// the paths snapshots leave out): each is named in words as a reason of its own.
+fn build_wide_changed(p: &KeyComponents, c: &KeyComponents) -> bool {
+    p.version != c.version || p.platform != c.platform || p.layer_format != c.layer_format || p.ignored != c.ignored
+}
+
+/// How the paths snapshots leave out changed, in words: `snapshots now leave out /ign, no longer
+/// /var/run (--ignore-path, --ignore-var-run)`. `None` is the default set, `/var/run` alone.
+fn ignored_change(prev: Option<&[String]>, cur: Option<&[String]>) -> String {
+    let default = ["/var/run".to_string()];
+    let (p, c) = (prev.unwrap_or(&default), cur.unwrap_or(&default));
+    let now: Vec<&str> = c.iter().filter(|x| !p.contains(x)).map(String::as_str).collect();
+    let gone: Vec<&str> = p.iter().filter(|x| !c.contains(x)).map(String::as_str).collect();
+    let words = match (now.is_empty(), gone.is_empty()) {
+        (false, true) => format!("now leave out {}", now.join(", ")),
+        (true, false) => format!("no longer leave out {}", gone.join(", ")),
+        (true, true) => "leave out the same paths, recorded otherwise".to_string(),
+        (false, false) => format!("now leave out {}, no longer {}", now.join(", "), gone.join(", ")),
+    };
+    format!("snapshots {words} (--ignore-path, --ignore-var-run)")
 }
 
 /// A recorded value, in words. An entry written by an older trowel (or another tool) may hold a
@@ -375,6 +401,13 @@ fn metadata_change(p: &FileEntry, c: &FileEntry) -> Option<String> {
     }
     if (p.uid, p.gid) != (c.uid, c.gid) {
         out.push(format!("owner {}:{} → {}:{}", p.uid, p.gid, c.uid, c.gid));
+    }
+    if p.hard_link != c.hard_link {
+        let what = |l: &Option<String>| match l {
+            Some(first) => format!("hard link to {first}"),
+            None => "separate file".to_string(),
+        };
+        out.push(format!("{} → {}", what(&p.hard_link), what(&c.hard_link)));
     }
     let names: BTreeSet<&String> = p.xattrs.keys().chain(c.xattrs.keys()).collect();
     for n in names {
@@ -491,6 +524,7 @@ fn chain_changed(
     missed: &BTreeMap<String, Missed>,
     named: &[String],
     vars_named: bool,
+    build_wide: bool,
 ) -> Option<String> {
     let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
     // An ancestor's reason is the same fact as one named already when it only adds where it
@@ -533,6 +567,12 @@ fn chain_changed(
                     let sets_vars = ["ENV ", "ARG "].iter().any(|k| link.instruction.starts_with(k));
                     let text_only = a == b;
                     if vars_named && sets_vars && text_only {
+                        return None;
+                    }
+                    // The first ancestor that changed has the same inputs and text: what made its
+                    // key another is what every step's changed with (the layer format, the paths
+                    // left out), which this explanation names itself.
+                    if build_wide && text_only && old.instruction == link.instruction {
                         return None;
                     }
                     let left = fresh(&link_changes(old, a, link, b, missed));

@@ -9,6 +9,7 @@ fn comps(instr: &str) -> KeyComponents {
         version: FORMAT_VERSION,
         platform: "linux/amd64".into(),
         layer_format: "gzip".into(),
+        ignored: None,
         parent: "p0".into(),
         linked: None,
         instruction: instr.into(),
@@ -86,6 +87,31 @@ fn wording() {
         against(a, &b, &none),
         "COPY a.txt: 1 file changed (a.txt: xattr user.foo changed, xattr user.new added)"
     );
+    // Other paths left out of snapshots (`None`: the default, /var/run alone).
+    let a = comps("RUN make");
+    let mut b = comps("RUN make");
+    b.ignored = Some(vec!["/ign".into(), "/var/run".into()]);
+    assert_eq!(against(a.clone(), &b, &none), "snapshots now leave out /ign (--ignore-path, --ignore-var-run)");
+    let mut c = comps("RUN make");
+    c.ignored = Some(vec![]);
+    assert_eq!(
+        against(b.clone(), &c, &none),
+        "snapshots no longer leave out /ign, /var/run (--ignore-path, --ignore-var-run)"
+    );
+    let mut d = comps("RUN make");
+    d.ignored = Some(vec!["/cache".into()]);
+    assert_eq!(
+        against(a, &d, &none),
+        "snapshots now leave out /cache, no longer /var/run (--ignore-path, --ignore-var-run)"
+    );
+    // Hard links: a file that was one inode with another is now a copy of it, and back.
+    let mut a = comps("COPY . /h/");
+    a.files = vec![file("a", b"same2"), file("b", b"same2")];
+    a.files[1].hard_link = Some("a".into());
+    let mut b = a.clone();
+    b.files[1].hard_link = None;
+    assert_eq!(against(a.clone(), &b, &none), "COPY .: 1 file changed (b: hard link to a → separate file)");
+    assert_eq!(against(b, &a, &none), "COPY .: 1 file changed (b: separate file → hard link to a)");
     // A RUN's files are its bind mounts' (it has no destination to leave out).
     let mut a = comps("RUN --mount=type=bind,source=b.txt,target=/b cat /b > bcopy");
     a.files = vec![file("b.txt", b"1")];
@@ -196,6 +222,39 @@ fn an_uncached_parent_is_named_with_what_changed() {
         l.inputs = None;
     }
     assert_eq!(against(prev, &cur, &BTreeMap::new()), "parent step changed (line 3: COPY src/ /second/)");
+}
+
+/// An uncached parent whose inputs are the same changed only with what every step's key has
+/// (the paths snapshots leave out, the layer format): that is named once, not the parent.
+#[test]
+fn an_uncached_parent_changed_by_a_build_wide_part_is_not_named() {
+    let copy = |key: &str| {
+        let mut c = comps("COPY f /ign/");
+        c.files = vec![file("f", b"f")];
+        ChainLink {
+            line: 2,
+            instruction: "COPY f /ign/".into(),
+            key: key.into(),
+            inputs: Some(Box::new(LinkInputs::of(&c))),
+        }
+    };
+    let mut prev = comps("RUN make");
+    prev.chain.push(copy("c1"));
+    prev.parent = "c1".into();
+    prev.ignored = Some(vec!["/ign".into(), "/var/run".into()]);
+    let mut cur = comps("RUN make");
+    cur.chain.push(copy("c2"));
+    cur.parent = "c2".into();
+    assert_eq!(
+        against(prev.clone(), &cur, &BTreeMap::new()),
+        "snapshots no longer leave out /ign (--ignore-path, --ignore-var-run)"
+    );
+    prev.ignored = None;
+    prev.layer_format = "zstd".into();
+    assert_eq!(against(prev.clone(), &cur, &BTreeMap::new()), "layer format changed (zstd → gzip)");
+    // Without a build-wide change, the parent is still named.
+    prev.layer_format = "gzip".into();
+    assert_eq!(against(prev, &cur, &BTreeMap::new()), "parent step changed (line 2: COPY f /ign/)");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! layers are written, the parent step's key (the chain starts at the base image's manifest
 //! digest, or at the parent stage's last key), the fully expanded instruction with its flags, the
 //! variables in effect, and for COPY/ADD every source file (path, type, mode, owner, link target,
-//! content digest, extended attributes) or the source stage's key / image digest.
+//! content digest, extended attributes, the earlier file it is a hard link of) or the source
+//! stage's key / image digest.
 //!
 //! This avoids kaniko's four key bugs: keys use the *expanded* instruction (a changed
 //! `--build-arg` used by COPY/ADD/WORKDIR changes the key), file *names* are hashed (a rename
@@ -70,6 +71,13 @@ pub struct FileEntry {
     /// before xattrs were keyed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, String>,
+    /// A regular file that is one inode with an earlier file of the same source (by device and
+    /// inode, walked in name order as the copy walks): that file's path. The copy makes it a
+    /// hard link to that file, so a change of the grouping alone (two files become one, or one
+    /// becomes two with the same bytes) changes the layer. Left out for every other file: the
+    /// keys of sources without hard links are those of before they were keyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_link: Option<String>,
 }
 
 #[cfg(test)]
@@ -85,6 +93,7 @@ impl FileEntry {
             link: None,
             digest,
             xattrs: BTreeMap::new(),
+            hard_link: None,
         }
     }
 }
@@ -158,6 +167,13 @@ pub struct KeyComponents {
     /// How layers are written (compression, `--reproducible`): a cached layer must be the layer
     /// this build would have written.
     pub layer_format: String,
+    /// The image paths snapshots leave out (`--ignore-path`, and `/var/run` unless
+    /// `--ignore-var-run=false`), cleaned, sorted and without those another covers, as the
+    /// snapshot takes them; absent for the default (`/var/run` alone), so the keys of builds with
+    /// the default settings are those of before this was keyed. A layer made leaving out other
+    /// paths holds other files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<Vec<String>>,
     /// The previous step's key; empty for a `--link` step.
     pub parent: String,
     /// A `--link` step: its destination, resolved against WORKDIR (what the parent gave it).
@@ -190,6 +206,9 @@ struct Hashed<'a> {
     version: u32,
     platform: &'a str,
     layer_format: &'a str,
+    /// Absent with the default ignored paths, so their keys are those of before it was keyed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored: Option<&'a [String]>,
     parent: &'a str,
     /// Absent for every other step, so their keys are those of before `--link` had one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -209,6 +228,7 @@ impl KeyComponents {
             version: self.version,
             platform: self.platform.clone(),
             layer_format: self.layer_format.clone(),
+            ignored: self.ignored.clone(),
             parent: self.parent.clone(),
             linked: self.linked.clone(),
             instruction: self.instruction.clone(),
@@ -228,6 +248,7 @@ impl KeyComponents {
             version: self.version,
             platform: &self.platform,
             layer_format: &self.layer_format,
+            ignored: self.ignored.as_deref(),
             parent: &self.parent,
             linked: self.linked.as_deref(),
             instruction: &self.instruction,
@@ -317,6 +338,7 @@ mod tests {
             version: FORMAT_VERSION,
             platform: "linux/amd64".into(),
             layer_format: "gzip".into(),
+            ignored: None,
             parent: "p".into(),
             linked: None,
             instruction: "RUN make".into(),
@@ -378,6 +400,36 @@ mod tests {
             r#"{{"version":{FORMAT_VERSION},"platform":"linux/amd64","layer_format":"gzip","parent":"p","instruction":"RUN make","vars":{{}},"files":[{{"path":"a","kind":"f","mode":420,"uid":0,"gid":0}}],"sources":{{}}}}"#
         );
         assert_eq!(c.key(), Digest::of(before.as_bytes()).hex());
+    }
+
+    /// Other ignored paths make another key; the default (`None`) adds nothing to the JSON
+    /// (checked above), and an empty list (`--ignore-var-run=false`) is not the default.
+    #[test]
+    fn ignored_paths_are_hashed() {
+        let mut a = comps();
+        a.ignored = Some(vec!["/ign".into(), "/var/run".into()]);
+        let mut b = comps();
+        b.ignored = Some(vec![]);
+        assert_ne!(a.key(), comps().key());
+        assert_ne!(b.key(), comps().key());
+        assert_ne!(a.key(), b.key());
+        let mut c = comps();
+        c.line = 7;
+        c.ignored = Some(vec!["/ign".into(), "/var/run".into()]);
+        assert_eq!(a.key(), c.key());
+    }
+
+    /// Two files that are one inode key otherwise than two with the same bytes; a file of no
+    /// group keys as before (checked above).
+    #[test]
+    fn hard_links_are_hashed() {
+        let d = Some(Digest::of(b"same2"));
+        let mut a = comps();
+        a.files = vec![FileEntry::regular("a", d.clone()), FileEntry::regular("b", d.clone())];
+        let mut b = a.clone();
+        b.files[1].hard_link = Some("a".into());
+        assert_ne!(a.key(), b.key());
+        assert!(serde_json::to_string(&b.files[1]).unwrap().ends_with(r#","hard_link":"a"}"#));
     }
 
     #[test]

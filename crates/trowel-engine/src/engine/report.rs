@@ -104,6 +104,7 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
         version: k.version,
         platform: k.platform.clone(),
         layer_format: k.layer_format.clone(),
+        ignored: k.ignored.clone(),
         parent: k.parent.clone(),
         linked: k.linked.clone(),
         instruction: k.instruction.clone(),
@@ -130,6 +131,7 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
                 link: f.link.clone(),
                 digest: f.digest.as_ref().map(Into::into),
                 xattrs: f.xattrs.clone(),
+                hard_link: f.hard_link.clone(),
             })
             .collect(),
         sources: k.sources.clone(),

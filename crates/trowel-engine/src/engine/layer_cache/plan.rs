@@ -28,6 +28,7 @@ use crate::engine::steps::config::apply_to;
 use crate::engine::steps::copy::keyfiles::key_inputs;
 use crate::engine::steps::copy::link_destination;
 use crate::engine::vars::run_env;
+use crate::fs::IgnoreList;
 use crate::image::config::ImageConfig;
 
 /// Whether a step's layer goes through the cache.
@@ -51,6 +52,23 @@ fn layer_format(opts: &BuildOptions) -> String {
     }
     f
 }
+
+/// The image paths snapshots leave out as the key records them: `--ignore-path` and `/var/run`
+/// (unless `--ignore-var-run=false`), as an [`IgnoreList`] takes them (cleaned, sorted, one
+/// below another dropped), so spellings of the same set share a key. `None` for the default,
+/// `/var/run` alone, whose keys stay those of before the set was keyed. Container isolation's
+/// own directories are left out too, but never of the image: they are not keyed.
+pub(crate) fn ignored_paths(opts: &BuildOptions) -> Option<Vec<String>> {
+    let mut list = IgnoreList::new(opts.layers.ignore_paths.iter().map(String::as_str));
+    if opts.layers.ignore_var_run {
+        list.add("/var/run");
+    }
+    let paths = list.paths();
+    (paths != [DEFAULT_IGNORED]).then(|| paths.to_vec())
+}
+
+/// What snapshots leave out by default (kaniko's `--ignore-var-run=true`).
+const DEFAULT_IGNORED: &str = "/var/run";
 
 /// What a stage's keys are computed from.
 pub(crate) struct StageInputs<'a> {
@@ -99,6 +117,7 @@ pub(crate) fn plan(
     // Replay on a copy: execution changes the real config.
     let mut config = stage.config.clone();
     let layer_format = layer_format(ctx.opts);
+    let ignored = ignored_paths(ctx.opts);
     for (id, ins) in steps {
         let expanded = match ins.expand(&config.vars(), ctx.df.escape) {
             Ok(e) => e,
@@ -139,6 +158,7 @@ pub(crate) fn plan(
             version: FORMAT_VERSION,
             platform: platform.clone(),
             layer_format: layer_format.clone(),
+            ignored: ignored.clone(),
             parent: if linked.is_some() { String::new() } else { parent.clone() },
             linked: linked.clone(),
             instruction: display.clone(),
@@ -232,4 +252,36 @@ fn redact_components(ctx: &BuildContext<'_>, mut c: KeyComponents) -> KeyCompone
         link.instruction = ctx.redactor.redact(&link.instruction);
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ignored(paths: &[&str], var_run: bool) -> Option<Vec<String>> {
+        let mut o = BuildOptions::new("Dockerfile", ".");
+        o.layers.ignore_paths = paths.iter().map(|p| p.to_string()).collect();
+        o.layers.ignore_var_run = var_run;
+        ignored_paths(&o)
+    }
+
+    #[test]
+    fn default_ignored_paths_are_not_recorded() {
+        assert!(BuildOptions::new("Dockerfile", ".").layers.ignore_var_run, "kaniko's default");
+        assert_eq!(ignored(&[], true), None);
+        // The same set spelt otherwise: the same (default) key.
+        assert_eq!(ignored(&["/var/run/app"], true), None);
+        assert_eq!(ignored(&["/var/run/", "var/run"], false), None);
+    }
+
+    #[test]
+    fn ignored_paths_are_normalised() {
+        let want = Some(vec!["/ign".to_string(), "/var/run".to_string()]);
+        assert_eq!(ignored(&["/ign"], true), want);
+        assert_eq!(ignored(&["/ign/", "ign", "/ign/sub", "//ign/."], true), want);
+        assert_eq!(ignored(&["/var/run", "/ign/"], false), want);
+        assert_eq!(ignored(&["/b", "/a"], false), Some(vec!["/a".to_string(), "/b".to_string()]));
+        assert_eq!(ignored(&[], false), Some(vec![]));
+        assert_eq!(ignored(&["/var"], true), Some(vec!["/var".to_string()]));
+    }
 }

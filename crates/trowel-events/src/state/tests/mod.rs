@@ -122,6 +122,7 @@ fn components() -> Box<KeyComponents> {
         version: 1,
         platform: "linux/amd64".into(),
         layer_format: "gzip".into(),
+        ignored: None,
         parent: "p".into(),
         linked: None,
         instruction: "COPY . /src".into(),

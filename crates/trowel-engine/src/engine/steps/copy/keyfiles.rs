@@ -1,5 +1,6 @@
 //! What a COPY/ADD contributes to its cache key: every source file (path, type, mode, link
-//! target, content digest, xattrs) exactly as the copy will see it — after `.dockerignore` and
+//! target, content digest, xattrs, the file of the same source it is a hard link of) exactly as
+//! the copy will see it — after `.dockerignore` and
 //! `--exclude`, with wildcards expanded — or, for `--from`, the source stage's key or the
 //! source image's digest; for a git repository, the commit it names.
 //!
@@ -11,7 +12,7 @@
 //! A RUN's bind mount of the context shows the owners as they are, so its key keeps them, read
 //! once the maps are written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::cache::key::FileEntry;
 use crate::digest::digest_reader;
@@ -86,6 +87,7 @@ pub(crate) fn key_inputs(
                     link: None,
                     digest: Some(dl.digest),
                     xattrs: BTreeMap::new(),
+                    hard_link: None,
                 });
             }
             ExpandedSource::Path(p) => {
@@ -97,7 +99,9 @@ pub(crate) fn key_inputs(
                         continue;
                     }
                     let f = filter::for_dir(&rel, excludes.as_ref(), ignore);
-                    walk(ctx, &rel, "", &f, &mut files, &mut pending)?;
+                    // Each matched path is copied on its own (`copy_tree`), which keeps the hard
+                    // links within it: grouped per path.
+                    walk(ctx, &rel, "", &f, &mut Links::new(), &mut files, &mut pending)?;
                 }
             }
         }
@@ -124,7 +128,9 @@ pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<Vec<File
     let mut files = Vec::new();
     let mut pending = Vec::new();
     let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
-    walk(ctx, rel, "", &f, &mut files, &mut pending)?;
+    // The mount shows the context's hard links within the source (the context itself, or a
+    // `copy_tree` of the source when a `.dockerignore` filters it): grouped as COPY groups them.
+    walk(ctx, rel, "", &f, &mut Links::new(), &mut files, &mut pending)?;
     hash_pending(ctx, &mut files, pending)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
@@ -214,6 +220,7 @@ fn entry(
         link,
         digest: None,
         xattrs,
+        hard_link: None,
     })
 }
 
@@ -227,14 +234,21 @@ fn keyed_xattrs(all: Vec<(Vec<u8>, Vec<u8>)>) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A source's regular files with more than one link: (device, inode) → the path recorded first.
+type Links = HashMap<(u64, u64), String>;
+
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
 /// Walks `rel` in the build context; each regular file's digest is left to `hash_pending`
-/// (hashed once per build, see [`BuildContext::context_digest`]).
+/// (hashed once per build, see [`BuildContext::context_digest`]). A regular file that is one
+/// inode with one recorded before it in `links` names that one (`hard_link`), as
+/// `fs::copy`'s `Copier::file` links it: by (device, inode) when `nlink > 1`, in the same walk
+/// order (names sorted, a directory before what it holds, filtered alike).
 fn walk(
     ctx: &BuildContext<'_>,
     rel: &str,
     sub: &str,
     f: &dyn Fn(&str) -> Filter,
+    links: &mut Links,
     out: &mut Vec<FileEntry>,
     pending: &mut Vec<Pending>,
 ) -> Result<(), StepError> {
@@ -252,16 +266,24 @@ fn walk(
     };
     let Some((st, xattrs)) = found else { return Ok(()) };
     if decision == Filter::Copy {
-        let e = entry(ctx, &path, &st, keyed_xattrs(xattrs))?;
+        let mut e = entry(ctx, &path, &st, keyed_xattrs(xattrs))?;
         if e.kind == 'f' {
             pending.push(Pending { at: out.len(), path: path.clone(), st: st.clone() });
+            if st.nlink > 1 {
+                match links.get(&(st.dev, st.ino)) {
+                    Some(first) => e.hard_link = Some(first.clone()),
+                    None => {
+                        links.insert((st.dev, st.ino), e.path.clone());
+                    }
+                }
+            }
         }
         out.push(e);
     }
     if st.is_dir() {
         for name in root.read_dir(&path).map_err(StepError::fs(path.clone()))? {
             let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
-            walk(ctx, rel, &child, f, out, pending)?;
+            walk(ctx, rel, &child, f, links, out, pending)?;
         }
     }
     Ok(())
