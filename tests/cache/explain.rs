@@ -209,17 +209,3 @@ fn a_copy_is_explained_against_its_newest_entry_of_either_store() {
     assert_eq!(o.at(8), "miss: stage builder changed");
     assert_eq!(compared_with(&o, 8).unwrap().0, key_at(&fourth, 8));
 }
-
-/// Two projects sharing a cache repository, each with a `Dockerfile` at its root: one's miss
-/// is never explained against the other's step (their steps' pointers are told apart by the
-/// destination's repository), while a project's own change still is.
-#[test]
-fn projects_sharing_a_cache_repository_are_not_compared_with_each_other() {
-    let a = Ctx::new("shared-a", &format!("{}RUN echo a > /a\n", from()));
-    let mut b = Ctx::new("shared-b", &format!("{}RUN echo b > /b\n", from()));
-    b.cache_repo = a.cache_repo.clone();
-    a.build(&[]);
-    assert_eq!(b.build(&[]).at(2), "miss: no cache entry for this step yet");
-    std::fs::write(a.path().join("Dockerfile"), format!("{}RUN echo A > /a\n", from())).unwrap();
-    assert_eq!(a.build(&[]).at(2), "miss: instruction text changed");
-}

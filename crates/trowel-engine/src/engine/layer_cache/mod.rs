@@ -171,11 +171,11 @@ impl LayerCache {
         // reported by the push; it is just not looked in here).
         let destinations =
             ctx.opts.output.destinations.iter().filter_map(|d| Reference::parse(d).ok()).collect::<Vec<_>>();
-        let id = dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context, destinations.first());
         let remote = RegistryCache::new(ctx.registry.clone(), repo, c.ttl, c.ttl_text.clone(), ctx.platform.clone())
             .with_destinations(destinations);
         let limiter = Arc::new(tokio::sync::Semaphore::new(PARALLEL_LOOKUPS));
-        let mut cache = LayerCache::empty(remote, c.clone(), id, limiter);
+        let mut cache =
+            LayerCache::empty(remote, c.clone(), dockerfile_id(&ctx.opts.dockerfile, &ctx.opts.context), limiter);
         // Only COPY/ADD layers stay out of the cache repository, and only without
         // `--cache-copy-layers`.
         if !c.copy_layers
@@ -573,20 +573,11 @@ fn cache_repo(opts: &CacheOptions, destinations: &[String]) -> Result<Reference,
     Ok(Reference { repository: format!("{}/cache", d.repository), tag: None, digest: None, ..d })
 }
 
-/// Identifies a Dockerfile across builds (its steps' pointer tags, which a miss explanation
-/// compares with): its path inside the context, else its file name, and the repository of the
-/// first destination (its tag left out: a branch's or a pipeline's tag is the same project).
-/// The path alone is `Dockerfile` in most projects, and projects sharing a cache repository
-/// then shared pointers: a miss was explained against another project's step ("instruction
-/// text changed"). Lookups go by key, never by pointer, so this changes no hit.
-fn dockerfile_id(dockerfile: &std::path::Path, context: &std::path::Path, destination: Option<&Reference>) -> String {
+/// Identifies a Dockerfile across builds: its path inside the context, else its file name.
+fn dockerfile_id(dockerfile: &std::path::Path, context: &std::path::Path) -> String {
     let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let path = match abs(dockerfile).strip_prefix(abs(context)) {
+    match abs(dockerfile).strip_prefix(abs(context)) {
         Ok(rel) => rel.display().to_string(),
         Err(_) => dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-    };
-    match destination {
-        Some(d) => format!("{}\0{path}", Reference { tag: None, digest: None, ..d.clone() }),
-        None => path,
     }
 }
