@@ -209,3 +209,25 @@ fn a_copy_is_explained_against_its_newest_entry_of_either_store() {
     assert_eq!(o.at(8), "miss: stage builder changed");
     assert_eq!(compared_with(&o, 8).unwrap().0, key_at(&fourth, 8));
 }
+
+/// Two projects sharing a cache repository, each with a `Dockerfile` at its root (their steps'
+/// places share pointer tags): one's miss at a place the other's step held names that step and
+/// the repository it was made for, never "instruction text changed"; a project's own edit still
+/// is one.
+#[test]
+fn another_projects_step_at_the_same_place_is_not_taken_for_an_edit() {
+    let a = Ctx::new("shared-a", &format!("{}RUN echo a > /a\n", from()));
+    let mut b = Ctx::new("shared-b", &format!("{}RUN echo b > /b\n", from()));
+    b.cache_repo = a.cache_repo.clone();
+    a.build(&[]);
+    let a_repo = a.dest.trim_end_matches(":latest");
+    assert_eq!(
+        b.build(&[]).at(2),
+        format!(
+            "miss: no cache entry for this instruction yet (its place in the stage held line 2: RUN echo a > /a, made \
+             for {a_repo})"
+        )
+    );
+    std::fs::write(b.path().join("Dockerfile"), format!("{}RUN echo B > /b\n", from())).unwrap();
+    assert_eq!(b.build(&[]).at(2), "miss: instruction text changed");
+}

@@ -143,10 +143,20 @@ fn another_instruction(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap
         return r;
     }
     let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-    if p.line == cur.line && keyword(&p.instruction) == keyword(&cur.instruction) {
+    // An entry made for another repository may be another project's step (a cache repository
+    // shared by projects, each with its `Dockerfile`): never taken for an edit of this one.
+    let elsewhere = match (&p.origin, &cur.origin) {
+        (Some(a), Some(b)) if a != b => Some(a),
+        _ => None,
+    };
+    if elsewhere.is_none() && p.line == cur.line && keyword(&p.instruction) == keyword(&cur.instruction) {
         return "instruction text changed".to_string();
     }
-    format!("no cache entry for this instruction yet (its place in the stage held line {}: {})", p.line, p.instruction)
+    let made_for = elsewhere.map(|r| format!(", made for {r}")).unwrap_or_default();
+    format!(
+        "no cache entry for this instruction yet (its place in the stage held line {}: {}{made_for})",
+        p.line, p.instruction
+    )
 }
 
 /// The first step of `chain` that missed in this build, and why: `parent step missed (line 4:

@@ -18,6 +18,7 @@ fn comps(instr: &str) -> KeyComponents {
         sources: BTreeMap::new(),
         line: 5,
         written: None,
+        origin: None,
         chain: vec![link(1, "FROM b", "p0")],
         base: Some(BaseInfo { reference: "localhost:5000/busybox:1.35".into(), digest: Some(Digest::of(b"old")) }),
     }
@@ -413,7 +414,19 @@ fn another_instructions_entry_is_not_compared() {
     let edited = written(comps("COPY g.txt /"), "copy-g");
     let mut before_edit = written(comps("COPY f.txt /"), "copy-f");
     before_edit.line = edited.line;
-    assert_eq!(against(before_edit, &edited, &none), "instruction text changed");
+    assert_eq!(against(before_edit.clone(), &edited, &none), "instruction text changed");
+    // The same place in another repository's Dockerfile (a cache repository shared by projects):
+    // what it held and for which repository, never taken for an edit of this one.
+    let (mut mine, mut theirs) = (edited.clone(), before_edit);
+    mine.origin = Some("reg.example/team/app".into());
+    theirs.origin = Some("reg.example/team/other".into());
+    assert_eq!(
+        against(theirs.clone(), &mine, &none),
+        "no cache entry for this instruction yet (its place in the stage held line 5: COPY f.txt /, made for \
+         reg.example/team/other)"
+    );
+    theirs.origin = mine.origin.clone();
+    assert_eq!(against(theirs, &mine, &none), "instruction text changed");
     // Entries that did not record the text are compared as before.
     assert_eq!(
         against(comps("RUN make all"), &written(comps("RUN make"), "run-make"), &none),

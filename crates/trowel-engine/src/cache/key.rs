@@ -194,6 +194,14 @@ pub struct KeyComponents {
     /// made before it was recorded, and in traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<String>,
+    /// The repository the build that made the entry pushed to (its first destination, the tag
+    /// left out). Entries are found by the step's place in the Dockerfile, and a cache
+    /// repository shared by projects holds other projects' entries at the same place: an entry
+    /// of another instruction from another repository is named with it, never taken for an
+    /// edit of this one. Absent without a destination and in entries made before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     #[serde(default)]
     pub chain: Vec<ChainLink>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,6 +245,7 @@ impl KeyComponents {
             sources: self.sources.clone(),
             line: self.line,
             written: self.written.clone(),
+            origin: self.origin.clone(),
             chain: Vec::new(),
             base: None,
         }
@@ -347,6 +356,7 @@ mod tests {
             sources: BTreeMap::new(),
             line: 3,
             written: None,
+            origin: None,
             chain: vec![],
             base: None,
         }

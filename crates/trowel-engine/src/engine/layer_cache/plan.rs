@@ -67,6 +67,13 @@ pub(crate) fn ignored_paths(opts: &BuildOptions) -> Option<Vec<String>> {
     (paths != [DEFAULT_IGNORED]).then(|| paths.to_vec())
 }
 
+/// The repository a build's entries record they were made for (see [`KeyComponents::origin`]):
+/// the first destination's, its tag or digest left out.
+fn origin(opts: &BuildOptions) -> Option<String> {
+    let first = crate::registry::Reference::parse(opts.output.destinations.first()?).ok()?;
+    Some(crate::registry::Reference { tag: None, digest: None, ..first }.to_string())
+}
+
 /// What snapshots leave out by default (kaniko's `--ignore-var-run=true`).
 const DEFAULT_IGNORED: &str = "/var/run";
 
@@ -118,6 +125,7 @@ pub(crate) fn plan(
     let mut config = stage.config.clone();
     let layer_format = layer_format(ctx.opts);
     let ignored = ignored_paths(ctx.opts);
+    let origin = origin(ctx.opts);
     for (id, ins) in steps {
         let expanded = match ins.expand(&config.vars(), ctx.df.escape) {
             Ok(e) => e,
@@ -167,6 +175,7 @@ pub(crate) fn plan(
             sources,
             line: ins.line,
             written: Some(Digest::of(ins.source.as_bytes()).hex()[..16].to_string()),
+            origin: origin.clone(),
             chain: chain.clone(),
             base: Some(base.clone()),
         };
