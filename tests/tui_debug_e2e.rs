@@ -297,6 +297,44 @@ fn aborting_during_a_long_run_stops_it_and_says_so() {
     assert_eq!(failed, Some(true), "the trace says the build was aborted");
 }
 
+/// SIGTERM to `trowel debug` during a long RUN (a pod deleted; SIGHUP, a dropped ssh session,
+/// takes the same path) ends it as `q` would: the RUN stopped, the build aborted, its roots
+/// removed from the work dir, the terminal given back out of raw mode.
+#[test]
+fn sigterm_aborts_like_quit_and_restores_the_terminal() {
+    let ctx = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let df = format!("FROM {}\nRUN sleep 7654361 & echo term-run; sleep 7654362\n", env().busybox());
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let exe = env!("CARGO_BIN_EXE_trowel");
+    let cmd = format!("{exe} debug --context {} --no-push --work-dir {}", ctx.path().display(), work.path().display());
+    let t = Tmux::start(&cmd, 110, 32);
+    t.wait_for("running L2 RUN");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mentioning("765436").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the RUN never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let debugger: Vec<u32> = mentioning(&format!("{}", work.path().display()))
+        .into_iter()
+        .filter(|pid| {
+            let c = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            c.starts_with(exe.as_bytes()) && c.windows(7).any(|w| w == b"\0debug\0")
+        })
+        .collect();
+    assert_eq!(debugger.len(), 1, "{debugger:?}");
+    let killed = Command::new("kill").args(["-TERM", &debugger[0].to_string()]).status().unwrap();
+    assert!(killed.success());
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=1") && s.contains("ABORTED: build aborted"), "{s}");
+    assert!(mentioning("765436").is_empty(), "the RUN's processes are gone");
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the build's roots are removed: {left:?}");
+    t.keys("echo typed-after-term");
+    t.key("Enter");
+    t.wait_for("typed-after-term");
+}
+
 /// Issue 15: what `trowel build` ends with is printed once the debugger's UI is gone.
 #[test]
 fn the_result_is_printed_after_the_ui_exits() {

@@ -6,6 +6,7 @@
 //! grace, and the build fails as aborted. The terminal is restored at once; once the engine has
 //! cleaned up its build roots, what `trowel build` would have ended with is printed (the pushed
 //! image, or the failure with its line and last output lines), and the exit code is the build's.
+//! SIGTERM and SIGHUP (a pod deleted, a dropped ssh or `kubectl exec` session) do the same.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Sender, channel};
@@ -202,6 +203,7 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
         })
         .map_err(TuiError::Terminal)?;
     let mut input = InputReader::spawn(tx.clone(), Incoming::input);
+    let signals = watch_signals(tx.clone()).map_err(TuiError::Terminal)?;
     drop(tx);
     let mut app = App::live(title, breakpoints);
     let outcome = session::run(&mut term, &mut app, &cfg.theme, &rx, &input, started);
@@ -210,16 +212,36 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
         stop.request("quit from the debugger");
     }
     input.stop();
+    signals.close();
     drop(term);
     // Unanswered questions now fail on the engine side (their reply channels are gone).
     drop(rx);
+    // After a hangup the terminal may be gone: writing to it must not panic before the engine
+    // has removed its build roots.
+    use std::io::Write as _;
     if !engine.is_finished() {
-        eprintln!("trowel debug: stopping the build");
+        let _ = writeln!(std::io::stderr(), "trowel debug: stopping the build");
     }
     let code = engine.join().map_err(|_| TuiError::EnginePanicked)?;
     outcome?;
     // What the build ended with, as `trowel build` would have said it: the UI is gone.
     let state = outcome_state.lock().unwrap_or_else(|p| p.into_inner());
-    eprint!("{}", crate::trace::summary::ending(&state));
+    let _ = write!(std::io::stderr(), "{}", crate::trace::summary::ending(&state));
     Ok(code)
+}
+
+/// Sends SIGTERM and SIGHUP to the UI as [`Incoming::Signal`] (their default would end the
+/// process there and then, the terminal raw and the build's roots left); the handle stops it.
+fn watch_signals(tx: Sender<Incoming>) -> std::io::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
+    let handle = signals.handle();
+    std::thread::Builder::new().name("trowel-signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            if tx.send(Incoming::Signal).is_err() {
+                break;
+            }
+        }
+    })?;
+    Ok(handle)
 }

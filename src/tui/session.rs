@@ -47,6 +47,10 @@ pub enum Incoming {
     },
     /// The build thread ended (`Err`: its error message).
     Done(Result<(), String>),
+    /// SIGTERM or SIGHUP (a pod deleted, an ssh or `kubectl exec` session dropped): the
+    /// session ends as on `q`, so the build is aborted, its roots removed and the terminal
+    /// restored, not left raw with a build root behind.
+    Signal,
 }
 
 impl Incoming {
@@ -135,6 +139,7 @@ fn handle(
             app.update(Msg::ReviewPush(review))
         }
         Incoming::Done(r) => app.update(Msg::BuildDone { error: r.err() }),
+        Incoming::Signal => vec![Effect::Quit],
     })
 }
 
@@ -149,9 +154,11 @@ fn ends_shell(m: &Incoming) -> bool {
     match m {
         Incoming::Engine(e) => matches!(e.event, Event::ShellFinished { .. }),
         Incoming::Input(_) => false,
-        Incoming::Paused { .. } | Incoming::ShellChanges { .. } | Incoming::ReviewPush { .. } | Incoming::Done(_) => {
-            true
-        }
+        Incoming::Paused { .. }
+        | Incoming::ShellChanges { .. }
+        | Incoming::ReviewPush { .. }
+        | Incoming::Done(_)
+        | Incoming::Signal => true,
     }
 }
 
