@@ -168,6 +168,42 @@ fn cache_hit_and_no_cache() {
     assert_snapshot!("cache_none", pane(&mut app, Pane::Cache, 64, 4).backend());
 }
 
+/// A step with no lookup says why in its own case: one not run yet will be looked up (before
+/// the first lookup, "no layer cache in this build" was said of a build with one), and one
+/// after a debugger shell's changes were kept is not because of them (the fallback said a RUN
+/// was not looked up as only RUN … are cached).
+#[test]
+fn a_step_without_a_lookup_says_why() {
+    let all = events("cache-cold");
+    let first_lookup = all.iter().position(|e| matches!(e.event, trowel_events::Event::CacheLookup { .. })).unwrap();
+    let mut app = App::replay("cache-cold.jsonl".into(), &all[..first_lookup]);
+    select_line(&mut app, 6);
+    let t = text(&pane(&mut app, Pane::Cache, 72, 4));
+    assert!(t.contains("not looked up in the layer cache yet"), "{t}");
+
+    // The cold build, with shell.jsonl's kept session before its RUN (stage 0, step 3), whose
+    // lookup then never happens.
+    use trowel_events::Event;
+    let run = trowel_events::StepId { stage: 0, step: 3 };
+    let shell = events("shell").into_iter().filter(|e| {
+        matches!(&e.event, Event::ShellStarted { id, .. } | Event::ShellFinished { id, .. } | Event::ShellResolved { id, .. } if *id == run)
+    });
+    let mut with_shell: Vec<_> =
+        all.into_iter().filter(|e| !matches!(&e.event, Event::CacheLookup { id, .. } if *id == run)).collect();
+    let at = with_shell.iter().position(|e| matches!(&e.event, Event::StepStarted { id, .. } if *id == run)).unwrap();
+    with_shell.splice(at..at, shell);
+    let mut app = App::replay("cache-cold.jsonl".into(), &with_shell);
+    select_line(&mut app, 6);
+    let t = text(&pane(&mut app, Pane::Cache, 72, 6));
+    assert!(t.contains("not looked up in the layer cache: a debugger shell's changes were kept"), "{t}");
+    // Without any lookup in the build, whether it has a cache is not known: both are said.
+    let mut app = replay("shell");
+    let line = app.model.step(run).unwrap().line;
+    select_line(&mut app, line);
+    let t = text(&pane(&mut app, Pane::Cache, 72, 6));
+    assert!(t.contains("not looked up in the layer cache: the build has none (--cache), or"), "{t}");
+}
+
 #[test]
 fn layers_with_waste_attributed_to_lines() {
     let mut app = replay("overwrites");

@@ -75,6 +75,20 @@ fn the_shell_hands_off_and_its_changes_are_kept_or_discarded() {
     assert_eq!(press(&mut app, "d"), vec![Effect::ShellChoice(ShellChoice::Discard)]);
 }
 
+/// While a shell session's changes before a step await keep or discard, the step is held
+/// there as at a pause (‖, no run time): it was marked running (▶), as if it ran.
+#[test]
+fn a_step_whose_shell_changes_await_an_answer_is_shown_held() {
+    let (mut app, _) = live_until(finished_line_13);
+    pause(&mut app, 13, When::BeforeStep, "breakpoint at line 13");
+    assert_eq!(press(&mut app, "!"), vec![Effect::OpenShell]);
+    let at = checkpoint(&app, 13, When::BeforeStep);
+    app.update(Msg::ShellChanges { at: Box::new(at), changes: Vec::new() });
+    let shown = format!("{:?}", pane(&mut app, Pane::Steps, 80, 30).backend());
+    let line = shown.lines().find(|l| l.contains(" 13 ")).unwrap_or_else(|| panic!("{shown}")).to_string();
+    assert!(line.contains("‖") && !line.contains("▶"), "{line}");
+}
+
 #[test]
 fn the_push_review_gates_the_push() {
     let (mut app, _) = live_until(|e| matches!(e, Event::PushStarted { .. }));

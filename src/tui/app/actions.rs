@@ -202,9 +202,9 @@ impl App {
                 let scroll = if action == Action::Up { scroll.saturating_sub(1) } else { scroll + 1 };
                 self.popup = Some(Popup::Review { scroll, decided: *decided });
             }
-            (Popup::ShellChanges { changes, scroll }, Action::Up | Action::Down) => {
+            (Popup::ShellChanges { changes, scroll, at }, Action::Up | Action::Down) => {
                 let scroll = if action == Action::Up { scroll.saturating_sub(1) } else { scroll + 1 };
-                self.popup = Some(Popup::ShellChanges { changes: changes.clone(), scroll });
+                self.popup = Some(Popup::ShellChanges { changes: changes.clone(), scroll, at: *at });
             }
             _ => {}
         }

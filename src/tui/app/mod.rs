@@ -15,7 +15,7 @@ use super::panes::{Ctx, Panes};
 use crate::debugger::{Breakpoint, Breakpoints};
 use trowel_engine::engine::controller::Checkpoint;
 use trowel_events::Change;
-use trowel_events::{Envelope, Event, StepId};
+use trowel_events::{Envelope, Event, StepId, When};
 
 mod actions;
 mod breaks;
@@ -82,6 +82,9 @@ pub enum Popup {
     ShellChanges {
         changes: Vec<Change>,
         scroll: usize,
+        /// The step whose pause the session ran at, and on which side of it: the build waits
+        /// there for the answer.
+        at: (StepId, When),
     },
     /// The push review (and, once approved, the push's progress).
     Review {
@@ -155,6 +158,10 @@ macro_rules! ctx {
             },
             shell: shell.is_some(),
             pause: $app.pause.as_ref(),
+            held: match &$app.popup {
+                Some(Popup::ShellChanges { at, .. }) => Some(*at),
+                _ => None,
+            },
             input: $app.input.as_ref(),
             breakpoints: $app.breakpoints.as_ref(),
             now_ms: $app.now_ms,
@@ -341,7 +348,7 @@ impl App {
                 self.panes.changes.to_top();
                 self.panes.changes.invalidate();
                 let n = changes.len();
-                self.popup = Some(Popup::ShellChanges { changes, scroll: 0 });
+                self.popup = Some(Popup::ShellChanges { changes, scroll: 0, at: (at.id, at.when) });
                 self.waiting = Some(Waiting::ShellChoice);
                 self.say(&format!("the shell changed {n} path(s): keep them (y) or discard them (d)"), Severity::Warn);
                 Vec::new()

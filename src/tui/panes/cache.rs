@@ -14,6 +14,7 @@ use crate::tui::format;
 use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
 use trowel_events::VarKind;
+use trowel_events::state::StepState;
 use trowel_events::{BaseSource, CacheResult};
 
 const LABEL: usize = 12;
@@ -112,7 +113,25 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         {
             return base(ctx, source, &multi, theme);
         }
-        let why = if ctx.model.steps().any(|s| s.cache.is_some()) {
+        // Each case its own words: one fallback said a RUN was not looked up because only RUN
+        // … are cached, and "no layer cache" before a build with one had looked anything up.
+        let kept_shell = ctx.model.steps().any(|s| {
+            s.id.stage == step.id.stage
+                && s.id.step <= step.id.step
+                && s.shells.iter().any(|sh| sh.kept == Some(true) && (s.id.step < step.id.step || sh.before_step))
+        });
+        let looked_up = ctx.model.steps().any(|s| s.cache.is_some());
+        let why = if matches!(step.state, StepState::Pending | StepState::Running) {
+            "not looked up in the layer cache yet"
+        } else if kept_shell && looked_up {
+            "not looked up in the layer cache: a debugger shell's changes were kept in this stage before it, so \
+             nothing after them is read from or written to the cache"
+        } else if kept_shell {
+            // Nothing was looked up before the session: whether the build has a cache at all
+            // is not in the events.
+            "not looked up in the layer cache: the build has none (--cache), or a debugger shell's changes kept \
+             in this stage before it keep the cache out of what follows"
+        } else if looked_up {
             "this step was not looked up in the layer cache (only RUN, WORKDIR and, with --cache-copy-layers, COPY/ADD are cached)"
         } else {
             "no layer cache in this build (trowel build --cache)"

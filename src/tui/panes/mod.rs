@@ -34,7 +34,7 @@ use super::keymap::Action;
 use super::model::{Model, StepView};
 use super::theme::Theme;
 use crate::debugger::{Breakpoint, Breakpoints};
-use trowel_events::{Change, StepId};
+use trowel_events::{Change, StepId, When};
 
 pub use breaks::BreaksPane;
 pub use cache::CachePane;
@@ -173,6 +173,9 @@ pub struct Ctx<'a> {
     /// Those are a shell session's.
     pub shell: bool,
     pub pause: Option<&'a PauseInfo>,
+    /// The step (and side of it) whose shell session's changes await keep or discard: the
+    /// build waits there, as at a pause, though the pause itself was answered with the shell.
+    pub held: Option<(StepId, When)>,
     /// The line being typed, if any.
     pub input: Option<&'a Input>,
     pub breakpoints: Option<&'a Breakpoints>,

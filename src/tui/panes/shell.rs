@@ -14,7 +14,7 @@ use trowel_events::{ChangeKind, FileType};
 
 /// Draws the popup's content; returns the first change listed (the scroll, clamped).
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Option<usize> {
-    let Some(Popup::ShellChanges { changes, scroll }) = &app.popup else { return None };
+    let Some(Popup::ShellChanges { changes, scroll, .. }) = &app.popup else { return None };
     let width = area.width as usize;
     let where_ = app
         .selected_step()

@@ -460,7 +460,7 @@ pub const LEGEND: &[(&str, &str)] = &[
 
 /// The status icon of a step and its style.
 pub fn icon(ctx: &Ctx, step: &StepView, theme: &Theme) -> (&'static str, Style) {
-    if ctx.pause.is_some_and(|p| p.at.id == step.id) {
+    if ctx.pause.is_some_and(|p| p.at.id == step.id) || ctx.held.is_some_and(|(id, _)| id == step.id) {
         return ("‖", theme.status_warn);
     }
     match step.state {
@@ -477,7 +477,8 @@ pub fn icon(ctx: &Ctx, step: &StepView, theme: &Theme) -> (&'static str, Style) 
 /// The step's time: its run time, or how long it has run so far (pauses left out); in a
 /// replay, or once the build is over, a step that never finished is marked `≥`.
 pub fn time(ctx: &Ctx, step: &StepView) -> Option<String> {
-    let paused_before = ctx.pause.is_some_and(|p| p.at.id == step.id && p.at.report.is_none());
+    let paused_before = ctx.pause.is_some_and(|p| p.at.id == step.id && p.at.report.is_none())
+        || ctx.held == Some((step.id, When::BeforeStep));
     if paused_before {
         return None;
     }

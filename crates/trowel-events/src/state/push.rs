@@ -105,7 +105,14 @@ impl BuildState {
             }
             Event::BlobPushed { destination, digest, action, size } => {
                 let b = self.blob_mut(destination, digest);
-                b.done = Some(*action);
+                // A layer the platforms of an index share is reported once per image: the
+                // second finds it there because the first sent it. What was done is the first.
+                b.done = match (b.done, action) {
+                    (Some(done @ (BlobPushAction::Uploaded | BlobPushAction::Mounted)), BlobPushAction::Existed) => {
+                        Some(done)
+                    }
+                    _ => Some(*action),
+                };
                 b.total = *size;
                 b.sent = *size;
             }

@@ -208,7 +208,17 @@ fn pushes_follow_their_blobs() {
                 size: 500,
             },
         )
-        .at(4, Event::PushFinished { destination: dest.clone(), digest: digest(7), duration_ms: 3, unchanged: true })
+        // The same layer in the index's second image: there, since the first sent it.
+        .at(
+            4,
+            Event::BlobPushed {
+                destination: dest.clone(),
+                digest: digest(1),
+                action: crate::BlobPushAction::Existed,
+                size: 500,
+            },
+        )
+        .at(5, Event::PushFinished { destination: dest.clone(), digest: digest(7), duration_ms: 3, unchanged: true })
         .state();
     assert_eq!(s.pushes.len(), 1);
     let p = &s.pushes[0];
