@@ -67,6 +67,51 @@ fn the_logs_name_the_platform_that_printed_them() {
     assert!(s.contains("L7   built for amd64") && !s.contains("built for arm64"), "{s}");
 }
 
+/// A debugger shell's changes kept in a stage built for one platform change that platform's
+/// image only: the push review's warning says which (the other image is what the Dockerfile
+/// makes).
+#[test]
+fn a_kept_shell_in_one_platforms_stage_is_said_of_that_image() {
+    let mut state = trowel_events::BuildState::default();
+    let mut seq = 0;
+    let mut feed = |state: &mut trowel_events::BuildState, event: Event| {
+        state.apply(&trowel_events::Envelope { seq, ms: seq, event });
+        seq += 1;
+    };
+    for e in platforms::events() {
+        feed(&mut state, e.event);
+    }
+    let arm = id(2, 3);
+    feed(
+        &mut state,
+        Event::ShellStarted { id: arm, argv: vec!["/bin/sh".into()], interactive: true, when: Some(When::AfterStep) },
+    );
+    feed(&mut state, Event::ShellFinished { id: arm, exit_code: 0, changes: vec![] });
+    feed(&mut state, Event::ShellResolved { id: arm, kept: true, layer: None });
+    assert_eq!(
+        state.deviations(),
+        ["line 7: changes kept from a debugger shell (after RUN), in the linux/arm64 image only"]
+    );
+}
+
+/// A stage run on one platform for another (its platform is not its target's) says both in
+/// the top bar, as the Steps pane's header does: `linux/arm64` alone read as if it ran there.
+#[test]
+fn the_top_bar_says_a_stage_runs_on_one_platform_for_another() {
+    let mut events = platforms::events();
+    if let Event::BuildStarted { stages, .. } = &mut events[0].event {
+        stages[2].platform = Some(AMD64.into());
+    }
+    let cut =
+        events.iter().position(|e| matches!(&e.event, Event::StepFinished { id: i, .. } if *i == id(2, 3))).unwrap();
+    let mut app = App::live("Dockerfile".into(), Arc::new(Mutex::new(vec![])));
+    for e in &events[..cut] {
+        app.update(Msg::Event(Box::new(e.clone())));
+    }
+    let s = text(&screen(&mut app, 120, 30, &Theme::dark()));
+    assert!(s.contains("· linux/amd64 for linux/arm64"), "{s}");
+}
+
 /// `t` once: linux/amd64's stages (the shared one included), `t` again: linux/arm64's, with
 /// the Layers pane showing that platform's image; a third `t` shows every platform again.
 #[test]

@@ -267,11 +267,15 @@ pub(crate) fn state_text(app: &App, theme: &Theme) -> State {
 }
 
 /// ` · linux/arm64`: in a build for several platforms, which target a stage instance is built
-/// for (` · shared` for one they share); nothing in a build for one.
+/// for (` · linux/amd64 for linux/arm64` when it runs on another platform, `FROM
+/// --platform=$BUILDPLATFORM`, as the Steps pane's header says; ` · shared` for one they
+/// share); nothing in a build for one.
 fn platform_of(m: &crate::tui::model::Model, stage: usize) -> String {
-    match m.stage(stage).map(|s| s.targets.as_slice()) {
-        Some([one]) => format!(" · {one}"),
-        Some([_, _, ..]) => " · shared".to_string(),
+    let Some(s) = m.stage(stage) else { return String::new() };
+    match (s.targets.as_slice(), s.platform.as_deref()) {
+        ([one], Some(on)) if on != one => format!(" · {on} for {one}"),
+        ([one], _) => format!(" · {one}"),
+        ([_, _, ..], _) => " · shared".to_string(),
         _ => String::new(),
     }
 }

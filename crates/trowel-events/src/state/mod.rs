@@ -160,11 +160,20 @@ impl BuildState {
     pub fn deviations(&self) -> Vec<String> {
         let mut out = Vec::new();
         for s in self.steps() {
+            // In a build for several platforms, a stage built for some of them changes only
+            // their images: said, since the others are what the Dockerfile makes.
+            let only = self
+                .stage(s.id.stage)
+                .filter(|st| {
+                    self.platforms.len() > 1 && !st.targets.is_empty() && st.targets.len() < self.platforms.len()
+                })
+                .map(|st| format!(", in the {} image only", st.targets.join(" and ")))
+                .unwrap_or_default();
             for sh in s.shells.iter().filter(|sh| sh.kept == Some(true)) {
                 let when = if sh.before_step { "before" } else { "after" };
-                out.push(format!("line {}: changes kept from a debugger shell ({when} {})", s.line, s.keyword));
+                out.push(format!("line {}: changes kept from a debugger shell ({when} {}){only}", s.line, s.keyword));
             }
-            out.extend(s.deviation());
+            out.extend(s.deviation().map(|d| format!("{d}{only}")));
         }
         out
     }
