@@ -285,6 +285,16 @@ fn the_whole_command_is_shown_and_copied_with_the_engines_masking() {
         press(&mut app, "esc");
         assert!(app.popup.is_none());
     }
+    // A failed RUN's exit code is in its popup (the status line's end, which also says it, is
+    // cut on a terminal narrower than the failure's message).
+    let mut app = replay("fail-run-exit");
+    let failed = app.model.steps().find(|s| s.exit_code.is_some_and(|c| c != 0)).map(|s| (s.id, s.exit_code));
+    let (id, code) = failed.expect("the trace has a failed RUN");
+    app.select_step(id);
+    press(&mut app, "1 e");
+    let screen_text = text(&screen(&mut app, 80, 24, &Theme::dark())).join("\n");
+    assert!(screen_text.contains(&format!("failed: exit code {}", code.unwrap())), "{screen_text}");
+    press(&mut app, "esc");
     // A long RUN, wrapped in the popup rather than cut.
     let mut app = replay("tour");
     let id = step_id(&app, 8);

@@ -12,7 +12,7 @@ use ratatui::widgets::Paragraph;
 
 use crate::tui::app::{App, Popup};
 use crate::tui::format;
-use crate::tui::model::StepView;
+use crate::tui::model::{StepState, StepView};
 use crate::tui::theme::Theme;
 
 /// The text `y` copies: the expanded instruction, or (before the step started) as written.
@@ -33,6 +33,10 @@ pub fn lines<'a>(step: &StepView, now_ms: u64, theme: &Theme, width: usize) -> V
             t.push_str(&format!(" · paused {} in the debugger (not in the run time)", format::duration_ms(paused)));
         }
         out.extend(wrap_all(&t).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))));
+    }
+    // The failure's exit code, which the status line's end says only on a wide terminal.
+    if let (StepState::Failed, Some(code)) = (step.state, step.exit_code) {
+        out.push(Line::from(Span::styled(format!("failed: exit code {code}"), theme.failed)));
     }
     if let Some(note) = step.attempt_note() {
         out.extend(wrap_all(&note).into_iter().map(|l| Line::from(Span::styled(l, theme.status_warn))));
