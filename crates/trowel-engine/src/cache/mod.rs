@@ -18,6 +18,7 @@
 
 pub mod basedir;
 pub mod explain;
+mod file_diff;
 pub mod key;
 pub mod layer_ref;
 pub mod listings;
