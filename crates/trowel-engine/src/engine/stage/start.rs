@@ -148,6 +148,8 @@ impl StageRunner {
             replan: None,
             off_dockerfile: false,
             retry_note: None,
+            order: Vec::new(),
+            deferred: None,
         })
     }
 }
