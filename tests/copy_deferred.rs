@@ -8,8 +8,8 @@
 //! What is proved: an unchanged rebuild does not run the builder's COPY (no root made, no file
 //! read, no layer written: `0 new layer(s)`), says so, and pushes the same image; when the
 //! builder's RUN misses, the COPY runs in its place as before; when the final stage's
-//! `COPY --from=builder` misses, the COPY runs then, into the builder's root made whole, and the
-//! image is the one a build without the cache makes.
+//! `COPY --from=builder` (or a `RUN --mount=from=builder`) misses, the COPY runs then, into the
+//! builder's root made whole, and the image is the one a build without the cache makes.
 
 mod common;
 
@@ -183,4 +183,30 @@ fn a_deferred_copy_runs_when_a_later_step_of_its_stage_or_a_copy_from_it_misses(
     assert_eq!(Tree::content(&u.rootfs(), "/x/out"), "2\n5000000\n");
     assert_eq!(Tree::content(&u.rootfs(), "/w"), "2\n");
     assert_eq!(std::fs::metadata(u.rootfs().join("x/big")).unwrap().len(), 5_000_000);
+}
+
+/// A `RUN --mount=from=builder` that misses reads the builder's files as a `COPY --from` does:
+/// the deferred COPY runs then, into the builder's root made whole.
+#[test]
+fn a_run_mount_from_a_stage_with_a_deferred_copy_reads_its_files() {
+    let df = format!(
+        "FROM {b} AS builder\n\
+         COPY big /big\n\
+         RUN echo built > /marker\n\
+         FROM {b}\n\
+         ARG W=1\n\
+         RUN --mount=from=builder,source=/,target=/m echo $W $(wc -c < /m/big) $(cat /m/marker) > /size\n",
+        b = env().busybox()
+    );
+    let p = Project::new("deferred-mount", &df);
+    std::fs::write(p.dir.path().join("ctx/big"), vec![7u8; 3_000_000]).unwrap();
+    p.build(&[]);
+    let again = p.build(&["--build-arg", "W=2"]);
+    assert_eq!(again.at(3), "hit");
+    assert_eq!(again.status(2), "deferred");
+    assert!(again.at(6).starts_with("miss: "), "{}", again.at(6));
+    assert_eq!(again.of("source_unpacked").count(), 1);
+    assert_eq!(again.digest(), p.uncached(&["--build-arg", "W=2"]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/size"), "2 3000000 built\n");
 }
