@@ -241,7 +241,10 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             let paused = if paused > 0 { format!(" (and {paused} ms paused)") } else { String::new() };
             if *status == StepStatus::Deferred {
                 // After its `Cache miss` line: say it did not run, and why.
-                say(Level::Info, "Not run: every later step of its stage hit and nothing needs its layer");
+                say(
+                    Level::Info,
+                    "Not run: nothing needs its layer (every later step of its stage hit, or was not run either)",
+                );
             }
             say(Level::Debug, &format!("step {what} in {duration_ms} ms{paused}"));
         }

@@ -22,8 +22,8 @@ pub enum StepStatus {
     /// `build_started` marks those stages.)
     Skipped,
     /// A COPY/ADD that missed the cache and was not run, because nothing needed its layer: every
-    /// later step of its stage hit, and the stage is neither an image nor a base of another
-    /// stage (its key still chained the steps after it). No layer was written. A later `COPY
+    /// later step of its stage hit (or was such a COPY, not run either), and the stage is
+    /// neither an image nor a base of another stage (its key still chained the steps after it). No layer was written. A later `COPY
     /// --from` or `RUN --mount=from=` of the stage that runs makes its whole root, and this step
     /// runs then into that root (`source_unpacked` says so). Absent in older traces.
     Deferred,

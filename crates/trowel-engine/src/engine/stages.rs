@@ -40,11 +40,11 @@ pub(crate) struct BuiltStage {
     pub base_ref: String,
     /// The cache key of its last step: what `FROM <stage>` and `COPY --from` chain from.
     pub final_key: Option<String>,
-    /// A COPY/ADD of it that was not run (`stage/defer.rs`): its `layers` (and config) lack that
-    /// step's, and are never assembled or built on; a reader of its files that finds the stage
-    /// without a root runs it into a root made whole (see `stage_files`). Kept once run: the
-    /// root may go, and a reader's identity names it.
-    pub deferred: Option<DeferredCopy>,
+    /// The COPY/ADD steps of it that were not run (`stage/defer.rs`): its `layers` (and config)
+    /// lack theirs, and are never assembled or built on; a reader of its files that finds the
+    /// stage without a root runs them into a root made whole (see `stage_files`). Kept once run:
+    /// the root may go, and a reader's identity names them.
+    pub deferred: Vec<DeferredCopy>,
     /// When its contents were made (see `Stamp`).
     pub clock: Option<String>,
     /// History entries still waiting for a time (config-only steps of a `FROM scratch` stage
@@ -163,10 +163,8 @@ impl Stages {
         }
         let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
         // A COPY of it that was not run: its files are only in a root made whole with it.
-        if stage.root.is_none()
-            && let Some(d) = stage.deferred.clone()
-        {
-            stage.root = Some(crate::engine::stage::defer::root_with(ctx, p, &stage.layers, d, step)?);
+        if stage.root.is_none() && !stage.deferred.is_empty() {
+            stage.root = Some(crate::engine::stage::defer::root_with(ctx, p, &stage.layers, &stage.deferred, step)?);
         }
         // Container isolation: `/` holds the stage's files except at, under and above the paths
         // the container keeps (its mounts, trowel's own directory), where its layers were never

@@ -14,20 +14,23 @@
 //!   layers are never assembled or built on; not a build for several platforms (whose lanes
 //!   share stages' roots), not `--single-snapshot`;
 //! - the stage has no root yet, every step is keyed, and every later step of the stage either
-//!   only changes the config or is looked up and hits (the lookups, started when the stage was
-//!   planned, are waited for now: a step that would run needs the root with the COPY's files,
-//!   so the COPY then runs in its place as before).
+//!   only changes the config, or is looked up and hits, or is a COPY that would be deferred in
+//!   turn should it miss (the usual `COPY go.mod`, `RUN download`, `COPY . .`, `RUN build`: both
+//!   COPYs miss in a fresh pod). The lookups, started when the stage was planned, are waited
+//!   for now: a step that would run needs the root with the COPY's files, so the COPY then runs
+//!   in its place as before.
 //!
 //! Its key still chains the steps after it, its miss is reported (`cache_lookup`), and the
 //! stage's layers and history then lack it: nothing reads them. The only readers left are a
 //! later `COPY --from` or `RUN --mount=from=` of the stage that misses: `Stages::stage_files`
 //! then makes the stage's whole root as the stage would have had it — the layers below the
-//! COPY, the COPY run into it, the (cached) layers above applied — which is the root the stage
-//! had before this existed, so those readers read the same files.
+//! first deferred COPY, each deferred COPY run into it in its place, the (cached) layers between
+//! and above applied — which is the root the stage had before this existed, so those readers
+//! read the same files.
 
 use trowel_events::StepId;
 
-use crate::dockerfile::{Base, Expanded, ExpandedSource, Instruction, InstructionKind};
+use crate::dockerfile::{Base, CopySource, Expanded, ExpandedSource, Instruction, InstructionKind};
 use crate::engine::context::BuildContext;
 use crate::engine::error::{BuildError, Location};
 use crate::engine::layer::StageLayer;
@@ -92,14 +95,15 @@ impl StageRunner {
         {
             return false;
         }
-        let Some(at) = self.order.iter().position(|(sid, _)| *sid == id) else { return false };
-        let rest: Vec<(StepId, bool)> = self.order[at + 1..].to_vec();
-        for (sid, files) in rest {
-            if self.keys.looked_up(sid) {
-                if !self.keys.will_hit(&ctx.rt, sid) {
+        let Some(at) = self.order.iter().position(|l| l.id == id) else { return false };
+        let rest: Vec<Later> = self.order[at + 1..].to_vec();
+        for later in rest {
+            if self.keys.looked_up(later.id) {
+                // A COPY after it that misses is deferred in turn, by these same rules.
+                if !self.keys.will_hit(&ctx.rt, later.id) && !later.deferrable {
                     return false;
                 }
-            } else if files {
+            } else if later.files {
                 return false;
             }
         }
@@ -108,7 +112,7 @@ impl StageRunner {
 
     /// Leaves step `at` unrun: what running it later needs is kept for the stage's readers.
     pub(super) fn defer(&mut self, at: &StepAt<'_>, expanded: Expanded, planned: &PlannedStep) {
-        self.deferred = Some(DeferredCopy {
+        self.deferred.push(DeferredCopy {
             id: at.id,
             below: self.layers.len(),
             instruction: at.instruction.clone(),
@@ -121,46 +125,81 @@ impl StageRunner {
     }
 }
 
-/// Whether an instruction works on files (what a step that is not looked up needs a root for).
-pub(super) fn works_on_files(ins: &Instruction) -> bool {
-    matches!(
-        ins.kind,
-        InstructionKind::Run { .. } | InstructionKind::Copy(_) | InstructionKind::Add(_) | InstructionKind::Workdir(_)
-    )
+/// A step of the stage as a deferral looks ahead at it.
+#[derive(Clone, Copy)]
+pub(crate) struct Later {
+    pub id: StepId,
+    /// It works on files (a step that is not looked up then needs the root).
+    pub files: bool,
+    /// A COPY/ADD that, should it miss, would be deferred too as written (no `--from`, no
+    /// `--link`; an ADD naming no URL, git repository or variable that could be one): the
+    /// checks of [`StageRunner::may_defer`] that do not depend on the cache, made on the
+    /// instruction as written, never less strict than those made on it expanded.
+    pub deferrable: bool,
 }
 
-/// The whole root of stage `stage` (`layers`: its layers, which lack `d`'s), for `step`, which
-/// reads it: the layers below the deferred COPY, the COPY run into them, the layers above it
-/// applied — the root the stage would have had, had the COPY run in its place.
+impl Later {
+    pub fn of(id: StepId, ins: &Instruction) -> Later {
+        let files = matches!(
+            ins.kind,
+            InstructionKind::Run { .. }
+                | InstructionKind::Copy(_)
+                | InstructionKind::Add(_)
+                | InstructionKind::Workdir(_)
+        );
+        let deferrable = match &ins.kind {
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+                let is_add = matches!(ins.kind, InstructionKind::Add(_));
+                let flags_ok = c.flags.iter().all(|f| f.name != "from" && f.name != "link");
+                let sources_ok = c.sources.iter().all(|src| match src {
+                    CopySource::Path(p) => !is_add || !(p.contains("://") || p.starts_with("git@") || p.contains('$')),
+                    CopySource::Heredoc(_) => true,
+                });
+                flags_ok && sources_ok
+            }
+            _ => false,
+        };
+        Later { id, files, deferrable }
+    }
+}
+
+/// The whole root of stage `stage` (`layers`: its layers, which lack the `deferred` steps'),
+/// for `step`, which reads it: the layers below the first deferred COPY, each deferred COPY run
+/// into it in turn with the (cached) layers between them and after the last applied — the root
+/// the stage would have had, had the COPYs run in their places.
 pub(crate) fn root_with(
     ctx: &BuildContext<'_>,
     stage: usize,
     layers: &[StageLayer],
-    d: DeferredCopy,
+    deferred: &[DeferredCopy],
     step: StepId,
 ) -> Result<BuildRoot, BuildError> {
-    let (below, above) = layers.split_at(d.below.min(layers.len()));
+    let first = deferred.first().map_or(layers.len(), |d| d.below.min(layers.len()));
+    let lines: Vec<String> =
+        deferred.iter().map(|d| format!("{} at line {}", d.instruction.keyword(), d.instruction.line)).collect();
     let why = format!(
-        "its {} at line {} was not run (deferred) and runs now into this root of the {} layer(s) below it, \
-         then the {} cached layer(s) above it are applied",
-        d.instruction.keyword(),
-        d.instruction.line,
-        below.len(),
-        above.len()
+        "the stage's steps not run (deferred): {}; run now into this root of the {first} layer(s) below them, with \
+         the {} cached layer(s) above applied in their places",
+        lines.join(", "),
+        layers.len() - first
     );
     let root_for = RootFor::Reader { step, stage: Some(stage), image: None, why: &why };
-    let mut root = ctx.materialize(below, &format!("stage{stage}-copy"), root_for)?;
-    let at = StepAt { id: d.id, loc: d.loc.clone(), instruction: &d.instruction, display: d.display.clone() };
-    let Step::Files(copy) = Step::of(d.expanded) else {
-        return Err(at.invalid("a deferred step that works on no files"));
-    };
-    let mut config = d.config;
-    let source = Source::Context { root: &ctx.context, ignore: &ctx.dockerignore };
-    copy.run(FileCx { ctx, at: &at, config: &mut config, root: &mut root, source, mounts: None })?;
-    ctx.fetch_blobs(above)?;
+    let mut root = ctx.materialize(&layers[..first], &format!("stage{stage}-copy"), root_for)?;
     let opts = ctx.unpack_options();
-    for l in above {
-        ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
+    for (i, d) in deferred.iter().enumerate() {
+        let at = StepAt { id: d.id, loc: d.loc.clone(), instruction: &d.instruction, display: d.display.clone() };
+        let Step::Files(copy) = Step::of(d.expanded.clone()) else {
+            return Err(at.invalid("a deferred step that works on no files"));
+        };
+        let mut config = d.config.clone();
+        let source = Source::Context { root: &ctx.context, ignore: &ctx.dockerignore };
+        copy.run(FileCx { ctx, at: &at, config: &mut config, root: &mut root, source, mounts: None })?;
+        let end = deferred.get(i + 1).map_or(layers.len(), |n| n.below.min(layers.len()));
+        let above = &layers[d.below.min(end)..end];
+        ctx.fetch_blobs(above)?;
+        for l in above {
+            ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
+        }
     }
     Ok(root)
 }

@@ -98,11 +98,12 @@ pub(crate) struct StageRunner {
     pub off_dockerfile: bool,
     /// How the current step came to be re-run, for its history entry.
     pub retry_note: Option<String>,
-    /// The stage's steps in the order they run (ONBUILD triggers first), each with whether it
-    /// works on files: what a deferred COPY's later steps are (`defer.rs`).
-    pub order: Vec<(StepId, bool)>,
-    /// A COPY/ADD the cache missed that was not run, nothing needing its layer (`defer.rs`).
-    pub deferred: Option<defer::DeferredCopy>,
+    /// The stage's steps in the order they run (ONBUILD triggers first): what a deferred
+    /// COPY's later steps are (`defer.rs`).
+    pub order: Vec<defer::Later>,
+    /// The COPY/ADD steps the cache missed that were not run, nothing needing their layers
+    /// (`defer.rs`), in order.
+    pub deferred: Vec<defer::DeferredCopy>,
 }
 
 /// Builds stage `idx` (its base, then every step) and returns what it leaves.
@@ -189,7 +190,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         runner.files.run_nothing(s);
     }
 
-    runner.order = steps.iter().map(|(id, ins)| (*id, defer::works_on_files(ins))).collect();
+    runner.order = steps.iter().map(|(id, ins)| defer::Later::of(*id, ins)).collect();
     if s.cache.is_some() {
         runner.plan_keys(s, &from, &steps);
         runner.replan = Some(retry::Replan { from: from.clone(), steps: steps.clone(), config: runner.config.clone() });
@@ -491,7 +492,7 @@ impl StageRunner {
         if step.linked() {
             return self.execute_linked(s, at, step.as_ref());
         }
-        if let Some(d) = &self.deferred {
+        if let Some(d) = self.deferred.first() {
             // `may_defer` found every later step of the stage served by the cache: one that
             // runs would find a root without the deferred step's files. Never a wrong image.
             return Err(at.invalid(format!(

@@ -149,7 +149,7 @@ impl StageRunner {
             off_dockerfile: false,
             retry_note: None,
             order: Vec::new(),
-            deferred: None,
+            deferred: Vec::new(),
         })
     }
 }
