@@ -104,9 +104,10 @@ impl StepRef {
         }
     }
 
-    /// The step ran to its end (built, cached or config-only).
+    /// The step ran to its end (built, cached or config-only), or was deferred (the build went
+    /// on past it).
     fn done(&self) -> bool {
-        matches!(self.state, StepState::Built | StepState::Cached | StepState::Metadata)
+        matches!(self.state, StepState::Built | StepState::Cached | StepState::Metadata | StepState::Deferred)
     }
 }
 

@@ -235,9 +235,17 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 StepStatus::Metadata => "config only",
                 StepStatus::Failed => "failed",
                 StepStatus::Skipped => "skipped",
+                StepStatus::Deferred => "deferred (not run: nothing needs its layer)",
             };
             let paused = state.step(*id).map_or(0, |s| s.paused_ms);
             let paused = if paused > 0 { format!(" (and {paused} ms paused)") } else { String::new() };
+            if *status == StepStatus::Deferred {
+                // After its `Cache miss` line: say it did not run, and why.
+                say(
+                    Level::Info,
+                    "Not run: nothing needs its layer (every later step of its stage hit, or was not run either)",
+                );
+            }
             say(Level::Debug, &format!("step {what} in {duration_ms} ms{paused}"));
         }
         Event::CacheLookup { result, key, .. } => match result {

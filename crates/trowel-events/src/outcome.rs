@@ -21,6 +21,12 @@ pub enum StepStatus {
     /// Not run. (Steps of stages the target does not need get no events at all: the plan in
     /// `build_started` marks those stages.)
     Skipped,
+    /// A COPY/ADD that missed the cache and was not run, because nothing needed its layer: every
+    /// later step of its stage hit (or was such a COPY, not run either), and the stage is
+    /// neither an image nor a base of another stage (its key still chained the steps after it). No layer was written. A later `COPY
+    /// --from` or `RUN --mount=from=` of the stage that runs makes its whole root, and this step
+    /// runs then into that root (`source_unpacked` says so). Absent in older traces.
+    Deferred,
 }
 
 /// Which of a RUN's output streams a chunk came from.

@@ -71,7 +71,7 @@ fn state_style(s: Option<&StepRef>, theme: &Theme) -> Style {
         Some(Metadata) => theme.metadata,
         Some(Failed) => theme.failed,
         Some(Running) => theme.running,
-        Some(Skipped) => theme.skipped,
+        Some(Skipped | Deferred) => theme.skipped,
         Some(Pending) | None => theme.pending,
     }
 }

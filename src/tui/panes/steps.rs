@@ -471,6 +471,7 @@ pub fn icon(ctx: &Ctx, step: &StepView, theme: &Theme) -> (&'static str, Style) 
         StepState::Metadata => ("○", theme.metadata),
         StepState::Failed => ("✗", theme.failed),
         StepState::Skipped => ("-", theme.skipped),
+        StepState::Deferred => ("◌", theme.skipped),
     }
 }
 

@@ -181,6 +181,12 @@ pub trait Controller: Send {
     fn steps_concurrently(&self) -> bool {
         false
     }
+    /// Whether a COPY/ADD the cache missed may be left unrun when nothing later needs its layer
+    /// (see `stage/defer.rs`). A controller that pauses says no: a pause shows (and a shell
+    /// changes) the stage's root, which would lack the step's files.
+    fn defers_unneeded_steps(&self) -> bool {
+        false
+    }
 }
 
 /// Never pauses.
@@ -188,6 +194,9 @@ pub struct Continue;
 
 impl Controller for Continue {
     fn steps_concurrently(&self) -> bool {
+        true
+    }
+    fn defers_unneeded_steps(&self) -> bool {
         true
     }
 }

@@ -182,7 +182,7 @@ impl BuildContext<'_> {
                 && self.base_platform(j).as_ref() == Some(platform)
                 && self.needs_root(j)
         })?;
-        Some((idx, cache.zip(self.first_root_step(idx)).map(|(c, step)| c.pointer_ref(idx, step))))
+        Some((idx, cache.zip(self.cold_pointer_step(idx)).map(|(c, step)| c.pointer_ref(idx, step))))
     }
 
     /// Whether the stage will take `reference` from the base-image cache directory.
@@ -273,6 +273,26 @@ impl BuildContext<'_> {
             .iter()
             .position(|ins| matches!(ins.kind, K::Run { .. } | K::Workdir(_) | K::Copy(_) | K::Add(_)))
             .map(|i| i + 1)
+    }
+
+    /// The step whose pointer tag in the cache repository tells a cold stage (never cached
+    /// there) from one built before: its first step that needs the root, passing over the
+    /// COPY/ADD steps whose pointer is never there — kept out of the cache repository (no
+    /// `--cache-copy-layers`) in a stage that is no image, so no layer reference record is
+    /// written for them either. Before, such a stage (the usual builder: `COPY src`, then
+    /// `RUN make`) looked cold to every build, and its base was downloaded and its root made
+    /// ahead even when every step after the COPY hit. With no other step: the first one.
+    pub(crate) fn cold_pointer_step(&self, idx: usize) -> Option<usize> {
+        use crate::dockerfile::InstructionKind as K;
+        let first = self.first_root_step(idx)?;
+        let copies_kept_out = self.opts.cache.as_ref().is_some_and(|c| !c.copy_layers);
+        if !copies_kept_out || self.plan.targets.contains(&idx) {
+            return Some(first);
+        }
+        let stage = &self.df.stages[self.plan.stages[idx].dockerfile_stage];
+        let other =
+            stage.instructions.iter().position(|ins| matches!(ins.kind, K::Run { .. } | K::Workdir(_))).map(|i| i + 1);
+        Some(other.unwrap_or(first))
     }
 
     /// The resolution fetched ahead for `key`, waited for, with the mirrors passed over on

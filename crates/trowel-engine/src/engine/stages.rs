@@ -20,6 +20,7 @@ use crate::engine::copy_source::{Need, PartialRoot};
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::root::{BuildRoot, RootFor};
+use crate::engine::stage::defer::DeferredCopy;
 use crate::fs::root::Root;
 use crate::image::config::ImageConfig;
 use crate::image::manifest::{ManifestFormat, Platform};
@@ -39,6 +40,11 @@ pub(crate) struct BuiltStage {
     pub base_ref: String,
     /// The cache key of its last step: what `FROM <stage>` and `COPY --from` chain from.
     pub final_key: Option<String>,
+    /// The COPY/ADD steps of it that were not run (`stage/defer.rs`): its `layers` (and config)
+    /// lack theirs, and are never assembled or built on; a reader of its files that finds the
+    /// stage without a root runs them into a root made whole (see `stage_files`). Kept once run:
+    /// the root may go, and a reader's identity names them.
+    pub deferred: Vec<DeferredCopy>,
     /// When its contents were made (see `Stamp`).
     pub clock: Option<String>,
     /// History entries still waiting for a time (config-only steps of a `FROM scratch` stage
@@ -59,6 +65,7 @@ impl BuiltStage {
             base_digest: self.base_digest.clone(),
             base_ref: self.base_ref.clone(),
             final_key: self.final_key.clone(),
+            deferred: self.deferred.clone(),
             clock: self.clock.clone(),
             unstamped: self.unstamped.clone(),
             args: self.args.clone(),
@@ -155,6 +162,10 @@ impl Stages {
             return Ok(&self.borrowed[&p]);
         }
         let stage = self.built[p].as_mut().ok_or_else(|| not_built(ctx, p))?;
+        // A COPY of it that was not run: its files are only in a root made whole with it.
+        if stage.root.is_none() && !stage.deferred.is_empty() {
+            stage.root = Some(crate::engine::stage::defer::root_with(ctx, p, &stage.layers, &stage.deferred, step)?);
+        }
         // Container isolation: `/` holds the stage's files except at, under and above the paths
         // the container keeps (its mounts, trowel's own directory), where its layers were never
         // unpacked; a reader of any of those has them from the layers instead, and `/` is the

@@ -23,6 +23,9 @@ pub enum StepState {
     Failed,
     /// In a stage the target does not need.
     Skipped,
+    /// A COPY/ADD the cache missed whose layer nothing needed: not run (see
+    /// [`StepStatus::Deferred`]).
+    Deferred,
 }
 
 impl StepState {
@@ -35,6 +38,7 @@ impl StepState {
             StepState::Metadata => "config",
             StepState::Failed => "failed",
             StepState::Skipped => "skipped",
+            StepState::Deferred => "deferred",
         }
     }
 
@@ -51,6 +55,7 @@ impl From<StepStatus> for StepState {
             StepStatus::Metadata => StepState::Metadata,
             StepStatus::Failed => StepState::Failed,
             StepStatus::Skipped => StepState::Skipped,
+            StepStatus::Deferred => StepState::Deferred,
         }
     }
 }

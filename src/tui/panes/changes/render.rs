@@ -134,6 +134,9 @@ fn empty_reason(ctx: &Ctx) -> String {
         }
         StepState::Running => "running: changes appear when the step's snapshot is taken".into(),
         StepState::Skipped => "skipped: the target does not need this stage".into(),
+        StepState::Deferred => {
+            "deferred: the cache missed it, but nothing needed its layer (every later step of its stage hit, or was not run either), so it did not run".into()
+        }
         StepState::Metadata => "changed only the image config (no files)".into(),
         StepState::Failed => "failed before its snapshot: no changes were recorded".into(),
         // A cache entry without a layer: the step changed no files when it ran.

@@ -121,6 +121,21 @@ impl StageKeys {
     pub fn take_lookup(&mut self, id: StepId) -> Option<PendingLookup> {
         self.lookups.remove(&id)
     }
+
+    /// Whether step `id`'s lookup finds an entry: waits for its answer and keeps it for the
+    /// step (`take_lookup` then has it at once). False for a step not looked up, a miss and a
+    /// lookup that failed.
+    pub fn will_hit(&mut self, rt: &tokio::runtime::Runtime, id: StepId) -> bool {
+        let Some(h) = self.lookups.remove(&id) else { return false };
+        let reference = self.planned.get(&id).map(|p| p.key.clone()).unwrap_or_default();
+        let answer = rt
+            .block_on(h)
+            .unwrap_or_else(|e| Err(CacheError::Invalid { reference, reason: format!("lookup task failed: {e}") }));
+        let hit = matches!(answer, Ok(Lookup::Hit(_)));
+        // Kept as a task that is already done: the step takes it as any lookup.
+        self.lookups.insert(id, rt.spawn(async move { answer }));
+        hit
+    }
 }
 
 /// The layer cache's bookkeeping for one build.

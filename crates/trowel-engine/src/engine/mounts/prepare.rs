@@ -137,7 +137,9 @@ impl MountRoots {
             let (dir, identity) = match from {
                 From::Stage(p) => {
                     let id = stages.get(*p).map(|s| {
-                        let ids: Vec<String> = s.layers.iter().map(|l| l.diff_id.to_string()).collect();
+                        // A COPY of it that was not run has no layer: its key stands for it.
+                        let deferred = s.deferred.iter().map(|d| format!("deferred {}", d.key));
+                        let ids: Vec<String> = s.layers.iter().map(|l| l.diff_id.to_string()).chain(deferred).collect();
                         crate::digest::Digest::of(ids.join(",").as_bytes()).to_string()
                     });
                     let root = stages.stage_files(ctx, *p, &need, step)?;

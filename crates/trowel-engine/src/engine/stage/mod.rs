@@ -38,6 +38,7 @@ mod cache;
 mod checkpoint;
 mod commit;
 mod debug_shell;
+pub(crate) mod defer;
 mod files;
 mod link;
 mod listing;
@@ -97,6 +98,12 @@ pub(crate) struct StageRunner {
     pub off_dockerfile: bool,
     /// How the current step came to be re-run, for its history entry.
     pub retry_note: Option<String>,
+    /// The stage's steps in the order they run (ONBUILD triggers first): what a deferred
+    /// COPY's later steps are (`defer.rs`).
+    pub order: Vec<defer::Later>,
+    /// The COPY/ADD steps the cache missed that were not run, nothing needing their layers
+    /// (`defer.rs`), in order.
+    pub deferred: Vec<defer::DeferredCopy>,
 }
 
 /// Builds stage `idx` (its base, then every step) and returns what it leaves.
@@ -183,6 +190,7 @@ pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltSta
         runner.files.run_nothing(s);
     }
 
+    runner.order = steps.iter().map(|(id, ins)| defer::Later::of(*id, ins)).collect();
     if s.cache.is_some() {
         runner.plan_keys(s, &from, &steps);
         runner.replan = Some(retry::Replan { from: from.clone(), steps: steps.clone(), config: runner.config.clone() });
@@ -244,6 +252,7 @@ impl StageRunner {
             base_digest: self.base_digest,
             base_ref: self.base_ref,
             final_key: self.keys.final_key,
+            deferred: self.deferred,
             clock: self.clock,
             unstamped: self.unstamped,
             args: self.config.args,
@@ -376,6 +385,13 @@ impl StageRunner {
                 }
                 Ok(outcome)
             }
+            // Nothing needs its layer: not run (its key still chains the steps after it).
+            None if planned.as_ref().is_some_and(|p| cache_miss && self.may_defer(s, id, &expanded, p)) => {
+                if let Some(p) = &planned {
+                    self.defer(&at, expanded, p);
+                }
+                Ok(StepOutcome { status: StepStatus::Deferred, layer: None })
+            }
             None => {
                 s.push_check.finish(ctx)?;
                 let r = self.execute(s, &at, expanded);
@@ -475,6 +491,15 @@ impl StageRunner {
         };
         if step.linked() {
             return self.execute_linked(s, at, step.as_ref());
+        }
+        if let Some(d) = self.deferred.first() {
+            // `may_defer` found every later step of the stage served by the cache: one that
+            // runs would find a root without the deferred step's files. Never a wrong image.
+            return Err(at.invalid(format!(
+                "internal error: this step needs the stage's files, but the {} at line {} was not run (deferred)",
+                d.instruction.keyword(),
+                d.instruction.line
+            )));
         }
         let index = self.index;
         let root = match at.instruction.kind {

@@ -92,7 +92,7 @@ impl StageRunner {
                 // Its layers may start downloading now, while the stage's keys are computed.
                 if !from_cache_dir {
                     let pointer =
-                        s.cache.as_deref().zip(ctx.first_root_step(idx)).map(|(c, step)| c.pointer_ref(idx, step));
+                        s.cache.as_deref().zip(ctx.cold_pointer_step(idx)).map(|(c, step)| c.pointer_ref(idx, step));
                     ctx.prefetch_layers(idx, &img, pointer);
                 }
                 let format = ManifestFormat::from_manifest_media_type(&img.media_type);
@@ -148,6 +148,8 @@ impl StageRunner {
             replan: None,
             off_dockerfile: false,
             retry_note: None,
+            order: Vec::new(),
+            deferred: Vec::new(),
         })
     }
 }

@@ -1,0 +1,260 @@
+//! A COPY that misses the cache but whose layer nothing needs is not run (status `deferred`).
+//! kaniko's usual flags (`--cache=true --cache-repo …`, no `--cache-copy-layers`), every build
+//! in a fresh pod (a cache dir and a work dir that do not exist): a builder stage's COPY is in
+//! no pushed image, so no layer reference record names its layer and it misses every time,
+//! while the steps after it hit. Against the real registry; images compared by digest
+//! (`--reproducible`) with a `--cache=false` build, and read with skopeo and umoci.
+//!
+//! What is proved: an unchanged rebuild does not run the builder's COPY (no root made, no file
+//! read, no layer written: `0 new layer(s)`), says so, and pushes the same image; when the
+//! builder's RUN misses, the COPY runs in its place as before; when the final stage's
+//! `COPY --from=builder` (or a `RUN --mount=from=builder`) misses, the COPY runs then, into the
+//! builder's root made whole, and the image is the one a build without the cache makes.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// One build's trace and log.
+struct Built {
+    events: Vec<Value>,
+    log: String,
+}
+
+impl Built {
+    fn of<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events.iter().filter(move |e| e["event"] == event)
+    }
+
+    /// "hit" | "miss: …" | "error: …" for the step at `line`.
+    fn at(&self, line: u64) -> String {
+        let e = self.of("cache_lookup").find(|e| e["components"]["line"] == line);
+        let r = &e.unwrap_or_else(|| panic!("no lookup at {line}"))["result"];
+        match r["kind"].as_str().unwrap() {
+            "hit" => "hit".into(),
+            "miss" => format!("miss: {}", r["explanation"].as_str().unwrap()),
+            other => format!("{other}: {}", r["message"].as_str().unwrap()),
+        }
+    }
+
+    /// The `step_finished` status of the step at `line`.
+    fn status(&self, line: u64) -> String {
+        let id = self.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
+        self.of("step_finished").find(|e| e["id"] == id).unwrap()["status"].as_str().unwrap().to_string()
+    }
+
+    fn digest(&self) -> String {
+        self.of("image_assembled").next().unwrap()["manifest_digest"].as_str().unwrap().to_string()
+    }
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+    cache_repo: String,
+    dest: String,
+}
+
+impl Project {
+    fn new(name: &str, dockerfile: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        std::fs::create_dir_all(dir.path().join("ctx")).unwrap();
+        let repo = unique_repo(name);
+        Project {
+            dir,
+            cache_repo: format!("{}/{repo}/cache", env().registry),
+            dest: format!("{}/{repo}:latest", env().registry),
+        }
+    }
+
+    /// A fresh pod's build (kaniko's GitLab flags, `--reproducible`), pushed to `dest`.
+    fn build_to(&self, dest: &str, extra: &[&str]) -> Built {
+        let trace = self.dir.path().join(format!("{}.trace", unique_repo("t")));
+        let fresh = tempfile::tempdir().unwrap();
+        let out = run(trowel()
+            .args(["build", "--cache-repo", &self.cache_repo, "--reproducible", "--cache-dir"])
+            .arg(fresh.path().join("cache"))
+            .arg("--work-dir")
+            .arg(fresh.path().join("work"))
+            .arg("--dockerfile")
+            .arg(self.dir.path().join("Dockerfile"))
+            .args(["--destination", dest, "--context"])
+            .arg(self.dir.path().join("ctx"))
+            .arg("--trace")
+            .arg(&trace)
+            .args(extra));
+        assert_ok(&out);
+        let text = std::fs::read_to_string(&trace).unwrap();
+        Built { events: text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect(), log: stderr(&out) }
+    }
+
+    fn build(&self, extra: &[&str]) -> Built {
+        let mut args = vec!["--cache=true"];
+        args.extend_from_slice(extra);
+        self.build_to(&self.dest, &args)
+    }
+
+    /// The same build without the cache, to a destination of its own: the image as it must be.
+    fn uncached(&self, extra: &[&str]) -> Built {
+        let dest = format!("{}/{}:latest", env().registry, unique_repo("deferred-ref"));
+        let mut args = vec!["--cache=false"];
+        args.extend_from_slice(extra);
+        self.build_to(&dest, &args)
+    }
+}
+
+/// A 5 MB file the builder copies and reads, and a final stage that copies from the builder.
+fn project(name: &str) -> Project {
+    let df = format!(
+        "FROM {b} AS builder\n\
+         ARG V=1\n\
+         COPY big /big\n\
+         RUN echo $V > /out && wc -c < /big >> /out\n\
+         FROM {b}\n\
+         ARG W=1\n\
+         RUN echo $W > /w\n\
+         COPY --from=builder /out /big /x/\n\
+         RUN cat /x/out\n",
+        b = env().busybox()
+    );
+    let p = Project::new(name, &df);
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(p.dir.path().join("ctx/big"), big).unwrap();
+    p
+}
+
+#[test]
+fn an_unchanged_rebuild_does_not_run_a_builder_copy_nothing_needs() {
+    let p = project("deferred");
+    let first = p.build(&[]);
+    assert_eq!(first.status(3), "built");
+
+    let again = p.build(&[]);
+    // The builder's COPY misses (its layer is in no pushed image), everything after it hits.
+    assert!(again.at(3).starts_with("miss: "), "{}", again.at(3));
+    assert_eq!((again.at(4), again.at(8), again.at(9)), ("hit".into(), "hit".into(), "hit".into()));
+    assert_eq!(again.status(3), "deferred");
+    assert!(
+        again
+            .log
+            .contains("Not run: nothing needs its layer (every later step of its stage hit, or was not run either)"),
+        "{}",
+        again.log
+    );
+    // No root made, nothing copied, no layer written.
+    assert_eq!(again.of("base_unpacked").count(), 0);
+    assert_eq!(again.of("source_unpacked").count() + again.of("source_extracted").count(), 0);
+    assert_eq!(again.of("layer_written").count(), 0);
+    assert!(again.log.contains("(0 new layer(s), 0 B)"), "{}", again.log);
+    assert_eq!(again.digest(), first.digest());
+    assert_eq!(again.digest(), p.uncached(&[]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/x/out"), "1\n5000000\n");
+}
+
+#[test]
+fn a_deferred_copy_runs_when_a_later_step_of_its_stage_or_a_copy_from_it_misses() {
+    let p = project("deferred-miss");
+    p.build(&[]);
+
+    // The builder's RUN misses: it needs the root with the COPY's files, so the COPY runs in
+    // its place, as without deferral.
+    let run_misses = p.build(&["--build-arg", "V=2"]);
+    assert!(run_misses.at(4).starts_with("miss: "), "{}", run_misses.at(4));
+    assert_eq!(run_misses.status(3), "built");
+    assert_eq!(run_misses.digest(), p.uncached(&["--build-arg", "V=2"]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/x/out"), "2\n5000000\n");
+
+    // The final stage's COPY --from misses (a step before it changed) while the whole builder
+    // hits: the builder's COPY is deferred, then run for the reader, into the builder's root
+    // made whole (its base, the COPY, the cached RUN layer). Still no layer of it is written.
+    let from_misses = p.build(&["--build-arg", "V=2", "--build-arg", "W=2"]);
+    assert_eq!(from_misses.at(4), "hit");
+    assert_eq!(from_misses.status(3), "deferred");
+    assert!(from_misses.at(8).starts_with("miss: "), "{}", from_misses.at(8));
+    let read: Vec<&Value> = from_misses.of("source_unpacked").collect();
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert!(read[0]["why"].as_str().unwrap().contains("not run (deferred): COPY at line 3; run now"), "{read:?}");
+    let written: Vec<u64> = from_misses.of("layer_written").map(|e| e["id"]["stage"].as_u64().unwrap()).collect();
+    assert!(!written.is_empty() && written.iter().all(|s| *s == 1), "{written:?}");
+    let reference = p.uncached(&["--build-arg", "V=2", "--build-arg", "W=2"]);
+    assert_eq!(from_misses.digest(), reference.digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/x/out"), "2\n5000000\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/w"), "2\n");
+    assert_eq!(std::fs::metadata(u.rootfs().join("x/big")).unwrap().len(), 5_000_000);
+}
+
+/// A `RUN --mount=from=builder` that misses reads the builder's files as a `COPY --from` does:
+/// the deferred COPY runs then, into the builder's root made whole.
+#[test]
+fn a_run_mount_from_a_stage_with_a_deferred_copy_reads_its_files() {
+    let df = format!(
+        "FROM {b} AS builder\n\
+         COPY big /big\n\
+         RUN echo built > /marker\n\
+         FROM {b}\n\
+         ARG W=1\n\
+         RUN --mount=from=builder,source=/,target=/m echo $W $(wc -c < /m/big) $(cat /m/marker) > /size\n",
+        b = env().busybox()
+    );
+    let p = Project::new("deferred-mount", &df);
+    std::fs::write(p.dir.path().join("ctx/big"), vec![7u8; 3_000_000]).unwrap();
+    p.build(&[]);
+    let again = p.build(&["--build-arg", "W=2"]);
+    assert_eq!(again.at(3), "hit");
+    assert_eq!(again.status(2), "deferred");
+    assert!(again.at(6).starts_with("miss: "), "{}", again.at(6));
+    assert_eq!(again.of("source_unpacked").count(), 1);
+    assert_eq!(again.digest(), p.uncached(&["--build-arg", "W=2"]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/size"), "2 3000000 built\n");
+}
+
+/// The usual builder copies twice (`COPY go.mod`, `RUN download`, `COPY . .`, `RUN build`): in a
+/// fresh pod both COPYs miss and every RUN hits. Neither is run; a `COPY --from` that misses
+/// later has both run into the builder's root, each in its place.
+#[test]
+fn two_copies_of_a_builder_are_both_deferred_and_both_run_for_a_reader() {
+    let df = format!(
+        "FROM {b} AS builder\n\
+         COPY deps.txt /app/\n\
+         RUN cat /app/deps.txt > /deps\n\
+         COPY big /app/\n\
+         RUN wc -c < /app/big > /size && rm /app/deps.txt\n\
+         FROM {b}\n\
+         ARG W=1\n\
+         RUN echo $W > /w\n\
+         COPY --from=builder /deps /size /app /out/\n",
+        b = env().busybox()
+    );
+    let p = Project::new("deferred-two", &df);
+    std::fs::write(p.dir.path().join("ctx/deps.txt"), "dep-a\n").unwrap();
+    std::fs::write(p.dir.path().join("ctx/big"), vec![3u8; 2_000_000]).unwrap();
+    let first = p.build(&[]);
+    assert_eq!((first.status(2), first.status(4)), ("built".into(), "built".into()));
+
+    let again = p.build(&[]);
+    assert_eq!((again.status(2), again.status(4)), ("deferred".into(), "deferred".into()));
+    assert_eq!((again.at(3), again.at(5), again.at(9)), ("hit".into(), "hit".into(), "hit".into()));
+    assert_eq!(again.of("layer_written").count(), 0);
+    assert_eq!(again.of("base_unpacked").count(), 0);
+    assert_eq!(again.digest(), first.digest());
+
+    let from_misses = p.build(&["--build-arg", "W=2"]);
+    assert_eq!((from_misses.status(2), from_misses.status(4)), ("deferred".into(), "deferred".into()));
+    assert!(from_misses.at(9).starts_with("miss: "), "{}", from_misses.at(9));
+    let read: Vec<&Value> = from_misses.of("source_unpacked").collect();
+    assert_eq!(read.len(), 1, "{read:?}");
+    let why = read[0]["why"].as_str().unwrap();
+    assert!(why.contains("not run (deferred): COPY at line 2, COPY at line 4; run now"), "{why}");
+    assert_eq!(from_misses.digest(), p.uncached(&["--build-arg", "W=2"]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/out/deps"), "dep-a\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/out/size"), "2000000\n");
+    // The RUN's deletion, applied over the first COPY's file, holds in the root the reader read.
+    assert!(!u.rootfs().join("out/deps.txt").exists());
+    assert_eq!(std::fs::metadata(u.rootfs().join("out/big")).unwrap().len(), 2_000_000);
+}
