@@ -70,8 +70,10 @@ pub struct StepRef {
     pub id: StepId,
     pub line: usize,
     pub keyword: String,
-    /// The instruction's first line as written.
+    /// The instruction's first line as the build ran it (an ARG with its value).
     pub text: String,
+    /// Its first line as written.
+    pub written: String,
     pub state: StepState,
     /// The layer it added (built or taken from the cache).
     pub layer: Option<Digest>,
@@ -89,6 +91,7 @@ impl StepRef {
             line: s.line,
             keyword: s.keyword.clone(),
             text: s.ran_line().to_string(),
+            written: s.first_line().to_string(),
             state: s.state,
             layer: s.layer.as_ref().map(|l| l.digest.clone()),
             cache: s.cache.as_ref().map(|c| match c.result {
@@ -139,6 +142,16 @@ impl Row {
     /// The step's line and text as the newer build (B) has it, else A's.
     pub fn step(&self) -> &StepRef {
         self.b.as_ref().or(self.a.as_ref()).expect("a row has at least one side")
+    }
+
+    /// The step's line as both builds ran it, or as written when they ran it otherwise (`ARG
+    /// V=1` given 2 in one build): one side's value would read as both builds'; the reasons
+    /// below the title say what differs.
+    pub fn text(&self) -> &str {
+        match (&self.a, &self.b) {
+            (Some(a), Some(b)) if a.text != b.text => &b.written,
+            _ => &self.step().text,
+        }
     }
 
     /// `line 5`, or `line 5 → 7` when the step moved.
@@ -249,6 +262,7 @@ mod tests {
             line: 2,
             keyword: "RUN".into(),
             text: "RUN make".into(),
+            written: "RUN make".into(),
             state,
             layer: None,
             cache: None,

@@ -50,7 +50,7 @@ pub fn files_words(r: &Row) -> String {
 
 /// `COPY message.txt /etc/motd`, with the line it is at in B (and in A when it moved).
 fn title(r: &Row) -> String {
-    format!("{:<12} {}", r.lines(), r.step().text)
+    format!("{:<12} {}", r.lines(), r.text())
 }
 
 fn row(out: &mut String, r: &Row) {
@@ -207,6 +207,7 @@ mod tests {
             line,
             keyword: text.split(' ').next().unwrap().into(),
             text: text.into(),
+            written: text.into(),
             state: StepState::Built,
             layer: None,
             cache: Some("miss"),

@@ -105,7 +105,7 @@ fn steps_pane(frame: &mut Frame, area: Rect, v: &CompareView, theme: &Theme) {
             Span::styled(format!("{marker} "), mstyle),
             Span::styled(format::fit_right(&line_label(r), 7), theme.line_number),
             Span::raw(" "),
-            Span::styled(format::fit(&format::one_line(&r.step().text), text_w), theme.text),
+            Span::styled(format::fit(&format::one_line(r.text()), text_w), theme.text),
             Span::raw(" "),
             Span::styled(format::fit_right(&sa, 7), state_style(r.a.as_ref(), theme)),
             Span::styled(" │ ", theme.dim),
@@ -142,7 +142,7 @@ fn wrapped(out: &mut Vec<Line<'static>>, lead: &str, text: &str, width: usize, s
 pub fn detail_lines(r: &Row, width: usize, theme: &Theme) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     let bold = theme.text.add_modifier(Modifier::BOLD);
-    wrapped(&mut out, "", &format!("{}: {}", r.lines(), format::one_line(&r.step().text)), width, bold);
+    wrapped(&mut out, "", &format!("{}: {}", r.lines(), format::one_line(r.text())), width, bold);
     let side = |s: Option<&StepRef>| match s {
         Some(s) => format!(
             "{}{}",
