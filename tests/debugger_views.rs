@@ -6,6 +6,7 @@
 
 mod common;
 mod debugger_support;
+mod tui_support;
 
 use std::sync::{Arc, Mutex};
 
@@ -506,4 +507,23 @@ fn waste_without_the_base_listing_counts_a_relinked_base_file_once() {
         "{:?}",
         report.unknown
     );
+}
+
+/// The Cache pane's chain lists an ARG as the build ran it (`--build-arg V=2` over `ARG V=1`),
+/// as the Steps pane does: the key records the line as written, its value among the variables.
+#[test]
+fn the_cache_panes_chain_lists_an_arg_as_run() {
+    let (_ctx, mut opts) = cached_build_of("ARG V=1\nRUN echo $V > /v\n", "chain-arg");
+    opts.build_args.insert("V".into(), "2".into());
+    let envs: Vec<Envelope> = detailed_build(&opts, false)
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Envelope { seq: i as u64, ms: 0, event })
+        .collect();
+    let mut app = trowel::tui::App::replay("chain-arg".into(), &envs);
+    let run = app.model.steps().find(|s| s.line == 3).unwrap().id;
+    app.select_step(run);
+    let t = tui_support::pane(&mut app, trowel::tui::Pane::Cache, 100, 40);
+    let shown = format!("{:?}", t.backend());
+    assert!(shown.contains("L2 ARG V=2") && !shown.contains("L2 ARG V=1"), "{shown}");
 }

@@ -210,7 +210,16 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         multi(&mut out, "base", &format!("{}{d}", b.reference), theme.text);
     }
     for (i, link) in c.chain.iter().enumerate() {
-        let text = format!("L{} {} ({})", link.line, format::one_line(&link.instruction), short_key(&link.key));
+        // A key records an ARG link as written (its value is in the variables above); the
+        // build gave it another (`--build-arg V=2` over `ARG V=1`): shown as run, as the Steps
+        // pane does, from this build's step at that line (this stage's, else the nearest
+        // stage before it: a stage built FROM another chains through it).
+        let ran = link.instruction.starts_with("ARG ").then(|| {
+            let at_line = ctx.model.steps().filter(|s| s.line == link.line && s.id.stage <= step.id.stage);
+            at_line.max_by_key(|s| s.id.stage).filter(|s| s.expanded.is_some()).map(|s| s.ran_line().to_string())
+        });
+        let shown = ran.flatten().unwrap_or_else(|| link.instruction.clone());
+        let text = format!("L{} {} ({})", link.line, format::one_line(&shown), short_key(&link.key));
         multi(&mut out, if i == 0 { "chain" } else { "" }, &text, theme.dim);
     }
     mounts(&mut out, step, &multi, theme);
