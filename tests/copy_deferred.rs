@@ -258,3 +258,35 @@ fn two_copies_of_a_builder_are_both_deferred_and_both_run_for_a_reader() {
     assert!(!u.rootfs().join("out/deps.txt").exists());
     assert_eq!(std::fs::metadata(u.rootfs().join("out/big")).unwrap().len(), 2_000_000);
 }
+
+/// A COPY whose source reads like a URL or a git remote (`git@foo`, `a://b`) is a path of the
+/// context: deferred like any other. The first COPY was deferred on the promise that such a
+/// second one would be deferred too, which the second's own check then refused: it ran, found
+/// the stage without the first's files, and an unchanged rebuild failed.
+#[test]
+fn copies_of_paths_that_read_like_remotes_are_deferred_together() {
+    let df = format!(
+        "FROM {b} AS builder\n\
+         COPY a /a\n\
+         COPY git@foo a://b /g/\n\
+         RUN cat /a /g/git@foo /g/b > /c\n\
+         FROM {b}\n\
+         ARG W=1\n\
+         RUN echo $W > /w\n\
+         COPY --from=builder /c /out/\n",
+        b = env().busybox()
+    );
+    let p = Project::new("deferred-remote-like", &df);
+    std::fs::write(p.dir.path().join("ctx/a"), "A\n").unwrap();
+    std::fs::write(p.dir.path().join("ctx/git@foo"), "G\n").unwrap();
+    std::fs::create_dir(p.dir.path().join("ctx/a:")).unwrap();
+    std::fs::write(p.dir.path().join("ctx/a:/b"), "B\n").unwrap();
+    let first = p.build(&[]);
+    let again = p.build(&[]);
+    assert_eq!((again.status(2), again.status(3)), ("deferred".into(), "deferred".into()));
+    assert_eq!(again.digest(), first.digest());
+    let from_misses = p.build(&["--build-arg", "W=2"]);
+    assert_eq!(from_misses.digest(), p.uncached(&["--build-arg", "W=2"]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/out/c"), "A\nG\nB\n");
+}

@@ -68,11 +68,17 @@ impl StageRunner {
     ) -> bool {
         let ctx = s.ctx;
         let stage = self.index;
-        let c = match expanded {
-            Expanded::Copy(c) | Expanded::Add(c) => c,
+        let (c, is_add) = match expanded {
+            Expanded::Copy(c) => (c, false),
+            Expanded::Add(c) => (c, true),
             _ => return false,
         };
-        let remote = |p: &str| p.contains("://") || p.starts_with("git@");
+        // Only an ADD fetches a URL or a git repository; a COPY's `git@x` or `a://b` is a path
+        // of the context. These checks must never be stricter than `Later::deferrable`'s on the
+        // instruction as written: a COPY deferred on the promise that a later one would be
+        // deferred too found that one run, and the build failed (an unchanged rebuild whose
+        // second COPY named `git@foo`).
+        let remote = |p: &str| is_add && (p.contains("://") || p.starts_with("git@"));
         let from_context = c.from.is_none()
             && !c.link
             && c.sources.iter().all(|src| match src {
