@@ -110,6 +110,10 @@ fn the_top_bar_says_a_stage_runs_on_one_platform_for_another() {
     }
     let s = text(&screen(&mut app, 120, 30, &Theme::dark()));
     assert!(s.contains("· linux/amd64 for linux/arm64"), "{s}");
+    // Its output in the Logs pane over every platform is the arm64 image's, tagged so.
+    press(&mut app, "6");
+    let s = text(&screen(&mut app, 120, 30, &Theme::dark()));
+    assert!(s.contains("L7   arm64 built for arm64"), "{s}");
 }
 
 /// `t` once: linux/amd64's stages (the shared one included), `t` again: linux/arm64's, with

@@ -207,9 +207,15 @@ impl Component for LogsPane {
         let scroll = if self.follow { max } else { self.scroll.min(max) };
         let query = self.query.to_lowercase();
         // Every platform's lines at once (a build for several, unfiltered): the same line runs
-        // on each, so a run of lines also names the platform whose step printed it.
+        // on each, so a run of lines also names the target platform its stage is built for (a
+        // `FROM --platform=$BUILDPLATFORM` stage runs on the build platform for each target);
+        // a stage the targets share, the platform it runs on.
         let platform_of = |l: &crate::tui::model::LogLine| {
-            let p = ctx.model.stage(l.step.stage).and_then(|s| s.platform.as_deref()).unwrap_or("");
+            let stage = ctx.model.stage(l.step.stage);
+            let p = match stage.map(|s| s.targets.as_slice()) {
+                Some([one]) => one.as_str(),
+                _ => stage.and_then(|s| s.platform.as_deref()).unwrap_or(""),
+            };
             p.strip_prefix("linux/").unwrap_or(p).to_string()
         };
         let tag_w = if ctx.model.platforms.len() > 1 && ctx.platform.is_none() {
