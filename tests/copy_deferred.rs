@@ -13,90 +13,13 @@
 
 mod common;
 
+use common::traced::{Project, Traced};
 use common::*;
 use serde_json::Value;
 
-/// One build's trace and log.
-struct Built {
-    events: Vec<Value>,
-    log: String,
-}
-
-impl Built {
-    fn of<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.events.iter().filter(move |e| e["event"] == event)
-    }
-
-    /// "hit" | "miss: …" | "error: …" for the step at `line`.
-    fn at(&self, line: u64) -> String {
-        let e = self.of("cache_lookup").find(|e| e["components"]["line"] == line);
-        let r = &e.unwrap_or_else(|| panic!("no lookup at {line}"))["result"];
-        match r["kind"].as_str().unwrap() {
-            "hit" => "hit".into(),
-            "miss" => format!("miss: {}", r["explanation"].as_str().unwrap()),
-            other => format!("{other}: {}", r["message"].as_str().unwrap()),
-        }
-    }
-
-    /// The `step_finished` status of the step at `line`.
-    fn status(&self, line: u64) -> String {
-        let id = self.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
-        self.of("step_finished").find(|e| e["id"] == id).unwrap()["status"].as_str().unwrap().to_string()
-    }
-
-    fn digest(&self) -> String {
-        self.of("image_assembled").next().unwrap()["manifest_digest"].as_str().unwrap().to_string()
-    }
-}
-
-struct Project {
-    dir: tempfile::TempDir,
-    cache_repo: String,
-    dest: String,
-}
-
 impl Project {
-    fn new(name: &str, dockerfile: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-        std::fs::create_dir_all(dir.path().join("ctx")).unwrap();
-        let repo = unique_repo(name);
-        Project {
-            dir,
-            cache_repo: format!("{}/{repo}/cache", env().registry),
-            dest: format!("{}/{repo}:latest", env().registry),
-        }
-    }
-
-    /// A fresh pod's build (kaniko's GitLab flags, `--reproducible`), pushed to `dest`.
-    fn build_to(&self, dest: &str, extra: &[&str]) -> Built {
-        let trace = self.dir.path().join(format!("{}.trace", unique_repo("t")));
-        let fresh = tempfile::tempdir().unwrap();
-        let out = run(trowel()
-            .args(["build", "--cache-repo", &self.cache_repo, "--reproducible", "--cache-dir"])
-            .arg(fresh.path().join("cache"))
-            .arg("--work-dir")
-            .arg(fresh.path().join("work"))
-            .arg("--dockerfile")
-            .arg(self.dir.path().join("Dockerfile"))
-            .args(["--destination", dest, "--context"])
-            .arg(self.dir.path().join("ctx"))
-            .arg("--trace")
-            .arg(&trace)
-            .args(extra));
-        assert_ok(&out);
-        let text = std::fs::read_to_string(&trace).unwrap();
-        Built { events: text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect(), log: stderr(&out) }
-    }
-
-    fn build(&self, extra: &[&str]) -> Built {
-        let mut args = vec!["--cache=true"];
-        args.extend_from_slice(extra);
-        self.build_to(&self.dest, &args)
-    }
-
     /// The same build without the cache, to a destination of its own: the image as it must be.
-    fn uncached(&self, extra: &[&str]) -> Built {
+    fn uncached(&self, extra: &[&str]) -> Traced {
         let dest = format!("{}/{}:latest", env().registry, unique_repo("deferred-ref"));
         let mut args = vec!["--cache=false"];
         args.extend_from_slice(extra);

@@ -15,6 +15,7 @@ mod common;
 
 use std::process::Command;
 
+use common::traced::Project;
 use common::*;
 use serde_json::Value;
 
@@ -54,104 +55,7 @@ fn a_copy_that_copies_nothing_is_found_by_a_fresh_pod() {
     assert!(!u.rootfs().join("none").exists(), "a COPY of nothing made its destination");
 }
 
-/// One project: its context, its destination and cache repository. Every build gets a cache
-/// dir that does not exist (a fresh pod: nothing local survives).
-struct Project {
-    dir: tempfile::TempDir,
-    cache_repo: String,
-    dest: String,
-}
-
-/// A build's trace.
-struct Built {
-    events: Vec<Value>,
-    log: String,
-}
-
-impl Built {
-    fn of<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.events.iter().filter(move |e| e["event"] == event)
-    }
-
-    /// The lookup of the step at `line`.
-    fn lookup(&self, line: u64) -> &Value {
-        self.of("cache_lookup")
-            .find(|e| e["components"]["line"] == line)
-            .unwrap_or_else(|| panic!("no lookup at {line}"))
-    }
-
-    /// "hit" | "miss: …" | "error: …" for the step at `line`.
-    fn at(&self, line: u64) -> String {
-        let r = &self.lookup(line)["result"];
-        match r["kind"].as_str().unwrap() {
-            "hit" => "hit".into(),
-            "miss" => format!("miss: {}", r["explanation"].as_str().unwrap()),
-            other => format!("{other}: {}", r["message"].as_str().unwrap()),
-        }
-    }
-
-    fn digest(&self) -> String {
-        self.of("image_assembled").next().unwrap()["manifest_digest"].as_str().unwrap().to_string()
-    }
-
-    fn layer_at(&self, line: u64) -> String {
-        let step = self.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
-        self.of("step_finished").find(|e| e["id"] == step).unwrap()["layer"].as_str().unwrap().to_string()
-    }
-
-    /// Blobs this build uploaded (to any destination or the cache repository).
-    fn uploaded(&self) -> Vec<String> {
-        self.of("blob_pushed")
-            .filter(|e| e["action"] == "uploaded")
-            .map(|e| e["digest"].as_str().unwrap().into())
-            .collect()
-    }
-
-    /// Blobs this build downloaded.
-    fn downloaded(&self) -> Vec<String> {
-        self.of("pull_progress").map(|e| e["digest"].as_str().unwrap().to_string()).collect()
-    }
-}
-
 impl Project {
-    fn new(name: &str, dockerfile: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-        let repo = unique_repo(name);
-        Project {
-            dir,
-            cache_repo: format!("{}/{repo}/cache", env().registry),
-            dest: format!("{}/{repo}:latest", env().registry),
-        }
-    }
-
-    fn write(&self, rel: &str, content: &str) {
-        let p = self.dir.path().join("ctx").join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-
-    /// kaniko's GitLab flags, a cache dir that does not exist, `--reproducible`.
-    fn build(&self, extra: &[&str]) -> Built {
-        let trace = self.dir.path().join(format!("{}.trace", unique_repo("t")));
-        let fresh = tempfile::tempdir().unwrap();
-        let out = run(trowel()
-            .args(["build", "--cache=true", "--cache-repo", &self.cache_repo, "--reproducible", "--cache-dir"])
-            .arg(fresh.path().join("cache"))
-            .arg("--work-dir")
-            .arg(fresh.path().join("work"))
-            .arg("--dockerfile")
-            .arg(self.dir.path().join("Dockerfile"))
-            .args(["--destination", &self.dest, "--context"])
-            .arg(self.dir.path().join("ctx"))
-            .arg("--trace")
-            .arg(&trace)
-            .args(extra));
-        assert_ok(&out);
-        let text = std::fs::read_to_string(&trace).unwrap();
-        Built { events: text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect(), log: stderr(&out) }
-    }
-
     /// The same build without a trace, at debug verbosity; its log.
     fn build_untraced(&self) -> String {
         let fresh = tempfile::tempdir().unwrap();

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 pub mod context;
 pub mod rootless;
 pub mod tmux;
+pub mod traced;
 
 pub struct TestEnv {
     /// Plain HTTP, anonymous; holds busybox:{1.35,latest} (OCI) and busybox:docker (schema2).

@@ -1,0 +1,133 @@
+//! One build as its trace (`--trace`) and log tell it: what the cache said at each line, what a
+//! step ended as, the image's digest, what was uploaded and downloaded. Shared by the tests that
+//! count a rebuild's work from its events (fresh pods, deferred COPYs).
+
+use serde_json::Value;
+
+/// A build's trace events (the header line left out) and its log.
+pub struct Traced {
+    pub events: Vec<Value>,
+    pub log: String,
+}
+
+impl Traced {
+    /// The build traced in `trace_text`, which logged `log`.
+    pub fn parse(trace_text: &str, log: String) -> Traced {
+        Traced { events: trace_text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect(), log }
+    }
+
+    pub fn of<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events.iter().filter(move |e| e["event"] == event)
+    }
+
+    /// The lookup of the step at `line`.
+    pub fn lookup(&self, line: u64) -> &Value {
+        self.of("cache_lookup")
+            .find(|e| e["components"]["line"] == line)
+            .unwrap_or_else(|| panic!("no lookup at {line}"))
+    }
+
+    /// "hit" | "miss: …" | "error: …" for the step at `line`.
+    pub fn at(&self, line: u64) -> String {
+        let r = &self.lookup(line)["result"];
+        match r["kind"].as_str().unwrap() {
+            "hit" => "hit".into(),
+            "miss" => format!("miss: {}", r["explanation"].as_str().unwrap()),
+            other => format!("{other}: {}", r["message"].as_str().unwrap()),
+        }
+    }
+
+    /// The `step_finished` event of the step at `line`.
+    fn finished(&self, line: u64) -> &Value {
+        let id = self.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
+        self.of("step_finished").find(|e| e["id"] == id).unwrap()
+    }
+
+    /// The `step_finished` status of the step at `line`.
+    pub fn status(&self, line: u64) -> String {
+        self.finished(line)["status"].as_str().unwrap().to_string()
+    }
+
+    /// The layer the step at `line` added.
+    pub fn layer_at(&self, line: u64) -> String {
+        self.finished(line)["layer"].as_str().unwrap().to_string()
+    }
+
+    pub fn digest(&self) -> String {
+        self.of("image_assembled").next().unwrap()["manifest_digest"].as_str().unwrap().to_string()
+    }
+
+    /// Blobs this build uploaded (to any destination or the cache repository).
+    pub fn uploaded(&self) -> Vec<String> {
+        self.of("blob_pushed")
+            .filter(|e| e["action"] == "uploaded")
+            .map(|e| e["digest"].as_str().unwrap().into())
+            .collect()
+    }
+
+    /// Blobs this build downloaded.
+    pub fn downloaded(&self) -> Vec<String> {
+        self.of("pull_progress").map(|e| e["digest"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+/// A project on the test registry: a Dockerfile, a context (`ctx/`), its destination and cache
+/// repository. Each build is a fresh pod's (a cache dir and a work dir that do not exist:
+/// nothing local survives), traced, with `--reproducible` so that images compare by digest.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub cache_repo: String,
+    pub dest: String,
+}
+
+impl Project {
+    pub fn new(name: &str, dockerfile: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        std::fs::create_dir_all(dir.path().join("ctx")).unwrap();
+        let repo = super::unique_repo(name);
+        Project {
+            dir,
+            cache_repo: format!("{}/{repo}/cache", super::env().registry),
+            dest: format!("{}/{repo}:latest", super::env().registry),
+        }
+    }
+
+    /// Writes a file of the context.
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.path().join("ctx").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// A fresh pod's build pushed to `dest`, with the cache repository and `extra` flags.
+    pub fn build_to(&self, dest: &str, extra: &[&str]) -> Traced {
+        let trace = self.dir.path().join(format!("{}.trace", super::unique_repo("t")));
+        let fresh = tempfile::tempdir().unwrap();
+        let out = super::run(
+            super::trowel()
+                .args(["build", "--cache-repo", &self.cache_repo, "--reproducible", "--cache-dir"])
+                .arg(fresh.path().join("cache"))
+                .arg("--work-dir")
+                .arg(fresh.path().join("work"))
+                .arg("--dockerfile")
+                .arg(self.dir.path().join("Dockerfile"))
+                .args(["--destination", dest, "--context"])
+                .arg(self.dir.path().join("ctx"))
+                .arg("--trace")
+                .arg(&trace)
+                .args(extra),
+        );
+        super::assert_ok(&out);
+        let text = std::fs::read_to_string(&trace).unwrap();
+        Traced::parse(&text, super::stderr(&out))
+    }
+
+    /// kaniko's GitLab flags (`--cache=true --cache-repo …`, no `--cache-copy-layers`) and
+    /// `extra`, pushed to the project's destination.
+    pub fn build(&self, extra: &[&str]) -> Traced {
+        let mut args = vec!["--cache=true"];
+        args.extend_from_slice(extra);
+        self.build_to(&self.dest, &args)
+    }
+}
