@@ -85,6 +85,36 @@ fn golden_trace_of_a_failed_build() {
     insta::assert_snapshot!("failed_trace", normalised(&trace));
 }
 
+/// The trace records the layer cache the build set up, not the flags alone: `--cache` with
+/// `--single-snapshot` has none (the debugger's Cache pane says why a step has no lookup from
+/// this, where it could only guess from the lookups it saw).
+#[test]
+fn the_trace_records_the_build_s_layer_cache() {
+    let registry = &env().registry;
+    let layer_cache = |extra: &[&str]| {
+        let dest = format!("{registry}/trace/layer-cache:1");
+        let (o, trace) = traced_build(&corpus("fail-run-exit"), &dest, &[&["--no-push"], extra].concat());
+        assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+        let first: Value = trace
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .find(|v: &Value| v["event"] == "build_started")
+            .unwrap();
+        first["layer_cache"].clone()
+    };
+    let repo = format!("--cache-repo={registry}/trace/layer-cache-cache");
+    assert_eq!(layer_cache(&[]), serde_json::json!({"state": "off"}));
+    assert_eq!(
+        layer_cache(&["--cache=true", &repo, "--cache-run-layers=false"]),
+        serde_json::json!({"state": "on", "run_layers": false, "copy_layers": false})
+    );
+    assert_eq!(
+        layer_cache(&["--cache=true", &repo, "--cache-copy-layers=true"]),
+        serde_json::json!({"state": "on", "run_layers": true, "copy_layers": true})
+    );
+    assert_eq!(layer_cache(&["--cache=true", &repo, "--single-snapshot"]), serde_json::json!({"state": "off"}));
+}
+
 #[test]
 fn trace_records_changes_contents_and_the_image() {
     let ctx = tempfile::tempdir().unwrap();

@@ -204,6 +204,68 @@ fn a_step_without_a_lookup_says_why() {
     assert!(t.contains("not looked up in the layer cache: the build has none (--cache), or"), "{t}");
 }
 
+/// Since traces record the build's layer cache, a step without a lookup says the true one of
+/// the reasons an older trace could only list: a step that makes no layer in a build with a
+/// cache is keyed into what follows (it was said not to be cached "as only RUN … are"), a RUN
+/// under `--cache-run-layers=false` says so, a build without a cache says that although none of
+/// its steps was looked up, and a step a failed build never reached is not "not looked up yet".
+#[test]
+fn a_step_without_a_lookup_says_which_reason_is_true() {
+    use trowel_events::{Event, LayerCacheUse, StepId};
+    // A LABEL in a build with a cache: it makes no layer.
+    let mut app = replay("cache-cold");
+    select_line(&mut app, 14);
+    let t = text(&pane(&mut app, Pane::Cache, 160, 4));
+    assert!(
+        t.contains(
+            "this step makes no layer, so it has no cache entry of its own: the steps after it are keyed from it"
+        ),
+        "{t}"
+    );
+
+    // The same build as if run with --cache-run-layers=false: its RUN had no lookup.
+    let run = StepId { stage: 0, step: 3 };
+    let without_run: Vec<_> = events("cache-cold")
+        .into_iter()
+        .filter(|e| !matches!(&e.event, Event::CacheLookup { id, .. } if *id == run))
+        .map(|mut e| {
+            if let Event::BuildStarted { layer_cache, .. } = &mut e.event {
+                *layer_cache = Some(LayerCacheUse::On { run_layers: false, copy_layers: true });
+            }
+            e
+        })
+        .collect();
+    let mut app = App::replay("cache-cold.jsonl".into(), &without_run);
+    let line = app.model.step(run).unwrap().line;
+    select_line(&mut app, line);
+    let t = text(&pane(&mut app, Pane::Cache, 160, 4));
+    assert!(t.contains("RUN and WORKDIR layers are not cached (--cache-run-layers=false)"), "{t}");
+
+    // Without a cache, and a step after the failed one.
+    let mut app = replay("fail-run-exit");
+    assert_eq!(app.model.layer_cache, Some(LayerCacheUse::Off));
+    select_line(&mut app, 3);
+    let t = text(&pane(&mut app, Pane::Cache, 160, 4));
+    assert!(t.contains("no layer cache in this build (trowel build --cache)"), "{t}");
+    select_line(&mut app, 4);
+    let t = text(&pane(&mut app, Pane::Cache, 160, 4));
+    assert!(t.contains("not looked up in the layer cache: the build ended before this step ran"), "{t}");
+
+    // A trace of an older trowel, without the record, and no lookup in it: both are said.
+    let old: Vec<_> = events("tour")
+        .into_iter()
+        .map(|mut e| {
+            if let Event::BuildStarted { layer_cache, .. } = &mut e.event {
+                *layer_cache = None;
+            }
+            e
+        })
+        .collect();
+    let mut app = App::replay("tour.jsonl".into(), &old);
+    let t = text(&pane(&mut app, Pane::Cache, 160, 4));
+    assert!(t.contains("no layer cache in this build (trowel build --cache), or no step of it was looked up"), "{t}");
+}
+
 #[test]
 fn layers_with_waste_attributed_to_lines() {
     let mut app = replay("overwrites");

@@ -147,6 +147,7 @@ mod tests {
                 platforms: Vec::new(),
                 isolation: "chroot".into(),
                 single_snapshot: false,
+                layer_cache: None,
                 stages: vec![trowel_events::StagePlan {
                     index: 0,
                     name: None,

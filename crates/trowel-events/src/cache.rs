@@ -7,6 +7,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Digest, LayerSummary};
 
+/// Whether the build has a layer cache and which steps go through it, as `trowel build`'s flags
+/// set it up. Without it a viewer could only guess from the lookups it saw (none yet, or none
+/// in a build whose every step makes no layer) whether the cache was off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum LayerCacheUse {
+    /// No layer cache: `--cache` was not given, or `--single-snapshot` turned it off.
+    Off,
+    /// `--cache=true`.
+    On {
+        /// `--cache-run-layers`: RUN and WORKDIR steps are looked up.
+        run_layers: bool,
+        /// `--cache-copy-layers`: COPY and ADD layers are also written to the cache repository
+        /// (without it they are still looked up, in the local layer store and by reference).
+        copy_layers: bool,
+    },
+}
+
 /// Where a variable in effect came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum VarKind {

@@ -10,7 +10,9 @@ use crate::{
     BaseSource, BlobPushAction, CacheResult, ContextOrigin, Digest, IndexEntry, LayerSummary, MountInfo, OutputStream,
     RootIndex, StagePlan, StepId, StepStatus,
 };
-use crate::{Change, FileContent, KeyComponents, PauseReason, PushReview, ResumeAction, SnapshotStats, When};
+use crate::{
+    Change, FileContent, KeyComponents, LayerCacheUse, PauseReason, PushReview, ResumeAction, SnapshotStats, When,
+};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -49,6 +51,11 @@ pub enum Event {
         /// that step's id. They are the whole stage's, not that step's.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         single_snapshot: bool,
+        /// The build's layer cache. Absent (`null`) in traces of a trowel before it was
+        /// recorded: a viewer then cannot tell a build without a cache from one that has not
+        /// looked anything up yet, and says so.
+        #[serde(default)]
+        layer_cache: Option<LayerCacheUse>,
         stages: Vec<StagePlan>,
     },
     /// Something the person should know; the build goes on.

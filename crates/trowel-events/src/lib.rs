@@ -23,7 +23,7 @@ mod reference;
 mod sink;
 pub mod state;
 
-pub use cache::{BaseInfo, CacheEntryRef, CacheResult, ChainLink, KeyComponents, KeyFile, Var, VarKind};
+pub use cache::{BaseInfo, CacheEntryRef, CacheResult, ChainLink, KeyComponents, KeyFile, LayerCacheUse, Var, VarKind};
 pub use change::{Change, ChangeKind, FileContent, FileType, PrevMeta, SnapshotStats};
 pub use debug::{Attempt, PauseReason, PlatformReview, PushReview, ResumeAction, ReviewLayer, When};
 pub use digest::{Digest, InvalidDigest};

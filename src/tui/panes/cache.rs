@@ -14,8 +14,8 @@ use crate::tui::format;
 use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
 use trowel_events::VarKind;
-use trowel_events::state::StepState;
-use trowel_events::{BaseSource, CacheResult};
+use trowel_events::state::{StepState, StepView};
+use trowel_events::{BaseSource, CacheResult, LayerCacheUse};
 
 const LABEL: usize = 12;
 
@@ -98,6 +98,71 @@ fn base<'a>(
     out
 }
 
+/// Why a step has no lookup, each case in its own words. The build's `layer_cache` (recorded
+/// since traces carry it) decides between "no cache" and the other reasons; for an older trace
+/// only the lookups seen can, and where they cannot tell, both possibilities are said. (One
+/// fallback used to say only RUN and WORKDIR were cached, long after COPY/ADD were looked up
+/// with any flags, and "no layer cache" for a build whose steps all made no layer.)
+fn not_looked_up(ctx: &Ctx, step: &StepView) -> &'static str {
+    let finished = ctx.model.is_over();
+    match step.state {
+        StepState::Skipped => {
+            return "not looked up in the layer cache: its stage is not needed for the target and was not built";
+        }
+        StepState::Pending | StepState::Running if finished => {
+            return "not looked up in the layer cache: the build ended before this step ran";
+        }
+        StepState::Pending | StepState::Running => return "not looked up in the layer cache yet",
+        _ => {}
+    }
+    let cache = ctx.model.layer_cache;
+    if cache == Some(LayerCacheUse::Off) {
+        return "no layer cache in this build (trowel build --cache)";
+    }
+    let kept_shell = ctx.model.steps().any(|s| {
+        s.id.stage == step.id.stage
+            && s.id.step <= step.id.step
+            && s.shells.iter().any(|sh| sh.kept == Some(true) && (s.id.step < step.id.step || sh.before_step))
+    });
+    let looked_up = ctx.model.steps().any(|s| s.cache.is_some());
+    let known_on = cache.is_some() || looked_up;
+    if kept_shell {
+        return if known_on {
+            "not looked up in the layer cache: a debugger shell's changes were kept in this stage before it, so \
+             nothing after them is read from or written to the cache"
+        } else {
+            "not looked up in the layer cache: the build has none (--cache), or a debugger shell's changes kept \
+             in this stage before it keep the cache out of what follows (this trace does not say which)"
+        };
+    }
+    let layer_step = ["RUN", "COPY", "ADD", "WORKDIR"].iter().any(|k| step.keyword.eq_ignore_ascii_case(k));
+    if !layer_step {
+        return if known_on {
+            "this step makes no layer, so it has no cache entry of its own: the steps after it are keyed from it"
+        } else {
+            "this step makes no layer, so it has no cache entry of its own (whether the build has a layer cache, \
+             --cache, this trace does not say)"
+        };
+    }
+    let run_layer = ["RUN", "WORKDIR"].iter().any(|k| step.keyword.eq_ignore_ascii_case(k));
+    match cache {
+        Some(LayerCacheUse::On { run_layers: false, .. }) if run_layer => {
+            "not looked up in the layer cache: RUN and WORKDIR layers are not cached (--cache-run-layers=false)"
+        }
+        Some(_) => {
+            "not looked up in the layer cache: no key could be made for it (a step before it, or the base or \
+             stage it is built on, could not be keyed)"
+        }
+        None if looked_up => {
+            "not looked up in the layer cache: no key could be made for it, or its kind of layer is not cached \
+             (--cache-run-layers=false); this trace does not say which"
+        }
+        None => {
+            "no layer cache in this build (trowel build --cache), or no step of it was looked up (this trace does not say which)"
+        }
+    }
+}
+
 /// Every line of the pane (the caller scrolls).
 pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let Some(step) = ctx.step else { return vec![] };
@@ -113,29 +178,7 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         {
             return base(ctx, source, &multi, theme);
         }
-        // Each case its own words: one fallback said a RUN was not looked up because only RUN
-        // … are cached, and "no layer cache" before a build with one had looked anything up.
-        let kept_shell = ctx.model.steps().any(|s| {
-            s.id.stage == step.id.stage
-                && s.id.step <= step.id.step
-                && s.shells.iter().any(|sh| sh.kept == Some(true) && (s.id.step < step.id.step || sh.before_step))
-        });
-        let looked_up = ctx.model.steps().any(|s| s.cache.is_some());
-        let why = if matches!(step.state, StepState::Pending | StepState::Running) {
-            "not looked up in the layer cache yet"
-        } else if kept_shell && looked_up {
-            "not looked up in the layer cache: a debugger shell's changes were kept in this stage before it, so \
-             nothing after them is read from or written to the cache"
-        } else if kept_shell {
-            // Nothing was looked up before the session: whether the build has a cache at all
-            // is not in the events.
-            "not looked up in the layer cache: the build has none (--cache), or a debugger shell's changes kept \
-             in this stage before it keep the cache out of what follows"
-        } else if looked_up {
-            "this step was not looked up in the layer cache (only RUN, WORKDIR and, with --cache-copy-layers, COPY/ADD are cached)"
-        } else {
-            "no layer cache in this build (trowel build --cache)"
-        };
+        let why = not_looked_up(ctx, step);
         let mut out: Vec<Line<'a>> =
             wrap(why, width).into_iter().map(|l| Line::from(Span::styled(l, theme.dim))).collect();
         mounts(&mut out, step, &multi, theme);

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use trowel_events::{Detail, Event, StagePlan, StepId, StepPlan};
+use trowel_events::{Detail, Event, LayerCacheUse, StagePlan, StepId, StepPlan};
 
 use crate::digest::Digest;
 use crate::dockerfile::{Base, Instruction};
@@ -291,6 +291,12 @@ impl<'o> Build<'o> {
             },
             isolation: ctx.opts.run.isolation.to_string(),
             single_snapshot: ctx.opts.layers.single_snapshot,
+            // What the build set up, not what the flags asked for: `--single-snapshot` turns
+            // `--cache` off.
+            layer_cache: Some(match (&self.cache, &ctx.opts.cache) {
+                (Some(_), Some(c)) => LayerCacheUse::On { run_layers: c.run_layers, copy_layers: c.copy_layers },
+                _ => LayerCacheUse::Off,
+            }),
             stages,
         });
         if let Some(note) = &ctx.opts.run.isolation_note {

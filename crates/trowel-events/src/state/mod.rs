@@ -51,6 +51,8 @@ pub struct BuildState {
     /// `--single-snapshot`: steps take no snapshot of their own; the snapshot and layer a
     /// stage's last step reports are the whole stage's (`StepView::stage_snapshot`).
     pub single_snapshot: bool,
+    /// The build's layer cache; `None` for a trace that did not record it.
+    pub layer_cache: Option<crate::LayerCacheUse>,
     /// How RUN steps are isolated (`chroot`, `container`), as the engine chose it.
     pub isolation: String,
     pub stages: Vec<StageView>,
@@ -219,9 +221,11 @@ impl BuildState {
                 platforms,
                 isolation,
                 single_snapshot,
+                layer_cache,
                 stages,
             } => {
                 self.single_snapshot = *single_snapshot;
+                self.layer_cache = *layer_cache;
                 self.context_origin = context_origin.clone();
                 self.version = version.clone();
                 self.dockerfile_path = dockerfile_path.clone();

@@ -86,6 +86,7 @@ fn build() -> Trace {
             platforms: Vec::new(),
             isolation: "chroot".into(),
             single_snapshot: false,
+            layer_cache: None,
             stages: vec![StagePlan {
                 index: 0,
                 name: None,
