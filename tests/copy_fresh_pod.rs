@@ -283,3 +283,36 @@ fn put_record(p: &Project, tag: &str, config: &[u8]) {
     let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
     assert_eq!(curl(&["-X", "PUT", "-H", ct, "--data-binary", &format!("@{}", mfile.display()), &url]), "201");
 }
+
+/// A stage whose first step that needs a root hits an entry another stage wrote (the same
+/// key: `WORKDIR /app` on the same base) never had its own pointer tag moved, and the prefetch
+/// reads that tag to tell a cold stage: every unchanged rebuild then downloaded and unpacked
+/// the stage's base for steps that all hit (an auditor's node-style Dockerfile). The hit now
+/// moves the absent pointer to the entry; here the entry comes from an earlier Dockerfile at
+/// the same path, so the hit does not depend on the order of the first build's writes.
+#[test]
+fn a_stage_whose_steps_hit_another_stage_s_entries_is_not_cold_in_the_next_build() {
+    let base = env().busybox();
+    let one = format!("FROM {base} AS deps\nWORKDIR /app\nRUN echo deps > /app/deps\n");
+    let p = Project::new("freshpod-shared-key", &one);
+    p.build(&[]);
+    let two = format!("{one}FROM {base}\nWORKDIR /app\nCOPY --from=deps /app/deps /app/deps\nCMD [\"sh\"]\n");
+    std::fs::write(p.dir.path().join("Dockerfile"), two).unwrap();
+    let first = p.build(&[]);
+    assert_eq!(first.at(5), "hit", "{}", first.log);
+    let base_layers: Vec<String> = skopeo_raw_layers(&base);
+    for rebuild in [p.build(&[]), p.build(&[])] {
+        assert_eq!(rebuild.at(5), "hit");
+        assert_eq!(rebuild.at(6), "hit", "{}", rebuild.log);
+        assert_eq!(rebuild.of("base_unpacked").count(), 0, "{}", rebuild.log);
+        let downloaded = rebuild.downloaded();
+        assert!(base_layers.iter().all(|l| !downloaded.contains(l)), "the base was downloaded: {downloaded:?}");
+        assert_eq!(rebuild.digest(), first.digest());
+    }
+}
+
+/// The layers of `image` (a single-platform image on the plain registry), by skopeo.
+fn skopeo_raw_layers(image: &str) -> Vec<String> {
+    let m = skopeo_manifest(image);
+    m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()
+}

@@ -428,6 +428,21 @@ impl RegistryCache {
         Ok(digest)
     }
 
+    /// Moves the step's pointer tag to the entry already under `key`: for a step that hit an
+    /// entry another step wrote (the same key reached from another stage, or by another
+    /// Dockerfile), whose own pointer is absent. The prefetch reads a stage's first pointer to
+    /// tell a cold build from a cached one; absent, every later unchanged build downloaded and
+    /// unpacked the stage's base for steps that all hit. The entry's bytes are tagged as they
+    /// are, so the pointer reads as the entry itself.
+    pub async fn point(&self, key: &str, pointer: &str) -> Result<(), CacheError> {
+        let (entry, ptr) = (self.tagged(key), self.tagged(pointer));
+        let Some((bytes, media_type, _)) = self.registry.fetch_manifest(&entry).await.map_err(self.err(&entry))? else {
+            return Ok(());
+        };
+        self.registry.push_manifest(&ptr, &bytes, &media_type).await.map_err(self.err(&ptr))?;
+        Ok(())
+    }
+
     /// Stores a step's layer (or its absence) under `key` and moves the step's pointer to it.
     /// `layer_sent`: the layer's blob was committed to this repository already (streamed while
     /// it was written).

@@ -72,6 +72,26 @@ impl PlannedStep {
     }
 }
 
+/// After a hit in the cache repository for a step whose pointer tag the prefetch found absent
+/// (the step `prefetch.rs` reads to tell a cold stage), moves that pointer to the entry hit,
+/// so the next build of the same Dockerfile does not take the stage for a cold one and fetch
+/// its base. Best effort: a pointer not moved costs a download, never the lookup's result.
+/// Not with `--no-push-cache` (`write` false), which writes nothing.
+async fn point_if_absent(
+    remote: &RegistryCache,
+    found: &Result<Lookup, CacheError>,
+    key: &str,
+    pointer: &str,
+    absent: Option<crate::engine::prefetch::Cold>,
+    write: bool,
+) {
+    let Ok(Lookup::Hit(_)) = found else { return };
+    let Some(absent) = absent else { return };
+    if write && absent.await {
+        let _ = remote.point(key, pointer).await;
+    }
+}
+
 /// A lookup running against the cache repository.
 pub(crate) type PendingLookup = tokio::task::JoinHandle<Result<Lookup, CacheError>>;
 
@@ -258,18 +278,32 @@ impl LayerCache {
     }
 
     /// Starts the lookups of a stage's cacheable steps, all at once (bounded).
-    fn start_lookups(&self, ctx: &BuildContext<'_>, keys: &mut StageKeys) {
+    /// `cold`: the stage's own cold check and the step whose pointer it reads (see
+    /// [`point_if_absent`]); the prefetch's checks that downloads await are found by tag.
+    fn start_lookups(
+        &self,
+        ctx: &BuildContext<'_>,
+        keys: &mut StageKeys,
+        cold: Option<(usize, crate::engine::prefetch::Cold)>,
+    ) {
+        let absent_of = |id: &StepId, pointer: &str| {
+            ctx.pointer_check(pointer)
+                .or_else(|| cold.as_ref().filter(|(step, _)| *step == id.step).map(|(_, c)| c.clone()))
+        };
         for (id, p) in keys.planned.iter().filter(|(_, p)| p.cacheable) {
             let remote = self.remote.clone();
             let key = p.key.clone();
             let pointer = pointer_tag(&self.dockerfile_id, id.stage, id.step);
             let store = ctx.store.clone();
             let limiter = self.limiter.clone();
-            let absent = ctx.pointer_check(&pointer);
+            let absent = absent_of(id, &pointer);
             let current = p.components.inputs_only();
+            let write = !self.opts.no_push;
             let h = ctx.rt.spawn(async move {
                 let _permit = limiter.acquire_owned().await;
-                remote.lookup(&key, &pointer, absent, &store, &current).await
+                let found = remote.lookup(&key, &pointer, absent.clone(), &store, &current).await;
+                point_if_absent(&remote, &found, &key, &pointer, absent, write).await;
+                found
             });
             keys.lookups.insert(*id, h);
         }
@@ -281,9 +315,10 @@ impl LayerCache {
             let pointer = pointer_tag(&self.dockerfile_id, id.stage, id.step);
             let store = ctx.store.clone();
             let limiter = self.limiter.clone();
-            let absent = ctx.pointer_check(&pointer);
+            let absent = absent_of(id, &pointer);
             // Shared with the blocking thread: a COPY's inputs list every file it copies.
             let current = Arc::new(p.components.inputs_only());
+            let write = !self.opts.no_push;
             let h = ctx.rt.spawn(async move {
                 // This machine's store first: disk reads and a blob's hash, on a blocking
                 // thread. Started at once like the registry's lookups, so they overlap the
@@ -308,7 +343,9 @@ impl LayerCache {
                     None => None,
                 };
                 let _permit = limiter.acquire_owned().await;
-                Ok(match (remote.lookup(&key, &pointer, absent, &store, &current).await?, from_local) {
+                let found = remote.lookup(&key, &pointer, absent.clone(), &store, &current).await;
+                point_if_absent(&remote, &found, &key, &pointer, absent, write).await;
+                Ok(match (found?, from_local) {
                     // Nothing in the cache repository to compare with: the local store's
                     // explanation, if it had one, is the better one.
                     (Lookup::Miss { previous: Previous::None, .. }, Some(local)) => local,

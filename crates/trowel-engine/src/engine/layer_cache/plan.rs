@@ -86,6 +86,10 @@ pub(crate) struct StageInputs<'a> {
     pub base_ref: &'a str,
     /// The stage's config as it starts.
     pub config: &'a StageConfig,
+    /// The check that tells the stage cold (its pointer tag absent), when the stage awaits it
+    /// to make its root ahead, and the step whose pointer it reads: a hit there moves that
+    /// pointer (`LayerCache::start_lookups`).
+    pub cold: Option<(usize, crate::engine::prefetch::Cold)>,
 }
 
 /// Computes the keys of every step of a stage (FROM is `from`) and starts the lookups of the
@@ -199,7 +203,7 @@ pub(crate) fn plan(
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);
     }
-    cache.start_lookups(ctx, &mut keys);
+    cache.start_lookups(ctx, &mut keys, stage.cold);
     keys
 }
 

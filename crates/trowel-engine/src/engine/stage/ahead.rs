@@ -54,6 +54,7 @@ impl StageRunner {
             base_digest: self.base_digest.as_ref(),
             base_ref: &self.base_ref,
             config: &self.config,
+            cold: cold.clone().zip(ctx.cold_pointer_step(idx)).map(|(c, step)| (step, c)),
         };
         let stages = &*s.stages;
         let layers = &self.layers;

@@ -139,6 +139,8 @@ impl StageRunner {
             base_digest: self.base_digest.as_ref(),
             base_ref: &self.base_ref,
             config: &r.config,
+            // Its lookups ran once; the pointer was moved then if it was to be.
+            cold: None,
         };
         let fresh = layer_cache::plan(s.ctx, s.stages, cache, inputs, &r.from, &r.steps);
         let earlier: Vec<StepId> = r.steps.iter().map(|(i, _)| *i).take_while(|i| *i != id).collect();
