@@ -290,7 +290,7 @@ fn the_log_says_which_platform_each_line_is_for() {
     has("[linux/arm64] Stage 1: FROM busybox:1.35");
     has("[linux/arm64] RUN uname -m > /srv/arch && echo \"built for arm64\"");
     has("[linux/amd64] RUN uname -m > /srv/arch && echo \"built for amd64\"");
-    has(&format!("Image sha256:{} (linux/arm64): 3 layers, 801.4 kB", "8".repeat(64)));
+    has(&format!("Image sha256:{} (linux/arm64): 3 layers, 800.4 kB", "8".repeat(64)));
     has(&format!("Image index sha256:{}: linux/amd64, linux/arm64", "9".repeat(64)));
     has(&format!(
         "Push review: sha256:{} (an index of linux/amd64, linux/arm64) to 127.0.0.1:5000/app:1",
@@ -387,4 +387,35 @@ fn the_logs_of_all_steps_follow_the_platform_shown() {
     assert_eq!(app.panes().steps.platform(), Some(ARM64));
     let s = text(&pane(&mut app, Pane::Logs, 60, 8));
     assert!(s.contains("all steps") && s.contains("built for arm64") && !s.contains("built for amd64"), "{s}");
+}
+
+/// A platform's image that was never assembled is "not assembled yet" only while the build can
+/// still make it: a failed build's Layers pane said "yet" of both platforms for good.
+#[test]
+fn an_image_a_failed_build_never_assembled_is_not_said_to_come_yet() {
+    let until_images: Vec<_> =
+        platforms::events().into_iter().take_while(|e| !matches!(e.event, Event::ImageAssembled { .. })).collect();
+    let layers_text = |app: &mut App| {
+        press(app, "5");
+        text(&screen(app, 120, 40, &Theme::dark()))
+    };
+    let mut live = live_until(Arc::default(), |e| matches!(e, Event::ImageAssembled { .. }));
+    let s = layers_text(&mut live);
+    assert!(s.contains("linux/amd64 not assembled yet") && s.contains("linux/arm64 not assembled yet"), "{s}");
+
+    let mut failed = until_images.clone();
+    let last = failed.last().unwrap().clone();
+    failed.push(trowel_events::Envelope {
+        seq: last.seq + 1,
+        ms: last.ms + 1,
+        event: Event::BuildFailed { error: "pushing: refused".into(), step: None, line: None, aborted: false },
+    });
+    let mut app = App::replay("platforms.jsonl".into(), &failed);
+    let s = layers_text(&mut app);
+    assert!(s.contains("linux/amd64 not assembled: the build failed"), "{s}");
+    assert!(!s.contains("yet"), "{s}");
+    // A trace that ends first (a killed build) says so.
+    let mut app = App::replay("platforms.jsonl".into(), &until_images);
+    let s = layers_text(&mut app);
+    assert!(s.contains("linux/arm64 not assembled: the trace ends before"), "{s}");
 }

@@ -277,9 +277,12 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             let stage = state.stage(*stage).map_or(*stage, |s| s.number());
             say(Level::Debug, &format!("Stage {stage} finished in {duration_ms} ms"))
         }
-        Event::ImageAssembled { manifest_digest, layers, size, platform, .. } => {
+        Event::ImageAssembled { manifest_digest, layers, platform, .. } => {
             let on = platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
-            say(Level::Info, &format!("Image {manifest_digest}{on}: {} layers, {}", layers.len(), bytes(*size)))
+            // The layers' bytes, as the summary and the push review add them up (the event's
+            // size also counts the config).
+            let size: u64 = layers.iter().map(|l| l.size).sum();
+            say(Level::Info, &format!("Image {manifest_digest}{on}: {} layers, {}", layers.len(), bytes(size)))
         }
         Event::IndexAssembled { digest, manifests, .. } => {
             let platforms: Vec<&str> = manifests.iter().map(|m| m.platform.as_str()).collect();

@@ -144,13 +144,19 @@ pub fn ending(state: &BuildState) -> String {
                         i.platform.as_deref().unwrap_or("?"),
                         i.manifest_digest,
                         i.layers.len(),
-                        bytes(i.size)
+                        bytes(i.layers_size())
                     );
                 }
                 let platforms: Vec<&str> = index.manifests.iter().map(|m| m.platform.as_str()).collect();
                 let _ = writeln!(out, "Index: {} ({}): {}", index.digest, index.media_type, platforms.join(", "));
             } else if let Some(i) = &state.image {
-                let _ = writeln!(out, "Image: {}, {} layer(s), {}", i.manifest_digest, i.layers.len(), bytes(i.size));
+                let _ = writeln!(
+                    out,
+                    "Image: {}, {} layer(s), {}",
+                    i.manifest_digest,
+                    i.layers.len(),
+                    bytes(i.layers_size())
+                );
             }
             if let Some(d) = &decision {
                 let _ = writeln!(out, "{d}");

@@ -238,7 +238,7 @@ pub fn events() -> Vec<Envelope> {
             platforms: vec![AMD64.into(), ARM64.into()],
             isolation: "chroot".into(),
             single_snapshot: false,
-            layer_cache: None,
+            layer_cache: Some(trowel_events::LayerCacheUse::Off),
             stages: vec![
                 stage_plan(0, 0, AMD64, &[AMD64, ARM64]),
                 stage_plan(1, 1, AMD64, &[AMD64]),

@@ -251,6 +251,19 @@ impl Component for LayersPane {
     }
 }
 
+/// Why an image is not there: "yet" only while the build can still make it (a failed build's
+/// images were said to be "not assembled yet" for good).
+fn not_yet(ctx: &Ctx) -> &'static str {
+    use trowel_events::state::Outcome;
+    match ctx.model.outcome() {
+        Outcome::Failed => ": the build failed",
+        Outcome::Aborted => ": the build was stopped",
+        Outcome::Finished => "",
+        Outcome::Unfinished if matches!(ctx.mode, crate::tui::app::Mode::Replay) => ": the trace ends before",
+        Outcome::Unfinished => " yet",
+    }
+}
+
 /// In a build for several platforms: every platform's image (`▸` on the one whose layers are
 /// listed: the Steps pane's platform, else the last) and the index naming them; nothing
 /// otherwise.
@@ -270,9 +283,9 @@ fn image_lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
                 format::fit(p, pw),
                 format::digest_short(&i.manifest_digest),
                 i.layers.len(),
-                format::bytes(i.size)
+                format::bytes(i.layers_size())
             ),
-            None => format!("{mark}{} not assembled yet", format::fit(p, pw)),
+            None => format!("{mark}{} not assembled{}", format::fit(p, pw), not_yet(ctx)),
         };
         let style = if mark.starts_with('▸') { theme.text } else { theme.dim };
         out.push(Line::from(Span::styled(format::truncate(&text, width), style)));
