@@ -12,6 +12,10 @@ use std::sync::OnceLock;
 
 use common::*;
 
+fn multi() -> String {
+    format!("{}/busybox:multi", env().registry)
+}
+
 fn put_blob(layout: &Path, bytes: &[u8]) -> String {
     let digest = format!("sha256:{}", sha256_hex(bytes));
     std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
@@ -134,4 +138,46 @@ fn an_arm64_base_whose_config_says_v8_gives_a_linux_arm64_image() {
     let config = skopeo_config(&format!("{repo}:from"));
     assert_eq!((&config["architecture"], config.get("variant")), (&"arm64".into(), None), "{config}");
     assert_eq!(Tree::content(&pull_and_unpack(&format!("{repo}:from")).rootfs(), "/m").trim(), "aarch64");
+}
+
+#[test]
+fn from_platform_takes_containerds_spellings_and_runs_as_what_it_picked() {
+    let m = multi();
+    let spellings = ["linux/x86_64", "linux/aarch64", "arm64", "LINUX/ARM64", "amd64", "linux", "Linux/AMD64"];
+    let mut df = String::new();
+    for (i, p) in spellings.iter().enumerate() {
+        df.push_str(&format!("FROM --platform={p} {m} AS s{i}\nRUN uname -m > /m\n"));
+    }
+    df.push_str(&format!("FROM {m}\n"));
+    for i in 0..spellings.len() {
+        df.push_str(&format!("COPY --from=s{i} /m /m{i}\n"));
+    }
+    let dest = format!("{}/{}:1", env().registry, unique_repo("spellings"));
+    let o = build(&df, &dest, &["--platform", "linux/amd64"]);
+    assert_ok(&o);
+    let u = pull_and_unpack(&dest);
+    let machines: Vec<String> =
+        (0..spellings.len()).map(|i| Tree::content(&u.rootfs(), &format!("/m{i}")).trim().to_string()).collect();
+    // `linux` alone is the host's architecture (these tests run on amd64), as in containerd.
+    assert_eq!(machines, ["x86_64", "aarch64", "aarch64", "aarch64", "x86_64", "x86_64", "x86_64"], "{}", stderr(&o));
+
+    // `armhf` is arm/v7, which busybox:multi does not have: said at the FROM, not the RUN.
+    let o = build(&format!("FROM --platform=linux/armhf {m}\nRUN true\n"), &dest, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains(&format!("Dockerfile:1: FROM --platform=linux/armhf {m}")), "{err}");
+    assert!(err.contains("no manifest for platform linux/arm/v7"), "{err}");
+    // A typo is refused at its FROM before anything runs, whatever the base.
+    let o = build(&format!("FROM {m} AS a\nFROM --platform=linux/amd46 a\nRUN true\n"), &dest, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(r#"Dockerfile:2: FROM --platform=linux/amd46 a: FROM --platform: invalid platform "linux/amd46""#),
+        "{err}"
+    );
+    assert!(!err.contains("RUN true"), "{err}");
+    // And the build's own --platform takes the same spellings.
+    let o = build(&format!("FROM {m}\nRUN uname -m > /m\n"), &dest, &["--platform", "LINUX/AARCH64"]);
+    assert_ok(&o);
+    assert_eq!(Tree::content(&pull_and_unpack(&dest).rootfs(), "/m").trim(), "aarch64");
 }

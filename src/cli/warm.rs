@@ -61,8 +61,7 @@ impl WarmArgs {
         let mut out: Vec<Platform> = Vec::new();
         let given = self.platforms.iter().map(|p| ("--platform", p));
         for (flag, p) in given.chain(self.custom_platform.iter().map(|p| ("--custom-platform", p))) {
-            let parsed =
-                trowel_engine::image::platform::parse_requested(p).map_err(|e| CliError(format!("{flag}: {e}")))?;
+            let parsed = Platform::parse(p).map_err(|e| CliError(format!("{flag}: {e}")))?;
             if !out.iter().any(|o| o.matches(&parsed) && parsed.matches(o)) {
                 out.push(parsed);
             }
