@@ -209,6 +209,7 @@ pub(crate) fn check_emulation(df: &Dockerfile, plan: &Plan, work_dir: &std::path
 }
 
 fn refuse(ins: &crate::dockerfile::Instruction, why: String) -> BuildError {
-    let location = Location { file: ins.path.display().to_string(), line: ins.line, instruction: ins.quoted() };
+    let location =
+        Location { file: ins.path.display().to_string(), line: ins.line, instruction: ins.quoted(), platform: None };
     BuildError::Step { location, step: None, source: Box::new(StepError::Invalid(why)) }
 }
