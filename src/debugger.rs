@@ -63,7 +63,7 @@ impl Breakpoint {
         if let Some((p, rest)) = s.split_once('@')
             && !p.contains(':')
         {
-            let platform = Platform::parse(&p.to_ascii_lowercase())
+            let platform = Platform::parse_exact(&p.to_ascii_lowercase())
                 .map_err(|e| format!("invalid breakpoint {s:?}: {e} before the @ (e.g. linux/arm64@12)"))?;
             if rest.is_empty() {
                 return Err(format!("invalid breakpoint {s:?}: give a breakpoint after the @ (e.g. {platform}@12)"));
@@ -177,7 +177,7 @@ impl Breakpoint {
 /// platform runs the other's code (amd64 runs 386's): a breakpoint for `linux/386` must not
 /// stop the amd64 image's steps.
 pub fn same_platform(a: &str, b: &str) -> bool {
-    match (Platform::parse(a), Platform::parse(b)) {
+    match (Platform::parse_exact(a), Platform::parse_exact(b)) {
         (Ok(a), Ok(b)) => {
             let (a, b) = (a.normalized(), b.normalized());
             a.os == b.os

@@ -28,7 +28,7 @@ pub fn check(data: &[u8]) {
         let Ok(index) = serde_json::from_slice::<Index>(body) else { return };
         index.manifests.iter().for_each(check_descriptor);
         for p in ["linux/amd64", "linux/arm64", "linux/arm/v7", "windows/amd64"] {
-            let p = Platform::parse(p).unwrap();
+            let p = Platform::parse_exact(p).unwrap();
             if let Some(d) = index.select(&p) {
                 assert!(p.matches(d.platform.as_ref().expect("selected entries have a platform")));
                 let _ = d.platform.as_ref().map(ToString::to_string);

@@ -9,15 +9,15 @@
 //! `tests/hardening_fuzz_seeds.rs`, which runs it over the committed seeds in the normal test
 //! suite.
 
-use trowel_engine::image::platform::parse_requested;
+use trowel_engine::image::manifest::Platform;
 
 /// Checks one input; panics on a finding.
 pub fn check(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    match parse_requested(text) {
+    match Platform::parse(text) {
         Ok(p) => {
             let printed = p.to_string();
-            let again = parse_requested(&printed)
+            let again = Platform::parse(&printed)
                 .unwrap_or_else(|e| panic!("{text:?} → {printed:?}, which does not parse: {e}"));
             assert_eq!(again, p, "{text:?} → {printed:?} names another platform");
             assert!(p.matches(&p), "{printed:?} does not match itself");

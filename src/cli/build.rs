@@ -541,7 +541,7 @@ fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platf
     let mut out: Vec<Platform> = Vec::new();
     for text in custom.into_iter().chain(listed.iter().map(String::as_str)) {
         let text = text.trim();
-        let p = trowel_engine::image::platform::parse_requested(text).map_err(CliError)?;
+        let p = Platform::parse(text).map_err(CliError)?;
         if let Some(same) = out.iter().find(|q| q.matches(&p) && p.matches(q)) {
             return Err(CliError(format!("--platform {text:?} is the same platform as {same} given before")));
         }

@@ -61,8 +61,7 @@ impl WarmArgs {
         let mut out: Vec<Platform> = Vec::new();
         let given = self.platforms.iter().map(|p| ("--platform", p));
         for (flag, p) in given.chain(self.custom_platform.iter().map(|p| ("--custom-platform", p))) {
-            let parsed =
-                trowel_engine::image::platform::parse_requested(p).map_err(|e| CliError(format!("{flag}: {e}")))?;
+            let parsed = Platform::parse(p).map_err(|e| CliError(format!("{flag}: {e}")))?;
             if !out.iter().any(|o| o.matches(&parsed) && parsed.matches(o)) {
                 out.push(parsed);
             }
@@ -146,7 +145,10 @@ mod tests {
             e.starts_with("--platform: invalid platform \"linux/amd46\"") && e.contains("did you mean amd64?"),
             "{e}"
         );
-        let e = platforms(&["--customPlatform", "linux"]).unwrap_err();
-        assert!(e.starts_with("--custom-platform: invalid platform \"linux\""), "{e}");
+        // One known OS is that OS on this machine's architecture, as containerd reads it.
+        let host = Platform::host().normalized();
+        assert_eq!(platforms(&["--customPlatform", "linux"]).unwrap(), [host.to_string()]);
+        let e = platforms(&["--customPlatform", "linux/amd46"]).unwrap_err();
+        assert!(e.starts_with("--custom-platform: invalid platform \"linux/amd46\""), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! ARG visibility: the global scope (ARGs before the first FROM plus the predefined platform
 //! ARGs) and the per-stage scope the build engine updates as it executes ARG instructions (a
-//! stage built on another stage inherits that stage's scope).
+//! stage built on another stage inherits that stage's declared ARGs, over its own target
+//! platform's global values).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -125,9 +126,9 @@ pub(crate) fn global_scope(
 
 /// The ARGs a stage has declared so far, with Docker's rules for their values.
 ///
-/// The engine creates one per stage ([`Plan::arg_scope`](super::Plan::arg_scope); a stage built
-/// `FROM` another stage starts with a copy of that stage's scope, as BuildKit appends the base
-/// stage's build args) and calls [`apply`](ArgScope::apply) (or [`declare`](ArgScope::declare))
+/// The engine creates one per stage ([`Plan::arg_scope_for`](super::Plan::arg_scope_for); a
+/// stage built `FROM` another stage starts with that stage's declared ARGs, see
+/// [`inherit`](ArgScope::inherit)) and calls [`apply`](ArgScope::apply) (or [`declare`](ArgScope::declare))
 /// for every ARG instruction. A name's value is the `--build-arg` if given, else the ARG's
 /// default, else the global value (global ARG or predefined platform ARG), else the value it
 /// already had; an undeclared name is not visible at all.
@@ -204,6 +205,19 @@ impl ArgScope {
             out.push((name.clone(), value));
         }
         Ok(out)
+    }
+
+    /// This scope (a fresh one, over the target platform's global values) for a stage built
+    /// `FROM` the stage whose scope at its end is `base`: it has `base`'s declared ARGs and
+    /// their values, but keeps its own global values for what it declares itself. In a build
+    /// for several platforms the base stage may be shared by every target and have the first
+    /// target's global values; BuildKit converts the Dockerfile once per target, so a child's
+    /// `ARG TARGETARCH` takes its own target's value (dispatchArg reads `opt.globalArgs`) and
+    /// only the base's declared build args carry over (`d.buildArgs = append(…,
+    /// d.base.buildArgs...)`).
+    pub fn inherit(&mut self, base: &ArgScope) {
+        self.declared.clone_from(&base.declared);
+        self.used.clone_from(&base.used);
     }
 
     /// The value of a declared ARG (`None` if undeclared or without value).

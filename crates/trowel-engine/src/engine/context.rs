@@ -243,7 +243,12 @@ impl<'o> BuildContext<'o> {
 
     /// Where an instruction is, for errors.
     pub fn location(&self, ins: &Instruction) -> Location {
-        Location { file: self.opts.dockerfile.display().to_string(), line: ins.line, instruction: ins.quoted() }
+        Location {
+            file: self.opts.dockerfile.display().to_string(),
+            line: ins.line,
+            instruction: ins.quoted(),
+            platform: None,
+        }
     }
 
     /// A fresh directory under the work dir. Every root, copy source, RUN mount and debugger

@@ -24,10 +24,19 @@ pub struct Location {
     pub line: usize,
     /// First line of the instruction as written (heredoc bodies and continuations left out).
     pub instruction: String,
+    /// In a build for several platforms, the one the stage was built for (`linux/arm64`, or
+    /// `linux/amd64, shared`), written first: the same line may have built for another target.
+    /// BuildKit names the vertex so (`[linux/arm64 2/2] RUN …`). `None` in a build for one,
+    /// whose errors read as they always have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = &self.platform {
+            write!(f, "[{p}] ")?;
+        }
         write!(f, "{}:{}: {}", self.file, self.line, self.instruction)
     }
 }
@@ -247,6 +256,17 @@ impl BuildError {
             BuildError::Step { location, .. } => Some(location),
             _ => None,
         }
+    }
+
+    /// This error, said of a stage built for `platform` (see [`Location::platform`]) when it
+    /// is a step's and does not say so yet.
+    pub(crate) fn on_platform(mut self, platform: Option<String>) -> BuildError {
+        if let BuildError::Step { location, .. } = &mut self
+            && location.platform.is_none()
+        {
+            location.platform = platform;
+        }
+        self
     }
 
     pub fn is_aborted(&self) -> bool {

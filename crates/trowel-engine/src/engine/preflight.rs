@@ -82,8 +82,10 @@ pub(crate) fn check(df: &Dockerfile, plan: &Plan, opts: &BuildOptions) -> Result
 /// reports too): the Dockerfile's own mistakes and `FROM --platform` values.
 pub(crate) fn check_dockerfile(df: &Dockerfile, plan: &Plan) -> Result<(), BuildError> {
     crate::dockerfile::validate(df, plan)?;
+    // Whatever the base: BuildKit parses every stage's `--platform`, and the platform a stage
+    // built on another stage runs as is its own when it has one (`Plan::stage_platform`).
     for ps in plan.stages.iter().filter(|s| s.needed) {
-        if let (Base::Image(_), Some(p)) = (&ps.base, &ps.platform)
+        if let Some(p) = &ps.platform
             && !p.is_empty()
         {
             Platform::parse(p)
@@ -207,6 +209,7 @@ pub(crate) fn check_emulation(df: &Dockerfile, plan: &Plan, work_dir: &std::path
 }
 
 fn refuse(ins: &crate::dockerfile::Instruction, why: String) -> BuildError {
-    let location = Location { file: ins.path.display().to_string(), line: ins.line, instruction: ins.quoted() };
+    let location =
+        Location { file: ins.path.display().to_string(), line: ins.line, instruction: ins.quoted(), platform: None };
     BuildError::Step { location, step: None, source: Box::new(StepError::Invalid(why)) }
 }

@@ -37,12 +37,20 @@ impl Build<'_> {
         let platform = ctx.plan.platforms[slot].target.clone();
         if !ctx.opts.platforms.is_empty() || config.raw().get("architecture").is_none() {
             let mut p = platform.clone();
-            // `--custom-platform=linux/arm64` does not drop a base's `v8` variant.
+            // `--custom-platform=linux/arm64` does not drop a base's variant (BuildKit keeps
+            // it for the same OS and architecture).
             let base = config.platform();
             if p.variant.is_none() && base.architecture == p.architecture {
                 p.variant = base.variant;
             }
             config.set_platform(&p);
+        }
+        // The image says its platform as containerd normalises it, as BuildKit's result does
+        // (`platforms.Normalize` in dockerfile2llb): an arm64 base whose config says `v8` (as
+        // many on Docker Hub do) gives an image, and an index entry, for linux/arm64.
+        let normal = config.platform().normalized();
+        if config.platform() != normal {
+            config.set_platform(&normal);
         }
         if ctx.opts.layers.reproducible {
             config.strip_host_fields();

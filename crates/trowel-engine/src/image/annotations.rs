@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 
 use crate::image::manifest::Platform;
-use crate::image::platform::parse_requested;
 
 /// Where an annotation goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +143,7 @@ fn parse_one(raw: &str) -> Result<Annotation, String> {
                 Some(p) if level == AnnotationLevel::Index => {
                     return Err(bad(&format!("an index annotation is for every platform, not only {p}")));
                 }
-                Some(p) => Some(parse_requested(p).map_err(|e| bad(&e))?),
+                Some(p) => Some(Platform::parse(p).map_err(|e| bad(&e))?),
                 None => None,
             };
             (level, platform, key)
@@ -182,7 +181,7 @@ mod tests {
     }
 
     fn p(s: &str) -> Platform {
-        parse_requested(s).unwrap()
+        Platform::parse(s).unwrap()
     }
 
     fn map(kv: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {

@@ -243,7 +243,7 @@ mod tests {
     }
 
     fn p(s: &str) -> Platform {
-        Platform::parse(s).unwrap()
+        Platform::parse_exact(s).unwrap()
     }
 
     #[test]

@@ -105,8 +105,17 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Parses `os/arch[/variant]` (e.g. `linux/arm64/v8`).
+    /// Parses a platform as a person writes it (`--platform`, `--custom-platform`, `FROM
+    /// --platform`): checked and normalised as containerd's `platforms.Parse` and `Normalize`
+    /// do, so `linux/x86_64`, `AMD64` and `linux/amd64` are one platform wherever written (see
+    /// `image/platform.rs`).
     pub fn parse(s: &str) -> Result<Platform, String> {
+        crate::image::platform::parse(s)
+    }
+
+    /// Parses `os/arch[/variant]` as written (`linux/arm64/v8` keeps its `v8`), unchecked: for
+    /// platforms a registry lists, or a test names exactly.
+    pub fn parse_exact(s: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = s.split('/').collect();
         if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
             return Err(format!("invalid platform {s:?}: expected os/arch[/variant]"));
@@ -246,14 +255,15 @@ mod tests {
     #[test]
     fn platform_matching() {
         let want = Platform::parse("linux/arm64").unwrap();
-        let v8 = Platform::parse("linux/arm64/v8").unwrap();
+        let v8 = Platform::parse_exact("linux/arm64/v8").unwrap();
         assert!(want.matches(&v8));
         let arm7 = Platform::parse("linux/arm/v7").unwrap();
         let arm6 = Platform::parse("linux/arm/v6").unwrap();
         // arm/v7 runs arm/v6 code, not the other way round.
         assert!(arm7.matches(&arm6));
         assert!(!arm6.matches(&arm7));
-        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse_exact("linux").is_err());
+        assert_eq!(Platform::parse("linux/arm64/v8").unwrap(), want);
         assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
     }
 

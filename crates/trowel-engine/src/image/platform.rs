@@ -1,10 +1,14 @@
-//! Platforms as a person writes them (`--platform`, `FROM --platform`): normalised as
-//! containerd's `platforms.Parse` does (the names BuildKit accepts), and refused when the OS or
-//! the architecture is not one Go and the OCI spec know — a typo (`linux/amd46`) must not
-//! become a pull that finds nothing, nor an image nobody can run.
+//! Platforms as a person writes them (`--platform`, `--custom-platform`, `FROM --platform`
+//! once expanded, annotations' `[platform]`): parsed and normalised as containerd's
+//! `platforms.Parse` and `platforms.Normalize` do (what BuildKit accepts: one word for a known
+//! OS or architecture, any case, aliases such as `x86_64` and `armhf`), and refused when the OS
+//! or the architecture is not one Go and the OCI spec know — a typo (`linux/amd46`) must not
+//! become a pull that finds nothing, nor an image nobody can run. [`Platform::parse`] is the one
+//! entry point, so a platform means the same wherever it is written: a base picked for
+//! `linux/x86_64` is also run as `linux/amd64`.
 //!
 //! Platforms read from registries are not checked here: an index may list whatever it likes,
-//! and [`Platform::parse`] keeps them as they are.
+//! and [`Platform::parse_exact`] keeps them as they are.
 
 use crate::dockerfile::checks::suggest::closest;
 use crate::image::manifest::Platform;
@@ -69,6 +73,14 @@ pub(crate) fn normalize_arch(a: &str) -> String {
     .to_string()
 }
 
+/// containerd's `normalizeOS`: any case, `macos` is `darwin`.
+fn normalize_os(os: &str) -> String {
+    match os.to_lowercase().as_str() {
+        "macos" => "darwin".to_string(),
+        os => os.to_string(),
+    }
+}
+
 /// containerd's `platforms.Normalize` (`normalizeArch`): aliases, and default variants made
 /// explicit or dropped. The aliases decide the variant (`armel` is `arm/v6` whatever follows),
 /// as in containerd.
@@ -87,39 +99,37 @@ pub(crate) fn normalize(p: &Platform) -> Platform {
         ("arm", Some(v @ ("5" | "6" | "8"))) => Some(format!("v{v}")),
         (_, v) => v.map(str::to_string),
     };
-    let os = match p.os.to_lowercase().as_str() {
-        "macos" => "darwin".to_string(),
-        os => os.to_string(),
-    };
-    Platform { os, architecture, os_version: p.os_version.clone(), variant }
+    Platform { os: normalize_os(&p.os), architecture, os_version: p.os_version.clone(), variant }
 }
 
-/// Parses a requested platform: `os/arch[/variant]`, or `arch` alone for a Linux one, with
-/// containerd's aliases (`x86_64` is `amd64`, `aarch64` is `arm64`, `armhf` is `arm/v7`,
-/// `armel` is `arm/v6`, `i386` is `386`) and default variants (`arm` is `arm/v7`; `arm64/v8`
-/// is `arm64`, as containerd normalises it).
-pub fn parse_requested(text: &str) -> Result<Platform, String> {
+/// Parses a requested platform (see [`Platform::parse`]): `os/arch[/variant]`; one word, a
+/// known OS (with the host's architecture) or else a known architecture (for Linux, the OS
+/// trowel builds for), as containerd's `platforms.Parse` reads it; with containerd's aliases
+/// (`x86_64` is `amd64`, `aarch64` is `arm64`, `armhf` is `arm/v7`, `armel` is `arm/v6`, `i386`
+/// is `386`, `macos` is `darwin`) and default variants (`arm` is `arm/v7`; `arm64/v8` is
+/// `arm64`, as containerd normalises it).
+pub(crate) fn parse(text: &str) -> Result<Platform, String> {
     let lower = text.trim().to_ascii_lowercase();
     let parts: Vec<&str> = lower.split('/').collect();
     if parts.iter().any(|p| p.is_empty()) || parts.len() > 3 {
         return Err(format!("invalid platform {text:?}: expected os/arch[/variant], e.g. linux/arm64"));
     }
+    let host = Platform::host().normalized();
     let (os, arch, variant) = match parts.as_slice() {
-        [arch] => ("linux", *arch, None),
-        [os, arch] => (*os, *arch, None),
-        [os, arch, variant] => (*os, *arch, Some(*variant)),
+        [os] if KNOWN_OS.contains(&normalize_os(os).as_str()) => {
+            (normalize_os(os), host.architecture.clone(), host.variant.clone())
+        }
+        [arch] => ("linux".to_string(), arch.to_string(), None),
+        [os, arch] => (normalize_os(os), arch.to_string(), None),
+        [os, arch, variant] => (normalize_os(os), arch.to_string(), Some(variant.to_string())),
         _ => unreachable!("one to three parts"),
     };
+    let os = os.as_str();
     if !KNOWN_OS.contains(&os) {
         let hint = closest(os, KNOWN_OS).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
         return Err(format!("invalid platform {text:?}: unknown operating system {os:?}{hint}"));
     }
-    let p = normalize(&Platform {
-        os: os.into(),
-        architecture: arch.into(),
-        os_version: None,
-        variant: variant.map(str::to_string),
-    });
+    let p = normalize(&Platform { os: os.into(), architecture: arch, os_version: None, variant });
     if !KNOWN_ARCH.contains(&p.architecture.as_str()) {
         let hint = closest(&p.architecture, KNOWN_ARCH).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
         return Err(format!("invalid platform {text:?}: unknown architecture {:?}{hint}", p.architecture));
@@ -136,7 +146,7 @@ mod tests {
     use super::*;
 
     fn ok(s: &str) -> String {
-        parse_requested(s).unwrap().to_string()
+        parse(s).unwrap().to_string()
     }
 
     #[test]
@@ -153,16 +163,23 @@ mod tests {
         assert_eq!(ok("linux/armel/v7"), "linux/arm/v6");
         assert_eq!(ok("linux/arm64/9.0"), "linux/arm64/v9");
         assert_eq!(ok("linux/amd64/v1"), "linux/amd64");
+        assert_eq!(ok("LINUX/ARM64"), "linux/arm64");
+        assert_eq!(ok("linux/i386"), "linux/386");
+        assert_eq!(ok("AMD64"), "linux/amd64");
+        assert_eq!(ok("armhf"), "linux/arm/v7");
+        // One known OS: the host's architecture, as containerd picks `runtime.GOARCH`.
+        assert_eq!(parse("linux").unwrap(), Platform::host().normalized());
+        assert_eq!(ok("windows"), format!("windows/{}", Platform::host().normalized().architecture));
     }
 
     #[test]
     fn typos_are_refused_with_a_suggestion() {
-        let e = parse_requested("linux/amd46").unwrap_err();
+        let e = parse("linux/amd46").unwrap_err();
         assert_eq!(e, r#"invalid platform "linux/amd46": unknown architecture "amd46" (did you mean amd64?)"#);
-        let e = parse_requested("lnux/arm64").unwrap_err();
+        let e = parse("lnux/arm64").unwrap_err();
         assert!(e.contains(r#"unknown operating system "lnux" (did you mean linux?)"#), "{e}");
-        assert!(parse_requested("linux/arm/v9").unwrap_err().contains("no variant"));
-        assert!(parse_requested("linux//arm64").unwrap_err().contains("expected os/arch"));
-        assert!(parse_requested("linux/arm64/v8/x").is_err());
+        assert!(parse("linux/arm/v9").unwrap_err().contains("no variant"));
+        assert!(parse("linux//arm64").unwrap_err().contains("expected os/arch"));
+        assert!(parse("linux/arm64/v8/x").is_err());
     }
 }

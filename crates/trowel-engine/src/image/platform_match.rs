@@ -119,7 +119,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Platform {
-        Platform::parse(s).unwrap()
+        Platform::parse_exact(s).unwrap()
     }
 
     fn names(wanted: &str) -> Vec<String> {

@@ -33,7 +33,7 @@ fn amd64_machine() -> Machine {
 }
 
 fn p(s: &str) -> Platform {
-    Platform::parse(s).unwrap()
+    Platform::parse_exact(s).unwrap()
 }
 
 fn check(platform: &str, d: &Path) -> Result<Execution, EmulationError> {

@@ -215,7 +215,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Platform {
-        Platform::parse(s).unwrap()
+        Platform::parse_exact(s).unwrap()
     }
 
     fn r(s: &str) -> Reference {

@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn platform_names_as_the_message_shows_them() {
-        let p = |s: &str| Platform::parse(s).unwrap();
+        let p = |s: &str| Platform::parse_exact(s).unwrap();
         assert_eq!(format_all(&normalize(&p("linux/arm64/v8"))), "linux/arm64");
         assert_eq!(format_all(&normalize(&p("linux/arm/v6"))), "linux/arm/v6");
         let arm = Platform { os: "linux".into(), architecture: "arm".into(), os_version: None, variant: None };

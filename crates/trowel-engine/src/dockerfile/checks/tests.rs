@@ -471,7 +471,7 @@ fn before_and_after_the_base_is_known() {
 #[test]
 fn base_image_platform() {
     let df = parse(Path::new("Dockerfile"), "FROM busybox\n").unwrap();
-    let p = |s: &str| Platform::parse(s).unwrap();
+    let p = |s: &str| Platform::parse_exact(s).unwrap();
     let f = base_platform(&df, &CheckConfig::default(), 0, "busybox", &p("linux/amd64"), &p("linux/arm64/v8")).unwrap();
     assert_eq!(
         f.short(),

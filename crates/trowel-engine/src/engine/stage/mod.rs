@@ -108,6 +108,22 @@ pub(crate) struct StageRunner {
 
 /// Builds stage `idx` (its base, then every step) and returns what it leaves.
 pub(crate) fn build_stage(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltStage, BuildError> {
+    build_stage_here(s, idx).map_err(|e| e.on_platform(platform_tag(&s.ctx.plan, idx)))
+}
+
+/// Which platform stage `idx` is built for, as the log tags its lines: its target, or the
+/// platform it runs as when every target shares it. `None` in a build for one platform.
+fn platform_tag(plan: &crate::dockerfile::Plan, idx: usize) -> Option<String> {
+    if !plan.is_multi_platform() {
+        return None;
+    }
+    Some(match plan.target_names(idx).as_slice() {
+        [one] => one.clone(),
+        _ => format!("{}, shared", plan.stage_platform(idx)),
+    })
+}
+
+fn build_stage_here(s: &mut Shared<'_, '_>, idx: usize) -> Result<BuiltStage, BuildError> {
     let stage_t0 = Instant::now();
     let ctx = s.ctx;
     let dockerfile_stage = &ctx.df.stages[ctx.plan.stages[idx].dockerfile_stage];

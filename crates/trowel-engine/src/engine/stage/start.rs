@@ -35,7 +35,8 @@ impl StageRunner {
             step: Some(StepId { stage: idx, step: 0 }),
             source: Box::new(StepError::Build(Box::new(e))),
         };
-        // A stage built on another inherits its ARGs (BuildKit); any other starts afresh.
+        // A stage built on another inherits its declared ARGs (BuildKit); any other starts
+        // afresh. Either way the global values are those of the stage's own target platform.
         let mut args = ctx.plan.arg_scope_for(idx);
         let (config, format, layers, base_digest, base_ref, clock, unstamped) = match &planned.base {
             Base::Scratch => {
@@ -110,7 +111,7 @@ impl StageRunner {
                     config_digest: None,
                     layers: parent.layers.iter().map(|l| l.summary(None)).collect(),
                 });
-                args = parent.args.clone();
+                args.inherit(&parent.args);
                 // A stage built from a stage chains from the image at the bottom of it all.
                 (
                     parent.config.clone(),
