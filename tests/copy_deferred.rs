@@ -173,6 +173,17 @@ fn two_copies_of_a_builder_are_both_deferred_and_both_run_for_a_reader() {
     assert_eq!(read.len(), 1, "{read:?}");
     let why = read[0]["why"].as_str().unwrap();
     assert!(why.contains("not run (deferred): COPY at line 2, COPY at line 4; run now"), "{why}");
+    // Each deferred COPY says it ran after all, in the reader's time (it was said not to have
+    // run, and its time was hidden in the reader's).
+    let id_at = |line: u64| from_misses.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
+    let ran: Vec<&Value> = from_misses.of("deferred_run").collect();
+    assert_eq!(ran.iter().map(|e| e["id"].clone()).collect::<Vec<_>>(), [id_at(2), id_at(4)], "{ran:?}");
+    assert!(ran.iter().all(|e| e["for_step"] == id_at(9) && e["duration_ms"].is_u64()), "{ran:?}");
+    assert!(
+        from_misses.log.contains("Deferred line 4 (COPY big /app/) run now, into the root line 9 ("),
+        "{}",
+        from_misses.log
+    );
     assert_eq!(from_misses.digest(), p.uncached(&["--build-arg", "W=2"]).digest());
     let u = pull_and_unpack(&p.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/out/deps"), "dep-a\n");

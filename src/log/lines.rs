@@ -37,6 +37,7 @@ pub(super) fn platform_tag(state: &BuildState, event: &Event) -> Option<String> 
         | Event::SourceUnpacked { stage: Some(stage), .. }
         | Event::StageFinished { stage, .. } => *stage,
         Event::StepStarted { id, .. }
+        | Event::DeferredRun { id, .. }
         | Event::StepFinished { id, .. }
         | Event::Output { id, .. }
         | Event::Snapshot { id, .. }
@@ -176,6 +177,19 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
             if let Some(i) = index {
                 say(Level::Debug, &index_line(i));
             }
+        }
+        Event::DeferredRun { id, for_step, duration_ms } => {
+            let step =
+                |id: &trowel_events::StepId| state.step(*id).map(|s| format!("line {} ({})", s.line, s.ran_line()));
+            let (what, reader) = (step(id), step(for_step));
+            say(
+                Level::Info,
+                &format!(
+                    "Deferred {} run now, into the root {} reads: {duration_ms} ms of its time",
+                    what.as_deref().unwrap_or("step"),
+                    reader.as_deref().unwrap_or("a later step")
+                ),
+            );
         }
         Event::StepStarted { expanded, line, end_line, source, attempt, .. } => {
             if let Some(a) = attempt {

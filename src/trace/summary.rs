@@ -280,6 +280,10 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
         let why = r.why.as_ref().map(|w| format!(" (a whole root: {w})")).unwrap_or_default();
         let _ = writeln!(out, "    read from {}{why}", r.line());
     }
+    if let Some((by, ms)) = s.ran_later {
+        let line = state.step(by).map_or_else(|| "a later step".to_string(), |b| format!("line {}", b.line));
+        let _ = writeln!(out, "    run later after all, for {line} (in its time): {}", secs(ms));
+    }
     for (target, paths) in s.mount_leaks().into_iter().filter(|(_, p)| !p.is_empty()) {
         let _ = writeln!(out, "    LEAKED into the layer under mount target {target}: {}", paths.join(", "));
     }

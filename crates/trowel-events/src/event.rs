@@ -219,6 +219,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         index: Option<RootIndex>,
     },
+    /// A COPY/ADD that was deferred (`step_finished` status `deferred`) ran after all: a later
+    /// step read its stage (`source_unpacked`, whose `why` names it) and it was run into that
+    /// root. Its time is inside `for_step`'s; this says how much of it was this step's.
+    DeferredRun {
+        id: StepId,
+        /// The step that read the stage and whose time holds this run.
+        for_step: StepId,
+        /// Running it (its copy) and applying the cached layers above it.
+        duration_ms: u64,
+    },
     /// A step begins.
     StepStarted {
         id: StepId,

@@ -118,7 +118,8 @@ impl std::fmt::Debug for Plan {
 
 impl Plan {
     /// A fresh ARG scope for executing a stage built on an image or `scratch` (a stage built on
-    /// another stage starts with that stage's scope instead).
+    /// another stage starts from its own target's scope too, taking only the ARGs that stage
+    /// declared: `ArgScope::inherit`).
     pub fn arg_scope(&self) -> ArgScope {
         ArgScope::new(self.global_args.clone(), self.build_args.clone())
     }

@@ -210,6 +210,8 @@ pub struct StepView {
     pub attempt: Option<Attempt>,
     /// What it had to do to read from other stages or images, in the order it was done.
     pub reads: Vec<SourceRead>,
+    /// A deferred step run after all: the step whose time holds it, and how long it took.
+    pub ran_later: Option<(StepId, u64)>,
 }
 
 impl StepView {
@@ -241,6 +243,7 @@ impl StepView {
             output: OutputTail::default(),
             attempt: None,
             reads: Vec::new(),
+            ran_later: None,
         }
     }
 

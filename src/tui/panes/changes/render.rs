@@ -134,9 +134,17 @@ fn empty_reason(ctx: &Ctx) -> String {
         }
         StepState::Running => "running: changes appear when the step's snapshot is taken".into(),
         StepState::Skipped => "skipped: the target does not need this stage".into(),
-        StepState::Deferred => {
-            "deferred: the cache missed it, but nothing needed its layer (every later step of its stage hit, or was not run either), so it did not run".into()
-        }
+        StepState::Deferred => match s.ran_later {
+            // A later step read the stage after all: the step ran then, into that step's root.
+            Some((by, ms)) => format!(
+                "deferred: the cache missed it, but nothing needed its layer when its turn came, so it did not run then; \
+                 it ran later, into the root {} read from this stage ({} of that step's time); its changes are in \
+                 no layer of its own",
+                ctx.model.step(by).map_or_else(|| "a later step".to_string(), |b| format!("line {}", b.line)),
+                crate::tui::format::duration_ms(ms)
+            ),
+            None => "deferred: the cache missed it, but nothing needed its layer (every later step of its stage hit, or was not run either), so it did not run".into(),
+        },
         StepState::Metadata => "changed only the image config (no files)".into(),
         StepState::Failed => "failed before its snapshot: no changes were recorded".into(),
         // A cache entry without a layer: the step changed no files when it ran.

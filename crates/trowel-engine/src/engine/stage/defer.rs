@@ -28,7 +28,7 @@
 //! and above applied — which is the root the stage had before this existed, so those readers
 //! read the same files.
 
-use trowel_events::StepId;
+use trowel_events::{Event, StepId};
 
 use crate::dockerfile::{Base, CopySource, Expanded, ExpandedSource, Instruction, InstructionKind};
 use crate::engine::context::BuildContext;
@@ -193,6 +193,7 @@ pub(crate) fn root_with(
     let mut root = ctx.materialize(&layers[..first], &format!("stage{stage}-copy"), root_for)?;
     let opts = ctx.unpack_options();
     for (i, d) in deferred.iter().enumerate() {
+        let started = std::time::Instant::now();
         let at = StepAt { id: d.id, loc: d.loc.clone(), instruction: &d.instruction, display: d.display.clone() };
         let Step::Files(copy) = Step::of(d.expanded.clone()) else {
             return Err(at.invalid("a deferred step that works on no files"));
@@ -206,6 +207,12 @@ pub(crate) fn root_with(
         for l in above {
             ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
         }
+        // The step said it did not run when its turn came; it did now, in `step`'s time.
+        ctx.emitter.emit(Event::DeferredRun {
+            id: d.id,
+            for_step: step,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
     }
     Ok(root)
 }
