@@ -102,6 +102,13 @@ impl Project {
 
     /// A fresh pod's build pushed to `dest`, with the cache repository and `extra` flags.
     pub fn build_to(&self, dest: &str, extra: &[&str]) -> Traced {
+        let (out, traced) = self.try_build_to(dest, extra);
+        super::assert_ok(&out);
+        traced
+    }
+
+    /// [`Project::build_to`] that may fail: its output, and the build as traced.
+    pub fn try_build_to(&self, dest: &str, extra: &[&str]) -> (std::process::Output, Traced) {
         let trace = self.dir.path().join(format!("{}.trace", super::unique_repo("t")));
         let fresh = tempfile::tempdir().unwrap();
         let out = super::run(
@@ -118,9 +125,9 @@ impl Project {
                 .arg(&trace)
                 .args(extra),
         );
-        super::assert_ok(&out);
-        let text = std::fs::read_to_string(&trace).unwrap();
-        Traced::parse(&text, super::stderr(&out))
+        let text = std::fs::read_to_string(&trace).unwrap_or_default();
+        let traced = Traced::parse(&text, super::stderr(&out));
+        (out, traced)
     }
 
     /// kaniko's GitLab flags (`--cache=true --cache-repo …`, no `--cache-copy-layers`) and

@@ -33,8 +33,15 @@ use crate::digest::Digest;
 use crate::fs::Stat;
 
 /// What tells a file's content has not changed since it was hashed: device, inode, size,
-/// mtime and ctime (seconds, nanoseconds), mode.
-type Identity = (u64, u64, u64, i64, u32, i64, u32, u32);
+/// mtime and ctime (seconds, nanoseconds), mode. The ctime is what makes it sound: any write,
+/// rename, chmod or xattr change sets it to now, and no user can set it back (`touch -d` sets
+/// the mtime only, and changes the ctime too).
+pub(crate) type Identity = (u64, u64, u64, i64, u32, i64, u32, u32);
+
+/// A file's [`Identity`] from its stat (an lstat, or an fstat of the file opened).
+pub(crate) fn identity(st: &Stat) -> Identity {
+    (st.dev, st.ino, st.size, st.mtime.sec, st.mtime.nsec, st.ctime.sec, st.ctime.nsec, st.mode)
+}
 
 /// A file changed this close to (or after) the moment its digest was computed is "racily
 /// clean": its stat may not show a change made in the same tick of the file system's clock.
@@ -78,7 +85,7 @@ impl ContextDigests {
 
     /// The digest of `path` (whose stat is `st`): remembered, or computed by `hash`.
     pub fn get_or_hash<E>(&self, path: &str, st: &Stat, hash: impl FnOnce() -> Result<Digest, E>) -> Result<Digest, E> {
-        let id = (st.dev, st.ino, st.size, st.mtime.sec, st.mtime.nsec, st.ctime.sec, st.ctime.nsec, st.mode);
+        let id = identity(st);
         if let Some(m) = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get_mut(path)
             && m.id == id
         {

@@ -164,6 +164,20 @@ pub enum StepError {
     /// Something the step needs from elsewhere failed (an image to copy from, a root to unpack).
     #[error(transparent)]
     Build(Box<BuildError>),
+    /// A context file the step read is not the one its cache key was made from: something
+    /// wrote to the context while the build ran (`steps/copy/seen.rs`). The step fails before
+    /// its layer is written, so no cache entry or image holds what it read.
+    #[error(
+        "the build context changed while the build ran: {path} {what}{}; nothing was pushed or cached",
+        instruction.as_ref().map(|i| format!(" (step: {i})")).unwrap_or_default()
+    )]
+    ContextChanged {
+        /// The path in the context.
+        path: String,
+        what: String,
+        /// The whole instruction, when its location names only its first line.
+        instruction: Option<String>,
+    },
 }
 
 impl From<BuildError> for StepError {
@@ -303,6 +317,25 @@ impl StepError {
     pub(crate) fn fs(what: impl Into<String>) -> impl FnOnce(FsError) -> StepError {
         let what = what.into();
         move |source| StepError::Fs { what, source }
+    }
+
+    /// A context file changed since the step's key was made from it.
+    pub(crate) fn context_changed(path: &str, what: impl Into<String>) -> StepError {
+        StepError::ContextChanged {
+            path: path.trim_start_matches('/').to_string(),
+            what: what.into(),
+            instruction: None,
+        }
+    }
+
+    /// A copy's error (`what`: what was copied), [`StepError::ContextChanged`] when its
+    /// [`crate::fs::copy::Watch`] refused a source.
+    pub(crate) fn copy(what: impl Into<String>) -> impl FnOnce(FsError) -> StepError {
+        let what = what.into();
+        move |source| match source {
+            FsError::SourceChanged { path, what } => StepError::context_changed(&path, what),
+            source => StepError::Fs { what, source },
+        }
     }
 
     /// A failed I/O operation outside the roots.

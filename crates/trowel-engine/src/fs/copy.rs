@@ -31,6 +31,24 @@ pub struct CopyOptions<'a> {
     /// children with `overwriteTargetMetadata`); otherwise it keeps its own (an archive's
     /// extraction, whose directories follow untar's rules, and trowel's own copies).
     pub overwrite_dirs: bool,
+    /// Told of every source entry the copy reads, and may refuse it (see [`Watch`]).
+    pub watch: Option<&'a dyn Watch>,
+}
+
+/// What checks that a copy reads the source a caller expects: a COPY's cache key is made from
+/// the context's files before the copy reads them, and anything may write to the context in
+/// between (`engine/steps/copy/seen.rs`). Each call may refuse what it is shown with
+/// [`FsError::SourceChanged`], which ends the copy. Paths are as the copy names them in the
+/// source root (cleaned, `/`-rooted).
+pub trait Watch {
+    /// `path` is about to be copied; `st` is its lstat (a file below a filtered-out directory
+    /// that the filter walks into, [`Filter::Descend`], is shown; that directory is not).
+    fn entry(&self, path: &str, st: &Stat) -> Result<(), FsError>;
+    /// The target symlink `path` was read to have.
+    fn link(&self, path: &str, target: &str) -> Result<(), FsError>;
+    /// Regular file `path` was copied: `before` is the open file's fstat before its content
+    /// was read, `after` once its content, times and xattrs were.
+    fn read(&self, path: &str, before: &Stat, after: &Stat) -> Result<(), FsError>;
 }
 
 /// What [`copy_tree`] does with one path below the source.
@@ -138,7 +156,14 @@ pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyS
     let (src_root, src_name) = split(src)?;
     let (dst_root, dst_name) = split(dst)?;
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all, overwrite_dirs: false };
+    let opts = CopyOptions {
+        owner: None,
+        chmod: None,
+        preserve_times: true,
+        filter: &all,
+        overwrite_dirs: false,
+        watch: None,
+    };
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
 }
 
@@ -155,11 +180,17 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     fn entry(&mut self, sp: &str, dp: &str, st: &Stat, rel: &str) -> Result<(), FsError> {
+        if let Some(w) = self.opts.watch {
+            w.entry(sp, st)?;
+        }
         match st.file_type {
             FileType::Dir => self.dir(sp, dp, st, rel),
             FileType::File => self.file(sp, dp, st),
             FileType::Symlink => {
                 let target = self.src.read_link(sp)?;
+                if let Some(w) = self.opts.watch {
+                    w.link(sp, &target)?;
+                }
                 self.clear_nondir(dp)?;
                 self.dst.symlink(&target, dp)?;
                 let (uid, gid) = self.opts.owner.unwrap_or((st.uid, st.gid));
@@ -300,6 +331,11 @@ impl Copier<'_> {
             .map_err(|e| self.dst.io_err("chmod", dp, e))?;
         drop(to);
         self.finish_nondir(sp, dp, &fst)?;
+        if let Some(w) = self.opts.watch {
+            // After the xattrs were read too: a change to any of it changes the file's ctime.
+            let after = self.src.fstat(sp, &from)?;
+            w.read(sp, &fst, &after)?;
+        }
         if st.nlink > 1 {
             self.links.insert((st.dev, st.ino), dp.to_string());
         }

@@ -65,6 +65,11 @@ pub enum FsError {
     #[error("{path} changed while it was being written to the layer: {reason}")]
     ChangedWhileReading { path: String, reason: String },
 
+    /// A copy's source is not what its caller expected it to be (a [`crate::fs::copy::Watch`]
+    /// refused it): something wrote to it since the caller looked.
+    #[error("{path}: {what}")]
+    SourceChanged { path: String, what: String },
+
     /// Writing the layer stream (tar, compression) failed.
     #[error("writing layer entry {path}: {source}")]
     LayerWrite { path: String, source: io::Error },

@@ -176,7 +176,14 @@ fn walk_apply(
     links: &mut Links,
 ) -> Result<(), FsError> {
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &all, overwrite_dirs: false };
+    let opts = CopyOptions {
+        owner: None,
+        chmod: None,
+        preserve_times: true,
+        filter: &all,
+        overwrite_dirs: false,
+        watch: None,
+    };
     for name in upper.read_dir(dir)? {
         let p = path::join(dir, &name);
         let Some(st) = upper.lstat(&p)? else { continue };

@@ -35,6 +35,7 @@ use crate::registry::{Arrival, Reference};
 mod plan;
 mod refs;
 
+use plan::dockerfile_id;
 pub(crate) use plan::{StageInputs, plan};
 
 /// Lookups running at once against the cache repository.
@@ -63,6 +64,8 @@ pub(crate) struct PlannedStep {
     /// Whether the step (not `cacheable`: a COPY/ADD kept out of the cache repository) is looked
     /// up in the local layer store and for a layer reference record, and stored to both.
     pub local: bool,
+    /// The context files the key was made from, which the step must read (`copy/seen.rs`).
+    pub seen: Option<Arc<crate::engine::steps::copy::seen::Seen>>,
 }
 
 impl PlannedStep {
@@ -102,6 +105,8 @@ pub(crate) struct StageKeys {
     lookups: HashMap<StepId, PendingLookup>,
     /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
     pub final_key: Option<String>,
+    /// A step unkeyed as a context file changed while hashed (path, how): it fails with that.
+    pub context_changed: Option<(StepId, String, String)>,
 }
 
 impl StageKeys {
@@ -623,13 +628,4 @@ fn cache_repo(opts: &CacheOptions, destinations: &[String]) -> Result<Reference,
     let d = Reference::parse(first)
         .map_err(|e| format!("invalid --destination {:?}: {e}", crate::registry::reference::masked_userinfo(first)))?;
     Ok(Reference { repository: format!("{}/cache", d.repository), tag: None, digest: None, ..d })
-}
-
-/// Identifies a Dockerfile across builds: its path inside the context, else its file name.
-fn dockerfile_id(dockerfile: &std::path::Path, context: &std::path::Path) -> String {
-    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    match abs(dockerfile).strip_prefix(abs(context)) {
-        Ok(rel) => rel.display().to_string(),
-        Err(_) => dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-    }
 }

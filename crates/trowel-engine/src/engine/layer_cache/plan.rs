@@ -9,6 +9,7 @@
 //! root): it names its resolved destination instead, and the steps after it chain from both.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use trowel_events::StepId;
 
@@ -19,6 +20,7 @@ use crate::cache::key::{
 use crate::digest::Digest;
 use crate::dockerfile::{Base, Expanded, Instruction, InstructionKind, PROXY_ARGS};
 use crate::engine::context::BuildContext;
+use crate::engine::error::StepError;
 use crate::engine::layer_cache::{LayerCache, PlannedStep, StageKeys};
 use crate::engine::mounts;
 use crate::engine::options::BuildOptions;
@@ -27,6 +29,7 @@ use crate::engine::stages::Stages;
 use crate::engine::steps::config::apply_to;
 use crate::engine::steps::copy::keyfiles::key_inputs;
 use crate::engine::steps::copy::link_destination;
+use crate::engine::steps::copy::seen::Seen;
 use crate::engine::vars::run_env;
 use crate::fs::IgnoreList;
 use crate::image::config::ImageConfig;
@@ -138,30 +141,43 @@ pub(crate) fn plan(
         };
         let display = expanded.display();
         let cacheable = cacheable(ctx.opts, &expanded);
-        let (vars, files, sources) = match &expanded {
+        // A context file that changed while it was hashed fails the step (see `StageKeys`).
+        let changed = |e: &StepError| match e {
+            StepError::ContextChanged { path, what, .. } => Some((*id, path.clone(), what.clone())),
+            _ => None,
+        };
+        let (vars, files, sources, seen) = match &expanded {
             Expanded::Run { flags, .. } => {
                 // The mounts' specs and what bind mounts show; never a cache's contents or a
                 // secret's value.
                 let workdir = config.image.working_dir().unwrap_or("/").to_string();
-                let inputs = mounts::resolve(flags, &workdir, &ctx.plan, stage.index)
-                    .ok()
-                    .and_then(|m| mounts::key::key_inputs(ctx, stages, &m).ok());
+                let inputs = match mounts::resolve(flags, &workdir, &ctx.plan, stage.index) {
+                    Ok(m) => mounts::key::key_inputs(ctx, stages, &m),
+                    Err(e) => Err(StepError::Invalid(e.to_string())),
+                };
                 match inputs {
-                    Some((files, sources)) => (run_vars(&config.image, &config.args, ctx), files, sources),
+                    Ok((files, sources, seen)) => (run_vars(&config.image, &config.args, ctx), files, sources, seen),
                     // The step itself will fail with the real error.
-                    None => break,
+                    Err(e) => {
+                        keys.context_changed = changed(&e);
+                        break;
+                    }
                 }
             }
             Expanded::Copy(c) | Expanded::Add(c) => {
                 let is_add = matches!(expanded, Expanded::Add(_));
                 match key_inputs(ctx, stages, stage.index, c, is_add) {
-                    Ok(k) => (used_vars(ins, &config.image, &config.args, ctx), k.files, k.sources),
+                    Ok(k) => (used_vars(ins, &config.image, &config.args, ctx), k.files, k.sources, k.seen),
                     // The step itself will fail with the real error.
-                    Err(_) => break,
+                    Err(e) => {
+                        keys.context_changed = changed(&e);
+                        break;
+                    }
                 }
             }
-            _ => (used_vars(ins, &config.image, &config.args, ctx), Vec::new(), BTreeMap::new()),
+            _ => (used_vars(ins, &config.image, &config.args, ctx), Vec::new(), BTreeMap::new(), Seen::default()),
         };
+        let seen = (!seen.is_empty()).then(|| Arc::new(seen));
         let linked = match &expanded {
             Expanded::Copy(c) | Expanded::Add(c) => link_destination(&config.image, c),
             _ => None,
@@ -198,7 +214,7 @@ pub(crate) fn plan(
         // A COPY/ADD kept out of the cache repository is looked up in the local layer store and
         // for a layer reference record in the cache repository.
         let local = !cacheable && matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
-        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable, local });
+        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable, local, seen });
     }
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);
@@ -265,6 +281,16 @@ fn redact_components(ctx: &BuildContext<'_>, mut c: KeyComponents) -> KeyCompone
         link.instruction = ctx.redactor.redact(&link.instruction);
     }
     c
+}
+
+/// Identifies a Dockerfile across builds (what its steps' pointer tags are named by): its path
+/// inside the context, else its file name.
+pub(super) fn dockerfile_id(dockerfile: &std::path::Path, context: &std::path::Path) -> String {
+    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    match abs(dockerfile).strip_prefix(abs(context)) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

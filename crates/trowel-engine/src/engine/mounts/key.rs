@@ -12,15 +12,21 @@ use crate::engine::error::StepError;
 use crate::engine::mounts::{From, StepMounts, What};
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::keyfiles::context_tree;
+use crate::engine::steps::copy::seen::Seen;
+
+/// Files, `sources` entries and the context files as the key saw them.
+type MountKeyInputs = (Vec<FileEntry>, BTreeMap<String, String>, Seen);
 
 /// The key inputs of a step's mounts: files (context binds) and `sources` entries, one per
-/// mount, named `mount <target>` (`mount env <VAR>` for an environment-only secret).
+/// mount, named `mount <target>` (`mount env <VAR>` for an environment-only secret); with the
+/// context files as the key saw them.
 pub(crate) fn key_inputs(
     ctx: &BuildContext<'_>,
     stages: &Stages,
     mounts: &StepMounts,
-) -> Result<(Vec<FileEntry>, BTreeMap<String, String>), StepError> {
+) -> Result<MountKeyInputs, StepError> {
     let mut files = Vec::new();
+    let mut seen = Seen::default();
     let mut sources = BTreeMap::new();
     for m in &mounts.mounts {
         let name = match (&m.target, &m.what) {
@@ -31,7 +37,11 @@ pub(crate) fn key_inputs(
         let mut value = m.spec.canonical();
         if let What::Bind { from, source, .. } = &m.what {
             match from {
-                From::Context => files.extend(context_tree(ctx, source)?),
+                From::Context => {
+                    let (f, s) = context_tree(ctx, source)?;
+                    files.extend(f);
+                    seen.extend(s);
+                }
                 From::Stage(p) => {
                     let key = stages
                         .get(*p)
@@ -53,5 +63,5 @@ pub(crate) fn key_inputs(
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup();
-    Ok((files, sources))
+    Ok((files, sources, seen))
 }

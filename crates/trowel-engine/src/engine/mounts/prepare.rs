@@ -423,7 +423,14 @@ fn context_view(ctx: &BuildContext<'_>, source: &str) -> Result<PathBuf, StepErr
         .is_some()
     {
         let f = filter::for_dir(&rel, None, Some(&ctx.dockerignore));
-        let opts = CopyOptions { owner: None, chmod: None, preserve_times: true, filter: &f, overwrite_dirs: false };
+        let opts = CopyOptions {
+            owner: None,
+            chmod: None,
+            preserve_times: true,
+            filter: &f,
+            overwrite_dirs: false,
+            watch: None,
+        };
         copy_tree(&ctx.context, &key, &dst, &key, &opts)
             .map_err(|e| StepError::Fs { what: format!("copy {key} of the build context for a mount"), source: e })?;
     }

@@ -38,6 +38,7 @@ use crate::engine::layer_cache::PlannedStep;
 use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::shared::Shared;
 use crate::engine::stage::{StageConfig, StageRunner};
+use crate::engine::steps::copy::seen::Seen;
 use crate::engine::steps::{FileCx, Source, Step, StepAt};
 
 /// A COPY/ADD that was not run, with what running it later needs.
@@ -54,6 +55,9 @@ pub(crate) struct DeferredCopy {
     pub config: StageConfig,
     /// Its cache key: what stands for its layer where the stage's layers name its contents.
     pub key: String,
+    /// The context files the key was made from, which the copy must read when it runs
+    /// (`steps/copy/seen.rs`): the context may change a long while before.
+    pub seen: Option<std::sync::Arc<Seen>>,
 }
 
 impl StageRunner {
@@ -127,6 +131,7 @@ impl StageRunner {
             expanded,
             config: self.config.clone(),
             key: planned.key.clone(),
+            seen: planned.seen.clone(),
         });
     }
 }
@@ -200,7 +205,8 @@ pub(crate) fn root_with(
         };
         let mut config = d.config.clone();
         let source = Source::Context { root: &ctx.context, ignore: &ctx.dockerignore };
-        copy.run(FileCx { ctx, at: &at, config: &mut config, root: &mut root, source, mounts: None })?;
+        let seen = d.seen.as_deref();
+        copy.run(FileCx { ctx, at: &at, config: &mut config, root: &mut root, source, mounts: None, seen })?;
         let end = deferred.get(i + 1).map_or(layers.len(), |n| n.below.min(layers.len()));
         let above = &layers[d.below.min(end)..end];
         ctx.fetch_blobs(above)?;

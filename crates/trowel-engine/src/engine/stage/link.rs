@@ -24,6 +24,7 @@ use crate::engine::report;
 use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::shared::Shared;
 use crate::engine::stage::{StageRunner, Stamp};
+use crate::engine::steps::copy::seen::Seen;
 use crate::engine::steps::{Changed, FileCx, FileStep, Scope, StepAt, StepOutcome};
 use crate::fs::layer::write_layer_tapped;
 use crate::fs::{Change, ChangeKind, Changes, FileType, Root};
@@ -35,13 +36,14 @@ impl StageRunner {
         s: &mut Shared<'_, '_>,
         at: &StepAt<'_>,
         step: &dyn FileStep,
+        seen: Option<&Seen>,
     ) -> Result<StepOutcome, BuildError> {
         let ctx = s.ctx;
         let mut empty = ctx.materialize(&[], "link", RootFor::Linked)?;
         let result = (|| {
             let source = Self::source_of(s, self.index, at, step)?;
             let changed =
-                step.run(FileCx { ctx, at, config: &mut self.config, root: &mut empty, source, mounts: None })?;
+                step.run(FileCx { ctx, at, config: &mut self.config, root: &mut empty, source, mounts: None, seen })?;
             let Changed::Files(scope) = changed else {
                 self.empty_history(s, &self.created_by(&at.display), Stamp::Inherit);
                 return Ok(StepOutcome::metadata());

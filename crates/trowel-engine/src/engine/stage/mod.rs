@@ -21,12 +21,13 @@ use trowel_events::{Event, StepId, StepStatus, When};
 use crate::digest::Digest;
 use crate::dockerfile::{ArgScope, Expanded, Instruction, InstructionKind};
 use crate::engine::controller::{Checkpoint, StepReport};
-use crate::engine::error::BuildError;
+use crate::engine::error::{BuildError, StepError};
 use crate::engine::layer::StageLayer;
 use crate::engine::layer_cache::StageKeys;
 use crate::engine::mounts::{self, MountRoots, StepMounts};
 use crate::engine::shared::Shared;
 use crate::engine::stages::BuiltStage;
+use crate::engine::steps::copy::seen::Seen;
 use crate::engine::steps::{Changed, FileCx, FileStep, Source, Step, StepAt, StepOutcome, config, copy::stage_index};
 use crate::engine::vars::StepVars;
 use crate::image::config::ImageConfig;
@@ -393,8 +394,13 @@ impl StageRunner {
             _ => None,
         };
         let cache_miss = planned.as_ref().is_some_and(|p| p.looked_up()) && cached.is_none();
-        let result = match cached {
-            Some(outcome) => {
+        // A context file changed while the step's key was made: it is not run unchecked.
+        let key_failed = match &self.keys.context_changed {
+            Some((c, path, what)) if *c == id => Some(at.fail(StepError::context_changed(path, what.clone()))),
+            _ => None,
+        };
+        let result = match (cached, key_failed) {
+            (Some(outcome), _) => {
                 // A cached WORKDIR still sets the working directory.
                 if let Expanded::Workdir(_) = &expanded {
                     let _ = config::apply_to(&mut self.config, ins, ctx.df.escape, expanded);
@@ -402,15 +408,17 @@ impl StageRunner {
                 Ok(outcome)
             }
             // Nothing needs its layer: not run (its key still chains the steps after it).
-            None if planned.as_ref().is_some_and(|p| cache_miss && self.may_defer(s, id, &expanded, p)) => {
+            (None, Some(e)) => Err(e),
+            (None, None) if planned.as_ref().is_some_and(|p| cache_miss && self.may_defer(s, id, &expanded, p)) => {
                 if let Some(p) = &planned {
                     self.defer(&at, expanded, p);
                 }
                 Ok(StepOutcome { status: StepStatus::Deferred, layer: None })
             }
-            None => {
+            (None, None) => {
                 s.push_check.finish(ctx)?;
-                let r = self.execute(s, &at, expanded);
+                let seen = planned.as_ref().and_then(|p| p.seen.clone());
+                let r = self.execute(s, &at, expanded, seen.as_deref());
                 if let (Ok(outcome), Some(p)) = (&r, &planned) {
                     self.store_in_cache(s, id, p, outcome);
                 }
@@ -464,11 +472,14 @@ impl StageRunner {
     }
 
     /// Runs a step that the cache did not serve.
+    /// `seen`: the context files its key was made from, which it must read (see
+    /// `steps/copy/seen.rs`).
     fn execute(
         &mut self,
         s: &mut Shared<'_, '_>,
         at: &StepAt<'_>,
         expanded: Expanded,
+        seen: Option<&Seen>,
     ) -> Result<StepOutcome, BuildError> {
         let ctx = s.ctx;
         let step = match Step::of(expanded) {
@@ -506,7 +517,7 @@ impl StageRunner {
             Step::Files(step) => step,
         };
         if step.linked() {
-            return self.execute_linked(s, at, step.as_ref());
+            return self.execute_linked(s, at, step.as_ref(), seen);
         }
         if let Some(d) = self.deferred.first() {
             // `may_defer` found every later step of the stage served by the cache: one that
@@ -531,7 +542,7 @@ impl StageRunner {
         };
         let source = Self::source_of(s, index, at, step.as_ref())?;
         let mounts = self.step_mounts.as_ref().map(|m| (m, &mount_roots));
-        let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source, mounts })?;
+        let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source, mounts, seen })?;
         match changed {
             Changed::Nothing => {
                 self.empty_history(s, &self.created_by(&at.display), Stamp::Inherit);

@@ -17,6 +17,7 @@ use crate::engine::error::{BuildError, Location, StepError};
 use crate::engine::mounts::{MountRoots, StepMounts};
 use crate::engine::root::BuildRoot;
 use crate::engine::stage::StageConfig;
+use crate::engine::steps::copy::seen::Seen;
 use crate::fs::root::Root;
 
 pub(crate) mod config;
@@ -40,7 +41,14 @@ pub(crate) struct StepAt<'a> {
 impl StepAt<'_> {
     /// A step error at this instruction.
     pub fn fail(&self, source: impl Into<StepError>) -> BuildError {
-        BuildError::Step { location: self.loc.clone(), step: Some(self.id), source: Box::new(source.into()) }
+        let mut source = source.into();
+        // The location names the instruction's first line; this error names it whole.
+        if let StepError::ContextChanged { instruction, .. } = &mut source
+            && self.instruction.source.trim() != self.loc.instruction.trim()
+        {
+            *instruction = Some(self.instruction.source.trim().to_string());
+        }
+        BuildError::Step { location: self.loc.clone(), step: Some(self.id), source: Box::new(source) }
     }
 
     /// The instruction cannot be carried out as written.
@@ -94,6 +102,9 @@ pub(crate) struct FileCx<'a, 'o> {
     pub source: Source<'a>,
     /// A RUN's mounts, resolved, with the roots of the stages and images they read.
     pub mounts: Option<(&'a StepMounts, &'a MountRoots)>,
+    /// The context files the step's cache key was made from, as it saw them: what the step
+    /// must read, or fail (`copy/seen.rs`). `None` when it was not keyed.
+    pub seen: Option<&'a Seen>,
 }
 
 /// A step that works on the stage's files.

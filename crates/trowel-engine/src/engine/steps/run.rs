@@ -23,7 +23,7 @@ pub(crate) struct Run {
 
 impl FileStep for Run {
     fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
-        let FileCx { ctx, at, config, root, mounts, .. } = cx;
+        let FileCx { ctx, at, config, root, mounts, seen, .. } = cx;
         let (mounts, roots) = mounts.ok_or_else(|| at.invalid("internal error: RUN without its mounts"))?;
         debug_assert_eq!(self.flags.iter().filter(|f| f.name == "mount").count(), mounts.mounts.len());
         let user = stage_user(config, root.root(), at)?;
@@ -119,6 +119,19 @@ impl FileStep for Run {
                 ctx.emitter.warn(SINGLE_ID_FAILURE.to_string());
             }
             return Err(at.fail(StepError::Exit(outcome.exit_code)));
+        }
+        // What the bind mounts of the context showed must be what the key was made from: the
+        // context, walked again now the command is done (`copy/keyfiles.rs`).
+        if let Some(seen) = seen {
+            let rels: Vec<&str> = mounts
+                .mounts
+                .iter()
+                .filter_map(|m| match &m.what {
+                    mounts::What::Bind { from: mounts::From::Context, source, .. } => Some(source.as_str()),
+                    _ => None,
+                })
+                .collect();
+            crate::engine::steps::copy::keyfiles::recheck_context_tree(ctx, &rels, seen).map_err(|e| at.fail(e))?;
         }
         Ok(Changed::Files(Scope::Full))
     }

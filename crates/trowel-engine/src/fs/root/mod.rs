@@ -305,6 +305,12 @@ impl Root {
         self.regular_file(p, fd).map(|(f, _)| f)
     }
 
+    /// The metadata of `f`, a file opened at `p` in this root (for errors).
+    pub fn fstat(&self, p: &str, f: &File) -> Result<Stat, FsError> {
+        let st = rustix::fs::fstat(f).map_err(|e| self.io_err("stat", p, e))?;
+        self.convert_stat(p, &st)
+    }
+
     /// Opens a regular file for reading without following a final symlink, returning the
     /// metadata of the opened inode.
     pub fn open_file_nofollow(&self, p: &str) -> Result<(File, Stat), FsError> {

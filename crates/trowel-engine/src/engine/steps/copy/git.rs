@@ -160,7 +160,14 @@ pub(crate) fn install(
         excludes.map_or(Filter::Copy, |x| super::filter::excluded(x, rel))
     };
     let source = if top { "/".to_string() } else { format!("/{}", co.source) };
-    let opts = CopyOptions { owner: Some(owner), chmod, preserve_times: true, filter: &filter, overwrite_dirs: true };
+    let opts = CopyOptions {
+        owner: Some(owner),
+        chmod,
+        preserve_times: true,
+        filter: &filter,
+        overwrite_dirs: true,
+        watch: None,
+    };
     copy_tree(&src, &source, dst, dest, &opts)
         .map_err(StepError::fs(format!("copy the git checkout {} into {dest}", short(&co.commit))))?;
     Ok(())

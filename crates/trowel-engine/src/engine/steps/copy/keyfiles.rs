@@ -19,8 +19,10 @@ use crate::digest::digest_reader;
 use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
+use crate::engine::context_digests::identity;
 use crate::engine::error::StepError;
 use crate::engine::stages::Stages;
+use crate::engine::steps::copy::seen::Seen;
 use crate::engine::steps::copy::{add, filter, git, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
 use crate::fs::{FileType, Stat};
@@ -28,6 +30,8 @@ use crate::fs::{FileType, Stat};
 pub(crate) struct KeyInputs {
     pub files: Vec<FileEntry>,
     pub sources: BTreeMap<String, String>,
+    /// The context files as the key saw them, for the copy to be checked against.
+    pub seen: Seen,
 }
 
 /// Gathers the key inputs of a COPY/ADD run by stage `stage`.
@@ -38,7 +42,6 @@ pub(crate) fn key_inputs(
     c: &ExpandedCopy,
     is_add: bool,
 ) -> Result<KeyInputs, StepError> {
-    let mut files = Vec::new();
     let mut srcs = BTreeMap::new();
     if let Some(from) = &c.from {
         match stage_index(&ctx.plan, stage, from) {
@@ -54,7 +57,7 @@ pub(crate) fn key_inputs(
                 srcs.insert(format!("image:{from}"), img.manifest_digest.to_string());
             }
         }
-        return Ok(KeyInputs { files, sources: srcs });
+        return Ok(KeyInputs { files: Vec::new(), sources: srcs, seen: Seen::default() });
     }
     let excludes = if c.excludes.is_empty() {
         None
@@ -66,7 +69,7 @@ pub(crate) fn key_inputs(
     };
     let root = &ctx.context;
     let ignore = Some(&ctx.dockerignore);
-    let mut pending = Vec::new();
+    let mut w = Walked::default();
     for s in &c.sources {
         match s {
             ExpandedSource::Heredoc { .. } => {}
@@ -78,7 +81,7 @@ pub(crate) fn key_inputs(
             }
             ExpandedSource::Path(p) if is_add && is_url(p) => {
                 let dl = add::fetch_url(ctx, p, c.checksum.as_deref())?;
-                files.push(FileEntry {
+                w.files.push(FileEntry {
                     path: p.clone(),
                     kind: 'f',
                     mode: 0o600,
@@ -101,39 +104,49 @@ pub(crate) fn key_inputs(
                     let f = filter::for_dir(&rel, excludes.as_ref(), ignore);
                     // Each matched path is copied on its own (`copy_tree`), which keeps the hard
                     // links within it: grouped per path.
-                    walk(ctx, &rel, "", &f, &mut Links::new(), &mut files, &mut pending)?;
+                    walk(ctx, &rel, "", &f, &mut Links::new(), &mut w)?;
                 }
             }
         }
     }
+    let Walked { mut files, pending, seen } = w;
     hash_pending(ctx, &mut files, pending)?;
     for f in &mut files {
         (f.uid, f.gid) = (0, 0);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup();
-    Ok(KeyInputs { files, sources: srcs })
+    Ok(KeyInputs { files, sources: srcs, seen })
 }
 
 /// Every file under `rel` in the build context as a bind mount from it sees them
 /// (`.dockerignore` applied), for a RUN's cache key: a bind mount's sources are covered as
-/// COPY's are.
-pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<Vec<FileEntry>, StepError> {
+/// COPY's are. With them, as the key saw them, for the RUN to be checked against.
+pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<(Vec<FileEntry>, Seen), StepError> {
     // The owners are keyed: not before a rootless namespace's maps make them what RUN sees. A
     // failure to map is reported by the RUN, which cannot run without them either.
     let _ = crate::sandbox::userns::mapped();
     // A mount follows a symlinked source inside the context, as the mount itself does.
     let resolved = ctx.context.resolve(rel).map_err(StepError::fs(rel.to_string()))?;
     let rel = resolved.trim_start_matches('/');
-    let mut files = Vec::new();
-    let mut pending = Vec::new();
+    let mut w = Walked::default();
     let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
     // The mount shows the context's hard links within the source (the context itself, or a
     // `copy_tree` of the source when a `.dockerignore` filters it): grouped as COPY groups them.
-    walk(ctx, rel, "", &f, &mut Links::new(), &mut files, &mut pending)?;
+    walk(ctx, rel, "", &f, &mut Links::new(), &mut w)?;
+    let Walked { mut files, pending, seen } = w;
     hash_pending(ctx, &mut files, pending)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+    Ok((files, seen))
+}
+
+/// What [`walk`] found: the files as the key records them, the regular files' digests left for
+/// [`hash_pending`], and the paths as the copy will be checked against (`seen.rs`).
+#[derive(Default)]
+struct Walked {
+    files: Vec<FileEntry>,
+    pending: Vec<Pending>,
+    seen: Seen,
 }
 
 /// A regular file whose content digest `walk` left for [`hash_pending`]: `files[at]`.
@@ -152,14 +165,29 @@ const HASH_THREADS: usize = 4;
 /// Fills in the digests of the files `walk` left, each taken from the build's memo or read and
 /// hashed (see [`BuildContext::context_digest`]); big sources on several threads. An error is
 /// the one of the first such file in walk order, whichever thread met it.
+///
+/// The memo keeps a digest with the stat `walk` found the file by, and the copy is checked
+/// against that stat (`seen.rs`): the file is hashed only if, open, it still has that stat,
+/// before and after its content is read. Otherwise it changed since `walk` saw it, and the
+/// step fails (`StepError::ContextChanged`) rather than keep a digest of other bytes under it.
 fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pending>) -> Result<(), StepError> {
     let hash = |p: &Pending| {
         let root = &ctx.context;
         ctx.context_digest(&p.path, &p.st, || {
             let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
-            Ok::<_, StepError>(
-                digest_reader(std::io::BufReader::new(f)).map_err(StepError::io(format!("read {}", p.path)))?.0,
-            )
+            let same = |f: &std::fs::File| -> Result<bool, StepError> {
+                let now = root.fstat(&p.path, f).map_err(StepError::fs(&p.path))?;
+                Ok(identity(&now) == identity(&p.st))
+            };
+            if !same(&f)? {
+                return Err(StepError::context_changed(&p.path, "changed while the step's cache key was made"));
+            }
+            let mut r = std::io::BufReader::new(f);
+            let digest = digest_reader(&mut r).map_err(StepError::io(format!("read {}", p.path)))?.0;
+            if !same(r.get_ref())? {
+                return Err(StepError::context_changed(&p.path, "changed while its digest was computed"));
+            }
+            Ok::<_, StepError>(digest)
         })
     };
     let bytes: u64 = pending.iter().map(|p| p.st.size).sum();
@@ -249,8 +277,7 @@ fn walk(
     sub: &str,
     f: &dyn Fn(&str) -> Filter,
     links: &mut Links,
-    out: &mut Vec<FileEntry>,
-    pending: &mut Vec<Pending>,
+    w: &mut Walked,
 ) -> Result<(), StepError> {
     let path = if sub.is_empty() { rel.to_string() } else { format!("{rel}/{sub}") };
     let decision = f(sub);
@@ -267,8 +294,9 @@ fn walk(
     let Some((st, xattrs)) = found else { return Ok(()) };
     if decision == Filter::Copy {
         let mut e = entry(ctx, &path, &st, keyed_xattrs(xattrs))?;
+        w.seen.record(&e.path, &st, e.link.clone());
         if e.kind == 'f' {
-            pending.push(Pending { at: out.len(), path: path.clone(), st: st.clone() });
+            w.pending.push(Pending { at: w.files.len(), path: path.clone(), st: st.clone() });
             if st.nlink > 1 {
                 match links.get(&(st.dev, st.ino)) {
                     Some(first) => e.hard_link = Some(first.clone()),
@@ -278,12 +306,60 @@ fn walk(
                 }
             }
         }
-        out.push(e);
+        w.files.push(e);
     }
     if st.is_dir() {
         for name in root.read_dir(&path).map_err(StepError::fs(path.clone()))? {
             let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
-            walk(ctx, rel, &child, f, links, out, pending)?;
+            walk(ctx, rel, &child, f, links, w)?;
+        }
+    }
+    Ok(())
+}
+
+/// After a RUN whose bind mounts show the context read it: each mounted context path (`rels`)
+/// walked again as [`context_tree`] walked it for the key, stat only, and checked against what
+/// the key saw (`seen.rs`). The RUN read the files itself, so no open file can be checked; but
+/// any write sets a file's ctime to now, which nobody can set back, so a tree whose every stat
+/// is still the key's was not written to while the RUN ran, nor since the key was made.
+pub(crate) fn recheck_context_tree(ctx: &BuildContext<'_>, rels: &[&str], seen: &Seen) -> Result<(), StepError> {
+    let checker = seen.checker();
+    for rel in rels {
+        let resolved = ctx.context.resolve(rel).map_err(StepError::fs(rel.to_string()))?;
+        let rel = resolved.trim_start_matches('/');
+        let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
+        rewalk(ctx, rel, "", &f, &checker)?;
+    }
+    checker.finish().map_err(StepError::copy("the build context"))
+}
+
+/// [`walk`]'s order and filter, each recorded path shown to `checker`.
+fn rewalk(
+    ctx: &BuildContext<'_>,
+    rel: &str,
+    sub: &str,
+    f: &dyn Fn(&str) -> Filter,
+    checker: &crate::engine::steps::copy::seen::Checker<'_>,
+) -> Result<(), StepError> {
+    use crate::fs::copy::Watch;
+    let path = if sub.is_empty() { rel.to_string() } else { format!("{rel}/{sub}") };
+    let decision = f(sub);
+    if decision == Filter::Skip {
+        return Ok(());
+    }
+    let root = &ctx.context;
+    let Some(st) = root.lstat(&path).map_err(StepError::fs(path.clone()))? else { return Ok(()) };
+    if decision == Filter::Copy {
+        checker.entry(&path, &st).map_err(StepError::copy(path.clone()))?;
+        if st.file_type == FileType::Symlink {
+            let target = root.read_link(&path).map_err(StepError::fs(path.clone()))?;
+            checker.link(&path, &target).map_err(StepError::copy(path.clone()))?;
+        }
+    }
+    if st.is_dir() {
+        for name in root.read_dir(&path).map_err(StepError::fs(path.clone()))? {
+            let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
+            rewalk(ctx, rel, &child, f, checker)?;
         }
     }
     Ok(())

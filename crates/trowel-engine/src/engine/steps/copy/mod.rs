@@ -39,6 +39,7 @@ pub(crate) mod filter;
 pub(crate) mod git;
 pub(crate) mod keyfiles;
 pub(crate) mod reads;
+pub(crate) mod seen;
 mod sources;
 
 pub(crate) use add::Download;
@@ -67,7 +68,7 @@ impl FileStep for Copy {
     }
 
     fn run(&self, cx: FileCx<'_, '_>) -> Result<Changed, BuildError> {
-        let FileCx { ctx, at, config, root, source, .. } = cx;
+        let FileCx { ctx, at, config, root, source, seen, .. } = cx;
         let c = &self.args;
         let is_add = self.is_add;
         let kw = if is_add { "ADD" } else { "COPY" };
@@ -101,6 +102,8 @@ impl FileStep for Copy {
             Source::Context { root, ignore } => (root, Some(ignore), true),
             Source::Root(r) => (r, None, false),
         };
+        // The context files must be those the step's key was made from (`seen.rs`).
+        let checker = seen.filter(|_| is_context).map(seen::Seen::checker);
 
         // Expand every source into concrete paths first, so "several sources" is known.
         let mut items: Vec<sources::Item> = Vec::new();
@@ -118,7 +121,17 @@ impl FileStep for Copy {
                     if !is_add && is_url(p) {
                         return Err(at.invalid(format!("source can't be a URL for COPY: {p} (use ADD)")));
                     }
-                    let found = sources::expand(src_root, p, ignore, is_context, c.parents).map_err(|e| at.fail(e))?;
+                    let found = sources::expand(src_root, p, ignore, is_context, c.parents).map_err(|e| {
+                        // A source the key saw that is gone is a change, not a mistake.
+                        let gone = sources::normalize(p).join("/");
+                        match &checker {
+                            Some(ch) if ch.knows(&gone) => at.fail(StepError::context_changed(
+                                &gone,
+                                "was removed after the step's cache key was made from the context",
+                            )),
+                            _ => at.fail(e),
+                        }
+                    })?;
                     if found.is_empty() {
                         ctx.emitter.warn(format!("{}: nothing matches {p:?}; nothing is copied for it", at.loc));
                     }
@@ -193,13 +206,26 @@ impl FileStep for Copy {
                     written.push(target);
                 }
                 sources::Item::Path { rel, kind, name, target_rel } => {
-                    if is_add
-                        && c.unpack != Some(false)
-                        && kind == SourceKind::File
-                        && add::is_archive(src_root, &rel).map_err(|e| at.fail(e))?
-                    {
+                    // A local archive ADD extracts is read whole, not copied: its lstat before
+                    // and after is checked (any write in between changes its ctime).
+                    let check_whole = || -> Result<(), BuildError> {
+                        let Some(ch) = &checker else { return Ok(()) };
+                        let st = src_root.lstat(&rel).map_err(|e| at.fail(StepError::fs(rel.clone())(e)))?;
+                        let Some(st) = st else {
+                            return Err(at.fail(StepError::context_changed(
+                                &rel,
+                                "was removed after the step's cache key was made from the context",
+                            )));
+                        };
+                        ch.whole(&rel, &st).map_err(|e| at.fail(StepError::copy(rel.clone())(e)))
+                    };
+                    if is_add && c.unpack != Some(false) && kind == SourceKind::File && {
+                        check_whole()?;
+                        add::is_archive(src_root, &rel).map_err(|e| at.fail(e))?
+                    } {
                         let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
                         add::extract(ctx, src_root, &rel, dst, &dest, owner).map_err(|e| at.fail(e))?;
+                        check_whole()?;
                         written.push(scope);
                         continue;
                     }
@@ -237,12 +263,17 @@ impl FileStep for Copy {
                                 .map_err(|e| at.fail(StepError::fs(format!("create {target}"))(e)))?;
                         }
                     }
-                    let opts = CopyOptions { owner, chmod, preserve_times: true, filter: &excl, overwrite_dirs: true };
+                    let watch = checker.as_ref().map(|c| c as &dyn crate::fs::copy::Watch);
+                    let opts =
+                        CopyOptions { owner, chmod, preserve_times: true, filter: &excl, overwrite_dirs: true, watch };
                     copy_tree(src_root, &rel, dst, &target, &opts)
-                        .map_err(|e| at.fail(StepError::fs(format!("copy {rel} to {target}"))(e)))?;
+                        .map_err(|e| at.fail(StepError::copy(format!("copy {rel} to {target}"))(e)))?;
                     written.push(scope);
                 }
             }
+        }
+        if let Some(ch) = &checker {
+            ch.finish().map_err(|e| at.fail(StepError::copy("the build context")(e)))?;
         }
         written.sort();
         written.dedup();
