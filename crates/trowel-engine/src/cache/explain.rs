@@ -71,14 +71,46 @@ impl Explanation {
     }
 }
 
+/// What this build knows of a step besides its own lookup, for [`explain_in`].
+#[derive(Debug, Clone, Default)]
+pub struct Around {
+    /// A step before it in its chain was found in the cache in this build (served from it, or
+    /// with earlier entries of its place): this is no first build of the chain, so a step
+    /// before it that missed with no entry of its own is one added since (an inserted line),
+    /// and is named as the cause.
+    pub warm: bool,
+    /// Why this build keeps no entry of the step (a COPY kept out of the cache repository that
+    /// no local store or layer reference record will hold): said instead of "no cache entry
+    /// … yet", which promised a hit that a build like this one never gets, and instead of what
+    /// the step's place held, which such a step never replaces.
+    pub unkept: Option<String>,
+}
+
+/// The reason of a step that missed with no entry at its place.
+const NONE: &str = "no cache entry for this step yet";
+
 /// Explains a miss. `missed`: steps of *this* build that missed, by key.
 pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> Explanation {
+    explain_in(prev, cur, missed, &Around::default())
+}
+
+/// Explains a miss, knowing what else this build found ([`Around`]).
+pub fn explain_in(
+    prev: &Previous,
+    cur: &KeyComponents,
+    missed: &BTreeMap<String, Missed>,
+    around: &Around,
+) -> Explanation {
     let entries = match prev {
+        Previous::None if around.unkept.is_some() => {
+            return Explanation::only(around.unkept.clone().unwrap_or_default());
+        }
         // Nothing at this place; a step before it that missed for a reason (a line added above,
-        // an edit) is what made this one miss, unless that one had no entry either (a cold build).
+        // an edit) is what made this one miss, unless that one had no entry either in a build
+        // that found nothing before it (a cold build: every step says so).
         Previous::None => {
-            const NONE: &str = "no cache entry for this step yet";
-            let cause = first_missed_ancestor(&cur.chain, missed, &|m| m.reasons.iter().all(|r| r == NONE));
+            let cold = |m: &Missed| !around.warm && m.reasons.iter().all(|r| r == NONE);
+            let cause = first_missed_ancestor(&cur.chain, missed, &cold);
             return Explanation::only(cause.unwrap_or_else(|| NONE.to_string()));
         }
         Previous::Expired { created, ttl } => {
@@ -94,9 +126,14 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
     // differences that are no cause (another step's variables, mounts or files).
     let this: Vec<&Earlier> = entries.iter().filter(|e| same_instruction(&e.components, cur)).collect();
     let Some(newest) = entries.first() else {
-        return Explanation::only("no cache entry for this step yet".to_string());
+        return Explanation::only(around.unkept.clone().unwrap_or_else(|| NONE.to_string()));
     };
     if this.is_empty() {
+        // A step this build keeps no entry of never moves its place's pointer: what the place
+        // held may be two builds old, and is no cause.
+        if let Some(why) = &around.unkept {
+            return Explanation::only(why.clone());
+        }
         return Explanation::only(another_instruction(&newest.components, cur, missed));
     }
     // Entries with this step's parent, when there are any, are the ones compared: only this
@@ -122,7 +159,7 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
         }
     }
     let Some((closest, _, reasons)) = best else {
-        return Explanation::only("no cache entry for this step yet".to_string());
+        return Explanation::only(NONE.to_string());
     };
     Explanation { reasons, compared: Some((closest.key.clone(), closest.created.clone())) }
 }

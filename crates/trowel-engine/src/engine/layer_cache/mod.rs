@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use trowel_events::{Event, StepId};
 
-use crate::cache::explain::{Explanation, Missed, Previous, explain, merge};
+use crate::cache::explain::{Around, Explanation, Missed, Previous, explain_in, merge};
 use crate::cache::key::KeyComponents;
 use crate::cache::local::{LocalEntry, LocalLayer, LocalLayers, local_pointer};
 use crate::cache::registry::{CacheError, Lookup, RegistryCache, pointer_tag};
@@ -35,6 +35,7 @@ use crate::registry::{Arrival, Reference};
 mod keys;
 mod plan;
 mod refs;
+mod unkept;
 
 pub(crate) use keys::StageKeys;
 pub(crate) use plan::{StageInputs, plan};
@@ -86,6 +87,10 @@ pub(crate) struct LayerCache {
     /// Keys of steps of this build that missed, with their lines and why (for "parent step
     /// missed (line 3: …)").
     missed: BTreeMap<String, Missed>,
+    /// Chain keys of steps of this build whose lookup found something (a hit, or earlier
+    /// entries of the step's place): a step after one of them is in no first build of its chain
+    /// (see [`Around::warm`]).
+    found: HashSet<String>,
     /// For steps that missed: the earlier entries the entry they write will list.
     history: HashMap<StepId, Vec<String>>,
     pushes: Vec<PendingWrite>,
@@ -153,6 +158,7 @@ impl LayerCache {
             opts,
             dockerfile_id,
             missed: BTreeMap::new(),
+            found: HashSet::new(),
             history: HashMap::new(),
             pushes: Vec::new(),
             local_writes: Vec::new(),
@@ -174,6 +180,7 @@ impl LayerCache {
         let mut lane =
             LayerCache::empty(self.remote.clone(), self.opts.clone(), self.dockerfile_id.clone(), self.limiter.clone());
         lane.missed = self.missed.clone();
+        lane.found = self.found.clone();
         lane.local = self.local.clone();
         lane
     }
@@ -181,6 +188,7 @@ impl LayerCache {
     /// Takes back a lane's bookkeeping: its misses, writes in flight, stored steps, counters.
     pub fn absorb(&mut self, lane: LayerCache) {
         self.missed.extend(lane.missed);
+        self.found.extend(lane.found);
         self.history.extend(lane.history);
         self.pushes.extend(lane.pushes);
         self.local_writes.extend(lane.local_writes);
@@ -282,16 +290,29 @@ impl LayerCache {
     }
 
     /// A lookup hit: its layer (if any) is reused.
-    pub fn hit(&mut self, reused: Option<u64>) {
+    pub fn hit(&mut self, planned: &PlannedStep, reused: Option<u64>) {
+        self.found.insert(planned.chain_key.clone());
         self.hits += 1;
         self.bytes_reused += reused.unwrap_or(0);
     }
 
     /// A lookup missed (`prev`: the step's earlier entries, if any): why, in words, against
-    /// the closest of them. `history`: what the step's new entry will list as earlier.
-    pub fn miss(&mut self, id: StepId, prev: &Previous, history: Vec<String>, planned: &PlannedStep) -> Explanation {
+    /// the closest of them. `history`: what the step's new entry will list as earlier;
+    /// `unkept`: why this build keeps no entry of the step, if it keeps none ([`Self::unkept`]).
+    pub fn miss(
+        &mut self,
+        id: StepId,
+        prev: &Previous,
+        history: Vec<String>,
+        planned: &PlannedStep,
+        unkept: Option<String>,
+    ) -> Explanation {
         self.misses += 1;
-        let explanation = explain(prev, &planned.components, &self.missed);
+        let warm = planned.components.chain.iter().any(|l| self.found.contains(&l.key));
+        if !matches!(prev, Previous::None) {
+            self.found.insert(planned.chain_key.clone());
+        }
+        let explanation = explain_in(prev, &planned.components, &self.missed, &Around { warm, unkept });
         let reasons = explanation.reasons.clone();
         // A local store's miss is not named by the steps after it: their registry entries
         // record its inputs, which name what changed whether or not this machine's store had
