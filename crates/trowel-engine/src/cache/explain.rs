@@ -519,7 +519,7 @@ fn chain_changed(
             }
             // The entry's chain is shorter: there are more steps before this one now.
             let Some(old) = p.chain.get(i) else {
-                return Some(format!("parent step changed (line {}: {})", link.line, link.instruction));
+                return Some(format!("parent step changed (line {}: {})", link.line, link_text(link, cur)));
             };
             match (&old.inputs, &link.inputs) {
                 (Some(a), Some(b)) => {
@@ -537,7 +537,12 @@ fn chain_changed(
                     let left = fresh(&link_changes(old, a, link, b, missed));
                     (!left.is_empty()).then(|| left.join("; "))
                 }
-                _ => Some(format!("parent step changed (line {}: {})", link.line, link.instruction)),
+                // Inputs not recorded (a trace's chain, for `replay --compare`): with a part every
+                // key shares changed, every link's key is another whatever else did, so a link of
+                // the same text is no cause to name; one whose text changed is (its own row, in a
+                // comparison, says what else changed at it).
+                _ if build_wide => changed_text(&p.chain, &cur.chain, i),
+                _ => Some(format!("parent step changed (line {}: {})", link.line, link_text(link, cur))),
             }
         }
         None => match via_miss(&cur.parent) {
@@ -545,6 +550,38 @@ fn chain_changed(
             None => Some("parent step changed".to_string()),
         },
     }
+}
+
+/// The first link of `cur` from `from` on whose text differs from the one at its place in `old`
+/// (or that `old` lacks), as a change: `line 3 changed: RUN b (was RUN a)`.
+fn changed_text(
+    old: &[crate::cache::key::ChainLink],
+    cur: &[crate::cache::key::ChainLink],
+    from: usize,
+) -> Option<String> {
+    cur.iter().enumerate().skip(from).find_map(|(j, l)| match old.get(j) {
+        Some(o) if o.instruction == l.instruction => None,
+        Some(o) => Some(format!("line {} changed: {} (was {})", l.line, l.instruction, o.instruction)),
+        None => Some(format!("parent step changed (line {}: {})", l.line, l.instruction)),
+    })
+}
+
+/// A link's instruction as this build ran it: a chain records an ARG line as written (`ARG
+/// VERSION=1.0`), which with `--build-arg VERSION=2.0` is not what was used; the value this step
+/// sees is (`ARG VERSION=2.0`). Any other line, or an ARG this step does not see, as recorded.
+fn link_text(link: &crate::cache::key::ChainLink, cur: &KeyComponents) -> String {
+    let Some(rest) = link.instruction.strip_prefix("ARG ") else { return link.instruction.clone() };
+    let words: Vec<String> = rest
+        .split_whitespace()
+        .map(|w| {
+            let name = w.split('=').next().unwrap_or(w);
+            match cur.vars.get(name) {
+                Some(v @ Var { kind: VarKind::Arg, value: Some(_) }) => format!("{name}={}", show(&v.value)),
+                _ => w.to_string(),
+            }
+        })
+        .collect();
+    format!("ARG {}", words.join(" "))
 }
 
 /// How an uncached ancestor step's recorded inputs changed: `COPY src/ at line 3: 1 added
