@@ -1,7 +1,7 @@
 //! Tests of `explain.rs`: the wording of each reason and which earlier entry is compared.
 
 use super::*;
-use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, FileEntry};
+use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, FileEntry, LinkInputs};
 use crate::digest::Digest;
 
 fn comps(instr: &str) -> KeyComponents {
