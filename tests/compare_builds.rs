@@ -199,3 +199,40 @@ fn a_skipped_stage_is_said_skipped() {
     assert!(!s.contains("not resolved"), "the skipped stage's FROM too: {s}");
     assert!(!s.contains("no --cache"), "{s}");
 }
+
+/// Only a part every key shares changed (`--ignore-path`): every step's key differs, the chain's
+/// included, but no line of the Dockerfile is a cause. The comparison names the flag, never an
+/// unchanged ARG line as a changed parent step (which it quoted with the Dockerfile's default,
+/// not the value the build used).
+#[test]
+fn a_build_wide_change_blames_no_unchanged_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    let df = format!("FROM {}\nARG VERSION=1.0\nWORKDIR /app\nRUN echo \"$VERSION\" > v.txt\n", env().busybox());
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+    let repo = unique_repo("compare-wide");
+    let cache = format!("{}/{repo}/cache", env().registry);
+    let dest = format!("{}/{repo}:latest", env().registry);
+    let traced = |trace: &Path, extra: &[&str]| {
+        let out = run(trowel()
+            .args(["build", "--cache", "--cache-repo", &cache, "--destination", &dest])
+            .args(["--build-arg", "VERSION=2.0", "--context"])
+            .arg(&ctx)
+            .arg("--trace")
+            .arg(trace)
+            .args(extra));
+        assert_ok(&out);
+    };
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    traced(&a, &[]);
+    traced(&b, &["--ignore-path", "/tmp"]);
+    let (code, s) = compare(&a, &b);
+    assert_eq!(code, Some(1), "{s}");
+    assert!(!s.contains("parent step changed"), "{s}");
+    assert!(!s.contains("VERSION=1.0"), "{s}");
+    for line in [3, 4] {
+        let keys: Vec<&str> = block(&s, line).into_iter().filter(|l| l.starts_with("          key: ")).collect();
+        assert_eq!(keys, vec!["          key: snapshots now leave out /tmp (--ignore-path, --ignore-var-run)"], "{s}");
+    }
+}

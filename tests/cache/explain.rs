@@ -231,3 +231,20 @@ fn another_projects_step_at_the_same_place_is_not_taken_for_an_edit() {
     std::fs::write(b.path().join("Dockerfile"), format!("{}RUN echo B > /b\n", from())).unwrap();
     assert_eq!(b.build(&[]).at(2), "miss: instruction text changed");
 }
+
+/// A copied directory whose mode changed is called a directory, not a file.
+#[test]
+fn a_changed_directory_is_called_a_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Ctx::new("dirmode", &format!("{}COPY src/ /src/\n", from()));
+    c.write("src/sub/a.txt", "a\n");
+    let sub = c.path().join("src/sub");
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    c.build(&[]);
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
+    c.write("src/a.txt", "new\n");
+    assert_eq!(
+        c.build(&[]).at(2),
+        "miss: COPY src/: 1 directory changed (src/sub: mode 0755 → 0700), 1 added (src/a.txt)"
+    );
+}

@@ -12,12 +12,12 @@
 //! instruction text, source files, source stages or images, and the chain of steps before it,
 //! down to its root cause — also when that is a step with no cache entry of its own (a COPY
 //! with `--cache-copy-layers=false`), whose inputs the entries after it record
-//! ([`LinkInputs`]).
+//! ([`crate::cache::key::LinkInputs`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cache::file_diff::FileDiff;
-use crate::cache::key::{KeyComponents, LinkInputs, Var, VarKind};
+use crate::cache::key::{KeyComponents, Var, VarKind};
 
 /// An earlier cache entry of a step.
 #[derive(Debug, Clone)]
@@ -71,14 +71,46 @@ impl Explanation {
     }
 }
 
+/// What this build knows of a step besides its own lookup, for [`explain_in`].
+#[derive(Debug, Clone, Default)]
+pub struct Around {
+    /// A step before it in its chain was found in the cache in this build (served from it, or
+    /// with earlier entries of its place): this is no first build of the chain, so a step
+    /// before it that missed with no entry of its own is one added since (an inserted line),
+    /// and is named as the cause.
+    pub warm: bool,
+    /// Why this build keeps no entry of the step (a COPY kept out of the cache repository that
+    /// no local store or layer reference record will hold): said instead of "no cache entry
+    /// … yet", which promised a hit that a build like this one never gets, and instead of what
+    /// the step's place held, which such a step never replaces.
+    pub unkept: Option<String>,
+}
+
+/// The reason of a step that missed with no entry at its place.
+const NONE: &str = "no cache entry for this step yet";
+
 /// Explains a miss. `missed`: steps of *this* build that missed, by key.
 pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> Explanation {
+    explain_in(prev, cur, missed, &Around::default())
+}
+
+/// Explains a miss, knowing what else this build found ([`Around`]).
+pub fn explain_in(
+    prev: &Previous,
+    cur: &KeyComponents,
+    missed: &BTreeMap<String, Missed>,
+    around: &Around,
+) -> Explanation {
     let entries = match prev {
+        Previous::None if around.unkept.is_some() => {
+            return Explanation::only(around.unkept.clone().unwrap_or_default());
+        }
         // Nothing at this place; a step before it that missed for a reason (a line added above,
-        // an edit) is what made this one miss, unless that one had no entry either (a cold build).
+        // an edit) is what made this one miss, unless that one had no entry either in a build
+        // that found nothing before it (a cold build: every step says so).
         Previous::None => {
-            const NONE: &str = "no cache entry for this step yet";
-            let cause = first_missed_ancestor(&cur.chain, missed, &|m| m.reasons.iter().all(|r| r == NONE));
+            let cold = |m: &Missed| !around.warm && m.reasons.iter().all(|r| r == NONE);
+            let cause = first_missed_ancestor(&cur.chain, missed, &cold);
             return Explanation::only(cause.unwrap_or_else(|| NONE.to_string()));
         }
         Previous::Expired { created, ttl } => {
@@ -94,9 +126,14 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
     // differences that are no cause (another step's variables, mounts or files).
     let this: Vec<&Earlier> = entries.iter().filter(|e| same_instruction(&e.components, cur)).collect();
     let Some(newest) = entries.first() else {
-        return Explanation::only("no cache entry for this step yet".to_string());
+        return Explanation::only(around.unkept.clone().unwrap_or_else(|| NONE.to_string()));
     };
     if this.is_empty() {
+        // A step this build keeps no entry of never moves its place's pointer: what the place
+        // held may be two builds old, and is no cause.
+        if let Some(why) = &around.unkept {
+            return Explanation::only(why.clone());
+        }
         return Explanation::only(another_instruction(&newest.components, cur, missed));
     }
     // Entries with this step's parent, when there are any, are the ones compared: only this
@@ -122,7 +159,7 @@ pub fn explain(prev: &Previous, cur: &KeyComponents, missed: &BTreeMap<String, M
         }
     }
     let Some((closest, _, reasons)) = best else {
-        return Explanation::only("no cache entry for this step yet".to_string());
+        return Explanation::only(NONE.to_string());
     };
     Explanation { reasons, compared: Some((closest.key.clone(), closest.created.clone())) }
 }
@@ -436,110 +473,9 @@ fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Misse
     None
 }
 
-/// The parent differs: names the first ancestor whose key differs, and why it does. `named`:
-/// what is said already (a changed ARG that made an earlier step miss is not said twice);
-/// `vars_named`: a variable this step sees changed, which an ENV or ARG line changing says
-/// again.
-fn chain_changed(
-    p: &KeyComponents,
-    cur: &KeyComponents,
-    missed: &BTreeMap<String, Missed>,
-    named: &[String],
-    vars_named: bool,
-    build_wide: bool,
-) -> Option<String> {
-    let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
-    // An ancestor's reason is the same fact as one named already when it only adds where it
-    // was seen (`stage 0 changed (line 12)` after `stage 0 changed`).
-    let said = |r: &String| {
-        named.iter().any(|n| r == n || r.strip_prefix(n.as_str()).is_some_and(|rest| rest.starts_with(" (line ")))
-    };
-    let fresh = |reasons: &[String]| -> Vec<String> { reasons.iter().filter(|r| !said(r)).cloned().collect() };
-    // A parent that missed in this build says why itself (its lookup failed: it cannot).
-    let via_miss = |key: &str| -> Option<Option<String>> {
-        let m = missed.get(key)?;
-        let left = fresh(&m.reasons);
-        Some(match (left.is_empty(), m.reasons.is_empty()) {
-            // Every cause of the parent's miss is named already.
-            (true, false) => None,
-            (true, true) => Some(format!("parent step missed (line {})", m.line)),
-            (false, _) => Some(format!("parent step missed (line {}: {})", m.line, left.join("; "))),
-        })
-    };
-    match first {
-        Some((0, link)) => Some(base_changed(p, cur, &link.instruction)),
-        Some((i, link)) => {
-            if let Some(r) = via_miss(&link.key) {
-                return r;
-            }
-            // That ancestor was served from the cache in this build (another of its entries than
-            // the compared one's): a later one that missed is this build's cause.
-            if link.inputs.is_none()
-                && let Some(later) = cur.chain[i + 1..].iter().find(|l| missed.contains_key(&l.key))
-                && let Some(r) = via_miss(&later.key)
-            {
-                return r;
-            }
-            // The entry's chain is shorter: there are more steps before this one now.
-            let Some(old) = p.chain.get(i) else {
-                return Some(format!("parent step changed (line {}: {})", link.line, link.instruction));
-            };
-            match (&old.inputs, &link.inputs) {
-                (Some(a), Some(b)) => {
-                    let sets_vars = ["ENV ", "ARG "].iter().any(|k| link.instruction.starts_with(k));
-                    let text_only = a == b;
-                    if vars_named && sets_vars && text_only {
-                        return None;
-                    }
-                    // The first ancestor that changed has the same inputs and text: what made its
-                    // key another is what every step's changed with (the layer format, the paths
-                    // left out), which this explanation names itself.
-                    if build_wide && text_only && old.instruction == link.instruction {
-                        return None;
-                    }
-                    let left = fresh(&link_changes(old, a, link, b, missed));
-                    (!left.is_empty()).then(|| left.join("; "))
-                }
-                _ => Some(format!("parent step changed (line {}: {})", link.line, link.instruction)),
-            }
-        }
-        None => match via_miss(&cur.parent) {
-            Some(r) => r,
-            None => Some("parent step changed".to_string()),
-        },
-    }
-}
-
-/// How an uncached ancestor step's recorded inputs changed: `COPY src/ at line 3: 1 added
-/// (src/renamed.txt), 1 removed (src/b.txt)`.
-fn link_changes(
-    old: &crate::cache::key::ChainLink,
-    a: &LinkInputs,
-    link: &crate::cache::key::ChainLink,
-    b: &LinkInputs,
-    missed: &BTreeMap<String, Missed>,
-) -> Vec<String> {
-    let mut out = var_changes(&a.vars, &b.vars);
-    let label = format!("{} at line {}", source_label(&link.instruction), link.line);
-    if a.files_digest != b.files_digest {
-        if a.files_listed() && b.files_listed() {
-            out.push(format!("{label}: {}", FileDiff::of(&a.files, &b.files).words()));
-        } else {
-            out.push(format!(
-                "{label}: its source files changed ({} → {} files; too many to record which)",
-                a.files_count, b.files_count
-            ));
-        }
-    }
-    out.extend(source_changes(&a.sources, &b.sources, missed).into_iter().map(|s| format!("{s} (line {})", link.line)));
-    if out.is_empty() && old.instruction != link.instruction {
-        out.push(format!("line {} changed: {} (was {})", link.line, link.instruction, old.instruction));
-    }
-    if out.is_empty() {
-        out.push(format!("parent step changed (line {}: {})", link.line, link.instruction));
-    }
-    out
-}
+#[path = "explain_chain.rs"]
+mod chain;
+use chain::chain_changed;
 
 #[cfg(test)]
 #[path = "explain_tests.rs"]

@@ -1,7 +1,7 @@
 //! Tests of `explain.rs`: the wording of each reason and which earlier entry is compared.
 
 use super::*;
-use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, FileEntry};
+use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, FileEntry, LinkInputs};
 use crate::digest::Digest;
 
 fn comps(instr: &str) -> KeyComponents {
@@ -514,4 +514,38 @@ fn a_step_is_compared_with_its_newest_entry_of_the_same_parent_across_both_store
     let e = explain(&Previous::Entries(vec![b1]), &cur, &BTreeMap::new());
     assert_eq!(e.text(), "stage builder changed; COPY app.txt at line 7: 1 file changed (app.txt)");
     assert!(settles(&b4, &cur));
+}
+
+/// A chain as a trace records it (no inputs of its links): with only a build-wide part
+/// changed, no link of the same text is named; one whose text changed is. An ARG link is named
+/// with the value the step saw, not the Dockerfile's default.
+#[test]
+fn a_chain_without_inputs_names_no_unchanged_line_for_a_build_wide_change() {
+    let step = |arg_key: &str, run: &str| {
+        let mut c = with_var(comps("RUN echo $VERSION"), "VERSION", "2.0");
+        c.chain.push(link(2, "ARG VERSION=1.0", arg_key));
+        c.chain.push(link(3, run, &format!("{arg_key}-{run}")));
+        c.parent = format!("{arg_key}-{run}");
+        c
+    };
+    let prev = step("a1", "WORKDIR /app");
+    let mut cur = step("a2", "WORKDIR /app");
+    cur.ignored = Some(vec!["/tmp".into(), "/var/run".into()]);
+    assert_eq!(
+        against(prev.clone(), &cur, &BTreeMap::new()),
+        "snapshots now leave out /tmp (--ignore-path, --ignore-var-run)"
+    );
+    let mut edited = step("a2", "WORKDIR /srv");
+    edited.ignored = cur.ignored.clone();
+    assert_eq!(
+        against(prev.clone(), &edited, &BTreeMap::new()),
+        "line 3 changed: WORKDIR /srv (was WORKDIR /app); snapshots now leave out /tmp (--ignore-path, --ignore-var-run)"
+    );
+    // No build-wide change: the ARG link is named as the build ran it.
+    let mut short = prev;
+    short.chain.truncate(1);
+    assert_eq!(
+        against(short, &step("a2", "WORKDIR /app"), &BTreeMap::new()),
+        "parent step changed (line 2: ARG VERSION=2.0)"
+    );
 }

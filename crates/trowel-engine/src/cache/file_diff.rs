@@ -1,5 +1,5 @@
 //! How two lists of a COPY's source files (as cache keys record them) differ, in words: the
-//! files changed (and how, when not their content: `mode 0644 → 0600`, `hard link to a →
+//! files and directories changed (a directory is never called a file) (and how, when not their content: `mode 0644 → 0600`, `hard link to a →
 //! separate file`), added and removed, for a miss's explanation (`super::explain`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,6 +11,9 @@ pub(crate) struct FileDiff<'a> {
     /// A changed file's path, and what changed when it was not its content (`mode 0644 →
     /// 0600`): a file whose content is the same is not said to have changed as if it were.
     pub changed: Vec<String>,
+    /// How many of `changed`, from the first, are directories (listed first: `1 directory
+    /// changed (src/sub: mode 0755 → 0700)`, then the files).
+    pub changed_dirs: usize,
     pub added: Vec<&'a str>,
     pub removed: Vec<&'a str>,
 }
@@ -52,17 +55,22 @@ impl<'a> FileDiff<'a> {
     pub fn of(prev: &'a [FileEntry], cur: &'a [FileEntry]) -> FileDiff<'a> {
         let p: BTreeMap<&str, &FileEntry> = prev.iter().map(|f| (f.path.as_str(), f)).collect();
         let c: BTreeMap<&str, &FileEntry> = cur.iter().map(|f| (f.path.as_str(), f)).collect();
+        // Directories first, then the rest, each in path order.
+        let mut changed: Vec<(bool, String)> = c
+            .iter()
+            .filter_map(|(k, v)| {
+                let pv = p.get(*k).filter(|pv| *pv != v)?;
+                let words = match metadata_change(pv, v) {
+                    Some(how) => format!("{k}: {how}"),
+                    None => k.to_string(),
+                };
+                Some((v.kind != 'd', words))
+            })
+            .collect();
+        changed.sort_by_key(|(not_dir, _)| *not_dir);
         FileDiff {
-            changed: c
-                .iter()
-                .filter_map(|(k, v)| {
-                    let pv = p.get(*k).filter(|pv| *pv != v)?;
-                    Some(match metadata_change(pv, v) {
-                        Some(how) => format!("{k}: {how}"),
-                        None => k.to_string(),
-                    })
-                })
-                .collect(),
+            changed_dirs: changed.iter().filter(|(not_dir, _)| !not_dir).count(),
+            changed: changed.into_iter().map(|(_, w)| w).collect(),
             added: c.keys().filter(|k| !p.contains_key(*k)).copied().collect(),
             removed: p.keys().filter(|k| !c.contains_key(*k)).copied().collect(),
         }
@@ -71,10 +79,13 @@ impl<'a> FileDiff<'a> {
     /// `2 files changed (src/lib.rs, src/main.rs), 1 added (src/new.rs)`.
     pub fn words(&self) -> String {
         let mut parts = Vec::new();
-        if !self.changed.is_empty() {
-            let n = self.changed.len();
-            let names: Vec<&str> = self.changed.iter().map(String::as_str).collect();
-            parts.push(format!("{n} file{} changed ({})", if n == 1 { "" } else { "s" }, list(&names)));
+        let (dirs, files) = self.changed.split_at(self.changed_dirs);
+        for (what, changed) in [(("directory", "directories"), dirs), (("file", "files"), files)] {
+            if !changed.is_empty() {
+                let n = changed.len();
+                let names: Vec<&str> = changed.iter().map(String::as_str).collect();
+                parts.push(format!("{n} {} changed ({})", if n == 1 { what.0 } else { what.1 }, list(&names)));
+            }
         }
         if !self.added.is_empty() {
             parts.push(format!("{} added ({})", self.added.len(), list(&self.added)));

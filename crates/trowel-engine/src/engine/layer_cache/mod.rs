@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use trowel_events::{Event, StepId};
 
-use crate::cache::explain::{Explanation, Missed, Previous, explain, merge};
+use crate::cache::explain::{Around, Explanation, Missed, Previous, explain_in, merge};
 use crate::cache::key::KeyComponents;
 use crate::cache::local::{LocalEntry, LocalLayer, LocalLayers, local_pointer};
 use crate::cache::registry::{CacheError, Lookup, RegistryCache, pointer_tag};
@@ -32,9 +32,12 @@ use crate::image::manifest::Descriptor;
 use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::{Arrival, Reference};
 
+mod keys;
 mod plan;
 mod refs;
+mod unkept;
 
+pub(crate) use keys::StageKeys;
 use plan::dockerfile_id;
 pub(crate) use plan::{StageInputs, plan};
 
@@ -95,74 +98,6 @@ async fn point_if_absent(
     }
 }
 
-/// A lookup running against the cache repository.
-pub(crate) type PendingLookup = tokio::task::JoinHandle<Result<Lookup, CacheError>>;
-
-/// One stage's keys and the lookups started for them.
-#[derive(Default)]
-pub(crate) struct StageKeys {
-    planned: HashMap<StepId, PlannedStep>,
-    lookups: HashMap<StepId, PendingLookup>,
-    /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
-    pub final_key: Option<String>,
-    /// A step unkeyed as a context file changed while hashed (path, how): it fails with that.
-    pub context_changed: Option<(StepId, String, String)>,
-}
-
-impl StageKeys {
-    /// The planned key of a step, if the plan saw exactly this expanded instruction.
-    pub fn planned(&self, id: StepId, display: &str) -> Option<PlannedStep> {
-        self.planned.get(&id).filter(|p| p.display == display).cloned()
-    }
-
-    /// Whether the step's layer goes through the cache.
-    pub fn cacheable(&self, id: StepId) -> bool {
-        self.planned.get(&id).is_some_and(|p| p.cacheable)
-    }
-
-    /// Whether the step is looked up (in the cache repository or the local store).
-    pub fn looked_up(&self, id: StepId) -> bool {
-        self.planned.get(&id).is_some_and(PlannedStep::looked_up)
-    }
-
-    /// Whether `other` keys step `id` as this plan does (both keyed, same key).
-    pub fn same_key(&self, other: &StageKeys, id: StepId) -> bool {
-        match (self.planned.get(&id), other.planned.get(&id)) {
-            (Some(a), Some(b)) => a.key == b.key && a.chain_key == b.chain_key,
-            (None, None) => true,
-            _ => false,
-        }
-    }
-
-    /// Stops the lookup of a step that will not be looked up (keyed again for a re-run, the
-    /// steps before it already ran).
-    pub fn cancel_lookup(&mut self, id: StepId) {
-        if let Some(h) = self.lookups.remove(&id) {
-            h.abort();
-        }
-    }
-
-    /// The lookup started for a step (taken: a step is looked up once).
-    pub fn take_lookup(&mut self, id: StepId) -> Option<PendingLookup> {
-        self.lookups.remove(&id)
-    }
-
-    /// Whether step `id`'s lookup finds an entry: waits for its answer and keeps it for the
-    /// step (`take_lookup` then has it at once). False for a step not looked up, a miss and a
-    /// lookup that failed.
-    pub fn will_hit(&mut self, rt: &tokio::runtime::Runtime, id: StepId) -> bool {
-        let Some(h) = self.lookups.remove(&id) else { return false };
-        let reference = self.planned.get(&id).map(|p| p.key.clone()).unwrap_or_default();
-        let answer = rt
-            .block_on(h)
-            .unwrap_or_else(|e| Err(CacheError::Invalid { reference, reason: format!("lookup task failed: {e}") }));
-        let hit = matches!(answer, Ok(Lookup::Hit(_)));
-        // Kept as a task that is already done: the step takes it as any lookup.
-        self.lookups.insert(id, rt.spawn(async move { answer }));
-        hit
-    }
-}
-
 /// The layer cache's bookkeeping for one build.
 pub(crate) struct LayerCache {
     remote: RegistryCache,
@@ -175,6 +110,10 @@ pub(crate) struct LayerCache {
     /// Keys of steps of this build that missed, with their lines and why (for "parent step
     /// missed (line 3: …)").
     missed: BTreeMap<String, Missed>,
+    /// Chain keys of steps of this build whose lookup found something (a hit, or earlier
+    /// entries of the step's place): a step after one of them is in no first build of its chain
+    /// (see [`Around::warm`]).
+    found: HashSet<String>,
     /// For steps that missed: the earlier entries the entry they write will list.
     history: HashMap<StepId, Vec<String>>,
     pushes: Vec<PendingWrite>,
@@ -242,6 +181,7 @@ impl LayerCache {
             opts,
             dockerfile_id,
             missed: BTreeMap::new(),
+            found: HashSet::new(),
             history: HashMap::new(),
             pushes: Vec::new(),
             local_writes: Vec::new(),
@@ -263,6 +203,7 @@ impl LayerCache {
         let mut lane =
             LayerCache::empty(self.remote.clone(), self.opts.clone(), self.dockerfile_id.clone(), self.limiter.clone());
         lane.missed = self.missed.clone();
+        lane.found = self.found.clone();
         lane.local = self.local.clone();
         lane
     }
@@ -270,6 +211,7 @@ impl LayerCache {
     /// Takes back a lane's bookkeeping: its misses, writes in flight, stored steps, counters.
     pub fn absorb(&mut self, lane: LayerCache) {
         self.missed.extend(lane.missed);
+        self.found.extend(lane.found);
         self.history.extend(lane.history);
         self.pushes.extend(lane.pushes);
         self.local_writes.extend(lane.local_writes);
@@ -388,16 +330,29 @@ impl LayerCache {
     }
 
     /// A lookup hit: its layer (if any) is reused.
-    pub fn hit(&mut self, reused: Option<u64>) {
+    pub fn hit(&mut self, planned: &PlannedStep, reused: Option<u64>) {
+        self.found.insert(planned.chain_key.clone());
         self.hits += 1;
         self.bytes_reused += reused.unwrap_or(0);
     }
 
     /// A lookup missed (`prev`: the step's earlier entries, if any): why, in words, against
-    /// the closest of them. `history`: what the step's new entry will list as earlier.
-    pub fn miss(&mut self, id: StepId, prev: &Previous, history: Vec<String>, planned: &PlannedStep) -> Explanation {
+    /// the closest of them. `history`: what the step's new entry will list as earlier;
+    /// `unkept`: why this build keeps no entry of the step, if it keeps none ([`Self::unkept`]).
+    pub fn miss(
+        &mut self,
+        id: StepId,
+        prev: &Previous,
+        history: Vec<String>,
+        planned: &PlannedStep,
+        unkept: Option<String>,
+    ) -> Explanation {
         self.misses += 1;
-        let explanation = explain(prev, &planned.components, &self.missed);
+        let warm = planned.components.chain.iter().any(|l| self.found.contains(&l.key));
+        if !matches!(prev, Previous::None) {
+            self.found.insert(planned.chain_key.clone());
+        }
+        let explanation = explain_in(prev, &planned.components, &self.missed, &Around { warm, unkept });
         let reasons = explanation.reasons.clone();
         // A local store's miss is not named by the steps after it: their registry entries
         // record its inputs, which name what changed whether or not this machine's store had

@@ -22,13 +22,15 @@ use crate::engine::steps::StepOutcome;
 use crate::image::tap::BlobTap;
 
 impl StageRunner {
-    /// Uses the cache for a planned step if it hits. `Ok(None)`: run the step.
+    /// Uses the cache for a planned step if it hits. `Ok(None)`: run the step (or, when
+    /// `deferred`, leave it unrun: its miss then says that no entry of it is kept).
     pub(crate) fn try_cache(
         &mut self,
         s: &mut Shared<'_, '_>,
         id: StepId,
         planned: &PlannedStep,
         display: &str,
+        deferred: bool,
     ) -> Result<Option<StepOutcome>, BuildError> {
         let ctx = s.ctx;
         let Some(handle) = self.keys.take_lookup(id) else { return Ok(None) };
@@ -40,7 +42,7 @@ impl StageRunner {
         let components = Box::new(report::key_components(&planned.components));
         match result {
             Ok(Lookup::Hit(hit)) => {
-                cache.hit(hit.layer.as_ref().map(|(d, _)| d.size));
+                cache.hit(planned, hit.layer.as_ref().map(|(d, _)| d.size));
                 // Where the layer came from, as the log, traces and the debugger say it.
                 let reference = match &hit.source {
                     EntrySource::Registry(repo) => format!("{repo}:{}", planned.key),
@@ -69,7 +71,8 @@ impl StageRunner {
                 Ok(Some(outcome))
             }
             Ok(Lookup::Miss { previous, history }) => {
-                let e = cache.miss(id, &previous, history, planned);
+                let unkept = cache.unkept(ctx, self.index, planned, deferred);
+                let e = cache.miss(id, &previous, history, planned, unkept);
                 let compared_with = e.compared.clone().map(|(key, created)| CacheEntryRef { key, created });
                 ctx.emitter.emit(Event::CacheLookup {
                     id,

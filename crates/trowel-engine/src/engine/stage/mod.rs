@@ -389,8 +389,14 @@ impl StageRunner {
         let at = StepAt { id, loc: ctx.location(ins), instruction: ins, display };
         // A planned key is only trusted if the plan saw exactly this instruction.
         let planned = self.keys.planned(id, &at.display);
+        // Whether the step, should it miss, is left unrun is decided before its miss is
+        // explained: such a step keeps no entry, which its explanation says.
+        let defer = match &planned {
+            Some(p) if p.looked_up() && !self.keys.will_hit(&ctx.rt, id) => self.may_defer(s, id, &expanded, p),
+            _ => false,
+        };
         let cached = match &planned {
-            Some(p) if p.looked_up() => self.try_cache(s, id, p, &self.created_by(&at.display))?,
+            Some(p) if p.looked_up() => self.try_cache(s, id, p, &self.created_by(&at.display), defer)?,
             _ => None,
         };
         let cache_miss = planned.as_ref().is_some_and(|p| p.looked_up()) && cached.is_none();
@@ -409,7 +415,7 @@ impl StageRunner {
             }
             // Nothing needs its layer: not run (its key still chains the steps after it).
             (None, Some(e)) => Err(e),
-            (None, None) if planned.as_ref().is_some_and(|p| cache_miss && self.may_defer(s, id, &expanded, p)) => {
+            (None, None) if cache_miss && defer => {
                 if let Some(p) = &planned {
                     self.defer(&at, expanded, p);
                 }

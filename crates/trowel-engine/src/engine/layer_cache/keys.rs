@@ -1,0 +1,78 @@
+//! A stage's planned cache keys and the lookups started for them ([`StageKeys`]): kept apart
+//! from the build-wide bookkeeping (`super::LayerCache`) because a stage runner owns them and
+//! asks them, step by step, whether a step is keyed, what with, and whether it will hit.
+
+use std::collections::HashMap;
+
+use trowel_events::StepId;
+
+use crate::cache::registry::{CacheError, Lookup};
+use crate::engine::layer_cache::PlannedStep;
+
+/// A lookup running against the cache repository.
+pub(crate) type PendingLookup = tokio::task::JoinHandle<Result<Lookup, CacheError>>;
+
+/// One stage's keys and the lookups started for them.
+#[derive(Default)]
+pub(crate) struct StageKeys {
+    pub(super) planned: HashMap<StepId, PlannedStep>,
+    pub(super) lookups: HashMap<StepId, PendingLookup>,
+    /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
+    pub final_key: Option<String>,
+    /// A step unkeyed as a context file changed while hashed (path, how): it fails with that.
+    pub context_changed: Option<(StepId, String, String)>,
+}
+
+impl StageKeys {
+    /// The planned key of a step, if the plan saw exactly this expanded instruction.
+    pub fn planned(&self, id: StepId, display: &str) -> Option<PlannedStep> {
+        self.planned.get(&id).filter(|p| p.display == display).cloned()
+    }
+
+    /// Whether the step's layer goes through the cache.
+    pub fn cacheable(&self, id: StepId) -> bool {
+        self.planned.get(&id).is_some_and(|p| p.cacheable)
+    }
+
+    /// Whether the step is looked up (in the cache repository or the local store).
+    pub fn looked_up(&self, id: StepId) -> bool {
+        self.planned.get(&id).is_some_and(PlannedStep::looked_up)
+    }
+
+    /// Whether `other` keys step `id` as this plan does (both keyed, same key).
+    pub fn same_key(&self, other: &StageKeys, id: StepId) -> bool {
+        match (self.planned.get(&id), other.planned.get(&id)) {
+            (Some(a), Some(b)) => a.key == b.key && a.chain_key == b.chain_key,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Stops the lookup of a step that will not be looked up (keyed again for a re-run, the
+    /// steps before it already ran).
+    pub fn cancel_lookup(&mut self, id: StepId) {
+        if let Some(h) = self.lookups.remove(&id) {
+            h.abort();
+        }
+    }
+
+    /// The lookup started for a step (taken: a step is looked up once).
+    pub fn take_lookup(&mut self, id: StepId) -> Option<PendingLookup> {
+        self.lookups.remove(&id)
+    }
+
+    /// Whether step `id`'s lookup finds an entry: waits for its answer and keeps it for the
+    /// step (`take_lookup` then has it at once). False for a step not looked up, a miss and a
+    /// lookup that failed.
+    pub fn will_hit(&mut self, rt: &tokio::runtime::Runtime, id: StepId) -> bool {
+        let Some(h) = self.lookups.remove(&id) else { return false };
+        let reference = self.planned.get(&id).map(|p| p.key.clone()).unwrap_or_default();
+        let answer = rt
+            .block_on(h)
+            .unwrap_or_else(|e| Err(CacheError::Invalid { reference, reason: format!("lookup task failed: {e}") }));
+        let hit = matches!(answer, Ok(Lookup::Hit(_)));
+        // Kept as a task that is already done: the step takes it as any lookup.
+        self.lookups.insert(id, rt.spawn(async move { answer }));
+        hit
+    }
+}
