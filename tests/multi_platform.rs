@@ -16,23 +16,6 @@ fn multi() -> String {
     format!("{}/busybox:multi", env().registry)
 }
 
-/// Pulls the `arch` image of the index at `reference` with skopeo and unpacks it with umoci.
-fn unpack_arch(reference: &str, arch: &str) -> Unpacked {
-    let dir = tempfile::Builder::new().prefix("trowel-unpack-").tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let o = run(Command::new("skopeo").args([
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        "--override-arch",
-        arch,
-        &format!("docker://{reference}"),
-        &format!("oci:{}:img", layout.display()),
-    ]));
-    assert_ok(&o);
-    unpack_layout(dir, &layout, "img")
-}
-
 fn skopeo_arch_config(reference: &str, arch: &str) -> serde_json::Value {
     let o = run(Command::new("skopeo").args([
         "inspect",

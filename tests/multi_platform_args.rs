@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Command;
 
 use common::*;
 
@@ -39,22 +38,6 @@ fn dockerfile() -> String {
          COPY --from=build /out/app /app\n\
          COPY --from=leaf /src/leaf /leaf\n"
     )
-}
-
-fn unpack_arch(reference: &str, arch: &str) -> Unpacked {
-    let dir = tempfile::Builder::new().prefix("trowel-unpack-").tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let o = run(Command::new("skopeo").args([
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        "--override-arch",
-        arch,
-        &format!("docker://{reference}"),
-        &format!("oci:{}:img", layout.display()),
-    ]));
-    assert_ok(&o);
-    unpack_layout(dir, &layout, "img")
 }
 
 fn assert_each_target_has_its_own(reference: &str, log: &str) {

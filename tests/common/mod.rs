@@ -252,6 +252,23 @@ pub fn pull_and_unpack(reference: &str) -> Unpacked {
     unpack_layout(dir, &layout, "img")
 }
 
+/// Pulls the `arch` image of the index at `reference` with skopeo and unpacks it with umoci.
+pub fn unpack_arch(reference: &str, arch: &str) -> Unpacked {
+    let dir = tempfile::Builder::new().prefix("trowel-unpack-").tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        "--override-arch",
+        arch,
+        &format!("docker://{reference}"),
+        &format!("oci:{}:img", layout.display()),
+    ]));
+    assert_ok(&o);
+    unpack_layout(dir, &layout, "img")
+}
+
 /// Unpacks tag `tag` of an OCI layout with umoci into `dir/bundle`.
 pub fn unpack_layout(dir: tempfile::TempDir, layout: &Path, tag: &str) -> Unpacked {
     let o = run(Command::new("umoci").args([

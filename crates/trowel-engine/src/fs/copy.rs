@@ -35,6 +35,14 @@ pub struct CopyOptions<'a> {
     pub watch: Option<&'a dyn Watch>,
 }
 
+impl<'a> CopyOptions<'a> {
+    /// A copy as exact as it can be made (owners, modes and times kept; existing directories
+    /// keep their own metadata; nothing watched): trowel's own copies of trees it made.
+    pub fn exact(filter: &'a dyn Fn(&str) -> Filter) -> CopyOptions<'a> {
+        CopyOptions { owner: None, chmod: None, preserve_times: true, filter, overwrite_dirs: false, watch: None }
+    }
+}
+
 /// What checks that a copy reads the source a caller expects: a COPY's cache key is made from
 /// the context's files before the copy reads them, and anything may write to the context in
 /// between (`engine/steps/copy/seen.rs`). Each call may refuse what it is shown with
@@ -156,14 +164,7 @@ pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyS
     let (src_root, src_name) = split(src)?;
     let (dst_root, dst_name) = split(dst)?;
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions {
-        owner: None,
-        chmod: None,
-        preserve_times: true,
-        filter: &all,
-        overwrite_dirs: false,
-        watch: None,
-    };
+    let opts = CopyOptions::exact(&all);
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
 }
 

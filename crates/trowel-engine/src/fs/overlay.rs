@@ -176,14 +176,7 @@ fn walk_apply(
     links: &mut Links,
 ) -> Result<(), FsError> {
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions {
-        owner: None,
-        chmod: None,
-        preserve_times: true,
-        filter: &all,
-        overwrite_dirs: false,
-        watch: None,
-    };
+    let opts = CopyOptions::exact(&all);
     for name in upper.read_dir(dir)? {
         let p = path::join(dir, &name);
         let Some(st) = upper.lstat(&p)? else { continue };
