@@ -8,7 +8,6 @@
 
 mod common;
 
-
 use common::*;
 
 fn multi() -> String {
