@@ -335,6 +335,45 @@ fn sigterm_aborts_like_quit_and_restores_the_terminal() {
     t.wait_for("typed-after-term");
 }
 
+/// The terminal going away under `trowel debug` (a tmux server killed, a pod's exec session torn
+/// down) ends it within seconds, its build roots removed. Its input thread used to read the
+/// hung-up terminal forever (each read returning nothing at once) and the UI, asked by SIGHUP to
+/// quit, waited on that thread: the process stayed, a core busy, until SIGKILL.
+#[test]
+fn a_terminal_that_goes_away_ends_the_debugger() {
+    let ctx = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
+    std::fs::write(ctx.path().join("a"), "a\n").unwrap();
+    let exe = env!("CARGO_BIN_EXE_trowel");
+    let cmd =
+        format!("{exe} debug --context {} --no-push --step --work-dir {}", ctx.path().display(), work.path().display());
+    let t = Tmux::start(&cmd, 80, 24);
+    t.wait_for("paused before L1 FROM");
+    let debugger = || {
+        mentioning(&format!("{}", work.path().display()))
+            .into_iter()
+            .filter(|pid| {
+                let c = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                c.starts_with(exe.as_bytes()) && c.windows(7).any(|w| w == b"\0debug\0")
+            })
+            .collect::<Vec<_>>()
+    };
+    let pids = debugger();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    drop(t);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !debugger().is_empty() {
+        if std::time::Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &pids[0].to_string()]).status();
+            panic!("trowel debug was still running 10 s after its terminal went away");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the build's roots are removed: {left:?}");
+}
+
 /// Issue 15: what `trowel build` ends with is printed once the debugger's UI is gone.
 #[test]
 fn the_result_is_printed_after_the_ui_exits() {

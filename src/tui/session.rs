@@ -12,7 +12,7 @@ use ratatui::crossterm::event::Event as TermEvent;
 
 use super::app::{App, Effect, Msg};
 use super::error::TuiError;
-use super::input::InputReader;
+use super::input::{Input, InputReader};
 use super::terminal::Term;
 use super::theme::Theme;
 use super::ui;
@@ -54,8 +54,12 @@ pub enum Incoming {
 }
 
 impl Incoming {
-    pub fn input(e: TermEvent) -> Incoming {
-        Incoming::Input(e)
+    /// What the input reader sends; a terminal that hung up ends the session as SIGHUP does.
+    pub fn input(i: Input) -> Incoming {
+        match i {
+            Input::Event(e) => Incoming::Input(e),
+            Input::Gone => Incoming::Signal,
+        }
     }
 }
 
@@ -80,7 +84,7 @@ pub fn run(
     loop {
         if !term.is_suspended() {
             let mut drawn = None;
-            term.terminal.draw(|f| drawn = Some(ui::draw(f, app, theme)))?;
+            term.draw(|f| drawn = Some(ui::draw(f, app, theme)))?;
             if let Some(d) = drawn {
                 app.update(Msg::Drawn(Box::new(d)));
             }

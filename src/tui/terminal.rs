@@ -62,7 +62,8 @@ pub fn install_panic_hook() {
 }
 
 pub struct Term {
-    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+    /// Always `Some` until dropped (see the `Drop` impl).
+    terminal: Option<Terminal<CrosstermBackend<Stdout>>>,
     mouse: bool,
     suspended: bool,
 }
@@ -72,7 +73,7 @@ impl Term {
     pub fn enter(mouse: bool) -> io::Result<Term> {
         install_panic_hook();
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        let mut t = Term { terminal, mouse, suspended: true };
+        let mut t = Term { terminal: Some(terminal), mouse, suspended: true };
         t.resume()?;
         Ok(t)
     }
@@ -97,7 +98,7 @@ impl Term {
         if self.mouse {
             execute!(out, EnableMouseCapture)?;
         }
-        self.terminal.clear()?;
+        self.terminal_mut().clear()?;
         self.suspended = false;
         Ok(())
     }
@@ -105,10 +106,28 @@ impl Term {
     pub fn is_suspended(&self) -> bool {
         self.suspended
     }
+
+    /// Draws one frame.
+    pub fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame)) -> io::Result<()> {
+        self.terminal_mut().draw(render).map(|_| ())
+    }
+
+    fn terminal_mut(&mut self) -> &mut Terminal<CrosstermBackend<Stdout>> {
+        self.terminal.as_mut().expect("the terminal is only taken on drop")
+    }
 }
 
 impl Drop for Term {
     fn drop(&mut self) {
+        // ratatui's own drop shows a hidden cursor and, when that fails, reports it with
+        // `eprintln!`, which panics when standard error is the same hung-up terminal: the
+        // debugger then died before its build's roots were removed. The cursor is shown here;
+        // a terminal that cannot take it is gone, and its `Terminal` is forgotten, not dropped.
+        if let Some(mut t) = self.terminal.take()
+            && t.show_cursor().is_err()
+        {
+            std::mem::forget(t);
+        }
         restore();
         // A raw mode left by anything else (a crashed shell relay) is undone too.
         if is_raw_mode_enabled().unwrap_or(false) {

@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventK
 use super::CompareView;
 use crate::compare::Comparison;
 use crate::tui::error::TuiError;
-use crate::tui::input::InputReader;
+use crate::tui::input::{Input, InputReader};
 use crate::tui::terminal::Term;
 use crate::tui::theme::Theme;
 
@@ -20,14 +20,15 @@ pub fn run_compare(comparison: Comparison, mouse: bool, theme: &Theme) -> Result
     }
     let code = comparison.exit_code();
     let mut view = CompareView::new(comparison);
-    let (tx, rx) = channel::<TermEvent>();
+    let (tx, rx) = channel::<Input>();
     let mut term = Term::enter(mouse)?;
-    let mut input = InputReader::spawn(tx, |e| e);
+    let mut input = InputReader::spawn(tx, |i| i);
     let outcome = (|| -> Result<(), TuiError> {
         loop {
-            term.terminal.draw(|f| super::draw(f, &view, theme))?;
+            term.draw(|f| super::draw(f, &view, theme))?;
             // Every sender gone: the input reader stopped, nothing can happen any more.
-            let Ok(ev) = rx.recv() else { return Ok(()) };
+            // The terminal hung up: nobody is left to look.
+            let Ok(Input::Event(ev)) = rx.recv() else { return Ok(()) };
             let key = match ev {
                 TermEvent::Key(k) if k.kind != KeyEventKind::Release => k,
                 // The wheel moves as j and k do (in the focused pane).
