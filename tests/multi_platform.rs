@@ -317,7 +317,8 @@ fn an_unchanged_rebuild_from_the_cache_pushes_nothing_again() {
     let again = build();
     assert!(again.contains("Cache: 4 hit(s), 0 miss(es)"), "first build:\n{first}\nsecond:\n{again}");
     assert!(again.contains("(unchanged: the registry already had it)"), "{again}");
-    // Every hit was the platform's own entry: the keys carry the target platform.
+    // Every hit was the platform's own entry: a key carries the platform of its stage's root,
+    // here the target's.
     let index = skopeo_manifest(&format!("{repo}:1"));
     for arch in ["amd64", "arm64"] {
         let entry =
@@ -326,6 +327,39 @@ fn an_unchanged_rebuild_from_the_cache_pushes_nothing_again() {
         assert_eq!(Tree::content(&u.rootfs(), "/t").trim(), arch);
     }
     assert_eq!(skopeo_manifest(&format!("{repo}:1"))["manifests"].as_array().unwrap().len(), 2);
+}
+
+/// A `FROM --platform=$BUILDPLATFORM` stage that does not depend on the target is one cache
+/// entry whatever the build's targets: reordered `--platform`s, or one of them alone, hit it.
+/// Its key held the first target's platform: both rebuilds missed it and ran it again.
+#[test]
+fn a_build_platform_stage_hits_whatever_the_targets_and_their_order() {
+    let ctx = tempfile::tempdir().unwrap();
+    let df = format!(
+        "FROM --platform=$BUILDPLATFORM {b} AS tools\n\
+         RUN echo \"tool built on $(uname -m)\" > /tool\n\
+         FROM scratch\n\
+         COPY --from=tools /tool /tool\n",
+        b = multi()
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+    let repo = format!("{}/{}", env().registry, unique_repo("multi-order"));
+    let build = |platforms: &str| {
+        let o = run(trowel()
+            .args(["build", "--destination", &format!("{repo}:1"), "--platform", platforms])
+            .args(["--cache=true", "--cache-repo", &format!("{repo}-cache")])
+            .arg("--context")
+            .arg(ctx.path()));
+        assert_ok(&o);
+        stderr(&o)
+    };
+    let first = build("linux/arm64,linux/amd64");
+    assert!(first.contains("Cache miss: no cache entry"), "{first}");
+    for platforms in ["linux/amd64,linux/arm64", "linux/amd64", "linux/arm64"] {
+        let again = build(platforms);
+        assert!(again.contains("Using cached layer"), "{platforms}:\n{again}");
+        assert!(!again.contains("Cache miss"), "{platforms}: first build:\n{first}\nthis one:\n{again}");
+    }
 }
 
 #[test]

@@ -106,9 +106,12 @@ pub(crate) fn plan(
     steps: &[(StepId, Instruction)],
 ) -> StageKeys {
     let mut keys = StageKeys::default();
-    // The target platform the stage is built for (the first, for a stage every target
-    // shares): a cache entry for one target is never served to another.
-    let platform = ctx.plan.target_platform(stage.index).to_string();
+    // The platform the stage's root is for, as BuildKit's vertex digests have it: the target's,
+    // unless `FROM --platform` fixes it (then a `$BUILDPLATFORM` tools stage is the same
+    // entry whichever targets a build has, in whatever order, as it is the same work). What
+    // else of the target a step sees is in its own inputs: the TARGET* ARGs it declared (a
+    // RUN's vars), an image it copies or mounts from (pulled for the target: its digest).
+    let platform = ctx.plan.stage_platform(stage.index).to_string();
     let root = match &ctx.plan.stages[stage.index].base {
         Base::Scratch => root_key(&platform, &RootOf::Scratch),
         Base::Image(_) => match stage.base_digest {
