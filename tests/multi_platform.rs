@@ -206,10 +206,22 @@ fn a_mistyped_platform_is_refused_before_anything_is_pulled() {
         "{err}"
     );
     assert!(!err.contains("Retrieved"), "{err}");
+}
+
+/// A platform given twice, in two spellings, is built once (buildx dedupes its `--platform`
+/// list): one image, no index.
+#[test]
+fn a_platform_given_twice_is_built_once() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY Dockerfile /\n").unwrap();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("multi-twice"));
     let o = run(trowel()
         .args(["build", "--destination", &dest, "--platform", "linux/amd64", "--platform", "linux/x86_64", "--context"])
         .arg(ctx.path()));
-    assert!(stderr(&o).contains("is the same platform as linux/amd64"), "{}", stderr(&o));
+    assert_ok(&o);
+    assert!(stderr(&o).contains(") for linux/amd64\n"), "{}", stderr(&o));
+    let manifest = skopeo_manifest(&dest);
+    assert!(manifest.get("manifests").is_none(), "one image, not an index: {manifest}");
 }
 
 /// Turns a binfmt_misc handler off for the length of a test, and back on when dropped (also

@@ -531,7 +531,9 @@ fn trowel_dir(flag: Option<&std::path::Path>, var: &dyn Fn(&str) -> Option<std::
         .unwrap_or_else(|| PathBuf::from("/trowel"))
 }
 
-/// `--custom-platform` (one) or `--platform` (several), parsed: each valid, none twice.
+/// `--custom-platform` (one) or `--platform` (several), parsed: each valid; one given again
+/// (in any spelling: `linux/x86_64` after `linux/amd64`) is built once, as buildx dedupes its
+/// `--platform` list.
 fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platform>, CliError> {
     if custom.is_some() && !listed.is_empty() {
         return Err(CliError(
@@ -542,10 +544,9 @@ fn target_platforms(custom: Option<&str>, listed: &[String]) -> Result<Vec<Platf
     for text in custom.into_iter().chain(listed.iter().map(String::as_str)) {
         let text = text.trim();
         let p = Platform::parse(text).map_err(CliError)?;
-        if let Some(same) = out.iter().find(|q| q.matches(&p) && p.matches(q)) {
-            return Err(CliError(format!("--platform {text:?} is the same platform as {same} given before")));
+        if !out.iter().any(|q| q.matches(&p) && p.matches(q)) {
+            out.push(p);
         }
-        out.push(p);
     }
     Ok(out)
 }
