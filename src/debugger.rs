@@ -63,8 +63,15 @@ impl Breakpoint {
         if let Some((p, rest)) = s.split_once('@')
             && !p.contains(':')
         {
-            let platform = Platform::parse_exact(&p.to_ascii_lowercase())
-                .map_err(|e| format!("invalid breakpoint {s:?}: {e} before the @ (e.g. linux/arm64@12)"))?;
+            let lower = p.to_ascii_lowercase();
+            let bad = |e: String| format!("invalid breakpoint {s:?}: {e} before the @ (e.g. linux/arm64@12)");
+            // One word is read as `--platform` reads it (`linux`: this machine's architecture;
+            // `arm64`, `aarch64`: for Linux), any of the architecture's variants as below.
+            let platform = if lower.contains('/') {
+                Platform::parse_exact(&lower).map_err(bad)?
+            } else {
+                Platform { variant: None, ..Platform::parse(&lower).map_err(bad)? }
+            };
             if rest.is_empty() {
                 return Err(format!("invalid breakpoint {s:?}: give a breakpoint after the @ (e.g. {platform}@12)"));
             }
@@ -471,7 +478,14 @@ mod tests {
             Breakpoint::parse("linux/amd64@stage:Build").unwrap().base(),
             Breakpoint::Stage(s) if s == "build"
         ));
-        assert!(Breakpoint::parse("linux@12").unwrap_err().contains("os/arch"), "a mistyped platform");
+        // One word, as --platform reads it: an OS is this machine's architecture, an
+        // architecture is for Linux.
+        let host = Platform { variant: None, ..Platform::host() };
+        assert_eq!(Breakpoint::parse("linux@12").unwrap().platform(), Some(host.to_string().as_str()));
+        assert_eq!(Breakpoint::parse("AArch64@failure").unwrap().platform(), Some("linux/arm64"));
+        assert_eq!(Breakpoint::parse("arm@12").unwrap().platform(), Some("linux/arm"), "any variant");
+        assert!(Breakpoint::parse("amd46@12").unwrap_err().contains("did you mean amd64"), "a mistyped platform");
+        assert!(Breakpoint::parse("linux/@12").unwrap_err().contains("os/arch"), "a mistyped platform");
         assert!(Breakpoint::parse("linux/arm64@").unwrap_err().contains("after the @"));
         assert!(Breakpoint::parse("linux/arm64@linux/amd64@12").unwrap_err().contains("one platform"));
         assert!(Breakpoint::parse("linux/arm64@nonsense").is_err());
