@@ -512,3 +512,26 @@ fn link_hits_after_an_earlier_step_changed() {
 mod blobs;
 mod explain;
 mod layer_inputs;
+
+/// A step is keyed by the files it starts from and what it reads, as in BuildKit: a LABEL
+/// change misses nothing (the image still gets the new label), an ENV change misses the RUN
+/// that sees it and not the COPY that does not. Keys held every config step before them (as in
+/// kaniko), so a `LABEL revision=$CI_COMMIT_SHA` near the top missed every step of every build.
+#[test]
+fn config_changes_miss_only_the_steps_that_read_them() {
+    let df = |label: &str, version: &str| {
+        format!("{}LABEL revision={label}\nENV VERSION={version}\nCOPY f.txt /f.txt\nRUN cat /f.txt > /g\n", from())
+    };
+    let c = Ctx::new("configonly", &df("one", "1"));
+    c.write("f.txt", "f\n");
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df("two", "1")).unwrap();
+    let o = c.build(&[]);
+    o.all_hit();
+    let config = skopeo_config(&c.dest);
+    assert_eq!(config["config"]["Labels"]["revision"], "two", "{config}");
+    std::fs::write(c.path().join("Dockerfile"), df("two", "2")).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(4), "hit");
+    assert_eq!(o.at(5), "miss: ENV VERSION 1 → 2");
+}

@@ -32,7 +32,9 @@ use crate::digest::Digest;
 /// Bump when the encoding or the meaning of a component changes: old entries then never hit.
 /// 2: a COPY into existing directories gives them the source's metadata (as BuildKit), so the
 /// same inputs make another layer than version 1's.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: steps that only change the image config (LABEL, ENV, ARG, …) no longer chain into the keys
+/// after them (`layer_cache/plan.rs`): a key of version 2 held them.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Where a variable in effect came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -206,14 +206,23 @@ pub(crate) fn plan(
         // The key hashes the real text; what is recorded (and compared when explaining a miss)
         // never holds a secret.
         let components = redact_components(ctx, components);
+        let chains = chains(&expanded);
         if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
             break;
         }
-        let chain_key = if linked.is_some() { linked_chain_key(&parent, &key) } else { key.clone() };
-        // A step with no cache entry of its own leaves its inputs to the entries after it.
-        let inputs = (!cacheable).then(|| Box::new(LinkInputs::of(&components)));
-        chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone(), inputs });
-        parent = chain_key.clone();
+        let chain_key = if !chains {
+            parent.clone()
+        } else if linked.is_some() {
+            linked_chain_key(&parent, &key)
+        } else {
+            key.clone()
+        };
+        if chains {
+            // A step with no cache entry of its own leaves its inputs to the entries after it.
+            let inputs = (!cacheable).then(|| Box::new(LinkInputs::of(&components)));
+            chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone(), inputs });
+            parent = chain_key.clone();
+        }
         // A COPY/ADD kept out of the cache repository is looked up in the local layer store and
         // for a layer reference record in the cache repository.
         let local = !cacheable && matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
@@ -224,6 +233,38 @@ pub(crate) fn plan(
     }
     cache.start_lookups(ctx, &mut keys, stage.cold);
     keys
+}
+
+/// Whether the steps after this one chain from it (their keys hold its key). A step that
+/// changes files does, and so do USER and SHELL, which RUN and WORKDIR read without naming them.
+/// The other instructions only change what the image config says (LABEL, ENV, ARG, EXPOSE,
+/// CMD, ENTRYPOINT, VOLUME, …): as in BuildKit, whose keys hold a step's filesystem and what the
+/// step itself reads, they miss no later step that does not read them. What a step reads of
+/// them is in its own key: a RUN's vars hold every ENV and ARG in scope, a COPY's the
+/// variables its text names, and its text is expanded. So a `LABEL revision=$CI_COMMIT_SHA` or
+/// an `ENV VERSION=…` near the top no longer misses every COPY below it (it did, as in kaniko
+/// and Docker's classic builder, whose keys chain the whole config).
+fn chains(e: &Expanded) -> bool {
+    match e {
+        Expanded::Run { .. }
+        | Expanded::Copy(_)
+        | Expanded::Add(_)
+        | Expanded::Workdir(_)
+        | Expanded::User(_)
+        | Expanded::Shell(_)
+        | Expanded::From { .. } => true,
+        Expanded::Cmd(_)
+        | Expanded::Entrypoint(_)
+        | Expanded::Env(_)
+        | Expanded::Arg(_)
+        | Expanded::Label(_)
+        | Expanded::Expose(_)
+        | Expanded::Volume(_)
+        | Expanded::Stopsignal(_)
+        | Expanded::Healthcheck(_)
+        | Expanded::Onbuild(_)
+        | Expanded::Maintainer(_) => false,
+    }
 }
 
 /// A RUN sees every ENV and every ARG in scope (Docker: ARGs are implicitly used by RUN), but
