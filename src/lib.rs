@@ -6,7 +6,7 @@
 //! its controller ([`debugger`]), the prompt a `trowel build --break` pauses at ([`prompt`]),
 //! `trowel warm` ([`warm`]), `trowel check` ([`check`]), `trowel cache` ([`cache_cmd`]) and
 //! `trowel login`/`logout` ([`login`]); a build as an ordinary user enters its user namespace
-//! first ([`rootless`]); they
+//! first ([`rootless`]), and a signal aborts it cleanly ([`signals`]); they
 //! write sizes with [`units`].
 //! `src/main.rs` only dispatches.
 
@@ -20,6 +20,7 @@ pub mod log;
 pub mod login;
 pub mod prompt;
 pub mod rootless;
+pub mod signals;
 pub mod trace;
 pub mod tui;
 pub mod units;

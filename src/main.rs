@@ -5,6 +5,7 @@ use clap::Parser;
 use trowel::cli::{Cli, Command, deprecation_warnings, normalize_args};
 use trowel::debugger::{Breakpoint, Debugger, check_breakpoints};
 use trowel::log::LogPrinter;
+use trowel::signals::OnSignal;
 use trowel_engine::engine::{self, Continue, Emitter};
 use trowel_events::EventSink;
 
@@ -113,12 +114,22 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         return 2;
     }
     let debugging = !breakpoints.is_empty() || args.require_approval;
-    let result = if debugging {
-        let frontend = trowel::prompt::TerminalFrontend::new(args.shell_on_failure, args.require_approval);
-        let mut dbg = Debugger::new(frontend, breakpoints, false);
-        engine::build(&opts, &emitter, &mut dbg)
-    } else {
-        engine::build(&opts, &emitter, &mut Continue)
+    // A signal aborts the build cleanly (`signals.rs`); without the watcher it still builds.
+    let stop = match engine::Stop::new() {
+        Ok(stop) if trowel::signals::stop_on_signals(stop.clone()).is_ok() => Some(stop),
+        _ => None,
+    };
+    let result = match (debugging, stop) {
+        (true, stop) => {
+            let frontend = trowel::prompt::TerminalFrontend::new(args.shell_on_failure, args.require_approval);
+            let dbg = Debugger::new(frontend, breakpoints, false);
+            match stop {
+                Some(stop) => engine::build(&opts, &emitter, &mut OnSignal::new(dbg, stop)),
+                None => engine::build(&opts, &emitter, &mut { dbg }),
+            }
+        }
+        (false, Some(stop)) => engine::build(&opts, &emitter, &mut OnSignal::new(Continue, stop)),
+        (false, None) => engine::build(&opts, &emitter, &mut Continue),
     };
     if let Some(warning) = trowel::rootless::settle(result.is_ok()) {
         eprintln!("warning: {warning}");

@@ -1,4 +1,5 @@
-//! Crash safety: trowel killed with SIGKILL during a RUN, while writing a layer, during a cache
+//! Crash safety: trowel stopped by SIGTERM during a RUN (a clean abort), and killed with
+//! SIGKILL during a RUN, while writing a layer, during a cache
 //! write, during a push (blob and manifest) and during `trowel warm`. Afterwards: no process of
 //! the build and no mount survives, nothing half-written is visible (no tag in the destination
 //! or the cache repository, no entry in the cache directory), and the next run with the same
@@ -157,6 +158,41 @@ fn killed_during_a_run_leaves_no_process_or_mount_and_the_next_build_cleans_up()
     assert_ok(&o);
     assert_eq!(entries(work.path()), Vec::<String>::new(), "{} was not removed", left[0]);
     assert!(!log(&o).contains("cannot remove"), "{}", log(&o));
+}
+
+/// SIGTERM (a pod deleted) during a RUN aborts the build as the debugger's quit does: the RUN
+/// stopped, its roots removed from the work dir, nothing pushed, the reason in the log. It used
+/// to end the process there and then, its roots left behind. SIGINT and SIGHUP take the same path.
+#[test]
+fn sigterm_during_a_run_aborts_the_build_and_removes_its_roots() {
+    let work = tempfile::tempdir().unwrap();
+    let marker = format!("sleep {}", 6000 + std::process::id() % 1000);
+    let ctx = context(&format!("FROM {}\nRUN ({marker} &) ; echo started-run ; {marker}\n", env().busybox()));
+    let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm"));
+    let w = work.path().to_str().unwrap();
+    let mut b = Running::start(ctx.path(), &["--destination", &dest, "--work-dir", w]);
+    b.wait_for_log("started-run");
+    let t0 = Instant::now();
+    while processes_with(&marker).len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the RUN's processes never showed up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ok(&run(Command::new("kill").args(["-TERM", &b.child.id().to_string()])));
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = b.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "still building 20 s after SIGTERM:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = b.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
+    assert!(processes_with(&marker).is_empty(), "left running: {:?}", processes_with(&marker));
+    assert_eq!(mounts_below(work.path()), Vec::<String>::new());
+    assert_eq!(entries(work.path()), Vec::<String>::new(), "the build's roots are removed");
+    assert_no_tag(&dest);
 }
 
 #[test]
