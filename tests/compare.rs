@@ -72,12 +72,24 @@ fn a_changed_file_is_named_and_the_steps_before_it_are_equal() {
 
 #[test]
 fn a_trace_compared_with_itself_is_equivalent() {
-    for name in ["cache-rebuild", "multistage", "mounts", "killed", "fail-run-exit"] {
+    for name in ["cache-rebuild", "multistage", "mounts", "killed", "fail-run-exit", "platforms"] {
         let c = compare(&trace_path(name), &trace_path(name));
         assert!(c.equivalent(), "{name}: {}", text::render(&c));
         assert_eq!(c.exit_code(), 0);
         assert!(text::render(&c).contains("\nEquivalent: all "), "{name}");
     }
+}
+
+/// A build for several platforms is compared stage instance by instance, each headed by its
+/// Dockerfile stage and its platform: the unnamed final stage is `1 · linux/amd64` and `1 ·
+/// linux/arm64`, not the plan's indices `1` and `2` without a platform.
+#[test]
+fn stages_of_a_build_for_several_platforms_are_named_with_their_platform() {
+    let c = compare(&trace_path("platforms"), &trace_path("platforms"));
+    let mut labels: Vec<&str> = c.rows.iter().map(|r| r.stage_label.as_str()).collect();
+    labels.dedup();
+    assert_eq!(labels, ["build · linux/amd64 (shared by all)", "1 · linux/amd64", "1 · linux/arm64"]);
+    assert!(text::render(&c).contains("\nStage 1 · linux/arm64\n"), "{}", text::render(&c));
 }
 
 /// A build killed half way leaves a trace cut after its last event: it compares up to there.

@@ -118,7 +118,9 @@ impl StepRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub stage: usize,
-    /// The stage's name as build B has it (else A's), or its index (`builder`, `1`).
+    /// The stage's name as build B has it (else A's), or its number in the Dockerfile (`builder`,
+    /// `1`); in a build for several platforms with its platform (`1 · linux/arm64`, `tools ·
+    /// linux/amd64 (shared by all)`).
     pub stage_label: String,
     pub a: Option<StepRef>,
     pub b: Option<StepRef>,
@@ -182,11 +184,18 @@ impl Comparison {
             let va = pair.a.and_then(|id| sa.step(id));
             let vb = pair.b.and_then(|id| sb.step(id));
             let stage = pair.stage;
-            let stage_label = sb
-                .stage(stage)
-                .or_else(|| sa.stage(stage))
-                .and_then(|s| s.name.clone())
-                .unwrap_or_else(|| stage.to_string());
+            let stage_label = match sb.stage(stage).map(|s| (s, sb)).or_else(|| sa.stage(stage).map(|s| (s, sa))) {
+                Some((s, state)) => {
+                    // The Dockerfile's stage, not the plan's index (which counts every
+                    // platform's stages), and in a build for several platforms which one.
+                    let name = s.name.clone().unwrap_or_else(|| s.number().to_string());
+                    match s.platform_label(&state.platforms) {
+                        Some(p) => format!("{name} · {p}"),
+                        None => name,
+                    }
+                }
+                None => stage.to_string(),
+            };
             let (ra, rb) = (va.map(StepRef::of), vb.map(StepRef::of));
             let progress = progress(ra.as_ref(), rb.as_ref(), pair.matched);
             let key = keys::verdict(sa, va, sb, vb);
