@@ -79,6 +79,27 @@ impl StageFiles {
         self.get(s, stage, layers)
     }
 
+    /// Whether the root is made in `/` (container isolation) for a step (`run`: one that runs
+    /// something), as [`Self::get`] and [`Self::at_slash`] make it.
+    pub fn wants_slash(&self, s: &Shared<'_, '_>, run: bool) -> bool {
+        s.ctx.slash_keep.is_some() && (run || !self.off_slash)
+    }
+
+    /// Takes over the parent stage's root when this stage may (see [`make`]): `Ok(false)` when
+    /// it may not, or the stage has a root already.
+    pub fn take_parent(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        stage: usize,
+        layers: &[StageLayer],
+    ) -> Result<bool, BuildError> {
+        if self.root.is_some() {
+            return Ok(false);
+        }
+        self.root = parent_root(s, stage, layers)?;
+        Ok(self.root.is_some())
+    }
+
     /// Takes what making the root ahead gave: the root, or the error its first user reports.
     pub(super) fn made_ahead(&mut self, made: Result<BuildRoot, BuildError>) {
         match made {
