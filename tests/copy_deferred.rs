@@ -9,7 +9,10 @@
 //! read, no layer written: `0 new layer(s)`), says so, and pushes the same image; when the
 //! builder's RUN misses, the COPY runs in its place as before; when the final stage's
 //! `COPY --from=builder` (or a `RUN --mount=from=builder`) misses, the COPY runs then, into the
-//! builder's root made whole, and the image is the one a build without the cache makes.
+//! builder's root made whole, and the image is the one a build without the cache makes. The
+//! same holds across stages built `FROM` one another (`FROM deps AS build`): an unchanged
+//! rebuild runs neither stage's COPY, and a child whose step misses has its root made whole,
+//! its parent's deferred COPY run into it in its place.
 
 mod common;
 
