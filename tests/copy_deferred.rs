@@ -9,7 +9,10 @@
 //! read, no layer written: `0 new layer(s)`), says so, and pushes the same image; when the
 //! builder's RUN misses, the COPY runs in its place as before; when the final stage's
 //! `COPY --from=builder` (or a `RUN --mount=from=builder`) misses, the COPY runs then, into the
-//! builder's root made whole, and the image is the one a build without the cache makes.
+//! builder's root made whole, and the image is the one a build without the cache makes. The
+//! same holds across stages built `FROM` one another (`FROM deps AS build`): an unchanged
+//! rebuild runs neither stage's COPY, and a child whose step misses has its root made whole,
+//! its parent's deferred COPY run into it in its place.
 
 mod common;
 
@@ -223,4 +226,78 @@ fn copies_of_paths_that_read_like_remotes_are_deferred_together() {
     assert_eq!(from_misses.digest(), p.uncached(&["--build-arg", "W=2"]).digest());
     let u = pull_and_unpack(&p.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/out/c"), "A\nG\nB\n");
+}
+
+/// The usual node/python layout: `deps` copies the manifests and installs, `build` is built
+/// `FROM deps`, copies the sources and builds, the image copies the result from `build`.
+fn deps_and_build(name: &str, build_steps: &str) -> Project {
+    let df = format!(
+        "FROM {b} AS deps\n\
+         WORKDIR /app\n\
+         COPY package.json lock.json ./\n\
+         RUN cat package.json lock.json > deps.txt\n\
+         FROM deps AS build\n\
+         {build_steps}\
+         FROM {b}\n\
+         COPY --from=build /app/dist.txt /out/\n",
+        b = env().busybox()
+    );
+    let p = Project::new(name, &df);
+    p.write("package.json", "pkg\n");
+    p.write("lock.json", "lock\n");
+    p.write("src.txt", "src\n");
+    p
+}
+
+/// In a fresh pod both stages' COPYs miss and every RUN hits: `build` being built `FROM deps`
+/// no longer makes deps's COPY run (nor, with it, build's), and nothing is unpacked or written.
+#[test]
+fn copies_of_a_stage_built_on_and_of_its_child_are_deferred() {
+    let p = deps_and_build("deferred-chain", "COPY . .\nRUN cat deps.txt src.txt > dist.txt\n");
+    let first = p.build(&[]);
+    assert_eq!((first.status(3), first.status(6)), ("built".into(), "built".into()));
+
+    let again = p.build(&[]);
+    assert!(again.at(3).starts_with("miss: ") && again.at(6).starts_with("miss: "), "{}", again.log);
+    assert_eq!((again.status(3), again.status(6)), ("deferred".into(), "deferred".into()), "{}", again.log);
+    assert_eq!((again.at(4), again.at(7), again.at(9)), ("hit".into(), "hit".into(), "hit".into()));
+    assert_eq!(again.of("base_unpacked").count(), 0);
+    assert_eq!(again.of("source_unpacked").count() + again.of("source_extracted").count(), 0);
+    assert_eq!(again.of("layer_written").count(), 0);
+    assert_eq!(again.of("deferred_run").count(), 0);
+    assert!(again.log.contains("(0 new layer(s), 0 B)"), "{}", again.log);
+    assert_eq!(again.digest(), first.digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), "pkg\nlock\nsrc\n");
+}
+
+/// The child's RUN misses (a build arg only it reads): it needs the child's root, which is made
+/// whole — deps's base, deps's deferred COPY run in its place, the cached layers of deps's RUN
+/// and of the child's first RUN applied — before the child's own COPY runs into it.
+#[test]
+fn a_child_that_needs_its_root_runs_its_parents_deferred_copy_into_it() {
+    let build =
+        "RUN echo b > b.txt\nARG V=1\nCOPY . .\nRUN echo $V > v.txt && cat deps.txt b.txt src.txt v.txt > dist.txt\n";
+    let p = deps_and_build("deferred-chain-miss", build);
+    p.build(&[]);
+
+    let miss = p.build(&["--build-arg", "V=2"]);
+    assert_eq!((miss.at(4), miss.at(6)), ("hit".into(), "hit".into()));
+    assert!(miss.at(9).starts_with("miss: "), "{}", miss.at(9));
+    assert_eq!(miss.status(3), "deferred", "{}", miss.log);
+    assert_eq!((miss.status(8), miss.status(9)), ("built".into(), "built".into()));
+    // deps's COPY ran after all, into the root the child's COPY needed, and said so.
+    let id_at = |line: u64| miss.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
+    let ran: Vec<&Value> = miss.of("deferred_run").collect();
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!((ran[0]["id"].clone(), ran[0]["for_step"].clone()), (id_at(3), id_at(8)), "{ran:?}");
+    // deps made no root; the child's was made from the layers below deps's COPY (the base and
+    // the WORKDIR's). The image's stage makes its own, for its COPY --from that misses.
+    let made: Vec<&Value> = miss.of("base_unpacked").filter(|e| e["stage"] != 2).collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!((made[0]["stage"].clone(), made[0]["layers"].clone()), (1.into(), 2.into()), "{made:?}");
+    let reference = p.uncached(&["--build-arg", "V=2"]);
+    assert_eq!(miss.digest(), reference.digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), "pkg\nlock\nb\nsrc\n2\n");
 }

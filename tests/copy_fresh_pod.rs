@@ -316,3 +316,32 @@ fn skopeo_raw_layers(image: &str) -> Vec<String> {
     let m = skopeo_manifest(image);
     m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()
 }
+
+/// A stage built `FROM` another takes over the parent's root when nothing else reads it. The
+/// parent here has one (its `COPY --from` misses in a fresh pod and runs); the child's first RUN
+/// hits (no root yet: its layer is only noted) and its second misses. The root taken over must
+/// have the first RUN's layer applied: the second RUN failed reading its file.
+#[test]
+fn a_child_taking_its_parents_root_has_its_own_cached_layers_in_it() {
+    let df = format!(
+        "FROM {b} AS src\n\
+         RUN echo s > /s\n\
+         FROM {b} AS deps\n\
+         COPY --from=src /s /s\n\
+         RUN cat /s > /d\n\
+         FROM deps AS build\n\
+         RUN echo b > /b\n\
+         ARG V=1\n\
+         RUN echo $V > /v && cat /d /b /v > /dist\n\
+         FROM {b}\n\
+         COPY --from=build /dist /out/\n",
+        b = env().busybox()
+    );
+    let p = Project::new("freshpod-parent-root", &df);
+    p.build(&[]);
+    let again = p.build(&["--build-arg", "V=2"]);
+    assert_eq!((again.status(4), again.at(7)), ("built".into(), "hit".into()), "{}", again.log);
+    assert!(again.at(9).starts_with("miss: "), "{}", again.at(9));
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/out/dist"), "s\nb\n2\n");
+}

@@ -220,8 +220,9 @@ pub enum Event {
         index: Option<RootIndex>,
     },
     /// A COPY/ADD that was deferred (`step_finished` status `deferred`) ran after all: a later
-    /// step read its stage (`source_unpacked`, whose `why` names it) and it was run into that
-    /// root. Its time is inside `for_step`'s; this says how much of it was this step's.
+    /// step read its stage (`source_unpacked`, whose `why` names it), or needed the root of a
+    /// stage built on it or of its own stage (`base_unpacked`), and it was run into that root.
+    /// Its time is inside `for_step`'s; this says how much of it was this step's.
     DeferredRun {
         id: StepId,
         /// The step that read the stage and whose time holds this run.

@@ -20,6 +20,15 @@ impl Build<'_> {
     pub(crate) fn assemble(&mut self, target: usize, slot: usize) -> Result<FinalImage, BuildError> {
         let ctx = &self.ctx;
         let st = self.stages.get(target).ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
+        // Its layers and config would lack a COPY not run (`stage/defer.rs` never defers one an
+        // image is built on): never a wrong image.
+        if let Some(d) = st.deferred.first() {
+            return Err(BuildError::Options(format!(
+                "internal error: the image lacks the {} at line {}, which was not run (deferred)",
+                d.instruction.keyword(),
+                d.instruction.line
+            )));
+        }
         let mut config = st.config.clone();
         let now = ctx.now_rfc3339();
         for &i in &st.unstamped {

@@ -121,18 +121,20 @@ impl Stages {
     }
 
     /// The parent's root, for a stage built `FROM` it, when nothing else reads the parent and
-    /// it is not the image: the child can change those files in place.
-    pub fn take_parent_root(&mut self, plan: &Plan, child: usize) -> Option<BuildRoot> {
+    /// it is not the image: the child can change those files in place. With it, how many layers
+    /// the parent has (the root holds those, and the parent's deferred COPYs' files).
+    pub fn take_parent_root(&mut self, plan: &Plan, child: usize) -> Option<(BuildRoot, usize)> {
         let Base::Stage(p) = plan.stages[child].base else { return None };
         let only_consumer = self.consumers[p].iter().all(|(c, copies)| *c == child && !copies);
         if !only_consumer || plan.targets.contains(&p) {
             return None;
         }
-        let root = self.built[p].as_mut()?.root.take()?;
+        let parent = self.built[p].as_mut()?;
+        let root = parent.root.take()?;
         if root.is_slash() {
             self.slash_owner = Some(child);
         }
-        Some(root)
+        Some((root, parent.layers.len()))
     }
 
     /// Container isolation: `stage` is about to unpack its files into `/`. Whichever stage had

@@ -10,9 +10,9 @@
 //! - nothing can pause the build or look at the root (a debugger), and no viewer asked for the
 //!   cached layers after it to be compared with the layers below them;
 //! - the step copies from the build context (no `--from`, no `--link`, no URL or git source);
-//! - the stage is no image (not a target) and no stage is built `FROM` it, so its config and
-//!   layers are never assembled or built on; not a build for several platforms (whose lanes
-//!   share stages' roots), not `--single-snapshot`;
+//! - the stage is no image (not a target), nor is any stage built `FROM` it, at any remove (the
+//!   usual `FROM deps AS build`), so its config and layers are never assembled; not a build for
+//!   several platforms (whose lanes share stages' roots), not `--single-snapshot`;
 //! - the stage has no root yet, every step is keyed, and every later step of the stage either
 //!   only changes the config, or is looked up and hits, or is a COPY that would be deferred in
 //!   turn should it miss (the usual `COPY go.mod`, `RUN download`, `COPY . .`, `RUN build`: both
@@ -21,16 +21,31 @@
 //!   in its place as before.
 //!
 //! Its key still chains the steps after it, its miss is reported (`cache_lookup`), and the
-//! stage's layers and history then lack it: nothing reads them. The only readers left are a
-//! later `COPY --from` or `RUN --mount=from=` of the stage that misses: `Stages::stage_files`
-//! then makes the stage's whole root as the stage would have had it — the layers below the
-//! first deferred COPY, each deferred COPY run into it in its place, the (cached) layers between
-//! and above applied — which is the root the stage had before this existed, so those readers
-//! read the same files.
+//! stage's layers and history then lack it: no image is made of them (`publish.rs` refuses one
+//! that would be). Every reader of the stage's files gets them whole instead, as the stage would
+//! have had them — the layers below the first deferred COPY, each deferred COPY run into it in
+//! its place, the (cached) layers between and above applied — which is the root the stage had
+//! before this existed, so it reads the same files:
+//!
+//! - a later `COPY --from` or `RUN --mount=from=` of the stage that misses: `Stages::stage_files`
+//!   makes that root for it (`root_with`);
+//! - a stage built `FROM` it starts from its layers and carries its deferred COPYs on (each at
+//!   the same place: the child's layers begin with the parent's), and is read in turn as above;
+//! - any step of a stage with deferred COPYs (its own or its parents') that needs the stage's
+//!   root — a RUN or COPY that misses in a child — has it made whole first
+//!   (`StageRunner::make_whole`), the snapshotter told of every path that touched, so the
+//!   step's layer holds only its own changes, as it would have. A parent's root a child takes
+//!   over is whole by the same rule.
+//!
+//! The descendants are not looked ahead at, as the stage's own later steps are: their keys are
+//! not planned (nor looked up) until they start, and the lazy root is sound on its own. It costs
+//! them no more than deferral saved: a child that needs its root would otherwise have taken the
+//! parent's, made from the same base, the same COPY and the same cached layers; now the COPY runs
+//! into the child's root instead, and its layer is still never written.
 
 use trowel_events::{Event, StepId};
 
-use crate::dockerfile::{Base, CopySource, Expanded, ExpandedSource, Instruction, InstructionKind};
+use crate::dockerfile::{Base, CopySource, Expanded, ExpandedSource, Instruction, InstructionKind, Plan};
 use crate::engine::context::BuildContext;
 use crate::engine::error::{BuildError, Location};
 use crate::engine::layer::StageLayer;
@@ -39,7 +54,7 @@ use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::shared::Shared;
 use crate::engine::stage::{StageConfig, StageRunner};
 use crate::engine::steps::copy::seen::Seen;
-use crate::engine::steps::{FileCx, Source, Step, StepAt};
+use crate::engine::steps::{Changed, FileCx, Scope, Source, Step, StepAt};
 
 /// A COPY/ADD that was not run, with what running it later needs.
 #[derive(Clone)]
@@ -90,7 +105,9 @@ impl StageRunner {
                 ExpandedSource::Heredoc { .. } => true,
             });
         let viewer_compares = ctx.detail.cached_diffs || s.controller.detail().cached_diffs;
-        let built_on = ctx.plan.stages.iter().any(|st| matches!(st.base, Base::Stage(p) if p == stage));
+        // Stages built on it, at any remove, start from its layers and inherit the deferral:
+        // none may be an image either.
+        let image_on = built_on(&ctx.plan, stage).iter().any(|d| ctx.plan.targets.contains(d));
         if !planned.local
             || !from_context
             || !s.controller.defers_unneeded_steps()
@@ -98,7 +115,7 @@ impl StageRunner {
             || ctx.opts.layers.single_snapshot
             || ctx.plan.is_multi_platform()
             || ctx.plan.targets.contains(&stage)
-            || built_on
+            || image_on
             || self.off_dockerfile
             || self.files.existing().is_some()
             || self.keys.final_key.is_none()
@@ -134,6 +151,53 @@ impl StageRunner {
             seen: planned.seen.clone(),
         });
     }
+}
+
+impl StageRunner {
+    /// Makes the stage's root for step `step` (`run`: a RUN) when its layers lack deferred
+    /// COPYs, its own or its parents': whole, as the stage would have had it (see the module's
+    /// comment). The parent's root, when the stage takes it over, is whole by this same rule.
+    /// The root [`StageFiles`](super::StageFiles) then hands out is this one.
+    pub(super) fn make_whole(&mut self, s: &mut Shared<'_, '_>, step: StepId, run: bool) -> Result<(), BuildError> {
+        let ctx = s.ctx;
+        let idx = self.index;
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        self.files.take_parent(s, idx, &self.layers)?;
+        let slash = self.files.wants_slash(s, run);
+        if self.files.existing().is_some_and(|r| !slash || r.is_slash()) {
+            return Ok(());
+        }
+        // No root, or one in the work dir that a RUN needs in `/` (container isolation), where
+        // `StageFiles::at_slash` would make it again from the layers alone.
+        let below = &self.layers[..first_below(&self.layers, &self.deferred)];
+        let mut root = match &ctx.slash_keep {
+            Some(keep) if slash => {
+                s.stages.claim_slash(idx);
+                ctx.materialize_at_slash(keep, below, idx)?
+            }
+            _ => ctx.materialize(below, &format!("stage{idx}"), RootFor::Stage(idx))?,
+        };
+        run_into(ctx, &mut root, &self.layers, &self.deferred, step, true)?;
+        if let Some(old) = self.files.replace(root).filter(|old| !old.is_slash()) {
+            for d in old.into_dirs() {
+                let _ = crate::fs::remove::remove_tree(&d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stages built `FROM` stage `stage`, and those built from them, at any remove.
+fn built_on(plan: &Plan, stage: usize) -> Vec<usize> {
+    let mut found = vec![stage];
+    let mut i = 0;
+    while let Some(&p) = found.get(i) {
+        found.extend(plan.stages.iter().filter(|st| matches!(st.base, Base::Stage(b) if b == p)).map(|st| st.index));
+        i += 1;
+    }
+    found.split_off(1)
 }
 
 /// A step of the stage as a deferral looks ahead at it.
@@ -185,7 +249,7 @@ pub(crate) fn root_with(
     deferred: &[DeferredCopy],
     step: StepId,
 ) -> Result<BuildRoot, BuildError> {
-    let first = deferred.first().map_or(layers.len(), |d| d.below.min(layers.len()));
+    let first = first_below(layers, deferred);
     let lines: Vec<String> =
         deferred.iter().map(|d| format!("{} at line {}", d.instruction.keyword(), d.instruction.line)).collect();
     let why = format!(
@@ -196,7 +260,31 @@ pub(crate) fn root_with(
     );
     let root_for = RootFor::Reader { step, stage: Some(stage), image: None, why: &why };
     let mut root = ctx.materialize(&layers[..first], &format!("stage{stage}-copy"), root_for)?;
-    let opts = ctx.unpack_options();
+    run_into(ctx, &mut root, layers, deferred, step, false)?;
+    Ok(root)
+}
+
+/// How many of `layers` lie below the first of `deferred`.
+fn first_below(layers: &[StageLayer], deferred: &[DeferredCopy]) -> usize {
+    deferred.first().map_or(layers.len(), |d| d.below.min(layers.len()))
+}
+
+/// Runs each of `deferred` into `root` (which holds the layers below the first) in its place,
+/// with the layers between them and above the last applied. `index`: the root is a stage's own,
+/// whose next step's snapshot must hold that step's changes only, so the snapshotter is told
+/// of every path these touched (as a cached layer applied to a root is, `cache.rs`).
+fn run_into(
+    ctx: &BuildContext<'_>,
+    root: &mut BuildRoot,
+    layers: &[StageLayer],
+    deferred: &[DeferredCopy],
+    step: StepId,
+    index: bool,
+) -> Result<(), BuildError> {
+    let opts = match &ctx.slash_keep {
+        Some(keep) if root.is_slash() => ctx.slash_unpack_options(keep),
+        _ => ctx.unpack_options(),
+    };
     for (i, d) in deferred.iter().enumerate() {
         let started = std::time::Instant::now();
         let at = StepAt { id: d.id, loc: d.loc.clone(), instruction: &d.instruction, display: d.display.clone() };
@@ -206,12 +294,23 @@ pub(crate) fn root_with(
         let mut config = d.config.clone();
         let source = Source::Context { root: &ctx.context, ignore: &ctx.dockerignore };
         let seen = d.seen.as_deref();
-        copy.run(FileCx { ctx, at: &at, config: &mut config, root: &mut root, source, mounts: None, seen })?;
+        let changed = copy.run(FileCx { ctx, at: &at, config: &mut config, root, source, mounts: None, seen })?;
+        let index_err = |e| BuildError::fs(format!("index what the deferred step {} wrote", d.id))(e);
+        if index {
+            match changed {
+                Changed::Files(Scope::Paths(p)) => drop(root.snap.snapshot_paths(&p).map_err(index_err)?),
+                Changed::Files(Scope::Full) => drop(root.snap.snapshot().map_err(index_err)?),
+                Changed::Nothing => {}
+            }
+        }
         let end = deferred.get(i + 1).map_or(layers.len(), |n| n.below.min(layers.len()));
         let above = &layers[d.below.min(end)..end];
         ctx.fetch_blobs(above)?;
         for l in above {
-            ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
+            let stats = ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
+            if index {
+                root.snap.snapshot_paths(&stats.touched).map_err(index_err)?;
+            }
         }
         // The step said it did not run when its turn came; it did now, in `step`'s time.
         ctx.emitter.emit(Event::DeferredRun {
@@ -220,5 +319,5 @@ pub(crate) fn root_with(
             duration_ms: started.elapsed().as_millis() as u64,
         });
     }
-    Ok(root)
+    Ok(())
 }

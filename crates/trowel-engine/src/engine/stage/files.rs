@@ -79,6 +79,27 @@ impl StageFiles {
         self.get(s, stage, layers)
     }
 
+    /// Whether the root is made in `/` (container isolation) for a step (`run`: one that runs
+    /// something), as [`Self::get`] and [`Self::at_slash`] make it.
+    pub fn wants_slash(&self, s: &Shared<'_, '_>, run: bool) -> bool {
+        s.ctx.slash_keep.is_some() && (run || !self.off_slash)
+    }
+
+    /// Takes over the parent stage's root when this stage may (see [`make`]): `Ok(false)` when
+    /// it may not, or the stage has a root already.
+    pub fn take_parent(
+        &mut self,
+        s: &mut Shared<'_, '_>,
+        stage: usize,
+        layers: &[StageLayer],
+    ) -> Result<bool, BuildError> {
+        if self.root.is_some() {
+            return Ok(false);
+        }
+        self.root = parent_root(s, stage, layers)?;
+        Ok(self.root.is_some())
+    }
+
     /// Takes what making the root ahead gave: the root, or the error its first user reports.
     pub(super) fn made_ahead(&mut self, made: Result<BuildRoot, BuildError>) {
         match made {
@@ -114,10 +135,7 @@ impl StageFiles {
 
 fn make(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer], off_slash: bool) -> Result<BuildRoot, BuildError> {
     let ctx = s.ctx;
-    // A child stage may take over its parent's root when nothing else reads the parent.
-    if let Base::Stage(_) = ctx.plan.stages[stage].base
-        && let Some(root) = s.stages.take_parent_root(&ctx.plan, stage)
-    {
+    if let Some(root) = parent_root(s, stage, layers)? {
         return Ok(root);
     }
     match &ctx.slash_keep {
@@ -127,4 +145,28 @@ fn make(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer], off_slash: 
         }
         _ => ctx.materialize(layers, &format!("stage{stage}"), RootFor::Stage(stage)),
     }
+}
+
+/// The parent stage's root, for a child stage that may take it over (nothing else reads the
+/// parent), with the child's own `layers` above the parent's applied: steps the cache served
+/// before the child needed files added layers the parent's root never saw (a child whose first
+/// RUN hit and second missed ran the second without the first's files).
+fn parent_root(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer]) -> Result<Option<BuildRoot>, BuildError> {
+    let ctx = s.ctx;
+    let Base::Stage(_) = ctx.plan.stages[stage].base else { return Ok(None) };
+    let Some((mut root, below)) = s.stages.take_parent_root(&ctx.plan, stage) else { return Ok(None) };
+    let above = &layers[below.min(layers.len())..];
+    let opts = match &ctx.slash_keep {
+        Some(keep) if root.is_slash() => ctx.slash_unpack_options(keep),
+        _ => ctx.unpack_options(),
+    };
+    ctx.fetch_blobs(above)?;
+    for l in above {
+        let stats = ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
+        // The next snapshot must hold only its step's changes.
+        root.snap
+            .snapshot_paths(&stats.touched)
+            .map_err(BuildError::fs(format!("apply cached layer {}", l.descriptor.digest)))?;
+    }
+    Ok(Some(root))
 }

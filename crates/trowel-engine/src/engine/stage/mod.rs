@@ -525,20 +525,12 @@ impl StageRunner {
         if step.linked() {
             return self.execute_linked(s, at, step.as_ref(), seen);
         }
-        if let Some(d) = self.deferred.first() {
-            // `may_defer` found every later step of the stage served by the cache: one that
-            // runs would find a root without the deferred step's files. Never a wrong image.
-            return Err(at.invalid(format!(
-                "internal error: this step needs the stage's files, but the {} at line {} was not run (deferred)",
-                d.instruction.keyword(),
-                d.instruction.line
-            )));
-        }
+        let run = matches!(at.instruction.kind, InstructionKind::Run { .. });
+        // Its layers may lack deferred COPYs (its own, its parents'): the root is made whole.
+        self.make_whole(s, at.id, run)?;
         let index = self.index;
-        let root = match at.instruction.kind {
-            InstructionKind::Run { .. } => self.files.at_slash(s, index, &self.layers)?,
-            _ => self.files.get(s, index, &self.layers)?,
-        };
+        let root =
+            if run { self.files.at_slash(s, index, &self.layers)? } else { self.files.get(s, index, &self.layers)? };
         // The stages and images a RUN's mounts read: after the stage's own root is made, which
         // in container isolation may take `/` from the stage a mount reads (that one is then
         // unpacked elsewhere).

@@ -38,6 +38,9 @@ impl StageRunner {
         // A stage built on another inherits its declared ARGs (BuildKit); any other starts
         // afresh. Either way the global values are those of the stage's own target platform.
         let mut args = ctx.plan.arg_scope_for(idx);
+        // A stage built on one with COPYs not run starts from layers that lack them: it carries
+        // them on, each at the same place in its layers (which begin with the parent's).
+        let mut deferred = Vec::new();
         let (config, format, layers, base_digest, base_ref, clock, unstamped) = match &planned.base {
             Base::Scratch => {
                 ctx.emitter.emit(Event::BaseResolved {
@@ -112,6 +115,7 @@ impl StageRunner {
                     layers: parent.layers.iter().map(|l| l.summary(None)).collect(),
                 });
                 args.inherit(&parent.args);
+                deferred = parent.deferred.clone();
                 // A stage built from a stage chains from the image at the bottom of it all.
                 (
                     parent.config.clone(),
@@ -150,7 +154,7 @@ impl StageRunner {
             off_dockerfile: false,
             retry_note: None,
             order: Vec::new(),
-            deferred: Vec::new(),
+            deferred,
         })
     }
 }
