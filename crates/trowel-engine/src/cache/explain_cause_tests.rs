@@ -128,3 +128,23 @@ fn a_changed_base_stage_says_which_step_and_why() {
     // Not known (its last step was not looked up in this build): as before.
     assert_eq!(explain(&entries(child("r-old")), &child("r-new"), &none).text(), "base stage changed (FROM base)");
 }
+
+/// After a build that failed past a changed ARG, a step's closest entry is older than its
+/// parent's: one message gave `ARG V 1 → 3; parent step missed (line 3: ARG V 2 → 3)`. The
+/// variable is named once, against the entry compared.
+#[test]
+fn one_arg_has_one_earlier_value_in_a_message() {
+    let arg = |c: KeyComponents, v: &str| {
+        let mut c = c;
+        c.vars.insert("V".into(), Var { kind: VarKind::Arg, value: Some(v.into()) });
+        c
+    };
+    let step = |v: &str, parent: &str| {
+        let mut c = arg(comps("RUN test -f /ok", 4), v);
+        c.chain.push(ChainLink { line: 3, instruction: "RUN echo $V > /v".into(), key: parent.into(), inputs: None });
+        c.parent = parent.into();
+        c
+    };
+    let missed = BTreeMap::from([("r-3".to_string(), Missed { line: 3, reasons: vec!["ARG V 2 → 3".into()] })]);
+    assert_eq!(explain(&entries(step("1", "r-1")), &step("3", "r-3"), &missed).text(), "ARG V 1 → 3");
+}

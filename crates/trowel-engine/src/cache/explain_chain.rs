@@ -25,9 +25,15 @@ pub(super) fn chain_changed(
     let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
     // An ancestor's reason is the same fact as one named already when it only adds where it
     // was seen (`COPY /out at line 12: stage 0 changed` after `stage 0 changed`).
+    // So is another change of a variable named already: after a build that failed, this step's
+    // closest entry may be older than its parent's, and the parent's `ARG V 2 → 3` beside this
+    // step's `ARG V 1 → 3` gave two earlier values of one ARG in one message.
+    let var = |r: &str| r.contains(" → ").then(|| r.splitn(3, ' ').take(2).collect::<Vec<_>>().join(" "));
     let said = |r: &String| {
         named.iter().any(|n| {
-            r == n || r.strip_suffix(n.as_str()).is_some_and(|head| head.ends_with(": ") && head.contains(" at line "))
+            r == n
+                || r.strip_suffix(n.as_str()).is_some_and(|head| head.ends_with(": ") && head.contains(" at line "))
+                || (["ARG ", "ENV "].iter().any(|k| r.starts_with(k)) && var(r).is_some() && var(r) == var(n))
         })
     };
     let fresh = |reasons: &[String]| -> Vec<String> { reasons.iter().filter(|r| !said(r)).cloned().collect() };
