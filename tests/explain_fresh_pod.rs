@@ -5,8 +5,10 @@
 //! What is proved: a step after a line inserted above it names the inserted step as its cause
 //! (not `no cache entry for this step yet`, which reads as a first build); a COPY that no build
 //! like this one keeps an entry of (a builder stage's, never pushed; any with `--no-push`; a
-//! deferred one) says that it is never served, not `… yet`, which promised a hit that never
-//! comes, and never names what its place held two builds ago as what it holds.
+//! deferred one) says which builds miss there and what would make one hit (a pushing build's
+//! layer reference record), not `… yet`, which promised a hit such a build gets only after
+//! another kind of build, nor "every time", which a pushing build in between makes untrue; and
+//! it never names what its place held two builds ago as what it holds.
 
 mod common;
 
@@ -44,15 +46,18 @@ fn project(name: &str) -> Project {
     p
 }
 
-/// What a builder stage's COPY says in a fresh pod: true every time, and no "yet".
+/// What a builder stage's COPY says in a fresh pod: which builds miss, and what would make one
+/// hit; no "yet", and no "every time" either (a build that pushes its stage's image would).
 const NEVER_KEPT: &str = "miss: COPY and ADD layers are not written to the cache repository (--cache-copy-layers=false), \
-     and this build keeps none of this step's: no usable --cache-dir, and its stage is in no pushed image: \
-     a build like this one misses here every time";
+     and this build keeps none of this step's (no usable --cache-dir, and its stage is in no pushed image): \
+     a build like this one misses here unless one that pushed an image holding this layer left a layer reference \
+     record of it";
 
 /// What a deferred COPY says: no entry of it is kept either.
 const NOT_RUN: &str = "miss: COPY and ADD layers are not written to the cache repository (--cache-copy-layers=false), \
-     and this one is not run (nothing needs its layer), so no entry of it is kept: \
-     a build like this one misses here every time";
+     and this one is not run (nothing needs its layer), so this build keeps no entry of it: a build that does not \
+     run it misses here unless one that ran it kept an entry (in its --cache-dir, or a layer reference record when \
+     it pushed an image holding this layer)";
 
 #[test]
 fn a_line_inserted_above_a_step_is_named_as_its_cause() {
@@ -92,16 +97,22 @@ fn a_copy_no_build_keeps_says_so_and_names_no_stale_place() {
     assert!(!after.log.contains("its place in the stage held"), "{}", after.log);
 }
 
+/// With `--no-push` a final stage's COPY is kept by no build like this one; a pushing build in
+/// between writes the layer reference record the next `--no-push` build hits: "every time" was
+/// not true, and is not said.
 #[test]
-fn with_no_push_a_final_stage_copy_is_never_kept_either() {
+fn with_no_push_a_final_stage_copy_is_kept_only_by_a_pushing_build() {
     let p = project("explain-nopush");
     let o = p.build(&["--no-push"]);
     assert_eq!(
         o.at(12),
         "miss: COPY and ADD layers are not written to the cache repository (--cache-copy-layers=false), \
-         and this build keeps none of this step's: no usable --cache-dir, and --no-push: \
-         a build like this one misses here every time"
+         and this build keeps none of this step's (no usable --cache-dir, and --no-push): \
+         a build like this one misses here unless one that pushed an image holding this layer left a layer reference \
+         record of it"
     );
     // A RUN is kept in the cache repository: "yet" is true of it.
     assert_eq!(o.at(4), "miss: no cache entry for this step yet");
+    p.build(&[]);
+    assert_eq!(p.build(&["--no-push"]).at(12), "hit");
 }

@@ -242,7 +242,7 @@ fn a_miss_whose_earlier_entries_cannot_be_read_says_so() {
     };
     explained("v1");
     // Answered: the change is named.
-    assert!(explained("v2").contains("instruction text changed"));
+    assert!(explained("v2").contains("instruction changed: "));
     // The pointer tag fails for good: no guess.
     proxy.inject(
         "GET",

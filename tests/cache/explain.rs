@@ -10,8 +10,9 @@ fn changed_instruction_and_parent_are_explained() {
     c.build(&[]);
     std::fs::write(c.path().join("Dockerfile"), format!("{}RUN echo A > /a\nRUN echo b > /b\n", from())).unwrap();
     let o = c.build(&[]);
-    assert_eq!(o.at(2), "miss: instruction text changed");
-    assert_eq!(o.at(3), "miss: parent step missed (line 2: instruction text changed)");
+    let edit = "instruction changed: RUN echo a > /a → RUN echo A > /a";
+    assert_eq!(o.at(2), format!("miss: {edit}"));
+    assert_eq!(o.at(3), format!("miss: parent step missed (line 2: {edit})"));
     // An ENV before a RUN is named as the change.
     std::fs::write(c.path().join("Dockerfile"), format!("{}ENV MODE=dev\nRUN echo A > /a\n", from())).unwrap();
     c.build(&[]);
@@ -32,8 +33,10 @@ fn a_changed_parent_stage_is_named() {
     )
     .unwrap();
     let o = c.build(&[]);
-    assert_eq!(o.at(2), "miss: instruction text changed");
-    assert_eq!(o.at(4), "miss: base stage changed (FROM builder)");
+    let edit = "instruction changed: RUN echo v1 > /v → RUN echo v2 > /v";
+    assert_eq!(o.at(2), format!("miss: {edit}"));
+    // Which step of the base stage changed, and how: its own explanation.
+    assert_eq!(o.at(4), format!("miss: base stage \"builder\" changed (line 2: {edit})"));
 }
 
 /// The key of the entry a miss was explained against (`compared_with`), by line.
@@ -148,7 +151,7 @@ fn a_line_added_above_is_the_cause_named() {
     c.build(&[]);
     std::fs::write(c.path().join("Dockerfile"), df("RUN echo new > /new\n")).unwrap();
     let o = c.build(&[]);
-    let added = "no cache entry for this instruction yet (its place in the stage held line 3: COPY f.txt /)";
+    let added = "inserted step (its place in the stage held COPY f.txt /, now at line 4)";
     assert_eq!(o.at(3), format!("miss: {added}"));
     assert_eq!(o.at(4), format!("miss: parent step missed (line 3: {added})"));
     assert_eq!(o.at(5), format!("miss: parent step missed (line 3: {added})"));
@@ -229,7 +232,7 @@ fn another_projects_step_at_the_same_place_is_not_taken_for_an_edit() {
         )
     );
     std::fs::write(b.path().join("Dockerfile"), format!("{}RUN echo B > /b\n", from())).unwrap();
-    assert_eq!(b.build(&[]).at(2), "miss: instruction text changed");
+    assert_eq!(b.build(&[]).at(2), "miss: instruction changed: RUN echo b > /b → RUN echo B > /b");
 }
 
 /// A copied directory whose mode changed is called a directory, not a file.
@@ -247,4 +250,60 @@ fn a_changed_directory_is_called_a_directory() {
         c.build(&[]).at(2),
         "miss: COPY src/: 1 directory changed (src/sub: mode 0755 → 0700), 1 added (src/a.txt)"
     );
+}
+
+/// A RUN inserted at the line of an existing RUN (pushed down a line) is named as inserted, not
+/// as an edit of the RUN that held its place; an edit says what the text was and is.
+#[test]
+fn a_step_inserted_at_a_runs_line_is_named_as_inserted() {
+    let df = |inserted: &str| format!("{}RUN echo a > /a\n{inserted}RUN echo b > /b\n", from());
+    let c = Ctx::new("inserted-run", &df(""));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df("RUN echo x\n")).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "hit");
+    let inserted = "inserted step (its place in the stage held RUN echo b > /b, now at line 4)";
+    assert_eq!(o.at(3), format!("miss: {inserted}"));
+    assert_eq!(o.at(4), format!("miss: parent step missed (line 3: {inserted})"));
+    std::fs::write(c.path().join("Dockerfile"), df("RUN echo x -j4\n")).unwrap();
+    assert_eq!(c.build(&[]).at(3), "miss: instruction changed: RUN echo x → RUN echo x -j4");
+}
+
+/// kaniko's defaults (COPY layers uncached): a stage read by an uncached `COPY --from`, changed
+/// by an uncached COPY in it. The steps after say where the stage was read and what changed in
+/// it, each once: not `stage builder changed (line 5: COPY big at line 3: …) (line 7)`.
+#[test]
+fn a_stage_read_by_an_uncached_copy_names_its_cause_once() {
+    let df = format!(
+        "{} AS builder\nWORKDIR /w\nCOPY big /w/big\nRUN wc -c big > /w/size\n{}COPY --from=builder /w/size /size\n\
+         RUN cat /size > /o\n",
+        from().trim_end(),
+        from()
+    );
+    let c = Ctx::new("stage-cause", &df);
+    c.write("big", "one\n");
+    c.build_run_layers_only(&[]);
+    c.write("big", "two two\n");
+    let o = c.build_run_layers_only(&[]);
+    let why = "COPY big at line 3: 1 file changed (big)";
+    assert_eq!(o.at(4), format!("miss: {why}"));
+    assert_eq!(o.at(7), format!("miss: COPY /w/size at line 6: stage builder changed ({why})"));
+}
+
+/// kaniko's defaults: a stage built `FROM` a stage whose COPY changed says which step of it
+/// changed and how, not only `base stage changed (FROM base)`.
+#[test]
+fn a_child_stage_says_what_changed_in_its_base() {
+    let df = format!(
+        "{} AS base\nCOPY app.conf /etc/app.conf\nRUN cat /etc/app.conf > /seen\nFROM base\nRUN cat /seen > /copy\n",
+        from().trim_end()
+    );
+    let c = Ctx::new("base-cause", &df);
+    c.write("app.conf", "a\n");
+    c.build_run_layers_only(&[]);
+    c.write("app.conf", "bb\n");
+    let o = c.build_run_layers_only(&[]);
+    let why = "COPY app.conf at line 2: 1 file changed (app.conf)";
+    assert_eq!(o.at(3), format!("miss: {why}"));
+    assert_eq!(o.at(5), format!("miss: base stage \"base\" changed ({why})"));
 }

@@ -467,7 +467,10 @@ fn copy_from_a_changed_stage_misses() {
     std::fs::write(c.path().join("Dockerfile"), df("v2")).unwrap();
     let o = c.build(&[]);
     // Why the stage changed: its last step missed in this build, and says why.
-    assert_eq!(o.at(4), "miss: stage builder changed (line 2: instruction text changed)");
+    assert_eq!(
+        o.at(4),
+        "miss: stage builder changed (line 2: instruction changed: RUN echo v1 > /v → RUN echo v2 > /v)"
+    );
 }
 
 /// `COPY --link`: its layer does not depend on the steps before it, so it hits after an earlier
@@ -505,7 +508,7 @@ fn link_hits_after_an_earlier_step_changed() {
     assert_eq!(c.build(&["--build-arg", "V=2"]).at(5), "miss: COPY a.txt: 1 file changed (a.txt)");
     std::fs::write(c.path().join("Dockerfile"), df("/v")).unwrap();
     let o = c.build(&["--build-arg", "V=2"]);
-    assert_eq!(o.at(4), "miss: instruction text changed");
+    assert_eq!(o.at(4), "miss: instruction changed: WORKDIR /w → WORKDIR /v");
     assert_eq!(o.at(5), "miss: WORKDIR changed: destination /w/rel/ → /v/rel/");
 }
 

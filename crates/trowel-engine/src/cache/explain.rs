@@ -84,6 +84,22 @@ pub struct Around {
     /// … yet", which promised a hit that a build like this one never gets, and instead of what
     /// the step's place held, which such a step never replaces.
     pub unkept: Option<String>,
+    /// The steps after this one in its stage, as this build runs them: an entry at this place
+    /// made for one of them (it ran here before a line was inserted above it) makes this step
+    /// an inserted one, not an edit of that one.
+    pub later: Vec<Later>,
+    /// Why the stage this one is built `FROM` changed, when its last step missed in this build:
+    /// a child stage's miss names that step's cause, not only that its base changed.
+    pub base: Option<Missed>,
+}
+
+/// A step after the explained one in its stage ([`Around::later`]).
+#[derive(Debug, Clone)]
+pub struct Later {
+    pub line: usize,
+    /// As expanded, and as written (see [`KeyComponents::written`]).
+    pub instruction: String,
+    pub written: Option<String>,
 }
 
 /// The reason of a step that missed with no entry at its place.
@@ -134,7 +150,7 @@ pub fn explain_in(
         if let Some(why) = &around.unkept {
             return Explanation::only(why.clone());
         }
-        return Explanation::only(another_instruction(&newest.components, cur, missed));
+        return Explanation::only(another_instruction(&newest.components, cur, missed, &around.later));
     }
     // Entries with this step's parent, when there are any, are the ones compared: only this
     // step's own inputs differ from them. Another parent is no cause when this build's parent
@@ -152,7 +168,7 @@ pub fn explain_in(
         if best.as_ref().is_some_and(|(_, (bd, _), _)| d > *bd) {
             continue;
         }
-        let r = reasons(&e.components, cur, missed);
+        let r = reasons(&e.components, cur, missed, around.base.as_ref());
         let rank = (d, r.len());
         if best.as_ref().is_none_or(|(_, br, _)| rank < *br) {
             best = Some((e, rank, r));
@@ -174,11 +190,30 @@ fn same_instruction(p: &KeyComponents, cur: &KeyComponents) -> bool {
 }
 
 /// Why a step missed whose place in the stage holds only another instruction's entries: a step
-/// before it that missed in this build (its miss made this one's parent new), else the text at
-/// this place changed (the same keyword on the same line: an edit), else what was cached here.
-fn another_instruction(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> String {
+/// before it that missed in this build (its miss made this one's parent new), else this step
+/// was inserted (the instruction the place held runs after it now), else the text at this place
+/// changed (the same keyword on the same line: an edit), else what was cached here.
+fn another_instruction(
+    p: &KeyComponents,
+    cur: &KeyComponents,
+    missed: &BTreeMap<String, Missed>,
+    later: &[Later],
+) -> String {
     if let Some(r) = first_missed_ancestor(&cur.chain, missed, &|_| false) {
         return r;
+    }
+    // A place's entries are found by position: a line inserted above a step pushes it down,
+    // and the inserted one finds its entries. Same keyword, same line read as an edit of it.
+    let moved = later.iter().find(|l| match (&l.written, &p.written) {
+        (Some(a), Some(b)) => a == b,
+        _ => l.instruction == p.instruction,
+    });
+    if let Some(l) = moved {
+        return format!(
+            "inserted step (its place in the stage held {}, now at line {})",
+            clip(&p.instruction, TEXT_MAX),
+            l.line
+        );
     }
     let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
     // An entry made for another repository may be another project's step (a cache repository
@@ -188,7 +223,7 @@ fn another_instruction(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap
         _ => None,
     };
     if elsewhere.is_none() && p.line == cur.line && keyword(&p.instruction) == keyword(&cur.instruction) {
-        return "instruction text changed".to_string();
+        return edited(&p.instruction, &cur.instruction);
     }
     let made_for = elsewhere.map(|r| format!(", made for {r}")).unwrap_or_default();
     format!(
@@ -278,13 +313,18 @@ fn distance(p: &KeyComponents, c: &KeyComponents) -> usize {
 }
 
 /// Every input of `cur` that differs from `p`, in words.
-fn reasons(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Missed>) -> Vec<String> {
+fn reasons(
+    p: &KeyComponents,
+    cur: &KeyComponents,
+    missed: &BTreeMap<String, Missed>,
+    base: Option<&Missed>,
+) -> Vec<String> {
     // A changed ARG also changes the expanded text of the steps using it: the ARG is the cause
     // worth naming, so the text is only named when no variable changed.
     let mut out = var_changes(&p.vars, &cur.vars);
     let vars_named = !out.is_empty();
     if out.is_empty() && p.instruction != cur.instruction {
-        out.push("instruction text changed".to_string());
+        out.push(edited(&p.instruction, &cur.instruction));
     }
     if p.linked != cur.linked {
         // Same text, another destination: WORKDIR moved under a relative `--link` destination.
@@ -305,7 +345,7 @@ fn reasons(p: &KeyComponents, cur: &KeyComponents, missed: &BTreeMap<String, Mis
         }
     }
     if p.parent != cur.parent
-        && let Some(r) = chain_changed(p, cur, missed, &out, vars_named, build_wide_changed(p, cur))
+        && let Some(r) = chain_changed(p, cur, missed, base, &out, vars_named, build_wide_changed(p, cur))
     {
         out.push(r);
     }
@@ -404,14 +444,22 @@ fn short(s: &str) -> String {
     if s.starts_with("sha256:") && s.len() > 19 { format!("{}…", &s[..19]) } else { s.to_string() }
 }
 
-fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str) -> String {
+/// Why the bottom of a step's chain changed: its base image's digest, or the stage it is built
+/// `FROM` (`base`: why that stage's last step missed in this build, when it did).
+fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str, base: Option<&Missed>) -> String {
     match (&p.base, &cur.base) {
         (Some(pb), Some(cb)) if pb.reference == cb.reference => match (&pb.digest, &cb.digest) {
             (Some(a), Some(b)) if a != b => {
                 format!("base image {} now {} (was {})", cb.reference, short(b.as_str()), short(a.as_str()))
             }
             // Same image at the bottom: the stage this one is built FROM changed.
-            _ => format!("base stage changed ({from})"),
+            _ => match base {
+                // Quoted: `base stage "base" changed` reads as a name, unquoted it does not.
+                Some(m) => {
+                    format!("base stage \"{}\" changed ({})", from.strip_prefix("FROM ").unwrap_or(from), cause(m))
+                }
+                None => format!("base stage changed ({from})"),
+            },
         },
         (Some(pb), Some(cb)) => format!("base image changed: {} (was {})", cb.reference, pb.reference),
         _ => "base image changed".to_string(),
@@ -434,10 +482,7 @@ fn source_changes(
                 (Some(img), _, _) => out.push(format!("image {img} now {} (was {})", short(v), short(pv))),
                 (_, Some(repo), _) => out.push(format!("git {repo} now {} (was {})", commit(v), commit(pv))),
                 (_, _, Some(stage)) => out.push(match missed.get(v) {
-                    Some(m) if !m.reasons.is_empty() => {
-                        format!("stage {stage} changed (line {}: {})", m.line, m.reasons.join("; "))
-                    }
-                    Some(m) => format!("stage {stage} changed (line {} missed)", m.line),
+                    Some(m) => format!("stage {stage} changed ({})", cause(m)),
                     None => format!("stage {stage} changed"),
                 }),
                 _ => out.push(
@@ -463,10 +508,7 @@ fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Misse
         let from = cs.split(',').find_map(|o| o.strip_prefix("from=")).unwrap_or("?");
         return Some(match (marker, missed.get(ck)) {
             (" digest=", _) => format!("mount {target}: image {from} now {} (was {})", short(ck), short(pk)),
-            (_, Some(m)) if !m.reasons.is_empty() => {
-                format!("mount {target}: stage {from} changed (line {}: {})", m.line, m.reasons.join("; "))
-            }
-            (_, Some(m)) => format!("mount {target}: stage {from} changed (line {} missed)", m.line),
+            (_, Some(m)) => format!("mount {target}: stage {from} changed ({})", cause(m)),
             (_, None) => format!("mount {target}: stage {from} changed"),
         });
     }
@@ -477,6 +519,14 @@ fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Misse
 mod chain;
 use chain::chain_changed;
 
+#[path = "explain_words.rs"]
+mod words;
+use words::{TEXT_MAX, cause, clip, edited};
+
 #[cfg(test)]
 #[path = "explain_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "explain_cause_tests.rs"]
+mod cause_tests;

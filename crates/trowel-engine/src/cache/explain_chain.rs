@@ -9,23 +9,32 @@ use super::{Missed, base_changed, show, source_changes, source_label, var_change
 use crate::cache::file_diff::FileDiff;
 use crate::cache::key::{ChainLink, KeyComponents, LinkInputs, Var, VarKind};
 
-/// The parent differs: names the first ancestor whose key differs, and why it does. `named`:
-/// what is said already (a changed ARG that made an earlier step miss is not said twice);
-/// `vars_named`: a variable this step sees changed, which an ENV or ARG line changing says
-/// again.
+/// The parent differs: names the first ancestor whose key differs, and why it does. `base`: why
+/// the stage this one is built `FROM` changed ([`super::Around::base`]); `named`: what is said
+/// already (a changed ARG that made an earlier step miss is not said twice); `vars_named`: a
+/// variable this step sees changed, which an ENV or ARG line changing says again.
 pub(super) fn chain_changed(
     p: &KeyComponents,
     cur: &KeyComponents,
     missed: &BTreeMap<String, Missed>,
+    base: Option<&Missed>,
     named: &[String],
     vars_named: bool,
     build_wide: bool,
 ) -> Option<String> {
     let first = cur.chain.iter().enumerate().find(|(i, link)| p.chain.get(*i).is_none_or(|pl| pl.key != link.key));
     // An ancestor's reason is the same fact as one named already when it only adds where it
-    // was seen (`stage 0 changed (line 12)` after `stage 0 changed`).
+    // was seen (`COPY /out at line 12: stage 0 changed` after `stage 0 changed`).
+    // So is another change of a variable named already: after a build that failed, this step's
+    // closest entry may be older than its parent's, and the parent's `ARG V 2 → 3` beside this
+    // step's `ARG V 1 → 3` gave two earlier values of one ARG in one message.
+    let var = |r: &str| r.contains(" → ").then(|| r.splitn(3, ' ').take(2).collect::<Vec<_>>().join(" "));
     let said = |r: &String| {
-        named.iter().any(|n| r == n || r.strip_prefix(n.as_str()).is_some_and(|rest| rest.starts_with(" (line ")))
+        named.iter().any(|n| {
+            r == n
+                || r.strip_suffix(n.as_str()).is_some_and(|head| head.ends_with(": ") && head.contains(" at line "))
+                || (["ARG ", "ENV "].iter().any(|k| r.starts_with(k)) && var(r).is_some() && var(r) == var(n))
+        })
     };
     let fresh = |reasons: &[String]| -> Vec<String> { reasons.iter().filter(|r| !said(r)).cloned().collect() };
     // A parent that missed in this build says why itself (its lookup failed: it cannot).
@@ -40,7 +49,7 @@ pub(super) fn chain_changed(
         })
     };
     match first {
-        Some((0, link)) => Some(base_changed(p, cur, &link.instruction)),
+        Some((0, link)) => Some(base_changed(p, cur, &link.instruction, base)),
         Some((i, link)) => {
             if let Some(r) = via_miss(&link.key) {
                 return r;
@@ -137,7 +146,8 @@ fn link_changes(
             ));
         }
     }
-    out.extend(source_changes(&a.sources, &b.sources, missed).into_iter().map(|s| format!("{s} (line {})", link.line)));
+    // Where the source was read, before why it changed: the cause's own line is in its words.
+    out.extend(source_changes(&a.sources, &b.sources, missed).into_iter().map(|s| format!("{label}: {s}")));
     if out.is_empty() && old.instruction != link.instruction {
         out.push(format!("line {} changed: {} (was {})", link.line, link.instruction, old.instruction));
     }

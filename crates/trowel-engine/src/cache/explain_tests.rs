@@ -50,7 +50,7 @@ fn wording() {
     let none = BTreeMap::new();
     let cur = comps("RUN make");
     assert_eq!(explain(&Previous::None, &cur, &none).text(), "no cache entry for this step yet");
-    assert_eq!(against(comps("RUN make all"), &cur, &none), "instruction text changed");
+    assert_eq!(against(comps("RUN make all"), &cur, &none), "instruction changed: RUN make all → RUN make");
     let a = with_var(comps("RUN make"), "VERSION", "1.0");
     let b = with_var(comps("RUN make"), "VERSION", "2.0");
     assert_eq!(against(a, &b, &none), "ARG VERSION 1.0 → 2.0");
@@ -414,7 +414,7 @@ fn another_instructions_entry_is_not_compared() {
     let edited = written(comps("COPY g.txt /"), "copy-g");
     let mut before_edit = written(comps("COPY f.txt /"), "copy-f");
     before_edit.line = edited.line;
-    assert_eq!(against(before_edit.clone(), &edited, &none), "instruction text changed");
+    assert_eq!(against(before_edit.clone(), &edited, &none), "instruction changed: COPY f.txt / → COPY g.txt /");
     // The same place in another repository's Dockerfile (a cache repository shared by projects):
     // what it held and for which repository, never taken for an edit of this one.
     let (mut mine, mut theirs) = (edited.clone(), before_edit);
@@ -426,11 +426,11 @@ fn another_instructions_entry_is_not_compared() {
          reg.example/team/other)"
     );
     theirs.origin = mine.origin.clone();
-    assert_eq!(against(theirs, &mine, &none), "instruction text changed");
+    assert_eq!(against(theirs, &mine, &none), "instruction changed: COPY f.txt / → COPY g.txt /");
     // Entries that did not record the text are compared as before.
     assert_eq!(
         against(comps("RUN make all"), &written(comps("RUN make"), "run-make"), &none),
-        "instruction text changed"
+        "instruction changed: RUN make all → RUN make"
     );
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use trowel_events::StepId;
 
+use crate::cache::explain::Later;
 use crate::cache::registry::{CacheError, Lookup};
 use crate::engine::layer_cache::PlannedStep;
 
@@ -27,6 +28,21 @@ impl StageKeys {
     /// The planned key of a step, if the plan saw exactly this expanded instruction.
     pub fn planned(&self, id: StepId, display: &str) -> Option<PlannedStep> {
         self.planned.get(&id).filter(|p| p.display == display).cloned()
+    }
+
+    /// The keyed steps after step `id` in the stage, in order, for telling an inserted step
+    /// from an edited one ([`crate::cache::explain::Around::later`]).
+    pub fn after(&self, id: StepId) -> Vec<Later> {
+        let mut later: Vec<(&StepId, &PlannedStep)> = self.planned.iter().filter(|(i, _)| i.step > id.step).collect();
+        later.sort_by_key(|(i, _)| i.step);
+        later
+            .into_iter()
+            .map(|(_, p)| Later {
+                line: p.components.line,
+                instruction: p.components.instruction.clone(),
+                written: p.components.written.clone(),
+            })
+            .collect()
     }
 
     /// Whether the step's layer goes through the cache.

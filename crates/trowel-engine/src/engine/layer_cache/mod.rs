@@ -338,21 +338,22 @@ impl LayerCache {
 
     /// A lookup missed (`prev`: the step's earlier entries, if any): why, in words, against
     /// the closest of them. `history`: what the step's new entry will list as earlier;
-    /// `unkept`: why this build keeps no entry of the step, if it keeps none ([`Self::unkept`]).
+    /// `around`: what the stage knows of the step (why this build keeps no entry of it,
+    /// [`Self::unkept`]; the steps after it; why its base stage changed, [`Self::missed_at`]).
     pub fn miss(
         &mut self,
         id: StepId,
         prev: &Previous,
         history: Vec<String>,
         planned: &PlannedStep,
-        unkept: Option<String>,
+        mut around: Around,
     ) -> Explanation {
         self.misses += 1;
-        let warm = planned.components.chain.iter().any(|l| self.found.contains(&l.key));
+        around.warm = planned.components.chain.iter().any(|l| self.found.contains(&l.key));
         if !matches!(prev, Previous::None) {
             self.found.insert(planned.chain_key.clone());
         }
-        let explanation = explain_in(prev, &planned.components, &self.missed, &Around { warm, unkept });
+        let explanation = explain_in(prev, &planned.components, &self.missed, &around);
         let reasons = explanation.reasons.clone();
         // A local store's miss is not named by the steps after it: their registry entries
         // record its inputs, which name what changed whether or not this machine's store had
@@ -362,6 +363,12 @@ impl LayerCache {
         }
         self.history.insert(id, history);
         explanation
+    }
+
+    /// Why the step whose chain key is `key` missed in this build, if it did (a stage's last
+    /// step: why a stage built on it changed).
+    pub fn missed_at(&self, key: &str) -> Option<Missed> {
+        self.missed.get(key).cloned()
     }
 
     /// A lookup that failed: the step runs, and counts as a miss.

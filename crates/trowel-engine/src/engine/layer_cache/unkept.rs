@@ -3,10 +3,12 @@
 //!
 //! Such a step is found again only in the local layer store (a usable `--cache-dir`, written
 //! when the step runs) or by a layer reference record (written only after a push of an image
-//! holding its layer). A step that gets neither misses in every build like this one: its miss
-//! saying "no cache entry for this step yet" promised a hit that never comes, and its place's
-//! pointer tag, never moved by it, may name what the place held builds ago. The explanation
-//! says what is true instead ([`crate::cache::explain::Around::unkept`]).
+//! holding its layer). A build that writes neither leaves nothing for the next build like it:
+//! its miss saying "no cache entry for this step yet" promised a hit that such a build gets only
+//! if another kind of build (one that pushes an image holding the layer) wrote a record in
+//! between, and its place's pointer tag, never moved by it, may name what the place held builds
+//! ago. The explanation says what is true instead ([`crate::cache::explain::Around::unkept`]):
+//! which builds miss here, and what would make one hit.
 
 use crate::dockerfile::Base;
 use crate::dockerfile::Plan;
@@ -16,8 +18,13 @@ use crate::engine::layer_cache::{LayerCache, PlannedStep};
 /// What every such reason starts with.
 const KEPT_OUT: &str = "COPY and ADD layers are not written to the cache repository (--cache-copy-layers=false)";
 
-/// What every such reason ends with: the consequence, without promising a later hit.
-const AGAIN: &str = "a build like this one misses here every time";
+/// What a reason of a step that ran ends with: which builds miss here, and what makes one hit.
+/// Not "every time": a build that pushes an image holding the layer, in between, writes the
+/// layer reference record a build like this one then hits (the key is the same).
+const UNLESS: &str = concat!(
+    "a build like this one misses here unless one that pushed an image holding this layer left a layer ",
+    "reference record of it"
+);
 
 impl LayerCache {
     /// Why this build keeps no entry of the step `planned` of stage `stage`, which missed;
@@ -36,7 +43,9 @@ impl LayerCache {
         }
         if deferred {
             return Some(format!(
-                "{KEPT_OUT}, and this one is not run (nothing needs its layer), so no entry of it is kept: {AGAIN}"
+                "{KEPT_OUT}, and this one is not run (nothing needs its layer), so this build keeps no entry of it: a \
+                 build that does not run it misses here unless one that ran it kept an entry (in its --cache-dir, or a \
+                 layer reference record when it pushed an image holding this layer)"
             ));
         }
         // The local store keeps what runs. A COPY of no files from the context (a wildcard
@@ -58,7 +67,7 @@ impl LayerCache {
             return None;
         };
         Some(format!(
-            "{KEPT_OUT}, and this build keeps none of this step's: no usable --cache-dir, and {not_pushed}: {AGAIN}"
+            "{KEPT_OUT}, and this build keeps none of this step's (no usable --cache-dir, and {not_pushed}): {UNLESS}"
         ))
     }
 }

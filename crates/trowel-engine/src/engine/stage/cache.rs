@@ -10,8 +10,10 @@ use crate::fs::FileType;
 use crate::fs::listing::digest_of;
 use trowel_events::{CacheEntryRef, CacheResult, Event, LayerSummary, StepId, StepStatus};
 
+use crate::cache::explain::Around;
 use crate::cache::registry::{CacheError, CachedLayer, EntrySource, Lookup};
 use crate::digest::Digest;
+use crate::dockerfile::Base;
 use crate::engine::error::BuildError;
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::layer_cache::PlannedStep;
@@ -71,8 +73,18 @@ impl StageRunner {
                 Ok(Some(outcome))
             }
             Ok(Lookup::Miss { previous, history }) => {
-                let unkept = cache.unkept(ctx, self.index, planned, deferred);
-                let e = cache.miss(id, &previous, history, planned, unkept);
+                let around = Around {
+                    unkept: cache.unkept(ctx, self.index, planned, deferred),
+                    later: self.keys.after(id),
+                    base: match &ctx.plan.stages[self.index].base {
+                        Base::Stage(p) => {
+                            s.stages.get(*p).and_then(|b| b.final_key.as_deref()).and_then(|k| cache.missed_at(k))
+                        }
+                        _ => None,
+                    },
+                    ..Around::default()
+                };
+                let e = cache.miss(id, &previous, history, planned, around);
                 let compared_with = e.compared.clone().map(|(key, created)| CacheEntryRef { key, created });
                 ctx.emitter.emit(Event::CacheLookup {
                     id,

@@ -1,0 +1,150 @@
+//! Tests of how `explain.rs` names an edit, an insertion and a cause seen from another step
+//! (a stage read from, a base stage): old and new text, one location per cause. Apart from
+//! `explain_tests.rs`, which is near the 600 lines a file may have.
+
+use super::*;
+use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, LinkInputs};
+use crate::digest::Digest;
+
+fn comps(instr: &str, line: usize) -> KeyComponents {
+    KeyComponents {
+        version: FORMAT_VERSION,
+        platform: "linux/amd64".into(),
+        layer_format: "gzip".into(),
+        ignored: None,
+        parent: "p0".into(),
+        linked: None,
+        instruction: instr.into(),
+        vars: BTreeMap::new(),
+        files: vec![],
+        sources: BTreeMap::new(),
+        line,
+        written: Some(format!("w:{instr}")),
+        origin: None,
+        chain: vec![ChainLink { line: 1, instruction: "FROM b".into(), key: "p0".into(), inputs: None }],
+        base: Some(BaseInfo { reference: "localhost:5000/busybox:1.35".into(), digest: Some(Digest::of(b"i")) }),
+    }
+}
+
+fn entries(c: KeyComponents) -> Previous {
+    Previous::Entries(vec![Earlier { key: "e".into(), components: Box::new(c), created: None }])
+}
+
+fn later(c: &KeyComponents) -> Later {
+    Later { line: c.line, instruction: c.instruction.clone(), written: c.written.clone() }
+}
+
+/// A step inserted at the line of an existing one (which moved down) is named as inserted, not
+/// as an edit of the one that held its place; an edit in place says what it was and is.
+#[test]
+fn an_inserted_step_is_no_edit() {
+    let none = BTreeMap::new();
+    let held = comps("RUN make", 3);
+    let inserted = comps("RUN echo x", 3);
+    let moved = comps("RUN make", 4);
+    let around = Around { later: vec![later(&moved)], ..Around::default() };
+    assert_eq!(
+        explain_in(&entries(held.clone()), &inserted, &none, &around).text(),
+        "inserted step (its place in the stage held RUN make, now at line 4)"
+    );
+    let edited = comps("RUN make -j4", 3);
+    assert_eq!(
+        explain_in(&entries(held), &edited, &none, &Around::default()).text(),
+        "instruction changed: RUN make → RUN make -j4"
+    );
+}
+
+/// A long instruction is cut to what differs, behind its keyword.
+#[test]
+fn a_long_edit_is_cut_to_what_changed() {
+    let old = "RUN apt-get update && apt-get install -y curl git make && rm -rf /var/lib/apt/lists/*";
+    let new = "RUN apt-get update && apt-get install -y curl git make gcc && rm -rf /var/lib/apt/lists/*";
+    assert_eq!(words::edited(old, new), "instruction changed: RUN … make && … → RUN … make gcc && …");
+    let tail = format!("{old} && echo done");
+    assert_eq!(
+        words::edited(old, &tail),
+        "instruction changed: RUN … -rf /var/lib/apt/lists/* → RUN … -rf /var/lib/apt/lists/* && echo done"
+    );
+    let long = format!("RUN {}", "x".repeat(100));
+    let e = words::edited("RUN y", &long);
+    assert_eq!(e, format!("instruction changed: RUN y → RUN {}…", "x".repeat(55)));
+}
+
+/// Kaniko's defaults: an uncached `COPY --from` whose stage changed because of an uncached COPY
+/// in it. Each cause has one location: where the stage was read, and what changed in it.
+#[test]
+fn a_changed_stage_read_by_an_uncached_copy_reads_cleanly() {
+    let copy = |stage_key: &str| {
+        let mut c = comps("COPY --from=builder /w/out /out", 7);
+        c.sources = BTreeMap::from([("stage:builder".to_string(), stage_key.to_string())]);
+        c
+    };
+    let run = |stage_key: &str, copy_key: &str| {
+        let mut c = comps("RUN cat /out > /o2", 8);
+        c.chain.push(ChainLink {
+            line: 7,
+            instruction: "COPY --from=builder /w/out /out".into(),
+            key: copy_key.into(),
+            inputs: Some(Box::new(LinkInputs::of(&copy(stage_key)))),
+        });
+        c.parent = copy_key.into();
+        c
+    };
+    let why = "COPY big at line 3: 1 file changed (big)";
+    let missed = BTreeMap::from([("s-new".to_string(), Missed { line: 5, reasons: vec![why.into()] })]);
+    assert_eq!(
+        explain(&entries(copy("s-old")), &copy("s-new"), &missed).text(),
+        format!("stage builder changed ({why})")
+    );
+    assert_eq!(
+        explain(&entries(run("s-old", "c-old")), &run("s-new", "c-new"), &missed).text(),
+        format!("COPY /w/out at line 7: stage builder changed ({why})")
+    );
+    // A stage whose last step missed only because an earlier one did names that one.
+    let inherited = Missed { line: 5, reasons: vec!["parent step missed (line 2: ARG V 1 → 2)".into()] };
+    let missed = BTreeMap::from([("s-new".to_string(), inherited)]);
+    assert_eq!(
+        explain(&entries(copy("s-old")), &copy("s-new"), &missed).text(),
+        "stage builder changed (line 2: ARG V 1 → 2)"
+    );
+}
+
+/// A stage built `FROM` an earlier stage that changed says what changed in it.
+#[test]
+fn a_changed_base_stage_says_which_step_and_why() {
+    let child = |root: &str| {
+        let mut c = comps("RUN cat /seen > /copy", 5);
+        c.chain = vec![ChainLink { line: 4, instruction: "FROM base".into(), key: root.into(), inputs: None }];
+        c.parent = root.into();
+        c
+    };
+    let none = BTreeMap::new();
+    let base = Missed { line: 2, reasons: vec!["COPY app.conf: 1 file changed (app.conf)".into()] };
+    let around = Around { base: Some(base), ..Around::default() };
+    assert_eq!(
+        explain_in(&entries(child("r-old")), &child("r-new"), &none, &around).text(),
+        "base stage \"base\" changed (line 2: COPY app.conf: 1 file changed (app.conf))"
+    );
+    // Not known (its last step was not looked up in this build): as before.
+    assert_eq!(explain(&entries(child("r-old")), &child("r-new"), &none).text(), "base stage changed (FROM base)");
+}
+
+/// After a build that failed past a changed ARG, a step's closest entry is older than its
+/// parent's: one message gave `ARG V 1 → 3; parent step missed (line 3: ARG V 2 → 3)`. The
+/// variable is named once, against the entry compared.
+#[test]
+fn one_arg_has_one_earlier_value_in_a_message() {
+    let arg = |c: KeyComponents, v: &str| {
+        let mut c = c;
+        c.vars.insert("V".into(), Var { kind: VarKind::Arg, value: Some(v.into()) });
+        c
+    };
+    let step = |v: &str, parent: &str| {
+        let mut c = arg(comps("RUN test -f /ok", 4), v);
+        c.chain.push(ChainLink { line: 3, instruction: "RUN echo $V > /v".into(), key: parent.into(), inputs: None });
+        c.parent = parent.into();
+        c
+    };
+    let missed = BTreeMap::from([("r-3".to_string(), Missed { line: 3, reasons: vec!["ARG V 2 → 3".into()] })]);
+    assert_eq!(explain(&entries(step("1", "r-1")), &step("3", "r-3"), &missed).text(), "ARG V 1 → 3");
+}
