@@ -459,7 +459,7 @@ fn terminal_command(u: &User, ws: &Workspace, term: &str, args: &str) -> String 
 
 /// The build is the process the user started, with no relay in front of it: that pid is root
 /// of its own user namespace (the user as 0, the range after it) with every capability there,
-/// and SIGTERM to it ends the build, the RUN it was running included.
+/// and SIGTERM to it aborts the build, the RUN it was running included.
 #[test]
 fn the_process_started_is_the_build_and_sigterm_ends_it() {
     use std::os::unix::process::ExitStatusExt;
@@ -510,7 +510,10 @@ fn the_process_started_is_the_build_and_sigterm_ends_it() {
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
     let ended = build.0.wait().unwrap();
-    assert_eq!(ended.signal(), Some(libc::SIGTERM), "{ended:?}");
+    // SIGTERM aborts the build cleanly (`src/signals.rs`): the RUN stopped, the build failed.
+    let log = std::fs::read_to_string(ws.path("log")).unwrap();
+    assert_eq!((ended.code(), ended.signal()), (Some(1), None), "{ended:?}: {log}");
+    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
     let gone = wait_until(|| (!Path::new(&format!("/proc/{sleep}/cmdline")).exists()).then_some(()));
     assert!(gone.is_some(), "the RUN's sleep outlived the build");
 }

@@ -194,6 +194,8 @@ mod tests {
                 hard_link: None,
             }],
             sources: BTreeMap::new(),
+            user: None,
+            shell: None,
             line: 4,
             chain: vec![ChainLink { line: 2, instruction: "FROM busybox".into(), key: "p".into() }],
             base: None,

@@ -517,24 +517,38 @@ mod explain;
 mod layer_inputs;
 
 /// A step is keyed by the files it starts from and what it reads, as in BuildKit: a LABEL
-/// change misses nothing (the image still gets the new label), an ENV change misses the RUN
-/// that sees it and not the COPY that does not. Keys held every config step before them (as in
-/// kaniko), so a `LABEL revision=$CI_COMMIT_SHA` near the top missed every step of every build.
+/// change misses nothing (the image still gets the new label), an ENV or USER change misses the
+/// RUN that sees it and not the COPY that does not (its files are root's whatever the USER).
+/// Keys held every config step before them (as in kaniko), so a `LABEL
+/// revision=$CI_COMMIT_SHA` near the top missed every step of every build.
 #[test]
 fn config_changes_miss_only_the_steps_that_read_them() {
-    let df = |label: &str, version: &str| {
-        format!("{}LABEL revision={label}\nENV VERSION={version}\nCOPY f.txt /f.txt\nRUN cat /f.txt > /g\n", from())
+    let df = |label: &str, version: &str, user: &str| {
+        format!(
+            "{}LABEL revision={label}\nENV VERSION={version}\nUSER {user}\nCOPY f.txt /f.txt\nRUN cat /f.txt > /tmp/g\n",
+            from()
+        )
     };
-    let c = Ctx::new("configonly", &df("one", "1"));
+    let c = Ctx::new("configonly", &df("one", "1", "root"));
     c.write("f.txt", "f\n");
     c.build(&[]);
-    std::fs::write(c.path().join("Dockerfile"), df("two", "1")).unwrap();
+    std::fs::write(c.path().join("Dockerfile"), df("two", "1", "root")).unwrap();
     let o = c.build(&[]);
     o.all_hit();
     let config = skopeo_config(&c.dest);
     assert_eq!(config["config"]["Labels"]["revision"], "two", "{config}");
-    std::fs::write(c.path().join("Dockerfile"), df("two", "2")).unwrap();
+    std::fs::write(c.path().join("Dockerfile"), df("two", "2", "root")).unwrap();
     let o = c.build(&[]);
-    assert_eq!(o.at(4), "hit");
-    assert_eq!(o.at(5), "miss: ENV VERSION 1 → 2");
+    assert_eq!(o.at(5), "hit");
+    assert_eq!(o.at(6), "miss: ENV VERSION 1 → 2");
+    std::fs::write(c.path().join("Dockerfile"), df("two", "2", "nobody")).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(5), "hit");
+    assert_eq!(o.at(6), "miss: USER changed (root → nobody)");
+    let u = pull_and_unpack(&c.dest);
+    assert_eq!(
+        u.tree().0.iter().find(|(p, _)| *p == "/tmp/g").map(|(_, f)| f.uid),
+        Some(65534),
+        "the RUN ran as nobody"
+    );
 }

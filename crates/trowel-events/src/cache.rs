@@ -114,6 +114,14 @@ pub struct KeyComponents {
     /// `stage:<name>` → that stage's last key; `image:<ref>` → its manifest digest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
+    /// The user a RUN runs as, or a WORKDIR makes its directory for (`USER`), when one is set;
+    /// absent for root and for every other step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The shell a RUN in shell form runs with (`SHELL`), when the config sets one; absent for
+    /// the default and for every other step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
     /// The step's Dockerfile line.
     pub line: usize,
     /// The ancestor steps the key chains through, with their keys.

@@ -306,6 +306,8 @@ fn distance(p: &KeyComponents, c: &KeyComponents) -> usize {
             .count()
         + usize::from(p.parent != c.parent)
         + usize::from(p.linked != c.linked)
+        + usize::from(p.user != c.user)
+        + usize::from(p.shell != c.shell)
         + usize::from(p.layer_format != c.layer_format)
         + usize::from(p.ignored != c.ignored)
         + usize::from(p.platform != c.platform)
@@ -332,6 +334,17 @@ fn reasons(
             (Some(a), Some(b)) => format!("WORKDIR changed: destination {a} → {b}"),
             _ => "instruction text changed".to_string(),
         });
+    }
+    if p.user != cur.user {
+        let user = |u: &Option<String>| u.clone().unwrap_or_else(|| "root (no USER)".to_string());
+        out.push(format!("USER changed ({} → {})", user(&p.user), user(&cur.user)));
+    }
+    if p.shell != cur.shell {
+        let shell = |s: &Option<Vec<String>>| match s {
+            Some(s) => serde_json::to_string(s).unwrap_or_default(),
+            None => "the default, [\"/bin/sh\",\"-c\"]".to_string(),
+        };
+        out.push(format!("SHELL changed ({} → {})", shell(&p.shell), shell(&cur.shell)));
     }
     if p.files != cur.files {
         out.push(format!("{}: {}", source_label(&cur.instruction), FileDiff::of(&p.files, &cur.files).words()));

@@ -18,6 +18,8 @@ fn comps(instr: &str, line: usize) -> KeyComponents {
         vars: BTreeMap::new(),
         files: vec![],
         sources: BTreeMap::new(),
+        user: None,
+        shell: None,
         line,
         written: Some(format!("w:{instr}")),
         origin: None,
@@ -147,4 +149,21 @@ fn one_arg_has_one_earlier_value_in_a_message() {
     };
     let missed = BTreeMap::from([("r-3".to_string(), Missed { line: 3, reasons: vec!["ARG V 2 → 3".into()] })]);
     assert_eq!(explain(&entries(step("1", "r-1")), &step("3", "r-3"), &missed).text(), "ARG V 1 → 3");
+}
+
+/// USER and SHELL no longer chain into the keys after them: a RUN holds those it reads, and a
+/// miss names them with both values.
+#[test]
+fn a_run_names_the_user_and_shell_it_reads() {
+    let none = BTreeMap::new();
+    let before = comps("RUN make", 3);
+    let after = KeyComponents {
+        user: Some("app".into()),
+        shell: Some(vec!["/bin/bash".into(), "-c".into()]),
+        ..before.clone()
+    };
+    assert_eq!(
+        explain_in(&entries(before), &after, &none, &Around::default()).text(),
+        r#"USER changed (root (no USER) → app); SHELL changed (the default, ["/bin/sh","-c"] → ["/bin/bash","-c"])"#
+    );
 }

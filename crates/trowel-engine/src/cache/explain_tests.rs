@@ -16,6 +16,8 @@ fn comps(instr: &str) -> KeyComponents {
         vars: BTreeMap::new(),
         files: vec![],
         sources: BTreeMap::new(),
+        user: None,
+        shell: None,
         line: 5,
         written: None,
         origin: None,

@@ -32,8 +32,9 @@ use crate::digest::Digest;
 /// Bump when the encoding or the meaning of a component changes: old entries then never hit.
 /// 2: a COPY into existing directories gives them the source's metadata (as BuildKit), so the
 /// same inputs make another layer than version 1's.
-/// 3: steps that only change the image config (LABEL, ENV, ARG, …) no longer chain into the keys
-/// after them (`layer_cache/plan.rs`): a key of version 2 held them.
+/// 3: steps that only change the image config (LABEL, ENV, ARG, USER, SHELL, …) no longer chain
+/// into the keys after them (`layer_cache/plan.rs`): a key of version 2 held them. A RUN or
+/// WORKDIR holds the USER and SHELL it reads instead.
 pub const FORMAT_VERSION: u32 = 3;
 
 /// Where a variable in effect came from.
@@ -188,6 +189,15 @@ pub struct KeyComponents {
     /// `stage:<name>` → that stage's last key; `image:<ref>` → manifest digest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
+    /// The user a RUN runs as, or a WORKDIR makes its directory for (`USER`), when one is set:
+    /// USER does not chain into the keys after it (`layer_cache/plan.rs`), so the steps that
+    /// read it hold it. Absent for root (no USER), and for every other step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The shell a RUN in shell form runs with (`SHELL`), when the config sets one; absent for
+    /// the default and for every other step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
     // ---- not hashed: context for explanations ----
     pub line: usize,
     /// The instruction as written (unexpanded), as the first 16 hex digits of its SHA-256: tells
@@ -227,6 +237,11 @@ struct Hashed<'a> {
     vars: &'a BTreeMap<String, Var>,
     files: &'a [FileEntry],
     sources: &'a BTreeMap<String, String>,
+    /// Absent when unset, so the keys of steps that read no USER or SHELL do not hold them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shell: Option<&'a [String]>,
 }
 
 impl KeyComponents {
@@ -245,6 +260,8 @@ impl KeyComponents {
             vars: self.vars.clone(),
             files: self.files.clone(),
             sources: self.sources.clone(),
+            user: self.user.clone(),
+            shell: self.shell.clone(),
             line: self.line,
             written: self.written.clone(),
             origin: self.origin.clone(),
@@ -266,6 +283,8 @@ impl KeyComponents {
             vars: &self.vars,
             files: &self.files,
             sources: &self.sources,
+            user: self.user.as_deref(),
+            shell: self.shell.as_deref(),
         };
         let bytes = serde_json::to_vec(&h).expect("key components serialise");
         Digest::of(&bytes).hex().to_string()
@@ -356,6 +375,8 @@ mod tests {
             vars: BTreeMap::new(),
             files: vec![],
             sources: BTreeMap::new(),
+            user: None,
+            shell: None,
             line: 3,
             written: None,
             origin: None,

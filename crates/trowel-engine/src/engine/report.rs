@@ -135,6 +135,8 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
             })
             .collect(),
         sources: k.sources.clone(),
+        user: k.user.clone(),
+        shell: k.shell.clone(),
         line: k.line,
         chain: k
             .chain

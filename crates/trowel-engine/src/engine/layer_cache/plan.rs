@@ -18,7 +18,7 @@ use crate::cache::key::{
     referenced_names, root_key,
 };
 use crate::digest::Digest;
-use crate::dockerfile::{Base, Expanded, Instruction, InstructionKind, PROXY_ARGS};
+use crate::dockerfile::{Base, Expanded, Instruction, InstructionKind, PROXY_ARGS, RunScript};
 use crate::engine::context::BuildContext;
 use crate::engine::error::StepError;
 use crate::engine::layer_cache::{LayerCache, PlannedStep, StageKeys};
@@ -196,6 +196,12 @@ pub(crate) fn plan(
             vars,
             files,
             sources,
+            user: reads_user(&expanded)
+                .then(|| config.image.user().filter(|u| !u.is_empty()).map(str::to_string))
+                .flatten(),
+            shell: matches!(&expanded, Expanded::Run { script: RunScript::Shell(_), .. })
+                .then(|| config.image.shell())
+                .flatten(),
             line: ins.line,
             written: Some(Digest::of(ins.source.as_bytes()).hex()[..16].to_string()),
             origin: origin.clone(),
@@ -235,25 +241,23 @@ pub(crate) fn plan(
     keys
 }
 
-/// Whether the steps after this one chain from it (their keys hold its key). A step that
-/// changes files does, and so do USER and SHELL, which RUN and WORKDIR read without naming them.
-/// The other instructions only change what the image config says (LABEL, ENV, ARG, EXPOSE,
-/// CMD, ENTRYPOINT, VOLUME, …): as in BuildKit, whose keys hold a step's filesystem and what the
-/// step itself reads, they miss no later step that does not read them. What a step reads of
+/// Whether the steps after this one chain from it (their keys hold its key): those that change
+/// files. The other instructions only change what the image config says (LABEL, ENV, ARG,
+/// USER, SHELL, EXPOSE, CMD, …): as in BuildKit, whose keys hold a step's filesystem and what
+/// the step itself reads, they miss no later step that does not read them. What a step reads of
 /// them is in its own key: a RUN's vars hold every ENV and ARG in scope, a COPY's the
-/// variables its text names, and its text is expanded. So a `LABEL revision=$CI_COMMIT_SHA` or
-/// an `ENV VERSION=…` near the top no longer misses every COPY below it (it did, as in kaniko
-/// and Docker's classic builder, whose keys chain the whole config).
+/// variables its text names (its text is expanded), a RUN or WORKDIR its USER, a RUN in shell
+/// form its SHELL. So a `LABEL revision=$CI_COMMIT_SHA` or an `ENV VERSION=…` near the top no
+/// longer misses every COPY below it, nor does a USER (a COPY's files are root's unless
+/// `--chown` says otherwise); kaniko and Docker's classic builder chain the whole config.
 fn chains(e: &Expanded) -> bool {
     match e {
-        Expanded::Run { .. }
-        | Expanded::Copy(_)
-        | Expanded::Add(_)
-        | Expanded::Workdir(_)
-        | Expanded::User(_)
+        Expanded::Run { .. } | Expanded::Copy(_) | Expanded::Add(_) | Expanded::Workdir(_) | Expanded::From { .. } => {
+            true
+        }
+        Expanded::User(_)
         | Expanded::Shell(_)
-        | Expanded::From { .. } => true,
-        Expanded::Cmd(_)
+        | Expanded::Cmd(_)
         | Expanded::Entrypoint(_)
         | Expanded::Env(_)
         | Expanded::Arg(_)
@@ -265,6 +269,11 @@ fn chains(e: &Expanded) -> bool {
         | Expanded::Onbuild(_)
         | Expanded::Maintainer(_) => false,
     }
+}
+
+/// Whether a step reads the USER: a RUN runs as it, a WORKDIR makes its directory for it.
+fn reads_user(e: &Expanded) -> bool {
+    matches!(e, Expanded::Run { .. } | Expanded::Workdir(_))
 }
 
 /// A RUN sees every ENV and every ARG in scope (Docker: ARGs are implicitly used by RUN), but

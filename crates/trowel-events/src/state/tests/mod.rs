@@ -130,6 +130,8 @@ fn components() -> Box<KeyComponents> {
         vars: Default::default(),
         files: Vec::new(),
         sources: Default::default(),
+        user: None,
+        shell: None,
         line: 3,
         chain: Vec::new(),
         base: None,
