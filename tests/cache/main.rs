@@ -519,8 +519,8 @@ mod layer_inputs;
 /// A step is keyed by the files it starts from and what it reads, as in BuildKit: a LABEL
 /// change misses nothing (the image still gets the new label), an ENV or USER change misses the
 /// RUN that sees it and not the COPY that does not (its files are root's whatever the USER).
-/// Keys held every config step before them (as in kaniko), so a `LABEL
-/// revision=$CI_COMMIT_SHA` near the top missed every step of every build.
+/// Keys held every config step before them (as in kaniko), so an edited LABEL near the top
+/// missed every step below it.
 #[test]
 fn config_changes_miss_only_the_steps_that_read_them() {
     let df = |label: &str, version: &str, user: &str| {

@@ -247,9 +247,11 @@ pub(crate) fn plan(
 /// the step itself reads, they miss no later step that does not read them. What a step reads of
 /// them is in its own key: a RUN's vars hold every ENV and ARG in scope, a COPY's the
 /// variables its text names (its text is expanded), a RUN or WORKDIR its USER, a RUN in shell
-/// form its SHELL. So a `LABEL revision=$CI_COMMIT_SHA` or an `ENV VERSION=…` near the top no
-/// longer misses every COPY below it, nor does a USER (a COPY's files are root's unless
-/// `--chown` says otherwise); kaniko and Docker's classic builder chain the whole config.
+/// form its SHELL. So an edited LABEL near the top no longer misses every step below it, an
+/// `ARG`/`ENV` change (`ARG CI_COMMIT_SHA` for a `LABEL revision=$CI_COMMIT_SHA`) misses the
+/// RUNs, which see it, and no COPY that does not name it, nor does a USER (a COPY's files are
+/// root's unless `--chown` says otherwise); kaniko and Docker's classic builder chain the
+/// whole config.
 fn chains(e: &Expanded) -> bool {
     match e {
         Expanded::Run { .. } | Expanded::Copy(_) | Expanded::Add(_) | Expanded::Workdir(_) | Expanded::From { .. } => {
