@@ -5,7 +5,7 @@ use clap::Parser;
 use trowel::cli::{Cli, Command, deprecation_warnings, normalize_args};
 use trowel::debugger::{Breakpoint, Debugger, check_breakpoints};
 use trowel::log::LogPrinter;
-use trowel::signals::OnSignal;
+use trowel::signals::Stoppable;
 use trowel_engine::engine::{self, Continue, Emitter};
 use trowel_events::EventSink;
 
@@ -124,11 +124,11 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
             let frontend = trowel::prompt::TerminalFrontend::new(args.shell_on_failure, args.require_approval);
             let dbg = Debugger::new(frontend, breakpoints, false);
             match stop {
-                Some(stop) => engine::build(&opts, &emitter, &mut OnSignal::new(dbg, stop)),
+                Some(stop) => engine::build(&opts, &emitter, &mut Stoppable::new(dbg, stop)),
                 None => engine::build(&opts, &emitter, &mut { dbg }),
             }
         }
-        (false, Some(stop)) => engine::build(&opts, &emitter, &mut OnSignal::new(Continue, stop)),
+        (false, Some(stop)) => engine::build(&opts, &emitter, &mut Stoppable::new(Continue, stop)),
         (false, None) => engine::build(&opts, &emitter, &mut Continue),
     };
     if let Some(warning) = trowel::rootless::settle(result.is_ok()) {

@@ -4,26 +4,28 @@
 //! them). The first one now aborts the build as the debugger's quit does: a running RUN is
 //! stopped (SIGTERM, SIGKILL a second later), the build fails as aborted at its next
 //! checkpoint, its roots are removed, and nothing is pushed. A second signal ends the process at
-//! once, as before, for whoever cannot wait.
+//! once, as before, for whoever cannot wait. [`Stoppable`] is also how the terminal debugger
+//! stops a build the user quit.
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use trowel_engine::engine::Stop;
 use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
 use trowel_events::{Change, Detail, PauseReason, PushReview};
 
-/// A controller that also stops when a signal asked for it.
-pub struct OnSignal<C> {
+/// A controller that also stops when `stop` is asked for: by a signal here, by the user's quit
+/// in the terminal debugger (`tui/live.rs`).
+pub struct Stoppable<C> {
     inner: C,
     stop: Stop,
 }
 
-impl<C: Controller> OnSignal<C> {
-    pub fn new(inner: C, stop: Stop) -> OnSignal<C> {
-        OnSignal { inner, stop }
+impl<C: Controller> Stoppable<C> {
+    pub fn new(inner: C, stop: Stop) -> Stoppable<C> {
+        Stoppable { inner, stop }
     }
 }
 
-impl<C: Controller> Controller for OnSignal<C> {
+impl<C: Controller> Controller for Stoppable<C> {
     fn abort_requested(&mut self) -> Option<String> {
         self.stop.reason().or_else(|| self.inner.abort_requested())
     }

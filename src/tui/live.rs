@@ -20,11 +20,12 @@ use super::session::{self, Incoming};
 use super::terminal::Term;
 use super::theme::Theme;
 use crate::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
-use trowel_engine::engine::controller::{Checkpoint, Command, Controller, Decision, ShellChoice};
+use crate::signals::Stoppable;
+use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
 use trowel_engine::engine::{self, BuildOptions, Emitter, Stop};
 use trowel_events::Change;
 use trowel_events::PushReview;
-use trowel_events::{BuildState, Detail, Envelope, EventSink, PauseReason};
+use trowel_events::{BuildState, Detail, Envelope, EventSink};
 
 /// Everything `trowel debug` needs.
 pub struct DebugConfig {
@@ -105,54 +106,6 @@ impl Frontend for TuiFrontend {
     }
 }
 
-/// The debugger plus what the TUI adds: stopping the build (a running RUN included) once the
-/// user has quit.
-struct TuiController {
-    debugger: Debugger<TuiFrontend>,
-    stop: Stop,
-}
-
-impl Controller for TuiController {
-    fn abort_requested(&mut self) -> Option<String> {
-        self.stop.reason()
-    }
-
-    fn stop_handle(&self) -> Option<Stop> {
-        Some(self.stop.clone())
-    }
-
-    fn breakpoints_changed(&mut self) -> Option<Vec<String>> {
-        self.debugger.breakpoints_changed()
-    }
-
-    fn pause_reasons(&mut self, at: &Checkpoint) -> Vec<PauseReason> {
-        self.debugger.pause_reasons(at)
-    }
-
-    fn paused(&mut self, at: &Checkpoint, reasons: &[PauseReason]) -> Command {
-        self.debugger.paused(at, reasons)
-    }
-
-    fn shell_changes(&mut self, at: &Checkpoint, changes: &[Change]) -> ShellChoice {
-        self.debugger.shell_changes(at, changes)
-    }
-
-    fn review_push(&mut self, review: &PushReview) -> Decision {
-        if let Some(why) = self.stop.reason() {
-            return Decision::Abort(why);
-        }
-        self.debugger.review_push(review)
-    }
-
-    fn wants_push_review(&self) -> bool {
-        self.debugger.wants_push_review()
-    }
-
-    fn detail(&self) -> Detail {
-        self.debugger.detail()
-    }
-}
-
 /// Runs `trowel debug`; returns the build's exit code.
 pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     use std::io::IsTerminal;
@@ -174,7 +127,8 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let debugger = Debugger::new(TuiFrontend { tx: tx.clone() }, cfg.breakpoints, cfg.step_first);
     let breakpoints = debugger.breakpoints();
     let stop = Stop::new().map_err(TuiError::Terminal)?;
-    let mut controller = TuiController { debugger, stop: stop.clone() };
+    // The debugger plus a stop the UI asks for once the user has quit (a running RUN included).
+    let mut controller = Stoppable::new(debugger, stop.clone());
     let title = cfg.options.dockerfile.display().to_string();
     let options = cfg.options;
     let done_tx = tx.clone();

@@ -3,29 +3,10 @@
 //! `explain_tests.rs`, which is near the 600 lines a file may have.
 
 use super::*;
-use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, LinkInputs};
-use crate::digest::Digest;
+use crate::cache::key::{ChainLink, LinkInputs};
 
 fn comps(instr: &str, line: usize) -> KeyComponents {
-    KeyComponents {
-        version: FORMAT_VERSION,
-        platform: "linux/amd64".into(),
-        layer_format: "gzip".into(),
-        ignored: None,
-        parent: "p0".into(),
-        linked: None,
-        instruction: instr.into(),
-        vars: BTreeMap::new(),
-        files: vec![],
-        sources: BTreeMap::new(),
-        user: None,
-        shell: None,
-        line,
-        written: Some(format!("w:{instr}")),
-        origin: None,
-        chain: vec![ChainLink { line: 1, instruction: "FROM b".into(), key: "p0".into(), inputs: None }],
-        base: Some(BaseInfo { reference: "localhost:5000/busybox:1.35".into(), digest: Some(Digest::of(b"i")) }),
-    }
+    KeyComponents { line, written: Some(format!("w:{instr}")), ..super::tests::comps(instr) }
 }
 
 fn entries(c: KeyComponents) -> Previous {

@@ -4,7 +4,8 @@ use super::*;
 use crate::cache::key::{BaseInfo, ChainLink, FORMAT_VERSION, FileEntry, LinkInputs};
 use crate::digest::Digest;
 
-fn comps(instr: &str) -> KeyComponents {
+/// A RUN's components at line 5, on a busybox base (also `explain_cause_tests.rs`'s).
+pub(super) fn comps(instr: &str) -> KeyComponents {
     KeyComponents {
         version: FORMAT_VERSION,
         platform: "linux/amd64".into(),
