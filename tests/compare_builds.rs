@@ -236,3 +236,24 @@ fn a_build_wide_change_blames_no_unchanged_line() {
         assert_eq!(keys, vec!["          key: snapshots now leave out /tmp (--ignore-path, --ignore-var-run)"], "{s}");
     }
 }
+
+/// A step without a key (a LABEL) whose text differs says what it was and is, as a cache miss
+/// of an edited instruction does: `instruction changed: LABEL tier=one → LABEL tier=two`.
+#[test]
+fn an_edited_step_without_a_key_says_what_it_was_and_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces: Vec<PathBuf> = ["one", "two"]
+        .iter()
+        .map(|tier| {
+            let ctx = dir.path().join(tier);
+            std::fs::create_dir(&ctx).unwrap();
+            std::fs::write(ctx.join("Dockerfile"), format!("FROM scratch\nLABEL tier={tier}\n")).unwrap();
+            let trace = dir.path().join(format!("{tier}.jsonl"));
+            assert_ok(&run(trowel().args(["build", "--no-push", "--context"]).arg(&ctx).arg("--trace").arg(&trace)));
+            trace
+        })
+        .collect();
+    let (code, s) = compare(&traces[0], &traces[1]);
+    assert_eq!(code, Some(1), "{s}");
+    assert!(block(&s, 2).iter().any(|l| l.contains("instruction changed: LABEL tier=one → LABEL tier=two")), "{s}");
+}

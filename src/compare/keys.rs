@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use trowel_engine::cache::explain::{Earlier, Previous, explain};
+use trowel_engine::cache::explain::{Earlier, Previous, edited, explain};
 use trowel_engine::cache::key::KeyComponents as EngineComponents;
 use trowel_events::state::{BuildState, StepState, StepView};
 use trowel_events::{BaseSource, KeyComponents};
@@ -156,11 +156,9 @@ pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option
         _ => "B recorded no cache key for it",
     };
     match (&a.expanded, &b.expanded) {
-        (Some(ea), Some(eb)) if ea != eb => {
-            KeyVerdict::Differ { reasons: vec!["instruction text changed".to_string()] }
-        }
+        (Some(ea), Some(eb)) if ea != eb => KeyVerdict::Differ { reasons: vec![edited(ea, eb)] },
         (Some(_), Some(_)) => KeyVerdict::NoKey { why: format!("{missing}; the expanded instruction is the same") },
-        _ if a.source != b.source => KeyVerdict::Differ { reasons: vec!["instruction text changed".to_string()] },
+        _ if a.source != b.source => KeyVerdict::Differ { reasons: vec![edited(&a.source, &b.source)] },
         _ => KeyVerdict::NoKey { why: format!("{missing}; it did not start in both builds") },
     }
 }

@@ -3,7 +3,7 @@
 //! Steps are paired within the same stage (by index): first a step at the same line with the
 //! same instruction; then, for lines that moved (a line added or removed above), a step with
 //! the same instruction text at another line; then a step at the same line with the same
-//! keyword whose text changed (its key then says "instruction text changed"). What is left is
+//! keyword whose text changed (its key then says "instruction changed: A → B"). What is left is
 //! in one build only. Pairing the same text before the same line keeps one inserted line from
 //! shifting every later step onto the wrong partner.
 

@@ -534,7 +534,10 @@ use chain::chain_changed;
 
 #[path = "explain_words.rs"]
 mod words;
-use words::{TEXT_MAX, cause, clip, edited};
+/// An edited instruction in words (`instruction changed: RUN make → RUN make -j4`), also for
+/// `trowel replay --compare` of steps without a key.
+pub use words::edited;
+use words::{TEXT_MAX, cause, clip};
 
 #[cfg(test)]
 #[path = "explain_tests.rs"]

@@ -11,7 +11,7 @@ pub(super) const TEXT_MAX: usize = 60;
 /// An edited instruction, what it was and what it is: `instruction changed: RUN make → RUN make
 /// -j4`. Long ones are cut to the words that differ and the word before them, behind the
 /// keyword: what the two share is what the reader has in front of them already.
-pub(super) fn edited(old: &str, new: &str) -> String {
+pub fn edited(old: &str, new: &str) -> String {
     if old.chars().count() <= TEXT_MAX && new.chars().count() <= TEXT_MAX {
         return format!("instruction changed: {old} → {new}");
     }
