@@ -315,13 +315,7 @@ fn sigterm_aborts_like_quit_and_restores_the_terminal() {
         assert!(std::time::Instant::now() < deadline, "the RUN never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let debugger: Vec<u32> = mentioning(&format!("{}", work.path().display()))
-        .into_iter()
-        .filter(|pid| {
-            let c = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            c.starts_with(exe.as_bytes()) && c.windows(7).any(|w| w == b"\0debug\0")
-        })
-        .collect();
+    let debugger = debuggers_in(work.path());
     assert_eq!(debugger.len(), 1, "{debugger:?}");
     let killed = Command::new("kill").args(["-TERM", &debugger[0].to_string()]).status().unwrap();
     assert!(killed.success());
@@ -345,25 +339,15 @@ fn a_terminal_that_goes_away_ends_the_debugger() {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
     std::fs::write(ctx.path().join("a"), "a\n").unwrap();
-    let exe = env!("CARGO_BIN_EXE_trowel");
-    let cmd =
-        format!("{exe} debug --context {} --no-push --step --work-dir {}", ctx.path().display(), work.path().display());
-    let t = Tmux::start(&cmd, 80, 24);
+    let (exe, w) = (env!("CARGO_BIN_EXE_trowel"), work.path().display());
+    let t =
+        Tmux::start(&format!("{exe} debug --context {} --no-push --step --work-dir {w}", ctx.path().display()), 80, 24);
     t.wait_for("paused before L1 FROM");
-    let debugger = || {
-        mentioning(&format!("{}", work.path().display()))
-            .into_iter()
-            .filter(|pid| {
-                let c = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                c.starts_with(exe.as_bytes()) && c.windows(7).any(|w| w == b"\0debug\0")
-            })
-            .collect::<Vec<_>>()
-    };
-    let pids = debugger();
+    let pids = debuggers_in(work.path());
     assert_eq!(pids.len(), 1, "{pids:?}");
     drop(t);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !debugger().is_empty() {
+    while !debuggers_in(work.path()).is_empty() {
         if std::time::Instant::now() > deadline {
             let _ = Command::new("kill").args(["-KILL", &pids[0].to_string()]).status();
             panic!("trowel debug was still running 10 s after its terminal went away");
@@ -589,6 +573,18 @@ fn retry_after_a_fix_in_the_shell() {
     let step = app.model.steps().find(|s| s.line == 2).unwrap();
     assert_eq!(step.attempt.as_ref().map(|a| a.number), Some(2));
     assert_eq!(app.model.deviations().len(), 2, "{:?}", app.model.deviations());
+}
+
+/// The `trowel debug` processes working in `work`.
+fn debuggers_in(work: &Path) -> Vec<u32> {
+    let exe = env!("CARGO_BIN_EXE_trowel");
+    mentioning(&work.display().to_string())
+        .into_iter()
+        .filter(|pid| {
+            let c = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            c.starts_with(exe.as_bytes()) && c.windows(7).any(|w| w == b"\0debug\0")
+        })
+        .collect()
 }
 
 /// Processes whose command line mentions `marker`.
