@@ -2,10 +2,12 @@
 //! period), ctrl-c (SIGINT), a dropped session (SIGHUP). Each used to end the process there and
 //! then, its build roots left in the work dir (a kept `--work-dir` on a volume filled up with
 //! them). The first one now aborts the build as the debugger's quit does: a running RUN is
-//! stopped (SIGTERM, SIGKILL a second later), the build fails as aborted at its next
-//! checkpoint, its roots are removed, and nothing is pushed. A second signal ends the process at
+//! stopped (SIGTERM, SIGKILL a second later), a download, an unpack or the upload of the
+//! image's blobs is given up where it is (the engine's `stopping.rs`), the build fails as
+//! aborted, its roots are removed, and nothing is pushed. A second signal ends the process at
 //! once, as before, for whoever cannot wait. [`Stoppable`] is also how the terminal debugger
-//! stops a build the user quit.
+//! stops a build the user quit. `trowel warm` takes the same signals the same way
+//! (`warm.rs`): the image being downloaded is given up, and its temporary files removed.
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use trowel_engine::engine::Stop;

@@ -26,6 +26,7 @@ use crate::units::{bytes, plural};
 use trowel_engine::cache::basedir::{BaseImageCache, CacheDirError, WarmOutcome, platform_key};
 use trowel_engine::dockerfile::{self, Base, DockerfileError, PlatformArgs, StageOrImage};
 use trowel_engine::duration::format_go_duration;
+use trowel_engine::engine::Stop;
 use trowel_engine::engine::disk_full::{FullDir, note};
 use trowel_engine::image::config::ImageConfig;
 use trowel_engine::image::manifest::Platform;
@@ -48,6 +49,10 @@ pub enum WarmError {
     Cache(#[from] CacheDirError),
     #[error("start async runtime: {0}")]
     Runtime(std::io::Error),
+    /// A signal asked the warmer to stop: what it was downloading is left unfinished (its
+    /// temporary files removed), what it stored before stays.
+    #[error("warm aborted: {0}")]
+    Aborted(String),
 }
 
 /// What to warm and how.
@@ -63,6 +68,9 @@ pub struct WarmOptions {
     /// `--platform` and `--custom-platform`; the host's when empty.
     pub platforms: Vec<Platform>,
     pub registry: RegistryOptions,
+    /// Asked for by SIGTERM, SIGINT or SIGHUP (`main`): the image being warmed is given up
+    /// at once, and no other is started.
+    pub stop: Option<Stop>,
 }
 
 impl WarmOptions {
@@ -77,6 +85,7 @@ impl WarmOptions {
             ttl: a.cache_ttl,
             platforms: a.platforms().map_err(usage)?,
             registry: a.registry_options().map_err(usage)?,
+            stop: None,
         })
     }
 }
@@ -183,7 +192,13 @@ pub fn warm(opts: &WarmOptions, log: &mut dyn FnMut(Level, &str)) -> Result<Vec<
         .map_err(WarmError::Runtime)?;
     let mut results = Vec::with_capacity(targets.len());
     for target in targets {
+        if let Some(why) = opts.stop.as_ref().and_then(Stop::reason) {
+            return Err(WarmError::Aborted(why));
+        }
         let outcome = warm_one(&rt, &cache, &registry, &target, opts, log);
+        if let Err(WarmError::Aborted(why)) = outcome {
+            return Err(WarmError::Aborted(why));
+        }
         match &outcome {
             Ok(o) => log(Level::Info, &describe(&target.image, o)),
             Err(e) => {
@@ -208,7 +223,18 @@ fn warm_one(
     let r = Reference::parse(&target.image)?;
     let platform = target.platform.clone().map_err(WarmError::Usage)?;
     log(Level::Info, &format!("Retrieving image {} for {platform}", target.image));
-    let outcome = rt.block_on(cache.warm(registry, &r, &platform, Some(opts.ttl), opts.force))?;
+    let warming = cache.warm(registry, &r, &platform, Some(opts.ttl), opts.force);
+    let outcome = match &opts.stop {
+        None => rt.block_on(warming)?,
+        // Dropped half way, the download's temporary files go with it.
+        Some(stop) => rt.block_on(async {
+            tokio::select! {
+                biased;
+                warmed = warming => warmed.map_err(WarmError::from),
+                () = stop.asked() => Err(WarmError::Aborted(stop.reason().unwrap_or_default())),
+            }
+        })?,
+    };
     // A single-platform image is what the registry serves whatever platform is asked for (as
     // in a build); say so rather than let a wrong-architecture base surprise the build later.
     let config = &outcome.base().image.config_bytes;
@@ -269,12 +295,17 @@ pub fn exit_code(results: &[ImageResult]) -> i32 {
 /// The `trowel warm` command: returns the process exit code.
 pub fn main(args: &WarmArgs) -> i32 {
     let mut printer = Printer::new(args);
-    let opts = match WarmOptions::from_args(args) {
+    let mut opts = match WarmOptions::from_args(args) {
         Ok(o) => o,
         Err(e) => {
             printer.print(Level::Error, &e.to_string());
             return 2;
         }
+    };
+    // A signal stops the warmer cleanly (`signals.rs`); without the watcher it still warms.
+    opts.stop = match Stop::new() {
+        Ok(stop) if crate::signals::stop_on_signals(stop.clone()).is_ok() => Some(stop),
+        _ => None,
     };
     let results = match warm(&opts, &mut |level, msg| printer.print(level, msg)) {
         Ok(r) => r,
@@ -380,6 +411,7 @@ mod tests {
             ttl: Duration::from_secs(1),
             platforms: vec![amd],
             registry: RegistryOptions::default(),
+            stop: None,
         };
         assert_eq!(
             images(&targets(&opts).unwrap()),
@@ -407,6 +439,7 @@ mod tests {
             ttl: Duration::from_secs(1),
             platforms: vec![Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()],
             registry: RegistryOptions::default(),
+            stop: None,
         };
         let host = Platform::host().to_string();
         assert_eq!(
@@ -440,6 +473,7 @@ mod tests {
             ttl: Duration::from_secs(1),
             platforms: vec![],
             registry: RegistryOptions::default(),
+            stop: None,
         };
         assert!(matches!(warm(&opts, &mut |_, _| {}), Err(WarmError::Usage(_))));
         let (_d, path) = write_dockerfile("RUN true\n");

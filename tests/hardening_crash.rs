@@ -359,3 +359,104 @@ fn killed_warm_leaves_nothing_a_build_would_use() {
     assert_ok(&o);
     assert!(log(&o).contains("in the local cache directory"), "{}", log(&o));
 }
+
+/// Sends SIGTERM to `child` and waits for it to end: within 5 s, where the stalled download or
+/// upload it was in would have held it for 40.
+#[track_caller]
+fn sigterm_and_wait(child: &mut Child, log: impl Fn() -> String) -> std::process::ExitStatus {
+    assert!(child.try_wait().unwrap().is_none(), "it ended before the signal:\n{}", log());
+    assert_ok(&run(Command::new("kill").args(["-TERM", &child.id().to_string()])));
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "still running 5 s after SIGTERM:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The cache dir's temporaries under `dir`: partial blobs, entries not yet renamed.
+fn temporaries(dir: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| [".partial-", ".tmp-"].iter().any(|p| e.file_name().to_string_lossy().starts_with(p)))
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+/// SIGTERM while the base downloads (its layer stalled half way, as a slow registry leaves it)
+/// ends the build at once, aborted, its roots removed and nothing pushed. It used to wait for
+/// the download (and a pod's grace period may end first, in SIGKILL).
+#[test]
+fn sigterm_during_a_pull_ends_the_build_at_once() {
+    let proxy = FaultProxy::start(&env().registry);
+    let layer = common::skopeo_manifest(&env().busybox())["layers"][0]["digest"].as_str().unwrap().to_string();
+    proxy.inject("GET", &layer, Fault::Stall { pause: Duration::from_secs(40) }, 1);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(&format!("FROM {}/busybox:1.35\nRUN echo ran''-it\n", proxy.addr));
+    let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-pull"));
+    let mut b = Running::start(ctx.path(), &["--destination", &dest, "--work-dir", work.path().to_str().unwrap()]);
+    proxy.wait_applied("Stall", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let path = b.log.clone();
+    let status = sigterm_and_wait(&mut b.child, || std::fs::read_to_string(&path).unwrap_or_default());
+    let log = b.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
+    assert!(!log.contains("ran-it"), "{log}");
+    assert_eq!(mounts_below(work.path()), Vec::<String>::new());
+    assert_eq!(entries(work.path()), Vec::<String>::new(), "the build's roots are removed");
+    assert_no_tag(&dest);
+}
+
+/// SIGTERM while the image's blobs go up (the layer's commit held by the registry) ends the
+/// build at once, before its manifest: no tag. It used to finish the push and exit 0.
+#[test]
+fn sigterm_during_the_push_ends_the_build_before_the_tag() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("sigterm-push");
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(&format!("FROM {}\nRUN head -c 2000000 /dev/urandom > /data\n", env().busybox()));
+    proxy.inject("PUT", &format!("/{repo}/blobs/uploads/"), HOLD, 1);
+    let mut b = Running::start(ctx.path(), &["--destination", &dest, "--work-dir", work.path().to_str().unwrap()]);
+    proxy.wait_applied(&format!("PUT /v2/{repo}/blobs/uploads/"), Duration::from_secs(60));
+    let path = b.log.clone();
+    let status = sigterm_and_wait(&mut b.child, || std::fs::read_to_string(&path).unwrap_or_default());
+    let log = b.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
+    assert!(!proxy.seen().iter().any(|r| r.starts_with(&format!("PUT /v2/{repo}/manifests/"))), "{:?}", proxy.seen());
+    assert_no_tag(&dest.replacen(&proxy.addr, &env().registry, 1));
+    assert_eq!(entries(work.path()), Vec::<String>::new(), "the build's roots are removed");
+}
+
+/// SIGTERM while `trowel warm` downloads ends it at once, aborted, its partial blob removed; an
+/// image it had warmed before stays warmed.
+#[test]
+fn sigterm_during_warm_ends_it_and_removes_its_partial_blob() {
+    let proxy = FaultProxy::start(&env().registry);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let layer = common::skopeo_manifest(&env().busybox())["layers"][0]["digest"].as_str().unwrap().to_string();
+    proxy.inject("GET", &layer, Fault::Stall { pause: Duration::from_secs(40) }, 1);
+    let log = cache_dir.path().with_extension("log");
+    let mut warm = trowel()
+        .args(["warm", "--image", &format!("{}/busybox:1.35", proxy.addr), "--cache-dir"])
+        .arg(cache_dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    proxy.wait_applied("Stall", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = sigterm_and_wait(&mut warm, text);
+    assert_eq!(status.code(), Some(1), "{}", text());
+    assert!(text().contains("warm aborted: SIGTERM received"), "{}", text());
+    assert_eq!(temporaries(cache_dir.path()), Vec::<String>::new());
+    assert!(!cache_dir.path().join("blobs/sha256").join(layer.trim_start_matches("sha256:")).exists());
+    let _ = std::fs::remove_file(&log);
+}

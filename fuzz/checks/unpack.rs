@@ -90,6 +90,7 @@ pub fn check(data: &[u8]) {
         owners_to_root: flags & 32 != 0,
         // An ADD archive's names, read under the root rather than refused.
         archive_names: flags & 64 != 0,
+        cancel: None,
     };
     let root = Root::open(&root_dir).unwrap();
     if let Ok(reader) = open_layer(fs::File::open(&blob).unwrap()) {

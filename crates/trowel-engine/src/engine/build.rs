@@ -100,6 +100,7 @@ impl<'o> Build<'o> {
         let detail: Detail = emitter.detail().union(controller.detail());
         let mut ctx = BuildContext::new(opts, emitter, detail)?;
         ctx.stop = controller.stop_handle();
+        ctx.watch_stop();
         let stages = Stages::new(&ctx.df, &ctx.plan);
         let contents = match detail.file_contents {
             Some(limit) => {

@@ -320,7 +320,7 @@ impl<'o> BuildContext<'o> {
     pub fn resolve_image(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, BuildError> {
         let r = Reference::parse(reference).map_err(BuildError::pull(reference))?;
         let mut mirror_failures = Vec::new();
-        let img = self.rt.block_on(self.registry.resolve_noting(&r, platform, &mut mirror_failures));
+        let img = self.until_stopped(self.registry.resolve_noting(&r, platform, &mut mirror_failures))?;
         for failure in mirror_failures {
             self.emitter.warn(format!("{r}: registry mirror passed over: {failure}"));
         }
@@ -415,7 +415,7 @@ impl<'o> BuildContext<'o> {
         let registry = &self.registry;
         let store = &self.store;
         let emitter = &self.emitter;
-        self.rt.block_on(async {
+        self.until_stopped(async {
             let results: Vec<Result<(), BuildError>> = futures_util::stream::iter(missing)
                 .map(|l| async move {
                     let LayerOrigin::Base(repo) = &l.origin else {
@@ -450,7 +450,7 @@ impl<'o> BuildContext<'o> {
                 .collect()
                 .await;
             results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
-        })
+        })?
     }
 }
 

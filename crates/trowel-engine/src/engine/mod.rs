@@ -58,6 +58,7 @@ mod shared;
 mod stage;
 mod stages;
 mod steps;
+mod stopping;
 mod vars;
 
 pub use crate::sandbox::Stop;

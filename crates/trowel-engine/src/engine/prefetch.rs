@@ -96,7 +96,7 @@ pub(crate) type Cold = Shared<BoxFuture<'static, bool>>;
 /// What the build is fetching ahead.
 pub(crate) struct Prefetch {
     /// By `resolve_once`'s key (reference and platform), with what stops each.
-    resolving: Mutex<HashMap<String, (Resolving, tokio::task::AbortHandle)>>,
+    resolving: Arc<Mutex<HashMap<String, (Resolving, tokio::task::AbortHandle)>>>,
     /// Shared with the resolving tasks, which add each image's layers once it is resolved.
     downloads: Arc<Mutex<Downloads>>,
     /// As many downloads at once as a stage's own pull makes.
@@ -109,10 +109,38 @@ pub(crate) struct Prefetch {
     pointers: Arc<Mutex<HashMap<String, Cold>>>,
 }
 
+impl Prefetch {
+    /// What stops everything under way, for a watcher that outlives a borrow of the build
+    /// (`stopping.rs`).
+    pub(crate) fn handles(&self) -> PrefetchHandles {
+        PrefetchHandles { resolving: self.resolving.clone(), downloads: self.downloads.clone() }
+    }
+}
+
+/// The resolutions and downloads fetched ahead, shared.
+pub(crate) struct PrefetchHandles {
+    resolving: Arc<Mutex<HashMap<String, (Resolving, tokio::task::AbortHandle)>>>,
+    downloads: Arc<Mutex<Downloads>>,
+}
+
+impl PrefetchHandles {
+    /// Stops every resolution and download under way. Resolutions first: one still under way
+    /// would start downloads after this.
+    pub(crate) fn abort_all(&self) {
+        let resolving: Vec<_> = self.resolving.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (_, (_, abort)) in resolving {
+            abort.abort();
+        }
+        for (_, abort) in self.downloads.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            abort.abort();
+        }
+    }
+}
+
 impl Default for Prefetch {
     fn default() -> Prefetch {
         Prefetch {
-            resolving: Mutex::default(),
+            resolving: Arc::default(),
             downloads: Arc::default(),
             cold: Arc::default(),
             pointers: Arc::default(),
@@ -300,7 +328,8 @@ impl BuildContext<'_> {
     /// and the caller resolves the image itself).
     pub(crate) fn prefetched_image(&self, key: &str) -> Option<(Result<ResolvedImage, RegistryError>, Vec<String>)> {
         let (fut, _) = self.prefetch.resolving.lock().unwrap_or_else(|p| p.into_inner()).remove(key)?;
-        let (result, mirrors) = self.rt.block_on(fut)?;
+        // Stopped: the caller's own resolution reports the stop.
+        let (result, mirrors) = self.until_stopped(fut).ok()??;
         match result {
             Ok(img) => Some((Ok(img), mirrors)),
             Err(failed) => failed.lock().unwrap_or_else(|p| p.into_inner()).take().map(|e| (Err(e), mirrors)),
@@ -328,6 +357,10 @@ impl BuildContext<'_> {
         let missing: Vec<&StageLayer> = layers.iter().filter(|l| !self.store.contains(&l.descriptor.digest)).collect();
         if missing.is_empty() {
             return false;
+        }
+        // The watcher stopped what was under way (`stopping.rs`); nothing starts after it.
+        if self.stop.as_ref().is_some_and(crate::sandbox::Stop::is_requested) {
+            return true;
         }
         let _enter = self.rt.enter();
         let fetcher = self.fetcher();
@@ -421,14 +454,7 @@ impl BuildContext<'_> {
     /// Stops whatever is still being fetched ahead (every stage is built: what a root needed
     /// was waited for), so it does not compete with the push.
     pub(crate) fn stop_prefetch(&self) {
-        // A resolution still under way would start downloads after this.
-        let resolving: Vec<_> = self.prefetch.resolving.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
-        for (_, (_, abort)) in resolving {
-            abort.abort();
-        }
-        for (_, abort) in self.prefetch.downloads.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            abort.abort();
-        }
+        self.prefetch.handles().abort_all();
     }
 }
 

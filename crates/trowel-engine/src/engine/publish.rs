@@ -375,7 +375,8 @@ impl Build<'_> {
         let progress = progress_reporter(&self.ctx.emitter, raw);
         let registry = &self.ctx.registry;
         let store = &self.ctx.store;
-        let report = self.ctx.rt.block_on(async {
+        // The blobs go up until a stop (`stopping.rs`): a blob without a manifest is no image.
+        let blobs = self.ctx.until_stopped(async {
             let early: std::collections::HashSet<&crate::digest::Digest> = held.iter().map(|h| &h.digest).collect();
             let (sent, others): (Vec<&PushBlob>, Vec<&PushBlob>) =
                 push.blobs.iter().partition(|b| early.contains(&b.descriptor.digest));
@@ -401,6 +402,16 @@ impl Build<'_> {
             for (d, a, _) in registry.push_blobs(dest, &retry, store, &progress).await? {
                 done.insert(d, a);
             }
+            Ok::<_, crate::registry::RegistryError>(done)
+        });
+        let push_err = |e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) };
+        let done = blobs?.map_err(push_err)?;
+        // The last moment a stop can keep the tag from being written: once the manifest is on
+        // its way the registry may take it whatever this process does next.
+        if let Some(stopped) = self.ctx.aborted() {
+            return Err(stopped);
+        }
+        let report = self.ctx.rt.block_on(async {
             let manifest_digest =
                 match registry.push_manifest(dest, &push.manifest_bytes, &push.manifest_media_type).await {
                     Err(e) if self.immutable_tag_kept(raw, &e) => image.manifest_digest.clone(),
@@ -416,8 +427,7 @@ impl Build<'_> {
                 .collect();
             Ok::<_, crate::registry::RegistryError>(PushReport { manifest_digest, blobs })
         });
-        let report =
-            report.map_err(|e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) })?;
+        let report = report.map_err(push_err)?;
         self.emit_blobs(raw, &report);
         if report.manifest_digest != image.manifest_digest {
             return Err(BuildError::Push {

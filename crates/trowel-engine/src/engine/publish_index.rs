@@ -107,10 +107,10 @@ impl Build<'_> {
                 images: index.entries.iter().zip(layers).map(|(e, l)| self.push_image_of(dest, &e.image, l)).collect(),
             };
             let progress = progress_reporter(&self.ctx.emitter, raw);
+            // Stopped while staging: manifests by digest, no tag (`stopping.rs`).
             let report = self
                 .ctx
-                .rt
-                .block_on(self.ctx.registry.stage_index(dest, &push, &self.ctx.store, &progress))
+                .until_stopped(self.ctx.registry.stage_index(dest, &push, &self.ctx.store, &progress))?
                 .map_err(|e| BuildError::Push { destination: raw.clone(), source: PushError::Registry(e) })?;
             for image in &report.images {
                 self.emit_blobs(raw, image);
@@ -125,6 +125,11 @@ impl Build<'_> {
                 });
             }
             started.push((dest, raw, push, t0));
+        }
+        // Every destination staged its index before any is tagged: the last moment a stop keeps
+        // every tag from being written.
+        if let Some(stopped) = self.ctx.aborted() {
+            return Err(stopped);
         }
         for (dest, raw, push, t0) in started {
             match self.ctx.rt.block_on(self.ctx.registry.tag_index(dest, &push)) {

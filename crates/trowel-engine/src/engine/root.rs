@@ -131,6 +131,9 @@ impl BuildContext<'_> {
     /// from those entries after all (an entry deleted by `trowel cache prune` since, an overlay
     /// that would not mount), it is made again once every layer is stored.
     fn streamed<T>(&self, layers: &[StageLayer], make: impl Fn() -> Result<T, BuildError>) -> Result<T, BuildError> {
+        if let Some(stopped) = self.aborted() {
+            return Err(stopped);
+        }
         let needed = self.blobs_needed(layers);
         let served = needed.len() < layers.len();
         if served {
@@ -150,6 +153,10 @@ impl BuildContext<'_> {
         match make() {
             Ok(made) => Ok(made),
             Err(_) => {
+                // A stop ends the downloads it was following (`stopping.rs`).
+                if let Some(stopped) = self.aborted() {
+                    return Err(stopped);
+                }
                 self.fetch_blobs(layers)?;
                 make()
             }
@@ -308,7 +315,10 @@ impl BuildContext<'_> {
         };
         let blob = self.layer_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
         let mut reader = open_layer_hashed(blob).map_err(BuildError::fs(name.clone()))?;
-        let stats = unpack_layer(root, &mut reader, opts).map_err(BuildError::fs(name.clone()))?;
+        let stats = unpack_layer(root, &mut reader, opts).map_err(|e| match (e, self.aborted()) {
+            (crate::fs::FsError::Cancelled, Some(stopped)) => stopped,
+            (e, _) => BuildError::fs(name.clone())(e),
+        })?;
         if !stats.devices_skipped.is_empty() {
             let n = stats.devices_skipped.len();
             let mut shown = stats.devices_skipped.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
@@ -386,6 +396,7 @@ impl BuildContext<'_> {
             // Rootless with a single id: only 0 exists to own files.
             owners_to_root: rootless && crate::sandbox::userns::current_mapping() == Some(Mapping::Single),
             archive_names: false,
+            cancel: self.unpack_cancel(),
         }
     }
 

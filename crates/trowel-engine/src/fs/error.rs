@@ -74,6 +74,11 @@ pub enum FsError {
     #[error("writing layer entry {path}: {source}")]
     LayerWrite { path: String, source: io::Error },
 
+    /// The caller asked the operation to give up ([`crate::fs::Cancel`]): the build was
+    /// stopped. Its caller reports the stop, not this.
+    #[error("stopped before it was done")]
+    Cancelled,
+
     /// The blob store refused the layer.
     #[error("storing layer: {0}")]
     Store(#[from] StoreError),

@@ -13,6 +13,7 @@
 //! - [`copy`]: copy a tree between two roots (COPY/ADD, cross-stage copies).
 //! - [`extract`]: apply layers writing only the paths a reader asks for (`COPY --from`).
 
+pub mod cancel;
 pub mod clean;
 pub mod copy;
 pub mod dir_lock;
@@ -39,6 +40,7 @@ mod tar_header;
 mod types;
 pub mod unpack;
 
+pub use cancel::Cancel;
 pub use copy::{CopyOptions, CopyStats, Filter, Links, copy_tree, copy_tree_linking};
 pub use error::FsError;
 pub use ignore::IgnoreList;

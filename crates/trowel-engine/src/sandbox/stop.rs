@@ -63,6 +63,15 @@ impl Stop {
         self.0.requested.load(Ordering::SeqCst)
     }
 
+    /// Ready once the stop is asked for: for a wait on an async runtime to race against
+    /// (`engine/stopping.rs`, `trowel warm`). It looks every 50 ms, well under what a person
+    /// at ctrl-c notices.
+    pub async fn asked(&self) {
+        while !self.is_requested() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Why the stop was asked for, once it was.
     pub fn reason(&self) -> Option<String> {
         self.0.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -75,6 +75,7 @@ pub(super) fn unpack_archive(
         skip_devices: false,
         owners_to_root: false,
         archive_names: false,
+        cancel: None,
     };
     {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);

@@ -38,7 +38,7 @@ impl StageRunner {
         let Some(handle) = self.keys.take_lookup(id) else { return Ok(None) };
         let Some(cache) = s.cache.as_deref_mut() else { return Ok(None) };
         // A lookup task that died is a lookup that failed: the step runs.
-        let result = ctx.rt.block_on(handle).unwrap_or_else(|e| {
+        let result = ctx.until_stopped(handle)?.unwrap_or_else(|e| {
             Err(CacheError::Invalid { reference: planned.key.clone(), reason: format!("lookup task failed: {e}") })
         });
         let components = Box::new(report::key_components(&planned.components));

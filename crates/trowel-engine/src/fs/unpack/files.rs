@@ -37,6 +37,9 @@ impl Applier<'_> {
             };
             f.write_all(&self.buf[..n]).map_err(|e| self.root.io_err("write", target, e))?;
             self.stats.bytes += n as u64;
+            if self.opts.cancel.as_ref().is_some_and(crate::fs::Cancel::requested) {
+                return Err(FsError::Cancelled);
+            }
         }
         super::batch::set_file_meta(self.root, &f, target, owner, meta.mode, meta.mtime, &self.how)?;
         // After the chown (which clears security.capability); setting xattrs leaves mtime alone.

@@ -79,6 +79,9 @@ pub struct UnpackOptions {
     /// destination — joined under the root, `..` stopping there (`/etc/x` and `../x` are
     /// `<root>/etc/x` and `<root>/x`) — where a layer's is refused.
     pub archive_names: bool,
+    /// Looked at before every entry and every chunk of a file's data: the unpack ends with
+    /// [`FsError::Cancelled`] once it says so (a build stopped while a big layer unpacks).
+    pub cancel: Option<super::Cancel>,
 }
 
 impl Default for UnpackOptions {
@@ -96,6 +99,7 @@ impl Default for UnpackOptions {
             skip_devices: false,
             owners_to_root: false,
             archive_names: false,
+            cancel: None,
         }
     }
 }
@@ -191,6 +195,9 @@ pub fn unpack_layer(root: &Root, tar_stream: impl Read, opts: &UnpackOptions) ->
     let entries = archive.entries().map_err(|source| FsError::Layer { entry: None, source })?;
     let mut last: Option<String> = None;
     for entry in entries {
+        if opts.cancel.as_ref().is_some_and(super::Cancel::requested) {
+            return Err(FsError::Cancelled);
+        }
         let mut entry = entry.map_err(|source| FsError::Layer { entry: last.clone(), source })?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         ap.apply(&mut entry, &name)?;

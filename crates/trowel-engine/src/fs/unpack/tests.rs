@@ -78,3 +78,56 @@ fn pax_times() {
     assert_eq!(parse_pax_time("-1.25"), Some(Timespec::new(-2, 750_000_000)));
     assert_eq!(parse_pax_time("x"), None);
 }
+
+/// A cancelled unpack ends between entries and within a big file's data (a build stopped
+/// while a big layer unpacks ends within a chunk, not at the layer's end).
+#[test]
+fn a_cancelled_unpack_stops_between_entries_and_inside_a_file() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let file = |path: &str, size: usize| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(EntryType::Regular);
+        h.set_size(size as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        (h, vec![7u8; size])
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, size) in [("small", 10), ("big", 4 << 20), ("after", 10)] {
+        let (h, data) = file(name, size);
+        b.append(&h, &data[..]).unwrap();
+    }
+    let layer = b.into_inner().unwrap();
+    // Asked how often it was looked at; says "stop" from the `after`-th look on.
+    let cancel_after = |after: usize| {
+        let looks = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = looks.clone();
+        let cancel = crate::fs::Cancel::new(move || counted.fetch_add(1, Ordering::SeqCst) + 1 >= after);
+        (UnpackOptions { cancel: Some(cancel), ..UnpackOptions::default() }, looks)
+    };
+
+    let t = tempfile::tempdir().unwrap();
+    let root = Root::open(t.path()).unwrap();
+    let (opts, _) = cancel_after(1);
+    assert!(matches!(unpack_layer(&root, &layer[..], &opts), Err(FsError::Cancelled)));
+    assert!(root.lstat("/small").unwrap().is_none(), "nothing written once stopped");
+
+    // Past the first entry, inside the 4 MiB file (16 chunks of 256 KiB): it ends there.
+    let t = tempfile::tempdir().unwrap();
+    let root = Root::open(t.path()).unwrap();
+    let (opts, looks) = cancel_after(4);
+    let r = unpack_layer(&root, &layer[..], &opts);
+    assert!(matches!(r, Err(FsError::Cancelled)), "{r:?} after {looks:?}");
+    assert_eq!(looks.load(Ordering::SeqCst), 4, "it stopped at the first look that said so");
+    assert!(root.lstat("/after").unwrap().is_none());
+
+    let t = tempfile::tempdir().unwrap();
+    let root = Root::open(t.path()).unwrap();
+    let (opts, _) = cancel_after(usize::MAX);
+    unpack_layer(&root, &layer[..], &opts).unwrap();
+    assert!(root.lstat("/after").unwrap().is_some());
+}

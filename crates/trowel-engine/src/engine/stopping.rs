@@ -1,0 +1,60 @@
+//! A build stopped (SIGTERM from a deleted pod, ctrl-c, the debugger's quit) while it waits on
+//! the network or unpacks a layer ends there, not at its next step. Before, a stop during a
+//! long pull or push waited for it to finish: a pod's grace period (30 s by default) could run
+//! out first, and its SIGKILL left the build's roots behind; a ctrl-c did nothing visible for
+//! as long as the base took to download.
+//!
+//! Three ways in, one outcome ([`BuildError::Aborted`] with the stop's reason):
+//! - what the engine waits for on the runtime goes through [`BuildContext::until_stopped`],
+//!   which drops it when the stop comes: an upload left uncommitted is no blob, a download
+//!   left unfinished is no stored blob (its partial file goes with it);
+//! - the downloads under way in the background are stopped by a watcher
+//!   ([`BuildContext::watch_stop`]), so a root unpacking from one fails at once;
+//! - an unpack looks at the stop between entries and between chunks of a file
+//!   ([`crate::fs::Cancel`]).
+//!
+//! Never cut short: an image manifest on its way (a tag the registry may already have taken
+//! could not be unsaid; `publish.rs` asks before sending it) and the cache writes a build
+//! waits for at its end (their tags name complete entries either way).
+
+use std::future::Future;
+
+use crate::engine::context::BuildContext;
+use crate::engine::error::BuildError;
+use crate::fs::Cancel;
+
+impl BuildContext<'_> {
+    /// The stop as the build's error, once one was asked for.
+    pub(crate) fn aborted(&self) -> Option<BuildError> {
+        self.stop.as_ref()?.reason().map(BuildError::Aborted)
+    }
+
+    /// Runs `fut` on the build's runtime, or drops it half way when a stop is asked for first.
+    pub(crate) fn until_stopped<F: Future>(&self, fut: F) -> Result<F::Output, BuildError> {
+        let Some(stop) = &self.stop else { return Ok(self.rt.block_on(fut)) };
+        self.rt.block_on(async {
+            tokio::select! {
+                biased;
+                out = fut => Ok(out),
+                () = stop.asked() => Err(BuildError::Aborted(stop.reason().unwrap_or_default())),
+            }
+        })
+    }
+
+    /// What an unpack looks at to give up.
+    pub(crate) fn unpack_cancel(&self) -> Option<Cancel> {
+        let stop = self.stop.clone()?;
+        Some(Cancel::new(move || stop.is_requested()))
+    }
+
+    /// Stops the downloads and base resolutions under way in the background as soon as a stop
+    /// is asked for (the watcher ends with the build's runtime).
+    pub(crate) fn watch_stop(&self) {
+        let Some(stop) = self.stop.clone() else { return };
+        let prefetch = self.prefetch.handles();
+        self.rt.spawn(async move {
+            stop.asked().await;
+            prefetch.abort_all();
+        });
+    }
+}
