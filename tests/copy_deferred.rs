@@ -301,3 +301,100 @@ fn a_child_that_needs_its_root_runs_its_parents_deferred_copy_into_it() {
     let u = pull_and_unpack(&p.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), "pkg\nlock\nb\nsrc\n2\n");
 }
+
+/// A build for linux/amd64 and linux/arm64 laid out for cross-compiling: `deps` on the build
+/// platform (one stage every target shares) copies the manifests and installs; `build`, one per
+/// target, is built `FROM deps`, copies the sources and builds for `$TARGETARCH`; each image
+/// copies from both. Lines: 3 and 8 the context COPYs, 9 the per-target RUN, 11 and 12 the
+/// image's `COPY --from`s.
+fn cross(name: &str) -> Project {
+    let df = format!(
+        "FROM --platform=$BUILDPLATFORM {m} AS deps\n\
+         WORKDIR /app\n\
+         COPY package.json ./\n\
+         RUN cat package.json > deps.txt\n\
+         FROM deps AS build\n\
+         ARG TARGETARCH\n\
+         ARG V=1\n\
+         COPY src.txt ./\n\
+         RUN echo $TARGETARCH $V > arch.txt && cat deps.txt src.txt arch.txt > dist.txt\n\
+         FROM {m}\n\
+         COPY --from=build /app/dist.txt /out/\n\
+         COPY --from=deps /app/deps.txt /out/\n",
+        m = format!("{}/busybox:multi", env().registry)
+    );
+    let p = Project::new(name, &df);
+    p.write("package.json", "pkg\n");
+    p.write("src.txt", "src\n");
+    p
+}
+
+const TWO: [&str; 2] = ["--platform", "linux/amd64,linux/arm64"];
+
+impl Traced {
+    /// The `step_finished` statuses of every instance of the step at `line`, sorted.
+    fn statuses(&self, line: u64) -> Vec<String> {
+        let ids: Vec<&Value> = self.of("step_started").filter(|e| e["line"] == line).map(|e| &e["id"]).collect();
+        let mut s: Vec<String> = self
+            .of("step_finished")
+            .filter(|e| ids.contains(&&e["id"]))
+            .map(|e| e["status"].as_str().unwrap().to_string())
+            .collect();
+        s.sort();
+        s
+    }
+
+    /// Every image's manifest digest, sorted.
+    fn digests(&self) -> Vec<String> {
+        let mut d: Vec<String> =
+            self.of("image_assembled").map(|e| e["manifest_digest"].as_str().unwrap().to_string()).collect();
+        d.sort();
+        d
+    }
+}
+
+/// In a fresh pod, an unchanged rebuild for two platforms runs none of the context COPYs (the
+/// shared stage's nor the per-target children's): nothing is unpacked or written, and the
+/// images are the same. Deferral used to be off in builds for several platforms: every target's
+/// `build` stage ran `COPY src.txt`, which made it unpack its base.
+#[test]
+fn an_unchanged_rebuild_for_two_platforms_runs_no_builder_copy() {
+    let p = cross("deferred-cross");
+    let first = p.build(&TWO);
+    assert_eq!(first.digests().len(), 2);
+
+    let again = p.build(&TWO);
+    assert_eq!(again.statuses(3), ["deferred"], "{}", again.log);
+    assert_eq!(again.statuses(8), ["deferred", "deferred"], "{}", again.log);
+    assert_eq!(again.of("base_unpacked").count(), 0, "{}", again.log);
+    assert_eq!(again.of("source_unpacked").count() + again.of("source_extracted").count(), 0);
+    assert_eq!(again.of("layer_written").count(), 0);
+    assert_eq!(again.digests(), first.digests());
+}
+
+/// Each target's RUN misses (a build arg only it reads): each `build` root is made whole in its
+/// own lane — the shared deps's deferred COPY run into it — and each image's `COPY --from=deps`
+/// (whose key chains on the changed one before it) reads deps's files from a root made whole
+/// there too. The images are those a build without the cache makes.
+#[test]
+fn a_two_platform_rebuild_whose_targets_miss_runs_the_shared_stages_deferred_copy_for_each() {
+    let p = cross("deferred-cross-miss");
+    p.build(&TWO);
+
+    let args = [&TWO[..], &["--build-arg", "V=2"]].concat();
+    let miss = p.build(&args);
+    assert_eq!(miss.statuses(3), ["deferred"], "{}", miss.log);
+    assert_eq!(miss.statuses(9), ["built", "built"], "{}", miss.log);
+    // deps's COPY ran four times, never as a layer: into each target's `build` root (for its
+    // COPY at line 8) and into a whole deps root in each lane (for the image's COPY --from).
+    let line_of = |id: &Value| miss.of("step_started").find(|e| &e["id"] == id).unwrap()["line"].as_u64().unwrap();
+    let mut ran: Vec<(u64, u64)> =
+        miss.of("deferred_run").map(|e| (line_of(&e["id"]), line_of(&e["for_step"]))).collect();
+    ran.sort();
+    assert_eq!(ran, [(3, 8), (3, 8), (3, 12), (3, 12)], "{}", miss.log);
+    let reference = p.uncached(&args);
+    assert_eq!(miss.digests(), reference.digests());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), "pkg\nsrc\namd64 2\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/out/deps.txt"), "pkg\n");
+}

@@ -10,9 +10,9 @@
 //! - nothing can pause the build or look at the root (a debugger), and no viewer asked for the
 //!   cached layers after it to be compared with the layers below them;
 //! - the step copies from the build context (no `--from`, no `--link`, no URL or git source);
-//! - the stage is no image (not a target), nor is any stage built `FROM` it, at any remove (the
-//!   usual `FROM deps AS build`), so its config and layers are never assembled; not a build for
-//!   several platforms (whose lanes share stages' roots), not `--single-snapshot`;
+//! - the stage is no image (not a target), nor is any stage built `FROM` it at any remove (in
+//!   the usual `FROM deps AS build`, `build` is no image either), so its config and layers are
+//!   never assembled; not `--single-snapshot`;
 //! - the stage has no root yet, every step is keyed, and every later step of the stage either
 //!   only changes the config, or is looked up and hits, or is a COPY that would be deferred in
 //!   turn should it miss (the usual `COPY go.mod`, `RUN download`, `COPY . .`, `RUN build`: both
@@ -36,6 +36,13 @@
 //!   (`StageRunner::make_whole`), the snapshotter told of every path that touched, so the
 //!   step's layer holds only its own changes, as it would have. A parent's root a child takes
 //!   over is whole by the same rule.
+//!
+//! In a build for several platforms the same holds per stage instance. A shared stage (one every
+//! target builds on, such as a `FROM --platform=$BUILDPLATFORM` one) is built before the lanes
+//! start; each lane works on a fork of the stages built so far, so a shared stage with deferred
+//! COPYs that a lane needs whole is made whole in that lane, once per lane that reads it (the
+//! fork's root goes with the lane's), and a per-target child carries the shared parent's
+//! deferred COPYs as any child does.
 //!
 //! The descendants are not looked ahead at, as the stage's own later steps are: their keys are
 //! not planned (nor looked up) until they start, and the lazy root is sound on its own. It costs
@@ -113,7 +120,6 @@ impl StageRunner {
             || !s.controller.defers_unneeded_steps()
             || viewer_compares
             || ctx.opts.layers.single_snapshot
-            || ctx.plan.is_multi_platform()
             || ctx.plan.targets.contains(&stage)
             || image_on
             || self.off_dockerfile
