@@ -12,7 +12,10 @@
 //! builder's root made whole, and the image is the one a build without the cache makes. The
 //! same holds across stages built `FROM` one another (`FROM deps AS build`): an unchanged
 //! rebuild runs neither stage's COPY, and a child whose step misses has its root made whole,
-//! its parent's deferred COPY run into it in its place.
+//! its parent's deferred COPY run into it in its place; so does a grandchild, two removes down,
+//! also when the first COPY's source is edited; a `COPY --from` of a child reads the files of
+//! its parent's deferred COPY; and the log names each deferred COPY run late and the step that
+//! needed it. (Container isolation, where that root is `/`: `pod/deferred.rs`.)
 
 mod common;
 
