@@ -12,7 +12,10 @@
 //! builder's root made whole, and the image is the one a build without the cache makes. The
 //! same holds across stages built `FROM` one another (`FROM deps AS build`): an unchanged
 //! rebuild runs neither stage's COPY, and a child whose step misses has its root made whole,
-//! its parent's deferred COPY run into it in its place.
+//! its parent's deferred COPY run into it in its place; so does a grandchild, two removes down,
+//! also when the first COPY's source is edited; a `COPY --from` of a child reads the files of
+//! its parent's deferred COPY; and the log names each deferred COPY run late and the step that
+//! needed it. (Container isolation, where that root is `/`: `pod/deferred.rs`.)
 
 mod common;
 
@@ -182,8 +185,12 @@ fn two_copies_of_a_builder_are_both_deferred_and_both_run_for_a_reader() {
     let ran: Vec<&Value> = from_misses.of("deferred_run").collect();
     assert_eq!(ran.iter().map(|e| e["id"].clone()).collect::<Vec<_>>(), [id_at(2), id_at(4)], "{ran:?}");
     assert!(ran.iter().all(|e| e["for_step"] == id_at(9) && e["duration_ms"].is_u64()), "{ran:?}");
+    assert!(ran.iter().all(|e| e["reading"] == 0), "{ran:?}");
     assert!(
-        from_misses.log.contains("Deferred line 4 (COPY big /app/) run now, into the root line 9 ("),
+        from_misses.log.contains(
+            "line 4 (COPY big /app/) was deferred; it runs now: line 9 (COPY --from=builder /deps /size /app /out/) \
+             of stage 1 reads the files of stage builder ("
+        ),
         "{}",
         from_misses.log
     );
@@ -291,6 +298,15 @@ fn a_child_that_needs_its_root_runs_its_parents_deferred_copy_into_it() {
     let ran: Vec<&Value> = miss.of("deferred_run").collect();
     assert_eq!(ran.len(), 1, "{ran:?}");
     assert_eq!((ran[0]["id"].clone(), ran[0]["for_step"].clone()), (id_at(3), id_at(8)), "{ran:?}");
+    assert!(ran[0]["reading"].is_null(), "{ran:?}");
+    assert!(
+        miss.log.contains(
+            "line 3 (COPY package.json lock.json ./) was deferred; it runs now: line 8 (COPY . .) of stage build \
+             needs the root ("
+        ),
+        "{}",
+        miss.log
+    );
     // deps made no root; the child's was made from the layers below deps's COPY (the base and
     // the WORKDIR's). The image's stage makes its own, for its COPY --from that misses.
     let made: Vec<&Value> = miss.of("base_unpacked").filter(|e| e["stage"] != 2).collect();
@@ -300,6 +316,154 @@ fn a_child_that_needs_its_root_runs_its_parents_deferred_copy_into_it() {
     assert_eq!(miss.digest(), reference.digest());
     let u = pull_and_unpack(&p.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), "pkg\nlock\nb\nsrc\n2\n");
+}
+
+/// Three stages built `FROM` one another, each with a COPY of the context (`deps`, then `build`)
+/// or a RUN reading both (`final`): `final` is the image when `image` is empty, else a builder
+/// of the image stage `image` (line 9 on).
+fn grandchild(name: &str, image: &str) -> Project {
+    let df = format!(
+        "FROM {b} AS deps\n\
+         WORKDIR /app\n\
+         COPY package.json ./\n\
+         FROM deps AS build\n\
+         COPY src.txt ./\n\
+         FROM build AS final\n\
+         ARG V=1\n\
+         RUN echo $V > v.txt && cat package.json src.txt v.txt > dist.txt\n\
+         {image}",
+        b = env().busybox()
+    );
+    let p = Project::new(name, &df);
+    p.write("package.json", "pkg\n");
+    p.write("src.txt", "src\n");
+    p
+}
+
+/// The grandchild is the image: its layers are pushed, so a fresh pod's rebuild finds both
+/// COPYs by reference (neither runs), and an edit of the first COPY's source runs it and
+/// everything after, to the image a build without the cache makes.
+#[test]
+fn a_grandchild_image_of_two_copies_is_right_cold_unchanged_and_edited() {
+    let p = grandchild("deferred-grandchild-image", "");
+    let first = p.build(&[]);
+    assert_eq!(first.digest(), p.uncached(&[]).digest());
+
+    let again = p.build(&[]);
+    assert_eq!((again.at(3), again.at(5), again.at(8)), ("hit".into(), "hit".into(), "hit".into()), "{}", again.log);
+    assert_eq!(again.of("base_unpacked").count() + again.of("source_unpacked").count(), 0);
+    assert_eq!((again.of("layer_written").count(), again.of("deferred_run").count()), (0, 0));
+    assert_eq!(again.digest(), first.digest());
+
+    p.write("package.json", "pkg2\n");
+    let edited = p.build(&[]);
+    assert!(edited.at(3).starts_with("miss: ") && edited.at(3).contains("package.json"), "{}", edited.at(3));
+    assert_eq!((edited.status(3), edited.status(5)), ("built".into(), "built".into()));
+    assert_eq!(edited.digest(), p.uncached(&[]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/app/dist.txt"), "pkg2\nsrc\n1\n");
+}
+
+/// The grandchild is a builder the image copies from: both COPYs, two removes up, are deferred
+/// in an unchanged fresh pod's rebuild (none runs); a miss in the grandchild (a build arg only it
+/// reads) runs both into its root, each in its place; an edit of the first COPY's source makes
+/// every step after it miss, and both COPYs run then, into the grandchild's root.
+#[test]
+fn a_grandchild_that_needs_its_root_runs_both_inherited_copies_into_it() {
+    let image = format!("FROM {}\nCOPY --from=final /app/dist.txt /out/\n", env().busybox());
+    let p = grandchild("deferred-grandchild", &image);
+    // Cold, `build`'s COPY is deferred already (its stage has no root yet, nothing after it),
+    // and run into the grandchild's root for its RUN.
+    let first = p.build(&[]);
+    assert_eq!(first.digest(), p.uncached(&[]).digest());
+
+    let again = p.build(&[]);
+    assert!(again.at(3).starts_with("miss: ") && again.at(5).starts_with("miss: "), "{}", again.log);
+    assert_eq!((again.status(3), again.status(5)), ("deferred".into(), "deferred".into()), "{}", again.log);
+    assert_eq!((again.at(8), again.at(10)), ("hit".into(), "hit".into()));
+    assert_eq!(again.of("base_unpacked").count() + again.of("source_unpacked").count(), 0);
+    assert_eq!((again.of("layer_written").count(), again.of("deferred_run").count()), (0, 0));
+    assert_eq!(again.digest(), first.digest());
+
+    let check = |t: &Traced, extra: &[&str], dist: &str| {
+        let id_at = |line: u64| t.of("step_started").find(|e| e["line"] == line).unwrap()["id"].clone();
+        let ran: Vec<&Value> = t.of("deferred_run").collect();
+        assert_eq!(ran.iter().map(|e| e["id"].clone()).collect::<Vec<_>>(), [id_at(3), id_at(5)], "{ran:?}");
+        assert!(ran.iter().all(|e| e["for_step"] == id_at(8) && e["reading"].is_null()), "{ran:?}");
+        assert_eq!((t.status(3), t.status(5), t.status(8)), ("deferred".into(), "deferred".into(), "built".into()));
+        assert_eq!(t.digest(), p.uncached(extra).digest());
+        let u = pull_and_unpack(&p.dest);
+        assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), dist);
+    };
+    let miss = p.build(&["--build-arg", "V=2"]);
+    assert_eq!((miss.at(3), miss.at(5)), (again.at(3), again.at(5)));
+    assert!(miss.at(8).starts_with("miss: "), "{}", miss.at(8));
+    check(&miss, &["--build-arg", "V=2"], "pkg\nsrc\n2\n");
+    assert!(
+        miss.log.contains(
+            "line 3 (COPY package.json ./) was deferred; it runs now: line 8 (RUN echo $V > v.txt && cat package.json \
+             src.txt v.txt > dist.txt) of stage final needs the root ("
+        ),
+        "{}",
+        miss.log
+    );
+
+    p.write("package.json", "pkg2\n");
+    let edited = p.build(&[]);
+    assert!(
+        edited.at(3).starts_with("miss: ") && edited.at(8).starts_with("miss: ") && edited.at(10).starts_with("miss: "),
+        "{}",
+        edited.log
+    );
+    check(&edited, &[], "pkg2\nsrc\n1\n");
+}
+
+/// A `COPY --from` of a stage built `FROM` one with a deferred COPY reads a file that came from
+/// that inherited COPY (and one its own RUN made of it): the child's files are made whole with
+/// its parent's deferred COPY and its own, each in its place.
+#[test]
+fn a_copy_from_a_child_reads_a_file_of_its_parents_deferred_copy() {
+    let df = format!(
+        "FROM {b} AS deps\n\
+         WORKDIR /app\n\
+         COPY package.json ./\n\
+         RUN cat package.json > deps.txt\n\
+         FROM deps AS build\n\
+         COPY src.txt ./\n\
+         RUN cat deps.txt src.txt > dist.txt\n\
+         FROM {b}\n\
+         ARG W=1\n\
+         RUN echo $W > /w\n\
+         COPY --from=build /app/package.json /app/dist.txt /out/\n",
+        b = env().busybox()
+    );
+    let p = Project::new("deferred-from-child", &df);
+    p.write("package.json", "pkg\n");
+    p.write("src.txt", "src\n");
+    p.build(&[]);
+    let miss = p.build(&["--build-arg", "W=2"]);
+    assert_eq!((miss.status(3), miss.status(6)), ("deferred".into(), "deferred".into()), "{}", miss.log);
+    assert_eq!((miss.at(4), miss.at(7)), ("hit".into(), "hit".into()));
+    assert!(miss.at(11).starts_with("miss: "), "{}", miss.at(11));
+    let read: Vec<&Value> = miss.of("source_unpacked").collect();
+    assert_eq!(read.len(), 1, "{read:?}");
+    let why = read[0]["why"].as_str().unwrap();
+    assert!(why.contains("not run (deferred): COPY at line 3, COPY at line 6; run now"), "{why}");
+    let ran: Vec<&Value> = miss.of("deferred_run").collect();
+    assert!(ran.len() == 2 && ran.iter().all(|e| e["reading"] == 1), "{ran:?}");
+    assert!(
+        miss.log.contains(
+            "line 3 (COPY package.json ./) was deferred; it runs now: line 11 (COPY --from=build /app/package.json \
+             /app/dist.txt /out/) of stage 2 reads the files of stage build ("
+        ),
+        "{}",
+        miss.log
+    );
+    assert_eq!(miss.digest(), p.uncached(&["--build-arg", "W=2"]).digest());
+    let u = pull_and_unpack(&p.dest);
+    assert_eq!(Tree::content(&u.rootfs(), "/out/package.json"), "pkg\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), "pkg\nsrc\n");
+    assert_eq!(Tree::content(&u.rootfs(), "/w"), "2\n");
 }
 
 /// A build for linux/amd64 and linux/arm64 laid out for cross-compiling: `deps` on the build

@@ -178,16 +178,24 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 say(Level::Debug, &index_line(i));
             }
         }
-        Event::DeferredRun { id, for_step, duration_ms } => {
+        Event::DeferredRun { id, for_step, duration_ms, reading } => {
             let step =
                 |id: &trowel_events::StepId| state.step(*id).map(|s| format!("line {} ({})", s.line, s.ran_line()));
-            let (what, reader) = (step(id), step(for_step));
+            let stage = |idx: usize| match state.stage(idx) {
+                Some(v) => format!("stage {}", v.name.clone().unwrap_or_else(|| v.number().to_string())),
+                None => format!("stage {idx}"),
+            };
+            let needs = match reading {
+                Some(p) => format!("reads the files of {}", stage(*p)),
+                None => "needs the root".to_string(),
+            };
             say(
                 Level::Info,
                 &format!(
-                    "Deferred {} run now, into the root {} reads: {duration_ms} ms of its time",
-                    what.as_deref().unwrap_or("step"),
-                    reader.as_deref().unwrap_or("a later step")
+                    "{} was deferred; it runs now: {} of {} {needs} ({duration_ms} ms, in that step's time)",
+                    step(id).as_deref().unwrap_or("a step"),
+                    step(for_step).as_deref().unwrap_or("a later step"),
+                    stage(for_step.stage),
                 ),
             );
         }

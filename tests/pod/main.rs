@@ -480,5 +480,6 @@ fn builds_for_two_platforms_in_a_pod_with_the_nodes_emulation() {
     }
 }
 
+mod deferred;
 mod mounts;
 mod runs_nothing;

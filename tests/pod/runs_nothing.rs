@@ -6,7 +6,7 @@ use super::*;
 
 /// A workspace holding `f.txt` and `dockerfile` (whose bases are `${REGISTRY}/…`), and the
 /// destination the build of it in a pod pushes to, under a repository named after `name`.
-fn nothing_workspace(dockerfile: &str, name: &str) -> (tempfile::TempDir, String) {
+pub(super) fn nothing_workspace(dockerfile: &str, name: &str) -> (tempfile::TempDir, String) {
     let workspace = tempfile::tempdir().unwrap();
     std::fs::write(workspace.path().join("f.txt"), "from the context\n").unwrap();
     std::fs::write(workspace.path().join("Dockerfile"), format!("ARG REGISTRY\n{dockerfile}")).unwrap();
@@ -14,7 +14,7 @@ fn nothing_workspace(dockerfile: &str, name: &str) -> (tempfile::TempDir, String
 }
 
 /// `trowel build` of `/workspace` in a pod, pushing to `dest`, with `extra` flags.
-fn pod_build_args(dest: &str, extra: &[&str]) -> Vec<String> {
+pub(super) fn pod_build_args(dest: &str, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> =
         ["/trowel/trowel", "build", "--context=/workspace", "--dockerfile=/workspace/Dockerfile"]
             .map(String::from)

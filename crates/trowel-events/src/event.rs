@@ -225,10 +225,15 @@ pub enum Event {
     /// Its time is inside `for_step`'s; this says how much of it was this step's.
     DeferredRun {
         id: StepId,
-        /// The step that read the stage and whose time holds this run.
+        /// The step that needed its files and whose time holds this run.
         for_step: StepId,
         /// Running it (its copy) and applying the cached layers above it.
         duration_ms: u64,
+        /// The stage whose files `for_step` reads (a `COPY --from`, a `RUN --mount=from=`): it
+        /// ran into a root of that stage made for the reader. Absent: it ran into the root of
+        /// `for_step`'s own stage, which the step needs (and in older traces).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reading: Option<usize>,
     },
     /// A step begins.
     StepStarted {

@@ -428,7 +428,7 @@ impl BuildState {
                     s.reads.push(read);
                 }
             }
-            Event::DeferredRun { id, for_step, duration_ms } => {
+            Event::DeferredRun { id, for_step, duration_ms, .. } => {
                 if let Some(s) = self.steps.get_mut(id) {
                     s.ran_later = Some((*for_step, *duration_ms));
                 }

@@ -185,7 +185,7 @@ impl StageRunner {
             }
             _ => ctx.materialize(below, &format!("stage{idx}"), RootFor::Stage(idx))?,
         };
-        run_into(ctx, &mut root, &self.layers, &self.deferred, step, true)?;
+        run_into(ctx, &mut root, &self.layers, &self.deferred, step, None)?;
         if let Some(old) = self.files.replace(root).filter(|old| !old.is_slash()) {
             for d in old.into_dirs() {
                 let _ = crate::fs::remove::remove_tree(&d);
@@ -266,7 +266,7 @@ pub(crate) fn root_with(
     );
     let root_for = RootFor::Reader { step, stage: Some(stage), image: None, why: &why };
     let mut root = ctx.materialize(&layers[..first], &format!("stage{stage}-copy"), root_for)?;
-    run_into(ctx, &mut root, layers, deferred, step, false)?;
+    run_into(ctx, &mut root, layers, deferred, step, Some(stage))?;
     Ok(root)
 }
 
@@ -276,17 +276,19 @@ fn first_below(layers: &[StageLayer], deferred: &[DeferredCopy]) -> usize {
 }
 
 /// Runs each of `deferred` into `root` (which holds the layers below the first) in its place,
-/// with the layers between them and above the last applied. `index`: the root is a stage's own,
-/// whose next step's snapshot must hold that step's changes only, so the snapshotter is told
-/// of every path these touched (as a cached layer applied to a root is, `cache.rs`).
+/// with the layers between them and above the last applied. `reading`: the stage whose files
+/// `step` reads from this root, made for it; `None`: the root is `step`'s own stage's, whose
+/// next snapshot must hold that step's changes only, so the snapshotter is told of every path
+/// these touched (as a cached layer applied to a root is, `cache.rs`).
 fn run_into(
     ctx: &BuildContext<'_>,
     root: &mut BuildRoot,
     layers: &[StageLayer],
     deferred: &[DeferredCopy],
     step: StepId,
-    index: bool,
+    reading: Option<usize>,
 ) -> Result<(), BuildError> {
+    let index = reading.is_none();
     let opts = match &ctx.slash_keep {
         Some(keep) if root.is_slash() => ctx.slash_unpack_options(keep),
         _ => ctx.unpack_options(),
@@ -323,6 +325,7 @@ fn run_into(
             id: d.id,
             for_step: step,
             duration_ms: started.elapsed().as_millis() as u64,
+            reading,
         });
     }
     Ok(())
