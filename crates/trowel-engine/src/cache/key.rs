@@ -542,6 +542,18 @@ mod tests {
         assert!(keys(vec![l("from", false)]).is_empty());
     }
 
+    /// Entries made before a link recorded its USER and SHELL, or a stage's uncached end, still
+    /// read: neither field is there (none is written when there is nothing to say, either).
+    #[test]
+    fn links_of_older_entries_read() {
+        let old = r#"{"line":3,"instruction":"RUN id","key":"k","inputs":{"vars":{},"files_count":0}}"#;
+        let l: ChainLink = serde_json::from_str(old).unwrap();
+        assert_eq!(l.inputs.as_ref().unwrap().runs_as, None);
+        assert!(l.stage_tail.is_empty());
+        let now = serde_json::to_string(&ChainLink { inputs: None, ..l }).unwrap();
+        assert_eq!(now, r#"{"line":3,"instruction":"RUN id","key":"k"}"#);
+    }
+
     #[test]
     fn roots() {
         let d = Digest::of(b"x");
