@@ -1,6 +1,7 @@
 //! Cache misses explained, word for word: a changed instruction or parent, a changed parent
 //! stage named, the closest earlier entry compared (one input away: without fetching the
-//! others), an uncached COPY's changed files.
+//! others), an uncached COPY's changed files, a moved line, what changed in a base stage's
+//! uncached end, an uncached step's edit or USER.
 
 use super::*;
 
@@ -306,4 +307,71 @@ fn a_child_stage_says_what_changed_in_its_base() {
     let why = "COPY app.conf at line 2: 1 file changed (app.conf)";
     assert_eq!(o.at(3), format!("miss: {why}"));
     assert_eq!(o.at(5), format!("miss: base stage \"base\" changed ({why})"));
+}
+
+/// Two lines swapped: the one that moved up was at a later place before, so it is named as
+/// moved (not "inserted step", which it was not), and the other one as missing because of that
+/// move. A step moved up over several lines says where it was.
+#[test]
+fn swapped_and_moved_lines_are_named_as_moved() {
+    let df = |runs: &[&str]| {
+        format!("{}{}", from(), runs.iter().map(|r| format!("RUN echo {r} > /{r}\n")).collect::<String>())
+    };
+    let c = Ctx::new("swapped", &df(&["a", "b"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["b", "a"])).unwrap();
+    let o = c.build(&[]);
+    let moved = "moved from line 3, swapped with RUN echo a > /a (now at line 3)";
+    assert_eq!(o.at(2), format!("miss: {moved}"));
+    assert_eq!(o.at(3), format!("miss: parent step missed (line 2: {moved})"));
+
+    let c = Ctx::new("moved-up", &df(&["a", "b", "c", "d"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["d", "a", "b", "c"])).unwrap();
+    let o = c.build(&[]);
+    let moved = "moved from line 5 (its place in the stage held RUN echo a > /a, now at line 3)";
+    assert_eq!(o.at(2), format!("miss: {moved}"));
+    assert_eq!(o.at(5), format!("miss: parent step missed (line 2: {moved})"));
+}
+
+/// kaniko's defaults: a stage built `FROM` a stage that ends with a COPY (not cached itself, so
+/// no miss of its own in this build to name) says which file of that COPY changed.
+#[test]
+fn a_child_of_a_stage_ending_with_an_uncached_copy_names_the_file() {
+    let df = format!(
+        "{} AS base\nCOPY app.conf /etc/app.conf\nFROM base\nRUN cat /etc/app.conf > /copy\n",
+        from().trim_end()
+    );
+    let c = Ctx::new("base-tail", &df);
+    c.write("app.conf", "a\n");
+    c.build_run_layers_only(&[]);
+    c.write("app.conf", "bb\n");
+    let o = c.build_run_layers_only(&[]);
+    assert_eq!(o.at(4), "miss: base stage \"base\" changed (COPY app.conf at line 2: 1 file changed (app.conf))");
+}
+
+/// kaniko's defaults: an uncached COPY whose text changed, named for the RUN after it in the
+/// words of any edit (`instruction changed: … → …`), with its line.
+#[test]
+fn an_edited_uncached_step_is_named_as_an_edit() {
+    let df = |dest: &str| format!("{}COPY f.txt {dest}\nRUN ls / > /l\n", from());
+    let c = Ctx::new("link-edit", &df("/a/"));
+    c.write("f.txt", "f\n");
+    c.build_run_layers_only(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df("/b/")).unwrap();
+    let o = c.build_run_layers_only(&[]);
+    assert_eq!(o.at(3), "miss: line 2: instruction changed: COPY f.txt /a/ → COPY f.txt /b/");
+}
+
+/// `--cache-run-layers=false`: a RUN is not cached itself, so the COPY after it names the USER
+/// the RUN ran as, which its entry records, not the RUN as a changed parent step.
+#[test]
+fn a_changed_user_of_an_uncached_run_is_named() {
+    let df = |user: &str| format!("{}USER {user}\nRUN id -u > /dev/null\nCOPY f.txt /f.txt\n", from());
+    let c = Ctx::new("link-user", &df("root"));
+    c.write("f.txt", "f\n");
+    let build = || c.run_build(&["--cache-copy-layers", "--cache-run-layers=false"], &["--reproducible"], &[]);
+    build();
+    std::fs::write(c.path().join("Dockerfile"), df("nobody")).unwrap();
+    assert_eq!(build().at(4), "miss: USER changed (root → nobody)");
 }

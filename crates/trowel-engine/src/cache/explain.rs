@@ -91,6 +91,10 @@ pub struct Around {
     /// Why the stage this one is built `FROM` changed, when its last step missed in this build:
     /// a child stage's miss names that step's cause, not only that its base changed.
     pub base: Option<Missed>,
+    /// The line this step's instruction was at in an earlier build, when an entry of it is at
+    /// the place of a step after it in its stage (see [`may_have_moved`]): a step whose place
+    /// held one of the steps after it moved there, it was not inserted (two lines swapped).
+    pub moved_from: Option<usize>,
 }
 
 /// A step after the explained one in its stage ([`Around::later`]).
@@ -150,7 +154,7 @@ pub fn explain_in(
         if let Some(why) = &around.unkept {
             return Explanation::only(why.clone());
         }
-        return Explanation::only(another_instruction(&newest.components, cur, missed, &around.later));
+        return Explanation::only(another_instruction(&newest.components, cur, missed, around));
     }
     // Entries with this step's parent, when there are any, are the ones compared: only this
     // step's own inputs differ from them. Another parent is no cause when this build's parent
@@ -187,65 +191,6 @@ fn same_instruction(p: &KeyComponents, cur: &KeyComponents) -> bool {
         (Some(a), Some(b)) => a == b,
         _ => true,
     }
-}
-
-/// Why a step missed whose place in the stage holds only another instruction's entries: a step
-/// before it that missed in this build (its miss made this one's parent new), else this step
-/// was inserted (the instruction the place held runs after it now), else the text at this place
-/// changed (the same keyword on the same line: an edit), else what was cached here.
-fn another_instruction(
-    p: &KeyComponents,
-    cur: &KeyComponents,
-    missed: &BTreeMap<String, Missed>,
-    later: &[Later],
-) -> String {
-    if let Some(r) = first_missed_ancestor(&cur.chain, missed, &|_| false) {
-        return r;
-    }
-    // A place's entries are found by position: a line inserted above a step pushes it down,
-    // and the inserted one finds its entries. Same keyword, same line read as an edit of it.
-    let moved = later.iter().find(|l| match (&l.written, &p.written) {
-        (Some(a), Some(b)) => a == b,
-        _ => l.instruction == p.instruction,
-    });
-    if let Some(l) = moved {
-        return format!(
-            "inserted step (its place in the stage held {}, now at line {})",
-            clip(&p.instruction, TEXT_MAX),
-            l.line
-        );
-    }
-    let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-    // An entry made for another repository may be another project's step (a cache repository
-    // shared by projects, each with its `Dockerfile`): never taken for an edit of this one.
-    let elsewhere = match (&p.origin, &cur.origin) {
-        (Some(a), Some(b)) if a != b => Some(a),
-        _ => None,
-    };
-    if elsewhere.is_none() && p.line == cur.line && keyword(&p.instruction) == keyword(&cur.instruction) {
-        return edited(&p.instruction, &cur.instruction);
-    }
-    let made_for = elsewhere.map(|r| format!(", made for {r}")).unwrap_or_default();
-    format!(
-        "no cache entry for this instruction yet (its place in the stage held line {}: {}{made_for})",
-        p.line, p.instruction
-    )
-}
-
-/// The first step of `chain` that missed in this build, and why: `parent step missed (line 4:
-/// …)`; none if `unless` says that miss is no cause worth naming.
-fn first_missed_ancestor(
-    chain: &[crate::cache::key::ChainLink],
-    missed: &BTreeMap<String, Missed>,
-    unless: &dyn Fn(&Missed) -> bool,
-) -> Option<String> {
-    chain.iter().find_map(|link| missed.get(&link.key)).filter(|m| !unless(m)).map(|m| {
-        if m.reasons.is_empty() {
-            format!("parent step missed (line {})", m.line)
-        } else {
-            format!("parent step missed (line {}: {})", m.line, m.reasons.join("; "))
-        }
-    })
 }
 
 /// Whether `newest`, the entry a step's pointer names, is sure to be the one [`explain`] compares
@@ -335,17 +280,7 @@ fn reasons(
             _ => "instruction text changed".to_string(),
         });
     }
-    if p.user != cur.user {
-        let user = |u: &Option<String>| u.clone().unwrap_or_else(|| "root (no USER)".to_string());
-        out.push(format!("USER changed ({} → {})", user(&p.user), user(&cur.user)));
-    }
-    if p.shell != cur.shell {
-        let shell = |s: &Option<Vec<String>>| match s {
-            Some(s) => serde_json::to_string(s).unwrap_or_default(),
-            None => "the default, [\"/bin/sh\",\"-c\"]".to_string(),
-        };
-        out.push(format!("SHELL changed ({} → {})", shell(&p.shell), shell(&cur.shell)));
-    }
+    out.extend(runs_as_changes(&p.user, &cur.user, &p.shell, &cur.shell));
     if p.files != cur.files {
         out.push(format!("{}: {}", source_label(&cur.instruction), FileDiff::of(&p.files, &cur.files).words()));
     }
@@ -376,6 +311,29 @@ fn reasons(
     }
     if out.is_empty() {
         out.push("cache entry differs (no component changed: the entry was written by another tool)".to_string());
+    }
+    out
+}
+
+/// How the USER and SHELL a step read changed: `USER changed (root (no USER) → app)`, said for
+/// a step's own entry and for an uncached step's recorded inputs alike.
+fn runs_as_changes(
+    pu: &Option<String>,
+    cu: &Option<String>,
+    ps: &Option<Vec<String>>,
+    cs: &Option<Vec<String>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if pu != cu {
+        let user = |u: &Option<String>| u.clone().unwrap_or_else(|| "root (no USER)".to_string());
+        out.push(format!("USER changed ({} → {})", user(pu), user(cu)));
+    }
+    if ps != cs {
+        let shell = |s: &Option<Vec<String>>| match s {
+            Some(s) => serde_json::to_string(s).unwrap_or_default(),
+            None => "the default, [\"/bin/sh\",\"-c\"]".to_string(),
+        };
+        out.push(format!("SHELL changed ({} → {})", shell(ps), shell(cs)));
     }
     out
 }
@@ -458,8 +416,15 @@ fn short(s: &str) -> String {
 }
 
 /// Why the bottom of a step's chain changed: its base image's digest, or the stage it is built
-/// `FROM` (`base`: why that stage's last step missed in this build, when it did).
-fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str, base: Option<&Missed>) -> String {
+/// `FROM` (`base`: why that stage's last step missed in this build, when it did; else what
+/// changed in the end of it no entry explains, which the two chains record).
+fn base_changed(
+    p: &KeyComponents,
+    cur: &KeyComponents,
+    from: &str,
+    base: Option<&Missed>,
+    missed: &BTreeMap<String, Missed>,
+) -> String {
     match (&p.base, &cur.base) {
         (Some(pb), Some(cb)) if pb.reference == cb.reference => match (&pb.digest, &cb.digest) {
             (Some(a), Some(b)) if a != b => {
@@ -471,7 +436,12 @@ fn base_changed(p: &KeyComponents, cur: &KeyComponents, from: &str, base: Option
                 Some(m) => {
                     format!("base stage \"{}\" changed ({})", from.strip_prefix("FROM ").unwrap_or(from), cause(m))
                 }
-                None => format!("base stage changed ({from})"),
+                None => match chain::tail_changed(&p.chain, &cur.chain, missed) {
+                    Some(why) => {
+                        format!("base stage \"{}\" changed ({why})", from.strip_prefix("FROM ").unwrap_or(from))
+                    }
+                    None => format!("base stage changed ({from})"),
+                },
             },
         },
         (Some(pb), Some(cb)) => format!("base image changed: {} (was {})", cb.reference, pb.reference),
@@ -528,16 +498,21 @@ fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Misse
     None
 }
 
+#[path = "explain_place.rs"]
+mod place;
+pub use place::may_have_moved;
+use place::{another_instruction, first_missed_ancestor};
+
 #[path = "explain_chain.rs"]
 mod chain;
 use chain::chain_changed;
 
 #[path = "explain_words.rs"]
 mod words;
+use words::cause;
 /// An edited instruction in words (`instruction changed: RUN make → RUN make -j4`), also for
 /// `trowel replay --compare` of steps without a key.
 pub use words::edited;
-use words::{TEXT_MAX, cause, clip};
 
 #[cfg(test)]
 #[path = "explain_tests.rs"]

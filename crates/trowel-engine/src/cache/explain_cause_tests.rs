@@ -1,9 +1,10 @@
 //! Tests of how `explain.rs` names an edit, an insertion and a cause seen from another step
-//! (a stage read from, a base stage): old and new text, one location per cause. Apart from
+//! (a stage read from, a base stage): old and new text, one location per cause; a moved step,
+//! a base stage's uncached end, an uncached RUN's USER. Apart from
 //! `explain_tests.rs`, which is near the 600 lines a file may have.
 
 use super::*;
-use crate::cache::key::{ChainLink, LinkInputs};
+use crate::cache::key::{ChainLink, FileEntry, LinkInputs};
 
 fn comps(instr: &str, line: usize) -> KeyComponents {
     KeyComponents { line, written: Some(format!("w:{instr}")), ..super::tests::comps(instr) }
@@ -30,6 +31,20 @@ fn an_inserted_step_is_no_edit() {
         explain_in(&entries(held.clone()), &inserted, &none, &around).text(),
         "inserted step (its place in the stage held RUN make, now at line 4)"
     );
+    // It was at the place of a step after it: moved (swapped with the one that held its
+    // place), not inserted; and from further down, where it was.
+    let swapped = Around { later: vec![later(&moved)], moved_from: Some(4), ..Around::default() };
+    assert_eq!(
+        explain_in(&entries(held.clone()), &inserted, &none, &swapped).text(),
+        "moved from line 4, swapped with RUN make (now at line 4)"
+    );
+    let from_further = Around { moved_from: Some(6), ..swapped };
+    assert_eq!(
+        explain_in(&entries(held.clone()), &inserted, &none, &from_further).text(),
+        "moved from line 6 (its place in the stage held RUN make, now at line 4)"
+    );
+    assert!(may_have_moved(&entries(held.clone()), &inserted, &[later(&moved)]));
+    assert!(!may_have_moved(&entries(held.clone()), &moved, &[]), "an entry of its own");
     let edited = comps("RUN make -j4", 3);
     assert_eq!(
         explain_in(&entries(held), &edited, &none, &Around::default()).text(),
@@ -69,6 +84,7 @@ fn a_changed_stage_read_by_an_uncached_copy_reads_cleanly() {
             instruction: "COPY --from=builder /w/out /out".into(),
             key: copy_key.into(),
             inputs: Some(Box::new(LinkInputs::of(&copy(stage_key)))),
+            stage_tail: Vec::new(),
         });
         c.parent = copy_key.into();
         c
@@ -97,7 +113,13 @@ fn a_changed_stage_read_by_an_uncached_copy_reads_cleanly() {
 fn a_changed_base_stage_says_which_step_and_why() {
     let child = |root: &str| {
         let mut c = comps("RUN cat /seen > /copy", 5);
-        c.chain = vec![ChainLink { line: 4, instruction: "FROM base".into(), key: root.into(), inputs: None }];
+        c.chain = vec![ChainLink {
+            line: 4,
+            instruction: "FROM base".into(),
+            key: root.into(),
+            inputs: None,
+            stage_tail: Vec::new(),
+        }];
         c.parent = root.into();
         c
     };
@@ -110,6 +132,69 @@ fn a_changed_base_stage_says_which_step_and_why() {
     );
     // Not known (its last step was not looked up in this build): as before.
     assert_eq!(explain(&entries(child("r-old")), &child("r-new"), &none).text(), "base stage changed (FROM base)");
+    // Its last step is an uncached COPY (no miss of its own): the chains record what it was
+    // made of, which names the file.
+    let copy = |content: &str| {
+        let mut c = comps("COPY app.conf /etc/app.conf", 2);
+        c.files = vec![FileEntry::regular("app.conf", Some(crate::digest::Digest::of(content.as_bytes())))];
+        c
+    };
+    let tailed = |root: &str, content: &str| {
+        let mut c = child(root);
+        c.chain[0].stage_tail = vec![
+            ChainLink {
+                line: 1,
+                instruction: "FROM busybox".into(),
+                key: "b0".into(),
+                inputs: None,
+                stage_tail: vec![],
+            },
+            ChainLink {
+                line: 2,
+                instruction: "COPY app.conf /etc/app.conf".into(),
+                key: root.into(),
+                inputs: Some(Box::new(LinkInputs::of(&copy(content)))),
+                stage_tail: vec![],
+            },
+        ];
+        c
+    };
+    assert_eq!(
+        explain(&entries(tailed("r-old", "a")), &tailed("r-new", "b"), &none).text(),
+        "base stage \"base\" changed (COPY app.conf at line 2: 1 file changed (app.conf))"
+    );
+}
+
+/// An uncached RUN's recorded inputs hold the USER and SHELL it read: a changed one is named.
+/// An entry made before they were recorded says nothing of them (not "root").
+#[test]
+fn an_uncached_runs_user_is_named() {
+    let step = |user: Option<&str>, run_key: &str, recorded: bool| {
+        let run = KeyComponents { user: user.map(str::to_string), ..comps("RUN id -u", 3) };
+        let mut inputs = LinkInputs::of(&run);
+        if !recorded {
+            inputs.runs_as = None;
+        }
+        let mut c = comps("COPY f.txt /f.txt", 4);
+        c.chain.push(ChainLink {
+            line: 3,
+            instruction: "RUN id -u".into(),
+            key: run_key.into(),
+            inputs: Some(Box::new(inputs)),
+            stage_tail: vec![],
+        });
+        c.parent = run_key.into();
+        c
+    };
+    let none = BTreeMap::new();
+    assert_eq!(
+        explain(&entries(step(None, "r1", true)), &step(Some("nobody"), "r2", true), &none).text(),
+        "USER changed (root (no USER) → nobody)"
+    );
+    assert_eq!(
+        explain(&entries(step(Some("nobody"), "r1", false)), &step(Some("nobody"), "r2", true), &none).text(),
+        "parent step changed (line 3: RUN id -u)"
+    );
 }
 
 /// After a build that failed past a changed ARG, a step's closest entry is older than its
@@ -124,7 +209,13 @@ fn one_arg_has_one_earlier_value_in_a_message() {
     };
     let step = |v: &str, parent: &str| {
         let mut c = arg(comps("RUN test -f /ok", 4), v);
-        c.chain.push(ChainLink { line: 3, instruction: "RUN echo $V > /v".into(), key: parent.into(), inputs: None });
+        c.chain.push(ChainLink {
+            line: 3,
+            instruction: "RUN echo $V > /v".into(),
+            key: parent.into(),
+            inputs: None,
+            stage_tail: Vec::new(),
+        });
         c.parent = parent.into();
         c
     };

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Missed, base_changed, show, source_changes, source_label, var_changes};
+use super::words::{cause, edited_at};
+use super::{Missed, base_changed, runs_as_changes, show, source_changes, source_label, var_changes};
 use crate::cache::file_diff::FileDiff;
 use crate::cache::key::{ChainLink, KeyComponents, LinkInputs, Var, VarKind};
 
@@ -49,7 +50,7 @@ pub(super) fn chain_changed(
         })
     };
     match first {
-        Some((0, link)) => Some(base_changed(p, cur, &link.instruction, base)),
+        Some((0, link)) => Some(base_changed(p, cur, &link.instruction, base, missed)),
         Some((i, link)) => {
             if let Some(r) = via_miss(&link.key) {
                 return r;
@@ -97,12 +98,31 @@ pub(super) fn chain_changed(
     }
 }
 
+/// What changed in the end of the stage a chain is built `FROM` that no entry of its own
+/// explains (its last cached step, or FROM, and the uncached steps after it, which the two
+/// chains' first links record: [`ChainLink::stage_tail`]): the first of those steps whose key
+/// differs, by its miss in this build or its recorded inputs (`COPY app.conf at line 2: 1 file
+/// changed (app.conf)`). None when either chain does not record it, or no step of it says why.
+pub(super) fn tail_changed(old: &[ChainLink], cur: &[ChainLink], missed: &BTreeMap<String, Missed>) -> Option<String> {
+    let (a, b) = (&old.first()?.stage_tail, &cur.first()?.stage_tail);
+    // Keys chain: the first that differs is where the change is; the ones after it differ too.
+    let (i, link) = b.iter().enumerate().find(|(i, l)| a.get(*i).is_none_or(|o| o.key != l.key))?;
+    let prev = a.get(i)?;
+    if let Some(m) = missed.get(&link.key) {
+        return Some(cause(m));
+    }
+    match (&prev.inputs, &link.inputs) {
+        (Some(x), Some(y)) => Some(link_changes(prev, x, link, y, missed).join("; ")),
+        _ => None,
+    }
+}
+
 /// The first link of `cur` from `from` on whose text differs from the one at its place in `old`
-/// (or that `old` lacks), as a change: `line 3 changed: RUN b (was RUN a)`.
+/// (or that `old` lacks), as a change: `line 3: instruction changed: RUN a → RUN b`.
 fn changed_text(old: &[ChainLink], cur: &[ChainLink], from: usize) -> Option<String> {
     cur.iter().enumerate().skip(from).find_map(|(j, l)| match old.get(j) {
         Some(o) if o.instruction == l.instruction => None,
-        Some(o) => Some(format!("line {} changed: {} (was {})", l.line, l.instruction, o.instruction)),
+        Some(o) => Some(edited_at(l.line, &o.instruction, &l.instruction)),
         None => Some(format!("parent step changed (line {}: {})", l.line, l.instruction)),
     })
 }
@@ -135,6 +155,10 @@ fn link_changes(
     missed: &BTreeMap<String, Missed>,
 ) -> Vec<String> {
     let mut out = var_changes(&a.vars, &b.vars);
+    // Only when both recorded them: an entry made before says nothing of them.
+    if let (Some(x), Some(y)) = (&a.runs_as, &b.runs_as) {
+        out.extend(runs_as_changes(&x.user, &y.user, &x.shell, &y.shell));
+    }
     let label = format!("{} at line {}", source_label(&link.instruction), link.line);
     if a.files_digest != b.files_digest {
         if a.files_listed() && b.files_listed() {
@@ -149,7 +173,7 @@ fn link_changes(
     // Where the source was read, before why it changed: the cause's own line is in its words.
     out.extend(source_changes(&a.sources, &b.sources, missed).into_iter().map(|s| format!("{label}: {s}")));
     if out.is_empty() && old.instruction != link.instruction {
-        out.push(format!("line {} changed: {} (was {})", link.line, link.instruction, old.instruction));
+        out.push(edited_at(link.line, &old.instruction, &link.instruction));
     }
     if out.is_empty() {
         out.push(format!("parent step changed (line {}: {})", link.line, link.instruction));

@@ -28,7 +28,7 @@ pub(super) fn comps(instr: &str) -> KeyComponents {
 }
 
 fn link(line: usize, instruction: &str, key: &str) -> ChainLink {
-    ChainLink { line, instruction: instruction.into(), key: key.into(), inputs: None }
+    ChainLink { line, instruction: instruction.into(), key: key.into(), inputs: None, stage_tail: Vec::new() }
 }
 
 fn file(p: &str, content: &[u8]) -> FileEntry {
@@ -137,6 +137,7 @@ fn the_closest_entry_is_compared_and_every_difference_named() {
             instruction: "COPY app.txt /app.txt".into(),
             key: key.into(),
             inputs: Some(Box::new(LinkInputs::of(&c))),
+            stage_tail: Vec::new(),
         }
     };
     let run = |version: &str, parent: ChainLink| {
@@ -206,6 +207,7 @@ fn an_uncached_parent_is_named_with_what_changed() {
             instruction: "COPY src/ /second/".into(),
             key: key.into(),
             inputs: Some(Box::new(LinkInputs::of(&c))),
+            stage_tail: Vec::new(),
         }
     };
     let mut prev = comps("RUN ls /second");
@@ -240,6 +242,7 @@ fn an_uncached_parent_changed_by_a_build_wide_part_is_not_named() {
             instruction: "COPY f /ign/".into(),
             key: key.into(),
             inputs: Some(Box::new(LinkInputs::of(&c))),
+            stage_tail: Vec::new(),
         }
     };
     let mut prev = comps("RUN make");
@@ -542,7 +545,7 @@ fn a_chain_without_inputs_names_no_unchanged_line_for_a_build_wide_change() {
     edited.ignored = cur.ignored.clone();
     assert_eq!(
         against(prev.clone(), &edited, &BTreeMap::new()),
-        "line 3 changed: WORKDIR /srv (was WORKDIR /app); snapshots now leave out /tmp (--ignore-path, --ignore-var-run)"
+        "line 3: instruction changed: WORKDIR /app → WORKDIR /srv; snapshots now leave out /tmp (--ignore-path, --ignore-var-run)"
     );
     // No build-wide change: the ARG link is named as the build ran it.
     let mut short = prev;

@@ -40,6 +40,13 @@ pub fn edited(old: &str, new: &str) -> String {
     format!("instruction changed: {} → {}", part(&a), part(&b))
 }
 
+/// An edited step before the one explained, where it is and how it changed: `line 3:
+/// instruction changed: WORKDIR /app → WORKDIR /srv` — the words of [`edited`], behind the line
+/// as [`cause`] puts it, not a wording of its own.
+pub(super) fn edited_at(line: usize, old: &str, new: &str) -> String {
+    format!("line {line}: {}", edited(old, new))
+}
+
 /// `s`, cut to `max` characters with `…` at the end when it is longer.
 pub(super) fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -113,6 +113,27 @@ pub struct ChainLink {
     /// line 3: 1 added …") instead of "parent step changed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Box<LinkInputs>>,
+    /// For the `FROM <stage>` link a child stage's chain starts with: the end of that stage's
+    /// chain that no entry of its own explains ([`uncached_tail`]): its last step with an entry
+    /// (or its FROM), then the steps after it, each with its inputs. A base stage ending in a
+    /// COPY with `--cache-copy-layers=false` has no miss of its own in this build to name, so
+    /// the child's entries carry what that COPY was made of, and the child names the file that
+    /// changed instead of "base stage changed". Absent otherwise, and in entries made before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_tail: Vec<ChainLink>,
+}
+
+/// The end of a stage's chain (`chain`, ending with its last step) that no cache entry of its
+/// own explains, for [`ChainLink::stage_tail`]: from the last link without inputs on; empty
+/// when that is the last (the stage ends with a cached step, whose miss says why it changed).
+/// Each link's own tail is left out: one stage's is enough to name the cause, and entries stay
+/// small.
+pub fn uncached_tail(chain: &[ChainLink]) -> Vec<ChainLink> {
+    let Some(from) = chain.iter().rposition(|l| l.inputs.is_none()) else { return Vec::new() };
+    if from + 1 >= chain.len() {
+        return Vec::new();
+    }
+    chain[from..].iter().map(|l| ChainLink { stage_tail: Vec::new(), ..l.clone() }).collect()
 }
 
 /// The inputs of an uncached ancestor step, as recorded in a [`ChainLink`].
@@ -130,6 +151,21 @@ pub struct LinkInputs {
     pub files_digest: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
+    /// The USER and SHELL the step read, which its key holds: a RUN not cached itself
+    /// (`--cache-run-layers=false`) whose USER changed is named by that change, not as a changed
+    /// parent step. Absent in entries made before they were recorded: those say nothing of
+    /// them, which is not root's or the default shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_as: Option<RunsAs>,
+}
+
+/// The USER and SHELL a step read ([`KeyComponents::user`], [`KeyComponents::shell`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunsAs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// Most source files listed in a [`LinkInputs`].
@@ -146,6 +182,7 @@ impl LinkInputs {
             files_digest: (!c.files.is_empty())
                 .then(|| Digest::of(&serde_json::to_vec(&c.files).expect("file entries serialise")).hex().to_string()),
             sources: c.sources.clone(),
+            runs_as: Some(RunsAs { user: c.user.clone(), shell: c.shell.clone() }),
         }
     }
 
@@ -390,7 +427,13 @@ mod tests {
         let a = comps();
         let mut b = comps();
         b.line = 99;
-        b.chain.push(ChainLink { line: 1, instruction: "FROM x".into(), key: "k".into(), inputs: None });
+        b.chain.push(ChainLink {
+            line: 1,
+            instruction: "FROM x".into(),
+            key: "k".into(),
+            inputs: None,
+            stage_tail: Vec::new(),
+        });
         assert_eq!(a.key(), b.key());
     }
 
@@ -479,6 +522,36 @@ mod tests {
         assert_ne!(a.key(), comps().key());
         assert_ne!(linked_chain_key("p1", &a.key()), linked_chain_key("p2", &a.key()));
         assert_ne!(linked_chain_key("p1", &a.key()), a.key());
+    }
+
+    /// A stage's uncached end: from its last step with an entry of its own (or FROM) on; none
+    /// when it ends with one.
+    #[test]
+    fn uncached_tails() {
+        let l = |key: &str, inputs: bool| ChainLink {
+            line: 1,
+            instruction: key.into(),
+            key: key.into(),
+            inputs: inputs.then(|| Box::new(LinkInputs::of(&comps()))),
+            stage_tail: vec![],
+        };
+        let keys = |c: Vec<ChainLink>| uncached_tail(&c).into_iter().map(|l| l.key).collect::<Vec<_>>();
+        assert_eq!(keys(vec![l("from", false), l("copy", true)]), ["from", "copy"]);
+        assert_eq!(keys(vec![l("from", false), l("copy", true), l("run", false), l("c2", true)]), ["run", "c2"]);
+        assert!(keys(vec![l("from", false), l("copy", true), l("run", false)]).is_empty());
+        assert!(keys(vec![l("from", false)]).is_empty());
+    }
+
+    /// Entries made before a link recorded its USER and SHELL, or a stage's uncached end, still
+    /// read: neither field is there (none is written when there is nothing to say, either).
+    #[test]
+    fn links_of_older_entries_read() {
+        let old = r#"{"line":3,"instruction":"RUN id","key":"k","inputs":{"vars":{},"files_count":0}}"#;
+        let l: ChainLink = serde_json::from_str(old).unwrap();
+        assert_eq!(l.inputs.as_ref().unwrap().runs_as, None);
+        assert!(l.stage_tail.is_empty());
+        let now = serde_json::to_string(&ChainLink { inputs: None, ..l }).unwrap();
+        assert_eq!(now, r#"{"line":3,"instruction":"RUN id","key":"k"}"#);
     }
 
     #[test]

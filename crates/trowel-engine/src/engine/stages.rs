@@ -40,6 +40,9 @@ pub(crate) struct BuiltStage {
     pub base_ref: String,
     /// The cache key of its last step: what `FROM <stage>` and `COPY --from` chain from.
     pub final_key: Option<String>,
+    /// The end of its key chain that no entry of its own explains (a stage built on it records
+    /// it: `ChainLink::stage_tail`).
+    pub final_tail: Vec<crate::cache::key::ChainLink>,
     /// The COPY/ADD steps of it that were not run (`stage/defer.rs`): its `layers` (and config)
     /// lack theirs, and are never assembled or built on; a reader of its files that finds the
     /// stage without a root runs them into a root made whole (see `stage_files`). Kept once run:
@@ -65,6 +68,7 @@ impl BuiltStage {
             base_digest: self.base_digest.clone(),
             base_ref: self.base_ref.clone(),
             final_key: self.final_key.clone(),
+            final_tail: self.final_tail.clone(),
             deferred: self.deferred.clone(),
             clock: self.clock.clone(),
             unstamped: self.unstamped.clone(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use trowel_events::StepId;
 
-use crate::cache::explain::Later;
+use crate::cache::explain::{Later, Previous};
 use crate::cache::registry::{CacheError, Lookup};
 use crate::engine::layer_cache::PlannedStep;
 
@@ -20,6 +20,9 @@ pub(crate) struct StageKeys {
     pub(super) lookups: HashMap<StepId, PendingLookup>,
     /// The key of the stage's last step: what `FROM <stage>` and `COPY --from` chain from.
     pub final_key: Option<String>,
+    /// The end of the stage's key chain no entry of its own explains, for the stages built
+    /// `FROM` it ([`crate::cache::key::ChainLink::stage_tail`]).
+    pub final_tail: Vec<crate::cache::key::ChainLink>,
     /// A step unkeyed as a context file changed while hashed (path, how): it fails with that.
     pub context_changed: Option<(StepId, String, String)>,
 }
@@ -75,6 +78,35 @@ impl StageKeys {
     /// The lookup started for a step (taken: a step is looked up once).
     pub fn take_lookup(&mut self, id: StepId) -> Option<PendingLookup> {
         self.lookups.remove(&id)
+    }
+
+    /// The line an earlier build had the instruction `written` (as [`KeyComponents::written`]
+    /// records it) at, when an entry of it is at the place of a step after `id` in the stage:
+    /// step `id` moved up from there ([`crate::cache::explain::Around::moved_from`]). Waits
+    /// for those steps' lookups, and keeps their answers for them (as [`Self::will_hit`]).
+    ///
+    /// [`KeyComponents::written`]: crate::cache::key::KeyComponents::written
+    pub fn held_later(&mut self, rt: &tokio::runtime::Runtime, id: StepId, written: &str) -> Option<usize> {
+        let mut later: Vec<StepId> = self.lookups.keys().filter(|i| i.step > id.step).copied().collect();
+        later.sort_by_key(|i| i.step);
+        for i in later {
+            let Some(h) = self.lookups.remove(&i) else { continue };
+            let reference = self.planned.get(&i).map(|p| p.key.clone()).unwrap_or_default();
+            let answer = rt
+                .block_on(h)
+                .unwrap_or_else(|e| Err(CacheError::Invalid { reference, reason: format!("lookup task failed: {e}") }));
+            let line = match &answer {
+                Ok(Lookup::Miss { previous: Previous::Entries(entries), .. }) => {
+                    entries.iter().find(|e| e.components.written.as_deref() == Some(written)).map(|e| e.components.line)
+                }
+                _ => None,
+            };
+            self.lookups.insert(i, rt.spawn(async move { answer }));
+            if line.is_some() {
+                return line;
+            }
+        }
+        None
     }
 
     /// Whether step `id`'s lookup finds an entry: waits for its answer and keeps it for the

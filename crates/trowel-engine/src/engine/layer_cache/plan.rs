@@ -15,7 +15,7 @@ use trowel_events::StepId;
 
 use crate::cache::key::{
     BaseInfo, ChainLink, FORMAT_VERSION, KeyComponents, LinkInputs, RootOf, Var, VarKind, linked_chain_key,
-    referenced_names, root_key,
+    referenced_names, root_key, uncached_tail,
 };
 use crate::digest::Digest;
 use crate::dockerfile::{Base, Expanded, Instruction, InstructionKind, PROXY_ARGS, RunScript};
@@ -129,7 +129,14 @@ pub(crate) fn plan(
         Base::Stage(p) => format!("FROM {}", ctx.plan.stages[*p].name.clone().unwrap_or_else(|| p.to_string())),
         _ => format!("FROM {}", stage.base_ref),
     };
-    let mut chain = vec![ChainLink { line: from.line, instruction: from_display, key: root.clone(), inputs: None }];
+    // A stage built on another carries the end of that one's chain no entry explains (see
+    // `ChainLink::stage_tail`).
+    let stage_tail = match &ctx.plan.stages[stage.index].base {
+        Base::Stage(p) => stages.get(*p).map(|s| s.final_tail.clone()).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut chain =
+        vec![ChainLink { line: from.line, instruction: from_display, key: root.clone(), inputs: None, stage_tail }];
     let mut parent = root;
     // Replay on a copy: execution changes the real config.
     let mut config = stage.config.clone();
@@ -226,7 +233,13 @@ pub(crate) fn plan(
         if chains {
             // A step with no cache entry of its own leaves its inputs to the entries after it.
             let inputs = (!cacheable).then(|| Box::new(LinkInputs::of(&components)));
-            chain.push(ChainLink { line: ins.line, instruction: display.clone(), key: chain_key.clone(), inputs });
+            chain.push(ChainLink {
+                line: ins.line,
+                instruction: display.clone(),
+                key: chain_key.clone(),
+                inputs,
+                stage_tail: Vec::new(),
+            });
             parent = chain_key.clone();
         }
         // A COPY/ADD kept out of the cache repository is looked up in the local layer store and
@@ -236,6 +249,7 @@ pub(crate) fn plan(
     }
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);
+        keys.final_tail = uncached_tail(&chain);
     }
     cache.start_lookups(ctx, &mut keys, stage.cold);
     keys
@@ -334,6 +348,9 @@ fn redact_components(ctx: &BuildContext<'_>, mut c: KeyComponents) -> KeyCompone
     c.instruction = ctx.redactor.redact(&c.instruction);
     for link in &mut c.chain {
         link.instruction = ctx.redactor.redact(&link.instruction);
+        for l in &mut link.stage_tail {
+            l.instruction = ctx.redactor.redact(&l.instruction);
+        }
     }
     c
 }

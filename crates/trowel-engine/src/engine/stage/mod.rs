@@ -269,6 +269,7 @@ impl StageRunner {
             base_digest: self.base_digest,
             base_ref: self.base_ref,
             final_key: self.keys.final_key,
+            final_tail: self.keys.final_tail,
             deferred: self.deferred,
             clock: self.clock,
             unstamped: self.unstamped,

@@ -1,0 +1,94 @@
+//! Why a step missed whose place in the stage holds another instruction's entries, for
+//! [`super::explain`]: entries are found by a step's place, so after lines were added, removed
+//! or moved above it the place's entries are another step's. A step before it that missed is
+//! named, else this one was inserted, or moved up (two lines swapped: an entry of it is at the
+//! place of a step after it), or edited in place. Apart from `explain.rs` to keep each file
+//! readable.
+
+use std::collections::BTreeMap;
+
+use super::words::{TEXT_MAX, clip, edited};
+use super::{Around, Later, Missed, Previous, same_instruction};
+use crate::cache::key::KeyComponents;
+
+/// Why a step missed whose place in the stage holds only another instruction's entries: a step
+/// before it that missed in this build (its miss made this one's parent new), else this step
+/// moved up (an entry of it is at a later place: [`Around::moved_from`]) or was inserted (the
+/// instruction the place held runs after it now, either way), else the text at this place
+/// changed (the same keyword on the same line: an edit), else what was cached here.
+pub(super) fn another_instruction(
+    p: &KeyComponents,
+    cur: &KeyComponents,
+    missed: &BTreeMap<String, Missed>,
+    around: &Around,
+) -> String {
+    if let Some(r) = first_missed_ancestor(&cur.chain, missed, &|_| false) {
+        return r;
+    }
+    // A place's entries are found by position: a line inserted above a step pushes it down,
+    // and the inserted one finds its entries. Same keyword, same line read as an edit of it.
+    // Unless this step was at the place of a step after it: then it moved up (the steps after
+    // it name it as their cause, the one it swapped with too).
+    if let Some(l) = held_later(p, &around.later) {
+        let held = clip(&p.instruction, TEXT_MAX);
+        return match around.moved_from {
+            Some(from) if from == l.line => {
+                format!("moved from line {from}, swapped with {held} (now at line {})", l.line)
+            }
+            Some(from) => {
+                format!("moved from line {from} (its place in the stage held {held}, now at line {})", l.line)
+            }
+            None => format!("inserted step (its place in the stage held {held}, now at line {})", l.line),
+        };
+    }
+    let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    // An entry made for another repository may be another project's step (a cache repository
+    // shared by projects, each with its `Dockerfile`): never taken for an edit of this one.
+    let elsewhere = match (&p.origin, &cur.origin) {
+        (Some(a), Some(b)) if a != b => Some(a),
+        _ => None,
+    };
+    if elsewhere.is_none() && p.line == cur.line && keyword(&p.instruction) == keyword(&cur.instruction) {
+        return edited(&p.instruction, &cur.instruction);
+    }
+    let made_for = elsewhere.map(|r| format!(", made for {r}")).unwrap_or_default();
+    format!(
+        "no cache entry for this instruction yet (its place in the stage held line {}: {}{made_for})",
+        p.line, p.instruction
+    )
+}
+
+/// The step after this one in its stage that `p`, an entry at this one's place, was made for.
+fn held_later<'a>(p: &KeyComponents, later: &'a [Later]) -> Option<&'a Later> {
+    later.iter().find(|l| match (&l.written, &p.written) {
+        (Some(a), Some(b)) => a == b,
+        _ => l.instruction == p.instruction,
+    })
+}
+
+/// Whether a step that missed may have moved up rather than been inserted: its place's newest
+/// entry is another instruction's, one that runs after it now, and none is of its own. Only
+/// then are the lookups of the steps after it read for an entry of it ([`Around::moved_from`]),
+/// which waits for them.
+pub fn may_have_moved(prev: &Previous, cur: &KeyComponents, later: &[Later]) -> bool {
+    let Previous::Entries(entries) = prev else { return false };
+    cur.written.is_some()
+        && !entries.iter().any(|e| same_instruction(&e.components, cur))
+        && entries.first().is_some_and(|e| held_later(&e.components, later).is_some())
+}
+
+/// The first step of `chain` that missed in this build, and why: `parent step missed (line 4:
+/// …)`; none if `unless` says that miss is no cause worth naming.
+pub(super) fn first_missed_ancestor(
+    chain: &[crate::cache::key::ChainLink],
+    missed: &BTreeMap<String, Missed>,
+    unless: &dyn Fn(&Missed) -> bool,
+) -> Option<String> {
+    chain.iter().find_map(|link| missed.get(&link.key)).filter(|m| !unless(m)).map(|m| {
+        if m.reasons.is_empty() {
+            format!("parent step missed (line {})", m.line)
+        } else {
+            format!("parent step missed (line {}: {})", m.line, m.reasons.join("; "))
+        }
+    })
+}
