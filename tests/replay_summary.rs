@@ -135,10 +135,10 @@ fn pauses_shell_sessions_and_the_push_decision_are_in_the_summary() {
         "trowel trace (format 2, trowel 0.1.0, started 2026-01-01T00:00:00.000Z)",
         "Dockerfile: Dockerfile (1 stage(s)), platform linux/amd64, destinations: registry.example/app:1",
         "Stage 0: FROM busybox",
-        "  line 1    config    0.0s  FROM busybox",
+        "  line 1    config     0.0s  FROM busybox",
         // The session is an entry of its own, with its own time, before the step it ran ahead of.
-        "  line 2    shell     0.8s  debug shell before line 2: sh (interactive), exit 0, changed 1 path(s), kept as layer sha256:aaaaaaaaaaaa (512 B)",
-        "  line 2    built     1.0s  RUN make                                          layer 1.5 kB  paused 2.5s",
+        "  line 2    shell      0.8s  debug shell before line 2: sh (interactive), exit 0, changed 1 path(s), kept as layer sha256:aaaaaaaaaaaa (512 B)",
+        "  line 2    built      1.0s  RUN make                                          layer 1.5 kB  paused 2.5s",
         "    paused before the step (breakpoint at line 2 [2]) for 2.0s, then stepped",
         "    paused after the step (step) for 0.5s, then continued",
         "warning: a cache_stored event was withheld: a secret in a digest",
@@ -166,8 +166,8 @@ fn an_aborted_build_says_aborted_and_exits_non_zero() {
     assert_eq!(
         lines,
         [
-            "  line 1    config    0.0s  FROM busybox",
-            "  line 2    stopped  ≥0.0s  RUN make                                          paused 0.3s",
+            "  line 1    config     0.0s  FROM busybox",
+            "  line 2    stopped   ≥0.0s  RUN make                                          paused 0.3s",
             "    paused before the step (breakpoint at line 2 [2]) for 0.3s, then aborted: wrong base",
             "ABORTED: build aborted: wrong base",
         ],
@@ -344,7 +344,7 @@ fn what_a_step_did_to_read_from_a_stage_or_an_image_is_listed_under_it() {
         ),
     ]);
     let (text, _) = replay(&events);
-    let want = "  line 2    built     1.4s  RUN make\n\
+    let want = "  line 2    built      1.4s  RUN make\n\
                 \x20   read from stage 0: mounted, 1 of 5 layers unpacked into the store in 41 ms (a whole root: \
                 the unpacked-layer store holds most of its layers)\n\
                 \x20   read from busybox: extracted /bin/busybox: 400 entries of 1 layer (3 left out) in 1.2s\n";

@@ -247,7 +247,7 @@ fn step_lines(out: &mut String, s: &StepView, state: &BuildState) {
     };
     // An ONBUILD trigger runs at its stage's FROM line: marked, as the Steps pane marks it.
     let text = if s.onbuild { format!("(ONBUILD) {}", s.ran_line()) } else { s.ran_line().to_string() };
-    let mut line = format!("  line {:<4} {:<7} {:>6}  {:<48}", s.line, status, time, truncate(&text, 48));
+    let mut line = format!("  line {:<4} {:<8} {:>6}  {:<48}", s.line, status, time, truncate(&text, 48));
     if let Some(l) = s.layer.as_ref().filter(|_| s.stage_snapshot.is_none()) {
         let _ = write!(line, "  layer {}", bytes(l.size));
     }
@@ -302,7 +302,7 @@ fn shell_entry(s: &StepView, sh: &ShellSession, state: &BuildState) -> String {
         Some(_) => secs(sh.duration_ms(state.last_ms)),
         None => format!("≥{}", secs(sh.duration_ms(state.last_ms))),
     };
-    format!("  line {:<4} {:<7} {:>6}  {}", s.line, "shell", time, shell_line(s, sh))
+    format!("  line {:<4} {:<8} {:>6}  {}", s.line, "shell", time, shell_line(s, sh))
 }
 
 /// `paused before the step (breakpoint at line 3 [3]) for 2.5s, then stepped`.
