@@ -410,6 +410,22 @@ fn a_removed_line_above_a_step_is_named_as_removed() {
     assert_eq!(o.at(2), format!("miss: {moved}"));
     assert_eq!(o.at(3), format!("miss: parent step missed (line 2: {moved})"));
 
+    // Two lines above the last step: past the stage's end, the place of one removed line,
+    // then its own.
+    let c = Ctx::new("removed-two", &df(&["a", "b", "c"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["c"])).unwrap();
+    assert_eq!(c.build(&[]).at(2), "miss: moved up from line 4 (line 2, RUN echo a > /a, was removed)");
+
+    // kaniko's defaults: a COPY kept out of the cache repository, found by its layer reference
+    // record past the stage's end.
+    let c = Ctx::new("removed-copy", &format!("{}RUN echo a > /a\nCOPY f.txt /f\n", from()));
+    c.write("f.txt", "f\n");
+    c.build_run_layers_only(&[]);
+    std::fs::write(c.path().join("Dockerfile"), format!("{}COPY f.txt /f\n", from())).unwrap();
+    let o = c.build_run_layers_only(&[]);
+    assert_eq!(o.at(2), "miss: moved up from line 3 (line 2, RUN echo a > /a, was removed)");
+
     // An edit in place is still one (nothing of it at a later place).
     let c = Ctx::new("edited-last", &df(&["a", "b"]));
     c.build(&[]);
