@@ -2,7 +2,8 @@
 //! registry with a cache repository, as two CI jobs would make them: the same Dockerfile with
 //! a changed file and a changed build arg names exactly that file and that ARG, and the steps
 //! whose keys are equal are shown equal; an unchanged rebuild is equivalent; a trace written
-//! now (format 2) compares with one recorded by an earlier trowel (format 1).
+//! now (format 2) compares with one recorded by an earlier trowel (format 1); a child stage
+//! names what changed in its base stage.
 
 mod common;
 
@@ -256,4 +257,45 @@ fn an_edited_step_without_a_key_says_what_it_was_and_is() {
     let (code, s) = compare(&traces[0], &traces[1]);
     assert_eq!(code, Some(1), "{s}");
     assert!(block(&s, 2).iter().any(|l| l.contains("instruction changed: LABEL tier=one → LABEL tier=two")), "{s}");
+}
+
+/// kaniko's defaults: a child stage `FROM base` whose base ends with an uncached COPY of a file
+/// that changed names that COPY and the file (the base stage's first step whose key differs,
+/// as a build names its base stage's miss), not only `base stage changed (FROM base)`: the
+/// trace's chain records no inputs of the COPY, its own row does.
+#[test]
+fn a_child_of_a_stage_ending_with_an_uncached_copy_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    let df = format!(
+        "FROM {} AS base\nCOPY app.conf /etc/app.conf\nFROM base\nRUN cat /etc/app.conf > /copy\n",
+        env().busybox()
+    );
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+    let repo = unique_repo("compare-tail");
+    let cache = format!("{}/{repo}/cache", env().registry);
+    let dest = format!("{}/{repo}:latest", env().registry);
+    let traced = |trace: &Path| {
+        let out = run(trowel()
+            .args(["build", "--cache", "--cache-repo", &cache, "--destination", &dest, "--reproducible"])
+            .arg("--context")
+            .arg(&ctx)
+            .arg("--trace")
+            .arg(trace));
+        assert_ok(&out);
+    };
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    std::fs::write(ctx.join("app.conf"), "a\n").unwrap();
+    traced(&a);
+    std::fs::write(ctx.join("app.conf"), "bb\n").unwrap();
+    traced(&b);
+    let (code, s) = compare(&a, &b);
+    assert_eq!(code, Some(1), "{s}");
+    let keys: Vec<&str> = block(&s, 4).into_iter().filter(|l| l.starts_with("          key: ")).collect();
+    assert_eq!(
+        keys,
+        vec!["          key: base stage \"base\" changed (line 2: COPY app.conf: 1 file changed (app.conf))"],
+        "{s}"
+    );
 }

@@ -9,14 +9,18 @@
 //! imports back up a layer; the recorded components are turned into the engine's type through
 //! their serialised form, which the contract guarantees is the same (`engine/report.rs` tests
 //! it). Chain links in traces carry no inputs of uncached steps, so a chain difference is named
-//! by its step ("parent step changed (line 3: COPY …)"); that step's own row says why.
+//! by its step ("parent step changed (line 3: COPY …)"); that step's own row says why. A child
+//! stage's step whose base stage changed is told why by the comparison, as a build is by its
+//! base stage's miss: the first step of that stage whose key differs ([`verdict`]'s `base`),
+//! which names the file a COPY ending the base stage changed even when no cache entry of that
+//! COPY exists to say so.
 //!
 //! A step without a key (a FROM, a config-only step, a build without `--cache`) is compared by
 //! what the trace does record: the base image a FROM resolved to, or the expanded instruction.
 
 use std::collections::BTreeMap;
 
-use trowel_engine::cache::explain::{Earlier, Previous, edited, explain};
+use trowel_engine::cache::explain::{Around, Earlier, Missed, Previous, edited, explain_in};
 use trowel_engine::cache::key::KeyComponents as EngineComponents;
 use trowel_events::state::{BuildState, StepState, StepView};
 use trowel_events::{BaseSource, KeyComponents};
@@ -44,12 +48,13 @@ fn engine_components(c: &KeyComponents) -> Result<EngineComponents, String> {
 }
 
 /// Why `b`'s components differ from `a`'s, as a miss of `b` against an entry made by `a`
-/// would be explained.
-pub fn reasons(a_key: &str, a: &KeyComponents, b: &KeyComponents) -> Vec<String> {
+/// would be explained. `base`: why the stage `b`'s is built `FROM` differs, when it does.
+pub fn reasons(a_key: &str, a: &KeyComponents, b: &KeyComponents, base: Option<&Missed>) -> Vec<String> {
     match (engine_components(a), engine_components(b)) {
         (Ok(ea), Ok(eb)) => {
             let entry = Earlier { key: a_key.to_string(), components: Box::new(ea), created: None };
-            explain(&Previous::Entries(vec![entry]), &eb, &BTreeMap::new()).reasons
+            let around = Around { base: base.cloned(), ..Around::default() };
+            explain_in(&Previous::Entries(vec![entry]), &eb, &BTreeMap::new(), &around).reasons
         }
         (Err(e), _) | (_, Err(e)) => vec![format!("key components unreadable: {e}")],
     }
@@ -120,8 +125,15 @@ fn arg_changes(sa: &BuildState, a: &StepView, sb: &BuildState, b: &StepView) -> 
         .collect()
 }
 
-/// Compares a paired step's keys, or what is recorded without them.
-pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option<&StepView>) -> KeyVerdict {
+/// Compares a paired step's keys, or what is recorded without them. `base`: the first step of
+/// the stage this step's is built `FROM` whose key differs, and why ([`Around::base`]).
+pub fn verdict(
+    sa: &BuildState,
+    a: Option<&StepView>,
+    sb: &BuildState,
+    b: Option<&StepView>,
+    base: Option<&Missed>,
+) -> KeyVerdict {
     let (Some(a), Some(b)) = (a, b) else {
         return KeyVerdict::NoKey { why: "the step is in one build only".to_string() };
     };
@@ -129,7 +141,7 @@ pub fn verdict(sa: &BuildState, a: Option<&StepView>, sb: &BuildState, b: Option
         return if ca.key == cb.key {
             KeyVerdict::Equal { key: cb.key.clone() }
         } else {
-            KeyVerdict::Differ { reasons: reasons(&ca.key, &ca.components, &cb.components) }
+            KeyVerdict::Differ { reasons: reasons(&ca.key, &ca.components, &cb.components, base) }
         };
     }
     let skipped = |v: &StepView| v.state == StepState::Skipped;
@@ -205,11 +217,11 @@ mod tests {
     #[test]
     fn recorded_components_are_explained_in_the_engines_words() {
         assert_eq!(
-            reasons("k", &comps("1.0", b"a"), &comps("2.0", b"b")),
+            reasons("k", &comps("1.0", b"a"), &comps("2.0", b"b"), None),
             vec!["ARG VERSION 1.0 → 2.0".to_string(), "COPY app.txt: 1 file changed (app.txt)".to_string()]
         );
         assert_eq!(
-            reasons("k", &comps("1.0", b"a"), &comps("1.0", b"a")),
+            reasons("k", &comps("1.0", b"a"), &comps("1.0", b"a"), None),
             vec!["cache entry differs (no component changed: the entry was written by another tool)".to_string()],
             "equal components are never compared (equal keys are), but say so if they were"
         );
@@ -217,7 +229,7 @@ mod tests {
         let mut x = comps("1.0", b"a");
         x.files[0].xattrs.insert("user.foo".into(), "sha256:1".into());
         assert_eq!(
-            reasons("k", &comps("1.0", b"a"), &x),
+            reasons("k", &comps("1.0", b"a"), &x, None),
             vec!["COPY app.txt: 1 file changed (app.txt: xattr user.foo added)"]
         );
     }

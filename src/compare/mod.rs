@@ -9,13 +9,17 @@
 //!
 //! The parts: [`matching`] pairs the steps of the two builds (by stage and line, then by
 //! instruction text when lines moved); [`keys`] says why two keys differ, in the words of the
-//! engine's miss explainer (reused, not rewritten); [`files`] compares the two layers' recorded
+//! engine's miss explainer (reused, not rewritten; a child stage's step is told why its base
+//! stage differs as a build is told its base stage's miss); [`files`] compares the two layers' recorded
 //! changes; [`text`] is the plain form for CI logs. The terminal view is `tui::compare`.
 
 use trowel_events::state::{BuildState, Outcome, StepState, StepView};
-use trowel_events::{Digest, StepId};
+use trowel_events::{BaseSource, Digest, StepId};
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use trowel_engine::cache::explain::Missed;
 
 use crate::trace::{Header, TraceError};
 
@@ -180,6 +184,10 @@ impl Comparison {
     pub fn new(a: (&str, &Header, &BuildState), b: (&str, &Header, &BuildState)) -> Comparison {
         let (sa, sb) = (a.2, b.2);
         let mut rows = Vec::new();
+        // By stage: its first step whose key differs, and why. A stage built FROM it is told
+        // that as a build is told its base stage's miss. Stages are paired in order, a base
+        // stage before the ones built on it.
+        let mut first_differing: BTreeMap<usize, Missed> = BTreeMap::new();
         for pair in matching::pair(sa, sb) {
             let va = pair.a.and_then(|id| sa.step(id));
             let vb = pair.b.and_then(|id| sb.step(id));
@@ -198,7 +206,14 @@ impl Comparison {
             };
             let (ra, rb) = (va.map(StepRef::of), vb.map(StepRef::of));
             let progress = progress(ra.as_ref(), rb.as_ref(), pair.matched);
-            let key = keys::verdict(sa, va, sb, vb);
+            let base = match sb.stage(stage).and_then(|s| s.source.as_ref()) {
+                Some(BaseSource::Stage { index }) => first_differing.get(index),
+                _ => None,
+            };
+            let key = keys::verdict(sa, va, sb, vb, base);
+            if let (KeyVerdict::Differ { reasons }, Some(v)) = (&key, vb.or(va)) {
+                first_differing.entry(stage).or_insert_with(|| Missed { line: v.line, reasons: reasons.clone() });
+            }
             let files = files::verdict(va, vb);
             rows.push(Row { stage, stage_label, a: ra, b: rb, matched: pair.matched, key, files, progress });
         }

@@ -375,3 +375,60 @@ fn a_changed_user_of_an_uncached_run_is_named() {
     std::fs::write(c.path().join("Dockerfile"), df("nobody")).unwrap();
     assert_eq!(build().at(4), "miss: USER changed (root → nobody)");
 }
+
+/// A line removed above a step moves it up to the place the removed line held: not an edit of
+/// that line. Found by the entry of it at a later place (a later step's, or the one past the
+/// stage's last step, looked up only then).
+#[test]
+fn a_removed_line_above_a_step_is_named_as_removed() {
+    let df = |runs: &[&str]| {
+        format!("{}{}", from(), runs.iter().map(|r| format!("RUN echo {r} > /{r}\n")).collect::<String>())
+    };
+    // The step after it was the stage's last: its entry is at the place past the end now.
+    let c = Ctx::new("removed", &df(&["a", "b"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["b"])).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "miss: moved up from line 3 (line 2, RUN echo a > /a, was removed)");
+
+    // A line in the middle of several: the next step's lookup holds the entry.
+    let c = Ctx::new("removed-mid", &df(&["a", "b", "c", "d"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["a", "c", "d"])).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "hit");
+    let moved = "moved up from line 4 (line 3, RUN echo b > /b, was removed)";
+    assert_eq!(o.at(3), format!("miss: {moved}"));
+    assert_eq!(o.at(4), format!("miss: parent step missed (line 3: {moved})"));
+
+    // The first step after FROM.
+    let c = Ctx::new("removed-first", &df(&["a", "b", "c"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["b", "c"])).unwrap();
+    let o = c.build(&[]);
+    let moved = "moved up from line 3 (line 2, RUN echo a > /a, was removed)";
+    assert_eq!(o.at(2), format!("miss: {moved}"));
+    assert_eq!(o.at(3), format!("miss: parent step missed (line 2: {moved})"));
+
+    // Two lines above the last step: past the stage's end, the place of one removed line,
+    // then its own.
+    let c = Ctx::new("removed-two", &df(&["a", "b", "c"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["c"])).unwrap();
+    assert_eq!(c.build(&[]).at(2), "miss: moved up from line 4 (line 2, RUN echo a > /a, was removed)");
+
+    // kaniko's defaults: a COPY kept out of the cache repository, found by its layer reference
+    // record past the stage's end.
+    let c = Ctx::new("removed-copy", &format!("{}RUN echo a > /a\nCOPY f.txt /f\n", from()));
+    c.write("f.txt", "f\n");
+    c.build_run_layers_only(&[]);
+    std::fs::write(c.path().join("Dockerfile"), format!("{}COPY f.txt /f\n", from())).unwrap();
+    let o = c.build_run_layers_only(&[]);
+    assert_eq!(o.at(2), "miss: moved up from line 3 (line 2, RUN echo a > /a, was removed)");
+
+    // An edit in place is still one (nothing of it at a later place).
+    let c = Ctx::new("edited-last", &df(&["a", "b"]));
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&["a", "B"])).unwrap();
+    assert_eq!(c.build(&[]).at(3), "miss: instruction changed: RUN echo b > /b → RUN echo B > /B");
+}

@@ -94,6 +94,9 @@ pub struct Around {
     /// The line this step's instruction was at in an earlier build, when an entry of it is at
     /// the place of a step after it in its stage (see [`may_have_moved`]): a step whose place
     /// held one of the steps after it moved there, it was not inserted (two lines swapped).
+    /// Also when its place held an instruction that is no step of the stage now and an entry
+    /// of it is at a later place, or the one past the stage's last step (see
+    /// [`may_follow_removed`]): a line above it was removed, it was not edited from that one.
     pub moved_from: Option<usize>,
 }
 
@@ -500,8 +503,8 @@ fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Misse
 
 #[path = "explain_place.rs"]
 mod place;
-pub use place::may_have_moved;
 use place::{another_instruction, first_missed_ancestor};
+pub use place::{may_follow_removed, may_have_moved};
 
 #[path = "explain_chain.rs"]
 mod chain;

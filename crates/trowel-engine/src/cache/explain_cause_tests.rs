@@ -1,7 +1,7 @@
 //! Tests of how `explain.rs` names an edit, an insertion and a cause seen from another step
-//! (a stage read from, a base stage): old and new text, one location per cause; a moved step,
-//! a base stage's uncached end, an uncached RUN's USER. Apart from
-//! `explain_tests.rs`, which is near the 600 lines a file may have.
+//! (a stage read from, a base stage): old and new text, one location per cause; a moved step
+//! (swapped, or below a removed line), a base stage's uncached end, an uncached RUN's USER.
+//! Apart from `explain_tests.rs`, which is near the 600 lines a file may have.
 
 use super::*;
 use crate::cache::key::{ChainLink, FileEntry, LinkInputs};
@@ -50,6 +50,31 @@ fn an_inserted_step_is_no_edit() {
         explain_in(&entries(held), &edited, &none, &Around::default()).text(),
         "instruction changed: RUN make → RUN make -j4"
     );
+}
+
+/// A step whose place held a line removed since (no step of the stage now), with an entry of it
+/// at a later place, moved up: named so, not as an edit of the removed line, which it reads as
+/// when nothing of it is elsewhere.
+#[test]
+fn a_step_below_a_removed_line_moved_up() {
+    let none = BTreeMap::new();
+    let removed = comps("RUN echo a", 2);
+    let step = comps("RUN echo b", 2);
+    let around = Around { moved_from: Some(3), ..Around::default() };
+    assert_eq!(
+        explain_in(&entries(removed.clone()), &step, &none, &around).text(),
+        "moved up from line 3 (line 2, RUN echo a, was removed)"
+    );
+    assert_eq!(
+        explain_in(&entries(removed.clone()), &step, &none, &Around::default()).text(),
+        "instruction changed: RUN echo a → RUN echo b"
+    );
+    // Looked for only when what the place held runs after it no more, and none is its own.
+    assert!(may_follow_removed(&entries(removed.clone()), &step, &[]).is_some());
+    assert!(may_follow_removed(&entries(removed.clone()), &step, &[later(&removed)]).is_none(), "moved down");
+    assert!(may_follow_removed(&entries(step.clone()), &step, &[]).is_none(), "an entry of its own");
+    let unrecorded = KeyComponents { written: None, ..removed };
+    assert!(may_follow_removed(&entries(unrecorded), &step, &[]).is_none(), "an entry of an older trowel");
 }
 
 /// A long instruction is cut to what differs, behind its keyword.

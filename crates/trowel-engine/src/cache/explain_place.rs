@@ -2,8 +2,9 @@
 //! [`super::explain`]: entries are found by a step's place, so after lines were added, removed
 //! or moved above it the place's entries are another step's. A step before it that missed is
 //! named, else this one was inserted, or moved up (two lines swapped: an entry of it is at the
-//! place of a step after it), or edited in place. Apart from `explain.rs` to keep each file
-//! readable.
+//! place of a step after it; or a line above it removed: an entry of it is at a later place,
+//! and what its place held is in the stage no more), or edited in place. Apart from
+//! `explain.rs` to keep each file readable.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +15,10 @@ use crate::cache::key::KeyComponents;
 /// Why a step missed whose place in the stage holds only another instruction's entries: a step
 /// before it that missed in this build (its miss made this one's parent new), else this step
 /// moved up (an entry of it is at a later place: [`Around::moved_from`]) or was inserted (the
-/// instruction the place held runs after it now, either way), else the text at this place
-/// changed (the same keyword on the same line: an edit), else what was cached here.
+/// instruction the place held runs after it now, either way), else it moved up as the line
+/// its place held was removed (an entry of it is at a later place, and that line's
+/// instruction is no step of the stage now), else the text at this place changed (the same
+/// keyword on the same line: an edit), else what was cached here.
 pub(super) fn another_instruction(
     p: &KeyComponents,
     cur: &KeyComponents,
@@ -40,6 +43,12 @@ pub(super) fn another_instruction(
             }
             None => format!("inserted step (its place in the stage held {held}, now at line {})", l.line),
         };
+    }
+    // An entry of it at a later place, and what its place held runs nowhere now (the engine
+    // looks only then, see [`may_follow_removed`]): the lines above it were removed, it was
+    // not edited from that one.
+    if let Some(from) = around.moved_from {
+        return format!("moved up from line {from} (line {}, {}, was removed)", p.line, clip(&p.instruction, TEXT_MAX));
     }
     let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
     // An entry made for another repository may be another project's step (a cache repository
@@ -75,6 +84,22 @@ pub fn may_have_moved(prev: &Previous, cur: &KeyComponents, later: &[Later]) -> 
     cur.written.is_some()
         && !entries.iter().any(|e| same_instruction(&e.components, cur))
         && entries.first().is_some_and(|e| held_later(&e.components, later).is_some())
+}
+
+/// Whether a step that missed may have moved up as a line above it was removed, rather than
+/// been edited from what its place held: its place's newest entry (returned) is another
+/// instruction's, one that runs after it in the stage no more (else [`may_have_moved`]), and
+/// none is of its own. Only then are the lookups of the steps after it, and the place past the
+/// stage's last step, read for an entry of it ([`Around::moved_from`]); the engine takes it
+/// for moved only if that entry's instruction is no step of the stage at all.
+pub fn may_follow_removed<'a>(prev: &'a Previous, cur: &KeyComponents, later: &[Later]) -> Option<&'a KeyComponents> {
+    let Previous::Entries(entries) = prev else { return None };
+    let newest = &entries.first()?.components;
+    (cur.written.is_some()
+        && newest.written.is_some()
+        && !entries.iter().any(|e| same_instruction(&e.components, cur))
+        && held_later(newest, later).is_none())
+    .then_some(&**newest)
 }
 
 /// The first step of `chain` that missed in this build, and why: `parent step missed (line 4:

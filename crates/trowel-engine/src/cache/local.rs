@@ -131,6 +131,12 @@ impl LocalLayers {
         matches!(fs::symlink_metadata(self.entry_path(key)), Err(e) if e.kind() == io::ErrorKind::NotFound)
     }
 
+    /// The entry a pointer names, alone, as [`super::registry::RegistryCache::pointer_entry`]
+    /// reads one; none when it cannot be read.
+    pub fn pointer_entry(&self, pointer: &str) -> Option<Earlier> {
+        read_entry(&self.pointer_path(pointer)).ok().flatten().map(|e| earlier(&e))
+    }
+
     fn pointer_path(&self, pointer: &str) -> PathBuf {
         self.dir.join(format!("{pointer}.json"))
     }

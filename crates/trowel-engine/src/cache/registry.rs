@@ -378,6 +378,13 @@ impl RegistryCache {
         Ok(Lookup::Miss { previous: Previous::Entries(entries), history })
     }
 
+    /// The entry a pointer tag names, alone (not the earlier ones it lists): what a place no
+    /// step of this build is looked up at held, for telling a step that moved up past removed
+    /// lines from an edit ([`crate::cache::explain::Around::moved_from`]).
+    pub async fn pointer_entry(&self, pointer: &str, store: &BlobStore) -> Result<Option<Earlier>, CacheError> {
+        Ok(self.read_entry(pointer, store).await?.map(Found::into_earlier))
+    }
+
     /// The first half of writing a layer reference record (see [`super::layer_ref`]): its
     /// config goes to the cache repository, which names nothing yet (an untagged blob is no
     /// entry: no lookup finds it). Sent while the image holding the layer is pushed; returns

@@ -48,6 +48,18 @@ impl StageKeys {
             .collect()
     }
 
+    /// Whether a step of the stage is the instruction `written` (as
+    /// [`crate::cache::key::KeyComponents::written`] records it).
+    pub fn holds(&self, written: &str) -> bool {
+        self.planned.values().any(|p| p.components.written.as_deref() == Some(written))
+    }
+
+    /// The place past the stage's last step: where its last step's entries are after a line
+    /// above it was removed.
+    pub fn end(&self) -> Option<StepId> {
+        self.planned.keys().max_by_key(|i| i.step).map(|i| StepId { step: i.step + 1, ..*i })
+    }
+
     /// Whether the step's layer goes through the cache.
     pub fn cacheable(&self, id: StepId) -> bool {
         self.planned.get(&id).is_some_and(|p| p.cacheable)

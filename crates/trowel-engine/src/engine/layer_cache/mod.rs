@@ -33,6 +33,7 @@ use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::{Arrival, Reference};
 
 mod keys;
+mod moved;
 mod plan;
 mod refs;
 mod unkept;

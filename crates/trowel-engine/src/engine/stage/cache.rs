@@ -10,7 +10,7 @@ use crate::fs::FileType;
 use crate::fs::listing::digest_of;
 use trowel_events::{CacheEntryRef, CacheResult, Event, LayerSummary, StepId, StepStatus};
 
-use crate::cache::explain::{Around, may_have_moved};
+use crate::cache::explain::Around;
 use crate::cache::registry::{CacheError, CachedLayer, EntrySource, Lookup};
 use crate::digest::Digest;
 use crate::dockerfile::Base;
@@ -75,13 +75,8 @@ impl StageRunner {
             Ok(Lookup::Miss { previous, history }) => {
                 let later = self.keys.after(id);
                 // Looked for only when the step may have moved up: it waits for the lookups
-                // of the steps after it.
-                let moved_from = match &planned.components.written {
-                    Some(w) if may_have_moved(&previous, &planned.components, &later) => {
-                        self.keys.held_later(&ctx.rt, id, w)
-                    }
-                    _ => None,
-                };
+                // of the steps after it (and may read one place more).
+                let moved_from = cache.moved_from(ctx, &mut self.keys, id, planned, &previous, &later);
                 let around = Around {
                     unkept: cache.unkept(ctx, self.index, planned, deferred),
                     later,
