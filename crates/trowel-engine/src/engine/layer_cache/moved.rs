@@ -74,7 +74,8 @@ impl LayerCache {
             return Some(*e.components);
         }
         let pointer = crate::cache::registry::pointer_tag(&self.dockerfile_id, at.stage, at.step);
-        let e = ctx.rt.block_on(self.remote.pointer_entry(&pointer, &ctx.store)).ok()??;
+        // A stop during it leaves the step unexplained; the build ends at the step's checkpoint.
+        let e = ctx.until_stopped(self.remote.pointer_entry(&pointer, &ctx.store)).ok()?.ok()??;
         Some(*e.components)
     }
 }
