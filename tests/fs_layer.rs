@@ -10,6 +10,7 @@ use std::process::Command;
 
 use fs_support::{Scratch, assert_same_tree, tree};
 use trowel_engine::digest::Digest;
+use trowel_engine::fs::{Cancel, layer::write_layer_tapped};
 use trowel_engine::fs::{
     Change, ChangeKind, Changes, FileType, FsError, IgnoreList, LayerInfo, LayerOptions, NodeKind, Root, SnapshotMode,
     Snapshotter, Timespec, UnpackOptions, open_layer, unpack_layer, write_layer,
@@ -288,4 +289,41 @@ fn empty_changes_make_an_empty_tar() {
     let info =
         write_layer(&s.root(), &mut changes, &st, &LayerOptions { compression: Compression::None, ..gz() }).unwrap();
     assert_eq!((info.entries, info.uncompressed_size), (0, 1024));
+}
+
+/// A layer write that is asked to give up (a build stopped) ends before its next entry or
+/// within a big file's data, and leaves no blob in the store, committed or partial.
+#[test]
+fn a_cancelled_layer_write_stops_and_leaves_no_blob() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = Scratch::new();
+    let a = s.root();
+    fs::write(a.host_path().join("small"), b"x").unwrap();
+    fs::write(a.host_path().join("big"), vec![b'y'; 4 << 20]).unwrap();
+    fs::write(a.host_path().join("zz-last"), b"z").unwrap();
+    let st = store(&s);
+    let blobs = || {
+        walkdir::WalkDir::new(s.dir.path().join("root-store"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .count()
+    };
+    let before = blobs();
+    for after in [1, 3, 5] {
+        let mut snap = Snapshotter::new(a.try_clone().unwrap(), SnapshotMode::Full, IgnoreList::default());
+        let mut changes = snap.snapshot().unwrap();
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counted = looks.clone();
+        let cancel = Cancel::new(move || counted.fetch_add(1, Ordering::SeqCst) + 1 >= after);
+        let r = write_layer_tapped(&a, &mut changes, &st, &gz(), None, Some(&cancel));
+        assert!(matches!(r, Err(FsError::Cancelled)), "after {after}: {r:?}");
+        assert_eq!(looks.load(Ordering::SeqCst), after, "it stopped at the first look that said so");
+        assert_eq!(blobs(), before, "nothing stored");
+    }
+    let mut snap = Snapshotter::new(a.try_clone().unwrap(), SnapshotMode::Full, IgnoreList::default());
+    let mut changes = snap.snapshot().unwrap();
+    let never = Cancel::new(|| false);
+    write_layer_tapped(&a, &mut changes, &st, &gz(), None, Some(&never)).unwrap();
 }

@@ -203,14 +203,15 @@ fn killed_while_writing_a_layer_then_rebuilt() {
     let dest = format!("{}/{repo}:1", env().registry);
     // 150 MB of incompressible data: snapshotting and compressing it takes a while.
     let ctx = context(&format!(
-        "FROM {}\nRUN head -c 150000000 /dev/urandom > /big && echo wrote-big\nRUN echo after > /after\n",
+        "FROM {}\nRUN head -c 150000000 /dev/urandom > /big && echo wrote''-big\nRUN echo after > /after\n",
         env().busybox()
     ));
     let trace = ctx.path().join("trace.jsonl");
     let args = ["--destination", &dest, "--work-dir", w, "--trace", trace.to_str().unwrap()];
     let mut b = Running::start(ctx.path(), &args);
+    // The RUN's own output (the quotes keep its echo in the log apart from its instruction).
     b.wait_for_log("wrote-big");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     b.kill();
     let recorded = std::fs::read_to_string(&trace).unwrap();
     assert!(!recorded.contains("\"layer_written\""), "the kill came after the layer was written");
@@ -459,4 +460,31 @@ fn sigterm_during_warm_ends_it_and_removes_its_partial_blob() {
     assert_eq!(temporaries(cache_dir.path()), Vec::<String>::new());
     assert!(!cache_dir.path().join("blobs/sha256").join(layer.trim_start_matches("sha256:")).exists());
     let _ = std::fs::remove_file(&log);
+}
+
+/// SIGTERM while a RUN's big layer is written (its 150 MB read, tarred, compressed) gives the
+/// write up: no layer is written or stored, the build fails as aborted, nothing is pushed. It used
+/// to write the whole layer first and abort at the next step.
+#[test]
+fn sigterm_while_a_layer_is_written_gives_it_up() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(&format!(
+        "FROM {}\nRUN head -c 150000000 /dev/urandom > /big && echo wrote''-big\nRUN echo after > /after\n",
+        env().busybox()
+    ));
+    let trace = ctx.path().join("trace.jsonl");
+    let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-layer"));
+    let args =
+        ["--destination", &dest, "--work-dir", work.path().to_str().unwrap(), "--trace", trace.to_str().unwrap()];
+    let mut b = Running::start(ctx.path(), &args);
+    b.wait_for_log("wrote-big");
+    let path = b.log.clone();
+    let status = sigterm_and_wait(&mut b.child, || std::fs::read_to_string(&path).unwrap_or_default());
+    let log = b.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
+    let recorded = std::fs::read_to_string(&trace).unwrap();
+    assert!(!recorded.contains("\"layer_written\""), "the layer was written after the signal:\n{log}");
+    assert_eq!(entries(work.path()), Vec::<String>::new(), "the build's roots are removed");
+    assert_no_tag(&dest);
 }

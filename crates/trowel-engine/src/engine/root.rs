@@ -315,10 +315,7 @@ impl BuildContext<'_> {
         };
         let blob = self.layer_blob(&l.descriptor.digest).map_err(BuildError::store(name.clone()))?;
         let mut reader = open_layer_hashed(blob).map_err(BuildError::fs(name.clone()))?;
-        let stats = unpack_layer(root, &mut reader, opts).map_err(|e| match (e, self.aborted()) {
-            (crate::fs::FsError::Cancelled, Some(stopped)) => stopped,
-            (e, _) => BuildError::fs(name.clone())(e),
-        })?;
+        let stats = unpack_layer(root, &mut reader, opts).map_err(self.fs_failed(name.clone()))?;
         if !stats.devices_skipped.is_empty() {
             let n = stats.devices_skipped.len();
             let mut shown = stats.devices_skipped.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
@@ -396,7 +393,7 @@ impl BuildContext<'_> {
             // Rootless with a single id: only 0 exists to own files.
             owners_to_root: rootless && crate::sandbox::userns::current_mapping() == Some(Mapping::Single),
             archive_names: false,
-            cancel: self.unpack_cancel(),
+            cancel: self.fs_cancel(),
         }
     }
 

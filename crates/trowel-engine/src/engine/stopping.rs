@@ -10,8 +10,8 @@
 //!   left unfinished is no stored blob (its partial file goes with it);
 //! - the downloads under way in the background are stopped by a watcher
 //!   ([`BuildContext::watch_stop`]), so a root unpacking from one fails at once;
-//! - an unpack looks at the stop between entries and between chunks of a file
-//!   ([`crate::fs::Cancel`]).
+//! - an unpack, and the writing of a step's layer, look at the stop between entries and
+//!   between chunks of a file ([`crate::fs::Cancel`]).
 //!
 //! Never cut short: an image manifest on its way (a tag the registry may already have taken
 //! could not be unsaid; `publish.rs` asks before sending it) and the cache writes a build
@@ -21,7 +21,7 @@ use std::future::Future;
 
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
-use crate::fs::Cancel;
+use crate::fs::{Cancel, FsError};
 
 impl BuildContext<'_> {
     /// The stop as the build's error, once one was asked for.
@@ -41,10 +41,20 @@ impl BuildContext<'_> {
         })
     }
 
-    /// What an unpack looks at to give up.
-    pub(crate) fn unpack_cancel(&self) -> Option<Cancel> {
+    /// What a long file-system operation (a layer's unpack or write) looks at to give up.
+    pub(crate) fn fs_cancel(&self) -> Option<Cancel> {
         let stop = self.stop.clone()?;
         Some(Cancel::new(move || stop.is_requested()))
+    }
+
+    /// [`BuildError::fs`], but an operation given up for a stop ([`FsError::Cancelled`]) is
+    /// the stop.
+    pub(crate) fn fs_failed(&self, what: impl Into<String>) -> impl FnOnce(FsError) -> BuildError + '_ {
+        let what = what.into();
+        move |e| match (e, self.aborted()) {
+            (FsError::Cancelled, Some(stopped)) => stopped,
+            (e, _) => BuildError::fs(what)(e),
+        }
     }
 
     /// Stops the downloads and base resolutions under way in the background as soon as a stop

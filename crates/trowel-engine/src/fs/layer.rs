@@ -139,17 +139,21 @@ pub fn write_layer(
     store: &BlobStore,
     opts: &LayerOptions,
 ) -> Result<LayerInfo, FsError> {
-    write_layer_tapped(root, changes, store, opts, None).map(|(info, _)| info)
+    write_layer_tapped(root, changes, store, opts, None, None).map(|(info, _)| info)
 }
 
 /// [`write_layer`], sending a copy of the compressed bytes to `tap` as they are produced (for
 /// an upload running alongside). The flag says whether every byte went out through the tap.
+/// `cancel` is looked at before every entry and every chunk of a file's data: a build stopped
+/// while a big layer is written ends within a chunk ([`FsError::Cancelled`]; the blob, never
+/// committed, is deleted, and an upload fed by the tap never gets its digest).
 pub fn write_layer_tapped(
     root: &Root,
     changes: &mut Changes,
     store: &BlobStore,
     opts: &LayerOptions,
     tap: Option<BlobTap>,
+    cancel: Option<&crate::fs::Cancel>,
 ) -> Result<(LayerInfo, bool), FsError> {
     let mut blob = store.writer()?;
     if let Some(t) = tap {
@@ -168,8 +172,10 @@ pub fn write_layer_tapped(
         buf: vec![0u8; 256 * 1024],
         reads: Vec::new(),
         dirs: ParentDirs::default(),
+        cancel,
     };
     for i in 0..changes.entries.len() {
+        w.cancelled()?;
         w.change(changes, i)?;
     }
     changes.reads = std::mem::take(&mut w.reads);
@@ -201,6 +207,8 @@ struct LayerWriter<'a> {
     buf: Vec<u8>,
     /// What was read of each regular file, for the snapshotter.
     reads: Vec<FileRead>,
+    /// Whether to give up (see [`write_layer_tapped`]).
+    cancel: Option<&'a crate::fs::Cancel>,
     /// The directory of the last file opened (changes come in path order).
     dirs: ParentDirs,
 }
@@ -222,6 +230,13 @@ impl LayerWriter<'_> {
             m = m.min(c);
         }
         m.max(0) as u64
+    }
+
+    fn cancelled(&self) -> Result<(), FsError> {
+        match self.cancel {
+            Some(c) if c.requested() => Err(FsError::Cancelled),
+            _ => Ok(()),
+        }
     }
 
     fn change(&mut self, changes: &mut Changes, i: usize) -> Result<(), FsError> {
@@ -449,6 +464,7 @@ impl LayerWriter<'_> {
             hasher.update(&self.buf[..n]);
             self.tar.get_mut().write_all(&self.buf[..n]).map_err(Self::werr(p))?;
             remaining -= n as u64;
+            self.cancelled()?;
         }
         let mut probe = [0u8; 1];
         if f.read(&mut probe).map_err(|e| self.root.io_err("read", p, e))? > 0 {

@@ -183,8 +183,10 @@ impl StageRunner {
         let root = self.files.get(s, self.index, &self.layers)?;
         // The layer's own time: what a viewer asked for (`before`) is not in it.
         let t0 = Instant::now();
-        let (info, streamed) = write_layer_tapped(root.snap.root(), &mut changes, &ctx.store, &opts, tap)
-            .map_err(BuildError::fs(format!("write layer for step {id}")))?;
+        let cancel = ctx.fs_cancel();
+        let (info, streamed) =
+            write_layer_tapped(root.snap.root(), &mut changes, &ctx.store, &opts, tap, cancel.as_ref())
+                .map_err(ctx.fs_failed(format!("write layer for step {id}")))?;
         let took = t0.elapsed();
         root.snap.settle(&changes).map_err(BuildError::fs(format!("index what step {id} wrote")))?;
         if let (Some(b), Some(cap)) = (before, s.contents.as_deref_mut()) {

@@ -86,8 +86,10 @@ impl StageRunner {
         };
         // The layer's own time: laying it over the stage and what a viewer asked for are not in it.
         let t0 = Instant::now();
-        let (info, streamed) = write_layer_tapped(empty.root(), &mut changes, &ctx.store, &Self::layer_options(s), tap)
-            .map_err(BuildError::fs(format!("write layer for step {id}")))?;
+        let opts = Self::layer_options(s);
+        let cancel = ctx.fs_cancel();
+        let (info, streamed) = write_layer_tapped(empty.root(), &mut changes, &ctx.store, &opts, tap, cancel.as_ref())
+            .map_err(ctx.fs_failed(format!("write layer for step {id}")))?;
         let took = t0.elapsed();
         if let Some(d) = digest_to.filter(|_| streamed) {
             let _ = d.send(info.digest.clone());
