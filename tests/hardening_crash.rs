@@ -488,3 +488,27 @@ fn sigterm_while_a_layer_is_written_gives_it_up() {
     assert_eq!(entries(work.path()), Vec::<String>::new(), "the build's roots are removed");
     assert_no_tag(&dest);
 }
+
+/// A stop that comes after the first of two destinations was tagged does not leave the second
+/// without its tag: the push goes on, says why, and the build ends as built.
+#[test]
+fn sigterm_after_the_first_destination_is_tagged_pushes_the_second_too() {
+    let proxy = FaultProxy::start(&env().registry);
+    let (one, two) = (unique_repo("sigterm-first"), unique_repo("sigterm-second"));
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(&format!("FROM {}\nRUN head -c 200000 /dev/urandom > /data\n", env().busybox()));
+    // The second destination's first blob commit (its push's: the push check opens a session
+    // at the start, which only the push sends to) is held for 3 s: the signal comes then.
+    proxy.inject("PUT", &format!("/{two}/blobs/uploads/"), Fault::Hold { pause: Duration::from_secs(3) }, 1);
+    let (d1, d2) = (format!("{}/{one}:1", env().registry), format!("{}/{two}:1", proxy.addr));
+    let args = ["--destination", &d1, "--destination", &d2, "--work-dir", work.path().to_str().unwrap()];
+    let mut b = Running::start(ctx.path(), &args);
+    proxy.wait_applied(&format!("PUT /v2/{two}/blobs/uploads/"), Duration::from_secs(60));
+    assert_eq!(tags(&format!("{}/{one}", env().registry)), ["1"], "the first destination is tagged first");
+    assert_ok(&run(Command::new("kill").args(["-TERM", &b.child.id().to_string()])));
+    let status = b.child.wait().unwrap();
+    let log = b.log();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("pushed all the same: the stop came after an earlier destination was tagged"), "{log}");
+    assert_eq!(tags(&format!("{}/{two}", env().registry)), ["1"]);
+}

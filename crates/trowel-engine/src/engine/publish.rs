@@ -179,7 +179,9 @@ impl Build<'_> {
                 // Base layers are downloaded during the push only if a destination lacks them
                 // and cannot mount them (see `Registry::push_image`).
                 Artifact::Image(image) => dests.iter().zip(&out.destinations).try_for_each(|(dest, raw)| {
-                    self.push_one(dest, raw, image, &layers[0])?;
+                    // Once a destination is tagged, the others are pushed whatever a stop says:
+                    // a build tags all its destinations or none it can help.
+                    self.push_one(dest, raw, image, &layers[0], pushed.is_empty())?;
                     pushed.push(raw.clone());
                     Ok(())
                 }),
@@ -350,12 +352,15 @@ impl Build<'_> {
         }
     }
 
+    /// Pushes `image` to `dest`. `stoppable`: a stop asked for gives the push up (no other
+    /// destination is tagged yet), else it is said and the push goes on.
     fn push_one(
         &mut self,
         dest: &Reference,
         raw: &str,
         image: &FinalImage,
         layers: &[StageLayer],
+        stoppable: bool,
     ) -> Result<(), BuildError> {
         let t0 = Instant::now();
         self.ctx.emitter.emit(Event::PushStarted { destination: raw.to_string() });
@@ -376,7 +381,7 @@ impl Build<'_> {
         let registry = &self.ctx.registry;
         let store = &self.ctx.store;
         // The blobs go up until a stop (`stopping.rs`): a blob without a manifest is no image.
-        let blobs = self.ctx.until_stopped(async {
+        let blobs = async {
             let early: std::collections::HashSet<&crate::digest::Digest> = held.iter().map(|h| &h.digest).collect();
             let (sent, others): (Vec<&PushBlob>, Vec<&PushBlob>) =
                 push.blobs.iter().partition(|b| early.contains(&b.descriptor.digest));
@@ -403,13 +408,19 @@ impl Build<'_> {
                 done.insert(d, a);
             }
             Ok::<_, crate::registry::RegistryError>(done)
-        });
+        };
+        let blobs = if stoppable { self.ctx.until_stopped(blobs)? } else { self.ctx.rt.block_on(blobs) };
         let push_err = |e| BuildError::Push { destination: raw.to_string(), source: PushError::Registry(e) };
-        let done = blobs?.map_err(push_err)?;
+        let done = blobs.map_err(push_err)?;
         // The last moment a stop can keep the tag from being written: once the manifest is on
         // its way the registry may take it whatever this process does next.
-        if let Some(stopped) = self.ctx.aborted() {
-            return Err(stopped);
+        match self.ctx.aborted() {
+            Some(stopped) if stoppable => return Err(stopped),
+            Some(_) => self.ctx.emitter.warn(format!(
+                "{raw}: pushed all the same: the stop came after an earlier destination was tagged, and a build \
+                 tags all its destinations or none"
+            )),
+            None => {}
         }
         let report = self.ctx.rt.block_on(async {
             let manifest_digest =
