@@ -227,13 +227,7 @@ fn warm_one(
     let outcome = match &opts.stop {
         None => rt.block_on(warming)?,
         // Dropped half way, the download's temporary files go with it.
-        Some(stop) => rt.block_on(async {
-            tokio::select! {
-                biased;
-                warmed = warming => warmed.map_err(WarmError::from),
-                () = stop.asked() => Err(WarmError::Aborted(stop.reason().unwrap_or_default())),
-            }
-        })?,
+        Some(stop) => rt.block_on(stop.unless_asked(warming)).map_err(WarmError::Aborted)??,
     };
     // A single-platform image is what the registry serves whatever platform is asked for (as
     // in a build); say so rather than let a wrong-architecture base surprise the build later.

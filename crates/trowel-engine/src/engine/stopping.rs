@@ -32,13 +32,7 @@ impl BuildContext<'_> {
     /// Runs `fut` on the build's runtime, or drops it half way when a stop is asked for first.
     pub(crate) fn until_stopped<F: Future>(&self, fut: F) -> Result<F::Output, BuildError> {
         let Some(stop) = &self.stop else { return Ok(self.rt.block_on(fut)) };
-        self.rt.block_on(async {
-            tokio::select! {
-                biased;
-                out = fut => Ok(out),
-                () = stop.asked() => Err(BuildError::Aborted(stop.reason().unwrap_or_default())),
-            }
-        })
+        self.rt.block_on(stop.unless_asked(fut)).map_err(BuildError::Aborted)
     }
 
     /// What a long file-system operation (a layer's unpack or write) looks at to give up.

@@ -72,6 +72,16 @@ impl Stop {
         }
     }
 
+    /// Runs `fut` until it ends or the stop is asked for first (then it is dropped half way,
+    /// and the stop's reason comes back): the one race every wait that a stop must end uses.
+    pub async fn unless_asked<F: std::future::Future>(&self, fut: F) -> Result<F::Output, String> {
+        tokio::select! {
+            biased;
+            out = fut => Ok(out),
+            () = self.asked() => Err(self.reason().unwrap_or_default()),
+        }
+    }
+
     /// Why the stop was asked for, once it was.
     pub fn reason(&self) -> Option<String> {
         self.0.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
