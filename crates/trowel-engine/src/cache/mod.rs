@@ -5,6 +5,8 @@
 //! - [`registry`]: cache entries in a registry repository, with per-step pointer tags;
 //! - [`layer_ref`]: layer reference records, which find a COPY/ADD layer kept out of the cache
 //!   repository again from a fresh CI pod (no cache dir);
+//! - [`copy_from`]: copy-from records, which key a `COPY --from=<stage>` by the files it
+//!   copies when the stage was served whole from the cache;
 //! - [`local`]: the local layer store under `--cache-dir`, for steps keyed but not written to
 //!   the cache repository (COPY/ADD without `--cache-copy-layers`);
 //! - [`basedir`]: the local base-image cache directory (`--cache-dir`) that `trowel warm` fills
@@ -17,6 +19,7 @@
 //!   [`prune`]: `trowel cache prune` and `check`, which bound and verify the cache dir.
 
 pub mod basedir;
+pub mod copy_from;
 pub mod explain;
 mod file_diff;
 pub mod key;

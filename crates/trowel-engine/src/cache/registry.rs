@@ -34,6 +34,9 @@ use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform, med
 use crate::image::store::BlobStore;
 use crate::registry::{BlobHead, PushBlob, PushImage, Reference, Registry, RegistryError};
 
+#[path = "registry_copy_from.rs"]
+mod copy_from_records;
+
 /// The config field holding the key and its components.
 pub(crate) const FIELD: &str = "dev.trowel.cache";
 

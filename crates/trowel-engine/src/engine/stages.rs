@@ -48,6 +48,9 @@ pub(crate) struct BuiltStage {
     /// stage without a root runs them into a root made whole (see `stage_files`). Kept once run:
     /// the root may go, and a reader's identity names them.
     pub deferred: Vec<DeferredCopy>,
+    /// The keys of its COPY and ADD steps (run or hit), which name their layers' files in a
+    /// copy-from record's identity (`steps/copy/from_files.rs`).
+    pub copy_keys: HashMap<StepId, String>,
     /// When its contents were made (see `Stamp`).
     pub clock: Option<String>,
     /// History entries still waiting for a time (config-only steps of a `FROM scratch` stage
@@ -70,6 +73,7 @@ impl BuiltStage {
             final_key: self.final_key.clone(),
             final_tail: self.final_tail.clone(),
             deferred: self.deferred.clone(),
+            copy_keys: self.copy_keys.clone(),
             clock: self.clock.clone(),
             unstamped: self.unstamped.clone(),
             args: self.args.clone(),
@@ -149,6 +153,23 @@ impl Stages {
             && let Some(p) = self.built[prev].as_mut()
         {
             p.root = None;
+        }
+    }
+
+    /// The key of COPY or ADD step `id` of a finished stage, if it has one.
+    pub fn copy_key(&self, id: StepId) -> Option<&str> {
+        self.get(id.stage)?.copy_keys.get(&id).map(String::as_str)
+    }
+
+    /// The root of finished stage `p` when it still has one that costs nothing to read (it ran,
+    /// or a lane borrows a shared stage's), never one made for the asking; not `/` (container
+    /// isolation), whose files under the paths the container keeps are not the stage's.
+    pub fn root_at_hand(&self, p: usize) -> Option<&Root> {
+        let stage = self.built.get(p)?.as_ref()?;
+        match &stage.root {
+            Some(r) if !r.is_slash() => Some(r.root()),
+            Some(_) => None,
+            None => self.borrowed.get(&p),
         }
     }
 

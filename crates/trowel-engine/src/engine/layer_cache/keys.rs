@@ -60,6 +60,11 @@ impl StageKeys {
         self.planned.keys().max_by_key(|i| i.step).map(|i| StepId { step: i.step + 1, ..*i })
     }
 
+    /// The keys of the stage's COPY and ADD steps (see `BuiltStage::copy_keys`).
+    pub fn copy_keys(&self) -> HashMap<StepId, String> {
+        self.planned.iter().filter(|(_, p)| p.copies).map(|(id, p)| (*id, p.key.clone())).collect()
+    }
+
     /// Whether the step's layer goes through the cache.
     pub fn cacheable(&self, id: StepId) -> bool {
         self.planned.get(&id).is_some_and(|p| p.cacheable)

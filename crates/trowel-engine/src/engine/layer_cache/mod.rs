@@ -32,6 +32,7 @@ use crate::image::manifest::Descriptor;
 use crate::image::tap::{BlobTap, CHUNKS};
 use crate::registry::{Arrival, Reference};
 
+pub(crate) mod copy_from;
 mod keys;
 mod moved;
 mod plan;
@@ -68,6 +69,9 @@ pub(crate) struct PlannedStep {
     /// Whether the step (not `cacheable`: a COPY/ADD kept out of the cache repository) is looked
     /// up in the local layer store and for a layer reference record, and stored to both.
     pub local: bool,
+    /// Whether the step is a COPY or ADD: its key names every file its layer holds, as a key
+    /// records files (see `cache/copy_from.rs`).
+    pub copies: bool,
     /// The context files the key was made from, which the step must read (`copy/seen.rs`).
     pub seen: Option<Arc<crate::engine::steps::copy::seen::Seen>>,
 }
@@ -135,6 +139,8 @@ pub(crate) struct LayerCache {
     misses: usize,
     bytes_reused: u64,
     limiter: Arc<tokio::sync::Semaphore>,
+    /// What `COPY --from=<stage>` steps copy, for their keys (shared with the build's lanes).
+    copy_from: copy_from::CopyFromRecords,
 }
 
 impl LayerCache {
@@ -177,6 +183,7 @@ impl LayerCache {
         limiter: Arc<tokio::sync::Semaphore>,
     ) -> LayerCache {
         LayerCache {
+            copy_from: copy_from::CopyFromRecords::new(remote.clone(), !opts.no_push),
             remote,
             local: None,
             opts,
@@ -206,7 +213,14 @@ impl LayerCache {
         lane.missed = self.missed.clone();
         lane.found = self.found.clone();
         lane.local = self.local.clone();
+        lane.copy_from = self.copy_from.clone();
         lane
+    }
+
+    /// What `COPY --from=<stage>` steps copy, as this build knows it or the cache repository's
+    /// records say (see [`crate::cache::copy_from`]).
+    pub(crate) fn copy_from(&self) -> &copy_from::CopyFromRecords {
+        &self.copy_from
     }
 
     /// Takes back a lane's bookkeeping: its misses, writes in flight, stored steps, counters.
@@ -576,6 +590,7 @@ impl LayerCache {
     pub fn finish(&mut self, ctx: &BuildContext<'_>) {
         self.await_writes(ctx);
         self.await_local_writes(ctx);
+        self.copy_from.finish(ctx);
         ctx.emitter.emit(Event::CacheSummary { hits: self.hits, misses: self.misses, bytes_reused: self.bytes_reused });
     }
 }

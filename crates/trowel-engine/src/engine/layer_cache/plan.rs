@@ -99,7 +99,7 @@ pub(crate) struct StageInputs<'a> {
 /// cacheable ones (and of the COPY/ADD steps the local layer store serves). The stage's final key is set only when every step could be keyed.
 pub(crate) fn plan(
     ctx: &BuildContext<'_>,
-    stages: &Stages,
+    stages: &mut Stages,
     cache: &LayerCache,
     stage: StageInputs<'_>,
     from: &Instruction,
@@ -162,7 +162,7 @@ pub(crate) fn plan(
                 // secret's value.
                 let workdir = config.image.working_dir().unwrap_or("/").to_string();
                 let inputs = match mounts::resolve(flags, &workdir, &ctx.plan, stage.index) {
-                    Ok(m) => mounts::key::key_inputs(ctx, stages, &m),
+                    Ok(m) => mounts::key::key_inputs(ctx, &*stages, &m),
                     Err(e) => Err(StepError::Invalid(e.to_string())),
                 };
                 match inputs {
@@ -176,7 +176,7 @@ pub(crate) fn plan(
             }
             Expanded::Copy(c) | Expanded::Add(c) => {
                 let is_add = matches!(expanded, Expanded::Add(_));
-                match key_inputs(ctx, stages, stage.index, c, is_add) {
+                match key_inputs(ctx, stages, cache.copy_from(), *id, c, is_add) {
                     Ok(k) => (used_vars(ins, &config.image, &config.args, ctx), k.files, k.sources, k.seen),
                     // The step itself will fail with the real error.
                     Err(e) => {
@@ -244,8 +244,9 @@ pub(crate) fn plan(
         }
         // A COPY/ADD kept out of the cache repository is looked up in the local layer store and
         // for a layer reference record in the cache repository.
-        let local = !cacheable && matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
-        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable, local, seen });
+        let copies = matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
+        let local = !cacheable && copies;
+        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable, local, copies, seen });
     }
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);

@@ -56,7 +56,7 @@ impl StageRunner {
             config: &self.config,
             cold: cold.clone().zip(ctx.cold_pointer_step(idx)).map(|(c, step)| (step, c)),
         };
-        let stages = &*s.stages;
+        let stages = &mut *s.stages;
         let layers = &self.layers;
         let (keys, made): (StageKeys, Option<Result<BuildRoot, BuildError>>) = std::thread::scope(|scope| {
             let making = cold.map(|cold| {

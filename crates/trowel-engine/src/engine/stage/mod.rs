@@ -261,6 +261,7 @@ fn base_display(s: &Shared<'_, '_>, idx: usize) -> String {
 impl StageRunner {
     /// What the stage leaves for the stages after it and for the image.
     fn finish(self) -> BuiltStage {
+        let copy_keys = self.keys.copy_keys();
         BuiltStage {
             config: self.config.image,
             format: self.format,
@@ -271,6 +272,7 @@ impl StageRunner {
             final_key: self.keys.final_key,
             final_tail: self.keys.final_tail,
             deferred: self.deferred,
+            copy_keys,
             clock: self.clock,
             unstamped: self.unstamped,
             args: self.config.args,

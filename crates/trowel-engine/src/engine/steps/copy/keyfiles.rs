@@ -1,8 +1,8 @@
 //! What a COPY/ADD contributes to its cache key: every source file (path, type, mode, link
 //! target, content digest, xattrs, the file of the same source it is a hard link of) exactly as
 //! the copy will see it — after `.dockerignore` and
-//! `--exclude`, with wildcards expanded — or, for `--from`, the source stage's key or the
-//! source image's digest; for a git repository, the commit it names.
+//! `--exclude`, with wildcards expanded — or, for `--from`, the files it copies from the stage
+//! (`from_files.rs`) or the source image's digest; for a git repository, the commit it names.
 //!
 //! A context file's owner is not in a COPY's key (it is recorded as 0:0): the copy gives every
 //! context file 0:0 or `--chown`'s owner whoever owns it on the build machine, as BuildKit does
@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use trowel_events::StepId;
+
 use crate::cache::key::FileEntry;
 use crate::digest::digest_reader;
 use crate::dockerfile::gitref::is_git_source;
@@ -21,10 +23,12 @@ use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
 use crate::engine::context_digests::identity;
 use crate::engine::error::StepError;
+use crate::engine::layer_cache::copy_from::CopyFromRecords;
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::seen::Seen;
-use crate::engine::steps::copy::{add, filter, git, is_url, sources, stage_index};
+use crate::engine::steps::copy::{add, filter, from_files, git, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
+use crate::fs::root::Root;
 use crate::fs::{FileType, Stat};
 
 pub(crate) struct KeyInputs {
@@ -37,15 +41,22 @@ pub(crate) struct KeyInputs {
 /// Gathers the key inputs of a COPY/ADD run by stage `stage`.
 pub(crate) fn key_inputs(
     ctx: &BuildContext<'_>,
-    stages: &Stages,
-    stage: usize,
+    stages: &mut Stages,
+    records: &CopyFromRecords,
+    id: StepId,
     c: &ExpandedCopy,
     is_add: bool,
 ) -> Result<KeyInputs, StepError> {
     let mut srcs = BTreeMap::new();
     if let Some(from) = &c.from {
-        match stage_index(&ctx.plan, stage, from) {
+        match stage_index(&ctx.plan, id.stage, from) {
             Some(p) => {
+                // By the files it copies (`from_files.rs`), the stage's key only when they
+                // cannot say what the step makes.
+                if let Some(files) = from_files::stage_files(ctx, stages, records, p, c, is_add, id)? {
+                    let files = files.to_vec();
+                    return Ok(KeyInputs { files, sources: srcs, seen: Seen::default() });
+                }
                 let key = stages
                     .get(p)
                     .and_then(|s| s.final_key.clone())
@@ -53,7 +64,7 @@ pub(crate) fn key_inputs(
                 srcs.insert(format!("stage:{from}"), key);
             }
             None => {
-                let img = ctx.resolve_once(from, Some(&ctx.plan.source_image_platform(stage)))?;
+                let img = ctx.resolve_once(from, Some(&ctx.plan.source_image_platform(id.stage)))?;
                 srcs.insert(format!("image:{from}"), img.manifest_digest.to_string());
             }
         }
@@ -104,7 +115,7 @@ pub(crate) fn key_inputs(
                     let f = filter::for_dir(&rel, excludes.as_ref(), ignore);
                     // Each matched path is copied on its own (`copy_tree`), which keeps the hard
                     // links within it: grouped per path.
-                    walk(ctx, &rel, "", &f, &mut Links::new(), &mut w)?;
+                    walk(&ctx.context, &rel, "", &f, &mut Links::new(), &mut w)?;
                 }
             }
         }
@@ -133,7 +144,7 @@ pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<(Vec<Fil
     let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
     // The mount shows the context's hard links within the source (the context itself, or a
     // `copy_tree` of the source when a `.dockerignore` filters it): grouped as COPY groups them.
-    walk(ctx, rel, "", &f, &mut Links::new(), &mut w)?;
+    walk(&ctx.context, rel, "", &f, &mut Links::new(), &mut w)?;
     let Walked { mut files, pending, seen } = w;
     hash_pending(ctx, &mut files, pending)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -143,17 +154,17 @@ pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<(Vec<Fil
 /// What [`walk`] found: the files as the key records them, the regular files' digests left for
 /// [`hash_pending`], and the paths as the copy will be checked against (`seen.rs`).
 #[derive(Default)]
-struct Walked {
-    files: Vec<FileEntry>,
-    pending: Vec<Pending>,
-    seen: Seen,
+pub(super) struct Walked {
+    pub files: Vec<FileEntry>,
+    pub pending: Vec<Pending>,
+    pub seen: Seen,
 }
 
 /// A regular file whose content digest `walk` left for [`hash_pending`]: `files[at]`.
-struct Pending {
-    at: usize,
-    path: String,
-    st: Stat,
+pub(super) struct Pending {
+    pub at: usize,
+    pub path: String,
+    pub st: Stat,
 }
 
 /// Below this many bytes to read, the files are hashed on the calling thread.
@@ -190,6 +201,16 @@ fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pe
             Ok::<_, StepError>(digest)
         })
     };
+    hash_all(files, &pending, &hash)
+}
+
+/// Fills in `files[p.at].digest` for each of `pending` with `hash`'s: big sources on several
+/// threads. An error is the one of the first such file in walk order, whichever thread met it.
+pub(super) fn hash_all(
+    files: &mut [FileEntry],
+    pending: &[Pending],
+    hash: &(dyn Fn(&Pending) -> Result<crate::digest::Digest, StepError> + Sync),
+) -> Result<(), StepError> {
     let bytes: u64 = pending.iter().map(|p| p.st.size).sum();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(HASH_THREADS).min(pending.len());
     let results: Vec<Result<crate::digest::Digest, StepError>> = if bytes < PARALLEL_HASH_BYTES || threads < 2 {
@@ -221,13 +242,7 @@ fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pe
     Ok(())
 }
 
-fn entry(
-    ctx: &BuildContext<'_>,
-    path: &str,
-    st: &Stat,
-    xattrs: BTreeMap<String, String>,
-) -> Result<FileEntry, StepError> {
-    let root = &ctx.context;
+fn entry(root: &Root, path: &str, st: &Stat, xattrs: BTreeMap<String, String>) -> Result<FileEntry, StepError> {
     let kind = match st.file_type {
         FileType::File | FileType::Hardlink => 'f',
         FileType::Dir => 'd',
@@ -263,7 +278,7 @@ fn keyed_xattrs(all: Vec<(Vec<u8>, Vec<u8>)>) -> BTreeMap<String, String> {
 }
 
 /// A source's regular files with more than one link: (device, inode) → the path recorded first.
-type Links = HashMap<(u64, u64), String>;
+pub(super) type Links = HashMap<(u64, u64), String>;
 
 /// Records `rel` (+ `sub`) and, for a directory, what the copy filter lets through below it.
 /// Walks `rel` in the build context; each regular file's digest is left to `hash_pending`
@@ -271,8 +286,8 @@ type Links = HashMap<(u64, u64), String>;
 /// inode with one recorded before it in `links` names that one (`hard_link`), as
 /// `fs::copy`'s `Copier::file` links it: by (device, inode) when `nlink > 1`, in the same walk
 /// order (names sorted, a directory before what it holds, filtered alike).
-fn walk(
-    ctx: &BuildContext<'_>,
+pub(super) fn walk(
+    root: &Root,
     rel: &str,
     sub: &str,
     f: &dyn Fn(&str) -> Filter,
@@ -284,7 +299,6 @@ fn walk(
     if decision == Filter::Skip {
         return Ok(());
     }
-    let root = &ctx.context;
     // A recorded path's xattrs are keyed too: read through the same open of its parent.
     let found = if decision == Filter::Copy {
         root.lstat_xattrs(&path).map_err(StepError::fs(path.clone()))?
@@ -293,7 +307,7 @@ fn walk(
     };
     let Some((st, xattrs)) = found else { return Ok(()) };
     if decision == Filter::Copy {
-        let mut e = entry(ctx, &path, &st, keyed_xattrs(xattrs))?;
+        let mut e = entry(root, &path, &st, keyed_xattrs(xattrs))?;
         w.seen.record(&e.path, &st, e.link.clone());
         if e.kind == 'f' {
             w.pending.push(Pending { at: w.files.len(), path: path.clone(), st: st.clone() });
@@ -311,7 +325,7 @@ fn walk(
     if st.is_dir() {
         for name in root.read_dir(&path).map_err(StepError::fs(path.clone()))? {
             let child = if sub.is_empty() { name } else { format!("{sub}/{name}") };
-            walk(ctx, rel, &child, f, links, w)?;
+            walk(root, rel, &child, f, links, w)?;
         }
     }
     Ok(())

@@ -36,6 +36,7 @@ use crate::fs::root::Root;
 
 mod add;
 pub(crate) mod filter;
+pub(crate) mod from_files;
 pub(crate) mod git;
 pub(crate) mod keyfiles;
 pub(crate) mod reads;

@@ -1,0 +1,117 @@
+//! What a `COPY --from=<stage>` contributes to its cache key: the files it copies, as a context
+//! COPY's key holds them but with their owners (a stage's files keep theirs), read from the
+//! stage's root when it has one, else named by a copy-from record of the cache repository, else
+//! read from the stage's layers (see [`crate::cache::copy_from`]). BuildKit keys the step by
+//! that content too, so a builder that ran again and made the same files leaves it a hit.
+
+use std::sync::Arc;
+
+use trowel_events::StepId;
+
+use crate::cache::copy_from::{Part, Reading, identity};
+use crate::cache::key::FileEntry;
+use crate::digest::digest_reader;
+use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
+use crate::engine::context::BuildContext;
+use crate::engine::copy_source::Need;
+use crate::engine::error::StepError;
+use crate::engine::layer_cache::copy_from::{CopyFromRecords, Found};
+use crate::engine::stages::{BuiltStage, Stages};
+use crate::engine::steps::copy::keyfiles::{Links, Walked, hash_all, walk};
+use crate::engine::steps::copy::{filter, is_url, sources};
+use crate::fs::root::Root;
+
+/// The files step `step` (`c`, a COPY or ADD) copies from finished stage `p`; `None` when they
+/// cannot name the step's contents (an ADD of a URL or a git repository from a stage, read
+/// from no stage at all; or a stage with no key), which is then keyed by the stage's key.
+pub(crate) fn stage_files(
+    ctx: &BuildContext<'_>,
+    stages: &mut Stages,
+    records: &CopyFromRecords,
+    p: usize,
+    c: &ExpandedCopy,
+    is_add: bool,
+    step: StepId,
+) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
+    let mut paths = Vec::new();
+    for s in &c.sources {
+        match s {
+            ExpandedSource::Path(p) if is_add && (is_url(p) || crate::dockerfile::gitref::is_git_source(p)) => {
+                return Ok(None);
+            }
+            ExpandedSource::Path(p) => paths.push(p.as_str()),
+            ExpandedSource::Heredoc { .. } => {}
+        }
+    }
+    let Some(stage) = stages.get(p).filter(|s| s.final_key.is_some()) else { return Ok(None) };
+    let reading =
+        Reading { layers: parts(stages, stage), sources: paths.clone(), excludes: &c.excludes, parents: c.parents };
+    let id = identity(&reading);
+    if let Some(files) = records.known(&id) {
+        return Ok(Some(files));
+    }
+    if let Some(root) = stages.root_at_hand(p) {
+        return Ok(Some(records.made(ctx, &id, files_in(root, c)?)));
+    }
+    if let Found::Known(files) = records.find(ctx, &id) {
+        return Ok(Some(files));
+    }
+    // Neither: read from the stage's layers, as the step itself will if it misses (the
+    // extraction is kept for it).
+    let need = Need::Sources(paths.iter().map(|p| p.to_string()).collect());
+    let root = stages.stage_files(ctx, p, &need, step).map_err(|e| StepError::Invalid(e.to_string()))?;
+    Ok(Some(records.made(ctx, &id, files_in(root, c)?)))
+}
+
+/// The stage's layers as a record names them, its COPYs never run in their places.
+fn parts<'a>(stages: &'a Stages, stage: &'a BuiltStage) -> Vec<Part<'a>> {
+    let deferred_at = |i: usize| stage.deferred.iter().filter(move |d| d.below == i).map(|d| Part::Copy(&d.key));
+    let mut out = Vec::new();
+    for (i, l) in stage.layers.iter().enumerate() {
+        out.extend(deferred_at(i));
+        // A debugger shell's layer is credited to a step but holds what the session did.
+        let copy = l.made_by().filter(|_| l.shell().is_none()).and_then(|id| stages.copy_key(id));
+        out.push(match copy {
+            Some(key) => Part::Copy(key),
+            None => Part::Layer(&l.diff_id),
+        });
+    }
+    out.extend(deferred_at(stage.layers.len()));
+    out
+}
+
+/// The files `c` copies from `root`, sorted by path: each source expanded and walked as the
+/// copy expands and walks it (`--exclude` and `--parents` alike, no `.dockerignore`).
+pub(crate) fn files_in(root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, StepError> {
+    let excludes = if c.excludes.is_empty() {
+        None
+    } else {
+        Some(
+            DockerIgnore::from_exclude_flags(&c.excludes)
+                .map_err(|e| StepError::Invalid(format!("invalid --exclude: {e}")))?,
+        )
+    };
+    let mut w = Walked::default();
+    for s in &c.sources {
+        let ExpandedSource::Path(p) = s else { continue };
+        for item in sources::expand(root, p, None, false, c.parents)? {
+            let sources::Item::Path { rel, .. } = item else { continue };
+            if excludes.as_ref().is_some_and(|x| x.is_excluded(&rel))
+                && root.lstat(&rel).ok().flatten().is_some_and(|s| !s.is_dir())
+            {
+                continue;
+            }
+            let f = filter::for_dir(&rel, excludes.as_ref(), None);
+            walk(root, &rel, "", &f, &mut Links::new(), &mut w)?;
+        }
+    }
+    let Walked { mut files, pending, .. } = w;
+    hash_all(&mut files, &pending, &|p| {
+        let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
+        let mut r = std::io::BufReader::new(f);
+        Ok(digest_reader(&mut r).map_err(StepError::io(format!("read {}", p.path)))?.0)
+    })?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup();
+    Ok(files)
+}
