@@ -404,9 +404,11 @@ fn source_label(instruction: &str) -> String {
     if keyword.eq_ignore_ascii_case("RUN") {
         return "RUN's bind mounts".to_string();
     }
+    // A `--from` says whose files they are (`COPY --from=build /out`); no other flag does.
+    let from = words.iter().find(|w| w.starts_with("--from=")).map(|w| format!(" {w}")).unwrap_or_default();
     let args: Vec<&str> = words.into_iter().filter(|w| !w.starts_with("--")).collect();
     let sources = if args.len() > 1 { &args[..args.len() - 1] } else { &args[..] };
-    format!("{keyword} {}", sources.join(" "))
+    format!("{keyword}{from} {}", sources.join(" "))
 }
 
 /// A commit id as git abbreviates it in messages (12 digits).

@@ -264,3 +264,25 @@ fn a_run_names_the_user_and_shell_it_reads() {
         r#"USER changed (root (no USER) → app); SHELL changed (the default, ["/bin/sh","-c"] → ["/bin/bash","-c"])"#
     );
 }
+
+/// A `COPY --from` is keyed by the files it copies (`steps/copy/from_files.rs`): its miss names
+/// the stage they came from and the files that changed, an owner change as one.
+#[test]
+fn a_copy_from_a_stage_names_the_files_that_changed() {
+    let none = BTreeMap::new();
+    let with = |files: Vec<FileEntry>| KeyComponents { files, ..comps("COPY --from=build /out /app", 7) };
+    let app = |content: &[u8], uid: u32| FileEntry {
+        uid,
+        ..FileEntry::regular("out/app", Some(crate::digest::Digest::of(content)))
+    };
+    let out = || FileEntry { kind: 'd', mode: 0o755, digest: None, ..FileEntry::regular("out", None) };
+    let was = with(vec![out(), app(b"1", 0)]);
+    assert_eq!(
+        explain(&entries(was.clone()), &with(vec![out(), app(b"2", 0)]), &none).text(),
+        "COPY --from=build /out: 1 file changed (out/app)"
+    );
+    assert_eq!(
+        explain(&entries(was), &with(vec![out(), app(b"1", 1)]), &none).text(),
+        "COPY --from=build /out: 1 file changed (out/app: owner 0:0 → 1:0)"
+    );
+}
