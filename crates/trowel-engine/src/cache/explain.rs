@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cache::file_diff::FileDiff;
-use crate::cache::key::{KeyComponents, Var, VarKind};
+use crate::cache::key::{KeyComponents, UNHASHED_SOURCE, Var, VarKind};
 
 /// An earlier cache entry of a step.
 #[derive(Debug, Clone)]
@@ -248,6 +248,7 @@ fn distance(p: &KeyComponents, c: &KeyComponents) -> usize {
         + p.sources
             .keys()
             .chain(c.sources.keys())
+            .filter(|k| !k.starts_with(UNHASHED_SOURCE))
             .collect::<BTreeSet<_>>()
             .iter()
             .filter(|k| p.sources.get(**k) != c.sources.get(**k))
@@ -286,8 +287,9 @@ fn reasons(
     out.extend(runs_as_changes(&p.user, &cur.user, &p.shell, &cur.shell));
     if p.files != cur.files {
         out.push(format!("{}: {}", source_label(&cur.instruction), FileDiff::of(&p.files, &cur.files).words()));
+        out.extend(stage_of_files_changed(&p.sources, &cur.sources, missed));
     }
-    if p.sources != cur.sources {
+    if hashed_sources_differ(&p.sources, &cur.sources) {
         let s = source_changes(&p.sources, &cur.sources, missed);
         if s.is_empty() {
             out.push("source stages or images changed".to_string());
@@ -463,7 +465,7 @@ fn source_changes(
     missed: &BTreeMap<String, Missed>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    for (k, v) in cur {
+    for (k, v) in cur.iter().filter(|(k, _)| !k.starts_with(UNHASHED_SOURCE)) {
         match prev.get(k) {
             Some(pv) if pv == v => {}
             Some(pv) => match (k.strip_prefix("image:"), k.strip_prefix("git:"), k.strip_prefix("stage:")) {
@@ -481,6 +483,36 @@ fn source_changes(
         }
     }
     out
+}
+
+/// Why the files a `COPY --from` copies changed: the stage it copies from changed (`stage build
+/// changed (line 4: ARG V 1 → 2)`), as the stage's key recorded unhashed ([`UNHASHED_SOURCE`])
+/// says. Only worth saying once the files did change: a stage that changed and made the same
+/// files leaves the step a hit.
+fn stage_of_files_changed(
+    prev: &BTreeMap<String, String>,
+    cur: &BTreeMap<String, String>,
+    missed: &BTreeMap<String, Missed>,
+) -> Vec<String> {
+    cur.iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(UNHASHED_SOURCE)?, v)))
+        .filter(|(k, v)| prev.get(&format!("{UNHASHED_SOURCE}{k}")).is_some_and(|pv| pv != *v))
+        .map(|(stage, v)| match missed.get(v) {
+            Some(m) => format!("stage {stage} changed ({})", cause(m)),
+            None => format!("stage {stage} changed"),
+        })
+        .collect()
+}
+
+/// Whether the sources a key hashes differ (not [`UNHASHED_SOURCE`]'s).
+fn hashed_sources_differ(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
+    let hashed = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .filter(|(k, _)| !k.starts_with(UNHASHED_SOURCE))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    hashed(a) != hashed(b)
 }
 
 /// A bind mount whose spec is the same but whose stage or image changed, said as `COPY --from`'s

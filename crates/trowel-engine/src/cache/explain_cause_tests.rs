@@ -122,7 +122,7 @@ fn a_changed_stage_read_by_an_uncached_copy_reads_cleanly() {
     );
     assert_eq!(
         explain(&entries(run("s-old", "c-old")), &run("s-new", "c-new"), &missed).text(),
-        format!("COPY /w/out at line 7: stage builder changed ({why})")
+        format!("COPY --from=builder /w/out at line 7: stage builder changed ({why})")
     );
     // A stage whose last step missed only because an earlier one did names that one.
     let inherited = Missed { line: 5, reasons: vec!["parent step missed (line 2: ARG V 1 → 2)".into()] };
@@ -282,7 +282,25 @@ fn a_copy_from_a_stage_names_the_files_that_changed() {
         "COPY --from=build /out: 1 file changed (out/app)"
     );
     assert_eq!(
-        explain(&entries(was), &with(vec![out(), app(b"1", 1)]), &none).text(),
+        explain(&entries(was.clone()), &with(vec![out(), app(b"1", 1)]), &none).text(),
         "COPY --from=build /out: 1 file changed (out/app: owner 0:0 → 1:0)"
+    );
+    // The stage's key, recorded unhashed: why the files changed when they did, and nothing
+    // when they did not (a stage that changed and made the same files is a hit).
+    let at = |c: KeyComponents, key: &str| KeyComponents {
+        sources: BTreeMap::from([("from:build".to_string(), key.to_string())]),
+        ..c
+    };
+    let missed = BTreeMap::from([("s-new".to_string(), Missed { line: 3, reasons: vec!["ARG V 1 → 2".into()] })]);
+    let changed = at(with(vec![out(), app(b"2", 0)]), "s-new");
+    assert_eq!(
+        explain(&entries(at(was.clone(), "s-old")), &changed, &missed).text(),
+        "COPY --from=build /out: 1 file changed (out/app); stage build changed (line 3: ARG V 1 → 2)"
+    );
+    assert_eq!(at(was.clone(), "s-old").key(), at(was.clone(), "s-new").key(), "not hashed");
+    let edited = KeyComponents { instruction: "COPY --from=build /out /app2".into(), ..at(was.clone(), "s-new") };
+    assert_eq!(
+        explain(&entries(at(was, "s-old")), &edited, &missed).text(),
+        "instruction changed: COPY --from=build /out /app → COPY --from=build /out /app2"
     );
 }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use super::words::{cause, edited_at};
-use super::{Missed, base_changed, runs_as_changes, show, source_changes, source_label, var_changes};
+use super::{
+    Missed, base_changed, runs_as_changes, show, source_changes, source_label, stage_of_files_changed, var_changes,
+};
 use crate::cache::file_diff::FileDiff;
 use crate::cache::key::{ChainLink, KeyComponents, LinkInputs, Var, VarKind};
 
@@ -161,11 +163,14 @@ fn link_changes(
     }
     let label = format!("{} at line {}", source_label(&link.instruction), link.line);
     if a.files_digest != b.files_digest {
+        // A `COPY --from`'s files: and why, when its stage changed (`…; stage build changed (…)`).
+        let why: String =
+            stage_of_files_changed(&a.sources, &b.sources, missed).iter().map(|w| format!("; {w}")).collect();
         if a.files_listed() && b.files_listed() {
-            out.push(format!("{label}: {}", FileDiff::of(&a.files, &b.files).words()));
+            out.push(format!("{label}: {}{why}", FileDiff::of(&a.files, &b.files).words()));
         } else {
             out.push(format!(
-                "{label}: its source files changed ({} → {} files; too many to record which)",
+                "{label}: its source files changed ({} → {} files; too many to record which){why}",
                 a.files_count, b.files_count
             ));
         }

@@ -223,7 +223,9 @@ pub struct KeyComponents {
     pub vars: BTreeMap<String, Var>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileEntry>,
-    /// `stage:<name>` → that stage's last key; `image:<ref>` → manifest digest.
+    /// `stage:<name>` → that stage's last key; `image:<ref>` → manifest digest. `from:<name>` →
+    /// the last key of a stage a `COPY --from` is keyed by the files of (`files`), not hashed:
+    /// it only says, when those files changed, why ([`UNHASHED_SOURCE`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
     /// The user a RUN runs as, or a WORKDIR makes its directory for (`USER`), when one is set:
@@ -256,6 +258,10 @@ pub struct KeyComponents {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<BaseInfo>,
 }
+
+/// The prefix of a source that is recorded for explanations and never hashed (see
+/// [`KeyComponents::sources`]).
+pub const UNHASHED_SOURCE: &str = "from:";
 
 /// The hashed part, in a fixed order.
 #[derive(Serialize)]
@@ -309,6 +315,18 @@ impl KeyComponents {
 
     /// The key: 64 hex digits (also a valid registry tag).
     pub fn key(&self) -> String {
+        let hashed_sources: BTreeMap<String, String>;
+        let sources = if self.sources.keys().any(|k| k.starts_with(UNHASHED_SOURCE)) {
+            hashed_sources = self
+                .sources
+                .iter()
+                .filter(|(k, _)| !k.starts_with(UNHASHED_SOURCE))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            &hashed_sources
+        } else {
+            &self.sources
+        };
         let h = Hashed {
             version: self.version,
             platform: &self.platform,
@@ -319,7 +337,7 @@ impl KeyComponents {
             instruction: &self.instruction,
             vars: &self.vars,
             files: &self.files,
-            sources: &self.sources,
+            sources,
             user: self.user.as_deref(),
             shell: self.shell.as_deref(),
         };

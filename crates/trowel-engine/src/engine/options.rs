@@ -155,6 +155,22 @@ pub struct CacheOptions {
     pub no_push: bool,
 }
 
+impl CacheOptions {
+    /// The cache repository: `--cache-repo`, else the first destination's repository +
+    /// `/cache` (kaniko's default).
+    pub(crate) fn repository(&self, destinations: &[String]) -> Result<crate::registry::Reference, String> {
+        use crate::registry::Reference;
+        use crate::registry::reference::masked_userinfo;
+        if let Some(r) = &self.repo {
+            return Reference::parse(r).map_err(|e| format!("invalid --cache-repo {:?}: {e}", masked_userinfo(r)));
+        }
+        let first = destinations.first().ok_or("--cache needs --cache-repo or a --destination")?;
+        let d =
+            Reference::parse(first).map_err(|e| format!("invalid --destination {:?}: {e}", masked_userinfo(first)))?;
+        Ok(Reference { repository: format!("{}/cache", d.repository), tag: None, digest: None, ..d })
+    }
+}
+
 impl Default for CacheOptions {
     fn default() -> CacheOptions {
         CacheOptions {

@@ -152,7 +152,7 @@ impl LayerCache {
             ctx.emitter.warn("--cache is ignored with --single-snapshot: a stage has only one layer");
             return Ok(None);
         }
-        let repo = cache_repo(c, &ctx.opts.output.destinations).map_err(BuildError::Options)?;
+        let repo = c.repository(&ctx.opts.output.destinations).map_err(BuildError::Options)?;
         // Where a layer reference record's layer is looked for first (an invalid destination is
         // reported by the push; it is just not looked in here).
         let destinations =
@@ -593,17 +593,4 @@ impl LayerCache {
         self.copy_from.finish(ctx);
         ctx.emitter.emit(Event::CacheSummary { hits: self.hits, misses: self.misses, bytes_reused: self.bytes_reused });
     }
-}
-
-/// The cache repository for these options: `--cache-repo`, else the first destination's
-/// repository + `/cache` (kaniko's default).
-fn cache_repo(opts: &CacheOptions, destinations: &[String]) -> Result<Reference, String> {
-    if let Some(r) = &opts.repo {
-        return Reference::parse(r)
-            .map_err(|e| format!("invalid --cache-repo {:?}: {e}", crate::registry::reference::masked_userinfo(r)));
-    }
-    let first = destinations.first().ok_or("--cache needs --cache-repo or a --destination")?;
-    let d = Reference::parse(first)
-        .map_err(|e| format!("invalid --destination {:?}: {e}", crate::registry::reference::masked_userinfo(first)))?;
-    Ok(Reference { repository: format!("{}/cache", d.repository), tag: None, digest: None, ..d })
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use trowel_events::StepId;
 
-use crate::cache::key::FileEntry;
+use crate::cache::key::{FileEntry, UNHASHED_SOURCE};
 use crate::digest::digest_reader;
 use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
@@ -54,6 +54,10 @@ pub(crate) fn key_inputs(
                 // By the files it copies (`from_files.rs`), the stage's key only when they
                 // cannot say what the step makes.
                 if let Some(files) = from_files::stage_files(ctx, stages, records, p, c, is_add, id)? {
+                    // The stage's key, unhashed: why the files changed, when they did.
+                    if let Some(key) = stages.get(p).and_then(|s| s.final_key.clone()) {
+                        srcs.insert(format!("{UNHASHED_SOURCE}{from}"), key);
+                    }
                     let files = files.to_vec();
                     return Ok(KeyInputs { files, sources: srcs, seen: Seen::default() });
                 }
