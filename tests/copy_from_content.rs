@@ -189,7 +189,10 @@ fn a_changed_file_makes_copy_from_miss_and_names_it() {
     p.build(&[]);
     let args = ["--build-arg", "V=2"];
     let changed = p.build(&args);
-    assert_eq!(changed.at(COPY), "miss: COPY /out: 1 file changed (out/app)");
+    assert_eq!(
+        changed.at(COPY),
+        "miss: COPY --from=build /out: 1 file changed (out/app); stage build changed (line 3: ARG V 1 → 2)"
+    );
     assert!(changed.at(AFTER).starts_with("miss: "), "{}", changed.at(AFTER));
     assert_eq!((changed.status(COPY), changed.status(AFTER)), ("built".into(), "built".into()));
     assert_eq!(changed.digest(), p.uncached(&args).digest());
@@ -206,7 +209,11 @@ fn an_owner_change_alone_makes_copy_from_miss() {
     p.build(&[]);
     let args = ["--build-arg", "OWN=1:1"];
     let chowned = p.build(&args);
-    assert_eq!(chowned.at(COPY), "miss: COPY /out: 1 file changed (out/app: owner 0:0 → 1:1)");
+    assert_eq!(
+        chowned.at(COPY),
+        "miss: COPY --from=build /out: 1 file changed (out/app: owner 0:0 → 1:1); stage build changed (line 3: ARG \
+         OWN 0:0 → 1:1)"
+    );
     assert_eq!(chowned.status(COPY), "built");
     assert_eq!(chowned.digest(), p.uncached(&args).digest());
     let u = pull_and_unpack(&p.dest);

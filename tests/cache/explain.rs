@@ -210,7 +210,7 @@ fn a_copy_is_explained_against_its_newest_entry_of_either_store() {
     let fourth = build("v3\n", "3", false);
     let o = build("v3\n", "4", false);
     assert_eq!(o.at(7), "hit");
-    assert_eq!(o.at(8), "miss: stage builder changed");
+    assert_eq!(o.at(8), "miss: COPY --from=builder /ver: 1 file changed (ver); stage builder changed");
     assert_eq!(compared_with(&o, 8).unwrap().0, key_at(&fourth, 8));
 }
 
@@ -288,7 +288,10 @@ fn a_stage_read_by_an_uncached_copy_names_its_cause_once() {
     let o = c.build_run_layers_only(&[]);
     let why = "COPY big at line 3: 1 file changed (big)";
     assert_eq!(o.at(4), format!("miss: {why}"));
-    assert_eq!(o.at(7), format!("miss: COPY /w/size at line 6: stage builder changed ({why})"));
+    assert_eq!(
+        o.at(7),
+        format!("miss: COPY --from=builder /w/size at line 6: 1 file changed (w/size); stage builder changed ({why})")
+    );
 }
 
 /// kaniko's defaults: a stage built `FROM` a stage whose COPY changed says which step of it

@@ -466,11 +466,18 @@ fn copy_from_a_changed_stage_misses() {
     assert_eq!(c.build(&[]).at(4), "hit");
     std::fs::write(c.path().join("Dockerfile"), df("v2")).unwrap();
     let o = c.build(&[]);
-    // Why the stage changed: its last step missed in this build, and says why.
+    // The files it copies changed (it is keyed by them, as in BuildKit), and why: the stage's
+    // last step missed in this build, and says why.
     assert_eq!(
         o.at(4),
-        "miss: stage builder changed (line 2: instruction changed: RUN echo v1 > /v → RUN echo v2 > /v)"
+        "miss: COPY --from=builder /v: 1 file changed (v); stage builder changed (line 2: instruction changed: \
+         RUN echo v1 > /v → RUN echo v2 > /v)"
     );
+    // A builder that changes and makes the same file leaves the COPY a hit.
+    std::fs::write(c.path().join("Dockerfile"), df("v2").replace("> /v", "> /v && true")).unwrap();
+    let same = c.build(&[]);
+    assert!(same.at(2).starts_with("miss: instruction changed"), "{}", same.at(2));
+    assert_eq!(same.at(4), "hit");
 }
 
 /// `COPY --link`: its layer does not depend on the steps before it, so it hits after an earlier
