@@ -337,3 +337,44 @@ fn no_push_cache_writes_no_record() {
     let u = pull_and_unpack(&p.dest);
     assert_eq!(Tree::content(&u.rootfs(), "/copied"), "same\n");
 }
+
+/// A RUN's read-only bind mount of a stage's path is keyed by the files it shows, at the mount's
+/// target (BuildKit hashes a read-only mount's content): a builder that ran again with the same
+/// files leaves the RUN a hit, also in a fresh pod where the builder was all hits (the files from
+/// a record: no root made, nothing extracted); a changed file makes it miss, named where the RUN
+/// sees it, with the stage's cause.
+#[test]
+fn a_run_mounting_a_stage_is_keyed_by_the_files_it_shows() {
+    let df = |builder: &str| {
+        format!(
+            "FROM {b} AS build\n\
+             {builder}\n\
+             FROM {b}\n\
+             RUN --mount=type=bind,from=build,source=/out,target=/in cat /in/app > /seen\n",
+            b = env().busybox()
+        )
+    };
+    let p = Project::new("cfc-mount", &df(SAME));
+    let first = p.build(&[]);
+    assert_eq!(first.status(5), "built");
+    let again = p.build(&["--build-arg", "V=2"]);
+    assert_eq!(again.status(3), "built", "{}", again.log);
+    assert_eq!(again.at(5), "hit", "{}", again.log);
+    assert_eq!(again.digest(), first.digest());
+    // Unchanged, in a fresh pod: the builder is all hits, the files come from its record.
+    let fresh = p.build(&["--build-arg", "V=2"]);
+    assert_eq!(fresh.at(5), "hit", "{}", fresh.log);
+    for made in ["base_unpacked", "source_unpacked", "source_extracted"] {
+        assert_eq!(fresh.of(made).count(), 0, "{made}: {}", fresh.log);
+    }
+    std::fs::write(p.dir.path().join("Dockerfile"), df(CHANGES)).unwrap();
+    let changed = p.build(&["--build-arg", "V=3"]);
+    assert_eq!(
+        changed.at(5),
+        "miss: RUN's bind mounts: 1 file changed (in/app); stage build changed (line 3: instruction changed: RUN … \
+         echo same … → RUN … echo $V …)",
+        "{}",
+        changed.log
+    );
+    assert_eq!(Tree::content(&pull_and_unpack(&p.dest).rootfs(), "/seen"), "3\n");
+}

@@ -7,7 +7,11 @@ Cells (chroot isolation, kaniko's flags where a cache repository is used, all st
              unpacked-layer store lives); the second build is timed: its root is mounted from the
              store, its three RUNs run (lib/store-hit.py's case, between binaries not isolations)
   W2, W3     cold: fresh state, fresh cache repository and destination, `--cache=true --cache-repo`
-             (bench/run.sh's cold mode with kaniko's flags)
+             (bench/run.sh's cold mode with kaniko's flags); any workload so named (W5, W6, ...)
+  W5:warm    the same workload built twice with the same state and cache repository: the second
+             build is timed (an unchanged rebuild on the same machine)
+  W5:fresh   built once, then again with fresh state (a new work dir and cache dir) and the same
+             cache repository: the second build is timed (an unchanged rebuild in a fresh CI pod)
 
 Per cell and repetition both binaries run, the order flipping every repetition; before each
 timed build `sync` (not timed). The wall time is the build command's; the `Mounted ... in N ms`
@@ -65,20 +69,25 @@ def main():
     with open(out, "a") as log:
         for rep in range(reps):
             for cell in cells:
-                wl = "W4" if cell == "store-hit" else cell
+                wl, _, mode = ("W4" if cell == "store-hit" else cell).partition(":")
                 ctx, dockerfile = workloads.prepare(wl, cache)
                 for which in (["old", "new"] if rep % 2 == 0 else ["new", "old"]):
-                    st = os.path.join(fsdir, "ab-%s-%s-%d" % (cell, which, rep))
+                    st = os.path.join(fsdir, "ab-%s-%s-%d" % (cell.replace(":", "-"), which, rep))
                     tools.wipe(st)
                     for d in ("work", "cache-dir"):
                         os.makedirs(os.path.join(st, d))
-                    tag = "ab-%s-%s-%d-%d" % (cell.lower(), which, rep, int(time.time()))
+                    tag = "ab-%s-%s-%d-%d" % (cell.lower().replace(":", "-"), which, rep, int(time.time()))
                     load = os.getloadavg()[0]
                     if cell == "store-hit":
                         build(bins[which], ctx, dockerfile, reg, st, tag + "-1", [])
                         wall, root, rss, cpu = build(bins[which], ctx, dockerfile, reg, st, tag + "-2", [])
                     else:
                         cache_flags = ["--cache=true", "--cache-repo", "%s/%s-cache" % (reg, tag)]
+                        if mode:
+                            build(bins[which], ctx, dockerfile, reg, st, tag, cache_flags)
+                        if mode == "fresh":
+                            tools.wipe(st)
+                            os.makedirs(os.path.join(st, "work"))
                         wall, root, rss, cpu = build(bins[which], ctx, dockerfile, reg, st, tag, cache_flags)
                     walls[(cell, which)].append(wall)
                     cpus[(cell, which)].append(cpu)

@@ -35,6 +35,9 @@ pub const MEDIA_TYPE: &str = "application/vnd.dev.trowel.cache.copy-from.v1+json
 pub const FIELD: &str = "dev.trowel.cache.copy-from";
 /// What a record's identity is computed with; another value names other records.
 const VERSION: u32 = 1;
+/// The largest config a record's manifest carries in itself (a registry takes manifests of a
+/// few MB; this keeps it far below).
+const MAX_EMBEDDED: usize = 512 << 10;
 /// The longest path or link target a record may hold.
 const MAX_PATH: usize = 4096;
 
@@ -124,16 +127,35 @@ pub fn config_json(r: &Record) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ FIELD: r })).expect("records serialise")
 }
 
-/// The record's manifest, naming its config.
-pub fn manifest_json(config: &Descriptor) -> Vec<u8> {
+/// The record's manifest, naming its config: with the config's bytes in it too (the OCI
+/// descriptor's `data`) when they are few, so that a reader needs one request, not two.
+pub fn manifest_json(config: &Descriptor, bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut desc = serde_json::to_value(config).expect("descriptors serialise");
+    if bytes.len() <= MAX_EMBEDDED {
+        desc["data"] = base64::engine::general_purpose::STANDARD.encode(bytes).into();
+    }
     let doc = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
         "artifactType": MEDIA_TYPE,
-        "config": config,
+        "config": desc,
         "layers": [],
     });
     serde_json::to_vec(&doc).expect("manifests serialise")
+}
+
+/// The config's bytes a manifest carries (`data`), when it carries them and they are the
+/// bytes its descriptor names (size and digest); `None` otherwise (they are fetched).
+pub fn embedded_config(manifest: &[u8], config: &Descriptor) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let doc: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    let data = doc.get("config")?.get("data")?.as_str()?;
+    if data.len() > MAX_EMBEDDED.div_ceil(3) * 4 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    (bytes.len() as u64 == config.size && Digest::of(&bytes) == config.digest).then_some(bytes)
 }
 
 /// The record in a config document, checked for `identity`.
@@ -203,10 +225,18 @@ mod tests {
         let r = record();
         let config = config_json(&r);
         assert_eq!(from_config(&config, "abc").unwrap(), r);
-        let m: serde_json::Value =
-            serde_json::from_slice(&manifest_json(&Descriptor::new(MEDIA_TYPE, Digest::of(&config), 1))).unwrap();
+        let desc = Descriptor::new(MEDIA_TYPE, Digest::of(&config), config.len() as u64);
+        let manifest = manifest_json(&desc, &config);
+        let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
         assert_eq!(m["artifactType"], MEDIA_TYPE);
         assert_eq!(m["layers"], serde_json::json!([]));
+        // The config travels in the manifest, and is taken from it only when it is the one named.
+        assert_eq!(embedded_config(&manifest, &desc).unwrap(), config);
+        let other = Descriptor::new(MEDIA_TYPE, Digest::of(b"other"), config.len() as u64);
+        assert_eq!(embedded_config(&manifest, &other), None);
+        let big = vec![b' '; MAX_EMBEDDED + 1];
+        let big_desc = Descriptor::new(MEDIA_TYPE, Digest::of(&big), big.len() as u64);
+        assert_eq!(embedded_config(&manifest_json(&big_desc, &big), &big_desc), None);
     }
 
     /// A change that makes a record unusable.

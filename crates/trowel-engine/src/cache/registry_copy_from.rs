@@ -24,8 +24,16 @@ impl RegistryCache {
         if manifest.config.size > MAX_CONFIG {
             return Err(invalid(format!("record of {} bytes", manifest.config.size)));
         }
-        self.registry.fetch_blob(&self.repo, &manifest.config, store, &|_, _| {}).await.map_err(self.err(&r))?;
-        let config = store.read(&manifest.config.digest)?;
+        let config = match copy_from::embedded_config(&bytes, &manifest.config) {
+            Some(config) => config,
+            None => {
+                self.registry
+                    .fetch_blob(&self.repo, &manifest.config, store, &|_, _| {})
+                    .await
+                    .map_err(self.err(&r))?;
+                store.read(&manifest.config.digest)?
+            }
+        };
         copy_from::from_config(&config, identity).map(Some).map_err(invalid)
     }
 
@@ -39,7 +47,7 @@ impl RegistryCache {
         let r = self.tagged(&copy_from::tag(&record.identity));
         let desc = Descriptor::new(MEDIA_TYPE, store.put(&config)?, config.len() as u64);
         self.registry.push_blobs(&r, &[PushBlob::fresh(desc.clone())], store, &|_| {}).await.map_err(self.err(&r))?;
-        let manifest = copy_from::manifest_json(&desc);
+        let manifest = copy_from::manifest_json(&desc, &config);
         self.registry
             .push_manifest(&r, &manifest, crate::image::manifest::media::OCI_MANIFEST)
             .await

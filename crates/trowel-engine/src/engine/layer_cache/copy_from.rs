@@ -20,8 +20,13 @@ pub(crate) struct CopyFromRecords {
     /// Whether records may be written (not with `--no-push-cache`).
     write: bool,
     known: Arc<Mutex<HashMap<String, Arc<Vec<FileEntry>>>>>,
+    /// Records asked for ahead ([`Self::ask`]), by identity.
+    asked: Arc<Mutex<HashMap<String, Ask>>>,
     writes: Arc<Mutex<Vec<Write>>>,
 }
+
+/// A record being read.
+type Ask = tokio::task::JoinHandle<Result<Option<Record>, CacheError>>;
 
 /// Where a step's files came from.
 pub(crate) enum Found {
@@ -33,7 +38,13 @@ pub(crate) enum Found {
 
 impl CopyFromRecords {
     pub fn new(remote: RegistryCache, write: bool) -> CopyFromRecords {
-        CopyFromRecords { remote, write, known: Default::default(), writes: Default::default() }
+        CopyFromRecords {
+            remote,
+            write,
+            known: Default::default(),
+            asked: Default::default(),
+            writes: Default::default(),
+        }
     }
 
     /// What this build already knows of `identity`, without asking anyone.
@@ -47,7 +58,14 @@ impl CopyFromRecords {
         if let Some(files) = self.known(identity) {
             return Found::Known(files);
         }
-        match ctx.rt.block_on(self.remote.copy_from_record(identity, &ctx.store)) {
+        let asked = self.asked.lock().expect("records lock").remove(identity);
+        let found = match asked {
+            Some(h) => ctx.rt.block_on(h).unwrap_or_else(|e| {
+                Err(CacheError::Invalid { reference: identity.to_string(), reason: format!("read task failed: {e}") })
+            }),
+            None => ctx.rt.block_on(self.remote.copy_from_record(identity, &ctx.store)),
+        };
+        match found {
             Ok(Some(r)) => {
                 let files = Arc::new(r.files);
                 self.known.lock().expect("records lock").insert(identity.to_string(), files.clone());
@@ -58,6 +76,19 @@ impl CopyFromRecords {
                 ctx.emitter.warn(format!("copy-from record not used, the files are read instead: {e}"));
                 Found::Absent
             }
+        }
+    }
+
+    /// Starts reading the record of `identity` from the cache repository, unless this build
+    /// knows its files or asked already: [`Self::find`] takes the answer.
+    pub fn ask(&self, ctx: &BuildContext<'_>, identity: &str) {
+        if self.known(identity).is_some() {
+            return;
+        }
+        let mut asked = self.asked.lock().expect("records lock");
+        if !asked.contains_key(identity) {
+            let (remote, store, id) = (self.remote.clone(), ctx.store.clone(), identity.to_string());
+            asked.insert(identity.to_string(), ctx.rt.spawn(async move { remote.copy_from_record(&id, &store).await }));
         }
     }
 

@@ -28,8 +28,8 @@ use crate::engine::stage::StageConfig;
 use crate::engine::stages::Stages;
 use crate::engine::steps::config::apply_to;
 use crate::engine::steps::copy::keyfiles::key_inputs;
-use crate::engine::steps::copy::link_destination;
 use crate::engine::steps::copy::seen::Seen;
+use crate::engine::steps::copy::{from_files, link_destination, stage_index};
 use crate::engine::vars::run_env;
 use crate::fs::IgnoreList;
 use crate::image::config::ImageConfig;
@@ -138,6 +138,7 @@ pub(crate) fn plan(
     let mut chain =
         vec![ChainLink { line: from.line, instruction: from_display, key: root.clone(), inputs: None, stage_tail }];
     let mut parent = root;
+    ask_records_ahead(ctx, stages, cache, stage.index, stage.config, steps);
     // Replay on a copy: execution changes the real config.
     let mut config = stage.config.clone();
     let layer_format = layer_format(ctx.opts);
@@ -162,7 +163,7 @@ pub(crate) fn plan(
                 // secret's value.
                 let workdir = config.image.working_dir().unwrap_or("/").to_string();
                 let inputs = match mounts::resolve(flags, &workdir, &ctx.plan, stage.index) {
-                    Ok(m) => mounts::key::key_inputs(ctx, &*stages, &m),
+                    Ok(m) => mounts::key::key_inputs(ctx, stages, cache.copy_from(), *id, &m),
                     Err(e) => Err(StepError::Invalid(e.to_string())),
                 };
                 match inputs {
@@ -254,6 +255,31 @@ pub(crate) fn plan(
     }
     cache.start_lookups(ctx, &mut keys, stage.cold);
     keys
+}
+
+/// Starts reading, all at once, the copy-from records the stage's `COPY --from=<stage>` steps
+/// will look for (`steps/copy/from_files.rs`), replaying the config as [`plan`] does: each is
+/// then one request's wait at most, not one after another's.
+fn ask_records_ahead(
+    ctx: &BuildContext<'_>,
+    stages: &Stages,
+    cache: &LayerCache,
+    index: usize,
+    config: &StageConfig,
+    steps: &[(StepId, Instruction)],
+) {
+    let mut config = config.clone();
+    for (_, ins) in steps {
+        let Ok(expanded) = ins.expand(&config.vars(), ctx.df.escape) else { return };
+        if let Expanded::Copy(c) | Expanded::Add(c) = &expanded
+            && let Some(p) = c.from.as_deref().and_then(|f| stage_index(&ctx.plan, index, f))
+        {
+            from_files::ask_ahead(ctx, stages, cache.copy_from(), p, c, matches!(expanded, Expanded::Add(_)));
+        }
+        if apply_to(&mut config, ins, ctx.df.escape, expanded).is_err() {
+            return;
+        }
+    }
 }
 
 /// Whether the steps after this one chain from it (their keys hold its key): those that change

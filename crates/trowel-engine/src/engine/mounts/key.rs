@@ -1,16 +1,22 @@
 //! What a RUN's mounts add to its cache key (BuildKit's semantics): every mount's specification
 //! (type, target, options — the canonical form, so `ro` and `readonly=true` key alike), and for
 //! a bind mount what it shows: the files of a context path (names, metadata and content, as
-//! COPY's key covers its sources), another stage's key, an image's digest. Never what a cache
+//! COPY's key covers its sources), those of another stage's path (as the RUN sees them, at the
+//! mount's target, owners kept: BuildKit keys a read-only mount by its content; found as
+//! `COPY --from`'s are, `steps/copy/from_files.rs`), an image's digest. Never what a cache
 //! mount holds, and never a secret's value: the secret's id and options are all its spec has.
 
 use std::collections::BTreeMap;
 
-use crate::cache::key::FileEntry;
+use trowel_events::StepId;
+
+use crate::cache::key::{FileEntry, UNHASHED_SOURCE};
 use crate::engine::context::BuildContext;
 use crate::engine::error::StepError;
+use crate::engine::layer_cache::copy_from::CopyFromRecords;
 use crate::engine::mounts::{From, StepMounts, What};
 use crate::engine::stages::Stages;
+use crate::engine::steps::copy::from_files;
 use crate::engine::steps::copy::keyfiles::context_tree;
 use crate::engine::steps::copy::seen::Seen;
 
@@ -22,7 +28,9 @@ type MountKeyInputs = (Vec<FileEntry>, BTreeMap<String, String>, Seen);
 /// context files as the key saw them.
 pub(crate) fn key_inputs(
     ctx: &BuildContext<'_>,
-    stages: &Stages,
+    stages: &mut Stages,
+    records: &CopyFromRecords,
+    step: StepId,
     mounts: &StepMounts,
 ) -> Result<MountKeyInputs, StepError> {
     let mut files = Vec::new();
@@ -47,7 +55,16 @@ pub(crate) fn key_inputs(
                         .get(*p)
                         .and_then(|s| s.final_key.clone())
                         .ok_or_else(|| StepError::Invalid(format!("stage {} has no cache key", ctx.stage_label(*p))))?;
-                    value.push_str(&format!(" stage-key={key}"));
+                    let target = m.target.as_deref().unwrap_or("/");
+                    match from_files::mount_files(ctx, stages, records, *p, source, step)? {
+                        // What the RUN sees: the files, at the target (as a COPY of them would
+                        // be keyed); the stage's key unhashed, to say why they changed.
+                        Some(shown) => {
+                            files.extend(at_target(&shown, target));
+                            sources.insert(format!("{UNHASHED_SOURCE}{}", ctx.stage_label(*p)), key);
+                        }
+                        None => value.push_str(&format!(" stage-key={key}")),
+                    }
                 }
                 From::Image(r) => value
                     .push_str(&format!(" digest={}", ctx.resolve_once(r, mounts.platform.as_ref())?.manifest_digest)),
@@ -64,4 +81,25 @@ pub(crate) fn key_inputs(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup();
     Ok((files, sources, seen))
+}
+
+/// A stage's files under a mount's source (paths as the stage has them, the source resolved) as
+/// the mount at `target` shows them: each path, and each hard link's first path, moved below the target.
+fn at_target(files: &[FileEntry], target: &str) -> Vec<FileEntry> {
+    // The walk's paths start at the resolved source: the first entry is the source itself.
+    let Some(top) = files.iter().map(|f| f.path.as_str()).min_by_key(|p| p.len()) else { return Vec::new() };
+    let top = top.to_string();
+    let target = target.trim_matches('/');
+    let moved = |p: &str| {
+        let below = p.strip_prefix(top.as_str()).unwrap_or(p).trim_start_matches('/');
+        match (target.is_empty(), below.is_empty()) {
+            (true, _) => below.to_string(),
+            (false, true) => target.to_string(),
+            (false, false) => format!("{target}/{below}"),
+        }
+    };
+    files
+        .iter()
+        .map(|f| FileEntry { path: moved(&f.path), hard_link: f.hard_link.as_deref().map(moved), ..f.clone() })
+        .collect()
 }

@@ -33,34 +33,97 @@ pub(crate) fn stage_files(
     is_add: bool,
     step: StepId,
 ) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
+    let Some(paths) = read_paths(c, is_add) else { return Ok(None) };
+    let need = Need::Sources(paths.iter().map(|p| p.to_string()).collect());
+    let read = |root: &Root| files_in(root, c);
+    files_of(ctx, stages, records, p, (paths, &c.excludes, c.parents), need, step, &read)
+}
+
+/// The paths a COPY or ADD reads of its `--from` stage; `None` for one that reads elsewhere too
+/// (an ADD of a URL or a git repository).
+fn read_paths(c: &ExpandedCopy, is_add: bool) -> Option<Vec<&str>> {
     let mut paths = Vec::new();
     for s in &c.sources {
         match s {
             ExpandedSource::Path(p) if is_add && (is_url(p) || crate::dockerfile::gitref::is_git_source(p)) => {
-                return Ok(None);
+                return None;
             }
             ExpandedSource::Path(p) => paths.push(p.as_str()),
             ExpandedSource::Heredoc { .. } => {}
         }
     }
+    Some(paths)
+}
+
+/// Starts reading the copy-from record a COPY or ADD from finished stage `p` will look for, if
+/// it will look for one (the stage has no root at hand, and this build does not know the files
+/// yet): a stage's planning asks for all of them at once, then takes each when its step is
+/// keyed (`layer_cache/plan.rs`).
+pub(crate) fn ask_ahead(
+    ctx: &BuildContext<'_>,
+    stages: &Stages,
+    records: &CopyFromRecords,
+    p: usize,
+    c: &ExpandedCopy,
+    is_add: bool,
+) {
+    let Some(paths) = read_paths(c, is_add) else { return };
+    let Some(stage) = stages.get(p).filter(|s| s.final_key.is_some()) else { return };
+    if stages.root_at_hand(p).is_some() {
+        return;
+    }
+    let id =
+        identity(&Reading { layers: parts(stages, stage), sources: paths, excludes: &c.excludes, parents: c.parents });
+    records.ask(ctx, &id);
+}
+
+/// The files a RUN's bind mount of `source` from finished stage `p` shows, as [`stage_files`]
+/// finds a COPY's: with paths as the stage has them (`source` resolved in it). `None` for a
+/// stage with no key.
+pub(crate) fn mount_files(
+    ctx: &BuildContext<'_>,
+    stages: &mut Stages,
+    records: &CopyFromRecords,
+    p: usize,
+    source: &str,
+    step: StepId,
+) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
+    // Named apart from a COPY's sources: a mount follows `source` through symlinks, wildcards
+    // are no wildcards to it, and it shows the whole tree.
+    let named = format!("mount {source}");
+    let read = |root: &Root| tree_in(root, source);
+    files_of(ctx, stages, records, p, (vec![named.as_str()], &[], false), Need::Paths(vec![source.into()]), step, &read)
+}
+
+/// The files `read` finds in finished stage `p` for a reader named by `reading` (its sources,
+/// `--exclude` and `--parents`): this build's, else its root's if it has one at hand, else a
+/// copy-from record's, else those of the stage's layers extracted for `need` (kept for the step
+/// itself, which reads them if it misses).
+#[allow(clippy::too_many_arguments)]
+fn files_of(
+    ctx: &BuildContext<'_>,
+    stages: &mut Stages,
+    records: &CopyFromRecords,
+    p: usize,
+    reading: (Vec<&str>, &[String], bool),
+    need: Need,
+    step: StepId,
+    read: &dyn Fn(&Root) -> Result<Vec<FileEntry>, StepError>,
+) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
     let Some(stage) = stages.get(p).filter(|s| s.final_key.is_some()) else { return Ok(None) };
-    let reading =
-        Reading { layers: parts(stages, stage), sources: paths.clone(), excludes: &c.excludes, parents: c.parents };
-    let id = identity(&reading);
+    let (sources, excludes, parents) = reading;
+    let id = identity(&Reading { layers: parts(stages, stage), sources, excludes, parents });
     if let Some(files) = records.known(&id) {
         return Ok(Some(files));
     }
     if let Some(root) = stages.root_at_hand(p) {
-        return Ok(Some(records.made(ctx, &id, files_in(root, c)?)));
+        return Ok(Some(records.made(ctx, &id, read(root)?)));
     }
     if let Found::Known(files) = records.find(ctx, &id) {
         return Ok(Some(files));
     }
-    // Neither: read from the stage's layers, as the step itself will if it misses (the
-    // extraction is kept for it).
-    let need = Need::Sources(paths.iter().map(|p| p.to_string()).collect());
     let root = stages.stage_files(ctx, p, &need, step).map_err(|e| StepError::Invalid(e.to_string()))?;
-    Ok(Some(records.made(ctx, &id, files_in(root, c)?)))
+    Ok(Some(records.made(ctx, &id, read(root)?)))
 }
 
 /// The stage's layers as a record names them, its COPYs never run in their places.
@@ -105,6 +168,21 @@ pub(crate) fn files_in(root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, 
             walk(root, &rel, "", &f, &mut Links::new(), &mut w)?;
         }
     }
+    hashed(root, w)
+}
+
+/// Every file under `source` in `root` (followed through symlinks, as a mount follows it),
+/// sorted by path.
+fn tree_in(root: &Root, source: &str) -> Result<Vec<FileEntry>, StepError> {
+    let resolved = root.resolve(source).map_err(StepError::fs(source.to_string()))?;
+    let rel = resolved.trim_start_matches('/');
+    let mut w = Walked::default();
+    walk(root, rel, "", &filter::for_dir(rel, None, None), &mut Links::new(), &mut w)?;
+    hashed(root, w)
+}
+
+/// What `walk` found, each regular file's digest read from `root`, sorted by path.
+fn hashed(root: &Root, w: Walked) -> Result<Vec<FileEntry>, StepError> {
     let Walked { mut files, pending, .. } = w;
     hash_all(&mut files, &pending, &|p| {
         let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
