@@ -108,10 +108,13 @@ pub struct KeyComponents {
     pub instruction: String,
     /// The ARG and ENV variables in effect, by name.
     pub vars: BTreeMap<String, Var>,
-    /// A COPY or ADD's sources.
+    /// A COPY or ADD's sources (for `COPY --from=<stage>`, the files it copies from the stage,
+    /// owners kept); for a RUN, what its bind mounts show (a stage's at the mount's target).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<KeyFile>,
-    /// `stage:<name>` → that stage's last key; `image:<ref>` → its manifest digest.
+    /// `stage:<name>` → that stage's last key; `image:<ref>` → its manifest digest; `from:<name>`
+    /// → the last key of the stage a `COPY --from` or a bind mount is keyed by the files of
+    /// (`files`): not part of the key, it says why those files changed when they did.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
     /// The user a RUN runs as, or a WORKDIR makes its directory for (`USER`), when one is set;
