@@ -160,11 +160,15 @@ pub fn embedded_config(manifest: &[u8], config: &Descriptor) -> Option<Vec<u8>> 
 
 /// The record in a config document, checked for `identity`.
 pub fn from_config(bytes: &[u8], identity: &str) -> Result<Record, String> {
-    let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("config: {e}"))?;
-    let r: Record = serde_json::from_value(doc.get(FIELD).cloned().unwrap_or(serde_json::Value::Null))
-        .map_err(|e| format!("{FIELD}: {e}"))?;
-    validate(&r, identity)?;
-    Ok(r)
+    // Straight into the record (a tree of values first would hold every file twice).
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(rename = "dev.trowel.cache.copy-from")]
+        record: Record,
+    }
+    let doc: Doc = serde_json::from_slice(bytes).map_err(|e| format!("config: {e}"))?;
+    validate(&doc.record, identity)?;
+    Ok(doc.record)
 }
 
 fn truncate(s: &str) -> String {
@@ -218,6 +222,11 @@ mod tests {
         for o in others {
             assert_ne!(identity(&o), id);
         }
+    }
+
+    #[test]
+    fn the_field_is_named_as_written() {
+        assert!(config_json(&record()).starts_with(format!("{{\"{FIELD}\":").as_bytes()));
     }
 
     #[test]
