@@ -278,6 +278,29 @@ fn copies_of_a_stage_built_on_and_of_its_child_are_deferred() {
     assert_eq!(Tree::content(&u.rootfs(), "/out/dist.txt"), "pkg\nlock\nsrc\n");
 }
 
+/// A stage of COPYs alone (no RUN or WORKDIR: no pointer tag to tell it cold) is not taken for
+/// a cold one: its root is not made ahead, so in a fresh pod its COPY is deferred as any is.
+#[test]
+fn a_stage_of_copies_alone_is_deferred_in_a_fresh_pod() {
+    let df = format!(
+        "FROM {b} AS src
+COPY src.txt /src/
+FROM src AS child
+RUN cat /src/src.txt > /dist.txt
+         FROM {b}
+COPY --from=child /dist.txt /out/
+",
+        b = env().busybox()
+    );
+    let p = Project::new("deferred-copies-alone", &df);
+    p.write("src.txt", "src\n");
+    let first = p.build(&[]);
+    let again = p.build(&[]);
+    assert_eq!((again.status(2), again.at(4), again.at(6)), ("deferred".into(), "hit".into(), "hit".into()));
+    assert_eq!(again.of("base_unpacked").count() + again.of("layer_written").count(), 0, "{}", again.log);
+    assert_eq!(again.digest(), first.digest());
+}
+
 /// The child's RUN misses (a build arg only it reads): it needs the child's root, which is made
 /// whole — deps's base, deps's deferred COPY run in its place, the cached layers of deps's RUN
 /// and of the child's first RUN applied — before the child's own COPY runs into it.

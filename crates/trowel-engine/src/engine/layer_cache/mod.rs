@@ -38,6 +38,7 @@ mod moved;
 mod plan;
 mod refs;
 mod unkept;
+pub(crate) use unkept::in_pushed_image;
 
 pub(crate) use keys::StageKeys;
 use plan::dockerfile_id;

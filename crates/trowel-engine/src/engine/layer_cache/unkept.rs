@@ -74,7 +74,7 @@ impl LayerCache {
 
 /// Whether stage `stage`'s layers are in an image the build pushes: a target's, or one a target
 /// is built `FROM` (its layers are the target's lower ones).
-fn in_pushed_image(plan: &Plan, stage: usize) -> bool {
+pub(crate) fn in_pushed_image(plan: &Plan, stage: usize) -> bool {
     plan.targets.iter().any(|&t| {
         let mut at = Some(t);
         while let Some(i) = at {
