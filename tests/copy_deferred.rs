@@ -23,16 +23,6 @@ use common::traced::{Project, Traced};
 use common::*;
 use serde_json::Value;
 
-impl Project {
-    /// The same build without the cache, to a destination of its own: the image as it must be.
-    fn uncached(&self, extra: &[&str]) -> Traced {
-        let dest = format!("{}/{}:latest", env().registry, unique_repo("deferred-ref"));
-        let mut args = vec!["--cache=false"];
-        args.extend_from_slice(extra);
-        self.build_to(&dest, &args)
-    }
-}
-
 /// A 5 MB file the builder copies and reads, and a final stage that copies from the builder.
 fn project(name: &str) -> Project {
     let df = format!(

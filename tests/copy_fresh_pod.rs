@@ -15,9 +15,12 @@ mod common;
 
 use std::process::Command;
 
-use common::traced::Project;
+use common::traced::{Project, curl};
 use common::*;
 use serde_json::Value;
+
+/// A layer reference record's media type (`cache/layer_ref.rs`).
+const REF: &str = "application/vnd.dev.trowel.cache.layer-ref.v1+json";
 
 /// A COPY whose wildcard matches nothing makes no layer, so there is nothing to keep out of the
 /// cache repository and nothing for a reference record to name: its entry goes into the cache
@@ -83,13 +86,6 @@ fn dockerfile() -> String {
         "FROM {}\nARG FLAVOUR=plain\nCOPY src /app/src\nRUN cat /app/src/*.c > /built && echo $FLAVOUR >> /built\n",
         env().busybox()
     )
-}
-
-/// `curl` against the plain registry; returns the HTTP status.
-fn curl(args: &[&str]) -> String {
-    let o = run(Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]).args(args));
-    assert_ok(&o);
-    stdout(&o)
 }
 
 #[test]
@@ -207,7 +203,7 @@ fn a_missing_blob_or_a_hostile_record_is_a_miss_and_the_build_is_right() {
     let mut wrong = record_config(&p, &key);
     let size = wrong["dev.trowel.cache.ref"]["layer"]["size"].as_u64().unwrap();
     wrong["dev.trowel.cache.ref"]["layer"]["size"] = serde_json::json!(size + 1);
-    put_record(&p, &key, &serde_json::to_vec(&wrong).unwrap());
+    p.put_artifact(&key, REF, &serde_json::to_vec(&wrong).unwrap());
     let resized = p.build(&[]);
     let why = resized.at(3);
     assert!(why.starts_with("miss: ") && why.contains("not the size the record says"), "{why}");
@@ -226,7 +222,7 @@ fn a_missing_blob_or_a_hostile_record_is_a_miss_and_the_build_is_right() {
             "repositories": ["attacker.example/x"],
         },
     });
-    put_record(&p, &key, &serde_json::to_vec(&config).unwrap());
+    p.put_artifact(&key, REF, &serde_json::to_vec(&config).unwrap());
     let hostile = p.build(&[]);
     let why = hostile.at(3);
     assert!(why.starts_with("error: ") && why.contains("unknown layer media type"), "{why}");
@@ -246,42 +242,6 @@ fn record_config(p: &Project, tag: &str) -> Value {
     };
     let manifest = get(&format!("manifests/{tag}"));
     get(&format!("blobs/{}", manifest["config"]["digest"].as_str().unwrap()))
-}
-
-/// Tags a record manifest with `config` under `tag` in the project's cache repository.
-fn put_record(p: &Project, tag: &str, config: &[u8]) {
-    let registry = &env().registry;
-    let repo = p.cache_repo.trim_start_matches(&format!("{registry}/"));
-    let digest = format!("sha256:{}", sha256_hex(config));
-    let file = p.dir.path().join("record-config.json");
-    std::fs::write(&file, config).unwrap();
-    let o = run(Command::new("curl")
-        .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
-        .arg(format!("http://{registry}/v2/{repo}/blobs/uploads/")));
-    let location = stdout(&o)
-        .lines()
-        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
-        .unwrap()
-        .trim()
-        .to_string();
-    let location = if location.starts_with("http") { location } else { format!("http://{registry}{location}") };
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let put = format!("{location}{sep}digest={digest}");
-    // (Without a content type curl says form data, which the registry would parse as a form.)
-    let octets = "Content-Type: application/octet-stream";
-    assert_eq!(curl(&["-X", "PUT", "-H", octets, "--data-binary", &format!("@{}", file.display()), &put]), "201");
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": "application/vnd.dev.trowel.cache.layer-ref.v1+json",
-        "config": {"mediaType": "application/vnd.dev.trowel.cache.layer-ref.v1+json", "digest": digest, "size": config.len()},
-        "layers": [],
-    });
-    let mfile = p.dir.path().join("record-manifest.json");
-    std::fs::write(&mfile, serde_json::to_vec(&manifest).unwrap()).unwrap();
-    let url = format!("http://{registry}/v2/{repo}/manifests/{tag}");
-    let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
-    assert_eq!(curl(&["-X", "PUT", "-H", ct, "--data-binary", &format!("@{}", mfile.display()), &url]), "201");
 }
 
 /// A stage whose first step that needs a root hits an entry another stage wrote (the same

@@ -47,14 +47,6 @@ const COPY: u64 = 5;
 const AFTER: u64 = 6;
 
 impl Project {
-    /// The same build without the cache, to a destination of its own: the image as it must be.
-    fn uncached(&self, extra: &[&str]) -> Traced {
-        let dest = format!("{}/{}:latest", env().registry, unique_repo("cfc-ref"));
-        let mut args = vec!["--cache=false"];
-        args.extend_from_slice(extra);
-        self.build_to(&dest, &args)
-    }
-
     /// The cache repository as `host` and `name` for the registry API.
     fn cache_path(&self) -> (&str, &str) {
         self.cache_repo.split_once('/').unwrap()
@@ -98,53 +90,6 @@ impl Project {
         let c = self.get(&format!("blobs/{}", m["config"]["digest"].as_str().unwrap()));
         (m, serde_json::from_slice(&c).unwrap_or(Value::Null))
     }
-
-    /// Tags, as a copy-from record, a manifest whose config blob is `config` (any bytes) under
-    /// `tag`: plain HTTP, as any writer of the cache repository could.
-    fn put_record(&self, tag: &str, config: &[u8]) {
-        let (host, repo) = self.cache_path();
-        let digest = format!("sha256:{}", sha256_hex(config));
-        let file = self.dir.path().join("record-config");
-        std::fs::write(&file, config).unwrap();
-        let o = run(Command::new("curl")
-            .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
-            .arg(format!("http://{host}/v2/{repo}/blobs/uploads/")));
-        let location = stdout(&o)
-            .lines()
-            .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
-            .unwrap()
-            .trim()
-            .to_string();
-        let location = if location.starts_with("http") { location } else { format!("http://{host}{location}") };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        // (Without a content type curl says form data, which the registry would parse as one.)
-        let octets = "Content-Type: application/octet-stream";
-        let data = format!("@{}", file.display());
-        assert_eq!(
-            curl(&["-X", "PUT", "-H", octets, "--data-binary", &data, &format!("{location}{sep}digest={digest}")]),
-            "201"
-        );
-        let media = "application/vnd.dev.trowel.cache.copy-from.v1+json";
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "artifactType": media,
-            "config": {"mediaType": media, "digest": digest, "size": config.len()},
-            "layers": [],
-        });
-        let mfile = self.dir.path().join("record-manifest.json");
-        std::fs::write(&mfile, serde_json::to_vec(&manifest).unwrap()).unwrap();
-        let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
-        let url = format!("http://{host}/v2/{repo}/manifests/{tag}");
-        assert_eq!(curl(&["-X", "PUT", "-H", ct, "--data-binary", &format!("@{}", mfile.display()), &url]), "201");
-    }
-}
-
-/// `curl` against the plain registry; the HTTP status.
-fn curl(args: &[&str]) -> String {
-    let o = run(Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]).args(args));
-    assert_ok(&o);
-    stdout(&o)
 }
 
 /// Nothing of any stage made or read: no root, no source unpacked or extracted, no layer.
@@ -287,7 +232,7 @@ fn a_garbage_or_foreign_record_is_refused_and_replaced() {
         ("names another identity", serde_json::to_vec(&foreign).unwrap()),
     ];
     for (reason, config) in cases {
-        p.put_record(&tag, &config);
+        p.put_artifact(&tag, "application/vnd.dev.trowel.cache.copy-from.v1+json", &config);
         let refused = p.build(&[]);
         let warning = refused.log.lines().find(|l| l.contains("copy-from record not used, the files are read instead"));
         assert!(warning.is_some_and(|w| w.contains(reason)), "{reason}: {}", refused.log);

@@ -130,6 +130,54 @@ impl Project {
         (out, traced)
     }
 
+    /// Tags under `tag` in the project's cache repository an artifact manifest of `media_type`
+    /// with no layers whose config is `config` (any bytes): plain HTTP, as any writer of the
+    /// cache repository could (a record trowel must refuse, or one it must take).
+    pub fn put_artifact(&self, tag: &str, media_type: &str, config: &[u8]) {
+        let (host, repo) = self.cache_repo.split_once('/').unwrap();
+        let digest = format!("sha256:{}", super::sha256_hex(config));
+        let file = self.dir.path().join("artifact-config");
+        std::fs::write(&file, config).unwrap();
+        let o = super::run(
+            std::process::Command::new("curl")
+                .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
+                .arg(format!("http://{host}/v2/{repo}/blobs/uploads/")),
+        );
+        let location = super::stdout(&o)
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+            .unwrap()
+            .trim()
+            .to_string();
+        let location = if location.starts_with("http") { location } else { format!("http://{host}{location}") };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        // (Without a content type curl says form data, which the registry would parse as a form.)
+        let octets = "Content-Type: application/octet-stream";
+        let data = format!("@{}", file.display());
+        let put = format!("{location}{sep}digest={digest}");
+        assert_eq!(curl(&["-X", "PUT", "-H", octets, "--data-binary", &data, &put]), "201");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": media_type,
+            "config": {"mediaType": media_type, "digest": digest, "size": config.len()},
+            "layers": [],
+        });
+        let mfile = self.dir.path().join("artifact-manifest.json");
+        std::fs::write(&mfile, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
+        let url = format!("http://{host}/v2/{repo}/manifests/{tag}");
+        assert_eq!(curl(&["-X", "PUT", "-H", ct, "--data-binary", &format!("@{}", mfile.display()), &url]), "201");
+    }
+
+    /// The same build without the cache, to a destination of its own: the image as it must be.
+    pub fn uncached(&self, extra: &[&str]) -> Traced {
+        let dest = format!("{}/{}:latest", super::env().registry, super::unique_repo("uncached"));
+        let mut args = vec!["--cache=false"];
+        args.extend_from_slice(extra);
+        self.build_to(&dest, &args)
+    }
+
     /// kaniko's GitLab flags (`--cache=true --cache-repo …`, no `--cache-copy-layers`) and
     /// `extra`, pushed to the project's destination.
     pub fn build(&self, extra: &[&str]) -> Traced {
@@ -137,4 +185,12 @@ impl Project {
         args.extend_from_slice(extra);
         self.build_to(&self.dest, &args)
     }
+}
+
+/// `curl` against the plain registry; returns the HTTP status.
+pub fn curl(args: &[&str]) -> String {
+    let o =
+        super::run(std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]).args(args));
+    super::assert_ok(&o);
+    super::stdout(&o)
 }

@@ -11,14 +11,14 @@ use trowel_events::StepId;
 use crate::cache::copy_from::{Part, Reading, identity};
 use crate::cache::key::FileEntry;
 use crate::digest::digest_reader;
-use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
+use crate::dockerfile::{ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
 use crate::engine::copy_source::Need;
 use crate::engine::error::StepError;
 use crate::engine::layer_cache::copy_from::{CopyFromRecords, Found};
 use crate::engine::stages::{BuiltStage, Stages};
-use crate::engine::steps::copy::keyfiles::{Links, Walked, hash_all, walk};
-use crate::engine::steps::copy::{filter, is_url, sources};
+use crate::engine::steps::copy::keyfiles::{Links, Walked, excludes_of, hash_all, walk, walk_matches};
+use crate::engine::steps::copy::{filter, is_url};
 use crate::fs::root::Root;
 
 /// The files step `step` (`c`, a COPY or ADD) copies from finished stage `p`; `None` when they
@@ -146,26 +146,11 @@ fn parts<'a>(stages: &'a Stages, stage: &'a BuiltStage) -> Vec<Part<'a>> {
 /// The files `c` copies from `root`, sorted by path: each source expanded and walked as the
 /// copy expands and walks it (`--exclude` and `--parents` alike, no `.dockerignore`).
 pub(crate) fn files_in(root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, StepError> {
-    let excludes = if c.excludes.is_empty() {
-        None
-    } else {
-        Some(
-            DockerIgnore::from_exclude_flags(&c.excludes)
-                .map_err(|e| StepError::Invalid(format!("invalid --exclude: {e}")))?,
-        )
-    };
+    let excludes = excludes_of(c)?;
     let mut w = Walked::default();
     for s in &c.sources {
-        let ExpandedSource::Path(p) = s else { continue };
-        for item in sources::expand(root, p, None, false, c.parents)? {
-            let sources::Item::Path { rel, .. } = item else { continue };
-            if excludes.as_ref().is_some_and(|x| x.is_excluded(&rel))
-                && root.lstat(&rel).ok().flatten().is_some_and(|s| !s.is_dir())
-            {
-                continue;
-            }
-            let f = filter::for_dir(&rel, excludes.as_ref(), None);
-            walk(root, &rel, "", &f, &mut Links::new(), &mut w)?;
+        if let ExpandedSource::Path(p) = s {
+            walk_matches(root, p, None, c.parents, excludes.as_ref(), &mut w)?;
         }
     }
     hashed(root, w)

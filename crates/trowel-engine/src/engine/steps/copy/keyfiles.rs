@@ -74,14 +74,7 @@ pub(crate) fn key_inputs(
         }
         return Ok(KeyInputs { files: Vec::new(), sources: srcs, seen: Seen::default() });
     }
-    let excludes = if c.excludes.is_empty() {
-        None
-    } else {
-        Some(
-            DockerIgnore::from_exclude_flags(&c.excludes)
-                .map_err(|e| StepError::Invalid(format!("invalid --exclude: {e}")))?,
-        )
-    };
+    let excludes = excludes_of(c)?;
     let root = &ctx.context;
     let ignore = Some(&ctx.dockerignore);
     let mut w = Walked::default();
@@ -108,20 +101,7 @@ pub(crate) fn key_inputs(
                     hard_link: None,
                 });
             }
-            ExpandedSource::Path(p) => {
-                for item in sources::expand(root, p, ignore, true, c.parents)? {
-                    let sources::Item::Path { rel, .. } = item else { continue };
-                    if excludes.as_ref().is_some_and(|x| x.is_excluded(&rel))
-                        && root.lstat(&rel).ok().flatten().is_some_and(|s| !s.is_dir())
-                    {
-                        continue;
-                    }
-                    let f = filter::for_dir(&rel, excludes.as_ref(), ignore);
-                    // Each matched path is copied on its own (`copy_tree`), which keeps the hard
-                    // links within it: grouped per path.
-                    walk(&ctx.context, &rel, "", &f, &mut Links::new(), &mut w)?;
-                }
-            }
+            ExpandedSource::Path(p) => walk_matches(root, p, ignore, c.parents, excludes.as_ref(), &mut w)?,
         }
     }
     let Walked { mut files, pending, seen } = w;
@@ -132,6 +112,41 @@ pub(crate) fn key_inputs(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup();
     Ok(KeyInputs { files, sources: srcs, seen })
+}
+
+/// The `--exclude` patterns of `c`, parsed.
+pub(super) fn excludes_of(c: &ExpandedCopy) -> Result<Option<DockerIgnore>, StepError> {
+    if c.excludes.is_empty() {
+        return Ok(None);
+    }
+    DockerIgnore::from_exclude_flags(&c.excludes)
+        .map(Some)
+        .map_err(|e| StepError::Invalid(format!("invalid --exclude: {e}")))
+}
+
+/// Walks what source argument `p` matches in `root` (the context when `ignore`, its
+/// `.dockerignore`, is given; a stage's root otherwise) as the copy copies it: each match less
+/// `--exclude`'s, its files left for hashing in `w`.
+pub(super) fn walk_matches(
+    root: &Root,
+    p: &str,
+    ignore: Option<&DockerIgnore>,
+    parents: bool,
+    excludes: Option<&DockerIgnore>,
+    w: &mut Walked,
+) -> Result<(), StepError> {
+    for item in sources::expand(root, p, ignore, ignore.is_some(), parents)? {
+        let sources::Item::Path { rel, .. } = item else { continue };
+        if excludes.is_some_and(|x| x.is_excluded(&rel)) && root.lstat(&rel).ok().flatten().is_some_and(|s| !s.is_dir())
+        {
+            continue;
+        }
+        let f = filter::for_dir(&rel, excludes, ignore);
+        // Each matched path is copied on its own (`copy_tree`), which keeps the hard links
+        // within it: grouped per path.
+        walk(root, &rel, "", &f, &mut Links::new(), w)?;
+    }
+    Ok(())
 }
 
 /// Every file under `rel` in the build context as a bind mount from it sees them
