@@ -529,3 +529,25 @@ fn a_cached_step_without_a_layer_changed_no_files() {
     let changes = text(&pane(&mut app, Pane::Changes, 110, 6));
     assert!(changes.contains("served from the cache; its paths were not listed"), "{changes}");
 }
+
+/// A step keyed by the files it read from a stage records the stage's key only to say why they
+/// changed (`from:<stage>`): the Cache pane says it is not in the key, never lists it as a
+/// source the key is made of.
+#[test]
+fn a_stage_recorded_beside_its_files_is_not_shown_as_keyed() {
+    use trowel_events::{Event, StepId};
+    let mut events = events("mounts");
+    let id = StepId { stage: 1, step: 2 };
+    for e in &mut events {
+        if let Event::CacheLookup { id: i, components, .. } = &mut e.event
+            && *i == id
+        {
+            components.sources.insert("from:build".into(), "ab".repeat(32));
+        }
+    }
+    let mut app = trowel::tui::App::replay("testdata/traces/mounts.jsonl".into(), &events);
+    select_line(&mut app, 6);
+    let cache = text(&pane(&mut app, Pane::Cache, 120, 60));
+    assert!(cache.contains("stage build → abababababab (not in the key: the files it gave are)"), "{cache}");
+    assert!(!cache.contains("from:build"), "{cache}");
+}

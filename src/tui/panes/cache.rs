@@ -244,9 +244,16 @@ pub fn lines<'a>(ctx: &Ctx, theme: &Theme, width: usize) -> Vec<Line<'a>> {
         multi(&mut out, if i == 0 { "files" } else { "" }, &text, theme.text);
     }
     for (i, (k, v)) in c.sources.iter().enumerate() {
-        // A mount's entry is its whole spec (and what a bind shows); a stage's, a key.
-        let v = if k.starts_with("mount ") || k == "network" || k == "security" { v.clone() } else { short_key(v) };
-        multi(&mut out, if i == 0 { "sources" } else { "" }, &format!("{k} → {v}"), theme.text);
+        // A mount's entry is its whole spec (and what a bind shows); a stage's, a key. A
+        // stage whose files are keyed (`from:`) is recorded to say why they changed, not keyed.
+        let text = if let Some(stage) = k.strip_prefix("from:") {
+            format!("stage {stage} → {} (not in the key: the files it gave are)", short_key(v))
+        } else if k.starts_with("mount ") || k == "network" || k == "security" {
+            format!("{k} → {v}")
+        } else {
+            format!("{k} → {}", short_key(v))
+        };
+        multi(&mut out, if i == 0 { "sources" } else { "" }, &text, theme.text);
     }
     if let Some(b) = &c.base {
         let d = b.digest.as_ref().map(|d| format!(" @ {}", d.short())).unwrap_or_default();
