@@ -268,6 +268,14 @@ fn ask_records_ahead(
     config: &StageConfig,
     steps: &[(StepId, Instruction)],
 ) {
+    // Most stages copy from no stage: no second replay for them.
+    let copies_from = |ins: &Instruction| match &ins.kind {
+        InstructionKind::Copy(a) | InstructionKind::Add(a) => a.flags.iter().any(|f| f.name == "from"),
+        _ => false,
+    };
+    if !steps.iter().any(|(_, ins)| copies_from(ins)) {
+        return;
+    }
     let mut config = config.clone();
     for (_, ins) in steps {
         let Ok(expanded) = ins.expand(&config.vars(), ctx.df.escape) else { return };

@@ -83,20 +83,14 @@ pub(crate) fn key_inputs(
     Ok((files, sources, seen))
 }
 
-/// A stage's files under a mount's source (paths as the stage has them, the source resolved) as
-/// the mount at `target` shows them: each path, and each hard link's first path, moved below the target.
+/// A stage's files below a mount's source (`""` the source itself) as the mount at `target`
+/// shows them: each path, and each hard link's first path, below the target.
 fn at_target(files: &[FileEntry], target: &str) -> Vec<FileEntry> {
-    // The walk's paths start at the resolved source: the first entry is the source itself.
-    let Some(top) = files.iter().map(|f| f.path.as_str()).min_by_key(|p| p.len()) else { return Vec::new() };
-    let top = top.to_string();
     let target = target.trim_matches('/');
-    let moved = |p: &str| {
-        let below = p.strip_prefix(top.as_str()).unwrap_or(p).trim_start_matches('/');
-        match (target.is_empty(), below.is_empty()) {
-            (true, _) => below.to_string(),
-            (false, true) => target.to_string(),
-            (false, false) => format!("{target}/{below}"),
-        }
+    let moved = |p: &str| match (target.is_empty(), p.is_empty()) {
+        (true, _) => p.to_string(),
+        (false, true) => target.to_string(),
+        (false, false) => format!("{target}/{p}"),
     };
     files
         .iter()

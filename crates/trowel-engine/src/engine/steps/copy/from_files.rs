@@ -68,18 +68,25 @@ pub(crate) fn ask_ahead(
     is_add: bool,
 ) {
     let Some(paths) = read_paths(c, is_add) else { return };
-    let Some(stage) = stages.get(p).filter(|s| s.final_key.is_some()) else { return };
     if stages.root_at_hand(p).is_some() {
         return;
     }
-    let id =
-        identity(&Reading { layers: parts(stages, stage), sources: paths, excludes: &c.excludes, parents: c.parents });
-    records.ask(ctx, &id);
+    if let Some(id) = identity_of(stages, p, (paths, &c.excludes, c.parents)) {
+        records.ask(ctx, &id);
+    }
+}
+
+/// The identity of the record of what a reader named by `reading` (its sources, `--exclude`
+/// and `--parents`) reads of finished stage `p`; `None` for a stage with no key.
+fn identity_of(stages: &Stages, p: usize, reading: (Vec<&str>, &[String], bool)) -> Option<String> {
+    let stage = stages.get(p).filter(|s| s.final_key.is_some())?;
+    let (sources, excludes, parents) = reading;
+    Some(identity(&Reading { layers: parts(stages, stage), sources, excludes, parents }))
 }
 
 /// The files a RUN's bind mount of `source` from finished stage `p` shows, as [`stage_files`]
-/// finds a COPY's: with paths as the stage has them (`source` resolved in it). `None` for a
-/// stage with no key.
+/// finds a COPY's: with paths below `source` (`""` for `source` itself). `None` for a stage
+/// with no key.
 pub(crate) fn mount_files(
     ctx: &BuildContext<'_>,
     stages: &mut Stages,
@@ -110,9 +117,7 @@ fn files_of(
     step: StepId,
     read: &dyn Fn(&Root) -> Result<Vec<FileEntry>, StepError>,
 ) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
-    let Some(stage) = stages.get(p).filter(|s| s.final_key.is_some()) else { return Ok(None) };
-    let (sources, excludes, parents) = reading;
-    let id = identity(&Reading { layers: parts(stages, stage), sources, excludes, parents });
+    let Some(id) = identity_of(stages, p, reading) else { return Ok(None) };
     if let Some(files) = records.known(&id) {
         return Ok(Some(files));
     }
@@ -157,13 +162,18 @@ pub(crate) fn files_in(root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, 
 }
 
 /// Every file under `source` in `root` (followed through symlinks, as a mount follows it),
-/// sorted by path.
+/// sorted by path, each path (and hard link's first path) below `source`: `""` is `source`.
 fn tree_in(root: &Root, source: &str) -> Result<Vec<FileEntry>, StepError> {
     let resolved = root.resolve(source).map_err(StepError::fs(source.to_string()))?;
     let rel = resolved.trim_start_matches('/');
     let mut w = Walked::default();
     walk(root, rel, "", &filter::for_dir(rel, None, None), &mut Links::new(), &mut w)?;
-    hashed(root, w)
+    let below = |p: &str| p.strip_prefix(rel).unwrap_or(p).trim_start_matches('/').to_string();
+    let files = hashed(root, w)?;
+    Ok(files
+        .into_iter()
+        .map(|f| FileEntry { path: below(&f.path), hard_link: f.hard_link.as_deref().map(below), ..f })
+        .collect())
 }
 
 /// What `walk` found, each regular file's digest read from `root`, sorted by path.
