@@ -52,6 +52,15 @@ pub(super) fn platform_tag(state: &BuildState, event: &Event) -> Option<String> 
         | Event::Resumed { id, .. } => id.stage,
         _ => return None,
     };
+    stage_platform(state, stage)
+}
+
+/// Which platform stage `stage` is built for, in a build for several (`linux/arm64`, or
+/// `linux/amd64, shared` for a stage every target shares).
+fn stage_platform(state: &BuildState, stage: usize) -> Option<String> {
+    if state.platforms.len() < 2 {
+        return None;
+    }
     let s = state.stage(stage)?;
     let on = s.platform.as_deref()?;
     Some(if s.targets.len() > 1 {
@@ -181,9 +190,17 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
         Event::DeferredRun { id, for_step, duration_ms, reading } => {
             let step =
                 |id: &trowel_events::StepId| state.step(*id).map(|s| format!("line {} ({})", s.line, s.ran_line()));
-            let stage = |idx: usize| match state.stage(idx) {
-                Some(v) => format!("stage {}", v.name.clone().unwrap_or_else(|| v.number().to_string())),
-                None => format!("stage {idx}"),
+            // The line is tagged with the deferred step's platform; the stage that needed it may
+            // be another platform's instance (a shared stage read by each target's).
+            let stage = |idx: usize| {
+                let name = match state.stage(idx) {
+                    Some(v) => format!("stage {}", v.name.clone().unwrap_or_else(|| v.number().to_string())),
+                    None => format!("stage {idx}"),
+                };
+                match stage_platform(state, idx) {
+                    Some(on) if Some(&on) != stage_platform(state, id.stage).as_ref() => format!("{name} [{on}]"),
+                    _ => name,
+                }
             };
             let needs = match reading {
                 Some(p) => format!("reads the files of {}", stage(*p)),

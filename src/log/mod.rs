@@ -332,6 +332,62 @@ mod tests {
         assert_eq!(lines, [(Level::Info, format!("Built {} in 1.2s (1 new layer(s), 500 B)", digest('d')))]);
     }
 
+    /// A stage every target shares deferred its COPY, and one target's instance of the stage
+    /// built on it ran it: the line is tagged with the shared stage's platform, so the stage
+    /// that needed it says which target it is for.
+    #[test]
+    fn a_deferred_copy_names_the_platform_of_the_stage_that_needed_it() {
+        let stage = |index: usize,
+                     name: &str,
+                     base: &str,
+                     dockerfile_stage: usize,
+                     on: &str,
+                     targets: &str,
+                     line: usize,
+                     source: &str| {
+            format!(
+                r#"{{"index":{index},"name":"{name}","base":"{base}","needed":true,"dockerfile_stage":{dockerfile_stage},"platform":"{on}","targets":[{targets}],"steps":[{{"id":{{"stage":{index},"step":1}},"line":{line},"end_line":{line},"keyword":"{}","source":"{source}","onbuild":false}}]}}"#,
+                source.split(' ').next().unwrap_or_default()
+            )
+        };
+        let both = r#""linux/amd64","linux/arm64""#;
+        let stages = [
+            stage(0, "src", "busybox", 0, "linux/amd64", both, 2, "COPY f ./"),
+            stage(1, "final", "src", 1, "linux/amd64", r#""linux/amd64""#, 4, "RUN make"),
+            stage(2, "final", "src", 1, "linux/arm64", r#""linux/arm64""#, 4, "RUN make"),
+        ];
+        let started = STARTED
+            .replace(
+                r#""platform":"linux/amd64","#,
+                r#""platform":"linux/amd64","platforms":["linux/amd64","linux/arm64"],"#,
+            )
+            .replace(
+                &STARTED[STARTED.find(r#""stages":"#).unwrap_or_default()..STARTED.len() - 1],
+                &format!(r#""stages":[{}]"#, stages.join(",")),
+            );
+        let deferred = |stage: usize, for_stage: usize| {
+            format!(
+                r#"{{"seq":1,"ms":5,"event":"deferred_run","id":{{"stage":{stage},"step":1}},"for_step":{{"stage":{for_stage},"step":1}},"duration_ms":3}}"#
+            )
+        };
+        let said = last_lines(&mut BuildState::default(), &[&started, &deferred(0, 2)]);
+        assert_eq!(
+            said,
+            [(
+                Level::Info,
+                "[linux/amd64, shared] line 2 (COPY f ./) was deferred; it runs now: line 4 (RUN make) of stage final \
+                 [linux/arm64] needs the root (3 ms, in that step's time)"
+                    .to_string()
+            )]
+        );
+        let said = last_lines(&mut BuildState::default(), &[&started, &deferred(0, 1)]);
+        assert!(said[0].1.contains("of stage final [linux/amd64] needs the root"), "{said:?}");
+        // The same platform as the line's tag: not said twice.
+        let said = last_lines(&mut BuildState::default(), &[&started, &deferred(2, 2)]);
+        assert!(said[0].1.starts_with("[linux/arm64] line 4"), "{said:?}");
+        assert!(said[0].1.contains("of stage final needs the root"), "{said:?}");
+    }
+
     #[test]
     fn check_findings_as_they_come_and_where_the_log_ends() {
         let mut s = BuildState::default();
