@@ -22,7 +22,9 @@
 //!   the root already holds its first files before the download is resumed;
 //! - a stage's root made ahead: a cold stage's while its keys are planned, and an edited COPY's
 //!   (a warm stage whose COPY the local layer store lacks) while the cache repository answers,
-//!   both there at the pause before the stage's first step; never for an unchanged rebuild.
+//!   both there at the pause before the stage's first step; never for an unchanged rebuild;
+//! - a stage of COPYs alone told cold by the stage that reads it: its base fetched ahead in a
+//!   cold build, and not at all in a fresh pod whose reader the cache serves.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -290,6 +292,7 @@ fn a_base_layer_is_unpacked_while_it_downloads() {
 }
 
 mod cache_entries;
+mod copies_alone;
 mod push_check;
 mod roots_ahead;
 mod sent_early;

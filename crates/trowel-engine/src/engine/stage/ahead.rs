@@ -36,6 +36,7 @@ use crate::dockerfile::{Base, Instruction};
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
 use crate::engine::layer_cache::{self, StageInputs, StageKeys};
+use crate::engine::prefetch::copies_alone_kept_out;
 use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::shared::Shared;
 use crate::engine::stage::StageRunner;
@@ -49,7 +50,11 @@ impl StageRunner {
         let Some(cache) = s.cache.as_deref() else { return };
         let idx = self.index;
         let cold =
-            if self.may_make_ahead(ctx) && !copies_may_defer(ctx, idx, steps) { ctx.cold_stage(idx) } else { None };
+            if self.may_make_ahead(ctx) && !copies_alone_kept_out(ctx, idx, steps.iter().map(|(_, ins)| &ins.kind)) {
+                ctx.cold_stage(idx)
+            } else {
+                None
+            };
         let inputs = StageInputs {
             index: idx,
             base_digest: self.base_digest.as_ref(),
@@ -109,19 +114,4 @@ impl StageRunner {
         let made = ctx.materialize(&self.layers, &format!("stage{}", self.index), RootFor::Stage(self.index));
         self.files.made_ahead(made);
     }
-}
-
-/// Whether every step of stage `idx` that needs a root is a COPY or ADD kept out of the cache
-/// repository (no `--cache-copy-layers`) in a stage that is in no image (no target, nor a
-/// stage a target is built on): such a stage (`FROM base AS src`, `COPY src/ /src/`, read by a
-/// stage built `FROM` it) has no pointer tag that could tell it cold, and its COPYs are left
-/// unrun when nothing needs them (`defer.rs`), which a root made ahead would rule out: an
-/// unchanged rebuild in a fresh pod then unpacked its base and ran its COPY for nothing. A
-/// stage built on it that does need the files makes them.
-fn copies_may_defer(ctx: &BuildContext<'_>, idx: usize, steps: &[(StepId, Instruction)]) -> bool {
-    use crate::dockerfile::InstructionKind as K;
-    let kept_out = ctx.opts.cache.as_ref().is_some_and(|c| !c.copy_layers);
-    kept_out
-        && !layer_cache::in_pushed_image(&ctx.plan, idx)
-        && steps.iter().all(|(_, ins)| !matches!(ins.kind, K::Run { .. } | K::Workdir(_)))
 }

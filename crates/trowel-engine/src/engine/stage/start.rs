@@ -94,9 +94,7 @@ impl StageRunner {
                 // Build checks that depend on this base (its ENV, SHELL, platform).
                 crate::engine::checks::base_resolved(ctx, idx, r, &config, &platform)?;
                 // Its layers may start downloading now, while the stage's keys are computed.
-                if !from_cache_dir {
-                    let pointer =
-                        s.cache.as_deref().zip(ctx.cold_pointer_step(idx)).map(|(c, step)| c.pointer_ref(idx, step));
+                if !from_cache_dir && let Some(pointer) = ctx.cold_pointer(idx, s.cache.as_deref()) {
                     ctx.prefetch_layers(idx, &img, pointer);
                 }
                 let format = ManifestFormat::from_manifest_media_type(&img.media_type);

@@ -61,6 +61,10 @@ use crate::image::manifest::{Descriptor, Platform};
 use crate::image::store::BlobStore;
 use crate::registry::{Reference, Registry, RegistryError, ResolvedImage};
 
+mod cold;
+
+pub(crate) use cold::copies_alone_kept_out;
+
 /// An image being resolved ahead, with the registry mirrors passed over on the way (warned of
 /// when the stage takes the image, as a resolution made then would be); `None` when the task
 /// was stopped (the stage resolves the image itself).
@@ -196,23 +200,6 @@ impl BuildContext<'_> {
         }
     }
 
-    /// The first stage, in build order, built on `reference` for `platform` that will need its
-    /// root, and with `--cache` the pointer tag of its first step that does (see the module's
-    /// comment): what a download of that base begun ahead is for.
-    fn root_stage_on(
-        &self,
-        reference: &str,
-        platform: &Platform,
-        cache: Option<&LayerCache>,
-    ) -> Option<(usize, Option<Reference>)> {
-        let idx = self.plan.order.iter().copied().find(|&j| {
-            matches!(&self.plan.stages[j].base, Base::Image(r) if r == reference)
-                && self.base_platform(j).as_ref() == Some(platform)
-                && self.needs_root(j)
-        })?;
-        Some((idx, cache.zip(self.cold_pointer_step(idx)).map(|(c, step)| c.pointer_ref(idx, step))))
-    }
-
     /// Whether the stage will take `reference` from the base-image cache directory.
     fn in_cache_dir(&self, reference: &str, platform: &Platform) -> bool {
         let Some(dir) = &self.base_cache else { return false };
@@ -271,56 +258,6 @@ impl BuildContext<'_> {
     /// they do not (a base from the cache directory, a stage that needs no root).
     pub(crate) fn cold_stage(&self, idx: usize) -> Option<Cold> {
         self.prefetch.cold.lock().unwrap_or_else(|p| p.into_inner()).get(&idx).cloned()
-    }
-
-    /// Whether stage `idx` has a step that needs its root unless the cache serves it.
-    fn needs_root(&self, idx: usize) -> bool {
-        use crate::dockerfile::InstructionKind as K;
-        let stage = &self.df.stages[self.plan.stages[idx].dockerfile_stage];
-        let linked = |flags: &[crate::dockerfile::Flag]| {
-            flags
-                .iter()
-                .rev()
-                .find(|f| f.name == "link")
-                .is_some_and(|f| f.value.as_deref().is_none_or(|v| v != "false"))
-        };
-        stage.instructions.iter().any(|ins| match &ins.kind {
-            K::Run { .. } | K::Workdir(_) => true,
-            K::Copy(a) | K::Add(a) => !linked(&a.flags),
-            _ => false,
-        })
-    }
-
-    /// The index, among stage `idx`'s instructions (1 is the first after `FROM`), of its first
-    /// step that needs the root.
-    pub(crate) fn first_root_step(&self, idx: usize) -> Option<usize> {
-        use crate::dockerfile::InstructionKind as K;
-        let stage = &self.df.stages[self.plan.stages[idx].dockerfile_stage];
-        stage
-            .instructions
-            .iter()
-            .position(|ins| matches!(ins.kind, K::Run { .. } | K::Workdir(_) | K::Copy(_) | K::Add(_)))
-            .map(|i| i + 1)
-    }
-
-    /// The step whose pointer tag in the cache repository tells a cold stage (never cached
-    /// there) from one built before: its first step that needs the root, passing over the
-    /// COPY/ADD steps whose pointer is never there — kept out of the cache repository (no
-    /// `--cache-copy-layers`) in a stage that is no image, so no layer reference record is
-    /// written for them either. Before, such a stage (the usual builder: `COPY src`, then
-    /// `RUN make`) looked cold to every build, and its base was downloaded and its root made
-    /// ahead even when every step after the COPY hit. With no other step: the first one.
-    pub(crate) fn cold_pointer_step(&self, idx: usize) -> Option<usize> {
-        use crate::dockerfile::InstructionKind as K;
-        let first = self.first_root_step(idx)?;
-        let copies_kept_out = self.opts.cache.as_ref().is_some_and(|c| !c.copy_layers);
-        if !copies_kept_out || self.plan.targets.contains(&idx) {
-            return Some(first);
-        }
-        let stage = &self.df.stages[self.plan.stages[idx].dockerfile_stage];
-        let other =
-            stage.instructions.iter().position(|ins| matches!(ins.kind, K::Run { .. } | K::Workdir(_))).map(|i| i + 1);
-        Some(other.unwrap_or(first))
     }
 
     /// The resolution fetched ahead for `key`, waited for, with the mirrors passed over on
@@ -480,9 +417,12 @@ impl Fetcher {
     /// pointer looked up only if it asks (`cold_stage`).
     fn layers(&self, idx: usize, img: &ResolvedImage, pointer: Option<Reference>) {
         let tag = pointer.as_ref().and_then(|p| p.tag.clone());
-        let cold: Cold = match pointer {
-            None => futures_util::future::ready(true).boxed().shared(),
-            Some(p) => {
+        // A stage of COPYs alone is told by its reader's pointer (`cold.rs`): one check of it.
+        let asked = tag.as_ref().and_then(|t| self.pointers.lock().unwrap_or_else(|p| p.into_inner()).get(t).cloned());
+        let cold: Cold = match (pointer, asked) {
+            (_, Some(asked)) => asked,
+            (None, _) => futures_util::future::ready(true).boxed().shared(),
+            (Some(p), None) => {
                 let registry = self.registry.clone();
                 async move { matches!(registry.manifest_digest(&p).await, Ok(None)) }.boxed().shared()
             }
