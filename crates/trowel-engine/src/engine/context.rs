@@ -87,7 +87,7 @@ pub(crate) struct BuildContext<'o> {
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     /// The image's layers sent to the destination while they are written (`early_upload.rs`).
     pub early: crate::engine::early_upload::EarlyUploads,
-    /// Base images resolved and downloaded ahead of the stages that need them (`prefetch.rs`).
+    /// Base images resolved and downloaded ahead of the stages that need them (`prefetch/`).
     pub prefetch: crate::engine::prefetch::Prefetch,
     /// ADD URL downloads by URL (the cache-key planner and the step use the same download).
     downloads: Mutex<HashMap<String, Download>>,
@@ -335,7 +335,7 @@ impl<'o> BuildContext<'o> {
         if let Some(img) = self.memoized(&key) {
             return Ok(img);
         }
-        // Resolved ahead (`prefetch.rs`), or failed to be, after the same retries this call
+        // Resolved ahead (`prefetch/`), or failed to be, after the same retries this call
         // would make: its error is this call's.
         let img = match self.prefetched_image(&key) {
             Some((img, mirrors_passed_over)) => {
@@ -425,7 +425,7 @@ impl<'o> BuildContext<'o> {
                             source: crate::image::store::StoreError::Missing(l.descriptor.digest.clone()),
                         });
                     };
-                    // Downloaded ahead (`prefetch.rs`): taken up, failure included (with its
+                    // Downloaded ahead (`prefetch/`): taken up, failure included (with its
                     // retries spent); one that was stopped is downloaded here.
                     match self.prefetched_blob(&l.descriptor.digest).await {
                         Fetched::Stored => return Ok(()),

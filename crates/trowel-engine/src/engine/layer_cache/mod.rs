@@ -85,7 +85,7 @@ impl PlannedStep {
 }
 
 /// After a hit in the cache repository for a step whose pointer tag the prefetch found absent
-/// (the step `prefetch.rs` reads to tell a cold stage), moves that pointer to the entry hit,
+/// (the step `prefetch/cold.rs` reads to tell a cold stage), moves that pointer to the entry hit,
 /// so the next build of the same Dockerfile does not take the stage for a cold one and fetch
 /// its base. Best effort: a pointer not moved costs a download, never the lookup's result.
 /// Not with `--no-push-cache` (`write` false), which writes nothing.
@@ -577,7 +577,7 @@ impl LayerCache {
 
     /// The cache repository's pointer tag of step `step` of stage `stage` (present once this
     /// Dockerfile's step was cached there: what tells a cold build from a cached one before any
-    /// key is known, see `engine/prefetch.rs`).
+    /// key is known, see `engine/prefetch/cold.rs`).
     pub fn pointer_ref(&self, stage: usize, step: usize) -> Reference {
         Reference {
             tag: Some(pointer_tag(&self.dockerfile_id, stage, step)),

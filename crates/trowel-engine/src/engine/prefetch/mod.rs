@@ -29,7 +29,8 @@
 //!   its bases' files, and must not download them. So a stage's layers are fetched ahead only
 //!   when the stage has a step that needs its root (`RUN`, `WORKDIR`, `COPY`/`ADD` without
 //!   `--link`) and, with `--cache`, when the cache repository has no pointer tag for that
-//!   step (this Dockerfile's steps were never cached there: a cold build); a stage that ends
+//!   step (this Dockerfile's steps were never cached there: a cold build; a stage of COPYs
+//!   alone, which writes none, is told by the stage that reads it, `cold.rs`); a stage that ends
 //!   without a root stops its downloads, and whatever is left is stopped before the push.
 //! - *A root the unpacked-layer store serves.* Such a root mounts the store's entries and
 //!   reads no blob of a layer the store holds, so those layers are not fetched ahead either

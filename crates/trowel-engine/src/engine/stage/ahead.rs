@@ -7,7 +7,7 @@
 //! spent before the base's first byte is unpacked (W6: 26 ms of a cold build's critical path,
 //! W1: 10 ms). When the prefetch has already found the stage cold (the cache repository has
 //! no pointer tag for its first step that needs the root: these steps were never cached
-//! there, see `prefetch.rs`), the root will be needed, so it is made on a second thread while
+//! there, see `prefetch/cold.rs`), the root will be needed, so it is made on a second thread while
 //! the keys are planned and looked up on this one.
 //!
 //! A stage the prefetch found warm (its first file step has an entry) may still run a COPY: the
