@@ -27,6 +27,16 @@ fn an_inserted_copy_of_a_duplicate_line_is_named_as_inserted() {
     assert_eq!(o.at(3), format!("miss: {inserted}"));
     assert_eq!(o.at(5), format!("miss: parent step missed (line 3: {inserted})"));
 
+    // A COPY twice, the same.
+    let cp = "COPY src/ /app/";
+    let c = Ctx::new("dup-copy", &df(&[cp, a, cp]));
+    c.write("src/f.txt", "f\n");
+    c.build(&[]);
+    std::fs::write(c.path().join("Dockerfile"), df(&[cp, cp, a, cp])).unwrap();
+    let o = c.build(&[]);
+    assert_eq!(o.at(2), "hit");
+    assert_eq!(o.at(3), format!("miss: {inserted}"));
+
     // The same lines, one copy moved up over the other line: a move (as many copies as before).
     let c = Ctx::new("dup-moved", &df(&[a, u, u]));
     c.build(&[]);
