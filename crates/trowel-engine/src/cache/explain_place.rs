@@ -130,6 +130,7 @@ pub fn whence(
 /// Lines, in order: `lines 2–5` when each follows the one before, else `lines 2, 4 and 7`.
 fn lines(l: &[usize]) -> String {
     match l {
+        [a] => format!("line {a}"),
         [a, b] => format!("lines {a} and {b}"),
         [first, .., last] if l.windows(2).all(|w| w[1] == w[0] + 1) => format!("lines {first}–{last}"),
         [rest @ .., last] => {
