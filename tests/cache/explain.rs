@@ -414,11 +414,11 @@ fn a_removed_line_above_a_step_is_named_as_removed() {
     assert_eq!(o.at(3), format!("miss: parent step missed (line 2: {moved})"));
 
     // Two lines above the last step: past the stage's end, the place of one removed line,
-    // then its own.
+    // then its own; both lines are named.
     let c = Ctx::new("removed-two", &df(&["a", "b", "c"]));
     c.build(&[]);
     std::fs::write(c.path().join("Dockerfile"), df(&["c"])).unwrap();
-    assert_eq!(c.build(&[]).at(2), "miss: moved up from line 4 (line 2, RUN echo a > /a, was removed)");
+    assert_eq!(c.build(&[]).at(2), "miss: moved up from line 4 (lines 2 and 3 were removed)");
 
     // kaniko's defaults: a COPY kept out of the cache repository, found by its layer reference
     // record past the stage's end.

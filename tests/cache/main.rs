@@ -521,6 +521,7 @@ fn link_hits_after_an_earlier_step_changed() {
 
 mod blobs;
 mod explain;
+mod explain_places;
 mod layer_inputs;
 
 /// A step is keyed by the files it starts from and what it reads, as in BuildKit: a LABEL

@@ -97,7 +97,16 @@ pub struct Around {
     /// Also when its place held an instruction that is no step of the stage now and an entry
     /// of it is at a later place, or the one past the stage's last step (see
     /// [`may_follow_removed`]): a line above it was removed, it was not edited from that one.
+    /// Not when the stage has more copies of its instruction from its place on than the
+    /// earlier build had: then one was inserted, not moved.
     pub moved_from: Option<usize>,
+    /// The lines a step moved up past ([`Self::moved_from`]) that are no step of the stage
+    /// now: all of them are named as removed, not only the one its place held.
+    pub removed: Vec<usize>,
+    /// Its place held another instruction, and the stage as the earlier build ran it was
+    /// longer than was read: whether the step moved up, was inserted or edited is not known,
+    /// and none of them is said.
+    pub unsure: bool,
 }
 
 /// A step after the explained one in its stage ([`Around::later`]).
@@ -537,8 +546,8 @@ fn mount_changed(k: &str, prev: &str, cur: &str, missed: &BTreeMap<String, Misse
 
 #[path = "explain_place.rs"]
 mod place;
+pub use place::{Whence, may_follow_removed, may_have_moved, whence};
 use place::{another_instruction, first_missed_ancestor};
-pub use place::{may_follow_removed, may_have_moved};
 
 #[path = "explain_chain.rs"]
 mod chain;
@@ -558,3 +567,7 @@ mod tests;
 #[cfg(test)]
 #[path = "explain_cause_tests.rs"]
 mod cause_tests;
+
+#[cfg(test)]
+#[path = "explain_moved_tests.rs"]
+mod moved_tests;

@@ -2,8 +2,10 @@
 //! [`super::explain`]: entries are found by a step's place, so after lines were added, removed
 //! or moved above it the place's entries are another step's. A step before it that missed is
 //! named, else this one was inserted, or moved up (two lines swapped: an entry of it is at the
-//! place of a step after it; or a line above it removed: an entry of it is at a later place,
-//! and what its place held is in the stage no more), or edited in place. Apart from
+//! place of a step after it; or lines above it removed: an entry of it is at a later place,
+//! and what its place held is in the stage no more, each removed line named), or edited in
+//! place. A duplicate line inserted is no move of its other copy ([`whence`] counts them), and
+//! when the earlier stage was longer than was read none of these is claimed. Apart from
 //! `explain.rs` to keep each file readable.
 
 use std::collections::BTreeMap;
@@ -17,8 +19,9 @@ use crate::cache::key::KeyComponents;
 /// moved up (an entry of it is at a later place: [`Around::moved_from`]) or was inserted (the
 /// instruction the place held runs after it now, either way), else it moved up as the line
 /// its place held was removed (an entry of it is at a later place, and that line's
-/// instruction is no step of the stage now), else the text at this place changed (the same
-/// keyword on the same line: an edit), else what was cached here.
+/// instruction is no step of the stage now; every such line it moved past is named), else the
+/// text at this place changed (the same keyword on the same line: an edit, unless the earlier
+/// stage was longer than was read: [`Around::unsure`]), else what was cached here.
 pub(super) fn another_instruction(
     p: &KeyComponents,
     cur: &KeyComponents,
@@ -41,6 +44,13 @@ pub(super) fn another_instruction(
             Some(from) => {
                 format!("moved from line {from} (its place in the stage held {held}, now at line {})", l.line)
             }
+            // The earlier stage was longer than was read: inserted or moved, not known.
+            None if around.unsure => {
+                format!(
+                    "no cache entry for this instruction yet (its place in the stage held {held}, now at line {})",
+                    l.line
+                )
+            }
             None => format!("inserted step (its place in the stage held {held}, now at line {})", l.line),
         };
     }
@@ -48,6 +58,9 @@ pub(super) fn another_instruction(
     // looks only then, see [`may_follow_removed`]): the lines above it were removed, it was
     // not edited from that one.
     if let Some(from) = around.moved_from {
+        if around.removed.len() > 1 {
+            return format!("moved up from line {from} ({} were removed)", lines(&around.removed));
+        }
         return format!("moved up from line {from} (line {}, {}, was removed)", p.line, clip(&p.instruction, TEXT_MAX));
     }
     let keyword = |s: &str| s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
@@ -57,7 +70,13 @@ pub(super) fn another_instruction(
         (Some(a), Some(b)) if a != b => Some(a),
         _ => None,
     };
-    if elsewhere.is_none() && p.line == cur.line && keyword(&p.instruction) == keyword(&cur.instruction) {
+    // Lines no step of the stage is now held more places than were read: edited, or moved up
+    // as they were removed, not known; said as neither.
+    if elsewhere.is_none()
+        && !around.unsure
+        && p.line == cur.line
+        && keyword(&p.instruction) == keyword(&cur.instruction)
+    {
         return edited(&p.instruction, &cur.instruction);
     }
     let made_for = elsewhere.map(|r| format!(", made for {r}")).unwrap_or_default();
@@ -65,6 +84,60 @@ pub(super) fn another_instruction(
         "no cache entry for this instruction yet (its place in the stage held line {}: {}{made_for})",
         p.line, p.instruction
     )
+}
+
+/// Where a step was in an earlier build, for [`Around`]: see [`whence`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Whence {
+    /// The line its entry was at, when it moved up ([`Around::moved_from`]).
+    pub from: Option<usize>,
+    /// The lines it moved up past that are no step of the stage now ([`Around::removed`]).
+    pub removed: Vec<usize>,
+    /// The earlier stage was longer than was read ([`Around::unsure`]).
+    pub unsure: bool,
+}
+
+/// Where a step whose place held another instruction was in an earlier build, from `old`: the
+/// stage as that build ran it, from this step's place on (`whole`: to its end). It moved from
+/// the first later place holding an entry of `written`, its instruction, unless the stage has
+/// more copies of it from this place on (`copies`, this one too) than `old` had after its
+/// place: then one copy was inserted (or edited into it), and the other copies are where they
+/// were, pushed down. `swapped`: its place held a step after it ([`may_have_moved`]); else a
+/// line no step of the stage is now ([`may_follow_removed`]), and each line it moved past that
+/// the stage `holds` no more was removed.
+pub fn whence(
+    old: &[KeyComponents],
+    whole: bool,
+    written: &str,
+    copies: usize,
+    swapped: bool,
+    holds: &dyn Fn(&str) -> bool,
+) -> Whence {
+    let unsure = Whence { unsure: !whole, ..Whence::default() };
+    let is_it = |e: &KeyComponents| e.written.as_deref() == Some(written);
+    let Some(at) = old.iter().skip(1).position(is_it).map(|p| p + 1) else { return unsure };
+    if copies > old[1..].iter().filter(|e| is_it(e)).count() {
+        return unsure;
+    }
+    let removed = if swapped {
+        Vec::new()
+    } else {
+        old[..at].iter().filter(|e| e.written.as_deref().is_some_and(|w| !holds(w))).map(|e| e.line).collect()
+    };
+    Whence { from: Some(old[at].line), removed, unsure: false }
+}
+
+/// Lines, in order: `lines 2–5` when each follows the one before, else `lines 2, 4 and 7`.
+fn lines(l: &[usize]) -> String {
+    match l {
+        [a] => format!("line {a}"),
+        [a, b] => format!("lines {a} and {b}"),
+        [first, .., last] if l.windows(2).all(|w| w[1] == w[0] + 1) => format!("lines {first}–{last}"),
+        [rest @ .., last] => {
+            format!("lines {} and {last}", rest.iter().map(usize::to_string).collect::<Vec<_>>().join(", "))
+        }
+        [] => String::new(),
+    }
 }
 
 /// The step after this one in its stage that `p`, an entry at this one's place, was made for.
@@ -77,8 +150,8 @@ fn held_later<'a>(p: &KeyComponents, later: &'a [Later]) -> Option<&'a Later> {
 
 /// Whether a step that missed may have moved up rather than been inserted: its place's newest
 /// entry is another instruction's, one that runs after it now, and none is of its own. Only
-/// then are the lookups of the steps after it read for an entry of it ([`Around::moved_from`]),
-/// which waits for them.
+/// then are the lookups of the steps after it (and, when they run out first, the places past
+/// the stage's end) read for an entry of it ([`Around::moved_from`]), which waits for them.
 pub fn may_have_moved(prev: &Previous, cur: &KeyComponents, later: &[Later]) -> bool {
     let Previous::Entries(entries) = prev else { return false };
     cur.written.is_some()

@@ -10,6 +10,17 @@ use crate::cache::explain::{Later, Previous};
 use crate::cache::registry::{CacheError, Lookup};
 use crate::engine::layer_cache::PlannedStep;
 
+/// What a place of the stage held before this build, as a step's lookup found it.
+pub(crate) enum Held {
+    /// The newest entry there.
+    Entry(Box<crate::cache::key::KeyComponents>),
+    /// No entry: no earlier build had a step there.
+    Empty,
+    /// Not known: the step is not looked up, hit, or its lookup failed or found only an
+    /// expired or unusable entry.
+    Unknown,
+}
+
 /// A lookup running against the cache repository.
 pub(crate) type PendingLookup = tokio::task::JoinHandle<Result<Lookup, CacheError>>;
 
@@ -97,33 +108,40 @@ impl StageKeys {
         self.lookups.remove(&id)
     }
 
-    /// The line an earlier build had the instruction `written` (as [`KeyComponents::written`]
-    /// records it) at, when an entry of it is at the place of a step after `id` in the stage:
-    /// step `id` moved up from there ([`crate::cache::explain::Around::moved_from`]). Waits
-    /// for those steps' lookups, and keeps their answers for them (as [`Self::will_hit`]).
-    ///
-    /// [`KeyComponents::written`]: crate::cache::key::KeyComponents::written
-    pub fn held_later(&mut self, rt: &tokio::runtime::Runtime, id: StepId, written: &str) -> Option<usize> {
-        let mut later: Vec<StepId> = self.lookups.keys().filter(|i| i.step > id.step).copied().collect();
+    /// The places of the steps after `id` in the stage, in order.
+    pub fn places_after(&self, id: StepId) -> Vec<StepId> {
+        let mut later: Vec<StepId> = self.planned.keys().filter(|i| i.step > id.step).copied().collect();
         later.sort_by_key(|i| i.step);
-        for i in later {
-            let Some(h) = self.lookups.remove(&i) else { continue };
-            let reference = self.planned.get(&i).map(|p| p.key.clone()).unwrap_or_default();
-            let answer = rt
-                .block_on(h)
-                .unwrap_or_else(|e| Err(CacheError::Invalid { reference, reason: format!("lookup task failed: {e}") }));
-            let line = match &answer {
-                Ok(Lookup::Miss { previous: Previous::Entries(entries), .. }) => {
-                    entries.iter().find(|e| e.components.written.as_deref() == Some(written)).map(|e| e.components.line)
-                }
-                _ => None,
-            };
-            self.lookups.insert(i, rt.spawn(async move { answer }));
-            if line.is_some() {
-                return line;
+        later
+    }
+
+    /// What step `i`'s place held before this build, as its lookup found it ([`Held`]), for
+    /// telling where a step before it was in an earlier build
+    /// ([`crate::cache::explain::Around::moved_from`]). Waits for the lookup, and keeps its
+    /// answer for the step (as [`Self::will_hit`]).
+    pub fn held_at(&mut self, rt: &tokio::runtime::Runtime, i: StepId) -> Held {
+        let Some(h) = self.lookups.remove(&i) else { return Held::Unknown };
+        let reference = self.planned.get(&i).map(|p| p.key.clone()).unwrap_or_default();
+        let answer = rt
+            .block_on(h)
+            .unwrap_or_else(|e| Err(CacheError::Invalid { reference, reason: format!("lookup task failed: {e}") }));
+        let held = match &answer {
+            Ok(Lookup::Miss { previous: Previous::Entries(entries), .. }) => {
+                entries.first().map_or(Held::Empty, |e| Held::Entry(e.components.clone()))
             }
-        }
-        None
+            Ok(Lookup::Miss { previous: Previous::None, .. }) => Held::Empty,
+            _ => Held::Unknown,
+        };
+        self.lookups.insert(i, rt.spawn(async move { answer }));
+        held
+    }
+
+    /// How many steps from `id` on in the stage are the instruction `written`.
+    pub fn copies_from(&self, id: StepId, written: &str) -> usize {
+        self.planned
+            .iter()
+            .filter(|(i, p)| i.step >= id.step && p.components.written.as_deref() == Some(written))
+            .count()
     }
 
     /// Whether step `id`'s lookup finds an entry: waits for its answer and keeps it for the

@@ -1,27 +1,36 @@
 //! Where a step that missed was in an earlier build, when its place in the stage held another
 //! instruction: the steps' lookups find entries by place, so a step that moved up (two lines
-//! swapped, a line above it removed) finds another's entries there, and reads as inserted or
+//! swapped, lines above it removed) finds another's entries there, and reads as inserted or
 //! edited unless an entry of it is found at a later place
-//! ([`crate::cache::explain::Around::moved_from`]). Apart from `mod.rs`, which keeps the
-//! build's bookkeeping; this only reads.
+//! ([`crate::cache::explain::Around::moved_from`]). The stage as the last build ran it is read
+//! from its place on (the lookups of the steps after it, then the places past its end), so
+//! that a duplicate line inserted is not taken for the other copy moved, and every line
+//! removed is named. Apart from `mod.rs`, which keeps the build's bookkeeping; this only reads.
 
 use trowel_events::StepId;
 
+use super::keys::Held;
 use super::{LayerCache, PlannedStep, StageKeys};
-use crate::cache::explain::{Later, Previous, may_follow_removed, may_have_moved};
+use crate::cache::explain::{Later, Previous, Whence, may_follow_removed, may_have_moved, whence};
+use crate::cache::key::KeyComponents;
 use crate::engine::context::BuildContext;
 
-/// Most places past a stage's last step read for a step that may have moved up: removing more
-/// lines than that above the stage's last steps leaves the move unseen (an edit, said as one).
-const PAST_END: usize = 3;
+/// Most places past a stage's last step read for a step that may have moved up: each is one
+/// request, made only for a step whose place held another instruction. More lines removed
+/// than that above the stage's last steps leave it unknown whether the step moved up or was
+/// edited, and the explanation says neither ([`crate::cache::explain::Around::unsure`]).
+const PAST_END: usize = 16;
 
 impl LayerCache {
-    /// The line step `id`'s instruction was at in an earlier build, when it moved up since:
-    /// its place held a step after it (read from those steps' lookups), or held an instruction
-    /// no step of the stage is now (a line above it removed: read from those lookups, else
-    /// from the place past the stage's last step, one request that only this case costs, and
-    /// the next while each holds a removed line too, up to [`PAST_END`]).
-    /// None when a step before it missed in this build: that one is named as the cause.
+    /// Where step `id`'s instruction was in an earlier build, when it moved up since: its
+    /// place held a step after it (two lines swapped), or an instruction no step of the stage
+    /// is now (lines above it removed). Read from the stage as the last build ran it, from
+    /// this place on: the newest entry of each later place that the one before it chains to
+    /// (the lookups of the steps after it, then the places past the stage's end, one request
+    /// each, up to [`PAST_END`]). An insertion is no move: when the stage has more copies of
+    /// the instruction from this place on than that build had, one was inserted (the first to
+    /// miss is this one). Nothing when a step before it missed in this build: that one is
+    /// named as the cause.
     pub(crate) fn moved_from(
         &self,
         ctx: &BuildContext<'_>,
@@ -30,44 +39,77 @@ impl LayerCache {
         planned: &PlannedStep,
         previous: &Previous,
         later: &[Later],
-    ) -> Option<usize> {
+    ) -> Whence {
         let cur = &planned.components;
-        let written = cur.written.as_deref()?;
-        if may_have_moved(previous, cur, later) {
-            return keys.held_later(&ctx.rt, id, written);
-        }
-        let held = may_follow_removed(previous, cur, later)?;
-        if cur.chain.iter().any(|l| self.missed.contains_key(&l.key)) || keys.holds(held.written.as_deref()?) {
-            return None;
-        }
-        if let Some(line) = keys.held_later(&ctx.rt, id, written) {
-            return Some(line);
-        }
-        // Past the stage's end: one place, and the next only while each holds a line removed
-        // too (more lines removed than there are steps after this one). An edit in place finds
-        // the first empty, or holding another step of the stage.
-        let mut at = keys.end()?;
-        for _ in 0..PAST_END {
-            let entry = self.entry_at(ctx, at, planned)?;
-            if entry.written.as_deref() == Some(written) {
-                return Some(entry.line);
+        let Some(written) = cur.written.as_deref() else { return Whence::default() };
+        let swapped = may_have_moved(previous, cur, later);
+        let first = if swapped {
+            let Previous::Entries(e) = previous else { return Whence::default() };
+            let Some(first) = e.first() else { return Whence::default() };
+            &*first.components
+        } else {
+            let Some(held) = may_follow_removed(previous, cur, later) else { return Whence::default() };
+            if cur.chain.iter().any(|l| self.missed.contains_key(&l.key))
+                || held.written.as_deref().is_none_or(|w| keys.holds(w))
+            {
+                return Whence::default();
             }
-            if entry.written.as_deref().is_none_or(|w| keys.holds(w)) {
-                return None;
+            held
+        };
+        let copies = keys.copies_from(id, written);
+        let (old, whole) = self.held_from(ctx, keys, id, planned, first, written, copies > 1);
+        whence(&old, whole, written, copies, swapped, &|w| keys.holds(w))
+    }
+
+    /// The stage as the last build that ran step `id`'s place ran it, from that place (which
+    /// held `first`) on: each later place's newest entry while it chains from the one before
+    /// ([`continues`]: an entry a build of a longer stage left past where the last build's
+    /// stage ended does not). Stops at an empty place, at one holding an entry that does not
+    /// chain on, and once an entry of `written` is read unless `all` (its copies are counted).
+    /// Whether it was read to its end (false when all [`PAST_END`] places past the stage's end
+    /// read held it: it may go on).
+    #[allow(clippy::too_many_arguments)]
+    fn held_from(
+        &self,
+        ctx: &BuildContext<'_>,
+        keys: &mut StageKeys,
+        id: StepId,
+        planned: &PlannedStep,
+        first: &KeyComponents,
+        written: &str,
+        all: bool,
+    ) -> (Vec<KeyComponents>, bool) {
+        let mut old = vec![first.clone()];
+        let done =
+            |old: &[KeyComponents]| !all && old.len() > 1 && old.last().unwrap().written.as_deref() == Some(written);
+        for i in keys.places_after(id) {
+            match keys.held_at(&ctx.rt, i) {
+                Held::Entry(e) if continues(old.last().unwrap(), &e) => old.push(*e),
+                Held::Entry(_) | Held::Empty => return (old, true),
+                // A step not looked up: its place is passed over, the next chains all the same.
+                Held::Unknown => {}
+            }
+            if done(&old) {
+                return (old, true);
+            }
+        }
+        let Some(mut at) = keys.end() else { return (old, true) };
+        for _ in 0..PAST_END {
+            match self.entry_at(ctx, at, planned) {
+                Some(e) if continues(old.last().unwrap(), &e) => old.push(e),
+                _ => return (old, true),
+            }
+            if done(&old) {
+                return (old, true);
             }
             at.step += 1;
         }
-        None
+        (old, false)
     }
 
     /// What the pointer of place `at` names (no step of this build is looked up there): this
     /// machine's layer store's first for a step it serves, as that step's lookup reads it.
-    fn entry_at(
-        &self,
-        ctx: &BuildContext<'_>,
-        at: StepId,
-        planned: &PlannedStep,
-    ) -> Option<crate::cache::key::KeyComponents> {
+    fn entry_at(&self, ctx: &BuildContext<'_>, at: StepId, planned: &PlannedStep) -> Option<KeyComponents> {
         if planned.local
             && let Some(e) = self.local.as_ref().and_then(|l| l.pointer_entry(&self.local_pointer(at)))
         {
@@ -78,4 +120,15 @@ impl LayerCache {
         let e = ctx.until_stopped(self.remote.pointer_entry(&pointer, &ctx.store)).ok()?.ok()??;
         Some(*e.components)
     }
+}
+
+/// Whether entry `next`, at a later place than `prev`, was made in a stage that ran `prev`'s
+/// steps up to it: its chain (the steps before it, each by key) starts with `prev`'s, then
+/// `prev` itself when that chains; and it is further down. An entry a build of a longer stage
+/// left past where the last build's stage ended follows other steps.
+fn continues(prev: &KeyComponents, next: &KeyComponents) -> bool {
+    next.line > prev.line
+        && next.chain.len() >= prev.chain.len()
+        && prev.chain.iter().zip(&next.chain).all(|(a, b)| a.key == b.key)
+        && next.chain.get(prev.chain.len()).is_none_or(|l| l.line != prev.line || l.instruction == prev.instruction)
 }

@@ -76,11 +76,13 @@ impl StageRunner {
                 let later = self.keys.after(id);
                 // Looked for only when the step may have moved up: it waits for the lookups
                 // of the steps after it (and may read one place more).
-                let moved_from = cache.moved_from(ctx, &mut self.keys, id, planned, &previous, &later);
+                let whence = cache.moved_from(ctx, &mut self.keys, id, planned, &previous, &later);
                 let around = Around {
                     unkept: cache.unkept(ctx, self.index, planned, deferred),
                     later,
-                    moved_from,
+                    moved_from: whence.from,
+                    removed: whence.removed,
+                    unsure: whence.unsure,
                     base: match &ctx.plan.stages[self.index].base {
                         Base::Stage(p) => {
                             s.stages.get(*p).and_then(|b| b.final_key.as_deref()).and_then(|k| cache.missed_at(k))
