@@ -14,7 +14,15 @@ fn keep_all(_: &str) -> Filter {
 }
 
 fn opts(filter: &dyn Fn(&str) -> Filter) -> CopyOptions<'_> {
-    CopyOptions { owner: None, chmod: None, preserve_times: true, filter, overwrite_dirs: false, watch: None }
+    CopyOptions {
+        owner: None,
+        chmod: None,
+        preserve_times: true,
+        filter,
+        overwrite_dirs: false,
+        watch: None,
+        cancel: None,
+    }
 }
 
 /// A source tree in `root/ctx`.
@@ -67,6 +75,7 @@ fn chown_and_chmod_override() {
         filter: &keep_all,
         overwrite_dirs: false,
         watch: None,
+        cancel: None,
     };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     for p in ["app", "app/main", "app/lib", "app/lib/a.so"] {
@@ -93,6 +102,7 @@ fn a_symbolic_chmod_changes_each_entry_from_its_own_mode() {
         filter: &keep_all,
         overwrite_dirs: false,
         watch: None,
+        cancel: None,
     };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     // A directory and an executable get 0755, a plain file 0644; `=` drops the setuid bit, and
@@ -164,6 +174,7 @@ fn existing_directories_below_the_destination_take_the_source_metadata() {
         filter: &keep_all,
         overwrite_dirs: true,
         watch: None,
+        cancel: None,
     };
     copy_tree(&src, "/src/tree", &dst, "/top", &o).unwrap();
     copy_tree(&src, "/src/tree", &dst, "/", &o).unwrap();
