@@ -1,7 +1,8 @@
 //! A build stopped (SIGTERM) during the long file-system work of a COPY ends within a fraction of
 //! a second, as one stopped during a pull or a push does (`hardening_crash.rs`): while it hashes
 //! the context's files for the step's cache key, and while it copies them into the build root.
-//! Both used to run to their end first (the stop was looked at only at the next step), seconds
+//! And while a stage's planning waits for a copy-from record of the cache repository (a
+//! `COPY --from` of a stage that was all hits). Each used to run to its end first (the stop was looked at only at the next step), seconds
 //! or minutes for a big context, which a pod's grace period may not give. Either way the build
 //! fails as aborted, its roots are removed from the work dir, and nothing is pushed or cached.
 //!
@@ -9,13 +10,15 @@
 //! a sparse file costs no memory there, and a partial root of many files is removed at once.
 
 mod common;
+mod faults;
 mod hardening_support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{env, run, unique_repo};
+use common::{assert_ok, env, run, trowel, unique_repo};
+use faults::{Fault, FaultProxy};
 use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, sigterm_and_wait_within};
 
 /// How soon after SIGTERM a stopped build must be gone: far below what the work it was in
@@ -105,5 +108,49 @@ fn sigterm_while_a_copy_writes_the_root_ends_the_build_at_once() {
     let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-copy"));
     let mut b = Running::start(&ctx, &["--destination", &dest, "--work-dir", work.to_str().unwrap()]);
     wait_until_open(&mut b, &ctx.join("many"));
+    stop_and_check(b, &work, &dest);
+}
+
+/// SIGTERM while the planning of a `COPY --from` waits for its copy-from record (the builder
+/// stage all hits, so the record names its files; the registry holds the answer for 40 s) ends
+/// the build at once. The wait went through the runtime outside the build's stop.
+#[test]
+fn sigterm_while_a_copy_from_record_is_awaited_ends_the_build_at_once() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("sigterm-record");
+    let cache_repo = format!("{}/{repo}/cache", proxy.addr);
+    let scratch = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+    let ctx = scratch.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let df = format!(
+        "FROM {b} AS build\nRUN mkdir -p /out && echo same > /out/app\nFROM {b}\nCOPY --from=build /out /app\n",
+        b = env().busybox()
+    );
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+    // Every build in a fresh work dir with no cache dir: the first writes the record.
+    let first = scratch.path().join("first");
+    let o = run(trowel()
+        .args(["build", "--no-push", "--cache", "--cache-repo", &cache_repo, "--work-dir"])
+        .arg(&first)
+        .arg("--context")
+        .arg(&ctx));
+    assert_ok(&o);
+    assert!(
+        tags(&format!("{}/{repo}/cache", env().registry)).iter().any(|t| t.starts_with("copy-from-")),
+        "no record was written"
+    );
+
+    proxy.inject(
+        "GET",
+        &format!("/{repo}/cache/manifests/copy-from-"),
+        Fault::Hold { pause: Duration::from_secs(40) },
+        1,
+    );
+    let work = scratch.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let dest = format!("{}/{repo}:1", env().registry);
+    let args = ["--destination", &dest, "--cache", "--cache-repo", &cache_repo, "--work-dir", work.to_str().unwrap()];
+    let b = Running::start(&ctx, &args);
+    proxy.wait_applied(&format!("GET /v2/{repo}/cache/manifests/copy-from-"), Duration::from_secs(60));
     stop_and_check(b, &work, &dest);
 }
