@@ -452,3 +452,31 @@ fn rewalk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A big source is hashed with a look at the stop every MiB (not every read), and given up
+    /// at the first look after the stop; not stopped, its digest is the plain one.
+    #[test]
+    fn hashing_looks_at_the_stop_between_chunks() {
+        let data = || std::io::repeat(7).take(8 << 20);
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counted = looks.clone();
+        let never = Cancel::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            false
+        });
+        let d = digest_until_cancelled(&mut data(), "big", Some(&never)).unwrap();
+        assert_eq!(d, crate::digest::Digest::of(&vec![7u8; 8 << 20]));
+        assert_eq!(looks.load(Ordering::Relaxed), 8, "one look per MiB");
+        let now = Cancel::new(|| true);
+        let r = digest_until_cancelled(&mut data(), "big", Some(&now));
+        assert!(matches!(r, Err(StepError::Fs { source: FsError::Cancelled, .. })), "{r:?}");
+    }
+}
