@@ -14,7 +14,15 @@ fn keep_all(_: &str) -> Filter {
 }
 
 fn opts(filter: &dyn Fn(&str) -> Filter) -> CopyOptions<'_> {
-    CopyOptions { owner: None, chmod: None, preserve_times: true, filter, overwrite_dirs: false, watch: None }
+    CopyOptions {
+        owner: None,
+        chmod: None,
+        preserve_times: true,
+        filter,
+        overwrite_dirs: false,
+        watch: None,
+        cancel: None,
+    }
 }
 
 /// A source tree in `root/ctx`.
@@ -67,6 +75,7 @@ fn chown_and_chmod_override() {
         filter: &keep_all,
         overwrite_dirs: false,
         watch: None,
+        cancel: None,
     };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     for p in ["app", "app/main", "app/lib", "app/lib/a.so"] {
@@ -93,6 +102,7 @@ fn a_symbolic_chmod_changes_each_entry_from_its_own_mode() {
         filter: &keep_all,
         overwrite_dirs: false,
         watch: None,
+        cancel: None,
     };
     copy_tree(&src, "/src/app", &dst, "/app", &o).unwrap();
     // A directory and an executable get 0755, a plain file 0644; `=` drops the setuid bit, and
@@ -164,6 +174,7 @@ fn existing_directories_below_the_destination_take_the_source_metadata() {
         filter: &keep_all,
         overwrite_dirs: true,
         watch: None,
+        cancel: None,
     };
     copy_tree(&src, "/src/tree", &dst, "/top", &o).unwrap();
     copy_tree(&src, "/src/tree", &dst, "/", &o).unwrap();
@@ -279,4 +290,40 @@ fn a_shells_hard_link_is_kept_as_one() {
     let md = |p: &str| fs::metadata(root.host_path().join(p)).unwrap();
     assert_eq!(md("c").ino(), md("hard").ino());
     assert_eq!(fs::read(root.host_path().join("hard")).unwrap(), b"shared");
+}
+
+/// A `Cancel` that says to give up from its `after`-th look on, and counts the looks.
+fn cancel_after(after: usize) -> (trowel_engine::fs::Cancel, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let looks = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = looks.clone();
+    (trowel_engine::fs::Cancel::new(move || counted.fetch_add(1, Ordering::Relaxed) + 1 >= after), looks)
+}
+
+/// A stopped build's copy gives up between entries, and inside a big file between chunks of
+/// it (a COPY of a huge context file stopped at once, not after the whole file).
+#[test]
+fn a_cancelled_copy_gives_up_between_entries_and_between_chunks() {
+    use std::sync::atomic::Ordering;
+    let s = Scratch::new();
+    let src = source(&s);
+    let dst = s.other_root("root-dst");
+    // Never asked: every entry and every chunk looked at, nothing given up.
+    let (never, looks) = cancel_after(usize::MAX);
+    let o = CopyOptions { cancel: Some(&never), ..opts(&keep_all) };
+    copy_tree(&src, "src/app", &dst, "/all", &o).unwrap();
+    assert!(looks.load(Ordering::Relaxed) >= 9, "one look per entry at least: {looks:?}");
+    // Asked at once: nothing below the top is copied.
+    let (now, _) = cancel_after(1);
+    let o = CopyOptions { cancel: Some(&now), ..opts(&keep_all) };
+    assert!(matches!(copy_tree(&src, "src/app", &dst, "/none", &o), Err(FsError::Cancelled)));
+    assert!(!dst.host_path().join("none").exists());
+    // A 40 MiB file, asked after its first chunk: the copy stops part way through it.
+    let big = s.root_path().join("big");
+    fs::File::create(&big).unwrap().set_len(40 << 20).unwrap();
+    let (soon, _) = cancel_after(2);
+    let o = CopyOptions { cancel: Some(&soon), ..opts(&keep_all) };
+    assert!(matches!(copy_tree(&src, "/big", &dst, "/big", &o), Err(FsError::Cancelled)));
+    let copied = fs::metadata(dst.host_path().join("big")).unwrap().len();
+    assert!(copied > 0 && copied < 40 << 20, "{copied} bytes copied");
 }

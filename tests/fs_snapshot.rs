@@ -425,3 +425,32 @@ fn a_parallel_initial_scan_makes_the_same_index_as_one_walker() {
     assert!(summary(&c1).contains(&s("/d1/d0/d0/new", Added, FileType::File)));
     assert!(summary(&c1).contains(&s("/d2/d2/d2/d2/d2/a", Modified, FileType::File)));
 }
+
+/// A step's snapshot in a stopped build gives its walk up before the next entry, whole tree
+/// or subtrees; not stopped, it looks at the stop once per entry and reports the same changes.
+#[test]
+fn a_cancelled_snapshot_gives_up_its_walk() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use trowel_engine::fs::{Cancel, FsError};
+    let counting = |after: usize| {
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counted = looks.clone();
+        (Cancel::new(move || counted.fetch_add(1, Ordering::Relaxed) + 1 >= after), looks)
+    };
+    let (sc, mut snap) = setup(SnapshotMode::Redo);
+    for i in 0..50 {
+        fs::write(sc.root_path().join(format!("tree/n{i}")), b"n").unwrap();
+    }
+    let (now, _) = counting(1);
+    assert!(matches!(snap.snapshot_deferred(Some(&now)), Err(FsError::Cancelled)));
+    // The index went with the walk: the next snapshot walks everything again, all Added.
+    let (never, looks) = counting(usize::MAX);
+    let c = snap.snapshot_deferred(Some(&never)).unwrap();
+    assert_eq!(c.entries.iter().filter(|e| e.kind == Added).count(), 58, "{:?}", summary(&c));
+    assert!(looks.load(Ordering::Relaxed) >= 58, "one look per entry: {looks:?}");
+    fs::write(sc.root_path().join("tree/later"), b"l").unwrap();
+    let (soon, _) = counting(1);
+    let r = snap.snapshot_paths_deferred(&["/tree".to_string()], Some(&soon));
+    assert!(matches!(r, Err(FsError::Cancelled)), "{r:?}");
+}

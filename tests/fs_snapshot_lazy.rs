@@ -356,7 +356,7 @@ fn store() -> (tempfile::TempDir, BlobStore) {
 fn new_files_are_read_once_by_the_layer_writer_and_their_hashes_kept() {
     let (sc, mut snap) = plain_root();
     write_new(&sc.root_path());
-    let mut changes = snap.snapshot_deferred().unwrap();
+    let mut changes = snap.snapshot_deferred(None).unwrap();
     assert_eq!(changes.stats.bytes_hashed, 0, "the snapshot read no new file");
     assert_eq!(changes.entries.len(), 5, "{:?}", summary(&changes));
     let (_d, st) = store();
@@ -382,7 +382,7 @@ fn new_files_are_read_once_by_the_layer_writer_and_their_hashes_kept() {
 fn settling_without_a_layer_reads_the_files_itself() {
     let (sc, mut snap) = plain_root();
     write_new(&sc.root_path());
-    let changes = snap.snapshot_deferred().unwrap();
+    let changes = snap.snapshot_deferred(None).unwrap();
     snap.settle(&changes).unwrap();
     let (back, rewrite) = touch_and_rewrite(&sc, &mut snap);
     assert_eq!(summary(&back), vec![]);
@@ -394,7 +394,7 @@ fn a_file_left_unread_counts_as_changed_rather_than_be_missed() {
     // Not settled at all.
     let (sc, mut snap) = plain_root();
     write_new(&sc.root_path());
-    snap.snapshot_deferred().unwrap();
+    snap.snapshot_deferred(None).unwrap();
     let (back, _) = touch_and_rewrite(&sc, &mut snap);
     assert_eq!(
         summary(&back).into_iter().map(|c| c.0).collect::<Vec<_>>(),
@@ -406,7 +406,7 @@ fn a_file_left_unread_counts_as_changed_rather_than_be_missed() {
     // take its new content for the old one.
     let (sc, mut snap) = plain_root();
     write_new(&sc.root_path());
-    let changes = snap.snapshot_deferred().unwrap();
+    let changes = snap.snapshot_deferred(None).unwrap();
     let_the_clock_tick();
     let p = sc.root_path().join("app/one");
     fs::write(&p, "1112").unwrap();

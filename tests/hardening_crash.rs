@@ -10,59 +10,16 @@ mod common;
 mod faults;
 mod hardening_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_ok, env, run, trowel, unique_repo};
 use faults::{Fault, FaultProxy};
+use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, sigterm_and_wait};
 use hardening_support::{context, log};
 
 const HOLD: Fault = Fault::Hold { pause: Duration::from_secs(40) };
-
-/// A build started in the background, its log going to a file.
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn start<S: AsRef<std::ffi::OsStr>>(ctx: &Path, args: &[S]) -> Running {
-        let log = ctx.join("killed.log");
-        let f = std::fs::File::create(&log).unwrap();
-        let child = trowel()
-            .args(["build", "--context"])
-            .arg(ctx)
-            .args(args)
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        Running { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    #[track_caller]
-    fn wait_for_log(&mut self, needle: &str) {
-        let t0 = Instant::now();
-        while !self.log().contains(needle) {
-            assert!(self.child.try_wait().unwrap().is_none(), "the build ended early:\n{}", self.log());
-            assert!(t0.elapsed() < Duration::from_secs(60), "{needle:?} never appeared:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(mut self) -> String {
-        assert!(self.child.try_wait().unwrap().is_none(), "the build ended before it was killed:\n{}", self.log());
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-        self.log()
-    }
-}
 
 /// Processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<String> {
@@ -76,24 +33,6 @@ fn processes_with(marker: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// Mounts at or below `dir`.
-fn mounts_below(dir: &Path) -> Vec<String> {
-    let dir = dir.canonicalize().unwrap().display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
-        .map(str::to_string)
-        .collect()
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
 }
 
 /// The image is complete in the registry: skopeo copies every blob, verifying digests, and
@@ -110,12 +49,6 @@ fn assert_complete(reference: &str, digest_file: &Path) {
     ])));
     let digest = std::fs::read_to_string(digest_file).unwrap();
     assert_eq!(common::skopeo_inspect(reference)["Digest"].as_str().unwrap(), digest.trim());
-}
-
-#[track_caller]
-fn assert_no_tag(reference: &str) {
-    let o = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{reference}")]));
-    assert!(!o.status.success(), "{reference} is tagged after a killed push");
 }
 
 /// Tags of a repository on the real registry (none if it does not exist).
@@ -359,22 +292,6 @@ fn killed_warm_leaves_nothing_a_build_would_use() {
         .arg(ctx.path()));
     assert_ok(&o);
     assert!(log(&o).contains("in the local cache directory"), "{}", log(&o));
-}
-
-/// Sends SIGTERM to `child` and waits for it to end: within 5 s, where the stalled download or
-/// upload it was in would have held it for 40.
-#[track_caller]
-fn sigterm_and_wait(child: &mut Child, log: impl Fn() -> String) -> std::process::ExitStatus {
-    assert!(child.try_wait().unwrap().is_none(), "it ended before the signal:\n{}", log());
-    assert_ok(&run(Command::new("kill").args(["-TERM", &child.id().to_string()])));
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(5), "still running 5 s after SIGTERM:\n{}", log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The cache dir's temporaries under `dir`: partial blobs, entries not yet renamed.

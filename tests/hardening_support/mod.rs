@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 
 use crate::common::{self, assert_ok, run, sha256_hex};
 
+pub mod running;
+
 /// `busybox:1.35` of the test registry as an OCI layout on disk (fetched once per test binary).
 fn base_layout() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

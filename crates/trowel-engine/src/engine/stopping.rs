@@ -10,8 +10,12 @@
 //!   left unfinished is no stored blob (its partial file goes with it);
 //! - the downloads under way in the background are stopped by a watcher
 //!   ([`BuildContext::watch_stop`]), so a root unpacking from one fails at once;
-//! - an unpack, and the writing of a step's layer, look at the stop between entries and
-//!   between chunks of a file ([`crate::fs::Cancel`]).
+//! - an unpack, a COPY's copy into the root (`fs/copy.rs`), a step's snapshot walk and the
+//!   writing of its layer look at the stop between entries and between chunks of a file
+//!   ([`crate::fs::Cancel`]); so do the walk and hashing of a COPY's files for its cache key
+//!   (`steps/copy/keyfiles.rs`), whose key then is not made: the step's checkpoint, next,
+//!   ends the build. The wait for a copy-from record at planning goes through
+//!   [`BuildContext::until_stopped`].
 //!
 //! Never cut short: an image manifest on its way (a tag the registry may already have taken
 //! could not be unsaid; `publish.rs` asks before sending it) and the cache writes a build

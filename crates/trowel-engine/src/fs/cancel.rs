@@ -1,5 +1,6 @@
 //! Asking a long file-system operation to give up part way: a build stopped by a signal or by
-//! the debugger's quit while a big layer unpacks. The operation looks between entries and
+//! the debugger's quit while a big layer unpacks or is written, a COPY copies a big context
+//! into the root, or a step's snapshot walks a huge tree. The operation looks between entries and
 //! between chunks of a file's data, so it ends within a chunk's time, with
 //! [`FsError::Cancelled`](super::FsError::Cancelled), and leaves what it wrote for its caller
 //! to remove with the rest of the build root.

@@ -7,11 +7,11 @@
 //! engine's business: this is the primitive that copies `src_path` *as* `dst_path`.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FileType, FsError, NodeKind, Root, Stat, Timespec, path};
+use super::{Cancel, FileType, FsError, NodeKind, Root, Stat, Timespec, path};
 use crate::chmod::Chmod;
 
 /// How [`copy_tree`] copies.
@@ -33,13 +33,24 @@ pub struct CopyOptions<'a> {
     pub overwrite_dirs: bool,
     /// Told of every source entry the copy reads, and may refuse it (see [`Watch`]).
     pub watch: Option<&'a dyn Watch>,
+    /// Looked at before every entry and between chunks of a file's data: a stopped build gives
+    /// up a big copy there ([`FsError::Cancelled`]), leaving what it wrote to the caller.
+    pub cancel: Option<&'a Cancel>,
 }
 
 impl<'a> CopyOptions<'a> {
     /// A copy as exact as it can be made (owners, modes and times kept; existing directories
     /// keep their own metadata; nothing watched): trowel's own copies of trees it made.
     pub fn exact(filter: &'a dyn Fn(&str) -> Filter) -> CopyOptions<'a> {
-        CopyOptions { owner: None, chmod: None, preserve_times: true, filter, overwrite_dirs: false, watch: None }
+        CopyOptions {
+            owner: None,
+            chmod: None,
+            preserve_times: true,
+            filter,
+            overwrite_dirs: false,
+            watch: None,
+            cancel: None,
+        }
     }
 }
 
@@ -168,6 +179,10 @@ pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyS
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
 }
 
+/// How much of a file is copied between two looks at the stop: a big file given up within a
+/// few milliseconds, at a few syscalls' cost per chunk.
+const COPY_CHUNK: u64 = 8 << 20;
+
 struct Copier<'a> {
     src: &'a Root,
     dst: &'a Root,
@@ -180,7 +195,15 @@ struct Copier<'a> {
 }
 
 impl Copier<'_> {
+    fn cancelled(&self) -> Result<(), FsError> {
+        match self.opts.cancel {
+            Some(c) if c.requested() => Err(FsError::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
     fn entry(&mut self, sp: &str, dp: &str, st: &Stat, rel: &str) -> Result<(), FsError> {
+        self.cancelled()?;
         if let Some(w) = self.opts.watch {
             w.entry(sp, st)?;
         }
@@ -317,13 +340,21 @@ impl Copier<'_> {
             self.stats.hardlinks += 1;
             return Ok(());
         }
-        let (mut from, fst) = self.src.open_file_nofollow(sp)?;
+        let (from, fst) = self.src.open_file_nofollow(sp)?;
         let mode = self.opts.chmod.map_or(fst.mode, |c| c.apply(fst.mode, false));
         self.clear_nondir(dp)?;
         let mut to = self.dst.create_file(dp, mode)?;
-        // std::io::copy between two files uses copy_file_range: no user-space buffer at all.
-        let n = io::copy(&mut from, &mut to).map_err(|e| self.dst.io_err("copy into", dp, e))?;
-        self.stats.bytes += n;
+        // std::io::copy between two files (a `Take` of one too) uses copy_file_range: no
+        // user-space buffer at all. In chunks, to look at the stop between them.
+        loop {
+            let n =
+                io::copy(&mut (&from).take(COPY_CHUNK), &mut to).map_err(|e| self.dst.io_err("copy into", dp, e))?;
+            self.stats.bytes += n;
+            if n < COPY_CHUNK {
+                break;
+            }
+            self.cancelled()?;
+        }
         let (uid, gid) = self.opts.owner.unwrap_or((fst.uid, fst.gid));
         rustix::fs::fchown(&to, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
             .map_err(|e| self.dst.io_err("chown", dp, e))?;

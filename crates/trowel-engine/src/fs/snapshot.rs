@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::snapshot_index::{Node, Walker};
 use super::snapshot_lazy::FileRead;
-use super::{FileType, FsError, IgnoreList, Root, path};
+use super::{Cancel, FileType, FsError, IgnoreList, Root, path};
 use crate::digest::Digest;
 
 /// Most threads an initial scan walks on: a walk is system calls on one file system, which
@@ -368,20 +368,22 @@ impl Snapshotter {
     /// Walks the whole root and reports every change since the previous snapshot (or since
     /// [`Snapshotter::scan_initial`]; without one, everything is Added).
     pub fn snapshot(&mut self) -> Result<Changes, FsError> {
-        self.snapshot_impl(false)
+        self.snapshot_impl(false, None)
     }
 
     /// [`Snapshotter::snapshot`] for changes that go into a layer: the files it reports are
     /// not read here but by the layer writer; call [`Snapshotter::settle`] after writing it.
-    pub fn snapshot_deferred(&mut self) -> Result<Changes, FsError> {
-        self.snapshot_impl(true)
+    /// `cancel` is looked at before every entry: a build stopped while a step's huge tree is
+    /// walked gives the walk up ([`FsError::Cancelled`]; the index goes, as on any error).
+    pub fn snapshot_deferred(&mut self, cancel: Option<&Cancel>) -> Result<Changes, FsError> {
+        self.snapshot_impl(true, cancel)
     }
 
-    fn snapshot_impl(&mut self, defer: bool) -> Result<Changes, FsError> {
+    fn snapshot_impl(&mut self, defer: bool, cancel: Option<&Cancel>) -> Result<Changes, FsError> {
         let start = Instant::now();
         // Without a previous index everything is reported as Added.
         let old = self.index.take();
-        let mut w = self.walker(true, defer);
+        let mut w = self.walker(true, defer).cancel(cancel);
         let scanned = w.scan_root(old);
         let pending = std::mem::take(&mut w.pending);
         let changes = w.finish(start);
@@ -414,19 +416,24 @@ impl Snapshotter {
     /// are found only inside these subtrees. Ancestors of a path are compared too (a new
     /// parent directory makes the diff start there).
     pub fn snapshot_paths(&mut self, paths: &[String]) -> Result<Changes, FsError> {
-        self.snapshot_paths_impl(paths, false)
+        self.snapshot_paths_impl(paths, false, None)
     }
 
     /// [`Snapshotter::snapshot_paths`] leaving the files it reports to the layer writer, as
-    /// [`Snapshotter::snapshot_deferred`] does.
-    pub fn snapshot_paths_deferred(&mut self, paths: &[String]) -> Result<Changes, FsError> {
-        self.snapshot_paths_impl(paths, true)
+    /// [`Snapshotter::snapshot_deferred`] does, and given up as it is.
+    pub fn snapshot_paths_deferred(&mut self, paths: &[String], cancel: Option<&Cancel>) -> Result<Changes, FsError> {
+        self.snapshot_paths_impl(paths, true, cancel)
     }
 
-    fn snapshot_paths_impl(&mut self, paths: &[String], defer: bool) -> Result<Changes, FsError> {
+    fn snapshot_paths_impl(
+        &mut self,
+        paths: &[String],
+        defer: bool,
+        cancel: Option<&Cancel>,
+    ) -> Result<Changes, FsError> {
         let start = Instant::now();
         if self.index.is_none() {
-            return self.snapshot_impl(defer);
+            return self.snapshot_impl(defer, cancel);
         }
         let mut targets = Vec::new();
         for p in paths {
@@ -463,7 +470,7 @@ impl Snapshotter {
             }
         }
         let mut index = self.index.take().expect("checked above");
-        let mut w = self.walker(true, defer);
+        let mut w = self.walker(true, defer).cancel(cancel);
         for t in &kept {
             // On an error the index is left out: the next snapshot rescans.
             w.diff_path(&mut index, t)?;

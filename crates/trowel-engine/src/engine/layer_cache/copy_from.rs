@@ -9,6 +9,7 @@ use crate::cache::copy_from::Record;
 use crate::cache::key::FileEntry;
 use crate::cache::registry::{CacheError, RegistryCache};
 use crate::engine::context::BuildContext;
+use crate::engine::error::BuildError;
 
 /// A record write in flight.
 type Write = tokio::task::JoinHandle<Result<(), CacheError>>;
@@ -53,28 +54,30 @@ impl CopyFromRecords {
     }
 
     /// The files of `identity`: this build's, else the cache repository's record. A record
-    /// that cannot be read or used is said in a warning, and counts as absent.
-    pub fn find(&self, ctx: &BuildContext<'_>, identity: &str) -> Found {
+    /// that cannot be read or used is said in a warning, and counts as absent. The wait for the
+    /// registry is given up when the build is stopped ([`BuildError::Aborted`]), as every other
+    /// wait on it is: a slow registry holds no stopped build until the grace period's SIGKILL.
+    pub fn find(&self, ctx: &BuildContext<'_>, identity: &str) -> Result<Found, BuildError> {
         if let Some(files) = self.known(identity) {
-            return Found::Known(files);
+            return Ok(Found::Known(files));
         }
         let asked = self.asked.lock().expect("records lock").remove(identity);
         let found = match asked {
-            Some(h) => ctx.rt.block_on(h).unwrap_or_else(|e| {
+            Some(h) => ctx.until_stopped(h)?.unwrap_or_else(|e| {
                 Err(CacheError::Invalid { reference: identity.to_string(), reason: format!("read task failed: {e}") })
             }),
-            None => ctx.rt.block_on(self.remote.copy_from_record(identity, &ctx.store)),
+            None => ctx.until_stopped(self.remote.copy_from_record(identity, &ctx.store))?,
         };
         match found {
             Ok(Some(r)) => {
                 let files = Arc::new(r.files);
                 self.known.lock().expect("records lock").insert(identity.to_string(), files.clone());
-                Found::Known(files)
+                Ok(Found::Known(files))
             }
-            Ok(None) => Found::Absent,
+            Ok(None) => Ok(Found::Absent),
             Err(e) => {
                 ctx.emitter.warn(format!("copy-from record not used, the files are read instead: {e}"));
-                Found::Absent
+                Ok(Found::Absent)
             }
         }
     }

@@ -430,6 +430,7 @@ fn context_view(ctx: &BuildContext<'_>, source: &str) -> Result<PathBuf, StepErr
             filter: &f,
             overwrite_dirs: false,
             watch: None,
+            cancel: None,
         };
         copy_tree(&ctx.context, &key, &dst, &key, &opts)
             .map_err(|e| StepError::Fs { what: format!("copy {key} of the build context for a mount"), source: e })?;

@@ -134,9 +134,11 @@ impl StageRunner {
         let what = format!("snapshot after step {id}");
         // The layer writer reads the files these changes report; the snapshot leaves hashing
         // them to it (settled in `commit_changes`).
+        // A stopped build gives up the walk of a step's huge tree (the stop is the error).
+        let cancel = s.ctx.fs_cancel();
         let changes = match scope {
-            Scope::Full => root.snap.snapshot_deferred().map_err(BuildError::fs(what))?,
-            Scope::Paths(p) => root.snap.snapshot_paths_deferred(&p).map_err(BuildError::fs(what))?,
+            Scope::Full => root.snap.snapshot_deferred(cancel.as_ref()).map_err(s.ctx.fs_failed(what))?,
+            Scope::Paths(p) => root.snap.snapshot_paths_deferred(&p, cancel.as_ref()).map_err(s.ctx.fs_failed(what))?,
         };
         self.commit_changes(s, id, changes, created_by, None, true)
     }

@@ -103,6 +103,8 @@ pub(crate) struct Walker<'a> {
     /// A parallel initial scan this walker is one worker of (`parallel.rs`): the directories it
     /// meets near the top are handed to it instead of walked here.
     split: Option<&'a Split>,
+    /// Looked at before every entry (see [`Walker::cancel`]).
+    cancel: Option<&'a crate::fs::Cancel>,
 }
 
 /// Where a guided walk stands in the upper directory (see [`Walker::upper`]).
@@ -146,7 +148,15 @@ impl<'a> Walker<'a> {
             linked: None,
             multi_linked: Vec::new(),
             split: None,
+            cancel: None,
         }
+    }
+
+    /// A walk given up before its next entry ([`FsError::Cancelled`]) once `cancel` says so:
+    /// a step's snapshot of a tree of millions of files in a stopped build.
+    pub(crate) fn cancel(mut self, cancel: Option<&'a crate::fs::Cancel>) -> Walker<'a> {
+        self.cancel = cancel;
+        self
     }
 
     /// See the `upper` field. Everything a step did to such a root is in its upper directory:
@@ -358,6 +368,9 @@ impl<'a> Walker<'a> {
             parent: dir.to_string(),
             root: self.root.host_path().display().to_string(),
         })?;
+        if self.cancel.is_some_and(crate::fs::Cancel::requested) {
+            return Err(FsError::Cancelled);
+        }
         let p = path::join(dir, name_str);
         if self.ignore.is_ignored(&p) {
             return Ok(None);

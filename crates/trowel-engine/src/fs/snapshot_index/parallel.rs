@@ -91,6 +91,7 @@ impl<'a> Walker<'a> {
             linked: self.linked,
             multi_linked: Vec::new(),
             split: Some(split),
+            cancel: self.cancel,
         }
     }
 

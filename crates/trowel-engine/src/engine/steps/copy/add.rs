@@ -284,8 +284,15 @@ fn extract_as(
         ));
     }
     let all = |_: &str| Filter::Copy;
-    let opts =
-        CopyOptions { owner, chmod: None, preserve_times: true, filter: &all, overwrite_dirs: false, watch: None };
+    let opts = CopyOptions {
+        owner,
+        chmod: None,
+        preserve_times: true,
+        filter: &all,
+        overwrite_dirs: false,
+        watch: None,
+        cancel: None,
+    };
     copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     settle_dirs(&tmp_root, dst, &dirs, owner, &kept).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     let _ = std::fs::remove_dir_all(&scratch);

@@ -10,14 +10,15 @@ use trowel_events::StepId;
 
 use crate::cache::copy_from::{Part, Reading, identity};
 use crate::cache::key::FileEntry;
-use crate::digest::digest_reader;
 use crate::dockerfile::{ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
 use crate::engine::copy_source::Need;
 use crate::engine::error::StepError;
 use crate::engine::layer_cache::copy_from::{CopyFromRecords, Found};
 use crate::engine::stages::{BuiltStage, Stages};
-use crate::engine::steps::copy::keyfiles::{Links, Walked, excludes_of, hash_all, walk, walk_matches};
+use crate::engine::steps::copy::keyfiles::{
+    Links, Walked, digest_until_cancelled, excludes_of, hash_all, walk, walk_matches,
+};
 use crate::engine::steps::copy::{filter, is_url};
 use crate::fs::root::Root;
 
@@ -35,7 +36,7 @@ pub(crate) fn stage_files(
 ) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
     let Some(paths) = read_paths(c, is_add) else { return Ok(None) };
     let need = Need::Sources(paths.iter().map(|p| p.to_string()).collect());
-    let read = |root: &Root| files_in(root, c);
+    let read = |root: &Root| files_in(ctx, root, c);
     files_of(ctx, stages, records, p, (paths, &c.excludes, c.parents), need, step, &read)
 }
 
@@ -98,7 +99,7 @@ pub(crate) fn mount_files(
     // Named apart from a COPY's sources: a mount follows `source` through symlinks, wildcards
     // are no wildcards to it, and it shows the whole tree.
     let named = format!("mount {source}");
-    let read = |root: &Root| tree_in(root, source);
+    let read = |root: &Root| tree_in(ctx, root, source);
     files_of(ctx, stages, records, p, (vec![named.as_str()], &[], false), Need::Paths(vec![source.into()]), step, &read)
 }
 
@@ -124,7 +125,7 @@ fn files_of(
     if let Some(root) = stages.root_at_hand(p) {
         return Ok(Some(records.made(ctx, &id, read(root)?)));
     }
-    if let Found::Known(files) = records.find(ctx, &id) {
+    if let Found::Known(files) = records.find(ctx, &id)? {
         return Ok(Some(files));
     }
     let root = stages.stage_files(ctx, p, &need, step).map_err(|e| StepError::Invalid(e.to_string()))?;
@@ -150,9 +151,9 @@ fn parts<'a>(stages: &'a Stages, stage: &'a BuiltStage) -> Vec<Part<'a>> {
 
 /// The files `c` copies from `root`, sorted by path: each source expanded and walked as the
 /// copy expands and walks it (`--exclude` and `--parents` alike, no `.dockerignore`).
-pub(crate) fn files_in(root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, StepError> {
+pub(crate) fn files_in(ctx: &BuildContext<'_>, root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, StepError> {
     let excludes = excludes_of(c)?;
-    let mut w = Walked::default();
+    let mut w = Walked::stoppable(ctx);
     for s in &c.sources {
         if let ExpandedSource::Path(p) = s {
             walk_matches(root, p, None, c.parents, excludes.as_ref(), &mut w)?;
@@ -163,10 +164,10 @@ pub(crate) fn files_in(root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, 
 
 /// Every file under `source` in `root` (followed through symlinks, as a mount follows it),
 /// sorted by path, each path (and hard link's first path) below `source`: `""` is `source`.
-fn tree_in(root: &Root, source: &str) -> Result<Vec<FileEntry>, StepError> {
+fn tree_in(ctx: &BuildContext<'_>, root: &Root, source: &str) -> Result<Vec<FileEntry>, StepError> {
     let resolved = root.resolve(source).map_err(StepError::fs(source.to_string()))?;
     let rel = resolved.trim_start_matches('/');
-    let mut w = Walked::default();
+    let mut w = Walked::stoppable(ctx);
     walk(root, rel, "", &filter::for_dir(rel, None, None), &mut Links::new(), &mut w)?;
     let below = |p: &str| p.strip_prefix(rel).unwrap_or(p).trim_start_matches('/').to_string();
     let files = hashed(root, w)?;
@@ -178,11 +179,10 @@ fn tree_in(root: &Root, source: &str) -> Result<Vec<FileEntry>, StepError> {
 
 /// What `walk` found, each regular file's digest read from `root`, sorted by path.
 fn hashed(root: &Root, w: Walked) -> Result<Vec<FileEntry>, StepError> {
-    let Walked { mut files, pending, .. } = w;
+    let Walked { mut files, pending, cancel, .. } = w;
     hash_all(&mut files, &pending, &|p| {
         let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
-        let mut r = std::io::BufReader::new(f);
-        Ok(digest_reader(&mut r).map_err(StepError::io(format!("read {}", p.path)))?.0)
+        digest_until_cancelled(&mut std::io::BufReader::new(f), &p.path, cancel.as_ref())
     })?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup();

@@ -167,6 +167,7 @@ pub(crate) fn install(
         filter: &filter,
         overwrite_dirs: true,
         watch: None,
+        cancel: None,
     };
     copy_tree(&src, &source, dst, dest, &opts)
         .map_err(StepError::fs(format!("copy the git checkout {} into {dest}", short(&co.commit))))?;

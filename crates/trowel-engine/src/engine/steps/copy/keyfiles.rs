@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, HashMap};
 use trowel_events::StepId;
 
 use crate::cache::key::{FileEntry, UNHASHED_SOURCE};
-use crate::digest::digest_reader;
 use crate::dockerfile::gitref::is_git_source;
 use crate::dockerfile::{DockerIgnore, ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
@@ -29,7 +28,7 @@ use crate::engine::steps::copy::seen::Seen;
 use crate::engine::steps::copy::{add, filter, from_files, git, is_url, sources, stage_index};
 use crate::fs::copy::Filter;
 use crate::fs::root::Root;
-use crate::fs::{FileType, Stat};
+use crate::fs::{Cancel, FileType, FsError, Stat};
 
 pub(crate) struct KeyInputs {
     pub files: Vec<FileEntry>,
@@ -77,7 +76,7 @@ pub(crate) fn key_inputs(
     let excludes = excludes_of(c)?;
     let root = &ctx.context;
     let ignore = Some(&ctx.dockerignore);
-    let mut w = Walked::default();
+    let mut w = Walked::stoppable(ctx);
     for s in &c.sources {
         match s {
             ExpandedSource::Heredoc { .. } => {}
@@ -104,7 +103,7 @@ pub(crate) fn key_inputs(
             ExpandedSource::Path(p) => walk_matches(root, p, ignore, c.parents, excludes.as_ref(), &mut w)?,
         }
     }
-    let Walked { mut files, pending, seen } = w;
+    let Walked { mut files, pending, seen, .. } = w;
     hash_pending(ctx, &mut files, pending)?;
     for f in &mut files {
         (f.uid, f.gid) = (0, 0);
@@ -159,12 +158,12 @@ pub(crate) fn context_tree(ctx: &BuildContext<'_>, rel: &str) -> Result<(Vec<Fil
     // A mount follows a symlinked source inside the context, as the mount itself does.
     let resolved = ctx.context.resolve(rel).map_err(StepError::fs(rel.to_string()))?;
     let rel = resolved.trim_start_matches('/');
-    let mut w = Walked::default();
+    let mut w = Walked::stoppable(ctx);
     let f = filter::for_dir(rel, None, Some(&ctx.dockerignore));
     // The mount shows the context's hard links within the source (the context itself, or a
     // `copy_tree` of the source when a `.dockerignore` filters it): grouped as COPY groups them.
     walk(&ctx.context, rel, "", &f, &mut Links::new(), &mut w)?;
-    let Walked { mut files, pending, seen } = w;
+    let Walked { mut files, pending, seen, .. } = w;
     hash_pending(ctx, &mut files, pending)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((files, seen))
@@ -177,6 +176,59 @@ pub(super) struct Walked {
     pub files: Vec<FileEntry>,
     pub pending: Vec<Pending>,
     pub seen: Seen,
+    /// Looked at before each entry: a stopped build gives up a walk of a huge tree.
+    pub cancel: Option<Cancel>,
+}
+
+impl Walked {
+    /// A walk that gives up when the build is stopped.
+    pub(super) fn stoppable(ctx: &BuildContext<'_>) -> Walked {
+        Walked { cancel: ctx.fs_cancel(), ..Walked::default() }
+    }
+
+    fn cancelled(&self, path: &str) -> Result<(), StepError> {
+        cancelled(self.cancel.as_ref(), path)
+    }
+}
+
+/// [`FsError::Cancelled`] for `path` once `cancel` says to give up: a key that is not made
+/// fails its step's planning, and the step's checkpoint then ends the build as aborted.
+fn cancelled(cancel: Option<&Cancel>, path: &str) -> Result<(), StepError> {
+    match cancel {
+        Some(c) if c.requested() => Err(StepError::fs(path)(FsError::Cancelled)),
+        _ => Ok(()),
+    }
+}
+
+/// How much of a file is hashed between two looks at the stop: a big source given up within a
+/// millisecond or so, at one atomic load per MiB.
+const CANCEL_CHUNK: usize = 1 << 20;
+
+/// The SHA-256 of what `r` reads (`path` names it in errors), given up between chunks once
+/// `cancel` says so.
+pub(super) fn digest_until_cancelled(
+    r: &mut impl std::io::Read,
+    path: &str,
+    cancel: Option<&Cancel>,
+) -> Result<crate::digest::Digest, StepError> {
+    let mut h = crate::digest::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut since_look = 0;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StepError::io(format!("read {path}"))(e)),
+        };
+        h.update(&buf[..n]);
+        since_look += n;
+        if since_look >= CANCEL_CHUNK {
+            since_look = 0;
+            cancelled(cancel, path)?;
+        }
+    }
+    Ok(h.finish())
 }
 
 /// A regular file whose content digest `walk` left for [`hash_pending`]: `files[at]`.
@@ -201,8 +253,10 @@ const HASH_THREADS: usize = 4;
 /// before and after its content is read. Otherwise it changed since `walk` saw it, and the
 /// step fails (`StepError::ContextChanged`) rather than keep a digest of other bytes under it.
 fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pending>) -> Result<(), StepError> {
+    let cancel = ctx.fs_cancel();
     let hash = |p: &Pending| {
         let root = &ctx.context;
+        cancelled(cancel.as_ref(), &p.path)?;
         ctx.context_digest(&p.path, &p.st, || {
             let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
             let same = |f: &std::fs::File| -> Result<bool, StepError> {
@@ -213,7 +267,7 @@ fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pe
                 return Err(StepError::context_changed(&p.path, "changed while the step's cache key was made"));
             }
             let mut r = std::io::BufReader::new(f);
-            let digest = digest_reader(&mut r).map_err(StepError::io(format!("read {}", p.path)))?.0;
+            let digest = digest_until_cancelled(&mut r, &p.path, cancel.as_ref())?;
             if !same(r.get_ref())? {
                 return Err(StepError::context_changed(&p.path, "changed while its digest was computed"));
             }
@@ -318,6 +372,7 @@ pub(super) fn walk(
     if decision == Filter::Skip {
         return Ok(());
     }
+    w.cancelled(&path)?;
     // A recorded path's xattrs are keyed too: read through the same open of its parent.
     let found = if decision == Filter::Copy {
         root.lstat_xattrs(&path).map_err(StepError::fs(path.clone()))?
@@ -396,4 +451,32 @@ fn rewalk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A big source is hashed with a look at the stop every MiB (not every read), and given up
+    /// at the first look after the stop; not stopped, its digest is the plain one.
+    #[test]
+    fn hashing_looks_at_the_stop_between_chunks() {
+        let data = || std::io::repeat(7).take(8 << 20);
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counted = looks.clone();
+        let never = Cancel::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            false
+        });
+        let d = digest_until_cancelled(&mut data(), "big", Some(&never)).unwrap();
+        assert_eq!(d, crate::digest::Digest::of(&vec![7u8; 8 << 20]));
+        assert_eq!(looks.load(Ordering::Relaxed), 8, "one look per MiB");
+        let now = Cancel::new(|| true);
+        let r = digest_until_cancelled(&mut data(), "big", Some(&now));
+        assert!(matches!(r, Err(StepError::Fs { source: FsError::Cancelled, .. })), "{r:?}");
+    }
 }

@@ -105,6 +105,7 @@ impl FileStep for Copy {
         };
         // The context files must be those the step's key was made from (`seen.rs`).
         let checker = seen.filter(|_| is_context).map(seen::Seen::checker);
+        let cancel = ctx.fs_cancel();
 
         // Expand every source into concrete paths first, so "several sources" is known.
         let mut items: Vec<sources::Item> = Vec::new();
@@ -265,10 +266,21 @@ impl FileStep for Copy {
                         }
                     }
                     let watch = checker.as_ref().map(|c| c as &dyn crate::fs::copy::Watch);
-                    let opts =
-                        CopyOptions { owner, chmod, preserve_times: true, filter: &excl, overwrite_dirs: true, watch };
-                    copy_tree(src_root, &rel, dst, &target, &opts)
-                        .map_err(|e| at.fail(StepError::copy(format!("copy {rel} to {target}"))(e)))?;
+                    let cancel = cancel.as_ref();
+                    let opts = CopyOptions {
+                        owner,
+                        chmod,
+                        preserve_times: true,
+                        filter: &excl,
+                        overwrite_dirs: true,
+                        watch,
+                        cancel,
+                    };
+                    copy_tree(src_root, &rel, dst, &target, &opts).map_err(|e| match (e, ctx.aborted()) {
+                        // Given up for a stop: the build ends as aborted, its root removed.
+                        (crate::fs::FsError::Cancelled, Some(stopped)) => stopped,
+                        (e, _) => at.fail(StepError::copy(format!("copy {rel} to {target}"))(e)),
+                    })?;
                     written.push(scope);
                 }
             }

@@ -1,0 +1,113 @@
+//! A build run in the background and stopped, for the `hardening_*` tests of signals and kills:
+//! its log in a file, SIGTERM sent and the exit awaited within a bound, and what a stopped build
+//! must not leave (a mount, a root in the work dir, a tag).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{assert_ok, run, trowel};
+
+/// A build started in the background, its log going to a file.
+pub struct Running {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Running {
+    pub fn start<S: AsRef<std::ffi::OsStr>>(ctx: &Path, args: &[S]) -> Running {
+        let log = ctx.join("killed.log");
+        let f = std::fs::File::create(&log).unwrap();
+        let child = trowel()
+            .args(["build", "--context"])
+            .arg(ctx)
+            .args(args)
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Running { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn wait_for_log(&mut self, needle: &str) {
+        let t0 = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(self.child.try_wait().unwrap().is_none(), "the build ended early:\n{}", self.log());
+            assert!(t0.elapsed() < Duration::from_secs(60), "{needle:?} never appeared:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(mut self) -> String {
+        assert!(self.child.try_wait().unwrap().is_none(), "the build ended before it was killed:\n{}", self.log());
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        self.log()
+    }
+}
+
+/// A test that fails half way leaves no build running on (hashing or copying gigabytes).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Mounts at or below `dir`.
+pub fn mounts_below(dir: &Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[track_caller]
+pub fn assert_no_tag(reference: &str) {
+    let o = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{reference}")]));
+    assert!(!o.status.success(), "{reference} is tagged after a killed push");
+}
+
+/// Sends SIGTERM to `child` and waits for it to end: within 5 s, where the stalled download or
+/// upload it was in would have held it for 40.
+#[track_caller]
+pub fn sigterm_and_wait(child: &mut Child, log: impl Fn() -> String) -> std::process::ExitStatus {
+    sigterm_and_wait_within(child, log, Duration::from_secs(5))
+}
+
+/// [`sigterm_and_wait`] with another bound on the wait.
+#[track_caller]
+pub fn sigterm_and_wait_within(
+    child: &mut Child,
+    log: impl Fn() -> String,
+    bound: Duration,
+) -> std::process::ExitStatus {
+    assert!(child.try_wait().unwrap().is_none(), "it ended before the signal:\n{}", log());
+    assert_ok(&run(Command::new("kill").args(["-TERM", &child.id().to_string()])));
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(t0.elapsed() < bound, "still running {bound:?} after SIGTERM:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
