@@ -1,11 +1,14 @@
 //! Which step of build A is which step of build B.
 //!
-//! Steps are paired within the same stage (by index): first a step at the same line with the
-//! same instruction; then, for lines that moved (a line added or removed above), a step with
-//! the same instruction text at another line; then a step at the same line with the same
-//! keyword whose text changed (its key then says "instruction changed: A → B"). What is left is
-//! in one build only. Pairing the same text before the same line keeps one inserted line from
-//! shifting every later step onto the wrong partner.
+//! Steps are paired within the same stage (by index): first the longest run of steps both
+//! builds have in the same order, by instruction text, as a diff pairs lines (at the same line,
+//! or at another when lines were added or removed above); then, for lines that moved past
+//! others, a step with the same instruction text elsewhere; then a step at the same line with
+//! the same keyword whose text changed (its key then says "instruction changed: A → B"). What
+//! is left is in one build only. Pairing by text before by line keeps one inserted line from
+//! shifting every later step onto the wrong partner; pairing in order first keeps a copy of a
+//! line inserted where the stage already had that line from being taken for the other copy
+//! moved (A `u a u`, B `u u a u`: B's second `u` is the new one, and B's last is A's last).
 
 use trowel_events::StepId;
 use trowel_events::state::{BuildState, StepView};
@@ -70,11 +73,16 @@ type Pass = dyn Fn(&StepView, &StepView) -> Option<Matched>;
 fn pair_stage(stage: usize, sa: &[&StepView], sb: &[&StepView]) -> Vec<Pair> {
     let mut of_b: Vec<Option<(usize, Matched)>> = vec![None; sb.len()];
     let mut used = vec![false; sa.len()];
-    let passes: [&Pass; 3] = [
-        &|x, y| (x.line == y.line && x.source == y.source).then_some(Matched::ByLine),
-        &|x, y| (x.source == y.source).then_some(Matched::ByText { from: x.line, to: y.line }),
-        &|x, y| (x.line == y.line && x.keyword == y.keyword).then_some(Matched::ByLine),
-    ];
+    for (i, j) in in_order(sa, sb) {
+        let (x, y) = (sa[i], sb[j]);
+        used[i] = true;
+        of_b[j] =
+            Some((i, if x.line == y.line { Matched::ByLine } else { Matched::ByText { from: x.line, to: y.line } }));
+    }
+    let passes: [&Pass; 2] =
+        [&|x, y| (x.source == y.source).then_some(Matched::ByText { from: x.line, to: y.line }), &|x, y| {
+            (x.line == y.line && x.keyword == y.keyword).then_some(Matched::ByLine)
+        }];
     for pass in passes {
         for (j, y) in sb.iter().enumerate() {
             if of_b[j].is_some() {
@@ -109,6 +117,37 @@ fn pair_stage(stage: usize, sa: &[&StepView], sb: &[&StepView]) -> Vec<Pair> {
     for k in 0..sa.len() {
         if !used[k] && !emitted[k] {
             out.push(only_a(k));
+        }
+    }
+    out
+}
+
+/// The longest sequence of steps, by instruction text, that both stages have in the same
+/// order (`(index in sa, index in sb)` pairs). Read from the front, a step is paired with the
+/// other stage's step at the front whenever their texts are the same (always part of a longest
+/// sequence), so of two copies of a line the earlier one stays paired with the earlier.
+fn in_order(sa: &[&StepView], sb: &[&StepView]) -> Vec<(usize, usize)> {
+    let (n, m) = (sa.len(), sb.len());
+    // longest[i][j]: the longest common sequence of sa[i..] and sb[j..].
+    let mut longest = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            longest[i][j] = if sa[i].source == sb[j].source {
+                longest[i + 1][j + 1] + 1
+            } else {
+                longest[i + 1][j].max(longest[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n && j < m {
+        if sa[i].source == sb[j].source {
+            out.push((i, j));
+            (i, j) = (i + 1, j + 1);
+        } else if longest[i + 1][j] >= longest[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
         }
     }
     out
@@ -210,5 +249,37 @@ mod tests {
             Matched::ByText { from: 2, to: 3 }.words().unwrap(),
             "matched by instruction text: line 2 in A is line 3 in B"
         );
+    }
+
+    /// A copy of a line inserted where the stage already has that line: the new copy is B's
+    /// alone, the old copies keep their partners (before, B's new `RUN echo u` at line 3 was
+    /// paired with A's copy at line 4, as if it had moved up, and B's copy at line 5 was said
+    /// to be B's alone).
+    #[test]
+    fn an_inserted_copy_of_a_duplicate_line_is_the_new_one() {
+        let a = state(&[(1, "FROM busybox"), (2, "RUN echo u"), (3, "RUN echo a"), (4, "RUN echo u")]);
+        let b =
+            state(&[(1, "FROM busybox"), (2, "RUN echo u"), (3, "RUN echo u"), (4, "RUN echo a"), (5, "RUN echo u")]);
+        assert_eq!(
+            shape(&pair(&a, &b)),
+            vec![
+                (Some(0), Some(0), Matched::ByLine),
+                (Some(1), Some(1), Matched::ByLine),
+                (None, Some(2), Matched::OnlyB),
+                (Some(2), Some(3), Matched::ByText { from: 3, to: 4 }),
+                (Some(3), Some(4), Matched::ByText { from: 4, to: 5 })
+            ]
+        );
+    }
+
+    /// Two lines swapped: one stays in order, the other is paired by its text out of order.
+    #[test]
+    fn swapped_lines_pair_by_text() {
+        let a = state(&[(1, "FROM busybox"), (2, "RUN echo a"), (3, "RUN echo b")]);
+        let b = state(&[(1, "FROM busybox"), (2, "RUN echo b"), (3, "RUN echo a")]);
+        let paired = shape(&pair(&a, &b));
+        assert_eq!(paired.len(), 3, "{paired:?}");
+        assert!(paired.contains(&(Some(1), Some(2), Matched::ByText { from: 2, to: 3 })), "{paired:?}");
+        assert!(paired.contains(&(Some(2), Some(1), Matched::ByText { from: 3, to: 2 })), "{paired:?}");
     }
 }
