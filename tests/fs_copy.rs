@@ -14,15 +14,7 @@ fn keep_all(_: &str) -> Filter {
 }
 
 fn opts(filter: &dyn Fn(&str) -> Filter) -> CopyOptions<'_> {
-    CopyOptions {
-        owner: None,
-        chmod: None,
-        preserve_times: true,
-        filter,
-        overwrite_dirs: false,
-        watch: None,
-        cancel: None,
-    }
+    CopyOptions::exact(filter)
 }
 
 /// A source tree in `root/ctx`.

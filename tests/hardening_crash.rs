@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_ok, env, run, trowel, unique_repo};
 use faults::{Fault, FaultProxy};
-use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, sigterm_and_wait};
+use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, sigterm_and_wait, tags};
 use hardening_support::{context, log};
 
 const HOLD: Fault = Fault::Hold { pause: Duration::from_secs(40) };
@@ -49,16 +49,6 @@ fn assert_complete(reference: &str, digest_file: &Path) {
     ])));
     let digest = std::fs::read_to_string(digest_file).unwrap();
     assert_eq!(common::skopeo_inspect(reference)["Digest"].as_str().unwrap(), digest.trim());
-}
-
-/// Tags of a repository on the real registry (none if it does not exist).
-fn tags(repo: &str) -> Vec<String> {
-    let o = run(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")]));
-    if !o.status.success() {
-        return Vec::new();
-    }
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
 }
 
 #[test]

@@ -14,12 +14,11 @@ mod faults;
 mod hardening_support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{assert_ok, env, run, trowel, unique_repo};
 use faults::{Fault, FaultProxy};
-use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, sigterm_and_wait_within};
+use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, sigterm_and_wait_within, tags};
 
 /// How soon after SIGTERM a stopped build must be gone: far below what the work it was in
 /// takes uncut (at least 8 s in both tests on a 2-core machine), with room for a busy one.
@@ -41,16 +40,6 @@ fn wait_until_open(b: &mut Running, dir: &Path) {
         assert!(t0.elapsed() < Duration::from_secs(60), "{} was never opened:\n{}", dir.display(), b.log());
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Tags of a repository on the test registry (none if it does not exist).
-fn tags(repo: &str) -> Vec<String> {
-    let o = run(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")]));
-    if !o.status.success() {
-        return Vec::new();
-    }
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
 }
 
 /// Signals `b` once it is under way and checks it ended as a stopped build must.

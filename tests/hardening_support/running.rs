@@ -62,6 +62,16 @@ impl Drop for Running {
     }
 }
 
+/// Tags of a repository on the test registry (none if it does not exist).
+pub fn tags(repo: &str) -> Vec<String> {
+    let o = run(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")]));
+    if !o.status.success() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+}
+
 /// Mounts at or below `dir`.
 pub fn mounts_below(dir: &Path) -> Vec<String> {
     let dir = dir.canonicalize().unwrap().display().to_string();

@@ -6,15 +6,15 @@
 use super::*;
 use crate::cache::key::{ChainLink, FileEntry, LinkInputs};
 
-fn comps(instr: &str, line: usize) -> KeyComponents {
+pub(super) fn comps(instr: &str, line: usize) -> KeyComponents {
     KeyComponents { line, written: Some(format!("w:{instr}")), ..super::tests::comps(instr) }
 }
 
-fn entries(c: KeyComponents) -> Previous {
+pub(super) fn entries(c: KeyComponents) -> Previous {
     Previous::Entries(vec![Earlier { key: "e".into(), components: Box::new(c), created: None }])
 }
 
-fn later(c: &KeyComponents) -> Later {
+pub(super) fn later(c: &KeyComponents) -> Later {
     Later { line: c.line, instruction: c.instruction.clone(), written: c.written.clone() }
 }
 

@@ -4,19 +4,8 @@
 //! read no move, insertion or edit is claimed. Apart from `explain_cause_tests.rs` to keep
 //! each file readable.
 
+use super::cause_tests::{comps, entries, later};
 use super::*;
-
-fn comps(instr: &str, line: usize) -> KeyComponents {
-    KeyComponents { line, written: Some(format!("w:{instr}")), ..super::tests::comps(instr) }
-}
-
-fn entries(c: KeyComponents) -> Previous {
-    Previous::Entries(vec![Earlier { key: "e".into(), components: Box::new(c), created: None }])
-}
-
-fn later(c: &KeyComponents) -> Later {
-    Later { line: c.line, instruction: c.instruction.clone(), written: c.written.clone() }
-}
 
 const U: &str = "RUN echo u >> /log";
 
