@@ -423,6 +423,9 @@ fn context_view(ctx: &BuildContext<'_>, source: &str) -> Result<PathBuf, StepErr
         .is_some()
     {
         let f = filter::for_dir(&rel, None, Some(&ctx.dockerignore));
+        // A big context takes as long to copy as a COPY of it: a stop gives the copy up (the
+        // part made goes with the build's scratch dir; nothing is memoized) and is the abort.
+        let cancel = ctx.fs_cancel();
         let opts = CopyOptions {
             owner: None,
             chmod: None,
@@ -430,10 +433,10 @@ fn context_view(ctx: &BuildContext<'_>, source: &str) -> Result<PathBuf, StepErr
             filter: &f,
             overwrite_dirs: false,
             watch: None,
-            cancel: None,
+            cancel: cancel.as_ref(),
         };
         copy_tree(&ctx.context, &key, &dst, &key, &opts)
-            .map_err(|e| StepError::Fs { what: format!("copy {key} of the build context for a mount"), source: e })?;
+            .map_err(ctx.step_fs_failed(format!("copy {key} of the build context for a mount")))?;
     }
     copies.insert(key, dir.clone());
     Ok(dir)
