@@ -2,12 +2,13 @@
 //! a second, as one stopped during a pull or a push does (`hardening_crash.rs`): while it hashes
 //! the context's files for the step's cache key, and while it copies them into the build root.
 //! The same for a step's other long copies: the copy of the context a `RUN --mount=type=bind`
-//! makes, an ADD's unpack of a local archive and its copy into the root (these are the step's
-//! errors: a stop there used to end the build as the step's failure, not as aborted).
-//! And while a stage's planning waits for a copy-from record of the cache repository (a
-//! `COPY --from` of a stage that was all hits). Each used to run to its end first (the stop was looked at only at the next step), seconds
-//! or minutes for a big context, which a pod's grace period may not give. Either way the build
-//! fails as aborted, its roots are removed from the work dir, and nothing is pushed or cached.
+//! makes, the seeding of a cache mount from another stage, an ADD's unpack of a local archive
+//! and its copy into the root (these are the step's errors: a stop there used to end the build
+//! as the step's failure, not as aborted). And while a stage's planning waits for a copy-from
+//! record of the cache repository (a `COPY --from` of a stage that was all hits). Each used to
+//! run to its end first (the stop was looked at only at the next step), seconds or minutes for
+//! a big context, which a pod's grace period may not give. Either way the build fails as
+//! aborted, its roots are removed from the work dir, and nothing is pushed or cached.
 //!
 //! The contexts and work dirs are on the tests' scratch space (a tmpfs under `scripts/test.sh`):
 //! a sparse file costs no memory there, and a partial root of many files is removed at once.
@@ -156,6 +157,41 @@ fn sigterm_while_a_run_mounts_copy_of_the_context_is_made_ends_the_build_at_once
         })
     });
     stop_and_check(b, &work, &dest);
+}
+
+/// SIGTERM while a cache mount is seeded from another stage's 200,000 files (its first use; the
+/// copy takes about 7 s uncut here) ends the build between two files, and leaves no half-made
+/// cache in the mount cache dir, which outlives the build.
+#[test]
+fn sigterm_while_a_cache_mount_is_seeded_ends_the_build_at_once() {
+    let scratch = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+    let (ctx, work, caches) = (scratch.path().join("ctx"), scratch.path().join("work"), scratch.path().join("caches"));
+    many_small_files(&ctx.join("many"), 200);
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&caches).unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "killed.log\n").unwrap();
+    let df = format!(
+        "FROM {b} AS build\nCOPY many /many\nFROM {b}\nRUN --mount=type=cache,target=/c,from=build,source=/many true\n",
+        b = env().busybox()
+    );
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-cache-seed"));
+    let cache_flag = format!("--mount-cache-dir={}", caches.display());
+    let mut b = Running::start(&ctx, &["--destination", &dest, "--work-dir", work.to_str().unwrap(), &cache_flag]);
+    // The seed is copied into `.new-*` in the cache's directory, then renamed.
+    let caches_abs = caches.canonicalize().unwrap();
+    wait_until_open_where(&mut b, "the cache's seed", |t| {
+        t.strip_prefix(&caches_abs).is_ok_and(|r| r.to_string_lossy().contains("/.new-"))
+    });
+    stop_and_check(b, &work, &dest);
+    let half_made: Vec<_> = walkdir::WalkDir::new(&caches)
+        .max_depth(3)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".new-"))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert_eq!(half_made, Vec::<String>::new(), "a half-seeded cache was left");
 }
 
 /// A build that ADDs a local tar archive of 200,000 files to `/unpacked/` (the step takes about

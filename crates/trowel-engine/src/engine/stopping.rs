@@ -17,7 +17,9 @@
 //!   ends the build. The wait for a copy-from record at planning goes through
 //!   [`BuildContext::until_stopped`].
 //! - the same look at the stop in a step's other long copies: the filtered copy of the context
-//!   a `RUN --mount=type=bind` makes (`mounts/prepare.rs`), an ADD's archive unpacked and
+//!   a `RUN --mount=type=bind` makes, the seeding of a cache mount from a stage's files and the
+//!   copy made for a writable bind mount where no overlay can be had (`mounts/prepare.rs`;
+//!   a seed given up leaves nothing in the cache dir), an ADD's archive unpacked and
 //!   copied from its scratch root (`steps/copy/add.rs`), a git checkout copied into the root
 //!   (`steps/copy/git.rs`). Their errors are the step's, so a copy given up is carried as
 //!   [`StepError::Build`] of the abort ([`BuildContext::step_fs_failed`]), which
@@ -27,10 +29,9 @@
 //!   touched when applied to a root, the indexing of a deferred step's files.
 //!
 //! A look is one atomic load per entry or chunk, none at all in a build given no stop
-//! ([`BuildContext::fs_cancel`] is then `None`). Left uncut, each only reachable with a person at the debugger: the walks of a
-//! debugger shell's changes (`stage/debug_shell.rs`) and of what a failed attempt left before
-//! a retry (`stage/retry.rs`). Also left: the seeding of a cache mount from a stage's files and
-//! the copy made for a writable bind mount where no overlay can be had (`copy_as`).
+//! ([`BuildContext::fs_cancel`] is then `None`). Left uncut, each reached only with a person
+//! at the debugger: the walks of a debugger shell's changes (`stage/debug_shell.rs`) and of
+//! what a failed attempt left before a retry (`stage/retry.rs`).
 //!
 //! Never cut short: an image manifest on its way (a tag the registry may already have taken
 //! could not be unsaid; `publish.rs` asks before sending it) and the cache writes a build
