@@ -319,3 +319,22 @@ fn a_cancelled_copy_gives_up_between_entries_and_between_chunks() {
     let copied = fs::metadata(dst.host_path().join("big")).unwrap().len();
     assert!(copied > 0 && copied < 40 << 20, "{copied} bytes copied");
 }
+
+/// A host path copied whole (a cache mount seeded from a stage, a writable mount's copy) gives
+/// up as `copy_tree` does, and says so in its io::Error.
+#[test]
+fn a_cancelled_copy_as_says_it_was_given_up() {
+    use trowel_engine::fs::copy::{copy_as_cancellable, is_cancelled};
+    let s = Scratch::new();
+    source(&s);
+    let from = s.root_path().join("src/app");
+    let (now, _) = cancel_after(1);
+    let e = copy_as_cancellable(&from, &s.root_path().join("none"), Some(&now)).unwrap_err();
+    assert!(is_cancelled(&e), "{e}");
+    assert!(!s.root_path().join("none").exists());
+    let (never, _) = cancel_after(usize::MAX);
+    copy_as_cancellable(&from, &s.root_path().join("all"), Some(&never)).unwrap();
+    assert!(s.root_path().join("all").is_dir());
+    let missing = copy_as_cancellable(&s.root_path().join("missing"), &s.root_path().join("x"), None).unwrap_err();
+    assert!(!is_cancelled(&missing), "{missing}");
+}

@@ -454,3 +454,22 @@ fn a_cancelled_snapshot_gives_up_its_walk() {
     let r = snap.snapshot_paths_deferred(&["/tree".to_string()], Some(&soon));
     assert!(matches!(r, Err(FsError::Cancelled)), "{r:?}");
 }
+
+/// The walks that put no layer of their own (a `--link` step's root, what a layer laid over a
+/// root touched) are given up as a step's are, and report the same changes when not stopped.
+#[test]
+fn a_cancelled_plain_snapshot_gives_up_its_walk() {
+    use trowel_engine::fs::{Cancel, FsError};
+    let (sc, mut snap) = setup(SnapshotMode::Redo);
+    let stopped = Cancel::new(|| true);
+    let running = Cancel::new(|| false);
+    fs::write(sc.root_path().join("tree/a-new"), b"n").unwrap();
+    assert!(matches!(snap.snapshot_cancellable(Some(&stopped)), Err(FsError::Cancelled)));
+    let c = snap.snapshot_cancellable(Some(&running)).unwrap();
+    assert!(summary(&c).contains(&s("/tree/a-new", Added, FileType::File)), "{:?}", summary(&c));
+    fs::write(sc.root_path().join("tree/later"), b"l").unwrap();
+    let r = snap.snapshot_paths_cancellable(&["/tree".to_string()], Some(&stopped));
+    assert!(matches!(r, Err(FsError::Cancelled)), "{r:?}");
+    let c = snap.snapshot_paths_cancellable(&["/tree".to_string()], None).unwrap();
+    assert!(summary(&c).contains(&s("/tree/later", Added, FileType::File)), "{:?}", summary(&c));
+}

@@ -16,6 +16,22 @@
 //!   (`steps/copy/keyfiles.rs`), whose key then is not made: the step's checkpoint, next,
 //!   ends the build. The wait for a copy-from record at planning goes through
 //!   [`BuildContext::until_stopped`].
+//! - the same look at the stop in a step's other long copies: the filtered copy of the context
+//!   a `RUN --mount=type=bind` makes, the seeding of a cache mount from a stage's files and the
+//!   copy made for a writable bind mount where no overlay can be had (`mounts/prepare.rs`;
+//!   a seed given up leaves nothing in the cache dir), an ADD's archive unpacked and
+//!   copied from its scratch root (`steps/copy/add.rs`), a git checkout copied into the root
+//!   (`steps/copy/git.rs`). Their errors are the step's, so a copy given up is carried as
+//!   [`StepError::Build`] of the abort ([`BuildContext::step_fs_failed`]), which
+//!   [`StepAt::fail`](crate::engine::steps::StepAt::fail) hands on as the build's error.
+//! - and in the snapshot walks of a plain build that put no step's layer of their own: a
+//!   `--link` step's root and what its layer touched laid over the stage, what a cached layer
+//!   touched when applied to a root, the indexing of a deferred step's files.
+//!
+//! A look is one atomic load per entry or chunk, none at all in a build given no stop
+//! ([`BuildContext::fs_cancel`] is then `None`). Left uncut, each reached only with a person
+//! at the debugger: the walks of a debugger shell's changes (`stage/debug_shell.rs`) and of
+//! what a failed attempt left before a retry (`stage/retry.rs`).
 //!
 //! Never cut short: an image manifest on its way (a tag the registry may already have taken
 //! could not be unsaid; `publish.rs` asks before sending it) and the cache writes a build
@@ -24,7 +40,7 @@
 use std::future::Future;
 
 use crate::engine::context::BuildContext;
-use crate::engine::error::BuildError;
+use crate::engine::error::{BuildError, StepError};
 use crate::fs::{Cancel, FsError};
 
 impl BuildContext<'_> {
@@ -52,6 +68,18 @@ impl BuildContext<'_> {
         move |e| match (e, self.aborted()) {
             (FsError::Cancelled, Some(stopped)) => stopped,
             (e, _) => BuildError::fs(what)(e),
+        }
+    }
+
+    /// [`StepError::fs`] for a step's own file work (a mount's context copy, an ADD's archive
+    /// or git checkout copied into the root), but a copy given up for a stop is the stop,
+    /// carried as [`StepError::Build`] so that [`StepAt::fail`](crate::engine::steps::StepAt::fail)
+    /// hands it on as the build's abort rather than as the step's failure.
+    pub(crate) fn step_fs_failed(&self, what: impl Into<String>) -> impl FnOnce(FsError) -> StepError + '_ {
+        let what = what.into();
+        move |e| match (e, self.aborted()) {
+            (FsError::Cancelled, Some(stopped)) => StepError::Build(Box::new(stopped)),
+            (e, _) => StepError::fs(what)(e),
         }
     }
 

@@ -167,6 +167,16 @@ pub fn copy_tree_linking(
 /// Copies the host path `src` (a directory, file or symlink) as `dst`, everything kept (owner,
 /// mode, times, xattrs): `copy_tree` between the two parent directories.
 pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyStats> {
+    copy_as_cancellable(src, dst, None)
+}
+
+/// [`copy_as`] given up when `cancel` asks, as [`copy_tree`] is: the error then holds
+/// [`FsError::Cancelled`] (see [`is_cancelled`]).
+pub fn copy_as_cancellable(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    cancel: Option<&Cancel>,
+) -> io::Result<CopyStats> {
     let split = |p: &std::path::Path| -> io::Result<(Root, String)> {
         let parent = p.parent().ok_or_else(|| io::Error::other(format!("{} has no parent", p.display())))?;
         let name = p.file_name().ok_or_else(|| io::Error::other(format!("{} has no name", p.display())))?;
@@ -175,8 +185,13 @@ pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyS
     let (src_root, src_name) = split(src)?;
     let (dst_root, dst_name) = split(dst)?;
     let all = |_: &str| Filter::Copy;
-    let opts = CopyOptions::exact(&all);
+    let opts = CopyOptions { cancel, ..CopyOptions::exact(&all) };
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
+}
+
+/// Whether an error of [`copy_as_cancellable`] is its giving up.
+pub fn is_cancelled(e: &io::Error) -> bool {
+    e.get_ref().and_then(|i| i.downcast_ref::<FsError>()).is_some_and(|e| matches!(e, FsError::Cancelled))
 }
 
 /// How much of a file is copied between two looks at the stop: a big file given up within a

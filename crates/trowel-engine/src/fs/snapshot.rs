@@ -371,6 +371,13 @@ impl Snapshotter {
         self.snapshot_impl(false, None)
     }
 
+    /// [`Snapshotter::snapshot`] given up when `cancel` asks, as
+    /// [`Snapshotter::snapshot_deferred`] is: for the walks a build makes of a tree it cannot
+    /// tell the size of (a `--link` step's root).
+    pub fn snapshot_cancellable(&mut self, cancel: Option<&Cancel>) -> Result<Changes, FsError> {
+        self.snapshot_impl(false, cancel)
+    }
+
     /// [`Snapshotter::snapshot`] for changes that go into a layer: the files it reports are
     /// not read here but by the layer writer; call [`Snapshotter::settle`] after writing it.
     /// `cancel` is looked at before every entry: a build stopped while a step's huge tree is
@@ -417,6 +424,16 @@ impl Snapshotter {
     /// parent directory makes the diff start there).
     pub fn snapshot_paths(&mut self, paths: &[String]) -> Result<Changes, FsError> {
         self.snapshot_paths_impl(paths, false, None)
+    }
+
+    /// [`Snapshotter::snapshot_paths`] given up when `cancel` asks (the index goes, as on any
+    /// error): for what a layer laid over a root touched, as long to walk as the layer is big.
+    pub fn snapshot_paths_cancellable(
+        &mut self,
+        paths: &[String],
+        cancel: Option<&Cancel>,
+    ) -> Result<Changes, FsError> {
+        self.snapshot_paths_impl(paths, false, cancel)
     }
 
     /// [`Snapshotter::snapshot_paths`] leaving the files it reports to the layer writer, as

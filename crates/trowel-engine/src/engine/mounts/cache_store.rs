@@ -129,7 +129,12 @@ impl CacheStore {
         }
         let tmp = cache.join(format!(".new-{n}-{}", std::process::id()));
         crate::fs::remove::remove_tree(&tmp)?;
-        seed(&tmp)?;
+        // A seed that failed or was given up for a stop leaves no half-made directory in a
+        // cache dir that outlives the build.
+        if let Err(e) = seed(&tmp) {
+            let _ = crate::fs::remove::remove_tree(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, &dir)
     }
 }

@@ -31,7 +31,7 @@ use crate::engine::mounts::ssh::{KeyAgent, Proxy};
 use crate::engine::mounts::{From, SshAgent, SshSource, StepMounts, What};
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::filter;
-use crate::fs::copy::{CopyOptions, copy_as, copy_tree};
+use crate::fs::copy::{CopyOptions, copy_as_cancellable, copy_tree, is_cancelled};
 use crate::fs::root::Root;
 use crate::sandbox::{HostUse, Isolation, Mount, MountSource};
 
@@ -191,6 +191,16 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
     move |source| StepError::Io { what, source }
 }
 
+/// [`io`] for a copy a stop gives up ([`copy_as_cancellable`]): given up, it is the stop,
+/// carried as [`StepError::Build`] so that the step hands it on as the build's abort.
+fn io_or_stop<'c>(ctx: &'c BuildContext<'_>, what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError + 'c {
+    let what = what.into();
+    move |source| match ctx.aborted().filter(|_| is_cancelled(&source)) {
+        Some(stopped) => StepError::Build(Box::new(stopped)),
+        None => StepError::Io { what, source },
+    }
+}
+
 /// Prepares `mounts` for a run in `isolation`; `roots` must hold every stage and image they
 /// read ([`MountRoots::gather`]).
 pub(crate) fn prepare(
@@ -244,9 +254,12 @@ pub(crate) fn prepare(
                     None if has_info => format!("mkdir {mode:o} {uid} {gid}"),
                     None => String::new(),
                 };
+                // A stage's big tree seeds a cache as long as it takes to copy: a stop gives
+                // the copy up (the cache store removes what it made) and is the abort.
+                let cancel = ctx.fs_cancel();
                 let seed = |dir: &Path| -> std::io::Result<()> {
                     match &seed_from {
-                        Some((src, _)) => copy_as(src, dir).map(drop),
+                        Some((src, _)) => copy_as_cancellable(src, dir, cancel.as_ref()).map(drop),
                         None => empty_dir(dir, mode, uid, gid),
                     }
                 };
@@ -261,7 +274,7 @@ pub(crate) fn prepare(
                         );
                         ctx.emitter.warn(why);
                     })
-                    .map_err(io(format!("cache mount {id} in {}", svc.store.dir().display())))?;
+                    .map_err(io_or_stop(ctx, format!("cache mount {id} in {}", svc.store.dir().display())))?;
                 if let Some(w) = lease.waited {
                     p.notes.push(format!("cache mount {id}: waited {:.1}s for another build", w.as_secs_f64()));
                 }
@@ -423,6 +436,9 @@ fn context_view(ctx: &BuildContext<'_>, source: &str) -> Result<PathBuf, StepErr
         .is_some()
     {
         let f = filter::for_dir(&rel, None, Some(&ctx.dockerignore));
+        // A big context takes as long to copy as a COPY of it: a stop gives the copy up (the
+        // part made goes with the build's scratch dir; nothing is memoized) and is the abort.
+        let cancel = ctx.fs_cancel();
         let opts = CopyOptions {
             owner: None,
             chmod: None,
@@ -430,10 +446,10 @@ fn context_view(ctx: &BuildContext<'_>, source: &str) -> Result<PathBuf, StepErr
             filter: &f,
             overwrite_dirs: false,
             watch: None,
-            cancel: None,
+            cancel: cancel.as_ref(),
         };
         copy_tree(&ctx.context, &key, &dst, &key, &opts)
-            .map_err(|e| StepError::Fs { what: format!("copy {key} of the build context for a mount"), source: e })?;
+            .map_err(ctx.step_fs_failed(format!("copy {key} of the build context for a mount")))?;
     }
     copies.insert(key, dir.clone());
     Ok(dir)
@@ -455,7 +471,11 @@ fn writable_view(ctx: &BuildContext<'_>, host: &Path, scratch: &Path) -> Result<
     }
     let name = host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
     let copy = scratch.join(name);
-    copy_as(host, &copy).map(drop).map_err(io(format!("copy {} for a writable mount", host.display())))?;
+    // Made where no overlay can be had: as long as a copy of the context, and given up as it is.
+    let cancel = ctx.fs_cancel();
+    copy_as_cancellable(host, &copy, cancel.as_ref())
+        .map(drop)
+        .map_err(io_or_stop(ctx, format!("copy {} for a writable mount", host.display())))?;
     Ok(MountSource::Host { path: copy, usage: HostUse::Consume })
 }
 

@@ -151,7 +151,12 @@ impl StageRunner {
                 let stats = ctx.unpack_verified(root.snap.root(), &layer, &opts, "apply cached")?;
                 // What the layer changed, as a snapshot sees it; this also brings the index up
                 // to date.
-                let mut changes = root.snap.snapshot_paths(&stats.touched).map_err(BuildError::fs(what))?;
+                // As long to walk as the layer is big: a stop gives it up.
+                let cancel = ctx.fs_cancel();
+                let mut changes = root
+                    .snap
+                    .snapshot_paths_cancellable(&stats.touched, cancel.as_ref())
+                    .map_err(ctx.fs_failed(what))?;
                 if let Some(cap) = s.contents.as_deref_mut() {
                     // Old digests from the layers below, new ones from the root.
                     let before =

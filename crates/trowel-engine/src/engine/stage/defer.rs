@@ -303,11 +303,16 @@ fn run_into(
         let source = Source::Context { root: &ctx.context, ignore: &ctx.dockerignore };
         let seen = d.seen.as_deref();
         let changed = copy.run(FileCx { ctx, at: &at, config: &mut config, root, source, mounts: None, seen })?;
-        let index_err = |e| BuildError::fs(format!("index what the deferred step {} wrote", d.id))(e);
+        let index_err = |e| ctx.fs_failed(format!("index what the deferred step {} wrote", d.id))(e);
+        // Each walk is as long as what the step or a layer wrote: a stop gives it up.
+        let cancel = ctx.fs_cancel();
+        let cancel = cancel.as_ref();
         if index {
             match changed {
-                Changed::Files(Scope::Paths(p)) => drop(root.snap.snapshot_paths(&p).map_err(index_err)?),
-                Changed::Files(Scope::Full) => drop(root.snap.snapshot().map_err(index_err)?),
+                Changed::Files(Scope::Paths(p)) => {
+                    drop(root.snap.snapshot_paths_cancellable(&p, cancel).map_err(index_err)?)
+                }
+                Changed::Files(Scope::Full) => drop(root.snap.snapshot_cancellable(cancel).map_err(index_err)?),
                 Changed::Nothing => {}
             }
         }
@@ -317,7 +322,7 @@ fn run_into(
         for l in above {
             let stats = ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
             if index {
-                root.snap.snapshot_paths(&stats.touched).map_err(index_err)?;
+                root.snap.snapshot_paths_cancellable(&stats.touched, cancel).map_err(index_err)?;
             }
         }
         // The step said it did not run when its turn came; it did now, in `step`'s time.

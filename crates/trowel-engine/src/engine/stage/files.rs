@@ -161,12 +161,13 @@ fn parent_root(s: &mut Shared<'_, '_>, stage: usize, layers: &[StageLayer]) -> R
         _ => ctx.unpack_options(),
     };
     ctx.fetch_blobs(above)?;
+    let cancel = ctx.fs_cancel();
     for l in above {
         let stats = ctx.unpack_verified(root.snap.root(), l, &opts, "apply cached")?;
-        // The next snapshot must hold only its step's changes.
+        // The next snapshot must hold only its step's changes; a stop gives the walk up.
         root.snap
-            .snapshot_paths(&stats.touched)
-            .map_err(BuildError::fs(format!("apply cached layer {}", l.descriptor.digest)))?;
+            .snapshot_paths_cancellable(&stats.touched, cancel.as_ref())
+            .map_err(ctx.fs_failed(format!("apply cached layer {}", l.descriptor.digest)))?;
     }
     Ok(Some(root))
 }

@@ -49,9 +49,13 @@ impl StageRunner {
                 return Ok(StepOutcome::metadata());
             };
             let what = format!("snapshot after step {}", at.id);
+            // The step's own root, as big as what it copied: a stop gives its walk up.
+            let cancel = ctx.fs_cancel();
             let mut changes = match scope {
-                Scope::Full => empty.snap.snapshot().map_err(BuildError::fs(what))?,
-                Scope::Paths(p) => empty.snap.snapshot_paths(&p).map_err(BuildError::fs(what))?,
+                Scope::Full => empty.snap.snapshot_cancellable(cancel.as_ref()).map_err(ctx.fs_failed(what))?,
+                Scope::Paths(p) => {
+                    empty.snap.snapshot_paths_cancellable(&p, cancel.as_ref()).map_err(ctx.fs_failed(what))?
+                }
             };
             // The root directory itself is the stage's, never the step's.
             changes.entries.retain(|c| c.path != "/");
@@ -115,7 +119,8 @@ impl StageRunner {
                 // What laying it over changed, as a snapshot sees it (this also brings the
                 // index up to date for the steps after it).
                 let what = format!("snapshot after step {id}");
-                Some(root.snap.snapshot_paths(&stats.touched).map_err(BuildError::fs(what))?)
+                let touched = root.snap.snapshot_paths_cancellable(&stats.touched, cancel.as_ref());
+                Some(touched.map_err(ctx.fs_failed(what))?)
             }
             None => None,
         };

@@ -41,7 +41,12 @@ pub(crate) struct StepAt<'a> {
 impl StepAt<'_> {
     /// A step error at this instruction.
     pub fn fail(&self, source: impl Into<StepError>) -> BuildError {
-        let mut source = source.into();
+        // A step given up for a stop (its copy cancelled, a root it needed not unpacked) did
+        // not fail: the build was aborted, and says so.
+        let mut source = match source.into() {
+            StepError::Build(b) if b.is_aborted() => return *b,
+            source => source,
+        };
         // The location names the instruction's first line; this error names it whole.
         if let StepError::ContextChanged { instruction, .. } = &mut source
             && self.instruction.source.trim() != self.loc.instruction.trim()

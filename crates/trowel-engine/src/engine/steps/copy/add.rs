@@ -270,7 +270,7 @@ fn extract_as(
     let scratch = ctx.scratch_dir("add-extract")?;
     let tmp_root = Root::open(&scratch).map_err(StepError::fs("open the extraction directory"))?;
     let opts = UnpackOptions { archive_names: true, ..ctx.unpack_options() };
-    let stats = unpack_layer(&tmp_root, reader, &opts).map_err(StepError::fs(format!("extract {label}")))?;
+    let stats = unpack_layer(&tmp_root, reader, &opts).map_err(ctx.step_fs_failed(format!("extract {label}")))?;
     dst.mkdir_all(dest, 0o755, Some(owner.unwrap_or((0, 0)))).map_err(StepError::fs(format!("create {dest}")))?;
     let dirs =
         archive_dirs(&tmp_root, dst, dest, &stats.implied_dirs).map_err(StepError::fs(format!("extract {label}")))?;
@@ -284,6 +284,9 @@ fn extract_as(
         ));
     }
     let all = |_: &str| Filter::Copy;
+    // An archive of many files takes as long to copy over as to unpack: a stop gives either up
+    // (the scratch root goes with the build's work dir) and is the build's abort.
+    let cancel = ctx.fs_cancel();
     let opts = CopyOptions {
         owner,
         chmod: None,
@@ -291,9 +294,9 @@ fn extract_as(
         filter: &all,
         overwrite_dirs: false,
         watch: None,
-        cancel: None,
+        cancel: cancel.as_ref(),
     };
-    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
+    copy_tree(&tmp_root, "/", dst, dest, &opts).map_err(ctx.step_fs_failed(format!("extract {label} into {dest}")))?;
     settle_dirs(&tmp_root, dst, &dirs, owner, &kept).map_err(StepError::fs(format!("extract {label} into {dest}")))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())

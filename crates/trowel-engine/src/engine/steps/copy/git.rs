@@ -143,6 +143,7 @@ pub(crate) fn key_source(req: &Request, co: &Checkout) -> (String, String) {
 /// Copies the checkout's tree (or subdir) into `dest` in `dst`. Returns nothing: the caller
 /// knows the snapshot scope (`dest`).
 pub(crate) fn install(
+    ctx: &BuildContext<'_>,
     dst: &Root,
     co: &Checkout,
     dest: &str,
@@ -160,6 +161,9 @@ pub(crate) fn install(
         excludes.map_or(Filter::Copy, |x| super::filter::excluded(x, rel))
     };
     let source = if top { "/".to_string() } else { format!("/{}", co.source) };
+    // A big repository's tree is as long to copy as a big context: a stop gives it up and is
+    // the build's abort.
+    let cancel = ctx.fs_cancel();
     let opts = CopyOptions {
         owner: Some(owner),
         chmod,
@@ -167,10 +171,10 @@ pub(crate) fn install(
         filter: &filter,
         overwrite_dirs: true,
         watch: None,
-        cancel: None,
+        cancel: cancel.as_ref(),
     };
     copy_tree(&src, &source, dst, dest, &opts)
-        .map_err(StepError::fs(format!("copy the git checkout {} into {dest}", short(&co.commit))))?;
+        .map_err(ctx.step_fs_failed(format!("copy the git checkout {} into {dest}", short(&co.commit))))?;
     Ok(())
 }
 

@@ -189,7 +189,7 @@ impl FileStep for Copy {
                     let req = git::request(&src, c).map_err(|e| at.fail(e))?;
                     let co = git::checkout(ctx, &req).map_err(|e| at.fail(e))?;
                     let scope = scope_path(dst, &dest).map_err(|e| at.invalid(e))?;
-                    git::install(dst, &co, &dest, owner.unwrap_or((0, 0)), chmod, excludes.as_ref())
+                    git::install(ctx, dst, &co, &dest, owner.unwrap_or((0, 0)), chmod, excludes.as_ref())
                         .map_err(|e| at.fail(e))?;
                     written.push(scope);
                 }
