@@ -18,6 +18,7 @@ mod faults;
 mod hardening_support;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{assert_ok, env, run, trowel, unique_repo};
