@@ -324,7 +324,8 @@ fn a_cancelled_copy_gives_up_between_entries_and_between_chunks() {
 /// up as `copy_tree` does, and says so in its io::Error.
 #[test]
 fn a_cancelled_copy_as_says_it_was_given_up() {
-    use trowel_engine::fs::copy::{copy_as_cancellable, is_cancelled};
+    use trowel_engine::fs::cancel::is_cancelled;
+    use trowel_engine::fs::copy::copy_as_cancellable;
     let s = Scratch::new();
     source(&s);
     let from = s.root_path().join("src/app");

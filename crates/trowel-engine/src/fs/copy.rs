@@ -171,7 +171,7 @@ pub fn copy_as(src: &std::path::Path, dst: &std::path::Path) -> io::Result<CopyS
 }
 
 /// [`copy_as`] given up when `cancel` asks, as [`copy_tree`] is: the error then holds
-/// [`FsError::Cancelled`] (see [`is_cancelled`]).
+/// [`FsError::Cancelled`] (see [`super::cancel::is_cancelled`]).
 pub fn copy_as_cancellable(
     src: &std::path::Path,
     dst: &std::path::Path,
@@ -187,11 +187,6 @@ pub fn copy_as_cancellable(
     let all = |_: &str| Filter::Copy;
     let opts = CopyOptions { cancel, ..CopyOptions::exact(&all) };
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
-}
-
-/// Whether an error of [`copy_as_cancellable`] is its giving up.
-pub fn is_cancelled(e: &io::Error) -> bool {
-    e.get_ref().and_then(|i| i.downcast_ref::<FsError>()).is_some_and(|e| matches!(e, FsError::Cancelled))
 }
 
 /// How much of a file is copied between two looks at the stop: a big file given up within a
@@ -211,10 +206,7 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     fn cancelled(&self) -> Result<(), FsError> {
-        match self.opts.cancel {
-            Some(c) if c.requested() => Err(FsError::Cancelled),
-            _ => Ok(()),
-        }
+        Cancel::check(self.opts.cancel)
     }
 
     fn entry(&mut self, sp: &str, dp: &str, st: &Stat, rel: &str) -> Result<(), FsError> {

@@ -233,10 +233,7 @@ impl LayerWriter<'_> {
     }
 
     fn cancelled(&self) -> Result<(), FsError> {
-        match self.cancel {
-            Some(c) if c.requested() => Err(FsError::Cancelled),
-            _ => Ok(()),
-        }
+        super::Cancel::check(self.cancel)
     }
 
     fn change(&mut self, changes: &mut Changes, i: usize) -> Result<(), FsError> {

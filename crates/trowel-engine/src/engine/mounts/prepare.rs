@@ -31,7 +31,8 @@ use crate::engine::mounts::ssh::{KeyAgent, Proxy};
 use crate::engine::mounts::{From, SshAgent, SshSource, StepMounts, What};
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::filter;
-use crate::fs::copy::{CopyOptions, copy_as_cancellable, copy_tree, is_cancelled};
+use crate::fs::cancel::is_cancelled;
+use crate::fs::copy::{CopyOptions, copy_as_cancellable, copy_tree};
 use crate::fs::root::Root;
 use crate::sandbox::{HostUse, Isolation, Mount, MountSource};
 

@@ -368,9 +368,7 @@ impl<'a> Walker<'a> {
             parent: dir.to_string(),
             root: self.root.host_path().display().to_string(),
         })?;
-        if self.cancel.is_some_and(crate::fs::Cancel::requested) {
-            return Err(FsError::Cancelled);
-        }
+        crate::fs::Cancel::check(self.cancel)?;
         let p = path::join(dir, name_str);
         if self.ignore.is_ignored(&p) {
             return Ok(None);

@@ -26,6 +26,7 @@ use crate::engine::layer_cache::copy_from::CopyFromRecords;
 use crate::engine::stages::Stages;
 use crate::engine::steps::copy::seen::Seen;
 use crate::engine::steps::copy::{add, filter, from_files, git, is_url, sources, stage_index};
+use crate::fs::cancel::{Checked, is_cancelled};
 use crate::fs::copy::Filter;
 use crate::fs::root::Root;
 use crate::fs::{Cancel, FileType, FsError, Stat};
@@ -194,41 +195,21 @@ impl Walked {
 /// [`FsError::Cancelled`] for `path` once `cancel` says to give up: a key that is not made
 /// fails its step's planning, and the step's checkpoint then ends the build as aborted.
 fn cancelled(cancel: Option<&Cancel>, path: &str) -> Result<(), StepError> {
-    match cancel {
-        Some(c) if c.requested() => Err(StepError::fs(path)(FsError::Cancelled)),
-        _ => Ok(()),
-    }
+    Cancel::check(cancel).map_err(StepError::fs(path))
 }
 
-/// How much of a file is hashed between two looks at the stop: a big source given up within a
-/// millisecond or so, at one atomic load per MiB.
-const CANCEL_CHUNK: usize = 1 << 20;
-
-/// The SHA-256 of what `r` reads (`path` names it in errors), given up between chunks once
-/// `cancel` says so.
+/// The SHA-256 of what `r` reads (`path` names it in errors), given up part way once `cancel`
+/// says so (looked at every MiB: [`Checked`]).
 pub(super) fn digest_until_cancelled(
     r: &mut impl std::io::Read,
     path: &str,
     cancel: Option<&Cancel>,
 ) -> Result<crate::digest::Digest, StepError> {
-    let mut h = crate::digest::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut since_look = 0;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(StepError::io(format!("read {path}"))(e)),
-        };
-        h.update(&buf[..n]);
-        since_look += n;
-        if since_look >= CANCEL_CHUNK {
-            since_look = 0;
-            cancelled(cancel, path)?;
-        }
+    match crate::digest::digest_reader(Checked::new(r, cancel)) {
+        Ok((digest, _)) => Ok(digest),
+        Err(e) if is_cancelled(&e) => Err(StepError::fs(path)(FsError::Cancelled)),
+        Err(e) => Err(StepError::io(format!("read {path}"))(e)),
     }
-    Ok(h.finish())
 }
 
 /// A regular file whose content digest `walk` left for [`hash_pending`]: `files[at]`.
