@@ -310,9 +310,10 @@ fn a_cancelled_copy_gives_up_between_entries_and_between_chunks() {
     let o = CopyOptions { cancel: Some(&now), ..opts(&keep_all) };
     assert!(matches!(copy_tree(&src, "src/app", &dst, "/none", &o), Err(FsError::Cancelled)));
     assert!(!dst.host_path().join("none").exists());
-    // A 40 MiB file, asked after its first chunk: the copy stops part way through it.
+    // A 40 MiB file (of data: a hole is not copied), asked after its first chunk: the copy
+    // stops part way through it.
     let big = s.root_path().join("big");
-    fs::File::create(&big).unwrap().set_len(40 << 20).unwrap();
+    fs::write(&big, vec![7u8; 40 << 20]).unwrap();
     let (soon, _) = cancel_after(2);
     let o = CopyOptions { cancel: Some(&soon), ..opts(&keep_all) };
     assert!(matches!(copy_tree(&src, "/big", &dst, "/big", &o), Err(FsError::Cancelled)));
@@ -338,4 +339,38 @@ fn a_cancelled_copy_as_says_it_was_given_up() {
     assert!(s.root_path().join("all").is_dir());
     let missing = copy_as_cancellable(&s.root_path().join("missing"), &s.root_path().join("x"), None).unwrap_err();
     assert!(!is_cancelled(&missing), "{missing}");
+}
+
+/// A sparse file's holes stay holes in the copy (a disk image of gigabytes that is mostly
+/// holes took its whole size in every root it was copied to), its bytes and length the same:
+/// holes between data, a trailing hole, data up to the end, and a file that is all hole.
+#[test]
+fn a_sparse_file_is_copied_with_its_holes() {
+    use std::io::{Seek, SeekFrom, Write};
+    let s = Scratch::new();
+    let r = s.root_path();
+    let write_at = |f: &mut fs::File, at: u64, data: &[u8]| {
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(data).unwrap();
+    };
+    let mut f = fs::File::create(r.join("trailing-hole")).unwrap();
+    write_at(&mut f, 0, b"head");
+    write_at(&mut f, 32 << 20, b"middle");
+    f.set_len(64 << 20).unwrap();
+    let mut f = fs::File::create(r.join("data-at-end")).unwrap();
+    write_at(&mut f, 48 << 20, &[9u8; 100_000]);
+    fs::File::create(r.join("all-hole")).unwrap().set_len(16 << 20).unwrap();
+    drop(f);
+    let src = s.root();
+    let dst = s.other_root("root-dst");
+    let st = copy_tree(&src, "/", &dst, "/copy", &opts(&keep_all)).unwrap();
+    for name in ["trailing-hole", "data-at-end", "all-hole"] {
+        let (a, b) = (r.join(name), dst.host_path().join("copy").join(name));
+        let (ma, mb) = (fs::metadata(&a).unwrap(), fs::metadata(&b).unwrap());
+        assert_eq!(mb.len(), ma.len(), "{name}: length");
+        assert!(ma.blocks() * 512 < 1 << 20, "{name}: the source is sparse here ({} blocks)", ma.blocks());
+        assert!(mb.blocks() * 512 < 1 << 20, "{name}: {} bytes on disk for {}", mb.blocks() * 512, mb.len());
+        assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap(), "{name}: content");
+    }
+    assert_eq!(st.bytes, (64 << 20) + (48 << 20) + 100_000 + (16 << 20), "sizes counted with their holes");
 }

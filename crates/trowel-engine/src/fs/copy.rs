@@ -7,11 +7,11 @@
 //! engine's business: this is the primitive that copies `src_path` *as* `dst_path`.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cancel, FileType, FsError, NodeKind, Root, Stat, Timespec, path};
+use super::{Cancel, FileType, FsError, NodeKind, Root, Stat, Timespec, copy_data, path};
 use crate::chmod::Chmod;
 
 /// How [`copy_tree`] copies.
@@ -189,10 +189,6 @@ pub fn copy_as_cancellable(
     copy_tree(&src_root, &src_name, &dst_root, &dst_name, &opts).map_err(io::Error::other)
 }
 
-/// How much of a file is copied between two looks at the stop: a big file given up within a
-/// few milliseconds, at a few syscalls' cost per chunk.
-const COPY_CHUNK: u64 = 8 << 20;
-
 struct Copier<'a> {
     src: &'a Root,
     dst: &'a Root,
@@ -351,17 +347,11 @@ impl Copier<'_> {
         let mode = self.opts.chmod.map_or(fst.mode, |c| c.apply(fst.mode, false));
         self.clear_nondir(dp)?;
         let mut to = self.dst.create_file(dp, mode)?;
-        // std::io::copy between two files (a `Take` of one too) uses copy_file_range: no
-        // user-space buffer at all. In chunks, to look at the stop between them.
-        loop {
-            let n =
-                io::copy(&mut (&from).take(COPY_CHUNK), &mut to).map_err(|e| self.dst.io_err("copy into", dp, e))?;
-            self.stats.bytes += n;
-            if n < COPY_CHUNK {
-                break;
-            }
-            self.cancelled()?;
-        }
+        let around = copy_data::Around {
+            check: &|| Cancel::check(self.opts.cancel),
+            err: &|e| self.dst.io_err("copy into", dp, e),
+        };
+        self.stats.bytes += copy_data::copy_data(&from, &mut to, fst.size, &around)?;
         let (uid, gid) = self.opts.owner.unwrap_or((fst.uid, fst.gid));
         rustix::fs::fchown(&to, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
             .map_err(|e| self.dst.io_err("chown", dp, e))?;

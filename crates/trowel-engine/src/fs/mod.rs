@@ -16,6 +16,7 @@
 pub mod cancel;
 pub mod clean;
 pub mod copy;
+mod copy_data;
 pub mod dir_lock;
 mod error;
 pub mod extract;
