@@ -11,6 +11,14 @@ fn cache_path(c: &Ctx) -> String {
     c.cache_repo.split_once('/').unwrap().1.to_string()
 }
 
+/// The manifest `reference` names, as its registry serves it.
+fn raw_manifest(reference: &str) -> Vec<u8> {
+    let o =
+        run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{reference}")]));
+    assert_ok(&o);
+    o.stdout
+}
+
 /// The longest run among requests that arrived at `at` (in order) each sent only once the one
 /// before it was answered. Each was held `hold` before it was answered, so one sent after
 /// another's answer arrived at least `hold` after it; requests sent together arrive within a
@@ -57,4 +65,36 @@ fn places_past_a_stages_end_are_read_in_two_round_trips() {
     let t0 = at[0];
     let shown: Vec<String> = read.iter().map(|(t, s)| format!("+{:?} {s}", t.duration_since(t0))).collect();
     assert!(rounds <= 3, "{rounds} pointer reads one after another:\n{}", shown.join("\n"));
+}
+
+/// A step that hits an entry another Dockerfile wrote (the same key), whose own pointer tag is
+/// absent, gets its pointer moved to that entry: tagged with the manifest its lookup read, not
+/// fetched by its key a second time. The pointer names the very same manifest.
+#[test]
+fn a_pointer_moved_to_an_entry_hit_tags_the_manifest_its_lookup_read() {
+    let proxy = faults::FaultProxy::start(&env().registry);
+    let df = format!("{}RUN echo shared > /shared\n", from());
+    let c = Ctx::at(&proxy.addr, "point-once", &df);
+    c.build(&[]);
+    let other = c.path().join("other.Dockerfile");
+    std::fs::write(&other, &df).unwrap();
+    let before = proxy.seen().len();
+    let o = c.build(&["--dockerfile", other.to_str().unwrap()]);
+    o.all_hit();
+    let key = o
+        .events
+        .iter()
+        .find(|e| e["event"] == "cache_lookup" && e["components"]["line"] == 2)
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .unwrap();
+    let path = cache_path(&c);
+    let seen = proxy.seen().split_off(before);
+    let moved: Vec<&String> =
+        seen.iter().filter(|s| s.starts_with(&format!("PUT /v2/{path}/manifests/step-"))).collect();
+    assert_eq!(moved.len(), 1, "the other Dockerfile's pointer was moved to the entry: {seen:?}");
+    let fetched = seen.iter().filter(|s| **s == format!("GET /v2/{path}/manifests/{key}")).count();
+    assert_eq!(fetched, 1, "the entry's manifest, fetched by its lookup alone: {seen:?}");
+    let tag = moved[0].rsplit('/').next().unwrap();
+    let registry = &env().registry;
+    assert_eq!(raw_manifest(&format!("{registry}/{path}:{tag}")), raw_manifest(&format!("{registry}/{path}:{key}")));
 }
