@@ -523,6 +523,7 @@ mod blobs;
 mod explain;
 mod explain_places;
 mod layer_inputs;
+mod round_trips;
 
 /// A step is keyed by the files it starts from and what it reads, as in BuildKit: a LABEL
 /// change misses nothing (the image still gets the new label), an ENV or USER change misses the

@@ -70,6 +70,8 @@ struct State {
     rules: Vec<Rule>,
     /// `METHOD path` of every request, in arrival order.
     seen: Vec<String>,
+    /// When each request of `seen` arrived (its head read): which waited for another's answer.
+    arrived: Vec<std::time::Instant>,
     /// `METHOD path -> fault` of every fault applied.
     applied: Vec<String>,
 }
@@ -111,6 +113,12 @@ impl FaultProxy {
     /// `METHOD path` of every request so far.
     pub fn seen(&self) -> Vec<String> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// When each request of [`Self::seen`] arrived, with it.
+    pub fn seen_at(&self) -> Vec<(std::time::Instant, String)> {
+        let s = self.state.lock().unwrap();
+        s.arrived.iter().copied().zip(s.seen.iter().cloned()).collect()
     }
 
     /// The faults applied so far, as `METHOD path -> Fault`.
@@ -179,6 +187,7 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
     let fault = {
         let mut s = state.lock().unwrap();
         s.seen.push(format!("{method} {path}"));
+        s.arrived.push(std::time::Instant::now());
         let i = s.rules.iter().position(|r| {
             r.times > 0
                 && r.method == method

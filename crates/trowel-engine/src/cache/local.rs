@@ -181,7 +181,13 @@ impl LocalLayers {
             let layer = entry.layer.as_ref().map(|l| (l.descriptor.clone(), l.diff_id.clone()));
             let created = Some(entry.created.clone());
             let info = info(&entry);
-            return Ok(Lookup::Hit(Box::new(CachedLayer { source: EntrySource::Local(path), layer, info, created })));
+            return Ok(Lookup::Hit(Box::new(CachedLayer {
+                source: EntrySource::Local(path),
+                layer,
+                info,
+                created,
+                manifest: None,
+            })));
         }
         // A broken pointer only costs the explanation (and the history).
         let newest = match read_entry(&self.pointer_path(pointer)) {

@@ -85,12 +85,20 @@ pub enum EntrySource {
     RegistryRef(Reference),
 }
 
+/// A manifest as the cache repository served it: what another tag (a step's pointer) is
+/// given to name the same entry, byte for byte (the digest stays the same).
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+}
+
 /// What a tag of the cache repository holds.
 enum Found {
     /// A cache entry: an image of at most one layer.
-    Entry { manifest: Box<Manifest>, info: EntryInfo, created: Option<String> },
+    Entry { manifest: Box<Manifest>, raw: RawManifest, info: EntryInfo, created: Option<String> },
     /// A layer reference record, validated; the repositories it names, parsed.
-    Ref { info: EntryInfo, record: Box<RefRecord>, repos: Vec<Reference> },
+    Ref { info: EntryInfo, record: Box<RefRecord>, repos: Vec<Reference>, raw: RawManifest },
 }
 
 impl Found {
@@ -125,6 +133,9 @@ pub struct CachedLayer {
     pub info: EntryInfo,
     /// When the entry was made (its config's `created`).
     pub created: Option<String>,
+    /// The entry's manifest as its lookup read it from the cache repository (none from the
+    /// local store): what [`RegistryCache::point`] tags without fetching it again.
+    pub manifest: Option<RawManifest>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,7 +206,7 @@ impl RegistryCache {
     /// reference record, validated.
     async fn read_entry(&self, tag: &str, store: &BlobStore) -> Result<Option<Found>, CacheError> {
         let r = self.tagged(tag);
-        let Some((bytes, _mt, _digest)) = self.registry.fetch_manifest(&r).await.map_err(self.err(&r))? else {
+        let Some((bytes, media_type, _digest)) = self.registry.fetch_manifest(&r).await.map_err(self.err(&r))? else {
             return Ok(None);
         };
         let invalid = |reason: String| CacheError::Invalid { reference: r.to_string(), reason };
@@ -220,10 +231,12 @@ impl RegistryCache {
                 serde_json::from_value(config.get(REF_FIELD).cloned().unwrap_or(serde_json::Value::Null))
                     .map_err(|e| invalid(format!("layer reference record: {e}")))?;
             let repos = layer_ref::validate(&record).map_err(|e| invalid(format!("layer reference record: {e}")))?;
-            return Ok(Some(Found::Ref { info, record: Box::new(record), repos }));
+            let raw = RawManifest { bytes, media_type };
+            return Ok(Some(Found::Ref { info, record: Box::new(record), repos, raw }));
         }
         let created = config.get("created").and_then(|c| c.as_str()).map(str::to_string);
-        Ok(Some(Found::Entry { manifest: Box::new(manifest), info, created }))
+        let raw = RawManifest { bytes, media_type };
+        Ok(Some(Found::Entry { manifest: Box::new(manifest), raw, info, created }))
     }
 
     /// Where a record's layer can be had: the first of this build's destinations that has the
@@ -324,17 +337,19 @@ impl RegistryCache {
             };
             let hit = match (unusable, found) {
                 (Some(previous), _) => Err(previous),
-                (None, Found::Entry { manifest, info, created }) => {
+                (None, Found::Entry { manifest, raw, info, created }) => {
                     let diff_ids = info_diff_ids(store, &manifest)?;
                     let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
-                    Ok(CachedLayer { source: EntrySource::Registry(self.repo.clone()), layer, info, created })
+                    let source = EntrySource::Registry(self.repo.clone());
+                    Ok(CachedLayer { source, layer, info, created, manifest: Some(raw) })
                 }
-                (None, Found::Ref { info, record, repos }) => match self.locate(&record, &repos).await {
+                (None, Found::Ref { info, record, repos, raw }) => match self.locate(&record, &repos).await {
                     Ok(repo) => Ok(CachedLayer {
                         source: EntrySource::RegistryRef(repo),
                         layer: Some((record.layer.clone(), record.diff_id.clone())),
                         info,
                         created: Some(record.history.created.clone()),
+                        manifest: Some(raw),
                     }),
                     Err(reason) => Err(Previous::Unusable(reason)),
                 },
@@ -443,13 +458,25 @@ impl RegistryCache {
     /// Dockerfile), whose own pointer is absent. The prefetch reads a stage's first pointer to
     /// tell a cold build from a cached one; absent, every later unchanged build downloaded and
     /// unpacked the stage's base for steps that all hit. The entry's bytes are tagged as they
-    /// are, so the pointer reads as the entry itself.
-    pub async fn point(&self, key: &str, pointer: &str) -> Result<(), CacheError> {
-        let (entry, ptr) = (self.tagged(key), self.tagged(pointer));
-        let Some((bytes, media_type, _)) = self.registry.fetch_manifest(&entry).await.map_err(self.err(&entry))? else {
-            return Ok(());
+    /// are, so the pointer reads as the entry itself. `manifest`: those bytes, as the lookup
+    /// that hit read them (one request then, the `PUT`); fetched by `key` only without them.
+    pub async fn point(&self, key: &str, pointer: &str, manifest: Option<&RawManifest>) -> Result<(), CacheError> {
+        let ptr = self.tagged(pointer);
+        let fetched;
+        let manifest = match manifest {
+            Some(m) => m,
+            None => {
+                let entry = self.tagged(key);
+                let Some((bytes, media_type, _)) =
+                    self.registry.fetch_manifest(&entry).await.map_err(self.err(&entry))?
+                else {
+                    return Ok(());
+                };
+                fetched = RawManifest { bytes, media_type };
+                &fetched
+            }
         };
-        self.registry.push_manifest(&ptr, &bytes, &media_type).await.map_err(self.err(&ptr))?;
+        self.registry.push_manifest(&ptr, &manifest.bytes, &manifest.media_type).await.map_err(self.err(&ptr))?;
         Ok(())
     }
 

@@ -97,10 +97,10 @@ async fn point_if_absent(
     absent: Option<crate::engine::prefetch::Cold>,
     write: bool,
 ) {
-    let Ok(Lookup::Hit(_)) = found else { return };
+    let Ok(Lookup::Hit(hit)) = found else { return };
     let Some(absent) = absent else { return };
     if write && absent.await {
-        let _ = remote.point(key, pointer).await;
+        let _ = remote.point(key, pointer, hit.manifest.as_ref()).await;
     }
 }
 

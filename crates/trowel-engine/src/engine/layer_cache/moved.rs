@@ -16,7 +16,8 @@ use crate::cache::key::KeyComponents;
 use crate::engine::context::BuildContext;
 
 /// Most places past a stage's last step read for a step that may have moved up: each is one
-/// request, made only for a step whose place held another instruction. More lines removed
+/// request, made only for a step whose place held another instruction (the first alone, the
+/// others together when it chains on: see [`LayerCache::held_from`]). More lines removed
 /// than that above the stage's last steps leave it unknown whether the step moved up or was
 /// edited, and the explanation says neither ([`crate::cache::explain::Around::unsure`]).
 const PAST_END: usize = 16;
@@ -27,10 +28,10 @@ impl LayerCache {
     /// is now (lines above it removed). Read from the stage as the last build ran it, from
     /// this place on: the newest entry of each later place that the one before it chains to
     /// (the lookups of the steps after it, then the places past the stage's end, one request
-    /// each, up to [`PAST_END`]). An insertion is no move: when the stage has more copies of
-    /// the instruction from this place on than that build had, one was inserted (the first to
-    /// miss is this one). Nothing when a step before it missed in this build: that one is
-    /// named as the cause.
+    /// each, up to [`PAST_END`], in two round trips at most). An insertion is no move: when
+    /// the stage has more copies of the instruction from this place on than that build had,
+    /// one was inserted (the first to miss is this one). Nothing when a step before it missed
+    /// in this build: that one is named as the cause.
     pub(crate) fn moved_from(
         &self,
         ctx: &BuildContext<'_>,
@@ -93,32 +94,56 @@ impl LayerCache {
                 return (old, true);
             }
         }
-        let Some(mut at) = keys.end() else { return (old, true) };
-        for _ in 0..PAST_END {
-            match self.entry_at(ctx, at, planned) {
+        let Some(end) = keys.end() else { return (old, true) };
+        // The first place past the end alone: most often nothing is there, one request. When
+        // it chains on, the rest all at once: a registry far away costs two round trips, not
+        // one per line removed (read and not needed past where the stage ended is the price).
+        let mut read = self.entries_at(ctx, end, 1, planned).into_iter();
+        for n in 0..PAST_END {
+            if n == 1 {
+                read = self.entries_at(ctx, StepId { step: end.step + 1, ..end }, PAST_END - 1, planned).into_iter();
+            }
+            match read.next().flatten() {
                 Some(e) if continues(old.last().unwrap(), &e) => old.push(e),
                 _ => return (old, true),
             }
             if done(&old) {
                 return (old, true);
             }
-            at.step += 1;
         }
         (old, false)
     }
 
-    /// What the pointer of place `at` names (no step of this build is looked up there): this
-    /// machine's layer store's first for a step it serves, as that step's lookup reads it.
-    fn entry_at(&self, ctx: &BuildContext<'_>, at: StepId, planned: &PlannedStep) -> Option<KeyComponents> {
-        if planned.local
-            && let Some(e) = self.local.as_ref().and_then(|l| l.pointer_entry(&self.local_pointer(at)))
-        {
-            return Some(*e.components);
-        }
-        let pointer = crate::cache::registry::pointer_tag(&self.dockerfile_id, at.stage, at.step);
-        // A stop during it leaves the step unexplained; the build ends at the step's checkpoint.
-        let e = ctx.until_stopped(self.remote.pointer_entry(&pointer, &ctx.store)).ok()?.ok()??;
-        Some(*e.components)
+    /// What the pointers of the `n` places from `from` on name (no step of this build is looked
+    /// up there), in order: this machine's layer store's first for a step it serves, as that
+    /// step's lookup reads it (a file each, read here), else the cache repository's, those
+    /// requests sent together. Nothing for any of them when a stop comes first: the step is
+    /// left unexplained, and the build ends at the step's checkpoint.
+    fn entries_at(
+        &self,
+        ctx: &BuildContext<'_>,
+        from: StepId,
+        n: usize,
+        planned: &PlannedStep,
+    ) -> Vec<Option<KeyComponents>> {
+        let places: Vec<StepId> = (0..n).map(|i| StepId { step: from.step + i, ..from }).collect();
+        let local: Vec<Option<KeyComponents>> = places
+            .iter()
+            .map(|at| {
+                let local = self.local.as_ref().filter(|_| planned.local)?;
+                Some(*local.pointer_entry(&self.local_pointer(*at))?.components)
+            })
+            .collect();
+        let remote = places.iter().zip(&local).map(|(at, l)| async move {
+            if l.is_some() {
+                return None;
+            }
+            let pointer = crate::cache::registry::pointer_tag(&self.dockerfile_id, at.stage, at.step);
+            let e = self.remote.pointer_entry(&pointer, &ctx.store).await.ok()??;
+            Some(*e.components)
+        });
+        let Ok(remote) = ctx.until_stopped(futures_util::future::join_all(remote)) else { return vec![None; n] };
+        local.into_iter().zip(remote).map(|(l, r)| l.or(r)).collect()
     }
 }
 
