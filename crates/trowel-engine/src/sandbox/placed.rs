@@ -20,6 +20,18 @@
 //!
 //! The directories whose entries this changes get their timestamps back when the command did
 //! not change them itself, so the snapshot after the step sees nothing of all this.
+//!
+//! A stop of the build (the RUN's [`Stop`](super::Stop), as [`Cancel`]) cuts short the two
+//! copies that can be long, as the chroot path's copies are cut (`fs/copy.rs`): a bind source
+//! or a cache from another filesystem copied in (the partial copy is then taken away with the
+//! rest, as for any failed placement), and a cache's contents copied back out (the partial
+//! copy beside the cache goes; the cache keeps what it had before the stopped command). What
+//! puts `/` back is never cut: the copy at a target removed, what the image had there renamed
+//! back, the directories made for it removed, the swap of a cache's copy once it is whole. A
+//! copy back given up or failed still lets all of that happen, so the next stage, or the
+//! cleaning of `/`, finds the image's own tree. Not cut either: the read-only fingerprints and
+//! the tmpfs sizes (`placed_limits.rs`), walks of metadata only, which decide whether a cache's
+//! writes are kept.
 
 use std::fs;
 use std::io::{self, Write};
@@ -30,13 +42,16 @@ use rustix::fs::{Timespec, Timestamps};
 
 use super::mounts::{HostUse, Mount, MountSource};
 use super::placed_limits::{Fingerprint, bytes_used, read_only_breach, size_breach};
-use crate::fs::copy::copy_as;
+use crate::fs::Cancel;
+use crate::fs::copy::copy_as_cancellable;
 
 /// What is in place for one run; [`Placed::remove`] takes it all away again.
 pub(super) struct Placed {
     items: Vec<Item>,
     /// Directories whose entries were changed here, with their times before and right after.
     dirs: Vec<DirTimes>,
+    /// The build's stop, which the copies in and back out look at.
+    cancel: Option<Cancel>,
 }
 
 struct Item {
@@ -96,17 +111,24 @@ fn context(what: String) -> impl FnOnce(io::Error) -> (String, io::Error) {
 impl Placed {
     /// Puts every mount in place, parents first. On failure what was placed is taken away
     /// again, and the error names the path.
-    pub fn place(mounts: &[&Mount], aside_dir: Option<&Path>) -> Result<Placed, (String, io::Error)> {
-        let mut placed = Placed { items: Vec::new(), dirs: Vec::new() };
+    /// A copy in given up for `cancel` fails the same way (its error holds
+    /// [`FsError::Cancelled`](crate::fs::FsError::Cancelled)).
+    pub fn place(
+        mounts: &[&Mount],
+        aside_dir: Option<&Path>,
+        cancel: Option<Cancel>,
+    ) -> Result<Placed, (String, io::Error)> {
+        let mut placed = Placed { items: Vec::new(), dirs: Vec::new(), cancel };
         for (i, m) in mounts.iter().enumerate() {
             if let Err(e) = placed.place_one(i, m, aside_dir) {
+                // No command ran: every directory's times were changed here alone and come back
+                // too (a placement given up for a stop leaves `/` as it found it).
+                placed.note_times_after();
                 let _ = placed.remove();
                 return Err(e);
             }
         }
-        for d in &mut placed.dirs {
-            d.after = fs::symlink_metadata(&d.path).ok().map(|m| mtime(&m));
-        }
+        placed.note_times_after();
         for i in 0..placed.items.len() {
             if let Watch::ReadOnly(_) = placed.items[i].watch {
                 let print = Fingerprint::of(&placed.items[i].target, &placed.nested(i));
@@ -114,6 +136,13 @@ impl Placed {
             }
         }
         Ok(placed)
+    }
+
+    /// Notes the directories' times once this is done changing them.
+    fn note_times_after(&mut self) {
+        for d in &mut self.dirs {
+            d.after = fs::symlink_metadata(&d.path).ok().map(|m| mtime(&m));
+        }
     }
 
     /// The targets of other mounts inside item `i`'s: theirs, not its.
@@ -297,7 +326,9 @@ impl Placed {
                 return Ok(Content::Removable);
             }
         }
-        copy_as(source, target).map(drop).map_err(context(what()))?;
+        // Given up for a stop, the partial copy is the item's (still `Removable`): `place`
+        // takes it away with everything placed before it.
+        copy_as_cancellable(source, target, self.cancel.as_ref()).map(drop).map_err(context(what()))?;
         Ok(match usage {
             HostUse::Persist => Content::CopiedBack(source.to_path_buf()),
             HostUse::Discard | HostUse::Consume => Content::Removable,
@@ -314,7 +345,7 @@ impl Placed {
             .collect();
         let mut first: Option<(String, io::Error)> = None;
         for item in std::mem::take(&mut self.items).into_iter().rev() {
-            if let Err(e) = take_away(&item) {
+            if let Err(e) = take_away(&item, self.cancel.as_ref()) {
                 first.get_or_insert(e);
             }
         }
@@ -334,13 +365,15 @@ impl Drop for Placed {
     }
 }
 
-fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
+fn take_away(item: &Item, cancel: Option<&Cancel>) -> Result<(), (String, io::Error)> {
     let t = &item.target;
     // A command that removed the target itself (a mount point could not be removed) emptied
     // the cache: it comes back empty rather than not at all.
     if matches!(item.content, Content::Moved(_) | Content::CopiedBack(_)) && fs::symlink_metadata(t).is_err() {
         fs::DirBuilder::new().mode(0o755).create(t).map_err(context(format!("re-create {}", t.display())))?;
     }
+    // A copy back given up for a stop (or failed) is reported last: `/` is put back first.
+    let mut copied = Ok(());
     match &item.content {
         Content::Moved(home) => {
             fs::rename(t, home).map_err(context(format!("move {} back to {}", t.display(), home.display())))?;
@@ -348,12 +381,12 @@ fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
                 empty_dir(home).map_err(context(format!("empty {}", home.display())))?;
             }
         }
-        Content::CopiedBack(_) if item.drop_contents => {
-            // The cache itself was never touched: only the copy goes.
-            crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?;
-        }
         Content::CopiedBack(home) => {
-            copy_back(t, home).map_err(context(format!("copy {} back to {}", t.display(), home.display())))?;
+            // A read-only cache written to (`drop_contents`) was never touched: only the copy goes.
+            if !item.drop_contents {
+                copied = copy_back(t, home, cancel)
+                    .map_err(context(format!("copy {} back to {}", t.display(), home.display())));
+            }
             crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?;
         }
         Content::Removable => crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?,
@@ -369,7 +402,7 @@ fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
             Err(e) => return Err((format!("remove {}", d.display()), e)),
         }
     }
-    Ok(())
+    copied
 }
 
 /// Removes everything in `dir`, keeping `dir` itself (its owner and mode are the cache's).
@@ -391,14 +424,19 @@ impl SocketLike for fs::FileType {
 }
 
 /// Replaces the contents of `home` (a cache directory on another filesystem) with `from`'s: a
-/// fresh copy beside it, then two renames, so a crash leaves the old or the new contents.
-fn copy_back(from: &Path, home: &Path) -> io::Result<()> {
+/// fresh copy beside it, then two renames, so a crash leaves the old or the new contents. The
+/// copy is given up when `cancel` asks: the partial one is removed and `home` keeps what it had;
+/// once the copy is whole, the swap is not cut.
+fn copy_back(from: &Path, home: &Path, cancel: Option<&Cancel>) -> io::Result<()> {
     let name = home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let fresh = home.with_file_name(format!(".{name}.new"));
     let old = home.with_file_name(format!(".{name}.old"));
     crate::fs::remove::remove_tree(&fresh)?;
     crate::fs::remove::remove_tree(&old)?;
-    copy_as(from, &fresh)?;
+    if let Err(e) = copy_as_cancellable(from, &fresh, cancel) {
+        let _ = crate::fs::remove::remove_tree(&fresh);
+        return Err(e);
+    }
     fs::rename(home, &old)?;
     fs::rename(&fresh, home)?;
     crate::fs::remove::remove_tree(&old)

@@ -53,7 +53,7 @@ fn everything_placed_is_taken_away_and_times_come_back() {
         },
     ];
     let order: Vec<&Mount> = mounts.iter().collect();
-    let mut p = Placed::place(&order, Some(t.path())).unwrap();
+    let mut p = Placed::place(&order, Some(t.path()), None).unwrap();
     assert_eq!(fs::read_to_string(root.join("var/cache/apt/kept")).unwrap(), "from an earlier build");
     assert!(!root.join("var/cache/apt/pkgcache").exists(), "the image's files are hidden");
     assert_eq!(fs::read_to_string(root.join("run/secrets/tok")).unwrap(), "s3cr3t");
@@ -79,7 +79,7 @@ fn a_cache_on_another_filesystem_gets_the_new_contents_in_one_swap() {
     fs::create_dir_all(&placed).unwrap();
     fs::set_permissions(&placed, fs::Permissions::from_mode(0o700)).unwrap();
     fs::write(placed.join("new"), "written by the step").unwrap();
-    copy_back(&placed, &home).unwrap();
+    copy_back(&placed, &home, None).unwrap();
     let names: Vec<String> =
         fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, ["new"], "the step removed `old` (by not copying it): the cache is what the step left");
@@ -101,7 +101,7 @@ fn writes_beside_a_target_are_kept() {
         source: MountSource::Tmpfs { size: None },
         readonly: false,
     };
-    let mut p = Placed::place(&[&m], None).unwrap();
+    let mut p = Placed::place(&[&m], None, None).unwrap();
     fs::write(root.join("app/out"), "built").unwrap();
     p.remove().unwrap();
     assert_eq!(fs::read_to_string(root.join("app/out")).unwrap(), "built");
@@ -121,7 +121,7 @@ fn copies_of_bind_sources_are_discarded() {
         source: MountSource::Host { path: src.clone(), usage: HostUse::Discard },
         readonly: false,
     };
-    let mut p = Placed::place(&[&m], None).unwrap();
+    let mut p = Placed::place(&[&m], None, None).unwrap();
     fs::write(root.join("src/main.go"), "changed").unwrap();
     p.remove().unwrap();
     assert_eq!(fs::read_to_string(src.join("main.go")).unwrap(), "package main");
@@ -158,7 +158,7 @@ fn read_only_mounts_written_to_and_tmpfs_over_size_are_breaches() {
     let order: Vec<&Mount> = mounts.iter().collect();
 
     // Only reading, and a tmpfs within its size: nothing to say, the cache as it was.
-    let mut p = Placed::place(&order, Some(t.path())).unwrap();
+    let mut p = Placed::place(&order, Some(t.path()), None).unwrap();
     assert_eq!(fs::read_to_string(root.join("ro-cache/kept")).unwrap(), "from an earlier build");
     fs::write(root.join("small/x"), vec![1u8; 4096]).unwrap();
     assert_eq!(p.breaches(), Vec::<String>::new());
@@ -166,7 +166,7 @@ fn read_only_mounts_written_to_and_tmpfs_over_size_are_breaches() {
     assert!(cache.join("kept").exists());
 
     // Writes to both read-only mounts, a tmpfs over its size: each said, the cache emptied.
-    let mut p = Placed::place(&order, Some(t.path())).unwrap();
+    let mut p = Placed::place(&order, Some(t.path()), None).unwrap();
     fs::write(root.join("ro-cache/new"), "must not persist").unwrap();
     fs::write(root.join("src/main.go"), "changed").unwrap();
     fs::write(root.join("small/x"), vec![1u8; 4097]).unwrap();
@@ -183,4 +183,73 @@ fn read_only_mounts_written_to_and_tmpfs_over_size_are_breaches() {
     assert!(cache.is_dir() && fs::read_dir(&cache).unwrap().next().is_none(), "the written cache is dropped");
     assert_eq!(fs::read_to_string(src.join("main.go")).unwrap(), "package main");
     assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "the root is as it was");
+}
+
+/// A stop asked for after `looks` looks at it: a copy given up part way.
+fn stop_after(looks: usize) -> Cancel {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Cancel::new(move || n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= looks)
+}
+
+fn files(dir: &Path, n: usize, text: &str) {
+    fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        fs::write(dir.join(format!("f{i}")), text).unwrap();
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_bind_copy_given_up_for_a_stop_leaves_the_target_as_the_image_had_it() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("src")).unwrap();
+    fs::write(root.join("src/image.txt"), "the image's").unwrap();
+    let src = t.path().join("ctx");
+    files(&src, 500, "context");
+    let m = Mount {
+        target: tmp_target(&root, "src"),
+        source: MountSource::Host { path: src.clone(), usage: HostUse::Discard },
+        readonly: true,
+    };
+    let before = listing(&root);
+    let err = Placed::place(&[&m], Some(t.path()), Some(stop_after(20))).err().expect("given up");
+    assert!(crate::fs::cancel::is_cancelled(&err.1), "{err:?}");
+    assert_eq!(listing(&root), before, "the partial copy went and the image's src came back");
+    assert_eq!(names(t.path()), ["ctx", "root"], "nothing left aside");
+    assert_eq!(names(&src).len(), 500, "the source is untouched");
+}
+
+#[test]
+fn a_cache_copy_back_given_up_for_a_stop_keeps_the_cache_and_still_restores_the_target() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    // As placed: the image's `/cache` aside, the cache's copy at the target, which the command
+    // filled; the cache itself (on another filesystem) as it was.
+    let (target, aside, home) = (root.join("cache"), root.join(".aside"), t.path().join("home"));
+    files(&aside, 1, "the image's");
+    files(&target, 500, "written by the stopped command");
+    files(&home, 3, "kept");
+    let item = Item {
+        target: target.clone(),
+        aside: Some(aside.clone()),
+        made: Vec::new(),
+        content: Content::CopiedBack(home.clone()),
+        watch: Watch::Nothing,
+        drop_contents: false,
+    };
+    let err = take_away(&item, Some(&stop_after(20))).expect_err("given up");
+    assert!(crate::fs::cancel::is_cancelled(&err.1), "{err:?}");
+    assert_eq!(names(&home), ["f0", "f1", "f2"], "the cache keeps what it had");
+    assert_eq!(fs::read_to_string(home.join("f0")).unwrap(), "kept");
+    assert_eq!(names(t.path()), ["home", "root"], "no partial copy beside the cache");
+    assert_eq!(names(&root), ["cache"], "the copy went, the image's entry came back");
+    assert_eq!(fs::read_to_string(target.join("f0")).unwrap(), "the image's");
+    assert_eq!(names(&target), ["f0"]);
 }
