@@ -384,8 +384,11 @@ fn take_away(item: &Item, cancel: Option<&Cancel>) -> Result<(), (String, io::Er
         Content::CopiedBack(home) => {
             // A read-only cache written to (`drop_contents`) was never touched: only the copy goes.
             if !item.drop_contents {
-                copied = copy_back(t, home, cancel)
-                    .map_err(context(format!("copy {} back to {}", t.display(), home.display())));
+                copied = copy_back(t, home, cancel).map_err(context(format!(
+                    "copy {} back to {}",
+                    t.display(),
+                    home.display()
+                )));
             }
             crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?;
         }

@@ -46,11 +46,7 @@ fn everything_placed_is_taken_away_and_times_come_back() {
             source: MountSource::File { content: Sensitive(b"s3cr3t".to_vec()), mode: 0o400, uid: 0, gid: 0 },
             readonly: true,
         },
-        Mount {
-            target: tmp_target(&root, "tmp/scratch"),
-            source: MountSource::Tmpfs { size: None },
-            readonly: false,
-        },
+        Mount { target: tmp_target(&root, "tmp/scratch"), source: MountSource::Tmpfs { size: None }, readonly: false },
     ];
     let order: Vec<&Mount> = mounts.iter().collect();
     let mut p = Placed::place(&order, Some(t.path()), None).unwrap();
@@ -84,10 +80,8 @@ fn a_cache_on_another_filesystem_gets_the_new_contents_in_one_swap() {
         fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, ["new"], "the step removed `old` (by not copying it): the cache is what the step left");
     assert_eq!(fs::metadata(&home).unwrap().mode() & 0o7777, 0o700);
-    let siblings: Vec<String> = fs::read_dir(t.path().join("cache"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let siblings: Vec<String> =
+        fs::read_dir(t.path().join("cache")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(siblings, ["0"], "no temporary copy is left beside it");
 }
 
@@ -96,11 +90,8 @@ fn writes_beside_a_target_are_kept() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     fs::create_dir_all(&root).unwrap();
-    let m = Mount {
-        target: tmp_target(&root, "app/cache"),
-        source: MountSource::Tmpfs { size: None },
-        readonly: false,
-    };
+    let m =
+        Mount { target: tmp_target(&root, "app/cache"), source: MountSource::Tmpfs { size: None }, readonly: false };
     let mut p = Placed::place(&[&m], None, None).unwrap();
     fs::write(root.join("app/out"), "built").unwrap();
     p.remove().unwrap();
@@ -149,11 +140,7 @@ fn read_only_mounts_written_to_and_tmpfs_over_size_are_breaches() {
             source: MountSource::Host { path: src.clone(), usage: HostUse::Discard },
             readonly: true,
         },
-        Mount {
-            target: tmp_target(&root, "small"),
-            source: MountSource::Tmpfs { size: Some(4096) },
-            readonly: false,
-        },
+        Mount { target: tmp_target(&root, "small"), source: MountSource::Tmpfs { size: Some(4096) }, readonly: false },
     ];
     let order: Vec<&Mount> = mounts.iter().collect();
 
@@ -172,11 +159,7 @@ fn read_only_mounts_written_to_and_tmpfs_over_size_are_breaches() {
     fs::write(root.join("small/x"), vec![1u8; 4097]).unwrap();
     let b = p.breaches();
     assert_eq!(b.len(), 3, "{b:?}");
-    assert!(
-        b[0].contains("ro-cache, a read-only mount (changed: ., new)") && b[0].ends_with("dropped"),
-        "{}",
-        b[0]
-    );
+    assert!(b[0].contains("ro-cache, a read-only mount (changed: ., new)") && b[0].ends_with("dropped"), "{}", b[0]);
     assert!(b[1].contains("src, a read-only mount (changed: main.go)") && !b[1].contains("dropped"), "{}", b[1]);
     assert!(b[2].contains("left 4097 bytes in the tmpfs mount") && b[2].contains("size=4096"), "{}", b[2]);
     p.remove().unwrap();
@@ -199,7 +182,8 @@ fn files(dir: &Path, n: usize, text: &str) {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     v.sort();
     v
 }
