@@ -3,6 +3,10 @@
 //! (its Dockerfile is in it). Apart from `cli.rs` so the flag parsing there stays flags only.
 //! Also how such a context is described to people ([`describe`]), by the log and `replay
 //! --summary` alike.
+//!
+//! The fetch takes the build's stop: a signal while a big context downloads, unpacks or is
+//! cloned ends it there (`build aborted: SIGTERM received`), its partial directory removed,
+//! rather than the process dying with it left for the next build to sweep.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +24,7 @@ pub fn context(
     args: &BuildArgs,
     isolation: Isolation,
     work_dir: &Path,
+    stop: Option<&trowel_engine::engine::Stop>,
 ) -> Result<(PathBuf, Option<Arc<FetchedContext>>), CliError> {
     let env = |k: &str| std::env::var(k).ok();
     let source = ContextSource::parse(&context_value(args)?, &env).map_err(CliError)?;
@@ -51,6 +56,7 @@ pub fn context(
         trowel_dir: &args.trowel_dir(),
         env: &env,
         source_date_epoch,
+        stop: stop.cloned(),
     };
     // A context bigger than the work dir's file system says which and what to do, as a build does.
     let fetched = remote_context::fetch(&source, &opts)

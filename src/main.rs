@@ -63,8 +63,19 @@ fn own_mounts(opts: &engine::BuildOptions) {
 }
 
 fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
-    let opts = match args.to_options() {
+    // A signal aborts the build cleanly (`signals.rs`); without the watcher it still builds.
+    // Watched from before a remote context is fetched, which a signal stops too.
+    let stop = match engine::Stop::new() {
+        Ok(stop) if trowel::signals::stop_on_signals(stop.clone()).is_ok() => Some(stop),
+        _ => None,
+    };
+    let opts = match args.to_options_stoppable(stop.as_ref()) {
         Ok(o) => o,
+        // The context's fetch given up: the build is aborted, as one stopped later is.
+        Err(e) if stop.as_ref().is_some_and(engine::Stop::is_requested) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
@@ -114,11 +125,6 @@ fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
         return 2;
     }
     let debugging = !breakpoints.is_empty() || args.require_approval;
-    // A signal aborts the build cleanly (`signals.rs`); without the watcher it still builds.
-    let stop = match engine::Stop::new() {
-        Ok(stop) if trowel::signals::stop_on_signals(stop.clone()).is_ok() => Some(stop),
-        _ => None,
-    };
     let result = match (debugging, stop) {
         (true, stop) => {
             let frontend = trowel::prompt::TerminalFrontend::new(args.shell_on_failure, args.require_approval);

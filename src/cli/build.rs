@@ -340,6 +340,12 @@ impl BuildArgs {
     }
 
     pub fn to_options(&self) -> Result<BuildOptions, CliError> {
+        self.to_options_stoppable(None)
+    }
+
+    /// [`to_options`](Self::to_options), a remote context's fetch given up when `stop` is
+    /// asked for (a signal during a long download or clone: `context_arg.rs`).
+    pub fn to_options_stoppable(&self, stop: Option<&trowel_engine::engine::Stop>) -> Result<BuildOptions, CliError> {
         let references = self.destinations.iter().map(|d| ("destination", d));
         super::registry::refuse_credentials(references.chain(self.cache_repo.iter().map(|c| ("cache-repo", c))))?;
         let (isolation, isolation_note) = self.choose_isolation()?;
@@ -353,7 +359,7 @@ impl BuildArgs {
             (None, Isolation::Container) => self.trowel_dir().join("work"),
             (None, Isolation::Chroot | Isolation::Rootless) => std::env::temp_dir(),
         };
-        let (context, remote_context) = crate::context_arg::context(self, isolation, &work_dir)?;
+        let (context, remote_context) = crate::context_arg::context(self, isolation, &work_dir, stop)?;
         // Without -f, the context's own Dockerfile: never one that happens to sit in the working
         // directory.
         let dockerfile = match (&self.dockerfile, &remote_context) {

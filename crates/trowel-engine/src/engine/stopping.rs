@@ -28,6 +28,20 @@
 //!   `--link` step's root and what its layer touched laid over the stage, what a cached layer
 //!   touched when applied to a root, the indexing of a deferred step's files.
 //!
+//! - before the build, in the fetch of a remote context (`remote_context/`, given the stop in
+//!   `FetchOptions::stop`): the download of an archive (`https://`, `s3://`, `gs://`, Azure)
+//!   between attempts and while it waits for the answer or its next chunk
+//!   (`registry/cloud/http.rs`), the unpack of any archive context (`tar://` too) between
+//!   entries and chunks, a git context's commands (killed with their helpers: `git/cli.rs`)
+//!   and the digest of its checkout; the fetch fails as `ContextError::Aborted` and its
+//!   directory goes with it.
+//! - in container isolation, the copies of a RUN's placed mounts (`sandbox/placed.rs`): a bind
+//!   source or a cache from another filesystem copied in, and a cache copied back out (given
+//!   up, the cache keeps what it had). Never cut there: what puts `/` back (the copy at a
+//!   target removed, the image's entry renamed back, the directories made removed, a whole
+//!   copy's swap into the cache), which goes on even when the copy back was given up, and the
+//!   read-only fingerprints and tmpfs sizes, which decide whether a cache's writes are kept.
+//!
 //! A look is one atomic load per entry or chunk, none at all in a build given no stop
 //! ([`BuildContext::fs_cancel`] is then `None`). Left uncut, each reached only with a person
 //! at the debugger: the walks of a debugger shell's changes (`stage/debug_shell.rs`) and of

@@ -8,7 +8,8 @@
 //! every helper it started (`git-remote-https`, `index-pack`, submodule clones), dies with
 //! trowel (`PR_SET_PDEATHSIG`, set by the sandbox module, the only place for `unsafe`), and a
 //! watchdog kills it when the directory it writes grows past the layer size limit: a clone is
-//! bounded while it downloads, not only once it is done. What git prints is passed through
+//! bounded while it downloads, not only once it is done; the same watch kills it when the build
+//! is stopped ([`Git::cancel`]: a SIGTERM during a large fetch ends within a poll of it). What git prints is passed through
 //! [`redact_urls_in`] before it reaches an error message.
 
 use std::io::Read;
@@ -58,6 +59,9 @@ pub(crate) struct Git<'a> {
     /// `GIT_CONFIG_VALUE_n`) rather than the command line, where every process of the machine
     /// could read it: a build context's credentials (`context.rs`).
     pub env_config: &'a [(String, String)],
+    /// The build's stop: a command still running when it is asked for is killed, with every
+    /// helper it started, and fails as [`GitError::Cancelled`].
+    pub cancel: Option<&'a crate::fs::Cancel>,
 }
 
 impl Git<'_> {
@@ -135,7 +139,13 @@ impl Git<'_> {
         let err = read(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
         let pgid = rustix::process::Pid::from_raw(child.id() as i32);
         let mut over: Option<u64> = None;
+        let mut cancelled = false;
         let mut last_check = Instant::now();
+        let kill = || {
+            if let Some(pgid) = pgid {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
+        };
         let status = loop {
             match child.try_wait() {
                 Ok(Some(s)) => break s,
@@ -143,6 +153,11 @@ impl Git<'_> {
                 Err(e) => return Err(GitError::Io { what: format!("wait for git {what}"), source: e }),
             }
             std::thread::sleep(Duration::from_millis(20));
+            if !cancelled && self.cancel.is_some_and(|c| c.requested()) {
+                // Waited for below, so no helper writes into the directory once this returns.
+                cancelled = true;
+                kill();
+            }
             if let Some(limit) = self.max_bytes
                 && over.is_none()
                 && last_check.elapsed() >= WATCH_EVERY
@@ -151,14 +166,15 @@ impl Git<'_> {
                 let used = dir_bytes(self.dir);
                 if used > limit {
                     over = Some(used);
-                    if let Some(pgid) = pgid {
-                        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-                    }
+                    kill();
                 }
             }
         };
         let stdout = out.join().unwrap_or_default();
         let stderr = err.join().unwrap_or_default();
+        if cancelled {
+            return Err(GitError::Cancelled { what: what.to_string() });
+        }
         if let (Some(used), Some(limit)) = (over, self.max_bytes) {
             return Err(GitError::TooLarge { what: format!("git {what}"), size: used, limit });
         }
@@ -239,6 +255,7 @@ mod tests {
             ssh: None,
             tools: &tools,
             env_config: &[],
+            cancel: None,
         };
         git.run("init", &["init", "-q", "."]).unwrap();
         // `git -c alias.x='!…'` runs a shell command as git would run a helper: one that writes
@@ -261,7 +278,8 @@ mod tests {
         let Ok(tools) = super::super::Tools::host() else { return };
         let dir = tempfile::tempdir().unwrap();
         let remote = "http://user:s3cret@127.0.0.1:9/nothing.git";
-        let git = Git { dir: dir.path(), remote, max_bytes: None, ssh: None, tools: &tools, env_config: &[] };
+        let git =
+            Git { dir: dir.path(), remote, max_bytes: None, ssh: None, tools: &tools, env_config: &[], cancel: None };
         let err = git.run("ls-remote", &["ls-remote", "--", remote]).unwrap_err();
         let msg = err.to_string();
         assert!(!msg.contains("s3cret"), "{msg}");

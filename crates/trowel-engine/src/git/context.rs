@@ -61,6 +61,9 @@ pub struct ContextRequest {
     /// `SOURCE_DATE_EPOCH` given, as BuildKit's git contexts have it, so that two builds of one
     /// commit copy the same times.
     pub mtime_commit: bool,
+    /// The build's stop: a git command running when it is asked for is killed, and the clone
+    /// fails as [`GitError::Cancelled`] (its directory is the caller's to remove).
+    pub cancel: Option<crate::fs::Cancel>,
 }
 
 /// What was checked out.
@@ -85,8 +88,15 @@ pub fn clone(req: &ContextRequest, dir: &Path, limits: Limits, tools: &Tools) ->
     if req.insecure_skip_tls {
         env_config.push(("http.sslVerify".into(), "false".into()));
     }
-    let git =
-        Git { dir, remote: &req.remote, max_bytes: limits.max_total_size, ssh: None, tools, env_config: &env_config };
+    let git = Git {
+        dir,
+        remote: &req.remote,
+        max_bytes: limits.max_total_size,
+        ssh: None,
+        tools,
+        env_config: &env_config,
+        cancel: req.cancel.as_ref(),
+    };
     let shown = crate::dockerfile::gitref::redact_url(&req.remote);
     let target = target_ref(&git, req, &shown)?;
     git.run("init", &["-c", "init.defaultBranch=master", "init", "-q", "."])?;

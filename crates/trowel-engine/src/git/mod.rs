@@ -81,6 +81,9 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// The build was stopped while git ran: the command was killed with its helpers.
+    #[error("git {what} given up: the build was stopped")]
+    Cancelled { what: String },
     #[error("{what}: {source}")]
     Fs {
         what: String,
@@ -140,7 +143,7 @@ pub fn checkout(
         // Only the remote named over ssh gets ssh (a submodule cannot switch to it).
         _ => None,
     };
-    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh, tools, env_config: &[] };
+    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh, tools, env_config: &[], cancel: None };
     let resolved = resolve::resolve(&git, req)?;
     git.run("init", &["-c", "init.defaultBranch=master", "init", "-q", "."])?;
     git.run("remote add", &["remote", "add", "origin", remote])?;

@@ -20,6 +20,18 @@
 //!
 //! The directories whose entries this changes get their timestamps back when the command did
 //! not change them itself, so the snapshot after the step sees nothing of all this.
+//!
+//! A stop of the build (the RUN's [`Stop`](super::Stop), as [`Cancel`]) cuts short the two
+//! copies that can be long, as the chroot path's copies are cut (`fs/copy.rs`): a bind source
+//! or a cache from another filesystem copied in (the partial copy is then taken away with the
+//! rest, as for any failed placement), and a cache's contents copied back out (the partial
+//! copy beside the cache goes; the cache keeps what it had before the stopped command). What
+//! puts `/` back is never cut: the copy at a target removed, what the image had there renamed
+//! back, the directories made for it removed, the swap of a cache's copy once it is whole. A
+//! copy back given up or failed still lets all of that happen, so the next stage, or the
+//! cleaning of `/`, finds the image's own tree. Not cut either: the read-only fingerprints and
+//! the tmpfs sizes (`placed_limits.rs`), walks of metadata only, which decide whether a cache's
+//! writes are kept.
 
 use std::fs;
 use std::io::{self, Write};
@@ -30,13 +42,16 @@ use rustix::fs::{Timespec, Timestamps};
 
 use super::mounts::{HostUse, Mount, MountSource};
 use super::placed_limits::{Fingerprint, bytes_used, read_only_breach, size_breach};
-use crate::fs::copy::copy_as;
+use crate::fs::Cancel;
+use crate::fs::copy::copy_as_cancellable;
 
 /// What is in place for one run; [`Placed::remove`] takes it all away again.
 pub(super) struct Placed {
     items: Vec<Item>,
     /// Directories whose entries were changed here, with their times before and right after.
     dirs: Vec<DirTimes>,
+    /// The build's stop, which the copies in and back out look at.
+    cancel: Option<Cancel>,
 }
 
 struct Item {
@@ -96,17 +111,24 @@ fn context(what: String) -> impl FnOnce(io::Error) -> (String, io::Error) {
 impl Placed {
     /// Puts every mount in place, parents first. On failure what was placed is taken away
     /// again, and the error names the path.
-    pub fn place(mounts: &[&Mount], aside_dir: Option<&Path>) -> Result<Placed, (String, io::Error)> {
-        let mut placed = Placed { items: Vec::new(), dirs: Vec::new() };
+    /// A copy in given up for `cancel` fails the same way (its error holds
+    /// [`FsError::Cancelled`](crate::fs::FsError::Cancelled)).
+    pub fn place(
+        mounts: &[&Mount],
+        aside_dir: Option<&Path>,
+        cancel: Option<Cancel>,
+    ) -> Result<Placed, (String, io::Error)> {
+        let mut placed = Placed { items: Vec::new(), dirs: Vec::new(), cancel };
         for (i, m) in mounts.iter().enumerate() {
             if let Err(e) = placed.place_one(i, m, aside_dir) {
+                // No command ran: every directory's times were changed here alone and come back
+                // too (a placement given up for a stop leaves `/` as it found it).
+                placed.note_times_after();
                 let _ = placed.remove();
                 return Err(e);
             }
         }
-        for d in &mut placed.dirs {
-            d.after = fs::symlink_metadata(&d.path).ok().map(|m| mtime(&m));
-        }
+        placed.note_times_after();
         for i in 0..placed.items.len() {
             if let Watch::ReadOnly(_) = placed.items[i].watch {
                 let print = Fingerprint::of(&placed.items[i].target, &placed.nested(i));
@@ -114,6 +136,13 @@ impl Placed {
             }
         }
         Ok(placed)
+    }
+
+    /// Notes the directories' times once this is done changing them.
+    fn note_times_after(&mut self) {
+        for d in &mut self.dirs {
+            d.after = fs::symlink_metadata(&d.path).ok().map(|m| mtime(&m));
+        }
     }
 
     /// The targets of other mounts inside item `i`'s: theirs, not its.
@@ -297,7 +326,9 @@ impl Placed {
                 return Ok(Content::Removable);
             }
         }
-        copy_as(source, target).map(drop).map_err(context(what()))?;
+        // Given up for a stop, the partial copy is the item's (still `Removable`): `place`
+        // takes it away with everything placed before it.
+        copy_as_cancellable(source, target, self.cancel.as_ref()).map(drop).map_err(context(what()))?;
         Ok(match usage {
             HostUse::Persist => Content::CopiedBack(source.to_path_buf()),
             HostUse::Discard | HostUse::Consume => Content::Removable,
@@ -314,7 +345,7 @@ impl Placed {
             .collect();
         let mut first: Option<(String, io::Error)> = None;
         for item in std::mem::take(&mut self.items).into_iter().rev() {
-            if let Err(e) = take_away(&item) {
+            if let Err(e) = take_away(&item, self.cancel.as_ref()) {
                 first.get_or_insert(e);
             }
         }
@@ -334,13 +365,15 @@ impl Drop for Placed {
     }
 }
 
-fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
+fn take_away(item: &Item, cancel: Option<&Cancel>) -> Result<(), (String, io::Error)> {
     let t = &item.target;
     // A command that removed the target itself (a mount point could not be removed) emptied
     // the cache: it comes back empty rather than not at all.
     if matches!(item.content, Content::Moved(_) | Content::CopiedBack(_)) && fs::symlink_metadata(t).is_err() {
         fs::DirBuilder::new().mode(0o755).create(t).map_err(context(format!("re-create {}", t.display())))?;
     }
+    // A copy back given up for a stop (or failed) is reported last: `/` is put back first.
+    let mut copied = Ok(());
     match &item.content {
         Content::Moved(home) => {
             fs::rename(t, home).map_err(context(format!("move {} back to {}", t.display(), home.display())))?;
@@ -348,12 +381,15 @@ fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
                 empty_dir(home).map_err(context(format!("empty {}", home.display())))?;
             }
         }
-        Content::CopiedBack(_) if item.drop_contents => {
-            // The cache itself was never touched: only the copy goes.
-            crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?;
-        }
         Content::CopiedBack(home) => {
-            copy_back(t, home).map_err(context(format!("copy {} back to {}", t.display(), home.display())))?;
+            // A read-only cache written to (`drop_contents`) was never touched: only the copy goes.
+            if !item.drop_contents {
+                copied = copy_back(t, home, cancel).map_err(context(format!(
+                    "copy {} back to {}",
+                    t.display(),
+                    home.display()
+                )));
+            }
             crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?;
         }
         Content::Removable => crate::fs::remove::remove_tree(t).map_err(context(format!("remove {}", t.display())))?,
@@ -369,7 +405,7 @@ fn take_away(item: &Item) -> Result<(), (String, io::Error)> {
             Err(e) => return Err((format!("remove {}", d.display()), e)),
         }
     }
-    Ok(())
+    copied
 }
 
 /// Removes everything in `dir`, keeping `dir` itself (its owner and mode are the cache's).
@@ -391,14 +427,19 @@ impl SocketLike for fs::FileType {
 }
 
 /// Replaces the contents of `home` (a cache directory on another filesystem) with `from`'s: a
-/// fresh copy beside it, then two renames, so a crash leaves the old or the new contents.
-fn copy_back(from: &Path, home: &Path) -> io::Result<()> {
+/// fresh copy beside it, then two renames, so a crash leaves the old or the new contents. The
+/// copy is given up when `cancel` asks: the partial one is removed and `home` keeps what it had;
+/// once the copy is whole, the swap is not cut.
+fn copy_back(from: &Path, home: &Path, cancel: Option<&Cancel>) -> io::Result<()> {
     let name = home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let fresh = home.with_file_name(format!(".{name}.new"));
     let old = home.with_file_name(format!(".{name}.old"));
     crate::fs::remove::remove_tree(&fresh)?;
     crate::fs::remove::remove_tree(&old)?;
-    copy_as(from, &fresh)?;
+    if let Err(e) = copy_as_cancellable(from, &fresh, cancel) {
+        let _ = crate::fs::remove::remove_tree(&fresh);
+        return Err(e);
+    }
     fs::rename(home, &old)?;
     fs::rename(&fresh, home)?;
     crate::fs::remove::remove_tree(&old)
@@ -413,187 +454,5 @@ fn write_file(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) -> io:
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sandbox::mounts::Sensitive;
-
-    // Container isolation works on `/` itself; these tests use paths under a temporary
-    // directory, which is how `/` looks from `resolve` when the target starts there.
-    fn tmp_target(dir: &Path, rel: &str) -> String {
-        format!("{}/{rel}", dir.display())
-    }
-
-    fn listing(root: &Path) -> Vec<(String, u32, i64)> {
-        let mut v: Vec<(String, u32, i64)> = walkdir::WalkDir::new(root)
-            .into_iter()
-            .map(|e| {
-                let e = e.unwrap();
-                let m = e.path().symlink_metadata().unwrap();
-                (e.path().strip_prefix(root).unwrap().display().to_string(), m.mode(), m.mtime_nsec())
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
-    #[test]
-    fn everything_placed_is_taken_away_and_times_come_back() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        fs::create_dir_all(root.join("etc")).unwrap();
-        fs::create_dir_all(root.join("var/cache/apt")).unwrap();
-        fs::write(root.join("var/cache/apt/pkgcache"), "image's").unwrap();
-        let cache = t.path().join("cache");
-        fs::create_dir_all(&cache).unwrap();
-        fs::write(cache.join("kept"), "from an earlier build").unwrap();
-        let before = listing(&root);
-        let mounts = [
-            Mount {
-                target: tmp_target(&root, "var/cache/apt"),
-                source: MountSource::Host { path: cache.clone(), usage: HostUse::Persist },
-                readonly: false,
-            },
-            Mount {
-                target: tmp_target(&root, "run/secrets/tok"),
-                source: MountSource::File { content: Sensitive(b"s3cr3t".to_vec()), mode: 0o400, uid: 0, gid: 0 },
-                readonly: true,
-            },
-            Mount {
-                target: tmp_target(&root, "tmp/scratch"),
-                source: MountSource::Tmpfs { size: None },
-                readonly: false,
-            },
-        ];
-        let order: Vec<&Mount> = mounts.iter().collect();
-        let mut p = Placed::place(&order, Some(t.path())).unwrap();
-        assert_eq!(fs::read_to_string(root.join("var/cache/apt/kept")).unwrap(), "from an earlier build");
-        assert!(!root.join("var/cache/apt/pkgcache").exists(), "the image's files are hidden");
-        assert_eq!(fs::read_to_string(root.join("run/secrets/tok")).unwrap(), "s3cr3t");
-        assert_eq!(fs::metadata(root.join("run/secrets/tok")).unwrap().mode() & 0o7777, 0o400);
-        assert_eq!(fs::metadata(root.join("tmp/scratch")).unwrap().mode() & 0o7777, 0o1777);
-        // The command writes into the cache and the tmpfs.
-        fs::write(root.join("var/cache/apt/new"), "written by the step").unwrap();
-        fs::write(root.join("tmp/scratch/x"), "gone").unwrap();
-        p.remove().unwrap();
-        assert_eq!(listing(&root), before, "the root is exactly as it was");
-        assert_eq!(fs::read_to_string(cache.join("new")).unwrap(), "written by the step", "the cache keeps it");
-    }
-
-    #[test]
-    fn a_cache_on_another_filesystem_gets_the_new_contents_in_one_swap() {
-        // What happens after the step when the cache could only be copied in.
-        let t = tempfile::tempdir().unwrap();
-        let home = t.path().join("cache/0");
-        fs::create_dir_all(&home).unwrap();
-        fs::write(home.join("old"), "from before").unwrap();
-        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
-        let placed = t.path().join("root/var/cache/x");
-        fs::create_dir_all(&placed).unwrap();
-        fs::set_permissions(&placed, fs::Permissions::from_mode(0o700)).unwrap();
-        fs::write(placed.join("new"), "written by the step").unwrap();
-        copy_back(&placed, &home).unwrap();
-        let names: Vec<String> =
-            fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        assert_eq!(names, ["new"], "the step removed `old` (by not copying it): the cache is what the step left");
-        assert_eq!(fs::metadata(&home).unwrap().mode() & 0o7777, 0o700);
-        let siblings: Vec<String> = fs::read_dir(t.path().join("cache"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(siblings, ["0"], "no temporary copy is left beside it");
-    }
-
-    #[test]
-    fn writes_beside_a_target_are_kept() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        let m = Mount {
-            target: tmp_target(&root, "app/cache"),
-            source: MountSource::Tmpfs { size: None },
-            readonly: false,
-        };
-        let mut p = Placed::place(&[&m], None).unwrap();
-        fs::write(root.join("app/out"), "built").unwrap();
-        p.remove().unwrap();
-        assert_eq!(fs::read_to_string(root.join("app/out")).unwrap(), "built");
-        assert!(!root.join("app/cache").exists());
-    }
-
-    #[test]
-    fn copies_of_bind_sources_are_discarded() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        let src = t.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        fs::write(src.join("main.go"), "package main").unwrap();
-        let m = Mount {
-            target: tmp_target(&root, "src"),
-            source: MountSource::Host { path: src.clone(), usage: HostUse::Discard },
-            readonly: false,
-        };
-        let mut p = Placed::place(&[&m], None).unwrap();
-        fs::write(root.join("src/main.go"), "changed").unwrap();
-        p.remove().unwrap();
-        assert_eq!(fs::read_to_string(src.join("main.go")).unwrap(), "package main");
-        assert!(!root.join("src").exists());
-    }
-
-    #[test]
-    fn read_only_mounts_written_to_and_tmpfs_over_size_are_breaches() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        let (cache, src) = (t.path().join("cache"), t.path().join("src"));
-        fs::create_dir_all(&cache).unwrap();
-        fs::write(cache.join("kept"), "from an earlier build").unwrap();
-        fs::create_dir_all(&src).unwrap();
-        fs::write(src.join("main.go"), "package main").unwrap();
-        let mounts = [
-            Mount {
-                target: tmp_target(&root, "ro-cache"),
-                source: MountSource::Host { path: cache.clone(), usage: HostUse::Persist },
-                readonly: true,
-            },
-            Mount {
-                target: tmp_target(&root, "src"),
-                source: MountSource::Host { path: src.clone(), usage: HostUse::Discard },
-                readonly: true,
-            },
-            Mount {
-                target: tmp_target(&root, "small"),
-                source: MountSource::Tmpfs { size: Some(4096) },
-                readonly: false,
-            },
-        ];
-        let order: Vec<&Mount> = mounts.iter().collect();
-
-        // Only reading, and a tmpfs within its size: nothing to say, the cache as it was.
-        let mut p = Placed::place(&order, Some(t.path())).unwrap();
-        assert_eq!(fs::read_to_string(root.join("ro-cache/kept")).unwrap(), "from an earlier build");
-        fs::write(root.join("small/x"), vec![1u8; 4096]).unwrap();
-        assert_eq!(p.breaches(), Vec::<String>::new());
-        p.remove().unwrap();
-        assert!(cache.join("kept").exists());
-
-        // Writes to both read-only mounts, a tmpfs over its size: each said, the cache emptied.
-        let mut p = Placed::place(&order, Some(t.path())).unwrap();
-        fs::write(root.join("ro-cache/new"), "must not persist").unwrap();
-        fs::write(root.join("src/main.go"), "changed").unwrap();
-        fs::write(root.join("small/x"), vec![1u8; 4097]).unwrap();
-        let b = p.breaches();
-        assert_eq!(b.len(), 3, "{b:?}");
-        assert!(
-            b[0].contains("ro-cache, a read-only mount (changed: ., new)") && b[0].ends_with("dropped"),
-            "{}",
-            b[0]
-        );
-        assert!(b[1].contains("src, a read-only mount (changed: main.go)") && !b[1].contains("dropped"), "{}", b[1]);
-        assert!(b[2].contains("left 4097 bytes in the tmpfs mount") && b[2].contains("size=4096"), "{}", b[2]);
-        p.remove().unwrap();
-        assert!(cache.is_dir() && fs::read_dir(&cache).unwrap().next().is_none(), "the written cache is dropped");
-        assert_eq!(fs::read_to_string(src.join("main.go")).unwrap(), "package main");
-        assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "the root is as it was");
-    }
-}
+#[path = "placed_tests.rs"]
+mod tests;

@@ -31,10 +31,11 @@ pub(super) fn fetch(
         insecure_skip_tls: opts.git.insecure_skip_tls,
         auth,
         mtime_commit: opts.source_date_epoch,
+        cancel: opts.cancel(),
     };
     let limits = Limits { max_file_size: opts.limits.max_file_size, max_total_size: opts.limits.max_total_size };
     let checkout = crate::git::context::clone(&req, dir, limits, &tools).map_err(git_err)?;
-    let (digest, bytes, files) = super::tree_digest(dir).map_err(|source| ContextError::Io {
+    let (digest, bytes, files) = super::tree_digest(dir, req.cancel.as_ref()).map_err(|source| ContextError::Io {
         source_: g.shown.clone(),
         what: "measure the checkout".into(),
         source,

@@ -44,6 +44,7 @@ pub(super) fn fetch(
         ca_file: (opts.env)("SSL_CERT_FILE").map(PathBuf::from),
         insecure: false,
         stall_timeout: opts.stall_timeout,
+        cancel: opts.cancel(),
     };
     let client = Client::new(&client_opts).map_err(http("make an HTTP client"))?;
     let resp = client

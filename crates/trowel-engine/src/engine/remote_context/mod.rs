@@ -11,6 +11,12 @@
 //! [`BuildOptions`](crate::engine::BuildOptions) holding it is dropped; a killed trowel's is
 //! swept by the next build like any work directory: `scratch.rs`) and the secrets the
 //! emitter must mask (`GIT_PASSWORD`, `GIT_TOKEN`, a URL's password, a store's keys and tokens).
+//!
+//! A context is fetched before the build starts, but a signal already stops it
+//! ([`FetchOptions::stop`]): the download gives up while it waits for the server
+//! (`registry/cloud/http.rs`), the unpack between entries and chunks, a git command is killed
+//! with its helpers (`git/cli.rs`); the fetch then fails as [`ContextError::Aborted`] and the
+//! directory, with whatever part of the context it holds, is removed with its [`WorkDir`].
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +70,16 @@ pub struct FetchOptions<'a> {
     /// global ARG's default, is not read yet: BuildKit looks at the given argument alone here
     /// too).
     pub source_date_epoch: bool,
+    /// The build's stop (a signal): the fetch gives up part way once it is asked for.
+    pub stop: Option<crate::sandbox::Stop>,
+}
+
+impl FetchOptions<'_> {
+    /// What the download, the unpack and git look at to give up.
+    pub(crate) fn cancel(&self) -> Option<crate::fs::Cancel> {
+        let stop = self.stop.clone()?;
+        Some(crate::fs::Cancel::new(move || stop.is_requested()))
+    }
 }
 
 /// Which kind of remote context.
@@ -177,6 +193,21 @@ pub enum ContextError {
         #[source]
         source: Box<crate::git::GitError>,
     },
+    /// The build was stopped while its context was fetched: `reason` is the stop's
+    /// (`SIGTERM received`); the error the fetch gave up with is kept.
+    #[error("build aborted: {reason} (while fetching the build context {source_})")]
+    Aborted {
+        source_: String,
+        reason: String,
+        #[source]
+        source: Box<ContextError>,
+    },
+}
+
+impl ContextError {
+    pub fn is_aborted(&self) -> bool {
+        matches!(self, ContextError::Aborted { .. })
+    }
 }
 
 /// Fetches `source` (not a directory: that is used where it is) as `opts` say.
@@ -203,15 +234,21 @@ pub fn fetch(source: &ContextSource, opts: &FetchOptions<'_>) -> Result<FetchedC
         WorkDir::create(opts.work_dir).map_err(io(&format!("create a directory in {}", opts.work_dir.display())))?;
     let dir = work.path().join("context");
     std::fs::create_dir(&dir).map_err(io("create the context directory"))?;
-    let (mut origin, secrets) = match source {
+    let fetched = match source {
         ContextSource::Dir(_) => unreachable!("refused above"),
-        ContextSource::Tar(input) => (tar::fetch(input, &dir, &shown, opts)?, Vec::new()),
-        ContextSource::Git(g) => git::fetch(g, &dir, opts)?,
-        ContextSource::S3(o) => s3::fetch(o, &dir, opts)?,
-        ContextSource::Gcs(o) => gcs::fetch(o, &dir, opts)?,
-        ContextSource::Azure(a) => azure::fetch(a, &dir, opts)?,
-        ContextSource::Https(h) => https::fetch(h, &dir, opts)?,
+        ContextSource::Tar(input) => tar::fetch(input, &dir, &shown, opts).map(|o| (o, Vec::new())),
+        ContextSource::Git(g) => git::fetch(g, &dir, opts),
+        ContextSource::S3(o) => s3::fetch(o, &dir, opts),
+        ContextSource::Gcs(o) => gcs::fetch(o, &dir, opts),
+        ContextSource::Azure(a) => azure::fetch(a, &dir, opts),
+        ContextSource::Https(h) => https::fetch(h, &dir, opts),
     };
+    // Whatever a stopped fetch failed with (a read given up, a git killed), it was the stop;
+    // `work` goes with the error, and the part of the context it holds with it.
+    let (mut origin, secrets) = fetched.map_err(|e| match opts.stop.as_ref().and_then(|s| s.reason()) {
+        Some(reason) => ContextError::Aborted { source_: shown.clone(), reason, source: Box::new(e) },
+        None => e,
+    })?;
     let dir = match opts.sub_path.filter(|s| !s.is_empty()) {
         Some(sub) => {
             let rel =
@@ -250,19 +287,21 @@ fn check_sub_path(dir: &Path, sub: &str) -> Result<String, String> {
 /// permission bits, and a file's content digest or a symlink's target. Two checkouts of the same
 /// commit with the same options have the same digest. Returns the digest, the files' bytes and
 /// their number.
-pub(crate) fn tree_digest(dir: &Path) -> std::io::Result<(Digest, u64, u64)> {
+pub(crate) fn tree_digest(dir: &Path, cancel: Option<&crate::fs::Cancel>) -> std::io::Result<(Digest, u64, u64)> {
     use std::os::unix::fs::PermissionsExt;
     let mut h = crate::digest::Hasher::new();
     let (mut bytes, mut files) = (0u64, 0u64);
     let walk = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1);
     for e in walk.into_iter().filter_entry(|e| !(e.depth() == 1 && e.file_name() == ".git")) {
         let e = e.map_err(std::io::Error::other)?;
+        crate::fs::Cancel::check(cancel).map_err(std::io::Error::other)?;
         let rel = e.path().strip_prefix(dir).unwrap_or(e.path()).to_string_lossy().into_owned();
         let md = e.path().symlink_metadata()?;
         let mode = md.permissions().mode() & 0o7777;
         let ft = md.file_type();
         let line = if ft.is_file() {
-            let (d, n) = crate::digest::digest_reader(std::fs::File::open(e.path())?)?;
+            let file = crate::fs::cancel::Checked::new(std::fs::File::open(e.path())?, cancel);
+            let (d, n) = crate::digest::digest_reader(file)?;
             bytes += n;
             files += 1;
             format!("f {mode:o} {rel}\0{d}\n")
@@ -299,16 +338,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("f"), "x").unwrap();
         std::os::unix::fs::symlink("f", d.path().join("l")).unwrap();
-        let (a, bytes, files) = tree_digest(d.path()).unwrap();
+        let (a, bytes, files) = tree_digest(d.path(), None).unwrap();
         assert_eq!((bytes, files), (1, 1));
         std::fs::create_dir(d.path().join(".git")).unwrap();
         std::fs::write(d.path().join(".git/HEAD"), "ref").unwrap();
-        assert_eq!(tree_digest(d.path()).unwrap().0, a, ".git is left out");
+        assert_eq!(tree_digest(d.path(), None).unwrap().0, a, ".git is left out");
         std::fs::write(d.path().join("f"), "y").unwrap();
-        let b = tree_digest(d.path()).unwrap().0;
+        let b = tree_digest(d.path(), None).unwrap().0;
         assert_ne!(a, b);
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d.path().join("f"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_ne!(tree_digest(d.path()).unwrap().0, b);
+        assert_ne!(tree_digest(d.path(), None).unwrap().0, b);
     }
 }

@@ -8,13 +8,18 @@
 //! it arrives), hashed on the way: the digest reported is that of the bytes given, to the last
 //! one (trailing padding included). [`unpack_archive`] is that step for every kind of context
 //! that is an archive.
+//!
+//! A stop ([`FetchOptions::stop`]) is looked at by the unpacker between entries and chunks, by
+//! the reading of what follows the archive's end, and by the count of what was unpacked: a big
+//! context ends within a chunk of the signal.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::{ContextError, ContextKind, ContextOrigin, FetchOptions, TarInput};
 use crate::digest::HashingReader;
-use crate::fs::{FsError, IgnoreList, Root, UnpackOptions, unpack_layer};
+use crate::fs::cancel::Checked;
+use crate::fs::{Cancel, FsError, IgnoreList, Root, UnpackOptions, unpack_layer};
 
 pub(super) fn fetch(
     input: &TarInput,
@@ -59,6 +64,7 @@ pub(super) fn unpack_archive(
         let s = shown.to_string();
         move |source: std::io::Error| ContextError::Io { source_: s, what, source }
     };
+    let cancel = opts.cancel();
     let mut hashing = HashingReader::new(raw);
     let root = Root::open(dir).map_err(|source| ContextError::Tar { source_: shown.to_string(), source })?;
     let unpack = UnpackOptions {
@@ -75,7 +81,7 @@ pub(super) fn unpack_archive(
         skip_devices: false,
         owners_to_root: false,
         archive_names: false,
-        cancel: None,
+        cancel: cancel.clone(),
     };
     {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);
@@ -100,10 +106,12 @@ pub(super) fn unpack_archive(
     // What follows the archive's end (its zero blocks, a compressor's padding) is part of what
     // was given, and of its digest; it is bounded like the archive.
     let limit = opts.limits.max_total_size.unwrap_or(u64::MAX);
-    std::io::copy(&mut (&mut hashing).take(limit), &mut std::io::sink()).map_err(io("read the archive".into()))?;
+    let mut rest = Checked::new((&mut hashing).take(limit), cancel.as_ref());
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(io("read the archive".into()))?;
     let (_, digest, bytes) = hashing.finish();
     let (mut files, mut newest) = (0u64, None::<i64>);
     for e in walkdir::WalkDir::new(dir).follow_links(false).into_iter().filter_map(Result::ok) {
+        Cancel::check(cancel.as_ref()).map_err(|source| ContextError::Tar { source_: shown.to_string(), source })?;
         if e.file_type().is_file() {
             use std::os::unix::fs::MetadataExt;
             files += 1;

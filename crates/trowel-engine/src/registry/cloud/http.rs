@@ -15,11 +15,18 @@
 //! `Retry-After`, at most 30 s), 500, 502, 503, 504. Once the body has begun, a failure is an
 //! error of the read: the unpacker has written part of the context, and the caller fails the
 //! fetch rather than resume.
+//!
+//! A build stopped (SIGTERM) while its context downloads ends there: [`ClientOptions::cancel`]
+//! is looked at between attempts, while the answer's head is awaited and while the reader
+//! waits for the next chunk ([`WAIT_SLICE`]), so a slow or stalled server cannot hold the stop
+//! for `--stall-timeout`. The download thread ends at its next chunk, finding no reader.
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::Duration;
+
+use crate::fs::{Cancel, FsError};
 
 // A reqwest error's causes without its URL (a presigned URL's query is a credential), as the
 // registry client words them.
@@ -31,6 +38,8 @@ const ATTEMPTS: u32 = 4;
 const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Chunks in flight between the download thread and the reader.
 const CHANNEL_CHUNKS: usize = 16;
+/// How long a wait for the answer or the next chunk goes between two looks at the stop.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// How the client is made.
 #[derive(Debug, Clone)]
@@ -43,11 +52,46 @@ pub(crate) struct ClientOptions {
     /// `--stall-timeout`: connecting, waiting for the answer's head, or for the next chunk of
     /// its body, longer than this fails the attempt (as the registry client's `stall.rs`).
     pub stall_timeout: Duration,
+    /// A stop of the build: the request and the reading of its body give up once it says so
+    /// (the read's error holds [`FsError::Cancelled`](crate::fs::FsError::Cancelled)).
+    pub cancel: Option<Cancel>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { ca_file: None, insecure: false, stall_timeout: crate::registry::DEFAULT_STALL_TIMEOUT }
+        ClientOptions {
+            ca_file: None,
+            insecure: false,
+            stall_timeout: crate::registry::DEFAULT_STALL_TIMEOUT,
+            cancel: None,
+        }
+    }
+}
+
+/// Waits for the next message on `rx`, giving up with [`FsError::Cancelled`] once `cancel`
+/// says so; `None` when the sender is gone.
+fn recv_unless_cancelled<T>(rx: &Receiver<T>, cancel: Option<&Cancel>) -> Result<Option<T>, FsError> {
+    let Some(c) = cancel else { return Ok(rx.recv().ok()) };
+    loop {
+        Cancel::check(Some(c))?;
+        match rx.recv_timeout(WAIT_SLICE) {
+            Ok(v) => return Ok(Some(v)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+        }
+    }
+}
+
+/// Sleeps `d`, or less when `cancel` asks first.
+fn sleep_unless_cancelled(d: Duration, cancel: Option<&Cancel>) -> Result<(), FsError> {
+    let until = std::time::Instant::now() + d;
+    loop {
+        Cancel::check(cancel)?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(WAIT_SLICE));
     }
 }
 
@@ -103,6 +147,9 @@ pub enum HttpError {
     /// No answer (connection refused, reset, TLS failure, timeout), after the retries.
     #[error("{reason}")]
     Transport { reason: String },
+    /// The build was stopped before an answer came ([`ClientOptions::cancel`]).
+    #[error("given up: the build was stopped")]
+    Cancelled,
 }
 
 /// A response's `Last-Modified`, in seconds since 1970, when it says one that parses.
@@ -121,6 +168,7 @@ pub(crate) struct Response {
 struct Body {
     chunks: Receiver<Result<bytes::Bytes, String>>,
     current: bytes::Bytes,
+    cancel: Option<Cancel>,
 }
 
 impl Response {
@@ -154,11 +202,11 @@ impl Response {
 impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.chunks.recv() {
-                Ok(Ok(chunk)) => self.current = chunk,
-                Ok(Err(reason)) => return Err(std::io::Error::other(reason)),
+            match recv_unless_cancelled(&self.chunks, self.cancel.as_ref()).map_err(std::io::Error::other)? {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(reason)) => return Err(std::io::Error::other(reason)),
                 // The sender is gone after the last chunk: the end of the body.
-                Err(_) => return Ok(0),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());
@@ -172,6 +220,7 @@ impl Read for Body {
 pub(crate) struct Client {
     client: reqwest::Client,
     stall: Duration,
+    cancel: Option<Cancel>,
 }
 
 impl Client {
@@ -205,43 +254,50 @@ impl Client {
             b = b.tls_certs_merge(certs);
         }
         let client = b.build().map_err(|e| HttpError::Client(format!("make an HTTP client: {e}")))?;
-        Ok(Client { client, stall: opts.stall_timeout })
+        Ok(Client { client, stall: opts.stall_timeout, cancel: opts.cancel.clone() })
     }
 
     /// Sends the request `make` makes, again for each attempt, and returns the first response
     /// that is not a transient failure (a 404 or 403 is returned, for the caller to explain).
     pub(crate) fn send(&self, make: &dyn Fn() -> Result<Request, HttpError>) -> Result<Response, HttpError> {
         let mut last = String::new();
+        let cancel = self.cancel.as_ref();
+        let cancelled = |_: FsError| HttpError::Cancelled;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 << attempt));
+                sleep_unless_cancelled(Duration::from_millis(100 << attempt), cancel).map_err(cancelled)?;
             }
             match self.send_once(make()?) {
                 Ok(resp) if matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504) && attempt + 1 < ATTEMPTS => {
                     let wait = retry_after(&resp.headers);
                     last = format!("HTTP {}", resp.status);
                     if let Some(w) = wait {
-                        std::thread::sleep(w);
+                        sleep_unless_cancelled(w, cancel).map_err(cancelled)?;
                     }
                 }
                 Ok(resp) => return Ok(resp),
-                Err(reason) => last = reason,
+                Err(None) => return Err(HttpError::Cancelled),
+                Err(Some(reason)) => last = reason,
             }
         }
         Err(HttpError::Transport { reason: format!("{last} (after {ATTEMPTS} attempts)") })
     }
 
-    /// One attempt: the head comes back here, the body keeps streaming on the thread.
-    fn send_once(&self, req: Request) -> Result<Response, String> {
+    /// One attempt: the head comes back here, the body keeps streaming on the thread. `Err(None)`:
+    /// the build was stopped while the head was awaited.
+    fn send_once(&self, req: Request) -> Result<Response, Option<String>> {
         let (head_tx, head_rx) = sync_channel(1);
         let (body_tx, body_rx) = sync_channel(CHANNEL_CHUNKS);
         let (client, stall) = (self.client.clone(), self.stall);
         std::thread::Builder::new()
             .name("context-download".into())
             .spawn(move || download(client, stall, req, head_tx, body_tx))
-            .map_err(|e| format!("start a download thread: {e}"))?;
-        let (status, headers) = head_rx.recv().map_err(|_| "the download thread ended".to_string())??;
-        Ok(Response { status, headers, body: Body { chunks: body_rx, current: bytes::Bytes::new() } })
+            .map_err(|e| Some(format!("start a download thread: {e}")))?;
+        let head = recv_unless_cancelled(&head_rx, self.cancel.as_ref()).map_err(|_| None)?;
+        let (status, headers) =
+            head.ok_or_else(|| "the download thread ended".to_string()).and_then(|h| h).map_err(Some)?;
+        let body = Body { chunks: body_rx, current: bytes::Bytes::new(), cancel: self.cancel.clone() };
+        Ok(Response { status, headers, body })
     }
 }
 

@@ -54,6 +54,7 @@ pub(super) fn fetch(
         ca_file: var("AWS_CA_BUNDLE").map(PathBuf::from),
         insecure: false,
         stall_timeout: opts.stall_timeout,
+        cancel: opts.cancel(),
     })
     .map_err(|source| ContextError::Http {
         source_: shown.clone(),
@@ -401,6 +402,7 @@ mod tests {
             trowel_dir: work.path(),
             env: &env,
             source_date_epoch: false,
+            stop: None,
         };
         let src = ObjectSource { bucket: "bkt".into(), key: "ctx.tar".into(), shown: "s3://bkt/ctx.tar".into() };
         let r = fetch(&src, work.path(), &opts).map(|(o, secrets)| {
