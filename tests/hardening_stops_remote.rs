@@ -2,7 +2,7 @@
 //! nothing of the context left in the work dir: while an archive downloads from a bucket
 //! (`s3://`, the path every downloaded kind shares: `registry/cloud/http.rs`), while a big local
 //! archive unpacks (`tar://`, the unpacker every archive-shaped context shares), and while git
-//! fetches a repository (`git/cli.rs`). The context is fetched before the build starts: a signal
+//! fetches a repository (`git/cli.rs`), for a context or for an `ADD` of a repository. The context is fetched before the build starts: a signal
 //! there used to end the process at once (killed by SIGTERM, not `build aborted`), its partial
 //! context left behind for the next build to sweep, and a download stuck on a server that
 //! stopped sending was not looked at again before `--stall-timeout`.
@@ -170,14 +170,11 @@ fn sigterm_while_a_tar_context_unpacks_ends_the_build_as_aborted() {
     stop_and_check(b, &work, &dest);
 }
 
-/// SIGTERM while git talks to a server that stopped answering half way (it holds the
-/// connection for two minutes; git itself would wait five) kills git with its helpers and
-/// removes the partial clone.
-#[test]
-fn sigterm_while_a_git_context_fetches_ends_the_build_as_aborted() {
-    let (_scratch, work) = scratch();
+/// A repository of 4 MiB of hex digits from a xorshift (a pack far larger than what gets
+/// through) behind a proxy whose every answer to git's upload-pack requests stops after 64 KiB,
+/// the connection held open: git waits on it. The proxy and the repository's URL.
+fn held_repository(name: &str) -> (FaultProxy, String) {
     let s = git_support::server();
-    // 4 MiB of hex digits from a xorshift: a pack far larger than what gets through.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let content: String = (0..(1 << 19))
         .map(|_| {
@@ -187,15 +184,39 @@ fn sigterm_while_a_git_context_fetches_ends_the_build_as_aborted() {
             format!("{:08x}", x as u32)
         })
         .collect();
-    s.new_repo("stop-fetch", &content);
+    s.new_repo(name, &content);
     let proxy = FaultProxy::start(s.http.trim_start_matches("http://"));
-    // Every answer to git's upload-pack requests stops after 64 KiB, the connection held open:
-    // the clone's git command waits on it.
     proxy.inject("POST", "git-upload-pack", Fault::StallAfter { after: 64 * 1024 }, 100);
+    let url = format!("http://{}/{name}.git", proxy.addr);
+    (proxy, url)
+}
+
+/// SIGTERM while git talks to a server that stopped answering half way (it holds the
+/// connection for two minutes; git itself would wait five) kills git with its helpers and
+/// removes the partial clone.
+#[test]
+fn sigterm_while_a_git_context_fetches_ends_the_build_as_aborted() {
+    let (_scratch, work) = scratch();
+    let (proxy, context) = held_repository("stop-fetch");
     let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-git-ctx"));
-    let context = format!("http://{}/stop-fetch.git", proxy.addr);
     let mut b = start(&context, &work, &dest, &[]);
     // git is in the clone's directory, waiting on the held answer.
+    proxy.wait_applied("git-upload-pack", Duration::from_secs(60));
+    wait_for_entry(&mut b, &work, "HEAD");
+    stop_and_check(b, &work, &dest);
+}
+
+/// The same for an `ADD` of a repository, fetched by the step (or its key's planning): git is
+/// killed, the build ends as aborted, not as a failed step, and its checkout is removed.
+#[test]
+fn sigterm_while_an_add_fetches_a_repository_ends_the_build_as_aborted() {
+    let (scratch, work) = scratch();
+    let (proxy, url) = held_repository("stop-add");
+    let ctx = scratch.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {}\nADD {url} /src\n", env().busybox())).unwrap();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-git-add"));
+    let mut b = start(ctx.to_str().unwrap(), &work, &dest, &[]);
     proxy.wait_applied("git-upload-pack", Duration::from_secs(60));
     wait_for_entry(&mut b, &work, "HEAD");
     stop_and_check(b, &work, &dest);

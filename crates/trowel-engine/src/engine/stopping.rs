@@ -20,8 +20,8 @@
 //!   a `RUN --mount=type=bind` makes, the seeding of a cache mount from a stage's files and the
 //!   copy made for a writable bind mount where no overlay can be had (`mounts/prepare.rs`;
 //!   a seed given up leaves nothing in the cache dir), an ADD's archive unpacked and
-//!   copied from its scratch root (`steps/copy/add.rs`), a git checkout copied into the root
-//!   (`steps/copy/git.rs`). Their errors are the step's, so a copy given up is carried as
+//!   copied from its scratch root (`steps/copy/add.rs`), an ADD's git fetch (its commands
+//!   killed, `git/cli.rs`) and its checkout copied into the root (`steps/copy/git.rs`). Their errors are the step's, so a copy given up is carried as
 //!   [`StepError::Build`] of the abort ([`BuildContext::step_fs_failed`]), which
 //!   [`StepAt::fail`](crate::engine::steps::StepAt::fail) hands on as the build's error.
 //! - and in the snapshot walks of a plain build that put no step's layer of their own: a

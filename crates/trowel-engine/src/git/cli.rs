@@ -9,8 +9,8 @@
 //! trowel (`PR_SET_PDEATHSIG`, set by the sandbox module, the only place for `unsafe`), and a
 //! watchdog kills it when the directory it writes grows past the layer size limit: a clone is
 //! bounded while it downloads, not only once it is done; the same watch kills it when the build
-//! is stopped ([`Git::cancel`]: a SIGTERM during a large fetch ends within a poll of it). What git prints is passed through
-//! [`redact_urls_in`] before it reaches an error message.
+//! is stopped ([`Git::cancel`]: a SIGTERM during a large fetch ends within a poll of it). What
+//! git prints is passed through [`redact_urls_in`] before it reaches an error message.
 
 use std::io::Read;
 use std::path::Path;

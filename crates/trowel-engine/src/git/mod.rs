@@ -128,13 +128,15 @@ pub struct Checkout {
 }
 
 /// Fetches and checks out what `req` asks for into the empty directory `dir` with `tools`; an
-/// ssh remote with `ssh` (the agent and the host keys, see [`ssh`]).
+/// ssh remote with `ssh` (the agent and the host keys, see [`ssh`]). A git command still
+/// running when `cancel` asks is killed ([`GitError::Cancelled`]).
 pub fn checkout(
     req: &Request,
     dir: &Path,
     limits: Limits,
     ssh: Option<&SshAccess>,
     tools: &Tools,
+    cancel: Option<&crate::fs::Cancel>,
 ) -> Result<Checkout, GitError> {
     let remote = req.git.remote.as_str();
     let ssh = match (req.git.transport, ssh) {
@@ -143,7 +145,7 @@ pub fn checkout(
         // Only the remote named over ssh gets ssh (a submodule cannot switch to it).
         _ => None,
     };
-    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh, tools, env_config: &[], cancel: None };
+    let git = Git { dir, remote, max_bytes: limits.max_total_size, ssh, tools, env_config: &[], cancel };
     let resolved = resolve::resolve(&git, req)?;
     git.run("init", &["-c", "init.defaultBranch=master", "init", "-q", "."])?;
     git.run("remote add", &["remote", "add", "origin", remote])?;

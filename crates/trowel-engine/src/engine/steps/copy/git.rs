@@ -56,12 +56,22 @@ pub(crate) fn checkout(ctx: &BuildContext<'_>, req: &Request) -> Result<Arc<Chec
     std::fs::create_dir(&dir).map_err(StepError::io(format!("create {}", dir.display())))?;
     let limits =
         Limits { max_file_size: ctx.opts.layers.max_file_size, max_total_size: ctx.opts.layers.max_layer_size };
+    let cancel = ctx.fs_cancel();
     let result = match ssh_access(ctx, req, &tools) {
-        Ok(ssh) => git::checkout(req, &dir, limits, ssh.as_ref(), &tools).map(Arc::new).map_err(Arc::new),
+        Ok(ssh) => {
+            git::checkout(req, &dir, limits, ssh.as_ref(), &tools, cancel.as_ref()).map(Arc::new).map_err(Arc::new)
+        }
         Err(e) => Err(Arc::new(e)),
     };
     if result.is_err() {
         let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+    }
+    // A fetch killed for a stop did not fail: the build was aborted, and says so.
+    if let Err(e) = &result
+        && matches!(**e, GitError::Cancelled { .. })
+        && let Some(stopped) = ctx.aborted()
+    {
+        return Err(StepError::Build(Box::new(stopped)));
     }
     // Once per repository: BuildKit accepts http:// and git:// but discourages them.
     if result.is_ok() && req.git.transport.is_unencrypted() && !ctx.git_fetched(&req.git.remote) {
