@@ -104,6 +104,9 @@ pub(crate) fn mount_files(
     files_of(ctx, stages, records, p, (vec![named.as_str()], &[], false), Need::Paths(vec![source.into()]), step, &read)
 }
 
+/// How a reader's files are found in a stage's root, with what its layer writer hashed.
+type ReadFiles<'a> = dyn Fn(&Root, Option<&KnownDigests>) -> Result<Vec<FileEntry>, StepError> + 'a;
+
 /// The files `read` finds in finished stage `p` for a reader named by `reading` (its sources,
 /// `--exclude` and `--parents`): this build's, else its root's if it has one at hand, else a
 /// copy-from record's, else those of the stage's layers extracted for `need` (kept for the step
@@ -117,7 +120,7 @@ fn files_of(
     reading: (Vec<&str>, &[String], bool),
     need: Need,
     step: StepId,
-    read: &dyn Fn(&Root, Option<&KnownDigests>) -> Result<Vec<FileEntry>, StepError>,
+    read: &ReadFiles<'_>,
 ) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
     let Some(id) = identity_of(stages, p, reading) else { return Ok(None) };
     if let Some(files) = records.known(&id) {
