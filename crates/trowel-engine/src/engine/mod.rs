@@ -38,6 +38,7 @@ pub mod disk_full;
 mod early_upload;
 pub mod emit;
 pub mod error;
+mod known_digests;
 mod lanes;
 mod layer;
 mod layer_cache;

@@ -24,6 +24,7 @@ use trowel_events::{Event, RootIndex, StepId};
 
 use crate::engine::context::BuildContext;
 use crate::engine::error::BuildError;
+use crate::engine::known_digests::KnownDigests;
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::root_store::RootMount;
 use crate::fs::ignore::IgnoreList;
@@ -40,6 +41,9 @@ pub(crate) struct BuildRoot {
     pub snap: Snapshotter,
     /// The overlay `dir` is, when the root was mounted from the unpacked-layer store.
     pub mount: Option<RootMount>,
+    /// The digests its layers' writer found, for a later stage's `COPY --from` key (kept only
+    /// for a stage some later one reads: `known_digests.rs`).
+    pub digests: KnownDigests,
 }
 
 impl BuildRoot {
@@ -55,7 +59,7 @@ impl BuildRoot {
     /// Gives the root up: unmounted if it is an overlay (so deleting it can never reach
     /// through to anything below), and the directories left to delete returned.
     pub fn into_dirs(self) -> Vec<PathBuf> {
-        let BuildRoot { dir, snap, mount } = self;
+        let BuildRoot { dir, snap, mount, .. } = self;
         // The snapshotter holds the root open; a busy mount would only be detached.
         drop(snap);
         match mount {
@@ -238,7 +242,7 @@ impl BuildContext<'_> {
         let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
         snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         self.report_root(root_for, layers.len(), (entries, bytes), t0, None, store_unused, None);
-        Ok(BuildRoot { dir, snap, mount: None })
+        Ok(BuildRoot { dir, snap, mount: None, digests: KnownDigests::default() })
     }
 
     /// Reports a root just made of `layers` layers, `made` (entries, bytes) of them unpacked

@@ -18,6 +18,7 @@ use crate::dockerfile::{ArgScope, Base, Dockerfile, Plan, StageOrImage};
 use crate::engine::context::BuildContext;
 use crate::engine::copy_source::{Need, PartialRoot};
 use crate::engine::error::BuildError;
+use crate::engine::known_digests::KnownDigests;
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::root::{BuildRoot, RootFor};
 use crate::engine::stage::defer::DeferredCopy;
@@ -171,6 +172,13 @@ impl Stages {
             Some(_) => None,
             None => self.borrowed.get(&p),
         }
+    }
+
+    /// What the layer writer of finished stage `p` hashed of the files of its root at hand
+    /// ([`Self::root_at_hand`]), when it kept them (`known_digests.rs`).
+    pub fn known_digests(&self, p: usize) -> Option<&KnownDigests> {
+        let stage = self.built.get(p)?.as_ref()?;
+        stage.root.as_ref().filter(|r| !r.is_slash()).map(|r| &r.digests)
     }
 
     /// The files of finished stage `p` that `need` reads, for `COPY --from` and RUN mounts: its

@@ -33,7 +33,7 @@ pub mod remove;
 pub mod root;
 pub mod snapshot;
 mod snapshot_index;
-mod snapshot_lazy;
+pub(crate) mod snapshot_lazy;
 mod snapshot_saved;
 mod sys;
 mod tar_guard;

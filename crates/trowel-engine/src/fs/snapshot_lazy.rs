@@ -92,6 +92,17 @@ impl FileRead {
         }
     }
 
+    /// The image path it was read at.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether `st` (an lstat) shows this inode unchanged since it was read: what lets a
+    /// `COPY --from`'s key take its digest (`engine/known_digests.rs`).
+    pub(crate) fn is_of(&self, st: &Stat) -> bool {
+        self.ino == st.ino && self.size == st.size && self.mtime == ns(st.mtime) && self.ctime == ns(st.ctime)
+    }
+
     /// Whether this is the inode, unchanged, that the index recorded.
     fn matches(&self, m: &Meta) -> bool {
         self.ino == m.ino && self.size == m.size && self.mtime == m.mtime && self.ctime == m.ctime

@@ -331,7 +331,8 @@ impl BuildContext<'_> {
             .index_root(&mut snap, store, &chains, identities.as_deref(), &upper, !userns)
             .map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         self.report_root(root_for, layers.len(), (entries, bytes), t0, Some(found), None, Some(index));
-        Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }) }))
+        let digests = crate::engine::known_digests::KnownDigests::default();
+        Ok(Ok(BuildRoot { dir, snap, mount: Some(RootMount { mount, upper, work }), digests }))
     }
 
     /// The initial index of a root mounted from the store (`chains`: its entries' chain IDs,

@@ -190,6 +190,10 @@ impl StageRunner {
             write_layer_tapped(root.snap.root(), &mut changes, &ctx.store, &opts, tap, cancel.as_ref())
                 .map_err(ctx.fs_failed(format!("write layer for step {id}")))?;
         let took = t0.elapsed();
+        // What the writer hashed, for a later stage's `COPY --from` key not to hash it again.
+        if crate::engine::known_digests::read_later(&ctx.plan, self.index) {
+            root.digests.record(&changes);
+        }
         root.snap.settle(&changes).map_err(BuildError::fs(format!("index what step {id} wrote")))?;
         if let (Some(b), Some(cap)) = (before, s.contents.as_deref_mut()) {
             Before::fill(&mut changes.entries, &b);

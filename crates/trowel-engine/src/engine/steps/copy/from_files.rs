@@ -14,6 +14,7 @@ use crate::dockerfile::{ExpandedCopy, ExpandedSource};
 use crate::engine::context::BuildContext;
 use crate::engine::copy_source::Need;
 use crate::engine::error::StepError;
+use crate::engine::known_digests::KnownDigests;
 use crate::engine::layer_cache::copy_from::{CopyFromRecords, Found};
 use crate::engine::stages::{BuiltStage, Stages};
 use crate::engine::steps::copy::keyfiles::{
@@ -36,7 +37,7 @@ pub(crate) fn stage_files(
 ) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
     let Some(paths) = read_paths(c, is_add) else { return Ok(None) };
     let need = Need::Sources(paths.iter().map(|p| p.to_string()).collect());
-    let read = |root: &Root| files_in(ctx, root, c);
+    let read = |root: &Root, known: Option<&KnownDigests>| files_in(ctx, root, known, c);
     files_of(ctx, stages, records, p, (paths, &c.excludes, c.parents), need, step, &read)
 }
 
@@ -99,9 +100,12 @@ pub(crate) fn mount_files(
     // Named apart from a COPY's sources: a mount follows `source` through symlinks, wildcards
     // are no wildcards to it, and it shows the whole tree.
     let named = format!("mount {source}");
-    let read = |root: &Root| tree_in(ctx, root, source);
+    let read = |root: &Root, known: Option<&KnownDigests>| tree_in(ctx, root, known, source);
     files_of(ctx, stages, records, p, (vec![named.as_str()], &[], false), Need::Paths(vec![source.into()]), step, &read)
 }
+
+/// How a reader's files are found in a stage's root, with what its layer writer hashed.
+type ReadFiles<'a> = dyn Fn(&Root, Option<&KnownDigests>) -> Result<Vec<FileEntry>, StepError> + 'a;
 
 /// The files `read` finds in finished stage `p` for a reader named by `reading` (its sources,
 /// `--exclude` and `--parents`): this build's, else its root's if it has one at hand, else a
@@ -116,20 +120,20 @@ fn files_of(
     reading: (Vec<&str>, &[String], bool),
     need: Need,
     step: StepId,
-    read: &dyn Fn(&Root) -> Result<Vec<FileEntry>, StepError>,
+    read: &ReadFiles<'_>,
 ) -> Result<Option<Arc<Vec<FileEntry>>>, StepError> {
     let Some(id) = identity_of(stages, p, reading) else { return Ok(None) };
     if let Some(files) = records.known(&id) {
         return Ok(Some(files));
     }
     if let Some(root) = stages.root_at_hand(p) {
-        return Ok(Some(records.made(ctx, &id, read(root)?)));
+        return Ok(Some(records.made(ctx, &id, read(root, stages.known_digests(p))?)));
     }
     if let Found::Known(files) = records.find(ctx, &id)? {
         return Ok(Some(files));
     }
     let root = stages.stage_files(ctx, p, &need, step).map_err(|e| StepError::Invalid(e.to_string()))?;
-    Ok(Some(records.made(ctx, &id, read(root)?)))
+    Ok(Some(records.made(ctx, &id, read(root, None)?)))
 }
 
 /// The stage's layers as a record names them, its COPYs never run in their places.
@@ -150,8 +154,14 @@ fn parts<'a>(stages: &'a Stages, stage: &'a BuiltStage) -> Vec<Part<'a>> {
 }
 
 /// The files `c` copies from `root`, sorted by path: each source expanded and walked as the
-/// copy expands and walks it (`--exclude` and `--parents` alike, no `.dockerignore`).
-pub(crate) fn files_in(ctx: &BuildContext<'_>, root: &Root, c: &ExpandedCopy) -> Result<Vec<FileEntry>, StepError> {
+/// copy expands and walks it (`--exclude` and `--parents` alike, no `.dockerignore`), a file
+/// `known` holds the digest of not read again.
+pub(crate) fn files_in(
+    ctx: &BuildContext<'_>,
+    root: &Root,
+    known: Option<&KnownDigests>,
+    c: &ExpandedCopy,
+) -> Result<Vec<FileEntry>, StepError> {
     let excludes = excludes_of(c)?;
     let mut w = Walked::stoppable(ctx);
     for s in &c.sources {
@@ -159,27 +169,43 @@ pub(crate) fn files_in(ctx: &BuildContext<'_>, root: &Root, c: &ExpandedCopy) ->
             walk_matches(root, p, None, c.parents, excludes.as_ref(), &mut w)?;
         }
     }
-    hashed(root, w)
+    hashed(root, known, w)
 }
 
 /// Every file under `source` in `root` (followed through symlinks, as a mount follows it),
 /// sorted by path, each path (and hard link's first path) below `source`: `""` is `source`.
-fn tree_in(ctx: &BuildContext<'_>, root: &Root, source: &str) -> Result<Vec<FileEntry>, StepError> {
+fn tree_in(
+    ctx: &BuildContext<'_>,
+    root: &Root,
+    known: Option<&KnownDigests>,
+    source: &str,
+) -> Result<Vec<FileEntry>, StepError> {
     let resolved = root.resolve(source).map_err(StepError::fs(source.to_string()))?;
     let rel = resolved.trim_start_matches('/');
     let mut w = Walked::stoppable(ctx);
     walk(root, rel, "", &filter::for_dir(rel, None, None), &mut Links::new(), &mut w)?;
     let below = |p: &str| p.strip_prefix(rel).unwrap_or(p).trim_start_matches('/').to_string();
-    let files = hashed(root, w)?;
+    let files = hashed(root, known, w)?;
     Ok(files
         .into_iter()
         .map(|f| FileEntry { path: below(&f.path), hard_link: f.hard_link.as_deref().map(below), ..f })
         .collect())
 }
 
-/// What `walk` found, each regular file's digest read from `root`, sorted by path.
-fn hashed(root: &Root, w: Walked) -> Result<Vec<FileEntry>, StepError> {
-    let Walked { mut files, pending, cancel, .. } = w;
+/// What `walk` found, each regular file's digest taken from `known` when it holds the file as
+/// `walk` found it (the layer writer of the step that made it hashed it), else read from
+/// `root`; sorted by path.
+fn hashed(root: &Root, known: Option<&KnownDigests>, w: Walked) -> Result<Vec<FileEntry>, StepError> {
+    let Walked { mut files, mut pending, cancel, .. } = w;
+    if let Some(known) = known {
+        pending.retain(|p| match known.digest(&p.path, &p.st) {
+            Some(d) => {
+                files[p.at].digest = Some(d.clone());
+                false
+            }
+            None => true,
+        });
+    }
     hash_all(&mut files, &pending, &|p| {
         let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
         digest_until_cancelled(&mut std::io::BufReader::new(f), &p.path, cancel.as_ref())
@@ -188,3 +214,7 @@ fn hashed(root: &Root, w: Walked) -> Result<Vec<FileEntry>, StepError> {
     files.dedup();
     Ok(files)
 }
+
+#[cfg(test)]
+#[path = "from_files_tests.rs"]
+mod tests;
