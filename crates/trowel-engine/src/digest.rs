@@ -173,17 +173,39 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The size of [`digest_reader`]'s chunks.
+const READ_CHUNK: usize = 256 * 1024;
+
+thread_local! {
+    /// [`digest_reader`]'s buffer, one per thread and kept: a buffer this size is a fresh
+    /// `mmap` from glibc's allocator, zeroed page by page as it is touched and unmapped after,
+    /// for every file hashed — 13 µs a file, 30 ms of a key over 2,300 small files
+    /// (bench/README, "A `COPY --from`'s key from the digests its builder's layers found").
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Hash a whole reader (streamed in 256 KiB chunks).
 pub fn digest_reader<R: Read>(mut r: R) -> io::Result<(Digest, u64)> {
     let mut h = Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let mut hash_with = |buf: &mut [u8]| -> io::Result<()> {
+        loop {
+            let n = r.read(buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            h.update(&buf[..n]);
         }
-        h.update(&buf[..n]);
-    }
+    };
+    READ_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < READ_CHUNK {
+                buf.resize(READ_CHUNK, 0);
+            }
+            hash_with(&mut buf)
+        }
+        // A reader that hashes another on the same thread while it is read.
+        Err(_) => hash_with(&mut vec![0u8; READ_CHUNK]),
+    })?;
     let len = h.len();
     Ok((h.finish(), len))
 }
@@ -230,5 +252,27 @@ mod tests {
         let (d2, n2) = digest_reader(&data[..]).unwrap();
         assert_eq!((d1.clone(), n1), (d2, n2));
         assert_eq!(d1, Digest::of(&data));
+    }
+
+    /// The kept buffer: readers longer than a chunk, one after another, and a reader that hashes
+    /// another while it is read (the buffer is then in use) all get their own digest.
+    #[test]
+    fn the_kept_buffer_serves_long_and_nested_readers() {
+        let long: Vec<u8> = (0..READ_CHUNK * 2 + 17).map(|i| (i % 251) as u8).collect();
+        assert_eq!(digest_reader(&long[..]).unwrap(), (Digest::of(&long), long.len() as u64));
+        assert_eq!(digest_reader(&b"short"[..]).unwrap(), (Digest::of(b"short"), 5));
+        struct Nested<'a>(&'a [u8], Option<(Digest, u64)>);
+        impl Read for Nested<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.1.is_none() {
+                    self.1 = Some(digest_reader(&b"inner"[..])?);
+                }
+                self.0.read(buf)
+            }
+        }
+        let mut outer = Nested(&long, None);
+        let got = digest_reader(&mut outer).unwrap();
+        assert_eq!(got, (Digest::of(&long), long.len() as u64));
+        assert_eq!(outer.1, Some((Digest::of(b"inner"), 5)));
     }
 }
