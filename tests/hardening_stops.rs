@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_ok, env, run, trowel, unique_repo};
 use faults::{Fault, FaultProxy};
-use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, sigterm_and_wait_within, tags};
+use hardening_support::running::{Running, assert_no_tag, entries, mounts_below, stopped_as_aborted, tags};
 
 /// How soon after SIGTERM a stopped build must be gone: far below what the work it was in
 /// takes uncut (at least 8 s in both tests on a 2-core machine), with room for a busy one.
@@ -57,15 +57,7 @@ fn wait_until_open_where(b: &mut Running, what: &str, wanted: impl Fn(&Path) -> 
 /// Signals `b` once it is under way and checks it ended as a stopped build must.
 #[track_caller]
 fn stop_and_check(mut b: Running, work: &Path, dest: &str) {
-    // Well inside the work: the files are open, the first chunks read.
-    std::thread::sleep(Duration::from_millis(500));
-    let path = b.log.clone();
-    let t0 = Instant::now();
-    let status = sigterm_and_wait_within(&mut b.child, || std::fs::read_to_string(&path).unwrap_or_default(), BOUND);
-    let log = b.log();
-    eprintln!("ended {:?} after SIGTERM", t0.elapsed());
-    assert_eq!(status.code(), Some(1), "{log}");
-    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
+    stopped_as_aborted(&mut b, BOUND);
     assert_eq!(mounts_below(work), Vec::<String>::new());
     assert_eq!(entries(work), Vec::<String>::new(), "the build's roots are removed");
     assert_no_tag(dest);

@@ -17,12 +17,11 @@ mod hardening_support;
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{env, trowel, unique_repo};
+use common::{env, unique_repo};
 use faults::{Fault, FaultProxy};
-use hardening_support::running::{Running, assert_no_tag, entries, sigterm_and_wait_within};
+use hardening_support::running::{Running, assert_no_tag, entries, stopped_as_aborted};
 
 /// How soon after SIGTERM a stopped fetch must be gone: uncut, each of these takes from about
 /// ten seconds (the archive) to minutes (a server that stopped sending).
@@ -31,17 +30,8 @@ const BOUND: Duration = Duration::from_secs(3);
 /// `trowel build --context CONTEXT` in the background, its work dir `work`.
 fn start(context: &str, work: &Path, dest: &str, vars: &[(&str, &str)]) -> Running {
     let log = work.parent().unwrap().join("stopped.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let child = trowel()
-        .args(["build", "--context", context, "--destination", dest, "--work-dir"])
-        .arg(work)
-        .envs(vars.iter().copied())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    Running { child, log }
+    let args = [std::ffi::OsStr::new("--destination"), dest.as_ref(), "--work-dir".as_ref(), work.as_os_str()];
+    Running::start_with(context.as_ref(), &log, &args, vars)
 }
 
 /// Waits until the fetch has written an entry whose name starts with `name` somewhere below
@@ -66,14 +56,7 @@ fn wait_for_entry(b: &mut Running, work: &Path, name: &str) {
 /// Signals `b` once its fetch is under way and checks it ended as a stopped build must.
 #[track_caller]
 fn stop_and_check(mut b: Running, work: &Path, dest: &str) {
-    std::thread::sleep(Duration::from_millis(500));
-    let path = b.log.clone();
-    let t0 = Instant::now();
-    let status = sigterm_and_wait_within(&mut b.child, || std::fs::read_to_string(&path).unwrap_or_default(), BOUND);
-    let log = b.log();
-    eprintln!("ended {:?} after SIGTERM", t0.elapsed());
-    assert_eq!(status.code(), Some(1), "{log}");
-    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
+    stopped_as_aborted(&mut b, BOUND);
     assert_eq!(entries(work), Vec::<String>::new(), "the partial context is removed");
     assert_no_tag(dest);
 }

@@ -16,18 +16,29 @@ pub struct Running {
 
 impl Running {
     pub fn start<S: AsRef<std::ffi::OsStr>>(ctx: &Path, args: &[S]) -> Running {
-        let log = ctx.join("killed.log");
-        let f = std::fs::File::create(&log).unwrap();
+        Running::start_with(ctx.as_os_str(), &ctx.join("killed.log"), args, &[])
+    }
+
+    /// `trowel build --context CONTEXT ARGS` (a directory or a remote context's URL), `vars` in
+    /// its environment, its log at `log`.
+    pub fn start_with<S: AsRef<std::ffi::OsStr>>(
+        context: &std::ffi::OsStr,
+        log: &Path,
+        args: &[S],
+        vars: &[(&str, &str)],
+    ) -> Running {
+        let f = std::fs::File::create(log).unwrap();
         let child = trowel()
             .args(["build", "--context"])
-            .arg(ctx)
+            .arg(context)
             .args(args)
+            .envs(vars.iter().copied())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        Running { child, log }
+        Running { child, log: log.to_path_buf() }
     }
 
     pub fn log(&self) -> String {
@@ -101,6 +112,22 @@ pub fn assert_no_tag(reference: &str) {
 #[track_caller]
 pub fn sigterm_and_wait(child: &mut Child, log: impl Fn() -> String) -> std::process::ExitStatus {
     sigterm_and_wait_within(child, log, Duration::from_secs(5))
+}
+
+/// Sends SIGTERM once `b` is well inside its work (half a second in: the files open, the first
+/// chunks read) and checks it ended within `bound` as a stopped build does: exit code 1,
+/// `build aborted: SIGTERM received`. Its log.
+#[track_caller]
+pub fn stopped_as_aborted(b: &mut Running, bound: Duration) -> String {
+    std::thread::sleep(Duration::from_millis(500));
+    let path = b.log.clone();
+    let t0 = Instant::now();
+    let status = sigterm_and_wait_within(&mut b.child, || std::fs::read_to_string(&path).unwrap_or_default(), bound);
+    let log = b.log();
+    eprintln!("ended {:?} after SIGTERM", t0.elapsed());
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("build aborted: SIGTERM received"), "{log}");
+    log
 }
 
 /// [`sigterm_and_wait`] with another bound on the wait.
