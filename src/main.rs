@@ -62,25 +62,36 @@ fn own_mounts(opts: &engine::BuildOptions) {
     }
 }
 
-fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
-    // A signal aborts the build cleanly (`signals.rs`); without the watcher it still builds.
-    // Watched from before a remote context is fetched, which a signal stops too.
-    let stop = match engine::Stop::new() {
+/// A signal watcher's stop, when one could be had; without it the build still runs.
+fn signal_stop() -> Option<engine::Stop> {
+    match engine::Stop::new() {
         Ok(stop) if trowel::signals::stop_on_signals(stop.clone()).is_ok() => Some(stop),
         _ => None,
-    };
-    let opts = match args.to_options_stoppable(stop.as_ref()) {
-        Ok(o) => o,
-        // The context's fetch given up: the build is aborted, as one stopped later is.
-        Err(e) if stop.as_ref().is_some_and(engine::Stop::is_requested) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
+    }
+}
+
+/// The build's options, a remote context fetched under `stop`; the exit code when they cannot
+/// be had: 1 for a fetch a signal gave up (the build is aborted, as one stopped later is), 2
+/// for anything else.
+fn options(args: &trowel::cli::BuildArgs, stop: Option<&engine::Stop>) -> Result<engine::BuildOptions, i32> {
+    args.to_options_stoppable(stop).map_err(|e| {
+        eprintln!("error: {e}");
+        if stop.is_some_and(engine::Stop::is_requested) { 1 } else { 2 }
+    })
+}
+
+fn run_build(args: &trowel::cli::BuildArgs) -> i32 {
+    // A signal aborts the build cleanly (`signals.rs`); watched from before a remote context
+    // is fetched, which a signal stops too.
+    let stop = signal_stop();
+    match options(args, stop.as_ref()) {
+        Ok(opts) => build_with(args, opts, stop),
+        Err(code) => code,
+    }
+}
+
+/// `trowel build` once its options are made (a remote context fetched).
+fn build_with(args: &trowel::cli::BuildArgs, opts: engine::BuildOptions, stop: Option<engine::Stop>) -> i32 {
     if let Err(e) = trowel::rootless::check_dirs(&opts) {
         eprintln!("error: {e}");
         return 1;
@@ -224,12 +235,17 @@ fn run_compare(args: &trowel::cli::ReplayArgs, b: &std::path::Path) -> i32 {
 
 /// `trowel debug`: the build flags, plus breakpoints (failure by default), in the TUI.
 fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
-    let opts = match args.build.to_options() {
+    // A remote context is fetched before the UI, which watches SIGTERM and SIGHUP itself, starts:
+    // until then they stop the fetch.
+    let fetch_stop = engine::Stop::new().ok();
+    let watch = fetch_stop.clone().and_then(|s| trowel::signals::stop_on_signals_until_closed(s).ok());
+    let opts = options(&args.build, fetch_stop.as_ref().filter(|_| watch.is_some()));
+    if let Some(w) = watch {
+        w.close();
+    }
+    let opts = match opts {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     if let Err(e) = trowel::rootless::check_dirs(&opts) {
         eprintln!("error: {e}");
@@ -264,7 +280,8 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
                 return 2;
             }
         }
-        Err(_) => return run_build(&args.build),
+        // Reported as `trowel build` reports it, with the context already fetched.
+        Err(_) => return build_with(&args.build, opts, signal_stop()),
     }
     let theme = match trowel::tui::Theme::select(args.ui.theme.as_deref()) {
         Ok(t) => t,

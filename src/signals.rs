@@ -8,6 +8,8 @@
 //! once, as before, for whoever cannot wait. [`Stoppable`] is also how the terminal debugger
 //! stops a build the user quit. `trowel warm` takes the same signals the same way
 //! (`warm.rs`): the image being downloaded is given up, and its temporary files removed.
+//! `trowel debug` fetches a remote context before its UI starts: SIGTERM and SIGHUP stop that
+//! fetch too ([`stop_on_signals_until_closed`]), and the UI watches them itself after.
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use trowel_engine::engine::Stop;
@@ -87,4 +89,20 @@ pub fn stop_on_signals(stop: Stop) -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// Asks `stop` to stop at SIGTERM or SIGHUP until the returned handle is closed, never exiting:
+/// `trowel debug`'s fetch of a remote context (a pod deleted during a long clone), after which
+/// its UI watches the same two signals itself (`tui/live.rs`), as it always did. SIGINT keeps
+/// its default there (the terminal's ctrl-c, before the UI makes it a key); the next build
+/// sweeps what its fetch left.
+pub fn stop_on_signals_until_closed(stop: Stop) -> std::io::Result<signal_hook::iterator::Handle> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
+    let handle = signals.handle();
+    std::thread::Builder::new().name("trowel-fetch-signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            stop.request(format!("{} received", if sig == SIGTERM { "SIGTERM" } else { "SIGHUP" }));
+        }
+    })?;
+    Ok(handle)
 }

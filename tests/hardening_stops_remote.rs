@@ -2,10 +2,11 @@
 //! nothing of the context left in the work dir: while an archive downloads from a bucket
 //! (`s3://`, the path every downloaded kind shares: `registry/cloud/http.rs`), while a big local
 //! archive unpacks (`tar://`, the unpacker every archive-shaped context shares), and while git
-//! fetches a repository (`git/cli.rs`), for a context or for an `ADD` of a repository. The context is fetched before the build starts: a signal
-//! there used to end the process at once (killed by SIGTERM, not `build aborted`), its partial
-//! context left behind for the next build to sweep, and a download stuck on a server that
-//! stopped sending was not looked at again before `--stall-timeout`.
+//! fetches a repository (`git/cli.rs`), for a context or for an `ADD` of a repository; and
+//! `trowel debug`'s fetch, before its UI starts. The context is fetched before the build
+//! starts: a signal there used to end the process at once (killed by SIGTERM, not `build
+//! aborted`), its partial context left behind for the next build to sweep, and a download stuck
+//! on a server that stopped sending was not looked at again before `--stall-timeout`.
 //!
 //! The work dirs are on the tests' scratch space (a tmpfs under `scripts/test.sh`).
 
@@ -29,9 +30,14 @@ const BOUND: Duration = Duration::from_secs(3);
 
 /// `trowel build --context CONTEXT` in the background, its work dir `work`.
 fn start(context: &str, work: &Path, dest: &str, vars: &[(&str, &str)]) -> Running {
+    start_command("build", context, work, dest, vars)
+}
+
+/// [`start`] for `trowel COMMAND` (`build` or `debug`).
+fn start_command(command: &str, context: &str, work: &Path, dest: &str, vars: &[(&str, &str)]) -> Running {
     let log = work.parent().unwrap().join("stopped.log");
     let args = [std::ffi::OsStr::new("--destination"), dest.as_ref(), "--work-dir".as_ref(), work.as_os_str()];
-    Running::start_with(context.as_ref(), &log, &args, vars)
+    Running::start_with(command, context.as_ref(), &log, &args, vars)
 }
 
 /// Waits until the fetch has written an entry whose name starts with `name` somewhere below
@@ -105,6 +111,16 @@ fn trickling_s3() -> String {
     url
 }
 
+/// The environment that points an `s3://` context at `endpoint`.
+fn s3_vars(endpoint: &str) -> [(&'static str, &str); 4] {
+    [
+        ("S3_ENDPOINT", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDSTOPTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "stop-test-secret-key"),
+    ]
+}
+
 /// SIGTERM while an `s3://` context downloads (slowly, from a server that would go on for
 /// hours) ends the build within a wait for the next chunk, as aborted.
 #[test]
@@ -112,13 +128,19 @@ fn sigterm_while_a_bucket_context_downloads_ends_the_build_as_aborted() {
     let (_scratch, work) = scratch();
     let endpoint = trickling_s3();
     let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-s3-ctx"));
-    let vars = [
-        ("S3_ENDPOINT", endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDSTOPTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "stop-test-secret-key"),
-    ];
-    let mut b = start("s3://bkt/ctx.tar", &work, &dest, &vars);
+    let mut b = start("s3://bkt/ctx.tar", &work, &dest, &s3_vars(&endpoint));
+    wait_for_entry(&mut b, &work, "big");
+    stop_and_check(b, &work, &dest);
+}
+
+/// The same for `trowel debug`, which fetches the context before its UI starts (and watches
+/// SIGTERM itself): the fetch is given up, the debugger never starts, nothing is left.
+#[test]
+fn sigterm_while_the_debugger_fetches_its_context_ends_it_as_aborted() {
+    let (_scratch, work) = scratch();
+    let endpoint = trickling_s3();
+    let dest = format!("{}/{}:1", env().registry, unique_repo("sigterm-s3-debug"));
+    let mut b = start_command("debug", "s3://bkt/ctx.tar", &work, &dest, &s3_vars(&endpoint));
     wait_for_entry(&mut b, &work, "big");
     stop_and_check(b, &work, &dest);
 }

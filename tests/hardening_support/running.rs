@@ -16,12 +16,13 @@ pub struct Running {
 
 impl Running {
     pub fn start<S: AsRef<std::ffi::OsStr>>(ctx: &Path, args: &[S]) -> Running {
-        Running::start_with(ctx.as_os_str(), &ctx.join("killed.log"), args, &[])
+        Running::start_with("build", ctx.as_os_str(), &ctx.join("killed.log"), args, &[])
     }
 
-    /// `trowel build --context CONTEXT ARGS` (a directory or a remote context's URL), `vars` in
-    /// its environment, its log at `log`.
+    /// `trowel COMMAND --context CONTEXT ARGS` (`build` or `debug`; a directory or a remote
+    /// context's URL), `vars` in its environment, its log at `log`.
     pub fn start_with<S: AsRef<std::ffi::OsStr>>(
+        command: &str,
         context: &std::ffi::OsStr,
         log: &Path,
         args: &[S],
@@ -29,7 +30,7 @@ impl Running {
     ) -> Running {
         let f = std::fs::File::create(log).unwrap();
         let child = trowel()
-            .args(["build", "--context"])
+            .args([command, "--context"])
             .arg(context)
             .args(args)
             .envs(vars.iter().copied())
