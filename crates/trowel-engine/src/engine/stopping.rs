@@ -32,8 +32,9 @@
 //!   `FetchOptions::stop`): the download of an archive (`https://`, `s3://`, `gs://`, Azure)
 //!   between attempts and while it waits for the answer or its next chunk
 //!   (`registry/cloud/http.rs`), the unpack of any archive context (`tar://` too) between
-//!   entries and chunks, a git context's commands (killed with their helpers: `git/cli.rs`)
-//!   and the digest of its checkout; the fetch fails as `ContextError::Aborted` and its
+//!   entries and chunks, a git context's commands (killed with their helpers: `git/cli.rs`),
+//!   the walk that sets its checkout's modes and times (`git/tree.rs`, an ADD's too) and the
+//!   digest of its checkout; the fetch fails as `ContextError::Aborted` and its
 //!   directory goes with it.
 //! - in container isolation, the copies of a RUN's placed mounts (`sandbox/placed.rs`): a bind
 //!   source or a cache from another filesystem copied in, and a cache copied back out (given

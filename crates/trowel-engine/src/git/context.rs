@@ -158,7 +158,7 @@ pub fn clone(req: &ContextRequest, dir: &Path, limits: Limits, tools: &Tools) ->
     }
     let _ = git.run("remote set-head", &["remote", "set-head", "origin", "--auto"]);
     let time = tree::commit_time(&git, &commit)?;
-    tree::finish(dir, limits, req.mtime_commit.then_some(time))?;
+    tree::finish(dir, limits, req.mtime_commit.then_some(time), req.cancel.as_ref())?;
     Ok(ContextCheckout { commit, reference: target.map(|t| t.reference), time })
 }
 

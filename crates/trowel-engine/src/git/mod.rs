@@ -166,7 +166,7 @@ pub fn checkout(
         scrub::scrub(&git, dir)?;
     }
     let mtime = if req.git.mtime_commit { Some(tree::commit_time(&git, &commit)?) } else { None };
-    tree::finish(dir, limits, mtime)?;
+    tree::finish(dir, limits, mtime, cancel)?;
     let source = match &req.git.subdir {
         Some(s) => tree::check_subdir(dir, s)?,
         None => String::new(),

@@ -54,12 +54,19 @@ pub(crate) fn commit_time(git: &Git<'_>, commit: &str) -> Result<i64, GitError> 
 
 /// Walks the checkout: checks every file against the limits (submodules' included), sets modes
 /// as git under umask 022 makes them and, when given, every time to `mtime`.
-pub(crate) fn finish(dir: &Path, limits: Limits, mtime: Option<i64>) -> Result<(), GitError> {
+pub(crate) fn finish(
+    dir: &Path,
+    limits: Limits,
+    mtime: Option<i64>,
+    cancel: Option<&crate::fs::Cancel>,
+) -> Result<(), GitError> {
     let root = Root::open(dir).map_err(fs("open the checkout"))?;
     let mut total: u64 = 0;
     // Directories' times are set after their contents (which change them).
     let mut dirs: Vec<String> = Vec::new();
     walk(&root, "/", &mut |path, st| {
+        // A checkout of many files walked on a stop: given up as its git would be.
+        crate::fs::Cancel::check(cancel).map_err(|_| GitError::Cancelled { what: "checkout's walk".into() })?;
         if st.file_type == FileType::File {
             if let Some(limit) = limits.max_file_size
                 && st.size > limit
@@ -153,6 +160,31 @@ mod tests {
         assert_eq!(umask_022(0o664), 0o644);
     }
 
+    /// A stop during the walk of a finished checkout gives it up at the next entry, as its git
+    /// is killed; without one the walk sets every mode.
+    #[test]
+    fn a_stop_gives_up_the_checkouts_walk() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..50 {
+            std::fs::write(d.path().join(format!("f{i}")), "x").unwrap();
+            std::fs::set_permissions(d.path().join(format!("f{i}")), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let limits = Limits { max_file_size: None, max_total_size: None };
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let looks = seen.clone();
+        // Asked at the third look (the checkout's top is the first entry): the rest left as they
+        // were.
+        let stop = crate::fs::Cancel::new(move || looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 2);
+        let err = finish(d.path(), limits, None, Some(&stop)).unwrap_err();
+        assert!(matches!(err, GitError::Cancelled { .. }), "{err}");
+        let mode = |i: usize| std::fs::metadata(d.path().join(format!("f{i}"))).unwrap().permissions().mode() & 0o777;
+        let done = (0..50).filter(|i| mode(*i) == 0o644).count();
+        assert!((1..50).contains(&done), "{done} files' modes set");
+        finish(d.path(), limits, None, None).unwrap();
+        assert!((0..50).all(|i| mode(i) == 0o644));
+    }
+
     #[test]
     fn subdirs_are_directories_all_the_way() {
         let d = tempfile::tempdir().unwrap();
@@ -180,11 +212,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d.path().join("y"), std::fs::Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("l")).unwrap();
-        let e = finish(d.path(), Limits { max_file_size: Some(99), max_total_size: None }, None).unwrap_err();
+        let e = finish(d.path(), Limits { max_file_size: Some(99), max_total_size: None }, None, None).unwrap_err();
         assert_eq!(e.to_string(), "file sub/x of the repository is too large: 100 bytes (limit 99, --max-file-size)");
-        let e = finish(d.path(), Limits { max_file_size: None, max_total_size: Some(149) }, None).unwrap_err();
+        let e = finish(d.path(), Limits { max_file_size: None, max_total_size: Some(149) }, None, None).unwrap_err();
         assert!(e.to_string().starts_with("the checkout: 150 bytes exceed the 149-byte limit"), "{e}");
-        finish(d.path(), Limits::default(), Some(1_000_000)).unwrap();
+        finish(d.path(), Limits::default(), Some(1_000_000), None).unwrap();
         let m = std::fs::metadata(d.path().join("y")).unwrap();
         assert_eq!(m.permissions().mode() & 0o7777, 0o755);
         use std::os::unix::fs::MetadataExt;
