@@ -72,8 +72,7 @@ impl BuildContext<'_> {
 
     /// What a long file-system operation (a layer's unpack or write) looks at to give up.
     pub(crate) fn fs_cancel(&self) -> Option<Cancel> {
-        let stop = self.stop.clone()?;
-        Some(Cancel::new(move || stop.is_requested()))
+        self.stop.as_ref().map(crate::sandbox::Stop::cancel)
     }
 
     /// [`BuildError::fs`], but an operation given up for a stop ([`FsError::Cancelled`]) is

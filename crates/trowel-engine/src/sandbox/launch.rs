@@ -66,7 +66,7 @@ pub fn run(spec: &RunSpec, on_output: &mut dyn FnMut(Stream, &[u8])) -> Result<R
             if !spec.mounts.is_empty() {
                 let order = mounts::in_order(&spec.mounts);
                 // The stop cuts the copies short, as it does a chroot's (`placed.rs`).
-                let cancel = spec.stop.clone().map(|s| crate::fs::Cancel::new(move || s.is_requested()));
+                let cancel = spec.stop.as_ref().map(super::Stop::cancel);
                 let p = Placed::place(&order, spec.work_dir.as_deref(), cancel)
                     .map_err(|(path, source)| SandboxError::MountPoint { root: root.clone(), path, source })?;
                 placed = Some(p);

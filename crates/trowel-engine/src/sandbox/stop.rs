@@ -63,6 +63,13 @@ impl Stop {
         self.0.requested.load(Ordering::SeqCst)
     }
 
+    /// What a long file-system or download operation looks at to give up when this stop is
+    /// asked for ([`crate::fs::Cancel`]: one atomic load a look).
+    pub fn cancel(&self) -> crate::fs::Cancel {
+        let stop = self.clone();
+        crate::fs::Cancel::new(move || stop.is_requested())
+    }
+
     /// Ready once the stop is asked for: for a wait on an async runtime to race against
     /// (`engine/stopping.rs`, `trowel warm`). It looks every 50 ms, well under what a person
     /// at ctrl-c notices.

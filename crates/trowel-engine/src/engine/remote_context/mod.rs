@@ -77,8 +77,7 @@ pub struct FetchOptions<'a> {
 impl FetchOptions<'_> {
     /// What the download, the unpack and git look at to give up.
     pub(crate) fn cancel(&self) -> Option<crate::fs::Cancel> {
-        let stop = self.stop.clone()?;
-        Some(crate::fs::Cancel::new(move || stop.is_requested()))
+        self.stop.as_ref().map(crate::sandbox::Stop::cancel)
     }
 }
 
