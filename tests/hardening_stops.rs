@@ -19,7 +19,7 @@ mod hardening_support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{assert_ok, env, run, trowel, unique_repo};
 use faults::{Fault, FaultProxy};
@@ -40,18 +40,12 @@ fn wait_until_open(b: &mut Running, dir: &Path) {
 #[track_caller]
 fn wait_until_open_where(b: &mut Running, what: &str, wanted: impl Fn(&Path) -> bool) {
     let fds = format!("/proc/{}/fd", b.child.id());
-    let t0 = Instant::now();
-    loop {
-        let open = std::fs::read_dir(&fds)
+    let never = format!("{what} was never opened");
+    b.wait_until(&never, Duration::from_secs(120), Duration::from_millis(5), |_| {
+        std::fs::read_dir(&fds)
             .map(|d| d.flatten().any(|e| std::fs::read_link(e.path()).is_ok_and(|t| wanted(&t))))
-            .unwrap_or(false);
-        if open {
-            return;
-        }
-        assert!(b.child.try_wait().unwrap().is_none(), "the build ended early:\n{}", b.log());
-        assert!(t0.elapsed() < Duration::from_secs(120), "{what} was never opened:\n{}", b.log());
-        std::thread::sleep(Duration::from_millis(5));
-    }
+            .unwrap_or(false)
+    });
 }
 
 /// Signals `b` once it is under way and checks it ended as a stopped build must.

@@ -18,7 +18,7 @@ mod hardening_support;
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{env, unique_repo};
 use faults::{Fault, FaultProxy};
@@ -44,19 +44,10 @@ fn start_command(command: &str, context: &str, work: &Path, dest: &str, vars: &[
 /// `work` (the context's directory is named by the build).
 #[track_caller]
 fn wait_for_entry(b: &mut Running, work: &Path, name: &str) {
-    let t0 = Instant::now();
-    loop {
-        let found = walkdir::WalkDir::new(work)
-            .into_iter()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(name));
-        if found {
-            return;
-        }
-        assert!(b.child.try_wait().unwrap().is_none(), "the build ended early:\n{}", b.log());
-        assert!(t0.elapsed() < Duration::from_secs(120), "{name} was never written:\n{}", b.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let never = format!("{name} was never written");
+    b.wait_until(&never, Duration::from_secs(120), Duration::from_millis(10), |_| {
+        walkdir::WalkDir::new(work).into_iter().flatten().any(|e| e.file_name().to_string_lossy().starts_with(name))
+    });
 }
 
 /// Signals `b` once its fetch is under way and checks it ended as a stopped build must.

@@ -48,11 +48,19 @@ impl Running {
 
     #[track_caller]
     pub fn wait_for_log(&mut self, needle: &str) {
+        let never = format!("{needle:?} never appeared");
+        self.wait_until(&never, Duration::from_secs(60), Duration::from_millis(20), |b| b.log().contains(needle));
+    }
+
+    /// Looks at `done` every `every` until it holds, failing with `never` (and the log) once
+    /// `within` has passed, or at once when the build ended first.
+    #[track_caller]
+    pub fn wait_until(&mut self, never: &str, within: Duration, every: Duration, done: impl Fn(&Running) -> bool) {
         let t0 = Instant::now();
-        while !self.log().contains(needle) {
+        while !done(self) {
             assert!(self.child.try_wait().unwrap().is_none(), "the build ended early:\n{}", self.log());
-            assert!(t0.elapsed() < Duration::from_secs(60), "{needle:?} never appeared:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
+            assert!(t0.elapsed() < within, "{never}:\n{}", self.log());
+            std::thread::sleep(every);
         }
     }
 
