@@ -30,6 +30,7 @@ mod secret;
 mod session;
 pub mod stall;
 mod stream_upload;
+pub use pull::ManifestSeen;
 pub use stream_upload::HeldUpload;
 mod token;
 mod transport;

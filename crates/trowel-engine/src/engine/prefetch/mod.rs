@@ -58,9 +58,9 @@ use crate::engine::context::BuildContext;
 use crate::engine::emit::{Emitter, ProgressGate};
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::layer_cache::LayerCache;
-use crate::image::manifest::{Descriptor, Platform};
+use crate::image::manifest::{Descriptor, Manifest, Platform};
 use crate::image::store::BlobStore;
-use crate::registry::{Reference, Registry, RegistryError, ResolvedImage};
+use crate::registry::{ManifestSeen, Reference, Registry, RegistryError, ResolvedImage};
 
 mod cold;
 
@@ -228,7 +228,19 @@ impl BuildContext<'_> {
             let registry = self.registry.clone();
             let task = tokio::spawn(async move {
                 let mut mirrors_passed_over = Vec::new();
-                let img = match registry.resolve_noting(&reference, &platform, &mut mirrors_passed_over).await {
+                // The layers' downloads start with the manifest when the unpacked-layer store
+                // cannot hold any of them (that takes the config's diff_ids to tell): a cold
+                // build's first layer began a round trip later, after the config.
+                let early: ManifestSeen<'_> = ahead.as_ref().map(|(fetcher, idx, pointer)| {
+                    let reference = &reference;
+                    Box::new(move |m: &Manifest| {
+                        if fetcher.store_holds_none(&m.layers) {
+                            fetcher.listed(*idx, reference, &m.layers, pointer.clone(), &[]);
+                        }
+                    }) as Box<dyn FnOnce(&Manifest) + Send + '_>
+                });
+                let resolved = registry.resolve_seeing(&reference, &platform, &mut mirrors_passed_over, early).await;
+                let img = match resolved {
                     Ok(img) => img,
                     Err(e) => return Some((Err(Arc::new(Mutex::new(Some(e)))), mirrors_passed_over)),
                 };
@@ -417,6 +429,19 @@ impl Fetcher {
     /// unless one was kept already; a stage whose layers were all stored or downloading has the
     /// pointer looked up only if it asks (`cold_stage`).
     fn layers(&self, idx: usize, img: &ResolvedImage, pointer: Option<Reference>) {
+        self.listed(idx, &img.reference, &img.manifest.layers, pointer, &self.held_by_store(img));
+    }
+
+    /// [`Fetcher::layers`] of an image's `layers` alone, but for those in `held` (the
+    /// unpacked-layer store's).
+    fn listed(
+        &self,
+        idx: usize,
+        reference: &Reference,
+        layers: &[Descriptor],
+        pointer: Option<Reference>,
+        held: &[Digest],
+    ) {
         let tag = pointer.as_ref().and_then(|p| p.tag.clone());
         // A stage of COPYs alone is told by its reader's pointer (`cold.rs`): one check of it.
         let asked = tag.as_ref().and_then(|t| self.pointers.lock().unwrap_or_else(|p| p.into_inner()).get(t).cloned());
@@ -429,14 +454,13 @@ impl Fetcher {
             }
         };
         let cold = self.cold.lock().unwrap_or_else(|p| p.into_inner()).entry(idx).or_insert(cold).clone();
-        let held = self.held_by_store(img);
         let mut map = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
         let mut waiting = false;
-        for desc in &img.manifest.layers {
+        for desc in layers {
             if map.contains_key(&desc.digest) || self.store.contains(&desc.digest) || held.contains(&desc.digest) {
                 continue;
             }
-            map.insert(desc.digest.clone(), self.download(img.reference.clone(), desc.clone(), cold.clone()));
+            map.insert(desc.digest.clone(), self.download(reference.clone(), desc.clone(), cold.clone()));
             waiting = true;
         }
         // Only a check a download awaits is sent for sure: a lookup that awaited one nothing
@@ -444,6 +468,14 @@ impl Fetcher {
         if waiting && let Some(tag) = tag {
             self.pointers.lock().unwrap_or_else(|p| p.into_inner()).insert(tag, cold);
         }
+    }
+
+    /// Whether the unpacked-layer store can hold none of `layers`, known without the image's
+    /// config: no store ahead, less than its minimum size, or not one entry in it.
+    fn store_holds_none(&self, layers: &[Descriptor]) -> bool {
+        let Some((dir, min)) = &self.unpacked else { return true };
+        layers.iter().map(|l| l.size).sum::<u64>() < *min
+            || std::fs::read_dir(dir.join("sha256")).map_or(true, |mut d| d.next().is_none())
     }
 
     /// The layers of `img` whose entries the unpacked-layer store has, when a root of them
