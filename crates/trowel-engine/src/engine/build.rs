@@ -132,18 +132,19 @@ impl<'o> Build<'o> {
         // Layers sent ahead that no push committed (a failed build, a refused push) never
         // become blobs.
         self.ctx.cancel_early_uploads();
-        // The push check's upload sessions no upload took: a failed build waits for their
-        // cancels (nothing of it is left open), a successful one lets them go on.
+        // Layers of steps that succeeded are worth caching even when a later step failed.
+        if let Some(c) = self.cache.as_mut() {
+            c.finish(&self.ctx);
+        }
+        // Upload sessions opened ahead that no upload took (the push check's, the cache
+        // entries' once their writes are over): a failed build waits for their cancels
+        // (nothing of it is left open), a successful one lets them go on.
         let cancels = {
             let _rt = self.ctx.rt.enter();
             self.ctx.registry.release_spare_uploads(None)
         };
         if result.is_err() {
             self.ctx.rt.block_on(futures_util::future::join_all(cancels));
-        }
-        // Layers of steps that succeeded are worth caching even when a later step failed.
-        if let Some(c) = self.cache.as_mut() {
-            c.finish(&self.ctx);
         }
         // Digests of files this build read are right whether or not it succeeded.
         self.ctx.save_context_digests();

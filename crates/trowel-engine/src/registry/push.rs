@@ -221,8 +221,8 @@ impl Registry {
 
     /// Uploads a blob from the store in one PUT streamed from the file. A failure restarts
     /// from a fresh session and the first byte (a half-written session cannot be trusted).
-    /// Without a session of its own, the upload takes the push check's, when it left one for
-    /// this repository; if the registry refuses that one (a registry may expire an idle
+    /// Without a session of its own, the upload takes one opened ahead for this repository (the
+    /// push check's, a cache entry's), if any is left; if the registry refuses that one (a registry may expire an idle
     /// session during a long build), a fresh one is opened at once, without counting a retry.
     async fn upload(
         &self,
@@ -256,21 +256,44 @@ impl Registry {
         }
     }
 
-    /// The upload session the push check left for `repo`'s repository, if any (once).
+    /// An upload session opened ahead for `repo`'s repository, if any is left (each once).
     fn take_spare_upload(&self, repo: &Reference) -> Option<reqwest::Url> {
-        self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(&repo.repo_ref()).map(|(_, l)| l)
+        let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
+        let spares = all.get_mut(&repo.repo_ref())?;
+        let (_, loc) = spares.pop()?;
+        if spares.is_empty() {
+            all.remove(&repo.repo_ref());
+        }
+        Some(loc)
     }
 
-    /// Cancels, in the background, the upload sessions the push check left and no upload took
-    /// (a build that failed, or pushed nothing new); `only`: just that repository's (its push
+    /// Opens an upload session in `repo`'s repository now, for a later upload there to take
+    /// instead of opening its own: a writer that knows it will upload a blob soon, whose bytes
+    /// are not known yet (a cache entry's config names its layer's digest), moves the `POST`
+    /// off the round trips that blob's upload waits for. A failure is no error: the upload
+    /// then opens its session itself.
+    pub async fn open_upload_ahead(&self, repo: &Reference) {
+        let ctx = Ctx::push(Op::Push, repo);
+        if let Ok(loc) = self.start_upload(&ctx).await {
+            self.keep_spare(repo, loc);
+        }
+    }
+
+    fn keep_spare(&self, repo: &Reference, loc: reqwest::Url) {
+        let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(repo.repo_ref()).or_default().push((repo.clone(), loc));
+    }
+
+    /// Cancels, in the background, the upload sessions opened ahead that no upload took (a
+    /// build that failed, or pushed nothing new); `only`: just that repository's (its push
     /// found nothing to upload). Call from within the runtime; the caller may wait for the
     /// returned tasks or not (a session left open expires on the registry by itself).
     pub fn release_spare_uploads(&self, only: Option<&Reference>) -> Vec<tokio::task::JoinHandle<()>> {
         let spare: Vec<(Reference, reqwest::Url)> = {
             let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
             match only {
-                Some(r) => all.remove(&r.repo_ref()).into_iter().collect(),
-                None => all.drain().map(|(_, v)| v).collect(),
+                Some(r) => all.remove(&r.repo_ref()).into_iter().flatten().collect(),
+                None => all.drain().flat_map(|(_, v)| v).collect(),
             }
         };
         spare
@@ -378,16 +401,7 @@ impl Registry {
     pub async fn check_push_access(&self, dest: &Reference) -> Result<(), RegistryError> {
         let ctx = Ctx::push(Op::CheckPush, dest);
         let loc = self.start_upload(&ctx).await?;
-        let replaced = self
-            .session
-            .spare_uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dest.repo_ref(), (dest.clone(), loc));
-        if let Some((_, old)) = replaced {
-            let (me, dest) = (self.clone(), dest.clone());
-            tokio::spawn(async move { me.cancel(&Ctx::push(Op::CheckPush, &dest), &old).await });
-        }
+        self.keep_spare(dest, loc);
         Ok(())
     }
 

@@ -122,9 +122,9 @@ pub(crate) struct Session {
     tokens: Mutex<HashMap<(String, String), Token>>,
     /// Who is told of retries (set once, by the engine).
     pub(crate) notice: std::sync::OnceLock<super::retry::RetryNotice>,
-    /// Upload sessions the push check opened, by repository, kept for that repository's first
-    /// upload (see `Registry::check_push_access`).
-    pub(crate) spare_uploads: Mutex<HashMap<String, (super::reference::Reference, reqwest::Url)>>,
+    /// Upload sessions opened ahead of the uploads that take them, by repository (see
+    /// `Registry::check_push_access` and `Registry::open_upload_ahead`).
+    pub(crate) spare_uploads: Mutex<HashMap<String, Vec<(super::reference::Reference, reqwest::Url)>>>,
 }
 
 impl Session {
