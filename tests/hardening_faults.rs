@@ -1,9 +1,10 @@
 //! Whole `trowel build` runs through a fault-injecting proxy (`faults/mod.rs`) in front of the
 //! real registry: base pulls, pushes, cache lookups and cache writes meet dropped connections,
-//! 429/500/502/503 (with `Retry-After`), cut and stalled bodies, corrupted blobs and lost
-//! answers. A build either succeeds — and then the image in the registry is complete, which
-//! skopeo checks by copying every blob with digest verification — or fails with a clear error
-//! and pushes no manifest. (`registry_retry.rs` checks the same mechanisms call by call.)
+//! 429/500/502/503 (with `Retry-After`), cut and stalled bodies, corrupted blobs, lost answers
+//! and manifests refused as naming a blob the registry is still linking. A build either
+//! succeeds — and then the image in the registry is complete, which skopeo checks by copying
+//! every blob with digest verification — or fails with a clear error and pushes no manifest.
+//! (`registry_retry.rs` checks the same mechanisms call by call.)
 
 mod common;
 mod faults;
@@ -123,6 +124,74 @@ fn a_registry_that_misreports_an_upload_fails_the_push() {
     let text = log(&o);
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("but the registry stored sha256:0000"), "{text}");
+    assert_no_manifest(&format!("{}/{repo}:1", env().registry));
+}
+
+/// What distribution 2.8 answered a manifest `PUT` in CI (eight, then sixteen builds sharing a
+/// cache repository) whose check read a blob's link while another push rewrote it: empty.
+const LINK_BEING_WRITTEN: &str = r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"}]}"#;
+
+/// The manifest `PUT`s of `repo` the proxy saw.
+fn manifest_puts(proxy: &FaultProxy, repo: &str) -> usize {
+    proxy.seen().iter().filter(|r| r.starts_with(&format!("PUT /v2/{repo}/manifests/"))).count()
+}
+
+/// distribution refuses a manifest as naming an unknown blob when its check reads the blob's
+/// link while another push rewrites it (see `push_manifest`): the manifest is sent again after
+/// a short wait, the retry in the log with its reason, whatever `--push-retry` says.
+#[test]
+fn a_manifest_refused_for_a_blob_being_linked_is_sent_again() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("linking");
+    let answer = Fault::Answer { code: 400, body: LINK_BEING_WRITTEN };
+    proxy.inject("PUT", &format!("/{repo}/manifests/1"), answer, 1);
+    let ctx = context(&format!("FROM {}/busybox:1.35\nRUN echo ok > /ok\n", proxy.addr));
+    let digest_file = ctx.path().join("digest");
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let o = build(
+        ctx.path(),
+        &["--destination", &dest, "--push-retry", "0", "--digest-file", digest_file.to_str().unwrap()],
+    );
+    assert_ok(&o);
+    assert!(proxy.unused().is_empty(), "faults never triggered: {:?}", proxy.unused());
+    assert_eq!(manifest_puts(&proxy, &repo), 2, "{:#?}", proxy.seen());
+    let text = log(&o);
+    let retried = format!(
+        "retrying in 0.05 s (attempt 2 of 4): push {dest}: provided digest did not match uploaded content; blob \
+         unknown to registry (400): the manifest's blobs were all confirmed there; the registry may still be \
+         writing its link to one"
+    );
+    assert!(text.contains(&retried), "wanted {retried:?} in:\n{text}");
+    assert_complete(&format!("{}/{repo}:1", env().registry), &std::fs::read_to_string(&digest_file).unwrap());
+}
+
+/// A blob really missing: the manifest is refused every time, and the build fails with the
+/// registry's words after three quick retries, not in a loop; nothing is tagged.
+#[test]
+fn a_manifest_refused_for_an_unknown_blob_every_time_fails_after_a_few_retries() {
+    let proxy = FaultProxy::start(&env().registry);
+    let repo = unique_repo("unlinked");
+    const MISSING: &str = r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"}]}"#;
+    proxy.inject("PUT", &format!("/{repo}/manifests/"), Fault::Answer { code: 400, body: MISSING }, FOREVER);
+    let ctx = context(&format!("FROM {}/busybox:1.35\nRUN echo ok > /ok\n", proxy.addr));
+    let digest_file = ctx.path().join("digest");
+    let dest = format!("{}/{repo}:1", proxy.addr);
+    let o = build(ctx.path(), &["--destination", &dest, "--digest-file", digest_file.to_str().unwrap()]);
+    let text = log(&o);
+    assert!(!o.status.success(), "{text}");
+    assert_eq!(manifest_puts(&proxy, &repo), 4, "{:#?}", proxy.seen());
+    for (attempt, wait) in [(2, "0.05"), (3, "0.1"), (4, "0.2")] {
+        let retried =
+            format!("retrying in {wait} s (attempt {attempt} of 4): push {dest}: blob unknown to registry (400): ");
+        assert!(text.contains(&retried), "wanted {retried:?} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| !l.contains("retrying in") && l.contains(&format!("push {dest}: blob unknown to registry (400)"))),
+        "{text}"
+    );
+    assert!(!text.contains("Pushed"), "{text}");
+    assert!(!digest_file.exists(), "a digest file was written for a failed push");
     assert_no_manifest(&format!("{}/{repo}:1", env().registry));
 }
 

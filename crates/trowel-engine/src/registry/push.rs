@@ -13,6 +13,7 @@ use super::client::{BlobAction, BlobHead, PushBlob, PushImage, PushProgress, Pus
 use super::error::{Op, RegistryError};
 use super::options::Direction;
 use super::reference::Reference;
+use super::retry::Backoff;
 use super::session::{Ctx, Failure, location, v2_url};
 use super::stall::Watch;
 use crate::digest::Digest;
@@ -28,6 +29,13 @@ const PARALLEL_BLOBS: usize = 6;
 const UPLOAD_CHUNK: usize = 256 * 1024;
 /// How often upload progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+/// Retries of a manifest refused as naming a blob the registry does not know, and the first
+/// wait before them (50, 100, 200 ms): see `push_manifest`.
+const UNKNOWN_BLOB_RETRIES: u32 = 3;
+const UNKNOWN_BLOB_WAIT: Duration = Duration::from_millis(50);
+/// Why such a refusal is retried, for the retry's warning.
+const BLOB_LINK_RACE: &str =
+    "the manifest's blobs were all confirmed there; the registry may still be writing its link to one";
 
 impl Registry {
     /// Pushes an image to `dest`: every blob (a few in parallel) is checked with HEAD and
@@ -379,12 +387,39 @@ impl Registry {
         let target = dest.tag.clone().unwrap_or_else(|| digest.to_string());
         let body = Bytes::copy_from_slice(bytes);
         let path = format!("manifests/{target}");
-        let resp = self
-            .session
-            .send(&ctx, false, &|ep| {
-                Ok(ep.client.put(v2_url(ep, ctx.reference, &path)).header(CONTENT_TYPE, media_type).body(body.clone()))
-            })
-            .await?;
+        let build = |ep: &super::transport::Endpoint| {
+            Ok(ep.client.put(v2_url(ep, ctx.reference, &path)).header(CONTENT_TYPE, media_type).body(body.clone()))
+        };
+        let mut backoff = self.session.backoff(ctx.dir);
+        let mut unknown_blob = Backoff::new(UNKNOWN_BLOB_RETRIES)
+            .starting_at(UNKNOWN_BLOB_WAIT)
+            .reporting(self.session.notice.get().cloned());
+        let resp = loop {
+            match self.session.send_once(&ctx, false, &build).await {
+                Ok(r) => break r,
+                Err(f) if f.retryable && backoff.retry(f.retry_after, &f.err).await => continue,
+                // Every caller sends a manifest only after its blobs were confirmed in the
+                // repository (uploaded, mounted, or found by HEAD). distribution before 3.1
+                // (Debian's docker-registry is 2.8) rewrites a repository's link to a blob in
+                // place, truncating it first, each time the blob is committed there
+                // (distribution #2077; the filesystem driver's fix is #4624, for #4478): a
+                // manifest checked while another push commits the same blob can read the link
+                // empty and be refused as naming an unknown blob (`DIGEST_INVALID` with
+                // `MANIFEST_BLOB_UNKNOWN`, seen in CI with concurrent builds sharing a cache
+                // repository), the blob there all along. A few quick retries find the link
+                // written; a blob really missing fails after them with the registry's words.
+                // Counted apart from `--push-retry`: this waits for the registry's own write,
+                // not for a network to heal.
+                Err(f)
+                    if f.err.status() == Some(400)
+                        && f.codes.iter().any(|c| c == "MANIFEST_BLOB_UNKNOWN" || c == "BLOB_UNKNOWN")
+                        && unknown_blob.retry(None, &format!("{}: {BLOB_LINK_RACE}", f.err)).await =>
+                {
+                    continue;
+                }
+                Err(f) => return Err(f.finish(&backoff)),
+            }
+        };
         if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok())
             && d != digest.as_str()
         {

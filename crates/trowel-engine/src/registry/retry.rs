@@ -44,6 +44,8 @@ pub type RetryNotice = Arc<dyn Fn(String) + Send + Sync>;
 /// Attempt counter and wait schedule for one operation.
 pub(crate) struct Backoff {
     retries: u32,
+    /// The first wait; each later one doubles.
+    base: Duration,
     done: u32,
     waited: Duration,
     notice: Option<RetryNotice>,
@@ -52,7 +54,14 @@ pub(crate) struct Backoff {
 impl Backoff {
     /// Allows `retries` further attempts after the first.
     pub(crate) fn new(retries: u32) -> Backoff {
-        Backoff { retries, done: 0, waited: Duration::ZERO, notice: None }
+        Backoff { retries, base: BASE, done: 0, waited: Duration::ZERO, notice: None }
+    }
+
+    /// The same schedule starting from `base` instead of [`BASE`]: for a wait on the
+    /// registry's own bookkeeping, which takes milliseconds, not on a network that may heal.
+    pub(crate) fn starting_at(mut self, base: Duration) -> Backoff {
+        self.base = base;
+        self
     }
 
     /// The same, telling `notice` of each retry [`Backoff::retry`] makes.
@@ -115,7 +124,7 @@ impl Backoff {
         if hint.is_some_and(|h| h > MAX_RETRY_AFTER) {
             return None;
         }
-        let exp = BASE.saturating_mul(1u32 << self.done.min(16)).min(MAX_WAIT);
+        let exp = self.base.saturating_mul(1u32 << self.done.min(16)).min(MAX_WAIT);
         let delay = hint.map_or(exp, |h| h.max(exp));
         if self.waited + delay > MAX_TOTAL {
             return None;
@@ -146,6 +155,14 @@ mod tests {
         let total: Duration = std::iter::from_fn(|| big.next_delay(None)).sum();
         assert!(total <= MAX_TOTAL);
         assert_eq!(Backoff::new(5).next_delay(Some(Duration::from_secs(3600))), None);
+    }
+
+    #[test]
+    fn a_short_schedule() {
+        let mut b = Backoff::new(3).starting_at(Duration::from_millis(50));
+        let waits: Vec<Duration> = std::iter::from_fn(|| b.next_delay(None)).collect();
+        assert_eq!(waits, [50, 100, 200].map(Duration::from_millis));
+        assert_eq!(b.after(), " after 4 attempts");
     }
 
     #[test]

@@ -325,6 +325,14 @@ struct EnvelopeError {
     message: String,
 }
 
+/// The codes of a distribution error body (`MANIFEST_BLOB_UNKNOWN`, `DENIED`…), in its order;
+/// none when the body is not one. For decisions: the messages are the registry's prose.
+pub(crate) fn error_codes(body: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<Envelope>(body)
+        .map(|env| env.errors.into_iter().map(|e| e.code).collect())
+        .unwrap_or_default()
+}
+
 /// The registry's own explanation of an error status, e.g. `manifest unknown (404)`,
 /// `unauthorized: authentication required`, `denied: requested access to the resource is denied`.
 pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
@@ -391,6 +399,20 @@ mod tests {
         assert_eq!(error_message(403, body.as_bytes()), "denied: no [2J ]0;t INFO[0000] Pushed é");
         let long = format!("{{\"errors\":[{{\"code\":\"X\",\"message\":\"{}\"}}]}}", "a".repeat(5000));
         assert_eq!(error_message(500, long.as_bytes()), format!("{} (500)", "a".repeat(200)));
+    }
+
+    #[test]
+    fn error_codes_come_from_the_body() {
+        // What distribution 2.8 answered a manifest PUT that read an empty blob link (CI).
+        let body = br#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:ab"}]}"#;
+        assert_eq!(error_codes(body), ["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"]);
+        assert_eq!(
+            error_message(400, body),
+            "provided digest did not match uploaded content; blob unknown to registry (400)"
+        );
+        assert!(error_codes(b"<html>bad gateway</html>").is_empty());
+        assert!(error_codes(b"").is_empty());
+        assert_eq!(error_codes(br#"{"errors":[{"message":"no code"}]}"#), [""]);
     }
 
     #[test]
