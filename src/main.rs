@@ -233,20 +233,40 @@ fn run_compare(args: &trowel::cli::ReplayArgs, b: &std::path::Path) -> i32 {
     }
 }
 
+/// A test's way in, in debug builds only: with `TROWEL_TEST_PAUSE_BEFORE_UI=FILE`, `trowel debug`
+/// writes its pid to FILE once its context is fetched and waits there until FILE is removed (a
+/// minute at most), so a test can signal it between the fetch and the UI, a moment too short
+/// to hit otherwise (`tests/tui_debug_signals.rs`).
+fn test_pause_before_ui() {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(file) = std::env::var_os("TROWEL_TEST_PAUSE_BEFORE_UI").map(std::path::PathBuf::from) else { return };
+    if std::fs::write(&file, std::process::id().to_string()).is_err() {
+        return;
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while file.exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// `trowel debug`: the build flags, plus breakpoints (failure by default), in the TUI.
 fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
-    // A remote context is fetched before the UI, which watches SIGTERM and SIGHUP itself, starts:
-    // until then they stop the fetch.
-    let fetch_stop = engine::Stop::new().ok();
-    let watch = fetch_stop.clone().and_then(|s| trowel::signals::stop_on_signals_until_closed(s).ok());
-    let opts = options(&args.build, fetch_stop.as_ref().filter(|_| watch.is_some()));
-    if let Some(w) = watch {
-        w.close();
-    }
-    let opts = match opts {
+    // SIGTERM and SIGHUP, from here to the UI's end: they stop a remote context's fetch, and
+    // one before the UI aborts the build as one during it does (`signals.rs`).
+    let signals = match trowel::signals::DebugSignals::watch() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: watching SIGTERM and SIGHUP: {e}");
+            return 1;
+        }
+    };
+    let opts = match options(&args.build, Some(signals.stop())) {
         Ok(o) => o,
         Err(code) => return code,
     };
+    test_pause_before_ui();
     if let Err(e) = trowel::rootless::check_dirs(&opts) {
         eprintln!("error: {e}");
         return 1;
@@ -280,8 +300,14 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
                 return 2;
             }
         }
-        // Reported as `trowel build` reports it, with the context already fetched.
-        Err(_) => return build_with(&args.build, opts, signal_stop()),
+        // Reported as `trowel build` reports it, with the context already fetched, and stopped
+        // as it is (SIGINT too, a second signal exits) under the stop already watched, so a
+        // signal before this watcher is not lost.
+        Err(_) => {
+            let stop = signals.stop().clone();
+            let _ = trowel::signals::stop_on_signals(stop.clone());
+            return build_with(&args.build, opts, Some(stop));
+        }
     }
     let theme = match trowel::tui::Theme::select(args.ui.theme.as_deref()) {
         Ok(t) => t,
@@ -297,6 +323,7 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
         mouse: !args.ui.no_mouse,
         theme,
         trace: args.build.trace.clone(),
+        signals,
     };
     let result = trowel::tui::run_debug(cfg);
     prune_after(&args.build);

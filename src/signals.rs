@@ -8,8 +8,11 @@
 //! once, as before, for whoever cannot wait. [`Stoppable`] is also how the terminal debugger
 //! stops a build the user quit. `trowel warm` takes the same signals the same way
 //! (`warm.rs`): the image being downloaded is given up, and its temporary files removed.
-//! `trowel debug` fetches a remote context before its UI starts: SIGTERM and SIGHUP stop that
-//! fetch too ([`stop_on_signals_until_closed`]), and the UI watches them itself after.
+//! `trowel debug` is watched by one registration from its start until its UI is gone
+//! ([`DebugSignals`]): SIGTERM and SIGHUP stop the fetch of a remote context before the UI
+//! starts, abort the build, and end the UI as its quit does.
+
+use std::sync::{Arc, Mutex};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use trowel_engine::engine::Stop;
@@ -80,29 +83,76 @@ pub fn stop_on_signals(stop: Stop) -> std::io::Result<()> {
                 std::process::exit(128 + sig);
             }
             seen = true;
-            let name = match sig {
-                SIGTERM => "SIGTERM",
-                SIGINT => "SIGINT",
-                _ => "SIGHUP",
-            };
-            stop.request(format!("{name} received"));
+            stop.request(format!("{} received", name(sig)));
         }
     })?;
     Ok(())
 }
 
-/// Asks `stop` to stop at SIGTERM or SIGHUP until the returned handle is closed, never exiting:
-/// `trowel debug`'s fetch of a remote context (a pod deleted during a long clone), after which
-/// its UI watches the same two signals itself (`tui/live.rs`), as it always did. SIGINT keeps
-/// its default there (the terminal's ctrl-c, before the UI makes it a key); the next build
-/// sweeps what its fetch left.
-pub fn stop_on_signals_until_closed(stop: Stop) -> std::io::Result<signal_hook::iterator::Handle> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
-    let handle = signals.handle();
-    std::thread::Builder::new().name("trowel-fetch-signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            stop.request(format!("{} received", if sig == SIGTERM { "SIGTERM" } else { "SIGHUP" }));
+fn name(sig: i32) -> &'static str {
+    match sig {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        _ => "SIGHUP",
+    }
+}
+
+/// Where [`DebugSignals`] tells the UI of a signal, once the UI has taken them.
+type Tell = Box<dyn FnMut() + Send>;
+
+/// `trowel debug`'s SIGTERM and SIGHUP, from its start until its UI is gone, on one
+/// registration. Each asks for [`DebugSignals::stop`] (a remote context's fetch is given up; a
+/// build, begun or not yet, is aborted) and, once the UI has taken them
+/// ([`DebugSignals::hand_to`]), ends the UI as its quit does. Not a watcher for the fetch closed
+/// and the UI's registered after it: signal-hook never gives a signal its default back, even
+/// once its last registration is closed (`signal_hook_registry::unregister`), so a SIGTERM
+/// between the two reached a handler nobody read, and the debugger went on into its UI (a
+/// debug pod deleted then waited for SIGKILL). SIGINT keeps its default until the UI makes
+/// ctrl-c a key; the next build sweeps what a fetch it ended left.
+pub struct DebugSignals {
+    stop: Stop,
+    ui: Arc<Mutex<Option<Tell>>>,
+    handle: signal_hook::iterator::Handle,
+}
+
+impl DebugSignals {
+    pub fn watch() -> std::io::Result<DebugSignals> {
+        let stop = Stop::new()?;
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
+        let handle = signals.handle();
+        let ui: Arc<Mutex<Option<Tell>>> = Arc::default();
+        let (asked, told) = (stop.clone(), ui.clone());
+        std::thread::Builder::new().name("trowel-signals".into()).spawn(move || {
+            for sig in signals.forever() {
+                // Under the lock [`DebugSignals::hand_to`] takes: a signal is either asked for
+                // before the UI looks or told to it after.
+                let mut ui = told.lock().unwrap_or_else(|p| p.into_inner());
+                asked.request(format!("{} received", name(sig)));
+                if let Some(tell) = ui.as_mut() {
+                    tell();
+                }
+            }
+        })?;
+        Ok(DebugSignals { stop, ui, handle })
+    }
+
+    /// What a signal asks for: the fetch's stop, then the build's.
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
+    /// From now on a signal also calls `tell` (the UI ends as on quit); called at once if one
+    /// came before.
+    pub fn hand_to(&self, mut tell: impl FnMut() + Send + 'static) {
+        let mut ui = self.ui.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stop.is_requested() {
+            tell();
         }
-    })?;
-    Ok(handle)
+        *ui = Some(Box::new(tell));
+    }
+
+    /// Stops watching, once the UI is gone.
+    pub fn close(&self) {
+        self.handle.close();
+    }
 }

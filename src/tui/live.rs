@@ -6,7 +6,9 @@
 //! grace, and the build fails as aborted. The terminal is restored at once; once the engine has
 //! cleaned up its build roots, what `trowel build` would have ended with is printed (the pushed
 //! image, or the failure with its line and last output lines), and the exit code is the build's.
-//! SIGTERM and SIGHUP (a pod deleted, a dropped ssh or `kubectl exec` session) do the same.
+//! SIGTERM and SIGHUP (a pod deleted, a dropped ssh or `kubectl exec` session) do the same,
+//! also one that came before the UI started ([`DebugSignals`], watched since `trowel debug`
+//! began).
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Sender, channel};
@@ -20,9 +22,9 @@ use super::session::{self, Incoming};
 use super::terminal::Term;
 use super::theme::Theme;
 use crate::debugger::{Breakpoint, Debugger, Frontend, Pause, Resume};
-use crate::signals::Stoppable;
+use crate::signals::{DebugSignals, Stoppable};
 use trowel_engine::engine::controller::{Checkpoint, Decision, ShellChoice};
-use trowel_engine::engine::{self, BuildOptions, Emitter, Stop};
+use trowel_engine::engine::{self, BuildOptions, Emitter};
 use trowel_events::Change;
 use trowel_events::PushReview;
 use trowel_events::{BuildState, Detail, Envelope, EventSink};
@@ -37,6 +39,9 @@ pub struct DebugConfig {
     pub theme: Theme,
     /// Also record the session's events to this trace file.
     pub trace: Option<PathBuf>,
+    /// SIGTERM and SIGHUP, watched since before the context was fetched: the build is stopped
+    /// under their stop, and the UI takes them over.
+    pub signals: DebugSignals,
 }
 
 /// Forwards engine events to the UI thread.
@@ -126,8 +131,9 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let emitter = Emitter::with_redactor(sinks, cfg.options.redactor());
     let debugger = Debugger::new(TuiFrontend { tx: tx.clone() }, cfg.breakpoints, cfg.step_first);
     let breakpoints = debugger.breakpoints();
-    let stop = Stop::new().map_err(TuiError::Terminal)?;
-    // The debugger plus a stop the UI asks for once the user has quit (a running RUN included).
+    let stop = cfg.signals.stop().clone();
+    // The debugger plus a stop the UI asks for once the user has quit (a running RUN included),
+    // and a signal too.
     let mut controller = Stoppable::new(debugger, stop.clone());
     let title = cfg.options.dockerfile.display().to_string();
     let options = cfg.options;
@@ -157,7 +163,12 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
         })
         .map_err(TuiError::Terminal)?;
     let mut input = InputReader::spawn(tx.clone(), Incoming::input);
-    let signals = watch_signals(tx.clone()).map_err(TuiError::Terminal)?;
+    // Their default would end the process there and then, the terminal raw and the build's
+    // roots left: the session ends as on quit instead.
+    let to_ui = tx.clone();
+    cfg.signals.hand_to(move || {
+        let _ = to_ui.send(Incoming::Signal);
+    });
     drop(tx);
     let mut app = App::live(title, breakpoints);
     let outcome = session::run(&mut term, &mut app, &cfg.theme, &rx, &input, started);
@@ -166,7 +177,7 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
         stop.request("quit from the debugger");
     }
     input.stop();
-    signals.close();
+    cfg.signals.close();
     drop(term);
     // Unanswered questions now fail on the engine side (their reply channels are gone).
     drop(rx);
@@ -182,20 +193,4 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
     let state = outcome_state.lock().unwrap_or_else(|p| p.into_inner());
     let _ = write!(std::io::stderr(), "{}", crate::trace::summary::ending(&state));
     Ok(code)
-}
-
-/// Sends SIGTERM and SIGHUP to the UI as [`Incoming::Signal`] (their default would end the
-/// process there and then, the terminal raw and the build's roots left); the handle stops it.
-fn watch_signals(tx: Sender<Incoming>) -> std::io::Result<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGHUP, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
-    let handle = signals.handle();
-    std::thread::Builder::new().name("trowel-signals".into()).spawn(move || {
-        for _ in signals.forever() {
-            if tx.send(Incoming::Signal).is_err() {
-                break;
-            }
-        }
-    })?;
-    Ok(handle)
 }

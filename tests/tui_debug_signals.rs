@@ -1,0 +1,77 @@
+//! `trowel debug` signalled between the fetch of its context and its UI, in a real terminal
+//! (tmux). A watcher for the fetch used to be closed there and the UI's registered a moment
+//! later; signal-hook gives a signal its default back for neither, so a SIGTERM in between
+//! reached a handler nobody read: the debugger went on into its UI as if nothing had come, and a
+//! debug pod deleted at that moment waited for SIGKILL. The moment is a few milliseconds, so the
+//! binary's test hook (`TROWEL_TEST_PAUSE_BEFORE_UI`, debug builds only) holds it open.
+
+mod common;
+mod fs_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::tmux::Tmux;
+use fs_support::TarMaker;
+
+/// How long the debugger may take to end after SIGTERM: it aborts a build that has not begun.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// The pid `trowel debug` writes to `file` once it pauses before its UI.
+fn paused_debugger(file: &Path, t: &Tmux) -> u32 {
+    let t0 = Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "never paused before the UI:\n{}", t.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM after a `tar://` context is fetched and before the UI watches signals aborts the
+/// build as one during the UI does: `--step` would otherwise hold it at its first pause for
+/// ever. The fetched context is removed with the rest.
+#[test]
+fn sigterm_between_the_fetch_and_the_ui_aborts_the_build() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the pause before the UI is a debug build's test hook");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let archive = dir.path().join("ctx.tar");
+    let tar = TarMaker::new().file("Dockerfile", b"FROM scratch\nCOPY a /a\n").file("a", b"a\n").finish();
+    std::fs::write(&archive, tar).unwrap();
+    let pause = dir.path().join("paused");
+    let cmd = format!(
+        "TROWEL_TEST_PAUSE_BEFORE_UI={} {} debug --context tar://{} --no-push --step --work-dir {}",
+        pause.display(),
+        env!("CARGO_BIN_EXE_trowel"),
+        archive.display(),
+        work.display()
+    );
+    let t = Tmux::start(&cmd, 110, 32);
+    let pid = paused_debugger(&pause, &t);
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    std::fs::remove_file(&pause).unwrap();
+
+    let t0 = Instant::now();
+    let s = loop {
+        let s = t.screen();
+        if s.contains("EXIT=") {
+            break s;
+        }
+        if t0.elapsed() > BOUND {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("trowel debug was still running {BOUND:?} after SIGTERM:\n{s}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(s.contains("EXIT=1"), "an aborted build exits 1:\n{s}");
+    assert!(s.contains("build aborted: SIGTERM received"), "the ending says why:\n{s}");
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the fetched context is removed: {left:?}");
+}
