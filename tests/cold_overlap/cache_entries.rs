@@ -1,5 +1,6 @@
 //! Cache entries written beside the push: without looking for their own blobs, again when
-//! refused once for an unknown blob, and never holding the push up for a layer kept out of them.
+//! refused once for an unknown blob, never holding the push up for a layer kept out of them, and
+//! each two round trips after its layer.
 
 use super::*;
 
@@ -167,4 +168,36 @@ fn the_push_went_while_an_entry_was_held() -> bool {
         .expect("the push finished");
     assert!(push_ms < hold.as_millis() as u64 / 2, "the push waited for the held entry ({push_ms} ms): {seen:?}");
     true
+}
+
+/// A RUN's cache entry is two round trips after its layer: the config goes into an upload
+/// session opened beside the layer's stream (no `POST` once the layer is committed), then the
+/// key's tag and the pointer's go at once (the second sent while the first is held). On a
+/// small cold build, the last step's entry was most of what the build waited for after its push.
+#[test]
+fn a_run_s_entry_is_two_round_trips_after_its_layer() {
+    let proxy = FaultProxy::start(&env().registry);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo x > /x\n", proxy.addr))
+        .unwrap();
+    let (repo, cache) = (unique_repo("entry-trips"), unique_repo("entry-trips-cache"));
+    let mut o = options(ctx.path(), format!("{}/{repo}:1", proxy.addr));
+    o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
+    let hold = Duration::from_secs(2);
+    proxy.inject("PUT", &format!("/v2/{cache}/manifests/"), faults::Fault::Hold { pause: hold }, 1);
+    let (r, events) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::CacheStored { .. })).count(), 1, "{events:?}");
+    let seen = proxy.seen_at();
+    let of = |prefix: String| -> Vec<(Instant, &String)> {
+        seen.iter().filter(|(_, s)| s.starts_with(&prefix)).map(|(t, s)| (*t, s)).collect()
+    };
+    let posts = of(format!("POST /v2/{cache}/blobs/uploads/"));
+    let commits = of(format!("PUT /v2/{cache}/blobs/uploads/"));
+    let tags = of(format!("PUT /v2/{cache}/manifests/"));
+    let all: Vec<&String> = seen.iter().map(|(_, s)| s).collect();
+    assert_eq!((posts.len(), commits.len(), tags.len()), (2, 2, 2), "{all:?}");
+    assert!(posts.iter().all(|p| p.0 < commits[0].0), "a session opened after the layer's commit: {all:?}");
+    let apart = tags[1].0.duration_since(tags[0].0);
+    assert!(apart < hold / 2, "the second tag waited for the first ({apart:?}): {all:?}");
 }
