@@ -1,5 +1,6 @@
 //! A cold stage's root made while its cache keys are planned, and an edited COPY's root while
-//! the cache repository answers: the root is ready (or being made) before the step needs it.
+//! the cache repository answers: the root is ready (or being made) before the step needs it; a
+//! cold base's layers downloading before its config is in.
 
 use super::*;
 
@@ -124,4 +125,41 @@ fn an_edited_copy_s_root_is_made_while_the_cache_repository_answers() {
     let image = pull_and_unpack(&dest);
     assert_eq!(std::fs::read_to_string(image.rootfs().join("out.txt")).unwrap(), "three\n");
     assert_eq!(std::fs::read_to_string(image.rootfs().join("pre")).unwrap(), "pre\n");
+}
+
+/// A cold build's base layers start downloading with the base's manifest, before its config is
+/// in, when the unpacked-layer store can hold none of them (here: empty): the config's `GET` is
+/// held, and the layer's `GET` comes meanwhile. (With entries in the store, the config's
+/// diff_ids tell which layers it holds, and the downloads wait for them: the edited rebuild
+/// above mounts its root from the store.)
+#[test]
+fn a_cold_base_s_layers_download_before_its_config_is_in() {
+    let proxy = FaultProxy::start(&env().registry);
+    let manifest = skopeo_manifest(&env().busybox());
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo x > /x\n", proxy.addr))
+        .unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_repo = format!("{}/{}", proxy.addr, unique_repo("config-held-cache"));
+    let mut o = options(ctx.path(), format!("{}/{}:1", proxy.addr, unique_repo("config-held")));
+    o.cache = Some(repo_and_dir(&cache_repo, cache_dir.path()));
+    o.layers.unpacked_store = Some(cache_dir.path().join("unpacked"));
+    o.layers.unpacked_store_min_size = 0;
+    let hold = Duration::from_secs(3);
+    proxy.inject("GET", &format!("/blobs/{config}"), faults::Fault::Hold { pause: hold }, 1);
+    let (r, _) = build_collecting(&o);
+    r.unwrap_or_else(|e| panic!("build failed: {e}"));
+    let seen = proxy.seen_at();
+    let at = |digest: &str| {
+        seen.iter().find(|(_, s)| s.starts_with("GET ") && s.contains(&format!("/blobs/{digest}"))).map(|(t, _)| *t)
+    };
+    let all: Vec<&String> = seen.iter().map(|(_, s)| s).collect();
+    let (config_at, layer_at) = (at(&config).expect("config fetched"), at(&layer).expect("layer fetched"));
+    assert!(
+        layer_at < config_at + hold / 2,
+        "the layer waited for the config ({:?} after its GET): {all:?}",
+        layer_at.saturating_duration_since(config_at)
+    );
 }
