@@ -267,6 +267,11 @@ def targets(runs, summaries, refs):
             r = s["ratios"].get(faster)
             text = "%s %s: %.2f× %s (%s s vs %s s)" % (wl, mode, r, faster, fmt_s(s["walls"]["trowel"]),
                                                      fmt_s(peer_walls[faster]))
+            # W6's cold and edited builds run all of its RUNs' work: what those commands take
+            # with no builder at all is a floor under every tool's time (references.sh).
+            floor = (refs or {}).get("w6_runs_s")
+            if wl == "W6" and mode in ("cold", "edit") and floor and peer_walls[faster]:
+                text += "; its RUNs alone, no builder: %.2f s, %.2f× %s" % (floor, floor / peer_walls[faster], faster)
             (met if r is not None and r <= RATIO_TARGET else missed).append(text)
         out.append("- **trowel ≤ %.1f× the faster peer, cold, warm, edit and fresh (%s, %s)**: %s — %d of %d met." % (
             RATIO_TARGET, fs, "flags: " + fset if fset else "", "MET" if not missed else "NOT MET", len(met),
@@ -372,10 +377,12 @@ def render(results_dir):
             parts.append("#### Rootless vs chroot, %s: where the time goes (`--trace`, a separate pass)\n\n%s\n" % (
                 fs, rootless_breakdown(runs, fs)))
     if refs:
+        w6 = refs.get("w6_runs_s")
         parts.append("Physical references (Debian minbase root, %d entries, %.0f MB, warm page cache, medians of 5): "
-                     "stat-only walk %.3f s, read all %.2f s, sha256 all %.2f s, tar %.2f s, tar | gzip -6 %.2f s.\n" % (
+                     "stat-only walk %.3f s, read all %.2f s, sha256 all %.2f s, tar %.2f s, tar | gzip -6 %.2f s%s.\n" % (
                          refs["entries"], refs["bytes"] / 1e6, refs["find_stat_walk_s"], refs["read_all_s"],
-                         refs["sha256_all_s"], refs["tar_s"], refs["tar_gzip6_s"]))
+                         refs["sha256_all_s"], refs["tar_s"], refs["tar_gzip6_s"],
+                         "; W6's three RUN commands run by sh in a chroot of it (no builder) %.2f s" % w6 if w6 else ""))
     if any(r["tool"] in PEERS for r in runs):
         parts.append("### Targets\n\n" + targets(runs, summaries, refs) + "\n")
     if any(r["tool"] in PROFILED for r in runs):

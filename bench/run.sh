@@ -188,7 +188,8 @@ esac
 # --- physical references -----------------------------------------------------------------------
 if [ "$multi" = 0 ]; then
   echo "==> physical references (Debian minbase root on ext4)"
-  "$here/lib/references.sh" "$work/cache/debian-bookworm-minbase.tar" "$work/refroot" > "$out/references.json"
+  w6_context=$(cd "$here" && python3 -c 'import sys, workloads; print(workloads.prepare("W6", sys.argv[1])[0])' "$work/cache")
+  "$here/lib/references.sh" "$work/cache/debian-bookworm-minbase.tar" "$work/refroot" "$w6_context" > "$out/references.json"
   cat "$out/references.json"
 fi
 
