@@ -128,7 +128,7 @@ fn untagged(dest: &Reference, digest: Digest) -> Reference {
 /// `UNSUPPORTED`/415): say so, naming the type.
 fn refused(e: RegistryError, media_type: &str) -> RegistryError {
     match e {
-        RegistryError::Registry { op: Op::Push, reference, status: status @ (400 | 415), detail } => {
+        RegistryError::Registry { op: Op::Push, reference, status: status @ (400 | 415), detail, .. } => {
             RegistryError::ManifestRefused {
                 op: Op::Push,
                 reference,
@@ -153,6 +153,7 @@ mod tests {
             reference: "127.0.0.1:5000/app:1".into(),
             status: 400,
             detail: "manifest invalid: manifest invalid".into(),
+            codes: vec!["MANIFEST_INVALID".into()],
         };
         let e = refused(e, "application/vnd.oci.image.index.v1+json");
         let msg = e.to_string();
@@ -167,6 +168,7 @@ mod tests {
             reference: "r/a:1".into(),
             status: 401,
             detail: "unauthorized".into(),
+            codes: vec!["UNAUTHORIZED".into()],
         };
         assert!(matches!(refused(auth, "x"), RegistryError::Registry { status: 401, .. }));
     }
