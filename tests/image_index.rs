@@ -2,8 +2,11 @@
 //! single-platform images (amd64 and arm64, tar + gzip layers and configs in a `BlobStore`)
 //! joined by `FinalIndex`, then pushed to the local registry, written as an OCI layout and as a
 //! tarball, and read back with independent tools: skopeo (`--override-arch`, `--all`) and umoci.
+//! Through the fault proxy, a registry's 400 to the index says what the registry said: a
+//! refused media type only when its codes say so.
 
 mod common;
+mod faults;
 #[path = "registry_util/mod.rs"]
 mod util;
 
@@ -216,6 +219,45 @@ fn a_destination_that_refuses_moves_no_tag() {
     check_index_json(&raw, &t, media::OCI_INDEX);
     assert_eq!(rt.block_on(reg.tag_index(&by_digest, &push)).unwrap(), t.index.digest);
     assert!(rt.block_on(reg.names_digest(&plain, &t.index.digest)).unwrap());
+}
+
+/// distribution's answer to an index naming a manifest it does not hold.
+const CHILD_UNKNOWN: &str = r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
+/// distribution's answer to a manifest of a type it will not store.
+const TYPE_REFUSED: &str =
+    r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"unknown media type"}]}"#;
+
+#[test]
+fn a_400_to_the_index_is_a_refused_media_type_only_when_the_registry_says_so() {
+    let proxy = faults::FaultProxy::start(&common::env().registry);
+    let reg = registry(opts());
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path()).unwrap();
+    let t = two_platforms(&store, ManifestFormat::Oci, "codes");
+    let push = push_index_of(&t);
+    let dest = Reference::parse(&format!("{}/{}:1", proxy.addr, common::unique_repo("index-codes"))).unwrap();
+    // Only the index's PUT (its digest is in the path); the platform manifests go through.
+    let index_put = format!("/manifests/{}", t.index.digest);
+    let answer = |body| faults::Fault::Answer { code: 400, body };
+
+    proxy.inject("PUT", &index_put, answer(CHILD_UNKNOWN), usize::MAX);
+    let e = rt.block_on(reg.push_index(&dest, &push, &store, &|_| {})).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, RegistryError::Registry { status: 400, .. }), "{msg}");
+    assert!(msg.contains("blob unknown to registry"), "{msg}");
+    assert!(msg.contains(&format!("{dest} (image index {})", t.index.digest)), "{msg}");
+    assert!(!msg.contains("refused a manifest of type"), "a missing child is not a refused media type: {msg}");
+    assert!(proxy.applied().iter().any(|a| a.contains(&index_put)), "{:?}", proxy.seen());
+    assert!(!rt.block_on(reg.names_digest(&dest, &t.index.digest)).unwrap(), "a refused index was tagged");
+
+    // The registry's own word for a type it will not store is still said as such.
+    proxy.clear();
+    proxy.inject("PUT", &index_put, answer(TYPE_REFUSED), usize::MAX);
+    let e = rt.block_on(reg.push_index(&dest, &push, &store, &|_| {})).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, RegistryError::ManifestRefused { status: 400, .. }), "{msg}");
+    assert!(msg.contains(&format!("refused a manifest of type {}", media::OCI_INDEX)), "{msg}");
 }
 
 fn layout_and_tar(t: &TwoPlatforms, store: &BlobStore, out: &Path) {

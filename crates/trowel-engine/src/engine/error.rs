@@ -359,6 +359,7 @@ mod tests {
                 reference: "127.0.0.1:5000/app:1".into(),
                 status: 500,
                 detail: "internal error".into(),
+                codes: vec![],
             }),
         };
         assert_eq!(e.to_string(), "push 127.0.0.1:5000/app:1: internal error");

@@ -323,6 +323,7 @@ mod tests {
             reference: "mirror.example/library/alpine:3".into(),
             status: 404,
             detail: "manifest unknown (404)".into(),
+            codes: vec!["MANIFEST_UNKNOWN".into()],
         }];
         let e = reg.no_candidate(super::super::Op::Pull, &hub, failed).to_string();
         assert_eq!(

@@ -78,9 +78,12 @@ pub enum RegistryError {
     #[error("{0}")]
     EnvCredentials(String),
 
-    /// The registry answered with an error status. `detail` is the registry's own message.
+    /// The registry answered with an error status. `detail` is the registry's own message;
+    /// `codes` the `code`s of its JSON error body (`MANIFEST_BLOB_UNKNOWN`, `DENIED`…), in its
+    /// order, empty when it sent none: the status alone does not say what went wrong (a 400 to
+    /// a manifest PUT is a refused media type or a missing child alike).
     #[error("{op} {reference}: {detail}")]
-    Registry { op: Op, reference: String, status: u16, detail: String },
+    Registry { op: Op, reference: String, status: u16, detail: String, codes: Vec<String> },
 
     /// The connection failed (refused, reset, TLS, timeout) after all retries.
     #[error("{op} {reference}: {detail}")]
@@ -120,6 +123,14 @@ impl RegistryError {
         match self {
             RegistryError::Registry { status, .. } | RegistryError::ManifestRefused { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// The codes of the registry's error body, if this is a registry error that had any.
+    pub fn codes(&self) -> &[String] {
+        match self {
+            RegistryError::Registry { codes, .. } => codes,
+            _ => &[],
         }
     }
 

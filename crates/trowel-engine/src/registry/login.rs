@@ -12,7 +12,7 @@ use super::options::{Direction, normalise_host};
 use super::retry::{Backoff, retryable_status};
 use super::secret::Secret;
 use super::token::{Challenge, TokenError, basic_header, bearer_header, fetch_token};
-use super::transport::{self, error_message, read_limited};
+use super::transport::{self, error_codes, error_message, read_limited};
 use crate::registry::auth::Credential;
 
 /// What a successful check found.
@@ -82,10 +82,11 @@ impl Registry {
             }
             let body = read_limited(resp, 64 * 1024, ep.stall).await.unwrap_or_default();
             let msg = error_message(status, &body);
+            let codes = error_codes(&body);
             return Err(if status == 401 || status == 403 {
                 failed(format!("the registry refused the username and password for {username}: {msg}"))
             } else {
-                RegistryError::Registry { op: Op::Login, reference: host.clone(), status, detail: msg }
+                RegistryError::Registry { op: Op::Login, reference: host.clone(), status, detail: msg, codes }
             });
         }
     }

@@ -412,7 +412,7 @@ impl Registry {
                 // not for a network to heal.
                 Err(f)
                     if f.err.status() == Some(400)
-                        && f.codes.iter().any(|c| c == "MANIFEST_BLOB_UNKNOWN" || c == "BLOB_UNKNOWN")
+                        && f.err.codes().iter().any(|c| c == "MANIFEST_BLOB_UNKNOWN" || c == "BLOB_UNKNOWN")
                         && unknown_blob.retry(None, &format!("{}: {BLOB_LINK_RACE}", f.err)).await =>
                 {
                     continue;

@@ -123,12 +123,21 @@ fn untagged(dest: &Reference, digest: Digest) -> Reference {
     Reference { tag: None, digest: Some(digest), ..dest.clone() }
 }
 
-/// A 400 or 415 to a manifest PUT whose children are all on the registry is the registry
-/// refusing the media type (distribution answers `MANIFEST_INVALID`, others
-/// `UNSUPPORTED`/415): say so, naming the type.
+/// The registry refusing the index's media type, said as such, naming the type: a 415, or a
+/// 400 whose codes are about the manifest itself (distribution answers `MANIFEST_INVALID`,
+/// others `UNSUPPORTED`), or a 400 with no codes at all (no JSON body to tell; a manifest PUT
+/// whose children are all on the registry is most likely refused for its type). A 400 with
+/// other codes keeps the registry's own words: a child it does not know
+/// (`MANIFEST_BLOB_UNKNOWN`, `MANIFEST_UNKNOWN`), a bad tag, name, digest or size is not a
+/// media-type problem, and saying so would send the user after the wrong cause.
 fn refused(e: RegistryError, media_type: &str) -> RegistryError {
+    let of_the_type = |status: u16, codes: &[String]| match status {
+        415 => true,
+        400 => codes.is_empty() || codes.iter().any(|c| c == "MANIFEST_INVALID" || c == "UNSUPPORTED"),
+        _ => false,
+    };
     match e {
-        RegistryError::Registry { op: Op::Push, reference, status: status @ (400 | 415), detail } => {
+        RegistryError::Registry { op: Op::Push, reference, status, detail, codes } if of_the_type(status, &codes) => {
             RegistryError::ManifestRefused {
                 op: Op::Push,
                 reference,
@@ -146,29 +155,48 @@ mod tests {
     use super::*;
     use crate::registry::PushImage;
 
-    #[test]
-    fn a_refused_media_type_is_named() {
-        let e = RegistryError::Registry {
+    fn answer(status: u16, detail: &str, codes: &[&str]) -> RegistryError {
+        RegistryError::Registry {
             op: Op::Push,
             reference: "127.0.0.1:5000/app:1".into(),
-            status: 400,
-            detail: "manifest invalid: manifest invalid".into(),
-        };
-        let e = refused(e, "application/vnd.oci.image.index.v1+json");
+            status,
+            detail: detail.into(),
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_refused_media_type_is_named() {
+        let oci = "application/vnd.oci.image.index.v1+json";
+        let e = refused(answer(400, "manifest invalid: manifest invalid", &["MANIFEST_INVALID"]), oci);
         let msg = e.to_string();
         assert!(matches!(e, RegistryError::ManifestRefused { status: 400, .. }), "{msg}");
-        assert!(
-            msg.contains("127.0.0.1:5000/app:1") && msg.contains("application/vnd.oci.image.index.v1+json"),
-            "{msg}"
-        );
-        // Anything else keeps its own meaning (an auth failure is not a media-type problem).
-        let auth = RegistryError::Registry {
-            op: Op::Push,
-            reference: "r/a:1".into(),
-            status: 401,
-            detail: "unauthorized".into(),
-        };
-        assert!(matches!(refused(auth, "x"), RegistryError::Registry { status: 401, .. }));
+        assert!(msg.contains("127.0.0.1:5000/app:1") && msg.contains(oci), "{msg}");
+        // Other registries' ways of saying it, and one that sent no JSON body to tell.
+        for (status, codes) in [(400, &["UNSUPPORTED"][..]), (415, &[][..]), (415, &["UNSUPPORTED"]), (400, &[])] {
+            let e = refused(answer(status, "bad request", codes), oci);
+            assert!(matches!(e, RegistryError::ManifestRefused { .. }), "{status} {codes:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_400_about_something_else_keeps_the_registry_s_words() {
+        // distribution's answer to an index naming a manifest it does not hold.
+        for codes in [
+            &["MANIFEST_BLOB_UNKNOWN"][..],
+            &["MANIFEST_UNKNOWN"],
+            &["TAG_INVALID"],
+            &["NAME_INVALID"],
+            &["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"],
+            &["SIZE_INVALID"],
+        ] {
+            let e = refused(answer(400, "blob unknown to registry", codes), "x");
+            let msg = e.to_string();
+            assert!(matches!(e, RegistryError::Registry { status: 400, .. }), "{codes:?}: {msg}");
+            assert_eq!(msg, "push 127.0.0.1:5000/app:1: blob unknown to registry");
+        }
+        // An auth failure is not a media-type problem either.
+        assert!(matches!(refused(answer(401, "unauthorized", &[]), "x"), RegistryError::Registry { status: 401, .. }));
     }
 
     #[test]

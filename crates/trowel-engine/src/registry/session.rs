@@ -66,25 +66,22 @@ pub(crate) struct Failure {
     pub(crate) retry_after: Option<Duration>,
     /// The attempt moved no byte for the stall timeout; its message says so.
     pub(crate) stalled: Option<Stalled>,
-    /// The codes of the registry's error body (`MANIFEST_BLOB_UNKNOWN`…), when it answered
-    /// with one.
-    pub(crate) codes: Vec<String>,
 }
 
 impl Failure {
     pub(crate) fn fatal(err: RegistryError) -> Failure {
-        Failure { err, retryable: false, retry_after: None, stalled: None, codes: Vec::new() }
+        Failure { err, retryable: false, retry_after: None, stalled: None }
     }
     pub(crate) fn transient(err: RegistryError) -> Failure {
-        Failure { err, retryable: true, retry_after: None, stalled: None, codes: Vec::new() }
+        Failure { err, retryable: true, retry_after: None, stalled: None }
     }
     /// A connection failure, retried when it may heal.
     pub(crate) fn transport(err: RegistryError, retryable: bool) -> Failure {
-        Failure { err, retryable, retry_after: None, stalled: None, codes: Vec::new() }
+        Failure { err, retryable, retry_after: None, stalled: None }
     }
     /// An attempt that stalled: retried. `err` names what stalled and says for how long.
     pub(crate) fn stalled(err: RegistryError, s: Stalled) -> Failure {
-        Failure { err, retryable: true, retry_after: None, stalled: Some(s), codes: Vec::new() }
+        Failure { err, retryable: true, retry_after: None, stalled: Some(s) }
     }
 
     /// The error of the last attempt, once no more are made: a stall says after how many
@@ -274,8 +271,9 @@ impl Session {
                     ));
                 }
             }
-            let err = RegistryError::Registry { op: ctx.op, reference: ctx.reference.to_string(), status, detail };
-            return Err(Failure { err, retryable: retryable_status(status), retry_after: wait, stalled: None, codes });
+            let err =
+                RegistryError::Registry { op: ctx.op, reference: ctx.reference.to_string(), status, detail, codes };
+            return Err(Failure { err, retryable: retryable_status(status), retry_after: wait, stalled: None });
         }
     }
 
@@ -317,7 +315,6 @@ impl Session {
                             retryable: retryable_status(status),
                             retry_after: None,
                             stalled: None,
-                            codes: Vec::new(),
                         },
                         TokenError::Transport { message, retryable } => Failure::transport(
                             ctx.transport(format!("token server {realm_host}: {message}")),
