@@ -167,7 +167,12 @@ fn read_loop<T>(shared: &(Mutex<State>, Condvar), tx: &Sender<T>, wrap: fn(Input
                             return;
                         }
                     }
-                    Err(_) => return,
+                    // The UI is told, as of a hangup: it may hold other senders (a signal
+                    // watcher's) and would wait for ever on a reader that ended in silence.
+                    Err(_) => {
+                        let _ = tx.send(wrap(Input::Gone));
+                        return;
+                    }
                 },
                 Ok(false) => break,
                 Err(_) => {
