@@ -10,7 +10,8 @@
 //! (`warm.rs`): the image being downloaded is given up, and its temporary files removed.
 //! `trowel debug` is watched by one registration from its start until its UI is gone
 //! ([`DebugSignals`]): SIGTERM and SIGHUP stop the fetch of a remote context before the UI
-//! starts, abort the build, and end the UI as its quit does.
+//! starts, abort the build, and end the UI as its quit does. The read-only viewers (`trowel
+//! replay`, `replay --compare`) end at SIGTERM or SIGHUP as at their quit too ([`end_ui_on`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -69,6 +70,22 @@ impl<C: Controller> Controller for Stoppable<C> {
     fn defers_unneeded_steps(&self) -> bool {
         self.inner.defers_unneeded_steps()
     }
+}
+
+/// Calls `tell` at each SIGTERM or SIGHUP until the returned handle is closed: a viewer that
+/// builds nothing ends its UI as at its quit, and its terminal is restored. Their default ended
+/// the process there and then, the terminal left raw (no echo, no line editing) for whoever
+/// typed in it next (`kill` from another shell, a `kubectl exec` session's pod deleted). SIGINT
+/// is the UI's ctrl-c key there. Registered before the terminal goes raw.
+pub fn end_ui_on(mut tell: impl FnMut() + Send + 'static) -> std::io::Result<signal_hook::iterator::Handle> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
+    let handle = signals.handle();
+    std::thread::Builder::new().name("trowel-signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            tell();
+        }
+    })?;
+    Ok(handle)
 }
 
 /// Asks `stop` to stop the build at the first SIGTERM, SIGINT or SIGHUP, and exits at the

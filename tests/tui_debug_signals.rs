@@ -3,7 +3,8 @@
 //! later; signal-hook gives a signal its default back for neither, so a SIGTERM in between
 //! reached a handler nobody read: the debugger went on into its UI as if nothing had come, and a
 //! debug pod deleted at that moment waited for SIGKILL. The moment is a few milliseconds, so the
-//! binary's test hook (`TROWEL_TEST_PAUSE_BEFORE_UI`, debug builds only) holds it open.
+//! binary's test hook (`TROWEL_TEST_PAUSE_BEFORE_UI`, debug builds only) holds it open. And the
+//! read-only viewers, whose terminal is raw too, signalled while they show a trace.
 
 mod common;
 mod fs_support;
@@ -74,4 +75,33 @@ fn sigterm_between_the_fetch_and_the_ui_aborts_the_build() {
     assert!(s.contains("build aborted: SIGTERM received"), "the ending says why:\n{s}");
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "the fetched context is removed: {left:?}");
+}
+
+/// `trowel replay` and `replay --compare` build nothing, but their terminal is raw: SIGTERM (a
+/// `kill` from another shell, a pod deleted under a `kubectl exec`) used to end them there and
+/// then, leaving the terminal with no echo and no line editing. Now it ends them as `q` does:
+/// the terminal is restored and the shell echoes what is typed next.
+#[test]
+fn sigterm_ends_the_replay_and_the_compare_view_with_the_terminal_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    // A copy under a name of this test's own, for `pgrep` to find this process alone.
+    let trace = dir.path().join("sigterm-replay.jsonl");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/traces/tour.jsonl"), &trace).unwrap();
+    let bin = env!("CARGO_BIN_EXE_trowel");
+    for (args, ready) in [
+        (format!("replay {}", trace.display()), "trowel replay"),
+        (format!("replay {0} --compare {0}", trace.display()), "equivalent"),
+    ] {
+        let t = Tmux::start(&format!("{bin} {args}"), 110, 32);
+        t.wait_for(ready);
+        // Anchored: tmux's own command line and its shell's hold the same words.
+        let pgrep = Command::new("pgrep").args(["-f", &format!("^{bin} {args}")]).output().unwrap();
+        let pid = String::from_utf8_lossy(&pgrep.stdout).lines().next().map(str::to_string).expect("running");
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let s = t.wait_for("EXIT=");
+        assert!(!s.contains("EXIT=143"), "{args}: killed by the signal, not ended by it:\n{s}");
+        // Raw mode is off again: the terminal echoes what is typed.
+        t.keys("typed-after-sigterm");
+        t.wait_for("typed-after-sigterm");
+    }
 }

@@ -1,6 +1,6 @@
 //! `trowel replay FILE`: the debugger's panes over a recorded trace, read-only (no shell, no
 //! push) and offline: no registry, no root, no build context needed. Traces of failed and of
-//! killed builds (which end mid-step) open too.
+//! killed builds (which end mid-step) open too. SIGTERM and SIGHUP end it as `q` does.
 
 use std::path::Path;
 use std::sync::mpsc::channel;
@@ -28,10 +28,16 @@ pub fn run_replay(path: &Path, mouse: bool, theme: &Theme) -> Result<(), TuiErro
     }
     let mut app = App::replay(path.display().to_string(), &events);
     let (tx, rx) = channel::<Incoming>();
+    let to_ui = tx.clone();
+    let signals = crate::signals::end_ui_on(move || {
+        let _ = to_ui.send(Incoming::Signal);
+    })
+    .map_err(TuiError::Terminal)?;
     let mut term = Term::enter(mouse)?;
     let mut input = InputReader::spawn(tx, Incoming::input);
     let outcome = session::run(&mut term, &mut app, theme, &rx, &input, Instant::now());
     input.stop();
+    signals.close();
     drop(term);
     outcome
 }

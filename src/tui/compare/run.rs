@@ -21,6 +21,12 @@ pub fn run_compare(comparison: Comparison, mouse: bool, theme: &Theme) -> Result
     let code = comparison.exit_code();
     let mut view = CompareView::new(comparison);
     let (tx, rx) = channel::<Input>();
+    // SIGTERM and SIGHUP end it as a hangup does: the loop below returns, the terminal restored.
+    let to_ui = tx.clone();
+    let signals = crate::signals::end_ui_on(move || {
+        let _ = to_ui.send(Input::Gone);
+    })
+    .map_err(TuiError::Terminal)?;
     let mut term = Term::enter(mouse)?;
     let mut input = InputReader::spawn(tx, |i| i);
     let outcome = (|| -> Result<(), TuiError> {
@@ -45,6 +51,7 @@ pub fn run_compare(comparison: Comparison, mouse: bool, theme: &Theme) -> Result
         }
     })();
     input.stop();
+    signals.close();
     drop(term);
     outcome.map(|()| code)
 }
