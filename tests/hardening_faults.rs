@@ -214,6 +214,30 @@ fn a_base_blob_that_never_verifies_fails_the_build_clearly() {
     assert_eq!(gets(), 4, "one download, no retry");
 }
 
+/// A manifest asked for by tag is checked against the digest the registry says it sent: one
+/// damaged on the way is asked for again (a cache entry's config rides in its manifest, so
+/// nothing else would catch it), and one whose header is simply wrong (the same bytes twice) is
+/// taken as it is, so that a registry's quirk does not fail every pull. On the old code the
+/// damaged manifest failed the build as not JSON.
+#[test]
+fn a_manifest_unlike_the_digest_its_registry_gives_is_asked_for_again() {
+    let proxy = FaultProxy::start(&env().registry);
+    let manifest = "/busybox/manifests/1.35";
+    let gets = || proxy.seen().iter().filter(|r| r.starts_with("GET") && r.ends_with(manifest)).count();
+    proxy.inject("GET", manifest, Fault::Corrupt, 1);
+    let ctx = context(&dockerfile(&proxy));
+    let o = build(ctx.path(), &["--no-push"]);
+    assert_ok(&o);
+    let text = log(&o);
+    assert!(text.contains("manifest 1.35: the body is not the sha256:"), "{text}");
+    assert_eq!(gets(), 2, "the damaged answer and one more");
+    // A registry whose header never matches: asked twice, then taken as it is.
+    proxy.inject("GET", manifest, Fault::LieAboutDigest, FOREVER);
+    let o = build(ctx.path(), &["--no-push"]);
+    assert_ok(&o);
+    assert_eq!(gets(), 4, "{}", log(&o));
+}
+
 /// The layer cache through the proxy: writes that meet faults still produce complete entries,
 /// lookups that meet faults still hit, and a cache that fails for good only costs time.
 #[test]
