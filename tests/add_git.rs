@@ -340,7 +340,7 @@ fn credentials_from_a_build_arg_stay_secret() {
         .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|v| v["key"].as_str().unwrap().to_string())
         .expect("the ADD was stored in the cache");
-    let entry = skopeo_config(&format!("{cache}:{key}"));
+    let entry = cache_entry_config(&format!("{cache}:{key}"));
     let recorded = entry["dev.trowel.cache"]["components"]["vars"]["GIT_CRED"]["value"].as_str().unwrap();
     assert!(recorded.starts_with("sha256:"), "the value is only fingerprinted in the entry: {recorded}");
     let entry = entry.to_string();

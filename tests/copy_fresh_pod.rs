@@ -43,7 +43,7 @@ fn a_copy_that_copies_nothing_is_found_by_a_fresh_pod() {
     let manifests = p.cache_manifests();
     let (_, m) = manifests.iter().find(|(t, _)| *t == key).expect("an entry is tagged with the COPY's key");
     assert_eq!(m["layers"], serde_json::json!([]));
-    assert!(m["artifactType"].is_null(), "{m}");
+    assert_eq!(m["artifactType"], "application/vnd.dev.trowel.cache.entry.v1+json", "{m}");
 
     // A fresh pod: both steps hit, no root is made; the same image. Untraced (a trace lists
     // the RUN's cached layer, which downloads it), not one blob is downloaded.
@@ -230,7 +230,8 @@ fn a_missing_blob_or_a_hostile_record_is_a_miss_and_the_build_is_right() {
     assert_eq!(Tree::content(&u.rootfs(), "/built"), "a\nplain\n");
 }
 
-/// The config of the record tagged `tag` in the project's cache repository.
+/// The config of the record tagged `tag` in the project's cache repository: carried in its
+/// manifest, or (a record too large for that, or one an older trowel wrote) a blob of its own.
 fn record_config(p: &Project, tag: &str) -> Value {
     let registry = &env().registry;
     let repo = p.cache_repo.trim_start_matches(&format!("{registry}/"));
@@ -241,7 +242,10 @@ fn record_config(p: &Project, tag: &str) -> Value {
         serde_json::from_str::<Value>(&stdout(&o)).unwrap()
     };
     let manifest = get(&format!("manifests/{tag}"));
-    get(&format!("blobs/{}", manifest["config"]["digest"].as_str().unwrap()))
+    match manifest["annotations"]["dev.trowel.cache.config"].as_str() {
+        Some(doc) => serde_json::from_str(doc).unwrap(),
+        None => get(&format!("blobs/{}", manifest["config"]["digest"].as_str().unwrap())),
+    }
 }
 
 /// A stage whose first step that needs a root hits an entry another stage wrote (the same

@@ -270,12 +270,13 @@ fn the_layer_cache_survives_faults_and_never_holds_partial_entries() {
     let first = std::fs::read_to_string(ctx.path().join("digest")).unwrap();
     assert_cache_entries_complete(&format!("{}/{repo}/cache", env().registry), 4);
 
-    // 2. Lookups meet a 503 with Retry-After, a dropped connection and corrupt entry configs,
-    //    and still hit: the same image, with no step run again.
+    // 2. Lookups meet a 503 with Retry-After, a dropped connection and corrupt answers (an
+    //    entry's config rides in its manifest), and still hit: the same image, with no step
+    //    run again.
     proxy
         .inject("GET", &format!("/{repo}/cache/manifests/"), Fault::Status { code: 503, retry_after: Some(1) }, 1)
         .inject("GET", &format!("/{repo}/cache/manifests/"), Fault::Drop, 1)
-        .inject("GET", &format!("/{repo}/cache/blobs/"), Fault::Corrupt, 2);
+        .inject("GET", &format!("/{repo}/cache/manifests/"), Fault::Corrupt, 2);
     let dest2 = format!("{}/{repo}:2", proxy.addr);
     let o = run(trowel().arg("build").arg("--context").arg(ctx.path()).args(args(&dest2)));
     assert_ok(&o);

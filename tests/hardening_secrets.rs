@@ -162,7 +162,8 @@ fn secret_arg_defaults_values_in_the_config_and_short_values() {
     assert!(text.contains("--secret-arg SHORTY: its value is 2 byte(s), too short to mask"), "{text}");
 }
 
-/// The cache entries of every tag of `cache`, as text.
+/// The cache entries of every tag of `cache`, as text: each one's manifest, the config document
+/// it carries (unescaped), and its config blob (the shared `{}`, or a config of its own).
 fn cache_configs(cache: &str) -> String {
     let tags = run(std::process::Command::new("skopeo").args([
         "list-tags",
@@ -174,10 +175,18 @@ fn cache_configs(cache: &str) -> String {
     assert!(!tags.is_empty());
     let config = |t: &serde_json::Value| {
         let r = format!("docker://{cache}:{}", t.as_str().unwrap());
-        let c =
-            run(std::process::Command::new("skopeo").args(["inspect", "--tls-verify=false", "--config", "--raw", &r]));
-        assert!(c.status.success(), "{}", log(&c));
-        String::from_utf8_lossy(&c.stdout).into_owned()
+        let inspect = |extra: &[&str]| {
+            let c = run(std::process::Command::new("skopeo")
+                .args(["inspect", "--tls-verify=false", "--raw"])
+                .args(extra)
+                .arg(&r));
+            assert!(c.status.success(), "{}", log(&c));
+            String::from_utf8_lossy(&c.stdout).into_owned()
+        };
+        let manifest = inspect(&[]);
+        let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        let carried = m["annotations"]["dev.trowel.cache.config"].as_str().unwrap_or_default().to_string();
+        format!("{manifest}\n{carried}\n{}", inspect(&["--config"]))
     };
     tags.iter().map(config).collect::<Vec<_>>().join("\n")
 }

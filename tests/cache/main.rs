@@ -520,6 +520,7 @@ fn link_hits_after_an_earlier_step_changed() {
 }
 
 mod blobs;
+mod entry_format;
 mod explain;
 mod explain_places;
 mod layer_inputs;

@@ -160,6 +160,16 @@ pub fn skopeo_config(reference: &str) -> serde_json::Value {
     skopeo_json(&["inspect", "--tls-verify=false", "--config", "--raw", &format!("docker://{reference}")])
 }
 
+/// The config document of the cache entry (or layer reference record) `reference` names:
+/// carried in its manifest's `dev.trowel.cache.config` annotation, or in a config blob of its
+/// own (a config too large for a manifest, or an entry an older trowel wrote).
+pub fn cache_entry_config(reference: &str) -> serde_json::Value {
+    match skopeo_manifest(reference)["annotations"]["dev.trowel.cache.config"].as_str() {
+        Some(doc) => serde_json::from_str(doc).expect("the annotation holds JSON"),
+        None => skopeo_config(reference),
+    }
+}
+
 /// What each history entry of the image at `reference` says made it (`created_by`).
 pub fn history_of(reference: &str) -> Vec<String> {
     skopeo_config(reference)["history"]

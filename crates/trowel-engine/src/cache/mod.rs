@@ -22,6 +22,7 @@ pub mod basedir;
 pub mod copy_from;
 pub mod explain;
 mod file_diff;
+pub mod inline;
 pub mod key;
 pub mod layer_ref;
 pub mod listings;

@@ -1,8 +1,9 @@
 //! The layer cache in a registry repository (`--cache-repo`, default `<destination>/cache`).
 //!
-//! Each entry is a small OCI image tagged with its key (64 hex digits): one layer (or none, for
-//! a step that changed no files) and a config that records the key's components under
-//! `dev.trowel.cache`. Every write also moves the step's *pointer tag*
+//! Each entry is a small OCI artifact tagged with its key (64 hex digits): one layer (or none,
+//! for a step that changed no files) and a config document that records the key's components
+//! under `dev.trowel.cache`, carried in the manifest itself (see [`super::inline`]; a config too
+//! large for that, and every entry an older trowel wrote, is a blob of its own). Every write also moves the step's *pointer tag*
 //! (`step-<hash of Dockerfile, stage, step>`) to the new entry, so a later build that misses can
 //! find the entries of the same step — with no local state, as in two CI jobs — and explain the
 //! difference against the closest of them.
@@ -20,6 +21,7 @@
 //! that was pushed with an image but kept out of the cache repository. A lookup that finds one
 //! checks that the layer's blob still exists before it counts as a hit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, Shared};
@@ -27,15 +29,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cache::explain::{Earlier, Previous, settles};
+use crate::cache::inline::{self, ConfigAt};
 use crate::cache::key::KeyComponents;
 use crate::cache::layer_ref::{self, REF_FIELD, REF_MEDIA_TYPE, RefHistory, RefRecord};
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform, media};
 use crate::image::store::BlobStore;
-use crate::registry::{BlobHead, PushBlob, Reference, Registry, RegistryError};
+use crate::registry::{PushBlob, Reference, Registry, RegistryError};
 
 #[path = "registry_copy_from.rs"]
 mod copy_from_records;
+#[path = "registry_locate.rs"]
+mod locate;
 
 /// The config field holding the key and its components.
 pub(crate) const FIELD: &str = "dev.trowel.cache";
@@ -96,7 +101,7 @@ pub struct RawManifest {
 /// What a tag of the cache repository holds.
 enum Found {
     /// A cache entry: an image of at most one layer.
-    Entry { manifest: Box<Manifest>, raw: RawManifest, info: EntryInfo, created: Option<String> },
+    Entry { manifest: Box<Manifest>, raw: RawManifest, info: EntryInfo, created: Option<String>, diff_ids: Vec<Digest> },
     /// A layer reference record, validated; the repositories it names, parsed.
     Ref { info: EntryInfo, record: Box<RefRecord>, repos: Vec<Reference>, raw: RawManifest },
 }
@@ -158,6 +163,9 @@ pub struct RegistryCache {
     /// This build's destinations (repositories): where a layer a reference record names is
     /// looked for first.
     destinations: Vec<Reference>,
+    /// Set once the shared empty config of inline entries is known to be in the repository
+    /// (looked for once per build, shared by every clone of this cache).
+    empty: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl RegistryCache {
@@ -170,6 +178,7 @@ impl RegistryCache {
             ttl_text,
             platform,
             destinations: Vec::new(),
+            empty: Arc::default(),
         }
     }
 
@@ -186,19 +195,32 @@ impl RegistryCache {
     /// Uploads a layer to the cache repository while it is being written (see
     /// `Registry::upload_streamed`); the entry that later refers to it finds it there.
     ///
-    /// The entry's config names the layer's digest, so it goes up once the layer is whole, but
-    /// into a session opened now, beside the layer's: a `POST` fewer of the round trips after
-    /// the last step's layer that a small cold build waited for once its push was over.
+    /// Beside it, the shared empty config its entry will name is looked for (once per build),
+    /// so that the entry's write after the layer is only its two tags. A failure here is only
+    /// a lost head start: the entry's write looks again.
     pub async fn upload_streamed(
         &self,
         chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
+        store: &BlobStore,
     ) -> Result<Digest, CacheError> {
-        let (layer, ()) = tokio::join!(
-            self.registry.upload_streamed(&self.repo, chunks, digest),
-            self.registry.open_upload_ahead(&self.repo)
-        );
+        let (layer, _) =
+            tokio::join!(self.registry.upload_streamed(&self.repo, chunks, digest), self.ensure_empty(store));
         layer.map_err(self.err(&self.repo))
+    }
+
+    /// Makes sure the repository holds the empty config inline entries name: a `HEAD` once per
+    /// build, an upload once per repository.
+    async fn ensure_empty(&self, store: &BlobStore) -> Result<(), CacheError> {
+        self.empty
+            .get_or_try_init(|| async {
+                store.put(inline::EMPTY)?;
+                let blob = PushBlob::new(inline::empty_descriptor(), None);
+                self.registry.push_blobs(&self.repo, &[blob], store, &|_| {}).await.map_err(self.err(&self.repo))?;
+                Ok(())
+            })
+            .await
+            .map(|_| ())
     }
 
     fn tagged(&self, tag: &str) -> Reference {
@@ -219,19 +241,33 @@ impl RegistryCache {
         };
         let invalid = |reason: String| CacheError::Invalid { reference: r.to_string(), reason };
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
-        let is_ref = manifest.config.media_type == REF_MEDIA_TYPE;
-        if !is_ref && ![media::OCI_CONFIG, media::DOCKER_CONFIG].contains(&manifest.config.media_type.as_str()) {
+        let at = inline::config_at(&manifest).map_err(invalid)?;
+        let is_ref = match (&at, manifest.artifact_type.as_deref()) {
+            (ConfigAt::Inline(_), Some(REF_MEDIA_TYPE)) => true,
+            (ConfigAt::Inline(_), Some(inline::ENTRY_ARTIFACT_TYPE)) => false,
+            (ConfigAt::Inline(_), other) => return Err(invalid(format!("artifact type {other:?}"))),
+            (ConfigAt::Blob, _) => manifest.config.media_type == REF_MEDIA_TYPE,
+        };
+        let blob_config = [media::OCI_CONFIG, media::DOCKER_CONFIG].contains(&manifest.config.media_type.as_str());
+        if matches!(at, ConfigAt::Blob) && !is_ref && !blob_config {
             return Err(invalid(format!("config media type {:?}", manifest.config.media_type)));
         }
         if manifest.layers.len() > usize::from(!is_ref) {
             return Err(invalid(format!("{} layers", manifest.layers.len())));
         }
-        if manifest.config.size > MAX_CONFIG {
-            return Err(invalid(format!("config of {} bytes", manifest.config.size)));
-        }
-        self.registry.fetch_blob(&self.repo, &manifest.config, store, &|_, _| {}).await.map_err(self.err(&r))?;
-        let config: serde_json::Value = serde_json::from_slice(&store.read(&manifest.config.digest)?)
-            .map_err(|e| invalid(format!("config: {e}")))?;
+        let config_bytes = match at {
+            ConfigAt::Inline(doc) => doc,
+            ConfigAt::Blob => {
+                if manifest.config.size > MAX_CONFIG {
+                    return Err(invalid(format!("config of {} bytes", manifest.config.size)));
+                }
+                let fetch = self.registry.fetch_blob(&self.repo, &manifest.config, store, &|_, _| {});
+                fetch.await.map_err(self.err(&r))?;
+                store.read(&manifest.config.digest)?
+            }
+        };
+        let config: serde_json::Value =
+            serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("config: {e}")))?;
         let info: EntryInfo = serde_json::from_value(config.get(FIELD).cloned().unwrap_or(serde_json::Value::Null))
             .map_err(|e| invalid(format!("{FIELD}: {e}")))?;
         if is_ref {
@@ -243,61 +279,9 @@ impl RegistryCache {
             return Ok(Some(Found::Ref { info, record: Box::new(record), repos, raw }));
         }
         let created = config.get("created").and_then(|c| c.as_str()).map(str::to_string);
+        let diff_ids = diff_ids(&config);
         let raw = RawManifest { bytes, media_type };
-        Ok(Some(Found::Entry { manifest: Box::new(manifest), raw, info, created }))
-    }
-
-    /// Where a record's layer can be had: the first of this build's destinations that has the
-    /// blob, else the first of the record's repositories that does, among those on a registry
-    /// this build already uses (the cache repository's or a destination's). `Err`: why none.
-    async fn locate(&self, record: &RefRecord, repos: &[Reference]) -> Result<Reference, String> {
-        let ours = |r: &Reference| {
-            r.registry == self.repo.registry || self.destinations.iter().any(|d| d.registry == r.registry)
-        };
-        let mut candidates: Vec<Reference> = self.destinations.clone();
-        for r in repos.iter().filter(|r| ours(r)) {
-            let r = Reference { tag: None, digest: None, ..r.clone() };
-            if !candidates.iter().any(|c| c.registry == r.registry && c.repository == r.repository) {
-                candidates.push(r);
-            }
-        }
-        let digest = &record.layer.digest;
-        let checks = candidates.iter().map(|c| self.registry.blob_head(c, digest));
-        let results = futures_util::future::join_all(checks).await;
-        let (mut failures, mut mismatched, mut found) = (Vec::new(), Vec::new(), None);
-        for (c, r) in candidates.iter().zip(results) {
-            match r {
-                // The record's size goes into the image's manifest unread: a registry that
-                // gives another size for the digest shows the record is wrong.
-                Ok(BlobHead::Present { size: Some(size) }) if size != record.layer.size => mismatched.push(format!(
-                    "{} has it as {size} bytes, the record says {}",
-                    c.repo_ref(),
-                    record.layer.size
-                )),
-                Ok(BlobHead::Present { .. }) => found = found.or_else(|| Some(c.clone())),
-                Ok(BlobHead::Missing) => {}
-                Err(e) => failures.push(format!("{}: {e}", c.repo_ref())),
-            }
-        }
-        if !mismatched.is_empty() {
-            return Err(format!(
-                "the layer {} that the cache's reference record names is not the size the record says ({})",
-                digest.short(),
-                mismatched.join("; ")
-            ));
-        }
-        if let Some(c) = found {
-            return Ok(c);
-        }
-        let named = repos.iter().map(Reference::repo_ref).collect::<Vec<_>>().join(", ");
-        let mut why = format!(
-            "the layer {} that the cache's reference record names is gone (not in {named} nor in this build's destinations: image deleted or registry garbage-collected?)",
-            digest.short()
-        );
-        if !failures.is_empty() {
-            why = format!("{why}; could not check {}", failures.join("; "));
-        }
-        Err(why)
+        Ok(Some(Found::Entry { manifest: Box::new(manifest), raw, info, created, diff_ids }))
     }
 
     /// Looks a key up. On a miss, finds the step's most recent entry to explain it, through
@@ -345,8 +329,13 @@ impl RegistryCache {
             };
             let hit = match (unusable, found) {
                 (Some(previous), _) => Err(previous),
-                (None, Found::Entry { manifest, raw, info, created }) => {
-                    let diff_ids = info_diff_ids(store, &manifest)?;
+                (None, Found::Entry { manifest, raw, info, created, diff_ids }) => {
+                    if diff_ids.len() != manifest.layers.len() {
+                        return Err(CacheError::Invalid {
+                            reference: self.tagged(key).to_string(),
+                            reason: "diff_ids do not match the layers".into(),
+                        });
+                    }
                     let layer = manifest.layers.first().cloned().zip(diff_ids.into_iter().next());
                     let source = EntrySource::Registry(self.repo.clone());
                     Ok(CachedLayer { source, layer, info, created, manifest: Some(raw) })
@@ -434,6 +423,10 @@ impl RegistryCache {
         };
         let record = RefRecord { layer: layer.0.clone(), diff_id: layer.1.clone(), history, repositories };
         let config = layer_ref::config_json(&info, &record);
+        if let Some(manifest) = inline::manifest(REF_MEDIA_TYPE, &config, Vec::new()) {
+            self.ensure_empty(store).await?;
+            return Ok(manifest);
+        }
         let config_desc = Descriptor::new(REF_MEDIA_TYPE, store.put(&config)?, config.len() as u64);
         let manifest = layer_ref::manifest_json(&config_desc);
         let entry = self.tagged(key);
@@ -523,15 +516,25 @@ impl RegistryCache {
         });
         config[FIELD] = serde_json::to_value(&info).expect("entry serialises");
         let config_bytes = serde_json::to_vec(&config).expect("config serialises");
-        let config_digest = store.put(&config_bytes)?;
         let format = ManifestFormat::Oci;
-        let config_desc = Descriptor::new(format.config_media_type(), config_digest, config_bytes.len() as u64);
         let layers: Vec<Descriptor> = layer.iter().map(|(d, _)| (*d).clone()).collect();
-        let manifest = Manifest::new(format, config_desc.clone(), layers.clone());
-        let manifest_bytes = manifest.to_bytes();
-        // The config names the key, which missed: no repository has it. A layer the stream
-        // already committed here is not looked for again (the manifest's `PUT` checks it).
-        let mut blobs = vec![PushBlob::fresh(config_desc.clone())];
+        // The config rides in the manifest when it fits, naming the shared empty blob, which is
+        // looked for once per build; else it is a blob of its own, which names the key, which
+        // missed: no repository has it. A layer the stream already committed here is not looked
+        // for again (the manifest's `PUT` checks it).
+        let (manifest_bytes, config_desc, mut blobs) =
+            match inline::manifest(inline::ENTRY_ARTIFACT_TYPE, &config_bytes, layers.clone()) {
+                Some(manifest) => {
+                    self.ensure_empty(store).await?;
+                    (manifest, inline::empty_descriptor(), Vec::new())
+                }
+                None => {
+                    let config_digest = store.put(&config_bytes)?;
+                    let desc = Descriptor::new(format.config_media_type(), config_digest, config_bytes.len() as u64);
+                    let manifest = Manifest::new(format, desc.clone(), layers.clone()).to_bytes();
+                    (manifest, desc.clone(), vec![PushBlob::fresh(desc)])
+                }
+            };
         if !layer_sent {
             blobs.extend(layers.iter().map(|d| PushBlob::new(d.clone(), None)));
         }
@@ -556,6 +559,7 @@ impl RegistryCache {
         let refused = |r: &Result<Digest, RegistryError>| matches!(r, Err(RegistryError::Registry { status: 400, .. }));
         if refused(&tagged) || refused(&pointed) {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            store.put(inline::EMPTY)?;
             let all: Vec<PushBlob> =
                 std::iter::once(config_desc).chain(layers).map(|d| PushBlob::new(d, None)).collect();
             self.registry.push_blobs(&entry, &all, store, &|_| {}).await.map_err(self.err(&entry))?;
@@ -567,21 +571,14 @@ impl RegistryCache {
     }
 }
 
-/// The diff_ids a cache entry's config lists (read back from the store).
-fn info_diff_ids(store: &BlobStore, manifest: &Manifest) -> Result<Vec<Digest>, CacheError> {
-    let config: serde_json::Value = serde_json::from_slice(&store.read(&manifest.config.digest)?).unwrap_or_default();
-    let ids: Vec<Digest> = config
+/// The diff_ids a cache entry's config lists (any that do not parse left out, so that the
+/// count no longer matches the layers').
+fn diff_ids(config: &serde_json::Value) -> Vec<Digest> {
+    config
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())
         .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    if ids.len() != manifest.layers.len() {
-        return Err(CacheError::Invalid {
-            reference: manifest.config.digest.to_string(),
-            reason: "diff_ids do not match the layers".into(),
-        });
-    }
-    Ok(ids)
+        .unwrap_or_default()
 }
 
 /// The history an entry replacing `pointer_entry` (for `key`) lists.

@@ -191,6 +191,10 @@ pub struct Manifest {
     pub schema_version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// What an artifact (not an image) holds: OCI 1.1's field, kept when a manifest is read
+    /// and written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +206,7 @@ impl Manifest {
         Manifest {
             schema_version: 2,
             media_type: Some(format.manifest_media_type().to_string()),
+            artifact_type: None,
             config,
             layers,
             annotations: None,

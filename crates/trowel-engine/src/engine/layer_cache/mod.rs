@@ -412,7 +412,8 @@ impl LayerCache {
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
         let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
         let remote = self.remote.clone();
-        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx).await });
+        let store = ctx.store.clone();
+        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx, &store).await });
         self.streamed.insert(id, h);
         Some((BlobTap::new(tx), digest_tx))
     }
