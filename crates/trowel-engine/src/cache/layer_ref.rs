@@ -7,9 +7,9 @@
 //! [`REF_MEDIA_TYPE`] (so that no image tool, and no older trowel reading it as an entry, takes it
 //! for a cached layer image), and whose config document rides in the manifest as an entry's does
 //! ([`super::inline`]; a record an older trowel wrote, or one too large, has a config blob of
-//! that media type instead): the entry's usual record (`dev.trowel.cache`: key, redacted components, earlier keys) plus
-//! `dev.trowel.cache.ref`: the layer's descriptor, its diff_id, its history entry and the
-//! repositories it was pushed to. The step's pointer tag moves to it, so a later miss is
+//! that media type instead): the entry's usual record (`dev.trowel.cache`: key, redacted
+//! components, earlier keys) plus `dev.trowel.cache.ref`: the layer's descriptor, its diff_id,
+//! its history entry and the repositories it was pushed to. The step's pointer tag moves to it, so a later miss is
 //! explained against it exactly as against an entry.
 //!
 //! A later build that finds a record checks that the blob still exists (HEAD in its own

@@ -2,11 +2,11 @@
 //!
 //! Each entry is a small OCI artifact tagged with its key (64 hex digits): one layer (or none,
 //! for a step that changed no files) and a config document that records the key's components
-//! under `dev.trowel.cache`, carried in the manifest itself (see [`super::inline`]; a config too
-//! large for that, and every entry an older trowel wrote, is a blob of its own). Every write also moves the step's *pointer tag*
-//! (`step-<hash of Dockerfile, stage, step>`) to the new entry, so a later build that misses can
-//! find the entries of the same step — with no local state, as in two CI jobs — and explain the
-//! difference against the closest of them.
+//! under `dev.trowel.cache`, carried in the manifest itself (see [`super::inline`]; a config
+//! too large for that, and every entry an older trowel wrote, is a blob of its own). Every write
+//! also moves the step's *pointer tag* (`step-<hash of Dockerfile, stage, step>`) to the new
+//! entry, so a later build that misses can find the entries of the same step — with no local
+//! state, as in two CI jobs — and explain the difference against the closest of them.
 //!
 //! A step's history is kept in its entries, not in more tags: each entry lists the keys of up
 //! to [`HISTORY`] earlier entries of its step (newest first), taken from the entry the pointer
@@ -100,8 +100,8 @@ pub struct RawManifest {
 
 /// What a tag of the cache repository holds.
 enum Found {
-    /// A cache entry: an image of at most one layer.
-    Entry { manifest: Box<Manifest>, raw: RawManifest, info: EntryInfo, created: Option<String>, diff_ids: Vec<Digest> },
+    /// A cache entry: an image of at most one layer (`ids`: the diff_ids its config lists).
+    Entry { manifest: Box<Manifest>, raw: RawManifest, info: EntryInfo, created: Option<String>, ids: Vec<Digest> },
     /// A layer reference record, validated; the repositories it names, parsed.
     Ref { info: EntryInfo, record: Box<RefRecord>, repos: Vec<Reference>, raw: RawManifest },
 }
@@ -279,9 +279,8 @@ impl RegistryCache {
             return Ok(Some(Found::Ref { info, record: Box::new(record), repos, raw }));
         }
         let created = config.get("created").and_then(|c| c.as_str()).map(str::to_string);
-        let diff_ids = diff_ids(&config);
         let raw = RawManifest { bytes, media_type };
-        Ok(Some(Found::Entry { manifest: Box::new(manifest), raw, info, created, diff_ids }))
+        Ok(Some(Found::Entry { manifest: Box::new(manifest), raw, info, created, ids: diff_ids(&config) }))
     }
 
     /// Looks a key up. On a miss, finds the step's most recent entry to explain it, through
@@ -329,7 +328,7 @@ impl RegistryCache {
             };
             let hit = match (unusable, found) {
                 (Some(previous), _) => Err(previous),
-                (None, Found::Entry { manifest, raw, info, created, diff_ids }) => {
+                (None, Found::Entry { manifest, raw, info, created, ids: diff_ids }) => {
                     if diff_ids.len() != manifest.layers.len() {
                         return Err(CacheError::Invalid {
                             reference: self.tagged(key).to_string(),

@@ -275,18 +275,6 @@ impl Registry {
         Some(loc)
     }
 
-    /// Opens an upload session in `repo`'s repository now, for a later upload there to take
-    /// instead of opening its own: a writer that knows it will upload a blob soon, whose bytes
-    /// are not known yet (a cache entry's config names its layer's digest), moves the `POST`
-    /// off the round trips that blob's upload waits for. A failure is no error: the upload
-    /// then opens its session itself.
-    pub async fn open_upload_ahead(&self, repo: &Reference) {
-        let ctx = Ctx::push(Op::Push, repo);
-        if let Ok(loc) = self.start_upload(&ctx).await {
-            self.keep_spare(repo, loc);
-        }
-    }
-
     fn keep_spare(&self, repo: &Reference, loc: reqwest::Url) {
         let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
         all.entry(repo.repo_ref()).or_default().push((repo.clone(), loc));

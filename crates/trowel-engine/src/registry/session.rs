@@ -123,7 +123,7 @@ pub(crate) struct Session {
     /// Who is told of retries (set once, by the engine).
     pub(crate) notice: std::sync::OnceLock<super::retry::RetryNotice>,
     /// Upload sessions opened ahead of the uploads that take them, by repository (see
-    /// `Registry::check_push_access` and `Registry::open_upload_ahead`).
+    /// `Registry::check_push_access`).
     pub(crate) spare_uploads: Mutex<HashMap<String, Vec<(super::reference::Reference, reqwest::Url)>>>,
 }
 
