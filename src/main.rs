@@ -53,9 +53,11 @@ fn main() {
 }
 
 /// A build whose roots may be overlays of the unpacked-layer store mounts them in a mount
-/// namespace of its own, so a killed trowel leaves none behind. Done first, while this process
-/// has one thread. Without the privilege to do it, the build goes on (its store probe fails
-/// for the same reason, and the log says why the store is not used).
+/// namespace of its own, so a killed trowel leaves none behind. Done before the build's runtime
+/// starts its threads, which inherit it: `unshare(CLONE_NEWNS)` moves only the calling thread,
+/// so the signal watcher's thread, started earlier, stays behind, and it mounts nothing. Without
+/// the privilege to do it, the build goes on (its store probe fails for the same reason, and the
+/// log says why the store is not used).
 fn own_mounts(opts: &engine::BuildOptions) {
     if opts.run.isolation == trowel_engine::sandbox::Isolation::Chroot && opts.layers.unpacked_store.is_some() {
         let _ = trowel_engine::fs::overlay_mount::private_mount_namespace();

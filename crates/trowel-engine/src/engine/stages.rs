@@ -391,7 +391,7 @@ impl Stages {
     /// Gives up `roots` and deletes them and `dirs` on a background thread. Each root is
     /// unmounted there before anything of it is deleted (deleting through an overlay would
     /// only write whiteouts, and a root must never be deleted while mounted); the thread is in
-    /// the build's mount namespace, which is made before any thread exists.
+    /// the build's mount namespace, which is made before the build's threads are started.
     fn reap_roots(&mut self, ctx: &BuildContext, roots: Vec<BuildRoot>, dirs: Vec<std::path::PathBuf>) {
         if roots.is_empty() && dirs.is_empty() {
             return;

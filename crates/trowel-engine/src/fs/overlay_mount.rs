@@ -350,9 +350,10 @@ impl Drop for LayerMount {
 
 /// Gives this process a mount namespace of its own, receiving the host's mounts but sending
 /// none back, so the overlays it mounts vanish with it however it dies (SIGKILL, the OOM
-/// killer): a killed build cannot leave a root mounted on the host. To be called before any
-/// thread exists (the kernel refuses to unshare a filesystem context threads share). Fails
-/// without CAP_SYS_ADMIN, and the store's probe then finds overlays unmountable too.
+/// killer): a killed build cannot leave a root mounted on the host. Only the calling thread
+/// moves (the kernel gives it a copy of a filesystem context other threads share), so this is
+/// called before the threads that mount are started: they inherit it. Fails without
+/// CAP_SYS_ADMIN, and the store's probe then finds overlays unmountable too.
 pub fn private_mount_namespace() -> Result<(), String> {
     use nix::mount::{MsFlags, mount};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
