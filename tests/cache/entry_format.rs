@@ -179,3 +179,37 @@ fn a_config_too_large_for_a_manifest_keeps_a_blob_of_its_own() {
     second.all_hit();
     assert_eq!(first.digest, second.digest);
 }
+
+/// A registry that refuses the new form (as Quay does for config media types it was not told to
+/// allow: `MANIFEST_INVALID`) gets the older one, the entry's config a blob of its own, for an
+/// entry and for a layer reference record alike; no write is lost and a rebuild is served from
+/// them. Without the fallback, the entry went in the refused form once the two refusals were
+/// over (the retry for a blob being linked), and a registry that always refuses got none.
+#[test]
+fn a_registry_that_refuses_the_new_form_gets_the_older_one() {
+    const REFUSED: &str = r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"config media type not allowed"}]}"#;
+    let proxy = faults::FaultProxy::start(&env().registry);
+    for (name, kaniko_flags, df) in [
+        ("refused-entry", false, format!("{}RUN echo one > /one\n", from())),
+        ("refused-record", true, format!("{}COPY f /f\n", from())),
+    ] {
+        let c = Ctx::at(&proxy.addr, name, &df);
+        c.write("f", "f\n");
+        let path = cache_path(&c);
+        // Both tags of the one entry, sent at once.
+        let manifests = format!("/v2/{path}/manifests/");
+        proxy.inject("PUT", &manifests, faults::Fault::Answer { code: 400, body: REFUSED }, 2);
+        let build = |c: &Ctx| if kaniko_flags { c.build_run_layers_only(&[]) } else { c.build(&[]) };
+        let first = build(&c);
+        assert!(!first.log.contains("could not write the cache entry"), "{}", first.log);
+        assert!(proxy.unused().is_empty(), "{:?}", proxy.unused());
+        let key = key_at(&first, 2);
+        let m = skopeo_manifest(&format!("{}:{key}", direct(&c)));
+        assert!(m.get("annotations").is_none(), "{m}");
+        assert_ne!(m["config"]["mediaType"], "application/vnd.oci.empty.v1+json", "{m}");
+        assert_eq!(cache_entry_config(&format!("{}:{key}", direct(&c)))["dev.trowel.cache"]["key"], key.as_str());
+        let second = build(&c);
+        second.all_hit();
+        assert_eq!(first.digest, second.digest);
+    }
+}

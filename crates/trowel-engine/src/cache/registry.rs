@@ -39,6 +39,8 @@ use crate::registry::{PushBlob, Reference, Registry, RegistryError};
 
 #[path = "registry_copy_from.rs"]
 mod copy_from_records;
+#[path = "registry_inline.rs"]
+mod inline_form;
 #[path = "registry_locate.rs"]
 mod locate;
 
@@ -166,6 +168,9 @@ pub struct RegistryCache {
     /// Set once the shared empty config of inline entries is known to be in the repository
     /// (looked for once per build, shared by every clone of this cache).
     empty: Arc<tokio::sync::OnceCell<()>>,
+    /// Set once the registry refused an inline entry: this build's later ones go in the older
+    /// form (see `registry_inline.rs`).
+    blob_configs: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RegistryCache {
@@ -179,6 +184,7 @@ impl RegistryCache {
             platform,
             destinations: Vec::new(),
             empty: Arc::default(),
+            blob_configs: Arc::default(),
         }
     }
 
@@ -207,20 +213,6 @@ impl RegistryCache {
         let (layer, _) =
             tokio::join!(self.registry.upload_streamed(&self.repo, chunks, digest), self.ensure_empty(store));
         layer.map_err(self.err(&self.repo))
-    }
-
-    /// Makes sure the repository holds the empty config inline entries name: a `HEAD` once per
-    /// build, an upload once per repository.
-    async fn ensure_empty(&self, store: &BlobStore) -> Result<(), CacheError> {
-        self.empty
-            .get_or_try_init(|| async {
-                store.put(inline::EMPTY)?;
-                let blob = PushBlob::new(inline::empty_descriptor(), None);
-                self.registry.push_blobs(&self.repo, &[blob], store, &|_| {}).await.map_err(self.err(&self.repo))?;
-                Ok(())
-            })
-            .await
-            .map(|_| ())
     }
 
     fn tagged(&self, tag: &str) -> Reference {
@@ -422,7 +414,8 @@ impl RegistryCache {
         };
         let record = RefRecord { layer: layer.0.clone(), diff_id: layer.1.clone(), history, repositories };
         let config = layer_ref::config_json(&info, &record);
-        if let Some(manifest) = inline::manifest(REF_MEDIA_TYPE, &config, Vec::new()) {
+        let inline = if self.inline_refused() { None } else { inline::manifest(REF_MEDIA_TYPE, &config, Vec::new()) };
+        if let Some(manifest) = inline {
             self.ensure_empty(store).await?;
             return Ok(manifest);
         }
@@ -441,13 +434,23 @@ impl RegistryCache {
     /// record's repositories. The two tags go at once: each holds the whole record, so
     /// whichever lands alone leaves a readable state (a pointer alone explains the next miss
     /// against this record; a key tag alone is a hit without history).
-    pub async fn tag_ref(&self, key: &str, pointer: &str, manifest: &[u8]) -> Result<Digest, CacheError> {
+    /// A registry that refuses an inline record gets the older form (`registry_inline.rs`).
+    pub async fn tag_ref(
+        &self,
+        key: &str,
+        pointer: &str,
+        manifest: &[u8],
+        store: &BlobStore,
+    ) -> Result<Digest, CacheError> {
         let (entry, ptr) = (self.tagged(key), self.tagged(pointer));
-        let (tagged, pointed) = futures_util::future::join(
-            self.registry.push_manifest(&entry, manifest, media::OCI_MANIFEST),
-            self.registry.push_manifest(&ptr, manifest, media::OCI_MANIFEST),
-        )
-        .await;
+        let (mut tagged, mut pointed) = self.tag_both(&entry, &ptr, manifest, media::OCI_MANIFEST).await;
+        if (Self::form_refused(&tagged) || Self::form_refused(&pointed))
+            && let Some(doc) = inline_form::carried(manifest)
+        {
+            let desc = self.config_blob(&entry, REF_MEDIA_TYPE, &doc, store).await?;
+            let older = layer_ref::manifest_json(&desc);
+            (tagged, pointed) = self.tag_both(&entry, &ptr, &older, media::OCI_MANIFEST).await;
+        }
         let digest = tagged.map_err(self.err(&entry))?;
         pointed.map_err(self.err(&ptr))?;
         Ok(digest)
@@ -521,35 +524,36 @@ impl RegistryCache {
         // looked for once per build; else it is a blob of its own, which names the key, which
         // missed: no repository has it. A layer the stream already committed here is not looked
         // for again (the manifest's `PUT` checks it).
-        let (manifest_bytes, config_desc, mut blobs) =
-            match inline::manifest(inline::ENTRY_ARTIFACT_TYPE, &config_bytes, layers.clone()) {
-                Some(manifest) => {
-                    self.ensure_empty(store).await?;
-                    (manifest, inline::empty_descriptor(), Vec::new())
-                }
-                None => {
-                    let config_digest = store.put(&config_bytes)?;
-                    let desc = Descriptor::new(format.config_media_type(), config_digest, config_bytes.len() as u64);
-                    let manifest = Manifest::new(format, desc.clone(), layers.clone()).to_bytes();
-                    (manifest, desc.clone(), vec![PushBlob::fresh(desc)])
-                }
-            };
+        let inline = match self.inline_refused() {
+            true => None,
+            false => inline::manifest(inline::ENTRY_ARTIFACT_TYPE, &config_bytes, layers.clone()),
+        };
+        let (mut manifest_bytes, mut config_desc, mut blobs) = match inline {
+            Some(manifest) => {
+                self.ensure_empty(store).await?;
+                (manifest, inline::empty_descriptor(), Vec::new())
+            }
+            None => {
+                let config_digest = store.put(&config_bytes)?;
+                let desc = Descriptor::new(format.config_media_type(), config_digest, config_bytes.len() as u64);
+                let manifest = Manifest::new(format, desc.clone(), layers.clone()).to_bytes();
+                (manifest, desc.clone(), vec![PushBlob::fresh(desc)])
+            }
+        };
         if !layer_sent {
             blobs.extend(layers.iter().map(|d| PushBlob::new(d.clone(), None)));
         }
         let (entry, ptr) = (self.tagged(key), self.tagged(pointer));
         let media_type = format.manifest_media_type();
-        // The key's tag and the pointer go at once, as a layer reference record's do
-        // (`tag_ref`): each names the whole entry, so whichever lands alone leaves a readable
-        // state, and the write is a round trip shorter.
-        let tags = || {
-            futures_util::future::join(
-                self.registry.push_manifest(&entry, &manifest_bytes, media_type),
-                self.registry.push_manifest(&ptr, &manifest_bytes, media_type),
-            )
-        };
         self.registry.push_blobs(&entry, &blobs, store, &|_| {}).await.map_err(self.err(&entry))?;
-        let (mut tagged, mut pointed) = tags().await;
+        let (mut tagged, mut pointed) = self.tag_both(&entry, &ptr, &manifest_bytes, media_type).await;
+        if config_desc.media_type == inline::EMPTY_MEDIA_TYPE
+            && (Self::form_refused(&tagged) || Self::form_refused(&pointed))
+        {
+            config_desc = self.config_blob(&entry, format.config_media_type(), &config_bytes, store).await?;
+            manifest_bytes = Manifest::new(format, config_desc.clone(), layers.clone()).to_bytes();
+            (tagged, pointed) = self.tag_both(&entry, &ptr, &manifest_bytes, media_type).await;
+        }
         // distribution's filesystem driver rewrites a repository's link to a blob in place
         // each time the blob is committed there: a manifest naming the blob while another
         // upload of it commits (two platforms' identical COPY layers, streamed at once) can
@@ -562,7 +566,7 @@ impl RegistryCache {
             let all: Vec<PushBlob> =
                 std::iter::once(config_desc).chain(layers).map(|d| PushBlob::new(d, None)).collect();
             self.registry.push_blobs(&entry, &all, store, &|_| {}).await.map_err(self.err(&entry))?;
-            (tagged, pointed) = tags().await;
+            (tagged, pointed) = self.tag_both(&entry, &ptr, &manifest_bytes, media_type).await;
         }
         let digest = tagged.map_err(self.err(&entry))?;
         pointed.map_err(self.err(&ptr))?;

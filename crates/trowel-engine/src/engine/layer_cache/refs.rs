@@ -117,10 +117,12 @@ impl LayerCache {
     pub fn tag_refs(&mut self, ctx: &BuildContext<'_>, staged: StagedRefs) {
         let writes = staged.0.into_iter().map(|(id, key, h)| {
             let pointer = pointer_tag(&self.dockerfile_id, id.stage, id.step);
-            let remote = self.remote.clone();
+            let (remote, store) = (self.remote.clone(), ctx.store.clone());
             async move {
                 let r = match h.await {
-                    Ok(Ok(manifest)) => remote.tag_ref(&key, &pointer, &manifest).await.map_err(|e| e.to_string()),
+                    Ok(Ok(manifest)) => {
+                        remote.tag_ref(&key, &pointer, &manifest, &store).await.map_err(|e| e.to_string())
+                    }
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(format!("the task failed: {e}")),
                 };
