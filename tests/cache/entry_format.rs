@@ -38,46 +38,6 @@ fn committed(seen: &[String], path: &str) -> Vec<String> {
     d
 }
 
-/// Uploads `bytes` to `repo` (`host/path`) as a blob with curl; its digest.
-fn put_blob(repo: &str, bytes: &[u8]) -> String {
-    let (host, path) = repo.split_once('/').unwrap();
-    let digest = format!("sha256:{}", sha256_hex(bytes));
-    let o = run(Command::new("curl")
-        .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
-        .arg(format!("http://{host}/v2/{path}/blobs/uploads/")));
-    assert_ok(&o);
-    let location = stdout(&o)
-        .lines()
-        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
-        .unwrap()
-        .trim()
-        .to_string();
-    let location = if location.starts_with("http") { location } else { format!("http://{host}{location}") };
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), bytes).unwrap();
-    let o = run(Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-        .args(["-H", "Content-Type: application/octet-stream", "--data-binary"])
-        .arg(format!("@{}", file.path().display()))
-        .arg(format!("{location}{sep}digest={digest}")));
-    assert_eq!(stdout(&o), "201");
-    digest
-}
-
-/// Tags `manifest` (OCI) as `tag` in `repo` with curl.
-fn put_manifest(repo: &str, tag: &str, manifest: &Value) {
-    let (host, path) = repo.split_once('/').unwrap();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), serde_json::to_vec(manifest).unwrap()).unwrap();
-    let o = run(Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-        .args(["-H", "Content-Type: application/vnd.oci.image.manifest.v1+json", "--data-binary"])
-        .arg(format!("@{}", file.path().display()))
-        .arg(format!("http://{host}/v2/{path}/manifests/{tag}")));
-    assert_eq!(stdout(&o), "201");
-}
-
 /// An entry is an OCI artifact whose config is the shared empty blob and whose config document
 /// rides in an annotation: written with its layer and its tags alone (the only other blob is the
 /// empty one, once per repository), read back by a hit with one `GET` of its manifest and no

@@ -160,6 +160,47 @@ pub fn skopeo_config(reference: &str) -> serde_json::Value {
     skopeo_json(&["inspect", "--tls-verify=false", "--config", "--raw", &format!("docker://{reference}")])
 }
 
+/// Uploads `bytes` as a blob to `repo` (`host/path`) with curl, over plain HTTP as any writer of
+/// the repository could; its digest.
+pub fn put_blob(repo: &str, bytes: &[u8]) -> String {
+    let (host, path) = repo.split_once('/').unwrap();
+    let digest = format!("sha256:{}", sha256_hex(bytes));
+    let o = run(Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
+        .arg(format!("http://{host}/v2/{path}/blobs/uploads/")));
+    let location = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+        .unwrap()
+        .trim()
+        .to_string();
+    let location = if location.starts_with("http") { location } else { format!("http://{host}{location}") };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    // (Without a content type curl says form data, which the registry would parse as a form.)
+    let o = run(Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/octet-stream", "--data-binary"])
+        .arg(format!("@{}", file.path().display()))
+        .arg(format!("{location}{sep}digest={digest}")));
+    assert_eq!(stdout(&o), "201");
+    digest
+}
+
+/// Tags `manifest` (an OCI image manifest) as `tag` in `repo` (`host/path`) with curl.
+pub fn put_manifest(repo: &str, tag: &str, manifest: &serde_json::Value) {
+    let (host, path) = repo.split_once('/').unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec(manifest).unwrap()).unwrap();
+    let o = run(Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/vnd.oci.image.manifest.v1+json", "--data-binary"])
+        .arg(format!("@{}", file.path().display()))
+        .arg(format!("http://{host}/v2/{path}/manifests/{tag}")));
+    assert_eq!(stdout(&o), "201");
+}
+
 /// The config document of the cache entry (or layer reference record) `reference` names:
 /// carried in its manifest's `dev.trowel.cache.config` annotation, or in a config blob of its
 /// own (a config too large for a manifest, or an entry an older trowel wrote).

@@ -134,28 +134,7 @@ impl Project {
     /// with no layers whose config is `config` (any bytes): plain HTTP, as any writer of the
     /// cache repository could (a record trowel must refuse, or one it must take).
     pub fn put_artifact(&self, tag: &str, media_type: &str, config: &[u8]) {
-        let (host, repo) = self.cache_repo.split_once('/').unwrap();
-        let digest = format!("sha256:{}", super::sha256_hex(config));
-        let file = self.dir.path().join("artifact-config");
-        std::fs::write(&file, config).unwrap();
-        let o = super::run(
-            std::process::Command::new("curl")
-                .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
-                .arg(format!("http://{host}/v2/{repo}/blobs/uploads/")),
-        );
-        let location = super::stdout(&o)
-            .lines()
-            .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
-            .unwrap()
-            .trim()
-            .to_string();
-        let location = if location.starts_with("http") { location } else { format!("http://{host}{location}") };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        // (Without a content type curl says form data, which the registry would parse as a form.)
-        let octets = "Content-Type: application/octet-stream";
-        let data = format!("@{}", file.display());
-        let put = format!("{location}{sep}digest={digest}");
-        assert_eq!(curl(&["-X", "PUT", "-H", octets, "--data-binary", &data, &put]), "201");
+        let digest = super::put_blob(&self.cache_repo, config);
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -163,11 +142,7 @@ impl Project {
             "config": {"mediaType": media_type, "digest": digest, "size": config.len()},
             "layers": [],
         });
-        let mfile = self.dir.path().join("artifact-manifest.json");
-        std::fs::write(&mfile, serde_json::to_vec(&manifest).unwrap()).unwrap();
-        let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
-        let url = format!("http://{host}/v2/{repo}/manifests/{tag}");
-        assert_eq!(curl(&["-X", "PUT", "-H", ct, "--data-binary", &format!("@{}", mfile.display()), &url]), "201");
+        super::put_manifest(&self.cache_repo, tag, &manifest);
     }
 
     /// The same build without the cache, to a destination of its own: the image as it must be.
