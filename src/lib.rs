@@ -21,6 +21,7 @@ pub mod login;
 pub mod prompt;
 pub mod rootless;
 pub mod signals;
+pub mod test_hook;
 pub mod trace;
 pub mod tui;
 pub mod units;

@@ -235,28 +235,10 @@ fn run_compare(args: &trowel::cli::ReplayArgs, b: &std::path::Path) -> i32 {
     }
 }
 
-/// A test's way in, in debug builds only: with `TROWEL_TEST_PAUSE_BEFORE_UI=FILE`, `trowel debug`
-/// writes its pid to FILE once its context is fetched and waits there until FILE is removed (a
-/// minute at most), so a test can signal it between the fetch and the UI, a moment too short
-/// to hit otherwise (`tests/tui_debug_signals.rs`).
-fn test_pause_before_ui() {
-    if !cfg!(debug_assertions) {
-        return;
-    }
-    let Some(file) = std::env::var_os("TROWEL_TEST_PAUSE_BEFORE_UI").map(std::path::PathBuf::from) else { return };
-    if std::fs::write(&file, std::process::id().to_string()).is_err() {
-        return;
-    }
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while file.exists() && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 /// `trowel debug`: the build flags, plus breakpoints (failure by default), in the TUI.
 fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
-    // SIGTERM and SIGHUP, from here to the UI's end: they stop a remote context's fetch, and
-    // one before the UI aborts the build as one during it does (`signals.rs`).
+    // SIGTERM and SIGHUP, from here on: they stop a remote context's fetch, one before the UI
+    // aborts the build as one during it does, and a SIGTERM after it ends trowel (`signals.rs`).
     let signals = match trowel::signals::DebugSignals::watch() {
         Ok(s) => s,
         Err(e) => {
@@ -268,7 +250,8 @@ fn run_debug(args: &trowel::cli::DebugArgs) -> i32 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    test_pause_before_ui();
+    // A test signals it here (`tests/tui_debug_signals.rs`): the moment is otherwise too short.
+    trowel::test_hook::pause("TROWEL_TEST_PAUSE_BEFORE_UI");
     if let Err(e) = trowel::rootless::check_dirs(&opts) {
         eprintln!("error: {e}");
         return 1;

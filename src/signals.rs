@@ -8,10 +8,12 @@
 //! once, as before, for whoever cannot wait. [`Stoppable`] is also how the terminal debugger
 //! stops a build the user quit. `trowel warm` takes the same signals the same way
 //! (`warm.rs`): the image being downloaded is given up, and its temporary files removed.
-//! `trowel debug` is watched by one registration from its start until its UI is gone
-//! ([`DebugSignals`]): SIGTERM and SIGHUP stop the fetch of a remote context before the UI
-//! starts, abort the build, and end the UI as its quit does. The read-only viewers (`trowel
-//! replay`, `replay --compare`) end at SIGTERM or SIGHUP as at their quit too ([`end_ui_on`]).
+//! `trowel debug` is watched by one registration from its start ([`DebugSignals`]): SIGTERM
+//! and SIGHUP stop the fetch of a remote context before the UI starts, abort the build, and end
+//! the UI as its quit does; once the UI is gone (the build already stopping, or done), a SIGTERM
+//! ends the process at once, as a second signal does in `trowel build`. The read-only viewers
+//! (`trowel replay`, `replay --compare`) end at SIGTERM or SIGHUP as at their quit too
+//! ([`end_ui_on`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -114,29 +116,30 @@ fn name(sig: i32) -> &'static str {
     }
 }
 
-/// Where [`DebugSignals`] tells the UI of a signal, once the UI has taken them.
-type Tell = Box<dyn FnMut() + Send>;
+/// What [`DebugSignals`] does at a signal besides asking for the stop, given its number: tell
+/// the UI, or end the process once the UI is gone.
+type Tell = Box<dyn FnMut(i32) + Send>;
 
-/// `trowel debug`'s SIGTERM and SIGHUP, from its start until its UI is gone, on one
-/// registration. Each asks for [`DebugSignals::stop`] (a remote context's fetch is given up; a
-/// build, begun or not yet, is aborted) and, once the UI has taken them
-/// ([`DebugSignals::hand_to`]), ends the UI as its quit does. Not a watcher for the fetch closed
-/// and the UI's registered after it: signal-hook never gives a signal its default back, even
-/// once its last registration is closed (`signal_hook_registry::unregister`), so a SIGTERM
-/// between the two reached a handler nobody read, and the debugger went on into its UI (a
-/// debug pod deleted then waited for SIGKILL). SIGINT keeps its default until the UI makes
-/// ctrl-c a key; the next build sweeps what a fetch it ended left.
+/// `trowel debug`'s SIGTERM and SIGHUP, on one registration for the whole run. Each asks for
+/// [`DebugSignals::stop`] (a remote context's fetch is given up; a build, begun or not yet, is
+/// aborted); once the UI has taken them ([`DebugSignals::hand_to`]) each ends the UI as its quit
+/// does, and once the UI is gone ([`DebugSignals::ui_gone`]) a SIGTERM ends the process. Never
+/// closed: signal-hook never gives a signal its default back, even once its last registration
+/// is closed (`signal_hook_registry::unregister`), so a signal after a closed watcher reached a
+/// handler nobody read. Between a watcher for the fetch and the UI's, the debugger went on into
+/// its UI; after the UI's, a SIGTERM was ignored until the build's cleanup was done (a debug pod
+/// deleted then waited for SIGKILL either way). SIGINT keeps its default until the UI makes
+/// ctrl-c a key, and has it again once the terminal is restored; the next build sweeps what a
+/// fetch or a build ended that way left.
 pub struct DebugSignals {
     stop: Stop,
     ui: Arc<Mutex<Option<Tell>>>,
-    handle: signal_hook::iterator::Handle,
 }
 
 impl DebugSignals {
     pub fn watch() -> std::io::Result<DebugSignals> {
         let stop = Stop::new()?;
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
-        let handle = signals.handle();
         let ui: Arc<Mutex<Option<Tell>>> = Arc::default();
         let (asked, told) = (stop.clone(), ui.clone());
         std::thread::Builder::new().name("trowel-signals".into()).spawn(move || {
@@ -146,11 +149,11 @@ impl DebugSignals {
                 let mut ui = told.lock().unwrap_or_else(|p| p.into_inner());
                 asked.request(format!("{} received", name(sig)));
                 if let Some(tell) = ui.as_mut() {
-                    tell();
+                    tell(sig);
                 }
             }
         })?;
-        Ok(DebugSignals { stop, ui, handle })
+        Ok(DebugSignals { stop, ui })
     }
 
     /// What a signal asks for: the fetch's stop, then the build's.
@@ -165,11 +168,21 @@ impl DebugSignals {
         if self.stop.is_requested() {
             tell();
         }
-        *ui = Some(Box::new(tell));
+        *ui = Some(Box::new(move |_| tell()));
     }
 
-    /// Stops watching, once the UI is gone.
-    pub fn close(&self) {
-        self.handle.close();
+    /// The UI is gone and the terminal restored: the build is stopping (a quit or a signal asked
+    /// for it) or done, and what is left is its cleanup. A SIGTERM from now on ends the process
+    /// at once with 143, as a second signal does in `trowel build`, for whoever cannot wait; the
+    /// build's roots are then left for the next build to sweep. Not SIGHUP: a terminal that goes
+    /// away ends the UI by itself (its input fails) and then sends SIGHUP, one event seen twice,
+    /// not a second request, and the cleanup goes on as it would have.
+    pub fn ui_gone(&self) {
+        let mut ui = self.ui.lock().unwrap_or_else(|p| p.into_inner());
+        *ui = Some(Box::new(|sig| {
+            if sig == SIGTERM {
+                std::process::exit(128 + sig);
+            }
+        }));
     }
 }

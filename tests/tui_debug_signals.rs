@@ -3,8 +3,10 @@
 //! later; signal-hook gives a signal its default back for neither, so a SIGTERM in between
 //! reached a handler nobody read: the debugger went on into its UI as if nothing had come, and a
 //! debug pod deleted at that moment waited for SIGKILL. The moment is a few milliseconds, so the
-//! binary's test hook (`TROWEL_TEST_PAUSE_BEFORE_UI`, debug builds only) holds it open. And the
-//! read-only viewers, whose terminal is raw too, signalled while they show a trace.
+//! binary's test hook (`TROWEL_TEST_PAUSE_BEFORE_UI`, debug builds only) holds it open. The same
+//! after the UI is gone, where a SIGTERM was ignored until the build's cleanup was done
+//! (`TROWEL_TEST_PAUSE_AFTER_UI`). And the read-only viewers, whose terminal is raw too,
+//! signalled while they show a trace.
 
 mod common;
 mod fs_support;
@@ -104,4 +106,59 @@ fn sigterm_ends_the_replay_and_the_compare_view_with_the_terminal_restored() {
         t.keys("typed-after-sigterm");
         t.wait_for("typed-after-sigterm");
     }
+}
+
+/// Once the UI is gone the build is already stopping, and a SIGTERM then ends trowel at once
+/// (143), as a second signal does in `trowel build`. It used to be ignored until the build's
+/// cleanup was done: the UI's watcher was closed there, and signal-hook gives a signal its
+/// default back for no closed watcher. The cleanup is usually too short to signal into, so the
+/// binary's test hook (`TROWEL_TEST_PAUSE_AFTER_UI`, debug builds only) holds it open; the first
+/// SIGTERM ends the UI at a `--step` pause.
+#[test]
+fn sigterm_after_the_ui_is_gone_ends_trowel_at_once() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the pause after the UI is a debug build's test hook");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
+    std::fs::write(ctx.join("a"), "a\n").unwrap();
+    let pause = dir.path().join("paused");
+    let cmd = format!(
+        "TROWEL_TEST_PAUSE_AFTER_UI={} {} debug --context {} --no-push --step --work-dir {}",
+        pause.display(),
+        env!("CARGO_BIN_EXE_trowel"),
+        ctx.display(),
+        dir.path().join("work").display()
+    );
+    std::fs::create_dir(dir.path().join("work")).unwrap();
+    let t = Tmux::start(&cmd, 110, 32);
+    t.wait_for("paused");
+    // The debugger's pid, by its command line (anchored: tmux's and its shell's hold it too).
+    let pgrep = Command::new("pgrep")
+        .args(["-f", &format!("^{} debug --context {}", env!("CARGO_BIN_EXE_trowel"), ctx.display())])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pgrep.stdout).lines().next().map(str::to_string).expect("running");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let held = paused_debugger(&pause, &t);
+    assert_eq!(held.to_string(), pid, "the debugger itself is held after its UI");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let t0 = Instant::now();
+    let s = loop {
+        let s = t.screen();
+        if s.contains("EXIT=") {
+            break s;
+        }
+        if t0.elapsed() > BOUND {
+            // Let the old code go on, and say what it did.
+            let _ = std::fs::remove_file(&pause);
+            panic!("SIGTERM after the UI was ignored:\n{}", t.wait_for("EXIT="));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(s.contains("EXIT=143"), "ended by the second SIGTERM, at once:\n{s}");
+    assert!(pause.exists(), "ended while still held after the UI");
 }

@@ -8,7 +8,7 @@
 //! image, or the failure with its line and last output lines), and the exit code is the build's.
 //! SIGTERM and SIGHUP (a pod deleted, a dropped ssh or `kubectl exec` session) do the same,
 //! also one that came before the UI started ([`DebugSignals`], watched since `trowel debug`
-//! began).
+//! began); a SIGTERM while the cleanup goes on after the UI is gone ends trowel at once.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Sender, channel};
@@ -177,8 +177,11 @@ pub fn run_debug(cfg: DebugConfig) -> Result<i32, TuiError> {
         stop.request("quit from the debugger");
     }
     input.stop();
-    cfg.signals.close();
     drop(term);
+    cfg.signals.ui_gone();
+    // A test signals it here (`tests/tui_debug_signals.rs`): the build's cleanup is often too
+    // short to.
+    crate::test_hook::pause("TROWEL_TEST_PAUSE_AFTER_UI");
     // Unanswered questions now fail on the engine side (their reply channels are gone).
     drop(rx);
     // After a hangup the terminal may be gone: writing to it must not panic before the engine
