@@ -33,6 +33,35 @@ fn paused_debugger(file: &Path, t: &Tmux) -> u32 {
     }
 }
 
+/// `trowel debug --step` of `context` in tmux, with the test hook `hook` set to `pause`; its
+/// work dir is `work` under `dir`.
+fn held_debugger(hook: &str, context: &str, dir: &Path, pause: &Path) -> Tmux {
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let cmd = format!(
+        "{hook}={} {} debug --context {context} --no-push --step --work-dir {}",
+        pause.display(),
+        env!("CARGO_BIN_EXE_trowel"),
+        work.display()
+    );
+    Tmux::start(&cmd, 110, 32)
+}
+
+/// The screen once the command in `t` has exited, or `None` if it still runs after [`BOUND`].
+fn exited(t: &Tmux) -> Option<String> {
+    let t0 = Instant::now();
+    loop {
+        let s = t.screen();
+        if s.contains("EXIT=") {
+            return Some(s);
+        }
+        if t0.elapsed() > BOUND {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// SIGTERM after a `tar://` context is fetched and before the UI watches signals aborts the
 /// build as one during the UI does: `--step` would otherwise hold it at its first pause for
 /// ever. The fetched context is removed with the rest.
@@ -43,38 +72,23 @@ fn sigterm_between_the_fetch_and_the_ui_aborts_the_build() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
     let archive = dir.path().join("ctx.tar");
     let tar = TarMaker::new().file("Dockerfile", b"FROM scratch\nCOPY a /a\n").file("a", b"a\n").finish();
     std::fs::write(&archive, tar).unwrap();
     let pause = dir.path().join("paused");
-    let cmd = format!(
-        "TROWEL_TEST_PAUSE_BEFORE_UI={} {} debug --context tar://{} --no-push --step --work-dir {}",
-        pause.display(),
-        env!("CARGO_BIN_EXE_trowel"),
-        archive.display(),
-        work.display()
-    );
-    let t = Tmux::start(&cmd, 110, 32);
+    let context = format!("tar://{}", archive.display());
+    let t = held_debugger("TROWEL_TEST_PAUSE_BEFORE_UI", &context, dir.path(), &pause);
     let pid = paused_debugger(&pause, &t);
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     std::fs::remove_file(&pause).unwrap();
 
-    let t0 = Instant::now();
-    let s = loop {
-        let s = t.screen();
-        if s.contains("EXIT=") {
-            break s;
-        }
-        if t0.elapsed() > BOUND {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("trowel debug was still running {BOUND:?} after SIGTERM:\n{s}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(s) = exited(&t) else {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("trowel debug was still running {BOUND:?} after SIGTERM:\n{}", t.screen());
     };
     assert!(s.contains("EXIT=1"), "an aborted build exits 1:\n{s}");
     assert!(s.contains("build aborted: SIGTERM received"), "the ending says why:\n{s}");
+    let work = dir.path().join("work");
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "the fetched context is removed: {left:?}");
 }
@@ -126,15 +140,7 @@ fn sigterm_after_the_ui_is_gone_ends_trowel_at_once() {
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
     std::fs::write(ctx.join("a"), "a\n").unwrap();
     let pause = dir.path().join("paused");
-    let cmd = format!(
-        "TROWEL_TEST_PAUSE_AFTER_UI={} {} debug --context {} --no-push --step --work-dir {}",
-        pause.display(),
-        env!("CARGO_BIN_EXE_trowel"),
-        ctx.display(),
-        dir.path().join("work").display()
-    );
-    std::fs::create_dir(dir.path().join("work")).unwrap();
-    let t = Tmux::start(&cmd, 110, 32);
+    let t = held_debugger("TROWEL_TEST_PAUSE_AFTER_UI", &ctx.display().to_string(), dir.path(), &pause);
     t.wait_for("paused");
     // The debugger's pid, by its command line (anchored: tmux's and its shell's hold it too).
     let pgrep = Command::new("pgrep")
@@ -146,18 +152,10 @@ fn sigterm_after_the_ui_is_gone_ends_trowel_at_once() {
     let held = paused_debugger(&pause, &t);
     assert_eq!(held.to_string(), pid, "the debugger itself is held after its UI");
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let t0 = Instant::now();
-    let s = loop {
-        let s = t.screen();
-        if s.contains("EXIT=") {
-            break s;
-        }
-        if t0.elapsed() > BOUND {
-            // Let the old code go on, and say what it did.
-            let _ = std::fs::remove_file(&pause);
-            panic!("SIGTERM after the UI was ignored:\n{}", t.wait_for("EXIT="));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(s) = exited(&t) else {
+        // Let the old code go on, and say what it did.
+        let _ = std::fs::remove_file(&pause);
+        panic!("SIGTERM after the UI was ignored:\n{}", t.wait_for("EXIT="));
     };
     assert!(s.contains("EXIT=143"), "ended by the second SIGTERM, at once:\n{s}");
     assert!(pause.exists(), "ended while still held after the UI");
