@@ -5,8 +5,9 @@
 //! Everything the Dockerfile alone decides is checked before anything is pulled or run, so a
 //! build that must fail fails at once. What depends on a base image (the variables its ENV
 //! defines, its SHELL, the platform it was resolved for) is checked when that base is
-//! resolved, before its layers are pulled: BuildKit reads every base's config first; trowel
-//! resolves each when its stage starts.
+//! resolved, before its layers are unpacked: BuildKit reads every base's config first; trowel
+//! resolves each when its stage starts. Their download may have begun by then (`prefetch`
+//! starts it as soon as the base resolves); a check that fails the build stops it with the rest.
 
 use std::collections::BTreeMap;
 
