@@ -201,6 +201,31 @@ fn destination_symlinks_never_lead_out_of_the_root() {
     s.assert_canary_untouched();
 }
 
+/// A copy into a directory that already holds some of its names: each is replaced by a new
+/// entry, never written through a symlink or into an inode another path shares, and a file in
+/// the way of a directory gives way to it; the names around them are created as usual (the
+/// copy keeps the directory it writes in open from one file to the next, and must let go of
+/// it when it removes an entry).
+#[test]
+fn a_copy_over_existing_names_replaces_each_without_writing_through_it() {
+    let s = Scratch::new();
+    let src = source(&s);
+    let dst = s.other_root("root-dst");
+    let d = dst.host_path().to_path_buf();
+    fs::create_dir_all(d.join("opt/app/node_modules")).unwrap();
+    fs::write(d.join("shared"), b"shared").unwrap();
+    fs::hard_link(d.join("shared"), d.join("opt/app/main")).unwrap();
+    fs::write(d.join("target"), b"pointed at").unwrap();
+    symlink("/target", d.join("opt/app/skip.log")).unwrap();
+    symlink("/target", d.join("opt/app/node_modules/x")).unwrap();
+    fs::write(d.join("opt/app/lib"), b"a file where a directory goes").unwrap();
+    copy_tree(&src, "/src/app", &dst, "/opt/app", &opts(&keep_all)).unwrap();
+    assert_eq!(fs::read(d.join("shared")).unwrap(), b"shared");
+    assert_eq!(fs::read(d.join("target")).unwrap(), b"pointed at");
+    assert_same_tree(&tree(&s.root_path().join("src/app")), &tree(&d.join("opt/app")));
+    s.assert_canary_untouched();
+}
+
 #[test]
 fn missing_source_is_reported() {
     let s = Scratch::new();

@@ -6,12 +6,17 @@
 //! kept. Docker's destination rules (trailing slashes, "copy into" versus "copy as") are the
 //! engine's business: this is the primitive that copies `src_path` *as* `dst_path`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cancel, FileType, FsError, NodeKind, Root, Stat, Timespec, copy_data, path};
+use super::{Cancel, FileType, FsError, NodeKind, ParentDirs, Root, Stat, Timespec, copy_data, path, sys};
 use crate::chmod::Chmod;
 
 /// How [`copy_tree`] copies.
@@ -153,8 +158,17 @@ pub fn copy_tree_linking(
         let parent_mode = opts.chmod.and_then(crate::chmod::Chmod::made_dir_mode).unwrap_or(0o755);
         dst.mkdir_all(path::parent(&dst_path), parent_mode, parent_owner)?;
     }
-    let mut c =
-        Copier { src, dst, opts, links: std::mem::take(links), stats: CopyStats::default(), dir_times: Vec::new() };
+    let mut c = Copier {
+        src,
+        dst,
+        opts,
+        links: std::mem::take(links),
+        stats: CopyStats::default(),
+        dir_times: Vec::new(),
+        src_dirs: ParentDirs::default(),
+        dst_dirs: ParentDirs::default(),
+        kernel: Cell::default(),
+    };
     let copied = c.entry(&src_path, &dst_path, &st, "");
     *links = std::mem::take(&mut c.links);
     copied?;
@@ -198,6 +212,13 @@ struct Copier<'a> {
     stats: CopyStats,
     /// Directory times, set after everything inside them is written.
     dir_times: Vec<(String, Timespec, Timespec)>,
+    /// The directories last read from and written to, each resolved once for all the entries
+    /// in it: a copy walks a directory's entries together, and resolving both parents again
+    /// for every step of every file made most of a small file's cost (about 30 calls each).
+    src_dirs: ParentDirs,
+    dst_dirs: ParentDirs,
+    /// How file data goes from the source's file system to the destination's.
+    kernel: Cell<copy_data::Kernel>,
 }
 
 impl Copier<'_> {
@@ -270,6 +291,7 @@ impl Copier<'_> {
             }
             Some(_) => {
                 self.dst.remove_all(dp)?;
+                self.dst_dirs.forget();
                 created = true;
                 dp.to_string()
             }
@@ -296,7 +318,7 @@ impl Copier<'_> {
                 continue;
             }
             let csp = path::join(sp, &name);
-            let Some(cst) = self.src.lstat(&csp)? else { continue };
+            let Some(cst) = self.src.lstat_in_dirs(&csp, &mut self.src_dirs)? else { continue };
             let cdp = path::join(&target, &name);
             match decision {
                 Filter::Descend if cst.is_dir() => self.dir_inner(&csp, &cdp, &cst, &child_rel, true)?,
@@ -343,13 +365,20 @@ impl Copier<'_> {
             self.stats.hardlinks += 1;
             return Ok(());
         }
-        let (from, fst) = self.src.open_file_nofollow(sp)?;
+        let (from, fst) = self.src.open_file_nofollow_in(sp, &mut self.src_dirs)?;
         let mode = self.opts.chmod.map_or(fst.mode, |c| c.apply(fst.mode, false));
-        self.clear_nondir(dp)?;
-        let mut to = self.dst.create_file(dp, mode)?;
+        // The usual case, nothing at `dp` yet, in one call; anything there is cleared first.
+        let mut to = match self.dst.create_new_in(dp, mode, &mut self.dst_dirs)? {
+            Some(to) => to,
+            None => {
+                self.clear_nondir(dp)?;
+                self.dst.create_file(dp, mode)?
+            }
+        };
         let around = copy_data::Around {
             check: &|| Cancel::check(self.opts.cancel),
             err: &|e| self.dst.io_err("copy into", dp, e),
+            how: &self.kernel,
         };
         self.stats.bytes += copy_data::copy_data(&from, &mut to, fst.size, &around)?;
         let (uid, gid) = self.opts.owner.unwrap_or((fst.uid, fst.gid));
@@ -358,8 +387,15 @@ impl Copier<'_> {
         // After the chown, which clears setuid/setgid.
         rustix::fs::fchmod(&to, rustix::fs::Mode::from_raw_mode(mode & 0o7777))
             .map_err(|e| self.dst.io_err("chmod", dp, e))?;
+        // Xattrs and times through the two open files, after the chown (which clears a
+        // `security.capability`), as `finish_nondir` sets them by path.
+        self.file_xattrs(&from, sp, &to, dp)?;
+        if self.opts.preserve_times {
+            let ts =
+                rustix::fs::Timestamps { last_access: fst.atime.to_rustix(), last_modification: fst.mtime.to_rustix() };
+            rustix::fs::futimens(&to, &ts).map_err(|e| self.dst.io_err("set times of", dp, e))?;
+        }
         drop(to);
-        self.finish_nondir(sp, dp, &fst)?;
         if let Some(w) = self.opts.watch {
             // After the xattrs were read too: a change to any of it changes the file's ctime.
             let after = self.src.fstat(sp, &from)?;
@@ -374,14 +410,17 @@ impl Copier<'_> {
 
     /// Makes room for a non-directory at `dp`: an existing non-directory goes, a directory is
     /// an error (silently deleting a whole tree is never what a COPY meant).
-    fn clear_nondir(&self, dp: &str) -> Result<(), FsError> {
+    fn clear_nondir(&mut self, dp: &str) -> Result<(), FsError> {
         match self.dst.lstat(dp)? {
             Some(st) if st.is_dir() => Err(FsError::WrongType {
                 path: dp.to_string(),
                 root: self.dst.host_path().display().to_string(),
                 reason: "is a directory; refusing to replace it with a non-directory".into(),
             }),
-            Some(_) => self.dst.remove_all(dp),
+            Some(_) => {
+                self.dst_dirs.forget();
+                self.dst.remove_all(dp)
+            }
             None => Ok(()),
         }
     }
@@ -398,6 +437,21 @@ impl Copier<'_> {
         }
         if self.opts.preserve_times {
             self.dst.set_times(dp, st.atime, st.mtime)?;
+        }
+        Ok(())
+    }
+
+    /// [`Copier::xattrs`] of a regular file, read from and written to the open files.
+    fn file_xattrs(&self, from: &File, sp: &str, to: &File, dp: &str) -> Result<(), FsError> {
+        let all = sys::fxattrs(from.as_fd()).map_err(|e| self.src.io_err("read xattrs of", sp, e))?;
+        for (name, value) in all {
+            if !super::is_image_xattr(&name) {
+                continue;
+            }
+            match rustix::fs::fsetxattr(to, OsStr::from_bytes(&name), &value, rustix::fs::XattrFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOTSUP) => {}
+                Err(e) => return Err(self.dst.io_err("set xattr on", dp, e)),
+            }
         }
         Ok(())
     }

@@ -38,6 +38,14 @@ pub struct ParentDirs {
     last: Option<(String, OwnedFd)>,
 }
 
+impl ParentDirs {
+    /// Drops the directory kept: after an entry was removed or replaced, a path may name
+    /// another directory than the one kept for it.
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+}
+
 impl fmt::Debug for Root {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Root").field("host", &self.host).finish()
@@ -292,6 +300,11 @@ impl Root {
 
     /// Opens a regular file for reading, following symlinks inside the root.
     pub fn open_file(&self, p: &str) -> Result<File, FsError> {
+        self.open_file_stat(p).map(|(f, _)| f)
+    }
+
+    /// [`Root::open_file`] with the metadata of the opened inode.
+    pub fn open_file_stat(&self, p: &str) -> Result<(File, Stat), FsError> {
         path::check(p)?;
         let rel = path::clean(p);
         // O_NONBLOCK keeps a FIFO from blocking the open; non-regular files are refused below.
@@ -302,7 +315,7 @@ impl Root {
                 self.io_err("open", p, e)
             }
         })?;
-        self.regular_file(p, fd).map(|(f, _)| f)
+        self.regular_file(p, fd)
     }
 
     /// The metadata of `f`, a file opened at `p` in this root (for errors).
@@ -324,22 +337,52 @@ impl Root {
     /// root nothing changes in while `dirs` is used: a directory renamed meanwhile would still
     /// be read through the descriptor kept.
     pub fn open_file_nofollow_in(&self, p: &str, dirs: &mut ParentDirs) -> Result<(File, Stat), FsError> {
+        let (dfd, name) = self.parent_in(p, dirs)?;
+        let opened = rustix::fs::openat(
+            dfd,
+            name,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        self.regular_file(p, opened.map_err(|e| self.io_err("open", p, e))?)
+    }
+
+    /// [`Root::lstat`] through the parent kept in `dirs` (see [`Root::open_file_nofollow_in`]).
+    pub fn lstat_in_dirs(&self, p: &str, dirs: &mut ParentDirs) -> Result<Option<Stat>, FsError> {
+        let Some((dfd, name)) = self.parent_in_if_exists(p, dirs)? else { return Ok(None) };
+        self.lstat_in(dfd, name, p)
+    }
+
+    /// [`Root::parent_in`], `Ok(None)` when the parent does not exist or is not a directory.
+    fn parent_in_if_exists<'d, 'p>(
+        &self,
+        p: &'p str,
+        dirs: &'d mut ParentDirs,
+    ) -> Result<Option<(&'d OwnedFd, &'p str)>, FsError> {
+        match self.parent_in(p, dirs) {
+            Ok(x) => Ok(Some(x)),
+            Err(e) if e.is_errno(libc::ENOENT) || e.is_errno(libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The parent directory of `p`, the one kept in `dirs` when it is the same, else opened
+    /// (and then kept), with `p`'s final component (`.` for the root itself).
+    pub(crate) fn parent_in<'d, 'p>(
+        &self,
+        p: &'p str,
+        dirs: &'d mut ParentDirs,
+    ) -> Result<(&'d OwnedFd, &'p str), FsError> {
         let (rel, name) = path::split_parent(p)?;
         let name = if name.is_empty() { "." } else { name };
-        let dfd = match dirs.last.take() {
+        let fd = match dirs.last.take() {
             Some((r, fd)) if r == rel => fd,
             _ => self
                 .open_in_root(&rel, OFlags::PATH | OFlags::DIRECTORY)
                 .map_err(|e| self.io_err("open parent directory of", p, e))?,
         };
-        let opened = rustix::fs::openat(
-            &dfd,
-            name,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        );
-        dirs.last = Some((rel, dfd));
-        self.regular_file(p, opened.map_err(|e| self.io_err("open", p, e))?)
+        let (_, fd) = dirs.last.insert((rel, fd));
+        Ok((fd, name))
     }
 
     fn regular_file(&self, p: &str, fd: OwnedFd) -> Result<(File, Stat), FsError> {
@@ -352,8 +395,8 @@ impl Root {
                 reason: format!("not a regular file ({:?})", st.file_type),
             });
         }
-        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| self.io_err("fcntl", p, e))?;
-        rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK).map_err(|e| self.io_err("fcntl", p, e))?;
+        // The O_NONBLOCK the open took (for a FIFO) stays: it has no effect on a regular file
+        // (open(2)), and clearing it cost two calls for every file a copy or a key read.
         Ok((File::from(fd), st))
     }
 
@@ -418,12 +461,17 @@ impl Root {
         sys::xattrs_at(dfd.as_fd(), fname.as_bytes()).map_err(|e| self.io_err("read xattrs of", p, e))
     }
 
-    /// [`Root::lstat`] and [`Root::xattrs`] of `p` through one open of its parent (a walk that
-    /// needs both for every path, a COPY's cache key, pays one resolution, not two). A file
+    /// [`Root::lstat`] and [`Root::xattrs`] of `p` through one open of its parent, the one kept
+    /// in `dirs` when it is the same (see [`Root::open_file_nofollow_in`]): a walk that needs
+    /// both for every path, a COPY's cache key, resolves a directory of many files once. A file
     /// system without xattrs gives none.
-    pub(crate) fn lstat_xattrs(&self, p: &str) -> Result<Option<(Stat, super::sys::Xattrs)>, FsError> {
-        let Some((dfd, name)) = self.parent_if_exists(p)? else { return Ok(None) };
-        let Some(st) = self.lstat_in(&dfd, name, p)? else { return Ok(None) };
+    pub(crate) fn lstat_xattrs_in(
+        &self,
+        p: &str,
+        dirs: &mut ParentDirs,
+    ) -> Result<Option<(Stat, super::sys::Xattrs)>, FsError> {
+        let Some((dfd, name)) = self.parent_in_if_exists(p, dirs)? else { return Ok(None) };
+        let Some(st) = self.lstat_in(dfd, name, p)? else { return Ok(None) };
         let xattrs = match sys::xattrs_at(dfd.as_fd(), name.as_bytes()) {
             Ok(x) => x,
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Vec::new(),

@@ -29,7 +29,7 @@ use crate::engine::steps::copy::{add, filter, from_files, git, is_url, sources, 
 use crate::fs::cancel::{Checked, is_cancelled};
 use crate::fs::copy::Filter;
 use crate::fs::root::Root;
-use crate::fs::{Cancel, FileType, FsError, Stat};
+use crate::fs::{Cancel, FileType, FsError, ParentDirs, Stat};
 
 pub(crate) struct KeyInputs {
     pub files: Vec<FileEntry>,
@@ -179,6 +179,9 @@ pub(super) struct Walked {
     pub seen: Seen,
     /// Looked at before each entry: a stopped build gives up a walk of a huge tree.
     pub cancel: Option<Cancel>,
+    /// The directory last walked in, resolved once for all its entries. A `Walked` is used
+    /// with one root: the directory is kept by its path in it.
+    dirs: ParentDirs,
 }
 
 impl Walked {
@@ -239,12 +242,12 @@ fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pe
         let root = &ctx.context;
         cancelled(cancel.as_ref(), &p.path)?;
         ctx.context_digest(&p.path, &p.st, || {
-            let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
+            let (f, opened) = root.open_file_stat(&p.path).map_err(StepError::fs(&p.path))?;
             let same = |f: &std::fs::File| -> Result<bool, StepError> {
                 let now = root.fstat(&p.path, f).map_err(StepError::fs(&p.path))?;
                 Ok(identity(&now) == identity(&p.st))
             };
-            if !same(&f)? {
+            if identity(&opened) != identity(&p.st) {
                 return Err(StepError::context_changed(&p.path, "changed while the step's cache key was made"));
             }
             let mut r = std::io::BufReader::new(f);
@@ -356,9 +359,9 @@ pub(super) fn walk(
     w.cancelled(&path)?;
     // A recorded path's xattrs are keyed too: read through the same open of its parent.
     let found = if decision == Filter::Copy {
-        root.lstat_xattrs(&path).map_err(StepError::fs(path.clone()))?
+        root.lstat_xattrs_in(&path, &mut w.dirs).map_err(StepError::fs(path.clone()))?
     } else {
-        root.lstat(&path).map_err(StepError::fs(path.clone()))?.map(|st| (st, Vec::new()))
+        root.lstat_in_dirs(&path, &mut w.dirs).map_err(StepError::fs(path.clone()))?.map(|st| (st, Vec::new()))
     };
     let Some((st, xattrs)) = found else { return Ok(()) };
     if decision == Filter::Copy {
