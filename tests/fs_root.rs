@@ -222,3 +222,39 @@ fn files_opened_through_a_kept_parent_directory_are_the_ones_named() {
     assert_eq!(read("/top").unwrap(), "top");
     assert_eq!(read("/b/1").unwrap(), "b/1");
 }
+
+/// The calls through a kept parent directory (`ParentDirs`, what a copy of many files uses):
+/// each path is looked up in its own parent, the kept one reused only for the same directory;
+/// a missing parent is no entry to `lstat_in_dirs` and an error to `create_new_in`; whatever is
+/// at the name already (a file, a symlink leading out of the root) makes `create_new_in` answer
+/// `None` without following, truncating or replacing it; a symlinked parent resolves inside
+/// the root.
+#[test]
+fn calls_through_a_kept_directory_stay_in_the_root_and_create_only_where_nothing_is() {
+    let s = Scratch::new();
+    let r = s.root();
+    fs::create_dir_all(host(&r, "a/b")).unwrap();
+    fs::write(host(&r, "a/b/f"), b"old").unwrap();
+    fs::write(host(&r, "a/top"), b"top").unwrap();
+    symlink(s.canary_path().join("secret"), host(&r, "a/b/out")).unwrap();
+    symlink("/a/b", host(&r, "ab")).unwrap();
+    let mut dirs = trowel_engine::fs::ParentDirs::default();
+    assert_eq!(r.lstat_in_dirs("/a/b/f", &mut dirs).unwrap().unwrap().file_type, FileType::File);
+    assert!(r.create_new_in("/a/b/f", 0o644, &mut dirs).unwrap().is_none(), "a file is there");
+    assert!(r.create_new_in("/a/b/out", 0o644, &mut dirs).unwrap().is_none(), "a symlink is there");
+    let mut f = r.create_new_in("/a/b/new", 0o640, &mut dirs).unwrap().expect("nothing was there");
+    f.write_all(b"new").unwrap();
+    drop(f);
+    assert_eq!(fs::read(host(&r, "a/b/new")).unwrap(), b"new");
+    assert_eq!(fs::read(host(&r, "a/b/f")).unwrap(), b"old");
+    assert!(fs::symlink_metadata(host(&r, "a/b/out")).unwrap().file_type().is_symlink());
+    // Another directory, a missing one, then the first again through a symlink to it.
+    assert_eq!(r.lstat_in_dirs("/a/top", &mut dirs).unwrap().unwrap().file_type, FileType::File, "in /a, not /a/b");
+    assert!(r.lstat_in_dirs("/a/nothing", &mut dirs).unwrap().is_none());
+    assert!(r.lstat_in_dirs("/missing/x", &mut dirs).unwrap().is_none());
+    assert!(r.create_new_in("/missing/x", 0o644, &mut dirs).is_err());
+    assert_eq!(r.lstat_in_dirs("/ab/new", &mut dirs).unwrap().unwrap().file_type, FileType::File);
+    assert!(r.create_new_in("/ab/new", 0o644, &mut dirs).unwrap().is_none());
+    assert!(r.create_new_in("/", 0o644, &mut dirs).is_err(), "not the root itself");
+    s.assert_canary_untouched();
+}
