@@ -152,6 +152,45 @@ fn kaniko_style_invocation_without_subcommand() {
     assert!(stderr(&o).contains("Pushed"), "{}", stderr(&o));
 }
 
+/// The paths of the last layer of the image built from `ctx` with `extra` flags (to an OCI
+/// layout, listed by `tar`), and the build's log.
+fn last_layer_of(ctx: &Path, extra: &[&str]) -> (String, String) {
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    let o = build(ctx, &[&["--no-push", "--oci-layout-path", layout.to_str().unwrap()], extra].concat());
+    assert_ok(&o);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob =
+        |d: &serde_json::Value| layout.join("blobs/sha256").join(d.as_str().unwrap().trim_start_matches("sha256:"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&index["manifests"][0]["digest"])).unwrap()).unwrap();
+    let layer = blob(&manifest["layers"].as_array().unwrap().last().unwrap()["digest"]);
+    let list = run(Command::new("tar").arg("-tzf").arg(layer));
+    assert_ok(&list);
+    (stdout(&list), stderr(&o))
+}
+
+/// In a fresh pod (no cache dir, so no unpacked-layer store: the base is unpacked into a plain
+/// directory, and the unpacker hashes each file as it writes it, `fs/written.rs`), a RUN that
+/// writes base files back with their size and time kept puts in its layer the one whose content
+/// changed and leaves out the one written back as it was: kaniko's full snapshot mode, which
+/// only those hashes tell apart.
+#[test]
+fn a_base_file_written_back_as_it_was_is_left_out_and_one_changed_is_in() {
+    let ctx = context_with(&format!(
+        "FROM {}\n\
+         RUN cp -p /etc/passwd /tmp/p && cat /tmp/p > /etc/passwd && touch -r /tmp/p /etc/passwd && \\\n\
+         cp -p /etc/group /tmp/g && sed s/root/ROOT/ /tmp/g > /etc/group && touch -r /tmp/g /etc/group && \\\n\
+         rm /tmp/p /tmp/g\n",
+        env().busybox()
+    ));
+    let none = tempfile::tempdir().unwrap();
+    let cache_dir = none.path().join("absent");
+    let (listing, log) = last_layer_of(ctx.path(), &["--cache-dir", cache_dir.to_str().unwrap()]);
+    assert!(listing.lines().any(|l| l == "etc/group"), "{listing}\n{log}");
+    assert!(!listing.contains("etc/passwd"), "{listing}");
+}
+
 /// kaniko's deprecated `--whitelist-var-run` is `--ignore-var-run` (default true: `/var/run` is
 /// never in a layer), with kaniko's warning.
 #[test]
@@ -160,22 +199,7 @@ fn whitelist_var_run_is_the_deprecated_ignore_var_run() {
         "FROM {}\nRUN mkdir -p /var/run/app && echo 1 > /var/run/app/pid && echo 1 > /marker\n",
         env().busybox()
     ));
-    let last_layer = |extra: &[&str]| {
-        let out = tempfile::tempdir().unwrap();
-        let layout = out.path().join("layout");
-        let o = build(ctx.path(), &[&["--no-push", "--oci-layout-path", layout.to_str().unwrap()], extra].concat());
-        assert_ok(&o);
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let blob =
-            |d: &serde_json::Value| layout.join("blobs/sha256").join(d.as_str().unwrap().trim_start_matches("sha256:"));
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(blob(&index["manifests"][0]["digest"])).unwrap()).unwrap();
-        let layer = blob(&manifest["layers"].as_array().unwrap().last().unwrap()["digest"]);
-        let list = run(Command::new("tar").arg("-tzf").arg(layer));
-        assert_ok(&list);
-        (stdout(&list), stderr(&o))
-    };
+    let last_layer = |extra: &[&str]| last_layer_of(ctx.path(), extra);
     let (kept, warned) = last_layer(&["--whitelist-var-run=false"]);
     assert!(kept.contains("var/run/app/pid"), "{kept}");
     assert!(

@@ -17,9 +17,11 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use trowel_engine::fs::{IgnoreList, Root, SnapshotMode, Snapshotter, UnpackOptions, open_layer, unpack_layer};
+use trowel_engine::fs::{
+    IgnoreList, Root, SnapshotMode, Snapshotter, UnpackOptions, WrittenContents, open_layer, unpack_layer,
+};
 
 /// Fixed, so seeds can aim absolute symlinks and hardlinks at the canary.
 const SCRATCH: &str = "/tmp/trowel-fuzz";
@@ -91,6 +93,8 @@ pub fn check(data: &[u8]) {
         // An ADD archive's names, read under the root rather than refused.
         archive_names: flags & 64 != 0,
         cancel: None,
+        // A build root's unpack, which records what it writes for the first index.
+        written: (flags & 128 != 0).then(|| Arc::new(WrittenContents::default())),
     };
     let root = Root::open(&root_dir).unwrap();
     if let Ok(reader) = open_layer(fs::File::open(&blob).unwrap()) {
@@ -99,7 +103,10 @@ pub fn check(data: &[u8]) {
     // What the engine does next with a base's root: index it for snapshots. Whatever tree the
     // layer made, that must fail cleanly or succeed, never panic or hang.
     let mut snap = Snapshotter::new(root, SnapshotMode::Full, IgnoreList::default());
-    let _ = snap.scan_initial();
+    let _ = match &opts.written {
+        Some(w) => snap.scan_initial_written(w),
+        None => snap.scan_initial(),
+    };
     drop(snap);
 
     assert_eq!(&snapshot(&canary()), expected, "the canary next to the root changed");

@@ -18,6 +18,7 @@
 
 use std::io::Read as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use trowel_events::{Event, RootIndex, StepId};
@@ -27,9 +28,10 @@ use crate::engine::error::BuildError;
 use crate::engine::known_digests::KnownDigests;
 use crate::engine::layer::{LayerOrigin, StageLayer};
 use crate::engine::root_store::RootMount;
+use crate::fs::WrittenContents;
 use crate::fs::ignore::IgnoreList;
 use crate::fs::root::Root;
-use crate::fs::snapshot::Snapshotter;
+use crate::fs::snapshot::{SnapshotMode, Snapshotter};
 use crate::fs::unpack::{UnpackOptions, UnpackStats, open_layer_hashed, unpack_layer};
 use crate::image::store::StoreError;
 use crate::sandbox::Isolation;
@@ -238,9 +240,18 @@ impl BuildContext<'_> {
         t0: Instant,
         store_unused: Option<String>,
     ) -> Result<BuildRoot, BuildError> {
-        let (entries, bytes) = self.unpack_all(&root, layers, opts)?;
-        let mut snap = Snapshotter::new(root, self.opts.layers.snapshot_mode, ignore);
-        snap.scan_initial().map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
+        let mode = self.opts.layers.snapshot_mode;
+        // Only a `Full` index hashes contents; the unpacker hashes what it writes, while it
+        // waits on the inflater, and the scan after it is a walk of metadata (`fs/written.rs`).
+        let written = (mode == SnapshotMode::Full).then(|| Arc::new(WrittenContents::default()));
+        let opts = UnpackOptions { written: written.clone(), ..opts.clone() };
+        let (entries, bytes) = self.unpack_all(&root, layers, &opts)?;
+        let mut snap = Snapshotter::new(root, mode, ignore);
+        match &written {
+            Some(w) => snap.scan_initial_written(w),
+            None => snap.scan_initial(),
+        }
+        .map_err(BuildError::fs(format!("index build root {}", dir.display())))?;
         self.report_root(root_for, layers.len(), (entries, bytes), t0, None, store_unused, None);
         Ok(BuildRoot { dir, snap, mount: None, digests: KnownDigests::default() })
     }
@@ -398,6 +409,7 @@ impl BuildContext<'_> {
             owners_to_root: rootless && crate::sandbox::userns::current_mapping() == Some(Mapping::Single),
             archive_names: false,
             cancel: self.fs_cancel(),
+            written: None,
         }
     }
 

@@ -40,6 +40,7 @@ mod tar_guard;
 mod tar_header;
 mod types;
 pub mod unpack;
+mod written;
 
 pub use cancel::Cancel;
 pub use copy::{CopyOptions, CopyStats, Filter, Links, copy_tree, copy_tree_linking};
@@ -50,3 +51,4 @@ pub use root::{ParentDirs, Root};
 pub use snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode, SnapshotStats, Snapshotter};
 pub use types::{FileType, NodeKind, Stat, Timespec, is_image_xattr};
 pub use unpack::{UnpackOptions, UnpackStats, open_layer, open_layer_hashed, unpack_layer};
+pub use written::WrittenContents;

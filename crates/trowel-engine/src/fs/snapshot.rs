@@ -16,7 +16,9 @@
 //!   the previous snapshot, so a content change that preserved size and mtime is caught while a
 //!   chmod-and-back or a touch to the same time is not a change. This mode hashes every regular
 //!   file once at [`Snapshotter::scan_initial`] (but on a root mounted from the unpacked-layer
-//!   store, [`Snapshotter::on_store`], only when a later snapshot needs a base file's hash), and
+//!   store, [`Snapshotter::on_store`], only when a later snapshot needs a base file's hash, and
+//!   on a root an unpack just made, [`Snapshotter::scan_initial_written`], only the files it
+//!   did not hash as it wrote them), and
 //!   new or changed files afterwards: [`Snapshotter::snapshot_deferred`] leaves those to the
 //!   layer writer, which reads them anyway, and [`Snapshotter::settle`] takes its hashes.
 //! - `Redo`: permission bits, size (not a directory's), mtime, uid and gid only (no hashing, no
@@ -250,11 +252,23 @@ impl Snapshotter {
         self.scan_initial_on(cores.min(SCAN_THREADS))
     }
 
+    /// [`Snapshotter::scan_initial`] of a root an unpack just made, taking the content hashes
+    /// it recorded in `written` (`fs/written.rs`) instead of reading those files: what it
+    /// records of a file is taken only for that inode with the size and ctime it left it with.
+    pub fn scan_initial_written(&mut self, written: &crate::fs::WrittenContents) -> Result<SnapshotStats, FsError> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        self.scan(cores.min(SCAN_THREADS), Some(written))
+    }
+
     /// [`Snapshotter::scan_initial`] on `threads` threads (1: this one only). The index is the
     /// same whatever the number.
     pub fn scan_initial_on(&mut self, threads: usize) -> Result<SnapshotStats, FsError> {
+        self.scan(threads, None)
+    }
+
+    fn scan(&mut self, threads: usize, written: Option<&crate::fs::WrittenContents>) -> Result<SnapshotStats, FsError> {
         let start = Instant::now();
-        let mut w = self.walker(false, false);
+        let mut w = self.walker(false, false).written(written);
         let node = if threads > 1 { w.scan_root_parallel(threads)? } else { w.scan_root(None)? };
         let mut stats = w.stats;
         let multi_linked = std::mem::take(&mut w.multi_linked);

@@ -82,6 +82,7 @@ pub(super) fn unpack_archive(
         owners_to_root: false,
         archive_names: false,
         cancel: cancel.clone(),
+        written: None,
     };
     {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);

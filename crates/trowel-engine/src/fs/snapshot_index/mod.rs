@@ -15,7 +15,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{Mode, OFlags};
-use sha2::{Digest as _, Sha256};
 
 use super::snapshot::{ChangeKind, SnapshotMode, SnapshotStats};
 use super::snapshot_lazy::{Content, xattr_hash};
@@ -105,6 +104,9 @@ pub(crate) struct Walker<'a> {
     split: Option<&'a Split>,
     /// Looked at before every entry (see [`Walker::cancel`]).
     cancel: Option<&'a crate::fs::Cancel>,
+    /// The content hashes of the files the unpack that made this root wrote: an initial scan
+    /// takes a file's from there instead of reading it (`fs/written.rs`).
+    written: Option<&'a crate::fs::WrittenContents>,
 }
 
 /// Where a guided walk stands in the upper directory (see [`Walker::upper`]).
@@ -149,6 +151,7 @@ impl<'a> Walker<'a> {
             multi_linked: Vec::new(),
             split: None,
             cancel: None,
+            written: None,
         }
     }
 
@@ -156,6 +159,12 @@ impl<'a> Walker<'a> {
     /// a step's snapshot of a tree of millions of files in a stopped build.
     pub(crate) fn cancel(mut self, cancel: Option<&'a crate::fs::Cancel>) -> Walker<'a> {
         self.cancel = cancel;
+        self
+    }
+
+    /// See the `written` field.
+    pub(crate) fn written(mut self, written: Option<&'a crate::fs::WrittenContents>) -> Walker<'a> {
+        self.written = written;
         self
     }
 
@@ -528,9 +537,12 @@ impl<'a> Walker<'a> {
                 return Ok(m);
             }
         }
-        // A regular file is opened once for both its xattrs and its content; other types go
-        // through the /proc path of their directory (they cannot be opened safely).
-        let file = if kind == FileType::File {
+        // A content hash the unpack recorded for this very inode (`fs/written.rs`).
+        let known = self.written.filter(|_| kind == FileType::File).and_then(|w| w.get(m.ino, m.size, m.ctime));
+        // A regular file is opened once for both its xattrs and its content; other types, and
+        // a file whose content is known, go through the /proc path of their directory (the
+        // first cannot be opened safely, the second need not be).
+        let file = if kind == FileType::File && known.is_none() {
             let fd = rustix::fs::openat(
                 dirfd,
                 OsStr::from_bytes(name),
@@ -548,7 +560,9 @@ impl<'a> Walker<'a> {
         }
         .map_err(|e| self.err("read xattrs of", p, e))?;
         m.xattrs = xattr_hash(&attrs);
-        if let Some(mut f) = file {
+        if let Some(content) = known {
+            m.content = Content::Known(content);
+        } else if let Some(mut f) = file {
             m.content = Content::Known(self.hash_content(&mut f, p)?);
         }
         Ok(m)
@@ -558,7 +572,7 @@ impl<'a> Walker<'a> {
         if self.buf.is_empty() {
             self.buf = vec![0u8; 256 * 1024];
         }
-        let mut h = Sha256::new();
+        let mut h = crate::fs::written::ContentHasher::default();
         loop {
             let n = match f.read(&mut self.buf) {
                 Ok(0) => break,
@@ -569,27 +583,9 @@ impl<'a> Walker<'a> {
             h.update(&self.buf[..n]);
             self.stats.bytes_hashed += n as u64;
         }
-        let full = h.finalize();
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&full[..16]);
-        Ok(out)
+        Ok(h.finish())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_nodes_stay_lean() {
-        // 800k paths must fit comfortably: keep a node (plus its name) around 150 bytes.
-        assert!(std::mem::size_of::<Node>() <= 136, "{}", std::mem::size_of::<Node>());
-    }
-
-    #[test]
-    fn nanosecond_times() {
-        assert_eq!(ns(super::super::Timespec::new(1, 5)), 1_000_000_005);
-        assert_eq!(ns(super::super::Timespec::new(-1, 500_000_000)), -500_000_000);
-        assert_eq!(ns(super::super::Timespec::new(i64::MAX, 0)), i64::MAX);
-    }
-}
+mod tests;

@@ -92,6 +92,7 @@ impl<'a> Walker<'a> {
             multi_linked: Vec::new(),
             split: Some(split),
             cancel: self.cancel,
+            written: self.written,
         }
     }
 

@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::fs::{FsError, Root, Timespec};
+use crate::fs::written::ContentHasher;
+use crate::fs::{FsError, Root, Timespec, WrittenContents};
 
 /// Largest file whose content is held in memory in a batch.
 pub(super) const SMALL_FILE: u64 = 256 * 1024;
@@ -75,16 +76,22 @@ impl Batch {
         self.jobs.is_empty()
     }
 
-    /// Creates every file of the batch. Returns, in layer order, the jobs whose name was
-    /// already taken (nothing was done for them).
-    pub fn create_all(&mut self, root: &Root, how: &Creation) -> Result<Vec<Job>, FsError> {
+    /// Creates every file of the batch, recording each one's content hash in `written` when
+    /// given. Returns, in layer order, the jobs whose name was already taken (nothing was done
+    /// for them).
+    pub fn create_all(
+        &mut self,
+        root: &Root,
+        how: &Creation,
+        written: Option<&WrittenContents>,
+    ) -> Result<Vec<Job>, FsError> {
         let jobs = std::mem::take(&mut self.jobs);
         self.bytes = 0;
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
         if jobs.len() < PARALLEL_FROM || threads == 1 {
             let mut taken = Vec::new();
             for job in jobs {
-                if !create(root, &job, how)? {
+                if !create(root, &job, how, written)? {
                     taken.push(job);
                 }
             }
@@ -110,7 +117,7 @@ impl Batch {
                         let g = next.fetch_add(1, Ordering::Relaxed);
                         let Some(group) = groups.get(g) else { break };
                         for &i in group {
-                            match create(root, &jobs[i], how) {
+                            match create(root, &jobs[i], how, written) {
                                 Ok(true) => {}
                                 Ok(false) => taken_idx.lock().expect("not poisoned").push(i),
                                 Err(e) => {
@@ -188,12 +195,12 @@ impl Creation {
 }
 
 /// Creates one file with its content and metadata; `false` when the name is taken.
-fn create(root: &Root, job: &Job, how: &Creation) -> Result<bool, FsError> {
+fn create(root: &Root, job: &Job, how: &Creation, written: Option<&WrittenContents>) -> Result<bool, FsError> {
     let bits = how.bits(job.mode, job.owner.is_some());
     let Some(f) = create_new(root, &job.dir, &job.name, &job.target, bits)? else {
         return Ok(false);
     };
-    finish(root, f, job, how)?;
+    finish(root, f, job, how, written)?;
     Ok(true)
 }
 
@@ -214,10 +221,21 @@ pub(super) fn create_new(
     }
 }
 
-/// Writes a job's content and metadata into its newly created file.
-pub(super) fn finish(root: &Root, mut f: std::fs::File, job: &Job, how: &Creation) -> Result<(), FsError> {
+/// Writes a job's content and metadata into its newly created file, and records its content
+/// hash in `written` when given (on the thread that created it: batches run on every core).
+pub(super) fn finish(
+    root: &Root,
+    mut f: std::fs::File,
+    job: &Job,
+    how: &Creation,
+    written: Option<&WrittenContents>,
+) -> Result<(), FsError> {
     f.write_all(&job.data).map_err(|e| root.io_err("write", &job.target, e))?;
-    set_file_meta(root, &f, &job.target, job.owner, job.mode, job.mtime, how)
+    set_file_meta(root, &f, &job.target, job.owner, job.mode, job.mtime, how)?;
+    if let Some(w) = written {
+        w.record(&f, ContentHasher::of(&job.data));
+    }
+    Ok(())
 }
 
 /// Owner, mode and times of a regular file just created (with [`Creation::bits`]) and

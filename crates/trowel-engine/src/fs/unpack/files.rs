@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::batch::{Job, create_new};
 use super::{Applier, MAX_DIR_FDS, Meta};
+use crate::fs::written::ContentHasher;
 use crate::fs::{FsError, path};
 
 impl Applier<'_> {
@@ -28,6 +29,7 @@ impl Applier<'_> {
                 self.root.create_file(target, meta.mode)?
             }
         };
+        let mut hasher = self.opts.written.as_ref().map(|_| ContentHasher::default());
         loop {
             let n = match entry.read(&mut self.buf) {
                 Ok(0) => break,
@@ -36,6 +38,9 @@ impl Applier<'_> {
                 Err(source) => return Err(FsError::Layer { entry: Some(raw_name.to_string()), source }),
             };
             f.write_all(&self.buf[..n]).map_err(|e| self.root.io_err("write", target, e))?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&self.buf[..n]);
+            }
             self.stats.bytes += n as u64;
             if self.opts.cancel.as_ref().is_some_and(crate::fs::Cancel::requested) {
                 return Err(FsError::Cancelled);
@@ -43,7 +48,12 @@ impl Applier<'_> {
         }
         super::batch::set_file_meta(self.root, &f, target, owner, meta.mode, meta.mtime, &self.how)?;
         // After the chown (which clears security.capability); setting xattrs leaves mtime alone.
-        self.set_xattrs(target, meta)
+        self.set_xattrs(target, meta)?;
+        // Last: the ctime recorded is the one the file keeps.
+        if let (Some(w), Some(h)) = (&self.opts.written, hasher) {
+            w.record(&f, h.finish());
+        }
+        Ok(())
     }
 
     /// Keeps a directory's descriptor for the files that go in it, a bounded number of them.
@@ -139,13 +149,13 @@ impl Applier<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let taken = self.batch.create_all(self.root, &self.how)?;
+        let taken = self.batch.create_all(self.root, &self.how, self.opts.written.as_deref())?;
         self.pending_targets.clear();
         self.pending_dirs.clear();
         for job in taken {
             self.clear_for_nondir(&job.target)?;
             let f = self.root.create_file(&job.target, job.mode)?;
-            super::batch::finish(self.root, f, &job, &self.how)?;
+            super::batch::finish(self.root, f, &job, &self.how, self.opts.written.as_deref())?;
         }
         Ok(())
     }

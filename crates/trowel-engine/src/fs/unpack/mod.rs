@@ -34,7 +34,7 @@ mod dirs;
 mod files;
 mod links;
 mod whiteout;
-use super::{FsError, IgnoreList, NodeKind, Root, Timespec};
+use super::{FsError, IgnoreList, NodeKind, Root, Timespec, WrittenContents};
 use batch::{Batch, Creation, SMALL_FILE};
 use whiteout::remove_respecting;
 
@@ -82,6 +82,10 @@ pub struct UnpackOptions {
     /// Looked at before every entry and every chunk of a file's data: the unpack ends with
     /// [`FsError::Cancelled`] once it says so (a build stopped while a big layer unpacks).
     pub cancel: Option<super::Cancel>,
+    /// Where the content hash of every regular file written is recorded, for the root's first
+    /// snapshot index to take instead of reading the files back (`fs/written.rs`): set for a
+    /// build root unpacked into a plain directory and indexed in `Full` mode.
+    pub written: Option<Arc<WrittenContents>>,
 }
 
 impl Default for UnpackOptions {
@@ -100,6 +104,7 @@ impl Default for UnpackOptions {
             owners_to_root: false,
             archive_names: false,
             cancel: None,
+            written: None,
         }
     }
 }
