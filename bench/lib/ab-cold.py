@@ -2,7 +2,7 @@
 """Alternating A/B cold builds of one Dockerfile with two trowel binaries (issue 17's fixed costs).
 
     bench/lib/ab-cold.py --registry HOST:PORT --a OLD --b NEW --dockerfile F --context DIR
-                         [--pairs 8] [--state /dev/shm/ab] [--trace]
+                         [--pairs 8] [--state /dev/shm/ab] [--trace] [--no-cache-dir]
                          [--registry-pid PID] [--access-log FILE] --out results.jsonl
 
 Each pair builds once with A and once with B (the order swapping every pair, so drift in the
@@ -50,7 +50,8 @@ def build(binary, args, tag, trace_path):
     state = os.path.join(args.state, tag)
     shutil.rmtree(state, ignore_errors=True)
     os.makedirs(os.path.join(state, "work"))
-    os.makedirs(os.path.join(state, "cache-dir"))
+    if not args.no_cache_dir:
+        os.makedirs(os.path.join(state, "cache-dir"))
     reg = args.registry
     argv = [binary, "build", "--context", args.context, "--dockerfile", args.dockerfile,
             "--destination", "%s/ab/%s:latest" % (reg, tag), "--build-arg", "BASE_REGISTRY=%s" % reg,
@@ -128,6 +129,8 @@ def main():
     ap.add_argument("--state", default="/dev/shm/ab-cold")
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--nocache", action="store_true", help="no --cache (the per-RUN workload: sandbox cost alone)")
+    ap.add_argument("--no-cache-dir", action="store_true",
+                    help="--cache-dir names a directory that does not exist (a CI pod with no /cache): no unpacked-layer store")
     ap.add_argument("--registry-pid", type=int, help="the registry's process: its CPU time per build")
     ap.add_argument("--access-log", help="the registry's access log: the requests per build")
     ap.add_argument("--label", default="")
@@ -143,7 +146,8 @@ def main():
                 os.makedirs(args.state, exist_ok=True)
                 rec = build(getattr(args, which), args, tag, trace)
                 rec.update({"pair": i, "binary": which, "path": getattr(args, which), "label": args.label,
-                            "dockerfile": args.dockerfile, "traced": args.trace, "nocache": args.nocache})
+                            "dockerfile": args.dockerfile, "traced": args.trace, "nocache": args.nocache,
+                            "no_cache_dir": args.no_cache_dir})
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
                 results[which].append(rec)
