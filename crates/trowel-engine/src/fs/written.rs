@@ -4,10 +4,13 @@
 //! A `Full` snapshot index keeps a hash of every regular file's content (`snapshot_lazy.rs`,
 //! `Content`), and a root unpacked into a plain directory (no unpacked-layer store to read a
 //! base file's bytes from later) had its initial scan read every file back and hash it: all of
-//! a Debian base's 116 MB, 70 ms of a cold build on two cores, right after the unpack, when
-//! nothing else can run. The unpacker holds each file's bytes as it writes them, while it waits
-//! on the inflater anyway; hashing them there and handing the scan the result leaves the scan a
-//! walk of metadata.
+//! a Debian base's 116 MB, on both cores, right after the unpack, when nothing else can run. The
+//! unpacker holds each file's bytes as it writes them, while it waits on the inflater anyway;
+//! hashing them there and handing the scan the result leaves the scan a walk of metadata, and
+//! the base is never read back (from the disk, once a pod's memory limit has pushed it out of the
+//! page cache). Measured in bench/README.md ("A root's files hashed as they are unpacked"): the
+//! root is ready a little sooner on a tmpfs, no sooner on a journaled ext4, where creating the
+//! files is the bound.
 //!
 //! A hash is kept by inode with the size and ctime the file had once the unpacker was done with
 //! it (content, owner, mode, times, xattrs), and the scan takes it only for the inode it finds
