@@ -200,6 +200,74 @@ fn file_contents_before_come_from_the_last_base_layer_and_earlier_steps() {
     assert_eq!(file(2, "/c.txt")["after"], Value::Null);
 }
 
+/// A base file's "before" (metadata and digest, and a small text file's content) is what the
+/// base holds, as an independent unpack of it (skopeo and umoci) says, whether the root is a
+/// plain directory (no cache dir: the base layers are read again for it, once for both) or
+/// mounted from the unpacked-layer store; a file over the content limit has its digest and no
+/// content, and the next step's "before" is what this one left.
+#[test]
+fn before_figures_and_contents_of_base_files_agree_with_an_independent_unpack() {
+    let unpacked = pull_and_unpack(&env().busybox());
+    let read = |p: &str| std::fs::read(unpacked.rootfs().join(p)).unwrap();
+    let (group, hostname, passwd) = (read("etc/group"), read("etc/hostname"), read("etc/passwd"));
+    assert!(group.len() > 16 && passwd.len() > 16 && hostname.len() + 2 <= 16, "{hostname:?}");
+    let digest = |b: &[u8]| format!("sha256:{}", sha256_hex(b));
+    let hostname_x = [hostname.as_slice(), b"x\n"].concat();
+    let text = |b: &[u8]| Value::from(String::from_utf8(b.to_vec()).unwrap());
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo small > /etc/group && echo x >> /etc/hostname && rm /etc/passwd\n\
+             RUN echo again > /etc/group && rm /etc/hostname\n",
+            env().busybox()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let no_cache = cache.path().join("absent");
+    let store = cache.path().to_str().unwrap();
+    for extra in
+        [vec!["--cache-dir", no_cache.to_str().unwrap()], vec!["--cache-dir", store, "--unpacked-store-min-size", "0"]]
+    {
+        let mut args = vec!["--no-push", "--trace-content-limit", "16"];
+        args.extend(extra.iter().copied());
+        let (o, trace) = traced_build(ctx.path(), "unused/x:1", &args);
+        assert_ok(&o);
+        let events: Vec<Value> = trace.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+        let base = events.iter().find(|e| e["event"] == "base_unpacked").unwrap();
+        assert_eq!(base.get("from_store").is_some(), extra.len() > 2, "{base}");
+        let change = |step: u64, p: &str| {
+            let snap = events.iter().find(|e| e["event"] == "snapshot" && e["id"]["step"] == step).unwrap();
+            snap["changes"].as_array().unwrap().iter().find(|c| c["path"] == p).cloned().unwrap()
+        };
+        let content = |step: u64, p: &str| {
+            events
+                .iter()
+                .filter(|e| e["event"] == "file_contents" && e["id"]["step"] == step)
+                .flat_map(|e| e["files"].as_array().unwrap().clone())
+                .find(|f| f["path"] == p)
+        };
+        for (p, was) in [("/etc/group", &group), ("/etc/hostname", &hostname), ("/etc/passwd", &passwd)] {
+            let prev = &change(1, p)["previous"];
+            assert_eq!((&prev["digest"], &prev["size"]), (&Value::from(digest(was)), &Value::from(was.len())), "{p}");
+        }
+        assert_eq!(change(1, "/etc/passwd")["kind"], "deleted");
+        let group1 = content(1, "/etc/group").unwrap();
+        assert_eq!((&group1["before"], &group1["after"]), (&Value::Null, &Value::from("small\n")), "over the limit");
+        let host1 = content(1, "/etc/hostname").unwrap();
+        assert_eq!((&host1["before"], &host1["after"]), (&text(&hostname), &text(&hostname_x)));
+        assert!(content(1, "/etc/passwd").is_none(), "over the limit, and gone");
+
+        assert_eq!(change(2, "/etc/group")["previous"]["digest"], digest(b"small\n"));
+        assert_eq!(change(2, "/etc/hostname")["previous"]["digest"], digest(&hostname_x));
+        let group2 = content(2, "/etc/group").unwrap();
+        assert_eq!((&group2["before"], &group2["after"]), (&Value::from("small\n"), &Value::from("again\n")));
+        assert_eq!(content(2, "/etc/hostname").unwrap()["before"], text(&hostname_x));
+    }
+}
+
 #[test]
 fn a_killed_build_leaves_a_replayable_trace() {
     let ctx = tempfile::tempdir().unwrap();

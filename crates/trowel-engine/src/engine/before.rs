@@ -4,32 +4,40 @@
 //! when the stage has no build root to apply it to (the layer alone cannot say).
 //!
 //! A path an earlier step of this build changed is remembered as that step left it; any other
-//! path is as the stage's base layers left it, looked up in one pass over those layers per step
-//! that needs any, hashing only the wanted files. The snapshot index keeps no digests (a 128-bit
-//! hash at most), so this is where the old digest comes from.
+//! path is as the stage's base layers left it, looked up there once per build (`base_files.rs`:
+//! one pass over those layers for a step that needs paths not seen yet, hashing only the wanted
+//! files, shared with the contents of the diff view). The snapshot index keeps no digests (a
+//! 128-bit hash at most), so this is where the old digest comes from.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::engine::base_files::BaseFiles;
 use crate::engine::context::BuildContext;
 use crate::engine::layer::StageLayer;
-use crate::fs::listing::digest_of;
 use crate::fs::{Change, ChangeKind, FileType, PrevMeta, path};
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub(crate) struct Before {
     /// (stage, path) → the path as the last step of this build that changed it left it
     /// (`None`: deleted).
     known: HashMap<(usize, String), Option<PrevMeta>>,
     /// (stage, directory) whose base contents are gone (deleted, or made opaque).
     cleared: HashSet<(usize, String)>,
+    /// What the stages' base layers hold at the paths looked up so far.
+    pub base: BaseFiles,
 }
 
 impl Before {
+    pub fn new(base: BaseFiles) -> Before {
+        Before { known: HashMap::new(), cleared: HashSet::new(), base }
+    }
+
     /// Takes in what a lane of a build for several platforms learnt (its stages are its own;
     /// a shared stage's entries are the same in every lane).
     pub fn absorb(&mut self, other: Before) {
         self.known.extend(other.known);
         self.cleared.extend(other.cleared);
+        self.base.absorb(other.base);
     }
 }
 
@@ -106,29 +114,36 @@ impl Before {
     /// What `paths` were at the top of stage `stage` before this step: known ones as this build
     /// left them, the others from the stage's layers that this build did not make.
     pub fn lookup(
-        &self,
+        &mut self,
         ctx: &BuildContext<'_>,
         stage: usize,
         layers: &[StageLayer],
         paths: &[&str],
     ) -> HashMap<String, Option<PrevMeta>> {
         let mut out = HashMap::new();
-        let mut from_base = Vec::new();
         for &p in paths {
             if let Some(k) = self.known.get(&(stage, p.to_string())) {
                 out.insert(p.to_string(), k.clone());
             } else if self.hidden(stage, p) {
                 out.insert(p.to_string(), None);
-            } else {
-                from_base.push(p);
             }
         }
+        let from_base = self.base_paths(stage, paths);
         if !from_base.is_empty() {
-            let base: Vec<StageLayer> =
-                layers.iter().filter(|l| l.step().is_none_or(|id| id.stage != stage)).cloned().collect();
-            out.extend(read_layers(ctx, &base, &from_base));
+            let found = self.base.get(ctx, stage, layers, &from_base);
+            out.extend(found.into_iter().map(|(p, f)| (p, f.map(|f| f.meta))));
         }
         out
+    }
+
+    /// Those of `paths` whose "before" is what stage `stage`'s base layers hold: neither
+    /// changed by this build nor below a directory it cleared.
+    pub fn base_paths<'a>(&self, stage: usize, paths: &[&'a str]) -> Vec<&'a str> {
+        paths
+            .iter()
+            .copied()
+            .filter(|p| !self.known.contains_key(&(stage, p.to_string())) && !self.hidden(stage, p))
+            .collect()
     }
 
     /// A listed layer's entries (all `Added`) told apart against what stage `stage` held before
@@ -309,26 +324,4 @@ impl Before {
             self.known.insert(key, Some(as_prev(c)));
         }
     }
-}
-
-/// Reads what `layers` (bottom first) hold at `paths`, in one pass: later layers override
-/// earlier ones, a whiteout (of the path or a directory above it) removes it.
-fn read_layers(ctx: &BuildContext<'_>, layers: &[StageLayer], paths: &[&str]) -> HashMap<String, Option<PrevMeta>> {
-    let wanted: HashSet<&str> = paths.iter().copied().collect();
-    crate::engine::layer_paths::read_paths(ctx, layers, &wanted, |found| {
-        let mut meta = PrevMeta {
-            file_type: found.file_type,
-            size: found.size,
-            mode: found.mode,
-            uid: found.uid,
-            gid: found.gid,
-            link_target: found.link_target.take(),
-            mtime: found.mtime,
-            digest: None,
-        };
-        if let Some(content) = found.content.as_mut() {
-            meta.digest = digest_of(content).ok();
-        }
-        Some(meta)
-    })
 }

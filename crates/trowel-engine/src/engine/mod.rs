@@ -24,6 +24,7 @@
 //! - [`remote_context`] — a `--context` that is not a local directory (`tar://`, `git://`),
 //!   fetched before the build as hostile input.
 
+mod base_files;
 mod before;
 pub mod build;
 mod checks;

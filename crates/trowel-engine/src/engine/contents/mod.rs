@@ -3,9 +3,9 @@
 //!
 //! "After" is read from the build root once a step is snapshotted. "Before" is what an earlier
 //! step of this build left (remembered here) or, for a file the base image provided, read from
-//! the stage's base layers. Only the base files a step changed are looked up, in one pass over
-//! the base layers per step that needs any: copying every small file of a Debian base aside
-//! just in case cost seconds on each traced build. Contents are kept on disk
+//! the stage's base layers. Only the base files a step changed are looked up, once per build
+//! and in the same pass as their "before" metadata and digests (`base_files.rs`): copying every
+//! small file of a Debian base aside just in case cost seconds on each traced build. Contents are kept on disk
 //! (content-addressed, in one file: `pack.rs`), so memory holds only paths and digests. Binary
 //! files and files over the limit are left out: the viewer shows their metadata instead.
 
@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::digest::Digest;
+use crate::engine::base_files::BaseFiles;
+use crate::engine::before::Before;
 use crate::engine::context::BuildContext;
 use crate::engine::layer::StageLayer;
 use crate::fs::root::Root;
@@ -26,7 +28,7 @@ use trowel_events::{Event, StepId};
 
 pub(crate) struct ContentCapture {
     /// Every changed path's metadata and digest before its step (asked for with contents).
-    pub before: crate::engine::before::Before,
+    pub before: Before,
     limit: u64,
     store: ContentPack,
     /// (stage, path) → digest of the content as the build last saw it, or `None` when it was
@@ -36,7 +38,8 @@ pub(crate) struct ContentCapture {
 
 impl ContentCapture {
     pub fn new(limit: u64, store: ContentPack) -> ContentCapture {
-        ContentCapture { before: Default::default(), limit, store, known: HashMap::new() }
+        let before = Before::new(BaseFiles::new(store.clone(), limit));
+        ContentCapture { before, limit, store, known: HashMap::new() }
     }
 
     /// A copy for a lane of a build for several platforms (see `engine/lanes.rs`): what the
@@ -101,17 +104,25 @@ impl ContentCapture {
         if relevant.is_empty() {
             return;
         }
-        // Files this build has not seen yet are as the base image left them.
-        let from_base: Vec<String> = relevant
+        // Files this build has not seen yet are as the base image left them. The "before"
+        // metadata of the step's changes (`Before::lookup`, after this) comes from the same
+        // layers: asked for in the same pass.
+        let from_base: Vec<&str> = relevant
             .iter()
             .filter(|c| c.kind != ChangeKind::Added)
             .filter(|c| !self.known.contains_key(&(stage, c.path.clone())))
-            .map(|c| c.path.clone())
+            .map(|c| c.path.as_str())
             .collect();
         if !from_base.is_empty() {
-            let base: Vec<StageLayer> =
-                layers.iter().filter(|l| l.step().is_none_or(|id| id.stage != stage)).cloned().collect();
-            self.read_base(ctx, stage, &base, &from_base);
+            let mut asked = from_base.clone();
+            asked.extend(self.before.base_paths(stage, &Before::wanted(changes, false)));
+            asked.sort_unstable();
+            asked.dedup();
+            let found = self.before.base.get(ctx, stage, layers, &asked);
+            for p in from_base {
+                let text = found.get(p).cloned().flatten().and_then(|f| f.text);
+                self.known.insert((stage, p.to_string()), text);
+            }
         }
         let mut files = Vec::new();
         for c in relevant {
@@ -135,24 +146,6 @@ impl ContentCapture {
         }
         if !files.is_empty() {
             ctx.emitter.emit(Event::FileContents { id, files });
-        }
-    }
-
-    /// Records what the layers a stage started from hold at `paths`, in one pass over them.
-    fn read_base(&mut self, ctx: &BuildContext<'_>, stage: usize, base: &[StageLayer], paths: &[String]) {
-        let limit = self.limit;
-        let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
-        // An entry that is not a small text file (or a whiteout of the path or of a directory
-        // above it) leaves no content.
-        let found = crate::engine::layer_paths::read_paths(ctx, base, &wanted, |found| {
-            let size = found.size;
-            let content = found.content.as_mut().filter(|_| size <= limit)?;
-            let mut buf = Vec::new();
-            content.take(limit + 1).read_to_end(&mut buf).ok()?;
-            as_text(buf)
-        });
-        for p in paths {
-            self.set(stage, p, found.get(p.as_str()).cloned().flatten().as_deref());
         }
     }
 }

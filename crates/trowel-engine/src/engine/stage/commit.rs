@@ -178,9 +178,10 @@ impl StageRunner {
             None => (None, None),
         };
         // What the modified and deleted paths were (their old digests), for viewers that ask.
+        // Read with the contents above, in one pass over the base layers (`base_files.rs`).
         let before = s
             .contents
-            .as_deref()
+            .as_deref_mut()
             .map(|cap| cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&changes.entries, false)));
         let root = self.files.get(s, self.index, &self.layers)?;
         // The layer's own time: what a viewer asked for (`before`) is not in it.
