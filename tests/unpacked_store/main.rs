@@ -5,8 +5,8 @@
 //! with whiteouts, opaque directories and hard links to lower files come out right, a layer
 //! overlayfs cannot hold and a cache dir overlayfs cannot use fall back to unpacking (with the
 //! reason in the trace), a killed build leaves no mount behind, a root indexed without
-//! reading the store's files misses no change to them, and a build downloads only the layers
-//! the store lacks.
+//! reading the store's files misses no change to them, a build downloads only the layers
+//! the store lacks, and an entry marked unsynced by another boot is made again.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -529,3 +529,4 @@ fn a_killed_build_leaves_no_mount() {
 mod copy_from;
 mod index;
 mod layers;
+mod unsynced;

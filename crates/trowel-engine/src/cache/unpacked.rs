@@ -12,6 +12,8 @@
 //! <dir>/links/<chain id hex>      its hard-linked files (rootless stores only, `fs/hardlinks.rs`)
 //! <dir>/indexes/<chain id hex>    the snapshot index of a root whose top entry it is
 //!                                 (`fs/snapshot_saved.rs`, `engine/root_store/`)
+//! <dir>/unsynced/<chain id hex>   the boot ID of the boot that made it, until its files are
+//!                                 known to be on disk (see below)
 //! ```
 //! An entry is keyed by the layer's OCI *chain ID* (the digest of the diff_ids of it and every
 //! layer below), not by its own diff_id: it is made by applying the layer through an overlay of
@@ -20,8 +22,20 @@
 //! symlinks, hard links to their files — and the same layer over other layers is another entry.
 //!
 //! Crash safety and concurrency, as in the base-image cache (`basedir.rs`): an entry appears
-//! only by one atomic `rename` of a complete directory whose contents were synced first, after
-//! the layer's content matched its diff_id. A build killed while making one leaves only its
+//! only by one atomic `rename` of a complete directory, after the layer's content matched its
+//! diff_id. Its files are not synced first: `syncfs` of the store's file system before the
+//! rename cost a cold build on a journaled ext4 a fifth of its time (it flushes every dirty
+//! page there; W4 in bench/README.md). A rename says nothing of the data, so a power loss
+//! could leave a complete-looking entry of empty files; what says whether the data can be
+//! trusted is an *unsynced mark*: before the rename, a file naming the current boot (the
+//! kernel's boot ID) is written and made durable (`fsync` of it and its directory, one small
+//! journal commit). An entry with a mark of this boot is sound whatever the disk holds (this
+//! kernel's page cache has its files as written); one with a mark of another boot may have
+//! lost data in a crash and is never used: removed by the next build that opens the store.
+//! The mark goes once a `syncfs` begun after it has returned: a later build on the machine,
+//! a minute on or more, syncs on a thread while it runs ([`UnpackedStore::settle`]); no build
+//! syncs what it made itself. The cost: after a reboot or on another machine (a volume moved
+//! to another node) the entries still marked are made again. A build killed while making one leaves only its
 //! `tmp/` directory, which the next build removes (each is held by an `flock` while it is being
 //! made; the kernel drops it when its owner dies). A build about to make an entry takes its
 //! making lock ([`UnpackedStore::make_lock`]), so a second build needing it waits for the entry
@@ -35,6 +49,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rustix::fs::RenameFlags;
 
@@ -114,7 +129,50 @@ fn entry_in(dir: &Path, chain: &Digest) -> PathBuf {
 /// [`UnpackedStore::has`] for the store in `dir`, without opening it (which tidies it): for
 /// the downloads begun ahead, before any root needs the store.
 pub fn has_in(dir: &Path, chain: &Digest) -> bool {
-    std::fs::symlink_metadata(entry_in(dir, chain)).is_ok_and(|m| m.is_dir())
+    std::fs::symlink_metadata(entry_in(dir, chain)).is_ok_and(|m| m.is_dir()) && trusted(dir, chain)
+}
+
+/// Where a store marks the entries whose files may not be on disk yet.
+pub const UNSYNCED_DIR: &str = "unsynced";
+
+/// How old an unsynced mark is before a build settles it ([`UnpackedStore::settle`]): twice
+/// the kernel's default `dirty_expire_centisecs` (30 s), by when its data is most likely on
+/// disk already.
+pub const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`); `None` when it cannot be read, and then
+/// entries are synced before they are renamed in, as no mark could tell a later boot apart.
+fn boot_id() -> Option<&'static str> {
+    static BOOT: OnceLock<Option<String>> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        (!id.is_empty()).then(|| id.to_string())
+    })
+    .as_deref()
+}
+
+/// Whether `chain`'s entry (if any) in the store in `dir` can be used: no unsynced mark, or a
+/// mark of this boot.
+fn trusted(dir: &Path, chain: &Digest) -> bool {
+    match std::fs::read_to_string(dir.join(UNSYNCED_DIR).join(chain.hex())) {
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+        Ok(boot) => boot_id() == Some(boot.trim()),
+    }
+}
+
+/// Writes the unsynced marks of `chains` for this boot, durable before this returns: each file
+/// and then the directory synced (the entries' own data is not: that is the point).
+fn mark_unsynced(dir: &Path, boot: &str, chains: &[&Digest]) -> io::Result<()> {
+    let marks = dir.join(UNSYNCED_DIR);
+    std::fs::create_dir_all(&marks).map_err(|e| io_at(&marks, e))?;
+    for chain in chains {
+        let mut tmp = tempfile::NamedTempFile::new_in(&marks).map_err(|e| io_at(&marks, e))?;
+        io::Write::write_all(&mut tmp, boot.as_bytes()).map_err(|e| io_at(&marks, e))?;
+        tmp.as_file().sync_all().map_err(|e| io_at(&marks, e))?;
+        tmp.persist(marks.join(chain.hex())).map_err(|e| io_at(&marks, e.error))?;
+    }
+    File::open(&marks).and_then(|d| d.sync_all()).map_err(|e| io_at(&marks, e))
 }
 
 fn io_at(p: &Path, e: io::Error) -> io::Error {
@@ -132,6 +190,7 @@ impl UnpackedStore {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_at(dir, e))?;
         let store = UnpackedStore { dir: dir.to_path_buf() };
         store.sweep();
+        store.sweep_unsynced();
         Ok(store)
     }
 
@@ -215,23 +274,29 @@ impl UnpackedStore {
     }
 
     /// Makes each pending upper directory (complete, its overlay unmounted) the entry of its
-    /// chain ID: the data synced to disk first, then one rename each. Returns those that did
-    /// not become an entry — another build's entry got there first (it serves as well: the same
-    /// layer over the same layers), or the sync or rename failed (the next build that needs the
-    /// layer makes it again) — for the caller to drop once no mount uses them any more:
-    /// deleting a directory under a mounted overlay would change the files of a live root.
+    /// chain ID: marked unsynced for this boot (see the module's doc), then one rename each.
+    /// Returns those that did not become an entry — another build's entry got there first (it
+    /// serves as well: the same layer over the same layers), or the mark or rename failed (the
+    /// next build that needs the layer makes it again) — for the caller to drop once no mount
+    /// uses them any more: deleting a directory under a mounted overlay would change the files
+    /// of a live root.
     ///
     /// A build calls this on a thread of its own once its root is mounted (from the pending
-    /// directories themselves): `syncfs` flushes every dirty page of the filesystem, other
-    /// processes' too, which on a busy disk takes seconds the build need not wait for.
+    /// directories themselves), and [`settle`](Self::settle) after it on another that it does
+    /// not wait for. Without a boot ID the data is synced before the renames, as it always was.
     pub fn commit_all(&self, pending: Vec<(Pending, Digest)>) -> Vec<Pending> {
         let Some((first, _)) = pending.first() else { return Vec::new() };
-        // A rename is atomic but says nothing of the files' data: without this, a power loss
-        // soon after could leave a complete-looking entry of empty files.
-        let synced = File::open(first.upper()).and_then(|fd| rustix::fs::syncfs(&fd).map_err(io::Error::from));
+        // An entry there already is not marked: its rename fails below, and a mark of this boot
+        // over one of another boot (an entry a crash may have emptied, which a build using it
+        // kept from being removed) would make it look sound.
+        let new: Vec<&Digest> = pending.iter().map(|(_, c)| c).filter(|c| !self.entry(c).exists()).collect();
+        let ready = match boot_id() {
+            Some(boot) => mark_unsynced(&self.dir, boot, &new),
+            None => File::open(first.upper()).and_then(|fd| rustix::fs::syncfs(&fd).map_err(io::Error::from)),
+        };
         // Whatever happens to them, builds waiting to make these entries wait no longer: they
         // find the entry, or make it themselves.
-        if synced.is_err() {
+        if ready.is_err() {
             return pending
                 .into_iter()
                 .map(|(mut p, _)| {
@@ -255,6 +320,74 @@ impl UnpackedStore {
             }
         }
         left
+    }
+
+    /// Takes away this boot's unsynced marks at least [`SETTLE_AFTER`] old once the store's
+    /// file system is synced: those there when this begins, after one `syncfs` begun after
+    /// them. The kernel writes dirty data back within half a minute by default, so that
+    /// `syncfs` is mostly a journal commit; it still blocks the process's exit until it
+    /// returns (a thread in it cannot be killed), which is why no build syncs what it made
+    /// itself: that cost a cold build on ext4 a fifth of its time. Whether this boot has marks
+    /// at all is known from one directory read.
+    pub fn settle(&self) {
+        let Some(boot) = boot_id() else { return };
+        let marks = self.dir.join(UNSYNCED_DIR);
+        let Ok(names) = std::fs::read_dir(&marks) else { return };
+        // Each mark with its inode: one written again meanwhile (a new entry of the same chain,
+        // after a prune took the old one) is a new file, and stays.
+        use std::os::unix::fs::MetadataExt as _;
+        let old =
+            |m: &std::fs::Metadata| m.modified().ok().and_then(|t| t.elapsed().ok()).is_some_and(|a| a >= SETTLE_AFTER);
+        let ours: Vec<(PathBuf, u64)> = names
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| std::fs::read_to_string(p).is_ok_and(|b| b.trim() == boot))
+            .filter_map(|p| std::fs::metadata(&p).ok().filter(old).map(|m| (p, m.ino())))
+            .collect();
+        if ours.is_empty() {
+            return;
+        }
+        let synced = File::open(&self.dir).and_then(|fd| rustix::fs::syncfs(&fd).map_err(io::Error::from));
+        if synced.is_ok() {
+            for (p, ino) in ours {
+                if std::fs::metadata(&p).is_ok_and(|m| m.ino() == ino) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    /// Removes the entries whose unsynced mark is of another boot (a crash may have left them
+    /// with files the rename promised and the disk never got), with their use lock, kept index
+    /// and list of links, unless a build is using one; and marks without an entry.
+    fn sweep_unsynced(&self) {
+        let Some(boot) = boot_id() else { return };
+        let marks = self.dir.join(UNSYNCED_DIR);
+        let Ok(names) = std::fs::read_dir(&marks) else { return };
+        for e in names.flatten() {
+            let mark = e.path();
+            let hex = e.file_name().to_string_lossy().into_owned();
+            if hex.starts_with('.') || std::fs::read_to_string(&mark).is_ok_and(|b| b.trim() == boot) {
+                continue;
+            }
+            let entry = self.dir.join("sha256").join(&hex);
+            if entry.exists() {
+                let Ok(Some(_claim)) = crate::cache::usage::claim_entry(&self.dir, &hex) else { continue };
+                // Out of its name at once (the claim keeps builds off it meanwhile), then gone.
+                let gone = self.dir.join("tmp").join(format!("unsynced-{hex}"));
+                if std::fs::rename(&entry, &gone).is_err() {
+                    continue;
+                }
+                let _ = std::fs::remove_file(crate::cache::usage::use_lock_path(&self.dir, &hex));
+                let _ = std::fs::remove_file(self.dir.join(LINKS_DIR).join(&hex));
+                let _ = std::fs::remove_file(self.dir.join(INDEXES_DIR).join(&hex));
+                let _ = std::fs::remove_file(&mark);
+                drop(_claim);
+                let _ = crate::fs::remove::remove_tree(&gone);
+            } else {
+                let _ = std::fs::remove_file(&mark);
+            }
+        }
     }
 
     /// Removes the `tmp/` directories of builds that died making an entry.
@@ -325,5 +458,80 @@ mod tests {
         UnpackedStore::open(&dir).unwrap();
         assert!(!dead.exists());
         assert!(live.upper().exists());
+    }
+
+    /// Commits one entry of `chain` holding `f`.
+    fn commit(store: &UnpackedStore, chain: &Digest) {
+        let p = store.begin().unwrap();
+        std::fs::write(p.upper().join("f"), b"data").unwrap();
+        assert!(store.commit_all(vec![(p, chain.clone())]).is_empty());
+    }
+
+    fn mark(store: &UnpackedStore, chain: &Digest) -> PathBuf {
+        store.dir().join(UNSYNCED_DIR).join(chain.hex())
+    }
+
+    #[test]
+    fn an_entry_is_marked_unsynced_for_this_boot_and_one_of_another_boot_is_never_used() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("unpacked");
+        let store = UnpackedStore::open(&dir).unwrap();
+        let (ours, crashed, busy) = (Digest::of(b"ours"), Digest::of(b"crashed"), Digest::of(b"busy"));
+        for c in [&ours, &crashed, &busy] {
+            commit(&store, c);
+            // Marked, durable before the rename, with this boot's ID: usable in this boot.
+            assert_eq!(std::fs::read_to_string(mark(&store, c)).unwrap().trim(), boot_id().unwrap());
+            assert!(store.has(c) && has_in(&dir, c));
+        }
+        // As a crash leaves them: marked by a boot that is over, with an index and a list.
+        for c in [&crashed, &busy] {
+            std::fs::write(mark(&store, c), "another-boot\n").unwrap();
+            store.write_index(c, b"index").unwrap();
+            store.write_links(c, &["/f".to_string()]).unwrap();
+            assert!(!store.has(c) && !has_in(&dir, c), "an entry a crash may have emptied is not used");
+        }
+        // One a build still holds stays until it lets go (it does not mount it: `has` says no).
+        let held = store.hold(&busy).unwrap();
+        // Committing it again over the old one neither replaces it nor makes it look sound.
+        let p = store.begin().unwrap();
+        assert_eq!(store.commit_all(vec![(p, crashed.clone())]).len(), 1);
+        assert_eq!(std::fs::read_to_string(mark(&store, &crashed)).unwrap(), "another-boot\n");
+        // The next build that opens the store removes the crashed one and all that is its.
+        let again = UnpackedStore::open(&dir).unwrap();
+        assert!(!again.entry(&crashed).exists() && !mark(&again, &crashed).exists());
+        assert!(!again.index_path(&crashed).exists() && again.links(&crashed).unwrap().is_none());
+        assert!(again.entry(&busy).exists() && !again.has(&busy));
+        assert!(again.has(&ours));
+        drop(held);
+        let third = UnpackedStore::open(&dir).unwrap();
+        assert!(!third.entry(&busy).exists() && !mark(&third, &busy).exists());
+        // Made again, it is marked for this boot and used.
+        commit(&third, &crashed);
+        assert!(third.has(&crashed));
+        // A mark of another boot without an entry (pruned) goes too.
+        std::fs::write(mark(&third, &busy), "another-boot").unwrap();
+        UnpackedStore::open(&dir).unwrap();
+        assert!(!mark(&third, &busy).exists());
+    }
+
+    #[test]
+    fn settling_takes_away_this_boots_marks_a_minute_old_after_a_sync() {
+        let t = tempfile::tempdir().unwrap();
+        let store = UnpackedStore::open(&t.path().join("unpacked")).unwrap();
+        let (young, old, other) = (Digest::of(b"young"), Digest::of(b"old"), Digest::of(b"other"));
+        for c in [&young, &old, &other] {
+            commit(&store, c);
+        }
+        let past = std::time::SystemTime::now() - SETTLE_AFTER - std::time::Duration::from_secs(1);
+        for c in [&old, &other] {
+            std::fs::File::options().write(true).open(mark(&store, c)).unwrap().set_modified(past).unwrap();
+        }
+        std::fs::write(mark(&store, &other), "another-boot").unwrap();
+        std::fs::File::options().write(true).open(mark(&store, &other)).unwrap().set_modified(past).unwrap();
+        store.settle();
+        assert!(!mark(&store, &old).exists(), "synced: its data is on disk");
+        assert!(mark(&store, &young).exists(), "the kernel may not have written it back yet");
+        assert!(mark(&store, &other).exists(), "another boot's: no sync now says anything of it");
+        assert!(store.has(&old) && store.has(&young));
     }
 }

@@ -34,8 +34,9 @@
 //! - `volatile` always (Linux ≥ 5.10; left out where the kernel does not know it): overlayfs
 //!   otherwise syncs the whole upper filesystem when the overlay is unmounted, and fsyncs every
 //!   file it copies up. Every overlay here is scratch: a build root and a view are deleted
-//!   after use, and a store entry's upper directory is synced by the store itself before it is
-//!   renamed into place (`cache/unpacked.rs`, `commit_all`, on a thread of its own). On a
+//!   after use, and a store entry's upper directory is renamed into place with a mark of the
+//!   boot that made it, which a later build takes away after a `syncfs` (`cache/unpacked.rs`,
+//!   `commit_all` and `settle`). On a
 //!   journaled disk, the sync at unmount was the largest part of the time between a build's
 //!   last step and its push (a RUN that wrote 20,000 files: half a second or more), and it
 //!   wrote out data about to be deleted. The mark volatile leaves in the work directory

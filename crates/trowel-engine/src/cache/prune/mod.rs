@@ -269,6 +269,9 @@ fn remove_item(cache_dir: &Path, item: &Item) -> io::Result<bool> {
         let _ = fs::remove_file(store.join(crate::cache::unpacked::LINKS_DIR).join(&*hex));
         // The index of its roots names the entry's files: the entry made again is scanned.
         let _ = fs::remove_file(store.join(crate::cache::unpacked::INDEXES_DIR).join(&*hex));
+        // Its unsynced mark (still claimed: no build can commit the entry anew meanwhile, whose
+        // mark this would take away).
+        let _ = fs::remove_file(store.join(crate::cache::unpacked::UNSYNCED_DIR).join(&*hex));
     }
     // Released before the deletion, which takes seconds for a large entry: a build that wants
     // the entry meanwhile need not wait for it (it makes the entry again), and the store has

@@ -24,7 +24,7 @@ pub(crate) struct StoreChoice {
     pub(super) ready: OnceLock<Result<UnpackedStore, String>>,
     /// Whether the store's refusal was said (`BuildContext::warn_store_refused`).
     pub(super) refused_said: Once,
-    /// Entries this build made that are being committed on `committers` (synced, renamed into
+    /// Entries this build made that are being committed on `committers` (marked, renamed into
     /// place): by chain ID, the directory they are in until then, so a later root of this
     /// build uses them rather than making them again.
     pub(super) made: Mutex<HashMap<Digest, PathBuf>>,

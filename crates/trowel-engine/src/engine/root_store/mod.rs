@@ -148,9 +148,16 @@ impl BuildContext<'_> {
             // Opening it tidies entries owned by the namespace's ids (rootless isolation): not
             // before the maps are written. Failing to map fails the probe's scratch dir, loudly.
             let _ = crate::sandbox::userns::mapped();
-            UnpackedStore::open(dir)
+            let opened = UnpackedStore::open(dir)
                 .map_err(|e| format!("the unpacked-layer store {} cannot be opened: {e}", dir.display()))
-                .and_then(|store| self.probe_store(&store).map(|()| store))
+                .and_then(|store| self.probe_store(&store).map(|()| store));
+            // What earlier builds of this boot left marked unsynced and the kernel has most
+            // likely written back since, settled while this one runs (see `cache/unpacked.rs`).
+            if let Ok(store) = &opened {
+                let store = store.clone();
+                let _ = std::thread::Builder::new().name("store-settle".into()).spawn(move || store.settle());
+            }
+            opened
         });
         ready.as_ref().map_err(String::as_str)
     }
