@@ -35,12 +35,14 @@
 //! The mark goes once a `syncfs` begun after it has returned: a later build on the machine,
 //! a minute on or more, syncs on a thread while it runs ([`UnpackedStore::settle`]); no build
 //! syncs what it made itself. The cost: after a reboot or on another machine (a volume moved
-//! to another node) the entries still marked are made again. A build killed while making one leaves only its
-//! `tmp/` directory, which the next build removes (each is held by an `flock` while it is being
-//! made; the kernel drops it when its owner dies). A build about to make an entry takes its
-//! making lock ([`UnpackedStore::make_lock`]), so a second build needing it waits for the entry
-//! rather than unpacking the layer again; should two make it all the same, both succeed: the
-//! first rename wins and the other build uses the winner's entry and deletes its own copy.
+//! to another node) the entries still marked are made again.
+//!
+//! A build killed while making an entry leaves only its `tmp/` directory, which the next build
+//! removes (each is held by an `flock` while it is being made; the kernel drops it when its
+//! owner dies). A build about to make an entry takes its making lock
+//! ([`UnpackedStore::make_lock`]), so a second build needing it waits for the entry rather than
+//! unpacking the layer again; should two make it all the same, both succeed: the first rename
+//! wins and the other build uses the winner's entry and deletes its own copy.
 //!
 //! Nothing in an entry is checked again when it is used: entries are trusted as buildah trusts
 //! its local storage, because only root can write here (the directory is made 0700) and the
@@ -282,8 +284,8 @@ impl UnpackedStore {
     /// of a live root.
     ///
     /// A build calls this on a thread of its own once its root is mounted (from the pending
-    /// directories themselves), and [`settle`](Self::settle) after it on another that it does
-    /// not wait for. Without a boot ID the data is synced before the renames, as it always was.
+    /// directories themselves); the marks go in a later build ([`settle`](Self::settle)).
+    /// Without a boot ID the data is synced before the renames, as it always was.
     pub fn commit_all(&self, pending: Vec<(Pending, Digest)>) -> Vec<Pending> {
         let Some((first, _)) = pending.first() else { return Vec::new() };
         // An entry there already is not marked: its rename fails below, and a mark of this boot
