@@ -53,6 +53,15 @@ fn traced_build(ctx: &Path, dest: &str, extra: &[&str]) -> (std::process::Output
     (o, std::fs::read_to_string(&trace).unwrap())
 }
 
+/// The contents a trace recorded of `path` at step `step` of the first stage.
+fn content_at(events: &[Value], step: u64, path: &str) -> Option<Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "file_contents" && e["id"]["step"] == step)
+        .flat_map(|e| e["files"].as_array().unwrap().clone())
+        .find(|f| f["path"] == path)
+}
+
 fn normalised(trace: &str) -> String {
     trace
         .lines()
@@ -184,12 +193,7 @@ fn file_contents_before_come_from_the_last_base_layer_and_earlier_steps() {
     assert_ok(&o);
     let events: Vec<Value> = trace.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
     let file = |step: u64, p: &str| {
-        events
-            .iter()
-            .filter(|e| e["event"] == "file_contents" && e["id"]["step"] == step)
-            .flat_map(|e| e["files"].as_array().unwrap().clone())
-            .find(|f| f["path"] == p)
-            .unwrap_or_else(|| panic!("no content of {p} at step {step}: {trace}"))
+        content_at(&events, step, p).unwrap_or_else(|| panic!("no content of {p} at step {step}: {trace}"))
     };
     assert_eq!(file(1, "/a.txt")["before"], "two\n", "the last base layer's version");
     assert_eq!(file(1, "/a.txt")["after"], "three\n");
@@ -242,13 +246,7 @@ fn before_figures_and_contents_of_base_files_agree_with_an_independent_unpack() 
             let snap = events.iter().find(|e| e["event"] == "snapshot" && e["id"]["step"] == step).unwrap();
             snap["changes"].as_array().unwrap().iter().find(|c| c["path"] == p).cloned().unwrap()
         };
-        let content = |step: u64, p: &str| {
-            events
-                .iter()
-                .filter(|e| e["event"] == "file_contents" && e["id"]["step"] == step)
-                .flat_map(|e| e["files"].as_array().unwrap().clone())
-                .find(|f| f["path"] == p)
-        };
+        let content = |step: u64, p: &str| content_at(&events, step, p);
         for (p, was) in [("/etc/group", &group), ("/etc/hostname", &hostname), ("/etc/passwd", &passwd)] {
             let prev = &change(1, p)["previous"];
             assert_eq!((&prev["digest"], &prev["size"]), (&Value::from(digest(was)), &Value::from(was.len())), "{p}");
