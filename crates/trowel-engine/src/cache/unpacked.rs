@@ -33,8 +33,8 @@
 //! kernel's page cache has its files as written); one with a mark of another boot may have
 //! lost data in a crash and is never used: removed by the next build that opens the store.
 //! The mark goes once a `syncfs` begun after it has returned: a later build on the machine,
-//! a minute on or more, syncs on a thread while it runs ([`UnpackedStore::settle`]); no build
-//! syncs what it made itself. The cost: after a reboot or on another machine (a volume moved
+//! a minute on or more and with little to write back, syncs on a thread while it runs
+//! ([`UnpackedStore::settle`]); no build syncs what it made itself. The cost: after a reboot or on another machine (a volume moved
 //! to another node) the entries still marked are made again.
 //!
 //! A build killed while making an entry leaves only its `tmp/` directory, which the next build
@@ -141,6 +141,18 @@ pub const UNSYNCED_DIR: &str = "unsynced";
 /// the kernel's default `dirty_expire_centisecs` (30 s), by when its data is most likely on
 /// disk already.
 pub const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Above this much data waiting to be written back machine-wide, a build settles no marks.
+const SETTLE_MAX_DIRTY_KIB: u64 = 64 * 1024;
+
+/// Whether `/proc/meminfo` (given) shows little data waiting to be written back: `Dirty` and
+/// `Writeback` together under [`SETTLE_MAX_DIRTY_KIB`]; not when it cannot tell.
+fn little_to_write_back(meminfo: &str) -> bool {
+    let kib = |key: &str| {
+        meminfo.lines().find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    };
+    matches!((kib("Dirty:"), kib("Writeback:")), (Some(d), Some(w)) if d + w < SETTLE_MAX_DIRTY_KIB)
+}
 
 /// This boot's ID (`/proc/sys/kernel/random/boot_id`); `None` when it cannot be read, and then
 /// entries are synced before they are renamed in, as no mark could tell a later boot apart.
@@ -330,8 +342,17 @@ impl UnpackedStore {
     /// `syncfs` is mostly a journal commit; it still blocks the process's exit until it
     /// returns (a thread in it cannot be killed), which is why no build syncs what it made
     /// itself: that cost a cold build on ext4 a fifth of its time. Whether this boot has marks
-    /// at all is known from one directory read.
+    /// at all is known from one directory read. Not while the machine has much to write back
+    /// (another build unpacking, say): the `syncfs` would wait for that, and so would this
+    /// process's exit; a later build settles them.
     pub fn settle(&self) {
+        if little_to_write_back(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default()) {
+            self.settle_marks();
+        }
+    }
+
+    /// [`settle`](Self::settle) whatever there is to write back.
+    fn settle_marks(&self) {
         let Some(boot) = boot_id() else { return };
         let marks = self.dir.join(UNSYNCED_DIR);
         let Ok(names) = std::fs::read_dir(&marks) else { return };
@@ -517,6 +538,15 @@ mod tests {
     }
 
     #[test]
+    fn marks_are_settled_only_with_little_to_write_back() {
+        let info = |dirty: u64, wb: u64| format!("MemFree: 100 kB\nDirty:  {dirty} kB\nWriteback:   {wb} kB\n");
+        assert!(little_to_write_back(&info(1024, 0)));
+        assert!(!little_to_write_back(&info(60 * 1024, 8 * 1024)));
+        assert!(!little_to_write_back(&info(SETTLE_MAX_DIRTY_KIB, 0)));
+        assert!(!little_to_write_back("MemFree: 100 kB\n"), "cannot tell: not now");
+    }
+
+    #[test]
     fn settling_takes_away_this_boots_marks_a_minute_old_after_a_sync() {
         let t = tempfile::tempdir().unwrap();
         let store = UnpackedStore::open(&t.path().join("unpacked")).unwrap();
@@ -530,7 +560,8 @@ mod tests {
         }
         std::fs::write(mark(&store, &other), "another-boot").unwrap();
         std::fs::File::options().write(true).open(mark(&store, &other)).unwrap().set_modified(past).unwrap();
-        store.settle();
+        // (`settle` itself first looks at how much the machine has to write back.)
+        store.settle_marks();
         assert!(!mark(&store, &old).exists(), "synced: its data is on disk");
         assert!(mark(&store, &young).exists(), "the kernel may not have written it back yet");
         assert!(mark(&store, &other).exists(), "another boot's: no sync now says anything of it");
