@@ -141,11 +141,13 @@ fn scratch_stage_config_steps_take_the_time_of_the_first_layer() {
 }
 
 /// A layer a step built goes to the registry once: it is uploaded to the cache repository while
-/// it is written, and the destination, on the same registry, mounts it from there.
+/// it is written, and the destination, on the same registry, mounts it from there. (Both layers
+/// are over 64 KiB: a smaller one still on its way to the cache repository when the push comes
+/// is uploaded to the destination too, `tests/cold_overlap/tail_sessions.rs`.)
 #[test]
 fn built_layers_are_mounted_from_the_cache_repo() {
     let c = Ctx::new("mount-built", &format!("{}RUN head -c 300000 /dev/urandom > /r\nCOPY f.txt /f.txt\n", from()));
-    c.write("f.txt", "f\n");
+    c.write("f.txt", &incompressible(150_000));
     let o = c.build(&[]);
     let built: Vec<&str> = o
         .events
@@ -175,17 +177,39 @@ fn built_layers_are_mounted_from_the_cache_repo() {
     assert_eq!(skopeo_inspect(&c.dest)["Digest"].as_str().unwrap(), o.digest);
     let t = pull_and_unpack(&c.dest).tree();
     assert_eq!(t.get("/r").size, 300000);
-    assert!(t.has("/f.txt"));
+    assert_eq!(t.get("/f.txt").size, 150_000);
+}
+
+/// `len` bytes of printable text that gzip cannot shrink much (a fixed pseudo-random sequence:
+/// the same in every build).
+fn incompressible(len: usize) -> String {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 94) as u8)
+        })
+        .collect()
+}
+
+/// A RUN that writes 150,000 pseudo-random printable bytes, the same in every build (a layer
+/// over 64 KiB, which the push mounts from the cache repository rather than send twice).
+fn run_writing_a_large_layer(path: &str) -> String {
+    format!(
+        "RUN awk 'BEGIN {{ x = 7; for (i = 0; i < 150000; i++) {{ x = (x * 69069 + 1) % 4294967296; printf \"%c\", 33 + x % 94 }} }}' > {path}\n"
+    )
 }
 
 /// A layer a step built is mounted into the destination without asking first whether the
 /// destination has it (only an earlier build of the same bytes could have put it there, and the
 /// mount answers for that case too). When the mount is refused, the destination is asked, and a
-/// layer it already has is not sent again.
+/// layer it already has is not sent again. (A layer over 64 KiB, the same bytes in both builds.)
 #[test]
 fn a_built_layer_is_mounted_without_asking_first() {
     let proxy = faults::FaultProxy::start(&env().registry);
-    let df = format!("{}RUN echo hi > /hi\n", from());
+    let df = format!("{}{}", from(), run_writing_a_large_layer("/hi"));
     let c = Ctx::at(&proxy.addr, "mountfirst", &df);
     let dest_repo = c.dest.split_once('/').unwrap().1.rsplit_once(':').unwrap().0.to_string();
     let asked = |from: usize, digest: &str| {
@@ -237,11 +261,11 @@ fn a_built_layer_is_mounted_without_asking_first() {
 
 /// The push does not wait for a layer still going up to the cache repository: while that
 /// upload is held at the registry, the destination is already asked about the image's other
-/// blobs, and the layer is mounted once its upload is over.
+/// blobs, and the layer (over 64 KiB: not sent twice) is mounted once its upload is over.
 #[test]
 fn the_push_goes_on_while_a_built_layer_is_still_going_up() {
     let proxy = faults::FaultProxy::start(&env().registry);
-    let c = Ctx::at(&proxy.addr, "arrival", &format!("{}RUN echo hi > /hi\n", from()));
+    let c = Ctx::at(&proxy.addr, "arrival", &format!("{}{}", from(), run_writing_a_large_layer("/hi")));
     let cache_path = c.cache_repo.split_once('/').unwrap().1.to_string();
     let dest_repo = c.dest.split_once('/').unwrap().1.rsplit_once(':').unwrap().0.to_string();
     // The cache repository's first upload to finish is the RUN's layer, streamed as written.

@@ -174,10 +174,12 @@ fn the_push_went_while_an_entry_was_held() -> bool {
     true
 }
 
-/// A RUN's cache entry is two round trips after its layer: the config goes into an upload
-/// session opened beside the layer's stream (no `POST` once the layer is committed), then the
-/// key's tag and the pointer's go at once (the second sent while the first is held). On a
-/// small cold build, the last step's entry was most of what the build waited for after its push.
+/// A RUN's cache entry is two round trips after its layer: the shared empty config goes into an
+/// upload session opened beside the layer's stream (no `POST` once the entry's tags go; the
+/// layer's own session was opened as the RUN started, `tail_sessions.rs`, so its commit may
+/// well come first), then the key's tag and the pointer's go at once (the second sent while the
+/// first is held). On a small cold build, the last step's entry was most of what the build
+/// waited for after its push.
 #[test]
 fn a_run_s_entry_is_two_round_trips_after_its_layer() {
     let proxy = FaultProxy::start(&env().registry);
@@ -201,7 +203,7 @@ fn a_run_s_entry_is_two_round_trips_after_its_layer() {
     let tags = of(format!("PUT /v2/{cache}/manifests/"));
     let all: Vec<&String> = seen.iter().map(|(_, s)| s).collect();
     assert_eq!((posts.len(), commits.len(), tags.len()), (2, 2, 2), "{all:?}");
-    assert!(posts.iter().all(|p| p.0 < commits[0].0), "a session opened after the layer's commit: {all:?}");
+    assert!(posts.iter().all(|p| p.0 < tags[0].0), "a session opened after the entry's first tag: {all:?}");
     let apart = tags[1].0.duration_since(tags[0].0);
     assert!(apart < hold / 2, "the second tag waited for the first ({apart:?}): {all:?}");
 }

@@ -24,7 +24,11 @@
 //!   (a warm stage whose COPY the local layer store lacks) while the cache repository answers,
 //!   both there at the pause before the stage's first step; never for an unchanged rebuild;
 //! - a stage of COPYs alone told cold by the stage that reads it: its base fetched ahead in a
-//!   cold build, and not at all in a fresh pod whose reader the cache serves.
+//!   cold build, and not at all in a fresh pod whose reader the cache serves;
+//! - the upload sessions of a stage's last layers opened while its steps run: none opened
+//!   after its last RUN starts, the last small RUN layer pushed without waiting for its copy
+//!   in the cache repository, every session committed or cancelled; none for a stage the cache
+//!   serves.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -296,3 +300,4 @@ mod copies_alone;
 mod push_check;
 mod roots_ahead;
 mod sent_early;
+mod tail_sessions;

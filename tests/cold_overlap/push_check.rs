@@ -28,26 +28,32 @@ fn sessions(seen: &[String], method: &str, repo: &str) -> usize {
 
 /// The push check's upload session is the push's first upload, not opened and deleted for
 /// nothing: every session the build opened in the destination was committed, none deleted,
-/// and the image is whole as an independent client reads it.
+/// and the image is whole as an independent client reads it. (Two: the check's, which the
+/// config takes, and the one opened for the RUN's layer as the RUN started, `tail_sessions.rs`;
+/// the RUN sleeps so that it is open before the layer is written.)
 #[test]
 fn the_push_check_s_upload_session_carries_the_first_upload() {
     let proxy = FaultProxy::start(&env().registry);
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo hi > /x\n", proxy.addr))
-        .unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}/busybox:1.35\nRUN sleep 1 && echo hi > /x\n", proxy.addr),
+    )
+    .unwrap();
     let repo = unique_repo("spare-session");
     let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
     r.unwrap_or_else(|e| panic!("build failed: {e}"));
     let seen = proxy.seen();
     assert_eq!(sessions(&seen, "DELETE", &repo), 0, "{seen:?}");
     let opened = sessions(&seen, "POST", &repo);
-    assert!(opened >= 1, "the push check opens one: {seen:?}");
+    assert_eq!(opened, 2, "the push check's and the last layer's: {seen:?}");
     assert_eq!(opened, sessions(&seen, "PUT", &repo), "a session opened and not committed: {seen:?}");
     let unpacked = pull_and_unpack(&format!("{}/{repo}:1", env().registry));
     assert_eq!(std::fs::read_to_string(unpacked.rootfs().join("x")).unwrap(), "hi\n");
 }
 
-/// A build that fails leaves the push check's session cancelled, and commits nothing.
+/// A build that fails leaves the push check's session cancelled, and the one opened ahead for
+/// its RUN's layer, and commits nothing.
 #[test]
 fn a_failed_build_cancels_the_push_check_s_upload_session() {
     let proxy = FaultProxy::start(&env().registry);
@@ -57,8 +63,8 @@ fn a_failed_build_cancels_the_push_check_s_upload_session() {
     let (r, _) = build_collecting(&options(ctx.path(), format!("{}/{repo}:1", proxy.addr)));
     assert!(r.is_err(), "the build should fail");
     let seen = proxy.seen();
-    assert_eq!(sessions(&seen, "POST", &repo), 1, "{seen:?}");
-    assert_eq!(sessions(&seen, "DELETE", &repo), 1, "{seen:?}");
+    assert_eq!(sessions(&seen, "POST", &repo), 2, "{seen:?}");
+    assert_eq!(sessions(&seen, "DELETE", &repo), 2, "{seen:?}");
     assert!(!seen.iter().any(|s| s.starts_with(&format!("PUT /v2/{repo}/"))), "{seen:?}");
 }
 

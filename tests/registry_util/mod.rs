@@ -144,7 +144,7 @@ pub fn upload_streamed(
     let (dtx, drx) = tokio::sync::oneshot::channel();
     let upload = rt.spawn({
         let (reg, repo) = (reg.clone(), repo.clone());
-        async move { reg.upload_streamed(&repo, rx, drx).await }
+        async move { reg.upload_streamed(&repo, rx, drx, false).await }
     });
     for p in data.chunks(piece) {
         tx.blocking_send(bytes::Bytes::copy_from_slice(p)).unwrap();

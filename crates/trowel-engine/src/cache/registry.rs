@@ -203,15 +203,16 @@ impl RegistryCache {
     ///
     /// Beside it, the shared empty config its entry will name is looked for (once per build),
     /// so that the entry's write after the layer is only its two tags. A failure here is only
-    /// a lost head start: the entry's write looks again.
+    /// a lost head start: the entry's write looks again. `spare`: see `Registry::upload_streamed`.
     pub async fn upload_streamed(
         &self,
         chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
         store: &BlobStore,
+        spare: bool,
     ) -> Result<Digest, CacheError> {
         let (layer, _) =
-            tokio::join!(self.registry.upload_streamed(&self.repo, chunks, digest), self.ensure_empty(store));
+            tokio::join!(self.registry.upload_streamed(&self.repo, chunks, digest, spare), self.ensure_empty(store));
         layer.map_err(self.err(&self.repo))
     }
 

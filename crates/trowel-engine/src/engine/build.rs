@@ -136,16 +136,14 @@ impl<'o> Build<'o> {
         if let Some(c) = self.cache.as_mut() {
             c.finish(&self.ctx);
         }
-        // Upload sessions opened ahead that no upload took (the push check's, the cache
-        // entries' once their writes are over): a failed build waits for their cancels
-        // (nothing of it is left open), a successful one lets them go on.
-        let cancels = {
-            let _rt = self.ctx.rt.enter();
-            self.ctx.registry.release_spare_uploads(None)
-        };
-        if result.is_err() {
-            self.ctx.rt.block_on(futures_util::future::join_all(cancels));
-        }
+        // Upload sessions opened ahead that no upload took (the push check's, those of the
+        // stages' last layers) are cancelled, and the build waits for the cancels: nothing of
+        // it is left open on a registry. Most went right after the push (`publish.rs`), while
+        // the cache's writes finished. Sessions still being opened are waited for first, or
+        // one could open after this and stay.
+        self.ctx.settle_sessions();
+        self.ctx.let_go_of_sessions(None);
+        self.ctx.settle_sessions();
         // Digests of files this build read are right whether or not it succeeded.
         self.ctx.save_context_digests();
         // Roots a failed build left are unmounted and deleted too (a no-op after a success),

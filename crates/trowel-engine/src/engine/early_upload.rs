@@ -22,6 +22,11 @@
 //! When: a single-platform build that pushes, for the layers of the stage the image is made
 //! of, and never under a controller that reviews the push (the debugger's push gate: nothing
 //! is sent before the user says so).
+//!
+//! The sessions for a stage's last layers are opened ahead too, while its steps run (here, in
+//! the destination, and in the cache repository: `stage/tail.rs`), and so are those a small
+//! RUN layer is pushed with when its copy in the cache repository is not committed yet
+//! (`registry/push.rs`): see `registry/spare_uploads.rs`.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -39,6 +44,10 @@ pub(crate) struct EarlyUploads {
     /// Where they go: the first destination, when this build may send layers early.
     dest: Option<Reference>,
     held: Mutex<Vec<Held>>,
+    /// Upload sessions being opened ahead for a stage's last layers (`stage/tail.rs`), here or
+    /// in the cache repository, and the cancels of those no upload took: waited for at the
+    /// end of the build, so that none is left open on a registry.
+    sessions: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl EarlyUploads {
@@ -48,7 +57,7 @@ impl EarlyUploads {
             Some(d) if !no_push && !multi_platform => Reference::parse(d).ok(),
             _ => None,
         };
-        EarlyUploads { dest, held: Mutex::default() }
+        EarlyUploads { dest, held: Mutex::default(), sessions: Mutex::default() }
     }
 }
 
@@ -56,14 +65,48 @@ impl BuildContext<'_> {
     /// For a layer of the image being written: starts sending it to the destination. Returns
     /// the tap for the layer writer and where to send the layer's digest once it is whole
     /// (not sending it cancels the upload). `None` when the build sends nothing early.
-    pub(crate) fn start_early_upload(&self) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
+    /// `spare`: it may take a session opened ahead (one of the stage's last layers).
+    pub(crate) fn start_early_upload(&self, spare: bool) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
         let dest = self.early.dest.clone()?;
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
         let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
         let registry = self.registry.clone();
-        let h = self.rt.spawn(async move { registry.upload_held(&dest, rx, digest_rx).await });
+        let h = self.rt.spawn(async move { registry.upload_held(&dest, rx, digest_rx, spare).await });
         self.early.held.lock().unwrap_or_else(|p| p.into_inner()).push(h);
         Some((BlobTap::new(tx), digest_tx))
+    }
+
+    /// Where the image's layers are sent early, if they are (the first destination).
+    pub(crate) fn early_dest(&self) -> Option<&Reference> {
+        self.early.dest.as_ref()
+    }
+
+    /// Opens `n` upload sessions in `repo`'s repository in the background, for the uploads
+    /// of a stage's last layers to take (`registry/spare_uploads.rs`).
+    pub(crate) fn open_sessions_ahead(&self, repo: &Reference, n: usize) {
+        let mut sessions = self.early.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..n {
+            sessions.push(self.rt.spawn(self.registry.open_spare_upload(repo)));
+        }
+    }
+
+    /// Cancels, in the background, the upload sessions opened ahead that no upload took
+    /// (`only`: in that repository alone); [`settle_sessions`](Self::settle_sessions) waits
+    /// for the cancels.
+    pub(crate) fn let_go_of_sessions(&self, only: Option<&Reference>) {
+        let cancels = {
+            let _rt = self.rt.enter();
+            self.registry.release_spare_uploads(only)
+        };
+        self.early.sessions.lock().unwrap_or_else(|p| p.into_inner()).extend(cancels);
+    }
+
+    /// Waits for the sessions being opened ahead and for the cancels sent so far.
+    pub(crate) fn settle_sessions(&self) {
+        let tasks: Vec<_> = std::mem::take(&mut *self.early.sessions.lock().unwrap_or_else(|p| p.into_inner()));
+        if !tasks.is_empty() {
+            self.rt.block_on(futures_util::future::join_all(tasks));
+        }
     }
 
     /// Before the push to `dest`: waits for the layers sent early to be wholly sent, cancels

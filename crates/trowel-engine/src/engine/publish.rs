@@ -187,6 +187,9 @@ impl Build<'_> {
                 }),
                 Artifact::Index(index) => self.push_index(index, &dests, layers).map(|p| pushed = p),
             };
+            // Every upload that could take a session opened ahead is over (the cache's entries
+            // open their own): those left go now, while the cache's writes finish.
+            self.ctx.let_go_of_sessions(None);
             if let Some(cache) = self.cache.as_mut() {
                 match &pushes {
                     Ok(()) => cache.tag_refs(&self.ctx, staged),
@@ -302,6 +305,11 @@ impl Build<'_> {
                 _ => PushBlob::new(desc.clone(), mount_from.map(|(src, _)| src)),
             });
         }
+        // What the end of the build waits for: these may take the sessions opened ahead in
+        // the destination (`registry/spare_uploads.rs`).
+        for b in &mut blobs {
+            b.spare = true;
+        }
         PushImage {
             manifest_bytes: image.manifest_bytes.clone(),
             manifest_media_type: image.manifest_media_type().to_string(),
@@ -366,8 +374,7 @@ impl Build<'_> {
         self.ctx.emitter.emit(Event::PushStarted { destination: raw.to_string() });
         if self.already_pushed(dest, image, layers) {
             // Nothing to upload: the push check's session goes now, beside the rest.
-            let _rt = self.ctx.rt.enter();
-            drop(self.ctx.registry.release_spare_uploads(Some(dest)));
+            self.ctx.let_go_of_sessions(Some(dest));
             self.report_unchanged(raw, &[image], &image.manifest_digest, t0);
             return Ok(());
         }

@@ -154,6 +154,11 @@ impl Arrival {
     pub async fn wait(&self) -> bool {
         self.0.clone().await
     }
+
+    /// Whether the upload is still going (neither arrived nor given up).
+    pub fn pending(&self) -> bool {
+        self.0.peek().is_none()
+    }
 }
 
 impl fmt::Debug for Arrival {
@@ -188,24 +193,36 @@ pub struct PushBlob {
     /// streamed to the cache repository): this blob's push waits for it before its mount, and
     /// uploads the blob from the store if it never got there.
     pub arrival: Option<Arrival>,
+    /// Its upload may take a session opened ahead for the repository (`spare_uploads.rs`):
+    /// an image's blobs, which the end of its build waits for, and not a cache entry's (the
+    /// empty config its entries share, say), which would take the session opened for a stage's
+    /// last layer.
+    pub spare: bool,
 }
 
 impl PushBlob {
     /// A blob that may already be there: looked for first, mounted or uploaded if not.
     pub fn new(descriptor: Descriptor, mount_from: Option<Reference>) -> PushBlob {
-        PushBlob { descriptor, mount_from, fresh: false, built: false, arrival: None }
+        PushBlob { descriptor, mount_from, fresh: false, built: false, arrival: None, spare: false }
     }
 
     /// A layer this build made, in `mount_from` if that is `Some`, once `arrival` says so if
     /// that is `Some` (see [`PushBlob::built`], [`PushBlob::arrival`]).
     pub fn built(descriptor: Descriptor, mount_from: Option<(Reference, Option<Arrival>)>) -> PushBlob {
         let (mount_from, arrival) = mount_from.unzip();
-        PushBlob { descriptor, built: mount_from.is_some(), mount_from, fresh: false, arrival: arrival.flatten() }
+        PushBlob {
+            descriptor,
+            built: mount_from.is_some(),
+            mount_from,
+            fresh: false,
+            arrival: arrival.flatten(),
+            spare: false,
+        }
     }
 
     /// A blob made by this build that no repository can hold yet (see [`PushBlob::fresh`]).
     pub fn fresh(descriptor: Descriptor) -> PushBlob {
-        PushBlob { descriptor, mount_from: None, fresh: true, built: false, arrival: None }
+        PushBlob { descriptor, mount_from: None, fresh: true, built: false, arrival: None, spare: false }
     }
 }
 

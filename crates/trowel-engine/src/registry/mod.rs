@@ -28,6 +28,7 @@ pub mod reference;
 mod retry;
 mod secret;
 mod session;
+mod spare_uploads;
 pub mod stall;
 mod stream_upload;
 pub use pull::ManifestSeen;

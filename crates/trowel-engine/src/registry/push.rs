@@ -16,6 +16,7 @@ use super::reference::Reference;
 use super::retry::Backoff;
 use super::session::{Ctx, Failure, location, v2_url};
 use super::stall::Watch;
+use super::stream_upload::HELD_IN_MEMORY;
 use crate::digest::Digest;
 use crate::image::store::BlobStore;
 
@@ -118,6 +119,22 @@ impl Registry {
             progress(PushProgress::BlobDone { digest: desc.digest.clone(), action });
             Ok(action)
         };
+        // A small layer still on its way to the repository it would be mounted from (the last
+        // RUN's, streamed to the cache repository) goes up itself in a session opened ahead:
+        // one round trip, where waiting for that upload's commit and then mounting took two
+        // or three. Its bytes are a few kilobytes; a large layer still waits, not to be sent
+        // twice.
+        if let Some(a) = &blob.arrival
+            && blob.spare
+            && a.pending()
+            && desc.size <= HELD_IN_MEMORY as u64
+            && store.size(&desc.digest).is_ok_and(|n| n == desc.size)
+            && self.has_spare_upload(dest)
+        {
+            // (`upload` takes the session, and opens a fresh one should the registry refuse it.)
+            self.upload(&ctx, desc.digest.clone(), desc.size, store, None, true, progress).await?;
+            return done(BlobAction::Uploaded);
+        }
         // A mount source this build is still uploading the blob to: waited for here, by this
         // blob alone; never reached, it is no source.
         let source = match &blob.arrival {
@@ -164,7 +181,7 @@ impl Registry {
                 ctx.error(format!("local blob {} is {local} bytes but its descriptor says {}", desc.digest, desc.size))
             );
         }
-        self.upload(&ctx, desc.digest.clone(), desc.size, store, session, progress).await?;
+        self.upload(&ctx, desc.digest.clone(), desc.size, store, session, blob.spare, progress).await?;
         done(BlobAction::Uploaded)
     }
 
@@ -229,9 +246,11 @@ impl Registry {
 
     /// Uploads a blob from the store in one PUT streamed from the file. A failure restarts
     /// from a fresh session and the first byte (a half-written session cannot be trusted).
-    /// Without a session of its own, the upload takes one opened ahead for this repository (the
-    /// push check's, a cache entry's), if any is left; if the registry refuses that one (a registry may expire an idle
-    /// session during a long build), a fresh one is opened at once, without counting a retry.
+    /// Without a session of its own, the upload takes one opened ahead for this repository
+    /// (`spare_uploads.rs`) when `spare` says it may and one is left; if the registry refuses
+    /// that one (a registry may expire an idle session during a long build), a fresh one is
+    /// opened at once, without counting a retry.
+    #[allow(clippy::too_many_arguments)]
     async fn upload(
         &self,
         ctx: &Ctx<'_>,
@@ -239,9 +258,10 @@ impl Registry {
         size: u64,
         store: &BlobStore,
         mut session: Option<reqwest::Url>,
+        spare: bool,
         progress: &(dyn Fn(PushProgress) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        let mut spare = if session.is_none() { self.take_spare_upload(ctx.reference) } else { None };
+        let mut spare = if session.is_none() && spare { self.take_spare_upload(ctx.reference).await } else { None };
         let mut backoff = self.session.backoff(ctx.dir);
         loop {
             let (loc, from_spare) = match (session.take(), spare.take()) {
@@ -262,43 +282,6 @@ impl Registry {
                 Err(f) => return Err(f.finish(&backoff)),
             }
         }
-    }
-
-    /// An upload session opened ahead for `repo`'s repository, if any is left (each once).
-    fn take_spare_upload(&self, repo: &Reference) -> Option<reqwest::Url> {
-        let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
-        let spares = all.get_mut(&repo.repo_ref())?;
-        let (_, loc) = spares.pop()?;
-        if spares.is_empty() {
-            all.remove(&repo.repo_ref());
-        }
-        Some(loc)
-    }
-
-    fn keep_spare(&self, repo: &Reference, loc: reqwest::Url) {
-        let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(repo.repo_ref()).or_default().push((repo.clone(), loc));
-    }
-
-    /// Cancels, in the background, the upload sessions opened ahead that no upload took (a
-    /// build that failed, or pushed nothing new); `only`: just that repository's (its push
-    /// found nothing to upload). Call from within the runtime; the caller may wait for the
-    /// returned tasks or not (a session left open expires on the registry by itself).
-    pub fn release_spare_uploads(&self, only: Option<&Reference>) -> Vec<tokio::task::JoinHandle<()>> {
-        let spare: Vec<(Reference, reqwest::Url)> = {
-            let mut all = self.session.spare_uploads.lock().unwrap_or_else(|p| p.into_inner());
-            match only {
-                Some(r) => all.remove(&r.repo_ref()).into_iter().flatten().collect(),
-                None => all.drain().flat_map(|(_, v)| v).collect(),
-            }
-        };
-        spare
-            .into_iter()
-            .map(|(r, loc)| {
-                let me = self.clone();
-                tokio::spawn(async move { me.cancel(&Ctx::push(Op::CheckPush, &r), &loc).await })
-            })
-            .collect()
     }
 
     /// One PUT of the whole blob. The attempt stalls when the registry takes no chunk of it
@@ -418,13 +401,14 @@ impl Registry {
 
     /// Fails early when `dest` cannot be pushed to, as kaniko's `CheckPushPermissions` does:
     /// opens a blob upload (which needs push rights). kaniko cancels it; here it is kept for
-    /// the first blob the push uploads to that repository (usually the image's config), which
-    /// then needs no `POST` of its own, and the registry deletes no session in the middle of
-    /// the build. [`Registry::release_spare_uploads`] cancels one no upload took.
+    /// an upload that takes a session opened ahead (usually the image's config:
+    /// `spare_uploads.rs`), which then needs no `POST` of its own, and the registry deletes no
+    /// session in the middle of the build. [`Registry::release_spare_uploads`] cancels one no
+    /// upload took.
     pub async fn check_push_access(&self, dest: &Reference) -> Result<(), RegistryError> {
         let ctx = Ctx::push(Op::CheckPush, dest);
         let loc = self.start_upload(&ctx).await?;
-        self.keep_spare(dest, loc);
+        self.keep_spare_open(dest, loc);
         Ok(())
     }
 

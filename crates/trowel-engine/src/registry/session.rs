@@ -124,7 +124,7 @@ pub(crate) struct Session {
     pub(crate) notice: std::sync::OnceLock<super::retry::RetryNotice>,
     /// Upload sessions opened ahead of the uploads that take them, by repository (see
     /// `Registry::check_push_access`).
-    pub(crate) spare_uploads: Mutex<HashMap<String, Vec<(super::reference::Reference, reqwest::Url)>>>,
+    pub(crate) spare_uploads: Mutex<HashMap<String, Vec<(super::reference::Reference, super::spare_uploads::Spare)>>>,
 }
 
 impl Session {

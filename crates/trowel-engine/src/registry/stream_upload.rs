@@ -70,14 +70,18 @@ impl Registry {
     /// A layer whose writer is done within its first chunk (a RUN that wrote a few files: most
     /// layers of a build) goes up in the commit itself, `POST` then one `PUT` with the bytes,
     /// not `POST`, `PATCH`, `PUT`: a request fewer on the registry for each such layer.
+    ///
+    /// `spare`: the upload may take a session opened ahead for `repo` (`spare_uploads.rs`),
+    /// as one of the last layers of a stage does.
     pub async fn upload_streamed(
         &self,
         repo: &Reference,
         chunks: tokio::sync::mpsc::Receiver<Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
+        spare: bool,
     ) -> Result<Digest, RegistryError> {
         let ctx = Ctx::push(Op::Push, repo);
-        let held = match self.open_while_written(&ctx, chunks).await? {
+        let held = match self.open_while_written(&ctx, chunks, spare).await? {
             (loc, Start::Whole(bytes)) => {
                 let digest = self.digest_or_cancel(&ctx, &loc, digest).await?;
                 return self.commit_at(&ctx, &loc, &digest, bytes).await.map(|()| digest);
@@ -92,15 +96,16 @@ impl Registry {
     /// As [`Registry::upload_streamed`], but stops before the commit: the bytes wait at the
     /// registry, invisible, until [`Registry::commit_held`] (or [`Registry::cancel_held`]).
     /// A layer done within [`HELD_IN_MEMORY`] bytes waits here instead, its session open, and
-    /// goes up in the commit.
+    /// goes up in the commit. `spare` as there.
     pub async fn upload_held(
         &self,
         repo: &Reference,
         chunks: tokio::sync::mpsc::Receiver<Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
+        spare: bool,
     ) -> Result<HeldUpload, RegistryError> {
         let ctx = Ctx::push(Op::Push, repo);
-        let (loc, rest) = match self.open_while_written(&ctx, chunks).await? {
+        let (loc, rest) = match self.open_while_written(&ctx, chunks, spare).await? {
             (loc, Start::Whole(bytes)) if bytes.len() <= HELD_IN_MEMORY => {
                 let digest = self.digest_or_cancel(&ctx, &loc, digest).await?;
                 // A copy: the tap's chunk keeps the capacity of a whole chunk.
@@ -120,18 +125,26 @@ impl Registry {
     /// Opens an upload session in `ctx`'s repository while the layer's first chunks arrive on
     /// `chunks`, so a long layer's bytes can go as they come and a short one's with the
     /// commit. The POST also settles the endpoint and the credentials, so the `PATCH` that may
-    /// follow (whose body can be sent only once) normally goes through on its first try.
+    /// follow (whose body can be sent only once) normally goes through on its first try; a
+    /// session opened ahead (`spare`) has settled them already and needs no POST at all.
     async fn open_while_written(
         &self,
         ctx: &Ctx<'_>,
         mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        spare: bool,
     ) -> Result<(reqwest::Url, Start), RegistryError> {
         let first_two = async {
             let first = chunks.recv().await;
             let second = if first.is_some() { chunks.recv().await } else { None };
             (first, second)
         };
-        let (loc, (first, second)) = tokio::join!(self.start_upload(ctx), first_two);
+        let open = async {
+            match if spare { self.take_spare_upload(ctx.reference).await } else { None } {
+                Some(loc) => Ok(loc),
+                None => self.start_upload(ctx).await,
+            }
+        };
+        let (loc, (first, second)) = tokio::join!(open, first_two);
         let loc = loc?;
         let start = match (first, second) {
             (first, None) => Start::Whole(first.unwrap_or_default()),

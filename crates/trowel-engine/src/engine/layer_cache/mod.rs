@@ -398,13 +398,21 @@ impl LayerCache {
         }
     }
 
+    /// The cache repository, when this build writes entries there: where the upload sessions
+    /// of a stage's last cached layers are opened ahead (`stage/tail.rs`).
+    pub fn writes_to(&self) -> Option<&Reference> {
+        (!self.opts.no_push).then(|| self.remote.repo())
+    }
+
     /// For a step whose layer will be written to the cache: starts uploading it to the cache
     /// repository as it is written. Returns the tap for the layer writer and where to send the
-    /// layer's digest once it is whole (not sending it cancels the upload).
+    /// layer's digest once it is whole (not sending it cancels the upload). `spare`: the
+    /// upload may take a session opened ahead ([`LayerCache::writes_to`]).
     pub fn start_stream(
         &mut self,
         ctx: &BuildContext<'_>,
         id: StepId,
+        spare: bool,
     ) -> Option<(BlobTap, tokio::sync::oneshot::Sender<Digest>)> {
         if self.opts.no_push {
             return None;
@@ -413,7 +421,7 @@ impl LayerCache {
         let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
         let remote = self.remote.clone();
         let store = ctx.store.clone();
-        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx, &store).await });
+        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx, &store, spare).await });
         self.streamed.insert(id, h);
         Some((BlobTap::new(tx), digest_tx))
     }

@@ -222,7 +222,8 @@ impl StageRunner {
         if !self.keys.cacheable(id) {
             return None;
         }
-        s.cache.as_deref_mut()?.start_stream(s.ctx, id)
+        let spare = self.in_tail(id);
+        s.cache.as_deref_mut()?.start_stream(s.ctx, id, spare)
     }
 
     /// Writes a step that ran (and succeeded) to the cache, in the background.

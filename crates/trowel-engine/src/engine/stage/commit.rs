@@ -171,7 +171,7 @@ impl StageRunner {
         // push (`early_upload.rs`): the image's own stage, no shell session, no push gate.
         let streaming = stream.then(|| self.start_streamed_upload(s, id)).flatten().or_else(|| {
             let early = shell.is_none() && ctx.plan.targets.contains(&self.index) && !s.controller.wants_push_review();
-            early.then(|| ctx.start_early_upload()).flatten()
+            early.then(|| ctx.start_early_upload(self.in_tail(id))).flatten()
         });
         let (tap, digest_to) = match streaming {
             Some((t, d)) => (Some(t), Some(d)),

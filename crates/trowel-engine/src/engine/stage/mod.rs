@@ -12,7 +12,8 @@
 //! (changes into a layer and a history entry, and its time), `cache.rs` (hits, misses, writing
 //! back), `checkpoint.rs` (pauses), `debug_shell.rs` (shells at a pause), `link.rs` (`--link`
 //! steps: made on an empty root, laid over the stage), `retry.rs` (a failed step re-run from
-//! the debugger); this file runs the steps, each attempt of a step the same way.
+//! the debugger), `tail.rs` (upload sessions opened ahead for the stage's last layers); this
+//! file runs the steps, each attempt of a step the same way.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ mod link;
 mod listing;
 mod retry;
 mod start;
+mod tail;
 
 pub(crate) use commit::Stamp;
 pub(crate) use files::StageFiles;
@@ -105,6 +107,8 @@ pub(crate) struct StageRunner {
     /// The COPY/ADD steps the cache missed that were not run, nothing needing their layers
     /// (`defer.rs`), in order.
     pub deferred: Vec<defer::DeferredCopy>,
+    /// Whether upload sessions were opened ahead for the stage's last layers (`tail.rs`).
+    pub tail_sessions: bool,
 }
 
 /// Builds stage `idx` (its base, then every step) and returns what it leaves.
@@ -426,6 +430,7 @@ impl StageRunner {
             }
             (None, None) => {
                 s.push_check.finish(ctx)?;
+                self.open_tail_sessions(s, id);
                 let seen = planned.as_ref().and_then(|p| p.seen.clone());
                 let r = self.execute(s, &at, expanded, seen.as_deref());
                 if let (Ok(outcome), Some(p)) = (&r, &planned) {

@@ -152,6 +152,7 @@ impl StageRunner {
             off_dockerfile: false,
             retry_note: None,
             order: Vec::new(),
+            tail_sessions: false,
             deferred,
         })
     }
