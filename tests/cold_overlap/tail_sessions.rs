@@ -1,7 +1,8 @@
 //! Upload sessions opened ahead for a stage's last layers: taken by the last RUN's stream to the
 //! cache repository, by the last COPY's layer sent early and by the small RUN layer the push
 //! sends itself rather than wait for its copy in the cache repository; every session opened is
-//! committed or cancelled before the build returns.
+//! committed or cancelled before the build returns. And the destination asked about the base's
+//! layers while the steps run, not by the push.
 
 use super::*;
 
@@ -43,8 +44,9 @@ impl EventSink for Marks {
 /// The cache repository is held back from committing the RUNs' layers for a while, so the push
 /// finds both still on their way there: the last RUN's small layer goes up to the destination
 /// itself (`uploaded`), while the first RUN's, too large to send twice (100 KiB of random
-/// bytes), waits and is mounted. The image and the cache entries are whole, and every session
-/// opened was committed or cancelled.
+/// bytes), waits and is mounted. The destination is asked whether it holds busybox's layer as
+/// the first RUN starts, and not again by the push, which mounts it. The image and the cache
+/// entries are whole, and every session opened was committed or cancelled.
 #[test]
 fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
     let proxy = Arc::new(FaultProxy::start(&env().registry));
@@ -63,8 +65,12 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
     // The empty config every entry names is in the cache repository already (an earlier build
     // of another Dockerfile put it there): this build's entries do not upload it.
     let other = tempfile::tempdir().unwrap();
-    std::fs::write(other.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN true\n", proxy.addr)).unwrap();
-    let mut first = options(other.path(), format!("{}/{dest}:other", proxy.addr));
+    std::fs::write(
+        other.path().join("Dockerfile"),
+        format!("FROM {}/busybox:1.35\nRUN echo seed > /seed\n", proxy.addr),
+    )
+    .unwrap();
+    let mut first = options(other.path(), format!("{}/{}:1", proxy.addr, unique_repo("tail-other")));
     first.cache = Some(cache_opts.clone());
     build_collecting(&first).0.unwrap_or_else(|e| panic!("the earlier build failed: {e}"));
     let from = proxy.seen().len();
@@ -90,6 +96,9 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
         0,
         "a session opened after the last RUN started: {seen:#?}"
     );
+    let base = layer_of(&env().busybox());
+    let asked = |r: &[String]| r.iter().filter(|s| **s == format!("HEAD /v2/{dest}/blobs/{base}")).count();
+    assert_eq!((asked(before), asked(after)), (1, 0), "{seen:#?}");
     // The last RUN's small layer did not wait for the cache repository; the first RUN's did.
     let layers = written_layers(&events);
     assert_eq!(layers.len(), 3, "{events:?}");
@@ -99,6 +108,7 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
             _ => None,
         })
     };
+    assert_eq!(action(&base), Some(BlobPushAction::Mounted));
     assert_eq!(action(&layers[0]), Some(BlobPushAction::Mounted));
     assert_eq!(action(&layers[1]), Some(BlobPushAction::Uploaded));
     assert_eq!(action(&layers[2]), Some(BlobPushAction::Uploaded));

@@ -28,13 +28,13 @@
 //! RUN layer is pushed with when its copy in the cache repository is not committed yet
 //! (`registry/push.rs`): see `registry/spare_uploads.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::digest::Digest;
 use crate::engine::context::BuildContext;
 use crate::image::tap::{BlobTap, CHUNKS};
-use crate::registry::{HeldUpload, Reference, RegistryError};
+use crate::registry::{HeldUpload, Presence, Reference, RegistryError};
 
 type Held = tokio::task::JoinHandle<Result<HeldUpload, RegistryError>>;
 
@@ -48,6 +48,9 @@ pub(crate) struct EarlyUploads {
     /// in the cache repository, and the cancels of those no upload took: waited for at the
     /// end of the build, so that none is left open on a registry.
     sessions: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Whether the destination holds the image's base layers, asked while the steps run, by
+    /// digest (`stage/tail.rs`): the push does not ask again.
+    present: Mutex<HashMap<Digest, Presence>>,
 }
 
 impl EarlyUploads {
@@ -57,7 +60,7 @@ impl EarlyUploads {
             Some(d) if !no_push && !multi_platform => Reference::parse(d).ok(),
             _ => None,
         };
-        EarlyUploads { dest, held: Mutex::default(), sessions: Mutex::default() }
+        EarlyUploads { dest, held: Mutex::default(), sessions: Mutex::default(), present: Mutex::default() }
     }
 }
 
@@ -88,6 +91,32 @@ impl BuildContext<'_> {
         for _ in 0..n {
             sessions.push(self.rt.spawn(self.registry.open_spare_upload(repo)));
         }
+    }
+
+    /// Asks the destination layers are sent early to (`HEAD`, in the background) whether it
+    /// holds each blob of `digests` not asked about yet: the image's base layers, which its
+    /// push would otherwise ask about before mounting them, one round trip on its way.
+    pub(crate) fn ask_ahead(&self, digests: impl IntoIterator<Item = Digest>) {
+        let Some(dest) = &self.early.dest else { return };
+        let mut present = self.early.present.lock().unwrap_or_else(|p| p.into_inner());
+        for d in digests {
+            if present.contains_key(&d) {
+                continue;
+            }
+            let (registry, repo, digest) = (self.registry.clone(), dest.clone(), d.clone());
+            let asked = self.rt.spawn(async move { registry.blob_exists(&repo, &digest).await.ok() });
+            present.insert(d, Presence::new(async move { asked.await.ok().flatten() }));
+        }
+    }
+
+    /// What [`ask_ahead`](Self::ask_ahead) found of `digest` in `dest`, if it asked `dest`.
+    pub(crate) fn presence(&self, dest: &Reference, digest: &Digest) -> Option<Presence> {
+        let ours =
+            self.early.dest.as_ref().is_some_and(|d| d.registry == dest.registry && d.repository == dest.repository);
+        if !ours {
+            return None;
+        }
+        self.early.present.lock().unwrap_or_else(|p| p.into_inner()).get(digest).cloned()
     }
 
     /// Cancels, in the background, the upload sessions opened ahead that no upload took

@@ -302,7 +302,10 @@ impl Build<'_> {
             let mount_from = self.mount_source(dest, l);
             blobs.push(match l.origin {
                 LayerOrigin::Built(_) => PushBlob::built(desc.clone(), mount_from),
-                _ => PushBlob::new(desc.clone(), mount_from.map(|(src, _)| src)),
+                _ => PushBlob {
+                    present: self.ctx.presence(dest, &desc.digest),
+                    ..PushBlob::new(desc.clone(), mount_from.map(|(src, _)| src))
+                },
             });
         }
         // What the end of the build waits for: these may take the sessions opened ahead in

@@ -171,6 +171,34 @@ impl fmt::Debug for Arrival {
     }
 }
 
+/// Whether the destination held a blob when it was asked, during the build (`HEAD`), so that
+/// its push need not ask again; `None` if it could not be asked (the push then does).
+#[derive(Clone)]
+pub struct Presence(futures_util::future::Shared<futures_util::future::BoxFuture<'static, Option<bool>>>);
+
+impl Presence {
+    pub fn new(asked: impl std::future::Future<Output = Option<bool>> + Send + 'static) -> Presence {
+        use futures_util::FutureExt as _;
+        Presence(asked.boxed().shared())
+    }
+
+    /// The answer, waited for if it is still coming.
+    pub async fn get(&self) -> Option<bool> {
+        self.0.clone().await
+    }
+}
+
+impl fmt::Debug for Presence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0.peek() {
+            Some(Some(true)) => "Presence(there)",
+            Some(Some(false)) => "Presence(absent)",
+            Some(None) => "Presence(unknown)",
+            None => "Presence(asking)",
+        })
+    }
+}
+
 /// One blob of a push, and where it may be mounted from instead of uploaded.
 #[derive(Debug, Clone)]
 pub struct PushBlob {
@@ -198,12 +226,15 @@ pub struct PushBlob {
     /// empty config its entries share, say), which would take the session opened for a stage's
     /// last layer.
     pub spare: bool,
+    /// Whether the destination held it, asked during the build (a base layer: see
+    /// `engine/stage/tail.rs`): the push does not ask again.
+    pub present: Option<Presence>,
 }
 
 impl PushBlob {
     /// A blob that may already be there: looked for first, mounted or uploaded if not.
     pub fn new(descriptor: Descriptor, mount_from: Option<Reference>) -> PushBlob {
-        PushBlob { descriptor, mount_from, fresh: false, built: false, arrival: None, spare: false }
+        PushBlob { descriptor, mount_from, fresh: false, built: false, arrival: None, spare: false, present: None }
     }
 
     /// A layer this build made, in `mount_from` if that is `Some`, once `arrival` says so if
@@ -217,12 +248,13 @@ impl PushBlob {
             fresh: false,
             arrival: arrival.flatten(),
             spare: false,
+            present: None,
         }
     }
 
     /// A blob made by this build that no repository can hold yet (see [`PushBlob::fresh`]).
     pub fn fresh(descriptor: Descriptor) -> PushBlob {
-        PushBlob { descriptor, mount_from: None, fresh: true, built: false, arrival: None, spare: false }
+        PushBlob { descriptor, mount_from: None, fresh: true, built: false, arrival: None, spare: false, present: None }
     }
 }
 

@@ -38,8 +38,8 @@ mod transport;
 
 pub use auth::docker_config_file;
 pub use client::{
-    Arrival, BlobAction, BlobHead, IndexPushReport, PushBlob, PushImage, PushIndex, PushProgress, PushReport, Registry,
-    ResolvedImage,
+    Arrival, BlobAction, BlobHead, IndexPushReport, Presence, PushBlob, PushImage, PushIndex, PushProgress, PushReport,
+    Registry, ResolvedImage,
 };
 pub use client_cert::ClientCertificate;
 pub use config_file::{ConfigFileError, LoginEntry, auth_key, forget_login, store_login};

@@ -145,8 +145,19 @@ impl Registry {
         // A layer this build made is asked about only if its mount is refused (see
         // `PushBlob::built`): on a cold push that saves a round trip per built layer.
         let look_first = !(blob.fresh || blob.built && mountable.is_some());
-        if look_first && self.head_blob(&ctx, &desc.digest).await? {
-            return done(BlobAction::Existed);
+        if look_first {
+            // Asked already during the build (one round trip off the push), else now.
+            let there = match &blob.present {
+                Some(p) => p.get().await,
+                None => None,
+            };
+            let there = match there {
+                Some(t) => t,
+                None => self.head_blob(&ctx, &desc.digest).await?,
+            };
+            if there {
+                return done(BlobAction::Existed);
+            }
         }
         let mut session = None;
         if let Some(src) = mountable {

@@ -15,7 +15,12 @@
 //! A session no upload takes (a step that wrote nothing, a layer too large to send twice, a
 //! cache hit after all) is cancelled at the end of the build, like the push check's. A stage
 //! served wholly from the cache opens none.
+//!
+//! At the same moment the destination is asked (`HEAD`) whether it holds the layers the stage
+//! starts from (its base's): the push mounts those it lacks, and asked only then, the question
+//! was a round trip before each mount (`early_upload.rs`, `ask_ahead`).
 
+use crate::engine::layer::LayerOrigin;
 use crate::engine::shared::Shared;
 use crate::engine::stage::StageRunner;
 use trowel_events::StepId;
@@ -54,6 +59,10 @@ impl StageRunner {
         let image = ctx.plan.targets.contains(&self.index) && !s.controller.wants_push_review();
         if let Some(dest) = ctx.early_dest().filter(|_| image) {
             ctx.open_sessions_ahead(dest, ahead.len());
+            // And whether the destination holds the layers below (the base's, those from the
+            // cache repository): asked now, not by the push before it mounts each.
+            let below = self.layers.iter().filter(|l| matches!(l.origin, LayerOrigin::Base(_)));
+            ctx.ask_ahead(below.map(|l| l.descriptor.digest.clone()).collect::<Vec<_>>());
         }
     }
 }
