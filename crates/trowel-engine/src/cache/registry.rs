@@ -200,20 +200,24 @@ impl RegistryCache {
 
     /// Uploads a layer to the cache repository while it is being written (see
     /// `Registry::upload_streamed`); the entry that later refers to it finds it there.
-    ///
-    /// Beside it, the shared empty config its entry will name is looked for (once per build),
-    /// so that the entry's write after the layer is only its two tags. A failure here is only
-    /// a lost head start: the entry's write looks again. `spare`: see `Registry::upload_streamed`.
+    /// `spare`: see `Registry::upload_streamed`. What it returns is what a push that mounts
+    /// the layer from here waits for: the layer alone, not the entry's other blobs
+    /// ([`RegistryCache::prepare_entries`]).
     pub async fn upload_streamed(
         &self,
         chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
         digest: tokio::sync::oneshot::Receiver<Digest>,
-        store: &BlobStore,
         spare: bool,
     ) -> Result<Digest, CacheError> {
-        let (layer, _) =
-            tokio::join!(self.registry.upload_streamed(&self.repo, chunks, digest, spare), self.ensure_empty(store));
-        layer.map_err(self.err(&self.repo))
+        self.registry.upload_streamed(&self.repo, chunks, digest, spare).await.map_err(self.err(&self.repo))
+    }
+
+    /// Makes sure the shared empty config the entries name is in the repository (looked for
+    /// once per build, uploaded once per repository), so that an entry's write after its layer
+    /// is only its two tags. Called as soon as the build knows it will write entries; a
+    /// failure here is only a lost head start: the entry's write looks again.
+    pub async fn prepare_entries(&self, store: &BlobStore) {
+        let _ = self.ensure_empty(store).await;
     }
 
     fn tagged(&self, tag: &str) -> Reference {

@@ -136,6 +136,8 @@ pub(crate) struct LayerCache {
     /// For steps whose layers were streamed to the cache repository: whether the upload
     /// succeeded, told by the entry's write as soon as it knows, before it writes the entry.
     blob_uploads: HashMap<StepId, Arrival>,
+    /// Whether [`prepare_writes`](Self::prepare_writes) has started.
+    prepared: bool,
     hits: usize,
     misses: usize,
     bytes_reused: u64,
@@ -198,6 +200,7 @@ impl LayerCache {
             stored: HashSet::new(),
             refs: HashMap::new(),
             blob_uploads: HashMap::new(),
+            prepared: false,
             hits: 0,
             misses: 0,
             bytes_reused: 0,
@@ -404,6 +407,19 @@ impl LayerCache {
         (!self.opts.no_push).then(|| self.remote.repo())
     }
 
+    /// Once a step is about to run (its entry will be written): the shared empty config the
+    /// entries name is made sure of in the background, once per build. It used to be looked
+    /// for beside the first layer's stream, which a push mounting that layer then waited for:
+    /// in a fresh cache repository three round trips (`HEAD`, `POST`, `PUT`) on the way of
+    /// every mount.
+    pub fn prepare_writes(&mut self, ctx: &BuildContext<'_>) {
+        if self.opts.no_push || std::mem::replace(&mut self.prepared, true) {
+            return;
+        }
+        let (remote, store) = (self.remote.clone(), ctx.store.clone());
+        ctx.rt.spawn(async move { remote.prepare_entries(&store).await });
+    }
+
     /// For a step whose layer will be written to the cache: starts uploading it to the cache
     /// repository as it is written. Returns the tap for the layer writer and where to send the
     /// layer's digest once it is whole (not sending it cancels the upload). `spare`: the
@@ -420,8 +436,7 @@ impl LayerCache {
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
         let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
         let remote = self.remote.clone();
-        let store = ctx.store.clone();
-        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx, &store, spare).await });
+        let h = ctx.rt.spawn(async move { remote.upload_streamed(rx, digest_rx, spare).await });
         self.streamed.insert(id, h);
         Some((BlobTap::new(tx), digest_tx))
     }

@@ -430,6 +430,10 @@ impl StageRunner {
             }
             (None, None) => {
                 s.push_check.finish(ctx)?;
+                // What the uploads of the step's layer and entry need, readied while it runs.
+                if let Some(c) = s.cache.as_deref_mut() {
+                    c.prepare_writes(ctx);
+                }
                 self.open_tail_sessions(s, id);
                 let seen = planned.as_ref().and_then(|p| p.seen.clone());
                 let r = self.execute(s, &at, expanded, seen.as_deref());
