@@ -189,6 +189,17 @@ fn a_later_stage_s_base_downloads_while_the_earlier_stages_build() {
     assert_eq!(unpacked, 1, "the final stage was built from it");
 }
 
+/// The digests of the layers the build wrote, in order.
+fn written(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn build_collecting(o: &BuildOptions) -> (Result<String, String>, Vec<Event>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let emitter = Emitter::new(vec![Box::new(Collect(events.clone()))]);

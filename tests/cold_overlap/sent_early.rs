@@ -43,17 +43,6 @@ fn uploaded_by_this_build_and_whole(
     assert_eq!(std::fs::read(unpacked.rootfs().join(file)).unwrap(), std::fs::read(ctx.join(file)).unwrap());
 }
 
-/// The digests of the layers the build wrote, in order.
-fn written(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_copy_layer_is_sent_while_it_is_written_and_committed_by_the_push() {
     let proxy = FaultProxy::start(&env().registry);

@@ -100,7 +100,7 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
     let asked = |r: &[String]| r.iter().filter(|s| **s == format!("HEAD /v2/{dest}/blobs/{base}")).count();
     assert_eq!((asked(before), asked(after)), (1, 0), "{seen:#?}");
     // The last RUN's small layer did not wait for the cache repository; the first RUN's did.
-    let layers = written_layers(&events);
+    let layers = written(&events);
     assert_eq!(layers.len(), 3, "{events:?}");
     let action = |layer: &str| {
         events.iter().find_map(|e| match e {
@@ -128,17 +128,6 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
     }
     let stored = events.iter().filter(|e| matches!(e, Event::CacheStored { .. })).count();
     assert_eq!(stored, 3, "both RUNs' entries and the COPY's record: {events:?}");
-}
-
-/// The digests of the layers the build wrote, in order.
-fn written_layers(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::LayerWritten { layer, .. } => Some(layer.digest.to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A stage served wholly from the cache opens no session ahead: the unchanged rebuild opens

@@ -212,14 +212,6 @@ impl RegistryCache {
         self.registry.upload_streamed(&self.repo, chunks, digest, spare).await.map_err(self.err(&self.repo))
     }
 
-    /// Makes sure the shared empty config the entries name is in the repository (looked for
-    /// once per build, uploaded once per repository), so that an entry's write after its layer
-    /// is only its two tags. Called as soon as the build knows it will write entries; a
-    /// failure here is only a lost head start: the entry's write looks again.
-    pub async fn prepare_entries(&self, store: &BlobStore) {
-        let _ = self.ensure_empty(store).await;
-    }
-
     fn tagged(&self, tag: &str) -> Reference {
         Reference { tag: Some(tag.to_string()), digest: None, ..self.repo.clone() }
     }

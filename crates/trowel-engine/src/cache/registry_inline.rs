@@ -34,6 +34,14 @@ impl RegistryCache {
         }
     }
 
+    /// Makes sure the shared empty config the entries name is in the repository (looked for
+    /// once per build, uploaded once per repository), so that an entry's write after its layer
+    /// is only its two tags. Called as soon as the build knows it will write entries; a
+    /// failure here is only a lost head start: the entry's write looks again.
+    pub async fn prepare_entries(&self, store: &BlobStore) {
+        let _ = self.ensure_empty(store).await;
+    }
+
     /// Makes sure the repository holds the empty config inline entries name: a `HEAD` once per
     /// build, an upload once per repository.
     pub(super) async fn ensure_empty(&self, store: &BlobStore) -> Result<(), CacheError> {
