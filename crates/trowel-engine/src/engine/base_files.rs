@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use crate::digest::{Digest, Hasher};
-use crate::engine::contents::ContentPack;
+use crate::engine::contents::{ContentPack, as_text};
 use crate::engine::context::BuildContext;
 use crate::engine::layer::StageLayer;
 use crate::engine::layer_paths::Found;
@@ -131,9 +131,8 @@ fn read_base_file(found: &mut Found<'_>, pack: &ContentPack, limit: u64) -> Base
         };
         if whole {
             meta.digest = Some(hasher.finish());
-            let small_text = keep && kept.len() as u64 <= limit && !kept.contains(&0);
-            text =
-                small_text.then(|| std::str::from_utf8(&kept).ok()).flatten().and_then(|t| pack.put(t.as_bytes()).ok());
+            let small = keep && kept.len() as u64 <= limit;
+            text = small.then(|| as_text(kept)).flatten().and_then(|t| pack.put(t.as_bytes()).ok());
         }
     }
     BaseFile { meta, text }

@@ -72,7 +72,7 @@ impl ContentCapture {
 }
 
 /// Text worth showing as a diff: UTF-8 without NUL bytes.
-fn as_text(bytes: Vec<u8>) -> Option<String> {
+pub(crate) fn as_text(bytes: Vec<u8>) -> Option<String> {
     if bytes.contains(&0) {
         return None;
     }
