@@ -64,6 +64,13 @@ impl EarlyUploads {
     }
 }
 
+impl EarlyUploads {
+    /// Whether `dest` is the repository layers are sent early to.
+    fn sends_to(&self, dest: &Reference) -> bool {
+        self.dest.as_ref().is_some_and(|d| d.registry == dest.registry && d.repository == dest.repository)
+    }
+}
+
 impl BuildContext<'_> {
     /// For a layer of the image being written: starts sending it to the destination. Returns
     /// the tap for the layer writer and where to send the layer's digest once it is whole
@@ -111,9 +118,7 @@ impl BuildContext<'_> {
 
     /// What [`ask_ahead`](Self::ask_ahead) found of `digest` in `dest`, if it asked `dest`.
     pub(crate) fn presence(&self, dest: &Reference, digest: &Digest) -> Option<Presence> {
-        let ours =
-            self.early.dest.as_ref().is_some_and(|d| d.registry == dest.registry && d.repository == dest.repository);
-        if !ours {
+        if !self.early.sends_to(dest) {
             return None;
         }
         self.early.present.lock().unwrap_or_else(|p| p.into_inner()).get(digest).cloned()
@@ -146,8 +151,7 @@ impl BuildContext<'_> {
         if held.is_empty() {
             return Vec::new();
         }
-        let ours =
-            self.early.dest.as_ref().is_some_and(|d| d.registry == dest.registry && d.repository == dest.repository);
+        let ours = self.early.sends_to(dest);
         let registry = &self.registry;
         self.rt.block_on(async {
             let each = held.into_iter().map(|h| async move {
