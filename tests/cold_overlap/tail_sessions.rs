@@ -17,12 +17,18 @@ fn requests(seen: &[String], method: &str, repo: &str) -> usize {
     seen.iter().filter(|s| s.starts_with(&prefix)).count()
 }
 
+/// Whether the requests expected so far have reached the proxy.
+type Sent = dyn Fn(&[String]) -> bool + Send;
+
 /// Keeps the events, and how many requests the proxy had seen when the stage's last RUN
-/// started.
+/// started: once those sent before it have reached the proxy (`sent`, waited for up to
+/// [`PATIENCE`]: the first RUN's stream opens its session from another thread as its layer is
+/// written, and its request may still be on its way as the next step starts).
 struct Marks {
     proxy: Arc<FaultProxy>,
     events: Arc<Mutex<Vec<Event>>>,
     at_last_run: Arc<Mutex<Option<usize>>>,
+    sent: Box<Sent>,
 }
 
 impl EventSink for Marks {
@@ -30,6 +36,10 @@ impl EventSink for Marks {
         if let Event::StepStarted { id, .. } = &e.event
             && id.step == 2
         {
+            let t0 = Instant::now();
+            while !(self.sent)(&self.proxy.seen()) && t0.elapsed() < PATIENCE {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             *self.at_last_run.lock().unwrap() = Some(self.proxy.seen().len());
         }
         self.events.lock().unwrap().push(e.event.clone());
@@ -80,7 +90,16 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
     o.cache = Some(cache_opts);
     let events = Arc::new(Mutex::new(Vec::new()));
     let at_last_run = Arc::new(Mutex::new(None));
-    let marks = Marks { proxy: proxy.clone(), events: events.clone(), at_last_run: at_last_run.clone() };
+    // Sent before the last RUN: the cache repository's two sessions (below), the destination's
+    // three, its question about busybox's layer.
+    let base = layer_of(&env().busybox());
+    let (c, d, b) = (cache.clone(), dest.clone(), base.clone());
+    let sent = Box::new(move |seen: &[String]| {
+        let seen = &seen[from..];
+        let asked = seen.iter().any(|s| *s == format!("HEAD /v2/{d}/blobs/{b}"));
+        opened(seen, &c) >= 2 && opened(seen, &d) >= 3 && asked
+    });
+    let marks = Marks { proxy: proxy.clone(), events: events.clone(), at_last_run: at_last_run.clone(), sent };
     let r = trowel_engine::engine::build(&o, &Emitter::new(vec![Box::new(marks)]), &mut Continue);
     let digest = r.unwrap_or_else(|e| panic!("build failed: {e}")).digest().to_string();
     let events = events.lock().unwrap().clone();
@@ -96,7 +115,6 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
         0,
         "a session opened after the last RUN started: {seen:#?}"
     );
-    let base = layer_of(&env().busybox());
     let asked = |r: &[String]| r.iter().filter(|s| **s == format!("HEAD /v2/{dest}/blobs/{base}")).count();
     assert_eq!((asked(before), asked(after)), (1, 0), "{seen:#?}");
     // The last RUN's small layer did not wait for the cache repository; the first RUN's did.
