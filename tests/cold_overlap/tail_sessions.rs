@@ -149,13 +149,22 @@ fn a_stage_s_last_layers_take_upload_sessions_opened_while_its_steps_run() {
 }
 
 /// A stage served wholly from the cache opens no session ahead: the unchanged rebuild opens
-/// only the push check's, which it cancels (nothing to push).
+/// only the push check's, which it cancels (nothing to push). Its config-only steps (`ENV`,
+/// `LABEL`, `CMD`, which run even in a rebuild) write nothing either: they neither open
+/// sessions nor ask the destination about the base's layers or the cache repository about
+/// the entries' empty config.
 #[test]
 fn a_rebuild_served_from_the_cache_opens_no_session_ahead() {
     let proxy = Arc::new(FaultProxy::start(&env().registry));
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}/busybox:1.35\nRUN echo one > /one\n", proxy.addr))
-        .unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}/busybox:1.35\nENV GREETING=hello\nLABEL bench=w1\nRUN echo one > /one\nCMD [\"cat\", \"/one\"]\n",
+            proxy.addr
+        ),
+    )
+    .unwrap();
     let (cache, dest) = (unique_repo("tail-warm-cache"), unique_repo("tail-warm"));
     let mut o = options(ctx.path(), format!("{}/{dest}:1", proxy.addr));
     o.cache = Some(CacheOptions { repo: Some(format!("{}/{cache}", proxy.addr)), ..CacheOptions::default() });
@@ -170,4 +179,6 @@ fn a_rebuild_served_from_the_cache_opens_no_session_ahead() {
     assert_eq!(opened(&seen, &cache), 0, "{seen:#?}");
     assert_eq!(opened(&seen, &dest), 1, "the push check's alone: {seen:#?}");
     assert_eq!(requests(&seen, "DELETE", &dest), 1, "{seen:#?}");
+    let asked = |repo: &str| seen.iter().filter(|s| s.starts_with(&format!("HEAD /v2/{repo}/blobs/"))).count();
+    assert_eq!((asked(&dest), asked(&cache)), (0, 0), "{seen:#?}");
 }

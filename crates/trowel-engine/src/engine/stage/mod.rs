@@ -430,11 +430,17 @@ impl StageRunner {
             }
             (None, None) => {
                 s.push_check.finish(ctx)?;
-                // What the uploads of the step's layer and entry need, readied while it runs.
-                if let Some(c) = s.cache.as_deref_mut() {
-                    c.prepare_writes(ctx);
+                // What the uploads of the step's layer and entry need, readied while it runs:
+                // only for a step that works on files. A config-only step (ENV, LABEL, CMD)
+                // writes no layer and no entry, and one at the top of a stage the cache then
+                // serves whole opened sessions nothing took, whose cancels the build's end
+                // waited for (W1's unchanged rebuild: three sessions, 10 ms).
+                if self.order.iter().any(|l| l.id == id && l.files) {
+                    if let Some(c) = s.cache.as_deref_mut() {
+                        c.prepare_writes(ctx);
+                    }
+                    self.open_tail_sessions(s, id);
                 }
-                self.open_tail_sessions(s, id);
                 let seen = planned.as_ref().and_then(|p| p.seen.clone());
                 let r = self.execute(s, &at, expanded, seen.as_deref());
                 if let (Ok(outcome), Some(p)) = (&r, &planned) {
