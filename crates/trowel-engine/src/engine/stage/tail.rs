@@ -6,7 +6,9 @@
 //! build: the last RUN's layer must reach the cache repository before the push can mount it
 //! (or it goes up to the destination itself, `registry/push.rs`), and the last COPY's session
 //! in the destination is opened only as the layer is written, just before the push that
-//! commits it. So when the stage first runs a step, sessions are opened for its last
+//! commits it. So when the stage first runs a step that works on files (a config-only step
+//! writes nothing: one at the top of a stage the cache serves whole would open sessions for
+//! nothing), sessions are opened for its last
 //! [`TAIL`] steps that work on files: in the cache repository for those whose layer goes
 //! there, and, in the stage the image is made of, in the destination for each of them (a held
 //! upload's, or a small RUN layer's pushed directly). Only those steps take them: an earlier
@@ -36,7 +38,7 @@ impl StageRunner {
         self.order.iter().rev().filter(|l| l.files).take(TAIL).any(|l| l.id == id)
     }
 
-    /// At the first step of the stage that runs (`id`): opens the upload sessions of the
+    /// At the first step of the stage that runs and works on files (`id`): opens the upload sessions of the
     /// stage's last layers still to come (see the module's comment). Once per stage.
     pub(crate) fn open_tail_sessions(&mut self, s: &mut Shared<'_, '_>, id: StepId) {
         if std::mem::replace(&mut self.tail_sessions, true) {
