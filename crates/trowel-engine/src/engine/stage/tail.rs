@@ -38,8 +38,9 @@ impl StageRunner {
         self.order.iter().rev().filter(|l| l.files).take(TAIL).any(|l| l.id == id)
     }
 
-    /// At the first step of the stage that runs and works on files (`id`): opens the upload sessions of the
-    /// stage's last layers still to come (see the module's comment). Once per stage.
+    /// At the first step of the stage that runs and works on files (`id`): opens the upload
+    /// sessions of the stage's last layers still to come (see the module's comment). Once per
+    /// stage.
     pub(crate) fn open_tail_sessions(&mut self, s: &mut Shared<'_, '_>, id: StepId) {
         if std::mem::replace(&mut self.tail_sessions, true) {
             return;
