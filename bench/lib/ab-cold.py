@@ -3,7 +3,7 @@
 
     bench/lib/ab-cold.py --registry HOST:PORT --a OLD --b NEW --dockerfile F --context DIR
                          [--pairs 8] [--state /dev/shm/ab] [--trace] [--no-cache-dir]
-                         [--registry-pid PID] [--access-log FILE] --out results.jsonl
+                         [--registry-pid PID] [--access-log FILE] [--warm K] --out results.jsonl
 
 Each pair builds once with A and once with B (the order swapping every pair, so drift in the
 machine's load falls on both alike), cold with kaniko's usual flags as bench/run.sh runs trowel:
@@ -15,8 +15,11 @@ the time outside the trace (process start-up, exit) is the wall time minus `buil
 duration. With --registry-pid (the registry's process, which must serve no one else meanwhile)
 each build also records the registry's CPU time spent during it (`utime + stime` of
 /proc/PID/stat, read again a moment after the build so that late answers count), and with
---access-log (its access log at `info` level) the requests it answered. One JSON line per build
-goes to --out; medians are printed at the end.
+--access-log (its access log at `info` level) the requests it answered. With --warm K each cold
+build is followed by K unchanged rebuilds with the same state, destination and cache repository
+(`"mode": "warm"`; an unchanged rebuild's fixed costs: its lookups, the push that finds the
+image there, the upload sessions it opens and cancels). One JSON line per build goes to --out;
+medians are printed at the end, per mode.
 """
 
 import argparse
@@ -47,6 +50,7 @@ def requests(log):
 
 
 def build(binary, args, tag, trace_path):
+    """A cold build and, with --warm, the rebuilds after it: one record each."""
     state = os.path.join(args.state, tag)
     shutil.rmtree(state, ignore_errors=True)
     os.makedirs(os.path.join(state, "work"))
@@ -61,6 +65,15 @@ def build(binary, args, tag, trace_path):
                  "--cache-dir", os.path.join(state, "cache-dir")]
     if trace_path:
         argv += ["--trace", trace_path]
+    recs = [timed(argv, args, trace_path, "cold")]
+    for _ in range(args.warm):
+        recs.append(timed(argv, args, trace_path, "warm"))
+    shutil.rmtree(state, ignore_errors=True)
+    return recs
+
+
+def timed(argv, args, trace_path, mode):
+    """One run of `argv`, timed."""
     subprocess.run(["sync"])
     before = load()
     cpu0 = registry_cpu(args.registry_pid) if args.registry_pid else None
@@ -71,9 +84,8 @@ def build(binary, args, tag, trace_path):
     wall = time.monotonic() - t0
     w1 = time.time()
     if p.returncode != 0:
-        raise SystemExit("%s failed (%d): %s" % (binary, p.returncode, p.stderr.decode()[-2000:]))
-    shutil.rmtree(state, ignore_errors=True)
-    rec = {"wall_s": round(wall, 4), "load": before}
+        raise SystemExit("%s failed (%d): %s" % (argv[0], p.returncode, p.stderr.decode()[-2000:]))
+    rec = {"wall_s": round(wall, 4), "load": before, "mode": mode}
     if cpu0 is not None or req0 is not None:
         time.sleep(0.3)
     if cpu0 is not None:
@@ -133,6 +145,7 @@ def main():
                     help="--cache-dir names a directory that does not exist (a CI pod with no /cache): no unpacked-layer store")
     ap.add_argument("--registry-pid", type=int, help="the registry's process: its CPU time per build")
     ap.add_argument("--access-log", help="the registry's access log: the requests per build")
+    ap.add_argument("--warm", type=int, default=0, help="unchanged rebuilds after each cold build")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -144,26 +157,27 @@ def main():
                 tag = "%s-%s" % (which, uuid.uuid4().hex[:10])
                 trace = os.path.join(args.state, tag + ".trace.jsonl") if args.trace else None
                 os.makedirs(args.state, exist_ok=True)
-                rec = build(getattr(args, which), args, tag, trace)
-                rec.update({"pair": i, "binary": which, "path": getattr(args, which), "label": args.label,
-                            "dockerfile": args.dockerfile, "traced": args.trace, "nocache": args.nocache,
-                            "no_cache_dir": args.no_cache_dir})
-                out.write(json.dumps(rec) + "\n")
-                out.flush()
-                results[which].append(rec)
-                print(json.dumps(rec), flush=True)
-    for which in ("a", "b"):
-        walls = [r["wall_s"] for r in results[which]]
-        line = "%s: median wall %.4f s over %d (min %.4f max %.4f)" % (
-            which, statistics.median(walls), len(walls), min(walls), max(walls))
+                for rec in build(getattr(args, which), args, tag, trace):
+                    rec.update({"pair": i, "binary": which, "path": getattr(args, which), "label": args.label,
+                                "dockerfile": args.dockerfile, "traced": args.trace, "nocache": args.nocache,
+                                "no_cache_dir": args.no_cache_dir})
+                    out.write(json.dumps(rec) + "\n")
+                    out.flush()
+                    results[which].append(rec)
+                    print(json.dumps(rec), flush=True)
+    for which, mode in [(w, m) for m in (("cold", "warm") if args.warm else ("cold",)) for w in ("a", "b")]:
+        walls = [r["wall_s"] for r in results[which] if r["mode"] == mode]
+        line = "%s %s: median wall %.4f s over %d (min %.4f max %.4f)" % (
+            which, mode, statistics.median(walls), len(walls), min(walls), max(walls))
+        these = [r for r in results[which] if r["mode"] == mode]
         if args.trace:
-            fin = [r["build_finished_ms"] for r in results[which] if r.get("build_finished_ms") is not None]
+            fin = [r["build_finished_ms"] for r in these if r.get("build_finished_ms") is not None]
             if fin:
                 line += ", median build_finished %d ms, outside the trace %d ms" % (
                     statistics.median(fin), statistics.median([r["wall_s"] * 1000 - r["build_finished_ms"]
-                                                               for r in results[which]]))
+                                                               for r in these]))
         for key in ("registry_cpu_s", "requests"):
-            vals = [r[key] for r in results[which] if key in r]
+            vals = [r[key] for r in these if key in r]
             if vals:
                 line += ", median %s %s" % (key, statistics.median(vals))
         print(line)
