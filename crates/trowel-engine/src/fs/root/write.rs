@@ -58,8 +58,22 @@ impl Root {
                 reason: "cannot create a file at the root itself".into(),
             });
         }
+        self.create_new_at(dfd, name, p, mode)
+    }
+
+    /// Creates `name` in the directory `dir` of this root (no symlink followed, nothing
+    /// replaced) with `mode`'s permission bits less the umask; `None` when the name is taken.
+    /// `p` is the image path errors name. The one open call both [`Root::create_new_in`] and
+    /// the unpacker's file batches make, each from a parent descriptor it keeps.
+    pub(crate) fn create_new_at(
+        &self,
+        dir: impl AsFd,
+        name: &str,
+        p: &str,
+        mode: u32,
+    ) -> Result<Option<File>, FsError> {
         match rustix::fs::openat(
-            dfd,
+            dir,
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(mode & 0o777),

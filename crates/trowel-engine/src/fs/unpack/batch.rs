@@ -24,8 +24,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
+use rustix::fs::Mode;
 
 use crate::fs::written::ContentHasher;
 use crate::fs::{FsError, Root, Timespec, WrittenContents};
@@ -197,28 +196,11 @@ impl Creation {
 /// Creates one file with its content and metadata; `false` when the name is taken.
 fn create(root: &Root, job: &Job, how: &Creation, written: Option<&WrittenContents>) -> Result<bool, FsError> {
     let bits = how.bits(job.mode, job.owner.is_some());
-    let Some(f) = create_new(root, &job.dir, &job.name, &job.target, bits)? else {
+    let Some(f) = root.create_new_at(&job.dir, &job.name, &job.target, bits)? else {
         return Ok(false);
     };
     finish(root, f, job, how, written)?;
     Ok(true)
-}
-
-/// Creates `name` in `dir` (no symlink followed, nothing replaced) with permission bits
-/// `bits` (see [`Creation::bits`]); `None` when the name is taken.
-pub(super) fn create_new(
-    root: &Root,
-    dir: &OwnedFd,
-    name: &str,
-    target: &str,
-    bits: u32,
-) -> Result<Option<std::fs::File>, FsError> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(bits & 0o777)) {
-        Ok(fd) => Ok(Some(std::fs::File::from(fd))),
-        Err(Errno::EXIST) => Ok(None),
-        Err(e) => Err(root.io_err("create", target, e)),
-    }
 }
 
 /// Writes a job's content and metadata into its newly created file, and records its content

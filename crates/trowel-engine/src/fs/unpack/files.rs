@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use super::batch::{Job, create_new};
+use super::batch::Job;
 use super::{Applier, MAX_DIR_FDS, Meta};
 use crate::fs::written::ContentHasher;
 use crate::fs::{FsError, path};
@@ -22,7 +22,7 @@ impl Applier<'_> {
         let (dir, setgid) = self.dir_of(target)?;
         let owner = self.owner(meta, setgid);
         let bits = self.how.bits(meta.mode, owner.is_some());
-        let mut f = match create_new(self.root, &dir, path::file_name(target), target, bits)? {
+        let mut f = match self.root.create_new_at(&dir, path::file_name(target), target, bits)? {
             Some(f) => f,
             None => {
                 self.clear_for_nondir(target)?;
