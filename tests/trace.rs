@@ -266,6 +266,36 @@ fn before_figures_and_contents_of_base_files_agree_with_an_independent_unpack() 
     }
 }
 
+/// A step that changes many small text files reports their contents in several events of about
+/// 1 MiB each, not one holding them all (a COPY of 2,000 text files made one 80 MB event, held in
+/// memory twice over while the trace wrote it), and none is lost: every file's content is in one
+/// of them (a reader adds a step's events up: `BuildState::add_contents`).
+#[test]
+fn many_files_contents_come_in_several_bounded_events() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ctx.path().join("src")).unwrap();
+    // 40 files of 60,000 bytes, each under the default limit (64 KiB): 2.4 MB in all.
+    let body = |i: usize| format!("file {i:02}\n").repeat(60_000 / 8);
+    for i in 0..40 {
+        std::fs::write(ctx.path().join(format!("src/f{i:02}.txt")), body(i)).unwrap();
+    }
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nCOPY src/ /src/\n", env().busybox())).unwrap();
+    let (o, trace) = traced_build(ctx.path(), "unused/x:1", &["--no-push"]);
+    assert_ok(&o);
+    let events: Vec<Value> = trace.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let batches: Vec<&Value> =
+        events.iter().filter(|e| e["event"] == "file_contents" && e["id"]["step"] == 1).collect();
+    assert!(batches.len() >= 3, "2.4 MB of contents in {} event(s)", batches.len());
+    for b in &batches {
+        let held: usize = b["files"].as_array().unwrap().iter().map(|f| f["after"].as_str().map_or(0, str::len)).sum();
+        assert!(held <= (1 << 20) + 64 * 1024, "one event holds {held} bytes of content");
+    }
+    for i in 0..40 {
+        let f = content_at(&events, 1, &format!("/src/f{i:02}.txt")).unwrap_or_else(|| panic!("no content of f{i:02}"));
+        assert_eq!((&f["before"], &f["after"]), (&Value::Null, &Value::from(body(i))), "f{i:02}");
+    }
+}
+
 #[test]
 fn a_killed_build_leaves_a_replayable_trace() {
     let ctx = tempfile::tempdir().unwrap();

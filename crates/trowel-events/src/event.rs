@@ -275,7 +275,9 @@ pub enum Event {
         classified: Option<bool>,
     },
     /// Small text files' content before and after a step (`--trace-content-limit`, default
-    /// 64KiB per file).
+    /// 64KiB per file). A step with many has several of these, each holding about 1 MiB of
+    /// content (and the file that reached it): a reader adds a step's events up. Traces before
+    /// this had one per step.
     FileContents { id: StepId, files: Vec<FileContent> },
     /// A step (or a kept shell session) made a layer.
     LayerWritten {

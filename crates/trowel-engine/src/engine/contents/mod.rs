@@ -6,8 +6,9 @@
 //! the stage's base layers. Only the base files a step changed are looked up, once per build
 //! and in the same pass as their "before" metadata and digests (`base_files.rs`): copying every
 //! small file of a Debian base aside just in case cost seconds on each traced build. Contents are kept on disk
-//! (content-addressed, in one file: `pack.rs`), so memory holds only paths and digests. Binary
-//! files and files over the limit are left out: the viewer shows their metadata instead.
+//! (content-addressed, in one file: `pack.rs`), so memory holds only paths and digests, and a
+//! step's contents go out in events of about [`BATCH`] each. Binary files and files over the
+//! limit are left out: the viewer shows their metadata instead.
 
 mod pack;
 
@@ -25,6 +26,12 @@ use crate::fs::root::Root;
 use crate::fs::{Change, ChangeKind, FileType};
 use trowel_events::FileContent;
 use trowel_events::{Event, StepId};
+
+/// The most content one `FileContents` event holds before the next one starts (plus the file
+/// that reached it). A step's contents were one event: a COPY of 2,000 text files held 80 MB of
+/// them in memory at once, twice over while the trace wrote them, where a batch holds 1 MiB;
+/// readers add a step's events up (`BuildState::add_contents`).
+const BATCH: u64 = 1 << 20;
 
 pub(crate) struct ContentCapture {
     /// Every changed path's metadata and digest before its step (asked for with contents).
@@ -125,6 +132,7 @@ impl ContentCapture {
             }
         }
         let mut files = Vec::new();
+        let mut held = 0u64;
         for c in relevant {
             let before = if c.kind == ChangeKind::Added { None } else { self.get(stage, &c.path) };
             let after = match (c.kind, root) {
@@ -141,7 +149,12 @@ impl ContentCapture {
             };
             self.set(stage, &c.path, after.as_deref());
             if before.is_some() || after.is_some() {
+                held += before.as_ref().map_or(0, |t| t.len() as u64) + after.as_ref().map_or(0, |t| t.len() as u64);
                 files.push(FileContent { path: c.path.clone(), before, after });
+            }
+            if held >= BATCH {
+                ctx.emitter.emit(Event::FileContents { id, files: std::mem::take(&mut files) });
+                held = 0;
             }
         }
         if !files.is_empty() {

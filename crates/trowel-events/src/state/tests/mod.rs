@@ -275,6 +275,22 @@ fn a_lean_state_keeps_no_changed_paths() {
     assert_eq!((step.state, step.duration_ms), (StepState::Built, Some(5)));
 }
 
+/// A step's contents may come in several events (the engine sends about 1 MiB in each): the
+/// state adds them up, a later event's file replacing nothing but its own path.
+#[test]
+fn a_step_s_contents_in_several_events_add_up() {
+    let content = |p: &str, after: &str| crate::FileContent { path: p.into(), before: None, after: Some(after.into()) };
+    let s = build()
+        .at(1, started(RUN, 2, "RUN make"))
+        .at(2, Event::FileContents { id: RUN, files: vec![content("/a", "1"), content("/b", "2")] })
+        .at(3, Event::FileContents { id: RUN, files: vec![content("/c", "3")] })
+        .at(4, finished(RUN, StepStatus::Built, 5, 0))
+        .state();
+    let got = &s.step(RUN).unwrap().contents;
+    assert_eq!(got.len(), 3);
+    assert_eq!((got["/a"].after.as_deref(), got["/c"].after.as_deref()), (Some("1"), Some("3")));
+}
+
 #[test]
 fn build_check_findings_are_kept_by_line() {
     let check = |rule: &str, line: usize, end_line: usize| Event::Check {
