@@ -260,7 +260,7 @@ fn a_hostile_repository_cannot_reach_the_build_machine() {
     assert!(line.contains("git submodule update failed") && line.contains("transport 'file' not allowed"), "{line}");
     // A subdir reached through a symlink could lead anywhere: refused.
     let (o, _) = build(&format!("ADD {}/repo.git#main:link /x\n", s.http), &[]);
-    assert!(error_line(&o).ends_with("invalid subdir link: link is not a directory (Symlink)"), "{}", error_line(&o));
+    assert!(error_line(&o).ends_with("invalid subdir link: link is not a directory (a symlink)"), "{}", error_line(&o));
     // Blobs larger than --max-file-size are refused before they are checked out (from scratch:
     // the limits apply to the base's layers too).
     let (o, _) = build_from("scratch", &format!("ADD {}/repo.git /x\n", s.http), &["--max-file-size", "1KiB"]);

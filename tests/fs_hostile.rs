@@ -252,7 +252,7 @@ fn symlink_loops_and_file_parents_fail_cleanly() {
     let err = unpack(&s, tar).unwrap_err();
     assert!(err.is_errno(libc::ELOOP), "{err}");
     let tar = TarMaker::new().file("f", b"x").file("f/x", b"x").finish();
-    assert_unsafe(unpack(&s, tar), "not a directory");
+    assert_unsafe(unpack(&s, tar), "parent /f is a regular file, not a directory");
     s.assert_canary_untouched();
 }
 

@@ -19,6 +19,20 @@ pub enum FileType {
 }
 
 impl FileType {
+    /// The type as an error message names it, with its article ("a regular file"): a message
+    /// never shows the enum's own name.
+    pub fn noun(self) -> &'static str {
+        match self {
+            FileType::File | FileType::Hardlink => "a regular file",
+            FileType::Dir => "a directory",
+            FileType::Symlink => "a symlink",
+            FileType::CharDevice => "a character device",
+            FileType::BlockDevice => "a block device",
+            FileType::Fifo => "a FIFO",
+            FileType::Socket => "a socket",
+        }
+    }
+
     /// The type encoded in an `st_mode` (`S_IFMT` bits); `None` for unknown bits.
     pub fn from_mode(mode: u32) -> Option<FileType> {
         Some(match mode & libc::S_IFMT {

@@ -133,7 +133,7 @@ pub(crate) fn check_subdir(dir: &Path, subdir: &str) -> Result<String, GitError>
         let bad = |reason: String| GitError::Subdir { subdir: subdir.to_string(), reason };
         match root.lstat(&p).map_err(fs(format!("stat {p}")))? {
             None => return Err(bad(format!("{p} does not exist in the repository"))),
-            Some(st) if !st.is_dir() => return Err(bad(format!("{p} is not a directory ({:?})", st.file_type))),
+            Some(st) if !st.is_dir() => return Err(bad(format!("{p} is not a directory ({})", st.file_type.noun()))),
             Some(_) => {}
         }
     }
@@ -194,9 +194,9 @@ mod tests {
         std::os::unix::fs::symlink("/etc", d.path().join("out")).unwrap();
         assert_eq!(check_subdir(d.path(), "a/b").unwrap(), "a/b");
         for (s, why) in [
-            ("link/b", "link is not a directory (Symlink)"),
-            ("out", "out is not a directory (Symlink)"),
-            ("f", "f is not a directory (File)"),
+            ("link/b", "link is not a directory (a symlink)"),
+            ("out", "out is not a directory (a symlink)"),
+            ("f", "f is not a directory (a regular file)"),
             ("a/c", "a/c does not exist in the repository"),
         ] {
             assert_eq!(check_subdir(d.path(), s).unwrap_err().to_string(), format!("invalid subdir {s}: {why}"));

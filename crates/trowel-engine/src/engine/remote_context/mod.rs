@@ -273,7 +273,7 @@ fn check_sub_path(dir: &Path, sub: &str) -> Result<String, String> {
         match root.lstat(&p).map_err(|e| e.to_string())? {
             None => return Err(format!("--context-sub-path {sub:?}: {p} does not exist in the context")),
             Some(st) if st.file_type != FileType::Dir => {
-                return Err(format!("--context-sub-path {sub:?}: {p} is not a directory ({:?})", st.file_type));
+                return Err(format!("--context-sub-path {sub:?}: {p} is not a directory ({})", st.file_type.noun()));
             }
             Some(_) => {}
         }

@@ -392,7 +392,7 @@ impl Root {
             return Err(FsError::WrongType {
                 path: path::clean(p),
                 root: self.host.display().to_string(),
-                reason: format!("not a regular file ({:?})", st.file_type),
+                reason: format!("not a regular file ({})", st.file_type.noun()),
             });
         }
         // The O_NONBLOCK the open took (for a FIFO) stays: it has no effect on a regular file

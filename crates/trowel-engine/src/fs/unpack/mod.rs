@@ -496,7 +496,7 @@ impl Applier<'_> {
             Some(st) => {
                 return Err(unsafe_entry(
                     raw_name,
-                    format!("parent {} is a {:?}, not a directory", res.path, st.file_type),
+                    format!("parent {} is {}, not a directory", res.path, st.file_type.noun()),
                 ));
             }
             None if create => {

@@ -92,18 +92,6 @@ fn changed(path: &str, what: impl Into<String>) -> FsError {
     FsError::SourceChanged { path: rel(path).to_string(), what: what.into() }
 }
 
-fn kind_name(k: FileType) -> &'static str {
-    match k {
-        FileType::File | FileType::Hardlink => "a regular file",
-        FileType::Dir => "a directory",
-        FileType::Symlink => "a symlink",
-        FileType::CharDevice => "a character device",
-        FileType::BlockDevice => "a block device",
-        FileType::Fifo => "a FIFO",
-        FileType::Socket => "a socket",
-    }
-}
-
 /// What differs between a regular file's identity when the key was made and `now`.
 fn how_written(then: Identity, now: &Stat) -> String {
     let (dev, ino, size, ..) = then;
@@ -154,8 +142,7 @@ impl Watch for Checker<'_> {
         let o = self.expected(path)?;
         let kind = if st.file_type == FileType::Hardlink { FileType::File } else { st.file_type };
         if kind != o.kind {
-            let what =
-                format!("is now {} (it was {} when the step's cache key was made)", kind_name(kind), kind_name(o.kind));
+            let what = format!("is now {} (it was {} when the step's cache key was made)", kind.noun(), o.kind.noun());
             return Err(changed(path, what));
         }
         if let Some(id) = o.id
