@@ -39,7 +39,7 @@ fn in_flight(workers: usize) -> usize {
 /// Compressor threads: one per core the process may use, at most 8 (beyond that the thread
 /// producing the tar is the bottleneck).
 fn worker_count() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8)
+    super::cores().clamp(1, 8)
 }
 
 struct Job {

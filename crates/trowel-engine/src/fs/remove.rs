@@ -21,7 +21,7 @@ const MAX_DEPTH: usize = 3;
 /// Deletes `dir` and everything below it. A missing `dir` is not an error. On failure the
 /// first error is returned after every other subtree has been tried.
 pub fn remove_tree(dir: &Path) -> io::Result<()> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let threads = super::cores().clamp(1, 8);
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),

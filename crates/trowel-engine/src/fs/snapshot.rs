@@ -248,7 +248,7 @@ impl Snapshotter {
     /// Indexes the root as it is now (after the base image is unpacked). Reports nothing.
     /// Walks on as many threads as the machine has cores, at most [`SCAN_THREADS`].
     pub fn scan_initial(&mut self) -> Result<SnapshotStats, FsError> {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let cores = super::cores();
         self.scan_initial_on(cores.min(SCAN_THREADS))
     }
 
@@ -256,7 +256,7 @@ impl Snapshotter {
     /// it recorded in `written` (`fs/written.rs`) instead of reading those files: what it
     /// records of a file is taken only for that inode with the size and ctime it left it with.
     pub fn scan_initial_written(&mut self, written: &crate::fs::WrittenContents) -> Result<SnapshotStats, FsError> {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let cores = super::cores();
         self.scan(cores.min(SCAN_THREADS), Some(written))
     }
 

@@ -86,7 +86,7 @@ impl Batch {
     ) -> Result<Vec<Job>, FsError> {
         let jobs = std::mem::take(&mut self.jobs);
         self.bytes = 0;
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+        let threads = crate::fs::cores().clamp(1, 4);
         if jobs.len() < PARALLEL_FROM || threads == 1 {
             let mut taken = Vec::new();
             for job in jobs {

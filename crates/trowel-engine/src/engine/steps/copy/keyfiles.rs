@@ -269,7 +269,7 @@ pub(super) fn hash_all(
     hash: &(dyn Fn(&Pending) -> Result<crate::digest::Digest, StepError> + Sync),
 ) -> Result<(), StepError> {
     let bytes: u64 = pending.iter().map(|p| p.st.size).sum();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(HASH_THREADS).min(pending.len());
+    let threads = crate::fs::cores().min(HASH_THREADS).min(pending.len());
     let results: Vec<Result<crate::digest::Digest, StepError>> = if bytes < PARALLEL_HASH_BYTES || threads < 2 {
         pending.iter().map(hash).collect()
     } else {
