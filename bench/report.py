@@ -317,10 +317,11 @@ def targets(runs, summaries, refs):
 
 def breakdown(runs):
     """Where trowel's time goes, per workload and mode, from the traced pass (ext4), next to the
-    untraced median of the timed runs."""
+    untraced median of the timed runs; and the traced build's peak RSS (a trace records file
+    contents, which once made W3's traced build three times the untraced one's memory)."""
     head = ("| workload | mode | untraced s | traced s (engine) | base unpack s | RUN/COPY steps s | snapshots s (files walked)"
-            " | layers written s (MB uncompressed) | push s | after push s | slowest step |")
-    lines = [head, "|" + "---|" * 11]
+            " | layers written s (MB uncompressed) | push s | after push s | slowest step | traced MB |")
+    lines = [head, "|" + "---|" * 12]
     for wl in ORDER:
         for mode in MODES:
             rs = [r for r in runs if r["tool"] in PROFILED and r["workload"] == wl and r["mode"] == mode
@@ -338,11 +339,12 @@ def breakdown(runs):
             tail = med([t.get("finish_tail_ms") for t in tr]) or 0
             slow = max(tr[0]["steps"], key=lambda s: s["ms"] or 0, default=None)
             untraced = med([r["wall_s"] for r in ok_runs(runs, "ext4", wl, "trowel", mode, flags_of(rs[0]))])
-            lines.append("| %s | %s | %s | %s | %.2f | %.2f | %.2f (%d) | %.2f (%.1f) | %.2f | %.2f | %s |" % (
+            lines.append("| %s | %s | %s | %s | %.2f | %.2f | %.2f (%d) | %.2f (%.1f) | %.2f | %.2f | %s | %s |" % (
                 wl, mode, fmt_s(untraced), fmt_s(med([(t["total_ms"] or 0) / 1000 for t in tr])), unpack / 1000, steps / 1000,
                 snap / 1000, walked, layer / 1000, mb / 1e6, push / 1000, tail / 1000,
                 "—" if slow is None else "stage %d step %d: %.2f s (%s)" % (
-                    slow["id"]["stage"], slow["id"]["step"], (slow["ms"] or 0) / 1000, slow["status"])))
+                    slow["id"]["stage"], slow["id"]["step"], (slow["ms"] or 0) / 1000, slow["status"]),
+                fmt_mb(max([r["max_rss_kb"] for r in rs if r.get("max_rss_kb")], default=None))))
     return "\n".join(lines)
 
 
