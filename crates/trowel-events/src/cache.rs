@@ -134,6 +134,48 @@ pub struct KeyComponents {
     pub base: Option<BaseInfo>,
 }
 
+impl KeyComponents {
+    /// These components without the files a COPY or ADD read (or a RUN's bind mounts showed):
+    /// what a consumer that never shows them keeps, since a step that copies 100,000 files
+    /// lists every one of them here.
+    pub fn without_files(&self) -> KeyComponents {
+        let KeyComponents {
+            version,
+            platform,
+            layer_format,
+            ignored,
+            parent,
+            linked,
+            instruction,
+            vars,
+            files: _,
+            sources,
+            user,
+            shell,
+            line,
+            chain,
+            base,
+        } = self;
+        KeyComponents {
+            version: *version,
+            platform: platform.clone(),
+            layer_format: layer_format.clone(),
+            ignored: ignored.clone(),
+            parent: parent.clone(),
+            linked: linked.clone(),
+            instruction: instruction.clone(),
+            vars: vars.clone(),
+            files: Vec::new(),
+            sources: sources.clone(),
+            user: user.clone(),
+            shell: shell.clone(),
+            line: *line,
+            chain: chain.clone(),
+            base: base.clone(),
+        }
+    }
+}
+
 /// A cache entry a miss was explained against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CacheEntryRef {

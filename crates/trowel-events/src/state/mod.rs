@@ -91,14 +91,14 @@ pub struct BuildState {
     pub current: Option<StepId>,
     /// Events applied so far.
     pub events: usize,
-    /// Changed paths and file contents are not kept (see [`BuildState::lean`]).
+    /// Changed paths, file contents and a key's files are not kept (see [`BuildState::lean`]).
     lean: bool,
 }
 
 impl BuildState {
     /// A state for a consumer that prints as events come and never looks back at what a step
-    /// changed (the plain log): steps' changed paths and file contents are not kept, so a step
-    /// that touches 100,000 files costs no memory here.
+    /// changed (the plain log): steps' changed paths and file contents are not kept, nor the
+    /// files a cache key lists, so a step that touches 100,000 files costs no memory here.
     pub fn lean() -> BuildState {
         BuildState { lean: true, ..BuildState::default() }
     }
@@ -344,7 +344,8 @@ impl BuildState {
                     }
                     s.cache = Some(CacheView {
                         key: key.clone(),
-                        components: (**components).clone(),
+                        // A lean state (the log) never shows the files a key lists.
+                        components: if self.lean { components.without_files() } else { (**components).clone() },
                         result: result.clone(),
                         stored: None,
                     });

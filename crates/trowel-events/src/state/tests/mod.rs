@@ -291,6 +291,41 @@ fn a_step_s_contents_in_several_events_add_up() {
     assert_eq!((got["/a"].after.as_deref(), got["/c"].after.as_deref()), (Some("1"), Some("3")));
 }
 
+/// The log's lean state keeps a lookup's key, result and components but for the files a COPY's
+/// key lists (100,000 of them for a big COPY), which the log never shows; a full state keeps all.
+#[test]
+fn a_lean_state_keeps_no_key_files() {
+    let mut c = components();
+    c.files = (0..3)
+        .map(|i| crate::KeyFile {
+            path: format!("f{i}"),
+            kind: 'f',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            link: None,
+            digest: Some(digest(i)),
+            xattrs: Default::default(),
+            hard_link: None,
+        })
+        .collect();
+    let lookup = Event::CacheLookup {
+        id: COPY,
+        key: "k".into(),
+        components: c.clone(),
+        result: CacheResult::Miss { explanation: "no cache entry for this step yet".into(), compared_with: None },
+    };
+    let t = build().at(1, started(COPY, 3, "COPY . /src")).at(2, lookup);
+    assert_eq!(t.state().step(COPY).unwrap().cache.as_ref().unwrap().components, *c);
+    let mut lean = BuildState::lean();
+    for e in &t.0 {
+        lean.apply(e);
+    }
+    let kept = &lean.step(COPY).unwrap().cache.as_ref().unwrap().components;
+    assert!(kept.files.is_empty());
+    assert_eq!(KeyComponents { files: c.files.clone(), ..kept.clone() }, *c, "everything else is kept");
+}
+
 #[test]
 fn build_check_findings_are_kept_by_line() {
     let check = |rule: &str, line: usize, end_line: usize| Event::Check {
