@@ -77,7 +77,9 @@ pub struct LocalLayer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LocalEntry {
     pub key: String,
-    pub components: KeyComponents,
+    /// Shared with the step's plan when this build writes the entry (serialized as the
+    /// components themselves).
+    pub components: std::sync::Arc<KeyComponents>,
     pub created_by: String,
     /// The time the step's history entry got (a build served from it stamps the same time);
     /// `--cache-ttl` is measured from it.
@@ -316,14 +318,14 @@ pub(crate) fn entry_blob(path: &Path) -> Result<Option<Descriptor>, String> {
 fn info(e: &LocalEntry) -> EntryInfo {
     EntryInfo {
         key: e.key.clone(),
-        components: e.components.clone(),
+        components: (*e.components).clone(),
         created_by: e.created_by.clone(),
         earlier: e.earlier.clone(),
     }
 }
 
 fn earlier(e: &LocalEntry) -> Earlier {
-    Earlier { key: e.key.clone(), components: Box::new(e.components.clone()), created: Some(e.created.clone()) }
+    Earlier { key: e.key.clone(), components: Box::new((*e.components).clone()), created: Some(e.created.clone()) }
 }
 
 /// Reads an entry file: `None` if there is none; an error if it is corrupt.

@@ -56,7 +56,9 @@ type PendingWrite = (StepId, String, tokio::task::JoinHandle<Result<(String, boo
 /// A step's cache key, planned before the stage runs.
 #[derive(Debug, Clone)]
 pub(crate) struct PlannedStep {
-    pub components: KeyComponents,
+    /// Shared: a COPY's lists every file it reads (100,000 files: 20 MB), and a step's plan
+    /// is handed out (`StageKeys::planned`) and kept for records and local entries.
+    pub components: Arc<KeyComponents>,
     /// What the step's layer is looked up and stored by.
     pub key: String,
     /// What the steps after it chain from: `key`, except for a `--link` step (whose key does

@@ -247,7 +247,10 @@ pub(crate) fn plan(
         // for a layer reference record in the cache repository.
         let copies = matches!(ins.kind, InstructionKind::Copy(_) | InstructionKind::Add(_));
         let local = !cacheable && copies;
-        keys.planned.insert(*id, PlannedStep { components, key, chain_key, display, cacheable, local, copies, seen });
+        keys.planned.insert(
+            *id,
+            PlannedStep { components: Arc::new(components), key, chain_key, display, cacheable, local, copies, seen },
+        );
     }
     if keys.planned.len() == steps.len() {
         keys.final_key = Some(parent);
