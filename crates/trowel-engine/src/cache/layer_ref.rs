@@ -86,14 +86,18 @@ pub fn validate(r: &RefRecord) -> Result<Vec<Reference>, String> {
         .collect()
 }
 
-/// The record's config document: the entry's usual record plus the reference.
-pub fn config_json(info: &super::registry::EntryInfo, record: &RefRecord) -> Vec<u8> {
-    let doc = serde_json::json!({
-        "created": record.history.created,
-        super::registry::FIELD: info,
-        REF_FIELD: record,
-    });
-    serde_json::to_vec(&doc).expect("records serialise")
+/// The record's config document: the entry's usual record plus the reference, written
+/// straight from them (no `serde_json::Value` of the components, which list every file).
+pub(crate) fn config_json(info: &super::registry::EntryInfoRef<'_>, record: &RefRecord) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        created: &'a str,
+        #[serde(rename = "dev.trowel.cache")]
+        info: &'a super::registry::EntryInfoRef<'a>,
+        #[serde(rename = "dev.trowel.cache.ref")]
+        record: &'a RefRecord,
+    }
+    serde_json::to_vec(&Doc { created: &record.history.created, info, record }).expect("records serialise")
 }
 
 /// The record's manifest, naming its config.

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use futures_util::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::cache::explain::{Earlier, Previous, settles};
 use crate::cache::inline::{self, ConfigAt};
@@ -37,12 +36,17 @@ use crate::image::manifest::{Descriptor, Manifest, ManifestFormat, Platform, med
 use crate::image::store::BlobStore;
 use crate::registry::{PushBlob, Reference, Registry, RegistryError};
 
+#[path = "registry_config.rs"]
+mod config_doc;
 #[path = "registry_copy_from.rs"]
 mod copy_from_records;
 #[path = "registry_inline.rs"]
 mod inline_form;
 #[path = "registry_locate.rs"]
 mod locate;
+
+pub(crate) use config_doc::EntryInfoRef;
+use config_doc::entry_config;
 
 /// The config field holding the key and its components.
 pub(crate) const FIELD: &str = "dev.trowel.cache";
@@ -403,13 +407,14 @@ impl RegistryCache {
         earlier: &[String],
         store: &BlobStore,
     ) -> Result<Vec<u8>, CacheError> {
-        let info = EntryInfo {
-            key: key.to_string(),
-            components: components.clone(),
-            created_by: history.created_by.clone(),
+        let info = EntryInfoRef {
+            key,
+            components,
+            created_by: &history.created_by,
             earlier: earlier.iter().filter(|k| *k != key).take(HISTORY).cloned().collect(),
         };
-        let record = RefRecord { layer: layer.0.clone(), diff_id: layer.1.clone(), history, repositories };
+        let record =
+            RefRecord { layer: layer.0.clone(), diff_id: layer.1.clone(), history: history.clone(), repositories };
         let config = layer_ref::config_json(&info, &record);
         let inline = if self.inline_refused() { None } else { inline::manifest(REF_MEDIA_TYPE, &config, Vec::new()) };
         if let Some(manifest) = inline {
@@ -496,25 +501,16 @@ impl RegistryCache {
         created: &str,
         earlier: &[String],
     ) -> Result<Digest, CacheError> {
-        let info = EntryInfo {
-            key: key.to_string(),
-            components: components.clone(),
-            created_by: created_by.to_string(),
+        let info = EntryInfoRef {
+            key,
+            components,
+            created_by,
             earlier: earlier.iter().filter(|k| *k != key).take(HISTORY).cloned().collect(),
         };
         // The entry says the platform its key is for (one cache repository serves every
         // target of a build for several platforms).
         let platform = Platform::parse(&components.platform).unwrap_or_else(|_| self.platform.clone());
-        let mut config = json!({
-            "created": created,
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "config": {"Labels": {FIELD: "1"}},
-            "rootfs": {"type": "layers", "diff_ids": layer.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>()},
-            "history": [{"created": created, "created_by": created_by, "empty_layer": layer.is_none()}],
-        });
-        config[FIELD] = serde_json::to_value(&info).expect("entry serialises");
-        let config_bytes = serde_json::to_vec(&config).expect("config serialises");
+        let config_bytes = entry_config(&info, &platform, created, layer.map(|(_, d)| d));
         let format = ManifestFormat::Oci;
         let layers: Vec<Descriptor> = layer.iter().map(|(d, _)| (*d).clone()).collect();
         // The config rides in the manifest when it fits, naming the shared empty blob, which is
