@@ -51,7 +51,9 @@ impl LayerCache {
             id,
             RefCandidate {
                 key: planned.key.clone(),
-                planned: planned.clone(),
+                // Not what the step read (`seen`): a record waits for the push, and a COPY's
+                // lists every context path it covers.
+                planned: PlannedStep { seen: None, ..planned.clone() },
                 layer: layer.clone(),
                 // The key components are redacted already; the instruction is redacted here.
                 history: RefHistory { created: created.to_string(), created_by: ctx.redactor.redact(&planned.display) },
