@@ -407,14 +407,13 @@ impl RegistryCache {
         earlier: &[String],
         store: &BlobStore,
     ) -> Result<Vec<u8>, CacheError> {
+        let record = RefRecord { layer: layer.0.clone(), diff_id: layer.1.clone(), history, repositories };
         let info = EntryInfoRef {
             key,
             components,
-            created_by: &history.created_by,
+            created_by: &record.history.created_by,
             earlier: earlier.iter().filter(|k| *k != key).take(HISTORY).cloned().collect(),
         };
-        let record =
-            RefRecord { layer: layer.0.clone(), diff_id: layer.1.clone(), history: history.clone(), repositories };
         let config = layer_ref::config_json(&info, &record);
         let inline = if self.inline_refused() { None } else { inline::manifest(REF_MEDIA_TYPE, &config, Vec::new()) };
         if let Some(manifest) = inline {
