@@ -10,10 +10,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-/// A validated `sha256:<64 lowercase hex>` digest.
+/// A validated `sha256:<64 lowercase hex>` digest: the events' type (its text inline, see
+/// there), with hashing.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Digest(String);
+#[serde(transparent)]
+pub struct Digest(trowel_events::Digest);
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid digest {0:?}: expected sha256:<64 hex digits>")]
@@ -26,21 +27,31 @@ impl Digest {
     }
 
     fn from_hasher(h: Sha256) -> Digest {
-        Digest(format!("sha256:{}", hex::encode(h.finalize())))
+        Digest(trowel_events::Digest::from_sha256(&h.finalize().into()))
+    }
+
+    /// The digest whose SHA-256 is `sum`: what [`Digest::sha256`] gave, in half the room.
+    pub fn from_sha256(sum: &[u8; 32]) -> Digest {
+        Digest(trowel_events::Digest::from_sha256(sum))
+    }
+
+    /// The SHA-256 itself, 32 bytes, for structures that keep one per file.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.0.sha256()
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// The hex part, used as a file name in blob stores.
     pub fn hex(&self) -> &str {
-        &self.0["sha256:".len()..]
+        self.0.hex()
     }
 
     /// `sha256:abcdef123456` — short form for logs and the TUI.
     pub fn short(&self) -> &str {
-        &self.0[..self.0.len().min("sha256:".len() + 12)]
+        self.0.short()
     }
 }
 
@@ -48,7 +59,7 @@ impl FromStr for Digest {
     type Err = InvalidDigest;
     /// The rule is the event contract's: a digest trowel handles is one it can report.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<trowel_events::Digest>().map(|d| Digest(d.into())).map_err(|_| InvalidDigest(s.to_string()))
+        s.parse::<trowel_events::Digest>().map(Digest).map_err(|_| InvalidDigest(s.to_string()))
     }
 }
 
@@ -61,19 +72,19 @@ impl TryFrom<String> for Digest {
 
 impl From<Digest> for String {
     fn from(d: Digest) -> String {
-        d.0
+        d.0.into()
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest({})", self.0)
+        write!(f, "Digest({})", self.as_str())
     }
 }
 
@@ -213,14 +224,13 @@ pub fn digest_reader<R: Read>(mut r: R) -> io::Result<(Digest, u64)> {
 /// How a digest is reported in events (the contract's own type: same text, no hashing).
 impl From<&Digest> for trowel_events::Digest {
     fn from(d: &Digest) -> trowel_events::Digest {
-        // Both types accept exactly `sha256:<64 lowercase hex>`.
-        d.0.parse().expect("an engine digest is a valid event digest")
+        d.0.clone()
     }
 }
 
 impl From<Digest> for trowel_events::Digest {
     fn from(d: Digest) -> trowel_events::Digest {
-        (&d).into()
+        d.0
     }
 }
 

@@ -298,7 +298,7 @@ impl BaseImageCache {
                 Ok(()) => continue,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && !src.exists() => {
-                    return Err(self.store_err(StoreError::Missing(digest)));
+                    return Err(self.store_err(StoreError::Missing(Box::new(digest))));
                 }
                 // Another filesystem (EXDEV), or one without hard links: copy instead.
                 Err(_) => {}

@@ -422,7 +422,7 @@ impl<'o> BuildContext<'o> {
                         // A built layer is written to the store before anything can refer to it.
                         return Err(BuildError::Store {
                             what: "a layer built in this build".into(),
-                            source: crate::image::store::StoreError::Missing(l.descriptor.digest.clone()),
+                            source: crate::image::store::StoreError::Missing(Box::new(l.descriptor.digest.clone())),
                         });
                     };
                     // Downloaded ahead (`prefetch/`): taken up, failure included (with its

@@ -56,12 +56,15 @@ const HEADER: &str = "trowel-context-digests 1";
 /// A memo file larger than this is not a memo trowel wrote (about 200 bytes per entry).
 const MAX_FILE: u64 = 256 << 20;
 
+/// Kept small (96 bytes; a `Digest` and an `i128` made it 144): a context of 100,000 files has
+/// as many.
 #[derive(Clone)]
 struct Memo {
     id: Identity,
-    digest: Digest,
+    /// The content's SHA-256.
+    sum: [u8; 32],
     /// When the digest was computed, in nanoseconds since the epoch.
-    hashed_at: i128,
+    hashed_at: i64,
     /// Hashed in this build, or looked up by it (kept first when the file is bounded).
     used: bool,
 }
@@ -90,11 +93,11 @@ impl ContextDigests {
             && m.id == id
         {
             m.used = true;
-            return Ok(m.digest.clone());
+            return Ok(Digest::from_sha256(&m.sum));
         }
         let hashed_at = now_ns();
         let digest = hash()?;
-        let memo = Memo { id, digest: digest.clone(), hashed_at, used: true };
+        let memo = Memo { id, sum: digest.sha256(), hashed_at, used: true };
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), memo);
         Ok(digest)
     }
@@ -106,7 +109,7 @@ impl ContextDigests {
         let Some((file, name)) = &self.file else { return Ok(()) };
         let ours = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let on_disk = read_file(file, name).unwrap_or_default();
-        let fresh = |path: &String, m: &Memo| on_disk.get(path).is_none_or(|d| d.id != m.id || d.digest != m.digest);
+        let fresh = |path: &String, m: &Memo| on_disk.get(path).is_none_or(|d| d.id != m.id || d.sum != m.sum);
         if !ours.iter().any(|(p, m)| m.used && !racy(m) && fresh(p, m)) {
             return Ok(());
         }
@@ -125,8 +128,9 @@ impl ContextDigests {
     }
 }
 
-fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+/// Nanoseconds since the epoch (an `i64` lasts until 2262).
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 fn ns(sec: i64, nsec: u32) -> i128 {
@@ -136,14 +140,15 @@ fn ns(sec: i64, nsec: u32) -> i128 {
 /// Git's racily clean rule: the file changed no earlier than (a clock tick before) its hash.
 fn racy(m: &Memo) -> bool {
     let (_, _, _, msec, mnsec, csec, cnsec, _) = m.id;
-    let limit = m.hashed_at - RACY_SLACK.as_nanos() as i128;
+    let limit = m.hashed_at as i128 - RACY_SLACK.as_nanos() as i128;
     ns(msec, mnsec) >= limit || ns(csec, cnsec) >= limit
 }
 
 /// One line per file: `dev ino size msec mnsec csec cnsec mode hashed_at digest<TAB>path`.
 fn line(path: &str, m: &Memo) -> String {
     let (dev, ino, size, ms, mn, cs, cn, mode) = m.id;
-    format!("{dev} {ino} {size} {ms} {mn} {cs} {cn} {mode} {} {}\t{path}\n", m.hashed_at, m.digest)
+    let digest = Digest::from_sha256(&m.sum);
+    format!("{dev} {ino} {size} {ms} {mn} {cs} {cn} {mode} {} {digest}\t{path}\n", m.hashed_at)
 }
 
 fn parse_line(l: &str) -> Option<(String, Memo)> {
@@ -160,7 +165,8 @@ fn parse_line(l: &str) -> Option<(String, Memo)> {
         cn.parse().ok()?,
         mode.parse().ok()?,
     );
-    let memo = Memo { id, digest: digest.parse().ok()?, hashed_at: at.parse().ok()?, used: false };
+    let sum = digest.parse::<Digest>().ok()?.sha256();
+    let memo = Memo { id, sum, hashed_at: at.parse().ok()?, used: false };
     Some((path.to_string(), memo))
 }
 

@@ -382,7 +382,7 @@ impl BuildContext<'_> {
                 return Ok(Box::new(following));
             }
             if !downloading {
-                return Err(StoreError::Missing(digest.clone()));
+                return Err(StoreError::Missing(Box::new(digest.clone())));
             }
             self.store.wait_for_downloads(std::time::Duration::from_millis(50));
         }

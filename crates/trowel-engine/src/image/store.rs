@@ -19,12 +19,14 @@ use crate::digest::{Digest, HashingWriter};
 pub enum StoreError {
     #[error("blob store {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    // Digests boxed here: a digest's text is inline (71 bytes), and an error that carried two
+    // made every `Result` through the engine twice as large.
     #[error("blob digest mismatch: expected {expected}, got {actual} ({size} bytes)")]
-    DigestMismatch { expected: Digest, actual: Digest, size: u64 },
+    DigestMismatch { expected: Box<Digest>, actual: Box<Digest>, size: u64 },
     #[error("blob size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
+    SizeMismatch { digest: Box<Digest>, expected: u64, actual: u64 },
     #[error("blob {0} is not in the local store")]
-    Missing(Digest),
+    Missing(Box<Digest>),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -71,7 +73,7 @@ impl BlobStore {
         let p = self.path(digest);
         match fs::metadata(&p) {
             Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing(digest.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing(Box::new(digest.clone()))),
             Err(e) => Err(StoreError::Io { path: p, source: e }),
         }
     }
@@ -80,7 +82,7 @@ impl BlobStore {
         let p = self.path(digest);
         File::open(&p).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                StoreError::Missing(digest.clone())
+                StoreError::Missing(Box::new(digest.clone()))
             } else {
                 StoreError::Io { path: p.clone(), source: e }
             }
@@ -189,10 +191,14 @@ impl BlobWriter {
             if let Some(ws) = want_size
                 && ws != size
             {
-                return Err(StoreError::SizeMismatch { digest: want.clone(), expected: ws, actual: size });
+                return Err(StoreError::SizeMismatch { digest: Box::new(want.clone()), expected: ws, actual: size });
             }
             if want != &digest {
-                return Err(StoreError::DigestMismatch { expected: want.clone(), actual: digest, size });
+                return Err(StoreError::DigestMismatch {
+                    expected: Box::new(want.clone()),
+                    actual: Box::new(digest),
+                    size,
+                });
             }
         }
         if self.store.durable {

@@ -105,7 +105,7 @@ pub enum RegistryError {
 
     /// A downloaded blob did not hash to its descriptor's digest, on every attempt.
     #[error("{op} {reference}: blob {expected} failed verification: {detail}")]
-    BlobVerification { op: Op, reference: String, expected: Digest, detail: String },
+    BlobVerification { op: Op, reference: String, expected: Box<Digest>, detail: String },
 
     /// The local blob store failed (disk full, permissions, missing blob to push…).
     #[error("{op} {reference}: {source}")]

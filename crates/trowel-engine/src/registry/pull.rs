@@ -427,7 +427,7 @@ impl Registry {
                 return Err(Failure::transient(RegistryError::BlobVerification {
                     op: ctx.op,
                     reference: ctx.reference.to_string(),
-                    expected: desc.digest.clone(),
+                    expected: Box::new(desc.digest.clone()),
                     detail: format!("the registry sent more than the expected {} bytes", desc.size),
                 }));
             }
@@ -448,7 +448,7 @@ impl Registry {
                 Err(Failure::transient(RegistryError::BlobVerification {
                     op: ctx.op,
                     reference: ctx.reference.to_string(),
-                    expected: desc.digest.clone(),
+                    expected: Box::new(desc.digest.clone()),
                     detail: e.to_string(),
                 }))
             }
