@@ -73,7 +73,7 @@ pub struct Change {
     /// traces before 2026-12-06 did not list it).
     pub opaque: bool,
     /// The metadata before, for `modified` and `deleted` (else `null`).
-    pub previous: Option<PrevMeta>,
+    pub previous: Option<Box<PrevMeta>>,
 }
 
 /// What a snapshot cost.

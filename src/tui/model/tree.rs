@@ -207,15 +207,17 @@ mod tests {
             link_target: None,
             digest: None,
             opaque: false,
-            previous: (kind != ChangeKind::Added).then_some(PrevMeta {
-                file_type: t,
-                size,
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                link_target: None,
-                mtime: None,
-                digest: None,
+            previous: (kind != ChangeKind::Added).then(|| {
+                Box::new(PrevMeta {
+                    file_type: t,
+                    size,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    link_target: None,
+                    mtime: None,
+                    digest: None,
+                })
             }),
         }
     }

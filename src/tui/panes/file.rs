@@ -115,7 +115,7 @@ impl Component for FilePane {
 /// "?", not "—" (absent), and nothing is marked as changed.
 fn metadata<'a>(c: &Change, unclassified: bool, theme: &Theme, width: usize) -> Vec<Line<'a>> {
     let col = width.saturating_sub(LABEL) / 2;
-    let prev = c.previous.as_ref();
+    let prev = c.previous.as_deref();
     let (before_exists, after_exists) = match c.kind {
         ChangeKind::Added if unclassified => (true, true),
         ChangeKind::Added => (false, true),
@@ -362,7 +362,7 @@ mod tests {
             link_target: None,
             digest: Some(digest.clone()),
             opaque: false,
-            previous: Some(PrevMeta {
+            previous: Some(Box::new(PrevMeta {
                 file_type: FileType::File,
                 size: 3,
                 mode: 0o644,
@@ -371,7 +371,7 @@ mod tests {
                 link_target: None,
                 digest: Some(digest),
                 mtime: Some(7),
-            }),
+            })),
         };
         let said = |c: &Change| text(&metadata(c, false, &Theme::dark(), 200)).contains("what did is not recorded");
         assert!(said(&c));

@@ -147,7 +147,7 @@ mod tests {
         let mut dir = change("/d", ChangeKind::Added, FileType::Dir);
         dir.opaque = true;
         let mut gone = change("/gone", ChangeKind::Deleted, FileType::File);
-        gone.previous = Some(PrevMeta {
+        gone.previous = Some(Box::new(PrevMeta {
             file_type: FileType::Dir,
             size: 0,
             mode: 0o700,
@@ -156,7 +156,7 @@ mod tests {
             link_target: None,
             mtime: Some(5),
             digest: None,
-        });
+        }));
         vec![dir, file, hard, link, gone]
     }
 

@@ -85,7 +85,7 @@ fn gone_under(dir: &Change, before: &BTreeMap<String, PrevMeta>, listed: &[Chang
             link_target: b.link_target.clone(),
             digest: None,
             opaque: false,
-            previous: Some(b.clone()),
+            previous: Some(Box::new(b.clone())),
         })
         .collect()
 }
@@ -254,7 +254,7 @@ impl Before {
                         p.mtime = b.mtime;
                     }
                 }
-                None => c.previous = Some(b.clone()),
+                None => c.previous = Some(Box::new(b.clone())),
             }
         }
     }

@@ -75,15 +75,17 @@ fn change(path: &str, kind: ChangeKind, st: &Stat, link: Option<String>, prev: O
         link_target: link,
         digest: None,
         opaque: false,
-        previous: prev.map(|p| PrevMeta {
-            file_type: p.file_type,
-            size: if p.file_type == FileType::File { p.size } else { 0 },
-            mode: p.mode,
-            uid: p.uid,
-            gid: p.gid,
-            link_target: None,
-            mtime: Some(p.mtime.sec),
-            digest: None,
+        previous: prev.map(|p| {
+            Box::new(PrevMeta {
+                file_type: p.file_type,
+                size: if p.file_type == FileType::File { p.size } else { 0 },
+                mode: p.mode,
+                uid: p.uid,
+                gid: p.gid,
+                link_target: None,
+                mtime: Some(p.mtime.sec),
+                digest: None,
+            })
         }),
     }
 }

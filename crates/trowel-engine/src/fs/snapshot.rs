@@ -123,7 +123,7 @@ pub struct Change {
     /// A directory that was removed and re-created: lower-layer contents must not show through.
     pub opaque: bool,
     /// The metadata before, for `Modified` and `Deleted`.
-    pub previous: Option<PrevMeta>,
+    pub previous: Option<Box<PrevMeta>>,
 }
 
 /// Counters for one scan or snapshot.
@@ -575,7 +575,7 @@ mod tests {
             link_target: Some("/y".into()),
             digest: None,
             opaque: false,
-            previous: Some(PrevMeta {
+            previous: Some(Box::new(PrevMeta {
                 file_type: FileType::File,
                 size: 1,
                 mode: 0o644,
@@ -584,7 +584,7 @@ mod tests {
                 link_target: None,
                 mtime: Some(7),
                 digest: Some(Digest::of(b"x")),
-            }),
+            })),
         };
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains("\"kind\":\"modified\"") && json.contains("\"file_type\":\"symlink\""), "{json}");

@@ -9,12 +9,6 @@ use super::{Meta, Node, Walker};
 use crate::fs::snapshot::{Change, ChangeKind, Changes, PrevMeta, SnapshotMode};
 use crate::fs::{FileType, path};
 
-/// A change plus the identity of its inode, used to spot hardlinks within one change set.
-pub(super) struct RawChange {
-    change: Change,
-    devino: Option<(u64, u64)>,
-}
-
 impl Walker<'_> {
     /// Whether two records of the same type (and, for directories, the same inode) differ
     /// under this walker's mode. See the module documentation of `snapshot` for the rules.
@@ -100,31 +94,39 @@ impl Walker<'_> {
             link_target: meta.link.as_deref().map(str::to_string),
             digest: None,
             opaque,
-            previous,
+            previous: previous.map(Box::new),
         };
-        self.out.push(RawChange { change, devino });
+        // Kept apart, not beside every change: the list is a step's biggest structure and a
+        // file with several names is rare.
+        if let Some(key) = devino {
+            self.multi_named.push((change.path.clone(), key));
+        }
+        self.out.push(change);
     }
 
     /// Sorts the changes, marks second names of hardlinked files, and adds the timing.
     pub(crate) fn finish(self, start: Instant) -> Changes {
         let mut out = self.out;
-        out.sort_by(|a, b| a.change.path.cmp(&b.change.path));
-        let mut first: HashMap<(u64, u64), String> = HashMap::new();
-        for rc in &mut out {
-            let Some(key) = rc.devino else { continue };
-            match first.get(&key) {
-                Some(target) => {
-                    rc.change.file_type = FileType::Hardlink;
-                    rc.change.link_target = Some(target.clone());
-                }
-                None => {
-                    first.insert(key, rc.change.path.clone());
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        if !self.multi_named.is_empty() {
+            let inode: HashMap<String, (u64, u64)> = self.multi_named.into_iter().collect();
+            let mut first: HashMap<(u64, u64), String> = HashMap::new();
+            for c in &mut out {
+                let Some(key) = inode.get(&c.path) else { continue };
+                match first.get(key) {
+                    Some(target) => {
+                        c.file_type = FileType::Hardlink;
+                        c.link_target = Some(target.clone());
+                    }
+                    None => {
+                        first.insert(*key, c.path.clone());
+                    }
                 }
             }
         }
         let mut stats = self.stats;
         stats.duration_ms = start.elapsed().as_millis() as u64;
-        Changes { entries: out.into_iter().map(|rc| rc.change).collect(), stats, reads: Vec::new() }
+        Changes { entries: out, stats, reads: Vec::new() }
     }
 }
 

@@ -25,7 +25,6 @@ mod changes;
 pub(crate) use changes::metadata_same;
 mod parallel;
 
-use changes::RawChange;
 use parallel::Split;
 
 /// Recorded metadata of one path.
@@ -77,7 +76,10 @@ pub(crate) struct Walker<'a> {
     ignore: &'a IgnoreList,
     /// False for the initial scan, which only builds the index.
     record: bool,
-    out: Vec<RawChange>,
+    out: Vec<crate::fs::Change>,
+    /// The inode of each changed file with more than one name (few), by path: `finish` marks
+    /// the second names as hardlinks.
+    multi_named: Vec<(String, (u64, u64))>,
     pub(crate) stats: SnapshotStats,
     buf: Vec<u8>,
     /// Whether birth times tell a re-created directory from the one it replaces (see
@@ -140,6 +142,7 @@ impl<'a> Walker<'a> {
             ignore,
             record,
             out: Vec::new(),
+            multi_named: Vec::new(),
             stats: SnapshotStats::default(),
             buf: Vec::new(),
             birth: true,

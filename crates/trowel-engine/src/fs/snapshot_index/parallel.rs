@@ -81,6 +81,7 @@ impl<'a> Walker<'a> {
             ignore: self.ignore,
             record: self.record,
             out: Vec::new(),
+            multi_named: Vec::new(),
             stats: SnapshotStats::default(),
             buf: Vec::new(),
             birth: self.birth,
