@@ -44,6 +44,15 @@ impl StageKeys {
         self.planned.get(&id).filter(|p| p.display == display).cloned()
     }
 
+    /// Lets go of what step `id`'s key saw of the context ([`PlannedStep::seen`]): the step
+    /// is about to read those files, and nothing reads that record after it. A re-run of the
+    /// step keys the stage again (`stage/retry.rs`), with the context as it is then.
+    pub fn forget_seen(&mut self, id: StepId) {
+        if let Some(p) = self.planned.get_mut(&id) {
+            p.seen = None;
+        }
+    }
+
     /// The keyed steps after step `id` in the stage, in order, for telling an inserted step
     /// from an edited one ([`crate::cache::explain::Around::later`]).
     pub fn after(&self, id: StepId) -> Vec<Later> {

@@ -395,7 +395,7 @@ impl StageRunner {
         self.last_changes.clear();
         let at = StepAt { id, loc: ctx.location(ins), instruction: ins, display };
         // A planned key is only trusted if the plan saw exactly this instruction.
-        let planned = self.keys.planned(id, &at.display);
+        let mut planned = self.keys.planned(id, &at.display);
         // Whether the step, should it miss, is left unrun is decided before its miss is
         // explained: such a step keeps no entry, which its explanation says.
         let defer = match &planned {
@@ -441,8 +441,10 @@ impl StageRunner {
                     }
                     self.open_tail_sessions(s, id);
                 }
-                let seen = planned.as_ref().and_then(|p| p.seen.clone());
-                let r = self.execute(s, &at, expanded, seen.as_deref());
+                // The only copy left of what the key saw: gone once the step has read the files.
+                let seen = planned.as_mut().and_then(|p| p.seen.take());
+                self.keys.forget_seen(id);
+                let r = self.execute(s, &at, expanded, seen);
                 if let (Ok(outcome), Some(p)) = (&r, &planned) {
                     self.store_in_cache(s, id, p, outcome);
                 }
@@ -503,7 +505,7 @@ impl StageRunner {
         s: &mut Shared<'_, '_>,
         at: &StepAt<'_>,
         expanded: Expanded,
-        seen: Option<&Seen>,
+        seen: Option<std::sync::Arc<Seen>>,
     ) -> Result<StepOutcome, BuildError> {
         let ctx = s.ctx;
         let step = match Step::of(expanded) {
@@ -541,7 +543,7 @@ impl StageRunner {
             Step::Files(step) => step,
         };
         if step.linked() {
-            return self.execute_linked(s, at, step.as_ref(), seen);
+            return self.execute_linked(s, at, step.as_ref(), seen.as_deref());
         }
         let run = matches!(at.instruction.kind, InstructionKind::Run { .. });
         // Its layers may lack deferred COPYs (its own, its parents'): the root is made whole.
@@ -558,7 +560,9 @@ impl StageRunner {
         };
         let source = Self::source_of(s, index, at, step.as_ref())?;
         let mounts = self.step_mounts.as_ref().map(|m| (m, &mount_roots));
-        let changed = step.run(FileCx { ctx, at, config: &mut self.config, root, source, mounts, seen })?;
+        let changed =
+            step.run(FileCx { ctx, at, config: &mut self.config, root, source, mounts, seen: seen.as_deref() })?;
+        drop(seen);
         match changed {
             Changed::Nothing => {
                 self.empty_history(s, &self.created_by(&at.display), Stamp::Inherit);
