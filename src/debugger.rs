@@ -434,9 +434,10 @@ impl<F: Frontend> Controller for Debugger<F> {
         self.frontend.gates_push()
     }
 
-    /// Steps served from the cache report their paths, so path breakpoints see them too.
+    /// Every step reports the paths it changed (`file_lists`), those served from the cache too
+    /// (`cached_listings`): a breakpoint on a changed path reads them.
     fn detail(&self) -> Detail {
-        Detail { cached_listings: true, ..Detail::default() }
+        Detail { cached_listings: true, file_lists: true, ..Detail::default() }
     }
 }
 

@@ -31,6 +31,7 @@ impl EventSink for Detailed {
             cached_listings: true,
             cached_diffs: self.1,
             base_listings: self.1,
+            file_lists: true,
         }
     }
 }

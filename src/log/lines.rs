@@ -245,7 +245,7 @@ fn event_lines(state: &BuildState, event: &Event) -> Vec<(Level, String)> {
                 Level::Info,
                 &format!(
                     "{whose}: {} changed path(s), {} files walked in {} ms",
-                    changes.len(),
+                    changes.len() as u64 + stats.unlisted.unwrap_or(0),
                     stats.files_walked,
                     stats.duration_ms
                 ),

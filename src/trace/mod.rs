@@ -81,6 +81,7 @@ impl EventSink for TraceWriter {
             cached_listings: true,
             cached_diffs: false,
             base_listings: self.base_listings,
+            file_lists: true,
         }
     }
 

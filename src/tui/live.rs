@@ -59,7 +59,13 @@ impl EventSink for ChannelSink {
     /// the base image's side from its layers), and what cached layers changed against the
     /// layers below.
     fn detail(&self) -> Detail {
-        Detail { file_contents: Some(CONTENT_LIMIT), cached_listings: true, cached_diffs: true, base_listings: true }
+        Detail {
+            file_contents: Some(CONTENT_LIMIT),
+            cached_listings: true,
+            cached_diffs: true,
+            base_listings: true,
+            file_lists: true,
+        }
     }
 }
 

@@ -110,6 +110,8 @@ pub struct KeyComponents {
     pub vars: BTreeMap<String, Var>,
     /// A COPY or ADD's sources (for `COPY --from=<stage>`, the files it copies from the stage,
     /// owners kept); for a RUN, what its bind mounts show (a stage's at the mount's target).
+    /// A trace always has them; the events of a build whose consumers keep no per-file lists
+    /// (`Detail::file_lists`: one that only logs) leave them out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<KeyFile>,
     /// `stage:<name>` → that stage's last key; `image:<ref>` → its manifest digest; `from:<name>`

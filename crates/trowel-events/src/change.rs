@@ -84,6 +84,12 @@ pub struct SnapshotStats {
     /// Bytes of file content read to hash.
     pub bytes_hashed: u64,
     pub duration_ms: u64,
+    /// Changed paths the event does not list: set when no consumer of the events keeps
+    /// per-file lists (a build that only logs, see `Detail::file_lists`), which then gets the
+    /// count alone and the engine never builds the list; absent when `changes` lists every
+    /// path, as in every trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlisted: Option<u64>,
 }
 
 /// A small text file's content before and after a step (`null`: absent on that side, binary or

@@ -36,6 +36,11 @@ pub struct Detail {
     /// layers even where a fully cached build would not need them: the live debugger asks, a
     /// trace asks only with `--trace-base-listings`.
     pub base_listings: bool,
+    /// Per-file lists: every changed path in `snapshot` events and every source file in a
+    /// `cache_lookup`'s key (`components.files`). Without it a `snapshot` carries only how many
+    /// paths changed (`SnapshotStats::unlisted`) and a key no files: a big COPY's lists are
+    /// among a build's biggest structures, and a log prints only their length.
+    pub file_lists: bool,
 }
 
 impl Detail {
@@ -49,6 +54,7 @@ impl Detail {
             cached_listings: self.cached_listings || other.cached_listings,
             cached_diffs: self.cached_diffs || other.cached_diffs,
             base_listings: self.base_listings || other.base_listings,
+            file_lists: self.file_lists || other.file_lists,
         }
     }
 }
@@ -76,11 +82,29 @@ mod tests {
 
     #[test]
     fn detail_union_takes_the_most_of_each() {
-        let a = Detail { file_contents: Some(10), cached_listings: false, cached_diffs: true, base_listings: true };
-        let b = Detail { file_contents: Some(64), cached_listings: true, cached_diffs: false, base_listings: false };
+        let a = Detail {
+            file_contents: Some(10),
+            cached_listings: false,
+            cached_diffs: true,
+            base_listings: true,
+            file_lists: false,
+        };
+        let b = Detail {
+            file_contents: Some(64),
+            cached_listings: true,
+            cached_diffs: false,
+            base_listings: false,
+            file_lists: true,
+        };
         assert_eq!(
             a.union(b),
-            Detail { file_contents: Some(64), cached_listings: true, cached_diffs: true, base_listings: true }
+            Detail {
+                file_contents: Some(64),
+                cached_listings: true,
+                cached_diffs: true,
+                base_listings: true,
+                file_lists: true
+            }
         );
         assert_eq!(Detail::default().union(a), a);
     }

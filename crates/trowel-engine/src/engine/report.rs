@@ -107,10 +107,44 @@ pub(crate) fn into_changes(mut cs: Vec<Change>) -> Vec<ev::Change> {
 }
 
 pub(crate) fn snapshot_stats(s: &crate::fs::SnapshotStats) -> ev::SnapshotStats {
-    ev::SnapshotStats { files_walked: s.files_walked, bytes_hashed: s.bytes_hashed, duration_ms: s.duration_ms }
+    ev::SnapshotStats {
+        files_walked: s.files_walked,
+        bytes_hashed: s.bytes_hashed,
+        duration_ms: s.duration_ms,
+        unlisted: None,
+    }
 }
 
-pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
+/// A `snapshot` event's list and counters, consuming a step's changes: the changes themselves
+/// when a consumer of the events keeps per-file lists (`lists`: [`ev::Detail::file_lists`]),
+/// else only how many there were (`unlisted`), the list never converted. A log prints that
+/// number alone, and for a COPY of 100,000 files the converted list was 16 MB.
+pub(crate) fn snapshot_of(
+    cs: Vec<Change>,
+    s: &crate::fs::SnapshotStats,
+    lists: bool,
+) -> (Vec<ev::Change>, ev::SnapshotStats) {
+    let stats = snapshot_stats(s);
+    if lists { (into_changes(cs), stats) } else { (Vec::new(), unlisted(stats, cs.len())) }
+}
+
+/// [`snapshot_of`] for changes the caller keeps.
+pub(crate) fn snapshot_listed(
+    cs: &[Change],
+    stats: ev::SnapshotStats,
+    lists: bool,
+) -> (Vec<ev::Change>, ev::SnapshotStats) {
+    if lists { (changes(cs), stats) } else { (Vec::new(), unlisted(stats, cs.len())) }
+}
+
+fn unlisted(stats: ev::SnapshotStats, n: usize) -> ev::SnapshotStats {
+    ev::SnapshotStats { unlisted: Some(n as u64), ..stats }
+}
+
+/// A key's components as events report them; its files only when a consumer keeps per-file
+/// lists (`lists`: [`ev::Detail::file_lists`]), as the log does not (a COPY of 100,000 files
+/// lists 100,000).
+pub(crate) fn key_components(k: &KeyComponents, lists: bool) -> ev::KeyComponents {
     ev::KeyComponents {
         version: k.version,
         platform: k.platform.clone(),
@@ -133,6 +167,7 @@ pub(crate) fn key_components(k: &KeyComponents) -> ev::KeyComponents {
         files: k
             .files
             .iter()
+            .filter(|_| lists)
             .map(|f| ev::KeyFile {
                 path: f.path.clone(),
                 kind: f.kind,
@@ -261,7 +296,7 @@ mod tests {
             "sources":{"stage:b":"k"},"line":3,"chain":[{"line":1,"instruction":"FROM x","key":"r"}],
             "base":{"reference":"x","digest":null}}"#;
         let k: KeyComponents = serde_json::from_str(text).unwrap();
-        assert_eq!(serde_json::to_value(key_components(&k)).unwrap(), serde_json::to_value(&k).unwrap());
+        assert_eq!(serde_json::to_value(key_components(&k, true)).unwrap(), serde_json::to_value(&k).unwrap());
     }
 
     /// Converting a long list a chunk at a time from its end keeps every change, in order.

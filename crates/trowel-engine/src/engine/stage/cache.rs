@@ -41,7 +41,7 @@ impl StageRunner {
         let result = ctx.until_stopped(handle)?.unwrap_or_else(|e| {
             Err(CacheError::Invalid { reference: planned.key.clone(), reason: format!("lookup task failed: {e}") })
         });
-        let components = Box::new(report::key_components(&planned.components));
+        let components = Box::new(report::key_components(&planned.components, ctx.detail.file_lists));
         match result {
             Ok(Lookup::Hit(hit)) => {
                 cache.hit(planned, hit.layer.as_ref().map(|(d, _)| d.size));
@@ -167,12 +167,12 @@ impl StageRunner {
                     }
                     cap.before.record(self.index, &changes.entries);
                 }
-                ctx.emitter.emit(Event::Snapshot {
-                    id,
-                    changes: report::changes(&changes.entries),
-                    stats: report::snapshot_stats(&changes.stats),
-                    classified: None,
-                });
+                let (listed, stats) = report::snapshot_listed(
+                    &changes.entries,
+                    report::snapshot_stats(&changes.stats),
+                    ctx.detail.file_lists,
+                );
+                ctx.emitter.emit(Event::Snapshot { id, changes: listed, stats, classified: None });
                 Some(changes.entries)
             }
             None if ctx.detail.cached_listings || s.controller.detail().cached_listings => {
@@ -188,19 +188,15 @@ impl StageRunner {
                     cap.before.classify_listing(ctx, self.index, &self.layers, &mut entries);
                     classified = true;
                 }
-                self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
-                ctx.emitter.emit(Event::Snapshot {
-                    id,
-                    changes: report::changes(&entries),
-                    stats: Default::default(),
-                    classified: Some(classified),
-                });
+                self.last_changes = Self::changed_paths(ctx, &entries);
+                let (listed, stats) = report::snapshot_listed(&entries, Default::default(), ctx.detail.file_lists);
+                ctx.emitter.emit(Event::Snapshot { id, changes: listed, stats, classified: Some(classified) });
                 None
             }
             None => None,
         };
         if let Some(entries) = applied {
-            self.last_changes = entries.iter().map(|c| c.path.clone()).collect();
+            self.last_changes = Self::changed_paths(ctx, &entries);
             if let Some(cap) = s.contents.as_deref_mut() {
                 let root = self.files.existing().map(|r| r.root());
                 cap.capture(s.ctx, self.index, &self.layers, root, id, &entries);

@@ -158,7 +158,7 @@ impl StageRunner {
     ) -> Result<Option<Digest>, BuildError> {
         let ctx = s.ctx;
         let comment = if shell.is_some() { SHELL_COMMENT } else { "trowel" };
-        self.last_changes = changes.entries.iter().map(|c| c.path.clone()).collect();
+        self.last_changes = Self::changed_paths(ctx, &changes.entries);
         if let Some(cap) = s.contents.as_deref_mut() {
             let root = self.files.existing().map(|r| r.root());
             cap.capture(s.ctx, self.index, &self.layers, root, id, &changes.entries);
@@ -205,17 +205,23 @@ impl StageRunner {
         if let Some(d) = digest_to.filter(|_| streamed) {
             let _ = d.send(info.digest.clone());
         }
-        ctx.emitter.emit(Event::Snapshot {
-            id,
-            stats: report::snapshot_stats(&changes.stats),
-            changes: report::into_changes(changes.entries),
-            classified: None,
-        });
+        let (listed, stats) = report::snapshot_of(changes.entries, &changes.stats, ctx.detail.file_lists);
+        ctx.emitter.emit(Event::Snapshot { id, stats, changes: listed, classified: None });
         let mut layer = self.built_layer(id, &info);
         if let Some(when) = shell {
             layer.origin = LayerOrigin::Shell(id, when);
         }
         Ok(Some(self.record_layer(s, id, layer, info.entries, took, created_by, comment)))
+    }
+
+    /// The paths a step changed, kept for the checkpoint after it (a debugger's breakpoint on a
+    /// changed path), when a controller or viewer keeps per-file lists: a plain build's would
+    /// be a copy of every path of a big COPY that nothing reads.
+    pub(crate) fn changed_paths(
+        ctx: &crate::engine::context::BuildContext<'_>,
+        entries: &[crate::fs::Change],
+    ) -> Vec<String> {
+        if ctx.detail.file_lists { entries.iter().map(|c| c.path.clone()).collect() } else { Vec::new() }
     }
 
     /// The stage layer a step wrote.

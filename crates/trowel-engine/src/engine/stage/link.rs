@@ -137,13 +137,10 @@ impl StageRunner {
             Some(c) => (c, self.files.existing().map(|r| r.root())),
             None => (&changes, Some(empty.root())),
         };
-        ctx.emitter.emit(Event::Snapshot {
-            id,
-            changes: report::changes(&shown.entries),
-            stats: report::snapshot_stats(&shown.stats),
-            classified,
-        });
-        self.last_changes = shown.entries.iter().map(|c| c.path.clone()).collect();
+        let (listed, stats) =
+            report::snapshot_listed(&shown.entries, report::snapshot_stats(&shown.stats), ctx.detail.file_lists);
+        ctx.emitter.emit(Event::Snapshot { id, changes: listed, stats, classified });
+        self.last_changes = Self::changed_paths(ctx, &shown.entries);
         if let Some(cap) = s.contents.as_deref_mut() {
             cap.capture(ctx, self.index, &self.layers, after, id, &shown.entries);
         }

@@ -467,7 +467,7 @@ fn a_listed_cached_layer_is_unclassified_and_older_traces_are_read_alike() {
         let s = t.at(3, Event::Snapshot { id: COPY, changes: vec![change("/etc")], stats, classified }).state();
         s.step(COPY).unwrap().unclassified
     };
-    let walked = SnapshotStats { files_walked: 3, bytes_hashed: 10, duration_ms: 1 };
+    let walked = SnapshotStats { files_walked: 3, bytes_hashed: 10, duration_ms: 1, unlisted: None };
     assert!(fold(Some(false), SnapshotStats::default(), true));
     assert!(!fold(Some(true), SnapshotStats::default(), true), "compared with the layers below");
     assert!(!fold(None, walked.clone(), true), "a walk of a root");
@@ -505,7 +505,7 @@ fn a_stages_single_snapshot_is_the_stages_not_its_last_steps() {
         if let Event::BuildStarted { single_snapshot, .. } = &mut t.0[0].event {
             *single_snapshot = single;
         }
-        let stats = SnapshotStats { files_walked: 3, bytes_hashed: 10, duration_ms: 1 };
+        let stats = SnapshotStats { files_walked: 3, bytes_hashed: 10, duration_ms: 1, unlisted: None };
         t.at(1, started(RUN, 2, "RUN make"))
             .at(2, finished(RUN, StepStatus::Built, 1, 0))
             .at(3, started(COPY, 3, "COPY . /src"))
