@@ -48,7 +48,8 @@ impl KnownDigests {
     /// [`crate::fs::write_layer`]): every path it names drops what was known of it, and each
     /// regular file (or second name of one) it read is known by the inode it read.
     pub(crate) fn record(&mut self, changes: &Changes) {
-        let reads: HashMap<&str, &FileRead> = changes.reads.iter().map(|r| (key(r.path()), r)).collect();
+        let reads: HashMap<&str, &FileRead> =
+            changes.reads.iter().filter_map(|r| Some((key(r.path(&changes.entries)?), r))).collect();
         for c in &changes.entries {
             let path = key(&c.path);
             self.files.remove(path);
@@ -68,6 +69,6 @@ impl KnownDigests {
 
     #[cfg(test)]
     pub(crate) fn insert(&mut self, path: &str, st: &Stat, digest: Digest) {
-        self.files.insert(key(path).to_string(), (FileRead::new(path, st, 0, &digest), digest));
+        self.files.insert(key(path).to_string(), (FileRead::new(0, st, 0, &digest), digest));
     }
 }

@@ -293,7 +293,7 @@ impl LayerWriter<'_> {
                     && let Some((first, digest, xattrs)) = self.links.get(&(st.dev, st.ino)).cloned()
                 {
                     self.simple(&p, &st, EntryType::Link, Some(&tar_path(&first, false)))?;
-                    self.reads.push(FileRead::new(&p, &st, xattrs, &digest));
+                    self.reads.push(FileRead::new(i, &st, xattrs, &digest));
                     c.file_type = FileType::Hardlink;
                     c.link_target = Some(first);
                     c.digest = Some(digest);
@@ -302,7 +302,7 @@ impl LayerWriter<'_> {
                 }
                 let (digest, read, xattrs) = self.file(&p, &st, opened)?;
                 let size = read.size;
-                self.reads.push(FileRead::new(&p, &read, xattrs, &digest));
+                self.reads.push(FileRead::new(i, &read, xattrs, &digest));
                 if st.nlink > 1 {
                     self.links.insert((st.dev, st.ino), (p.clone(), digest.clone(), xattrs));
                 }

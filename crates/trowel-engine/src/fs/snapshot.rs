@@ -426,7 +426,7 @@ impl Snapshotter {
         let pending = std::mem::take(&mut self.pending);
         let Some(mut index) = self.index.take() else { return Ok(()) };
         let mut w = self.walker(false, false);
-        let done = super::snapshot_lazy::settle(&mut w, &mut index, &pending, &changes.reads);
+        let done = super::snapshot_lazy::settle(&mut w, &mut index, &pending, changes);
         self.index = Some(index);
         done
     }

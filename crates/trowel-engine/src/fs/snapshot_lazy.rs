@@ -66,10 +66,11 @@ pub(crate) fn xattr_hash(attrs: &sys::Xattrs) -> u64 {
 }
 
 /// What the layer writer read of one regular file: the inode as it opened it, and the hashes
-/// the snapshot index keeps.
+/// the snapshot index keeps. Which file it was is the change it was read for (its index in the
+/// change set's entries), not a copy of the path: a COPY of 100,000 files has as many.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRead {
-    path: String,
+    entry: u32,
     ino: u64,
     size: u64,
     mtime: i64,
@@ -80,9 +81,10 @@ pub struct FileRead {
 
 impl FileRead {
     /// `xattrs`: the file's whole xattr list (before anything is left out of the layer).
-    pub(crate) fn new(path: &str, st: &Stat, xattrs: u64, digest: &Digest) -> FileRead {
+    /// `entry`: the index of its change in the change set's entries.
+    pub(crate) fn new(entry: usize, st: &Stat, xattrs: u64, digest: &Digest) -> FileRead {
         FileRead {
-            path: path.to_string(),
+            entry: u32::try_from(entry).unwrap_or(u32::MAX),
             ino: st.ino,
             size: st.size,
             mtime: ns(st.mtime),
@@ -92,9 +94,9 @@ impl FileRead {
         }
     }
 
-    /// The image path it was read at.
-    pub(crate) fn path(&self) -> &str {
-        &self.path
+    /// The image path it was read at: that of its change in `entries` (the change set's).
+    pub(crate) fn path<'c>(&self, entries: &'c [super::Change]) -> Option<&'c str> {
+        entries.get(self.entry as usize).map(|c| c.path.as_str())
     }
 
     /// Whether `st` (an lstat) shows this inode unchanged since it was read: what lets a
@@ -136,9 +138,10 @@ pub(crate) fn settle(
     walker: &mut Walker<'_>,
     index: &mut Node,
     pending: &[String],
-    reads: &[FileRead],
+    changes: &super::Changes,
 ) -> Result<(), FsError> {
-    let reads: HashMap<&str, &FileRead> = reads.iter().map(|r| (r.path.as_str(), r)).collect();
+    let reads: HashMap<&str, &FileRead> =
+        changes.reads.iter().filter_map(|r| Some((r.path(&changes.entries)?, r))).collect();
     for p in pending {
         let Some(node) = find(index, p) else { continue };
         if node.meta.content != Content::Pending {
