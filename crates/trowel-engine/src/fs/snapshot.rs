@@ -164,8 +164,8 @@ pub struct Snapshotter {
     birth_times: bool,
     /// The lower layers of a root mounted from the store, top first ([`Snapshotter::on_store`]).
     lowers: Vec<Root>,
-    /// Files the last snapshot left for [`Snapshotter::settle`] to hash.
-    pending: Vec<String>,
+    /// Whether the last snapshot left files for [`Snapshotter::settle`] to hash.
+    pending: bool,
     /// The upper directory of a root mounted from the store ([`Snapshotter::on_store`]).
     upper: Option<Root>,
     /// The files with several links the initial scan found, and the directories above them:
@@ -193,7 +193,7 @@ impl Snapshotter {
             index: None,
             birth_times: true,
             lowers: Vec::new(),
-            pending: Vec::new(),
+            pending: false,
             upper: None,
             linked: Default::default(),
         }
@@ -280,7 +280,7 @@ impl Snapshotter {
             }
         }
         self.linked = linked;
-        self.pending = Vec::new();
+        self.pending = false;
         self.index = Some(node);
         stats.duration_ms = start.elapsed().as_millis() as u64;
         Ok(stats)
@@ -310,7 +310,7 @@ impl Snapshotter {
         }
         node.meta = self.walker(false, false).root_meta()?;
         self.linked = linked.into_iter().collect();
-        self.pending = Vec::new();
+        self.pending = false;
         self.index = Some(node);
         Ok(true)
     }
@@ -359,7 +359,7 @@ impl Snapshotter {
             return Ok(None);
         }
         self.linked = linked.into_iter().collect();
-        self.pending = Vec::new();
+        self.pending = false;
         self.index = Some(node);
         Ok(Some(looked_at))
     }
@@ -406,7 +406,7 @@ impl Snapshotter {
         let old = self.index.take();
         let mut w = self.walker(true, defer).cancel(cancel);
         let scanned = w.scan_root(old);
-        let pending = std::mem::take(&mut w.pending);
+        let pending = w.pending;
         let changes = w.finish(start);
         self.pending = pending;
         match scanned {
@@ -423,10 +423,12 @@ impl Snapshotter {
     /// before anything changes the root again: a file left unread counts as changed whenever
     /// its ctime moves, which is never wrong but can make a later layer larger.
     pub fn settle(&mut self, changes: &Changes) -> Result<(), FsError> {
-        let pending = std::mem::take(&mut self.pending);
+        if !std::mem::take(&mut self.pending) {
+            return Ok(());
+        }
         let Some(mut index) = self.index.take() else { return Ok(()) };
         let mut w = self.walker(false, false);
-        let done = super::snapshot_lazy::settle(&mut w, &mut index, &pending, changes);
+        let done = super::snapshot_lazy::settle(&mut w, &mut index, changes);
         self.index = Some(index);
         done
     }
@@ -506,7 +508,7 @@ impl Snapshotter {
             // On an error the index is left out: the next snapshot rescans.
             w.diff_path(&mut index, t)?;
         }
-        let pending = std::mem::take(&mut w.pending);
+        let pending = w.pending;
         let changes = w.finish(start);
         self.pending = pending;
         self.index = Some(index);

@@ -91,8 +91,8 @@ pub(crate) struct Walker<'a> {
     /// The lower layers of an overlay root, top first: an initial scan leaves its files'
     /// hashes to them (`Content::Lower`).
     pub(crate) lowers: &'a [Root],
-    /// Paths left `Pending` by this walk.
-    pub(crate) pending: Vec<String>,
+    /// Whether this walk left a file `Pending`.
+    pub(crate) pending: bool,
     /// The upper directory of an overlay root whose lower layers never change while it is
     /// mounted: a later snapshot then descends only into the names the upper directory holds.
     upper: Option<&'a Root>,
@@ -148,7 +148,7 @@ impl<'a> Walker<'a> {
             birth: true,
             defer: false,
             lowers: &[],
-            pending: Vec::new(),
+            pending: false,
             upper: None,
             linked: None,
             multi_linked: Vec::new(),
@@ -536,7 +536,7 @@ impl<'a> Walker<'a> {
             // Reported whatever its content: the layer writer reads it and reports the hashes.
             if self.record && self.defer && old.is_none_or(|o| o.kind != kind || !metadata_same(o, &m)) {
                 m.content = Content::Pending;
-                self.pending.push(p.to_string());
+                self.pending = true;
                 return Ok(m);
             }
         }

@@ -87,7 +87,7 @@ impl<'a> Walker<'a> {
             birth: self.birth,
             defer: self.defer,
             lowers: self.lowers,
-            pending: Vec::new(),
+            pending: false,
             upper: self.upper,
             linked: self.linked,
             multi_linked: Vec::new(),
