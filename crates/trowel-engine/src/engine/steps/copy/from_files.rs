@@ -198,7 +198,7 @@ fn tree_in(
 fn hashed(root: &Root, known: Option<&KnownDigests>, w: Walked) -> Result<Vec<FileEntry>, StepError> {
     let Walked { mut files, mut pending, cancel, .. } = w;
     if let Some(known) = known {
-        pending.retain(|p| match known.digest(&p.path, &p.st) {
+        pending.retain(|p| match known.digest(&p.path(&files), &p.st) {
             Some(d) => {
                 files[p.at].digest = Some(d.clone());
                 false
@@ -206,9 +206,9 @@ fn hashed(root: &Root, known: Option<&KnownDigests>, w: Walked) -> Result<Vec<Fi
             None => true,
         });
     }
-    hash_all(&mut files, &pending, &|p| {
-        let f = root.open_file(&p.path).map_err(StepError::fs(&p.path))?;
-        digest_until_cancelled(&mut std::io::BufReader::new(f), &p.path, cancel.as_ref())
+    hash_all(&mut files, &pending, &|path, _| {
+        let f = root.open_file(path).map_err(StepError::fs(path))?;
+        digest_until_cancelled(&mut std::io::BufReader::new(f), path, cancel.as_ref())
     })?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup();

@@ -77,8 +77,12 @@ fn digests_the_layer_writer_found_make_the_files_reading_makes() {
     // Every regular file's digest was known: none of them needed reading.
     let mut w = Walked::default();
     walk(&root, "out", "", &filter::for_dir("out", None, None), &mut Links::new(), &mut w).unwrap();
-    let unknown: Vec<_> =
-        w.pending.iter().filter(|p| known.digest(&p.path, &p.st).is_none()).map(|p| &p.path).collect();
+    let unknown: Vec<_> = w
+        .pending
+        .iter()
+        .filter(|p| known.digest(&p.path(&w.files), &p.st).is_none())
+        .map(|p| p.path(&w.files).into_owned())
+        .collect();
     assert!(unknown.is_empty(), "{unknown:?}");
 }
 

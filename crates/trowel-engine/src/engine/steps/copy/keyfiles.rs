@@ -215,11 +215,22 @@ pub(super) fn digest_until_cancelled(
     }
 }
 
-/// A regular file whose content digest `walk` left for [`hash_pending`]: `files[at]`.
+/// A regular file whose content digest `walk` left for [`hash_pending`]: `files[at]`, as `walk`
+/// found it (`st`). Its path is that entry's, not a copy (a COPY of 100,000 files has as many).
 pub(super) struct Pending {
     pub at: usize,
-    pub path: String,
+    /// The walk's path had a leading `/` (a source at the top of its tree) that the entry's
+    /// path does not: the digests' memo knows the file by the walk's path.
+    slash: bool,
     pub st: Stat,
+}
+
+impl Pending {
+    /// The path `walk` found it at.
+    pub fn path<'f>(&self, files: &'f [FileEntry]) -> std::borrow::Cow<'f, str> {
+        let p = files[self.at].path.as_str();
+        if self.slash { format!("/{p}").into() } else { p.into() }
+    }
 }
 
 /// Below this many bytes to read, the files are hashed on the calling thread.
@@ -238,22 +249,22 @@ const HASH_THREADS: usize = 4;
 /// step fails (`StepError::ContextChanged`) rather than keep a digest of other bytes under it.
 fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pending>) -> Result<(), StepError> {
     let cancel = ctx.fs_cancel();
-    let hash = |p: &Pending| {
+    let hash = |path: &str, st: &Stat| {
         let root = &ctx.context;
-        cancelled(cancel.as_ref(), &p.path)?;
-        ctx.context_digest(&p.path, &p.st, || {
-            let (f, opened) = root.open_file_stat(&p.path).map_err(StepError::fs(&p.path))?;
+        cancelled(cancel.as_ref(), path)?;
+        ctx.context_digest(path, st, || {
+            let (f, opened) = root.open_file_stat(path).map_err(StepError::fs(path))?;
             let same = |f: &std::fs::File| -> Result<bool, StepError> {
-                let now = root.fstat(&p.path, f).map_err(StepError::fs(&p.path))?;
-                Ok(identity(&now) == identity(&p.st))
+                let now = root.fstat(path, f).map_err(StepError::fs(path))?;
+                Ok(identity(&now) == identity(st))
             };
-            if identity(&opened) != identity(&p.st) {
-                return Err(StepError::context_changed(&p.path, "changed while the step's cache key was made"));
+            if identity(&opened) != identity(st) {
+                return Err(StepError::context_changed(path, "changed while the step's cache key was made"));
             }
             let mut r = std::io::BufReader::new(f);
-            let digest = digest_until_cancelled(&mut r, &p.path, cancel.as_ref())?;
+            let digest = digest_until_cancelled(&mut r, path, cancel.as_ref())?;
             if !same(r.get_ref())? {
-                return Err(StepError::context_changed(&p.path, "changed while its digest was computed"));
+                return Err(StepError::context_changed(path, "changed while its digest was computed"));
             }
             Ok::<_, StepError>(digest)
         })
@@ -261,18 +272,29 @@ fn hash_pending(ctx: &BuildContext<'_>, files: &mut [FileEntry], pending: Vec<Pe
     hash_all(files, &pending, &hash)
 }
 
-/// Fills in `files[p.at].digest` for each of `pending` with `hash`'s: big sources on several
-/// threads. An error is the one of the first such file in walk order, whichever thread met it.
+/// Pending files hashed on several threads between two fillings of their entries: what waits
+/// to be filled in is bounded (a result is a hundred bytes; a COPY of 100,000 files has as many).
+const HASH_BATCH: usize = 4096;
+
+/// Fills in `files[p.at].digest` for each of `pending` with `hash`'s (of the file's path and
+/// stat): big sources on several threads. An error is the one of the first such file in walk
+/// order, whichever thread met it.
 pub(super) fn hash_all(
     files: &mut [FileEntry],
     pending: &[Pending],
-    hash: &(dyn Fn(&Pending) -> Result<crate::digest::Digest, StepError> + Sync),
+    hash: &(dyn Fn(&str, &Stat) -> Result<crate::digest::Digest, StepError> + Sync),
 ) -> Result<(), StepError> {
     let bytes: u64 = pending.iter().map(|p| p.st.size).sum();
     let threads = crate::fs::cores().min(HASH_THREADS).min(pending.len());
-    let results: Vec<Result<crate::digest::Digest, StepError>> = if bytes < PARALLEL_HASH_BYTES || threads < 2 {
-        pending.iter().map(hash).collect()
-    } else {
+    if bytes < PARALLEL_HASH_BYTES || threads < 2 {
+        for p in pending {
+            let digest = hash(&p.path(files), &p.st)?;
+            files[p.at].digest = Some(digest);
+        }
+        return Ok(());
+    }
+    for batch in pending.chunks(HASH_BATCH) {
+        let shared: &[FileEntry] = files;
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut done: Vec<(usize, Result<crate::digest::Digest, StepError>)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
@@ -281,8 +303,8 @@ pub(super) fn hash_all(
                         let mut mine = Vec::new();
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(p) = pending.get(i) else { break };
-                            mine.push((i, hash(p)));
+                            let Some(p) = batch.get(i) else { break };
+                            mine.push((i, hash(&p.path(shared), &p.st)));
                         }
                         mine
                     })
@@ -291,10 +313,9 @@ pub(super) fn hash_all(
             workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
         });
         done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, r)| r).collect()
-    };
-    for (p, r) in pending.iter().zip(results) {
-        files[p.at].digest = Some(r?);
+        for (i, r) in done {
+            files[batch[i].at].digest = Some(r?);
+        }
     }
     Ok(())
 }
@@ -368,7 +389,7 @@ pub(super) fn walk(
         let mut e = entry(root, &path, &st, keyed_xattrs(xattrs))?;
         w.seen.record(&e.path, &st, e.link.clone());
         if e.kind == 'f' {
-            w.pending.push(Pending { at: w.files.len(), path: path.clone(), st: st.clone() });
+            w.pending.push(Pending { at: w.files.len(), slash: path.starts_with('/'), st: st.clone() });
             if st.nlink > 1 {
                 match links.get(&(st.dev, st.ino)) {
                     Some(first) => e.hard_link = Some(first.clone()),
@@ -462,5 +483,68 @@ mod tests {
         let now = Cancel::new(|| true);
         let r = digest_until_cancelled(&mut data(), "big", Some(&now));
         assert!(matches!(r, Err(StepError::Fs { source: FsError::Cancelled, .. })), "{r:?}");
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::fs::Timespec;
+
+    fn stat(size: u64) -> Stat {
+        let t = Timespec::default();
+        let (mode, nlink) = (0o644, 1);
+        Stat {
+            file_type: FileType::File,
+            mode,
+            uid: 0,
+            gid: 0,
+            size,
+            nlink,
+            dev: 0,
+            ino: 0,
+            rdev: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+
+    /// `n` pending files, every other one walked with a leading `/`, each big enough that they
+    /// are hashed on several threads (the hash below reads nothing).
+    fn pending_files(n: usize) -> (Vec<FileEntry>, Vec<Pending>) {
+        let files = (0..n).map(|i| FileEntry::regular(&format!("d/f{i}"), None)).collect();
+        let pending = (0..n).map(|at| Pending { at, slash: at % 2 == 1, st: stat(PARALLEL_HASH_BYTES) }).collect();
+        (files, pending)
+    }
+
+    fn walked(i: usize) -> String {
+        if i % 2 == 1 { format!("/d/f{i}") } else { format!("d/f{i}") }
+    }
+
+    #[test]
+    fn every_pending_file_gets_the_digest_of_what_its_walk_found() {
+        let n = 2 * HASH_BATCH + 7;
+        let (mut files, pending) = pending_files(n);
+        hash_all(&mut files, &pending, &|path, _| Ok(Digest::of(path.as_bytes()))).unwrap();
+        for (i, f) in files.iter().enumerate() {
+            assert_eq!(f.digest, Some(Digest::of(walked(i).as_bytes())), "file {i}");
+        }
+    }
+
+    #[test]
+    fn an_error_is_the_first_file_s_in_walk_order_whichever_batch_or_thread() {
+        let n = 2 * HASH_BATCH + 7;
+        let (mut files, pending) = pending_files(n);
+        let bad = [walked(2 * HASH_BATCH + 1), walked(HASH_BATCH + 3)];
+        let err = hash_all(&mut files, &pending, &|path, _| match bad.iter().any(|b| b == path) {
+            true => Err(StepError::context_changed(path, "changed")),
+            false => Ok(Digest::of(path.as_bytes())),
+        })
+        .unwrap_err();
+        // (The message names it relative to the context.)
+        assert!(err.to_string().contains(&format!(" d/f{} ", HASH_BATCH + 3)), "{err}");
+        assert!(files[..HASH_BATCH].iter().all(|f| f.digest.is_some()), "the batch before it is filled in");
     }
 }
