@@ -289,8 +289,9 @@ struct Hashed<'a> {
 
 impl KeyComponents {
     /// The inputs alone (what the key hashes, and what [`crate::cache::explain`] compares), without
-    /// the explanation context: the chain of steps before it can hold a copied directory's
-    /// file list for each COPY, so a lookup that only compares inputs does not take a copy of it.
+    /// the explanation context (the chain of steps before it, the base): what a test shows a
+    /// lookup's decision depends on. Lookups share the plan's components instead of a copy.
+    #[cfg(test)]
     pub fn inputs_only(&self) -> KeyComponents {
         KeyComponents {
             version: self.version,

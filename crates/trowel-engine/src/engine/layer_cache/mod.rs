@@ -264,7 +264,10 @@ impl LayerCache {
             let store = ctx.store.clone();
             let limiter = self.limiter.clone();
             let absent = absent_of(id, &pointer);
-            let current = p.components.inputs_only();
+            // The plan's own components, shared: what a lookup compares (`settles`) are the
+            // inputs, and a COPY's list every file it copies (a copy of them was 20 MB for a
+            // COPY of 100,000 files).
+            let current = p.components.clone();
             let write = !self.opts.no_push;
             let h = ctx.rt.spawn(async move {
                 let _permit = limiter.acquire_owned().await;
@@ -283,8 +286,8 @@ impl LayerCache {
             let store = ctx.store.clone();
             let limiter = self.limiter.clone();
             let absent = absent_of(id, &pointer);
-            // Shared with the blocking thread: a COPY's inputs list every file it copies.
-            let current = Arc::new(p.components.inputs_only());
+            // Shared with the blocking thread, as above.
+            let current = p.components.clone();
             let write = !self.opts.no_push;
             let h = ctx.rt.spawn(async move {
                 // This machine's store first: disk reads and a blob's hash, on a blocking
