@@ -103,7 +103,7 @@ fn round_trip_reproduces_the_tree_across_two_layers() {
     assert_same_tree(&tree(a.host_path()), &tree(b.host_path()));
     // Digests were filled for regular files, and hardlinks recognised.
     let by_path = |p: &str| changes.entries.iter().find(|c| c.path == p).unwrap().clone();
-    assert_eq!(by_path("/etc/shadow").digest, Some(Digest::of(b"root:*:1::::::\n")));
+    assert_eq!(by_path("/etc/shadow").digest, Some(Digest::of(b"root:*:1::::::\n").into()));
     let links: Vec<_> = ["/bin/busybox", "/bin/ls", "/bin/sh"].iter().map(|p| by_path(p).file_type).collect();
     assert_eq!(links, vec![FileType::File, FileType::Hardlink, FileType::Hardlink]);
     assert_eq!(by_path("/bin/sh").link_target.as_deref(), Some("/bin/busybox"));

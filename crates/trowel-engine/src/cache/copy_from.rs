@@ -188,7 +188,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             link: None,
-            digest: Some(Digest::of(path.as_bytes())),
+            digest: Some(Digest::of(path.as_bytes()).into()),
             xattrs: BTreeMap::new(),
             hard_link: None,
         }

@@ -65,8 +65,9 @@ pub struct FileEntry {
     pub gid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// As 32 bytes (its JSON is the digest's text): a COPY's key lists every file it copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<Digest>,
+    pub digest: Option<crate::digest::Sum>,
     /// The extended attributes the copy carries into the layer (all but the host's
     /// `security.selinux` label): name → SHA-256 of the value. A change of one alone changes
     /// the layer, so it must change the key, as in BuildKit's content hash (which hashes
@@ -94,7 +95,7 @@ impl FileEntry {
             uid: 0,
             gid: 0,
             link: None,
-            digest,
+            digest: digest.map(Into::into),
             xattrs: BTreeMap::new(),
             hard_link: None,
         }

@@ -138,12 +138,12 @@ mod tests {
     fn listing() -> Vec<Change> {
         let mut file = change("/d/f\tname\n", ChangeKind::Added, FileType::File);
         file.size = 3;
-        file.digest = Some(Digest::of(b"abc"));
+        file.digest = Some(Digest::of(b"abc").into());
         let mut link = change("/d/l", ChangeKind::Added, FileType::Symlink);
         link.link_target = Some("../x".into());
         let mut hard = change("/d/h", ChangeKind::Added, FileType::Hardlink);
         hard.link_target = Some("/d/f\tname\n".into());
-        hard.digest = file.digest.clone();
+        hard.digest = file.digest;
         let mut dir = change("/d", ChangeKind::Added, FileType::Dir);
         dir.opaque = true;
         let mut gone = change("/gone", ChangeKind::Deleted, FileType::File);

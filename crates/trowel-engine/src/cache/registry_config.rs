@@ -78,7 +78,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 link: None,
-                digest: Some(Digest::of(format!("{i}").as_bytes())),
+                digest: Some(Digest::of(format!("{i}").as_bytes()).into()),
                 xattrs: Default::default(),
                 hard_link: None,
             })

@@ -130,7 +130,7 @@ fn read_base_file(found: &mut Found<'_>, pack: &ContentPack, limit: u64) -> Base
             }
         };
         if whole {
-            meta.digest = Some(hasher.finish());
+            meta.digest = Some(hasher.finish().into());
             let small = keep && kept.len() as u64 <= limit;
             text = small.then(|| as_text(kept)).flatten().and_then(|t| pack.put(t.as_bytes()).ok());
         }
@@ -205,11 +205,11 @@ mod tests {
         let got = fake.get(&mut base, 0, &["/etc/issue", "/etc/big", "/bin/x", "/etc/gone", "/nowhere"]);
         assert_eq!(fake.passes.len(), 1);
         let issue = got["/etc/issue"].clone().unwrap();
-        assert_eq!(issue.meta.digest, Some(Digest::of(b"Debian\n")));
+        assert_eq!(issue.meta.digest, Some(Digest::of(b"Debian\n").into()));
         assert_eq!(pack.read(issue.text.as_ref().unwrap()).unwrap(), b"Debian\n");
         // A large file has its digest (the whole content) and no text; a binary one no text.
         let big = got["/etc/big"].clone().unwrap();
-        assert_eq!((big.meta.digest, big.text), (Some(Digest::of(&[b'x'; 100])), None));
+        assert_eq!((big.meta.digest, big.text), (Some(Digest::of(&[b'x'; 100]).into()), None));
         assert_eq!(got["/bin/x"].clone().unwrap().text, None);
         assert_eq!(got["/etc/gone"], None);
         assert!(!got.contains_key("/nowhere"));
@@ -238,6 +238,6 @@ mod tests {
         let got = fake.get(&mut base, 0, &["/a", "/b"]);
         assert_eq!(pack.read(got["/a"].clone().unwrap().text.as_ref().unwrap()).unwrap(), b"abcd");
         let b = got["/b"].clone().unwrap();
-        assert_eq!((b.text, b.meta.digest), (None, Some(Digest::of(b"abcde"))));
+        assert_eq!((b.text, b.meta.digest), (None, Some(Digest::of(b"abcde").into())));
     }
 }

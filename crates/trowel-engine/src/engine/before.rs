@@ -106,7 +106,7 @@ fn as_prev(c: &Change) -> PrevMeta {
         gid: c.gid,
         link_target: (c.file_type == FileType::Symlink).then(|| c.link_target.clone()).flatten(),
         mtime: Some(c.mtime),
-        digest: c.digest.clone(),
+        digest: c.digest,
     }
 }
 
@@ -248,7 +248,7 @@ impl Before {
             match &mut c.previous {
                 Some(p) => {
                     if p.digest.is_none() && p.file_type == b.file_type {
-                        p.digest = b.digest.clone();
+                        p.digest = b.digest;
                     }
                     if p.mtime.is_none() {
                         p.mtime = b.mtime;

@@ -55,7 +55,7 @@ impl KnownDigests {
             self.files.remove(path);
             let is_file = matches!(c.file_type, FileType::File | FileType::Hardlink);
             if let (true, Some(d), Some(r)) = (is_file, &c.digest, reads.get(path)) {
-                self.files.insert(path.to_string(), ((*r).clone(), d.clone()));
+                self.files.insert(path.to_string(), ((*r).clone(), d.digest()));
             }
         }
     }

@@ -54,7 +54,7 @@ fn previous(p: &PrevMeta) -> ev::PrevMeta {
         gid: p.gid,
         link_target: p.link_target.clone(),
         mtime: p.mtime,
-        digest: p.digest.as_ref().map(Into::into),
+        digest: p.digest.map(Into::into),
     }
 }
 
@@ -175,7 +175,7 @@ pub(crate) fn key_components(k: &KeyComponents, lists: bool) -> ev::KeyComponent
                 uid: f.uid,
                 gid: f.gid,
                 link: f.link.clone(),
-                digest: f.digest.as_ref().map(Into::into),
+                digest: f.digest.map(Into::into),
                 xattrs: f.xattrs.clone(),
                 hard_link: f.hard_link.clone(),
             })
@@ -274,7 +274,7 @@ mod tests {
             gid: 2,
             mtime: 99,
             link_target: Some("y".into()),
-            digest: Some(crate::digest::Digest::of(b"x")),
+            digest: Some(crate::digest::Digest::of(b"x").into()),
             opaque: true,
             previous: Some(Box::new(PrevMeta {
                 file_type: FileType::Symlink,
@@ -284,7 +284,7 @@ mod tests {
                 gid: 0,
                 link_target: Some("z".into()),
                 mtime: Some(98),
-                digest: Some(crate::digest::Digest::of(b"w")),
+                digest: Some(crate::digest::Digest::of(b"w").into()),
             })),
         };
         assert_eq!(serde_json::to_value(change(&c)).unwrap(), serde_json::to_value(&c).unwrap());
@@ -312,7 +312,7 @@ mod tests {
             gid: 0,
             mtime: 1,
             link_target: None,
-            digest: Some(crate::digest::Digest::of(i.to_string().as_bytes())),
+            digest: Some(crate::digest::Digest::of(i.to_string().as_bytes()).into()),
             opaque: false,
             previous: None,
         };

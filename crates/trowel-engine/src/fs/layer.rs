@@ -296,7 +296,7 @@ impl LayerWriter<'_> {
                     self.reads.push(FileRead::new(i, &st, xattrs, &digest));
                     c.file_type = FileType::Hardlink;
                     c.link_target = Some(first);
-                    c.digest = Some(digest);
+                    c.digest = Some(digest.into());
                     c.size = st.size;
                     return Ok(());
                 }
@@ -308,7 +308,7 @@ impl LayerWriter<'_> {
                 }
                 c.file_type = FileType::File;
                 c.link_target = None;
-                c.digest = Some(digest);
+                c.digest = Some(digest.into());
                 c.size = size;
             }
             FileType::Symlink => {

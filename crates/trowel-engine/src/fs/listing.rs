@@ -59,8 +59,9 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
         if file_type == FileType::File {
             c.size = entry.size();
             let entry_name = c.path.clone();
-            c.digest =
-                Some(digest_of(&mut entry).map_err(|source| FsError::Layer { entry: Some(entry_name), source })?);
+            c.digest = Some(
+                digest_of(&mut entry).map_err(|source| FsError::Layer { entry: Some(entry_name), source })?.into(),
+            );
         }
         match (file_type, entry.link_name_bytes()) {
             (FileType::Symlink, Some(l)) => c.link_target = Some(String::from_utf8_lossy(&l).into_owned()),
@@ -82,13 +83,13 @@ pub fn list_layer(tar_stream: impl Read) -> Result<Vec<Change>, FsError> {
     out.sort_by(|a, b| a.path.cmp(&b.path));
     // A hard link's entry has no content; its content is its first name's, which a layer holds
     // before it (a walk of a root reads the same bytes for both names).
-    let digests: Vec<(usize, Option<crate::digest::Digest>)> = out
+    let digests: Vec<(usize, Option<crate::digest::Sum>)> = out
         .iter()
         .enumerate()
         .filter(|(_, c)| c.file_type == FileType::Hardlink)
         .map(|(i, c)| {
             let first = c.link_target.as_deref().and_then(|t| out.binary_search_by(|o| o.path.as_str().cmp(t)).ok());
-            (i, first.and_then(|f| out[f].digest.clone()))
+            (i, first.and_then(|f| out[f].digest))
         })
         .collect();
     for (i, d) in digests {

@@ -36,7 +36,6 @@ use serde::{Deserialize, Serialize};
 use super::snapshot_index::{Node, Walker};
 use super::snapshot_lazy::FileRead;
 use super::{Cancel, FileType, FsError, IgnoreList, Root, path};
-use crate::digest::Digest;
 
 /// Most threads an initial scan walks on: a walk is system calls on one file system, which
 /// stops scaling after a few.
@@ -97,7 +96,7 @@ pub struct PrevMeta {
     /// Content digest of a regular file, when the engine was asked to find it (the debugger):
     /// the snapshot index keeps no digests, so it is looked up in the layers below.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<Digest>,
+    pub digest: Option<crate::digest::Sum>,
 }
 
 /// One changed path.
@@ -119,7 +118,7 @@ pub struct Change {
     /// Symlink target, or for `Hardlink` the image path of the first name.
     pub link_target: Option<String>,
     /// Content digest of a regular file; filled by [`crate::fs::write_layer`].
-    pub digest: Option<Digest>,
+    pub digest: Option<crate::digest::Sum>,
     /// A directory that was removed and re-created: lower-layer contents must not show through.
     pub opaque: bool,
     /// The metadata before, for `Modified` and `Deleted`.
@@ -585,7 +584,7 @@ mod tests {
                 gid: 0,
                 link_target: None,
                 mtime: Some(7),
-                digest: Some(Digest::of(b"x")),
+                digest: Some(crate::digest::Digest::of(b"x").into()),
             })),
         };
         let json = serde_json::to_string(&c).unwrap();

@@ -163,7 +163,13 @@ impl StageRunner {
                         cap.before.lookup(ctx, self.index, &self.layers, &Before::wanted(&changes.entries, false));
                     Before::fill(&mut changes.entries, &before);
                     for c in changes.entries.iter_mut().filter(|c| c.file_type == FileType::File) {
-                        c.digest = root.snap.root().open_file(&c.path).ok().and_then(|mut f| digest_of(&mut f).ok());
+                        c.digest = root
+                            .snap
+                            .root()
+                            .open_file(&c.path)
+                            .ok()
+                            .and_then(|mut f| digest_of(&mut f).ok())
+                            .map(Into::into);
                     }
                     cap.before.record(self.index, &changes.entries);
                 }

@@ -200,7 +200,7 @@ fn hashed(root: &Root, known: Option<&KnownDigests>, w: Walked) -> Result<Vec<Fi
     if let Some(known) = known {
         pending.retain(|p| match known.digest(&p.path(&files), &p.st) {
             Some(d) => {
-                files[p.at].digest = Some(d.clone());
+                files[p.at].digest = Some(d.into());
                 false
             }
             None => true,

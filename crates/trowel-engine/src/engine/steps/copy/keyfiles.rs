@@ -96,7 +96,7 @@ pub(crate) fn key_inputs(
                     uid: 0,
                     gid: 0,
                     link: None,
-                    digest: Some(dl.digest),
+                    digest: Some(dl.digest.into()),
                     xattrs: BTreeMap::new(),
                     hard_link: None,
                 });
@@ -289,7 +289,7 @@ pub(super) fn hash_all(
     if bytes < PARALLEL_HASH_BYTES || threads < 2 {
         for p in pending {
             let digest = hash(&p.path(files), &p.st)?;
-            files[p.at].digest = Some(digest);
+            files[p.at].digest = Some(digest.into());
         }
         return Ok(());
     }
@@ -314,7 +314,7 @@ pub(super) fn hash_all(
         });
         done.sort_by_key(|(i, _)| *i);
         for (i, r) in done {
-            files[batch[i].at].digest = Some(r?);
+            files[batch[i].at].digest = Some(r?.into());
         }
     }
     Ok(())
@@ -529,7 +529,7 @@ mod hash_tests {
         let (mut files, pending) = pending_files(n);
         hash_all(&mut files, &pending, &|path, _| Ok(Digest::of(path.as_bytes()))).unwrap();
         for (i, f) in files.iter().enumerate() {
-            assert_eq!(f.digest, Some(Digest::of(walked(i).as_bytes())), "file {i}");
+            assert_eq!(f.digest, Some(Digest::of(walked(i).as_bytes()).into()), "file {i}");
         }
     }
 
