@@ -56,8 +56,8 @@ impl EventSink for ChannelSink {
     }
 
     /// What the panes show: text files' content before and after each step (the engine reads
-    /// the base image's side from its layers), and what cached layers changed against the
-    /// layers below.
+    /// the base image's side from its layers), what cached layers changed against the layers
+    /// below, and every path a step changed and every file its key lists.
     fn detail(&self) -> Detail {
         Detail {
             file_contents: Some(CONTENT_LIMIT),

@@ -145,6 +145,7 @@ fn unlisted(stats: ev::SnapshotStats, n: usize) -> ev::SnapshotStats {
 /// lists (`lists`: [`ev::Detail::file_lists`]), as the log does not (a COPY of 100,000 files
 /// lists 100,000).
 pub(crate) fn key_components(k: &KeyComponents, lists: bool) -> ev::KeyComponents {
+    let files: &[crate::cache::key::FileEntry] = if lists { &k.files } else { &[] };
     ev::KeyComponents {
         version: k.version,
         platform: k.platform.clone(),
@@ -164,10 +165,8 @@ pub(crate) fn key_components(k: &KeyComponents, lists: bool) -> ev::KeyComponent
                 (name.clone(), ev::Var { kind, value: v.value.clone() })
             })
             .collect(),
-        files: k
-            .files
+        files: files
             .iter()
-            .filter(|_| lists)
             .map(|f| ev::KeyFile {
                 path: f.path.clone(),
                 kind: f.kind,
